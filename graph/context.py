@@ -1,0 +1,100 @@
+"""What node code receives: progress, cancellation, warnings and run settings.
+
+Node functions take a `Context` as their first argument. Through it they report progress (the
+scheduler turns it into events), check for cancellation between steps, and read where to write
+files and which device/dtype to use. The engine stays free of torch: device and dtype are
+strings that the diffusion nodes interpret.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Cancelled(Exception):
+    """Raised inside node code when the run was interrupted."""
+
+
+class CancelToken:
+    """A flag shared between whoever may interrupt a run and the node code checking it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def reset(self) -> None:
+        self._event.clear()
+
+
+@dataclass
+class Settings:
+    """Run-wide settings: directories, device and numeric precision, limits, options.
+
+    `device` is "auto", "cpu", "cuda", "cuda:1", "mps"; `dtype` is "auto", "fp32", "fp16"
+    or "bf16". `options` carries feature switches that only the diffusion nodes interpret
+    (e.g. {"attention_slicing": True, "compile": False}).
+    """
+
+    output_dir: Path = field(default_factory=lambda: Path("output"))
+    input_dir: Path = field(default_factory=lambda: Path("input"))
+    temp_dir: Path = field(default_factory=lambda: Path("temp"))
+    models_dirs: list[Path] = field(default_factory=list)
+    device: str = "auto"
+    dtype: str = "auto"
+    options: dict[str, Any] = field(default_factory=dict)
+    # Limits enforced at validation (before any model work), see graph/validate.py.
+    max_image_pixels: int = 4096 * 4096
+    max_batch: int = 64
+    max_steps: int = 1000
+
+
+class Context:
+    """Passed to every node function as its first argument."""
+
+    def __init__(
+        self,
+        node_id: str,
+        node_type: str,
+        settings: Settings,
+        cancel: CancelToken,
+        emit_progress: Callable[[int, int, Any], None] | None = None,
+        emit_warning: Callable[[str], None] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        self.settings = settings
+        self._cancel = cancel
+        self._emit_progress = emit_progress
+        self._emit_warning = emit_warning
+        # Anything the caller wants node code to see (e.g. the ComfyUI prompt and workflow to
+        # embed in saved PNGs, under "prompt" and "workflow"; the run's params, under "params").
+        self.extra = extra or {}
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.cancelled
+
+    def check_cancelled(self) -> None:
+        """Raise `Cancelled` if the run was interrupted. Call it between steps."""
+        if self._cancel.cancelled:
+            raise Cancelled(f"interrupted in node {self.node_id}")
+
+    def progress(self, value: int, total: int, preview: Any = None) -> None:
+        """Report step `value` of `total`, with an optional PIL preview image."""
+        if self._emit_progress is not None:
+            self._emit_progress(value, total, preview)
+
+    def warn(self, message: str) -> None:
+        if self._emit_warning is not None:
+            self._emit_warning(message)

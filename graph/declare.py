@@ -1,0 +1,276 @@
+"""Declaring node types: the one place a node is described.
+
+A node type is a plain Python function plus a `NodeType` record built by the `@node` decorator.
+Everything else (validation, the workflow JSON Schema, ComfyUI's /object_info, `latentgraph nodes`)
+is derived from that record, so a node is never described twice.
+
+    @node(
+        "LatentNoise",
+        category="latent",
+        inputs=[Int("width", 512, min=8, max=8192, step=8), Int("seed", 0, seed=True)],
+        outputs=[Output("latent", LATENT)],
+    )
+    def latent_noise(ctx, width, seed):
+        ...
+
+This module must stay light: it never imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Socket types. Names match ComfyUI's where the meaning matches, so editor colours and
+# ComfyUI workflows line up.
+MODEL = "MODEL"
+CLIP = "CLIP"
+VAE = "VAE"
+SCHEDULER = "SCHEDULER"
+CONDITIONING = "CONDITIONING"
+LATENT = "LATENT"
+IMAGE = "IMAGE"
+ANY = "*"
+
+# Widget (literal) types.
+INT = "INT"
+FLOAT = "FLOAT"
+STRING = "STRING"
+BOOLEAN = "BOOLEAN"
+COMBO = "COMBO"
+WIDGET_TYPES = frozenset({INT, FLOAT, STRING, BOOLEAN, COMBO})
+
+
+class _Required:
+    """Marker for an input without a default."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True)
+class Input:
+    """One named input of a node type.
+
+    `kind` says how a value arrives: "widget" (a literal typed in the workflow), "socket"
+    (a link from another node's output) or "both" (a literal, or a link of the same type).
+    `choices` is a list, or a callable returning one (file pickers list files at call time).
+    """
+
+    name: str
+    type: str
+    default: Any = REQUIRED
+    kind: str = "widget"
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    round: float | None = None
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None
+    multiline: bool = False
+    description: str = ""
+    optional: bool = False
+    seed: bool = False  # the editor adds a randomize/increment control after it
+    image_upload: bool = False
+    max_length: int | None = None  # for STRING: refuse longer literals at validation
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED and not self.optional
+
+    @property
+    def accepts_link(self) -> bool:
+        return self.kind in ("socket", "both")
+
+    @property
+    def accepts_literal(self) -> bool:
+        return self.kind in ("widget", "both")
+
+    def choice_list(self) -> list[str]:
+        if self.choices is None:
+            return []
+        values = self.choices() if callable(self.choices) else self.choices
+        return list(values)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One named output of a node type."""
+
+    name: str
+    type: str
+    description: str = ""
+    is_list: bool = False
+
+
+@dataclass
+class NodeResult:
+    """What a node function may return instead of bare values.
+
+    `ui` is shown to the user (ComfyUI's `executed` output, e.g. {"images": [...]}) and is
+    cached with the values so a cached output node still reports its files.
+    """
+
+    values: tuple = ()
+    ui: dict[str, Any] | None = None
+
+
+@dataclass
+class NodeType:
+    """Everything the engine knows about one kind of node."""
+
+    name: str
+    fn: Callable[..., Any]
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]
+    version: int = 1
+    category: str = "latentgraph"
+    display_name: str = ""
+    description: str = ""
+    deterministic: bool = True
+    output_node: bool = False
+    # Extra identity for the cache key, from the node's literal inputs: e.g. a weights file's
+    # path + size + mtime, so replacing a checkpoint on disk invalidates what was built from it.
+    identity: Callable[[dict[str, Any]], str] | None = None
+    # Cross-field checks run at validation time, after per-input checks. Returns
+    # (input name or None, message) pairs.
+    check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None
+    module: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.display_name:
+            self.display_name = self.name
+        self._by_name = {i.name: i for i in self.inputs}
+        self._output_index = {o.name: n for n, o in enumerate(self.outputs)}
+
+    def input(self, name: str) -> Input | None:
+        return self._by_name.get(name)
+
+    def output_index(self, name: str) -> int | None:
+        return self._output_index.get(name)
+
+
+# --- input constructors: short, readable declarations -------------------------------------
+
+
+def Int(name: str, default: Any = REQUIRED, *, min: float = -(2**63), max: float = 2**63 - 1,
+        step: float = 1, seed: bool = False, kind: str = "widget", description: str = "",
+        optional: bool = False) -> Input:  # fmt: skip
+    return Input(name, INT, default, kind=kind, min=min, max=max, step=step, seed=seed,
+                 description=description, optional=optional)  # fmt: skip
+
+
+def Float(name: str, default: Any = REQUIRED, *, min: float = -math.inf, max: float = math.inf,
+          step: float = 0.01, round: float | None = None, kind: str = "widget",
+          description: str = "", optional: bool = False) -> Input:  # fmt: skip
+    return Input(name, FLOAT, default, kind=kind, min=min, max=max, step=step, round=round,
+                 description=description, optional=optional)  # fmt: skip
+
+
+def String(name: str, default: Any = REQUIRED, *, multiline: bool = False, kind: str = "widget",
+           description: str = "", optional: bool = False, max_length: int | None = None) -> Input:  # fmt: skip
+    return Input(name, STRING, default, kind=kind, multiline=multiline, description=description,
+                 optional=optional, max_length=max_length)  # fmt: skip
+
+
+def Bool(name: str, default: Any = REQUIRED, *, kind: str = "widget", description: str = "",
+         optional: bool = False) -> Input:  # fmt: skip
+    return Input(name, BOOLEAN, default, kind=kind, description=description, optional=optional)
+
+
+def Choice(name: str, choices: Sequence[str] | Callable[[], Sequence[str]],
+           default: Any = REQUIRED, *, description: str = "", optional: bool = False,
+           image_upload: bool = False, kind: str = "widget") -> Input:  # fmt: skip
+    return Input(name, COMBO, default, kind=kind, choices=choices, description=description,
+                 optional=optional, image_upload=image_upload)  # fmt: skip
+
+
+def Socket(name: str, type: str, *, description: str = "", optional: bool = False) -> Input:
+    return Input(name, type, REQUIRED, kind="socket", description=description, optional=optional)
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+
+class Registry:
+    """Node types by name. The default registry is filled by `@node` at import time."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, NodeType] = {}
+
+    def add(self, node_type: NodeType, *, replace: bool = False) -> NodeType:
+        if node_type.name in self._types and not replace:
+            raise ValueError(f"node type {node_type.name!r} is already registered")
+        self._types[node_type.name] = node_type
+        return node_type
+
+    def get(self, name: str) -> NodeType | None:
+        return self._types.get(name)
+
+    def __getitem__(self, name: str) -> NodeType:
+        return self._types[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self):
+        return iter(sorted(self._types.values(), key=lambda t: t.name))
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+
+default_registry = Registry()
+
+
+def node(
+    name: str,
+    *,
+    inputs: Sequence[Input] = (),
+    outputs: Sequence[Output] = (),
+    version: int = 1,
+    category: str = "latentgraph",
+    display_name: str = "",
+    description: str = "",
+    deterministic: bool = True,
+    output_node: bool = False,
+    identity: Callable[[dict[str, Any]], str] | None = None,
+    check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None,
+    registry: Registry | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `fn(ctx, **inputs)` as a node type.
+
+    The function returns a single value (one output), a tuple (one value per output, in
+    order), or a `NodeResult`. The decorated function is returned unchanged, with the
+    record attached as `fn.node_type`.
+    """
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        node_type = NodeType(
+            name=name,
+            fn=fn,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            version=version,
+            category=category,
+            display_name=display_name,
+            description=description or (fn.__doc__ or "").strip().split("\n\n")[0],
+            deterministic=deterministic,
+            output_node=output_node,
+            identity=identity,
+            check=check,
+            module=fn.__module__,
+        )
+        (registry or default_registry).add(node_type)
+        fn.node_type = node_type  # type: ignore[attr-defined]
+        return fn
+
+    return wrap

@@ -1,0 +1,111 @@
+"""Typed events of one run.
+
+The scheduler emits these to a single callback; the CLI draws progress bars from them, `--json`
+prints them one per line, and the server translates them into ComfyUI websocket messages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Event:
+    run_id: str
+    timestamp: int = field(default_factory=_now_ms, kw_only=True)
+
+    kind = "event"
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"event": self.kind}
+        data.update({k: v for k, v in asdict(self).items() if k != "preview"})
+        return data
+
+
+@dataclass
+class RunStarted(Event):
+    """Emitted once; `nodes` are the ids that will be run or served from cache, in order."""
+
+    nodes: list[str] = field(default_factory=list)
+    kind = "run_started"
+
+
+@dataclass
+class NodesCached(Event):
+    """Nodes whose outputs came from the cache without running (sent before any node runs)."""
+
+    nodes: list[str] = field(default_factory=list)
+    kind = "nodes_cached"
+
+
+@dataclass
+class NodeStarted(Event):
+    node_id: str = ""
+    node_type: str = ""
+    kind = "node_started"
+
+
+@dataclass
+class NodeProgress(Event):
+    """Step `value` of `max`. `preview` (optional) is a PIL image; it is not serialized."""
+
+    node_id: str = ""
+    value: int = 0
+    max: int = 0
+    preview: Any = None
+    kind = "node_progress"
+
+
+@dataclass
+class NodeWarning(Event):
+    node_id: str = ""
+    message: str = ""
+    kind = "node_warning"
+
+
+@dataclass
+class NodeFinished(Event):
+    """A node produced its outputs (`cached` is True for output nodes served from cache).
+
+    `summary` describes each output in a line of text; `ui` is the node's user-facing output
+    (e.g. {"images": [{"filename", "subfolder", "type"}]}).
+    """
+
+    node_id: str = ""
+    node_type: str = ""
+    cached: bool = False
+    seconds: float = 0.0
+    summary: list[str] = field(default_factory=list)
+    ui: dict[str, Any] | None = None
+    kind = "node_finished"
+
+
+@dataclass
+class NodeFailed(Event):
+    node_id: str = ""
+    node_type: str = ""
+    message: str = ""
+    exception_type: str = ""
+    traceback: list[str] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
+    kind = "node_failed"
+
+
+@dataclass
+class RunFinished(Event):
+    """The run ended. `status` is "success", "failed" or "interrupted"."""
+
+    status: str = "success"
+    executed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted_node: str | None = None
+    kind = "run_finished"

@@ -1,0 +1,58 @@
+"""Problems found in a workflow, and the exception that carries them.
+
+Loading and validation collect every problem instead of stopping at the first, so a user fixes
+a workflow in one pass. `code` values reuse ComfyUI's error type names where one exists, so the
+server can answer POST /prompt in the protocol's shape without translating.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .model import Location
+
+
+@dataclass
+class Problem:
+    """One thing wrong (or suspicious, when `severity` is "warning") with a workflow.
+
+    Codes: "syntax", "duplicate_node", "unknown_node_type", "unknown_input",
+    "required_input_missing", "invalid_input_type", "value_not_in_list",
+    "value_smaller_than_min", "value_bigger_than_max", "bad_linked_input",
+    "return_type_mismatch", "cycle", "prompt_no_outputs", "unknown_param", "limit_exceeded",
+    "invalid_value", "unused_node" (warning).
+    """
+
+    code: str
+    message: str
+    node_id: str | None = None
+    input_name: str | None = None
+    location: Location | None = None
+    severity: str = "error"
+    received: Any = None
+    node_type: str | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.location is not None:
+            parts.append(f"{self.location}: ")
+        if self.node_id is not None:
+            parts.append(f"node {self.node_id!r}")
+            if self.input_name is not None:
+                parts.append(f" input {self.input_name!r}")
+            parts.append(": ")
+        parts.append(self.message)
+        return "".join(parts)
+
+
+class WorkflowError(Exception):
+    """A workflow could not be loaded or did not validate. Carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
