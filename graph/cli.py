@@ -1,0 +1,465 @@
+"""The `latentgraph` command.
+
+Exit codes (also in README.md):
+    0   success
+    1   the run failed: a node raised (its error is printed, what was computed stays cached)
+    2   user error: bad arguments, unreadable or invalid workflow (every problem is printed)
+    3   could not reach the server (`submit`)
+    70  internal error (a bug: please report it with the output of `--debug`)
+    130 interrupted (Ctrl-C); the current node stops at its next step
+
+User errors never print a Python traceback; `--debug` shows it for bug reports.
+Heavy modules (torch, diffusers, rich, the server) are imported only by the commands that need
+them, so `--help` and `validate` start instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one clear message, exit code 2."""
+
+
+# --- argument parsing -----------------------------------------------------------------------
+
+
+def _add_workflow_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workflow", help="workflow file: latentgraph YAML/JSON, ComfyUI JSON, or a PNG")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+        help="override a workflow param (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--nodes-dir", action="append", default=[], type=Path, metavar="DIR",
+        help="also load node plugins from the .py files in DIR (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--models-dir", type=Path, help="models folder (checkpoints/, vae/, ...)")
+    p.add_argument(
+        "--extra-models-dir", action="append", default=[], type=Path, metavar="DIR",
+        help="another models folder to search, e.g. an existing ComfyUI install (repeatable)",
+    )  # fmt: skip
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
+    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
+    p.add_argument("--temp-dir", type=Path, default=None, help="default: <output-dir>/../temp")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument(
+        "--option", dest="options", action="append", default=[], metavar="NAME=VALUE",
+        help="runtime option for the diffusion nodes, e.g. attention_slicing=true, "
+        "vae_tiling=true, cpu_offload=true, compile=true, channels_last=true, previews=true",
+    )  # fmt: skip
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
+    p.add_argument("--cache-dir", type=Path, help="disk cache folder (default: user cache dir)")
+    p.add_argument(
+        "--sweep", metavar="NAME=V1,V2,...",
+        help="run once per value of a param, sharing everything upstream of it",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentgraph",
+        description="Run diffusion node graphs from YAML/JSON workflows, headless or as a server.",
+        epilog="exit codes: 0 ok, 1 run failed, 2 invalid input or usage, 3 server unreachable, "
+        "70 internal error, 130 interrupted",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a workflow and save its outputs")
+    _add_workflow_args(p)
+    _add_run_args(p)
+
+    p = sub.add_parser("validate", help="check a workflow without running it (exit 0 or 2)")
+    _add_workflow_args(p)
+    p.add_argument("--json", action="store_true", help="print problems as JSON")
+
+    p = sub.add_parser("nodes", help="list node types, or `nodes describe NAME`")
+    p.add_argument("action", nargs="?", choices=["list", "describe"], default="list")
+    p.add_argument("name", nargs="?", help="node type name (for describe)")
+    p.add_argument("--json", action="store_true", help="print /object_info-style JSON")
+    p.add_argument(
+        "--markdown", action="store_true", help="print the node reference (docs/nodes.md)"
+    )
+    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the workflow format")
+    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+
+    p = sub.add_parser("convert", help="convert between latentgraph YAML and ComfyUI JSON formats")
+    p.add_argument("source", help="latentgraph YAML/JSON, ComfyUI API or editor JSON, or a PNG")
+    p.add_argument("dest", help="file to write ('-' for stdout)")
+    p.add_argument("--to", choices=["yaml", "api", "editor"], help="default: from dest suffix")
+    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+
+    p = sub.add_parser("serve", help="start the ComfyUI-compatible server and editor")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=int, default=8188)
+    p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"))
+    p.add_argument("--data-dir", type=Path, help="queue, history, settings (default: user data)")
+    p.add_argument("--output-dir", type=Path, default=Path("output"))
+    p.add_argument("--input-dir", type=Path, default=Path("input"))
+    p.add_argument("--temp-dir", type=Path, default=Path("temp"))
+    p.add_argument("--models-dir", type=Path)
+    p.add_argument("--extra-models-dir", action="append", default=[], type=Path, metavar="DIR")
+    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument("--previews", action="store_true", help="send denoise previews to clients")
+    p.add_argument("--no-cache", action="store_true", help="do not use the disk cache")
+
+    p = sub.add_parser("submit", help="queue a workflow on a running server and show progress")
+    p.add_argument("workflow")
+    p.add_argument("--server", default="http://127.0.0.1:8188")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--output-dir", type=Path, default=Path("output"), help="where to download")
+    p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+    p = sub.add_parser("tiny-model", help="build the built-in tiny model; optionally export it")
+    p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")
+    return parser
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    from .workflow import parse_override
+
+    result: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"{what} {item!r}: expected NAME=VALUE")
+        name, value = parse_override(item)
+        result[name] = value
+    return result
+
+
+def _load_nodes(nodes_dirs: list[Path]) -> None:
+    from .plugins import builtin_nodes, load_plugins
+
+    builtin_nodes()
+    if nodes_dirs:
+        for d in nodes_dirs:
+            if not d.is_dir():
+                raise UserError(f"--nodes-dir {d}: not a folder")
+        load_plugins(nodes_dirs)
+
+
+def _models_dirs(args: argparse.Namespace) -> list[Path]:
+    dirs = [args.models_dir] if getattr(args, "models_dir", None) else []
+    dirs += list(getattr(args, "extra_models_dir", []) or [])
+    for d in dirs:
+        if not d.is_dir():
+            raise UserError(f"models folder {d} does not exist")
+    return dirs
+
+
+def _load(path_text: str, overrides: dict[str, Any]):
+    """Load any supported workflow format. Returns (graph, extra)."""
+    path = Path(path_text)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        from .convert import load_any
+    except ImportError:  # ComfyUI formats not available: our own format only
+        from .workflow import load_workflow
+
+        wf = load_workflow(path, overrides={k: str(v) for k, v in overrides.items()})
+        return wf.graph, {}
+    return load_any(path, overrides=overrides)
+
+
+def _print_problems(problems, as_json: bool) -> None:
+    if as_json:
+        rows = [
+            {
+                "severity": p.severity,
+                "code": p.code,
+                "message": p.message,
+                "node": p.node_id,
+                "input": p.input_name,
+                "location": str(p.location) if p.location else None,
+            }
+            for p in problems
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    for p in problems:
+        label = "error" if p.severity == "error" else "warning"
+        print(f"{label}: {p}", file=sys.stderr)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .problems import WorkflowError
+    from .validate import validate
+
+    _load_nodes(args.nodes_dir)
+    overrides = _parse_assignments(args.overrides, "--set")
+    try:
+        graph, _ = _load(args.workflow, overrides)
+        problems = validate(graph)
+    except WorkflowError as e:
+        problems = e.problems
+    _print_problems(problems, args.json)
+    errors = [p for p in problems if p.severity == "error"]
+    if not args.json:
+        if errors:
+            print(f"{args.workflow}: {len(errors)} error(s)", file=sys.stderr)
+        else:
+            print(f"{args.workflow}: ok ({len(graph)} nodes)")
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _settings(args: argparse.Namespace):
+    from .context import Settings
+
+    options = _parse_assignments(args.options, "--option")
+    temp = args.temp_dir or args.output_dir.parent / "temp"
+    return Settings(
+        output_dir=args.output_dir,
+        input_dir=args.input_dir,
+        temp_dir=temp,
+        models_dirs=_models_dirs(args),
+        device=args.device,
+        dtype=args.dtype,
+        options=options,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .cache import Cache, default_cache
+    from .comfy_api import prompt_from_graph
+    from .context import CancelToken
+    from .problems import WorkflowError
+    from .scheduler import Scheduler
+
+    _load_nodes(args.nodes_dir)
+    settings = _settings(args)
+    overrides = _parse_assignments(args.overrides, "--set")
+    sweep_name, sweep_values = None, [None]
+    if args.sweep:
+        if "=" not in args.sweep:
+            raise UserError(f"--sweep {args.sweep!r}: expected NAME=V1,V2,...")
+        sweep_name, _, values_text = args.sweep.partition("=")
+        sweep_values = [
+            _parse_assignments([f"{sweep_name}={v}"], "--sweep")[sweep_name]
+            for v in values_text.split(",")
+        ]
+
+    if args.no_cache:
+        cache = Cache(disk_dir=None)
+    elif args.cache_dir:
+        cache = Cache(disk_dir=args.cache_dir)
+    else:
+        cache = default_cache(disk=True)
+    scheduler = Scheduler(cache=cache, settings=settings)
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    status = "success"
+    try:
+        for value in sweep_values:
+            run_overrides = dict(overrides)
+            if sweep_name is not None:
+                run_overrides[sweep_name] = value
+            try:
+                graph, extra = _load(args.workflow, run_overrides)
+            except WorkflowError as e:
+                _print_problems(e.problems, as_json=False)
+                return EXIT_USAGE
+            extra = dict(extra)
+            extra.setdefault("prompt", prompt_from_graph(graph))
+            renderer = _renderer(args, settings)
+            try:
+                result = scheduler.run(graph, on_event=renderer, cancel=cancel, extra=extra)
+            except WorkflowError as e:
+                renderer.close()
+                _print_problems(e.problems, as_json=False)
+                return EXIT_USAGE
+            finally:
+                renderer.close()
+            if result.status != "success":
+                status = result.status
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
+
+
+def _renderer(args: argparse.Namespace, settings):
+    from .console import JsonLines, RichProgress
+
+    if args.json:
+        return JsonLines()
+    return RichProgress(quiet=args.quiet, dirs={"output": settings.output_dir,
+                                                "temp": settings.temp_dir})  # fmt: skip
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    from .declare import default_registry
+    from .node_docs import describe, listing, markdown
+    from .object_info import node_info, object_info
+
+    _load_nodes(args.nodes_dir)
+    if args.action == "describe":
+        if not args.name:
+            raise UserError("nodes describe: give a node type name")
+        node_type = default_registry.get(args.name)
+        if node_type is None:
+            import difflib
+
+            close = difflib.get_close_matches(args.name, default_registry.names(), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise UserError(f"unknown node type {args.name!r}{hint}")
+        if args.json:
+            print(json.dumps(node_info(node_type), indent=2))
+        else:
+            print(describe(node_type))
+        return EXIT_OK
+    if args.json:
+        print(json.dumps(object_info(), indent=2))
+    elif args.markdown:
+        print(markdown(default_registry))
+    else:
+        print(listing(default_registry))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import workflow_schema
+
+    _load_nodes(args.nodes_dir)
+    print(json.dumps(workflow_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    _load_nodes(args.nodes_dir)
+    if not Path(args.source).is_file():
+        raise UserError(f"{args.source}: no such file")
+    convert(Path(args.source), args.dest, to=args.to)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.run import serve
+
+    from .paths import data_dir
+
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        auth_token=args.auth_token,
+        data_dir=args.data_dir or data_dir(),
+        output_dir=args.output_dir,
+        input_dir=args.input_dir,
+        temp_dir=args.temp_dir,
+        models_dirs=_models_dirs(args),
+        nodes_dirs=list(args.nodes_dir),
+        device=args.device,
+        dtype=args.dtype,
+        previews=args.previews,
+        disk_cache=not args.no_cache,
+    )
+    serve(config)
+    return EXIT_OK
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from latentgraph.server.submit import submit
+
+    return submit(
+        Path(args.workflow),
+        args.server,
+        overrides=_parse_assignments(args.overrides, "--set"),
+        output_dir=args.output_dir,
+        auth_token=args.auth_token,
+        as_json=args.json,
+        quiet=args.quiet,
+    )
+
+
+def cmd_tiny_model(args: argparse.Namespace) -> int:
+    from latentgraph.nodes.tiny_model import ensure_tiny_model, write_single_file
+
+    folder = ensure_tiny_model()
+    print(f"built-in model: {folder}")
+    if args.single_file:
+        write_single_file(args.single_file)
+        print(f"single-file checkpoint: {args.single_file}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "nodes": cmd_nodes,
+    "schema": cmd_schema,
+    "convert": cmd_convert,
+    "serve": cmd_serve,
+    "submit": cmd_submit,
+    "tiny-model": cmd_tiny_model,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .problems import WorkflowError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"latentgraph: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except WorkflowError as e:
+        _print_problems(e.problems, as_json=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("latentgraph: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (OSError, ValueError) as e:
+        if args.debug:
+            raise
+        print(f"latentgraph: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:
+        if args.debug:
+            raise
+        print(
+            f"latentgraph: internal error: {type(e).__name__}: {e}\n"
+            "(this is a bug; run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Showing a run's events in a terminal: rich progress bars, or one JSON object per line.
+
+Both renderers are plain callables taking an `Event`, so the scheduler (local runs) and the
+websocket client of `latentgraph submit` (remote runs) drive the same display.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from .events import (
+    Event,
+    NodeFailed,
+    NodeFinished,
+    NodeProgress,
+    NodesCached,
+    NodeStarted,
+    NodeWarning,
+    RunFinished,
+    RunStarted,
+)
+
+
+class JsonLines:
+    """Prints every event as one JSON object per line (for scripts: `--json`)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        self.stream.write(json.dumps(event.to_json(), default=str) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        pass
+
+
+class RichProgress:
+    """Progress bars for people: one bar for the run, one per node that reports steps."""
+
+    def __init__(self, quiet: bool = False, dirs: dict[str, Path] | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            disable=quiet,
+        )
+        self._run_task: Any = None
+        self._node_tasks: dict[str, Any] = {}
+        self._types: dict[str, str] = {}
+        self._started = False
+        self._dirs = dirs or {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.progress.start()
+            self._started = True
+            self._run_task = self.progress.add_task("run", total=len(event.nodes))
+        elif isinstance(event, NodesCached):
+            if event.nodes:
+                self._print(f"[dim]cached: {', '.join(event.nodes)}[/dim]")
+            self.progress.advance(self._run_task, len(event.nodes))
+        elif isinstance(event, NodeStarted):
+            self._types[event.node_id] = event.node_type
+            self.progress.update(self._run_task, description=f"{event.node_id} ({event.node_type})")
+        elif isinstance(event, NodeProgress):
+            task = self._node_tasks.get(event.node_id)
+            if task is None:
+                task = self.progress.add_task(f"  {event.node_id}", total=event.max)
+                self._node_tasks[event.node_id] = task
+            self.progress.update(task, completed=event.value, total=event.max)
+        elif isinstance(event, NodeWarning):
+            self._print(f"[yellow]warning[/yellow] {event.node_id}: {event.message}")
+        elif isinstance(event, NodeFinished):
+            task = self._node_tasks.pop(event.node_id, None)
+            if task is not None:
+                self.progress.remove_task(task)
+            if not event.cached:
+                self.progress.advance(self._run_task)
+                detail = "; ".join(event.summary)
+                self._print(
+                    f"[green]done[/green] {event.node_id} ({event.node_type}) "
+                    f"{event.seconds:.2f}s {detail}"
+                )
+            for image in (event.ui or {}).get("images", []):
+                self._print(f"[bold]saved[/bold] {_image_path(image, self._dirs)}")
+        elif isinstance(event, NodeFailed):
+            self.console.print(
+                f"[red]error[/red] in node {event.node_id!r} ({event.node_type}): "
+                f"{event.exception_type}: {event.message}",
+                highlight=False,
+            )
+        elif isinstance(event, RunFinished):
+            self.close()
+            colour = {"success": "green", "failed": "red"}.get(event.status, "yellow")
+            self._print(
+                f"[{colour}]{event.status}[/{colour}]: {len(event.executed)} ran, "
+                f"{len(event.cached)} cached, {len(event.failed)} failed, "
+                f"{len(event.skipped)} skipped in {event.seconds:.2f}s"
+            )
+
+    def _print(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, highlight=False)
+
+    def close(self) -> None:
+        if self._started:
+            self.progress.stop()
+            self._started = False
+
+
+def _image_path(image: dict[str, Any], dirs: dict[str, Path]) -> str:
+    kind = image.get("type", "output")
+    base = dirs.get(kind, Path(kind))
+    return str(base.joinpath(image.get("subfolder") or "", image.get("filename", "")))
