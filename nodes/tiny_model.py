@@ -1,0 +1,172 @@
+"""`builtin:tiny-sd`: a Stable-Diffusion-shaped model with random weights, built on first use.
+
+No machine running the tests can download weights, so the project makes its own: every part of
+the real pipeline (tokenizer with the standard CLIP ids, text encoder, UNet, VAE, scheduler
+config) in the diffusers folder layout, loaded back through the real `from_pretrained` path.
+Weights come from fixed seeds, so every build is the same model. Its images are noise.
+
+    python -m latentgraph.nodes.tiny_model                 # build (or find) the folder, print it
+    python -m latentgraph.nodes.tiny_model --single-file out.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from latentgraph.graph import paths
+
+NAME = "tiny-sd"
+BUILD_VERSION = 1  # bump when the recipe changes so old cached builds are rebuilt
+
+UNET_CONFIG = {
+    "sample_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 1,
+    "block_out_channels": [32, 64],
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+    "cross_attention_dim": 32,
+    "attention_head_dim": 8,
+    "norm_num_groups": 32,
+}
+VAE_CONFIG = {
+    "block_out_channels": [32, 64],
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "sample_size": 64,
+}
+TEXT_CONFIG = {
+    "bos_token_id": 49406,
+    "eos_token_id": 49407,
+    "pad_token_id": 49407,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "layer_norm_eps": 1e-05,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 5,
+    "vocab_size": 49408,
+    "max_position_embeddings": 77,
+    "projection_dim": 32,
+}
+SCHEDULER_CONFIG = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+}
+
+
+def default_path() -> Path:
+    return paths.cache_dir() / "models" / f"{NAME}-v{BUILD_VERSION}"
+
+
+def _build_into(folder: Path) -> None:
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from .clip_vocab import write_tokenizer_files
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**UNET_CONFIG)
+    torch.manual_seed(1)
+    vae = AutoencoderKL(**VAE_CONFIG)
+    torch.manual_seed(2)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))
+    unet.save_pretrained(folder / "unet")
+    vae.save_pretrained(folder / "vae")
+    text_encoder.save_pretrained(folder / "text_encoder")
+    write_tokenizer_files(folder / "tokenizer")
+    DDIMScheduler(**SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "_diffusers_version": "0.30.0",
+        "feature_extractor": [None, None],
+        "requires_safety_checker": False,
+        "safety_checker": [None, None],
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+
+
+def ensure_tiny_sd(path: Path | None = None) -> Path:
+    """Return the tiny model's folder, building it first if needed (atomically: a build that
+    dies half-way leaves only a temp folder, never a half-written model)."""
+    folder = Path(path) if path is not None else default_path()
+    if (folder / "model_index.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        _build_into(tmp)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            # Another process finished first: keep theirs.
+            if not (folder / "model_index.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def write_single_file(out: Path, folder: Path | None = None) -> Path:
+    """Write the tiny model as one original-layout (LDM) `.safetensors` checkpoint, the format
+    `from_single_file` reads, so the single-file loading path is tested too."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel
+
+    from .ldm_keys import text_encoder_to_ldm, unet_to_ldm, vae_to_ldm
+
+    folder = ensure_tiny_sd(folder)
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet")
+    vae = AutoencoderKL.from_pretrained(folder / "vae")
+    text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder")
+    state: dict[str, torch.Tensor] = {}
+    state.update(unet_to_ldm(unet.state_dict(), UNET_CONFIG))
+    state.update(vae_to_ldm(vae.state_dict()))
+    state.update(text_encoder_to_ldm(text_encoder.state_dict()))
+    state = {k: v.contiguous().clone() for k, v in state.items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    save_file(state, str(tmp))
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m latentgraph.nodes.tiny_model")
+    parser.add_argument("--path", type=Path, default=None, help="folder to build into")
+    parser.add_argument("--single-file", type=Path, default=None, help="also write a checkpoint")
+    args = parser.parse_args(argv)
+    folder = ensure_tiny_sd(args.path)
+    print(folder)
+    if args.single_file is not None:
+        print(write_single_file(args.single_file, folder))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
