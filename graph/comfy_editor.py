@@ -1,0 +1,540 @@
+"""ComfyUI editor-format graphs ("UI" workflows) ⇄ `Graph`.
+
+The editor saves node positions, positional `widgets_values` and links as
+`[id, from node, from slot, to node, to slot, type]`. Turning that into a runnable graph needs
+each node type's widget order, which comes from the node declarations: required widget inputs in
+declaration order, then optional ones (the order /object_info publishes). Editor-only
+constructs are resolved here: seed-control values, muted (mode 2) and bypassed (mode 4) nodes,
+Reroute, PrimitiveNode, notes and subgraphs (expanded inline as `<instance id>:<inner id>`).
+
+Going back, `editor_from_graph` lays nodes out in columns by topological depth.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .declare import WIDGET_TYPES, Input, NodeType, Registry, default_registry
+from .model import Graph, Link, Location, Node
+from .problems import Problem, WorkflowError
+
+MODE_NORMAL = 0
+MODE_MUTED = 2
+MODE_BYPASSED = 4
+
+# Values the editor stores after a widget with `control_after_generate`.
+SEED_CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
+# Node types that exist only in the editor and never run.
+FRONTEND_ONLY = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})
+# Where the editor keeps a latentgraph node id so a YAML → editor → YAML trip keeps names.
+ID_PROPERTY = "latentgraph_id"
+
+_SUBGRAPH_INPUT = -10
+_SUBGRAPH_OUTPUT = -20
+
+
+def is_editor_workflow(data: Any) -> bool:
+    """True for the editor's shape: a `nodes` list (the API format is a mapping of ids)."""
+    return isinstance(data, Mapping) and isinstance(data.get("nodes"), list)
+
+
+def widget_inputs(node_type: NodeType) -> list[Input]:
+    """The inputs that are editor widgets, in `widgets_values` order."""
+    widgets = [i for i in node_type.inputs if i.accepts_literal and i.type in WIDGET_TYPES]
+    return [i for i in widgets if not i.optional] + [i for i in widgets if i.optional]
+
+
+def _extra_values(inp: Input) -> int:
+    """How many editor-only values follow this widget's value (seed control, upload button)."""
+    return int(inp.seed) + int(inp.image_upload)
+
+
+# --- editor → Graph -------------------------------------------------------------------------
+
+
+@dataclass
+class _Raw:
+    """One editor node after subgraph flattening, before resolution."""
+
+    id: str
+    type: str
+    mode: int
+    data: dict[str, Any]
+    # input slot -> (origin node id, origin slot), from the links
+    in_links: dict[int, tuple[str, int]] = field(default_factory=dict)
+    # for a subgraph's input node: slot -> literal promoted onto the instance
+    literals: dict[int, Any] = field(default_factory=dict)
+    kind: str = "node"  # "node" | "subgraph" | "sg_in" | "sg_out"
+
+
+class _Muted:
+    """Marks a link whose source is muted: the target loses that input."""
+
+
+_MUTED = _Muted()
+
+
+def _parse_link(link: Any) -> tuple[int, Any, int, Any, int, Any] | None:
+    """A link as (id, from, from_slot, to, to_slot, type), from either array or object form."""
+    if isinstance(link, list) and len(link) >= 5:
+        return (link[0], link[1], link[2], link[3], link[4], link[5] if len(link) > 5 else None)
+    if isinstance(link, Mapping):
+        try:
+            return (
+                link["id"],
+                link["origin_id"],
+                link["origin_slot"],
+                link["target_id"],
+                link["target_slot"],
+                link.get("type"),
+            )
+        except KeyError:
+            return None
+    return None
+
+
+class _Flattener:
+    """Collects the nodes of a workflow and of every subgraph instance into one table."""
+
+    def __init__(self, data: Mapping[str, Any], source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+        self.nodes: dict[str, _Raw] = {}
+        defs = (data.get("definitions") or {}).get("subgraphs") or []
+        self.subgraphs = {
+            s["id"]: s for s in defs if isinstance(s, Mapping) and isinstance(s.get("id"), str)
+        }
+
+    def problem(self, message: str, node_id: str | None = None) -> None:
+        loc = Location(self.source)
+        self.problems.append(Problem("syntax", message, node_id=node_id, location=loc))
+
+    def add_level(self, level: Mapping[str, Any], prefix: str, depth: int = 0) -> None:
+        """Add the nodes and links of one graph level (the top or a subgraph body)."""
+        if depth > 32:
+            self.problem("subgraphs nested more than 32 deep (a subgraph containing itself?)")
+            return
+        nodes = level.get("nodes")
+        if not isinstance(nodes, list):
+            self.problem(f"{prefix or 'workflow'}: 'nodes' must be a list")
+            return
+        ids: dict[Any, str] = {}
+        for n in nodes:
+            if not isinstance(n, Mapping) or "id" not in n or not isinstance(n.get("type"), str):
+                self.problem(f"a node without an 'id' and a 'type' string: {str(n)[:80]}")
+                continue
+            nid = f"{prefix}{n['id']}"
+            if nid in self.nodes:
+                self.problem(f"node id {n['id']!r} appears twice", node_id=nid)
+                continue
+            ids[n["id"]] = nid
+            mode = n.get("mode", MODE_NORMAL)
+            kind = "subgraph" if n["type"] in self.subgraphs else "node"
+            self.nodes[nid] = _Raw(
+                nid, n["type"], mode if isinstance(mode, int) else 0, dict(n), kind=kind
+            )
+        if prefix:  # the virtual input/output nodes of a subgraph body
+            for special, kind in ((_SUBGRAPH_INPUT, "sg_in"), (_SUBGRAPH_OUTPUT, "sg_out")):
+                nid = f"{prefix}{special}"
+                ids[special] = nid
+                self.nodes[nid] = _Raw(nid, kind, MODE_NORMAL, {}, kind=kind)
+        links = level.get("links") or []
+        if not isinstance(links, list):
+            self.problem(f"{prefix or 'workflow'}: 'links' must be a list")
+            links = []
+        for raw in links:
+            parsed = _parse_link(raw)
+            if parsed is None:
+                self.problem(
+                    f"a link of the wrong shape: {str(raw)[:80]} (expected [id, from, from_slot, to, to_slot, type])"
+                )
+                continue
+            _, src, src_slot, dst, dst_slot, _ = parsed
+            if src not in ids or dst not in ids:
+                continue  # dangling links are common in saved files; the target just loses it
+            if not isinstance(src_slot, int) or not isinstance(dst_slot, int):
+                self.problem(f"a link with non-integer slots: {str(raw)[:80]}")
+                continue
+            self.nodes[ids[dst]].in_links[dst_slot] = (ids[src], src_slot)
+        # Expand subgraph instances that run (muted/bypassed instances act as one node).
+        for nid in list(ids.values()):
+            raw = self.nodes[nid]
+            if raw.kind == "subgraph" and raw.mode == MODE_NORMAL:
+                self.expand(raw, depth)
+
+    def expand(self, instance: _Raw, depth: int) -> None:
+        body = self.subgraphs[instance.type]
+        prefix = f"{instance.id}:"
+        self.add_level(body, prefix, depth + 1)
+        sg_in = self.nodes.get(f"{prefix}{_SUBGRAPH_INPUT}")
+        if sg_in is None:
+            return
+        sg_in.in_links = dict(instance.in_links)
+        # Widgets promoted onto the instance: unlinked widget inputs take widgets_values in order.
+        values = instance.data.get("widgets_values")
+        inputs = instance.data.get("inputs") or []
+        if isinstance(values, list):
+            k = 0
+            for slot, inp in enumerate(inputs):
+                if isinstance(inp, Mapping) and inp.get("widget") is not None:
+                    if k < len(values) and slot not in instance.in_links:
+                        sg_in.literals[slot] = values[k]
+                    k += 1
+
+
+class _Resolver:
+    def __init__(self, nodes: dict[str, _Raw]) -> None:
+        self.nodes = nodes
+
+    def resolve(self, origin: tuple[str, int], depth: int = 0) -> Any:
+        """Follow an output reference to a real node's output, a literal, `_MUTED` or None."""
+        if depth > 10_000:
+            return None
+        nid, slot = origin
+        raw = self.nodes.get(nid)
+        if raw is None:
+            return None
+        if raw.kind == "sg_in":
+            if slot in raw.literals:
+                return ("literal", raw.literals[slot])
+            return self._follow(raw, slot, depth)
+        if raw.kind == "sg_out":
+            return None  # outputs of the output node do not exist
+        if raw.mode == MODE_MUTED:
+            return _MUTED
+        if raw.mode == MODE_BYPASSED:
+            return self._bypass(raw, slot, depth)
+        if raw.type == "Reroute":
+            return self._follow(raw, 0, depth)
+        if raw.type == "PrimitiveNode":
+            values = raw.data.get("widgets_values")
+            if isinstance(values, list) and values:
+                return ("literal", values[0])
+            return None
+        if raw.kind == "subgraph":
+            out = self.nodes.get(f"{raw.id}:{_SUBGRAPH_OUTPUT}")
+            return self._follow(out, slot, depth) if out is not None else None
+        return ("link", raw.id, slot)
+
+    def _follow(self, raw: _Raw, slot: int, depth: int) -> Any:
+        origin = raw.in_links.get(slot)
+        return None if origin is None else self.resolve(origin, depth + 1)
+
+    def _bypass(self, raw: _Raw, slot: int, depth: int) -> Any:
+        """A bypassed node passes the input of the output's type through (same slot first)."""
+        outputs = raw.data.get("outputs") or []
+        inputs = raw.data.get("inputs") or []
+        want = (
+            outputs[slot].get("type")
+            if slot < len(outputs) and isinstance(outputs[slot], Mapping)
+            else None
+        )
+        candidates = [slot] + [i for i in range(len(inputs)) if i != slot]
+        for i in candidates:
+            if i >= len(inputs) or i not in raw.in_links or not isinstance(inputs[i], Mapping):
+                continue
+            if want is None or inputs[i].get("type") in (want, "*") or want == "*":
+                return self._follow(raw, i, depth)
+        return None
+
+
+def _map_widgets(node_type: NodeType, values: Any) -> dict[str, Any]:
+    """Assign positional `widgets_values` to widget input names."""
+    if isinstance(values, Mapping):  # some nodes save widgets by name
+        return {k: v for k, v in values.items() if node_type.input(k) is not None}
+    if not isinstance(values, list):
+        return {}
+    widgets = widget_inputs(node_type)
+    out: dict[str, Any] = {}
+    pos = 0
+    for n, inp in enumerate(widgets):
+        if pos >= len(values):
+            break
+        out[inp.name] = values[pos]
+        pos += 1
+        if inp.seed and pos < len(values) and values[pos] in SEED_CONTROL_VALUES:
+            pos += 1
+        if inp.image_upload:
+            rest_widgets = len(widgets) - n - 1
+            if len(values) - pos > rest_widgets:
+                pos += 1
+    return out
+
+
+def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None, *,
+                      source: str = "<editor>") -> Graph:  # fmt: skip
+    """Convert an editor-format workflow into a runnable `Graph`.
+
+    Unknown node types are kept (with their links) so validation reports them by name. A
+    node that loses a required input because its source is muted is dropped too, and so on
+    downstream: muting a node mutes what needs it.
+    """
+    registry = registry or default_registry
+    if not is_editor_workflow(data):
+        loc = Location(source)
+        raise WorkflowError(
+            [Problem("syntax", "not an editor workflow: expected a 'nodes' list", location=loc)]
+        )
+    flat = _Flattener(data, source)
+    flat.add_level(data, "")
+    problems = flat.problems
+    resolver = _Resolver(flat.nodes)
+    graph = Graph(source=source)
+    muted_inputs: dict[str, list[str]] = {}
+    top_ids = _preferred_ids(data)
+    for raw in flat.nodes.values():
+        if raw.kind != "node" or raw.mode != MODE_NORMAL or raw.type in FRONTEND_ONLY:
+            continue
+        if _inside_inactive(raw.id, flat.nodes):
+            continue
+        node_type = registry.get(raw.type)
+        inputs: dict[str, Any] = {}
+        if node_type is not None:
+            inputs = _map_widgets(node_type, raw.data.get("widgets_values"))
+        for slot, inp in enumerate(raw.data.get("inputs") or []):
+            if not isinstance(inp, Mapping) or slot not in raw.in_links:
+                continue
+            widget = inp.get("widget")
+            name = (
+                widget.get("name")
+                if isinstance(widget, Mapping) and widget.get("name")
+                else inp.get("name")
+            )
+            if not isinstance(name, str):
+                continue
+            target = resolver.resolve(raw.in_links[slot])
+            if target is None:
+                continue  # dangling: a widget keeps its value, a socket is reported as missing
+            if target is _MUTED:
+                inputs.pop(name, None)
+                muted_inputs.setdefault(raw.id, []).append(name)
+            elif target[0] == "literal":
+                inputs[name] = target[1]
+            else:
+                inputs[name] = Link(target[1], target[2])
+        title = raw.data.get("title")
+        graph.add(Node(id=raw.id, type=raw.type, inputs=inputs,
+                       title=title if isinstance(title, str) else None,
+                       location=Location(source)))  # fmt: skip
+    if problems:
+        raise WorkflowError(problems)
+    _drop_muted_dependents(graph, muted_inputs, registry)
+    return _rename(graph, top_ids)
+
+
+def _inside_inactive(node_id: str, nodes: dict[str, _Raw]) -> bool:
+    """True when an enclosing subgraph instance is muted or bypassed (then it was not expanded,
+    so this cannot happen) or missing; kept as a guard for malformed nesting."""
+    parts = node_id.split(":")
+    for k in range(1, len(parts)):
+        parent = nodes.get(":".join(parts[:k]))
+        if parent is None or parent.mode != MODE_NORMAL:
+            return True
+    return False
+
+
+def _drop_muted_dependents(graph: Graph, muted_inputs: dict[str, list[str]],
+                           registry: Registry) -> None:  # fmt: skip
+    dropped: set[str] = set()
+    for nid, names in muted_inputs.items():
+        node_type = registry.get(graph[nid].type)
+        for name in names:
+            inp = node_type.input(name) if node_type else None
+            if inp is None or inp.required:
+                dropped.add(nid)
+    changed = bool(dropped)
+    while changed:
+        changed = False
+        for node in graph:
+            if node.id not in dropped and any(link.node in dropped for _, link in node.links()):
+                dropped.add(node.id)
+                changed = True
+    for nid in dropped:
+        del graph.nodes[nid]
+
+
+def _preferred_ids(data: Mapping[str, Any]) -> dict[str, str]:
+    """Editor id -> latentgraph id saved in node properties by `editor_from_graph`."""
+    out: dict[str, str] = {}
+    for n in data.get("nodes") or []:
+        if isinstance(n, Mapping) and isinstance(n.get("properties"), Mapping):
+            name = n["properties"].get(ID_PROPERTY)
+            if isinstance(name, str) and name and ":" not in name:
+                out[str(n.get("id"))] = name
+    if len(set(out.values())) != len(out):
+        return {}
+    return out
+
+
+def _rename(graph: Graph, names: dict[str, str]) -> Graph:
+    if not names:
+        return graph
+    taken = set(graph.nodes) - set(names)
+    if taken & set(names.values()):
+        return graph
+
+    def new(nid: str) -> str:
+        return names.get(nid, nid)
+
+    out = Graph(source=graph.source)
+    for node in graph:
+        inputs = {k: Link(new(v.node), v.output) if isinstance(v, Link) else v
+                  for k, v in node.inputs.items()}  # fmt: skip
+        out.add(
+            Node(new(node.id), node.type, inputs, node.title, node.location, node.input_locations)
+        )
+    return out
+
+
+# --- Graph → editor -------------------------------------------------------------------------
+
+_COLUMN_WIDTH = 380
+_NODE_WIDTH = 320
+_ROW_GAP = 40
+
+
+def _depths(graph: Graph) -> dict[str, int]:
+    """Longest path from a source, iteratively (graphs may be deep)."""
+    indeg = {n.id: 0 for n in graph}
+    children: dict[str, list[str]] = {n.id: [] for n in graph}
+    for node in graph:
+        for _, link in node.links():
+            if link.node in indeg:
+                indeg[node.id] += 1
+                children[link.node].append(node.id)
+    depth = dict.fromkeys(indeg, 0)
+    ready = [nid for nid, d in indeg.items() if d == 0]
+    while ready:
+        nid = ready.pop()
+        for child in children[nid]:
+            depth[child] = max(depth[child], depth[nid] + 1)
+            indeg[child] -= 1
+            if indeg[child] == 0:
+                ready.append(child)
+    # Pull sources (e.g. an empty latent) right next to their first consumer.
+    for nid, kids in children.items():
+        if kids and not graph[nid].links():
+            depth[nid] = max(0, min(depth[k] for k in kids) - 1)
+    return depth
+
+
+def _editor_value(inp: Input, value: Any) -> Any:
+    if isinstance(value, Link) or value is None:
+        return None if inp.default is None or inp.required else inp.default
+    return value
+
+
+def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[str, Any]:
+    """An editor-format workflow for `graph`, laid out in columns by dependency depth.
+
+    Node ids that are not integers get fresh integer ids; the original id is kept in the
+    node's properties (and as its title when it has none) so converting back restores it.
+    """
+    registry = registry or default_registry
+    ids: dict[str, int] = {}
+    used = {int(n.id) for n in graph if n.id.isdigit()}
+    next_id = max(used, default=0) + 1
+    for node in graph:
+        if node.id.isdigit():
+            ids[node.id] = int(node.id)
+        else:
+            ids[node.id] = next_id
+            next_id += 1
+    depth = _depths(graph)
+    column_y: dict[int, float] = {}
+    nodes: list[dict[str, Any]] = []
+    links: list[list[Any]] = []
+    out_links: dict[tuple[str, int], list[int]] = {}
+    order = sorted(graph, key=lambda n: depth[n.id])
+    for node in order:
+        node_type = registry.get(node.type)
+        inputs: list[dict[str, Any]] = []
+        values: list[Any] = []
+        widgets = widget_inputs(node_type) if node_type else []
+        widget_names = {w.name for w in widgets}
+        sockets = [i for i in node_type.inputs if i.name not in widget_names] if node_type else []
+        for inp in sockets:
+            inputs.append({"name": inp.name, "type": inp.type, "link": None})
+        for inp in widgets:
+            value = node.inputs.get(inp.name, inp.default)
+            values.append(_editor_value(inp, value))
+            if inp.seed:
+                values.append("fixed")
+            if inp.image_upload:
+                values.append("image")
+            if isinstance(node.inputs.get(inp.name), Link):
+                inputs.append({"name": inp.name, "type": inp.type, "widget": {"name": inp.name},
+                               "link": None})  # fmt: skip
+        if node_type is None:  # unknown type: keep its links so nothing is silently lost
+            for name, _ in node.links():
+                inputs.append({"name": name, "type": "*", "link": None})
+        for slot, entry in enumerate(inputs):
+            value = node.inputs.get(entry["name"])
+            if not isinstance(value, Link) or value.node not in ids:
+                continue
+            link_id = len(links) + 1
+            src_type = _output_type(graph, registry, value)
+            links.append([link_id, ids[value.node], value.output, ids[node.id], slot, src_type])
+            entry["link"] = link_id
+            out_links.setdefault((value.node, value.output), []).append(link_id)
+        n_widgets = len(values)
+        rows = max(len(sockets), len(node_type.outputs) if node_type else 0)
+        height = 30 + 22 * rows + 26 * n_widgets
+        col = depth[node.id]
+        y = column_y.get(col, 50.0)
+        column_y[col] = y + height + _ROW_GAP
+        entry: dict[str, Any] = {
+            "id": ids[node.id],
+            "type": node.type,
+            "pos": [50 + col * _COLUMN_WIDTH, y],
+            "size": [_NODE_WIDTH, height],
+            "flags": {},
+            "order": len(nodes),
+            "mode": MODE_NORMAL,
+            "inputs": inputs,
+            "outputs": [],
+            "properties": {"Node name for S&R": node.type},
+            "widgets_values": values,
+        }
+        if not node.id.isdigit():
+            entry["properties"][ID_PROPERTY] = node.id
+        title = node.title or (None if node.id.isdigit() else node.id)
+        if title:
+            entry["title"] = title
+        nodes.append(entry)
+    by_id = {n["id"]: n for n in nodes}
+    for node in graph:
+        node_type = registry.get(node.type)
+        outputs = node_type.outputs if node_type else ()
+        by_id[ids[node.id]]["outputs"] = [
+            {
+                "name": o.name,
+                "type": o.type,
+                "links": out_links.get((node.id, k), []),
+                "slot_index": k,
+            }
+            for k, o in enumerate(outputs)
+        ]
+    return {
+        "id": str(uuid.uuid4()),
+        "revision": 0,
+        "last_node_id": max(ids.values(), default=0),
+        "last_link_id": len(links),
+        "nodes": nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}},
+        "version": 0.4,
+    }
+
+
+def _output_type(graph: Graph, registry: Registry, link: Link) -> str:
+    src = graph.nodes.get(link.node)
+    node_type = registry.get(src.type) if src else None
+    if node_type and link.output < len(node_type.outputs):
+        return node_type.outputs[link.output].type
+    return "*"

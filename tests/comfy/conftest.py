@@ -1,0 +1,16 @@
+import json
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def classic_editor() -> dict:
+    return json.loads((DATA / "classic_editor.json").read_text())
+
+
+@pytest.fixture
+def classic_api() -> dict:
+    return json.loads((DATA / "classic_api.json").read_text())
