@@ -224,6 +224,10 @@ class Registry:
     def __len__(self) -> int:
         return len(self._types)
 
+    def __bool__(self) -> bool:
+        # An empty registry is still a registry: `registry or default_registry` must keep it.
+        return True
+
     def names(self) -> list[str]:
         return sorted(self._types)
 
