@@ -1,0 +1,461 @@
+"""Cache keys and the two-tier output cache (memory LRU bounded in bytes + on-disk store).
+
+A node's key is built from its own literals and its parents' keys only, so keys cost O(1) per
+node however deep the graph. Values reach disk only through a `Codec` that can encode them;
+everything else (loaded models, handles) lives in memory only. Other packages register codecs
+for their value types (latents, conditioning, images) with `register_codec`.
+
+Disk entry layout (one file per node, all its outputs together):
+
+    b"LGC1" | u32 header length | header JSON | blob 0 | blob 1 | ...
+
+with header {"codecs": [name per output], "sizes": [bytes per blob], "crc": crc32 of the blobs,
+"ui": ui dict or null}. A file that does not parse, is short, or fails its CRC is a miss and is
+deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .declare import NodeType
+
+_MAGIC = b"LGC1"
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How one kind of value is sized, serialized and content-hashed.
+
+    `encode`/`decode` None means memory-only. `digest` gives a content hash used as the
+    downstream key of non-deterministic nodes (so an identical output still hits).
+    """
+
+    name: str
+    handles: Callable[[Any], bool]
+    size: Callable[[Any], int]
+    encode: Callable[[Any], bytes] | None = None
+    decode: Callable[[bytes], Any] | None = None
+    digest: Callable[[Any], str] | None = None
+
+
+_codecs: list[Codec] = []
+_codecs_by_name: dict[str, Codec] = {}
+_codec_lock = threading.Lock()
+
+
+def register_codec(codec: Codec) -> None:
+    """Add a codec; later registrations win over earlier ones (and over a same-named one)."""
+    with _codec_lock:
+        _codecs[:] = [c for c in _codecs if c.name != codec.name]
+        _codecs.insert(0, codec)
+        _codecs_by_name[codec.name] = codec
+
+
+def codec_for(value: Any) -> Codec | None:
+    """The most recently registered codec that handles `value`, or None."""
+    for codec in _codecs:
+        try:
+            if codec.handles(value):
+                return codec
+        except Exception:  # a broken `handles` must not break a run
+            continue
+    return None
+
+
+def codec_named(name: str) -> Codec | None:
+    return _codecs_by_name.get(name)
+
+
+def value_size(value: Any) -> int:
+    """Bytes `value` holds in memory: from its codec, else sys.getsizeof."""
+    codec = codec_for(value)
+    if codec is not None:
+        try:
+            return int(codec.size(value))
+        except Exception:
+            pass
+    try:
+        return sys.getsizeof(value)
+    except Exception:
+        return 64
+
+
+def value_digest(value: Any) -> str | None:
+    """A content hash of `value` prefixed with its codec name, or None if no codec can hash it."""
+    codec = codec_for(value)
+    if codec is None or codec.digest is None:
+        return None
+    return f"{codec.name}:{codec.digest(value)}"
+
+
+# --- the built-in JSON codec ----------------------------------------------------------------
+
+
+_SCALARS = (type(None), bool, int, float, str)
+
+
+def _is_plain(value: Any) -> bool:
+    """None/bool/int/float/str, and lists/dicts (str keys) of those. Iterative: no recursion."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) in _SCALARS:
+            continue
+        if type(v) is list:
+            stack.extend(v)
+        elif type(v) is dict:
+            for k, item in v.items():
+                if type(k) is not str:
+                    return False
+                stack.append(item)
+        else:
+            return False
+    return True
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json_size(value: Any) -> int:
+    if type(value) in _SCALARS:
+        return sys.getsizeof(value)
+    return sys.getsizeof(value) + len(_json_dumps(value))
+
+
+JSON_CODEC = Codec(
+    name="json",
+    handles=_is_plain,
+    size=_json_size,
+    encode=lambda v: _json_dumps(v).encode(),
+    decode=lambda b: json.loads(b.decode()),
+    digest=lambda v: hashlib.sha256(_json_dumps(v).encode()).hexdigest(),
+)
+register_codec(JSON_CODEC)
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def link_key(parent_key: str, output_index: int) -> str:
+    """What `node_key` expects per linked input: the parent's key and the output it reads."""
+    return f"{parent_key}:{output_index}"
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+    )
+
+
+def node_key(node_type: NodeType, literals: dict, parent_keys: dict[str, str]) -> str:
+    """sha256 over type, version, canonical literals, the identity hook, and linked inputs.
+
+    `parent_keys` maps each linked input name to `link_key(parent key, output index)`.
+    """
+    h = hashlib.sha256()
+    h.update(f"{node_type.name}\0{node_type.version}\0".encode())
+    h.update(_canonical(literals).encode())
+    if node_type.identity is not None:
+        h.update(b"\0identity\0")
+        h.update(str(node_type.identity(literals)).encode())
+    if parent_keys:
+        h.update(b"\0links\0")
+        for name in sorted(parent_keys):
+            h.update(f"{name}={parent_keys[name]};".encode())
+    return h.hexdigest()
+
+
+def content_key(digests: list[str]) -> str:
+    """Downstream key of a non-deterministic node, from its outputs' content digests."""
+    h = hashlib.sha256(b"content\0")
+    for d in digests:
+        h.update(d.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+# --- memory tier ----------------------------------------------------------------------------
+
+
+class MemoryCache:
+    """LRU of (values, ui) by key, bounded by the summed byte size of the values."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[str, tuple[tuple, dict | None, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.evictions = 0
+
+    def get(self, key: str) -> tuple[tuple, dict | None] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0], item[1]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, key: str, values: tuple, ui: dict | None, size: int | None = None) -> bool:
+        """Store unless the entry alone exceeds the bound; evict least recently used to fit."""
+        if size is None:
+            size = sum(value_size(v) for v in values)
+        if size > self.max_bytes:
+            return False
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= old[2]
+            self._items[key] = (values, ui, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes and self._items:
+                _, (_, _, s) = self._items.popitem(last=False)
+                self.bytes -= s
+                self.evictions += 1
+        return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.bytes = 0
+
+
+# --- disk tier ------------------------------------------------------------------------------
+
+
+class DiskCache:
+    """One file per key under `<dir>/<key[:2]>/<key>`, written atomically, trimmed by mtime.
+
+    Safe to share between processes: writes go through a temp file and os.replace, readers
+    treat anything unparsable as a miss. `max_bytes` None means unbounded.
+    """
+
+    def __init__(self, directory: Path, max_bytes: int | None = None) -> None:
+        self.dir = Path(directory)
+        self.max_bytes = max_bytes
+        self._bytes: int | None = None  # estimate, computed on first write
+        self._lock = threading.Lock()
+
+    def path(self, key: str) -> Path:
+        if not key or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"bad cache key {key!r}: expected lowercase hex")
+        return self.dir / key[:2] / key
+
+    @staticmethod
+    def encodable(values: tuple, ui: dict | None) -> list[Codec] | None:
+        codecs = []
+        for v in values:
+            codec = codec_for(v)
+            if codec is None or codec.encode is None or codec.decode is None:
+                return None
+            codecs.append(codec)
+        if ui is not None and not _is_plain(ui):
+            return None
+        return codecs
+
+    def put(self, key: str, values: tuple, ui: dict | None) -> bool:
+        codecs = self.encodable(values, ui)
+        if codecs is None:
+            return False
+        blobs = [c.encode(v) for c, v in zip(codecs, values, strict=True)]  # type: ignore[misc]
+        crc = 0
+        for b in blobs:
+            crc = zlib.crc32(b, crc)
+        header = json.dumps(
+            {
+                "codecs": [c.name for c in codecs],
+                "sizes": [len(b) for b in blobs],
+                "crc": crc,
+                "ui": ui,
+            }  # fmt: skip
+        ).encode()
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_MAGIC)
+                f.write(len(header).to_bytes(4, "big"))
+                f.write(header)
+                for b in blobs:
+                    f.write(b)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        written = 8 + len(header) + sum(len(b) for b in blobs)
+        self._account(written)
+        return True
+
+    def get(self, key: str) -> tuple[tuple, dict | None] | None:
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            result = self._parse(data)
+        except Exception:
+            result = None
+        if result is None:
+            self._remove(path)
+            return None
+        try:
+            os.utime(path)  # LRU by mtime
+        except OSError:
+            pass
+        return result
+
+    @staticmethod
+    def _parse(data: bytes) -> tuple[tuple, dict | None] | None:
+        if len(data) < 8 or data[:4] != _MAGIC:
+            return None
+        n = int.from_bytes(data[4:8], "big")
+        header = json.loads(data[8 : 8 + n].decode())
+        pos = 8 + n
+        sizes = header["sizes"]
+        if len(data) != pos + sum(sizes) or len(sizes) != len(header["codecs"]):
+            return None
+        if zlib.crc32(data[pos:]) != header["crc"]:
+            return None
+        values = []
+        for name, size in zip(header["codecs"], sizes, strict=True):
+            codec = codec_named(name)
+            if codec is None or codec.decode is None:
+                return None
+            values.append(codec.decode(data[pos : pos + size]))
+            pos += size
+        return tuple(values), header["ui"]
+
+    def _remove(self, path: Path) -> None:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        out = []
+        if not self.dir.is_dir():
+            return out
+        for sub in self.dir.iterdir():
+            if not sub.is_dir():
+                continue
+            for f in sub.iterdir():
+                try:
+                    st = f.stat()
+                except OSError:
+                    continue
+                out.append((st.st_mtime, st.st_size, f))
+        return out
+
+    def total_bytes(self) -> int:
+        return sum(size for _, size, _ in self._entries())
+
+    def _account(self, written: int) -> None:
+        if self.max_bytes is None:
+            return
+        with self._lock:
+            if self._bytes is None:
+                self._bytes = self.total_bytes()
+            else:
+                self._bytes += written
+            if self._bytes > self.max_bytes:
+                self._bytes = self.trim(self.max_bytes)
+
+    def trim(self, max_bytes: int) -> int:
+        """Delete least recently used entries until the store holds at most `max_bytes`."""
+        entries = sorted(self._entries(), key=lambda e: e[0])
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in entries:
+            if total <= max_bytes:
+                break
+            self._remove(path)
+            total -= size
+        return total
+
+    def clear(self) -> None:
+        for _, _, path in self._entries():
+            self._remove(path)
+
+
+# --- both tiers -----------------------------------------------------------------------------
+
+
+class Cache:
+    """Memory LRU in front of an optional disk store. Safe to use from several threads."""
+
+    def __init__(
+        self,
+        memory_bytes: int = 2 << 30,
+        disk_dir: Path | None = None,
+        disk_bytes: int | None = None,
+    ) -> None:
+        self.memory = MemoryCache(memory_bytes)
+        self.disk = DiskCache(Path(disk_dir), disk_bytes) if disk_dir is not None else None
+        self.stats: dict[str, int] = {"hits": 0, "misses": 0, "disk_hits": 0, "puts": 0}
+        self._stats_lock = threading.Lock()
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            self.stats[name] += 1
+
+    def get(self, key: str) -> tuple[tuple, dict | None] | None:
+        """(values, ui) for `key`, from memory or disk (promoted to memory), or None."""
+        found = self.memory.get(key)
+        if found is not None:
+            self._count("hits")
+            return found
+        if self.disk is not None:
+            found = self.disk.get(key)
+            if found is not None:
+                self._count("hits")
+                self._count("disk_hits")
+                self.memory.put(key, found[0], found[1])
+                return found
+        self._count("misses")
+        return None
+
+    def put(self, key: str, values: tuple, ui: dict | None) -> None:
+        self._count("puts")
+        self.memory.put(key, values, ui)
+        if self.disk is not None:
+            try:
+                self.disk.put(key, values, ui)
+            except (OSError, ValueError, TypeError):
+                pass  # a full or read-only disk must not fail the run; memory still holds it
+
+    def clear_memory(self) -> None:
+        self.memory.clear()
+
+
+DEFAULT_DISK_BYTES = 10 << 30
+
+
+def default_cache(disk: bool = True) -> Cache:
+    """A cache with the default memory bound and, if `disk`, the user cache dir's store."""
+    if not disk:
+        return Cache()
+    from .paths import cache_dir
+
+    return Cache(disk_dir=cache_dir() / "outputs", disk_bytes=DEFAULT_DISK_BYTES)
