@@ -1,0 +1,165 @@
+"""Models folders laid out like ComfyUI's, so users reuse the weights they already have.
+
+A models root holds one sub-folder per kind (checkpoints/, vae/, loras/, embeddings/, ...).
+Roots come from `--models-dir` / `--extra-models-dir` (passed to `configure`, or per run in
+`Settings.models_dirs`), then `$LATENTGRAPH_MODELS_DIRS` (os.pathsep-separated), then
+`<data dir>/models`. Dropdowns list the files found; `resolve` turns a listed name back into a
+path and refuses anything else (absolute names, `..`, files outside the roots). Only
+safetensors files are listed: pickled weights are never loaded.
+
+The built-in tiny model is always first in the checkpoint list, so the classic graph runs on a
+fresh install with no weights downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from latentgraph.graph import paths
+
+BUILTIN_CHECKPOINT = "builtin:tiny-sd"
+
+# folder kind -> sub-folder names searched under each root (ComfyUI's names, plus old aliases)
+FOLDERS: dict[str, tuple[str, ...]] = {
+    "checkpoints": ("checkpoints", "Stable-diffusion"),
+    "vae": ("vae", "VAE"),
+    "loras": ("loras", "Lora"),
+    "embeddings": ("embeddings",),
+    "text_encoders": ("text_encoders", "clip"),
+    "diffusion_models": ("diffusion_models", "unet"),
+    "clip_vision": ("clip_vision",),
+    "controlnet": ("controlnet", "t2i_adapter"),
+    "upscale_models": ("upscale_models",),
+    "hypernetworks": ("hypernetworks",),
+    "vae_approx": ("vae_approx",),
+    "diffusers": ("diffusers",),
+    "configs": ("configs",),
+}
+WEIGHT_SUFFIXES = (".safetensors", ".sft")
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pt2")
+_MAX_DEPTH = 8
+
+_configured: list[Path] = []
+
+
+class ModelNotFound(ValueError):
+    """A model name that is not a file listed under the configured models folders."""
+
+
+def configure(dirs: Sequence[Path | str]) -> None:
+    """Set the models roots for this process (the CLI and the server call it at start)."""
+    _configured[:] = [Path(d) for d in dirs]
+
+
+def roots(dirs: Sequence[Path | str] | None = None) -> list[Path]:
+    """Models roots in priority order: given or configured dirs, the environment, the default."""
+    out = [Path(d) for d in (dirs if dirs else _configured)]
+    env = os.environ.get("LATENTGRAPH_MODELS_DIRS")
+    if env:
+        out += [Path(p) for p in env.split(os.pathsep) if p]
+    out.append(paths.data_dir() / "models")
+    seen: set[Path] = set()
+    unique = []
+    for d in out:
+        if d not in seen:
+            seen.add(d)
+            unique.append(d)
+    return unique
+
+
+def folder_paths(folder: str, dirs: Sequence[Path | str] | None = None) -> list[Path]:
+    """Every existing directory searched for `folder` (for /experiment/models)."""
+    if folder not in FOLDERS:
+        raise ModelNotFound(f"unknown models folder {folder!r}; known: {', '.join(FOLDERS)}")
+    found = []
+    for root in roots(dirs):
+        for sub in FOLDERS[folder]:
+            if (root / sub).is_dir():
+                found.append(root / sub)
+    return found
+
+
+def _walk(base: Path) -> list[str]:
+    """Weight files under `base` as POSIX names relative to it (symlinks followed, no loops)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for top, dirs, files in os.walk(base, followlinks=True):
+        rel = Path(top).relative_to(base)
+        real = os.path.realpath(top)
+        if real in seen or len(rel.parts) > _MAX_DEPTH:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in files:
+            if f.lower().endswith(WEIGHT_SUFFIXES) and not f.startswith("."):
+                names.append((rel / f).as_posix())
+    return names
+
+
+def list_files(folder: str, dirs: Sequence[Path | str] | None = None) -> list[str]:
+    """Names of the weight files of one kind, as a dropdown shows them (sorted, deduplicated)."""
+    names: set[str] = set()
+    for base in folder_paths(folder, dirs):
+        names.update(_walk(base))
+    return sorted(names, key=str.lower)
+
+
+def _safe_name(name: str) -> PurePosixPath:
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ModelNotFound(f"bad model name {name!r}")
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or ".." in posix.parts or (len(name) > 1 and name[1] == ":"):
+        raise ModelNotFound(
+            f"model name {name!r} must be a name inside a models folder, not a path"
+        )
+    return posix
+
+
+def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None) -> Path:
+    """The file behind a listed model name. Raises `ModelNotFound` naming where it looked."""
+    posix = _safe_name(name)
+    if posix.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelNotFound(
+            f"{name}: pickled weights ({posix.suffix}) are not loaded, for safety; "
+            "convert the file to .safetensors"
+        )
+    bases = folder_paths(folder, dirs)
+    for base in bases:
+        candidate = base.joinpath(*posix.parts)
+        if candidate.is_file() and posix.as_posix() in _walk(base):
+            return candidate
+    looked = ", ".join(str(b) for b in bases) or (
+        f"no {folder}/ folder under " + ", ".join(str(r) for r in roots(dirs))
+    )
+    raise ModelNotFound(f"{folder} model {name!r} not found (looked in {looked})")
+
+
+def checkpoint_names() -> list[str]:
+    """The checkpoint dropdown: the built-in tiny model, then every checkpoint file found."""
+    return [BUILTIN_CHECKPOINT, *list_files("checkpoints")]
+
+
+def vae_names() -> list[str]:
+    return list_files("vae")
+
+
+def experiment_models(dirs: Sequence[Path | str] | None = None) -> list[dict]:
+    """The /experiment/models answer: each folder kind with the directories searched."""
+    return [
+        {"name": folder, "folders": [str(p) for p in folder_paths(folder, dirs)]}
+        for folder in FOLDERS
+    ]
+
+
+def experiment_folder(folder: str, dirs: Sequence[Path | str] | None = None) -> list[dict]:
+    """The /experiment/models/{folder} answer."""
+    bases = folder_paths(folder, dirs)
+    out = []
+    for index, base in enumerate(bases):
+        out += [{"name": n, "pathIndex": index} for n in _walk(base)]
+    if folder == "checkpoints":
+        out.insert(0, {"name": BUILTIN_CHECKPOINT, "pathIndex": 0})
+    return out

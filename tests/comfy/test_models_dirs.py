@@ -1,0 +1,85 @@
+import os
+
+import pytest
+
+from latentgraph.nodes import models_dirs as md
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENTGRAPH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LATENTGRAPH_MODELS_DIRS", raising=False)
+    main = tmp_path / "models"
+    (main / "checkpoints" / "sd15").mkdir(parents=True)
+    (main / "checkpoints" / "a.safetensors").write_bytes(b"x")
+    (main / "checkpoints" / "sd15" / "b.safetensors").write_bytes(b"x")
+    (main / "checkpoints" / "old.ckpt").write_bytes(b"x")
+    (main / "checkpoints" / ".hidden.safetensors").write_bytes(b"x")
+    (main / "vae").mkdir()
+    (main / "vae" / "v.safetensors").write_bytes(b"x")
+    extra = tmp_path / "ComfyUI" / "models"
+    (extra / "checkpoints").mkdir(parents=True)
+    (extra / "checkpoints" / "c.sft").write_bytes(b"x")
+    (extra / "checkpoints" / "a.safetensors").write_bytes(b"y")  # shadowed by the main dir
+    (tmp_path / "secret.safetensors").write_bytes(b"s")
+    md.configure([main, extra])
+    yield tmp_path, main, extra
+    md.configure([])
+
+
+def test_lists_safetensors_only_across_roots(tree):
+    assert md.list_files("checkpoints") == ["a.safetensors", "c.sft", "sd15/b.safetensors"]
+    assert md.checkpoint_names()[0] == md.BUILTIN_CHECKPOINT
+    assert md.vae_names() == ["v.safetensors"]
+    assert md.list_files("loras") == []
+
+
+def test_resolve_prefers_the_first_root(tree):
+    tmp, main, extra = tree
+    assert md.resolve("checkpoints", "a.safetensors") == main / "checkpoints" / "a.safetensors"
+    assert md.resolve("checkpoints", "c.sft") == extra / "checkpoints" / "c.sft"
+    assert md.resolve("checkpoints", "sd15\\b.safetensors").name == "b.safetensors"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../secret.safetensors",
+        "/etc/passwd",
+        "sd15/../../../secret.safetensors",
+        "C:\\x.safetensors",
+        "",
+    ],
+)
+def test_resolve_refuses_paths_outside(tree, name):
+    with pytest.raises(md.ModelNotFound):
+        md.resolve("checkpoints", name)
+
+
+def test_resolve_refuses_pickles_and_missing_names(tree):
+    with pytest.raises(md.ModelNotFound, match="pickled"):
+        md.resolve("checkpoints", "old.ckpt")
+    with pytest.raises(md.ModelNotFound, match="looked in"):
+        md.resolve("checkpoints", "nope.safetensors")
+    with pytest.raises(md.ModelNotFound):
+        md.resolve("checkpoints", ".hidden.safetensors")
+
+
+def test_symlinked_folder_is_followed_without_loops(tree):
+    tmp, main, extra = tree
+    os.symlink(extra / "checkpoints", main / "checkpoints" / "linked")
+    os.symlink(main / "checkpoints", main / "checkpoints" / "sd15" / "loop")
+    names = md.list_files("checkpoints")
+    assert "linked/c.sft" in names
+    assert md.resolve("checkpoints", "linked/c.sft").is_file()
+
+
+def test_experiment_models_shape(tree):
+    tmp, main, extra = tree
+    folders = {f["name"]: f["folders"] for f in md.experiment_models()}
+    assert folders["checkpoints"] == [str(main / "checkpoints"), str(extra / "checkpoints")]
+    entries = md.experiment_folder("checkpoints")
+    assert entries[0] == {"name": md.BUILTIN_CHECKPOINT, "pathIndex": 0}
+    assert {"name": "c.sft", "pathIndex": 1} in entries
+    with pytest.raises(md.ModelNotFound):
+        md.experiment_folder("../etc")
