@@ -1,0 +1,134 @@
+"""Image files: /view serves outputs, inputs and temp files; /upload/image stores inputs."""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import os
+import tempfile
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from .errors import ApiError
+from .safepath import safe_filename, safe_join
+from .state import get_state
+
+_FORMATS = {"webp": ("WEBP", "image/webp"), "jpeg": ("JPEG", "image/jpeg"),
+            "jpg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png")}  # fmt: skip
+
+
+def _folder(request: Request, kind: str) -> Path:
+    folder = get_state(request).config.dir_for(kind or "output")
+    if folder is None:
+        raise ApiError(400, f"type must be output, input or temp, not {kind!r}", "invalid_type")
+    return folder
+
+
+def _reencode(path: Path, spec: str) -> tuple[bytes, str]:
+    from PIL import Image
+
+    fmt, _, quality = spec.partition(";")
+    if fmt.lower() not in _FORMATS:
+        raise ApiError(400, f"preview format must be webp, jpeg or png, not {fmt!r}")
+    try:
+        q = int(quality) if quality else 90
+    except ValueError:
+        raise ApiError(400, f"preview quality must be an integer, not {quality!r}") from None
+    pil_format, mime = _FORMATS[fmt.lower()]
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB") if pil_format == "JPEG" else img.copy()
+    except Exception as exc:  # noqa: BLE001 - not an image we can re-encode
+        raise ApiError(400, f"cannot re-encode this file: {exc}") from None
+    buf = io.BytesIO()
+    img.save(buf, format=pil_format, quality=max(1, min(q, 100)))
+    return buf.getvalue(), mime
+
+
+async def view(request: Request) -> Response:
+    q = request.query_params
+    filename = q.get("filename", "")
+    if not filename:
+        raise ApiError(400, "the 'filename' query parameter is required")
+    folder = _folder(request, q.get("type", "output"))
+    path = safe_join(folder, q.get("subfolder", ""), filename, what="filename")
+    if not path.is_file():
+        raise ApiError(404, f"no file {filename!r} in {q.get('type', 'output')}", "not_found")
+    if q.get("preview"):
+        data, mime = await run_in_threadpool(_reencode, path, q["preview"])
+        return Response(data, media_type=mime)
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=mime, headers={"Cache-Control": "no-cache"})
+
+
+def _check_image(data: bytes) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()
+    except Exception:  # noqa: BLE001 - anything Pillow cannot read is refused
+        raise ApiError(400, "the uploaded file is not an image Pillow can read",
+                       "invalid_image") from None  # fmt: skip
+
+
+def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
+    """Write atomically; keep an existing different file and rename this one `name (n).ext`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if not overwrite:
+        stem, ext = os.path.splitext(name)
+        n = 1
+        while target.exists():
+            if target.is_file() and target.read_bytes() == data:
+                return target.name
+            target = folder / f"{stem} ({n}){ext}"
+            n += 1
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target.name
+
+
+async def upload_image(request: Request) -> JSONResponse:
+    config = get_state(request).config
+    try:
+        form = await request.form(max_files=1, max_fields=20)
+    except ApiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed multipart
+        raise ApiError(400, f"expected a multipart form with an 'image' file: {exc}") from None
+    upload = form.get("image")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(400, "the form needs a file field named 'image'")
+    kind = str(form.get("type") or "input")
+    folder = _folder(request, kind)
+    subfolder = str(form.get("subfolder") or "")
+    name = safe_filename(upload.filename or "", "image file name")
+    target_dir = safe_join(folder, subfolder, what="subfolder")
+    safe_join(target_dir, name, what="image file name")
+    data = await upload.read(config.max_upload_bytes + 1)
+    if len(data) > config.max_upload_bytes:
+        raise ApiError(
+            413, f"the image is larger than {config.max_upload_bytes} bytes", "too_large"
+        )
+    await run_in_threadpool(_check_image, data)
+    overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
+    stored = await run_in_threadpool(_store_upload, target_dir, name, data, overwrite)
+    return JSONResponse({"name": stored, "subfolder": subfolder, "type": kind})
+
+
+routes = [
+    Route("/view", view, methods=["GET"]),
+    Route("/upload/image", upload_image, methods=["POST"]),
+]

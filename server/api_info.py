@@ -1,0 +1,149 @@
+"""Read-only descriptions the editor asks for at page load: nodes, system, features, models."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .errors import ApiError
+from .state import get_state
+
+FRONTEND_VERSION = "1.58.1"
+MODEL_SUFFIXES = (".safetensors", ".sft", ".gguf")
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+async def object_info(request: Request) -> JSONResponse:
+    from latentgraph.graph.object_info import object_info as build
+
+    registry = get_state(request).registry
+    return JSONResponse(await run_in_threadpool(build, registry))
+
+
+async def object_info_one(request: Request) -> JSONResponse:
+    from latentgraph.graph.object_info import object_info as build
+
+    name = request.path_params["node_class"]
+    registry = get_state(request).registry
+    if registry.get(name) is None:
+        raise ApiError(404, f"unknown node class {name!r}", "not_found")
+    info = await run_in_threadpool(build, registry)
+    return JSONResponse({name: info[name]} if name in info else {})
+
+
+def _memory() -> tuple[int, int]:
+    try:
+        fields = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                fields[key] = int(rest.split()[0]) * 1024
+        return fields.get("MemTotal", 0), fields.get("MemAvailable", 0)
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+
+
+def _devices() -> list[dict[str, Any]]:
+    devices = [{"name": "cpu", "type": "cpu", "index": 0, "vram_total": 0, "vram_free": 0,
+                "torch_vram_total": 0, "torch_vram_free": 0}]  # fmt: skip
+    torch = sys.modules.get("torch")  # report GPUs only if torch is already loaded: never load it
+    if torch is not None and torch.cuda.is_available():
+        devices = []
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            devices.append({"name": torch.cuda.get_device_name(i), "type": "cuda", "index": i,
+                            "vram_total": total, "vram_free": free, "torch_vram_total": total,
+                            "torch_vram_free": free})  # fmt: skip
+    return devices
+
+
+async def system_stats(request: Request) -> JSONResponse:
+    total, free = _memory()
+    return JSONResponse({
+        "system": {
+            "os": os.name if sys.platform != "linux" else "posix",
+            "ram_total": total,
+            "ram_free": free,
+            "comfyui_version": _version("latentgraph") or "0.1.0",
+            "required_frontend_version": FRONTEND_VERSION,
+            "installed_templates_version": "",
+            "required_templates_version": "",
+            "python_version": sys.version,
+            "pytorch_version": _version("torch"),
+            "embedded_python": False,
+            "argv": ["latentgraph", "serve"],
+            "platform": platform.platform(),
+        },
+        "devices": _devices(),
+    })  # fmt: skip
+
+
+async def features(request: Request) -> JSONResponse:
+    config = get_state(request).config
+    return JSONResponse({"supports_preview_metadata": True,
+                         "max_upload_size": config.max_upload_bytes})  # fmt: skip
+
+
+async def empty_list(request: Request) -> JSONResponse:
+    return JSONResponse([])
+
+
+async def empty_object(request: Request) -> JSONResponse:
+    return JSONResponse({})
+
+
+def _model_folders(request: Request) -> dict[str, list[Path]]:
+    folders: dict[str, list[Path]] = {}
+    for root in get_state(request).config.models_dirs:
+        if root.is_dir():
+            for sub in sorted(root.iterdir()):
+                if sub.is_dir() and not sub.name.startswith("."):
+                    folders.setdefault(sub.name, []).append(sub)
+    return folders
+
+
+async def models(request: Request) -> JSONResponse:
+    folders = _model_folders(request)
+    return JSONResponse([{"name": k, "folders": [str(p) for p in v]} for k, v in folders.items()])
+
+
+async def models_in(request: Request) -> JSONResponse:
+    folder = request.path_params["folder"]
+    paths = _model_folders(request).get(folder)
+    if paths is None:
+        raise ApiError(404, f"no model folder {folder!r}", "not_found")
+    files = []
+    for index, base in enumerate(paths):
+        for p in sorted(base.rglob("*")):
+            if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES:
+                files.append({"name": p.relative_to(base).as_posix(), "pathIndex": index})
+    return JSONResponse(files)
+
+
+routes = [
+    Route("/object_info", object_info, methods=["GET"]),
+    Route("/object_info/{node_class}", object_info_one, methods=["GET"]),
+    Route("/system_stats", system_stats, methods=["GET"]),
+    Route("/features", features, methods=["GET"]),
+    Route("/extensions", empty_list, methods=["GET"]),
+    Route("/embeddings", empty_list, methods=["GET"]),
+    Route("/i18n", empty_object, methods=["GET"]),
+    Route("/global_subgraphs", empty_object, methods=["GET"]),
+    Route("/experiment/models", models, methods=["GET"]),
+    Route("/experiment/models/{folder}", models_in, methods=["GET"]),
+]

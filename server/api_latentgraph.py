@@ -1,0 +1,114 @@
+"""Our own routes: run a latentgraph workflow file (YAML or JSON), and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from latentgraph.graph.problems import WorkflowError
+
+from .errors import ApiError
+from .openapi import document
+from .prompts import PromptRejected
+from .state import get_state
+
+
+def problem_json(p) -> dict[str, Any]:
+    return {
+        "code": p.code,
+        "message": p.message,
+        "node_id": p.node_id,
+        "input_name": p.input_name,
+        "location": str(p.location) if p.location is not None else None,
+        "severity": p.severity,
+        "text": str(p),
+    }
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ApiError(400, f"set={pair!r}: expected name=value", "invalid_param")
+        out[name] = value
+    return out
+
+
+def _to_prompt(state, source: str, text: str, overrides: dict[str, Any]):
+    from latentgraph.graph.comfy_api import prompt_from_graph
+    from latentgraph.graph.workflow import load_workflow
+
+    wf = load_workflow(source, text=text, overrides=overrides or None, registry=state.registry)
+    return prompt_from_graph(wf.graph, state.registry), dict(getattr(wf, "params", {}) or {})
+
+
+async def run_workflow(request: Request) -> JSONResponse:
+    """Queue a latentgraph workflow. JSON body {"workflow", "params", "client_id"} or raw YAML."""
+    state = get_state(request)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    try:
+        body_text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the workflow must be UTF-8 text", "invalid_workflow") from None
+    q = request.query_params
+    overrides: dict[str, Any] = _parse_overrides(q.getlist("set"))
+    client_id, prompt_id, source = (
+        q.get("client_id"),
+        q.get("prompt_id"),
+        q.get("name", "<request>"),
+    )
+    if ctype == "application/json":
+        try:
+            body = json.loads(body_text)
+        except ValueError as exc:
+            raise ApiError(
+                400, f"the request body is not valid JSON: {exc}", "invalid_json"
+            ) from None
+        if not isinstance(body, dict) or "workflow" not in body:
+            raise ApiError(400, "expected {\"workflow\": <YAML text or object>, \"params\": {...}}",
+                           "invalid_workflow")  # fmt: skip
+        wf = body["workflow"]
+        text = wf if isinstance(wf, str) else json.dumps(wf)
+        params = body.get("params") or {}
+        if not isinstance(params, dict):
+            raise ApiError(400, "params must be an object of name -> value", "invalid_param")
+        overrides.update(params)
+        client_id = body.get("client_id", client_id)
+        prompt_id = body.get("prompt_id", prompt_id)
+        source = str(body.get("name") or source)
+    else:
+        text = body_text
+    if not text.strip():
+        raise ApiError(400, "the workflow is empty", "invalid_workflow")
+    try:
+        prompt, params = await run_in_threadpool(_to_prompt, state, source, text, overrides)
+    except WorkflowError as exc:
+        problems = [problem_json(p) for p in exc.problems]
+        return JSONResponse({"error": {"type": "invalid_workflow", "message": str(exc),
+                                       "details": "", "extra_info": {}},
+                             "problems": problems, "node_errors": {}}, status_code=400)  # fmt: skip
+    request_body = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id,
+                    "extra_data": {"params": params}}  # fmt: skip
+    try:
+        answer = await state.enqueue(request_body)
+    except PromptRejected as exc:
+        return JSONResponse(exc.body, status_code=400)
+    answer["prompt"] = prompt
+    return JSONResponse(answer)
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(document())
+
+
+routes = [
+    Route("/latentgraph/run", run_workflow, methods=["POST"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]

@@ -1,0 +1,219 @@
+"""Queue and history routes: /prompt, /queue, /history, /jobs, /interrupt, /free."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from . import store as st
+from .errors import ApiError, read_json
+from .prompts import PromptRejected
+from .state import get_state
+
+
+async def get_prompt(request: Request) -> JSONResponse:
+    return JSONResponse({"exec_info": {"queue_remaining": get_state(request).store.count_queued()}})
+
+
+async def post_prompt(request: Request) -> JSONResponse:
+    state = get_state(request)
+    body = await read_json(request)
+    try:
+        return JSONResponse(await state.enqueue(body))
+    except PromptRejected as exc:
+        return JSONResponse(exc.body, status_code=400)
+
+
+async def get_queue(request: Request) -> JSONResponse:
+    store = get_state(request).store
+    return JSONResponse({
+        "queue_running": [r.queue_item() for r in store.running()],
+        "queue_pending": [r.queue_item() for r in store.pending()],
+    })  # fmt: skip
+
+
+def _ids(body: dict[str, Any]) -> list[str]:
+    ids = body.get("delete")
+    if not isinstance(ids, list):
+        raise ApiError(400, "'delete' must be a list of prompt ids")
+    return [str(i) for i in ids]
+
+
+async def post_queue(request: Request) -> JSONResponse:
+    state = get_state(request)
+    body = await read_json(request, default={})
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected an object with 'clear' or 'delete'")
+    changed = 0
+    if body.get("clear"):
+        changed += state.store.delete_pending(None)
+    if "delete" in body:
+        changed += state.store.delete_pending(_ids(body))
+    if changed:
+        state.hub.broadcast("status", state.worker.status())
+    return JSONResponse({"deleted": changed})
+
+
+def history_entry(record: st.PromptRecord) -> dict[str, Any]:
+    ok = record.status == st.SUCCESS
+    return {
+        "prompt": record.queue_item(),
+        "outputs": record.ui,
+        "status": {
+            "status_str": "success" if ok else "error",
+            "completed": ok,
+            "messages": record.messages,
+        },
+        "meta": {
+            nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
+            for nid in record.ui
+        },
+    }
+
+
+def _int_param(request: Request, name: str, default: int | None, lo: int = 0) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if value < lo:
+        raise ApiError(400, f"query parameter {name!r} must be >= {lo}")
+    return value
+
+
+async def get_history(request: Request) -> JSONResponse:
+    store = get_state(request).store
+    max_items = _int_param(request, "max_items", None)
+    offset = _int_param(request, "offset", 0) or 0
+    rows = store.history(max_items, offset)
+    return JSONResponse({r.id: history_entry(r) for r in rows})
+
+
+async def get_history_one(request: Request) -> JSONResponse:
+    record = get_state(request).store.get(request.path_params["prompt_id"])
+    if record is None or record.status not in st.FINISHED:
+        return JSONResponse({})
+    return JSONResponse({record.id: history_entry(record)})
+
+
+async def post_history(request: Request) -> JSONResponse:
+    store = get_state(request).store
+    body = await read_json(request, default={})
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected an object with 'clear' or 'delete'")
+    n = 0
+    if body.get("clear"):
+        n += store.delete_history(None)
+    if "delete" in body:
+        n += store.delete_history(_ids(body))
+    return JSONResponse({"deleted": n})
+
+
+# --- /jobs (the editor's queue and history panel) ----------------------------------------
+
+_JOB_TO_ROW = {v: k for k, v in st.JOB_STATUS.items()}
+
+
+def _images(ui: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for node_id, out in ui.items():
+        if isinstance(out, dict):
+            for img in out.get("images") or []:
+                if isinstance(img, dict):
+                    found.append({**img, "nodeId": node_id, "mediaType": "images"})
+    return found
+
+
+def job_entry(record: st.PromptRecord, *, full: bool = False) -> dict[str, Any]:
+    images = _images(record.ui)
+    workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
+    job: dict[str, Any] = {
+        "id": record.id,
+        "status": st.JOB_STATUS.get(record.status, record.status),
+        "priority": record.number,
+        "create_time": record.created_ms,
+        "execution_start_time": record.started_ms,
+        "execution_end_time": record.finished_ms,
+        "outputs_count": sum(
+            len(v)
+            for o in record.ui.values()
+            if isinstance(o, dict)
+            for v in o.values()
+            if isinstance(v, list)
+        ),  # fmt: skip
+        "previewable_outputs_count": len(images),
+        "preview_output": images[-1] if images else None,
+        "workflow_id": workflow.get("id") if isinstance(workflow, dict) else None,
+    }
+    if record.status == st.ERROR:
+        err = next((m[1] for m in record.messages if m[0] == "execution_error"), None)
+        job["execution_error"] = err or {"exception_message": record.error or ""}
+    if full:
+        job["outputs"] = record.ui
+        job["workflow"] = {"prompt": record.prompt, "extra_data": record.extra_data}
+        job["execution_status"] = history_entry(record)["status"]
+    return job
+
+
+async def get_jobs(request: Request) -> JSONResponse:
+    store = get_state(request).store
+    wanted = [s.strip() for s in request.query_params.get("status", "").split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in _JOB_TO_ROW]
+    if unknown:
+        raise ApiError(400, f"unknown job status {unknown[0]!r}; expected one of "
+                       f"{', '.join(_JOB_TO_ROW)}")  # fmt: skip
+    limit = _int_param(request, "limit", 100) or 0
+    limit = min(limit, 1000)
+    offset = _int_param(request, "offset", 0) or 0
+    newest_first = request.query_params.get("sort_order", "desc").lower() != "asc"
+    rows, total = store.jobs([_JOB_TO_ROW[s] for s in wanted] or None, limit, offset, newest_first)
+    return JSONResponse({
+        "jobs": [job_entry(r) for r in rows],
+        "pagination": {"offset": offset, "limit": limit, "total": total,
+                       "has_more": offset + len(rows) < total},
+    })  # fmt: skip
+
+
+async def get_job(request: Request) -> JSONResponse:
+    record = get_state(request).store.get(request.path_params["job_id"])
+    if record is None:
+        raise ApiError(404, f"no job {request.path_params['job_id']!r}", "not_found")
+    return JSONResponse(job_entry(record, full=True))
+
+
+async def post_interrupt(request: Request) -> JSONResponse:
+    body = await read_json(request, default={})
+    prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
+    interrupted = get_state(request).worker.interrupt(str(prompt_id) if prompt_id else None)
+    return JSONResponse({"interrupted": interrupted})
+
+
+async def post_free(request: Request) -> JSONResponse:
+    body = await read_json(request, default={})
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected an object with 'unload_models' and/or 'free_memory'")
+    get_state(request).worker.request_free(
+        bool(body.get("unload_models")), bool(body.get("free_memory"))
+    )
+    return JSONResponse({})
+
+
+routes = [
+    Route("/prompt", get_prompt, methods=["GET"]),
+    Route("/prompt", post_prompt, methods=["POST"]),
+    Route("/queue", get_queue, methods=["GET"]),
+    Route("/queue", post_queue, methods=["POST"]),
+    Route("/history", get_history, methods=["GET"]),
+    Route("/history", post_history, methods=["POST"]),
+    Route("/history/{prompt_id}", get_history_one, methods=["GET"]),
+    Route("/jobs", get_jobs, methods=["GET"]),
+    Route("/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/interrupt", post_interrupt, methods=["POST"]),
+    Route("/free", post_free, methods=["POST"]),
+]

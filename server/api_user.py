@@ -1,0 +1,193 @@
+"""The editor's per-user storage: /users, /settings and /userdata (saved workflows).
+
+One local user ("default"); files live under `<data dir>/users/default/` and no path may leave
+that folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from .errors import ApiError, read_json
+from .safepath import safe_join
+from .state import get_state
+
+SETTINGS_FILE = "comfy.settings.json"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def get_users(request: Request) -> JSONResponse:
+    return JSONResponse({"storage": "server", "migrated": True})
+
+
+async def post_users(request: Request) -> JSONResponse:
+    raise ApiError(400, "this server has a single local user", "single_user")
+
+
+def _settings_path(request: Request) -> Path:
+    return get_state(request).config.user_dir / SETTINGS_FILE
+
+
+def _load_settings(request: Request) -> dict[str, Any]:
+    path = _settings_path(request)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_settings(request: Request, settings: dict[str, Any]) -> None:
+    write_atomic(_settings_path(request), json.dumps(settings, indent=2).encode())
+
+
+async def get_settings(request: Request) -> JSONResponse:
+    return JSONResponse(_load_settings(request))
+
+
+async def get_setting(request: Request) -> JSONResponse:
+    return JSONResponse(_load_settings(request).get(request.path_params["id"]))
+
+
+async def post_settings(request: Request) -> JSONResponse:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected an object of setting id -> value")
+    settings = _load_settings(request)
+    settings.update(body)
+    _save_settings(request, settings)
+    return JSONResponse({})
+
+
+async def post_setting(request: Request) -> JSONResponse:
+    value = await read_json(request, default=None)
+    settings = _load_settings(request)
+    settings[request.path_params["id"]] = value
+    _save_settings(request, settings)
+    return JSONResponse({})
+
+
+# --- /userdata ----------------------------------------------------------------------------
+
+
+def _info(path: Path, root: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": path.relative_to(root).as_posix(), "size": st.st_size,
+            "modified": int(st.st_mtime * 1000)}  # fmt: skip
+
+
+async def list_userdata(request: Request) -> JSONResponse:
+    root = get_state(request).config.user_dir
+    q = request.query_params
+    folder = safe_join(root, q.get("dir", ""), what="dir")
+    if not folder.is_dir():
+        return JSONResponse([])
+    recurse = q.get("recurse", "").lower() == "true"
+    full = q.get("full_info", "").lower() == "true"
+    split = q.get("split", "").lower() == "true"
+    files = sorted(p for p in (folder.rglob("*") if recurse else folder.iterdir())
+                   if p.is_file() and not p.name.startswith(".tmp-"))  # fmt: skip
+    if full:
+        return JSONResponse([_info(p, folder) for p in files])
+    rel = [p.relative_to(folder).as_posix() for p in files]
+    if split:
+        return JSONResponse([[r, *r.split("/")] for r in rel])
+    return JSONResponse(rel)
+
+
+def _userdata_target(request: Request) -> tuple[Path, list[str]]:
+    """Parse the raw (still url-encoded) path so encoded slashes stay inside one segment."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    raw_path = raw.decode("latin-1").split("?", 1)[0]
+    marker = "/userdata/"
+    rest = raw_path[raw_path.index(marker) + len(marker) :]
+    return get_state(request).config.user_dir, [unquote(seg) for seg in rest.split("/")]
+
+
+def _one_path(root: Path, segments: list[str]) -> Path:
+    rel = "/".join(segments)
+    if not rel:
+        raise ApiError(400, "a file path is required after /userdata/", "invalid_path")
+    return safe_join(root, rel, what="userdata path")
+
+
+async def get_userdata(request: Request) -> Response:
+    root, segments = _userdata_target(request)
+    path = _one_path(root, segments)
+    if not path.is_file():
+        raise ApiError(404, f"no user file {'/'.join(segments)!r}", "not_found")
+    return FileResponse(path)
+
+
+async def post_userdata(request: Request) -> Response:
+    root, segments = _userdata_target(request)
+    q = request.query_params
+    if len(segments) == 3 and segments[1] == "move":
+        return await _move(request, root, segments[0], segments[2])
+    path = _one_path(root, segments)
+    if path == root or path.is_dir():
+        raise ApiError(400, "the userdata path names a folder", "invalid_path")
+    if path.exists() and q.get("overwrite", "true").lower() == "false":
+        raise ApiError(409, f"user file {'/'.join(segments)!r} already exists", "exists")
+    data = await request.body()
+    write_atomic(path, data)
+    if q.get("full_info", "").lower() == "true":
+        return JSONResponse(_info(path, root))
+    return JSONResponse(path.relative_to(root).as_posix())
+
+
+async def _move(request: Request, root: Path, src: str, dst: str) -> JSONResponse:
+    source = safe_join(root, src, what="userdata path")
+    target = safe_join(root, dst, what="userdata path")
+    if not source.is_file():
+        raise ApiError(404, f"no user file {src!r}", "not_found")
+    if target.exists() and request.query_params.get("overwrite", "").lower() != "true":
+        raise ApiError(409, f"user file {dst!r} already exists", "exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    if request.query_params.get("full_info", "").lower() == "true":
+        return JSONResponse(_info(target, root))
+    return JSONResponse(target.relative_to(root).as_posix())
+
+
+async def delete_userdata(request: Request) -> Response:
+    root, segments = _userdata_target(request)
+    path = _one_path(root, segments)
+    if not path.is_file():
+        raise ApiError(404, f"no user file {'/'.join(segments)!r}", "not_found")
+    path.unlink()
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/users", get_users, methods=["GET"]),
+    Route("/users", post_users, methods=["POST"]),
+    Route("/settings", get_settings, methods=["GET"]),
+    Route("/settings", post_settings, methods=["POST"]),
+    Route("/settings/{id}", get_setting, methods=["GET"]),
+    Route("/settings/{id}", post_setting, methods=["POST"]),
+    Route("/userdata", list_userdata, methods=["GET"]),
+    Route("/userdata/{rest:path}", get_userdata, methods=["GET"]),
+    Route("/userdata/{rest:path}", post_userdata, methods=["POST"]),
+    Route("/userdata/{rest:path}", delete_userdata, methods=["DELETE"]),
+]

@@ -1,0 +1,79 @@
+"""The /ws endpoint: status on connect, feature flags, queueing by message, run messages out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .errors import ApiError
+from .hub import _encode
+from .prompts import PromptRejected
+
+SERVER_FLAGS = {"supports_preview_metadata": True, "max_upload_size": 0}
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    state = websocket.app.state.lg
+    await websocket.accept()
+    sid = websocket.query_params.get("clientId") or None
+    if sid is not None and len(sid) > 200:
+        await websocket.close(code=1008, reason="clientId too long")
+        return
+    client = state.hub.connect(websocket, sid)
+    status = state.worker.status()
+    status["sid"] = client.sid
+    client.queue.put_nowait(_encode("status", status))
+    pump = asyncio.create_task(state.hub.pump(client))
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            if text is None:
+                continue
+            reply = await _handle(state, client, text)
+            if reply is not None and not client.closed:
+                with contextlib.suppress(asyncio.QueueFull):
+                    client.queue.put_nowait(_encode(*reply))
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        state.hub.disconnect(client)
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump
+
+
+async def _handle(state, client, text: str) -> tuple[str, dict[str, Any]] | None:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return "error", {"message": "websocket messages must be JSON {type, data}"}
+    if not isinstance(message, dict):
+        return "error", {"message": "websocket messages must be JSON {type, data}"}
+    kind, data = message.get("type"), message.get("data")
+    if kind == "feature_flags":
+        client.flags = data if isinstance(data, dict) else {}
+        flags = dict(SERVER_FLAGS, max_upload_size=state.config.max_upload_bytes)
+        return "feature_flags", flags
+    if kind == "queue_prompt":
+        body = dict(data) if isinstance(data, dict) else {}
+        body.setdefault("client_id", client.sid)
+        try:
+            return "prompt_queued", await state.enqueue(body)
+        except PromptRejected as exc:
+            return "prompt_error", exc.body
+        except ApiError as exc:
+            return "prompt_error", {"error": {"type": exc.type, "message": exc.message,
+                                              "details": "", "extra_info": {}},
+                                    "node_errors": {}}  # fmt: skip
+    return None
+
+
+routes = [WebSocketRoute("/ws", websocket_endpoint)]

@@ -1,0 +1,102 @@
+"""The application factory: every route bare and under /api, guards, JSON errors, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
+
+from latentgraph.graph.context import Settings
+
+from . import api_files, api_info, api_latentgraph, api_queue, api_user, api_ws, editor
+from .config import ServerConfig
+from .errors import exception_handlers
+from .hub import Hub
+from .middleware import GuardMiddleware
+from .state import ServerState
+from .store import Store
+from .worker import Worker
+
+log = logging.getLogger("latentgraph.server")
+
+
+def _api_routes() -> list[BaseRoute]:
+    return [*api_queue.routes, *api_files.routes, *api_user.routes, *api_info.routes,
+            *api_latentgraph.routes]  # fmt: skip
+
+
+def _load_nodes(config: ServerConfig, registry: Any) -> None:
+    """Register the diffusion nodes and any plugin folders (only into the default registry)."""
+    from latentgraph.graph.declare import default_registry
+
+    if registry is not default_registry:
+        return
+    if config.load_nodes:
+        try:
+            import latentgraph.nodes  # noqa: F401 - registers the node types
+        except ImportError as exc:
+            log.warning("latentgraph.nodes could not be imported: %s", exc)
+    if config.nodes_dirs:
+        from latentgraph.graph.plugins import load_plugins
+
+        load_plugins(config.nodes_dirs)
+
+
+def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
+    """Build the ASGI app. `registry` defaults to the global one (tests pass their own)."""
+    from latentgraph.graph.declare import default_registry
+
+    registry = registry if registry is not None else default_registry
+    config.ensure_dirs()
+    _load_nodes(config, registry)
+    settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
+                        temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
+                        device=config.device, dtype=config.dtype)  # fmt: skip
+    store = Store(config.db_path)
+    recovered = store.recover()
+    if recovered:
+        log.warning(
+            "marked %d prompt(s) left running by a previous process as failed", len(recovered)
+        )
+    hub = Hub(config.client_queue_size)
+    worker = Worker(store, hub, registry, settings, previews=config.previews,
+                    disk_cache=config.disk_cache)  # fmt: skip
+    state = ServerState(config, registry, settings, store, hub, worker)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        hub.bind(asyncio.get_running_loop())
+        worker.start()
+        try:
+            yield
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, worker.stop)
+            store.close()
+
+    api = _api_routes()
+    routes: list[BaseRoute] = [
+        *api,
+        *api_ws.routes,
+        Mount("/api", routes=[*api, *api_ws.routes]),
+        *editor.routes(config.editor),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers=exception_handlers,
+        middleware=[
+            Middleware(
+                GuardMiddleware, max_body_bytes=config.max_body_bytes, auth_token=config.auth_token
+            )
+        ],  # fmt: skip
+        lifespan=lifespan,
+    )
+    app.state.lg = state
+    return app
+
+
+__all__ = ["create_app"]

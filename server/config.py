@@ -1,0 +1,58 @@
+"""Server settings: one dataclass the CLI fills from flags and the tests fill directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from latentgraph.graph import paths
+
+
+@dataclass
+class ServerConfig:
+    """Everything `serve` needs. Directories default to folders under `data_dir`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8188
+    data_dir: Path = field(default_factory=paths.data_dir)
+    output_dir: Path | None = None
+    input_dir: Path | None = None
+    temp_dir: Path | None = None
+    models_dirs: list[Path] = field(default_factory=list)
+    nodes_dirs: list[Path] = field(default_factory=list)
+    previews: bool = False  # send binary preview frames even when the prompt did not ask
+    auth_token: str | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_queue: int = 1000
+    disk_cache: bool = True
+    cache_bytes: int | None = None
+    client_queue_size: int = 256  # outgoing websocket messages kept per client before dropping it
+    device: str = "auto"
+    dtype: str = "auto"
+    editor: bool = True  # serve the ComfyUI frontend at /
+    load_nodes: bool = True  # import latentgraph.nodes (the diffusion nodes) at start
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        self.output_dir = Path(self.output_dir) if self.output_dir else self.data_dir / "output"
+        self.input_dir = Path(self.input_dir) if self.input_dir else self.data_dir / "input"
+        self.temp_dir = Path(self.temp_dir) if self.temp_dir else self.data_dir / "temp"
+        self.models_dirs = [Path(p) for p in self.models_dirs]
+        self.nodes_dirs = [Path(p) for p in self.nodes_dirs]
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "server.sqlite3"
+
+    @property
+    def user_dir(self) -> Path:
+        return self.data_dir / "users" / "default"
+
+    def dir_for(self, kind: str) -> Path | None:
+        """The folder behind a /view or /upload `type` (output, input, temp)."""
+        return {"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir}.get(kind)
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
+            d.mkdir(parents=True, exist_ok=True)

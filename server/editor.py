@@ -1,0 +1,44 @@
+"""Serving ComfyUI's web editor (PyPI `comfyui-frontend-package`, pinned) at `/`."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+PACKAGE = "comfyui_frontend_package"
+PINNED = "comfyui-frontend-package==1.58.1"
+
+_MISSING = f"""<!doctype html><html><head><title>latentgraph</title></head><body>
+<h1>latentgraph server</h1>
+<p>The API is running. The node editor is not installed; install it with</p>
+<pre>pip install "{PINNED}"</pre>
+<p>(or <code>pip install "latentgraph[editor]"</code>) and restart <code>latentgraph serve</code>.</p>
+</body></html>"""
+
+
+def static_dir() -> Path | None:
+    """The frontend package's static folder, found without importing the package."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "static"
+        if (candidate / "index.html").is_file():
+            return candidate
+    return None
+
+
+async def _missing(request: Request) -> HTMLResponse:
+    return HTMLResponse(_MISSING)
+
+
+def routes(enabled: bool = True) -> list[BaseRoute]:
+    folder = static_dir() if enabled else None
+    if folder is None:
+        return [Route("/", _missing, methods=["GET"])]
+    return [Mount("/", app=StaticFiles(directory=folder, html=True), name="editor")]

@@ -1,0 +1,63 @@
+"""JSON errors everywhere: clients parse every answer, and an HTML 500 breaks the editor."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+log = logging.getLogger("latentgraph.server")
+
+
+class ApiError(Exception):
+    """A refusal with an HTTP status, answered as {"error": {"type", "message", ...}}."""
+
+    def __init__(self, status: int, message: str, type_: str = "bad_request", **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.extra = extra
+
+
+def error_response(status: int, message: str, type_: str = "bad_request", **extra) -> JSONResponse:
+    body = {"error": {"type": type_, "message": message, "details": "", "extra_info": extra}}
+    return JSONResponse(body, status_code=status)
+
+
+async def read_json(request: Request, *, default: Any = ...) -> Any:
+    """The request body as JSON, or a 400 that says what is wrong with it."""
+    raw = await request.body()
+    if not raw.strip():
+        if default is not ...:
+            return default
+        raise ApiError(400, "the request body is empty; expected JSON", "invalid_json")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}", "invalid_json") from None
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, exc.type, **exc.extra)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    type_ = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    return error_response(exc.status_code, str(exc.detail), type_)
+
+
+async def _crash(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, f"internal error: {type(exc).__name__}: {exc}", "internal_error")
+
+
+exception_handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _crash}

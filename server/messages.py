@@ -1,0 +1,161 @@
+"""Translating engine run events into ComfyUI websocket messages.
+
+One `RunTranslator` per prompt. It turns each `graph.events` event into zero or more
+(type, data) messages in the protocol's order, and keeps the subset ComfyUI stores in history
+(`execution_start`, `execution_cached`, and the terminal message).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from latentgraph.graph import events as ev
+from latentgraph.graph.events import _now_ms as now_ms
+
+HISTORY_TYPES = frozenset(
+    {"execution_start", "execution_cached", "execution_success", "execution_error",
+     "execution_interrupted"}
+)  # fmt: skip
+
+PREVIEW_IMAGE = 1
+PREVIEW_WITH_METADATA = 4
+JPEG = 1
+
+
+class RunTranslator:
+    """Builds the protocol messages of one prompt from its run events."""
+
+    def __init__(
+        self,
+        prompt_id: str,
+        node_types: dict[str, str],
+        send: Callable[[str, dict[str, Any]], None],
+        send_preview: Callable[[Any, str], None] | None = None,
+    ) -> None:
+        self.prompt_id = prompt_id
+        self.node_types = node_types  # node id -> class_type, for error messages
+        self._send = send
+        self._send_preview = send_preview
+        self.history: list[list[Any]] = []
+        self.ui: dict[str, Any] = {}
+        self.executed: list[str] = []
+        self.failure: ev.NodeFailed | None = None
+        self.finished = False
+        self._progress: dict[str, dict[str, Any]] = {}
+
+    def emit(self, type_: str, data: dict[str, Any]) -> None:
+        if type_ in HISTORY_TYPES:
+            self.history.append([type_, data])
+        self._send(type_, data)
+
+    def _state(self, node_id: str, state: str, value: float, max_: float) -> None:
+        self._progress[node_id] = {
+            "value": value,
+            "max": max_,
+            "state": state,
+            "node_id": node_id,
+            "prompt_id": self.prompt_id,
+            "display_node_id": node_id,
+            "parent_node_id": None,
+            "real_node_id": node_id,
+        }
+        self.emit("progress_state", {"prompt_id": self.prompt_id, "nodes": dict(self._progress)})
+
+    def handle(self, event: ev.Event) -> None:
+        pid = self.prompt_id
+        if isinstance(event, ev.RunStarted):
+            self.emit("execution_start", {"prompt_id": pid, "timestamp": event.timestamp})
+        elif isinstance(event, ev.NodesCached):
+            data = {"nodes": list(event.nodes), "prompt_id": pid, "timestamp": event.timestamp}
+            self.emit("execution_cached", data)
+        elif isinstance(event, ev.NodeStarted):
+            self.emit("executing", {"node": event.node_id, "display_node": event.node_id,
+                                    "prompt_id": pid})  # fmt: skip
+            self._state(event.node_id, "running", 0, 1)
+        elif isinstance(event, ev.NodeProgress):
+            self.emit("progress", {"value": event.value, "max": event.max,
+                                   "prompt_id": pid, "node": event.node_id})  # fmt: skip
+            self._state(event.node_id, "running", event.value, event.max)
+            if event.preview is not None and self._send_preview is not None:
+                self._send_preview(event.preview, event.node_id)
+        elif isinstance(event, ev.NodeFinished):
+            if not event.cached:
+                self.executed.append(event.node_id)
+                entry = self._progress.get(event.node_id)
+                top = entry["max"] if entry else 1
+                self._state(event.node_id, "finished", top, top)
+            if event.ui:
+                self.ui[event.node_id] = event.ui
+                self.emit("executed", {"node": event.node_id, "display_node": event.node_id,
+                                       "output": event.ui, "prompt_id": pid})  # fmt: skip
+        elif isinstance(event, ev.NodeFailed):
+            if self.failure is None:
+                self.failure = event
+            entry = self._progress.get(event.node_id)
+            self._state(event.node_id, "error", entry["value"] if entry else 0,
+                        entry["max"] if entry else 1)  # fmt: skip
+        elif isinstance(event, ev.RunFinished):
+            self.finish(event)
+
+    def finish(self, event: ev.RunFinished) -> None:
+        """Send the terminal message (success, error or interrupted)."""
+        if self.finished:
+            return
+        self.finished = True
+        pid = self.prompt_id
+        executed = list(event.executed) or list(self.executed)
+        if event.status == "success":
+            self.emit("execution_success", {"prompt_id": pid, "timestamp": event.timestamp})
+        elif event.status == "interrupted":
+            node_id = event.interrupted_node
+            self.emit("execution_interrupted", {
+                "prompt_id": pid, "node_id": node_id,
+                "node_type": self.node_types.get(node_id or "", ""), "executed": executed,
+                "timestamp": event.timestamp})  # fmt: skip
+        else:
+            f = self.failure
+            self.error(
+                node_id=f.node_id if f else None,
+                node_type=f.node_type if f else None,
+                message=f.message if f else "the run failed",
+                exception_type=f.exception_type if f else "RuntimeError",
+                traceback=f.traceback if f else [],
+                inputs=f.inputs if f else {},
+                executed=executed,
+            )
+
+    def error(
+        self,
+        *,
+        node_id: str | None,
+        node_type: str | None,
+        message: str,
+        exception_type: str,
+        traceback: list[str] | None = None,
+        inputs: dict[str, Any] | None = None,
+        executed: list[str] | None = None,
+    ) -> None:
+        self.finished = True
+        self.emit("execution_error", {
+            "prompt_id": self.prompt_id, "node_id": node_id,
+            "node_type": node_type or self.node_types.get(node_id or "", ""),
+            "executed": list(executed if executed is not None else self.executed),
+            "exception_message": message, "exception_type": exception_type,
+            "traceback": list(traceback or []), "current_inputs": dict(inputs or {}),
+            "current_outputs": {}, "timestamp": now_ms()})  # fmt: skip
+
+
+def preview_frame(image: Any, *, metadata: dict[str, Any] | None = None) -> bytes:
+    """A binary preview frame: type 1 (JPEG) or, with `metadata`, type 4 (JSON header)."""
+    buf = io.BytesIO()
+    img = image if image.mode == "RGB" else image.convert("RGB")
+    img.save(buf, format="JPEG", quality=85)
+    body = buf.getvalue()
+    if metadata is None:
+        return struct.pack(">II", PREVIEW_IMAGE, JPEG) + body
+    header = json.dumps({**metadata, "image_type": "image/jpeg"}).encode()
+    return struct.pack(">II", PREVIEW_WITH_METADATA, len(header)) + header + body

@@ -1,0 +1,128 @@
+"""Guards in front of every route: body size limit, token auth, cross-origin refusal.
+
+Written as plain ASGI middleware so they cover the websocket and the static editor too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .errors import ApiError
+
+COOKIE = "latentgraph_token"
+_STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _headers(scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+async def _deny(scope, receive, send, status: int, message: str, type_: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+        return
+    body = json.dumps({"error": {"type": type_, "message": message, "details": "",
+                                 "extra_info": {}}}).encode()  # fmt: skip
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+class GuardMiddleware:
+    def __init__(self, app, *, max_body_bytes: int, auth_token: str | None) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.token = auth_token
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        set_cookie = False
+        if self.token:
+            ok, from_query = self._authorized(scope, headers)
+            if not ok:
+                await _deny(scope, receive, send, 401, "a valid token is required "
+                            "(Authorization: Bearer TOKEN or ?token=TOKEN)", "unauthorized")  # fmt: skip
+                return
+            set_cookie = from_query and scope["type"] == "http"
+        method = scope.get("method", "GET")
+        if (scope["type"] == "websocket" or method in _STATE_CHANGING) and _cross_origin(headers):
+            await _deny(scope, receive, send, 403, "cross-origin request refused", "forbidden")
+            return
+        if scope["type"] == "http":
+            length = headers.get("content-length")
+            if length and length.isdigit() and int(length) > self.max_body:
+                await _deny(scope, receive, send, 413, f"request body larger than "
+                            f"{self.max_body} bytes", "too_large")  # fmt: skip
+                return
+            receive = self._limited(receive)
+        if set_cookie:
+            send = self._with_cookie(send)
+        await self.app(scope, receive, send)
+
+    def _authorized(self, scope, headers: dict[str, str]) -> tuple[bool, bool]:
+        assert self.token is not None
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer ") and _same(auth[7:].strip(), self.token):
+            return True, False
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if any(_same(t, self.token) for t in query.get("token", [])):
+            return True, True
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:  # noqa: BLE001 - a malformed cookie header is just no cookie
+            return False, False
+        morsel = cookie.get(COOKIE)
+        return (morsel is not None and _same(morsel.value, self.token)), False
+
+    def _limited(self, receive):
+        seen = 0
+        limit = self.max_body
+
+        async def wrapped() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise ApiError(413, f"request body larger than {limit} bytes", "too_large")
+            return message
+
+        return wrapped
+
+    def _with_cookie(self, send):
+        value = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()
+
+        async def wrapped(message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), (b"set-cookie", value)]
+            await send(message)
+
+        return wrapped
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _cross_origin(headers: dict[str, str]) -> bool:
+    """True when an Origin header names a different host:port than the Host header."""
+    origin = headers.get("origin")
+    if not origin or origin == "null":
+        return bool(origin)  # "null" origins (sandboxed frames, file://) are refused
+    host = headers.get("host", "")
+    parts = urlsplit(origin)
+    default = {"http": "80", "https": "443"}.get(parts.scheme, "")
+    origin_host = parts.netloc if parts.port else f"{parts.hostname}:{default}"
+    if ":" not in host.rsplit("]", 1)[-1]:
+        host = f"{host}:{default}"
+    return origin_host.lower() != host.lower()

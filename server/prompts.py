@@ -1,0 +1,162 @@
+"""Checking a POST /prompt body and shaping refusals the way ComfyUI's editor reads them.
+
+The engine's validator already speaks ComfyUI's error type names; this module only groups its
+problems per node (`node_errors`, which the editor outlines in red) and picks the top-level
+error type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from latentgraph.graph.problems import Problem, WorkflowError
+
+# Problems that say the prompt itself is unusable rather than one input of a node.
+_PROMPT_LEVEL = {"invalid_prompt", "unknown_node_type", "syntax", "cycle", "duplicate_node"}
+# Problems we do not refuse: ComfyUI ignores extra inputs (one client sends `seed_control`).
+_IGNORED = {"unknown_input", "unused_node"}
+
+
+class PromptRejected(Exception):
+    """A prompt that cannot be queued; `body` is the 400 response in the protocol's shape."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body["error"]["message"])
+        self.body = body
+
+
+@dataclass
+class CheckedPrompt:
+    prompt: dict[str, Any]
+    outputs: list[str]
+    targets: list[str] | None = None
+    node_types: dict[str, str] = field(default_factory=dict)
+
+
+def error_body(type_: str, message: str, details: str = "", node_errors=None, **extra) -> dict:
+    return {
+        "error": {"type": type_, "message": message, "details": details, "extra_info": extra},
+        "node_errors": node_errors or {},
+    }
+
+
+def _strip_unknown_inputs(prompt: dict[str, Any], registry) -> dict[str, Any]:
+    """A copy of `prompt` without `_meta` and without inputs the node type does not declare."""
+    clean: dict[str, Any] = {}
+    for node_id, spec in prompt.items():
+        if not isinstance(spec, dict):
+            clean[node_id] = spec
+            continue
+        node_type = registry.get(spec.get("class_type")) if isinstance(
+            spec.get("class_type"), str) else None  # fmt: skip
+        inputs = spec.get("inputs")
+        if node_type is not None and isinstance(inputs, dict):
+            inputs = {k: v for k, v in inputs.items() if node_type.input(k) is not None}
+        clean[node_id] = {k: v for k, v in spec.items() if k != "_meta"}
+        if inputs is not None:
+            clean[node_id]["inputs"] = inputs
+    return clean
+
+
+def _dependent_outputs(prompt: dict[str, Any], outputs: list[str]) -> dict[str, list[str]]:
+    """For each node id, the output nodes that (transitively) consume it."""
+    parents: dict[str, set[str]] = {}
+    for nid, spec in prompt.items():
+        ins = spec.get("inputs", {}) if isinstance(spec, dict) else {}
+        parents[nid] = {
+            str(v[0]) for v in (ins.values() if isinstance(ins, dict) else [])
+            if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)
+        }  # fmt: skip
+    result: dict[str, list[str]] = {}
+    for out in outputs:
+        stack, seen = [out], set()
+        while stack:
+            nid = stack.pop()
+            if nid in seen:
+                continue
+            seen.add(nid)
+            result.setdefault(nid, []).append(out)
+            stack.extend(parents.get(nid, ()))
+    return result
+
+
+def reject(problems: list[Problem], prompt: dict[str, Any], outputs: list[str]) -> PromptRejected:
+    """Turn engine problems into the protocol's 400 body."""
+    errors = [p for p in problems if p.severity == "error" and p.code not in _IGNORED]
+    top = next((p for p in errors if p.node_id is None or p.code in _PROMPT_LEVEL), None)
+    if top is not None and top.node_id is None:
+        code = top.code if top.code in ("prompt_no_outputs", "no_prompt") else "invalid_prompt"
+        return PromptRejected(error_body(code, str(top), top.message))
+    if top is not None:
+        class_type = top.node_type or _class_of(prompt, top.node_id)
+        return PromptRejected(
+            error_body(
+                "invalid_prompt",
+                f"Cannot execute because node {top.node_id} ({class_type}): {top.message}",
+                f"Node ID '#{top.node_id}'",
+            )
+        )
+    deps = _dependent_outputs(prompt, outputs)
+    node_errors: dict[str, Any] = {}
+    for p in errors:
+        nid = str(p.node_id)
+        entry = node_errors.setdefault(nid, {
+            "errors": [], "dependent_outputs": deps.get(nid, []),
+            "class_type": p.node_type or _class_of(prompt, nid)})  # fmt: skip
+        info: dict[str, Any] = {}
+        if p.input_name is not None:
+            info["input_name"] = p.input_name
+            info["received_value"] = p.received
+        entry["errors"].append({"type": p.code, "message": p.message,
+                                "details": str(p), "extra_info": info})  # fmt: skip
+    return PromptRejected(
+        error_body(
+            "prompt_outputs_failed_validation",
+            "Prompt outputs failed validation",
+            "; ".join(str(p) for p in errors[:5]),
+            node_errors=node_errors,
+        )
+    )
+
+
+def _class_of(prompt: dict[str, Any], node_id: str | None) -> str:
+    spec = prompt.get(str(node_id)) if node_id is not None else None
+    return str(spec.get("class_type", "")) if isinstance(spec, dict) else ""
+
+
+def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[CheckedPrompt, Any]:
+    """Convert and validate an API-format prompt. Returns it and its Graph, or raises."""
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.validate import output_nodes, validate
+
+    if not isinstance(prompt, dict) or not prompt:
+        raise PromptRejected(error_body("no_prompt", "No prompt provided", "'prompt' must be a "
+                                        "non-empty object of node id -> node"))  # fmt: skip
+    for nid, spec in prompt.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("class_type"), str):
+            raise PromptRejected(error_body(
+                "invalid_prompt", f"Cannot execute because node {nid} has no class_type",
+                f"Node ID '#{nid}'"))  # fmt: skip
+    clean = _strip_unknown_inputs(prompt, registry)
+    try:
+        graph = graph_from_prompt(clean, registry, source="<prompt>")
+    except WorkflowError as exc:
+        raise reject(exc.problems, prompt, []) from None
+    try:
+        outputs = [str(n) for n in output_nodes(graph, registry)]
+    except WorkflowError as exc:
+        raise reject(exc.problems, prompt, []) from None
+    if targets is not None:
+        if not isinstance(targets, list) or not all(str(t) in prompt for t in targets):
+            raise PromptRejected(error_body(
+                "invalid_prompt", "partial_execution_targets must list node ids of the prompt"))  # fmt: skip
+        targets = [str(t) for t in targets]
+    if not outputs and not targets:
+        raise PromptRejected(error_body("prompt_no_outputs", "Prompt has no outputs",
+                                        "the prompt has no output node (e.g. SaveImage)"))  # fmt: skip
+    problems = [p for p in validate(graph, registry, settings) if p.code not in _IGNORED]
+    if any(p.severity == "error" for p in problems):
+        raise reject(problems, prompt, targets or outputs)
+    types = {nid: spec["class_type"] for nid, spec in prompt.items()}
+    return CheckedPrompt(prompt, outputs, targets, types), graph

@@ -1,0 +1,220 @@
+"""The one thread that runs prompts, in queue order, with the real Scheduler.
+
+It never waits on a websocket: everything it sends goes through the Hub's thread-safe, bounded
+per-client queues. History is written before the final `executing` (node: null) message, so a
+client that reads /history/{id} on that message always finds the entry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from latentgraph.graph.context import CancelToken, Settings
+from latentgraph.graph.problems import WorkflowError
+
+from . import store as st
+from .hub import Hub
+from .messages import RunTranslator, preview_frame
+from .prompts import _strip_unknown_inputs
+
+log = logging.getLogger("latentgraph.server")
+
+_STATUS = {"success": st.SUCCESS, "interrupted": st.INTERRUPTED}
+
+
+class Worker:
+    def __init__(self, store: st.Store, hub: Hub, registry, settings: Settings,
+                 *, previews: bool = False, disk_cache: bool = True) -> None:  # fmt: skip
+        self.store = store
+        self.hub = hub
+        self.registry = registry
+        self.settings = settings
+        self.previews = previews
+        self.disk_cache = disk_cache
+        self.current: st.PromptRecord | None = None
+        self._cancel: CancelToken | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._chores: list[Callable[[], None]] = []
+        self._scheduler = None
+        self._thread = threading.Thread(target=self._loop, name="latentgraph-worker", daemon=True)
+
+    # --- control (any thread) ----------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.interrupt()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Cancel the running prompt (only if it is `prompt_id`, when given)."""
+        with self._lock:
+            current, cancel = self.current, self._cancel
+        if current is None or cancel is None:
+            return False
+        if prompt_id is not None and prompt_id != current.id:
+            return False
+        cancel.cancel()
+        return True
+
+    def request_free(self, unload_models: bool, free_memory: bool) -> None:
+        """Free memory between prompts, on the worker thread (models are not thread-safe)."""
+        self._chores.append(lambda: self._free(unload_models, free_memory))
+        self._wake.set()
+
+    def status(self) -> dict[str, Any]:
+        return {"status": {"exec_info": {"queue_remaining": self.store.count_queued()}}}
+
+    # --- the loop (worker thread) ------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            while self._chores:
+                chore = self._chores.pop(0)
+                try:
+                    chore()
+                except Exception:  # noqa: BLE001 - a failed free must not stop the worker
+                    log.exception("freeing memory failed")
+            record = self.store.next_pending()
+            if record is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            if not self.store.mark_running(record.id):
+                continue  # deleted between the read and now
+            with self._lock:
+                self.current, self._cancel = record, CancelToken()
+            try:
+                self._run(record, self._cancel)
+            except Exception:  # noqa: BLE001 - never let one prompt kill the worker
+                log.exception("prompt %s crashed the runner", record.id)
+                self.store.finish(record.id, st.ERROR, error="internal error")
+            finally:
+                with self._lock:
+                    self.current, self._cancel = None, None
+            self.hub.send(record.client_id, "executing",
+                          {"node": None, "display_node": None, "prompt_id": record.id})  # fmt: skip
+            self.hub.broadcast("status", self.status())
+
+    def scheduler(self):
+        if self._scheduler is None:
+            from latentgraph.graph.cache import default_cache
+            from latentgraph.graph.scheduler import Scheduler
+
+            self._scheduler = Scheduler(
+                registry=self.registry,
+                cache=default_cache(disk=self.disk_cache),
+                settings=self.settings,
+            )
+        return self._scheduler
+
+    def _run(self, record: st.PromptRecord, cancel: CancelToken) -> None:
+        from latentgraph.graph.comfy_api import graph_from_prompt
+
+        sid = record.client_id
+        types = {nid: str(spec.get("class_type", "")) for nid, spec in record.prompt.items()
+                 if isinstance(spec, dict)}  # fmt: skip
+        method = str(record.extra_data.get("preview_method") or "").lower()
+        want_previews = self.previews or method not in ("", "none")
+        translator = RunTranslator(
+            record.id,
+            types,
+            send=lambda t, d: self.hub.send(sid, t, d),
+            send_preview=(lambda img, node: self._preview(record, img, node)) if want_previews else None,
+        )  # fmt: skip
+        workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
+        extra = {"prompt": record.prompt, "workflow": workflow, "prompt_id": record.id}
+        ui: dict[str, Any] = {}
+        status = "failed"
+        error: str | None = None
+        try:
+            graph = graph_from_prompt(
+                _strip_unknown_inputs(record.prompt, self.registry), self.registry
+            )
+            result = self.scheduler().run(
+                graph, targets=record.targets or None, on_event=translator.handle,
+                cancel=cancel, run_id=record.id, extra=extra)  # fmt: skip
+            status = result.status
+            ui = dict(getattr(result, "ui", None) or translator.ui)
+        except WorkflowError as exc:
+            first = exc.errors[0] if exc.errors else None
+            self._start_if_needed(translator)
+            error = str(exc)
+            translator.error(node_id=first.node_id if first else None,
+                             node_type=first.node_type if first else None,
+                             message=error, exception_type="WorkflowError")  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - reported to the client, the worker goes on
+            self._start_if_needed(translator)
+            error = f"{type(exc).__name__}: {exc}"
+            translator.error(node_id=None, node_type=None, message=str(exc),
+                             exception_type=type(exc).__name__,
+                             traceback=traceback.format_exception(exc))  # fmt: skip
+        if not translator.finished:
+            from latentgraph.graph.events import RunFinished
+
+            translator.finish(RunFinished(record.id, status=status))
+        if status == "failed" and error is None and translator.failure is not None:
+            error = translator.failure.message
+        self.store.finish(record.id, _STATUS.get(status, st.ERROR), ui=ui or translator.ui,
+                          messages=translator.history, error=error)  # fmt: skip
+
+    @staticmethod
+    def _start_if_needed(translator: RunTranslator) -> None:
+        if not any(m[0] == "execution_start" for m in translator.history):
+            from latentgraph.graph.events import _now_ms
+
+            translator.emit("execution_start",
+                            {"prompt_id": translator.prompt_id, "timestamp": _now_ms()})  # fmt: skip
+
+    def _preview(self, record: st.PromptRecord, image: Any, node_id: str) -> None:
+        client = self.hub.clients.get(record.client_id or "")
+        if client is None:
+            return
+        try:
+            meta = None
+            if client.wants_preview_metadata:
+                meta = {"node_id": node_id, "prompt_id": record.id, "display_node_id": node_id,
+                        "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
+            self.hub.send_bytes(record.client_id, preview_frame(image, metadata=meta))
+        except Exception:  # noqa: BLE001 - a bad preview never fails the run
+            log.debug("preview encoding failed", exc_info=True)
+
+    def _free(self, unload_models: bool, free_memory: bool) -> None:
+        if unload_models or free_memory:
+            free = _model_manager_free()
+            if free is not None:
+                free()
+        if free_memory and self._scheduler is not None:
+            cache = getattr(self._scheduler, "cache", None)
+            if cache is not None and hasattr(cache, "clear_memory"):
+                cache.clear_memory()
+        import gc
+
+        gc.collect()
+
+
+def _model_manager_free() -> Callable[[], Any] | None:
+    """The diffusion nodes' "unload every model" function, if they are installed."""
+    try:
+        mm = importlib.import_module("latentgraph.nodes.model_manager")
+    except ImportError:
+        return None
+    for name in ("free_models", "unload_all", "free_all", "free"):
+        fn = getattr(mm, name, None)
+        if callable(fn):
+            return fn
+    return None
