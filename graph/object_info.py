@@ -1,0 +1,97 @@
+"""ComfyUI's `/object_info`: node definitions for the editor, derived from the registry.
+
+Each input is `[TYPE, options]`; a dropdown puts its choice list in the type slot. Widget
+order is declaration order, which fixes the order of `widgets_values` in saved editor graphs.
+JSON cannot carry infinity, so unbounded FLOAT ranges are sent as +-FLOAT_LIMIT.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .declare import BOOLEAN, COMBO, FLOAT, INT, REQUIRED, STRING, Input, NodeType, Registry
+
+FLOAT_LIMIT = 1e308
+
+
+def _finite(value: float | None, sign: int) -> float | int | None:
+    if value is None:
+        return None
+    if math.isinf(value) or math.isnan(value):
+        return sign * FLOAT_LIMIT
+    return value
+
+
+def _input_entry(decl: Input) -> list[Any]:
+    options: dict[str, Any] = {}
+    has_default = decl.default is not REQUIRED and decl.default is not None
+    if decl.kind == "socket":
+        if decl.type in (INT, FLOAT, STRING, BOOLEAN):
+            options["forceInput"] = True
+        if decl.description:
+            options["tooltip"] = decl.description
+        return [decl.type, options]
+    if has_default:
+        options["default"] = decl.default
+    if decl.type == COMBO or decl.choices is not None:
+        try:
+            choices = decl.choice_list()
+        except Exception:  # a file picker whose folder is missing: an empty dropdown
+            choices = []
+        if not has_default and choices:
+            options["default"] = choices[0]
+        if decl.image_upload:
+            options["image_upload"] = True
+        if decl.description:
+            options["tooltip"] = decl.description
+        return [choices, options]
+    if decl.type in (INT, FLOAT):
+        for key, value, sign in (("min", decl.min, -1), ("max", decl.max, 1)):
+            bound = _finite(value, sign)
+            if bound is not None:
+                options[key] = bound
+        if decl.step is not None:
+            options["step"] = decl.step
+        if decl.type == FLOAT and decl.round is not None:
+            options["round"] = decl.round
+        if decl.type == INT and decl.seed:
+            options["control_after_generate"] = True
+    elif decl.type == STRING:
+        options["multiline"] = decl.multiline
+    if decl.description:
+        options["tooltip"] = decl.description
+    return [decl.type, options]
+
+
+def node_info(node_type: NodeType) -> dict:
+    """The /object_info entry of one node type."""
+    required: dict[str, Any] = {}
+    optional: dict[str, Any] = {}
+    for decl in node_type.inputs:
+        (optional if decl.optional else required)[decl.name] = _input_entry(decl)
+    return {
+        "input": {"required": required, "optional": optional, "hidden": {}},
+        "input_order": {"required": list(required), "optional": list(optional)},
+        "output": [o.type for o in node_type.outputs],
+        "output_is_list": [o.is_list for o in node_type.outputs],
+        "output_name": [o.name for o in node_type.outputs],
+        "output_tooltips": [o.description for o in node_type.outputs],
+        "name": node_type.name,
+        "display_name": node_type.display_name or node_type.name,
+        "description": node_type.description,
+        "python_module": node_type.module or "latentgraph",
+        "category": node_type.category,
+        "output_node": node_type.output_node,
+    }
+
+
+def object_info(registry: Registry | None = None) -> dict:
+    """`{class name: node_info}` for every registered node type."""
+    if registry is None:
+        from .declare import default_registry
+        from .plugins import builtin_nodes
+
+        builtin_nodes()
+        registry = default_registry
+    return {node_type.name: node_info(node_type) for node_type in registry}

@@ -1,0 +1,153 @@
+"""Loading node types: the built-in nodes, entry-point plugins and folders of Python files.
+
+A plugin is a module that declares nodes with `@node(...)` when imported. It comes from an
+installed distribution (entry point group `latentgraph.nodes`, each entry naming a module) or
+from a `.py` file / package folder in a directory given with `--nodes-dir`. Code is only ever
+imported from those places. A plugin that fails to import is reported (naming its file) and
+skipped; the other plugins and the built-in nodes keep working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import traceback
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .declare import Registry, default_registry
+
+ENTRY_POINT_GROUP = "latentgraph.nodes"
+_loaded_files: dict[Path, str] = {}  # resolved file -> module name, so reloading is a no-op
+
+
+class PluginWarning(UserWarning):
+    """Emitted for a plugin that failed to load when the caller collects no errors."""
+
+
+@dataclass
+class PluginFailure:
+    """A plugin that could not be loaded: where it is and why."""
+
+    origin: str  # file path or entry point "name = module"
+    message: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"node plugin {self.origin} failed to load: {self.message}"
+
+
+def builtin_nodes() -> None:
+    """Register latentgraph's own nodes (importing them does not import torch)."""
+    try:
+        importlib.import_module("latentgraph.nodes")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("latentgraph", "latentgraph.nodes"):
+            raise
+
+
+def load_plugins(
+    dirs: Iterable[Path] = (),
+    *,
+    entry_points: bool = True,
+    registry: Registry | None = None,
+    errors: list[PluginFailure] | None = None,
+) -> list[str]:
+    """Import node plugins; return the names of those loaded (module names or file paths).
+
+    Failures go to `errors` when given, else they are emitted as `PluginWarning`s. Node types
+    a plugin registers in the default registry are copied into `registry` when another one is
+    given.
+    """
+    target = registry if registry is not None else default_registry
+    before = set(default_registry.names())
+    failures: list[PluginFailure] = []
+    loaded: list[str] = []
+    builtin_nodes()
+    if entry_points:
+        loaded += _from_entry_points(failures)
+    for folder in dirs:
+        loaded += _from_folder(Path(folder), failures)
+    if target is not default_registry:
+        for name in default_registry.names():
+            if name not in before and name not in target:
+                target.add(default_registry[name])
+    if errors is not None:
+        errors.extend(failures)
+    else:
+        for failure in failures:
+            warnings.warn(str(failure), PluginWarning, stacklevel=2)
+    return loaded
+
+
+def _from_entry_points(failures: list[PluginFailure]) -> list[str]:
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"{entry.name} = {entry.value}"
+        try:
+            entry.load()
+        except Exception as exc:
+            failures.append(_failure(origin, exc))
+            continue
+        loaded.append(entry.value)
+    return loaded
+
+
+def _from_folder(folder: Path, failures: list[PluginFailure]) -> list[str]:
+    if not folder.is_dir():
+        failures.append(PluginFailure(str(folder), "not a directory"))
+        return []
+    loaded = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith((".", "_")):
+            continue
+        if path.is_dir() and (path / "__init__.py").is_file():
+            file = path / "__init__.py"
+        elif path.is_file() and path.suffix == ".py":
+            file = path
+        else:
+            continue
+        resolved = file.resolve()
+        if resolved in _loaded_files:
+            loaded.append(str(path))
+            continue
+        try:
+            _import_file(path, file, resolved)
+        except Exception as exc:
+            failures.append(_failure(str(path), exc))
+            continue
+        loaded.append(str(path))
+    return loaded
+
+
+def _import_file(path: Path, file: Path, resolved: Path) -> None:
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    module_name = f"latentgraph_plugin_{stem}_{digest}"
+    package = path if file.name == "__init__.py" else None
+    spec = importlib.util.spec_from_file_location(
+        module_name,
+        file,
+        submodule_search_locations=[str(package)] if package is not None else None,
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    _loaded_files[resolved] = module_name
+
+
+def _failure(origin: str, exc: BaseException) -> PluginFailure:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return PluginFailure(origin, f"{type(exc).__name__}: {exc}", text)

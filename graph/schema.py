@@ -1,0 +1,144 @@
+"""JSON Schema of the workflow format, generated from the registry.
+
+Editors use it (through a `# yaml-language-server: $schema=...` line) to autocomplete node
+types and input names and to flag bad literals while typing. It is draft-07, the draft
+yaml-language-server understands best. It is deliberately a little looser than `validate`
+(links are checked by name only there); `latentgraph validate` has the last word.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .declare import BOOLEAN, COMBO, FLOAT, INT, REQUIRED, STRING, Input, NodeType, Registry
+
+SCHEMA_ID = "https://latentgraph.invalid/schema/workflow.json"
+_PARAM_REF = {
+    "type": "string",
+    "pattern": r"^\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})$",
+}
+_LINK_TEXT = {"type": "string", "pattern": r"^[^\s$]+$", "description": "a link: node.output"}
+_LINK = {
+    "type": "object",
+    "properties": {"from": _LINK_TEXT},
+    "required": ["from"],
+    "additionalProperties": False,
+    "description": "a link to another node's output: {from: node.output}",
+}
+
+
+def _literal(decl: Input) -> dict[str, Any]:
+    schema: dict[str, Any] = {}
+    if decl.type == INT:
+        schema["type"] = "integer"
+    elif decl.type == FLOAT:
+        schema["type"] = "number"
+    elif decl.type == STRING:
+        schema["type"] = "string"
+        if decl.max_length is not None:
+            schema["maxLength"] = decl.max_length
+    elif decl.type == BOOLEAN:
+        schema["type"] = "boolean"
+    if decl.type in (INT, FLOAT):
+        if decl.min is not None and math.isfinite(decl.min):
+            schema["minimum"] = decl.min
+        if decl.max is not None and math.isfinite(decl.max):
+            schema["maximum"] = decl.max
+    if decl.type == COMBO or decl.choices is not None:
+        if callable(decl.choices):  # listed at run time (e.g. files): any text here
+            schema["type"] = "string"
+        else:
+            schema["enum"] = decl.choice_list()
+    return schema
+
+
+def _input_schema(decl: Input) -> dict[str, Any]:
+    description = decl.description or f"{decl.type} ({decl.kind})"
+    if decl.kind == "socket":
+        schema: dict[str, Any] = dict(_LINK_TEXT)
+        schema["description"] = f"{description}; a link from a {decl.type} output: node.output"
+        return schema
+    options = [_literal(decl), _PARAM_REF]
+    if decl.kind == "both":
+        options.append(_LINK)
+    schema = {"anyOf": options, "description": description}
+    if decl.default is not REQUIRED and _json_safe(decl.default):
+        schema["default"] = decl.default
+    return schema
+
+
+def _json_safe(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str | int | bool | list) or value is None
+
+
+def _node_schema(node_type: NodeType) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "type": {"const": node_type.name},
+        "title": {"type": "string"},
+    }
+    for decl in node_type.inputs:
+        properties[decl.name] = _input_schema(decl)
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": node_type.description or node_type.display_name,
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    required = [i.name for i in node_type.inputs if i.required]
+    if required:
+        schema["required"] = ["type", *required]
+    return schema
+
+
+def workflow_schema(registry: Registry | None = None) -> dict:
+    """The JSON Schema (draft-07) of workflow documents for the node types in `registry`."""
+    if registry is None:
+        from .declare import default_registry
+        from .plugins import builtin_nodes
+
+        builtin_nodes()
+        registry = default_registry
+    types = list(registry)
+    definitions = {t.name: _node_schema(t) for t in types}
+    node_schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"enum": [t.name for t in types], "description": "the node type"},
+            "title": {"type": "string"},
+        },
+        "allOf": [
+            {
+                "if": {"properties": {"type": {"const": t.name}}, "required": ["type"]},
+                "then": {"$ref": f"#/definitions/{t.name}"},
+            }
+            for t in types
+        ],
+    }
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_ID,
+        "title": "latentgraph workflow",
+        "type": "object",
+        "required": ["nodes"],
+        "additionalProperties": False,
+        "properties": {
+            "$schema": {"type": "string"},
+            "version": {"const": 1},
+            "description": {"type": "string"},
+            "params": {
+                "type": "object",
+                "description": "name: default value; use as $name, override with --set name=value",
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            },
+            "nodes": {
+                "type": "object",
+                "description": "node id: node",
+                "additionalProperties": node_schema,
+            },
+        },
+        "definitions": definitions,
+    }

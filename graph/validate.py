@@ -1,0 +1,611 @@
+"""Validation: every problem of a graph at once, each naming node, input and place.
+
+Checks, per node: known type (with "did you mean"), known inputs, required inputs present,
+literal types and ranges, choices, string length, link targets and types, literal vs link
+where the input allows only one; then the node type's own `check` hook; then run limits from
+`Settings` (inputs named `steps`, `batch_size`/`batch`, `width` x `height`); then the graph:
+self-links, cycles (each named), no output node, and unused nodes (a warning).
+
+Everything is iterative and linear in the size of the graph, so a 100,000-node chain
+validates quickly and never hits Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections import deque
+from typing import Any
+
+from .context import Settings
+from .declare import ANY, BOOLEAN, COMBO, FLOAT, INT, REQUIRED, STRING, Input, NodeType, Registry
+from .model import Graph, Link, Location, Node
+from .problems import Problem, WorkflowError
+
+MAX_CHOICES_SHOWN = 20
+
+
+def _registry(registry: Registry | None) -> Registry:
+    if registry is not None:
+        return registry
+    from .declare import default_registry
+    from .plugins import builtin_nodes
+
+    builtin_nodes()
+    return default_registry
+
+
+def output_nodes(graph: Graph, registry: Registry | None = None) -> list[str]:
+    """Ids of the nodes whose type is an output node, in graph order."""
+    registry = _registry(registry)
+    result = []
+    for node in graph:
+        node_type = registry.get(node.type)
+        if node_type is not None and node_type.output_node:
+            result.append(node.id)
+    return result
+
+
+def check_or_raise(
+    graph: Graph, registry: Registry | None = None, settings: Settings | None = None
+) -> list[Problem]:
+    """Validate; raise `WorkflowError` (with warnings too) on any error, else return warnings."""
+    problems = validate(graph, registry, settings)
+    if any(p.severity == "error" for p in problems):
+        raise WorkflowError(problems)
+    return problems
+
+
+def validate(
+    graph: Graph, registry: Registry | None = None, settings: Settings | None = None
+) -> list[Problem]:
+    """Every problem in `graph`, errors and warnings. Never raises for a bad graph."""
+    registry = _registry(registry)
+    settings = settings or Settings()
+    problems: list[Problem] = []
+    type_names: list[str] | None = None
+    required_of: dict[str, tuple[str, ...]] = {}
+    nodes = graph.nodes
+
+    for node in nodes.values():
+        node_type = registry.get(node.type)
+        if node_type is None:
+            if type_names is None:
+                type_names = registry.names()
+            problems.append(
+                Problem(
+                    "unknown_node_type",
+                    f"unknown node type {node.type!r}{_did_you_mean(node.type, type_names)}",
+                    node.id,
+                    None,
+                    graph.where(node.id),
+                    node_type=node.type,
+                )
+            )
+            continue
+        for name, value in node.inputs.items():
+            decl = node_type.input(name)
+            if decl is None:
+                problems.append(_unknown_input(graph, node, node_type, name, value))
+            elif isinstance(value, Link):
+                _check_link(graph, registry, node, node_type, decl, value, problems)
+            else:
+                _check_literal(graph, node, node_type, decl, value, problems)
+        required = required_of.get(node_type.name)
+        if required is None:
+            required = tuple(i.name for i in node_type.inputs if i.required)
+            required_of[node_type.name] = required
+        for name in required:
+            if name not in node.inputs:
+                decl = node_type.input(name)
+                how = "a link" if decl.kind == "socket" else "a value"
+                problems.append(
+                    _problem(
+                        graph,
+                        node,
+                        node_type,
+                        "required_input_missing",
+                        f"this required {decl.type} input is missing: give it {how}",
+                        name,
+                    )  # fmt: skip
+                )
+        if node_type.check is not None:
+            _run_check(graph, node, node_type, problems)
+        _check_limits(graph, node, node_type, settings, problems)
+
+    _check_structure(graph, registry, problems)
+    return problems
+
+
+# --- per input ---------------------------------------------------------------------------
+
+
+def _problem(
+    graph: Graph, node: Node, node_type: NodeType | None, code: str, message: str,
+    input_name: str | None = None, received: Any = None, severity: str = "error",
+) -> Problem:  # fmt: skip
+    return Problem(
+        code,
+        message,
+        node.id,
+        input_name,
+        graph.where(node.id, input_name),
+        severity=severity,
+        received=received,
+        node_type=node_type.name if node_type is not None else node.type,
+    )
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in candidates}
+        if name.lower() in lowered:
+            close = [lowered[name.lower()]]
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _unknown_input(graph: Graph, node: Node, node_type: NodeType, name: str, value: Any) -> Problem:
+    names = [i.name for i in node_type.inputs]
+    hint = _did_you_mean(name, names) or f"; its inputs are: {', '.join(names) or 'none'}"
+    return _problem(
+        graph, node, node_type, "unknown_input",
+        f"{node_type.name} has no input {name!r}{hint}", name, _received(value),
+    )  # fmt: skip
+
+
+def _received(value: Any) -> Any:
+    if isinstance(value, Link):
+        return [value.node, value.output]
+    return value
+
+
+def _check_link(
+    graph: Graph, registry: Registry, node: Node, node_type: NodeType, decl: Input, link: Link,
+    problems: list[Problem],
+) -> None:  # fmt: skip
+    name = decl.name
+    if not decl.accepts_link:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "bad_linked_input",
+                f"takes a literal {decl.type} value, not a link",
+                name,
+                _received(link),
+            )  # fmt: skip
+        )
+        return
+    if link.node == node.id:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "cycle",
+                "links the node to itself (a cycle)",
+                name,
+                _received(link),
+            )  # fmt: skip
+        )
+        return
+    source = graph.nodes.get(link.node)
+    if source is None:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "bad_linked_input",
+                f"links to node {link.node!r}, which does not exist",
+                name,
+                _received(link),
+            )  # fmt: skip
+        )
+        return
+    source_type = registry.get(source.type)
+    if source_type is None:
+        return  # reported on the source node
+    outputs = source_type.outputs
+    if not isinstance(link.output, int) or not 0 <= link.output < len(outputs):
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "bad_linked_input",
+                f"links to output {link.output!r} of node {link.node!r} "
+                f"({source_type.name}), which has {len(outputs)} output(s): "
+                f"{', '.join(o.name for o in outputs) or 'none'}",
+                name,
+                _received(link),
+            )  # fmt: skip
+        )
+        return
+    out_type = outputs[link.output].type
+    if out_type != decl.type and out_type != ANY and decl.type != ANY:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "return_type_mismatch",
+                f"expects {decl.type} but {link.node}.{outputs[link.output].name} is {out_type}",
+                name,
+                _received(link),
+            )  # fmt: skip
+        )
+
+
+def _check_literal(
+    graph: Graph, node: Node, node_type: NodeType, decl: Input, value: Any,
+    problems: list[Problem],
+) -> None:  # fmt: skip
+    name = decl.name
+    if not decl.accepts_literal:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "bad_linked_input",
+                f"takes a link from a {decl.type} output, not a literal "
+                f"({_show(value)}); write node.output",
+                name,
+                value,
+            )  # fmt: skip
+        )
+        return
+    if value is None and (decl.default is None or decl.optional):
+        return
+    kind = decl.type
+    expected = None
+    if kind == INT:
+        if type(value) is not int:
+            expected = "an integer"
+    elif kind == FLOAT:
+        if type(value) not in (int, float):
+            expected = "a number"
+        elif value != value:
+            problems.append(
+                _problem(
+                    graph,
+                    node,
+                    node_type,
+                    "invalid_input_type",
+                    "expected a number, got NaN",
+                    name,
+                    value,
+                )  # fmt: skip
+            )
+            return
+        elif math.isinf(value) and (_finite(decl.min) or _finite(decl.max)):
+            problems.append(
+                _problem(
+                    graph,
+                    node,
+                    node_type,
+                    "invalid_input_type",
+                    f"expected a finite number, got {value}",
+                    name,
+                    value,
+                )  # fmt: skip
+            )
+            return
+    elif kind == STRING:
+        if type(value) is not str:
+            expected = "text"
+        elif decl.max_length is not None and len(value) > decl.max_length:
+            problems.append(
+                _problem(
+                    graph,
+                    node,
+                    node_type,
+                    "value_bigger_than_max",
+                    f"the text is {len(value)} characters long; at most "
+                    f"{decl.max_length} are allowed",
+                    name,
+                    value[:80],
+                )  # fmt: skip
+            )
+            return
+    elif kind == BOOLEAN:
+        if type(value) is not bool:
+            expected = "true or false"
+    elif kind == COMBO or decl.choices is not None:
+        _check_choice(graph, node, node_type, decl, value, problems)
+        return
+    if expected is not None:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "invalid_input_type",
+                f"expected {expected} ({kind}), got {_show(value)}",
+                name,
+                value,
+            )  # fmt: skip
+        )
+        return
+    if kind in (INT, FLOAT):
+        if decl.min is not None and value < decl.min:
+            problems.append(
+                _problem(
+                    graph,
+                    node,
+                    node_type,
+                    "value_smaller_than_min",
+                    f"{value} is below the minimum {_num(decl.min)}",
+                    name,
+                    value,
+                )  # fmt: skip
+            )
+        elif decl.max is not None and value > decl.max:
+            problems.append(
+                _problem(
+                    graph,
+                    node,
+                    node_type,
+                    "value_bigger_than_max",
+                    f"{value} is above the maximum {_num(decl.max)}",
+                    name,
+                    value,
+                )  # fmt: skip
+            )
+
+
+def _check_choice(
+    graph: Graph, node: Node, node_type: NodeType, decl: Input, value: Any,
+    problems: list[Problem],
+) -> None:  # fmt: skip
+    try:
+        choices = decl.choice_list()
+    except Exception as exc:  # a file picker whose folder vanished: say so, don't crash
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "value_not_in_list",
+                f"could not list the choices: {exc}",
+                decl.name,
+                value,
+            )  # fmt: skip
+        )
+        return
+    if value in choices and isinstance(value, str | int | float):
+        return
+    shown = ", ".join(repr(c) for c in choices[:MAX_CHOICES_SHOWN])
+    if len(choices) > MAX_CHOICES_SHOWN:
+        shown += f", ... ({len(choices)} in all)"
+    hint = _did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+    problems.append(
+        _problem(
+            graph,
+            node,
+            node_type,
+            "value_not_in_list",
+            f"{_show(value)} is not one of: {shown or '(no choices)'}{hint}",
+            decl.name,
+            value,
+        )  # fmt: skip
+    )
+
+
+def _finite(bound: float | None) -> bool:
+    return bound is not None and math.isfinite(bound)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**63 else str(value)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return repr(text)
+    if isinstance(value, list | dict):
+        return f"a {type(value).__name__}"
+    return repr(value)
+
+
+def _run_check(graph: Graph, node: Node, node_type: NodeType, problems: list[Problem]) -> None:
+    literals = {
+        i.name: i.default
+        for i in node_type.inputs
+        if i.default is not REQUIRED and i.kind != "socket"
+    }
+    literals.update({k: v for k, v in node.inputs.items() if not isinstance(v, Link)})
+    try:
+        found = node_type.check(literals) or []
+    except Exception as exc:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "invalid_value",
+                f"{node_type.name} could not check its inputs: {exc}",
+            )  # fmt: skip
+        )
+        return
+    for input_name, message in found:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "invalid_value",
+                message,
+                input_name,
+                node.inputs.get(input_name) if input_name else None,
+            )  # fmt: skip
+        )
+
+
+_LIMITED = ("steps", "batch_size", "batch", "width", "height")
+
+
+def _check_limits(
+    graph: Graph, node: Node, node_type: NodeType, settings: Settings, problems: list[Problem]
+) -> None:
+    """Run-wide limits, enforced here so a huge request fails before any model work."""
+    inputs = node.inputs
+    if not any(name in inputs for name in _LIMITED):
+        return
+
+    def value(name: str) -> Any:
+        v = inputs.get(name)
+        return v if type(v) is int else None
+
+    steps = value("steps")
+    if steps is not None and steps > settings.max_steps:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "limit_exceeded",
+                f"steps {steps} is over this server's limit of {settings.max_steps}",
+                "steps",
+                steps,
+            )  # fmt: skip
+        )
+    for name in ("batch_size", "batch"):
+        batch = value(name)
+        if batch is not None and batch > settings.max_batch:
+            problems.append(
+                _problem(
+                    graph,
+                    node,
+                    node_type,
+                    "limit_exceeded",
+                    f"{name} {batch} is over this server's limit of {settings.max_batch}",
+                    name,
+                    batch,
+                )  # fmt: skip
+            )
+    width, height = value("width"), value("height")
+    if width is not None and height is not None and width * height > settings.max_image_pixels:
+        problems.append(
+            _problem(
+                graph,
+                node,
+                node_type,
+                "limit_exceeded",
+                f"{width}x{height} is {width * height} pixels, over this server's limit of "
+                f"{settings.max_image_pixels}",
+                "width",
+                width,
+            )  # fmt: skip
+        )
+
+
+# --- the graph as a whole ----------------------------------------------------------------
+
+
+def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) -> None:
+    nodes = graph.nodes
+    parents: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+    children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+    outputs: list[str] = []
+    for node in nodes.values():
+        for value in node.inputs.values():
+            if type(value) is Link and value.node in nodes and value.node != node.id:
+                parents[node.id].append(value.node)
+                children[value.node].append(node.id)
+        node_type = registry.get(node.type)
+        if node_type is not None and node_type.output_node:
+            outputs.append(node.id)
+
+    # Kahn's algorithm finds whether there is a cycle in linear time; networkx then names it.
+    indegree = {node_id: len(p) for node_id, p in parents.items()}
+    ready = deque(node_id for node_id, d in indegree.items() if d == 0)
+    done = 0
+    while ready:
+        node_id = ready.popleft()
+        done += 1
+        for child in children[node_id]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    if done < len(nodes):
+        _report_cycles(graph, {n for n, d in indegree.items() if d > 0}, parents, problems)
+
+    if not outputs:
+        if nodes:
+            problems.append(
+                Problem(
+                    "prompt_no_outputs",
+                    "the workflow has no output node (e.g. SaveImage), so nothing would run",
+                    location=_file_only(graph),
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    "prompt_no_outputs", "the workflow has no nodes", location=_file_only(graph)
+                )
+            )
+        return
+    needed = set(outputs)
+    stack = list(outputs)
+    while stack:
+        for parent in parents[stack.pop()]:
+            if parent not in needed:
+                needed.add(parent)
+                stack.append(parent)
+    for node in nodes.values():
+        if node.id not in needed:
+            problems.append(
+                _problem(
+                    graph,
+                    node,
+                    registry.get(node.type),
+                    "unused_node",
+                    "the node feeds no output node, so it will not run",
+                    severity="warning",
+                )  # fmt: skip
+            )
+
+
+def _file_only(graph: Graph) -> Location:
+    return Location(graph.source)
+
+
+def _report_cycles(
+    graph: Graph, stuck: set[str], parents: dict[str, list[str]], problems: list[Problem]
+) -> None:
+    """Name the nodes of each cycle (one problem per strongly connected group)."""
+    import networkx as nx
+
+    sub = nx.DiGraph()
+    sub.add_nodes_from(stuck)
+    for node_id in stuck:
+        sub.add_edges_from((p, node_id) for p in parents[node_id] if p in stuck)
+    for component in nx.strongly_connected_components(sub):
+        if len(component) < 2:
+            continue  # downstream of a cycle, not on one
+        start = next(n for n in graph.nodes if n in component)
+        edges = nx.find_cycle(sub.subgraph(component), source=start)
+        names = [u for u, _ in edges]
+        ring = " -> ".join([*names, names[0]])
+        node = graph.nodes[names[0]]
+        problems.append(
+            Problem(
+                "cycle",
+                f"the graph has a cycle: {ring}; links must not loop back",
+                node.id,
+                None,
+                graph.where(node.id),
+                node_type=node.type,
+                received=names,
+            )
+        )
