@@ -1,0 +1,162 @@
+"""UNetDenoise: the sampling loop, step for step what diffusers' pipelines do.
+
+Classifier-free guidance runs as one batched UNet call (negative and positive rows together).
+Between steps it checks for cancellation and reports progress (with an optional cheap preview
+when the run's options ask for "previews"). For img2img (`denoise` < 1 on clean latents) the
+schedule is cut like diffusers' img2img pipeline, so denoise 0 returns the input unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from latentgraph.graph import (
+    CONDITIONING,
+    LATENT,
+    MODEL,
+    SCHEDULER,
+    Float,
+    Int,
+    Output,
+    Socket,
+    node,
+)
+
+from . import runtime
+from .latents import make_noise
+from .schedulers import build_scheduler
+from .values import Conditioning, Latent, SchedulerSpec, UNetModel, input_error
+
+
+def _rows(ctx: Any, name: str, cond: Conditioning, batch: int):
+    embeds = cond.embeds
+    if embeds.shape[0] == batch:
+        return embeds
+    if embeds.shape[0] == 1:
+        return embeds.expand(batch, *embeds.shape[1:])
+    raise input_error(ctx, name, f"{embeds.shape[0]} prompts for a batch of {batch} latents; "
+                                 "give one prompt or one per image")  # fmt: skip
+
+
+def preview_image(latents: Any) -> Any:
+    """A cheap RGB look at the first latent: three channels, each stretched to 0..255."""
+    from PIL import Image
+
+    x = latents[0, :3].detach().float().cpu()
+    lo = x.amin(dim=(1, 2), keepdim=True)
+    hi = x.amax(dim=(1, 2), keepdim=True)
+    x = ((x - lo) / (hi - lo + 1e-6) * 255).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(x, "RGB")
+
+
+def step_kwargs(scheduler: Any, generator: Any, eta: float = 0.0) -> dict[str, Any]:
+    """`generator`/`eta` only for schedulers whose step() takes them (PNDM, Heun... do not)."""
+    params = set(inspect.signature(scheduler.step).parameters)
+    kwargs: dict[str, Any] = {}
+    if "eta" in params:
+        kwargs["eta"] = eta
+    if "generator" in params:
+        kwargs["generator"] = generator
+    return kwargs
+
+
+@node(
+    "UNetDenoise",
+    category="sampling",
+    inputs=[
+        Socket("unet", MODEL),
+        Socket("scheduler", SCHEDULER),
+        Socket("positive", CONDITIONING),
+        Socket("negative", CONDITIONING),
+        Socket("latent", LATENT),
+        Int("steps", 20, min=1, max=10000),
+        Float("guidance", 7.5, min=0.0, max=100.0, step=0.1),
+        Float(
+            "denoise",
+            1.0,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            description="strength for img2img: 1 repaints fully, 0 returns the input",
+        ),  # fmt: skip
+        Int(
+            "seed",
+            0,
+            min=0,
+            max=2**64 - 1,
+            seed=True,
+            description="noise for img2img and stochastic schedulers",
+        ),  # fmt: skip
+    ],
+    outputs=[Output("latent", LATENT)],
+)
+def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Conditioning,
+                 negative: Conditioning, latent: Latent, steps: int = 20, guidance: float = 7.5,
+                 denoise: float = 1.0, seed: int = 0):  # fmt: skip
+    """Denoise latents with the UNet under a scheduler, with classifier-free guidance."""
+    import torch
+
+    if steps > ctx.settings.max_steps:
+        raise input_error(ctx, "steps", f"{steps} is more than the limit {ctx.settings.max_steps}")
+    model = unet.unet
+    device = torch.device(runtime.device_name(ctx.settings))
+    offload = bool(ctx.settings.options.get("cpu_offload")) and device.type != "cpu"
+    if offload:
+        model.to(device)
+    try:
+        return _run(ctx, model, device, scheduler, positive, negative, latent, steps,
+                    guidance, denoise, seed)  # fmt: skip
+    finally:
+        if offload:
+            model.to("cpu")
+
+
+def _run(ctx, model, device, spec, positive, negative, latent, steps, guidance, denoise, seed):
+    import torch
+
+    sched = build_scheduler(spec, seed)
+    samples = latent.samples
+    batch = samples.shape[0]
+    dtype = model.dtype
+    do_cfg = guidance > 1.0
+    pos = _rows(ctx, "positive", positive, batch).to(device, dtype)
+    embeds = pos
+    if do_cfg:
+        neg = _rows(ctx, "negative", negative, batch).to(device, dtype)
+        embeds = torch.cat([neg, pos])
+    sched.set_timesteps(steps, device=device)
+    timesteps = sched.timesteps
+    generator = torch.Generator("cpu").manual_seed(int(seed) % 2**64)
+    seeds = latent.seeds or [seed + i for i in range(batch)]
+    if latent.is_noise:
+        if denoise < 1.0:
+            ctx.warn("denoise < 1 has no effect on pure noise from LatentNoise; "
+                     "use VAEEncode for img2img")  # fmt: skip
+        latents = samples.to(device, dtype) * sched.init_noise_sigma
+    else:
+        keep = min(int(steps * denoise), steps)
+        start = max(steps - keep, 0) * sched.order
+        timesteps = timesteps[start:]
+        if len(timesteps) == 0:
+            return Latent(samples.clone(), latent.seeds, is_noise=False)
+        if hasattr(sched, "set_begin_index"):
+            sched.set_begin_index(start)
+        noise = make_noise(tuple(samples.shape[1:]), [seed + i for i in range(batch)])
+        latents = sched.add_noise(samples.to(device, dtype), noise.to(device, dtype),
+                                  timesteps[:1].repeat(batch))  # fmt: skip
+    kwargs = step_kwargs(sched, generator)
+    previews = bool(ctx.settings.options.get("previews"))
+    total = len(timesteps)
+    with torch.inference_mode():
+        for i, t in enumerate(timesteps):
+            ctx.check_cancelled()
+            model_input = torch.cat([latents] * 2) if do_cfg else latents
+            model_input = sched.scale_model_input(model_input, t)
+            noise_pred = model(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            if do_cfg:
+                uncond, cond = noise_pred.chunk(2)
+                noise_pred = uncond + guidance * (cond - uncond)
+            latents = sched.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
+            ctx.progress(i + 1, total, preview_image(latents) if previews else None)
+    return Latent(latents, seeds, is_noise=False)

@@ -1,0 +1,203 @@
+"""Image nodes: LoadImage, SaveImage, PreviewImage, ImageGrid.
+
+Files are only read from the input directory and written under the output (or temp) directory:
+names are resolved and checked to stay inside, so `../` can never escape. Saved PNGs carry the
+workflow as text chunks ("prompt"/"workflow" as ComfyUI names them, and "latentgraph" for our
+own workflow document + params), so an image can be re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Socket, String, node
+
+from .values import input_error
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def inside(base: Path, name: str) -> Path | None:
+    """`base / name` resolved, or None if it would leave `base`."""
+    root = base.resolve()
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        return None
+    return target
+
+
+def _input_files() -> list[str]:
+    from latentgraph.graph import Settings
+
+    root = Settings().input_dir
+    if not root.is_dir():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.suffix.lower() in IMAGE_SUFFIXES)  # fmt: skip
+
+
+def to_uint8(images: Any) -> Any:
+    """[B, H, W, C] floats in 0..1 → uint8 numpy (rounded, as diffusers' pipelines do)."""
+    import torch
+
+    return (images.float().cpu() * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def pil_to_tensor(img: Any) -> Any:
+    import numpy as np
+    import torch
+
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr)[None]
+
+
+@node(
+    "LoadImage",
+    category="image",
+    inputs=[
+        Choice(
+            "image", _input_files, description="a file in the input directory", image_upload=True
+        )
+    ],  # fmt: skip
+    outputs=[Output("image", IMAGE)],
+    identity=lambda inputs: str(inputs.get("image")),
+)
+def load_image(ctx, image: str):
+    """Read an image from the input directory as IMAGE [1, H, W, 3]."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = inside(ctx.settings.input_dir, image)
+    if path is None:
+        raise input_error(ctx, "image", f"{image!r} is outside the input directory")
+    if not path.is_file():
+        raise input_error(ctx, "image", f"no such file in the input directory "
+                                        f"({ctx.settings.input_dir}): {image!r}")  # fmt: skip
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            return pil_to_tensor(img)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise input_error(ctx, "image", f"cannot read {image!r} as an image: {exc}") from exc
+
+
+def _png_info(ctx) -> Any:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    extra = ctx.extra
+    for key in ("prompt", "workflow"):
+        if extra.get(key) is not None:
+            info.add_text(key, json.dumps(extra[key]))
+    doc = extra.get("latentgraph")
+    if doc is not None:
+        info.add_text("latentgraph", doc if isinstance(doc, str) else json.dumps(doc))
+    return info
+
+
+def save_images(ctx, images: Any, prefix: str, root: Path, kind: str) -> list[dict[str, str]]:
+    """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
+    from PIL import Image
+
+    prefix = prefix.replace("\\", "/").strip()
+    if not prefix or prefix.endswith("/"):
+        raise input_error(ctx, "prefix", "expected a file name prefix, e.g. 'astronaut' or "
+                                         "'portraits/astronaut'")  # fmt: skip
+    target = inside(root, prefix)
+    if target is None or Path(prefix).is_absolute():
+        raise input_error(ctx, "prefix", f"{prefix!r} would write outside the output "
+                                         f"directory ({root})")  # fmt: skip
+    folder, name = target.parent, target.name
+    folder.mkdir(parents=True, exist_ok=True)
+    subfolder = str(folder.relative_to(root.resolve())).replace(os.sep, "/")
+    subfolder = "" if subfolder == "." else subfolder
+    pattern = re.compile(re.escape(name) + r"_(\d{5,})_\.png$")
+    counter = max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
+                  default=0) + 1  # fmt: skip
+    info = _png_info(ctx)
+    records = []
+    for row in to_uint8(images):
+        img = Image.fromarray(row[..., :3] if row.shape[-1] >= 3 else row[..., 0])
+        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                img.save(fh, format="PNG", pnginfo=info, compress_level=4)
+            while True:  # link refuses to overwrite: two writers never clobber a file
+                final = folder / f"{name}_{counter:05d}_.png"
+                try:
+                    os.link(tmp, final)
+                    break
+                except FileExistsError:
+                    counter += 1
+        finally:
+            os.unlink(tmp)
+        records.append({"filename": final.name, "subfolder": subfolder, "type": kind})
+        counter += 1
+    return records
+
+
+@node(
+    "SaveImage",
+    category="image",
+    inputs=[Socket("images", IMAGE), String("prefix", "latentgraph")],
+    outputs=[],
+    output_node=True,
+)
+def save_image(ctx, images, prefix: str = "latentgraph"):
+    """Save PNGs to the output directory (counter file names; the workflow embedded)."""
+    records = save_images(ctx, images, prefix, Path(ctx.settings.output_dir), "output")
+    return NodeResult(values=(), ui={"images": records})
+
+
+@node(
+    "PreviewImage",
+    category="image",
+    inputs=[Socket("images", IMAGE)],
+    outputs=[],
+    output_node=True,
+    deterministic=False,
+)
+def preview_image(ctx, images):
+    """Show images without keeping them: PNGs in the temp directory."""
+    records = save_images(ctx, images, "preview", Path(ctx.settings.temp_dir), "temp")
+    return NodeResult(values=(), ui={"images": records})
+
+
+GRID_INPUTS = 8
+
+
+@node(
+    "ImageGrid",
+    category="image",
+    inputs=[Socket("images", IMAGE)]
+    + [Socket(f"images_{i}", IMAGE, optional=True) for i in range(2, GRID_INPUTS + 1)]
+    + [Int("columns", 0, min=0, max=64, description="0: one row per input")],
+    outputs=[Output("image", IMAGE)],
+)
+def image_grid(ctx, images, columns: int = 0, **more):
+    """Lay image batches side by side in one image (e.g. seeds or schedulers compared)."""
+    import torch
+
+    parts = [images] + [more[f"images_{i}"] for i in range(2, GRID_INPUTS + 1)
+                        if more.get(f"images_{i}") is not None]  # fmt: skip
+    shape = parts[0].shape[1:]
+    for i, p in enumerate(parts):
+        if p.shape[1:] != shape:
+            name = "images" if i == 0 else f"images_{i + 1}"
+            raise input_error(ctx, name, f"image size {list(p.shape[1:3])} differs from the "
+                                         f"first input's {list(shape[:2])}")  # fmt: skip
+    cols = columns or (parts[0].shape[0] if len(parts) > 1 else len(parts[0]))
+    if len(parts) > 1 and not columns:
+        cols = max(p.shape[0] for p in parts)
+        rows_of = [list(p) + [torch.zeros(shape)] * (cols - p.shape[0]) for p in parts]
+        tiles = [t for row in rows_of for t in row]
+    else:
+        tiles = [t for p in parts for t in p]
+    n_rows = -(-len(tiles) // cols)
+    tiles += [torch.zeros(shape)] * (n_rows * cols - len(tiles))
+    rows = [torch.cat(tiles[r * cols : (r + 1) * cols], dim=1) for r in range(n_rows)]
+    return torch.cat(rows, dim=0)[None]

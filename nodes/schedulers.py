@@ -1,0 +1,87 @@
+"""SchedulerSelect: a diffusers scheduler by name, from the model's own scheduler config.
+
+The SCHEDULER socket carries a `SchedulerSpec` (class + config), never a live scheduler:
+schedulers are stateful, so UNetDenoise builds a fresh one per run with `build_scheduler`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from latentgraph.graph import SCHEDULER, Bool, Choice, Output, Socket, node
+
+from .values import SchedulerSpec, input_error
+
+# name -> (diffusers class, config overrides)
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ddim": ("DDIMScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "dpm++2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpm++3m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 3}),
+    "dpm++2m_sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
+    "dpm++sde": ("DPMSolverSDEScheduler", {}),
+    "dpm++1s": ("DPMSolverSinglestepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "dpm2": ("KDPM2DiscreteScheduler", {}),
+    "dpm2_a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "deis": ("DEISMultistepScheduler", {}),
+    "lcm": ("LCMScheduler", {}),
+    "tcd": ("TCDScheduler", {}),
+}  # fmt: skip
+SPACINGS = ("default", "leading", "linspace", "trailing")
+
+
+def _class(class_name: str):
+    import diffusers
+
+    return getattr(diffusers, class_name)
+
+
+def build_scheduler(spec: SchedulerSpec, seed: int | None = None):
+    """A fresh scheduler instance for one run. `seed` feeds SDE noise samplers (torchsde)."""
+    class_name = spec.class_name or spec.config.get("_class_name") or "DDIMScheduler"
+    cls = _class(class_name)
+    config = {k: v for k, v in spec.config.items() if not k.startswith("_")}
+    config.update(spec.overrides)
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    if "noise_sampler_seed" in accepted and seed is not None:
+        config["noise_sampler_seed"] = int(seed) % 2**32
+    return cls.from_config({k: v for k, v in config.items() if k in accepted})
+
+
+@node(
+    "SchedulerSelect",
+    category="sampling",
+    inputs=[
+        Socket("scheduler", SCHEDULER, description="the model's scheduler config (LoadModel)"),
+        Choice("name", list(SCHEDULERS), "dpm++2m"),
+        Bool("karras", False, description="Karras sigmas (schedulers that support them)"),
+        Choice("timestep_spacing", list(SPACINGS), "default"),
+    ],
+    outputs=[Output("scheduler", SCHEDULER)],
+)
+def scheduler_select(ctx, scheduler: SchedulerSpec, name: str, karras: bool = False,
+                     timestep_spacing: str = "default"):  # fmt: skip
+    """Pick the sampling algorithm, configured from the model's own noise schedule."""
+    if name not in SCHEDULERS:
+        raise input_error(ctx, "name", f"unknown scheduler {name!r}; one of {list(SCHEDULERS)}")
+    class_name, overrides = SCHEDULERS[name]
+    overrides = dict(overrides)
+    accepted = set(inspect.signature(_class(class_name).__init__).parameters)
+    if karras:
+        if "use_karras_sigmas" in accepted:
+            overrides["use_karras_sigmas"] = True
+        else:
+            ctx.warn(f"scheduler {name!r} has no Karras sigmas option; ignored")
+    if timestep_spacing != "default":
+        if "timestep_spacing" in accepted:
+            overrides["timestep_spacing"] = timestep_spacing
+        else:
+            ctx.warn(f"scheduler {name!r} has no timestep spacing option; ignored")
+    return SchedulerSpec(dict(scheduler.config), name, class_name, overrides)

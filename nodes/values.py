@@ -1,0 +1,96 @@
+"""Values that cross sockets between the diffusion nodes.
+
+Plain dataclasses so the cache codecs (nodes/codecs.py) and the ComfyUI adapters can read them.
+Tensors are torch tensors, but this module imports no torch: annotations only.
+IMAGE values are float32 tensors [B, H, W, C] in 0..1 (ComfyUI's layout, so adapters stay thin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class NodeInputError(ValueError):
+    """Bad user input found while a node runs; the message names the node and the input."""
+
+
+def input_error(ctx: Any, input_name: str | None, message: str) -> NodeInputError:
+    where = f"{ctx.node_type} node {ctx.node_id!r}"
+    if input_name:
+        where += f" input {input_name!r}"
+    return NodeInputError(f"{where}: {message}")
+
+
+@dataclass(eq=False)
+class UNetModel:
+    """MODEL: the denoising UNet, shared through the model manager (never copied)."""
+
+    unet: Any
+    key: str
+    device: str
+    dtype: str
+
+
+@dataclass(eq=False)
+class ClipModel:
+    """CLIP: tokenizer + text encoder."""
+
+    tokenizer: Any
+    text_encoder: Any
+    key: str
+    device: str
+
+
+@dataclass(eq=False)
+class VAEModel:
+    """VAE: the autoencoder. `scale_factor` is pixels per latent cell (8 for SD, 2 for tiny)."""
+
+    vae: Any
+    key: str
+    device: str
+
+    @property
+    def scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def scaling_factor(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+
+@dataclass
+class SchedulerSpec:
+    """SCHEDULER: how to build a (stateful) diffusers scheduler, not the scheduler itself.
+
+    UNetDenoise builds a fresh instance per run, so a spec is safe to share and cache.
+    `name` is None for the model's own scheduler (LoadModel's `scheduler` output).
+    """
+
+    config: dict[str, Any]
+    name: str | None = None
+    class_name: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Conditioning:
+    """CONDITIONING: text embeddings [B, tokens, dim], one row per prompt."""
+
+    embeds: Any
+    prompts: list[str] = field(default_factory=list)
+    pooled: Any = None
+
+
+@dataclass
+class Latent:
+    """LATENT: latents [B, C, h, w].
+
+    `is_noise` marks unit Gaussian noise from LatentNoise (denoised from scratch); otherwise
+    the samples are clean latents (from VAEEncode or a previous denoise), already multiplied by
+    the VAE's scaling factor. `seeds[i]` is the seed image i was made from, when known.
+    """
+
+    samples: Any
+    seeds: list[int] | None = None
+    is_noise: bool = False
