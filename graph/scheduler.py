@@ -14,6 +14,7 @@ One run, in phases, none of them recursive (a 100,000-deep chain runs):
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 import uuid
@@ -191,11 +192,12 @@ def _plan(graph: Graph, registry: Registry, targets: list[str] | None, keep: lis
     if problems:
         raise WorkflowError(problems)
 
+    position = {n: i for i, n in enumerate(graph.nodes) if n in seen}
     dag = nx.DiGraph()
-    dag.add_nodes_from(n for n in graph.nodes if n in seen)  # written order breaks ties
+    dag.add_nodes_from(position)
     dag.add_edges_from(edges)
-    try:
-        order = list(nx.topological_sort(dag))
+    try:  # among ready nodes, the one written first: a graph in order runs in written order
+        order = list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
     except nx.NetworkXUnfeasible:
         cycle = [u for u, _ in nx.find_cycle(dag)]
         raise WorkflowError(
@@ -231,12 +233,18 @@ class Scheduler:
             entry = self._defaults[id(nt)] = (nt, defaults)
         return entry[1]
 
-    def _validate(self, graph: Graph) -> list[Problem]:
-        try:
-            from .validate import check_or_raise
-        except ImportError:  # validation module not available: the plan still checks structure
-            return []
-        return list(check_or_raise(graph, self.registry, self.settings) or [])
+    def _validate(self, graph: Graph, targets: list[str] | None) -> list[Problem]:
+        """Every problem at once (graph.validate); raises on errors, returns the warnings.
+
+        With explicit targets the graph needs no output node of its own."""
+        from .validate import validate
+
+        problems = validate(graph, self.registry, self.settings)
+        if targets is not None:
+            problems = [p for p in problems if p.code != "prompt_no_outputs"]
+        if any(p.severity == "error" for p in problems):
+            raise WorkflowError(problems)
+        return problems
 
     def run(
         self,
@@ -257,7 +265,7 @@ class Scheduler:
         cancel = cancel if cancel is not None else CancelToken()
         extra = extra if extra is not None else {}
         keep = list(keep or [])
-        problems = self._validate(graph) if validate else []
+        problems = self._validate(graph, targets) if validate else []
         plan = _plan(graph, self.registry, targets, keep)
         emit = on_event
         result = RunResult(run_id=run_id, status="success")
@@ -405,7 +413,7 @@ class Scheduler:
 
         if emit:
             emit(NodeStarted(run_id, node_id=nid, node_type=nt.name))
-            last = [0.0]
+            last = [-math.inf]  # the first step is always sent
 
             def progress(value: int, total: int, preview: Any = None) -> None:
                 now = time.monotonic()

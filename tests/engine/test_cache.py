@@ -1,0 +1,174 @@
+"""The cache on its own: keys, codecs, memory LRU by bytes, disk store robustness."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import replace
+
+from latentgraph.graph import INT, Int, NodeType, Output
+from latentgraph.graph.cache import (
+    Cache,
+    Codec,
+    DiskCache,
+    MemoryCache,
+    codec_for,
+    node_key,
+    register_codec,
+)
+
+T = NodeType("T", fn=lambda ctx: 0, inputs=(Int("a", 0),), outputs=(Output("v", INT),))
+
+
+def test_node_key_changes_with_each_part():
+    base = node_key(T, {"a": 1, "b": "x"}, {"x": "k1:0"})
+    assert base == node_key(T, {"b": "x", "a": 1}, {"x": "k1:0"})  # order of keys is irrelevant
+    assert len(base) == 64 and int(base, 16) >= 0
+    variants = {
+        node_key(T, {"a": 2, "b": "x"}, {"x": "k1:0"}),
+        node_key(T, {"a": 1, "b": "x"}, {"x": "k1:1"}),  # other output of the same parent
+        node_key(T, {"a": 1, "b": "x"}, {"x": "k2:0"}),
+        node_key(T, {"a": 1, "b": "x"}, {"y": "k1:0"}),  # same parent on another input
+        node_key(replace(T, version=2), {"a": 1, "b": "x"}, {"x": "k1:0"}),
+        node_key(replace(T, name="U"), {"a": 1, "b": "x"}, {"x": "k1:0"}),
+        node_key(replace(T, identity=lambda lits: "file@1"), {"a": 1, "b": "x"}, {"x": "k1:0"}),
+        node_key(T, {"a": 1.0, "b": "x"}, {"x": "k1:0"}),  # 1 and 1.0 are different literals
+    }
+    assert base not in variants and len(variants) == 8
+
+
+def test_memory_lru_evicts_least_recently_used_by_bytes():
+    m = MemoryCache(max_bytes=300)
+    m.put("a", ("A",), None, size=100)
+    m.put("b", ("B",), None, size=100)
+    m.put("c", ("C",), None, size=100)
+    assert m.get("a") == (("A",), None)  # a is now most recent; b is the oldest
+    m.put("d", ("D",), None, size=100)
+    assert m.get("b") is None
+    assert [m.get(k) is not None for k in "acd"] == [True, True, True]
+    assert m.bytes == 300 and m.evictions == 1
+    assert m.put("huge", ("H",), None, size=301) is False  # larger than the bound: not kept
+    assert m.get("a") is not None and m.bytes == 300
+
+
+def test_cache_sizes_values_with_their_codec():
+    register_codec(
+        Codec("fixed-size-test", handles=lambda v: isinstance(v, bytearray), size=lambda v: 1000)
+    )
+    c = Cache(memory_bytes=2500)
+    for i in range(3):
+        c.put(f"{i:064x}", (bytearray(1),), None)
+    assert c.memory.bytes == 2000 and c.get(f"{0:064x}") is None
+    assert c.stats["misses"] == 1
+
+
+def test_later_codec_registration_wins():
+    first = Codec("pick-a", handles=lambda v: isinstance(v, complex), size=lambda v: 1)
+    second = Codec("pick-b", handles=lambda v: isinstance(v, complex), size=lambda v: 2)
+    register_codec(first)
+    register_codec(second)
+    assert codec_for(1j) is second
+    assert codec_for([1, "a", {"b": None}]).name == "json"
+    assert codec_for({1: "int keys"}) is None  # not plain JSON: memory only
+
+
+def test_disk_roundtrip_and_second_instance_hits(tmp_path):
+    key = "ab" + "0" * 62
+    Cache(disk_dir=tmp_path).put(key, (1, "two", [3.5, None]), {"images": [{"filename": "x"}]})
+    assert (tmp_path / "ab" / key).is_file()
+    other = Cache(disk_dir=tmp_path)
+    assert other.get(key) == ((1, "two", [3.5, None]), {"images": [{"filename": "x"}]})
+    assert other.stats == {"hits": 1, "misses": 0, "disk_hits": 1, "puts": 0}
+    assert other.get(key) is not None and other.stats["disk_hits"] == 1  # now from memory
+
+
+def test_memory_only_values_never_reach_disk(tmp_path):
+    c = Cache(disk_dir=tmp_path)
+    c.put("cd" + "0" * 62, (object(),), None)
+    c.put("ce" + "0" * 62, (1,), {"not json": object()})
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+    assert c.get("cd" + "0" * 62) is not None  # memory still has it
+
+
+def test_corrupt_or_truncated_entries_are_misses_and_removed(tmp_path):
+    c = Cache(disk_dir=tmp_path)
+    keys = [f"{i:02x}" + "1" * 62 for i in range(4)]
+    for k in keys:
+        c.put(k, ([1, 2, 3], "some text"), None)
+    paths = [tmp_path / k[:2] / k for k in keys]
+    data = paths[0].read_bytes()
+    paths[0].write_bytes(data[:-3])  # truncated
+    paths[1].write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # flipped bits in a blob
+    paths[2].write_bytes(b"garbage")
+    paths[3].write_bytes(b"")
+    fresh = Cache(disk_dir=tmp_path)
+    assert [fresh.get(k) for k in keys] == [None] * 4
+    assert not any(p.exists() for p in paths)
+    assert fresh.stats["misses"] == 4
+
+
+def test_unknown_codec_on_disk_is_a_miss(tmp_path):
+    register_codec(
+        Codec(
+            "gone-later",
+            handles=lambda v: isinstance(v, bytes),
+            size=len,
+            encode=lambda v: v,
+            decode=lambda b: b,
+        )  # fmt: skip
+    )
+    c = Cache(disk_dir=tmp_path)
+    key = "ef" + "2" * 62
+    c.put(key, (b"raw",), None)
+    path = tmp_path / "ef" / key
+    path.write_bytes(path.read_bytes().replace(b"gone-later", b"gone-xxxxx"))
+    assert Cache(disk_dir=tmp_path).get(key) is None and not path.exists()
+
+
+def test_disk_bound_trims_least_recently_used(tmp_path):
+    d = DiskCache(tmp_path, max_bytes=None)
+    keys = [f"{i:02x}" + "3" * 62 for i in range(6)]
+    for i, k in enumerate(keys):
+        d.put(k, ("x" * 1000,), None)
+        os.utime(d.path(k), (1000 + i, 1000 + i))
+    entry = d.path(keys[0]).stat().st_size
+    d.get(keys[0])  # touched: now the most recent
+    bounded = DiskCache(tmp_path, max_bytes=entry * 4)
+    bounded.put("ff" + "3" * 62, ("x" * 1000,), None)
+    left = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    assert left == {keys[0], keys[4], keys[5], "ff" + "3" * 62}
+    assert bounded.total_bytes() <= entry * 4
+
+
+def test_bad_key_cannot_escape_the_directory(tmp_path):
+    d = DiskCache(tmp_path / "store")
+    for key in ["../../etc/passwd", "", "AB" * 32]:
+        try:
+            d.path(key)
+        except ValueError:
+            continue
+        raise AssertionError(f"accepted {key!r}")
+
+
+def test_cache_is_safe_from_several_threads(tmp_path):
+    c = Cache(memory_bytes=50_000, disk_dir=tmp_path)
+    errors = []
+
+    def work(t):
+        try:
+            for i in range(200):
+                k = f"{(t * 1000 + i) % 97:064x}"
+                c.put(k, ([t, i],), None)
+                got = c.get(k)
+                assert got is None or isinstance(got[0][0], list)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert c.memory.bytes == sum(s for _, _, s in c.memory._items.values())
+    assert c.memory.bytes <= 50_000
