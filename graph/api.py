@@ -11,17 +11,22 @@ re-running a cell only runs what changed.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import Cache, default_cache
 from .context import Settings
+from .declare import Registry
 from .events import Event
 from .model import Graph
 from .scheduler import RunResult, Scheduler
+
+if TYPE_CHECKING:
+    from .workflow import Workflow
 
 _shared: Cache | None = None
 _shared_lock = threading.Lock()
@@ -36,44 +41,45 @@ def shared_cache() -> Cache:
         return _shared
 
 
-def load(path: str | PathLike, *, params: dict | None = None) -> Any:
-    """Load a YAML/JSON workflow file (see graph.workflow), with `params` overriding its own."""
+def load(
+    path: str | PathLike, *, params: dict | None = None, registry: Registry | None = None
+) -> Workflow:
+    """Load a YAML/JSON workflow file, with `params` overriding the file's own params."""
     from .workflow import load_workflow
 
-    return load_workflow(path, params=params)
+    return load_workflow(path, overrides=dict(params or {}), registry=registry)
 
 
-def _graph(workflow_or_path: Any, params: dict | None) -> Graph:
-    """A runnable Graph from a path, a loaded workflow or a Graph, with params applied."""
+def _prepare(
+    workflow_or_path: Any, params: dict | None, registry: Registry | None
+) -> tuple[Graph, dict | None]:
+    """A runnable Graph (and its effective params) from a path, a Workflow or a Graph."""
     if isinstance(workflow_or_path, Graph):
         if params:
-            raise TypeError("params need a workflow (a path or a loaded workflow), not a Graph")
-        return workflow_or_path
+            raise TypeError("params need a workflow (a path or a loaded Workflow), not a Graph")
+        return workflow_or_path, None
     if isinstance(workflow_or_path, (str, PathLike)):
-        return load(workflow_or_path, params=params).graph
+        wf = load(workflow_or_path, params=params, registry=registry)
+        return wf.graph, wf.params
     wf = workflow_or_path
-    if params:
-        for method in ("with_params", "apply_params"):
-            fn = getattr(wf, method, None)
-            if callable(fn):
-                return _as_graph(fn(params))
-        source = getattr(wf, "path", None) or getattr(wf, "source", None)
-        if source and Path(source).is_file():
-            merged = {**(getattr(wf, "param_values", None) or {}), **params}
-            return load(source, params=merged).graph
-        raise TypeError(f"cannot apply params to {type(wf).__name__}: pass the workflow's path")
-    return _as_graph(wf)
+    graph = getattr(wf, "graph", None)
+    if not isinstance(graph, Graph):
+        raise TypeError(
+            f"expected a workflow path, a loaded Workflow or a Graph, got {type(wf).__name__}"
+        )
+    if not params:
+        return graph, getattr(wf, "params", None)
+    # Params are substituted at load time: load the same document again with the overrides.
+    from .workflow import load_workflow
 
-
-def _as_graph(obj: Any) -> Graph:
-    if isinstance(obj, Graph):
-        return obj
-    graph = getattr(obj, "graph", None)
-    if isinstance(graph, Graph):
-        return graph
-    raise TypeError(
-        f"expected a workflow path, a loaded workflow or a Graph, got {type(obj).__name__}"
-    )
+    merged = {**(getattr(wf, "params", None) or {}), **params}
+    source = graph.source
+    if Path(source).is_file():
+        again = load_workflow(source, overrides=merged, registry=registry)
+    else:
+        text = json.dumps(wf.raw)
+        again = load_workflow(source, text=text, overrides=merged, registry=registry)
+    return again.graph, again.params
 
 
 def run(
@@ -83,18 +89,24 @@ def run(
     settings: Settings | None = None,
     cache: Cache | None = None,
     on_event: Callable[[Event], None] | None = None,
+    registry: Registry | None = None,
     scheduler: Scheduler | None = None,
     **run_kw: Any,
 ) -> RunResult:
-    """Load (if needed) and run a workflow. Extra keywords go to `Scheduler.run`."""
-    graph = _graph(workflow_or_path, params)
+    """Load (if needed) and run a workflow; node code sees the params as ctx.extra["params"].
+    Extra keywords (targets, keep, cancel, extra, ...) go to `Scheduler.run`."""
+    graph, effective = _prepare(workflow_or_path, params, registry)
     if scheduler is None:
+        if registry is None:
+            from .plugins import builtin_nodes
+
+            builtin_nodes()
         scheduler = Scheduler(
-            cache=cache if cache is not None else shared_cache(), settings=settings
+            registry, cache if cache is not None else shared_cache(), settings=settings
         )
     extra = run_kw.pop("extra", None)
-    if params:
-        extra = {**(extra or {}), "params": dict(params)}
+    if effective:
+        extra = {"params": dict(effective), **(extra or {})}
     return scheduler.run(graph, on_event=on_event, extra=extra, **run_kw)
 
 
@@ -102,12 +114,27 @@ def sweep(workflow_or_path: Any, name: str, values: list, **kw: Any) -> list[Run
     """One run per value of param `name`, sharing one scheduler and cache, so everything that
     does not depend on the swept param is computed once."""
     params = dict(kw.pop("params", None) or {})
+    registry = kw.pop("registry", None)
     settings = kw.pop("settings", None)
     cache = kw.pop("cache", None)
-    scheduler = kw.pop("scheduler", None) or Scheduler(
-        cache=cache if cache is not None else shared_cache(), settings=settings
-    )
+    scheduler = kw.pop("scheduler", None)
+    if scheduler is None:
+        if registry is None:
+            from .plugins import builtin_nodes
+
+            builtin_nodes()
+        scheduler = Scheduler(
+            registry, cache if cache is not None else shared_cache(), settings=settings
+        )
+    if isinstance(workflow_or_path, (str, PathLike)):  # parse the file once
+        workflow_or_path = load(workflow_or_path, params=params, registry=registry)
     return [
-        run(workflow_or_path, params={**params, name: value}, scheduler=scheduler, **kw)
+        run(
+            workflow_or_path,
+            params={**params, name: value},
+            registry=registry,
+            scheduler=scheduler,
+            **kw,
+        )  # fmt: skip
         for value in values
     ]

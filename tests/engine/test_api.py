@@ -1,0 +1,90 @@
+"""The notebook API: load with params, run, sweeps that share everything upstream."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import build
+
+from latentgraph.graph import api
+from latentgraph.graph.cache import Cache
+
+WORKFLOW = """\
+version: 1
+params:
+  seed: 1
+  base: 5
+nodes:
+  a: {type: Const, value: $base}
+  b: {type: Inc, x: a, by: 10}
+  s: {type: Const, value: $seed}
+  c: {type: Add, a: b, b: s.value}
+  out: {type: Echo, x: c}
+"""
+
+
+@pytest.fixture
+def workflow(tmp_path):
+    path = tmp_path / "toy.yaml"
+    path.write_text(WORKFLOW)
+    return path
+
+
+def test_run_a_path_with_params(toys, workflow):
+    r = api.run(workflow, params={"seed": 7}, registry=toys.registry, cache=Cache())
+    assert r.status == "success" and r.outputs["out"] == (22,)
+
+
+def test_params_reach_node_code_via_extra(toys, workflow):
+    from latentgraph.graph import INT, Int, Output, node
+
+    seen = []
+
+    @node("Params", inputs=[Int("x", 0)], outputs=[Output("v", INT)], output_node=True,
+          registry=toys.registry)  # fmt: skip
+    def params_node(ctx, x):
+        seen.append(ctx.extra.get("params"))
+        return x
+
+    path = workflow.parent / "p.yaml"
+    path.write_text("version: 1\nparams: {n: 1}\nnodes:\n  p: {type: Params, x: $n}\n")
+    api.run(path, params={"n": 3}, registry=toys.registry, cache=Cache())
+    assert seen == [{"n": 3}]
+
+
+def test_sweep_shares_everything_upstream_of_the_swept_param(toys, workflow):
+    results = api.sweep(workflow, "seed", [1, 2, 3], registry=toys.registry, cache=Cache())
+    assert [r.outputs["out"] for r in results] == [(16,), (17,), (18,)]
+    assert toys.calls["a"] == 1 and toys.calls["b"] == 1
+    assert toys.calls["s"] == toys.calls["c"] == toys.calls["out"] == 3
+
+
+def test_sweep_over_a_loaded_workflow(toys, workflow):
+    wf = api.load(workflow, params={"base": 0}, registry=toys.registry)
+    results = api.sweep(wf, "seed", [1, 2], registry=toys.registry, cache=Cache())
+    assert [r.outputs["out"] for r in results] == [(11,), (12,)]  # base=0 kept while sweeping
+    assert toys.calls["b"] == 1
+
+
+def test_workflow_from_text_can_be_swept(toys):
+    from latentgraph.graph.workflow import load_workflow
+
+    wf = load_workflow("inline.yaml", text=WORKFLOW, registry=toys.registry)
+    results = api.sweep(wf, "base", [0, 1], registry=toys.registry, cache=Cache())
+    assert [r.outputs["out"] for r in results] == [(11,), (12,)]
+
+
+def test_run_a_graph_and_refuse_params_on_it(toys):
+    g = build({"a": ("Const", {"value": 2}), "o": ("Echo", {"x": "@a"})})
+    assert api.run(g, registry=toys.registry, cache=Cache()).outputs["o"] == (2,)
+    with pytest.raises(TypeError, match="params need a workflow"):
+        api.run(g, params={"x": 1}, registry=toys.registry, cache=Cache())
+
+
+def test_default_cache_is_shared_and_on_disk(toys, workflow, tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(api, "_shared", None)
+    api.run(workflow, registry=toys.registry)
+    toys.calls.clear()
+    r = api.run(workflow, registry=toys.registry)
+    assert r.cached == ["out"] and not toys.calls
+    assert any((tmp_path / "cache" / "outputs").rglob("*"))
