@@ -35,6 +35,8 @@ class RunTranslator:
         node_types: dict[str, str],
         send: Callable[[str, dict[str, Any]], None],
         send_preview: Callable[[Any, str], None] | None = None,
+        parents: dict[str, list[str]] | None = None,
+        targets: list[str] | None = None,
     ) -> None:
         self.prompt_id = prompt_id
         self.node_types = node_types  # node id -> class_type, for error messages
@@ -46,6 +48,32 @@ class RunTranslator:
         self.failure: ev.NodeFailed | None = None
         self.finished = False
         self._progress: dict[str, dict[str, Any]] = {}
+        self._parents = parents or {}
+        self._targets = list(targets or [])
+        self._plan: list[str] = []
+
+    def not_running(self, cached: list[str]) -> list[str]:
+        """Plan nodes that will not run: cache hits and what only they needed.
+
+        The scheduler reports only the hits it fetched; ComfyUI clients expect every node whose
+        result is reused, so walk from the plan's ends through nodes that must run.
+        """
+        if not self._plan:
+            return list(cached)
+        plan = set(self._plan)
+        hit = set(cached)
+        consumed = {p for n in self._plan for p in self._parents.get(n, ()) if p in plan}
+        stack = [n for n in self._plan if n not in consumed] + [
+            t for t in self._targets if t in plan
+        ]
+        run: set[str] = set()
+        while stack:
+            nid = stack.pop()
+            if nid in run or nid in hit:
+                continue
+            run.add(nid)
+            stack.extend(p for p in self._parents.get(nid, ()) if p in plan)
+        return [n for n in self._plan if n not in run]
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         if type_ in HISTORY_TYPES:
@@ -68,9 +96,14 @@ class RunTranslator:
     def handle(self, event: ev.Event) -> None:
         pid = self.prompt_id
         if isinstance(event, ev.RunStarted):
+            self._plan = list(event.nodes)
             self.emit("execution_start", {"prompt_id": pid, "timestamp": event.timestamp})
         elif isinstance(event, ev.NodesCached):
-            data = {"nodes": list(event.nodes), "prompt_id": pid, "timestamp": event.timestamp}
+            data = {
+                "nodes": self.not_running(list(event.nodes)),
+                "prompt_id": pid,
+                "timestamp": event.timestamp,
+            }
             self.emit("execution_cached", data)
         elif isinstance(event, ev.NodeStarted):
             self.emit("executing", {"node": event.node_id, "display_node": event.node_id,

@@ -138,6 +138,11 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
             raise PromptRejected(error_body(
                 "invalid_prompt", f"Cannot execute because node {nid} has no class_type",
                 f"Node ID '#{nid}'"))  # fmt: skip
+        if registry.get(spec["class_type"]) is None:
+            raise PromptRejected(error_body(
+                "invalid_prompt",
+                f"Cannot execute because node {spec['class_type']} does not exist.",
+                f"Node ID '#{nid}'"))  # fmt: skip
     clean = _strip_unknown_inputs(prompt, registry)
     try:
         graph = graph_from_prompt(clean, registry, source="<prompt>")

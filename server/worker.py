@@ -135,6 +135,8 @@ class Worker:
             types,
             send=lambda t, d: self.hub.send(sid, t, d),
             send_preview=(lambda img, node: self._preview(record, img, node)) if want_previews else None,
+            parents=_parents(record.prompt),
+            targets=record.targets,
         )  # fmt: skip
         workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
         extra = {"prompt": record.prompt, "workflow": workflow, "prompt_id": record.id}
@@ -205,6 +207,16 @@ class Worker:
         import gc
 
         gc.collect()
+
+
+def _parents(prompt: dict[str, Any]) -> dict[str, list[str]]:
+    """Node id -> the node ids its inputs link to, from an API-format prompt."""
+    out: dict[str, list[str]] = {}
+    for nid, spec in prompt.items():
+        inputs = spec.get("inputs") if isinstance(spec, dict) else None
+        out[nid] = [str(v[0]) for v in (inputs or {}).values()
+                    if isinstance(v, list) and len(v) == 2 and type(v[1]) is int]  # fmt: skip
+    return out
 
 
 def _model_manager_free() -> Callable[[], Any] | None:

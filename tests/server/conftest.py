@@ -1,0 +1,150 @@
+"""A real server (uvicorn in a thread, 127.0.0.1, free port) over toy nodes, and clients."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from toy_nodes import register  # noqa: E402
+
+from latentgraph.graph import Registry  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    def __init__(self, config, registry) -> None:
+        import uvicorn
+
+        from latentgraph.server.app import create_app
+
+        self.config = config
+        self.app = create_app(config, registry=registry)
+        self.url = f"http://127.0.0.1:{config.port}"
+        self.ws_url = f"ws://127.0.0.1:{config.port}/ws"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=config.port,
+                                                    ws="websockets", log_level="warning",
+                                                    lifespan="on"))  # fmt: skip
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> RunningServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(15)
+
+    # helpers
+    def post_prompt(self, prompt: dict, client_id: str | None = None, **extra) -> httpx.Response:
+        return self.http.post("/prompt", json={"prompt": prompt, "client_id": client_id, **extra})
+
+
+@pytest.fixture(scope="session")
+def toy_registry() -> Registry:
+    return register(Registry())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, toy_registry):
+    from latentgraph.server.config import ServerConfig
+
+    data = tmp_path_factory.mktemp("server-data")
+    config = ServerConfig(data_dir=data, port=free_port(), disk_cache=False, load_nodes=False,
+                          editor=False, max_body_bytes=2_000_000, max_upload_bytes=500_000)  # fmt: skip
+    running = RunningServer(config, toy_registry).start()
+    yield running
+    running.stop()
+
+
+class WsClient:
+    """A websockets (sync) client that records every message."""
+
+    def __init__(self, server: RunningServer, client_id: str | None = None) -> None:
+        from websockets.sync.client import connect
+
+        self.client_id = client_id or uuid.uuid4().hex
+        self.ws = connect(f"{server.ws_url}?clientId={self.client_id}", open_timeout=10)
+        self.messages: list[dict] = []
+        self.binary: list[bytes] = []
+        first = self.recv(10)
+        assert first["type"] == "status", first
+
+    def recv(self, timeout: float = 30) -> dict | None:
+        raw = self.ws.recv(timeout=timeout)
+        if isinstance(raw, bytes):
+            self.binary.append(raw)
+            return {"type": "<binary>", "data": raw}
+        msg = json.loads(raw)
+        self.messages.append(msg)
+        return msg
+
+    def until_done(self, prompt_id: str, timeout: float = 30) -> list[dict]:
+        """Messages up to and including `executing` with node None for `prompt_id`."""
+        deadline = time.monotonic() + timeout
+        start = len(self.messages)
+        while True:
+            msg = self.recv(max(0.1, deadline - time.monotonic()))
+            if (msg["type"] == "executing" and msg["data"]["node"] is None
+                    and msg["data"]["prompt_id"] == prompt_id):  # fmt: skip
+                return self.messages[start:]
+
+    def send(self, type_: str, data: dict) -> None:
+        self.ws.send(json.dumps({"type": type_, "data": data}))
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture
+def ws(server):
+    clients: list[WsClient] = []
+
+    def make(client_id: str | None = None) -> WsClient:
+        c = WsClient(server, client_id)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+def chain(value: int = 1, *, slow_steps: int = 0, delay: float = 0.01, fail: bool = False,
+          prefix: str = "toy") -> dict:  # fmt: skip
+    """A small API-format prompt: Number -> Add(x, x) -> [Slow] -> [Fail] -> Show."""
+    p = {
+        "1": {"class_type": "Number", "inputs": {"value": value}, "_meta": {"title": "n"}},
+        "2": {"class_type": "Add", "inputs": {"a": ["1", 0], "b": ["1", 0]}},
+    }
+    last = "2"
+    if slow_steps:
+        p["3"] = {"class_type": "Slow", "inputs": {"x": [last, 0], "steps": slow_steps,
+                                                    "delay": delay}}  # fmt: skip
+        last = "3"
+    if fail:
+        p["4"] = {"class_type": "Fail", "inputs": {"x": [last, 0], "why": "toy failure"}}
+        last = "4"
+    p["9"] = {"class_type": "Show", "inputs": {"x": [last, 0], "prefix": prefix}}
+    return p
