@@ -1,0 +1,177 @@
+"""Bad input gets a 4xx JSON answer, and the server keeps serving."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from conftest import chain
+
+
+def assert_json_error(r, status: int, type_: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    if type_ is not None:
+        assert body["error"]["type"] == type_, body
+    return body
+
+
+@pytest.fixture(autouse=True)
+def still_serving(server):
+    yield
+    assert server.http.get("/api/system_stats").status_code == 200
+
+
+def test_malformed_and_missing_prompt(server):
+    assert_json_error(server.http.post("/prompt", content=b"{not json"), 400, "invalid_json")
+    assert_json_error(server.http.post("/prompt", content=b""), 400, "invalid_json")
+    assert_json_error(server.http.post("/prompt", json=[1, 2]), 400, "invalid_prompt")
+    assert_json_error(server.http.post("/prompt", json={"client_id": "x"}), 400, "no_prompt")
+    assert_json_error(
+        server.http.post("/prompt", json={"prompt": {"1": "x"}}), 400, "invalid_prompt"
+    )
+    assert_json_error(server.http.post("/prompt", json={"prompt": {"1": {"inputs": {}}}}), 400,
+                      "invalid_prompt")  # fmt: skip
+
+
+def test_unknown_class(server):
+    r = server.post_prompt({"1": {"class_type": "NoSuchNode", "inputs": {}}})
+    body = assert_json_error(r, 400, "invalid_prompt")
+    assert "NoSuchNode" in body["error"]["message"]
+
+
+def test_no_outputs(server):
+    r = server.post_prompt({"1": {"class_type": "Number", "inputs": {"value": 1}}})
+    assert_json_error(r, 400, "prompt_no_outputs")
+
+
+@pytest.mark.parametrize(
+    ("value", "error_type"),
+    [("seven", "invalid_input_type"), (5000, "value_bigger_than_max"),
+     (-5000, "value_smaller_than_min")],
+)  # fmt: skip
+def test_wrong_literal_gives_node_errors(server, value, error_type):
+    prompt = chain(1)
+    prompt["1"]["inputs"]["value"] = value
+    body = assert_json_error(server.post_prompt(prompt), 400, "prompt_outputs_failed_validation")
+    entry = body["node_errors"]["1"]
+    assert entry["class_type"] == "Number"
+    assert entry["dependent_outputs"] == ["9"]
+    err = entry["errors"][0]
+    assert err["type"] == error_type
+    assert err["extra_info"]["input_name"] == "value"
+    assert err["extra_info"]["received_value"] == value
+
+
+def test_missing_input_and_bad_link(server):
+    prompt = chain(1)
+    del prompt["2"]["inputs"]["b"]
+    prompt["9"]["inputs"]["x"] = ["77", 0]
+    body = assert_json_error(server.post_prompt(prompt), 400, "prompt_outputs_failed_validation")
+    assert body["node_errors"]["2"]["errors"][0]["type"] == "required_input_missing"
+    assert "9" in body["node_errors"]
+
+
+def test_unknown_inputs_and_meta_are_ignored(server):
+    prompt = chain(2, prefix="extra")
+    prompt["1"]["inputs"]["seed_control"] = "randomize"
+    prompt["1"]["_meta"] = {"title": "anything"}
+    assert server.post_prompt(prompt).status_code == 200
+
+
+def test_huge_body(server):
+    big = b'{"prompt": "' + b"x" * 3_000_000 + b'"}'
+    assert_json_error(server.http.post("/prompt", content=big), 413, "too_large")
+
+
+def test_bad_query_parameters(server):
+    assert_json_error(server.http.get("/history?max_items=abc"), 400)
+    assert_json_error(server.http.get("/jobs?status=bogus"), 400)
+    assert_json_error(server.http.get("/jobs/none-such"), 404, "not_found")
+    assert server.http.get("/history/none-such").json() == {}
+    assert_json_error(server.http.get("/api/no/such/route"), 404, "not_found")
+    assert_json_error(server.http.delete("/prompt"), 405)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filename": "../server.sqlite3"},
+        {"filename": "x.png", "subfolder": "../.."},
+        {"filename": "/etc/passwd"},
+        {"filename": "..\\..\\server.sqlite3"},
+        {"filename": "x.png", "type": "secret"},
+        {"filename": "a\x00b"},
+    ],
+)
+def test_view_traversal(server, params):
+    assert_json_error(server.http.get("/view", params=params), 400)
+
+
+def test_view_missing_file(server):
+    assert_json_error(server.http.get("/view", params={"filename": "nope.png"}), 404)
+
+
+def _png(color=(10, 20, 30), size=(4, 4)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_upload_renames_on_clash_and_view_returns_it(server):
+    files = {"image": ("pic.png", _png((1, 2, 3)), "image/png")}
+    first = server.http.post("/upload/image", files=files)
+    assert first.status_code == 200 and first.json() == {"name": "pic.png", "subfolder": "",
+                                                         "type": "input"}  # fmt: skip
+    same = server.http.post("/upload/image", files=files).json()
+    assert same["name"] == "pic.png"  # identical content: same file
+    other = server.http.post("/api/upload/image",
+                             files={"image": ("pic.png", _png((9, 9, 9)), "image/png")}).json()  # fmt: skip
+    assert other["name"] == "pic (1).png"
+    sub = server.http.post("/upload/image", files={"image": ("s.png", _png(), "image/png")},
+                           data={"subfolder": "masks", "overwrite": "true"}).json()  # fmt: skip
+    assert sub == {"name": "s.png", "subfolder": "masks", "type": "input"}
+    back = server.http.get("/view", params={"filename": "pic (1).png", "type": "input"})
+    assert back.content == _png((9, 9, 9))
+    assert (server.config.input_dir / "masks" / "s.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("../evil.png", {}), ("ok.png", {"subfolder": "../../outside"}),
+     ("ok.png", {"subfolder": "/tmp"}), ("ok.png", {"type": "nowhere"})],
+)  # fmt: skip
+def test_upload_traversal(server, name, data):
+    r = server.http.post("/upload/image", files={"image": (name, _png(), "image/png")}, data=data)
+    assert_json_error(r, 400)
+    assert not (server.config.data_dir.parent / "outside").exists()
+
+
+def test_upload_not_an_image_or_too_big(server):
+    r = server.http.post("/upload/image", files={"image": ("x.png", b"not an image", "image/png")})
+    assert_json_error(r, 400, "invalid_image")
+    lying = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+    assert_json_error(server.http.post("/upload/image", files={"image": ("y.png", lying)}), 400)
+    big = server.http.post("/upload/image", files={"image": ("b.png", b"\x00" * 600_000)})
+    assert_json_error(big, 413, "too_large")
+    assert_json_error(server.http.post("/upload/image", data={"type": "input"}), 400)
+    assert_json_error(server.http.post("/upload/image", content=b"garbage",
+                                       headers={"content-type": "multipart/form-data; boundary=zz"}),
+                      400)  # fmt: skip
+    assert not (server.config.input_dir / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/userdata/..%2Fserver.sqlite3", "/userdata/..%2F..%2Fetc%2Fpasswd",
+     "/api/userdata/workflows%2F..%2F..%2F..%2Fx.json", "/userdata/%2Fetc%2Fpasswd"],
+)  # fmt: skip
+def test_userdata_traversal(server, path):
+    assert_json_error(server.http.get(path), 400)
+    assert_json_error(server.http.post(path, content=b"{}"), 400)
+    assert_json_error(server.http.delete(path), 400)
+    assert_json_error(server.http.get("/userdata", params={"dir": "../.."}), 400)

@@ -1,0 +1,89 @@
+"""The editor's other routes: userdata, settings, queue/history management, info routes."""
+
+from __future__ import annotations
+
+from conftest import chain
+
+
+def test_page_load_routes_answer_json(server):
+    for path in ("/api/features", "/api/users", "/api/system_stats", "/api/settings",
+                 "/api/i18n", "/api/extensions", "/api/embeddings", "/api/object_info",
+                 "/api/global_subgraphs", "/api/experiment/models",
+                 "/api/jobs?status=in_progress,pending&limit=200&offset=0",
+                 "/api/userdata?dir=workflows&recurse=true&split=false&full_info=true"):  # fmt: skip
+        r = server.http.get(path)
+        assert r.status_code == 200, (path, r.text)
+        r.json()
+    assert server.http.get("/api/users").json() == {"storage": "server", "migrated": True}
+    info = server.http.get("/object_info").json()
+    assert info["Show"]["output_node"] is True and "Number" in info
+    assert list(server.http.get("/object_info/Slow").json()) == ["Slow"]
+    assert server.http.get("/object_info/Nope").status_code == 404
+    stats = server.http.get("/system_stats").json()
+    assert stats["devices"][0]["type"] == "cpu" and stats["system"]["ram_total"] > 0
+
+
+def test_settings_roundtrip(server):
+    assert server.http.post("/api/settings", json={"Comfy.A": 1, "Comfy.B": "x"}).status_code == 200
+    assert server.http.post("/api/settings/Comfy.C", json=[1, 2]).status_code == 200
+    settings = server.http.get("/api/settings").json()
+    assert settings["Comfy.A"] == 1 and settings["Comfy.C"] == [1, 2]
+    assert server.http.get("/api/settings/Comfy.B").json() == "x"
+
+
+def test_userdata_workflows(server):
+    doc = b'{"nodes": [], "links": []}'
+    r = server.http.post("/api/userdata/workflows%2Fmy%20flow.json?overwrite=true&full_info=true",
+                         content=doc)  # fmt: skip
+    assert r.status_code == 200 and r.json()["path"] == "workflows/my flow.json"
+    assert (server.config.user_dir / "workflows" / "my flow.json").read_bytes() == doc
+    again = server.http.post(
+        "/api/userdata/workflows%2Fmy%20flow.json?overwrite=false", content=doc
+    )
+    assert again.status_code == 409
+    listing = server.http.get("/api/userdata", params={"dir": "workflows", "recurse": "true",
+                                                       "full_info": "true"}).json()  # fmt: skip
+    assert [e["path"] for e in listing] == ["my flow.json"] and listing[0]["size"] == len(doc)
+    assert server.http.get("/api/userdata/workflows%2Fmy%20flow.json").content == doc
+    moved = server.http.post("/api/userdata/workflows%2Fmy%20flow.json/move/workflows%2Fb.json")
+    assert moved.status_code == 200, moved.text
+    assert server.http.get("/api/userdata?dir=workflows").json() == ["b.json"]
+    assert server.http.delete("/api/userdata/workflows%2Fb.json").status_code == 204
+    assert server.http.get("/api/userdata/workflows%2Fb.json").status_code == 404
+
+
+def test_queue_and_history_management(server, ws):
+    client = ws()
+    blocker = server.post_prompt(chain(1, slow_steps=200, delay=0.01, prefix="blk"),
+                                 client.client_id).json()["prompt_id"]  # fmt: skip
+    pending = [server.post_prompt(chain(40 + i, prefix="pend"), client.client_id).json()["prompt_id"]
+               for i in range(3)]  # fmt: skip
+    front = server.post_prompt(chain(50, prefix="front"), client.client_id, front=True).json()
+    queue = server.http.get("/queue").json()
+    pending_ids = [item[1] for item in queue["queue_pending"]]
+    assert pending_ids[0] == front["prompt_id"] and set(pending) <= set(pending_ids)
+    assert [item[1] for item in queue["queue_running"]] in ([blocker], [])
+    assert server.http.get("/prompt").json()["exec_info"]["queue_remaining"] >= 4
+    jobs = server.http.get("/api/jobs", params={"status": "pending", "limit": 2}).json()
+    assert len(jobs["jobs"]) == 2 and jobs["pagination"]["total"] >= 4
+    assert jobs["pagination"]["has_more"] is True
+    assert server.http.post("/queue", json={"delete": [pending[0]]}).json() == {"deleted": 1}
+    server.http.post("/interrupt", json={})
+    client.until_done(blocker)
+    client.until_done(pending[2])
+    history = server.http.get("/history").json()
+    assert pending[0] not in history and pending[1] in history
+    page = server.http.get("/history", params={"max_items": 1}).json()
+    assert len(page) == 1
+    assert server.http.post("/history", json={"delete": [pending[1]]}).json() == {"deleted": 1}
+    assert server.http.get(f"/history/{pending[1]}").json() == {}
+
+
+def test_free(server):
+    assert server.http.post("/free", json={"unload_models": True, "free_memory": True}).json() == {}
+
+
+def test_openapi_document(server):
+    doc = server.http.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    assert "/latentgraph/run" in doc["paths"] and "/prompt" in doc["paths"]
