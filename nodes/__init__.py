@@ -4,4 +4,4 @@ Importing this package registers every node type with the engine's default regis
 not import torch, diffusers or transformers: node functions import them when they run.
 """
 
-from . import denoise, images, latents, loaders, schedulers, text, vae  # noqa: F401
+from . import codecs, denoise, images, latents, loaders, schedulers, text, vae  # noqa: F401

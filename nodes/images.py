@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Socket, String, node
+from latentgraph.graph import IMAGE, Int, NodeResult, Output, Socket, String, node
 
 from .values import input_error
 
@@ -59,11 +59,7 @@ def pil_to_tensor(img: Any) -> Any:
 @node(
     "LoadImage",
     category="image",
-    inputs=[
-        Choice(
-            "image", _input_files, description="a file in the input directory", image_upload=True
-        )
-    ],  # fmt: skip
+    inputs=[String("image", description="a file name (or path) inside the input directory")],
     outputs=[Output("image", IMAGE)],
     identity=lambda inputs: str(inputs.get("image")),
 )

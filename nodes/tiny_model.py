@@ -170,3 +170,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+ensure_tiny_model = ensure_tiny_sd  # the name the CLI's `tiny-model` command uses

@@ -1,0 +1,103 @@
+"""Cache codecs for the values crossing diffusion sockets.
+
+Latents, conditioning and images are stored as safetensors bytes (tensors plus a small JSON
+metadata header), so a second process reuses the first one's work. Model handles are
+memory-only: the model manager owns the weights, a handle's cache size is a few bytes and its
+digest is its manager key. Registered on import of latentgraph.nodes; torch is imported only
+when a value is actually encoded or decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict
+from typing import Any
+
+from latentgraph.graph.cache import Codec, register_codec
+
+from .values import ClipModel, Conditioning, Latent, SchedulerSpec, UNetModel, VAEModel
+
+
+def _is_tensor(value: Any) -> bool:
+    t = type(value)
+    return t.__name__ in ("Tensor", "Parameter") and t.__module__.startswith("torch")
+
+
+def _nbytes(t: Any) -> int:
+    return int(t.numel() * t.element_size()) if t is not None else 0
+
+
+def _pack(tensors: dict[str, Any], meta: dict[str, Any]) -> bytes:
+    from safetensors.torch import save
+
+    plain = {k: v.detach().cpu().contiguous() for k, v in tensors.items() if v is not None}
+    return save(plain, metadata={"meta": json.dumps(meta)})
+
+
+def _unpack(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    from safetensors.torch import load
+
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    meta = json.loads(header.get("__metadata__", {}).get("meta", "{}"))
+    return load(data), meta
+
+
+def _digest(encode):
+    return lambda value: hashlib.sha256(encode(value)).hexdigest()
+
+
+def _enc_latent(v: Latent) -> bytes:
+    return _pack({"samples": v.samples}, {"seeds": v.seeds, "is_noise": v.is_noise})
+
+
+def _dec_latent(data: bytes) -> Latent:
+    t, meta = _unpack(data)
+    return Latent(t["samples"], meta.get("seeds"), bool(meta.get("is_noise")))
+
+
+def _enc_cond(v: Conditioning) -> bytes:
+    return _pack({"embeds": v.embeds, "pooled": v.pooled}, {"prompts": v.prompts})
+
+
+def _dec_cond(data: bytes) -> Conditioning:
+    t, meta = _unpack(data)
+    return Conditioning(t["embeds"], meta.get("prompts", []), t.get("pooled"))
+
+
+def _enc_tensor(v: Any) -> bytes:
+    return _pack({"tensor": v}, {})
+
+
+def _dec_tensor(data: bytes) -> Any:
+    return _unpack(data)[0]["tensor"]
+
+
+def _enc_spec(v: SchedulerSpec) -> bytes:
+    return json.dumps(asdict(v), sort_keys=True, default=str).encode()
+
+
+def _dec_spec(data: bytes) -> SchedulerSpec:
+    return SchedulerSpec(**json.loads(data))
+
+
+def register() -> None:
+    register_codec(Codec("lg.tensor", _is_tensor, _nbytes, _enc_tensor, _dec_tensor,
+                         _digest(_enc_tensor)))  # fmt: skip
+    register_codec(Codec("lg.latent", lambda v: isinstance(v, Latent),
+                         lambda v: _nbytes(v.samples), _enc_latent, _dec_latent,
+                         _digest(_enc_latent)))  # fmt: skip
+    register_codec(Codec("lg.conditioning", lambda v: isinstance(v, Conditioning),
+                         lambda v: _nbytes(v.embeds) + _nbytes(v.pooled), _enc_cond, _dec_cond,
+                         _digest(_enc_cond)))  # fmt: skip
+    register_codec(Codec("lg.scheduler", lambda v: isinstance(v, SchedulerSpec),
+                         lambda v: len(_enc_spec(v)), _enc_spec, _dec_spec,
+                         _digest(_enc_spec)))  # fmt: skip
+    register_codec(Codec("lg.model", lambda v: isinstance(v, (UNetModel, ClipModel, VAEModel)),
+                         lambda v: 256, None, None,
+                         lambda v: hashlib.sha256(f"{type(v).__name__}|{v.key}".encode()).hexdigest()))  # fmt: skip
+
+
+register()

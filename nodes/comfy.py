@@ -1,0 +1,568 @@
+"""ComfyUI's classic nodes, with ComfyUI's names, inputs, widget order and outputs.
+
+Thin adapters over latentgraph's own nodes (loaders, text, denoise, vae, images): no second
+copy of the diffusion code. They are declared in `comfy_registry`; `install()` adds them to a
+registry (the default one unless told otherwise), replacing latentgraph nodes of the same name
+(VAEDecode, VAEEncode, LoadImage, SaveImage, PreviewImage), since saved ComfyUI workflows must
+map onto ComfyUI's input names.
+
+Samplers: `sampler_name` + `scheduler` become a diffusers scheduler and config options
+(`SAMPLERS`, `SIGMAS`); combinations with no equivalent are refused at validation with the
+supported ones listed. docs/comfy-compat.md says where results differ from ComfyUI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from latentgraph.graph import (
+    ANY,
+    BOOLEAN,
+    CLIP,
+    CONDITIONING,
+    FLOAT,
+    IMAGE,
+    INT,
+    LATENT,
+    MODEL,
+    STRING,
+    VAE,
+    Bool,
+    Choice,
+    Float,
+    Int,
+    NodeResult,
+    NodeType,
+    Output,
+    Registry,
+    Socket,
+    String,
+    default_registry,
+    node,
+)  # fmt: skip
+
+from . import models_dirs
+from .values import ClipModel, Conditioning, Latent, SchedulerSpec, UNetModel, input_error
+
+MASK = "MASK"
+MAX_RESOLUTION = 16384
+INT_LIMIT = 2**63 - 1
+comfy_registry = Registry()
+
+# ComfyUI sampler_name -> (latentgraph SchedulerSelect name, extra diffusers options)
+SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "euler": ("euler", {}),
+    "euler_ancestral": ("euler_a", {}),
+    "heun": ("heun", {}),
+    "dpm_2": ("dpm2", {}),
+    "dpm_2_ancestral": ("dpm2_a", {}),
+    "lms": ("lms", {}),
+    "dpmpp_2m": ("dpm++2m", {}),
+    "dpmpp_sde": ("dpm++sde", {}),
+    "dpmpp_2m_sde": ("dpm++2m_sde", {}),
+    "ddpm": ("ddpm", {}),
+    "lcm": ("lcm", {}),
+    "deis": ("deis", {}),
+    "ddim": ("ddim", {}),
+    "uni_pc": ("unipc", {"solver_type": "bh1"}),
+    "uni_pc_bh2": ("unipc", {"solver_type": "bh2"}),
+}
+# ComfyUI scheduler -> diffusers options. Sigma shapes need a scheduler that has the option.
+SIGMAS: dict[str, dict[str, Any]] = {
+    "normal": {"timestep_spacing": "linspace"},
+    "karras": {"use_karras_sigmas": True},
+    "exponential": {"use_exponential_sigmas": True},
+    "sgm_uniform": {"timestep_spacing": "trailing"},
+    "simple": {"timestep_spacing": "trailing"},
+    "ddim_uniform": {"timestep_spacing": "leading"},
+    "beta": {"use_beta_sigmas": True},
+}
+SIGMA_SHAPES = frozenset({"karras", "exponential", "beta"})
+# latentgraph scheduler names whose diffusers class takes use_karras/exponential/beta_sigmas
+# (checked against diffusers' signatures by tests/comfy).
+WITH_SIGMA_SHAPES = frozenset(
+    {"lms", "euler", "heun", "dpm++2m", "dpm++2m_sde", "dpm++sde", "dpm2", "dpm2_a", "unipc",
+     "deis"}
+)  # fmt: skip
+UPSCALE_METHODS = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "area": "area",
+                   "bicubic": "bicubic"}  # fmt: skip
+
+
+def install(registry: Registry | None = None) -> list[str]:
+    """Add the ComfyUI nodes to `registry`; returns the names of the nodes they replaced."""
+    registry = registry if registry is not None else default_registry
+    replaced = [t.name for t in comfy_registry if t.name in registry]
+    for node_type in comfy_registry:
+        registry.add(node_type, replace=True)
+    return replaced
+
+
+def _node(name: str, display_name: str, category: str, **kw: Any):
+    return node(name, display_name=display_name, category=category, registry=comfy_registry, **kw)
+
+
+# --- samplers --------------------------------------------------------------------------------
+
+
+def sampler_problem(sampler_name: Any, scheduler: Any) -> str | None:
+    """Why this sampler/scheduler pair cannot run here, or None when it can."""
+    if sampler_name not in SAMPLERS or scheduler not in SIGMAS:
+        return None  # the dropdown check reports unknown values with the supported list
+    ours = SAMPLERS[sampler_name][0]
+    if scheduler in SIGMA_SHAPES and ours not in WITH_SIGMA_SHAPES:
+        usable = [s for s in SIGMAS if s not in SIGMA_SHAPES]
+        return (f"scheduler {scheduler!r} has no diffusers equivalent with sampler "
+                f"{sampler_name!r}; with {sampler_name!r} use one of: {', '.join(usable)}")  # fmt: skip
+    return None
+
+
+def _check_sampler(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+    message = sampler_problem(inputs.get("sampler_name"), inputs.get("scheduler"))
+    return [("scheduler", message)] if message else []
+
+
+def sampler_spec(model: Any, sampler_name: str, scheduler: str) -> SchedulerSpec:
+    """The SchedulerSpec latentgraph's UNetDenoise runs, for a ComfyUI sampler + scheduler."""
+    from .schedulers import SCHEDULERS
+
+    config = getattr(model, "scheduler_config", None)
+    if config is None:  # a MODEL from LoadModel: Stable Diffusion's schedule
+        from .tiny_model import SCHEDULER_CONFIG
+
+        config = dict(SCHEDULER_CONFIG)
+    ours, options = SAMPLERS[sampler_name]
+    class_name, overrides = SCHEDULERS[ours]
+    merged = {**overrides, **options, **SIGMAS[scheduler]}
+    if ours == "lcm" or class_name in ("DPMSolverSinglestepScheduler",):
+        merged.pop("timestep_spacing", None)
+    return SchedulerSpec(dict(config), ours, class_name, merged)
+
+
+def _is_empty(latent: Latent) -> bool:
+    return latent.is_noise is False and not bool(latent.samples.any())
+
+
+def _sample(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+            latent, denoise):  # fmt: skip
+    from .denoise import unet_denoise
+    from .latents import make_noise
+
+    if sampler_name not in SAMPLERS:
+        raise input_error(ctx, "sampler_name", f"unsupported sampler {sampler_name!r}; "
+                                               f"one of: {', '.join(SAMPLERS)}")  # fmt: skip
+    if scheduler not in SIGMAS:
+        raise input_error(ctx, "scheduler", f"unsupported scheduler {scheduler!r}; "
+                                            f"one of: {', '.join(SIGMAS)}")  # fmt: skip
+    problem = sampler_problem(sampler_name, scheduler)
+    if problem:
+        raise input_error(ctx, "scheduler", problem)
+    spec = sampler_spec(model, sampler_name, scheduler)
+    samples = latent.samples
+    if _is_empty(latent) and denoise >= 1.0:
+        seeds = [seed + i for i in range(samples.shape[0])]
+        latent = Latent(make_noise(tuple(samples.shape[1:]), seeds), seeds, is_noise=True)
+    elif latent.is_noise:
+        latent = Latent(samples, latent.seeds, is_noise=True)
+    return unet_denoise(ctx, model, spec, positive, negative, latent, steps=steps,
+                        guidance=cfg, denoise=denoise, seed=seed)  # fmt: skip
+
+
+SAMPLER_INPUTS = [
+    Int("steps", 20, min=1, max=10000),
+    Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01),
+    Choice("sampler_name", list(SAMPLERS), "euler"),
+    Choice("scheduler", list(SIGMAS), "normal"),
+    Socket("positive", CONDITIONING),
+    Socket("negative", CONDITIONING),
+    Socket("latent_image", LATENT),
+]
+
+
+@_node(
+    "KSampler", "KSampler", "sampling",
+    inputs=[Socket("model", MODEL), Int("seed", 0, min=0, max=2**64 - 1, seed=True),
+            *SAMPLER_INPUTS, Float("denoise", 1.0, min=0.0, max=1.0, step=0.01)],
+    outputs=[Output("LATENT", LATENT)],
+    check=_check_sampler,
+)  # fmt: skip
+def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+             latent_image, denoise=1.0):  # fmt: skip
+    """Denoise a latent (an empty one: text to image) with a ComfyUI sampler and scheduler."""
+    return _sample(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                   latent_image, denoise)  # fmt: skip
+
+
+def _check_advanced(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+    problems = _check_sampler(inputs)
+    steps = inputs.get("steps")
+    if inputs.get("add_noise") == "disable":
+        problems.append(("add_noise", "'disable' (continuing from leftover noise) is not "
+                                      "supported; use 'enable'"))  # fmt: skip
+    if inputs.get("return_with_leftover_noise") == "enable":
+        problems.append(("return_with_leftover_noise", "'enable' is not supported; use "
+                                                       "'disable'"))  # fmt: skip
+    end = inputs.get("end_at_step")
+    if isinstance(end, int) and isinstance(steps, int) and end < steps:
+        problems.append(("end_at_step", f"stopping early ({end} < steps {steps}) is not "
+                                        f"supported; use {steps} or more"))  # fmt: skip
+    return problems
+
+
+@_node(
+    "KSamplerAdvanced", "KSampler (Advanced)", "sampling",
+    inputs=[Socket("model", MODEL), Choice("add_noise", ["enable", "disable"], "enable"),
+            Int("noise_seed", 0, min=0, max=2**64 - 1, seed=True), *SAMPLER_INPUTS,
+            Int("start_at_step", 0, min=0, max=10000), Int("end_at_step", 10000, min=0, max=10000),
+            Choice("return_with_leftover_noise", ["disable", "enable"], "disable")],
+    outputs=[Output("LATENT", LATENT)],
+    check=_check_advanced,
+)  # fmt: skip
+def ksampler_advanced(ctx, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler,
+                      positive, negative, latent_image, start_at_step=0, end_at_step=10000,
+                      return_with_leftover_noise="disable"):  # fmt: skip
+    """KSampler with a start step: starting at step k of n is img2img with denoise (n-k)/n."""
+    for name, bad in (("add_noise", add_noise != "enable"),
+                      ("return_with_leftover_noise", return_with_leftover_noise != "disable"),
+                      ("end_at_step", end_at_step < steps)):  # fmt: skip
+        if bad:
+            raise input_error(ctx, name, "this setting is not supported (see docs/comfy-compat.md)")
+    denoise = min(1.0, max(0.0, (steps - start_at_step) / steps + 1e-9))
+    if start_at_step >= steps:
+        return Latent(latent_image.samples.clone(), latent_image.seeds, latent_image.is_noise)
+    return _sample(ctx, model, noise_seed, steps, cfg, sampler_name, scheduler, positive,
+                   negative, latent_image, denoise)  # fmt: skip
+
+
+# --- loaders ---------------------------------------------------------------------------------
+
+
+class ComfyModel(UNetModel):
+    """MODEL that remembers its checkpoint's scheduler config, as ComfyUI's MODEL does."""
+
+    def __init__(self, base: UNetModel, scheduler_config: dict[str, Any]) -> None:
+        super().__init__(base.unet, base.key, base.device, base.dtype)
+        self.scheduler_config = scheduler_config
+
+
+def _checkpoint_source(ctx, name: str) -> str:
+    if name == models_dirs.BUILTIN_CHECKPOINT:
+        return name
+    try:
+        return str(models_dirs.resolve("checkpoints", name, ctx.settings.models_dirs or None))
+    except models_dirs.ModelNotFound as exc:
+        raise input_error(ctx, "ckpt_name", str(exc)) from None
+
+
+def _checkpoint_identity(inputs: dict[str, Any]) -> str:
+    name = str(inputs.get("ckpt_name", ""))
+    try:
+        path = models_dirs.resolve("checkpoints", name)
+    except models_dirs.ModelNotFound:
+        return name
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+@_node(
+    "CheckpointLoaderSimple", "Load Checkpoint", "loaders",
+    inputs=[Choice("ckpt_name", models_dirs.checkpoint_names,
+                   description="a checkpoint from the models folder's checkpoints/")],
+    outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP), Output("VAE", VAE)],
+    identity=_checkpoint_identity,
+)  # fmt: skip
+def checkpoint_loader(ctx, ckpt_name: str):
+    """Load a checkpoint's UNet, text encoder and VAE (the built-in tiny model needs no file)."""
+    from .loaders import load_model
+
+    unet, clip, vae, scheduler = load_model(ctx, _checkpoint_source(ctx, ckpt_name), "auto")
+    return ComfyModel(unet, dict(scheduler.config)), clip, vae
+
+
+@_node(
+    "VAELoader", "Load VAE", "loaders",
+    inputs=[Choice("vae_name", models_dirs.vae_names)],
+    outputs=[Output("VAE", VAE)],
+)  # fmt: skip
+def vae_loader(ctx, vae_name: str):
+    """Load a VAE file from the models folder's vae/."""
+    from .loaders import load_vae
+
+    try:
+        path = models_dirs.resolve("vae", vae_name, ctx.settings.models_dirs or None)
+    except models_dirs.ModelNotFound as exc:
+        raise input_error(ctx, "vae_name", str(exc)) from None
+    return load_vae(ctx, str(path), "sd15")
+
+
+# --- conditioning ----------------------------------------------------------------------------
+
+
+class ComfyClip(ClipModel):
+    """CLIP with ComfyUI's "stop at layer" (CLIP skip): -1 is the last layer."""
+
+    def __init__(self, base: ClipModel, stop_at_layer: int) -> None:
+        super().__init__(base.tokenizer, base.text_encoder, base.key, base.device)
+        self.stop_at_layer = stop_at_layer
+
+
+def _encode_skip(clip: ClipModel, text: str, layer: int):
+    """Hidden state of an earlier layer, through the final layer norm (as CLIP skip does)."""
+    import torch
+
+    tok = clip.tokenizer
+    ids = tok([text], padding="max_length", max_length=tok.model_max_length, truncation=True,
+              return_tensors="pt").input_ids  # fmt: skip
+    te = clip.text_encoder
+    with torch.inference_mode():
+        out = te(ids.to(te.device), output_hidden_states=True)
+        hidden = out.hidden_states[layer]
+        hidden = te.text_model.final_layer_norm(hidden)
+    return hidden.to(dtype=te.dtype)
+
+
+@_node(
+    "CLIPTextEncode", "CLIP Text Encode (Prompt)", "conditioning",
+    inputs=[String("text", multiline=True), Socket("clip", CLIP)],
+    outputs=[Output("CONDITIONING", CONDITIONING)],
+)  # fmt: skip
+def clip_text_encode(ctx, text: str, clip: ClipModel):
+    """Encode one prompt with the text encoder."""
+    from .text import encode
+
+    layer = getattr(clip, "stop_at_layer", -1)
+    if layer == -1:
+        return Conditioning(encode(ctx, clip, [text]), [text])
+    return Conditioning(_encode_skip(clip, text, layer), [text])
+
+
+@_node(
+    "CLIPSetLastLayer", "CLIP Set Last Layer", "conditioning",
+    inputs=[Socket("clip", CLIP), Int("stop_at_clip_layer", -1, min=-24, max=-1)],
+    outputs=[Output("CLIP", CLIP)],
+)  # fmt: skip
+def clip_set_last_layer(ctx, clip: ClipModel, stop_at_clip_layer: int = -1):
+    """Use an earlier text-encoder layer (CLIP skip: -2 skips the last one)."""
+    layers = clip.text_encoder.config.num_hidden_layers
+    if -stop_at_clip_layer > layers:
+        raise input_error(ctx, "stop_at_clip_layer", f"the text encoder has only {layers} layers")
+    return ComfyClip(clip, stop_at_clip_layer)
+
+
+# --- latents ---------------------------------------------------------------------------------
+
+
+@_node(
+    "EmptyLatentImage", "Empty Latent Image", "latent",
+    inputs=[Int("width", 512, min=16, max=MAX_RESOLUTION, step=8),
+            Int("height", 512, min=16, max=MAX_RESOLUTION, step=8),
+            Int("batch_size", 1, min=1, max=4096)],
+    outputs=[Output("LATENT", LATENT)],
+)  # fmt: skip
+def empty_latent_image(ctx, width: int, height: int, batch_size: int = 1):
+    """A zero latent for width x height images (SD's 8x downscale); KSampler adds the noise."""
+    import torch
+
+    if width * height > ctx.settings.max_image_pixels:
+        raise input_error(ctx, "width", f"{width}x{height} is more than the limit of "
+                                        f"{ctx.settings.max_image_pixels} pixels")  # fmt: skip
+    if batch_size > ctx.settings.max_batch:
+        raise input_error(ctx, "batch_size", f"more than the limit of {ctx.settings.max_batch}")
+    samples = torch.zeros([batch_size, 4, height // 8, width // 8], dtype=torch.float32)
+    return Latent(samples, None, is_noise=False)
+
+
+@_node(
+    "LatentUpscale", "Upscale Latent", "latent",
+    inputs=[Socket("samples", LATENT), Choice("upscale_method", list(UPSCALE_METHODS)),
+            Int("width", 512, min=0, max=MAX_RESOLUTION, step=8),
+            Int("height", 512, min=0, max=MAX_RESOLUTION, step=8),
+            Choice("crop", ["disabled", "center"])],
+    outputs=[Output("LATENT", LATENT)],
+)  # fmt: skip
+def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height: int,
+                   crop: str = "disabled"):  # fmt: skip
+    """Resize latents to width x height pixels (0 keeps the aspect ratio from the other)."""
+    import torch.nn.functional as F
+
+    x = samples.samples
+    h, w = x.shape[-2:]
+    if width == 0 and height == 0:
+        return samples
+    lw = width // 8 if width else max(1, round(w * (height // 8) / h))
+    lh = height // 8 if height else max(1, round(h * (width // 8) / w))
+    if crop == "center":
+        old, new = w / h, lw / lh
+        if old > new:
+            keep = round(w * new / old)
+            x = x[..., (w - keep) // 2 : (w - keep) // 2 + keep]
+        elif old < new:
+            keep = round(h * old / new)
+            x = x[..., (h - keep) // 2 : (h - keep) // 2 + keep, :]
+    mode = UPSCALE_METHODS[upscale_method]
+    kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+    out = F.interpolate(x.float(), size=(lh, lw), mode=mode, **kwargs).to(x.dtype)
+    return Latent(out, samples.seeds, is_noise=False)
+
+
+@_node(
+    "VAEDecode", "VAE Decode", "latent",
+    inputs=[Socket("samples", LATENT), Socket("vae", VAE)],
+    outputs=[Output("IMAGE", IMAGE)],
+)  # fmt: skip
+def vae_decode(ctx, samples: Latent, vae):
+    """Latents to images."""
+    from .vae import vae_decode as decode
+
+    return decode(ctx, vae, samples)
+
+
+@_node(
+    "VAEEncode", "VAE Encode", "latent",
+    inputs=[Socket("pixels", IMAGE), Socket("vae", VAE)],
+    outputs=[Output("LATENT", LATENT)],
+)  # fmt: skip
+def vae_encode(ctx, pixels, vae):
+    """Images to latents; the image is cropped to a multiple of the VAE's scale factor."""
+    from .vae import vae_encode as encode
+
+    f = vae.scale_factor
+    h, w = (pixels.shape[1] // f) * f, (pixels.shape[2] // f) * f
+    if h == 0 or w == 0:
+        raise input_error(ctx, "pixels", f"image smaller than the VAE's scale factor {f}")
+    top, left = (pixels.shape[1] - h) // 2, (pixels.shape[2] - w) // 2
+    return encode(ctx, vae, pixels[:, top : top + h, left : left + w, :3])
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+def _input_files() -> list[str]:
+    from .images import _input_files as files
+
+    return files()
+
+
+@_node(
+    "LoadImage", "Load Image", "image",
+    inputs=[Choice("image", _input_files, image_upload=True)],
+    outputs=[Output("IMAGE", IMAGE), Output("MASK", MASK)],
+    identity=lambda inputs: str(inputs.get("image")),
+)  # fmt: skip
+def load_image(ctx, image: str):
+    """An image from the input folder, and its mask (1 where the alpha channel is 0)."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    from .images import inside
+    from .images import load_image as load
+
+    pixels = load(ctx, image)
+    path = inside(Path(ctx.settings.input_dir), image)
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        if "A" in img.getbands():
+            alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
+            mask = 1.0 - torch.from_numpy(alpha)
+        else:
+            mask = torch.zeros((64, 64), dtype=torch.float32)
+    return pixels, mask[None]
+
+
+@_node(
+    "SaveImage", "Save Image", "image",
+    inputs=[Socket("images", IMAGE), String("filename_prefix", "ComfyUI")],
+    output_node=True,
+)  # fmt: skip
+def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
+    """Save PNGs in the output folder, with the prompt and workflow embedded."""
+    from .images import save_images
+
+    records = save_images(ctx, images, filename_prefix, Path(ctx.settings.output_dir), "output")
+    return NodeResult(values=(), ui={"images": records})
+
+
+@_node(
+    "PreviewImage", "Preview Image", "image",
+    inputs=[Socket("images", IMAGE)],
+    output_node=True,
+    deterministic=False,
+)  # fmt: skip
+def preview_image(ctx, images):
+    """Show images without keeping them (temp folder)."""
+    from .images import preview_image as preview
+
+    return preview(ctx, images)
+
+
+# --- utilities -------------------------------------------------------------------------------
+
+
+@_node("PrimitiveInt", "Int", "utils/primitive",
+       inputs=[Int("value", 0, min=-INT_LIMIT, max=INT_LIMIT, seed=True)],
+       outputs=[Output("INT", INT)])  # fmt: skip
+def primitive_int(ctx, value: int):
+    return value
+
+
+@_node("PrimitiveFloat", "Float", "utils/primitive",
+       inputs=[Float("value", 0.0, min=-INT_LIMIT, max=INT_LIMIT)],
+       outputs=[Output("FLOAT", FLOAT)])  # fmt: skip
+def primitive_float(ctx, value: float):
+    return value
+
+
+@_node("PrimitiveString", "String", "utils/primitive",
+       inputs=[String("value", "")], outputs=[Output("STRING", STRING)])  # fmt: skip
+def primitive_string(ctx, value: str):
+    return value
+
+
+@_node("PrimitiveStringMultiline", "String (Multiline)", "utils/primitive",
+       inputs=[String("value", "", multiline=True)], outputs=[Output("STRING", STRING)])  # fmt: skip
+def primitive_string_multiline(ctx, value: str):
+    return value
+
+
+@_node("PrimitiveBoolean", "Boolean", "utils/primitive",
+       inputs=[Bool("value", False)], outputs=[Output("BOOLEAN", BOOLEAN)])  # fmt: skip
+def primitive_boolean(ctx, value: bool):
+    return value
+
+
+@_node("StringConcatenate", "Concatenate", "utils/string",
+       inputs=[String("string_a", "", multiline=True), String("string_b", "", multiline=True),
+               String("delimiter", "")],
+       outputs=[Output("STRING", STRING)])  # fmt: skip
+def string_concatenate(ctx, string_a: str, string_b: str, delimiter: str = ""):
+    """string_a + delimiter + string_b."""
+    return f"{string_a}{delimiter}{string_b}"
+
+
+def preview_text(value: Any) -> str:
+    """How PreviewAny shows a value: strings as they are, numbers and others as JSON or repr."""
+    import json
+
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float | list | dict) or value is None:
+        try:
+            return json.dumps(value, indent=2)
+        except (TypeError, ValueError):
+            pass
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"{type(value).__name__} of shape {list(shape)}"
+    return repr(value)[:10_000]
+
+
+@_node("PreviewAny", "Preview Any", "utils",
+       inputs=[Socket("source", ANY)], output_node=True)  # fmt: skip
+def preview_any(ctx, source: Any):
+    """Show any value as text in the editor."""
+    return NodeResult(values=(), ui={"text": [preview_text(source)]})
+
+
+def comfy_types() -> list[NodeType]:
+    return list(comfy_registry)
