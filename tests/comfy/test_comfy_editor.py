@@ -120,7 +120,7 @@ def test_bypassed_node_passes_its_input_through(classic_editor):
 
 def test_bypass_matches_by_type_not_slot():
     data = {"nodes": [], "links": []}
-    add_node(data, 1, "CheckpointLoaderSimple", widgets=["tiny-sd.safetensors"])
+    add_node(data, 1, "CheckpointLoaderSimple", widgets=["builtin:tiny-sd"])
     add_node(data, 2, "EmptyLatentImage", widgets=[8, 8, 1])
     add_node(
         data,
@@ -261,7 +261,7 @@ def _subgraph_workflow():
         ],
     }
     data = {"nodes": [], "links": [], "definitions": {"subgraphs": [sub]}, "version": 0.4}
-    add_node(data, 1, "CheckpointLoaderSimple", widgets=["tiny-sd.safetensors"])
+    add_node(data, 1, "CheckpointLoaderSimple", widgets=["builtin:tiny-sd"])
     add_node(
         data,
         10,

@@ -25,7 +25,7 @@ def _noop(ctx, **kw):
     return None
 
 
-node("CheckpointLoaderSimple", registry=registry, inputs=[Choice("ckpt_name", ["tiny-sd.safetensors"])],
+node("CheckpointLoaderSimple", registry=registry, inputs=[Choice("ckpt_name", ["builtin:tiny-sd"])],
      outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP), Output("VAE", VAE)])(_noop)  # fmt: skip
 node("CLIPTextEncode", registry=registry, inputs=[String("text", multiline=True), Socket("clip", CLIP)],
      outputs=[Output("CONDITIONING", CONDITIONING)])(_noop)  # fmt: skip
