@@ -42,9 +42,14 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
 
 def _to_prompt(state, source: str, text: str, overrides: dict[str, Any]):
     from latentgraph.graph.comfy_api import prompt_from_graph
+    from latentgraph.graph.validate import validate
     from latentgraph.graph.workflow import load_workflow
 
     wf = load_workflow(source, text=text, overrides=overrides or None, registry=state.registry)
+    problems = [p for p in validate(wf.graph, state.registry, state.settings)
+                if p.severity == "error"]  # fmt: skip
+    if problems:  # refuse here, where problems still carry file:line locations
+        raise WorkflowError(problems)
     return prompt_from_graph(wf.graph, state.registry), dict(getattr(wf, "params", {}) or {})
 
 

@@ -1,0 +1,243 @@
+"""`latentgraph submit`: queue a workflow on a running server, show its progress, fetch outputs.
+
+The websocket messages are turned back into engine events, so the same renderers as
+`latentgraph run` (rich bars or JSON lines) draw a remote run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from latentgraph.graph import events as ev
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _Http:
+    def __init__(self, base: str, token: str | None) -> None:
+        self.base = base.rstrip("/")
+        self.token = token
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+
+class _Events:
+    """Rebuilds engine events from one prompt's websocket messages."""
+
+    def __init__(self, prompt_id: str, prompt: dict[str, Any], render) -> None:
+        self.pid = prompt_id
+        self.types = {k: v.get("class_type", "") for k, v in prompt.items()}
+        self.render = render
+        self.running: str | None = None
+        self.started: dict[str, float] = {}
+        self.ui: dict[str, dict] = {}
+        self.executed: list[str] = []
+        self.cached: list[str] = []
+        self.status: str | None = None
+
+    def _finish_running(self) -> None:
+        nid, self.running = self.running, None
+        if nid is not None:
+            self.executed.append(nid)
+            self.render(ev.NodeFinished(self.pid, node_id=nid, node_type=self.types.get(nid, ""),
+                                        seconds=time.monotonic() - self.started.get(nid, 0),
+                                        ui=self.ui.get(nid)))  # fmt: skip
+
+    def handle(self, kind: str, data: dict[str, Any]) -> bool:
+        """Feed one message; True when the prompt is over (final `executing`)."""
+        pid = self.pid
+        if kind == "execution_start":
+            self.render(ev.RunStarted(pid, nodes=list(self.types)))
+        elif kind == "execution_cached":
+            self.cached = list(data.get("nodes", []))
+            self.render(ev.NodesCached(pid, nodes=self.cached))
+        elif kind == "executing":
+            self._finish_running()
+            node = data.get("node")
+            if node is None:
+                return True
+            self.running = node
+            self.started[node] = time.monotonic()
+            self.render(ev.NodeStarted(pid, node_id=node, node_type=self.types.get(node, "")))
+        elif kind == "progress":
+            self.render(ev.NodeProgress(pid, node_id=str(data.get("node")),
+                                        value=int(data.get("value", 0)), max=int(data.get("max", 0))))  # fmt: skip
+        elif kind == "executed":
+            node = str(data.get("node"))
+            self.ui[node] = data.get("output") or {}
+            if node != self.running:  # a cached output node reports its files too
+                self.render(ev.NodeFinished(pid, node_id=node, node_type=self.types.get(node, ""),
+                                            cached=True, ui=self.ui[node]))  # fmt: skip
+        elif kind == "execution_error":
+            self.running = None
+            node = str(data.get("node_id"))
+            self.render(ev.NodeFailed(pid, node_id=node, node_type=str(data.get("node_type") or ""),
+                                      message=str(data.get("exception_message", "")),
+                                      exception_type=str(data.get("exception_type", "")),
+                                      traceback=list(data.get("traceback") or [])))  # fmt: skip
+            self._end("failed", failed=[node])
+        elif kind == "execution_interrupted":
+            self.running = None
+            self._end("interrupted")
+        elif kind == "execution_success":
+            self._finish_running()
+            self._end("success")
+        return False
+
+    def _end(self, status: str, failed: list[str] | None = None) -> None:
+        self.status = status
+        self.render(ev.RunFinished(self.pid, status=status, executed=list(self.executed),
+                                   cached=list(self.cached), failed=failed or []))  # fmt: skip
+
+
+def _ws_url(server_url: str, client_id: str, token: str | None) -> str:
+    parts = urllib.parse.urlsplit(server_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    query = {"clientId": client_id}
+    if token:
+        query["token"] = token
+    path = parts.path.rstrip("/") + "/ws"
+    return urllib.parse.urlunsplit((scheme, parts.netloc, path, urllib.parse.urlencode(query), ""))
+
+
+def _download(http: _Http, prompt_id: str, output_dir: Path, err) -> list[Path]:
+    status, raw = http.request("GET", f"/history/{urllib.parse.quote(prompt_id)}")
+    entry = json.loads(raw).get(prompt_id, {}) if status == 200 else {}
+    saved: list[Path] = []
+    for out in (entry.get("outputs") or {}).values():
+        for image in out.get("images", []) if isinstance(out, dict) else []:
+            name, sub = str(image.get("filename", "")), str(image.get("subfolder") or "")
+            rel = PurePosixPath(sub, name)
+            if not name or rel.is_absolute() or ".." in rel.parts:
+                err(f"skipping unsafe output name {sub!r}/{name!r}")
+                continue
+            query = urllib.parse.urlencode({"filename": name, "subfolder": sub,
+                                            "type": image.get("type", "output")})  # fmt: skip
+            code, data = http.request("GET", f"/view?{query}")
+            if code != 200:
+                err(f"could not download {rel}: HTTP {code}")
+                continue
+            target = output_dir.joinpath(*rel.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+            saved.append(target)
+    return saved
+
+
+def submit(
+    path: Path | str,
+    server_url: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    output_dir: Path | str = "output",
+    auth_token: str | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
+    client_id: str | None = None,
+) -> int:
+    """Queue `path` on the server at `server_url`; returns a `latentgraph` exit code."""
+    from websockets.sync.client import connect
+
+    def err(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        err(f"{path}: cannot read the workflow: {exc}")
+        return EXIT_USAGE
+    output_dir = Path(output_dir)
+    client_id = client_id or uuid.uuid4().hex
+    http = _Http(server_url, auth_token)
+    try:
+        socket = connect(_ws_url(server_url, client_id, auth_token), open_timeout=10,
+                         max_size=2**26)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable
+        err(f"cannot reach the server at {server_url}: {exc}")
+        return EXIT_UNREACHABLE
+    with socket:
+        body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
+                "name": str(path)}  # fmt: skip
+        try:
+            status, raw = http.request("POST", "/latentgraph/run", body)
+        except (urllib.error.URLError, OSError) as exc:
+            err(f"cannot reach the server at {server_url}: {exc}")
+            return EXIT_UNREACHABLE
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            err(f"the server answered HTTP {status} with something that is not JSON")
+            return EXIT_FAILED
+        if status != 200:
+            problems = answer.get("problems") or []
+            for p in problems:
+                err(p.get("text") or p.get("message", ""))
+            for nid, entry in (answer.get("node_errors") or {}).items():
+                for e in entry.get("errors", []):
+                    err(f"node {nid!r}: {e.get('message')}")
+            if not problems and not answer.get("node_errors"):
+                err(answer.get("error", {}).get("message", f"HTTP {status}"))
+            return EXIT_USAGE if status in (400, 413) else EXIT_FAILED
+        prompt_id = answer["prompt_id"]
+        if as_json:
+            from latentgraph.graph.console import JsonLines
+
+            render = JsonLines()
+        else:
+            from latentgraph.graph.console import RichProgress
+
+            render = RichProgress(quiet=quiet, dirs={"output": output_dir})
+        events = _Events(prompt_id, answer.get("prompt") or {}, render)
+        try:
+            while True:
+                message = socket.recv()
+                if isinstance(message, bytes):
+                    continue
+                msg = json.loads(message)
+                data = msg.get("data") or {}
+                if data.get("prompt_id") != prompt_id:
+                    continue
+                if events.handle(msg.get("type", ""), data):
+                    break
+        except KeyboardInterrupt:
+            http.request("POST", "/interrupt", {"prompt_id": prompt_id})
+            render.close()
+            err("interrupted")
+            return EXIT_INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - connection lost mid-run
+            render.close()
+            err(f"lost the connection to the server: {exc}")
+            return EXIT_UNREACHABLE
+        render.close()
+    saved = _download(http, prompt_id, output_dir, err)
+    if not quiet and not as_json:
+        for target in saved:
+            err(f"downloaded {target}")
+    return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(
+        events.status or "", EXIT_FAILED
+    )

@@ -1,0 +1,86 @@
+"""Our own endpoint (latentgraph YAML/JSON + params) and the `latentgraph submit` client."""
+
+from __future__ import annotations
+
+import json
+
+WORKFLOW = """\
+version: 1
+params:
+  v: 4
+nodes:
+  n:
+    type: Number
+    value: $v
+  a:
+    type: Add
+    a: n
+    b: n
+  s:
+    type: Show
+    x: a
+    prefix: yml
+"""
+
+
+def test_run_yaml_with_overrides(server, ws):
+    client = ws()
+    r = server.http.post("/latentgraph/run", params={"set": "v=5", "client_id": client.client_id},
+                         content=WORKFLOW, headers={"content-type": "application/yaml"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    pid = r.json()["prompt_id"]
+    msgs = client.until_done(pid)
+    executed = next(m["data"] for m in msgs if m["type"] == "executed")
+    assert executed["output"]["images"][0]["filename"] == "yml_10.png"
+
+
+def test_run_json_body_with_params(server, ws):
+    client = ws()
+    body = {"workflow": WORKFLOW, "params": {"v": 6}, "client_id": client.client_id}
+    r = server.http.post("/api/latentgraph/run", json=body)
+    assert r.status_code == 200, r.text
+    msgs = client.until_done(r.json()["prompt_id"])
+    assert any(m["type"] == "execution_success" for m in msgs)
+
+
+def test_run_invalid_workflow_names_the_place(server):
+    bad = WORKFLOW.replace("type: Add", "type: Addd")
+    r = server.http.post("/latentgraph/run", params={"name": "wf.yaml"}, content=bad,
+                         headers={"content-type": "application/yaml"})  # fmt: skip
+    assert r.status_code == 400
+    problems = r.json()["problems"]
+    assert problems and problems[0]["node_id"] == "a"
+    assert problems[0]["location"].startswith("wf.yaml:")
+    r = server.http.post(
+        "/latentgraph/run", content=b"{", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_json"
+    r = server.http.post("/latentgraph/run", json={"params": {}})
+    assert r.status_code == 400
+
+
+def test_submit_downloads_outputs(server, tmp_path, capsys):
+    from latentgraph.server.submit import submit
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(WORKFLOW)
+    out = tmp_path / "out"
+    code = submit(wf, server.url, {"v": 8}, output_dir=out, as_json=True)
+    assert code == 0
+    assert (out / "yml_16.png").read_bytes().startswith(b"\x89PNG")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [e["event"] for e in lines]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert lines[-1]["status"] == "success"
+    assert "node_started" in kinds and "node_finished" in kinds
+
+
+def test_submit_errors(server, tmp_path):
+    from latentgraph.server.submit import submit
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(WORKFLOW.replace("type: Add", "type: Addd"))
+    assert submit(wf, server.url, {}, output_dir=tmp_path, quiet=True) == 2
+    assert submit(tmp_path / "missing.yaml", server.url, {}, quiet=True) == 2
+    wf.write_text(WORKFLOW)
+    assert submit(wf, "http://127.0.0.1:9", {}, quiet=True) == 3
