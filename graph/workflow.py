@@ -189,8 +189,9 @@ class _Doc:
 def _parse_yaml(text: str, source: str) -> tuple[Any, _Doc, bool]:
     """Returns (value, positions, empty). Raises _Refused for syntax and limits."""
     doc = _Doc(source)
-    loader = _Loader(text, source)
+    loader = None
     try:
+        loader = _Loader(text, source)
         root = loader.get_single_node()
     except _Refused:
         raise
@@ -199,10 +200,21 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, _Doc, bool]:
         where = _loc(source, mark) if mark is not None else Location(source)
         message = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
         raise _Refused(Problem("syntax", f"YAML syntax error: {message}", location=where)) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise _Refused(
+            Problem(
+                "syntax",
+                f"character U+{exc.character:04X} is not allowed in a workflow",
+                location=Location(source, line, column),
+            )
+        ) from None
     except yaml.YAMLError as exc:
         raise _Refused(Problem("syntax", f"YAML error: {exc}", location=Location(source))) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         return None, doc, True
     return _convert(root, (), doc), doc, False
