@@ -248,7 +248,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
             bundle = _load_bundle(ctx, source, config, device, dtype)
         except NodeInputError:
             raise
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - safetensors/diffusers raise many kinds
             raise input_error(
                 ctx, "source", f"could not load {source_text!r}: {type(exc).__name__}: {exc}"
             ) from exc
