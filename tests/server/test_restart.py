@@ -1,0 +1,86 @@
+"""SIGKILL mid-run, restart: the killed prompt is failed in history, the queued ones run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from conftest import chain, free_port
+
+PLUGIN_DIR = Path(__file__).parent / "plugin"
+LAUNCH = (
+    "import json, sys\n"
+    "from latentgraph.server.config import ServerConfig\n"
+    "from latentgraph.server.run import serve\n"
+    "serve(ServerConfig(**json.loads(sys.argv[1])), log_level='warning')\n"
+)
+
+
+def start(config: dict, env: dict) -> tuple[subprocess.Popen, httpx.Client]:
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, json.dumps(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    http = httpx.Client(base_url=f"http://127.0.0.1:{config['port']}", timeout=10)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if http.get("/prompt").status_code == 200:
+                return proc, http
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.1)
+
+
+def test_sigkill_during_first_prompt_then_restart(tmp_path):
+    config = {"data_dir": str(tmp_path / "data"), "port": free_port(), "disk_cache": False,
+              "load_nodes": False, "editor": False, "nodes_dirs": [str(PLUGIN_DIR)]}  # fmt: skip
+    env = {**os.environ, "LATENTGRAPH_TOY_PLUGIN": "1",
+           "LATENTGRAPH_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    proc, http = start(config, env)
+    try:
+        slow = http.post("/prompt", json={"prompt": chain(1, slow_steps=900, delay=0.02),
+                                          "client_id": "c"}).json()["prompt_id"]  # fmt: skip
+        rest = [http.post("/prompt", json={"prompt": chain(20 + i, prefix="after")}).json()[
+            "prompt_id"] for i in range(2)]  # fmt: skip
+        deadline = time.monotonic() + 20
+        while [item[1] for item in http.get("/queue").json()["queue_running"]] != [slow]:
+            assert time.monotonic() < deadline, "the first prompt never started"
+            time.sleep(0.05)
+        time.sleep(0.3)  # well inside the 18-second slow node
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        http.close()
+        if proc.poll() is None:
+            proc.kill()
+    proc, http = start(config, env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            history = http.get("/history").json()
+            if all(pid in history for pid in rest):
+                break
+            assert time.monotonic() < deadline, "the queued prompts did not run after restart"
+            time.sleep(0.1)
+        first = history[slow]
+        assert first["status"]["status_str"] == "error" and first["status"]["completed"] is False
+        assert "shutdown" in json.dumps(first["status"]["messages"])
+        for pid in rest:
+            assert history[pid]["status"]["status_str"] == "success"
+        assert http.get(f"/jobs/{slow}").json()["status"] == "failed"
+        assert http.get("/queue").json() == {"queue_running": [], "queue_pending": []}
+    finally:
+        http.close()
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
