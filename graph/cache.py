@@ -108,6 +108,8 @@ _SCALARS = (type(None), bool, int, float, str)
 
 def _is_plain(value: Any) -> bool:
     """None/bool/int/float/str, and lists/dicts (str keys) of those. Iterative: no recursion."""
+    if type(value) in _SCALARS:
+        return True
     stack = [value]
     while stack:
         v = stack.pop()
@@ -125,8 +127,13 @@ def _is_plain(value: Any) -> bool:
     return True
 
 
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# Keys must not fail on odd literals (paths, tuples): repr is stable enough for those.
+_CANON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+
+
 def _json_dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _JSON.encode(value)
 
 
 def _json_size(value: Any) -> int:
@@ -154,28 +161,18 @@ def link_key(parent_key: str, output_index: int) -> str:
     return f"{parent_key}:{output_index}"
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-    )
-
-
 def node_key(node_type: NodeType, literals: dict, parent_keys: dict[str, str]) -> str:
     """sha256 over type, version, canonical literals, the identity hook, and linked inputs.
 
     `parent_keys` maps each linked input name to `link_key(parent key, output index)`.
+    Parts are joined with NUL, which canonical JSON never contains unescaped.
     """
-    h = hashlib.sha256()
-    h.update(f"{node_type.name}\0{node_type.version}\0".encode())
-    h.update(_canonical(literals).encode())
+    parts = [node_type.name, str(node_type.version), _CANON.encode(literals) if literals else "{}"]
     if node_type.identity is not None:
-        h.update(b"\0identity\0")
-        h.update(str(node_type.identity(literals)).encode())
-    if parent_keys:
-        h.update(b"\0links\0")
-        for name in sorted(parent_keys):
-            h.update(f"{name}={parent_keys[name]};".encode())
-    return h.hexdigest()
+        parts.append("\x01identity=" + str(node_type.identity(literals)))
+    for name in sorted(parent_keys):
+        parts.append(f"{name}={parent_keys[name]}")
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def content_key(digests: list[str]) -> str:

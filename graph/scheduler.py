@@ -2,7 +2,8 @@
 
 One run, in phases, none of them recursive (a 100,000-deep chain runs):
 
-1. plan: ancestors of the targets (iterative walk), topological order (networkx);
+1. plan: ancestors of the targets (iterative walk), topological order (Kahn, written order
+   first among ready nodes);
 2. keys: each node's cache key from its literals and its parents' keys, in order; nodes
    downstream of a non-deterministic node get theirs once that node has run (from a digest
    of its outputs), so identical outputs still hit;
@@ -14,6 +15,7 @@ One run, in phases, none of them recursive (a 100,000-deep chain runs):
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 import traceback
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import Cache, content_key, default_cache, link_key, node_key, value_digest
+from .cache import Cache, content_key, default_cache, node_key, value_digest
 from .context import Cancelled, CancelToken, Context, Settings
 from .declare import REQUIRED, NodeResult, NodeType, Registry, default_registry
 from .events import (
@@ -126,9 +128,34 @@ def normalize(node_type: NodeType, result: Any) -> tuple[tuple, dict | None]:
     return values, ui
 
 
-def _plan(graph: Graph, registry: Registry, targets: list[str] | None, keep: list[str]) -> _Plan:
-    import networkx as nx
+def _topological(position: dict[str, int], parents: dict[str, list[str]]) -> list[str] | None:
+    """Dependency order preferring written order among ready nodes; None on a cycle.
 
+    Hand-written Kahn rather than networkx: the profile of a 10,000-node run showed building
+    the DiGraph and networkx's sort as the largest share of the engine's own time. A graph
+    already written in dependency order (the usual case) is recognized in one pass."""
+    if all(position[p] < i for n, i in position.items() for p in parents[n]):
+        return list(position)
+    children: dict[str, list[str]] = {n: [] for n in position}
+    waiting: dict[str, int] = {}
+    for n, ps in parents.items():
+        waiting[n] = len(ps)
+        for p in ps:
+            children[p].append(n)
+    ready = [(position[n], n) for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, n = heapq.heappop(ready)
+        order.append(n)
+        for c in children[n]:
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                heapq.heappush(ready, (position[c], c))
+    return order if len(order) == len(position) else None
+
+
+def _plan(graph: Graph, registry: Registry, targets: list[str] | None, keep: list[str]) -> _Plan:
     problems: list[Problem] = []
     if targets is None:
         targets = []
@@ -150,7 +177,6 @@ def _plan(graph: Graph, registry: Registry, targets: list[str] | None, keep: lis
     parents: dict[str, list[str]] = {}
     stack = list(dict.fromkeys([*targets, *keep]))
     seen = set(stack)
-    edges = []
     while stack:
         nid = stack.pop()
         node = graph.nodes[nid]
@@ -184,7 +210,6 @@ def _plan(graph: Graph, registry: Registry, targets: list[str] | None, keep: lis
                 continue
             if v.node not in ps:
                 ps.append(v.node)
-                edges.append((v.node, nid))
             if v.node not in seen:
                 seen.add(v.node)
                 stack.append(v.node)
@@ -193,12 +218,11 @@ def _plan(graph: Graph, registry: Registry, targets: list[str] | None, keep: lis
         raise WorkflowError(problems)
 
     position = {n: i for i, n in enumerate(graph.nodes) if n in seen}
-    dag = nx.DiGraph()
-    dag.add_nodes_from(position)
-    dag.add_edges_from(edges)
-    try:  # among ready nodes, the one written first: a graph in order runs in written order
-        order = list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
-    except nx.NetworkXUnfeasible:
+    order = _topological(position, parents)
+    if order is None:
+        import networkx as nx
+
+        dag = nx.DiGraph((p, n) for n, ps in parents.items() for p in ps)
         cycle = [u for u, _ in nx.find_cycle(dag)]
         raise WorkflowError(
             [
@@ -207,8 +231,8 @@ def _plan(graph: Graph, registry: Registry, targets: list[str] | None, keep: lis
                     "the graph has a cycle: " + " -> ".join([*cycle, cycle[0]]),
                     node_id=cycle[0],
                 )
-            ]  # fmt: skip
-        ) from None
+            ]
+        )
     return _Plan(order, types, parents, list(targets))
 
 
@@ -380,7 +404,7 @@ class Scheduler:
                 pk = keys.get(v.node)
                 if pk is None:
                     return None
-                links[name] = link_key(pk, v.output)
+                links[name] = f"{pk}:{v.output}"  # link_key, inlined: hot path
             else:
                 literals[name] = v
         return node_key(nt, literals, links)

@@ -1,0 +1,163 @@
+"""Engine scaling: validate + schedule + execute graphs of trivial nodes (chain, fan, random DAG).
+
+The nodes do nothing, so the times are the engine's own overhead per node. Target: under 20 µs
+per node, flat from 10 to 100,000 nodes. `python -m bench.engine --profile 10000` prints a
+cProfile of the 10,000-node cases.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+
+from latentgraph.graph import INT, Int, Output, Registry, Socket, node
+from latentgraph.graph.cache import Cache
+from latentgraph.graph.model import Graph, Link, Node
+from latentgraph.graph.scheduler import Scheduler
+
+SIZES = (10, 100, 1000, 10_000, 100_000)
+TARGET_US = 20.0
+
+
+def registry() -> Registry:
+    reg = Registry()
+
+    @node("Const", inputs=[Int("value", 0)], outputs=[Output("v", INT)], registry=reg)
+    def const(ctx, value):
+        return value
+
+    @node("Inc", inputs=[Socket("x", INT)], outputs=[Output("v", INT)], registry=reg)
+    def inc(ctx, x):
+        return x + 1
+
+    @node("Leaf", inputs=[Socket("x", INT)], outputs=[Output("v", INT)], output_node=True,
+          registry=reg)  # fmt: skip
+    def leaf(ctx, x):
+        return x
+
+    @node("Add", inputs=[Socket("a", INT), Socket("b", INT)], outputs=[Output("v", INT)],
+          registry=reg)  # fmt: skip
+    def add(ctx, a, b):
+        return a + b
+
+    @node("AddOut", inputs=[Socket("a", INT), Socket("b", INT)], outputs=[Output("v", INT)],
+          output_node=True, registry=reg)  # fmt: skip
+    def add_out(ctx, a, b):
+        return a + b
+
+    return reg
+
+
+def chain(n: int) -> Graph:
+    g = Graph()
+    g.add(Node("n0", "Const", {"value": 1}))
+    for i in range(1, n - 1):
+        g.add(Node(f"n{i}", "Inc", {"x": Link(f"n{i - 1}", 0)}))
+    g.add(Node(f"n{n - 1}", "Leaf", {"x": Link(f"n{n - 2}", 0)}))
+    return g
+
+
+def fan(n: int) -> Graph:
+    g = Graph()
+    g.add(Node("root", "Const", {"value": 1}))
+    for i in range(n - 1):
+        g.add(Node(f"leaf{i}", "Leaf", {"x": Link("root", 0)}))
+    return g
+
+
+def random_dag(n: int, seed: int = 0) -> Graph:
+    """Each node adds two earlier ones (mostly recent: a realistic, deep-ish shape)."""
+    rng = random.Random(seed)
+    g = Graph()
+    consumed = set()
+    for i in range(n):
+        if i < 2:
+            g.add(Node(f"r{i}", "Const", {"value": i}))
+            continue
+        a, b = (max(0, i - 1 - int(rng.expovariate(0.1))) for _ in range(2))
+        consumed.update((a, b))
+        g.add(Node(f"r{i}", "Add", {"a": Link(f"r{a}", 0), "b": Link(f"r{b}", 0)}))
+    for i in range(2, n):
+        if i not in consumed:
+            g.nodes[f"r{i}"].type = "AddOut"
+    return g
+
+
+SHAPES = {"chain": chain, "fan": fan, "random": random_dag}
+
+
+def measure(shape: str, n: int, reg: Registry) -> dict:
+    from latentgraph.graph.validate import validate
+
+    g = SHAPES[shape](n)
+    t0 = time.perf_counter()
+    problems = validate(g, reg)
+    t1 = time.perf_counter()
+    assert not [p for p in problems if p.severity == "error"], problems[:3]
+    scheduler = Scheduler(reg, Cache())
+    result = scheduler.run(g, validate=False)
+    t2 = time.perf_counter()
+    assert result.status == "success", result.failures[:1]
+    events: list = []
+    warm = scheduler.run(g, validate=False, on_event=events.append)
+    t3 = time.perf_counter()
+    assert not warm.executed
+    cold_events: list = []
+    Scheduler(reg, Cache()).run(g, validate=False, on_event=cold_events.append)
+    t4 = time.perf_counter()
+    us = 1e6 / n
+    total = (t2 - t0) * us
+    return {
+        "suite": "engine",
+        "case": shape,
+        "nodes": n,
+        "validate_us": (t1 - t0) * us,
+        "run_us": (t2 - t1) * us,
+        "us_per_node": total,
+        "with_events_us": (t4 - t3) * us,
+        "rerun_cached_us": (t3 - t2) * us,
+        "target_us": TARGET_US,
+        "ok": total < TARGET_US,
+    }
+
+
+def run(quick: bool) -> list[dict]:
+    reg = registry()
+    sizes = [s for s in SIZES if not quick or s <= 10_000]
+    rows = []
+    for shape in SHAPES:
+        for n in sizes:
+            best = None
+            for _ in range(3 if n <= 1000 else 1):  # best of 3 where it is cheap
+                row = measure(shape, n, reg)
+                if best is None or row["us_per_node"] < best["us_per_node"]:
+                    best = row
+            rows.append(best)
+    return rows
+
+
+def profile(n: int) -> None:
+    import cProfile
+    import pstats
+
+    reg = registry()
+    profiler = cProfile.Profile()
+    for shape in SHAPES:
+        g = SHAPES[shape](n)
+        profiler.enable()
+        from latentgraph.graph.validate import validate
+
+        validate(g, reg)
+        Scheduler(reg, Cache()).run(g, validate=False)
+        profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--profile":
+        profile(int(sys.argv[2]))
+    else:
+        from bench.__main__ import table
+
+        print(table(run("--quick" in sys.argv)))
