@@ -142,3 +142,9 @@ def workflow_schema(registry: Registry | None = None) -> dict:
         },
         "definitions": definitions,
     }
+
+
+if __name__ == "__main__":  # python -m latentgraph.graph.schema > workflows/schema.json
+    import json
+
+    print(json.dumps(workflow_schema(), indent=2))

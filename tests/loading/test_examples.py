@@ -1,0 +1,32 @@
+"""The example workflows load, validate and match the committed JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from latentgraph.graph.schema import workflow_schema
+from latentgraph.graph.validate import validate
+from latentgraph.graph.workflow import load_workflow
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+EXAMPLES = sorted(WORKFLOWS.glob("*.yaml"))
+
+
+def test_committed_schema_is_current():
+    committed = json.loads((WORKFLOWS / "schema.json").read_text())
+    assert committed == json.loads(json.dumps(workflow_schema())), (
+        "workflows/schema.json is stale: python -m latentgraph.graph.schema > workflows/schema.json"
+    )
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_loads_validates_and_matches_schema(path):
+    workflow = load_workflow(path)
+    assert [p for p in validate(workflow.graph) if p.severity == "error"] == []
+    validator = jsonschema.Draft7Validator(workflow_schema())
+    assert [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))] == []
