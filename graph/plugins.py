@@ -92,7 +92,7 @@ def _from_entry_points(failures: list[PluginFailure]) -> list[str]:
         origin = f"{entry.name} = {entry.value}"
         try:
             entry.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             failures.append(_failure(origin, exc))
             continue
         loaded.append(entry.value)
@@ -119,7 +119,7 @@ def _from_folder(folder: Path, failures: list[PluginFailure]) -> list[str]:
             continue
         try:
             _import_file(path, file, resolved)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin must not take the host down
             failures.append(_failure(str(path), exc))
             continue
         loaded.append(str(path))

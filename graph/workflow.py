@@ -833,4 +833,19 @@ def dump_workflow(
     if params:
         head["params"] = dict(params)
     head["nodes"] = document["nodes"]
-    return yaml.safe_dump(head, sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(head, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029\ufeff]")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes strings holding Unicode line breaks, which YAML would otherwise fold away."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> Any:
+    style = '"' if _LINE_BREAKS.search(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
