@@ -1,0 +1,143 @@
+import inspect
+
+import pytest
+
+from latentgraph.graph import Registry
+from latentgraph.graph.comfy_editor import widget_inputs
+from latentgraph.graph.object_info import node_info
+from latentgraph.nodes import comfy
+
+
+def info(name):
+    return node_info(comfy.comfy_registry[name])
+
+
+def test_classic_nodes_match_comfyui_signatures():
+    ks = info("KSampler")
+    assert ks["input_order"]["required"] == [
+        "model", "seed", "steps", "cfg", "sampler_name", "scheduler", "positive", "negative",
+        "latent_image", "denoise"]  # fmt: skip
+    assert ks["input"]["required"]["seed"][1]["control_after_generate"] is True
+    assert ks["input"]["required"]["cfg"][1] == {
+        "default": 8.0,
+        "min": 0.0,
+        "max": 100.0,
+        "step": 0.1,
+        "round": 0.01,
+    }
+    assert ks["output"] == ["LATENT"] and ks["output_name"] == ["LATENT"]
+    ck = info("CheckpointLoaderSimple")
+    assert ck["output"] == ["MODEL", "CLIP", "VAE"] and ck["display_name"] == "Load Checkpoint"
+    assert ck["input"]["required"]["ckpt_name"][0][0] == "builtin:tiny-sd"
+    assert info("CLIPTextEncode")["input_order"]["required"] == ["text", "clip"]
+    assert info("VAEDecode")["input_order"]["required"] == ["samples", "vae"]
+    assert info("VAEEncode")["input_order"]["required"] == ["pixels", "vae"]
+    assert info("SaveImage")["output_node"] is True
+    assert info("LoadImage")["input"]["required"]["image"][1]["image_upload"] is True
+    assert info("LoadImage")["output"] == ["IMAGE", "MASK"]
+    adv = [w.name for w in widget_inputs(comfy.comfy_registry["KSamplerAdvanced"])]
+    assert adv == [
+        "add_noise",
+        "noise_seed",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "start_at_step",
+        "end_at_step",
+        "return_with_leftover_noise",
+    ]
+
+
+def test_install_replaces_same_named_nodes():
+    reg = Registry()
+    from latentgraph.graph import node
+
+    node("VAEDecode", registry=reg)(lambda ctx: None)
+    replaced = comfy.install(reg)
+    assert replaced == ["VAEDecode"]
+    assert reg["VAEDecode"] is comfy.comfy_registry["VAEDecode"]
+    assert "KSampler" in reg and "PreviewAny" in reg
+
+
+def test_sigma_shape_table_matches_diffusers():
+    import diffusers
+
+    from latentgraph.nodes.schedulers import SCHEDULERS
+
+    for ours, _ in comfy.SAMPLERS.values():
+        cls = getattr(diffusers, SCHEDULERS[ours][0])
+        params = set(inspect.signature(cls.__init__).parameters)
+        has = {"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas"} <= params
+        assert has == (ours in comfy.WITH_SIGMA_SHAPES), ours
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_every_supported_pair_builds_a_scheduler():
+    from latentgraph.nodes.schedulers import build_scheduler
+
+    pairs = [(s, "normal") for s in comfy.SAMPLERS] + [("euler", s) for s in comfy.SIGMAS]
+    pairs += [("ddim", "karras"), ("euler_ancestral", "beta")]
+    for sampler, sched in pairs:
+        if comfy.sampler_problem(sampler, sched):
+            assert sched in comfy.SIGMA_SHAPES and sampler in ("ddim", "euler_ancestral")
+            continue
+        s = build_scheduler(comfy.sampler_spec(object(), sampler, sched), seed=1)
+        s.set_timesteps(4)
+        assert len(s.timesteps) >= 4
+        if sched == "karras":
+            assert s.config.use_karras_sigmas
+        if sampler == "uni_pc":
+            assert s.config.solver_type == "bh1"
+
+
+def test_ksampler_advanced_refuses_what_it_cannot_do():
+    check = comfy.comfy_registry["KSamplerAdvanced"].check
+    ok = {
+        "sampler_name": "euler",
+        "scheduler": "normal",
+        "steps": 20,
+        "end_at_step": 10000,
+        "add_noise": "enable",
+        "return_with_leftover_noise": "disable",
+    }
+    assert check(ok) == []
+    bad = dict(ok, add_noise="disable", end_at_step=10, return_with_leftover_noise="enable")
+    assert {name for name, _ in check(bad)} == {
+        "add_noise",
+        "end_at_step",
+        "return_with_leftover_noise",
+    }
+
+
+@pytest.mark.parametrize(
+    "value, text", [("hi", "hi"), (3, "3"), ([1, 2], "[\n  1,\n  2\n]"), (None, "null")]
+)
+def test_preview_any_text(value, text):
+    assert comfy.preview_text(value) == text
+
+
+def test_utility_nodes():
+    assert comfy.string_concatenate(None, "a", "b", ", ") == "a, b"
+    assert comfy.primitive_int(None, 5) == 5
+    result = comfy.preview_any(None, {"a": 1})
+    assert result.ui == {"text": ['{\n  "a": 1\n}']}
+
+
+def test_latent_ops():
+    import torch
+
+    from latentgraph.nodes.values import Latent
+
+    class Ctx:
+        class settings:
+            max_image_pixels = 4096 * 4096
+            max_batch = 64
+
+    empty = comfy.empty_latent_image(Ctx(), 64, 32, 2)
+    assert list(empty.samples.shape) == [2, 4, 4, 8] and not empty.samples.any()
+    x = Latent(torch.arange(32.0).reshape(1, 1, 4, 8), None)
+    up = comfy.latent_upscale(Ctx(), x, "nearest-exact", 128, 0, "disabled")
+    assert list(up.samples.shape) == [1, 1, 8, 16]  # height from the aspect ratio
+    crop = comfy.latent_upscale(Ctx(), x, "bilinear", 32, 32, "center")
+    assert list(crop.samples.shape) == [1, 1, 4, 4]
