@@ -409,7 +409,8 @@ def load_workflow(
     validation problems of the rest of the graph, so one pass fixes everything. A document
     that is a ComfyUI API prompt (`{id: {class_type, inputs}}`) is accepted too.
     Override values that are strings get YAML scalar typing, except for params whose default
-    is a string, which keep the text as written (`--set prompt=7` is the text "7").
+    is a string, which keep the text as written (`--set prompt=7` is the text "7", also when
+    the caller already typed it as the number 7).
     """
     registry = _default_registry(registry)
     name = str(source)
@@ -660,6 +661,8 @@ def _params(
             continue
         if isinstance(override, str) and not isinstance(params[key], str):
             override = _override_value(override)
+        elif isinstance(params[key], str) and isinstance(override, int | float):
+            override = _text(override)  # `--set prompt=7` typed early: the user meant text
         params[key] = override
     return params
 

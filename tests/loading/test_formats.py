@@ -231,3 +231,11 @@ def test_entry_points_load_does_not_crash():
 def test_graph_from_prompt_default_registry_has_builtin_nodes():
     graph = graph_from_prompt({"1": {"class_type": "NoSuchNodeAnywhere", "inputs": {}}})
     assert isinstance(graph, Graph) and graph["1"] == Node("1", "NoSuchNodeAnywhere", {})
+
+
+def test_plugin_calling_exit_does_not_stop_the_host(tmp_path):
+    (tmp_path / "quitter.py").write_text("import sys\nsys.exit(3)\n")
+    failures: list[PluginFailure] = []
+    assert load_plugins([tmp_path], entry_points=False, errors=failures) == []
+    assert failures[0].origin == str(tmp_path / "quitter.py")
+    assert failures[0].message == "SystemExit: 3"

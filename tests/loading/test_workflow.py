@@ -268,3 +268,9 @@ def test_dump_escapes_dollars(registry):
     assert wf.graph["f"].inputs["template"] == "a $b"
     again = load_workflow("x.yaml", text=dump_workflow(wf.graph, registry), registry=registry)
     assert again.graph["f"].inputs["template"] == "a $b"
+
+
+def test_pre_typed_override_of_a_text_param_becomes_text(registry):
+    wf = load_workflow("w.yaml", text=GOOD, registry=registry, overrides={"label": 7, "n": 9})
+    assert wf.graph["s"].inputs["note"] == "7!" and wf.params["label"] == "7"
+    assert wf.graph["c"].inputs["value"] == 9
