@@ -1,0 +1,86 @@
+"""The real editor (comfyui-frontend-package) in headless Chromium against the real server.
+
+Loads a txt2img graph of latentgraph nodes with `app.loadGraphData`, queues it with
+`app.queuePrompt(0, 1)`, waits until the editor fetches the saved image, and keeps a
+screenshot in artifacts/editor.png.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import RunningServer, free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]  # fmt: skip
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def editor_server(tmp_path_factory):
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.editor import static_dir
+
+    if static_dir() is None or not Path(CHROMIUM).exists():
+        pytest.fail("needs comfyui-frontend-package==1.58.1 and /usr/bin/chromium (see README)")
+    data = tmp_path_factory.mktemp("editor")
+    os.environ.setdefault("LATENTGRAPH_CACHE_DIR", str(data / "cache"))
+    config = ServerConfig(data_dir=data, port=free_port(), disk_cache=False)
+    from latentgraph.graph import default_registry
+
+    running = RunningServer(config, default_registry).start()
+    # A first visit opens the templates browser over the canvas; mark the tour as done.
+    running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
+    yield running
+    running.stop()
+
+
+def _editor_graph() -> dict:
+    from latentgraph.graph.comfy_editor import editor_from_graph
+    from latentgraph.graph.workflow import load_workflow
+
+    wf = load_workflow(ROOT / "workflows" / "txt2img.yaml",
+                       overrides={"width": 64, "height": 64, "steps": 4})  # fmt: skip
+    return editor_from_graph(wf.graph)
+
+
+def test_editor_runs_a_graph_and_shows_the_image(editor_server):
+    from playwright.sync_api import sync_playwright
+
+    graph = _editor_graph()
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(editor_server.url + "/", wait_until="domcontentloaded")
+            page.wait_for_function("window.app && window.app.graph && window.app.canvas",
+                                   timeout=60_000)  # fmt: skip
+            page.evaluate("g => window.app.loadGraphData(g)", graph)
+            types = page.evaluate("() => window.app.graph._nodes.map(n => n.type)")
+            assert "UNetDenoise" in types and "SaveImage" in types
+            with page.expect_response(lambda r: "/api/view" in r.url and r.status == 200,
+                                      timeout=120_000):  # fmt: skip
+                page.evaluate("() => window.app.queuePrompt(0, 1)")
+            page.keyboard.press("Escape")
+            page.mouse.click(700, 800)  # focus the canvas, then "." fits the graph in view
+            page.keyboard.press(".")
+            page.mouse.move(700, 450)
+            page.evaluate("() => window.app.canvas.setDirty(true, true)")
+            time.sleep(0.5)
+            page.screenshot(path=str(artifacts / "editor.png"))
+        finally:
+            browser.close()
+    jobs = editor_server.http.get("/api/jobs", params={"status": "completed"}).json()["jobs"]
+    assert jobs and jobs[0]["preview_output"]["filename"].endswith(".png")
+    assert (artifacts / "editor.png").stat().st_size > 10_000
+    assert not [e for e in errors if "latentgraph" in e.lower()], errors
