@@ -70,6 +70,7 @@ def validate(
     nodes = graph.nodes
 
     for node in nodes.values():
+        first_problem = len(problems)
         node_type = registry.get(node.type)
         if node_type is None:
             if type_names is None:
@@ -118,7 +119,7 @@ def validate(
             limited = any(node_type.input(name) is not None for name in _LIMITED)
             limited_of[node_type.name] = limited
         if limited:
-            _check_limits(graph, node, node_type, settings, problems)
+            _check_limits(graph, node, node_type, settings, problems, first_problem)
 
     _check_structure(graph, registry, problems)
     return problems
@@ -461,16 +462,20 @@ _LIMITED = ("steps", "batch_size", "batch", "width", "height")
 
 
 def _check_limits(
-    graph: Graph, node: Node, node_type: NodeType, settings: Settings, problems: list[Problem]
-) -> None:
-    """Run-wide limits, enforced here so a huge request fails before any model work."""
+    graph: Graph, node: Node, node_type: NodeType, settings: Settings, problems: list[Problem],
+    first_problem: int,
+) -> None:  # fmt: skip
+    """Run-wide limits, enforced here so a huge request fails before any model work.
+
+    An input already reported for this node (out of range, or by the node's own check) is
+    not reported again.
+    """
     inputs = node.inputs
-    if not any(name in inputs for name in _LIMITED):
-        return
+    reported = {p.input_name for p in problems[first_problem:]}
 
     def value(name: str) -> Any:
         v = inputs.get(name)
-        return v if type(v) is int else None
+        return v if type(v) is int and name not in reported else None
 
     steps = value("steps")
     if steps is not None and steps > settings.max_steps:
