@@ -187,6 +187,34 @@ async def get_job(request: Request) -> JSONResponse:
     return JSONResponse(job_entry(record, full=True))
 
 
+def _cancel(state, job_id: str) -> bool:
+    """Cancel a job: drop it if pending, interrupt it if running."""
+    if state.store.delete_pending([job_id]):
+        return True
+    return state.worker.interrupt(job_id)
+
+
+async def cancel_job(request: Request) -> JSONResponse:
+    state = get_state(request)
+    job_id = request.path_params["job_id"]
+    if state.store.get(job_id) is None:
+        raise ApiError(404, f"no job {job_id!r}", "not_found")
+    cancelled = _cancel(state, job_id)
+    state.hub.broadcast("status", state.worker.status())
+    return JSONResponse({"cancelled": cancelled})
+
+
+async def cancel_jobs(request: Request) -> JSONResponse:
+    state = get_state(request)
+    body = await read_json(request)
+    ids = body.get("job_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list):
+        raise ApiError(400, 'expected {"job_ids": [ids]}')
+    cancelled = [str(i) for i in ids if _cancel(state, str(i))]
+    state.hub.broadcast("status", state.worker.status())
+    return JSONResponse({"cancelled": cancelled})
+
+
 async def post_interrupt(request: Request) -> JSONResponse:
     body = await read_json(request, default={})
     prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
@@ -213,7 +241,9 @@ routes = [
     Route("/history", post_history, methods=["POST"]),
     Route("/history/{prompt_id}", get_history_one, methods=["GET"]),
     Route("/jobs", get_jobs, methods=["GET"]),
+    Route("/jobs/cancel", cancel_jobs, methods=["POST"]),
     Route("/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
     Route("/interrupt", post_interrupt, methods=["POST"]),
     Route("/free", post_free, methods=["POST"]),
 ]

@@ -68,6 +68,9 @@ def test_queue_and_history_management(server, ws):
     assert len(jobs["jobs"]) == 2 and jobs["pagination"]["total"] >= 4
     assert jobs["pagination"]["has_more"] is True
     assert server.http.post("/queue", json={"delete": [pending[0]]}).json() == {"deleted": 1}
+    cancel = server.http.post(f"/api/jobs/{front['prompt_id']}/cancel").json()
+    assert cancel == {"cancelled": True}
+    assert server.http.get(f"/api/jobs/{front['prompt_id']}").status_code == 404
     server.http.post("/interrupt", json={})
     client.until_done(blocker)
     client.until_done(pending[2])
