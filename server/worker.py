@@ -225,8 +225,11 @@ def _model_manager_free() -> Callable[[], Any] | None:
         mm = importlib.import_module("latentgraph.nodes.model_manager")
     except ImportError:
         return None
-    for name in ("free_models", "unload_all", "free_all", "free"):
+    for name in ("free_models", "unload_all", "free_all"):
         fn = getattr(mm, name, None)
         if callable(fn):
             return fn
+    get_manager = getattr(mm, "manager", None)  # ModelManager singleton: .free() drops all
+    if callable(get_manager):
+        return lambda: get_manager().free()
     return None
