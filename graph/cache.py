@@ -410,7 +410,8 @@ class Cache:
     ) -> None:
         self.memory = MemoryCache(memory_bytes)
         self.disk = DiskCache(Path(disk_dir), disk_bytes) if disk_dir is not None else None
-        self.stats: dict[str, int] = {"hits": 0, "misses": 0, "disk_hits": 0, "puts": 0}
+        self.stats: dict[str, int] = {"hits": 0, "misses": 0, "disk_hits": 0, "puts": 0,
+                                      "disk_errors": 0}  # fmt: skip
         self._stats_lock = threading.Lock()
 
     def _count(self, name: str) -> None:
@@ -439,8 +440,8 @@ class Cache:
         if self.disk is not None:
             try:
                 self.disk.put(key, values, ui)
-            except (OSError, ValueError, TypeError):
-                pass  # a full or read-only disk must not fail the run; memory still holds it
+            except Exception:  # a full disk or a codec bug must not fail the run
+                self._count("disk_errors")
 
     def clear_memory(self) -> None:
         self.memory.clear()

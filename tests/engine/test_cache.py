@@ -78,7 +78,7 @@ def test_disk_roundtrip_and_second_instance_hits(tmp_path):
     assert (tmp_path / "ab" / key).is_file()
     other = Cache(disk_dir=tmp_path)
     assert other.get(key) == ((1, "two", [3.5, None]), {"images": [{"filename": "x"}]})
-    assert other.stats == {"hits": 1, "misses": 0, "disk_hits": 1, "puts": 0}
+    assert other.stats == {"hits": 1, "misses": 0, "disk_hits": 1, "puts": 0, "disk_errors": 0}
     assert other.get(key) is not None and other.stats["disk_hits"] == 1  # now from memory
 
 
@@ -172,3 +172,15 @@ def test_cache_is_safe_from_several_threads(tmp_path):
     assert errors == []
     assert c.memory.bytes == sum(s for _, _, s in c.memory._items.values())
     assert c.memory.bytes <= 50_000
+
+
+def test_a_failing_codec_does_not_fail_the_put(tmp_path):
+    def boom(v):
+        raise RuntimeError("encoder bug")
+
+    register_codec(Codec("broken", handles=lambda v: isinstance(v, frozenset), size=len,
+                         encode=boom, decode=lambda b: frozenset()))  # fmt: skip
+    c = Cache(disk_dir=tmp_path)
+    c.put("aa" + "4" * 62, (frozenset({1}),), None)
+    assert c.get("aa" + "4" * 62) == ((frozenset({1}),), None) and c.stats["disk_errors"] == 1
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))  # no temp file left behind

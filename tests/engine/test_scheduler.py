@@ -358,7 +358,7 @@ def test_deep_chain_runs_without_recursion(toys):
         spec[f"n{i}"] = ("Inc", {"x": f"@n{i - 1}"})
     spec["out"] = ("Echo", {"x": f"@n{n - 1}"})
     s = toys.scheduler()
-    r = s.run(build(spec), validate=False)
+    r = s.run(build(spec))  # validation included: nothing recursive anywhere
     assert r.status == "success" and r.outputs["out"] == (n - 1,)
     assert r.seconds > 0 and len(r.executed) == n + 1
     r2 = s.run(build(spec), validate=False)
