@@ -132,28 +132,10 @@ def ensure_tiny_sd(path: Path | None = None) -> Path:
 def write_single_file(out: Path, folder: Path | None = None) -> Path:
     """Write the tiny model as one original-layout (LDM) `.safetensors` checkpoint, the format
     `from_single_file` reads, so the single-file loading path is tested too."""
-    import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from safetensors.torch import save_file
-    from transformers import CLIPTextModel
-
-    from .ldm_keys import text_encoder_to_ldm, unet_to_ldm, vae_to_ldm
-
-    folder = ensure_tiny_sd(folder)
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet")
-    vae = AutoencoderKL.from_pretrained(folder / "vae")
-    text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder")
-    state: dict[str, torch.Tensor] = {}
-    state.update(unet_to_ldm(unet.state_dict(), UNET_CONFIG))
-    state.update(vae_to_ldm(vae.state_dict()))
-    state.update(text_encoder_to_ldm(text_encoder.state_dict()))
-    state = {k: v.contiguous().clone() for k, v in state.items()}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, out)
-    return out
+    raise NotImplementedError(
+        "writing the tiny model as a single-file checkpoint needs the diffusers -> original "
+        "(LDM) key mapping, which is not written yet"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
