@@ -3,10 +3,11 @@ import json
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from toy_nodes import registry
 
 from latentgraph.graph import Link, WorkflowError
 from latentgraph.graph.convert import convert, detect, load_any
+
+from .toy_nodes import registry
 
 
 def shape(graph):

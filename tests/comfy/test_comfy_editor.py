@@ -1,10 +1,11 @@
 import copy
 
 import pytest
-from toy_nodes import registry
 
 from latentgraph.graph import Link, WorkflowError
 from latentgraph.graph.comfy_editor import editor_from_graph, graph_from_editor
+
+from .toy_nodes import registry
 
 
 def load(data):

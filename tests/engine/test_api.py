@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import build
 
 from latentgraph.graph import api
 from latentgraph.graph.cache import Cache
+
+from .conftest import build
 
 WORKFLOW = """\
 version: 1

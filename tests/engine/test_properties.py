@@ -3,12 +3,13 @@ exactly its descendants; failures skip exactly the dependants."""
 
 from __future__ import annotations
 
-from conftest import make_toys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latentgraph.graph.cache import Cache
 from latentgraph.graph.model import Graph, Link, Node
+
+from .conftest import make_toys
 
 
 @st.composite

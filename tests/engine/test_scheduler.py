@@ -8,7 +8,6 @@ import weakref
 from dataclasses import replace
 
 import pytest
-from conftest import build
 
 from latentgraph.graph import (
     ANY,
@@ -22,6 +21,8 @@ from latentgraph.graph import (
 )
 from latentgraph.graph.cache import Cache
 from latentgraph.graph.context import Cancelled
+
+from .conftest import build
 
 
 def chains():

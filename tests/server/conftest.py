@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "plugin"))
+from latentgraph.graph import Registry
 
-from toy_nodes import register  # noqa: E402
-
-from latentgraph.graph import Registry  # noqa: E402
+from .plugin.toy_nodes import register
 
 
 def free_port() -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import chain
+
+from .conftest import chain
 
 
 def assert_json_error(r, status: int, type_: str | None = None) -> dict:

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RunningServer, free_port
+
+from .conftest import RunningServer, free_port
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import chain
+from .conftest import chain
 
 
 def types(messages):

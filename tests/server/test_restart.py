@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import chain, free_port
+
+from .conftest import chain, free_port
 
 PLUGIN_DIR = Path(__file__).parent / "plugin"
 LAUNCH = (

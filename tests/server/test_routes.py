@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import chain
+from .conftest import chain
 
 
 def test_page_load_routes_answer_json(server):
