@@ -157,11 +157,13 @@ def _load_nodes(nodes_dirs: list[Path]) -> None:
     from .plugins import builtin_nodes, load_plugins
 
     builtin_nodes()
-    if nodes_dirs:
-        for d in nodes_dirs:
-            if not d.is_dir():
-                raise UserError(f"--nodes-dir {d}: not a folder")
-        load_plugins(nodes_dirs)
+    for d in nodes_dirs:
+        if not d.is_dir():
+            raise UserError(f"--nodes-dir {d}: not a folder")
+    failures: list = []
+    load_plugins(nodes_dirs, errors=failures)
+    for failure in failures:
+        print(f"latentgraph: warning: {failure}", file=sys.stderr)
 
 
 def _models_dirs(args: argparse.Namespace) -> list[Path]:
