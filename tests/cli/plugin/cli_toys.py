@@ -1,0 +1,45 @@
+"""Pure-Python nodes for CLI tests (loaded with --nodes-dir)."""
+
+from pathlib import Path
+
+from latentgraph.graph import INT, NodeResult, Output, Socket, String, node
+from latentgraph.graph import Int as IntInput
+
+CLI_INT = "CLI_INT"
+
+
+@node(
+    "CliNumber", inputs=[IntInput("value", 0, min=0, max=1000)], outputs=[Output("value", CLI_INT)]
+)
+def number(ctx, value):
+    return value
+
+
+@node(
+    "CliAdd",
+    inputs=[Socket("a", CLI_INT), Socket("b", CLI_INT)],
+    outputs=[Output("sum", CLI_INT)],
+)
+def add(ctx, a, b):
+    return a + b
+
+
+@node("CliFail", inputs=[Socket("a", CLI_INT)], outputs=[Output("value", CLI_INT)])
+def fail(ctx, a):
+    raise RuntimeError(f"refusing {a}")
+
+
+@node(
+    "CliWrite",
+    inputs=[Socket("value", CLI_INT), String("name", "result")],
+    outputs=[],
+    output_node=True,
+)
+def write(ctx, value, name):
+    out = Path(ctx.settings.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.txt").write_text(str(value))
+    return NodeResult(values=(), ui={"text": [str(value)]})
+
+
+assert INT == "INT"

@@ -1,0 +1,154 @@
+"""The `latentgraph` command as a user meets it: exit codes, messages, events, caching."""
+
+import json
+
+from .conftest import write
+
+GOOD = """\
+version: 1
+params:
+  x: 2
+nodes:
+  a:
+    type: CliNumber
+    value: $x
+  b:
+    type: CliNumber
+    value: 3
+  sum:
+    type: CliAdd
+    a: a.value
+    b: b
+  out:
+    type: CliWrite
+    value: sum
+    name: total
+"""
+
+
+def events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_validate_ok(cli, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, out, err = cli("validate", str(path))
+    assert code == 0, err
+    assert "ok (4 nodes)" in out
+
+
+def test_validate_reports_every_problem_with_location(cli, tmp_path):
+    bad = GOOD.replace("value: 3", "value: 5000").replace("b: b", "b: nowhere.value")
+    path = write(tmp_path, "bad.yaml", bad)
+    code, out, err = cli("validate", str(path))
+    assert code == 2
+    assert "Traceback" not in err
+    assert f"{path}:10:" in err and "'b'" in err and "'value'" in err  # out of range, at its line
+    assert "'sum'" in err and "nowhere" in err  # the dangling link
+    assert "2 error(s)" in err
+
+
+def test_validate_json_output(cli, tmp_path):
+    path = write(tmp_path, "bad.yaml", GOOD.replace("CliAdd", "CliAd"))
+    code, out, _ = cli("validate", str(path), "--json")
+    assert code == 2
+    (problem,) = [p for p in json.loads(out) if p["severity"] == "error"]
+    assert problem["code"] == "unknown_node_type"
+    assert problem["node"] == "sum"
+    assert "CliAdd" in problem["message"]  # did you mean
+
+
+def test_missing_file_and_yaml_syntax_error_exit_2_without_traceback(cli, tmp_path):
+    code, _, err = cli("validate", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "no such file" in err and "Traceback" not in err
+    path = write(tmp_path, "broken.yaml", "nodes:\n  a: [unclosed\n")
+    code, _, err = cli("run", str(path))
+    assert code == 2 and "broken.yaml:" in err and "Traceback" not in err
+
+
+def test_run_writes_output_and_second_run_is_cached(cli, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, out, err = cli("run", str(path), "--json")
+    assert code == 0, err
+    assert (tmp_path / "output" / "total.txt").read_text() == "5"
+    first = events(out)
+    assert first[0]["event"] == "run_started" and first[-1]["event"] == "run_finished"
+    assert first[-1]["status"] == "success"
+    assert sorted(first[-1]["executed"]) == ["a", "b", "out", "sum"]
+
+    (tmp_path / "output" / "total.txt").write_text("stale")
+    code, out, _ = cli("run", str(path), "--json")
+    assert code == 0
+    finished = events(out)[-1]
+    assert finished["executed"] == []  # unchanged graph: everything, outputs too, from cache
+    assert sorted(finished["cached"]) == ["a", "b", "out", "sum"]
+    assert (tmp_path / "output" / "total.txt").read_text() == "stale"
+
+
+def test_set_overrides_a_param_and_reruns_only_its_descendants(cli, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    assert cli("run", str(path), "--json")[0] == 0
+    code, out, _ = cli("run", str(path), "--json", "--set", "x=10")
+    assert code == 0
+    assert (tmp_path / "output" / "total.txt").read_text() == "13"
+    assert sorted(events(out)[-1]["executed"]) == ["a", "out", "sum"]
+
+
+def test_unknown_param_is_a_user_error(cli, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, _, err = cli("run", str(path), "--set", "nope=1")
+    assert code == 2 and "nope" in err and "Traceback" not in err
+
+
+def test_sweep_runs_once_per_value_sharing_upstream(cli, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, out, _ = cli("run", str(path), "--json", "--sweep", "x=1,2,3")
+    assert code == 0
+    runs = [e for e in events(out) if e["event"] == "run_finished"]
+    assert len(runs) == 3
+    executed_b = sum("b" in r["executed"] for r in runs)
+    assert executed_b == 1  # the unswept branch ran once
+    assert (tmp_path / "output" / "total.txt").read_text() == "6"
+
+
+def test_failing_node_exit_1_and_independent_branch_finishes(cli, tmp_path):
+    text = (
+        GOOD
+        + """\
+  broken:
+    type: CliFail
+    a: a
+  out2:
+    type: CliWrite
+    value: broken
+    name: never
+"""
+    )
+    path = write(tmp_path, "fail.yaml", text)
+    code, out, err = cli("run", str(path), "--json")
+    assert code == 1
+    assert (tmp_path / "output" / "total.txt").read_text() == "5"
+    assert not (tmp_path / "output" / "never.txt").exists()
+    failed = [e for e in events(out) if e["event"] == "node_failed"]
+    assert failed[0]["node_id"] == "broken" and "refusing 2" in failed[0]["message"]
+
+
+def test_nodes_list_and_describe(cli):
+    code, out, _ = cli("nodes")
+    assert code == 0 and "CliAdd" in out and "UNetDenoise" in out
+    code, out, _ = cli("nodes", "describe", "CliNumber")
+    assert code == 0 and "value: INT" in out and "max 1000" in out
+    code, _, err = cli("nodes", "describe", "CliNumbr")
+    assert code == 2 and "did you mean CliNumber" in err
+
+
+def test_schema_is_json_with_node_types(cli):
+    code, out, _ = cli("schema", plugin=False)
+    assert code == 0
+    schema = json.loads(out)
+    assert "UNetDenoise" in json.dumps(schema)
+
+
+def test_bad_nodes_dir_is_a_user_error(cli, tmp_path):
+    code, _, err = cli("validate", "x.yaml", "--nodes-dir", str(tmp_path / "missing"), plugin=False)
+    assert code == 2 and "not a folder" in err
