@@ -127,12 +127,13 @@ def _from_data(data: Any, source: str, registry: Registry, overrides: dict[str, 
 
 
 def _read_text(path: Path) -> str:
+    """The file as text, with the workflow loader's checks: size limit, UTF-8 (line:column)."""
+    from .workflow import _read, _Refused
+
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise _error(str(path), f"not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise _error(str(path), f"cannot read: {exc.strerror}") from None
+        return _read(path, None)
+    except _Refused as refused:
+        raise WorkflowError([refused.problem]) from None
 
 
 def _parse(path: Path) -> tuple[Any, str | None]:
@@ -143,7 +144,7 @@ def _parse(path: Path) -> tuple[Any, str | None]:
         return None, text
     try:
         return json.loads(text), text
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, text  # let the workflow loader report the JSON error with line:column
 
 
@@ -176,6 +177,9 @@ def _load(path: Path, overrides: dict[str, Any],
                 continue
             try:
                 data = json.loads(chunks[key])
+            except RecursionError:
+                raise _error(source, f"the PNG's {key!r} text is nested too deeply",
+                             "limit_exceeded") from None  # fmt: skip
             except ValueError:
                 if key == "latentgraph":  # our own document may be YAML text
                     graph, extra, _ = _from_data(None, source, registry, overrides, chunks[key])
