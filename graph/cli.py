@@ -3,7 +3,9 @@
 Exit codes (also in README.md):
     0   success
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
-    2   user error: bad arguments, unreadable or invalid workflow (every problem is printed)
+    2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
+        or a run that failed only because a node refused its input (a missing or pickled
+        model file, a file name leaving the output folder: `NodeInputError`)
     3   could not reach the server (`submit`)
     70  internal error (a bug: please report it with the output of `--debug`)
     130 interrupted (Ctrl-C); the current node stops at its next step
@@ -303,10 +305,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                 renderer.close()
             if result.status != "success":
                 status = result.status
+                if status == "failed" and _input_errors_only(result):
+                    return EXIT_USAGE
                 break
     finally:
         signal.signal(signal.SIGINT, previous)
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
+
+
+def _input_errors_only(result) -> bool:
+    """True when every failed node refused its input (NodeInputError): the user's to fix."""
+    failures = getattr(result, "failures", None) or []
+    return bool(failures) and all(f.exception_type == "NodeInputError" for f in failures)
 
 
 def _renderer(args: argparse.Namespace, settings):
