@@ -316,7 +316,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _input_errors_only(result) -> bool:
     """True when every failed node refused its input (NodeInputError): the user's to fix."""
     failures = getattr(result, "failures", None) or []
-    return bool(failures) and all(f.exception_type == "NodeInputError" for f in failures)
+    return bool(failures) and all(
+        f.exception_type.rsplit(".", 1)[-1] == "NodeInputError" for f in failures
+    )
 
 
 def _renderer(args: argparse.Namespace, settings):
