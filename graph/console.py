@@ -106,6 +106,7 @@ class RichProgress:
                 f"[red]error[/red] in node {event.node_id!r} ({event.node_type}): "
                 f"{event.exception_type}: {event.message}",
                 highlight=False,
+                soft_wrap=True,  # never break a path or message mid-word in logs
             )
         elif isinstance(event, RunFinished):
             self.close()
