@@ -56,7 +56,9 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
     _load_nodes(config, registry)
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
-                        device=config.device, dtype=config.dtype)  # fmt: skip
+                        device=config.device, dtype=config.dtype,
+                        max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
+                        max_steps=config.max_steps)  # fmt: skip
     store = Store(config.db_path)
     recovered = store.recover()
     if recovered:

@@ -25,6 +25,10 @@ class ServerConfig:
     max_body_bytes: int = 64 * 1024 * 1024
     max_upload_bytes: int = 64 * 1024 * 1024
     max_queue: int = 1000
+    # Run limits, checked when a prompt is queued (before any model work): see Settings.
+    max_image_pixels: int = 4096 * 4096
+    max_batch: int = 64
+    max_steps: int = 1000
     disk_cache: bool = True
     cache_bytes: int | None = None
     client_queue_size: int = 256  # outgoing websocket messages kept per client before dropping it
