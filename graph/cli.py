@@ -125,6 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     p.add_argument("--previews", action="store_true", help="send denoise previews to clients")
     p.add_argument("--no-cache", action="store_true", help="do not use the disk cache")
+    p.add_argument(
+        "--insecure", action="store_true",
+        help="allow a non-loopback --host without --auth-token (anyone who can reach the port "
+        "can run workflows and read outputs)",
+    )  # fmt: skip
+    p.add_argument("--max-queue", type=int, default=1000, help="pending prompts (default 1000)")
+    p.add_argument("--max-steps", type=int, default=1000, help="steps per sampler (default 1000)")
+    p.add_argument("--max-batch", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument(
+        "--max-pixels", type=int, default=4096 * 4096, help="width x height (default 4096x4096)"
+    )
+    p.add_argument(
+        "--max-body-mb", type=int, default=64, help="request and upload size (default 64 MB)"
+    )
 
     p = sub.add_parser("submit", help="queue a workflow on a running server and show progress")
     p.add_argument("workflow")
@@ -384,6 +398,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .paths import data_dir
 
+    if not _loopback(args.host) and not args.auth_token:
+        if not args.insecure:
+            raise UserError(
+                f"--host {args.host} would let anyone who can reach this machine run workflows "
+                "and read outputs; give --auth-token TOKEN (or LATENTGRAPH_AUTH_TOKEN), or "
+                "--insecure if this network is trusted"
+            )
+        print(f"latentgraph: WARNING: listening on {args.host} with no --auth-token (--insecure):"
+              " anyone who can reach this port can run workflows and read outputs",
+              file=sys.stderr)  # fmt: skip
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -398,9 +422,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         previews=args.previews,
         disk_cache=not args.no_cache,
+        max_queue=args.max_queue,
+        max_steps=args.max_steps,
+        max_batch=args.max_batch,
+        max_image_pixels=args.max_pixels,
+        max_body_bytes=args.max_body_mb * 2**20,
+        max_upload_bytes=args.max_body_mb * 2**20,
     )
     serve(config)
     return EXIT_OK
+
+
+def _loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
