@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a workflow without running it (exit 0 or 2)")
     _add_workflow_args(p)
     p.add_argument("--json", action="store_true", help="print problems as JSON")
+    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
 
     p = sub.add_parser("nodes", help="list node types, or `nodes describe NAME`")
     p.add_argument("action", nargs="?", choices=["list", "describe"], default="list")
@@ -191,6 +192,16 @@ def _models_dirs(args: argparse.Namespace) -> list[Path]:
     return dirs
 
 
+def _configure_nodes(args: argparse.Namespace) -> None:
+    """Tell the diffusion nodes where models and input images are, so their dropdowns (and
+    validation against them) list the folders this run reads."""
+    try:
+        from latentgraph.nodes import configure
+    except ImportError:
+        return
+    configure(models_dirs=_models_dirs(args), input_dir=getattr(args, "input_dir", None))
+
+
 def _load(path_text: str, overrides: dict[str, Any]):
     """Load any supported workflow format. Returns (graph, extra)."""
     path = Path(path_text)
@@ -234,6 +245,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .validate import validate
 
     _load_nodes(args.nodes_dir)
+    _configure_nodes(args)
     overrides = _parse_assignments(args.overrides, "--set")
     try:
         graph, _ = _load(args.workflow, overrides)
@@ -274,6 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .scheduler import Scheduler
 
     _load_nodes(args.nodes_dir)
+    _configure_nodes(args)
     settings = _settings(args)
     overrides = _parse_assignments(args.overrides, "--set")
     sweep_name, sweep_values = None, [None]

@@ -1,10 +1,10 @@
 """ComfyUI's classic nodes, with ComfyUI's names, inputs, widget order and outputs.
 
-Thin adapters over latentgraph's own nodes (loaders, text, denoise, vae, images): no second
-copy of the diffusion code. They are declared in `comfy_registry`; `install()` adds them to a
-registry (the default one unless told otherwise), replacing latentgraph nodes of the same name
-(VAEDecode, VAEEncode, LoadImage, SaveImage, PreviewImage), since saved ComfyUI workflows must
-map onto ComfyUI's input names.
+Thin adapters over latentgraph's own nodes (loaders, text, denoise): no second copy of the
+diffusion code. They are declared in `comfy_registry`; `install()` adds them to a registry
+(`import latentgraph.nodes` installs them into the default one). VAEDecode, VAEEncode,
+LoadImage, SaveImage and PreviewImage need no adapter: latentgraph's own nodes (nodes/vae.py,
+nodes/images.py) already have ComfyUI's names, inputs and outputs.
 
 Samplers: `sampler_name` + `scheduler` become a diffusers scheduler and config options
 (`SAMPLERS`, `SIGMAS`); combinations with no equivalent are refused at validation with the
@@ -13,7 +13,6 @@ supported ones listed. docs/comfy-compat.md says where results differ from Comfy
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import (
@@ -22,7 +21,6 @@ from latentgraph.graph import (
     CLIP,
     CONDITIONING,
     FLOAT,
-    IMAGE,
     INT,
     LATENT,
     MODEL,
@@ -43,9 +41,9 @@ from latentgraph.graph import (
 )  # fmt: skip
 
 from . import models_dirs
+from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .values import ClipModel, Conditioning, Latent, SchedulerSpec, UNetModel, input_error
 
-MASK = "MASK"
 MAX_RESOLUTION = 16384
 INT_LIMIT = 2**63 - 1
 comfy_registry = Registry()
@@ -403,97 +401,6 @@ def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height
     kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
     out = F.interpolate(x.float(), size=(lh, lw), mode=mode, **kwargs).to(x.dtype)
     return Latent(out, samples.seeds, is_noise=False)
-
-
-@_node(
-    "VAEDecode", "VAE Decode", "latent",
-    inputs=[Socket("samples", LATENT), Socket("vae", VAE)],
-    outputs=[Output("IMAGE", IMAGE)],
-)  # fmt: skip
-def vae_decode(ctx, samples: Latent, vae):
-    """Latents to images."""
-    from .vae import vae_decode as decode
-
-    return decode(ctx, vae, samples)
-
-
-@_node(
-    "VAEEncode", "VAE Encode", "latent",
-    inputs=[Socket("pixels", IMAGE), Socket("vae", VAE)],
-    outputs=[Output("LATENT", LATENT)],
-)  # fmt: skip
-def vae_encode(ctx, pixels, vae):
-    """Images to latents; the image is cropped to a multiple of the VAE's scale factor."""
-    from .vae import vae_encode as encode
-
-    f = vae.scale_factor
-    h, w = (pixels.shape[1] // f) * f, (pixels.shape[2] // f) * f
-    if h == 0 or w == 0:
-        raise input_error(ctx, "pixels", f"image smaller than the VAE's scale factor {f}")
-    top, left = (pixels.shape[1] - h) // 2, (pixels.shape[2] - w) // 2
-    return encode(ctx, vae, pixels[:, top : top + h, left : left + w, :3])
-
-
-# --- images ----------------------------------------------------------------------------------
-
-
-def _input_files() -> list[str]:
-    from .images import _input_files as files
-
-    return files()
-
-
-@_node(
-    "LoadImage", "Load Image", "image",
-    inputs=[Choice("image", _input_files, image_upload=True)],
-    outputs=[Output("IMAGE", IMAGE), Output("MASK", MASK)],
-    identity=lambda inputs: str(inputs.get("image")),
-)  # fmt: skip
-def load_image(ctx, image: str):
-    """An image from the input folder, and its mask (1 where the alpha channel is 0)."""
-    import numpy as np
-    import torch
-    from PIL import Image, ImageOps
-
-    from .images import inside
-    from .images import load_image as load
-
-    pixels = load(ctx, image)
-    path = inside(Path(ctx.settings.input_dir), image)
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        if "A" in img.getbands():
-            alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
-            mask = 1.0 - torch.from_numpy(alpha)
-        else:
-            mask = torch.zeros((64, 64), dtype=torch.float32)
-    return pixels, mask[None]
-
-
-@_node(
-    "SaveImage", "Save Image", "image",
-    inputs=[Socket("images", IMAGE), String("filename_prefix", "ComfyUI")],
-    output_node=True,
-)  # fmt: skip
-def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
-    """Save PNGs in the output folder, with the prompt and workflow embedded."""
-    from .images import save_images
-
-    records = save_images(ctx, images, filename_prefix, Path(ctx.settings.output_dir), "output")
-    return NodeResult(values=(), ui={"images": records})
-
-
-@_node(
-    "PreviewImage", "Preview Image", "image",
-    inputs=[Socket("images", IMAGE)],
-    output_node=True,
-    deterministic=False,
-)  # fmt: skip
-def preview_image(ctx, images):
-    """Show images without keeping them (temp folder)."""
-    from .images import preview_image as preview
-
-    return preview(ctx, images)
 
 
 # --- utilities -------------------------------------------------------------------------------

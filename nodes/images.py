@@ -1,9 +1,10 @@
 """Image nodes: LoadImage, SaveImage, PreviewImage, ImageGrid.
 
-Files are only read from the input directory and written under the output (or temp) directory:
-names are resolved and checked to stay inside, so `../` can never escape. Saved PNGs carry the
-workflow as text chunks ("prompt"/"workflow" as ComfyUI names them, and "latentgraph" for our
-own workflow document + params), so an image can be re-run.
+LoadImage, SaveImage and PreviewImage have ComfyUI's names, inputs and outputs, so saved ComfyUI
+workflows map onto them unchanged. Files are only read from the input directory and written
+under the output (or temp) directory: names are resolved and checked to stay inside, so `../`
+can never escape. Saved PNGs carry the workflow as text chunks ("prompt"/"workflow" as ComfyUI
+names them, and "latentgraph" for our own workflow document + params), so an image can be re-run.
 """
 
 from __future__ import annotations
@@ -15,30 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import IMAGE, Int, NodeResult, Output, Socket, String, node
+from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Socket, String, node
 
+from . import input_files
+from .input_files import inside
 from .values import input_error
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
-
-def inside(base: Path, name: str) -> Path | None:
-    """`base / name` resolved, or None if it would leave `base`."""
-    root = base.resolve()
-    target = (root / name).resolve()
-    if target != root and root not in target.parents:
-        return None
-    return target
-
-
-def _input_files() -> list[str]:
-    from latentgraph.graph import Settings
-
-    root = Settings().input_dir
-    if not root.is_dir():
-        return []
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.suffix.lower() in IMAGE_SUFFIXES)  # fmt: skip
+MASK = "MASK"
 
 
 def to_uint8(images: Any) -> Any:
@@ -56,27 +40,44 @@ def pil_to_tensor(img: Any) -> Any:
     return torch.from_numpy(arr)[None]
 
 
+def _mask(img: Any) -> Any:
+    """ComfyUI's MASK from a PIL image: 1 where alpha is 0; 64x64 zeros without alpha."""
+    import numpy as np
+    import torch
+
+    if "A" in img.getbands():
+        alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
+        return (1.0 - torch.from_numpy(alpha))[None]
+    return torch.zeros((1, 64, 64), dtype=torch.float32)
+
+
 @node(
     "LoadImage",
+    display_name="Load Image",
     category="image",
-    inputs=[String("image", description="a file name (or path) inside the input directory")],
-    outputs=[Output("image", IMAGE)],
-    identity=lambda inputs: str(inputs.get("image")),
-)
+    inputs=[Choice("image", input_files.image_names, image_upload=True,
+                   description="an image file in the input folder (example.png is built in)")],
+    outputs=[Output("IMAGE", IMAGE), Output("MASK", MASK)],
+    identity=input_files.identity,
+)  # fmt: skip
 def load_image(ctx, image: str):
-    """Read an image from the input directory as IMAGE [1, H, W, 3]."""
+    """An image from the input folder as IMAGE [1, H, W, 3], and its mask (alpha 0 → 1)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = inside(ctx.settings.input_dir, image)
-    if path is None:
-        raise input_error(ctx, "image", f"{image!r} is outside the input directory")
+    folder = Path(ctx.settings.input_dir)
+    path = inside(folder, image) if isinstance(image, str) and image else None
+    if path is None or Path(image).is_absolute():
+        raise input_error(ctx, "image", f"{image!r} is outside the input folder ({folder})")
     if not path.is_file():
-        raise input_error(ctx, "image", f"no such file in the input directory "
-                                        f"({ctx.settings.input_dir}): {image!r}")  # fmt: skip
+        if image == input_files.EXAMPLE:
+            picture = input_files.example_picture()
+            return pil_to_tensor(picture), _mask(picture)
+        raise input_error(ctx, "image", f"no such file in the input folder ({folder}): "
+                                        f"{image!r}")  # fmt: skip
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
-            return pil_to_tensor(img)
+            return pil_to_tensor(img), _mask(img)
     except (UnidentifiedImageError, OSError) as exc:
         raise input_error(ctx, "image", f"cannot read {image!r} as an image: {exc}") from exc
 
@@ -95,18 +96,19 @@ def _png_info(ctx) -> Any:
     return info
 
 
-def save_images(ctx, images: Any, prefix: str, root: Path, kind: str) -> list[dict[str, str]]:
+def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
+                input_name: str = "filename_prefix") -> list[dict[str, str]]:  # fmt: skip
     """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
     from PIL import Image
 
     prefix = prefix.replace("\\", "/").strip()
     if not prefix or prefix.endswith("/"):
-        raise input_error(ctx, "prefix", "expected a file name prefix, e.g. 'astronaut' or "
-                                         "'portraits/astronaut'")  # fmt: skip
+        raise input_error(ctx, input_name, "expected a file name prefix, e.g. 'astronaut' or "
+                                           "'portraits/astronaut'")  # fmt: skip
     target = inside(root, prefix)
     if target is None or Path(prefix).is_absolute():
-        raise input_error(ctx, "prefix", f"{prefix!r} would write outside the output "
-                                         f"directory ({root})")  # fmt: skip
+        raise input_error(ctx, input_name, f"{prefix!r} would write outside the output "
+                                           f"directory ({root})")  # fmt: skip
     folder, name = target.parent, target.name
     folder.mkdir(parents=True, exist_ok=True)
     subfolder = str(folder.relative_to(root.resolve())).replace(os.sep, "/")
@@ -138,19 +140,23 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str) -> list[di
 
 @node(
     "SaveImage",
+    display_name="Save Image",
     category="image",
-    inputs=[Socket("images", IMAGE), String("prefix", "latentgraph")],
+    inputs=[Socket("images", IMAGE),
+            String("filename_prefix", "ComfyUI",
+                   description="file name start, may include a subfolder: 'portraits/fox'")],
     outputs=[],
     output_node=True,
-)
-def save_image(ctx, images, prefix: str = "latentgraph"):
+)  # fmt: skip
+def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
     """Save PNGs to the output directory (counter file names; the workflow embedded)."""
-    records = save_images(ctx, images, prefix, Path(ctx.settings.output_dir), "output")
+    records = save_images(ctx, images, filename_prefix, Path(ctx.settings.output_dir), "output")
     return NodeResult(values=(), ui={"images": records})
 
 
 @node(
     "PreviewImage",
+    display_name="Preview Image",
     category="image",
     inputs=[Socket("images", IMAGE)],
     outputs=[],
@@ -159,7 +165,7 @@ def save_image(ctx, images, prefix: str = "latentgraph"):
 )
 def preview_image(ctx, images):
     """Show images without keeping them: PNGs in the temp directory."""
-    records = save_images(ctx, images, "preview", Path(ctx.settings.temp_dir), "temp")
+    records = save_images(ctx, images, "preview", Path(ctx.settings.temp_dir), "temp", "images")
     return NodeResult(values=(), ui={"images": records})
 
 

@@ -1,8 +1,9 @@
-"""VAEDecode (LATENT → IMAGE) and VAEEncode (IMAGE → LATENT).
+"""VAEDecode (LATENT → IMAGE) and VAEEncode (IMAGE → LATENT), with ComfyUI's input names.
 
 IMAGE is float32 [B, H, W, C] in 0..1 on the CPU. Tiled decoding (large images in bounded
 memory) and sliced decoding (one image at a time) are per-node inputs, defaulting to the run's
-`vae_tiling` / `vae_slicing` options; they never switch modes on the shared VAE module.
+`vae_tiling` / `vae_slicing` options; they never switch modes on the shared VAE module. They
+come after ComfyUI's inputs, so widgets saved by ComfyUI's editor still map.
 """
 
 from __future__ import annotations
@@ -32,42 +33,55 @@ def decode(vae: VAEModel, samples, tiled: bool = False, sliced: bool = False):
 
 @node(
     "VAEDecode",
+    display_name="VAE Decode",
     category="latent",
     inputs=[
+        Socket("samples", LATENT),
         Socket("vae", VAE),
-        Socket("latent", LATENT),
-        Bool("tiled", False, description="decode in overlapping tiles (large images)"),
-        Bool("sliced", False, description="decode one image of the batch at a time"),
+        Bool("tiled", False, optional=True,
+             description="decode in overlapping tiles (large images in bounded memory)"),
+        Bool("sliced", False, optional=True, description="decode one image of the batch at a time"),
     ],
-    outputs=[Output("image", IMAGE)],
-)
-def vae_decode(ctx, vae: VAEModel, latent: Latent, tiled: bool = False, sliced: bool = False):
+    outputs=[Output("IMAGE", IMAGE)],
+)  # fmt: skip
+def vae_decode(ctx, samples: Latent, vae: VAEModel, tiled: bool = False, sliced: bool = False):
     """Latents to RGB images."""
     opts = ctx.settings.options
-    return decode(vae, latent.samples, tiled or bool(opts.get("vae_tiling")),
+    return decode(vae, samples.samples, tiled or bool(opts.get("vae_tiling")),
                   sliced or bool(opts.get("vae_slicing")))  # fmt: skip
 
 
 @node(
     "VAEEncode",
+    display_name="VAE Encode",
     category="latent",
-    inputs=[Socket("vae", VAE), Socket("image", IMAGE)],
-    outputs=[Output("latent", LATENT)],
+    inputs=[Socket("pixels", IMAGE), Socket("vae", VAE)],
+    outputs=[Output("LATENT", LATENT)],
 )
-def vae_encode(ctx, vae: VAEModel, image):
-    """RGB images to latents (the distribution's mean: deterministic), for img2img."""
+def vae_encode(ctx, pixels, vae: VAEModel):
+    """RGB images to latents (the distribution's mean: deterministic), for img2img.
+
+    Width and height must be multiples of the VAE's scale factor: other sizes are cropped
+    around the centre (as ComfyUI does), with a warning.
+    """
     import torch
 
-    if image.ndim != 4 or image.shape[-1] not in (3, 4):
-        raise input_error(ctx, "image", f"expected an image batch [B, H, W, 3], got "
-                                        f"shape {list(image.shape)}")  # fmt: skip
+    if pixels.ndim != 4 or pixels.shape[-1] not in (3, 4):
+        raise input_error(ctx, "pixels", f"expected an image batch [B, H, W, 3], got "
+                                         f"shape {list(pixels.shape)}")  # fmt: skip
     f = vae.scale_factor
-    h, w = image.shape[1], image.shape[2]
-    if h % f or w % f:
-        raise input_error(ctx, "image", f"image is {w}x{h}; width and height must be multiples "
-                                        f"of the VAE's scale factor {f}")  # fmt: skip
+    h, w = pixels.shape[1], pixels.shape[2]
+    ch, cw = (h // f) * f, (w // f) * f
+    if ch == 0 or cw == 0:
+        raise input_error(ctx, "pixels", f"image is {w}x{h}; it must be at least the VAE's "
+                                         f"scale factor {f} on each side")  # fmt: skip
+    if (ch, cw) != (h, w):
+        ctx.warn(f"image is {w}x{h}, not a multiple of the VAE's scale factor {f}: "
+                 f"cropped to {cw}x{ch}")  # fmt: skip
+        top, left = (h - ch) // 2, (w - cw) // 2
+        pixels = pixels[:, top : top + ch, left : left + cw]
     model = vae.vae
-    pixels = image[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
+    x = pixels[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
     with torch.inference_mode():
-        dist = model.encode(pixels).latent_dist
+        dist = model.encode(x).latent_dist
     return Latent(dist.mode() * vae.scaling_factor, None, is_noise=False)

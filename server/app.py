@@ -38,9 +38,12 @@ def _load_nodes(config: ServerConfig, registry: Any) -> None:
         return
     if config.load_nodes:
         try:
-            import latentgraph.nodes  # noqa: F401 - registers the node types
+            import latentgraph.nodes  # registers the node types
         except ImportError as exc:
             log.warning("latentgraph.nodes could not be imported: %s", exc)
+        else:  # dropdowns and validation list this server's models and input folders
+            latentgraph.nodes.configure(models_dirs=config.models_dirs,
+                                        input_dir=config.input_dir, write_example=True)  # fmt: skip
     if config.nodes_dirs:
         from latentgraph.graph.plugins import load_plugins
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from latentgraph.graph import Registry, Settings, WorkflowError, default_registry
+from latentgraph.graph import Settings, WorkflowError, default_registry
 from latentgraph.graph.comfy_api import graph_from_prompt
 from latentgraph.graph.comfy_editor import graph_from_editor
 from latentgraph.graph.scheduler import Scheduler
@@ -14,21 +14,11 @@ from latentgraph.graph.scheduler import Scheduler
 
 @pytest.fixture(scope="session")
 def comfy_reg():
-    import latentgraph.nodes.denoise  # noqa: F401
-    import latentgraph.nodes.images  # noqa: F401
-    import latentgraph.nodes.latents  # noqa: F401
-    import latentgraph.nodes.loaders  # noqa: F401
-    import latentgraph.nodes.schedulers  # noqa: F401
-    import latentgraph.nodes.text  # noqa: F401
-    import latentgraph.nodes.vae  # noqa: F401
-    from latentgraph.nodes.comfy import install
+    """The default registry: importing latentgraph.nodes installs ComfyUI's nodes into it."""
+    import latentgraph.nodes  # noqa: F401
 
     torch.set_num_threads(1)
-    reg = Registry()
-    for t in default_registry:
-        reg.add(t)
-    install(reg)
-    return reg
+    return default_registry
 
 
 @pytest.fixture

@@ -2,14 +2,14 @@ import inspect
 
 import pytest
 
-from latentgraph.graph import Registry
+from latentgraph.graph import Registry, default_registry
 from latentgraph.graph.comfy_editor import widget_inputs
 from latentgraph.graph.object_info import node_info
 from latentgraph.nodes import comfy
 
 
 def info(name):
-    return node_info(comfy.comfy_registry[name])
+    return node_info(default_registry[name])
 
 
 def test_classic_nodes_match_comfyui_signatures():
@@ -30,9 +30,16 @@ def test_classic_nodes_match_comfyui_signatures():
     assert ck["output"] == ["MODEL", "CLIP", "VAE"] and ck["display_name"] == "Load Checkpoint"
     assert ck["input"]["required"]["ckpt_name"][0][0] == "builtin:tiny-sd"
     assert info("CLIPTextEncode")["input_order"]["required"] == ["text", "clip"]
-    assert info("VAEDecode")["input_order"]["required"] == ["samples", "vae"]
+    assert info("VAEDecode")["input_order"] == {"required": ["samples", "vae"],
+                                                "optional": ["tiled", "sliced"]}  # fmt: skip
+    assert info("VAEDecode")["output_name"] == ["IMAGE"]
     assert info("VAEEncode")["input_order"]["required"] == ["pixels", "vae"]
-    assert info("SaveImage")["output_node"] is True
+    assert info("VAEEncode")["output"] == ["LATENT"]
+    save = info("SaveImage")
+    assert save["output_node"] is True and save["display_name"] == "Save Image"
+    assert save["input_order"]["required"] == ["images", "filename_prefix"]
+    assert save["input"]["required"]["filename_prefix"][1]["default"] == "ComfyUI"
+    assert info("PreviewImage")["input_order"]["required"] == ["images"]
     assert info("LoadImage")["input"]["required"]["image"][1]["image_upload"] is True
     assert info("LoadImage")["output"] == ["IMAGE", "MASK"]
     adv = [w.name for w in widget_inputs(comfy.comfy_registry["KSamplerAdvanced"])]
@@ -53,11 +60,24 @@ def test_install_replaces_same_named_nodes():
     reg = Registry()
     from latentgraph.graph import node
 
-    node("VAEDecode", registry=reg)(lambda ctx: None)
+    node("KSampler", registry=reg)(lambda ctx: None)
     replaced = comfy.install(reg)
-    assert replaced == ["VAEDecode"]
-    assert reg["VAEDecode"] is comfy.comfy_registry["VAEDecode"]
-    assert "KSampler" in reg and "PreviewAny" in reg
+    assert replaced == ["KSampler"]
+    assert reg["KSampler"] is comfy.comfy_registry["KSampler"]
+    assert "CheckpointLoaderSimple" in reg and "PreviewAny" in reg
+
+
+def test_one_node_per_name_and_comfy_nodes_in_the_default_registry():
+    """ComfyUI's names are latentgraph's own nodes: no adapter shadows them."""
+    import latentgraph.nodes  # noqa: F401
+
+    assert not {"VAEDecode", "VAEEncode", "LoadImage", "SaveImage", "PreviewImage"} & set(
+        comfy.comfy_registry.names()
+    )
+    for t in comfy.comfy_registry:
+        assert default_registry[t.name] is t
+    assert default_registry["VAEDecode"].module == "latentgraph.nodes.vae"
+    assert default_registry["SaveImage"].module == "latentgraph.nodes.images"
 
 
 def test_sigma_shape_table_matches_diffusers():

@@ -22,7 +22,7 @@ def generate(make_ctx, tiny, name="dpm++2m", seed=42, steps=6, size=64, batch=1,
     sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name)
     out = denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, pos, neg, noise, steps,
                                guidance, 1.0, seed)  # fmt: skip
-    return to_uint8(vae.vae_decode(make_ctx("VAEDecode"), v, out)), sp
+    return to_uint8(vae.vae_decode(make_ctx("VAEDecode"), samples=out, vae=v)), sp
 
 
 @pytest.mark.parametrize("name", ["dpm++2m", "ddim", "pndm"])
@@ -68,7 +68,7 @@ def test_img2img_denoise_zero_returns_input_latents(make_ctx, tiny):
 
     unet, clip, v, spec = tiny
     image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(0))
-    encoded = vae.vae_encode(make_ctx("VAEEncode"), v, image)
+    encoded = vae.vae_encode(make_ctx("VAEEncode"), pixels=image, vae=v)
     cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
     for name in ("ddim", "dpm++2m", "euler"):
         sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name)

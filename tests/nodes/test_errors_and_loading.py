@@ -52,8 +52,13 @@ def test_wrong_sized_image_for_vae_encode(make_ctx, tiny):
     import torch
 
     ctx = make_ctx("VAEEncode", node_id="encode")
-    with pytest.raises(NodeInputError, match=r"'encode' input 'image'.*multiples"):
-        vae.vae_encode(ctx, tiny[2], torch.rand(1, 31, 32, 3))
+    out = vae.vae_encode(ctx, pixels=torch.rand(1, 31, 32, 3), vae=tiny[2])
+    assert tuple(out.samples.shape[-2:]) == (15, 16)  # cropped to 30x32, as ComfyUI does
+    assert "cropped to 32x30" in ctx.rec.warnings[0]
+    with pytest.raises(NodeInputError, match=r"'encode' input 'pixels'.*at least"):
+        vae.vae_encode(ctx, pixels=torch.rand(1, 1, 32, 3), vae=tiny[2])
+    with pytest.raises(NodeInputError, match=r"'encode' input 'pixels'.*\[B, H, W, 3\]"):
+        vae.vae_encode(ctx, pixels=torch.rand(32, 32, 3), vae=tiny[2])
 
 
 def test_model_loaded_once(make_ctx, tiny):
@@ -103,7 +108,7 @@ def test_save_image_prefix_cannot_escape(make_ctx, prefix):
     import torch
 
     ctx = make_ctx("SaveImage", node_id="save")
-    with pytest.raises(NodeInputError, match=r"'save' input 'prefix'.*outside"):
+    with pytest.raises(NodeInputError, match=r"'save' input 'filename_prefix'.*outside"):
         images.save_image(ctx, torch.rand(1, 4, 4, 3), prefix)
 
 
@@ -113,9 +118,10 @@ def test_load_image_refuses_traversal_and_reads_files(make_ctx, tmp_path):
     ctx = make_ctx("LoadImage", node_id="pic")
     Path(ctx.settings.input_dir).mkdir(parents=True)
     Image.new("RGB", (6, 4), (255, 0, 0)).save(Path(ctx.settings.input_dir) / "red.png")
-    t = images.load_image(ctx, "red.png")
+    t, mask = images.load_image(ctx, "red.png")
     assert t.shape == (1, 4, 6, 3) and float(t[0, 0, 0, 0]) == 1.0
-    with pytest.raises(NodeInputError, match="outside the input directory"):
+    assert mask.shape == (1, 64, 64) and float(mask.max()) == 0.0  # no alpha: ComfyUI's mask
+    with pytest.raises(NodeInputError, match="outside the input folder"):
         images.load_image(ctx, "../secret.png")
     with pytest.raises(NodeInputError, match="no such file"):
         images.load_image(ctx, "missing.png")

@@ -1,0 +1,115 @@
+"""The input folder LoadImage reads: which one, what it lists, and the example picture.
+
+Like `models_dirs`, the folder is a small process-wide setting: the CLI and the server call
+`configure(path)` at start, so the LoadImage dropdown (/object_info) and validation list the
+same files the run reads. Unconfigured, it is `./input`, the same default as `Settings`.
+
+`example.png` is always offered: when the folder has no file of that name, LoadImage uses a
+picture drawn here (no file shipped, nothing downloaded), so img2img runs on a fresh install.
+The server writes it into its input folder at start so the editor can preview it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+EXAMPLE = "example.png"
+EXAMPLE_SIZE = (128, 128)  # a multiple of 8: SD's VAE factor, so VAEEncode needs no crop
+_MAX_FILES = 10_000
+
+_configured: list[Path] = []
+
+
+def configure(path: Path | str | None) -> None:
+    """Set the input folder for this process (None: back to the default `./input`)."""
+    _configured[:] = [Path(path)] if path is not None else []
+
+
+def root() -> Path:
+    """The configured input folder."""
+    return _configured[0] if _configured else Path("input")
+
+
+def inside(base: Path, name: str) -> Path | None:
+    """`base / name` resolved, or None if it would leave `base` (`..`, absolute names)."""
+    base_resolved = base.resolve()
+    target = (base_resolved / name).resolve()
+    if target != base_resolved and base_resolved not in target.parents:
+        return None
+    return target
+
+
+def image_names(folder: Path | None = None) -> list[str]:
+    """The LoadImage dropdown: image files in the folder (POSIX names, sorted), example.png."""
+    base = folder if folder is not None else root()
+    names: list[str] = []
+    if base.is_dir():
+        for top, dirs, files in os.walk(base):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            rel = Path(top).relative_to(base)
+            names += [(rel / f).as_posix() for f in files
+                      if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith(".")]  # fmt: skip
+            if len(names) > _MAX_FILES:
+                break
+    if EXAMPLE not in names:
+        names.append(EXAMPLE)
+    return sorted(names, key=str.lower)
+
+
+def identity(inputs: dict[str, Any]) -> str:
+    """Cache identity of a LoadImage: the name plus the file's size and mtime, so replacing
+    a picture under the same name is noticed."""
+    name = str(inputs.get("image", ""))
+    path = inside(root(), name)
+    if path is None or not path.is_file():
+        return name
+    st = path.stat()
+    return f"{name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def example_picture() -> Any:
+    """The example picture (a PIL image): a lighthouse on a hill by the sea, at dusk."""
+    from PIL import Image, ImageDraw
+
+    w, h = EXAMPLE_SIZE
+    img = Image.new("RGB", (w, h))
+    draw = ImageDraw.Draw(img)
+    horizon = h * 5 // 8
+    for y in range(horizon):  # sky: deep blue to orange
+        t = y / horizon
+        draw.line([(0, y), (w, y)], fill=(int(40 + 200 * t), int(60 + 90 * t), int(140 - 60 * t)))
+    for y in range(horizon, h):  # sea
+        t = (y - horizon) / (h - horizon)
+        draw.line([(0, y), (w, y)], fill=(int(20 + 20 * t), int(70 + 30 * t), int(110 + 40 * t)))
+    draw.ellipse([w * 0.55, h * 0.5, w * 1.3, h * 1.0], fill=(60, 90, 50))  # hill
+    x0, x1, top = int(w * 0.72), int(w * 0.82), int(h * 0.22)
+    draw.polygon([(x0, h * 0.62), (x1, h * 0.62), (x1 - 2, top), (x0 + 2, top)],
+                 fill=(235, 235, 225))  # fmt: skip
+    for k in range(3):  # red bands
+        y = top + 8 + k * 10
+        draw.rectangle([x0, y, x1, y + 4], fill=(190, 40, 40))
+    draw.rectangle([x0 + 1, top - 8, x1 - 1, top], fill=(255, 230, 120))  # lamp
+    draw.polygon([(x0 - 2, top - 8), (x1 + 2, top - 8), ((x0 + x1) // 2, top - 16)],
+                 fill=(80, 30, 30))  # fmt: skip
+    return img
+
+
+def write_example(folder: Path) -> Path:
+    """Write example.png into `folder` unless a file of that name exists (atomic)."""
+    target = folder / EXAMPLE
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".example-", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            example_picture().save(fh, format="PNG")
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return target
