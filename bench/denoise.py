@@ -1,16 +1,19 @@
 """UNetDenoise per-step time against a hand-written diffusers loop and StableDiffusionPipeline.
 
-Same tiny model, same process, same seed and scheduler; each measured several times, best
-kept. The node's overhead (scheduler build, batching, progress, cancellation checks) should
+Same tiny model (the very same UNet module), same process, same seed and scheduler; the
+three are run in rotated order several times and the median CPU time of each compared. The node's overhead (scheduler build, batching, progress, cancellation checks) should
 stay within 2% of the bare loop: ratio < 1.02.
 
-    python bench/denoise.py [--quick]
+    python -m bench --only denoise [--quick]
 """
 
 from __future__ import annotations
 
 import sys
-import time
+
+from ._common import interleaved, isolate_cache_dir, median, row
+
+SUITE = "denoise"
 
 
 def _setup(size: int):
@@ -51,15 +54,6 @@ def _hand_loop(unet, spec, pos, neg, noise, steps, guidance):
     return lat
 
 
-def _best(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def run(quick: bool = False) -> list[dict]:
     import torch
     from diffusers import StableDiffusionPipeline
@@ -68,7 +62,8 @@ def run(quick: bool = False) -> list[dict]:
     from latentgraph.nodes.schedulers import build_scheduler
     from latentgraph.nodes.tiny_model import ensure_tiny_sd
 
-    size, steps, repeats = (64, 10, 3) if quick else (128, 25, 5)
+    isolate_cache_dir()
+    size, steps, repeats = (64, 10, 4) if quick else (128, 20, 7)
     ctx, unet, spec, pos, neg, noise = _setup(size)
     guidance = 7.5
 
@@ -92,26 +87,24 @@ def run(quick: bool = False) -> list[dict]:
              generator=torch.Generator().manual_seed(42), output_type="latent")  # fmt: skip
 
     node(), loop(), pipeline()  # warm up
-    # Interleave so drift on a shared machine hits all three alike.
-    times = {"node": [], "loop": [], "pipeline": []}
-    for _ in range(repeats):
-        times["node"].append(_best(node, 1))
-        times["loop"].append(_best(loop, 1))
-        times["pipeline"].append(_best(pipeline, 1))
-    best = {k: min(v) for k, v in times.items()}
-    per_step = {k: v / steps * 1000 for k, v in best.items()}
-    rows = [
-        {"bench": "denoise", "what": k, "size": size, "steps": steps,
-         "ms_per_step": round(per_step[k], 3)}
-        for k in ("node", "loop", "pipeline")
-    ]  # fmt: skip
-    rows.append({"bench": "denoise", "what": "ratio node/loop",
-                 "value": round(best["node"] / best["loop"], 4), "target": "< 1.02"})  # fmt: skip
-    rows.append({"bench": "denoise", "what": "ratio node/pipeline",
-                 "value": round(best["node"] / best["pipeline"], 4)})  # fmt: skip
+    # Rotated order each round, CPU time of this process (one torch thread), medians: drift
+    # and other load on a shared machine hit all three alike and do not count.
+    times = interleaved({"node": node, "loop": loop, "pipeline": pipeline}, repeats)
+    med = {k: median(v) for k, v in times.items()}
+    case = f"{size}x{size} {steps} steps dpm++2m"
+    rows = [row(SUITE, f"{k} per step", round(med[k] / steps * 1000, 2), "ms",
+                note=f"{case}, median of {repeats}") for k in ("node", "loop", "pipeline")]  # fmt: skip
+    ratio = med["node"] / med["loop"]
+    spread = max(times["loop"]) / min(times["loop"]) - 1
+    rows.append(row(SUITE, "UNetDenoise / hand loop", round(ratio, 4), "x", "< 1.02", ratio < 1.02,
+                    note=f"loop run-to-run spread {spread:.1%}"))  # fmt: skip
+    ratio_p = med["node"] / med["pipeline"]
+    rows.append(row(SUITE, "UNetDenoise / StableDiffusionPipeline", round(ratio_p, 4), "x",
+                    "< 1.02", ratio_p < 1.02, note="output_type=latent"))  # fmt: skip
     return rows
 
 
 if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
-        print(row)
+    from bench.__main__ import table
+
+    print(table(run(quick="--quick" in sys.argv)))
