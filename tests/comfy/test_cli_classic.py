@@ -1,0 +1,144 @@
+"""Acceptance through the `latentgraph` command: ComfyUI's classic graph in editor and API
+format, a saved PNG re-run, conversions between the three formats, img2img with the built-in
+example picture, and unknown node types refused with their names (exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from latentgraph.graph.cli import main
+
+from .conftest import DATA
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_args(tmp_path: Path) -> list[str]:
+    return ["--output-dir", tmp_path / "out", "--input-dir", tmp_path / "in", "--no-cache", "-q"]
+
+
+def shape(graph) -> dict:
+    """Node types and inputs; optional inputs left at their default count as absent (the
+    editor format writes every widget, e.g. VAEDecode's tiled/sliced)."""
+    from latentgraph.graph import default_registry
+
+    out = {}
+    for n in graph:
+        t = default_registry[n.type]
+        out[n.id] = (n.type, {k: v for k, v in n.inputs.items()
+                              if not (t.input(k).optional and v == t.input(k).default)})  # fmt: skip
+    return out
+
+
+def saved_pngs(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "out").glob("*.png"))
+
+
+@pytest.mark.parametrize("name", ["classic_editor.json", "classic_api.json"])
+def test_classic_graph_runs_from_the_cli(one_thread, tmp_path, capsys, name):
+    code, _, err = run_cli(capsys, "run", DATA / name, *run_args(tmp_path))
+    assert code == 0, err
+    [png] = saved_pngs(tmp_path)
+    assert png.name == "classic_00001_.png"
+    with Image.open(png) as img:
+        assert img.size == (16, 16)  # 64 px / 8 (ComfyUI's latent) * 2 (tiny VAE)
+        prompt = json.loads(img.text["prompt"])
+        assert prompt["3"]["class_type"] == "KSampler"
+        assert prompt["8"]["inputs"]["samples"] == ["3", 0]
+        if name == "classic_editor.json":  # the editor graph rides along for drag-and-drop
+            assert json.loads(img.text["workflow"]) == json.loads((DATA / name).read_text())
+
+
+def test_saved_png_re_runs_and_gives_the_same_pixels(one_thread, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", DATA / "classic_editor.json", *run_args(tmp_path))
+    assert code == 0, err
+    [first] = saved_pngs(tmp_path)
+    code, _, err = run_cli(capsys, "run", first, *run_args(tmp_path))
+    assert code == 0, err
+    second = [p for p in saved_pngs(tmp_path) if p != first]
+    assert [p.name for p in second] == ["classic_00002_.png"]
+    with Image.open(first) as a, Image.open(second[0]) as b:
+        assert a.tobytes() == b.tobytes()
+        assert a.text["workflow"] == b.text["workflow"]
+
+
+def test_convert_between_the_three_formats(one_thread, tmp_path, capsys):
+    from latentgraph.graph.convert import load_any
+
+    src = DATA / "classic_editor.json"
+    chain = [(tmp_path / "classic.yaml", "yaml"), (tmp_path / "api.json", "api"),
+             (tmp_path / "editor.json", "editor"), (tmp_path / "back.yaml", "yaml")]  # fmt: skip
+    prev = src
+    for dst, fmt in chain:
+        code, _, err = run_cli(capsys, "convert", prev, dst, "--to", fmt)
+        assert code == 0, err
+        prev = dst
+    original, _ = load_any(src)
+    for dst, _fmt in chain:
+        graph, _ = load_any(dst)
+        assert shape(graph) == shape(original), dst.name
+    assert "type: VAEDecode" in (tmp_path / "classic.yaml").read_text()
+    assert json.loads((tmp_path / "api.json").read_text())["9"]["class_type"] == "SaveImage"
+    assert isinstance(json.loads((tmp_path / "editor.json").read_text())["nodes"], list)
+    code, _, err = run_cli(capsys, "run", tmp_path / "back.yaml", *run_args(tmp_path))
+    assert code == 0, err
+    assert len(saved_pngs(tmp_path)) == 1
+
+
+def test_unknown_node_types_are_named_exit_2_no_traceback(tmp_path, capsys):
+    data = json.loads((DATA / "classic_editor.json").read_text())
+    types = {n["id"]: n["type"] for n in data["nodes"]}
+    for node in data["nodes"]:
+        if node["type"] == "SaveImage":
+            node["type"] = "UltimateSDUpscale"
+        if node["type"] == "CheckpointLoaderSimple":
+            node["type"] = "CheckpointLoaderGGUF"
+    assert "SaveImage" in types.values()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    for command in ("run", "validate"):
+        extra = run_args(tmp_path) if command == "run" else []
+        code, _, err = run_cli(capsys, command, bad, *extra)
+        assert code == 2, err
+        assert "UltimateSDUpscale" in err and "CheckpointLoaderGGUF" in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not saved_pngs(tmp_path)
+
+
+def test_img2img_runs_with_the_built_in_example(one_thread, tmp_path, capsys):
+    wf = ROOT / "workflows" / "img2img.yaml"
+    code, _, err = run_cli(capsys, "validate", wf, "--input-dir", tmp_path / "in")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "run", wf, "--set", "steps=2", *run_args(tmp_path))
+    assert code == 0, err
+    [png] = saved_pngs(tmp_path)
+    with Image.open(png) as img:
+        assert img.size == (128, 128)  # the example picture's size (tiny VAE: factor 2)
+    assert not (tmp_path / "in").exists()  # the example is drawn, never written by the CLI
+
+
+def test_img2img_reads_the_configured_input_folder(one_thread, tmp_path, capsys):
+    wf = ROOT / "workflows" / "img2img.yaml"
+    (tmp_path / "in" / "mine").mkdir(parents=True)
+    Image.new("RGB", (40, 24), (200, 30, 30)).save(tmp_path / "in" / "mine" / "red.png")
+    code, _, err = run_cli(capsys, "run", wf, "--set", "image=mine/red.png", "--set", "steps=2",
+                           *run_args(tmp_path))  # fmt: skip
+    assert code == 0, err
+    [png] = saved_pngs(tmp_path)
+    with Image.open(png) as img:
+        assert img.size == (40, 24)
+    code, _, err = run_cli(capsys, "validate", wf, "--set", "image=nothere.png",
+                           "--input-dir", tmp_path / "in")  # fmt: skip
+    assert code == 2
+    assert "'nothere.png' is not one of" in err and "'mine/red.png'" in err
+    assert "picture" in err  # names the node
