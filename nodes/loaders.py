@@ -9,6 +9,7 @@ Everything goes through the model manager, so the same weights load once per pro
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -24,7 +25,8 @@ from .model_manager import manager, module_bytes
 from .values import ClipModel, NodeInputError, SchedulerSpec, UNetModel, VAEModel, input_error
 
 BUILTIN_TINY = "builtin:tiny-sd"
-CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", BUILTIN_TINY)
+TINY_PRESET = "tiny-sd"
+CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", TINY_PRESET, BUILTIN_TINY)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CONFIGS = Path(__file__).parent / "configs"
@@ -92,32 +94,48 @@ def _identity(inputs: dict[str, Any]) -> str:
         return f"unresolved:{exc}"
 
 
+def _shipped_digest(src: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        h.update(f.relative_to(src).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def config_folder(preset: str) -> Path:
     """A configs-only model folder (no weights) for `from_single_file(config=...)`.
 
-    The shipped JSON configs are copied into the cache dir with the tokenizer files written
-    from the CLIP vocabulary, once (atomically).
+    Shipped presets are copied from nodes/configs/ with the tokenizer files written from the
+    CLIP vocabulary; the tiny model's is generated from its recipe. Built once into the cache
+    dir (atomically), under a name that changes when the shipped files change.
     """
-    if preset == BUILTIN_TINY:
-        from .tiny_model import ensure_tiny_sd
+    if preset in (BUILTIN_TINY, TINY_PRESET):
+        from .tiny_model import BUILD_VERSION, write_config_folder
 
-        return ensure_tiny_sd()
+        return _build_config_folder(f"{TINY_PRESET}-v{BUILD_VERSION}", write_config_folder)
     src = CONFIGS / preset
-    if not (src / "model_index.json").is_file():
+    if preset not in CONFIG_PRESETS or not (src / "model_index.json").is_file():
         raise ValueError(f"unknown config preset {preset!r}; expected one of {CONFIG_PRESETS}")
-    dest = paths.cache_dir() / "configs" / f"{preset}-v1"
+
+    def write(tmp: Path) -> None:
+        from .clip_vocab import write_tokenizer_files
+
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        write_tokenizer_files(tmp / "tokenizer")
+        if (src / "tokenizer" / "tokenizer_config.json").is_file():
+            # Keep the preset's own pad token (SD 2 pads with "!").
+            shutil.copy(src / "tokenizer" / "tokenizer_config.json", tmp / "tokenizer")
+
+    return _build_config_folder(f"{preset}-{_shipped_digest(src)}", write)
+
+
+def _build_config_folder(name: str, write: Any) -> Path:
+    dest = paths.cache_dir() / "configs" / name
     if (dest / "model_index.json").is_file():
         return dest
-    from .clip_vocab import write_tokenizer_files
-
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
-        write_tokenizer_files(tmp / "tokenizer")
-        if (tmp / "tokenizer" / "tokenizer_config.json").is_file():
-            # Keep the preset's own pad token (SD 2 pads with "!").
-            shutil.copy(src / "tokenizer" / "tokenizer_config.json", tmp / "tokenizer")
+        write(tmp)
         try:
             os.replace(tmp, dest)
         except OSError:
@@ -128,22 +146,59 @@ def config_folder(preset: str) -> Path:
     return dest
 
 
-def _checkpoint_keys(path: str) -> dict[str, list[int]]:
+def checkpoint_shapes(path: str) -> dict[str, list[int]]:
+    """Tensor names and shapes from a .safetensors header (no tensor data is read).
+
+    Raises ValueError with a plain message for a file that is not valid safetensors
+    (truncated, corrupt, or another format renamed).
+    """
     from safetensors import safe_open
 
-    with safe_open(path, framework="pt") as fh:
-        return {k: list(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    try:
+        with safe_open(path, framework="pt") as fh:
+            return {k: list(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except OSError as exc:
+        raise ValueError(f"could not load {path!r}: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise ValueError(
+            f"could not load {path!r}: not a valid .safetensors file (truncated or corrupt?): {exc}"
+        ) from None
 
 
-def detect_preset(path: str) -> str:
-    """Which shipped config fits a single-file checkpoint, from its tensor names and shapes."""
-    shapes = _checkpoint_keys(path)
-    tok = shapes.get("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")
-    if tok is not None:
-        return BUILTIN_TINY if tok[1] == 32 else "sd15"
-    if any(k.startswith("cond_stage_model.model.") for k in shapes):
-        return "sd2"
-    raise ValueError("not a Stable Diffusion 1.x/2.x checkpoint (no text encoder weights found)")
+# (first UNet conv channels, cross-attention context dim) -> shipped config preset
+_ARCHITECTURES = {(320, 768): "sd15", (320, 1024): "sd2", (32, 32): TINY_PRESET}
+
+
+def detect_preset(shapes: dict[str, list[int]]) -> str:
+    """Which shipped config fits a single-file checkpoint, from its tensor names and shapes:
+    the UNet's width and its cross-attention context size (SD 1.x: 768, from CLIP ViT-L;
+    SD 2.x: 1024, from OpenCLIP ViT-H; the tiny model: 32). SD 2.x 768-v and 512-base have
+    the same shapes: "sd2" (v-prediction) is assumed; set config to sd2-base for the other."""
+    if any(k.startswith("conditioner.embedders.") for k in shapes):
+        raise ValueError("this looks like an SDXL checkpoint; only SD 1.x/2.x are supported")
+    conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
+    if conv_in is None:
+        raise ValueError(
+            "not a full Stable Diffusion checkpoint: no UNet weights (model.diffusion_model.*)"
+            "; a VAE-only file goes in LoadVAE"
+        )
+    if len(conv_in) == 4 and conv_in[1] != 4:
+        raise ValueError(
+            f"the UNet takes {conv_in[1]} input channels (inpainting or other variants); "
+            "only 4-channel text-to-image checkpoints are supported"
+        )
+    context = sorted({shape[1] for k, shape in shapes.items()
+                      if k.startswith("model.diffusion_model.") and k.endswith("attn2.to_k.weight")
+                      and len(shape) == 2})  # fmt: skip
+    found = (conv_in[0], context[0] if len(context) == 1 else None)
+    preset = _ARCHITECTURES.get(found)
+    if preset is None:
+        raise ValueError(
+            f"unknown architecture (UNet width {found[0]}, cross-attention context "
+            f"{context or 'none'}); known: SD 1.x (320, 768), SD 2.x (320, 1024), the tiny "
+            "model (32, 32). Set config to a diffusers folder holding this model's configs"
+        )
+    return preset
 
 
 @dataclass(eq=False)
@@ -172,6 +227,7 @@ def _apply_options(bundle: Bundle, options: dict[str, Any]) -> None:
 
 
 def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str) -> Bundle:
+    """Load every component; for a single file, `config` is the resolved config folder."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -195,16 +251,15 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
 
         sched_config = dict(DDIMScheduler.load_config(folder, subfolder="scheduler"))
     else:
-        from diffusers import StableDiffusionPipeline
+        from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-        preset = detect_preset(source.location) if config == "auto" else config
-        cfg = str(config_folder(preset)) if preset in CONFIG_PRESETS else preset
         pipe = StableDiffusionPipeline.from_single_file(
-            source.location, config=cfg, torch_dtype=torch_dtype, local_files_only=True,
+            source.location, config=config, torch_dtype=torch_dtype, local_files_only=True,
             safety_checker=None, requires_safety_checker=False,
         )  # fmt: skip
         unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
-        sched_config = dict(pipe.scheduler.config)
+        # The config folder's own scheduler config, exactly as for a diffusers folder.
+        sched_config = dict(DDIMScheduler.load_config(config, subfolder="scheduler"))
     for m in (unet, vae, text_encoder):
         m.to(load_device)
         m.eval()
@@ -230,12 +285,40 @@ def _download(ctx: Any, repo_id: str) -> str:
         raise input_error(ctx, "source", f"{hint} ({type(exc).__name__}: {exc})") from exc
 
 
+def single_file_config(ctx: Any, path: str, config: str) -> str:
+    """The config folder for a single-file checkpoint: detected from its tensor shapes when
+    `config` is "auto", else the named preset or a diffusers folder holding the configs."""
+    try:
+        shapes = checkpoint_shapes(path)
+    except ValueError as exc:
+        raise input_error(ctx, "source", str(exc)) from None
+    if config == "auto":
+        try:
+            return str(config_folder(detect_preset(shapes)))
+        except ValueError as exc:
+            raise input_error(ctx, "source", f"{path}: {exc}") from None
+    if config in CONFIG_PRESETS:
+        return str(config_folder(config))
+    folder = Path(config).expanduser()
+    if not (folder / "model_index.json").is_file() or not (folder / "unet").is_dir():
+        raise input_error(
+            ctx, "config",
+            f"{config!r} is neither a preset ({', '.join(CONFIG_PRESETS)}) nor a diffusers "
+            "folder holding the model's configs (model_index.json, unet/, vae/, ...)",
+        )  # fmt: skip
+    return str(folder.resolve())
+
+
 def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundle, str]:
     """The shared Bundle for a source on this run's device/dtype, and its manager key."""
     try:
         source = find_source(source_text, ctx.settings.models_dirs)
     except ValueError as exc:
         raise input_error(ctx, "source", str(exc)) from None
+    # `config` only matters for single files; elsewhere it must not split the manager key.
+    config = (
+        single_file_config(ctx, source.location, config) if source.kind == "single_file" else "-"
+    )
     device = runtime.device_name(ctx.settings)
     dtype = runtime.dtype_name(ctx.settings, device)
     opts = ctx.settings.options
@@ -323,22 +406,104 @@ def _component_folder(ctx: Any, source_text: str, subfolder: str) -> tuple[str, 
     return source.location, None, source.identity
 
 
+# Prefixes a component's tensors may carry inside a single file (full checkpoints, ComfyUI).
+_VAE_PREFIXES = ("first_stage_model.", "vae.", "")
+_CLIP_PREFIXES = ("cond_stage_model.transformer.", "text_encoder.", "")
+# width of the first layer -> preset whose configs describe the component
+_VAE_WIDTHS = {128: "sd15", 32: TINY_PRESET}
+_CLIP_WIDTHS = {768: "sd15", 1024: "sd2", 32: TINY_PRESET}
+
+
+def _component_prefix(shapes: dict[str, list[int]], prefixes: tuple[str, ...],
+                      probes: tuple[str, ...]) -> tuple[str, str] | None:  # fmt: skip
+    """(prefix, probe) of the first probe tensor found under one of the prefixes."""
+    for prefix in prefixes:
+        for probe in probes:
+            if prefix + probe in shapes:
+                return prefix, probe
+    return None
+
+
+def _component_preset(ctx: Any, config: str, width: int, widths: dict[int, str], what: str) -> str:
+    if config != "auto":
+        return config
+    preset = widths.get(width)
+    if preset is None:
+        known = ", ".join(f"{w} ({p})" for w, p in widths.items())
+        raise input_error(
+            ctx, "source", f"unknown {what} architecture (width {width}; known: {known}); set "
+            "config to the preset or a diffusers folder that describes it",
+        )  # fmt: skip
+    return preset
+
+
+def _config_dir(ctx: Any, config: str) -> str:
+    if config in CONFIG_PRESETS:
+        return str(config_folder(config))
+    folder = Path(config).expanduser()
+    if not (folder / "model_index.json").is_file():
+        raise input_error(ctx, "config", f"{config!r} is neither a preset nor a config folder")
+    return str(folder)
+
+
+def _strip(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _load_strict(ctx: Any, module: Any, state: dict[str, Any], path: str) -> Any:
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    unexpected = [k for k in unexpected if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise input_error(
+            ctx, "source", f"{path}: tensors do not fit the architecture (missing "
+            f"{missing[:3]}{'...' if len(missing) > 3 else ''}, unexpected "
+            f"{unexpected[:3]}{'...' if len(unexpected) > 3 else ''}); check `config`",
+        )  # fmt: skip
+    return module
+
+
+def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
+    """A VAE from one .safetensors file: original (LDM) layout, alone or inside a full
+    checkpoint, through `from_single_file`; or diffusers layout, loaded into the config."""
+    from diffusers import AutoencoderKL
+
+    shapes = checkpoint_shapes(path)
+    ldm = _component_prefix(shapes, _VAE_PREFIXES, ("encoder.down.0.block.0.conv1.weight",))
+    hf = _component_prefix(shapes, _VAE_PREFIXES, ("encoder.down_blocks.0.resnets.0.conv1.weight",))
+    found = ldm or hf
+    if found is None:
+        raise input_error(ctx, "source", f"{path}: no VAE weights found (encoder.* tensors)")
+    width = shapes[found[0] + "encoder.conv_in.weight"][0]
+    folder = _config_dir(ctx, _component_preset(ctx, config, width, _VAE_WIDTHS, "VAE"))
+    if ldm is not None:
+        return AutoencoderKL.from_single_file(
+            path, config=folder, subfolder="vae", local_files_only=True, torch_dtype=torch_dtype
+        )
+    from safetensors.torch import load_file
+
+    vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder, subfolder="vae"))
+    _load_strict(ctx, vae, _strip(load_file(path), found[0]), path)
+    return vae.to(torch_dtype)
+
+
 @node(
     "LoadVAE",
     category="loaders",
     inputs=[
-        String("source", description="a diffusers model or VAE folder, or a VAE .safetensors"),
+        String("source", description="a diffusers model or VAE folder, or a VAE .safetensors "
+               "(original or diffusers layout; a full checkpoint's VAE too)"),
         Choice(
             "config",
-            ["sd15", "sd2", "sd2-base", BUILTIN_TINY],
-            "sd15",
-            description="architecture of a single-file VAE",
-        ),  # fmt: skip
+            ["auto", "sd15", "sd2", "sd2-base", BUILTIN_TINY],
+            "auto",
+            description="architecture of a single-file VAE (auto: from its tensor shapes)",
+        ),
     ],
     outputs=[Output("vae", VAE)],
     identity=_identity,
-)
-def load_vae(ctx, source: str, config: str = "sd15"):
+)  # fmt: skip
+def load_vae(ctx, source: str, config: str = "auto"):
     """Load a VAE on its own, to swap it into a model (e.g. a better-trained decoder)."""
     from diffusers import AutoencoderKL
 
@@ -347,17 +512,19 @@ def load_vae(ctx, source: str, config: str = "sd15"):
     dtype = runtime.dtype_name(ctx.settings, device)
 
     def load():
-        kw = {"torch_dtype": runtime.torch_dtype(dtype)}
+        torch_dtype = runtime.torch_dtype(dtype)
         try:
             if location.endswith(".safetensors"):
-                vae = AutoencoderKL.from_single_file(
-                    location, config=str(config_folder(config)), subfolder="vae",
-                    local_files_only=True, **kw)  # fmt: skip
+                vae = _single_file_vae(ctx, location, config, torch_dtype)
             else:
-                vae = AutoencoderKL.from_pretrained(location, subfolder=sub, **kw)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+                vae = AutoencoderKL.from_pretrained(
+                    location, subfolder=sub, torch_dtype=torch_dtype
+                )
+        except NodeInputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors/diffusers raise many kinds
             raise input_error(
-                ctx, "source", f"could not load a VAE from {source!r}: {exc}"
+                ctx, "source", f"could not load a VAE from {source!r}: {type(exc).__name__}: {exc}"
             ) from exc
         return vae.to(device).eval().requires_grad_(False)
 
@@ -366,32 +533,74 @@ def load_vae(ctx, source: str, config: str = "sd15"):
     return VAEModel(vae, key, device)
 
 
+def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tuple[Any, Any]:
+    """A CLIP text encoder from one .safetensors file in transformers' layout (alone, as
+    ComfyUI's text_encoders/ files are, or inside an SD 1.x checkpoint), plus the tokenizer of
+    the matching preset."""
+    from safetensors.torch import load_file
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    shapes = checkpoint_shapes(path)
+    probe = "embeddings.token_embedding.weight"
+    found = _component_prefix(shapes, _CLIP_PREFIXES, ("text_model." + probe, probe))
+    if found is None:
+        raise input_error(
+            ctx, "source", f"{path}: no CLIP text encoder weights in transformers' layout "
+            "(text_model.embeddings.token_embedding.weight)",
+        )  # fmt: skip
+    width = shapes[found[0] + found[1]][1]
+    folder = _config_dir(ctx, _component_preset(ctx, config, width, _CLIP_WIDTHS, "text encoder"))
+    model = CLIPTextModel(CLIPTextConfig.from_pretrained(folder, subfolder="text_encoder"))
+    state = _strip(load_file(path), found[0])
+    own = set(model.state_dict())
+    state = {(k if k in own else k.removeprefix("text_model.")): v for k, v in state.items()}
+    _load_strict(ctx, model, state, path)
+    return CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer"), model.to(torch_dtype)
+
+
 @node(
     "LoadTextEncoder",
     category="loaders",
-    inputs=[String("source", description="a diffusers model folder (text_encoder + tokenizer)")],
+    inputs=[
+        String("source", description="a diffusers model folder (text_encoder + tokenizer), or "
+               "a CLIP text encoder .safetensors in transformers' layout"),
+        Choice(
+            "config",
+            ["auto", "sd15", "sd2", "sd2-base", BUILTIN_TINY],
+            "auto",
+            description="architecture and tokenizer of a single-file text encoder",
+        ),
+    ],
     outputs=[Output("clip", CLIP)],
     identity=_identity,
-)
-def load_text_encoder(ctx, source: str):
+)  # fmt: skip
+def load_text_encoder(ctx, source: str, config: str = "auto"):
     """Load a CLIP tokenizer + text encoder on their own."""
     from transformers import CLIPTextModel, CLIPTokenizer
 
     location, sub, identity = _component_folder(ctx, source, "text_encoder")
-    if location.endswith(".safetensors"):
-        raise input_error(ctx, "source", "expected a diffusers folder, not a single file")
     device = runtime.device_name(ctx.settings)
     dtype = runtime.dtype_name(ctx.settings, device)
 
     def load():
+        torch_dtype = runtime.torch_dtype(dtype)
         try:
-            te = CLIPTextModel.from_pretrained(location, subfolder=sub,
-                                               torch_dtype=runtime.torch_dtype(dtype))  # fmt: skip
-            tok = CLIPTokenizer.from_pretrained(location, subfolder="tokenizer" if sub else None)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise input_error(ctx, "source", f"could not load a text encoder: {exc}") from exc
+            if location.endswith(".safetensors"):
+                tok, te = _single_file_clip(ctx, location, config, torch_dtype)
+            else:
+                te = CLIPTextModel.from_pretrained(location, subfolder=sub, torch_dtype=torch_dtype)
+                tok = CLIPTokenizer.from_pretrained(
+                    location, subfolder="tokenizer" if sub else None
+                )
+        except NodeInputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors/transformers raise many kinds
+            raise input_error(
+                ctx, "source", f"could not load a text encoder from {source!r}: "
+                f"{type(exc).__name__}: {exc}",
+            ) from exc  # fmt: skip
         return tok, te.to(device).eval().requires_grad_(False)
 
-    key = f"clip|{identity}|{device}|{dtype}"
+    key = f"clip|{identity}|{config}|{device}|{dtype}"
     tok, te = manager().get(key, load, device=device, size=lambda v: module_bytes(v[1]))
     return ClipModel(tok, te, key, device)

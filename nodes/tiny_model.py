@@ -70,6 +70,25 @@ SCHEDULER_CONFIG = {
 }
 
 
+MODEL_INDEX = {
+    "_class_name": "StableDiffusionPipeline",
+    "_diffusers_version": "0.30.0",
+    "feature_extractor": [None, None],
+    "requires_safety_checker": False,
+    "safety_checker": [None, None],
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
 def default_path() -> Path:
     return paths.cache_dir() / "models" / f"{NAME}-v{BUILD_VERSION}"
 
@@ -92,19 +111,7 @@ def _build_into(folder: Path) -> None:
     text_encoder.save_pretrained(folder / "text_encoder")
     write_tokenizer_files(folder / "tokenizer")
     DDIMScheduler(**SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
-    index = {
-        "_class_name": "StableDiffusionPipeline",
-        "_diffusers_version": "0.30.0",
-        "feature_extractor": [None, None],
-        "requires_safety_checker": False,
-        "safety_checker": [None, None],
-        "scheduler": ["diffusers", "DDIMScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    }
-    (folder / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+    _write_json(folder / "model_index.json", MODEL_INDEX)
 
 
 def ensure_tiny_sd(path: Path | None = None) -> Path:
@@ -129,13 +136,69 @@ def ensure_tiny_sd(path: Path | None = None) -> Path:
     return folder
 
 
+def write_config_folder(folder: Path) -> None:
+    """Write the tiny model's configs without weights: the `config=` folder that
+    `from_single_file` needs to read a tiny single-file checkpoint offline."""
+    from .clip_vocab import write_tokenizer_files
+
+    _write_json(folder / "model_index.json", MODEL_INDEX)
+    _write_json(folder / "unet" / "config.json",
+                {"_class_name": "UNet2DConditionModel", **UNET_CONFIG})  # fmt: skip
+    _write_json(folder / "vae" / "config.json", {"_class_name": "AutoencoderKL", **VAE_CONFIG})
+    _write_json(folder / "text_encoder" / "config.json",
+                {"architectures": ["CLIPTextModel"], "model_type": "clip_text_model",
+                 **TEXT_CONFIG})  # fmt: skip
+    # Through the class, as the build does: a scheduler config lists every default (e.g.
+    # timestep_spacing), and other schedulers built from it inherit those values.
+    from diffusers import DDIMScheduler
+
+    DDIMScheduler(**SCHEDULER_CONFIG).save_config(folder / "scheduler")
+    write_tokenizer_files(folder / "tokenizer")
+
+
+def _weights(folder: Path, sub: str) -> dict:
+    from safetensors.torch import load_file
+
+    files = sorted((folder / sub).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no .safetensors weights in {folder / sub}")
+    state: dict = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    return state
+
+
 def write_single_file(out: Path, folder: Path | None = None) -> Path:
     """Write the tiny model as one original-layout (LDM) `.safetensors` checkpoint, the format
-    `from_single_file` reads, so the single-file loading path is tested too."""
-    raise NotImplementedError(
-        "writing the tiny model as a single-file checkpoint needs the diffusers -> original "
-        "(LDM) key mapping, which is not written yet"
-    )
+    `from_single_file` reads and people share, so the single-file loading path is tested too.
+    Written atomically (temp file + rename): a crash never leaves half a checkpoint."""
+    from safetensors.torch import save_file
+
+    from .ldm_layout import to_original
+
+    folder = Path(folder) if folder is not None else ensure_tiny_sd()
+    out = Path(out)
+    configs = {
+        sub: json.loads((folder / sub / "config.json").read_text(encoding="utf-8"))
+        for sub in ("unet", "vae")
+    }
+    state = to_original(
+        _weights(folder, "unet"), configs["unet"],
+        _weights(folder, "vae"), configs["vae"],
+        _weights(folder, "text_encoder"),
+        to_conv1x1=lambda t: t.reshape(*t.shape, 1, 1),
+    )  # fmt: skip
+    state = {k: v.contiguous() for k, v in state.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"format": "pt", "model": f"{NAME}-v{BUILD_VERSION}"})
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
