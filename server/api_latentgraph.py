@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from latentgraph.graph.problems import WorkflowError
 
-from .errors import ApiError
+from .errors import ApiError, parse_json
 from .openapi import document
 from .prompts import PromptRejected
 from .state import get_state
@@ -70,12 +70,7 @@ async def run_workflow(request: Request) -> JSONResponse:
         q.get("name", "<request>"),
     )
     if ctype == "application/json":
-        try:
-            body = json.loads(body_text)
-        except ValueError as exc:
-            raise ApiError(
-                400, f"the request body is not valid JSON: {exc}", "invalid_json"
-            ) from None
+        body = parse_json(body_text)
         if not isinstance(body, dict) or "workflow" not in body:
             raise ApiError(400, "expected {\"workflow\": <YAML text or object>, \"params\": {...}}",
                            "invalid_workflow")  # fmt: skip

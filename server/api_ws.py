@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .errors import ApiError
+from .errors import ApiError, parse_json
 from .hub import _encode
 from .prompts import PromptRejected
 
@@ -52,9 +51,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 async def _handle(state, client, text: str) -> tuple[str, dict[str, Any]] | None:
     try:
-        message = json.loads(text)
-    except ValueError:
-        return "error", {"message": "websocket messages must be JSON {type, data}"}
+        message = parse_json(text, "the websocket message")
+    except ApiError as exc:
+        return "error", {"message": f"{exc.message}; messages must be JSON {{type, data}}"}
     if not isinstance(message, dict):
         return "error", {"message": "websocket messages must be JSON {type, data}"}
     kind, data = message.get("type"), message.get("data")

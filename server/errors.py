@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -29,6 +30,36 @@ def error_response(status: int, message: str, type_: str = "bad_request", **extr
     return JSONResponse(body, status_code=status)
 
 
+def _nonfinite_path(value: Any, path: str = "") -> str | None:
+    """Where the first NaN/Infinity sits in parsed JSON, as `a.b.0.c` (None if nowhere)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(the body)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()  # fmt: skip
+    for key, item in items:
+        found = _nonfinite_path(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def parse_json(raw: bytes | str, what: str = "the request body") -> Any:
+    """Strict JSON, or a 400 naming the problem. NaN, Infinity and numbers that overflow to
+    infinity are refused (with the path to them): they are not JSON, and stored in the queue
+    they would make every later /queue and /history answer fail to encode."""
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"{what} is not valid JSON: {exc}", "invalid_json") from None
+    except RecursionError:
+        raise ApiError(400, f"{what} is nested too deeply", "invalid_json") from None
+    where = _nonfinite_path(value)
+    if where is not None:
+        raise ApiError(400, f"{what} has a non-finite number (NaN or Infinity) at {where}; "
+                            "JSON numbers must be finite", "invalid_json", path=where)  # fmt: skip
+    return value
+
+
 async def read_json(request: Request, *, default: Any = ...) -> Any:
     """The request body as JSON, or a 400 that says what is wrong with it."""
     raw = await request.body()
@@ -36,10 +67,7 @@ async def read_json(request: Request, *, default: Any = ...) -> Any:
         if default is not ...:
             return default
         raise ApiError(400, "the request body is empty; expected JSON", "invalid_json")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {exc}", "invalid_json") from None
+    return parse_json(raw)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
