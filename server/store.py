@@ -8,6 +8,8 @@ behind a lock; WAL mode keeps readers from waiting on the writer.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -21,6 +23,8 @@ SUCCESS = "success"
 ERROR = "error"
 INTERRUPTED = "interrupted"
 FINISHED = (SUCCESS, ERROR, INTERRUPTED)
+
+log = logging.getLogger("latentgraph.server")
 
 # /jobs status names for our row statuses.
 JOB_STATUS = {
@@ -108,12 +112,47 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        # Where an unreadable database was moved at start (None when it opened fine).
+        self.backup: Path | None = None
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if self.path == ":memory:":
+                raise
+            self.backup = self._set_aside(exc)
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            if self.path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+                row = db.execute("PRAGMA quick_check").fetchone()
+                if row is None or row[0] != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else '?'}")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, exc: Exception) -> Path:
+        """Move a corrupt database (and its WAL files) aside, keeping it for inspection."""
+        main = Path(self.path)
+        backup = main.with_name(f"{main.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        n = 1
+        while backup.exists():
+            backup = backup.with_name(f"{backup.name.split('~')[0]}~{n}")
+            n += 1
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(self.path + suffix)
+            if part.exists():
+                os.replace(part, str(backup) + suffix)
+        log.error("the queue/history database %s could not be read (%s); it was moved to %s "
+                  "and a new, empty one was started", main, exc, backup)  # fmt: skip
+        return backup
 
     def close(self) -> None:
         with self._lock:
