@@ -138,11 +138,18 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
             raise PromptRejected(error_body(
                 "invalid_prompt", f"Cannot execute because node {nid} has no class_type",
                 f"Node ID '#{nid}'"))  # fmt: skip
-        if registry.get(spec["class_type"]) is None:
-            raise PromptRejected(error_body(
-                "invalid_prompt",
-                f"Cannot execute because node {spec['class_type']} does not exist.",
-                f"Node ID '#{nid}'"))  # fmt: skip
+    unknown = {str(nid): spec["class_type"] for nid, spec in prompt.items()
+               if registry.get(spec["class_type"]) is None}  # fmt: skip
+    if unknown:  # name every missing type at once; node_errors outline each such node
+        first, names = next(iter(unknown)), sorted(set(unknown.values()))
+        raise PromptRejected(error_body(
+            "invalid_prompt",
+            f"Cannot execute because node {', '.join(names)} does not exist.",
+            f"Node ID '#{first}'", node_errors={nid: {
+                "class_type": t, "dependent_outputs": [], "errors": [{
+                    "type": "unknown_node_type", "message": f"node type {t!r} is not installed",
+                    "details": f"Node ID '#{nid}'", "extra_info": {}}]}
+                for nid, t in unknown.items()}))  # fmt: skip
     clean = _strip_unknown_inputs(prompt, registry)
     try:
         graph = graph_from_prompt(clean, registry, source="<prompt>")

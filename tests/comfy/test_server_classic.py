@@ -1,0 +1,117 @@
+"""Acceptance through the real server (uvicorn, the default registry, the tiny model):
+ComfyUI's classic graph posted to /prompt produces an image in /history and /view; uploads
+appear in LoadImage's dropdown; unknown node types are refused with node_errors."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from latentgraph.graph.comfy_api import prompt_from_graph
+from latentgraph.graph.comfy_editor import graph_from_editor
+
+from ..server.conftest import RunningServer, WsClient, free_port
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory, one_thread):
+    from latentgraph.graph import default_registry
+    from latentgraph.nodes import input_files, models_dirs
+    from latentgraph.server.config import ServerConfig
+
+    saved = (list(input_files._configured), list(models_dirs._configured))
+    data = tmp_path_factory.mktemp("comfy-server")
+    config = ServerConfig(data_dir=data, port=free_port(), disk_cache=False, editor=False)
+    running = RunningServer(config, default_registry).start()
+    yield running
+    running.stop()
+    input_files._configured[:], models_dirs._configured[:] = saved
+
+
+def run_prompt(server: RunningServer, prompt: dict, workflow: dict | None = None) -> dict:
+    """POST /prompt as the editor does, wait for the end of the run, return its history."""
+    client = WsClient(server)
+    try:
+        extra = {"extra_pnginfo": {"workflow": workflow}} if workflow else {}
+        r = server.post_prompt(prompt, client.client_id, extra_data=extra)
+        assert r.status_code == 200, r.text
+        pid = r.json()["prompt_id"]
+        messages = client.until_done(pid, timeout=120)
+    finally:
+        client.close()
+    assert any(m["type"] == "execution_success" for m in messages), messages
+    return server.http.get(f"/history/{pid}").json()[pid]
+
+
+def view(server: RunningServer, record: dict) -> Image.Image:
+    r = server.http.get("/view", params=record)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    return Image.open(io.BytesIO(r.content))
+
+
+def test_api_format_prompt_gives_an_image_in_history_and_view(real_server, classic_api,
+                                                                classic_editor):  # fmt: skip
+    history = run_prompt(real_server, classic_api, classic_editor)
+    assert history["status"]["status_str"] == "success"
+    [record] = history["outputs"]["9"]["images"]
+    assert record["type"] == "output" and record["filename"].startswith("classic_")
+    img = view(real_server, record)
+    assert img.size == (16, 16)
+    assert json.loads(img.text["workflow"]) == classic_editor  # drag it back onto the editor
+    assert json.loads(img.text["prompt"])["3"]["class_type"] == "KSampler"
+
+
+def test_editor_format_converted_as_the_editor_does_runs(real_server, classic_editor):
+    from latentgraph.graph import default_registry
+
+    classic_editor["nodes"] = [dict(n) for n in classic_editor["nodes"]]
+    for n in classic_editor["nodes"]:
+        if n["type"] == "KSampler":
+            n["widgets_values"] = [99, "fixed", *n["widgets_values"][2:]]
+    graph = graph_from_editor(classic_editor, default_registry)
+    prompt = prompt_from_graph(graph, default_registry)
+    history = run_prompt(real_server, prompt, classic_editor)
+    [record] = history["outputs"]["9"]["images"]
+    assert view(real_server, record).size == (16, 16)
+    assert history["prompt"][2]["3"]["inputs"]["seed"] == 99
+
+
+def test_uploaded_image_is_listed_and_runs_through_load_image(real_server):
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 16), (10, 200, 30)).save(buf, format="PNG")
+    up = real_server.http.post("/upload/image", files={"image": ("green.png", buf.getvalue())})
+    assert up.status_code == 200, up.text
+    info = real_server.http.get("/object_info/LoadImage").json()["LoadImage"]
+    choices = info["input"]["required"]["image"][0]
+    assert "green.png" in choices and "example.png" in choices
+    assert info["input"]["required"]["image"][1]["image_upload"] is True
+    assert (real_server.config.input_dir / "example.png").is_file()  # for the editor preview
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "green.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "up"}},
+    }
+    history = run_prompt(real_server, prompt)
+    [record] = history["outputs"]["2"]["images"]
+    img = view(real_server, record)
+    assert img.size == (24, 16) and img.getpixel((3, 3)) == (10, 200, 30)
+    prompt["1"]["inputs"]["image"] = "not-uploaded.png"
+    r = real_server.post_prompt(prompt)
+    assert r.status_code == 400
+    [err] = r.json()["node_errors"]["1"]["errors"]
+    assert err["type"] == "value_not_in_list" and err["extra_info"]["input_name"] == "image"
+
+
+def test_unknown_node_types_are_refused_naming_them(real_server, classic_api):
+    classic_api["9"]["class_type"] = "UltimateSDUpscale"
+    classic_api["4"]["class_type"] = "CheckpointLoaderGGUF"
+    r = real_server.post_prompt(classic_api)
+    assert r.status_code == 400
+    body = r.json()
+    assert body["error"]["type"] == "invalid_prompt"
+    assert "UltimateSDUpscale" in body["error"]["message"]
+    assert "CheckpointLoaderGGUF" in body["error"]["message"]
+    assert body["node_errors"]["9"]["class_type"] == "UltimateSDUpscale"
+    assert body["node_errors"]["4"]["errors"][0]["type"] == "unknown_node_type"
