@@ -171,6 +171,11 @@ class Worker:
             translator.finish(RunFinished(record.id, status=status))
         if status == "failed" and error is None and translator.failure is not None:
             error = translator.failure.message
+        if status == "failed" and _out_of_memory(translator.failure, error):
+            # Free what the failed run held so the next prompt starts from a clean slate.
+            log.warning("prompt %s ran out of memory (%s); unloading models and freeing caches",
+                        record.id, error)  # fmt: skip
+            self._free(unload_models=True, free_memory=True)
         self.store.finish(record.id, _STATUS.get(status, st.ERROR), ui=ui or translator.ui,
                           messages=translator.history, error=error)  # fmt: skip
 
@@ -207,6 +212,13 @@ class Worker:
         import gc
 
         gc.collect()
+
+
+def _out_of_memory(failure: Any, error: str | None) -> bool:
+    """torch.OutOfMemoryError, or a RuntimeError saying so (older torch, MPS, cuDNN)."""
+    kind = str(getattr(failure, "exception_type", "") or "")
+    text = f"{getattr(failure, 'message', '')} {error or ''}".lower()
+    return kind.endswith("OutOfMemoryError") or "out of memory" in text
 
 
 def _parents(prompt: dict[str, Any]) -> dict[str, list[str]]:
