@@ -10,6 +10,7 @@ Everything goes through the model manager, so the same weights load once per pro
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -121,9 +122,16 @@ def config_folder(preset: str) -> Path:
 
         shutil.copytree(src, tmp, dirs_exist_ok=True)
         write_tokenizer_files(tmp / "tokenizer")
-        if (src / "tokenizer" / "tokenizer_config.json").is_file():
-            # Keep the preset's own pad token (SD 2 pads with "!").
-            shutil.copy(src / "tokenizer" / "tokenizer_config.json", tmp / "tokenizer")
+        own = src / "tokenizer" / "tokenizer_config.json"
+        if own.is_file():
+            # Keep the preset's own special tokens (SD 2 pads with "!"), in both files
+            # transformers reads them from.
+            shutil.copy(own, tmp / "tokenizer")
+            tokens = json.loads(own.read_text(encoding="utf-8"))
+            special = {k: v for k, v in tokens.items() if k.endswith("_token")}
+            (tmp / "tokenizer" / "special_tokens_map.json").write_text(
+                json.dumps(special), encoding="utf-8"
+            )
 
     return _build_config_folder(f"{preset}-{_shipped_digest(src)}", write)
 
@@ -550,7 +558,13 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
         )  # fmt: skip
     width = shapes[found[0] + found[1]][1]
     folder = _config_dir(ctx, _component_preset(ctx, config, width, _CLIP_WIDTHS, "text encoder"))
-    model = CLIPTextModel(CLIPTextConfig.from_pretrained(folder, subfolder="text_encoder"))
+    model_config = CLIPTextConfig.from_pretrained(folder, subfolder="text_encoder")
+    if model_config.hidden_size != width:  # refuse before allocating a model that cannot fit
+        raise input_error(
+            ctx, "source", f"{path}: a text encoder of width {width}, but config {config!r} "
+            f"describes width {model_config.hidden_size}",
+        )  # fmt: skip
+    model = CLIPTextModel(model_config)
     state = _strip(load_file(path), found[0])
     own = set(model.state_dict())
     state = {(k if k in own else k.removeprefix("text_model.")): v for k, v in state.items()}

@@ -1,0 +1,80 @@
+"""Bad checkpoint files: pickles refused unopened, corrupt files a clear located error."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from latentgraph.nodes import loaders
+from latentgraph.nodes.model_manager import manager
+from latentgraph.nodes.values import NodeInputError
+
+from .conftest import context
+
+
+class Payload:
+    """Unpickling this would create the marker file: proof that nothing unpickles."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".pth", ".bin", ".pkl"])
+def test_pickle_checkpoints_are_refused_unopened(tmp_path, suffix):
+    marker = tmp_path / "unpickled"
+    bad = tmp_path / f"model{suffix}"
+    bad.write_bytes(pickle.dumps(Payload(str(marker))))
+    for loader, node_type in ((loaders.load_model, "LoadModel"), (loaders.load_vae, "LoadVAE"),
+                              (loaders.load_text_encoder, "LoadTextEncoder")):  # fmt: skip
+        with pytest.raises(NodeInputError, match=rf"{node_type} node 'n1' input 'source'.*pickle"):
+            loader(context(node_type), str(bad))
+    assert not marker.exists()
+
+
+def test_renamed_pickle_is_not_unpickled_either(tmp_path, torch_1thread):
+    marker = tmp_path / "unpickled"
+    bad = tmp_path / "sneaky.safetensors"
+    bad.write_bytes(pickle.dumps(Payload(str(marker))))
+    with pytest.raises(NodeInputError, match="not a valid .safetensors"):
+        loaders.load_model(context("LoadModel"), str(bad))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("cut", ["empty", "header", "half", "last_byte"])
+def test_truncated_checkpoint_names_node_input_and_file(tiny_file, tmp_path, cut):
+    data = tiny_file.read_bytes()
+    keep = {"empty": 0, "header": 100, "half": len(data) // 2, "last_byte": len(data) - 1}[cut]
+    bad = tmp_path / f"cut-{cut}.safetensors"
+    bad.write_bytes(data[:keep])
+    for config in ("auto", "builtin:tiny-sd"):
+        with pytest.raises(NodeInputError) as info:
+            loaders.load_model(context("LoadModel", "model"), str(bad), config)
+        message = str(info.value)
+        assert message.startswith("LoadModel node 'model' input 'source': could not load")
+        assert str(bad) in message
+        assert "not a valid .safetensors" in message
+    assert not any(str(bad.resolve()) in k for k in manager().keys())
+
+
+def test_unknown_architecture_is_a_located_error(tmp_path, torch_1thread):
+    import torch
+    from safetensors.torch import save_file
+
+    odd = tmp_path / "odd.safetensors"
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(64, 4, 3, 3),
+               "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
+               torch.zeros(64, 2048)}, str(odd))  # fmt: skip
+    with pytest.raises(NodeInputError, match=r"LoadModel node 'n1' input 'source': .*odd.safe"
+                       r"tensors: unknown architecture .*64.*2048.*Set config"):  # fmt: skip
+        loaders.load_model(context("LoadModel"), str(odd))
+
+
+def test_bad_config_names_the_config_input(tiny_file, tmp_path):
+    with pytest.raises(NodeInputError, match=r"input 'config': .*neither a preset"):
+        loaders.load_model(context("LoadModel"), str(tiny_file), str(tmp_path))
+    with pytest.raises(NodeInputError, match=r"input 'source': could not load"):
+        loaders.load_model(context("LoadModel"), str(tiny_file), "sd15")  # wrong architecture
