@@ -1,0 +1,91 @@
+"""ComfyUI's classic default graph in the served editor (headless Chromium): loaded as saved
+by ComfyUI, queued with Run, its image shown on the Save Image node. Screenshot in
+artifacts/comfy-classic.png."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ..server.conftest import RunningServer, free_port
+from .conftest import DATA
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]  # fmt: skip
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def editor_server(tmp_path_factory, one_thread):
+    from latentgraph.graph import default_registry
+    from latentgraph.nodes import input_files, models_dirs
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.editor import static_dir
+
+    if static_dir() is None or not Path(CHROMIUM).exists():
+        pytest.fail("needs comfyui-frontend-package==1.58.1 and /usr/bin/chromium (see README)")
+    saved = (list(input_files._configured), list(models_dirs._configured))
+    data = tmp_path_factory.mktemp("comfy-editor")
+    os.environ.setdefault("LATENTGRAPH_CACHE_DIR", str(data / "cache"))
+    config = ServerConfig(data_dir=data, port=free_port(), disk_cache=False)
+    running = RunningServer(config, default_registry).start()
+    running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
+    yield running
+    running.stop()
+    input_files._configured[:], models_dirs._configured[:] = saved
+
+
+def test_classic_graph_runs_in_the_editor_and_shows_its_image(editor_server):
+    from playwright.sync_api import sync_playwright
+
+    graph = json.loads((DATA / "classic_editor.json").read_text())
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shot = artifacts / "comfy-classic.png"
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(editor_server.url + "/", wait_until="domcontentloaded")
+            page.wait_for_function("window.app && window.app.graph && window.app.canvas",
+                                   timeout=60_000)  # fmt: skip
+            page.evaluate("g => window.app.loadGraphData(g)", graph)
+            types = page.evaluate("() => window.app.graph._nodes.map(n => n.type).sort()")
+            assert types == sorted(n["type"] for n in graph["nodes"])
+            # every node is known to the editor (an unknown type would be drawn as missing)
+            assert page.evaluate("() => window.app.graph._nodes.every(n => !n.has_errors)")
+            with page.expect_response(lambda r: "/api/view" in r.url and r.status == 200,
+                                      timeout=120_000) as shown:  # fmt: skip
+                page.evaluate("() => window.app.queuePrompt(0, 1)")
+            assert "classic_" in shown.value.url
+            # the page shows the saved image (loaded from /api/view, decoded: 16 px wide)
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('img')).some(i =>"
+                " i.src.includes('/api/view?filename=classic_') && i.naturalWidth === 16)",
+                timeout=30_000,
+            )
+            page.keyboard.press("Escape")
+            page.mouse.click(700, 800)  # focus the canvas, then "." fits the graph in view
+            page.keyboard.press(".")
+            page.mouse.move(700, 450)
+            page.evaluate("() => window.app.canvas.setDirty(true, true)")
+            time.sleep(0.5)
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    history = editor_server.http.get("/history").json()
+    [entry] = history.values()
+    assert entry["status"]["status_str"] == "success"
+    [record] = entry["outputs"]["9"]["images"]
+    assert record["filename"].startswith("classic_")
+    assert shot.stat().st_size > 10_000
+    assert not [e for e in errors if "latentgraph" in e.lower()], errors
