@@ -1,0 +1,77 @@
+"""The models-folder flow: `latentgraph tiny-model --single-file models/checkpoints/x`, then
+ComfyUI's Load Checkpoint finds and loads it by name (nodes directly, and `latentgraph run`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from latentgraph.graph.cli import main
+from latentgraph.nodes import input_files, models_dirs
+from latentgraph.nodes.values import NodeInputError
+
+from .conftest import context
+
+
+@pytest.fixture
+def models(tmp_path, tiny_folder, capsys):
+    root = tmp_path / "models"
+    assert (
+        main(["tiny-model", "--single-file", str(root / "checkpoints" / "tiny.safetensors")]) == 0
+    )
+    assert "tiny.safetensors" in capsys.readouterr().out
+    yield root
+    # `latentgraph run` configures these process-wide; leave them as other tests expect
+    models_dirs._configured.clear()
+    input_files._configured.clear()
+
+
+def test_checkpoint_loader_simple_loads_the_file_by_name(models, single):
+    import torch
+
+    from latentgraph.nodes.comfy import checkpoint_loader
+
+    assert models_dirs.list_files("checkpoints", [models]) == ["tiny.safetensors"]
+    ctx = context("CheckpointLoaderSimple", "4", models_dirs=[models])
+    unet, clip, vae = checkpoint_loader(ctx, "tiny.safetensors")
+    ref = single[0].unet.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in unet.unet.state_dict().items())
+    assert unet.scheduler_config["_class_name"] == "DDIMScheduler"
+
+
+def test_pickle_name_is_refused_by_checkpoint_loader(models):
+    from latentgraph.nodes.comfy import checkpoint_loader
+
+    (models / "checkpoints" / "old.ckpt").write_bytes(b"not opened")
+    ctx = context("CheckpointLoaderSimple", "4", models_dirs=[models])
+    with pytest.raises(NodeInputError, match=r"'ckpt_name'.*pickle"):
+        checkpoint_loader(ctx, "old.ckpt")
+
+
+def test_latentgraph_run_with_models_dir(models, tmp_path):
+    from PIL import Image
+
+    prompt = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage",
+              "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+        "3": {"class_type": "KSampler",
+              "inputs": {"seed": 1, "steps": 2, "cfg": 7.0, "sampler_name": "euler",
+                         "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
+                         "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "fromfile",
+                                                    "images": ["8", 0]}},
+    }  # fmt: skip
+    path = tmp_path / "classic_api.json"
+    path.write_text(json.dumps(prompt), encoding="utf-8")
+    out = tmp_path / "output"
+    code = main(["run", str(path), "--models-dir", str(models), "--output-dir", str(out),
+                 "--input-dir", str(tmp_path / "input"), "--device", "cpu", "--no-cache", "-q"])  # fmt: skip
+    assert code == 0
+    [image] = out.glob("fromfile_*.png")
+    with Image.open(image) as img:
+        assert img.size == (16, 16)  # 64 px ComfyUI latent / 8 * 2 (the tiny VAE)
