@@ -1,0 +1,293 @@
+"""Load and soak: many websocket clients, many queued prompts, nothing lost or misrouted.
+
+`load`: N websocket clients connect, P prompts are queued at once (client k % N owns prompt
+k). Every run message carrying a prompt_id must reach its owner and nobody else, and every
+owner must see the full sequence (execution_start ... execution_success, executing null).
+Meanwhile a poller times GET /queue and GET /history every 50 ms, and the process RSS is
+sampled. Full size: 50 clients, 200 prompts on the built-in tiny model (64x64, 2 steps);
+quick: toy nodes, 10 clients, 30 prompts.
+
+`soak`: 1,000 tiny (toy-node) prompts one after another through the same server; RSS after a
+warm-up of 100 and at the end, against a stated bound (SOAK_RSS_BOUND_MB).
+
+The server runs in this process (uvicorn in a thread), so RSS includes the clients; they are
+small next to torch. Run: `python -m bench --only load` (add --quick for the short variant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CLIENTS, PROMPTS, SOAK = 50, 200, 1000
+SOAK_RSS_BOUND_MB = 50.0  # growth allowed between prompt 100 and prompt 1,000
+LATENCY_BOUND_MS = 100.0
+RUN_TYPES = {"execution_start", "execution_cached", "executing", "progress", "progress_state",
+             "executed", "execution_success", "execution_error", "execution_interrupted"}  # fmt: skip
+
+
+def rss_mb() -> float:
+    """Resident set size of this process (Linux /proc; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def toy_registry():
+    from latentgraph.graph import Int, NodeResult, Output, Registry, Socket, node
+
+    reg = Registry()
+
+    @node("LoadNumber", inputs=[Int("value", 0)], outputs=[Output("n", "NUM")], registry=reg)
+    def number(ctx, value):
+        return value
+
+    @node("LoadOut", inputs=[Socket("x", "NUM")], output_node=True, registry=reg)
+    def out(ctx, x):
+        ctx.progress(1, 1)
+        return NodeResult((), ui={"text": [str(x)]})
+
+    return reg
+
+
+def toy_prompt(i: int) -> dict:
+    return {"1": {"class_type": "LoadNumber", "inputs": {"value": i}},
+            "2": {"class_type": "LoadOut", "inputs": {"x": ["1", 0]}}}  # fmt: skip
+
+
+def tiny_prompt(i: int) -> dict:
+    """The classic graph on the built-in tiny model; seed i makes every prompt run its sampler."""
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "builtin:tiny-sd"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64,
+                                                           "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["4", 1]}},
+        "7": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": i, "steps": 2,
+              "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "positive": ["6", 0],
+              "negative": ["6", 0], "latent_image": ["5", 0], "denoise": 1.0}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0],
+                                                    "filename_prefix": "load"}},
+    }  # fmt: skip
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """uvicorn in a thread on a free port, over a temporary data dir."""
+
+    def __init__(self, registry: Any, data_dir: str) -> None:
+        import uvicorn
+
+        from latentgraph.server.app import create_app
+        from latentgraph.server.config import ServerConfig
+
+        self.config = ServerConfig(data_dir=data_dir, port=_port(), disk_cache=False,
+                                   load_nodes=False, editor=False, client_queue_size=4096,
+                                   max_queue=10_000)  # fmt: skip
+        app = create_app(self.config, registry=registry)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.config.port,
+                                                    ws="websockets", log_level="warning"))  # fmt: skip
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.base = f"http://127.0.0.1:{self.config.port}"
+        self.ws = f"ws://127.0.0.1:{self.config.port}/ws"
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    prompts: int
+    seconds: float = 0.0
+    complete: int = 0  # owners that saw the full sequence
+    lost: int = 0  # prompts whose owner missed part of the sequence
+    misrouted: int = 0  # run messages delivered to a socket that does not own the prompt
+    failed: int = 0  # prompts that did not end in execution_success
+    queue_ms: list[float] = field(default_factory=list)
+    history_ms: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+
+    def row(self, case: str) -> dict[str, Any]:
+        def p(values: list[float], q: float) -> float:
+            return sorted(values)[min(len(values) - 1, int(q * len(values)))] if values else 0.0
+
+        return {
+            "suite": "load", "case": case, "clients": self.clients, "prompts": self.prompts,
+            "seconds": self.seconds, "complete": self.complete, "lost": self.lost,
+            "misrouted": self.misrouted, "failed": self.failed,
+            "queue_ms_p50": statistics.median(self.queue_ms) if self.queue_ms else 0.0,
+            "queue_ms_max": max(self.queue_ms, default=0.0),
+            "history_ms_p99": p(self.history_ms, 0.99),
+            "history_ms_max": max(self.history_ms, default=0.0),
+            "polls": len(self.queue_ms),
+            "rss_mb_start": self.rss_mb[0] if self.rss_mb else 0.0,
+            "rss_mb_max": max(self.rss_mb, default=0.0),
+            "ok": self.lost == 0 and self.misrouted == 0 and self.failed == 0
+            and self.complete == self.prompts,
+        }  # fmt: skip
+
+
+async def drive(base: str, ws_base: str, clients: int, prompts: int, make_prompt,
+                timeout: float = 600) -> LoadResult:  # fmt: skip
+    """Connect `clients` sockets, queue `prompts` at once, check delivery, time the polls."""
+    import httpx
+    from websockets.asyncio.client import connect
+
+    result = LoadResult(clients, prompts)
+    sockets = [await connect(f"{ws_base}?clientId=load{i}", max_queue=None)
+               for i in range(clients)]  # fmt: skip
+    received: list[list[dict]] = [[] for _ in range(clients)]
+    finished: set[str] = set()
+    all_done = asyncio.Event()
+    owner: dict[str, int] = {}
+
+    async def reader(i: int) -> None:
+        async for raw in sockets[i]:
+            if isinstance(raw, bytes):
+                continue
+            msg = json.loads(raw)
+            received[i].append(msg)
+            pid = (msg.get("data") or {}).get("prompt_id")
+            if msg["type"] == "executing" and msg["data"].get("node") is None and pid:
+                finished.add(pid)
+                if len(finished) >= prompts:
+                    all_done.set()
+
+    readers = [asyncio.create_task(reader(i)) for i in range(clients)]
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        stop = asyncio.Event()
+
+        async def poll() -> None:
+            while not stop.is_set():
+                t = time.perf_counter()
+                assert (await http.get("/queue")).status_code == 200
+                result.queue_ms.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                assert (await http.get("/history", params={"max_items": 64})).status_code == 200
+                result.history_ms.append((time.perf_counter() - t) * 1000)
+                result.rss_mb.append(rss_mb())
+                await asyncio.sleep(0.05)
+
+        poller = asyncio.create_task(poll())
+        t0 = time.perf_counter()
+
+        async def post(k: int) -> None:
+            r = await http.post("/prompt", json={"prompt": make_prompt(k),
+                                                 "client_id": f"load{k % clients}"})  # fmt: skip
+            r.raise_for_status()
+            owner[r.json()["prompt_id"]] = k % clients
+
+        await asyncio.gather(*(post(k) for k in range(prompts)))
+        await asyncio.wait_for(all_done.wait(), timeout)
+        result.seconds = time.perf_counter() - t0
+        stop.set()
+        await poller
+    await asyncio.sleep(0.3)  # late messages (there should be none) still get counted
+    for s in sockets:
+        await s.close()
+    for t in readers:
+        t.cancel()
+    for i, msgs in enumerate(received):
+        for m in msgs:
+            pid = (m.get("data") or {}).get("prompt_id")
+            if m["type"] in RUN_TYPES and pid in owner and owner[pid] != i:
+                result.misrouted += 1
+    for pid, i in owner.items():
+        kinds = [m["type"] for m in received[i] if (m.get("data") or {}).get("prompt_id") == pid]
+        if kinds[:1] == ["execution_start"] and kinds[-1:] == ["executing"]:
+            if "execution_success" in kinds:
+                result.complete += 1
+            else:
+                result.failed += 1
+        else:
+            result.lost += 1
+    return result
+
+
+def load(quick: bool) -> dict[str, Any]:
+    clients, prompts = (10, 30) if quick else (CLIENTS, PROMPTS)
+    if quick:
+        registry, make = toy_registry(), toy_prompt
+    else:
+        import latentgraph.nodes  # noqa: F401 - the real node types
+        from latentgraph.graph import Registry
+        from latentgraph.graph.declare import default_registry
+
+        registry = Registry()
+        for node_type in default_registry:
+            registry.add(node_type)
+        make = tiny_prompt
+    with tempfile.TemporaryDirectory() as tmp, Server(registry, tmp) as srv:
+        result = asyncio.run(drive(srv.base, srv.ws, clients, prompts, make))
+    row = result.row("tiny-model" if not quick else "toy")
+    row["latency_ok"] = row["queue_ms_max"] < LATENCY_BOUND_MS and \
+        row["history_ms_max"] < LATENCY_BOUND_MS  # fmt: skip
+    return row
+
+
+def soak(count: int) -> dict[str, Any]:
+    import httpx
+
+    warm = min(100, count // 10)
+    with tempfile.TemporaryDirectory() as tmp, Server(toy_registry(), tmp) as srv:
+        http = httpx.Client(base_url=srv.base, timeout=60)
+        t0 = time.perf_counter()
+        start_rss = 0.0
+        last = ""
+        for k in range(count):
+            if k == warm:
+                start_rss = rss_mb()
+            last = http.post("/prompt", json={"prompt": toy_prompt(k)}).json()["prompt_id"]
+            if k % 50 == 49:  # keep the queue short, like a steady stream of users
+                while http.get(f"/history/{last}").json() == {}:
+                    time.sleep(0.005)
+        while http.get(f"/history/{last}").json() == {}:
+            time.sleep(0.01)
+        seconds = time.perf_counter() - t0
+        end_rss = rss_mb()
+        history = len(http.get("/history").json())
+        http.close()
+    growth = end_rss - start_rss
+    return {"suite": "load", "case": "soak", "prompts": count, "seconds": seconds,
+            "history": history, "rss_mb_start": start_rss, "rss_mb_end": end_rss,
+            "rss_growth_mb": growth, "rss_bound_mb": SOAK_RSS_BOUND_MB,
+            "ok": history == count and growth < SOAK_RSS_BOUND_MB}  # fmt: skip
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    return [load(quick), soak(200 if quick else SOAK)]
+
+
+if __name__ == "__main__":
+    import sys
+
+    for r in run(quick="--quick" in sys.argv):
+        print(json.dumps(r, indent=1))
