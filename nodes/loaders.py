@@ -239,6 +239,9 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    from .quiet import quiet_libraries
+
+    quiet_libraries()  # no library progress bars or info logs amid ours
     torch_dtype = runtime.torch_dtype(dtype)
     load_device = "cpu" if ctx.settings.options.get("cpu_offload") else device
     if source.kind in ("builtin", "folder", "hub"):

@@ -142,3 +142,13 @@ def test_img2img_reads_the_configured_input_folder(one_thread, tmp_path, capsys)
     assert code == 2
     assert "'nothere.png' is not one of" in err and "'mine/red.png'" in err
     assert "picture" in err  # names the node
+
+
+def test_library_progress_bars_are_off_once_a_model_loaded(one_thread, tmp_path, capsys):
+    import diffusers.utils.logging as dl
+    import transformers.utils.logging as tl
+
+    code, _, err = run_cli(capsys, "run", DATA / "classic_api.json", *run_args(tmp_path))
+    assert code == 0, err
+    assert not dl.is_progress_bar_enabled() and not tl.is_progress_bar_enabled()
+    assert "Loading weights" not in err and "it/s]" not in err
