@@ -136,6 +136,16 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def trim_heap() -> None:
+    """Give freed heap pages back to the OS (glibc), so RSS readings show live memory."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         match = re.search(rf"^{field}:\s+(\d+)", f.read(), re.M)

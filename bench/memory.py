@@ -43,7 +43,7 @@ def _many_users_graph(params: dict):
     return graph, users
 
 
-def _peak_run(size: int, steps: int) -> list[dict]:
+def _peak_run(size: int, steps: int, baseline: bool) -> list[dict]:
     out = Path(tempfile.mkdtemp(prefix="lg-bench-out-"))
     cmd = latentgraph_cmd("run", str(WORKFLOWS / "txt2img.yaml"), "--no-cache", "-q",
                           "--device", "cpu", "--output-dir", str(out), "--set", f"width={size}",
@@ -51,12 +51,13 @@ def _peak_run(size: int, steps: int) -> list[dict]:
     _, peak, rc, _, err = run_child(cmd)
     if rc != 0:
         raise RuntimeError(f"latentgraph run exited {rc}: {err.strip()[-300:]}")
-    imports = [sys.executable, "-c", "import torch, diffusers, transformers"]
-    _, base, _, _, _ = run_child(imports)
-    return [
-        row(SUITE, f"peak RSS, txt2img {size}x{size} {steps} steps", round(peak), "MB",
-            note=f"fresh process; importing torch+diffusers+transformers alone: {base:.0f} MB"),
-    ]  # fmt: skip
+    note = "fresh process"
+    if baseline:
+        imports = [sys.executable, "-c", "import torch, diffusers, transformers"]
+        base = run_child(imports)[1]
+        note += f"; importing torch+diffusers+transformers alone: {base:.0f} MB"
+    return [row(SUITE, f"peak RSS, txt2img {size}x{size} {steps} steps", round(peak), "MB",
+                note=note)]  # fmt: skip
 
 
 def _scheduler(settings):
@@ -182,7 +183,7 @@ def run(quick: bool) -> list[dict]:
     builtin_nodes()
     settings = Settings(output_dir=Path(tempfile.mkdtemp(prefix="lg-bench-out-")), device="cpu")
     size, steps = (64, 10) if quick else (128, 20)
-    rows = _peak_run(size, steps)
+    rows = _peak_run(size, steps, baseline=not quick)
     rows += _loads_once(settings)
     rows += _grouping(settings)
     rows += _cycles(5 if quick else CYCLES)
