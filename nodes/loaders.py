@@ -1,9 +1,11 @@
 """Model loading nodes: LoadModel, LoadVAE, LoadTextEncoder.
 
-Sources: `builtin:tiny-sd`; a diffusers folder; a single-file `.safetensors` checkpoint (read
-offline with the configs-only folders shipped in nodes/configs/ as `config=`); a hub repo id
-(online only: offline it fails with a message saying how to use a local file). Pickle-based
-checkpoints (.ckpt/.pt/.bin) are refused: loading them can run arbitrary code.
+Sources: `builtin:tiny-sd`; a diffusers folder; a single-file `.safetensors` checkpoint in the
+original (LDM) layout (read offline with a configs-only folder as `config=`: the SD 1.5/2.x ones
+shipped in nodes/configs/, or the tiny model's, generated from its recipe; which one is picked
+from the tensor shapes); a hub repo id (online only: offline it fails with a message saying how
+to use a local file). Pickle-based checkpoints (.ckpt/.pt/.pth/.bin/.pkl) are refused, never
+opened, not even with torch.load(weights_only=True): convert them to .safetensors once.
 Everything goes through the model manager, so the same weights load once per process.
 """
 
@@ -373,8 +375,9 @@ def _source_choices() -> list[str]:
         String(
             "config",
             "auto",
-            description="for single-file checkpoints: auto, sd15, sd2, "
-            "sd2-base, builtin:tiny-sd, or a diffusers folder holding the configs",
+            description="for single-file checkpoints: auto (from the tensor shapes; SD 2.x "
+            "is taken as the 768 v-model), sd15, sd2, sd2-base, tiny-sd, or a diffusers "
+            "folder holding the configs",
         ),  # fmt: skip
     ],
     outputs=[
