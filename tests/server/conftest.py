@@ -106,6 +106,19 @@ class WsClient:
                     and msg["data"]["prompt_id"] == prompt_id):  # fmt: skip
                 return self.messages[start:]
 
+    def until(self, type_: str, prompt_id: str, timeout: float = 30) -> dict:
+        """Wait for the first message of `type_` about `prompt_id`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(max(0.1, deadline - time.monotonic()))
+            data = msg.get("data")
+            if (
+                msg["type"] == type_
+                and isinstance(data, dict)
+                and data.get("prompt_id") == prompt_id
+            ):
+                return msg
+
     def send(self, type_: str, data: dict) -> None:
         self.ws.send(json.dumps({"type": type_, "data": data}))
 
