@@ -21,11 +21,15 @@ def suites() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if not m.name.startswith("_"))
 
 
+COLUMNS = ["suite", "name", "value", "unit", "target", "met", "note"]
+
+
 def table(rows: list[dict]) -> str:
-    """Rows as aligned text columns (the union of the rows' keys, first-seen order)."""
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
+    """Rows as aligned text columns: the standard ones (see bench/_common.py), plus "error"
+    when a suite failed; anything else a row carries goes to the JSON only."""
+    columns = [c for c in COLUMNS if any(c in r for r in rows)]
+    if any("error" in r for r in rows):
+        columns.append("error")
 
     def cell(v: object) -> str:
         if isinstance(v, float):
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             module = importlib.import_module(f"bench.{name}")
         except Exception:
-            rows.append({"suite": name, "case": "import", "error": traceback.format_exc(limit=1)})
+            rows.append({"suite": name, "name": "import", "error": traceback.format_exc(limit=1)})
             continue
         if not callable(getattr(module, "run", None)):
             continue
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows.extend(module.run(args.quick))
         except Exception as exc:
-            rows.append({"suite": name, "case": "run", "error": f"{type(exc).__name__}: {exc}"})
+            rows.append({"suite": name, "name": "run", "error": f"{type(exc).__name__}: {exc}"})
         print(f"[{name}: {time.perf_counter() - started:.1f} s]", file=sys.stderr)
     print(table(rows))
     if args.json:

@@ -156,26 +156,36 @@ def run_child(cmd: list[str], cwd: Path | None = None, env: dict | None = None,
               timeout: float = 300) -> tuple[float, float, int, str, str]:  # fmt: skip
     """Run a command in a fresh process: (wall s, peak RSS MB of that child, rc, out, err).
 
-    Uses os.wait4 on the child so its own peak RSS is read, not a max over all children."""
+    The peak is the child's VmHWM, polled from /proc while it runs (it only grows): the
+    rusage maxrss would also count the parent's pages the child had between fork and exec."""
     full_env = {**os.environ, **(env or {})}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=out, stderr=err)
         deadline = t0 + timeout
+        peak_kb = 0
+        status_file = f"/proc/{proc.pid}/status"
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            try:
+                with open(status_file) as f:
+                    match = re.search(r"^VmHWM:\s+(\d+)", f.read(), re.M)
+                if match:
+                    peak_kb = max(peak_kb, int(match.group(1)))
+            except OSError:
+                pass
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() > deadline:
                 proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
+                pid, status, _ = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.005)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return wall, usage.ru_maxrss / 1024, proc.returncode, out.read(), err.read()
+        return wall, peak_kb / 1024, proc.returncode, out.read(), err.read()
 
 
 def latentgraph_cmd(*args: str) -> list[str]:

@@ -15,6 +15,8 @@ import tempfile
 import threading
 import time
 
+from bench._common import row as _row
+
 CLIENTS = 50
 PROMPTS = 100
 
@@ -150,11 +152,20 @@ def run(quick: bool) -> list[dict]:
         finally:
             server.should_exit = True
             thread.join(15)
-    row["suite"] = "server"
-    row["ok"] = (
-        row["full_sequences"] == row["prompts"] and row["status_min"] >= row["status_expected"]
-    )
-    return [row]
+    d = row
+    complete = d["full_sequences"] == d["prompts"]
+    statuses = d["status_min"] >= d["status_expected"]
+    case = f"{d['clients']} ws clients, {d['prompts']} prompts"
+    return [
+        {**_row("server", f"{case}: complete message sequences", d["full_sequences"], "prompts",
+                f"= {d['prompts']}", complete, f"every client got >= {d['status_min']} of "
+                f"{d['status_expected']} status broadcasts"), **d},
+        _row("server", f"{case}: POST to final message, p50", round(d["to_final_ms_p50"], 1),
+             "ms", note=f"max {d['to_final_ms_max']:.0f} ms; to execution_start p50 "
+             f"{d['to_start_ms_p50']:.1f} ms; idle queue {d['idle_to_final_ms']:.1f} ms"),
+        _row("server", f"{case}: status broadcasts delivered", "all" if statuses else "missing",
+             "", "all", statuses, f"total {d['total_s']:.2f} s"),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

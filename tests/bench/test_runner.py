@@ -1,0 +1,105 @@
+"""Smoke tests for the benchmark runner: the cheap suites run and print one table, and the
+helpers the suites rely on measure what they claim. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_cheap_suites_print_one_table_and_write_json(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "engine", "--only", "server",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["suite", "name", "value", "unit", "target", "met", "note"]
+    assert set(lines[1]) <= {"-", " "}
+    assert any(line.startswith("engine") and "chain 10000 nodes" in line for line in lines)
+    assert any(line.startswith("server") and "complete message sequences" in line
+               for line in lines)  # fmt: skip
+    doc = json.loads(out.read_text())
+    assert doc["quick"] is True
+    suites = {r["suite"] for r in doc["rows"]}
+    assert suites == {"engine", "server"}
+    for r in doc["rows"]:
+        assert r["met"] in ("yes", "no", "-")
+        assert "error" not in r
+    engine = [r for r in doc["rows"] if r["suite"] == "engine"]
+    assert {r["nodes"] for r in engine} == {10, 100, 1000, 10_000}
+
+
+def test_a_failing_suite_is_a_row_and_a_nonzero_exit(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "nonexistent"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 1
+    assert "nonexistent" in proc.stdout and "error" in proc.stdout.splitlines()[0]
+
+
+def test_table_keeps_standard_columns_only():
+    from bench.__main__ import table
+
+    text = table([{"suite": "s", "name": "n", "value": 1.23456, "unit": "x", "target": "< 2",
+                   "met": "yes", "note": "", "detail": 99}])  # fmt: skip
+    head, rule, body = text.splitlines()
+    assert head.split() == ["suite", "name", "value", "unit", "target", "met", "note"]
+    assert "99" not in body and "1.23" in body
+
+
+def test_row_flags_and_skips():
+    from bench._common import row, skipped
+
+    assert row("s", "n", 1, met=True)["met"] == "yes"
+    assert row("s", "n", 1, met=False)["met"] == "no"
+    assert row("s", "n", 1)["met"] == "-"
+    skip = skipped("s", "fp16", "needs cuda")
+    assert skip["value"] is None and skip["met"] == "-" and skip["note"] == "skipped: needs cuda"
+
+
+def test_interleaved_rotates_the_order():
+    from bench._common import interleaved
+
+    calls: list[str] = []
+    times = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b"),
+                         "c": lambda: calls.append("c")}, 3)  # fmt: skip
+    assert calls == list("abcbcacab")
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_run_child_reads_that_childs_peak_rss():
+    from bench._common import run_child
+
+    small = run_child([sys.executable, "-c", "pass"])[1]
+    wall, big, rc, out, _ = run_child(
+        [sys.executable, "-c", "import time; b = bytearray(200 * 2**20);"
+         "b[::4096] = b'x' * len(b[::4096]); time.sleep(0.1); print('done')"])  # fmt: skip
+    assert rc == 0 and out.strip() == "done" and wall > 0
+    assert big - small > 150  # MB: the 200 MB buffer
+    assert small < 40  # a bare interpreter, not the pytest process it was forked from
+
+
+def test_model_timer_counts_only_wrapped_calls_and_restores():
+    import time
+
+    from bench._common import ModelTimer
+
+    class Model:
+        def forward(self, x):
+            time.sleep(0.02)
+            return x + 1
+
+    m = Model()
+    timer = ModelTimer(clock=time.perf_counter)
+    timer.wrap(m, "forward")
+    assert m.forward(1) == 2 and timer.calls == 1 and timer.seconds >= 0.02
+    timer.restore()
+    assert "forward" not in vars(m)
+    m.forward(1)
+    assert timer.calls == 1
