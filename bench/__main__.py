@@ -44,11 +44,28 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown(rows: list[dict]) -> str:
+    """The same table as Markdown, for docs/benchmarks.md."""
+    columns = [c for c in COLUMNS if any(c in r for r in rows)]
+    if any("error" in r for r in rows):
+        columns.append("error")
+
+    def cell(v: object) -> str:
+        text = f"{v:.3g}" if isinstance(v, float) and abs(v) < 1000 else (
+            f"{v:.0f}" if isinstance(v, float) else ("" if v is None else str(v)))  # fmt: skip
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a fast check")
     parser.add_argument("--only", action="append", help="run only this suite (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
 
     names = args.only or suites()
@@ -67,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             rows.append({"suite": name, "name": "run", "error": f"{type(exc).__name__}: {exc}"})
         print(f"[{name}: {time.perf_counter() - started:.1f} s]", file=sys.stderr)
-    print(table(rows))
+    print(markdown(rows) if args.markdown else table(rows))
     if args.json:
         doc = {
             "machine": {

@@ -103,3 +103,13 @@ def test_model_timer_counts_only_wrapped_calls_and_restores():
     assert "forward" not in vars(m)
     m.forward(1)
     assert timer.calls == 1
+
+
+def test_markdown_table_escapes_pipes():
+    from bench.__main__ import markdown
+
+    text = markdown([{"suite": "s", "name": "a|b", "value": None, "unit": "", "target": "",
+                      "met": "-", "note": "skipped: needs cuda"}])  # fmt: skip
+    head, rule, body = text.splitlines()
+    assert head == "| suite | name | value | unit | target | met | note |"
+    assert body == "| s | a\\|b |  |  |  | - | skipped: needs cuda |"
