@@ -134,6 +134,7 @@ class LoadResult:
     queue_ms: list[float] = field(default_factory=list)
     history_ms: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    poll_at: list[float] = field(default_factory=list)  # seconds since the first POST
 
     def row(self, case: str) -> dict[str, Any]:
         def p(values: list[float], q: float) -> float:
@@ -144,10 +145,19 @@ class LoadResult:
             "seconds": self.seconds, "complete": self.complete, "lost": self.lost,
             "misrouted": self.misrouted, "failed": self.failed,
             "queue_ms_p50": statistics.median(self.queue_ms) if self.queue_ms else 0.0,
+            "queue_ms_p99": p(self.queue_ms, 0.99),
             "queue_ms_max": max(self.queue_ms, default=0.0),
             "history_ms_p99": p(self.history_ms, 0.99),
             "history_ms_max": max(self.history_ms, default=0.0),
             "polls": len(self.queue_ms),
+            "polls_over_100ms": sum(1 for q, h in zip(self.queue_ms, self.history_ms, strict=True)
+                                    if max(q, h) >= LATENCY_BOUND_MS),
+            "first_slow_poll_s": next((round(t, 1) for t, q, h in zip(self.poll_at, self.queue_ms,
+                                       self.history_ms, strict=True)
+                                       if max(q, h) >= LATENCY_BOUND_MS), None),
+            "last_slow_poll_s": next((round(t, 1) for t, q, h in reversed(list(zip(
+                self.poll_at, self.queue_ms, self.history_ms, strict=True)))
+                if max(q, h) >= LATENCY_BOUND_MS), None),
             "rss_mb_start": self.rss_mb[0] if self.rss_mb else 0.0,
             "rss_mb_max": max(self.rss_mb, default=0.0),
             "ok": self.lost == 0 and self.misrouted == 0 and self.failed == 0
@@ -194,10 +204,11 @@ async def drive(base: str, ws_base: str, clients: int, prompts: int, make_prompt
                 assert (await http.get("/history", params={"max_items": 64})).status_code == 200
                 result.history_ms.append((time.perf_counter() - t) * 1000)
                 result.rss_mb.append(rss_mb())
+                result.poll_at.append(t - t0)
                 await asyncio.sleep(0.05)
 
-        poller = asyncio.create_task(poll())
         t0 = time.perf_counter()
+        poller = asyncio.create_task(poll())
 
         async def post(k: int) -> None:
             r = await http.post("/prompt", json={"prompt": make_prompt(k),
