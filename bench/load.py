@@ -293,12 +293,42 @@ def soak(count: int) -> dict[str, Any]:
             "ok": history == count and growth < SOAK_RSS_BOUND_MB}  # fmt: skip
 
 
+def rows(load_row: dict[str, Any], soak_row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The standard bench rows (bench/_common.row); the full measurements ride along in JSON."""
+    from bench._common import row
+
+    lr, sr = load_row, soak_row
+    case = f"{lr['clients']} clients x {lr['prompts']} prompts ({lr['case']})"
+    out = [
+        row("load", f"delivery, {case}", f"{lr['complete']}/{lr['prompts']}", "complete",
+            "0 lost, 0 misrouted", lr["ok"], f"lost {lr['lost']}, misrouted {lr['misrouted']}, "
+            f"failed {lr['failed']}, {lr['seconds']:.0f} s"),
+        row("load", "GET /queue p99 under load", round(lr["queue_ms_p99"], 1), "ms", "< 100 ms",
+            lr["queue_ms_p99"] < LATENCY_BOUND_MS, f"p50 {lr['queue_ms_p50']:.1f}, max "
+            f"{lr['queue_ms_max']:.0f}; {lr['polls_over_100ms']} of {lr['polls']} polls >= 100"),
+        row("load", "GET /history p99 under load", round(lr["history_ms_p99"], 1), "ms",
+            "< 100 ms", lr["history_ms_p99"] < LATENCY_BOUND_MS,
+            f"max {lr['history_ms_max']:.0f}"),
+        row("load", "RSS max under load", round(lr["rss_mb_max"]), "MB", "", None,
+            f"start {lr['rss_mb_start']:.0f} MB, server and clients in one process"),
+        row("load", f"soak RSS growth, {sr['prompts']} prompts", round(sr["rss_growth_mb"], 2),
+            "MB", f"< {SOAK_RSS_BOUND_MB:.0f} MB", sr["ok"],
+            f"{sr['history']} in history, {sr['seconds']:.1f} s"),
+    ]  # fmt: skip
+    out[0]["detail"] = lr
+    out[-1]["detail"] = sr
+    return out
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
-    return [load(quick), soak(200 if quick else SOAK)]
+    from bench._common import isolate_cache_dir
+
+    isolate_cache_dir()  # the tiny model is built in a private cache, never the user's
+    return rows(load(quick), soak(200 if quick else SOAK))
 
 
 if __name__ == "__main__":
     import sys
 
     for r in run(quick="--quick" in sys.argv):
-        print(json.dumps(r, indent=1))
+        print(json.dumps(r, indent=1, default=str))
