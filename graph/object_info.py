@@ -80,10 +80,18 @@ def node_info(node_type: NodeType) -> dict:
         "name": node_type.name,
         "display_name": node_type.display_name or node_type.name,
         "description": node_type.description,
-        "python_module": node_type.module or "latentgraph",
+        "python_module": editor_module(node_type.module),
         "category": node_type.category,
         "output_node": node_type.output_node,
     }
+
+
+def editor_module(module: str) -> str:
+    """The module name as the editor reads it: "nodes" marks a built-in (core) node, and
+    "custom_nodes.<name>" a plugin, which the editor labels with its source."""
+    if not module or module.startswith("latentgraph."):
+        return "nodes"
+    return f"custom_nodes.{module}"
 
 
 def object_info(registry: Registry | None = None) -> dict:

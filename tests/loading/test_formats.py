@@ -136,7 +136,9 @@ def test_node_info_of_files_picker_and_forced_input():
     assert req["image"] == [["a.png", "b.png"], {"default": "a.png", "image_upload": True}]
     assert req["n"] == ["INT", {"forceInput": True}]
     assert req["k"][1]["tooltip"] == "how many" and req["k"][1]["default"] == 2
-    assert (info["python_module"], info["category"]) == ("plug.pick", "image/load")
+    assert (info["python_module"], info["category"]) == ("custom_nodes.plug.pick", "image/load")
+    node_type.module = "latentgraph.nodes.images"
+    assert node_info(node_type)["python_module"] == "nodes"  # built-ins show as core nodes
 
 
 # --- JSON Schema ---------------------------------------------------------------------------
