@@ -139,8 +139,13 @@ def _read_text(path: Path) -> str:
 def _parse(path: Path) -> tuple[Any, str | None]:
     """(parsed document or None for YAML left to the workflow loader, raw text)."""
     text = _read_text(path)
-    stripped = text.lstrip()
-    if path.suffix.lower() in (".yaml", ".yml") or not stripped.startswith("{"):
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return None, text
+    return _parse_text(text)
+
+
+def _parse_text(text: str) -> tuple[Any, str | None]:
+    if not text.lstrip().startswith("{"):
         return None, text
     try:
         return json.loads(text), text
@@ -161,6 +166,15 @@ def load_any(path: str | Path, overrides: dict[str, Any] | None = None,
     """Load any supported workflow file. Returns (graph, extra); `extra` carries the ComfyUI
     `prompt` and `workflow` to embed in saved PNGs (Context.extra)."""
     graph, extra, _ = _load(Path(path), overrides or {}, _registry(registry))
+    return graph, extra
+
+
+def load_text(text: str, source: str = "<request>", overrides: dict[str, Any] | None = None,
+              registry: Registry | None = None) -> tuple[Graph, dict[str, Any]]:  # fmt: skip
+    """Like `load_any`, for a document already in memory (our YAML/JSON, ComfyUI API or
+    editor JSON), e.g. the body of a request."""
+    data, text = _parse_text(text)
+    graph, extra, _ = _from_data(data, source, _registry(registry), overrides or {}, text)
     return graph, extra
 
 

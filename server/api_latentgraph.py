@@ -1,4 +1,5 @@
-"""Our own routes: run a latentgraph workflow file (YAML or JSON), and the OpenAPI document."""
+"""Our own routes: run a workflow file (latentgraph YAML/JSON, ComfyUI API or editor JSON),
+and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -41,16 +42,20 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def _to_prompt(state, source: str, text: str, overrides: dict[str, Any]):
+    """Any workflow document (ours, ComfyUI API or editor format) as (prompt, extra_data)."""
     from latentgraph.graph.comfy_api import prompt_from_graph
+    from latentgraph.graph.convert import load_text
     from latentgraph.graph.validate import validate
-    from latentgraph.graph.workflow import load_workflow
 
-    wf = load_workflow(source, text=text, overrides=overrides or None, registry=state.registry)
-    problems = [p for p in validate(wf.graph, state.registry, state.settings)
+    graph, extra = load_text(text, source, overrides, state.registry)
+    problems = [p for p in validate(graph, state.registry, state.settings)
                 if p.severity == "error"]  # fmt: skip
     if problems:  # refuse here, where problems still carry file:line locations
         raise WorkflowError(problems)
-    return prompt_from_graph(wf.graph, state.registry), dict(getattr(wf, "params", {}) or {})
+    extra_data: dict[str, Any] = {"params": overrides}
+    if "workflow" in extra:  # an editor graph: keep it so saved PNGs reload in the editor
+        extra_data["extra_pnginfo"] = {"workflow": extra["workflow"]}
+    return prompt_from_graph(graph, state.registry), extra_data
 
 
 async def run_workflow(request: Request) -> JSONResponse:
@@ -88,14 +93,14 @@ async def run_workflow(request: Request) -> JSONResponse:
     if not text.strip():
         raise ApiError(400, "the workflow is empty", "invalid_workflow")
     try:
-        prompt, params = await run_in_threadpool(_to_prompt, state, source, text, overrides)
+        prompt, extra_data = await run_in_threadpool(_to_prompt, state, source, text, overrides)
     except WorkflowError as exc:
         problems = [problem_json(p) for p in exc.problems]
         return JSONResponse({"error": {"type": "invalid_workflow", "message": str(exc),
                                        "details": "", "extra_info": {}},
                              "problems": problems, "node_errors": {}}, status_code=400)  # fmt: skip
     request_body = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id,
-                    "extra_data": {"params": params}}  # fmt: skip
+                    "extra_data": extra_data}  # fmt: skip
     try:
         answer = await state.enqueue(request_body)
     except PromptRejected as exc:

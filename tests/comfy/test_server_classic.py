@@ -115,3 +115,21 @@ def test_unknown_node_types_are_refused_naming_them(real_server, classic_api):
     assert "CheckpointLoaderGGUF" in body["error"]["message"]
     assert body["node_errors"]["9"]["class_type"] == "UltimateSDUpscale"
     assert body["node_errors"]["4"]["errors"][0]["type"] == "unknown_node_type"
+
+
+def test_our_endpoint_takes_an_editor_workflow_and_keeps_it_for_the_png(real_server,
+                                                                         classic_editor):  # fmt: skip
+    client = WsClient(real_server)
+    try:
+        r = real_server.http.post(
+            "/latentgraph/run",
+            json={"workflow": classic_editor, "client_id": client.client_id},
+        )
+        assert r.status_code == 200, r.text
+        pid = r.json()["prompt_id"]
+        client.until_done(pid, timeout=120)
+    finally:
+        client.close()
+    history = real_server.http.get(f"/history/{pid}").json()[pid]
+    [record] = history["outputs"]["9"]["images"]
+    assert json.loads(view(real_server, record).text["workflow"]) == classic_editor
