@@ -82,6 +82,18 @@ def _prepare(
     return again.graph, again.params
 
 
+def _scheduler(registry: Registry | None, cache: Cache | None,
+               settings: Settings | None) -> Scheduler:  # fmt: skip
+    """A scheduler on the shared cache; with the built-in nodes, configured from `settings`."""
+    if registry is None:
+        from .plugins import builtin_nodes, configure_nodes
+
+        builtin_nodes()
+        if settings is not None:
+            configure_nodes(settings.models_dirs, settings.input_dir)
+    return Scheduler(registry, cache if cache is not None else shared_cache(), settings=settings)
+
+
 def run(
     workflow_or_path: Any,
     *,
@@ -95,15 +107,9 @@ def run(
 ) -> RunResult:
     """Load (if needed) and run a workflow; node code sees the params as ctx.extra["params"].
     Extra keywords (targets, keep, cancel, extra, ...) go to `Scheduler.run`."""
-    graph, effective = _prepare(workflow_or_path, params, registry)
     if scheduler is None:
-        if registry is None:
-            from .plugins import builtin_nodes
-
-            builtin_nodes()
-        scheduler = Scheduler(
-            registry, cache if cache is not None else shared_cache(), settings=settings
-        )
+        scheduler = _scheduler(registry, cache, settings)
+    graph, effective = _prepare(workflow_or_path, params, registry)
     extra = run_kw.pop("extra", None)
     if effective:
         extra = {"params": dict(effective), **(extra or {})}
@@ -119,13 +125,7 @@ def sweep(workflow_or_path: Any, name: str, values: list, **kw: Any) -> list[Run
     cache = kw.pop("cache", None)
     scheduler = kw.pop("scheduler", None)
     if scheduler is None:
-        if registry is None:
-            from .plugins import builtin_nodes
-
-            builtin_nodes()
-        scheduler = Scheduler(
-            registry, cache if cache is not None else shared_cache(), settings=settings
-        )
+        scheduler = _scheduler(registry, cache, settings)
     if isinstance(workflow_or_path, (str, PathLike)):  # parse the file once
         workflow_or_path = load(workflow_or_path, params=params, registry=registry)
     return [

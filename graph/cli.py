@@ -195,11 +195,9 @@ def _models_dirs(args: argparse.Namespace) -> list[Path]:
 def _configure_nodes(args: argparse.Namespace) -> None:
     """Tell the diffusion nodes where models and input images are, so their dropdowns (and
     validation against them) list the folders this run reads."""
-    try:
-        from latentgraph.nodes import configure
-    except ImportError:
-        return
-    configure(models_dirs=_models_dirs(args), input_dir=getattr(args, "input_dir", None))
+    from .plugins import configure_nodes
+
+    configure_nodes(_models_dirs(args), getattr(args, "input_dir", None))
 
 
 def _load(path_text: str, overrides: dict[str, Any]):
