@@ -18,8 +18,12 @@ EXAMPLES = sorted(WORKFLOWS.glob("*.yaml"))
 
 
 def test_committed_schema_is_current():
+    from latentgraph.graph.declare import default_registry
+    from latentgraph.graph.node_docs import builtin_only
+
     committed = json.loads((WORKFLOWS / "schema.json").read_text())
-    assert committed == json.loads(json.dumps(workflow_schema())), (
+    current = workflow_schema(builtin_only(default_registry))  # plugins other tests loaded: out
+    assert committed == json.loads(json.dumps(current)), (
         "workflows/schema.json is stale: python -m latentgraph.graph.schema > workflows/schema.json"
     )
 
@@ -30,3 +34,13 @@ def test_example_loads_validates_and_matches_schema(path):
     assert [p for p in validate(workflow.graph) if p.severity == "error"] == []
     validator = jsonschema.Draft7Validator(workflow_schema())
     assert [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))] == []
+
+
+def test_committed_node_reference_is_current():
+    from latentgraph.graph.declare import default_registry
+    from latentgraph.graph.node_docs import markdown
+
+    committed = (WORKFLOWS.parent / "docs" / "nodes.md").read_text()
+    assert committed == markdown(default_registry) + "\n", (
+        "docs/nodes.md is stale: latentgraph nodes --markdown > docs/nodes.md"
+    )
