@@ -20,6 +20,7 @@ from latentgraph.graph.scheduler import Scheduler
 
 SIZES = (10, 100, 1000, 10_000, 100_000)
 TARGET_US = 20.0
+MOD = 2**31
 
 
 def registry() -> Registry:
@@ -41,12 +42,12 @@ def registry() -> Registry:
     @node("Add", inputs=[Socket("a", INT), Socket("b", INT)], outputs=[Output("v", INT)],
           registry=reg)  # fmt: skip
     def add(ctx, a, b):
-        return a + b
+        return (a + b) % MOD  # bounded: the bench measures the engine, not bignum arithmetic
 
     @node("AddOut", inputs=[Socket("a", INT), Socket("b", INT)], outputs=[Output("v", INT)],
           output_node=True, registry=reg)  # fmt: skip
     def add_out(ctx, a, b):
-        return a + b
+        return (a + b) % MOD
 
     return reg
 

@@ -93,6 +93,9 @@ def describe(value: Any) -> str:
             return f"{type(value).__name__}{list(shape)} {getattr(value, 'dtype', '')}".rstrip()
         except TypeError:
             pass
+    if type(value) is int and value.bit_length() > 128:
+        # repr of a huge int is quadratic in its digits (and refused past 4300 digits).
+        return f"int ({value.bit_length()} bits)"
     if value is None or isinstance(value, (bool, int, float)):
         return repr(value)
     if isinstance(value, str):
