@@ -85,7 +85,7 @@ def _diff(a, b) -> float:
 def run(quick: bool) -> list[dict]:
     isolate_cache_dir()
     torch = one_thread()
-    size, steps, repeats = (64, 6, 2) if quick else (64, 20, 5)
+    size, steps, repeats = (64, 6, 2) if quick else (64, 20, 3)
     cuda = has_cuda()
     rows: list[dict] = []
     base = Variant()
