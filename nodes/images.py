@@ -96,15 +96,31 @@ def _png_info(ctx) -> Any:
     return info
 
 
+def prefix_problem(prefix: str) -> str | None:
+    """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder)."""
+    text = prefix.replace("\\", "/").strip()
+    if not text or text.endswith("/"):
+        return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text) or ".." in text.split("/"):
+        return f"{prefix!r} would write outside the output directory"
+    return None
+
+
+def check_prefix(literals: dict) -> list[tuple[str | None, str]]:
+    prefix = literals.get("filename_prefix")
+    problem = prefix_problem(prefix) if isinstance(prefix, str) else None
+    return [("filename_prefix", problem)] if problem else []
+
+
 def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
                 input_name: str = "filename_prefix") -> list[dict[str, str]]:  # fmt: skip
     """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
     from PIL import Image
 
+    problem = prefix_problem(prefix)
+    if problem:
+        raise input_error(ctx, input_name, problem)
     prefix = prefix.replace("\\", "/").strip()
-    if not prefix or prefix.endswith("/"):
-        raise input_error(ctx, input_name, "expected a file name prefix, e.g. 'astronaut' or "
-                                           "'portraits/astronaut'")  # fmt: skip
     target = inside(root, prefix)
     if target is None or Path(prefix).is_absolute():
         raise input_error(ctx, input_name, f"{prefix!r} would write outside the output "
@@ -147,6 +163,7 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
                    description="file name start, may include a subfolder: 'portraits/fox'")],
     outputs=[],
     output_node=True,
+    check=check_prefix,
 )  # fmt: skip
 def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
     """Save PNGs to the output directory (counter file names; the workflow embedded)."""

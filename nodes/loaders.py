@@ -358,6 +358,21 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     return manager().get(key, load, device=mem_device, size=size), key
 
 
+def check_source(literals: dict) -> list[tuple[str | None, str]]:
+    """Validation-time refusals for a `source` literal, before any model work: pickle files
+    and unknown built-ins (whether files exist is checked when the node runs)."""
+    source = literals.get("source")
+    if not isinstance(source, str):
+        return []
+    text = source.strip()
+    if text.lower().endswith(PICKLE_SUFFIXES):
+        return [("source", f"{text!r} is a pickle-based checkpoint, which can run code when "
+                           "loaded; it is refused. Convert it to .safetensors")]  # fmt: skip
+    if text.startswith("builtin:") and text != BUILTIN_TINY:
+        return [("source", f"unknown built-in model {text!r}; the only one is {BUILTIN_TINY!r}")]
+    return []
+
+
 def _source_choices() -> list[str]:
     return [BUILTIN_TINY]
 
@@ -387,6 +402,7 @@ def _source_choices() -> list[str]:
         Output("scheduler", SCHEDULER, description="the model's own scheduler config"),
     ],
     identity=_identity,
+    check=check_source,
 )
 def load_model(ctx, source: str, config: str = "auto"):
     """Load a Stable Diffusion model (once per process; shared by every node that uses it)."""
@@ -516,6 +532,7 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
     ],
     outputs=[Output("vae", VAE)],
     identity=_identity,
+    check=check_source,
 )  # fmt: skip
 def load_vae(ctx, source: str, config: str = "auto"):
     """Load a VAE on its own, to swap it into a model (e.g. a better-trained decoder)."""
@@ -593,6 +610,7 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     ],
     outputs=[Output("clip", CLIP)],
     identity=_identity,
+    check=check_source,
 )  # fmt: skip
 def load_text_encoder(ctx, source: str, config: str = "auto"):
     """Load a CLIP tokenizer + text encoder on their own."""
