@@ -110,7 +110,7 @@ def validate(
                         "required_input_missing",
                         f"this required {decl.type} input is missing: give it {how}",
                         name,
-                    )  # fmt: skip
+                    )
                 )
         if node_type.check is not None:
             _run_check(graph, node, node_type, problems)
@@ -157,9 +157,14 @@ def _unknown_input(graph: Graph, node: Node, node_type: NodeType, name: str, val
     names = [i.name for i in node_type.inputs]
     hint = _did_you_mean(name, names) or f"; its inputs are: {', '.join(names) or 'none'}"
     return _problem(
-        graph, node, node_type, "unknown_input",
-        f"{node_type.name} has no input {name!r}{hint}", name, _received(value),
-    )  # fmt: skip
+        graph,
+        node,
+        node_type,
+        "unknown_input",
+        f"{node_type.name} has no input {name!r}{hint}",
+        name,
+        _received(value),
+    )
 
 
 def _received(value: Any) -> Any:
@@ -183,7 +188,7 @@ def _check_link(
                 f"takes a literal {decl.type} value, not a link",
                 name,
                 _received(link),
-            )  # fmt: skip
+            )
         )
         return
     if link.node == node.id:
@@ -196,7 +201,7 @@ def _check_link(
                 "links the node to itself (a cycle)",
                 name,
                 _received(link),
-            )  # fmt: skip
+            )
         )
         return
     source = graph.nodes.get(link.node)
@@ -210,7 +215,7 @@ def _check_link(
                 f"links to node {link.node!r}, which does not exist",
                 name,
                 _received(link),
-            )  # fmt: skip
+            )
         )
         return
     source_type = registry.get(source.type)
@@ -229,7 +234,7 @@ def _check_link(
                 f"{', '.join(o.name for o in outputs) or 'none'}",
                 name,
                 _received(link),
-            )  # fmt: skip
+            )
         )
         return
     out_type = outputs[link.output].type
@@ -243,7 +248,7 @@ def _check_link(
                 f"expects {decl.type} but {link.node}.{outputs[link.output].name} is {out_type}",
                 name,
                 _received(link),
-            )  # fmt: skip
+            )
         )
 
 
@@ -263,7 +268,7 @@ def _check_literal(
                 f"({_show(value)}); write node.output",
                 name,
                 value,
-            )  # fmt: skip
+            )
         )
         return
     if value is None and (decl.default is None or decl.optional):
@@ -286,7 +291,7 @@ def _check_literal(
                     "expected a number, got NaN",
                     name,
                     value,
-                )  # fmt: skip
+                )
             )
             return
         elif math.isinf(value) and (_finite(decl.min) or _finite(decl.max)):
@@ -299,7 +304,7 @@ def _check_literal(
                     f"expected a finite number, got {value}",
                     name,
                     value,
-                )  # fmt: skip
+                )
             )
             return
     elif kind == STRING:
@@ -316,7 +321,7 @@ def _check_literal(
                     f"{decl.max_length} are allowed",
                     name,
                     value[:80],
-                )  # fmt: skip
+                )
             )
             return
     elif kind == BOOLEAN:
@@ -335,7 +340,7 @@ def _check_literal(
                 f"expected {expected} ({kind}), got {_show(value)}",
                 name,
                 value,
-            )  # fmt: skip
+            )
         )
         return
     if kind in (INT, FLOAT):
@@ -349,7 +354,7 @@ def _check_literal(
                     f"{value} is below the minimum {_num(decl.min)}",
                     name,
                     value,
-                )  # fmt: skip
+                )
             )
         elif decl.max is not None and value > decl.max:
             problems.append(
@@ -361,7 +366,7 @@ def _check_literal(
                     f"{value} is above the maximum {_num(decl.max)}",
                     name,
                     value,
-                )  # fmt: skip
+                )
             )
 
 
@@ -381,7 +386,7 @@ def _check_choice(
                 f"could not list the choices: {exc}",
                 decl.name,
                 value,
-            )  # fmt: skip
+            )
         )
         return
     if value in choices and isinstance(value, str | int | float):
@@ -399,7 +404,7 @@ def _check_choice(
             f"{_show(value)} is not one of: {shown or '(no choices)'}{hint}",
             decl.name,
             value,
-        )  # fmt: skip
+        )
     )
 
 
@@ -441,7 +446,7 @@ def _run_check(graph: Graph, node: Node, node_type: NodeType, problems: list[Pro
                 node_type,
                 "invalid_value",
                 f"{node_type.name} could not check its inputs: {exc}",
-            )  # fmt: skip
+            )
         )
         return
     for input_name, message in found:
@@ -454,7 +459,7 @@ def _run_check(graph: Graph, node: Node, node_type: NodeType, problems: list[Pro
                 message,
                 input_name,
                 node.inputs.get(input_name) if input_name else None,
-            )  # fmt: skip
+            )
         )
 
 
@@ -488,7 +493,7 @@ def _check_limits(
                 f"steps {steps} is over this server's limit of {settings.max_steps}",
                 "steps",
                 steps,
-            )  # fmt: skip
+            )
         )
     for name in ("batch_size", "batch"):
         batch = value(name)
@@ -502,7 +507,7 @@ def _check_limits(
                     f"{name} {batch} is over this server's limit of {settings.max_batch}",
                     name,
                     batch,
-                )  # fmt: skip
+                )
             )
     width, height = value("width"), value("height")
     if width is not None and height is not None and width * height > settings.max_image_pixels:
@@ -516,7 +521,7 @@ def _check_limits(
                 f"{settings.max_image_pixels}",
                 "width",
                 width,
-            )  # fmt: skip
+            )
         )
 
 
@@ -584,7 +589,7 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
                     "unused_node",
                     "the node feeds no output node, so it will not run",
                     severity="warning",
-                )  # fmt: skip
+                )
             )
 
 
