@@ -1,40 +1,12 @@
-"""One tiny model and one single-file export of it per session, in a private cache dir."""
+"""A single-file export of the tiny model, and the model loaded from both forms."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from latentgraph.graph import CancelToken, Context, Settings
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("lgcache")
-    old = os.environ.get("LATENTGRAPH_CACHE_DIR")
-    os.environ["LATENTGRAPH_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("LATENTGRAPH_CACHE_DIR", None)
-    else:
-        os.environ["LATENTGRAPH_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="session")
-def torch_1thread():
-    import torch
-
-    torch.set_num_threads(1)
-    return torch
-
-
-@pytest.fixture(scope="session")
-def tiny_folder(cache_dir, torch_1thread) -> Path:
-    from latentgraph.nodes.tiny_model import ensure_tiny_sd
-
-    return ensure_tiny_sd()
 
 
 @pytest.fixture(scope="session")

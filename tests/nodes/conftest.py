@@ -1,40 +1,10 @@
-"""One tiny model per test session, built in a private cache dir; one torch thread."""
+"""Node-test helpers: a recording Context and the tiny model's loaded outputs."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 
 from latentgraph.graph import CancelToken, Context, Settings
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("lgcache")
-    old = os.environ.get("LATENTGRAPH_CACHE_DIR")
-    os.environ["LATENTGRAPH_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("LATENTGRAPH_CACHE_DIR", None)
-    else:
-        os.environ["LATENTGRAPH_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="session")
-def torch_1thread():
-    import torch
-
-    torch.set_num_threads(1)
-    return torch
-
-
-@pytest.fixture(scope="session")
-def tiny_folder(cache_dir, torch_1thread) -> Path:
-    from latentgraph.nodes.tiny_model import ensure_tiny_sd
-
-    return ensure_tiny_sd()
 
 
 class Recorder:
