@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import store as st
@@ -27,12 +28,13 @@ async def post_prompt(request: Request) -> JSONResponse:
         return JSONResponse(exc.body, status_code=400)
 
 
-async def get_queue(request: Request) -> JSONResponse:
+async def get_queue(request: Request) -> Response:
+    """From memory, each item encoded once: no SQLite call and no JSON decoding on the loop."""
     store = get_state(request).store
-    return JSONResponse({
-        "queue_running": [r.queue_item() for r in store.running()],
-        "queue_pending": [r.queue_item() for r in store.pending()],
-    })  # fmt: skip
+    running = ",".join(r.queue_item_json() for r in store.running())
+    pending = ",".join(r.queue_item_json() for r in store.pending())
+    body = f'{{"queue_running":[{running}],"queue_pending":[{pending}]}}'
+    return Response(body, media_type="application/json")
 
 
 def _ids(body: dict[str, Any]) -> list[str]:
@@ -91,7 +93,9 @@ async def get_history(request: Request) -> JSONResponse:
     store = get_state(request).store
     max_items = _int_param(request, "max_items", None)
     offset = _int_param(request, "offset", 0) or 0
-    rows = store.history(max_items, offset)
+    rows = store.recent_history(max_items, offset)
+    if rows is None:  # older than memory holds: read SQLite off the event loop
+        rows = await run_in_threadpool(store.history, max_items, offset)
     return JSONResponse({r.id: history_entry(r) for r in rows})
 
 
@@ -172,7 +176,9 @@ async def get_jobs(request: Request) -> JSONResponse:
     limit = min(limit, 1000)
     offset = _int_param(request, "offset", 0) or 0
     newest_first = request.query_params.get("sort_order", "desc").lower() != "asc"
-    rows, total = store.jobs([_JOB_TO_ROW[s] for s in wanted] or None, limit, offset, newest_first)
+    rows, total = await run_in_threadpool(
+        store.jobs, [_JOB_TO_ROW[s] for s in wanted] or None, limit, offset, newest_first
+    )
     return JSONResponse({
         "jobs": [job_entry(r) for r in rows],
         "pagination": {"offset": offset, "limit": limit, "total": total,

@@ -44,7 +44,7 @@ class ServerState:
         prompt_id = body.get("prompt_id") or str(uuid.uuid4())
         if not isinstance(prompt_id, str) or len(prompt_id) > 200:
             raise ApiError(400, "prompt_id must be a string", "invalid_prompt")
-        if self.store.exists(prompt_id):
+        if await run_in_threadpool(self.store.exists, prompt_id):  # SQLite: off the loop
             raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
         number = body.get("number")
         if number is not None and (
@@ -63,7 +63,7 @@ class ServerState:
             client_id=client_id,
             targets=checked.targets,
         )
-        self.store.add(record, front=bool(body.get("front")))
+        await run_in_threadpool(self.store.add, record, front=bool(body.get("front")))
         self.worker.wake()
         self.hub.broadcast("status", self.worker.status())
         return {"prompt_id": record.id, "number": record.number, "node_errors": {}}

@@ -3,6 +3,11 @@
 Every prompt is a row from the moment it is accepted until it is deleted: pending, running,
 then success / error / interrupted. The worker thread and the event loop share one connection
 behind a lock; WAL mode keeps readers from waiting on the writer.
+
+The queue (pending + running) and the most recent finished prompts are also kept in memory, so
+/queue, /history?max_items=N and /history/{id} answer without SQLite or JSON decoding. That
+matters under load: every SQLite call releases the GIL, and getting it back behind a worker
+thread busy in Python costs up to a switch interval (5 ms) per call - one call per row.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,10 @@ SUCCESS = "success"
 ERROR = "error"
 INTERRUPTED = "interrupted"
 FINISHED = (SUCCESS, ERROR, INTERRUPTED)
+RECENT_HISTORY = 256  # finished prompts kept in memory, newest first
+
+# The encoding JSONResponse uses; queue items are encoded once with it and reused.
+encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 log = logging.getLogger("latentgraph.server")
 
@@ -80,10 +89,21 @@ class PromptRecord:
     messages: list[list[Any]] = field(default_factory=list)
     error: str | None = None
     seq: int = 0
+    item_json: str | None = field(default=None, repr=False, compare=False)
 
     def queue_item(self) -> list[Any]:
         """The [number, id, prompt, extra_data, outputs] tuple of /queue and /history."""
         return [self.number, self.id, self.prompt, self.extra_data, self.outputs]
+
+    def queue_item_json(self) -> str:
+        """`queue_item()` as JSON, encoded once (the item never changes after it is queued)."""
+        if self.item_json is None:
+            self.item_json = encode_json(self.queue_item())
+        return self.item_json
+
+
+def _history_order(record: PromptRecord) -> tuple[int, int]:
+    return (record.finished_ms or 0, record.seq)
 
 
 def _record(row: sqlite3.Row) -> PromptRecord:
@@ -111,7 +131,12 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection; taken before _mem when both are needed
+        self._mem = threading.Lock()  # the in-memory queue and recent history
+        self._queued: dict[str, PromptRecord] = {}  # pending and running
+        self._recent: dict[str, PromptRecord] = {}  # newest finished, at most RECENT_HISTORY
+        self._recent_all = True  # _recent holds every finished prompt
+        self._max_number = -1
         # Where an unreadable database was moved at start (None when it opened fine).
         self.backup: Path | None = None
         try:
@@ -121,6 +146,7 @@ class Store:
                 raise
             self.backup = self._set_aside(exc)
             self._db = self._open()
+        self._load_memory()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -154,6 +180,21 @@ class Store:
                   "and a new, empty one was started", main, exc, backup)  # fmt: skip
         return backup
 
+    def _load_memory(self) -> None:
+        with self._lock:
+            db = self._db
+            queued = [_record(r) for r in db.execute(
+                "SELECT * FROM prompts WHERE status IN (?, ?)", (PENDING, RUNNING))]  # fmt: skip
+            recent = [_record(r) for r in db.execute(
+                "SELECT * FROM prompts WHERE status IN (?, ?, ?) ORDER BY finished_ms DESC,"
+                " seq DESC LIMIT ?", (*FINISHED, RECENT_HISTORY + 1))]  # fmt: skip
+            high = db.execute("SELECT MAX(number) FROM prompts").fetchone()[0]
+        with self._mem:
+            self._queued = {r.id: r for r in queued}
+            self._recent_all = len(recent) <= RECENT_HISTORY
+            self._recent = {r.id: r for r in reversed(recent[:RECENT_HISTORY])}
+            self._max_number = high if high is not None else -1
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -172,13 +213,12 @@ class Store:
         """Insert a pending prompt. Without an explicit number it goes to the back (or front)."""
         with self._lock:
             if front:
-                low = self._db.execute(
-                    "SELECT MIN(number) FROM prompts WHERE status = ?", (PENDING,)
-                ).fetchone()[0]
-                record.number = (low if low is not None else 0) - 1
+                with self._mem:
+                    low = min((r.number for r in self._queued.values()
+                               if r.status == PENDING), default=0)  # fmt: skip
+                record.number = low - 1
             elif record.number is None:
-                high = self._db.execute("SELECT MAX(number) FROM prompts").fetchone()[0]
-                record.number = (high if high is not None else -1) + 1
+                record.number = self._max_number + 1
             record.created_ms = record.created_ms or now_ms()
             cur = self._db.execute(
                 "INSERT INTO prompts (id, number, client_id, prompt, extra_data, outputs, targets,"
@@ -197,35 +237,50 @@ class Store:
             )
             record.seq = cur.lastrowid or 0
             record.status = PENDING
+            with self._mem:
+                self._queued[record.id] = record
+                self._max_number = max(self._max_number, record.number)
             return record
 
     def exists(self, prompt_id: str) -> bool:
+        with self._mem:
+            if prompt_id in self._queued or prompt_id in self._recent:
+                return True
         return bool(self._exec("SELECT 1 FROM prompts WHERE id = ?", (prompt_id,)).fetchone())
 
     def next_pending(self) -> PromptRecord | None:
-        rows = self._rows(
-            "SELECT * FROM prompts WHERE status = ? ORDER BY number, seq LIMIT 1", (PENDING,)
-        )
-        return rows[0] if rows else None
+        with self._mem:
+            return min((r for r in self._queued.values() if r.status == PENDING),
+                       key=lambda r: (r.number, r.seq), default=None)  # fmt: skip
 
     def pending(self) -> list[PromptRecord]:
-        return self._rows("SELECT * FROM prompts WHERE status = ? ORDER BY number, seq", (PENDING,))
+        """Pending prompts in run order (from memory)."""
+        with self._mem:
+            rows = [r for r in self._queued.values() if r.status == PENDING]
+        return sorted(rows, key=lambda r: (r.number, r.seq))
 
     def running(self) -> list[PromptRecord]:
-        return self._rows("SELECT * FROM prompts WHERE status = ? ORDER BY seq", (RUNNING,))
+        with self._mem:
+            rows = [r for r in self._queued.values() if r.status == RUNNING]
+        return sorted(rows, key=lambda r: r.seq)
 
     def count_queued(self) -> int:
-        row = self._exec(
-            "SELECT COUNT(*) FROM prompts WHERE status IN (?, ?)", (PENDING, RUNNING)
-        ).fetchone()
-        return int(row[0])
+        return len(self._queued)
 
     def mark_running(self, prompt_id: str) -> bool:
-        cur = self._exec(
-            "UPDATE prompts SET status = ?, started_ms = ? WHERE id = ? AND status = ?",
-            (RUNNING, now_ms(), prompt_id, PENDING),
-        )
-        return cur.rowcount == 1
+        started = now_ms()
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE prompts SET status = ?, started_ms = ? WHERE id = ? AND status = ?",
+                (RUNNING, started, prompt_id, PENDING),
+            )
+            if cur.rowcount != 1:
+                return False
+            with self._mem:
+                old = self._queued.get(prompt_id)
+                if old is not None:
+                    self._queued[prompt_id] = replace(old, status=RUNNING, started_ms=started)
+            return True
 
     def finish(
         self,
@@ -236,29 +291,50 @@ class Store:
         messages: list[list[Any]] | None = None,
         error: str | None = None,
     ) -> None:
-        self._exec(
-            "UPDATE prompts SET status = ?, finished_ms = ?, ui = ?, messages = ?, error = ?"
-            " WHERE id = ?",
-            (
-                status,
-                now_ms(),
-                json.dumps(ui or {}, default=str),
-                json.dumps(messages or [], default=str),
-                error,
-                prompt_id,
-            ),
-        )
+        finished = now_ms()
+        ui_json = json.dumps(ui or {}, default=str)
+        messages_json = json.dumps(messages or [], default=str)
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE prompts SET status = ?, finished_ms = ?, ui = ?, messages = ?, error = ?"
+                " WHERE id = ?",
+                (status, finished, ui_json, messages_json, error, prompt_id),
+            )
+            if cur.rowcount != 1:
+                return
+            with self._mem:
+                old = self._queued.pop(prompt_id, None)
+            if old is None:  # not in memory: read the row back
+                row = self._db.execute("SELECT * FROM prompts WHERE id = ?", (prompt_id,))
+                done = _record(row.fetchone())
+            else:  # what a read-back would give (JSON round trip: no live objects kept)
+                done = replace(old, status=status, finished_ms=finished, error=error,
+                               ui=json.loads(ui_json), messages=json.loads(messages_json))  # fmt: skip
+            with self._mem:
+                self._recent[prompt_id] = done
+                if len(self._recent) > RECENT_HISTORY:
+                    oldest = min(self._recent.values(), key=_history_order)
+                    del self._recent[oldest.id]
+                    self._recent_all = False
 
     def delete_pending(self, ids: list[str] | None = None) -> int:
         """Remove pending prompts (all of them when `ids` is None)."""
-        if ids is None:
-            return self._exec("DELETE FROM prompts WHERE status = ?", (PENDING,)).rowcount
-        n = 0
-        for pid in ids:
-            n += self._exec(
-                "DELETE FROM prompts WHERE id = ? AND status = ?", (str(pid), PENDING)
-            ).rowcount
-        return n
+        with self._lock:
+            if ids is None:
+                n = self._db.execute("DELETE FROM prompts WHERE status = ?", (PENDING,)).rowcount
+                with self._mem:
+                    self._queued = {k: r for k, r in self._queued.items() if r.status != PENDING}
+                return n
+            n = 0
+            for pid in map(str, ids):
+                gone = self._db.execute(
+                    "DELETE FROM prompts WHERE id = ? AND status = ?", (pid, PENDING)
+                ).rowcount
+                if gone:
+                    with self._mem:
+                        self._queued.pop(pid, None)
+                n += gone
+            return n
 
     def recover(self, message: str = "interrupted by shutdown") -> list[str]:
         """At start: prompts left running by a dead process become errors. Returns their ids."""
@@ -272,11 +348,31 @@ class Store:
     # --- history -----------------------------------------------------------------------
 
     def get(self, prompt_id: str) -> PromptRecord | None:
+        with self._mem:
+            found = self._queued.get(prompt_id) or self._recent.get(prompt_id)
+        if found is not None:
+            return found
         rows = self._rows("SELECT * FROM prompts WHERE id = ?", (prompt_id,))
         return rows[0] if rows else None
 
+    def recent_history(self, max_items: int | None = None, offset: int = 0) -> list | None:
+        """`history(max_items, offset)` from memory, or None when memory does not hold it all."""
+        offset = max(0, int(offset))
+        with self._mem:
+            if max_items is None or offset + max(0, int(max_items)) > len(self._recent):
+                if not self._recent_all:
+                    return None
+            rows = sorted(self._recent.values(), key=_history_order, reverse=True)
+        end = None if max_items is None else offset + max(0, int(max_items))
+        rows = rows[offset:end]
+        rows.reverse()
+        return rows
+
     def history(self, max_items: int | None = None, offset: int = 0) -> list[PromptRecord]:
         """Finished prompts, oldest first (the order ComfyUI's /history uses)."""
+        rows = self.recent_history(max_items, offset)
+        if rows is not None:
+            return rows
         limit = -1 if max_items is None else max(0, int(max_items))
         # Paging counts from the newest so `max_items=N` gives the N most recent.
         rows = self._rows(
@@ -288,14 +384,22 @@ class Store:
         return rows
 
     def delete_history(self, ids: list[str] | None = None) -> int:
-        if ids is None:
-            return self._exec("DELETE FROM prompts WHERE status IN (?, ?, ?)", FINISHED).rowcount
-        n = 0
-        for pid in ids:
-            n += self._exec(
-                "DELETE FROM prompts WHERE id = ? AND status IN (?, ?, ?)", (str(pid), *FINISHED)
-            ).rowcount
-        return n
+        with self._lock:
+            if ids is None:
+                n = self._db.execute(
+                    "DELETE FROM prompts WHERE status IN (?, ?, ?)", FINISHED
+                ).rowcount
+                with self._mem:
+                    self._recent, self._recent_all = {}, True
+                return n
+            n = 0
+            for pid in map(str, ids):
+                n += self._db.execute(
+                    "DELETE FROM prompts WHERE id = ? AND status IN (?, ?, ?)", (pid, *FINISHED)
+                ).rowcount
+                with self._mem:
+                    self._recent.pop(pid, None)
+            return n
 
     def jobs(
         self, statuses: list[str] | None, limit: int, offset: int, newest_first: bool = True
