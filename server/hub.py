@@ -19,6 +19,9 @@ log = logging.getLogger("latentgraph.server")
 
 # Messages that may be dropped for a slow client: the next one supersedes them.
 DROPPABLE = frozenset({"progress", "progress_state", "preview"})
+# `status` goes out at once, then at most once per interval (the latest value): a burst of
+# 200 queued prompts would otherwise send 200 status frames to every one of 50 sockets.
+STATUS_INTERVAL = 0.05
 
 
 @dataclass
@@ -42,6 +45,8 @@ class Hub:
         self.queue_size = max(4, queue_size)
         self.clients: dict[str, Client] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._status: str | None = None  # latest status not yet sent (event loop only)
+        self._status_timer: asyncio.TimerHandle | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -87,7 +92,10 @@ class Hub:
         self._later(self._deliver_to, sid, "preview", payload)
 
     def broadcast(self, type_: str, data: dict[str, Any]) -> None:
-        self._later(self._deliver_all, type_, _encode(type_, data))
+        if type_ == "status":
+            self._later(self._status_changed, _encode(type_, data))
+        else:
+            self._later(self._deliver_all, type_, _encode(type_, data))
 
     def _later(self, fn, *args) -> None:
         loop = self.loop
@@ -104,6 +112,24 @@ class Hub:
         client = self.clients.get(sid)
         if client is not None:
             self._put(client, type_, payload)
+
+    def _status_changed(self, payload: str) -> None:
+        if self._status_timer is None:  # quiet until now: send it, then hold later ones
+            self._deliver_all("status", payload)
+            self._status_timer = self._arm_status_timer()
+        else:
+            self._status = payload
+
+    def _arm_status_timer(self) -> asyncio.TimerHandle | None:
+        return self.loop.call_later(STATUS_INTERVAL, self._status_due) if self.loop else None
+
+    def _status_due(self) -> None:
+        payload, self._status = self._status, None
+        if payload is None:
+            self._status_timer = None
+        else:
+            self._deliver_all("status", payload)
+            self._status_timer = self._arm_status_timer()
 
     def _deliver_all(self, type_: str, payload: str) -> None:
         for client in list(self.clients.values()):
