@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
+import anyio
 from starlette.requests import Request
 
 from latentgraph.graph.context import Settings
@@ -27,6 +27,7 @@ class ServerState:
     store: st.Store
     hub: Hub
     worker: Worker
+    _limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
 
     async def enqueue(self, body: Any) -> dict[str, Any]:
         """Check and queue a POST /prompt body. Returns the 200 answer or raises PromptRejected."""
@@ -44,16 +45,29 @@ class ServerState:
         prompt_id = body.get("prompt_id") or str(uuid.uuid4())
         if not isinstance(prompt_id, str) or len(prompt_id) > 200:
             raise ApiError(400, "prompt_id must be a string", "invalid_prompt")
-        if await run_in_threadpool(self.store.exists, prompt_id):  # SQLite: off the loop
-            raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
         number = body.get("number")
         if number is not None and (
             not isinstance(number, (int, float)) or isinstance(number, bool)
         ):
+            number = _BAD_NUMBER
+        front = bool(body.get("front"))
+        record = await anyio.to_thread.run_sync(
+            self._check_and_add, prompt_id, number, body.get("prompt"),
+            body.get("partial_execution_targets"), extra, client_id, front,
+            limiter=self._submit_limiter())  # fmt: skip
+        self.worker.wake()
+        self.hub.broadcast("status", self.worker.status())
+        return {"prompt_id": record.id, "number": record.number, "node_errors": {}}
+
+    def _check_and_add(self, prompt_id: str, number: Any, prompt: Any, targets: Any,
+                       extra: dict[str, Any], client_id: str | None,
+                       front: bool) -> st.PromptRecord:  # fmt: skip
+        """The SQLite and validation part of `enqueue`, in one hop to the submit thread."""
+        if self.store.exists(prompt_id):
+            raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
+        if number is _BAD_NUMBER:
             raise ApiError(400, "number must be a number", "invalid_prompt")
-        checked, _graph = await run_in_threadpool(
-            check_prompt, body.get("prompt"), self.registry, self.settings,
-            body.get("partial_execution_targets"))  # fmt: skip
+        checked, _graph = check_prompt(prompt, self.registry, self.settings, targets)
         record = st.PromptRecord(
             id=prompt_id,
             number=int(number) if number is not None else None,
@@ -63,10 +77,17 @@ class ServerState:
             client_id=client_id,
             targets=checked.targets,
         )
-        await run_in_threadpool(self.store.add, record, front=bool(body.get("front")))
-        self.worker.wake()
-        self.hub.broadcast("status", self.worker.status())
-        return {"prompt_id": record.id, "number": record.number, "node_errors": {}}
+        return self.store.add(record, front=front)
+
+    def _submit_limiter(self) -> anyio.CapacityLimiter:
+        """One thread checks and stores submitted prompts: a burst of POSTs then competes
+        with the event loop for the GIL from one thread, not from the whole threadpool."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)
+        return self._limiter
+
+
+_BAD_NUMBER = object()
 
 
 def get_state(request: Request) -> ServerState:
