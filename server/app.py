@@ -20,6 +20,7 @@ from .hub import Hub
 from .middleware import GuardMiddleware
 from .state import ServerState
 from .store import Store
+from .warmup import import_model_libraries, needs_model_libraries
 from .worker import Worker
 
 log = logging.getLogger("latentgraph.server")
@@ -76,6 +77,8 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         hub.bind(asyncio.get_running_loop())
+        if config.preload and needs_model_libraries(registry):
+            await asyncio.get_running_loop().run_in_executor(None, import_model_libraries)
         worker.start()
         try:
             yield

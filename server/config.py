@@ -36,6 +36,9 @@ class ServerConfig:
     dtype: str = "auto"
     editor: bool = True  # serve the ComfyUI frontend at /
     load_nodes: bool = True  # import latentgraph.nodes (the diffusion nodes) at start
+    # Import torch and the model libraries before answering, when the diffusion nodes are
+    # registered: importing them at the first prompt stalled every request for seconds.
+    preload: bool = True
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
