@@ -77,6 +77,7 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         hub.bind(asyncio.get_running_loop())
+        state.on_start()
         if config.preload and needs_model_libraries(registry):
             await asyncio.get_running_loop().run_in_executor(None, import_model_libraries)
         worker.start()

@@ -79,6 +79,11 @@ class ServerState:
         )
         return self.store.add(record, front=front)
 
+    def on_start(self) -> None:
+        """Event-loop set-up before the first request. The first CapacityLimiter imports
+        anyio's backend: on the first POST, under load, that import held the loop 0.25 s."""
+        self._submit_limiter()
+
     def _submit_limiter(self) -> anyio.CapacityLimiter:
         """One thread checks and stores submitted prompts: a burst of POSTs then competes
         with the event loop for the GIL from one thread, not from the whole threadpool."""

@@ -1,4 +1,5 @@
-"""The model libraries are imported during start-up, before the worker runs, only when needed."""
+"""Start-up work done before the first request: model libraries (only when needed), the
+submit limiter."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def test_start_up_imports_model_libraries_only_for_the_diffusion_nodes(
                           preload=preload)  # fmt: skip
     app = app_mod.create_app(config, registry=registry)
     with TestClient(app) as client:
+        assert app.state.lg._limiter is not None  # made before the first POST
         assert client.get("/queue").status_code == 200
     assert calls == [False] * expected
 
