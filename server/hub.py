@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,11 +46,14 @@ class Hub:
         self.queue_size = max(4, queue_size)
         self.clients: dict[str, Client] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._status: str | None = None  # latest status not yet sent (event loop only)
         self._status_timer: asyncio.TimerHandle | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called on the event loop's own thread."""
         self.loop = loop
+        self._loop_thread = threading.get_ident()
 
     # --- connection lifecycle (event loop) ---------------------------------------------
 
@@ -102,7 +106,10 @@ class Hub:
         if loop is None or loop.is_closed():
             return
         try:
-            loop.call_soon_threadsafe(fn, *args)
+            if threading.get_ident() == self._loop_thread:  # a route: no self-pipe wake-up
+                loop.call_soon(fn, *args)
+            else:
+                loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # loop shutting down
             pass
 
