@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 
+from ..editor_page import ARGS, CHROMIUM, queue_and_wait_for_image, screenshot_fitted
 from ..server.conftest import RunningServer, free_port
 from .conftest import DATA
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -63,23 +59,16 @@ def test_classic_graph_runs_in_the_editor_and_shows_its_image(editor_server):
             assert types == sorted(n["type"] for n in graph["nodes"])
             # every node is known to the editor (an unknown type would be drawn as missing)
             assert page.evaluate("() => window.app.graph._nodes.every(n => !n.has_errors)")
-            with page.expect_response(lambda r: "/api/view" in r.url and r.status == 200,
-                                      timeout=120_000) as shown:  # fmt: skip
-                page.evaluate("() => window.app.queuePrompt(0, 1)")
-            assert "classic_" in shown.value.url
-            # the page shows the saved image (loaded from /api/view, decoded: 16 px wide)
-            page.wait_for_function(
-                "() => Array.from(document.querySelectorAll('img')).some(i =>"
-                " i.src.includes('/api/view?filename=classic_') && i.naturalWidth === 16)",
-                timeout=30_000,
-            )
-            page.keyboard.press("Escape")
-            page.mouse.click(700, 800)  # focus the canvas, then "." fits the graph in view
-            page.keyboard.press(".")
-            page.mouse.move(700, 450)
-            page.evaluate("() => window.app.canvas.setDirty(true, true)")
-            time.sleep(0.5)
-            page.screenshot(path=str(shot))
+            try:
+                shown = queue_and_wait_for_image(page, "classic_")
+            except Exception:
+                history = editor_server.http.get("/history").json()
+                runs = {k: (v["status"], v["outputs"]) for k, v in history.items()}
+                raise AssertionError(
+                    f"no image shown; page errors: {errors}; runs: {runs}"
+                ) from None
+            assert shown["width"] == 16  # the saved image, decoded: 64 px latent / tiny VAE
+            screenshot_fitted(page, shot)
         finally:
             browser.close()
     history = editor_server.http.get("/history").json()

@@ -8,18 +8,14 @@ screenshot in artifacts/editor.png.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
+from ..editor_page import ARGS, CHROMIUM, queue_and_wait_for_image, screenshot_fitted
 from .conftest import RunningServer, free_port
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,16 +65,9 @@ def test_editor_runs_a_graph_and_shows_the_image(editor_server):
             page.evaluate("g => window.app.loadGraphData(g)", graph)
             types = page.evaluate("() => window.app.graph._nodes.map(n => n.type)")
             assert "UNetDenoise" in types and "SaveImage" in types
-            with page.expect_response(lambda r: "/api/view" in r.url and r.status == 200,
-                                      timeout=120_000):  # fmt: skip
-                page.evaluate("() => window.app.queuePrompt(0, 1)")
-            page.keyboard.press("Escape")
-            page.mouse.click(700, 800)  # focus the canvas, then "." fits the graph in view
-            page.keyboard.press(".")
-            page.mouse.move(700, 450)
-            page.evaluate("() => window.app.canvas.setDirty(true, true)")
-            time.sleep(0.5)
-            page.screenshot(path=str(artifacts / "editor.png"))
+            shown = queue_and_wait_for_image(page, "txt2img")
+            assert shown["width"] == 64
+            screenshot_fitted(page, artifacts / "editor.png")
         finally:
             browser.close()
     jobs = editor_server.http.get("/api/jobs", params={"status": "completed"}).json()["jobs"]
