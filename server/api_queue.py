@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,9 +24,12 @@ async def post_prompt(request: Request) -> JSONResponse:
     state = get_state(request)
     body = await read_json(request)
     try:
-        return JSONResponse(await state.enqueue(body))
+        answer = await state.enqueue(body)
     except PromptRejected as exc:
         return JSONResponse(exc.body, status_code=400)
+    # the run may start only once this answer is on its way (Worker.hold)
+    release = BackgroundTask(state.release, answer["prompt_id"], body.get("client_id"))
+    return JSONResponse(answer, background=release)
 
 
 async def get_queue(request: Request) -> Response:

@@ -50,6 +50,11 @@ class Hub:
         self._status: str | None = None  # latest status not yet sent (event loop only)
         self._status_timer: asyncio.TimerHandle | None = None
 
+    def is_editor(self, sid: str | None) -> bool:
+        """The web editor announces feature flags when it connects; API clients do not."""
+        client = self.clients.get(sid) if sid else None
+        return client is not None and bool(client.flags)
+
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Called on the event loop's own thread."""
         self.loop = loop

@@ -16,7 +16,7 @@ from .config import ServerConfig
 from .errors import ApiError
 from .hub import Hub
 from .prompts import PromptRejected, check_prompt
-from .worker import Worker
+from .worker import EDITOR_GRACE, Worker
 
 
 @dataclass
@@ -30,7 +30,9 @@ class ServerState:
     _limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
 
     async def enqueue(self, body: Any) -> dict[str, Any]:
-        """Check and queue a POST /prompt body. Returns the 200 answer or raises PromptRejected."""
+        """Check and queue a POST /prompt body. Returns the 200 answer or raises PromptRejected.
+
+        The prompt is held (see `Worker.hold`): call `release` once the answer is sent."""
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object with a 'prompt'", "invalid_prompt")
         if self.store.count_queued() >= self.config.max_queue:
@@ -51,13 +53,23 @@ class ServerState:
         ):
             number = _BAD_NUMBER
         front = bool(body.get("front"))
-        record = await anyio.to_thread.run_sync(
-            self._check_and_add, prompt_id, number, body.get("prompt"),
-            body.get("partial_execution_targets"), extra, client_id, front,
-            limiter=self._submit_limiter())  # fmt: skip
+        self.worker.hold(prompt_id)  # the caller releases it once its answer is sent
+        try:
+            record = await anyio.to_thread.run_sync(
+                self._check_and_add, prompt_id, number, body.get("prompt"),
+                body.get("partial_execution_targets"), extra, client_id, front,
+                limiter=self._submit_limiter())  # fmt: skip
+        except BaseException:
+            self.worker.release(prompt_id)
+            raise
         self.worker.wake()
         self.hub.broadcast("status", self.worker.status())
         return {"prompt_id": record.id, "number": record.number, "node_errors": {}}
+
+    def release(self, prompt_id: str, client_id: str | None) -> None:
+        """Let a queued prompt start: its answer has been sent (see `Worker.hold`)."""
+        grace = EDITOR_GRACE if self.hub.is_editor(client_id) else 0.0
+        self.worker.release(prompt_id, grace)
 
     def _check_and_add(self, prompt_id: str, number: Any, prompt: Any, targets: Any,
                        extra: dict[str, Any], client_id: str | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,11 @@ from .prompts import _strip_unknown_inputs
 log = logging.getLogger("latentgraph.server")
 
 _STATUS = {"success": st.SUCCESS, "interrupted": st.INTERRUPTED}
+# A held prompt (its POST /prompt answer not sent yet) starts anyway after this long, so a lost
+# release can never stall the queue.
+HOLD_SECONDS = 2.0
+# How long after its answer an editor's prompt starts: time for the page to handle the answer.
+EDITOR_GRACE = 0.25
 
 
 class Worker:
@@ -42,6 +48,7 @@ class Worker:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._chores: list[Callable[[], None]] = []
+        self._held: dict[str, float] = {}  # prompt id -> monotonic deadline
         self._scheduler = None
         self._thread = threading.Thread(target=self._loop, name="latentgraph-worker", daemon=True)
 
@@ -59,6 +66,35 @@ class Worker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def hold(self, prompt_id: str) -> None:
+        """Keep a prompt from starting until `release`. The editor files a run's outputs
+        under the job it learns from the POST /prompt answer, and drops outputs that arrive
+        before it has handled that answer: a fast run (a cached re-run, a loaded model) would
+        show no image. So a prompt starts once its answer is sent, and for the editor a
+        moment later (`EDITOR_GRACE`)."""
+        with self._lock:
+            self._held[prompt_id] = time.monotonic() + HOLD_SECONDS
+
+    def release(self, prompt_id: str, grace: float = 0.0) -> None:
+        """The answer is sent: the prompt may start, `grace` seconds from now."""
+        with self._lock:
+            if grace > 0:
+                self._held[prompt_id] = time.monotonic() + grace
+            else:
+                self._held.pop(prompt_id, None)
+        self._wake.set()
+
+    def _held_for(self, prompt_id: str) -> float:
+        """Seconds this prompt is still held (0 when it may start)."""
+        with self._lock:
+            deadline = self._held.get(prompt_id)
+            if deadline is None:
+                return 0.0
+            left = deadline - time.monotonic()
+            if left <= 0:
+                del self._held[prompt_id]
+            return max(left, 0.0)
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
         """Cancel the running prompt (only if it is `prompt_id`, when given)."""
@@ -92,6 +128,11 @@ class Worker:
             record = self.store.next_pending()
             if record is None:
                 self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            held = self._held_for(record.id)
+            if held:
+                self._wake.wait(held)
                 self._wake.clear()
                 continue
             if not self.store.mark_running(record.id):
