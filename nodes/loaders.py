@@ -536,9 +536,27 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
 )  # fmt: skip
 def load_vae(ctx, source: str, config: str = "auto"):
     """Load a VAE on its own, to swap it into a model (e.g. a better-trained decoder)."""
-    from diffusers import AutoencoderKL
 
-    location, sub, identity = _component_folder(ctx, source, "vae")
+    def from_file(path: str, torch_dtype: Any) -> Any:
+        return _single_file_vae(ctx, path, config, torch_dtype)
+
+    def from_folder(folder: str, sub: str | None, torch_dtype: Any) -> Any:
+        from diffusers import AutoencoderKL
+
+        return AutoencoderKL.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype)
+
+    vae, key, device = _load_component(ctx, source, config, "vae", "a VAE", from_file,
+                                       from_folder, module_bytes)  # fmt: skip
+    return VAEModel(vae, key, device)
+
+
+def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
+                    from_file: Any, from_folder: Any, size: Any) -> tuple[Any, str, str]:  # fmt: skip
+    """What LoadVAE and LoadTextEncoder share: find the source (one .safetensors file, or a
+    model folder's `kind` subfolder), load it once per process through the model manager in
+    the run's device and dtype, and name the node and input in any error.
+    Returns (loaded value, manager key, device)."""
+    location, sub, identity = _component_folder(ctx, source, kind)
     device = runtime.device_name(ctx.settings)
     dtype = runtime.dtype_name(ctx.settings, device)
 
@@ -546,22 +564,27 @@ def load_vae(ctx, source: str, config: str = "auto"):
         torch_dtype = runtime.torch_dtype(dtype)
         try:
             if location.endswith(".safetensors"):
-                vae = _single_file_vae(ctx, location, config, torch_dtype)
+                value = from_file(location, torch_dtype)
             else:
-                vae = AutoencoderKL.from_pretrained(
-                    location, subfolder=sub, torch_dtype=torch_dtype
-                )
+                value = from_folder(location, sub, torch_dtype)
         except NodeInputError:
             raise
-        except Exception as exc:  # noqa: BLE001 - safetensors/diffusers raise many kinds
+        except Exception as exc:  # noqa: BLE001 - safetensors/diffusers/transformers raise many kinds
             raise input_error(
-                ctx, "source", f"could not load a VAE from {source!r}: {type(exc).__name__}: {exc}"
+                ctx, "source", f"could not load {what} from {source!r}: {type(exc).__name__}: {exc}"
             ) from exc
-        return vae.to(device).eval().requires_grad_(False)
+        return _ready(value, device)
 
-    key = f"vae|{identity}|{config}|{device}|{dtype}"
-    vae = manager().get(key, load, device=device, size=module_bytes)
-    return VAEModel(vae, key, device)
+    key = f"{kind}|{identity}|{config}|{device}|{dtype}"
+    return manager().get(key, load, device=device, size=size), key, device
+
+
+def _ready(value: Any, device: str) -> Any:
+    """A module (or the module of a (tokenizer, module) pair) on `device`, frozen for inference."""
+    if isinstance(value, tuple):
+        tokenizer, module = value
+        return tokenizer, _ready(module, device)
+    return value.to(device).eval().requires_grad_(False)
 
 
 def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tuple[Any, Any]:
@@ -614,31 +637,19 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
 )  # fmt: skip
 def load_text_encoder(ctx, source: str, config: str = "auto"):
     """Load a CLIP tokenizer + text encoder on their own."""
-    from transformers import CLIPTextModel, CLIPTokenizer
 
-    location, sub, identity = _component_folder(ctx, source, "text_encoder")
-    device = runtime.device_name(ctx.settings)
-    dtype = runtime.dtype_name(ctx.settings, device)
+    def from_file(path: str, torch_dtype: Any) -> tuple[Any, Any]:
+        return _single_file_clip(ctx, path, config, torch_dtype)
 
-    def load():
-        torch_dtype = runtime.torch_dtype(dtype)
-        try:
-            if location.endswith(".safetensors"):
-                tok, te = _single_file_clip(ctx, location, config, torch_dtype)
-            else:
-                te = CLIPTextModel.from_pretrained(location, subfolder=sub, torch_dtype=torch_dtype)
-                tok = CLIPTokenizer.from_pretrained(
-                    location, subfolder="tokenizer" if sub else None
-                )
-        except NodeInputError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - safetensors/transformers raise many kinds
-            raise input_error(
-                ctx, "source", f"could not load a text encoder from {source!r}: "
-                f"{type(exc).__name__}: {exc}",
-            ) from exc  # fmt: skip
-        return tok, te.to(device).eval().requires_grad_(False)
+    def from_folder(folder: str, sub: str | None, torch_dtype: Any) -> tuple[Any, Any]:
+        from transformers import CLIPTextModel, CLIPTokenizer
 
-    key = f"clip|{identity}|{config}|{device}|{dtype}"
-    tok, te = manager().get(key, load, device=device, size=lambda v: module_bytes(v[1]))
+        te = CLIPTextModel.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype)
+        tok = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer" if sub else None)
+        return tok, te
+
+    (tok, te), key, device = _load_component(
+        ctx, source, config, "text_encoder", "a text encoder", from_file, from_folder,
+        lambda v: module_bytes(v[1]),
+    )  # fmt: skip
     return ClipModel(tok, te, key, device)
