@@ -144,6 +144,16 @@ def _problem(
     )
 
 
+def _reporter(graph: Graph, node: Node, node_type: NodeType, input_name: str,
+              problems: list[Problem]) -> Any:  # fmt: skip
+    """A function that records one problem about this node input."""
+
+    def report(code: str, message: str, received: Any = None) -> None:
+        problems.append(_problem(graph, node, node_type, code, message, input_name, received))
+
+    return report
+
+
 def _did_you_mean(name: str, candidates: list[str]) -> str:
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     if not close:
@@ -178,44 +188,21 @@ def _check_link(
     problems: list[Problem],
 ) -> None:  # fmt: skip
     name = decl.name
+    report = _reporter(graph, node, node_type, name, problems)
     if not decl.accepts_link:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                node_type,
-                "bad_linked_input",
-                f"takes a literal {decl.type} value, not a link",
-                name,
-                _received(link),
-            )
+        report(
+            "bad_linked_input", f"takes a literal {decl.type} value, not a link", _received(link)
         )
         return
     if link.node == node.id:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                node_type,
-                "cycle",
-                "links the node to itself (a cycle)",
-                name,
-                _received(link),
-            )
-        )
+        report("cycle", "links the node to itself (a cycle)", _received(link))
         return
     source = graph.nodes.get(link.node)
     if source is None:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                node_type,
-                "bad_linked_input",
-                f"links to node {link.node!r}, which does not exist",
-                name,
-                _received(link),
-            )
+        report(
+            "bad_linked_input",
+            f"links to node {link.node!r}, which does not exist",
+            _received(link),
         )
         return
     source_type = registry.get(source.type)
@@ -223,32 +210,20 @@ def _check_link(
         return  # reported on the source node
     outputs = source_type.outputs
     if not isinstance(link.output, int) or not 0 <= link.output < len(outputs):
-        problems.append(
-            _problem(
-                graph,
-                node,
-                node_type,
-                "bad_linked_input",
-                f"links to output {link.output!r} of node {link.node!r} "
-                f"({source_type.name}), which has {len(outputs)} output(s): "
-                f"{', '.join(o.name for o in outputs) or 'none'}",
-                name,
-                _received(link),
-            )
+        report(
+            "bad_linked_input",
+            f"links to output {link.output!r} of node {link.node!r} "
+            f"({source_type.name}), which has {len(outputs)} output(s): "
+            f"{', '.join(o.name for o in outputs) or 'none'}",
+            _received(link),
         )
         return
     out_type = outputs[link.output].type
     if out_type != decl.type and out_type != ANY and decl.type != ANY:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                node_type,
-                "return_type_mismatch",
-                f"expects {decl.type} but {link.node}.{outputs[link.output].name} is {out_type}",
-                name,
-                _received(link),
-            )
+        report(
+            "return_type_mismatch",
+            f"expects {decl.type} but {link.node}.{outputs[link.output].name} is {out_type}",
+            _received(link),
         )
 
 
@@ -257,18 +232,13 @@ def _check_literal(
     problems: list[Problem],
 ) -> None:  # fmt: skip
     name = decl.name
+    report = _reporter(graph, node, node_type, name, problems)
     if not decl.accepts_literal:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                node_type,
-                "bad_linked_input",
-                f"takes a link from a {decl.type} output, not a literal "
-                f"({_show(value)}); write node.output",
-                name,
-                value,
-            )
+        report(
+            "bad_linked_input",
+            f"takes a link from a {decl.type} output, not a literal "
+            f"({_show(value)}); write node.output",
+            value,
         )
         return
     if value is None and (decl.default is None or decl.optional):
@@ -282,46 +252,19 @@ def _check_literal(
         if type(value) not in (int, float):
             expected = "a number"
         elif value != value:
-            problems.append(
-                _problem(
-                    graph,
-                    node,
-                    node_type,
-                    "invalid_input_type",
-                    "expected a number, got NaN",
-                    name,
-                    value,
-                )
-            )
+            report("invalid_input_type", "expected a number, got NaN", value)
             return
         elif math.isinf(value) and (_finite(decl.min) or _finite(decl.max)):
-            problems.append(
-                _problem(
-                    graph,
-                    node,
-                    node_type,
-                    "invalid_input_type",
-                    f"expected a finite number, got {value}",
-                    name,
-                    value,
-                )
-            )
+            report("invalid_input_type", f"expected a finite number, got {value}", value)
             return
     elif kind == STRING:
         if type(value) is not str:
             expected = "text"
         elif decl.max_length is not None and len(value) > decl.max_length:
-            problems.append(
-                _problem(
-                    graph,
-                    node,
-                    node_type,
-                    "value_bigger_than_max",
-                    f"the text is {len(value)} characters long; at most "
-                    f"{decl.max_length} are allowed",
-                    name,
-                    value[:80],
-                )
+            report(
+                "value_bigger_than_max",
+                f"the text is {len(value)} characters long; at most {decl.max_length} are allowed",
+                value[:80],
             )
             return
     elif kind == BOOLEAN:
@@ -331,43 +274,15 @@ def _check_literal(
         _check_choice(graph, node, node_type, decl, value, problems)
         return
     if expected is not None:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                node_type,
-                "invalid_input_type",
-                f"expected {expected} ({kind}), got {_show(value)}",
-                name,
-                value,
-            )
-        )
+        report("invalid_input_type", f"expected {expected} ({kind}), got {_show(value)}", value)
         return
     if kind in (INT, FLOAT):
         if decl.min is not None and value < decl.min:
-            problems.append(
-                _problem(
-                    graph,
-                    node,
-                    node_type,
-                    "value_smaller_than_min",
-                    f"{value} is below the minimum {_num(decl.min)}",
-                    name,
-                    value,
-                )
+            report(
+                "value_smaller_than_min", f"{value} is below the minimum {_num(decl.min)}", value
             )
         elif decl.max is not None and value > decl.max:
-            problems.append(
-                _problem(
-                    graph,
-                    node,
-                    node_type,
-                    "value_bigger_than_max",
-                    f"{value} is above the maximum {_num(decl.max)}",
-                    name,
-                    value,
-                )
-            )
+            report("value_bigger_than_max", f"{value} is above the maximum {_num(decl.max)}", value)
 
 
 def _check_choice(
