@@ -55,6 +55,7 @@ class _Events:
         self.executed: list[str] = []
         self.cached: list[str] = []
         self.status: str | None = None
+        self.created = time.monotonic()  # the run's time is measured from queueing
 
     def _finish_running(self) -> None:
         nid, self.running = self.running, None
@@ -108,7 +109,8 @@ class _Events:
     def _end(self, status: str, failed: list[str] | None = None) -> None:
         self.status = status
         self.render(ev.RunFinished(self.pid, status=status, executed=list(self.executed),
-                                   cached=list(self.cached), failed=failed or []))  # fmt: skip
+                                   cached=list(self.cached), failed=failed or [],
+                                   seconds=time.monotonic() - self.created))  # fmt: skip
 
 
 def _ws_url(server_url: str, client_id: str, token: str | None) -> str:

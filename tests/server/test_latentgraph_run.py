@@ -72,6 +72,7 @@ def test_submit_downloads_outputs(server, tmp_path, capsys):
     kinds = [e["event"] for e in lines]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
     assert lines[-1]["status"] == "success"
+    assert lines[-1]["seconds"] > 0  # measured from queueing, not left at zero
     assert "node_started" in kinds and "node_finished" in kinds
 
 
