@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
@@ -14,6 +17,26 @@ _IMAGE_SHOWN = """prefix => {
     return Array.from(document.querySelectorAll('img')).find(
         i => i.src.includes('/api/view?filename=' + prefix) && i.naturalWidth > 0);
 }"""
+
+
+@contextmanager
+def editor_with_graph(url: str, graph: dict, errors: list[str]) -> Iterator:
+    """Open the editor at `url` in headless Chromium and load `graph` (editor format) with
+    `app.loadGraphData`; page errors are appended to `errors`. Yields the page."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url + "/", wait_until="domcontentloaded")
+            page.wait_for_function("window.app && window.app.graph && window.app.canvas",
+                                   timeout=60_000)  # fmt: skip
+            page.evaluate("g => window.app.loadGraphData(g)", graph)
+            yield page
+        finally:
+            browser.close()
 
 
 def queue_and_wait_for_image(page, prefix: str, timeout_ms: int = 120_000) -> dict:

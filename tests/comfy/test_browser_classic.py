@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ..editor_page import ARGS, CHROMIUM, queue_and_wait_for_image, screenshot_fitted
+from ..editor_page import CHROMIUM, editor_with_graph, queue_and_wait_for_image, screenshot_fitted
 from ..server.conftest import RunningServer, free_port
 from .conftest import DATA
 
@@ -39,38 +39,24 @@ def editor_server(tmp_path_factory, one_thread):
 
 
 def test_classic_graph_runs_in_the_editor_and_shows_its_image(editor_server):
-    from playwright.sync_api import sync_playwright
-
     graph = json.loads((DATA / "classic_editor.json").read_text())
     artifacts = ROOT / "artifacts"
     artifacts.mkdir(exist_ok=True)
     shot = artifacts / "comfy-classic.png"
     errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with editor_with_graph(editor_server.url, graph, errors) as page:
+        types = page.evaluate("() => window.app.graph._nodes.map(n => n.type).sort()")
+        assert types == sorted(n["type"] for n in graph["nodes"])
+        # every node is known to the editor (an unknown type would be drawn as missing)
+        assert page.evaluate("() => window.app.graph._nodes.every(n => !n.has_errors)")
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(editor_server.url + "/", wait_until="domcontentloaded")
-            page.wait_for_function("window.app && window.app.graph && window.app.canvas",
-                                   timeout=60_000)  # fmt: skip
-            page.evaluate("g => window.app.loadGraphData(g)", graph)
-            types = page.evaluate("() => window.app.graph._nodes.map(n => n.type).sort()")
-            assert types == sorted(n["type"] for n in graph["nodes"])
-            # every node is known to the editor (an unknown type would be drawn as missing)
-            assert page.evaluate("() => window.app.graph._nodes.every(n => !n.has_errors)")
-            try:
-                shown = queue_and_wait_for_image(page, "classic_")
-            except Exception:
-                history = editor_server.http.get("/history").json()
-                runs = {k: (v["status"], v["outputs"]) for k, v in history.items()}
-                raise AssertionError(
-                    f"no image shown; page errors: {errors}; runs: {runs}"
-                ) from None
-            assert shown["width"] == 16  # the saved image, decoded: 64 px latent / tiny VAE
-            screenshot_fitted(page, shot)
-        finally:
-            browser.close()
+            shown = queue_and_wait_for_image(page, "classic_")
+        except Exception:
+            history = editor_server.http.get("/history").json()
+            runs = {k: (v["status"], v["outputs"]) for k, v in history.items()}
+            raise AssertionError(f"no image shown; page errors: {errors}; runs: {runs}") from None
+        assert shown["width"] == 16  # the saved image, decoded: 64 px latent / tiny VAE
+        screenshot_fitted(page, shot)
     history = editor_server.http.get("/history").json()
     [entry] = history.values()
     assert entry["status"]["status_str"] == "success"

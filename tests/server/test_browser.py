@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..editor_page import ARGS, CHROMIUM, queue_and_wait_for_image, screenshot_fitted
+from ..editor_page import CHROMIUM, editor_with_graph, queue_and_wait_for_image, screenshot_fitted
 from .conftest import RunningServer, free_port
 
 pytestmark = pytest.mark.browser
@@ -48,28 +48,16 @@ def _editor_graph() -> dict:
 
 
 def test_editor_runs_a_graph_and_shows_the_image(editor_server):
-    from playwright.sync_api import sync_playwright
-
     graph = _editor_graph()
     artifacts = ROOT / "artifacts"
     artifacts.mkdir(exist_ok=True)
     errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(editor_server.url + "/", wait_until="domcontentloaded")
-            page.wait_for_function("window.app && window.app.graph && window.app.canvas",
-                                   timeout=60_000)  # fmt: skip
-            page.evaluate("g => window.app.loadGraphData(g)", graph)
-            types = page.evaluate("() => window.app.graph._nodes.map(n => n.type)")
-            assert "UNetDenoise" in types and "SaveImage" in types
-            shown = queue_and_wait_for_image(page, "txt2img")
-            assert shown["width"] == 64
-            screenshot_fitted(page, artifacts / "editor.png")
-        finally:
-            browser.close()
+    with editor_with_graph(editor_server.url, graph, errors) as page:
+        types = page.evaluate("() => window.app.graph._nodes.map(n => n.type)")
+        assert "UNetDenoise" in types and "SaveImage" in types
+        shown = queue_and_wait_for_image(page, "txt2img")
+        assert shown["width"] == 64
+        screenshot_fitted(page, artifacts / "editor.png")
     jobs = editor_server.http.get("/api/jobs", params={"status": "completed"}).json()["jobs"]
     assert jobs and jobs[0]["preview_output"]["filename"].endswith(".png")
     assert (artifacts / "editor.png").stat().st_size > 10_000
