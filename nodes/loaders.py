@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,21 +138,9 @@ def config_folder(preset: str) -> Path:
 
 
 def _build_config_folder(name: str, write: Any) -> Path:
-    dest = paths.cache_dir() / "configs" / name
-    if (dest / "model_index.json").is_file():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-    try:
-        write(tmp)
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if not (dest / "model_index.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    from .tiny_model import build_folder
+
+    return build_folder(paths.cache_dir() / "configs" / name, write)
 
 
 def checkpoint_shapes(path: str) -> dict[str, list[int]]:

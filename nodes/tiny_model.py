@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from latentgraph.graph import paths
@@ -114,26 +115,31 @@ def _build_into(folder: Path) -> None:
     _write_json(folder / "model_index.json", MODEL_INDEX)
 
 
-def ensure_tiny_sd(path: Path | None = None) -> Path:
-    """Return the tiny model's folder, building it first if needed (atomically: a build that
-    dies half-way leaves only a temp folder, never a half-written model)."""
-    folder = Path(path) if path is not None else default_path()
-    if (folder / "model_index.json").is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+def build_folder(dest: Path, write: Callable[[Path], None]) -> Path:
+    """Return `dest`, first filling it with `write(folder)` if it holds no model_index.json.
+
+    Atomic: `write` fills a temp folder that is then renamed, so a build that dies half-way
+    leaves only a temp folder, never a half-written model; if another process finishes first,
+    its folder is kept."""
+    if (dest / "model_index.json").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
-        _build_into(tmp)
+        write(tmp)
         try:
-            os.replace(tmp, folder)
+            os.replace(tmp, dest)
         except OSError:
-            # Another process finished first: keep theirs.
-            if not (folder / "model_index.json").is_file():
+            if not (dest / "model_index.json").is_file():
                 raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def ensure_tiny_sd(path: Path | None = None) -> Path:
+    """Return the tiny model's folder, building it first if needed (see `build_folder`)."""
+    return build_folder(Path(path) if path is not None else default_path(), _build_into)
 
 
 def write_config_folder(folder: Path) -> None:
