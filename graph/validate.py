@@ -75,16 +75,8 @@ def validate(
         if node_type is None:
             if type_names is None:
                 type_names = registry.names()
-            problems.append(
-                Problem(
-                    "unknown_node_type",
-                    f"unknown node type {node.type!r}{_did_you_mean(node.type, type_names)}",
-                    node.id,
-                    None,
-                    graph.where(node.id),
-                    node_type=node.type,
-                )
-            )
+            message = f"unknown node type {node.type!r}{_did_you_mean(node.type, type_names)}"
+            problems.append(_problem(graph, node, None, "unknown_node_type", message))
             continue
         for name, value in node.inputs.items():
             decl = node_type.input(name)
@@ -538,14 +530,5 @@ def _report_cycles(
         ring = ring[-1:] + ring[:-1]
         text = " -> ".join([*ring, ring[0]])
         node = graph.nodes[ring[0]]
-        problems.append(
-            Problem(
-                "cycle",
-                f"the graph has a cycle: {text}; links must not loop back",
-                node.id,
-                None,
-                graph.where(node.id),
-                node_type=node.type,
-                received=ring,
-            )
-        )
+        message = f"the graph has a cycle: {text}; links must not loop back"
+        problems.append(_problem(graph, node, None, "cycle", message, None, ring))
