@@ -3,7 +3,25 @@ answer before the run's messages to show their images); a lost release never sta
 
 import time
 
+import pytest
+
 from .conftest import chain
+
+
+@pytest.fixture
+def released(server):
+    """Every (prompt id, grace) the server releases during the test."""
+    worker = server.app.state.lg.worker
+    calls: list[tuple[str, float]] = []
+    original = worker.release
+
+    def record(prompt_id: str, grace: float = 0.0) -> None:
+        calls.append((prompt_id, grace))
+        original(prompt_id, grace)
+
+    worker.release = record
+    yield calls
+    del worker.release
 
 
 def test_prompt_waits_for_its_answer_then_runs(server, ws):
@@ -24,41 +42,21 @@ def test_prompt_waits_for_its_answer_then_runs(server, ws):
     assert any(m["type"] == "execution_success" for m in messages)
 
 
-def test_the_answer_releases_its_prompt(server, ws):
-    worker = server.app.state.lg.worker
-    released: list[tuple[str, float]] = []
-    original = worker.release
-    worker.release = lambda prompt_id, grace=0.0: (
-        released.append((prompt_id, grace)),
-        original(prompt_id, grace),
-    )
-    try:
-        client = ws()
-        pid = server.post_prompt(chain(8), client.client_id).json()["prompt_id"]
-        messages = client.until_done(pid, timeout=30)
-    finally:
-        del worker.release
+def test_the_answer_releases_its_prompt(server, ws, released):
+    client = ws()
+    pid = server.post_prompt(chain(8), client.client_id).json()["prompt_id"]
+    messages = client.until_done(pid, timeout=30)
     assert released == [(pid, 0.0)]  # an API client: no grace
     assert any(m["type"] == "execution_success" for m in messages)
 
 
-def test_an_editor_client_gets_a_moment_to_handle_the_answer(server, ws):
+def test_an_editor_client_gets_a_moment_to_handle_the_answer(server, ws, released):
     from latentgraph.server.worker import EDITOR_GRACE
 
-    worker = server.app.state.lg.worker
-    released: list[tuple[str, float]] = []
-    original = worker.release
-    worker.release = lambda prompt_id, grace=0.0: (
-        released.append((prompt_id, grace)),
-        original(prompt_id, grace),
-    )
-    try:
-        client = ws()
-        client.send("feature_flags", {"supports_preview_metadata": True})
-        assert client.recv()["type"] == "feature_flags"
-        pid = server.post_prompt(chain(9), client.client_id).json()["prompt_id"]
-        messages = client.until_done(pid, timeout=30)
-    finally:
-        del worker.release
+    client = ws()
+    client.send("feature_flags", {"supports_preview_metadata": True})
+    assert client.recv()["type"] == "feature_flags"
+    pid = server.post_prompt(chain(9), client.client_id).json()["prompt_id"]
+    messages = client.until_done(pid, timeout=30)
     assert released == [(pid, EDITOR_GRACE)]
     assert any(m["type"] == "execution_success" for m in messages)
