@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
-def isolated_cache(tmp_path_factory):
-    """Keep the tiny model, configs and disk cache out of the user's cache dir."""
-    old = os.environ.get("LATENTGRAPH_CACHE_DIR")
-    path = tmp_path_factory.mktemp("lg-cache")
-    os.environ["LATENTGRAPH_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("LATENTGRAPH_CACHE_DIR", None)
-    else:
-        os.environ["LATENTGRAPH_CACHE_DIR"] = old
+def isolated_cache(cache_dir):
+    """Keep the tiny model, configs and disk cache out of the user's cache dir (every test
+    here, not only those that ask for the tiny model)."""
+    return cache_dir
 
 
 def snapshot(root: Path) -> dict[str, int]:
