@@ -19,6 +19,27 @@ _IMAGE_SHOWN = """prefix => {
 }"""
 
 
+def start_editor_server(data_dir):
+    """The real server with the built-in nodes and the pinned editor, on a free port, with
+    the editor's first-visit tour marked done (it would cover the canvas)."""
+    from pathlib import Path
+
+    import pytest
+
+    from latentgraph.graph import default_registry
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.editor import static_dir
+
+    from .server.conftest import RunningServer, free_port
+
+    if static_dir() is None or not Path(CHROMIUM).exists():
+        pytest.fail("needs comfyui-frontend-package==1.58.1 and /usr/bin/chromium (see README)")
+    config = ServerConfig(data_dir=data_dir, port=free_port(), disk_cache=False)
+    running = RunningServer(config, default_registry).start()
+    running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
+    return running
+
+
 @contextmanager
 def editor_with_graph(url: str, graph: dict, errors: list[str]) -> Iterator:
     """Open the editor at `url` in headless Chromium and load `graph` (editor format) with

@@ -5,13 +5,16 @@ artifacts/comfy-classic.png."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from ..editor_page import CHROMIUM, editor_with_graph, queue_and_wait_for_image, screenshot_fitted
-from ..server.conftest import RunningServer, free_port
+from ..editor_page import (
+    editor_with_graph,
+    queue_and_wait_for_image,
+    screenshot_fitted,
+    start_editor_server,
+)
 from .conftest import DATA
 
 pytestmark = pytest.mark.browser
@@ -19,20 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def editor_server(tmp_path_factory, one_thread):
-    from latentgraph.graph import default_registry
+def editor_server(tmp_path_factory, cache_dir, one_thread):
     from latentgraph.nodes import input_files, models_dirs
-    from latentgraph.server.config import ServerConfig
-    from latentgraph.server.editor import static_dir
 
-    if static_dir() is None or not Path(CHROMIUM).exists():
-        pytest.fail("needs comfyui-frontend-package==1.58.1 and /usr/bin/chromium (see README)")
     saved = (list(input_files._configured), list(models_dirs._configured))
-    data = tmp_path_factory.mktemp("comfy-editor")
-    os.environ.setdefault("LATENTGRAPH_CACHE_DIR", str(data / "cache"))
-    config = ServerConfig(data_dir=data, port=free_port(), disk_cache=False)
-    running = RunningServer(config, default_registry).start()
-    running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
+    running = start_editor_server(tmp_path_factory.mktemp("comfy-editor"))
     yield running
     running.stop()
     input_files._configured[:], models_dirs._configured[:] = saved

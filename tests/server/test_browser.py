@@ -7,33 +7,24 @@ screenshot in artifacts/editor.png.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from ..editor_page import CHROMIUM, editor_with_graph, queue_and_wait_for_image, screenshot_fitted
-from .conftest import RunningServer, free_port
+from ..editor_page import (
+    editor_with_graph,
+    queue_and_wait_for_image,
+    screenshot_fitted,
+    start_editor_server,
+)
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def editor_server(tmp_path_factory):
-    from latentgraph.server.config import ServerConfig
-    from latentgraph.server.editor import static_dir
-
-    if static_dir() is None or not Path(CHROMIUM).exists():
-        pytest.fail("needs comfyui-frontend-package==1.58.1 and /usr/bin/chromium (see README)")
-    data = tmp_path_factory.mktemp("editor")
-    os.environ.setdefault("LATENTGRAPH_CACHE_DIR", str(data / "cache"))
-    config = ServerConfig(data_dir=data, port=free_port(), disk_cache=False)
-    from latentgraph.graph import default_registry
-
-    running = RunningServer(config, default_registry).start()
-    # A first visit opens the templates browser over the canvas; mark the tour as done.
-    running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
+def editor_server(tmp_path_factory, cache_dir):
+    running = start_editor_server(tmp_path_factory.mktemp("editor"))
     yield running
     running.stop()
 
