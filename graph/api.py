@@ -84,13 +84,11 @@ def _prepare(
 
 def _scheduler(registry: Registry | None, cache: Cache | None,
                settings: Settings | None) -> Scheduler:  # fmt: skip
-    """A scheduler on the shared cache; with the built-in nodes, configured from `settings`."""
+    """A scheduler on the shared cache (with the built-in nodes when no registry is given)."""
     if registry is None:
-        from .plugins import builtin_nodes, configure_nodes
+        from .plugins import builtin_nodes
 
         builtin_nodes()
-        if settings is not None:
-            configure_nodes(settings.models_dirs, settings.input_dir)
     return Scheduler(registry, cache if cache is not None else shared_cache(), settings=settings)
 
 

@@ -192,14 +192,6 @@ def _models_dirs(args: argparse.Namespace) -> list[Path]:
     return dirs
 
 
-def _configure_nodes(args: argparse.Namespace) -> None:
-    """Tell the diffusion nodes where models and input images are, so their dropdowns (and
-    validation against them) list the folders this run reads."""
-    from .plugins import configure_nodes
-
-    configure_nodes(_models_dirs(args), getattr(args, "input_dir", None))
-
-
 def _load(path_text: str, overrides: dict[str, Any]):
     """Load any supported workflow format. Returns (graph, extra)."""
     path = Path(path_text)
@@ -239,15 +231,17 @@ def _print_problems(problems, as_json: bool) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .context import Settings
     from .problems import WorkflowError
     from .validate import validate
 
     _load_nodes(args.nodes_dir)
-    _configure_nodes(args)
+    # dropdowns are checked against the folders a run with these options reads
+    settings = Settings(input_dir=args.input_dir, models_dirs=_models_dirs(args))
     overrides = _parse_assignments(args.overrides, "--set")
     try:
         graph, _ = _load(args.workflow, overrides)
-        problems = validate(graph)
+        problems = validate(graph, settings=settings)
     except WorkflowError as e:
         problems = e.problems
     _print_problems(problems, args.json)
@@ -284,7 +278,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .scheduler import Scheduler
 
     _load_nodes(args.nodes_dir)
-    _configure_nodes(args)
     settings = _settings(args)
     overrides = _parse_assignments(args.overrides, "--set")
     sweep_name, sweep_values = None, [None]

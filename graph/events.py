@@ -11,14 +11,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
 @dataclass
 class Event:
     run_id: str
-    timestamp: int = field(default_factory=_now_ms, kw_only=True)
+    timestamp: int = field(default_factory=now_ms, kw_only=True)
 
     kind = "event"
 

@@ -50,21 +50,6 @@ def builtin_nodes() -> None:
             raise
 
 
-def configure_nodes(
-    models_dirs: Iterable[Path] | None = None, input_dir: Path | None = None
-) -> None:
-    """Tell the built-in nodes which folders this process reads models and input images from,
-    so their dropdowns, validation and runs agree (the CLI, the server and the Python API call
-    it before loading a workflow)."""
-    try:
-        from latentgraph.nodes import configure
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("latentgraph", "latentgraph.nodes"):
-            raise
-        return
-    configure(models_dirs=list(models_dirs) if models_dirs else None, input_dir=input_dir)
-
-
 def load_plugins(
     dirs: Iterable[Path] = (),
     *,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,33 +33,41 @@ def _api_routes() -> list[BaseRoute]:
             *api_latentgraph.routes]  # fmt: skip
 
 
-def _load_nodes(config: ServerConfig, registry: Any) -> None:
-    """Register the diffusion nodes and any plugin folders (only into the default registry)."""
+def _load_nodes(config: ServerConfig, registry: Any) -> Callable[[], None] | None:
+    """Register the diffusion nodes and any plugin folders (only into the default registry).
+    Returns the nodes' "unload every model" function for the worker (None without them)."""
     from latentgraph.graph.declare import default_registry
 
     if registry is not default_registry:
-        return
+        return None
+    free_models = None
     if config.load_nodes:
         try:
             import latentgraph.nodes  # registers the node types
         except ImportError as exc:
             log.warning("latentgraph.nodes could not be imported: %s", exc)
-        else:  # dropdowns and validation list this server's models and input folders
-            latentgraph.nodes.configure(models_dirs=config.models_dirs,
-                                        input_dir=config.input_dir, write_example=True)  # fmt: skip
+        else:  # so the editor can preview LoadImage's built-in picture
+            latentgraph.nodes.write_example(Path(config.input_dir))
+            free_models = latentgraph.nodes.free_models
     if config.nodes_dirs:
         from latentgraph.graph.plugins import load_plugins
 
         load_plugins(config.nodes_dirs)
+    return free_models
 
 
-def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
-    """Build the ASGI app. `registry` defaults to the global one (tests pass their own)."""
+def create_app(
+    config: ServerConfig, *, registry: Any = None, free_models: Callable[[], None] | None = None
+) -> Starlette:
+    """Build the ASGI app. `registry` defaults to the global one (tests pass their own).
+    `free_models` unloads the nodes' models (POST /free, out of memory); it defaults to the
+    diffusion nodes' when this app loads them."""
     from latentgraph.graph.declare import default_registry
 
     registry = registry if registry is not None else default_registry
     config.ensure_dirs()
-    _load_nodes(config, registry)
+    loaded_free = _load_nodes(config, registry)
+    free_models = free_models if free_models is not None else loaded_free
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
                         device=config.device, dtype=config.dtype,
@@ -71,7 +81,7 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
         )
     hub = Hub(config.client_queue_size)
     worker = Worker(store, hub, registry, settings, previews=config.previews,
-                    disk_cache=config.disk_cache)  # fmt: skip
+                    disk_cache=config.disk_cache, free_models=free_models)  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)
 
     @contextlib.asynccontextmanager
