@@ -173,6 +173,25 @@ class NodeType:
     def output_index(self, name: str) -> int | None:
         return self._output_index.get(name)
 
+    def limit_problems(self, values: dict[str, Any], settings: Settings) -> list[tuple[str, str]]:
+        """(input name, message) for each declared limit that `values` exceed under
+        `settings`. A limit is checked only when all its inputs are given as ints."""
+        found = []
+        for limit, names in self.limits.items():
+            given = [values.get(name) for name in names]
+            if any(type(v) is not int for v in given):
+                continue
+            total, bound = math.prod(given), settings.limit(limit)
+            if total <= bound:
+                continue
+            if len(given) == 1:
+                message = f"{names[0]} {total} is over this server's limit of {bound}"
+            else:
+                message = (f"{'x'.join(map(str, given))} is {total} {LIMITS[limit]}, over this "
+                           f"server's limit of {bound}")  # fmt: skip
+            found.append((names[0], message))
+        return found
+
 
 # --- input constructors: short, readable declarations -------------------------------------
 

@@ -18,7 +18,7 @@ import math
 from collections import deque
 from typing import Any
 
-from .context import LIMITS, Settings
+from .context import Settings
 from .declare import ANY, BOOLEAN, COMBO, FLOAT, INT, REQUIRED, STRING, Input, NodeType, Registry
 from .model import Graph, Link, Location, Node
 from .problems import Problem, WorkflowError
@@ -379,21 +379,10 @@ def _check_limits(
     """
     inputs = node.inputs
     reported = {p.input_name for p in problems[first_problem:]}
-    for limit, names in node_type.limits.items():
-        values = [inputs.get(name) for name in names]
-        if any(type(v) is not int for v in values) or reported.intersection(names):
-            continue
-        total = math.prod(values)
-        bound = settings.limit(limit)
-        if total <= bound:
-            continue
-        if len(values) == 1:
-            message = f"{names[0]} {total} is over this server's limit of {bound}"
-        else:
-            message = (f"{'x'.join(map(str, values))} is {total} {LIMITS[limit]}, over this "
-                       f"server's limit of {bound}")  # fmt: skip
-        problems.append(_problem(graph, node, node_type, "limit_exceeded", message, names[0],
-                                 values[0]))  # fmt: skip
+    values = {name: v for name, v in inputs.items() if name not in reported}
+    for name, message in node_type.limit_problems(values, settings):
+        problems.append(_problem(graph, node, node_type, "limit_exceeded", message, name,
+                                 inputs.get(name)))  # fmt: skip
 
 
 # --- the graph as a whole ----------------------------------------------------------------

@@ -44,7 +44,15 @@ from latentgraph.graph import (
 from . import models_dirs
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .seeds import image_seeds, seed_input
-from .values import ClipModel, Conditioning, Latent, SchedulerSpec, UNetModel, input_error
+from .values import (
+    ClipModel,
+    Conditioning,
+    Latent,
+    SchedulerSpec,
+    UNetModel,
+    enforce_limits,
+    input_error,
+)
 
 MAX_RESOLUTION = 16384
 INT_LIMIT = 2**63 - 1
@@ -365,11 +373,7 @@ def empty_latent_image(ctx, width: int, height: int, batch_size: int = 1):
     """A zero latent for width x height images (SD's 8x downscale); KSampler adds the noise."""
     import torch
 
-    if width * height > ctx.settings.max_image_pixels:
-        raise input_error(ctx, "width", f"{width}x{height} is more than the limit of "
-                                        f"{ctx.settings.max_image_pixels} pixels")  # fmt: skip
-    if batch_size > ctx.settings.max_batch:
-        raise input_error(ctx, "batch_size", f"more than the limit of {ctx.settings.max_batch}")
+    enforce_limits(ctx, empty_latent_image, width=width, height=height, batch_size=batch_size)
     samples = torch.zeros([batch_size, 4, height // 8, width // 8], dtype=torch.float32)
     return Latent(samples, None, is_noise=False)
 

@@ -28,7 +28,7 @@ from . import runtime
 from .latents import make_noise
 from .schedulers import build_scheduler
 from .seeds import cpu_generator, image_seeds, seed_input
-from .values import Conditioning, Latent, SchedulerSpec, UNetModel, input_error
+from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
 
 
 def _rows(ctx: Any, name: str, cond: Conditioning, batch: int):
@@ -92,8 +92,7 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     """Denoise latents with the UNet under a scheduler, with classifier-free guidance."""
     import torch
 
-    if steps > ctx.settings.max_steps:
-        raise input_error(ctx, "steps", f"{steps} is more than the limit {ctx.settings.max_steps}")
+    enforce_limits(ctx, unet_denoise, steps=steps)
     model = unet.unet
     device = torch.device(runtime.device_name(ctx.settings))
     offload = bool(ctx.settings.options.get("cpu_offload")) and device.type != "cpu"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from latentgraph.graph import LATENT, VAE, Int, Output, Socket, node
 
 from .seeds import cpu_generator, image_seeds, seed_input
-from .values import Latent, VAEModel, input_error
+from .values import Latent, VAEModel, enforce_limits, input_error
 
 DEFAULT_SCALE = 8  # Stable Diffusion's VAE; the real factor comes from the VAE when linked
 
@@ -52,13 +52,7 @@ def latent_noise(ctx, width: int, height: int, batch_size: int = 1, seed: int = 
         if value % factor:
             raise input_error(ctx, name, f"{value} is not a multiple of the VAE's scale factor "
                                          f"{factor} (try {value - value % factor or factor})")  # fmt: skip
-    limits = ctx.settings
-    if width * height > limits.max_image_pixels:
-        raise input_error(ctx, "width", f"{width}x{height} is more than the limit of "
-                                        f"{limits.max_image_pixels} pixels")  # fmt: skip
-    if batch_size > limits.max_batch:
-        raise input_error(ctx, "batch_size", f"{batch_size} is more than the limit of "
-                                             f"{limits.max_batch}")  # fmt: skip
+    enforce_limits(ctx, latent_noise, width=width, height=height, batch_size=batch_size)
     seeds = image_seeds(seed, batch_size)
     noise = make_noise((channels, height // factor, width // factor), seeds)
     return Latent(noise, seeds, is_noise=True)

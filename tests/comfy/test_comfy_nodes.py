@@ -150,9 +150,7 @@ def test_latent_ops():
     from latentgraph.nodes.values import Latent
 
     class Ctx:
-        class settings:
-            max_image_pixels = 4096 * 4096
-            max_batch = 64
+        settings = Settings()
 
     empty = comfy.empty_latent_image(Ctx(), 64, 32, 2)
     assert list(empty.samples.shape) == [2, 4, 4, 8] and not empty.samples.any()

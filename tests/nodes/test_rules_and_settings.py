@@ -74,3 +74,13 @@ def test_dropdowns_list_the_folders_of_the_settings(tmp_path):
 
     assert not_listed(Settings(models_dirs=[models], input_dir=pictures)) == set()
     assert not_listed(Settings(models_dirs=[], input_dir=tmp_path / "none")) == {"c", "i"}
+
+
+def test_node_code_called_directly_enforces_the_context_settings_limits(make_ctx):
+    from latentgraph.nodes.latents import latent_noise
+    from latentgraph.nodes.values import NodeInputError
+
+    with pytest.raises(NodeInputError, match="'batch_size'.*limit of 2"):
+        latent_noise(make_ctx("LatentNoise", max_batch=2), 8, 8, batch_size=3)
+    noise = latent_noise(make_ctx("LatentNoise", max_batch=3), 8, 8, batch_size=3)
+    assert noise.seeds == [0, 1, 2]
