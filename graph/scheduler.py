@@ -340,6 +340,7 @@ class _Run:
         self.scheduler = scheduler
         self.cache = scheduler.cache
         self.settings = scheduler.settings
+        self.type_defaults = scheduler.type_defaults
         self.graph = graph
         self.run_id = run_id
         self.emit = emit
@@ -380,7 +381,7 @@ class _Run:
 
     def node_key(self, inputs: dict[str, Any], nt: NodeType) -> str | None:
         """The node's cache key, or None while a parent's key is unknown."""
-        literals = dict(self.scheduler.type_defaults(nt))
+        literals = dict(self.type_defaults(nt))
         keys = self.key_of
         links: dict[str, str] = {}
         for name, v in inputs.items():
@@ -445,9 +446,9 @@ class _Run:
         values, remaining, retain = self.values, self.remaining, self.retain
         skipped = self.result.skipped
         bad: set[str] = set()  # failed or skipped: their dependants are skipped
-        order = self.to_run
+        order, cancel, execute_node = self.to_run, self.cancel, self.execute_node
         for i, nid in enumerate(order):
-            if self.cancel.cancelled:
+            if cancel.cancelled:
                 self.interrupted = nid
                 skipped.extend(order[i:])
                 break
@@ -455,7 +456,7 @@ class _Run:
                 bad.add(nid)
                 skipped.append(nid)
             else:
-                outcome = self.execute_node(nid, types[nid])
+                outcome = execute_node(nid, types[nid])
                 if outcome is NodeOutcome.INTERRUPTED:
                     self.interrupted = nid
                     skipped.extend(order[i + 1 :])
@@ -472,14 +473,15 @@ class _Run:
     def execute_node(self, nid: str, nt: NodeType) -> NodeOutcome:
         """Run (or late-hit) one node."""
         node = self.graph.nodes[nid]
-        values, uis, keys, emit, run_id = self.values, self.uis, self.key_of, self.emit, self.run_id
-        kwargs = dict(self.scheduler.type_defaults(nt))
+        values = self.values
+        kwargs = dict(self.type_defaults(nt))
         try:
             for name, v in node.inputs.items():
                 kwargs[name] = values[v.node][v.output] if type(v) is Link else v
         except (KeyError, IndexError) as exc:
             return self.fail(nid, nt, exc, {})
 
+        keys, uis, emit, run_id = self.key_of, self.uis, self.emit, self.run_id
         key = keys.get(nid)
         if nt.deterministic and key is None:  # downstream of a non-deterministic node
             key = keys[nid] = self.node_key(node.inputs, nt)
