@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+RunStatus = Literal["success", "failed", "interrupted"]
 
 
 def now_ms() -> int:
@@ -99,9 +101,9 @@ class NodeFailed(Event):
 
 @dataclass
 class RunFinished(Event):
-    """The run ended. `status` is "success", "failed" or "interrupted"."""
+    """The run ended."""
 
-    status: str = "success"
+    status: RunStatus = "success"
     executed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)

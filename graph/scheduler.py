@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
 from .cache import Cache, content_key, default_cache, node_key, value_digest
 from .context import Cancelled, CancelToken, Context, Settings
@@ -38,13 +38,12 @@ from .events import (
     NodeWarning,
     RunFinished,
     RunStarted,
+    RunStatus,
 )
 from .model import Graph, Link
 from .problems import Problem, WorkflowError
 
 PROGRESS_INTERVAL = 0.05  # seconds between two NodeProgress events of one node
-
-RunStatus = Literal["success", "failed", "interrupted"]
 
 
 class NodeOutcome(Enum):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from latentgraph.graph.context import CancelToken, Settings
-from latentgraph.graph.events import NodeFailed
+from latentgraph.graph.events import NodeFailed, RunStatus
 from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.scheduler import Scheduler
 
@@ -189,7 +189,7 @@ class Worker:
         workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
         extra = {"prompt": record.prompt, "workflow": workflow, "prompt_id": record.id}
         ui: dict[str, Any] = {}
-        status = "failed"
+        status: RunStatus = "failed"
         error: str | None = None
         try:
             graph = graph_from_prompt(
