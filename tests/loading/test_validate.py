@@ -239,3 +239,15 @@ def test_an_unknown_limit_name_is_refused_where_the_input_is_declared():
 
     with pytest.raises(ValueError, match="max_stepz"):
         Int("steps", 1, limit="max_stepz")
+
+
+def test_validate_names_no_diffusion_input():
+    """Limits come from the declarations: the validator knows no input by name."""
+    import inspect
+    import re
+
+    from latentgraph.graph import validate as module
+
+    source = inspect.getsource(module)
+    named = re.findall(r"""["'](steps|batch_size|batch|width|height)["']""", source)
+    assert named == []
