@@ -346,6 +346,7 @@ class _Run:
         self.cancel = cancel
         self.extra = extra
         self.result = RunResult(run_id=run_id, status="success")
+        self.planned: _Plan  # set by plan()
         self.keep: list[str] = []
         self.retain: set[str] = set()  # targets and `keep`: their values survive the run
         self.key_of: dict[str, str | None] = {}  # None: not known before a parent runs
