@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from latentgraph.graph import api
+from latentgraph import api
 from latentgraph.graph.cache import Cache
 
 from .conftest import build
