@@ -20,7 +20,8 @@ SEED_DOWNSTREAM = {"noise", "denoise", "decode", "save"}
 
 
 def _in_process(size: int, steps: int) -> list[dict]:
-    from latentgraph.graph import Settings, api
+    from latentgraph import api
+    from latentgraph.graph import Settings
     from latentgraph.graph.cache import Cache
     from latentgraph.graph.scheduler import Scheduler
     from latentgraph.wiring import node_registry

@@ -20,7 +20,8 @@ N = 8
 def run(quick: bool) -> list[dict]:
     isolate_cache_dir()
     one_thread()
-    from latentgraph.graph import Settings, api
+    from latentgraph import api
+    from latentgraph.graph import Settings
     from latentgraph.graph.cache import Cache
     from latentgraph.graph.scheduler import Scheduler
     from latentgraph.wiring import node_registry
