@@ -494,6 +494,8 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     from latentgraph.graph.problems import WorkflowError
 
+    from .wiring import InstallError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -504,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"latentgraph: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except InstallError as e:  # not a bug in the code: the install's metadata is stale
+        print(f"latentgraph: error: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
     except WorkflowError as e:
         _print_problems(e.problems, as_json=False)
         return EXIT_USAGE

@@ -9,14 +9,13 @@ in the `latentgraph.nodes` entry-point group, so loading the entry-point plugins
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from latentgraph.graph.declare import Registry, default_registry
-from latentgraph.graph.plugins import ENTRY_POINT_GROUP, PluginFailure, load_plugins
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the plugin loader and the server config are imported when used (--help)
+    from latentgraph.graph.plugins import PluginFailure
     from latentgraph.server.config import ServerConfig
 
 BUILTIN_PACK = "latentgraph.nodes"
@@ -31,6 +30,10 @@ def node_registry(
 ) -> Registry:
     """The process registry with every entry-point pack (the built-in nodes among them) and
     the plugins in `nodes_dirs`; failures go to `errors` (else warnings)."""
+    from importlib.metadata import entry_points
+
+    from latentgraph.graph.plugins import ENTRY_POINT_GROUP, load_plugins
+
     if not any(e.value == BUILTIN_PACK for e in entry_points(group=ENTRY_POINT_GROUP)):
         raise InstallError(
             f"the built-in nodes are not installed as a {ENTRY_POINT_GROUP!r} entry point; "
