@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,41 +32,30 @@ def _api_routes() -> list[BaseRoute]:
             *api_latentgraph.routes]  # fmt: skip
 
 
-def _load_nodes(config: ServerConfig, registry: Any) -> Callable[[], None] | None:
-    """Register the diffusion nodes and any plugin folders (only into the default registry).
-    Returns the nodes' "unload every model" function for the worker (None without them)."""
+def _load_nodes(config: ServerConfig, registry: Any) -> None:
+    """Register the installed node packs (the built-in nodes are one: an entry point) and any
+    plugin folders, only into the default registry. Handing the worker the nodes' functions
+    (free_models) is the program's job (latentgraph.wiring), not the server's."""
     from latentgraph.graph.declare import default_registry
+    from latentgraph.graph.plugins import load_plugins
 
     if registry is not default_registry:
-        return None
-    free_models = None
-    if config.load_nodes:
-        try:
-            import latentgraph.nodes  # registers the node types
-        except ImportError as exc:
-            log.warning("latentgraph.nodes could not be imported: %s", exc)
-        else:  # so the editor can preview LoadImage's built-in picture
-            latentgraph.nodes.write_example(Path(config.input_dir))
-            free_models = latentgraph.nodes.free_models
-    if config.nodes_dirs:
-        from latentgraph.graph.plugins import load_plugins
-
-        load_plugins(config.nodes_dirs)
-    return free_models
+        return
+    if config.load_nodes or config.nodes_dirs:
+        load_plugins(config.nodes_dirs, entry_points=config.load_nodes)
 
 
 def create_app(
     config: ServerConfig, *, registry: Any = None, free_models: Callable[[], None] | None = None
 ) -> Starlette:
     """Build the ASGI app. `registry` defaults to the global one (tests pass their own).
-    `free_models` unloads the nodes' models (POST /free, out of memory); it defaults to the
-    diffusion nodes' when this app loads them."""
+    `free_models` unloads the nodes' models (POST /free, out of memory): the program that
+    wires the nodes in passes it (latentgraph.wiring); without it only caches are freed."""
     from latentgraph.graph.declare import default_registry
 
     registry = registry if registry is not None else default_registry
     config.ensure_dirs()
-    loaded_free = _load_nodes(config, registry)
-    free_models = free_models if free_models is not None else loaded_free
+    _load_nodes(config, registry)
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
                         device=config.device, dtype=config.dtype,

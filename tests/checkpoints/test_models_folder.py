@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from latentgraph.graph.cli import main
+from latentgraph.cli import main
 from latentgraph.nodes import models_dirs
 from latentgraph.nodes.values import NodeInputError
 
