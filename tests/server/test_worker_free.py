@@ -49,3 +49,16 @@ def test_without_a_free_function_freeing_still_clears_the_output_cache(tmp_path)
         worker.stop()
         worker.store.close()
     assert cache.get("k" * 64) is None
+
+
+def test_latentgraph_serve_hands_the_server_the_nodes_free_function(monkeypatch, tmp_path):
+    import latentgraph.server.run as run
+    import latentgraph.wiring as wiring
+    from latentgraph.cli import main
+    from latentgraph.nodes import free_models
+
+    seen: dict = {}
+    monkeypatch.setattr(run, "serve", lambda config, **kw: seen.update(kw))
+    monkeypatch.setattr(wiring, "prepare_server", lambda config, **kw: None)  # no node setup
+    assert main(["serve", "--data-dir", str(tmp_path)]) == 0
+    assert seen["free_models"] is free_models
