@@ -129,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument(
+        "--workers", type=int, metavar="N",
+        help="worker processes running prompts (default: one per device)",
+    )  # fmt: skip
+    p.add_argument(
+        "--devices", metavar="DEV,DEV", type=lambda v: [d.strip() for d in v.split(",") if d.strip()],
+        default=[], help="devices the workers run on, e.g. cuda:0,cuda:1 (default: each visible GPU, "
+        "else --device)",
+    )  # fmt: skip
     p.add_argument("--previews", action="store_true", help="send denoise previews to clients")
     p.add_argument("--no-cache", action="store_true", help="do not use the disk cache")
     p.add_argument(
@@ -403,7 +412,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.server.config import ServerConfig
     from latentgraph.server.run import serve
 
-    from .wiring import model_unloader, prepare_server
+    from .wiring import prepare_server, worker_setup
 
     if not _loopback(args.host) and not args.auth_token:
         if not args.insecure:
@@ -427,6 +436,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         nodes_dirs=list(args.nodes_dir),
         device=args.device,
         dtype=args.dtype,
+        workers=args.workers,
+        devices=args.devices,
         previews=args.previews,
         disk_cache=not args.no_cache,
         max_queue=args.max_queue,
@@ -439,7 +450,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     failures: list = []
     registry = prepare_server(config, errors=failures)
     _print_plugin_failures(failures)
-    serve(config, registry=registry, free_models=model_unloader())
+    serve(config, registry=registry, workers=worker_setup(config.nodes_dirs))
     return EXIT_OK
 
 

@@ -8,7 +8,8 @@ in the `latentgraph.nodes` entry-point group, so loading the entry-point plugins
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from latentgraph.graph.declare import Registry, default_registry
 if TYPE_CHECKING:  # the plugin loader and the server config are imported when used (--help)
     from latentgraph.graph.plugins import PluginFailure
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.workers import WorkerSetup
 
 BUILTIN_PACK = "latentgraph.nodes"
 
@@ -43,12 +45,16 @@ def node_registry(
     return default_registry
 
 
-def model_unloader() -> Callable[[], None]:
-    """The built-in nodes' "unload every model", for the server's worker (POST /free, and
-    after an out-of-memory failure)."""
-    from latentgraph.nodes import free_models
+def worker_setup(nodes_dirs: Iterable[Path] = ()) -> WorkerSetup:
+    """How each server worker process builds the same registry (the entry-point packs and
+    `nodes_dirs`) and reaches the built-in nodes' model functions: unload every model (POST
+    /free, after out of memory) and list the loaded ones (model affinity). All are pickled by
+    reference and called inside the worker: the server process never imports torch."""
+    from latentgraph.nodes import free_models, resident_models
+    from latentgraph.server.workers import WorkerSetup
 
-    return free_models
+    return WorkerSetup(registry=partial(node_registry, tuple(Path(d) for d in nodes_dirs)),
+                       free_models=free_models, resident_models=resident_models)  # fmt: skip
 
 
 def prepare_server(config: ServerConfig, *, errors: list[PluginFailure] | None = None) -> Registry:

@@ -69,6 +69,18 @@ def toy_registry():
     return reg
 
 
+def tiny_registry():
+    """The real node types, in a registry of their own."""
+    import latentgraph.nodes  # noqa: F401 - the real node types
+    from latentgraph.graph import Registry
+    from latentgraph.graph.declare import default_registry
+
+    registry = Registry()
+    for node_type in default_registry:
+        registry.add(node_type)
+    return registry
+
+
 def toy_prompt(i: int) -> dict:
     return {"1": {"class_type": "LoadNumber", "inputs": {"value": i}},
             "2": {"class_type": "LoadOut", "inputs": {"x": ["1", 0]}}}  # fmt: skip
@@ -97,18 +109,21 @@ def _port() -> int:
 
 
 class Server:
-    """uvicorn in a thread on a free port, over a temporary data dir."""
+    """uvicorn in a thread on a free port, over a temporary data dir; `build_registry` is how
+    its worker processes (`workers` of them) build their nodes."""
 
-    def __init__(self, registry: Any, data_dir: str) -> None:
+    def __init__(self, build_registry: Any, data_dir: str, workers: int = 1) -> None:
         import uvicorn
 
         from latentgraph.server.app import create_app
         from latentgraph.server.config import ServerConfig
+        from latentgraph.server.workers import WorkerSetup
 
         self.config = ServerConfig(data_dir=data_dir, port=_port(), disk_cache=False,
                                    load_nodes=False, editor=False, client_queue_size=4096,
-                                   max_queue=10_000)  # fmt: skip
-        app = create_app(self.config, registry=registry)
+                                   max_queue=10_000, workers=workers)  # fmt: skip
+        app = create_app(self.config, workers=WorkerSetup(registry=build_registry))
+        self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.config.port,
                                                     ws="websockets", log_level="warning"))  # fmt: skip
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -304,17 +319,11 @@ def load(quick: bool, separate: bool = True) -> dict[str, Any]:
     """`separate=False` runs the clients in this process (how the bench first measured)."""
     clients, prompts = (10, 30) if quick else (CLIENTS, PROMPTS)
     if quick:
-        registry, make = toy_registry(), toy_prompt
+        registry, make = toy_registry, toy_prompt
     else:
-        import latentgraph.nodes  # noqa: F401 - the real node types
-        from latentgraph.graph import Registry
-        from latentgraph.graph.declare import default_registry
         from latentgraph.nodes.tiny_model import ensure_tiny_sd
 
-        registry = Registry()
-        for node_type in default_registry:
-            registry.add(node_type)
-        make = tiny_prompt
+        registry, make = tiny_registry, tiny_prompt
         # Write the tiny model's files first, as a real model's files exist before a server
         # starts; generating them (a one-off of this bench) would otherwise fall in the run.
         # Loading the model is still part of the run.
@@ -336,7 +345,7 @@ def soak(count: int) -> dict[str, Any]:
     import httpx
 
     warm = min(100, count // 10)
-    with tempfile.TemporaryDirectory() as tmp, Server(toy_registry(), tmp) as srv:
+    with tempfile.TemporaryDirectory() as tmp, Server(toy_registry, tmp) as srv:
         http = httpx.Client(base_url=srv.base, timeout=60)
         t0 = time.perf_counter()
         start_rss = 0.0

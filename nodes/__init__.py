@@ -21,8 +21,8 @@ from . import (  # noqa: F401 - importing registers the node types
     vae,
 )
 from .input_files import write_example
-from .model_manager import free_models
+from .model_manager import free_models, resident_models
 
 comfy.install()
 
-__all__ = ["free_models", "write_example"]
+__all__ = ["free_models", "resident_models", "write_example"]

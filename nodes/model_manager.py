@@ -96,6 +96,11 @@ def manager() -> ModelManager:
     return _manager
 
 
+def resident_models() -> list[str]:
+    """The keys of the models this process holds (a server worker reports them)."""
+    return _manager.keys()
+
+
 def free_models() -> None:
     """Unload every model this process holds (the server's worker calls it on POST /free)."""
     _manager.free()

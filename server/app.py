@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,13 +15,14 @@ from latentgraph.graph.context import Settings
 
 from . import api_files, api_info, api_latentgraph, api_queue, api_user, api_ws, editor
 from .config import ServerConfig
+from .dispatch import Dispatcher
 from .errors import exception_handlers
 from .hub import Hub
+from .local_workers import LocalWorkerPool, worker_specs
 from .middleware import GuardMiddleware
 from .state import ServerState
 from .store import Store
-from .warmup import import_model_libraries, needs_model_libraries
-from .worker import Worker
+from .workers import WorkerPool, WorkerSetup
 
 log = logging.getLogger("latentgraph.server")
 
@@ -34,8 +34,8 @@ def _api_routes() -> list[BaseRoute]:
 
 def _load_nodes(config: ServerConfig, registry: Any) -> None:
     """Register the installed node packs (the built-in nodes are one: an entry point) and any
-    plugin folders, only into the default registry. Handing the worker the nodes' functions
-    (free_models) is the program's job (latentgraph.wiring), not the server's."""
+    plugin folders, only into the default registry. Handing the workers the nodes' functions
+    (`WorkerSetup`) is the program's job (latentgraph.wiring), not the server's."""
     from latentgraph.graph.declare import default_registry
     from latentgraph.graph.plugins import load_plugins
 
@@ -46,14 +46,28 @@ def _load_nodes(config: ServerConfig, registry: Any) -> None:
 
 
 def create_app(
-    config: ServerConfig, *, registry: Any = None, free_models: Callable[[], None] | None = None
+    config: ServerConfig,
+    *,
+    registry: Any = None,
+    workers: WorkerSetup | None = None,
+    pool: WorkerPool | None = None,
 ) -> Starlette:
-    """Build the ASGI app. `registry` defaults to the global one (tests pass their own).
-    `free_models` unloads the nodes' models (POST /free, out of memory): the program that
-    wires the nodes in passes it (latentgraph.wiring); without it only caches are freed."""
+    """Build the ASGI app. The server process never imports torch: prompts run in worker
+    processes, which build their own registry and reach the nodes' model functions through
+    `workers` (the program that wires the nodes in passes it: latentgraph.wiring).
+
+    `registry` is the server's copy, for /object_info and validation: by default
+    `workers.registry()`, else the global registry with the config's plugin packs. A registry
+    a worker cannot rebuild (no `workers.registry`) is refused. `pool` replaces the local
+    worker processes (another executor behind the same interface)."""
     from latentgraph.graph.declare import default_registry
 
-    registry = registry if registry is not None else default_registry
+    setup = workers or WorkerSetup()
+    if registry is None:
+        registry = setup.registry() if setup.registry is not None else default_registry
+    elif registry is not default_registry and setup.registry is None:
+        raise ValueError("the worker processes cannot rebuild this registry: pass "
+                         "workers=WorkerSetup(registry=<module-level function building it>)")  # fmt: skip
     config.ensure_dirs()
     _load_nodes(config, registry)
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
@@ -68,16 +82,15 @@ def create_app(
             "marked %d prompt(s) left running by a previous process as failed", len(recovered)
         )
     hub = Hub(config.client_queue_size)
-    worker = Worker(store, hub, registry, settings, previews=config.previews,
-                    disk_cache=config.disk_cache, free_models=free_models)  # fmt: skip
+    if pool is None:
+        pool = LocalWorkerPool(setup, worker_specs(config, settings))
+    worker = Dispatcher(store, hub, registry, pool, previews=config.previews)
     state = ServerState(config, registry, settings, store, hub, worker)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         hub.bind(asyncio.get_running_loop())
         state.on_start()
-        if config.preload and needs_model_libraries(registry):
-            await asyncio.get_running_loop().run_in_executor(None, import_model_libraries)
         worker.start()
         try:
             yield

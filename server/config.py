@@ -34,10 +34,14 @@ class ServerConfig:
     client_queue_size: int = 256  # outgoing websocket messages kept per client before dropping it
     device: str = "auto"
     dtype: str = "auto"
+    # Worker processes: `workers` of them (None: one per device), on `devices` in turn
+    # (empty: each visible GPU, else `device`). See local_workers.worker_specs.
+    workers: int | None = None
+    devices: list[str] = field(default_factory=list)
     editor: bool = True  # serve the ComfyUI frontend at /
     load_nodes: bool = True  # load the installed node packs (the built-in nodes among them)
-    # Import torch and the model libraries before answering, when the diffusion nodes are
-    # registered: importing them at the first prompt stalled every request for seconds.
+    # Workers import torch and the model libraries before taking a prompt, when the diffusion
+    # nodes are registered: importing them at the first prompt held that prompt for seconds.
     preload: bool = True
 
     def __post_init__(self) -> None:

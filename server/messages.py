@@ -182,13 +182,17 @@ class RunTranslator:
             "current_outputs": {}, "timestamp": now_ms()})  # fmt: skip
 
 
-def preview_frame(image: Any, *, metadata: dict[str, Any] | None = None) -> bytes:
-    """A binary preview frame: type 1 (JPEG) or, with `metadata`, type 4 (JSON header)."""
+def encode_preview(image: Any) -> bytes:
+    """A preview image (PIL) as JPEG bytes: what crosses from a worker to the server."""
     buf = io.BytesIO()
     img = image if image.mode == "RGB" else image.convert("RGB")
     img.save(buf, format="JPEG", quality=85)
-    body = buf.getvalue()
+    return buf.getvalue()
+
+
+def preview_frame(jpeg: bytes, *, metadata: dict[str, Any] | None = None) -> bytes:
+    """A binary preview frame: type 1 (JPEG) or, with `metadata`, type 4 (JSON header)."""
     if metadata is None:
-        return struct.pack(">II", PREVIEW_IMAGE, JPEG) + body
+        return struct.pack(">II", PREVIEW_IMAGE, JPEG) + jpeg
     header = json.dumps({**metadata, "image_type": "image/jpeg"}).encode()
-    return struct.pack(">II", PREVIEW_WITH_METADATA, len(header)) + header + body
+    return struct.pack(">II", PREVIEW_WITH_METADATA, len(header)) + header + jpeg

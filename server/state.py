@@ -13,10 +13,10 @@ from latentgraph.graph.context import Settings
 
 from . import store as st
 from .config import ServerConfig
+from .dispatch import EDITOR_GRACE, Dispatcher
 from .errors import ApiError
 from .hub import Hub
 from .prompts import PromptRejected, check_prompt
-from .worker import EDITOR_GRACE, Worker
 
 
 @dataclass
@@ -26,13 +26,13 @@ class ServerState:
     settings: Settings
     store: st.Store
     hub: Hub
-    worker: Worker
+    worker: Dispatcher  # queued prompts to the worker processes
     _limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
 
     async def enqueue(self, body: Any) -> dict[str, Any]:
         """Check and queue a POST /prompt body. Returns the 200 answer or raises PromptRejected.
 
-        The prompt is held (see `Worker.hold`): call `release` once the answer is sent."""
+        The prompt is held (see `Dispatcher.hold`): call `release` once the answer is sent."""
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object with a 'prompt'", "invalid_prompt")
         if self.store.count_queued() >= self.config.max_queue:
@@ -67,7 +67,7 @@ class ServerState:
         return {"prompt_id": record.id, "number": record.number, "node_errors": {}}
 
     def release(self, prompt_id: str, client_id: str | None) -> None:
-        """Let a queued prompt start: its answer has been sent (see `Worker.hold`)."""
+        """Let a queued prompt start: its answer has been sent (see `Dispatcher.hold`)."""
         grace = EDITOR_GRACE if self.hub.is_editor(client_id) else 0.0
         self.worker.release(prompt_id, grace)
 

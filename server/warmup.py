@@ -1,9 +1,7 @@
-"""Import torch and the model libraries before the server answers its first request.
+"""Import torch and the model libraries in a worker process before it takes its first prompt.
 
-Importing them is seconds of mostly GIL-holding work (module bodies, extension start-up).
-Left to the worker's first prompt, it stalled every request in that window: GET /queue took
-up to 0.3 s in bench/load.py. Done in the lifespan start-up, before uvicorn opens its socket,
-nobody is waiting yet.
+Importing them is seconds of work; a worker does it while it starts (before saying Ready), so
+the first prompt is not held by it. The server process never imports them.
 """
 
 from __future__ import annotations

@@ -28,14 +28,15 @@ def start_editor_server(data_dir):
 
     from latentgraph.server.config import ServerConfig
     from latentgraph.server.editor import static_dir
-    from latentgraph.wiring import prepare_server
+    from latentgraph.wiring import prepare_server, worker_setup
 
     from .server.conftest import RunningServer, free_port
 
     if static_dir() is None or not Path(CHROMIUM).exists():
         pytest.fail("needs comfyui-frontend-package==1.58.1 and /usr/bin/chromium (see README)")
     config = ServerConfig(data_dir=data_dir, port=free_port(), disk_cache=False)
-    running = RunningServer(config, prepare_server(config)).start()
+    prepare_server(config)  # example.png in the input folder
+    running = RunningServer(config, worker_setup()).start()
     running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
     return running
 

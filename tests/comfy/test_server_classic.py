@@ -19,11 +19,12 @@ from ..server.conftest import RunningServer, WsClient, free_port
 @pytest.fixture(scope="module")
 def real_server(tmp_path_factory, one_thread):
     from latentgraph.server.config import ServerConfig
-    from latentgraph.wiring import prepare_server
+    from latentgraph.wiring import prepare_server, worker_setup
 
     data = tmp_path_factory.mktemp("comfy-server")
     config = ServerConfig(data_dir=data, port=free_port(), disk_cache=False, editor=False)
-    running = RunningServer(config, prepare_server(config)).start()
+    prepare_server(config)  # example.png in the input folder
+    running = RunningServer(config, worker_setup()).start()
     yield running
     running.stop()
 

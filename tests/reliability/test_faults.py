@@ -13,24 +13,36 @@ import uuid
 import pytest
 
 from ..server.conftest import RunningServer, WsClient, chain, free_port
-from ..server.plugin.toy_nodes import register
+from ..server.plugin.toy_nodes import toy_registry
 from .conftest import partial, snapshot
 from .corpus_server import SD
+from .fault_nodes import register_faults
 from .test_server_corpus import full_registry
+
+
+def faults_registry():
+    """The real and toy nodes, and InjectFault (fault_nodes.py), for the worker processes."""
+    return register_faults(full_registry())
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     import torch
 
-    from latentgraph.nodes import free_models
+    from latentgraph.nodes import free_models, resident_models
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.workers import WorkerSetup
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("faults")
     config = ServerConfig(data_dir=root / "data", port=free_port(), disk_cache=False,
                           load_nodes=False, editor=False)  # fmt: skip
-    running = RunningServer(config, full_registry(), free_models).start()
+    running = RunningServer(
+        config,
+        WorkerSetup(
+            registry=faults_registry, free_models=free_models, resident_models=resident_models
+        ),
+    ).start()
     yield running
     running.stop()
 
@@ -64,6 +76,17 @@ def sd_prompt(seed: int, steps: int = 2, prefix: str = "faults") -> dict:
     return p
 
 
+def inject(server: RunningServer, fault: str) -> None:
+    """Arm `fault` in the worker process ("none" disarms): see fault_nodes.py."""
+    prompt = {"1": {"class_type": "InjectFault", "inputs": {"fault": fault}}}
+    assert wait(server, queue(server, prompt))["status"]["status_str"] == "success"
+
+
+def models_loaded(server: RunningServer) -> bool:
+    """Whether the worker reports holding models (its model manager is not empty)."""
+    return any(server.app.state.lg.worker.resident())
+
+
 def pngs(server: RunningServer) -> set[str]:
     return {p.name for p in server.config.output_dir.rglob("*.png")}
 
@@ -77,29 +100,21 @@ def test_node_that_raises_then_next_prompt_runs(srv):
     assert ok["status"]["status_str"] == "success"
 
 
-def test_out_of_memory_in_the_unet_frees_models_and_recovers(srv, monkeypatch):
-    import torch
-    from diffusers import UNet2DConditionModel
-
-    from latentgraph.nodes.model_manager import manager
-
+def test_out_of_memory_in_the_unet_frees_models_and_recovers(srv):
     assert wait(srv, queue(srv, sd_prompt(1)))["status"]["status_str"] == "success"
-    assert manager().keys(), "the model should be loaded after a successful run"
+    assert models_loaded(srv), "the model should be loaded after a successful run"
     before = pngs(srv)
 
-    def oom(self, *args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-    monkeypatch.setattr(UNet2DConditionModel, "forward", oom)
+    inject(srv, "unet_oom")
     entry = wait(srv, queue(srv, sd_prompt(2, prefix="oom")))
     assert entry["status"]["status_str"] == "error"
     err = messages(entry, "execution_error")[0]
     assert err["node_id"] == "7" and "out of memory" in err["exception_message"].lower()
     assert err["exception_type"].endswith("OutOfMemoryError")
-    assert manager().keys() == [], "models must be unloaded after an out-of-memory failure"
+    assert not models_loaded(srv), "models must be unloaded after an out-of-memory failure"
     assert pngs(srv) == before
 
-    monkeypatch.undo()
+    inject(srv, "none")
     again = wait(srv, queue(srv, sd_prompt(2, prefix="after-oom")))
     assert again["status"]["status_str"] == "success"
     assert any(n.startswith("after-oom") for n in pngs(srv) - before)
@@ -155,17 +170,12 @@ def test_client_that_disconnects_mid_run(srv):
     ("code", "words"),
     [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only"), (errno.EACCES, "permission")],
 )  # fmt: skip
-def test_output_folder_full_or_read_only(srv, monkeypatch, code, words):
+def test_output_folder_full_or_read_only(srv, code, words):
     """Simulated (tests may run as root, where chmod does not stop writes): the final link
     of SaveImage fails the way the OS would, naming the paths."""
     assert wait(srv, queue(srv, sd_prompt(11)))["status"]["status_str"] == "success"  # warm
-    real_link = os.link
     before = snapshot(srv.config.output_dir)
-
-    def failing_link(src, dst, *a, **kw):
-        raise OSError(code, os.strerror(code), str(src), None, str(dst))
-
-    monkeypatch.setattr(os, "link", failing_link)
+    inject(srv, f"link_{errno.errorcode[code]}")
     prefix = f"full{code}"
     entry = wait(srv, queue(srv, sd_prompt(11, prefix=prefix)))
     assert entry["status"]["status_str"] == "error"
@@ -175,7 +185,7 @@ def test_output_folder_full_or_read_only(srv, monkeypatch, code, words):
     assert str(srv.config.output_dir.resolve()) in err["exception_message"]
     after = snapshot(srv.config.output_dir)
     assert set(after) == set(before) and not partial(list(after))
-    monkeypatch.setattr(os, "link", real_link)
+    inject(srv, "none")
     entry = wait(srv, queue(srv, sd_prompt(11, prefix=prefix)))
     assert entry["status"]["status_str"] == "success"
     assert any(n.startswith(prefix) for n in pngs(srv))
@@ -185,10 +195,10 @@ def test_output_folder_full_or_read_only(srv, monkeypatch, code, words):
 def test_corrupt_database_at_start(tmp_path, caplog, damage):
     from starlette.testclient import TestClient
 
-    from latentgraph.graph import Registry
     from latentgraph.server.app import create_app
     from latentgraph.server.config import ServerConfig
     from latentgraph.server.store import PromptRecord, Store
+    from latentgraph.server.workers import WorkerSetup
 
     config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False)
     if damage == "garbage":
@@ -202,7 +212,7 @@ def test_corrupt_database_at_start(tmp_path, caplog, damage):
         config.db_path.write_bytes(data[:4096] + os.urandom(len(data) // 2))
     original = config.db_path.read_bytes()
     with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
-        app = create_app(config, registry=register(Registry()))
+        app = create_app(config, workers=WorkerSetup(registry=toy_registry))
     with TestClient(app, base_url="http://127.0.0.1:8188") as client:
         assert client.get("/queue").json() == {"queue_running": [], "queue_pending": []}
         r = client.post("/prompt", json={"prompt": chain(2)})

@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from ..server.conftest import RunningServer, free_port
-from ..server.plugin.toy_nodes import register
+from ..server.plugin.toy_nodes import toy_registry
 
 MAX_EXAMPLES = 300  # a few seconds; spread over every operation of the document
 
@@ -28,13 +28,13 @@ def _schema():
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
-    from latentgraph.graph import Registry
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.workers import WorkerSetup
 
     config = ServerConfig(data_dir=tmp_path_factory.mktemp("fuzz"), port=free_port(),
                           disk_cache=False, load_nodes=False, editor=False,
                           max_body_bytes=200_000, max_upload_bytes=100_000)  # fmt: skip
-    running = RunningServer(config, register(Registry())).start()
+    running = RunningServer(config, WorkerSetup(registry=toy_registry)).start()
     yield running
     running.http.post("/queue", json={"clear": True})
     running.stop()

@@ -11,7 +11,7 @@ from bench.load import Server, drive, toy_prompt, toy_registry
 
 
 def test_no_lost_or_misrouted_messages():
-    with tempfile.TemporaryDirectory() as tmp, Server(toy_registry(), tmp) as srv:
+    with tempfile.TemporaryDirectory() as tmp, Server(toy_registry, tmp) as srv:
         result = asyncio.run(drive(srv.base, srv.ws, 10, 30, toy_prompt, timeout=120))
     assert (result.lost, result.misrouted, result.failed) == (0, 0, 0)
     assert result.complete == 30

@@ -13,17 +13,17 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from ..server.plugin.toy_nodes import register
+from ..server.plugin.toy_nodes import toy_registry
 
 TOKEN = "t0ken-for-tests"
 
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
-    from latentgraph.graph import Registry
     from latentgraph.server import editor
     from latentgraph.server.app import create_app
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.workers import WorkerSetup
 
     root = tmp_path_factory.mktemp("guarded")
     static = root / "static"
@@ -34,7 +34,7 @@ def guarded(tmp_path_factory):
     mp.setattr(editor, "static_dir", lambda: static)
     config = ServerConfig(data_dir=root / "data", auth_token=TOKEN, disk_cache=False,
                           load_nodes=False, editor=True)  # fmt: skip
-    app = create_app(config, registry=register(Registry()))
+    app = create_app(config, workers=WorkerSetup(registry=toy_registry))
     (config.output_dir / "x.png").write_bytes(b"png")
     with TestClient(app, base_url="http://127.0.0.1:8188") as client:
         yield client

@@ -32,11 +32,12 @@ def full_registry():
 @pytest.fixture(scope="module")
 def corpus_server(tmp_path_factory):
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.workers import WorkerSetup
 
     root = tmp_path_factory.mktemp("corpus-server")
     config = ServerConfig(data_dir=root / "data", port=free_port(), disk_cache=False,
                           load_nodes=False, editor=False, **SERVER_LIMITS)  # fmt: skip
-    running = RunningServer(config, full_registry()).start()
+    running = RunningServer(config, WorkerSetup(registry=full_registry)).start()
     (config.input_dir / "seed.png").write_bytes(png())
     yield running, root
     running.stop()

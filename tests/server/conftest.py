@@ -13,7 +13,7 @@ import pytest
 
 from latentgraph.graph import Registry
 
-from .plugin.toy_nodes import register
+from .plugin.toy_nodes import toy_registry as build_toy_registry
 
 
 def free_port() -> int:
@@ -23,13 +23,14 @@ def free_port() -> int:
 
 
 class RunningServer:
-    def __init__(self, config, registry, free_models=None) -> None:
+    def __init__(self, config, workers) -> None:
+        """`workers`: the WorkerSetup telling the worker processes how to build the nodes."""
         import uvicorn
 
         from latentgraph.server.app import create_app
 
         self.config = config
-        self.app = create_app(config, registry=registry, free_models=free_models)
+        self.app = create_app(config, workers=workers)
         self.url = f"http://127.0.0.1:{config.port}"
         self.ws_url = f"ws://127.0.0.1:{config.port}/ws"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=config.port,
@@ -59,17 +60,25 @@ class RunningServer:
 
 @pytest.fixture(scope="session")
 def toy_registry() -> Registry:
-    return register(Registry())
+    return build_toy_registry()
+
+
+@pytest.fixture(scope="session")
+def toy_workers():
+    """Worker processes running the toy nodes."""
+    from latentgraph.server.workers import WorkerSetup
+
+    return WorkerSetup(registry=build_toy_registry)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, toy_registry):
+def server(tmp_path_factory, toy_workers):
     from latentgraph.server.config import ServerConfig
 
     data = tmp_path_factory.mktemp("server-data")
     config = ServerConfig(data_dir=data, port=free_port(), disk_cache=False, load_nodes=False,
                           editor=False, max_body_bytes=2_000_000, max_upload_bytes=500_000)  # fmt: skip
-    running = RunningServer(config, toy_registry).start()
+    running = RunningServer(config, toy_workers).start()
     yield running
     running.stop()
 

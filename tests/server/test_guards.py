@@ -8,15 +8,13 @@ from starlette.websockets import WebSocketDisconnect
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory, toy_registry):
+def guarded(tmp_path_factory, toy_workers):
     from latentgraph.server.app import create_app
     from latentgraph.server.config import ServerConfig
 
     config = ServerConfig(data_dir=tmp_path_factory.mktemp("guarded"), auth_token="s3cret",
                           disk_cache=False, load_nodes=False, editor=False)  # fmt: skip
-    with TestClient(
-        create_app(config, registry=toy_registry), base_url="http://127.0.0.1:8188"
-    ) as c:
+    with TestClient(create_app(config, workers=toy_workers), base_url="http://127.0.0.1:8188") as c:
         yield c
 
 

@@ -51,7 +51,7 @@ def test_the_answer_releases_its_prompt(server, ws, released):
 
 
 def test_an_editor_client_gets_a_moment_to_handle_the_answer(server, ws, released):
-    from latentgraph.server.worker import EDITOR_GRACE
+    from latentgraph.server.dispatch import EDITOR_GRACE
 
     client = ws()
     client.send("feature_flags", {"supports_preview_metadata": True})

@@ -1,22 +1,26 @@
-"""Start-up work done before the first request: model libraries (only when needed), the
-submit limiter."""
+"""Start-up work: a worker imports the model libraries before it takes a prompt, only when the
+diffusion nodes are registered (the server process never does: test_workers.py); the submit
+limiter."""
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 
 import pytest
 from starlette.testclient import TestClient
 
-from latentgraph.graph import Registry
-from latentgraph.server import app as app_mod
+from latentgraph.graph import Registry, Settings
 from latentgraph.server import warmup
+from latentgraph.server.worker_process import JobRunner, WorkerSpec
+from latentgraph.server.workers import WorkerSetup
 
-from .plugin.toy_nodes import register
+from .plugin.toy_nodes import register, toy_registry
 
 
-def _with_builtin_like_node(toy: Registry) -> Registry:
+def _with_builtin_like_node() -> Registry:
     """The toy nodes plus one that claims to come from the built-in diffusion nodes."""
+    toy = register(Registry())
     reg = Registry()
     for node_type in toy:
         reg.add(node_type)
@@ -27,28 +31,27 @@ def _with_builtin_like_node(toy: Registry) -> Registry:
 
 @pytest.mark.parametrize("builtin, preload, expected", [(True, True, 1), (True, False, 0),
                                                         (False, True, 0)])  # fmt: skip
-def test_start_up_imports_model_libraries_only_for_the_diffusion_nodes(
-    tmp_path, monkeypatch, builtin, preload, expected
+def test_a_worker_imports_model_libraries_only_for_the_diffusion_nodes(
+    monkeypatch, builtin, preload, expected
 ):
+    calls = []
+    monkeypatch.setattr(warmup, "import_model_libraries", lambda: calls.append(1) or [])
+    setup = WorkerSetup(registry=_with_builtin_like_node if builtin else toy_registry)
+    ours, theirs = multiprocessing.Pipe()
+    JobRunner(setup, WorkerSpec(0, Settings(), disk_cache=False, preload=preload), theirs)
+    assert len(calls) == expected
+    ours.close()
+
+
+def test_the_submit_limiter_is_made_before_the_first_request(tmp_path):
+    from latentgraph.server import app as app_mod
     from latentgraph.server.config import ServerConfig
 
-    calls = []
-
-    def fake_import() -> list[str]:
-        worker = app.state.lg.worker
-        calls.append(worker._thread.is_alive())  # the worker has not started yet
-        return []
-
-    monkeypatch.setattr(app_mod, "import_model_libraries", fake_import)
-    toy = register(Registry())
-    registry = _with_builtin_like_node(toy) if builtin else toy
-    config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False,
-                          preload=preload)  # fmt: skip
-    app = app_mod.create_app(config, registry=registry)
+    config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False)
+    app = app_mod.create_app(config, workers=WorkerSetup(registry=toy_registry))
     with TestClient(app) as client:
         assert app.state.lg._limiter is not None  # made before the first POST
         assert client.get("/queue").status_code == 200
-    assert calls == [False] * expected
 
 
 def test_import_model_libraries_reports_what_failed(monkeypatch):

@@ -52,6 +52,13 @@ def register(registry: Registry | None = None) -> Registry | None:
             ctx.progress(i + 1, steps)
         return x
 
+    @node("Block", inputs=[Socket("x", NUM), Float("seconds", 60, min=0, max=600)],
+          outputs=[Output("n", NUM)], category="toy", registry=registry)  # fmt: skip
+    def block(ctx, x, seconds):
+        """Like a long model call: never checks for cancellation."""
+        time.sleep(seconds)
+        return x
+
     @node("Fail", inputs=[Socket("x", NUM), String("why", "boom")], outputs=[Output("n", NUM)],
           category="toy", registry=registry)  # fmt: skip
     def fail(ctx, x, why):
@@ -69,6 +76,11 @@ def register(registry: Registry | None = None) -> Registry | None:
         )
 
     return registry
+
+
+def toy_registry() -> Registry:
+    """A fresh registry of the toy nodes (a server's worker processes build theirs with it)."""
+    return register(Registry())
 
 
 if __name__ != "__main__" and os.environ.get("LATENTGRAPH_TOY_PLUGIN") == "1":

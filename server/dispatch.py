@@ -1,0 +1,374 @@
+"""The dispatcher: queued prompts to idle workers, worker reports to clients and history.
+
+One thread owns all of it. Everything else (routes, the worker pool's reader) posts to its
+inbox, so no dispatch state is shared. It never waits on a websocket (the Hub's bounded
+queues) nor on a model (the workers). History is written before the final `executing`
+(node: null) message, so a client that reads /history/{id} on that message finds the entry.
+
+Dispatch: in queue order, each prompt goes to the idle worker already holding its models
+(`model_keys`); if none does but a busy one does, the prompt may wait for it while later
+prompts pass, at most `MAX_PASSES` times (the fairness bound). Interrupt: the worker is asked
+to cancel; if the prompt has not ended `INTERRUPT_GRACE` seconds later, the worker is killed
+(and replaced) and the prompt ends interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from latentgraph.graph.events import NodeStarted, RunFinished, RunStatus, now_ms
+
+from . import store as st
+from .hub import Hub
+from .messages import RunTranslator, preview_frame
+from .workers import (
+    Died,
+    Done,
+    Freed,
+    Job,
+    Ready,
+    RunError,
+    RunEvent,
+    WorkerMessage,
+    WorkerPool,
+    model_keys,
+)
+
+log = logging.getLogger("latentgraph.server")
+
+_STATUS = {"success": st.SUCCESS, "interrupted": st.INTERRUPTED}
+# A held prompt (its POST /prompt answer not sent yet) starts anyway after this long, so a lost
+# release can never stall the queue.
+HOLD_SECONDS = 2.0
+# How long after its answer an editor's prompt starts: time for the page to handle the answer.
+EDITOR_GRACE = 0.25
+# After a cancel request, how long a worker has to end the prompt before it is killed.
+INTERRUPT_GRACE = 0.5
+# How many later prompts may start before one waiting for the worker holding its models.
+MAX_PASSES = 3
+# How far down the queue dispatch looks for a prompt suiting an idle worker.
+WINDOW = 32
+
+
+@dataclass
+class _Running:
+    record: st.PromptRecord
+    worker: int
+    translator: RunTranslator
+    node: str | None = None  # the node running now
+    interrupted_at: float | None = None  # monotonic time of the cancel request
+    killed: bool = False
+
+
+@dataclass
+class _Worker:
+    ready: bool = False
+    pid: int | None = None
+    prompt: str | None = None
+    resident: frozenset[str] = field(default_factory=frozenset)
+
+
+class Dispatcher:
+    def __init__(self, store: st.Store, hub: Hub, registry: Any, pool: WorkerPool, *,
+                 previews: bool = False) -> None:  # fmt: skip
+        self.store = store
+        self.hub = hub
+        self.registry = registry
+        self.pool = pool
+        self.previews = previews
+        self._inbox: queue.Queue[tuple] = queue.Queue()
+        self._lock = threading.Lock()  # _held and _running_ids (read by routes)
+        self._held: dict[str, float] = {}  # prompt id -> monotonic deadline
+        self._running_ids: dict[str, int] = {}  # prompt id -> worker
+        self._running: dict[str, _Running] = {}  # dispatcher thread only
+        self._workers: list[_Worker] = []
+        self._passed: dict[str, int] = {}
+        self._keys: dict[str, frozenset[str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="latentgraph-dispatch",
+                                        daemon=True)  # fmt: skip
+
+    # --- control (any thread) ----------------------------------------------------------
+
+    def start(self) -> None:
+        self._workers = [_Worker() for _ in self.pool.workers()]
+        self.pool.start(lambda worker, message: self._inbox.put(("msg", worker, message)))
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._inbox.put(("wake",))
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.pool.stop()
+
+    def wake(self) -> None:
+        self._inbox.put(("wake",))
+
+    def hold(self, prompt_id: str) -> None:
+        """Keep a prompt from starting until `release`. The editor files a run's outputs
+        under the job it learns from the POST /prompt answer, and drops outputs that arrive
+        before it has handled that answer: a fast run (a cached re-run, a loaded model) would
+        show no image. So a prompt starts once its answer is sent, and for the editor a
+        moment later (`EDITOR_GRACE`)."""
+        with self._lock:
+            self._held[prompt_id] = time.monotonic() + HOLD_SECONDS
+
+    def release(self, prompt_id: str, grace: float = 0.0) -> None:
+        """The answer is sent: the prompt may start, `grace` seconds from now."""
+        with self._lock:
+            if grace > 0:
+                self._held[prompt_id] = time.monotonic() + grace
+            else:
+                self._held.pop(prompt_id, None)
+        self.wake()
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Stop the running prompt `prompt_id` (every running prompt when None)."""
+        with self._lock:
+            running = list(self._running_ids)
+        targets = running if prompt_id is None else [p for p in running if p == prompt_id]
+        if not targets:
+            return False
+        self._inbox.put(("interrupt", targets))
+        return True
+
+    def request_free(self, unload_models: bool, free_memory: bool) -> None:
+        """Free memory in every worker, between its prompts."""
+        self._inbox.put(("free", unload_models, free_memory))
+
+    def status(self) -> dict[str, Any]:
+        return {"status": {"exec_info": {"queue_remaining": self.store.count_queued()}}}
+
+    def worker_pids(self) -> list[int | None]:
+        """The process ids of the workers, as last reported ready (None while starting)."""
+        return [w.pid if w.ready else None for w in self._workers]
+
+    def resident(self) -> list[frozenset[str]]:
+        return [w.resident for w in self._workers]
+
+    # --- the loop (dispatcher thread) --------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._inbox.get(timeout=self._timeout())
+            except queue.Empty:
+                item = None
+            while item is not None:
+                try:
+                    self._handle(item)
+                except Exception:  # noqa: BLE001 - the dispatcher outlives any one failure
+                    log.exception("dispatching %s failed", item[0])
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+            try:
+                self._kill_overdue()
+                self._dispatch()
+            except Exception:  # noqa: BLE001
+                log.exception("dispatching failed")
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        due = [r.interrupted_at + INTERRUPT_GRACE - now for r in self._running.values()
+               if r.interrupted_at is not None and not r.killed]  # fmt: skip
+        with self._lock:
+            due += [d - now for d in self._held.values()]
+        return min([1.0, *(max(d, 0.01) for d in due)])
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "msg":
+            self._on_message(item[1], item[2])
+        elif kind == "interrupt":
+            for prompt_id in item[1]:
+                run = self._running.get(prompt_id)
+                if run is not None:
+                    if run.interrupted_at is None:
+                        run.interrupted_at = time.monotonic()
+                    self.pool.cancel(run.worker, prompt_id)
+        elif kind == "free":
+            for i, worker in enumerate(self._workers):
+                if worker.ready:
+                    self.pool.free(i, item[1], item[2])
+
+    def _kill_overdue(self) -> None:
+        now = time.monotonic()
+        for run in self._running.values():
+            if run.interrupted_at is not None and not run.killed:
+                if now - run.interrupted_at >= INTERRUPT_GRACE:
+                    log.warning("prompt %s did not stop within %.1f s; killing its worker",
+                                run.record.id, INTERRUPT_GRACE)  # fmt: skip
+                    run.killed = True
+                    self.pool.kill(run.worker)
+
+    def _on_message(self, worker_id: int, message: WorkerMessage) -> None:
+        worker = self._workers[worker_id]
+        if isinstance(message, RunEvent):
+            run = self._running.get(message.prompt_id)
+            if run is not None and run.worker == worker_id:
+                if isinstance(message.event, NodeStarted):
+                    run.node = message.event.node_id
+                run.translator.handle(message.event)
+        elif isinstance(message, Ready):
+            worker.ready, worker.pid, worker.resident = True, message.pid, message.resident
+        elif isinstance(message, Done):
+            worker.prompt, worker.resident = None, message.resident
+            run = self._running.get(message.prompt_id)
+            if run is not None:
+                self._finish(run, message.status, message.ui, message.error)
+        elif isinstance(message, RunError):
+            run = self._running.get(message.prompt_id)
+            if run is not None:
+                _start_if_needed(run.translator)
+                run.translator.error(node_id=message.node_id, node_type=message.node_type,
+                                     message=message.message,
+                                     exception_type=message.exception_type,
+                                     traceback=message.traceback)  # fmt: skip
+        elif isinstance(message, Freed):
+            worker.resident = message.resident
+        elif isinstance(message, Died):
+            self._on_death(worker_id, message.reason)
+
+    def _on_death(self, worker_id: int, reason: str) -> None:
+        worker = self._workers[worker_id]
+        prompt_id = worker.prompt
+        self._workers[worker_id] = _Worker()  # not ready until its replacement says so
+        run = self._running.get(prompt_id) if prompt_id else None
+        if run is None:
+            return
+        translator = run.translator
+        if run.interrupted_at is not None:
+            translator.finish(RunFinished(run.record.id, status="interrupted",
+                                          interrupted_node=run.node))  # fmt: skip
+            self._finish(run, "interrupted", {}, None)
+            return
+        _start_if_needed(translator)
+        translator.error(node_id=run.node, node_type=None, message=reason,
+                         exception_type="WorkerDied")  # fmt: skip
+        self._finish(run, "failed", {}, reason)
+
+    def _finish(self, run: _Running, status: RunStatus, ui: dict[str, Any],
+                error: str | None) -> None:  # fmt: skip
+        record, translator = run.record, run.translator
+        if not translator.finished:
+            translator.finish(RunFinished(record.id, status=status))
+        if status == "failed" and error is None and translator.failure is not None:
+            error = translator.failure.message
+        try:
+            self.store.finish(record.id, _STATUS.get(status, st.ERROR), ui=ui or translator.ui,
+                              messages=translator.history, error=error)  # fmt: skip
+        except Exception:  # noqa: BLE001 - the client still hears the end; the next runs
+            log.exception("could not record the end of prompt %s", record.id)
+        finally:
+            self._running.pop(record.id, None)
+            self._passed.pop(record.id, None)
+            self._keys.pop(record.id, None)
+            with self._lock:
+                self._running_ids.pop(record.id, None)
+            if self._workers[run.worker].prompt == record.id:
+                self._workers[run.worker].prompt = None
+        self.hub.send(record.client_id, "executing",
+                      {"node": None, "display_node": None, "prompt_id": record.id})  # fmt: skip
+        self.hub.broadcast("status", self.status())
+
+    # --- choosing work -------------------------------------------------------------------
+
+    def _held_for(self, prompt_id: str) -> float:
+        """Seconds this prompt is still held (0 when it may start)."""
+        with self._lock:
+            deadline = self._held.get(prompt_id)
+            if deadline is None:
+                return 0.0
+            left = deadline - time.monotonic()
+            if left <= 0:
+                del self._held[prompt_id]
+            return max(left, 0.0)
+
+    def _model_keys(self, record: st.PromptRecord) -> frozenset[str]:
+        keys = self._keys.get(record.id)
+        if keys is None:
+            keys = self._keys[record.id] = model_keys(record.prompt, self.registry)
+        return keys
+
+    def _dispatch(self) -> None:
+        idle = [i for i, w in enumerate(self._workers) if w.ready and w.prompt is None]
+        if not idle:
+            return
+        busy = [w for w in self._workers if w.prompt is not None]
+        waiting: list[str] = []
+        for record in self.store.pending()[:WINDOW]:
+            if not idle:
+                break
+            if self._held_for(record.id):
+                break  # queue order: nothing passes a prompt waiting for its answer
+            keys = self._model_keys(record)
+            worker = max(idle, key=lambda i: len(self._workers[i].resident & keys))
+            if not self._workers[worker].resident & keys:
+                if (keys and self._passed.get(record.id, 0) < MAX_PASSES
+                        and any(w.resident & keys for w in busy)):  # fmt: skip
+                    waiting.append(record.id)  # its models' worker will be free soon
+                    continue
+                # a worker holding nothing (or the least) keeps the others' models loaded
+                worker = min(idle, key=lambda i: len(self._workers[i].resident))
+            if not self.store.mark_running(record.id):
+                continue  # deleted between the read and now
+            idle.remove(worker)
+            for passed in waiting:
+                self._passed[passed] = self._passed.get(passed, 0) + 1
+            self._start(record, worker)
+
+    def _start(self, record: st.PromptRecord, worker_id: int) -> None:
+        sid = record.client_id
+        types = {nid: str(spec.get("class_type", "")) for nid, spec in record.prompt.items()
+                 if isinstance(spec, dict)}  # fmt: skip
+        method = str(record.extra_data.get("preview_method") or "").lower()
+        want_previews = self.previews or method not in ("", "none")
+        translator = RunTranslator(
+            record.id,
+            types,
+            send=lambda t, d: self.hub.send(sid, t, d),
+            send_preview=(lambda jpeg, node: self._preview(record, jpeg, node))
+            if want_previews else None,
+            parents=_parents(record.prompt),
+            targets=record.targets,
+        )  # fmt: skip
+        self._running[record.id] = _Running(record, worker_id, translator)
+        with self._lock:
+            self._running_ids[record.id] = worker_id
+        self._workers[worker_id].prompt = record.id
+        job = Job(record.id, record.prompt, record.extra_data, record.targets, want_previews)
+        self.pool.submit(worker_id, job)
+
+    def _preview(self, record: st.PromptRecord, jpeg: bytes, node_id: str) -> None:
+        client = self.hub.clients.get(record.client_id or "")
+        if client is None or not isinstance(jpeg, bytes):
+            return
+        meta = None
+        if client.wants_preview_metadata:
+            meta = {"node_id": node_id, "prompt_id": record.id, "display_node_id": node_id,
+                    "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
+        self.hub.send_bytes(record.client_id, preview_frame(jpeg, metadata=meta))
+
+
+def _start_if_needed(translator: RunTranslator) -> None:
+    if not any(m[0] == "execution_start" for m in translator.history):
+        translator.emit("execution_start",
+                        {"prompt_id": translator.prompt_id, "timestamp": now_ms()})  # fmt: skip
+
+
+def _parents(prompt: dict[str, Any]) -> dict[str, list[str]]:
+    """Node id -> the node ids its inputs link to, from an API-format prompt."""
+    out: dict[str, list[str]] = {}
+    for nid, spec in prompt.items():
+        inputs = spec.get("inputs") if isinstance(spec, dict) else None
+        out[nid] = [str(v[0]) for v in (inputs or {}).values()
+                    if isinstance(v, list) and len(v) == 2 and type(v[1]) is int]  # fmt: skip
+    return out
