@@ -89,6 +89,7 @@ class Dispatcher:
         self._workers: list[_Worker] = []
         self._passed: dict[str, int] = {}
         self._keys: dict[str, frozenset[str]] = {}
+        self.frees = 0  # POST /free requests the workers have carried out
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="latentgraph-dispatch",
                                         daemon=True)  # fmt: skip
@@ -234,6 +235,7 @@ class Dispatcher:
                                      traceback=message.traceback)  # fmt: skip
         elif isinstance(message, Freed):
             worker.resident = message.resident
+            self.frees += 1
         elif isinstance(message, Died):
             self._on_death(worker_id, message.reason)
 

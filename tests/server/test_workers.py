@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -222,19 +223,23 @@ server.should_exit = True
 """
 
 
-def test_the_http_process_never_imports_torch(tmp_path, tiny_folder):
-    prompt = {
+def tiny_prompt(seed: int, size: int = 64, batch: int = 1, prefix: str = "tiny") -> dict:
+    return {
         "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "builtin:tiny-sd"}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64,
-                                                           "batch_size": 1}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size,
+                                                           "batch_size": batch}},
         "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["4", 1]}},
-        "7": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 1, "steps": 1,
+        "7": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": seed, "steps": 1,
               "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "positive": ["6", 0],
               "negative": ["6", 0], "latent_image": ["5", 0], "denoise": 1.0}},
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0],
-                                                    "filename_prefix": "no-torch"}},
+                                                    "filename_prefix": prefix}},
     }  # fmt: skip
+
+
+def test_the_http_process_never_imports_torch(tmp_path, tiny_folder):
+    prompt = tiny_prompt(1, prefix="no-torch")
     out = subprocess.run([sys.executable, "-c", SERVER_SCRIPT, str(tmp_path), str(free_port()),
                           json.dumps(prompt)], capture_output=True, text=True, timeout=180,
                          )  # fmt: skip  # the session's cache dir (tiny_folder) is inherited
@@ -246,3 +251,48 @@ def test_the_http_process_never_imports_torch(tmp_path, tiny_folder):
     assert seen["torch"] is False  # ... and the server process never imported torch
     assert all(seen["worker_pids"])
     assert list((tmp_path / "output").glob("no-torch*.png"))  # in the server's output folder
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_post_free_brings_a_workers_rss_back_to_its_baseline(tmp_path_factory, tiny_folder):
+    from latentgraph.wiring import worker_setup
+
+    running = RunningServer(_config(tmp_path_factory, "rss"),
+                            worker_setup()).start()  # fmt: skip
+    try:
+        [pid] = _ready_pids(running, 1)
+
+        def run(prompt: dict) -> None:
+            prompt_id = running.post_prompt(prompt).json()["prompt_id"]
+            deadline = time.monotonic() + 120
+            while not (entry := running.http.get(f"/history/{prompt_id}").json()):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert entry[prompt_id]["status"]["status_str"] == "success"
+
+        def free() -> float:
+            """POST /free, then the worker's RSS once it has answered (Freed)."""
+            seen = dispatcher.frees
+            running.http.post("/free", json={"unload_models": True, "free_memory": True})
+            deadline = time.monotonic() + 30
+            while dispatcher.frees == seen:
+                assert time.monotonic() < deadline, "the worker never answered /free"
+                time.sleep(0.05)
+            return _rss_mb(pid)
+
+        dispatcher = running.app.state.lg.worker
+        run(tiny_prompt(1))  # the libraries' lazy imports happen once: part of the baseline
+        baseline = free()
+        run(tiny_prompt(2, size=256, batch=4))  # models and outputs held in the worker
+        loaded = _rss_mb(pid)
+        after = free()
+    finally:
+        running.stop()
+    assert loaded > baseline + 20, (baseline, loaded)  # the run did hold memory
+    assert after < baseline + 10, (baseline, loaded, after)

@@ -1,0 +1,142 @@
+"""Choosing a worker: model affinity, and the bound that keeps a prompt from waiting forever.
+Driven through the WorkerPool interface with an in-process pool that runs nothing."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import pytest
+
+from latentgraph.graph import NodeResult, Output, Registry, Socket, String, node
+from latentgraph.server.dispatch import MAX_PASSES, Dispatcher
+from latentgraph.server.hub import Hub
+from latentgraph.server.store import PromptRecord, Store
+from latentgraph.server.workers import Done, Ready, WorkerInfo, WorkerPool, model_keys
+
+
+def _registry() -> Registry:
+    reg = Registry()
+
+    @node("Loader", inputs=[String("name", "a")], outputs=[Output("model", "MODEL")],
+          registry=reg)  # fmt: skip
+    def loader(ctx, name):
+        return name
+
+    @node("Use", inputs=[Socket("model", "MODEL")], output_node=True, registry=reg)
+    def use(ctx, model):
+        return NodeResult(())
+
+    return reg
+
+
+def _prompt(model: str) -> dict:
+    return {"1": {"class_type": "Loader", "inputs": {"name": model}},
+            "2": {"class_type": "Use", "inputs": {"model": ["1", 0]}}}  # fmt: skip
+
+
+class RecordingPool(WorkerPool):
+    """Workers that report the given resident models and record the jobs they get."""
+
+    def __init__(self, resident: list[frozenset[str]]) -> None:
+        self.resident = resident
+        self.jobs: queue.Queue[tuple[int, str]] = queue.Queue()
+        self.deliver = None
+
+    def start(self, deliver) -> None:
+        self.deliver = deliver
+        for i, keys in enumerate(self.resident):
+            deliver(i, Ready(1000 + i, keys))
+
+    def stop(self, timeout: float = 2.0) -> None:
+        pass
+
+    def workers(self) -> list[WorkerInfo]:
+        return [WorkerInfo(i, f"w{i}", "cpu", 1000 + i) for i in range(len(self.resident))]
+
+    def submit(self, worker_id, job) -> None:
+        self.jobs.put((worker_id, job.prompt_id))
+
+    def cancel(self, worker_id, prompt_id) -> None:
+        pass
+
+    def kill(self, worker_id) -> None:
+        pass
+
+    def free(self, worker_id, unload_models, free_memory) -> None:
+        pass
+
+    def finish(self, worker_id: int, prompt_id: str) -> None:
+        self.deliver(worker_id, Done(prompt_id, "success", {}, None, self.resident[worker_id]))
+
+    def next_job(self) -> tuple[int, str]:
+        return self.jobs.get(timeout=10)
+
+
+@pytest.fixture
+def make(tmp_path):
+    made: list[Dispatcher] = []
+    registry = _registry()
+    keys = {m: model_keys(_prompt(m), registry) for m in ("A", "B")}
+
+    def build(resident: list[str]) -> tuple[Dispatcher, RecordingPool, Store]:
+        store = Store(tmp_path / f"db{len(made)}.sqlite3")
+        pool = RecordingPool([keys[m] if m else frozenset() for m in resident])
+        dispatcher = Dispatcher(store, Hub(), registry, pool)
+        made.append(dispatcher)
+        return dispatcher, pool, store
+
+    yield build
+    for d in made:
+        d.stop()
+        d.store.close()
+
+
+def _queue(store: Store, *models: str) -> list[str]:
+    ids = []
+    for i, m in enumerate(models):
+        pid = f"p{len(store.pending()) + i}-{m}-{time.monotonic_ns()}"
+        store.add(PromptRecord(id=pid, number=None, prompt=_prompt(m), outputs=["2"]))
+        ids.append(pid)
+    return ids
+
+
+def test_model_keys_are_the_loaders_with_literal_inputs():
+    registry = _registry()
+    assert model_keys(_prompt("A"), registry) == model_keys(_prompt("A"), registry)
+    assert model_keys(_prompt("A"), registry) != model_keys(_prompt("B"), registry)
+    assert len(model_keys(_prompt("A"), registry)) == 1
+    linked = {"1": {"class_type": "Loader", "inputs": {"name": ["0", 0]}}}
+    assert model_keys(linked, registry) == frozenset()
+
+
+def test_each_prompt_goes_to_the_worker_holding_its_models(make):
+    dispatcher, pool, store = make(["A", "B"])
+    b, a = _queue(store, "B", "A")  # queued before the workers are up: one dispatch pass
+    dispatcher.start()
+    assert {pool.next_job(), pool.next_job()} == {(1, b), (0, a)}
+
+
+def test_a_prompt_waits_for_its_models_worker_at_most_max_passes_times(make):
+    dispatcher, pool, store = make(["A", "B"])
+    [busy] = _queue(store, "B")
+    dispatcher.start()
+    assert pool.next_job() == (1, busy)  # worker 1 (holding B) stays busy from now on
+    [waiting, *others] = _queue(store, "B", *["A"] * (MAX_PASSES + 2))
+    dispatcher.wake()
+    ran = []
+    for _ in range(MAX_PASSES + 1):
+        worker, pid = pool.next_job()
+        assert worker == 0
+        ran.append(pid)
+        pool.finish(0, pid)
+    # B waited for the B worker while MAX_PASSES later prompts passed it, then took worker 0.
+    assert ran == [*others[:MAX_PASSES], waiting]
+
+
+def test_without_models_any_idle_worker_takes_the_next_prompt(make):
+    dispatcher, pool, store = make(["", ""])
+    ids = _queue(store, "A", "A", "A")
+    dispatcher.start()
+    first = {pool.next_job(), pool.next_job()}
+    assert {pid for _, pid in first} == set(ids[:2]) and {w for w, _ in first} == {0, 1}
