@@ -1,0 +1,158 @@
+"""Worker processes: how fast the light server answers, what a second worker buys, how long a
+worker's death costs.
+
+- `latentgraph serve` start to the first /object_info answer, beside `python -c "import torch"`
+  measured in the same run (the server process no longer imports it);
+- throughput of 2 workers vs 1 for 16 tiny-model prompts (wall time, both in this run);
+- from a worker's SIGKILL (mid-run) to the next queued prompt running on its replacement.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import httpx
+
+from ._common import isolate_cache_dir, latentgraph_cmd, median, row, run_child
+
+SUITE = "workers"
+
+
+def _port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_start(repeats: int) -> tuple[float, float]:
+    """Median seconds from `latentgraph serve` starting to its first /object_info answer, and
+    median seconds of `python -c "import torch"`, interleaved."""
+    served, torch_import = [], []
+    for _ in range(repeats):
+        port = _port()
+        with tempfile.TemporaryDirectory() as data:
+            cmd = latentgraph_cmd("serve", "--port", str(port), "--data-dir", data,
+                                  "--output-dir", f"{data}/out", "--input-dir", f"{data}/in")  # fmt: skip
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                while True:
+                    try:
+                        if httpx.get(f"http://127.0.0.1:{port}/object_info", timeout=5).is_success:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                        raise RuntimeError("latentgraph serve did not answer /object_info")
+                    time.sleep(0.01)
+                served.append(time.perf_counter() - t0)
+            finally:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        wall, _, rc, _, err = run_child([sys.executable, "-c", "import torch"])
+        if rc != 0:
+            raise RuntimeError(err[-300:])
+        torch_import.append(wall)
+    return median(served), median(torch_import)
+
+
+def _wait_ready(srv: Any, count: int, timeout: float = 180) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = srv.app.state.lg.worker.worker_pids()
+        if len(pids) == count and all(pids):
+            return pids
+        if time.monotonic() > deadline:
+            raise RuntimeError("workers never became ready")
+        time.sleep(0.05)
+
+
+def _wait_done(http: httpx.Client, ids: list[str], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    for pid in ids:
+        while not http.get(f"/history/{pid}").json():
+            if time.monotonic() > deadline:
+                raise RuntimeError("prompts never finished")
+            time.sleep(0.02)
+
+
+def throughput(workers: int, prompts: int) -> float:
+    """Wall seconds for `prompts` tiny-model prompts queued at once on `workers` workers
+    (after each worker ran one prompt: models loaded, libraries imported)."""
+    from .load import Server, tiny_prompt, tiny_registry
+
+    with tempfile.TemporaryDirectory() as tmp, Server(tiny_registry, tmp, workers=workers) as srv:
+        http = httpx.Client(base_url=srv.base, timeout=60)
+        _wait_ready(srv, workers)
+        warm = [http.post("/prompt", json={"prompt": tiny_prompt(10_000 + i)}).json()["prompt_id"]
+                for i in range(workers)]  # fmt: skip
+        _wait_done(http, warm)
+        t0 = time.perf_counter()
+        ids = [http.post("/prompt", json={"prompt": tiny_prompt(i)}).json()["prompt_id"]
+               for i in range(prompts)]  # fmt: skip
+        _wait_done(http, ids)
+        seconds = time.perf_counter() - t0
+        http.close()
+    return seconds
+
+
+def recovery() -> tuple[float, float]:
+    """Seconds from SIGKILL of the (idle) worker to a prompt queued right after it running on
+    the replacement: with the tiny model (the new worker imports torch) and with toy nodes."""
+    from .load import Server, tiny_prompt, tiny_registry, toy_prompt, toy_registry
+
+    out = []
+    for build, make in ((tiny_registry, tiny_prompt), (toy_registry, toy_prompt)):
+        with tempfile.TemporaryDirectory() as tmp, Server(build, tmp) as srv:
+            http = httpx.Client(base_url=srv.base, timeout=60)
+            [pid] = _wait_ready(srv, 1)
+            t0 = time.perf_counter()
+            os.kill(pid, signal.SIGKILL)
+            nxt = http.post("/prompt", json={"prompt": make(2)}).json()["prompt_id"]
+            while nxt not in [q[1] for q in http.get("/queue").json()["queue_running"]]:
+                if http.get(f"/history/{nxt}").json():
+                    break  # ran and finished between two polls
+                time.sleep(0.01)
+            out.append(time.perf_counter() - t0)
+            _wait_done(http, [nxt])
+            http.close()
+    return out[0], out[1]
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    isolate_cache_dir()
+    from latentgraph.nodes.tiny_model import ensure_tiny_sd
+
+    ensure_tiny_sd()
+    rows = []
+    repeats = 1 if quick else 3
+    served, imported = serve_start(repeats)
+    rows.append(row(SUITE, "serve start to first /object_info", round(served, 2), "s", "< 1.5",
+                    served < 1.5, f"median of {repeats}; `python -c 'import torch'` in the same "
+                    f"run: {imported:.2f} s"))  # fmt: skip
+    prompts = 4 if quick else 16
+    one, two = throughput(1, prompts), throughput(2, prompts)
+    rows.append(row(SUITE, f"{prompts} tiny prompts, 2 workers vs 1", round(one / two, 2), "x",
+                    "", None, f"1 worker {one:.1f} s, 2 workers {two:.1f} s "
+                    f"({os.cpu_count()} cores shared by both)"))  # fmt: skip
+    tiny, toy = recovery()
+    rows.append(row(SUITE, "worker SIGKILL to next prompt running", round(tiny, 2), "s", "", None,
+                    f"tiny model (the new worker imports torch); toy nodes: {toy:.2f} s"))  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    from bench.__main__ import table
+
+    print(table(run(quick="--quick" in sys.argv)))
