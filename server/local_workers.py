@@ -23,7 +23,7 @@ from latentgraph.graph.context import Settings
 
 from .config import ServerConfig
 from .worker_process import CANCEL, FREE, RUN, STOP, WorkerSpec, worker_main
-from .workers import Died, Job, WorkerInfo, WorkerMessage, WorkerPool, WorkerSetup
+from .workers import Died, Job, Ready, WorkerInfo, WorkerMessage, WorkerPool, WorkerSetup
 
 log = logging.getLogger("latentgraph.server")
 
@@ -36,6 +36,7 @@ class _Slot:
     process: Any = None  # multiprocessing Process
     conn: Connection | None = None
     send_lock: Any = None
+    early_deaths: int = 0  # deaths in a row before saying Ready (a broken setup)
 
 
 def visible_gpus() -> list[str]:
@@ -171,7 +172,10 @@ class LocalWorkerPool(WorkerPool):
         """Every message waiting on a worker's pipe (all of them before its death is handled)."""
         try:
             while conn.poll():
-                self._deliver(i, conn.recv())
+                message = conn.recv()
+                if isinstance(message, Ready):
+                    self._slots[i].early_deaths = 0
+                self._deliver(i, message)
         except (EOFError, OSError):
             pass  # the sentinel reports the death
         except Exception:  # noqa: BLE001 - one bad message must not stop the reader
@@ -187,6 +191,20 @@ class LocalWorkerPool(WorkerPool):
             conn.close()
         process.join(1)
         reason = death_reason(process.exitcode)
-        log.warning("%s (pid %s); starting a new one", reason, process.pid)
         self._deliver(i, Died(reason))
-        self._spawn(i)
+        # One that dies while starting (a plugin that fails to load, no memory) is retried
+        # with a growing delay, so a broken setup does not spin.
+        delay = min(30.0, 0.5 * 2**slot.early_deaths) if slot.early_deaths else 0.0
+        slot.early_deaths += 1
+        log.warning("%s (pid %s); starting a new one%s", reason, process.pid,
+                    f" in {delay:.1f} s" if delay else "")  # fmt: skip
+        if delay:
+            timer = threading.Timer(delay, self._respawn, args=(i,))
+            timer.daemon = True
+            timer.start()
+        else:
+            self._spawn(i)
+
+    def _respawn(self, i: int) -> None:
+        if not self._stopping.is_set():
+            self._spawn(i)

@@ -110,6 +110,33 @@ def test_interrupt_stops_a_node_that_never_checks_within_the_grace(one_worker):
         client.close()
 
 
+def test_previews_come_back_from_the_worker_as_binary_frames(one_worker):
+    import io
+    import struct
+
+    from PIL import Image
+
+    client = WsClient(one_worker)
+    try:
+        client.send("feature_flags", {"supports_preview_metadata": True})
+        assert client.recv()["type"] == "feature_flags"
+        prompt = chain(200)
+        prompt["3"] = {"class_type": "Glimpse", "inputs": {"x": ["2", 0]}}
+        prompt["9"]["inputs"]["x"] = ["3", 0]
+        pid = one_worker.post_prompt(prompt, client.client_id,
+                                     extra_data={"preview_method": "auto"}).json()["prompt_id"]  # fmt: skip
+        client.until_done(pid)
+    finally:
+        client.close()
+    [frame] = client.binary
+    kind, size = struct.unpack(">II", frame[:8])
+    header = json.loads(frame[8 : 8 + size])
+    assert kind == 4 and header["node_id"] == "3" and header["prompt_id"] == pid
+    image = Image.open(io.BytesIO(frame[8 + size :]))
+    assert image.format == "JPEG" and image.size == (4, 4)
+    assert abs(image.getpixel((0, 0))[0] - 400 % 256) <= 2  # Add(200, 200)
+
+
 def test_a_cooperative_interrupt_keeps_the_worker(one_worker):
     client = WsClient(one_worker)
     try:

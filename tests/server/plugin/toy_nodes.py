@@ -59,6 +59,15 @@ def register(registry: Registry | None = None) -> Registry | None:
         time.sleep(seconds)
         return x
 
+    @node("Glimpse", inputs=[Socket("x", NUM)], outputs=[Output("n", NUM)], category="toy",
+          registry=registry)  # fmt: skip
+    def glimpse(ctx, x):
+        """One progress step with a preview image (a 4x4 grey square)."""
+        from PIL import Image
+
+        ctx.progress(1, 1, preview=Image.new("RGB", (4, 4), (x % 256,) * 3))
+        return x
+
     @node("Fail", inputs=[Socket("x", NUM), String("why", "boom")], outputs=[Output("n", NUM)],
           category="toy", registry=registry)  # fmt: skip
     def fail(ctx, x, why):
