@@ -161,8 +161,10 @@ def link_key(parent_key: str, output_index: int) -> str:
     return f"{parent_key}:{output_index}"
 
 
-def node_key(node_type: NodeType, literals: dict, parent_keys: dict[str, str]) -> str:
-    """sha256 over type, version, canonical literals, the identity hook, and linked inputs.
+def node_key(node_type: NodeType, literals: dict, parent_keys: dict[str, str],
+             settings: str | None = None) -> str:  # fmt: skip
+    """sha256 over type, version, canonical literals, the identity hook, linked inputs and
+    the node's `settings_identity` (given as `settings`).
 
     `parent_keys` maps each linked input name to `link_key(parent key, output index)`.
     Parts are joined with NUL, which canonical JSON never contains unescaped.
@@ -172,6 +174,8 @@ def node_key(node_type: NodeType, literals: dict, parent_keys: dict[str, str]) -
         parts.append("\x01identity=" + str(node_type.identity(literals)))
     for name in sorted(parent_keys):
         parts.append(f"{name}={parent_keys[name]}")
+    if settings is not None:
+        parts.append("\x01settings=" + settings)
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 

@@ -9,13 +9,12 @@ API JSON, editor JSON (with an automatic layout) or YAML, atomically.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .declare import Registry
+from .files import write_atomic
 from .model import Graph, Location
 from .problems import Problem, WorkflowError
 
@@ -224,8 +223,8 @@ def _target(dst: str | Path, to: str | None) -> str:
         return "yaml"
     if suffix == ".json":
         return "api"
-    raise ValueError(f"cannot tell the target format from {str(dst)!r}: give to= "
-                     "'api', 'editor' or 'yaml'")  # fmt: skip
+    raise ValueError(f"cannot tell the target format from {str(dst)!r}: give --to api, "
+                     "--to editor or --to yaml (to= in Python)")  # fmt: skip
 
 
 def _refuse_unknown(graph: Graph, registry: Registry) -> None:
@@ -253,19 +252,6 @@ def render(graph: Graph, to: str, registry: Registry | None = None) -> str:
     from .workflow import dump_workflow
 
     return dump_workflow(graph, registry)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,

@@ -57,8 +57,8 @@ REQUIRED: Any = _Required()
 class Input:
     """One named input of a node type.
 
-    `kind` says how a value arrives: "widget" (a literal typed in the workflow), "socket"
-    (a link from another node's output) or "both" (a literal, or a link of the same type).
+    `kind` says how a value arrives: "widget" (a literal typed in the workflow, or, as in
+    ComfyUI, a link from an output of the same type) or "socket" (a link only).
     `choices` is a list, or a callable returning one (file pickers list files at call time).
     """
 
@@ -83,12 +83,8 @@ class Input:
         return self.default is REQUIRED and not self.optional
 
     @property
-    def accepts_link(self) -> bool:
-        return self.kind in ("socket", "both")
-
-    @property
     def accepts_literal(self) -> bool:
-        return self.kind in ("widget", "both")
+        return self.kind == "widget"
 
     def choice_list(self) -> list[str]:
         if self.choices is None:
@@ -136,6 +132,12 @@ class NodeType:
     # Extra identity for the cache key, from the node's literal inputs: e.g. a weights file's
     # path + size + mtime, so replacing a checkpoint on disk invalidates what was built from it.
     identity: Callable[[dict[str, Any]], str] | None = None
+    # Run settings the result depends on, as text for the cache key: e.g. SaveImage's output
+    # folder, so a run writing to another folder writes its files there.
+    settings_identity: Callable[[Any], str] | None = None
+    # Whether a cached result still stands for this run's settings (SaveImage: its files are
+    # still there). When it does not, the node runs again, from its cached inputs.
+    reuse: Callable[[dict[str, Any] | None, Any], bool] | None = None
     # Cross-field checks run at validation time, after per-input checks. Returns
     # (input name or None, message) pairs.
     check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None
@@ -248,6 +250,8 @@ def node(
     output_node: bool = False,
     identity: Callable[[dict[str, Any]], str] | None = None,
     check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None,
+    settings_identity: Callable[[Any], str] | None = None,
+    reuse: Callable[[dict[str, Any] | None, Any], bool] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `fn(ctx, **inputs)` as a node type.
@@ -271,6 +275,8 @@ def node(
             output_node=output_node,
             identity=identity,
             check=check,
+            settings_identity=settings_identity,
+            reuse=reuse,
             module=fn.__module__,
         )
         (registry or default_registry).add(node_type)

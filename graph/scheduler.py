@@ -327,7 +327,8 @@ class Scheduler:
             key = keys[nid]
             if key is not None:
                 hit = cache.get(key)
-                if hit is not None:
+                reuse = types[nid].reuse
+                if hit is not None and (reuse is None or reuse(hit[1], self.settings)):
                     values[nid], uis[nid] = hit
                     cached.append(nid)
                     continue
@@ -410,7 +411,8 @@ class Scheduler:
                 links[name] = f"{pk}:{v.output}"  # link_key, inlined: hot path
             else:
                 literals[name] = v
-        return node_key(nt, literals, links)
+        settings = nt.settings_identity(self.settings) if nt.settings_identity else None
+        return node_key(nt, literals, links, settings)
 
     @staticmethod
     def _summary(nt: NodeType, vals: tuple) -> list[str]:

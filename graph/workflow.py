@@ -13,8 +13,8 @@ duplicate keys, expands alias bombs and types `no` as false. So the document is 
 converted with YAML 1.2 core scalar typing while every position is kept.
 
 Links: for a socket-only input a string `node.output` (or `node` when that node has one output)
-is a link; a widget input takes a literal, and `{from: node.output}` links a widget or "both"
-input. `$name` / `${name}` substitutes a param (a whole-value reference keeps the param's type,
+is a link; a widget input takes a literal, or `{from: node.output}` to link it (every widget
+accepts a link of its type, as in ComfyUI). `$name` / `${name}` substitutes a param (a whole-value reference keeps the param's type,
 inside longer text it interpolates); `$$` is a literal dollar.
 """
 
@@ -33,7 +33,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .declare import Registry
 from .model import Graph, Link, Location, Node
-from .problems import Problem, WorkflowError
+from .problems import Problem, WorkflowError, did_you_mean
 
 MAX_BYTES = 5 * 1024 * 1024  # a workflow is a few KB; refuse anything absurd before parsing
 MAX_DEPTH = 64  # nesting levels; also keeps the recursive composer far from Python's limit
@@ -45,6 +45,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _WHOLE_PARAM = re.compile(rf"\$(?:({_NAME})|\{{({_NAME})\}})")
 _ANY_PARAM = re.compile(rf"\$(?:(\$)|({_NAME})|\{{({_NAME})\}})")
 _PARAM_NAME = re.compile(_NAME)
+_NODE_INPUT = re.compile(rf"[^\s.=]+\.{_NAME}")
 
 # YAML 1.2 core schema for plain scalars: `yes`, `on`, `010` and `1:20` stay what they look like.
 _NULL = re.compile(r"~|null|Null|NULL|")
@@ -93,16 +94,19 @@ def _plain_scalar(text: str) -> Any:
 
 
 def parse_override(assignment: str) -> tuple[str, Any]:
-    """`"seed=7"` -> `("seed", 7)`: YAML 1.2 scalar typing; `[a, b]` is a list; else text."""
+    """`"seed=7"` -> `("seed", 7)`: YAML 1.2 scalar typing; `[a, b]` is a list; else text.
+
+    NAME is a param, or `<node id>.<input>` for ComfyUI workflows, which have no params."""
     name, sep, text = assignment.partition("=")
     name = name.strip()
-    if not sep or not _PARAM_NAME.fullmatch(name):
+    if not sep or not (_PARAM_NAME.fullmatch(name) or _NODE_INPUT.fullmatch(name)):
         raise WorkflowError(
             [
                 Problem(
                     "invalid_value",
-                    f"cannot read override {assignment!r}: expected NAME=VALUE "
-                    "with NAME made of letters, digits and '_'",
+                    f"cannot read override {assignment!r}: expected NAME=VALUE with NAME a "
+                    "param (letters, digits and '_') or, for ComfyUI workflows, "
+                    "<node id>.<input>",
                 )
             ]
         )
@@ -651,10 +655,11 @@ def _params(
     for key, override in overrides.items():
         if key not in params:
             known = ", ".join(sorted(params)) or "none"
+            hint = did_you_mean(key, list(params))
             problems.append(
                 Problem(
                     "unknown_param",
-                    f"--set {key}: the workflow has no param {key!r} (params: {known})",
+                    f"--set {key}: the workflow has no param {key!r}{hint} (params: {known})",
                     location=at("params") if declared else Location(name),
                 )  # fmt: skip
             )

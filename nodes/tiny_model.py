@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from latentgraph.graph import paths
+from latentgraph.graph.files import create_temp
 
 NAME = "tiny-sd"
 BUILD_VERSION = 1  # bump when the recipe changes so old cached builds are rebuilt
@@ -196,10 +197,10 @@ def write_single_file(out: Path, folder: Path | None = None) -> Path:
     )  # fmt: skip
     state = {k: v.contiguous() for k, v in state.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", suffix=".tmp", dir=out.parent)
+    fd, tmp = create_temp(out.parent, prefix=f".{out.name}-")  # the user's umask, not 0600
     os.close(fd)
     try:
-        save_file(state, tmp, metadata={"format": "pt", "model": f"{NAME}-v{BUILD_VERSION}"})
+        save_file(state, str(tmp), metadata={"format": "pt", "model": f"{NAME}-v{BUILD_VERSION}"})
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
