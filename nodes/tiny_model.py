@@ -23,10 +23,12 @@ from latentgraph.graph import paths
 from latentgraph.graph.files import create_temp
 
 NAME = "tiny-sd"
-BUILD_VERSION = 1  # bump when the recipe changes so old cached builds are rebuilt
+BUILD_VERSION = 2  # bump when the recipe changes so old cached builds are rebuilt
 
+# Stable Diffusion 1.5's geometry (a VAE that downsamples by 8 into 4 latent channels, so
+# ComfyUI graphs at 64x64 give 64x64 images), with few, narrow layers.
 UNET_CONFIG = {
-    "sample_size": 32,
+    "sample_size": 8,
     "in_channels": 4,
     "out_channels": 4,
     "layers_per_block": 1,
@@ -38,11 +40,11 @@ UNET_CONFIG = {
     "norm_num_groups": 32,
 }
 VAE_CONFIG = {
-    "block_out_channels": [32, 64],
+    "block_out_channels": [32, 32, 64, 64],  # four blocks: three halvings, factor 8
     "in_channels": 3,
     "out_channels": 3,
-    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
-    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
     "latent_channels": 4,
     "norm_num_groups": 32,
     "sample_size": 64,

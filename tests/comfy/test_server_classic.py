@@ -59,7 +59,7 @@ def test_api_format_prompt_gives_an_image_in_history_and_view(real_server, class
     [record] = history["outputs"]["9"]["images"]
     assert record["type"] == "output" and record["filename"].startswith("classic_")
     img = view(real_server, record)
-    assert img.size == (16, 16)
+    assert img.size == (64, 64)
     assert json.loads(img.text["workflow"]) == classic_editor  # drag it back onto the editor
     assert json.loads(img.text["prompt"])["3"]["class_type"] == "KSampler"
 
@@ -75,7 +75,7 @@ def test_editor_format_converted_as_the_editor_does_runs(real_server, classic_ed
     prompt = prompt_from_graph(graph, default_registry)
     history = run_prompt(real_server, prompt, classic_editor)
     [record] = history["outputs"]["9"]["images"]
-    assert view(real_server, record).size == (16, 16)
+    assert view(real_server, record).size == (64, 64)
     assert history["prompt"][2]["3"]["inputs"]["seed"] == 99
 
 
