@@ -9,6 +9,7 @@ API JSON, editor JSON (with an automatic layout) or YAML, atomically.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,34 @@ def _from_data(data: Any, source: str, registry: Registry, overrides: dict[str, 
             prompt = None
         return graph, _comfy_extra(graph, registry, prompt, workflow), kind
     wf = load_workflow(source, text=text, overrides=overrides or None, registry=registry)
-    return wf.graph, {}, kind
+    extra = {"latentgraph": with_params(text, wf.raw.get("params"), wf.params)} if text else {}
+    return wf.graph, extra, kind
+
+
+def with_params(text: str, declared: Any, params: dict[str, Any]) -> str:
+    """Our workflow document as written (comments and all), with the params a run used in
+    place of the declared ones: what a saved PNG embeds, so the image re-runs as it was made."""
+    import yaml
+
+    changed = {k: v for k, v in params.items()
+               if not isinstance(declared, dict) or declared.get(k) != v}  # fmt: skip
+    if not changed:
+        return text
+    root = yaml.compose(text, Loader=yaml.SafeLoader)  # already read once: no aliases, sized
+    block = next((v for k, v in root.value if k.value == "params"), None)
+    edits = [(v.start_mark.index, v.end_mark.index, changed[k.value])
+             for k, v in (block.value if block is not None else []) if k.value in changed]  # fmt: skip
+    for start, end, value in sorted(edits, reverse=True):
+        tail = "\n" if text[start:end].endswith("\n") else ""  # a block scalar ends a line
+        text = text[:start] + _flow(value) + tail + text[end:]
+    return text
+
+
+def _flow(value: Any) -> str:
+    """A value as one-line YAML that reads back the same (JSON, except non-finite floats)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _read_text(path: Path) -> str:
@@ -185,7 +213,7 @@ def _load(path: Path, overrides: dict[str, Any],
         if path.stat().st_size > MAX_PNG_BYTES:
             raise _error(source, f"PNG larger than {MAX_PNG_BYTES // 2**20} MB")
         chunks = png_text(path)
-        for key in ("prompt", "workflow", "latentgraph"):
+        for key in ("latentgraph", "prompt", "workflow"):  # ours first: it keeps the params
             if key not in chunks:
                 continue
             try:
@@ -265,6 +293,8 @@ def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
     _refuse_unknown(graph, registry)
     if fmt == "editor" and (original is not None or "workflow" in extra):
         text = json.dumps(original if original is not None else extra["workflow"], indent=2) + "\n"
+    elif fmt == "yaml" and "latentgraph" in extra:  # our document, as written, with its params
+        text = extra["latentgraph"]
     else:
         text = render(graph, fmt, registry)
     if str(dst_path) == "-":

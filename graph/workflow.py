@@ -14,8 +14,9 @@ converted with YAML 1.2 core scalar typing while every position is kept.
 
 Links: for a socket-only input a string `node.output` (or `node` when that node has one output)
 is a link; a widget input takes a literal, or `{from: node.output}` to link it (every widget
-accepts a link of its type, as in ComfyUI). `$name` / `${name}` substitutes a param (a whole-value reference keeps the param's type,
-inside longer text it interpolates); `$$` is a literal dollar.
+accepts a link of its type, as in ComfyUI). `$name` / `${name}` substitutes a param (a
+whole-value reference keeps the param's type, inside longer text it interpolates); `$$` is a
+literal dollar.
 """
 
 from __future__ import annotations
