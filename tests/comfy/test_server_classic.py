@@ -133,3 +133,34 @@ def test_our_endpoint_takes_an_editor_workflow_and_keeps_it_for_the_png(real_ser
     history = real_server.http.get(f"/history/{pid}").json()[pid]
     [record] = history["outputs"]["9"]["images"]
     assert json.loads(view(real_server, record).text["workflow"]) == classic_editor
+
+
+def test_rerun_after_the_image_was_deleted_writes_it_again(real_server, classic_api):
+    prompt = json.loads(json.dumps(classic_api))
+    prompt["9"]["inputs"]["filename_prefix"] = "rewritten"
+    [first] = run_prompt(real_server, prompt)["outputs"]["9"]["images"]
+    output = real_server.config.output_dir
+    (output / first["filename"]).unlink()
+    [again] = run_prompt(real_server, prompt)["outputs"]["9"]["images"]
+    assert (output / again["subfolder"] / again["filename"]).is_file()
+    assert view(real_server, again).size == (64, 64)
+
+
+def test_example_workflows_are_the_editors_templates(real_server):
+    from pathlib import Path
+
+    http = real_server.http
+    assert http.get("/api/workflow_templates").json() == {}  # {package: [names]}, none here
+    [category] = http.get("/templates/index.json").json()
+    examples = sorted(p.stem for p in (Path(__file__).parents[2] / "workflows").glob("*.yaml"))
+    assert sorted(t["name"] for t in category["templates"]) == examples
+    txt2img = next(t for t in category["templates"] if t["name"] == "txt2img")
+    assert txt2img["title"] == "Text to image" and "tiny model" in txt2img["description"]
+    workflow = http.get("/templates/txt2img.json").json()
+    graph = graph_from_editor(workflow)
+    assert {n.type for n in graph} >= {"LoadModel", "UNetDenoise", "SaveImage"}
+    thumb = http.get(f"/templates/txt2img-1.{txt2img['mediaSubtype']}")
+    assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).size == (256, 256)
+    for bad in ("nope.json", "..%2Fpyproject.json", "txt2img-1.webp"):
+        assert http.get(f"/templates/{bad}").status_code == 404
+    assert http.get("/api/userdata/comfy.templates.json").json() == []  # before any is saved
