@@ -5,7 +5,8 @@ The editor saves node positions, positional `widgets_values` and links as
 each node type's widget order, which comes from the node declarations: required widget inputs in
 declaration order, then optional ones (the order /object_info publishes). Editor-only
 constructs are resolved here: seed-control values, muted (mode 2) and bypassed (mode 4) nodes,
-Reroute, PrimitiveNode, notes and subgraphs (expanded inline as `<instance id>:<inner id>`).
+Reroute, PrimitiveNode, notes, subgraphs (expanded inline as `<instance id>:<inner id>`) and
+old group nodes (comfy_groups.py).
 
 Going back, `editor_from_graph` lays nodes out in columns by topological depth.
 """
