@@ -39,7 +39,7 @@ def _workflows(folder: Path | None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml")) if _NAME.fullmatch(p.stem)}
 
 
-def _about(path: Path) -> tuple[str, str]:
+def _about(path: Path, registry: Any) -> tuple[str, str]:
     """(title, description): the `description:` line, and the opening comment as prose."""
     from latentgraph.graph.workflow import load_workflow
 
@@ -50,16 +50,16 @@ def _about(path: Path) -> tuple[str, str]:
         if "yaml-language-server" not in line:
             comments.append(line.lstrip("#").strip())
     try:
-        title = load_workflow(path).description or path.stem
+        title = load_workflow(path, registry=registry).description or path.stem
     except Exception:  # noqa: BLE001 - a broken example still gets a card, by its file name
         title = path.stem
     return title, " ".join(comments)
 
 
-def index(folder: Path | None) -> list[dict[str, Any]]:
+def index(folder: Path | None, registry: Any) -> list[dict[str, Any]]:
     templates = []
     for name, path in _workflows(folder).items():
-        title, description = _about(path)
+        title, description = _about(path, registry)
         templates.append({"name": name, "title": title, "description": description,
                           "mediaType": "image", "mediaSubtype": "png"})  # fmt: skip
     if not templates:
@@ -75,14 +75,14 @@ def editor_workflow(path: Path, registry: Any) -> dict[str, Any]:
     return editor_from_graph(load_workflow(path, registry=registry).graph, registry)
 
 
-def thumbnail(path: Path) -> bytes:
+def thumbnail(path: Path, registry: Any) -> bytes:
     """A 256x256 card: the workflow's title and its nodes in order."""
     from PIL import Image, ImageDraw
 
     from latentgraph.graph.workflow import load_workflow
 
-    graph = load_workflow(path).graph
-    title, _ = _about(path)
+    graph = load_workflow(path, registry=registry).graph
+    title, _ = _about(path, registry)
     img = Image.new("RGB", (256, 256), (32, 34, 40))
     draw = ImageDraw.Draw(img)
     draw.text((12, 10), title[:38], fill=(240, 240, 240))
@@ -107,7 +107,8 @@ async def template_file(request: Request) -> Response:
     state = get_state(request)
     file = request.path_params["file"]
     if _INDEX.fullmatch(file):
-        return JSONResponse(await run_in_threadpool(index, state.config.templates_dir))
+        return JSONResponse(await run_in_threadpool(index, state.config.templates_dir,
+                                                    state.registry))  # fmt: skip
     if file == "index_logo.json":
         return JSONResponse({})
     stem, dot, suffix = file.rpartition(".")
@@ -116,7 +117,8 @@ async def template_file(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(editor_workflow, path, state.registry))
     if dot and suffix == "png" and stem.endswith("-1") and _NAME.fullmatch(stem):
         path = _template(request, stem[: -len("-1")])
-        return Response(await run_in_threadpool(thumbnail, path), media_type="image/png")
+        return Response(await run_in_threadpool(thumbnail, path, state.registry),
+                        media_type="image/png")  # fmt: skip
     raise ApiError(404, f"no template file {file!r}", "not_found")
 
 

@@ -42,7 +42,7 @@ class ServerConfig:
     templates_dir: Path | None = field(
         default_factory=lambda: EXAMPLES if EXAMPLES.is_dir() else None
     )
-    load_nodes: bool = True  # import latentgraph.nodes (the diffusion nodes) at start
+    load_nodes: bool = True  # load the installed node packs (the built-in nodes among them)
     # Import torch and the model libraries before answering, when the diffusion nodes are
     # registered: importing them at the first prompt stalled every request for seconds.
     preload: bool = True

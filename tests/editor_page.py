@@ -45,14 +45,14 @@ def require_browser() -> None:
 def start_editor_server(data_dir):
     """The real server with the built-in nodes and the pinned editor, on a free port, with
     the editor's first-visit tour marked done (it would cover the canvas)."""
-    from latentgraph.graph import default_registry
     from latentgraph.server.config import ServerConfig
+    from latentgraph.wiring import prepare_server
 
     from .server.conftest import RunningServer, free_port
 
     require_browser()
     config = ServerConfig(data_dir=data_dir, port=free_port(), disk_cache=False)
-    running = RunningServer(config, default_registry).start()
+    running = RunningServer(config, prepare_server(config)).start()
     running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
     return running
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from latentgraph.graph.cli import build_parser, main
+from latentgraph.cli import build_parser, main
 
 from .conftest import write
 
@@ -37,7 +37,7 @@ nodes:
 
 
 def test_schema_into_a_closed_pipe_ends_quietly():
-    proc = subprocess.Popen([sys.executable, "-c", "from latentgraph.graph.cli import main; "
+    proc = subprocess.Popen([sys.executable, "-c", "from latentgraph.cli import main; "
                              "raise SystemExit(main(['schema']))"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     proc.stdout.read(100)  # `| head -c 100`
@@ -103,8 +103,6 @@ def test_documented_commands_exist(command):
     except SystemExit:
         pytest.fail(f"`latentgraph {command}` is not a valid command")
     if args.command == "nodes" and args.action == "describe":
-        from latentgraph.graph import default_registry
-        from latentgraph.graph.plugins import builtin_nodes
+        from latentgraph.wiring import node_registry
 
-        builtin_nodes()
-        assert args.name in default_registry, command
+        assert args.name in node_registry(), command

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
+from latentgraph.cli import main
 from latentgraph.graph import default_registry
-from latentgraph.graph.cli import main
 from latentgraph.graph.comfy_api import graph_from_prompt
 from latentgraph.graph.comfy_editor import graph_from_editor
 from latentgraph.graph.model import Link
@@ -19,6 +19,14 @@ from latentgraph.graph.scheduler import Scheduler
 from latentgraph.graph.validate import validate
 
 from .conftest import DATA
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _builtin_nodes():
+    """The process registry with the built-in nodes, as the command and server load it."""
+    from latentgraph.wiring import node_registry
+
+    node_registry()
 
 
 def errors(graph) -> list:
