@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Socket, String, node
+from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Settings, Socket, String, node
 from latentgraph.graph.files import create_temp
 
 from . import input_files
@@ -106,7 +106,7 @@ def prefix_problem(prefix: str) -> str | None:
     return None
 
 
-def check_prefix(literals: dict) -> list[tuple[str | None, str]]:
+def check_prefix(literals: dict, settings: Settings) -> list[tuple[str | None, str]]:
     prefix = literals.get("filename_prefix")
     problem = prefix_problem(prefix) if isinstance(prefix, str) else None
     return [("filename_prefix", problem)] if problem else []
@@ -154,12 +154,12 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     return records
 
 
-def output_folder(settings: Any) -> str:
+def output_folder(literals: dict[str, Any], settings: Settings) -> str:
     """The output folder as part of SaveImage's cache key: another folder, another save."""
     return str(Path(settings.output_dir).resolve())
 
 
-def files_exist(ui: dict[str, Any] | None, settings: Any) -> bool:
+def files_exist(ui: dict[str, Any] | None, settings: Settings) -> bool:
     """Whether the files a cached SaveImage reports are still in the output folder; a
     deleted image is written again rather than reported as saved."""
     root = Path(settings.output_dir)
@@ -178,7 +178,7 @@ def files_exist(ui: dict[str, Any] | None, settings: Any) -> bool:
     outputs=[],
     output_node=True,
     check=check_prefix,
-    settings_identity=output_folder,
+    identity=output_folder,
     reuse=files_exist,
 )  # fmt: skip
 def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
