@@ -132,6 +132,29 @@ def test_our_endpoint_takes_an_editor_workflow_and_keeps_it_for_the_png(real_ser
     assert json.loads(view(real_server, record).text["workflow"]) == classic_editor
 
 
+def test_our_yaml_through_the_server_keeps_its_text_and_params_in_the_png(real_server):
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "workflows" / "txt2img.yaml").read_text()
+    params = {"width": 64, "height": 64, "steps": 2, "seed": 7}
+    client = WsClient(real_server)
+    try:
+        r = real_server.http.post("/latentgraph/run", json={
+            "workflow": text, "params": params, "client_id": client.client_id})  # fmt: skip
+        assert r.status_code == 200, r.text
+        pid = r.json()["prompt_id"]
+        client.until_done(pid, timeout=120)
+    finally:
+        client.close()
+    history = real_server.http.get(f"/history/{pid}").json()[pid]
+    [record] = history["outputs"]["save"]["images"]
+    embedded = view(real_server, record).text["latentgraph"]
+    expected = text
+    for key, old in (("width", 128), ("height", 128), ("steps", 20), ("seed", 42)):
+        expected = expected.replace(f"  {key}: {old}\n", f"  {key}: {params[key]}\n", 1)
+    assert embedded == expected  # comments kept, the run's params in place
+
+
 def test_rerun_after_the_image_was_deleted_writes_it_again(real_server, classic_api):
     prompt = json.loads(json.dumps(classic_api))
     prompt["9"]["inputs"]["filename_prefix"] = "rewritten"
