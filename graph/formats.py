@@ -24,7 +24,7 @@ from .comfy_editor import graph_from_editor, is_editor_workflow
 from .declare import Registry, registry_or_default
 from .model import Graph, Location
 from .problems import Problem, WorkflowError
-from .workflow import Workflow, load_workflow, read_source, with_params
+from .workflow import Workflow, load_workflow, read_source, text_with_params
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 256 * 2**20
@@ -110,7 +110,7 @@ def _read_ours(data: Any, source: str, text: str | None, registry: Registry,
                overrides: dict[str, Any]) -> Workflow:  # fmt: skip
     workflow = load_workflow(source, text=text, overrides=overrides or None, registry=registry)
     if text:  # what SaveImage embeds: the document as written, with this run's params
-        workflow.extra["latentgraph"] = with_params(text, workflow.raw.get("params"),
+        workflow.extra["latentgraph"] = text_with_params(text, workflow.raw.get("params"),
                                                     workflow.params)  # fmt: skip
     return workflow
 

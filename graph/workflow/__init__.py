@@ -21,11 +21,11 @@ The package holds one concept per module: `positions` (composing YAML with posit
 """
 
 from .building import FORMAT_VERSION, Workflow, load_workflow, parse_override
-from .dumping import dump_workflow, graph_to_document, with_params
+from .dumping import dump_workflow, graph_to_document, text_with_params
 from .positions import MAX_DEPTH
 from .reading import MAX_BYTES, read_source
 
 __all__ = [
     "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "Workflow", "dump_workflow",
-    "graph_to_document", "load_workflow", "parse_override", "read_source", "with_params",
+    "graph_to_document", "load_workflow", "parse_override", "read_source", "text_with_params",
 ]  # fmt: skip

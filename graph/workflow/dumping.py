@@ -87,7 +87,7 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> Any:
 _Dumper.add_representer(str, _represent_str)
 
 
-def with_params(text: str, declared: Any, params: dict[str, Any]) -> str:
+def text_with_params(text: str, declared: Any, params: dict[str, Any]) -> str:
     """Our workflow document as written (comments and all), with the params a run used in
     place of the declared ones: what a saved PNG embeds, so the image re-runs as it was made."""
     changed = {k: v for k, v in params.items()
