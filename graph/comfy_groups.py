@@ -46,8 +46,11 @@ class _Group:
     def __init__(self, name: str, body: Mapping[str, Any], registry: Registry) -> None:
         self.name = name
         self.nodes: list[dict] = [n for n in body.get("nodes") or [] if isinstance(n, Mapping)]
+        count = len(self.nodes)
         self.links = [ln for ln in body.get("links") or []
-                      if isinstance(ln, list) and len(ln) >= 4]  # fmt: skip
+                      if isinstance(ln, list) and len(ln) >= 4
+                      and all(type(ln[i]) is int for i in range(4))
+                      and 0 <= ln[0] < count and 0 <= ln[2] < count]  # fmt: skip
         self.registry = registry
         external = {(e[0], e[1]) for e in body.get("external") or []
                     if isinstance(e, list) and len(e) >= 2}  # fmt: skip
@@ -163,7 +166,8 @@ def expand_group_nodes(data: Mapping[str, Any], registry: Registry,
         raise WorkflowError(problems)
 
     out = dict(data)
-    nodes = [n for n in data.get("nodes") or [] if not any(n is i for i in instances)]
+    expanded = {id(i) for i in instances}
+    nodes = [n for n in data.get("nodes") or [] if id(n) not in expanded]
     links = [copy.copy(ln) for ln in data.get("links") or []]
     next_link = _max_link_id(links) + 1
     for inst in instances:

@@ -227,3 +227,11 @@ def test_unknown_comfy_type_is_named_as_a_comfy_node_we_lack(classic_api):
     assert "a ComfyUI node latentgraph does not have yet" in problem.message
     assert "did you mean" not in problem.message  # VAELoader is not what the user meant
     assert "LoraLoader" not in default_registry
+
+
+def test_malformed_group_definition_is_reported_not_a_crash(classic_editor):
+    data = _grouped(classic_editor)
+    data["extra"]["groupNodes"]["sampling"]["links"] = [[0, 0, 9, 3, 5, "LATENT"], ["x"]]
+    graph = graph_from_editor(data)  # the broken inner links are dropped, not followed
+    [problem] = [p for p in errors(graph) if p.node_id == "11:1"]
+    assert (problem.code, problem.input_name) == ("required_input_missing", "latent_image")
