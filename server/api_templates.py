@@ -76,18 +76,17 @@ def editor_workflow(path: Path, registry: Any) -> dict[str, Any]:
 
 
 def thumbnail(path: Path, registry: Any) -> bytes:
-    """A 256x256 card: the workflow's title and its nodes in order."""
+    """A 256x256 card: the workflow's nodes in order (the dialog prints the title below it,
+    and its own badge covers the top left corner)."""
     from PIL import Image, ImageDraw
 
     from latentgraph.graph.workflow import load_workflow
 
     graph = load_workflow(path, registry=registry).graph
-    title, _ = _about(path, registry)
     img = Image.new("RGB", (256, 256), (32, 34, 40))
     draw = ImageDraw.Draw(img)
-    draw.text((12, 10), title[:38], fill=(240, 240, 240))
-    for row, node in enumerate(list(graph)[:14]):
-        y = 34 + row * 15
+    for row, node in enumerate(list(graph)[:13]):
+        y = 44 + row * 15
         draw.rectangle((12, y, 244, y + 12), fill=(58, 62, 74))
         draw.text((16, y), f"{node.id}: {node.type}"[:36], fill=(200, 210, 230))
     buffer = io.BytesIO()
