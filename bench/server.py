@@ -141,11 +141,12 @@ def run(quick: bool) -> list[dict]:
 
     from latentgraph.server.app import create_app
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.workers import WorkerSetup
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServerConfig(data_dir=tmp, port=_port(), disk_cache=False, load_nodes=False,
                               editor=False, client_queue_size=1024)  # fmt: skip
-        app = create_app(config, registry=_registry())
+        app = create_app(config, workers=WorkerSetup(registry=_registry))
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port,
                                                ws="websockets", log_level="warning"))  # fmt: skip
         thread = threading.Thread(target=server.run, daemon=True)

@@ -188,8 +188,9 @@ class JobRunner:
                 token.cancel()
             self.current, self.cancel = job.prompt_id, token
         send = self.outbox.put
-        workflow = (job.extra_data.get("extra_pnginfo") or {}).get("workflow")
-        extra = {"prompt": job.prompt, "workflow": workflow, "prompt_id": job.prompt_id}
+        pnginfo = job.extra_data.get("extra_pnginfo") or {}
+        extra = {"prompt": job.prompt, "workflow": pnginfo.get("workflow"),
+                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": job.prompt_id}  # fmt: skip
         status: RunStatus = "failed"
         ui: dict[str, Any] = {}
         error: str | None = None
