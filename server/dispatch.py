@@ -18,10 +18,12 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from latentgraph.graph.events import NodeStarted, RunFinished, RunStatus, now_ms
+from latentgraph.graph.model import Graph
 
 from . import store as st
 from .hub import Hub
@@ -53,6 +55,8 @@ INTERRUPT_GRACE = 0.5
 MAX_PASSES = 3
 # How far down the queue dispatch looks for a prompt suiting an idle worker.
 WINDOW = 32
+# Checked graphs of queued prompts kept in memory (see `Dispatcher.prepare`).
+PREPARED_GRAPHS = 4
 
 
 @dataclass
@@ -85,6 +89,7 @@ class Dispatcher:
         self._lock = threading.Lock()  # _held and _running_ids (read by routes)
         self._held: dict[str, float] = {}  # prompt id -> monotonic deadline
         self._running_ids: dict[str, int] = {}  # prompt id -> worker
+        self._prepared: OrderedDict[str, Graph] = OrderedDict()  # prompt id -> checked Graph
         self._running: dict[str, _Running] = {}  # dispatcher thread only
         self._workers: list[_Worker] = []
         self._passed: dict[str, int] = {}
@@ -128,6 +133,15 @@ class Dispatcher:
             else:
                 self._held.pop(prompt_id, None)
         self.wake()
+
+    def prepare(self, prompt_id: str, graph: Graph) -> None:
+        """Keep the Graph POST /prompt built and validated, so the worker neither converts
+        nor validates the prompt again (a second pass over a 100,000-node prompt). Only the
+        latest few are kept; others are rebuilt from the stored prompt when they run."""
+        with self._lock:
+            self._prepared[prompt_id] = graph
+            while len(self._prepared) > PREPARED_GRAPHS:
+                self._prepared.popitem(last=False)
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
         """Stop the running prompt `prompt_id` (every running prompt when None)."""
@@ -345,8 +359,10 @@ class Dispatcher:
         self._running[record.id] = _Running(record, worker_id, translator)
         with self._lock:
             self._running_ids[record.id] = worker_id
+            graph = self._prepared.pop(record.id, None)
         self._workers[worker_id].prompt = record.id
-        job = Job(record.id, record.prompt, record.extra_data, record.targets, want_previews)
+        job = Job(record.id, record.prompt, record.extra_data, record.targets, want_previews,
+                  graph)  # fmt: skip
         self.pool.submit(worker_id, job)
 
     def _preview(self, record: st.PromptRecord, jpeg: bytes, node_id: str) -> None:

@@ -79,7 +79,7 @@ class ServerState:
             raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
         if number is _BAD_NUMBER:
             raise ApiError(400, "number must be a number", "invalid_prompt")
-        checked, _graph = check_prompt(prompt, self.registry, self.settings, targets)
+        checked, graph = check_prompt(prompt, self.registry, self.settings, targets)
         record = st.PromptRecord(
             id=prompt_id,
             number=int(number) if number is not None else None,
@@ -89,7 +89,9 @@ class ServerState:
             client_id=client_id,
             targets=checked.targets,
         )
-        return self.store.add(record, front=front)
+        record = self.store.add(record, front=front)
+        self.worker.prepare(record.id, graph)
+        return record
 
     def on_start(self) -> None:
         """Event-loop set-up before the first request. The first CapacityLimiter imports

@@ -206,11 +206,14 @@ class JobRunner:
             send(RunEvent(job.prompt_id, event))
 
         try:
-            graph = graph_from_prompt(strip_unknown_inputs(job.prompt, self.registry),
-                                      self.registry)  # fmt: skip
+            graph = job.graph  # checked moments ago by POST /prompt
+            if graph is None:
+                graph = graph_from_prompt(strip_unknown_inputs(job.prompt, self.registry),
+                                          self.registry)  # fmt: skip
             self.loaded |= model_keys(job.prompt, self.registry)
             result = self.scheduler.run(graph, targets=job.targets or None, on_event=on_event,
-                                        cancel=token, run_id=job.prompt_id, extra=extra)  # fmt: skip
+                                        cancel=token, run_id=job.prompt_id, extra=extra,
+                                        validate=job.graph is None)  # fmt: skip
             status, ui = result.status, dict(result.ui or {})
         except WorkflowError as exc:
             first = exc.errors[0] if exc.errors else None

@@ -18,6 +18,7 @@ from typing import Any
 
 from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import Event, RunStatus
+from latentgraph.graph.model import Graph
 
 # Socket types whose values are loaded models: the nodes producing them from literals alone are
 # a prompt's model loaders, the keys of model affinity.
@@ -48,6 +49,7 @@ class Job:
     extra_data: dict[str, Any]
     targets: list[str] | None
     previews: bool  # encode previews (JPEG bytes ride on NodeProgress.preview)
+    graph: Graph | None = None  # converted and validated by POST /prompt, when still at hand
 
 
 # --- what workers send back ---------------------------------------------------------------
