@@ -24,17 +24,11 @@ from ._common import isolate_cache_dir, latentgraph_cmd, median, row, run_child
 SUITE = "workers"
 
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve_start(repeats: int) -> tuple[float, float]:
     """Median seconds from `latentgraph serve` starting to its first /object_info answer, and
     median seconds of `python -c "import torch"`, interleaved."""
+    from .load import _port
+
     served, torch_import = [], []
     for _ in range(repeats):
         port = _port()

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from functools import partial
-from pathlib import Path
 
 import pytest
 
@@ -280,14 +279,8 @@ def test_the_http_process_never_imports_torch(tmp_path, tiny_folder):
     assert list((tmp_path / "output").glob("no-torch*.png"))  # in the server's output folder
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_post_free_brings_a_workers_rss_back_to_its_baseline(tmp_path_factory, tiny_folder):
+    from bench.load import rss_mb as _rss_mb  # VmRSS from /proc/PID/status
     from latentgraph.wiring import worker_setup
 
     running = RunningServer(_config(tmp_path_factory, "rss"),
