@@ -65,6 +65,7 @@ class _Running:
     worker: int
     translator: RunTranslator
     node: str | None = None  # the node running now
+    began: bool = False  # the worker has reported on it (it received the job)
     interrupted_at: float | None = None  # monotonic time of the cancel request
     killed: bool = False
 
@@ -94,6 +95,7 @@ class Dispatcher:
         self._workers: list[_Worker] = []
         self._passed: dict[str, int] = {}
         self._keys: dict[str, frozenset[str]] = {}
+        self._requeued: set[str] = set()  # sent back once after a worker died under them
         self.frees = 0  # POST /free requests the workers have carried out
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="latentgraph-dispatch",
@@ -229,6 +231,7 @@ class Dispatcher:
         if isinstance(message, RunEvent):
             run = self._running.get(message.prompt_id)
             if run is not None and run.worker == worker_id:
+                run.began = True
                 if isinstance(message.event, NodeStarted):
                     run.node = message.event.node_id
                 run.translator.handle(message.event)
@@ -242,6 +245,7 @@ class Dispatcher:
         elif isinstance(message, RunError):
             run = self._running.get(message.prompt_id)
             if run is not None:
+                run.began = True
                 _start_if_needed(run.translator)
                 run.translator.error(node_id=message.node_id, node_type=message.node_type,
                                      message=message.message,
@@ -260,6 +264,16 @@ class Dispatcher:
         run = self._running.get(prompt_id) if prompt_id else None
         if run is None:
             return
+        record = run.record
+        if not run.began and run.interrupted_at is None and record.id not in self._requeued:
+            # Sent to a worker that died before it said a word (killed just then): the
+            # prompt goes back to its place, once; a prompt that kills workers fails below.
+            self._requeued.add(record.id)
+            self._forget(run)
+            if self.store.requeue(record.id):
+                log.warning("prompt %s goes back to the queue: its worker died before starting "
+                            "it", record.id)  # fmt: skip
+                return
         translator = run.translator
         if run.interrupted_at is not None:
             translator.finish(RunFinished(run.record.id, status="interrupted",
@@ -284,16 +298,21 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - the client still hears the end; the next runs
             log.exception("could not record the end of prompt %s", record.id)
         finally:
-            self._running.pop(record.id, None)
+            self._forget(run)
             self._passed.pop(record.id, None)
             self._keys.pop(record.id, None)
-            with self._lock:
-                self._running_ids.pop(record.id, None)
-            if self._workers[run.worker].prompt == record.id:
-                self._workers[run.worker].prompt = None
+            self._requeued.discard(record.id)
         self.hub.send(record.client_id, "executing",
                       {"node": None, "display_node": None, "prompt_id": record.id})  # fmt: skip
         self.hub.broadcast("status", self.status())
+
+    def _forget(self, run: _Running) -> None:
+        """The prompt no longer runs on its worker."""
+        self._running.pop(run.record.id, None)
+        with self._lock:
+            self._running_ids.pop(run.record.id, None)
+        if self._workers[run.worker].prompt == run.record.id:
+            self._workers[run.worker].prompt = None
 
     # --- choosing work -------------------------------------------------------------------
 

@@ -268,18 +268,24 @@ class Store:
         return len(self._queued)
 
     def mark_running(self, prompt_id: str) -> bool:
-        started = now_ms()
+        return self._move(prompt_id, PENDING, RUNNING, now_ms())
+
+    def requeue(self, prompt_id: str) -> bool:
+        """A running prompt back to pending, in its place (its worker died before it began)."""
+        return self._move(prompt_id, RUNNING, PENDING, None)
+
+    def _move(self, prompt_id: str, old: str, new: str, started: int | None) -> bool:
         with self._lock:
             cur = self._db.execute(
                 "UPDATE prompts SET status = ?, started_ms = ? WHERE id = ? AND status = ?",
-                (RUNNING, started, prompt_id, PENDING),
+                (new, started, prompt_id, old),
             )
             if cur.rowcount != 1:
                 return False
             with self._mem:
-                old = self._queued.get(prompt_id)
-                if old is not None:
-                    self._queued[prompt_id] = replace(old, status=RUNNING, started_ms=started)
+                record = self._queued.get(prompt_id)
+                if record is not None:
+                    self._queued[prompt_id] = replace(record, status=new, started_ms=started)
             return True
 
     def finish(

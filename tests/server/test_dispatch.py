@@ -12,7 +12,7 @@ from latentgraph.graph import NodeResult, Output, Registry, Socket, String, node
 from latentgraph.server.dispatch import MAX_PASSES, Dispatcher
 from latentgraph.server.hub import Hub
 from latentgraph.server.store import PromptRecord, Store
-from latentgraph.server.workers import Done, Ready, WorkerInfo, WorkerPool, model_keys
+from latentgraph.server.workers import Died, Done, Ready, WorkerInfo, WorkerPool, model_keys
 
 
 def _registry() -> Registry:
@@ -140,3 +140,19 @@ def test_without_models_any_idle_worker_takes_the_next_prompt(make):
     dispatcher.start()
     first = {pool.next_job(), pool.next_job()}
     assert {pid for _, pid in first} == set(ids[:2]) and {w for w, _ in first} == {0, 1}
+
+
+def test_a_prompt_whose_worker_died_before_starting_it_is_queued_again_once(make):
+    dispatcher, pool, store = make(["", ""])
+    [pid] = _queue(store, "A")
+    dispatcher.start()
+    worker, got = pool.next_job()
+    assert got == pid
+    pool.deliver(worker, Died("worker process died: signal 9"))  # before any event
+    assert pool.next_job() == (1 - worker, pid)  # the other worker takes it again
+    pool.deliver(1 - worker, Died("worker process died: signal 9"))  # it kills workers
+    deadline = time.monotonic() + 10
+    while (record := store.get(pid)).status != "error":
+        assert time.monotonic() < deadline, record.status
+        time.sleep(0.01)
+    assert record.error == "worker process died: signal 9"
