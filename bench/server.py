@@ -1,9 +1,15 @@
-"""Server under load: 50 websocket clients, 100 tiny prompts queued at once.
+"""The server path: many clients with tiny prompts, and deep and wide graphs.
 
-Checks that every client receives the latest `status` (the server coalesces a burst of queue
-changes into its first and latest value, at most one per 50 ms) and every submitter its full
-message sequence, and reports the time from POST /prompt to `execution_start` and to the final
-`executing` (node: null) message.
+1. Under load: 50 websocket clients, 100 tiny prompts queued at once. Checks that every client
+   receives the latest `status` (the server coalesces a burst of queue changes into its first
+   and latest value, at most one per 50 ms) and every submitter its full message sequence, and
+   reports the time from POST /prompt to `execution_start` and to the final `executing`
+   (node: null) message.
+2. Graphs: a chain and a fan of string nodes at 100 to 100,000 nodes, cold, through HTTP +
+   websocket (the server in its own process, one client reading as fast as it can) beside the
+   same graph run by the engine in this process. Reports wall time both ways, their ratio, the
+   websocket bytes per node, and how long POST /prompt takes to answer (validation included)
+   while another client polls GET /prompt. `python -m bench.server --graphs` runs only these.
 """
 
 from __future__ import annotations
@@ -12,10 +18,14 @@ import asyncio
 import json
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import uuid
 
+from bench._common import ROOT
 from bench._common import row as _row
 
 CLIENTS = 50
@@ -137,6 +147,10 @@ async def _drive(base: str, ws_base: str, clients: int, prompts: int) -> dict:
 
 
 def run(quick: bool) -> list[dict]:
+    return run_clients(quick) + run_graphs(quick)
+
+
+def run_clients(quick: bool) -> list[dict]:
     import uvicorn
 
     from latentgraph.server.app import create_app
@@ -144,7 +158,7 @@ def run(quick: bool) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServerConfig(data_dir=tmp, port=_port(), disk_cache=False, load_nodes=False,
-                              editor=False, client_queue_size=1024)  # fmt: skip
+                              editor=False)  # fmt: skip
         app = create_app(config, registry=_registry())
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port,
                                                ws="websockets", log_level="warning"))  # fmt: skip
@@ -176,6 +190,220 @@ def run(quick: bool) -> list[dict]:
     ]  # fmt: skip
 
 
+# --- deep and wide graphs ---------------------------------------------------------------
+
+GRAPH_SIZES = (100, 1_000, 10_000, 100_000)
+TARGET_RATIO = 3.0  # server time / in-process engine time
+TARGET_SECONDS = {("chain", 1_000): 0.05, ("chain", 10_000): 0.5, ("fan", 1_000): 0.1}
+TARGET_BYTES_PER_NODE = 1000  # all websocket traffic of a run, per node
+TARGET_POST_SECONDS = 2.0  # POST /prompt of a 100,000-node graph, validated
+
+
+def graph_registry():
+    """ComfyUI's PrimitiveString (source) and PreviewAny (output node, its text in `executed`),
+    joined by `TextAppend`, a string node whose input is a socket: the issue's graphs feed
+    StringConcatenate's widget inputs by links, which is another issue's work."""
+    from latentgraph.graph import STRING, Output, Registry, Socket, String, node
+    from latentgraph.nodes.comfy import comfy_registry
+
+    reg = Registry()
+    for name in ("PrimitiveString", "PreviewAny"):
+        reg.add(comfy_registry.get(name))
+
+    @node("TextAppend", inputs=[Socket("text", STRING), String("suffix", "")],
+          outputs=[Output("STRING", STRING)], registry=reg)  # fmt: skip
+    def text_append(ctx, text, suffix):
+        return text + suffix
+
+    return reg
+
+
+def chain_prompt(n: int, source: str) -> dict:
+    """PrimitiveString -> (n - 2) x TextAppend -> PreviewAny, in API format."""
+    p = {"0": {"class_type": "PrimitiveString", "inputs": {"value": source}}}
+    for i in range(1, n - 1):
+        p[str(i)] = {"class_type": "TextAppend", "inputs": {"text": [str(i - 1), 0]}}
+    p[str(n - 1)] = {"class_type": "PreviewAny", "inputs": {"source": [str(n - 2), 0]}}
+    return p
+
+
+def fan_prompt(n: int, source: str) -> dict:
+    """One PrimitiveString -> n x (TextAppend -> PreviewAny): 2n + 1 nodes."""
+    p = {"s": {"class_type": "PrimitiveString", "inputs": {"value": source}}}
+    for i in range(n):
+        p[f"a{i}"] = {"class_type": "TextAppend", "inputs": {"text": ["s", 0], "suffix": str(i)}}
+        p[f"p{i}"] = {"class_type": "PreviewAny", "inputs": {"source": [f"a{i}", 0]}}
+    return p
+
+
+PROMPTS = {"chain": chain_prompt, "fan": fan_prompt}
+
+
+def serve_graphs(port: int, data_dir: str) -> None:
+    """The server process of the graph cases (`python -m bench.server --serve PORT DIR`)."""
+    import uvicorn
+
+    from latentgraph.server.app import create_app
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.run import uvicorn_options
+
+    config = ServerConfig(data_dir=data_dir, port=port, disk_cache=False, load_nodes=False,
+                          editor=False, preload=False)  # fmt: skip
+    app = create_app(config, registry=graph_registry())
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(config))
+
+
+def engine_seconds(prompt: dict, reg) -> float:
+    """Validate and run the prompt's graph in this process, cold, with an event consumer."""
+    from latentgraph.graph.cache import Cache
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.scheduler import Scheduler
+
+    graph = graph_from_prompt(prompt, reg)
+    events = [0]
+
+    def consumer(event) -> None:
+        events[0] += 1
+
+    t0 = time.perf_counter()
+    result = Scheduler(reg, Cache()).run(graph, on_event=consumer)
+    seconds = time.perf_counter() - t0
+    assert result.status == "success", result.failures[:1]
+    return seconds
+
+
+async def _server_run(http, ws_base: str, prompt: dict) -> dict:
+    """POST the prompt with a websocket client reading as fast as it can; meanwhile another
+    client polls GET /prompt. Returns seconds to the final message, to the POST answer,
+    websocket bytes and the slowest poll."""
+    from websockets.asyncio.client import connect
+
+    cid = uuid.uuid4().hex
+    async with connect(f"{ws_base}?clientId={cid}", max_queue=None, max_size=None) as ws:
+        await ws.recv()  # status on connect
+        polls: list[float] = []
+        posting = True
+
+        async def poll() -> None:
+            while posting:
+                t = time.perf_counter()
+                await http.get("/prompt")
+                polls.append(time.perf_counter() - t)
+                await asyncio.sleep(0.01)
+
+        poller = asyncio.create_task(poll())
+        t0 = time.perf_counter()
+        r = await http.post("/prompt", json={"prompt": prompt, "client_id": cid})
+        answered = time.perf_counter() - t0
+        posting = False
+        await poller
+        assert r.status_code == 200, r.text[:500]
+        pid = r.json()["prompt_id"]
+        traffic = 0
+        kinds: dict[str, int] = {}
+        while True:
+            raw = await ws.recv()
+            traffic += len(raw)
+            if isinstance(raw, bytes):
+                continue
+            msg = json.loads(raw)
+            kinds[msg["type"]] = kinds.get(msg["type"], 0) + 1
+            if msg["type"] == "executing" and msg["data"]["node"] is None:
+                if msg["data"].get("prompt_id") == pid:
+                    break
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "post_seconds": answered, "bytes": traffic, "messages": kinds,
+            "slowest_poll": max(polls, default=0.0)}  # fmt: skip
+
+
+def _start_server(data_dir: str) -> tuple[subprocess.Popen, int]:
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.server", "--serve", str(port), data_dir],
+                            cwd=ROOT)  # fmt: skip
+    return proc, port
+
+
+async def _wait_up(http, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the bench server exited with {proc.returncode}")
+        try:
+            if (await http.get("/prompt")).status_code == 200:
+                return
+        except Exception:  # noqa: BLE001 - not listening yet
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the bench server did not start")
+
+
+async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int]) -> list[dict]:
+    import httpx
+
+    reg = graph_registry()
+    found = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
+        await _wait_up(http, proc)
+        ws_base = f"ws://127.0.0.1:{port}/ws"
+        await _server_run(http, ws_base, chain_prompt(10, "warm-up"))  # imports, first socket
+        for shape, build in PROMPTS.items():
+            for n in sizes:
+                repeats = 3 if n <= 1_000 else 1
+                server, engine = [], []
+                for _ in range(repeats):  # cold both ways: a new source string each time
+                    server.append(await _server_run(http, ws_base, build(n, uuid.uuid4().hex)))
+                    engine.append(engine_seconds(build(n, uuid.uuid4().hex), reg))
+                best = min(server, key=lambda d: d["seconds"])
+                nodes = len(build(n, ""))
+                found.append({"shape": shape, "size": n, "nodes": nodes, **best,
+                              "engine_seconds": min(engine)})  # fmt: skip
+    return found
+
+
+def run_graphs(quick: bool) -> list[dict]:
+    sizes = [n for n in GRAPH_SIZES if not quick or n <= 10_000]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = _start_server(tmp)
+        try:
+            cases = asyncio.run(_graph_cases(port, proc, sizes))
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    return [r for case in cases for r in _graph_rows(case)]
+
+
+def _graph_rows(d: dict) -> list[dict]:
+    shape, n, nodes = d["shape"], d["size"], d["nodes"]
+    name = f"{shape} {n:,}" + (f" ({nodes:,} nodes)" if nodes != n else "")
+    ratio = d["seconds"] / d["engine_seconds"]
+    per_node = d["bytes"] / nodes
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(d["messages"].items()))
+    rows = [
+        {**_row("server", f"{name}: server / engine time", round(ratio, 2), "x",
+                f"<= {TARGET_RATIO:g}", ratio <= TARGET_RATIO,
+                f"server {d['seconds']:.3f} s (POST answered in {d['post_seconds'] * 1000:.0f} "
+                f"ms), engine {d['engine_seconds']:.3f} s; cold"), **d},
+        _row("server", f"{name}: websocket traffic", round(per_node), "B/node",
+             f"<= {TARGET_BYTES_PER_NODE}", per_node <= TARGET_BYTES_PER_NODE,
+             f"{d['bytes'] / 1e6:.2f} MB; {kinds}"),
+    ]  # fmt: skip
+    target = TARGET_SECONDS.get((shape, n))
+    if target is not None:
+        rows.append(_row("server", f"{name}: POST to final message, cold", round(d["seconds"], 4),
+                         "s", f"< {target:g}", d["seconds"] < target))  # fmt: skip
+    if nodes >= 100_000:
+        rows.append(_row("server", f"{name}: POST /prompt answered (validated)",
+                         round(d["post_seconds"], 3), "s", f"< {TARGET_POST_SECONDS:g}",
+                         d["post_seconds"] < TARGET_POST_SECONDS,
+                         f"slowest GET /prompt meanwhile {d['slowest_poll'] * 1000:.0f} ms"))  # fmt: skip
+    return rows
+
+
 if __name__ == "__main__":
-    for r in run(quick=False):
-        print(json.dumps(r, indent=2))
+    if sys.argv[1:2] == ["--serve"]:
+        serve_graphs(int(sys.argv[2]), sys.argv[3])
+    else:
+        from bench.__main__ import table
+
+        quick = "--quick" in sys.argv
+        rows = run_graphs(quick) if "--graphs" in sys.argv else run(quick)
+        print(table(rows))

@@ -69,7 +69,7 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
         log.warning(
             "marked %d prompt(s) left running by a previous process as failed", len(recovered)
         )
-    hub = Hub(config.client_queue_size)
+    hub = Hub(config.client_backlog_bytes, config.client_stall_seconds)
     worker = Worker(store, hub, registry, settings, previews=config.previews,
                     disk_cache=config.disk_cache)  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)

@@ -28,7 +28,7 @@ def test_status_burst_sends_first_and_latest_only_and_keeps_run_message_order():
         t.start()
         t.join()
         await asyncio.sleep(0)  # the hops run: the first status goes out, the rest wait
-        assert client.queue.qsize() == 2 and hub._status_timer is not None
+        assert len(client.outbox) == 2 and hub._status_timer is not None
         for _ in range(500):  # the held status is sent, then the hub is quiet again
             if hub._status_timer is None:
                 break
@@ -37,8 +37,8 @@ def test_status_burst_sends_first_and_latest_only_and_keeps_run_message_order():
         hub.broadcast("status", _status(7))  # quiet again: sent at once
         await asyncio.sleep(0)
         out = []
-        while not client.queue.empty():
-            out.append(json.loads(client.queue.get_nowait()))
+        while client.outbox:
+            out.append(json.loads(client.outbox.popleft()))
         return out
 
     msgs = asyncio.run(scenario())
