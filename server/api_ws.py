@@ -26,7 +26,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     status = state.worker.status()
     status["sid"] = client.sid
     state.hub.reply(client, "status", status)
-    pump = asyncio.create_task(state.hub.pump(client))
+    pump = state.hub.start_pump(client)
     try:
         while True:
             message = await websocket.receive()

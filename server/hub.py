@@ -49,6 +49,7 @@ class Client:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     writing_since: float | None = None  # loop time of the write in progress, if any
     close_reason: str | None = None
+    pump: asyncio.Task | None = None
 
     @property
     def wants_preview_metadata(self) -> bool:
@@ -102,7 +103,12 @@ class Hub:
         """Queue a message for a client from the event loop (answers on its own socket)."""
         self._put(client, type_, _encode(type_, data))
 
-    async def pump(self, client: Client) -> None:
+    def start_pump(self, client: Client) -> asyncio.Task:
+        """Start writing the client's outbox to its socket (a task the hub may cancel)."""
+        client.pump = asyncio.get_running_loop().create_task(self._pump(client))
+        return client.pump
+
+    async def _pump(self, client: Client) -> None:
         """Write the client's outbox to its socket until it goes away."""
         loop = asyncio.get_running_loop()
         ws = client.websocket
@@ -241,6 +247,8 @@ class Hub:
         self.disconnect(client)
         client.outbox.clear()
         client.backlog = 0
+        if client.pump is not None:  # a write stuck on the peer would hold up the close
+            client.pump.cancel()
         if self.loop is not None:
             self.loop.create_task(_close(client.websocket, reason))
 

@@ -167,7 +167,6 @@ class RunTranslator:
             self.history.append([type_, data])
         self._send(type_, data)
 
-
     def handle(self, event: ev.Event) -> None:
         pid = self.prompt_id
         if isinstance(event, ev.RunStarted):
