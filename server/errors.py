@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .collector import collector_paused
+
 log = logging.getLogger("latentgraph.server")
 
 
@@ -93,8 +95,13 @@ async def read_json(request: Request, *, default: Any = ...,
             return default
         raise ApiError(400, "the request body is empty; expected JSON", "invalid_json")
     if limiter is not None and len(raw) > OFFLOAD_BYTES:
-        return await anyio.to_thread.run_sync(parse_json, raw, limiter=limiter)
+        return await anyio.to_thread.run_sync(_parse_large, raw, limiter=limiter)
     return parse_json(raw)
+
+
+def _parse_large(raw: bytes) -> Any:
+    with collector_paused:
+        return parse_json(raw)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:

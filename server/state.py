@@ -12,6 +12,7 @@ from starlette.requests import Request
 from latentgraph.graph.context import Settings
 
 from . import store as st
+from .collector import collector_paused
 from .config import ServerConfig
 from .errors import ApiError
 from .hub import Hub
@@ -85,7 +86,8 @@ class ServerState:
             raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
         if number is _BAD_NUMBER:
             raise ApiError(400, "number must be a number", "invalid_prompt")
-        checked, graph = check_prompt(prompt, self.registry, self.settings, targets)
+        with collector_paused:  # millions of objects for a large prompt: see collector.py
+            checked, graph = check_prompt(prompt, self.registry, self.settings, targets)
         record = st.PromptRecord(
             id=prompt_id,
             number=int(number) if number is not None else None,
