@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 from bench._common import ROOT
 from bench._common import row as _row
@@ -253,8 +254,9 @@ def serve_graphs(port: int, data_dir: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(config))
 
 
-def engine_seconds(prompt: dict, reg) -> float:
-    """Validate and run the prompt's graph in this process, cold, with an event consumer."""
+def engine_seconds(prompt: dict, reg) -> tuple[float, float]:
+    """Validate and run the prompt's graph in this process, cold, with an event consumer:
+    (wall seconds, CPU seconds)."""
     from latentgraph.graph.cache import Cache
     from latentgraph.graph.comfy_api import graph_from_prompt
     from latentgraph.graph.scheduler import Scheduler
@@ -265,17 +267,28 @@ def engine_seconds(prompt: dict, reg) -> float:
     def consumer(event) -> None:
         events[0] += 1
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = Scheduler(reg, Cache()).run(graph, on_event=consumer)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert result.status == "success", result.failures[:1]
-    return seconds
+    return seconds, cpu
 
 
-async def _server_run(http, ws_base: str, prompt: dict) -> dict:
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time of all threads of a process (Linux schedstat, nanoseconds)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread that just ended
+            pass
+    return total / 1e9
+
+
+async def _server_run(http, ws_base: str, prompt: dict, pid: int) -> dict:
     """POST the prompt with a websocket client reading as fast as it can; meanwhile another
-    client polls GET /prompt. Returns seconds to the final message, to the POST answer,
-    websocket bytes and the slowest poll."""
+    client polls GET /prompt. Returns seconds to the final message, to the POST answer, the
+    server process's CPU seconds, websocket bytes and the slowest poll."""
     from websockets.asyncio.client import connect
 
     cid = uuid.uuid4().hex
@@ -292,13 +305,14 @@ async def _server_run(http, ws_base: str, prompt: dict) -> dict:
                 await asyncio.sleep(0.01)
 
         poller = asyncio.create_task(poll())
+        c0 = process_cpu_seconds(pid)
         t0 = time.perf_counter()
         r = await http.post("/prompt", json={"prompt": prompt, "client_id": cid})
         answered = time.perf_counter() - t0
         posting = False
         await poller
         assert r.status_code == 200, r.text[:500]
-        pid = r.json()["prompt_id"]
+        prompt_id = r.json()["prompt_id"]
         traffic = 0
         kinds: dict[str, int] = {}
         while True:
@@ -309,11 +323,12 @@ async def _server_run(http, ws_base: str, prompt: dict) -> dict:
             msg = json.loads(raw)
             kinds[msg["type"]] = kinds.get(msg["type"], 0) + 1
             if msg["type"] == "executing" and msg["data"]["node"] is None:
-                if msg["data"].get("prompt_id") == pid:
+                if msg["data"].get("prompt_id") == prompt_id:
                     break
         seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "post_seconds": answered, "bytes": traffic, "messages": kinds,
-            "slowest_poll": max(polls, default=0.0)}  # fmt: skip
+        cpu = process_cpu_seconds(pid) - c0
+    return {"seconds": seconds, "post_seconds": answered, "cpu_seconds": cpu, "bytes": traffic,
+            "messages": kinds, "slowest_poll": max(polls, default=0.0)}  # fmt: skip
 
 
 def _start_server(data_dir: str) -> tuple[subprocess.Popen, int]:
@@ -344,18 +359,21 @@ async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int]) -> l
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
         await _wait_up(http, proc)
         ws_base = f"ws://127.0.0.1:{port}/ws"
-        await _server_run(http, ws_base, chain_prompt(10, "warm-up"))  # imports, first socket
+        await _server_run(http, ws_base, chain_prompt(10, "warm-up"), proc.pid)  # first socket
         for shape, build in PROMPTS.items():
             for n in sizes:
                 repeats = 3 if n <= 1_000 else 1
                 server, engine = [], []
                 for _ in range(repeats):  # cold both ways: a new source string each time
-                    server.append(await _server_run(http, ws_base, build(n, uuid.uuid4().hex)))
+                    server.append(
+                        await _server_run(http, ws_base, build(n, uuid.uuid4().hex), proc.pid)
+                    )
                     engine.append(engine_seconds(build(n, uuid.uuid4().hex), reg))
                 best = min(server, key=lambda d: d["seconds"])
                 nodes = len(build(n, ""))
                 found.append({"shape": shape, "size": n, "nodes": nodes, **best,
-                              "engine_seconds": min(engine)})  # fmt: skip
+                              "engine_seconds": min(e[0] for e in engine),
+                              "engine_cpu_seconds": min(e[1] for e in engine)})  # fmt: skip
     return found
 
 
@@ -375,13 +393,16 @@ def _graph_rows(d: dict) -> list[dict]:
     shape, n, nodes = d["shape"], d["size"], d["nodes"]
     name = f"{shape} {n:,}" + (f" ({nodes:,} nodes)" if nodes != n else "")
     ratio = d["seconds"] / d["engine_seconds"]
+    cpu_ratio = d["cpu_seconds"] / d["engine_cpu_seconds"]
     per_node = d["bytes"] / nodes
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(d["messages"].items()))
     rows = [
         {**_row("server", f"{name}: server / engine time", round(ratio, 2), "x",
                 f"<= {TARGET_RATIO:g}", ratio <= TARGET_RATIO,
                 f"server {d['seconds']:.3f} s (POST answered in {d['post_seconds'] * 1000:.0f} "
-                f"ms), engine {d['engine_seconds']:.3f} s; cold"), **d},
+                f"ms), engine {d['engine_seconds']:.3f} s; CPU: server process "
+                f"{d['cpu_seconds']:.3f} s, engine {d['engine_cpu_seconds']:.3f} s "
+                f"({cpu_ratio:.2f}x); cold"), **d},
         _row("server", f"{name}: websocket traffic", round(per_node), "B/node",
              f"<= {TARGET_BYTES_PER_NODE}", per_node <= TARGET_BYTES_PER_NODE,
              f"{d['bytes'] / 1e6:.2f} MB; {kinds}"),
