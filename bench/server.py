@@ -237,7 +237,7 @@ def fan_prompt(n: int, source: str) -> dict:
     return p
 
 
-PROMPTS = {"chain": chain_prompt, "fan": fan_prompt}
+SHAPES = {"chain": chain_prompt, "fan": fan_prompt}
 
 
 def serve_graphs(port: int, data_dir: str) -> None:
@@ -364,7 +364,7 @@ async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int]) -> l
         await _wait_up(http, proc)
         ws_base = f"ws://127.0.0.1:{port}/ws"
         await _server_run(http, ws_base, chain_prompt(10, "warm-up"), proc.pid)  # first socket
-        for shape, build in PROMPTS.items():
+        for shape, build in SHAPES.items():
             for n in sizes:
                 repeats = 3 if n <= 1_000 else 1
                 server, engine = [], []
