@@ -355,7 +355,8 @@ async def _wait_up(http, proc: subprocess.Popen) -> None:
     raise RuntimeError("the bench server did not start")
 
 
-async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int]) -> list[dict]:
+async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int],
+                       repeats: int) -> list[dict]:  # fmt: skip
     import httpx
 
     reg = graph_registry()
@@ -366,9 +367,9 @@ async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int]) -> l
         await _server_run(http, ws_base, chain_prompt(10, "warm-up"), proc.pid)  # first socket
         for shape, build in SHAPES.items():
             for n in sizes:
-                repeats = 3 if n <= 1_000 else 1
                 server, engine = [], []
-                for _ in range(repeats):  # cold both ways: a new source string each time
+                # cold both ways: a new source string each time
+                for _ in range(repeats if n <= 1_000 else 1):
                     server.append(
                         await _server_run(http, ws_base, build(n, uuid.uuid4().hex), proc.pid)
                     )
@@ -382,11 +383,11 @@ async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int]) -> l
 
 
 def run_graphs(quick: bool) -> list[dict]:
-    sizes = [n for n in GRAPH_SIZES if not quick or n <= 10_000]
+    sizes = [n for n in GRAPH_SIZES if not quick or n <= 1_000]
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = _start_server(tmp)
         try:
-            cases = asyncio.run(_graph_cases(port, proc, sizes))
+            cases = asyncio.run(_graph_cases(port, proc, sizes, repeats=1 if quick else 3))
         finally:
             proc.terminate()
             proc.wait(15)
