@@ -199,8 +199,9 @@ class Worker:
             targets=record.targets,
             schedule=self.hub.call_later,
         )  # fmt: skip
-        workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
-        extra = {"prompt": record.prompt, "workflow": workflow, "prompt_id": record.id}
+        pnginfo = record.extra_data.get("extra_pnginfo") or {}
+        extra = {"prompt": record.prompt, "workflow": pnginfo.get("workflow"),
+                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": record.id}  # fmt: skip
         ui: dict[str, Any] = {}
         status: RunStatus = "failed"
         error: str | None = None
