@@ -201,38 +201,33 @@ TARGET_POST_SECONDS = 2.0  # POST /prompt of a 100,000-node graph, validated
 
 
 def graph_registry():
-    """ComfyUI's PrimitiveString (source) and PreviewAny (output node, its text in `executed`),
-    joined by `TextAppend`, a string node whose input is a socket: the issue's graphs feed
-    StringConcatenate's widget inputs by links, which is another issue's work."""
-    from latentgraph.graph import STRING, Output, Registry, Socket, String, node
+    """The issue's ComfyUI nodes: PrimitiveString (its `value` widget fed by a link, as
+    ComfyUI allows), StringConcatenate and PreviewAny (an output node; its text goes out in
+    `executed`)."""
+    from latentgraph.graph import Registry
     from latentgraph.nodes.comfy import comfy_registry
 
     reg = Registry()
-    for name in ("PrimitiveString", "PreviewAny"):
+    for name in ("PrimitiveString", "StringConcatenate", "PreviewAny"):
         reg.add(comfy_registry.get(name))
-
-    @node("TextAppend", inputs=[Socket("text", STRING), String("suffix", "")],
-          outputs=[Output("STRING", STRING)], registry=reg)  # fmt: skip
-    def text_append(ctx, text, suffix):
-        return text + suffix
-
     return reg
 
 
 def chain_prompt(n: int, source: str) -> dict:
-    """PrimitiveString -> (n - 2) x TextAppend -> PreviewAny, in API format."""
+    """n - 1 PrimitiveString, each fed by the one before, -> PreviewAny, in API format."""
     p = {"0": {"class_type": "PrimitiveString", "inputs": {"value": source}}}
     for i in range(1, n - 1):
-        p[str(i)] = {"class_type": "TextAppend", "inputs": {"text": [str(i - 1), 0]}}
+        p[str(i)] = {"class_type": "PrimitiveString", "inputs": {"value": [str(i - 1), 0]}}
     p[str(n - 1)] = {"class_type": "PreviewAny", "inputs": {"source": [str(n - 2), 0]}}
     return p
 
 
 def fan_prompt(n: int, source: str) -> dict:
-    """One PrimitiveString -> n x (TextAppend -> PreviewAny): 2n + 1 nodes."""
+    """One PrimitiveString -> n x (StringConcatenate -> PreviewAny): 2n + 1 nodes."""
     p = {"s": {"class_type": "PrimitiveString", "inputs": {"value": source}}}
     for i in range(n):
-        p[f"a{i}"] = {"class_type": "TextAppend", "inputs": {"text": ["s", 0], "suffix": str(i)}}
+        p[f"a{i}"] = {"class_type": "StringConcatenate",
+                      "inputs": {"string_a": ["s", 0], "string_b": str(i), "delimiter": "-"}}  # fmt: skip
         p[f"p{i}"] = {"class_type": "PreviewAny", "inputs": {"source": [f"a{i}", 0]}}
     return p
 
