@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import threading
+import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
@@ -161,15 +162,19 @@ def link_key(parent_key: str, output_index: int) -> str:
     return f"{parent_key}:{output_index}"
 
 
-def node_key(node_type: NodeType, literals: dict, parent_keys: dict[str, str]) -> str:
-    """sha256 over type, version, canonical literals, the identity hook, and linked inputs.
+def node_key(node_type: NodeType, literals: dict, parent_keys: dict[str, str],
+             settings: Any = None) -> str:  # fmt: skip
+    """sha256 over type, version, canonical literals, the identity hooks, and linked inputs.
 
-    `parent_keys` maps each linked input name to `link_key(parent key, output index)`.
+    `parent_keys` maps each linked input name to `link_key(parent key, output index)`;
+    `settings` (the run's Settings) feeds the node's `settings_identity` hook, if it has one.
     Parts are joined with NUL, which canonical JSON never contains unescaped.
     """
     parts = [node_type.name, str(node_type.version), _CANON.encode(literals) if literals else "{}"]
     if node_type.identity is not None:
         parts.append("\x01identity=" + str(node_type.identity(literals)))
+    if node_type.settings_identity is not None:
+        parts.append("\x01settings=" + str(node_type.settings_identity(settings)))
     for name in sorted(parent_keys):
         parts.append(f"{name}={parent_keys[name]}")
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
@@ -196,6 +201,15 @@ class MemoryCache:
         self._items: OrderedDict[str, tuple[tuple, dict | None, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.evictions = 0
+        _memory_caches.add(self)
+
+    def discard(self, holds: Callable[[Any], bool]) -> int:
+        """Drop the entries with a value for which `holds(value)` is true; how many."""
+        with self._lock:
+            gone = [k for k, (values, _, _) in self._items.items() if any(map(holds, values))]
+            for k in gone:
+                self.bytes -= self._items.pop(k)[2]
+        return len(gone)
 
     def get(self, key: str) -> tuple[tuple, dict | None] | None:
         with self._lock:
@@ -233,6 +247,16 @@ class MemoryCache:
         with self._lock:
             self._items.clear()
             self.bytes = 0
+
+
+_memory_caches: weakref.WeakSet[MemoryCache] = weakref.WeakSet()
+
+
+def forget_values(holds: Callable[[Any], bool]) -> int:
+    """Drop, from every memory cache in this process, the entries holding a value for which
+    `holds(value)` is true. The model manager calls it when it unloads a model: a cached
+    loader output (a model handle) would otherwise keep the unloaded weights alive."""
+    return sum(c.discard(holds) for c in list(_memory_caches))
 
 
 # --- disk tier ------------------------------------------------------------------------------

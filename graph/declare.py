@@ -136,6 +136,10 @@ class NodeType:
     # Extra identity for the cache key, from the node's literal inputs: e.g. a weights file's
     # path + size + mtime, so replacing a checkpoint on disk invalidates what was built from it.
     identity: Callable[[dict[str, Any]], str] | None = None
+    # Extra identity from the run's Settings, for nodes whose output depends on them: a model
+    # loader's device, dtype and model-changing options, so an fp32 result never serves an
+    # fp16 run (and a CPU one never a GPU one).
+    settings_identity: Callable[[Any], str] | None = None
     # Cross-field checks run at validation time, after per-input checks. Returns
     # (input name or None, message) pairs.
     check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None
@@ -247,6 +251,7 @@ def node(
     deterministic: bool = True,
     output_node: bool = False,
     identity: Callable[[dict[str, Any]], str] | None = None,
+    settings_identity: Callable[[Any], str] | None = None,
     check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -270,6 +275,7 @@ def node(
             deterministic=deterministic,
             output_node=output_node,
             identity=identity,
+            settings_identity=settings_identity,
             check=check,
             module=fn.__module__,
         )

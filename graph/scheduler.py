@@ -252,6 +252,7 @@ class Scheduler:
         self.cache = cache if cache is not None else default_cache(disk=False)
         self.settings = settings if settings is not None else Settings()
         self._defaults: dict[int, tuple[NodeType, dict[str, Any]]] = {}
+        self._uncached: set[str] = set()  # this run's nodes whose results must not be cached
 
     def _type_defaults(self, nt: NodeType) -> dict[str, Any]:
         entry = self._defaults.get(id(nt))
@@ -292,6 +293,7 @@ class Scheduler:
         cancel = cancel if cancel is not None else CancelToken()
         extra = extra if extra is not None else {}
         keep = list(keep or [])
+        self._uncached.clear()
         problems = self._validate(graph, targets) if validate else []
         plan = _plan(graph, self.registry, targets, keep)
         emit = on_event
@@ -410,7 +412,7 @@ class Scheduler:
                 links[name] = f"{pk}:{v.output}"  # link_key, inlined: hot path
             else:
                 literals[name] = v
-        return node_key(nt, literals, links)
+        return node_key(nt, literals, links, self.settings)
 
     @staticmethod
     def _summary(nt: NodeType, vals: tuple) -> list[str]:
@@ -446,7 +448,8 @@ class Scheduler:
                 now = time.monotonic()
                 if value >= total or now - last[0] >= PROGRESS_INTERVAL:
                     last[0] = now
-                    emit(NodeProgress(run_id, node_id=nid, value=value, max=total, preview=preview))
+                    image = preview() if preview is not None else None
+                    emit(NodeProgress(run_id, node_id=nid, value=value, max=total, preview=image))
         else:
             progress = None  # type: ignore[assignment]
 
@@ -467,7 +470,10 @@ class Scheduler:
         seconds = time.perf_counter() - started
         del kwargs
 
-        if nt.deterministic:
+        if not ctx.cacheable or any(type(v) is Link and v.node in self._uncached
+                                    for v in node.inputs.values()):  # fmt: skip
+            self._uncached.add(nid)  # a NaN result: neither it nor what is made from it
+        elif nt.deterministic:
             if key is not None:
                 self.cache.put(key, vals, ui)
         else:

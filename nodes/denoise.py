@@ -9,6 +9,8 @@ schedule is cut like diffusers' img2img pipeline, so denoise 0 returns the input
 from __future__ import annotations
 
 import inspect
+import weakref
+from functools import partial
 from typing import Any
 
 from latentgraph.graph import (
@@ -40,14 +42,46 @@ def _rows(ctx: Any, name: str, cond: Conditioning, batch: int):
 
 
 def preview_image(latents: Any) -> Any:
-    """A cheap RGB look at the first latent: three channels, each stretched to 0..255."""
+    """A cheap RGB look at the first latent: three channels, each stretched to 0..255.
+    Built on the device; only the small uint8 image is copied, without blocking the stream
+    until the bytes are read."""
+    import torch
     from PIL import Image
 
-    x = latents[0, :3].detach().float().cpu()
+    x = latents[0, :3].detach().float()
     lo = x.amin(dim=(1, 2), keepdim=True)
     hi = x.amax(dim=(1, 2), keepdim=True)
-    x = ((x - lo) / (hi - lo + 1e-6) * 255).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(x, "RGB")
+    x = ((x - lo) / (hi - lo + 1e-6) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    host = x.to("cpu", non_blocking=True)
+    if x.is_cuda:
+        torch.cuda.current_stream(x.device).synchronize()
+    return Image.fromarray(host.numpy(), "RGB")
+
+
+def step_generator(device: Any, seed: int) -> Any:
+    """The generator for stochastic schedulers' per-step noise, on the run's device, so no
+    step copies noise from the host. The starting noise comes from LatentNoise's CPU
+    generator and is the same on every device; per-step noise is not (docs/gpu.md)."""
+    import torch
+
+    return torch.Generator(device).manual_seed(int(seed) % 2**64)
+
+
+_warm: weakref.WeakKeyDictionary[Any, set[tuple]] = weakref.WeakKeyDictionary()
+
+
+def warm_up(model: Any, latents: Any, t: Any, embeds: Any, do_cfg: bool) -> None:
+    """With `compile`: one UNet call on a new shape before the loop, so compiling happens once
+    per shape, here, and not inside the first timed step."""
+    shape = (tuple(latents.shape), tuple(embeds.shape), do_cfg)
+    seen = _warm.setdefault(model, set())
+    if shape in seen:
+        return
+    import torch
+
+    x = torch.cat([latents] * 2) if do_cfg else latents
+    model(x, t, encoder_hidden_states=embeds, return_dict=False)
+    seen.add(shape)
 
 
 def step_kwargs(scheduler: Any, generator: Any, eta: float = 0.0) -> dict[str, Any]:
@@ -100,16 +134,14 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     if steps > ctx.settings.max_steps:
         raise input_error(ctx, "steps", f"{steps} is more than the limit {ctx.settings.max_steps}")
     model = unet.unet
-    device = torch.device(runtime.device_name(ctx.settings))
-    offload = bool(ctx.settings.options.get("cpu_offload")) and device.type != "cpu"
-    if offload:
-        model.to(device)
-    try:
-        return _run(ctx, model, device, scheduler, positive, negative, latent, steps,
-                    guidance, denoise, seed)  # fmt: skip
-    finally:
-        if offload:
-            model.to("cpu")
+    name = runtime.device_name(ctx.settings)
+    runtime.apply_tf32(ctx.settings, name)
+    with runtime.in_use(ctx.settings, name, model):
+        out = _run(ctx, model, torch.device(name), scheduler, positive, negative, latent, steps,
+                   guidance, denoise, seed)  # fmt: skip
+    runtime.check_finite(ctx, out.samples, "the denoised latents", "run with --dtype fp32 or "
+                         "bf16 (or --option sdpa=false for models that upcast attention)")
+    return Latent(out.samples.cpu(), out.seeds, is_noise=False)  # cached values live on the CPU
 
 
 def _run(ctx, model, device, spec, positive, negative, latent, steps, guidance, denoise, seed):
@@ -127,7 +159,7 @@ def _run(ctx, model, device, spec, positive, negative, latent, steps, guidance, 
         embeds = torch.cat([neg, pos])
     sched.set_timesteps(steps, device=device)
     timesteps = sched.timesteps
-    generator = torch.Generator("cpu").manual_seed(int(seed) % 2**64)
+    generator = step_generator(device, seed)
     seeds = latent.seeds or [seed + i for i in range(batch)]
     if latent.is_noise:
         if denoise < 1.0:
@@ -146,9 +178,11 @@ def _run(ctx, model, device, spec, positive, negative, latent, steps, guidance, 
         latents = sched.add_noise(samples.to(device, dtype), noise.to(device, dtype),
                                   timesteps[:1].repeat(batch))  # fmt: skip
     kwargs = step_kwargs(sched, generator)
-    previews = bool(ctx.settings.options.get("previews"))
+    previews = bool(ctx.extra.get("previews"))
     total = len(timesteps)
     with torch.inference_mode():
+        if ctx.settings.options.get("compile"):
+            warm_up(model, latents, timesteps[0], embeds, do_cfg)
         for i, t in enumerate(timesteps):
             ctx.check_cancelled()
             model_input = torch.cat([latents] * 2) if do_cfg else latents
@@ -158,5 +192,5 @@ def _run(ctx, model, device, spec, positive, negative, latent, steps, guidance, 
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + guidance * (cond - uncond)
             latents = sched.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
-            ctx.progress(i + 1, total, preview_image(latents) if previews else None)
+            ctx.progress(i + 1, total, partial(preview_image, latents) if previews else None)
     return Latent(latents, seeds, is_noise=False)

@@ -210,17 +210,15 @@ class Bundle:
 def _apply_options(bundle: Bundle, options: dict[str, Any]) -> None:
     import torch
 
-    if options.get("attention_slicing"):
-        bundle.unet.set_attention_slice("auto")
-    if options.get("sdpa") is False:
-        from diffusers.models.attention_processor import AttnProcessor
+    from .attention import choose_attention
 
-        bundle.unet.set_attn_processor(AttnProcessor())
-        bundle.vae.set_attn_processor(AttnProcessor())
+    choose_attention(bundle.unet, bundle.vae, options)
     if options.get("channels_last"):
         bundle.unet.to(memory_format=torch.channels_last)
     if options.get("compile"):
-        bundle.unet.compile()
+        # Static shapes: one compiled graph per latent shape, built before the first step
+        # (UNetDenoise warms it up), not lazily inside it.
+        bundle.unet.compile(dynamic=False)
 
 
 def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str) -> Bundle:
@@ -232,7 +230,6 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
 
     quiet_libraries()  # no library progress bars or info logs amid ours
     torch_dtype = runtime.torch_dtype(dtype)
-    load_device = "cpu" if ctx.settings.options.get("cpu_offload") else device
     if source.kind in ("builtin", "folder", "hub"):
         if source.kind == "builtin":
             from .tiny_model import ensure_tiny_sd
@@ -260,10 +257,8 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
         unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
         # The config folder's own scheduler config, exactly as for a diffusers folder.
         sched_config = dict(DDIMScheduler.load_config(config, subfolder="scheduler"))
-    for m in (unet, vae, text_encoder):
-        m.to(load_device)
-        m.eval()
-        m.requires_grad_(False)
+    vae = upcast_vae(ctx.settings, vae, dtype)
+    unet, vae, text_encoder = (place(ctx.settings, m, device) for m in (unet, vae, text_encoder))
     return Bundle(unet, vae, text_encoder, tokenizer, sched_config)
 
 
@@ -322,9 +317,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     device = runtime.device_name(ctx.settings)
     dtype = runtime.dtype_name(ctx.settings, device)
     opts = ctx.settings.options
-    mutating = sorted(k for k in ("attention_slicing", "sdpa", "channels_last", "compile",
-                                  "cpu_offload") if k in opts)  # fmt: skip
-    key = "|".join([source.identity, config, device, dtype] + [f"{k}={opts[k]}" for k in mutating])
+    key = "|".join([source.identity, config, runtime.model_identity(ctx.settings)])
 
     def load() -> Bundle:
         try:
@@ -341,8 +334,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     def size(b: Bundle) -> int:
         return module_bytes(b.unet, b.vae, b.text_encoder)
 
-    mem_device = "cpu" if opts.get("cpu_offload") else device
-    return manager().get(key, load, device=mem_device, size=size), key
+    return _managed(ctx, key, load, device, size, source), key
 
 
 def check_source(literals: dict) -> list[tuple[str | None, str]]:
@@ -389,6 +381,7 @@ def _source_choices() -> list[str]:
         Output("scheduler", SCHEDULER, description="the model's own scheduler config"),
     ],
     identity=_identity,
+    settings_identity=runtime.model_identity,
     check=check_source,
 )
 def load_model(ctx, source: str, config: str = "auto"):
@@ -519,6 +512,7 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
     ],
     outputs=[Output("vae", VAE)],
     identity=_identity,
+    settings_identity=runtime.model_identity,
     check=check_source,
 )  # fmt: skip
 def load_vae(ctx, source: str, config: str = "auto"):
@@ -560,18 +554,59 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
             raise input_error(
                 ctx, "source", f"could not load {what} from {source!r}: {type(exc).__name__}: {exc}"
             ) from exc
-        return _ready(value, device)
+        if isinstance(value, tuple):  # (tokenizer, text encoder)
+            return value[0], place(ctx.settings, value[1], device)
+        return place(ctx.settings, upcast_vae(ctx.settings, value, dtype), device)
 
-    key = f"{kind}|{identity}|{config}|{device}|{dtype}"
-    return manager().get(key, load, device=device, size=size), key, device
+    key = f"{kind}|{identity}|{config}|{runtime.model_identity(ctx.settings)}"
+    return _managed(ctx, key, load, device, size, location), key, device
 
 
-def _ready(value: Any, device: str) -> Any:
-    """A module (or the module of a (tokenizer, module) pair) on `device`, frozen for inference."""
-    if isinstance(value, tuple):
-        tokenizer, module = value
-        return tokenizer, _ready(module, device)
-    return value.to(device).eval().requires_grad_(False)
+def _managed(ctx: Any, key: str, load: Any, device: str, size: Any, weights: Any) -> Any:
+    """`load()` through the model manager: counted against the GPU's budget, or the RAM's when
+    offloaded; room for the weights' file size is made before loading."""
+    mgr = manager()
+    headroom = runtime.option(ctx.settings, "vram_headroom_gb", None)
+    if headroom is not None:
+        mgr.vram_headroom = int(float(headroom) * 2**30)
+    where = "cpu" if runtime.offloads(ctx.settings, device) else device
+    location = weights.location if isinstance(weights, Source) else weights
+    return mgr.get(key, load, device=where, size=size, expect=weights_bytes(location))
+
+
+def weights_bytes(location: str) -> int:
+    """Bytes of the .safetensors files at `location` (a file or a folder): the estimate the
+    manager makes room for before loading; 0 for the built-in model and hub ids."""
+    path = Path(location)
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*.safetensors") if f.is_file())
+    return 0
+
+
+def place(settings: Any, module: Any, device: str) -> Any:
+    """A module frozen for inference, on `device`; with `cpu_offload` (on a GPU), kept on the
+    CPU with accelerate's hook moving it to `device` for each use (see runtime.in_use)."""
+    module = module.eval().requires_grad_(False)
+    if not runtime.offloads(settings, device):
+        return module.to(device)
+    from accelerate import cpu_offload_with_hook
+
+    cpu_offload_with_hook(module, execution_device=device)
+    return module
+
+
+def upcast_vae(settings: Any, vae: Any, dtype: str) -> Any:
+    """The VAE in fp32 when the run is fp16 and `vae_fp32` is on: by default, when the VAE's
+    config says it needs it (`force_upcast`, as diffusers' SD and SDXL VAEs do): fp16 VAEs
+    overflow into NaN, a black image. bf16 has fp32's range and is kept."""
+    if dtype != "fp16":
+        return vae
+    wanted = runtime.option(settings, "vae_fp32", "auto")
+    if wanted == "auto":
+        wanted = bool(vae.config.get("force_upcast", False))
+    return vae.float() if wanted else vae
 
 
 def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tuple[Any, Any]:
@@ -620,6 +655,7 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     ],
     outputs=[Output("clip", CLIP)],
     identity=_identity,
+    settings_identity=runtime.model_identity,
     check=check_source,
 )  # fmt: skip
 def load_text_encoder(ctx, source: str, config: str = "auto"):

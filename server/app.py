@@ -60,7 +60,7 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
     _load_nodes(config, registry)
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
-                        device=config.device, dtype=config.dtype,
+                        device=config.device, dtype=config.dtype, options=dict(config.options),
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps)  # fmt: skip
     store = Store(config.db_path)
@@ -70,7 +70,8 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
             "marked %d prompt(s) left running by a previous process as failed", len(recovered)
         )
     hub = Hub(config.client_queue_size)
-    worker = Worker(store, hub, registry, settings, previews=config.previews,
+    previews = config.previews or bool(config.options.get("previews"))
+    worker = Worker(store, hub, registry, settings, previews=previews,
                     disk_cache=config.disk_cache)  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)
 

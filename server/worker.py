@@ -180,7 +180,8 @@ class Worker:
             targets=record.targets,
         )  # fmt: skip
         workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
-        extra = {"prompt": record.prompt, "workflow": workflow, "prompt_id": record.id}
+        extra = {"prompt": record.prompt, "workflow": workflow, "prompt_id": record.id,
+                 "previews": want_previews}  # fmt: skip
         ui: dict[str, Any] = {}
         status = "failed"
         error: str | None = None
