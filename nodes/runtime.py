@@ -91,12 +91,18 @@ def offloads(settings: Settings, device: str) -> bool:
 
 @contextmanager
 def in_use(settings: Settings, device: str, *modules: Any) -> Iterator[None]:
-    """Around one use of offloaded modules: accelerate's hook (see loaders.place) moved them to
-    the GPU on their first call; back to the CPU after, so the next module has the room."""
+    """Around one use of modules that `cpu_offload` keeps on the CPU: on the GPU for the use,
+    back on the CPU after, so the next module has the room. accelerate's hook (loaders.place)
+    moves a module on any forward call too; this also covers entry points that are not
+    forward calls (the VAE's tiled_decode)."""
+    offload = offloads(settings, device)
+    if offload:
+        for m in modules:
+            m.to(device)
     try:
         yield
     finally:
-        if offloads(settings, device):
+        if offload:
             for m in modules:
                 m.to("cpu")
 

@@ -44,8 +44,8 @@ def encode(ctx, clip: ClipModel, prompts: list[str]):
             ctx.warn(f"prompt {i} is {len(full_ids)} tokens, longer than the limit of {limit}: "
                      f"truncated, dropping {dropped!r}")  # fmt: skip
     te = clip.text_encoder
-    device = te.device
     with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
+        device = te.device
         attention = None
         if getattr(te.config, "use_attention_mask", False):
             attention = torch.ones_like(ids).to(device)

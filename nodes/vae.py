@@ -18,11 +18,10 @@ def decode(ctx, vae: VAEModel, samples, tiled: bool = False, sliced: bool = Fals
     import torch
 
     model = vae.vae
-    z = samples.to(model.device, model.dtype) / vae.scaling_factor
-    chunks = z.split(1) if sliced else [z]
     out = []
     with torch.inference_mode(), runtime.in_use(ctx.settings, vae.device, model):
-        for part in chunks:
+        z = samples.to(model.device, model.dtype) / vae.scaling_factor
+        for part in z.split(1) if sliced else [z]:
             if tiled and max(part.shape[-2:]) > model.tile_latent_min_size:
                 img = model.tiled_decode(part, return_dict=False)[0]
             else:
@@ -84,7 +83,7 @@ def vae_encode(ctx, pixels, vae: VAEModel):
         top, left = (h - ch) // 2, (w - cw) // 2
         pixels = pixels[:, top : top + ch, left : left + cw]
     model = vae.vae
-    x = pixels[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
     with torch.inference_mode(), runtime.in_use(ctx.settings, vae.device, model):
+        x = pixels[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
         dist = model.encode(x).latent_dist
     return Latent((dist.mode() * vae.scaling_factor).cpu(), None, is_noise=False)
