@@ -139,8 +139,12 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     with runtime.in_use(ctx.settings, name, model):
         out = _run(ctx, model, torch.device(name), scheduler, positive, negative, latent, steps,
                    guidance, denoise, seed)  # fmt: skip
-    runtime.check_finite(ctx, out.samples, "the denoised latents", "run with --dtype fp32 or "
-                         "bf16 (or --option sdpa=false for models that upcast attention)")
+    runtime.check_finite(
+        ctx,
+        out.samples,
+        "the denoised latents",
+        "run with --dtype fp32 or bf16 (or --option sdpa=false for models that upcast attention)",
+    )
     return Latent(out.samples.cpu(), out.seeds, is_noise=False)  # cached values live on the CPU
 
 

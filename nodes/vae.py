@@ -28,8 +28,13 @@ def decode(ctx, vae: VAEModel, samples, tiled: bool = False, sliced: bool = Fals
                 img = model.decode(part, return_dict=False)[0]
             out.append(img)
     image = torch.cat(out)
-    runtime.check_finite(ctx, image, "the decoded images", "keep --option vae_fp32 on (the "
-                         "default where the VAE needs it) or run with --dtype fp32 or bf16")
+    runtime.check_finite(
+        ctx,
+        image,
+        "the decoded images",
+        "keep --option vae_fp32 on (the "
+        "default where the VAE needs it) or run with --dtype fp32 or bf16",
+    )
     return (image / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float()
 
 
