@@ -178,3 +178,36 @@ def test_bench_gpu_rows_say_they_were_skipped_without_cuda():
     assert [r["name"] for r in rows] == list(gpu.ROWS)
     assert all(r["value"] is None and r["note"].startswith("skipped: needs CUDA") for r in rows)
     assert {"fp16 weights", "TF32 (fp32)"} <= set(gpu.ROWS) and len(gpu.ROWS) == 4
+
+
+def test_a_prompt_may_ask_the_server_for_previews(tmp_path):
+    """The worker tells node code whether previews will be sent (ctx.extra["previews"]): when
+    the prompt asks (ComfyUI's preview_method), and only then, unless the server always sends."""
+    import time
+
+    from latentgraph.graph import Registry, node
+    from latentgraph.server.config import ServerConfig
+
+    from ..server.conftest import RunningServer, free_port
+
+    asked: list[bool] = []
+    reg = Registry()
+
+    @node("Probe", output_node=True, registry=reg, deterministic=False)
+    def probe(ctx):
+        asked.append(ctx.extra.get("previews"))
+
+    config = ServerConfig(data_dir=tmp_path, port=free_port(), disk_cache=False, load_nodes=False,
+                          editor=False, preload=False)  # fmt: skip
+    server = RunningServer(config, reg).start()
+    try:
+        for extra in ({"extra_data": {"preview_method": "auto"}}, {}):
+            pid = server.post_prompt({"1": {"class_type": "Probe", "inputs": {}}}, **extra)
+            pid = pid.json()["prompt_id"]
+            deadline = time.monotonic() + 20
+            while pid not in server.http.get("/history").json():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        server.stop()
+    assert asked == [True, False]
