@@ -66,8 +66,11 @@ def test_device_is_normalized():
 
 
 @pytest.mark.parametrize("command", ["run", "serve"])
-def test_cli_names_the_option_and_the_accepted_values(command, capsys):
+def test_cli_names_the_option_and_the_accepted_values(command, capsys, monkeypatch):
     from latentgraph.graph.cli import main
+    from latentgraph.server import run as server_run
+
+    monkeypatch.setattr(server_run, "serve", lambda config, **kw: None)  # never start one
 
     argv = [command, WORKFLOW, "--device", "gpu"] if command == "run" else [command, "--device",
                                                                              "gpu"]  # fmt: skip
