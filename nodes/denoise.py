@@ -1,8 +1,8 @@
 """UNetDenoise: the sampling loop, step for step what diffusers' pipelines do.
 
 Classifier-free guidance runs as one batched UNet call (negative and positive rows together).
-Between steps it checks for cancellation and reports progress (with an optional cheap preview
-when the run's options ask for "previews"). For img2img (`denoise` < 1 on clean latents) the
+Between steps it checks for cancellation and reports progress (with a cheap preview, built only
+when the caller sends previews, ctx.extra["previews"], and only for the reports it sends). For img2img (`denoise` < 1 on clean latents) the
 schedule is cut like diffusers' img2img pipeline, so denoise 0 returns the input unchanged.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -28,7 +29,8 @@ from latentgraph.graph import (
 from . import runtime
 from .latents import make_noise
 from .schedulers import build_scheduler
-from .values import Conditioning, Latent, SchedulerSpec, UNetModel, input_error
+from .seeds import device_generator, image_seeds, seed_input
+from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
 
 
 def _rows(ctx: Any, name: str, cond: Conditioning, batch: int):
@@ -58,28 +60,19 @@ def preview_image(latents: Any) -> Any:
     return Image.fromarray(host.numpy(), "RGB")
 
 
-def step_generator(device: Any, seed: int) -> Any:
-    """The generator for stochastic schedulers' per-step noise, on the run's device, so no
-    step copies noise from the host. The starting noise comes from LatentNoise's CPU
-    generator and is the same on every device; per-step noise is not (docs/gpu.md)."""
-    import torch
-
-    return torch.Generator(device).manual_seed(int(seed) % 2**64)
-
-
 _warm: weakref.WeakKeyDictionary[Any, set[tuple]] = weakref.WeakKeyDictionary()
 
 
-def warm_up(model: Any, latents: Any, t: Any, embeds: Any, do_cfg: bool) -> None:
+def warm_up(model: Any, latents: Any, t: Any, embeds: Any, guided: bool) -> None:
     """With `compile`: one UNet call on a new shape before the loop, so compiling happens once
     per shape, here, and not inside the first timed step."""
-    shape = (tuple(latents.shape), tuple(embeds.shape), do_cfg)
+    import torch
+
+    shape = (tuple(latents.shape), tuple(embeds.shape), guided)
     seen = _warm.setdefault(model, set())
     if shape in seen:
         return
-    import torch
-
-    x = torch.cat([latents] * 2) if do_cfg else latents
+    x = torch.cat([latents] * 2) if guided else latents
     model(x, t, encoder_hidden_states=embeds, return_dict=False)
     seen.add(shape)
 
@@ -104,7 +97,7 @@ def step_kwargs(scheduler: Any, generator: Any, eta: float = 0.0) -> dict[str, A
         Socket("positive", CONDITIONING),
         Socket("negative", CONDITIONING),
         Socket("latent", LATENT),
-        Int("steps", 20, min=1, max=10000),
+        Int("steps", 20, min=1, max=10000, limit="max_steps"),
         Float("guidance", 7.5, min=0.0, max=100.0, step=0.1),
         Float(
             "denoise",
@@ -114,14 +107,7 @@ def step_kwargs(scheduler: Any, generator: Any, eta: float = 0.0) -> dict[str, A
             step=0.01,
             description="strength for img2img: 1 repaints fully, 0 returns the input",
         ),  # fmt: skip
-        Int(
-            "seed",
-            0,
-            min=0,
-            max=2**64 - 1,
-            seed=True,
-            description="noise for img2img and stochastic schedulers",
-        ),  # fmt: skip
+        seed_input(description="noise for img2img and stochastic schedulers"),
     ],
     outputs=[Output("latent", LATENT)],
 )
@@ -131,70 +117,104 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     """Denoise latents with the UNet under a scheduler, with classifier-free guidance."""
     import torch
 
-    if steps > ctx.settings.max_steps:
-        raise input_error(ctx, "steps", f"{steps} is more than the limit {ctx.settings.max_steps}")
+    enforce_limits(ctx, unet_denoise, steps=steps)
     model = unet.unet
     name = runtime.device_name(ctx.settings)
     runtime.apply_tf32(ctx.settings, name)
     with runtime.in_use(ctx.settings, name, model):
-        out = _run(ctx, model, torch.device(name), scheduler, positive, negative, latent, steps,
-                   guidance, denoise, seed)  # fmt: skip
-    runtime.check_finite(
-        ctx,
-        out.samples,
-        "the denoised latents",
-        "run with --dtype fp32 or bf16 (or --option sdpa=false for models that upcast attention)",
-    )
+        job = DenoiseJob(ctx, model, torch.device(name), scheduler, positive=positive,
+                         negative=negative, latent=latent, steps=steps, guidance=guidance,
+                         denoise=denoise, seed=seed)  # fmt: skip
+        out = job.run()
+    runtime.check_finite(ctx, out.samples, "the denoised latents", "run with --dtype fp32 or "
+                         "bf16 (or --option sdpa=false for models that upcast attention)")  # fmt: skip
     return Latent(out.samples.cpu(), out.seeds, is_noise=False)  # cached values live on the CPU
 
 
-def _run(ctx, model, device, spec, positive, negative, latent, steps, guidance, denoise, seed):
-    import torch
+@dataclass
+class DenoiseJob:
+    """One denoising run: the node's inputs resolved to a torch model and device."""
 
-    sched = build_scheduler(spec, seed)
-    samples = latent.samples
-    batch = samples.shape[0]
-    dtype = model.dtype
-    do_cfg = guidance > 1.0
-    pos = _rows(ctx, "positive", positive, batch).to(device, dtype)
-    embeds = pos
-    if do_cfg:
-        neg = _rows(ctx, "negative", negative, batch).to(device, dtype)
-        embeds = torch.cat([neg, pos])
-    sched.set_timesteps(steps, device=device)
-    timesteps = sched.timesteps
-    generator = step_generator(device, seed)
-    seeds = latent.seeds or [seed + i for i in range(batch)]
-    if latent.is_noise:
-        if denoise < 1.0:
-            ctx.warn("denoise < 1 has no effect on pure noise from LatentNoise; "
-                     "use VAEEncode for img2img")  # fmt: skip
-        latents = samples.to(device, dtype) * sched.init_noise_sigma
-    else:
+    ctx: Any
+    model: Any  # the diffusers UNet
+    device: Any  # torch.device
+    spec: SchedulerSpec
+    positive: Conditioning
+    negative: Conditioning
+    latent: Latent
+    steps: int
+    guidance: float
+    denoise: float
+    seed: int
+
+    @property
+    def guided(self) -> bool:
+        """Classifier-free guidance: negative and positive rows in one UNet call."""
+        return self.guidance > 1.0
+
+    def embeddings(self, batch: int) -> Any:
+        import torch
+
+        dtype = self.model.dtype
+        pos = _rows(self.ctx, "positive", self.positive, batch).to(self.device, dtype)
+        if not self.guided:
+            return pos
+        neg = _rows(self.ctx, "negative", self.negative, batch).to(self.device, dtype)
+        return torch.cat([neg, pos])
+
+    def start(self, sched: Any) -> tuple[Any, Any] | None:
+        """The starting latents and the timesteps left to run (img2img cuts the schedule);
+        None when nothing is left to denoise."""
+        samples, steps, denoise = self.latent.samples, self.steps, self.denoise
+        dtype, timesteps = self.model.dtype, sched.timesteps
+        if self.latent.is_noise:
+            if denoise < 1.0:
+                self.ctx.warn("denoise < 1 has no effect on pure noise from LatentNoise; "
+                              "use VAEEncode for img2img")  # fmt: skip
+            return samples.to(self.device, dtype) * sched.init_noise_sigma, timesteps
         keep = min(int(steps * denoise), steps)
         start = max(steps - keep, 0) * sched.order
         timesteps = timesteps[start:]
         if len(timesteps) == 0:
-            return Latent(samples.clone(), latent.seeds, is_noise=False)
+            return None
         if hasattr(sched, "set_begin_index"):
             sched.set_begin_index(start)
-        noise = make_noise(tuple(samples.shape[1:]), [seed + i for i in range(batch)])
-        latents = sched.add_noise(samples.to(device, dtype), noise.to(device, dtype),
+        batch = samples.shape[0]
+        noise = make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, batch))
+        latents = sched.add_noise(samples.to(self.device, dtype), noise.to(self.device, dtype),
                                   timesteps[:1].repeat(batch))  # fmt: skip
-    kwargs = step_kwargs(sched, generator)
-    previews = bool(ctx.extra.get("previews"))
-    total = len(timesteps)
-    with torch.inference_mode():
-        if ctx.settings.options.get("compile"):
-            warm_up(model, latents, timesteps[0], embeds, do_cfg)
-        for i, t in enumerate(timesteps):
-            ctx.check_cancelled()
-            model_input = torch.cat([latents] * 2) if do_cfg else latents
-            model_input = sched.scale_model_input(model_input, t)
-            noise_pred = model(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
-            if do_cfg:
-                uncond, cond = noise_pred.chunk(2)
-                noise_pred = uncond + guidance * (cond - uncond)
-            latents = sched.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
-            ctx.progress(i + 1, total, partial(preview_image, latents) if previews else None)
-    return Latent(latents, seeds, is_noise=False)
+        return latents, timesteps
+
+    def run(self) -> Latent:
+        import torch
+
+        ctx, model, guidance, guided = self.ctx, self.model, self.guidance, self.guided
+        sched = build_scheduler(self.spec, self.seed)
+        samples = self.latent.samples
+        batch = samples.shape[0]
+        embeds = self.embeddings(batch)
+        sched.set_timesteps(self.steps, device=self.device)
+        generator = device_generator(self.device, self.seed)
+        seeds = self.latent.seeds or image_seeds(self.seed, batch)
+        started = self.start(sched)
+        if started is None:
+            return Latent(samples.clone(), self.latent.seeds, is_noise=False)
+        latents, timesteps = started
+        kwargs = step_kwargs(sched, generator)
+        previews = bool(ctx.extra.get("previews"))
+        total = len(timesteps)
+        with torch.inference_mode():
+            if ctx.settings.options.get("compile"):
+                warm_up(model, latents, timesteps[0], embeds, guided)
+            for i, t in enumerate(timesteps):
+                ctx.check_cancelled()
+                model_input = torch.cat([latents] * 2) if guided else latents
+                model_input = sched.scale_model_input(model_input, t)
+                noise_pred = model(model_input, t, encoder_hidden_states=embeds,
+                                   return_dict=False)[0]  # fmt: skip
+                if guided:
+                    uncond, cond = noise_pred.chunk(2)
+                    noise_pred = uncond + guidance * (cond - uncond)
+                latents = sched.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
+                ctx.progress(i + 1, total, partial(preview_image, latents) if previews else None)
+        return Latent(latents, seeds, is_noise=False)

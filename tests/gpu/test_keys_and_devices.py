@@ -13,7 +13,7 @@ SMALL = {"width": 32, "height": 32, "steps": 2}
 
 
 def _run(settings: Settings, cache: Cache):
-    from latentgraph.graph import api
+    from latentgraph import api
 
     wf = api.load(WORKFLOW, params=SMALL)
     return api.run(wf, settings=settings, cache=cache, keep=["model"])
@@ -42,16 +42,36 @@ def test_dtype_and_options_are_part_of_the_loader_keys(tiny_folder, fresh_manage
     assert "model" in tiled.cached
 
 
-def test_settings_identity_hook_enters_the_key():
-    from dataclasses import replace
-
+@pytest.mark.parametrize("node_type, literals", [("LoadModel", {"source": "builtin:tiny-sd"}),
+                                                 ("LoadVAE", {"source": "builtin:tiny-sd"}),
+                                                 ("LoadTextEncoder", {"source": "builtin:tiny-sd"}),
+                                                 ("CheckpointLoaderSimple",
+                                                  {"ckpt_name": "builtin:tiny-sd"}),
+                                                 ("VAELoader", {"vae_name": "x.safetensors"})])  # fmt: skip
+def test_every_loader_key_follows_device_dtype_and_model_options(node_type, literals):
     from latentgraph.graph.cache import node_key
-    from latentgraph.graph.declare import NodeType
+    from latentgraph.graph.declare import default_registry
+    from latentgraph.wiring import node_registry
 
-    t = NodeType("T", fn=lambda ctx: None, inputs=(), outputs=())
-    hooked = replace(t, settings_identity=lambda s: s.dtype)
-    assert node_key(t, {}, {}, Settings(dtype="fp16")) == node_key(t, {}, {}, Settings())
-    assert node_key(hooked, {}, {}, Settings(dtype="fp16")) != node_key(hooked, {}, {}, Settings())
+    node_registry()
+    nt = default_registry.get(node_type)
+    nt = nt if nt is not None else _comfy(node_type)
+
+    def key(**settings) -> str:
+        return node_key(nt, literals, {}, Settings(**settings))
+
+    base = key(device="cpu")
+    assert base == key(device="cpu", options={"vae_tiling": True})  # not a model option
+    assert base != key(device="cpu", dtype="bf16")
+    assert base != key(device="cpu", options={"sdpa": False})
+    assert base != key(device="cpu", options={"cpu_offload": True})
+    assert base != key(device="mps")
+
+
+def _comfy(name: str):
+    from latentgraph.nodes.comfy import comfy_registry
+
+    return comfy_registry.get(name)
 
 
 @pytest.mark.parametrize("bad", ["gpu", "cuda0", "cuda:x", "tpu", ""])
@@ -67,7 +87,7 @@ def test_device_is_normalized():
 
 @pytest.mark.parametrize("command", ["run", "serve"])
 def test_cli_names_the_option_and_the_accepted_values(command, capsys, monkeypatch):
-    from latentgraph.graph.cli import main
+    from latentgraph.cli import main
     from latentgraph.server import run as server_run
 
     monkeypatch.setattr(server_run, "serve", lambda config, **kw: None)  # never start one
@@ -102,12 +122,10 @@ def test_cuda_on_a_machine_without_one_is_a_clear_node_error(tiny_folder, fresh_
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    from latentgraph.graph.declare import default_registry
     from latentgraph.graph.model import Graph, Node
-    from latentgraph.graph.plugins import builtin_nodes
+    from latentgraph.wiring import node_registry
 
-    builtin_nodes()
-    registry = default_registry
+    registry = node_registry()
     g = Graph()
     g.add(Node("m", "LoadModel", {"source": "builtin:tiny-sd"}))
     result = Scheduler(registry, Cache(), Settings(device="cuda")).run(g, targets=["m"])

@@ -13,8 +13,8 @@ from latentgraph.graph import Settings
 from latentgraph.graph.cache import Cache
 from latentgraph.graph.declare import default_registry
 from latentgraph.graph.model import Graph, Node
-from latentgraph.graph.plugins import builtin_nodes
 from latentgraph.graph.scheduler import Scheduler
+from latentgraph.wiring import model_unloader, node_registry
 
 from .conftest import GIB
 
@@ -29,7 +29,7 @@ def _load(scheduler: Scheduler, source: str):
 
 
 def _scheduler() -> Scheduler:
-    builtin_nodes()
+    node_registry()
     return Scheduler(default_registry, Cache(), Settings(device="cpu"))
 
 
@@ -64,10 +64,10 @@ def test_post_free_unload_models_releases_the_weights(tiny_folder, fresh_manager
 
     from ..server.conftest import RunningServer, free_port
 
-    builtin_nodes()
+    node_registry()
     config = ServerConfig(data_dir=tmp_path / "data", port=free_port(), disk_cache=False,
                           editor=False, preload=False, output_dir=tmp_path / "out")  # fmt: skip
-    server = RunningServer(config, default_registry).start()
+    server = RunningServer(config, default_registry, free_models=model_unloader()).start()
     try:
         prompt = {"1": {"class_type": "LoadModel", "inputs": {"source": "builtin:tiny-sd"}},
                   "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}  # fmt: skip

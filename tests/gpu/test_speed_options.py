@@ -9,14 +9,14 @@ from latentgraph.graph import CancelToken, Context, Settings
 from latentgraph.graph.cache import Cache
 from latentgraph.graph.declare import default_registry
 from latentgraph.graph.events import NodeProgress
-from latentgraph.graph.plugins import builtin_nodes
 from latentgraph.graph.scheduler import Scheduler
+from latentgraph.wiring import node_registry
 
 WORKFLOW = "workflows/txt2img.yaml"
 
 
 def _denoise_graph(steps: int):
-    from latentgraph.graph import api
+    from latentgraph import api
 
     return api.load(WORKFLOW, params={"width": 16, "height": 16, "steps": steps}).graph
 
@@ -39,7 +39,7 @@ def counted_previews(monkeypatch):
 def test_no_preview_is_built_when_none_will_be_sent(tiny_folder, counted_previews, tmp_path):
     """The CLI's case: progress is reported, but nobody sends previews (even with the old
     `previews` option set)."""
-    builtin_nodes()
+    node_registry()
     settings = Settings(device="cpu", output_dir=tmp_path, options={"previews": True})
     events = []
     result = Scheduler(default_registry, Cache(), settings).run(_denoise_graph(6),
@@ -53,7 +53,7 @@ def test_previews_are_built_only_for_the_progress_that_is_sent(tiny_folder, coun
     from latentgraph.graph import scheduler as scheduler_module
 
     monkeypatch.setattr(scheduler_module, "PROGRESS_INTERVAL", 3600.0)  # first and last only
-    builtin_nodes()
+    node_registry()
     events = []
     result = Scheduler(default_registry, Cache(), Settings(device="cpu", output_dir=tmp_path)).run(
         _denoise_graph(8), on_event=events.append, extra={"previews": True})  # fmt: skip
@@ -67,7 +67,7 @@ def test_previews_are_built_only_for_the_progress_that_is_sent(tiny_folder, coun
 def test_stochastic_step_noise_is_drawn_on_the_run_device(monkeypatch):
     import torch
 
-    from latentgraph.nodes import denoise
+    from latentgraph.nodes import seeds
 
     made = []
 
@@ -80,7 +80,7 @@ def test_stochastic_step_noise_is_drawn_on_the_run_device(monkeypatch):
             return self
 
     monkeypatch.setattr(torch, "Generator", Recorder)
-    denoise.step_generator(torch.device("cuda:1"), 2**64 + 5)
+    seeds.device_generator(torch.device("cuda:1"), 2**64 + 5)
     assert made == ["cuda:1", 5]
 
 
@@ -142,7 +142,7 @@ def test_attention_slicing_keeps_sdpa(tiny_folder, fresh_manager):
 
 
 def test_serve_takes_the_same_options_as_run(monkeypatch, tmp_path):
-    from latentgraph.graph import cli
+    from latentgraph import cli
     from latentgraph.server import run as server_run
 
     seen = []
