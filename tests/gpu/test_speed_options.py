@@ -56,12 +56,13 @@ def test_previews_are_built_only_for_the_progress_that_is_sent(tiny_folder, coun
     node_registry()
     events = []
     result = Scheduler(default_registry, Cache(), Settings(device="cpu", output_dir=tmp_path)).run(
-        _denoise_graph(8), on_event=events.append, extra={"previews": True})  # fmt: skip
+        _denoise_graph(8), on_event=events.append, extra={"previews": True}, keep=["denoise"])  # fmt: skip
     assert result.ok
     sent = [e for e in events if isinstance(e, NodeProgress) and e.node_id == "denoise"]
     assert len(sent) == 2 and all(e.preview is not None for e in sent)
     assert len(counted_previews) == 2  # not one per step (8)
-    assert sent[0].preview.size == (8, 8)  # latent-sized (16 px / the tiny VAE's factor 2)
+    h, w = result.outputs["denoise"][0].samples.shape[-2:]
+    assert sent[0].preview.size == (w, h)  # small: latent-sized, the first image only
 
 
 def test_stochastic_step_noise_is_drawn_on_the_run_device(monkeypatch):
