@@ -16,6 +16,7 @@ from latentgraph.graph.context import Settings
 from . import api_files, api_info, api_latentgraph, api_queue, api_user, api_ws, editor
 from .config import ServerConfig
 from .errors import exception_handlers
+from .hosts import HostGuard
 from .hub import Hub
 from .middleware import GuardMiddleware
 from .state import ServerState
@@ -63,7 +64,7 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
                         device=config.device, dtype=config.dtype,
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps)  # fmt: skip
-    store = Store(config.db_path)
+    store = Store(config.db_path, history_bytes=config.history_memory_bytes)
     recovered = store.recover()
     if recovered:
         log.warning(
@@ -99,7 +100,10 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
         exception_handlers=exception_handlers,
         middleware=[
             Middleware(
-                GuardMiddleware, max_body_bytes=config.max_body_bytes, auth_token=config.auth_token
+                GuardMiddleware,
+                max_body_bytes=config.max_body_bytes,
+                auth_token=config.auth_token,
+                hosts=HostGuard(config.host, config.allow_hosts),
             )
         ],  # fmt: skip
         lifespan=lifespan,
