@@ -241,7 +241,7 @@ def test_malformed_or_other_scheme_origin_refused(local, origin):
                       ).status_code == 200  # fmt: skip
 
 
-@pytest.mark.parametrize("host", ["127.lan", "127.0.0.1.nip.example", "zero.example"])
+@pytest.mark.parametrize("host", ["127.lan", "127.0.0.1.nip.example", "127.zero.example"])
 def test_loopback_decided_from_the_address(monkeypatch, tmp_path, host):
     """`--host 127.lan` looked loopback by its spelling; a name resolving to 0.0.0.0 binds every
     interface. Both now need a token."""
@@ -250,7 +250,7 @@ def test_loopback_decided_from_the_address(monkeypatch, tmp_path, host):
     real = socket.getaddrinfo
 
     def resolve(name, *args, **kw):
-        if name == "zero.example":
+        if name == "127.zero.example":
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("0.0.0.0", 0))]
         if name.endswith((".lan", ".example")):
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
