@@ -123,7 +123,7 @@ def test_node_info_of_files_picker_and_forced_input():
         "Pick",
         fn=lambda ctx, **kw: None,
         inputs=(
-            Choice("image", lambda: ["a.png", "b.png"], image_upload=True),
+            Choice("image", lambda settings: ["a.png", "b.png"], image_upload=True),
             Input("n", "INT", kind="socket"),
             Int("k", 2, kind="both", description="how many"),
         ),
@@ -230,7 +230,7 @@ def test_entry_points_load_does_not_crash():
     assert failures == []
 
 
-def test_graph_from_prompt_default_registry_has_builtin_nodes():
+def test_graph_from_prompt_without_a_registry_keeps_unknown_types():
     graph = graph_from_prompt({"1": {"class_type": "NoSuchNodeAnywhere", "inputs": {}}})
     assert isinstance(graph, Graph) and graph["1"] == Node("1", "NoSuchNodeAnywhere", {})
 
