@@ -401,7 +401,8 @@ class Store:
                     "exception_message": error, "timestamp": finished}]], default=str)  # fmt: skip
                 args = (status, finished, ui_json, messages_json, error, prompt_id)
                 self._unsaved[prompt_id] = args
-                found = prompt_id in self._queued
+                with self._mem:
+                    found = prompt_id in self._queued
             if not found:
                 return prompt_id not in self._unsaved
             with self._mem:
