@@ -75,7 +75,12 @@ def load_image(ctx, image: str):
         raise input_error(ctx, "image", f"no such file in the input folder ({folder}): "
                                         f"{image!r}")  # fmt: skip
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only: the size is known undecoded
+            limit = ctx.settings.max_image_pixels
+            if img.width * img.height > limit:
+                raise input_error(ctx, "image", f"{image!r} is {img.width}x{img.height} = "
+                                  f"{img.width * img.height:,} pixels, over the limit of "
+                                  f"{limit:,} (max_image_pixels)")  # fmt: skip
             img = ImageOps.exif_transpose(img)
             return pil_to_tensor(img), _mask(img)
     except (UnidentifiedImageError, OSError) as exc:
@@ -96,11 +101,20 @@ def _png_info(ctx) -> Any:
     return info
 
 
+# Longest prefix: a file name is at most 255 bytes, and the counter and suffix add 11.
+MAX_PREFIX_CHARS = 200
+
+
 def prefix_problem(prefix: str) -> str | None:
-    """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder)."""
+    """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder,
+    control characters, too long for a file name)."""
     text = prefix.replace("\\", "/").strip()
-    if not text or text.endswith("/"):
+    if not text or text.endswith("/") or text.split("/")[-1] == ".":
         return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return f"{prefix[:40]!r} contains a control character (NUL, newline, ...)"
+    if len(text.encode("utf-8", "replace")) > MAX_PREFIX_CHARS:
+        return f"the prefix is longer than {MAX_PREFIX_CHARS} bytes; file names are limited"
     if text.startswith("/") or re.match(r"^[A-Za-z]:", text) or ".." in text.split("/"):
         return f"{prefix!r} would write outside the output directory"
     return None
