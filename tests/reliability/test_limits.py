@@ -106,3 +106,15 @@ def test_serve_size_flags(monkeypatch, tmp_path):
                                                   "--data-dir", str(tmp_path)])  # fmt: skip
     assert code == 0
     assert (started[0].max_string_chars, started[0].max_extra_data_bytes) == (5000, 2 * 2**20)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"prompt": {"1": {"class_type": "\\ud800"}}}',  # an escape
+     b'{"prompt": {"1": {"class_type": "\xed\xa0\x80"}}}'],  # raw bytes json.loads lets through
+    ids=["escape", "raw-bytes"],
+)  # fmt: skip
+def test_lone_surrogate_refused_however_it_is_written(limited, body):
+    answer = limited.post("/prompt", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert "surrogate" in answer.json()["error"]["message"]
