@@ -18,6 +18,8 @@ from . import (  # noqa: F401 - importing registers the node types
     input_files,
     latents,
     loaders,
+    lora,
+    merge,
     schedulers,
     text,
     vae,

@@ -1,0 +1,206 @@
+"""LoadLoRA: a LoRA's low-rank updates fused into copies of the UNet and text encoder.
+
+Reading and applying go through diffusers and peft: `lora_state_dict` converts kohya/ComfyUI
+files (`lora_unet_*`, `lora_te_*`) to diffusers' layout, `load_lora_into_unet` /
+`load_lora_into_text_encoder` inject peft layers, and the fuse adds strength * delta to the
+weights, exactly as diffusers' `load_lora_weights` + `fuse_lora` does. All of it happens on a
+copy (nodes/model_copies.py) kept by the model manager under the base's key plus the LoRA's
+file identity and strength: the shared base model is never changed, so taking a LoRA out of a
+graph gives the base model's images back bit for bit, and a strength change re-runs only the
+nodes downstream of the LoRA. Stacked LoRAs are fused one after another, each on the previous
+copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from latentgraph.graph import CLIP, MODEL, Float, Output, Socket, String, node
+
+from . import models_dirs
+from .loaders import PICKLE_SUFFIXES
+from .model_manager import manager
+from .values import ClipModel, UNetModel, input_error
+
+ADAPTER = "latentgraph_lora"
+STRENGTH_LIMIT = 100.0
+
+
+class LoraError(ValueError):
+    """A LoRA that cannot be found or applied; the message names the file."""
+
+
+def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
+    """`builtin:tiny-lora*`, a name inside the models folders' loras/, or a .safetensors path."""
+    from .tiny_addons import BUILTIN_LORAS, builtin_lora
+
+    if name in BUILTIN_LORAS:
+        return builtin_lora(name)
+    if name.startswith("builtin:"):
+        raise LoraError(f"unknown built-in LoRA {name!r}; known: {', '.join(BUILTIN_LORAS)}")
+    if name.lower().endswith(PICKLE_SUFFIXES):
+        raise LoraError(f"{name!r} is a pickle-based file, which can run code when loaded; "
+                        "it is refused: use the .safetensors version")  # fmt: skip
+    try:
+        return models_dirs.resolve("loras", name, dirs)
+    except models_dirs.ModelNotFound as exc:
+        path = Path(name).expanduser()
+        if path.is_absolute() and path.is_file() and path.suffix.lower() == ".safetensors":
+            return path
+        raise LoraError(str(exc)) from None
+
+
+def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
+    """Path, size and mtime: replacing the file changes the cache keys built from it."""
+    try:
+        path = lora_path(name, dirs)
+    except LoraError as exc:
+        return f"missing:{exc}"
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def read_lora(path: Path) -> tuple[dict[str, Any], dict[str, float] | None]:
+    """The file's tensors in diffusers' layout (keys under unet. / text_encoder.), and the
+    kohya alphas when the file had them."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        raw = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise LoraError(f"{path}: not a readable .safetensors file: {exc}") from None
+    try:
+        state, alphas = StableDiffusionPipeline.lora_state_dict(raw)
+    except Exception as exc:  # noqa: BLE001 - diffusers' converters raise many kinds
+        raise LoraError(f"{path}: not a LoRA diffusers can read: {exc}") from None
+    return state, alphas
+
+
+def _has(state: dict[str, Any], prefix: str) -> bool:
+    return any(k.startswith(prefix + ".") for k in state)
+
+
+def _fused_unet(base: Any, state: dict, alphas: Any, strength: float) -> Any:
+    from diffusers import StableDiffusionPipeline
+
+    from .model_copies import copy_module
+
+    unet = copy_module(base)
+    StableDiffusionPipeline.load_lora_into_unet(state, alphas, unet, adapter_name=ADAPTER)
+    unet.fuse_lora(lora_scale=strength, safe_fusing=True, adapter_names=[ADAPTER])
+    unet.unload_lora()
+    return unet
+
+
+def _fused_text_encoder(base: Any, state: dict, alphas: Any, strength: float) -> Any:
+    from diffusers import StableDiffusionPipeline
+    from diffusers.loaders.lora_base import _remove_text_encoder_monkey_patch, fuse_text_encoder_lora
+
+    from .model_copies import copy_module
+
+    te = copy_module(base)
+    StableDiffusionPipeline.load_lora_into_text_encoder(state, alphas, te, prefix="text_encoder",
+                                                        adapter_name=ADAPTER)  # fmt: skip
+    fuse_text_encoder_lora(te, lora_scale=strength, safe_fusing=True, adapter_names=[ADAPTER])
+    _remove_text_encoder_monkey_patch(te)
+    return te
+
+
+def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None, name: str,
+               strength_model: float, strength_clip: float,
+               input_name: str = "lora") -> tuple[UNetModel, ClipModel | None]:  # fmt: skip
+    """The LoRA named `name` fused into copies of `unet` (and `clip`, when given); a strength
+    of 0 returns that input itself. Errors name the node and `input_name`."""
+    from .model_copies import new_bytes
+
+    dirs = ctx.settings.models_dirs or None
+    try:
+        path = lora_path(name, dirs)
+    except LoraError as exc:
+        raise input_error(ctx, input_name, str(exc)) from None
+    identity = lora_identity(name, dirs)
+    loaded: list[tuple[dict, Any]] = []
+
+    def state() -> tuple[dict, Any]:
+        if not loaded:
+            try:
+                loaded.append(read_lora(path))
+            except LoraError as exc:
+                raise input_error(ctx, input_name, str(exc)) from None
+            if not _has(loaded[0][0], "unet") and not _has(loaded[0][0], "text_encoder"):
+                raise input_error(ctx, input_name, f"{path}: no UNet or text-encoder LoRA "
+                                                   "weights found")  # fmt: skip
+        return loaded[0]
+
+    def fused(what: str, fuse: Any, base: Any, strength: float) -> Any:
+        tensors, alphas = state()
+        if not _has(tensors, what):
+            return base
+        try:
+            return fuse(base, tensors, alphas, strength)
+        except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds on a mismatch
+            raise input_error(ctx, input_name, f"{path} does not fit this model's "
+                                               f"{what}: {type(exc).__name__}: {exc}") from exc  # fmt: skip
+
+    out_unet = unet
+    if strength_model != 0:
+        key = f"{unet.key}|lora:{identity}@{strength_model!r}"
+        module = manager().get(
+            key, lambda: fused("unet", _fused_unet, unet.unet, strength_model),
+            device=unet.device, size=lambda m: new_bytes(m, unet.unet),
+        )  # fmt: skip
+        out_unet = UNetModel(module, key, unet.device, unet.dtype)
+    out_clip = clip
+    if clip is not None and strength_clip != 0:
+        key = f"{clip.key}|lora:{identity}@{strength_clip!r}"
+        base_te = clip.text_encoder
+        module = manager().get(
+            key, lambda: fused("text_encoder", _fused_text_encoder, base_te, strength_clip),
+            device=clip.device, size=lambda m: new_bytes(m, base_te),
+        )  # fmt: skip
+        out_clip = ClipModel(clip.tokenizer, module, key, clip.device)
+    return out_unet, out_clip
+
+
+def _identity(inputs: dict[str, Any]) -> str:
+    return lora_identity(str(inputs.get("lora", "")))
+
+
+def _check(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+    name = inputs.get("lora")
+    if not isinstance(name, str):
+        return []
+    try:
+        lora_path(name)
+    except LoraError as exc:
+        return [("lora", str(exc))]
+    return []
+
+
+def strength(name: str, description: str) -> Any:
+    return Float(name, 1.0, min=-STRENGTH_LIMIT, max=STRENGTH_LIMIT, step=0.01,
+                 description=description)  # fmt: skip
+
+
+@node(
+    "LoadLoRA",
+    category="loaders",
+    inputs=[
+        Socket("unet", MODEL),
+        Socket("clip", CLIP, optional=True, description="leave out to patch only the UNet"),
+        String("lora", description="a .safetensors LoRA (kohya/ComfyUI or diffusers layout): "
+               "a name in the models folders' loras/, an absolute path, or builtin:tiny-lora"),
+        strength("strength_model", "how much of the LoRA goes into the UNet (0: none)"),
+        strength("strength_clip", "how much goes into the text encoder (0: none)"),
+    ],
+    outputs=[Output("unet", MODEL), Output("clip", CLIP, description="empty without a clip")],
+    identity=_identity,
+    check=_check,
+)  # fmt: skip
+def load_lora(ctx, unet: UNetModel, lora: str, clip: ClipModel | None = None,
+              strength_model: float = 1.0, strength_clip: float = 1.0):  # fmt: skip
+    """Apply a LoRA to a model's UNet and text encoder (chain several to stack them)."""
+    return apply_lora(ctx, unet, clip, lora, strength_model, strength_clip)
