@@ -13,6 +13,7 @@ from pathlib import Path
 from . import (  # noqa: F401 - importing registers the node types
     codecs,
     comfy,
+    comfy_models,
     denoise,
     images,
     input_files,

@@ -50,11 +50,11 @@ def _pick(tensors: dict[str, Any], name: str) -> Any:
     for key in tensors:
         if key.startswith(PREFIX_KEYS):
             return tensors[key]
-    if len(tensors) == 1:
-        return next(iter(tensors.values()))
     if "clip_g" in tensors:
         raise EmbeddingError(f"embedding {name!r} has only SDXL 'clip_g' vectors; they need an "
                              "SDXL model's second text encoder")  # fmt: skip
+    if len(tensors) == 1:
+        return next(iter(tensors.values()))
     raise EmbeddingError(f"embedding {name!r}: no embedding tensor found (keys: "
                          f"{', '.join(sorted(tensors))}; expected {', '.join(KEYS)} or one "
                          "tensor)")  # fmt: skip
