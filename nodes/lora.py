@@ -97,7 +97,10 @@ def _fused_unet(base: Any, state: dict, alphas: Any, strength: float) -> Any:
 
 def _fused_text_encoder(base: Any, state: dict, alphas: Any, strength: float) -> Any:
     from diffusers import StableDiffusionPipeline
-    from diffusers.loaders.lora_base import _remove_text_encoder_monkey_patch, fuse_text_encoder_lora
+    from diffusers.loaders.lora_base import (  # what diffusers' pipelines call for a CLIP
+        _remove_text_encoder_monkey_patch,
+        fuse_text_encoder_lora,
+    )
 
     from .model_copies import copy_module
 

@@ -123,7 +123,7 @@ def encode(ctx, clip: ClipModel, prompts: list[str], layer: int = -1):
     limit = tok.model_max_length
     te = clip.text_encoder
     parsed = [parse_prompt(p) for p in prompts]
-    if all(is_plain(p, pieces) for p, pieces in zip(prompts, parsed)):
+    if all(is_plain(p, pieces) for p, pieces in zip(prompts, parsed, strict=True)):
         ids = tok(prompts, padding="max_length", max_length=limit, truncation=True,
                   return_tensors="pt").input_ids  # fmt: skip
         for i, prompt in enumerate(prompts):
