@@ -150,7 +150,7 @@ def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None, name: str,
 
     out_unet = unet
     if strength_model != 0:
-        key = f"{unet.key}|lora:{identity}@{strength_model!r}"
+        key = f"{unet.key}|unet+lora:{identity}@{strength_model!r}"
         module = manager().get(
             key, lambda: fused("unet", _fused_unet, unet.unet, strength_model),
             device=unet.device, size=lambda m: new_bytes(m, unet.unet),
@@ -158,7 +158,7 @@ def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None, name: str,
         out_unet = UNetModel(module, key, unet.device, unet.dtype)
     out_clip = clip
     if clip is not None and strength_clip != 0:
-        key = f"{clip.key}|lora:{identity}@{strength_clip!r}"
+        key = f"{clip.key}|text_encoder+lora:{identity}@{strength_clip!r}"
         base_te = clip.text_encoder
         module = manager().get(
             key, lambda: fused("text_encoder", _fused_text_encoder, base_te, strength_clip),

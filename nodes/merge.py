@@ -58,8 +58,8 @@ class Blend:
                 return ratio, 1.0 - ratio
         return self.weight_a, self.weight_b
 
-    def key(self, a: str, b: str) -> str:
-        text = json.dumps([self.name, a, b, self.weight_a, self.weight_b, self.blocks])
+    def key(self, component: str, a: str, b: str) -> str:
+        text = json.dumps([component, self.name, a, b, self.weight_a, self.weight_b, self.blocks])
         return f"merge:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
 
@@ -85,7 +85,7 @@ def merge_unets(ctx: Any, a: UNetModel, b: UNetModel, blend: Blend) -> UNetModel
     """The merged UNet, computed once per process (see module docstring)."""
     from .model_manager import module_bytes
 
-    key = blend.key(a.key, b.key)
+    key = blend.key("unet", a.key, b.key)
     module = manager().get(key, lambda: _blended(ctx, a.unet, b.unet, blend), device=a.device,
                            size=module_bytes)  # fmt: skip
     return UNetModel(module, key, a.device, a.dtype)
@@ -94,7 +94,7 @@ def merge_unets(ctx: Any, a: UNetModel, b: UNetModel, blend: Blend) -> UNetModel
 def merge_clips(ctx: Any, a: ClipModel, b: ClipModel, blend: Blend) -> ClipModel:
     from .model_manager import module_bytes
 
-    key = blend.key(a.key, b.key)
+    key = blend.key("text_encoder", a.key, b.key)
     module = manager().get(key, lambda: _blended(ctx, a.text_encoder, b.text_encoder, blend),
                            device=a.device, size=module_bytes)  # fmt: skip
     return ClipModel(a.tokenizer, module, key, a.device)
