@@ -41,7 +41,7 @@ def run(quick: bool = False) -> list[dict]:
 
     def ours() -> Any:
         s = 0.5 + next(strengths) * 1e-4
-        return lora.load_lora(ctx, unet, LORA, clip, s, s)
+        return lora.load_lora(ctx, unet, clip, LORA, s, s)
 
     def theirs() -> None:
         pipe.load_lora_weights(load_file(str(path)), adapter_name="bench")
@@ -54,8 +54,8 @@ def run(quick: bool = False) -> list[dict]:
     theirs()
     times = interleaved({"ours": ours, "diffusers": theirs}, repeats)
     t_ours, t_theirs = median(times["ours"]), median(times["diffusers"])
-    u2, c2 = lora.load_lora(ctx, unet, LORA, clip, 0.25, 0.25)
-    cached = interleaved({"cached": lambda: lora.load_lora(ctx, unet, LORA, clip, 0.25, 0.25)},
+    u2, c2 = lora.load_lora(ctx, unet, clip, LORA, 0.25, 0.25)
+    cached = interleaved({"cached": lambda: lora.load_lora(ctx, unet, clip, LORA, 0.25, 0.25)},
                          repeats)["cached"]  # fmt: skip
     extra = new_bytes(u2.unet, unet.unet) + new_bytes(c2.text_encoder, clip.text_encoder)
     whole = module_bytes(unet.unet, clip.text_encoder)

@@ -193,17 +193,17 @@ def strength(name: str, description: str) -> Any:
     category="loaders",
     inputs=[
         Socket("unet", MODEL),
-        Socket("clip", CLIP, optional=True, description="leave out to patch only the UNet"),
+        Socket("clip", CLIP, description="passed through unchanged at strength_clip 0"),
         String("lora", description="a .safetensors LoRA (kohya/ComfyUI or diffusers layout): "
                "a name in the models folders' loras/, an absolute path, or builtin:tiny-lora"),
         strength("strength_model", "how much of the LoRA goes into the UNet (0: none)"),
         strength("strength_clip", "how much goes into the text encoder (0: none)"),
     ],
-    outputs=[Output("unet", MODEL), Output("clip", CLIP, description="empty without a clip")],
+    outputs=[Output("unet", MODEL), Output("clip", CLIP)],
     identity=_identity,
     check=_check,
 )  # fmt: skip
-def load_lora(ctx, unet: UNetModel, lora: str, clip: ClipModel | None = None,
-              strength_model: float = 1.0, strength_clip: float = 1.0):  # fmt: skip
+def load_lora(ctx, unet: UNetModel, clip: ClipModel, lora: str, strength_model: float = 1.0,
+              strength_clip: float = 1.0):  # fmt: skip
     """Apply a LoRA to a model's UNet and text encoder (chain several to stack them)."""
     return apply_lora(ctx, unet, clip, lora, strength_model, strength_clip)

@@ -48,7 +48,7 @@ def state_bytes(module) -> dict[str, bytes]:
 @pytest.mark.parametrize("name", ["builtin:tiny-lora", "builtin:tiny-lora-diffusers"])
 def test_lora_matches_diffusers_load_lora_weights_and_fuse(make_ctx, tiny, tiny_folder, name):
     unet, clip, v, spec = tiny
-    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, name, clip, 0.8, 0.8)
+    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, name, 0.8, 0.8)
     ours, sp = generate(make_ctx, u2, c2, v, spec)
     ref = pipeline_image(tiny_folder, sp, [(lora.lora_path(name), 0.8)])
     assert ours.tobytes() == ref.tobytes()
@@ -56,8 +56,8 @@ def test_lora_matches_diffusers_load_lora_weights_and_fuse(make_ctx, tiny, tiny_
 
 def test_stacked_loras_match_diffusers_fusing_one_after_another(make_ctx, tiny, tiny_folder):
     unet, clip, v, spec = tiny
-    u1, c1 = lora.load_lora(make_ctx("LoadLoRA"), unet, "builtin:tiny-lora", clip, 0.6, 0.6)
-    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), u1, "builtin:tiny-lora-diffusers", c1, -0.3,
+    u1, c1 = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.6, 0.6)
+    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), u1, c1, "builtin:tiny-lora-diffusers", -0.3,
                             -0.3)  # fmt: skip
     ours, sp = generate(make_ctx, u2, c2, v, spec)
     ref = pipeline_image(tiny_folder, sp, [(lora.lora_path("builtin:tiny-lora"), 0.6),
@@ -76,7 +76,7 @@ def test_unfused_diffusers_lora_is_within_rounding(make_ctx, tiny, tiny_folder):
     from safetensors.torch import load_file
 
     unet, clip, v, spec = tiny
-    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, "builtin:tiny-lora", clip, 0.8, 0.8)
+    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.8, 0.8)
     ours, sp = generate(make_ctx, u2, c2, v, spec)
     pipe = StableDiffusionPipeline.from_pretrained(tiny_folder, safety_checker=None,
                                                    requires_safety_checker=False)  # fmt: skip
@@ -94,7 +94,7 @@ def test_base_model_is_never_changed_and_removing_the_lora_gives_its_image_back(
     unet, clip, v, spec = tiny
     before, _ = generate(make_ctx, unet, clip, v, spec)
     unet_bytes, clip_bytes = state_bytes(unet.unet), state_bytes(clip.text_encoder)
-    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, "builtin:tiny-lora", clip, 1.0, 1.0)
+    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 1.0, 1.0)
     with_lora, _ = generate(make_ctx, u2, c2, v, spec)
     assert with_lora.tobytes() != before.tobytes()
     assert state_bytes(unet.unet) == unet_bytes and state_bytes(clip.text_encoder) == clip_bytes
@@ -104,21 +104,24 @@ def test_base_model_is_never_changed_and_removing_the_lora_gives_its_image_back(
 
 def test_zero_strength_returns_the_inputs_and_model_only_leaves_the_clip(make_ctx, tiny):
     unet, clip, _, _ = tiny
-    u, c = lora.load_lora(make_ctx("LoadLoRA"), unet, "builtin:tiny-lora", clip, 0.0, 0.0)
+    u, c = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.0, 0.0)
     assert u is unet and c is clip
-    u, c = lora.load_lora(make_ctx("LoadLoRA"), unet, "builtin:tiny-lora", None, 0.5, 0.5)
-    assert c is None and u.key != unet.key
+    u, c = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.5, 0.0)
+    assert c is clip and u.key != unet.key
+    u2, c2 = lora.apply_lora(make_ctx("LoraLoaderModelOnly"), unet, None, "builtin:tiny-lora",
+                             0.5, 0.5)  # fmt: skip
+    assert c2 is None and u2.unet is u.unet
 
 
 def test_same_lora_and_strength_is_applied_once_per_process(make_ctx, tiny):
     from latentgraph.nodes.model_manager import manager
 
     unet, clip, _, _ = tiny
-    a, _ = lora.load_lora(make_ctx("LoadLoRA"), unet, "builtin:tiny-lora", clip, 0.7, 0.7)
+    a, _ = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.7, 0.7)
     loads = manager().loads
-    b, _ = lora.load_lora(make_ctx("LoadLoRA"), unet, "builtin:tiny-lora", clip, 0.7, 0.7)
+    b, _ = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.7, 0.7)
     assert b.unet is a.unet and manager().loads == loads
-    c, _ = lora.load_lora(make_ctx("LoadLoRA"), unet, "builtin:tiny-lora", clip, 0.71, 0.7)
+    c, _ = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.71, 0.7)
     assert c.unet is not a.unet and c.key != a.key
 
 
@@ -131,9 +134,8 @@ def test_lora_for_another_architecture_is_refused_naming_the_file(make_ctx, tiny
            for k, v in lora_tensors("kohya").items() if k.startswith("lora_unet_")}  # fmt: skip
     path = save_atomic(bad, tmp_path / "loras" / "sd15-style.safetensors")
     with pytest.raises(ValueError, match=r"LoadLoRA node 'n1' input 'lora'.*sd15-style"):
-        lora.load_lora(
-            make_ctx("LoadLoRA", models_dirs=[tmp_path]), tiny[0], "sd15-style.safetensors"
-        )
+        lora.load_lora(make_ctx("LoadLoRA", models_dirs=[tmp_path]), tiny[0], tiny[1],
+                       "sd15-style.safetensors", 1.0, 0.0)  # fmt: skip
     assert path.is_file()
 
 
@@ -146,7 +148,8 @@ def test_bad_lora_names_are_refused_at_validation(name, message):
     from latentgraph.graph.validate import validate
 
     prompt = {"1": {"class_type": "LoadModel", "inputs": {"source": "builtin:tiny-sd"}},
-              "2": {"class_type": "LoadLoRA", "inputs": {"unet": ["1", 0], "lora": name}}}  # fmt: skip
+              "2": {"class_type": "LoadLoRA",
+                    "inputs": {"unet": ["1", 0], "clip": ["1", 1], "lora": name}}}  # fmt: skip
     found = [p for p in validate(graph_from_prompt(prompt))
              if p.severity == "error" and p.code != "prompt_no_outputs"]  # fmt: skip
     assert [(p.node_id, p.input_name) for p in found] == [("2", "lora")]

@@ -14,7 +14,7 @@ def two(tiny):
 
     unet, clip, vae, _ = tiny
     ctx = Context("l", "LoadLoRA", Settings(), CancelToken())
-    unet_b, clip_b = lora.load_lora(ctx, unet, "builtin:tiny-lora", clip, 1.0, 1.0)
+    unet_b, clip_b = lora.load_lora(ctx, unet, clip, "builtin:tiny-lora", 1.0, 1.0)
     return unet, unet_b, clip, clip_b, vae
 
 
