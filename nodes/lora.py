@@ -52,7 +52,12 @@ def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
 
 
 def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
-    """Path, size and mtime: replacing the file changes the cache keys built from it."""
+    """Path, size and mtime: replacing the file changes the cache keys built from it. Cheap
+    (no torch): validation and cache keys call it; a built-in LoRA is not built for it."""
+    from .tiny_addons import BUILD_VERSION, BUILTIN_LORAS
+
+    if name in BUILTIN_LORAS:
+        return f"{name}-v{BUILD_VERSION}"
     try:
         path = lora_path(name, dirs)
     except LoraError as exc:
@@ -176,11 +181,8 @@ def _check(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
     name = inputs.get("lora")
     if not isinstance(name, str):
         return []
-    try:
-        lora_path(name)
-    except LoraError as exc:
-        return [("lora", str(exc))]
-    return []
+    missing = lora_identity(name)
+    return [("lora", missing.removeprefix("missing:"))] if missing.startswith("missing:") else []
 
 
 def strength(name: str, description: str) -> Any:
