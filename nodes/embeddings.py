@@ -39,8 +39,7 @@ def file_identity(name: str, dirs: Sequence[Path | str] | None = None) -> str:
         path = embedding_path(name, dirs)
     except EmbeddingError as exc:
         return f"missing:{exc}"
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    return models_dirs.file_identity(path)
 
 
 def _pick(tensors: dict[str, Any], name: str) -> Any:

@@ -62,8 +62,7 @@ def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
         path = lora_path(name, dirs)
     except LoraError as exc:
         return f"missing:{exc}"
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    return models_dirs.file_identity(path)
 
 
 def read_lora(path: Path) -> tuple[dict[str, Any], dict[str, float] | None]:

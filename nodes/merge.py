@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from latentgraph.graph import (
     node,
 )
 
-from .images import check_prefix
+from .images import check_prefix, link_numbered, next_counter
 from .model_manager import manager
 from .values import ClipModel, UNetModel, VAEModel, input_error
 
@@ -212,20 +211,11 @@ def save_numbered(ctx: Any, prefix: str, write: Callable[[str], None], suffix: s
                                                              f"the output directory ({root})")  # fmt: skip
     folder, name = target.parent, target.name
     folder.mkdir(parents=True, exist_ok=True)
-    pattern = re.compile(re.escape(name) + r"_(\d{5,})_" + re.escape(suffix) + "$")
-    counter = max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
-                  default=0) + 1  # fmt: skip
     fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=suffix, dir=folder)
     os.close(fd)
     try:
         write(tmp)
-        while True:
-            final = folder / f"{name}_{counter:05d}_{suffix}"
-            try:
-                os.link(tmp, final)
-                return final
-            except FileExistsError:
-                counter += 1
+        return link_numbered(tmp, folder, name, next_counter(folder, name, suffix), suffix)[0]
     finally:
         os.unlink(tmp)
 
