@@ -235,6 +235,13 @@ class Registry:
 default_registry = Registry()
 
 
+def registry_or_default(registry: Registry | None) -> Registry:
+    """`registry`, or the process-wide one when None. Nothing is loaded here: what it holds
+    is what the program registered (the composition root, `latentgraph.wiring`, loads the
+    built-in nodes and plugins)."""
+    return registry if registry is not None else default_registry
+
+
 def node(
     name: str,
     *,

@@ -10,7 +10,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .declare import BOOLEAN, COMBO, FLOAT, INT, REQUIRED, STRING, Input, NodeType, Registry
+from .declare import (
+    BOOLEAN,
+    COMBO,
+    FLOAT,
+    INT,
+    REQUIRED,
+    STRING,
+    Input,
+    NodeType,
+    Registry,
+    registry_or_default,
+)
 
 FLOAT_LIMIT = 1e308
 
@@ -96,10 +107,5 @@ def editor_module(module: str) -> str:
 
 def object_info(registry: Registry | None = None) -> dict:
     """`{class name: node_info}` for every registered node type."""
-    if registry is None:
-        from .declare import default_registry
-        from .plugins import builtin_nodes
-
-        builtin_nodes()
-        registry = default_registry
+    registry = registry_or_default(registry)
     return {node_type.name: node_info(node_type) for node_type in registry}

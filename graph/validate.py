@@ -19,26 +19,28 @@ from collections import deque
 from typing import Any
 
 from .context import Settings
-from .declare import ANY, BOOLEAN, COMBO, FLOAT, INT, REQUIRED, STRING, Input, NodeType, Registry
+from .declare import (
+    ANY,
+    BOOLEAN,
+    COMBO,
+    FLOAT,
+    INT,
+    REQUIRED,
+    STRING,
+    Input,
+    NodeType,
+    Registry,
+    registry_or_default,
+)
 from .model import Graph, Link, Location, Node
 from .problems import Problem, WorkflowError
 
 MAX_CHOICES_SHOWN = 20
 
 
-def _registry(registry: Registry | None) -> Registry:
-    if registry is not None:
-        return registry
-    from .declare import default_registry
-    from .plugins import builtin_nodes
-
-    builtin_nodes()
-    return default_registry
-
-
 def output_nodes(graph: Graph, registry: Registry | None = None) -> list[str]:
     """Ids of the nodes whose type is an output node, in graph order."""
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     result = []
     for node in graph:
         node_type = registry.get(node.type)
@@ -61,7 +63,7 @@ def validate(
     graph: Graph, registry: Registry | None = None, settings: Settings | None = None
 ) -> list[Problem]:
     """Every problem in `graph`, errors and warnings. Never raises for a bad graph."""
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     settings = settings or Settings()
     problems: list[Problem] = []
     type_names: list[str] | None = None

@@ -32,23 +32,16 @@ def _api_routes() -> list[BaseRoute]:
 
 
 def _load_nodes(config: ServerConfig, registry: Any) -> None:
-    """Register the diffusion nodes and any plugin folders (only into the default registry)."""
+    """Register the installed node packs (the built-in nodes are one: an entry point) and any
+    plugin folders, only into the default registry. Configuring the diffusion nodes' folders
+    is the program's job (latentgraph.cli), not the server's."""
     from latentgraph.graph.declare import default_registry
+    from latentgraph.graph.plugins import load_plugins
 
     if registry is not default_registry:
         return
-    if config.load_nodes:
-        try:
-            import latentgraph.nodes  # registers the node types
-        except ImportError as exc:
-            log.warning("latentgraph.nodes could not be imported: %s", exc)
-        else:  # dropdowns and validation list this server's models and input folders
-            latentgraph.nodes.configure(models_dirs=config.models_dirs,
-                                        input_dir=config.input_dir, write_example=True)  # fmt: skip
-    if config.nodes_dirs:
-        from latentgraph.graph.plugins import load_plugins
-
-        load_plugins(config.nodes_dirs)
+    if config.load_nodes or config.nodes_dirs:
+        load_plugins(config.nodes_dirs, entry_points=config.load_nodes)
 
 
 def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from .config import ServerConfig
 
 
-def serve(config: ServerConfig, *, log_level: str = "info") -> None:
-    """Start the server and block until it is stopped (Ctrl-C / SIGTERM)."""
+def serve(config: ServerConfig, *, registry: Any = None, log_level: str = "info") -> None:
+    """Start the server and block until it is stopped (Ctrl-C / SIGTERM). `registry` as for
+    `create_app`."""
     import uvicorn
 
     from .app import create_app
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    app = create_app(config)
+    app = create_app(config, registry=registry)
     if config.host not in ("127.0.0.1", "localhost", "::1") and not config.auth_token:
         logging.getLogger("latentgraph.server").warning(
             "listening on %s without --auth-token: anyone who can reach this port can run "

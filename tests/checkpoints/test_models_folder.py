@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from latentgraph.graph.cli import main
+from latentgraph.cli import main
 from latentgraph.nodes import input_files, models_dirs
 from latentgraph.nodes.values import NodeInputError
 

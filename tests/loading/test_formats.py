@@ -230,7 +230,7 @@ def test_entry_points_load_does_not_crash():
     assert failures == []
 
 
-def test_graph_from_prompt_default_registry_has_builtin_nodes():
+def test_graph_from_prompt_without_a_registry_keeps_unknown_types():
     graph = graph_from_prompt({"1": {"class_type": "NoSuchNodeAnywhere", "inputs": {}}})
     assert isinstance(graph, Graph) and graph["1"] == Node("1", "NoSuchNodeAnywhere", {})
 

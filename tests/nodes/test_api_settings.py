@@ -2,7 +2,8 @@
 
 from PIL import Image
 
-from latentgraph.graph import Settings, api
+from latentgraph import api
+from latentgraph.graph import Settings
 from latentgraph.graph.cache import Cache
 
 WORKFLOW = """\
