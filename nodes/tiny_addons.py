@@ -6,7 +6,8 @@ random weights, in the layouts people share: kohya/ComfyUI (`lora_unet_*`, `lora
 and embeddings in the SD 1.x (`emb_params`) and SDXL (`clip_l`/`clip_g`) layouts.
 `builtin:tiny-lora` (kohya) and `builtin:tiny-lora-diffusers` name the LoRAs in LoadLoRA and
 LoraLoader, so the example workflows run on a fresh clone;
-`python -m latentgraph.nodes.tiny_addons MODELS_DIR` writes all of them into a models folder.
+`latentgraph tiny-model --addons MODELS_DIR` (or `python -m latentgraph.nodes.tiny_addons
+MODELS_DIR`) writes all of them into a models folder.
 """
 
 from __future__ import annotations
