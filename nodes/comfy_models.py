@@ -14,7 +14,7 @@ from latentgraph.graph import CLIP, MODEL, VAE, Choice, Float, Output, Socket, S
 from . import models_dirs
 from .comfy import ComfyClip, ComfyModel, _node
 from .images import check_prefix
-from .lora import apply_lora, lora_identity, strength
+from .lora import LoraUse, apply_lora, lora_identity, strength
 from .merge import Blend, merge_clips, merge_unets, ratio, save_checkpoint
 from .tiny_addons import BUILTIN_LORAS
 from .values import ClipModel, UNetModel
@@ -54,7 +54,8 @@ def _lora_identity(inputs: dict[str, Any]) -> str:
 def lora_loader(ctx, model: UNetModel, clip: ClipModel, lora_name: str,
                 strength_model: float = 1.0, strength_clip: float = 1.0):  # fmt: skip
     """Apply a LoRA from loras/ to the model and the text encoder."""
-    unet, te = apply_lora(ctx, model, clip, lora_name, strength_model, strength_clip, "lora_name")
+    use = LoraUse(lora_name, strength_model, strength_clip, "lora_name")
+    unet, te = apply_lora(ctx, model, clip, use)
     return _like_model(model, unet), _like_clip(clip, te)
 
 
@@ -67,7 +68,7 @@ def lora_loader(ctx, model: UNetModel, clip: ClipModel, lora_name: str,
 )  # fmt: skip
 def lora_loader_model_only(ctx, model: UNetModel, lora_name: str, strength_model: float = 1.0):
     """Apply a LoRA from loras/ to the model only."""
-    unet, _ = apply_lora(ctx, model, None, lora_name, strength_model, 0.0, "lora_name")
+    unet, _ = apply_lora(ctx, model, None, LoraUse(lora_name, strength_model, 0.0, "lora_name"))
     return _like_model(model, unet)
 
 

@@ -13,6 +13,7 @@ copy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,58 +117,76 @@ def _fused_text_encoder(base: Any, state: dict, alphas: Any, strength: float) ->
     return te
 
 
-def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None, name: str,
-               strength_model: float, strength_clip: float,
-               input_name: str = "lora") -> tuple[UNetModel, ClipModel | None]:  # fmt: skip
-    """The LoRA named `name` fused into copies of `unet` (and `clip`, when given); a strength
-    of 0 returns that input itself. Errors name the node and `input_name`."""
-    from .model_copies import new_bytes
+@dataclass(frozen=True)
+class LoraUse:
+    """Which LoRA to apply, how strongly, and the input errors point at."""
 
-    dirs = ctx.settings.models_dirs or None
-    try:
-        path = lora_path(name, dirs)
-    except LoraError as exc:
-        raise input_error(ctx, input_name, str(exc)) from None
-    identity = lora_identity(name, dirs)
-    loaded: list[tuple[dict, Any]] = []
+    name: str
+    strength_model: float = 1.0
+    strength_clip: float = 1.0
+    input_name: str = "lora"
 
-    def state() -> tuple[dict, Any]:
-        if not loaded:
-            try:
-                loaded.append(read_lora(path))
-            except LoraError as exc:
-                raise input_error(ctx, input_name, str(exc)) from None
-            if not _has(loaded[0][0], "unet") and not _has(loaded[0][0], "text_encoder"):
-                raise input_error(ctx, input_name, f"{path}: no UNet or text-encoder LoRA "
-                                                   "weights found")  # fmt: skip
-        return loaded[0]
 
-    def fused(what: str, fuse: Any, base: Any, strength: float) -> Any:
-        tensors, alphas = state()
-        if not _has(tensors, what):
-            return base
+class _Patcher:
+    """One LoRA file applied to models: read at most once, only when a copy must be built."""
+
+    def __init__(self, ctx: Any, use: LoraUse) -> None:
+        dirs = ctx.settings.models_dirs or None
+        self.ctx, self.use = ctx, use
         try:
-            return fuse(base, tensors, alphas, strength)
-        except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds on a mismatch
-            raise input_error(ctx, input_name, f"{path} does not fit this model's "
-                                               f"{what}: {type(exc).__name__}: {exc}") from exc  # fmt: skip
+            self.path = lora_path(use.name, dirs)
+        except LoraError as exc:
+            raise self.error(str(exc)) from None
+        self.identity = lora_identity(use.name, dirs)
+        self._state: tuple[dict, Any] | None = None
 
-    out_unet = unet
-    if strength_model != 0:
-        key = f"{unet.key}|unet+lora:{identity}@{strength_model!r}"
-        module = manager().get(
-            key, lambda: fused("unet", _fused_unet, unet.unet, strength_model),
-            device=unet.device, size=lambda m: new_bytes(m, unet.unet),
-        )  # fmt: skip
+    def error(self, message: str) -> Exception:
+        return input_error(self.ctx, self.use.input_name, message)
+
+    def state(self) -> tuple[dict, Any]:
+        if self._state is None:
+            try:
+                self._state = read_lora(self.path)
+            except LoraError as exc:
+                raise self.error(str(exc)) from None
+            if not _has(self._state[0], "unet") and not _has(self._state[0], "text_encoder"):
+                raise self.error(f"{self.path}: no UNet or text-encoder LoRA weights found")
+        return self._state
+
+    def patched(self, what: str, base_key: str, base: Any, strength: float,
+                device: str) -> tuple[str, Any]:  # fmt: skip
+        """(manager key, module with the LoRA fused in at `strength`), built once per process."""
+        from .model_copies import new_bytes
+
+        fuse = _fused_unet if what == "unet" else _fused_text_encoder
+
+        def build() -> Any:
+            tensors, alphas = self.state()
+            if not _has(tensors, what):
+                return base
+            try:
+                return fuse(base, tensors, alphas, strength)
+            except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds on a mismatch
+                raise self.error(f"{self.path} does not fit this model's {what}: "
+                                 f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+
+        key = f"{base_key}|{what}+lora:{self.identity}@{strength!r}"
+        return key, manager().get(key, build, device=device, size=lambda m: new_bytes(m, base))
+
+
+def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None,
+               use: LoraUse) -> tuple[UNetModel, ClipModel | None]:  # fmt: skip
+    """The LoRA fused into copies of `unet` (and `clip`, when given); a strength of 0 returns
+    that input itself. Errors name the node and `use.input_name`."""
+    patcher = _Patcher(ctx, use)
+    out_unet, out_clip = unet, clip
+    if use.strength_model != 0:
+        key, module = patcher.patched("unet", unet.key, unet.unet, use.strength_model,
+                                      unet.device)  # fmt: skip
         out_unet = UNetModel(module, key, unet.device, unet.dtype)
-    out_clip = clip
-    if clip is not None and strength_clip != 0:
-        key = f"{clip.key}|text_encoder+lora:{identity}@{strength_clip!r}"
-        base_te = clip.text_encoder
-        module = manager().get(
-            key, lambda: fused("text_encoder", _fused_text_encoder, base_te, strength_clip),
-            device=clip.device, size=lambda m: new_bytes(m, base_te),
-        )  # fmt: skip
+    if clip is not None and use.strength_clip != 0:
+        key, module = patcher.patched("text_encoder", clip.key, clip.text_encoder,
+                                      use.strength_clip, clip.device)  # fmt: skip
         out_clip = ClipModel(clip.tokenizer, module, key, clip.device)
     return out_unet, out_clip
 
@@ -207,4 +226,4 @@ def strength(name: str, description: str) -> Any:
 def load_lora(ctx, unet: UNetModel, clip: ClipModel, lora: str, strength_model: float = 1.0,
               strength_clip: float = 1.0):  # fmt: skip
     """Apply a LoRA to a model's UNet and text encoder (chain several to stack them)."""
-    return apply_lora(ctx, unet, clip, lora, strength_model, strength_clip)
+    return apply_lora(ctx, unet, clip, LoraUse(lora, strength_model, strength_clip))

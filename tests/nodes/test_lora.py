@@ -108,8 +108,8 @@ def test_zero_strength_returns_the_inputs_and_model_only_leaves_the_clip(make_ct
     assert u is unet and c is clip
     u, c = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.5, 0.0)
     assert c is clip and u.key != unet.key
-    u2, c2 = lora.apply_lora(make_ctx("LoraLoaderModelOnly"), unet, None, "builtin:tiny-lora",
-                             0.5, 0.5)  # fmt: skip
+    use = lora.LoraUse("builtin:tiny-lora", 0.5, 0.5)
+    u2, c2 = lora.apply_lora(make_ctx("LoraLoaderModelOnly"), unet, None, use)
     assert c2 is None and u2.unet is u.unet
 
 
