@@ -8,7 +8,8 @@ copy (nodes/model_copies.py) kept by the model manager under the base's key plus
 file identity and strength: the shared base model is never changed, so taking a LoRA out of a
 graph gives the base model's images back bit for bit, and a strength change re-runs only the
 nodes downstream of the LoRA. Stacked LoRAs are fused one after another, each on the previous
-copy.
+copy. A copy is counted in the manager's budget by its own fused layers only; it keeps the
+base's other weights alive while it is held, even if the base entry itself is evicted.
 """
 
 from __future__ import annotations

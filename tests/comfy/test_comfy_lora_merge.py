@@ -94,3 +94,19 @@ def test_missing_lora_file_is_refused_at_validation(env):
     with pytest.raises(WorkflowError) as err:
         run(prompt, env)
     assert [(p.node_id, p.input_name) for p in err.value.problems] == [("10", "lora_name")]
+
+
+def test_object_info_offers_the_lora_files_and_comfy_widget_order(env):
+    from latentgraph.graph.object_info import object_info
+
+    info = object_info(default_registry)
+    lora = info["LoraLoader"]
+    names = lora["input"]["required"]["lora_name"][0]
+    assert names[:2] == ["builtin:tiny-lora", "builtin:tiny-lora-diffusers"]
+    assert {"tiny-lora-kohya.safetensors", "tiny-lora-diffusers.safetensors"} <= set(names)
+    assert list(lora["input"]["required"]) == ["model", "clip", "lora_name", "strength_model",
+                                               "strength_clip"]  # fmt: skip
+    assert lora["output"] == ["MODEL", "CLIP"]
+    assert list(info["ModelMergeBlocks"]["input"]["required"]) == ["model1", "model2", "input",
+                                                                   "middle", "out"]  # fmt: skip
+    assert info["CheckpointSave"]["output_node"] is True
