@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from latentgraph.graph import CLIP, MODEL, VAE, Choice, Float, Output, Socket, String
+from latentgraph.graph import CLIP, MODEL, VAE, Choice, Float, Output, Settings, Socket, String
 
 from . import models_dirs
 from .comfy import ComfyClip, ComfyModel, _node
@@ -22,9 +22,9 @@ from .values import ClipModel, UNetModel
 CATEGORY = "advanced/model_merging"
 
 
-def lora_names() -> list[str]:
+def lora_names(settings: Settings) -> list[str]:
     """The lora_name dropdown: the built-in tiny LoRAs, then every file in loras/."""
-    return [*BUILTIN_LORAS, *models_dirs.list_files("loras")]
+    return [*BUILTIN_LORAS, *models_dirs.list_files("loras", settings.models_dirs)]
 
 
 def _like_model(source: UNetModel, result: UNetModel) -> UNetModel:
@@ -39,8 +39,8 @@ def _like_clip(source: ClipModel, result: ClipModel) -> ClipModel:
     return result
 
 
-def _lora_identity(inputs: dict[str, Any]) -> str:
-    return lora_identity(str(inputs.get("lora_name", "")))
+def _lora_identity(inputs: dict[str, Any], settings: Settings) -> str:
+    return lora_identity(str(inputs.get("lora_name", "")), settings.models_dirs)
 
 
 @_node(

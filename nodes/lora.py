@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import CLIP, MODEL, Float, Output, Socket, String, node
+from latentgraph.graph import CLIP, MODEL, Float, Output, Settings, Socket, String, node
 
 from . import models_dirs
-from .loaders import PICKLE_SUFFIXES
 from .model_manager import manager
 from .values import ClipModel, UNetModel, input_error
 
@@ -41,7 +40,7 @@ def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
         return builtin_lora(name)
     if name.startswith("builtin:"):
         raise LoraError(f"unknown built-in LoRA {name!r}; known: {', '.join(BUILTIN_LORAS)}")
-    if name.lower().endswith(PICKLE_SUFFIXES):
+    if models_dirs.is_pickled(name):
         raise LoraError(f"{name!r} is a pickle-based file, which can run code when loaded; "
                         "it is refused: use the .safetensors version")  # fmt: skip
     try:
@@ -132,7 +131,7 @@ class _Patcher:
     """One LoRA file applied to models: read at most once, only when a copy must be built."""
 
     def __init__(self, ctx: Any, use: LoraUse) -> None:
-        dirs = ctx.settings.models_dirs or None
+        dirs = ctx.settings.models_dirs
         self.ctx, self.use = ctx, use
         try:
             self.path = lora_path(use.name, dirs)
@@ -192,15 +191,15 @@ def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None,
     return out_unet, out_clip
 
 
-def _identity(inputs: dict[str, Any]) -> str:
-    return lora_identity(str(inputs.get("lora", "")))
+def _identity(inputs: dict[str, Any], settings: Settings) -> str:
+    return lora_identity(str(inputs.get("lora", "")), settings.models_dirs)
 
 
-def _check(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+def _check(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
     name = inputs.get("lora")
     if not isinstance(name, str):
         return []
-    missing = lora_identity(name)
+    missing = lora_identity(name, settings.models_dirs)
     return [("lora", missing.removeprefix("missing:"))] if missing.startswith("missing:") else []
 
 

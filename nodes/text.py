@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from latentgraph.graph import CLIP, CONDITIONING, Output, Socket, String, node
+from latentgraph.graph import CLIP, CONDITIONING, Output, Settings, Socket, String, node
 
 from .prompt_syntax import embedding_names, is_plain, parse_prompt
 from .values import ClipModel, Conditioning, input_error
@@ -63,7 +63,7 @@ def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str) -> Tokens:
     for piece in parse_prompt(prompt):
         if piece.embedding:
             try:
-                vectors = load_embedding(piece.text, width, ctx.settings.models_dirs or None)
+                vectors = load_embedding(piece.text, width, ctx.settings.models_dirs)
             except EmbeddingError as exc:
                 raise input_error(ctx, "text", str(exc)) from None
             # The placeholder id is never read (its input vector is replaced); bos is not eos,
@@ -144,7 +144,7 @@ def encode(ctx, clip: ClipModel, prompts: list[str], layer: int = -1):
     return embeds.to(dtype=te.dtype)
 
 
-def embedding_problems(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+def embedding_problems(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
     """Missing embedding files, at validation time (for a literal prompt)."""
     from .embeddings import EmbeddingError, embedding_path
 
@@ -155,13 +155,13 @@ def embedding_problems(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
     for prompt in split_prompts(text):
         for name in embedding_names(prompt):
             try:
-                embedding_path(name)
+                embedding_path(name, settings.models_dirs)
             except EmbeddingError as exc:
                 problems.append(("text", str(exc)))
     return problems
 
 
-def embedding_identity(inputs: dict[str, Any]) -> str:
+def embedding_identity(inputs: dict[str, Any], settings: Settings) -> str:
     """The embedding files a literal prompt reads, so replacing one re-encodes the prompt."""
     from .embeddings import file_identity
 
@@ -169,7 +169,7 @@ def embedding_identity(inputs: dict[str, Any]) -> str:
     if not isinstance(text, str):
         return ""
     names = [n for p in split_prompts(text) for n in embedding_names(p)]
-    return "|".join(file_identity(n) for n in names)
+    return "|".join(file_identity(n, settings.models_dirs) for n in names)
 
 
 @node(

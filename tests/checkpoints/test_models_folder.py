@@ -8,7 +8,7 @@ import json
 import pytest
 
 from latentgraph.cli import main
-from latentgraph.nodes import input_files, models_dirs
+from latentgraph.nodes import models_dirs
 from latentgraph.nodes.values import NodeInputError
 
 from .conftest import context
@@ -21,10 +21,7 @@ def models(tmp_path, tiny_folder, capsys):
         main(["tiny-model", "--single-file", str(root / "checkpoints" / "tiny.safetensors")]) == 0
     )
     assert "tiny.safetensors" in capsys.readouterr().out
-    yield root
-    # `latentgraph run` configures these process-wide; leave them as other tests expect
-    models_dirs._configured.clear()
-    input_files._configured.clear()
+    return root
 
 
 def test_checkpoint_loader_simple_loads_the_file_by_name(models, single):
@@ -105,15 +102,11 @@ def test_tiny_model_addons_give_loras_and_embeddings_a_run_finds(tmp_path, tiny_
     out = tmp_path / "output"
     args = ["run", str(path), "--models-dir", str(root), "--output-dir", str(out),
             "--input-dir", str(tmp_path / "input"), "--device", "cpu", "--no-cache", "-q"]  # fmt: skip
-    try:
-        assert main(args) == 0
-        [image] = out.glob("addons_*.png")
-        with Image.open(image) as img:
-            assert img.size == (16, 16)
-        prompt["6"]["inputs"]["text"] = "embedding:not-there"
-        path.write_text(json.dumps(prompt), encoding="utf-8")
-        assert main(args) == 2
-        assert "embedding 'not-there' not found" in capsys.readouterr().err
-    finally:
-        models_dirs._configured.clear()
-        input_files._configured.clear()
+    assert main(args) == 0
+    [image] = out.glob("addons_*.png")
+    with Image.open(image) as img:
+        assert img.size == (16, 16)
+    prompt["6"]["inputs"]["text"] = "embedding:not-there"
+    path.write_text(json.dumps(prompt), encoding="utf-8")
+    assert main(args) == 2
+    assert "embedding 'not-there' not found" in capsys.readouterr().err

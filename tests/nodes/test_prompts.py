@@ -154,12 +154,14 @@ def test_missing_embedding_is_named_at_validation_and_at_run(make_ctx, tiny, add
         encoded(make_ctx, tiny[1], "a embedding:nope", models_dirs=[addons])
 
 
-def test_replacing_an_embedding_file_changes_the_cache_key(addons, monkeypatch):
+def test_replacing_an_embedding_file_changes_the_cache_key(addons):
     import os
 
-    monkeypatch.setenv("LATENTGRAPH_MODELS_DIRS", str(addons))
-    before = text.embedding_identity({"text": "embedding:tiny-embedding"})
+    from latentgraph.graph import Settings
+
+    settings = Settings(models_dirs=[addons])
+    before = text.embedding_identity({"text": "embedding:tiny-embedding"}, settings)
     path = addons / "embeddings" / "tiny-embedding.safetensors"
     os.utime(path, ns=(1, 1))
-    assert text.embedding_identity({"text": "embedding:tiny-embedding"}) != before
-    assert text.embedding_identity({"text": "no embeddings"}) == ""
+    assert text.embedding_identity({"text": "embedding:tiny-embedding"}, settings) != before
+    assert text.embedding_identity({"text": "no embeddings"}, settings) == ""
