@@ -173,3 +173,18 @@ def test_comfy_lora_loader_keeps_scheduler_config_and_clip_skip(make_ctx):
     assert m2.unet is not model.unet and c2.text_encoder is not clip.text_encoder
     m3 = lora_loader_model_only(make_ctx("LoraLoaderModelOnly"), model, "builtin:tiny-lora", 0.5)
     assert m3.unet is m2.unet  # same LoRA and strength: the same patched copy
+
+
+def test_corrupt_or_foreign_file_is_an_error_naming_it(make_ctx, tiny, tmp_path):
+    import torch
+
+    from latentgraph.nodes.tiny_addons import save_atomic
+
+    (tmp_path / "loras").mkdir()
+    (tmp_path / "loras" / "cut.safetensors").write_bytes(b"\x10\x00\x00\x00not a header")
+    save_atomic({"weight": torch.zeros(2)}, tmp_path / "loras" / "checkpoint.safetensors")
+    ctx = make_ctx("LoadLoRA", models_dirs=[tmp_path])
+    for name, message in (("cut.safetensors", "not a readable .safetensors"),
+                          ("checkpoint.safetensors", "checkpoint.safetensors")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"LoadLoRA node 'n1' input 'lora'.*{message}"):
+            lora.load_lora(ctx, tiny[0], tiny[1], name, 1.0, 1.0)
