@@ -75,38 +75,26 @@ def test_latentgraph_run_with_models_dir(models, tmp_path):
 
 
 def test_tiny_model_addons_give_loras_and_embeddings_a_run_finds(tmp_path, tiny_folder, capsys):
-    from PIL import Image
+    """`tiny-model --addons` then `run` of the ComfyUI LoRA graph (two LoraLoaders, prompt
+    weights, an embedding) from tests/comfy/data, as a user would from a fresh clone."""
+    from pathlib import Path
 
     root = tmp_path / "models"
     assert main(["tiny-model", "--addons", str(root)]) == 0
     assert "tiny-lora-kohya.safetensors" in capsys.readouterr().out
-    prompt = {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "builtin:tiny-sd"}},
-        "10": {"class_type": "LoraLoader",
-               "inputs": {"lora_name": "tiny-lora-kohya.safetensors", "strength_model": 0.7,
-                          "strength_clip": 0.7, "model": ["4", 0], "clip": ["4", 1]}},
-        "5": {"class_type": "EmptyLatentImage",
-              "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode",
-              "inputs": {"text": "embedding:tiny-embedding (fox:1.3)", "clip": ["10", 1]}},
-        "3": {"class_type": "KSampler",
-              "inputs": {"seed": 1, "steps": 2, "cfg": 7.0, "sampler_name": "euler",
-                         "scheduler": "normal", "denoise": 1.0, "model": ["10", 0],
-                         "positive": ["6", 0], "negative": ["6", 0], "latent_image": ["5", 0]}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "addons",
-                                                    "images": ["8", 0]}},
-    }  # fmt: skip
-    path = tmp_path / "lora_api.json"
-    path.write_text(json.dumps(prompt), encoding="utf-8")
+    source = Path(__file__).resolve().parents[1] / "comfy" / "data" / "lora_api.json"
     out = tmp_path / "output"
-    args = ["run", str(path), "--models-dir", str(root), "--output-dir", str(out),
-            "--input-dir", str(tmp_path / "input"), "--device", "cpu", "--no-cache", "-q"]  # fmt: skip
-    assert main(args) == 0
-    [image] = out.glob("addons_*.png")
-    with Image.open(image) as img:
-        assert img.size == (16, 16)
-    prompt["6"]["inputs"]["text"] = "embedding:not-there"
-    path.write_text(json.dumps(prompt), encoding="utf-8")
-    assert main(args) == 2
+
+    def run(path: Path) -> int:
+        return main(["run", str(path), "--models-dir", str(root), "--output-dir", str(out),
+                     "--input-dir", str(tmp_path / "input"), "--device", "cpu", "--no-cache",
+                     "-q"])  # fmt: skip
+
+    assert run(source) == 0
+    assert len(list(out.glob("lora_*.png"))) == 1
+    prompt = json.loads(source.read_text(encoding="utf-8"))
+    prompt["7"]["inputs"]["text"] = "embedding:not-there"
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(prompt), encoding="utf-8")
+    assert run(broken) == 2
     assert "embedding 'not-there' not found" in capsys.readouterr().err
