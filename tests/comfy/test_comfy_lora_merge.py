@@ -110,3 +110,24 @@ def test_object_info_offers_the_lora_files_and_comfy_widget_order(env):
     assert list(info["ModelMergeBlocks"]["input"]["required"]) == ["model1", "model2", "input",
                                                                    "middle", "out"]  # fmt: skip
     assert info["CheckpointSave"]["output_node"] is True
+
+
+@pytest.mark.parametrize("name", ["lora_api.json", "merge_api.json"])
+def test_editor_format_round_trip_keeps_widget_values(env, name):
+    """The editor's widgets_values for LoraLoader, ModelMerge* and CheckpointSave map back to
+    the same inputs (ComfyUI's widget order)."""
+    from latentgraph.graph.comfy_editor import editor_from_graph, graph_from_editor
+
+    graph = graph_from_prompt(api(name), default_registry)
+    editor = editor_from_graph(graph, default_registry)
+    widgets = {str(n["id"]): n["widgets_values"] for n in editor["nodes"]}
+    if name == "lora_api.json":
+        assert widgets["10"] == ["tiny-lora-kohya.safetensors", 0.9, 0.7]
+    else:
+        assert widgets["14"] == [0.3, 0.6, 1.0] and widgets["17"] == ["checkpoints/ComfyUI"]
+    back = graph_from_editor(editor, default_registry)
+    ours = [i for i in graph.nodes if int(i) >= 10 or graph.nodes[i].type == "CLIPTextEncode"]
+    assert ours and all(
+        (back.nodes[i].type, back.nodes[i].inputs) == (graph.nodes[i].type, graph.nodes[i].inputs)
+        for i in ours
+    )
