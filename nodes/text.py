@@ -19,6 +19,7 @@ from typing import Any
 
 from latentgraph.graph import CLIP, CONDITIONING, Output, Settings, Socket, String, node
 
+from . import runtime
 from .prompt_syntax import embedding_names, is_plain, parse_prompt
 from .values import ClipModel, Conditioning, input_error
 
@@ -85,17 +86,14 @@ def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str) -> Tokens:
     return Tokens(ids + [tok.pad_token_id] * pad, weights + [1.0] * pad, inserts)
 
 
-def _run_encoder(clip: ClipModel, ids: Any, layer: int, inserts: list[dict[int, Any]]) -> Any:
+def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
+                 inserts: list[dict[int, Any]]) -> Any:  # fmt: skip
     """Last hidden state (layer -1), or an earlier layer through the final layer norm (ComfyUI's
     CLIP skip). `inserts[row][pos]` replaces the token-embedding input at that position, through
     a forward hook held only for this call."""
     import torch
 
     te = clip.text_encoder
-    device = te.device
-    attention = None
-    if getattr(te.config, "use_attention_mask", False):
-        attention = torch.ones_like(ids).to(device)
 
     def replace(module: Any, args: Any, output: Any) -> Any:
         output = output.clone()
@@ -106,7 +104,11 @@ def _run_encoder(clip: ClipModel, ids: Any, layer: int, inserts: list[dict[int, 
 
     hook = te.get_input_embeddings().register_forward_hook(replace) if any(inserts) else None
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
+            device = te.device
+            attention = None
+            if getattr(te.config, "use_attention_mask", False):
+                attention = torch.ones_like(ids).to(device)
             if layer == -1:
                 return te(ids.to(device), attention_mask=attention)[0]
             out = te(ids.to(device), attention_mask=attention, output_hidden_states=True)
@@ -131,17 +133,17 @@ def encode(ctx, clip: ClipModel, prompts: list[str], layer: int = -1):
             if len(full_ids) > limit:
                 _warn_truncated(ctx, i, len(full_ids), limit,
                                 repr(tok.decode(full_ids[limit - 1 : -1])))  # fmt: skip
-        return _run_encoder(clip, ids, layer, []).to(dtype=te.dtype)
+        return _run_encoder(ctx, clip, ids, layer, []).to(dtype=te.dtype).cpu()
     tokens = [tokenize(ctx, clip, i, p) for i, p in enumerate(prompts)]
     ids = torch.tensor([t.ids for t in tokens])
-    embeds = _run_encoder(clip, ids, layer, [t.inserts for t in tokens])
+    embeds = _run_encoder(ctx, clip, ids, layer, [t.inserts for t in tokens])
     weights = torch.tensor([t.weights for t in tokens], device=embeds.device)
     if bool((weights != 1.0).any()):
         empty = tok([""], padding="max_length", max_length=limit, return_tensors="pt").input_ids
-        base = _run_encoder(clip, empty, layer, [])
+        base = _run_encoder(ctx, clip, empty, layer, [])
         w = weights.unsqueeze(-1).to(embeds.dtype)
         embeds = torch.where(w != 1.0, (embeds - base) * w + base, embeds)
-    return embeds.to(dtype=te.dtype)
+    return embeds.to(dtype=te.dtype).cpu()  # cached on the CPU; UNetDenoise moves it back
 
 
 def embedding_problems(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
