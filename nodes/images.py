@@ -126,6 +126,26 @@ def check_prefix(literals: dict, settings: Settings) -> list[tuple[str | None, s
     return [("filename_prefix", problem)] if problem else []
 
 
+def next_counter(folder: Path, name: str, suffix: str) -> int:
+    """The number after the highest `<name>_NNNNN_<suffix>` in `folder` (1 if none)."""
+    pattern = re.compile(re.escape(name) + r"_(\d{5,})_" + re.escape(suffix) + "$")
+    return max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
+               default=0) + 1  # fmt: skip
+
+
+def link_numbered(tmp: str, folder: Path, name: str, counter: int,
+                  suffix: str) -> tuple[Path, int]:  # fmt: skip
+    """Hard-link a finished temp file as `<name>_NNNNN_<suffix>`, from number `counter` up:
+    link refuses to overwrite, so two writers never clobber a file. (path, number used)."""
+    while True:
+        final = folder / f"{name}_{counter:05d}_{suffix}"
+        try:
+            os.link(tmp, final)
+            return final, counter
+        except FileExistsError:
+            counter += 1
+
+
 def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
                 input_name: str = "filename_prefix") -> list[dict[str, str]]:  # fmt: skip
     """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
@@ -143,9 +163,7 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     folder.mkdir(parents=True, exist_ok=True)
     subfolder = str(folder.relative_to(root.resolve())).replace(os.sep, "/")
     subfolder = "" if subfolder == "." else subfolder
-    pattern = re.compile(re.escape(name) + r"_(\d{5,})_\.png$")
-    counter = max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
-                  default=0) + 1  # fmt: skip
+    counter = next_counter(folder, name, ".png")
     info = _png_info(ctx)
     records = []
     for row in to_uint8(images):
@@ -154,13 +172,7 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
         try:
             with os.fdopen(fd, "wb") as fh:
                 img.save(fh, format="PNG", pnginfo=info, compress_level=4)
-            while True:  # link refuses to overwrite: two writers never clobber a file
-                final = folder / f"{name}_{counter:05d}_.png"
-                try:
-                    os.link(tmp, final)
-                    break
-                except FileExistsError:
-                    counter += 1
+            final, counter = link_numbered(tmp, folder, name, counter, ".png")
         finally:
             os.unlink(tmp)
         records.append({"filename": final.name, "subfolder": subfolder, "type": kind})
