@@ -58,17 +58,34 @@ def _add_workflow_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
-    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
-    p.add_argument("--temp-dir", type=Path, default=None, help="default: <output-dir>/../temp")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+def _device_arg(text: str) -> str:
+    from latentgraph.graph.context import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as exc:  # argparse names the option: "argument --device: ..."
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    """What `run` and `serve` share: where models run, in which precision, with which options
+    (docs/gpu.md lists the options)."""
+    p.add_argument("--device", default="auto", type=_device_arg,
+                   help="auto, cpu, cuda, cuda:N or mps")  # fmt: skip
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     p.add_argument(
         "--option", dest="options", action="append", default=[], metavar="NAME=VALUE",
         help="runtime option for the diffusion nodes, e.g. attention_slicing=true, "
-        "vae_tiling=true, cpu_offload=true, compile=true, channels_last=true, previews=true",
+        "vae_tiling=true, cpu_offload=true, compile=true, channels_last=true, tf32=true, "
+        "vae_fp32=false, vram_headroom_gb=1.5 (docs/gpu.md)",
     )  # fmt: skip
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
+    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
+    p.add_argument("--temp-dir", type=Path, default=None, help="default: <output-dir>/../temp")
+    _add_device_args(p)
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
     p.add_argument("--cache-dir", type=Path, help="disk cache folder (default: user cache dir)")
     p.add_argument(
@@ -127,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", type=Path)
     p.add_argument("--extra-models-dir", action="append", default=[], type=Path, metavar="DIR")
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    _add_device_args(p)
     p.add_argument(
         "--workers", type=int, metavar="N",
         help="worker processes running prompts (default: one per device)",
@@ -146,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
         "can run workflows and read outputs)",
     )  # fmt: skip
     p.add_argument("--max-queue", type=int, default=1000, help="pending prompts (default 1000)")
+    p.add_argument("--max-prompt-nodes", type=int, default=250_000,
+                   help="nodes per prompt; larger prompts are refused with 413 (default 250000)")  # fmt: skip
     p.add_argument("--max-steps", type=int, default=1000, help="steps per sampler (default 1000)")
     p.add_argument("--max-batch", type=int, default=64, help="images per batch (default 64)")
     p.add_argument(
@@ -154,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-body-mb", type=int, default=64, help="request and upload size (default 64 MB)"
     )
+    p.add_argument("--max-string-chars", type=int, default=100_000,
+                   help="longest string in a prompt (default 100000)")  # fmt: skip
+    p.add_argument("--max-extra-data-mb", type=int, default=8,
+                   help="a prompt's extra_data, e.g. the editor's workflow (default 8 MB)")  # fmt: skip
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this Host name (localhost, loopback addresses "
+                   "and --host are always answered; others are refused against DNS rebinding)")  # fmt: skip
 
     p = sub.add_parser("submit", help="queue a workflow on a running server and show progress")
     p.add_argument("workflow")
@@ -166,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tiny-model", help="build the built-in tiny model; optionally export it")
     p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")
+    p.add_argument("--addons", type=Path, metavar="MODELS_DIR",
+                   help="also write tiny LoRAs (loras/) and embeddings (embeddings/) there")  # fmt: skip
     return parser
 
 
@@ -409,11 +436,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.graph.paths import data_dir
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.hosts import is_loopback_bind
     from latentgraph.server.run import serve
 
     from .wiring import prepare_server, worker_setup
 
-    if not _loopback(args.host) and not args.auth_token:
+    if not is_loopback_bind(args.host) and not args.auth_token:
         if not args.insecure:
             raise UserError(
                 f"--host {args.host} would let anyone who can reach this machine run workflows "
@@ -437,24 +465,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         workers=args.workers,
         devices=args.devices,
+        options=_parse_assignments(args.options, "--option"),
         previews=args.previews,
         disk_cache=not args.no_cache,
         max_queue=args.max_queue,
+        max_prompt_nodes=args.max_prompt_nodes,
         max_steps=args.max_steps,
         max_batch=args.max_batch,
         max_image_pixels=args.max_pixels,
         max_body_bytes=args.max_body_mb * 2**20,
         max_upload_bytes=args.max_body_mb * 2**20,
+        max_string_chars=args.max_string_chars,
+        max_extra_data_bytes=args.max_extra_data_mb * 2**20,
+        allow_hosts=list(args.allow_host),
     )
     failures: list = []
     registry = prepare_server(config, errors=failures)
     _print_plugin_failures(failures)
     serve(config, registry=registry, workers=worker_setup(config.nodes_dirs))
     return EXIT_OK
-
-
-def _loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -479,6 +508,11 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
     if args.single_file:
         write_single_file(args.single_file)
         print(f"single-file checkpoint: {args.single_file}")
+    if args.addons:
+        from latentgraph.nodes.tiny_addons import write_models_folder
+
+        for path in write_models_folder(args.addons):
+            print(f"tiny add-on: {path}")
     return EXIT_OK
 
 

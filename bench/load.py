@@ -120,7 +120,7 @@ class Server:
         from latentgraph.server.workers import WorkerSetup
 
         self.config = ServerConfig(data_dir=data_dir, port=_port(), disk_cache=False,
-                                   load_nodes=False, editor=False, client_queue_size=4096,
+                                   load_nodes=False, editor=False,
                                    max_queue=10_000, workers=workers)  # fmt: skip
         app = create_app(self.config, workers=WorkerSetup(registry=build_registry))
         self.app = app

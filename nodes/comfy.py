@@ -41,9 +41,10 @@ from latentgraph.graph import (
     node,
 )  # fmt: skip
 
-from . import models_dirs
+from . import models_dirs, runtime
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .seeds import image_seeds, seed_input
+from .text import embedding_identity, embedding_problems
 from .values import (
     ClipModel,
     Conditioning,
@@ -264,14 +265,21 @@ def _checkpoint_source(ctx, name: str) -> str:
         raise input_error(ctx, "ckpt_name", str(exc)) from None
 
 
-def _checkpoint_identity(inputs: dict[str, Any], settings: Settings) -> str:
-    name = str(inputs.get("ckpt_name", ""))
-    try:
-        path = models_dirs.resolve("checkpoints", name, settings.models_dirs)
-    except models_dirs.ModelNotFound:
-        return name
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+def _file_identity(folder: str, input_name: str):
+    """The identity hook of a models-folder dropdown: the file's path, size and mtime (so
+    replacing the file invalidates what was built from it), and the run's device, dtype and
+    model-changing options (`runtime.model_identity`)."""
+
+    def identity(inputs: dict[str, Any], settings: Settings) -> str:
+        name = str(inputs.get(input_name, ""))
+        try:
+            path = models_dirs.resolve(folder, name, settings.models_dirs)
+        except models_dirs.ModelNotFound:
+            return f"{name}|{runtime.model_identity(settings)}"
+        st = path.stat()
+        return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}|{runtime.model_identity(settings)}"
+
+    return identity
 
 
 @_node(
@@ -279,7 +287,7 @@ def _checkpoint_identity(inputs: dict[str, Any], settings: Settings) -> str:
     inputs=[Choice("ckpt_name", models_dirs.checkpoint_names,
                    description="a checkpoint from the models folder's checkpoints/")],
     outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP), Output("VAE", VAE)],
-    identity=_checkpoint_identity,
+    identity=_file_identity("checkpoints", "ckpt_name"),
 )  # fmt: skip
 def checkpoint_loader(ctx, ckpt_name: str):
     """Load a checkpoint's UNet, text encoder and VAE (the built-in tiny model needs no file)."""
@@ -293,6 +301,7 @@ def checkpoint_loader(ctx, ckpt_name: str):
     "VAELoader", "Load VAE", "loaders",
     inputs=[Choice("vae_name", models_dirs.vae_names)],
     outputs=[Output("VAE", VAE)],
+    identity=_file_identity("vae", "vae_name"),
 )  # fmt: skip
 def vae_loader(ctx, vae_name: str):
     """Load a VAE file from the models folder's vae/."""
@@ -316,34 +325,19 @@ class ComfyClip(ClipModel):
         self.stop_at_layer = stop_at_layer
 
 
-def _encode_skip(clip: ClipModel, text: str, layer: int):
-    """Hidden state of an earlier layer, through the final layer norm (as CLIP skip does)."""
-    import torch
-
-    tok = clip.tokenizer
-    ids = tok([text], padding="max_length", max_length=tok.model_max_length, truncation=True,
-              return_tensors="pt").input_ids  # fmt: skip
-    te = clip.text_encoder
-    with torch.inference_mode():
-        out = te(ids.to(te.device), output_hidden_states=True)
-        hidden = out.hidden_states[layer]
-        hidden = te.text_model.final_layer_norm(hidden)
-    return hidden.to(dtype=te.dtype)
-
-
 @_node(
     "CLIPTextEncode", "CLIP Text Encode (Prompt)", "conditioning",
     inputs=[String("text", multiline=True), Socket("clip", CLIP)],
     outputs=[Output("CONDITIONING", CONDITIONING)],
+    identity=embedding_identity,
+    check=embedding_problems,
 )  # fmt: skip
 def clip_text_encode(ctx, text: str, clip: ClipModel):
-    """Encode one prompt with the text encoder."""
+    """Encode one prompt (weights, escapes and embeddings as in TextEncode)."""
     from .text import encode
 
     layer = getattr(clip, "stop_at_layer", -1)
-    if layer == -1:
-        return Conditioning(encode(ctx, clip, [text]), [text])
-    return Conditioning(_encode_skip(clip, text, layer), [text])
+    return Conditioning(encode(ctx, clip, [text], layer), [text])
 
 
 @_node(

@@ -31,7 +31,8 @@ def enforce_limits(ctx: Any, node_fn: Any, **values: Any) -> None:
 
 @dataclass(eq=False)
 class UNetModel:
-    """MODEL: the denoising UNet, shared through the model manager (never copied)."""
+    """MODEL: the denoising UNet, shared through the model manager (LoRA and merge nodes make
+    new manager entries; nothing changes a shared one)."""
 
     unet: Any
     key: str
@@ -64,6 +65,14 @@ class VAEModel:
     @property
     def scaling_factor(self) -> float:
         return float(self.vae.config.scaling_factor)
+
+
+MODEL_HANDLES = (UNetModel, ClipModel, VAEModel)
+
+
+def holds_model(value: Any, keys: set[str]) -> bool:
+    """Whether `value` is a handle on a model loaded under one of the manager `keys`."""
+    return isinstance(value, MODEL_HANDLES) and value.key in keys
 
 
 @dataclass

@@ -26,6 +26,7 @@ from . import (
 from .config import ServerConfig
 from .dispatch import Dispatcher
 from .errors import exception_handlers
+from .hosts import HostGuard
 from .hub import Hub
 from .local_workers import LocalWorkerPool, worker_specs
 from .middleware import GuardMiddleware
@@ -81,19 +82,20 @@ def create_app(
     _load_nodes(config, registry)
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
-                        device=config.device, dtype=config.dtype,
+                        device=config.device, dtype=config.dtype, options=dict(config.options),
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps)  # fmt: skip
-    store = Store(config.db_path)
+    store = Store(config.db_path, history_bytes=config.history_memory_bytes)
     recovered = store.recover()
     if recovered:
         log.warning(
             "marked %d prompt(s) left running by a previous process as failed", len(recovered)
         )
-    hub = Hub(config.client_queue_size)
+    hub = Hub(config.client_backlog_bytes, config.client_stall_seconds)
     if pool is None:
         pool = LocalWorkerPool(setup, worker_specs(config, settings))
-    worker = Dispatcher(store, hub, registry, pool, previews=config.previews)
+    previews = config.previews or bool(config.options.get("previews"))
+    worker = Dispatcher(store, hub, registry, pool, previews=previews)
     state = ServerState(config, registry, settings, store, hub, worker)
 
     @contextlib.asynccontextmanager
@@ -120,7 +122,10 @@ def create_app(
         exception_handlers=exception_handlers,
         middleware=[
             Middleware(
-                GuardMiddleware, max_body_bytes=config.max_body_bytes, auth_token=config.auth_token
+                GuardMiddleware,
+                max_body_bytes=config.max_body_bytes,
+                auth_token=config.auth_token,
+                hosts=HostGuard(config.host, config.allow_hosts),
             )
         ],  # fmt: skip
         lifespan=lifespan,

@@ -57,6 +57,8 @@ MAX_PASSES = 3
 WINDOW = 32
 # Checked graphs of queued prompts kept in memory (see `Dispatcher.prepare`).
 PREPARED_GRAPHS = 4
+# While the database cannot be written (a full disk), how often dispatch tries again.
+STORE_RETRY_SECONDS = 2.0
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Dispatcher:
         self._keys: dict[str, frozenset[str]] = {}
         self._requeued: set[str] = set()  # sent back once after a worker died under them
         self.frees = 0  # POST /free requests the workers have carried out
+        self._store_retry_at = 0.0  # monotonic time before which nothing starts (full disk)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="latentgraph-dispatch",
                                         daemon=True)  # fmt: skip
@@ -198,6 +201,8 @@ class Dispatcher:
                if r.interrupted_at is not None and not r.killed]  # fmt: skip
         with self._lock:
             due += [d - now for d in self._held.values()]
+        if self._store_retry_at > now:
+            due.append(self._store_retry_at - now)
         return min([1.0, *(max(d, 0.01) for d in due)])
 
     def _handle(self, item: tuple) -> None:
@@ -293,8 +298,16 @@ class Dispatcher:
         if status == "failed" and error is None and translator.failure is not None:
             error = translator.failure.message
         try:
-            self.store.finish(record.id, _STATUS.get(status, st.ERROR), ui=ui or translator.ui,
-                              messages=translator.history, error=error)  # fmt: skip
+            recorded = self.store.finish(record.id, _STATUS.get(status, st.ERROR),
+                                         ui=ui or translator.ui, messages=translator.history,
+                                         error=error)  # fmt: skip
+            if not recorded:  # the disk is full: the prompt is marked failed in memory
+                stored = self.store.get(record.id)
+                self.hub.send(record.client_id, "execution_error", {
+                    "prompt_id": record.id, "node_id": None, "node_type": None,
+                    "exception_type": "StoreWriteError", "exception_message": stored.error
+                    if stored is not None else "the result could not be recorded",
+                    "traceback": [], "current_inputs": {}, "current_outputs": {}})  # fmt: skip
         except Exception:  # noqa: BLE001 - the client still hears the end; the next runs
             log.exception("could not record the end of prompt %s", record.id)
         finally:
@@ -335,7 +348,10 @@ class Dispatcher:
 
     def _dispatch(self) -> None:
         idle = [i for i, w in enumerate(self._workers) if w.ready and w.prompt is None]
-        if not idle:
+        if not idle or time.monotonic() < self._store_retry_at:
+            return
+        if not self.store.flush():  # the disk is still full: start nothing until it is not
+            self._store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
             return
         busy = [w for w in self._workers if w.prompt is not None]
         waiting: list[str] = []
@@ -353,8 +369,14 @@ class Dispatcher:
                     continue
                 # a worker holding nothing (or the least) keeps the others' models loaded
                 worker = min(idle, key=lambda i: len(self._workers[i].resident))
-            if not self.store.mark_running(record.id):
-                continue  # deleted between the read and now
+            try:
+                if not self.store.mark_running(record.id):
+                    continue  # deleted between the read and now
+            except st.StoreWriteError as exc:
+                log.error("prompt %s cannot start: %s; retrying in %s s", record.id, exc,
+                          STORE_RETRY_SECONDS)  # fmt: skip
+                self._store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
+                return
             idle.remove(worker)
             for passed in waiting:
                 self._passed[passed] = self._passed.get(passed, 0) + 1
@@ -374,6 +396,7 @@ class Dispatcher:
             if want_previews else None,
             parents=_parents(record.prompt),
             targets=record.targets,
+            schedule=self.hub.call_later,
         )  # fmt: skip
         self._running[record.id] = _Running(record, worker_id, translator)
         with self._lock:

@@ -30,7 +30,6 @@ from latentgraph.graph.context import CancelToken, Settings
 from latentgraph.graph.events import Event, NodeFailed, NodeProgress, RunStatus
 from latentgraph.graph.problems import WorkflowError
 
-from .prompts import strip_unknown_inputs
 from .workers import Done, Freed, Job, Ready, RunError, RunEvent, WorkerSetup, model_keys
 
 log = logging.getLogger("latentgraph.worker")
@@ -190,7 +189,8 @@ class JobRunner:
         send = self.outbox.put
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         extra = {"prompt": job.prompt, "workflow": pnginfo.get("workflow"),
-                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": job.prompt_id}  # fmt: skip
+                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": job.prompt_id,
+                 "previews": job.previews}  # fmt: skip
         status: RunStatus = "failed"
         ui: dict[str, Any] = {}
         error: str | None = None
@@ -208,8 +208,7 @@ class JobRunner:
         try:
             graph = job.graph  # checked moments ago by POST /prompt
             if graph is None:
-                graph = graph_from_prompt(strip_unknown_inputs(job.prompt, self.registry),
-                                          self.registry)  # fmt: skip
+                graph = graph_from_prompt(job.prompt, self.registry)
             self.loaded |= model_keys(job.prompt, self.registry)
             result = self.scheduler.run(graph, targets=job.targets or None, on_event=on_event,
                                         cancel=token, run_id=job.prompt_id, extra=extra,

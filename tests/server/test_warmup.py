@@ -49,7 +49,7 @@ def test_the_submit_limiter_is_made_before_the_first_request(tmp_path):
 
     config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False)
     app = app_mod.create_app(config, workers=WorkerSetup(registry=toy_registry))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert app.state.lg._limiter is not None  # made before the first POST
         assert client.get("/queue").status_code == 200
 
