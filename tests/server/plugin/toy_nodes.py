@@ -65,7 +65,7 @@ def register(registry: Registry | None = None) -> Registry | None:
         """One progress step with a preview image (a 4x4 grey square)."""
         from PIL import Image
 
-        ctx.progress(1, 1, preview=Image.new("RGB", (4, 4), (x % 256,) * 3))
+        ctx.progress(1, 1, preview=lambda: Image.new("RGB", (4, 4), (x % 256,) * 3))
         return x
 
     @node("Fail", inputs=[Socket("x", NUM), String("why", "boom")], outputs=[Output("n", NUM)],
