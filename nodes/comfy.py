@@ -381,26 +381,14 @@ def empty_latent_image(ctx, width: int, height: int, batch_size: int = 1):
 def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height: int,
                    crop: str = "disabled"):  # fmt: skip
     """Resize latents to width x height pixels (0 keeps the aspect ratio from the other)."""
-    import torch.nn.functional as F
+    from .latent_tools import LATENT_SCALE, resized
 
-    x = samples.samples
-    h, w = x.shape[-2:]
+    h, w = samples.samples.shape[-2:]
     if width == 0 and height == 0:
         return samples
-    lw = width // 8 if width else max(1, round(w * (height // 8) / h))
-    lh = height // 8 if height else max(1, round(h * (width // 8) / w))
-    if crop == "center":
-        old, new = w / h, lw / lh
-        if old > new:
-            keep = round(w * new / old)
-            x = x[..., (w - keep) // 2 : (w - keep) // 2 + keep]
-        elif old < new:
-            keep = round(h * old / new)
-            x = x[..., (h - keep) // 2 : (h - keep) // 2 + keep, :]
-    mode = UPSCALE_METHODS[upscale_method]
-    kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
-    out = F.interpolate(x.float(), size=(lh, lw), mode=mode, **kwargs).to(x.dtype)
-    return Latent(out, samples.seeds, is_noise=False)
+    lw = width // LATENT_SCALE if width else max(1, round(w * (height // LATENT_SCALE) / h))
+    lh = height // LATENT_SCALE if height else max(1, round(h * (width // LATENT_SCALE) / w))
+    return resized(ctx, "width", samples, lh, lw, UPSCALE_METHODS[upscale_method], crop)
 
 
 # --- utilities -------------------------------------------------------------------------------

@@ -16,13 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Socket, String, node
+from latentgraph.graph import IMAGE, MASK, Choice, Int, NodeResult, Output, Socket, String, node
 
 from . import input_files
 from .input_files import inside
 from .values import input_error
-
-MASK = "MASK"
 
 
 def to_uint8(images: Any) -> Any:
@@ -62,6 +60,13 @@ def _mask(img: Any) -> Any:
 )  # fmt: skip
 def load_image(ctx, image: str):
     """An image from the input folder as IMAGE [1, H, W, 3], and its mask (alpha 0 → 1)."""
+    picture = read_input_image(ctx, image)
+    return pil_to_tensor(picture), _mask(picture)
+
+
+def read_input_image(ctx, image: str) -> Any:
+    """The input folder's file `image` (input "image") as a PIL image, EXIF-rotated and read
+    in full; example.png is drawn when the folder has no such file."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     folder = Path(ctx.settings.input_dir)
@@ -70,14 +75,13 @@ def load_image(ctx, image: str):
         raise input_error(ctx, "image", f"{image!r} is outside the input folder ({folder})")
     if not path.is_file():
         if image == input_files.EXAMPLE:
-            picture = input_files.example_picture()
-            return pil_to_tensor(picture), _mask(picture)
+            return input_files.example_picture()
         raise input_error(ctx, "image", f"no such file in the input folder ({folder}): "
                                         f"{image!r}")  # fmt: skip
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return pil_to_tensor(img), _mask(img)
+            img.load()
+            return ImageOps.exif_transpose(img)
     except (UnidentifiedImageError, OSError) as exc:
         raise input_error(ctx, "image", f"cannot read {image!r} as an image: {exc}") from exc
 
