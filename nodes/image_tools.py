@@ -200,7 +200,7 @@ def blend(a: Any, b: Any, mode: str) -> Any:
         d = torch.where(a <= 0.25, ((16 * a - 12) * a + 4) * a, torch.sqrt(a))
         return torch.where(b <= 0.5, a - (1 - 2 * b) * a * (1 - a), a + (2 * b - 1) * (d - a))
     if mode == "difference":
-        return a - b
+        return a - b  # ComfyUI's (signed; the result is clamped), so its workflows match
     raise ValueError(f"unknown blend mode {mode!r}; one of: {', '.join(BLEND_MODES)}")
 
 
