@@ -30,7 +30,7 @@ from latentgraph.graph.model import Graph
 from latentgraph.graph.scheduler import RunResult, Scheduler
 from latentgraph.graph.workflow import Workflow
 
-from .wiring import configure_nodes, node_registry
+from .wiring import node_registry
 
 _shared: Cache | None = None
 _shared_lock = threading.Lock()
@@ -104,12 +104,10 @@ def sweep_workflows(
 
 def _scheduler(registry: Registry | None, cache: Cache | None,
                settings: Settings | None) -> Scheduler:  # fmt: skip
-    """A scheduler on the shared cache; without a registry, the built-in nodes configured
-    from `settings`."""
+    """A scheduler on the shared cache; without a registry, the installed node packs (they
+    read their folders from `settings`)."""
     if registry is None:
         registry = node_registry()
-        if settings is not None:
-            configure_nodes(settings.models_dirs or None, settings.input_dir)
     return Scheduler(registry, cache if cache is not None else shared_cache(), settings=settings)
 
 

@@ -202,14 +202,6 @@ def _models_dirs(args: argparse.Namespace) -> list[Path]:
     return dirs
 
 
-def _configure_nodes(args: argparse.Namespace) -> None:
-    """Tell the diffusion nodes where models and input images are, so their dropdowns (and
-    validation against them) list the folders this run reads."""
-    from .wiring import configure_nodes
-
-    configure_nodes(_models_dirs(args) or None, getattr(args, "input_dir", None))
-
-
 def _load(path_text: str, overrides: dict[str, Any], registry: Registry) -> Workflow:
     """Load any supported workflow format (the one table in graph/formats.py)."""
     from latentgraph.graph.formats import load_file
@@ -244,15 +236,17 @@ def _print_problems(problems, as_json: bool) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from latentgraph.graph.context import Settings
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.validate import validate
 
     registry = _load_nodes(args.nodes_dir)
-    _configure_nodes(args)
+    # dropdowns are checked against the folders a run with these options reads
+    settings = Settings(input_dir=args.input_dir, models_dirs=_models_dirs(args))
     overrides = _parse_assignments(args.overrides, "--set")
     try:
         graph = _load(args.workflow, overrides, registry).graph
-        problems = validate(graph, registry)
+        problems = validate(graph, registry, settings)
     except WorkflowError as e:
         problems = e.problems
     _print_problems(problems, args.json)
@@ -289,7 +283,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from latentgraph.graph.scheduler import Scheduler
 
     registry = _load_nodes(args.nodes_dir)
-    _configure_nodes(args)
     settings = _settings(args)
     overrides = _parse_assignments(args.overrides, "--set")
     if args.no_cache:
@@ -410,7 +403,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.server.config import ServerConfig
     from latentgraph.server.run import serve
 
-    from .wiring import prepare_server
+    from .wiring import model_unloader, prepare_server
 
     if not _loopback(args.host) and not args.auth_token:
         if not args.insecure:
@@ -446,7 +439,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     failures: list = []
     registry = prepare_server(config, errors=failures)
     _print_plugin_failures(failures)
-    serve(config, registry=registry)
+    serve(config, registry=registry, free_models=model_unloader())
     return EXIT_OK
 
 

@@ -1,5 +1,5 @@
-"""How the program is put together: which node types are registered and where the diffusion
-nodes find their files. Only the composition root (`latentgraph.cli`, the facade in
+"""How the program is put together: which node types are registered, and which of the nodes'
+functions the server is handed. Only the composition root (`latentgraph.cli`, the facade in
 `latentgraph.api`) and tests call this; the engine and the server are handed the result.
 
 The built-in nodes are a plugin pack like any other: pyproject.toml declares `latentgraph.nodes`
@@ -8,7 +8,7 @@ in the `latentgraph.nodes` entry-point group, so loading the entry-point plugins
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,25 +43,19 @@ def node_registry(
     return default_registry
 
 
-def configure_nodes(
-    models_dirs: Iterable[Path] | None = None,
-    input_dir: Path | None = None,
-    *,
-    write_example: bool = False,
-) -> None:
-    """Tell the built-in nodes which folders this process reads models and input images from,
-    so their dropdowns, validation and runs agree. `write_example` puts example.png into the
-    input folder (the server does, so the editor can preview it). None leaves a setting as
-    it is."""
-    from latentgraph.nodes import configure
+def model_unloader() -> Callable[[], None]:
+    """The built-in nodes' "unload every model", for the server's worker (POST /free, and
+    after an out-of-memory failure)."""
+    from latentgraph.nodes import free_models
 
-    configure(models_dirs=None if models_dirs is None else list(models_dirs),
-              input_dir=input_dir, write_example=write_example)  # fmt: skip
+    return free_models
 
 
 def prepare_server(config: ServerConfig, *, errors: list[PluginFailure] | None = None) -> Registry:
-    """The registry a server runs with, and the diffusion nodes pointed at its folders (with
-    example.png in its input folder, for the editor's preview)."""
+    """The registry a server runs with, and example.png in its input folder (for the editor's
+    preview). The nodes read their folders from the server's Settings: nothing to configure."""
+    from latentgraph.nodes import write_example
+
     registry = node_registry(config.nodes_dirs, errors=errors)
-    configure_nodes(config.models_dirs, config.input_dir, write_example=True)
+    write_example(Path(config.input_dir))
     return registry

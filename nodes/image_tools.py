@@ -14,6 +14,7 @@ from latentgraph.graph import IMAGE, INT, MASK, Bool, Choice, Float, Int, Output
 from .canvas import check_canvas
 from .compositing import paste
 from .resize import CROPS, METHODS, center_crop, match_batch, resize
+from .values import enforce_limits
 
 MAX_SIZE = 16384
 BLEND_MODES = ("normal", "multiply", "screen", "overlay", "soft_light", "difference")
@@ -52,7 +53,8 @@ def _channels(image: Any, count: int) -> Any:
     display_name="Upscale Image",
     category="image/upscaling",
     inputs=[Socket("image", IMAGE), Choice("upscale_method", list(METHODS)),
-            Int("width", 512, min=0, max=MAX_SIZE), Int("height", 512, min=0, max=MAX_SIZE),
+            Int("width", 512, min=0, max=MAX_SIZE, limit="max_image_pixels"),
+            Int("height", 512, min=0, max=MAX_SIZE, limit="max_image_pixels"),
             Choice("crop", list(CROPS), description="center: cut to the new aspect ratio first")],
     outputs=[Output("IMAGE", IMAGE)],
 )  # fmt: skip
@@ -131,8 +133,9 @@ def image_batch(ctx, image1, image2):
     "EmptyImage",
     display_name="Empty Image",
     category="image",
-    inputs=[Int("width", 512, min=1, max=MAX_SIZE), Int("height", 512, min=1, max=MAX_SIZE),
-            Int("batch_size", 1, min=1, max=4096),
+    inputs=[Int("width", 512, min=1, max=MAX_SIZE, limit="max_image_pixels"),
+            Int("height", 512, min=1, max=MAX_SIZE, limit="max_image_pixels"),
+            Int("batch_size", 1, min=1, max=4096, limit="max_batch"),
             Int("color", 0, min=0, max=0xFFFFFF, description="0xRRGGBB, e.g. 16777215 white")],
     outputs=[Output("IMAGE", IMAGE)],
 )  # fmt: skip
@@ -140,7 +143,7 @@ def empty_image(ctx, width: int = 512, height: int = 512, batch_size: int = 1, c
     """A batch of width x height images of one colour."""
     import torch
 
-    check_canvas(ctx, "width", width, height, batch_size)
+    enforce_limits(ctx, empty_image, width=width, height=height, batch_size=batch_size)
     rgb = torch.tensor([(color >> 16) & 0xFF, (color >> 8) & 0xFF, color & 0xFF]) / 255.0
     return rgb.float().expand(batch_size, height, width, 3).contiguous()
 

@@ -13,10 +13,10 @@ from typing import Any
 from latentgraph.graph import IMAGE, MASK, Bool, Choice, Float, Int, Output, Socket, node
 
 from . import input_files
-from .canvas import check_canvas
 from .compositing import as_masks, resize_masks
 from .images import read_input_image
 from .resize import match_batch
+from .values import enforce_limits
 
 MAX_SIZE = 16384
 CHANNELS = ("red", "green", "blue", "alpha")
@@ -116,14 +116,15 @@ def mask_to_image(ctx, mask):
     display_name="Solid Mask",
     category="mask",
     inputs=[Float("value", 1.0, min=0.0, max=1.0, step=0.01),
-            Int("width", 512, min=1, max=MAX_SIZE), Int("height", 512, min=1, max=MAX_SIZE)],
+            Int("width", 512, min=1, max=MAX_SIZE, limit="max_image_pixels"),
+            Int("height", 512, min=1, max=MAX_SIZE, limit="max_image_pixels")],
     outputs=[Output("MASK", MASK)],
 )  # fmt: skip
 def solid_mask(ctx, value: float = 1.0, width: int = 512, height: int = 512):
     """A width x height mask filled with `value`."""
     import torch
 
-    check_canvas(ctx, "width", width, height)
+    enforce_limits(ctx, solid_mask, width=width, height=height)
     return torch.full((1, height, width), float(value), dtype=torch.float32)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,8 +34,8 @@ def _api_routes() -> list[BaseRoute]:
 
 def _load_nodes(config: ServerConfig, registry: Any) -> None:
     """Register the installed node packs (the built-in nodes are one: an entry point) and any
-    plugin folders, only into the default registry. Configuring the diffusion nodes' folders
-    is the program's job (latentgraph.cli), not the server's."""
+    plugin folders, only into the default registry. Handing the worker the nodes' functions
+    (free_models) is the program's job (latentgraph.wiring), not the server's."""
     from latentgraph.graph.declare import default_registry
     from latentgraph.graph.plugins import load_plugins
 
@@ -44,8 +45,12 @@ def _load_nodes(config: ServerConfig, registry: Any) -> None:
         load_plugins(config.nodes_dirs, entry_points=config.load_nodes)
 
 
-def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
-    """Build the ASGI app. `registry` defaults to the global one (tests pass their own)."""
+def create_app(
+    config: ServerConfig, *, registry: Any = None, free_models: Callable[[], None] | None = None
+) -> Starlette:
+    """Build the ASGI app. `registry` defaults to the global one (tests pass their own).
+    `free_models` unloads the nodes' models (POST /free, out of memory): the program that
+    wires the nodes in passes it (latentgraph.wiring); without it only caches are freed."""
     from latentgraph.graph.declare import default_registry
 
     registry = registry if registry is not None else default_registry
@@ -64,7 +69,7 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
         )
     hub = Hub(config.client_queue_size)
     worker = Worker(store, hub, registry, settings, previews=config.previews,
-                    disk_cache=config.disk_cache)  # fmt: skip
+                    disk_cache=config.disk_cache, free_models=free_models)  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)
 
     @contextlib.asynccontextmanager

@@ -123,7 +123,7 @@ def test_node_info_of_files_picker_and_forced_input():
         "Pick",
         fn=lambda ctx, **kw: None,
         inputs=(
-            Choice("image", lambda: ["a.png", "b.png"], image_upload=True),
+            Choice("image", lambda settings: ["a.png", "b.png"], image_upload=True),
             Input("n", "INT", kind="socket"),
             Int("k", 2, kind="both", description="how many"),
         ),
