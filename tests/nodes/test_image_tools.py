@@ -65,7 +65,7 @@ def test_invert_batch_empty(make_ctx):
     white = it.empty_image(make_ctx(), 5, 3, 2, 0xFF8000)
     assert white.shape == (2, 3, 5, 3)
     assert white[0, 0, 0].tolist() == pytest.approx([1.0, 128 / 255, 0.0])
-    with pytest.raises(NodeInputError, match="input 'width'.*limit of 4"):
+    with pytest.raises(NodeInputError, match="input 'batch_size'.*limit of 4"):
         it.empty_image(make_ctx(max_batch=4), 5, 3, 5, 0)
 
 
