@@ -9,6 +9,7 @@ node functions import them when they run. Where models and input images are is t
 from __future__ import annotations
 
 from . import (  # noqa: F401 - importing registers the node types
+    animation,
     codecs,
     comfy,
     denoise,

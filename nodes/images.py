@@ -13,12 +13,23 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from latentgraph.graph import (
-    IMAGE, MASK, Choice, Int, NodeResult, Output, Settings, Socket, String, node,
-)  # fmt: skip
+    IMAGE,
+    MASK,
+    Choice,
+    Int,
+    NodeResult,
+    Output,
+    Settings,
+    Socket,
+    String,
+    node,
+)
 
 from . import input_files
 from .input_files import inside
@@ -118,11 +129,42 @@ def check_prefix(literals: dict, settings: Settings) -> list[tuple[str | None, s
     return [("filename_prefix", problem)] if problem else []
 
 
-def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
-                input_name: str = "filename_prefix") -> list[dict[str, str]]:  # fmt: skip
-    """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
-    from PIL import Image
+@dataclass
+class OutputFiles:
+    """Where a save node's numbered files go: `<folder>/<name>_00001_<suffix>`, ...; each file
+    is written to a temporary name first and linked into place (never half-written, never
+    overwriting another writer's file)."""
 
+    folder: Path
+    name: str
+    subfolder: str  # for ComfyUI's file records, "" for the root
+    kind: str  # "output" or "temp"
+    suffix: str
+    counter: int
+
+    def write(self, save: Callable[[BinaryIO], None]) -> dict[str, str]:
+        """Write one file with `save(file object)`; return its ComfyUI-style record."""
+        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=self.suffix, dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                save(fh)
+            while True:  # link refuses to overwrite: two writers never clobber a file
+                final = self.folder / f"{self.name}_{self.counter:05d}_{self.suffix}"
+                try:
+                    os.link(tmp, final)
+                    break
+                except FileExistsError:
+                    self.counter += 1
+        finally:
+            os.unlink(tmp)
+        self.counter += 1
+        return {"filename": final.name, "subfolder": self.subfolder, "type": self.kind}
+
+
+def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
+                 input_name: str = "filename_prefix") -> OutputFiles:  # fmt: skip
+    """The checked place under `root` for files named by `prefix` (input `input_name`),
+    numbered after the ones already there."""
     problem = prefix_problem(prefix)
     if problem:
         raise input_error(ctx, input_name, problem)
@@ -135,28 +177,24 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     folder.mkdir(parents=True, exist_ok=True)
     subfolder = str(folder.relative_to(root.resolve())).replace(os.sep, "/")
     subfolder = "" if subfolder == "." else subfolder
-    pattern = re.compile(re.escape(name) + r"_(\d{5,})_\.png$")
+    pattern = re.compile(re.escape(name) + r"_(\d{5,})_" + re.escape(suffix) + "$")
     counter = max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
                   default=0) + 1  # fmt: skip
+    return OutputFiles(folder, name, subfolder, kind, suffix, counter)
+
+
+def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
+                input_name: str = "filename_prefix") -> list[dict[str, str]]:  # fmt: skip
+    """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
+    from PIL import Image
+
+    files = output_files(ctx, prefix, root, kind, ".png", input_name)
     info = _png_info(ctx)
     records = []
     for row in to_uint8(images):
         img = Image.fromarray(row[..., :3] if row.shape[-1] >= 3 else row[..., 0])
-        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                img.save(fh, format="PNG", pnginfo=info, compress_level=4)
-            while True:  # link refuses to overwrite: two writers never clobber a file
-                final = folder / f"{name}_{counter:05d}_.png"
-                try:
-                    os.link(tmp, final)
-                    break
-                except FileExistsError:
-                    counter += 1
-        finally:
-            os.unlink(tmp)
-        records.append({"filename": final.name, "subfolder": subfolder, "type": kind})
-        counter += 1
+        records.append(files.write(lambda fh, img=img: img.save(fh, format="PNG", pnginfo=info,
+                                                                 compress_level=4)))  # fmt: skip
     return records
 
 
