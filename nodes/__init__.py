@@ -22,6 +22,7 @@ from . import (  # noqa: F401 - importing registers the node types
     masks,
     schedulers,
     text,
+    upscale,
     vae,
 )
 from .input_files import write_example

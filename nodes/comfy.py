@@ -265,13 +265,7 @@ def _checkpoint_source(ctx, name: str) -> str:
 
 
 def _checkpoint_identity(inputs: dict[str, Any], settings: Settings) -> str:
-    name = str(inputs.get("ckpt_name", ""))
-    try:
-        path = models_dirs.resolve("checkpoints", name, settings.models_dirs)
-    except models_dirs.ModelNotFound:
-        return name
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    return models_dirs.file_identity("checkpoints", str(inputs.get("ckpt_name", "")), settings)
 
 
 @_node(

@@ -135,6 +135,17 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None) ->
     raise ModelNotFound(f"{folder} model {name!r} not found (looked in {looked})")
 
 
+def file_identity(folder: str, name: str, settings: Settings) -> str:
+    """Cache identity of a model file chosen by name: its path, size and mtime, so replacing
+    the file under the same name is noticed (the bare name when it cannot be found)."""
+    try:
+        path = resolve(folder, name, settings.models_dirs)
+    except ModelNotFound:
+        return name
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def checkpoint_names(settings: Settings) -> list[str]:
     """The checkpoint dropdown: the built-in tiny model, then every checkpoint file found."""
     return [BUILTIN_CHECKPOINT, *list_files("checkpoints", settings.models_dirs)]

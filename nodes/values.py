@@ -66,6 +66,17 @@ class VAEModel:
         return float(self.vae.config.scaling_factor)
 
 
+@dataclass(eq=False)
+class UpscaleModel:
+    """UPSCALE_MODEL: a super-resolution model (spandrel's ImageModelDescriptor: called on
+    [1, 3, H, W] in 0..1, returns [1, 3, H * scale, W * scale])."""
+
+    model: Any
+    scale: int
+    key: str
+    device: str = "cpu"
+
+
 @dataclass
 class SchedulerSpec:
     """SCHEDULER: how to build a (stateful) diffusers scheduler, not the scheduler itself.
