@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from latentgraph.graph import MASK, Bool, Socket
+
 from .resize import match_batch, resize
+
+# The inputs the masked composites (latent and image) share, declared once.
+RESIZE_SOURCE = Bool("resize_source", False,
+                     description="first resize the source to the destination's size")  # fmt: skip
+SOURCE_MASK = Socket("mask", MASK, optional=True,
+                     description="where the source shows (resized to the source)")  # fmt: skip
 
 
 def as_masks(mask: Any) -> Any:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from latentgraph.graph import IMAGE, INT, MASK, Bool, Choice, Float, Int, Output, Socket, node
+from latentgraph.graph import IMAGE, INT, MASK, Choice, Float, Int, Output, Socket, node
 
 from .canvas import check_canvas
-from .compositing import paste
+from .compositing import RESIZE_SOURCE, SOURCE_MASK, paste
 from .resize import CROPS, METHODS, center_crop, match_batch, resize
 from .values import enforce_limits
 
@@ -154,10 +154,7 @@ def empty_image(ctx, width: int = 512, height: int = 512, batch_size: int = 1, c
     category="image",
     inputs=[Socket("destination", IMAGE), Socket("source", IMAGE),
             Int("x", 0, min=0, max=MAX_SIZE), Int("y", 0, min=0, max=MAX_SIZE),
-            Bool("resize_source", False, description="first resize the source to the "
-                                                     "destination's size"),
-            Socket("mask", MASK, optional=True,
-                   description="where the source shows (resized to the source)")],
+            RESIZE_SOURCE, SOURCE_MASK],
     outputs=[Output("IMAGE", IMAGE)],
 )  # fmt: skip
 def image_composite_masked(ctx, destination, source, x: int = 0, y: int = 0,

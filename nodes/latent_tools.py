@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from latentgraph.graph import LATENT, MASK, Bool, Choice, Float, Int, Output, Socket, node
+from latentgraph.graph import LATENT, Choice, Float, Int, Output, Socket, node
 
 from .canvas import check_canvas
-from .compositing import edge_ramp, paste
+from .compositing import RESIZE_SOURCE, SOURCE_MASK, edge_ramp, paste
 from .resize import center_crop, match_batch, resize
 from .values import Latent, input_error
 
@@ -93,10 +93,7 @@ def latent_composite(ctx, samples_to: Latent, samples_from: Latent, x: int = 0, 
     category="latent",
     inputs=[Socket("destination", LATENT), Socket("source", LATENT),
             Int("x", 0, min=0, max=MAX_SIZE, step=8), Int("y", 0, min=0, max=MAX_SIZE, step=8),
-            Bool("resize_source", False, description="first resize the source to the "
-                                                     "destination's size"),
-            Socket("mask", MASK, optional=True,
-                   description="where the source shows (resized to the source)")],
+            RESIZE_SOURCE, SOURCE_MASK],
     outputs=[Output("LATENT", LATENT)],
 )  # fmt: skip
 def latent_composite_masked(ctx, destination: Latent, source: Latent, x: int = 0, y: int = 0,
