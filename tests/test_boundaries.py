@@ -17,9 +17,7 @@ ROOT_MODULES = {p.stem for p in (REPO / "app").glob("*.py")} - {"__init__"}
 FORBIDDEN = {
     "graph": ("latentgraph.nodes", "latentgraph.server", "latentgraph (the composition root)"),
     "nodes": ("latentgraph.server", "latentgraph (the composition root)"),
-    # latentgraph.nodes joins this list once server/worker.py is handed its free-models
-    # function instead of importing the model manager by name (issue 10, part B).
-    "server": ("latentgraph (the composition root)",),
+    "server": ("latentgraph.nodes", "latentgraph (the composition root)"),
 }
 IMPORT_FUNCTIONS = {"import_module", "__import__", "find_spec", "import_string"}
 
