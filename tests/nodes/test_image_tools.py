@@ -59,9 +59,11 @@ def test_scale_over_the_pixel_limit_is_refused(make_ctx):
 def test_invert_batch_empty(make_ctx):
     image = torch.rand(1, 4, 4, 3)
     assert torch.allclose(it.image_invert(None, image), 1 - image)
-    other = torch.rand(2, 8, 8, 3)
+    other = torch.full((2, 8, 16, 3), 0.7)
+    other[..., :4, :] = 0.1  # cut away by the centre crop to image1's square shape
     both = it.image_batch(make_ctx(), image, other)
     assert both.shape == (3, 4, 4, 3) and both[0].equal(image[0])
+    assert torch.allclose(both[1:], torch.tensor(0.7))
     white = it.empty_image(make_ctx(), 5, 3, 2, 0xFF8000)
     assert white.shape == (2, 3, 5, 3)
     assert white[0, 0, 0].tolist() == pytest.approx([1.0, 128 / 255, 0.0])
