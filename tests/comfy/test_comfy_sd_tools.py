@@ -11,6 +11,7 @@ from PIL import Image
 
 from latentgraph.graph import Settings, default_registry
 from latentgraph.graph.comfy_api import graph_from_prompt
+from latentgraph.graph.comfy_editor import editor_from_graph, graph_from_editor
 from latentgraph.graph.scheduler import Scheduler
 
 
@@ -150,3 +151,22 @@ def test_outpaint_preparation_masks_run_as_a_graph(registry, settings):
     assert (mask[:100, 60:100] == 0).all()  # the picture, away from the seams, is kept
     padded = _pixels(settings, result, "6")
     assert padded.shape[:2] == mask.shape[:2]
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [(["hole.png", "red", "image"], "red"),  # as ComfyUI's editor saves it
+     (["hole.png", "green"], "green"),  # older files, no upload value
+     (["hole.png"], None)],
+)  # fmt: skip
+def test_editor_upload_value_follows_the_required_widgets(registry, values, expected):
+    editor = {"nodes": [{"id": 1, "type": "LoadImageMask", "mode": 0, "inputs": [],
+                         "outputs": [{"name": "MASK", "type": "MASK", "links": []}],
+                         "widgets_values": values}], "links": []}  # fmt: skip
+    node = graph_from_editor(editor, registry).nodes["1"]
+    assert node.inputs["image"] == "hole.png"
+    assert node.inputs.get("channel") == expected
+    back = editor_from_graph(graph_from_editor(editor, registry), registry)
+    saved = back["nodes"][0]["widgets_values"]
+    assert saved == ["hole.png", expected or "alpha", "image"]
+    assert graph_from_editor(back, registry).nodes["1"].inputs["channel"] == (expected or "alpha")
