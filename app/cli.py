@@ -361,10 +361,9 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             raise UserError("nodes describe: give a node type name")
         node_type = registry.get(args.name)
         if node_type is None:
-            import difflib
+            from latentgraph.graph.problems import did_you_mean
 
-            close = difflib.get_close_matches(args.name, registry.names(), n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            hint = did_you_mean(args.name, registry.names())
             raise UserError(f"unknown node type {args.name!r}{hint}")
         if args.json:
             print(json.dumps(node_info(node_type), indent=2))
@@ -495,7 +494,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`latentgraph schema | head`): stop quietly, and keep Python's
+        # final flush of the dead stdout from printing an error at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except UserError as e:
         print(f"latentgraph: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -410,7 +410,8 @@ class _Run:
             key = keys[nid]
             if key is not None:
                 hit = cache.get(key)
-                if hit is not None:
+                reuse = types[nid].reuse
+                if hit is not None and (reuse is None or reuse(hit[1], self.settings)):
                     values[nid], uis[nid] = hit
                     cached.append(nid)
                     continue

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from latentgraph.graph import (
     String,
     node,
 )
+from latentgraph.graph.files import create_temp
 
 from . import input_files
 from .input_files import inside
@@ -144,7 +144,7 @@ class OutputFiles:
 
     def write(self, save: Callable[[BinaryIO], None]) -> dict[str, str]:
         """Write one file with `save(file object)`; return its ComfyUI-style record."""
-        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=self.suffix, dir=self.folder)
+        fd, tmp = create_temp(self.folder, prefix=".saving-", suffix=self.suffix)
         try:
             with os.fdopen(fd, "wb") as fh:
                 save(fh)
@@ -198,6 +198,20 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     return records
 
 
+def output_folder(literals: dict[str, Any], settings: Settings) -> str:
+    """The output folder as part of SaveImage's cache key: another folder, another save."""
+    return str(Path(settings.output_dir).resolve())
+
+
+def files_exist(ui: dict[str, Any] | None, settings: Settings) -> bool:
+    """Whether the files a cached SaveImage reports are still in the output folder; a
+    deleted image is written again rather than reported as saved."""
+    root = Path(settings.output_dir)
+    records = (ui or {}).get("images") or []
+    return all(root.joinpath(r.get("subfolder") or "", r.get("filename") or "").is_file()
+               for r in records)  # fmt: skip
+
+
 @node(
     "SaveImage",
     display_name="Save Image",
@@ -208,6 +222,8 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     outputs=[],
     output_node=True,
     check=check_prefix,
+    identity=output_folder,
+    reuse=files_exist,
 )  # fmt: skip
 def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
     """Save PNGs to the output directory (counter file names; the workflow embedded)."""

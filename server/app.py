@@ -14,7 +14,16 @@ from starlette.routing import BaseRoute, Mount
 
 from latentgraph.graph.context import Settings
 
-from . import api_files, api_info, api_latentgraph, api_queue, api_user, api_ws, editor
+from . import (
+    api_files,
+    api_info,
+    api_latentgraph,
+    api_queue,
+    api_templates,
+    api_user,
+    api_ws,
+    editor,
+)
 from .config import ServerConfig
 from .errors import exception_handlers
 from .hub import Hub
@@ -29,7 +38,7 @@ log = logging.getLogger("latentgraph.server")
 
 def _api_routes() -> list[BaseRoute]:
     return [*api_queue.routes, *api_files.routes, *api_user.routes, *api_info.routes,
-            *api_latentgraph.routes]  # fmt: skip
+            *api_latentgraph.routes, *api_templates.routes]  # fmt: skip
 
 
 def _load_nodes(config: ServerConfig, registry: Any) -> None:
@@ -90,6 +99,7 @@ def create_app(
         *api,
         *api_ws.routes,
         Mount("/api", routes=[*api, *api_ws.routes]),
+        *api_templates.static_routes,
         *editor.routes(config.editor),
     ]
     app = Starlette(

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from latentgraph.graph import paths
 
+# The example workflows beside the code in a source checkout (also an editable install).
+EXAMPLES = Path(__file__).resolve().parents[1] / "workflows"
+
 
 @dataclass
 class ServerConfig:
@@ -35,6 +38,10 @@ class ServerConfig:
     device: str = "auto"
     dtype: str = "auto"
     editor: bool = True  # serve the ComfyUI frontend at /
+    # Workflows offered in the editor's Templates dialog (none when the folder is missing).
+    templates_dir: Path | None = field(
+        default_factory=lambda: EXAMPLES if EXAMPLES.is_dir() else None
+    )
     load_nodes: bool = True  # load the installed node packs (the built-in nodes among them)
     # Import torch and the model libraries before answering, when the diffusion nodes are
     # registered: importing them at the first prompt stalled every request for seconds.

@@ -186,8 +186,9 @@ class Worker:
             parents=_parents(record.prompt),
             targets=record.targets,
         )  # fmt: skip
-        workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
-        extra = {"prompt": record.prompt, "workflow": workflow, "prompt_id": record.id}
+        pnginfo = record.extra_data.get("extra_pnginfo") or {}
+        extra = {"prompt": record.prompt, "workflow": pnginfo.get("workflow"),
+                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": record.id}  # fmt: skip
         ui: dict[str, Any] = {}
         status: RunStatus = "failed"
         error: str | None = None

@@ -45,7 +45,7 @@ def test_classic_graph_runs_in_the_editor_and_shows_its_image(editor_server):
             history = editor_server.http.get("/history").json()
             runs = {k: (v["status"], v["outputs"]) for k, v in history.items()}
             raise AssertionError(f"no image shown; page errors: {errors}; runs: {runs}") from None
-        assert shown["width"] == 16  # the saved image, decoded: 64 px latent / tiny VAE
+        assert shown["width"] == 64  # the saved image: the graph's 64x64
         screenshot_fitted(page, shot)
     history = editor_server.http.get("/history").json()
     [entry] = history.values()

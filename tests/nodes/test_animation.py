@@ -52,3 +52,30 @@ def test_prefix_outside_the_output_folder_is_refused(make_ctx, tmp_path):
     assert not (tmp_path / "escape_00001_.webp").exists()
     node_type = animation.save_animated_webp.node_type
     assert node_type.check({"filename_prefix": "/abs/x"}, ctx.settings)
+
+
+def test_a_cached_save_whose_file_is_gone_writes_it_again(tmp_path):
+    import latentgraph.nodes  # noqa: F401 - registers the nodes
+    from latentgraph.graph import Settings, default_registry
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.scheduler import Scheduler
+
+    prompt = {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 2, "color": 255}},
+        "2": {"class_type": "SaveAnimatedWEBP",
+              "inputs": {"images": ["1", 0], "filename_prefix": "loop", "fps": 2.0,
+                         "lossless": True, "quality": 80, "method": "default"}},
+    }  # fmt: skip
+    settings = Settings(output_dir=tmp_path / "out", input_dir=tmp_path, temp_dir=tmp_path)
+    sched = Scheduler(default_registry, settings=settings)
+    first = sched.run(graph_from_prompt(prompt, default_registry))
+    assert first.ok, first.failures
+    path = tmp_path / "out" / "loop_00001_.webp"
+    assert path.is_file()
+    again = sched.run(graph_from_prompt(prompt, default_registry))
+    assert "2" in again.cached and sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    path.unlink()
+    third = sched.run(graph_from_prompt(prompt, default_registry))
+    assert third.ok, third.failures
+    assert "2" in third.executed and path.is_file()
