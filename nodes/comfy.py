@@ -41,7 +41,7 @@ from latentgraph.graph import (
     node,
 )  # fmt: skip
 
-from . import models_dirs
+from . import models_dirs, runtime
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .seeds import image_seeds, seed_input
 from .values import (
@@ -264,16 +264,12 @@ def _checkpoint_source(ctx, name: str) -> str:
         raise input_error(ctx, "ckpt_name", str(exc)) from None
 
 
-def _checkpoint_identity(inputs: dict[str, Any], settings: Settings) -> str:
-    return models_dirs.file_identity("checkpoints", str(inputs.get("ckpt_name", "")), settings)
-
-
 @_node(
     "CheckpointLoaderSimple", "Load Checkpoint", "loaders",
     inputs=[Choice("ckpt_name", models_dirs.checkpoint_names,
                    description="a checkpoint from the models folder's checkpoints/")],
     outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP), Output("VAE", VAE)],
-    identity=_checkpoint_identity,
+    identity=models_dirs.identity_hook("checkpoints", "ckpt_name"),
 )  # fmt: skip
 def checkpoint_loader(ctx, ckpt_name: str):
     """Load a checkpoint's UNet, text encoder and VAE (the built-in tiny model needs no file)."""
@@ -287,6 +283,7 @@ def checkpoint_loader(ctx, ckpt_name: str):
     "VAELoader", "Load VAE", "loaders",
     inputs=[Choice("vae_name", models_dirs.vae_names)],
     outputs=[Output("VAE", VAE)],
+    identity=models_dirs.identity_hook("vae", "vae_name"),
 )  # fmt: skip
 def vae_loader(ctx, vae_name: str):
     """Load a VAE file from the models folder's vae/."""
@@ -310,7 +307,7 @@ class ComfyClip(ClipModel):
         self.stop_at_layer = stop_at_layer
 
 
-def _encode_skip(clip: ClipModel, text: str, layer: int):
+def _encode_skip(ctx, clip: ClipModel, text: str, layer: int):
     """Hidden state of an earlier layer, through the final layer norm (as CLIP skip does)."""
     import torch
 
@@ -318,11 +315,11 @@ def _encode_skip(clip: ClipModel, text: str, layer: int):
     ids = tok([text], padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids  # fmt: skip
     te = clip.text_encoder
-    with torch.inference_mode():
+    with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
         out = te(ids.to(te.device), output_hidden_states=True)
         hidden = out.hidden_states[layer]
         hidden = te.text_model.final_layer_norm(hidden)
-    return hidden.to(dtype=te.dtype)
+    return hidden.to(dtype=te.dtype).cpu()
 
 
 @_node(
@@ -337,7 +334,7 @@ def clip_text_encode(ctx, text: str, clip: ClipModel):
     layer = getattr(clip, "stop_at_layer", -1)
     if layer == -1:
         return Conditioning(encode(ctx, clip, [text]), [text])
-    return Conditioning(_encode_skip(clip, text, layer), [text])
+    return Conditioning(_encode_skip(ctx, clip, text, layer), [text])
 
 
 @_node(

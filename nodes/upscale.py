@@ -23,6 +23,7 @@ from latentgraph.graph import IMAGE, Choice, Int, Output, Settings, Socket, node
 from . import models_dirs
 from .canvas import check_canvas
 from .compositing import edge_ramp
+from .model_manager import manager, module_bytes
 from .runtime import device_name
 from .values import UpscaleModel, input_error
 
@@ -72,8 +73,7 @@ def _model_names(settings: Settings) -> list[str]:
     return models_dirs.list_files("upscale_models", settings.models_dirs)
 
 
-def _identity(inputs: dict[str, Any], settings: Settings) -> str:
-    return models_dirs.file_identity("upscale_models", str(inputs.get("model_name", "")), settings)
+_identity = models_dirs.identity_hook("upscale_models", "model_name")
 
 
 @node(
@@ -90,7 +90,9 @@ def upscale_model_loader(ctx, model_name: str):
     try:
         path = models_dirs.resolve("upscale_models", model_name, ctx.settings.models_dirs)
         key = _identity({"model_name": model_name}, ctx.settings)
-        return load_upscale_model(str(path), key, device_name(ctx.settings))
+        device = device_name(ctx.settings)
+        return manager().get(key, lambda: load_upscale_model(str(path), key, device), device,
+                             size=lambda handle: module_bytes(handle.model.model))  # fmt: skip
     except (models_dirs.ModelNotFound, UpscalerUnavailable, ValueError) as exc:
         raise input_error(ctx, "model_name", str(exc)) from None
 

@@ -77,6 +77,14 @@ class UpscaleModel:
     device: str = "cpu"
 
 
+MODEL_HANDLES = (UNetModel, ClipModel, VAEModel, UpscaleModel)
+
+
+def holds_model(value: Any, keys: set[str]) -> bool:
+    """Whether `value` is a handle on a model loaded under one of the manager `keys`."""
+    return isinstance(value, MODEL_HANDLES) and value.key in keys
+
+
 @dataclass
 class SchedulerSpec:
     """SCHEDULER: how to build a (stateful) diffusers scheduler, not the scheduler itself.
