@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "can run workflows and read outputs)",
     )  # fmt: skip
     p.add_argument("--max-queue", type=int, default=1000, help="pending prompts (default 1000)")
+    p.add_argument("--max-prompt-nodes", type=int, default=250_000,
+                   help="nodes per prompt; larger prompts are refused with 413 (default 250000)")  # fmt: skip
     p.add_argument("--max-steps", type=int, default=1000, help="steps per sampler (default 1000)")
     p.add_argument("--max-batch", type=int, default=64, help="images per batch (default 64)")
     p.add_argument(
@@ -446,6 +448,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         previews=args.previews,
         disk_cache=not args.no_cache,
         max_queue=args.max_queue,
+        max_prompt_nodes=args.max_prompt_nodes,
         max_steps=args.max_steps,
         max_batch=args.max_batch,
         max_image_pixels=args.max_pixels,

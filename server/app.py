@@ -76,7 +76,7 @@ def create_app(
         log.warning(
             "marked %d prompt(s) left running by a previous process as failed", len(recovered)
         )
-    hub = Hub(config.client_queue_size)
+    hub = Hub(config.client_backlog_bytes, config.client_stall_seconds)
     previews = config.previews or bool(config.options.get("previews"))
     worker = Worker(store, hub, registry, settings, previews=previews,
                     disk_cache=config.disk_cache, free_models=free_models)  # fmt: skip

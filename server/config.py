@@ -35,7 +35,12 @@ class ServerConfig:
     max_steps: int = 1000
     disk_cache: bool = True
     cache_bytes: int | None = None
-    client_queue_size: int = 256  # outgoing websocket messages kept per client before dropping it
+    # A websocket client is closed when this many bytes wait to be sent to it, or when one
+    # write has waited this long for it to read (see server/hub.py).
+    client_backlog_bytes: int = 64 * 2**20
+    client_stall_seconds: float = 15.0
+    # POST /prompt refuses (413) a prompt of more nodes than this.
+    max_prompt_nodes: int = 250_000
     device: str = "auto"
     dtype: str = "auto"
     # Runtime options for the diffusion nodes, as `run --option` takes them (docs/gpu.md).
