@@ -59,8 +59,8 @@ def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float
     exif = _exif(ctx.extra)
     files = output_files(ctx, filename_prefix, Path(ctx.settings.output_dir), "output", ".webp")
 
-    def save(fh) -> None:
-        frames[0].save(fh, format="WEBP", save_all=True, append_images=frames[1:],
+    def save(tmp: Path) -> None:
+        frames[0].save(tmp, format="WEBP", save_all=True, append_images=frames[1:],
                        duration=max(1, round(1000.0 / fps)), loop=0, lossless=lossless,
                        quality=quality, method=METHODS[method], exif=exif)  # fmt: skip
 

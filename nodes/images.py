@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from latentgraph.graph import (
     IMAGE,
@@ -92,7 +92,12 @@ def read_input_image(ctx, image: str) -> Any:
         raise input_error(ctx, "image", f"no such file in the input folder ({folder}): "
                                         f"{image!r}")  # fmt: skip
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only: the size is known undecoded
+            limit = ctx.settings.max_image_pixels
+            if img.width * img.height > limit:
+                raise input_error(ctx, "image", f"{image!r} is {img.width}x{img.height} = "
+                                  f"{img.width * img.height:,} pixels, over the limit of "
+                                  f"{limit:,} (max_image_pixels)")  # fmt: skip
             img.load()
             return ImageOps.exif_transpose(img)
     except (UnidentifiedImageError, OSError) as exc:
@@ -113,11 +118,20 @@ def _png_info(ctx) -> Any:
     return info
 
 
+# Longest prefix: a file name is at most 255 bytes, and the counter and suffix add 11.
+MAX_PREFIX_CHARS = 200
+
+
 def prefix_problem(prefix: str) -> str | None:
-    """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder)."""
+    """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder,
+    control characters, too long for a file name)."""
     text = prefix.replace("\\", "/").strip()
-    if not text or text.endswith("/"):
+    if not text or text.endswith("/") or text.split("/")[-1] == ".":
         return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return f"{prefix[:40]!r} contains a control character (NUL, newline, ...)"
+    if len(text.encode("utf-8", "replace")) > MAX_PREFIX_CHARS:
+        return f"the prefix is longer than {MAX_PREFIX_CHARS} bytes; file names are limited"
     if text.startswith("/") or re.match(r"^[A-Za-z]:", text) or ".." in text.split("/"):
         return f"{prefix!r} would write outside the output directory"
     return None
@@ -133,7 +147,8 @@ def check_prefix(literals: dict, settings: Settings) -> list[tuple[str | None, s
 class OutputFiles:
     """Where a save node's numbered files go: `<folder>/<name>_00001_<suffix>`, ...; each file
     is written to a temporary name first and linked into place (never half-written, never
-    overwriting another writer's file)."""
+    overwriting another writer's file). SaveImage, PreviewImage, SaveAnimatedWEBP and
+    SaveCheckpoint all write through it."""
 
     folder: Path
     name: str
@@ -142,12 +157,13 @@ class OutputFiles:
     suffix: str
     counter: int
 
-    def write(self, save: Callable[[BinaryIO], None]) -> dict[str, str]:
-        """Write one file with `save(file object)`; return its ComfyUI-style record."""
+    def write(self, save: Callable[[Path], None]) -> dict[str, str]:
+        """Write one file with `save(temporary path)` (an empty file made with the umask's
+        permissions); return its ComfyUI-style record."""
         fd, tmp = create_temp(self.folder, prefix=".saving-", suffix=self.suffix)
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                save(fh)
+            save(tmp)
             while True:  # link refuses to overwrite: two writers never clobber a file
                 final = self.folder / f"{self.name}_{self.counter:05d}_{self.suffix}"
                 try:
@@ -156,7 +172,7 @@ class OutputFiles:
                 except FileExistsError:
                     self.counter += 1
         finally:
-            os.unlink(tmp)
+            tmp.unlink(missing_ok=True)  # a failing writer may have removed it already
         self.counter += 1
         return {"filename": final.name, "subfolder": self.subfolder, "type": self.kind}
 
@@ -193,8 +209,8 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     records = []
     for row in to_uint8(images):
         img = Image.fromarray(row[..., :3] if row.shape[-1] >= 3 else row[..., 0])
-        records.append(files.write(lambda fh, img=img: img.save(fh, format="PNG", pnginfo=info,
-                                                                 compress_level=4)))  # fmt: skip
+        records.append(files.write(lambda tmp, img=img: img.save(tmp, format="PNG", pnginfo=info,
+                                                                  compress_level=4)))  # fmt: skip
     return records
 
 

@@ -138,8 +138,14 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None) ->
     raise ModelNotFound(f"{folder} model {name!r} not found (looked in {looked})")
 
 
+def file_identity(path: Path) -> str:
+    """Resolved path, size and mtime: changes whenever the file is replaced (for cache keys)."""
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def identity_hook(folder: str, input_name: str) -> Callable[[dict[str, Any], Settings], str]:
-    """The identity hook of a models-folder dropdown: the file's path, size and mtime (so
+    """The identity hook of a models-folder dropdown: the file's `file_identity` (so
     replacing the file invalidates what was built from it), and the run's device, dtype and
     model-changing options (`runtime.model_identity`)."""
 
@@ -149,8 +155,7 @@ def identity_hook(folder: str, input_name: str) -> Callable[[dict[str, Any], Set
             path = resolve(folder, name, settings.models_dirs)
         except ModelNotFound:
             return f"{name}|{model_identity(settings)}"
-        st = path.stat()
-        return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}|{model_identity(settings)}"
+        return f"{file_identity(path)}|{model_identity(settings)}"
 
     return identity
 
