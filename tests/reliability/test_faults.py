@@ -154,6 +154,33 @@ def test_interrupt_during_real_denoise_stops_within_a_step(srv):
         "status_str"] == "success"  # fmt: skip
 
 
+def test_worker_killed_mid_denoise_fails_that_prompt_and_the_next_runs(srv):
+    """SIGKILL of the worker process during a real 400-step denoise: that prompt ends as an
+    error naming the signal on the sampler node, the server and the socket stay up, a new
+    worker takes the queued prompt."""
+    import signal
+
+    client = WsClient(srv, uuid.uuid4().hex)
+    try:
+        pid = queue(srv, sd_prompt(8, steps=400, prefix="killed"), client.client_id)
+        after = queue(srv, sd_prompt(9, prefix="after-kill"), client.client_id)
+        while True:
+            msg = client.recv(120)
+            if msg["type"] == "progress" and msg["data"]["node"] == "7":
+                break
+        [worker_pid] = srv.app.state.lg.worker.worker_pids()
+        os.kill(worker_pid, signal.SIGKILL)
+        rest = client.until_done(pid, timeout=60)
+        [error] = [m["data"] for m in rest if m["type"] == "execution_error"]
+        assert error["exception_message"] == "worker process died: signal 9"
+        assert error["node_id"] == "7"
+        assert wait(srv, pid)["status"]["status_str"] == "error"
+        assert wait(srv, after, 180)["status"]["status_str"] == "success"
+        assert srv.app.state.lg.worker.worker_pids() != [worker_pid]
+    finally:
+        client.close()
+
+
 def test_client_that_disconnects_mid_run(srv):
     client = WsClient(srv, uuid.uuid4().hex)
     pid = queue(srv, chain(9, slow_steps=30, delay=0.02, prefix="gone"), client.client_id)
