@@ -11,12 +11,14 @@ from __future__ import annotations
 from . import (  # noqa: F401 - importing registers the node types
     codecs,
     comfy,
+    comfy_sdxl,
     denoise,
     images,
     input_files,
     latents,
     loaders,
     schedulers,
+    sdxl,
     text,
     vae,
 )

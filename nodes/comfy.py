@@ -312,7 +312,8 @@ class ComfyClip(ClipModel):
     """CLIP with ComfyUI's "stop at layer" (CLIP skip): -1 is the last layer."""
 
     def __init__(self, base: ClipModel, stop_at_layer: int) -> None:
-        super().__init__(base.tokenizer, base.text_encoder, base.key, base.device)
+        super().__init__(base.tokenizer, base.text_encoder, base.key, base.device,
+                         base.tokenizer_2, base.text_encoder_2)  # fmt: skip
         self.stop_at_layer = stop_at_layer
 
 
@@ -341,6 +342,11 @@ def clip_text_encode(ctx, text: str, clip: ClipModel):
     from .text import encode
 
     layer = getattr(clip, "stop_at_layer", -1)
+    if clip.is_sdxl:  # both encoders, penultimate layer unless CLIPSetLastLayer said otherwise
+        from .sdxl import PENULTIMATE, encode_sdxl
+
+        return encode_sdxl(ctx, clip, [text], layer=layer if isinstance(clip, ComfyClip)
+                           else PENULTIMATE)  # fmt: skip
     if layer == -1:
         return Conditioning(encode(ctx, clip, [text]), [text])
     return Conditioning(_encode_skip(clip, text, layer), [text])
@@ -353,7 +359,7 @@ def clip_text_encode(ctx, text: str, clip: ClipModel):
 )  # fmt: skip
 def clip_set_last_layer(ctx, clip: ClipModel, stop_at_clip_layer: int = -1):
     """Use an earlier text-encoder layer (CLIP skip: -2 skips the last one)."""
-    layers = clip.text_encoder.config.num_hidden_layers
+    layers = (clip.text_encoder_2 if clip.is_sdxl else clip.text_encoder).config.num_hidden_layers
     if -stop_at_clip_layer > layers:
         raise input_error(ctx, "stop_at_clip_layer", f"the text encoder has only {layers} layers")
     return ComfyClip(clip, stop_at_clip_layer)

@@ -27,6 +27,7 @@ from latentgraph.graph import (
 from . import runtime
 from .latents import make_noise
 from .schedulers import build_scheduler
+from .sdxl import added_cond_kwargs
 from .seeds import cpu_generator, image_seeds, seed_input
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
 
@@ -170,6 +171,7 @@ class DenoiseJob:
         samples = self.latent.samples
         batch = samples.shape[0]
         embeds = self.embeddings(batch)
+        added = added_cond_kwargs(self, batch)  # SDXL's pooled embeddings and size numbers
         sched.set_timesteps(self.steps, device=self.device)
         generator = cpu_generator(self.seed)
         seeds = self.latent.seeds or image_seeds(self.seed, batch)
@@ -186,7 +188,7 @@ class DenoiseJob:
                 model_input = torch.cat([latents] * 2) if guided else latents
                 model_input = sched.scale_model_input(model_input, t)
                 noise_pred = model(model_input, t, encoder_hidden_states=embeds,
-                                   return_dict=False)[0]  # fmt: skip
+                                   added_cond_kwargs=added, return_dict=False)[0]  # fmt: skip
                 if guided:
                     uncond, cond = noise_pred.chunk(2)
                     noise_pred = uncond + guidance * (cond - uncond)

@@ -36,9 +36,13 @@ from latentgraph.graph import (
 from . import runtime
 from .model_manager import manager, module_bytes
 from .models_dirs import is_pickled
+from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders
 from .values import ClipModel, NodeInputError, SchedulerSpec, UNetModel, VAEModel, input_error
 
 BUILTIN_TINY = "builtin:tiny-sd"
+BUILTIN_SDXL = "builtin:tiny-sdxl"
+BUILTIN_SDXL_REFINER = "builtin:tiny-sdxl-refiner"
+BUILTINS = (BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER)
 TINY_PRESET = "tiny-sd"
 CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", TINY_PRESET, BUILTIN_TINY)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -52,6 +56,26 @@ class Source:
     kind: str  # "builtin" | "folder" | "single_file" | "hub"
     location: str
     identity: str
+
+
+def builtin_version(name: str) -> int:
+    """The recipe version of a built-in model (part of its identity)."""
+    from . import tiny_model, tiny_sdxl
+
+    return tiny_model.BUILD_VERSION if name == BUILTIN_TINY else tiny_sdxl.BUILD_VERSION
+
+
+def builtin_folder(name: str) -> Path:
+    """The folder of a built-in model, built on first use."""
+    from . import tiny_model, tiny_sdxl
+
+    if name == BUILTIN_TINY:
+        return tiny_model.ensure_tiny_sd()
+    return tiny_sdxl.ensure_tiny_sdxl(refiner=name == BUILTIN_SDXL_REFINER)
+
+
+def _unknown_builtin(text: str) -> str:
+    return f"unknown built-in model {text!r}; the built-in ones are {', '.join(BUILTINS)}"
 
 
 def _pickle_refusal(text: str) -> str:
@@ -78,12 +102,10 @@ def _candidates(text: str, models_dirs: list[Path]) -> list[Path]:
 def find_source(text: str, models_dirs: list[Path] | None = None) -> Source:
     """Classify a source string. Raises ValueError (without node context) when unusable."""
     text = text.strip()
-    if text == BUILTIN_TINY:
-        from .tiny_model import BUILD_VERSION
-
-        return Source("builtin", text, f"{text}-v{BUILD_VERSION}")
+    if text in BUILTINS:
+        return Source("builtin", text, f"{text}-v{builtin_version(text)}")
     if text.startswith("builtin:"):
-        raise ValueError(f"unknown built-in model {text!r}; the only one is {BUILTIN_TINY!r}")
+        raise ValueError(_unknown_builtin(text))
     if is_pickled(text):
         raise ValueError(_pickle_refusal(text) + " (or use a diffusers folder)")
     for p in _candidates(text, models_dirs or []):
@@ -215,9 +237,11 @@ def detect_preset(shapes: dict[str, list[int]]) -> str:
 class Bundle:
     unet: Any
     vae: Any
-    text_encoder: Any
+    text_encoder: Any  # None for SDXL's refiner, which has only the second encoder
     tokenizer: Any
     scheduler_config: dict[str, Any]
+    tokenizer_2: Any = None  # SDXL's second tokenizer and encoder
+    text_encoder_2: Any = None
 
 
 def _apply_options(bundle: Bundle, options: dict[str, Any]) -> None:
@@ -243,14 +267,13 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
 
     from .quiet import quiet_libraries
 
+    tokenizer_2 = text_encoder_2 = None  # SDXL's second pair
     quiet_libraries()  # no library progress bars or info logs amid ours
     torch_dtype = runtime.torch_dtype(dtype)
     load_device = "cpu" if ctx.settings.options.get("cpu_offload") else device
     if source.kind in ("builtin", "folder", "hub"):
         if source.kind == "builtin":
-            from .tiny_model import ensure_tiny_sd
-
-            folder: str = str(ensure_tiny_sd())
+            folder: str = str(builtin_folder(source.location))
         elif source.kind == "hub":
             folder = _download(ctx, source.location)
         else:
@@ -258,8 +281,13 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
         kw = {"torch_dtype": torch_dtype}
         unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **kw)
         vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", **kw)
-        text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **kw)
-        tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
+        if is_sdxl_folder(folder):
+            tokenizer, text_encoder, tokenizer_2, text_encoder_2 = load_sdxl_text_encoders(
+                folder, torch_dtype
+            )
+        else:
+            text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **kw)
+            tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
         from diffusers import DDIMScheduler
 
         sched_config = dict(DDIMScheduler.load_config(folder, subfolder="scheduler"))
@@ -273,11 +301,12 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
         unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
         # The config folder's own scheduler config, exactly as for a diffusers folder.
         sched_config = dict(DDIMScheduler.load_config(config, subfolder="scheduler"))
-    for m in (unet, vae, text_encoder):
-        m.to(load_device)
-        m.eval()
-        m.requires_grad_(False)
-    return Bundle(unet, vae, text_encoder, tokenizer, sched_config)
+    for m in (unet, vae, text_encoder, text_encoder_2):
+        if m is not None:
+            m.to(load_device)
+            m.eval()
+            m.requires_grad_(False)
+    return Bundle(unet, vae, text_encoder, tokenizer, sched_config, tokenizer_2, text_encoder_2)
 
 
 def _download(ctx: Any, repo_id: str) -> str:
@@ -352,7 +381,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
         return bundle
 
     def size(b: Bundle) -> int:
-        return module_bytes(b.unet, b.vae, b.text_encoder)
+        return module_bytes(b.unet, b.vae, b.text_encoder, b.text_encoder_2)
 
     mem_device = "cpu" if opts.get("cpu_offload") else device
     return manager().get(key, load, device=mem_device, size=size), key
@@ -367,8 +396,8 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
     text = source.strip()
     if is_pickled(text):
         return [("source", _pickle_refusal(text))]
-    if text.startswith("builtin:") and text != BUILTIN_TINY:
-        return [("source", f"unknown built-in model {text!r}; the only one is {BUILTIN_TINY!r}")]
+    if text.startswith("builtin:") and text not in BUILTINS:
+        return [("source", _unknown_builtin(text))]
     return []
 
 
@@ -406,7 +435,14 @@ def load_model(ctx, source: str, config: str = "auto"):
     dtype = runtime.dtype_name(ctx.settings, device)
     return (
         UNetModel(bundle.unet, key, device, dtype),
-        ClipModel(bundle.tokenizer, bundle.text_encoder, key, device),
+        ClipModel(
+            bundle.tokenizer,
+            bundle.text_encoder,
+            key,
+            device,
+            bundle.tokenizer_2,
+            bundle.text_encoder_2,
+        ),  # fmt: skip
         VAEModel(bundle.vae, key, device),
         SchedulerSpec(
             dict(bundle.scheduler_config), None, bundle.scheduler_config.get("_class_name", "")
@@ -420,9 +456,7 @@ def _component_folder(ctx: Any, source_text: str, subfolder: str) -> tuple[str, 
     except ValueError as exc:
         raise input_error(ctx, "source", str(exc)) from None
     if source.kind == "builtin":
-        from .tiny_model import ensure_tiny_sd
-
-        return str(ensure_tiny_sd()), subfolder, source.identity
+        return str(builtin_folder(source.location)), subfolder, source.identity
     if source.kind == "hub":
         return _download(ctx, source.location), subfolder, source.identity
     if source.kind == "folder":

@@ -29,19 +29,25 @@ def split_prompts(text: str | list[str]) -> list[str]:
     return [text]
 
 
-def encode(ctx, clip: ClipModel, prompts: list[str]):
-    import torch
-
-    tok = clip.tokenizer
+def tokenize(ctx, tok, prompts: list[str], warn: bool = True):
+    """Token ids [B, limit], padded and truncated as diffusers' pipelines do; a warning names
+    what truncation dropped."""
     limit = tok.model_max_length
     ids = tok(prompts, padding="max_length", max_length=limit, truncation=True,
               return_tensors="pt").input_ids  # fmt: skip
-    for i, prompt in enumerate(prompts):
+    for i, prompt in enumerate(prompts if warn else []):
         full_ids = tok(prompt).input_ids
         if len(full_ids) > limit:
             dropped = tok.decode(full_ids[limit - 1 : -1])
             ctx.warn(f"prompt {i} is {len(full_ids)} tokens, longer than the limit of {limit}: "
                      f"truncated, dropping {dropped!r}")  # fmt: skip
+    return ids
+
+
+def encode(ctx, clip: ClipModel, prompts: list[str]):
+    import torch
+
+    ids = tokenize(ctx, clip.tokenizer, prompts)
     te = clip.text_encoder
     device = te.device
     with torch.inference_mode():
@@ -67,8 +73,13 @@ def encode(ctx, clip: ClipModel, prompts: list[str]):
     outputs=[Output("conditioning", CONDITIONING)],
 )
 def text_encode(ctx, clip: ClipModel, text: str):
-    """Encode a prompt (or a list of prompts, one per batch image) with the CLIP text encoder."""
+    """Encode a prompt (or a list of prompts, one per batch image) with the CLIP text encoder
+    (SDXL: both encoders, plus the pooled embedding)."""
     prompts = split_prompts(text)
     if not prompts:
         raise input_error(ctx, "text", "expected at least one prompt")
+    if clip.is_sdxl:
+        from .sdxl import encode_sdxl
+
+        return encode_sdxl(ctx, clip, prompts)
     return Conditioning(encode(ctx, clip, prompts), prompts)
