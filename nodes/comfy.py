@@ -251,7 +251,7 @@ class ComfyModel(UNetModel):
 
 
 def _checkpoint_source(ctx, name: str) -> str:
-    if name == models_dirs.BUILTIN_CHECKPOINT:
+    if name in models_dirs.BUILTIN_CHECKPOINTS:
         return name
     try:
         return str(models_dirs.resolve("checkpoints", name, ctx.settings.models_dirs))

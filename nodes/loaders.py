@@ -35,14 +35,11 @@ from latentgraph.graph import (
 
 from . import runtime
 from .model_manager import manager, module_bytes
-from .models_dirs import is_pickled
+from .models_dirs import BUILTIN_CHECKPOINTS, is_pickled
 from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders
 from .values import ClipModel, NodeInputError, SchedulerSpec, UNetModel, VAEModel, input_error
 
-BUILTIN_TINY = "builtin:tiny-sd"
-BUILTIN_SDXL = "builtin:tiny-sdxl"
-BUILTIN_SDXL_REFINER = "builtin:tiny-sdxl-refiner"
-BUILTINS = (BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER)
+BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER = BUILTINS = BUILTIN_CHECKPOINTS
 TINY_PRESET = "tiny-sd"
 CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", TINY_PRESET, BUILTIN_TINY)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
