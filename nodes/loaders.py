@@ -36,12 +36,14 @@ from latentgraph.graph import (
 from . import runtime
 from .model_manager import manager, module_bytes
 from .models_dirs import BUILTIN_CHECKPOINTS, is_pickled
-from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders
+from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders, sdxl_pipeline_class, sdxl_preset
 from .values import ClipModel, NodeInputError, SchedulerSpec, UNetModel, VAEModel, input_error
 
 BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER = BUILTINS = BUILTIN_CHECKPOINTS
 TINY_PRESET = "tiny-sd"
-CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", TINY_PRESET, BUILTIN_TINY)
+TINY_SDXL_PRESETS = ("tiny-sdxl", "tiny-sdxl-refiner")
+CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", "sdxl-refiner", TINY_PRESET,
+                  BUILTIN_TINY, *TINY_SDXL_PRESETS)  # fmt: skip
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -146,6 +148,12 @@ def config_folder(preset: str) -> Path:
         from .tiny_model import BUILD_VERSION, write_config_folder
 
         return _build_config_folder(f"{TINY_PRESET}-v{BUILD_VERSION}", write_config_folder)
+    if preset in TINY_SDXL_PRESETS:
+        from . import tiny_sdxl
+
+        refiner = preset == "tiny-sdxl-refiner"
+        return _build_config_folder(f"{preset}-v{tiny_sdxl.BUILD_VERSION}",
+                                    lambda tmp: tiny_sdxl.write_config_folder(tmp, refiner))  # fmt: skip
     src = CONFIGS / preset
     if preset not in CONFIG_PRESETS or not (src / "model_index.json").is_file():
         raise ValueError(f"unknown config preset {preset!r}; expected one of {CONFIG_PRESETS}")
@@ -154,17 +162,20 @@ def config_folder(preset: str) -> Path:
         from .clip_vocab import write_tokenizer_files
 
         shutil.copytree(src, tmp, dirs_exist_ok=True)
-        write_tokenizer_files(tmp / "tokenizer")
-        own = src / "tokenizer" / "tokenizer_config.json"
-        if own.is_file():
-            # Keep the preset's own special tokens (SD 2 pads with "!"), in both files
-            # transformers reads them from.
-            shutil.copy(own, tmp / "tokenizer")
-            tokens = json.loads(own.read_text(encoding="utf-8"))
-            special = {k: v for k, v in tokens.items() if k.endswith("_token")}
-            (tmp / "tokenizer" / "special_tokens_map.json").write_text(
-                json.dumps(special), encoding="utf-8"
-            )
+        for sub in ("tokenizer", "tokenizer_2"):  # SDXL has two; its refiner only the second
+            if not (src / sub).is_dir():
+                continue
+            write_tokenizer_files(tmp / sub)
+            own = src / sub / "tokenizer_config.json"
+            if own.is_file():
+                # Keep the preset's own special tokens (SD 2 pads with "!"), in both files
+                # transformers reads them from.
+                shutil.copy(own, tmp / sub)
+                tokens = json.loads(own.read_text(encoding="utf-8"))
+                special = {k: v for k, v in tokens.items() if k.endswith("_token")}
+                (tmp / sub / "special_tokens_map.json").write_text(
+                    json.dumps(special), encoding="utf-8"
+                )
 
     return _build_config_folder(f"{preset}-{_shipped_digest(src)}", write)
 
@@ -200,11 +211,10 @@ _ARCHITECTURES = {(320, 768): "sd15", (320, 1024): "sd2", (32, 32): TINY_PRESET}
 
 def detect_preset(shapes: dict[str, list[int]]) -> str:
     """Which shipped config fits a single-file checkpoint, from its tensor names and shapes:
-    the UNet's width and its cross-attention context size (SD 1.x: 768, from CLIP ViT-L;
+    SDXL by its conditioner's tensors (nodes/sdxl_loading.py), else the UNet's width and its
+    cross-attention context size (SD 1.x: 768, from CLIP ViT-L;
     SD 2.x: 1024, from OpenCLIP ViT-H; the tiny model: 32). SD 2.x 768-v and 512-base have
     the same shapes: "sd2" (v-prediction) is assumed; set config to sd2-base for the other."""
-    if any(k.startswith("conditioner.embedders.") for k in shapes):
-        raise ValueError("this looks like an SDXL checkpoint; only SD 1.x/2.x are supported")
     conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
     if conv_in is None:
         raise ValueError(
@@ -216,6 +226,8 @@ def detect_preset(shapes: dict[str, list[int]]) -> str:
             f"the UNet takes {conv_in[1]} input channels (inpainting or other variants); "
             "only 4-channel text-to-image checkpoints are supported"
         )
+    if any(k.startswith("conditioner.embedders.") for k in shapes):
+        return sdxl_preset(shapes, conv_in[0])
     context = sorted({shape[1] for k, shape in shapes.items()
                       if k.startswith("model.diffusion_model.") and k.endswith("attn2.to_k.weight")
                       and len(shape) == 2})  # fmt: skip
@@ -291,10 +303,16 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
     else:
         from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-        pipe = StableDiffusionPipeline.from_single_file(
-            source.location, config=config, torch_dtype=torch_dtype, local_files_only=True,
-            safety_checker=None, requires_safety_checker=False,
-        )  # fmt: skip
+        if is_sdxl_folder(config):
+            pipe = sdxl_pipeline_class(config).from_single_file(
+                source.location, config=config, torch_dtype=torch_dtype, local_files_only=True
+            )
+            tokenizer_2, text_encoder_2 = pipe.tokenizer_2, pipe.text_encoder_2
+        else:
+            pipe = StableDiffusionPipeline.from_single_file(
+                source.location, config=config, torch_dtype=torch_dtype, local_files_only=True,
+                safety_checker=None, requires_safety_checker=False,
+            )  # fmt: skip
         unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
         # The config folder's own scheduler config, exactly as for a diffusers folder.
         sched_config = dict(DDIMScheduler.load_config(config, subfolder="scheduler"))
@@ -405,15 +423,15 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
         String(
             "source",
             BUILTIN_TINY,
-            description="builtin:tiny-sd, a diffusers folder, a "
-            ".safetensors checkpoint, or a hub repo id (online only)",
+            description="builtin:tiny-sd (or builtin:tiny-sdxl, builtin:tiny-sdxl-refiner), "
+            "a diffusers folder, a .safetensors checkpoint, or a hub repo id (online only)",
         ),  # fmt: skip
         String(
             "config",
             "auto",
             description="for single-file checkpoints: auto (from the tensor shapes; SD 2.x "
-            "is taken as the 768 v-model), sd15, sd2, sd2-base, tiny-sd, or a diffusers "
-            "folder holding the configs",
+            "is taken as the 768 v-model), sd15, sd2, sd2-base, sdxl, sdxl-refiner, tiny-sd, "
+            "tiny-sdxl, tiny-sdxl-refiner, or a diffusers folder holding the configs",
         ),  # fmt: skip
     ],
     outputs=[

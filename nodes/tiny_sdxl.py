@@ -11,11 +11,15 @@ and second encoder (same seeds, same weights). The VAE is the tiny SD one (facto
 with SDXL's scaling factor. Their images are noise.
 
     python -m latentgraph.nodes.tiny_sdxl            # build (or find) both folders, print them
+    python -m latentgraph.nodes.tiny_sdxl --single-file base.safetensors \
+        --refiner-file refiner.safetensors           # also as original-layout checkpoints
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 from pathlib import Path
 
 from latentgraph.graph import paths
@@ -129,11 +133,49 @@ def ensure_tiny_sdxl_refiner(path: Path | None = None) -> Path:
     return ensure_tiny_sdxl(path, refiner=True)
 
 
+def write_config_folder(folder: Path, refiner: bool = False) -> None:
+    """The model's folder without its weights: the `config=` folder `from_single_file` needs to
+    read a tiny SDXL single-file checkpoint offline."""
+    shutil.copytree(ensure_tiny_sdxl(refiner=refiner), folder, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.safetensors"))  # fmt: skip
+
+
+def write_single_file(out: Path, refiner: bool = False, folder: Path | None = None) -> Path:
+    """Write the tiny SDXL base (or refiner) as one original-layout `.safetensors` checkpoint,
+    the layout of Stability's sd_xl_base_1.0 / sd_xl_refiner_1.0 files. Atomic."""
+    import torch
+
+    from .ldm_layout import TensorOps, sdxl_to_original
+    from .tiny_model import save_checkpoint, weights
+
+    folder = Path(folder) if folder is not None else ensure_tiny_sdxl(refiner=refiner)
+
+    def config(sub: str) -> dict:
+        return json.loads((folder / sub / "config.json").read_text(encoding="utf-8"))
+
+    ops = TensorOps(to_conv1x1=lambda t: t.reshape(*t.shape, 1, 1), concat=torch.cat,
+                    transpose=lambda t: t.T.contiguous())  # fmt: skip
+    state = sdxl_to_original(
+        weights(folder, "unet"), config("unet"), weights(folder, "vae"), config("vae"),
+        None if refiner else weights(folder, "text_encoder"), weights(folder, "text_encoder_2"),
+        ops,
+    )  # fmt: skip
+    return save_checkpoint(state, Path(out), folder.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m latentgraph.nodes.tiny_sdxl")
-    parser.parse_args(argv)
+    parser.add_argument("--single-file", type=Path, default=None,
+                        help="also write the base as a checkpoint")  # fmt: skip
+    parser.add_argument("--refiner-file", type=Path, default=None,
+                        help="also write the refiner as a checkpoint")  # fmt: skip
+    args = parser.parse_args(argv)
     print(ensure_tiny_sdxl())
     print(ensure_tiny_sdxl_refiner())
+    if args.single_file is not None:
+        print(write_single_file(args.single_file))
+    if args.refiner_file is not None:
+        print(write_single_file(args.refiner_file, refiner=True))
     return 0
 
 
