@@ -88,7 +88,7 @@ MODEL_INDEX = {
 }
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
@@ -115,7 +115,7 @@ def _build_into(folder: Path) -> None:
     text_encoder.save_pretrained(folder / "text_encoder")
     write_tokenizer_files(folder / "tokenizer")
     DDIMScheduler(**SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
-    _write_json(folder / "model_index.json", MODEL_INDEX)
+    write_json(folder / "model_index.json", MODEL_INDEX)
 
 
 def build_folder(dest: Path, write: Callable[[Path], None]) -> Path:
@@ -150,11 +150,11 @@ def write_config_folder(folder: Path) -> None:
     `from_single_file` needs to read a tiny single-file checkpoint offline."""
     from .clip_vocab import write_tokenizer_files
 
-    _write_json(folder / "model_index.json", MODEL_INDEX)
-    _write_json(folder / "unet" / "config.json",
+    write_json(folder / "model_index.json", MODEL_INDEX)
+    write_json(folder / "unet" / "config.json",
                 {"_class_name": "UNet2DConditionModel", **UNET_CONFIG})  # fmt: skip
-    _write_json(folder / "vae" / "config.json", {"_class_name": "AutoencoderKL", **VAE_CONFIG})
-    _write_json(folder / "text_encoder" / "config.json",
+    write_json(folder / "vae" / "config.json", {"_class_name": "AutoencoderKL", **VAE_CONFIG})
+    write_json(folder / "text_encoder" / "config.json",
                 {"architectures": ["CLIPTextModel"], "model_type": "clip_text_model",
                  **TEXT_CONFIG})  # fmt: skip
     # Through the class, as the build does: a scheduler config lists every default (e.g.

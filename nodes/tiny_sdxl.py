@@ -24,7 +24,8 @@ from pathlib import Path
 
 from latentgraph.graph import paths
 
-from .tiny_model import SCHEDULER_CONFIG, TEXT_CONFIG, VAE_CONFIG, _write_json, build_folder
+from .tiny_model import SCHEDULER_CONFIG, TEXT_CONFIG, VAE_CONFIG, build_folder, write_json
+from .tiny_model import UNET_CONFIG as SD_UNET_CONFIG
 
 BUILD_VERSION = 1  # bump when a recipe changes so old cached builds are rebuilt
 
@@ -41,14 +42,10 @@ CONTEXT_DIM = TEXT_CONFIG["hidden_size"] + TEXT_CONFIG_2["hidden_size"]  # both 
 
 
 def _unet_config(cross_attention_dim: int, time_ids: int, transformer_layers: list[int]) -> dict:
+    """tiny-sd's UNet with SDXL's conditioning: linear attention projections, attention depth
+    per block, and the "text_time" added embedding (time ids + pooled text)."""
     return {
-        "sample_size": 8,
-        "in_channels": 4,
-        "out_channels": 4,
-        "layers_per_block": 1,
-        "block_out_channels": [32, 64],
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
-        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+        **SD_UNET_CONFIG,
         "transformer_layers_per_block": transformer_layers,
         "attention_head_dim": [2, 4],
         "use_linear_projection": True,
@@ -57,7 +54,6 @@ def _unet_config(cross_attention_dim: int, time_ids: int, transformer_layers: li
         "addition_time_embed_dim": TIME_EMBED_DIM,
         "projection_class_embeddings_input_dim": time_ids * TIME_EMBED_DIM
         + TEXT_CONFIG_2["projection_dim"],
-        "norm_num_groups": 32,
     }
 
 
@@ -120,7 +116,7 @@ def _build(folder: Path, refiner: bool) -> None:
     text_2.save_pretrained(folder / "text_encoder_2")
     write_tokenizer_files(folder / "tokenizer_2", pad_token="!")
     EulerDiscreteScheduler(**SDXL_SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
-    _write_json(folder / "model_index.json", REFINER_MODEL_INDEX if refiner else MODEL_INDEX)
+    write_json(folder / "model_index.json", REFINER_MODEL_INDEX if refiner else MODEL_INDEX)
 
 
 def ensure_tiny_sdxl(path: Path | None = None, refiner: bool = False) -> Path:

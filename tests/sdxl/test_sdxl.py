@@ -180,3 +180,16 @@ def test_conditioning_codec_keeps_pooled_and_size(make_ctx, sdxl):
     back = codec.decode(codec.encode(cond))
     assert isinstance(back, Conditioning) and back.size == cond.size
     assert torch.equal(back.pooled, cond.pooled) and torch.equal(back.embeds, cond.embeds)
+
+
+def test_clip_set_last_layer_on_sdxl_picks_the_layer_of_both_encoders(make_ctx, sdxl):
+    import torch
+
+    plain = comfy.clip_text_encode(make_ctx("CLIPTextEncode"), PROMPT, sdxl[1])
+    skip2 = comfy.clip_set_last_layer(make_ctx("CLIPSetLastLayer"), sdxl[1], -2)
+    same = comfy.clip_text_encode(make_ctx("CLIPTextEncode"), PROMPT, skip2)
+    assert torch.equal(same.embeds, plain.embeds)  # SDXL's default is the penultimate layer
+    last = comfy.clip_set_last_layer(make_ctx("CLIPSetLastLayer"), sdxl[1], -1)
+    other = comfy.clip_text_encode(make_ctx("CLIPTextEncode"), PROMPT, last)
+    assert not torch.equal(other.embeds, plain.embeds)
+    assert torch.equal(other.pooled, plain.pooled)  # the pooled output is the final one
