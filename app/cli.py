@@ -58,17 +58,34 @@ def _add_workflow_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
-    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
-    p.add_argument("--temp-dir", type=Path, default=None, help="default: <output-dir>/../temp")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+def _device_arg(text: str) -> str:
+    from latentgraph.graph.context import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as exc:  # argparse names the option: "argument --device: ..."
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    """What `run` and `serve` share: where models run, in which precision, with which options
+    (docs/gpu.md lists the options)."""
+    p.add_argument("--device", default="auto", type=_device_arg,
+                   help="auto, cpu, cuda, cuda:N or mps")  # fmt: skip
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     p.add_argument(
         "--option", dest="options", action="append", default=[], metavar="NAME=VALUE",
         help="runtime option for the diffusion nodes, e.g. attention_slicing=true, "
-        "vae_tiling=true, cpu_offload=true, compile=true, channels_last=true, previews=true",
+        "vae_tiling=true, cpu_offload=true, compile=true, channels_last=true, tf32=true, "
+        "vae_fp32=false, vram_headroom_gb=1.5 (docs/gpu.md)",
     )  # fmt: skip
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
+    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
+    p.add_argument("--temp-dir", type=Path, default=None, help="default: <output-dir>/../temp")
+    _add_device_args(p)
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
     p.add_argument("--cache-dir", type=Path, help="disk cache folder (default: user cache dir)")
     p.add_argument(
@@ -127,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", type=Path)
     p.add_argument("--extra-models-dir", action="append", default=[], type=Path, metavar="DIR")
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    _add_device_args(p)
     p.add_argument("--previews", action="store_true", help="send denoise previews to clients")
     p.add_argument("--no-cache", action="store_true", help="do not use the disk cache")
     p.add_argument(
@@ -426,6 +442,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         nodes_dirs=list(args.nodes_dir),
         device=args.device,
         dtype=args.dtype,
+        options=_parse_assignments(args.options, "--option"),
         previews=args.previews,
         disk_cache=not args.no_cache,
         max_queue=args.max_queue,

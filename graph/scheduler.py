@@ -355,6 +355,7 @@ class _Run:
         self.to_run: list[str] = []  # in dependency order
         self.remaining: dict[str, int] = {}  # node id -> consumers still to run
         self.interrupted: str | None = None
+        self.uncached: set[str] = set()  # results not to cache: a NaN one, and what uses it
 
     # --- 1. plan -----------------------------------------------------------------------
 
@@ -506,7 +507,10 @@ class _Run:
         seconds = time.perf_counter() - started
         del kwargs
 
-        if nt.deterministic:
+        if not ctx.cacheable or any(type(v) is Link and v.node in self.uncached
+                                    for v in node.inputs.values()):  # fmt: skip
+            self.uncached.add(nid)
+        elif nt.deterministic:
             if key is not None:
                 self.cache.put(key, vals, ui)
         else:
@@ -534,7 +538,8 @@ class _Run:
                 now = time.monotonic()
                 if value >= total or now - last[0] >= PROGRESS_INTERVAL:
                     last[0] = now
-                    emit(NodeProgress(run_id, node_id=nid, value=value, max=total, preview=preview))
+                    image = preview() if preview is not None else None  # built only when sent
+                    emit(NodeProgress(run_id, node_id=nid, value=value, max=total, preview=image))
         else:
             progress = None  # type: ignore[assignment]
 

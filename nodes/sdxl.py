@@ -18,6 +18,7 @@ from typing import Any
 
 from latentgraph.graph import CONDITIONING, Float, Int, Output, Socket, node
 
+from . import runtime
 from .values import ClipModel, Conditioning, SizeConditioning, input_error
 
 PIXELS_PER_LATENT = 8  # every SD-family VAE, the tiny models' included
@@ -47,7 +48,8 @@ def encode_sdxl(ctx: Any, clip: ClipModel, prompts: list[str], prompts_l: list[s
         raise input_error(ctx, "text_l", f"{len(prompts_l)} prompts for the first encoder "
                                          f"but {len(prompts)} for the second")  # fmt: skip
     states = []
-    with torch.inference_mode():
+    encoders = [m for m in (clip.text_encoder, clip.text_encoder_2) if m is not None]
+    with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, *encoders):
         if clip.text_encoder is not None:
             ids = tokenize(ctx, clip.tokenizer, prompts_l, warn=prompts_l is not prompts)
             states.append(_hidden(clip.text_encoder, ids, layer)[0])
@@ -55,7 +57,7 @@ def encode_sdxl(ctx: Any, clip: ClipModel, prompts: list[str], prompts_l: list[s
         hidden_2, pooled = _hidden(clip.text_encoder_2, ids_2, layer)
         states.append(hidden_2)
         embeds = torch.cat(states, dim=-1).to(dtype=clip.text_encoder_2.dtype)
-    return Conditioning(embeds, list(prompts), pooled)
+    return Conditioning(embeds.cpu(), list(prompts), pooled.cpu())  # cached on the CPU
 
 
 def time_id_count(unet_config: Any, pooled_dim: int) -> int:

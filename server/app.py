@@ -67,7 +67,7 @@ def create_app(
     _load_nodes(config, registry)
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
-                        device=config.device, dtype=config.dtype,
+                        device=config.device, dtype=config.dtype, options=dict(config.options),
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps)  # fmt: skip
     store = Store(config.db_path)
@@ -77,7 +77,8 @@ def create_app(
             "marked %d prompt(s) left running by a previous process as failed", len(recovered)
         )
     hub = Hub(config.client_queue_size)
-    worker = Worker(store, hub, registry, settings, previews=config.previews,
+    previews = config.previews or bool(config.options.get("previews"))
+    worker = Worker(store, hub, registry, settings, previews=previews,
                     disk_cache=config.disk_cache, free_models=free_models)  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from latentgraph.graph import paths
 
@@ -37,6 +38,8 @@ class ServerConfig:
     client_queue_size: int = 256  # outgoing websocket messages kept per client before dropping it
     device: str = "auto"
     dtype: str = "auto"
+    # Runtime options for the diffusion nodes, as `run --option` takes them (docs/gpu.md).
+    options: dict[str, Any] = field(default_factory=dict)
     editor: bool = True  # serve the ComfyUI frontend at /
     # Workflows offered in the editor's Templates dialog (none when the folder is missing).
     templates_dir: Path | None = field(

@@ -188,7 +188,8 @@ class Worker:
         )  # fmt: skip
         pnginfo = record.extra_data.get("extra_pnginfo") or {}
         extra = {"prompt": record.prompt, "workflow": pnginfo.get("workflow"),
-                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": record.id}  # fmt: skip
+                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": record.id,
+                 "previews": want_previews}  # fmt: skip
         ui: dict[str, Any] = {}
         status: RunStatus = "failed"
         error: str | None = None
