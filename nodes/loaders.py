@@ -614,8 +614,9 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
             raise input_error(
                 ctx, "source", f"could not load {what} from {source!r}: {type(exc).__name__}: {exc}"
             ) from exc
-        if isinstance(value, tuple):  # (tokenizer, text encoder)
-            return value[0], place(ctx.settings, value[1], device)
+        if isinstance(value, tuple):  # (tokenizer, text encoder, tokenizer_2, text encoder_2)
+            return tuple(v if i % 2 == 0 or v is None else place(ctx.settings, v, device)
+                         for i, v in enumerate(value))  # fmt: skip
         return place(ctx.settings, upcast_vae(ctx.settings, value, dtype), device)
 
     key = f"{kind}|{identity}|{config}|{runtime.model_identity(ctx.settings)}"
@@ -704,8 +705,9 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     "LoadTextEncoder",
     category="loaders",
     inputs=[
-        String("source", description="a diffusers model folder (text_encoder + tokenizer), or "
-               "a CLIP text encoder .safetensors in transformers' layout"),
+        String("source", description="a diffusers model folder (text_encoder + tokenizer; "
+               "SDXL: both encoders), or a CLIP text encoder .safetensors in transformers' "
+               "layout"),
         Choice(
             "config",
             ["auto", "sd15", "sd2", "sd2-base", BUILTIN_TINY],
@@ -718,20 +720,22 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     check=check_source,
 )  # fmt: skip
 def load_text_encoder(ctx, source: str, config: str = "auto"):
-    """Load a CLIP tokenizer + text encoder on their own."""
+    """Load a CLIP tokenizer + text encoder on their own (an SDXL model's: both pairs)."""
 
-    def from_file(path: str, torch_dtype: Any) -> tuple[Any, Any]:
-        return _single_file_clip(ctx, path, config, torch_dtype)
+    def from_file(path: str, torch_dtype: Any) -> tuple[Any, ...]:
+        return (*_single_file_clip(ctx, path, config, torch_dtype), None, None)
 
-    def from_folder(folder: str, sub: str | None, torch_dtype: Any) -> tuple[Any, Any]:
+    def from_folder(folder: str, sub: str | None, torch_dtype: Any) -> tuple[Any, ...]:
         from transformers import CLIPTextModel, CLIPTokenizer
 
+        if is_sdxl_folder(folder):
+            return load_sdxl_text_encoders(folder, torch_dtype)
         te = CLIPTextModel.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype)
         tok = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer" if sub else None)
-        return tok, te
+        return tok, te, None, None
 
-    (tok, te), key, device = _load_component(
+    (tok, te, tok_2, te_2), key, device = _load_component(
         ctx, source, config, "text_encoder", "a text encoder", from_file, from_folder,
-        lambda v: module_bytes(v[1]),
+        lambda v: module_bytes(v[1], v[3]),
     )  # fmt: skip
-    return ClipModel(tok, te, key, device)
+    return ClipModel(tok, te, key, device, tok_2, te_2)

@@ -193,3 +193,18 @@ def test_clip_set_last_layer_on_sdxl_picks_the_layer_of_both_encoders(make_ctx, 
     other = comfy.clip_text_encode(make_ctx("CLIPTextEncode"), PROMPT, last)
     assert not torch.equal(other.embeds, plain.embeds)
     assert torch.equal(other.pooled, plain.pooled)  # the pooled output is the final one
+
+
+@pytest.mark.parametrize("which", ["sdxl", "refiner"])
+def test_load_text_encoder_on_an_sdxl_folder_loads_both_pairs(make_ctx, sdxl, refiner,
+                                                              sdxl_folder, refiner_folder, which):  # fmt: skip
+    import torch
+
+    from latentgraph.nodes import loaders
+
+    model, folder = (sdxl, sdxl_folder) if which == "sdxl" else (refiner, refiner_folder)
+    clip = loaders.load_text_encoder(make_ctx("LoadTextEncoder"), str(folder))
+    assert clip.is_sdxl and (clip.text_encoder is None) == (which == "refiner")
+    ours = text.text_encode(make_ctx("TextEncode"), clip, PROMPT)
+    theirs = text.text_encode(make_ctx("TextEncode"), model[1], PROMPT)
+    assert torch.equal(ours.embeds, theirs.embeds) and torch.equal(ours.pooled, theirs.pooled)

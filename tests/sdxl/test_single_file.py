@@ -89,3 +89,29 @@ def test_shipped_sdxl_configs_are_consistent_and_load_offline(cache_dir, preset,
     assert CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer_2").pad_token == "!"
     assert has_l == (preset == "sdxl")
     assert json.loads((folder / "vae" / "config.json").read_text())["scaling_factor"] == 0.13025
+
+
+def test_checkpoint_loader_simple_reads_an_sdxl_file_from_the_models_folder(files, tmp_path):
+    """ComfyUI's loader on a file in checkpoints/: SDXL detected, its CLIP has both encoders
+    and KSampler runs the SDXL UNet with them."""
+    import shutil
+
+    from latentgraph.nodes import comfy
+
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copy(files[0], tmp_path / "checkpoints" / "sd_xl_tiny.safetensors")
+    settings = Settings(models_dirs=[tmp_path], output_dir=tmp_path, input_dir=tmp_path,
+                        temp_dir=tmp_path)  # fmt: skip
+
+    def ctx(kind):
+        return Context("n", kind, settings, CancelToken())
+
+    assert "sd_xl_tiny.safetensors" in comfy.models_dirs.checkpoint_names(settings)
+    model, clip, vae = comfy.checkpoint_loader(ctx("CheckpointLoaderSimple"),
+                                               "sd_xl_tiny.safetensors")  # fmt: skip
+    assert clip.is_sdxl and model.scheduler_config["_class_name"] == "EulerDiscreteScheduler"
+    pos = comfy.clip_text_encode(ctx("CLIPTextEncode"), "a red fox", clip)
+    neg = comfy.clip_text_encode(ctx("CLIPTextEncode"), "", clip)
+    empty = comfy.empty_latent_image(ctx("EmptyLatentImage"), 32, 32, 1)
+    out = comfy.ksampler(ctx("KSampler"), model, 1, 2, 5.0, "euler", "normal", pos, neg, empty)
+    assert out.samples.shape == (1, 4, 4, 4) and bool(out.samples.isfinite().all())
