@@ -208,3 +208,22 @@ def test_load_text_encoder_on_an_sdxl_folder_loads_both_pairs(make_ctx, sdxl, re
     ours = text.text_encode(make_ctx("TextEncode"), clip, PROMPT)
     theirs = text.text_encode(make_ctx("TextEncode"), model[1], PROMPT)
     assert torch.equal(ours.embeds, theirs.embeds) and torch.equal(ours.pooled, theirs.pooled)
+
+
+def test_load_model_detects_a_plain_sdxl_folder(make_ctx, sdxl_folder, sdxl):
+    import torch
+
+    from latentgraph.nodes import loaders
+
+    unet, clip, _, spec = loaders.load_model(make_ctx("LoadModel"), str(sdxl_folder))
+    assert clip.is_sdxl and spec.class_name == "EulerDiscreteScheduler"
+    assert torch.equal(unet.unet.state_dict()["add_embedding.linear_1.weight"],
+                       sdxl[0].unet.state_dict()["add_embedding.linear_1.weight"])  # fmt: skip
+
+
+def test_comfy_sdxl_encoders_keep_comfyuis_input_order():
+    """The editor's widgets_values map by this order (nodes_clip_sdxl.py in ComfyUI)."""
+    names = {t.name: [i.name for i in t.inputs] for t in comfy.comfy_registry}
+    assert names["CLIPTextEncodeSDXL"] == ["clip", "width", "height", "crop_w", "crop_h",
+                                           "target_width", "target_height", "text_g", "text_l"]  # fmt: skip
+    assert names["CLIPTextEncodeSDXLRefiner"] == ["clip", "ascore", "width", "height", "text"]
