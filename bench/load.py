@@ -106,7 +106,7 @@ class Server:
         from latentgraph.server.config import ServerConfig
 
         self.config = ServerConfig(data_dir=data_dir, port=_port(), disk_cache=False,
-                                   load_nodes=False, editor=False, client_queue_size=4096,
+                                   load_nodes=False, editor=False,
                                    max_queue=10_000)  # fmt: skip
         app = create_app(self.config, registry=registry)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.config.port,
@@ -205,7 +205,7 @@ def _take_polls(result: LoadResult, samples: list[list[float]], t0: float, t_end
 
 
 async def drive(base: str, ws_base: str, clients: int, prompts: int, make_prompt,
-                timeout: float = 600, poll_here: bool = True) -> LoadResult:  # fmt: skip
+                timeout: float = 1800, poll_here: bool = True) -> LoadResult:  # fmt: skip
     """Connect `clients` sockets, queue `prompts` at once, check delivery; with `poll_here`,
     also time the polls (in this event loop, on their own connection)."""
     import httpx

@@ -35,15 +35,36 @@ def _hidden(encoder: Any, ids: Any, layer: int) -> Any:
     return out.hidden_states[layer], out[0]
 
 
+def plain_prompts(ctx: Any, prompts: list[str]) -> list[str]:
+    """The prompts as SDXL encodes them for now: weights `(word:1.3)` are read as weight 1 (the
+    text kept, the syntax dropped, with a warning); `embedding:NAME` is refused. Both work for
+    SD 1.x/2.x (nodes/text.py); for SDXL they are still to do."""
+    from .prompt_syntax import is_plain, parse_prompt
+
+    out = []
+    for prompt in prompts:
+        pieces = parse_prompt(prompt)
+        if is_plain(prompt, pieces):
+            out.append(prompt)
+            continue
+        if any(piece.embedding for piece in pieces):
+            raise input_error(ctx, "text", "embedding:NAME is not supported with SDXL models yet")
+        ctx.warn("prompt weights are not applied with SDXL models yet: the prompt is encoded "
+                 "with every weight 1")  # fmt: skip
+        out.append("".join(piece.text for piece in pieces))
+    return out
+
+
 def encode_sdxl(ctx: Any, clip: ClipModel, prompts: list[str], prompts_l: list[str] | None = None,
                 layer: int = PENULTIMATE) -> Conditioning:  # fmt: skip
     """Encode prompts with SDXL's encoders: `prompts` with the second (OpenCLIP bigG, "g"),
     `prompts_l` (default: the same) with the first (CLIP ViT-L, absent on the refiner)."""
     import torch
 
-    from .text import tokenize
+    from .text import plain_ids
 
-    prompts_l = prompts if prompts_l is None else prompts_l
+    prompts = plain_prompts(ctx, prompts)
+    prompts_l = prompts if prompts_l is None else plain_prompts(ctx, prompts_l)
     if len(prompts_l) != len(prompts):
         raise input_error(ctx, "text_l", f"{len(prompts_l)} prompts for the first encoder "
                                          f"but {len(prompts)} for the second")  # fmt: skip
@@ -51,9 +72,9 @@ def encode_sdxl(ctx: Any, clip: ClipModel, prompts: list[str], prompts_l: list[s
     encoders = [m for m in (clip.text_encoder, clip.text_encoder_2) if m is not None]
     with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, *encoders):
         if clip.text_encoder is not None:
-            ids = tokenize(ctx, clip.tokenizer, prompts_l, warn=prompts_l is not prompts)
+            ids = plain_ids(ctx, clip.tokenizer, prompts_l, warn=prompts_l is not prompts)
             states.append(_hidden(clip.text_encoder, ids, layer)[0])
-        ids_2 = tokenize(ctx, clip.tokenizer_2, prompts)
+        ids_2 = plain_ids(ctx, clip.tokenizer_2, prompts)
         hidden_2, pooled = _hidden(clip.text_encoder_2, ids_2, layer)
         states.append(hidden_2)
         embeds = torch.cat(states, dim=-1).to(dtype=clip.text_encoder_2.dtype)

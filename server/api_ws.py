@@ -10,8 +10,8 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .errors import ApiError, parse_json
-from .hub import _encode
 from .prompts import PromptRejected
+from .store import StoreWriteError
 
 SERVER_FLAGS = {"supports_preview_metadata": True, "max_upload_size": 0}
 
@@ -26,8 +26,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     client = state.hub.connect(websocket, sid)
     status = state.worker.status()
     status["sid"] = client.sid
-    client.queue.put_nowait(_encode("status", status))
-    pump = asyncio.create_task(state.hub.pump(client))
+    state.hub.reply(client, "status", status)
+    pump = state.hub.start_pump(client)
     try:
         while True:
             message = await websocket.receive()
@@ -37,9 +37,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             if text is None:
                 continue
             reply = await _handle(state, client, text)
-            if reply is not None and not client.closed:
-                with contextlib.suppress(asyncio.QueueFull):
-                    client.queue.put_nowait(_encode(*reply))
+            if reply is not None:
+                state.hub.reply(client, *reply)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
@@ -72,10 +71,15 @@ async def _handle(state, client, text: str) -> tuple[str, dict[str, Any]] | None
         except PromptRejected as exc:
             return "prompt_error", exc.body
         except ApiError as exc:
-            return "prompt_error", {"error": {"type": exc.type, "message": exc.message,
-                                              "details": "", "extra_info": {}},
-                                    "node_errors": {}}  # fmt: skip
+            return "prompt_error", _refusal(exc.type, exc.message)
+        except StoreWriteError as exc:  # a full disk: the socket stays open
+            return "prompt_error", _refusal("insufficient_storage", str(exc))
     return None
+
+
+def _refusal(type_: str, message: str) -> dict[str, Any]:
+    return {"error": {"type": type_, "message": message, "details": "", "extra_info": {}},
+            "node_errors": {}}  # fmt: skip
 
 
 routes = [WebSocketRoute("/ws", websocket_endpoint)]

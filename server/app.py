@@ -26,6 +26,7 @@ from . import (
 )
 from .config import ServerConfig
 from .errors import exception_handlers
+from .hosts import HostGuard
 from .hub import Hub
 from .middleware import GuardMiddleware
 from .state import ServerState
@@ -70,13 +71,13 @@ def create_app(
                         device=config.device, dtype=config.dtype, options=dict(config.options),
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps)  # fmt: skip
-    store = Store(config.db_path)
+    store = Store(config.db_path, history_bytes=config.history_memory_bytes)
     recovered = store.recover()
     if recovered:
         log.warning(
             "marked %d prompt(s) left running by a previous process as failed", len(recovered)
         )
-    hub = Hub(config.client_queue_size)
+    hub = Hub(config.client_backlog_bytes, config.client_stall_seconds)
     previews = config.previews or bool(config.options.get("previews"))
     worker = Worker(store, hub, registry, settings, previews=previews,
                     disk_cache=config.disk_cache, free_models=free_models)  # fmt: skip
@@ -108,7 +109,10 @@ def create_app(
         exception_handlers=exception_handlers,
         middleware=[
             Middleware(
-                GuardMiddleware, max_body_bytes=config.max_body_bytes, auth_token=config.auth_token
+                GuardMiddleware,
+                max_body_bytes=config.max_body_bytes,
+                auth_token=config.auth_token,
+                hosts=HostGuard(config.host, config.allow_hosts),
             )
         ],  # fmt: skip
         lifespan=lifespan,

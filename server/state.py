@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,10 +13,11 @@ from starlette.requests import Request
 from latentgraph.graph.context import Settings
 
 from . import store as st
+from .collector import collector_paused
 from .config import ServerConfig
 from .errors import ApiError
 from .hub import Hub
-from .prompts import PromptRejected, check_prompt
+from .prompts import PromptRejected, check_prompt, check_string_lengths
 from .worker import EDITOR_GRACE, Worker
 
 
@@ -38,6 +40,12 @@ class ServerState:
         if self.store.count_queued() >= self.config.max_queue:
             raise ApiError(429, f"the queue is full ({self.config.max_queue} prompts)",
                            "queue_full")  # fmt: skip
+        prompt = body.get("prompt")
+        limit = self.config.max_prompt_nodes
+        if isinstance(prompt, dict) and len(prompt) > limit:
+            raise ApiError(413, f"the prompt has {len(prompt):,} nodes; this server accepts at "
+                                f"most {limit:,} (serve --max-prompt-nodes)", "too_many_nodes",
+                           nodes=len(prompt), limit=limit)  # fmt: skip
         extra = body.get("extra_data") or {}
         if not isinstance(extra, dict):
             raise ApiError(400, "extra_data must be an object", "invalid_prompt")
@@ -48,17 +56,16 @@ class ServerState:
         if not isinstance(prompt_id, str) or len(prompt_id) > 200:
             raise ApiError(400, "prompt_id must be a string", "invalid_prompt")
         number = body.get("number")
-        if number is not None and (
-            not isinstance(number, (int, float)) or isinstance(number, bool)
-        ):
+        if number is not None and (not isinstance(number, (int, float))
+                                   or isinstance(number, bool) or abs(number) > MAX_NUMBER):  # fmt: skip
             number = _BAD_NUMBER
         front = bool(body.get("front"))
         self.worker.hold(prompt_id)  # the caller releases it once its answer is sent
         try:
             record = await anyio.to_thread.run_sync(
-                self._check_and_add, prompt_id, number, body.get("prompt"),
+                self._check_and_add, prompt_id, number, prompt,
                 body.get("partial_execution_targets"), extra, client_id, front,
-                limiter=self._submit_limiter())  # fmt: skip
+                limiter=self.submit_limiter())  # fmt: skip
         except BaseException:
             self.worker.release(prompt_id)
             raise
@@ -78,8 +85,15 @@ class ServerState:
         if self.store.exists(prompt_id):
             raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
         if number is _BAD_NUMBER:
-            raise ApiError(400, "number must be a number", "invalid_prompt")
-        checked, _graph = check_prompt(prompt, self.registry, self.settings, targets)
+            raise ApiError(400, f"number must be a number between -{MAX_NUMBER} and "
+                           f"{MAX_NUMBER}", "invalid_prompt")  # fmt: skip
+        limit = self.config.max_extra_data_bytes
+        if extra and len(json.dumps(extra)) > limit:
+            raise ApiError(413, f"extra_data is larger than {limit:,} bytes (the server's "
+                           "--max-extra-data-mb)", "too_large")  # fmt: skip
+        check_string_lengths(prompt, self.config.max_string_chars)
+        with collector_paused:  # millions of objects for a large prompt: see collector.py
+            checked, graph = check_prompt(prompt, self.registry, self.settings, targets)
         record = st.PromptRecord(
             id=prompt_id,
             number=int(number) if number is not None else None,
@@ -89,14 +103,20 @@ class ServerState:
             client_id=client_id,
             targets=checked.targets,
         )
-        return self.store.add(record, front=front)
+        try:
+            record = self.store.add(record, front=front,
+                                    max_queued_bytes=self.config.max_queue_bytes)  # fmt: skip
+        except st.QueueTooLarge as exc:
+            raise ApiError(429, str(exc), "queue_full") from None
+        self.worker.prepare(record.id, graph)
+        return record
 
     def on_start(self) -> None:
         """Event-loop set-up before the first request. The first CapacityLimiter imports
         anyio's backend: on the first POST, under load, that import held the loop 0.25 s."""
-        self._submit_limiter()
+        self.submit_limiter()
 
-    def _submit_limiter(self) -> anyio.CapacityLimiter:
+    def submit_limiter(self) -> anyio.CapacityLimiter:
         """One thread checks and stores submitted prompts: a burst of POSTs then competes
         with the event loop for the GIL from one thread, not from the whole threadpool."""
         if self._limiter is None:
@@ -105,6 +125,9 @@ class ServerState:
 
 
 _BAD_NUMBER = object()
+# The largest |number| a client may give: a safe integer in JavaScript (the editor), and far
+# inside SQLite's 64-bit integers (front-of-queue numbers count down from the lowest).
+MAX_NUMBER = 2**53 - 1
 
 
 def get_state(request: Request) -> ServerState:

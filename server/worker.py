@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,6 @@ from latentgraph.graph.scheduler import Scheduler
 from . import store as st
 from .hub import Hub
 from .messages import RunTranslator, preview_frame
-from .prompts import strip_unknown_inputs
 
 log = logging.getLogger("latentgraph.server")
 
@@ -33,6 +33,10 @@ _STATUS = {"success": st.SUCCESS, "interrupted": st.INTERRUPTED}
 HOLD_SECONDS = 2.0
 # How long after its answer an editor's prompt starts: time for the page to handle the answer.
 EDITOR_GRACE = 0.25
+# Checked graphs of queued prompts kept in memory (see `Worker.prepare`).
+PREPARED_GRAPHS = 4
+# While the database cannot be written (a full disk), how often the worker tries again.
+STORE_RETRY_SECONDS = 2.0
 
 
 class Worker:
@@ -57,6 +61,7 @@ class Worker:
         self._lock = threading.Lock()
         self._chores: list[Callable[[], None]] = []
         self._held: dict[str, float] = {}  # prompt id -> monotonic deadline
+        self._prepared: OrderedDict[str, Any] = OrderedDict()  # prompt id -> checked Graph
         self._scheduler: Scheduler | None = None
         self._thread = threading.Thread(target=self._loop, name="latentgraph-worker", daemon=True)
 
@@ -104,6 +109,15 @@ class Worker:
                 del self._held[prompt_id]
             return max(left, 0.0)
 
+    def prepare(self, prompt_id: str, graph: Any) -> None:
+        """Keep the Graph POST /prompt built and validated, so the run neither converts nor
+        validates the prompt again (a second pass over a 100,000-node prompt). Only the
+        latest few are kept; others are rebuilt from the stored prompt when they run."""
+        with self._lock:
+            self._prepared[prompt_id] = graph
+            while len(self._prepared) > PREPARED_GRAPHS:
+                self._prepared.popitem(last=False)
+
     def interrupt(self, prompt_id: str | None = None) -> bool:
         """Cancel the running prompt (only if it is `prompt_id`, when given)."""
         with self._lock:
@@ -127,37 +141,54 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            while self._chores:
-                chore = self._chores.pop(0)
-                try:
-                    chore()
-                except Exception:  # noqa: BLE001 - a failed free must not stop the worker
-                    log.exception("freeing memory failed")
-            record = self.store.next_pending()
-            if record is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            held = self._held_for(record.id)
-            if held:
-                self._wake.wait(held)
-                self._wake.clear()
-                continue
-            if not self.store.mark_running(record.id):
-                continue  # deleted between the read and now
-            with self._lock:
-                self.current, self._cancel = record, CancelToken()
             try:
-                self._run(record, self._cancel)
-            except Exception:  # noqa: BLE001 - never let one prompt kill the worker
-                log.exception("prompt %s crashed the runner", record.id)
-                self.store.finish(record.id, st.ERROR, error="internal error")
-            finally:
-                with self._lock:
-                    self.current, self._cancel = None, None
-            self.hub.send(record.client_id, "executing",
-                          {"node": None, "display_node": None, "prompt_id": record.id})  # fmt: skip
-            self.hub.broadcast("status", self.status())
+                self._step()
+            except Exception:  # noqa: BLE001 - nothing may stop the worker for good
+                log.exception("the worker hit an unexpected error; it goes on")
+                self._stop.wait(STORE_RETRY_SECONDS)
+
+    def _step(self) -> None:
+        """Run the chores, then the next prompt that may start (or wait for one)."""
+        while self._chores:
+            chore = self._chores.pop(0)
+            try:
+                chore()
+            except Exception:  # noqa: BLE001 - a failed free must not stop the worker
+                log.exception("freeing memory failed")
+        if not self.store.flush():  # the disk is still full: start nothing until it is not
+            self._stop.wait(STORE_RETRY_SECONDS)
+            return
+        record = self.store.next_pending()
+        if record is None:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            return
+        held = self._held_for(record.id)
+        if held:
+            self._wake.wait(held)
+            self._wake.clear()
+            return
+        try:
+            if not self.store.mark_running(record.id):
+                return  # deleted between the read and now
+        except st.StoreWriteError as exc:
+            log.error("prompt %s cannot start: %s; retrying in %s s", record.id, exc,
+                      STORE_RETRY_SECONDS)  # fmt: skip
+            self._stop.wait(STORE_RETRY_SECONDS)
+            return
+        with self._lock:
+            self.current, self._cancel = record, CancelToken()
+        try:
+            self._run(record, self._cancel)
+        except Exception:  # noqa: BLE001 - never let one prompt kill the worker
+            log.exception("prompt %s crashed the runner", record.id)
+            self.store.finish(record.id, st.ERROR, error="internal error")
+        finally:
+            with self._lock:
+                self.current, self._cancel = None, None
+        self.hub.send(record.client_id, "executing",
+                      {"node": None, "display_node": None, "prompt_id": record.id})  # fmt: skip
+        self.hub.broadcast("status", self.status())
 
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
@@ -185,6 +216,7 @@ class Worker:
             send_preview=(lambda img, node: self._preview(record, img, node)) if want_previews else None,
             parents=_parents(record.prompt),
             targets=record.targets,
+            schedule=self.hub.call_later,
         )  # fmt: skip
         pnginfo = record.extra_data.get("extra_pnginfo") or {}
         extra = {"prompt": record.prompt, "workflow": pnginfo.get("workflow"),
@@ -194,12 +226,14 @@ class Worker:
         status: RunStatus = "failed"
         error: str | None = None
         try:
-            graph = graph_from_prompt(
-                strip_unknown_inputs(record.prompt, self.registry), self.registry
-            )
+            with self._lock:
+                graph = self._prepared.pop(record.id, None)
+            checked = graph is not None  # validated moments ago by POST /prompt
+            if graph is None:
+                graph = graph_from_prompt(record.prompt, self.registry)
             result = self.scheduler().run(
                 graph, targets=record.targets or None, on_event=translator.handle,
-                cancel=cancel, run_id=record.id, extra=extra)  # fmt: skip
+                cancel=cancel, run_id=record.id, extra=extra, validate=not checked)  # fmt: skip
             status = result.status
             ui = dict(result.ui or translator.ui)
         except WorkflowError as exc:
@@ -226,8 +260,16 @@ class Worker:
             log.warning("prompt %s ran out of memory (%s); unloading models and freeing caches",
                         record.id, error)  # fmt: skip
             self._free(unload_models=True, free_memory=True)
-        self.store.finish(record.id, _STATUS.get(status, st.ERROR), ui=ui or translator.ui,
-                          messages=translator.history, error=error)  # fmt: skip
+        recorded = self.store.finish(record.id, _STATUS.get(status, st.ERROR),
+                                     ui=ui or translator.ui, messages=translator.history,
+                                     error=error)  # fmt: skip
+        if not recorded:  # the disk is full: the prompt is marked failed in memory
+            stored = self.store.get(record.id)
+            self.hub.send(sid, "execution_error", {
+                "prompt_id": record.id, "node_id": None, "node_type": None,
+                "exception_type": "StoreWriteError", "exception_message": stored.error
+                if stored is not None else "the result could not be recorded",
+                "traceback": [], "current_inputs": {}, "current_outputs": {}})  # fmt: skip
 
     @staticmethod
     def _start_if_needed(translator: RunTranslator) -> None:

@@ -227,3 +227,15 @@ def test_comfy_sdxl_encoders_keep_comfyuis_input_order():
     assert names["CLIPTextEncodeSDXL"] == ["clip", "width", "height", "crop_w", "crop_h",
                                            "target_width", "target_height", "text_g", "text_l"]  # fmt: skip
     assert names["CLIPTextEncodeSDXLRefiner"] == ["clip", "ascore", "width", "height", "text"]
+
+
+def test_sdxl_prompt_weights_are_read_at_weight_one_with_a_warning(make_ctx, sdxl):
+    import torch
+
+    ctx = make_ctx("TextEncode")
+    weighted = text.text_encode(ctx, sdxl[1], "a (red:1.3) fox")
+    plain = text.text_encode(make_ctx("TextEncode"), sdxl[1], "a red fox")
+    assert torch.equal(weighted.embeds, plain.embeds)
+    assert len(ctx.rec.warnings) == 1 and "not applied with SDXL" in ctx.rec.warnings[0]
+    with pytest.raises(ValueError, match="'text'.*embedding:NAME is not supported with SDXL"):
+        text.text_encode(make_ctx("TextEncode"), sdxl[1], "a embedding:tiny-embedding fox")
