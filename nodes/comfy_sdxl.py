@@ -38,7 +38,7 @@ def clip_text_encode_sdxl(ctx, clip: ClipModel, width: int, height: int, crop_w:
                           text_l: str):  # fmt: skip
     """SDXL encoding with a prompt per encoder (g: OpenCLIP bigG, l: CLIP ViT-L) and the size
     numbers the base model is told."""
-    cond = encode_sdxl(ctx, _sdxl_clip(ctx, clip), [text_g], [text_l])
+    cond = encode_sdxl(ctx, _sdxl_clip(ctx, clip), [text_g], [text_l], inputs=("text_g", "text_l"))
     return size_conditioning(cond, width=width, height=height, crop_w=crop_w, crop_h=crop_h,
                              target_width=target_width, target_height=target_height)  # fmt: skip
 

@@ -132,6 +132,19 @@ def plain_ids(ctx: Any, tok: Any, prompts: list[str], warn: bool = True) -> Any:
     return ids
 
 
+def weighted(embeds: Any, tokens: list[Tokens], encode_empty: Any) -> Any:
+    """Output vectors with their tokens' weights applied: e + (v - e) * w, e the empty
+    prompt's vector at the same position (`encode_empty()`, run only when a weight is not 1)."""
+    import torch
+
+    weights = torch.tensor([t.weights for t in tokens], device=embeds.device)
+    if not bool((weights != 1.0).any()):
+        return embeds
+    base = encode_empty()
+    w = weights.unsqueeze(-1).to(embeds.dtype)
+    return torch.where(w != 1.0, (embeds - base) * w + base, embeds)
+
+
 def encode(ctx, clip: ClipModel, prompts: list[str], layer: int = -1):
     import torch
 
@@ -145,12 +158,8 @@ def encode(ctx, clip: ClipModel, prompts: list[str], layer: int = -1):
     tokens = [tokenize(ctx, clip, i, p) for i, p in enumerate(prompts)]
     ids = torch.tensor([t.ids for t in tokens])
     embeds = _run_encoder(ctx, clip, ids, layer, [t.inserts for t in tokens])
-    weights = torch.tensor([t.weights for t in tokens], device=embeds.device)
-    if bool((weights != 1.0).any()):
-        empty = tok([""], padding="max_length", max_length=limit, return_tensors="pt").input_ids
-        base = _run_encoder(ctx, clip, empty, layer, [])
-        w = weights.unsqueeze(-1).to(embeds.dtype)
-        embeds = torch.where(w != 1.0, (embeds - base) * w + base, embeds)
+    empty = tok([""], padding="max_length", max_length=limit, return_tensors="pt").input_ids
+    embeds = weighted(embeds, tokens, lambda: _run_encoder(ctx, clip, empty, layer, []))
     return embeds.to(dtype=te.dtype).cpu()  # cached on the CPU; UNetDenoise moves it back
 
 

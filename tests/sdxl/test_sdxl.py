@@ -229,13 +229,24 @@ def test_comfy_sdxl_encoders_keep_comfyuis_input_order():
     assert names["CLIPTextEncodeSDXLRefiner"] == ["clip", "ascore", "width", "height", "text"]
 
 
-def test_sdxl_prompt_weights_are_read_at_weight_one_with_a_warning(make_ctx, sdxl):
+def test_sdxl_prompt_weights_move_only_the_weighted_tokens_of_both_encoders(make_ctx, sdxl):
     import torch
 
+    clip = sdxl[1]
+    plain = text.text_encode(make_ctx("TextEncode"), clip, "a red fox")
+    same = text.text_encode(make_ctx("TextEncode"), clip, "a (red:1.0) fox")
+    assert torch.equal(same.embeds, plain.embeds) and torch.equal(same.pooled, plain.pooled)
     ctx = make_ctx("TextEncode")
-    weighted = text.text_encode(ctx, sdxl[1], "a (red:1.3) fox")
-    plain = text.text_encode(make_ctx("TextEncode"), sdxl[1], "a red fox")
-    assert torch.equal(weighted.embeds, plain.embeds)
-    assert len(ctx.rec.warnings) == 1 and "not applied with SDXL" in ctx.rec.warnings[0]
-    with pytest.raises(ValueError, match="'text'.*embedding:NAME is not supported with SDXL"):
-        text.text_encode(make_ctx("TextEncode"), sdxl[1], "a embedding:tiny-embedding fox")
+    heavy = text.text_encode(ctx, clip, "a (red:1.3) fox")
+    empty = text.text_encode(make_ctx("TextEncode"), clip, "")
+    assert ctx.rec.warnings == []
+    changed = (heavy.embeds != plain.embeds).any(dim=-1)[0]
+    assert changed.nonzero().flatten().tolist() == [2]  # <bos> a red: only "red", both halves
+    width_l = clip.text_encoder.config.hidden_size
+    for part in (slice(0, width_l), slice(width_l, None)):
+        assert (heavy.embeds[0, 2, part] != plain.embeds[0, 2, part]).any()
+    expected = (plain.embeds[0, 2] - empty.embeds[0, 2]) * 1.3 + empty.embeds[0, 2]
+    assert torch.allclose(heavy.embeds[0, 2], expected, atol=1e-6)
+    assert torch.equal(heavy.pooled, plain.pooled)  # weights act on the hidden states only
+    with pytest.raises(ValueError, match="'text'.*embeddings are not supported with SDXL"):
+        text.text_encode(make_ctx("TextEncode"), clip, "a embedding:tiny-embedding fox")
