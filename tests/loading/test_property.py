@@ -15,7 +15,7 @@ from .conftest import make_registry
 
 REGISTRY = make_registry()
 NUMBER_OUTPUTS = {"Const": 1, "Add": 1, "Split": 2, "Scale": 1, "Range": 1}
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow])  # examples: the profile
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=10)
 
 
