@@ -60,3 +60,8 @@ def test_safe_filename_refuses(value):
 )
 def test_safe_filename_keeps_plain_names(value, expected):
     assert safe_filename(value) == expected
+
+
+def test_messages_name_a_path_or_a_filename_by_default(tmp_path):
+    assert refusal(safe_join, tmp_path, "../x").message.startswith("path '../x' ")
+    assert refusal(safe_filename, "a/b").message.startswith("filename 'a/b' ")
