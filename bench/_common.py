@@ -196,6 +196,6 @@ def latentgraph_cmd(*args: str) -> list[str]:
     return [
         sys.executable,
         "-c",
-        "import sys; from latentgraph.graph.cli import main; sys.exit(main())",
+        "import sys; from latentgraph.cli import main; sys.exit(main())",
         *args,
     ]

@@ -20,12 +20,13 @@ SEED_DOWNSTREAM = {"noise", "denoise", "decode", "save"}
 
 
 def _in_process(size: int, steps: int) -> list[dict]:
-    from latentgraph.graph import Settings, api
+    from latentgraph import api
+    from latentgraph.graph import Settings
     from latentgraph.graph.cache import Cache
-    from latentgraph.graph.plugins import builtin_nodes
     from latentgraph.graph.scheduler import Scheduler
+    from latentgraph.wiring import node_registry
 
-    builtin_nodes()
+    node_registry()
     out = Path(tempfile.mkdtemp(prefix="lg-bench-out-"))
     settings = Settings(output_dir=out, device="cpu")
     params = {"width": size, "height": size, "steps": steps}
@@ -87,7 +88,7 @@ def _in_this_process(args: list[str]) -> tuple[float, float, int, str, str]:
     import contextlib
     import io
 
-    from latentgraph.graph.cli import main
+    from latentgraph.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     t0 = time.perf_counter()

@@ -27,7 +27,7 @@ CYCLES = 20
 
 def _many_users_graph(params: dict):
     """txt2img with three identical LoadModel nodes, the model's users spread over them."""
-    from latentgraph.graph import api
+    from latentgraph import api
     from latentgraph.graph.model import Link, Node
 
     graph = api.load(WORKFLOWS / "txt2img.yaml", params=params).graph
@@ -84,7 +84,7 @@ def _loads_once(settings) -> list[dict]:
 def _grouping(settings) -> list[dict]:
     """Four prompts over two models, A B A B: with room for both, each loads once; with room
     for one, the order matters (grouped A A B B loads each once, interleaved reloads)."""
-    from latentgraph.graph import api
+    from latentgraph import api
     from latentgraph.nodes.model_manager import manager
     from latentgraph.nodes.tiny_model import ensure_tiny_sd
 
@@ -178,9 +178,9 @@ def run(quick: bool) -> list[dict]:
     isolate_cache_dir()
     one_thread()
     from latentgraph.graph import Settings
-    from latentgraph.graph.plugins import builtin_nodes
+    from latentgraph.wiring import node_registry
 
-    builtin_nodes()
+    node_registry()
     settings = Settings(output_dir=Path(tempfile.mkdtemp(prefix="lg-bench-out-")), device="cpu")
     size, steps = (64, 10) if quick else (128, 20)
     rows = _peak_run(size, steps, baseline=not quick)

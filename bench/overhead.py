@@ -31,7 +31,7 @@ def _bundle():
 def run(quick: bool) -> list[dict]:
     isolate_cache_dir()
     one_thread()
-    from latentgraph.graph.cli import main
+    from latentgraph.cli import main
 
     size, steps, repeats = 128, 20, (1 if quick else 3)
     out = Path(tempfile.mkdtemp(prefix="lg-bench-out-"))

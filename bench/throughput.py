@@ -20,12 +20,13 @@ N = 8
 def run(quick: bool) -> list[dict]:
     isolate_cache_dir()
     one_thread()
-    from latentgraph.graph import Settings, api
+    from latentgraph import api
+    from latentgraph.graph import Settings
     from latentgraph.graph.cache import Cache
-    from latentgraph.graph.plugins import builtin_nodes
     from latentgraph.graph.scheduler import Scheduler
+    from latentgraph.wiring import node_registry
 
-    builtin_nodes()
+    node_registry()
     size, steps = (64, 10) if quick else (64, 20)
     settings = Settings(output_dir=Path(tempfile.mkdtemp(prefix="lg-bench-out-")), device="cpu")
     params = {"width": size, "height": size, "steps": steps, "seed": 1}

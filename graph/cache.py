@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .context import Settings
 from .declare import NodeType
 
 _MAGIC = b"LGC1"
@@ -161,15 +162,18 @@ def link_key(parent_key: str, output_index: int) -> str:
     return f"{parent_key}:{output_index}"
 
 
-def node_key(node_type: NodeType, literals: dict, parent_keys: dict[str, str]) -> str:
-    """sha256 over type, version, canonical literals, the identity hook, and linked inputs.
+def node_key(
+    node_type: NodeType, literals: dict, parent_keys: dict[str, str], settings: Settings
+) -> str:
+    """sha256 over type, version, canonical literals, the identity hook (which reads files
+    from the folders `settings` name), and linked inputs.
 
     `parent_keys` maps each linked input name to `link_key(parent key, output index)`.
     Parts are joined with NUL, which canonical JSON never contains unescaped.
     """
     parts = [node_type.name, str(node_type.version), _CANON.encode(literals) if literals else "{}"]
     if node_type.identity is not None:
-        parts.append("\x01identity=" + str(node_type.identity(literals)))
+        parts.append("\x01identity=" + str(node_type.identity(literals, settings)))
     for name in sorted(parent_keys):
         parts.append(f"{name}={parent_keys[name]}")
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()

@@ -13,19 +13,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from .declare import Registry
+from .declare import Registry, registry_or_default
 from .model import Graph, Link, Location, Node
 from .problems import Problem, WorkflowError
 
 
-def _registry(registry: Registry | None) -> Registry:
-    if registry is not None:
-        return registry
-    from .declare import default_registry
-    from .plugins import builtin_nodes
+def prompt_body(value: dict) -> dict | None:
+    """The ComfyUI API prompt in `value` (bare, or a POST /prompt body), if it is one."""
 
-    builtin_nodes()
-    return default_registry
+    def is_prompt(body: Any) -> bool:
+        return (
+            isinstance(body, dict)
+            and bool(body)
+            and all(isinstance(v, dict) and "class_type" in v for v in body.values())
+        )
+
+    if "nodes" in value or "version" in value:
+        return None
+    if is_prompt(value):
+        return value
+    if is_prompt(value.get("prompt")):
+        return value["prompt"]
+    return None
 
 
 def _is_link(value: Any) -> bool:
@@ -41,7 +50,7 @@ def graph_from_prompt(
     prompt: dict, registry: Registry | None = None, *, source: str = "<prompt>"
 ) -> Graph:
     """Build a `Graph` from an API-format prompt; raises `WorkflowError` ("invalid_prompt")."""
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     where = Location(source)
     if not isinstance(prompt, dict):
         raise WorkflowError(

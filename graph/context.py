@@ -52,10 +52,22 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)
-    # Limits enforced at validation (before any model work), see graph/validate.py.
+    # Limits enforced at validation (before any model work) on the inputs that declare them
+    # (`Input.limit`), see graph/validate.py.
     max_image_pixels: int = 4096 * 4096
     max_batch: int = 64
     max_steps: int = 1000
+
+    def limit(self, name: str) -> int:
+        """The value of the run limit `name` (one of `LIMITS`)."""
+        return {"max_image_pixels": self.max_image_pixels, "max_batch": self.max_batch,
+                "max_steps": self.max_steps}[name]  # fmt: skip
+
+
+# The Settings limits an input may declare it is bounded by (`Input.limit`), with the unit a
+# message counts in. Inputs of one node bounded by the same limit are bounded together, by the
+# product of their values (width and height by max_image_pixels).
+LIMITS: dict[str, str] = {"max_image_pixels": "pixels", "max_batch": "images", "max_steps": "steps"}
 
 
 class Context:
@@ -67,6 +79,7 @@ class Context:
         node_type: str,
         settings: Settings,
         cancel: CancelToken,
+        *,
         emit_progress: Callable[[int, int, Any], None] | None = None,
         emit_warning: Callable[[str], None] | None = None,
         extra: dict[str, Any] | None = None,

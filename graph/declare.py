@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .context import LIMITS, Settings
+
 # Socket types. Names match ComfyUI's where the meaning matches, so editor colours and
 # ComfyUI workflows line up.
 MODEL = "MODEL"
@@ -59,7 +61,9 @@ class Input:
 
     `kind` says how a value arrives: "widget" (a literal typed in the workflow), "socket"
     (a link from another node's output) or "both" (a literal, or a link of the same type).
-    `choices` is a list, or a callable returning one (file pickers list files at call time).
+    `choices` is a list, or a callable taking the run's `Settings` and returning one (file
+    pickers list the files of the configured folders at call time). `limit` names the
+    `Settings` limit that bounds the value (see `context.LIMITS`): validation enforces it.
     """
 
     name: str
@@ -70,13 +74,19 @@ class Input:
     max: float | None = None
     step: float | None = None
     round: float | None = None
-    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None
+    choices: Sequence[str] | Callable[[Settings], Sequence[str]] | None = None
     multiline: bool = False
     description: str = ""
     optional: bool = False
     seed: bool = False  # the editor adds a randomize/increment control after it
     image_upload: bool = False
     max_length: int | None = None  # for STRING: refuse longer literals at validation
+    limit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit not in LIMITS:
+            raise ValueError(f"input {self.name!r}: unknown limit {self.limit!r}; "
+                             f"known: {', '.join(LIMITS)}")  # fmt: skip
 
     @property
     def required(self) -> bool:
@@ -90,11 +100,13 @@ class Input:
     def accepts_literal(self) -> bool:
         return self.kind in ("widget", "both")
 
-    def choice_list(self) -> list[str]:
+    def choice_list(self, settings: Settings | None = None) -> list[str]:
+        """The choices, listed for `settings` (default settings when none are given)."""
         if self.choices is None:
             return []
-        values = self.choices() if callable(self.choices) else self.choices
-        return list(values)
+        if callable(self.choices):
+            return list(self.choices(settings if settings is not None else Settings()))
+        return list(self.choices)
 
 
 @dataclass(frozen=True)
@@ -133,12 +145,13 @@ class NodeType:
     description: str = ""
     deterministic: bool = True
     output_node: bool = False
-    # Extra identity for the cache key, from the node's literal inputs: e.g. a weights file's
-    # path + size + mtime, so replacing a checkpoint on disk invalidates what was built from it.
-    identity: Callable[[dict[str, Any]], str] | None = None
-    # Cross-field checks run at validation time, after per-input checks. Returns
-    # (input name or None, message) pairs.
-    check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None
+    # Extra identity for the cache key, from the node's literal inputs and the run's settings:
+    # e.g. a weights file's path + size + mtime, so replacing a checkpoint on disk invalidates
+    # what was built from it.
+    identity: Callable[[dict[str, Any], Settings], str] | None = None
+    # Cross-field checks run at validation time, after per-input checks, given the literal
+    # inputs and the run's settings. Returns (input name or None, message) pairs.
+    check: Callable[[dict[str, Any], Settings], list[tuple[str | None, str]]] | None = None
     module: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -147,6 +160,12 @@ class NodeType:
             self.display_name = self.name
         self._by_name = {i.name: i for i in self.inputs}
         self._output_index = {o.name: n for n, o in enumerate(self.outputs)}
+        bounded: dict[str, list[str]] = {}
+        for i in self.inputs:
+            if i.limit is not None:
+                bounded.setdefault(i.limit, []).append(i.name)
+        # limit name -> the inputs it bounds together, in declaration order
+        self.limits: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in bounded.items()}
 
     def input(self, name: str) -> Input | None:
         return self._by_name.get(name)
@@ -154,15 +173,34 @@ class NodeType:
     def output_index(self, name: str) -> int | None:
         return self._output_index.get(name)
 
+    def limit_problems(self, values: dict[str, Any], settings: Settings) -> list[tuple[str, str]]:
+        """(input name, message) for each declared limit that `values` exceed under
+        `settings`. A limit is checked only when all its inputs are given as ints."""
+        found = []
+        for limit, names in self.limits.items():
+            given = [values.get(name) for name in names]
+            if any(type(v) is not int for v in given):
+                continue
+            total, bound = math.prod(given), settings.limit(limit)
+            if total <= bound:
+                continue
+            if len(given) == 1:
+                message = f"{names[0]} {total} is over this server's limit of {bound}"
+            else:
+                message = (f"{'x'.join(map(str, given))} is {total} {LIMITS[limit]}, over this "
+                           f"server's limit of {bound}")  # fmt: skip
+            found.append((names[0], message))
+        return found
+
 
 # --- input constructors: short, readable declarations -------------------------------------
 
 
 def Int(name: str, default: Any = REQUIRED, *, min: float = -(2**63), max: float = 2**63 - 1,
         step: float = 1, seed: bool = False, kind: str = "widget", description: str = "",
-        optional: bool = False) -> Input:  # fmt: skip
+        optional: bool = False, limit: str | None = None) -> Input:  # fmt: skip
     return Input(name, INT, default, kind=kind, min=min, max=max, step=step, seed=seed,
-                 description=description, optional=optional)  # fmt: skip
+                 description=description, optional=optional, limit=limit)  # fmt: skip
 
 
 def Float(name: str, default: Any = REQUIRED, *, min: float = -math.inf, max: float = math.inf,
@@ -183,7 +221,7 @@ def Bool(name: str, default: Any = REQUIRED, *, kind: str = "widget", descriptio
     return Input(name, BOOLEAN, default, kind=kind, description=description, optional=optional)
 
 
-def Choice(name: str, choices: Sequence[str] | Callable[[], Sequence[str]],
+def Choice(name: str, choices: Sequence[str] | Callable[[Settings], Sequence[str]],
            default: Any = REQUIRED, *, description: str = "", optional: bool = False,
            image_upload: bool = False, kind: str = "widget") -> Input:  # fmt: skip
     return Input(name, COMBO, default, kind=kind, choices=choices, description=description,
@@ -235,6 +273,13 @@ class Registry:
 default_registry = Registry()
 
 
+def registry_or_default(registry: Registry | None) -> Registry:
+    """`registry`, or the process-wide one when None. Nothing is loaded here: what it holds
+    is what the program registered (the composition root, `latentgraph.wiring`, loads the
+    built-in nodes and plugins)."""
+    return registry if registry is not None else default_registry
+
+
 def node(
     name: str,
     *,
@@ -246,8 +291,8 @@ def node(
     description: str = "",
     deterministic: bool = True,
     output_node: bool = False,
-    identity: Callable[[dict[str, Any]], str] | None = None,
-    check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None,
+    identity: Callable[[dict[str, Any], Settings], str] | None = None,
+    check: Callable[[dict[str, Any], Settings], list[tuple[str | None, str]]] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `fn(ctx, **inputs)` as a node type.

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+RunStatus = Literal["success", "failed", "interrupted"]
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
 @dataclass
 class Event:
     run_id: str
-    timestamp: int = field(default_factory=_now_ms, kw_only=True)
+    timestamp: int = field(default_factory=now_ms, kw_only=True)
 
     kind = "event"
 
@@ -99,9 +101,9 @@ class NodeFailed(Event):
 
 @dataclass
 class RunFinished(Event):
-    """The run ended. `status` is "success", "failed" or "interrupted"."""
+    """The run ended."""
 
-    status: str = "success"
+    status: RunStatus = "success"
     executed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)

@@ -10,7 +10,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .declare import BOOLEAN, COMBO, FLOAT, INT, REQUIRED, STRING, Input, NodeType, Registry
+from .context import Settings
+from .declare import (
+    BOOLEAN,
+    COMBO,
+    FLOAT,
+    INT,
+    REQUIRED,
+    STRING,
+    Input,
+    NodeType,
+    Registry,
+    registry_or_default,
+)
 
 FLOAT_LIMIT = 1e308
 
@@ -23,7 +35,7 @@ def _finite(value: float | None, sign: int) -> float | int | None:
     return value
 
 
-def _input_entry(decl: Input) -> list[Any]:
+def _input_entry(decl: Input, settings: Settings | None) -> list[Any]:
     options: dict[str, Any] = {}
     has_default = decl.default is not REQUIRED and decl.default is not None
     if decl.kind == "socket":
@@ -36,7 +48,7 @@ def _input_entry(decl: Input) -> list[Any]:
         options["default"] = decl.default
     if decl.type == COMBO or decl.choices is not None:
         try:
-            choices = decl.choice_list()
+            choices = decl.choice_list(settings)
         except Exception:  # a file picker whose folder is missing: an empty dropdown
             choices = []
         if not has_default and choices:
@@ -64,12 +76,12 @@ def _input_entry(decl: Input) -> list[Any]:
     return [decl.type, options]
 
 
-def node_info(node_type: NodeType) -> dict:
-    """The /object_info entry of one node type."""
+def node_info(node_type: NodeType, settings: Settings | None = None) -> dict:
+    """The /object_info entry of one node type; dropdowns list the files `settings` name."""
     required: dict[str, Any] = {}
     optional: dict[str, Any] = {}
     for decl in node_type.inputs:
-        (optional if decl.optional else required)[decl.name] = _input_entry(decl)
+        (optional if decl.optional else required)[decl.name] = _input_entry(decl, settings)
     return {
         "input": {"required": required, "optional": optional, "hidden": {}},
         "input_order": {"required": list(required), "optional": list(optional)},
@@ -94,12 +106,7 @@ def editor_module(module: str) -> str:
     return f"custom_nodes.{module}"
 
 
-def object_info(registry: Registry | None = None) -> dict:
+def object_info(registry: Registry | None = None, settings: Settings | None = None) -> dict:
     """`{class name: node_info}` for every registered node type."""
-    if registry is None:
-        from .declare import default_registry
-        from .plugins import builtin_nodes
-
-        builtin_nodes()
-        registry = default_registry
-    return {node_type.name: node_info(node_type) for node_type in registry}
+    registry = registry_or_default(registry)
+    return {node_type.name: node_info(node_type, settings) for node_type in registry}

@@ -1,7 +1,8 @@
-"""Loading node types: the built-in nodes, entry-point plugins and folders of Python files.
+"""Loading node types: entry-point plugins and folders of Python files.
 
 A plugin is a module that declares nodes with `@node(...)` when imported. It comes from an
-installed distribution (entry point group `latentgraph.nodes`, each entry naming a module) or
+installed distribution (entry point group `latentgraph.nodes`, each entry naming a module; the
+built-in nodes are one such pack, declared in pyproject.toml) or
 from a `.py` file / package folder in a directory given with `--nodes-dir`. Code is only ever
 imported from those places. A plugin that fails to import is reported (naming its file) and
 skipped; the other plugins and the built-in nodes keep working.
@@ -41,30 +42,6 @@ class PluginFailure:
         return f"node plugin {self.origin} failed to load: {self.message}"
 
 
-def builtin_nodes() -> None:
-    """Register latentgraph's own nodes (importing them does not import torch)."""
-    try:
-        importlib.import_module("latentgraph.nodes")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("latentgraph", "latentgraph.nodes"):
-            raise
-
-
-def configure_nodes(
-    models_dirs: Iterable[Path] | None = None, input_dir: Path | None = None
-) -> None:
-    """Tell the built-in nodes which folders this process reads models and input images from,
-    so their dropdowns, validation and runs agree (the CLI, the server and the Python API call
-    it before loading a workflow)."""
-    try:
-        from latentgraph.nodes import configure
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("latentgraph", "latentgraph.nodes"):
-            raise
-        return
-    configure(models_dirs=list(models_dirs) if models_dirs else None, input_dir=input_dir)
-
-
 def load_plugins(
     dirs: Iterable[Path] = (),
     *,
@@ -82,7 +59,6 @@ def load_plugins(
     before = set(default_registry.names())
     failures: list[PluginFailure] = []
     loaded: list[str] = []
-    builtin_nodes()
     if entry_points:
         loaded += _from_entry_points(failures)
     for folder in dirs:

@@ -22,6 +22,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from .cache import Cache, content_key, default_cache, node_key, value_digest
@@ -37,6 +38,7 @@ from .events import (
     NodeWarning,
     RunFinished,
     RunStarted,
+    RunStatus,
 )
 from .model import Graph, Link
 from .problems import Problem, WorkflowError
@@ -44,12 +46,21 @@ from .problems import Problem, WorkflowError
 PROGRESS_INTERVAL = 0.05  # seconds between two NodeProgress events of one node
 
 
+class NodeOutcome(Enum):
+    """What executing one node came to."""
+
+    OK = "ok"
+    CACHED = "cached"  # late hit: its key became known once a non-deterministic parent ran
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
 @dataclass
 class RunResult:
     """What one run produced. `outputs` holds the values of the targets and `keep` nodes."""
 
     run_id: str
-    status: str  # "success" | "failed" | "interrupted"
+    status: RunStatus
     outputs: dict[str, tuple] = field(default_factory=dict)
     ui: dict[str, dict] = field(default_factory=dict)
     executed: list[str] = field(default_factory=list)
@@ -158,7 +169,9 @@ def _topological(position: dict[str, int], parents: dict[str, list[str]]) -> lis
     return order if len(order) == len(position) else None
 
 
-def _plan(graph: Graph, registry: Registry, targets: list[str] | None, keep: list[str]) -> _Plan:
+def plan_run(graph: Graph, registry: Registry, targets: list[str] | None, keep: list[str]) -> _Plan:
+    """What a run needs: the nodes the targets (default: the output nodes) and `keep` depend
+    on, their types and parents, in dependency order. Raises WorkflowError."""
     problems: list[Problem] = []
     if targets is None:
         targets = []
@@ -253,7 +266,8 @@ class Scheduler:
         self.settings = settings if settings is not None else Settings()
         self._defaults: dict[int, tuple[NodeType, dict[str, Any]]] = {}
 
-    def _type_defaults(self, nt: NodeType) -> dict[str, Any]:
+    def type_defaults(self, nt: NodeType) -> dict[str, Any]:
+        """The declared defaults of a node type's inputs (memoized per type)."""
         entry = self._defaults.get(id(nt))
         if entry is None or entry[0] is not nt:
             defaults = {i.name: i.default for i in nt.inputs if i.default is not REQUIRED}
@@ -288,37 +302,106 @@ class Scheduler:
         """Run what `targets` (default: the output nodes) need. Raises WorkflowError on a
         graph that cannot run; node failures are reported in the result, not raised."""
         start = time.perf_counter()
-        run_id = run_id or uuid.uuid4().hex
-        cancel = cancel if cancel is not None else CancelToken()
-        extra = extra if extra is not None else {}
-        keep = list(keep or [])
         problems = self._validate(graph, targets) if validate else []
-        plan = _plan(graph, self.registry, targets, keep)
-        emit = on_event
-        result = RunResult(run_id=run_id, status="success")
+        run = _Run(
+            self,
+            graph,
+            run_id=run_id or uuid.uuid4().hex,
+            emit=on_event,
+            cancel=cancel if cancel is not None else CancelToken(),
+            extra=extra if extra is not None else {},
+        )
+        run.plan(targets, list(keep or []), problems)
+        run.keys()
+        run.decide()
+        run.execute()
+        return run.finish(start)
+
+
+def _summary(nt: NodeType, vals: tuple) -> list[str]:
+    return [f"{o.name}: {describe(v)}" for o, v in zip(nt.outputs, vals, strict=False)]
+
+
+class _Run:
+    """One run of a graph: its state, and the phases of the module docstring as methods
+    (plan, keys, decide, execute), called in that order by `Scheduler.run`."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        graph: Graph,
+        *,
+        run_id: str,
+        emit: Callable[[Event], None] | None,
+        cancel: CancelToken,
+        extra: dict,
+    ) -> None:
+        self.scheduler = scheduler
+        self.cache = scheduler.cache
+        self.settings = scheduler.settings
+        self.type_defaults = scheduler.type_defaults
+        self.graph = graph
+        self.run_id = run_id
+        self.emit = emit
+        self.cancel = cancel
+        self.extra = extra
+        self.result = RunResult(run_id=run_id, status="success")
+        self.planned: _Plan  # set by plan()
+        self.keep: list[str] = []
+        self.retain: set[str] = set()  # targets and `keep`: their values survive the run
+        self.key_of: dict[str, str | None] = {}  # None: not known before a parent runs
+        self.values: dict[str, tuple] = {}
+        self.uis: dict[str, dict | None] = {}
+        self.to_run: list[str] = []  # in dependency order
+        self.remaining: dict[str, int] = {}  # node id -> consumers still to run
+        self.interrupted: str | None = None
+
+    # --- 1. plan -----------------------------------------------------------------------
+
+    def plan(self, targets: list[str] | None, keep: list[str], warnings: list[Problem]) -> None:
+        self.planned = plan_run(self.graph, self.scheduler.registry, targets, keep)
+        self.keep = keep
+        self.retain = set(self.planned.targets) | set(keep)
+        emit = self.emit
         if emit:
-            emit(RunStarted(run_id, nodes=list(plan.order)))
-        for p in problems:
-            w = NodeWarning(run_id, node_id=p.node_id or "", message=str(p))
-            result.warnings.append(w)
+            emit(RunStarted(self.run_id, nodes=list(self.planned.order)))
+        for p in warnings:
+            w = NodeWarning(self.run_id, node_id=p.node_id or "", message=str(p))
+            self.result.warnings.append(w)
             if emit:
                 emit(w)
 
-        nodes = graph.nodes
-        types = plan.types
-        parents = plan.parents
-        cache = self.cache
-        keys: dict[str, str | None] = {}
-        for nid in plan.order:
-            keys[nid] = (
-                self._key(nodes[nid].inputs, types[nid], keys) if types[nid].deterministic else None
-            )
+    # --- 2. keys -----------------------------------------------------------------------
 
-        # Decide, from the targets backwards, what is served from cache and what must run.
-        values: dict[str, tuple] = {}
-        uis: dict[str, dict | None] = {}
-        retain = set(plan.targets) | set(keep)
-        needed = set(retain)
+    def keys(self) -> None:
+        nodes, types, keys = self.graph.nodes, self.planned.types, self.key_of
+        for nid in self.planned.order:
+            nt = types[nid]
+            keys[nid] = self.node_key(nodes[nid].inputs, nt) if nt.deterministic else None
+
+    def node_key(self, inputs: dict[str, Any], nt: NodeType) -> str | None:
+        """The node's cache key, or None while a parent's key is unknown."""
+        literals = dict(self.type_defaults(nt))
+        keys = self.key_of
+        links: dict[str, str] = {}
+        for name, v in inputs.items():
+            if type(v) is Link:
+                pk = keys.get(v.node)
+                if pk is None:
+                    return None
+                links[name] = f"{pk}:{v.output}"  # link_key, inlined: hot path
+            else:
+                literals[name] = v
+        return node_key(nt, literals, links, self.settings)
+
+    # --- 3. decide ---------------------------------------------------------------------
+
+    def decide(self) -> None:
+        """From the targets backwards: what is served from the cache, what must run."""
+        plan, cache, keys = self.planned, self.cache, self.key_of
+        parents, types = plan.parents, plan.types
+        values, uis = self.values, self.uis
+        needed = set(self.retain)
         to_run: set[str] = set()
         cached: list[str] = []
         for nid in reversed(plan.order):
@@ -334,14 +417,14 @@ class Scheduler:
             to_run.add(nid)
             needed.update(parents[nid])
         cached.reverse()
-        result.cached = cached
-        if emit:
-            emit(NodesCached(run_id, nodes=list(cached)))
+        self.result.cached = cached
+        if self.emit:
+            self.emit(NodesCached(self.run_id, nodes=list(cached)))
             for nid in cached:
                 if types[nid].output_node:
-                    emit(NodeFinished(run_id, node_id=nid, node_type=types[nid].name, cached=True,
-                                      summary=self._summary(types[nid], values[nid]),
-                                      ui=uis[nid]))  # fmt: skip
+                    self.emit(NodeFinished(self.run_id, node_id=nid, node_type=types[nid].name,
+                                           cached=True, summary=_summary(types[nid], values[nid]),
+                                           ui=uis[nid]))  # fmt: skip
 
         remaining: dict[str, int] = dict.fromkeys(values, 0)
         for nid in to_run:
@@ -349,29 +432,36 @@ class Scheduler:
             for p in parents[nid]:
                 remaining[p] = remaining.get(p, 0) + 1
         for nid, count in remaining.items():
-            if count == 0 and nid not in retain:
+            if count == 0 and nid not in self.retain:
                 values.pop(nid, None)
+        self.remaining = remaining
+        self.to_run = [nid for nid in plan.order if nid in to_run]
 
+    # --- 4. execute --------------------------------------------------------------------
+
+    def execute(self) -> None:
+        """Run the nodes in order, releasing each value after its last consumer; a failure
+        skips exactly its dependants."""
+        parents, types = self.planned.parents, self.planned.types
+        values, remaining, retain = self.values, self.remaining, self.retain
+        skipped = self.result.skipped
         bad: set[str] = set()  # failed or skipped: their dependants are skipped
-        interrupted = None
-        order = [nid for nid in plan.order if nid in to_run]
+        order, cancel, execute_node = self.to_run, self.cancel, self.execute_node
         for i, nid in enumerate(order):
             if cancel.cancelled:
-                interrupted = nid
-                result.skipped.extend(order[i:])
+                self.interrupted = nid
+                skipped.extend(order[i:])
                 break
-            nt = types[nid]
             if any(p in bad for p in parents[nid]):
                 bad.add(nid)
-                result.skipped.append(nid)
+                skipped.append(nid)
             else:
-                outcome = self._execute(nid, nt, graph, keys, values, uis, cancel, extra, run_id,
-                                        emit, result)  # fmt: skip
-                if outcome == "interrupted":
-                    interrupted = nid
-                    result.skipped.extend(order[i + 1 :])
+                outcome = execute_node(nid, types[nid])
+                if outcome is NodeOutcome.INTERRUPTED:
+                    self.interrupted = nid
+                    skipped.extend(order[i + 1 :])
                     break
-                if outcome == "failed":
+                if outcome is NodeOutcome.FAILED:
                     bad.add(nid)
             for p in parents[nid]:
                 remaining[p] -= 1
@@ -380,64 +470,61 @@ class Scheduler:
             if remaining[nid] == 0 and nid not in retain:
                 values.pop(nid, None)
 
-        for nid in plan.targets + keep:
-            if nid in values:
-                result.outputs[nid] = values[nid]
-                if uis.get(nid) is not None:
-                    result.ui[nid] = uis[nid]  # type: ignore[assignment]
-        if interrupted is not None:
-            result.status = "interrupted"
-            result.interrupted_node = interrupted
-        elif result.failures:
-            result.status = "failed"
-        result.seconds = time.perf_counter() - start
-        if emit:
-            emit(RunFinished(run_id, status=result.status, executed=list(result.executed),
-                             cached=list(result.cached), failed=[f.node_id for f in result.failures],
-                             skipped=list(result.skipped), seconds=result.seconds,
-                             interrupted_node=interrupted))  # fmt: skip
-        return result
-
-    def _key(self, inputs: dict[str, Any], nt: NodeType, keys: dict[str, str | None]) -> str | None:
-        """The node's cache key, or None while a parent's key is unknown."""
-        literals = dict(self._type_defaults(nt))
-        links: dict[str, str] = {}
-        for name, v in inputs.items():
-            if type(v) is Link:
-                pk = keys.get(v.node)
-                if pk is None:
-                    return None
-                links[name] = f"{pk}:{v.output}"  # link_key, inlined: hot path
-            else:
-                literals[name] = v
-        return node_key(nt, literals, links)
-
-    @staticmethod
-    def _summary(nt: NodeType, vals: tuple) -> list[str]:
-        return [f"{o.name}: {describe(v)}" for o, v in zip(nt.outputs, vals, strict=False)]
-
-    def _execute(self, nid, nt, graph, keys, values, uis, cancel, extra, run_id, emit, result):
-        """Run (or late-hit) one node; returns "ok", "cached", "failed" or "interrupted"."""
-        node = graph.nodes[nid]
-        kwargs = dict(self._type_defaults(nt))
+    def execute_node(self, nid: str, nt: NodeType) -> NodeOutcome:
+        """Run (or late-hit) one node."""
+        node = self.graph.nodes[nid]
+        values = self.values
+        kwargs = dict(self.type_defaults(nt))
         try:
             for name, v in node.inputs.items():
                 kwargs[name] = values[v.node][v.output] if type(v) is Link else v
         except (KeyError, IndexError) as exc:
-            return self._fail(nid, nt, exc, {}, run_id, emit, result)
+            return self.fail(nid, nt, exc, {})
 
+        keys, uis, emit, run_id = self.key_of, self.uis, self.emit, self.run_id
         key = keys.get(nid)
         if nt.deterministic and key is None:  # downstream of a non-deterministic node
-            key = keys[nid] = self._key(node.inputs, nt, keys)
+            key = keys[nid] = self.node_key(node.inputs, nt)
             hit = self.cache.get(key) if key is not None else None
             if hit is not None:
                 values[nid], uis[nid] = hit
-                result.cached.append(nid)
+                self.result.cached.append(nid)
                 if emit:
                     emit(NodeFinished(run_id, node_id=nid, node_type=nt.name, cached=True,
-                                      summary=self._summary(nt, hit[0]), ui=hit[1]))  # fmt: skip
-                return "cached"
+                                      summary=_summary(nt, hit[0]), ui=hit[1]))  # fmt: skip
+                return NodeOutcome.CACHED
 
+        ctx = self.context(nid, nt)
+        started = time.perf_counter()
+        try:
+            vals, ui = normalize(nt, nt.fn(ctx, **kwargs))
+        except Cancelled:
+            return NodeOutcome.INTERRUPTED
+        except Exception as exc:
+            return self.fail(nid, nt, exc, kwargs)
+        seconds = time.perf_counter() - started
+        del kwargs
+
+        if nt.deterministic:
+            if key is not None:
+                self.cache.put(key, vals, ui)
+        else:
+            digests = [value_digest(v) for v in vals]
+            if all(d is not None for d in digests):
+                keys[nid] = content_key(digests)  # type: ignore[arg-type]
+            else:
+                keys[nid] = uuid.uuid4().hex + uuid.uuid4().hex  # unique: never hits downstream
+        values[nid] = vals
+        uis[nid] = ui
+        self.result.executed.append(nid)
+        if emit:
+            emit(NodeFinished(run_id, node_id=nid, node_type=nt.name, seconds=seconds,
+                              summary=_summary(nt, vals), ui=ui))  # fmt: skip
+        return NodeOutcome.OK
+
+    def context(self, nid: str, nt: NodeType) -> Context:
+        """The Context a node function receives: settings, cancellation, progress, warnings."""
+        emit, run_id, result = self.emit, self.run_id, self.result
         if emit:
             emit(NodeStarted(run_id, node_id=nid, node_type=nt.name))
             last = [-math.inf]  # the first step is always sent
@@ -456,39 +543,13 @@ class Scheduler:
             if emit:
                 emit(w)
 
-        ctx = Context(nid, nt.name, self.settings, cancel, progress, warn, extra)
-        started = time.perf_counter()
-        try:
-            vals, ui = normalize(nt, nt.fn(ctx, **kwargs))
-        except Cancelled:
-            return "interrupted"
-        except Exception as exc:
-            return self._fail(nid, nt, exc, kwargs, run_id, emit, result)
-        seconds = time.perf_counter() - started
-        del kwargs
+        return Context(nid, nt.name, self.settings, self.cancel,
+                       emit_progress=progress, emit_warning=warn, extra=self.extra)  # fmt: skip
 
-        if nt.deterministic:
-            if key is not None:
-                self.cache.put(key, vals, ui)
-        else:
-            digests = [value_digest(v) for v in vals]
-            if all(d is not None for d in digests):
-                keys[nid] = content_key(digests)  # type: ignore[arg-type]
-            else:
-                keys[nid] = uuid.uuid4().hex + uuid.uuid4().hex  # unique: never hits downstream
-        values[nid] = vals
-        uis[nid] = ui
-        result.executed.append(nid)
-        if emit:
-            emit(NodeFinished(run_id, node_id=nid, node_type=nt.name, seconds=seconds,
-                              summary=self._summary(nt, vals), ui=ui))  # fmt: skip
-        return "ok"
-
-    @staticmethod
-    def _fail(nid, nt, exc, kwargs, run_id, emit, result) -> str:
+    def fail(self, nid: str, nt: NodeType, exc: Exception, kwargs: dict) -> NodeOutcome:
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
         event = NodeFailed(
-            run_id,
+            self.run_id,
             node_id=nid,
             node_type=nt.name,
             message=str(exc) or type(exc).__name__,
@@ -499,7 +560,30 @@ class Scheduler:
             inputs={k: describe(v) for k, v in kwargs.items()},
         )
         exc.__traceback__ = None  # frames hold input values: let them go
-        result.failures.append(event)
-        if emit:
-            emit(event)
-        return "failed"
+        self.result.failures.append(event)
+        if self.emit:
+            self.emit(event)
+        return NodeOutcome.FAILED
+
+    # --- the result --------------------------------------------------------------------
+
+    def finish(self, start: float) -> RunResult:
+        result, interrupted = self.result, self.interrupted
+        for nid in self.planned.targets + self.keep:
+            if nid in self.values:
+                result.outputs[nid] = self.values[nid]
+                if self.uis.get(nid) is not None:
+                    result.ui[nid] = self.uis[nid]  # type: ignore[assignment]
+        if interrupted is not None:
+            result.status = "interrupted"
+            result.interrupted_node = interrupted
+        elif result.failures:
+            result.status = "failed"
+        result.seconds = time.perf_counter() - start
+        if self.emit:
+            self.emit(RunFinished(self.run_id, status=result.status,
+                                  executed=list(result.executed), cached=list(result.cached),
+                                  failed=[f.node_id for f in result.failures],
+                                  skipped=list(result.skipped), seconds=result.seconds,
+                                  interrupted_node=interrupted))  # fmt: skip
+        return result

@@ -11,7 +11,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .declare import BOOLEAN, COMBO, FLOAT, INT, REQUIRED, STRING, Input, NodeType, Registry
+from .declare import (
+    BOOLEAN,
+    COMBO,
+    FLOAT,
+    INT,
+    REQUIRED,
+    STRING,
+    Input,
+    NodeType,
+    Registry,
+    registry_or_default,
+)
 
 SCHEMA_ID = "https://latentgraph.invalid/schema/workflow.json"
 _PARAM_REF = {
@@ -95,12 +106,7 @@ def _node_schema(node_type: NodeType) -> dict[str, Any]:
 
 def workflow_schema(registry: Registry | None = None) -> dict:
     """The JSON Schema (draft-07) of workflow documents for the node types in `registry`."""
-    if registry is None:
-        from .declare import default_registry
-        from .plugins import builtin_nodes
-
-        builtin_nodes()
-        registry = default_registry
+    registry = registry_or_default(registry)
     types = list(registry)
     definitions = {t.name: _node_schema(t) for t in types}
     node_schema: dict[str, Any] = {

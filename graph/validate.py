@@ -3,7 +3,7 @@
 Checks, per node: known type (with "did you mean"), known inputs, required inputs present,
 literal types and ranges, choices, string length, link targets and types, literal vs link
 where the input allows only one; then the node type's own `check` hook; then run limits from
-`Settings` (inputs named `steps`, `batch_size`/`batch`, `width` x `height`); then the graph:
+`Settings` (on the inputs that declare one, `Input.limit`); then the graph:
 self-links, cycles (each named), no output node, and unused nodes (a warning).
 
 Everything is iterative and linear in the size of the graph (cycles are found with Kahn's
@@ -19,26 +19,28 @@ from collections import deque
 from typing import Any
 
 from .context import Settings
-from .declare import ANY, BOOLEAN, COMBO, FLOAT, INT, REQUIRED, STRING, Input, NodeType, Registry
+from .declare import (
+    ANY,
+    BOOLEAN,
+    COMBO,
+    FLOAT,
+    INT,
+    REQUIRED,
+    STRING,
+    Input,
+    NodeType,
+    Registry,
+    registry_or_default,
+)
 from .model import Graph, Link, Location, Node
 from .problems import Problem, WorkflowError
 
 MAX_CHOICES_SHOWN = 20
 
 
-def _registry(registry: Registry | None) -> Registry:
-    if registry is not None:
-        return registry
-    from .declare import default_registry
-    from .plugins import builtin_nodes
-
-    builtin_nodes()
-    return default_registry
-
-
 def output_nodes(graph: Graph, registry: Registry | None = None) -> list[str]:
     """Ids of the nodes whose type is an output node, in graph order."""
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     result = []
     for node in graph:
         node_type = registry.get(node.type)
@@ -61,12 +63,11 @@ def validate(
     graph: Graph, registry: Registry | None = None, settings: Settings | None = None
 ) -> list[Problem]:
     """Every problem in `graph`, errors and warnings. Never raises for a bad graph."""
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     settings = settings or Settings()
     problems: list[Problem] = []
     type_names: list[str] | None = None
     required_of: dict[str, tuple[str, ...]] = {}
-    limited_of: dict[str, bool] = {}
     nodes = graph.nodes
 
     for node in nodes.values():
@@ -85,7 +86,7 @@ def validate(
             elif isinstance(value, Link):
                 _check_link(graph, registry, node, node_type, decl, value, problems)
             else:
-                _check_literal(graph, node, node_type, decl, value, problems)
+                _check_literal(graph, node, node_type, decl, value, problems, settings)
         required = required_of.get(node_type.name)
         if required is None:
             required = tuple(i.name for i in node_type.inputs if i.required)
@@ -105,12 +106,8 @@ def validate(
                     )
                 )
         if node_type.check is not None:
-            _run_check(graph, node, node_type, problems)
-        limited = limited_of.get(node_type.name)
-        if limited is None:
-            limited = any(node_type.input(name) is not None for name in _LIMITED)
-            limited_of[node_type.name] = limited
-        if limited:
+            _run_check(graph, node, node_type, problems, settings)
+        if node_type.limits:
             _check_limits(graph, node, node_type, settings, problems, first_problem)
 
     _check_structure(graph, registry, problems)
@@ -221,7 +218,7 @@ def _check_link(
 
 def _check_literal(
     graph: Graph, node: Node, node_type: NodeType, decl: Input, value: Any,
-    problems: list[Problem],
+    problems: list[Problem], settings: Settings,
 ) -> None:  # fmt: skip
     name = decl.name
     report = _reporter(graph, node, node_type, name, problems)
@@ -263,7 +260,7 @@ def _check_literal(
         if type(value) is not bool:
             expected = "true or false"
     elif kind == COMBO or decl.choices is not None:
-        _check_choice(graph, node, node_type, decl, value, problems)
+        _check_choice(graph, node, node_type, decl, value, problems, settings)
         return
     if expected is not None:
         report("invalid_input_type", f"expected {expected} ({kind}), got {_show(value)}", value)
@@ -279,10 +276,10 @@ def _check_literal(
 
 def _check_choice(
     graph: Graph, node: Node, node_type: NodeType, decl: Input, value: Any,
-    problems: list[Problem],
+    problems: list[Problem], settings: Settings,
 ) -> None:  # fmt: skip
     try:
-        choices = decl.choice_list()
+        choices = decl.choice_list(settings)
     except Exception as exc:  # a file picker whose folder vanished: say so, don't crash
         problems.append(
             _problem(
@@ -336,7 +333,9 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _run_check(graph: Graph, node: Node, node_type: NodeType, problems: list[Problem]) -> None:
+def _run_check(
+    graph: Graph, node: Node, node_type: NodeType, problems: list[Problem], settings: Settings
+) -> None:
     literals = {
         i.name: i.default
         for i in node_type.inputs
@@ -344,7 +343,7 @@ def _run_check(graph: Graph, node: Node, node_type: NodeType, problems: list[Pro
     }
     literals.update({k: v for k, v in node.inputs.items() if not isinstance(v, Link)})
     try:
-        found = node_type.check(literals) or []
+        found = node_type.check(literals, settings) or []
     except Exception as exc:
         problems.append(
             _problem(
@@ -370,66 +369,22 @@ def _run_check(graph: Graph, node: Node, node_type: NodeType, problems: list[Pro
         )
 
 
-_LIMITED = ("steps", "batch_size", "batch", "width", "height")
-
-
 def _check_limits(
     graph: Graph, node: Node, node_type: NodeType, settings: Settings, problems: list[Problem],
     first_problem: int,
 ) -> None:  # fmt: skip
-    """Run-wide limits, enforced here so a huge request fails before any model work.
+    """Run-wide limits on the inputs that declare them, enforced here so a huge request fails
+    before any model work. Inputs sharing a limit are bounded by the product of their values.
 
     An input already reported for this node (out of range, or by the node's own check) is
     not reported again.
     """
     inputs = node.inputs
     reported = {p.input_name for p in problems[first_problem:]}
-
-    def value(name: str) -> Any:
-        v = inputs.get(name)
-        return v if type(v) is int and name not in reported else None
-
-    steps = value("steps")
-    if steps is not None and steps > settings.max_steps:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                node_type,
-                "limit_exceeded",
-                f"steps {steps} is over this server's limit of {settings.max_steps}",
-                "steps",
-                steps,
-            )
-        )
-    for name in ("batch_size", "batch"):
-        batch = value(name)
-        if batch is not None and batch > settings.max_batch:
-            problems.append(
-                _problem(
-                    graph,
-                    node,
-                    node_type,
-                    "limit_exceeded",
-                    f"{name} {batch} is over this server's limit of {settings.max_batch}",
-                    name,
-                    batch,
-                )
-            )
-    width, height = value("width"), value("height")
-    if width is not None and height is not None and width * height > settings.max_image_pixels:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                node_type,
-                "limit_exceeded",
-                f"{width}x{height} is {width * height} pixels, over this server's limit of "
-                f"{settings.max_image_pixels}",
-                "width",
-                width,
-            )
-        )
+    values = {name: v for name, v in inputs.items() if name not in reported}
+    for name, message in node_type.limit_problems(values, settings):
+        problems.append(_problem(graph, node, node_type, "limit_exceeded", message, name,
+                                 inputs.get(name)))  # fmt: skip
 
 
 # --- the graph as a whole ----------------------------------------------------------------

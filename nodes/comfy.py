@@ -34,6 +34,7 @@ from latentgraph.graph import (
     NodeType,
     Output,
     Registry,
+    Settings,
     Socket,
     String,
     default_registry,
@@ -42,7 +43,16 @@ from latentgraph.graph import (
 
 from . import models_dirs
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
-from .values import ClipModel, Conditioning, Latent, SchedulerSpec, UNetModel, input_error
+from .seeds import image_seeds, seed_input
+from .values import (
+    ClipModel,
+    Conditioning,
+    Latent,
+    SchedulerSpec,
+    UNetModel,
+    enforce_limits,
+    input_error,
+)
 
 MAX_RESOLUTION = 16384
 INT_LIMIT = 2**63 - 1
@@ -115,7 +125,7 @@ def sampler_problem(sampler_name: Any, scheduler: Any) -> str | None:
     return None
 
 
-def _check_sampler(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+def _check_sampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
     message = sampler_problem(inputs.get("sampler_name"), inputs.get("scheduler"))
     return [("scheduler", message)] if message else []
 
@@ -141,7 +151,7 @@ def _is_empty(latent: Latent) -> bool:
     return latent.is_noise is False and not bool(latent.samples.any())
 
 
-def _sample(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, negative,
             latent, denoise):  # fmt: skip
     from .denoise import unet_denoise
     from .latents import make_noise
@@ -158,7 +168,7 @@ def _sample(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, neg
     spec = sampler_spec(model, sampler_name, scheduler)
     samples = latent.samples
     if _is_empty(latent) and denoise >= 1.0:
-        seeds = [seed + i for i in range(samples.shape[0])]
+        seeds = image_seeds(seed, samples.shape[0])
         latent = Latent(make_noise(tuple(samples.shape[1:]), seeds), seeds, is_noise=True)
     elif latent.is_noise:
         latent = Latent(samples, latent.seeds, is_noise=True)
@@ -167,7 +177,7 @@ def _sample(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, neg
 
 
 SAMPLER_INPUTS = [
-    Int("steps", 20, min=1, max=10000),
+    Int("steps", 20, min=1, max=10000, limit="max_steps"),
     Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01),
     Choice("sampler_name", list(SAMPLERS), "euler"),
     Choice("scheduler", list(SIGMAS), "normal"),
@@ -179,7 +189,7 @@ SAMPLER_INPUTS = [
 
 @_node(
     "KSampler", "KSampler", "sampling",
-    inputs=[Socket("model", MODEL), Int("seed", 0, min=0, max=2**64 - 1, seed=True),
+    inputs=[Socket("model", MODEL), seed_input(),
             *SAMPLER_INPUTS, Float("denoise", 1.0, min=0.0, max=1.0, step=0.01)],
     outputs=[Output("LATENT", LATENT)],
     check=_check_sampler,
@@ -187,12 +197,13 @@ SAMPLER_INPUTS = [
 def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
              latent_image, denoise=1.0):  # fmt: skip
     """Denoise a latent (an empty one: text to image) with a ComfyUI sampler and scheduler."""
-    return _sample(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                   latent_image, denoise)  # fmt: skip
+    return _sample(ctx, model, seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name,
+                   scheduler=scheduler, positive=positive, negative=negative,
+                   latent=latent_image, denoise=denoise)  # fmt: skip
 
 
-def _check_advanced(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
-    problems = _check_sampler(inputs)
+def _check_advanced(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
+    problems = _check_sampler(inputs, settings)
     steps = inputs.get("steps")
     if inputs.get("add_noise") == "disable":
         problems.append(("add_noise", "'disable' (continuing from leftover noise) is not "
@@ -210,7 +221,7 @@ def _check_advanced(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
 @_node(
     "KSamplerAdvanced", "KSampler (Advanced)", "sampling",
     inputs=[Socket("model", MODEL), Choice("add_noise", ["enable", "disable"], "enable"),
-            Int("noise_seed", 0, min=0, max=2**64 - 1, seed=True), *SAMPLER_INPUTS,
+            seed_input("noise_seed"), *SAMPLER_INPUTS,
             Int("start_at_step", 0, min=0, max=10000), Int("end_at_step", 10000, min=0, max=10000),
             Choice("return_with_leftover_noise", ["disable", "enable"], "disable")],
     outputs=[Output("LATENT", LATENT)],
@@ -228,8 +239,9 @@ def ksampler_advanced(ctx, model, add_noise, noise_seed, steps, cfg, sampler_nam
     denoise = min(1.0, max(0.0, (steps - start_at_step) / steps + 1e-9))
     if start_at_step >= steps:
         return Latent(latent_image.samples.clone(), latent_image.seeds, latent_image.is_noise)
-    return _sample(ctx, model, noise_seed, steps, cfg, sampler_name, scheduler, positive,
-                   negative, latent_image, denoise)  # fmt: skip
+    return _sample(ctx, model, seed=noise_seed, steps=steps, cfg=cfg, sampler_name=sampler_name,
+                   scheduler=scheduler, positive=positive, negative=negative,
+                   latent=latent_image, denoise=denoise)  # fmt: skip
 
 
 # --- loaders ---------------------------------------------------------------------------------
@@ -247,15 +259,15 @@ def _checkpoint_source(ctx, name: str) -> str:
     if name == models_dirs.BUILTIN_CHECKPOINT:
         return name
     try:
-        return str(models_dirs.resolve("checkpoints", name, ctx.settings.models_dirs or None))
+        return str(models_dirs.resolve("checkpoints", name, ctx.settings.models_dirs))
     except models_dirs.ModelNotFound as exc:
         raise input_error(ctx, "ckpt_name", str(exc)) from None
 
 
-def _checkpoint_identity(inputs: dict[str, Any]) -> str:
+def _checkpoint_identity(inputs: dict[str, Any], settings: Settings) -> str:
     name = str(inputs.get("ckpt_name", ""))
     try:
-        path = models_dirs.resolve("checkpoints", name)
+        path = models_dirs.resolve("checkpoints", name, settings.models_dirs)
     except models_dirs.ModelNotFound:
         return name
     st = path.stat()
@@ -287,7 +299,7 @@ def vae_loader(ctx, vae_name: str):
     from .loaders import load_vae
 
     try:
-        path = models_dirs.resolve("vae", vae_name, ctx.settings.models_dirs or None)
+        path = models_dirs.resolve("vae", vae_name, ctx.settings.models_dirs)
     except models_dirs.ModelNotFound as exc:
         raise input_error(ctx, "vae_name", str(exc)) from None
     return load_vae(ctx, str(path), "sd15")
@@ -352,20 +364,16 @@ def clip_set_last_layer(ctx, clip: ClipModel, stop_at_clip_layer: int = -1):
 
 @_node(
     "EmptyLatentImage", "Empty Latent Image", "latent",
-    inputs=[Int("width", 512, min=16, max=MAX_RESOLUTION, step=8),
-            Int("height", 512, min=16, max=MAX_RESOLUTION, step=8),
-            Int("batch_size", 1, min=1, max=4096)],
+    inputs=[Int("width", 512, min=16, max=MAX_RESOLUTION, step=8, limit="max_image_pixels"),
+            Int("height", 512, min=16, max=MAX_RESOLUTION, step=8, limit="max_image_pixels"),
+            Int("batch_size", 1, min=1, max=4096, limit="max_batch")],
     outputs=[Output("LATENT", LATENT)],
 )  # fmt: skip
 def empty_latent_image(ctx, width: int, height: int, batch_size: int = 1):
     """A zero latent for width x height images (SD's 8x downscale); KSampler adds the noise."""
     import torch
 
-    if width * height > ctx.settings.max_image_pixels:
-        raise input_error(ctx, "width", f"{width}x{height} is more than the limit of "
-                                        f"{ctx.settings.max_image_pixels} pixels")  # fmt: skip
-    if batch_size > ctx.settings.max_batch:
-        raise input_error(ctx, "batch_size", f"more than the limit of {ctx.settings.max_batch}")
+    enforce_limits(ctx, empty_latent_image, width=width, height=height, batch_size=batch_size)
     samples = torch.zeros([batch_size, 4, height // 8, width // 8], dtype=torch.float32)
     return Latent(samples, None, is_noise=False)
 
@@ -373,8 +381,8 @@ def empty_latent_image(ctx, width: int, height: int, batch_size: int = 1):
 @_node(
     "LatentUpscale", "Upscale Latent", "latent",
     inputs=[Socket("samples", LATENT), Choice("upscale_method", list(UPSCALE_METHODS)),
-            Int("width", 512, min=0, max=MAX_RESOLUTION, step=8),
-            Int("height", 512, min=0, max=MAX_RESOLUTION, step=8),
+            Int("width", 512, min=0, max=MAX_RESOLUTION, step=8, limit="max_image_pixels"),
+            Int("height", 512, min=0, max=MAX_RESOLUTION, step=8, limit="max_image_pixels"),
             Choice("crop", ["disabled", "center"])],
     outputs=[Output("LATENT", LATENT)],
 )  # fmt: skip

@@ -9,6 +9,7 @@ schedule is cut like diffusers' img2img pipeline, so denoise 0 returns the input
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 from latentgraph.graph import (
@@ -26,7 +27,8 @@ from latentgraph.graph import (
 from . import runtime
 from .latents import make_noise
 from .schedulers import build_scheduler
-from .values import Conditioning, Latent, SchedulerSpec, UNetModel, input_error
+from .seeds import cpu_generator, image_seeds, seed_input
+from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
 
 
 def _rows(ctx: Any, name: str, cond: Conditioning, batch: int):
@@ -70,7 +72,7 @@ def step_kwargs(scheduler: Any, generator: Any, eta: float = 0.0) -> dict[str, A
         Socket("positive", CONDITIONING),
         Socket("negative", CONDITIONING),
         Socket("latent", LATENT),
-        Int("steps", 20, min=1, max=10000),
+        Int("steps", 20, min=1, max=10000, limit="max_steps"),
         Float("guidance", 7.5, min=0.0, max=100.0, step=0.1),
         Float(
             "denoise",
@@ -80,14 +82,7 @@ def step_kwargs(scheduler: Any, generator: Any, eta: float = 0.0) -> dict[str, A
             step=0.01,
             description="strength for img2img: 1 repaints fully, 0 returns the input",
         ),  # fmt: skip
-        Int(
-            "seed",
-            0,
-            min=0,
-            max=2**64 - 1,
-            seed=True,
-            description="noise for img2img and stochastic schedulers",
-        ),  # fmt: skip
+        seed_input(description="noise for img2img and stochastic schedulers"),
     ],
     outputs=[Output("latent", LATENT)],
 )
@@ -97,66 +92,104 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     """Denoise latents with the UNet under a scheduler, with classifier-free guidance."""
     import torch
 
-    if steps > ctx.settings.max_steps:
-        raise input_error(ctx, "steps", f"{steps} is more than the limit {ctx.settings.max_steps}")
+    enforce_limits(ctx, unet_denoise, steps=steps)
     model = unet.unet
     device = torch.device(runtime.device_name(ctx.settings))
     offload = bool(ctx.settings.options.get("cpu_offload")) and device.type != "cpu"
     if offload:
         model.to(device)
     try:
-        return _run(ctx, model, device, scheduler, positive, negative, latent, steps,
-                    guidance, denoise, seed)  # fmt: skip
+        job = DenoiseJob(ctx, model, device, scheduler, positive=positive, negative=negative,
+                         latent=latent, steps=steps, guidance=guidance, denoise=denoise,
+                         seed=seed)  # fmt: skip
+        return job.run()
     finally:
         if offload:
             model.to("cpu")
 
 
-def _run(ctx, model, device, spec, positive, negative, latent, steps, guidance, denoise, seed):
-    import torch
+@dataclass
+class DenoiseJob:
+    """One denoising run: the node's inputs resolved to a torch model and device."""
 
-    sched = build_scheduler(spec, seed)
-    samples = latent.samples
-    batch = samples.shape[0]
-    dtype = model.dtype
-    do_cfg = guidance > 1.0
-    pos = _rows(ctx, "positive", positive, batch).to(device, dtype)
-    embeds = pos
-    if do_cfg:
-        neg = _rows(ctx, "negative", negative, batch).to(device, dtype)
-        embeds = torch.cat([neg, pos])
-    sched.set_timesteps(steps, device=device)
-    timesteps = sched.timesteps
-    generator = torch.Generator("cpu").manual_seed(int(seed) % 2**64)
-    seeds = latent.seeds or [seed + i for i in range(batch)]
-    if latent.is_noise:
-        if denoise < 1.0:
-            ctx.warn("denoise < 1 has no effect on pure noise from LatentNoise; "
-                     "use VAEEncode for img2img")  # fmt: skip
-        latents = samples.to(device, dtype) * sched.init_noise_sigma
-    else:
+    ctx: Any
+    model: Any  # the diffusers UNet
+    device: Any  # torch.device
+    spec: SchedulerSpec
+    positive: Conditioning
+    negative: Conditioning
+    latent: Latent
+    steps: int
+    guidance: float
+    denoise: float
+    seed: int
+
+    @property
+    def guided(self) -> bool:
+        """Classifier-free guidance: negative and positive rows in one UNet call."""
+        return self.guidance > 1.0
+
+    def embeddings(self, batch: int) -> Any:
+        import torch
+
+        dtype = self.model.dtype
+        pos = _rows(self.ctx, "positive", self.positive, batch).to(self.device, dtype)
+        if not self.guided:
+            return pos
+        neg = _rows(self.ctx, "negative", self.negative, batch).to(self.device, dtype)
+        return torch.cat([neg, pos])
+
+    def start(self, sched: Any) -> tuple[Any, Any] | None:
+        """The starting latents and the timesteps left to run (img2img cuts the schedule);
+        None when nothing is left to denoise."""
+        samples, steps, denoise = self.latent.samples, self.steps, self.denoise
+        dtype, timesteps = self.model.dtype, sched.timesteps
+        if self.latent.is_noise:
+            if denoise < 1.0:
+                self.ctx.warn("denoise < 1 has no effect on pure noise from LatentNoise; "
+                              "use VAEEncode for img2img")  # fmt: skip
+            return samples.to(self.device, dtype) * sched.init_noise_sigma, timesteps
         keep = min(int(steps * denoise), steps)
         start = max(steps - keep, 0) * sched.order
         timesteps = timesteps[start:]
         if len(timesteps) == 0:
-            return Latent(samples.clone(), latent.seeds, is_noise=False)
+            return None
         if hasattr(sched, "set_begin_index"):
             sched.set_begin_index(start)
-        noise = make_noise(tuple(samples.shape[1:]), [seed + i for i in range(batch)])
-        latents = sched.add_noise(samples.to(device, dtype), noise.to(device, dtype),
+        batch = samples.shape[0]
+        noise = make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, batch))
+        latents = sched.add_noise(samples.to(self.device, dtype), noise.to(self.device, dtype),
                                   timesteps[:1].repeat(batch))  # fmt: skip
-    kwargs = step_kwargs(sched, generator)
-    previews = bool(ctx.settings.options.get("previews"))
-    total = len(timesteps)
-    with torch.inference_mode():
-        for i, t in enumerate(timesteps):
-            ctx.check_cancelled()
-            model_input = torch.cat([latents] * 2) if do_cfg else latents
-            model_input = sched.scale_model_input(model_input, t)
-            noise_pred = model(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
-            if do_cfg:
-                uncond, cond = noise_pred.chunk(2)
-                noise_pred = uncond + guidance * (cond - uncond)
-            latents = sched.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
-            ctx.progress(i + 1, total, preview_image(latents) if previews else None)
-    return Latent(latents, seeds, is_noise=False)
+        return latents, timesteps
+
+    def run(self) -> Latent:
+        import torch
+
+        ctx, model, guidance, guided = self.ctx, self.model, self.guidance, self.guided
+        sched = build_scheduler(self.spec, self.seed)
+        samples = self.latent.samples
+        batch = samples.shape[0]
+        embeds = self.embeddings(batch)
+        sched.set_timesteps(self.steps, device=self.device)
+        generator = cpu_generator(self.seed)
+        seeds = self.latent.seeds or image_seeds(self.seed, batch)
+        started = self.start(sched)
+        if started is None:
+            return Latent(samples.clone(), self.latent.seeds, is_noise=False)
+        latents, timesteps = started
+        kwargs = step_kwargs(sched, generator)
+        previews = bool(ctx.settings.options.get("previews"))
+        total = len(timesteps)
+        with torch.inference_mode():
+            for i, t in enumerate(timesteps):
+                ctx.check_cancelled()
+                model_input = torch.cat([latents] * 2) if guided else latents
+                model_input = sched.scale_model_input(model_input, t)
+                noise_pred = model(model_input, t, encoder_hidden_states=embeds,
+                                   return_dict=False)[0]  # fmt: skip
+                if guided:
+                    uncond, cond = noise_pred.chunk(2)
+                    noise_pred = uncond + guidance * (cond - uncond)
+                latents = sched.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
+                ctx.progress(i + 1, total, preview_image(latents) if previews else None)
+        return Latent(latents, seeds, is_noise=False)

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Socket, String, node
+from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Settings, Socket, String, node
 
 from . import input_files
 from .input_files import inside
@@ -106,7 +106,7 @@ def prefix_problem(prefix: str) -> str | None:
     return None
 
 
-def check_prefix(literals: dict) -> list[tuple[str | None, str]]:
+def check_prefix(literals: dict, settings: Settings) -> list[tuple[str | None, str]]:
     prefix = literals.get("filename_prefix")
     problem = prefix_problem(prefix) if isinstance(prefix, str) else None
     return [("filename_prefix", problem)] if problem else []

@@ -1,8 +1,8 @@
 """The input folder LoadImage reads: which one, what it lists, and the example picture.
 
-Like `models_dirs`, the folder is a small process-wide setting: the CLI and the server call
-`configure(path)` at start, so the LoadImage dropdown (/object_info) and validation list the
-same files the run reads. Unconfigured, it is `./input`, the same default as `Settings`.
+The folder is the run's `Settings.input_dir`: the LoadImage dropdown (/object_info), validation
+and the cache identity are given the same settings the run reads from its Context, so they
+list and read the same files.
 
 `example.png` is always offered: when the folder has no file of that name, LoadImage uses a
 picture drawn here (no file shipped, nothing downloaded), so img2img runs on a fresh install.
@@ -16,22 +16,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from latentgraph.graph import Settings
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 EXAMPLE = "example.png"
 EXAMPLE_SIZE = (128, 128)  # a multiple of 8: SD's VAE factor, so VAEEncode needs no crop
 _MAX_FILES = 10_000
-
-_configured: list[Path] = []
-
-
-def configure(path: Path | str | None) -> None:
-    """Set the input folder for this process (None: back to the default `./input`)."""
-    _configured[:] = [Path(path)] if path is not None else []
-
-
-def root() -> Path:
-    """The configured input folder."""
-    return _configured[0] if _configured else Path("input")
 
 
 def inside(base: Path, name: str) -> Path | None:
@@ -43,9 +33,10 @@ def inside(base: Path, name: str) -> Path | None:
     return target
 
 
-def image_names(folder: Path | None = None) -> list[str]:
-    """The LoadImage dropdown: image files in the folder (POSIX names, sorted), example.png."""
-    base = folder if folder is not None else root()
+def image_names(settings: Settings) -> list[str]:
+    """The LoadImage dropdown: image files in the input folder (POSIX names, sorted), and
+    example.png."""
+    base = Path(settings.input_dir)
     names: list[str] = []
     if base.is_dir():
         for top, dirs, files in os.walk(base):
@@ -60,11 +51,11 @@ def image_names(folder: Path | None = None) -> list[str]:
     return sorted(names, key=str.lower)
 
 
-def identity(inputs: dict[str, Any]) -> str:
+def identity(inputs: dict[str, Any], settings: Settings) -> str:
     """Cache identity of a LoadImage: the name plus the file's size and mtime, so replacing
     a picture under the same name is noticed."""
     name = str(inputs.get("image", ""))
-    path = inside(root(), name)
+    path = inside(Path(settings.input_dir), name)
     if path is None or not path.is_file():
         return name
     st = path.stat()

@@ -7,25 +7,12 @@ alone by running batch 1 with that image's seed.
 
 from __future__ import annotations
 
-from typing import Any
+from latentgraph.graph import LATENT, VAE, Int, Output, Socket, node
 
-from latentgraph.graph import LATENT, VAE, Int, Output, Settings, Socket, node
-
-from .values import Latent, VAEModel, input_error
+from .seeds import cpu_generator, image_seeds, seed_input
+from .values import Latent, VAEModel, enforce_limits, input_error
 
 DEFAULT_SCALE = 8  # Stable Diffusion's VAE; the real factor comes from the VAE when linked
-_LIMITS = Settings()
-
-
-def _check(inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
-    problems: list[tuple[str | None, str]] = []
-    w, h, b = inputs.get("width"), inputs.get("height"), inputs.get("batch_size")
-    if isinstance(w, int) and isinstance(h, int) and w * h > _LIMITS.max_image_pixels:
-        problems.append(("width", f"{w}x{h} is more than the limit of "
-                                  f"{_LIMITS.max_image_pixels} pixels"))  # fmt: skip
-    if isinstance(b, int) and b > _LIMITS.max_batch:
-        problems.append(("batch_size", f"{b} is more than the limit of {_LIMITS.max_batch}"))
-    return problems
 
 
 def make_noise(shape: tuple[int, int, int], seeds: list[int]):
@@ -34,7 +21,7 @@ def make_noise(shape: tuple[int, int, int], seeds: list[int]):
 
     rows = []
     for s in seeds:
-        g = torch.Generator("cpu").manual_seed(int(s) % 2**64)
+        g = cpu_generator(s)
         rows.append(torch.randn((1, *shape), generator=g, dtype=torch.float32))
     return torch.cat(rows)
 
@@ -49,13 +36,12 @@ def make_noise(shape: tuple[int, int, int], seeds: list[int]):
             optional=True,
             description="gives the scale factor and channels (else SD's: 8, 4 channels)",
         ),  # fmt: skip
-        Int("width", 512, min=8, max=16384, step=8),
-        Int("height", 512, min=8, max=16384, step=8),
-        Int("batch_size", 1, min=1, max=4096),
-        Int("seed", 0, min=0, max=2**64 - 1, seed=True),
+        Int("width", 512, min=8, max=16384, step=8, limit="max_image_pixels"),
+        Int("height", 512, min=8, max=16384, step=8, limit="max_image_pixels"),
+        Int("batch_size", 1, min=1, max=4096, limit="max_batch"),
+        seed_input(),
     ],
     outputs=[Output("latent", LATENT)],
-    check=_check,
 )
 def latent_noise(ctx, width: int, height: int, batch_size: int = 1, seed: int = 0,
                  vae: VAEModel | None = None):  # fmt: skip
@@ -66,13 +52,7 @@ def latent_noise(ctx, width: int, height: int, batch_size: int = 1, seed: int = 
         if value % factor:
             raise input_error(ctx, name, f"{value} is not a multiple of the VAE's scale factor "
                                          f"{factor} (try {value - value % factor or factor})")  # fmt: skip
-    limits = ctx.settings
-    if width * height > limits.max_image_pixels:
-        raise input_error(ctx, "width", f"{width}x{height} is more than the limit of "
-                                        f"{limits.max_image_pixels} pixels")  # fmt: skip
-    if batch_size > limits.max_batch:
-        raise input_error(ctx, "batch_size", f"{batch_size} is more than the limit of "
-                                             f"{limits.max_batch}")  # fmt: skip
-    seeds = [seed + i for i in range(batch_size)]
+    enforce_limits(ctx, latent_noise, width=width, height=height, batch_size=batch_size)
+    seeds = image_seeds(seed, batch_size)
     noise = make_noise((channels, height // factor, width // factor), seeds)
     return Latent(noise, seeds, is_noise=True)

@@ -20,16 +20,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import CLIP, MODEL, SCHEDULER, VAE, Choice, Output, String, node, paths
+from latentgraph.graph import (
+    CLIP,
+    MODEL,
+    SCHEDULER,
+    VAE,
+    Choice,
+    Output,
+    Settings,
+    String,
+    node,
+    paths,
+)
 
 from . import runtime
 from .model_manager import manager, module_bytes
+from .models_dirs import is_pickled
 from .values import ClipModel, NodeInputError, SchedulerSpec, UNetModel, VAEModel, input_error
 
 BUILTIN_TINY = "builtin:tiny-sd"
 TINY_PRESET = "tiny-sd"
 CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", TINY_PRESET, BUILTIN_TINY)
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -41,6 +52,11 @@ class Source:
     kind: str  # "builtin" | "folder" | "single_file" | "hub"
     location: str
     identity: str
+
+
+def _pickle_refusal(text: str) -> str:
+    return (f"{text!r} is a pickle-based checkpoint, which can run code when loaded; it is "
+            "refused. Convert it to .safetensors")  # fmt: skip
 
 
 def _stat_identity(path: Path) -> str:
@@ -68,11 +84,8 @@ def find_source(text: str, models_dirs: list[Path] | None = None) -> Source:
         return Source("builtin", text, f"{text}-v{BUILD_VERSION}")
     if text.startswith("builtin:"):
         raise ValueError(f"unknown built-in model {text!r}; the only one is {BUILTIN_TINY!r}")
-    if text.lower().endswith(PICKLE_SUFFIXES):
-        raise ValueError(
-            f"{text!r} is a pickle-based checkpoint, which can run code when loaded; it is "
-            "refused. Convert it to .safetensors (or use a diffusers folder)"
-        )
+    if is_pickled(text):
+        raise ValueError(_pickle_refusal(text) + " (or use a diffusers folder)")
     for p in _candidates(text, models_dirs or []):
         if p.is_dir():
             if not (p / "model_index.json").is_file() and not (p / "config.json").is_file():
@@ -89,9 +102,9 @@ def find_source(text: str, models_dirs: list[Path] | None = None) -> Source:
     raise ValueError(f"model file not found: {text!r} (looked at: {looked})")
 
 
-def _identity(inputs: dict[str, Any]) -> str:
+def _identity(inputs: dict[str, Any], settings: Settings) -> str:
     try:
-        return find_source(str(inputs.get("source", ""))).identity
+        return find_source(str(inputs.get("source", "")), settings.models_dirs).identity
     except ValueError as exc:
         return f"unresolved:{exc}"
 
@@ -345,23 +358,18 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     return manager().get(key, load, device=mem_device, size=size), key
 
 
-def check_source(literals: dict) -> list[tuple[str | None, str]]:
+def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, str]]:
     """Validation-time refusals for a `source` literal, before any model work: pickle files
     and unknown built-ins (whether files exist is checked when the node runs)."""
     source = literals.get("source")
     if not isinstance(source, str):
         return []
     text = source.strip()
-    if text.lower().endswith(PICKLE_SUFFIXES):
-        return [("source", f"{text!r} is a pickle-based checkpoint, which can run code when "
-                           "loaded; it is refused. Convert it to .safetensors")]  # fmt: skip
+    if is_pickled(text):
+        return [("source", _pickle_refusal(text))]
     if text.startswith("builtin:") and text != BUILTIN_TINY:
         return [("source", f"unknown built-in model {text!r}; the only one is {BUILTIN_TINY!r}")]
     return []
-
-
-def _source_choices() -> list[str]:
-    return [BUILTIN_TINY]
 
 
 @node(

@@ -94,3 +94,8 @@ _manager = ModelManager()
 def manager() -> ModelManager:
     """The process-wide model manager."""
     return _manager
+
+
+def free_models() -> None:
+    """Unload every model this process holds (the server's worker calls it on POST /free)."""
+    _manager.free()

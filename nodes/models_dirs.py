@@ -1,9 +1,9 @@
 """Models folders laid out like ComfyUI's, so users reuse the weights they already have.
 
 A models root holds one sub-folder per kind (checkpoints/, vae/, loras/, embeddings/, ...).
-Roots come from `--models-dir` / `--extra-models-dir` (passed to `configure`, or per run in
-`Settings.models_dirs`), then `$LATENTGRAPH_MODELS_DIRS` (os.pathsep-separated), then
-`<data dir>/models`. Dropdowns list the files found; `resolve` turns a listed name back into a
+Roots come from `--models-dir` / `--extra-models-dir` (the run's `Settings.models_dirs`, which
+node code reads from its Context, dropdowns and check hooks from the settings they are given),
+then `$LATENTGRAPH_MODELS_DIRS` (os.pathsep-separated), then `<data dir>/models`. Dropdowns list the files found; `resolve` turns a listed name back into a
 path and refuses anything else (absolute names, `..`, files outside the roots). Only
 safetensors files are listed: pickled weights are never loaded.
 
@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from latentgraph.graph import paths
+from latentgraph.graph import Settings, paths
 
 BUILTIN_CHECKPOINT = "builtin:tiny-sd"
 
@@ -41,21 +41,19 @@ WEIGHT_SUFFIXES = (".safetensors", ".sft")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pt2")
 _MAX_DEPTH = 8
 
-_configured: list[Path] = []
+
+def is_pickled(name: str) -> bool:
+    """True for a weights file name whose format is a pickle (can run code when loaded)."""
+    return PurePosixPath(name.strip().replace("\\", "/")).suffix.lower() in PICKLE_SUFFIXES
 
 
 class ModelNotFound(ValueError):
     """A model name that is not a file listed under the configured models folders."""
 
 
-def configure(dirs: Sequence[Path | str]) -> None:
-    """Set the models roots for this process (the CLI and the server call it at start)."""
-    _configured[:] = [Path(d) for d in dirs]
-
-
 def roots(dirs: Sequence[Path | str] | None = None) -> list[Path]:
-    """Models roots in priority order: given or configured dirs, the environment, the default."""
-    out = [Path(d) for d in (dirs if dirs else _configured)]
+    """Models roots in priority order: the given dirs, the environment, the default."""
+    out = [Path(d) for d in dirs or ()]
     env = os.environ.get("LATENTGRAPH_MODELS_DIRS")
     if env:
         out += [Path(p) for p in env.split(os.pathsep) if p]
@@ -121,7 +119,7 @@ def _safe_name(name: str) -> PurePosixPath:
 def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None) -> Path:
     """The file behind a listed model name. Raises `ModelNotFound` naming where it looked."""
     posix = _safe_name(name)
-    if posix.suffix.lower() in PICKLE_SUFFIXES:
+    if is_pickled(name):
         raise ModelNotFound(
             f"{name}: pickled weights ({posix.suffix}) are not loaded, for safety; "
             "convert the file to .safetensors"
@@ -137,13 +135,13 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None) ->
     raise ModelNotFound(f"{folder} model {name!r} not found (looked in {looked})")
 
 
-def checkpoint_names() -> list[str]:
+def checkpoint_names(settings: Settings) -> list[str]:
     """The checkpoint dropdown: the built-in tiny model, then every checkpoint file found."""
-    return [BUILTIN_CHECKPOINT, *list_files("checkpoints")]
+    return [BUILTIN_CHECKPOINT, *list_files("checkpoints", settings.models_dirs)]
 
 
-def vae_names() -> list[str]:
-    return list_files("vae")
+def vae_names(settings: Settings) -> list[str]:
+    return list_files("vae", settings.models_dirs)
 
 
 def experiment_models(dirs: Sequence[Path | str] | None = None) -> list[dict]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from latentgraph.graph import SCHEDULER, Bool, Choice, Output, Socket, node
 
+from .seeds import generator_seed
 from .values import SchedulerSpec, input_error
 
 # name -> (diffusers class, config overrides)
@@ -51,7 +52,7 @@ def build_scheduler(spec: SchedulerSpec, seed: int | None = None):
     config.update(spec.overrides)
     accepted = set(inspect.signature(cls.__init__).parameters)
     if "noise_sampler_seed" in accepted and seed is not None:
-        config["noise_sampler_seed"] = int(seed) % 2**32
+        config["noise_sampler_seed"] = generator_seed(seed)
     return cls.from_config({k: v for k, v in config.items() if k in accepted})
 
 

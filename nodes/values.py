@@ -22,6 +22,13 @@ def input_error(ctx: Any, input_name: str | None, message: str) -> NodeInputErro
     return NodeInputError(f"{where}: {message}")
 
 
+def enforce_limits(ctx: Any, node_fn: Any, **values: Any) -> None:
+    """Refuse values over the run's limits declared on `node_fn`'s inputs: validation does so
+    before a run, this guards node code called directly or on an unvalidated graph."""
+    for name, message in node_fn.node_type.limit_problems(values, ctx.settings):
+        raise input_error(ctx, name, message)
+
+
 @dataclass(eq=False)
 class UNetModel:
     """MODEL: the denoising UNet, shared through the model manager (never copied)."""

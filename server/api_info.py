@@ -31,18 +31,19 @@ def _version(dist: str) -> str:
 async def object_info(request: Request) -> JSONResponse:
     from latentgraph.graph.object_info import object_info as build
 
-    registry = get_state(request).registry
-    return JSONResponse(await run_in_threadpool(build, registry))
+    state = get_state(request)
+    return JSONResponse(await run_in_threadpool(build, state.registry, state.settings))
 
 
 async def object_info_one(request: Request) -> JSONResponse:
     from latentgraph.graph.object_info import object_info as build
 
     name = request.path_params["node_class"]
-    registry = get_state(request).registry
+    state = get_state(request)
+    registry = state.registry
     if registry.get(name) is None:
         raise ApiError(404, f"unknown node class {name!r}", "not_found")
-    info = await run_in_threadpool(build, registry)
+    info = await run_in_threadpool(build, registry, state.settings)
     return JSONResponse({name: info[name]} if name in info else {})
 
 

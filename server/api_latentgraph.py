@@ -45,10 +45,11 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
 def _to_prompt(state, source: str, text: str, overrides: dict[str, Any]):
     """Any workflow document (ours, ComfyUI API or editor format) as (prompt, extra_data)."""
     from latentgraph.graph.comfy_api import prompt_from_graph
-    from latentgraph.graph.convert import load_text
+    from latentgraph.graph.formats import load_text
     from latentgraph.graph.validate import validate
 
-    graph, extra = load_text(text, source, overrides, state.registry)
+    loaded = load_text(text, source, overrides, state.registry)
+    graph, extra = loaded.graph, loaded.extra
     problems = [p for p in validate(graph, state.registry, state.settings)
                 if p.severity == "error"]  # fmt: skip
     if problems:  # refuse here, where problems still carry file:line locations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,27 +33,24 @@ def _api_routes() -> list[BaseRoute]:
 
 
 def _load_nodes(config: ServerConfig, registry: Any) -> None:
-    """Register the diffusion nodes and any plugin folders (only into the default registry)."""
+    """Register the installed node packs (the built-in nodes are one: an entry point) and any
+    plugin folders, only into the default registry. Handing the worker the nodes' functions
+    (free_models) is the program's job (latentgraph.wiring), not the server's."""
     from latentgraph.graph.declare import default_registry
+    from latentgraph.graph.plugins import load_plugins
 
     if registry is not default_registry:
         return
-    if config.load_nodes:
-        try:
-            import latentgraph.nodes  # registers the node types
-        except ImportError as exc:
-            log.warning("latentgraph.nodes could not be imported: %s", exc)
-        else:  # dropdowns and validation list this server's models and input folders
-            latentgraph.nodes.configure(models_dirs=config.models_dirs,
-                                        input_dir=config.input_dir, write_example=True)  # fmt: skip
-    if config.nodes_dirs:
-        from latentgraph.graph.plugins import load_plugins
-
-        load_plugins(config.nodes_dirs)
+    if config.load_nodes or config.nodes_dirs:
+        load_plugins(config.nodes_dirs, entry_points=config.load_nodes)
 
 
-def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
-    """Build the ASGI app. `registry` defaults to the global one (tests pass their own)."""
+def create_app(
+    config: ServerConfig, *, registry: Any = None, free_models: Callable[[], None] | None = None
+) -> Starlette:
+    """Build the ASGI app. `registry` defaults to the global one (tests pass their own).
+    `free_models` unloads the nodes' models (POST /free, out of memory): the program that
+    wires the nodes in passes it (latentgraph.wiring); without it only caches are freed."""
     from latentgraph.graph.declare import default_registry
 
     registry = registry if registry is not None else default_registry
@@ -71,7 +69,7 @@ def create_app(config: ServerConfig, *, registry: Any = None) -> Starlette:
         )
     hub = Hub(config.client_queue_size)
     worker = Worker(store, hub, registry, settings, previews=config.previews,
-                    disk_cache=config.disk_cache)  # fmt: skip
+                    disk_cache=config.disk_cache, free_models=free_models)  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)
 
     @contextlib.asynccontextmanager

@@ -35,7 +35,7 @@ class ServerConfig:
     device: str = "auto"
     dtype: str = "auto"
     editor: bool = True  # serve the ComfyUI frontend at /
-    load_nodes: bool = True  # import latentgraph.nodes (the diffusion nodes) at start
+    load_nodes: bool = True  # load the installed node packs (the built-in nodes among them)
     # Import torch and the model libraries before answering, when the diffusion nodes are
     # registered: importing them at the first prompt stalled every request for seconds.
     preload: bool = True

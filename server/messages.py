@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from latentgraph.graph import events as ev
-from latentgraph.graph.events import _now_ms as now_ms
+from latentgraph.graph.events import now_ms
 
 HISTORY_TYPES = frozenset(
     {"execution_start", "execution_cached", "execution_success", "execution_error",

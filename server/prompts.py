@@ -41,7 +41,7 @@ def error_body(type_: str, message: str, details: str = "", node_errors=None, **
     }
 
 
-def _strip_unknown_inputs(prompt: dict[str, Any], registry) -> dict[str, Any]:
+def strip_unknown_inputs(prompt: dict[str, Any], registry) -> dict[str, Any]:
     """A copy of `prompt` without `_meta` and without inputs the node type does not declare."""
     clean: dict[str, Any] = {}
     for node_id, spec in prompt.items():
@@ -150,7 +150,7 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
                     "type": "unknown_node_type", "message": f"node type {t!r} is not installed",
                     "details": f"Node ID '#{nid}'", "extra_info": {}}]}
                 for nid, t in unknown.items()}))  # fmt: skip
-    clean = _strip_unknown_inputs(prompt, registry)
+    clean = strip_unknown_inputs(prompt, registry)
     try:
         graph = graph_from_prompt(clean, registry, source="<prompt>")
     except WorkflowError as exc:

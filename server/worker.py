@@ -7,7 +7,7 @@ client that reads /history/{id} on that message always finds the entry.
 
 from __future__ import annotations
 
-import importlib
+import gc
 import logging
 import threading
 import time
@@ -16,12 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from latentgraph.graph.context import CancelToken, Settings
+from latentgraph.graph.events import NodeFailed, RunStatus
 from latentgraph.graph.problems import WorkflowError
+from latentgraph.graph.scheduler import Scheduler
 
 from . import store as st
 from .hub import Hub
 from .messages import RunTranslator, preview_frame
-from .prompts import _strip_unknown_inputs
+from .prompts import strip_unknown_inputs
 
 log = logging.getLogger("latentgraph.server")
 
@@ -34,8 +36,14 @@ EDITOR_GRACE = 0.25
 
 
 class Worker:
+    """Runs queued prompts. `free_models` unloads every loaded model (POST /free, and after
+    an out-of-memory failure): whoever builds the worker passes the node packs' function;
+    without one, only the output cache is freed."""
+
     def __init__(self, store: st.Store, hub: Hub, registry, settings: Settings,
-                 *, previews: bool = False, disk_cache: bool = True) -> None:  # fmt: skip
+                 *, previews: bool = False, disk_cache: bool = True,
+                 free_models: Callable[[], None] | None = None) -> None:  # fmt: skip
+        self.free_models = free_models
         self.store = store
         self.hub = hub
         self.registry = registry
@@ -49,7 +57,7 @@ class Worker:
         self._lock = threading.Lock()
         self._chores: list[Callable[[], None]] = []
         self._held: dict[str, float] = {}  # prompt id -> monotonic deadline
-        self._scheduler = None
+        self._scheduler: Scheduler | None = None
         self._thread = threading.Thread(target=self._loop, name="latentgraph-worker", daemon=True)
 
     # --- control (any thread) ----------------------------------------------------------
@@ -151,10 +159,9 @@ class Worker:
                           {"node": None, "display_node": None, "prompt_id": record.id})  # fmt: skip
             self.hub.broadcast("status", self.status())
 
-    def scheduler(self):
+    def scheduler(self) -> Scheduler:
         if self._scheduler is None:
             from latentgraph.graph.cache import default_cache
-            from latentgraph.graph.scheduler import Scheduler
 
             self._scheduler = Scheduler(
                 registry=self.registry,
@@ -182,17 +189,17 @@ class Worker:
         workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
         extra = {"prompt": record.prompt, "workflow": workflow, "prompt_id": record.id}
         ui: dict[str, Any] = {}
-        status = "failed"
+        status: RunStatus = "failed"
         error: str | None = None
         try:
             graph = graph_from_prompt(
-                _strip_unknown_inputs(record.prompt, self.registry), self.registry
+                strip_unknown_inputs(record.prompt, self.registry), self.registry
             )
             result = self.scheduler().run(
                 graph, targets=record.targets or None, on_event=translator.handle,
                 cancel=cancel, run_id=record.id, extra=extra)  # fmt: skip
             status = result.status
-            ui = dict(getattr(result, "ui", None) or translator.ui)
+            ui = dict(result.ui or translator.ui)
         except WorkflowError as exc:
             first = exc.errors[0] if exc.errors else None
             self._start_if_needed(translator)
@@ -223,10 +230,10 @@ class Worker:
     @staticmethod
     def _start_if_needed(translator: RunTranslator) -> None:
         if not any(m[0] == "execution_start" for m in translator.history):
-            from latentgraph.graph.events import _now_ms
+            from latentgraph.graph.events import now_ms
 
             translator.emit("execution_start",
-                            {"prompt_id": translator.prompt_id, "timestamp": _now_ms()})  # fmt: skip
+                            {"prompt_id": translator.prompt_id, "timestamp": now_ms()})  # fmt: skip
 
     def _preview(self, record: st.PromptRecord, image: Any, node_id: str) -> None:
         client = self.hub.clients.get(record.client_id or "")
@@ -242,23 +249,17 @@ class Worker:
             log.debug("preview encoding failed", exc_info=True)
 
     def _free(self, unload_models: bool, free_memory: bool) -> None:
-        if unload_models or free_memory:
-            free = _model_manager_free()
-            if free is not None:
-                free()
+        if (unload_models or free_memory) and self.free_models is not None:
+            self.free_models()
         if free_memory and self._scheduler is not None:
-            cache = getattr(self._scheduler, "cache", None)
-            if cache is not None and hasattr(cache, "clear_memory"):
-                cache.clear_memory()
-        import gc
-
+            self._scheduler.cache.clear_memory()
         gc.collect()
 
 
-def _out_of_memory(failure: Any, error: str | None) -> bool:
+def _out_of_memory(failure: NodeFailed | None, error: str | None) -> bool:
     """torch.OutOfMemoryError, or a RuntimeError saying so (older torch, MPS, cuDNN)."""
-    kind = str(getattr(failure, "exception_type", "") or "")
-    text = f"{getattr(failure, 'message', '')} {error or ''}".lower()
+    kind = failure.exception_type if failure is not None else ""
+    text = f"{failure.message if failure is not None else ''} {error or ''}".lower()
     return kind.endswith("OutOfMemoryError") or "out of memory" in text
 
 
@@ -270,19 +271,3 @@ def _parents(prompt: dict[str, Any]) -> dict[str, list[str]]:
         out[nid] = [str(v[0]) for v in (inputs or {}).values()
                     if isinstance(v, list) and len(v) == 2 and type(v[1]) is int]  # fmt: skip
     return out
-
-
-def _model_manager_free() -> Callable[[], Any] | None:
-    """The diffusion nodes' "unload every model" function, if they are installed."""
-    try:
-        mm = importlib.import_module("latentgraph.nodes.model_manager")
-    except ImportError:
-        return None
-    for name in ("free_models", "unload_all", "free_all"):
-        fn = getattr(mm, name, None)
-        if callable(fn):
-            return fn
-    get_manager = getattr(mm, "manager", None)  # ModelManager singleton: .free() drops all
-    if callable(get_manager):
-        return lambda: get_manager().free()
-    return None

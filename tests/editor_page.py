@@ -26,16 +26,16 @@ def start_editor_server(data_dir):
 
     import pytest
 
-    from latentgraph.graph import default_registry
     from latentgraph.server.config import ServerConfig
     from latentgraph.server.editor import static_dir
+    from latentgraph.wiring import prepare_server
 
     from .server.conftest import RunningServer, free_port
 
     if static_dir() is None or not Path(CHROMIUM).exists():
         pytest.fail("needs comfyui-frontend-package==1.58.1 and /usr/bin/chromium (see README)")
     config = ServerConfig(data_dir=data_dir, port=free_port(), disk_cache=False)
-    running = RunningServer(config, default_registry).start()
+    running = RunningServer(config, prepare_server(config)).start()
     running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
     return running
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CODE_FOLDERS = {
+    "app": "latentgraph",
     "graph": "latentgraph/graph",
     "nodes": "latentgraph/nodes",
     "server": "latentgraph/server",
@@ -58,14 +59,49 @@ def test_wheel_contains_and_imports_every_module(tmp_path):
         assert file.startswith(str(tmp_path / "site")), f"{name} imported from {file}"
 
 
-def test_engine_and_node_declarations_do_not_import_torch():
+def _heavy_modules_after(imports: str) -> list[str]:
     script = (
-        "import sys\n"
-        "import latentgraph.graph, latentgraph.graph.cli, latentgraph.nodes\n"
-        "from latentgraph.graph.plugins import builtin_nodes\n"
-        "builtin_nodes()\n"
+        f"import sys\n{imports}\n"
         "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
+def test_engine_and_node_declarations_do_not_import_torch():
+    imports = (
+        "import latentgraph.graph, latentgraph.cli, latentgraph.nodes\n"
+        "from latentgraph.wiring import node_registry\n"
+        "assert 'UNetDenoise' in node_registry()"
+    )
+    assert _heavy_modules_after(imports) == []
+
+
+def test_importing_latentgraph_or_its_engine_imports_neither_nodes_nor_server():
+    """`latentgraph` is the composition root, but importing it (or the engine under it) only
+    wires things on first use of run/load/sweep."""
+    for imports in ("import latentgraph", "import latentgraph.graph",
+                    "import latentgraph.graph.validate, latentgraph.graph.formats"):  # fmt: skip
+        script = (
+            f"import sys\n{imports}\n"
+            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'diffusers', 'transformers') or m.startswith(('latentgraph.nodes', "
+            "'latentgraph.server', 'latentgraph.api', 'latentgraph.cli')))))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True)  # fmt: skip
+        assert out.stdout.strip() == "", f"{imports!r} imported {out.stdout.strip()}"
+
+
+def test_latentgraph_exposes_the_facade_lazily():
+    script = (
+        "import sys, latentgraph\n"
+        "assert 'latentgraph.api' not in sys.modules\n"
+        "from latentgraph import api\n"
+        "assert (latentgraph.run, latentgraph.load, latentgraph.sweep) == "
+        "(api.run, api.load, api.sweep)\n"
+        "try:\n    latentgraph.nope\nexcept AttributeError:\n    print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

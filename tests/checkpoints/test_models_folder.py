@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from latentgraph.graph.cli import main
-from latentgraph.nodes import input_files, models_dirs
+from latentgraph.cli import main
+from latentgraph.nodes import models_dirs
 from latentgraph.nodes.values import NodeInputError
 
 from .conftest import context
@@ -21,10 +21,7 @@ def models(tmp_path, tiny_folder, capsys):
         main(["tiny-model", "--single-file", str(root / "checkpoints" / "tiny.safetensors")]) == 0
     )
     assert "tiny.safetensors" in capsys.readouterr().out
-    yield root
-    # `latentgraph run` configures these process-wide; leave them as other tests expect
-    models_dirs._configured.clear()
-    input_files._configured.clear()
+    return root
 
 
 def test_checkpoint_loader_simple_loads_the_file_by_name(models, single):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from latentgraph.graph.cli import main
+from latentgraph.cli import main
 
 PLUGIN = Path(__file__).parent / "plugin"
 

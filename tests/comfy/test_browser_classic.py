@@ -23,13 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def editor_server(tmp_path_factory, cache_dir, one_thread):
-    from latentgraph.nodes import input_files, models_dirs
-
-    saved = (list(input_files._configured), list(models_dirs._configured))
     running = start_editor_server(tmp_path_factory.mktemp("comfy-editor"))
     yield running
     running.stop()
-    input_files._configured[:], models_dirs._configured[:] = saved
 
 
 def test_classic_graph_runs_in_the_editor_and_shows_its_image(editor_server):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from latentgraph.graph.cli import main
+from latentgraph.cli import main
 
 from .conftest import DATA
 
@@ -73,7 +73,7 @@ def test_saved_png_re_runs_and_gives_the_same_pixels(one_thread, tmp_path, capsy
 
 
 def test_convert_between_the_three_formats(one_thread, tmp_path, capsys):
-    from latentgraph.graph.convert import load_any
+    from latentgraph.graph.formats import load_file
 
     src = DATA / "classic_editor.json"
     chain = [(tmp_path / "classic.yaml", "yaml"), (tmp_path / "api.json", "api"),
@@ -83,9 +83,9 @@ def test_convert_between_the_three_formats(one_thread, tmp_path, capsys):
         code, _, err = run_cli(capsys, "convert", prev, dst, "--to", fmt)
         assert code == 0, err
         prev = dst
-    original, _ = load_any(src)
+    original = load_file(src).graph
     for dst, _fmt in chain:
-        graph, _ = load_any(dst)
+        graph = load_file(dst).graph
         assert shape(graph) == shape(original), dst.name
     assert "type: VAEDecode" in (tmp_path / "classic.yaml").read_text()
     assert json.loads((tmp_path / "api.json").read_text())["9"]["class_type"] == "SaveImage"

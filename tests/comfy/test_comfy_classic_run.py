@@ -91,17 +91,19 @@ def test_unsupported_sampler_is_refused_listing_supported(comfy_reg, settings, c
 
 
 def test_saved_png_re_runs(comfy_reg, settings, tmp_path, classic_editor):
-    from latentgraph.graph.convert import load_any
+    from latentgraph.graph.formats import load_file
 
     src = tmp_path / "classic.json"
     src.write_text(json.dumps(classic_editor))
-    graph, extra = load_any(src, registry=comfy_reg)
+    loaded = load_file(src, registry=comfy_reg)
+    graph, extra = loaded.graph, loaded.extra
     first = run(graph, comfy_reg, settings, extra).ui["9"]["images"][0]
     png = settings.output_dir / first["filename"]
     with Image.open(png) as img:
         assert json.loads(img.text["prompt"])["3"]["class_type"] == "KSampler"
         pixels = img.tobytes()
-    again, extra2 = load_any(png, registry=comfy_reg)
+    loaded = load_file(png, registry=comfy_reg)
+    again, extra2 = loaded.graph, loaded.extra
     assert extra2["workflow"] == classic_editor
     second = run(again, comfy_reg, settings, extra2).ui["9"]["images"][0]
     assert second["filename"] != first["filename"]

@@ -5,7 +5,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from latentgraph.graph import Link, WorkflowError
-from latentgraph.graph.convert import convert, detect, load_any
+from latentgraph.graph.convert import convert
+from latentgraph.graph.formats import detect, load_file
 
 from .toy_nodes import registry
 
@@ -32,8 +33,10 @@ def test_detect(classic_editor, classic_api):
 
 def test_editor_and_api_files_load_to_the_same_graph(files, classic_editor):
     editor, api = files
-    g1, extra1 = load_any(editor, registry=registry)
-    g2, extra2 = load_any(api, registry=registry)
+    loaded = load_file(editor, registry=registry)
+    g1, extra1 = loaded.graph, loaded.extra
+    loaded = load_file(api, registry=registry)
+    g2, extra2 = loaded.graph, loaded.extra
     assert shape(g1) == shape(g2)
     assert extra1["workflow"] == classic_editor  # embedded unchanged in saved PNGs
     assert extra1["prompt"]["3"]["inputs"]["seed"] == 1234
@@ -42,23 +45,24 @@ def test_editor_and_api_files_load_to_the_same_graph(files, classic_editor):
 
 def test_overrides_set_node_inputs_in_comfy_formats(files):
     editor, api = files
-    g, extra = load_any(api, overrides={"3.seed": "77", "6.text": "a cat"}, registry=registry)
+    loaded = load_file(api, overrides={"3.seed": "77", "6.text": "a cat"}, registry=registry)
+    g, extra = loaded.graph, loaded.extra
     assert g["3"].inputs["seed"] == 77 and g["6"].inputs["text"] == "a cat"
     assert extra["prompt"]["3"]["inputs"]["seed"] == 77
     with pytest.raises(WorkflowError, match="<node id>.<input>"):
-        load_any(editor, overrides={"seed": "1"}, registry=registry)
+        load_file(editor, overrides={"seed": "1"}, registry=registry)
 
 
 @pytest.mark.parametrize("chain", [["api", "editor", "yaml", "api"], ["yaml", "editor", "api"]])
 def test_conversions_are_lossless(tmp_path, files, chain):
     editor, _ = files
-    original, _ = load_any(editor, registry=registry)
+    original = load_file(editor, registry=registry).graph
     src = editor
     for step, fmt in enumerate(chain):
         dst = tmp_path / f"step{step}.{'yaml' if fmt == 'yaml' else 'json'}"
         assert convert(src, dst, to=fmt, registry=registry) == fmt
         src = dst
-    final, _ = load_any(src, registry=registry)
+    final = load_file(src, registry=registry).graph
     assert sorted(final.nodes) == sorted(original.nodes)
     assert shape(final) == shape(original)
 
@@ -108,7 +112,8 @@ def test_png_with_prompt_and_workflow(tmp_path, classic_api, classic_editor):
     png = _png(
         tmp_path / "a.png", prompt=json.dumps(classic_api), workflow=json.dumps(classic_editor)
     )
-    g, extra = load_any(png, registry=registry)
+    loaded = load_file(png, registry=registry)
+    g, extra = loaded.graph, loaded.extra
     assert g["8"].inputs == {"samples": Link("3", 0), "vae": Link("4", 2)}
     assert extra == {"prompt": classic_api, "workflow": classic_editor}
     out = tmp_path / "wf.json"
@@ -118,7 +123,8 @@ def test_png_with_prompt_and_workflow(tmp_path, classic_api, classic_editor):
 
 def test_png_with_only_the_editor_workflow(tmp_path, classic_editor):
     png = _png(tmp_path / "b.png", workflow=json.dumps(classic_editor))
-    g, extra = load_any(png, registry=registry)
+    loaded = load_file(png, registry=registry)
+    g, extra = loaded.graph, loaded.extra
     assert g["3"].inputs["seed"] == 1234 and extra["workflow"] == classic_editor
 
 
@@ -128,5 +134,5 @@ def test_png_with_only_the_editor_workflow(tmp_path, classic_editor):
 def test_png_errors_are_clear(tmp_path, chunks, message):
     png = _png(tmp_path / "c.png", **chunks)
     with pytest.raises(WorkflowError, match=message) as err:
-        load_any(png, registry=registry)
+        load_file(png, registry=registry)
     assert "c.png" in str(err.value)

@@ -2,7 +2,7 @@ import inspect
 
 import pytest
 
-from latentgraph.graph import Registry, default_registry
+from latentgraph.graph import Registry, Settings, default_registry
 from latentgraph.graph.comfy_editor import widget_inputs
 from latentgraph.graph.object_info import node_info
 from latentgraph.nodes import comfy
@@ -121,9 +121,9 @@ def test_ksampler_advanced_refuses_what_it_cannot_do():
         "add_noise": "enable",
         "return_with_leftover_noise": "disable",
     }
-    assert check(ok) == []
+    assert check(ok, Settings()) == []
     bad = dict(ok, add_noise="disable", end_at_step=10, return_with_leftover_noise="enable")
-    assert {name for name, _ in check(bad)} == {
+    assert {name for name, _ in check(bad, Settings())} == {
         "add_noise",
         "end_at_step",
         "return_with_leftover_noise",
@@ -150,9 +150,7 @@ def test_latent_ops():
     from latentgraph.nodes.values import Latent
 
     class Ctx:
-        class settings:
-            max_image_pixels = 4096 * 4096
-            max_batch = 64
+        settings = Settings()
 
     empty = comfy.empty_latent_image(Ctx(), 64, 32, 2)
     assert list(empty.samples.shape) == [2, 4, 4, 8] and not empty.samples.any()

@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from latentgraph.graph import Settings
 from latentgraph.nodes import models_dirs as md
 
 
@@ -22,23 +23,26 @@ def tree(tmp_path, monkeypatch):
     (extra / "checkpoints" / "c.sft").write_bytes(b"x")
     (extra / "checkpoints" / "a.safetensors").write_bytes(b"y")  # shadowed by the main dir
     (tmp_path / "secret.safetensors").write_bytes(b"s")
-    md.configure([main, extra])
     yield tmp_path, main, extra
-    md.configure([])
 
 
 def test_lists_safetensors_only_across_roots(tree):
-    assert md.list_files("checkpoints") == ["a.safetensors", "c.sft", "sd15/b.safetensors"]
-    assert md.checkpoint_names()[0] == md.BUILTIN_CHECKPOINT
-    assert md.vae_names() == ["v.safetensors"]
-    assert md.list_files("loras") == []
+    tmp, main, extra = tree
+    dirs = [main, extra]
+    assert md.list_files("checkpoints", dirs) == ["a.safetensors", "c.sft", "sd15/b.safetensors"]
+    assert md.checkpoint_names(Settings(models_dirs=dirs))[0] == md.BUILTIN_CHECKPOINT
+    assert md.vae_names(Settings(models_dirs=dirs)) == ["v.safetensors"]
+    assert md.list_files("loras", dirs) == []
 
 
 def test_resolve_prefers_the_first_root(tree):
     tmp, main, extra = tree
-    assert md.resolve("checkpoints", "a.safetensors") == main / "checkpoints" / "a.safetensors"
-    assert md.resolve("checkpoints", "c.sft") == extra / "checkpoints" / "c.sft"
-    assert md.resolve("checkpoints", "sd15\\b.safetensors").name == "b.safetensors"
+    dirs = [main, extra]
+    assert (
+        md.resolve("checkpoints", "a.safetensors", dirs) == main / "checkpoints" / "a.safetensors"
+    )
+    assert md.resolve("checkpoints", "c.sft", dirs) == extra / "checkpoints" / "c.sft"
+    assert md.resolve("checkpoints", "sd15\\b.safetensors", dirs).name == "b.safetensors"
 
 
 @pytest.mark.parametrize(
@@ -52,34 +56,40 @@ def test_resolve_prefers_the_first_root(tree):
     ],
 )
 def test_resolve_refuses_paths_outside(tree, name):
+    tmp, main, extra = tree
+    dirs = [main, extra]
     with pytest.raises(md.ModelNotFound):
-        md.resolve("checkpoints", name)
+        md.resolve("checkpoints", name, dirs)
 
 
 def test_resolve_refuses_pickles_and_missing_names(tree):
+    tmp, main, extra = tree
+    dirs = [main, extra]
     with pytest.raises(md.ModelNotFound, match="pickled"):
-        md.resolve("checkpoints", "old.ckpt")
+        md.resolve("checkpoints", "old.ckpt", dirs)
     with pytest.raises(md.ModelNotFound, match="looked in"):
-        md.resolve("checkpoints", "nope.safetensors")
+        md.resolve("checkpoints", "nope.safetensors", dirs)
     with pytest.raises(md.ModelNotFound):
-        md.resolve("checkpoints", ".hidden.safetensors")
+        md.resolve("checkpoints", ".hidden.safetensors", dirs)
 
 
 def test_symlinked_folder_is_followed_without_loops(tree):
     tmp, main, extra = tree
+    dirs = [main, extra]
     os.symlink(extra / "checkpoints", main / "checkpoints" / "linked")
     os.symlink(main / "checkpoints", main / "checkpoints" / "sd15" / "loop")
-    names = md.list_files("checkpoints")
+    names = md.list_files("checkpoints", dirs)
     assert "linked/c.sft" in names
-    assert md.resolve("checkpoints", "linked/c.sft").is_file()
+    assert md.resolve("checkpoints", "linked/c.sft", dirs).is_file()
 
 
 def test_experiment_models_shape(tree):
     tmp, main, extra = tree
-    folders = {f["name"]: f["folders"] for f in md.experiment_models()}
+    dirs = [main, extra]
+    folders = {f["name"]: f["folders"] for f in md.experiment_models(dirs)}
     assert folders["checkpoints"] == [str(main / "checkpoints"), str(extra / "checkpoints")]
-    entries = md.experiment_folder("checkpoints")
+    entries = md.experiment_folder("checkpoints", dirs)
     assert entries[0] == {"name": md.BUILTIN_CHECKPOINT, "pathIndex": 0}
     assert {"name": "c.sft", "pathIndex": 1} in entries
     with pytest.raises(md.ModelNotFound):
-        md.experiment_folder("../etc")
+        md.experiment_folder("../etc", dirs)

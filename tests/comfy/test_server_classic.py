@@ -18,17 +18,14 @@ from ..server.conftest import RunningServer, WsClient, free_port
 
 @pytest.fixture(scope="module")
 def real_server(tmp_path_factory, one_thread):
-    from latentgraph.graph import default_registry
-    from latentgraph.nodes import input_files, models_dirs
     from latentgraph.server.config import ServerConfig
+    from latentgraph.wiring import prepare_server
 
-    saved = (list(input_files._configured), list(models_dirs._configured))
     data = tmp_path_factory.mktemp("comfy-server")
     config = ServerConfig(data_dir=data, port=free_port(), disk_cache=False, editor=False)
-    running = RunningServer(config, default_registry).start()
+    running = RunningServer(config, prepare_server(config)).start()
     yield running
     running.stop()
-    input_files._configured[:], models_dirs._configured[:] = saved
 
 
 def run_prompt(server: RunningServer, prompt: dict, workflow: dict | None = None) -> dict:

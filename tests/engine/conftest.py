@@ -98,7 +98,7 @@ def make_toys() -> Toys:
         return toys.random_values.pop(0)
 
     @node("Ident", inputs=[String("path", "x")], outputs=[Output("value", ANY)], registry=reg,
-          identity=lambda lits: f"{lits['path']}@{toys.identity['token']}")  # fmt: skip
+          identity=lambda lits, settings: f"{lits['path']}@{toys.identity['token']}")  # fmt: skip
     def ident(ctx, path):
         toys.calls[ctx.node_id] += 1
         return f"{path}:{toys.identity['token']}"

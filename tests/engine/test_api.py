@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from latentgraph.graph import api
+from latentgraph import api
 from latentgraph.graph.cache import Cache
 
 from .conftest import build
@@ -89,3 +91,36 @@ def test_default_cache_is_shared_and_on_disk(toys, workflow, tmp_path, monkeypat
     r = api.run(workflow, registry=toys.registry)
     assert r.cached == ["out"] and not toys.calls
     assert any((tmp_path / "cache" / "outputs").rglob("*"))
+
+
+def test_keywords_that_are_not_options_are_params(toys, workflow):
+    r = api.run(workflow, seed=7, base=0, registry=toys.registry, cache=Cache())
+    assert r.outputs["out"] == (17,)
+    results = api.sweep(workflow, "seed", [1, 2], base=0, registry=toys.registry, cache=Cache())
+    assert [r.outputs["out"] for r in results] == [(11,), (12,)]
+
+
+def test_load_reads_comfy_api_json_and_png_like_the_cli(toys, tmp_path):
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    prompt = {"1": {"class_type": "Const", "inputs": {"value": 4}},
+              "2": {"class_type": "Echo", "inputs": {"x": ["1", 0]}}}  # fmt: skip
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps({"prompt": prompt}))
+    wf = api.load(path, registry=toys.registry)
+    assert wf.format == "api" and wf.extra["prompt"] == prompt
+    info = PngInfo()
+    info.add_text("prompt", json.dumps(prompt))
+    png = tmp_path / "made.png"
+    Image.new("RGB", (4, 4)).save(png, pnginfo=info)
+    from_png = api.load(png, registry=toys.registry)
+    assert from_png.format == "api" and from_png.graph["2"].inputs == wf.graph["2"].inputs
+    overridden = api.run(png, params={"1.value": 9}, registry=toys.registry, cache=Cache())
+    assert overridden.outputs["2"] == (9,)  # ComfyUI formats: node.input overrides
+
+
+def test_a_sweep_needs_a_workflow_not_a_graph(toys):
+    g = build({"a": ("Const", {"value": 2}), "o": ("Echo", {"x": "@a"})})
+    with pytest.raises(TypeError, match="a sweep needs a workflow"):
+        api.sweep(g, "seed", [1], registry=toys.registry, cache=Cache())

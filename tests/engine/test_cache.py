@@ -6,7 +6,7 @@ import os
 import threading
 from dataclasses import replace
 
-from latentgraph.graph import INT, Int, NodeType, Output
+from latentgraph.graph import INT, Int, NodeType, Output, Settings
 from latentgraph.graph.cache import (
     Cache,
     Codec,
@@ -18,23 +18,37 @@ from latentgraph.graph.cache import (
 )
 
 T = NodeType("T", fn=lambda ctx: 0, inputs=(Int("a", 0),), outputs=(Output("v", INT),))
+S = Settings()
 
 
 def test_node_key_changes_with_each_part():
-    base = node_key(T, {"a": 1, "b": "x"}, {"x": "k1:0"})
-    assert base == node_key(T, {"b": "x", "a": 1}, {"x": "k1:0"})  # order of keys is irrelevant
+    base = node_key(T, {"a": 1, "b": "x"}, {"x": "k1:0"}, S)
+    assert base == node_key(T, {"b": "x", "a": 1}, {"x": "k1:0"}, S)  # order of keys is irrelevant
     assert len(base) == 64 and int(base, 16) >= 0
     variants = {
-        node_key(T, {"a": 2, "b": "x"}, {"x": "k1:0"}),
-        node_key(T, {"a": 1, "b": "x"}, {"x": "k1:1"}),  # other output of the same parent
-        node_key(T, {"a": 1, "b": "x"}, {"x": "k2:0"}),
-        node_key(T, {"a": 1, "b": "x"}, {"y": "k1:0"}),  # same parent on another input
-        node_key(replace(T, version=2), {"a": 1, "b": "x"}, {"x": "k1:0"}),
-        node_key(replace(T, name="U"), {"a": 1, "b": "x"}, {"x": "k1:0"}),
-        node_key(replace(T, identity=lambda lits: "file@1"), {"a": 1, "b": "x"}, {"x": "k1:0"}),
-        node_key(T, {"a": 1.0, "b": "x"}, {"x": "k1:0"}),  # 1 and 1.0 are different literals
+        node_key(T, {"a": 2, "b": "x"}, {"x": "k1:0"}, S),
+        node_key(T, {"a": 1, "b": "x"}, {"x": "k1:1"}, S),  # other output of the same parent
+        node_key(T, {"a": 1, "b": "x"}, {"x": "k2:0"}, S),
+        node_key(T, {"a": 1, "b": "x"}, {"y": "k1:0"}, S),  # same parent on another input
+        node_key(replace(T, version=2), {"a": 1, "b": "x"}, {"x": "k1:0"}, S),
+        node_key(replace(T, name="U"), {"a": 1, "b": "x"}, {"x": "k1:0"}, S),
+        node_key(
+            replace(T, identity=lambda lits, settings: "file@1"),
+            {"a": 1, "b": "x"},
+            {"x": "k1:0"},
+            S,
+        ),
+        node_key(T, {"a": 1.0, "b": "x"}, {"x": "k1:0"}, S),  # 1 and 1.0 are different literals
     }
     assert base not in variants and len(variants) == 8
+
+
+def test_node_key_identity_reads_the_settings_it_is_given(tmp_path):
+    """An identity hook sees the run's settings (e.g. the input folder a file is read from)."""
+    folder = replace(T, identity=lambda lits, settings: str(settings.input_dir))
+    one = node_key(folder, {"a": 1}, {}, Settings(input_dir=tmp_path / "one"))
+    assert one == node_key(folder, {"a": 1}, {}, Settings(input_dir=tmp_path / "one"))
+    assert one != node_key(folder, {"a": 1}, {}, Settings(input_dir=tmp_path / "two"))
 
 
 def test_memory_lru_evicts_least_recently_used_by_bytes():

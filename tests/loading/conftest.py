@@ -49,8 +49,8 @@ def make_registry() -> Registry:
             Bool("flip", False),
             Choice("mode", ["fast", "slow", "exact"], "fast"),
             String("note", "", max_length=10),
-            Int("width", 64, min=8, max=100000),
-            Int("height", 64, min=8, max=100000),
+            Int("width", 64, min=8, max=100000, limit="max_image_pixels"),
+            Int("height", 64, min=8, max=100000, limit="max_image_pixels"),
         ],
         outputs=[Output("y", NUMBER)],
         registry=registry,
@@ -71,7 +71,7 @@ def make_registry() -> Registry:
     def show_number(ctx, value):
         return ()
 
-    def check_range(inputs):
+    def check_range(inputs, settings):
         if inputs["low"] > inputs["high"]:
             return [("low", "low must not be above high")]
         return []

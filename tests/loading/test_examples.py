@@ -20,9 +20,9 @@ EXAMPLES = sorted(WORKFLOWS.glob("*.yaml"))
 def test_committed_schema_is_current():
     from latentgraph.graph.declare import default_registry
     from latentgraph.graph.node_docs import builtin_only
-    from latentgraph.graph.plugins import builtin_nodes
+    from latentgraph.wiring import node_registry
 
-    builtin_nodes()
+    node_registry()
     committed = json.loads((WORKFLOWS / "schema.json").read_text())
     current = workflow_schema(builtin_only(default_registry))  # plugins other tests loaded: out
     assert committed == json.loads(json.dumps(current)), (
@@ -41,9 +41,9 @@ def test_example_loads_validates_and_matches_schema(path):
 def test_committed_node_reference_is_current():
     from latentgraph.graph.declare import default_registry
     from latentgraph.graph.node_docs import markdown
-    from latentgraph.graph.plugins import builtin_nodes
+    from latentgraph.wiring import node_registry
 
-    builtin_nodes()
+    node_registry()
     committed = (WORKFLOWS.parent / "docs" / "nodes.md").read_text()
     assert committed == markdown(default_registry) + "\n", (
         "docs/nodes.md is stale: latentgraph nodes --markdown > docs/nodes.md"

@@ -126,7 +126,7 @@ def test_node_info_of_files_picker_and_forced_input():
         "Pick",
         fn=lambda ctx, **kw: None,
         inputs=(
-            Choice("image", lambda: ["a.png", "b.png"], image_upload=True),
+            Choice("image", lambda settings: ["a.png", "b.png"], image_upload=True),
             Input("n", "INT", kind="socket"),
             Int("k", 2, kind="both", description="how many"),
         ),
@@ -273,7 +273,7 @@ def test_entry_point_plugins_are_loaded_and_a_broken_one_is_reported(tmp_path, m
     assert load_plugins([], entry_points=False, registry=Registry(), errors=failures) == []
 
 
-def test_graph_from_prompt_default_registry_has_builtin_nodes():
+def test_graph_from_prompt_without_a_registry_keeps_unknown_types():
     graph = graph_from_prompt({"1": {"class_type": "NoSuchNodeAnywhere", "inputs": {}}})
     assert isinstance(graph, Graph) and graph["1"] == Node("1", "NoSuchNodeAnywhere", {})
 

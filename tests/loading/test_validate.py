@@ -166,7 +166,7 @@ def test_check_hook_that_raises_is_a_problem_not_a_crash(registry):
 
     reg = Registry()
 
-    def boom(inputs):
+    def boom(inputs, settings):
         raise RuntimeError("kaput")
 
     @node("B", inputs=[Int("v", 0)], check=boom, output_node=True, registry=reg)
@@ -201,3 +201,53 @@ def test_long_chain_validates_iteratively(registry):
     del g["n0"].inputs["value"]
     p = only(validate(g, registry), "cycle")
     assert len(p.received) == 100_000
+
+
+def _limited_registry():
+    from latentgraph.graph.declare import Int, Registry, node
+
+    reg = Registry()
+
+    @node("Toy", inputs=[Int("steps", 1), Int("count", 1, limit="max_steps"),
+                         Int("w", 1, limit="max_image_pixels"), Int("h", 1, limit="max_image_pixels")],
+          output_node=True, registry=reg)  # fmt: skip
+    def toy(ctx, steps, count, w, h):
+        return ()
+
+    return reg
+
+
+def test_limits_bound_the_inputs_that_declare_them_not_inputs_by_name():
+    reg = _limited_registry()
+    settings = Settings(max_steps=5, max_image_pixels=100)
+
+    def problems(**inputs):
+        g = Graph()
+        g.add(Node("t", "Toy", inputs))
+        return validate(g, reg, settings)
+
+    assert problems(steps=50, w=10, h=10) == []  # "steps" declares no limit: not bounded
+    p = only(problems(count=6), "limit_exceeded")
+    assert (p.input_name, p.message) == ("count", "count 6 is over this server's limit of 5")
+    p = only(problems(w=20, h=10), "limit_exceeded")  # bounded together: 20 x 10 > 100
+    assert p.input_name == "w" and "20x10 is 200 pixels" in p.message
+    assert problems(count=5, w=10, h=10) == []
+
+
+def test_an_unknown_limit_name_is_refused_where_the_input_is_declared():
+    from latentgraph.graph.declare import Int
+
+    with pytest.raises(ValueError, match="max_stepz"):
+        Int("steps", 1, limit="max_stepz")
+
+
+def test_validate_names_no_diffusion_input():
+    """Limits come from the declarations: the validator knows no input by name."""
+    import inspect
+    import re
+
+    from latentgraph.graph import validate as module
+
+    source = inspect.getsource(module)
+    named = re.findall(r"""["'](steps|batch_size|batch|width|height)["']""", source)
+    assert named == []

@@ -2,7 +2,8 @@
 
 from PIL import Image
 
-from latentgraph.graph import Settings, api
+from latentgraph import api
+from latentgraph.graph import Settings
 from latentgraph.graph.cache import Cache
 
 WORKFLOW = """\
@@ -19,20 +20,14 @@ nodes:
 
 
 def test_api_run_reads_images_from_the_settings_input_dir(tmp_path):
-    from latentgraph.nodes import input_files
-
-    saved = list(input_files._configured)
-    try:
-        inputs = tmp_path / "pictures"
-        inputs.mkdir()
-        Image.new("RGB", (8, 6), (255, 0, 0)).save(inputs / "red.png")
-        path = tmp_path / "copy.yaml"
-        path.write_text(WORKFLOW)
-        settings = Settings(input_dir=inputs, output_dir=tmp_path / "out")
-        result = api.run(path, settings=settings, cache=Cache(disk_dir=None))
-        assert result.status == "success", result.failures
-        [record] = result.ui["save"]["images"]
-        copy = Image.open(tmp_path / "out" / record["filename"])
-        assert copy.size == (8, 6) and copy.getpixel((0, 0))[:3] == (255, 0, 0)
-    finally:
-        input_files._configured[:] = saved
+    inputs = tmp_path / "pictures"
+    inputs.mkdir()
+    Image.new("RGB", (8, 6), (255, 0, 0)).save(inputs / "red.png")
+    path = tmp_path / "copy.yaml"
+    path.write_text(WORKFLOW)
+    settings = Settings(input_dir=inputs, output_dir=tmp_path / "out")
+    result = api.run(path, settings=settings, cache=Cache(disk_dir=None))
+    assert result.status == "success", result.failures
+    [record] = result.ui["save"]["images"]
+    copy = Image.open(tmp_path / "out" / record["filename"])
+    assert copy.size == (8, 6) and copy.getpixel((0, 0))[:3] == (255, 0, 0)

@@ -32,7 +32,7 @@ def run_cli(case: CliCase, root: Path, monkeypatch) -> tuple[int, str, Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     monkeypatch.chdir(work)
-    from latentgraph.graph.cli import main
+    from latentgraph.cli import main
 
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -90,7 +90,7 @@ def test_bad_workflow_in_a_subprocess(case_id: str, tmp_path):
     for name, data in case.files:
         (tmp_path / name).write_bytes(data)
     command = "validate" if case.command == "run" else case.command  # keep torch out
-    proc = subprocess.run([sys.executable, "-m", "latentgraph.graph.cli", command, str(path),
+    proc = subprocess.run([sys.executable, "-m", "latentgraph.cli", command, str(path),
                            *(case.args if command == case.command else ())],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     text = proc.stderr + proc.stdout

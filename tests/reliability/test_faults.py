@@ -23,13 +23,14 @@ from .test_server_corpus import full_registry
 def srv(tmp_path_factory):
     import torch
 
+    from latentgraph.nodes import free_models
     from latentgraph.server.config import ServerConfig
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("faults")
     config = ServerConfig(data_dir=root / "data", port=free_port(), disk_cache=False,
                           load_nodes=False, editor=False)  # fmt: skip
-    running = RunningServer(config, full_registry()).start()
+    running = RunningServer(config, full_registry(), free_models).start()
     yield running
     running.stop()
 

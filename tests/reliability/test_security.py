@@ -42,7 +42,7 @@ def guarded(tmp_path_factory):
 
 
 def test_default_bind_is_loopback():
-    from latentgraph.graph.cli import build_parser
+    from latentgraph.cli import build_parser
     from latentgraph.server.config import ServerConfig
 
     assert ServerConfig().host == "127.0.0.1"
@@ -51,10 +51,12 @@ def test_default_bind_is_loopback():
 
 def serve_cli(monkeypatch, argv: list[str]) -> tuple[int, str, list]:
     import latentgraph.server.run as run
-    from latentgraph.graph.cli import main
+    import latentgraph.wiring as wiring
+    from latentgraph.cli import main
 
     started: list = []
     monkeypatch.setattr(run, "serve", lambda config, **kw: started.append(config))
+    monkeypatch.setattr(wiring, "prepare_server", lambda config, **kw: None)  # no node setup
     monkeypatch.delenv("LATENTGRAPH_AUTH_TOKEN", raising=False)
     err = io.StringIO()
     with contextlib.redirect_stderr(err):

@@ -23,13 +23,13 @@ def free_port() -> int:
 
 
 class RunningServer:
-    def __init__(self, config, registry) -> None:
+    def __init__(self, config, registry, free_models=None) -> None:
         import uvicorn
 
         from latentgraph.server.app import create_app
 
         self.config = config
-        self.app = create_app(config, registry=registry)
+        self.app = create_app(config, registry=registry, free_models=free_models)
         self.url = f"http://127.0.0.1:{config.port}"
         self.ws_url = f"ws://127.0.0.1:{config.port}/ws"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=config.port,

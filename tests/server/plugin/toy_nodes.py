@@ -42,7 +42,7 @@ def register(registry: Registry | None = None) -> Registry | None:
     def add(ctx, a, b):
         return a + b
 
-    @node("Slow", inputs=[Socket("x", NUM), Int("steps", 10, min=1, max=10000),
+    @node("Slow", inputs=[Socket("x", NUM), Int("steps", 10, min=1, max=10000, limit="max_steps"),
                           Float("delay", 0.01, min=0, max=5)],
           outputs=[Output("n", NUM)], category="toy", registry=registry)  # fmt: skip
     def slow(ctx, x, steps, delay):

@@ -22,8 +22,13 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from latentgraph.graph.declare import Registry
+    from latentgraph.graph.workflow import Workflow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
@@ -159,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
-    from .workflow import parse_override
+    from latentgraph.graph.workflow import parse_override
 
     result: dict[str, Any] = {}
     for item in items:
@@ -170,15 +175,20 @@ def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
     return result
 
 
-def _load_nodes(nodes_dirs: list[Path]) -> None:
-    from .plugins import builtin_nodes, load_plugins
+def _load_nodes(nodes_dirs: list[Path]) -> Registry:
+    """The registry: the built-in nodes, installed plugin packs and `--nodes-dir` folders."""
+    from .wiring import node_registry
 
-    builtin_nodes()
     for d in nodes_dirs:
         if not d.is_dir():
             raise UserError(f"--nodes-dir {d}: not a folder")
     failures: list = []
-    load_plugins(nodes_dirs, errors=failures)
+    registry = node_registry(nodes_dirs, errors=failures)
+    _print_plugin_failures(failures)
+    return registry
+
+
+def _print_plugin_failures(failures: list) -> None:
     for failure in failures:
         print(f"latentgraph: warning: {failure}", file=sys.stderr)
 
@@ -192,27 +202,14 @@ def _models_dirs(args: argparse.Namespace) -> list[Path]:
     return dirs
 
 
-def _configure_nodes(args: argparse.Namespace) -> None:
-    """Tell the diffusion nodes where models and input images are, so their dropdowns (and
-    validation against them) list the folders this run reads."""
-    from .plugins import configure_nodes
+def _load(path_text: str, overrides: dict[str, Any], registry: Registry) -> Workflow:
+    """Load any supported workflow format (the one table in graph/formats.py)."""
+    from latentgraph.graph.formats import load_file
 
-    configure_nodes(_models_dirs(args), getattr(args, "input_dir", None))
-
-
-def _load(path_text: str, overrides: dict[str, Any]):
-    """Load any supported workflow format. Returns (graph, extra)."""
     path = Path(path_text)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    try:
-        from .convert import load_any
-    except ImportError:  # ComfyUI formats not available: our own format only
-        from .workflow import load_workflow
-
-        wf = load_workflow(path, overrides={k: str(v) for k, v in overrides.items()})
-        return wf.graph, {}
-    return load_any(path, overrides=overrides)
+    return load_file(path, overrides, registry)
 
 
 def _print_problems(problems, as_json: bool) -> None:
@@ -239,15 +236,17 @@ def _print_problems(problems, as_json: bool) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .problems import WorkflowError
-    from .validate import validate
+    from latentgraph.graph.context import Settings
+    from latentgraph.graph.problems import WorkflowError
+    from latentgraph.graph.validate import validate
 
-    _load_nodes(args.nodes_dir)
-    _configure_nodes(args)
+    registry = _load_nodes(args.nodes_dir)
+    # dropdowns are checked against the folders a run with these options reads
+    settings = Settings(input_dir=args.input_dir, models_dirs=_models_dirs(args))
     overrides = _parse_assignments(args.overrides, "--set")
     try:
-        graph, _ = _load(args.workflow, overrides)
-        problems = validate(graph)
+        graph = _load(args.workflow, overrides, registry).graph
+        problems = validate(graph, registry, settings)
     except WorkflowError as e:
         problems = e.problems
     _print_problems(problems, args.json)
@@ -261,7 +260,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace):
-    from .context import Settings
+    from latentgraph.graph.context import Settings
 
     options = _parse_assignments(args.options, "--option")
     temp = args.temp_dir or args.output_dir.parent / "temp"
@@ -277,55 +276,33 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .cache import Cache, default_cache
-    from .comfy_api import prompt_from_graph
-    from .context import CancelToken
-    from .problems import WorkflowError
-    from .scheduler import Scheduler
+    from latentgraph.graph.cache import Cache, default_cache
+    from latentgraph.graph.comfy_api import prompt_from_graph
+    from latentgraph.graph.context import CancelToken
+    from latentgraph.graph.problems import WorkflowError
+    from latentgraph.graph.scheduler import Scheduler
 
-    _load_nodes(args.nodes_dir)
-    _configure_nodes(args)
+    registry = _load_nodes(args.nodes_dir)
     settings = _settings(args)
     overrides = _parse_assignments(args.overrides, "--set")
-    sweep_name, sweep_values = None, [None]
-    if args.sweep:
-        if "=" not in args.sweep:
-            raise UserError(f"--sweep {args.sweep!r}: expected NAME=V1,V2,...")
-        sweep_name, _, values_text = args.sweep.partition("=")
-        sweep_values = [
-            _parse_assignments([f"{sweep_name}={v}"], "--sweep")[sweep_name]
-            for v in values_text.split(",")
-        ]
-
     if args.no_cache:
         cache = Cache(disk_dir=None)
     elif args.cache_dir:
         cache = Cache(disk_dir=args.cache_dir)
     else:
         cache = default_cache(disk=True)
-    scheduler = Scheduler(cache=cache, settings=settings)
+    scheduler = Scheduler(registry, cache=cache, settings=settings)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     status = "success"
     try:
-        for value in sweep_values:
-            run_overrides = dict(overrides)
-            if sweep_name is not None:
-                run_overrides[sweep_name] = value
-            try:
-                graph, extra = _load(args.workflow, run_overrides)
-            except WorkflowError as e:
-                _print_problems(e.problems, as_json=False)
-                return EXIT_USAGE
-            extra = dict(extra)
-            extra.setdefault("prompt", prompt_from_graph(graph))
+        for workflow in _workflows(args, overrides, registry):
+            extra = dict(workflow.extra)
+            extra.setdefault("prompt", prompt_from_graph(workflow.graph, registry))
             renderer = _renderer(args, settings)
             try:
-                result = scheduler.run(graph, on_event=renderer, cancel=cancel, extra=extra)
-            except WorkflowError as e:
-                renderer.close()
-                _print_problems(e.problems, as_json=False)
-                return EXIT_USAGE
+                result = scheduler.run(workflow.graph, on_event=renderer, cancel=cancel,
+                                       extra=extra)  # fmt: skip
             finally:
                 renderer.close()
             if result.status != "success":
@@ -333,9 +310,28 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if status == "failed" and _input_errors_only(result):
                     return EXIT_USAGE
                 break
+    except WorkflowError as e:
+        _print_problems(e.problems, as_json=False)
+        return EXIT_USAGE
     finally:
         signal.signal(signal.SIGINT, previous)
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
+
+
+def _workflows(args: argparse.Namespace, overrides: dict[str, Any],
+               registry: Registry) -> Iterator[Workflow]:  # fmt: skip
+    """The workflow to run, or one per value of `--sweep NAME=V1,V2,...` (read when needed)."""
+    from .api import sweep_workflows
+
+    if not args.sweep:
+        yield _load(args.workflow, overrides, registry)
+        return
+    if "=" not in args.sweep:
+        raise UserError(f"--sweep {args.sweep!r}: expected NAME=V1,V2,...")
+    name, _, values_text = args.sweep.partition("=")
+    values = [_parse_assignments([f"{name}={v}"], "--sweep")[name] for v in values_text.split(",")]
+    yield from sweep_workflows(_load(args.workflow, overrides, registry), name, values,
+                               params=overrides, registry=registry)  # fmt: skip
 
 
 def _input_errors_only(result) -> bool:
@@ -347,7 +343,7 @@ def _input_errors_only(result) -> bool:
 
 
 def _renderer(args: argparse.Namespace, settings):
-    from .console import JsonLines, RichProgress
+    from latentgraph.graph.console import JsonLines, RichProgress
 
     if args.json:
         return JsonLines()
@@ -356,19 +352,18 @@ def _renderer(args: argparse.Namespace, settings):
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    from .declare import default_registry
-    from .node_docs import describe, listing, markdown
-    from .object_info import node_info, object_info
+    from latentgraph.graph.node_docs import describe, listing, markdown
+    from latentgraph.graph.object_info import node_info, object_info
 
-    _load_nodes(args.nodes_dir)
+    registry = _load_nodes(args.nodes_dir)
     if args.action == "describe":
         if not args.name:
             raise UserError("nodes describe: give a node type name")
-        node_type = default_registry.get(args.name)
+        node_type = registry.get(args.name)
         if node_type is None:
             import difflib
 
-            close = difflib.get_close_matches(args.name, default_registry.names(), n=3)
+            close = difflib.get_close_matches(args.name, registry.names(), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise UserError(f"unknown node type {args.name!r}{hint}")
         if args.json:
@@ -377,37 +372,38 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             print(describe(node_type))
         return EXIT_OK
     if args.json:
-        print(json.dumps(object_info(), indent=2))
+        print(json.dumps(object_info(registry), indent=2))
     elif args.markdown:
-        print(markdown(default_registry))
+        print(markdown(registry))
     else:
-        print(listing(default_registry))
+        print(listing(registry))
     return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .schema import workflow_schema
+    from latentgraph.graph.schema import workflow_schema
 
-    _load_nodes(args.nodes_dir)
-    print(json.dumps(workflow_schema(), indent=2))
+    registry = _load_nodes(args.nodes_dir)
+    print(json.dumps(workflow_schema(registry), indent=2))
     return EXIT_OK
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert
+    from latentgraph.graph.convert import convert
 
-    _load_nodes(args.nodes_dir)
+    registry = _load_nodes(args.nodes_dir)
     if not Path(args.source).is_file():
         raise UserError(f"{args.source}: no such file")
-    convert(Path(args.source), args.dest, to=args.to)
+    convert(Path(args.source), args.dest, to=args.to, registry=registry)
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from latentgraph.graph.paths import data_dir
     from latentgraph.server.config import ServerConfig
     from latentgraph.server.run import serve
 
-    from .paths import data_dir
+    from .wiring import model_unloader, prepare_server
 
     if not _loopback(args.host) and not args.auth_token:
         if not args.insecure:
@@ -440,7 +436,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_mb * 2**20,
         max_upload_bytes=args.max_body_mb * 2**20,
     )
-    serve(config)
+    failures: list = []
+    registry = prepare_server(config, errors=failures)
+    _print_plugin_failures(failures)
+    serve(config, registry=registry, free_models=model_unloader())
     return EXIT_OK
 
 
@@ -486,7 +485,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .problems import WorkflowError
+    from latentgraph.graph.problems import WorkflowError
+
+    from .wiring import InstallError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -498,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"latentgraph: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except InstallError as e:  # not a bug in the code: the install's metadata is stale
+        print(f"latentgraph: error: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
     except WorkflowError as e:
         _print_problems(e.problems, as_json=False)
         return EXIT_USAGE

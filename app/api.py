@@ -1,0 +1,155 @@
+"""The Python facade for notebooks and scripts: load any workflow format, override params, run,
+sweep. `import latentgraph` exposes `run`, `load` and `sweep` from here.
+
+    import latentgraph
+    result = latentgraph.run("workflows/txt2img.yaml", seed=7)
+    image = result.outputs["decode"][0]
+    results = latentgraph.sweep("workflows/txt2img.yaml", "seed", [1, 2, 3])
+
+Keywords that are not options of the call are workflow params (`params={...}` says the same
+and reaches a param named like an option). Every format the CLI reads is read here, through
+the same table (`latentgraph.graph.formats`). Without a `registry` the built-in nodes and the
+installed plugin packs are registered. Runs in one process share one cache (memory + the
+user's disk store) unless given another, so re-running a cell only runs what changed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from latentgraph.graph.cache import Cache, default_cache
+from latentgraph.graph.context import CancelToken, Settings
+from latentgraph.graph.declare import Registry
+from latentgraph.graph.events import Event
+from latentgraph.graph.formats import load_file, reload
+from latentgraph.graph.model import Graph
+from latentgraph.graph.scheduler import RunResult, Scheduler
+from latentgraph.graph.workflow import Workflow
+
+from .wiring import node_registry
+
+_shared: Cache | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_cache() -> Cache:
+    """The process-wide cache used when none is given (created on first use)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = default_cache(disk=True)
+        return _shared
+
+
+def load(
+    path: str | PathLike,
+    *,
+    params: dict | None = None,
+    registry: Registry | None = None,
+    **more_params: Any,
+) -> Workflow:
+    """Read a workflow file in any format (our YAML/JSON, ComfyUI API or editor JSON, a PNG
+    with a workflow), with params overriding the file's own (ComfyUI: `node.input` keys)."""
+    registry = registry if registry is not None else node_registry()
+    return load_file(Path(path), {**(params or {}), **more_params}, registry)
+
+
+def with_params(
+    workflow_or_path: Any, params: dict, registry: Registry | None = None
+) -> tuple[Graph, dict | None]:
+    """A runnable Graph (and its effective params) from a path, a Workflow or a Graph."""
+    if isinstance(workflow_or_path, Graph):
+        if params:
+            raise TypeError("params need a workflow (a path or a loaded Workflow), not a Graph")
+        return workflow_or_path, None
+    if isinstance(workflow_or_path, (str, PathLike)):
+        wf = load(workflow_or_path, params=params, registry=registry)
+        return wf.graph, wf.params
+    if not isinstance(workflow_or_path, Workflow):
+        raise TypeError(
+            "expected a workflow path, a loaded Workflow or a Graph, "
+            f"got {type(workflow_or_path).__name__}"
+        )
+    wf = workflow_or_path
+    if params:  # params are substituted at load time: read the same document again
+        wf = reload(wf, params, registry if registry is not None else node_registry())
+    return wf.graph, wf.params
+
+
+def sweep_workflows(
+    workflow_or_path: Any,
+    name: str,
+    values: list,
+    *,
+    params: dict | None = None,
+    registry: Registry | None = None,
+) -> Iterator[Workflow]:
+    """The workflow once per value of param `name` (on top of `params`), each read when
+    needed: the CLI's `--sweep` and `sweep` below both iterate this."""
+    params = dict(params or {})
+    base = workflow_or_path
+    if isinstance(base, (str, PathLike)):
+        base = load(base, params=params, registry=registry)
+    if not isinstance(base, Workflow):
+        raise TypeError(f"a sweep needs a workflow (a path or a loaded Workflow), not a "
+                        f"{type(base).__name__}")  # fmt: skip
+    registry = registry if registry is not None else node_registry()
+    for value in values:
+        yield reload(base, {**params, name: value}, registry)
+
+
+def _scheduler(registry: Registry | None, cache: Cache | None,
+               settings: Settings | None) -> Scheduler:  # fmt: skip
+    """A scheduler on the shared cache; without a registry, the installed node packs (they
+    read their folders from `settings`)."""
+    if registry is None:
+        registry = node_registry()
+    return Scheduler(registry, cache if cache is not None else shared_cache(), settings=settings)
+
+
+def run(
+    workflow_or_path: Any,
+    *,
+    params: dict | None = None,
+    settings: Settings | None = None,
+    cache: Cache | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    registry: Registry | None = None,
+    scheduler: Scheduler | None = None,
+    targets: list[str] | None = None,
+    keep: list[str] | None = None,
+    cancel: CancelToken | None = None,
+    extra: dict | None = None,
+    **more_params: Any,
+) -> RunResult:
+    """Load (if needed) and run a workflow; node code sees the params as ctx.extra["params"].
+    `targets`, `keep`, `cancel` and `extra` go to `Scheduler.run`."""
+    if scheduler is None:
+        scheduler = _scheduler(registry, cache, settings)
+    params = {**(params or {}), **more_params}
+    graph, effective = with_params(workflow_or_path, params, registry)
+    if effective:
+        extra = {"params": dict(effective), **(extra or {})}
+    return scheduler.run(graph, on_event=on_event, extra=extra, targets=targets, keep=keep,
+                         cancel=cancel)  # fmt: skip
+
+
+def sweep(workflow_or_path: Any, name: str, values: list, **kw: Any) -> list[RunResult]:
+    """One run per value of param `name`, sharing one scheduler and cache, so everything that
+    does not depend on the swept param is computed once. Other keywords are as for `run`."""
+    params = {k: kw.pop(k) for k in list(kw) if k not in _RUN_OPTIONS}
+    params.update(kw.pop("params", None) or {})
+    registry = kw.pop("registry", None)
+    scheduler = kw.pop("scheduler", None)
+    if scheduler is None:
+        scheduler = _scheduler(registry, kw.pop("cache", None), kw.pop("settings", None))
+    workflows = sweep_workflows(workflow_or_path, name, values, params=params, registry=registry)
+    return [run(wf, registry=registry, scheduler=scheduler, **kw) for wf in workflows]
+
+
+_RUN_OPTIONS = frozenset({"params", "settings", "cache", "on_event", "registry", "scheduler",
+                          "targets", "keep", "cancel", "extra"})  # fmt: skip

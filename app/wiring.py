@@ -1,0 +1,61 @@
+"""How the program is put together: which node types are registered, and which of the nodes'
+functions the server is handed. Only the composition root (`latentgraph.cli`, the facade in
+`latentgraph.api`) and tests call this; the engine and the server are handed the result.
+
+The built-in nodes are a plugin pack like any other: pyproject.toml declares `latentgraph.nodes`
+in the `latentgraph.nodes` entry-point group, so loading the entry-point plugins registers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from latentgraph.graph.declare import Registry, default_registry
+
+if TYPE_CHECKING:  # the plugin loader and the server config are imported when used (--help)
+    from latentgraph.graph.plugins import PluginFailure
+    from latentgraph.server.config import ServerConfig
+
+BUILTIN_PACK = "latentgraph.nodes"
+
+
+class InstallError(RuntimeError):
+    """latentgraph's own install is incomplete (its entry points are missing)."""
+
+
+def node_registry(
+    nodes_dirs: Iterable[Path] = (), *, errors: list[PluginFailure] | None = None
+) -> Registry:
+    """The process registry with every entry-point pack (the built-in nodes among them) and
+    the plugins in `nodes_dirs`; failures go to `errors` (else warnings)."""
+    from importlib.metadata import entry_points
+
+    from latentgraph.graph.plugins import ENTRY_POINT_GROUP, load_plugins
+
+    if not any(e.value == BUILTIN_PACK for e in entry_points(group=ENTRY_POINT_GROUP)):
+        raise InstallError(
+            f"the built-in nodes are not installed as a {ENTRY_POINT_GROUP!r} entry point; "
+            "reinstall latentgraph (pip install -e . in a checkout)"
+        )
+    load_plugins(list(nodes_dirs), errors=errors)
+    return default_registry
+
+
+def model_unloader() -> Callable[[], None]:
+    """The built-in nodes' "unload every model", for the server's worker (POST /free, and
+    after an out-of-memory failure)."""
+    from latentgraph.nodes import free_models
+
+    return free_models
+
+
+def prepare_server(config: ServerConfig, *, errors: list[PluginFailure] | None = None) -> Registry:
+    """The registry a server runs with, and example.png in its input folder (for the editor's
+    preview). The nodes read their folders from the server's Settings: nothing to configure."""
+    from latentgraph.nodes import write_example
+
+    registry = node_registry(config.nodes_dirs, errors=errors)
+    write_example(Path(config.input_dir))
+    return registry

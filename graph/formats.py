@@ -1,0 +1,228 @@
+"""The one table of workflow format readers: any supported file or text → `Workflow`.
+
+Documents: latentgraph YAML/JSON (ours), a ComfyUI API prompt (bare or as a POST /prompt
+body), a ComfyUI editor workflow. Container: a PNG whose text chunks hold `prompt` (API),
+`workflow` (editor) or `latentgraph` (our document), tried in that order. The CLI, the Python
+facade (`latentgraph.load`), `latentgraph convert` and POST /latentgraph/prompt all read
+through `load_file` / `load_text`, so they accept the same things.
+
+Overrides: our format has params (`--set seed=7`); the ComfyUI formats have none, so an
+override there is `node_id.input=value`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .comfy_api import graph_from_prompt, prompt_body, prompt_from_graph
+from .comfy_editor import graph_from_editor, is_editor_workflow
+from .declare import Registry, registry_or_default
+from .model import Graph, Location
+from .problems import Problem, WorkflowError
+from .workflow import Workflow, load_workflow, read_source
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PNG_BYTES = 256 * 2**20
+PNG_KEYS = ("prompt", "workflow", "latentgraph")  # text chunks holding a workflow, by priority
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One document format: whether a parsed document is in it, and how to read it."""
+
+    name: str
+    recognises: Callable[[Any], bool]
+    read: Callable[[Any, str, str | None, Registry, dict[str, Any]], Workflow]
+
+
+def _error(source: str, message: str, code: str = "syntax") -> WorkflowError:
+    return WorkflowError([Problem(code, message, location=Location(source))])
+
+
+def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str) -> None:
+    """`node.input=value` overrides for ComfyUI formats, which have no params."""
+    problems = []
+    for key, value in overrides.items():
+        node_id, _, name = str(key).rpartition(".")
+        if not node_id or node_id not in graph:
+            problems.append(Problem(
+                "unknown_param",
+                f"--set {key}: ComfyUI workflows have no params; write <node id>.<input>=value "
+                f"(node ids: {', '.join(list(graph.nodes)[:20])})",
+                location=Location(source),
+            ))  # fmt: skip
+            continue
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        graph[node_id].inputs[name] = value
+    if problems:
+        raise WorkflowError(problems)
+
+
+def _comfy_extra(graph: Graph, registry: Registry, prompt: Any = None, workflow: Any = None,
+                 ) -> dict[str, Any]:  # fmt: skip
+    """What SaveImage embeds: the prompt (rebuilt when the source had none) and the workflow."""
+    extra: dict[str, Any] = {}
+    if prompt is None:
+        try:
+            prompt = prompt_from_graph(graph, registry)
+        except (WorkflowError, KeyError, ValueError, TypeError):
+            prompt = None
+    if prompt is not None:
+        extra["prompt"] = prompt
+    if workflow is not None:
+        extra["workflow"] = workflow
+    return extra
+
+
+def _read_editor(data: Any, source: str, text: str | None, registry: Registry,
+                 overrides: dict[str, Any]) -> Workflow:  # fmt: skip
+    graph = graph_from_editor(data, registry, source=source)
+    _apply_overrides(graph, overrides, source)
+    extra = _comfy_extra(graph, registry, None, data)
+    return Workflow(graph, dict(overrides), raw=data, extra=extra, format="editor")
+
+
+def _read_api(data: Any, source: str, text: str | None, registry: Registry,
+              overrides: dict[str, Any]) -> Workflow:  # fmt: skip
+    prompt = prompt_body(data)
+    graph = graph_from_prompt(prompt, registry, source=source)
+    workflow = None
+    if isinstance(data.get("extra_data"), dict):
+        workflow = (data["extra_data"].get("extra_pnginfo") or {}).get("workflow")
+    if overrides:
+        _apply_overrides(graph, overrides, source)
+        prompt = None
+    extra = _comfy_extra(graph, registry, prompt, workflow)
+    return Workflow(graph, dict(overrides), raw=data, extra=extra, format="api")
+
+
+def _read_ours(data: Any, source: str, text: str | None, registry: Registry,
+               overrides: dict[str, Any]) -> Workflow:  # fmt: skip
+    return load_workflow(source, text=text, overrides=overrides or None, registry=registry)
+
+
+def _is_api(data: Any) -> bool:
+    return isinstance(data, dict) and prompt_body(data) is not None
+
+
+READERS: tuple[Reader, ...] = (
+    Reader("editor", is_editor_workflow, _read_editor),
+    Reader("api", _is_api, _read_api),
+    Reader("yaml", lambda data: True, _read_ours),  # ours: its loader reports what is wrong
+)
+
+
+def _reader(data: Any) -> Reader:
+    return next(reader for reader in READERS if reader.recognises(data))
+
+
+def detect(data: Any) -> str:
+    """ "api", "editor" or "yaml" (latentgraph's own document) for a parsed document."""
+    return _reader(data).name
+
+
+def _read(data: Any, source: str, text: str | None, registry: Registry,
+          overrides: dict[str, Any]) -> Workflow:  # fmt: skip
+    return _reader(data).read(data, source, text, registry, overrides)
+
+
+def _parse_text(text: str) -> Any:
+    """The parsed JSON document, or None (YAML, or JSON the workflow loader reports with
+    line:column)."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def png_text(path: Path) -> dict[str, str]:
+    """The text chunks (tEXt/iTXt/zTXt) of a PNG file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            if img.format != "PNG":
+                raise _error(str(path), f"not a PNG image (it is {img.format})")
+            text = getattr(img, "text", None) or {}
+            return {k: v for k, v in text.items() if isinstance(v, str)}
+    except (UnidentifiedImageError, OSError) as exc:
+        raise _error(str(path), f"cannot read the PNG: {exc}") from None
+
+
+def _is_png(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) == PNG_SIGNATURE
+    except OSError:
+        return False
+
+
+def _load_png(path: Path, overrides: dict[str, Any], registry: Registry) -> Workflow:
+    source = str(path)
+    if path.stat().st_size > MAX_PNG_BYTES:
+        raise _error(source, f"PNG larger than {MAX_PNG_BYTES // 2**20} MB")
+    chunks = png_text(path)
+    for key in PNG_KEYS:
+        if key not in chunks:
+            continue
+        try:
+            data = json.loads(chunks[key])
+        except RecursionError:
+            raise _error(source, f"the PNG's {key!r} text is nested too deeply",
+                         "limit_exceeded") from None  # fmt: skip
+        except ValueError:
+            if key == "latentgraph":  # our own document may be YAML text
+                return _read(None, source, chunks[key], registry, overrides)
+            raise _error(source, f"the PNG's {key!r} text is not valid JSON") from None
+        text = chunks[key] if key == "latentgraph" else None
+        workflow = _read(data, source, text, registry, overrides)
+        if "workflow" in chunks and "workflow" not in workflow.extra:
+            try:
+                workflow.extra["workflow"] = json.loads(chunks["workflow"])
+            except ValueError:
+                pass
+        return workflow
+    raise _error(source, "this PNG carries no workflow (no 'prompt', 'workflow' or "
+                         "'latentgraph' text chunk)")  # fmt: skip
+
+
+def load_file(path: str | Path, overrides: dict[str, Any] | None = None,
+              registry: Registry | None = None) -> Workflow:  # fmt: skip
+    """Read any supported workflow file; `overrides` are params (ours) or `node.input`
+    assignments (ComfyUI formats)."""
+    path = Path(path)
+    registry = registry_or_default(registry)
+    if _is_png(path):
+        return _load_png(path, overrides or {}, registry)
+    text = read_source(path)
+    data = None if path.suffix.lower() in (".yaml", ".yml") else _parse_text(text)
+    return _read(data, str(path), text, registry, overrides or {})
+
+
+def load_text(text: str, source: str = "<request>", overrides: dict[str, Any] | None = None,
+              registry: Registry | None = None) -> Workflow:  # fmt: skip
+    """Like `load_file`, for a document already in memory (our YAML/JSON, ComfyUI API or
+    editor JSON), e.g. the body of a request."""
+    registry = registry_or_default(registry)
+    return _read(_parse_text(text), source, text, registry, overrides or {})
+
+
+def reload(workflow: Workflow, overrides: dict[str, Any],
+           registry: Registry | None = None) -> Workflow:  # fmt: skip
+    """`workflow` read again with `overrides` on top of its own (params are substituted at
+    load time): from its file when it came from one, else from its document."""
+    merged = {**workflow.params, **overrides}
+    source = workflow.graph.source
+    if Path(source).is_file():
+        return load_file(source, merged, registry)
+    return load_text(json.dumps(workflow.raw), source, merged, registry)

@@ -1,0 +1,30 @@
+"""latentgraph's own workflow format (YAML, or the same model in JSON) to and from a `Graph`.
+
+    version: 1
+    description: what it does
+    params: {prompt: a red fox, seed: 42}      # overridable with --set name=value
+    nodes:
+      noise: {type: LatentNoise, seed: $seed}
+      denoise: {type: UNetDenoise, latent: noise.latent, steps: {from: steps_node.value}}
+
+Why a custom loader: errors must point at file:line:column, and plain YAML silently merges
+duplicate keys, expands alias bombs and types `no` as false (see `positions`).
+
+Links: for a socket-only input a string `node.output` (or `node` when that node has one output)
+is a link; a widget input takes a literal, and `{from: node.output}` links a widget or "both"
+input. `$name` / `${name}` substitutes a param (a whole-value reference keeps the param's type,
+inside longer text it interpolates); `$$` is a literal dollar.
+
+The package holds one concept per module: `positions` (composing YAML with positions),
+`reading` (the size limit, UTF-8, JSON), `building` (params, links, the `Graph`) and `dumping`.
+"""
+
+from .building import FORMAT_VERSION, Workflow, load_workflow, parse_override
+from .dumping import dump_workflow, graph_to_document
+from .positions import MAX_DEPTH
+from .reading import MAX_BYTES, read_source
+
+__all__ = [
+    "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "Workflow", "dump_workflow",
+    "graph_to_document", "load_workflow", "parse_override", "read_source",
+]  # fmt: skip

@@ -1,0 +1,433 @@
+"""Building a `Graph` from a parsed workflow document: params and `--set` overrides, `$param`
+substitution, links (`node.output`, `{from: node.output}`), and every problem at once."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..comfy_api import graph_from_prompt, prompt_body
+from ..declare import Registry, registry_or_default
+from ..model import Graph, Link, Location, Node
+from ..problems import Problem, WorkflowError
+from .positions import Positions, Refused, parse_yaml, plain_scalar
+from .reading import parse_json, read_text
+
+FORMAT_VERSION = 1
+TOP_LEVEL_KEYS = ("version", "description", "params", "nodes", "$schema")
+RESERVED_NODE_KEYS = ("type", "title")
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_WHOLE_PARAM = re.compile(rf"\$(?:({_NAME})|\{{({_NAME})\}})")
+_ANY_PARAM = re.compile(rf"\$(?:(\$)|({_NAME})|\{{({_NAME})\}})")
+_PARAM_NAME = re.compile(_NAME)
+
+
+@dataclass
+class Workflow:
+    """A loaded workflow: the graph plus what the file said around it."""
+
+    graph: Graph
+    params: dict[str, Any]  # effective params (ComfyUI formats: the `node.input` overrides)
+    description: str = ""
+    raw: dict = field(default_factory=dict)  # the document as read
+    extra: dict[str, Any] = field(default_factory=dict)  # ComfyUI prompt/workflow for PNGs
+    format: str = "yaml"  # which reader read it: "yaml" (ours), "api" or "editor"
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """`"seed=7"` -> `("seed", 7)`: YAML 1.2 scalar typing; `[a, b]` is a list; else text."""
+    name, sep, text = assignment.partition("=")
+    name = name.strip()
+    if not sep or not _PARAM_NAME.fullmatch(name):
+        raise WorkflowError(
+            [
+                Problem(
+                    "invalid_value",
+                    f"cannot read override {assignment!r}: expected NAME=VALUE "
+                    "with NAME made of letters, digits and '_'",
+                )
+            ]
+        )
+    return name, _override_value(text)
+
+
+def _override_value(text: str) -> Any:
+    stripped = text.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):
+        try:
+            value, _, _ = parse_yaml(stripped, "<override>")
+        except Refused:
+            return text
+        if isinstance(value, list):
+            return value
+        return text
+    if stripped != text:
+        return text  # surrounding spaces: the user meant text
+    return plain_scalar(text) if text else ""
+
+
+def load_workflow(
+    source: str | Path,
+    *,
+    text: str | None = None,
+    overrides: dict[str, str] | None = None,
+    registry: Registry | None = None,
+) -> Workflow:
+    """Read a workflow file (or `text`, with `source` naming it) into a `Graph`.
+
+    Raises `WorkflowError` carrying every problem found while reading, together with the
+    validation problems of the rest of the graph, so one pass fixes everything. A document
+    that is a ComfyUI API prompt (`{id: {class_type, inputs}}`) is accepted too.
+    Override values that are strings get YAML scalar typing, except for params whose default
+    is a string, which keep the text as written (`--set prompt=7` is the text "7", also when
+    the caller already typed it as the number 7).
+    """
+    registry = registry_or_default(registry)
+    name = str(source)
+    try:
+        content = read_text(source, text)
+        looks_json = Path(name).suffix.lower() == ".json" or content.lstrip().startswith("{")
+        if looks_json and Path(name).suffix.lower() not in (".yaml", ".yml"):
+            value, doc, empty = parse_json(content, name) if content.strip() else (None, None, True)
+        else:
+            value, doc, empty = parse_yaml(content, name)
+    except Refused as refused:
+        raise WorkflowError([refused.problem]) from None
+    if empty or value is None:
+        raise WorkflowError([Problem("syntax", "the workflow is empty", location=Location(name))])
+    if not isinstance(value, dict):
+        raise WorkflowError(
+            [
+                Problem(
+                    "syntax",
+                    f"a workflow is a mapping with a 'nodes' key, not a {_kind(value)}",
+                    location=doc.at.get((), Location(name)),
+                )
+            ]
+        )
+    prompt = prompt_body(value)
+    if prompt is not None:
+        graph = graph_from_prompt(prompt, registry, source=name)
+        return Workflow(graph=graph, params={}, raw=value, format="api")
+    if isinstance(value.get("nodes"), list) and "links" in value:
+        raise WorkflowError(
+            [
+                Problem(
+                    "syntax",
+                    "this is a ComfyUI editor workflow (nodes + links); export it in API "
+                    "format or convert it with the editor-format loader",
+                    location=Location(name),
+                )
+            ]
+        )
+    return _build(value, doc, overrides or {}, registry, name)
+
+
+def _kind(value: Any) -> str:
+    names = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _build(
+    value: dict, doc: Positions, overrides: dict[str, Any], registry: Registry, name: str
+) -> Workflow:
+    problems = list(doc.problems)
+
+    def at(*path: Any) -> Location:
+        return doc.at.get(path) or doc.key_at.get(path) or Location(name)
+
+    for key in value:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append(
+                Problem(
+                    "syntax",
+                    f"unknown top-level key {key!r}; expected one of {', '.join(TOP_LEVEL_KEYS)}",
+                    location=doc.key_at.get((key,), Location(name)),
+                )
+            )
+    version = value.get("version", FORMAT_VERSION)
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        problems.append(
+            Problem(
+                "invalid_value",
+                f"unsupported workflow version {version!r}; this latentgraph reads version "
+                f"{FORMAT_VERSION}",
+                location=at("version"),
+            )
+        )
+    description = value.get("description", "")
+    if description is None:
+        description = ""
+    if not isinstance(description, str):
+        problems.append(Problem("syntax", "'description' must be text", location=at("description")))
+        description = str(description)
+
+    params = _params(value, overrides, problems, at, doc, name)
+
+    graph = Graph(source=name)
+    nodes = value.get("nodes")
+    if nodes is None:
+        problems.append(Problem("syntax", "the workflow has no 'nodes' mapping", location=at()))
+        nodes = {}
+    elif not isinstance(nodes, dict):
+        problems.append(
+            Problem(
+                "syntax",
+                f"'nodes' must be a mapping of node id to node, not a {_kind(nodes)}",
+                location=at("nodes"),
+            )  # fmt: skip
+        )
+        nodes = {}
+
+    types: dict[str, str | None] = {}
+    for node_id, body in nodes.items():
+        types[node_id] = body.get("type") if isinstance(body, dict) else None
+
+    for node_id, body in nodes.items():
+        node_loc = doc.key_at.get(("nodes", node_id)) or at("nodes", node_id)
+        if not isinstance(body, dict):
+            problems.append(
+                Problem(
+                    "syntax",
+                    f"a node is a mapping with a 'type' key, not a {_kind(body)}",
+                    node_id=node_id,
+                    location=node_loc,
+                )  # fmt: skip
+            )
+            continue
+        type_name = body.get("type")
+        if not isinstance(type_name, str) or not type_name:
+            problems.append(
+                Problem(
+                    "syntax",
+                    "the node has no 'type' (the node type name, e.g. 'type: LatentNoise')",
+                    node_id=node_id,
+                    location=node_loc,
+                )  # fmt: skip
+            )
+            continue
+        node = Node(id=node_id, type=type_name, location=node_loc)
+        title = body.get("title")
+        if title is not None:
+            node.title = str(_subst_value(title, params, problems, node_id, "title", at))
+        node_type = registry.get(type_name)
+        for input_name, raw_value in body.items():
+            if input_name in RESERVED_NODE_KEYS:
+                continue
+            where = at("nodes", node_id, input_name)
+            node.input_locations[input_name] = where
+            decl = node_type.input(input_name) if node_type is not None else None
+            if decl is None:  # unknown type or input: validation names it
+                node.inputs[input_name] = _subst_value(
+                    raw_value, params, problems, node_id, input_name, at
+                )
+                continue
+            spec = _link_spec(raw_value)
+            if spec is None and decl.kind == "socket" and isinstance(raw_value, str):
+                spec = raw_value
+            if spec is not None:
+                if not isinstance(spec, str):
+                    problems.append(
+                        Problem(
+                            "syntax",
+                            "a link is written {from: node.output}",
+                            node_id=node_id,
+                            input_name=input_name,
+                            location=where,
+                        )  # fmt: skip
+                    )
+                    continue
+                link = _resolve_link(spec, types, registry, node_id, input_name, where, problems)
+                if link is not None:
+                    node.inputs[input_name] = link
+                continue
+            node.inputs[input_name] = _subst_value(
+                raw_value, params, problems, node_id, input_name, at
+            )
+        graph.add(node)
+
+    if problems:
+        raise WorkflowError(problems + _other_problems(graph, registry, problems, set(nodes)))
+    return Workflow(graph=graph, params=params, description=description, raw=value)
+
+
+def _other_problems(
+    graph: Graph, registry: Registry, problems: list[Problem], written: set[str]
+) -> list[Problem]:
+    """Validation errors of the rest of the graph, minus echoes of the reading problems."""
+    from ..validate import validate
+
+    reported = {(p.node_id, p.input_name) for p in problems}
+    broken = written - set(graph.nodes)
+    extra = []
+    for problem in validate(graph, registry):
+        if problem.severity != "error" or problem.node_id in broken:
+            continue
+        if (problem.node_id, problem.input_name) in reported:
+            continue
+        if problem.code == "prompt_no_outputs" and broken:
+            continue
+        node = graph.nodes.get(problem.node_id or "")
+        value = node.inputs.get(problem.input_name or "") if node is not None else None
+        if isinstance(value, Link) and value.node in broken:
+            continue
+        extra.append(problem)
+    return extra
+
+
+def _params(
+    value: dict,
+    overrides: dict[str, Any],
+    problems: list[Problem],
+    at: Any,
+    doc: Positions,
+    name: str,
+) -> dict[str, Any]:
+    declared = value.get("params") or {}
+    if not isinstance(declared, dict):
+        problems.append(Problem("syntax", "'params' must be a mapping of name to default value",
+                                location=at("params")))  # fmt: skip
+        declared = {}
+    params: dict[str, Any] = {}
+    for key, default in declared.items():
+        if not _PARAM_NAME.fullmatch(key):
+            problems.append(
+                Problem(
+                    "syntax",
+                    f"param name {key!r} must be letters, digits and '_' "
+                    "(not starting with a digit)",
+                    location=doc.key_at.get(("params", key), Location(name)),
+                )  # fmt: skip
+            )
+        params[key] = default
+    for key, override in overrides.items():
+        if key not in params:
+            known = ", ".join(sorted(params)) or "none"
+            problems.append(
+                Problem(
+                    "unknown_param",
+                    f"--set {key}: the workflow has no param {key!r} (params: {known})",
+                    location=at("params") if declared else Location(name),
+                )  # fmt: skip
+            )
+            continue
+        if isinstance(override, str) and not isinstance(params[key], str):
+            override = _override_value(override)
+        elif isinstance(params[key], str) and isinstance(override, int | float):
+            override = _text(override)  # `--set prompt=7` typed early: the user meant text
+        params[key] = override
+    return params
+
+
+def _link_spec(raw: Any) -> Any:
+    if isinstance(raw, dict) and len(raw) == 1 and "from" in raw:
+        return raw["from"]
+    return None
+
+
+def _resolve_link(
+    spec: str,
+    types: dict[str, str | None],
+    registry: Registry,
+    node_id: str,
+    input_name: str,
+    where: Location,
+    problems: list[Problem],
+) -> Link | None:
+    target, output = spec, None
+    if spec not in types and "." in spec:
+        target, output = spec.rsplit(".", 1)
+    if target not in types:
+        # Dangling: keep the link so validation reports it with the other graph problems.
+        return Link(target, 0)
+    target_type = registry.get(types[target] or "")
+    if target_type is None:
+        return Link(target, int(output) if output and output.isdigit() else 0)
+    names = [o.name for o in target_type.outputs]
+    if output is None:
+        if len(names) == 1:
+            return Link(target, 0)
+        message = (
+            f"node {target!r} ({target_type.name}) has outputs {', '.join(names)}: "
+            f"write {target}.<output>"
+            if names
+            else f"node {target!r} ({target_type.name}) has no outputs"
+        )
+        problems.append(Problem("bad_linked_input", message, node_id, input_name, where))
+        return None
+    index = target_type.output_index(output)
+    if index is None and output.isdigit() and int(output) < len(names):
+        index = int(output)
+    if index is None:
+        problems.append(
+            Problem(
+                "bad_linked_input",
+                f"node {target!r} ({target_type.name}) has no output {output!r}; outputs: "
+                f"{', '.join(names) or 'none'}",
+                node_id,
+                input_name,
+                where,
+            )
+        )
+        return None
+    return Link(target, index)
+
+
+def _subst_value(
+    raw: Any, params: dict[str, Any], problems: list[Problem], node_id: str, input_name: str,
+    at: Any,
+) -> Any:  # fmt: skip
+    if isinstance(raw, str):
+        if "$" not in raw:
+            return raw
+        whole = _WHOLE_PARAM.fullmatch(raw)
+        if whole:
+            key = whole.group(1) or whole.group(2)
+            if key in params:
+                return params[key]
+            _unknown_param(key, params, problems, node_id, input_name, at)
+            return raw
+
+        def repl(match: re.Match) -> str:
+            if match.group(1):
+                return "$"
+            key = match.group(2) or match.group(3)
+            if key not in params:
+                _unknown_param(key, params, problems, node_id, input_name, at)
+                return match.group(0)
+            return _text(params[key])
+
+        return _ANY_PARAM.sub(repl, raw)
+    if isinstance(raw, list):
+        return [_subst_value(v, params, problems, node_id, input_name, at) for v in raw]
+    if isinstance(raw, dict):
+        return {
+            k: _subst_value(v, params, problems, node_id, input_name, at) for k, v in raw.items()
+        }
+    return raw
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _unknown_param(
+    key: str, params: dict[str, Any], problems: list[Problem], node_id: str, input_name: str,
+    at: Any,
+) -> None:  # fmt: skip
+    known = ", ".join(sorted(params)) or "none declared"
+    problems.append(
+        Problem(
+            "unknown_param",
+            f"${key} is not a param of this workflow (params: {known}); write $$ for a "
+            "literal dollar",
+            node_id,
+            input_name,
+            at("nodes", node_id, input_name),
+        )
+    )

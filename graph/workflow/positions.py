@@ -1,0 +1,232 @@
+"""Composing YAML while keeping every position, and refusing what a workflow must not hold.
+
+Plain YAML silently merges duplicate keys, expands alias bombs and types `no` as false. So the
+document is *composed* (never constructed: no tags run code), checked for depth, aliases and
+duplicate keys, and converted with YAML 1.2 core scalar typing while every position is kept,
+so errors point at file:line:column.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import yaml
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from ..model import Location
+from ..problems import Problem
+
+MAX_DEPTH = 64  # nesting levels; also keeps the recursive composer far from Python's limit
+
+# YAML 1.2 core schema for plain scalars: `yes`, `on`, `010` and `1:20` stay what they look like.
+_NULL = re.compile(r"~|null|Null|NULL|")
+_BOOL = re.compile(r"true|True|TRUE|false|False|FALSE")
+_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_INF = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
+_NAN = re.compile(r"\.(?:nan|NaN|NAN)")
+
+_PLAIN = "lg:plain"
+_CORE = "tag:yaml.org,2002:"
+
+
+def plain_scalar(text: str) -> Any:
+    """Type a plain (unquoted) scalar the YAML 1.2 core way."""
+    if _NULL.fullmatch(text):
+        return None
+    if _BOOL.fullmatch(text):
+        return text.lower() == "true"
+    if _INT.fullmatch(text):
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    if _INF.fullmatch(text):
+        return -math.inf if text.startswith("-") else math.inf
+    if _NAN.fullmatch(text):
+        return math.nan
+    return text
+
+
+class Refused(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+def _loc(source: str, mark: Any) -> Location:
+    return Location(source, mark.line + 1, mark.column + 1)
+
+
+class _Loader(yaml.SafeLoader):
+    """Composes only. Refuses aliases (alias bombs) and documents nested too deep."""
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(stream)
+        self._source = source
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            raise Refused(
+                Problem(
+                    "syntax",
+                    f"YAML aliases (*{event.anchor}) are not allowed in workflows; "
+                    "write the value out (or use a param)",
+                    location=_loc(self._source, event.start_mark),
+                )
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise Refused(
+                    Problem(
+                        "limit_exceeded",
+                        f"the document is nested more than {MAX_DEPTH} levels deep",
+                        location=_loc(self._source, self.peek_event().start_mark),
+                    )
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is ScalarNode and implicit[0]:
+            return _PLAIN
+        return super().resolve(kind, value, implicit)
+
+
+class Positions:
+    """A parsed document: positions of values and of mapping keys, by path, and problems."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.at: dict[tuple, Location] = {}
+        self.key_at: dict[tuple, Location] = {}
+        self.problems: list[Problem] = []
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, Positions, bool]:
+    """Returns (value, positions, empty). Raises Refused for syntax and limits."""
+    doc = Positions(source)
+    loader = None
+    try:
+        loader = _Loader(text, source)
+        root = loader.get_single_node()
+    except Refused:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = _loc(source, mark) if mark is not None else Location(source)
+        message = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        raise Refused(Problem("syntax", f"YAML syntax error: {message}", location=where)) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise Refused(
+            Problem(
+                "syntax",
+                f"character U+{exc.character:04X} is not allowed in a workflow",
+                location=Location(source, line, column),
+            )
+        ) from None
+    except yaml.YAMLError as exc:
+        raise Refused(Problem("syntax", f"YAML error: {exc}", location=Location(source))) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if root is None:
+        return None, doc, True
+    return _convert(root, (), doc), doc, False
+
+
+def _convert(node: Any, path: tuple, doc: Positions) -> Any:
+    doc.at[path] = _loc(doc.source, node.start_mark)
+    if isinstance(node, ScalarNode):
+        return _scalar(node, doc)
+    if isinstance(node, SequenceNode):
+        if node.tag != _CORE + "seq":
+            raise Refused(_tag_problem(node, doc))
+        return [_convert(item, (*path, n), doc) for n, item in enumerate(node.value)]
+    if isinstance(node, MappingNode):
+        if node.tag != _CORE + "map":
+            raise Refused(_tag_problem(node, doc))
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise Refused(
+                    Problem(
+                        "syntax",
+                        "mapping keys must be plain names, not lists or mappings",
+                        location=_loc(doc.source, key_node.start_mark),
+                    )
+                )
+            key = key_node.value
+            key_path = (*path, key)
+            if key in result:
+                doc.problems.append(_duplicate(path, key, doc, key_node))
+                continue
+            doc.key_at[key_path] = _loc(doc.source, key_node.start_mark)
+            result[key] = _convert(value_node, key_path, doc)
+        return result
+    raise Refused(Problem("syntax", "unsupported YAML node", location=doc.at[path]))
+
+
+def _duplicate(path: tuple, key: str, doc: Positions, key_node: Any) -> Problem:
+    where = _loc(doc.source, key_node.start_mark)
+    first = doc.key_at.get((*path, key))
+    first_text = f" (first at line {first.line} column {first.column})" if first else ""
+    if path == ("nodes",):
+        return Problem(
+            "duplicate_node",
+            f"node id {key!r} is used twice{first_text}; node ids must be unique",
+            node_id=key,
+            location=where,
+        )
+    if len(path) == 2 and path[0] == "nodes":
+        return Problem(
+            "syntax",
+            f"input {key!r} is written twice{first_text}",
+            node_id=path[1],
+            input_name=key,
+            location=where,
+        )
+    return Problem("syntax", f"key {key!r} is written twice{first_text}", location=where)
+
+
+def _scalar(node: ScalarNode, doc: Positions) -> Any:
+    if node.tag == _PLAIN:
+        return plain_scalar(node.value)
+    if node.tag == _CORE + "str":
+        return node.value
+    kinds = {"int": int, "float": float, "bool": bool, "null": type(None)}
+    kind = node.tag[len(_CORE) :] if node.tag.startswith(_CORE) else None
+    if kind in kinds:
+        value = plain_scalar(node.value)
+        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, kinds[kind]) and not (kind == "int" and isinstance(value, bool)):
+            return value
+        raise Refused(
+            Problem(
+                "syntax",
+                f"{node.value!r} is not a valid !!{kind}",
+                location=_loc(doc.source, node.start_mark),
+            )
+        )
+    raise Refused(_tag_problem(node, doc))
+
+
+def _tag_problem(node: Any, doc: Positions) -> Problem:
+    return Problem(
+        "syntax",
+        f"YAML tag {node.tag!r} is not supported in workflows",
+        location=_loc(doc.source, node.start_mark),
+    )

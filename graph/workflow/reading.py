@@ -1,0 +1,101 @@
+"""Reading a workflow's text: the size limit, UTF-8 with line:column errors, and JSON with
+positions and duplicate keys (values by `json`, positions by the YAML composer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..model import Location
+from ..problems import Problem, WorkflowError
+from .positions import Positions, Refused, parse_yaml
+
+MAX_BYTES = 5 * 1024 * 1024  # a workflow is a few KB; refuse anything absurd before parsing
+
+
+def parse_json(text: str, source: str) -> tuple[Any, Positions, bool]:
+    """Values from `json` (exact JSON semantics); positions and duplicates from the composer."""
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in items:
+            if key in result:
+                duplicates.append(key)
+            result[key] = value
+        return result
+
+    try:
+        value = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        where = Location(source, exc.lineno, exc.colno)
+        raise Refused(Problem("syntax", f"JSON syntax error: {exc.msg}", location=where)) from None
+    except RecursionError:
+        raise Refused(
+            Problem(
+                "limit_exceeded", "the document is nested too deeply", location=Location(source)
+            )
+        ) from None
+    try:
+        # YAML refuses tabs where JSON allows them; same length keeps columns right.
+        _, doc, _ = parse_yaml(text.replace("\t", " "), source)
+    except Refused as refused:
+        if refused.problem.code == "limit_exceeded":
+            raise
+        doc = Positions(source)
+        doc.problems = [
+            Problem("syntax", f"key {key!r} is written twice", location=Location(source))
+            for key in duplicates
+        ]
+    return value, doc, False
+
+
+def read_text(source: str | Path, text: str | None) -> str:
+    name = str(source)
+    if text is not None:
+        if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+            raise Refused(_too_big(name))
+        return text
+    path = Path(source)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise Refused(_too_big(name))
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise Refused(
+            Problem("invalid_value", f"cannot read workflow: {reason}", location=Location(name))
+        ) from None
+    if len(data) > MAX_BYTES:
+        raise Refused(_too_big(name))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise Refused(
+            Problem(
+                "syntax",
+                f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                location=Location(name, line, column),
+            )
+        ) from None
+
+
+def _too_big(name: str) -> Problem:
+    return Problem(
+        "limit_exceeded",
+        f"the workflow is larger than {MAX_BYTES // (1024 * 1024)} MB",
+        location=Location(name),
+    )
+
+
+def read_source(source: str | Path, text: str | None = None) -> str:
+    """The workflow's text (from the file, or `text`) under the size limit and as UTF-8;
+    `WorkflowError` naming the place otherwise."""
+    try:
+        return read_text(source, text)
+    except Refused as refused:
+        raise WorkflowError([refused.problem]) from None

@@ -1,0 +1,38 @@
+"""Seeds: the one place their rules live.
+
+A seed is any integer from 0 to 2**64 - 1 (ComfyUI's seed widget goes that far, and torch
+generators take 64-bit seeds). Image i of a batch made from seed s uses seed s + i, so any
+image of a batch can be reproduced alone with batch 1 and that image's seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latentgraph.graph import Input, Int
+
+SEED_MAX = 2**64 - 1
+
+
+def seed_input(name: str = "seed", description: str = "") -> Input:
+    """The declaration of a seed input: 0..SEED_MAX, with the editor's randomize control."""
+    return Int(name, 0, min=0, max=SEED_MAX, seed=True, description=description)
+
+
+def image_seeds(seed: int, count: int) -> list[int]:
+    """The seed of each image of a batch of `count` made from `seed`."""
+    return [seed + i for i in range(count)]
+
+
+def generator_seed(seed: int) -> int:
+    """A seed as random generators take it: reduced into 64 bits (seed + i may step past
+    SEED_MAX). torch.Generator.manual_seed and torchsde's Brownian trees (the SDE schedulers'
+    noise_sampler_seed) both take any 64-bit seed, so no consumer needs fewer bits."""
+    return int(seed) % 2**64
+
+
+def cpu_generator(seed: int) -> Any:
+    """A CPU torch generator seeded with `seed` (CPU: the same noise on any device)."""
+    import torch
+
+    return torch.Generator("cpu").manual_seed(generator_seed(seed))
