@@ -36,7 +36,8 @@ NODES = ["tests/nodes/test_img2img.py", "tests/nodes/test_chain.py", "-k", "not 
 MODULES: dict[str, list[str]] = {
     "server/safepath.py": ["tests/server/test_safepath.py", "tests/server/test_containment.py"],
     "graph/problems.py": LOADING,
-    "graph/cache.py": ["tests/engine/test_cache.py", "tests/engine/test_disk_cache.py"],
+    "graph/cache.py": ["tests/engine/test_cache.py", "tests/engine/test_cache_rules.py",
+                       "tests/engine/test_disk_cache.py"],
     "nodes/schedulers.py": ["tests/nodes/test_img2img.py"],
     "nodes/latents.py": [*NODES, "tests/nodes/test_limits.py"],
     "server/middleware.py": ["tests/server/test_guards.py", "tests/server/test_limits.py",
