@@ -38,8 +38,10 @@ MODULES: dict[str, list[str]] = {
     "graph/problems.py": LOADING,
     "graph/cache.py": ["tests/engine/test_cache.py", "tests/engine/test_cache_rules.py",
                        "tests/engine/test_disk_cache.py"],
-    "nodes/schedulers.py": ["tests/nodes/test_img2img.py"],
-    "nodes/latents.py": [*NODES, "tests/nodes/test_limits.py"],
+    # the config tests (seconds), not the pipeline comparisons (minutes on a busy machine)
+    "nodes/schedulers.py": ["tests/nodes/test_img2img.py", "-k", "not pipeline and not batched"],
+    "nodes/latents.py": ["tests/nodes/test_chain.py", "tests/nodes/test_img2img.py",
+                         "tests/nodes/test_limits.py", "-k", "batch or seed or limit"],
     "server/middleware.py": ["tests/server/test_guards.py", "tests/server/test_limits.py",
                              "tests/reliability/test_security.py"],
     "graph/model.py": [*LOADING, "tests/engine/test_scheduler.py"],
