@@ -54,7 +54,9 @@ MODULES: dict[str, list[str]] = {
     "graph/declare.py": [*LOADING, "tests/engine/test_scheduler.py"],
     "graph/comfy_api.py": [*LOADING, "tests/comfy/test_comfy_convert.py"],
 }  # fmt: skip
-TORCH_PACKAGES = ("nodes/",)  # torch is not fork-safe once used: fork from a clean server
+# The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
+# from the test call alone, so node mutants get a generous constant on top.
+TORCH_PACKAGES = ("nodes/",)
 
 
 def work_folder(module: str) -> Path:
@@ -77,7 +79,7 @@ def lay_out(module: str, work: Path) -> None:
             shutil.copy(source, work / extra)
     pytest_config = re.search(r"\[tool\.pytest\.ini_options\].*?(?=\n\[|\Z)",
                               (ROOT / "pyproject.toml").read_text(), re.S)  # fmt: skip
-    isolation = "forkserver" if module.startswith(TORCH_PACKAGES) else "fork"
+    timeout = 60 if module.startswith(TORCH_PACKAGES) else 1
     tests = ", ".join(f'"{t}"' for t in MODULES[module])
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
@@ -86,7 +88,7 @@ def lay_out(module: str, work: Path) -> None:
         f"pytest_add_cli_args_test_selection = [{tests}]\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q"]\n'
         f"also_copy = {ALSO_COPY!r}\n".replace("'", '"')
-        + f'process_isolation = "{isolation}"\n'
+        + f"timeout_constant = {timeout}\n"
         "use_git_change_detection = false\n\n"
         + (pytest_config.group(0) if pytest_config else "")
         + "\n"

@@ -7,6 +7,8 @@ import hashlib
 import sys
 from dataclasses import replace
 
+import pytest
+
 from latentgraph.graph import INT, Int, NodeType, Output, Settings
 from latentgraph.graph.cache import (
     DEFAULT_DISK_BYTES,
@@ -128,3 +130,53 @@ def test_default_cache_lives_in_the_user_cache_dir(cache_dir):
     assert default_cache(disk=False).disk is None
     cache = default_cache()
     assert cache.disk.dir == cache_dir / "outputs" and cache.disk.max_bytes == DEFAULT_DISK_BYTES
+
+
+def test_a_codec_whose_handles_raises_is_skipped_not_fatal():
+    def broken(value):
+        raise RuntimeError("buggy handles")
+
+    register_codec(Codec("broken-handles-test", handles=broken, size=lambda v: 1))
+    assert codec_for([1]).name == "json"
+
+
+def test_only_plain_json_all_the_way_down_is_json():
+    for value in ([object(), 1], [1, [2, object()]], {"a": object()}, {"a": {"b": {1: 2}}}):
+        assert codec_for(value) is None, value
+    assert codec_for([1, [2.5, None], {"a": {"b": "c"}}]).name == "json"
+
+
+def test_disk_keys_are_lowercase_hex_only(tmp_path):
+    store = DiskCache(tmp_path)
+    for key in ("X" * 64, "AB" * 32, "g" * 64):
+        with pytest.raises(ValueError, match="expected lowercase hex"):
+            store.path(key)
+
+
+def test_disk_put_says_what_it_stored(tmp_path):
+    store = DiskCache(tmp_path)
+    write_only = Codec("write-only-test", handles=lambda v: isinstance(v, bytes), size=len,
+                       encode=lambda v: v)  # fmt: skip
+    read_only = Codec("read-only-test", handles=lambda v: isinstance(v, bytearray), size=len,
+                      decode=bytearray)  # fmt: skip
+    register_codec(write_only)
+    register_codec(read_only)
+    assert store.put(KEY, (b"x",), None) is False  # could never be read back
+    assert store.put(KEY, (bytearray(b"x"),), None) is False
+    assert store.put(KEY, (1,), {"not json": object()}) is False
+    assert list(tmp_path.rglob("*")) == []
+    assert store.put(KEY, (1,), {"ok": [1]}) is True and store.get(KEY) == ((1,), {"ok": [1]})
+
+
+def test_a_failed_write_leaves_no_temp_file(tmp_path):
+    register_codec(Codec("not-bytes-test", handles=lambda v: isinstance(v, complex), size=lambda v: 1,
+                         encode=lambda v: "a str, not bytes", decode=lambda b: 0j))  # fmt: skip
+    with pytest.raises(TypeError):
+        DiskCache(tmp_path).put(KEY, (1j,), None)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_memory_keeps_the_ui_without_a_disk():
+    cache = Cache()
+    cache.put(KEY, (1,), {"images": ["a.png"]})
+    assert cache.get(KEY) == ((1,), {"images": ["a.png"]})
