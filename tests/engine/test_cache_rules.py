@@ -168,11 +168,15 @@ def test_disk_put_says_what_it_stored(tmp_path):
     assert store.put(KEY, (1,), {"ok": [1]}) is True and store.get(KEY) == ((1,), {"ok": [1]})
 
 
-def test_a_failed_write_leaves_no_temp_file(tmp_path):
-    register_codec(Codec("not-bytes-test", handles=lambda v: isinstance(v, complex), size=lambda v: 1,
-                         encode=lambda v: "a str, not bytes", decode=lambda b: 0j))  # fmt: skip
-    with pytest.raises(TypeError):
-        DiskCache(tmp_path).put(KEY, (1j,), None)
+def test_a_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
+    import os
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        DiskCache(tmp_path).put(KEY, ([1, 2],), None)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
