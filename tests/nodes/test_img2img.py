@@ -125,3 +125,25 @@ def test_options_a_scheduler_lacks_are_warned_about_and_left_out(make_ctx, tiny)
     assert len(warnings) == 1 and "Karras" in warnings[0] and "'ddim'" in warnings[0]
     spaced, _ = built(make_ctx, tiny, "ddim", timestep_spacing="leading")
     assert spaced.config.timestep_spacing == "leading"
+
+
+def test_the_model_scheduler_class_comes_from_its_config_else_ddim(tiny):
+    from latentgraph.nodes.values import SchedulerSpec
+
+    model = tiny[3]
+    own = schedulers.build_scheduler(model)
+    assert type(own).__name__ == model.config["_class_name"]
+    euler = SchedulerSpec({**model.config, "_class_name": "EulerDiscreteScheduler"})
+    assert type(schedulers.build_scheduler(euler)).__name__ == "EulerDiscreteScheduler"
+    bare = {k: v for k, v in model.config.items() if k != "_class_name"}
+    assert type(schedulers.build_scheduler(SchedulerSpec(bare))).__name__ == "DDIMScheduler"
+
+
+def test_the_run_seed_reaches_sde_noise_samplers_only(make_ctx, tiny):
+    from latentgraph.nodes.seeds import generator_seed
+
+    spec = schedulers.scheduler_select(make_ctx("SchedulerSelect"), tiny[3], "dpm++sde")
+    assert schedulers.build_scheduler(spec, 7).config.noise_sampler_seed == generator_seed(7)
+    assert schedulers.build_scheduler(spec).config.noise_sampler_seed is None
+    ddim = schedulers.scheduler_select(make_ctx("SchedulerSelect"), tiny[3], "ddim")
+    assert "noise_sampler_seed" not in schedulers.build_scheduler(ddim, 7).config
