@@ -58,17 +58,34 @@ def _add_workflow_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
-    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
-    p.add_argument("--temp-dir", type=Path, default=None, help="default: <output-dir>/../temp")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+def _device_arg(text: str) -> str:
+    from latentgraph.graph.context import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as exc:  # argparse names the option: "argument --device: ..."
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    """What `run` and `serve` share: where models run, in which precision, with which options
+    (docs/gpu.md lists the options)."""
+    p.add_argument("--device", default="auto", type=_device_arg,
+                   help="auto, cpu, cuda, cuda:N or mps")  # fmt: skip
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     p.add_argument(
         "--option", dest="options", action="append", default=[], metavar="NAME=VALUE",
         help="runtime option for the diffusion nodes, e.g. attention_slicing=true, "
-        "vae_tiling=true, cpu_offload=true, compile=true, channels_last=true, previews=true",
+        "vae_tiling=true, cpu_offload=true, compile=true, channels_last=true, tf32=true, "
+        "vae_fp32=false, vram_headroom_gb=1.5 (docs/gpu.md)",
     )  # fmt: skip
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
+    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
+    p.add_argument("--temp-dir", type=Path, default=None, help="default: <output-dir>/../temp")
+    _add_device_args(p)
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
     p.add_argument("--cache-dir", type=Path, help="disk cache folder (default: user cache dir)")
     p.add_argument(
@@ -127,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", type=Path)
     p.add_argument("--extra-models-dir", action="append", default=[], type=Path, metavar="DIR")
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    _add_device_args(p)
     p.add_argument("--previews", action="store_true", help="send denoise previews to clients")
     p.add_argument("--no-cache", action="store_true", help="do not use the disk cache")
     p.add_argument(
@@ -137,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "can run workflows and read outputs)",
     )  # fmt: skip
     p.add_argument("--max-queue", type=int, default=1000, help="pending prompts (default 1000)")
+    p.add_argument("--max-prompt-nodes", type=int, default=250_000,
+                   help="nodes per prompt; larger prompts are refused with 413 (default 250000)")  # fmt: skip
     p.add_argument("--max-steps", type=int, default=1000, help="steps per sampler (default 1000)")
     p.add_argument("--max-batch", type=int, default=64, help="images per batch (default 64)")
     p.add_argument(
@@ -361,10 +379,9 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             raise UserError("nodes describe: give a node type name")
         node_type = registry.get(args.name)
         if node_type is None:
-            import difflib
+            from latentgraph.graph.problems import did_you_mean
 
-            close = difflib.get_close_matches(args.name, registry.names(), n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            hint = did_you_mean(args.name, registry.names())
             raise UserError(f"unknown node type {args.name!r}{hint}")
         if args.json:
             print(json.dumps(node_info(node_type), indent=2))
@@ -427,9 +444,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         nodes_dirs=list(args.nodes_dir),
         device=args.device,
         dtype=args.dtype,
+        options=_parse_assignments(args.options, "--option"),
         previews=args.previews,
         disk_cache=not args.no_cache,
         max_queue=args.max_queue,
+        max_prompt_nodes=args.max_prompt_nodes,
         max_steps=args.max_steps,
         max_batch=args.max_batch,
         max_image_pixels=args.max_pixels,
@@ -495,7 +514,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`latentgraph schema | head`): stop quietly, and keep Python's
+        # final flush of the dead stdout from printing an error at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except UserError as e:
         print(f"latentgraph: error: {e}", file=sys.stderr)
         return EXIT_USAGE

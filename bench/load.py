@@ -106,7 +106,7 @@ class Server:
         from latentgraph.server.config import ServerConfig
 
         self.config = ServerConfig(data_dir=data_dir, port=_port(), disk_cache=False,
-                                   load_nodes=False, editor=False, client_queue_size=4096,
+                                   load_nodes=False, editor=False,
                                    max_queue=10_000)  # fmt: skip
         app = create_app(self.config, registry=registry)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.config.port,

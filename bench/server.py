@@ -1,9 +1,15 @@
-"""Server under load: 50 websocket clients, 100 tiny prompts queued at once.
+"""The server path: many clients with tiny prompts, and deep and wide graphs.
 
-Checks that every client receives the latest `status` (the server coalesces a burst of queue
-changes into its first and latest value, at most one per 50 ms) and every submitter its full
-message sequence, and reports the time from POST /prompt to `execution_start` and to the final
-`executing` (node: null) message.
+1. Under load: 50 websocket clients, 100 tiny prompts queued at once. Checks that every client
+   receives the latest `status` (the server coalesces a burst of queue changes into its first
+   and latest value, at most one per 50 ms) and every submitter its full message sequence, and
+   reports the time from POST /prompt to `execution_start` and to the final `executing`
+   (node: null) message.
+2. Graphs: a chain and a fan of string nodes at 100 to 100,000 nodes, cold, through HTTP +
+   websocket (the server in its own process, one client reading as fast as it can) beside the
+   same graph run by the engine in this process. Reports wall time both ways, their ratio, the
+   websocket bytes per node, and how long POST /prompt takes to answer (validation included)
+   while another client polls GET /prompt. `python -m bench.server --graphs` runs only these.
 """
 
 from __future__ import annotations
@@ -12,10 +18,15 @@ import asyncio
 import json
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import uuid
+from pathlib import Path
 
+from bench._common import ROOT
 from bench._common import row as _row
 
 CLIENTS = 50
@@ -137,6 +148,10 @@ async def _drive(base: str, ws_base: str, clients: int, prompts: int) -> dict:
 
 
 def run(quick: bool) -> list[dict]:
+    return run_clients(quick) + run_graphs(quick)
+
+
+def run_clients(quick: bool) -> list[dict]:
     import uvicorn
 
     from latentgraph.server.app import create_app
@@ -144,7 +159,7 @@ def run(quick: bool) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServerConfig(data_dir=tmp, port=_port(), disk_cache=False, load_nodes=False,
-                              editor=False, client_queue_size=1024)  # fmt: skip
+                              editor=False)  # fmt: skip
         app = create_app(config, registry=_registry())
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port,
                                                ws="websockets", log_level="warning"))  # fmt: skip
@@ -176,6 +191,242 @@ def run(quick: bool) -> list[dict]:
     ]  # fmt: skip
 
 
+# --- deep and wide graphs ---------------------------------------------------------------
+
+GRAPH_SIZES = (100, 1_000, 10_000, 100_000)
+TARGET_RATIO = 3.0  # server time / in-process engine time
+TARGET_SECONDS = {("chain", 1_000): 0.05, ("chain", 10_000): 0.5, ("fan", 1_000): 0.1}
+TARGET_BYTES_PER_NODE = 1000  # all websocket traffic of a run, per node
+TARGET_POST_SECONDS = 2.0  # POST /prompt of a 100,000-node graph, validated
+
+
+def graph_registry():
+    """The issue's ComfyUI nodes: PrimitiveString (its `value` widget fed by a link, as
+    ComfyUI allows), StringConcatenate and PreviewAny (an output node; its text goes out in
+    `executed`)."""
+    from latentgraph.graph import Registry
+    from latentgraph.nodes.comfy import comfy_registry
+
+    reg = Registry()
+    for name in ("PrimitiveString", "StringConcatenate", "PreviewAny"):
+        reg.add(comfy_registry.get(name))
+    return reg
+
+
+def chain_prompt(n: int, source: str) -> dict:
+    """n - 1 PrimitiveString, each fed by the one before, -> PreviewAny, in API format."""
+    p = {"0": {"class_type": "PrimitiveString", "inputs": {"value": source}}}
+    for i in range(1, n - 1):
+        p[str(i)] = {"class_type": "PrimitiveString", "inputs": {"value": [str(i - 1), 0]}}
+    p[str(n - 1)] = {"class_type": "PreviewAny", "inputs": {"source": [str(n - 2), 0]}}
+    return p
+
+
+def fan_prompt(n: int, source: str) -> dict:
+    """One PrimitiveString -> n x (StringConcatenate -> PreviewAny): 2n + 1 nodes."""
+    p = {"s": {"class_type": "PrimitiveString", "inputs": {"value": source}}}
+    for i in range(n):
+        p[f"a{i}"] = {"class_type": "StringConcatenate",
+                      "inputs": {"string_a": ["s", 0], "string_b": str(i), "delimiter": "-"}}  # fmt: skip
+        p[f"p{i}"] = {"class_type": "PreviewAny", "inputs": {"source": [f"a{i}", 0]}}
+    return p
+
+
+SHAPES = {"chain": chain_prompt, "fan": fan_prompt}
+
+
+def serve_graphs(port: int, data_dir: str) -> None:
+    """The server process of the graph cases (`python -m bench.server --serve PORT DIR`)."""
+    import uvicorn
+
+    from latentgraph.server.app import create_app
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.run import uvicorn_options
+
+    config = ServerConfig(data_dir=data_dir, port=port, disk_cache=False, load_nodes=False,
+                          editor=False, preload=False)  # fmt: skip
+    app = create_app(config, registry=graph_registry())
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(config))
+
+
+def engine_seconds(prompt: dict, reg) -> tuple[float, float]:
+    """Validate and run the prompt's graph in this process, cold, with an event consumer:
+    (wall seconds, CPU seconds)."""
+    from latentgraph.graph.cache import Cache
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.scheduler import Scheduler
+
+    graph = graph_from_prompt(prompt, reg)
+    events = [0]
+
+    def consumer(event) -> None:
+        events[0] += 1
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = Scheduler(reg, Cache()).run(graph, on_event=consumer)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert result.status == "success", result.failures[:1]
+    return seconds, cpu
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time of all threads of a process (Linux schedstat, nanoseconds)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread that just ended
+            pass
+    return total / 1e9
+
+
+async def _server_run(http, ws_base: str, prompt: dict, pid: int) -> dict:
+    """POST the prompt with a websocket client reading as fast as it can; meanwhile another
+    client polls GET /prompt. Returns seconds to the final message, to the POST answer, the
+    server process's CPU seconds, websocket bytes and the slowest poll."""
+    from websockets.asyncio.client import connect
+
+    cid = uuid.uuid4().hex
+    async with connect(f"{ws_base}?clientId={cid}", max_queue=None, max_size=None) as ws:
+        await ws.recv()  # status on connect
+        polls: list[float] = []
+        posting = True
+
+        async def poll() -> None:
+            while posting:
+                t = time.perf_counter()
+                await http.get("/prompt")
+                polls.append(time.perf_counter() - t)
+                await asyncio.sleep(0.01)
+
+        body = json.dumps({"prompt": prompt, "client_id": cid}).encode()  # before the clock
+        poller = asyncio.create_task(poll())
+        c0 = process_cpu_seconds(pid)
+        t0 = time.perf_counter()
+        r = await http.post("/prompt", content=body,
+                            headers={"content-type": "application/json"})  # fmt: skip
+        answered = time.perf_counter() - t0
+        post_cpu = process_cpu_seconds(pid) - c0
+        posting = False
+        await poller
+        assert r.status_code == 200, r.text[:500]
+        prompt_id = r.json()["prompt_id"]
+        traffic = 0
+        kinds: dict[str, int] = {}
+        while True:
+            raw = await ws.recv()
+            traffic += len(raw)
+            if isinstance(raw, bytes):
+                continue
+            msg = json.loads(raw)
+            kinds[msg["type"]] = kinds.get(msg["type"], 0) + 1
+            if msg["type"] == "executing" and msg["data"]["node"] is None:
+                if msg["data"].get("prompt_id") == prompt_id:
+                    break
+        seconds = time.perf_counter() - t0
+        cpu = process_cpu_seconds(pid) - c0
+    return {"seconds": seconds, "post_seconds": answered, "post_cpu_seconds": post_cpu,
+            "cpu_seconds": cpu, "bytes": traffic,
+            "messages": kinds, "slowest_poll": max(polls, default=0.0)}  # fmt: skip
+
+
+def _start_server(data_dir: str) -> tuple[subprocess.Popen, int]:
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.server", "--serve", str(port), data_dir],
+                            cwd=ROOT)  # fmt: skip
+    return proc, port
+
+
+async def _wait_up(http, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the bench server exited with {proc.returncode}")
+        try:
+            if (await http.get("/prompt")).status_code == 200:
+                return
+        except Exception:  # noqa: BLE001 - not listening yet
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the bench server did not start")
+
+
+async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int],
+                       repeats: int) -> list[dict]:  # fmt: skip
+    import httpx
+
+    reg = graph_registry()
+    found = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
+        await _wait_up(http, proc)
+        ws_base = f"ws://127.0.0.1:{port}/ws"
+        await _server_run(http, ws_base, chain_prompt(10, "warm-up"), proc.pid)  # first socket
+        for shape, build in SHAPES.items():
+            for n in sizes:
+                server, engine = [], []
+                # cold both ways: a new source string each time
+                for _ in range(repeats if n <= 1_000 else 1):
+                    server.append(
+                        await _server_run(http, ws_base, build(n, uuid.uuid4().hex), proc.pid)
+                    )
+                    engine.append(engine_seconds(build(n, uuid.uuid4().hex), reg))
+                best = min(server, key=lambda d: d["seconds"])
+                nodes = len(build(n, ""))
+                found.append({"shape": shape, "size": n, "nodes": nodes, **best,
+                              "engine_seconds": min(e[0] for e in engine),
+                              "engine_cpu_seconds": min(e[1] for e in engine)})  # fmt: skip
+    return found
+
+
+def run_graphs(quick: bool) -> list[dict]:
+    sizes = [n for n in GRAPH_SIZES if not quick or n <= 1_000]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = _start_server(tmp)
+        try:
+            cases = asyncio.run(_graph_cases(port, proc, sizes, repeats=1 if quick else 3))
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    return [r for case in cases for r in _graph_rows(case)]
+
+
+def _graph_rows(d: dict) -> list[dict]:
+    shape, n, nodes = d["shape"], d["size"], d["nodes"]
+    name = f"{shape} {n:,}" + (f" ({nodes:,} nodes)" if nodes != n else "")
+    ratio = d["seconds"] / d["engine_seconds"]
+    cpu_ratio = d["cpu_seconds"] / d["engine_cpu_seconds"]
+    per_node = d["bytes"] / nodes
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(d["messages"].items()))
+    rows = [
+        {**_row("server", f"{name}: server / engine time", round(ratio, 2), "x",
+                f"<= {TARGET_RATIO:g}", ratio <= TARGET_RATIO,
+                f"server {d['seconds']:.3f} s (POST answered in {d['post_seconds'] * 1000:.0f} "
+                f"ms), engine {d['engine_seconds']:.3f} s; CPU: server process "
+                f"{d['cpu_seconds']:.3f} s, engine {d['engine_cpu_seconds']:.3f} s "
+                f"({cpu_ratio:.2f}x); cold"), **d},
+        _row("server", f"{name}: websocket traffic", round(per_node), "B/node",
+             f"<= {TARGET_BYTES_PER_NODE}", per_node <= TARGET_BYTES_PER_NODE,
+             f"{d['bytes'] / 1e6:.2f} MB; {kinds}"),
+    ]  # fmt: skip
+    target = TARGET_SECONDS.get((shape, n))
+    if target is not None:
+        rows.append(_row("server", f"{name}: POST to final message, cold", round(d["seconds"], 4),
+                         "s", f"< {target:g}", d["seconds"] < target))  # fmt: skip
+    if nodes >= 100_000:
+        rows.append(_row("server", f"{name}: POST /prompt answered (validated)",
+                         round(d["post_seconds"], 3), "s", f"< {TARGET_POST_SECONDS:g}",
+                         d["post_seconds"] < TARGET_POST_SECONDS,
+                         f"server process CPU {d['post_cpu_seconds']:.2f} s; slowest GET /prompt "
+                         f"meanwhile "
+                         f"{d['slowest_poll'] * 1000:.0f} ms"))  # fmt: skip
+    return rows
+
+
 if __name__ == "__main__":
-    for r in run(quick=False):
-        print(json.dumps(r, indent=2))
+    if sys.argv[1:2] == ["--serve"]:
+        serve_graphs(int(sys.argv[2]), sys.argv[3])
+    else:
+        from bench.__main__ import table
+
+        quick = "--quick" in sys.argv
+        rows = run_graphs(quick) if "--graphs" in sys.argv else run(quick)
+        print(table(rows))

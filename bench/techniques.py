@@ -1,8 +1,8 @@
 """Speed and memory techniques, each an option measured against the plain fp32 run.
 
 Every row is a ratio taken side by side in this run (rotated order, median CPU time, one torch
-thread): "x" below 1 means faster than the baseline. Rows that need a GPU (fp16, model CPU
-offload) are reported as skipped on a machine without CUDA. Options travel as run settings
+thread): "x" below 1 means faster than the baseline. The rows that need a GPU (fp16, model
+CPU offload, compile and TF32 on CUDA) are bench/gpu.py's. Options travel as run settings
 (`--option NAME=VALUE` on the CLI); the model manager keys loaded models by the options that
 change the module, so each variant is its own loaded copy (freed after its row).
 """
@@ -106,11 +106,8 @@ def run(quick: bool) -> list[dict]:
     del bf16
     _free()
 
-    if cuda:
-        rows.append(skipped(SUITE, "fp16 weights", "run with --device cuda (not wired here)"))
-    else:
+    if not cuda:  # the GPU rows (fp16, offload, compile, TF32) are bench/gpu.py's
         rows.append(_fp16_cpu(base, size))
-        rows.append(skipped(SUITE, "fp16 weights on GPU", "needs cuda"))
         _free()
 
     # Fewer steps with a better scheduler: same image budget, time for the whole denoise.
@@ -143,11 +140,6 @@ def run(quick: bool) -> list[dict]:
         rows.append(skipped(SUITE, "torch.compile UNet", "slow to compile on CPU; full run only"))
     else:
         rows += _compile(base, size, steps, repeats)
-    if cuda:
-        rows.append(skipped(SUITE, "model CPU offload", "GPU rows are not wired in this suite"))
-    else:
-        rows.append(skipped(SUITE, "model CPU offload", "needs cuda (moves modules to the GPU "
-                                                        "only while they run)"))  # fmt: skip
     _free()
     return rows
 
@@ -207,8 +199,8 @@ def _vae(base: Variant, torch: Any, quick: bool) -> list[dict]:
         fn()
         return peak_rss_mb() - start
 
-    plain = lambda: vae_nodes.decode(base.vae, lat)  # noqa: E731
-    sliced = lambda: vae_nodes.decode(base.vae, lat, sliced=True)  # noqa: E731
+    plain = lambda: vae_nodes.decode(base.ctx("VAEDecode"), base.vae, lat)  # noqa: E731
+    sliced = lambda: vae_nodes.decode(base.ctx("VAEDecode"), base.vae, lat, sliced=True)  # noqa: E731
     b, o, r = _compare(plain, sliced, 1 if quick else 3)
     p_plain, p_sliced = peak(plain), peak(sliced)
     rows.append(row(SUITE, "VAE slicing (decode one image at a time)", round(r, 3), "x time",
@@ -216,8 +208,8 @@ def _vae(base: Variant, torch: Any, quick: bool) -> list[dict]:
                     f"+{max(p_plain, 0):.0f} MB unsliced"))  # fmt: skip
     big = 256 if quick else 512
     lat1 = torch.randn(1, 4, big // base.vae.scale_factor, big // base.vae.scale_factor)
-    plain = lambda: vae_nodes.decode(base.vae, lat1)  # noqa: E731
-    tiled = lambda: vae_nodes.decode(base.vae, lat1, tiled=True)  # noqa: E731
+    plain = lambda: vae_nodes.decode(base.ctx("VAEDecode"), base.vae, lat1)  # noqa: E731
+    tiled = lambda: vae_nodes.decode(base.ctx("VAEDecode"), base.vae, lat1, tiled=True)  # noqa: E731
     b, o, r = _compare(plain, tiled, 1 if quick else 3)
     p_plain, p_tiled = peak(plain), peak(tiled)
     rows.append(row(SUITE, "VAE tiling (overlapping tiles)", round(r, 3), "x time",

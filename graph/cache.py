@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import threading
+import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
@@ -200,6 +201,15 @@ class MemoryCache:
         self._items: OrderedDict[str, tuple[tuple, dict | None, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.evictions = 0
+        _memory_caches.add(self)
+
+    def discard(self, holds: Callable[[Any], bool]) -> int:
+        """Drop the entries with a value for which `holds(value)` is true; how many."""
+        with self._lock:
+            gone = [k for k, (values, _, _) in self._items.items() if any(map(holds, values))]
+            for k in gone:
+                self.bytes -= self._items.pop(k)[2]
+        return len(gone)
 
     def get(self, key: str) -> tuple[tuple, dict | None] | None:
         with self._lock:
@@ -237,6 +247,16 @@ class MemoryCache:
         with self._lock:
             self._items.clear()
             self.bytes = 0
+
+
+_memory_caches: weakref.WeakSet[MemoryCache] = weakref.WeakSet()
+
+
+def forget_values(holds: Callable[[Any], bool]) -> int:
+    """Drop, from every memory cache in this process, the entries holding a value for which
+    `holds(value)` is true. The model manager calls it when it unloads a model: a cached
+    loader output (a model handle) would otherwise keep the unloaded weights alive."""
+    return sum(c.discard(holds) for c in list(_memory_caches))
 
 
 # --- disk tier ------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def graph_from_prompt(
             ]  # fmt: skip
         )
     problems: list[Problem] = []
-    graph = Graph(source=source)
+    graph = Graph(source=source, dialect="comfy")
     for raw_id, body in prompt.items():
         node_id = str(raw_id)
         if not isinstance(body, dict):

@@ -5,7 +5,8 @@ The editor saves node positions, positional `widgets_values` and links as
 each node type's widget order, which comes from the node declarations: required widget inputs in
 declaration order, then optional ones (the order /object_info publishes). Editor-only
 constructs are resolved here: seed-control values, muted (mode 2) and bypassed (mode 4) nodes,
-Reroute, PrimitiveNode, notes and subgraphs (expanded inline as `<instance id>:<inner id>`).
+Reroute, PrimitiveNode, notes, subgraphs (expanded inline as `<instance id>:<inner id>`) and
+old group nodes (comfy_groups.py).
 
 Going back, `editor_from_graph` lays nodes out in columns by topological depth.
 """
@@ -17,7 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .declare import WIDGET_TYPES, Input, NodeType, Registry, default_registry
+from .comfy_groups import expand_group_nodes
+from .declare import (
+    BOOLEAN,
+    FLOAT,
+    INT,
+    WIDGET_TYPES,
+    Input,
+    NodeType,
+    Registry,
+    default_registry,
+)
 from .model import Graph, Link, Location, Node
 from .problems import Problem, WorkflowError
 
@@ -241,27 +252,60 @@ class _Resolver:
         return None
 
 
-def _map_widgets(node_type: NodeType, values: Any) -> dict[str, Any]:
-    """Assign positional `widgets_values` to widget input names."""
+def _fits(inp: Input, value: Any) -> bool:
+    """Whether a saved widget value has the shape of its widget (None: left to validation)."""
+    if value is None:
+        return True
+    if inp.type == BOOLEAN:
+        return isinstance(value, bool)
+    if inp.type in (INT, FLOAT):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str)  # STRING and dropdowns
+
+
+def is_seed_control(value: Any) -> bool:
+    """The editor-only value after a seed widget: a mode name, or a boolean in the files of
+    some frontend versions (the editor's own default workflow among them)."""
+    return isinstance(value, bool) or value in SEED_CONTROL_VALUES
+
+
+def _map_widgets(node_type: NodeType, values: Any) -> tuple[dict[str, Any], str | None]:
+    """Assign positional `widgets_values` to widget input names, by declaration.
+
+    Returns (values by name, why the list does not fit or None). A list that does not fit (a
+    value of the wrong kind, values left over) is refused rather than shifted onto the wrong
+    widgets; values missing at the end leave those widgets at their defaults."""
     if isinstance(values, Mapping):  # some nodes save widgets by name
-        return {k: v for k, v in values.items() if node_type.input(k) is not None}
+        return {k: v for k, v in values.items() if node_type.input(k) is not None}, None
     if not isinstance(values, list):
-        return {}
+        return {}, None
     widgets = widget_inputs(node_type)
     out: dict[str, Any] = {}
     pos = 0
     for n, inp in enumerate(widgets):
         if pos >= len(values):
             break
+        if not _fits(inp, values[pos]):
+            return out, (f"widgets_values[{pos}] = {values[pos]!r} does not fit widget "
+                         f"{inp.name!r} ({inp.type}); {node_type.name} widgets in order: "
+                         f"{_widget_order(widgets)}")  # fmt: skip
         out[inp.name] = values[pos]
         pos += 1
-        if inp.seed and pos < len(values) and values[pos] in SEED_CONTROL_VALUES:
+        if inp.seed and pos < len(values) and is_seed_control(values[pos]):
             pos += 1
         if inp.image_upload:
             rest_widgets = len(widgets) - n - 1
             if len(values) - pos > rest_widgets:
                 pos += 1
-    return out
+    if pos < len(values):
+        return out, (f"{len(values)} widgets_values for {len(widgets)} widget(s) of "
+                     f"{node_type.name}: {values[pos:]!r} left over; widgets in order: "
+                     f"{_widget_order(widgets)}")  # fmt: skip
+    return out, None
+
+
+def _widget_order(widgets: list[Input]) -> str:
+    return ", ".join(w.name + (" (+ control value)" if w.seed else "") for w in widgets)
 
 
 def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None, *,
@@ -278,11 +322,12 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
         raise WorkflowError(
             [Problem("syntax", "not an editor workflow: expected a 'nodes' list", location=loc)]
         )
+    data = expand_group_nodes(data, registry, source)
     flat = _Flattener(data, source)
     flat.add_level(data, "")
     problems = flat.problems
     resolver = _Resolver(flat.nodes)
-    graph = Graph(source=source)
+    graph = Graph(source=source, dialect="comfy")
     muted_inputs: dict[str, list[str]] = {}
     top_ids = _preferred_ids(data)
     for raw in flat.nodes.values():
@@ -293,7 +338,10 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
         node_type = registry.get(raw.type)
         inputs: dict[str, Any] = {}
         if node_type is not None:
-            inputs = _map_widgets(node_type, raw.data.get("widgets_values"))
+            inputs, misfit = _map_widgets(node_type, raw.data.get("widgets_values"))
+            if misfit:
+                problems.append(Problem("invalid_input_type", misfit, node_id=raw.id,
+                                        location=Location(source), node_type=raw.type))  # fmt: skip
         for slot, inp in enumerate(raw.data.get("inputs") or []):
             if not isinstance(inp, Mapping) or slot not in raw.in_links:
                 continue
@@ -327,11 +375,12 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
 
 def _inside_inactive(node_id: str, nodes: dict[str, _Raw]) -> bool:
     """True when an enclosing subgraph instance is muted or bypassed (then it was not expanded,
-    so this cannot happen) or missing; kept as a guard for malformed nesting."""
+    so this cannot happen); kept as a guard for malformed nesting. An expanded group node
+    leaves no instance behind: its inner nodes carry its mode themselves."""
     parts = node_id.split(":")
     for k in range(1, len(parts)):
         parent = nodes.get(":".join(parts[:k]))
-        if parent is None or parent.mode != MODE_NORMAL:
+        if parent is not None and parent.mode != MODE_NORMAL:
             return True
     return False
 
@@ -379,7 +428,7 @@ def _rename(graph: Graph, names: dict[str, str]) -> Graph:
     def new(nid: str) -> str:
         return names.get(nid, nid)
 
-    out = Graph(source=graph.source)
+    out = Graph(source=graph.source, dialect=graph.dialect)
     for node in graph:
         inputs = {k: Link(new(v.node), v.output) if isinstance(v, Link) else v
                   for k, v in node.inputs.items()}  # fmt: skip

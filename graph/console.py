@@ -99,8 +99,7 @@ class RichProgress:
                     f"[green]done[/green] {event.node_id} ({event.node_type}) "
                     f"{event.seconds:.2f}s {detail}"
                 )
-            for image in (event.ui or {}).get("images", []):
-                self._print(f"[bold]saved[/bold] {_image_path(image, self._dirs)}")
+            self._show_ui(event.node_id, event.ui or {})
         elif isinstance(event, NodeFailed):
             self.console.print(
                 f"[red]error[/red] in node {event.node_id!r} ({event.node_type}): "
@@ -116,6 +115,16 @@ class RichProgress:
                 f"{len(event.cached)} cached, {len(event.failed)} failed, "
                 f"{len(event.skipped)} skipped in {event.seconds:.2f}s"
             )
+
+    def _show_ui(self, node_id: str, ui: dict[str, Any]) -> None:
+        """What an output node produced: saved files, preview files, preview text."""
+        from rich.markup import escape
+
+        for image in ui.get("images", []):
+            verb = "preview" if image.get("type") == "temp" else "saved"
+            self._print(f"[bold]{verb}[/bold] {_image_path(image, self._dirs)}")
+        for text in ui.get("text", []):
+            self._print(f"[bold]{node_id}[/bold]: {escape(str(text))}")
 
     def _print(self, text: str) -> None:
         if not self.quiet:

@@ -8,6 +8,7 @@ strings that the diffusion nodes interpret.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,20 @@ class CancelToken:
         self._event.clear()
 
 
+DEVICES = "auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+
+
+def check_device(text: str) -> str:
+    """`text` as a device name (trimmed, lower case), or ValueError naming the accepted ones.
+    Checked when Settings are made, so `--device gpu` fails before anything loads."""
+    name = str(text).strip().lower()
+    if not _DEVICE.match(name):
+        raise ValueError(f"device {text!r} is not one of {DEVICES}")
+    return name
+
+
 @dataclass
 class Settings:
     """Run-wide settings: directories, device and numeric precision, limits, options.
@@ -57,6 +72,11 @@ class Settings:
     max_image_pixels: int = 4096 * 4096
     max_batch: int = 64
     max_steps: int = 1000
+
+    def __post_init__(self) -> None:
+        self.device = check_device(self.device)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
 
     def limit(self, name: str) -> int:
         """The value of the run limit `name` (one of `LIMITS`)."""
@@ -91,8 +111,16 @@ class Context:
         self._emit_progress = emit_progress
         self._emit_warning = emit_warning
         # Anything the caller wants node code to see (e.g. the ComfyUI prompt and workflow to
-        # embed in saved PNGs, under "prompt" and "workflow"; the run's params, under "params").
+        # embed in saved PNGs, under "prompt" and "workflow"; the run's params, under "params";
+        # "previews": True when the caller sends progress previews somewhere).
         self.extra = extra or {}
+        self.cacheable = True
+
+    def do_not_cache(self) -> None:
+        """Keep this node's result, and everything computed from it in this run, out of the
+        cache: for a result that is wrong but still worth passing on (NaN from fp16), so the
+        next run computes it again instead of serving it."""
+        self.cacheable = False
 
     @property
     def cancelled(self) -> bool:
@@ -103,8 +131,10 @@ class Context:
         if self._cancel.cancelled:
             raise Cancelled(f"interrupted in node {self.node_id}")
 
-    def progress(self, value: int, total: int, preview: Any = None) -> None:
-        """Report step `value` of `total`, with an optional PIL preview image."""
+    def progress(self, value: int, total: int,
+                 preview: Callable[[], Any] | None = None) -> None:  # fmt: skip
+        """Report step `value` of `total`. `preview` builds a PIL image; it is called only
+        when this report is sent (progress is throttled), so a preview costs nothing otherwise."""
         if self._emit_progress is not None:
             self._emit_progress(value, total, preview)
 

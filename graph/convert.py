@@ -7,14 +7,13 @@ layout) or YAML, atomically.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .comfy_api import prompt_from_graph
 from .comfy_editor import editor_from_graph
 from .declare import Registry, registry_or_default
+from .files import write_atomic
 from .formats import load_file
 from .model import Graph
 from .problems import Problem, WorkflowError
@@ -33,8 +32,8 @@ def _target(dst: str | Path, to: str | None) -> str:
         return "yaml"
     if suffix == ".json":
         return "api"
-    raise ValueError(f"cannot tell the target format from {str(dst)!r}: give to= "
-                     "'api', 'editor' or 'yaml'")  # fmt: skip
+    raise ValueError(f"cannot tell the target format from {str(dst)!r}: give --to api, "
+                     "--to editor or --to yaml (to= in Python)")  # fmt: skip
 
 
 def _refuse_unknown(graph: Graph, registry: Registry) -> None:
@@ -58,19 +57,6 @@ def render(graph: Graph, to: str, registry: Registry | None = None) -> str:
     return dump_workflow(graph, registry)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
             registry: Registry | None = None) -> str:  # fmt: skip
     """Convert a workflow file; `dst_path` "-" writes to stdout. Returns the format written.
@@ -83,6 +69,8 @@ def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
     _refuse_unknown(graph, registry)
     if fmt == "editor" and "workflow" in extra:  # an editor document is copied as it is
         text = json.dumps(extra["workflow"], indent=2) + "\n"
+    elif fmt == "yaml" and "latentgraph" in extra:  # our document, as written, with its params
+        text = extra["latentgraph"]
     else:
         text = render(graph, fmt, registry)
     if str(dst_path) == "-":

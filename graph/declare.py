@@ -59,8 +59,8 @@ REQUIRED: Any = _Required()
 class Input:
     """One named input of a node type.
 
-    `kind` says how a value arrives: "widget" (a literal typed in the workflow), "socket"
-    (a link from another node's output) or "both" (a literal, or a link of the same type).
+    `kind` says how a value arrives: "widget" (a literal typed in the workflow, or, as in
+    ComfyUI, a link from an output of the same type) or "socket" (a link only).
     `choices` is a list, or a callable taking the run's `Settings` and returning one (file
     pickers list the files of the configured folders at call time). `limit` names the
     `Settings` limit that bounds the value (see `context.LIMITS`): validation enforces it.
@@ -93,12 +93,8 @@ class Input:
         return self.default is REQUIRED and not self.optional
 
     @property
-    def accepts_link(self) -> bool:
-        return self.kind in ("socket", "both")
-
-    @property
     def accepts_literal(self) -> bool:
-        return self.kind in ("widget", "both")
+        return self.kind == "widget"
 
     def choice_list(self, settings: Settings | None = None) -> list[str]:
         """The choices, listed for `settings` (default settings when none are given)."""
@@ -147,8 +143,11 @@ class NodeType:
     output_node: bool = False
     # Extra identity for the cache key, from the node's literal inputs and the run's settings:
     # e.g. a weights file's path + size + mtime, so replacing a checkpoint on disk invalidates
-    # what was built from it.
+    # what was built from it; SaveImage's output folder, so a run writing elsewhere saves there.
     identity: Callable[[dict[str, Any], Settings], str] | None = None
+    # Whether a cached result still stands for this run's settings (SaveImage: its files are
+    # still there). When it does not, the node runs again, from its cached inputs.
+    reuse: Callable[[dict[str, Any] | None, Settings], bool] | None = None
     # Cross-field checks run at validation time, after per-input checks, given the literal
     # inputs and the run's settings. Returns (input name or None, message) pairs.
     check: Callable[[dict[str, Any], Settings], list[tuple[str | None, str]]] | None = None
@@ -293,6 +292,7 @@ def node(
     output_node: bool = False,
     identity: Callable[[dict[str, Any], Settings], str] | None = None,
     check: Callable[[dict[str, Any], Settings], list[tuple[str | None, str]]] | None = None,
+    reuse: Callable[[dict[str, Any] | None, Settings], bool] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `fn(ctx, **inputs)` as a node type.
@@ -316,6 +316,7 @@ def node(
             output_node=output_node,
             identity=identity,
             check=check,
+            reuse=reuse,
             module=fn.__module__,
         )
         (registry or default_registry).add(node_type)

@@ -1,8 +1,9 @@
 """The one table of workflow format readers: any supported file or text → `Workflow`.
 
 Documents: latentgraph YAML/JSON (ours), a ComfyUI API prompt (bare or as a POST /prompt
-body), a ComfyUI editor workflow. Container: a PNG whose text chunks hold `prompt` (API),
-`workflow` (editor) or `latentgraph` (our document), tried in that order. The CLI, the Python
+body), a ComfyUI editor workflow. Container: a PNG whose text chunks hold `latentgraph` (our
+document, with the params of the run), `prompt` (API) or `workflow` (editor), tried in that
+order. The CLI, the Python
 facade (`latentgraph.load`), `latentgraph convert` and POST /latentgraph/prompt all read
 through `load_file` / `load_text`, so they accept the same things.
 
@@ -23,11 +24,12 @@ from .comfy_editor import graph_from_editor, is_editor_workflow
 from .declare import Registry, registry_or_default
 from .model import Graph, Location
 from .problems import Problem, WorkflowError
-from .workflow import Workflow, load_workflow, read_source
+from .workflow import Workflow, load_workflow, read_source, text_with_params
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 256 * 2**20
-PNG_KEYS = ("prompt", "workflow", "latentgraph")  # text chunks holding a workflow, by priority
+# Text chunks holding a workflow, by priority: ours first, it keeps the params and comments.
+PNG_KEYS = ("latentgraph", "prompt", "workflow")
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,11 @@ def _read_api(data: Any, source: str, text: str | None, registry: Registry,
 
 def _read_ours(data: Any, source: str, text: str | None, registry: Registry,
                overrides: dict[str, Any]) -> Workflow:  # fmt: skip
-    return load_workflow(source, text=text, overrides=overrides or None, registry=registry)
+    workflow = load_workflow(source, text=text, overrides=overrides or None, registry=registry)
+    if text:  # what SaveImage embeds: the document as written, with this run's params
+        workflow.extra["latentgraph"] = text_with_params(text, workflow.raw.get("params"),
+                                                    workflow.params)  # fmt: skip
+    return workflow
 
 
 def _is_api(data: Any) -> bool:

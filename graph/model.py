@@ -50,10 +50,12 @@ class Node:
 
 @dataclass
 class Graph:
-    """A set of nodes by id. Order is the order they were written in."""
+    """A set of nodes by id. Order is the order they were written in. `dialect` is "comfy"
+    for graphs read from ComfyUI's formats, whose node type names are ComfyUI's."""
 
     nodes: dict[str, Node] = field(default_factory=dict)
     source: str = "<input>"
+    dialect: str = "latentgraph"
 
     def add(self, node: Node) -> Node:
         self.nodes[node.id] = node

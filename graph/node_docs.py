@@ -24,8 +24,7 @@ def _constraints(i: Input, dynamic: bool) -> str:
     else:
         choices = i.choice_list()
     if choices:
-        shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
-        parts.append(f"one of: {shown}")
+        parts.append(f"one of: {', '.join(choices)}")
     if i.multiline:
         parts.append("multiline")
     if i.seed:
@@ -34,7 +33,7 @@ def _constraints(i: Input, dynamic: bool) -> str:
 
 
 def _input_line(i: Input, dynamic: bool = True) -> str:
-    how = {"widget": "value", "socket": "link", "both": "value or link"}[i.kind]
+    how = "value or link" if i.accepts_literal else "link"
     if i.default is REQUIRED:
         default = "required" if not i.optional else "optional"
     else:

@@ -7,6 +7,7 @@ server can answer POST /prompt in the protocol's shape without translating.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,3 +57,13 @@ class WorkflowError(Exception):
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str:
+    """The "; did you mean 'x'?" hint for a mistyped name ("" when nothing is close)."""
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in candidates}
+        if name.lower() in lowered:
+            close = [lowered[name.lower()]]
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

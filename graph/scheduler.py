@@ -355,6 +355,7 @@ class _Run:
         self.to_run: list[str] = []  # in dependency order
         self.remaining: dict[str, int] = {}  # node id -> consumers still to run
         self.interrupted: str | None = None
+        self.uncached: set[str] = set()  # results not to cache: a NaN one, and what uses it
 
     # --- 1. plan -----------------------------------------------------------------------
 
@@ -410,7 +411,8 @@ class _Run:
             key = keys[nid]
             if key is not None:
                 hit = cache.get(key)
-                if hit is not None:
+                reuse = types[nid].reuse
+                if hit is not None and (reuse is None or reuse(hit[1], self.settings)):
                     values[nid], uis[nid] = hit
                     cached.append(nid)
                     continue
@@ -505,7 +507,10 @@ class _Run:
         seconds = time.perf_counter() - started
         del kwargs
 
-        if nt.deterministic:
+        if not ctx.cacheable or any(type(v) is Link and v.node in self.uncached
+                                    for v in node.inputs.values()):  # fmt: skip
+            self.uncached.add(nid)
+        elif nt.deterministic:
             if key is not None:
                 self.cache.put(key, vals, ui)
         else:
@@ -533,7 +538,8 @@ class _Run:
                 now = time.monotonic()
                 if value >= total or now - last[0] >= PROGRESS_INTERVAL:
                     last[0] = now
-                    emit(NodeProgress(run_id, node_id=nid, value=value, max=total, preview=preview))
+                    image = preview() if preview is not None else None  # built only when sent
+                    emit(NodeProgress(run_id, node_id=nid, value=value, max=total, preview=image))
         else:
             progress = None  # type: ignore[assignment]
 

@@ -70,9 +70,7 @@ def _input_schema(decl: Input) -> dict[str, Any]:
         schema: dict[str, Any] = dict(_LINK_TEXT)
         schema["description"] = f"{description}; a link from a {decl.type} output: node.output"
         return schema
-    options = [_literal(decl), _PARAM_REF]
-    if decl.kind == "both":
-        options.append(_LINK)
+    options = [_literal(decl), _PARAM_REF, _LINK]
     schema = {"anyOf": options, "description": description}
     if decl.default is not REQUIRED and _json_safe(decl.default):
         schema["default"] = decl.default

@@ -13,7 +13,6 @@ hits Python's recursion limit.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections import deque
 from typing import Any
@@ -33,7 +32,7 @@ from .declare import (
     registry_or_default,
 )
 from .model import Graph, Link, Location, Node
-from .problems import Problem, WorkflowError
+from .problems import Problem, WorkflowError, did_you_mean
 
 MAX_CHOICES_SHOWN = 20
 
@@ -76,7 +75,7 @@ def validate(
         if node_type is None:
             if type_names is None:
                 type_names = registry.names()
-            message = f"unknown node type {node.type!r}{_did_you_mean(node.type, type_names)}"
+            message = _unknown_type(graph, node.type, type_names)
             problems.append(_problem(graph, node, None, "unknown_node_type", message))
             continue
         for name, value in node.inputs.items():
@@ -143,18 +142,20 @@ def _reporter(graph: Graph, node: Node, node_type: NodeType, input_name: str,
     return report
 
 
-def _did_you_mean(name: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in candidates}
-        if name.lower() in lowered:
-            close = [lowered[name.lower()]]
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+def _unknown_type(graph: Graph, name: str, known: list[str]) -> str:
+    """Why a node type is unknown. In a ComfyUI workflow it is one of ComfyUI's (core or
+    custom) nodes that latentgraph lacks: say so rather than suggest an unrelated node."""
+    if graph.dialect != "comfy":
+        return f"unknown node type {name!r}{did_you_mean(name, known)}"
+    same = [k for k in known if k.lower() == name.lower() and k != name]
+    hint = f"; did you mean {same[0]!r}?" if same else ""
+    return (f"unknown node type {name!r}: a ComfyUI node latentgraph does not have yet "
+            f"(docs/comfy-compat.md lists the ones it has){hint}")  # fmt: skip
 
 
 def _unknown_input(graph: Graph, node: Node, node_type: NodeType, name: str, value: Any) -> Problem:
     names = [i.name for i in node_type.inputs]
-    hint = _did_you_mean(name, names) or f"; its inputs are: {', '.join(names) or 'none'}"
+    hint = did_you_mean(name, names) or f"; its inputs are: {', '.join(names) or 'none'}"
     return _problem(
         graph,
         node,
@@ -178,11 +179,6 @@ def _check_link(
 ) -> None:  # fmt: skip
     name = decl.name
     report = _reporter(graph, node, node_type, name, problems)
-    if not decl.accepts_link:
-        report(
-            "bad_linked_input", f"takes a literal {decl.type} value, not a link", _received(link)
-        )
-        return
     if link.node == node.id:
         report("cycle", "links the node to itself (a cycle)", _received(link))
         return
@@ -298,7 +294,7 @@ def _check_choice(
     shown = ", ".join(repr(c) for c in choices[:MAX_CHOICES_SHOWN])
     if len(choices) > MAX_CHOICES_SHOWN:
         shown += f", ... ({len(choices)} in all)"
-    hint = _did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+    hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
     problems.append(
         _problem(
             graph,

@@ -17,7 +17,7 @@ from typing import Any
 
 from latentgraph.graph.cache import Codec, register_codec
 
-from .values import ClipModel, Conditioning, Latent, SchedulerSpec, UNetModel, VAEModel
+from .values import MODEL_HANDLES, Conditioning, Latent, SchedulerSpec
 
 
 def _is_tensor(value: Any) -> bool:
@@ -95,7 +95,7 @@ def register() -> None:
     register_codec(Codec("lg.scheduler", lambda v: isinstance(v, SchedulerSpec),
                          lambda v: len(_enc_spec(v)), _enc_spec, _dec_spec,
                          _digest(_enc_spec)))  # fmt: skip
-    register_codec(Codec("lg.model", lambda v: isinstance(v, (UNetModel, ClipModel, VAEModel)),
+    register_codec(Codec("lg.model", lambda v: isinstance(v, MODEL_HANDLES),
                          lambda v: 256, None, None,
                          lambda v: hashlib.sha256(f"{type(v).__name__}|{v.key}".encode()).hexdigest()))  # fmt: skip
 

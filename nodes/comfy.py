@@ -41,7 +41,7 @@ from latentgraph.graph import (
     node,
 )  # fmt: skip
 
-from . import models_dirs
+from . import models_dirs, runtime
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .seeds import image_seeds, seed_input
 from .values import (
@@ -264,14 +264,21 @@ def _checkpoint_source(ctx, name: str) -> str:
         raise input_error(ctx, "ckpt_name", str(exc)) from None
 
 
-def _checkpoint_identity(inputs: dict[str, Any], settings: Settings) -> str:
-    name = str(inputs.get("ckpt_name", ""))
-    try:
-        path = models_dirs.resolve("checkpoints", name, settings.models_dirs)
-    except models_dirs.ModelNotFound:
-        return name
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+def _file_identity(folder: str, input_name: str):
+    """The identity hook of a models-folder dropdown: the file's path, size and mtime (so
+    replacing the file invalidates what was built from it), and the run's device, dtype and
+    model-changing options (`runtime.model_identity`)."""
+
+    def identity(inputs: dict[str, Any], settings: Settings) -> str:
+        name = str(inputs.get(input_name, ""))
+        try:
+            path = models_dirs.resolve(folder, name, settings.models_dirs)
+        except models_dirs.ModelNotFound:
+            return f"{name}|{runtime.model_identity(settings)}"
+        st = path.stat()
+        return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}|{runtime.model_identity(settings)}"
+
+    return identity
 
 
 @_node(
@@ -279,7 +286,7 @@ def _checkpoint_identity(inputs: dict[str, Any], settings: Settings) -> str:
     inputs=[Choice("ckpt_name", models_dirs.checkpoint_names,
                    description="a checkpoint from the models folder's checkpoints/")],
     outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP), Output("VAE", VAE)],
-    identity=_checkpoint_identity,
+    identity=_file_identity("checkpoints", "ckpt_name"),
 )  # fmt: skip
 def checkpoint_loader(ctx, ckpt_name: str):
     """Load a checkpoint's UNet, text encoder and VAE (the built-in tiny model needs no file)."""
@@ -293,6 +300,7 @@ def checkpoint_loader(ctx, ckpt_name: str):
     "VAELoader", "Load VAE", "loaders",
     inputs=[Choice("vae_name", models_dirs.vae_names)],
     outputs=[Output("VAE", VAE)],
+    identity=_file_identity("vae", "vae_name"),
 )  # fmt: skip
 def vae_loader(ctx, vae_name: str):
     """Load a VAE file from the models folder's vae/."""
@@ -316,7 +324,7 @@ class ComfyClip(ClipModel):
         self.stop_at_layer = stop_at_layer
 
 
-def _encode_skip(clip: ClipModel, text: str, layer: int):
+def _encode_skip(ctx, clip: ClipModel, text: str, layer: int):
     """Hidden state of an earlier layer, through the final layer norm (as CLIP skip does)."""
     import torch
 
@@ -324,11 +332,11 @@ def _encode_skip(clip: ClipModel, text: str, layer: int):
     ids = tok([text], padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids  # fmt: skip
     te = clip.text_encoder
-    with torch.inference_mode():
+    with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
         out = te(ids.to(te.device), output_hidden_states=True)
         hidden = out.hidden_states[layer]
         hidden = te.text_model.final_layer_norm(hidden)
-    return hidden.to(dtype=te.dtype)
+    return hidden.to(dtype=te.dtype).cpu()
 
 
 @_node(
@@ -343,7 +351,7 @@ def clip_text_encode(ctx, text: str, clip: ClipModel):
     layer = getattr(clip, "stop_at_layer", -1)
     if layer == -1:
         return Conditioning(encode(ctx, clip, [text]), [text])
-    return Conditioning(_encode_skip(clip, text, layer), [text])
+    return Conditioning(_encode_skip(ctx, clip, text, layer), [text])
 
 
 @_node(

@@ -1,15 +1,17 @@
 """UNetDenoise: the sampling loop, step for step what diffusers' pipelines do.
 
 Classifier-free guidance runs as one batched UNet call (negative and positive rows together).
-Between steps it checks for cancellation and reports progress (with an optional cheap preview
-when the run's options ask for "previews"). For img2img (`denoise` < 1 on clean latents) the
+Between steps it checks for cancellation and reports progress (with a cheap preview, built only
+when the caller sends previews, ctx.extra["previews"], and only for the reports it sends). For img2img (`denoise` < 1 on clean latents) the
 schedule is cut like diffusers' img2img pipeline, so denoise 0 returns the input unchanged.
 """
 
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from latentgraph.graph import (
@@ -27,7 +29,7 @@ from latentgraph.graph import (
 from . import runtime
 from .latents import make_noise
 from .schedulers import build_scheduler
-from .seeds import cpu_generator, image_seeds, seed_input
+from .seeds import device_generator, image_seeds, seed_input
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
 
 
@@ -42,14 +44,37 @@ def _rows(ctx: Any, name: str, cond: Conditioning, batch: int):
 
 
 def preview_image(latents: Any) -> Any:
-    """A cheap RGB look at the first latent: three channels, each stretched to 0..255."""
+    """A cheap RGB look at the first latent: three channels, each stretched to 0..255.
+    Built on the device; only the small uint8 image is copied, without blocking the stream
+    until the bytes are read."""
+    import torch
     from PIL import Image
 
-    x = latents[0, :3].detach().float().cpu()
+    x = latents[0, :3].detach().float()
     lo = x.amin(dim=(1, 2), keepdim=True)
     hi = x.amax(dim=(1, 2), keepdim=True)
-    x = ((x - lo) / (hi - lo + 1e-6) * 255).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(x, "RGB")
+    x = ((x - lo) / (hi - lo + 1e-6) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    host = x.to("cpu", non_blocking=True)
+    if x.is_cuda:
+        torch.cuda.current_stream(x.device).synchronize()
+    return Image.fromarray(host.numpy(), "RGB")
+
+
+_warm: weakref.WeakKeyDictionary[Any, set[tuple]] = weakref.WeakKeyDictionary()
+
+
+def warm_up(model: Any, latents: Any, t: Any, embeds: Any, guided: bool) -> None:
+    """With `compile`: one UNet call on a new shape before the loop, so compiling happens once
+    per shape, here, and not inside the first timed step."""
+    import torch
+
+    shape = (tuple(latents.shape), tuple(embeds.shape), guided)
+    seen = _warm.setdefault(model, set())
+    if shape in seen:
+        return
+    x = torch.cat([latents] * 2) if guided else latents
+    model(x, t, encoder_hidden_states=embeds, return_dict=False)
+    seen.add(shape)
 
 
 def step_kwargs(scheduler: Any, generator: Any, eta: float = 0.0) -> dict[str, Any]:
@@ -94,18 +119,16 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
 
     enforce_limits(ctx, unet_denoise, steps=steps)
     model = unet.unet
-    device = torch.device(runtime.device_name(ctx.settings))
-    offload = bool(ctx.settings.options.get("cpu_offload")) and device.type != "cpu"
-    if offload:
-        model.to(device)
-    try:
-        job = DenoiseJob(ctx, model, device, scheduler, positive=positive, negative=negative,
-                         latent=latent, steps=steps, guidance=guidance, denoise=denoise,
-                         seed=seed)  # fmt: skip
-        return job.run()
-    finally:
-        if offload:
-            model.to("cpu")
+    name = runtime.device_name(ctx.settings)
+    runtime.apply_tf32(ctx.settings, name)
+    with runtime.in_use(ctx.settings, name, model):
+        job = DenoiseJob(ctx, model, torch.device(name), scheduler, positive=positive,
+                         negative=negative, latent=latent, steps=steps, guidance=guidance,
+                         denoise=denoise, seed=seed)  # fmt: skip
+        out = job.run()
+    runtime.check_finite(ctx, out.samples, "the denoised latents", "run with --dtype fp32 or "
+                         "bf16 (or --option sdpa=false for models that upcast attention)")  # fmt: skip
+    return Latent(out.samples.cpu(), out.seeds, is_noise=False)  # cached values live on the CPU
 
 
 @dataclass
@@ -171,16 +194,18 @@ class DenoiseJob:
         batch = samples.shape[0]
         embeds = self.embeddings(batch)
         sched.set_timesteps(self.steps, device=self.device)
-        generator = cpu_generator(self.seed)
+        generator = device_generator(self.device, self.seed)
         seeds = self.latent.seeds or image_seeds(self.seed, batch)
         started = self.start(sched)
         if started is None:
             return Latent(samples.clone(), self.latent.seeds, is_noise=False)
         latents, timesteps = started
         kwargs = step_kwargs(sched, generator)
-        previews = bool(ctx.settings.options.get("previews"))
+        previews = bool(ctx.extra.get("previews"))
         total = len(timesteps)
         with torch.inference_mode():
+            if ctx.settings.options.get("compile"):
+                warm_up(model, latents, timesteps[0], embeds, guided)
             for i, t in enumerate(timesteps):
                 ctx.check_cancelled()
                 model_input = torch.cat([latents] * 2) if guided else latents
@@ -191,5 +216,5 @@ class DenoiseJob:
                     uncond, cond = noise_pred.chunk(2)
                     noise_pred = uncond + guidance * (cond - uncond)
                 latents = sched.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
-                ctx.progress(i + 1, total, preview_image(latents) if previews else None)
+                ctx.progress(i + 1, total, partial(preview_image, latents) if previews else None)
         return Latent(latents, seeds, is_noise=False)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Settings, Socket, String, node
+from latentgraph.graph.files import create_temp
 
 from . import input_files
 from .input_files import inside
@@ -136,7 +136,7 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     records = []
     for row in to_uint8(images):
         img = Image.fromarray(row[..., :3] if row.shape[-1] >= 3 else row[..., 0])
-        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=folder)
+        fd, tmp = create_temp(folder, prefix=".saving-", suffix=".png")
         try:
             with os.fdopen(fd, "wb") as fh:
                 img.save(fh, format="PNG", pnginfo=info, compress_level=4)
@@ -154,6 +154,20 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     return records
 
 
+def output_folder(literals: dict[str, Any], settings: Settings) -> str:
+    """The output folder as part of SaveImage's cache key: another folder, another save."""
+    return str(Path(settings.output_dir).resolve())
+
+
+def files_exist(ui: dict[str, Any] | None, settings: Settings) -> bool:
+    """Whether the files a cached SaveImage reports are still in the output folder; a
+    deleted image is written again rather than reported as saved."""
+    root = Path(settings.output_dir)
+    records = (ui or {}).get("images") or []
+    return all(root.joinpath(r.get("subfolder") or "", r.get("filename") or "").is_file()
+               for r in records)  # fmt: skip
+
+
 @node(
     "SaveImage",
     display_name="Save Image",
@@ -164,6 +178,8 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     outputs=[],
     output_node=True,
     check=check_prefix,
+    identity=output_folder,
+    reuse=files_exist,
 )  # fmt: skip
 def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
     """Save PNGs to the output directory (counter file names; the workflow embedded)."""

@@ -103,10 +103,13 @@ def find_source(text: str, models_dirs: list[Path] | None = None) -> Source:
 
 
 def _identity(inputs: dict[str, Any], settings: Settings) -> str:
+    """The weights' identity, and the run's device, dtype and model-changing options: a result
+    made in fp32 (or on the CPU) never serves an fp16 (or GPU) run."""
     try:
-        return find_source(str(inputs.get("source", "")), settings.models_dirs).identity
+        weights = find_source(str(inputs.get("source", "")), settings.models_dirs).identity
     except ValueError as exc:
-        return f"unresolved:{exc}"
+        weights = f"unresolved:{exc}"
+    return f"{weights}|{runtime.model_identity(settings)}"
 
 
 def _shipped_digest(src: Path) -> str:
@@ -223,17 +226,15 @@ class Bundle:
 def _apply_options(bundle: Bundle, options: dict[str, Any]) -> None:
     import torch
 
-    if options.get("attention_slicing"):
-        bundle.unet.set_attention_slice("auto")
-    if options.get("sdpa") is False:
-        from diffusers.models.attention_processor import AttnProcessor
+    from .attention import choose_attention
 
-        bundle.unet.set_attn_processor(AttnProcessor())
-        bundle.vae.set_attn_processor(AttnProcessor())
+    choose_attention(bundle.unet, bundle.vae, options)
     if options.get("channels_last"):
         bundle.unet.to(memory_format=torch.channels_last)
     if options.get("compile"):
-        bundle.unet.compile()
+        # Static shapes: one compiled graph per latent shape, built before the first step
+        # (UNetDenoise warms it up), not lazily inside it.
+        bundle.unet.compile(dynamic=False)
 
 
 def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str) -> Bundle:
@@ -245,7 +246,6 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
 
     quiet_libraries()  # no library progress bars or info logs amid ours
     torch_dtype = runtime.torch_dtype(dtype)
-    load_device = "cpu" if ctx.settings.options.get("cpu_offload") else device
     if source.kind in ("builtin", "folder", "hub"):
         if source.kind == "builtin":
             from .tiny_model import ensure_tiny_sd
@@ -273,10 +273,8 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
         unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
         # The config folder's own scheduler config, exactly as for a diffusers folder.
         sched_config = dict(DDIMScheduler.load_config(config, subfolder="scheduler"))
-    for m in (unet, vae, text_encoder):
-        m.to(load_device)
-        m.eval()
-        m.requires_grad_(False)
+    vae = upcast_vae(ctx.settings, vae, dtype)
+    unet, vae, text_encoder = (place(ctx.settings, m, device) for m in (unet, vae, text_encoder))
     return Bundle(unet, vae, text_encoder, tokenizer, sched_config)
 
 
@@ -335,9 +333,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     device = runtime.device_name(ctx.settings)
     dtype = runtime.dtype_name(ctx.settings, device)
     opts = ctx.settings.options
-    mutating = sorted(k for k in ("attention_slicing", "sdpa", "channels_last", "compile",
-                                  "cpu_offload") if k in opts)  # fmt: skip
-    key = "|".join([source.identity, config, device, dtype] + [f"{k}={opts[k]}" for k in mutating])
+    key = "|".join([source.identity, config, runtime.model_identity(ctx.settings)])
 
     def load() -> Bundle:
         try:
@@ -354,8 +350,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     def size(b: Bundle) -> int:
         return module_bytes(b.unet, b.vae, b.text_encoder)
 
-    mem_device = "cpu" if opts.get("cpu_offload") else device
-    return manager().get(key, load, device=mem_device, size=size), key
+    return _managed(ctx, key, load, device, size, source), key
 
 
 def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, str]]:
@@ -568,18 +563,59 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
             raise input_error(
                 ctx, "source", f"could not load {what} from {source!r}: {type(exc).__name__}: {exc}"
             ) from exc
-        return _ready(value, device)
+        if isinstance(value, tuple):  # (tokenizer, text encoder)
+            return value[0], place(ctx.settings, value[1], device)
+        return place(ctx.settings, upcast_vae(ctx.settings, value, dtype), device)
 
-    key = f"{kind}|{identity}|{config}|{device}|{dtype}"
-    return manager().get(key, load, device=device, size=size), key, device
+    key = f"{kind}|{identity}|{config}|{runtime.model_identity(ctx.settings)}"
+    return _managed(ctx, key, load, device, size, location), key, device
 
 
-def _ready(value: Any, device: str) -> Any:
-    """A module (or the module of a (tokenizer, module) pair) on `device`, frozen for inference."""
-    if isinstance(value, tuple):
-        tokenizer, module = value
-        return tokenizer, _ready(module, device)
-    return value.to(device).eval().requires_grad_(False)
+def _managed(ctx: Any, key: str, load: Any, device: str, size: Any, weights: Any) -> Any:
+    """`load()` through the model manager: counted against the GPU's budget, or the RAM's when
+    offloaded; room for the weights' file size is made before loading."""
+    mgr = manager()
+    headroom = runtime.option(ctx.settings, "vram_headroom_gb", None)
+    if headroom is not None:
+        mgr.vram_headroom = int(float(headroom) * 2**30)
+    where = "cpu" if runtime.offloads(ctx.settings, device) else device
+    location = weights.location if isinstance(weights, Source) else weights
+    return mgr.get(key, load, device=where, size=size, expect=weights_bytes(location))
+
+
+def weights_bytes(location: str) -> int:
+    """Bytes of the .safetensors files at `location` (a file or a folder): the estimate the
+    manager makes room for before loading; 0 for the built-in model and hub ids."""
+    path = Path(location)
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*.safetensors") if f.is_file())
+    return 0
+
+
+def place(settings: Any, module: Any, device: str) -> Any:
+    """A module frozen for inference, on `device`; with `cpu_offload` (on a GPU), kept on the
+    CPU with accelerate's hook moving it to `device` for each use (see runtime.in_use)."""
+    module = module.eval().requires_grad_(False)
+    if not runtime.offloads(settings, device):
+        return module.to(device)
+    from accelerate import cpu_offload_with_hook
+
+    cpu_offload_with_hook(module, execution_device=device)
+    return module
+
+
+def upcast_vae(settings: Any, vae: Any, dtype: str) -> Any:
+    """The VAE in fp32 when the run is fp16 and `vae_fp32` is on: by default, when the VAE's
+    config says it needs it (`force_upcast`, as diffusers' SD and SDXL VAEs do): fp16 VAEs
+    overflow into NaN, a black image. bf16 has fp32's range and is kept."""
+    if dtype != "fp16":
+        return vae
+    wanted = runtime.option(settings, "vae_fp32", "auto")
+    if wanted == "auto":
+        wanted = bool(vae.config.get("force_upcast", False))
+    return vae.float() if wanted else vae
 
 
 def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tuple[Any, Any]:

@@ -1,18 +1,29 @@
 """Loaded models: each loaded once per process, shared, evicted least-recently-used.
 
 Models are not node outputs to serialize. Loader nodes ask the manager for a key (source
-identity + component + dtype + device + options that change the module); the first ask loads,
-later asks, from any node or run, get the same objects. A byte budget (RAM for CPU models,
-VRAM for GPU ones, one budget each) evicts the least recently used entries; `free()` drops all.
+identity + component + `runtime.model_identity`: device, dtype, model-changing options); the
+first ask loads, later asks, from any node or run, get the same objects.
+
+Budgets: one for RAM (CPU and MPS models, and CPU-offloaded ones), one per CUDA device, sized
+from `torch.cuda.mem_get_info` minus a headroom left for activations (`vram_headroom`). Room is
+made BEFORE a load (from the caller's estimate, and until the GPU really has that much free),
+so the old and the new model are never resident together; after the load, the real size is
+checked again. Unloading (eviction, `free()`) also drops the handles that output caches hold
+(`graph.cache.forget_values`), collects them, and only then empties torch's CUDA cache: else
+the weights would stay alive, referenced by a cached loader output.
 """
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+DEFAULT_VRAM_HEADROOM = 1 << 30  # bytes kept free on each GPU for activations, VAE decode...
 
 
 @dataclass
@@ -33,27 +44,36 @@ def module_bytes(*modules: Any) -> int:
     return total
 
 
+def pool(device: str) -> str:
+    """Which budget a device counts against: "ram" for CPU and MPS (unified memory), else the
+    CUDA device itself ("cuda:0", "cuda:1", ...: each GPU has its own)."""
+    return device if device.startswith("cuda") else "ram"
+
+
 class ModelManager:
-    def __init__(self, ram_budget: int = 16 * 2**30, vram_budget: int = 8 * 2**30) -> None:
+    def __init__(self, ram_budget: int = 16 * 2**30,
+                 vram_headroom: int = DEFAULT_VRAM_HEADROOM) -> None:  # fmt: skip
         self.ram_budget = ram_budget
-        self.vram_budget = vram_budget
+        self.vram_headroom = vram_headroom
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.RLock()
         self.loads = 0  # how many times a loader actually ran (tests and stats)
 
     def get(self, key: str, load: Callable[[], Any], device: str = "cpu",
-            size: Callable[[Any], int] | None = None) -> Any:  # fmt: skip
-        """The value for `key`, loading it with `load()` the first time."""
+            size: Callable[[Any], int] | None = None, expect: int = 0) -> Any:  # fmt: skip
+        """The value for `key`, loading it with `load()` the first time, after making room for
+        `expect` bytes (the caller's estimate) on `device`'s budget."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
                 return entry.value
+            self._make_room(pool(device), expect, keep=None)
             value = load()
             self.loads += 1
             nbytes = size(value) if size is not None else 0
             self._entries[key] = Entry(value, nbytes, device)
-            self._evict(keep=key)
+            self._make_room(pool(device), 0, keep=key)
             return value
 
     def __contains__(self, key: object) -> bool:
@@ -62,27 +82,56 @@ class ModelManager:
     def keys(self) -> list[str]:
         return list(self._entries)
 
-    def used(self, gpu: bool) -> int:
-        return sum(e.size for e in self._entries.values() if (e.device != "cpu") == gpu)
+    def used(self, where: str) -> int:
+        """Bytes of the entries counted against budget `where` ("ram" or "cuda:N")."""
+        return sum(e.size for e in self._entries.values() if pool(e.device) == where)
 
-    def _evict(self, keep: str) -> None:
-        for gpu, budget in ((False, self.ram_budget), (True, self.vram_budget)):
-            for key in list(self._entries):
-                if self.used(gpu) <= budget:
-                    break
-                entry = self._entries[key]
-                if key != keep and (entry.device != "cpu") == gpu:
-                    del self._entries[key]
+    def budget(self, where: str) -> int:
+        """RAM: `ram_budget`. A GPU: its total memory minus the headroom."""
+        if where == "ram":
+            return self.ram_budget
+        import torch
+
+        _, total = torch.cuda.mem_get_info(where)
+        return max(total - self.vram_headroom, 0)
+
+    def _fits(self, where: str, need: int) -> bool:
+        if self.used(where) + need > self.budget(where):
+            return False
+        if where == "ram":
+            return True
+        import torch  # other processes share the GPU: what is really free counts too
+
+        free, _ = torch.cuda.mem_get_info(where)
+        return free >= need + self.vram_headroom
+
+    def _make_room(self, where: str, need: int, keep: str | None) -> None:
+        """Evict least recently used entries of budget `where` until `need` more bytes fit."""
+        for key in list(self._entries):
+            if self._fits(where, need):
+                return
+            if key != keep and pool(self._entries[key].device) == where:
+                del self._entries[key]
+                self._release([key])
 
     def free(self, key: str | None = None) -> None:
-        """Drop one entry, or everything; release cached GPU memory if torch is loaded."""
-        import sys
-
+        """Unload one entry, or everything."""
         with self._lock:
-            if key is None:
-                self._entries.clear()
-            else:
-                self._entries.pop(key, None)
+            keys = list(self._entries) if key is None else [key]
+            for k in keys:
+                self._entries.pop(k, None)
+            self._release(keys)
+
+    @staticmethod
+    def _release(keys: list[str]) -> None:
+        """Drop cached handles of `keys`, collect, then give CUDA's cached blocks back."""
+        from latentgraph.graph.cache import forget_values
+
+        from .values import holds_model
+
+        gone = set(keys)
+        forget_values(lambda v: holds_model(v, gone))
+        gc.collect()
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()

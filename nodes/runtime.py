@@ -1,31 +1,51 @@
-"""Device and dtype for a run, from Settings ("auto": CUDA fp16, then MPS, then CPU fp32)."""
+"""Device, dtype and options for a run, from Settings ("auto": CUDA fp16, then MPS, then CPU fp32).
+
+Which options change a loaded model lives here too (`MODEL_OPTIONS`): they go into the model
+manager's keys and the loaders' cache keys alike (`model_identity`), so a result computed with
+one device, dtype or option set never serves a run with another.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from latentgraph.graph import Settings
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+# Options that change the modules a loader returns (or the numbers they compute).
+MODEL_OPTIONS = ("attention_slicing", "sdpa", "channels_last", "compile", "cpu_offload",
+                 "vae_fp32", "tf32")  # fmt: skip
 
 
 def device_name(settings: Settings) -> str:
-    if settings.device != "auto":
-        return settings.device
+    """The run's torch device, normalized: "cuda" is the current CUDA device by index
+    ("cuda:0"), so "cuda" and "cuda:0" share one model manager entry."""
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    name = settings.device
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        else:
+            mps = getattr(torch.backends, "mps", None)
+            name = "mps" if mps is not None and mps.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r}: this torch sees no CUDA GPU (a CPU build, or "
+                               "no driver); use --device cpu or auto")  # fmt: skip
+        index = int(name.partition(":")[2] or torch.cuda.current_device())
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(f"device {name!r}: only {torch.cuda.device_count()} CUDA "
+                               "device(s) are visible")  # fmt: skip
+        return f"cuda:{index}"
+    return name
 
 
 def dtype_name(settings: Settings, device: str) -> str:
+    """fp16 on CUDA by default; never fp16 on the CPU unless asked (slow, and overflows)."""
     if settings.dtype != "auto":
-        if settings.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {settings.dtype!r}; expected auto, fp32, fp16, bf16")
         return settings.dtype
     return "fp16" if device.startswith("cuda") else "fp32"
 
@@ -38,3 +58,62 @@ def torch_dtype(name: str) -> Any:
 
 def option(settings: Settings, name: str, default: Any = False) -> Any:
     return settings.options.get(name, default)
+
+
+def model_identity(settings: Settings) -> str:
+    """Device, dtype and model-changing options: part of every loader's manager and cache key."""
+    try:
+        device = device_name(settings)
+    except RuntimeError:  # no such GPU: the loader reports it when it runs
+        device = settings.device
+    opts = settings.options
+    parts = [device, dtype_name(settings, device)]
+    parts += [f"{k}={opts[k]}" for k in sorted(MODEL_OPTIONS) if k in opts]
+    return "|".join(parts)
+
+
+def apply_tf32(settings: Settings, device: str) -> None:
+    """TF32 matmuls/convolutions for fp32 on CUDA when the `tf32` option is on (off by default:
+    ~10 bits of mantissa, faster on Ampere and later, results differ from strict fp32)."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    on = bool(option(settings, "tf32")) and dtype_name(settings, device) == "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+
+
+def offloads(settings: Settings, device: str) -> bool:
+    """`cpu_offload` on a GPU run: modules live on the CPU and visit the GPU for each use."""
+    return bool(option(settings, "cpu_offload")) and device != "cpu"
+
+
+@contextmanager
+def in_use(settings: Settings, device: str, *modules: Any) -> Iterator[None]:
+    """Around one use of modules that `cpu_offload` keeps on the CPU: on the GPU for the use,
+    back on the CPU after, so the next module has the room. accelerate's hook (loaders.place)
+    moves a module on any forward call too; this also covers entry points that are not
+    forward calls (the VAE's tiled_decode)."""
+    offload = offloads(settings, device)
+    if offload:
+        for m in modules:
+            m.to(device)
+    try:
+        yield
+    finally:
+        if offload:
+            for m in modules:
+                m.to("cpu")
+
+
+def check_finite(ctx: Any, tensor: Any, what: str, remedy: str) -> None:
+    """Warn (naming the remedy) and keep the result out of the cache when `tensor` holds NaN
+    or inf: fp16 overflow, which would otherwise become a black image, served again and again."""
+    import torch
+
+    if bool(torch.isfinite(tensor).all()):
+        return
+    ctx.warn(f"{what} contain NaN or infinite values (fp16 overflow? the image would be "
+             f"black): {remedy}. This result is not cached")  # fmt: skip
+    ctx.do_not_cache()

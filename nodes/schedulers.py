@@ -44,6 +44,16 @@ def _class(class_name: str):
     return getattr(diffusers, class_name)
 
 
+def _quiet_brownian_rounding() -> None:
+    """DPM++ SDE asks torchsde's Brownian tree for times a rounding error outside its range
+    (`Should have ta>=t0 but got ta=0.0291675366461277 and t0=0.029168`); torchsde clamps them
+    and carries on, so the warning tells the user nothing. Only that message is silenced."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"Should have t[ab][<>]=t[01] but got", category=UserWarning,
+                            module=r"torchsde\.")  # fmt: skip
+
+
 def build_scheduler(spec: SchedulerSpec, seed: int | None = None):
     """A fresh scheduler instance for one run. `seed` feeds SDE noise samplers (torchsde)."""
     class_name = spec.class_name or spec.config.get("_class_name") or "DDIMScheduler"
@@ -53,6 +63,8 @@ def build_scheduler(spec: SchedulerSpec, seed: int | None = None):
     accepted = set(inspect.signature(cls.__init__).parameters)
     if "noise_sampler_seed" in accepted and seed is not None:
         config["noise_sampler_seed"] = generator_seed(seed)
+    if "noise_sampler_seed" in accepted:
+        _quiet_brownian_rounding()
     return cls.from_config({k: v for k, v in config.items() if k in accepted})
 
 

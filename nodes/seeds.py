@@ -36,3 +36,12 @@ def cpu_generator(seed: int) -> Any:
     import torch
 
     return torch.Generator("cpu").manual_seed(generator_seed(seed))
+
+
+def device_generator(device: Any, seed: int) -> Any:
+    """A torch generator on `device` seeded with `seed`: for stochastic schedulers' per-step
+    noise, drawn where it is used (no host copy each step). Unlike the starting noise
+    (`cpu_generator`), it differs between devices for the same seed (docs/gpu.md)."""
+    import torch
+
+    return torch.Generator(device).manual_seed(generator_seed(seed))

@@ -11,6 +11,7 @@ import json
 
 from latentgraph.graph import CLIP, CONDITIONING, Output, Socket, String, node
 
+from . import runtime
 from .values import ClipModel, Conditioning, input_error
 
 
@@ -43,13 +44,13 @@ def encode(ctx, clip: ClipModel, prompts: list[str]):
             ctx.warn(f"prompt {i} is {len(full_ids)} tokens, longer than the limit of {limit}: "
                      f"truncated, dropping {dropped!r}")  # fmt: skip
     te = clip.text_encoder
-    device = te.device
-    with torch.inference_mode():
+    with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
+        device = te.device
         attention = None
         if getattr(te.config, "use_attention_mask", False):
             attention = torch.ones_like(ids).to(device)
         embeds = te(ids.to(device), attention_mask=attention)[0]
-    return embeds.to(dtype=te.dtype)
+    return embeds.to(dtype=te.dtype).cpu()  # cached on the CPU; UNetDenoise moves it back
 
 
 @node(

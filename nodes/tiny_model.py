@@ -20,12 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from latentgraph.graph import paths
+from latentgraph.graph.files import create_temp
 
 NAME = "tiny-sd"
-BUILD_VERSION = 1  # bump when the recipe changes so old cached builds are rebuilt
+BUILD_VERSION = 2  # bump when the recipe changes so old cached builds are rebuilt
 
+# Stable Diffusion 1.5's geometry (a VAE that downsamples by 8 into 4 latent channels, so
+# ComfyUI graphs at 64x64 give 64x64 images), with few, narrow layers.
 UNET_CONFIG = {
-    "sample_size": 32,
+    "sample_size": 8,
     "in_channels": 4,
     "out_channels": 4,
     "layers_per_block": 1,
@@ -37,11 +40,11 @@ UNET_CONFIG = {
     "norm_num_groups": 32,
 }
 VAE_CONFIG = {
-    "block_out_channels": [32, 64],
+    "block_out_channels": [32, 32, 64, 64],  # four blocks: three halvings, factor 8
     "in_channels": 3,
     "out_channels": 3,
-    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
-    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
     "latent_channels": 4,
     "norm_num_groups": 32,
     "sample_size": 64,
@@ -196,10 +199,10 @@ def write_single_file(out: Path, folder: Path | None = None) -> Path:
     )  # fmt: skip
     state = {k: v.contiguous() for k, v in state.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", suffix=".tmp", dir=out.parent)
+    fd, tmp = create_temp(out.parent, prefix=f".{out.name}-")  # the user's umask, not 0600
     os.close(fd)
     try:
-        save_file(state, tmp, metadata={"format": "pt", "model": f"{NAME}-v{BUILD_VERSION}"})
+        save_file(state, str(tmp), metadata={"format": "pt", "model": f"{NAME}-v{BUILD_VERSION}"})
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

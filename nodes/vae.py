@@ -10,24 +10,31 @@ from __future__ import annotations
 
 from latentgraph.graph import IMAGE, LATENT, VAE, Bool, Output, Socket, node
 
+from . import runtime
 from .values import Latent, VAEModel, input_error
 
 
-def decode(vae: VAEModel, samples, tiled: bool = False, sliced: bool = False):
+def decode(ctx, vae: VAEModel, samples, tiled: bool = False, sliced: bool = False):
     import torch
 
     model = vae.vae
-    z = samples.to(model.device, model.dtype) / vae.scaling_factor
-    chunks = z.split(1) if sliced else [z]
     out = []
-    with torch.inference_mode():
-        for part in chunks:
+    with torch.inference_mode(), runtime.in_use(ctx.settings, vae.device, model):
+        z = samples.to(model.device, model.dtype) / vae.scaling_factor
+        for part in z.split(1) if sliced else [z]:
             if tiled and max(part.shape[-2:]) > model.tile_latent_min_size:
                 img = model.tiled_decode(part, return_dict=False)[0]
             else:
                 img = model.decode(part, return_dict=False)[0]
             out.append(img)
     image = torch.cat(out)
+    runtime.check_finite(
+        ctx,
+        image,
+        "the decoded images",
+        "keep --option vae_fp32 on (the "
+        "default where the VAE needs it) or run with --dtype fp32 or bf16",
+    )
     return (image / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float()
 
 
@@ -47,7 +54,7 @@ def decode(vae: VAEModel, samples, tiled: bool = False, sliced: bool = False):
 def vae_decode(ctx, samples: Latent, vae: VAEModel, tiled: bool = False, sliced: bool = False):
     """Latents to RGB images."""
     opts = ctx.settings.options
-    return decode(vae, samples.samples, tiled or bool(opts.get("vae_tiling")),
+    return decode(ctx, vae, samples.samples, tiled or bool(opts.get("vae_tiling")),
                   sliced or bool(opts.get("vae_slicing")))  # fmt: skip
 
 
@@ -81,7 +88,7 @@ def vae_encode(ctx, pixels, vae: VAEModel):
         top, left = (h - ch) // 2, (w - cw) // 2
         pixels = pixels[:, top : top + ch, left : left + cw]
     model = vae.vae
-    x = pixels[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
-    with torch.inference_mode():
+    with torch.inference_mode(), runtime.in_use(ctx.settings, vae.device, model):
+        x = pixels[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
         dist = model.encode(x).latent_dist
-    return Latent(dist.mode() * vae.scaling_factor, None, is_noise=False)
+    return Latent((dist.mode() * vae.scaling_factor).cpu(), None, is_noise=False)

@@ -66,6 +66,14 @@ class VAEModel:
         return float(self.vae.config.scaling_factor)
 
 
+MODEL_HANDLES = (UNetModel, ClipModel, VAEModel)
+
+
+def holds_model(value: Any, keys: set[str]) -> bool:
+    """Whether `value` is a handle on a model loaded under one of the manager `keys`."""
+    return isinstance(value, MODEL_HANDLES) and value.key in keys
+
+
 @dataclass
 class SchedulerSpec:
     """SCHEDULER: how to build a (stateful) diffusers scheduler, not the scheduler itself.

@@ -123,6 +123,15 @@ async def models(request: Request) -> JSONResponse:
     return JSONResponse([{"name": k, "folders": [str(p) for p in v]} for k, v in folders.items()])
 
 
+async def folder_paths(request: Request) -> JSONResponse:
+    """/internal/folder_paths: each models sub-folder with its paths and file suffixes (the
+    editor's missing-model check asks for it when a workflow names models it cannot see)."""
+    folders = _model_folders(request)
+    return JSONResponse(
+        {k: [[str(p) for p in v], list(MODEL_SUFFIXES)] for k, v in folders.items()}
+    )
+
+
 async def models_in(request: Request) -> JSONResponse:
     folder = request.path_params["folder"]
     paths = _model_folders(request).get(folder)
@@ -147,4 +156,5 @@ routes = [
     Route("/global_subgraphs", empty_object, methods=["GET"]),
     Route("/experiment/models", models, methods=["GET"]),
     Route("/experiment/models/{folder}", models_in, methods=["GET"]),
+    Route("/internal/folder_paths", folder_paths, methods=["GET"]),
 ]

@@ -55,8 +55,10 @@ def _to_prompt(state, source: str, text: str, overrides: dict[str, Any]):
     if problems:  # refuse here, where problems still carry file:line locations
         raise WorkflowError(problems)
     extra_data: dict[str, Any] = {"params": overrides}
-    if "workflow" in extra:  # an editor graph: keep it so saved PNGs reload in the editor
-        extra_data["extra_pnginfo"] = {"workflow": extra["workflow"]}
+    # An editor graph, or our own document with its params: kept so saved PNGs reload as such.
+    kept = {k: extra[k] for k in ("workflow", "latentgraph") if k in extra}
+    if kept:
+        extra_data["extra_pnginfo"] = kept
     return prompt_from_graph(graph, state.registry), extra_data
 
 

@@ -22,7 +22,7 @@ async def get_prompt(request: Request) -> JSONResponse:
 
 async def post_prompt(request: Request) -> JSONResponse:
     state = get_state(request)
-    body = await read_json(request)
+    body = await read_json(request, limiter=state.submit_limiter())
     try:
         answer = await state.enqueue(body)
     except PromptRejected as exc:

@@ -131,9 +131,18 @@ def _one_path(root: Path, segments: list[str]) -> Path:
     return safe_join(root, rel, what="userdata path")
 
 
+# Files the editor asks for on every page load, answered with their empty form until the user
+# saves one, so a fresh install's console shows no failed requests: the user's stylesheet and
+# the user's node templates (the editor's own fallback when they are missing is the same).
+EDITOR_DEFAULTS = {"user.css": ("", "text/css"), "comfy.templates.json": ("[]", "application/json")}
+
+
 async def get_userdata(request: Request) -> Response:
     root, segments = _userdata_target(request)
     path = _one_path(root, segments)
+    default = EDITOR_DEFAULTS.get("/".join(segments))
+    if not path.is_file() and default is not None:
+        return Response(default[0], media_type=default[1])
     if not path.is_file():
         raise ApiError(404, f"no user file {'/'.join(segments)!r}", "not_found")
     return FileResponse(path)

@@ -10,7 +10,6 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .errors import ApiError, parse_json
-from .hub import _encode
 from .prompts import PromptRejected
 
 SERVER_FLAGS = {"supports_preview_metadata": True, "max_upload_size": 0}
@@ -26,8 +25,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     client = state.hub.connect(websocket, sid)
     status = state.worker.status()
     status["sid"] = client.sid
-    client.queue.put_nowait(_encode("status", status))
-    pump = asyncio.create_task(state.hub.pump(client))
+    state.hub.reply(client, "status", status)
+    pump = state.hub.start_pump(client)
     try:
         while True:
             message = await websocket.receive()
@@ -37,9 +36,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             if text is None:
                 continue
             reply = await _handle(state, client, text)
-            if reply is not None and not client.closed:
-                with contextlib.suppress(asyncio.QueueFull):
-                    client.queue.put_nowait(_encode(*reply))
+            if reply is not None:
+                state.hub.reply(client, *reply)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

@@ -14,7 +14,16 @@ from starlette.routing import BaseRoute, Mount
 
 from latentgraph.graph.context import Settings
 
-from . import api_files, api_info, api_latentgraph, api_queue, api_user, api_ws, editor
+from . import (
+    api_files,
+    api_info,
+    api_latentgraph,
+    api_queue,
+    api_templates,
+    api_user,
+    api_ws,
+    editor,
+)
 from .config import ServerConfig
 from .errors import exception_handlers
 from .hub import Hub
@@ -29,7 +38,7 @@ log = logging.getLogger("latentgraph.server")
 
 def _api_routes() -> list[BaseRoute]:
     return [*api_queue.routes, *api_files.routes, *api_user.routes, *api_info.routes,
-            *api_latentgraph.routes]  # fmt: skip
+            *api_latentgraph.routes, *api_templates.routes]  # fmt: skip
 
 
 def _load_nodes(config: ServerConfig, registry: Any) -> None:
@@ -58,7 +67,7 @@ def create_app(
     _load_nodes(config, registry)
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
-                        device=config.device, dtype=config.dtype,
+                        device=config.device, dtype=config.dtype, options=dict(config.options),
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps)  # fmt: skip
     store = Store(config.db_path)
@@ -67,8 +76,9 @@ def create_app(
         log.warning(
             "marked %d prompt(s) left running by a previous process as failed", len(recovered)
         )
-    hub = Hub(config.client_queue_size)
-    worker = Worker(store, hub, registry, settings, previews=config.previews,
+    hub = Hub(config.client_backlog_bytes, config.client_stall_seconds)
+    previews = config.previews or bool(config.options.get("previews"))
+    worker = Worker(store, hub, registry, settings, previews=previews,
                     disk_cache=config.disk_cache, free_models=free_models)  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)
 
@@ -90,6 +100,7 @@ def create_app(
         *api,
         *api_ws.routes,
         Mount("/api", routes=[*api, *api_ws.routes]),
+        *api_templates.static_routes,
         *editor.routes(config.editor),
     ]
     app = Starlette(

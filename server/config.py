@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from latentgraph.graph import paths
+
+# The example workflows beside the code in a source checkout (also an editable install).
+EXAMPLES = Path(__file__).resolve().parents[1] / "workflows"
 
 
 @dataclass
@@ -31,10 +35,21 @@ class ServerConfig:
     max_steps: int = 1000
     disk_cache: bool = True
     cache_bytes: int | None = None
-    client_queue_size: int = 256  # outgoing websocket messages kept per client before dropping it
+    # A websocket client is closed when this many bytes wait to be sent to it, or when one
+    # write has waited this long for it to read (see server/hub.py).
+    client_backlog_bytes: int = 64 * 2**20
+    client_stall_seconds: float = 15.0
+    # POST /prompt refuses (413) a prompt of more nodes than this.
+    max_prompt_nodes: int = 250_000
     device: str = "auto"
     dtype: str = "auto"
+    # Runtime options for the diffusion nodes, as `run --option` takes them (docs/gpu.md).
+    options: dict[str, Any] = field(default_factory=dict)
     editor: bool = True  # serve the ComfyUI frontend at /
+    # Workflows offered in the editor's Templates dialog (none when the folder is missing).
+    templates_dir: Path | None = field(
+        default_factory=lambda: EXAMPLES if EXAMPLES.is_dir() else None
+    )
     load_nodes: bool = True  # load the installed node packs (the built-in nodes among them)
     # Import torch and the model libraries before answering, when the diffusion nodes are
     # registered: importing them at the first prompt stalled every request for seconds.

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -37,8 +37,18 @@ async def _missing(request: Request) -> HTMLResponse:
     return HTMLResponse(_MISSING)
 
 
+async def _user_css(request: Request) -> Response:
+    """The page links `user.css` beside its own files: the default user's stylesheet, empty
+    until they write one (never a 404 in the console)."""
+    from .state import get_state
+
+    path = get_state(request).config.user_dir / "user.css"
+    return FileResponse(path) if path.is_file() else Response("", media_type="text/css")
+
+
 def routes(enabled: bool = True) -> list[BaseRoute]:
     folder = static_dir() if enabled else None
     if folder is None:
         return [Route("/", _missing, methods=["GET"])]
-    return [Mount("/", app=StaticFiles(directory=folder, html=True), name="editor")]
+    return [Route("/user.css", _user_css, methods=["GET"]),
+            Mount("/", app=StaticFiles(directory=folder, html=True), name="editor")]  # fmt: skip

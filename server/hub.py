@@ -1,9 +1,15 @@
-"""Websocket clients and the bounded queues that keep the worker from ever waiting on them.
+"""Websocket clients and their outboxes: the worker never waits on a socket, a client that keeps
+reading is never dropped, and one that stops reading is closed with a reason.
 
-The worker thread calls `send`/`broadcast` from any thread; delivery hops onto the event loop
-with `call_soon_threadsafe` and lands in the client's own bounded queue. A per-client task
-drains that queue into the socket. Progress and previews are dropped first when a client falls
-behind; a client whose queue is full of messages that matter is disconnected.
+Any thread calls `send`/`send_bytes`/`broadcast`. The message is encoded on that thread and
+appended to one inbox; the event loop, woken once per batch rather than once per message, moves
+the batch into the clients' outboxes, in order. Each client's `pump` task writes its outbox to
+its socket.
+
+A client that falls behind (unsent backlog above a quarter of `max_bytes`) loses the messages a
+later one supersedes (progress, progress_state, previews). It is closed only when it truly
+stalls: one write has waited `stall_seconds` for the peer to read, or its backlog passed
+`max_bytes` (the memory bound). The close frame carries the reason.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import json
 import logging
 import threading
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,16 +31,25 @@ DROPPABLE = frozenset({"progress", "progress_state", "preview"})
 # `status` goes out at once, then at most once per interval (the latest value): a burst of
 # 200 queued prompts would otherwise send 200 status frames to every one of 50 sockets.
 STATUS_INTERVAL = 0.05
+# Inbox items moved per event-loop callback: a burst of 100,000 messages is spread over many
+# callbacks so HTTP requests and pings are served between them.
+BATCH = 1000
+CLOSE_STALLED = 1008  # policy violation; the reason says what happened
 
 
 @dataclass
 class Client:
     sid: str
     websocket: Any
-    queue: asyncio.Queue
     flags: dict[str, Any] = field(default_factory=dict)
     closed: bool = False
-    dropped: int = 0
+    dropped: int = 0  # droppable messages not sent because the client was behind
+    outbox: deque = field(default_factory=deque)  # str (JSON) or bytes (binary frames)
+    backlog: int = 0  # bytes in `outbox`
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    writing_since: float | None = None  # loop time of the write in progress, if any
+    close_reason: str | None = None
+    pump: asyncio.Task | None = None
 
     @property
     def wants_preview_metadata(self) -> bool:
@@ -42,13 +59,17 @@ class Client:
 class Hub:
     """All connected websocket clients, by sid."""
 
-    def __init__(self, queue_size: int = 256) -> None:
-        self.queue_size = max(4, queue_size)
+    def __init__(self, max_bytes: int = 64 * 2**20, stall_seconds: float = 15.0) -> None:
+        self.max_bytes = max(64 * 1024, max_bytes)
+        self.stall_seconds = stall_seconds
         self.clients: dict[str, Client] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._inbox: deque[tuple[str | None, str, str | bytes]] = deque()
+        self._draining = False  # a `_drain` is scheduled on the loop
         self._status: str | None = None  # latest status not yet sent (event loop only)
         self._status_timer: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def is_editor(self, sid: str | None) -> bool:
         """The web editor announces feature flags when it connects; API clients do not."""
@@ -59,6 +80,7 @@ class Hub:
         """Called on the event loop's own thread."""
         self.loop = loop
         self._loop_thread = threading.get_ident()
+        self._watchdog = loop.call_later(self._watch_interval(), self._watch)
 
     # --- connection lifecycle (event loop) ---------------------------------------------
 
@@ -66,64 +88,106 @@ class Hub:
         sid = sid or uuid.uuid4().hex
         old = self.clients.get(sid)
         if old is not None:  # a reconnect with the same id replaces the old socket
-            self._drop(old)
-        client = Client(sid, websocket, asyncio.Queue(maxsize=self.queue_size))
+            self._drop(old, "replaced by a new connection with the same clientId")
+        client = Client(sid, websocket)
         self.clients[sid] = client
         return client
 
     def disconnect(self, client: Client) -> None:
         client.closed = True
+        client.ready.set()  # wakes the pump, which then ends
         if self.clients.get(client.sid) is client:
             del self.clients[client.sid]
 
-    async def pump(self, client: Client) -> None:
-        """Send the client's queued messages until it goes away."""
+    def reply(self, client: Client, type_: str, data: dict[str, Any]) -> None:
+        """Queue a message for a client from the event loop (answers on its own socket)."""
+        self._put(client, type_, _encode(type_, data))
+
+    def start_pump(self, client: Client) -> asyncio.Task:
+        """Start writing the client's outbox to its socket (a task the hub may cancel)."""
+        client.pump = asyncio.get_running_loop().create_task(self._pump(client))
+        return client.pump
+
+    async def _pump(self, client: Client) -> None:
+        """Write the client's outbox to its socket until it goes away."""
+        loop = asyncio.get_running_loop()
+        ws = client.websocket
         while not client.closed:
-            item = await client.queue.get()
-            if item is None:
-                break
-            if isinstance(item, bytes):
-                await client.websocket.send_bytes(item)
+            if not client.outbox:
+                client.ready.clear()
+                await client.ready.wait()
+                continue
+            payload = client.outbox.popleft()
+            client.backlog -= len(payload)
+            client.writing_since = loop.time()
+            if isinstance(payload, bytes):
+                await ws.send_bytes(payload)
             else:
-                await client.websocket.send_text(item)
+                await ws.send_text(payload)
+            client.writing_since = None
 
     # --- sending (any thread) ----------------------------------------------------------
 
     def send(self, sid: str | None, type_: str, data: dict[str, Any]) -> None:
         """Queue a JSON message for one client (ignored if it is not connected)."""
-        if sid is None:
-            return
-        self._later(self._deliver_to, sid, type_, _encode(type_, data))
+        if sid is not None:
+            self._post(sid, type_, _encode(type_, data))
 
     def send_bytes(self, sid: str | None, payload: bytes) -> None:
-        if sid is None:
-            return
-        self._later(self._deliver_to, sid, "preview", payload)
+        if sid is not None:
+            self._post(sid, "preview", payload)
 
     def broadcast(self, type_: str, data: dict[str, Any]) -> None:
-        if type_ == "status":
-            self._later(self._status_changed, _encode(type_, data))
-        else:
-            self._later(self._deliver_all, type_, _encode(type_, data))
+        self._post(None, type_, _encode(type_, data))
 
-    def _later(self, fn, *args) -> None:
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run `fn` on the event loop `delay` seconds from now (from any thread)."""
+        self._call_soon(self._call_later_on_loop, delay, fn)
+
+    def _call_later_on_loop(self, delay: float, fn: Callable[[], None]) -> None:
+        if self.loop is not None:
+            self.loop.call_later(delay, fn)
+
+    def _post(self, sid: str | None, type_: str, payload: str | bytes) -> None:
+        self._inbox.append((sid, type_, payload))
+        if not self._draining:  # one wake-up per batch; `_drain` resets the flag first
+            self._draining = True
+            if not self._call_soon(self._drain):
+                self._draining = False
+
+    def _call_soon(self, fn, *args) -> bool:
         loop = self.loop
         if loop is None or loop.is_closed():
-            return
+            return False
         try:
             if threading.get_ident() == self._loop_thread:  # a route: no self-pipe wake-up
                 loop.call_soon(fn, *args)
             else:
                 loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # loop shutting down
-            pass
+            return False
+        return True
 
     # --- delivery (event loop) ---------------------------------------------------------
 
-    def _deliver_to(self, sid: str, type_: str, payload: str | bytes) -> None:
-        client = self.clients.get(sid)
-        if client is not None:
-            self._put(client, type_, payload)
+    def _drain(self) -> None:
+        self._draining = False
+        inbox = self._inbox
+        for _ in range(BATCH):
+            if not inbox:
+                return
+            sid, type_, payload = inbox.popleft()
+            if sid is not None:
+                client = self.clients.get(sid)
+                if client is not None:
+                    self._put(client, type_, payload)
+            elif type_ == "status":
+                self._status_changed(payload)  # type: ignore[arg-type]
+            else:
+                self._deliver_all(type_, payload)
+        if inbox and not self._draining:  # more left: continue after other callbacks
+            self._draining = True
+            self._call_soon(self._drain)
 
     def _status_changed(self, payload: str) -> None:
         if self._status_timer is None:  # quiet until now: send it, then hold later ones
@@ -143,37 +207,60 @@ class Hub:
             self._deliver_all("status", payload)
             self._status_timer = self._arm_status_timer()
 
-    def _deliver_all(self, type_: str, payload: str) -> None:
+    def _deliver_all(self, type_: str, payload: str | bytes) -> None:
         for client in list(self.clients.values()):
             self._put(client, type_, payload)
 
     def _put(self, client: Client, type_: str, payload: str | bytes) -> None:
-        q = client.queue
-        if type_ in DROPPABLE and q.qsize() >= self.queue_size // 2:
+        if client.closed:
+            return
+        if type_ in DROPPABLE and client.backlog > self.max_bytes // 4:
             client.dropped += 1
             return
-        try:
-            q.put_nowait(payload)
-        except asyncio.QueueFull:
-            log.warning("websocket client %s is not reading; disconnecting it", client.sid)
-            self._drop(client)
+        if client.backlog + len(payload) > self.max_bytes:
+            self._drop(client, f"this client is too slow: {client.backlog // 2**20} MB of "
+                               "messages are waiting to be sent to it")  # fmt: skip
+            return
+        client.outbox.append(payload)
+        client.backlog += len(payload)
+        client.ready.set()
 
-    def _drop(self, client: Client) -> None:
+    def _watch_interval(self) -> float:
+        return min(1.0, max(0.05, self.stall_seconds / 4))
+
+    def _watch(self) -> None:
+        """Close the clients whose current write has waited longer than `stall_seconds`."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        now = loop.time()
+        for client in list(self.clients.values()):
+            since = client.writing_since
+            if since is not None and now - since > self.stall_seconds:
+                self._drop(client, f"this client stopped reading: a message waited more than "
+                                   f"{self.stall_seconds:g} s to be sent to it")  # fmt: skip
+        self._watchdog = loop.call_later(self._watch_interval(), self._watch)
+
+    def _drop(self, client: Client, reason: str) -> None:
+        log.warning("closing websocket client %s: %s", client.sid, reason)
+        client.close_reason = reason
         self.disconnect(client)
-        # Unblock the pump and close the socket without waiting for a stuck peer.
-        while not client.queue.empty():
-            client.queue.get_nowait()
-        client.queue.put_nowait(None)
+        client.outbox.clear()
+        client.backlog = 0
+        if client.pump is not None:  # a write stuck on the peer would hold up the close
+            client.pump.cancel()
         if self.loop is not None:
-            self.loop.create_task(_close_quietly(client.websocket))
+            self.loop.create_task(_close(client.websocket, reason))
 
 
 def _encode(type_: str, data: dict[str, Any]) -> str:
     return json.dumps({"type": type_, "data": data}, default=str)
 
 
-async def _close_quietly(websocket: Any) -> None:
+async def _close(websocket: Any, reason: str) -> None:
+    """Close with a reason (at most 123 bytes in a close frame), never waiting long on a peer
+    that does not read."""
     try:
-        await asyncio.wait_for(websocket.close(code=1008), timeout=2)
+        await asyncio.wait_for(websocket.close(code=CLOSE_STALLED, reason=reason[:120]), 5)
     except Exception:  # noqa: BLE001 - the peer may already be gone
         pass

@@ -3,6 +3,10 @@
 One `RunTranslator` per prompt. It turns each `graph.events` event into zero or more
 (type, data) messages in the protocol's order, and keeps the subset ComfyUI stores in history
 (`execution_start`, `execution_cached`, and the terminal message).
+
+Traffic stays linear in the number of nodes: per-node messages (`executing`, `executed`,
+`progress`) are small, and the one message whose size grows with the run, `progress_state`,
+is coalesced and bounded by `ProgressStates`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import io
 import json
 import struct
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +32,85 @@ PREVIEW_IMAGE = 1
 PREVIEW_WITH_METADATA = 4
 JPEG = 1
 
+# `progress_state` goes out at most this often per run (and once more at its end) ...
+PROGRESS_STATE_INTERVAL = 0.1
+# ... carrying at most this many nodes: the most recently changed ones.
+PROGRESS_STATE_NODES = 128
+
+Schedule = Callable[[float, Callable[[], None]], None]
+
+
+class ProgressStates:
+    """The node states of one run, sent as coalesced, bounded `progress_state` messages.
+
+    ComfyUI re-sends the whole map on every state change: on a 10,000-node graph that is
+    quadratic traffic and JSON encoding. The editor replaces its map with each message and
+    draws from it what is running (outline, progress bar) and, in the minimap, what finished.
+    So a message carries the `limit` most recently changed nodes (a running node is always
+    among them: it changed last), and a change waits at most `interval`: it leaves with a
+    later change, or from the timer `schedule` arms when the run goes quiet (a long node).
+    `set` runs on the worker thread and the timer on the event loop, hence the lock.
+    """
+
+    def __init__(self, prompt_id: str, send: Callable[[str, dict[str, Any]], None],
+                 schedule: Schedule | None = None, *, interval: float = PROGRESS_STATE_INTERVAL,
+                 limit: int = PROGRESS_STATE_NODES) -> None:  # fmt: skip
+        self.prompt_id = prompt_id
+        self.interval = interval
+        self.limit = max(1, limit)
+        self._send = send
+        self._schedule = schedule
+        self._states: OrderedDict[str, tuple[str, float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._timer = False
+        self._closed = False
+        self._last = -float("inf")
+
+    def get(self, node_id: str) -> tuple[str, float, float] | None:
+        """(state, value, max) of a node still held, else None."""
+        return self._states.get(node_id)
+
+    def set(self, node_id: str, state: str, value: float, max_: float) -> None:
+        with self._lock:
+            states = self._states
+            states[node_id] = (state, value, max_)
+            states.move_to_end(node_id)
+            if len(states) > self.limit:
+                states.popitem(last=False)
+            self._dirty = True
+            now = time.monotonic()
+            wait = self._last + self.interval - now
+            if wait <= 0:
+                self._send_locked(now)
+            elif not self._timer and self._schedule is not None and not self._closed:
+                self._timer = True
+                self._schedule(wait, self._due)
+
+    def close(self) -> None:
+        """Send what is left; later timers send nothing (the run has ended)."""
+        with self._lock:
+            if self._dirty and not self._closed:
+                self._send_locked(time.monotonic())
+            self._closed = True
+
+    def _due(self) -> None:
+        with self._lock:
+            self._timer = False
+            if self._dirty and not self._closed:
+                self._send_locked(time.monotonic())
+
+    def _send_locked(self, now: float) -> None:
+        pid = self.prompt_id
+        nodes = {
+            nid: {"value": value, "max": top, "state": state, "node_id": nid, "prompt_id": pid,
+                  "display_node_id": nid, "parent_node_id": None, "real_node_id": nid}
+            for nid, (state, value, top) in self._states.items()
+        }  # fmt: skip
+        self._dirty = False
+        self._last = now
+        self._send("progress_state", {"prompt_id": pid, "nodes": nodes})
+
 
 class RunTranslator:
     """Builds the protocol messages of one prompt from its run events."""
@@ -37,6 +123,7 @@ class RunTranslator:
         send_preview: Callable[[Any, str], None] | None = None,
         parents: dict[str, list[str]] | None = None,
         targets: list[str] | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         self.prompt_id = prompt_id
         self.node_types = node_types  # node id -> class_type, for error messages
@@ -47,7 +134,7 @@ class RunTranslator:
         self.executed: list[str] = []
         self.failure: ev.NodeFailed | None = None
         self.finished = False
-        self._progress: dict[str, dict[str, Any]] = {}
+        self._states = ProgressStates(prompt_id, self.emit, schedule)
         self._parents = parents or {}
         self._targets = list(targets or [])
         self._plan: list[str] = []
@@ -80,19 +167,6 @@ class RunTranslator:
             self.history.append([type_, data])
         self._send(type_, data)
 
-    def _state(self, node_id: str, state: str, value: float, max_: float) -> None:
-        self._progress[node_id] = {
-            "value": value,
-            "max": max_,
-            "state": state,
-            "node_id": node_id,
-            "prompt_id": self.prompt_id,
-            "display_node_id": node_id,
-            "parent_node_id": None,
-            "real_node_id": node_id,
-        }
-        self.emit("progress_state", {"prompt_id": self.prompt_id, "nodes": dict(self._progress)})
-
     def handle(self, event: ev.Event) -> None:
         pid = self.prompt_id
         if isinstance(event, ev.RunStarted):
@@ -108,19 +182,19 @@ class RunTranslator:
         elif isinstance(event, ev.NodeStarted):
             self.emit("executing", {"node": event.node_id, "display_node": event.node_id,
                                     "prompt_id": pid})  # fmt: skip
-            self._state(event.node_id, "running", 0, 1)
+            self._states.set(event.node_id, "running", 0, 1)
         elif isinstance(event, ev.NodeProgress):
             self.emit("progress", {"value": event.value, "max": event.max,
                                    "prompt_id": pid, "node": event.node_id})  # fmt: skip
-            self._state(event.node_id, "running", event.value, event.max)
+            self._states.set(event.node_id, "running", event.value, event.max)
             if event.preview is not None and self._send_preview is not None:
                 self._send_preview(event.preview, event.node_id)
         elif isinstance(event, ev.NodeFinished):
             if not event.cached:
                 self.executed.append(event.node_id)
-                entry = self._progress.get(event.node_id)
-                top = entry["max"] if entry else 1
-                self._state(event.node_id, "finished", top, top)
+                entry = self._states.get(event.node_id)
+                top = entry[2] if entry else 1
+                self._states.set(event.node_id, "finished", top, top)
             if event.ui:
                 self.ui[event.node_id] = event.ui
                 self.emit("executed", {"node": event.node_id, "display_node": event.node_id,
@@ -128,9 +202,9 @@ class RunTranslator:
         elif isinstance(event, ev.NodeFailed):
             if self.failure is None:
                 self.failure = event
-            entry = self._progress.get(event.node_id)
-            self._state(event.node_id, "error", entry["value"] if entry else 0,
-                        entry["max"] if entry else 1)  # fmt: skip
+            entry = self._states.get(event.node_id)
+            self._states.set(event.node_id, "error", entry[1] if entry else 0,
+                             entry[2] if entry else 1)  # fmt: skip
         elif isinstance(event, ev.RunFinished):
             self.finish(event)
 
@@ -139,6 +213,7 @@ class RunTranslator:
         if self.finished:
             return
         self.finished = True
+        self._states.close()
         pid = self.prompt_id
         executed = list(event.executed) or list(self.executed)
         if event.status == "success":
@@ -173,6 +248,7 @@ class RunTranslator:
         executed: list[str] | None = None,
     ) -> None:
         self.finished = True
+        self._states.close()
         self.emit("execution_error", {
             "prompt_id": self.prompt_id, "node_id": node_id,
             "node_type": node_type or self.node_types.get(node_id or "", ""),

@@ -41,24 +41,6 @@ def error_body(type_: str, message: str, details: str = "", node_errors=None, **
     }
 
 
-def strip_unknown_inputs(prompt: dict[str, Any], registry) -> dict[str, Any]:
-    """A copy of `prompt` without `_meta` and without inputs the node type does not declare."""
-    clean: dict[str, Any] = {}
-    for node_id, spec in prompt.items():
-        if not isinstance(spec, dict):
-            clean[node_id] = spec
-            continue
-        node_type = registry.get(spec.get("class_type")) if isinstance(
-            spec.get("class_type"), str) else None  # fmt: skip
-        inputs = spec.get("inputs")
-        if node_type is not None and isinstance(inputs, dict):
-            inputs = {k: v for k, v in inputs.items() if node_type.input(k) is not None}
-        clean[node_id] = {k: v for k, v in spec.items() if k != "_meta"}
-        if inputs is not None:
-            clean[node_id]["inputs"] = inputs
-    return clean
-
-
 def _dependent_outputs(prompt: dict[str, Any], outputs: list[str]) -> dict[str, list[str]]:
     """For each node id, the output nodes that (transitively) consume it."""
     parents: dict[str, set[str]] = {}
@@ -150,9 +132,8 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
                     "type": "unknown_node_type", "message": f"node type {t!r} is not installed",
                     "details": f"Node ID '#{nid}'", "extra_info": {}}]}
                 for nid, t in unknown.items()}))  # fmt: skip
-    clean = strip_unknown_inputs(prompt, registry)
-    try:
-        graph = graph_from_prompt(clean, registry, source="<prompt>")
+    try:  # drops `_meta` and the inputs a node type does not declare
+        graph = graph_from_prompt(prompt, registry, source="<prompt>")
     except WorkflowError as exc:
         raise reject(exc.problems, prompt, []) from None
     try:

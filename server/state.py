@@ -12,6 +12,7 @@ from starlette.requests import Request
 from latentgraph.graph.context import Settings
 
 from . import store as st
+from .collector import collector_paused
 from .config import ServerConfig
 from .errors import ApiError
 from .hub import Hub
@@ -38,6 +39,12 @@ class ServerState:
         if self.store.count_queued() >= self.config.max_queue:
             raise ApiError(429, f"the queue is full ({self.config.max_queue} prompts)",
                            "queue_full")  # fmt: skip
+        prompt = body.get("prompt")
+        limit = self.config.max_prompt_nodes
+        if isinstance(prompt, dict) and len(prompt) > limit:
+            raise ApiError(413, f"the prompt has {len(prompt):,} nodes; this server accepts at "
+                                f"most {limit:,} (serve --max-prompt-nodes)", "too_many_nodes",
+                           nodes=len(prompt), limit=limit)  # fmt: skip
         extra = body.get("extra_data") or {}
         if not isinstance(extra, dict):
             raise ApiError(400, "extra_data must be an object", "invalid_prompt")
@@ -56,9 +63,9 @@ class ServerState:
         self.worker.hold(prompt_id)  # the caller releases it once its answer is sent
         try:
             record = await anyio.to_thread.run_sync(
-                self._check_and_add, prompt_id, number, body.get("prompt"),
+                self._check_and_add, prompt_id, number, prompt,
                 body.get("partial_execution_targets"), extra, client_id, front,
-                limiter=self._submit_limiter())  # fmt: skip
+                limiter=self.submit_limiter())  # fmt: skip
         except BaseException:
             self.worker.release(prompt_id)
             raise
@@ -79,7 +86,8 @@ class ServerState:
             raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
         if number is _BAD_NUMBER:
             raise ApiError(400, "number must be a number", "invalid_prompt")
-        checked, _graph = check_prompt(prompt, self.registry, self.settings, targets)
+        with collector_paused:  # millions of objects for a large prompt: see collector.py
+            checked, graph = check_prompt(prompt, self.registry, self.settings, targets)
         record = st.PromptRecord(
             id=prompt_id,
             number=int(number) if number is not None else None,
@@ -89,14 +97,16 @@ class ServerState:
             client_id=client_id,
             targets=checked.targets,
         )
-        return self.store.add(record, front=front)
+        record = self.store.add(record, front=front)
+        self.worker.prepare(record.id, graph)
+        return record
 
     def on_start(self) -> None:
         """Event-loop set-up before the first request. The first CapacityLimiter imports
         anyio's backend: on the first POST, under load, that import held the loop 0.25 s."""
-        self._submit_limiter()
+        self.submit_limiter()
 
-    def _submit_limiter(self) -> anyio.CapacityLimiter:
+    def submit_limiter(self) -> anyio.CapacityLimiter:
         """One thread checks and stores submitted prompts: a burst of POSTs then competes
         with the event loop for the GIL from one thread, not from the whole threadpool."""
         if self._limiter is None:

@@ -7,9 +7,7 @@ The websocket messages are turned back into engine events, so the same renderers
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from latentgraph.graph import events as ev
+from latentgraph.graph.files import write_atomic
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -141,11 +140,7 @@ def _download(http: _Http, prompt_id: str, output_dir: Path, err) -> list[Path]:
                 err(f"could not download {rel}: HTTP {code}")
                 continue
             target = output_dir.joinpath(*rel.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
+            write_atomic(target, data)
             saved.append(target)
     return saved
 

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,6 @@ from latentgraph.graph.scheduler import Scheduler
 from . import store as st
 from .hub import Hub
 from .messages import RunTranslator, preview_frame
-from .prompts import strip_unknown_inputs
 
 log = logging.getLogger("latentgraph.server")
 
@@ -33,6 +33,8 @@ _STATUS = {"success": st.SUCCESS, "interrupted": st.INTERRUPTED}
 HOLD_SECONDS = 2.0
 # How long after its answer an editor's prompt starts: time for the page to handle the answer.
 EDITOR_GRACE = 0.25
+# Checked graphs of queued prompts kept in memory (see `Worker.prepare`).
+PREPARED_GRAPHS = 4
 
 
 class Worker:
@@ -57,6 +59,7 @@ class Worker:
         self._lock = threading.Lock()
         self._chores: list[Callable[[], None]] = []
         self._held: dict[str, float] = {}  # prompt id -> monotonic deadline
+        self._prepared: OrderedDict[str, Any] = OrderedDict()  # prompt id -> checked Graph
         self._scheduler: Scheduler | None = None
         self._thread = threading.Thread(target=self._loop, name="latentgraph-worker", daemon=True)
 
@@ -103,6 +106,15 @@ class Worker:
             if left <= 0:
                 del self._held[prompt_id]
             return max(left, 0.0)
+
+    def prepare(self, prompt_id: str, graph: Any) -> None:
+        """Keep the Graph POST /prompt built and validated, so the run neither converts nor
+        validates the prompt again (a second pass over a 100,000-node prompt). Only the
+        latest few are kept; others are rebuilt from the stored prompt when they run."""
+        with self._lock:
+            self._prepared[prompt_id] = graph
+            while len(self._prepared) > PREPARED_GRAPHS:
+                self._prepared.popitem(last=False)
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
         """Cancel the running prompt (only if it is `prompt_id`, when given)."""
@@ -185,19 +197,24 @@ class Worker:
             send_preview=(lambda img, node: self._preview(record, img, node)) if want_previews else None,
             parents=_parents(record.prompt),
             targets=record.targets,
+            schedule=self.hub.call_later,
         )  # fmt: skip
-        workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
-        extra = {"prompt": record.prompt, "workflow": workflow, "prompt_id": record.id}
+        pnginfo = record.extra_data.get("extra_pnginfo") or {}
+        extra = {"prompt": record.prompt, "workflow": pnginfo.get("workflow"),
+                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": record.id,
+                 "previews": want_previews}  # fmt: skip
         ui: dict[str, Any] = {}
         status: RunStatus = "failed"
         error: str | None = None
         try:
-            graph = graph_from_prompt(
-                strip_unknown_inputs(record.prompt, self.registry), self.registry
-            )
+            with self._lock:
+                graph = self._prepared.pop(record.id, None)
+            checked = graph is not None  # validated moments ago by POST /prompt
+            if graph is None:
+                graph = graph_from_prompt(record.prompt, self.registry)
             result = self.scheduler().run(
                 graph, targets=record.targets or None, on_event=translator.handle,
-                cancel=cancel, run_id=record.id, extra=extra)  # fmt: skip
+                cancel=cancel, run_id=record.id, extra=extra, validate=not checked)  # fmt: skip
             status = result.status
             ui = dict(result.ui or translator.ui)
         except WorkflowError as exc:

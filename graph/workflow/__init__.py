@@ -11,20 +11,21 @@ Why a custom loader: errors must point at file:line:column, and plain YAML silen
 duplicate keys, expands alias bombs and types `no` as false (see `positions`).
 
 Links: for a socket-only input a string `node.output` (or `node` when that node has one output)
-is a link; a widget input takes a literal, and `{from: node.output}` links a widget or "both"
-input. `$name` / `${name}` substitutes a param (a whole-value reference keeps the param's type,
-inside longer text it interpolates); `$$` is a literal dollar.
+is a link; a widget input takes a literal, or `{from: node.output}` to link it (every widget
+accepts a link of its type, as in ComfyUI). `$name` / `${name}` substitutes a param (a
+whole-value reference keeps the param's type, inside longer text it interpolates); `$$` is a
+literal dollar.
 
 The package holds one concept per module: `positions` (composing YAML with positions),
 `reading` (the size limit, UTF-8, JSON), `building` (params, links, the `Graph`) and `dumping`.
 """
 
 from .building import FORMAT_VERSION, Workflow, load_workflow, parse_override
-from .dumping import dump_workflow, graph_to_document
+from .dumping import dump_workflow, graph_to_document, text_with_params
 from .positions import MAX_DEPTH
 from .reading import MAX_BYTES, read_source
 
 __all__ = [
     "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "Workflow", "dump_workflow",
-    "graph_to_document", "load_workflow", "parse_override", "read_source",
+    "graph_to_document", "load_workflow", "parse_override", "read_source", "text_with_params",
 ]  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 from ..comfy_api import graph_from_prompt, prompt_body
 from ..declare import Registry, registry_or_default
 from ..model import Graph, Link, Location, Node
-from ..problems import Problem, WorkflowError
+from ..problems import Problem, WorkflowError, did_you_mean
 from .positions import Positions, Refused, parse_yaml, plain_scalar
 from .reading import parse_json, read_text
 
@@ -23,6 +23,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _WHOLE_PARAM = re.compile(rf"\$(?:({_NAME})|\{{({_NAME})\}})")
 _ANY_PARAM = re.compile(rf"\$(?:(\$)|({_NAME})|\{{({_NAME})\}})")
 _PARAM_NAME = re.compile(_NAME)
+_NODE_INPUT = re.compile(rf"[^\s.=]+\.{_NAME}")
 
 
 @dataclass
@@ -38,16 +39,19 @@ class Workflow:
 
 
 def parse_override(assignment: str) -> tuple[str, Any]:
-    """`"seed=7"` -> `("seed", 7)`: YAML 1.2 scalar typing; `[a, b]` is a list; else text."""
+    """`"seed=7"` -> `("seed", 7)`: YAML 1.2 scalar typing; `[a, b]` is a list; else text.
+
+    NAME is a param, or `<node id>.<input>` for ComfyUI workflows, which have no params."""
     name, sep, text = assignment.partition("=")
     name = name.strip()
-    if not sep or not _PARAM_NAME.fullmatch(name):
+    if not sep or not (_PARAM_NAME.fullmatch(name) or _NODE_INPUT.fullmatch(name)):
         raise WorkflowError(
             [
                 Problem(
                     "invalid_value",
-                    f"cannot read override {assignment!r}: expected NAME=VALUE "
-                    "with NAME made of letters, digits and '_'",
+                    f"cannot read override {assignment!r}: expected NAME=VALUE with NAME a "
+                    "param (letters, digits and '_') or, for ComfyUI workflows, "
+                    "<node id>.<input>",
                 )
             ]
         )
@@ -306,10 +310,11 @@ def _params(
     for key, override in overrides.items():
         if key not in params:
             known = ", ".join(sorted(params)) or "none"
+            hint = did_you_mean(key, list(params))
             problems.append(
                 Problem(
                     "unknown_param",
-                    f"--set {key}: the workflow has no param {key!r} (params: {known})",
+                    f"--set {key}: the workflow has no param {key!r}{hint} (params: {known})",
                     location=at("params") if declared else Location(name),
                 )  # fmt: skip
             )

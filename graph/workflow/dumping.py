@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any
 
@@ -94,3 +96,27 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> Any:
 
 
 _Dumper.add_representer(str, _represent_str)
+
+
+def text_with_params(text: str, declared: Any, params: dict[str, Any]) -> str:
+    """Our workflow document as written (comments and all), with the params a run used in
+    place of the declared ones: what a saved PNG embeds, so the image re-runs as it was made."""
+    changed = {k: v for k, v in params.items()
+               if not isinstance(declared, dict) or declared.get(k) != v}  # fmt: skip
+    if not changed:
+        return text
+    root = yaml.compose(text, Loader=yaml.SafeLoader)  # already read once: no aliases, sized
+    block = next((v for k, v in root.value if k.value == "params"), None)
+    edits = [(v.start_mark.index, v.end_mark.index, changed[k.value])
+             for k, v in (block.value if block is not None else []) if k.value in changed]  # fmt: skip
+    for start, end, value in sorted(edits, reverse=True):
+        tail = "\n" if text[start:end].endswith("\n") else ""  # a block scalar ends a line
+        text = text[:start] + _flow(value) + tail + text[end:]
+    return text
+
+
+def _flow(value: Any) -> str:
+    """A value as one-line YAML that reads back the same (JSON, except non-finite floats)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return json.dumps(value, ensure_ascii=False)

@@ -139,7 +139,7 @@ def test_nodes_list_and_describe(cli):
     code, out, _ = cli("nodes", "describe", "CliNumber")
     assert code == 0 and "value: INT" in out and "max 1000" in out
     code, _, err = cli("nodes", "describe", "CliNumbr")
-    assert code == 2 and "did you mean CliNumber" in err
+    assert code == 2 and "did you mean 'CliNumber'" in err
 
 
 def test_schema_is_json_with_node_types(cli):

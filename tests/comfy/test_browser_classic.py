@@ -19,6 +19,16 @@ from .conftest import DATA
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
+# Records, every few ms, the nodes the editor draws a progress bar on (node.progress is set
+# from the running states of `progress_state`).
+_RECORD_PROGRESS = """() => {
+    window.__progressSeen = {};
+    setInterval(() => {
+        for (const n of window.app.graph._nodes)
+            if (n.progress !== undefined && n.progress !== null)
+                window.__progressSeen[n.id] = Math.max(window.__progressSeen[n.id] ?? 0, n.progress);
+    }, 5);
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +49,17 @@ def test_classic_graph_runs_in_the_editor_and_shows_its_image(editor_server):
         assert types == sorted(n["type"] for n in graph["nodes"])
         # every node is known to the editor (an unknown type would be drawn as missing)
         assert page.evaluate("() => window.app.graph._nodes.every(n => !n.has_errors)")
+        page.evaluate(_RECORD_PROGRESS)
         try:
             shown = queue_and_wait_for_image(page, "classic_")
         except Exception:
             history = editor_server.http.get("/history").json()
             runs = {k: (v["status"], v["outputs"]) for k, v in history.items()}
             raise AssertionError(f"no image shown; page errors: {errors}; runs: {runs}") from None
-        assert shown["width"] == 16  # the saved image, decoded: 64 px latent / tiny VAE
+        assert shown["width"] == 64  # the saved image: the graph's 64x64
+        # per-node progress (from `progress_state`) was drawn on the graph's nodes
+        seen = page.evaluate("() => window.__progressSeen")
+        assert seen and set(seen) <= {str(n["id"]) for n in graph["nodes"]}, seen
         screenshot_fitted(page, shot)
     history = editor_server.http.get("/history").json()
     [entry] = history.values()

@@ -56,7 +56,7 @@ def test_api_format_prompt_gives_an_image_in_history_and_view(real_server, class
     [record] = history["outputs"]["9"]["images"]
     assert record["type"] == "output" and record["filename"].startswith("classic_")
     img = view(real_server, record)
-    assert img.size == (16, 16)
+    assert img.size == (64, 64)
     assert json.loads(img.text["workflow"]) == classic_editor  # drag it back onto the editor
     assert json.loads(img.text["prompt"])["3"]["class_type"] == "KSampler"
 
@@ -72,7 +72,7 @@ def test_editor_format_converted_as_the_editor_does_runs(real_server, classic_ed
     prompt = prompt_from_graph(graph, default_registry)
     history = run_prompt(real_server, prompt, classic_editor)
     [record] = history["outputs"]["9"]["images"]
-    assert view(real_server, record).size == (16, 16)
+    assert view(real_server, record).size == (64, 64)
     assert history["prompt"][2]["3"]["inputs"]["seed"] == 99
 
 
@@ -130,3 +130,57 @@ def test_our_endpoint_takes_an_editor_workflow_and_keeps_it_for_the_png(real_ser
     history = real_server.http.get(f"/history/{pid}").json()[pid]
     [record] = history["outputs"]["9"]["images"]
     assert json.loads(view(real_server, record).text["workflow"]) == classic_editor
+
+
+def test_our_yaml_through_the_server_keeps_its_text_and_params_in_the_png(real_server):
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "workflows" / "txt2img.yaml").read_text()
+    params = {"width": 64, "height": 64, "steps": 2, "seed": 7}
+    client = WsClient(real_server)
+    try:
+        r = real_server.http.post("/latentgraph/run", json={
+            "workflow": text, "params": params, "client_id": client.client_id})  # fmt: skip
+        assert r.status_code == 200, r.text
+        pid = r.json()["prompt_id"]
+        client.until_done(pid, timeout=120)
+    finally:
+        client.close()
+    history = real_server.http.get(f"/history/{pid}").json()[pid]
+    [record] = history["outputs"]["save"]["images"]
+    embedded = view(real_server, record).text["latentgraph"]
+    expected = text
+    for key, old in (("width", 128), ("height", 128), ("steps", 20), ("seed", 42)):
+        expected = expected.replace(f"  {key}: {old}\n", f"  {key}: {params[key]}\n", 1)
+    assert embedded == expected  # comments kept, the run's params in place
+
+
+def test_rerun_after_the_image_was_deleted_writes_it_again(real_server, classic_api):
+    prompt = json.loads(json.dumps(classic_api))
+    prompt["9"]["inputs"]["filename_prefix"] = "rewritten"
+    [first] = run_prompt(real_server, prompt)["outputs"]["9"]["images"]
+    output = real_server.config.output_dir
+    (output / first["filename"]).unlink()
+    [again] = run_prompt(real_server, prompt)["outputs"]["9"]["images"]
+    assert (output / again["subfolder"] / again["filename"]).is_file()
+    assert view(real_server, again).size == (64, 64)
+
+
+def test_example_workflows_are_the_editors_templates(real_server):
+    from pathlib import Path
+
+    http = real_server.http
+    assert http.get("/api/workflow_templates").json() == {}  # {package: [names]}, none here
+    [category] = http.get("/templates/index.json").json()
+    examples = sorted(p.stem for p in (Path(__file__).parents[2] / "workflows").glob("*.yaml"))
+    assert sorted(t["name"] for t in category["templates"]) == examples
+    txt2img = next(t for t in category["templates"] if t["name"] == "txt2img")
+    assert txt2img["title"] == "Text to image" and "tiny model" in txt2img["description"]
+    workflow = http.get("/templates/txt2img.json").json()
+    graph = graph_from_editor(workflow)
+    assert {n.type for n in graph} >= {"LoadModel", "UNetDenoise", "SaveImage"}
+    thumb = http.get(f"/templates/txt2img-1.{txt2img['mediaSubtype']}")
+    assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).size == (256, 256)
+    for bad in ("nope.json", "..%2Fpyproject.json", "txt2img-1.webp"):
+        assert http.get(f"/templates/{bad}").status_code == 404
+    assert http.get("/api/userdata/comfy.templates.json").json() == []  # before any is saved

@@ -43,7 +43,7 @@ def make_registry() -> Registry:
         "Scale",
         inputs=[
             Socket("x", NUMBER),
-            Float("factor", 1.0, min=0.0, max=10.0, kind="both"),
+            Float("factor", 1.0, min=0.0, max=10.0),
             Float("free", 0.0),
             Int("seed", 0, seed=True),
             Bool("flip", False),

@@ -128,7 +128,7 @@ def test_node_info_of_files_picker_and_forced_input():
         inputs=(
             Choice("image", lambda settings: ["a.png", "b.png"], image_upload=True),
             Input("n", "INT", kind="socket"),
-            Int("k", 2, kind="both", description="how many"),
+            Int("k", 2, description="how many"),
         ),
         outputs=(),
         module="plug.pick",

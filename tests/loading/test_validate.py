@@ -60,7 +60,7 @@ def test_unknown_node_type_suggests(registry):
         ("  s: {type: Scale, x: c, mode: medium}", "value_not_in_list", "mode"),
         ("  s: {type: Scale, x: c, note: abcdefghijk}", "value_bigger_than_max", "note"),
         ("  s: {type: Scale, x: 5}", "bad_linked_input", "x"),
-        ("  s: {type: Scale, x: c, seed: {from: c}}", "bad_linked_input", "seed"),
+        ("  s: {type: Scale, x: c, seed: {from: c}}", "return_type_mismatch", "seed"),
         ("  s: {type: Scale, x: c, factor: {from: c}}", "return_type_mismatch", "factor"),
         ("  s: {type: Scale, x: nowhere}", "bad_linked_input", "x"),
         ("  s: {type: Scale, x: s}", "cycle", "x"),

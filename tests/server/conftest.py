@@ -39,7 +39,7 @@ class RunningServer:
 
     def start(self) -> RunningServer:
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90  # start-up imports torch: slow on a loaded 2-core machine
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("server did not start")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ..editor_page import (
+    editor,
     editor_with_graph,
     queue_and_wait_for_image,
     screenshot_fitted,
@@ -53,3 +54,25 @@ def test_editor_runs_a_graph_and_shows_the_image(editor_server):
     assert jobs and jobs[0]["preview_output"]["filename"].endswith(".png")
     assert (artifacts / "editor.png").stat().st_size > 10_000
     assert not [e for e in errors if "latentgraph" in e.lower()], errors
+
+
+def test_fresh_editor_has_no_console_errors_and_runs_a_template(editor_server):
+    """A new user's first visit: nothing fails on load (the run button's template code broke
+    on a 404 body from /api/workflow_templates), the Templates dialog lists workflows/, and
+    one opens and runs."""
+    errors: list[str] = []
+    with editor(editor_server.url, errors) as page:
+        page.wait_for_timeout(3000)  # requests the editor sends after its first paint
+        page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+        cards = '[data-testid^="template-workflow-"]'
+        page.wait_for_selector(cards, timeout=30_000)
+        names = page.evaluate(f"() => Array.from(document.querySelectorAll('{cards}'))"
+                              ".map(e => e.dataset.testid)")  # fmt: skip
+        examples = sorted(p.stem for p in (ROOT / "workflows").glob("*.yaml"))
+        assert sorted(n.removeprefix("template-workflow-") for n in names) == examples
+        page.click('[data-testid="template-workflow-txt2img"]')
+        page.wait_for_function("window.app.graph._nodes.some(n => n.type === 'UNetDenoise')",
+                               timeout=30_000)  # fmt: skip
+        shown = queue_and_wait_for_image(page, "txt2img")
+        assert shown["width"] == 128  # the template's own size
+    assert errors == []

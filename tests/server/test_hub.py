@@ -28,7 +28,7 @@ def test_status_burst_sends_first_and_latest_only_and_keeps_run_message_order():
         t.start()
         t.join()
         await asyncio.sleep(0)  # the hops run: the first status goes out, the rest wait
-        assert client.queue.qsize() == 2 and hub._status_timer is not None
+        assert len(client.outbox) == 2 and hub._status_timer is not None
         for _ in range(500):  # the held status is sent, then the hub is quiet again
             if hub._status_timer is None:
                 break
@@ -37,11 +37,113 @@ def test_status_burst_sends_first_and_latest_only_and_keeps_run_message_order():
         hub.broadcast("status", _status(7))  # quiet again: sent at once
         await asyncio.sleep(0)
         out = []
-        while not client.queue.empty():
-            out.append(json.loads(client.queue.get_nowait()))
+        while client.outbox:
+            out.append(json.loads(client.outbox.popleft()))
         return out
 
     msgs = asyncio.run(scenario())
     kinds = [(m["type"], m["data"].get("status", {}).get("exec_info", {}).get("queue_remaining"))
              for m in msgs]  # fmt: skip
     assert kinds == [("status", 0), ("executing", None), ("status", 99), ("status", 7)]
+
+
+class FakeSocket:
+    """Stands in for a starlette WebSocket: records frames; `stalled` never finishes a write."""
+
+    def __init__(self, stalled: bool = False) -> None:
+        self.stalled = stalled
+        self.frames: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send_text(self, text: str) -> None:
+        if self.stalled:
+            await asyncio.Event().wait()
+        await asyncio.sleep(0)  # a write that completes: other tasks run meanwhile
+        self.frames.append(text)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+
+async def _until(condition, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+def test_a_client_that_keeps_reading_gets_every_message_of_a_burst():
+    async def scenario() -> tuple[FakeSocket, hub_mod.Client]:
+        hub = hub_mod.Hub()
+        hub.bind(asyncio.get_running_loop())
+        sock = FakeSocket()
+        client = hub.connect(sock, "a")
+        hub.start_pump(client)
+        sender = threading.Thread(target=lambda: [
+            hub.send("a", "executing", {"node": str(i), "prompt_id": "p"}) for i in range(20_000)])  # fmt: skip
+        sender.start()
+        sender.join()  # the worker's side never waits on the socket
+        await _until(lambda: len(sock.frames) == 20_000)
+        return sock, client
+
+    sock, client = asyncio.run(scenario())
+    assert [json.loads(f)["data"]["node"] for f in sock.frames] == [str(i) for i in range(20_000)]
+    assert sock.closed is None and not client.closed and client.dropped == 0
+
+
+def test_a_stalled_client_is_closed_with_a_reason():
+    async def scenario() -> tuple[FakeSocket, hub_mod.Hub]:
+        hub = hub_mod.Hub(stall_seconds=0.2)
+        hub.bind(asyncio.get_running_loop())
+        sock = FakeSocket(stalled=True)
+        hub.start_pump(hub.connect(sock, "a"))
+        for i in range(10):
+            hub.send("a", "executing", {"node": str(i), "prompt_id": "p"})
+        await _until(lambda: sock.closed is not None)
+        return sock, hub
+
+    sock, hub = asyncio.run(scenario())
+    code, reason = sock.closed
+    assert code == 1008 and "stopped reading" in reason and "0.2 s" in reason
+    assert "a" not in hub.clients
+
+
+def test_a_client_whose_backlog_passes_the_bound_is_closed_and_progress_goes_first():
+    async def scenario() -> tuple[FakeSocket, hub_mod.Client]:
+        hub = hub_mod.Hub(max_bytes=64 * 1024, stall_seconds=60)
+        hub.bind(asyncio.get_running_loop())
+        sock = FakeSocket(stalled=True)
+        client = hub.connect(sock, "a")
+        for i in range(200):  # ~1 KB each; progress is dropped once a quarter is waiting
+            hub.send("a", "progress" if i % 2 else "executed",
+                     {"node": str(i), "output": {"text": ["x" * 1000]}})  # fmt: skip
+        await _until(lambda: sock.closed is not None)
+        return sock, client
+
+    sock, client = asyncio.run(scenario())
+    assert sock.closed[0] == 1008 and "too slow" in sock.closed[1]
+    assert client.dropped > 0 and client.closed and not client.outbox
+
+
+def test_progress_states_are_coalesced_bounded_and_flushed_at_the_end():
+    from latentgraph.server.messages import ProgressStates
+
+    sent: list[dict] = []
+    timers: list[tuple[float, object]] = []
+    states = ProgressStates("p", lambda t, d: sent.append(d), lambda delay, fn: timers.append(
+        (delay, fn)), interval=60, limit=3)  # fmt: skip
+    for i in range(10):
+        states.set(str(i), "running", 0, 1)
+        states.set(str(i), "finished", 1, 1)
+    assert len(sent) == 1 and list(sent[0]["nodes"]) == ["0"]  # the first change: at once
+    assert sent[0]["nodes"]["0"]["state"] == "running" and sent[0]["prompt_id"] == "p"
+    assert len(timers) == 1 and 0 < timers[0][0] <= 60  # the rest wait for one timer
+    timers[0][1]()
+    assert list(sent[1]["nodes"]) == ["7", "8", "9"]  # the latest, at most `limit`
+    assert all(n["state"] == "finished" for n in sent[1]["nodes"].values())
+    states.set("x", "running", 0, 1)  # held again (the interval has not passed) ...
+    states.close()  # ... until the run ends
+    assert list(sent[2]["nodes"]) == ["8", "9", "x"] and len(timers) == 2
+    timers[1][1]()  # a timer due after the end sends nothing
+    assert len(sent) == 3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 WORKFLOW = """\
 version: 1
@@ -65,9 +67,14 @@ def test_submit_downloads_outputs(server, tmp_path, capsys):
     wf = tmp_path / "wf.yaml"
     wf.write_text(WORKFLOW)
     out = tmp_path / "out"
-    code = submit(wf, server.url, {"v": 8}, output_dir=out, as_json=True)
+    umask = os.umask(0o022)
+    try:
+        code = submit(wf, server.url, {"v": 8}, output_dir=out, as_json=True)
+    finally:
+        os.umask(umask)
     assert code == 0
     assert (out / "yml_16.png").read_bytes().startswith(b"\x89PNG")
+    assert stat.S_IMODE((out / "yml_16.png").stat().st_mode) == 0o644  # the user's umask
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     kinds = [e["event"] for e in lines]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"

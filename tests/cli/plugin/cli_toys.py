@@ -43,3 +43,11 @@ def write(ctx, value, name):
 
 
 assert INT == "INT"
+
+
+@node("CliImage", inputs=[IntInput("shade", 0, min=0, max=255)], outputs=[Output("image", "IMAGE")])
+def image(ctx, shade):
+    """A flat 8x8 picture: an IMAGE for SaveImage without a model."""
+    import torch
+
+    return torch.full((1, 8, 8, 3), shade / 255.0)

@@ -1,0 +1,130 @@
+"""The example workflows (workflows/*.yaml) as the editor's templates.
+
+The editor's Templates dialog reads `/templates/index.json` (a list of categories, each with
+`moduleName`, `title`, `type` and `templates`: `name`, `title`, `description`, `mediaType`,
+`mediaSubtype`), shows `/templates/<name>-1.<mediaSubtype>` as each card's picture and opens
+`/templates/<name>.json`, an editor-format workflow. `/api/workflow_templates` lists the
+templates of custom-node packages (`{package: [names]}`): latentgraph has none, and any other
+shape (an error body included) breaks the editor's run button with `n.forEach is not a
+function`. `index_logo.json` (logos of model providers) is an empty object.
+
+Each workflow is converted with the same code as `latentgraph convert --to editor`; its
+picture is drawn from the workflow (title and node chain), since running it would cost a
+model load per card.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .errors import ApiError
+from .state import get_state
+
+MODULE = "default"  # the editor's name for its core templates
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_INDEX = re.compile(r"index(\.[A-Za-z-]+)?\.json")  # index.json, or a locale's index.fr.json
+
+
+def _workflows(folder: Path | None) -> dict[str, Path]:
+    if folder is None or not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml")) if _NAME.fullmatch(p.stem)}
+
+
+def _about(path: Path, registry: Any) -> tuple[str, str]:
+    """(title, description): the `description:` line, and the opening comment as prose."""
+    from latentgraph.graph.workflow import load_workflow
+
+    comments = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        if "yaml-language-server" not in line:
+            comments.append(line.lstrip("#").strip())
+    try:
+        title = load_workflow(path, registry=registry).description or path.stem
+    except Exception:  # noqa: BLE001 - a broken example still gets a card, by its file name
+        title = path.stem
+    return title, " ".join(comments)
+
+
+def index(folder: Path | None, registry: Any) -> list[dict[str, Any]]:
+    templates = []
+    for name, path in _workflows(folder).items():
+        title, description = _about(path, registry)
+        templates.append({"name": name, "title": title, "description": description,
+                          "mediaType": "image", "mediaSubtype": "png"})  # fmt: skip
+    if not templates:
+        return []
+    return [{"moduleName": MODULE, "title": "latentgraph examples", "type": "image",
+             "category": "latentgraph", "isEssential": True, "templates": templates}]  # fmt: skip
+
+
+def editor_workflow(path: Path, registry: Any) -> dict[str, Any]:
+    from latentgraph.graph.comfy_editor import editor_from_graph
+    from latentgraph.graph.workflow import load_workflow
+
+    return editor_from_graph(load_workflow(path, registry=registry).graph, registry)
+
+
+def thumbnail(path: Path, registry: Any) -> bytes:
+    """A 256x256 card: the workflow's nodes in order (the dialog prints the title below it,
+    and its own badge covers the top left corner)."""
+    from PIL import Image, ImageDraw
+
+    from latentgraph.graph.workflow import load_workflow
+
+    graph = load_workflow(path, registry=registry).graph
+    img = Image.new("RGB", (256, 256), (32, 34, 40))
+    draw = ImageDraw.Draw(img)
+    for row, node in enumerate(list(graph)[:13]):
+        y = 44 + row * 15
+        draw.rectangle((12, y, 244, y + 12), fill=(58, 62, 74))
+        draw.text((16, y), f"{node.id}: {node.type}"[:36], fill=(200, 210, 230))
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _template(request: Request, name: str) -> Path:
+    path = _workflows(get_state(request).config.templates_dir).get(name)
+    if path is None:
+        raise ApiError(404, f"no template {name!r}", "not_found")
+    return path
+
+
+async def template_file(request: Request) -> Response:
+    """/templates/<file>: the index, a workflow (<name>.json) or its picture (<name>-1.png)."""
+    state = get_state(request)
+    file = request.path_params["file"]
+    if _INDEX.fullmatch(file):
+        return JSONResponse(await run_in_threadpool(index, state.config.templates_dir,
+                                                    state.registry))  # fmt: skip
+    if file == "index_logo.json":
+        return JSONResponse({})
+    stem, dot, suffix = file.rpartition(".")
+    if dot and suffix == "json" and _NAME.fullmatch(stem):
+        path = _template(request, stem)
+        return JSONResponse(await run_in_threadpool(editor_workflow, path, state.registry))
+    if dot and suffix == "png" and stem.endswith("-1") and _NAME.fullmatch(stem):
+        path = _template(request, stem[: -len("-1")])
+        return Response(await run_in_threadpool(thumbnail, path, state.registry),
+                        media_type="image/png")  # fmt: skip
+    raise ApiError(404, f"no template file {file!r}", "not_found")
+
+
+async def custom_node_templates(request: Request) -> JSONResponse:
+    return JSONResponse({})
+
+
+routes = [Route("/workflow_templates", custom_node_templates, methods=["GET"])]
+# Outside /api: the editor asks for these next to its own static files.
+static_routes = [Route("/templates/{file}", template_file, methods=["GET"])]

@@ -1,0 +1,108 @@
+"""What a new user reads: command output and messages, and the commands the docs show."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from latentgraph.cli import build_parser, main
+
+from .conftest import write
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_plain_run_output_shows_previews(cli, tmp_path):
+    path = write(
+        tmp_path,
+        "preview.yaml",
+        """version: 1
+nodes:
+  word: {type: PrimitiveString, value: hello there}
+  show: {type: PreviewAny, source: word}
+  pic: {type: CliImage, shade: 9}
+  look: {type: PreviewImage, images: pic}
+""",
+    )
+    code, _, err = cli("run", str(path))
+    assert code == 0, err
+    assert "show: hello there" in err
+    assert re.search(r"preview \S*temp/preview_\d{5}_\.png", err)
+
+
+def test_schema_into_a_closed_pipe_ends_quietly():
+    proc = subprocess.Popen([sys.executable, "-c", "from latentgraph.cli import main; "
+                             "raise SystemExit(main(['schema']))"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.read(100)  # `| head -c 100`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and err == ""
+
+
+def test_convert_to_stdout_names_the_to_flag(cli, tmp_path):
+    path = write(tmp_path, "w.yaml", "version: 1\nnodes:\n  a: {type: CliNumber, value: 1}\n")
+    code, _, err = cli("convert", str(path), "-")
+    assert code == 2 and "--to api" in err and "to=" not in err.replace("(to= in Python)", "")
+
+
+def test_describe_lists_every_choice(cli):
+    from latentgraph.nodes.schedulers import SCHEDULERS
+
+    code, out, _ = cli("nodes", "describe", "SchedulerSelect", plugin=False)
+    assert code == 0 and "..." not in out
+    assert f"one of: {', '.join(SCHEDULERS)}" in out
+
+
+def test_mistyped_param_gets_did_you_mean(cli, tmp_path):
+    path = write(tmp_path, "w.yaml", "version: 1\nparams: {seed: 1}\n"
+                                     "nodes:\n  a: {type: CliNumber, value: $seed}\n")  # fmt: skip
+    code, _, err = cli("validate", str(path), "--set", "sede=3")
+    assert code == 2 and "did you mean 'seed'?" in err
+
+
+def test_dpmpp_sde_prints_no_torchsde_warning(torch_1thread, cache_dir, tmp_path):
+    import json
+
+    api = json.loads((ROOT / "tests" / "comfy" / "data" / "classic_api.json").read_text())
+    api["3"]["inputs"]["sampler_name"] = "dpmpp_sde"
+    src = tmp_path / "sde.json"
+    src.write_text(json.dumps(api))
+    with warnings.catch_warnings(record=True) as caught:
+        code = main(["run", str(src), "--output-dir", str(tmp_path), "--no-cache", "-q"])
+    assert code == 0
+    assert [str(w.message) for w in caught if "torchsde" in w.filename] == []
+
+
+def _documented_commands() -> list[str]:
+    """`latentgraph ...` commands in backticks in the docs, and in the example workflows'
+    comments, without placeholders (FILE, [optional], <value>)."""
+    found = []
+    for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        found += re.findall(r"`latentgraph ([^`]+)`", doc.read_text())
+    for wf in (ROOT / "workflows").glob("*.yaml"):
+        for line in wf.read_text().splitlines():
+            if line.startswith("#"):
+                found += [m.rstrip(".") for m in re.findall(r"latentgraph ([^`,;]+)", line)]
+    return [c.strip() for c in found if not re.search(r"[\[<]|\b[A-Z]{3,}\b", c)]
+
+
+@pytest.mark.parametrize("command", sorted(set(_documented_commands())))
+def test_documented_commands_exist(command):
+    argv = shlex.split(command)
+    if len(argv) == 1 and argv[0] in ("run", "validate", "convert", "submit"):
+        return  # the command named alone, in prose
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:
+        pytest.fail(f"`latentgraph {command}` is not a valid command")
+    if args.command == "nodes" and args.action == "describe":
+        from latentgraph.wiring import node_registry
+
+        assert args.name in node_registry(), command

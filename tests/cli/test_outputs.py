@@ -1,0 +1,106 @@
+"""Output files: a path reported as saved exists, and files get the user's permissions.
+
+An unchanged workflow re-run with another --output-dir, or after its image was deleted, writes
+the image again from the cached pixels (the node that made them does not run again)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from .conftest import write
+
+SAVE = """version: 1
+params: {shade: 40}
+nodes:
+  pic: {type: CliImage, shade: $shade}
+  save: {type: SaveImage, images: pic, filename_prefix: toy}
+"""
+
+
+def finished(out: str) -> dict:
+    return [json.loads(line) for line in out.splitlines() if line.strip()][-1]
+
+
+def saved(out: str) -> list[dict]:
+    return [r for line in out.splitlines() if line.strip()
+            for r in (json.loads(line).get("ui") or {}).get("images", [])]  # fmt: skip
+
+
+def test_deleted_image_is_written_again_from_the_cache(cli, tmp_path):
+    path = write(tmp_path, "save.yaml", SAVE)
+    assert cli("run", str(path), "--json")[0] == 0
+    image = tmp_path / "output" / "toy_00001_.png"
+    image.unlink()
+    code, out, err = cli("run", str(path), "--json")
+    assert code == 0, err
+    assert finished(out)["executed"] == ["save"] and finished(out)["cached"] == ["pic"]
+    assert [r["filename"] for r in saved(out)] == ["toy_00001_.png"] and image.is_file()
+    # with the file in place, nothing runs and nothing new is written
+    code, out, _ = cli("run", str(path), "--json")
+    assert finished(out)["executed"] == [] and finished(out)["cached"] == ["save"]
+    assert sorted(p.name for p in image.parent.iterdir()) == ["toy_00001_.png"]
+
+
+def test_another_output_dir_gets_its_own_files(cli, tmp_path):
+    path = write(tmp_path, "save.yaml", SAVE)
+    assert cli("run", str(path), "--json")[0] == 0
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "toy_00001_.png").write_bytes(b"another workflow's image")  # same name, not ours
+    code, out, err = cli("run", str(path), "--json", "--output-dir", str(other))
+    assert code == 0, err
+    assert finished(out)["executed"] == ["save"] and finished(out)["cached"] == ["pic"]
+    [record] = saved(out)
+    assert record["filename"] == "toy_00002_.png" and (other / record["filename"]).is_file()
+    assert (other / "toy_00001_.png").read_bytes() == b"another workflow's image"
+    code, out, err = cli("run", str(path))  # the plain output names the file it wrote
+    assert code == 0 and "saved output/toy_00001_.png" in err
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_outputs_get_the_users_umask(cli, tmp_path, umask_022):
+    path = write(tmp_path, "save.yaml", SAVE)
+    assert cli("run", str(path))[0] == 0
+    assert stat.S_IMODE((tmp_path / "output" / "toy_00001_.png").stat().st_mode) == 0o644
+    assert cli("convert", str(path), str(tmp_path / "api.json"))[0] == 0
+    assert stat.S_IMODE((tmp_path / "api.json").stat().st_mode) == 0o644
+
+
+COMMENTED = """# a toy picture, saved
+version: 1
+params:
+  shade: 40   # 0..255
+  prefix: |
+    toy
+nodes:
+  pic: {type: CliImage, shade: $shade}
+  save: {type: SaveImage, images: pic, filename_prefix: $prefix}
+"""
+
+
+def test_png_of_our_workflow_gives_back_the_yaml_with_its_params(cli, tmp_path):
+    from PIL import Image
+
+    path = write(tmp_path, "save.yaml", COMMENTED)
+    code, _, err = cli("run", str(path), "--set", "shade=90", "--set", "prefix=fox")
+    assert code == 0, err
+    png = tmp_path / "output" / "fox_00001_.png"
+    expected = COMMENTED.replace("shade: 40", "shade: 90").replace("|\n    toy\n", '"fox"\n')
+    with Image.open(png) as img:
+        assert img.text["latentgraph"] == expected  # comments kept, the run's params in place
+        assert json.loads(img.text["prompt"])["pic"]["inputs"]["shade"] == 90  # ComfyUI's too
+    assert cli("convert", str(png), str(tmp_path / "back.yaml"))[0] == 0
+    assert (tmp_path / "back.yaml").read_text() == expected
+    code, out, err = cli("run", str(png), "--json")  # the same params: all from the cache
+    assert code == 0, err
+    assert finished(out)["cached"] == ["save"]

@@ -1,0 +1,214 @@
+"""Previews only when sent, step noise on the device, TF32, compile warm-up, SDPA kept,
+`serve --option`, and the bench's GPU rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from latentgraph.graph import CancelToken, Context, Settings
+from latentgraph.graph.cache import Cache
+from latentgraph.graph.declare import default_registry
+from latentgraph.graph.events import NodeProgress
+from latentgraph.graph.scheduler import Scheduler
+from latentgraph.wiring import node_registry
+
+WORKFLOW = "workflows/txt2img.yaml"
+
+
+def _denoise_graph(steps: int):
+    from latentgraph import api
+
+    return api.load(WORKFLOW, params={"width": 16, "height": 16, "steps": steps}).graph
+
+
+@pytest.fixture
+def counted_previews(monkeypatch):
+    from latentgraph.nodes import denoise
+
+    built: list[int] = []
+    real = denoise.preview_image
+
+    def counting(latents):
+        built.append(1)
+        return real(latents)
+
+    monkeypatch.setattr(denoise, "preview_image", counting)
+    return built
+
+
+def test_no_preview_is_built_when_none_will_be_sent(tiny_folder, counted_previews, tmp_path):
+    """The CLI's case: progress is reported, but nobody sends previews (even with the old
+    `previews` option set)."""
+    node_registry()
+    settings = Settings(device="cpu", output_dir=tmp_path, options={"previews": True})
+    events = []
+    result = Scheduler(default_registry, Cache(), settings).run(_denoise_graph(6),
+                                                                on_event=events.append)  # fmt: skip
+    assert result.ok and any(isinstance(e, NodeProgress) for e in events)
+    assert counted_previews == []
+
+
+def test_previews_are_built_only_for_the_progress_that_is_sent(tiny_folder, counted_previews,
+                                                               tmp_path, monkeypatch):  # fmt: skip
+    from latentgraph.graph import scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "PROGRESS_INTERVAL", 3600.0)  # first and last only
+    node_registry()
+    events = []
+    result = Scheduler(default_registry, Cache(), Settings(device="cpu", output_dir=tmp_path)).run(
+        _denoise_graph(8), on_event=events.append, extra={"previews": True}, keep=["denoise"])  # fmt: skip
+    assert result.ok
+    sent = [e for e in events if isinstance(e, NodeProgress) and e.node_id == "denoise"]
+    assert len(sent) == 2 and all(e.preview is not None for e in sent)
+    assert len(counted_previews) == 2  # not one per step (8)
+    h, w = result.outputs["denoise"][0].samples.shape[-2:]
+    assert sent[0].preview.size == (w, h)  # small: latent-sized, the first image only
+
+
+def test_stochastic_step_noise_is_drawn_on_the_run_device(monkeypatch):
+    import torch
+
+    from latentgraph.nodes import seeds
+
+    made = []
+
+    class Recorder:
+        def __init__(self, device="cpu") -> None:
+            made.append(str(device))
+
+        def manual_seed(self, seed: int):
+            made.append(seed)
+            return self
+
+    monkeypatch.setattr(torch, "Generator", Recorder)
+    seeds.device_generator(torch.device("cuda:1"), 2**64 + 5)
+    assert made == ["cuda:1", 5]
+
+
+@pytest.fixture
+def tf32_flags():
+    """torch's global TF32 switches, restored after the test."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    yield torch.backends
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_tf32_option_for_fp32_on_cuda(fake_cuda, tf32_flags):
+    from latentgraph.nodes import runtime
+
+    runtime.apply_tf32(Settings(device="cuda", dtype="fp32", options={"tf32": True}), "cuda:0")
+    assert tf32_flags.cuda.matmul.allow_tf32 and tf32_flags.cudnn.allow_tf32
+    runtime.apply_tf32(Settings(device="cuda", dtype="fp32"), "cuda:0")  # off by default
+    assert not tf32_flags.cuda.matmul.allow_tf32 and not tf32_flags.cudnn.allow_tf32
+    runtime.apply_tf32(Settings(device="cuda", dtype="fp16", options={"tf32": True}), "cuda:0")
+    assert not tf32_flags.cuda.matmul.allow_tf32  # only fp32 runs use TF32
+
+
+def test_compile_warms_up_once_per_shape_before_the_first_step(tiny_folder, fresh_manager):
+    from latentgraph.nodes import denoise, latents, loaders, text
+
+    ctx = Context("m", "LoadModel", Settings(device="cpu"), CancelToken())
+    unet, clip, vae, spec = loaders.load_model(ctx, "builtin:tiny-sd")
+    calls = []
+    hook = unet.unet.register_forward_hook(lambda m, a, k: calls.append(tuple(a[0].shape)))
+    compiled = Context("d", "UNetDenoise", Settings(device="cpu", options={"compile": True}),
+                       CancelToken())  # fmt: skip
+    cond = text.text_encode(ctx, clip, "x")
+    counts = []
+    try:
+        for size in (16, 16, 24):
+            noise = latents.latent_noise(ctx, size, size, 1, 0, vae=vae)
+            calls.clear()
+            denoise.unet_denoise(compiled, unet, spec, cond, cond, noise, steps=2)
+            counts.append(len(calls))
+    finally:
+        hook.remove()
+    assert counts == [3, 2, 3]  # 2 steps, plus one warm-up call per new shape
+
+
+def test_attention_slicing_keeps_sdpa(tiny_folder, fresh_manager):
+    from diffusers.models.attention_processor import AttnProcessor2_0, SlicedAttnProcessor
+
+    from latentgraph.nodes import loaders
+
+    def processors(options: dict) -> set[type]:
+        ctx = Context("m", "LoadModel", Settings(device="cpu", options=options), CancelToken())
+        unet = loaders.load_model(ctx, "builtin:tiny-sd")[0].unet
+        return {type(p) for p in unet.attn_processors.values()}
+
+    assert processors({"attention_slicing": True}) == {AttnProcessor2_0}
+    assert processors({"attention_slicing": True, "sdpa": False}) == {SlicedAttnProcessor}
+
+
+def test_serve_takes_the_same_options_as_run(monkeypatch, tmp_path):
+    from latentgraph import cli
+    from latentgraph.server import run as server_run
+
+    seen = []
+    monkeypatch.setattr(server_run, "serve", lambda config, **kw: seen.append(config))
+    code = cli.main(["serve", "--data-dir", str(tmp_path), "--device", "cuda:0", "--dtype",
+                     "fp16", "--option", "cpu_offload=true", "--option", "previews=true"])  # fmt: skip
+    assert code == 0
+    (config,) = seen
+    assert config.device == "cuda:0" and config.options == {"cpu_offload": True, "previews": True}
+
+
+def test_server_settings_carry_the_options_and_previews(tmp_path):
+    from latentgraph.server.app import create_app
+    from latentgraph.server.config import ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path, load_nodes=False, editor=False, preload=False,
+                          options={"vae_tiling": True, "previews": True})  # fmt: skip
+    app = create_app(config, registry=default_registry)
+    state = app.state.lg
+    assert state.settings.options == {"vae_tiling": True, "previews": True}
+    assert state.worker.previews is True
+    state.store.close()
+
+
+def test_bench_gpu_rows_say_they_were_skipped_without_cuda():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the rows are measured")
+    from bench import gpu
+
+    rows = gpu.run(quick=True)
+    assert [r["name"] for r in rows] == list(gpu.ROWS)
+    assert all(r["value"] is None and r["note"].startswith("skipped: needs CUDA") for r in rows)
+    assert {"fp16 weights", "TF32 (fp32)"} <= set(gpu.ROWS) and len(gpu.ROWS) == 4
+
+
+def test_a_prompt_may_ask_the_server_for_previews(tmp_path):
+    """The worker tells node code whether previews will be sent (ctx.extra["previews"]): when
+    the prompt asks (ComfyUI's preview_method), and only then, unless the server always sends."""
+    import time
+
+    from latentgraph.graph import Registry, node
+    from latentgraph.server.config import ServerConfig
+
+    from ..server.conftest import RunningServer, free_port
+
+    asked: list[bool] = []
+    reg = Registry()
+
+    @node("Probe", output_node=True, registry=reg, deterministic=False)
+    def probe(ctx):
+        asked.append(ctx.extra.get("previews"))
+
+    config = ServerConfig(data_dir=tmp_path, port=free_port(), disk_cache=False, load_nodes=False,
+                          editor=False, preload=False)  # fmt: skip
+    server = RunningServer(config, reg).start()
+    try:
+        for extra in ({"extra_data": {"preview_method": "auto"}}, {}):
+            pid = server.post_prompt({"1": {"class_type": "Probe", "inputs": {}}}, **extra)
+            pid = pid.json()["prompt_id"]
+            deadline = time.monotonic() + 20
+            while pid not in server.http.get("/history").json():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        server.stop()
+    assert asked == [True, False]
