@@ -13,6 +13,7 @@ BODY = 100_000
 UPLOAD = 50_000
 QUEUE = 3
 STEPS = 5
+NODES = 10
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,8 @@ def limited(tmp_path_factory, toy_registry):
 
     config = ServerConfig(data_dir=tmp_path_factory.mktemp("limits"), port=free_port(),
                           disk_cache=False, load_nodes=False, editor=False, max_body_bytes=BODY,
-                          max_upload_bytes=UPLOAD, max_queue=QUEUE, max_steps=STEPS)  # fmt: skip
+                          max_upload_bytes=UPLOAD, max_queue=QUEUE, max_steps=STEPS,
+                          max_prompt_nodes=NODES)  # fmt: skip
     running = RunningServer(config, toy_registry).start()
     yield running
     running.http.post("/queue", json={"clear": True})
@@ -109,3 +111,16 @@ def test_queue_holds_its_limit_and_refuses_one_more(limited):
     assert over.status_code == 429 and over.json()["error"]["type"] == "queue_full"
     limited.http.post("/queue", json={"delete": ids})
     limited.http.post("/interrupt")
+
+
+def test_prompt_node_count_at_the_limit_is_queued_and_one_more_is_413(limited):
+    def prompt_of(count: int) -> dict:
+        prompt = chain(3, prefix="nodes")  # 3 nodes, and unused Numbers up to `count`
+        for i in range(count - len(prompt)):
+            prompt[f"extra{i}"] = {"class_type": "Number", "inputs": {"value": i}}
+        assert len(prompt) == count
+        return prompt
+
+    assert limited.post_prompt(prompt_of(NODES)).status_code == 200
+    over = limited.post_prompt(prompt_of(NODES + 1))
+    assert over.status_code == 413 and over.json()["error"]["type"] == "too_many_nodes"
