@@ -122,7 +122,9 @@ def _cross_origin(headers: dict[str, str]) -> bool:
     host = headers.get("host", "")
     parts = urlsplit(origin)
     default = {"http": "80", "https": "443"}.get(parts.scheme, "")
-    origin_host = parts.netloc if parts.port else f"{parts.hostname}:{default}"
+    name = parts.hostname or ""
+    name = f"[{name}]" if ":" in name else name  # IPv6 keeps its brackets, as in Host
+    origin_host = parts.netloc if parts.port else f"{name}:{default}"
     if ":" not in host.rsplit("]", 1)[-1]:
         host = f"{host}:{default}"
     return origin_host.lower() != host.lower()

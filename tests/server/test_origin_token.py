@@ -1,0 +1,89 @@
+"""The guard in front of every route, on its own: which Origin/Host pairs are the same site,
+and how a token is accepted (header, query with a cookie set, cookie)."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from latentgraph.server.middleware import GuardMiddleware
+
+TOKEN = "s3cret-token"
+
+
+def guarded(token: str | None = None) -> TestClient:
+    async def ok(request):
+        return PlainTextResponse("ok", headers={"x-app": "kept"})
+
+    app = Starlette(routes=[Route("/", ok, methods=["GET", "POST"])])
+    return TestClient(GuardMiddleware(app, max_body_bytes=1000, auth_token=token))
+
+
+@pytest.mark.parametrize(
+    "origin, host, allowed",
+    [
+        (None, "127.0.0.1:8188", True),
+        ("null", "127.0.0.1:8188", False),  # sandboxed frames, file:// pages
+        ("http://127.0.0.1:8188", "127.0.0.1:8188", True),
+        ("http://evil.example:8188", "127.0.0.1:8188", False),
+        ("http://127.0.0.1:8189", "127.0.0.1:8188", False),
+        ("http://localhost", "localhost:80", True),  # default ports on either side
+        ("http://localhost:80", "localhost", True),
+        ("https://site.example", "site.example:443", True),
+        ("https://site.example", "site.example", True),
+        ("http://site.example", "site.example:443", False),
+        ("https://site.example", "site.example:80", False),
+        ("http://Site.EXAMPLE:8188", "site.example:8188", True),  # host names ignore case
+        ("http://site.example:8188", "SITE.example:8188", True),
+        ("http://[::1]:8188", "[::1]:8188", True),  # IPv6: the colons inside [] are no port
+        ("http://[::1]", "[::1]", True),
+        ("http://[::1]", "[::1]:80", True),
+        ("http://[::1]:8188", "[::1]", False),
+        ("ftp://127.0.0.1", "127.0.0.1", True),  # no default port known: compared as given
+    ],
+)  # fmt: skip
+def test_state_changing_requests_must_come_from_the_same_site(origin, host, allowed):
+    headers = {"host": host} | ({"origin": origin} if origin is not None else {})
+    r = guarded().post("/", headers=headers)
+    assert r.status_code == (200 if allowed else 403), r.text
+    if not allowed:
+        assert r.json()["error"]["type"] == "forbidden"
+    assert guarded().get("/", headers=headers).status_code == 200  # reading is not guarded
+
+
+@pytest.mark.parametrize(
+    "how, ok, sets_cookie",
+    [
+        ({"headers": {"authorization": f"Bearer {TOKEN}"}}, True, False),
+        ({"headers": {"authorization": f"bearer   {TOKEN} "}}, True, False),
+        ({"headers": {"authorization": f"Basic {TOKEN}"}}, False, False),
+        ({"headers": {"authorization": "Bearer wrong"}}, False, False),
+        ({"params": {"token": TOKEN}}, True, True),
+        ({"params": {"a": "1", "token": TOKEN}}, True, True),
+        ({"params": {"token": "wrong"}}, False, False),
+        ({"headers": {"cookie": f"latentgraph_token={TOKEN}"}}, True, False),
+        ({"headers": {"cookie": f"other=1; latentgraph_token={TOKEN}"}}, True, False),
+        ({"headers": {"cookie": 'latentgraph_token="unterminated'}}, False, False),
+        ({"headers": {"cookie": f"latentgraph_tokenx={TOKEN}"}}, False, False),
+        ({}, False, False),
+    ],
+)  # fmt: skip
+def test_token_from_header_query_or_cookie(how, ok, sets_cookie):
+    r = guarded(TOKEN).get("/", **how)
+    assert r.status_code == (200 if ok else 401), r.text
+    if not ok:
+        assert r.json()["error"]["type"] == "unauthorized"
+        return
+    cookies = r.headers.get_list("set-cookie")
+    assert r.headers["x-app"] == "kept"  # the app's own headers survive the cookie
+    if sets_cookie:
+        assert cookies == [f"latentgraph_token={TOKEN}; Path=/; HttpOnly; SameSite=Strict"]
+    else:
+        assert cookies == []
+
+
+def test_no_token_configured_lets_everyone_read():
+    assert guarded(None).get("/").status_code == 200
