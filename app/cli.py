@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-body-mb", type=int, default=64, help="request and upload size (default 64 MB)"
     )
+    p.add_argument("--max-string-chars", type=int, default=100_000,
+                   help="longest string in a prompt (default 100000)")  # fmt: skip
+    p.add_argument("--max-extra-data-mb", type=int, default=8,
+                   help="a prompt's extra_data, e.g. the editor's workflow (default 8 MB)")  # fmt: skip
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this Host name (localhost, loopback addresses "
+                   "and --host are always answered; others are refused against DNS rebinding)")  # fmt: skip
 
     p = sub.add_parser("submit", help="queue a workflow on a running server and show progress")
     p.add_argument("workflow")
@@ -175,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tiny-model", help="build the built-in tiny model; optionally export it")
     p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")
+    p.add_argument("--addons", type=Path, metavar="MODELS_DIR",
+                   help="also write tiny LoRAs (loras/) and embeddings (embeddings/) there")  # fmt: skip
     return parser
 
 
@@ -418,11 +427,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.graph.paths import data_dir
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.hosts import is_loopback_bind
     from latentgraph.server.run import serve
 
     from .wiring import model_unloader, prepare_server
 
-    if not _loopback(args.host) and not args.auth_token:
+    if not is_loopback_bind(args.host) and not args.auth_token:
         if not args.insecure:
             raise UserError(
                 f"--host {args.host} would let anyone who can reach this machine run workflows "
@@ -454,16 +464,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_image_pixels=args.max_pixels,
         max_body_bytes=args.max_body_mb * 2**20,
         max_upload_bytes=args.max_body_mb * 2**20,
+        max_string_chars=args.max_string_chars,
+        max_extra_data_bytes=args.max_extra_data_mb * 2**20,
+        allow_hosts=list(args.allow_host),
     )
     failures: list = []
     registry = prepare_server(config, errors=failures)
     _print_plugin_failures(failures)
     serve(config, registry=registry, free_models=model_unloader())
     return EXIT_OK
-
-
-def _loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -488,6 +497,11 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
     if args.single_file:
         write_single_file(args.single_file)
         print(f"single-file checkpoint: {args.single_file}")
+    if args.addons:
+        from latentgraph.nodes.tiny_addons import write_models_folder
+
+        for path in write_models_folder(args.addons):
+            print(f"tiny add-on: {path}")
     return EXIT_OK
 
 

@@ -205,7 +205,7 @@ def _take_polls(result: LoadResult, samples: list[list[float]], t0: float, t_end
 
 
 async def drive(base: str, ws_base: str, clients: int, prompts: int, make_prompt,
-                timeout: float = 600, poll_here: bool = True) -> LoadResult:  # fmt: skip
+                timeout: float = 1800, poll_here: bool = True) -> LoadResult:  # fmt: skip
     """Connect `clients` sockets, queue `prompts` at once, check delivery; with `poll_here`,
     also time the polls (in this event loop, on their own connection)."""
     import httpx

@@ -44,6 +44,7 @@ from latentgraph.graph import (
 from . import models_dirs, runtime
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .seeds import image_seeds, seed_input
+from .text import embedding_identity, embedding_problems
 from .values import (
     ClipModel,
     Conditioning,
@@ -324,34 +325,19 @@ class ComfyClip(ClipModel):
         self.stop_at_layer = stop_at_layer
 
 
-def _encode_skip(ctx, clip: ClipModel, text: str, layer: int):
-    """Hidden state of an earlier layer, through the final layer norm (as CLIP skip does)."""
-    import torch
-
-    tok = clip.tokenizer
-    ids = tok([text], padding="max_length", max_length=tok.model_max_length, truncation=True,
-              return_tensors="pt").input_ids  # fmt: skip
-    te = clip.text_encoder
-    with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
-        out = te(ids.to(te.device), output_hidden_states=True)
-        hidden = out.hidden_states[layer]
-        hidden = te.text_model.final_layer_norm(hidden)
-    return hidden.to(dtype=te.dtype).cpu()
-
-
 @_node(
     "CLIPTextEncode", "CLIP Text Encode (Prompt)", "conditioning",
     inputs=[String("text", multiline=True), Socket("clip", CLIP)],
     outputs=[Output("CONDITIONING", CONDITIONING)],
+    identity=embedding_identity,
+    check=embedding_problems,
 )  # fmt: skip
 def clip_text_encode(ctx, text: str, clip: ClipModel):
-    """Encode one prompt with the text encoder."""
+    """Encode one prompt (weights, escapes and embeddings as in TextEncode)."""
     from .text import encode
 
     layer = getattr(clip, "stop_at_layer", -1)
-    if layer == -1:
-        return Conditioning(encode(ctx, clip, [text]), [text])
-    return Conditioning(_encode_skip(ctx, clip, text, layer), [text])
+    return Conditioning(encode(ctx, clip, [text], layer), [text])
 
 
 @_node(

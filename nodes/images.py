@@ -75,7 +75,12 @@ def load_image(ctx, image: str):
         raise input_error(ctx, "image", f"no such file in the input folder ({folder}): "
                                         f"{image!r}")  # fmt: skip
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only: the size is known undecoded
+            limit = ctx.settings.max_image_pixels
+            if img.width * img.height > limit:
+                raise input_error(ctx, "image", f"{image!r} is {img.width}x{img.height} = "
+                                  f"{img.width * img.height:,} pixels, over the limit of "
+                                  f"{limit:,} (max_image_pixels)")  # fmt: skip
             img = ImageOps.exif_transpose(img)
             return pil_to_tensor(img), _mask(img)
     except (UnidentifiedImageError, OSError) as exc:
@@ -96,11 +101,20 @@ def _png_info(ctx) -> Any:
     return info
 
 
+# Longest prefix: a file name is at most 255 bytes, and the counter and suffix add 11.
+MAX_PREFIX_CHARS = 200
+
+
 def prefix_problem(prefix: str) -> str | None:
-    """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder)."""
+    """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder,
+    control characters, too long for a file name)."""
     text = prefix.replace("\\", "/").strip()
-    if not text or text.endswith("/"):
+    if not text or text.endswith("/") or text.split("/")[-1] == ".":
         return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return f"{prefix[:40]!r} contains a control character (NUL, newline, ...)"
+    if len(text.encode("utf-8", "replace")) > MAX_PREFIX_CHARS:
+        return f"the prefix is longer than {MAX_PREFIX_CHARS} bytes; file names are limited"
     if text.startswith("/") or re.match(r"^[A-Za-z]:", text) or ".." in text.split("/"):
         return f"{prefix!r} would write outside the output directory"
     return None
@@ -110,6 +124,26 @@ def check_prefix(literals: dict, settings: Settings) -> list[tuple[str | None, s
     prefix = literals.get("filename_prefix")
     problem = prefix_problem(prefix) if isinstance(prefix, str) else None
     return [("filename_prefix", problem)] if problem else []
+
+
+def next_counter(folder: Path, name: str, suffix: str) -> int:
+    """The number after the highest `<name>_NNNNN_<suffix>` in `folder` (1 if none)."""
+    pattern = re.compile(re.escape(name) + r"_(\d{5,})_" + re.escape(suffix) + "$")
+    return max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
+               default=0) + 1  # fmt: skip
+
+
+def link_numbered(tmp: str, folder: Path, name: str, counter: int,
+                  suffix: str) -> tuple[Path, int]:  # fmt: skip
+    """Hard-link a finished temp file as `<name>_NNNNN_<suffix>`, from number `counter` up:
+    link refuses to overwrite, so two writers never clobber a file. (path, number used)."""
+    while True:
+        final = folder / f"{name}_{counter:05d}_{suffix}"
+        try:
+            os.link(tmp, final)
+            return final, counter
+        except FileExistsError:
+            counter += 1
 
 
 def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
@@ -129,9 +163,7 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     folder.mkdir(parents=True, exist_ok=True)
     subfolder = str(folder.relative_to(root.resolve())).replace(os.sep, "/")
     subfolder = "" if subfolder == "." else subfolder
-    pattern = re.compile(re.escape(name) + r"_(\d{5,})_\.png$")
-    counter = max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
-                  default=0) + 1  # fmt: skip
+    counter = next_counter(folder, name, ".png")
     info = _png_info(ctx)
     records = []
     for row in to_uint8(images):
@@ -140,13 +172,7 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
         try:
             with os.fdopen(fd, "wb") as fh:
                 img.save(fh, format="PNG", pnginfo=info, compress_level=4)
-            while True:  # link refuses to overwrite: two writers never clobber a file
-                final = folder / f"{name}_{counter:05d}_.png"
-                try:
-                    os.link(tmp, final)
-                    break
-                except FileExistsError:
-                    counter += 1
+            final, counter = link_numbered(tmp, folder, name, counter, ".png")
         finally:
             os.unlink(tmp)
         records.append({"filename": final.name, "subfolder": subfolder, "type": kind})

@@ -135,6 +135,12 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None) ->
     raise ModelNotFound(f"{folder} model {name!r} not found (looked in {looked})")
 
 
+def file_identity(path: Path) -> str:
+    """Resolved path, size and mtime: changes whenever the file is replaced (for cache keys)."""
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def checkpoint_names(settings: Settings) -> list[str]:
     """The checkpoint dropdown: the built-in tiny model, then every checkpoint file found."""
     return [BUILTIN_CHECKPOINT, *list_files("checkpoints", settings.models_dirs)]

@@ -1,5 +1,11 @@
 """TextEncode: prompts → CONDITIONING, one row per prompt.
 
+Prompts use ComfyUI's syntax (nodes/prompt_syntax.py): `(word:1.3)`, `((word))`, `\\(`
+escapes and `embedding:NAME`. A weight w moves a token's output vector away from the empty
+prompt's vector at the same position: e + (v - e) * w, as ComfyUI does; an embedding's vectors
+replace token-embedding inputs. A prompt using none of the syntax is tokenized and encoded
+exactly as diffusers' pipeline does.
+
 Prompts longer than the tokenizer's limit (77 tokens for CLIP) are truncated, with a warning
 event naming how many tokens were dropped: chunking would change results versus diffusers'
 pipeline, which truncates too.
@@ -8,10 +14,13 @@ pipeline, which truncates too.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from typing import Any
 
-from latentgraph.graph import CLIP, CONDITIONING, Output, Socket, String, node
+from latentgraph.graph import CLIP, CONDITIONING, Output, Settings, Socket, String, node
 
 from . import runtime
+from .prompt_syntax import embedding_names, is_plain, parse_prompt
 from .values import ClipModel, Conditioning, input_error
 
 
@@ -30,27 +39,139 @@ def split_prompts(text: str | list[str]) -> list[str]:
     return [text]
 
 
-def encode(ctx, clip: ClipModel, prompts: list[str]):
+@dataclass
+class Tokens:
+    """One prompt, tokenized: ids padded to the limit, a weight per position, and the
+    embedding vectors to put in place of the token inputs at some positions."""
+
+    ids: list[int]
+    weights: list[float]
+    inserts: dict[int, Any] = field(default_factory=dict)
+
+
+def _warn_truncated(ctx: Any, index: int, count: int, limit: int, dropped: str) -> None:
+    ctx.warn(f"prompt {index} is {count} tokens, longer than the limit of {limit}: "
+             f"truncated, dropping {dropped}")  # fmt: skip
+
+
+def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str) -> Tokens:
+    """A prompt's pieces as tokens: text through the tokenizer, embeddings as vectors."""
+    from .embeddings import EmbeddingError, load_embedding
+
+    tok = clip.tokenizer
+    width = clip.text_encoder.config.hidden_size
+    content: list[tuple[int, float, Any]] = []
+    for piece in parse_prompt(prompt):
+        if piece.embedding:
+            try:
+                vectors = load_embedding(piece.text, width, ctx.settings.models_dirs)
+            except EmbeddingError as exc:
+                raise input_error(ctx, "text", str(exc)) from None
+            # The placeholder id is never read (its input vector is replaced); bos is not eos,
+            # so the pooled output still comes from the end token.
+            content += [(tok.bos_token_id, piece.weight, v) for v in vectors]
+        else:
+            ids = tok(piece.text, add_special_tokens=False).input_ids
+            content += [(i, piece.weight, None) for i in ids]
+    limit = tok.model_max_length
+    room = limit - 2
+    if len(content) > room:
+        dropped = content[room:]
+        _warn_truncated(ctx, index, len(content) + 2, limit, f"{len(dropped)} tokens")
+        content = content[:room]
+    ids = [tok.bos_token_id] + [c[0] for c in content] + [tok.eos_token_id]
+    weights = [1.0] + [c[1] for c in content] + [1.0]
+    pad = limit - len(ids)
+    inserts = {pos + 1: c[2] for pos, c in enumerate(content) if c[2] is not None}
+    return Tokens(ids + [tok.pad_token_id] * pad, weights + [1.0] * pad, inserts)
+
+
+def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
+                 inserts: list[dict[int, Any]]) -> Any:  # fmt: skip
+    """Last hidden state (layer -1), or an earlier layer through the final layer norm (ComfyUI's
+    CLIP skip). `inserts[row][pos]` replaces the token-embedding input at that position, through
+    a forward hook held only for this call."""
+    import torch
+
+    te = clip.text_encoder
+
+    def replace(module: Any, args: Any, output: Any) -> Any:
+        output = output.clone()
+        for row, vectors in enumerate(inserts):
+            for pos, vector in vectors.items():
+                output[row, pos] = vector.to(output.device, output.dtype)
+        return output
+
+    hook = te.get_input_embeddings().register_forward_hook(replace) if any(inserts) else None
+    try:
+        with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
+            device = te.device
+            attention = None
+            if getattr(te.config, "use_attention_mask", False):
+                attention = torch.ones_like(ids).to(device)
+            if layer == -1:
+                return te(ids.to(device), attention_mask=attention)[0]
+            out = te(ids.to(device), attention_mask=attention, output_hidden_states=True)
+            return te.final_layer_norm(out.hidden_states[layer])
+    finally:
+        if hook is not None:
+            hook.remove()
+
+
+def encode(ctx, clip: ClipModel, prompts: list[str], layer: int = -1):
     import torch
 
     tok = clip.tokenizer
     limit = tok.model_max_length
-    ids = tok(prompts, padding="max_length", max_length=limit, truncation=True,
-              return_tensors="pt").input_ids  # fmt: skip
-    for i, prompt in enumerate(prompts):
-        full_ids = tok(prompt).input_ids
-        if len(full_ids) > limit:
-            dropped = tok.decode(full_ids[limit - 1 : -1])
-            ctx.warn(f"prompt {i} is {len(full_ids)} tokens, longer than the limit of {limit}: "
-                     f"truncated, dropping {dropped!r}")  # fmt: skip
     te = clip.text_encoder
-    with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
-        device = te.device
-        attention = None
-        if getattr(te.config, "use_attention_mask", False):
-            attention = torch.ones_like(ids).to(device)
-        embeds = te(ids.to(device), attention_mask=attention)[0]
+    parsed = [parse_prompt(p) for p in prompts]
+    if all(is_plain(p, pieces) for p, pieces in zip(prompts, parsed, strict=True)):
+        ids = tok(prompts, padding="max_length", max_length=limit, truncation=True,
+                  return_tensors="pt").input_ids  # fmt: skip
+        for i, prompt in enumerate(prompts):
+            full_ids = tok(prompt).input_ids
+            if len(full_ids) > limit:
+                _warn_truncated(ctx, i, len(full_ids), limit,
+                                repr(tok.decode(full_ids[limit - 1 : -1])))  # fmt: skip
+        return _run_encoder(ctx, clip, ids, layer, []).to(dtype=te.dtype).cpu()
+    tokens = [tokenize(ctx, clip, i, p) for i, p in enumerate(prompts)]
+    ids = torch.tensor([t.ids for t in tokens])
+    embeds = _run_encoder(ctx, clip, ids, layer, [t.inserts for t in tokens])
+    weights = torch.tensor([t.weights for t in tokens], device=embeds.device)
+    if bool((weights != 1.0).any()):
+        empty = tok([""], padding="max_length", max_length=limit, return_tensors="pt").input_ids
+        base = _run_encoder(ctx, clip, empty, layer, [])
+        w = weights.unsqueeze(-1).to(embeds.dtype)
+        embeds = torch.where(w != 1.0, (embeds - base) * w + base, embeds)
     return embeds.to(dtype=te.dtype).cpu()  # cached on the CPU; UNetDenoise moves it back
+
+
+def embedding_problems(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
+    """Missing embedding files, at validation time (for a literal prompt)."""
+    from .embeddings import EmbeddingError, embedding_path
+
+    text = inputs.get("text")
+    if not isinstance(text, str):
+        return []
+    problems: list[tuple[str | None, str]] = []
+    for prompt in split_prompts(text):
+        for name in embedding_names(prompt):
+            try:
+                embedding_path(name, settings.models_dirs)
+            except EmbeddingError as exc:
+                problems.append(("text", str(exc)))
+    return problems
+
+
+def embedding_identity(inputs: dict[str, Any], settings: Settings) -> str:
+    """The embedding files a literal prompt reads, so replacing one re-encodes the prompt."""
+    from .embeddings import file_identity
+
+    text = inputs.get("text")
+    if not isinstance(text, str):
+        return ""
+    names = [n for p in split_prompts(text) for n in embedding_names(p)]
+    return "|".join(file_identity(n, settings.models_dirs) for n in names)
 
 
 @node(
@@ -62,10 +183,14 @@ def encode(ctx, clip: ClipModel, prompts: list[str]):
             "text",
             "",
             multiline=True,
-            description="a prompt, or a JSON list of prompts for a batch",
+            description="a prompt, or a JSON list of prompts for a batch; (word:1.3) and "
+            "((word)) weights, \\( for a literal parenthesis, embedding:NAME for "
+            "embeddings/NAME.safetensors",
         ),  # fmt: skip
     ],
     outputs=[Output("conditioning", CONDITIONING)],
+    identity=embedding_identity,
+    check=embedding_problems,
 )
 def text_encode(ctx, clip: ClipModel, text: str):
     """Encode a prompt (or a list of prompts, one per batch image) with the CLIP text encoder."""

@@ -31,7 +31,8 @@ def enforce_limits(ctx: Any, node_fn: Any, **values: Any) -> None:
 
 @dataclass(eq=False)
 class UNetModel:
-    """MODEL: the denoising UNet, shared through the model manager (never copied)."""
+    """MODEL: the denoising UNet, shared through the model manager (LoRA and merge nodes make
+    new manager entries; nothing changes a shared one)."""
 
     unet: Any
     key: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import mimetypes
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .errors import ApiError
+from .filetypes import served_as
 from .safepath import safe_filename, safe_join
 from .state import get_state
 
@@ -29,7 +29,7 @@ def _folder(request: Request, kind: str) -> Path:
     return folder
 
 
-def _reencode(path: Path, spec: str) -> tuple[bytes, str]:
+def _reencode(path: Path, spec: str, max_pixels: int) -> tuple[bytes, str]:
     from PIL import Image
 
     fmt, _, quality = spec.partition(";")
@@ -41,8 +41,15 @@ def _reencode(path: Path, spec: str) -> tuple[bytes, str]:
         raise ApiError(400, f"preview quality must be an integer, not {quality!r}") from None
     pil_format, mime = _FORMATS[fmt.lower()]
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only: the size is known undecoded
+            pixels = img.width * img.height
+            if pixels > max_pixels:
+                raise ApiError(400, f"no preview of a {img.width}x{img.height} image: "
+                               f"{pixels:,} pixels is over the server's limit of "
+                               f"{max_pixels:,} (--max-pixels)", "image_too_large")  # fmt: skip
             img = img.convert("RGB") if pil_format == "JPEG" else img.copy()
+    except ApiError:
+        raise
     except Exception as exc:  # noqa: BLE001 - not an image we can re-encode
         raise ApiError(400, f"cannot re-encode this file: {exc}") from None
     buf = io.BytesIO()
@@ -60,10 +67,11 @@ async def view(request: Request) -> Response:
     if not path.is_file():
         raise ApiError(404, f"no file {filename!r} in {q.get('type', 'output')}", "not_found")
     if q.get("preview"):
-        data, mime = await run_in_threadpool(_reencode, path, q["preview"])
-        return Response(data, media_type=mime)
-    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=mime, headers={"Cache-Control": "no-cache"})
+        limit = get_state(request).config.max_image_pixels
+        data, mime = await run_in_threadpool(_reencode, path, q["preview"], limit)
+        return Response(data, media_type=mime, headers={"X-Content-Type-Options": "nosniff"})
+    mime, headers = served_as(path.name)
+    return FileResponse(path, media_type=mime, headers={"Cache-Control": "no-cache", **headers})
 
 
 def _check_image(data: bytes) -> None:

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from latentgraph.graph.problems import WorkflowError
 
 from .errors import ApiError, parse_json
+from .jsontext import unsendable
 from .openapi import document
 from .prompts import PromptRejected
 from .state import get_state
@@ -103,6 +104,9 @@ async def run_workflow(request: Request) -> JSONResponse:
         return JSONResponse({"error": {"type": "invalid_workflow", "message": str(exc),
                                        "details": "", "extra_info": {}},
                              "problems": problems, "node_errors": {}}, status_code=400)  # fmt: skip
+    found = unsendable({"params": overrides, "workflow": prompt})
+    if found is not None:  # YAML escapes can make lone surrogates; JSON bodies are checked
+        raise ApiError(400, f"the workflow has {found[1]} at {found[0]}", "invalid_workflow")
     request_body = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id,
                     "extra_data": extra_data}  # fmt: skip
     try:

@@ -80,16 +80,22 @@ def history_entry(record: st.PromptRecord) -> dict[str, Any]:
     }
 
 
+# Paging parameters stay far inside SQLite's 64-bit integers (offset + count is computed).
+_MAX_PAGE_INT = 2**53 - 1
+
+
 def _int_param(request: Request, name: str, default: int | None, lo: int = 0) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 32 else None
     except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an integer, got {raw!r}") from None
-    if value < lo:
-        raise ApiError(400, f"query parameter {name!r} must be >= {lo}")
+        value = None
+    if value is None:
+        raise ApiError(400, f"query parameter {name!r} must be an integer, got {raw[:40]!r}")
+    if not lo <= value <= _MAX_PAGE_INT:
+        raise ApiError(400, f"query parameter {name!r} must be between {lo} and {_MAX_PAGE_INT}")
     return value
 
 

@@ -18,6 +18,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .errors import ApiError, read_json
+from .filetypes import served_as
+from .jsontext import load_stored
 from .safepath import safe_join
 from .state import get_state
 
@@ -50,8 +52,8 @@ def _settings_path(request: Request) -> Path:
 
 def _load_settings(request: Request) -> dict[str, Any]:
     path = _settings_path(request)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+    try:  # load_stored: lone surrogates an older version stored become "?"
+        data = load_stored(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -105,14 +107,29 @@ async def list_userdata(request: Request) -> JSONResponse:
     recurse = q.get("recurse", "").lower() == "true"
     full = q.get("full_info", "").lower() == "true"
     split = q.get("split", "").lower() == "true"
-    files = sorted(p for p in (folder.rglob("*") if recurse else folder.iterdir())
-                   if p.is_file() and not p.name.startswith(".tmp-"))  # fmt: skip
+    files = sorted(p for p in _listing(folder, root, recurse) if not p.name.startswith(".tmp-"))
     if full:
         return JSONResponse([_info(p, folder) for p in files])
     rel = [p.relative_to(folder).as_posix() for p in files]
     if split:
         return JSONResponse([[r, *r.split("/")] for r in rel])
     return JSONResponse(rel)
+
+
+def _listing(folder: Path, root: Path, recurse: bool) -> list[Path]:
+    """Files in `folder` (and below, if `recurse`) that stay inside `root`: symbolic links are
+    listed only when they point inside it, and linked folders are not entered."""
+    found: list[Path] = []
+    for top, dirs, names in os.walk(folder):  # followlinks=False: linked folders not entered
+        if not recurse:
+            dirs.clear()
+        for name in names:
+            path = Path(top) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+                continue
+            if path.is_file():
+                found.append(path)
+    return found
 
 
 def _userdata_target(request: Request) -> tuple[Path, list[str]]:
@@ -145,7 +162,8 @@ async def get_userdata(request: Request) -> Response:
         return Response(default[0], media_type=default[1])
     if not path.is_file():
         raise ApiError(404, f"no user file {'/'.join(segments)!r}", "not_found")
-    return FileResponse(path)
+    mime, headers = served_as(path.name)
+    return FileResponse(path, media_type=mime, headers=headers)
 
 
 async def post_userdata(request: Request) -> Response:

@@ -11,6 +11,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .errors import ApiError, parse_json
 from .prompts import PromptRejected
+from .store import StoreWriteError
 
 SERVER_FLAGS = {"supports_preview_metadata": True, "max_upload_size": 0}
 
@@ -70,10 +71,15 @@ async def _handle(state, client, text: str) -> tuple[str, dict[str, Any]] | None
         except PromptRejected as exc:
             return "prompt_error", exc.body
         except ApiError as exc:
-            return "prompt_error", {"error": {"type": exc.type, "message": exc.message,
-                                              "details": "", "extra_info": {}},
-                                    "node_errors": {}}  # fmt: skip
+            return "prompt_error", _refusal(exc.type, exc.message)
+        except StoreWriteError as exc:  # a full disk: the socket stays open
+            return "prompt_error", _refusal("insufficient_storage", str(exc))
     return None
+
+
+def _refusal(type_: str, message: str) -> dict[str, Any]:
+    return {"error": {"type": type_, "message": message, "details": "", "extra_info": {}},
+            "node_errors": {}}  # fmt: skip
 
 
 routes = [WebSocketRoute("/ws", websocket_endpoint)]

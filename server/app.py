@@ -26,6 +26,7 @@ from . import (
 )
 from .config import ServerConfig
 from .errors import exception_handlers
+from .hosts import HostGuard
 from .hub import Hub
 from .middleware import GuardMiddleware
 from .state import ServerState
@@ -70,7 +71,7 @@ def create_app(
                         device=config.device, dtype=config.dtype, options=dict(config.options),
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps)  # fmt: skip
-    store = Store(config.db_path)
+    store = Store(config.db_path, history_bytes=config.history_memory_bytes)
     recovered = store.recover()
     if recovered:
         log.warning(
@@ -108,7 +109,10 @@ def create_app(
         exception_handlers=exception_handlers,
         middleware=[
             Middleware(
-                GuardMiddleware, max_body_bytes=config.max_body_bytes, auth_token=config.auth_token
+                GuardMiddleware,
+                max_body_bytes=config.max_body_bytes,
+                auth_token=config.auth_token,
+                hosts=HostGuard(config.host, config.allow_hosts),
             )
         ],  # fmt: skip
         lifespan=lifespan,

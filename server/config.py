@@ -26,9 +26,20 @@ class ServerConfig:
     nodes_dirs: list[Path] = field(default_factory=list)
     previews: bool = False  # send binary preview frames even when the prompt did not ask
     auth_token: str | None = None
+    # Host names answered besides localhost, loopback addresses and `host` (`--allow-host`).
+    allow_hosts: list[str] = field(default_factory=list)
     max_body_bytes: int = 64 * 1024 * 1024
     max_upload_bytes: int = 64 * 1024 * 1024
     max_queue: int = 1000
+    # Checked at POST /prompt before any work: the longest string in a prompt (a 50 MB text
+    # tied the text encoder up for minutes) and the encoded size of `extra_data` (the editor's
+    # workflow; kept with the prompt in the queue and history).
+    max_string_chars: int = 100_000
+    max_extra_data_bytes: int = 8 * 1024 * 1024
+    # Memory the in-memory queue and recent history may hold (their encoded JSON): a POST that
+    # would take the queue over answers 429; history keeps fewer entries.
+    max_queue_bytes: int = 512 * 1024 * 1024
+    history_memory_bytes: int = 128 * 1024 * 1024
     # Run limits, checked when a prompt is queued (before any model work): see Settings.
     max_image_pixels: int = 4096 * 4096
     max_batch: int = 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from .collector import collector_paused
+from .jsontext import may_hold_surrogates, unsendable
 
 log = logging.getLogger("latentgraph.server")
 
@@ -33,19 +35,6 @@ def error_response(status: int, message: str, type_: str = "bad_request", **extr
     return JSONResponse(body, status_code=status)
 
 
-def _nonfinite_path(value: Any, path: str = "") -> str | None:
-    """Where the first NaN/Infinity sits in parsed JSON, as `a.b.0.c` (None if nowhere)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return path or "(the body)"
-    items = value.items() if isinstance(value, dict) else enumerate(value) \
-        if isinstance(value, list) else ()  # fmt: skip
-    for key, item in items:
-        found = _nonfinite_path(item, f"{path}.{key}" if path else str(key))
-        if found is not None:
-            return found
-    return None
-
-
 class _NonFinite(ValueError):
     pass
 
@@ -62,21 +51,24 @@ def _finite_float(text: str) -> float:
 
 
 def parse_json(raw: bytes | str, what: str = "the request body") -> Any:
-    """Strict JSON, or a 400 naming the problem. NaN, Infinity and numbers that overflow to
-    infinity are refused (with the path to them): they are not JSON, and stored in the queue
-    they would make every later /queue and /history answer fail to encode."""
+    """Strict JSON, or a 400 naming the problem. NaN, Infinity, numbers that overflow to
+    infinity and strings with lone surrogates are refused (with the path to them): stored in
+    the queue they would make every later /queue and /history answer fail to encode."""
     try:  # the hooks refuse non-finite numbers without a second walk over a large body
-        return json.loads(raw, parse_constant=_refuse_number, parse_float=_finite_float)
+        value = json.loads(raw, parse_constant=_refuse_number, parse_float=_finite_float)
+        if not may_hold_surrogates(raw):
+            return value
     except _NonFinite:
         value = json.loads(raw)  # again, to say where
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"{what} is not valid JSON: {exc}", "invalid_json") from None
     except RecursionError:
         raise ApiError(400, f"{what} is nested too deeply", "invalid_json") from None
-    where = _nonfinite_path(value)
-    if where is not None:
-        raise ApiError(400, f"{what} has a non-finite number (NaN or Infinity) at {where}; "
-                            "JSON numbers must be finite", "invalid_json", path=where)  # fmt: skip
+    found = unsendable(value)
+    if found is not None:
+        where, kind = found
+        raise ApiError(400, f"{what} has {kind} at {where}; JSON numbers must be finite and "
+                            "strings valid Unicode", "invalid_json", path=where)  # fmt: skip
     return value
 
 
@@ -117,9 +109,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail), type_)
 
 
+async def _os_error(request: Request, exc: Exception) -> JSONResponse:
+    """A full disk is the operator's to fix, not a server bug: 507 saying what could not be
+    written. Other OS errors are internal errors."""
+    assert isinstance(exc, OSError)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(507, f"the server cannot store this request: {exc}",
+                              "insufficient_storage")  # fmt: skip
+    return await _crash(request, exc)
+
+
 async def _crash(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, f"internal error: {type(exc).__name__}: {exc}", "internal_error")
 
 
-exception_handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _crash}
+exception_handlers = {ApiError: _api_error, HTTPException: _http_error, OSError: _os_error,
+                      Exception: _crash}  # fmt: skip

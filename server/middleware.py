@@ -1,4 +1,4 @@
-"""Guards in front of every route: body size limit, token auth, cross-origin refusal.
+"""Guards in front of every route: Host check, token auth, cross-origin refusal, body size.
 
 Written as plain ASGI middleware so they cover the websocket and the static editor too.
 """
@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import ApiError
+from .hosts import HostGuard, host_name
 
 COOKIE = "latentgraph_token"
 _STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -34,16 +35,24 @@ async def _deny(scope, receive, send, status: int, message: str, type_: str) -> 
 
 
 class GuardMiddleware:
-    def __init__(self, app, *, max_body_bytes: int, auth_token: str | None) -> None:
+    def __init__(self, app, *, max_body_bytes: int, auth_token: str | None,
+                 hosts: HostGuard) -> None:  # fmt: skip
         self.app = app
         self.max_body = max_body_bytes
         self.token = auth_token
+        self.hosts = hosts
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
+        if not self.hosts.allows(headers.get("host")):
+            name = host_name(headers.get("host", "")) or headers.get("host", "")
+            await _deny(scope, receive, send, 403, f"Host {headers.get('host')!r} is not a name "
+                        f"of this server (start it with --allow-host {name} to accept it)",
+                        "forbidden_host")  # fmt: skip
+            return
         set_cookie = False
         if self.token:
             ok, from_query = self._authorized(scope, headers)
@@ -53,7 +62,9 @@ class GuardMiddleware:
                 return
             set_cookie = from_query and scope["type"] == "http"
         method = scope.get("method", "GET")
-        if (scope["type"] == "websocket" or method in _STATE_CHANGING) and _cross_origin(headers):
+        if (scope["type"] == "websocket" or method in _STATE_CHANGING) and _cross_origin(
+            headers, scope
+        ):
             await _deny(scope, receive, send, 403, "cross-origin request refused", "forbidden")
             return
         if scope["type"] == "http":
@@ -114,17 +125,28 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _cross_origin(headers: dict[str, str]) -> bool:
-    """True when an Origin header names a different host:port than the Host header."""
+def _endpoint(url: str, default_port: int) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin or `//host:port`; None if malformed."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port or default_port
+
+
+def _cross_origin(headers: dict[str, str], scope) -> bool:
+    """True when an Origin header is present and does not name this request's own scheme, host
+    and port. Malformed origins and "null" (sandboxed frames, file://) count as cross-origin."""
     origin = headers.get("origin")
-    if not origin or origin == "null":
-        return bool(origin)  # "null" origins (sandboxed frames, file://) are refused
-    host = headers.get("host", "")
-    parts = urlsplit(origin)
-    default = {"http": "80", "https": "443"}.get(parts.scheme, "")
-    name = parts.hostname or ""
-    name = f"[{name}]" if ":" in name else name  # IPv6 keeps its brackets, as in Host
-    origin_host = parts.netloc if parts.port else f"{name}:{default}"
-    if ":" not in host.rsplit("]", 1)[-1]:
-        host = f"{host}:{default}"
-    return origin_host.lower() != host.lower()
+    if not origin:
+        return False
+    https = scope.get("scheme") in ("https", "wss")
+    default = 443 if https else 80
+    ours = _endpoint("//" + headers.get("host", ""), default)
+    theirs = _endpoint(origin, default)
+    if ours is None or theirs is None:
+        return True
+    return theirs != ("https" if https else "http", ours[1], ours[2])

@@ -7,6 +7,7 @@ error type.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +106,50 @@ def reject(problems: list[Problem], prompt: dict[str, Any], outputs: list[str]) 
 def _class_of(prompt: dict[str, Any], node_id: str | None) -> str:
     spec = prompt.get(str(node_id)) if node_id is not None else None
     return str(spec.get("class_type", "")) if isinstance(spec, dict) else ""
+
+
+def _strings(value: Any, path: str) -> Any:
+    """Every string in `value` (keys too) with its dotted path, depth first, no recursion."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            yield where, item
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                yield f"{where}.{key}", str(key)
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}.{i}") for i, child in enumerate(item))
+
+
+def check_string_lengths(prompt: Any, max_chars: int) -> None:
+    """Refuse a prompt holding a string longer than `max_chars` (the server's
+    `max_string_chars`), naming the node and input, before any other work: a 50 MB text held
+    the text encoder for minutes and could not be interrupted."""
+    if not isinstance(prompt, dict):
+        return
+    for nid, spec in prompt.items():
+        strings = itertools.chain([("", str(nid))], _strings(spec, ""))
+        found = next(((path, text) for path, text in strings if len(text) > max_chars), None)
+        if found is None:
+            continue
+        path, text = found
+        parts = path.split(".")
+        name = parts[2] if len(parts) > 2 and parts[1] == "inputs" else None
+        where = f"input {name!r}" if name else path.lstrip(".") or "its id"
+        message = (
+            f"{where} is {len(text):,} characters long; the limit is {max_chars:,} "
+            "(the server's --max-string-chars)"
+        )
+        node, class_type = str(nid)[:64], _class_of(prompt, nid)[:64]
+        raise PromptRejected(error_body(
+            "prompt_outputs_failed_validation", "Prompt outputs failed validation",
+            f"node {node} ({class_type}): {message}", node_errors={node: {
+                "class_type": class_type, "dependent_outputs": [], "errors": [{
+                    "type": "value_too_long", "message": message,
+                    "details": f"node {node}: {message}",
+                    "extra_info": {"input_name": name} if name else {}}]}}))  # fmt: skip
 
 
 def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[CheckedPrompt, Any]:

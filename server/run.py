@@ -3,10 +3,41 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from .config import ServerConfig
+from .hosts import is_loopback_bind
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']*")
+
+
+class RedactToken(logging.Filter):
+    """Replaces `?token=...` in uvicorn's log lines (the access log prints every request's
+    query string; the editor is opened with `?token=`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = _TOKEN_IN_QUERY.sub(r"\1<redacted>", message), ()
+        return True
+
+
+_REDACT = RedactToken()
+
+
+def uvicorn_config(app: Any, config: ServerConfig, log_level: str = "info") -> Any:
+    """uvicorn's settings for this app, with the token kept out of its logs."""
+    import uvicorn
+
+    settings = uvicorn.Config(app, host=config.host, port=config.port, log_level=log_level,
+                              timeout_graceful_shutdown=5, **uvicorn_options(config))  # fmt: skip
+    for name in ("uvicorn.access", "uvicorn.error"):  # after uvicorn configured its logging
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+    return settings
 
 
 def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
@@ -35,9 +66,8 @@ def serve(
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     app = create_app(config, registry=registry, free_models=free_models)
-    if config.host not in ("127.0.0.1", "localhost", "::1") and not config.auth_token:
+    if not is_loopback_bind(config.host) and not config.auth_token:
         logging.getLogger("latentgraph.server").warning(
             "listening on %s without --auth-token: anyone who can reach this port can run "
             "workflows and read outputs", config.host)  # fmt: skip
-    uvicorn.run(app, host=config.host, port=config.port, log_level=log_level,
-                timeout_graceful_shutdown=5, **uvicorn_options(config))  # fmt: skip
+    uvicorn.Server(uvicorn_config(app, config, log_level)).run()

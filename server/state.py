@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from .collector import collector_paused
 from .config import ServerConfig
 from .errors import ApiError
 from .hub import Hub
-from .prompts import PromptRejected, check_prompt
+from .prompts import PromptRejected, check_prompt, check_string_lengths
 from .worker import EDITOR_GRACE, Worker
 
 
@@ -55,9 +56,8 @@ class ServerState:
         if not isinstance(prompt_id, str) or len(prompt_id) > 200:
             raise ApiError(400, "prompt_id must be a string", "invalid_prompt")
         number = body.get("number")
-        if number is not None and (
-            not isinstance(number, (int, float)) or isinstance(number, bool)
-        ):
+        if number is not None and (not isinstance(number, (int, float))
+                                   or isinstance(number, bool) or abs(number) > MAX_NUMBER):  # fmt: skip
             number = _BAD_NUMBER
         front = bool(body.get("front"))
         self.worker.hold(prompt_id)  # the caller releases it once its answer is sent
@@ -85,7 +85,13 @@ class ServerState:
         if self.store.exists(prompt_id):
             raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
         if number is _BAD_NUMBER:
-            raise ApiError(400, "number must be a number", "invalid_prompt")
+            raise ApiError(400, f"number must be a number between -{MAX_NUMBER} and "
+                           f"{MAX_NUMBER}", "invalid_prompt")  # fmt: skip
+        limit = self.config.max_extra_data_bytes
+        if extra and len(json.dumps(extra)) > limit:
+            raise ApiError(413, f"extra_data is larger than {limit:,} bytes (the server's "
+                           "--max-extra-data-mb)", "too_large")  # fmt: skip
+        check_string_lengths(prompt, self.config.max_string_chars)
         with collector_paused:  # millions of objects for a large prompt: see collector.py
             checked, graph = check_prompt(prompt, self.registry, self.settings, targets)
         record = st.PromptRecord(
@@ -97,7 +103,11 @@ class ServerState:
             client_id=client_id,
             targets=checked.targets,
         )
-        record = self.store.add(record, front=front)
+        try:
+            record = self.store.add(record, front=front,
+                                    max_queued_bytes=self.config.max_queue_bytes)  # fmt: skip
+        except st.QueueTooLarge as exc:
+            raise ApiError(429, str(exc), "queue_full") from None
         self.worker.prepare(record.id, graph)
         return record
 
@@ -115,6 +125,9 @@ class ServerState:
 
 
 _BAD_NUMBER = object()
+# The largest |number| a client may give: a safe integer in JavaScript (the editor), and far
+# inside SQLite's 64-bit integers (front-of-queue numbers count down from the lowest).
+MAX_NUMBER = 2**53 - 1
 
 
 def get_state(request: Request) -> ServerState:

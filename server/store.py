@@ -8,10 +8,17 @@ The queue (pending + running) and the most recent finished prompts are also kept
 /queue, /history?max_items=N and /history/{id} answer without SQLite or JSON decoding. That
 matters under load: every SQLite call releases the GIL, and getting it back behind a worker
 thread busy in Python costs up to a switch interval (5 ms) per call - one call per row.
+Memory is bounded by bytes as well as by count (the encoded JSON of what each entry holds).
+
+A write that fails (a full disk) raises `StoreWriteError`, except when a prompt finishes: its
+end is then kept in memory as a failure saying why, and written by `flush` once writing works.
+A stored row whose JSON cannot be read is moved to the table `corrupt_prompts` at start and
+skipped when read later, so one bad row never stops the server.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -22,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .jsontext import load_stored
+
 PENDING = "pending"
 RUNNING = "running"
 SUCCESS = "success"
@@ -29,6 +38,7 @@ ERROR = "error"
 INTERRUPTED = "interrupted"
 FINISHED = (SUCCESS, ERROR, INTERRUPTED)
 RECENT_HISTORY = 256  # finished prompts kept in memory, newest first
+RECENT_HISTORY_BYTES = 128 * 1024 * 1024  # and at most this much of their encoded JSON
 
 # The encoding JSONResponse uses; queue items are encoded once with it and reused.
 encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
@@ -63,7 +73,23 @@ CREATE TABLE IF NOT EXISTS prompts (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS prompts_status ON prompts (status, number, seq);
+CREATE TABLE IF NOT EXISTS corrupt_prompts AS SELECT * FROM prompts WHERE 0;
 """
+
+_JSON_COLUMNS = ("prompt", "extra_data", "outputs", "targets", "ui", "messages")
+
+
+_FINISH = (
+    "UPDATE prompts SET status = ?, finished_ms = ?, ui = ?, messages = ?, error = ? WHERE id = ?"
+)
+
+
+class StoreWriteError(OSError):
+    """The database could not be written (errno ENOSPC when the disk is full)."""
+
+
+class QueueTooLarge(ValueError):
+    """Queuing a prompt would take the in-memory queue over its byte limit."""
 
 
 def now_ms() -> int:
@@ -90,6 +116,7 @@ class PromptRecord:
     error: str | None = None
     seq: int = 0
     item_json: str | None = field(default=None, repr=False, compare=False)
+    size: int = field(default=0, repr=False, compare=False)  # bytes of its stored JSON
 
     def queue_item(self) -> list[Any]:
         """The [number, id, prompt, extra_data, outputs] tuple of /queue and /history."""
@@ -107,35 +134,42 @@ def _history_order(record: PromptRecord) -> tuple[int, int]:
 
 
 def _record(row: sqlite3.Row) -> PromptRecord:
+    """A row as a record. Raises ValueError (JSONDecodeError) or TypeError for a corrupt row."""
     return PromptRecord(
         id=row["id"],
         number=row["number"],
-        prompt=json.loads(row["prompt"]),
-        extra_data=json.loads(row["extra_data"]),
-        outputs=json.loads(row["outputs"]),
+        prompt=load_stored(row["prompt"]),
+        extra_data=load_stored(row["extra_data"]),
+        outputs=load_stored(row["outputs"]),
         client_id=row["client_id"],
-        targets=json.loads(row["targets"]) if row["targets"] else None,
+        targets=load_stored(row["targets"]) if row["targets"] else None,
         status=row["status"],
         created_ms=row["created_ms"],
         started_ms=row["started_ms"],
         finished_ms=row["finished_ms"],
-        ui=json.loads(row["ui"]),
-        messages=json.loads(row["messages"]),
+        ui=load_stored(row["ui"]),
+        messages=load_stored(row["messages"]),
         error=row["error"],
         seq=row["seq"],
+        size=sum(len(row[c] or "") for c in _JSON_COLUMNS),
     )
 
 
 class Store:
     """Queue + history persistence. All methods are thread-safe."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, history_bytes: int = RECENT_HISTORY_BYTES) -> None:
         self.path = str(path)
+        self.history_bytes = history_bytes
         self._lock = threading.Lock()  # the connection; taken before _mem when both are needed
         self._mem = threading.Lock()  # the in-memory queue and recent history
         self._queued: dict[str, PromptRecord] = {}  # pending and running
         self._recent: dict[str, PromptRecord] = {}  # newest finished, at most RECENT_HISTORY
         self._recent_all = True  # _recent holds every finished prompt
+        self._queued_bytes = 0
+        self._recent_bytes = 0
+        # Ends of prompts the database could not take (disk full): id -> UPDATE arguments.
+        self._unsaved: dict[str, tuple] = {}
         self._max_number = -1
         # Where an unreadable database was moved at start (None when it opened fine).
         self.backup: Path | None = None
@@ -183,17 +217,58 @@ class Store:
     def _load_memory(self) -> None:
         with self._lock:
             db = self._db
-            queued = [_record(r) for r in db.execute(
-                "SELECT * FROM prompts WHERE status IN (?, ?)", (PENDING, RUNNING))]  # fmt: skip
-            recent = [_record(r) for r in db.execute(
+            queued = self._decode(db.execute(
+                "SELECT * FROM prompts WHERE status IN (?, ?)", (PENDING, RUNNING)), aside=True)  # fmt: skip
+            recent = self._decode(db.execute(
                 "SELECT * FROM prompts WHERE status IN (?, ?, ?) ORDER BY finished_ms DESC,"
-                " seq DESC LIMIT ?", (*FINISHED, RECENT_HISTORY + 1))]  # fmt: skip
+                " seq DESC LIMIT ?", (*FINISHED, RECENT_HISTORY + 1)), aside=True)  # fmt: skip
             high = db.execute("SELECT MAX(number) FROM prompts").fetchone()[0]
         with self._mem:
             self._queued = {r.id: r for r in queued}
-            self._recent_all = len(recent) <= RECENT_HISTORY
-            self._recent = {r.id: r for r in reversed(recent[:RECENT_HISTORY])}
+            self._queued_bytes = sum(r.size for r in queued)
+            self._recent, self._recent_bytes, self._recent_all = {}, 0, True
+            for r in recent:  # newest first
+                self._remember(r)
             self._max_number = high if high is not None else -1
+
+    def _decode(self, rows, *, aside: bool = False) -> list[PromptRecord]:
+        """Records of `rows`, skipping corrupt ones (moved to `corrupt_prompts` if `aside`).
+        The caller holds `_lock`."""
+        records = []
+        for row in rows.fetchall():
+            try:
+                records.append(_record(row))
+            except (ValueError, TypeError) as exc:
+                where = f"prompt {row['id']!r} (row {row['seq']}) of the database {self.path}"
+                if not aside:
+                    log.error("skipped %s: its stored JSON cannot be read (%s)", where, exc)
+                    continue
+                try:
+                    self._db.execute("INSERT INTO corrupt_prompts SELECT * FROM prompts"
+                                     " WHERE seq = ?", (row["seq"],))  # fmt: skip
+                    self._db.execute("DELETE FROM prompts WHERE seq = ?", (row["seq"],))
+                except sqlite3.Error as err:
+                    log.error("skipped %s: its stored JSON cannot be read (%s), and it could "
+                              "not be set aside (%s)", where, exc, err)  # fmt: skip
+                else:
+                    log.error("set aside %s: its stored JSON cannot be read (%s); the row was "
+                              "moved to the table corrupt_prompts", where, exc)  # fmt: skip
+        return records
+
+    def _remember(self, record: PromptRecord) -> None:
+        """Keep a finished prompt in the recent history, within RECENT_HISTORY entries and
+        `history_bytes`, dropping the oldest. The caller holds `_mem`."""
+        old = self._recent.pop(record.id, None)
+        self._recent_bytes -= old.size if old is not None else 0
+        self._recent[record.id] = record
+        self._recent_bytes += record.size
+        while len(self._recent) > RECENT_HISTORY or (
+            self._recent_bytes > self.history_bytes and len(self._recent) > 1
+        ):
+            oldest = min(self._recent.values(), key=_history_order)
+            del self._recent[oldest.id]
+            self._recent_bytes -= oldest.size
+            self._recent_all = False
 
     def close(self) -> None:
         with self._lock:
@@ -203,15 +278,40 @@ class Store:
         with self._lock:
             return self._db.execute(sql, args)
 
+    def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        """Run a statement that writes; the caller holds `_lock`. Raises StoreWriteError."""
+        try:
+            return self._db.execute(sql, args)
+        except (sqlite3.OperationalError, OSError) as exc:
+            full = getattr(exc, "errno", None) == errno.ENOSPC or "full" in str(exc).lower()
+            raise StoreWriteError(errno.ENOSPC if full else errno.EIO,
+                                  f"the queue database {self.path} cannot be written "
+                                  f"({'disk full: ' if full else ''}{exc})") from exc  # fmt: skip
+
     def _rows(self, sql: str, args: tuple = ()) -> list[PromptRecord]:
         with self._lock:
-            return [_record(r) for r in self._db.execute(sql, args).fetchall()]
+            return self._decode(self._db.execute(sql, args))
+
+    def memory_bytes(self) -> tuple[int, int]:
+        """Bytes of encoded JSON held in memory by the queue and by the recent history."""
+        with self._mem:
+            return self._queued_bytes, self._recent_bytes
 
     # --- queue -------------------------------------------------------------------------
 
-    def add(self, record: PromptRecord, *, front: bool = False) -> PromptRecord:
-        """Insert a pending prompt. Without an explicit number it goes to the back (or front)."""
+    def add(self, record: PromptRecord, *, front: bool = False,
+            max_queued_bytes: int | None = None) -> PromptRecord:  # fmt: skip
+        """Insert a pending prompt. Without an explicit number it goes to the back (or front).
+        Raises QueueTooLarge when the queue in memory would exceed `max_queued_bytes`."""
+        texts = [json.dumps(record.prompt), json.dumps(record.extra_data),
+                 json.dumps(record.outputs),
+                 json.dumps(record.targets) if record.targets is not None else None]  # fmt: skip
+        record.size = sum(len(t or "") for t in texts) + 2  # + the empty ui and messages
         with self._lock:
+            if max_queued_bytes is not None and self._queued_bytes + record.size > max_queued_bytes:
+                raise QueueTooLarge(f"the queue holds {self._queued_bytes:,} bytes of prompts; "
+                                    f"this one ({record.size:,} bytes) would take it over "
+                                    f"{max_queued_bytes:,}")  # fmt: skip
             if front:
                 with self._mem:
                     low = min((r.number for r in self._queued.values()
@@ -220,25 +320,16 @@ class Store:
             elif record.number is None:
                 record.number = self._max_number + 1
             record.created_ms = record.created_ms or now_ms()
-            cur = self._db.execute(
+            cur = self._write(
                 "INSERT INTO prompts (id, number, client_id, prompt, extra_data, outputs, targets,"
                 " status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.number,
-                    record.client_id,
-                    json.dumps(record.prompt),
-                    json.dumps(record.extra_data),
-                    json.dumps(record.outputs),
-                    json.dumps(record.targets) if record.targets is not None else None,
-                    PENDING,
-                    record.created_ms,
-                ),
+                (record.id, record.number, record.client_id, *texts, PENDING, record.created_ms),
             )
             record.seq = cur.lastrowid or 0
             record.status = PENDING
             with self._mem:
                 self._queued[record.id] = record
+                self._queued_bytes += record.size
                 self._max_number = max(self._max_number, record.number)
             return record
 
@@ -270,7 +361,7 @@ class Store:
     def mark_running(self, prompt_id: str) -> bool:
         started = now_ms()
         with self._lock:
-            cur = self._db.execute(
+            cur = self._write(
                 "UPDATE prompts SET status = ?, started_ms = ? WHERE id = ? AND status = ?",
                 (RUNNING, started, prompt_id, PENDING),
             )
@@ -290,49 +381,79 @@ class Store:
         ui: dict[str, Any] | None = None,
         messages: list[list[Any]] | None = None,
         error: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Record how a prompt ended. Never raises for a failed write: the prompt then ends in
+        memory as an error saying why, that end is written by `flush`, and False is returned."""
         finished = now_ms()
         ui_json = json.dumps(ui or {}, default=str)
         messages_json = json.dumps(messages or [], default=str)
+        args = (status, finished, ui_json, messages_json, error, prompt_id)
         with self._lock:
-            cur = self._db.execute(
-                "UPDATE prompts SET status = ?, finished_ms = ?, ui = ?, messages = ?, error = ?"
-                " WHERE id = ?",
-                (status, finished, ui_json, messages_json, error, prompt_id),
-            )
-            if cur.rowcount != 1:
-                return
+            try:
+                found = self._write(_FINISH, args).rowcount == 1
+            except StoreWriteError as exc:
+                log.error("prompt %s ended (%s) but %s; it is marked failed, and recorded once "
+                          "the database can be written", prompt_id, status, exc)  # fmt: skip
+                error = f"the run ended ({status}) but its result could not be recorded: {exc}"
+                status, ui_json = ERROR, "{}"
+                messages_json = json.dumps([*(messages or []), ["execution_error", {
+                    "prompt_id": prompt_id, "exception_type": "StoreWriteError",
+                    "exception_message": error, "timestamp": finished}]], default=str)  # fmt: skip
+                args = (status, finished, ui_json, messages_json, error, prompt_id)
+                self._unsaved[prompt_id] = args
+                with self._mem:
+                    found = prompt_id in self._queued
+            if not found:
+                return prompt_id not in self._unsaved
             with self._mem:
                 old = self._queued.pop(prompt_id, None)
+                if old is not None:
+                    self._queued_bytes -= old.size
             if old is None:  # not in memory: read the row back
-                row = self._db.execute("SELECT * FROM prompts WHERE id = ?", (prompt_id,))
-                done = _record(row.fetchone())
+                rows = self._decode(self._db.execute(
+                    "SELECT * FROM prompts WHERE id = ?", (prompt_id,)))  # fmt: skip
+                if not rows:
+                    return prompt_id not in self._unsaved
+                done = rows[0]
             else:  # what a read-back would give (JSON round trip: no live objects kept)
                 done = replace(old, status=status, finished_ms=finished, error=error,
-                               ui=json.loads(ui_json), messages=json.loads(messages_json))  # fmt: skip
+                               ui=json.loads(ui_json), messages=json.loads(messages_json),
+                               size=old.size + len(ui_json) + len(messages_json))  # fmt: skip
             with self._mem:
-                self._recent[prompt_id] = done
-                if len(self._recent) > RECENT_HISTORY:
-                    oldest = min(self._recent.values(), key=_history_order)
-                    del self._recent[oldest.id]
-                    self._recent_all = False
+                self._remember(done)
+            return prompt_id not in self._unsaved
+
+    def flush(self) -> bool:
+        """Write the prompt ends `finish` could not. True when nothing is left unwritten."""
+        with self._lock:
+            for prompt_id, args in list(self._unsaved.items()):
+                try:
+                    self._write(_FINISH, args)
+                except StoreWriteError:
+                    return False
+                del self._unsaved[prompt_id]
+                log.info("recorded the end of prompt %s: the database can be written again",
+                         prompt_id)  # fmt: skip
+            return True
 
     def delete_pending(self, ids: list[str] | None = None) -> int:
         """Remove pending prompts (all of them when `ids` is None)."""
         with self._lock:
             if ids is None:
-                n = self._db.execute("DELETE FROM prompts WHERE status = ?", (PENDING,)).rowcount
+                n = self._write("DELETE FROM prompts WHERE status = ?", (PENDING,)).rowcount
                 with self._mem:
                     self._queued = {k: r for k, r in self._queued.items() if r.status != PENDING}
+                    self._queued_bytes = sum(r.size for r in self._queued.values())
                 return n
             n = 0
             for pid in map(str, ids):
-                gone = self._db.execute(
+                gone = self._write(
                     "DELETE FROM prompts WHERE id = ? AND status = ?", (pid, PENDING)
                 ).rowcount
                 if gone:
                     with self._mem:
-                        self._queued.pop(pid, None)
+                        old = self._queued.pop(pid, None)
+                        self._queued_bytes -= old.size if old is not None else 0
                 n += gone
             return n
 
@@ -386,19 +507,18 @@ class Store:
     def delete_history(self, ids: list[str] | None = None) -> int:
         with self._lock:
             if ids is None:
-                n = self._db.execute(
-                    "DELETE FROM prompts WHERE status IN (?, ?, ?)", FINISHED
-                ).rowcount
+                n = self._write("DELETE FROM prompts WHERE status IN (?, ?, ?)", FINISHED).rowcount
                 with self._mem:
-                    self._recent, self._recent_all = {}, True
+                    self._recent, self._recent_all, self._recent_bytes = {}, True, 0
                 return n
             n = 0
             for pid in map(str, ids):
-                n += self._db.execute(
+                n += self._write(
                     "DELETE FROM prompts WHERE id = ? AND status IN (?, ?, ?)", (pid, *FINISHED)
                 ).rowcount
                 with self._mem:
-                    self._recent.pop(pid, None)
+                    old = self._recent.pop(pid, None)
+                    self._recent_bytes -= old.size if old is not None else 0
             return n
 
     def jobs(

@@ -35,6 +35,8 @@ HOLD_SECONDS = 2.0
 EDITOR_GRACE = 0.25
 # Checked graphs of queued prompts kept in memory (see `Worker.prepare`).
 PREPARED_GRAPHS = 4
+# While the database cannot be written (a full disk), how often the worker tries again.
+STORE_RETRY_SECONDS = 2.0
 
 
 class Worker:
@@ -139,37 +141,54 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            while self._chores:
-                chore = self._chores.pop(0)
-                try:
-                    chore()
-                except Exception:  # noqa: BLE001 - a failed free must not stop the worker
-                    log.exception("freeing memory failed")
-            record = self.store.next_pending()
-            if record is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            held = self._held_for(record.id)
-            if held:
-                self._wake.wait(held)
-                self._wake.clear()
-                continue
-            if not self.store.mark_running(record.id):
-                continue  # deleted between the read and now
-            with self._lock:
-                self.current, self._cancel = record, CancelToken()
             try:
-                self._run(record, self._cancel)
-            except Exception:  # noqa: BLE001 - never let one prompt kill the worker
-                log.exception("prompt %s crashed the runner", record.id)
-                self.store.finish(record.id, st.ERROR, error="internal error")
-            finally:
-                with self._lock:
-                    self.current, self._cancel = None, None
-            self.hub.send(record.client_id, "executing",
-                          {"node": None, "display_node": None, "prompt_id": record.id})  # fmt: skip
-            self.hub.broadcast("status", self.status())
+                self._step()
+            except Exception:  # noqa: BLE001 - nothing may stop the worker for good
+                log.exception("the worker hit an unexpected error; it goes on")
+                self._stop.wait(STORE_RETRY_SECONDS)
+
+    def _step(self) -> None:
+        """Run the chores, then the next prompt that may start (or wait for one)."""
+        while self._chores:
+            chore = self._chores.pop(0)
+            try:
+                chore()
+            except Exception:  # noqa: BLE001 - a failed free must not stop the worker
+                log.exception("freeing memory failed")
+        if not self.store.flush():  # the disk is still full: start nothing until it is not
+            self._stop.wait(STORE_RETRY_SECONDS)
+            return
+        record = self.store.next_pending()
+        if record is None:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            return
+        held = self._held_for(record.id)
+        if held:
+            self._wake.wait(held)
+            self._wake.clear()
+            return
+        try:
+            if not self.store.mark_running(record.id):
+                return  # deleted between the read and now
+        except st.StoreWriteError as exc:
+            log.error("prompt %s cannot start: %s; retrying in %s s", record.id, exc,
+                      STORE_RETRY_SECONDS)  # fmt: skip
+            self._stop.wait(STORE_RETRY_SECONDS)
+            return
+        with self._lock:
+            self.current, self._cancel = record, CancelToken()
+        try:
+            self._run(record, self._cancel)
+        except Exception:  # noqa: BLE001 - never let one prompt kill the worker
+            log.exception("prompt %s crashed the runner", record.id)
+            self.store.finish(record.id, st.ERROR, error="internal error")
+        finally:
+            with self._lock:
+                self.current, self._cancel = None, None
+        self.hub.send(record.client_id, "executing",
+                      {"node": None, "display_node": None, "prompt_id": record.id})  # fmt: skip
+        self.hub.broadcast("status", self.status())
 
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
@@ -241,8 +260,16 @@ class Worker:
             log.warning("prompt %s ran out of memory (%s); unloading models and freeing caches",
                         record.id, error)  # fmt: skip
             self._free(unload_models=True, free_memory=True)
-        self.store.finish(record.id, _STATUS.get(status, st.ERROR), ui=ui or translator.ui,
-                          messages=translator.history, error=error)  # fmt: skip
+        recorded = self.store.finish(record.id, _STATUS.get(status, st.ERROR),
+                                     ui=ui or translator.ui, messages=translator.history,
+                                     error=error)  # fmt: skip
+        if not recorded:  # the disk is full: the prompt is marked failed in memory
+            stored = self.store.get(record.id)
+            self.hub.send(sid, "execution_error", {
+                "prompt_id": record.id, "node_id": None, "node_type": None,
+                "exception_type": "StoreWriteError", "exception_message": stored.error
+                if stored is not None else "the result could not be recorded",
+                "traceback": [], "current_inputs": {}, "current_outputs": {}})  # fmt: skip
 
     @staticmethod
     def _start_if_needed(translator: RunTranslator) -> None:

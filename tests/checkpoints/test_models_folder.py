@@ -72,3 +72,29 @@ def test_latentgraph_run_with_models_dir(models, tmp_path):
     [image] = out.glob("fromfile_*.png")
     with Image.open(image) as img:
         assert img.size == (64, 64)  # what the graph asks for: the tiny VAE scales by 8, as SD
+
+
+def test_tiny_model_addons_give_loras_and_embeddings_a_run_finds(tmp_path, tiny_folder, capsys):
+    """`tiny-model --addons` then `run` of the ComfyUI LoRA graph (two LoraLoaders, prompt
+    weights, an embedding) from tests/comfy/data, as a user would from a fresh clone."""
+    from pathlib import Path
+
+    root = tmp_path / "models"
+    assert main(["tiny-model", "--addons", str(root)]) == 0
+    assert "tiny-lora-kohya.safetensors" in capsys.readouterr().out
+    source = Path(__file__).resolve().parents[1] / "comfy" / "data" / "lora_api.json"
+    out = tmp_path / "output"
+
+    def run(path: Path) -> int:
+        return main(["run", str(path), "--models-dir", str(root), "--output-dir", str(out),
+                     "--input-dir", str(tmp_path / "input"), "--device", "cpu", "--no-cache",
+                     "-q"])  # fmt: skip
+
+    assert run(source) == 0
+    assert len(list(out.glob("lora_*.png"))) == 1
+    prompt = json.loads(source.read_text(encoding="utf-8"))
+    prompt["7"]["inputs"]["text"] = "embedding:not-there"
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(prompt), encoding="utf-8")
+    assert run(broken) == 2
+    assert "embedding 'not-there' not found" in capsys.readouterr().err

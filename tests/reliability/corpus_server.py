@@ -489,4 +489,155 @@ CASES: list[Req] = [
     Req("free-not-json", "POST", "/free", 400, content=b"{"),
     Req("unknown-route", "GET", "/no/such/route", 404),
     Req("wrong-method", "DELETE", "/prompt", 405),
+    # --- issue 11: found by probing the server from outside -----------------------------------
+    # DNS rebinding: a Host that is not ours, with an Origin that matches it.
+    *[
+        Req(
+            f"host-not-ours-{m.lower()}-{path.strip('/').split('?')[0].replace('/', '-')}",
+            m,
+            path,
+            403,
+            "forbidden_host",
+            headers={"host": "evil.example:8188", "origin": "http://evil.example:8188"},
+            json=content,
+            message="--allow-host evil.example",
+        )
+        for m, path, content in (
+            ("POST", P, body(toy())),
+            ("GET", "/history", None),
+            ("GET", "/view?filename=seed.png&type=input", None),
+            ("GET", "/userdata?dir=", None),
+            ("POST", "/userdata/w.json", {"a": 1}),
+        )
+    ],  # fmt: skip
+    Req(
+        "host-look-alike",
+        "GET",
+        "/queue",
+        403,
+        "forbidden_host",
+        headers={"host": "127.0.0.1.evil.example"},
+    ),  # fmt: skip
+    Req("host-malformed", "GET", "/queue", 403, "forbidden_host", headers={"host": "[::1"}),
+    # Lone surrogates: accepted, they broke every later /queue, /history, /jobs and /settings.
+    Req(
+        "prompt-lone-surrogate",
+        "POST",
+        P,
+        400,
+        "invalid_json",
+        content=json.dumps(body(toy())).replace('"corpus"}', '"\\ud800"}', 1).encode(),
+        message="prompt.9.inputs.prefix",
+    ),  # fmt: skip
+    Req(
+        "prompt-lone-low-surrogate-key",
+        "POST",
+        P,
+        400,
+        "invalid_json",
+        content=b'{"prompt": {"1": {"class_type": "Number", "inputs": {"\\udc00": 1}}}}',
+        message="prompt.1.inputs",
+    ),  # fmt: skip
+    Req(
+        "extra-data-lone-surrogate",
+        "POST",
+        P,
+        400,
+        "invalid_json",
+        content=json.dumps(body(toy(), extra_data={"x": "SUR"})).replace("SUR", "\\udfff").encode(),
+        message="extra_data.x",
+    ),  # fmt: skip
+    Req(
+        "settings-lone-surrogate",
+        "POST",
+        "/settings",
+        400,
+        "invalid_json",
+        content=b'{"Comfy.Name": "a\\ud800b"}',
+        message="Comfy.Name",
+    ),  # fmt: skip
+    Req(
+        "setting-lone-surrogate",
+        "POST",
+        "/settings/Comfy.Name",
+        400,
+        "invalid_json",
+        content=b'"\\ud800"',
+    ),  # fmt: skip
+    # Numbers beyond SQLite's integers.
+    Req("number-1e300", "POST", P, 400, INV, json=body(toy(), number=1e300)),
+    Req("number-2-pow-63", "POST", P, 400, INV, json=body(toy(), number=2**63)),
+    Req("number-below-int64", "POST", P, 400, INV, json=body(toy(), number=-(2**63) - 1)),
+    Req("history-offset-overflow", "GET", "/history?offset=99999999999999999999", 400),
+    Req("history-max-items-overflow", "GET", "/history?max_items=99999999999999999999", 400),
+    Req("jobs-offset-overflow", "GET", "/jobs?offset=99999999999999999999", 400),
+    Req("jobs-offset-huge-digits", "GET", "/jobs?offset=" + "9" * 5000, 400),
+    # Sizes (the corpus server's limits: 1,000 characters, 20,000 bytes of extra_data).
+    Req(
+        "string-over-limit",
+        "POST",
+        P,
+        400,
+        FAILED,
+        json=body(
+            toy(1, **{"9": {"class_type": "Show", "inputs": {"x": ["2", 0], "prefix": "p" * 1001}}})
+        ),
+    ),  # fmt: skip
+    Req(
+        "string-over-limit-in-list",
+        "POST",
+        P,
+        400,
+        FAILED,
+        json=body(toy(1, **{"5": {"class_type": "Number", "inputs": {"value": ["x" * 1001]}}})),
+    ),  # fmt: skip
+    Req(
+        "node-id-over-limit",
+        "POST",
+        P,
+        400,
+        FAILED,
+        json=body(toy(1, **{"n" * 1001: {"class_type": "Number", "inputs": {"value": 1}}})),
+    ),  # fmt: skip
+    Req(
+        "extra-data-over-limit",
+        "POST",
+        P,
+        413,
+        "too_large",
+        json=body(toy(), extra_data={"extra_pnginfo": {"workflow": {"x": "w" * 20_000}}}),
+    ),  # fmt: skip
+    # SaveImage prefixes that fail only when the image is written.
+    Req("sd-prefix-dot", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="."))),
+    Req("sd-prefix-sub-dot", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="a/."))),
+    Req("sd-prefix-nul", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="a\x00b"))),
+    Req("sd-prefix-newline", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="a\nb"))),
+    Req("sd-prefix-300", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="x" * 300))),
+    # Origins that do not parse, or name another scheme.
+    *[
+        Req(
+            f"origin-{name}",
+            "POST",
+            P,
+            403,
+            "forbidden",
+            json=body(toy()),
+            headers={"origin": origin},
+        )
+        for name, origin in (
+            ("port-99999", "http://x:99999"),
+            ("port-abc", "http://x:abc"),
+            ("ipv6-unclosed", "http://[::1"),
+            ("no-host", "http://"),
+            ("scheme-ftp", "ftp://127.0.0.1"),
+        )
+    ],  # fmt: skip
+    # Pixels checked before decoding (the corpus server's limit is 512x512).
+    Req(
+        "view-preview-too-many-pixels",
+        "GET",
+        "/view?filename=big.png&type=input&preview=webp;50",
+        400,
+        "image_too_large",
+    ),  # fmt: skip
 ]

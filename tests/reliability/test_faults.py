@@ -5,8 +5,10 @@ and a corrupt queue database at start. After each, the next prompt runs."""
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
+import sqlite3
 import time
 import uuid
 
@@ -212,3 +214,182 @@ def test_corrupt_database_at_start(tmp_path, caplog, damage):
         original]  # fmt: skip
     assert any("moved to" in r.getMessage() and "could not be read" in r.getMessage()
                for r in caplog.records)  # fmt: skip
+
+
+# --- issue 11: a full disk under the data directory, corrupt rows, bad data already stored --
+
+
+class FullDisk:
+    """Stands in for the store's SQLite connection: while `full`, every write raises `error`
+    (what SQLite or the OS gives on a full disk); reads pass through."""
+
+    def __init__(self, db, error: Exception) -> None:
+        self.db, self.error, self.full = db, error, False
+
+    def execute(self, sql: str, args: tuple = ()):
+        if self.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            raise self.error
+        return self.db.execute(sql, args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+
+@pytest.fixture
+def toy_registry():
+    from latentgraph.graph import Registry
+
+    return register(Registry())
+
+
+@pytest.fixture
+def toy_server(tmp_path, toy_registry):
+    from latentgraph.server.config import ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path / "data", port=free_port(), disk_cache=False,
+                          load_nodes=False, editor=False)  # fmt: skip
+    running = RunningServer(config, toy_registry).start()
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("error", [
+    sqlite3.OperationalError("database or disk is full"),
+    OSError(errno.ENOSPC, "No space left on device")], ids=["sqlite-full", "enospc"])  # fmt: skip
+def test_full_disk_fails_the_prompt_and_the_worker_goes_on(toy_server, monkeypatch, error):
+    """The disk fills while a prompt runs: its end cannot be recorded. It was left "running"
+    and the worker thread died (every later prompt queued forever); a POST got a 500."""
+    from latentgraph.server import worker as worker_mod
+
+    monkeypatch.setattr(worker_mod, "STORE_RETRY_SECONDS", 0.1)
+    state = toy_server.app.state.lg
+    disk = FullDisk(state.store._db, error)
+    monkeypatch.setattr(state.store, "_db", disk)
+    client = WsClient(toy_server, "disk")
+    try:
+        running = queue(toy_server, chain(3, slow_steps=40, delay=0.02), "disk")
+        waiting = queue(toy_server, chain(4), "disk")
+        client.until("execution_start", running)
+        disk.full = True
+
+        refused = toy_server.post_prompt(chain(5), "disk")
+        assert refused.status_code == 507, refused.text
+        assert refused.json()["error"]["type"] == "insufficient_storage"
+        assert str(state.config.db_path) in refused.json()["error"]["message"]
+
+        failed = client.until("execution_error", running)["data"]["exception_message"]
+        assert "could not be recorded" in failed and "disk full" in failed
+        entry = wait(toy_server, running)
+        assert entry["status"]["status_str"] == "error"
+        assert messages(entry, "execution_error")[-1]["exception_message"] == failed
+        time.sleep(0.5)  # the disk is still full: the waiting prompt does not start
+        assert toy_server.http.get(f"/history/{waiting}").json() == {}
+        assert state.worker._thread.is_alive()
+
+        disk.full = False  # space returns
+        assert wait(toy_server, waiting, 30)["status"]["status_str"] == "success"
+        after = queue(toy_server, chain(6), "disk")
+        assert wait(toy_server, after, 30)["status"]["status_str"] == "success"
+        row = state.store._exec("SELECT status, error FROM prompts WHERE id = ?", (running,))
+        status, message = row.fetchone()
+        assert status == "error" and message == failed  # written once space returned
+    finally:
+        client.close()
+
+
+def test_corrupt_prompt_row_set_aside_at_start(tmp_path, caplog, toy_registry):
+    """One row whose JSON is unreadable (the database itself intact) stopped the server from
+    starting ("Expecting value: line 1 column 1", no file named)."""
+    from starlette.testclient import TestClient
+
+    from latentgraph.server.app import create_app
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.store import ERROR, PromptRecord, Store
+
+    config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False)
+    config.ensure_dirs()
+    store = Store(config.db_path)
+    for pid in ("good-done", "bad-done", "good-queued", "bad-queued"):
+        store.add(PromptRecord(id=pid, number=None, prompt=chain(1), outputs=["9"]))
+    for pid in ("good-done", "bad-done"):
+        store.finish(pid, ERROR, error="old")
+    store._exec("UPDATE prompts SET prompt = '' WHERE id = 'bad-queued'")
+    store._exec("UPDATE prompts SET messages = '[[\"exec' WHERE id = 'bad-done'")
+    store.close()
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        app = create_app(config, registry=toy_registry)
+    with TestClient(app, base_url="http://127.0.0.1:8188") as client:
+        jobs = client.get("/jobs").json()["jobs"]  # good-queued may have run already
+        assert sorted(j["id"] for j in jobs) == ["good-done", "good-queued"]
+        assert "good-done" in client.get("/history").json()
+        assert client.get("/jobs/bad-done").status_code == 404
+    notes = [r.getMessage() for r in caplog.records]
+    for pid in ("bad-queued", "bad-done"):
+        assert any(pid in n and str(config.db_path) in n and "corrupt_prompts" in n
+                   for n in notes), notes  # fmt: skip
+    with sqlite3.connect(config.db_path) as db:
+        kept = dict(db.execute("SELECT id, prompt FROM corrupt_prompts").fetchall())
+    assert sorted(kept) == ["bad-done", "bad-queued"] and kept["bad-queued"] == ""
+
+
+def test_bad_data_already_stored_is_answered(tmp_path, toy_registry):
+    """Lone surrogates an older version stored made /queue, /history (the editor's
+    ?max_items=64 too), /history/{id}, /jobs/{id} and /settings answer 500, even after a
+    restart. They are now refused at the door; what is stored reads back with "?"."""
+    from starlette.testclient import TestClient
+
+    from latentgraph.server.app import create_app
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.store import SUCCESS, PromptRecord, Store
+
+    config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False)
+    config.ensure_dirs()
+    store = Store(config.db_path)  # what an older version stored, as it stored it
+    bad = chain(1, prefix="a\ud800b")
+    store.add(PromptRecord(id="done", number=None, prompt=bad, outputs=["9"],
+                           extra_data={"extra_pnginfo": {"workflow": {"\udc00": 1}}}))  # fmt: skip
+    store.finish("done", SUCCESS, ui={"9": {"text": ["\udfff"]}})
+    store.add(PromptRecord(id="queued", number=None, prompt=bad, outputs=["9"]))
+    store.close()
+    settings = config.user_dir / "comfy.settings.json"
+    settings.write_text(json.dumps({"Comfy.Name": "x\ud800", "\udc01": 2}))
+    with TestClient(create_app(config, registry=toy_registry),
+                    base_url="http://127.0.0.1:8188") as client:  # fmt: skip
+        for path in ("/queue", "/history", "/history?max_items=64", "/history/done",
+                     "/jobs", "/jobs/done", "/jobs/queued", "/settings",
+                     "/settings/Comfy.Name"):  # fmt: skip
+            r = client.get(path)
+            assert r.status_code == 200, (path, r.text[:300])
+        assert client.get("/history/done").json()["done"]["prompt"][2]["9"]["inputs"][
+            "prefix"] == "a?b"  # fmt: skip
+        assert client.get("/settings").json() == {"Comfy.Name": "x?", "?": 2}
+
+
+def test_load_image_checks_pixels_before_decoding(tmp_path, monkeypatch):
+    """LoadImage decoded a 4200x4200 image despite the 16.7 MP limit; the size is in the
+    header, so the refusal comes before any pixel is decoded."""
+    from PIL import Image, ImageFile
+
+    from latentgraph.graph.context import CancelToken, Context, Settings
+    from latentgraph.nodes import images
+    from latentgraph.nodes.values import NodeInputError
+
+    Image.new("RGB", (600, 600), (9, 9, 9)).save(tmp_path / "wide.png")
+    Image.new("RGB", (400, 400), (9, 9, 9)).save(tmp_path / "fits.png")
+    settings = Settings(input_dir=tmp_path, output_dir=tmp_path, max_image_pixels=512 * 512)
+    ctx = Context("7", "LoadImage", settings, CancelToken())
+    decoded: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self):
+        decoded.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    with pytest.raises(
+        NodeInputError, match=r"600x600 = 360,000 pixels, over the limit of 262,144"
+    ):
+        images.load_image(ctx, "wide.png")
+    assert decoded == []
+    picture, _mask = images.load_image(ctx, "fits.png")
+    assert tuple(picture.shape) == (1, 400, 400, 3) and set(decoded) == {(400, 400)}

@@ -16,6 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 from ..server.plugin.toy_nodes import register
 
 TOKEN = "t0ken-for-tests"
+WS = "ws://127.0.0.1:8188"  # TestClient's websockets ignore base_url: without it Host is "testserver"
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +118,12 @@ def test_static_editor_served_with_token(guarded):
 @pytest.mark.parametrize("url", ["/ws", "/api/ws", "/ws?token=wrong", "/ws?clientId=a&token="])
 def test_websocket_needs_the_token(guarded, url):
     guarded.cookies.clear()
-    with pytest.raises(WebSocketDisconnect), guarded.websocket_connect(url) as ws:
+    with pytest.raises(WebSocketDisconnect), guarded.websocket_connect(WS + url) as ws:
         ws.receive_json()
 
 
 def test_websocket_with_token(guarded):
-    with guarded.websocket_connect(f"/api/ws?token={TOKEN}&clientId=sec") as ws:
+    with guarded.websocket_connect(f"{WS}/api/ws?token={TOKEN}&clientId=sec") as ws:
         assert ws.receive_json()["data"]["sid"] == "sec"
     guarded.cookies.clear()
 
@@ -150,10 +151,219 @@ def test_cross_origin_websocket_refused(guarded):
     with (
         pytest.raises(WebSocketDisconnect),
         guarded.websocket_connect(
-            f"/ws?token={TOKEN}", headers={"Origin": "http://evil.example"}
+            f"{WS}/ws?token={TOKEN}", headers={"Origin": "http://evil.example"}
         ) as ws,
     ):
         ws.receive_json()
+
+
+# --- issue 11: DNS rebinding, Origin parsing, loopback, log redaction, user files ---------
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    """An app as `serve` makes it on 127.0.0.1 without a token, with `--allow-host studio.lan`;
+    the client's base URL sets the Host header each request sends."""
+    from latentgraph.graph import Registry
+    from latentgraph.server.app import create_app
+    from latentgraph.server.config import ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path_factory.mktemp("local") / "data", disk_cache=False,
+                          load_nodes=False, editor=False, allow_hosts=["studio.lan"])  # fmt: skip
+    app = create_app(config, registry=register(Registry()))
+    with TestClient(app, base_url="http://127.0.0.1:8188") as client:
+        client.config = config
+        yield client
+
+
+REBOUND = {"Host": "evil.example:8188", "Origin": "http://evil.example:8188"}
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/prompt"), ("GET", "/history"), ("GET", "/view?filename=x.png"),
+    ("GET", "/userdata?dir="), ("POST", "/userdata/w.json"), ("GET", "/api/object_info")])  # fmt: skip
+def test_dns_rebinding_host_refused(local, method, path):
+    """A page whose name was rebound to 127.0.0.1 sends its own name as Host and a matching
+    Origin: nothing is answered, nothing is written."""
+    r = local.request(method, path, json={"prompt": {}}, headers=REBOUND)
+    assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden_host", r.text
+    assert "--allow-host evil.example" in r.json()["error"]["message"]
+    assert not (local.config.user_dir / "w.json").exists()
+
+
+def test_dns_rebinding_websocket_refused(local):
+    with pytest.raises(WebSocketDisconnect), local.websocket_connect("/ws", headers=REBOUND) as ws:
+        ws.receive_json()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8188", "localhost:8188", "LOCALHOST", "[::1]:8188",
+                                  "127.0.0.2:8188", "studio.lan:8188", "Studio.Lan",
+                                  "app.localhost:8188"])  # fmt: skip
+def test_our_host_names_answered(local, host):
+    assert local.get("/queue", headers={"Host": host}).status_code == 200
+    with local.websocket_connect("/ws?clientId=h", headers={"Host": host}) as ws:
+        assert ws.receive_json()["type"] == "status"
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.evil.example", "studio.lan.evil",
+                                  "localhost.evil.example", "10.0.0.5:8188", "[::1", "x:port",
+                                  "127.0.0.1:8188@evil.example", ""])  # fmt: skip
+def test_other_host_names_refused(local, host):
+    r = local.get("/queue", headers={"Host": host})
+    assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden_host"
+
+
+def test_bound_to_every_interface_answers_addresses_not_names():
+    from latentgraph.server.hosts import HostGuard
+
+    guard = HostGuard("0.0.0.0", ["box.lan"])
+    assert guard.allows("192.168.1.20:8188") and guard.allows("[fe80::1]:8188")
+    assert guard.allows("box.lan") and guard.allows("localhost")
+    assert not guard.allows("evil.example:8188")
+    named = HostGuard("box.example")
+    assert named.allows("box.example:8188") and not named.allows("192.168.1.20")
+
+
+def test_allow_host_option(monkeypatch, tmp_path):
+    code, _err, started = serve_cli(monkeypatch, ["--allow-host", "studio.lan", "--allow-host",
+                                                  "art.local", "--data-dir", str(tmp_path)])  # fmt: skip
+    assert code == 0 and started[0].allow_hosts == ["studio.lan", "art.local"]
+
+
+@pytest.mark.parametrize("origin", ["http://x:99999", "http://x:abc", "http://[::1",
+                                    "http://127.0.0.1:8188:1", "http://", "127.0.0.1:8188",
+                                    "https://127.0.0.1:8188", "ws://127.0.0.1:8188",
+                                    "ftp://127.0.0.1:8188"])  # fmt: skip
+def test_malformed_or_other_scheme_origin_refused(local, origin):
+    """Malformed origins were a 500; an origin with another scheme (https page, same host and
+    port) passed."""
+    r = local.post("/interrupt", json={}, headers={"Origin": origin})
+    assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden", r.text
+    assert local.post("/interrupt", json={}, headers={"Origin": "http://127.0.0.1:8188"}
+                      ).status_code == 200  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["127.lan", "127.0.0.1.nip.example", "127.zero.example"])
+def test_loopback_decided_from_the_address(monkeypatch, tmp_path, host):
+    """`--host 127.lan` looked loopback by its spelling; a name resolving to 0.0.0.0 binds every
+    interface. Both now need a token."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def resolve(name, *args, **kw):
+        if name == "127.zero.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("0.0.0.0", 0))]
+        if name.endswith((".lan", ".example")):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    code, err, started = serve_cli(monkeypatch, ["--host", host, "--data-dir", str(tmp_path)])
+    assert code == 2 and not started and "--auth-token" in err
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.3.4.5", "::1"])
+def test_loopback_addresses_start_without_token(monkeypatch, tmp_path, host):
+    code, _err, started = serve_cli(monkeypatch, ["--host", host, "--data-dir", str(tmp_path)])
+    assert code == 0 and started[0].host == host
+
+
+def test_token_redacted_in_access_log(tmp_path):
+    """uvicorn's access log printed `GET /?token=<token>` for every editor load."""
+    import logging
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from latentgraph.graph import Registry
+    from latentgraph.server.app import create_app
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.run import uvicorn_config
+
+    from ..server.conftest import free_port
+
+    config = ServerConfig(data_dir=tmp_path, port=free_port(), auth_token=TOKEN,
+                          disk_cache=False, load_nodes=False, editor=False)  # fmt: skip
+    server = uvicorn.Server(uvicorn_config(create_app(config, registry=register(Registry())),
+                                           config, "info"))  # fmt: skip
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        logging.getLogger("uvicorn.access").addHandler(handler)
+        url = f"http://127.0.0.1:{config.port}"
+        assert httpx.get(f"{url}/queue?token={TOKEN}&x=1").status_code == 200
+        assert httpx.get(f"{url}/queue?a=b&token={TOKEN}").status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        logging.getLogger("uvicorn.access").removeHandler(handler)
+    requests = [line for line in lines if "/queue" in line]
+    assert len(requests) == 2, lines
+    assert not [line for line in requests if TOKEN in line], requests
+    assert all("token=<redacted>" in line for line in requests), requests
+
+
+def test_user_files_served_with_a_safe_type(local):
+    """/userdata/x.html and an uploaded GIF/HTML polyglot were served as text/html (stored
+    XSS); now they are attachments the browser does not render, and nothing is sniffed."""
+    page = b"<html><script>alert(document.cookie)</script></html>"
+    assert local.post("/userdata/x.html", content=page).status_code == 200
+    assert local.post("/userdata/workflows%2Fw.json", content=b'{"nodes": []}').status_code == 200
+    html = local.get("/userdata/x.html")
+    assert html.content == page
+    assert html.headers["content-type"] == "application/octet-stream"
+    assert html.headers["x-content-type-options"] == "nosniff"
+    assert html.headers["content-disposition"].startswith("attachment")
+    workflow = local.get("/userdata/workflows%2Fw.json")
+    assert workflow.headers["content-type"] == "application/json"
+    assert workflow.headers["x-content-type-options"] == "nosniff" and workflow.json()
+
+    polyglot = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;" + page
+    inputs = local.config.input_dir
+    (inputs / "poly.html").write_bytes(polyglot)
+    (inputs / "poly.svg").write_bytes(
+        b"<svg xmlns='http://www.w3.org/2000/svg'><script>1</script></svg>"
+    )
+    (inputs / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    for name in ("poly.html", "poly.svg"):
+        r = local.get(f"/view?filename={name}&type=input")
+        assert r.status_code == 200 and r.content.startswith((b"GIF", b"<svg"))
+        assert r.headers["content-type"] == "application/octet-stream", name
+        assert r.headers["content-disposition"].startswith("attachment")
+        assert r.headers["x-content-type-options"] == "nosniff"
+    image = local.get("/view?filename=pic.png&type=input")
+    assert image.headers["content-type"] == "image/png"
+    assert "content-disposition" not in image.headers
+    assert image.headers["x-content-type-options"] == "nosniff"
+
+
+def test_userdata_listing_does_not_follow_links_out(local, tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "secret.txt").write_text("secret")
+    (outside / "deep" / "key.pem").write_text("key")
+    user = local.config.user_dir
+    (user / "lists").mkdir()
+    (user / "lists" / "mine.json").write_text("{}")
+    (user / "lists" / "leak.txt").symlink_to(outside / "secret.txt")
+    (user / "lists" / "linked").symlink_to(outside / "deep", target_is_directory=True)
+    (user / "lists" / "alias.json").symlink_to(user / "lists" / "mine.json")
+    for recurse in ("false", "true"):
+        listed = local.get(f"/userdata?dir=lists&recurse={recurse}").json()
+        assert sorted(listed) == ["alias.json", "mine.json"], listed
+    full = local.get("/userdata?dir=lists&recurse=true&full_info=true").json()
+    assert sorted(f["path"] for f in full) == ["alias.json", "mine.json"]
+    assert local.get("/userdata/lists%2Fleak.txt").status_code == 400
+    assert local.get("/userdata?dir=lists/linked").status_code == 400
 
 
 class _Bomb:

@@ -11,7 +11,8 @@ from .conftest import new_files, partial, snapshot
 from .corpus_server import CASES, Req, png
 
 SERVER_LIMITS = dict(max_body_bytes=1_000_000, max_upload_bytes=200_000, max_steps=50,
-                     max_batch=4, max_image_pixels=512 * 512)  # fmt: skip
+                     max_batch=4, max_image_pixels=512 * 512, max_string_chars=1000,
+                     max_extra_data_bytes=20_000)  # fmt: skip
 
 
 def full_registry():
@@ -38,6 +39,7 @@ def corpus_server(tmp_path_factory):
                           load_nodes=False, editor=False, **SERVER_LIMITS)  # fmt: skip
     running = RunningServer(config, full_registry()).start()
     (config.input_dir / "seed.png").write_bytes(png())
+    (config.input_dir / "big.png").write_bytes(png(600, 600))  # over the 512x512 limit
     yield running, root
     running.stop()
 

@@ -6,6 +6,8 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+WS = "ws://127.0.0.1:8188"  # TestClient's websockets ignore base_url: without it Host is "testserver"
+
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory, toy_registry):
@@ -26,9 +28,9 @@ def test_token_required_everywhere(guarded):
         assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
     assert guarded.get("/prompt", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert guarded.get("/prompt", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    with pytest.raises(WebSocketDisconnect), guarded.websocket_connect("/ws") as ws:
+    with pytest.raises(WebSocketDisconnect), guarded.websocket_connect(WS + "/ws") as ws:
         ws.receive_json()
-    with guarded.websocket_connect("/ws?token=s3cret&clientId=abc") as ws:
+    with guarded.websocket_connect(WS + "/ws?token=s3cret&clientId=abc") as ws:
         assert ws.receive_json()["data"]["sid"] == "abc"
 
 
@@ -51,7 +53,7 @@ def test_cross_origin_post_refused(guarded):
     with (
         pytest.raises(WebSocketDisconnect),
         guarded.websocket_connect(
-            "/ws?token=s3cret", headers={"Origin": "http://evil.example"}
+            WS + "/ws?token=s3cret", headers={"Origin": "http://evil.example"}
         ) as ws,
     ):
         ws.receive_json()

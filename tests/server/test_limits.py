@@ -4,6 +4,8 @@ one byte (prompt, step) more is refused with the documented status."""
 from __future__ import annotations
 
 import io
+import json
+import time
 
 import pytest
 
@@ -14,6 +16,8 @@ UPLOAD = 50_000
 QUEUE = 3
 STEPS = 5
 NODES = 10
+CHARS = 50
+EXTRA = 1000
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +27,24 @@ def limited(tmp_path_factory, toy_registry):
     config = ServerConfig(data_dir=tmp_path_factory.mktemp("limits"), port=free_port(),
                           disk_cache=False, load_nodes=False, editor=False, max_body_bytes=BODY,
                           max_upload_bytes=UPLOAD, max_queue=QUEUE, max_steps=STEPS,
-                          max_prompt_nodes=NODES)  # fmt: skip
+                          max_prompt_nodes=NODES, max_string_chars=CHARS,
+                          max_extra_data_bytes=EXTRA)  # fmt: skip
     running = RunningServer(config, toy_registry).start()
     yield running
     running.http.post("/queue", json={"clear": True})
     running.http.post("/interrupt")
     running.stop()
+
+
+def drain(server, timeout: float = 30) -> None:
+    """Wait until nothing is queued or running (the limits below count queued prompts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queue = server.http.get("/queue").json()
+        if not queue["queue_running"] and not queue["queue_pending"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the queue did not drain")
 
 
 def body_of_size(size: int) -> bytes:
@@ -98,21 +114,6 @@ def test_prompt_id_at_the_limit_is_kept_and_one_character_more_refused(limited):
     assert limited.post_prompt(chain(2), prompt_id="q" * 201).status_code == 400
 
 
-def test_queue_holds_its_limit_and_refuses_one_more(limited):
-    """The running prompt counts: QUEUE prompts are taken, the next one gets 429."""
-    limited.http.post("/queue", json={"clear": True})
-    busy = chain(1, slow_steps=STEPS, delay=2.0, prefix="busy")  # ~10 s unless interrupted
-    ids = []
-    for i in range(QUEUE):
-        r = limited.post_prompt({**busy, "1": {**busy["1"], "inputs": {"value": 10 + i}}})
-        assert r.status_code == 200, (i, r.text)
-        ids.append(r.json()["prompt_id"])
-    over = limited.post_prompt(chain(99))
-    assert over.status_code == 429 and over.json()["error"]["type"] == "queue_full"
-    limited.http.post("/queue", json={"delete": ids})
-    limited.http.post("/interrupt")
-
-
 def test_prompt_node_count_at_the_limit_is_queued_and_one_more_is_413(limited):
     def prompt_of(count: int) -> dict:
         prompt = chain(3, prefix="nodes")  # 3 nodes, and unused Numbers up to `count`
@@ -124,3 +125,41 @@ def test_prompt_node_count_at_the_limit_is_queued_and_one_more_is_413(limited):
     assert limited.post_prompt(prompt_of(NODES)).status_code == 200
     over = limited.post_prompt(prompt_of(NODES + 1))
     assert over.status_code == 413 and over.json()["error"]["type"] == "too_many_nodes"
+
+
+def test_string_at_the_limit_is_queued_and_one_character_more_refused(limited):
+    drain(limited)
+    assert limited.post_prompt(chain(4, prefix="p" * CHARS)).status_code == 200
+    over = limited.post_prompt(chain(4, prefix="p" * (CHARS + 1)))
+    assert over.status_code == 400
+    [error] = over.json()["node_errors"]["9"]["errors"]
+    assert error["type"] == "value_too_long" and "'prefix'" in error["message"]
+
+
+def test_extra_data_at_the_limit_is_queued_and_one_byte_more_is_413(limited):
+    def extra_of(size: int) -> dict:
+        extra = {"pad": "x" * (size - len(json.dumps({"pad": ""})))}
+        assert len(json.dumps(extra)) == size
+        return extra
+
+    drain(limited)
+    assert limited.post_prompt(chain(5), extra_data=extra_of(EXTRA)).status_code == 200
+    over = limited.post_prompt(chain(5), extra_data=extra_of(EXTRA + 1))
+    assert over.status_code == 413 and over.json()["error"]["type"] == "too_large"
+
+
+# Last: it fills the queue.
+def test_queue_holds_its_limit_and_refuses_one_more(limited):
+    """The running prompt counts: QUEUE prompts are taken, the next one gets 429."""
+    drain(limited)
+    busy = chain(1, slow_steps=STEPS, delay=2.0, prefix="busy")  # ~10 s unless interrupted
+    ids = []
+    for i in range(QUEUE):
+        r = limited.post_prompt({**busy, "1": {**busy["1"], "inputs": {"value": 10 + i}}})
+        assert r.status_code == 200, (i, r.text)
+        ids.append(r.json()["prompt_id"])
+    over = limited.post_prompt(chain(99))
+    assert over.status_code == 429 and over.json()["error"]["type"] == "queue_full"
+    limited.http.post("/queue", json={"delete": ids})
+    limited.http.post("/interrupt")
+    drain(limited)

@@ -9,49 +9,53 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from latentgraph.server.hosts import HostGuard
 from latentgraph.server.middleware import GuardMiddleware
 
 TOKEN = "s3cret-token"
 
 
-def guarded(token: str | None = None) -> TestClient:
+def guarded(token: str | None = None, scheme: str = "http") -> TestClient:
     async def ok(request):
         return PlainTextResponse("ok", headers={"x-app": "kept"})
 
     app = Starlette(routes=[Route("/", ok, methods=["GET", "POST"])])
-    return TestClient(GuardMiddleware(app, max_body_bytes=1000, auth_token=token))
+    hosts = HostGuard("127.0.0.1", allowed=["site.example", "testserver"])
+    guard = GuardMiddleware(app, max_body_bytes=1000, auth_token=token, hosts=hosts)
+    return TestClient(guard, base_url=f"{scheme}://testserver")
 
 
 @pytest.mark.parametrize(
-    "origin, host, allowed",
+    "scheme, origin, host, allowed",
     [
-        (None, "127.0.0.1:8188", True),
-        ("null", "127.0.0.1:8188", False),  # sandboxed frames, file:// pages
-        ("http://127.0.0.1:8188", "127.0.0.1:8188", True),
-        ("http://evil.example:8188", "127.0.0.1:8188", False),
-        ("http://127.0.0.1:8189", "127.0.0.1:8188", False),
-        ("http://localhost", "localhost:80", True),  # default ports on either side
-        ("http://localhost:80", "localhost", True),
-        ("https://site.example", "site.example:443", True),
-        ("https://site.example", "site.example", True),
-        ("http://site.example", "site.example:443", False),
-        ("https://site.example", "site.example:80", False),
-        ("http://Site.EXAMPLE:8188", "site.example:8188", True),  # host names ignore case
-        ("http://site.example:8188", "SITE.example:8188", True),
-        ("http://[::1]:8188", "[::1]:8188", True),  # IPv6: the colons inside [] are no port
-        ("http://[::1]", "[::1]", True),
-        ("http://[::1]", "[::1]:80", True),
-        ("http://[::1]:8188", "[::1]", False),
-        ("ftp://127.0.0.1", "127.0.0.1", True),  # no default port known: compared as given
+        ("http", None, "127.0.0.1:8188", True),
+        ("http", "null", "127.0.0.1:8188", False),  # sandboxed frames, file:// pages
+        ("http", "http://127.0.0.1:8188", "127.0.0.1:8188", True),
+        ("http", "http://evil.example:8188", "127.0.0.1:8188", False),
+        ("http", "http://127.0.0.1:8189", "127.0.0.1:8188", False),
+        ("http", "http://localhost", "localhost:80", True),  # default ports on either side
+        ("http", "http://localhost:80", "localhost", True),
+        ("https", "https://site.example", "site.example:443", True),
+        ("https", "https://site.example:443", "site.example", True),
+        ("http", "https://site.example", "site.example", False),  # not this request's scheme
+        ("https", "http://site.example", "site.example", False),
+        ("http", "http://Site.EXAMPLE:8188", "site.example:8188", True),  # names ignore case
+        ("http", "http://site.example:8188", "SITE.example:8188", True),
+        ("http", "http://[::1]:8188", "[::1]:8188", True),  # IPv6: colons in [] are no port
+        ("http", "http://[::1]", "[::1]", True),
+        ("http", "http://[::1]", "[::1]:80", True),
+        ("http", "http://[::1]:8188", "[::1]", False),
+        ("http", "http://127.0.0.1:notaport", "127.0.0.1", False),  # malformed: refused
     ],
 )  # fmt: skip
-def test_state_changing_requests_must_come_from_the_same_site(origin, host, allowed):
+def test_state_changing_requests_must_come_from_the_same_site(scheme, origin, host, allowed):
     headers = {"host": host} | ({"origin": origin} if origin is not None else {})
-    r = guarded().post("/", headers=headers)
+    client = guarded(scheme=scheme)
+    r = client.post("/", headers=headers)
     assert r.status_code == (200 if allowed else 403), r.text
     if not allowed:
         assert r.json()["error"]["type"] == "forbidden"
-    assert guarded().get("/", headers=headers).status_code == 200  # reading is not guarded
+    assert client.get("/", headers=headers).status_code == 200  # reading is not guarded
 
 
 @pytest.mark.parametrize(

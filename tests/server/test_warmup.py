@@ -48,7 +48,7 @@ def test_start_up_imports_model_libraries_only_for_the_diffusion_nodes(
     config = ServerConfig(data_dir=tmp_path / "data", disk_cache=False, load_nodes=False,
                           editor=False, preload=preload)  # fmt: skip
     app = app_mod.create_app(config, registry=registry)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert ("lg_warmup_probe" in sys.modules) is expected  # before the first request
         assert app.state.lg._limiter is not None  # made before the first POST
         assert client.get("/queue").status_code == 200

@@ -1,0 +1,144 @@
+"""ComfyUI's LoRA, model-merging and checkpoint-saving nodes, as thin adapters over
+nodes/lora.py and nodes/merge.py (registered with the other ComfyUI nodes in nodes/comfy.py).
+
+Results keep what the inputs carried for ComfyUI: a MODEL's scheduler config, a CLIP's
+"stop at layer".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latentgraph.graph import CLIP, MODEL, VAE, Choice, Float, Output, Settings, Socket, String
+
+from . import models_dirs
+from .comfy import ComfyClip, ComfyModel, _node
+from .images import check_prefix
+from .lora import LoraUse, apply_lora, lora_identity, strength
+from .merge import Blend, merge_clips, merge_unets, ratio, save_checkpoint
+from .tiny_addons import BUILTIN_LORAS
+from .values import ClipModel, UNetModel
+
+CATEGORY = "advanced/model_merging"
+
+
+def lora_names(settings: Settings) -> list[str]:
+    """The lora_name dropdown: the built-in tiny LoRAs, then every file in loras/."""
+    return [*BUILTIN_LORAS, *models_dirs.list_files("loras", settings.models_dirs)]
+
+
+def _like_model(source: UNetModel, result: UNetModel) -> UNetModel:
+    if isinstance(source, ComfyModel) and result is not source:
+        return ComfyModel(result, source.scheduler_config)
+    return result
+
+
+def _like_clip(source: ClipModel, result: ClipModel) -> ClipModel:
+    if isinstance(source, ComfyClip) and result is not source:
+        return ComfyClip(result, source.stop_at_layer)
+    return result
+
+
+def _lora_identity(inputs: dict[str, Any], settings: Settings) -> str:
+    return lora_identity(str(inputs.get("lora_name", "")), settings.models_dirs)
+
+
+@_node(
+    "LoraLoader", "Load LoRA", "loaders",
+    inputs=[Socket("model", MODEL), Socket("clip", CLIP), Choice("lora_name", lora_names),
+            strength("strength_model", "how much of the LoRA goes into the UNet"),
+            strength("strength_clip", "how much goes into the text encoder")],
+    outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP)],
+    identity=_lora_identity,
+)  # fmt: skip
+def lora_loader(ctx, model: UNetModel, clip: ClipModel, lora_name: str,
+                strength_model: float = 1.0, strength_clip: float = 1.0):  # fmt: skip
+    """Apply a LoRA from loras/ to the model and the text encoder."""
+    use = LoraUse(lora_name, strength_model, strength_clip, "lora_name")
+    unet, te = apply_lora(ctx, model, clip, use)
+    return _like_model(model, unet), _like_clip(clip, te)
+
+
+@_node(
+    "LoraLoaderModelOnly", "LoraLoaderModelOnly", "loaders",
+    inputs=[Socket("model", MODEL), Choice("lora_name", lora_names),
+            strength("strength_model", "how much of the LoRA goes into the UNet")],
+    outputs=[Output("MODEL", MODEL)],
+    identity=_lora_identity,
+)  # fmt: skip
+def lora_loader_model_only(ctx, model: UNetModel, lora_name: str, strength_model: float = 1.0):
+    """Apply a LoRA from loras/ to the model only."""
+    unet, _ = apply_lora(ctx, model, None, LoraUse(lora_name, strength_model, 0.0, "lora_name"))
+    return _like_model(model, unet)
+
+
+@_node(
+    "ModelMergeSimple", "ModelMergeSimple", CATEGORY,
+    inputs=[Socket("model1", MODEL), Socket("model2", MODEL), ratio("ratio", "share of model1")],
+    outputs=[Output("MODEL", MODEL)],
+)  # fmt: skip
+def model_merge_simple(ctx, model1: UNetModel, model2: UNetModel, ratio: float = 1.0):
+    """model1 * ratio + model2 * (1 - ratio)."""
+    merged = merge_unets(ctx, model1, model2, Blend("simple", ratio, 1.0 - ratio))
+    return _like_model(model1, merged)
+
+
+@_node(
+    "ModelMergeBlocks", "ModelMergeBlocks", CATEGORY,
+    inputs=[Socket("model1", MODEL), Socket("model2", MODEL), ratio("input", "share of model1"),
+            ratio("middle", "share of model1"), ratio("out", "share of model1")],
+    outputs=[Output("MODEL", MODEL)],
+)  # fmt: skip
+def model_merge_blocks(ctx, model1: UNetModel, model2: UNetModel, input: float = 1.0,
+                       middle: float = 1.0, out: float = 1.0):  # fmt: skip
+    """Merge with a ratio per block group (input, middle, out)."""
+    blend = Blend("blocks", input, 1.0 - input,
+                  (("input", input), ("middle", middle), ("output", out)))  # fmt: skip
+    return _like_model(model1, merge_unets(ctx, model1, model2, blend))
+
+
+@_node(
+    "ModelMergeAdd", "ModelMergeAdd", CATEGORY,
+    inputs=[Socket("model1", MODEL), Socket("model2", MODEL)],
+    outputs=[Output("MODEL", MODEL)],
+)  # fmt: skip
+def model_merge_add(ctx, model1: UNetModel, model2: UNetModel):
+    """model1 + model2."""
+    return _like_model(model1, merge_unets(ctx, model1, model2, Blend("add", 1.0, 1.0)))
+
+
+@_node(
+    "ModelMergeSubtract", "ModelMergeSubtract", CATEGORY,
+    inputs=[Socket("model1", MODEL), Socket("model2", MODEL),
+            Float("multiplier", 1.0, min=-10.0, max=10.0, step=0.01)],
+    outputs=[Output("MODEL", MODEL)],
+)  # fmt: skip
+def model_merge_subtract(ctx, model1: UNetModel, model2: UNetModel, multiplier: float = 1.0):
+    """model1 - multiplier * model2."""
+    blend = Blend("subtract", 1.0, -multiplier)
+    return _like_model(model1, merge_unets(ctx, model1, model2, blend))
+
+
+@_node(
+    "CLIPMergeSimple", "CLIPMergeSimple", CATEGORY,
+    inputs=[Socket("clip1", CLIP), Socket("clip2", CLIP), ratio("ratio", "share of clip1")],
+    outputs=[Output("CLIP", CLIP)],
+)  # fmt: skip
+def clip_merge_simple(ctx, clip1: ClipModel, clip2: ClipModel, ratio: float = 1.0):
+    """clip1 * ratio + clip2 * (1 - ratio)."""
+    merged = merge_clips(ctx, clip1, clip2, Blend("simple", ratio, 1.0 - ratio))
+    return _like_clip(clip1, merged)
+
+
+@_node(
+    "CheckpointSave", "Save Checkpoint", CATEGORY,
+    inputs=[Socket("model", MODEL), Socket("clip", CLIP), Socket("vae", VAE),
+            String("filename_prefix", "checkpoints/ComfyUI")],
+    outputs=[],
+    output_node=True,
+    check=check_prefix,
+)  # fmt: skip
+def checkpoint_save(ctx, model: UNetModel, clip: ClipModel, vae: Any,
+                    filename_prefix: str = "checkpoints/ComfyUI"):  # fmt: skip
+    """Save model, CLIP and VAE as one .safetensors checkpoint in the output folder."""
+    return save_checkpoint(ctx, model, clip, vae, filename_prefix)

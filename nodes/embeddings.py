@@ -1,0 +1,82 @@
+"""Textual-inversion embeddings: `embedding:NAME` in a prompt reads NAME.safetensors from the
+models folders' embeddings/ and inserts its vectors as extra tokens.
+
+Layouts read: SD 1.x/2.x files (one tensor, usually "emb_params" or "string_to_param.*") and
+SDXL files ("clip_l" and "clip_g": the "clip_l" vectors are used, as our encoders are CLIP-L
+sized ones; "clip_g" needs the second SDXL encoder). Only safetensors, never pickles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import models_dirs
+
+SUFFIX = ".safetensors"
+# Preferred tensor names, in order; a file with one tensor under any name is read too.
+KEYS = ("clip_l", "emb_params")
+PREFIX_KEYS = ("string_to_param",)
+
+
+class EmbeddingError(ValueError):
+    """An embedding that is missing or cannot be used with this text encoder."""
+
+
+def embedding_path(name: str, dirs: Sequence[Path | str] | None = None) -> Path:
+    """The file for `embedding:NAME` (NAME may omit .safetensors). Raises EmbeddingError."""
+    file_name = name if name.lower().endswith(SUFFIX) else name + SUFFIX
+    try:
+        return models_dirs.resolve("embeddings", file_name, dirs)
+    except models_dirs.ModelNotFound as exc:
+        raise EmbeddingError(f"embedding {name!r} not found: {exc}") from None
+
+
+def file_identity(name: str, dirs: Sequence[Path | str] | None = None) -> str:
+    """Path, size and mtime of an embedding file, for cache keys; the error text if missing."""
+    try:
+        path = embedding_path(name, dirs)
+    except EmbeddingError as exc:
+        return f"missing:{exc}"
+    return models_dirs.file_identity(path)
+
+
+def _pick(tensors: dict[str, Any], name: str) -> Any:
+    for key in KEYS:
+        if key in tensors:
+            return tensors[key]
+    for key in tensors:
+        if key.startswith(PREFIX_KEYS):
+            return tensors[key]
+    if "clip_g" in tensors:
+        raise EmbeddingError(f"embedding {name!r} has only SDXL 'clip_g' vectors; they need an "
+                             "SDXL model's second text encoder")  # fmt: skip
+    if len(tensors) == 1:
+        return next(iter(tensors.values()))
+    raise EmbeddingError(f"embedding {name!r}: no embedding tensor found (keys: "
+                         f"{', '.join(sorted(tensors))}; expected {', '.join(KEYS)} or one "
+                         "tensor)")  # fmt: skip
+
+
+def load_embedding(name: str, width: int, dirs: Sequence[Path | str] | None = None) -> Any:
+    """The embedding's vectors as a float tensor [tokens, width]."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = embedding_path(name, dirs)
+    try:
+        tensors = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise EmbeddingError(f"embedding {name!r} ({path}) is not a readable .safetensors "
+                             f"file: {exc}") from None  # fmt: skip
+    vectors = _pick(tensors, name)
+    if vectors.ndim == 1:
+        vectors = vectors.unsqueeze(0)
+    vectors = vectors.reshape(-1, vectors.shape[-1])
+    if vectors.shape[-1] != width:
+        raise EmbeddingError(f"embedding {name!r} has vectors of width {vectors.shape[-1]}, but "
+                             f"this text encoder's width is {width} (made for another model?)")  # fmt: skip
+    if vectors.shape[0] == 0:
+        raise EmbeddingError(f"embedding {name!r} holds no vectors")
+    return vectors

@@ -1,0 +1,229 @@
+"""LoadLoRA: a LoRA's low-rank updates fused into copies of the UNet and text encoder.
+
+Reading and applying go through diffusers and peft: `lora_state_dict` converts kohya/ComfyUI
+files (`lora_unet_*`, `lora_te_*`) to diffusers' layout, `load_lora_into_unet` /
+`load_lora_into_text_encoder` inject peft layers, and the fuse adds strength * delta to the
+weights, exactly as diffusers' `load_lora_weights` + `fuse_lora` does. All of it happens on a
+copy (nodes/model_copies.py) kept by the model manager under the base's key plus the LoRA's
+file identity and strength: the shared base model is never changed, so taking a LoRA out of a
+graph gives the base model's images back bit for bit, and a strength change re-runs only the
+nodes downstream of the LoRA. Stacked LoRAs are fused one after another, each on the previous
+copy. A copy is counted in the manager's budget by its own fused layers only; it keeps the
+base's other weights alive while it is held, even if the base entry itself is evicted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from latentgraph.graph import CLIP, MODEL, Float, Output, Settings, Socket, String, node
+
+from . import models_dirs
+from .model_manager import manager
+from .values import ClipModel, UNetModel, input_error
+
+ADAPTER = "latentgraph_lora"
+STRENGTH_LIMIT = 100.0
+
+
+class LoraError(ValueError):
+    """A LoRA that cannot be found or applied; the message names the file."""
+
+
+def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
+    """`builtin:tiny-lora*`, a name inside the models folders' loras/, or a .safetensors path."""
+    from .tiny_addons import BUILTIN_LORAS, builtin_lora
+
+    if name in BUILTIN_LORAS:
+        return builtin_lora(name)
+    if name.startswith("builtin:"):
+        raise LoraError(f"unknown built-in LoRA {name!r}; known: {', '.join(BUILTIN_LORAS)}")
+    if models_dirs.is_pickled(name):
+        raise LoraError(f"{name!r} is a pickle-based file, which can run code when loaded; "
+                        "it is refused: use the .safetensors version")  # fmt: skip
+    try:
+        return models_dirs.resolve("loras", name, dirs)
+    except models_dirs.ModelNotFound as exc:
+        path = Path(name).expanduser()
+        if path.is_absolute() and path.is_file() and path.suffix.lower() == ".safetensors":
+            return path
+        raise LoraError(str(exc)) from None
+
+
+def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
+    """Path, size and mtime: replacing the file changes the cache keys built from it. Cheap
+    (no torch): validation and cache keys call it; a built-in LoRA is not built for it."""
+    from .tiny_addons import BUILD_VERSION, BUILTIN_LORAS
+
+    if name in BUILTIN_LORAS:
+        return f"{name}-v{BUILD_VERSION}"
+    try:
+        path = lora_path(name, dirs)
+    except LoraError as exc:
+        return f"missing:{exc}"
+    return models_dirs.file_identity(path)
+
+
+def read_lora(path: Path) -> tuple[dict[str, Any], dict[str, float] | None]:
+    """The file's tensors in diffusers' layout (keys under unet. / text_encoder.), and the
+    kohya alphas when the file had them."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        raw = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise LoraError(f"{path}: not a readable .safetensors file: {exc}") from None
+    try:
+        state, alphas = StableDiffusionPipeline.lora_state_dict(raw)
+    except Exception as exc:  # noqa: BLE001 - diffusers' converters raise many kinds
+        raise LoraError(f"{path}: not a LoRA diffusers can read: {exc}") from None
+    return state, alphas
+
+
+def _has(state: dict[str, Any], prefix: str) -> bool:
+    return any(k.startswith(prefix + ".") for k in state)
+
+
+def _fused_unet(base: Any, state: dict, alphas: Any, strength: float) -> Any:
+    from diffusers import StableDiffusionPipeline
+
+    from .model_copies import copy_module
+
+    unet = copy_module(base)
+    StableDiffusionPipeline.load_lora_into_unet(state, alphas, unet, adapter_name=ADAPTER)
+    unet.fuse_lora(lora_scale=strength, safe_fusing=True, adapter_names=[ADAPTER])
+    unet.unload_lora()
+    return unet
+
+
+def _fused_text_encoder(base: Any, state: dict, alphas: Any, strength: float) -> Any:
+    from diffusers import StableDiffusionPipeline
+    from diffusers.loaders.lora_base import (  # what diffusers' pipelines call for a CLIP
+        _remove_text_encoder_monkey_patch,
+        fuse_text_encoder_lora,
+    )
+
+    from .model_copies import copy_module
+
+    te = copy_module(base)
+    StableDiffusionPipeline.load_lora_into_text_encoder(state, alphas, te, prefix="text_encoder",
+                                                        adapter_name=ADAPTER)  # fmt: skip
+    fuse_text_encoder_lora(te, lora_scale=strength, safe_fusing=True, adapter_names=[ADAPTER])
+    _remove_text_encoder_monkey_patch(te)
+    return te
+
+
+@dataclass(frozen=True)
+class LoraUse:
+    """Which LoRA to apply, how strongly, and the input errors point at."""
+
+    name: str
+    strength_model: float = 1.0
+    strength_clip: float = 1.0
+    input_name: str = "lora"
+
+
+class _Patcher:
+    """One LoRA file applied to models: read at most once, only when a copy must be built."""
+
+    def __init__(self, ctx: Any, use: LoraUse) -> None:
+        dirs = ctx.settings.models_dirs
+        self.ctx, self.use = ctx, use
+        try:
+            self.path = lora_path(use.name, dirs)
+        except LoraError as exc:
+            raise self.error(str(exc)) from None
+        self.identity = lora_identity(use.name, dirs)
+        self._state: tuple[dict, Any] | None = None
+
+    def error(self, message: str) -> Exception:
+        return input_error(self.ctx, self.use.input_name, message)
+
+    def state(self) -> tuple[dict, Any]:
+        if self._state is None:
+            try:
+                self._state = read_lora(self.path)
+            except LoraError as exc:
+                raise self.error(str(exc)) from None
+            if not _has(self._state[0], "unet") and not _has(self._state[0], "text_encoder"):
+                raise self.error(f"{self.path}: no UNet or text-encoder LoRA weights found")
+        return self._state
+
+    def patched(self, what: str, base_key: str, base: Any, strength: float,
+                device: str) -> tuple[str, Any]:  # fmt: skip
+        """(manager key, module with the LoRA fused in at `strength`), built once per process."""
+        from .model_copies import new_bytes
+
+        fuse = _fused_unet if what == "unet" else _fused_text_encoder
+
+        def build() -> Any:
+            tensors, alphas = self.state()
+            if not _has(tensors, what):
+                return base
+            try:
+                return fuse(base, tensors, alphas, strength)
+            except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds on a mismatch
+                raise self.error(f"{self.path} does not fit this model's {what}: "
+                                 f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+
+        key = f"{base_key}|{what}+lora:{self.identity}@{strength!r}"
+        return key, manager().get(key, build, device=device, size=lambda m: new_bytes(m, base))
+
+
+def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None,
+               use: LoraUse) -> tuple[UNetModel, ClipModel | None]:  # fmt: skip
+    """The LoRA fused into copies of `unet` (and `clip`, when given); a strength of 0 returns
+    that input itself. Errors name the node and `use.input_name`."""
+    patcher = _Patcher(ctx, use)
+    out_unet, out_clip = unet, clip
+    if use.strength_model != 0:
+        key, module = patcher.patched("unet", unet.key, unet.unet, use.strength_model,
+                                      unet.device)  # fmt: skip
+        out_unet = UNetModel(module, key, unet.device, unet.dtype)
+    if clip is not None and use.strength_clip != 0:
+        key, module = patcher.patched("text_encoder", clip.key, clip.text_encoder,
+                                      use.strength_clip, clip.device)  # fmt: skip
+        out_clip = ClipModel(clip.tokenizer, module, key, clip.device)
+    return out_unet, out_clip
+
+
+def _identity(inputs: dict[str, Any], settings: Settings) -> str:
+    return lora_identity(str(inputs.get("lora", "")), settings.models_dirs)
+
+
+def _check(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
+    name = inputs.get("lora")
+    if not isinstance(name, str):
+        return []
+    missing = lora_identity(name, settings.models_dirs)
+    return [("lora", missing.removeprefix("missing:"))] if missing.startswith("missing:") else []
+
+
+def strength(name: str, description: str) -> Any:
+    return Float(name, 1.0, min=-STRENGTH_LIMIT, max=STRENGTH_LIMIT, step=0.01,
+                 description=description)  # fmt: skip
+
+
+@node(
+    "LoadLoRA",
+    category="loaders",
+    inputs=[
+        Socket("unet", MODEL),
+        Socket("clip", CLIP, description="passed through unchanged at strength_clip 0"),
+        String("lora", description="a .safetensors LoRA (kohya/ComfyUI or diffusers layout): "
+               "a name in the models folders' loras/, an absolute path, or builtin:tiny-lora"),
+        strength("strength_model", "how much of the LoRA goes into the UNet (0: none)"),
+        strength("strength_clip", "how much goes into the text encoder (0: none)"),
+    ],
+    outputs=[Output("unet", MODEL), Output("clip", CLIP)],
+    identity=_identity,
+    check=_check,
+)  # fmt: skip
+def load_lora(ctx, unet: UNetModel, clip: ClipModel, lora: str, strength_model: float = 1.0,
+              strength_clip: float = 1.0):  # fmt: skip
+    """Apply a LoRA to a model's UNet and text encoder (chain several to stack them)."""
+    return apply_lora(ctx, unet, clip, LoraUse(lora, strength_model, strength_clip))

@@ -1,0 +1,68 @@
+"""Which host names are this server's: the DNS-rebinding guard and the loopback decision.
+
+A web page can make its own name resolve to 127.0.0.1 (DNS rebinding); the browser then sends
+the page's name in `Host` and counts the page as same-origin, so the Origin check alone lets it
+drive a local server. A request is answered only when its `Host` names this server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def host_name(header: str) -> str | None:
+    """The name part of a `Host` header ("[::1]:8188" -> "::1"), lower-case; None if malformed."""
+    try:
+        parts = urlsplit("//" + header.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return None
+    if parts.username is not None or parts.path or parts.query or not parts.hostname:
+        return None
+    return parts.hostname.rstrip(".") or None
+
+
+class HostGuard:
+    """Decides whether a `Host` header names this server: localhost, a loopback address, the
+    address it is bound to (any IP address when bound to all interfaces), or an allowed name."""
+
+    def __init__(self, bound: str, allowed: Iterable[str] = ()) -> None:
+        self.names = {"localhost", bound.lower().strip("[]"), *(n.lower() for n in allowed)}
+        bound_address = _address(bound)
+        self.any_address = bound_address is not None and bound_address.is_unspecified
+
+    def allows(self, header: str | None) -> bool:
+        if header is None:  # HTTP/1.0 without Host: not a browser
+            return True
+        name = host_name(header)
+        if name is None:
+            return False
+        if name in self.names or name.endswith(".localhost"):
+            return True
+        address = _address(name)
+        return address is not None and (address.is_loopback or self.any_address)
+
+
+def is_loopback_bind(host: str) -> bool:
+    """True when every address `host` resolves to is a loopback address. Decided from the
+    resolved addresses, never the spelling: "127.lan" may resolve anywhere, a name may resolve
+    to 0.0.0.0 (every interface). A name that does not resolve is not loopback."""
+    address = _address(host)
+    if address is not None:
+        return address.is_loopback
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    found = {_address(str(info[4][0])) for info in infos}
+    return bool(found) and all(a is not None and a.is_loopback for a in found)

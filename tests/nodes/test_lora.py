@@ -1,0 +1,190 @@
+"""LoadLoRA / LoraLoader against diffusers' load_lora_weights + fuse_lora, base model untouched."""
+
+from __future__ import annotations
+
+import pytest
+
+from latentgraph.nodes import denoise, latents, lora, schedulers, text, vae
+from latentgraph.nodes.images import to_uint8
+
+PROMPT = "a photograph of an astronaut riding a horse"
+STEPS, SIZE, SEED = 4, 32, 42
+
+
+def generate(make_ctx, unet, clip, v, spec):
+    pos = text.text_encode(make_ctx("TextEncode"), clip, PROMPT)
+    neg = text.text_encode(make_ctx("TextEncode"), clip, "")
+    noise = latents.latent_noise(make_ctx("LatentNoise"), SIZE, SIZE, 1, SEED, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "ddim")
+    out = denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, pos, neg, noise, STEPS, 7.5,
+                               1.0, SEED)  # fmt: skip
+    return to_uint8(vae.vae_decode(make_ctx("VAEDecode"), samples=out, vae=v)), sp
+
+
+def pipeline_image(tiny_folder, spec, loras):
+    """diffusers: each (file, strength) loaded with load_lora_weights, fused, unloaded."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import load_file
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_folder, safety_checker=None,
+                                                   requires_safety_checker=False)  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    for i, (path, strength) in enumerate(loras):
+        pipe.load_lora_weights(load_file(str(path)), adapter_name=f"l{i}")
+        pipe.fuse_lora(components=["unet", "text_encoder"], lora_scale=strength,
+                       adapter_names=[f"l{i}"])  # fmt: skip
+        pipe.unload_lora_weights()
+    pipe.scheduler = schedulers.build_scheduler(spec, SEED)
+    ref = pipe(PROMPT, height=SIZE, width=SIZE, num_inference_steps=STEPS, guidance_scale=7.5,
+               generator=torch.Generator().manual_seed(SEED), output_type="np").images  # fmt: skip
+    return (ref * 255).round().astype("uint8")
+
+
+def state_bytes(module) -> dict[str, bytes]:
+    return {k: v.numpy().tobytes() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", ["builtin:tiny-lora", "builtin:tiny-lora-diffusers"])
+def test_lora_matches_diffusers_load_lora_weights_and_fuse(make_ctx, tiny, tiny_folder, name):
+    unet, clip, v, spec = tiny
+    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, name, 0.8, 0.8)
+    ours, sp = generate(make_ctx, u2, c2, v, spec)
+    ref = pipeline_image(tiny_folder, sp, [(lora.lora_path(name), 0.8)])
+    assert ours.tobytes() == ref.tobytes()
+
+
+def test_stacked_loras_match_diffusers_fusing_one_after_another(make_ctx, tiny, tiny_folder):
+    unet, clip, v, spec = tiny
+    u1, c1 = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.6, 0.6)
+    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), u1, c1, "builtin:tiny-lora-diffusers", -0.3,
+                            -0.3)  # fmt: skip
+    ours, sp = generate(make_ctx, u2, c2, v, spec)
+    ref = pipeline_image(tiny_folder, sp, [(lora.lora_path("builtin:tiny-lora"), 0.6),
+                                           (lora.lora_path("builtin:tiny-lora-diffusers"), -0.3)])  # fmt: skip
+    assert ours.tobytes() == ref.tobytes()
+    one, _ = generate(make_ctx, u1, c1, v, spec)
+    assert one.tobytes() != ours.tobytes()
+
+
+def test_unfused_diffusers_lora_is_within_rounding(make_ctx, tiny, tiny_folder):
+    """diffusers without fuse_lora computes W x + s B A x instead of (W + s B A) x: the same
+    up to float rounding (documented in docs/comfy-compat.md)."""
+    import numpy as np
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import load_file
+
+    unet, clip, v, spec = tiny
+    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.8, 0.8)
+    ours, sp = generate(make_ctx, u2, c2, v, spec)
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_folder, safety_checker=None,
+                                                   requires_safety_checker=False)  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(load_file(str(lora.lora_path("builtin:tiny-lora"))), adapter_name="a")
+    pipe.set_adapters(["a"], adapter_weights=[0.8])
+    pipe.scheduler = schedulers.build_scheduler(sp, SEED)
+    ref = pipe(PROMPT, height=SIZE, width=SIZE, num_inference_steps=STEPS, guidance_scale=7.5,
+               generator=torch.Generator().manual_seed(SEED), output_type="np").images  # fmt: skip
+    diff = np.abs(ours.astype(int) - (ref * 255).round().astype(int))
+    assert diff.max() <= 1
+
+
+def test_base_model_is_never_changed_and_removing_the_lora_gives_its_image_back(make_ctx, tiny):
+    unet, clip, v, spec = tiny
+    before, _ = generate(make_ctx, unet, clip, v, spec)
+    unet_bytes, clip_bytes = state_bytes(unet.unet), state_bytes(clip.text_encoder)
+    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 1.0, 1.0)
+    with_lora, _ = generate(make_ctx, u2, c2, v, spec)
+    assert with_lora.tobytes() != before.tobytes()
+    assert state_bytes(unet.unet) == unet_bytes and state_bytes(clip.text_encoder) == clip_bytes
+    after, _ = generate(make_ctx, unet, clip, v, spec)
+    assert after.tobytes() == before.tobytes()
+
+
+def test_zero_strength_returns_the_inputs_and_model_only_leaves_the_clip(make_ctx, tiny):
+    unet, clip, _, _ = tiny
+    u, c = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.0, 0.0)
+    assert u is unet and c is clip
+    u, c = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.5, 0.0)
+    assert c is clip and u.key != unet.key
+    use = lora.LoraUse("builtin:tiny-lora", 0.5, 0.5)
+    u2, c2 = lora.apply_lora(make_ctx("LoraLoaderModelOnly"), unet, None, use)
+    assert c2 is None and u2.unet is u.unet
+
+
+def test_same_lora_and_strength_is_applied_once_per_process(make_ctx, tiny):
+    from latentgraph.nodes.model_manager import manager
+
+    unet, clip, _, _ = tiny
+    a, _ = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.7, 0.7)
+    loads = manager().loads
+    b, _ = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.7, 0.7)
+    assert b.unet is a.unet and manager().loads == loads
+    c, _ = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, "builtin:tiny-lora", 0.71, 0.7)
+    assert c.unet is not a.unet and c.key != a.key
+
+
+def test_lora_for_another_architecture_is_refused_naming_the_file(make_ctx, tiny, tmp_path):
+    import torch
+
+    from latentgraph.nodes.tiny_addons import lora_tensors, save_atomic
+
+    bad = {k: (torch.zeros(v.shape[0], 768) if k.endswith("lora_down.weight") else v)
+           for k, v in lora_tensors("kohya").items() if k.startswith("lora_unet_")}  # fmt: skip
+    path = save_atomic(bad, tmp_path / "loras" / "sd15-style.safetensors")
+    with pytest.raises(ValueError, match=r"LoadLoRA node 'n1' input 'lora'.*sd15-style"):
+        lora.load_lora(make_ctx("LoadLoRA", models_dirs=[tmp_path]), tiny[0], tiny[1],
+                       "sd15-style.safetensors", 1.0, 0.0)  # fmt: skip
+    assert path.is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("nope.safetensors", "not found"), ("x.ckpt", "pickle"), ("builtin:nope", "known")],
+)
+def test_bad_lora_names_are_refused_at_validation(name, message):
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.validate import validate
+
+    prompt = {"1": {"class_type": "LoadModel", "inputs": {"source": "builtin:tiny-sd"}},
+              "2": {"class_type": "LoadLoRA",
+                    "inputs": {"unet": ["1", 0], "clip": ["1", 1], "lora": name}}}  # fmt: skip
+    found = [p for p in validate(graph_from_prompt(prompt))
+             if p.severity == "error" and p.code != "prompt_no_outputs"]  # fmt: skip
+    assert [(p.node_id, p.input_name) for p in found] == [("2", "lora")]
+    assert message in found[0].message
+
+
+def test_comfy_lora_loader_keeps_scheduler_config_and_clip_skip(make_ctx):
+    from latentgraph.nodes.comfy import (
+        ComfyClip,
+        ComfyModel,
+        checkpoint_loader,
+        clip_set_last_layer,
+    )
+    from latentgraph.nodes.comfy_models import lora_loader, lora_loader_model_only
+
+    model, clip, _ = checkpoint_loader(make_ctx("CheckpointLoaderSimple"), "builtin:tiny-sd")
+    skip = clip_set_last_layer(make_ctx("CLIPSetLastLayer"), clip, -2)
+    m2, c2 = lora_loader(make_ctx("LoraLoader"), model, skip, "builtin:tiny-lora", 0.5, 0.5)
+    assert isinstance(m2, ComfyModel) and m2.scheduler_config == model.scheduler_config
+    assert isinstance(c2, ComfyClip) and c2.stop_at_layer == -2
+    assert m2.unet is not model.unet and c2.text_encoder is not clip.text_encoder
+    m3 = lora_loader_model_only(make_ctx("LoraLoaderModelOnly"), model, "builtin:tiny-lora", 0.5)
+    assert m3.unet is m2.unet  # same LoRA and strength: the same patched copy
+
+
+def test_corrupt_or_foreign_file_is_an_error_naming_it(make_ctx, tiny, tmp_path):
+    import torch
+
+    from latentgraph.nodes.tiny_addons import save_atomic
+
+    (tmp_path / "loras").mkdir()
+    (tmp_path / "loras" / "cut.safetensors").write_bytes(b"\x10\x00\x00\x00not a header")
+    save_atomic({"weight": torch.zeros(2)}, tmp_path / "loras" / "checkpoint.safetensors")
+    ctx = make_ctx("LoadLoRA", models_dirs=[tmp_path])
+    for name, message in (("cut.safetensors", "not a readable .safetensors"),
+                          ("checkpoint.safetensors", "checkpoint.safetensors")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"LoadLoRA node 'n1' input 'lora'.*{message}"):
+            lora.load_lora(ctx, tiny[0], tiny[1], name, 1.0, 1.0)
