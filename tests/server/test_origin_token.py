@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from latentgraph.server.hosts import HostGuard
 from latentgraph.server.middleware import GuardMiddleware
@@ -19,7 +20,12 @@ def guarded(token: str | None = None, scheme: str = "http") -> TestClient:
     async def ok(request):
         return PlainTextResponse("ok", headers={"x-app": "kept"})
 
-    app = Starlette(routes=[Route("/", ok, methods=["GET", "POST"])])
+    async def ws(websocket):
+        await websocket.accept()
+        await websocket.send_text("hello")
+        await websocket.close()
+
+    app = Starlette(routes=[Route("/", ok, methods=["GET", "POST"]), WebSocketRoute("/ws", ws)])
     hosts = HostGuard("127.0.0.1", allowed=["site.example", "testserver"])
     guard = GuardMiddleware(app, max_body_bytes=1000, auth_token=token, hosts=hosts)
     return TestClient(guard, base_url=f"{scheme}://testserver")
@@ -91,3 +97,39 @@ def test_token_from_header_query_or_cookie(how, ok, sets_cookie):
 
 def test_no_token_configured_lets_everyone_read():
     assert guarded(None).get("/").status_code == 200
+
+
+def refusal(r, status: int, type_: str) -> str:
+    """The refusal's JSON body, in the shape every error of the server has; its message."""
+    assert r.status_code == status and r.headers["content-type"] == "application/json"
+    assert int(r.headers["content-length"]) == len(r.content)
+    body = r.json()
+    assert set(body) == {"error"} and body["error"]["type"] == type_
+    assert (body["error"]["details"], body["error"]["extra_info"]) == ("", {})
+    return body["error"]["message"]
+
+
+def test_each_refusal_is_json_and_says_why():
+    client = guarded(TOKEN)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    message = refusal(client.get("/", headers={"host": "evil.example"}), 403, "forbidden_host")
+    assert message == ("Host 'evil.example' is not a name of this server (start it with "
+                       "--allow-host evil.example to accept it)")  # fmt: skip
+    assert refusal(client.get("/"), 401, "unauthorized") == (
+        "a valid token is required (Authorization: Bearer TOKEN or ?token=TOKEN)")  # fmt: skip
+    cross = client.post("/", headers={**auth, "origin": "http://evil.example"})
+    assert refusal(cross, 403, "forbidden") == "cross-origin request refused"
+    big = client.post("/", headers=auth, content=b"x" * 1001)
+    assert refusal(big, 413, "too_large") == "request body larger than 1000 bytes"
+    assert client.post("/", headers=auth, content=b"x" * 1000).status_code == 200
+
+
+def test_a_refused_websocket_is_closed_with_policy_violation():
+    client = guarded(TOKEN)
+    with client.websocket_connect("/ws", headers={"authorization": f"Bearer {TOKEN}"}) as ws:
+        assert ws.receive_text() == "hello"
+    for headers in ({}, {"authorization": f"Bearer {TOKEN}", "origin": "http://evil.example"}):
+        with pytest.raises(WebSocketDisconnect) as closed:
+            with client.websocket_connect("/ws", headers=headers) as ws:
+                ws.receive_text()
+        assert closed.value.code == 1008 and closed.value.reason
