@@ -27,3 +27,15 @@ def test_a_workflow_error_lists_every_problem_one_per_line():
     assert error.problems == problems and error.errors == problems
     warning = Problem("unused_node", "not used", "n2", severity="warning")
     assert WorkflowError([*problems, warning]).errors == problems
+
+
+def test_did_you_mean_offers_up_to_three_close_names_or_a_case_match():
+    from latentgraph.graph.problems import did_you_mean
+
+    assert did_you_mean("stpes", ["steps", "seed", "cfg"]) == "; did you mean 'steps'?"
+    names = ["value1", "value2", "value3", "value4"]
+    hint = did_you_mean("value", names)  # four equally close: the best three
+    assert hint.startswith("; did you mean 'value") and hint.endswith("'?")
+    assert hint.count(" or ") == 2 and sum(f"'{n}'" in hint for n in names) == 3
+    assert did_you_mean("KSAMPLER", ["KSampler", "VAEDecode"]) == "; did you mean 'KSampler'?"
+    assert did_you_mean("zzz", ["steps", "seed"]) == ""
