@@ -34,8 +34,7 @@ def test_did_you_mean_offers_up_to_three_close_names_or_a_case_match():
 
     assert did_you_mean("stpes", ["steps", "seed", "cfg"]) == "; did you mean 'steps'?"
     names = ["value1", "value2", "value3", "value4"]
-    hint = did_you_mean("value", names)  # four equally close: the best three
-    assert hint.startswith("; did you mean 'value") and hint.endswith("'?")
-    assert hint.count(" or ") == 2 and sum(f"'{n}'" in hint for n in names) == 3
+    # four equally close: three of them (difflib breaks the tie by name, last first)
+    assert did_you_mean("value", names) == "; did you mean 'value4' or 'value3' or 'value2'?"
     assert did_you_mean("KSAMPLER", ["KSampler", "VAEDecode"]) == "; did you mean 'KSampler'?"
     assert did_you_mean("zzz", ["steps", "seed"]) == ""
