@@ -14,6 +14,7 @@ from .declare import (
     IMAGE,
     INT,
     LATENT,
+    MASK,
     MODEL,
     SCHEDULER,
     STRING,
@@ -37,7 +38,7 @@ from .problems import Problem, WorkflowError
 
 __all__ = [
     "ANY", "BOOLEAN", "CLIP", "COMBO", "CONDITIONING", "FLOAT", "IMAGE", "INT", "LATENT",
-    "MODEL", "SCHEDULER", "STRING", "VAE", "Bool", "Cancelled", "CancelToken", "Choice",
+    "MASK", "MODEL", "SCHEDULER", "STRING", "VAE", "Bool", "Cancelled", "CancelToken", "Choice",
     "Context", "Float", "Graph", "Input", "Int", "Link", "Location", "Node", "NodeResult",
     "NodeType", "Output", "Problem", "Registry", "Settings", "Socket", "String",
     "WorkflowError", "default_registry", "node",

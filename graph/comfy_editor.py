@@ -58,9 +58,17 @@ def widget_inputs(node_type: NodeType) -> list[Input]:
     return [i for i in widgets if not i.optional] + [i for i in widgets if i.optional]
 
 
-def _extra_values(inp: Input) -> int:
-    """How many editor-only values follow this widget's value (seed control, upload button)."""
-    return int(inp.seed) + int(inp.image_upload)
+def _upload_slot(widgets: list[Input]) -> int | None:
+    """Index of the widget the editor's upload-button value follows, or None without one.
+
+    The editor adds the button as one more required input, so its value comes after the
+    required widgets (LoadImageMask saves ["mask.png", "red", "image"]), before optional ones.
+    """
+    uploads = [n for n, i in enumerate(widgets) if i.image_upload]
+    if not uploads:
+        return None
+    required = [n for n, i in enumerate(widgets) if not i.optional]
+    return max(uploads[0], required[-1] if required else 0)
 
 
 # --- editor → Graph -------------------------------------------------------------------------
@@ -280,6 +288,7 @@ def _map_widgets(node_type: NodeType, values: Any) -> tuple[dict[str, Any], str 
     if not isinstance(values, list):
         return {}, None
     widgets = widget_inputs(node_type)
+    upload = _upload_slot(widgets)
     out: dict[str, Any] = {}
     pos = 0
     for n, inp in enumerate(widgets):
@@ -293,7 +302,7 @@ def _map_widgets(node_type: NodeType, values: Any) -> tuple[dict[str, Any], str 
         pos += 1
         if inp.seed and pos < len(values) and is_seed_control(values[pos]):
             pos += 1
-        if inp.image_upload:
+        if n == upload:
             rest_widgets = len(widgets) - n - 1
             if len(values) - pos > rest_widgets:
                 pos += 1
@@ -507,12 +516,13 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
         sockets = [i for i in node_type.inputs if i.name not in widget_names] if node_type else []
         for inp in sockets:
             inputs.append({"name": inp.name, "type": inp.type, "link": None})
-        for inp in widgets:
+        upload = _upload_slot(widgets)
+        for n, inp in enumerate(widgets):
             value = node.inputs.get(inp.name, inp.default)
             values.append(_editor_value(inp, value))
             if inp.seed:
                 values.append("fixed")
-            if inp.image_upload:
+            if n == upload:
                 values.append("image")
             if isinstance(node.inputs.get(inp.name), Link):
                 inputs.append({"name": inp.name, "type": inp.type, "widget": {"name": inp.name},

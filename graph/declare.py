@@ -34,6 +34,7 @@ SCHEDULER = "SCHEDULER"
 CONDITIONING = "CONDITIONING"
 LATENT = "LATENT"
 IMAGE = "IMAGE"
+MASK = "MASK"  # float32 [B, H, W] in 0..1; 1 marks the area to change (ComfyUI's meaning)
 ANY = "*"
 
 # Widget (literal) types.

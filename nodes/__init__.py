@@ -9,18 +9,23 @@ node functions import them when they run. Where models and input images are is t
 from __future__ import annotations
 
 from . import (  # noqa: F401 - importing registers the node types
+    animation,
     codecs,
     comfy,
     comfy_models,
     denoise,
+    image_tools,
     images,
     input_files,
+    latent_tools,
     latents,
     loaders,
     lora,
+    masks,
     merge,
     schedulers,
     text,
+    upscale,
     vae,
 )
 from .input_files import write_example

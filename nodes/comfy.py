@@ -41,7 +41,7 @@ from latentgraph.graph import (
     node,
 )  # fmt: skip
 
-from . import models_dirs, runtime
+from . import models_dirs
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .seeds import image_seeds, seed_input
 from .text import embedding_identity, embedding_problems
@@ -265,29 +265,12 @@ def _checkpoint_source(ctx, name: str) -> str:
         raise input_error(ctx, "ckpt_name", str(exc)) from None
 
 
-def _file_identity(folder: str, input_name: str):
-    """The identity hook of a models-folder dropdown: the file's path, size and mtime (so
-    replacing the file invalidates what was built from it), and the run's device, dtype and
-    model-changing options (`runtime.model_identity`)."""
-
-    def identity(inputs: dict[str, Any], settings: Settings) -> str:
-        name = str(inputs.get(input_name, ""))
-        try:
-            path = models_dirs.resolve(folder, name, settings.models_dirs)
-        except models_dirs.ModelNotFound:
-            return f"{name}|{runtime.model_identity(settings)}"
-        st = path.stat()
-        return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}|{runtime.model_identity(settings)}"
-
-    return identity
-
-
 @_node(
     "CheckpointLoaderSimple", "Load Checkpoint", "loaders",
     inputs=[Choice("ckpt_name", models_dirs.checkpoint_names,
                    description="a checkpoint from the models folder's checkpoints/")],
     outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP), Output("VAE", VAE)],
-    identity=_file_identity("checkpoints", "ckpt_name"),
+    identity=models_dirs.identity_hook("checkpoints", "ckpt_name"),
 )  # fmt: skip
 def checkpoint_loader(ctx, ckpt_name: str):
     """Load a checkpoint's UNet, text encoder and VAE (the built-in tiny model needs no file)."""
@@ -301,7 +284,7 @@ def checkpoint_loader(ctx, ckpt_name: str):
     "VAELoader", "Load VAE", "loaders",
     inputs=[Choice("vae_name", models_dirs.vae_names)],
     outputs=[Output("VAE", VAE)],
-    identity=_file_identity("vae", "vae_name"),
+    identity=models_dirs.identity_hook("vae", "vae_name"),
 )  # fmt: skip
 def vae_loader(ctx, vae_name: str):
     """Load a VAE file from the models folder's vae/."""
@@ -383,26 +366,14 @@ def empty_latent_image(ctx, width: int, height: int, batch_size: int = 1):
 def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height: int,
                    crop: str = "disabled"):  # fmt: skip
     """Resize latents to width x height pixels (0 keeps the aspect ratio from the other)."""
-    import torch.nn.functional as F
+    from .latent_tools import LATENT_SCALE, resized
 
-    x = samples.samples
-    h, w = x.shape[-2:]
+    h, w = samples.samples.shape[-2:]
     if width == 0 and height == 0:
         return samples
-    lw = width // 8 if width else max(1, round(w * (height // 8) / h))
-    lh = height // 8 if height else max(1, round(h * (width // 8) / w))
-    if crop == "center":
-        old, new = w / h, lw / lh
-        if old > new:
-            keep = round(w * new / old)
-            x = x[..., (w - keep) // 2 : (w - keep) // 2 + keep]
-        elif old < new:
-            keep = round(h * old / new)
-            x = x[..., (h - keep) // 2 : (h - keep) // 2 + keep, :]
-    mode = UPSCALE_METHODS[upscale_method]
-    kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
-    out = F.interpolate(x.float(), size=(lh, lw), mode=mode, **kwargs).to(x.dtype)
-    return Latent(out, samples.seeds, is_noise=False)
+    lw = width // LATENT_SCALE if width else max(1, round(w * (height // LATENT_SCALE) / h))
+    lh = height // LATENT_SCALE if height else max(1, round(h * (width // LATENT_SCALE) / w))
+    return resized(ctx, "width", samples, lh, lw, UPSCALE_METHODS[upscale_method], crop)
 
 
 # --- utilities -------------------------------------------------------------------------------

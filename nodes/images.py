@@ -12,17 +12,28 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import IMAGE, Choice, Int, NodeResult, Output, Settings, Socket, String, node
+from latentgraph.graph import (
+    IMAGE,
+    MASK,
+    Choice,
+    Int,
+    NodeResult,
+    Output,
+    Settings,
+    Socket,
+    String,
+    node,
+)
 from latentgraph.graph.files import create_temp
 
 from . import input_files
 from .input_files import inside
 from .values import input_error
-
-MASK = "MASK"
 
 
 def to_uint8(images: Any) -> Any:
@@ -62,6 +73,13 @@ def _mask(img: Any) -> Any:
 )  # fmt: skip
 def load_image(ctx, image: str):
     """An image from the input folder as IMAGE [1, H, W, 3], and its mask (alpha 0 → 1)."""
+    picture = read_input_image(ctx, image)
+    return pil_to_tensor(picture), _mask(picture)
+
+
+def read_input_image(ctx, image: str) -> Any:
+    """The input folder's file `image` (input "image") as a PIL image, EXIF-rotated and read
+    in full; example.png is drawn when the folder has no such file."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     folder = Path(ctx.settings.input_dir)
@@ -70,8 +88,7 @@ def load_image(ctx, image: str):
         raise input_error(ctx, "image", f"{image!r} is outside the input folder ({folder})")
     if not path.is_file():
         if image == input_files.EXAMPLE:
-            picture = input_files.example_picture()
-            return pil_to_tensor(picture), _mask(picture)
+            return input_files.example_picture()
         raise input_error(ctx, "image", f"no such file in the input folder ({folder}): "
                                         f"{image!r}")  # fmt: skip
     try:
@@ -81,8 +98,8 @@ def load_image(ctx, image: str):
                 raise input_error(ctx, "image", f"{image!r} is {img.width}x{img.height} = "
                                   f"{img.width * img.height:,} pixels, over the limit of "
                                   f"{limit:,} (max_image_pixels)")  # fmt: skip
-            img = ImageOps.exif_transpose(img)
-            return pil_to_tensor(img), _mask(img)
+            img.load()
+            return ImageOps.exif_transpose(img)
     except (UnidentifiedImageError, OSError) as exc:
         raise input_error(ctx, "image", f"cannot read {image!r} as an image: {exc}") from exc
 
@@ -126,31 +143,44 @@ def check_prefix(literals: dict, settings: Settings) -> list[tuple[str | None, s
     return [("filename_prefix", problem)] if problem else []
 
 
-def next_counter(folder: Path, name: str, suffix: str) -> int:
-    """The number after the highest `<name>_NNNNN_<suffix>` in `folder` (1 if none)."""
-    pattern = re.compile(re.escape(name) + r"_(\d{5,})_" + re.escape(suffix) + "$")
-    return max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
-               default=0) + 1  # fmt: skip
+@dataclass
+class OutputFiles:
+    """Where a save node's numbered files go: `<folder>/<name>_00001_<suffix>`, ...; each file
+    is written to a temporary name first and linked into place (never half-written, never
+    overwriting another writer's file). SaveImage, PreviewImage, SaveAnimatedWEBP and
+    SaveCheckpoint all write through it."""
 
+    folder: Path
+    name: str
+    subfolder: str  # for ComfyUI's file records, "" for the root
+    kind: str  # "output" or "temp"
+    suffix: str
+    counter: int
 
-def link_numbered(tmp: str, folder: Path, name: str, counter: int,
-                  suffix: str) -> tuple[Path, int]:  # fmt: skip
-    """Hard-link a finished temp file as `<name>_NNNNN_<suffix>`, from number `counter` up:
-    link refuses to overwrite, so two writers never clobber a file. (path, number used)."""
-    while True:
-        final = folder / f"{name}_{counter:05d}_{suffix}"
+    def write(self, save: Callable[[Path], None]) -> dict[str, str]:
+        """Write one file with `save(temporary path)` (an empty file made with the umask's
+        permissions); return its ComfyUI-style record."""
+        fd, tmp = create_temp(self.folder, prefix=".saving-", suffix=self.suffix)
+        os.close(fd)
         try:
-            os.link(tmp, final)
-            return final, counter
-        except FileExistsError:
-            counter += 1
+            save(tmp)
+            while True:  # link refuses to overwrite: two writers never clobber a file
+                final = self.folder / f"{self.name}_{self.counter:05d}_{self.suffix}"
+                try:
+                    os.link(tmp, final)
+                    break
+                except FileExistsError:
+                    self.counter += 1
+        finally:
+            tmp.unlink(missing_ok=True)  # a failing writer may have removed it already
+        self.counter += 1
+        return {"filename": final.name, "subfolder": self.subfolder, "type": self.kind}
 
 
-def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
-                input_name: str = "filename_prefix") -> list[dict[str, str]]:  # fmt: skip
-    """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
-    from PIL import Image
-
+def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
+                 input_name: str = "filename_prefix") -> OutputFiles:  # fmt: skip
+    """The checked place under `root` for files named by `prefix` (input `input_name`),
+    numbered after the ones already there."""
     problem = prefix_problem(prefix)
     if problem:
         raise input_error(ctx, input_name, problem)
@@ -163,20 +193,24 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     folder.mkdir(parents=True, exist_ok=True)
     subfolder = str(folder.relative_to(root.resolve())).replace(os.sep, "/")
     subfolder = "" if subfolder == "." else subfolder
-    counter = next_counter(folder, name, ".png")
+    pattern = re.compile(re.escape(name) + r"_(\d{5,})_" + re.escape(suffix) + "$")
+    counter = max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
+                  default=0) + 1  # fmt: skip
+    return OutputFiles(folder, name, subfolder, kind, suffix, counter)
+
+
+def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
+                input_name: str = "filename_prefix") -> list[dict[str, str]]:  # fmt: skip
+    """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
+    from PIL import Image
+
+    files = output_files(ctx, prefix, root, kind, ".png", input_name)
     info = _png_info(ctx)
     records = []
     for row in to_uint8(images):
         img = Image.fromarray(row[..., :3] if row.shape[-1] >= 3 else row[..., 0])
-        fd, tmp = create_temp(folder, prefix=".saving-", suffix=".png")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                img.save(fh, format="PNG", pnginfo=info, compress_level=4)
-            final, counter = link_numbered(tmp, folder, name, counter, ".png")
-        finally:
-            os.unlink(tmp)
-        records.append({"filename": final.name, "subfolder": subfolder, "type": kind})
-        counter += 1
+        records.append(files.write(lambda tmp, img=img: img.save(tmp, format="PNG", pnginfo=info,
+                                                                  compress_level=4)))  # fmt: skip
     return records
 
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ from latentgraph.graph import (
     node,
 )
 
-from .images import check_prefix, link_numbered, next_counter
+from .images import check_prefix, output_files
 from .model_manager import manager
 from .values import ClipModel, UNetModel, VAEModel, input_error
 
@@ -196,30 +193,6 @@ def _metadata(ctx: Any) -> dict[str, str]:
     return meta
 
 
-def save_numbered(ctx: Any, prefix: str, write: Callable[[str], None], suffix: str) -> Path:
-    """Write `<prefix>_00001_<suffix>` (next free number) under the output folder: `write`
-    fills a temp file that is then linked in place, so a file is never half-written or
-    overwritten."""
-    from .images import prefix_problem
-    from .input_files import inside
-
-    root = Path(ctx.settings.output_dir)
-    problem = prefix_problem(prefix)
-    target = inside(root, prefix.replace("\\", "/").strip()) if not problem else None
-    if target is None:
-        raise input_error(ctx, "filename_prefix", problem or f"{prefix!r} would write outside "
-                                                             f"the output directory ({root})")  # fmt: skip
-    folder, name = target.parent, target.name
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        return link_numbered(tmp, folder, name, next_counter(folder, name, suffix), suffix)[0]
-    finally:
-        os.unlink(tmp)
-
-
 @node(
     "SaveCheckpoint",
     category="model_merging",
@@ -237,11 +210,7 @@ def save_checkpoint(ctx, unet: UNetModel, clip: ClipModel, vae: VAEModel,
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in checkpoint_state(unet, clip, vae).items()}
-    path = save_numbered(ctx, filename_prefix,
-                         lambda tmp: save_file(state, tmp, metadata=_metadata(ctx)),
+    files = output_files(ctx, filename_prefix, Path(ctx.settings.output_dir), "output",
                          CHECKPOINT_SUFFIX)  # fmt: skip
-    root = Path(ctx.settings.output_dir).resolve()
-    subfolder = path.parent.resolve().relative_to(root).as_posix()
-    record = {"filename": path.name, "subfolder": "" if subfolder == "." else subfolder,
-              "type": "output"}  # fmt: skip
+    record = files.write(lambda tmp: save_file(state, str(tmp), metadata=_metadata(ctx)))
     return NodeResult(values=(), ui={"checkpoints": [record]})

@@ -14,10 +14,13 @@ fresh install with no weights downloaded.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from latentgraph.graph import Settings, paths
+
+from .runtime import model_identity
 
 BUILTIN_CHECKPOINT = "builtin:tiny-sd"
 
@@ -139,6 +142,22 @@ def file_identity(path: Path) -> str:
     """Resolved path, size and mtime: changes whenever the file is replaced (for cache keys)."""
     st = path.stat()
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def identity_hook(folder: str, input_name: str) -> Callable[[dict[str, Any], Settings], str]:
+    """The identity hook of a models-folder dropdown: the file's `file_identity` (so
+    replacing the file invalidates what was built from it), and the run's device, dtype and
+    model-changing options (`runtime.model_identity`)."""
+
+    def identity(inputs: dict[str, Any], settings: Settings) -> str:
+        name = str(inputs.get(input_name, ""))
+        try:
+            path = resolve(folder, name, settings.models_dirs)
+        except ModelNotFound:
+            return f"{name}|{model_identity(settings)}"
+        return f"{file_identity(path)}|{model_identity(settings)}"
+
+    return identity
 
 
 def checkpoint_names(settings: Settings) -> list[str]:

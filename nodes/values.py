@@ -67,7 +67,18 @@ class VAEModel:
         return float(self.vae.config.scaling_factor)
 
 
-MODEL_HANDLES = (UNetModel, ClipModel, VAEModel)
+@dataclass(eq=False)
+class UpscaleModel:
+    """UPSCALE_MODEL: a super-resolution model (spandrel's ImageModelDescriptor: called on
+    [1, 3, H, W] in 0..1, returns [1, 3, H * scale, W * scale])."""
+
+    model: Any
+    scale: int
+    key: str
+    device: str = "cpu"
+
+
+MODEL_HANDLES = (UNetModel, ClipModel, VAEModel, UpscaleModel)
 
 
 def holds_model(value: Any, keys: set[str]) -> bool:

@@ -26,7 +26,7 @@ def test_committed_schema_is_current():
     committed = json.loads((WORKFLOWS / "schema.json").read_text())
     current = workflow_schema(builtin_only(default_registry))  # plugins other tests loaded: out
     assert committed == json.loads(json.dumps(current)), (
-        "workflows/schema.json is stale: python -m latentgraph.graph.schema > workflows/schema.json"
+        "workflows/schema.json is stale: latentgraph schema > workflows/schema.json"
     )
 
 

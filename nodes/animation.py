@@ -1,0 +1,68 @@
+"""SaveAnimatedWEBP: an image batch saved as one animated WEBP (pillow), ComfyUI's node.
+
+Written like SaveImage's PNGs: a checked file name prefix inside the output folder, numbered
+files, each written to a temporary name and linked into place; written again when a cached
+run finds the file gone or the output folder changed. The workflow travels in the
+file's EXIF as ComfyUI puts it ("prompt:..." in Model, "workflow:..." in Make), so ComfyUI's
+editor can load it back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from latentgraph.graph import IMAGE, Bool, Choice, Float, Int, NodeResult, Socket, String, node
+
+from .images import check_prefix, files_exist, output_files, output_folder, to_uint8
+
+METHODS = {"default": 4, "fastest": 0, "slowest": 6}  # pillow's WEBP effort, 0..6
+EXIF_MAKE, EXIF_MODEL = 0x010F, 0x0110
+
+
+def _exif(extra: dict[str, Any]) -> Any:
+    from PIL import Image
+
+    exif = Image.Exif()
+    if extra.get("prompt") is not None:
+        exif[EXIF_MODEL] = "prompt:" + json.dumps(extra["prompt"])
+    if extra.get("workflow") is not None:
+        exif[EXIF_MAKE] = "workflow:" + json.dumps(extra["workflow"])
+    return exif
+
+
+@node(
+    "SaveAnimatedWEBP",
+    display_name="Save Animated WEBP",
+    category="image/animation",
+    inputs=[Socket("images", IMAGE, description="the frames, in batch order"),
+            String("filename_prefix", "ComfyUI",
+                   description="file name start, may include a subfolder: 'clips/fox'"),
+            Float("fps", 6.0, min=0.01, max=1000.0, step=0.01),
+            Bool("lossless", True),
+            Int("quality", 80, min=0, max=100, description="with lossless: effort, else quality"),
+            Choice("method", list(METHODS), "default",
+                   description="compression effort: slower is smaller")],
+    outputs=[],
+    output_node=True,
+    check=check_prefix,
+    identity=output_folder,
+    reuse=files_exist,
+)  # fmt: skip
+def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float = 6.0,
+                       lossless: bool = True, quality: int = 80, method: str = "default"):  # fmt: skip
+    """Save an image batch as one animated WEBP in the output folder."""
+    from PIL import Image
+
+    frames = [Image.fromarray(row[..., :3]) for row in to_uint8(images)]
+    exif = _exif(ctx.extra)
+    files = output_files(ctx, filename_prefix, Path(ctx.settings.output_dir), "output", ".webp")
+
+    def save(tmp: Path) -> None:
+        frames[0].save(tmp, format="WEBP", save_all=True, append_images=frames[1:],
+                       duration=max(1, round(1000.0 / fps)), loop=0, lossless=lossless,
+                       quality=quality, method=METHODS[method], exif=exif)  # fmt: skip
+
+    record = files.write(save)
+    return NodeResult(values=(), ui={"images": [record], "animated": [True]})

@@ -1,0 +1,81 @@
+"""SaveAnimatedWEBP: frames, timing, workflow in EXIF, numbered atomic files in the output."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageSequence
+
+from latentgraph.nodes import animation
+from latentgraph.nodes.values import NodeInputError
+
+
+def _frames(n=3, size=16):
+    return torch.stack([torch.full((size, size, 3), i / (n - 1)) for i in range(n)])
+
+
+def test_batch_becomes_one_animated_webp(make_ctx, tmp_path):
+    ctx = make_ctx("SaveAnimatedWEBP")
+    ctx.extra["prompt"] = {"1": {"class_type": "EmptyImage", "inputs": {}}}
+    frames = _frames()
+    result = animation.save_animated_webp(ctx, frames, "clips/fade", 4.0, True, 80, "fastest")
+    assert result.ui["animated"] == [True]
+    (record,) = result.ui["images"]
+    assert record == {"filename": "fade_00001_.webp", "subfolder": "clips", "type": "output"}
+    path = tmp_path / "output" / "clips" / "fade_00001_.webp"
+    with Image.open(path) as img:
+        assert img.format == "WEBP" and img.n_frames == 3 and img.is_animated
+        decoded = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(img)]
+        assert img.info["duration"] == 250
+        model = img.getexif()[animation.EXIF_MODEL]
+    assert json.loads(model.removeprefix("prompt:")) == ctx.extra["prompt"]
+    for i, frame in enumerate(decoded):  # lossless: the frames come back exactly
+        assert frame.shape == (16, 16, 3) and (frame == round(255 * i / 2)).all()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["fade_00001_.webp"]
+
+
+def test_a_second_save_is_numbered_after_the_first(make_ctx, tmp_path):
+    ctx = make_ctx("SaveAnimatedWEBP")
+    first = animation.save_animated_webp(ctx, _frames(2), "anim", 6.0, False, 50, "default")
+    second = animation.save_animated_webp(ctx, _frames(2), "anim", 6.0, False, 50, "default")
+    names = [r.ui["images"][0]["filename"] for r in (first, second)]
+    assert names == ["anim_00001_.webp", "anim_00002_.webp"]
+
+
+def test_prefix_outside_the_output_folder_is_refused(make_ctx, tmp_path):
+    ctx = make_ctx("SaveAnimatedWEBP")
+    with pytest.raises(NodeInputError, match="input 'filename_prefix'.*outside"):
+        animation.save_animated_webp(ctx, _frames(2), "../escape", 6.0, True, 80, "default")
+    assert not (tmp_path / "escape_00001_.webp").exists()
+    node_type = animation.save_animated_webp.node_type
+    assert node_type.check({"filename_prefix": "/abs/x"}, ctx.settings)
+
+
+def test_a_cached_save_whose_file_is_gone_writes_it_again(tmp_path):
+    import latentgraph.nodes  # noqa: F401 - registers the nodes
+    from latentgraph.graph import Settings, default_registry
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.scheduler import Scheduler
+
+    prompt = {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 2, "color": 255}},
+        "2": {"class_type": "SaveAnimatedWEBP",
+              "inputs": {"images": ["1", 0], "filename_prefix": "loop", "fps": 2.0,
+                         "lossless": True, "quality": 80, "method": "default"}},
+    }  # fmt: skip
+    settings = Settings(output_dir=tmp_path / "out", input_dir=tmp_path, temp_dir=tmp_path)
+    sched = Scheduler(default_registry, settings=settings)
+    first = sched.run(graph_from_prompt(prompt, default_registry))
+    assert first.ok, first.failures
+    path = tmp_path / "out" / "loop_00001_.webp"
+    assert path.is_file()
+    again = sched.run(graph_from_prompt(prompt, default_registry))
+    assert "2" in again.cached and sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    path.unlink()
+    third = sched.run(graph_from_prompt(prompt, default_registry))
+    assert third.ok, third.failures
+    assert "2" in third.executed and path.is_file()
