@@ -95,8 +95,34 @@ def test_token_from_header_query_or_cookie(how, ok, sets_cookie):
         assert cookies == []
 
 
-def test_no_token_configured_lets_everyone_read():
-    assert guarded(None).get("/").status_code == 200
+def test_no_token_configured_lets_everyone_read_and_sets_no_cookie():
+    r = guarded(None).get("/", params={"token": "anything"})
+    assert r.status_code == 200 and r.headers.get_list("set-cookie") == []
+
+
+def test_a_body_sent_in_pieces_is_counted_whole():
+    """Each piece under the limit, their sum over it: refused all the same."""
+    import asyncio
+
+    from latentgraph.server.errors import ApiError
+
+    pieces = [{"type": "http.request", "body": b"x" * 600, "more_body": True},
+              {"type": "http.request", "body": b"x" * 600, "more_body": False}]  # fmt: skip
+
+    async def receive():
+        return pieces.pop(0)
+
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+
+    guard = GuardMiddleware(app, max_body_bytes=1000, auth_token=None,
+                            hosts=HostGuard("127.0.0.1"))  # fmt: skip
+    scope = {"type": "http", "method": "POST", "headers": [(b"host", b"127.0.0.1")],
+             "query_string": b"", "scheme": "http"}  # fmt: skip
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(guard(scope, receive, lambda message: None))
+    assert refused.value.status == 413
 
 
 def refusal(r, status: int, type_: str) -> str:
