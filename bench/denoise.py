@@ -54,10 +54,12 @@ def _hand_loop(unet, spec, pos, neg, noise, steps, guidance):
     return lat
 
 
-def _model_free(node, loop, module, unet_step_s: float, steps: int) -> list[dict]:
+def model_free(node, loop, module, unet_step_s: float, steps: int, suite: str = SUITE,
+               versus: str = "hand loop") -> list[dict]:  # fmt: skip
     """What each loop adds around the UNet, measured with the UNet replaced by a stub that
     returns a stored output: the difference is the node's own cost, free of the UNet's
-    run-to-run noise (which on a shared machine is larger than the 2% being judged)."""
+    run-to-run noise (which on a shared machine is larger than the 2% being judged).
+    `loop` is what the node is compared with (`versus` names it)."""
     import torch
 
     sample = {}
@@ -85,10 +87,10 @@ def _model_free(node, loop, module, unet_step_s: float, steps: int) -> list[dict
     per_step = {k: median(v) / steps * 1e6 for k, v in times.items()}
     ratio = (unet_step_s + max(extra, 0.0)) / unet_step_s
     return [
-        row(SUITE, "around the UNet per step: node vs loop", round(extra * 1e6, 1), "us",
-            note=f"UNet stubbed: node {per_step['node']:.0f} us, loop {per_step['loop']:.0f} us "
-            "per step (scheduler math, CFG, progress, cancel checks)"),
-        row(SUITE, "UNetDenoise / hand loop, UNet noise removed", round(ratio, 4), "x", "< 1.02",
+        row(suite, f"around the UNet per step: node vs {versus}", round(extra * 1e6, 1), "us",
+            note=f"UNet stubbed: node {per_step['node']:.0f} us, {versus} "
+            f"{per_step['loop']:.0f} us per step (scheduler math, CFG, progress, cancel checks)"),
+        row(suite, f"UNetDenoise / {versus}, UNet noise removed", round(ratio, 4), "x", "< 1.02",
             ratio < 1.02, note="(UNet step + node's extra) / UNet step"),
     ]  # fmt: skip
 
@@ -137,7 +139,7 @@ def run(quick: bool = False) -> list[dict]:
     spread = max(times["loop"]) / min(times["loop"]) - 1
     rows.append(row(SUITE, "UNetDenoise / hand loop", round(ratio, 4), "x", "< 1.02", ratio < 1.02,
                     note=f"loop run-to-run spread {spread:.1%}"))  # fmt: skip
-    rows += _model_free(node, loop, unet.unet, med["loop"] / steps, steps)
+    rows += model_free(node, loop, unet.unet, med["loop"] / steps, steps)
     ratio_p = med["node"] / med["pipeline"]
     rows.append(row(SUITE, "UNetDenoise / StableDiffusionPipeline", round(ratio_p, 4), "x",
                     "< 1.02", ratio_p < 1.02, note="output_type=latent"))  # fmt: skip

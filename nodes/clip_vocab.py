@@ -50,8 +50,10 @@ def load_vocab(merges: list[str]) -> dict[str, int]:
     return {t: i for i, t in enumerate(tokens)}
 
 
-def write_tokenizer_files(folder: Path) -> None:
-    """Write vocab.json + merges.txt + configs that CLIPTokenizer.from_pretrained reads."""
+def write_tokenizer_files(folder: Path, pad_token: str = EOS) -> None:
+    """Write vocab.json + merges.txt + configs that CLIPTokenizer.from_pretrained reads.
+    `pad_token`: SD 1.x pads with the end token; OpenCLIP's tokenizers (SD 2.x, SDXL's
+    second one) pad with "!"."""
     import json
 
     merges = load_merges()
@@ -61,7 +63,7 @@ def write_tokenizer_files(folder: Path) -> None:
     (folder / "merges.txt").write_text(
         "#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8"
     )
-    special = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": EOS}
+    special = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": pad_token}
     (folder / "special_tokens_map.json").write_text(json.dumps(special), encoding="utf-8")
     config = {
         "tokenizer_class": "CLIPTokenizer",

@@ -17,7 +17,7 @@ from typing import Any
 
 from latentgraph.graph.cache import Codec, register_codec
 
-from .values import MODEL_HANDLES, Conditioning, Latent, SchedulerSpec
+from .values import MODEL_HANDLES, Conditioning, Latent, SchedulerSpec, SizeConditioning
 
 
 def _is_tensor(value: Any) -> bool:
@@ -59,12 +59,14 @@ def _dec_latent(data: bytes) -> Latent:
 
 
 def _enc_cond(v: Conditioning) -> bytes:
-    return _pack({"embeds": v.embeds, "pooled": v.pooled}, {"prompts": v.prompts})
+    meta = {"prompts": v.prompts, "size": asdict(v.size)}
+    return _pack({"embeds": v.embeds, "pooled": v.pooled}, meta)
 
 
 def _dec_cond(data: bytes) -> Conditioning:
     t, meta = _unpack(data)
-    return Conditioning(t["embeds"], meta.get("prompts", []), t.get("pooled"))
+    size = SizeConditioning(**meta.get("size", {}))
+    return Conditioning(t["embeds"], meta.get("prompts", []), t.get("pooled"), size)
 
 
 def _enc_tensor(v: Any) -> bytes:

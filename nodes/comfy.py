@@ -153,7 +153,7 @@ def _is_empty(latent: Latent) -> bool:
 
 
 def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-            latent, denoise):  # fmt: skip
+            latent, denoise, **window):  # fmt: skip
     from .denoise import unet_denoise
     from .latents import make_noise
 
@@ -168,13 +168,13 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
         raise input_error(ctx, "scheduler", problem)
     spec = sampler_spec(model, sampler_name, scheduler)
     samples = latent.samples
-    if _is_empty(latent) and denoise >= 1.0:
+    if _is_empty(latent) and denoise >= 1.0 and window.get("add_noise", True):
         seeds = image_seeds(seed, samples.shape[0])
         latent = Latent(make_noise(tuple(samples.shape[1:]), seeds), seeds, is_noise=True)
     elif latent.is_noise:
         latent = Latent(samples, latent.seeds, is_noise=True)
     return unet_denoise(ctx, model, spec, positive, negative, latent, steps=steps,
-                        guidance=cfg, denoise=denoise, seed=seed)  # fmt: skip
+                        guidance=cfg, denoise=denoise, seed=seed, **window)  # fmt: skip
 
 
 SAMPLER_INPUTS = [
@@ -203,19 +203,19 @@ def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, ne
                    latent=latent_image, denoise=denoise)  # fmt: skip
 
 
+# samplers whose diffusers scheduler has no noise levels (sigmas) to end early at zero noise
+WITHOUT_SIGMAS = frozenset({"ddim", "ddpm", "lcm"})
+
+
 def _check_advanced(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
     problems = _check_sampler(inputs, settings)
-    steps = inputs.get("steps")
-    if inputs.get("add_noise") == "disable":
-        problems.append(("add_noise", "'disable' (continuing from leftover noise) is not "
-                                      "supported; use 'enable'"))  # fmt: skip
-    if inputs.get("return_with_leftover_noise") == "enable":
-        problems.append(("return_with_leftover_noise", "'enable' is not supported; use "
-                                                       "'disable'"))  # fmt: skip
-    end = inputs.get("end_at_step")
-    if isinstance(end, int) and isinstance(steps, int) and end < steps:
-        problems.append(("end_at_step", f"stopping early ({end} < steps {steps}) is not "
-                                        f"supported; use {steps} or more"))  # fmt: skip
+    end, steps = inputs.get("end_at_step"), inputs.get("steps")
+    early = isinstance(end, int) and isinstance(steps, int) and end < steps
+    if (early and inputs.get("return_with_leftover_noise") == "disable"
+            and inputs.get("sampler_name") in WITHOUT_SIGMAS):  # fmt: skip
+        problems.append(("return_with_leftover_noise", f"stopping early ({end} < steps {steps}) "
+                         f"at zero noise is not possible with {inputs['sampler_name']!r}; use "
+                         "'enable' or a sigma-based sampler (euler, dpmpp_2m, ...)"))  # fmt: skip
     return problems
 
 
@@ -231,18 +231,13 @@ def _check_advanced(inputs: dict[str, Any], settings: Settings) -> list[tuple[st
 def ksampler_advanced(ctx, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler,
                       positive, negative, latent_image, start_at_step=0, end_at_step=10000,
                       return_with_leftover_noise="disable"):  # fmt: skip
-    """KSampler with a start step: starting at step k of n is img2img with denoise (n-k)/n."""
-    for name, bad in (("add_noise", add_noise != "enable"),
-                      ("return_with_leftover_noise", return_with_leftover_noise != "disable"),
-                      ("end_at_step", end_at_step < steps)):  # fmt: skip
-        if bad:
-            raise input_error(ctx, name, "this setting is not supported (see docs/comfy-compat.md)")
-    denoise = min(1.0, max(0.0, (steps - start_at_step) / steps + 1e-9))
-    if start_at_step >= steps:
-        return Latent(latent_image.samples.clone(), latent_image.seeds, latent_image.is_noise)
+    """KSampler over part of the schedule (steps start_at_step..end_at_step): SDXL base +
+    refiner, the base returning its leftover noise and the refiner adding none."""
     return _sample(ctx, model, seed=noise_seed, steps=steps, cfg=cfg, sampler_name=sampler_name,
                    scheduler=scheduler, positive=positive, negative=negative,
-                   latent=latent_image, denoise=denoise)  # fmt: skip
+                   latent=latent_image, denoise=1.0, start_step=start_at_step,
+                   end_step=end_at_step, add_noise=add_noise == "enable",
+                   return_with_leftover_noise=return_with_leftover_noise == "enable")  # fmt: skip
 
 
 # --- loaders ---------------------------------------------------------------------------------
@@ -257,7 +252,7 @@ class ComfyModel(UNetModel):
 
 
 def _checkpoint_source(ctx, name: str) -> str:
-    if name == models_dirs.BUILTIN_CHECKPOINT:
+    if name in models_dirs.BUILTIN_CHECKPOINTS:
         return name
     try:
         return str(models_dirs.resolve("checkpoints", name, ctx.settings.models_dirs))
@@ -304,7 +299,8 @@ class ComfyClip(ClipModel):
     """CLIP with ComfyUI's "stop at layer" (CLIP skip): -1 is the last layer."""
 
     def __init__(self, base: ClipModel, stop_at_layer: int) -> None:
-        super().__init__(base.tokenizer, base.text_encoder, base.key, base.device)
+        super().__init__(base.tokenizer, base.text_encoder, base.key, base.device,
+                         base.tokenizer_2, base.text_encoder_2)  # fmt: skip
         self.stop_at_layer = stop_at_layer
 
 
@@ -320,6 +316,11 @@ def clip_text_encode(ctx, text: str, clip: ClipModel):
     from .text import encode
 
     layer = getattr(clip, "stop_at_layer", -1)
+    if clip.is_sdxl:  # both encoders, penultimate layer unless CLIPSetLastLayer said otherwise
+        from .sdxl import PENULTIMATE, encode_sdxl
+
+        return encode_sdxl(ctx, clip, [text], layer=layer if isinstance(clip, ComfyClip)
+                           else PENULTIMATE)  # fmt: skip
     return Conditioning(encode(ctx, clip, [text], layer), [text])
 
 
@@ -330,7 +331,7 @@ def clip_text_encode(ctx, text: str, clip: ClipModel):
 )  # fmt: skip
 def clip_set_last_layer(ctx, clip: ClipModel, stop_at_clip_layer: int = -1):
     """Use an earlier text-encoder layer (CLIP skip: -2 skips the last one)."""
-    layers = clip.text_encoder.config.num_hidden_layers
+    layers = (clip.text_encoder_2 if clip.is_sdxl else clip.text_encoder).config.num_hidden_layers
     if -stop_at_clip_layer > layers:
         raise input_error(ctx, "stop_at_clip_layer", f"the text encoder has only {layers} layers")
     return ComfyClip(clip, stop_at_clip_layer)

@@ -29,7 +29,9 @@ from latentgraph.graph import (
 from . import runtime
 from .latents import make_noise
 from .schedulers import build_scheduler
+from .sdxl import added_cond_kwargs
 from .seeds import device_generator, image_seeds, seed_input
+from .step_window import ALL_STEPS, WINDOW_INPUTS, StepWindow, finish_at_zero_noise
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
 
 
@@ -108,13 +110,17 @@ def step_kwargs(scheduler: Any, generator: Any, eta: float = 0.0) -> dict[str, A
             description="strength for img2img: 1 repaints fully, 0 returns the input",
         ),  # fmt: skip
         seed_input(description="noise for img2img and stochastic schedulers"),
+        *WINDOW_INPUTS,
     ],
     outputs=[Output("latent", LATENT)],
 )
 def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Conditioning,
                  negative: Conditioning, latent: Latent, steps: int = 20, guidance: float = 7.5,
-                 denoise: float = 1.0, seed: int = 0):  # fmt: skip
-    """Denoise latents with the UNet under a scheduler, with classifier-free guidance."""
+                 denoise: float = 1.0, seed: int = 0, start_step: int = 0,
+                 end_step: int = ALL_STEPS, add_noise: bool = True,
+                 return_with_leftover_noise: bool = False):  # fmt: skip
+    """Denoise latents with the UNet under a scheduler, with classifier-free guidance
+    (optionally only steps start_step..end_step of the schedule: base + refiner)."""
     import torch
 
     enforce_limits(ctx, unet_denoise, steps=steps)
@@ -124,7 +130,8 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     with runtime.in_use(ctx.settings, name, model):
         job = DenoiseJob(ctx, model, torch.device(name), scheduler, positive=positive,
                          negative=negative, latent=latent, steps=steps, guidance=guidance,
-                         denoise=denoise, seed=seed)  # fmt: skip
+                         denoise=denoise, seed=seed, window=StepWindow(
+                             start_step, end_step, add_noise, return_with_leftover_noise))  # fmt: skip
         out = job.run()
     runtime.check_finite(ctx, out.samples, "the denoised latents", "run with --dtype fp32 or "
                          "bf16 (or --option sdpa=false for models that upcast attention)")  # fmt: skip
@@ -146,6 +153,7 @@ class DenoiseJob:
     guidance: float
     denoise: float
     seed: int
+    window: StepWindow = StepWindow()
 
     @property
     def guided(self) -> bool:
@@ -163,27 +171,39 @@ class DenoiseJob:
         return torch.cat([neg, pos])
 
     def start(self, sched: Any) -> tuple[Any, Any] | None:
-        """The starting latents and the timesteps left to run (img2img cuts the schedule);
-        None when nothing is left to denoise."""
-        samples, steps, denoise = self.latent.samples, self.steps, self.denoise
-        dtype, timesteps = self.model.dtype, sched.timesteps
-        if self.latent.is_noise:
-            if denoise < 1.0:
-                self.ctx.warn("denoise < 1 has no effect on pure noise from LatentNoise; "
-                              "use VAEEncode for img2img")  # fmt: skip
-            return samples.to(self.device, dtype) * sched.init_noise_sigma, timesteps
-        keep = min(int(steps * denoise), steps)
-        start = max(steps - keep, 0) * sched.order
-        timesteps = timesteps[start:]
+        """The starting latents and the timesteps left to run (img2img and the step window
+        cut the schedule); None when nothing is left to denoise."""
+        samples, steps, denoise, window = self.latent.samples, self.steps, self.denoise, self.window
+        is_noise = self.latent.is_noise
+        if is_noise and denoise < 1.0:
+            self.ctx.warn("denoise < 1 has no effect on pure noise from LatentNoise; "
+                          "use VAEEncode for img2img")  # fmt: skip
+        skipped = 0 if is_noise else steps - min(int(steps * denoise), steps)
+        begin, end = window.bounds(steps, skipped)
+        order = sched.order
+        early = window.stops_early(steps)  # (PNDM has more timesteps than steps: no cut)
+        timesteps = sched.timesteps[begin * order : end * order if early else None]
         if len(timesteps) == 0:
             return None
-        if hasattr(sched, "set_begin_index"):
-            sched.set_begin_index(start)
+        if early and not window.leftover_noise:
+            if not finish_at_zero_noise(sched, end * order):
+                raise input_error(self.ctx, "return_with_leftover_noise", "stopping early at "
+                                  "zero noise needs a sigma-based scheduler (euler, dpm++2m, "
+                                  "...); or return the leftover noise")  # fmt: skip
+        if (begin > 0 or not is_noise) and hasattr(sched, "set_begin_index"):
+            sched.set_begin_index(begin * order)
+        latents = samples.to(self.device, self.model.dtype)
+        if not window.add_noise:  # a latent that still has its noise: continue from it
+            return latents, timesteps
+        if is_noise and begin == 0:
+            return latents * sched.init_noise_sigma, timesteps
         batch = samples.shape[0]
-        noise = make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, batch))
-        latents = sched.add_noise(samples.to(self.device, dtype), noise.to(self.device, dtype),
-                                  timesteps[:1].repeat(batch))  # fmt: skip
-        return latents, timesteps
+        if is_noise:  # starting part-way on pure noise: noise at that step's level
+            clean, noise = latents.new_zeros(latents.shape), latents
+        else:
+            clean = latents
+            noise = make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, batch))
+        return sched.add_noise(clean, noise.to(latents), timesteps[:1].repeat(batch)), timesteps
 
     def run(self) -> Latent:
         import torch
@@ -193,6 +213,7 @@ class DenoiseJob:
         samples = self.latent.samples
         batch = samples.shape[0]
         embeds = self.embeddings(batch)
+        added = added_cond_kwargs(self, batch)  # SDXL's pooled embeddings and size numbers
         sched.set_timesteps(self.steps, device=self.device)
         generator = device_generator(self.device, self.seed)
         seeds = self.latent.seeds or image_seeds(self.seed, batch)
@@ -211,7 +232,7 @@ class DenoiseJob:
                 model_input = torch.cat([latents] * 2) if guided else latents
                 model_input = sched.scale_model_input(model_input, t)
                 noise_pred = model(model_input, t, encoder_hidden_states=embeds,
-                                   return_dict=False)[0]  # fmt: skip
+                                   added_cond_kwargs=added, return_dict=False)[0]  # fmt: skip
                 if guided:
                     uncond, cond = noise_pred.chunk(2)
                     noise_pred = uncond + guidance * (cond - uncond)

@@ -5,7 +5,8 @@ the names of the original training code: `model.diffusion_model.*` (UNet),
 `first_stage_model.*` (VAE), `cond_stage_model.transformer.*` (CLIP text encoder). diffusers
 reads them (`from_single_file`) but has no public writer, so this module maps the other way.
 Only the Stable Diffusion 1.x block layout is covered (UNet2DConditionModel with an integer
-`layers_per_block`, AutoencoderKL, a transformers CLIP text model): what the tiny model uses.
+`layers_per_block`, AutoencoderKL, a transformers CLIP text model): what the tiny models use;
+SDXL adds its conditioner's two text encoders (the second in OpenCLIP's layout).
 No torch import: values pass through untouched, except the VAE attention weights, which the
 original code stores as 1x1 convolutions (a reshape, applied through `to_conv1x1`).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 UNET_PREFIX = "model.diffusion_model."
@@ -23,6 +25,8 @@ CLIP_PREFIX = "cond_stage_model.transformer."
 _UNET_TOP = {
     "time_embedding.linear_1.": "time_embed.0.",
     "time_embedding.linear_2.": "time_embed.2.",
+    "add_embedding.linear_1.": "label_emb.0.0.",  # SDXL: pooled text + size numbers
+    "add_embedding.linear_2.": "label_emb.0.2.",
     "conv_in.": "input_blocks.0.0.",
     "conv_norm_out.": "out.0.",
     "conv_out.": "out.2.",
@@ -135,6 +139,29 @@ def clip_key(key: str) -> str:
     return key if key.startswith("text_model.") else "text_model." + key
 
 
+class _StateDict(dict):
+    def put(self, name: str, value: Any) -> None:
+        if name in self:
+            raise ValueError(f"two tensors map to the same original name {name!r}")
+        self[name] = value
+
+    def put_unet_vae(self, unet: Mapping[str, Any], unet_config: Mapping[str, Any],
+                     vae: Mapping[str, Any], vae_config: Mapping[str, Any],
+                     to_conv1x1: Callable[[Any], Any]) -> None:  # fmt: skip
+        for key, value in unet.items():
+            self.put(UNET_PREFIX + unet_key(key, unet_config), value)
+        for key, value in vae.items():
+            name = vae_key(key, vae_config)
+            if is_vae_attention_weight(name) and len(value.shape) == 2:
+                value = to_conv1x1(value)
+            self.put(VAE_PREFIX + name, value)
+
+    def put_clip(self, prefix: str, text_encoder: Mapping[str, Any]) -> None:
+        for key, value in text_encoder.items():
+            if not key.endswith("position_ids"):  # a buffer, rebuilt by the model
+                self.put(prefix + clip_key(key), value)
+
+
 def to_original(
     unet: Mapping[str, Any],
     unet_config: Mapping[str, Any],
@@ -144,22 +171,82 @@ def to_original(
     to_conv1x1: Callable[[Any], Any],
 ) -> dict[str, Any]:
     """One original-layout state dict from the three diffusers/transformers state dicts."""
-    out: dict[str, Any] = {}
+    out = _StateDict()
+    out.put_unet_vae(unet, unet_config, vae, vae_config, to_conv1x1)
+    out.put_clip(CLIP_PREFIX, text_encoder)
+    return dict(out)
 
-    def put(name: str, value: Any) -> None:
-        if name in out:
-            raise ValueError(f"two tensors map to the same original name {name!r}")
-        out[name] = value
 
-    for key, value in unet.items():
-        put(UNET_PREFIX + unet_key(key, unet_config), value)
-    for key, value in vae.items():
-        name = vae_key(key, vae_config)
-        if is_vae_attention_weight(name) and len(value.shape) == 2:
-            value = to_conv1x1(value)
-        put(VAE_PREFIX + name, value)
+# SDXL (Stability's "sgm" code): the text encoders are "embedders" of a conditioner. The base has
+# CLIP ViT-L in transformers' layout (0) and OpenCLIP bigG in OpenCLIP's layout (1); the refiner
+# has only the OpenCLIP one (0).
+SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
+SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
+SDXL_REFINER_CLIP_G_PREFIX = "conditioner.embedders.0.model."
+_OPEN_CLIP_TOP = {
+    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+    "text_model.embeddings.position_embedding.weight": "positional_embedding",
+    "text_model.final_layer_norm.weight": "ln_final.weight",
+    "text_model.final_layer_norm.bias": "ln_final.bias",
+}
+_OPEN_CLIP_LAYER = re.compile(r"^text_model\.encoder\.layers\.(\d+)\.(.*)$")
+_OPEN_CLIP_BLOCK = {
+    "layer_norm1.": "ln_1.",
+    "layer_norm2.": "ln_2.",
+    "mlp.fc1.": "mlp.c_fc.",
+    "mlp.fc2.": "mlp.c_proj.",
+    "self_attn.out_proj.": "attn.out_proj.",
+}
+_QKV = re.compile(r"^self_attn\.([qkv])_proj\.(weight|bias)$")
+
+
+def open_clip_state(text_encoder: Mapping[str, Any], concat: Callable[[list[Any]], Any],
+                    transpose: Callable[[Any], Any]) -> dict[str, Any]:  # fmt: skip
+    """A transformers CLIPTextModelWithProjection state dict in OpenCLIP's names (without
+    prefix): per layer, q/k/v projections stacked into one `attn.in_proj_*`, and the projection
+    stored as the matrix the pooled output is multiplied by (the transpose of a Linear's)."""
+    out = _StateDict()
+    qkv: dict[tuple[str, str], dict[str, Any]] = {}
     for key, value in text_encoder.items():
+        key = clip_key(key) if not key.startswith("text_projection") else key
         if key.endswith("position_ids"):
-            continue  # a buffer, rebuilt by the model
-        put(CLIP_PREFIX + clip_key(key), value)
-    return out
+            continue
+        if key == "text_projection.weight":
+            out.put("text_projection", transpose(value))
+        elif key in _OPEN_CLIP_TOP:
+            out.put(_OPEN_CLIP_TOP[key], value)
+        elif (m := _OPEN_CLIP_LAYER.match(key)) and (q := _QKV.match(m[2])):
+            qkv.setdefault((m[1], q[2]), {})[q[1]] = value
+        elif m:
+            out.put(f"transformer.resblocks.{m[1]}.{_rename(m[2], _OPEN_CLIP_BLOCK)}", value)
+        else:
+            raise ValueError(f"text encoder tensor {key!r} has no known OpenCLIP name")
+    for (layer, kind), parts in qkv.items():
+        out.put(f"transformer.resblocks.{layer}.attn.in_proj_{kind}",
+                concat([parts["q"], parts["k"], parts["v"]]))  # fmt: skip
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class TensorOps:
+    """The few tensor operations the layout change needs (this module imports no torch)."""
+
+    to_conv1x1: Callable[[Any], Any]
+    concat: Callable[[list[Any]], Any]
+    transpose: Callable[[Any], Any]
+
+
+def sdxl_to_original(unet: Mapping[str, Any], unet_config: Mapping[str, Any],
+                     vae: Mapping[str, Any], vae_config: Mapping[str, Any],
+                     text_encoder: Mapping[str, Any] | None, text_encoder_2: Mapping[str, Any],
+                     ops: TensorOps) -> dict[str, Any]:  # fmt: skip
+    """One SDXL original-layout state dict (base, or refiner when `text_encoder` is None)."""
+    out = _StateDict()
+    out.put_unet_vae(unet, unet_config, vae, vae_config, ops.to_conv1x1)
+    prefix = SDXL_REFINER_CLIP_G_PREFIX
+    if text_encoder is not None:
+        out.put_clip(SDXL_CLIP_L_PREFIX, text_encoder)
+        prefix = SDXL_CLIP_G_PREFIX
+    for key, value in open_clip_state(text_encoder_2, ops.concat, ops.transpose).items():
+        out.put(prefix + key, value)
+    return dict(out)

@@ -35,12 +35,15 @@ from latentgraph.graph import (
 
 from . import runtime
 from .model_manager import manager, module_bytes
-from .models_dirs import is_pickled
+from .models_dirs import BUILTIN_CHECKPOINTS, is_pickled
+from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders, sdxl_pipeline_class, sdxl_preset
 from .values import ClipModel, NodeInputError, SchedulerSpec, UNetModel, VAEModel, input_error
 
-BUILTIN_TINY = "builtin:tiny-sd"
+BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER = BUILTINS = BUILTIN_CHECKPOINTS
 TINY_PRESET = "tiny-sd"
-CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", TINY_PRESET, BUILTIN_TINY)
+TINY_SDXL_PRESETS = ("tiny-sdxl", "tiny-sdxl-refiner")
+CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", "sdxl-refiner", TINY_PRESET,
+                  BUILTIN_TINY, *TINY_SDXL_PRESETS)  # fmt: skip
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -52,6 +55,26 @@ class Source:
     kind: str  # "builtin" | "folder" | "single_file" | "hub"
     location: str
     identity: str
+
+
+def builtin_version(name: str) -> int:
+    """The recipe version of a built-in model (part of its identity)."""
+    from . import tiny_model, tiny_sdxl
+
+    return tiny_model.BUILD_VERSION if name == BUILTIN_TINY else tiny_sdxl.BUILD_VERSION
+
+
+def builtin_folder(name: str) -> Path:
+    """The folder of a built-in model, built on first use."""
+    from . import tiny_model, tiny_sdxl
+
+    if name == BUILTIN_TINY:
+        return tiny_model.ensure_tiny_sd()
+    return tiny_sdxl.ensure_tiny_sdxl(refiner=name == BUILTIN_SDXL_REFINER)
+
+
+def _unknown_builtin(text: str) -> str:
+    return f"unknown built-in model {text!r}; the built-in ones are {', '.join(BUILTINS)}"
 
 
 def _pickle_refusal(text: str) -> str:
@@ -78,12 +101,10 @@ def _candidates(text: str, models_dirs: list[Path]) -> list[Path]:
 def find_source(text: str, models_dirs: list[Path] | None = None) -> Source:
     """Classify a source string. Raises ValueError (without node context) when unusable."""
     text = text.strip()
-    if text == BUILTIN_TINY:
-        from .tiny_model import BUILD_VERSION
-
-        return Source("builtin", text, f"{text}-v{BUILD_VERSION}")
+    if text in BUILTINS:
+        return Source("builtin", text, f"{text}-v{builtin_version(text)}")
     if text.startswith("builtin:"):
-        raise ValueError(f"unknown built-in model {text!r}; the only one is {BUILTIN_TINY!r}")
+        raise ValueError(_unknown_builtin(text))
     if is_pickled(text):
         raise ValueError(_pickle_refusal(text) + " (or use a diffusers folder)")
     for p in _candidates(text, models_dirs or []):
@@ -130,6 +151,12 @@ def config_folder(preset: str) -> Path:
         from .tiny_model import BUILD_VERSION, write_config_folder
 
         return _build_config_folder(f"{TINY_PRESET}-v{BUILD_VERSION}", write_config_folder)
+    if preset in TINY_SDXL_PRESETS:
+        from . import tiny_sdxl
+
+        refiner = preset == "tiny-sdxl-refiner"
+        return _build_config_folder(f"{preset}-v{tiny_sdxl.BUILD_VERSION}",
+                                    lambda tmp: tiny_sdxl.write_config_folder(tmp, refiner))  # fmt: skip
     src = CONFIGS / preset
     if preset not in CONFIG_PRESETS or not (src / "model_index.json").is_file():
         raise ValueError(f"unknown config preset {preset!r}; expected one of {CONFIG_PRESETS}")
@@ -138,17 +165,20 @@ def config_folder(preset: str) -> Path:
         from .clip_vocab import write_tokenizer_files
 
         shutil.copytree(src, tmp, dirs_exist_ok=True)
-        write_tokenizer_files(tmp / "tokenizer")
-        own = src / "tokenizer" / "tokenizer_config.json"
-        if own.is_file():
-            # Keep the preset's own special tokens (SD 2 pads with "!"), in both files
-            # transformers reads them from.
-            shutil.copy(own, tmp / "tokenizer")
-            tokens = json.loads(own.read_text(encoding="utf-8"))
-            special = {k: v for k, v in tokens.items() if k.endswith("_token")}
-            (tmp / "tokenizer" / "special_tokens_map.json").write_text(
-                json.dumps(special), encoding="utf-8"
-            )
+        for sub in ("tokenizer", "tokenizer_2"):  # SDXL has two; its refiner only the second
+            if not (src / sub).is_dir():
+                continue
+            write_tokenizer_files(tmp / sub)
+            own = src / sub / "tokenizer_config.json"
+            if own.is_file():
+                # Keep the preset's own special tokens (SD 2 pads with "!"), in both files
+                # transformers reads them from.
+                shutil.copy(own, tmp / sub)
+                tokens = json.loads(own.read_text(encoding="utf-8"))
+                special = {k: v for k, v in tokens.items() if k.endswith("_token")}
+                (tmp / sub / "special_tokens_map.json").write_text(
+                    json.dumps(special), encoding="utf-8"
+                )
 
     return _build_config_folder(f"{preset}-{_shipped_digest(src)}", write)
 
@@ -184,11 +214,10 @@ _ARCHITECTURES = {(320, 768): "sd15", (320, 1024): "sd2", (32, 32): TINY_PRESET}
 
 def detect_preset(shapes: dict[str, list[int]]) -> str:
     """Which shipped config fits a single-file checkpoint, from its tensor names and shapes:
-    the UNet's width and its cross-attention context size (SD 1.x: 768, from CLIP ViT-L;
+    SDXL by its conditioner's tensors (nodes/sdxl_loading.py), else the UNet's width and its
+    cross-attention context size (SD 1.x: 768, from CLIP ViT-L;
     SD 2.x: 1024, from OpenCLIP ViT-H; the tiny model: 32). SD 2.x 768-v and 512-base have
     the same shapes: "sd2" (v-prediction) is assumed; set config to sd2-base for the other."""
-    if any(k.startswith("conditioner.embedders.") for k in shapes):
-        raise ValueError("this looks like an SDXL checkpoint; only SD 1.x/2.x are supported")
     conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
     if conv_in is None:
         raise ValueError(
@@ -200,6 +229,8 @@ def detect_preset(shapes: dict[str, list[int]]) -> str:
             f"the UNet takes {conv_in[1]} input channels (inpainting or other variants); "
             "only 4-channel text-to-image checkpoints are supported"
         )
+    if any(k.startswith("conditioner.embedders.") for k in shapes):
+        return sdxl_preset(shapes, conv_in[0])
     context = sorted({shape[1] for k, shape in shapes.items()
                       if k.startswith("model.diffusion_model.") and k.endswith("attn2.to_k.weight")
                       and len(shape) == 2})  # fmt: skip
@@ -218,9 +249,11 @@ def detect_preset(shapes: dict[str, list[int]]) -> str:
 class Bundle:
     unet: Any
     vae: Any
-    text_encoder: Any
+    text_encoder: Any  # None for SDXL's refiner, which has only the second encoder
     tokenizer: Any
     scheduler_config: dict[str, Any]
+    tokenizer_2: Any = None  # SDXL's second tokenizer and encoder
+    text_encoder_2: Any = None
 
 
 def _apply_options(bundle: Bundle, options: dict[str, Any]) -> None:
@@ -244,13 +277,12 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
 
     from .quiet import quiet_libraries
 
+    tokenizer_2 = text_encoder_2 = None  # SDXL's second pair
     quiet_libraries()  # no library progress bars or info logs amid ours
     torch_dtype = runtime.torch_dtype(dtype)
     if source.kind in ("builtin", "folder", "hub"):
         if source.kind == "builtin":
-            from .tiny_model import ensure_tiny_sd
-
-            folder: str = str(ensure_tiny_sd())
+            folder: str = str(builtin_folder(source.location))
         elif source.kind == "hub":
             folder = _download(ctx, source.location)
         else:
@@ -258,24 +290,38 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
         kw = {"torch_dtype": torch_dtype}
         unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **kw)
         vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", **kw)
-        text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **kw)
-        tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
+        if is_sdxl_folder(folder):
+            tokenizer, text_encoder, tokenizer_2, text_encoder_2 = load_sdxl_text_encoders(
+                folder, torch_dtype
+            )
+        else:
+            text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **kw)
+            tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
         from diffusers import DDIMScheduler
 
         sched_config = dict(DDIMScheduler.load_config(folder, subfolder="scheduler"))
     else:
         from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-        pipe = StableDiffusionPipeline.from_single_file(
-            source.location, config=config, torch_dtype=torch_dtype, local_files_only=True,
-            safety_checker=None, requires_safety_checker=False,
-        )  # fmt: skip
+        if is_sdxl_folder(config):
+            pipe = sdxl_pipeline_class(config).from_single_file(
+                source.location, config=config, torch_dtype=torch_dtype, local_files_only=True
+            )
+            tokenizer_2, text_encoder_2 = pipe.tokenizer_2, pipe.text_encoder_2
+        else:
+            pipe = StableDiffusionPipeline.from_single_file(
+                source.location, config=config, torch_dtype=torch_dtype, local_files_only=True,
+                safety_checker=None, requires_safety_checker=False,
+            )  # fmt: skip
         unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
         # The config folder's own scheduler config, exactly as for a diffusers folder.
         sched_config = dict(DDIMScheduler.load_config(config, subfolder="scheduler"))
     vae = upcast_vae(ctx.settings, vae, dtype)
-    unet, vae, text_encoder = (place(ctx.settings, m, device) for m in (unet, vae, text_encoder))
-    return Bundle(unet, vae, text_encoder, tokenizer, sched_config)
+    unet, vae, text_encoder, text_encoder_2 = (
+        None if m is None else place(ctx.settings, m, device)
+        for m in (unet, vae, text_encoder, text_encoder_2)  # no first encoder: SDXL's refiner
+    )
+    return Bundle(unet, vae, text_encoder, tokenizer, sched_config, tokenizer_2, text_encoder_2)
 
 
 def _download(ctx: Any, repo_id: str) -> str:
@@ -348,7 +394,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
         return bundle
 
     def size(b: Bundle) -> int:
-        return module_bytes(b.unet, b.vae, b.text_encoder)
+        return module_bytes(b.unet, b.vae, b.text_encoder, b.text_encoder_2)
 
     return _managed(ctx, key, load, device, size, source), key
 
@@ -362,8 +408,8 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
     text = source.strip()
     if is_pickled(text):
         return [("source", _pickle_refusal(text))]
-    if text.startswith("builtin:") and text != BUILTIN_TINY:
-        return [("source", f"unknown built-in model {text!r}; the only one is {BUILTIN_TINY!r}")]
+    if text.startswith("builtin:") and text not in BUILTINS:
+        return [("source", _unknown_builtin(text))]
     return []
 
 
@@ -374,15 +420,15 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
         String(
             "source",
             BUILTIN_TINY,
-            description="builtin:tiny-sd, a diffusers folder, a "
-            ".safetensors checkpoint, or a hub repo id (online only)",
+            description="builtin:tiny-sd (or builtin:tiny-sdxl, builtin:tiny-sdxl-refiner), "
+            "a diffusers folder, a .safetensors checkpoint, or a hub repo id (online only)",
         ),  # fmt: skip
         String(
             "config",
             "auto",
             description="for single-file checkpoints: auto (from the tensor shapes; SD 2.x "
-            "is taken as the 768 v-model), sd15, sd2, sd2-base, tiny-sd, or a diffusers "
-            "folder holding the configs",
+            "is taken as the 768 v-model), sd15, sd2, sd2-base, sdxl, sdxl-refiner, tiny-sd, "
+            "tiny-sdxl, tiny-sdxl-refiner, or a diffusers folder holding the configs",
         ),  # fmt: skip
     ],
     outputs=[
@@ -401,7 +447,14 @@ def load_model(ctx, source: str, config: str = "auto"):
     dtype = runtime.dtype_name(ctx.settings, device)
     return (
         UNetModel(bundle.unet, key, device, dtype),
-        ClipModel(bundle.tokenizer, bundle.text_encoder, key, device),
+        ClipModel(
+            bundle.tokenizer,
+            bundle.text_encoder,
+            key,
+            device,
+            bundle.tokenizer_2,
+            bundle.text_encoder_2,
+        ),  # fmt: skip
         VAEModel(bundle.vae, key, device),
         SchedulerSpec(
             dict(bundle.scheduler_config), None, bundle.scheduler_config.get("_class_name", "")
@@ -415,9 +468,7 @@ def _component_folder(ctx: Any, source_text: str, subfolder: str) -> tuple[str, 
     except ValueError as exc:
         raise input_error(ctx, "source", str(exc)) from None
     if source.kind == "builtin":
-        from .tiny_model import ensure_tiny_sd
-
-        return str(ensure_tiny_sd()), subfolder, source.identity
+        return str(builtin_folder(source.location)), subfolder, source.identity
     if source.kind == "hub":
         return _download(ctx, source.location), subfolder, source.identity
     if source.kind == "folder":
@@ -563,8 +614,9 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
             raise input_error(
                 ctx, "source", f"could not load {what} from {source!r}: {type(exc).__name__}: {exc}"
             ) from exc
-        if isinstance(value, tuple):  # (tokenizer, text encoder)
-            return value[0], place(ctx.settings, value[1], device)
+        if isinstance(value, tuple):  # (tokenizer, text encoder, tokenizer_2, text encoder_2)
+            return tuple(v if i % 2 == 0 or v is None else place(ctx.settings, v, device)
+                         for i, v in enumerate(value))  # fmt: skip
         return place(ctx.settings, upcast_vae(ctx.settings, value, dtype), device)
 
     key = f"{kind}|{identity}|{config}|{runtime.model_identity(ctx.settings)}"
@@ -653,8 +705,9 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     "LoadTextEncoder",
     category="loaders",
     inputs=[
-        String("source", description="a diffusers model folder (text_encoder + tokenizer), or "
-               "a CLIP text encoder .safetensors in transformers' layout"),
+        String("source", description="a diffusers model folder (text_encoder + tokenizer; "
+               "SDXL: both encoders), or a CLIP text encoder .safetensors in transformers' "
+               "layout"),
         Choice(
             "config",
             ["auto", "sd15", "sd2", "sd2-base", BUILTIN_TINY],
@@ -667,20 +720,22 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     check=check_source,
 )  # fmt: skip
 def load_text_encoder(ctx, source: str, config: str = "auto"):
-    """Load a CLIP tokenizer + text encoder on their own."""
+    """Load a CLIP tokenizer + text encoder on their own (an SDXL model's: both pairs)."""
 
-    def from_file(path: str, torch_dtype: Any) -> tuple[Any, Any]:
-        return _single_file_clip(ctx, path, config, torch_dtype)
+    def from_file(path: str, torch_dtype: Any) -> tuple[Any, ...]:
+        return (*_single_file_clip(ctx, path, config, torch_dtype), None, None)
 
-    def from_folder(folder: str, sub: str | None, torch_dtype: Any) -> tuple[Any, Any]:
+    def from_folder(folder: str, sub: str | None, torch_dtype: Any) -> tuple[Any, ...]:
         from transformers import CLIPTextModel, CLIPTokenizer
 
+        if is_sdxl_folder(folder):
+            return load_sdxl_text_encoders(folder, torch_dtype)
         te = CLIPTextModel.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype)
         tok = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer" if sub else None)
-        return tok, te
+        return tok, te, None, None
 
-    (tok, te), key, device = _load_component(
+    (tok, te, tok_2, te_2), key, device = _load_component(
         ctx, source, config, "text_encoder", "a text encoder", from_file, from_folder,
-        lambda v: module_bytes(v[1]),
+        lambda v: module_bytes(v[1], v[3]),
     )  # fmt: skip
-    return ClipModel(tok, te, key, device)
+    return ClipModel(tok, te, key, device, tok_2, te_2)

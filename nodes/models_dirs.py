@@ -23,6 +23,8 @@ from latentgraph.graph import Settings, paths
 from .runtime import model_identity
 
 BUILTIN_CHECKPOINT = "builtin:tiny-sd"
+# every built-in model, offered first in the checkpoint dropdown (nodes/loaders.py builds them)
+BUILTIN_CHECKPOINTS = (BUILTIN_CHECKPOINT, "builtin:tiny-sdxl", "builtin:tiny-sdxl-refiner")
 
 # folder kind -> sub-folder names searched under each root (ComfyUI's names, plus old aliases)
 FOLDERS: dict[str, tuple[str, ...]] = {
@@ -161,8 +163,8 @@ def identity_hook(folder: str, input_name: str) -> Callable[[dict[str, Any], Set
 
 
 def checkpoint_names(settings: Settings) -> list[str]:
-    """The checkpoint dropdown: the built-in tiny model, then every checkpoint file found."""
-    return [BUILTIN_CHECKPOINT, *list_files("checkpoints", settings.models_dirs)]
+    """The checkpoint dropdown: the built-in tiny models, then every checkpoint file found."""
+    return [*BUILTIN_CHECKPOINTS, *list_files("checkpoints", settings.models_dirs)]
 
 
 def vae_names(settings: Settings) -> list[str]:
@@ -184,5 +186,5 @@ def experiment_folder(folder: str, dirs: Sequence[Path | str] | None = None) -> 
     for index, base in enumerate(bases):
         out += [{"name": n, "pathIndex": index} for n in _walk(base)]
     if folder == "checkpoints":
-        out.insert(0, {"name": BUILTIN_CHECKPOINT, "pathIndex": 0})
+        out[:0] = [{"name": name, "pathIndex": 0} for name in BUILTIN_CHECKPOINTS]
     return out

@@ -118,6 +118,33 @@ def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
             hook.remove()
 
 
+def plain_ids(ctx: Any, tok: Any, prompts: list[str], warn: bool = True) -> Any:
+    """Token ids [B, limit] of plain prompts, padded and truncated exactly as diffusers'
+    pipelines do; a warning names what truncation dropped."""
+    limit = tok.model_max_length
+    ids = tok(prompts, padding="max_length", max_length=limit, truncation=True,
+              return_tensors="pt").input_ids  # fmt: skip
+    for i, prompt in enumerate(prompts if warn else []):
+        full_ids = tok(prompt).input_ids
+        if len(full_ids) > limit:
+            _warn_truncated(ctx, i, len(full_ids), limit,
+                            repr(tok.decode(full_ids[limit - 1 : -1])))  # fmt: skip
+    return ids
+
+
+def weighted(embeds: Any, tokens: list[Tokens], encode_empty: Any) -> Any:
+    """Output vectors with their tokens' weights applied: e + (v - e) * w, e the empty
+    prompt's vector at the same position (`encode_empty()`, run only when a weight is not 1)."""
+    import torch
+
+    weights = torch.tensor([t.weights for t in tokens], device=embeds.device)
+    if not bool((weights != 1.0).any()):
+        return embeds
+    base = encode_empty()
+    w = weights.unsqueeze(-1).to(embeds.dtype)
+    return torch.where(w != 1.0, (embeds - base) * w + base, embeds)
+
+
 def encode(ctx, clip: ClipModel, prompts: list[str], layer: int = -1):
     import torch
 
@@ -126,23 +153,13 @@ def encode(ctx, clip: ClipModel, prompts: list[str], layer: int = -1):
     te = clip.text_encoder
     parsed = [parse_prompt(p) for p in prompts]
     if all(is_plain(p, pieces) for p, pieces in zip(prompts, parsed, strict=True)):
-        ids = tok(prompts, padding="max_length", max_length=limit, truncation=True,
-                  return_tensors="pt").input_ids  # fmt: skip
-        for i, prompt in enumerate(prompts):
-            full_ids = tok(prompt).input_ids
-            if len(full_ids) > limit:
-                _warn_truncated(ctx, i, len(full_ids), limit,
-                                repr(tok.decode(full_ids[limit - 1 : -1])))  # fmt: skip
+        ids = plain_ids(ctx, tok, prompts)
         return _run_encoder(ctx, clip, ids, layer, []).to(dtype=te.dtype).cpu()
     tokens = [tokenize(ctx, clip, i, p) for i, p in enumerate(prompts)]
     ids = torch.tensor([t.ids for t in tokens])
     embeds = _run_encoder(ctx, clip, ids, layer, [t.inserts for t in tokens])
-    weights = torch.tensor([t.weights for t in tokens], device=embeds.device)
-    if bool((weights != 1.0).any()):
-        empty = tok([""], padding="max_length", max_length=limit, return_tensors="pt").input_ids
-        base = _run_encoder(ctx, clip, empty, layer, [])
-        w = weights.unsqueeze(-1).to(embeds.dtype)
-        embeds = torch.where(w != 1.0, (embeds - base) * w + base, embeds)
+    empty = tok([""], padding="max_length", max_length=limit, return_tensors="pt").input_ids
+    embeds = weighted(embeds, tokens, lambda: _run_encoder(ctx, clip, empty, layer, []))
     return embeds.to(dtype=te.dtype).cpu()  # cached on the CPU; UNetDenoise moves it back
 
 
@@ -193,8 +210,13 @@ def embedding_identity(inputs: dict[str, Any], settings: Settings) -> str:
     check=embedding_problems,
 )
 def text_encode(ctx, clip: ClipModel, text: str):
-    """Encode a prompt (or a list of prompts, one per batch image) with the CLIP text encoder."""
+    """Encode a prompt (or a list of prompts, one per batch image) with the CLIP text encoder
+    (SDXL: both encoders, plus the pooled embedding)."""
     prompts = split_prompts(text)
     if not prompts:
         raise input_error(ctx, "text", "expected at least one prompt")
+    if clip.is_sdxl:
+        from .sdxl import encode_sdxl
+
+        return encode_sdxl(ctx, clip, prompts)
     return Conditioning(encode(ctx, clip, prompts), prompts)

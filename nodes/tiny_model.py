@@ -88,7 +88,7 @@ MODEL_INDEX = {
 }
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
@@ -115,7 +115,7 @@ def _build_into(folder: Path) -> None:
     text_encoder.save_pretrained(folder / "text_encoder")
     write_tokenizer_files(folder / "tokenizer")
     DDIMScheduler(**SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
-    _write_json(folder / "model_index.json", MODEL_INDEX)
+    write_json(folder / "model_index.json", MODEL_INDEX)
 
 
 def build_folder(dest: Path, write: Callable[[Path], None]) -> Path:
@@ -150,11 +150,11 @@ def write_config_folder(folder: Path) -> None:
     `from_single_file` needs to read a tiny single-file checkpoint offline."""
     from .clip_vocab import write_tokenizer_files
 
-    _write_json(folder / "model_index.json", MODEL_INDEX)
-    _write_json(folder / "unet" / "config.json",
+    write_json(folder / "model_index.json", MODEL_INDEX)
+    write_json(folder / "unet" / "config.json",
                 {"_class_name": "UNet2DConditionModel", **UNET_CONFIG})  # fmt: skip
-    _write_json(folder / "vae" / "config.json", {"_class_name": "AutoencoderKL", **VAE_CONFIG})
-    _write_json(folder / "text_encoder" / "config.json",
+    write_json(folder / "vae" / "config.json", {"_class_name": "AutoencoderKL", **VAE_CONFIG})
+    write_json(folder / "text_encoder" / "config.json",
                 {"architectures": ["CLIPTextModel"], "model_type": "clip_text_model",
                  **TEXT_CONFIG})  # fmt: skip
     # Through the class, as the build does: a scheduler config lists every default (e.g.
@@ -165,7 +165,7 @@ def write_config_folder(folder: Path) -> None:
     write_tokenizer_files(folder / "tokenizer")
 
 
-def _weights(folder: Path, sub: str) -> dict:
+def weights(folder: Path, sub: str) -> dict:
     from safetensors.torch import load_file
 
     files = sorted((folder / sub).glob("*.safetensors"))
@@ -181,8 +181,6 @@ def write_single_file(out: Path, folder: Path | None = None) -> Path:
     """Write the tiny model as one original-layout (LDM) `.safetensors` checkpoint, the format
     `from_single_file` reads and people share, so the single-file loading path is tested too.
     Written atomically (temp file + rename): a crash never leaves half a checkpoint."""
-    from safetensors.torch import save_file
-
     from .ldm_layout import to_original
 
     folder = Path(folder) if folder is not None else ensure_tiny_sd()
@@ -192,17 +190,25 @@ def write_single_file(out: Path, folder: Path | None = None) -> Path:
         for sub in ("unet", "vae")
     }
     state = to_original(
-        _weights(folder, "unet"), configs["unet"],
-        _weights(folder, "vae"), configs["vae"],
-        _weights(folder, "text_encoder"),
+        weights(folder, "unet"), configs["unet"],
+        weights(folder, "vae"), configs["vae"],
+        weights(folder, "text_encoder"),
         to_conv1x1=lambda t: t.reshape(*t.shape, 1, 1),
     )  # fmt: skip
+    return save_checkpoint(state, out, f"{NAME}-v{BUILD_VERSION}")
+
+
+def save_checkpoint(state: dict, out: Path, model: str) -> Path:
+    """Write a state dict as one .safetensors file, atomically (temp file + rename): a crash
+    never leaves half a checkpoint."""
+    from safetensors.torch import save_file
+
     state = {k: v.contiguous() for k, v in state.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = create_temp(out.parent, prefix=f".{out.name}-")  # the user's umask, not 0600
     os.close(fd)
     try:
-        save_file(state, str(tmp), metadata={"format": "pt", "model": f"{NAME}-v{BUILD_VERSION}"})
+        save_file(state, str(tmp), metadata={"format": "pt", "model": model})
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

@@ -42,12 +42,19 @@ class UNetModel:
 
 @dataclass(eq=False)
 class ClipModel:
-    """CLIP: tokenizer + text encoder."""
+    """CLIP: tokenizer + text encoder. SDXL has a second pair (`tokenizer_2`, `text_encoder_2`,
+    the one with the pooled projection); its refiner has only that second pair."""
 
     tokenizer: Any
     text_encoder: Any
     key: str
     device: str
+    tokenizer_2: Any = None
+    text_encoder_2: Any = None
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.text_encoder_2 is not None
 
 
 @dataclass(eq=False)
@@ -100,13 +107,30 @@ class SchedulerSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SizeConditioning:
+    """SDXL's micro-conditioning, in pixels: the size the image is said to have been before
+    cropping, the crop's top-left corner, the size wanted, and (refiner) an aesthetic score.
+    None fields are filled at sampling time (see nodes/sdxl.py `time_ids`)."""
+
+    width: int | None = None
+    height: int | None = None
+    crop_w: int = 0
+    crop_h: int = 0
+    target_width: int | None = None
+    target_height: int | None = None
+    aesthetic_score: float | None = None
+
+
 @dataclass
 class Conditioning:
-    """CONDITIONING: text embeddings [B, tokens, dim], one row per prompt."""
+    """CONDITIONING: text embeddings [B, tokens, dim], one row per prompt. SDXL adds the pooled
+    embedding [B, dim] and the size conditioning."""
 
     embeds: Any
     prompts: list[str] = field(default_factory=list)
     pooled: Any = None
+    size: SizeConditioning = field(default_factory=SizeConditioning)
 
 
 @dataclass

@@ -125,7 +125,9 @@ UNET = "model.diffusion_model."
     ("shapes", "message"),
     [
         ({"conditioner.embedders.0.transformer.x": [1], UNET + "input_blocks.0.0.weight":
-          [320, 4, 3, 3]}, "SDXL"),
+          [640, 4, 3, 3]}, "unknown SDXL base architecture"),
+        ({"conditioner.embedders.0.transformer.x": [1], UNET + "input_blocks.0.0.weight":
+          [320, 9, 3, 3]}, "9 input channels"),
         ({UNET + "input_blocks.0.0.weight": [320, 9, 3, 3]}, "9 input channels"),
         ({"first_stage_model.encoder.conv_in.weight": [128, 3, 3, 3]}, "no UNet weights"),
         ({UNET + "input_blocks.0.0.weight": [64, 4, 3, 3],
