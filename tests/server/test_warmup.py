@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import sys
 
 import pytest
 from starlette.testclient import TestClient
@@ -29,17 +30,21 @@ def _with_builtin_like_node() -> Registry:
     return reg
 
 
-@pytest.mark.parametrize("builtin, preload, expected", [(True, True, 1), (True, False, 0),
-                                                        (False, True, 0)])  # fmt: skip
+@pytest.mark.parametrize("builtin, preload, expected", [(True, True, True), (True, False, False),
+                                                        (False, True, False)])  # fmt: skip
 def test_a_worker_imports_model_libraries_only_for_the_diffusion_nodes(
-    monkeypatch, builtin, preload, expected
+    tmp_path, monkeypatch, builtin, preload, expected
 ):
-    calls = []
-    monkeypatch.setattr(warmup, "import_model_libraries", lambda: calls.append(1) or [])
+    """The real import, of a probe module standing in for torch: done while the worker sets
+    up (before it says Ready), and only when the diffusion nodes are registered."""
+    (tmp_path / "lg_warmup_probe.py").write_text("READY = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lg_warmup_probe", raising=False)
+    monkeypatch.setattr(warmup, "MODEL_LIBRARIES", {"lg_warmup_probe": ("READY",)})
     setup = WorkerSetup(registry=_with_builtin_like_node if builtin else toy_registry)
     ours, theirs = multiprocessing.Pipe()
     JobRunner(setup, WorkerSpec(0, Settings(), disk_cache=False, preload=preload), theirs)
-    assert len(calls) == expected
+    assert ("lg_warmup_probe" in sys.modules) is expected
     ours.close()
 
 
