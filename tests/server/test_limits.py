@@ -21,7 +21,7 @@ EXTRA = 1000
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory, toy_registry):
+def limited(tmp_path_factory, toy_workers):
     from latentgraph.server.config import ServerConfig
 
     config = ServerConfig(data_dir=tmp_path_factory.mktemp("limits"), port=free_port(),
@@ -29,7 +29,7 @@ def limited(tmp_path_factory, toy_registry):
                           max_upload_bytes=UPLOAD, max_queue=QUEUE, max_steps=STEPS,
                           max_prompt_nodes=NODES, max_string_chars=CHARS,
                           max_extra_data_bytes=EXTRA)  # fmt: skip
-    running = RunningServer(config, toy_registry).start()
+    running = RunningServer(config, toy_workers).start()
     yield running
     running.http.post("/queue", json={"clear": True})
     running.http.post("/interrupt")
@@ -122,6 +122,7 @@ def test_prompt_node_count_at_the_limit_is_queued_and_one_more_is_413(limited):
         assert len(prompt) == count
         return prompt
 
+    drain(limited)  # the queue limit (3) must not answer first: the worker may still be starting
     assert limited.post_prompt(prompt_of(NODES)).status_code == 200
     over = limited.post_prompt(prompt_of(NODES + 1))
     assert over.status_code == 413 and over.json()["error"]["type"] == "too_many_nodes"
