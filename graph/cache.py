@@ -9,9 +9,9 @@ Disk entry layout (one file per node, all its outputs together):
 
     b"LGC1" | u32 header length | header JSON | blob 0 | blob 1 | ...
 
-with header {"codecs": [name per output], "sizes": [bytes per blob], "crc": crc32 of the blobs,
-"ui": ui dict or null}. A file that does not parse, is short, or fails its CRC is a miss and is
-deleted.
+with header {"codecs": [name per output], "sizes": [bytes per blob], "crc": crc32 of the ui
+(canonical JSON) and the blobs, "ui": ui dict or null}. A file that does not parse, is short,
+or fails its CRC is a miss and is deleted.
 """
 
 from __future__ import annotations
@@ -297,9 +297,7 @@ class DiskCache:
         if codecs is None:
             return False
         blobs = [c.encode(v) for c, v in zip(codecs, values, strict=True)]  # type: ignore[misc]
-        crc = 0
-        for b in blobs:
-            crc = zlib.crc32(b, crc)
+        crc = _checksum(ui, blobs)
         header = json.dumps(
             {
                 "codecs": [c.name for c in codecs],
@@ -358,7 +356,7 @@ class DiskCache:
         sizes = header["sizes"]
         if len(data) != pos + sum(sizes) or len(sizes) != len(header["codecs"]):
             return None
-        if zlib.crc32(data[pos:]) != header["crc"]:
+        if _checksum(header["ui"], [data[pos:]]) != header["crc"]:
             return None
         values = []
         for name, size in zip(header["codecs"], sizes, strict=True):
@@ -418,6 +416,14 @@ class DiskCache:
     def clear(self) -> None:
         for _, _, path in self._entries():
             self._remove(path)
+
+
+def _checksum(ui: dict | None, blobs: list[bytes]) -> int:
+    """CRC32 of the ui (canonical JSON: it lives in the header) followed by the blobs."""
+    crc = zlib.crc32(_json_dumps(ui).encode())
+    for b in blobs:
+        crc = zlib.crc32(b, crc)
+    return crc
 
 
 # --- both tiers -----------------------------------------------------------------------------

@@ -6,6 +6,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles. "ci" (the default) is derandomized and keeps no example database, so a
+# clean tree gives the same result on every run; "explore" draws fresh random examples, many
+# more of them, and saves failures under .hypothesis/. Select with LATENTGRAPH_HYPOTHESIS
+# (docs/testing.md); a failure found while exploring becomes an @example on its test.
+settings.register_profile("ci", derandomize=True, database=None, max_examples=60, deadline=None,
+                          print_blob=True)  # fmt: skip
+settings.register_profile("explore", derandomize=False, max_examples=2000, deadline=None,
+                          print_blob=True)  # fmt: skip
+settings.load_profile(os.environ.get("LATENTGRAPH_HYPOTHESIS", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import yaml
 from ..declare import Registry, registry_or_default
 from ..model import Graph, Link
 from .building import FORMAT_VERSION
+from .positions import plain_scalar
 
 
 def graph_to_document(graph: Graph, registry: Registry | None = None) -> dict:
@@ -76,11 +77,21 @@ _LINE_BREAKS = re.compile("[\x85\u2028\u2029\ufeff]")
 
 
 class _Dumper(yaml.SafeDumper):
-    """Quotes strings holding Unicode line breaks, which YAML would otherwise fold away."""
+    """Quotes strings that would not read back as the same text.
+
+    PyYAML decides what needs quotes by YAML 1.1 rules, but `load_workflow` types plain
+    scalars the YAML 1.2 way (`plain_scalar`): `0E0` or `+1` are numbers to the reader and
+    plain text to PyYAML. Unicode line breaks would be folded away unless double-quoted.
+    """
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> Any:
-    style = '"' if _LINE_BREAKS.search(value) else None
+    if _LINE_BREAKS.search(value):
+        style = '"'
+    elif not isinstance(plain_scalar(value), str):
+        style = "'"
+    else:
+        style = None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

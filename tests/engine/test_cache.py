@@ -165,16 +165,16 @@ def test_bad_key_cannot_escape_the_directory(tmp_path):
 
 
 def test_cache_is_safe_from_several_threads(tmp_path):
-    c = Cache(memory_bytes=50_000, disk_dir=tmp_path)
+    """Each thread reads back exactly what it wrote, from memory or (once evicted) from disk."""
+    c = Cache(memory_bytes=5_000, disk_dir=tmp_path)
     errors = []
 
     def work(t):
         try:
             for i in range(200):
-                k = f"{(t * 1000 + i) % 97:064x}"
+                k = f"{t:02x}{i % 50:062x}"  # this thread's own keys, each rewritten 4 times
                 c.put(k, ([t, i],), None)
-                got = c.get(k)
-                assert got is None or isinstance(got[0][0], list)
+                assert c.get(k) == (([t, i],), None)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -185,7 +185,12 @@ def test_cache_is_safe_from_several_threads(tmp_path):
         t.join()
     assert errors == []
     assert c.memory.bytes == sum(s for _, _, s in c.memory._items.values())
-    assert c.memory.bytes <= 50_000
+    assert c.memory.bytes <= 5_000 and c.memory.evictions > 0
+    for t in range(4):  # the last write of every key, most of them evicted to disk by now
+        assert [c.get(f"{t:02x}{j:062x}") for j in range(50)] == [
+            (([t, 150 + j],), None) for j in range(50)
+        ]
+    assert c.stats["disk_hits"] > 0
 
 
 def test_a_failing_codec_does_not_fail_the_put(tmp_path):

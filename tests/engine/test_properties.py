@@ -3,7 +3,7 @@ exactly its descendants; failures skip exactly the dependants."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from latentgraph.graph.cache import Cache
@@ -53,7 +53,6 @@ def descendants(values, adds, start):
     return found
 
 
-@settings(max_examples=60, deadline=None)
 @given(dags(), st.data())
 def test_random_dags(dag, data):
     values, adds = dag

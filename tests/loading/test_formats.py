@@ -6,6 +6,7 @@ import json
 import math
 import textwrap
 import warnings
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -18,6 +19,8 @@ from latentgraph.graph.object_info import node_info, object_info
 from latentgraph.graph.plugins import PluginFailure, PluginWarning, load_plugins
 from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.schema import workflow_schema
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "workflows"
 
 # --- ComfyUI API format --------------------------------------------------------------------
 
@@ -171,9 +174,29 @@ def test_schema_accepts_good_and_flags_bad_documents(registry):
     json.dumps(schema, allow_nan=False)
 
 
-def test_default_registry_schema_and_object_info_are_json():
-    json.dumps(workflow_schema(), allow_nan=False)
-    json.dumps(object_info(), allow_nan=False)
+def test_default_registry_schema_and_object_info_describe_the_built_in_nodes():
+    """What the editor and the schema see of the built-in nodes, after a JSON round trip."""
+    info = json.loads(json.dumps(object_info(), allow_nan=False))
+    assert set(info) == set(default_registry.names())
+    denoise = info["UNetDenoise"]
+    assert denoise["input"]["required"]["latent"] == ["LATENT", {}]
+    assert denoise["input"]["required"]["steps"][1] | {"tooltip": None} == {
+        "default": 20, "min": 1, "max": 10000, "step": 1, "tooltip": None}  # fmt: skip
+    assert denoise["output"] == ["LATENT"] and denoise["output_node"] is False
+    assert info["SaveImage"]["output_node"] is True
+
+    schema = json.loads(json.dumps(workflow_schema(), allow_nan=False))
+    validator = jsonschema.Draft7Validator(schema)
+    with open(EXAMPLES / "txt2img.yaml") as fh:
+        good = yaml.safe_load(fh)
+    assert list(validator.iter_errors(good)) == []
+    good["nodes"]["denoise"]["steps"] = 0  # below UNetDenoise's minimum
+    assert [list(e.absolute_path) for e in validator.iter_errors(good)] == [
+        ["nodes", "denoise", "steps"]
+    ]
+    good["nodes"]["denoise"]["steps"] = 20
+    good["nodes"]["denoise"]["stepz"] = 20  # not an input of UNetDenoise
+    assert [list(e.absolute_path) for e in validator.iter_errors(good)] == [["nodes", "denoise"]]
 
 
 # --- plugins -------------------------------------------------------------------------------
@@ -224,10 +247,30 @@ def test_missing_plugin_folder_is_reported(tmp_path):
     assert failures[0].message == "not a directory"
 
 
-def test_entry_points_load_does_not_crash():
+def test_entry_point_plugins_are_loaded_and_a_broken_one_is_reported(tmp_path, monkeypatch):
+    import importlib.metadata
+
+    (tmp_path / "lg_ep_good.py").write_text(
+        "from latentgraph.graph import node\n"
+        "@node('PluginToyNodeEntryPoint', output_node=True)\n"
+        "def f(ctx):\n    return ()\n"
+    )
+    (tmp_path / "lg_ep_bad.py").write_text("raise ImportError('missing dependency')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    group = "latentgraph.nodes"
+    installed = [importlib.metadata.EntryPoint("good", "lg_ep_good", group),
+                 importlib.metadata.EntryPoint("bad", "lg_ep_bad", group),
+                 importlib.metadata.EntryPoint("other", "lg_ep_bad", "another.group")]  # fmt: skip
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: [e for e in installed if e.group == group])  # fmt: skip
+    target = Registry()
     failures: list[PluginFailure] = []
-    load_plugins([], entry_points=True, errors=failures)
-    assert failures == []
+    loaded = load_plugins([], entry_points=True, registry=target, errors=failures)
+    assert loaded == ["lg_ep_good"] and "PluginToyNodeEntryPoint" in target
+    assert [(f.origin, f.message) for f in failures] == [
+        ("bad = lg_ep_bad", "ImportError: missing dependency")
+    ]
+    assert load_plugins([], entry_points=False, registry=Registry(), errors=failures) == []
 
 
 def test_graph_from_prompt_without_a_registry_keeps_unknown_types():

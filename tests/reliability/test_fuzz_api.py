@@ -43,7 +43,7 @@ def fuzz_server(tmp_path_factory):
 SEEN: dict[str, int] = {}
 
 
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
+@settings(max_examples=MAX_EXAMPLES, deadline=None,
           suppress_health_check=list(HealthCheck))  # fmt: skip
 @given(case=_schema().as_strategy())
 def test_api_never_5xx_and_errors_are_json(fuzz_server, case):

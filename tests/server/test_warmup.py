@@ -4,6 +4,7 @@ submit limiter."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 from starlette.testclient import TestClient
@@ -25,30 +26,34 @@ def _with_builtin_like_node(toy: Registry) -> Registry:
     return reg
 
 
-@pytest.mark.parametrize("builtin, preload, expected", [(True, True, 1), (True, False, 0),
-                                                        (False, True, 0)])  # fmt: skip
+@pytest.mark.parametrize("builtin, preload, expected", [(True, True, True), (True, False, False),
+                                                        (False, True, False)])  # fmt: skip
 def test_start_up_imports_model_libraries_only_for_the_diffusion_nodes(
     tmp_path, monkeypatch, builtin, preload, expected
 ):
+    """The real import, of a probe module standing in for torch: done during start-up, before
+    the worker thread exists, and only when the diffusion nodes are registered."""
     from latentgraph.server.config import ServerConfig
 
-    calls = []
-
-    def fake_import() -> list[str]:
-        worker = app.state.lg.worker
-        calls.append(worker._thread.is_alive())  # the worker has not started yet
-        return []
-
-    monkeypatch.setattr(app_mod, "import_model_libraries", fake_import)
+    (tmp_path / "lg_warmup_probe.py").write_text(
+        "import threading\n"
+        "WORKER_RUNNING = any(t.name == 'latentgraph-worker' for t in threading.enumerate())\n"
+        "READY = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lg_warmup_probe", raising=False)
+    monkeypatch.setattr(warmup, "MODEL_LIBRARIES", {"lg_warmup_probe": ("READY",)})
     toy = register(Registry())
     registry = _with_builtin_like_node(toy) if builtin else toy
-    config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False,
-                          preload=preload)  # fmt: skip
+    config = ServerConfig(data_dir=tmp_path / "data", disk_cache=False, load_nodes=False,
+                          editor=False, preload=preload)  # fmt: skip
     app = app_mod.create_app(config, registry=registry)
     with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert ("lg_warmup_probe" in sys.modules) is expected  # before the first request
         assert app.state.lg._limiter is not None  # made before the first POST
         assert client.get("/queue").status_code == 200
-    assert calls == [False] * expected
+    if expected:
+        assert sys.modules["lg_warmup_probe"].WORKER_RUNNING is False
 
 
 def test_import_model_libraries_reports_what_failed(monkeypatch):

@@ -1,0 +1,155 @@
+"""Mutation testing of the core modules with mutmut (not part of CI: too slow for 2 cores).
+
+    pip install -e '.[test,mutation]'
+    python -m tests.mutation --list                  # the modules and their fast test subsets
+    python -m tests.mutation graph/cache.py          # one module (or several, or --all)
+
+Each module runs in its own work folder (`.mutation/<module>/`): mutmut names a mutant after
+its file's path, so the copy is laid out as the installed package (`latentgraph/graph/...`)
+and the tests import that copy (mutmut puts its `mutants/` folder first on sys.path). Only the
+named module is mutated, and only its fast test subset runs against each mutant. The last
+line printed per module is its kill rate; docs/testing.md records them, with the survivors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("graph", "nodes", "server")  # repo folder = latentgraph.<name>
+ALSO_COPY = ["workflows/", "docs/", "README.md"]
+
+ENGINE = ["tests/engine"]
+# The plugin tests register node types from freshly imported modules, which fails in the
+# mutants' copy (mutmut's trampolines): left out of the subset.
+LOADING = ["tests/loading", "-k", "not plugins_from_a_folder and not entry_point_plugins"]
+# The node tests run the tiny model: a few seconds each. Leave out the 18-scheduler sweep.
+NODES = ["tests/nodes/test_img2img.py", "tests/nodes/test_chain.py", "-k", "not every_scheduler"]
+
+# module -> the fast tests that exercise it (pytest arguments), smallest modules first
+MODULES: dict[str, list[str]] = {
+    "server/safepath.py": ["tests/server/test_safepath.py", "tests/server/test_containment.py"],
+    "graph/problems.py": LOADING,
+    "graph/cache.py": ["tests/engine/test_cache.py", "tests/engine/test_cache_rules.py",
+                       "tests/engine/test_disk_cache.py"],
+    # the config tests (seconds), not the pipeline comparisons (minutes on a busy machine)
+    "nodes/schedulers.py": ["tests/nodes/test_img2img.py", "-k", "not pipeline and not batched"],
+    "nodes/latents.py": ["tests/nodes/test_chain.py", "tests/nodes/test_img2img.py",
+                         "tests/nodes/test_limits.py", "-k", "batch or seed or limit"],
+    "server/middleware.py": ["tests/server/test_origin_token.py", "tests/server/test_guards.py",
+                             "tests/server/test_limits.py", "-k",
+                             "origin or token or cookie or body or guard"],
+    "graph/model.py": [*LOADING, "tests/engine/test_scheduler.py"],
+    "server/store.py": ["tests/server/test_store_memory.py", "tests/server/test_restart.py"],
+    "graph/validate.py": [*LOADING, "tests/nodes/test_limits.py",
+                          "tests/nodes/test_validation_checks.py"],
+    "nodes/denoise.py": NODES,
+    "graph/workflow/reading.py": LOADING,
+    "graph/workflow/positions.py": LOADING,
+    "graph/workflow/building.py": LOADING,
+    "graph/workflow/dumping.py": LOADING,
+    "graph/scheduler.py": ["tests/engine/test_scheduler.py", "tests/engine/test_properties.py"],
+    "graph/declare.py": [*LOADING, "tests/engine/test_scheduler.py"],
+    "graph/comfy_api.py": [*LOADING, "tests/comfy/test_comfy_convert.py"],
+}  # fmt: skip
+# The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
+# from the test call alone, so node mutants get a generous constant on top.
+TORCH_PACKAGES = ("nodes/",)
+
+
+def work_folder(module: str) -> Path:
+    return ROOT / ".mutation" / module.replace("/", "_").removesuffix(".py")
+
+
+def lay_out(module: str, work: Path) -> None:
+    """A fresh copy of the package (as `latentgraph/<name>`), the tests, and a mutmut config."""
+    if work.exists():
+        shutil.rmtree(work)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in PACKAGES:
+        shutil.copytree(ROOT / name, work / "latentgraph" / name, ignore=ignore)
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    for extra in ALSO_COPY:
+        source = ROOT / extra
+        if source.is_dir():
+            shutil.copytree(source, work / extra, ignore=ignore)
+        elif source.exists():
+            shutil.copy(source, work / extra)
+    pytest_config = re.search(r"\[tool\.pytest\.ini_options\].*?(?=\n\[|\Z)",
+                              (ROOT / "pyproject.toml").read_text(), re.S)  # fmt: skip
+    timeout = 60 if module.startswith(TORCH_PACKAGES) else 1
+    tests = ", ".join(f'"{t}"' for t in MODULES[module])
+    (work / "pyproject.toml").write_text(
+        "[tool.mutmut]\n"
+        'source_paths = ["latentgraph"]\n'
+        f'only_mutate = ["latentgraph/{module}"]\n'
+        f"pytest_add_cli_args_test_selection = [{tests}]\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q"]\n'
+        f"also_copy = {ALSO_COPY!r}\n".replace("'", '"')
+        + f"timeout_constant = {timeout}\n"
+        "use_git_change_detection = false\n\n"
+        + (pytest_config.group(0) if pytest_config else "")
+        + "\n"
+    )
+
+
+def run(module: str, max_children: int) -> dict[str, int]:
+    work = work_folder(module)
+    lay_out(module, work)
+    env = dict(os.environ)
+    env.setdefault("LATENTGRAPH_CACHE_DIR", str(work / ".cache"))
+    env.setdefault("LATENTGRAPH_DATA_DIR", str(work / ".data"))
+    mutmut = [sys.executable, "-m", "mutmut"]
+    subprocess.run([*mutmut, "run", "--max-children", str(max_children)], cwd=work, env=env,
+                   check=False)  # fmt: skip
+    results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env,
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    counts: dict[str, int] = {}
+    for line in results.stdout.splitlines():
+        _, _, status = line.rpartition(": ")
+        if status:
+            counts[status.strip()] = counts.get(status.strip(), 0) + 1
+    return counts
+
+
+def kill_rate(counts: dict[str, int]) -> str:
+    """Killed (a test failed, or the mutant hung) out of every mutant that was run or had no
+    test at all: a mutant no test reaches counts as a survivor."""
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    tested = killed + sum(counts.get(k, 0) for k in ("survived", "no tests", "suspicious"))
+    if not tested:
+        return "no mutant tested"
+    return f"{killed}/{tested} killed ({100 * killed / tested:.0f}%)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("modules", nargs="*", help="e.g. graph/cache.py (see --list)")
+    parser.add_argument("--all", action="store_true", help="every module of the table")
+    parser.add_argument("--list", action="store_true", help="print the table and exit")
+    parser.add_argument("--max-children", type=int, default=1, help="mutants run in parallel")
+    args = parser.parse_args(argv)
+    if args.list:
+        for module, tests in MODULES.items():
+            print(f"{module:24} {' '.join(tests)}")
+        return 0
+    modules = list(MODULES) if args.all else args.modules
+    unknown = [m for m in modules if m not in MODULES]
+    if not modules or unknown:
+        parser.error(f"name modules from --list (unknown: {unknown})" if unknown else
+                     "name a module, or --all")  # fmt: skip
+    for module in modules:
+        counts = run(module, args.max_children)
+        print(f"{module}: {kill_rate(counts)} {dict(sorted(counts.items()))}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Server limits at their boundaries, by HTTP status: a request exactly at a limit is served,
+one byte (prompt, step) more is refused with the documented status."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+
+from .conftest import RunningServer, chain, free_port
+
+BODY = 100_000
+UPLOAD = 50_000
+QUEUE = 3
+STEPS = 5
+NODES = 10
+CHARS = 50
+EXTRA = 1000
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory, toy_registry):
+    from latentgraph.server.config import ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path_factory.mktemp("limits"), port=free_port(),
+                          disk_cache=False, load_nodes=False, editor=False, max_body_bytes=BODY,
+                          max_upload_bytes=UPLOAD, max_queue=QUEUE, max_steps=STEPS,
+                          max_prompt_nodes=NODES, max_string_chars=CHARS,
+                          max_extra_data_bytes=EXTRA)  # fmt: skip
+    running = RunningServer(config, toy_registry).start()
+    yield running
+    running.http.post("/queue", json={"clear": True})
+    running.http.post("/interrupt")
+    running.stop()
+
+
+def drain(server, timeout: float = 30) -> None:
+    """Wait until nothing is queued or running (the limits below count queued prompts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queue = server.http.get("/queue").json()
+        if not queue["queue_running"] and not queue["queue_pending"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the queue did not drain")
+
+
+def body_of_size(size: int) -> bytes:
+    """A POST /prompt body of exactly `size` bytes (valid JSON, a prompt with no outputs)."""
+    head, tail = b'{"prompt": {}, "pad": "', b'"}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_at_the_limit_is_read_and_one_byte_more_is_413(limited, chunked):
+    def post(body: bytes):
+        content = iter([body[: len(body) // 2], body[len(body) // 2 :]]) if chunked else body
+        return limited.http.post("/prompt", content=content,
+                                 headers={"content-type": "application/json"})  # fmt: skip
+
+    at = post(body_of_size(BODY))
+    assert at.status_code == 400 and at.json()["error"]["type"] != "too_large"  # read, judged
+    over = post(body_of_size(BODY + 1))
+    assert over.status_code == 413 and over.json()["error"]["type"] == "too_large"
+
+
+def png_of_size(size: int) -> bytes:
+    """A valid PNG padded (a private ancillary chunk) to exactly `size` bytes."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(buf, format="PNG")
+    png = buf.getvalue()
+    pad = size - len(png) - 12  # chunk length + type + CRC
+    chunk = b"prVt" + b"\0" * pad
+    extra = struct.pack(">I", pad) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    iend = png.rindex(b"IEND") - 4
+    data = png[:iend] + extra + png[iend:]
+    assert len(data) == size
+    return data
+
+
+def test_upload_at_the_limit_is_stored_and_one_byte_more_is_413(limited):
+    at = limited.http.post("/upload/image", files={"image": ("at.png", png_of_size(UPLOAD))})
+    assert at.status_code == 200, at.text
+    assert (limited.config.input_dir / "at.png").stat().st_size == UPLOAD
+    over = limited.http.post(
+        "/upload/image", files={"image": ("over.png", png_of_size(UPLOAD + 1))}
+    )
+    assert over.status_code == 413 and over.json()["error"]["type"] == "too_large"
+    assert not (limited.config.input_dir / "over.png").exists()
+
+
+def test_steps_at_the_limit_are_queued_and_one_more_refused(limited):
+    def slow(steps: int) -> dict:
+        prompt = chain(1, slow_steps=steps, delay=0.0, prefix="steps")
+        return prompt
+
+    assert limited.post_prompt(slow(STEPS)).status_code == 200
+    over = limited.post_prompt(slow(STEPS + 1))
+    assert over.status_code == 400
+    errors = over.json()["node_errors"]["3"]["errors"]
+    assert [e["extra_info"]["input_name"] for e in errors] == ["steps"]
+
+
+def test_prompt_id_at_the_limit_is_kept_and_one_character_more_refused(limited):
+    at = limited.post_prompt(chain(2), prompt_id="p" * 200)
+    assert at.status_code == 200 and at.json()["prompt_id"] == "p" * 200
+    assert limited.post_prompt(chain(2), prompt_id="q" * 201).status_code == 400
+
+
+def test_prompt_node_count_at_the_limit_is_queued_and_one_more_is_413(limited):
+    def prompt_of(count: int) -> dict:
+        prompt = chain(3, prefix="nodes")  # 3 nodes, and unused Numbers up to `count`
+        for i in range(count - len(prompt)):
+            prompt[f"extra{i}"] = {"class_type": "Number", "inputs": {"value": i}}
+        assert len(prompt) == count
+        return prompt
+
+    assert limited.post_prompt(prompt_of(NODES)).status_code == 200
+    over = limited.post_prompt(prompt_of(NODES + 1))
+    assert over.status_code == 413 and over.json()["error"]["type"] == "too_many_nodes"
+
+
+def test_string_at_the_limit_is_queued_and_one_character_more_refused(limited):
+    drain(limited)
+    assert limited.post_prompt(chain(4, prefix="p" * CHARS)).status_code == 200
+    over = limited.post_prompt(chain(4, prefix="p" * (CHARS + 1)))
+    assert over.status_code == 400
+    [error] = over.json()["node_errors"]["9"]["errors"]
+    assert error["type"] == "value_too_long" and "'prefix'" in error["message"]
+
+
+def test_extra_data_at_the_limit_is_queued_and_one_byte_more_is_413(limited):
+    def extra_of(size: int) -> dict:
+        extra = {"pad": "x" * (size - len(json.dumps({"pad": ""})))}
+        assert len(json.dumps(extra)) == size
+        return extra
+
+    drain(limited)
+    assert limited.post_prompt(chain(5), extra_data=extra_of(EXTRA)).status_code == 200
+    over = limited.post_prompt(chain(5), extra_data=extra_of(EXTRA + 1))
+    assert over.status_code == 413 and over.json()["error"]["type"] == "too_large"
+
+
+# Last: it fills the queue.
+def test_queue_holds_its_limit_and_refuses_one_more(limited):
+    """The running prompt counts: QUEUE prompts are taken, the next one gets 429."""
+    drain(limited)
+    busy = chain(1, slow_steps=STEPS, delay=2.0, prefix="busy")  # ~10 s unless interrupted
+    ids = []
+    for i in range(QUEUE):
+        r = limited.post_prompt({**busy, "1": {**busy["1"], "inputs": {"value": 10 + i}}})
+        assert r.status_code == 200, (i, r.text)
+        ids.append(r.json()["prompt_id"])
+    over = limited.post_prompt(chain(99))
+    assert over.status_code == 429 and over.json()["error"]["type"] == "queue_full"
+    limited.http.post("/queue", json={"delete": ids})
+    limited.http.post("/interrupt")
+    drain(limited)

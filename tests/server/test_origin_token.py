@@ -1,0 +1,161 @@
+"""The guard in front of every route, on its own: which Origin/Host pairs are the same site,
+and how a token is accepted (header, query with a cookie set, cookie)."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from latentgraph.server.hosts import HostGuard
+from latentgraph.server.middleware import GuardMiddleware
+
+TOKEN = "s3cret-token"
+
+
+def guarded(token: str | None = None, scheme: str = "http") -> TestClient:
+    async def ok(request):
+        return PlainTextResponse("ok", headers={"x-app": "kept"})
+
+    async def ws(websocket):
+        await websocket.accept()
+        await websocket.send_text("hello")
+        await websocket.close()
+
+    app = Starlette(routes=[Route("/", ok, methods=["GET", "POST"]), WebSocketRoute("/ws", ws)])
+    hosts = HostGuard("127.0.0.1", allowed=["site.example", "testserver"])
+    guard = GuardMiddleware(app, max_body_bytes=1000, auth_token=token, hosts=hosts)
+    return TestClient(guard, base_url=f"{scheme}://testserver")
+
+
+@pytest.mark.parametrize(
+    "scheme, origin, host, allowed",
+    [
+        ("http", None, "127.0.0.1:8188", True),
+        ("http", "null", "127.0.0.1:8188", False),  # sandboxed frames, file:// pages
+        ("http", "http://127.0.0.1:8188", "127.0.0.1:8188", True),
+        ("http", "http://evil.example:8188", "127.0.0.1:8188", False),
+        ("http", "http://127.0.0.1:8189", "127.0.0.1:8188", False),
+        ("http", "http://localhost", "localhost:80", True),  # default ports on either side
+        ("http", "http://localhost:80", "localhost", True),
+        ("https", "https://site.example", "site.example:443", True),
+        ("https", "https://site.example:443", "site.example", True),
+        ("http", "https://site.example", "site.example", False),  # not this request's scheme
+        ("https", "http://site.example", "site.example", False),
+        ("http", "http://Site.EXAMPLE:8188", "site.example:8188", True),  # names ignore case
+        ("http", "http://site.example:8188", "SITE.example:8188", True),
+        ("http", "http://[::1]:8188", "[::1]:8188", True),  # IPv6: colons in [] are no port
+        ("http", "http://[::1]", "[::1]", True),
+        ("http", "http://[::1]", "[::1]:80", True),
+        ("http", "http://[::1]:8188", "[::1]", False),
+        ("http", "http://127.0.0.1:notaport", "127.0.0.1", False),  # malformed: refused
+    ],
+)  # fmt: skip
+def test_state_changing_requests_must_come_from_the_same_site(scheme, origin, host, allowed):
+    headers = {"host": host} | ({"origin": origin} if origin is not None else {})
+    client = guarded(scheme=scheme)
+    r = client.post("/", headers=headers)
+    assert r.status_code == (200 if allowed else 403), r.text
+    if not allowed:
+        assert r.json()["error"]["type"] == "forbidden"
+    assert client.get("/", headers=headers).status_code == 200  # reading is not guarded
+
+
+@pytest.mark.parametrize(
+    "how, ok, sets_cookie",
+    [
+        ({"headers": {"authorization": f"Bearer {TOKEN}"}}, True, False),
+        ({"headers": {"authorization": f"bearer   {TOKEN} "}}, True, False),
+        ({"headers": {"authorization": f"Basic {TOKEN}"}}, False, False),
+        ({"headers": {"authorization": "Bearer wrong"}}, False, False),
+        ({"params": {"token": TOKEN}}, True, True),
+        ({"params": {"a": "1", "token": TOKEN}}, True, True),
+        ({"params": {"token": "wrong"}}, False, False),
+        ({"headers": {"cookie": f"latentgraph_token={TOKEN}"}}, True, False),
+        ({"headers": {"cookie": f"other=1; latentgraph_token={TOKEN}"}}, True, False),
+        ({"headers": {"cookie": 'latentgraph_token="unterminated'}}, False, False),
+        ({"headers": {"cookie": f"latentgraph_tokenx={TOKEN}"}}, False, False),
+        ({}, False, False),
+    ],
+)  # fmt: skip
+def test_token_from_header_query_or_cookie(how, ok, sets_cookie):
+    r = guarded(TOKEN).get("/", **how)
+    assert r.status_code == (200 if ok else 401), r.text
+    if not ok:
+        assert r.json()["error"]["type"] == "unauthorized"
+        return
+    cookies = r.headers.get_list("set-cookie")
+    assert r.headers["x-app"] == "kept"  # the app's own headers survive the cookie
+    if sets_cookie:
+        assert cookies == [f"latentgraph_token={TOKEN}; Path=/; HttpOnly; SameSite=Strict"]
+    else:
+        assert cookies == []
+
+
+def test_no_token_configured_lets_everyone_read_and_sets_no_cookie():
+    r = guarded(None).get("/", params={"token": "anything"})
+    assert r.status_code == 200 and r.headers.get_list("set-cookie") == []
+
+
+def test_a_body_sent_in_pieces_is_counted_whole():
+    """Each piece under the limit, their sum over it: refused all the same."""
+    import asyncio
+
+    from latentgraph.server.errors import ApiError
+
+    pieces = [{"type": "http.request", "body": b"x" * 600, "more_body": True},
+              {"type": "http.request", "body": b"x" * 600, "more_body": False}]  # fmt: skip
+
+    async def receive():
+        return pieces.pop(0)
+
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+
+    guard = GuardMiddleware(app, max_body_bytes=1000, auth_token=None,
+                            hosts=HostGuard("127.0.0.1"))  # fmt: skip
+    scope = {"type": "http", "method": "POST", "headers": [(b"host", b"127.0.0.1")],
+             "query_string": b"", "scheme": "http"}  # fmt: skip
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(guard(scope, receive, lambda message: None))
+    assert refused.value.status == 413
+
+
+def refusal(r, status: int, type_: str) -> str:
+    """The refusal's JSON body, in the shape every error of the server has; its message."""
+    assert r.status_code == status and r.headers["content-type"] == "application/json"
+    assert int(r.headers["content-length"]) == len(r.content)
+    body = r.json()
+    assert set(body) == {"error"} and body["error"]["type"] == type_
+    assert (body["error"]["details"], body["error"]["extra_info"]) == ("", {})
+    return body["error"]["message"]
+
+
+def test_each_refusal_is_json_and_says_why():
+    client = guarded(TOKEN)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    message = refusal(client.get("/", headers={"host": "evil.example"}), 403, "forbidden_host")
+    assert message == ("Host 'evil.example' is not a name of this server (start it with "
+                       "--allow-host evil.example to accept it)")  # fmt: skip
+    assert refusal(client.get("/"), 401, "unauthorized") == (
+        "a valid token is required (Authorization: Bearer TOKEN or ?token=TOKEN)")  # fmt: skip
+    cross = client.post("/", headers={**auth, "origin": "http://evil.example"})
+    assert refusal(cross, 403, "forbidden") == "cross-origin request refused"
+    big = client.post("/", headers=auth, content=b"x" * 1001)
+    assert refusal(big, 413, "too_large") == "request body larger than 1000 bytes"
+    assert client.post("/", headers=auth, content=b"x" * 1000).status_code == 200
+
+
+def test_a_refused_websocket_is_closed_with_policy_violation():
+    client = guarded(TOKEN)
+    with client.websocket_connect("/ws", headers={"authorization": f"Bearer {TOKEN}"}) as ws:
+        assert ws.receive_text() == "hello"
+    for headers in ({}, {"authorization": f"Bearer {TOKEN}", "origin": "http://evil.example"}):
+        with pytest.raises(WebSocketDisconnect) as closed:
+            with client.websocket_connect("/ws", headers=headers) as ws:
+                ws.receive_text()
+        assert closed.value.code == 1008 and closed.value.reason
