@@ -15,7 +15,15 @@ from . import models_dirs
 from .comfy import ComfyClip, ComfyModel, _node
 from .images import check_prefix
 from .lora import LoraUse, apply_lora, lora_identity, strength
-from .merge import Blend, merge_clips, merge_unets, ratio, save_checkpoint
+from .merge import (
+    add_models,
+    merge_model_blocks,
+    merge_models,
+    merge_text_encoders,
+    ratio,
+    save_checkpoint,
+    subtract_models,
+)
 from .tiny_addons import BUILTIN_LORAS
 from .values import ClipModel, UNetModel
 
@@ -79,8 +87,7 @@ def lora_loader_model_only(ctx, model: UNetModel, lora_name: str, strength_model
 )  # fmt: skip
 def model_merge_simple(ctx, model1: UNetModel, model2: UNetModel, ratio: float = 1.0):
     """model1 * ratio + model2 * (1 - ratio)."""
-    merged = merge_unets(ctx, model1, model2, Blend("simple", ratio, 1.0 - ratio))
-    return _like_model(model1, merged)
+    return _like_model(model1, merge_models(ctx, model1, model2, ratio))
 
 
 @_node(
@@ -92,9 +99,7 @@ def model_merge_simple(ctx, model1: UNetModel, model2: UNetModel, ratio: float =
 def model_merge_blocks(ctx, model1: UNetModel, model2: UNetModel, input: float = 1.0,
                        middle: float = 1.0, out: float = 1.0):  # fmt: skip
     """Merge with a ratio per block group (input, middle, out)."""
-    blend = Blend("blocks", input, 1.0 - input,
-                  (("input", input), ("middle", middle), ("output", out)))  # fmt: skip
-    return _like_model(model1, merge_unets(ctx, model1, model2, blend))
+    return _like_model(model1, merge_model_blocks(ctx, model1, model2, input, middle, out))
 
 
 @_node(
@@ -104,7 +109,7 @@ def model_merge_blocks(ctx, model1: UNetModel, model2: UNetModel, input: float =
 )  # fmt: skip
 def model_merge_add(ctx, model1: UNetModel, model2: UNetModel):
     """model1 + model2."""
-    return _like_model(model1, merge_unets(ctx, model1, model2, Blend("add", 1.0, 1.0)))
+    return _like_model(model1, add_models(ctx, model1, model2))
 
 
 @_node(
@@ -115,8 +120,7 @@ def model_merge_add(ctx, model1: UNetModel, model2: UNetModel):
 )  # fmt: skip
 def model_merge_subtract(ctx, model1: UNetModel, model2: UNetModel, multiplier: float = 1.0):
     """model1 - multiplier * model2."""
-    blend = Blend("subtract", 1.0, -multiplier)
-    return _like_model(model1, merge_unets(ctx, model1, model2, blend))
+    return _like_model(model1, subtract_models(ctx, model1, model2, multiplier))
 
 
 @_node(
@@ -126,8 +130,7 @@ def model_merge_subtract(ctx, model1: UNetModel, model2: UNetModel, multiplier: 
 )  # fmt: skip
 def clip_merge_simple(ctx, clip1: ClipModel, clip2: ClipModel, ratio: float = 1.0):
     """clip1 * ratio + clip2 * (1 - ratio)."""
-    merged = merge_clips(ctx, clip1, clip2, Blend("simple", ratio, 1.0 - ratio))
-    return _like_clip(clip1, merged)
+    return _like_clip(clip1, merge_text_encoders(ctx, clip1, clip2, ratio))
 
 
 @_node(
