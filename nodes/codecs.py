@@ -50,12 +50,13 @@ def _digest(encode):
 
 
 def _enc_latent(v: Latent) -> bytes:
-    return _pack({"samples": v.samples}, {"seeds": v.seeds, "is_noise": v.is_noise})
+    return _pack({"samples": v.samples, "noise_mask": v.noise_mask},
+                 {"seeds": v.seeds, "is_noise": v.is_noise})  # fmt: skip
 
 
 def _dec_latent(data: bytes) -> Latent:
     t, meta = _unpack(data)
-    return Latent(t["samples"], meta.get("seeds"), bool(meta.get("is_noise")))
+    return Latent(t["samples"], meta.get("seeds"), bool(meta.get("is_noise")), t.get("noise_mask"))
 
 
 def _enc_cond(v: Conditioning) -> bytes:
@@ -89,7 +90,7 @@ def register() -> None:
     register_codec(Codec("lg.tensor", _is_tensor, _nbytes, _enc_tensor, _dec_tensor,
                          _digest(_enc_tensor)))  # fmt: skip
     register_codec(Codec("lg.latent", lambda v: isinstance(v, Latent),
-                         lambda v: _nbytes(v.samples), _enc_latent, _dec_latent,
+                         lambda v: _nbytes(v.samples) + _nbytes(v.noise_mask), _enc_latent, _dec_latent,
                          _digest(_enc_latent)))  # fmt: skip
     register_codec(Codec("lg.conditioning", lambda v: isinstance(v, Conditioning),
                          lambda v: _nbytes(v.embeds) + _nbytes(v.pooled), _enc_cond, _dec_cond,

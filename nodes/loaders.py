@@ -39,11 +39,13 @@ from .models_dirs import BUILTIN_CHECKPOINTS, is_pickled
 from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders, sdxl_pipeline_class, sdxl_preset
 from .values import ClipModel, NodeInputError, SchedulerSpec, UNetModel, VAEModel, input_error
 
-BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER = BUILTINS = BUILTIN_CHECKPOINTS
+BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER, BUILTIN_INPAINT = BUILTINS = BUILTIN_CHECKPOINTS
 TINY_PRESET = "tiny-sd"
+TINY_INPAINT_PRESET = "tiny-sd-inpaint"
 TINY_SDXL_PRESETS = ("tiny-sdxl", "tiny-sdxl-refiner")
-CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", "sdxl-refiner", TINY_PRESET,
-                  BUILTIN_TINY, *TINY_SDXL_PRESETS)  # fmt: skip
+CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", "sdxl-refiner", "sd15-inpaint",
+                  "sd2-inpaint", TINY_PRESET, BUILTIN_TINY, *TINY_SDXL_PRESETS,
+                  TINY_INPAINT_PRESET)  # fmt: skip
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -59,17 +61,21 @@ class Source:
 
 def builtin_version(name: str) -> int:
     """The recipe version of a built-in model (part of its identity)."""
-    from . import tiny_model, tiny_sdxl
+    from . import tiny_inpaint, tiny_model, tiny_sdxl
 
+    if name == BUILTIN_INPAINT:
+        return tiny_inpaint.BUILD_VERSION
     return tiny_model.BUILD_VERSION if name == BUILTIN_TINY else tiny_sdxl.BUILD_VERSION
 
 
 def builtin_folder(name: str) -> Path:
     """The folder of a built-in model, built on first use."""
-    from . import tiny_model, tiny_sdxl
+    from . import tiny_inpaint, tiny_model, tiny_sdxl
 
     if name == BUILTIN_TINY:
         return tiny_model.ensure_tiny_sd()
+    if name == BUILTIN_INPAINT:
+        return tiny_inpaint.ensure_tiny_inpaint()
     return tiny_sdxl.ensure_tiny_sdxl(refiner=name == BUILTIN_SDXL_REFINER)
 
 
@@ -151,6 +157,11 @@ def config_folder(preset: str) -> Path:
         from .tiny_model import BUILD_VERSION, write_config_folder
 
         return _build_config_folder(f"{TINY_PRESET}-v{BUILD_VERSION}", write_config_folder)
+    if preset == TINY_INPAINT_PRESET:
+        from . import tiny_inpaint
+
+        return _build_config_folder(f"{preset}-v{tiny_inpaint.BUILD_VERSION}",
+                                    tiny_inpaint.write_config_folder)  # fmt: skip
     if preset in TINY_SDXL_PRESETS:
         from . import tiny_sdxl
 
@@ -208,39 +219,50 @@ def checkpoint_shapes(path: str) -> dict[str, list[int]]:
         ) from None
 
 
-# (first UNet conv channels, cross-attention context dim) -> shipped config preset
-_ARCHITECTURES = {(320, 768): "sd15", (320, 1024): "sd2", (32, 32): TINY_PRESET}
+# (first UNet conv channels, cross-attention context dim, UNet input channels) -> preset;
+# 9 input channels: an inpainting UNet (latents + mask + masked-image latents)
+_ARCHITECTURES = {(320, 768, 4): "sd15", (320, 1024, 4): "sd2", (32, 32, 4): TINY_PRESET,
+                  (320, 768, 9): "sd15-inpaint", (320, 1024, 9): "sd2-inpaint",
+                  (32, 32, 9): TINY_INPAINT_PRESET}  # fmt: skip
+INPUT_CHANNELS = (4, 9)  # text-to-image, inpainting
 
 
 def detect_preset(shapes: dict[str, list[int]]) -> str:
     """Which shipped config fits a single-file checkpoint, from its tensor names and shapes:
     SDXL by its conditioner's tensors (nodes/sdxl_loading.py), else the UNet's width and its
     cross-attention context size (SD 1.x: 768, from CLIP ViT-L;
-    SD 2.x: 1024, from OpenCLIP ViT-H; the tiny model: 32). SD 2.x 768-v and 512-base have
-    the same shapes: "sd2" (v-prediction) is assumed; set config to sd2-base for the other."""
+    SD 2.x: 1024, from OpenCLIP ViT-H; the tiny model: 32), and the UNet's input channels
+    (9: an inpainting model). SD 2.x 768-v and 512-base have the same shapes: "sd2"
+    (v-prediction) is assumed; set config to sd2-base for the other. SD 2's inpainting model
+    is the 512-base one (epsilon)."""
     conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
     if conv_in is None:
         raise ValueError(
             "not a full Stable Diffusion checkpoint: no UNet weights (model.diffusion_model.*)"
             "; a VAE-only file goes in LoadVAE"
         )
-    if len(conv_in) == 4 and conv_in[1] != 4:
+    channels = conv_in[1] if len(conv_in) == 4 else None
+    if channels not in INPUT_CHANNELS:
         raise ValueError(
-            f"the UNet takes {conv_in[1]} input channels (inpainting or other variants); "
-            "only 4-channel text-to-image checkpoints are supported"
+            f"the UNet takes {channels} input channels; supported: 4 (text-to-image) and 9 "
+            "(inpainting)"
         )
     if any(k.startswith("conditioner.embedders.") for k in shapes):
+        if channels != 4:
+            raise ValueError("a single-file SDXL inpainting checkpoint has no shipped config; "
+                             "use its diffusers folder (or set config to one)")  # fmt: skip
         return sdxl_preset(shapes, conv_in[0])
     context = sorted({shape[1] for k, shape in shapes.items()
                       if k.startswith("model.diffusion_model.") and k.endswith("attn2.to_k.weight")
                       and len(shape) == 2})  # fmt: skip
-    found = (conv_in[0], context[0] if len(context) == 1 else None)
+    found = (conv_in[0], context[0] if len(context) == 1 else None, channels)
     preset = _ARCHITECTURES.get(found)
     if preset is None:
         raise ValueError(
             f"unknown architecture (UNet width {found[0]}, cross-attention context "
             f"{context or 'none'}); known: SD 1.x (320, 768), SD 2.x (320, 1024), the tiny "
-            "model (32, 32). Set config to a diffusers folder holding this model's configs"
+            "model (32, 32), each with 4 or 9 (inpainting) input channels. Set config to a "
+            "diffusers folder holding this model's configs"
         )
     return preset
 
@@ -420,15 +442,16 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
         String(
             "source",
             BUILTIN_TINY,
-            description="builtin:tiny-sd (or builtin:tiny-sdxl, builtin:tiny-sdxl-refiner), "
-            "a diffusers folder, a .safetensors checkpoint, or a hub repo id (online only)",
+            description="builtin:tiny-sd (or builtin:tiny-sdxl, builtin:tiny-sdxl-refiner, "
+            "builtin:tiny-sd-inpaint), a diffusers folder, a .safetensors checkpoint, or a hub repo id (online only)",
         ),  # fmt: skip
         String(
             "config",
             "auto",
             description="for single-file checkpoints: auto (from the tensor shapes; SD 2.x "
-            "is taken as the 768 v-model), sd15, sd2, sd2-base, sdxl, sdxl-refiner, tiny-sd, "
-            "tiny-sdxl, tiny-sdxl-refiner, or a diffusers folder holding the configs",
+            "is taken as the 768 v-model), sd15, sd2, sd2-base, sdxl, sdxl-refiner, "
+            "sd15-inpaint, sd2-inpaint, tiny-sd, tiny-sdxl, tiny-sdxl-refiner, tiny-sd-inpaint, "
+            "or a diffusers folder holding the configs",
         ),  # fmt: skip
     ],
     outputs=[

@@ -140,8 +140,11 @@ class Latent:
     `is_noise` marks unit Gaussian noise from LatentNoise (denoised from scratch); otherwise
     the samples are clean latents (from VAEEncode or a previous denoise), already multiplied by
     the VAE's scaling factor. `seeds[i]` is the seed image i was made from, when known.
+    `noise_mask` (a MASK, [B, H, W], 1 = denoise; nodes/inpaint_sampling.py) limits what a
+    sampler changes: outside it the samples are kept.
     """
 
     samples: Any
     seeds: list[int] | None = None
     is_noise: bool = False
+    noise_mask: Any = None
