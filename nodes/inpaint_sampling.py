@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .values import Latent
+
 INPAINT_CHANNELS = 9  # a UNet taking latents + mask + masked-image latents
 LATENT_CHANNELS = 4
 
@@ -51,43 +53,42 @@ def is_inpainting_unet(model: Any) -> bool:
     return int(model.config.in_channels) == INPAINT_CHANNELS
 
 
-def concat_channels(like: Any, image: InpaintImage | None, noise_mask: Any = None,
-                    original: Any = None) -> Any:  # fmt: skip
-    """The 5 channels an inpainting UNet takes after the latents, for latents shaped `like`
-    [B, 4, h, w]: the mask (rounded to 0/1) then the masked image's latents."""
+def concat_channels(shape: tuple[int, ...], image: InpaintImage | None) -> Any:
+    """The 5 channels an inpainting UNet takes after latents of `shape` [B, 4, h, w]: the mask
+    (rounded to 0/1) then the masked image's latents; float32, on the CPU. Without `image`,
+    the whole image is to be painted: mask 1, masked image zeros."""
     import torch
 
-    batch, _, height, width = like.shape
-    if image is not None:
-        mask, masked = image.mask, image.latents
-    else:
-        mask, masked = noise_mask, original if noise_mask is not None else None
-    if mask is None:
-        mask_channel = like.new_ones((batch, 1, height, width))
-    else:
-        mask_channel = latent_mask(mask, height, width, batch).round().to(like)
-    if masked is None:
-        masked = like.new_zeros((batch, LATENT_CHANNELS, height, width))
-    else:
-        from .resize import match_batch
+    from .resize import match_batch
 
-        masked = match_batch(masked, batch).to(like)
-        if tuple(masked.shape[-2:]) != (height, width):
-            raise ValueError(f"the masked image's latents are {masked.shape[-1]}x"
-                             f"{masked.shape[-2]}, the latents {width}x{height}; encode the "
-                             "image at the size being sampled")  # fmt: skip
-    return torch.cat([mask_channel, masked], dim=1)
+    batch, _, height, width = shape
+    if image is None:
+        return torch.cat([torch.ones((batch, 1, height, width)),
+                          torch.zeros((batch, LATENT_CHANNELS, height, width))], dim=1)  # fmt: skip
+    mask = latent_mask(image.mask, height, width, batch).round()
+    masked = match_batch(image.latents.float(), batch)
+    if tuple(masked.shape[-2:]) != (height, width):
+        raise ValueError(f"the masked image's latents are {masked.shape[-1]}x"
+                         f"{masked.shape[-2]} cells, the latents sampled {width}x{height}; "
+                         "encode the image at the size being sampled")  # fmt: skip
+    return torch.cat([mask.to(masked.device), masked], dim=1)
+
+
+def from_latent(latent: Latent) -> InpaintImage | None:
+    """What an inpainting UNet is given when no conditioning entry says: the latent's noise
+    mask and the latent itself (VAEEncodeForInpaint's grey-filled encoding), as ComfyUI does;
+    None without a noise mask."""
+    if latent.noise_mask is None or latent.is_noise:
+        return None
+    return InpaintImage(latent.samples, latent.noise_mask)
 
 
 def with_concat(model_input: Any, extra: Any | None) -> Any:
     """The UNet's input: the (scaled) latents, then the inpainting channels when it takes
-    them. `model_input` may hold several conditionings' rows of the same latents."""
+    them (`extra` on the same device and dtype, the same rows)."""
     import torch
 
-    if extra is None:
-        return model_input
-    repeats = model_input.shape[0] // extra.shape[0]
-    return torch.cat([model_input, extra.repeat(repeats, 1, 1, 1)], dim=1)
+    return model_input if extra is None else torch.cat([model_input, extra], dim=1)
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from latentgraph.nodes import inpaint, vae
-from latentgraph.nodes.inpaint_sampling import InpaintImage, NoiseMask, concat_channels, with_concat
+from latentgraph.nodes.inpaint_sampling import (
+    InpaintImage,
+    NoiseMask,
+    concat_channels,
+    from_latent,
+    with_concat,
+)
 from latentgraph.nodes.values import Latent
 
 
@@ -123,27 +129,34 @@ def test_the_blend_keeps_the_original_noised_to_the_next_step_outside_the_mask()
 
 
 def test_nine_channel_input_is_latents_then_mask_then_masked_image_latents():
-    like = torch.randn(1, 4, 8, 8)
     mask = block_mask(size=64, top=16, left=24, height=24, width=16)  # latent rows 2..4, cols 3..4
     masked_latents = torch.randn(1, 4, 8, 8)
-    extra = concat_channels(like, InpaintImage(masked_latents, mask))
-    model_input = torch.randn(2, 4, 8, 8)  # [negative, positive] rows of the same latents
+    extra = concat_channels((2, 4, 8, 8), InpaintImage(masked_latents, mask))
+    model_input = torch.randn(2, 4, 8, 8)
     full = with_concat(model_input, extra)
     assert full.shape == (2, 9, 8, 8)
     assert torch.equal(full[:, :4], model_input)
     expected_mask = torch.zeros(8, 8)
     expected_mask[2:5, 3:5] = 1
     assert torch.equal(full[0, 4], expected_mask) and torch.equal(full[1, 4], expected_mask)
-    assert torch.equal(full[1, 5:], masked_latents[0])
+    assert torch.equal(full[1, 5:], masked_latents[0])  # the batch repeated
+    assert with_concat(model_input, None) is model_input
 
 
 def test_nine_channel_input_falls_back_to_the_noise_mask_then_to_the_whole_image():
-    like = torch.randn(2, 4, 8, 8)
     original = torch.randn(1, 4, 8, 8)
     noise_mask = block_mask(size=8, top=0, left=0, height=8, width=4)
-    extra = concat_channels(like, None, noise_mask, original)
-    assert extra.shape == (2, 5, 8, 8)
+    image = from_latent(Latent(original, noise_mask=noise_mask))
+    extra = concat_channels((1, 4, 8, 8), image)
     assert extra[:, 0, :, :4].eq(1).all() and extra[:, 0, :, 4:].eq(0).all()
-    assert torch.equal(extra[1, 1:], original[0])
-    blank = concat_channels(like, None)
+    assert torch.equal(extra[0, 1:], original[0])
+    assert from_latent(Latent(original)) is None
+    assert from_latent(Latent(original, is_noise=True, noise_mask=noise_mask)) is None
+    blank = concat_channels((2, 4, 8, 8), None)
     assert blank[:, 0].eq(1).all() and blank[:, 1:].eq(0).all()
+
+
+def test_masked_image_latents_of_another_size_are_refused():
+    image = InpaintImage(torch.zeros(1, 4, 8, 8), torch.ones(1, 64, 64))
+    with pytest.raises(ValueError, match="encode the image at the size being sampled"):
+        concat_channels((1, 4, 16, 16), image)
