@@ -14,6 +14,7 @@ from . import (  # noqa: F401 - importing registers the node types
     comfy,
     comfy_models,
     comfy_sdxl,
+    conditioning,
     denoise,
     image_tools,
     images,
