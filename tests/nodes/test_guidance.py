@@ -163,8 +163,7 @@ def test_an_area_changes_only_its_region_after_one_step(make_ctx, tiny):
 def test_an_entry_outside_its_range_changes_nothing(make_ctx, tiny):
     import torch
 
-    sched = schedulers.build_scheduler(
-        schedulers.scheduler_select(make_ctx(), tiny[3], "euler"), 3)
+    sched = schedulers.build_scheduler(schedulers.scheduler_select(make_ctx(), tiny[3], "euler"), 3)
     sched.set_timesteps(2)
     percents = [1 - float(t) / 999 for t in sched.timesteps]  # where the two steps are
     assert not any(0.3 <= p <= 0.45 for p in percents) and any(0.4 <= p <= 0.6 for p in percents)
@@ -187,7 +186,8 @@ def test_plain_latents_equal_the_pipelines_exactly(make_ctx, tiny, tiny_folder):
                                                    requires_safety_checker=False)  # fmt: skip
     pipe.set_progress_bar_config(disable=True)
     pipe.scheduler = schedulers.build_scheduler(
-        schedulers.scheduler_select(make_ctx(), tiny[3], "ddim"), 3)
+        schedulers.scheduler_select(make_ctx(), tiny[3], "ddim"), 3
+    )
     ref = pipe(prompt_embeds=pos.embeds, negative_prompt_embeds=neg.embeds, height=64, width=64,
                num_inference_steps=4, guidance_scale=7.5, output_type="latent",
                generator=torch.Generator().manual_seed(3)).images  # fmt: skip
