@@ -15,6 +15,7 @@ from . import (  # noqa: F401 - importing registers the node types
     comfy_inpaint,
     comfy_models,
     comfy_sdxl,
+    conditioning,
     denoise,
     image_tools,
     images,
