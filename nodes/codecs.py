@@ -22,6 +22,7 @@ from .values import (
     Area,
     CondEntry,
     Conditioning,
+    InpaintImage,
     Latent,
     SchedulerSpec,
     SizeConditioning,
@@ -76,8 +77,11 @@ def _enc_cond(v: Conditioning) -> bytes:
     for i, entry in enumerate(v.entries):
         for name in _ENTRY_TENSORS:
             tensors[f"{i}.{name}"] = getattr(entry, name)
+        if entry.inpaint is not None:
+            tensors[f"{i}.inpaint.latents"] = entry.inpaint.latents
+            tensors[f"{i}.inpaint.mask"] = entry.inpaint.mask
         meta = {f.name: getattr(entry, f.name) for f in fields(entry)
-                if f.name not in _ENTRY_TENSORS}  # fmt: skip
+                if f.name not in (*_ENTRY_TENSORS, "inpaint")}  # fmt: skip
         meta["size"] = asdict(entry.size)
         meta["area"] = asdict(entry.area) if entry.area is not None else None
         entries.append(meta)
@@ -92,13 +96,18 @@ def _dec_cond(data: bytes) -> Conditioning:
         size = SizeConditioning(**m.pop("size"))
         prompts = tuple(m.pop("prompts"))
         tensors = {name: t.get(f"{i}.{name}") for name in _ENTRY_TENSORS}
+        inpaint = None
+        if f"{i}.inpaint.latents" in t:
+            inpaint = InpaintImage(t[f"{i}.inpaint.latents"], t[f"{i}.inpaint.mask"])
         entries.append(CondEntry(**tensors, prompts=prompts, size=size,
-                                  area=Area(**area) if area else None, **m))  # fmt: skip
+                                  area=Area(**area) if area else None, inpaint=inpaint, **m))  # fmt: skip
     return Conditioning(tuple(entries))
 
 
 def _cond_nbytes(v: Conditioning) -> int:
-    return sum(_nbytes(getattr(e, name)) for e in v.entries for name in _ENTRY_TENSORS)
+    return sum(_nbytes(getattr(e, name)) for e in v.entries for name in _ENTRY_TENSORS) + sum(
+        _nbytes(e.inpaint.latents) + _nbytes(e.inpaint.mask) for e in v.entries if e.inpaint
+    )
 
 
 def _enc_tensor(v: Any) -> bytes:

@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .inpaint_sampling import concat_channels, is_inpainting_unet, with_concat
 from .sdxl import added_inputs
-from .values import Area, CondEntry, Conditioning, input_error
+from .values import Area, CondEntry, Conditioning, InpaintImage, input_error
 
 FADE_CELLS = 8  # how far an area's weight ramps up from an edge inside the image (ComfyUI's)
 MIN_BOUNDS = 8  # the smallest area, in cells, a mask's bounding box gives (ComfyUI's)
@@ -113,6 +114,7 @@ class Term:
     embeds: Any = None  # [B, tokens, dim] on the device
     added: dict[str, Any] | None = None  # SDXL's added_cond_kwargs rows
     weight: Any = 1.0  # strength, or strength × mask (× edge fade) [B or 1, 1, h, w]
+    concat: Any = None  # an inpainting UNet's mask + masked-image channels, on its region
 
     @property
     def plain(self) -> bool:
@@ -143,7 +145,8 @@ def unet_call(model: Any, x: Any, t: Any, terms: list[Term]) -> Any:
     added = None
     if terms[0].added is not None:
         added = {k: torch.cat([term.added[k] for term in terms]) for k in terms[0].added}
-    model_input = torch.cat([x] * len(terms)) if len(terms) > 1 else x
+    inputs = [with_concat(x, term.concat) for term in terms]
+    model_input = torch.cat(inputs) if len(inputs) > 1 else inputs[0]
     return model(model_input, t, encoder_hidden_states=embeds, added_cond_kwargs=added,
                  return_dict=False)[0]  # fmt: skip
 
@@ -195,6 +198,7 @@ class Guidance:
     scale: float  # the guidance (CFG) scale
     latent_shape: tuple[int, ...]  # [B, C, h, w]
     train_steps: int = 1000  # the model's noise levels (the scheduler's num_train_timesteps)
+    inpaint: InpaintImage | None = None  # an inpainting UNet's input when no entry gives one
 
     def __post_init__(self) -> None:
         hw = tuple(self.latent_shape[-2:])
@@ -246,7 +250,20 @@ class Guidance:
             weight = (mask[:, None] * weight).to(dtype)
         elif term.region is not None:
             weight = (edge_fade(term.region, hw) * weight).to(self.device, dtype)
-        return replace(term, embeds=embeds.to(self.device, dtype), added=added, weight=weight)
+        return replace(term, embeds=embeds.to(self.device, dtype), added=added, weight=weight,
+                       concat=self._concat(term))  # fmt: skip
+
+    def _concat(self, term: Term) -> Any:
+        """An inpainting UNet's extra channels for this term (its entry's masked image, else
+        the run's), cut to its region; None for other UNets."""
+        if not is_inpainting_unet(self.model):
+            return None
+        try:
+            extra = concat_channels(self.latent_shape, term.entry.inpaint or self.inpaint)
+        except ValueError as exc:
+            raise input_error(self.ctx, term.side, str(exc)) from None
+        extra = extra.to(self.device, self.model.dtype)
+        return extra if term.region is None else term.region.crop(extra)
 
     def predict(self, x: Any, t: Any) -> Any:
         """The guided noise prediction for the model input `x` [B, C, h, w] at timestep `t`."""

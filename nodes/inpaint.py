@@ -27,10 +27,9 @@ from latentgraph.graph import (
 )
 
 from .compositing import as_masks, resize_masks
-from .inpaint_sampling import InpaintImage
 from .resize import match_batch
 from .vae import encode, fit_to_scale
-from .values import Conditioning, Latent, VAEModel
+from .values import Conditioning, InpaintImage, Latent, VAEModel
 
 MAX_GROW = 64
 GREY = 0.5

@@ -22,19 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .values import Latent
+from .values import InpaintImage, Latent
 
 INPAINT_CHANNELS = 9  # a UNet taking latents + mask + masked-image latents
 LATENT_CHANNELS = 4
-
-
-@dataclass(frozen=True, eq=False)
-class InpaintImage:
-    """What a 9-channel UNet is given besides the noisy latents: the latents of the image with
-    the masked part greyed out (scaled like any latent) and the mask (pixels, 1 = repaint)."""
-
-    latents: Any  # [B, 4, h, w]
-    mask: Any  # [B, H, W]
 
 
 def latent_mask(mask: Any, height: int, width: int, batch: int) -> Any:
@@ -106,7 +97,9 @@ class NoiseMask:
         if noise_mask is None:
             return None
         batch, _, height, width = original.shape
-        mask = latent_mask(noise_mask, height, width, batch).to(original)
+        # contiguous: a mask with other strides makes the blended latents channels-last, and
+        # the UNet's kernels then round differently from diffusers'
+        mask = latent_mask(noise_mask, height, width, batch).to(original).contiguous()
         return cls(mask, original, noise.to(original))
 
     def blend(self, latents: Any, original_now: Any) -> Any:

@@ -106,4 +106,6 @@ def encode(ctx, vae: VAEModel, pixels) -> Any:
     with torch.inference_mode(), runtime.in_use(ctx.settings, vae.device, model):
         x = pixels[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
         dist = model.encode(x).latent_dist
-    return (dist.mode() * vae.scaling_factor).cpu()
+    # contiguous: the mean is a view of the encoder's output, whose strides would otherwise
+    # reach the UNet (its kernels round differently) and differ from a cached copy's
+    return (dist.mode() * vae.scaling_factor).cpu().contiguous()

@@ -163,6 +163,17 @@ class CondEntry:
     mask_bounds: bool = False
     start_percent: float = 0.0
     end_percent: float = 1.0
+    inpaint: InpaintImage | None = None  # an inpainting UNet's extra input (InpaintConditioning)
+
+
+@dataclass(frozen=True, eq=False)
+class InpaintImage:
+    """What an inpainting (9-channel) UNet is given besides the noisy latents: the latents of
+    the image with the masked part greyed out (scaled like any latent) and the mask (pixels,
+    [B, H, W], 1 = repaint). nodes/inpaint_sampling.py builds the UNet's input from it."""
+
+    latents: Any  # [B, 4, h, w]
+    mask: Any  # [B, H, W]
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,12 @@ import torch
 
 from latentgraph.nodes import inpaint, vae
 from latentgraph.nodes.inpaint_sampling import (
-    InpaintImage,
     NoiseMask,
     concat_channels,
     from_latent,
     with_concat,
 )
-from latentgraph.nodes.values import Latent
+from latentgraph.nodes.values import InpaintImage, Latent
 
 
 def dot(height=32, width=32, row=10, col=12):

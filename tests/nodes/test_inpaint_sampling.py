@@ -71,7 +71,9 @@ def test_a_soft_noise_mask_blends_partly(make_ctx, tiny):
     b = sample(make_ctx, tiny, pos, neg, full, "ddim")[0].samples
     free = sample(make_ctx, tiny, pos, neg, original, "ddim")[0].samples
     assert torch.equal(b, free)  # a mask of ones changes nothing
-    assert 0.2 < (a - original.samples).abs().mean() / (b - original.samples).abs().mean() < 0.8
+    # blended back halfway after every step: changed, far less than with no mask
+    assert (a - original.samples).abs().amin() > 0
+    assert 0.01 < (a - original.samples).abs().mean() / (b - original.samples).abs().mean() < 0.5
 
 
 @pytest.mark.parametrize("name", ["ddim", "euler"])
