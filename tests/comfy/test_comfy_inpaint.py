@@ -99,3 +99,13 @@ def test_outpaint_example(settings):
     kept = untouched(encoded.noise_mask)
     assert kept.sum() > 100
     assert torch.equal(out[..., kept], encoded.samples[..., kept])
+
+
+def test_set_latent_noise_mask_with_an_ordinary_model(settings):
+    """Inpainting with a 4-channel model: VAEEncode, SetLatentNoiseMask, KSampler at part
+    denoise; only the hole (LoadImage's MASK from alpha) changes."""
+    result = run("latent_noise_mask_api.json", settings, keep=["3", "7"])
+    assert size(result, settings, "9") == (64, 64)
+    original, out = result.output("3").samples, result.output("7").samples
+    assert torch.equal(out[..., ~HOLE], original[..., ~HOLE])
+    assert (out - original)[..., HOLE].abs().mean() > 0.05

@@ -175,3 +175,23 @@ def test_vae_encode_for_inpaint_route_on_the_9_channel_model(make_ctx, tiny_inpa
     other, _ = sample(make_ctx, tiny_inpaint, pos, neg, unmasked, "euler", steps=3)
     # without the noise mask, the UNet sees "paint everything" and a blank masked image
     assert not torch.equal(other.samples[..., ~OUTSIDE], out.samples[..., ~OUTSIDE])
+
+
+def test_a_window_returning_leftover_noise_keeps_the_original_at_that_noise_level(make_ctx, tiny):
+    """Base + refiner with a mask: the base stops at step 4 of 8 with its leftover noise, so
+    outside the mask it returns the original noised to step 4's level, not the clean one."""
+    original = vae.vae_encode(make_ctx("VAEEncode"), picture(), tiny[2])
+    masked = inpaint.set_latent_noise_mask(make_ctx(), original, block_mask())
+    pos, neg = prompts(make_ctx, tiny[1])
+    unet, _, _, spec = tiny
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "euler")
+    out = denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, pos, neg, masked, 8, 7.5, 1.0,
+                               9, end_step=4, return_with_leftover_noise=True)  # fmt: skip
+    sched = schedulers.build_scheduler(sp, 9)
+    sched.set_timesteps(8)
+    sched.set_begin_index(4)  # add_noise at that step's level
+    noise = latents.make_noise((4, 8, 8), [9])
+    expected = sched.add_noise(original.samples, noise, sched.timesteps[4:5])
+    assert torch.allclose(out.samples[..., OUTSIDE], expected[..., OUTSIDE], atol=1e-6)
+    assert not torch.allclose(out.samples[..., OUTSIDE], original.samples[..., OUTSIDE])
+    assert out.noise_mask is not None  # the mask stays on the latent for the refiner
