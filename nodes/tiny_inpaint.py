@@ -6,24 +6,22 @@ and the latents of the masked image (4), in that order (diffusers' StableDiffusi
 This one is the tiny model's recipe with `in_channels` 9 and random weights from fixed seeds;
 its text encoder and VAE are tiny-sd's (same seeds, same weights). Its images are noise.
 
-    python -m latentgraph.nodes.tiny_inpaint                # build (or find) the folder
-    python -m latentgraph.nodes.tiny_inpaint --single-file out.safetensors
+    python -m latentgraph.nodes.tiny_model --inpaint [--single-file out.safetensors]
 """
 
 from __future__ import annotations
 
-import argparse
 from functools import partial
 from pathlib import Path
 
 from latentgraph.graph import paths
 
-from .tiny_model import MODEL_INDEX, UNET_CONFIG, build_folder, write_model, write_single_file
+from .inpaint_sampling import INPAINT_CHANNELS  # latents + mask + masked-image latents
+from .tiny_model import MODEL_INDEX, UNET_CONFIG, build_folder, write_model
 from .tiny_model import write_config_folder as write_tiny_configs
 
 NAME = "tiny-sd-inpaint"
 BUILD_VERSION = 1  # bump when the recipe changes so old cached builds are rebuilt
-INPAINT_CHANNELS = 9  # latents + mask + masked-image latents
 UNET_CONFIG_INPAINT = {**UNET_CONFIG, "in_channels": INPAINT_CHANNELS}
 MODEL_INDEX_INPAINT = {**MODEL_INDEX, "_class_name": "StableDiffusionInpaintPipeline"}
 
@@ -41,19 +39,3 @@ def ensure_tiny_inpaint(path: Path | None = None) -> Path:
 def write_config_folder(folder: Path) -> None:
     """The configs without weights, for reading a tiny inpainting single file offline."""
     write_tiny_configs(folder, UNET_CONFIG_INPAINT, MODEL_INDEX_INPAINT)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m latentgraph.nodes.tiny_inpaint")
-    parser.add_argument("--path", type=Path, default=None, help="folder to build into")
-    parser.add_argument("--single-file", type=Path, default=None, help="also write a checkpoint")
-    args = parser.parse_args(argv)
-    folder = ensure_tiny_inpaint(args.path)
-    print(folder)
-    if args.single_file is not None:
-        print(write_single_file(args.single_file, folder))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,6 +7,7 @@ Weights come from fixed seeds, so every build is the same model. Its images are 
 
     python -m latentgraph.nodes.tiny_model                 # build (or find) the folder, print it
     python -m latentgraph.nodes.tiny_model --single-file out.safetensors
+    python -m latentgraph.nodes.tiny_model --inpaint       # builtin:tiny-sd-inpaint's folder
 """
 
 from __future__ import annotations
@@ -224,8 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m latentgraph.nodes.tiny_model")
     parser.add_argument("--path", type=Path, default=None, help="folder to build into")
     parser.add_argument("--single-file", type=Path, default=None, help="also write a checkpoint")
+    parser.add_argument("--inpaint", action="store_true",
+                        help="the inpainting variant (builtin:tiny-sd-inpaint, 9-channel UNet)")  # fmt: skip
     args = parser.parse_args(argv)
-    folder = ensure_tiny_sd(args.path)
+    if args.inpaint:
+        from .tiny_inpaint import ensure_tiny_inpaint
+
+        folder = ensure_tiny_inpaint(args.path)
+    else:
+        folder = ensure_tiny_sd(args.path)
     print(folder)
     if args.single_file is not None:
         print(write_single_file(args.single_file, folder))

@@ -17,18 +17,9 @@ import torch
 from latentgraph.nodes import denoise, inpaint, latents, schedulers, text, vae
 from latentgraph.nodes.values import Latent
 
+from .test_inpaint import block_mask, picture  # block_mask: whole 8x8 blocks
+
 PROMPT = "a red sailboat on a calm sea"
-
-
-def picture(size=64, seed=0):
-    return torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(seed))
-
-
-def block_mask(size=64, top=16, left=24, height=24, width=16):
-    """1 on whole 8x8 blocks: latent rows 2..4, columns 3..4."""
-    mask = torch.zeros(1, size, size)
-    mask[0, top : top + height, left : left + width] = 1.0
-    return mask
 
 
 OUTSIDE = torch.ones(8, 8, dtype=torch.bool)
