@@ -133,19 +133,40 @@ class Term:
         return (self.region, tuple(self.embeds.shape[1:]), self.added is None)
 
 
-def unet_call(model: Any, x: Any, t: Any, terms: list[Term]) -> Any:
-    """The UNet's noise prediction for `terms` (one batch_key) on `x`, the model input cut to
-    their region: one call, the terms' rows in order. The one place the UNet runs while
+@dataclass
+class Batch:
+    """Terms sharing a `batch_key`, run in one UNet call: their rows concatenated once (in
+    order: negatives first) and reused at every step they are active together."""
+
+    terms: list[Term]
+    embeds: Any  # [len(terms) × B, tokens, dim]
+    added: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, terms: list[Term]) -> Batch:
+        import torch
+
+        added = None
+        if terms[0].added is not None:
+            added = {k: torch.cat([term.added[k] for term in terms]) for k in terms[0].added}
+        return cls(terms, torch.cat([term.embeds for term in terms]), added)
+
+    @property
+    def region(self) -> Region | None:
+        return self.terms[0].region
+
+
+def unet_call(model: Any, x: Any, t: Any, batch: Batch) -> Any:
+    """The UNet's noise prediction for a batch of terms on the model input `x` (whole: the
+    batch's region is cut here), one chunk per term. The one place the UNet runs while
     sampling: what else it is given (ControlNet residuals, inpainting channels) goes here."""
     import torch
 
-    embeds = torch.cat([term.embeds for term in terms])
-    added = None
-    if terms[0].added is not None:
-        added = {k: torch.cat([term.added[k] for term in terms]) for k in terms[0].added}
-    model_input = torch.cat([x] * len(terms)) if len(terms) > 1 else x
-    return model(model_input, t, encoder_hidden_states=embeds, added_cond_kwargs=added,
-                 return_dict=False)[0]  # fmt: skip
+    x = x if batch.region is None else batch.region.crop(x)
+    n = len(batch.terms)
+    model_input = torch.cat([x] * n) if n > 1 else x
+    return model(model_input, t, encoder_hidden_states=batch.embeds,
+                 added_cond_kwargs=batch.added, return_dict=False)[0]  # fmt: skip
 
 
 def _rows(ctx: Any, side: str, embeds: Any, batch: int) -> Any:
@@ -203,6 +224,7 @@ class Guidance:
         negative = _paired(positive, negative)
         positive = _paired(negative, positive)
         self.terms = [self._ready(t, hw) for t in (negative if self.guided else []) + positive]
+        self._batches: dict[tuple[int, ...], Batch] = {}
 
     @property
     def guided(self) -> bool:
@@ -256,8 +278,10 @@ class Guidance:
             groups.setdefault(term.batch_key, []).append(term)
         preds: dict[int, Any] = {}
         for terms in groups.values():
-            region = terms[0].region
-            out = unet_call(self.model, x if region is None else region.crop(x), t, terms)
+            key = tuple(id(term) for term in terms)
+            if key not in self._batches:
+                self._batches[key] = Batch.of(terms)
+            out = unet_call(self.model, x, t, self._batches[key])
             for term, pred in zip(terms, out.chunk(len(terms)), strict=True):
                 preds[id(term)] = pred
         sides = {side: [(term, preds[id(term)]) for term in active if term.side == side]
