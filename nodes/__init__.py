@@ -12,6 +12,7 @@ from . import (  # noqa: F401 - importing registers the node types
     animation,
     codecs,
     comfy,
+    comfy_conditioning,
     comfy_inpaint,
     comfy_models,
     comfy_sdxl,

@@ -114,7 +114,7 @@ class Term:
     embeds: Any = None  # [B, tokens, dim] on the device
     added: dict[str, Any] | None = None  # SDXL's added_cond_kwargs rows
     weight: Any = 1.0  # strength, or strength × mask (× edge fade) [B or 1, 1, h, w]
-    concat: Any = None  # an inpainting UNet's mask + masked-image channels, on its region
+    concat: Any = None  # an inpainting UNet's mask + masked-image channels [B, 5, h, w]
 
     @property
     def plain(self) -> bool:
@@ -135,20 +135,46 @@ class Term:
         return (self.region, tuple(self.embeds.shape[1:]), self.added is None)
 
 
-def unet_call(model: Any, x: Any, t: Any, terms: list[Term]) -> Any:
-    """The UNet's noise prediction for `terms` (one batch_key) on `x`, the model input cut to
-    their region: one call, the terms' rows in order. The one place the UNet runs while
+@dataclass
+class Batch:
+    """Terms sharing a `batch_key`, run in one UNet call: their rows concatenated once (in
+    order: negatives first) and reused at every step they are active together."""
+
+    terms: list[Term]
+    embeds: Any  # [len(terms) × B, tokens, dim]
+    added: dict[str, Any] | None
+    concat: Any = None  # an inpainting UNet's mask + masked-image rows, on the batch's region
+
+    @classmethod
+    def of(cls, terms: list[Term]) -> Batch:
+        import torch
+
+        added = None
+        if terms[0].added is not None:
+            added = {k: torch.cat([term.added[k] for term in terms]) for k in terms[0].added}
+        concat = None
+        if terms[0].concat is not None:
+            region = terms[0].region
+            concat = torch.cat([term.concat if region is None else region.crop(term.concat)
+                                for term in terms])  # fmt: skip
+        return cls(terms, torch.cat([term.embeds for term in terms]), added, concat)
+
+    @property
+    def region(self) -> Region | None:
+        return self.terms[0].region
+
+
+def unet_call(model: Any, x: Any, t: Any, batch: Batch) -> Any:
+    """The UNet's noise prediction for a batch of terms on the model input `x` (whole: the
+    batch's region is cut here), one chunk per term. The one place the UNet runs while
     sampling: what else it is given (ControlNet residuals, inpainting channels) goes here."""
     import torch
 
-    embeds = torch.cat([term.embeds for term in terms])
-    added = None
-    if terms[0].added is not None:
-        added = {k: torch.cat([term.added[k] for term in terms]) for k in terms[0].added}
-    inputs = [with_concat(x, term.concat) for term in terms]
-    model_input = torch.cat(inputs) if len(inputs) > 1 else inputs[0]
-    return model(model_input, t, encoder_hidden_states=embeds, added_cond_kwargs=added,
-                 return_dict=False)[0]  # fmt: skip
+    x = x if batch.region is None else batch.region.crop(x)
+    n = len(batch.terms)
+    model_input = with_concat(torch.cat([x] * n) if n > 1 else x, batch.concat)
+    return model(model_input, t, encoder_hidden_states=batch.embeds,
+                 added_cond_kwargs=batch.added, return_dict=False)[0]  # fmt: skip
 
 
 def _rows(ctx: Any, side: str, embeds: Any, batch: int) -> Any:
@@ -207,6 +233,7 @@ class Guidance:
         negative = _paired(positive, negative)
         positive = _paired(negative, positive)
         self.terms = [self._ready(t, hw) for t in (negative if self.guided else []) + positive]
+        self._batches: dict[tuple[int, ...], Batch] = {}
 
     @property
     def guided(self) -> bool:
@@ -255,15 +282,14 @@ class Guidance:
 
     def _concat(self, term: Term) -> Any:
         """An inpainting UNet's extra channels for this term (its entry's masked image, else
-        the run's), cut to its region; None for other UNets."""
+        the run's); None for other UNets."""
         if not is_inpainting_unet(self.model):
             return None
         try:
             extra = concat_channels(self.latent_shape, term.entry.inpaint or self.inpaint)
         except ValueError as exc:
             raise input_error(self.ctx, term.side, str(exc)) from None
-        extra = extra.to(self.device, self.model.dtype)
-        return extra if term.region is None else term.region.crop(extra)
+        return extra.to(self.device, self.model.dtype)
 
     def predict(self, x: Any, t: Any) -> Any:
         """The guided noise prediction for the model input `x` [B, C, h, w] at timestep `t`."""
@@ -273,8 +299,10 @@ class Guidance:
             groups.setdefault(term.batch_key, []).append(term)
         preds: dict[int, Any] = {}
         for terms in groups.values():
-            region = terms[0].region
-            out = unet_call(self.model, x if region is None else region.crop(x), t, terms)
+            key = tuple(id(term) for term in terms)
+            if key not in self._batches:
+                self._batches[key] = Batch.of(terms)
+            out = unet_call(self.model, x, t, self._batches[key])
             for term, pred in zip(terms, out.chunk(len(terms)), strict=True):
                 preds[id(term)] = pred
         sides = {side: [(term, preds[id(term)]) for term in active if term.side == side]

@@ -41,7 +41,7 @@ def latent_mask(mask: Any, height: int, width: int, batch: int) -> Any:
 
 def is_inpainting_unet(model: Any) -> bool:
     """Whether a diffusers UNet takes the inpainting channels (read from its config)."""
-    return int(model.config.in_channels) == INPAINT_CHANNELS
+    return int(model.config["in_channels"]) == INPAINT_CHANNELS
 
 
 def concat_channels(shape: tuple[int, ...], image: InpaintImage | None) -> Any:

@@ -60,7 +60,7 @@ class ClipModel:
 
 @dataclass(eq=False)
 class VAEModel:
-    """VAE: the autoencoder. `scale_factor` is pixels per latent cell (8 for SD, 2 for tiny)."""
+    """VAE: the autoencoder. `scale_factor` is pixels per latent cell (8 for the SD family)."""
 
     vae: Any
     key: str

@@ -16,7 +16,7 @@ class ConstantUNet:
     on every cell: an entry made of the value c predicts c, so combinations can be computed."""
 
     dtype = None
-    config: dict = {}
+    config: dict = {"in_channels": 4}  # a text-to-image UNet
 
     def __init__(self) -> None:
         import torch
@@ -216,3 +216,20 @@ def test_conditioning_codec_keeps_every_entry(make_ctx):
                 a.end_percent, a.prompts, a.size) == (b.area, b.strength, b.mask_strength,
                 b.mask_bounds, b.start_percent, b.end_percent, b.prompts, b.size)  # fmt: skip
     assert codec.size(cond) == 4 * (4 * 8 + 2 * 4 * 8 + 16 * 16)
+
+
+def test_a_masked_entry_changes_only_where_its_mask_is_after_one_step(make_ctx, tiny):
+    import torch
+
+    cat, neg = encode(make_ctx, tiny, "a cat"), encode(make_ctx, tiny, "")
+    mask = torch.zeros(1, 128, 128)
+    mask[:, 64:, :64] = 1.0  # the bottom-left quarter, in pixels: cells [8:16, 0:8]
+    dog = cn.conditioning_mask(make_ctx(), encode(make_ctx, tiny, "a dog"), mask, 2.0)
+    base = one_step(make_ctx, tiny, cat, neg)
+    both = one_step(make_ctx, tiny, cn.combine(cat, dog), neg)
+    inside = torch.zeros(16, 16, dtype=torch.bool)
+    inside[8:16, 0:8] = True
+    assert torch.equal(base[..., ~inside], both[..., ~inside])
+    assert not torch.equal(base[..., inside], both[..., inside])
+    weaker = one_step(make_ctx, tiny, cn.combine(cat, cn.with_mask(mask, dog, 0.5, False)), neg)
+    assert not torch.equal(weaker[..., inside], both[..., inside])  # the mask's strength counts
