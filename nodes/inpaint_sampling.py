@@ -97,8 +97,8 @@ class NoiseMask:
         if noise_mask is None:
             return None
         batch, _, height, width = original.shape
-        # contiguous: a mask with other strides makes the blended latents channels-last, and
-        # the UNet's kernels then round differently from diffusers'
+        # contiguous, so the blended latents keep the standard layout: the UNet's kernels
+        # round differently on others (and results would differ from diffusers')
         mask = latent_mask(noise_mask, height, width, batch).to(original).contiguous()
         return cls(mask, original, noise.to(original))
 

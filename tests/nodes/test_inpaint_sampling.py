@@ -186,3 +186,14 @@ def test_a_window_returning_leftover_noise_keeps_the_original_at_that_noise_leve
     assert torch.allclose(out.samples[..., OUTSIDE], expected[..., OUTSIDE], atol=1e-6)
     assert not torch.allclose(out.samples[..., OUTSIDE], original.samples[..., OUTSIDE])
     assert out.noise_mask is not None  # the mask stays on the latent for the refiner
+
+
+def test_a_masked_image_of_another_size_is_refused_naming_the_input(make_ctx, tiny_inpaint):
+    from latentgraph.nodes.values import NodeInputError
+
+    unet, clip, v, _ = tiny_inpaint
+    pos, neg = prompts(make_ctx, clip)
+    ipos, ineg, _ = inpaint.inpaint_conditioning(make_ctx(), pos, neg, v, picture(), block_mask())
+    bigger = latents.latent_noise(make_ctx("LatentNoise"), 128, 128, 1, 5, vae=v)
+    with pytest.raises(NodeInputError, match=r"input '(negative|positive)'.*8x8 cells.*16x16"):
+        sample(make_ctx, tiny_inpaint, ipos, ineg, bigger, "euler", steps=2)
