@@ -195,27 +195,11 @@ class Conditioning:
 
     @property
     def single(self) -> CondEntry:
-        """The only entry (text encoder outputs, tests); an error for several."""
+        """The only entry (what a text encoder gives); an error for several. Not a property
+        per field: the engine probes values' attributes (`size`, `shape`) and must not raise."""
         if len(self.entries) != 1:
             raise ValueError(f"expected conditioning with one entry, got {len(self.entries)}")
         return self.entries[0]
-
-    # The one entry's text and size, read as before entries existed (an error for several).
-    @property
-    def embeds(self) -> Any:
-        return self.single.embeds
-
-    @property
-    def prompts(self) -> list[str]:
-        return list(self.single.prompts)
-
-    @property
-    def pooled(self) -> Any:
-        return self.single.pooled
-
-    @property
-    def size(self) -> SizeConditioning:
-        return self.single.size
 
 
 @dataclass

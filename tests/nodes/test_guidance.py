@@ -188,7 +188,7 @@ def test_plain_latents_equal_the_pipelines_exactly(make_ctx, tiny, tiny_folder):
     pipe.scheduler = schedulers.build_scheduler(
         schedulers.scheduler_select(make_ctx(), tiny[3], "ddim"), 3
     )
-    ref = pipe(prompt_embeds=pos.embeds, negative_prompt_embeds=neg.embeds, height=64, width=64,
+    ref = pipe(prompt_embeds=pos.single.embeds, negative_prompt_embeds=neg.single.embeds, height=64, width=64,
                num_inference_steps=4, guidance_scale=7.5, output_type="latent",
                generator=torch.Generator().manual_seed(3)).images  # fmt: skip
     assert torch.equal(ours, ref)
