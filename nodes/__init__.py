@@ -24,6 +24,7 @@ from . import (  # noqa: F401 - importing registers the node types
     lora,
     masks,
     merge,
+    model_sampling,
     schedulers,
     sdxl,
     text,

@@ -84,16 +84,30 @@ def merge_unets(ctx: Any, a: UNetModel, b: UNetModel, blend: Blend) -> UNetModel
     key = blend.key("unet", a.key, b.key)
     module = manager().get(key, lambda: _blended(ctx, a.unet, b.unet, blend), device=a.device,
                            size=module_bytes)  # fmt: skip
-    return UNetModel(module, key, a.device, a.dtype)
+    return UNetModel(module, key, a.device, a.dtype, a.sampling)
 
 
 def merge_clips(ctx: Any, a: ClipModel, b: ClipModel, blend: Blend) -> ClipModel:
+    """Each text encoder of `a` merged with the same one of `b` (SDXL: both; its refiner: the
+    second), computed once per process; the two CLIPs must have the same encoders."""
     from .model_manager import module_bytes
 
-    key = blend.key("text_encoder", a.key, b.key)
-    module = manager().get(key, lambda: _blended(ctx, a.text_encoder, b.text_encoder, blend),
-                           device=a.device, size=module_bytes)  # fmt: skip
-    return ClipModel(a.tokenizer, module, key, a.device)
+    pairs = (("text_encoder", a.text_encoder, b.text_encoder),
+             ("text_encoder_2", a.text_encoder_2, b.text_encoder_2))  # fmt: skip
+    keys, encoders = [], []
+    for name, mine, theirs in pairs:
+        if (mine is None) != (theirs is None):
+            has = "the first" if theirs is None else "the second"
+            raise input_error(ctx, None, f"the two text encoders differ in architecture: only "
+                                         f"{has} has a {name} (SDXL's second encoder?)")  # fmt: skip
+        if mine is None:
+            encoders.append(None)
+            continue
+        key = blend.key(name, a.key, b.key)
+        encoders.append(manager().get(key, lambda m=mine, t=theirs: _blended(ctx, m, t, blend),
+                                      device=a.device, size=module_bytes))  # fmt: skip
+        keys.append(key)
+    return ClipModel(a.tokenizer, encoders[0], keys[0], a.device, a.tokenizer_2, encoders[1])
 
 
 def ratio(name: str, description: str) -> Any:
@@ -160,7 +174,7 @@ def subtract_models(ctx, unet_a: UNetModel, unet_b: UNetModel, multiplier: float
     outputs=[Output("clip", CLIP)],
 )  # fmt: skip
 def merge_text_encoders(ctx, clip_a: ClipModel, clip_b: ClipModel, ratio: float = 1.0):
-    """Weighted average of two text encoders (clip_a's tokenizer is kept)."""
+    """Weighted average of two CLIPs' text encoders (SDXL: both; clip_a's tokenizers kept)."""
     return merge_clips(ctx, clip_a, clip_b, Blend("simple", ratio, 1.0 - ratio))
 
 

@@ -54,8 +54,10 @@ def _warn_truncated(ctx: Any, index: int, count: int, limit: int, dropped: str) 
              f"truncated, dropping {dropped}")  # fmt: skip
 
 
-def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str) -> Tokens:
-    """A prompt's pieces as tokens: text through the tokenizer, embeddings as vectors."""
+def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str, part: str = "clip_l",
+             input_name: str = "text") -> Tokens:  # fmt: skip
+    """A prompt's pieces as tokens: text through the tokenizer, embeddings as vectors (their
+    `part` for this encoder: nodes/embeddings.py; errors name `input_name`)."""
     from .embeddings import EmbeddingError, load_embedding
 
     tok = clip.tokenizer
@@ -64,9 +66,9 @@ def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str) -> Tokens:
     for piece in parse_prompt(prompt):
         if piece.embedding:
             try:
-                vectors = load_embedding(piece.text, width, ctx.settings.models_dirs)
+                vectors = load_embedding(piece.text, width, ctx.settings.models_dirs, part)
             except EmbeddingError as exc:
-                raise input_error(ctx, "text", str(exc)) from None
+                raise input_error(ctx, input_name, str(exc)) from None
             # The placeholder id is never read (its input vector is replaced); bos is not eos,
             # so the pooled output still comes from the end token.
             content += [(tok.bos_token_id, piece.weight, v) for v in vectors]

@@ -29,15 +29,39 @@ def enforce_limits(ctx: Any, node_fn: Any, **values: Any) -> None:
         raise input_error(ctx, name, message)
 
 
+SAMPLING_KINDS = ("eps", "v_prediction", "lcm")
+
+
+@dataclass(frozen=True)
+class ModelSampling:
+    """How a UNet is sampled (nodes/model_sampling.py): what its output is ("eps": the noise,
+    "v_prediction": the velocity, "lcm": a consistency model's, through LCMScheduler) and
+    whether its betas are rescaled to zero terminal SNR."""
+
+    kind: str = "eps"
+    zsnr: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in SAMPLING_KINDS:
+            raise ValueError(f"unknown sampling {self.kind!r}; one of {', '.join(SAMPLING_KINDS)}")
+
+    @property
+    def prediction_type(self) -> str:
+        """diffusers' name for it (LCM models predict the noise)."""
+        return "v_prediction" if self.kind == "v_prediction" else "epsilon"
+
+
 @dataclass(eq=False)
 class UNetModel:
     """MODEL: the denoising UNet, shared through the model manager (LoRA and merge nodes make
-    new manager entries; nothing changes a shared one)."""
+    new manager entries; nothing changes a shared one). `sampling` says how every sampler
+    must use it (None: as the scheduler config given says)."""
 
     unet: Any
     key: str
     device: str
     dtype: str
+    sampling: ModelSampling | None = None
 
 
 @dataclass(eq=False)
