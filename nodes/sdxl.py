@@ -44,14 +44,15 @@ def _encoder_output(ctx: Any, clip: ClipModel, pair: tuple[Any, Any], prompts: l
     import torch
 
     from .prompt_syntax import is_plain, parse_prompt
-    from .text import plain_ids, tokenize, weighted
+    from .text import inserted, plain_ids, tokenize, weighted
 
     tok, encoder = pair
     if all(is_plain(p, parse_prompt(p)) for p in prompts):
         return _hidden(encoder, plain_ids(ctx, tok, prompts, warn), layer)
     view = ClipModel(tok, encoder, clip.key, clip.device)
     tokens = [tokenize(ctx, view, i, p, *part) for i, p in enumerate(prompts)]
-    hidden, first = _hidden(encoder, torch.tensor([t.ids for t in tokens]), layer)
+    with inserted(encoder, [t.inserts for t in tokens]):
+        hidden, first = _hidden(encoder, torch.tensor([t.ids for t in tokens]), layer)
     empty = tok([""], padding="max_length", max_length=tok.model_max_length,
                 return_tensors="pt").input_ids  # fmt: skip
     return weighted(hidden, tokens, lambda: _hidden(encoder, empty, layer)[0]), first

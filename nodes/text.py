@@ -14,6 +14,8 @@ pipeline, which truncates too.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,14 +90,10 @@ def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str, part: str = "cl
     return Tokens(ids + [tok.pad_token_id] * pad, weights + [1.0] * pad, inserts)
 
 
-def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
-                 inserts: list[dict[int, Any]]) -> Any:  # fmt: skip
-    """Last hidden state (layer -1), or an earlier layer through the final layer norm (ComfyUI's
-    CLIP skip). `inserts[row][pos]` replaces the token-embedding input at that position, through
-    a forward hook held only for this call."""
-    import torch
-
-    te = clip.text_encoder
+@contextmanager
+def inserted(te: Any, inserts: list[dict[int, Any]]) -> Iterator[None]:
+    """While inside, `inserts[row][pos]` replaces the text encoder's token-embedding input at
+    that position (embeddings' vectors), through a forward hook held only that long."""
 
     def replace(module: Any, args: Any, output: Any) -> Any:
         output = output.clone()
@@ -106,6 +104,20 @@ def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
 
     hook = te.get_input_embeddings().register_forward_hook(replace) if any(inserts) else None
     try:
+        yield
+    finally:
+        if hook is not None:
+            hook.remove()
+
+
+def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
+                 inserts: list[dict[int, Any]]) -> Any:  # fmt: skip
+    """Last hidden state (layer -1), or an earlier layer through the final layer norm (ComfyUI's
+    CLIP skip), with the embeddings' vectors `inserts` (see `inserted`)."""
+    import torch
+
+    te = clip.text_encoder
+    with inserted(te, inserts):
         with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
             device = te.device
             attention = None
@@ -115,9 +127,6 @@ def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
                 return te(ids.to(device), attention_mask=attention)[0]
             out = te(ids.to(device), attention_mask=attention, output_hidden_states=True)
             return te.final_layer_norm(out.hidden_states[layer])
-    finally:
-        if hook is not None:
-            hook.remove()
 
 
 def plain_ids(ctx: Any, tok: Any, prompts: list[str], warn: bool = True) -> Any:
