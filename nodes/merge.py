@@ -184,15 +184,22 @@ CHECKPOINT_SUFFIX = ".safetensors"
 
 
 def checkpoint_state(unet: UNetModel, clip: ClipModel, vae: VAEModel) -> dict[str, Any]:
-    """One original-layout (LDM) state dict, the layout LoadModel and ComfyUI read."""
-    from .ldm_layout import to_original
+    """One original-layout (LDM) state dict, the layout LoadModel and ComfyUI read: SD's, or
+    SDXL's with both text encoders (the refiner's: the second only); a v-prediction model's
+    marker tensors (nodes/model_sampling.py) so it loads back as one."""
+    from .ldm_layout import sdxl_to_original, to_original, torch_ops
+    from .model_sampling import markers
 
-    return to_original(
-        unet.unet.state_dict(), dict(unet.unet.config),
-        vae.vae.state_dict(), dict(vae.vae.config),
-        clip.text_encoder.state_dict(),
-        to_conv1x1=lambda t: t.reshape(*t.shape, 1, 1),
-    )  # fmt: skip
+    unet_state, vae_state = unet.unet.state_dict(), vae.vae.state_dict()
+    if clip.is_sdxl:
+        first = None if clip.text_encoder is None else clip.text_encoder.state_dict()
+        state = sdxl_to_original(unet_state, dict(unet.unet.config), vae_state,
+                                 dict(vae.vae.config), first, clip.text_encoder_2.state_dict(),
+                                 torch_ops())  # fmt: skip
+    else:
+        state = to_original(unet_state, dict(unet.unet.config), vae_state, dict(vae.vae.config),
+                            clip.text_encoder.state_dict(), torch_ops().to_conv1x1)  # fmt: skip
+    return {**state, **markers(unet.sampling)}
 
 
 def _metadata(ctx: Any) -> dict[str, str]:

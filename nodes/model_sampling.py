@@ -53,6 +53,19 @@ def from_markers(keys: Any) -> ModelSampling | None:
     return ModelSampling("v_prediction", ZSNR_MARKER in keys)
 
 
+def markers(sampling: ModelSampling | None) -> dict[str, Any]:
+    """The marker tensors a saved checkpoint carries so loaders (ours, ComfyUI) read it back
+    as v-prediction (and zsnr); none for eps and lcm models."""
+    import torch
+
+    if sampling is None or sampling.kind != "v_prediction":
+        return {}
+    found = {V_PRED_MARKER: torch.tensor([])}
+    if sampling.zsnr:
+        found[ZSNR_MARKER] = torch.tensor([])
+    return found
+
+
 def sd2_is_v_model(path: str) -> bool:
     """Whether an SD 2.x single file is the 768-v (v-prediction) model rather than the
     512-base (eps) one; reads one small tensor."""

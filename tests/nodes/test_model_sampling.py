@@ -221,3 +221,53 @@ def test_comfy_model_sampling_discrete_keeps_the_checkpoints_schedule(make_ctx):
     assert out.sampling == ModelSampling("v_prediction", True)
     spec = comfy.sampler_spec(out, "euler", "normal")
     assert model_sampling.for_model(spec, out).config["prediction_type"] == "v_prediction"
+
+
+def _lcm_lora_prompt(sampler: str) -> dict:
+    """ComfyUI's LCM-LoRA recipe: LoraLoader, ModelSamplingDiscrete lcm, KSampler lcm."""
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "builtin:tiny-sd"}},
+        "2": {"class_type": "LoraLoader",
+              "inputs": {"model": ["1", 0], "clip": ["1", 1], "lora_name": "builtin:tiny-lora",
+                         "strength_model": 1.0, "strength_clip": 1.0}},
+        "3": {"class_type": "ModelSamplingDiscrete",
+              "inputs": {"model": ["2", 0], "sampling": "lcm", "zsnr": False}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 1], "text": PROMPT}},
+        "5": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 1], "text": ""}},
+        "6": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32,
+                                                          "batch_size": 1}},
+        "7": {"class_type": "KSampler",
+              "inputs": {"model": ["3", 0], "seed": SEED, "steps": 4, "cfg": 1.5,
+                         "sampler_name": sampler, "scheduler": "sgm_uniform",
+                         "positive": ["4", 0], "negative": ["5", 0], "latent_image": ["6", 0],
+                         "denoise": 1.0}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["1", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "lcm"}},
+    }  # fmt: skip
+
+
+def _run_image(prompt: dict, settings: Settings):
+    import numpy as np
+    from PIL import Image
+
+    import latentgraph.nodes  # noqa: F401 - registers the nodes, ComfyUI's included
+    from latentgraph.graph import default_registry
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.scheduler import Scheduler
+
+    graph = graph_from_prompt(prompt, default_registry)
+    result = Scheduler(default_registry, settings=settings).run(graph)
+    assert result.ok, result.failures
+    [image] = result.ui["9"]["images"]
+    with Image.open(settings.output_dir / image["subfolder"] / image["filename"]) as img:
+        return np.asarray(img.convert("RGB")).tobytes()
+
+
+def test_comfy_lcm_lora_prompt_runs_and_its_sampling_reaches_ksampler(tiny, tmp_path):
+    settings = Settings(output_dir=tmp_path / "out", input_dir=tmp_path, temp_dir=tmp_path)
+    with_lcm = _run_image(_lcm_lora_prompt("lcm"), settings)
+    # euler on an lcm model: sampled with LCMScheduler all the same
+    assert _run_image(_lcm_lora_prompt("euler"), settings) == with_lcm
+    eps = _lcm_lora_prompt("euler")
+    eps["3"]["inputs"]["sampling"] = "eps"
+    assert _run_image(eps, settings) != with_lcm

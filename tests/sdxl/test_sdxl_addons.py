@@ -207,3 +207,33 @@ def test_comfy_vae_loader_reads_an_sdxl_checkpoint_with_its_factor(make_ctx, tmp
     write_single_file(tmp_path / "vae" / "sdxl-full.safetensors")
     vae = comfy.vae_loader(make_ctx("VAELoader", models_dirs=[tmp_path]), "sdxl-full.safetensors")
     assert vae.scaling_factor == 0.13025
+
+
+# --- SaveCheckpoint ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["base", "refiner"])
+def test_save_checkpoint_keeps_both_sdxl_encoders_and_the_v_prediction_marker(
+        make_ctx, sdxl, refiner, tmp_path, which):  # fmt: skip
+    import torch
+
+    from latentgraph.nodes import loaders, model_sampling
+    from latentgraph.nodes.values import ModelSampling
+
+    unet, clip, vae, _ = sdxl if which == "base" else refiner
+    v_unet = model_sampling.set_model_sampling(make_ctx(), unet, "v_prediction", True)
+    merge.save_checkpoint(make_ctx("SaveCheckpoint"), v_unet, clip, vae, "checkpoints/xl")
+    path = tmp_path / "output" / "checkpoints" / "xl_00001_.safetensors"
+    back_unet, back_clip, back_vae, spec = loaders.load_model(make_ctx("LoadModel"), str(path))
+    assert back_unet.sampling == ModelSampling("v_prediction", True)
+    assert spec.config["prediction_type"] == "v_prediction"
+    assert back_vae.scaling_factor == 0.13025
+    pairs = [(back_clip.text_encoder_2, clip.text_encoder_2), (back_unet.unet, unet.unet)]
+    if which == "base":
+        pairs.append((back_clip.text_encoder, clip.text_encoder))
+    else:
+        assert back_clip.text_encoder is None
+    for saved, original in pairs:
+        theirs = original.state_dict()
+        for k, v in saved.state_dict().items():
+            assert torch.equal(v, theirs[k]), k
