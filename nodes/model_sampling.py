@@ -10,9 +10,10 @@ the user declares it (LoadModel's `prediction`, SetModelSampling, ComfyUI's
 ModelSamplingDiscrete).
 
 `for_model(spec, unet)` is THE rule that turns a scheduler spec into the one the model must
-be sampled with; every sampler calls it (UNetDenoise, KSampler through it, and the custom
-sampling nodes that build sigmas from a MODEL). `sampled_config` is the same rule on a plain
-scheduler config.
+be sampled with; every sampler calls it (UNetDenoise, KSampler through it; a custom sampler
+through `node_spec`, which names the node input in its errors). `sampled_config(config,
+unet.sampling)` is the part about the config alone (prediction type, zsnr betas): what sigma
+nodes building noise levels from a MODEL's scheduler config apply.
 """
 
 from __future__ import annotations
@@ -84,8 +85,11 @@ def declared(kind: str, base: ModelSampling) -> ModelSampling:
     return base if kind == "auto" else replace(base, kind=kind)
 
 
-def sampled_config(config: dict[str, Any], sampling: ModelSampling) -> dict[str, Any]:
-    """A scheduler config with the model's prediction type and zero-terminal-SNR setting."""
+def sampled_config(config: dict[str, Any], sampling: ModelSampling | None) -> dict[str, Any]:
+    """A scheduler config with the model's prediction type and zero-terminal-SNR setting (for
+    sigmas built from a MODEL: `sampled_config(config, unet.sampling)`); None: as it is."""
+    if sampling is None:
+        return dict(config)
     return {**config, "prediction_type": sampling.prediction_type,
             "rescale_betas_zero_snr": sampling.zsnr}  # fmt: skip
 
