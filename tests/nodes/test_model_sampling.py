@@ -271,3 +271,23 @@ def test_comfy_lcm_lora_prompt_runs_and_its_sampling_reaches_ksampler(tiny, tmp_
     eps = _lcm_lora_prompt("euler")
     eps["3"]["inputs"]["sampling"] = "eps"
     assert _run_image(eps, settings) != with_lcm
+
+
+def test_lcm_lora_workflow_runs_and_a_sampling_change_reruns_only_the_sampler(tiny, tmp_path):
+    from pathlib import Path
+
+    import latentgraph.nodes  # noqa: F401 - registers the nodes
+    from latentgraph.graph import default_registry
+    from latentgraph.graph.scheduler import Scheduler
+    from latentgraph.graph.workflow import load_workflow
+
+    path = Path(__file__).resolve().parents[2] / "workflows" / "lcm_lora.yaml"
+    settings = Settings(output_dir=tmp_path / "out", input_dir=tmp_path, temp_dir=tmp_path)
+    sched = Scheduler(default_registry, settings=settings)
+    small = {"width": "32", "height": "32"}
+    first = sched.run(load_workflow(path, overrides=small).graph)
+    assert first.ok, first.failures
+    second = sched.run(load_workflow(path, overrides={**small, "sampling": "eps"}).graph)
+    assert second.ok, second.failures
+    assert set(second.executed) == {"sampling", "denoise", "decode", "save"}
+    assert {"model", "lcm", "positive", "negative", "noise"} <= set(second.cached)
