@@ -29,8 +29,8 @@ from .values import SAMPLING_KINDS, ModelSampling, SchedulerSpec, UNetModel, inp
 LCM_CLASS = "LCMScheduler"
 # Markers some single-file checkpoints carry (empty tensors): ComfyUI reads them the same way.
 V_PRED_MARKER, ZSNR_MARKER = "v_pred", "ztsnr"
-# SD 2.x 768-v and 512-base have the same shapes; the v-model's last attention block has
-# norm biases spread far wider (ComfyUI's test, same tensor and threshold).
+# SD 2.x 768-v and 512-base have the same shapes; ComfyUI tells them apart by the spread of
+# one attention norm's biases (a heuristic: the same tensor and threshold here).
 SD2_V_PROBE = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"
 SD2_V_STD = 0.09
 
