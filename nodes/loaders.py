@@ -515,6 +515,8 @@ _VAE_PREFIXES = ("first_stage_model.", "vae.", "")
 _CLIP_PREFIXES = ("cond_stage_model.transformer.", "text_encoder.", "")
 # width of the first layer -> preset whose configs describe the component
 _VAE_WIDTHS = {128: "sd15", 32: TINY_PRESET}
+_SDXL_VAE_WIDTHS = {128: "sdxl", 32: "tiny-sdxl"}
+SDXL_ARCHITECTURE = "stable-diffusion-xl"  # the SAI model spec's architecture ids for SDXL
 _CLIP_WIDTHS = {768: "sd15", 1024: "sd2", 32: TINY_PRESET}
 
 
@@ -567,16 +569,28 @@ def _load_strict(ctx: Any, module: Any, state: dict[str, Any], path: str) -> Any
     return module
 
 
-def _vae_preset(ctx: Any, shapes: dict[str, list[int]], config: str, width: int) -> str:
+def _says_sdxl(path: str) -> bool:
+    """Whether the file's SAI model spec metadata (`modelspec.architecture`) names SDXL."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as fh:
+        architecture = (fh.metadata() or {}).get("modelspec.architecture", "")
+    return architecture.startswith(SDXL_ARCHITECTURE)
+
+
+def _vae_preset(ctx: Any, path: str, shapes: dict[str, list[int]], config: str,
+                width: int) -> str:  # fmt: skip
     """Which config describes a single file's VAE, and so its latent scaling factor (SDXL's
     0.13025, SD's 0.18215): a full checkpoint's own architecture (detect_preset); a VAE alone
-    by its width (SD and SDXL VAEs have the same shapes: SD's assumed, `config` sdxl says
-    otherwise)."""
+    by its model spec metadata, else its width (SD and SDXL VAEs have the same shapes: SD's
+    is taken; `config` sdxl says otherwise)."""
     if config == "auto" and _UNET_PROBE in shapes:
         try:
             return detect_preset(shapes)
         except ValueError:
             pass  # an architecture we cannot run (inpainting...): its VAE by its width
+    if config == "auto" and width in _SDXL_VAE_WIDTHS and _says_sdxl(path):
+        return _SDXL_VAE_WIDTHS[width]
     return _component_preset(ctx, config, width, _VAE_WIDTHS, "VAE")
 
 
@@ -592,7 +606,7 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
     if found is None:
         raise input_error(ctx, "source", f"{path}: no VAE weights found (encoder.* tensors)")
     width = shapes[found[0] + "encoder.conv_in.weight"][0]
-    folder = _config_dir(ctx, _vae_preset(ctx, shapes, config, width))
+    folder = _config_dir(ctx, _vae_preset(ctx, path, shapes, config, width))
     if ldm is not None:
         return AutoencoderKL.from_single_file(
             path, config=folder, subfolder="vae", local_files_only=True, torch_dtype=torch_dtype

@@ -194,6 +194,9 @@ def test_load_vae_takes_the_scaling_factor_from_the_file_or_the_config(make_ctx,
                 if k.startswith("first_stage_model.")}  # fmt: skip
     save_file(vae_only, str(tmp_path / "vae.safetensors"))
     assert scaling(tmp_path / "vae.safetensors") == 0.18215  # same shapes as SD's: SD assumed
+    spec = {"modelspec.architecture": "stable-diffusion-xl-v1-base/vae"}  # SAI model spec
+    save_file(vae_only, str(tmp_path / "vae-spec.safetensors"), metadata=spec)
+    assert scaling(tmp_path / "vae-spec.safetensors") == 0.13025
     assert scaling(tmp_path / "vae.safetensors", "tiny-sdxl") == 0.13025  # declared
     assert scaling(tmp_path / "sdxl.safetensors", "builtin:tiny-sd") == 0.18215
     folder_vae = loaders.load_vae(make_ctx("LoadVAE"), "builtin:tiny-sdxl")  # its config
