@@ -629,8 +629,8 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
             ["auto", "sd15", "sd2", "sd2-base", "sdxl", BUILTIN_TINY, "tiny-sdxl"],
             "auto",
             description="architecture and latent scaling factor of a single-file VAE (auto: a "
-            "full checkpoint's own; a VAE alone by its shapes, SD's 0.18215: set sdxl for an "
-            "SDXL VAE file, 0.13025)",
+            "full checkpoint's own; a VAE alone by its model spec metadata, else SD's 0.18215: "
+            "set sdxl for an SDXL VAE file, 0.13025)",
         ),
     ],
     outputs=[Output("vae", VAE)],
