@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from . import (  # noqa: F401 - importing registers the node types
     animation,
+    canny,
     codecs,
     comfy,
+    comfy_controlnet,
     comfy_models,
     comfy_sdxl,
+    controlnet,
     denoise,
     image_tools,
     images,

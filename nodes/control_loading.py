@@ -103,7 +103,8 @@ def read_tensors(path: Path) -> dict[str, Any]:
 
 
 def kind_of(state: dict[str, Any], config: dict[str, Any] | None, path: Path) -> str:
-    """"controlnet" or "t2i_adapter", from the config's class or the tensor names."""
+    """The kind of control model ("controlnet" or "t2i_adapter"), from the config's
+    class or the tensor names."""
     if config is not None:
         kinds = {"ControlNetModel": "controlnet", "T2IAdapter": "t2i_adapter"}
         kind = kinds.get(config.get("_class_name", ""))
@@ -171,7 +172,9 @@ def _adapter_config(state: dict[str, Any], path: Path) -> dict[str, Any]:
         raise ControlLoadError(f"{path}: only the full T2I-Adapter layouts load from a single "
                                "file; use the adapter's diffusers folder")  # fmt: skip
     unshuffled = state["adapter.conv_in.weight"].shape[1]
-    in_channels = 3 if unshuffled % 3 == 0 and math.isqrt(unshuffled // 3) ** 2 * 3 == unshuffled else 1
+    in_channels = (
+        3 if unshuffled % 3 == 0 and math.isqrt(unshuffled // 3) ** 2 * 3 == unshuffled else 1
+    )
     factor = math.isqrt(unshuffled // in_channels)
     count = len({k.split(".")[2] for k in state if k.startswith("adapter.body.")})
     resnets = {k.split(".")[4] for k in state if k.startswith("adapter.body.0.resnets.")}
