@@ -511,8 +511,9 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
         print(f"single-file checkpoint: {args.single_file}")
     if args.addons:
         from latentgraph.nodes.tiny_addons import write_models_folder
+        from latentgraph.nodes.tiny_control import write_controlnet_folder
 
-        for path in write_models_folder(args.addons):
+        for path in [*write_models_folder(args.addons), *write_controlnet_folder(args.addons)]:
             print(f"tiny add-on: {path}")
     return EXIT_OK
 

@@ -7,7 +7,7 @@ and embeddings in the SD 1.x (`emb_params`) and SDXL (`clip_l`/`clip_g`) layouts
 `builtin:tiny-lora` (kohya) and `builtin:tiny-lora-diffusers` name the LoRAs in LoadLoRA and
 LoraLoader, so the example workflows run on a fresh clone;
 `latentgraph tiny-model --addons MODELS_DIR` (or `python -m latentgraph.nodes.tiny_addons
-MODELS_DIR`) writes all of them, and the tiny control models, into a models folder.
+MODELS_DIR`) writes all of them into a models folder.
 """
 
 from __future__ import annotations
@@ -126,13 +126,9 @@ def builtin_lora(name: str) -> Path:
 
 
 def write_models_folder(root: Path) -> list[Path]:
-    """Put the tiny LoRAs (loras/), embeddings (embeddings/) and control models
-    (controlnet/: nodes/tiny_control.py) into a models root."""
-    from .tiny_control import write_controlnet_folder
-
+    """Put the tiny LoRAs (loras/) and embeddings (embeddings/) into a models root."""
     root = Path(root)
     return [
-        *write_controlnet_folder(root),
         save_atomic(lora_tensors("kohya"), root / "loras" / "tiny-lora-kohya.safetensors"),
         save_atomic(lora_tensors("diffusers"), root / "loras" / "tiny-lora-diffusers.safetensors"),
         save_atomic(embedding_tensors("sd1"), root / "embeddings" / "tiny-embedding.safetensors"),
@@ -143,9 +139,7 @@ def write_models_folder(root: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m latentgraph.nodes.tiny_addons")
-    parser.add_argument(
-        "models_dir", type=Path, help="a models root (loras/, embeddings/, controlnet/)"
-    )
+    parser.add_argument("models_dir", type=Path, help="a models root (loras/, embeddings/)")
     args = parser.parse_args(argv)
     for path in write_models_folder(args.models_dir):
         print(path)
