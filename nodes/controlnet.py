@@ -144,12 +144,17 @@ class ControlResiduals:
         return down, _spread(mid.to(dtype), rows, len(call.chunks))
 
     def _adapter(self, control: Control, call: UNetCall, rows: list[int]) -> list[Any]:
+        """The adapter's features, computed once per run on one chunk's rows (the image
+        does not depend on the step or the text), repeated for each chunk it acts on."""
+        import torch
+
         key = (id(control), tuple(call.sample.shape), tuple(rows))
         if key not in self._features:
-            hint = self._hint(control, call, len(rows))
-            features = control.model.model(hint)
-            self._features[key] = [_spread(f.to(call.sample.dtype), rows, len(call.chunks))
-                                   for f in features]  # fmt: skip
+            features = control.model.model(self._hint(control, call, 1))
+            self._features[key] = [
+                _spread(torch.cat([f.to(call.sample.dtype)] * len(rows)), rows, len(call.chunks))
+                for f in features
+            ]
         return [f * control.strength for f in self._features[key]]
 
 
