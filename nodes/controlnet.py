@@ -126,7 +126,13 @@ class ControlResiduals:
             image = match_batch(image, batch // n)
             module = control.model.model
             dtype = next(module.parameters()).dtype
+            # The memory layout picks the convolution kernels, so it is diffusers' own: its
+            # ControlNet pipeline hands a contiguous image, its adapter pipeline a permuted
+            # (channels-last) one.
+            adapter = control.model.kind == "t2i_adapter"
+            layout = torch.channels_last if adapter else torch.contiguous_format
             hint = torch.cat([image] * chunks).to(call.sample.device, dtype)
+            hint = hint.contiguous(memory_format=layout)
             self._hints[key] = hint
         return self._hints[key]
 
