@@ -21,7 +21,7 @@ def threshold(name: str, default: float) -> Any:
     outputs=[Output("IMAGE", IMAGE)],
 )  # fmt: skip
 def canny(ctx, image: Any, low_threshold: float = 0.4, high_threshold: float = 0.8):
-    """White edges on black, as ControlNet canny models expect."""
+    """An edge map of the image (Canny): white edges on black, as canny ControlNets expect."""
     from kornia.filters import canny as kornia_canny
 
     from .values import input_error
