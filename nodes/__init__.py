@@ -16,6 +16,7 @@ from . import (  # noqa: F401 - importing registers the node types
     comfy_controlnet,
     comfy_models,
     comfy_sdxl,
+    conditioning,
     controlnet,
     denoise,
     image_tools,
