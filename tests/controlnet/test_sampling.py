@@ -196,3 +196,8 @@ def test_controlled_conditioning_stays_in_memory(make_ctx, tiny, handles):
     codec = codec_for(pos)
     assert codec.name == "lg.controlled-conditioning" and codec.encode is None
     assert codec_for(cond).encode is not None  # plain conditioning still goes to disk
+    # unloading the control model drops cached conditioning holding it
+    from latentgraph.nodes.values import holds_model
+
+    key = handles["builtin:tiny-controlnet"].key
+    assert holds_model(pos, {key}) and not holds_model(cond, {key})
