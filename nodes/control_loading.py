@@ -75,7 +75,7 @@ def control_identity(name: str, dirs: list[Path] | None = None) -> str:
     try:
         path = control_path(name, dirs)
     except ControlLoadError as exc:
-        return f"missing:{exc}"
+        return f"{models_dirs.MISSING}{exc}"
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
     return "|".join(models_dirs.file_identity(f) for f in files)
 
@@ -242,8 +242,13 @@ def load_control(settings: Settings, name: str, unet: UNetModel | None = None) -
           f"{runtime.model_identity(settings)}"  # fmt: skip
 
     def load() -> ControlModel:
+        from .quiet import quiet_libraries
+
+        quiet_libraries()
         module, kind, scale = read_control(path, unet)
-        module = place(settings, module.to(runtime.torch_dtype(dtype)), device)
-        return ControlModel(module, kind, key, device, scale)
+        torch_dtype = runtime.torch_dtype(dtype)
+        if module.dtype != torch_dtype:  # (diffusers warns on every dtype cast)
+            module = module.to(torch_dtype)
+        return ControlModel(place(settings, module, device), kind, key, device, scale)
 
     return manager().get(key, load, device, size=lambda handle: module_bytes(handle.model))

@@ -39,6 +39,7 @@ from latentgraph.graph import (
 from latentgraph.graph.cache import Codec, register_codec
 
 from .control_loading import ControlLoadError, control_identity, load_control
+from .models_dirs import missing_problems
 from .values import Conditioning, ControlModel, UNetModel, input_error
 
 CONTROL_NET = "CONTROL_NET"
@@ -213,8 +214,7 @@ def _check(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None,
     name = inputs.get("control_net")
     if not isinstance(name, str):
         return []
-    found = control_identity(name, settings.models_dirs)
-    return [("control_net", found.removeprefix("missing:"))] if found.startswith("missing:") else []
+    return missing_problems("control_net", control_identity(name, settings.models_dirs))
 
 
 def control_net_input(**kw: Any) -> Any:
