@@ -201,3 +201,34 @@ def test_controlled_conditioning_stays_in_memory(make_ctx, tiny, handles):
 
     key = handles["builtin:tiny-controlnet"].key
     assert holds_model(pos, {key}) and not holds_model(cond, {key})
+
+
+def test_two_controlnets_mixed_differ_from_each_alone(make_ctx, tiny, handles):
+    first = (handles["builtin:tiny-controlnet"], control_image(), 0.8, 0.0, 1.0)
+    second = (handles["tiny-controlnet-2.safetensors"], control_image(seed=2), 0.8, 0.0, 1.0)
+    both, _ = generate(make_ctx, tiny, [first, second], steps=3)
+    assert both.tobytes() not in {generate(make_ctx, tiny, [c], steps=3)[0].tobytes()
+                                  for c in (first, second)}  # fmt: skip
+
+
+def test_controls_act_on_area_entries_too(make_ctx, tiny, handles):
+    """An entry on part of the latent runs on its crop: the control image is fitted to it."""
+    from latentgraph.nodes.conditioning import combine, with_area
+    from latentgraph.nodes.values import Area
+
+    unet, clip, v, spec = tiny
+    pos = text.text_encode(make_ctx("TextEncode"), clip, PROMPT)
+    left = with_area(text.text_encode(make_ctx("TextEncode"), clip, "a red door"),
+                     Area(1.0, 0.5, 0.0, 0.0, fractions=True), 1.0)  # fmt: skip
+    neg = text.text_encode(make_ctx("TextEncode"), clip, NEGATIVE)
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 64, 64, 1, 5, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "euler")
+
+    def run(strength):
+        p, n = controlnet.apply_control_net(make_ctx("ApplyControlNet"), combine(pos, left), neg,
+                                            handles["builtin:tiny-controlnet"], control_image(),
+                                            strength)  # fmt: skip
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, p, n, noise, 3, 7.5, 1.0,
+                                    5).samples  # fmt: skip
+
+    assert not torch.equal(run(1.0), run(0.0))
