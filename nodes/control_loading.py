@@ -56,13 +56,16 @@ def control_path(name: str, dirs: list[Path] | None = None) -> Path:
     if models_dirs.is_pickled(name):
         raise ControlLoadError(f"{name!r} is a pickle-based file, which can run code when "
                                "loaded; it is refused: use the .safetensors version")  # fmt: skip
+    path = Path(name).expanduser()
+    if path.is_absolute():
+        if (path.is_dir() and (path / "config.json").is_file()
+                or path.is_file() and path.suffix == ".safetensors"):  # fmt: skip
+            return path
+        raise ControlLoadError(f"{path}: no .safetensors file or diffusers folder (with its "
+                               "config.json) there")  # fmt: skip
     try:
         return models_dirs.resolve(FOLDER, name, dirs)
     except models_dirs.ModelNotFound as exc:
-        path = Path(name).expanduser()
-        if path.is_absolute() and (path.is_dir() and (path / "config.json").is_file()
-                                   or path.is_file() and path.suffix == ".safetensors"):  # fmt: skip
-            return path
         raise ControlLoadError(f"{exc}; or give an absolute path to a .safetensors file or a "
                                "diffusers folder") from None  # fmt: skip
 

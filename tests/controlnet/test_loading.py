@@ -98,3 +98,15 @@ def test_dropdown_lists_builtins_then_the_folder(control_root):
     assert names[:2] == ["builtin:tiny-controlnet", "builtin:tiny-t2i-adapter"]
     assert "tiny-controlnet-original.safetensors" in names
     assert "tiny-t2i-adapter.safetensors" in names
+
+
+def test_absolute_diffusers_folders_load_with_their_own_config(make_ctx, control_root, tmp_path):
+    folder = control_root / "controlnet" / "tiny-controlnet-diffusers"
+    handle = _load(make_ctx, tmp_path, str(folder))
+    assert handle.kind == "controlnet"
+    assert torch.equal(handle.model.conv_in.weight, tiny_controlnet().conv_in.weight)
+    tiny_adapter().save_pretrained(tmp_path / "adapter")
+    adapter = _load(make_ctx, tmp_path, str(tmp_path / "adapter"))
+    assert adapter.kind == "t2i_adapter" and adapter.hint_scale == 8
+    with pytest.raises(NodeInputError, match="input 'control_net'.*nowhere: no .safetensors file"):
+        _load(make_ctx, tmp_path, str(tmp_path / "nowhere"))
