@@ -226,6 +226,12 @@ _UNET_PROBE = "model.diffusion_model.input_blocks.0.0.weight"  # a full checkpoi
 _ARCHITECTURES = {(320, 768): "sd15", (320, 1024): "sd2", (32, 32): TINY_PRESET}
 
 
+def unet_preset(width: int, context: int | None) -> str | None:
+    """The shipped config preset of a UNet (or a ControlNet copied from one) of this width
+    (first convolution's channels) and cross-attention context size; None when unknown."""
+    return _ARCHITECTURES.get((width, context))
+
+
 def detect_preset(shapes: dict[str, list[int]]) -> str:
     """Which shipped config fits a single-file checkpoint, from its tensor names and shapes:
     SDXL by its conditioner's tensors (nodes/sdxl_loading.py), else the UNet's width and its
@@ -249,7 +255,7 @@ def detect_preset(shapes: dict[str, list[int]]) -> str:
                       if k.startswith("model.diffusion_model.") and k.endswith("attn2.to_k.weight")
                       and len(shape) == 2})  # fmt: skip
     found = (conv_in[0], context[0] if len(context) == 1 else None)
-    preset = _ARCHITECTURES.get(found)
+    preset = unet_preset(*found)
     if preset is None:
         raise ValueError(
             f"unknown architecture (UNet width {found[0]}, cross-attention context "

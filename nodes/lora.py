@@ -64,7 +64,7 @@ def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
     try:
         path = lora_path(name, dirs)
     except LoraError as exc:
-        return f"missing:{exc}"
+        return f"{models_dirs.MISSING}{exc}"
     return models_dirs.file_identity(path)
 
 
@@ -219,8 +219,7 @@ def _check(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None,
     name = inputs.get("lora")
     if not isinstance(name, str):
         return []
-    missing = lora_identity(name, settings.models_dirs)
-    return [("lora", missing.removeprefix("missing:"))] if missing.startswith("missing:") else []
+    return models_dirs.missing_problems("lora", lora_identity(name, settings.models_dirs))
 
 
 def strength(name: str, description: str) -> Any:

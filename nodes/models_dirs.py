@@ -147,6 +147,15 @@ def file_identity(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
+MISSING = "missing:"  # how an identity hook's answer starts when the name does not resolve
+
+
+def missing_problems(input_name: str, identity: str) -> list[tuple[str | None, str]]:
+    """A check hook's problems for a model input from its identity (`missing:<why>` when
+    the name does not resolve): validation reports them before anything runs."""
+    return [(input_name, identity.removeprefix(MISSING))] if identity.startswith(MISSING) else []
+
+
 def identity_hook(folder: str, input_name: str) -> Callable[[dict[str, Any], Settings], str]:
     """The identity hook of a models-folder dropdown: the file's `file_identity` (so
     replacing the file invalidates what was built from it), and the run's device, dtype and
