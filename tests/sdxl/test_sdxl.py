@@ -264,5 +264,3 @@ def test_sdxl_prompt_weights_move_only_the_weighted_tokens_of_both_encoders(make
     assert torch.equal(
         heavy.single.pooled, plain.single.pooled
     )  # weights act on the hidden states only
-    with pytest.raises(ValueError, match="'text'.*embeddings are not supported with SDXL"):
-        text.text_encode(make_ctx("TextEncode"), clip, "a embedding:tiny-embedding fox")
