@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .controlnet import ControlResiduals, UNetCall
 from .sdxl import added_inputs
 from .values import Area, CondEntry, Conditioning, input_error
 
@@ -120,17 +121,23 @@ class Term:
         return self.region is None and self.mask is None
 
     def active(self, t: Any, train_steps: int) -> bool:
-        """Whether timestep `t` lies in the entry's range: percent p is timestep
-        (1 - p) × (train_steps - 1), so 0 is the noisiest level and 1 the cleanest."""
-        level = float(t)
-        last = train_steps - 1
+        """Whether timestep `t` lies in the entry's range (`in_percent_range`)."""
         entry = self.entry
-        return (1 - entry.end_percent) * last <= level <= (1 - entry.start_percent) * last
+        return in_percent_range(t, train_steps, entry.start_percent, entry.end_percent)
 
     @property
     def batch_key(self) -> tuple:
         """Terms sharing this key run in one UNet call."""
         return (self.region, tuple(self.embeds.shape[1:]), self.added is None)
+
+
+def in_percent_range(t: Any, train_steps: int, start: float, end: float) -> bool:
+    """Whether timestep `t` lies in the range start..end of sampling: percent p is timestep
+    (1 - p) × (train_steps - 1), so 0 is the noisiest level and 1 the cleanest (entries'
+    timestep ranges and ControlNets' start/end percent alike)."""
+    level = float(t)
+    last = train_steps - 1
+    return (1 - end) * last <= level <= (1 - start) * last
 
 
 @dataclass
@@ -156,17 +163,23 @@ class Batch:
         return self.terms[0].region
 
 
-def unet_call(model: Any, x: Any, t: Any, batch: Batch) -> Any:
+def unet_call(model: Any, x: Any, t: Any, batch: Batch,
+              controls: ControlResiduals | None = None) -> Any:  # fmt: skip
     """The UNet's noise prediction for a batch of terms on the model input `x` (whole: the
     batch's region is cut here), one chunk per term. The one place the UNet runs while
-    sampling: what else it is given (ControlNet residuals, inpainting channels) goes here."""
+    sampling: what else it is given goes here: the entries' ControlNet residuals and
+    T2I-Adapter features (`controls`), inpainting channels."""
     import torch
 
     x = x if batch.region is None else batch.region.crop(x)
     n = len(batch.terms)
     model_input = torch.cat([x] * n) if n > 1 else x
+    extra = {}
+    if controls is not None:
+        chunks = [term.entry.controls for term in batch.terms]
+        extra = controls.kwargs(UNetCall(model_input, t, batch.embeds, batch.added, chunks))
     return model(model_input, t, encoder_hidden_states=batch.embeds,
-                 added_cond_kwargs=batch.added, return_dict=False)[0]  # fmt: skip
+                 added_cond_kwargs=batch.added, return_dict=False, **extra)[0]  # fmt: skip
 
 
 def _rows(ctx: Any, side: str, embeds: Any, batch: int) -> Any:
@@ -225,6 +238,7 @@ class Guidance:
         positive = _paired(negative, positive)
         self.terms = [self._ready(t, hw) for t in (negative if self.guided else []) + positive]
         self._batches: dict[tuple[int, ...], Batch] = {}
+        self.controls = ControlResiduals(self.train_steps)
 
     @property
     def guided(self) -> bool:
@@ -281,7 +295,7 @@ class Guidance:
             key = tuple(id(term) for term in terms)
             if key not in self._batches:
                 self._batches[key] = Batch.of(terms)
-            out = unet_call(self.model, x, t, self._batches[key])
+            out = unet_call(self.model, x, t, self._batches[key], self.controls)
             for term, pred in zip(terms, out.chunk(len(terms)), strict=True):
                 preds[id(term)] = pred
         sides = {side: [(term, preds[id(term)]) for term in active if term.side == side]
