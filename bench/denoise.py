@@ -43,7 +43,7 @@ def _hand_loop(unet, spec, pos, neg, noise, steps, guidance):
 
     sched = build_scheduler(spec, 42)
     sched.set_timesteps(steps)
-    embeds = torch.cat([neg.single.embeds, pos.single.embeds])
+    embeds = torch.cat([neg.embeds, pos.embeds])
     lat = noise.samples * sched.init_noise_sigma
     with torch.inference_mode():
         for t in sched.timesteps:
@@ -123,7 +123,7 @@ def run(quick: bool = False) -> list[dict]:
     pipe.scheduler = build_scheduler(spec, 42)
 
     def pipeline():
-        pipe(prompt_embeds=pos.single.embeds, negative_prompt_embeds=neg.single.embeds, height=size,
+        pipe(prompt_embeds=pos.embeds, negative_prompt_embeds=neg.embeds, height=size,
              width=size, num_inference_steps=steps, guidance_scale=guidance,
              generator=torch.Generator().manual_seed(42), output_type="latent")  # fmt: skip
 

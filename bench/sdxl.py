@@ -52,8 +52,8 @@ def run(quick: bool = False) -> list[dict]:
     pipe.scheduler = build_scheduler(spec, 42)
 
     def pipeline():
-        pipe(prompt_embeds=pos.single.embeds, negative_prompt_embeds=neg.single.embeds,
-             pooled_prompt_embeds=pos.single.pooled, negative_pooled_prompt_embeds=neg.single.pooled,
+        pipe(prompt_embeds=pos.embeds, negative_prompt_embeds=neg.embeds,
+             pooled_prompt_embeds=pos.pooled, negative_pooled_prompt_embeds=neg.pooled,
              height=size, width=size, num_inference_steps=steps, guidance_scale=guidance,
              generator=torch.Generator().manual_seed(42), output_type="latent")  # fmt: skip
 

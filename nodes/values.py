@@ -239,11 +239,24 @@ class Conditioning:
 
     @property
     def single(self) -> CondEntry:
-        """The only entry (what a text encoder gives); an error for several. Not a property
-        per field: the engine probes values' attributes (`size`, `shape`) and must not raise."""
+        """The only entry (what a text encoder gives); an error for several."""
         if len(self.entries) != 1:
             raise ValueError(f"expected conditioning with one entry, got {len(self.entries)}")
         return self.entries[0]
+
+    # The one entry's text, read as before entries existed (an error for several). No `size`:
+    # the engine probes values' `size` (PIL images) and that must not raise.
+    @property
+    def embeds(self) -> Any:
+        return self.single.embeds
+
+    @property
+    def pooled(self) -> Any:
+        return self.single.pooled
+
+    @property
+    def prompts(self) -> list[str]:
+        return list(self.single.prompts)
 
 
 @dataclass

@@ -102,7 +102,7 @@ def test_load_text_encoder_gives_the_same_conditioning(builtin, clip_files, kind
     prompt = "a photograph of an astronaut riding a horse"
     ours = text.text_encode(context("TextEncode"), clip, prompt)
     ref = text.text_encode(context("TextEncode"), builtin[1], prompt)
-    assert torch.equal(ours.single.embeds, ref.single.embeds)
+    assert torch.equal(ours.embeds, ref.embeds)
 
 
 def test_text_encoder_of_the_wrong_architecture(clip_files):

@@ -164,9 +164,7 @@ def test_latents_and_conditioning_come_back_to_the_cpu(source, tiny_folder, comp
     assert isinstance(outputs["m"][0].unet.conv_in.weight, OnDevice)
     assert on_device(outputs, graph) == []
     if source == "builtin:tiny-sdxl":
-        assert (
-            outputs["pos"][0].single.pooled is not None
-        )  # SDXL's pooled embedding was checked too
+        assert outputs["pos"][0].pooled is not None  # SDXL's pooled embedding was checked too
 
 
 def test_comfy_nodes_return_cpu_values_too(tiny_folder, compute_device):
@@ -180,7 +178,7 @@ def test_consumers_move_cpu_values_to_the_device(tiny_folder, compute_device):
     graph = sd_graph("builtin:tiny-sd")
     outputs, mode = run_tagged(graph)
     storages = {t.untyped_storage().data_ptr() for t in mode.moved}
-    given = {"pos": outputs["pos"][0].single.embeds, "neg": outputs["neg"][0].single.embeds,
+    given = {"pos": outputs["pos"][0].embeds, "neg": outputs["neg"][0].embeds,
              "noise": outputs["noise"][0].samples, "d": outputs["d"][0].samples,
              "img": outputs["img"][0]}  # fmt: skip
     # UNetDenoise took both conditionings and the noise to the device, VAEDecode the

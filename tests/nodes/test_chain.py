@@ -99,13 +99,13 @@ def test_progress_and_cancellation(make_ctx, tiny):
 def test_long_prompt_is_truncated_with_a_warning(make_ctx, tiny):
     ctx = make_ctx("TextEncode")
     cond = text.text_encode(ctx, tiny[1], " ".join(["horse"] * 100))
-    assert cond.single.embeds.shape[:2] == (1, 77)
+    assert cond.embeds.shape[:2] == (1, 77)
     assert len(ctx.rec.warnings) == 1 and "truncated" in ctx.rec.warnings[0]
 
 
 def test_prompt_list_gives_a_batch(make_ctx, tiny):
     cond = text.text_encode(make_ctx("TextEncode"), tiny[1], '["a cat", "a dog"]')
-    assert cond.single.embeds.shape[0] == 2 and cond.single.prompts == ("a cat", "a dog")
+    assert cond.embeds.shape[0] == 2 and cond.prompts == ["a cat", "a dog"]
 
 
 def test_latent_codec_round_trip(tiny):

@@ -54,7 +54,7 @@ def test_partial_strength_matches_the_img2img_pipeline(make_ctx, tiny, tiny_fold
         return kwargs
 
     # 4-channel input is taken as latents by the pipeline: no second VAE encode to differ.
-    ref = pipe(prompt_embeds=pos.single.embeds, negative_prompt_embeds=neg.single.embeds, image=latent.samples,
+    ref = pipe(prompt_embeds=pos.embeds, negative_prompt_embeds=neg.embeds, image=latent.samples,
                strength=strength, num_inference_steps=10, guidance_scale=7.5,
                generator=torch.Generator().manual_seed(5), output_type="latent",
                callback_on_step_end=count).images  # fmt: skip

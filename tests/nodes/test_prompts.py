@@ -40,7 +40,7 @@ def test_embedding_names_in_order_without_repeats():
 
 
 def encoded(make_ctx, clip, prompt, **settings):
-    return text.text_encode(make_ctx("TextEncode", **settings), clip, prompt).single.embeds
+    return text.text_encode(make_ctx("TextEncode", **settings), clip, prompt).embeds
 
 
 def reference(tiny_folder, prompts, embedding=None):
@@ -91,8 +91,8 @@ def test_weights_work_in_a_batch_and_with_clip_skip(make_ctx, tiny):
     assert torch.equal(batch[0], encoded(make_ctx, clip, "a (red:1.4) car")[0])
     assert torch.equal(batch[1], encoded(make_ctx, clip, "a blue car")[0])
     skip = clip_set_last_layer(make_ctx("CLIPSetLastLayer"), clip, -2)
-    a = clip_text_encode(make_ctx("CLIPTextEncode"), "a (red:1.4) car", skip).single.embeds
-    b = clip_text_encode(make_ctx("CLIPTextEncode"), "a red car", skip).single.embeds
+    a = clip_text_encode(make_ctx("CLIPTextEncode"), "a (red:1.4) car", skip).embeds
+    b = clip_text_encode(make_ctx("CLIPTextEncode"), "a red car", skip).embeds
     assert a.shape == b.shape == (1, 77, 32) and not torch.equal(a, b)
     assert not torch.equal(b, encoded(make_ctx, clip, "a red car"))
 

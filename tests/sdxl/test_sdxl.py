@@ -62,9 +62,9 @@ def test_text_encode_matches_the_pipelines_encode_prompt(make_ctx, sdxl, sdxl_fo
     pipe = _pipeline(sdxl_folder)
     embeds, _, pooled, _ = pipe.encode_prompt(PROMPT, device="cpu", num_images_per_prompt=1,
                                               do_classifier_free_guidance=False)  # fmt: skip
-    assert cond.single.embeds.shape == embeds.shape == (1, 77, 96)
-    assert torch.equal(cond.single.embeds, embeds)
-    assert torch.equal(cond.single.pooled, pooled) and cond.single.pooled.shape == (1, 32)
+    assert cond.embeds.shape == embeds.shape == (1, 77, 96)
+    assert torch.equal(cond.embeds, embeds)
+    assert torch.equal(cond.pooled, pooled) and cond.pooled.shape == (1, 32)
     assert cond.single.size == SizeConditioning()  # unset: taken from the latent at sampling
 
 
@@ -131,9 +131,9 @@ def test_clip_text_encode_sdxl_encodes_g_and_l_separately(make_ctx, sdxl):
     g = text.text_encode(make_ctx("TextEncode"), clip, "a red fox")
     l_ = text.text_encode(make_ctx("TextEncode"), clip, "a blue bird")
     width_l = clip.text_encoder.config.hidden_size
-    assert torch.equal(both.single.embeds[..., :width_l], l_.single.embeds[..., :width_l])
-    assert torch.equal(both.single.embeds[..., width_l:], g.single.embeds[..., width_l:])
-    assert torch.equal(both.single.pooled, g.single.pooled)  # pooled from the second (g) encoder
+    assert torch.equal(both.embeds[..., :width_l], l_.embeds[..., :width_l])
+    assert torch.equal(both.embeds[..., width_l:], g.embeds[..., width_l:])
+    assert torch.equal(both.pooled, g.pooled)  # pooled from the second (g) encoder
     assert both.single.size == SizeConditioning(1024, 768, 8, 16, 2048, 1536, None)
 
 
@@ -142,9 +142,7 @@ def test_clip_text_encode_on_sdxl_equals_text_encode(make_ctx, sdxl):
 
     ours = text.text_encode(make_ctx("TextEncode"), sdxl[1], PROMPT)
     theirs = comfy.clip_text_encode(make_ctx("CLIPTextEncode"), PROMPT, sdxl[1])
-    assert torch.equal(ours.single.embeds, theirs.single.embeds) and torch.equal(
-        ours.single.pooled, theirs.single.pooled
-    )
+    assert torch.equal(ours.embeds, theirs.embeds) and torch.equal(ours.pooled, theirs.pooled)
 
 
 def test_refiner_encoding_uses_only_the_second_encoder(make_ctx, refiner, sdxl):
@@ -154,8 +152,8 @@ def test_refiner_encoding_uses_only_the_second_encoder(make_ctx, refiner, sdxl):
                                                     refiner[1], 2.5, 512, 512, PROMPT)  # fmt: skip
     base = text.text_encode(make_ctx("TextEncode"), sdxl[1], PROMPT)
     width_l = sdxl[1].text_encoder.config.hidden_size
-    assert cond.single.embeds.shape[-1] == refiner[0].unet.config.cross_attention_dim
-    assert torch.equal(cond.single.embeds, base.single.embeds[..., width_l:])
+    assert cond.embeds.shape[-1] == refiner[0].unet.config.cross_attention_dim
+    assert torch.equal(cond.embeds, base.embeds[..., width_l:])
     assert cond.single.size.aesthetic_score == 2.5 and cond.single.size.width == 512
 
 
@@ -181,9 +179,7 @@ def test_conditioning_codec_keeps_pooled_and_size(make_ctx, sdxl):
     codec = codec_for(cond)
     back = codec.decode(codec.encode(cond))
     assert isinstance(back, Conditioning) and back.single.size == cond.single.size
-    assert torch.equal(back.single.pooled, cond.single.pooled) and torch.equal(
-        back.single.embeds, cond.single.embeds
-    )
+    assert torch.equal(back.pooled, cond.pooled) and torch.equal(back.embeds, cond.embeds)
 
 
 def test_clip_set_last_layer_on_sdxl_picks_the_layer_of_both_encoders(make_ctx, sdxl):
@@ -192,15 +188,11 @@ def test_clip_set_last_layer_on_sdxl_picks_the_layer_of_both_encoders(make_ctx, 
     plain = comfy.clip_text_encode(make_ctx("CLIPTextEncode"), PROMPT, sdxl[1])
     skip2 = comfy.clip_set_last_layer(make_ctx("CLIPSetLastLayer"), sdxl[1], -2)
     same = comfy.clip_text_encode(make_ctx("CLIPTextEncode"), PROMPT, skip2)
-    assert torch.equal(
-        same.single.embeds, plain.single.embeds
-    )  # SDXL's default is the penultimate layer
+    assert torch.equal(same.embeds, plain.embeds)  # SDXL's default is the penultimate layer
     last = comfy.clip_set_last_layer(make_ctx("CLIPSetLastLayer"), sdxl[1], -1)
     other = comfy.clip_text_encode(make_ctx("CLIPTextEncode"), PROMPT, last)
-    assert not torch.equal(other.single.embeds, plain.single.embeds)
-    assert torch.equal(
-        other.single.pooled, plain.single.pooled
-    )  # the pooled output is the final one
+    assert not torch.equal(other.embeds, plain.embeds)
+    assert torch.equal(other.pooled, plain.pooled)  # the pooled output is the final one
 
 
 @pytest.mark.parametrize("which", ["sdxl", "refiner"])
@@ -215,9 +207,7 @@ def test_load_text_encoder_on_an_sdxl_folder_loads_both_pairs(make_ctx, sdxl, re
     assert clip.is_sdxl and (clip.text_encoder is None) == (which == "refiner")
     ours = text.text_encode(make_ctx("TextEncode"), clip, PROMPT)
     theirs = text.text_encode(make_ctx("TextEncode"), model[1], PROMPT)
-    assert torch.equal(ours.single.embeds, theirs.single.embeds) and torch.equal(
-        ours.single.pooled, theirs.single.pooled
-    )
+    assert torch.equal(ours.embeds, theirs.embeds) and torch.equal(ours.pooled, theirs.pooled)
 
 
 def test_load_model_detects_a_plain_sdxl_folder(make_ctx, sdxl_folder, sdxl):
@@ -245,22 +235,16 @@ def test_sdxl_prompt_weights_move_only_the_weighted_tokens_of_both_encoders(make
     clip = sdxl[1]
     plain = text.text_encode(make_ctx("TextEncode"), clip, "a red fox")
     same = text.text_encode(make_ctx("TextEncode"), clip, "a (red:1.0) fox")
-    assert torch.equal(same.single.embeds, plain.single.embeds) and torch.equal(
-        same.single.pooled, plain.single.pooled
-    )
+    assert torch.equal(same.embeds, plain.embeds) and torch.equal(same.pooled, plain.pooled)
     ctx = make_ctx("TextEncode")
     heavy = text.text_encode(ctx, clip, "a (red:1.3) fox")
     empty = text.text_encode(make_ctx("TextEncode"), clip, "")
     assert ctx.rec.warnings == []
-    changed = (heavy.single.embeds != plain.single.embeds).any(dim=-1)[0]
+    changed = (heavy.embeds != plain.embeds).any(dim=-1)[0]
     assert changed.nonzero().flatten().tolist() == [2]  # <bos> a red: only "red", both halves
     width_l = clip.text_encoder.config.hidden_size
     for part in (slice(0, width_l), slice(width_l, None)):
-        assert (heavy.single.embeds[0, 2, part] != plain.single.embeds[0, 2, part]).any()
-    expected = (plain.single.embeds[0, 2] - empty.single.embeds[0, 2]) * 1.3 + empty.single.embeds[
-        0, 2
-    ]
-    assert torch.allclose(heavy.single.embeds[0, 2], expected, atol=1e-6)
-    assert torch.equal(
-        heavy.single.pooled, plain.single.pooled
-    )  # weights act on the hidden states only
+        assert (heavy.embeds[0, 2, part] != plain.embeds[0, 2, part]).any()
+    expected = (plain.embeds[0, 2] - empty.embeds[0, 2]) * 1.3 + empty.embeds[0, 2]
+    assert torch.allclose(heavy.embeds[0, 2], expected, atol=1e-6)
+    assert torch.equal(heavy.pooled, plain.pooled)  # weights act on the hidden states only

@@ -61,9 +61,9 @@ def test_sdxl_lora_on_the_second_encoder_alone_changes_the_conditioning(make_ctx
     before = text.text_encode(make_ctx("TextEncode"), clip, PROMPT)
     after = text.text_encode(make_ctx("TextEncode"), c2, PROMPT)
     width_l = clip.text_encoder.config.hidden_size
-    assert torch.equal(after.single.embeds[..., :width_l], before.single.embeds[..., :width_l])
-    assert not torch.equal(after.single.embeds[..., width_l:], before.single.embeds[..., width_l:])
-    assert not torch.equal(after.single.pooled, before.single.pooled)
+    assert torch.equal(after.embeds[..., :width_l], before.embeds[..., :width_l])
+    assert not torch.equal(after.embeds[..., width_l:], before.embeds[..., width_l:])
+    assert not torch.equal(after.pooled, before.pooled)
 
 
 def test_removing_the_sdxl_lora_restores_the_base_output_exactly(make_ctx, sdxl):
@@ -141,12 +141,12 @@ def test_sdxl_embedding_gives_each_encoder_its_part_as_diffusers_does(make_ctx, 
                                 tokenizer=pipe.tokenizer_2)  # fmt: skip
     embeds, _, pooled, _ = pipe.encode_prompt("<e> a car", device="cpu", num_images_per_prompt=1,
                                               do_classifier_free_guidance=False)  # fmt: skip
-    assert torch.equal(ours.single.embeds, embeds)
-    assert torch.equal(ours.single.pooled, pooled)
+    assert torch.equal(ours.embeds, embeds)
+    assert torch.equal(ours.pooled, pooled)
     plain = text.text_encode(make_ctx("TextEncode"), sdxl[1], "a car")
     width_l = sdxl[1].text_encoder.config.hidden_size
     for part in (slice(0, width_l), slice(width_l, None)):  # both halves changed
-        assert not torch.equal(ours.single.embeds[..., part], plain.single.embeds[..., part])
+        assert not torch.equal(ours.embeds[..., part], plain.embeds[..., part])
 
 
 def test_sdxl_embedding_on_the_refiner_uses_clip_g(make_ctx, refiner, addons):
@@ -155,7 +155,7 @@ def test_sdxl_embedding_on_the_refiner_uses_clip_g(make_ctx, refiner, addons):
     cond = text.text_encode(make_ctx("TextEncode", models_dirs=[addons]), refiner[1],
                             "embedding:tiny-embedding-sdxl a car")  # fmt: skip
     plain = text.text_encode(make_ctx("TextEncode"), refiner[1], "a car")
-    assert not torch.equal(cond.single.embeds, plain.single.embeds)
+    assert not torch.equal(cond.embeds, plain.embeds)
 
 
 def test_sd1_embedding_or_a_missing_one_on_sdxl_is_named(make_ctx, sdxl, addons):
