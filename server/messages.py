@@ -292,9 +292,12 @@ class PromptTypes(Mapping[str, str]):
         return len(self._prompt)
 
 
+_ENCODER = json.JSONEncoder(default=str)  # one, not one per message as json.dumps(default=)
+
+
 def encode_message(type_: str, data: dict[str, Any]) -> str:
     """A websocket message as it goes to the client: JSON {type, data}."""
-    return json.dumps({"type": type_, "data": data}, default=str)
+    return _ENCODER.encode({"type": type_, "data": data})
 
 
 def parents_of(prompt: dict[str, Any]) -> dict[str, list[str]]:
