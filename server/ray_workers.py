@@ -195,8 +195,8 @@ class RayWorkerPool(WorkerPool):
         self._stopping = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, name="latentgraph-ray",
                                         daemon=True)  # fmt: skip
-        self._remote = self._ray.remote(concurrency_groups={"commands": 1, "events": 1})(
-            WorkerActor)
+        groups = {"commands": 1, "events": 1}  # one thread each: in order, never blocking
+        self._remote = self._ray.remote(concurrency_groups=groups)(WorkerActor)
         for i in range(len(self._actors)):
             self._create(i)
         self._check_shared(list(shared_folders))
@@ -291,8 +291,8 @@ class RayWorkerPool(WorkerPool):
                     polls[self._poll(i)] = i
 
     def _poll(self, i: int) -> Any:
-        return self._actors[i].handle.receive.options(concurrency_group="events").remote(
-            POLL_SECONDS)
+        receive = self._actors[i].handle.receive.options(concurrency_group="events")
+        return receive.remote(POLL_SECONDS)
 
     def _collect(self, i: int, ref: Any) -> None:
         ray, actor = self._ray, self._actors[i]
