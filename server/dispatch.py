@@ -169,6 +169,11 @@ class Dispatcher:
         """The process ids of the workers, as last reported ready (None while starting)."""
         return [w.pid if w.ready else None for w in self._workers]
 
+    def worker_of(self, prompt_id: str) -> int | None:
+        """The worker running `prompt_id` (None when it is not running)."""
+        with self._lock:
+            return self._running_ids.get(prompt_id)
+
     def resident(self) -> list[frozenset[str]]:
         return [w.resident for w in self._workers]
 
