@@ -387,13 +387,14 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                              on_event=(lambda _run, event: show(event)) if show else None)  # fmt: skip
     except RayUnavailable as exc:
         raise UserError(str(exc)) from None
-    for i, done in enumerate(results):
+    for i, finished in enumerate(results):
+        done = finished.done
         if not args.json and not args.quiet:
             files = [f["filename"] for out in done.ui.values() for f in out.get("images", [])]
-            print(f"run {i + 1}/{len(results)}: {done.status}"
+            print(f"run {i + 1}/{len(results)} on {finished.worker}: {done.status}"
                   + (f": {done.error}" if done.error else "")
                   + (f" ({', '.join(files)})" if files else ""), file=sys.stderr)  # fmt: skip
-    statuses = {done.status for done in results}
+    statuses = {finished.done.status for finished in results}
     if "failed" in statuses:
         return EXIT_FAILED
     return EXIT_INTERRUPTED if "interrupted" in statuses else EXIT_OK

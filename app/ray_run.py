@@ -17,7 +17,9 @@ from latentgraph.graph.events import Event
 from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.workflow import Workflow
 from latentgraph.server.config import ServerConfig
-from latentgraph.server.workers import Done, Job
+from latentgraph.server.pool_batch import Finished, run_batch
+from latentgraph.server.ray_workers import ray_pool
+from latentgraph.server.workers import Job
 
 from .wiring import worker_setup
 
@@ -49,11 +51,8 @@ def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: S
 
 
 def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
-               on_event: Callable[[str, Event], None] | None = None) -> list[Done]:  # fmt: skip
+               on_event: Callable[[str, Event], None] | None = None) -> list[Finished]:  # fmt: skip
     """Run every workflow on the actors, as many at once as there are actors."""
-    from latentgraph.server.pool_batch import run_batch
-    from latentgraph.server.ray_workers import ray_pool
-
     jobs = [workflow_job(i, wf, registry, plan.settings) for i, wf in enumerate(workflows)]
     config = ServerConfig(output_dir=plan.settings.output_dir, input_dir=plan.settings.input_dir,
                           temp_dir=plan.settings.temp_dir, device=plan.settings.device,

@@ -1,7 +1,9 @@
 """Running a fixed batch of jobs on a `WorkerPool` without a server: `latentgraph run --ray
 ... --sweep` spreads a sweep's runs over the pool's workers this way.
 
-Each idle worker takes the next job; events of the job a worker runs reach `on_event`; a job
+Jobs are handed out once every worker is ready (or `READY_WAIT` seconds after the first is),
+so a worker that loads its libraries faster does not take the whole batch. Each idle worker
+takes the next job; events of the job a worker runs reach `on_event`; a job
 whose worker dies goes back to the front, `pool.redispatch_after_death` times (its nodes
 already computed are disk-cache hits), then fails with the death's reason.
 """
@@ -9,54 +11,90 @@ already computed are disk-cache hits), then fails with the death's reason.
 from __future__ import annotations
 
 import queue
+import time
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from latentgraph.graph.events import Event
 
 from .workers import Died, Done, Job, Ready, RunError, RunEvent, WorkerMessage, WorkerPool
 
+READY_WAIT = 30.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a job ended, and on which worker (its name: `WorkerInfo.name`)."""
+
+    done: Done
+    worker: str
+
 
 def run_batch(pool: WorkerPool, jobs: list[Job],
-              on_event: Callable[[str, Event], None] | None = None) -> list[Done]:  # fmt: skip
-    """Run `jobs` on the (not yet started) pool; their `Done`s in the jobs' order. The pool is
-    left running (the caller stops it)."""
-    inbox: queue.Queue[tuple[int, WorkerMessage]] = queue.Queue()
-    pool.start(lambda worker, message: inbox.put((worker, message)))
-    pending = deque(jobs)
-    running: dict[int, Job] = {}
-    idle: set[int] = set()
-    deaths: Counter[str] = Counter()
-    errors: dict[str, str] = {}
-    results: dict[str, Done] = {}
-    while len(results) < len(jobs):
-        worker, message = inbox.get()
-        job = running.get(worker)
+              on_event: Callable[[str, Event], None] | None = None) -> list[Finished]:  # fmt: skip
+    """Run `jobs` on the (not yet started) pool; how each ended, in the jobs' order. The pool
+    is left running (the caller stops it)."""
+    return _Batch(pool, jobs, on_event).run()
+
+
+class _Batch:
+    def __init__(self, pool: WorkerPool, jobs: list[Job],
+                 on_event: Callable[[str, Event], None] | None) -> None:  # fmt: skip
+        self.pool, self.jobs, self.on_event = pool, jobs, on_event
+        self.names = [w.name for w in pool.workers()]
+        self.inbox: queue.Queue[tuple[int, WorkerMessage]] = queue.Queue()
+        self.pending = deque(jobs)
+        self.running: dict[int, Job] = {}  # worker -> its job
+        self.idle: set[int] = set()
+        self.ready: set[int] = set()  # workers that said Ready at least once
+        self.hand_out_at = float("inf")  # monotonic time from which jobs are handed out
+        self.deaths: Counter[str] = Counter()
+        self.errors: dict[str, str] = {}
+        self.results: dict[str, Finished] = {}
+
+    def run(self) -> list[Finished]:
+        self.pool.start(lambda worker, message: self.inbox.put((worker, message)))
+        while len(self.results) < len(self.jobs):
+            wait = self.hand_out_at - time.monotonic()
+            try:
+                self._on(*self.inbox.get(timeout=min(wait, 1.0) if wait > 0 else 1.0))
+            except queue.Empty:
+                pass
+            while self.idle and self.pending and time.monotonic() >= self.hand_out_at:
+                worker, job = self.idle.pop(), self.pending.popleft()
+                self.running[worker] = job
+                self.pool.submit(worker, job)
+        return [self.results[job.prompt_id] for job in self.jobs]
+
+    def _on(self, worker: int, message: WorkerMessage) -> None:
+        job = self.running.get(worker)
         if isinstance(message, Ready):
-            idle.add(worker)
+            self.idle.add(worker)
+            self.ready.add(worker)
+            everyone = len(self.ready) == len(self.names)
+            first = time.monotonic() + READY_WAIT
+            self.hand_out_at = 0.0 if everyone else min(self.hand_out_at, first)
         elif isinstance(message, RunEvent):
-            if on_event is not None and job is not None and job.prompt_id == message.prompt_id:
-                on_event(message.prompt_id, message.event)
+            if self.on_event is not None and job is not None and job.prompt_id == message.prompt_id:
+                self.on_event(message.prompt_id, message.event)
         elif isinstance(message, RunError):
-            errors[message.prompt_id] = message.message
+            self.errors[message.prompt_id] = message.message
         elif isinstance(message, Done):
             if job is not None and job.prompt_id == message.prompt_id:
-                del running[worker]
-                error = message.error or errors.get(message.prompt_id)
-                results[message.prompt_id] = Done(message.prompt_id, message.status,
-                                                  message.ui, error)  # fmt: skip
-            idle.add(worker)
+                del self.running[worker]
+                error = message.error or self.errors.get(message.prompt_id)
+                self._finish(Done(message.prompt_id, message.status, message.ui, error), worker)
+            self.idle.add(worker)
         elif isinstance(message, Died):
-            idle.discard(worker)
+            self.idle.discard(worker)
             if job is not None:
-                del running[worker]
-                deaths[job.prompt_id] += 1
-                if deaths[job.prompt_id] <= pool.redispatch_after_death:
-                    pending.appendleft(job)
+                del self.running[worker]
+                self.deaths[job.prompt_id] += 1
+                if self.deaths[job.prompt_id] <= self.pool.redispatch_after_death:
+                    self.pending.appendleft(job)
                 else:
-                    results[job.prompt_id] = Done(job.prompt_id, "failed", {}, message.reason)
-        while idle and pending:
-            worker, job = idle.pop(), pending.popleft()
-            running[worker] = job
-            pool.submit(worker, job)
-    return [results[job.prompt_id] for job in jobs]
+                    self._finish(Done(job.prompt_id, "failed", {}, message.reason), worker)
+
+    def _finish(self, done: Done, worker: int) -> None:
+        self.results[done.prompt_id] = Finished(done, self.names[worker])
