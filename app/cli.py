@@ -88,6 +88,11 @@ def _add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
                    "(needs pip install 'latentgraph[ray]')")  # fmt: skip
     p.add_argument("--ray-workers", type=int, metavar="N",
                    help="Ray actors (default: one per GPU the cluster offers)")  # fmt: skip
+    p.add_argument("--ray-cpus-per-actor", type=float, default=1.0, metavar="N",
+                   help="CPUs each actor asks for (its torch threads on a CPU actor; default 1)")  # fmt: skip
+    p.add_argument("--ray-gpus-per-actor", type=float, default=1.0, metavar="N",
+                   help="GPUs each actor asks for when the cluster has GPUs (0.5: two actors "
+                   "share one; default 1)")  # fmt: skip
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -380,7 +385,8 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     if args.cache_dir:  # the actors read the cache folder from the environment they are given
         os.environ["LATENTGRAPH_CACHE_DIR"] = str(args.cache_dir.resolve())
     plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
-                  nodes_dirs=tuple(args.nodes_dir))  # fmt: skip
+                  nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
+                  gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
     show = JsonLines() if args.json else None
     try:
         results = run_on_ray(plan, _workflows(args, overrides, registry), registry,
@@ -523,6 +529,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         devices=args.devices,
         ray=args.ray,
         ray_workers=args.ray_workers,
+        ray_cpus_per_actor=args.ray_cpus_per_actor,
+        ray_gpus_per_actor=args.ray_gpus_per_actor,
         options=_parse_assignments(args.options, "--option"),
         previews=args.previews,
         disk_cache=not args.no_cache,

@@ -33,6 +33,8 @@ class RayRun:
     settings: Settings
     disk_cache: bool = True
     nodes_dirs: tuple = ()
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 1.0
 
 
 def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: Settings) -> Job:
@@ -57,7 +59,8 @@ def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
     config = ServerConfig(output_dir=plan.settings.output_dir, input_dir=plan.settings.input_dir,
                           temp_dir=plan.settings.temp_dir, device=plan.settings.device,
                           ray=plan.address, ray_workers=plan.workers, disk_cache=plan.disk_cache,
-                          nodes_dirs=list(plan.nodes_dirs))  # fmt: skip
+                          nodes_dirs=list(plan.nodes_dirs), ray_cpus_per_actor=plan.cpus_per_actor,
+                          ray_gpus_per_actor=plan.gpus_per_actor)  # fmt: skip
     pool = ray_pool(config, worker_setup(plan.nodes_dirs), plan.settings)
     try:
         return run_batch(pool, jobs, on_event)

@@ -35,27 +35,31 @@ def run_batch(pool: WorkerPool, jobs: list[Job],
               on_event: Callable[[str, Event], None] | None = None) -> list[Finished]:  # fmt: skip
     """Run `jobs` on the (not yet started) pool; how each ended, in the jobs' order. The pool
     is left running (the caller stops it)."""
-    return _Batch(pool, jobs, on_event).run()
+    return Batches(pool).run(jobs, on_event)
 
 
-class _Batch:
-    def __init__(self, pool: WorkerPool, jobs: list[Job],
-                 on_event: Callable[[str, Event], None] | None) -> None:  # fmt: skip
-        self.pool, self.jobs, self.on_event = pool, jobs, on_event
+class Batches:
+    """Batches of jobs, one after another, on one pool (started here)."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
         self.names = [w.name for w in pool.workers()]
         self.inbox: queue.Queue[tuple[int, WorkerMessage]] = queue.Queue()
-        self.pending = deque(jobs)
-        self.running: dict[int, Job] = {}  # worker -> its job
         self.idle: set[int] = set()
         self.ready: set[int] = set()  # workers that said Ready at least once
         self.hand_out_at = float("inf")  # monotonic time from which jobs are handed out
+        pool.start(lambda worker, message: self.inbox.put((worker, message)))
+
+    def run(self, jobs: list[Job],
+            on_event: Callable[[str, Event], None] | None = None) -> list[Finished]:  # fmt: skip
+        """Run `jobs`; how each ended, in their order."""
+        self.on_event = on_event
+        self.pending = deque(jobs)
+        self.running: dict[int, Job] = {}  # worker -> its job
         self.deaths: Counter[str] = Counter()
         self.errors: dict[str, str] = {}
         self.results: dict[str, Finished] = {}
-
-    def run(self) -> list[Finished]:
-        self.pool.start(lambda worker, message: self.inbox.put((worker, message)))
-        while len(self.results) < len(self.jobs):
+        while len(self.results) < len(jobs):
             wait = self.hand_out_at - time.monotonic()
             try:
                 self._on(*self.inbox.get(timeout=min(wait, 1.0) if wait > 0 else 1.0))
@@ -65,7 +69,7 @@ class _Batch:
                 worker, job = self.idle.pop(), self.pending.popleft()
                 self.running[worker] = job
                 self.pool.submit(worker, job)
-        return [self.results[job.prompt_id] for job in self.jobs]
+        return [self.results[job.prompt_id] for job in jobs]
 
     def _on(self, worker: int, message: WorkerMessage) -> None:
         job = self.running.get(worker)

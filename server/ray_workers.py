@@ -11,7 +11,7 @@ per actor (a long poll) and reads what arrived, in order. Ray restarts an actor 
 incarnation (its pid) they were meant for, so a job sent to an actor that died meanwhile is
 never run twice.
 
-Storage: the disk cache and the output folder must be the same paths on every node (one
+Storage: the disk cache and the input, output and temp folders must be the same paths on every node (one
 machine, or shared storage such as NFS: docs/scale-out.md). The pool checks it when it
 starts: each actor reads a marker the server wrote into those folders.
 """
@@ -140,16 +140,21 @@ class WorkerActor:
         return socket.gethostname(), os.getpid()
 
     def missing_folders(self, markers: dict[str, str]) -> list[str]:
-        """The marker files (path -> content) this node cannot read as the server wrote them."""
-        missing = []
-        for path, token in markers.items():
-            try:
-                if Path(path).read_text() == token:
-                    continue
-            except OSError:
-                pass
-            missing.append(str(Path(path).parent))
-        return missing
+        return unseen_folders(markers)
+
+
+def unseen_folders(markers: dict[str, str]) -> list[str]:
+    """The folders whose marker file (path -> content) this node cannot read as the server
+    wrote it: not the same folder, or not there at all."""
+    missing = []
+    for path, token in markers.items():
+        try:
+            if Path(path).read_text() == token:
+                continue
+        except OSError:
+            pass
+        missing.append(str(Path(path).parent))
+    return missing
 
 
 def _serve(setup: WorkerSetup, spec: WorkerSpec, conn: Any) -> None:
@@ -190,7 +195,7 @@ class RayWorkerPool(WorkerPool):
         pool_id = uuid.uuid4().hex[:6]
         self._actors = [_Actor(f"latentgraph-{pool_id}-worker-{s.index}", s) for s in specs]
         self._env = {k: v for k, v in os.environ.items() if k.startswith("LATENTGRAPH_")}
-        self._env.setdefault("LATENTGRAPH_CACHE_DIR", str(paths.cache_dir()))
+        self._env["LATENTGRAPH_CACHE_DIR"] = str(paths.cache_dir().resolve())
         self._deliver: Callable[[int, WorkerMessage], None] | None = None
         self._stopping = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, name="latentgraph-ray",
@@ -206,6 +211,7 @@ class RayWorkerPool(WorkerPool):
         actor.handle = self._remote.options(
             name=actor.name, namespace=NAMESPACE, max_restarts=MAX_RESTARTS, max_task_retries=0,
             num_cpus=self.shape.num_cpus, num_gpus=self.shape.num_gpus,
+            scheduling_strategy="SPREAD",  # over the cluster's nodes, not packed on one
             runtime_env={"env_vars": self._env},
         ).remote(self.setup, actor.spec)  # fmt: skip
 
@@ -335,14 +341,20 @@ def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> Ra
         shape = actor_shape(config)
         device = "cuda" if shape.num_gpus else "cpu"
         threads = max(1, int(shape.num_cpus)) if not shape.num_gpus else None
-        specs = [WorkerSpec(index=i, settings=dataclasses.replace(settings, device=device),
-                            disk_cache=config.disk_cache, nodes_dirs=list(config.nodes_dirs),
+        # absolute: an actor's working folder is not the server's
+        settings = dataclasses.replace(
+            settings, device=device, output_dir=Path(settings.output_dir).resolve(),
+            input_dir=Path(settings.input_dir).resolve(),
+            temp_dir=Path(settings.temp_dir).resolve(),
+            models_dirs=[Path(d).resolve() for d in settings.models_dirs])  # fmt: skip
+        specs = [WorkerSpec(index=i, settings=settings, disk_cache=config.disk_cache,
+                            nodes_dirs=[Path(d).resolve() for d in config.nodes_dirs],
                             load_nodes=config.load_nodes, preload=config.preload,
                             threads=threads)
                  for i in range(shape.count)]  # fmt: skip
-        shared = [Path(config.output_dir)]
+        shared = [settings.output_dir, settings.input_dir, settings.temp_dir]
         if config.disk_cache:
-            shared.append(paths.cache_dir())
+            shared.append(paths.cache_dir().resolve())
         return RayWorkerPool(setup, specs, shape, owns_runtime=owns, shared_folders=shared)
     except BaseException:
         if owns:

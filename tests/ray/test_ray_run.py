@@ -81,3 +81,17 @@ def test_a_sweep_spread_over_two_actors_makes_the_in_process_sweeps_images(
     assert sorted(local) == ["1", "2", "3"]
     assert on_ray == local  # the same bytes: pixels and the embedded workflow
     assert len(set(local.values())) == 3
+
+
+def test_an_actor_names_the_shared_folders_it_cannot_see(tmp_path):
+    """The start-up check behind "every node sees the server's folders" (run inside each
+    actor; here called directly): a marker missing, or not as the server wrote it."""
+    from latentgraph.server.ray_workers import unseen_folders
+
+    seen, unseen, other = tmp_path / "out", tmp_path / "cache", tmp_path / "in"
+    for folder in (seen, unseen, other):
+        folder.mkdir()
+    (seen / ".m").write_text("token")
+    (other / ".m").write_text("another server's token")
+    markers = {str(seen / ".m"): "token", str(unseen / ".m"): "token", str(other / ".m"): "token"}
+    assert unseen_folders(markers) == [str(unseen), str(other)]
