@@ -36,7 +36,7 @@ from latentgraph.graph import paths
 from latentgraph.graph.context import Settings
 
 from .config import ServerConfig
-from .worker_process import CANCEL, FREE, RUN, STOP, JobRunner, WorkerSpec
+from .worker_process import CANCEL, FREE, RUN, JobRunner, WorkerSpec
 from .workers import Died, Job, Ready, WorkerInfo, WorkerMessage, WorkerPool, WorkerSetup
 
 log = logging.getLogger("latentgraph.server")
@@ -47,6 +47,8 @@ NAMESPACE = "latentgraph"
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
 # How long one `receive` call waits for a message before returning empty (the long poll).
 POLL_SECONDS = 0.5
+# How long the cluster may take to place the actors at start (an autoscaler adding nodes).
+PLACEMENT_SECONDS = 300.0
 # Times Ray restarts one actor (-1: always); the pool makes a new one if it ever gives up.
 MAX_RESTARTS = -1
 
@@ -79,8 +81,7 @@ def connect(address: str, num_cpus: int) -> bool:
     if address == "local":
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         ray.init(num_cpus=num_cpus, include_dashboard=False, namespace=NAMESPACE,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, configure_logging=False,
-                 log_to_driver=False)  # fmt: skip
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, configure_logging=False)  # fmt: skip
     else:
         ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
     return True
@@ -187,15 +188,15 @@ class RayWorkerPool(WorkerPool):
     redispatch_after_death = 2
 
     def __init__(self, setup: WorkerSetup, specs: list[WorkerSpec], shape: ActorShape, *,
-                 owns_runtime: bool = False, shared_folders: list[Path] = ()) -> None:  # fmt: skip
+                 owns_runtime: bool = False, shared_folders: tuple[Path, ...] = ()) -> None:  # fmt: skip
         self._ray = import_ray()
         self.setup = setup
         self.shape = shape
         self._owns_runtime = owns_runtime
         pool_id = uuid.uuid4().hex[:6]
         self._actors = [_Actor(f"latentgraph-{pool_id}-worker-{s.index}", s) for s in specs]
-        self._env = {k: v for k, v in os.environ.items() if k.startswith("LATENTGRAPH_")}
-        self._env["LATENTGRAPH_CACHE_DIR"] = str(paths.cache_dir().resolve())
+        # the one setting read from the environment (never the server's own: its auth token)
+        self._env = {"LATENTGRAPH_CACHE_DIR": str(paths.cache_dir().resolve())}
         self._deliver: Callable[[int, WorkerMessage], None] | None = None
         self._stopping = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, name="latentgraph-ray",
@@ -204,7 +205,7 @@ class RayWorkerPool(WorkerPool):
         self._remote = self._ray.remote(concurrency_groups=groups)(WorkerActor)
         for i in range(len(self._actors)):
             self._create(i)
-        self._check_shared(list(shared_folders))
+        self._check_shared(shared_folders)
 
     def _create(self, i: int) -> None:
         actor = self._actors[i]
@@ -215,7 +216,7 @@ class RayWorkerPool(WorkerPool):
             runtime_env={"env_vars": self._env},
         ).remote(self.setup, actor.spec)  # fmt: skip
 
-    def _check_shared(self, folders: list[Path]) -> None:
+    def _check_shared(self, folders: tuple[Path, ...]) -> None:
         """Every actor must see `folders` (the output folder, the disk cache) as the server
         does: the same path on shared storage. Checked with a marker file in each."""
         token = uuid.uuid4().hex
@@ -225,10 +226,18 @@ class RayWorkerPool(WorkerPool):
             marker = folder / f".latentgraph-shared-{token}"
             marker.write_text(token)
             markers[str(marker)] = token
+        ray = self._ray
         try:
-            answers = self._ray.get([a.handle.missing_folders.remote(markers)
-                                     for a in self._actors])  # fmt: skip
-            places = self._ray.get([a.handle.where.remote() for a in self._actors])
+            answers = ray.get([a.handle.missing_folders.remote(markers) for a in self._actors],
+                              timeout=PLACEMENT_SECONDS)  # fmt: skip
+            places = ray.get([a.handle.where.remote() for a in self._actors])
+        except ray.exceptions.GetTimeoutError:
+            self.stop()
+            raise RayUnavailable(
+                f"the Ray cluster did not start {len(self._actors)} actor(s) of {self.shape.num_cpus} "
+                f"CPU and {self.shape.num_gpus} GPU each within {PLACEMENT_SECONDS:.0f} s (it "
+                f"has {ray.available_resources()} free): give fewer --ray-workers or add "
+                "nodes") from None  # fmt: skip
         finally:
             for marker in markers:
                 Path(marker).unlink(missing_ok=True)
@@ -270,11 +279,12 @@ class RayWorkerPool(WorkerPool):
         self._ray.kill(self._actors[worker_id].handle, no_restart=False)
 
     def stop(self, timeout: float = 2.0) -> None:
+        """The actors are killed (a prompt still running is failed at the next start, see
+        Store.recover); a local runtime this pool started is shut down."""
         self._stopping.set()
         for actor in self._actors:
             if actor.handle is not None:
                 try:
-                    self._send(self._actors.index(actor), (STOP,))
                     self._ray.kill(actor.handle, no_restart=True)
                 except Exception:  # noqa: BLE001 - already gone
                     pass
@@ -355,7 +365,7 @@ def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> Ra
         shared = [settings.output_dir, settings.input_dir, settings.temp_dir]
         if config.disk_cache:
             shared.append(paths.cache_dir().resolve())
-        return RayWorkerPool(setup, specs, shape, owns_runtime=owns, shared_folders=shared)
+        return RayWorkerPool(setup, specs, shape, owns_runtime=owns, shared_folders=tuple(shared))
     except BaseException:
         if owns:
             import_ray().shutdown()
