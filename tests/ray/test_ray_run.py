@@ -95,3 +95,14 @@ def test_an_actor_names_the_shared_folders_it_cannot_see(tmp_path):
     (other / ".m").write_text("another server's token")
     markers = {str(seen / ".m"): "token", str(unseen / ".m"): "token", str(other / ".m"): "token"}
     assert unseen_folders(markers) == [str(unseen), str(other)]
+
+
+def test_a_cpu_only_cluster_needs_the_actor_count(ray_runtime):
+    """Without --ray-workers the actors follow the cluster's GPUs; this one has none."""
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.ray_workers import RayUnavailable, actor_shape
+
+    with pytest.raises(RayUnavailable, match="--ray-workers N"):
+        actor_shape(ServerConfig(ray="local"))
+    shape = actor_shape(ServerConfig(ray="local", ray_workers=3, ray_cpus_per_actor=2))
+    assert (shape.count, shape.num_cpus, shape.num_gpus) == (3, 2, 0)
