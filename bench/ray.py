@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from ._common import WORKFLOWS, isolate_cache_dir, median, row, skipped
+from .workers import _wait_done, _wait_ready, recovery
 
 SUITE = "ray"
 SEEDS = 8
@@ -88,10 +89,8 @@ def _round_trip_ms(srv: Any, make: Any, count: int) -> float:
     return median(times)
 
 
-def _wait_ready(srv: Any, timeout: float = 240) -> list[int]:
-    from .workers import _wait_ready as wait
-
-    return wait(srv, len(srv.app.state.lg.worker.worker_pids()), timeout)
+def _actors_ready(srv: Any) -> list[int]:
+    return _wait_ready(srv, len(srv.app.state.lg.worker.worker_pids()), 240)
 
 
 def _overhead(count: int) -> tuple[float, float]:
@@ -101,34 +100,8 @@ def _overhead(count: int) -> tuple[float, float]:
     out = []
     for options in ({}, {"ray": "local", "ray_workers": 1}):
         with tempfile.TemporaryDirectory() as tmp, Server(toy_registry, tmp, 1, **options) as srv:
-            _wait_ready(srv)
+            _actors_ready(srv)
             out.append(_round_trip_ms(srv, toy_prompt, count))
-    return out[0], out[1]
-
-
-def _recovery() -> tuple[float, float]:
-    """Seconds from SIGKILL of the idle actor to the next prompt starting (history's
-    execution_start): tiny model, toy nodes."""
-    from .load import Server, tiny_prompt, tiny_registry, toy_prompt, toy_registry
-    from .workers import _wait_done
-
-    out = []
-    for build, make in ((tiny_registry, tiny_prompt), (toy_registry, toy_prompt)):
-        with tempfile.TemporaryDirectory() as tmp, \
-                Server(build, tmp, 1, ray="local", ray_workers=1) as srv:  # fmt: skip
-            http = httpx.Client(base_url=srv.base, timeout=60)
-            [pid] = _wait_ready(srv)
-            killed_ms = time.time() * 1000
-            os.kill(pid, signal.SIGKILL)
-            nxt = http.post("/prompt", json={"prompt": make(2)}).json()["prompt_id"]
-            _wait_done(http, [nxt])
-            entry = http.get(f"/history/{nxt}").json()[nxt]
-            started = [d["timestamp"] for t, d in entry["status"]["messages"]
-                       if t == "execution_start"]  # fmt: skip
-            if entry["status"]["status_str"] != "success" or not started:
-                raise RuntimeError(f"the prompt after the kill did not run: {entry['status']}")
-            out.append((started[0] - killed_ms) / 1000)
-            http.close()
     return out[0], out[1]
 
 
@@ -137,7 +110,6 @@ def _killed_mid_denoise() -> tuple[float, float, float]:
     two) SIGKILLed once it is denoising (re-dispatched, it completes); and seconds from the
     kill to the re-dispatched run starting (its execution_start in history)."""
     from .load import Server, tiny_prompt, tiny_registry
-    from .workers import _wait_done
 
     def prompt(seed: int) -> dict:
         p = tiny_prompt(seed)
@@ -147,7 +119,7 @@ def _killed_mid_denoise() -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as tmp, \
             Server(tiny_registry, tmp, 1, ray="local", ray_workers=2) as srv:  # fmt: skip
         http = httpx.Client(base_url=srv.base, timeout=60)
-        _wait_ready(srv)
+        _actors_ready(srv)
         dispatcher = srv.app.state.lg.worker
         _wait_done(http, [http.post("/prompt", json={"prompt": prompt(90 + i)}).json()["prompt_id"]
                           for i in range(2)])  # fmt: skip  # both warm
@@ -202,7 +174,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
                         round(ray_ms - local_ms, 1), "ms", "", None,
                         f"toy prompt round trip (POST to final executing), median: Ray "
                         f"{ray_ms:.1f} ms, local worker {local_ms:.1f} ms"))  # fmt: skip
-        tiny, toy = _recovery()
+        tiny, toy = recovery(ray="local", ray_workers=1)
         rows.append(row(SUITE, "actor SIGKILL to next prompt starting", round(tiny, 2), "s", "",
                         None, f"tiny model (the restarted actor imports torch); toy nodes: "
                         f"{toy:.2f} s"))  # fmt: skip

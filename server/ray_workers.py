@@ -36,8 +36,8 @@ from latentgraph.graph import paths
 from latentgraph.graph.context import Settings
 
 from .config import ServerConfig
-from .worker_process import CANCEL, FREE, RUN, JobRunner, WorkerSpec
-from .workers import Died, Job, Ready, WorkerInfo, WorkerMessage, WorkerPool, WorkerSetup
+from .worker_process import JobRunner, RunnerPool, WorkerSpec
+from .workers import Died, Ready, WorkerInfo, WorkerMessage, WorkerSetup
 
 log = logging.getLogger("latentgraph.server")
 
@@ -180,7 +180,7 @@ class _Actor:
     dead: bool = False  # a call failed and no receive has succeeded since
 
 
-class RayWorkerPool(WorkerPool):
+class RayWorkerPool(RunnerPool):
     """Named actors `latentgraph-<pool>-worker-<i>`; one reader thread keeps one `receive`
     open per actor and delivers what comes back, in order."""
 
@@ -264,15 +264,6 @@ class RayWorkerPool(WorkerPool):
         actor = self._actors[i]
         # one thread for commands: they arrive in order (a dead actor: the reader says so)
         actor.handle.send.options(concurrency_group="commands").remote(command, actor.incarnation)
-
-    def submit(self, worker_id: int, job: Job) -> None:
-        self._send(worker_id, (RUN, job))
-
-    def cancel(self, worker_id: int, prompt_id: str) -> None:
-        self._send(worker_id, (CANCEL, prompt_id))
-
-    def free(self, worker_id: int, unload_models: bool, free_memory: bool) -> None:
-        self._send(worker_id, (FREE, unload_models, free_memory))
 
     def kill(self, worker_id: int) -> None:
         """Kill the actor's process; Ray restarts it."""

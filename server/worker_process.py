@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import traceback
+from abc import abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -30,7 +31,17 @@ from latentgraph.graph.context import CancelToken, Settings
 from latentgraph.graph.events import Event, NodeFailed, NodeProgress, RunStatus
 from latentgraph.graph.problems import WorkflowError
 
-from .workers import Done, Freed, Job, Ready, RunError, RunEvent, WorkerSetup, model_keys
+from .workers import (
+    Done,
+    Freed,
+    Job,
+    Ready,
+    RunError,
+    RunEvent,
+    WorkerPool,
+    WorkerSetup,
+    model_keys,
+)
 
 log = logging.getLogger("latentgraph.worker")
 
@@ -50,6 +61,23 @@ class WorkerSpec:
 
 # Commands from the server (tuples: picklable, cheap).
 RUN, CANCEL, FREE, STOP = "run", "cancel", "free", "stop"
+
+
+class RunnerPool(WorkerPool):
+    """A pool whose workers are JobRunners: a job, a cancel and a free are commands it sends
+    them (how: `_send`, the local pipe or a Ray actor call)."""
+
+    @abstractmethod
+    def _send(self, worker_id: int, command: tuple) -> None: ...
+
+    def submit(self, worker_id: int, job: Job) -> None:
+        self._send(worker_id, (RUN, job))
+
+    def cancel(self, worker_id: int, prompt_id: str) -> None:
+        self._send(worker_id, (CANCEL, prompt_id))
+
+    def free(self, worker_id: int, unload_models: bool, free_memory: bool) -> None:
+        self._send(worker_id, (FREE, unload_models, free_memory))
 
 
 def worker_main(setup: WorkerSetup, spec: WorkerSpec, conn: Connection) -> None:
