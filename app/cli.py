@@ -548,6 +548,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.server.ray_workers import RayUnavailable
 
     if args.ray:
+        if args.workers or args.devices:
+            raise UserError("--workers and --devices set local worker processes; with --ray, "
+                            "give --ray-workers N (devices come from the Ray cluster)")  # fmt: skip
         _require_ray()
     failures: list = []
     registry = prepare_server(config, errors=failures)

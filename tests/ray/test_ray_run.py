@@ -46,6 +46,11 @@ def test_ray_without_the_extra_is_a_usage_error_naming_it(command, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
+def test_ray_with_local_worker_options_is_a_usage_error(capsys):
+    assert main(["serve", "--ray", "local", "--workers", "2"]) == 2
+    assert "--ray-workers N" in capsys.readouterr().err
+
+
 def _images(folder: Path) -> dict[str, str]:
     """sha256 of each PNG, by its seed (the files' order of finishing may differ)."""
     from PIL import Image
