@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    if not items:  # the workflow module (and yaml) is not imported for nothing: serve start
+        return {}
     from latentgraph.graph.workflow import parse_override
 
     result: dict[str, Any] = {}
@@ -376,8 +378,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                 overrides: dict[str, Any]) -> int:  # fmt: skip
     """`run --ray`: the runs (one, or the sweep's) on Ray actors, as many at once as there are
-    actors; each run's events printed with --json, else one line per run as it ends."""
-    from latentgraph.graph.console import JsonLines
+    actors; with --json each run's messages as the server sends them (the websocket protocol,
+    one JSON object per line), else one line per run as it ends."""
     from latentgraph.server.ray_workers import RayUnavailable
 
     from .ray_run import RayRun, run_on_ray
@@ -388,10 +390,10 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
                   nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
                   gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
-    show = JsonLines() if args.json else None
     try:
         results = run_on_ray(plan, _workflows(args, overrides, registry), registry,
-                             on_event=(lambda _run, event: show(event)) if show else None)  # fmt: skip
+                             on_message=(lambda _run, text: print(text, flush=True))
+                             if args.json else None)  # fmt: skip
     except RayUnavailable as exc:
         raise UserError(str(exc)) from None
     for i, finished in enumerate(results):

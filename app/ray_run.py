@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from latentgraph.graph.context import Settings
 from latentgraph.graph.declare import Registry
-from latentgraph.graph.events import Event
 from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.workflow import Workflow
 from latentgraph.server.config import ServerConfig
@@ -38,8 +37,9 @@ class RayRun:
 
 
 def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: Settings) -> Job:
-    """One run as a worker job: the graph checked here (problems point into the file), the
-    prompt and workflow a local run would embed in its PNGs."""
+    """One run as a worker job: the graph checked here (problems point into the file; the
+    worker converts the prompt without checking it again), with the prompt and workflow a
+    local run would embed in its PNGs."""
     from latentgraph.graph.comfy_api import prompt_from_graph
     from latentgraph.graph.validate import validate
 
@@ -49,12 +49,13 @@ def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: S
     extra = workflow.extra
     prompt = extra.get("prompt") or prompt_from_graph(workflow.graph, registry)
     pnginfo = {"workflow": extra.get("workflow"), "latentgraph": extra.get("latentgraph")}
-    return Job(f"run-{index}", prompt, {"extra_pnginfo": pnginfo}, None, False, workflow.graph)
+    return Job(f"run-{index}", prompt, {"extra_pnginfo": pnginfo}, None, False, checked=True)
 
 
 def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
-               on_event: Callable[[str, Event], None] | None = None) -> list[Finished]:  # fmt: skip
-    """Run every workflow on the actors, as many at once as there are actors."""
+               on_message: Callable[[str, str], None] | None = None) -> list[Finished]:  # fmt: skip
+    """Run every workflow on the actors, as many at once as there are actors; each run's
+    websocket messages (JSON texts) reach `on_message`."""
     jobs = [workflow_job(i, wf, registry, plan.settings) for i, wf in enumerate(workflows)]
     config = ServerConfig(output_dir=plan.settings.output_dir, input_dir=plan.settings.input_dir,
                           temp_dir=plan.settings.temp_dir, device=plan.settings.device,
@@ -63,6 +64,6 @@ def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
                           ray_gpus_per_actor=plan.gpus_per_actor)  # fmt: skip
     pool = ray_pool(config, worker_setup(plan.nodes_dirs), plan.settings)
     try:
-        return run_batch(pool, jobs, on_event)
+        return run_batch(pool, jobs, on_message)
     finally:
         pool.stop()

@@ -3,7 +3,8 @@
 
 Jobs are handed out once every worker is ready (or `READY_WAIT` seconds after the first is),
 so a worker that loads its libraries faster does not take the whole batch. Each idle worker
-takes the next job; events of the job a worker runs reach `on_event`; a job
+takes the next job; the websocket messages of the job a worker runs (JSON texts, as the
+server would send them) reach `on_message`; a job
 whose worker dies goes back to the front, `pool.redispatch_after_death` times (its nodes
 already computed are disk-cache hits), then fails with the death's reason.
 """
@@ -16,9 +17,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from latentgraph.graph.events import Event
-
-from .workers import Died, Done, Job, Ready, RunError, RunEvent, WorkerMessage, WorkerPool
+from .workers import Died, Done, Job, Ready, RunMessages, WorkerMessage, WorkerPool
 
 READY_WAIT = 30.0
 
@@ -32,10 +31,10 @@ class Finished:
 
 
 def run_batch(pool: WorkerPool, jobs: list[Job],
-              on_event: Callable[[str, Event], None] | None = None) -> list[Finished]:  # fmt: skip
+              on_message: Callable[[str, str], None] | None = None) -> list[Finished]:  # fmt: skip
     """Run `jobs` on the (not yet started) pool; how each ended, in the jobs' order. The pool
     is left running (the caller stops it)."""
-    return Batches(pool).run(jobs, on_event)
+    return Batches(pool).run(jobs, on_message)
 
 
 class Batches:
@@ -51,13 +50,12 @@ class Batches:
         pool.start(lambda worker, message: self.inbox.put((worker, message)))
 
     def run(self, jobs: list[Job],
-            on_event: Callable[[str, Event], None] | None = None) -> list[Finished]:  # fmt: skip
-        """Run `jobs`; how each ended, in their order."""
-        self.on_event = on_event
+            on_message: Callable[[str, str], None] | None = None) -> list[Finished]:  # fmt: skip
+        """Run `jobs`; how each ended, in their order. `on_message(prompt_id, json_text)`."""
+        self.on_message = on_message
         self.pending = deque(jobs)
         self.running: dict[int, Job] = {}  # worker -> its job
         self.deaths: Counter[str] = Counter()
-        self.errors: dict[str, str] = {}
         self.results: dict[str, Finished] = {}
         while len(self.results) < len(jobs):
             wait = self.hand_out_at - time.monotonic()
@@ -79,16 +77,19 @@ class Batches:
             everyone = len(self.ready) == len(self.names)
             first = time.monotonic() + READY_WAIT
             self.hand_out_at = 0.0 if everyone else min(self.hand_out_at, first)
-        elif isinstance(message, RunEvent):
-            if self.on_event is not None and job is not None and job.prompt_id == message.prompt_id:
-                self.on_event(message.prompt_id, message.event)
-        elif isinstance(message, RunError):
-            self.errors[message.prompt_id] = message.message
+        elif isinstance(message, RunMessages):
+            if (
+                self.on_message is not None
+                and job is not None
+                and job.prompt_id == message.prompt_id
+            ):
+                for _type, text in message.messages:
+                    if isinstance(text, str):  # previews are not printed
+                        self.on_message(message.prompt_id, text)
         elif isinstance(message, Done):
             if job is not None and job.prompt_id == message.prompt_id:
                 del self.running[worker]
-                error = message.error or self.errors.get(message.prompt_id)
-                self._finish(Done(message.prompt_id, message.status, message.ui, error), worker)
+                self._finish(message, worker)
             self.idle.add(worker)
         elif isinstance(message, Died):
             self.idle.discard(worker)
