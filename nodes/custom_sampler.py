@@ -1,0 +1,195 @@
+"""SamplerCustomAdvanced: sampling from parts given on sockets (ComfyUI's custom sampling).
+
+The parts: NOISE (the starting noise: RandomNoise by seed, or DisableNoise), GUIDER (the
+noise prediction per step, nodes/guiders.py), SAMPLER (the update rule: a diffusers scheduler
+by name) and SIGMAS (the noise levels to step through, nodes/sigmas.py). The scheduler is
+given the noise levels with diffusers' own `set_timesteps(sigmas=...)`; samplers whose
+diffusers scheduler cannot take them are refused (`sigma_problem`). The starting noise is
+LatentNoise's (`make_noise`, image i from seed + i), so a seed means the same image as with
+UNetDenoise and KSampler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from latentgraph.graph import LATENT, Choice, Output, Settings, Socket, node
+from latentgraph.graph.declare import GUIDER, NOISE, SAMPLER, SIGMAS
+
+from . import runtime
+from .latents import make_noise
+from .schedulers import SCHEDULERS, build_scheduler
+from .seeds import device_generator, image_seeds, seed_input
+from .values import Latent, SchedulerSpec, input_error
+
+# latentgraph sampler names whose diffusers scheduler runs a given list of noise levels
+# (`set_timesteps(sigmas=...)`; UniPC takes them only for flow-matching models). Checked
+# against diffusers by tests/nodes/test_custom_sampling.py.
+TAKES_SIGMAS = ("euler",)
+
+
+def sigma_problem(name: Any) -> str | None:
+    """Why sampler `name` cannot run a given noise schedule, or None when it can."""
+    if name not in SCHEDULERS or name in TAKES_SIGMAS:
+        return None  # unknown names: the dropdown check lists the known ones
+    return (f"sampler {name!r} cannot run a given noise schedule: diffusers' "
+            f"{SCHEDULERS[name][0]} takes no custom sigmas; use {', '.join(TAKES_SIGMAS)}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Noise:
+    """NOISE: the starting noise (image i from seed + i), or none (DisableNoise). The seed
+    also seeds stochastic samplers' per-step noise."""
+
+    seed: int = 0
+    enabled: bool = True
+
+    def make(self, latent: Latent) -> Any:
+        """Unit noise shaped like the latent, or None."""
+        if not self.enabled:
+            return None
+        samples = latent.samples
+        return make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, samples.shape[0]))
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """SAMPLER: a latentgraph scheduler name (nodes/schedulers.py) and extra diffusers options;
+    the model's scheduler config is added when sampling."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def spec(self, config: dict[str, Any]) -> SchedulerSpec:
+        class_name, overrides = SCHEDULERS[self.name]
+        return SchedulerSpec(dict(config), self.name, class_name, {**overrides, **self.options})
+
+
+def _check_sampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
+    message = sigma_problem(inputs.get("name"))
+    return [("name", message)] if message else []
+
+
+@node(
+    "SamplerSelect",
+    category="sampling/custom_sampling",
+    inputs=[Choice("name", list(SCHEDULERS), "euler", description="the update rule; it must "
+                   f"take a given noise schedule ({', '.join(TAKES_SIGMAS)})")],
+    outputs=[Output("sampler", SAMPLER)],
+    check=_check_sampler,
+)  # fmt: skip
+def sampler_select(ctx, name: str = "euler"):
+    """A sampler for SamplerCustomAdvanced, by latentgraph scheduler name."""
+    problem = sigma_problem(name)
+    if problem:
+        raise input_error(ctx, "name", problem)
+    return Sampler(name)
+
+
+@node(
+    "RandomNoise", display_name="RandomNoise", category="sampling/noise",
+    inputs=[seed_input("noise_seed")],
+    outputs=[Output("NOISE", NOISE)],
+)  # fmt: skip
+def random_noise(ctx, noise_seed: int = 0):
+    """Seeded starting noise, the same as LatentNoise's and KSampler's for that seed."""
+    return Noise(noise_seed)
+
+
+@node(
+    "DisableNoise", display_name="DisableNoise", category="sampling/noise",
+    outputs=[Output("NOISE", NOISE)],
+)  # fmt: skip
+def disable_noise(ctx):
+    """No starting noise: continue a latent that still has its noise (after SplitSigmas)."""
+    return Noise(0, enabled=False)
+
+
+@node(
+    "SamplerCustomAdvanced", display_name="SamplerCustomAdvanced",
+    category="sampling/custom_sampling",
+    inputs=[Socket("noise", NOISE), Socket("guider", GUIDER), Socket("sampler", SAMPLER),
+            Socket("sigmas", SIGMAS), Socket("latent_image", LATENT)],
+    outputs=[Output("output", LATENT, description="the latent after the last noise level"),
+             Output("denoised_output", LATENT, description="the model's prediction of the "
+                    "clean latent at the last step")],
+)  # fmt: skip
+def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, sigmas: Any,
+                            latent_image: Latent):  # fmt: skip
+    """Denoise through the given noise levels with the guider's predictions."""
+    import torch
+
+    from .comfy import model_scheduler_config
+
+    problem = sigma_problem(sampler.name)
+    if problem:
+        raise input_error(ctx, "sampler", problem)
+    if sigmas.dim() != 1:
+        raise input_error(ctx, "sigmas", f"expected a 1-D list of noise levels, got shape "
+                                         f"{list(sigmas.shape)}")  # fmt: skip
+    model = guider.unet.unet
+    name = runtime.device_name(ctx.settings)
+    runtime.apply_tf32(ctx.settings, name)
+    spec = sampler.spec(model_scheduler_config(guider.unet))
+    with runtime.in_use(ctx.settings, name, model):
+        run = CustomSampling(ctx, guider, spec, sigmas, latent_image, noise, torch.device(name))
+        out, denoised = run.run()
+    runtime.check_finite(ctx, out, "the denoised latents", "run with --dtype fp32 or bf16")
+    seeds = latent_image.seeds or (image_seeds(noise.seed, out.shape[0]) if noise.enabled
+                                   else None)  # fmt: skip
+    return (Latent(out.cpu(), seeds, is_noise=False),
+            Latent(denoised.cpu(), seeds, is_noise=False))  # fmt: skip
+
+
+@dataclass
+class CustomSampling:
+    """One run through a given list of noise levels."""
+
+    ctx: Any
+    guider: Any  # nodes/guiders.py Guider
+    spec: SchedulerSpec
+    sigmas: Any  # 1-D float tensor
+    latent: Latent
+    noise: Noise
+    device: Any  # torch.device
+
+    def start(self, sigma: Any) -> Any:
+        """The latent at the first noise level: a LatentNoise latent is unit noise already;
+        any other gets the NOISE input's noise at that level (none with DisableNoise)."""
+        dtype = self.guider.unet.unet.dtype
+        samples = self.latent.samples.to(self.device, dtype)
+        if self.latent.is_noise:
+            return samples * sigma
+        noise = self.noise.make(self.latent)
+        if noise is None:
+            return samples
+        return samples + noise.to(samples) * sigma
+
+    def run(self) -> tuple[Any, Any]:
+        """(latent after the last level, the model's clean-latent prediction at the last step)."""
+        import torch
+
+        from .denoise import preview_image, step_kwargs
+
+        ctx, sigmas = self.ctx, self.sigmas
+        if len(sigmas) < 2:  # no step to take
+            samples = self.latent.samples
+            return samples.clone(), samples.clone()
+        seed = self.noise.seed
+        sched = build_scheduler(self.spec, seed)
+        sched.set_timesteps(sigmas=sigmas.tolist(), device=self.device)
+        latents = self.start(sched.sigmas[0].to(self.device))
+        denoised = latents
+        kwargs = step_kwargs(sched, device_generator(self.device, seed))
+        previews = bool(ctx.extra.get("previews"))
+        total = len(sched.timesteps)
+        with torch.inference_mode():
+            for i, t in enumerate(sched.timesteps):
+                ctx.check_cancelled()
+                noise_pred = self.guider.predict(ctx, sched.scale_model_input(latents, t), t)
+                out = sched.step(noise_pred, t, latents, **kwargs)
+                latents, denoised = out.prev_sample, out.pred_original_sample
+                ctx.progress(i + 1, total, partial(preview_image, denoised) if previews else None)
+        return latents, denoised

@@ -1,0 +1,100 @@
+"""Guiders (GUIDER): how each step's noise prediction is made, as a value on a socket.
+
+A guider holds the model, its conditionings and the rule combining their predictions;
+SamplerCustomAdvanced calls `predict` once per step. ComfyUI's BasicGuider (one conditioning,
+no guidance), CFGGuider (classifier-free guidance) and DualCFGGuider (two prompts and a
+negative, each pair with its own scale) have the same names and inputs here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from latentgraph.graph import CONDITIONING, MODEL, Choice, Float, Output, Socket, node
+from latentgraph.graph.declare import GUIDER
+
+from .denoise import _rows
+from .values import Conditioning, UNetModel
+
+CFG = dict(min=0.0, max=100.0, step=0.1, round=0.01)  # ComfyUI's cfg widget
+DUAL_STYLES = ("regular", "nested")
+
+
+@dataclass(eq=False)
+class Guider:
+    """GUIDER: the model, its conditionings (named as the node's inputs) and the scales.
+
+    `combine` turns the per-conditioning predictions, in `conds` order, into one."""
+
+    unet: UNetModel
+    conds: tuple[tuple[str, Conditioning], ...]
+    kind: str  # "basic", "cfg", "dual" or "dual_nested"
+    scales: tuple[float, ...] = ()
+
+    def combine(self, preds: list[Any]) -> Any:
+        if self.kind == "basic":
+            return preds[0]
+        if self.kind == "cfg":
+            negative, positive = preds
+            return negative + self.scales[0] * (positive - negative)
+        negative, middle, positive = preds
+        cfg_conds, cfg_negative = self.scales
+        if self.kind == "dual_nested":  # guide cond1 from cond2, then that from the negative
+            text = middle + cfg_conds * (positive - middle)
+            return negative + cfg_negative * (text - negative)
+        return negative + cfg_negative * (middle - negative) + cfg_conds * (positive - middle)
+
+    def predict(self, ctx: Any, model_input: Any, t: Any) -> Any:
+        """The combined noise prediction for one step: one batched UNet call, the
+        conditionings' rows in `conds` order."""
+        import torch
+
+        model = self.unet.unet
+        batch = model_input.shape[0]
+        rows = [_rows(ctx, name, cond, batch) for name, cond in self.conds]
+        embeds = torch.cat(rows).to(model_input.device, model.dtype)
+        x = torch.cat([model_input] * len(rows)) if len(rows) > 1 else model_input
+        out = model(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
+        return self.combine(list(out.chunk(len(rows))))
+
+
+@node(
+    "BasicGuider", display_name="Basic Guider", category="sampling/guiders",
+    inputs=[Socket("model", MODEL), Socket("conditioning", CONDITIONING)],
+    outputs=[Output("GUIDER", GUIDER)],
+)  # fmt: skip
+def basic_guider(ctx, model: UNetModel, conditioning: Conditioning):
+    """Follow one conditioning, without guidance (distilled models: Turbo, LCM, Flux)."""
+    return Guider(model, (("conditioning", conditioning),), "basic")
+
+
+@node(
+    "CFGGuider", display_name="CFG Guider", category="sampling/guiders",
+    inputs=[Socket("model", MODEL), Socket("positive", CONDITIONING),
+            Socket("negative", CONDITIONING), Float("cfg", 8.0, **CFG)],
+    outputs=[Output("GUIDER", GUIDER)],
+)  # fmt: skip
+def cfg_guider(ctx, model: UNetModel, positive: Conditioning, negative: Conditioning,
+               cfg: float = 8.0):  # fmt: skip
+    """Classifier-free guidance: negative + cfg * (positive - negative)."""
+    return Guider(model, (("negative", negative), ("positive", positive)), "cfg", (cfg,))
+
+
+@node(
+    "DualCFGGuider", display_name="Dual CFG Guider", category="sampling/guiders",
+    inputs=[Socket("model", MODEL), Socket("cond1", CONDITIONING), Socket("cond2", CONDITIONING),
+            Socket("negative", CONDITIONING), Float("cfg_conds", 8.0, **CFG),
+            Float("cfg_cond2_negative", 8.0, **CFG),
+            Choice("style", list(DUAL_STYLES), "regular", description="regular: negative + "
+                   "cfg_cond2_negative * (cond2 - negative) + cfg_conds * (cond1 - cond2); "
+                   "nested: cond1 guided from cond2, then that guided from the negative")],
+    outputs=[Output("GUIDER", GUIDER)],
+)  # fmt: skip
+def dual_cfg_guider(ctx, model: UNetModel, cond1: Conditioning, cond2: Conditioning,
+                    negative: Conditioning, cfg_conds: float = 8.0,
+                    cfg_cond2_negative: float = 8.0, style: str = "regular"):  # fmt: skip
+    """Guidance by two prompts: cond2 away from the negative, cond1 away from cond2."""
+    kind = "dual_nested" if style == "nested" else "dual"
+    return Guider(model, (("negative", negative), ("cond2", cond2), ("cond1", cond1)), kind,
+                  (cfg_conds, cfg_cond2_negative))  # fmt: skip
