@@ -3,8 +3,9 @@
 The parts: NOISE (the starting noise: RandomNoise by seed, or DisableNoise), GUIDER (the
 noise prediction per step, nodes/guiders.py), SAMPLER (the update rule: a diffusers scheduler
 by name) and SIGMAS (the noise levels to step through, nodes/sigmas.py). The scheduler is
-given the noise levels with diffusers' own `set_timesteps(sigmas=...)`; samplers whose
-diffusers scheduler cannot take them are refused (`sigma_problem`). The starting noise is
+given the noise levels with diffusers' own `set_timesteps(sigmas=...)` where it has it
+(`set_schedule`); samplers whose diffusers scheduler cannot take them are refused
+(`sigma_problem`). The starting noise is
 LatentNoise's (`make_noise`, image i from seed + i), so a seed means the same image as with
 UNetDenoise and KSampler.
 """
@@ -24,18 +25,35 @@ from .schedulers import SCHEDULERS, build_scheduler
 from .seeds import device_generator, image_seeds, seed_input
 from .values import Latent, SchedulerSpec, input_error
 
-# latentgraph sampler names whose diffusers scheduler runs a given list of noise levels
-# (`set_timesteps(sigmas=...)`; UniPC takes them only for flow-matching models). Checked
+# latentgraph sampler names whose diffusers scheduler runs a given list of noise levels:
+# through `set_timesteps(sigmas=...)` (UniPC takes them only for flow-matching models), or,
+# for schedulers whose steps read nothing but their public `sigmas` and `timesteps` tables,
+# by setting those tables (as nodes/step_window.py does to end at zero noise). Checked
 # against diffusers by tests/nodes/test_custom_sampling.py.
 TAKES_SIGMAS = ("euler",)
+READS_SIGMA_TABLE = ("euler_a",)
 
 
 def sigma_problem(name: Any) -> str | None:
     """Why sampler `name` cannot run a given noise schedule, or None when it can."""
-    if name not in SCHEDULERS or name in TAKES_SIGMAS:
+    if name not in SCHEDULERS or name in TAKES_SIGMAS + READS_SIGMA_TABLE:
         return None  # unknown names: the dropdown check lists the known ones
     return (f"sampler {name!r} cannot run a given noise schedule: diffusers' "
-            f"{SCHEDULERS[name][0]} takes no custom sigmas; use {', '.join(TAKES_SIGMAS)}")  # fmt: skip
+            f"{SCHEDULERS[name][0]} takes no custom sigmas; use one of: "
+            f"{', '.join(TAKES_SIGMAS + READS_SIGMA_TABLE)}")  # fmt: skip
+
+
+def set_schedule(sched: Any, spec: SchedulerSpec, sigmas: Any, device: Any) -> None:
+    """Give scheduler `sched` (built from `spec`) the noise levels `sigmas` to step through,
+    with the timesteps diffusers' Euler scheduler derives from them for this model."""
+    levels = sigmas.tolist()
+    if spec.name in TAKES_SIGMAS:
+        sched.set_timesteps(sigmas=levels, device=device)
+        return
+    euler = build_scheduler(SchedulerSpec(spec.config, "euler", SCHEDULERS["euler"][0]))
+    euler.set_timesteps(sigmas=levels, device=device)
+    sched.set_timesteps(len(levels) - 1, device=device)
+    sched.sigmas, sched.timesteps = euler.sigmas, euler.timesteps
 
 
 @dataclass(frozen=True)
@@ -76,7 +94,7 @@ def _check_sampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[str
     "SamplerSelect",
     category="sampling/custom_sampling",
     inputs=[Choice("name", list(SCHEDULERS), "euler", description="the update rule; it must "
-                   f"take a given noise schedule ({', '.join(TAKES_SIGMAS)})")],
+                   f"take a given noise schedule ({', '.join(TAKES_SIGMAS + READS_SIGMA_TABLE)})")],
     outputs=[Output("sampler", SAMPLER)],
     check=_check_sampler,
 )  # fmt: skip
@@ -179,7 +197,7 @@ class CustomSampling:
             return samples.clone(), samples.clone()
         seed = self.noise.seed
         sched = build_scheduler(self.spec, seed)
-        sched.set_timesteps(sigmas=sigmas.tolist(), device=self.device)
+        set_schedule(sched, self.spec, sigmas, self.device)
         latents = self.start(sched.sigmas[0].to(self.device))
         denoised = latents
         kwargs = step_kwargs(sched, device_generator(self.device, seed))
