@@ -38,11 +38,8 @@ from .values import Conditioning, Latent, SchedulerSpec, UNetModel, input_error
 def _sampler_problem(sampler_name: Any) -> str | None:
     if sampler_name not in SAMPLERS:
         return None  # the dropdown check lists the supported names
-    problem = sigma_problem(SAMPLERS[sampler_name][0])
-    if problem is None:
-        return None
-    usable = [n for n, (ours, _) in SAMPLERS.items() if sigma_problem(ours) is None]
-    return f"{problem.split(';')[0]}; use {', '.join(usable)}"
+    usable = tuple(n for n, (ours, _) in SAMPLERS.items() if sigma_problem(ours) is None)
+    return sigma_problem(SAMPLERS[sampler_name][0], sampler_name, usable)
 
 
 def _check_select(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:

@@ -34,13 +34,14 @@ TAKES_SIGMAS = ("euler",)
 READS_SIGMA_TABLE = ("euler_a",)
 
 
-def sigma_problem(name: Any) -> str | None:
-    """Why sampler `name` cannot run a given noise schedule, or None when it can."""
+def sigma_problem(name: Any, shown: str = "", usable: tuple[str, ...] = ()) -> str | None:
+    """Why sampler `name` (a latentgraph name) cannot run a given noise schedule, or None when
+    it can. `shown` and `usable` say it in the caller's names (ComfyUI's, for KSamplerSelect)."""
+    usable = usable or TAKES_SIGMAS + READS_SIGMA_TABLE
     if name not in SCHEDULERS or name in TAKES_SIGMAS + READS_SIGMA_TABLE:
         return None  # unknown names: the dropdown check lists the known ones
-    return (f"sampler {name!r} cannot run a given noise schedule: diffusers' "
-            f"{SCHEDULERS[name][0]} takes no custom sigmas; use one of: "
-            f"{', '.join(TAKES_SIGMAS + READS_SIGMA_TABLE)}")  # fmt: skip
+    return (f"sampler {(shown or name)!r} cannot run a given noise schedule: diffusers' "
+            f"{SCHEDULERS[name][0]} takes no custom sigmas; use one of: {', '.join(usable)}")  # fmt: skip
 
 
 def set_schedule(sched: Any, spec: SchedulerSpec, sigmas: Any, device: Any) -> None:
