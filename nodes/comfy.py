@@ -327,7 +327,7 @@ def clip_text_encode(ctx, text: str, clip: ClipModel):
 
         return encode_sdxl(ctx, clip, [text], layer=layer if isinstance(clip, ComfyClip)
                            else PENULTIMATE)  # fmt: skip
-    return Conditioning(encode(ctx, clip, [text], layer), [text])
+    return Conditioning.of(encode(ctx, clip, [text], layer), [text])
 
 
 @_node(

@@ -201,13 +201,15 @@ class CustomSampling:
         set_schedule(sched, self.spec, sigmas, self.device)
         latents = self.start(sched.sigmas[0].to(self.device))
         denoised = latents
+        predict = self.guider.predictor(ctx, self.device, tuple(self.latent.samples.shape),
+                                        sched.config.num_train_timesteps)  # fmt: skip
         kwargs = step_kwargs(sched, device_generator(self.device, seed))
         previews = bool(ctx.extra.get("previews"))
         total = len(sched.timesteps)
         with torch.inference_mode():
             for i, t in enumerate(sched.timesteps):
                 ctx.check_cancelled()
-                noise_pred = self.guider.predict(ctx, sched.scale_model_input(latents, t), t)
+                noise_pred = predict(sched.scale_model_input(latents, t), t)
                 out = sched.step(noise_pred, t, latents, **kwargs)
                 latents, denoised = out.prev_sample, out.pred_original_sample
                 ctx.progress(i + 1, total, partial(preview_image, denoised) if previews else None)

@@ -1,62 +1,69 @@
 """Guiders (GUIDER): how each step's noise prediction is made, as a value on a socket.
 
 A guider holds the model, its conditionings and the rule combining their predictions;
-SamplerCustomAdvanced calls `predict` once per step. ComfyUI's BasicGuider (one conditioning,
+SamplerCustomAdvanced asks it for a `predictor` and calls that once per step. ComfyUI's BasicGuider (one conditioning,
 no guidance), CFGGuider (classifier-free guidance) and DualCFGGuider (two prompts and a
 negative, each pair with its own scale) have the same names and inputs here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from latentgraph.graph import CONDITIONING, MODEL, Choice, Float, Output, Socket, node
 from latentgraph.graph.declare import GUIDER
 
-from .denoise import _rows
 from .values import Conditioning, UNetModel
 
 CFG = dict(min=0.0, max=100.0, step=0.1, round=0.01)  # ComfyUI's cfg widget
 DUAL_STYLES = ("regular", "nested")
 
 
+NOTHING = Conditioning(())  # no entries: the unused negative side of an unguided prediction
+
+
 @dataclass(eq=False)
 class Guider:
     """GUIDER: the model, its conditionings (named as the node's inputs) and the scales.
 
-    `combine` turns the per-conditioning predictions, in `conds` order, into one."""
+    Every prediction is nodes/guidance.py's, the one UNetDenoise makes (entries, areas, masks,
+    timestep ranges, SDXL inputs): CFGGuider's is exactly UNetDenoise's; the others predict
+    each conditioning alone and `combine` the results."""
 
     unet: UNetModel
     conds: tuple[tuple[str, Conditioning], ...]
     kind: str  # "basic", "cfg", "dual" or "dual_nested"
     scales: tuple[float, ...] = ()
 
+    def predictor(self, ctx: Any, device: Any, latent_shape: tuple[int, ...],
+                  train_steps: int) -> Callable[[Any, Any], Any]:  # fmt: skip
+        """`predict(model_input, t)` for sampling latents of `latent_shape` on `device`; the
+        conditionings are checked here, before any step runs."""
+        from .guidance import Guidance
+
+        def guidance(positive: Conditioning, negative: Conditioning = NOTHING,
+                     scale: float = 1.0) -> Guidance:  # fmt: skip
+            return Guidance(ctx, self.unet.unet, device, positive, negative, scale,
+                            latent_shape, train_steps)  # fmt: skip
+
+        if self.kind == "cfg":
+            (_, negative), (_, positive) = self.conds
+            return guidance(positive, negative, self.scales[0]).predict
+        alone = [guidance(cond) for _, cond in self.conds]
+        return lambda x, t: self.combine([each.predict(x, t) for each in alone])
+
     def combine(self, preds: list[Any]) -> Any:
+        """One prediction from each conditioning's, in `conds` order."""
         if self.kind == "basic":
             return preds[0]
-        if self.kind == "cfg":
-            negative, positive = preds
-            return negative + self.scales[0] * (positive - negative)
         negative, middle, positive = preds
         cfg_conds, cfg_negative = self.scales
         if self.kind == "dual_nested":  # guide cond1 from cond2, then that from the negative
             text = middle + cfg_conds * (positive - middle)
             return negative + cfg_negative * (text - negative)
         return negative + cfg_negative * (middle - negative) + cfg_conds * (positive - middle)
-
-    def predict(self, ctx: Any, model_input: Any, t: Any) -> Any:
-        """The combined noise prediction for one step: one batched UNet call, the
-        conditionings' rows in `conds` order."""
-        import torch
-
-        model = self.unet.unet
-        batch = model_input.shape[0]
-        rows = [_rows(ctx, name, cond, batch) for name, cond in self.conds]
-        embeds = torch.cat(rows).to(model_input.device, model.dtype)
-        x = torch.cat([model_input] * len(rows)) if len(rows) > 1 else model_input
-        out = model(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
-        return self.combine(list(out.chunk(len(rows))))
 
 
 @node(
@@ -77,7 +84,8 @@ def basic_guider(ctx, model: UNetModel, conditioning: Conditioning):
 )  # fmt: skip
 def cfg_guider(ctx, model: UNetModel, positive: Conditioning, negative: Conditioning,
                cfg: float = 8.0):  # fmt: skip
-    """Classifier-free guidance: negative + cfg * (positive - negative)."""
+    """Classifier-free guidance: negative + cfg * (positive - negative); as in UNetDenoise,
+    a cfg of 1 or less follows the positive alone (one UNet call)."""
     return Guider(model, (("negative", negative), ("positive", positive)), "cfg", (cfg,))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from latentgraph.graph import CONDITIONING, Float, Int, Output, Socket, node
 
 from . import runtime
-from .values import ClipModel, Conditioning, SizeConditioning, input_error
+from .values import ClipModel, CondEntry, Conditioning, SizeConditioning, input_error
 
 PIXELS_PER_LATENT = 8  # every SD-family VAE, the tiny models' included
 BASE_TIME_IDS = 6  # (height, width, crop top, crop left, target height, target width)
@@ -92,7 +92,7 @@ def encode_sdxl(ctx: Any, clip: ClipModel, prompts: list[str], prompts_l: list[s
         hidden_2, pooled = _encoder_output(ctx, clip, pair_2, prompts, layer, warn=True)
         states.append(hidden_2)
         embeds = torch.cat(states, dim=-1).to(dtype=clip.text_encoder_2.dtype)
-    return Conditioning(embeds.cpu(), list(prompts), pooled.cpu())  # cached on the CPU
+    return Conditioning.of(embeds.cpu(), prompts, pooled.cpu())  # cached on the CPU
 
 
 def time_id_count(unet_config: Any, pooled_dim: int) -> int:
@@ -119,33 +119,27 @@ def is_sdxl_unet(unet: Any) -> bool:
     return unet.config.get("addition_embed_type") == "text_time"
 
 
-def added_cond_kwargs(job: Any, batch: int) -> dict[str, Any] | None:
-    """The SDXL UNet's `added_cond_kwargs` for a DenoiseJob (None for other UNets): pooled
-    embeddings and time ids, negative rows first under guidance as the embeddings are."""
+def added_inputs(ctx: Any, model: Any, entry: CondEntry, input_name: str,
+                 latent_shape: tuple[int, ...]) -> dict[str, Any] | None:  # fmt: skip
+    """The SDXL UNet's `added_cond_kwargs` for one conditioning entry's rows (None for other
+    UNets): its pooled embedding and time ids, one row per image of the latent batch."""
     import torch
 
-    if not is_sdxl_unet(job.model):
+    if not is_sdxl_unet(model):
         return None
-    rows = [("negative", job.negative)] if job.guided else []
-    rows.append(("positive", job.positive))
-    latent_hw = tuple(job.latent.samples.shape[-2:])
-    pooled_rows, id_rows = [], []
-    for name, cond in rows:
-        if cond.pooled is None:
-            raise input_error(job.ctx, name, "this SDXL model needs conditioning from an SDXL "
-                                             "text encoder (with a pooled embedding)")  # fmt: skip
-        count = time_id_count(job.model.config, cond.pooled.shape[-1])
-        if count not in (BASE_TIME_IDS, REFINER_TIME_IDS):
-            raise input_error(job.ctx, name, f"the pooled embedding (width "
-                              f"{cond.pooled.shape[-1]}) does not fit this SDXL model")  # fmt: skip
-        pooled = cond.pooled if cond.pooled.shape[0] == batch else cond.pooled.expand(batch, -1)
-        pooled_rows.append(pooled)
-        ids = time_ids(cond.size, latent_hw, count, negative=name == "negative")
-        id_rows.append(torch.tensor([ids], dtype=cond.embeds.dtype).repeat(batch, 1))
-    dtype = job.model.dtype
+    if entry.pooled is None:
+        raise input_error(ctx, input_name, "this SDXL model needs conditioning from an SDXL "
+                                           "text encoder (with a pooled embedding)")  # fmt: skip
+    count = time_id_count(model.config, entry.pooled.shape[-1])
+    if count not in (BASE_TIME_IDS, REFINER_TIME_IDS):
+        raise input_error(ctx, input_name, f"the pooled embedding (width "
+                          f"{entry.pooled.shape[-1]}) does not fit this SDXL model")  # fmt: skip
+    batch, latent_hw = latent_shape[0], tuple(latent_shape[-2:])
+    pooled = entry.pooled if entry.pooled.shape[0] == batch else entry.pooled.expand(batch, -1)
+    ids = time_ids(entry.size, latent_hw, count, negative=input_name == "negative")
     return {
-        "text_embeds": torch.cat(pooled_rows).to(job.device, dtype),
-        "time_ids": torch.cat(id_rows).to(job.device),
+        "text_embeds": pooled,
+        "time_ids": torch.tensor([ids], dtype=entry.embeds.dtype).repeat(batch, 1),
     }
 
 
@@ -166,12 +160,16 @@ SIZE_INPUTS = [
 def size_conditioning(conditioning: Conditioning, *, width: int = 0, height: int = 0,
                       crop_w: int = 0, crop_h: int = 0, target_width: int = 0,
                       target_height: int = 0, aesthetic_score: float | None = None) -> Conditioning:  # fmt: skip
-    """The conditioning with new SDXL size numbers (a size of 0: the latent's, at sampling)."""
-    if aesthetic_score is None:
-        aesthetic_score = conditioning.size.aesthetic_score
-    size = SizeConditioning(width or None, height or None, crop_w, crop_h, target_width or None,
-                            target_height or None, aesthetic_score)  # fmt: skip
-    return replace(conditioning, size=size)
+    """The conditioning with new SDXL size numbers on every entry (a size of 0: the latent's,
+    at sampling; no aesthetic score: each entry keeps its own)."""
+
+    def resized(entry: CondEntry) -> CondEntry:
+        score = entry.size.aesthetic_score if aesthetic_score is None else aesthetic_score
+        size = SizeConditioning(width or None, height or None, crop_w, crop_h,
+                                target_width or None, target_height or None, score)  # fmt: skip
+        return replace(entry, size=size)
+
+    return conditioning.map(resized)
 
 
 @node(

@@ -219,4 +219,4 @@ def text_encode(ctx, clip: ClipModel, text: str):
         from .sdxl import encode_sdxl
 
         return encode_sdxl(ctx, clip, prompts)
-    return Conditioning(encode(ctx, clip, prompts), prompts)
+    return Conditioning.of(encode(ctx, clip, prompts), prompts)

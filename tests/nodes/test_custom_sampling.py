@@ -230,11 +230,12 @@ def test_dual_cfg_guider_combines_three_predictions(tiny, conds):
         guider = guiders.dual_cfg_guider(None, unet, conds["style"], conds["pos"], conds["neg"],
                                          2.0, 5.0, style)  # fmt: skip
         with torch.inference_mode():
-            got = guider.predict(None, x, t)
+            got = guider.predictor(None, x.device, tuple(x.shape), 1000)(x, t)
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
     basic = guiders.basic_guider(None, unet, conds["pos"])
     with torch.inference_mode():
-        torch.testing.assert_close(basic.predict(None, x, t), mid, rtol=1e-4, atol=1e-4)
+        got = basic.predictor(None, x.device, tuple(x.shape), 1000)(x, t)
+    torch.testing.assert_close(got, mid, rtol=1e-4, atol=1e-4)
 
 
 def test_too_few_levels_return_the_latent_unchanged(tiny, conds, make_ctx):
