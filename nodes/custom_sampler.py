@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from latentgraph.graph import LATENT, Choice, Output, Settings, Socket, node
+from latentgraph.graph import LATENT, Choice, Output, Socket, node
 from latentgraph.graph.declare import GUIDER, NOISE, SAMPLER, SIGMAS
 
 from . import runtime
@@ -86,24 +86,18 @@ class Sampler:
         return SchedulerSpec(dict(config), self.name, class_name, {**overrides, **self.options})
 
 
-def _check_sampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
-    message = sigma_problem(inputs.get("name"))
-    return [("name", message)] if message else []
-
-
 @node(
     "SamplerSelect",
     category="sampling/custom_sampling",
-    inputs=[Choice("name", list(SCHEDULERS), "euler", description="the update rule; it must "
-                   f"take a given noise schedule ({', '.join(TAKES_SIGMAS + READS_SIGMA_TABLE)})")],
+    inputs=[Choice("name", list(TAKES_SIGMAS + READS_SIGMA_TABLE), "euler",
+                   description="the update rule (the samplers that can run a given schedule)")],
     outputs=[Output("sampler", SAMPLER)],
-    check=_check_sampler,
 )  # fmt: skip
 def sampler_select(ctx, name: str = "euler"):
     """A sampler for SamplerCustomAdvanced, by latentgraph scheduler name."""
     problem = sigma_problem(name)
-    if problem:
-        raise input_error(ctx, "name", problem)
+    if problem or name not in SCHEDULERS:
+        raise input_error(ctx, "name", problem or f"unknown sampler {name!r}")
     return Sampler(name)
 
 

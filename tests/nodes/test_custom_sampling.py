@@ -292,7 +292,9 @@ def test_refusals_name_the_node_and_input():
                             "sigma_min": 0.0}})  # fmt: skip
     where = {(node, name) for node, name, _ in found}
     assert where == {("s", "name"), ("k", "sampler_name"), ("r", "rho"), ("e", "sigma_min")}
-    message = dict(((n, i), m) for n, i, m in found)[("k", "sampler_name")]
+    messages = dict(((n, i), m) for n, i, m in found)
+    assert "'euler', 'euler_a'" in messages[("s", "name")]  # the native list: only those
+    message = messages[("k", "sampler_name")]
     assert "dpmpp_2m" in message and "euler, euler_ancestral" in message
     assert problems({"k": {"type": "KSamplerSelect", "sampler_name": "euler_ancestral"}}) == []
 
