@@ -122,3 +122,22 @@ def test_the_editor_sees_comfyui_socket_types():
                          ("RandomNoise", "NOISE"), ("DualCFGGuider", "GUIDER")):  # fmt: skip
         assert info[name]["output"] == [output]
     assert info["SamplerCustom"]["input"]["required"]["noise_seed"][1]["control_after_generate"]
+
+
+def test_turbo_editor_workflow_is_the_api_prompts_graph(settings):
+    """The same Turbo graph saved by the editor (widgets_values, the seed's control value, the
+    SIGMAS/SAMPLER links) loads as the API prompt does and samples the same latent."""
+    import torch
+
+    from latentgraph.graph.comfy_editor import graph_from_editor
+
+    editor = graph_from_editor(json.loads((DATA / "sdturbo_editor.json").read_text()),
+                               default_registry)  # fmt: skip
+    api_graph = graph_from_prompt(api("sdturbo_api.json"), default_registry)
+    assert {n.id: (n.type, n.inputs) for n in editor} == {n.id: (n.type, n.inputs)
+                                                          for n in api_graph}  # fmt: skip
+    sched = Scheduler(default_registry, settings=settings)
+    ours = sched.run(editor, targets=["13"])
+    assert ours.ok, ours.failures
+    assert torch.equal(ours.output("13").samples, run(api("sdturbo_api.json"), settings,
+                                                      targets=["13"]).output("13").samples)  # fmt: skip
