@@ -5,9 +5,8 @@ noise prediction per step, nodes/guiders.py), SAMPLER (the update rule: a diffus
 by name) and SIGMAS (the noise levels to step through, nodes/sigmas.py). The scheduler is
 given the noise levels with diffusers' own `set_timesteps(sigmas=...)` where it has it
 (`set_schedule`); samplers whose diffusers scheduler cannot take them are refused
-(`sigma_problem`). The starting noise is
-LatentNoise's (`make_noise`, image i from seed + i), so a seed means the same image as with
-UNetDenoise and KSampler.
+(`sigma_problem`). The starting noise is LatentNoise's (`make_noise`, image i from seed + i),
+so a seed means the same image as with UNetDenoise and KSampler.
 """
 
 from __future__ import annotations
@@ -16,14 +15,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from latentgraph.graph import LATENT, Choice, Output, Socket, node
+from latentgraph.graph import LATENT, SCHEDULER, Choice, Output, Socket, node
 from latentgraph.graph.declare import GUIDER, NOISE, SAMPLER, SIGMAS
 
 from . import runtime
+from .comfy import model_scheduler_config
 from .latents import make_noise
 from .schedulers import SCHEDULERS, build_scheduler
 from .seeds import device_generator, image_seeds, seed_input
-from .values import Latent, SchedulerSpec, input_error
+from .values import Latent, SchedulerSpec, UNetModel, input_error
 
 # latentgraph sampler names whose diffusers scheduler runs a given list of noise levels:
 # through `set_timesteps(sigmas=...)` (UniPC takes them only for flow-matching models), or,
@@ -75,13 +75,16 @@ class Noise:
 
 @dataclass(frozen=True)
 class Sampler:
-    """SAMPLER: a latentgraph scheduler name (nodes/schedulers.py) and extra diffusers options;
-    the model's scheduler config is added when sampling."""
+    """SAMPLER: a latentgraph scheduler name (nodes/schedulers.py), extra diffusers options,
+    and the model's scheduler config when given (else the guider's MODEL's is used)."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] | None = None
 
-    def spec(self, config: dict[str, Any]) -> SchedulerSpec:
+    def spec(self, model: UNetModel) -> SchedulerSpec:
+        """How to build the diffusers scheduler sampling `model`."""
+        config = self.config if self.config is not None else model_scheduler_config(model)
         class_name, overrides = SCHEDULERS[self.name]
         return SchedulerSpec(dict(config), self.name, class_name, {**overrides, **self.options})
 
@@ -90,15 +93,17 @@ class Sampler:
     "SamplerSelect",
     category="sampling/custom_sampling",
     inputs=[Choice("name", list(TAKES_SIGMAS + READS_SIGMA_TABLE), "euler",
-                   description="the update rule (the samplers that can run a given schedule)")],
+                   description="the update rule (the samplers that can run a given schedule)"),
+            Socket("scheduler", SCHEDULER, optional=True, description="the model's noise "
+                   "schedule (LoadModel: v-prediction and the like); else the guider's MODEL's")],
     outputs=[Output("sampler", SAMPLER)],
 )  # fmt: skip
-def sampler_select(ctx, name: str = "euler"):
+def sampler_select(ctx, name: str = "euler", scheduler: SchedulerSpec | None = None):
     """A sampler for SamplerCustomAdvanced, by latentgraph scheduler name."""
     problem = sigma_problem(name)
     if problem or name not in SCHEDULERS:
         raise input_error(ctx, "name", problem or f"unknown sampler {name!r}")
-    return Sampler(name)
+    return Sampler(name, config=dict(scheduler.config) if scheduler is not None else None)
 
 
 @node(
@@ -134,8 +139,6 @@ def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, si
     """Denoise through the given noise levels with the guider's predictions."""
     import torch
 
-    from .comfy import model_scheduler_config
-
     problem = sigma_problem(sampler.name)
     if problem:
         raise input_error(ctx, "sampler", problem)
@@ -145,7 +148,7 @@ def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, si
     model = guider.unet.unet
     name = runtime.device_name(ctx.settings)
     runtime.apply_tf32(ctx.settings, name)
-    spec = sampler.spec(model_scheduler_config(guider.unet))
+    spec = sampler.spec(guider.unet)
     with runtime.in_use(ctx.settings, name, model):
         run = CustomSampling(ctx, guider, spec, sigmas, latent_image, noise, torch.device(name))
         out, denoised = run.run()

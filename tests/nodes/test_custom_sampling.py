@@ -259,7 +259,7 @@ def test_the_sigma_rule_matches_diffusers(tiny, name):
 
     import torch
 
-    spec = custom_sampler.Sampler(name).spec(tiny[3].config)
+    spec = custom_sampler.Sampler(name, config=tiny[3].config).spec(tiny[0])
     sched = schedulers.build_scheduler(spec, 0)
     levels = torch.tensor([9.0, 3.0, 0.5, 0.0])
     if custom_sampler.sigma_problem(name) is None:
@@ -318,3 +318,27 @@ def test_custom_sampling_workflow_runs_and_is_an_editor_template(tiny, tmp_path)
     editor = editor_workflow(WORKFLOWS / "custom_sampling.yaml", default_registry)
     graph = graph_from_editor(editor, default_registry)
     assert {n.id: n.type for n in graph} == {n.id: n.type for n in wf.graph}
+
+
+def test_sampler_select_takes_the_models_schedule_when_given(tiny, conds, make_ctx):
+    """A v-prediction model's schedule given to SamplerSelect changes how its output is read;
+    without one, the guider's MODEL's schedule is used."""
+    import torch
+
+    from latentgraph.nodes.values import SchedulerSpec
+
+    unet, _, _, spec = tiny
+    v_spec = SchedulerSpec({**spec.config, "prediction_type": "v_prediction"})
+    ctx = make_ctx("SamplerSelect")
+    assert custom_sampler.sampler_select(ctx, "euler", v_spec).spec(unet).config[
+        "prediction_type"] == "v_prediction"  # fmt: skip
+    assert custom_sampler.sampler_select(ctx, "euler").spec(unet).config["prediction_type"] == (
+        "epsilon")  # fmt: skip
+    guider = guiders.basic_guider(None, unet, conds["pos"])
+    levels = torch.tensor([6.0, 1.0])
+    empty = Latent(torch.zeros(SHAPE))
+    eps, _ = sample(make_ctx, guider, custom_sampler.sampler_select(ctx, "euler"), levels, empty,
+                    custom_sampler.Noise(2))  # fmt: skip
+    v, _ = sample(make_ctx, guider, custom_sampler.sampler_select(ctx, "euler", v_spec), levels,
+                  empty, custom_sampler.Noise(2))  # fmt: skip
+    assert not torch.allclose(eps.samples, v.samples)
