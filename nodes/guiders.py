@@ -1,9 +1,10 @@
 """Guiders (GUIDER): how each step's noise prediction is made, as a value on a socket.
 
 A guider holds the model, its conditionings and the rule combining their predictions;
-SamplerCustomAdvanced asks it for a `predictor` and calls that once per step. ComfyUI's BasicGuider (one conditioning,
-no guidance), CFGGuider (classifier-free guidance) and DualCFGGuider (two prompts and a
-negative, each pair with its own scale) have the same names and inputs here.
+SamplerCustomAdvanced asks it for a `predictor` and calls that once per step. ComfyUI's
+BasicGuider (one conditioning, no guidance), CFGGuider (classifier-free guidance) and
+DualCFGGuider (two prompts and a negative, each pair with its own scale) have the same names
+and inputs here.
 """
 
 from __future__ import annotations
@@ -19,21 +20,19 @@ from .values import Conditioning, UNetModel
 
 CFG = dict(min=0.0, max=100.0, step=0.1, round=0.01)  # ComfyUI's cfg widget
 DUAL_STYLES = ("regular", "nested")
-
-
 NOTHING = Conditioning(())  # no entries: the unused negative side of an unguided prediction
 
 
 @dataclass(eq=False)
 class Guider:
-    """GUIDER: the model, its conditionings (named as the node's inputs) and the scales.
+    """GUIDER: the model, its conditionings (negative first) and the scales.
 
     Every prediction is nodes/guidance.py's, the one UNetDenoise makes (entries, areas, masks,
     timestep ranges, SDXL inputs): CFGGuider's is exactly UNetDenoise's; the others predict
     each conditioning alone and `combine` the results."""
 
     unet: UNetModel
-    conds: tuple[tuple[str, Conditioning], ...]
+    conds: tuple[Conditioning, ...]
     kind: str  # "basic", "cfg", "dual" or "dual_nested"
     scales: tuple[float, ...] = ()
 
@@ -49,9 +48,9 @@ class Guider:
                             latent_shape, train_steps)  # fmt: skip
 
         if self.kind == "cfg":
-            (_, negative), (_, positive) = self.conds
+            negative, positive = self.conds
             return guidance(positive, negative, self.scales[0]).predict
-        alone = [guidance(cond) for _, cond in self.conds]
+        alone = [guidance(cond) for cond in self.conds]
         return lambda x, t: self.combine([each.predict(x, t) for each in alone])
 
     def combine(self, preds: list[Any]) -> Any:
@@ -73,7 +72,7 @@ class Guider:
 )  # fmt: skip
 def basic_guider(ctx, model: UNetModel, conditioning: Conditioning):
     """Follow one conditioning, without guidance (distilled models: Turbo, LCM, Flux)."""
-    return Guider(model, (("conditioning", conditioning),), "basic")
+    return Guider(model, (conditioning,), "basic")
 
 
 @node(
@@ -86,7 +85,7 @@ def cfg_guider(ctx, model: UNetModel, positive: Conditioning, negative: Conditio
                cfg: float = 8.0):  # fmt: skip
     """Classifier-free guidance: negative + cfg * (positive - negative); as in UNetDenoise,
     a cfg of 1 or less follows the positive alone (one UNet call)."""
-    return Guider(model, (("negative", negative), ("positive", positive)), "cfg", (cfg,))
+    return Guider(model, (negative, positive), "cfg", (cfg,))
 
 
 @node(
@@ -104,5 +103,4 @@ def dual_cfg_guider(ctx, model: UNetModel, cond1: Conditioning, cond2: Condition
                     cfg_cond2_negative: float = 8.0, style: str = "regular"):  # fmt: skip
     """Guidance by two prompts: cond2 away from the negative, cond1 away from cond2."""
     kind = "dual_nested" if style == "nested" else "dual"
-    return Guider(model, (("negative", negative), ("cond2", cond2), ("cond1", cond1)), kind,
-                  (cfg_conds, cfg_cond2_negative))  # fmt: skip
+    return Guider(model, (negative, cond2, cond1), kind, (cfg_conds, cfg_cond2_negative))
