@@ -25,6 +25,7 @@ from .values import (
     Latent,
     SchedulerSpec,
     SizeConditioning,
+    UNetModel,
 )
 
 
@@ -116,6 +117,12 @@ def _dec_spec(data: bytes) -> SchedulerSpec:
     return SchedulerSpec(**json.loads(data))
 
 
+def _handle_digest(v: Any) -> str:
+    """A handle's manager key; a UNet's sampling too (same weights, sampled another way)."""
+    sampling = v.sampling if isinstance(v, UNetModel) else None
+    return hashlib.sha256(f"{type(v).__name__}|{v.key}|{sampling}".encode()).hexdigest()
+
+
 def register() -> None:
     register_codec(Codec("lg.tensor", _is_tensor, _nbytes, _enc_tensor, _dec_tensor,
                          _digest(_enc_tensor)))  # fmt: skip
@@ -128,8 +135,7 @@ def register() -> None:
                          lambda v: len(_enc_spec(v)), _enc_spec, _dec_spec,
                          _digest(_enc_spec)))  # fmt: skip
     register_codec(Codec("lg.model", lambda v: isinstance(v, MODEL_HANDLES),
-                         lambda v: 256, None, None,
-                         lambda v: hashlib.sha256(f"{type(v).__name__}|{v.key}".encode()).hexdigest()))  # fmt: skip
+                         lambda v: 256, None, None, _handle_digest))  # fmt: skip
 
 
 register()

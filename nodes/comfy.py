@@ -132,13 +132,16 @@ def _check_sampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[str
 
 
 def model_scheduler_config(model: Any) -> dict[str, Any]:
-    """The noise schedule a MODEL samples with: its checkpoint's scheduler config."""
+    """The noise schedule a MODEL samples with: its checkpoint's scheduler config, with the
+    model's sampling (prediction type, zsnr; nodes/model_sampling.py)."""
+    from .model_sampling import sampled_config
+
     config = getattr(model, "scheduler_config", None)
     if config is None:  # a MODEL from LoadModel: Stable Diffusion's schedule
         from .tiny_model import SCHEDULER_CONFIG
 
         config = SCHEDULER_CONFIG
-    return dict(config)
+    return sampled_config(config, model.sampling)
 
 
 def sampler_spec(model: Any, sampler_name: str, scheduler: str) -> SchedulerSpec:
@@ -253,7 +256,7 @@ class ComfyModel(UNetModel):
     """MODEL that remembers its checkpoint's scheduler config, as ComfyUI's MODEL does."""
 
     def __init__(self, base: UNetModel, scheduler_config: dict[str, Any]) -> None:
-        super().__init__(base.unet, base.key, base.device, base.dtype)
+        super().__init__(base.unet, base.key, base.device, base.dtype, base.sampling)
         self.scheduler_config = scheduler_config
 
 
@@ -295,7 +298,7 @@ def vae_loader(ctx, vae_name: str):
         path = models_dirs.resolve("vae", vae_name, ctx.settings.models_dirs)
     except models_dirs.ModelNotFound as exc:
         raise input_error(ctx, "vae_name", str(exc)) from None
-    return load_vae(ctx, str(path), "sd15")
+    return load_vae(ctx, str(path), "auto")
 
 
 # --- conditioning ----------------------------------------------------------------------------

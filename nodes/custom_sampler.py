@@ -21,6 +21,7 @@ from latentgraph.graph.declare import GUIDER, NOISE, SAMPLER, SIGMAS
 from . import runtime
 from .comfy import model_scheduler_config
 from .latents import make_noise
+from .model_sampling import node_spec
 from .schedulers import SCHEDULERS, build_scheduler
 from .seeds import device_generator, image_seeds, seed_input
 from .values import Latent, SchedulerSpec, UNetModel, input_error
@@ -139,7 +140,8 @@ def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, si
     """Denoise through the given noise levels with the guider's predictions."""
     import torch
 
-    problem = sigma_problem(sampler.name)
+    spec = node_spec(ctx, sampler.spec(guider.unet), guider.unet, "sampler")
+    problem = sigma_problem(spec.name)  # (an lcm model's LCMScheduler cannot)
     if problem:
         raise input_error(ctx, "sampler", problem)
     if sigmas.dim() != 1:
@@ -148,7 +150,6 @@ def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, si
     model = guider.unet.unet
     name = runtime.device_name(ctx.settings)
     runtime.apply_tf32(ctx.settings, name)
-    spec = sampler.spec(guider.unet)
     with runtime.in_use(ctx.settings, name, model):
         run = CustomSampling(ctx, guider, spec, sigmas, latent_image, noise, torch.device(name))
         out, denoised = run.run()

@@ -31,6 +31,7 @@ from latentgraph.graph import (
 from . import runtime
 from .guidance import Guidance
 from .latents import make_noise
+from .model_sampling import node_spec
 from .schedulers import build_scheduler
 from .seeds import device_generator, image_seeds, seed_input
 from .step_window import ALL_STEPS, WINDOW_INPUTS, StepWindow, finish_at_zero_noise
@@ -113,6 +114,7 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     import torch
 
     enforce_limits(ctx, unet_denoise, steps=steps)
+    scheduler = node_spec(ctx, scheduler, unet, "scheduler")  # the model's sampling
     model = unet.unet
     name = runtime.device_name(ctx.settings)
     runtime.apply_tf32(ctx.settings, name)

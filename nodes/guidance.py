@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .controlnet import ControlResiduals, UNetCall
 from .sdxl import added_inputs
 from .values import Area, CondEntry, Conditioning, input_error
 
@@ -120,12 +121,9 @@ class Term:
         return self.region is None and self.mask is None
 
     def active(self, t: Any, train_steps: int) -> bool:
-        """Whether timestep `t` lies in the entry's range: percent p is timestep
-        (1 - p) × (train_steps - 1), so 0 is the noisiest level and 1 the cleanest."""
-        level = float(t)
-        last = train_steps - 1
+        """Whether timestep `t` lies in the entry's range (`in_percent_range`)."""
         entry = self.entry
-        return (1 - entry.end_percent) * last <= level <= (1 - entry.start_percent) * last
+        return in_percent_range(t, train_steps, entry.start_percent, entry.end_percent)
 
     @property
     def batch_key(self) -> tuple:
@@ -133,10 +131,21 @@ class Term:
         return (self.region, tuple(self.embeds.shape[1:]), self.added is None)
 
 
-def unet_call(model: Any, x: Any, t: Any, terms: list[Term]) -> Any:
+def in_percent_range(t: Any, train_steps: int, start: float, end: float) -> bool:
+    """Whether timestep `t` lies in the range start..end of sampling: percent p is timestep
+    (1 - p) × (train_steps - 1), so 0 is the noisiest level and 1 the cleanest (entries'
+    timestep ranges and ControlNets' start/end percent alike)."""
+    level = float(t)
+    last = train_steps - 1
+    return (1 - end) * last <= level <= (1 - start) * last
+
+
+def unet_call(model: Any, x: Any, t: Any, terms: list[Term],
+              controls: ControlResiduals | None = None) -> Any:  # fmt: skip
     """The UNet's noise prediction for `terms` (one batch_key) on `x`, the model input cut to
     their region: one call, the terms' rows in order. The one place the UNet runs while
-    sampling: what else it is given (ControlNet residuals, inpainting channels) goes here."""
+    sampling: what else it is given goes here: the entries' ControlNet residuals and
+    T2I-Adapter features (`controls`), inpainting channels."""
     import torch
 
     embeds = torch.cat([term.embeds for term in terms])
@@ -144,8 +153,12 @@ def unet_call(model: Any, x: Any, t: Any, terms: list[Term]) -> Any:
     if terms[0].added is not None:
         added = {k: torch.cat([term.added[k] for term in terms]) for k in terms[0].added}
     model_input = torch.cat([x] * len(terms)) if len(terms) > 1 else x
+    extra = {}
+    if controls is not None:
+        chunks = [term.entry.controls for term in terms]
+        extra = controls.kwargs(UNetCall(model_input, t, embeds, added, chunks))
     return model(model_input, t, encoder_hidden_states=embeds, added_cond_kwargs=added,
-                 return_dict=False)[0]  # fmt: skip
+                 return_dict=False, **extra)[0]  # fmt: skip
 
 
 def _rows(ctx: Any, side: str, embeds: Any, batch: int) -> Any:
@@ -203,6 +216,7 @@ class Guidance:
         negative = _paired(positive, negative)
         positive = _paired(negative, positive)
         self.terms = [self._ready(t, hw) for t in (negative if self.guided else []) + positive]
+        self.controls = ControlResiduals(self.train_steps)
 
     @property
     def guided(self) -> bool:
@@ -257,7 +271,8 @@ class Guidance:
         preds: dict[int, Any] = {}
         for terms in groups.values():
             region = terms[0].region
-            out = unet_call(self.model, x if region is None else region.crop(x), t, terms)
+            out = unet_call(self.model, x if region is None else region.crop(x), t, terms,
+                            self.controls)  # fmt: skip
             for term, pred in zip(terms, out.chunk(len(terms)), strict=True):
                 preds[id(term)] = pred
         sides = {side: [(term, preds[id(term)]) for term in active if term.side == side]

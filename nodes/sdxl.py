@@ -35,33 +35,24 @@ def _hidden(encoder: Any, ids: Any, layer: int) -> Any:
     return out.hidden_states[layer], out[0]
 
 
-def _refuse_embeddings(ctx: Any, prompts: list[str], input_name: str) -> None:
-    """`embedding:NAME` works for SD 1.x/2.x (nodes/text.py); SDXL files hold vectors for both
-    encoders, which is still to do."""
-    from .prompt_syntax import embedding_names
-
-    for prompt in prompts:
-        for name in embedding_names(prompt):
-            raise input_error(ctx, input_name, f"embedding:{name}: embeddings are not supported "
-                                               "with SDXL models yet")  # fmt: skip
-
-
 def _encoder_output(ctx: Any, clip: ClipModel, pair: tuple[Any, Any], prompts: list[str],
-                    layer: int, warn: bool) -> tuple[Any, Any]:  # fmt: skip
+                    layer: int, warn: bool, part: tuple[str, str]) -> tuple[Any, Any]:  # fmt: skip
     """One encoder's (hidden state of `layer`, first output) for the prompts: plain prompts
     tokenized exactly as diffusers does, weighted ones as TextEncode does (nodes/text.py),
-    the weights applied to the hidden state as ComfyUI does."""
+    the weights applied to the hidden state as ComfyUI does; embeddings give this encoder
+    their part, `part` = (tensor name "clip_l" or "clip_g", the input the prompts came from)."""
     import torch
 
     from .prompt_syntax import is_plain, parse_prompt
-    from .text import plain_ids, tokenize, weighted
+    from .text import inserted, plain_ids, tokenize, weighted
 
     tok, encoder = pair
     if all(is_plain(p, parse_prompt(p)) for p in prompts):
         return _hidden(encoder, plain_ids(ctx, tok, prompts, warn), layer)
     view = ClipModel(tok, encoder, clip.key, clip.device)
-    tokens = [tokenize(ctx, view, i, p) for i, p in enumerate(prompts)]
-    hidden, first = _hidden(encoder, torch.tensor([t.ids for t in tokens]), layer)
+    tokens = [tokenize(ctx, view, i, p, *part) for i, p in enumerate(prompts)]
+    with inserted(encoder, [t.inserts for t in tokens]):
+        hidden, first = _hidden(encoder, torch.tensor([t.ids for t in tokens]), layer)
     empty = tok([""], padding="max_length", max_length=tok.model_max_length,
                 return_tensors="pt").input_ids  # fmt: skip
     return weighted(hidden, tokens, lambda: _hidden(encoder, empty, layer)[0]), first
@@ -71,25 +62,25 @@ def encode_sdxl(ctx: Any, clip: ClipModel, prompts: list[str], prompts_l: list[s
                 layer: int = PENULTIMATE, inputs: tuple[str, str] = ("text", "text")) -> Conditioning:  # fmt: skip
     """Encode prompts with SDXL's encoders: `prompts` with the second (OpenCLIP bigG, "g"),
     `prompts_l` (default: the same) with the first (CLIP ViT-L, absent on the refiner).
-    ComfyUI's prompt weights apply to both; embeddings are refused (still to do). `inputs`
-    names the node inputs the two prompt lists came from, for errors."""
+    ComfyUI's prompt weights apply to both; an embedding gives each encoder its own vectors
+    ("clip_l", "clip_g"). `inputs` names the node inputs the two prompt lists came from, for
+    errors."""
     import torch
 
     prompts_l = prompts if prompts_l is None else prompts_l
     if len(prompts_l) != len(prompts):
         raise input_error(ctx, inputs[1], f"{len(prompts_l)} prompts for the first encoder "
                                          f"but {len(prompts)} for the second")  # fmt: skip
-    _refuse_embeddings(ctx, prompts, inputs[0])
-    _refuse_embeddings(ctx, prompts_l, inputs[1])
     states = []
     encoders = [m for m in (clip.text_encoder, clip.text_encoder_2) if m is not None]
     with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, *encoders):
         if clip.text_encoder is not None:
             pair = (clip.tokenizer, clip.text_encoder)
             states.append(_encoder_output(ctx, clip, pair, prompts_l, layer,
-                                          warn=prompts_l is not prompts)[0])  # fmt: skip
+                                          prompts_l is not prompts, ("clip_l", inputs[1]))[0])  # fmt: skip
         pair_2 = (clip.tokenizer_2, clip.text_encoder_2)
-        hidden_2, pooled = _encoder_output(ctx, clip, pair_2, prompts, layer, warn=True)
+        hidden_2, pooled = _encoder_output(ctx, clip, pair_2, prompts, layer, True,
+                                           ("clip_g", inputs[0]))  # fmt: skip
         states.append(hidden_2)
         embeds = torch.cat(states, dim=-1).to(dtype=clip.text_encoder_2.dtype)
     return Conditioning.of(embeds.cpu(), prompts, pooled.cpu())  # cached on the CPU

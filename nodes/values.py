@@ -30,15 +30,39 @@ def enforce_limits(ctx: Any, node_fn: Any, **values: Any) -> None:
         raise input_error(ctx, name, message)
 
 
+SAMPLING_KINDS = ("eps", "v_prediction", "lcm")
+
+
+@dataclass(frozen=True)
+class ModelSampling:
+    """How a UNet is sampled (nodes/model_sampling.py): what its output is ("eps": the noise,
+    "v_prediction": the velocity, "lcm": a consistency model's, through LCMScheduler) and
+    whether its betas are rescaled to zero terminal SNR."""
+
+    kind: str = "eps"
+    zsnr: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in SAMPLING_KINDS:
+            raise ValueError(f"unknown sampling {self.kind!r}; one of {', '.join(SAMPLING_KINDS)}")
+
+    @property
+    def prediction_type(self) -> str:
+        """diffusers' name for it (LCM models predict the noise)."""
+        return "v_prediction" if self.kind == "v_prediction" else "epsilon"
+
+
 @dataclass(eq=False)
 class UNetModel:
     """MODEL: the denoising UNet, shared through the model manager (LoRA and merge nodes make
-    new manager entries; nothing changes a shared one)."""
+    new manager entries; nothing changes a shared one). `sampling` says how every sampler
+    must use it (None: as the scheduler config given says)."""
 
     unet: Any
     key: str
     device: str
     dtype: str
+    sampling: ModelSampling | None = None
 
 
 @dataclass(eq=False)
@@ -86,11 +110,28 @@ class UpscaleModel:
     device: str = "cpu"
 
 
-MODEL_HANDLES = (UNetModel, ClipModel, VAEModel, UpscaleModel)
+@dataclass(eq=False)
+class ControlModel:
+    """CONTROL_NET: a ControlNet (diffusers ControlNetModel: residuals for the UNet's skip
+    connections and middle block, computed each step) or a T2I-Adapter (diffusers T2IAdapter:
+    features added inside the UNet's down blocks, computed once from the image).
+    `hint_scale` is hint pixels per latent cell (the size the control image is resized to)."""
+
+    model: Any
+    kind: str  # "controlnet" | "t2i_adapter"
+    key: str
+    device: str
+    hint_scale: int = 8
+
+
+MODEL_HANDLES = (UNetModel, ClipModel, VAEModel, UpscaleModel, ControlModel)
 
 
 def holds_model(value: Any, keys: set[str]) -> bool:
-    """Whether `value` is a handle on a model loaded under one of the manager `keys`."""
+    """Whether `value` is a handle on a model loaded under one of the manager `keys`, or a
+    conditioning whose controls hold one."""
+    if isinstance(value, Conditioning):
+        return any(holds_model(c.model, keys) for e in value.entries for c in e.controls)
     return isinstance(value, MODEL_HANDLES) and value.key in keys
 
 
@@ -150,7 +191,9 @@ class CondEntry:
     scaled by `mask_strength`; `mask_bounds`: the area becomes the mask's bounding box) say
     where; `strength` weighs the entry's prediction against the others'; `start_percent` and
     `end_percent` say when, as fractions of the model's noise levels (0: the noisiest), as
-    ComfyUI's do. nodes/guidance.py combines the entries at each step."""
+    ComfyUI's do. `controls` are the ControlNets / T2I-Adapters steering the entry's UNet
+    rows (nodes/controlnet.py `Control`; summed). nodes/guidance.py combines the entries at
+    each step."""
 
     embeds: Any
     prompts: tuple[str, ...] = ()
@@ -163,6 +206,7 @@ class CondEntry:
     mask_bounds: bool = False
     start_percent: float = 0.0
     end_percent: float = 1.0
+    controls: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

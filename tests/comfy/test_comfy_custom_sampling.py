@@ -141,3 +141,35 @@ def test_turbo_editor_workflow_is_the_api_prompts_graph(settings):
     assert ours.ok, ours.failures
     assert torch.equal(ours.output("13").samples, run(api("sdturbo_api.json"), settings,
                                                       targets=["13"]).output("13").samples)  # fmt: skip
+
+
+def _with_sampling(prompt: dict, sampling: str, zsnr: bool = False) -> dict:
+    prompt = json.loads(json.dumps(prompt))
+    prompt["30"] = {"class_type": "ModelSamplingDiscrete",
+                    "inputs": {"model": ["20", 0], "sampling": sampling, "zsnr": zsnr}}  # fmt: skip
+    for node in prompt.values():
+        if (
+            node["inputs"].get("model") == ["20", 0]
+            and node["class_type"] != "ModelSamplingDiscrete"
+        ):
+            node["inputs"]["model"] = ["30", 0]
+    return prompt
+
+
+def test_the_models_sampling_reaches_the_custom_sampler(settings):
+    """v-prediction (and zsnr) set on the MODEL: SamplerCustom still equals KSampler, and
+    differs from the eps result; an lcm model cannot run a given schedule: refused, naming
+    the sampler input."""
+    import torch
+
+    custom, classic = _pair("euler", 4)
+    eps = run(custom, settings, targets=["13"]).output("13").samples
+    for zsnr in (False, True):
+        ours = run(_with_sampling(custom, "v_prediction", zsnr), settings, targets=["13"])
+        theirs = run(_with_sampling(classic, "v_prediction", zsnr), settings, targets=["13"])
+        assert torch.equal(ours.output("13").samples, theirs.output("13").samples)
+        assert not torch.allclose(ours.output("13").samples, eps)
+    graph = graph_from_prompt(_with_sampling(custom, "lcm"), default_registry)
+    result = Scheduler(default_registry, settings=settings).run(graph, targets=["13"])
+    [failure] = result.failures
+    assert "'sampler'" in failure.message and "LCMScheduler" in failure.message
