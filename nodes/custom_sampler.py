@@ -96,7 +96,8 @@ class Sampler:
     inputs=[Choice("name", list(TAKES_SIGMAS + READS_SIGMA_TABLE), "euler",
                    description="the update rule (the samplers that can run a given schedule)"),
             Socket("scheduler", SCHEDULER, optional=True, description="the model's noise "
-                   "schedule (LoadModel: v-prediction and the like); else the guider's MODEL's")],
+                   "schedule (LoadModel's); else the guider's MODEL's. The MODEL's sampling "
+                   "(v-prediction, zsnr) applies either way")],
     outputs=[Output("sampler", SAMPLER)],
 )  # fmt: skip
 def sampler_select(ctx, name: str = "euler", scheduler: SchedulerSpec | None = None):

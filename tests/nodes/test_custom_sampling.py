@@ -321,24 +321,23 @@ def test_custom_sampling_workflow_runs_and_is_an_editor_template(tiny, tmp_path)
 
 
 def test_sampler_select_takes_the_models_schedule_when_given(tiny, conds, make_ctx):
-    """A v-prediction model's schedule given to SamplerSelect changes how its output is read;
-    without one, the guider's MODEL's schedule is used."""
+    """A schedule given to SamplerSelect (other betas) is the one sampled with; without one,
+    the guider's MODEL's is used. The MODEL's sampling still decides the prediction type."""
     import torch
 
     from latentgraph.nodes.values import SchedulerSpec
 
     unet, _, _, spec = tiny
-    v_spec = SchedulerSpec({**spec.config, "prediction_type": "v_prediction"})
+    other = SchedulerSpec({**spec.config, "beta_end": 0.02, "prediction_type": "v_prediction"})
     ctx = make_ctx("SamplerSelect")
-    assert custom_sampler.sampler_select(ctx, "euler", v_spec).spec(unet).config[
-        "prediction_type"] == "v_prediction"  # fmt: skip
-    assert custom_sampler.sampler_select(ctx, "euler").spec(unet).config["prediction_type"] == (
-        "epsilon")  # fmt: skip
+    given = custom_sampler.sampler_select(ctx, "euler", other).spec(unet).config
+    assert given["beta_end"] == 0.02
+    assert custom_sampler.sampler_select(ctx, "euler").spec(unet).config["beta_end"] == 0.012
     guider = guiders.basic_guider(None, unet, conds["pos"])
     levels = torch.tensor([6.0, 1.0])
     empty = Latent(torch.zeros(SHAPE))
-    eps, _ = sample(make_ctx, guider, custom_sampler.sampler_select(ctx, "euler"), levels, empty,
-                    custom_sampler.Noise(2))  # fmt: skip
-    v, _ = sample(make_ctx, guider, custom_sampler.sampler_select(ctx, "euler", v_spec), levels,
-                  empty, custom_sampler.Noise(2))  # fmt: skip
-    assert not torch.allclose(eps.samples, v.samples)
+    plain, _ = sample(make_ctx, guider, custom_sampler.sampler_select(ctx, "euler"), levels,
+                      empty, custom_sampler.Noise(2))  # fmt: skip
+    changed, _ = sample(make_ctx, guider, custom_sampler.sampler_select(ctx, "euler", other),
+                        levels, empty, custom_sampler.Noise(2))  # fmt: skip
+    assert not torch.allclose(plain.samples, changed.samples)
