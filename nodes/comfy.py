@@ -132,16 +132,14 @@ def _check_sampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[str
 
 
 def model_scheduler_config(model: Any) -> dict[str, Any]:
-    """The noise schedule a MODEL samples with: its checkpoint's scheduler config, with the
-    model's sampling (prediction type, zsnr; nodes/model_sampling.py)."""
-    from .model_sampling import sampled_config
-
+    """The noise schedule a MODEL samples with: its checkpoint's scheduler config (samplers
+    add the model's sampling: nodes/model_sampling.py)."""
     config = getattr(model, "scheduler_config", None)
     if config is None:  # a MODEL from LoadModel: Stable Diffusion's schedule
         from .tiny_model import SCHEDULER_CONFIG
 
         config = SCHEDULER_CONFIG
-    return sampled_config(config, model.sampling)
+    return dict(config)
 
 
 def sampler_spec(model: Any, sampler_name: str, scheduler: str) -> SchedulerSpec:

@@ -30,6 +30,7 @@ from .comfy import SAMPLERS, _node, model_scheduler_config, sampler_spec
 from .comfy import SIGMAS as SCHEDULER_NAMES
 from .custom_sampler import Noise, Sampler, sampler_custom_advanced, sigma_problem
 from .guiders import CFG, cfg_guider
+from .model_sampling import for_model
 from .seeds import seed_input
 from .sigmas import TURBO_STEPS, model_sigmas, turbo_sigmas
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, input_error
@@ -76,7 +77,7 @@ def basic_scheduler(ctx, model: UNetModel, scheduler: str = "normal", steps: int
     if scheduler not in SCHEDULER_NAMES:
         raise input_error(ctx, "scheduler", f"unsupported scheduler {scheduler!r}; "
                                             f"one of: {', '.join(SCHEDULER_NAMES)}")  # fmt: skip
-    return model_sigmas(sampler_spec(model, "euler", scheduler), steps, denoise)
+    return model_sigmas(for_model(sampler_spec(model, "euler", scheduler), model), steps, denoise)
 
 
 @_node(
@@ -87,7 +88,8 @@ def basic_scheduler(ctx, model: UNetModel, scheduler: str = "normal", steps: int
 )  # fmt: skip
 def sd_turbo_scheduler(ctx, model: UNetModel, steps: int = 1, denoise: float = 1.0):
     """SD/SDXL Turbo's few-step noise levels for the model."""
-    return turbo_sigmas(SchedulerSpec(model_scheduler_config(model)), steps, denoise)
+    spec = SchedulerSpec(model_scheduler_config(model), "euler", "EulerDiscreteScheduler")
+    return turbo_sigmas(for_model(spec, model), steps, denoise)
 
 
 @_node(
