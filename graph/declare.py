@@ -36,6 +36,12 @@ LATENT = "LATENT"
 IMAGE = "IMAGE"
 MASK = "MASK"  # float32 [B, H, W] in 0..1; 1 marks the area to change (ComfyUI's meaning)
 ANY = "*"
+# The custom-sampling family (ComfyUI's SamplerCustom): noise levels, starting noise, sampler,
+# guider as values on sockets.
+SIGMAS = "SIGMAS"
+NOISE = "NOISE"
+SAMPLER = "SAMPLER"
+GUIDER = "GUIDER"
 
 # Widget (literal) types.
 INT = "INT"

@@ -132,15 +132,22 @@ def _check_sampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[str
     return [("scheduler", message)] if message else []
 
 
-def sampler_spec(model: Any, sampler_name: str, scheduler: str) -> SchedulerSpec:
-    """The SchedulerSpec latentgraph's UNetDenoise runs, for a ComfyUI sampler + scheduler."""
-    from .schedulers import SCHEDULERS
-
+def model_scheduler_config(model: Any) -> dict[str, Any]:
+    """The noise schedule a MODEL samples with: its checkpoint's scheduler config (samplers
+    add the model's sampling: nodes/model_sampling.py)."""
     config = getattr(model, "scheduler_config", None)
     if config is None:  # a MODEL from LoadModel: Stable Diffusion's schedule
         from .tiny_model import SCHEDULER_CONFIG
 
-        config = dict(SCHEDULER_CONFIG)
+        config = SCHEDULER_CONFIG
+    return dict(config)
+
+
+def sampler_spec(model: Any, sampler_name: str, scheduler: str) -> SchedulerSpec:
+    """The SchedulerSpec latentgraph's UNetDenoise runs, for a ComfyUI sampler + scheduler."""
+    from .schedulers import SCHEDULERS
+
+    config = model_scheduler_config(model)
     ours, options = SAMPLERS[sampler_name]
     class_name, overrides = SCHEDULERS[ours]
     merged = {**overrides, **options, **SIGMAS[scheduler]}
