@@ -20,6 +20,7 @@ from latentgraph.graph.declare import GUIDER, NOISE, SAMPLER, SIGMAS
 
 from . import runtime
 from .comfy import model_scheduler_config
+from .inpaint_sampling import NoiseMask
 from .latents import make_noise
 from .model_sampling import node_spec
 from .schedulers import SCHEDULERS, build_scheduler
@@ -173,17 +174,32 @@ class CustomSampling:
     noise: Noise
     device: Any  # torch.device
 
+    def samples(self) -> Any:
+        return self.latent.samples.to(self.device, self.guider.unet.unet.dtype)
+
     def start(self, sigma: Any) -> Any:
         """The latent at the first noise level: a LatentNoise latent is unit noise already;
         any other gets the NOISE input's noise at that level (none with DisableNoise)."""
-        dtype = self.guider.unet.unet.dtype
-        samples = self.latent.samples.to(self.device, dtype)
+        samples = self.samples()
         if self.latent.is_noise:
             return samples * sigma
         noise = self.noise.make(self.latent)
         if noise is None:
             return samples
         return samples + noise.to(samples) * sigma
+
+    def noise_mask(self) -> NoiseMask | None:
+        """What the latent's noise mask keeps (nodes/inpaint_sampling.py): outside the mask
+        the original at each noise level, re-noised with the starting noise (with
+        DisableNoise the latent already holds its noise: it is kept as it is)."""
+        if self.latent.noise_mask is None:
+            return None
+        samples = self.samples()
+        if self.latent.is_noise:
+            return NoiseMask.of(self.latent.noise_mask, samples.new_zeros(samples.shape), samples)
+        noise = self.noise.make(self.latent)
+        noise = samples.new_zeros(samples.shape) if noise is None else noise
+        return NoiseMask.of(self.latent.noise_mask, samples, noise)
 
     def run(self) -> tuple[Any, Any]:
         """(latent after the last level, the model's clean-latent prediction at the last step)."""
@@ -199,6 +215,7 @@ class CustomSampling:
         sched = build_scheduler(self.spec, seed)
         set_schedule(sched, self.spec, sigmas, self.device)
         latents = self.start(sched.sigmas[0].to(self.device))
+        keep = self.noise_mask()  # outside the latent's noise mask, the original stays
         denoised = latents
         predict = self.guider.predictor(ctx, self.device, tuple(self.latent.samples.shape),
                                         sched.config.num_train_timesteps)  # fmt: skip
@@ -211,5 +228,7 @@ class CustomSampling:
                 noise_pred = predict(sched.scale_model_input(latents, t), t)
                 out = sched.step(noise_pred, t, latents, **kwargs)
                 latents, denoised = out.prev_sample, out.pred_original_sample
+                if keep is not None:
+                    latents = keep.at_sigma(latents, float(sched.sigmas[i + 1]))
                 ctx.progress(i + 1, total, partial(preview_image, denoised) if previews else None)
         return latents, denoised

@@ -341,3 +341,25 @@ def test_sampler_select_takes_the_models_schedule_when_given(tiny, conds, make_c
     changed, _ = sample(make_ctx, guider, custom_sampler.sampler_select(ctx, "euler", other),
                         levels, empty, custom_sampler.Noise(2))  # fmt: skip
     assert not torch.allclose(plain.samples, changed.samples)
+
+
+def test_a_noise_mask_keeps_the_original_outside_and_changes_the_inside(tiny, conds, make_ctx):
+    """SetLatentNoiseMask is honoured by the custom sampler as by UNetDenoise: outside the mask
+    the clean original comes back exactly, inside the model repaints."""
+    import torch
+
+    guider = guiders.basic_guider(None, tiny[0], conds["pos"])
+    levels = sigmas.karras_scheduler(None, 3, 10.0, 0.1, 7.0)
+    levels = torch.cat([levels[:-1], levels.new_zeros(1)])  # end clean
+    original = torch.randn(SHAPE, generator=torch.Generator().manual_seed(4))
+    mask = torch.zeros(1, SHAPE[2] * 8, SHAPE[3] * 8)
+    mask[:, :, mask.shape[2] // 2 :] = 1.0  # repaint the right half
+    latent = Latent(original, noise_mask=mask)
+    out, _ = sample(make_ctx, guider, custom_sampler.Sampler("euler"), levels, latent,
+                    custom_sampler.random_noise(None, 3))  # fmt: skip
+    half = SHAPE[3] // 2
+    assert torch.equal(out.samples[..., :half], original[..., :half])
+    assert not torch.allclose(out.samples[..., half:], original[..., half:], atol=1e-3)
+    unmasked, _ = sample(make_ctx, guider, custom_sampler.Sampler("euler"), levels,
+                         Latent(original), custom_sampler.random_noise(None, 3))  # fmt: skip
+    assert not torch.equal(unmasked.samples[..., :half], original[..., :half])
