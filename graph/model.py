@@ -24,6 +24,13 @@ class Location:
             return f"{self.file}:{self.line}:{self.column}"
         return self.file
 
+    @classmethod
+    def at_offset(cls, file: str, text: str | bytes, offset: int) -> Location:
+        """The line and column of `offset` in `text` (characters, or bytes before decoding)."""
+        newline = "\n" if isinstance(text, str) else b"\n"
+        line = text.count(newline, 0, offset) + 1
+        return cls(file, line, offset - text.rfind(newline, 0, offset))
+
 
 @dataclass(frozen=True)
 class Link:

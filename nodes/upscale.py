@@ -24,7 +24,8 @@ from . import models_dirs
 from .canvas import check_canvas
 from .compositing import edge_ramp
 from .model_manager import manager, module_bytes
-from .runtime import device_name
+from .runtime import device_name, model_identity
+from .tiny_upscaler import BUILTIN_UPSCALER, builtin_identity, builtin_upscaler_path
 from .values import UpscaleModel, input_error
 
 UPSCALE_MODEL = "UPSCALE_MODEL"
@@ -58,7 +59,11 @@ def load_upscale_model(path: str, key: str, device: str = "cpu") -> UpscaleModel
     from safetensors.torch import load_file
 
     spandrel = import_spandrel()
-    descriptor = spandrel.ModelLoader().load_from_state_dict(load_file(path))
+    try:
+        descriptor = spandrel.ModelLoader().load_from_state_dict(load_file(path))
+    except spandrel.UnsupportedModelError:
+        raise ValueError(f"{path}: not a model architecture spandrel recognises (ESRGAN, "
+                         "Real-ESRGAN, SwinIR, ...)") from None  # fmt: skip
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise ValueError(f"{path}: a {descriptor.architecture.name} model is not an "
                          "image-to-image upscaler")  # fmt: skip
@@ -70,10 +75,24 @@ def load_upscale_model(path: str, key: str, device: str = "cpu") -> UpscaleModel
 
 
 def _model_names(settings: Settings) -> list[str]:
-    return models_dirs.list_files("upscale_models", settings.models_dirs)
+    return [BUILTIN_UPSCALER, *models_dirs.list_files("upscale_models", settings.models_dirs)]
 
 
-_identity = models_dirs.identity_hook("upscale_models", "model_name")
+_file_identity = models_dirs.identity_hook("upscale_models", "model_name")
+
+
+def _identity(inputs: dict[str, Any], settings: Settings) -> str:
+    if inputs.get("model_name") == BUILTIN_UPSCALER:
+        return f"{builtin_identity()}|{model_identity(settings)}"
+    return _file_identity(inputs, settings)
+
+
+def upscaler_path(model_name: str, settings: Settings) -> str:
+    """`builtin:tiny-esrgan` (built on first use) or a file in the models folders'
+    upscale_models/."""
+    if model_name == BUILTIN_UPSCALER:
+        return str(builtin_upscaler_path(import_spandrel()))
+    return str(models_dirs.resolve("upscale_models", model_name, settings.models_dirs))
 
 
 @node(
@@ -81,17 +100,18 @@ _identity = models_dirs.identity_hook("upscale_models", "model_name")
     display_name="Load Upscale Model",
     category="loaders",
     inputs=[Choice("model_name", _model_names,
-                   description="a .safetensors model in the models folder's upscale_models/")],
+                   description="a .safetensors model in the models folder's upscale_models/, "
+                               "or builtin:tiny-esrgan (random weights, for trying it out)")],
     outputs=[Output("UPSCALE_MODEL", UPSCALE_MODEL)],
     identity=_identity,
 )  # fmt: skip
 def upscale_model_loader(ctx, model_name: str):
     """Load a super-resolution model (ESRGAN and the other architectures spandrel knows)."""
     try:
-        path = models_dirs.resolve("upscale_models", model_name, ctx.settings.models_dirs)
+        path = upscaler_path(model_name, ctx.settings)
         key = _identity({"model_name": model_name}, ctx.settings)
         device = device_name(ctx.settings)
-        return manager().get(key, lambda: load_upscale_model(str(path), key, device), device,
+        return manager().get(key, lambda: load_upscale_model(path, key, device), device,
                              size=lambda handle: module_bytes(handle.model.model))  # fmt: skip
     except (models_dirs.ModelNotFound, UpscalerUnavailable, ValueError) as exc:
         raise input_error(ctx, "model_name", str(exc)) from None

@@ -128,13 +128,11 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Positions, bool]:
         message = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
         raise Refused(Problem("syntax", f"YAML syntax error: {message}", location=where)) from None
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         raise Refused(
             Problem(
                 "syntax",
                 f"character U+{exc.character:04X} is not allowed in a workflow",
-                location=Location(source, line, column),
+                location=Location.at_offset(source, text, exc.position),
             )
         ) from None
     except yaml.YAMLError as exc:

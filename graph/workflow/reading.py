@@ -73,13 +73,11 @@ def read_text(source: str | Path, text: str | None) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise Refused(
             Problem(
                 "syntax",
                 f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-                location=Location(name, line, column),
+                location=Location.at_offset(name, data, exc.start),
             )
         ) from None
 

@@ -182,7 +182,12 @@ def test_non_utf8_file(tmp_path, registry):
     path = tmp_path / "w.yaml"
     path.write_bytes(b"nodes:\n  c: {type: Const}\n  # caf\xe9\n")
     p = one(problems_of(None, registry, name=path), "syntax")
-    assert "UTF-8" in p.message and p.location.line == 3
+    assert "UTF-8" in p.message and (p.location.line, p.location.column) == (3, 8)
+
+
+def test_control_character_is_refused_at_its_line_and_column(registry):
+    p = one(problems_of('nodes:\n  c: {type: Const, value: "a\x07"}\n', registry), "syntax")
+    assert "U+0007" in p.message and (p.location.line, p.location.column) == (2, 29)
 
 
 @pytest.mark.parametrize("text", ["", "   \n", "# only a comment\n"])

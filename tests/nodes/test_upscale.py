@@ -117,7 +117,7 @@ def models_root(tmp_path):
 def test_loader_lists_safetensors_only(make_ctx, models_root):
     ctx = make_ctx(models_dirs=[models_root])
     choices = upscale.upscale_model_loader.node_type.inputs[0].choice_list(ctx.settings)
-    assert choices == ["tiny_esrgan.safetensors"]
+    assert choices == ["builtin:tiny-esrgan", "tiny_esrgan.safetensors"]
 
 
 def test_loader_refuses_pickles_and_missing_files_by_input(make_ctx, models_root):
