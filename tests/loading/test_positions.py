@@ -105,7 +105,8 @@ def test_duplicate_keys_are_named_by_their_level(text, code, message, node, name
 
 def test_aliases_are_refused_at_the_alias():
     code, message, where = refused("a: &x [1]\nb: *x\n")
-    assert code == "syntax" and message.startswith("YAML aliases (*x) are not allowed")
+    assert (code, message) == ("syntax", "YAML aliases (*x) are not allowed in workflows; write "
+                                         "the value out (or use a param)")  # fmt: skip
     assert where == ("w.yaml", 2, 4)
 
 
@@ -118,3 +119,13 @@ def test_depth_at_the_limit_is_read_and_one_more_refused():
     assert where == ("w.yaml", 1, MAX_DEPTH + 1)
     # the depth is counted down again: siblings are not nested
     parse_yaml("[" + ", ".join(["[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)] * 3) + "]", "w")
+
+
+@pytest.mark.parametrize(("text", "message", "line", "column"), [
+    ("a: {b: 1\nc: 2", "while parsing a flow mapping expected ',' or '}', but got ':'", 2, 2),
+    ("a: b: c", "mapping values are not allowed here", 1, 5),
+    ("a: \"x", "while scanning a quoted scalar found unexpected end of stream", 1, 6),
+])  # fmt: skip
+def test_a_yaml_syntax_error_says_what_and_where_the_problem_is(text, message, line, column):
+    """The place of the problem itself (not of its context), and both parts of the text."""
+    assert refused(text) == ("syntax", f"YAML syntax error: {message}", ("w.yaml", line, column))
