@@ -49,6 +49,8 @@ def test_explicit_core_tags_give_their_type(text, value):
     ("a:\n  b: !!int true", "'true' is not a valid !!int"),
     ("a:\n  b: !!int 1.5", "'1.5' is not a valid !!int"),
     ("a:\n  b: !!float x", "'x' is not a valid !!float"),
+    ("a:\n  b: !!float true", "'true' is not a valid !!float"),
+    ("a:\n  b: !!bool ~", "'~' is not a valid !!bool"),
     ("a:\n  b: !!bool 1", "'1' is not a valid !!bool"),
     ("a:\n  b: !!null 0", "'0' is not a valid !!null"),
     ("a:\n  b: !!binary aGk=", "YAML tag 'tag:yaml.org,2002:binary' is not supported in workflows"),
