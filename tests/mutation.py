@@ -58,7 +58,10 @@ MODULES: dict[str, list[str]] = {
     "graph/workflow/building.py": LOADING,
     "graph/workflow/dumping.py": LOADING,
     "graph/scheduler.py": ["tests/engine/test_scheduler.py", "tests/engine/test_properties.py"],
-    "graph/declare.py": [*LOADING, "tests/engine/test_scheduler.py"],
+    # the whole loading folder ran ~10 s a mutant here (declarations reach every test)
+    "graph/declare.py": ["tests/loading/test_declare.py", "tests/loading/test_formats.py",
+                         "tests/loading/test_validate.py", "tests/engine/test_scheduler.py", "-k",
+                         "not plugins_from_a_folder and not entry_point_plugins"],
     "graph/comfy_api.py": [*LOADING, "tests/comfy/test_comfy_convert.py"],
 }  # fmt: skip
 # The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
