@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from latentgraph.graph.comfy_api import graph_from_prompt, prompt_from_graph
+from latentgraph.graph.comfy_api import graph_from_prompt, prompt_body, prompt_from_graph
 from latentgraph.graph.declare import Registry, default_registry
 from latentgraph.graph.model import Graph, Link, Node
 from latentgraph.graph.object_info import node_info, object_info
@@ -71,15 +71,25 @@ def test_invalid_prompts(registry, prompt, node_id):
 
 def test_every_invalid_node_of_a_prompt_is_reported_with_why(registry):
     prompt = {"1": "Const", "2": {"inputs": {}}, "3": {"class_type": "Const", "inputs": [1]},
-              "4": {"class_type": "Const", "inputs": {"value": 1}}}  # fmt: skip
+              "4": {"class_type": "Const", "inputs": {"value": 1}},
+              "5": {"class_type": "Const", "inputs": "value"}}  # fmt: skip
     with pytest.raises(WorkflowError) as info:
         graph_from_prompt(prompt, registry, source="p.json")
     assert [(p.node_id, p.message, p.location.file) for p in info.value.problems] == [
         ("1", "a node must be an object with 'class_type' and 'inputs'", "p.json"),
         ("2", "the node has no 'class_type' (its node type name)", "p.json"),
         ("3", "'inputs' must be an object of input name to value", "p.json"),
+        ("5", "'inputs' must be an object of input name to value", "p.json"),
     ]
     assert info.value.problems[2].node_type == "Const"
+
+
+def test_a_document_with_nodes_or_version_is_never_a_prompt():
+    """Our own format (or the editor's) whose keys happen to look like prompt nodes."""
+    node = {"class_type": "Const", "inputs": {}}
+    assert prompt_body({"nodes": node}) is None and prompt_body({"version": node}) is None
+    assert prompt_body({"1": node}) == {"1": node}
+    assert prompt_body({"prompt": {"1": node}, "client_id": "c"}) == {"1": node}
 
 
 def test_missing_or_null_inputs_are_no_inputs(registry):
