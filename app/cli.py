@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tiny-model", help="build the built-in tiny model; optionally export it")
     p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")
     p.add_argument("--addons", type=Path, metavar="MODELS_DIR",
-                   help="also write tiny LoRAs (loras/) and embeddings (embeddings/) there")  # fmt: skip
+                   help="also write tiny LoRAs (loras/), embeddings (embeddings/), "
+                        "ControlNets and a T2I-Adapter (controlnet/) there")  # fmt: skip
     return parser
 
 
@@ -510,8 +511,9 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
         print(f"single-file checkpoint: {args.single_file}")
     if args.addons:
         from latentgraph.nodes.tiny_addons import write_models_folder
+        from latentgraph.nodes.tiny_control import write_controlnet_folder
 
-        for path in write_models_folder(args.addons):
+        for path in [*write_models_folder(args.addons), *write_controlnet_folder(args.addons)]:
             print(f"tiny add-on: {path}")
     return EXIT_OK
 

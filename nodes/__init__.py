@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from . import (  # noqa: F401 - importing registers the node types
     animation,
+    canny,
     codecs,
     comfy,
+    comfy_conditioning,
+    comfy_controlnet,
     comfy_models,
     comfy_sdxl,
+    conditioning,
+    controlnet,
     denoise,
     image_tools,
     images,
@@ -24,6 +29,7 @@ from . import (  # noqa: F401 - importing registers the node types
     lora,
     masks,
     merge,
+    model_sampling,
     schedulers,
     sdxl,
     text,

@@ -12,12 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from latentgraph.graph.cache import Codec, register_codec
 
-from .values import MODEL_HANDLES, Conditioning, Latent, SchedulerSpec, SizeConditioning
+from .values import (
+    MODEL_HANDLES,
+    Area,
+    CondEntry,
+    Conditioning,
+    Latent,
+    SchedulerSpec,
+    SizeConditioning,
+    UNetModel,
+)
 
 
 def _is_tensor(value: Any) -> bool:
@@ -58,15 +67,38 @@ def _dec_latent(data: bytes) -> Latent:
     return Latent(t["samples"], meta.get("seeds"), bool(meta.get("is_noise")))
 
 
+_ENTRY_TENSORS = ("embeds", "pooled", "mask")
+
+
 def _enc_cond(v: Conditioning) -> bytes:
-    meta = {"prompts": v.prompts, "size": asdict(v.size)}
-    return _pack({"embeds": v.embeds, "pooled": v.pooled}, meta)
+    """Entry i's tensors as `i.embeds`, `i.pooled`, `i.mask`; its other fields as JSON."""
+    tensors, entries = {}, []
+    for i, entry in enumerate(v.entries):
+        for name in _ENTRY_TENSORS:
+            tensors[f"{i}.{name}"] = getattr(entry, name)
+        meta = {f.name: getattr(entry, f.name) for f in fields(entry)
+                if f.name not in _ENTRY_TENSORS}  # fmt: skip
+        meta["size"] = asdict(entry.size)
+        meta["area"] = asdict(entry.area) if entry.area is not None else None
+        entries.append(meta)
+    return _pack(tensors, {"entries": entries})
 
 
 def _dec_cond(data: bytes) -> Conditioning:
     t, meta = _unpack(data)
-    size = SizeConditioning(**meta.get("size", {}))
-    return Conditioning(t["embeds"], meta.get("prompts", []), t.get("pooled"), size)
+    entries = []
+    for i, m in enumerate(meta["entries"]):
+        area = m.pop("area")
+        size = SizeConditioning(**m.pop("size"))
+        prompts = tuple(m.pop("prompts"))
+        tensors = {name: t.get(f"{i}.{name}") for name in _ENTRY_TENSORS}
+        entries.append(CondEntry(**tensors, prompts=prompts, size=size,
+                                  area=Area(**area) if area else None, **m))  # fmt: skip
+    return Conditioning(tuple(entries))
+
+
+def _cond_nbytes(v: Conditioning) -> int:
+    return sum(_nbytes(getattr(e, name)) for e in v.entries for name in _ENTRY_TENSORS)
 
 
 def _enc_tensor(v: Any) -> bytes:
@@ -85,21 +117,25 @@ def _dec_spec(data: bytes) -> SchedulerSpec:
     return SchedulerSpec(**json.loads(data))
 
 
+def _handle_digest(v: Any) -> str:
+    """A handle's manager key; a UNet's sampling too (same weights, sampled another way)."""
+    sampling = v.sampling if isinstance(v, UNetModel) else None
+    return hashlib.sha256(f"{type(v).__name__}|{v.key}|{sampling}".encode()).hexdigest()
+
+
 def register() -> None:
     register_codec(Codec("lg.tensor", _is_tensor, _nbytes, _enc_tensor, _dec_tensor,
                          _digest(_enc_tensor)))  # fmt: skip
     register_codec(Codec("lg.latent", lambda v: isinstance(v, Latent),
                          lambda v: _nbytes(v.samples), _enc_latent, _dec_latent,
                          _digest(_enc_latent)))  # fmt: skip
-    register_codec(Codec("lg.conditioning", lambda v: isinstance(v, Conditioning),
-                         lambda v: _nbytes(v.embeds) + _nbytes(v.pooled), _enc_cond, _dec_cond,
-                         _digest(_enc_cond)))  # fmt: skip
+    register_codec(Codec("lg.conditioning.2", lambda v: isinstance(v, Conditioning),
+                         _cond_nbytes, _enc_cond, _dec_cond, _digest(_enc_cond)))  # fmt: skip
     register_codec(Codec("lg.scheduler", lambda v: isinstance(v, SchedulerSpec),
                          lambda v: len(_enc_spec(v)), _enc_spec, _dec_spec,
                          _digest(_enc_spec)))  # fmt: skip
     register_codec(Codec("lg.model", lambda v: isinstance(v, MODEL_HANDLES),
-                         lambda v: 256, None, None,
-                         lambda v: hashlib.sha256(f"{type(v).__name__}|{v.key}".encode()).hexdigest()))  # fmt: skip
+                         lambda v: 256, None, None, _handle_digest))  # fmt: skip
 
 
 register()

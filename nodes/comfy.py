@@ -247,7 +247,7 @@ class ComfyModel(UNetModel):
     """MODEL that remembers its checkpoint's scheduler config, as ComfyUI's MODEL does."""
 
     def __init__(self, base: UNetModel, scheduler_config: dict[str, Any]) -> None:
-        super().__init__(base.unet, base.key, base.device, base.dtype)
+        super().__init__(base.unet, base.key, base.device, base.dtype, base.sampling)
         self.scheduler_config = scheduler_config
 
 
@@ -289,7 +289,7 @@ def vae_loader(ctx, vae_name: str):
         path = models_dirs.resolve("vae", vae_name, ctx.settings.models_dirs)
     except models_dirs.ModelNotFound as exc:
         raise input_error(ctx, "vae_name", str(exc)) from None
-    return load_vae(ctx, str(path), "sd15")
+    return load_vae(ctx, str(path), "auto")
 
 
 # --- conditioning ----------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def clip_text_encode(ctx, text: str, clip: ClipModel):
 
         return encode_sdxl(ctx, clip, [text], layer=layer if isinstance(clip, ComfyClip)
                            else PENULTIMATE)  # fmt: skip
-    return Conditioning(encode(ctx, clip, [text], layer), [text])
+    return Conditioning.of(encode(ctx, clip, [text], layer), [text])
 
 
 @_node(

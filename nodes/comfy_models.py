@@ -1,5 +1,5 @@
-"""ComfyUI's LoRA, model-merging and checkpoint-saving nodes, as thin adapters over
-nodes/lora.py and nodes/merge.py (registered with the other ComfyUI nodes in nodes/comfy.py).
+"""ComfyUI's LoRA, model-merging, checkpoint-saving and model-sampling nodes, as thin adapters
+over nodes/lora.py, nodes/merge.py and nodes/model_sampling.py (registered with the other ComfyUI nodes in nodes/comfy.py).
 
 Results keep what the inputs carried for ComfyUI: a MODEL's scheduler config, a CLIP's
 "stop at layer".
@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from latentgraph.graph import CLIP, MODEL, VAE, Choice, Float, Output, Settings, Socket, String
+from latentgraph.graph import (
+    CLIP,
+    MODEL,
+    VAE,
+    Bool,
+    Choice,
+    Float,
+    Output,
+    Settings,
+    Socket,
+    String,
+)
 
 from . import models_dirs
 from .comfy import ComfyClip, ComfyModel, _node
@@ -24,8 +35,9 @@ from .merge import (
     save_checkpoint,
     subtract_models,
 )
+from .model_sampling import set_model_sampling
 from .tiny_addons import BUILTIN_LORAS
-from .values import ClipModel, UNetModel
+from .values import SAMPLING_KINDS, ClipModel, UNetModel
 
 CATEGORY = "advanced/model_merging"
 
@@ -55,13 +67,13 @@ def _lora_identity(inputs: dict[str, Any], settings: Settings) -> str:
     "LoraLoader", "Load LoRA", "loaders",
     inputs=[Socket("model", MODEL), Socket("clip", CLIP), Choice("lora_name", lora_names),
             strength("strength_model", "how much of the LoRA goes into the UNet"),
-            strength("strength_clip", "how much goes into the text encoder")],
+            strength("strength_clip", "how much goes into the text encoders")],
     outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP)],
     identity=_lora_identity,
 )  # fmt: skip
 def lora_loader(ctx, model: UNetModel, clip: ClipModel, lora_name: str,
                 strength_model: float = 1.0, strength_clip: float = 1.0):  # fmt: skip
-    """Apply a LoRA from loras/ to the model and the text encoder."""
+    """Apply a LoRA from loras/ to the model and the text encoders (SDXL: both)."""
     use = LoraUse(lora_name, strength_model, strength_clip, "lora_name")
     unet, te = apply_lora(ctx, model, clip, use)
     return _like_model(model, unet), _like_clip(clip, te)
@@ -145,3 +157,14 @@ def checkpoint_save(ctx, model: UNetModel, clip: ClipModel, vae: Any,
                     filename_prefix: str = "checkpoints/ComfyUI"):  # fmt: skip
     """Save model, CLIP and VAE as one .safetensors checkpoint in the output folder."""
     return save_checkpoint(ctx, model, clip, vae, filename_prefix)
+
+
+@_node(
+    "ModelSamplingDiscrete", "ModelSamplingDiscrete", "advanced/model",
+    inputs=[Socket("model", MODEL), Choice("sampling", list(SAMPLING_KINDS), "eps"),
+            Bool("zsnr", False)],
+    outputs=[Output("MODEL", MODEL)],
+)  # fmt: skip
+def model_sampling_discrete(ctx, model: UNetModel, sampling: str = "eps", zsnr: bool = False):
+    """Sample the model as eps, v_prediction or lcm, optionally with zero-terminal-SNR betas."""
+    return _like_model(model, set_model_sampling(ctx, model, sampling, zsnr))

@@ -1,6 +1,8 @@
 """UNetDenoise: the sampling loop, step for step what diffusers' pipelines do.
 
-Classifier-free guidance runs as one batched UNet call (negative and positive rows together).
+The noise prediction of each step (conditioning entries, areas, masks, classifier-free
+guidance) is nodes/guidance.py's; in the plain case it is one batched UNet call (negative and
+positive rows together), as in diffusers' pipelines.
 Between steps it checks for cancellation and reports progress (with a cheap preview, built only
 when the caller sends previews, ctx.extra["previews"], and only for the reports it sends). For img2img (`denoise` < 1 on clean latents) the
 schedule is cut like diffusers' img2img pipeline, so denoise 0 returns the input unchanged.
@@ -27,22 +29,13 @@ from latentgraph.graph import (
 )
 
 from . import runtime
+from .guidance import Guidance
 from .latents import make_noise
+from .model_sampling import node_spec
 from .schedulers import build_scheduler
-from .sdxl import added_cond_kwargs
 from .seeds import device_generator, image_seeds, seed_input
 from .step_window import ALL_STEPS, WINDOW_INPUTS, StepWindow, finish_at_zero_noise
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
-
-
-def _rows(ctx: Any, name: str, cond: Conditioning, batch: int):
-    embeds = cond.embeds
-    if embeds.shape[0] == batch:
-        return embeds
-    if embeds.shape[0] == 1:
-        return embeds.expand(batch, *embeds.shape[1:])
-    raise input_error(ctx, name, f"{embeds.shape[0]} prompts for a batch of {batch} latents; "
-                                 "give one prompt or one per image")  # fmt: skip
 
 
 def preview_image(latents: Any) -> Any:
@@ -65,17 +58,14 @@ def preview_image(latents: Any) -> Any:
 _warm: weakref.WeakKeyDictionary[Any, set[tuple]] = weakref.WeakKeyDictionary()
 
 
-def warm_up(model: Any, latents: Any, t: Any, embeds: Any, guided: bool) -> None:
-    """With `compile`: one UNet call on a new shape before the loop, so compiling happens once
+def warm_up(guidance: Guidance, latents: Any, t: Any) -> None:
+    """With `compile`: one prediction on new shapes before the loop, so compiling happens once
     per shape, here, and not inside the first timed step."""
-    import torch
-
-    shape = (tuple(latents.shape), tuple(embeds.shape), guided)
-    seen = _warm.setdefault(model, set())
+    shape = (tuple(latents.shape), tuple(term.batch_key for term in guidance.terms))
+    seen = _warm.setdefault(guidance.model, set())
     if shape in seen:
         return
-    x = torch.cat([latents] * 2) if guided else latents
-    model(x, t, encoder_hidden_states=embeds, return_dict=False)
+    guidance.predict(latents, t)
     seen.add(shape)
 
 
@@ -124,6 +114,7 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     import torch
 
     enforce_limits(ctx, unet_denoise, steps=steps)
+    scheduler = node_spec(ctx, scheduler, unet, "scheduler")  # the model's sampling
     model = unet.unet
     name = runtime.device_name(ctx.settings)
     runtime.apply_tf32(ctx.settings, name)
@@ -155,20 +146,11 @@ class DenoiseJob:
     seed: int
     window: StepWindow = StepWindow()
 
-    @property
-    def guided(self) -> bool:
-        """Classifier-free guidance: negative and positive rows in one UNet call."""
-        return self.guidance > 1.0
-
-    def embeddings(self, batch: int) -> Any:
-        import torch
-
-        dtype = self.model.dtype
-        pos = _rows(self.ctx, "positive", self.positive, batch).to(self.device, dtype)
-        if not self.guided:
-            return pos
-        neg = _rows(self.ctx, "negative", self.negative, batch).to(self.device, dtype)
-        return torch.cat([neg, pos])
+    def predictor(self, sched: Any) -> Guidance:
+        """The noise prediction for each step (nodes/guidance.py)."""
+        return Guidance(self.ctx, self.model, self.device, self.positive, self.negative,
+                        self.guidance, tuple(self.latent.samples.shape),
+                        sched.config.num_train_timesteps)  # fmt: skip
 
     def start(self, sched: Any) -> tuple[Any, Any] | None:
         """The starting latents and the timesteps left to run (img2img and the step window
@@ -208,12 +190,11 @@ class DenoiseJob:
     def run(self) -> Latent:
         import torch
 
-        ctx, model, guidance, guided = self.ctx, self.model, self.guidance, self.guided
+        ctx = self.ctx
         sched = build_scheduler(self.spec, self.seed)
         samples = self.latent.samples
         batch = samples.shape[0]
-        embeds = self.embeddings(batch)
-        added = added_cond_kwargs(self, batch)  # SDXL's pooled embeddings and size numbers
+        guidance = self.predictor(sched)  # checks the conditioning before any step runs
         sched.set_timesteps(self.steps, device=self.device)
         generator = device_generator(self.device, self.seed)
         seeds = self.latent.seeds or image_seeds(self.seed, batch)
@@ -226,16 +207,10 @@ class DenoiseJob:
         total = len(timesteps)
         with torch.inference_mode():
             if ctx.settings.options.get("compile"):
-                warm_up(model, latents, timesteps[0], embeds, guided)
+                warm_up(guidance, latents, timesteps[0])
             for i, t in enumerate(timesteps):
                 ctx.check_cancelled()
-                model_input = torch.cat([latents] * 2) if guided else latents
-                model_input = sched.scale_model_input(model_input, t)
-                noise_pred = model(model_input, t, encoder_hidden_states=embeds,
-                                   added_cond_kwargs=added, return_dict=False)[0]  # fmt: skip
-                if guided:
-                    uncond, cond = noise_pred.chunk(2)
-                    noise_pred = uncond + guidance * (cond - uncond)
+                noise_pred = guidance.predict(sched.scale_model_input(latents, t), t)
                 latents = sched.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
                 ctx.progress(i + 1, total, partial(preview_image, latents) if previews else None)
         return Latent(latents, seeds, is_noise=False)

@@ -2,8 +2,8 @@
 models folders' embeddings/ and inserts its vectors as extra tokens.
 
 Layouts read: SD 1.x/2.x files (one tensor, usually "emb_params" or "string_to_param.*") and
-SDXL files ("clip_l" and "clip_g": the "clip_l" vectors are used, as our encoders are CLIP-L
-sized ones; "clip_g" needs the second SDXL encoder). Only safetensors, never pickles.
+SDXL files ("clip_l" for the first text encoder, CLIP ViT-L, and "clip_g" for SDXL's second,
+OpenCLIP bigG: each encoder reads its own part). Only safetensors, never pickles.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ SUFFIX = ".safetensors"
 # Preferred tensor names, in order; a file with one tensor under any name is read too.
 KEYS = ("clip_l", "emb_params")
 PREFIX_KEYS = ("string_to_param",)
+SECOND_ENCODER = "clip_g"  # SDXL's second encoder reads only this tensor
 
 
 class EmbeddingError(ValueError):
@@ -42,7 +43,13 @@ def file_identity(name: str, dirs: Sequence[Path | str] | None = None) -> str:
     return models_dirs.file_identity(path)
 
 
-def _pick(tensors: dict[str, Any], name: str) -> Any:
+def _pick(tensors: dict[str, Any], name: str, part: str) -> Any:
+    if part == SECOND_ENCODER:
+        if SECOND_ENCODER in tensors:
+            return tensors[SECOND_ENCODER]
+        raise EmbeddingError(f"embedding {name!r} has no SDXL 'clip_g' vectors for the second "
+                             f"text encoder (keys: {', '.join(sorted(tensors))}); an SD 1.x/2.x "
+                             "embedding does not fit an SDXL model")  # fmt: skip
     for key in KEYS:
         if key in tensors:
             return tensors[key]
@@ -59,8 +66,10 @@ def _pick(tensors: dict[str, Any], name: str) -> Any:
                          "tensor)")  # fmt: skip
 
 
-def load_embedding(name: str, width: int, dirs: Sequence[Path | str] | None = None) -> Any:
-    """The embedding's vectors as a float tensor [tokens, width]."""
+def load_embedding(name: str, width: int, dirs: Sequence[Path | str] | None = None,
+                   part: str = "clip_l") -> Any:  # fmt: skip
+    """The embedding's vectors as a float tensor [tokens, width]: `part` "clip_l" for an SD
+    or SDXL first text encoder, "clip_g" for SDXL's second."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -70,7 +79,7 @@ def load_embedding(name: str, width: int, dirs: Sequence[Path | str] | None = No
     except (OSError, SafetensorError) as exc:
         raise EmbeddingError(f"embedding {name!r} ({path}) is not a readable .safetensors "
                              f"file: {exc}") from None  # fmt: skip
-    vectors = _pick(tensors, name)
+    vectors = _pick(tensors, name, part)
     if vectors.ndim == 1:
         vectors = vectors.unsqueeze(0)
     vectors = vectors.reshape(-1, vectors.shape[-1])

@@ -236,6 +236,14 @@ class TensorOps:
     transpose: Callable[[Any], Any]
 
 
+def torch_ops() -> TensorOps:
+    """The tensor operations on torch tensors."""
+    import torch
+
+    return TensorOps(to_conv1x1=lambda t: t.reshape(*t.shape, 1, 1), concat=torch.cat,
+                     transpose=lambda t: t.T.contiguous())  # fmt: skip
+
+
 def sdxl_to_original(unet: Mapping[str, Any], unet_config: Mapping[str, Any],
                      vae: Mapping[str, Any], vae_config: Mapping[str, Any],
                      text_encoder: Mapping[str, Any] | None, text_encoder_2: Mapping[str, Any],

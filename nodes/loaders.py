@@ -33,17 +33,26 @@ from latentgraph.graph import (
     paths,
 )
 
-from . import runtime
+from . import model_sampling, runtime
 from .model_manager import manager, module_bytes
 from .models_dirs import BUILTIN_CHECKPOINTS, is_pickled
 from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders, sdxl_pipeline_class, sdxl_preset
-from .values import ClipModel, NodeInputError, SchedulerSpec, UNetModel, VAEModel, input_error
+from .values import (
+    ClipModel,
+    ModelSampling,
+    NodeInputError,
+    SchedulerSpec,
+    UNetModel,
+    VAEModel,
+    input_error,
+)
 
-BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER = BUILTINS = BUILTIN_CHECKPOINTS
+BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER, BUILTIN_SD2_V = BUILTINS = BUILTIN_CHECKPOINTS
 TINY_PRESET = "tiny-sd"
 TINY_SDXL_PRESETS = ("tiny-sdxl", "tiny-sdxl-refiner")
 CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", "sdxl-refiner", TINY_PRESET,
                   BUILTIN_TINY, *TINY_SDXL_PRESETS)  # fmt: skip
+PREDICTIONS = ("auto", "eps", "v_prediction")  # LoadModel's `prediction` input
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -59,17 +68,21 @@ class Source:
 
 def builtin_version(name: str) -> int:
     """The recipe version of a built-in model (part of its identity)."""
-    from . import tiny_model, tiny_sdxl
+    from . import tiny_model, tiny_sd2, tiny_sdxl
 
+    if name == BUILTIN_SD2_V:
+        return tiny_sd2.BUILD_VERSION
     return tiny_model.BUILD_VERSION if name == BUILTIN_TINY else tiny_sdxl.BUILD_VERSION
 
 
 def builtin_folder(name: str) -> Path:
     """The folder of a built-in model, built on first use."""
-    from . import tiny_model, tiny_sdxl
+    from . import tiny_model, tiny_sd2, tiny_sdxl
 
     if name == BUILTIN_TINY:
         return tiny_model.ensure_tiny_sd()
+    if name == BUILTIN_SD2_V:
+        return tiny_sd2.ensure_tiny_sd2()
     return tiny_sdxl.ensure_tiny_sdxl(refiner=name == BUILTIN_SDXL_REFINER)
 
 
@@ -208,8 +221,15 @@ def checkpoint_shapes(path: str) -> dict[str, list[int]]:
         ) from None
 
 
+_UNET_PROBE = "model.diffusion_model.input_blocks.0.0.weight"  # a full checkpoint's UNet
 # (first UNet conv channels, cross-attention context dim) -> shipped config preset
 _ARCHITECTURES = {(320, 768): "sd15", (320, 1024): "sd2", (32, 32): TINY_PRESET}
+
+
+def unet_preset(width: int, context: int | None) -> str | None:
+    """The shipped config preset of a UNet (or a ControlNet copied from one) of this width
+    (first convolution's channels) and cross-attention context size; None when unknown."""
+    return _ARCHITECTURES.get((width, context))
 
 
 def detect_preset(shapes: dict[str, list[int]]) -> str:
@@ -217,8 +237,8 @@ def detect_preset(shapes: dict[str, list[int]]) -> str:
     SDXL by its conditioner's tensors (nodes/sdxl_loading.py), else the UNet's width and its
     cross-attention context size (SD 1.x: 768, from CLIP ViT-L;
     SD 2.x: 1024, from OpenCLIP ViT-H; the tiny model: 32). SD 2.x 768-v and 512-base have
-    the same shapes: "sd2" (v-prediction) is assumed; set config to sd2-base for the other."""
-    conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
+    the same shapes: "sd2" here; `single_file_config` tells them apart by their weights."""
+    conv_in = shapes.get(_UNET_PROBE)
     if conv_in is None:
         raise ValueError(
             "not a full Stable Diffusion checkpoint: no UNet weights (model.diffusion_model.*)"
@@ -235,7 +255,7 @@ def detect_preset(shapes: dict[str, list[int]]) -> str:
                       if k.startswith("model.diffusion_model.") and k.endswith("attn2.to_k.weight")
                       and len(shape) == 2})  # fmt: skip
     found = (conv_in[0], context[0] if len(context) == 1 else None)
-    preset = _ARCHITECTURES.get(found)
+    preset = unet_preset(*found)
     if preset is None:
         raise ValueError(
             f"unknown architecture (UNet width {found[0]}, cross-attention context "
@@ -254,6 +274,7 @@ class Bundle:
     scheduler_config: dict[str, Any]
     tokenizer_2: Any = None  # SDXL's second tokenizer and encoder
     text_encoder_2: Any = None
+    sampling: ModelSampling = ModelSampling()  # found in the scheduler config or the file
 
 
 def _apply_options(bundle: Bundle, options: dict[str, Any]) -> None:
@@ -316,12 +337,16 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
         unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
         # The config folder's own scheduler config, exactly as for a diffusers folder.
         sched_config = dict(DDIMScheduler.load_config(config, subfolder="scheduler"))
+    sampling = model_sampling.from_scheduler_config(sched_config)
+    if source.kind == "single_file":  # marker tensors (v_pred, ztsnr) say more than the preset
+        sampling = model_sampling.from_markers(checkpoint_shapes(source.location)) or sampling
     vae = upcast_vae(ctx.settings, vae, dtype)
     unet, vae, text_encoder, text_encoder_2 = (
         None if m is None else place(ctx.settings, m, device)
         for m in (unet, vae, text_encoder, text_encoder_2)  # no first encoder: SDXL's refiner
     )
-    return Bundle(unet, vae, text_encoder, tokenizer, sched_config, tokenizer_2, text_encoder_2)
+    return Bundle(unet, vae, text_encoder, tokenizer, sched_config, tokenizer_2, text_encoder_2,
+                  sampling)  # fmt: skip
 
 
 def _download(ctx: Any, repo_id: str) -> str:
@@ -351,9 +376,12 @@ def single_file_config(ctx: Any, path: str, config: str) -> str:
         raise input_error(ctx, "source", str(exc)) from None
     if config == "auto":
         try:
-            return str(config_folder(detect_preset(shapes)))
+            preset = detect_preset(shapes)
         except ValueError as exc:
             raise input_error(ctx, "source", f"{path}: {exc}") from None
+        if preset == "sd2" and not model_sampling.sd2_is_v_model(path):
+            preset = "sd2-base"  # same shapes as the 768-v model; eps
+        return str(config_folder(preset))
     if config in CONFIG_PRESETS:
         return str(config_folder(config))
     folder = Path(config).expanduser()
@@ -420,16 +448,24 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
         String(
             "source",
             BUILTIN_TINY,
-            description="builtin:tiny-sd (or builtin:tiny-sdxl, builtin:tiny-sdxl-refiner), "
+            description="builtin:tiny-sd (or builtin:tiny-sdxl, builtin:tiny-sdxl-refiner, "
+            "builtin:tiny-sd2-v), "
             "a diffusers folder, a .safetensors checkpoint, or a hub repo id (online only)",
         ),  # fmt: skip
         String(
             "config",
             "auto",
-            description="for single-file checkpoints: auto (from the tensor shapes; SD 2.x "
-            "is taken as the 768 v-model), sd15, sd2, sd2-base, sdxl, sdxl-refiner, tiny-sd, "
+            description="for single-file checkpoints: auto (from the tensors; SD 2.x 768-v "
+            "or 512-base from their weights), sd15, sd2, sd2-base, sdxl, sdxl-refiner, tiny-sd, "
             "tiny-sdxl, tiny-sdxl-refiner, or a diffusers folder holding the configs",
         ),  # fmt: skip
+        Choice(
+            "prediction",
+            list(PREDICTIONS),
+            "auto",
+            description="what the UNet predicts: auto (the scheduler config's prediction_type; "
+            "a single file's v_pred marker or SD 2.x weights), eps, or v_prediction",
+        ),
     ],
     outputs=[
         Output("unet", MODEL),
@@ -440,13 +476,14 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
     identity=_identity,
     check=check_source,
 )
-def load_model(ctx, source: str, config: str = "auto"):
+def load_model(ctx, source: str, config: str = "auto", prediction: str = "auto"):
     """Load a Stable Diffusion model (once per process; shared by every node that uses it)."""
     bundle, key = load_bundle(ctx, source, config)
     device = runtime.device_name(ctx.settings)
     dtype = runtime.dtype_name(ctx.settings, device)
+    sampling = model_sampling.declared(prediction, bundle.sampling)
     return (
-        UNetModel(bundle.unet, key, device, dtype),
+        UNetModel(bundle.unet, key, device, dtype, sampling),
         ClipModel(
             bundle.tokenizer,
             bundle.text_encoder,
@@ -457,7 +494,9 @@ def load_model(ctx, source: str, config: str = "auto"):
         ),  # fmt: skip
         VAEModel(bundle.vae, key, device),
         SchedulerSpec(
-            dict(bundle.scheduler_config), None, bundle.scheduler_config.get("_class_name", "")
+            model_sampling.sampled_config(bundle.scheduler_config, sampling),
+            None,
+            bundle.scheduler_config.get("_class_name", ""),
         ),  # fmt: skip
     )
 
@@ -482,6 +521,8 @@ _VAE_PREFIXES = ("first_stage_model.", "vae.", "")
 _CLIP_PREFIXES = ("cond_stage_model.transformer.", "text_encoder.", "")
 # width of the first layer -> preset whose configs describe the component
 _VAE_WIDTHS = {128: "sd15", 32: TINY_PRESET}
+_SDXL_VAE_WIDTHS = {128: "sdxl", 32: "tiny-sdxl"}
+SDXL_ARCHITECTURE = "stable-diffusion-xl"  # the SAI model spec's architecture ids for SDXL
 _CLIP_WIDTHS = {768: "sd15", 1024: "sd2", 32: TINY_PRESET}
 
 
@@ -534,6 +575,31 @@ def _load_strict(ctx: Any, module: Any, state: dict[str, Any], path: str) -> Any
     return module
 
 
+def _says_sdxl(path: str) -> bool:
+    """Whether the file's SAI model spec metadata (`modelspec.architecture`) names SDXL."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as fh:
+        architecture = (fh.metadata() or {}).get("modelspec.architecture", "")
+    return architecture.startswith(SDXL_ARCHITECTURE)
+
+
+def _vae_preset(ctx: Any, path: str, shapes: dict[str, list[int]], config: str,
+                width: int) -> str:  # fmt: skip
+    """Which config describes a single file's VAE, and so its latent scaling factor (SDXL's
+    0.13025, SD's 0.18215): a full checkpoint's own architecture (detect_preset); a VAE alone
+    by its model spec metadata, else its width (SD and SDXL VAEs have the same shapes: SD's
+    is taken; `config` sdxl says otherwise)."""
+    if config == "auto" and _UNET_PROBE in shapes:
+        try:
+            return detect_preset(shapes)
+        except ValueError:
+            pass  # an architecture we cannot run (inpainting...): its VAE by its width
+    if config == "auto" and width in _SDXL_VAE_WIDTHS and _says_sdxl(path):
+        return _SDXL_VAE_WIDTHS[width]
+    return _component_preset(ctx, config, width, _VAE_WIDTHS, "VAE")
+
+
 def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
     """A VAE from one .safetensors file: original (LDM) layout, alone or inside a full
     checkpoint, through `from_single_file`; or diffusers layout, loaded into the config."""
@@ -546,7 +612,7 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
     if found is None:
         raise input_error(ctx, "source", f"{path}: no VAE weights found (encoder.* tensors)")
     width = shapes[found[0] + "encoder.conv_in.weight"][0]
-    folder = _config_dir(ctx, _component_preset(ctx, config, width, _VAE_WIDTHS, "VAE"))
+    folder = _config_dir(ctx, _vae_preset(ctx, path, shapes, config, width))
     if ldm is not None:
         return AutoencoderKL.from_single_file(
             path, config=folder, subfolder="vae", local_files_only=True, torch_dtype=torch_dtype
@@ -566,9 +632,11 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
                "(original or diffusers layout; a full checkpoint's VAE too)"),
         Choice(
             "config",
-            ["auto", "sd15", "sd2", "sd2-base", BUILTIN_TINY],
+            ["auto", "sd15", "sd2", "sd2-base", "sdxl", BUILTIN_TINY, "tiny-sdxl"],
             "auto",
-            description="architecture of a single-file VAE (auto: from its tensor shapes)",
+            description="architecture and latent scaling factor of a single-file VAE (auto: a "
+            "full checkpoint's own; a VAE alone by its model spec metadata, else SD's 0.18215: "
+            "set sdxl for an SDXL VAE file, 0.13025)",
         ),
     ],
     outputs=[Output("vae", VAE)],

@@ -1,8 +1,10 @@
 """LoadLoRA: a LoRA's low-rank updates fused into copies of the UNet and text encoder.
 
 Reading and applying go through diffusers and peft: `lora_state_dict` converts kohya/ComfyUI
-files (`lora_unet_*`, `lora_te_*`) to diffusers' layout, `load_lora_into_unet` /
-`load_lora_into_text_encoder` inject peft layers, and the fuse adds strength * delta to the
+files (`lora_unet_*`, `lora_te_*`; SDXL's `lora_te1_*`/`lora_te2_*`) to diffusers' layout
+(`unet.`, `text_encoder.`, `text_encoder_2.`), `load_lora_into_unet` /
+`load_lora_into_text_encoder` inject peft layers (into each text encoder a CLIP has: an SDXL
+CLIP's second one under the `text_encoder_2` prefix), and the fuse adds strength * delta to the
 weights, exactly as diffusers' `load_lora_weights` + `fuse_lora` does. All of it happens on a
 copy (nodes/model_copies.py) kept by the model manager under the base's key plus the LoRA's
 file identity and strength: the shared base model is never changed, so taking a LoRA out of a
@@ -62,13 +64,19 @@ def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
     try:
         path = lora_path(name, dirs)
     except LoraError as exc:
-        return f"missing:{exc}"
+        return f"{models_dirs.MISSING}{exc}"
     return models_dirs.file_identity(path)
 
 
-def read_lora(path: Path) -> tuple[dict[str, Any], dict[str, float] | None]:
-    """The file's tensors in diffusers' layout (keys under unet. / text_encoder.), and the
-    kohya alphas when the file had them."""
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2")  # a CLIP's encoders, as LoRA prefixes
+
+
+def read_lora(
+    path: Path, unet_config: Any = None
+) -> tuple[dict[str, Any], dict[str, float] | None]:
+    """The file's tensors in diffusers' layout (keys under unet. / text_encoder. /
+    text_encoder_2.), and the kohya alphas when the file had them. `unet_config` lets
+    diffusers map SDXL kohya files that name the UNet's blocks the original way."""
     from diffusers import StableDiffusionPipeline
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -78,7 +86,7 @@ def read_lora(path: Path) -> tuple[dict[str, Any], dict[str, float] | None]:
     except (OSError, SafetensorError) as exc:
         raise LoraError(f"{path}: not a readable .safetensors file: {exc}") from None
     try:
-        state, alphas = StableDiffusionPipeline.lora_state_dict(raw)
+        state, alphas = StableDiffusionPipeline.lora_state_dict(raw, unet_config=unet_config)
     except Exception as exc:  # noqa: BLE001 - diffusers' converters raise many kinds
         raise LoraError(f"{path}: not a LoRA diffusers can read: {exc}") from None
     return state, alphas
@@ -100,7 +108,8 @@ def _fused_unet(base: Any, state: dict, alphas: Any, strength: float) -> Any:
     return unet
 
 
-def _fused_text_encoder(base: Any, state: dict, alphas: Any, strength: float) -> Any:
+def _fused_text_encoder(base: Any, state: dict, alphas: Any, strength: float,
+                        prefix: str) -> Any:  # fmt: skip
     from diffusers import StableDiffusionPipeline
     from diffusers.loaders.lora_base import (  # what diffusers' pipelines call for a CLIP
         _remove_text_encoder_monkey_patch,
@@ -110,7 +119,7 @@ def _fused_text_encoder(base: Any, state: dict, alphas: Any, strength: float) ->
     from .model_copies import copy_module
 
     te = copy_module(base)
-    StableDiffusionPipeline.load_lora_into_text_encoder(state, alphas, te, prefix="text_encoder",
+    StableDiffusionPipeline.load_lora_into_text_encoder(state, alphas, te, prefix=prefix,
                                                         adapter_name=ADAPTER)  # fmt: skip
     fuse_text_encoder_lora(te, lora_scale=strength, safe_fusing=True, adapter_names=[ADAPTER])
     _remove_text_encoder_monkey_patch(te)
@@ -130,9 +139,9 @@ class LoraUse:
 class _Patcher:
     """One LoRA file applied to models: read at most once, only when a copy must be built."""
 
-    def __init__(self, ctx: Any, use: LoraUse) -> None:
+    def __init__(self, ctx: Any, use: LoraUse, unet_config: Any) -> None:
         dirs = ctx.settings.models_dirs
-        self.ctx, self.use = ctx, use
+        self.ctx, self.use, self.unet_config = ctx, use, unet_config
         try:
             self.path = lora_path(use.name, dirs)
         except LoraError as exc:
@@ -146,10 +155,10 @@ class _Patcher:
     def state(self) -> tuple[dict, Any]:
         if self._state is None:
             try:
-                self._state = read_lora(self.path)
+                self._state = read_lora(self.path, self.unet_config)
             except LoraError as exc:
                 raise self.error(str(exc)) from None
-            if not _has(self._state[0], "unet") and not _has(self._state[0], "text_encoder"):
+            if not any(_has(self._state[0], part) for part in ("unet", *TEXT_ENCODERS)):
                 raise self.error(f"{self.path}: no UNet or text-encoder LoRA weights found")
         return self._state
 
@@ -158,14 +167,14 @@ class _Patcher:
         """(manager key, module with the LoRA fused in at `strength`), built once per process."""
         from .model_copies import new_bytes
 
-        fuse = _fused_unet if what == "unet" else _fused_text_encoder
-
         def build() -> Any:
             tensors, alphas = self.state()
             if not _has(tensors, what):
                 return base
             try:
-                return fuse(base, tensors, alphas, strength)
+                if what == "unet":
+                    return _fused_unet(base, tensors, alphas, strength)
+                return _fused_text_encoder(base, tensors, alphas, strength, what)
             except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds on a mismatch
                 raise self.error(f"{self.path} does not fit this model's {what}: "
                                  f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
@@ -176,19 +185,30 @@ class _Patcher:
 
 def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None,
                use: LoraUse) -> tuple[UNetModel, ClipModel | None]:  # fmt: skip
-    """The LoRA fused into copies of `unet` (and `clip`, when given); a strength of 0 returns
-    that input itself. Errors name the node and `use.input_name`."""
-    patcher = _Patcher(ctx, use)
+    """The LoRA fused into copies of `unet` (and of each of `clip`'s text encoders, when
+    given); a strength of 0 returns that input itself. Errors name the node and
+    `use.input_name`."""
+    patcher = _Patcher(ctx, use, unet.unet.config)
     out_unet, out_clip = unet, clip
     if use.strength_model != 0:
         key, module = patcher.patched("unet", unet.key, unet.unet, use.strength_model,
                                       unet.device)  # fmt: skip
-        out_unet = UNetModel(module, key, unet.device, unet.dtype)
+        out_unet = UNetModel(module, key, unet.device, unet.dtype, unet.sampling)
     if clip is not None and use.strength_clip != 0:
-        key, module = patcher.patched("text_encoder", clip.key, clip.text_encoder,
-                                      use.strength_clip, clip.device)  # fmt: skip
-        out_clip = ClipModel(clip.tokenizer, module, key, clip.device)
+        out_clip = _patched_clip(patcher, clip, use.strength_clip)
     return out_unet, out_clip
+
+
+def _patched_clip(patcher: _Patcher, clip: ClipModel, strength: float) -> ClipModel:
+    """Every text encoder the CLIP has (SDXL: two; its refiner: the second only) patched."""
+    keys, encoders = [], []
+    for what, module in zip(TEXT_ENCODERS, (clip.text_encoder, clip.text_encoder_2), strict=True):
+        if module is not None:
+            key, module = patcher.patched(what, clip.key, module, strength, clip.device)
+            keys.append(key)
+        encoders.append(module)
+    return ClipModel(clip.tokenizer, encoders[0], keys[0], clip.device, clip.tokenizer_2,
+                     encoders[1])  # fmt: skip
 
 
 def _identity(inputs: dict[str, Any], settings: Settings) -> str:
@@ -199,8 +219,7 @@ def _check(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None,
     name = inputs.get("lora")
     if not isinstance(name, str):
         return []
-    missing = lora_identity(name, settings.models_dirs)
-    return [("lora", missing.removeprefix("missing:"))] if missing.startswith("missing:") else []
+    return models_dirs.missing_problems("lora", lora_identity(name, settings.models_dirs))
 
 
 def strength(name: str, description: str) -> Any:
@@ -217,7 +236,7 @@ def strength(name: str, description: str) -> Any:
         String("lora", description="a .safetensors LoRA (kohya/ComfyUI or diffusers layout): "
                "a name in the models folders' loras/, an absolute path, or builtin:tiny-lora"),
         strength("strength_model", "how much of the LoRA goes into the UNet (0: none)"),
-        strength("strength_clip", "how much goes into the text encoder (0: none)"),
+        strength("strength_clip", "how much goes into the text encoders (0: none)"),
     ],
     outputs=[Output("unet", MODEL), Output("clip", CLIP)],
     identity=_identity,

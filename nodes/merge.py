@@ -84,16 +84,30 @@ def merge_unets(ctx: Any, a: UNetModel, b: UNetModel, blend: Blend) -> UNetModel
     key = blend.key("unet", a.key, b.key)
     module = manager().get(key, lambda: _blended(ctx, a.unet, b.unet, blend), device=a.device,
                            size=module_bytes)  # fmt: skip
-    return UNetModel(module, key, a.device, a.dtype)
+    return UNetModel(module, key, a.device, a.dtype, a.sampling)
 
 
 def merge_clips(ctx: Any, a: ClipModel, b: ClipModel, blend: Blend) -> ClipModel:
+    """Each text encoder of `a` merged with the same one of `b` (SDXL: both; its refiner: the
+    second), computed once per process; the two CLIPs must have the same encoders."""
     from .model_manager import module_bytes
 
-    key = blend.key("text_encoder", a.key, b.key)
-    module = manager().get(key, lambda: _blended(ctx, a.text_encoder, b.text_encoder, blend),
-                           device=a.device, size=module_bytes)  # fmt: skip
-    return ClipModel(a.tokenizer, module, key, a.device)
+    pairs = (("text_encoder", a.text_encoder, b.text_encoder),
+             ("text_encoder_2", a.text_encoder_2, b.text_encoder_2))  # fmt: skip
+    keys, encoders = [], []
+    for name, mine, theirs in pairs:
+        if (mine is None) != (theirs is None):
+            has = "the first" if theirs is None else "the second"
+            raise input_error(ctx, None, f"the two text encoders differ in architecture: only "
+                                         f"{has} has a {name} (SDXL's second encoder?)")  # fmt: skip
+        if mine is None:
+            encoders.append(None)
+            continue
+        key = blend.key(name, a.key, b.key)
+        encoders.append(manager().get(key, lambda m=mine, t=theirs: _blended(ctx, m, t, blend),
+                                      device=a.device, size=module_bytes))  # fmt: skip
+        keys.append(key)
+    return ClipModel(a.tokenizer, encoders[0], keys[0], a.device, a.tokenizer_2, encoders[1])
 
 
 def ratio(name: str, description: str) -> Any:
@@ -160,7 +174,7 @@ def subtract_models(ctx, unet_a: UNetModel, unet_b: UNetModel, multiplier: float
     outputs=[Output("clip", CLIP)],
 )  # fmt: skip
 def merge_text_encoders(ctx, clip_a: ClipModel, clip_b: ClipModel, ratio: float = 1.0):
-    """Weighted average of two text encoders (clip_a's tokenizer is kept)."""
+    """Weighted average of two CLIPs' text encoders (SDXL: both; clip_a's tokenizers kept)."""
     return merge_clips(ctx, clip_a, clip_b, Blend("simple", ratio, 1.0 - ratio))
 
 
@@ -170,15 +184,22 @@ CHECKPOINT_SUFFIX = ".safetensors"
 
 
 def checkpoint_state(unet: UNetModel, clip: ClipModel, vae: VAEModel) -> dict[str, Any]:
-    """One original-layout (LDM) state dict, the layout LoadModel and ComfyUI read."""
-    from .ldm_layout import to_original
+    """One original-layout (LDM) state dict, the layout LoadModel and ComfyUI read: SD's, or
+    SDXL's with both text encoders (the refiner's: the second only); a v-prediction model's
+    marker tensors (nodes/model_sampling.py) so it loads back as one."""
+    from .ldm_layout import sdxl_to_original, to_original, torch_ops
+    from .model_sampling import markers
 
-    return to_original(
-        unet.unet.state_dict(), dict(unet.unet.config),
-        vae.vae.state_dict(), dict(vae.vae.config),
-        clip.text_encoder.state_dict(),
-        to_conv1x1=lambda t: t.reshape(*t.shape, 1, 1),
-    )  # fmt: skip
+    unet_state, vae_state = unet.unet.state_dict(), vae.vae.state_dict()
+    if clip.is_sdxl:
+        first = None if clip.text_encoder is None else clip.text_encoder.state_dict()
+        state = sdxl_to_original(unet_state, dict(unet.unet.config), vae_state,
+                                 dict(vae.vae.config), first, clip.text_encoder_2.state_dict(),
+                                 torch_ops())  # fmt: skip
+    else:
+        state = to_original(unet_state, dict(unet.unet.config), vae_state, dict(vae.vae.config),
+                            clip.text_encoder.state_dict(), torch_ops().to_conv1x1)  # fmt: skip
+    return {**state, **markers(unet.sampling)}
 
 
 def _metadata(ctx: Any) -> dict[str, str]:

@@ -24,7 +24,8 @@ from .runtime import model_identity
 
 BUILTIN_CHECKPOINT = "builtin:tiny-sd"
 # every built-in model, offered first in the checkpoint dropdown (nodes/loaders.py builds them)
-BUILTIN_CHECKPOINTS = (BUILTIN_CHECKPOINT, "builtin:tiny-sdxl", "builtin:tiny-sdxl-refiner")
+BUILTIN_CHECKPOINTS = (BUILTIN_CHECKPOINT, "builtin:tiny-sdxl", "builtin:tiny-sdxl-refiner",
+                       "builtin:tiny-sd2-v")  # fmt: skip
 
 # folder kind -> sub-folder names searched under each root (ComfyUI's names, plus old aliases)
 FOLDERS: dict[str, tuple[str, ...]] = {
@@ -144,6 +145,15 @@ def file_identity(path: Path) -> str:
     """Resolved path, size and mtime: changes whenever the file is replaced (for cache keys)."""
     st = path.stat()
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+MISSING = "missing:"  # how an identity hook's answer starts when the name does not resolve
+
+
+def missing_problems(input_name: str, identity: str) -> list[tuple[str | None, str]]:
+    """A check hook's problems for a model input from its identity (`missing:<why>` when
+    the name does not resolve): validation reports them before anything runs."""
+    return [(input_name, identity.removeprefix(MISSING))] if identity.startswith(MISSING) else []
 
 
 def identity_hook(folder: str, input_name: str) -> Callable[[dict[str, Any], Settings], str]:

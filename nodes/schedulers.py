@@ -2,6 +2,8 @@
 
 The SCHEDULER socket carries a `SchedulerSpec` (class + config), never a live scheduler:
 schedulers are stateful, so UNetDenoise builds a fresh one per run with `build_scheduler`.
+How the MODEL must be sampled (prediction type, zsnr, LCM) is applied to a spec by
+nodes/model_sampling.py `for_model`, the one rule every sampler calls.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
 SPACINGS = ("default", "leading", "linspace", "trailing")
 
 
-def _class(class_name: str):
+def scheduler_class(class_name: str):
+    """The diffusers scheduler class of that name."""
     import diffusers
 
     return getattr(diffusers, class_name)
@@ -57,7 +60,7 @@ def _quiet_brownian_rounding() -> None:
 def build_scheduler(spec: SchedulerSpec, seed: int | None = None):
     """A fresh scheduler instance for one run. `seed` feeds SDE noise samplers (torchsde)."""
     class_name = spec.class_name or spec.config.get("_class_name") or "DDIMScheduler"
-    cls = _class(class_name)
+    cls = scheduler_class(class_name)
     config = {k: v for k, v in spec.config.items() if not k.startswith("_")}
     config.update(spec.overrides)
     accepted = set(inspect.signature(cls.__init__).parameters)
@@ -86,7 +89,7 @@ def scheduler_select(ctx, scheduler: SchedulerSpec, name: str, karras: bool = Fa
         raise input_error(ctx, "name", f"unknown scheduler {name!r}; one of {list(SCHEDULERS)}")
     class_name, overrides = SCHEDULERS[name]
     overrides = dict(overrides)
-    accepted = set(inspect.signature(_class(class_name).__init__).parameters)
+    accepted = set(inspect.signature(scheduler_class(class_name).__init__).parameters)
     if karras:
         if "use_karras_sigmas" in accepted:
             overrides["use_karras_sigmas"] = True

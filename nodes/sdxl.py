@@ -19,7 +19,7 @@ from typing import Any
 from latentgraph.graph import CONDITIONING, Float, Int, Output, Socket, node
 
 from . import runtime
-from .values import ClipModel, Conditioning, SizeConditioning, input_error
+from .values import ClipModel, CondEntry, Conditioning, SizeConditioning, input_error
 
 PIXELS_PER_LATENT = 8  # every SD-family VAE, the tiny models' included
 BASE_TIME_IDS = 6  # (height, width, crop top, crop left, target height, target width)
@@ -35,33 +35,24 @@ def _hidden(encoder: Any, ids: Any, layer: int) -> Any:
     return out.hidden_states[layer], out[0]
 
 
-def _refuse_embeddings(ctx: Any, prompts: list[str], input_name: str) -> None:
-    """`embedding:NAME` works for SD 1.x/2.x (nodes/text.py); SDXL files hold vectors for both
-    encoders, which is still to do."""
-    from .prompt_syntax import embedding_names
-
-    for prompt in prompts:
-        for name in embedding_names(prompt):
-            raise input_error(ctx, input_name, f"embedding:{name}: embeddings are not supported "
-                                               "with SDXL models yet")  # fmt: skip
-
-
 def _encoder_output(ctx: Any, clip: ClipModel, pair: tuple[Any, Any], prompts: list[str],
-                    layer: int, warn: bool) -> tuple[Any, Any]:  # fmt: skip
+                    layer: int, warn: bool, part: tuple[str, str]) -> tuple[Any, Any]:  # fmt: skip
     """One encoder's (hidden state of `layer`, first output) for the prompts: plain prompts
     tokenized exactly as diffusers does, weighted ones as TextEncode does (nodes/text.py),
-    the weights applied to the hidden state as ComfyUI does."""
+    the weights applied to the hidden state as ComfyUI does; embeddings give this encoder
+    their part, `part` = (tensor name "clip_l" or "clip_g", the input the prompts came from)."""
     import torch
 
     from .prompt_syntax import is_plain, parse_prompt
-    from .text import plain_ids, tokenize, weighted
+    from .text import inserted, plain_ids, tokenize, weighted
 
     tok, encoder = pair
     if all(is_plain(p, parse_prompt(p)) for p in prompts):
         return _hidden(encoder, plain_ids(ctx, tok, prompts, warn), layer)
     view = ClipModel(tok, encoder, clip.key, clip.device)
-    tokens = [tokenize(ctx, view, i, p) for i, p in enumerate(prompts)]
-    hidden, first = _hidden(encoder, torch.tensor([t.ids for t in tokens]), layer)
+    tokens = [tokenize(ctx, view, i, p, *part) for i, p in enumerate(prompts)]
+    with inserted(encoder, [t.inserts for t in tokens]):
+        hidden, first = _hidden(encoder, torch.tensor([t.ids for t in tokens]), layer)
     empty = tok([""], padding="max_length", max_length=tok.model_max_length,
                 return_tensors="pt").input_ids  # fmt: skip
     return weighted(hidden, tokens, lambda: _hidden(encoder, empty, layer)[0]), first
@@ -71,28 +62,28 @@ def encode_sdxl(ctx: Any, clip: ClipModel, prompts: list[str], prompts_l: list[s
                 layer: int = PENULTIMATE, inputs: tuple[str, str] = ("text", "text")) -> Conditioning:  # fmt: skip
     """Encode prompts with SDXL's encoders: `prompts` with the second (OpenCLIP bigG, "g"),
     `prompts_l` (default: the same) with the first (CLIP ViT-L, absent on the refiner).
-    ComfyUI's prompt weights apply to both; embeddings are refused (still to do). `inputs`
-    names the node inputs the two prompt lists came from, for errors."""
+    ComfyUI's prompt weights apply to both; an embedding gives each encoder its own vectors
+    ("clip_l", "clip_g"). `inputs` names the node inputs the two prompt lists came from, for
+    errors."""
     import torch
 
     prompts_l = prompts if prompts_l is None else prompts_l
     if len(prompts_l) != len(prompts):
         raise input_error(ctx, inputs[1], f"{len(prompts_l)} prompts for the first encoder "
                                          f"but {len(prompts)} for the second")  # fmt: skip
-    _refuse_embeddings(ctx, prompts, inputs[0])
-    _refuse_embeddings(ctx, prompts_l, inputs[1])
     states = []
     encoders = [m for m in (clip.text_encoder, clip.text_encoder_2) if m is not None]
     with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, *encoders):
         if clip.text_encoder is not None:
             pair = (clip.tokenizer, clip.text_encoder)
             states.append(_encoder_output(ctx, clip, pair, prompts_l, layer,
-                                          warn=prompts_l is not prompts)[0])  # fmt: skip
+                                          prompts_l is not prompts, ("clip_l", inputs[1]))[0])  # fmt: skip
         pair_2 = (clip.tokenizer_2, clip.text_encoder_2)
-        hidden_2, pooled = _encoder_output(ctx, clip, pair_2, prompts, layer, warn=True)
+        hidden_2, pooled = _encoder_output(ctx, clip, pair_2, prompts, layer, True,
+                                           ("clip_g", inputs[0]))  # fmt: skip
         states.append(hidden_2)
         embeds = torch.cat(states, dim=-1).to(dtype=clip.text_encoder_2.dtype)
-    return Conditioning(embeds.cpu(), list(prompts), pooled.cpu())  # cached on the CPU
+    return Conditioning.of(embeds.cpu(), prompts, pooled.cpu())  # cached on the CPU
 
 
 def time_id_count(unet_config: Any, pooled_dim: int) -> int:
@@ -119,33 +110,27 @@ def is_sdxl_unet(unet: Any) -> bool:
     return unet.config.get("addition_embed_type") == "text_time"
 
 
-def added_cond_kwargs(job: Any, batch: int) -> dict[str, Any] | None:
-    """The SDXL UNet's `added_cond_kwargs` for a DenoiseJob (None for other UNets): pooled
-    embeddings and time ids, negative rows first under guidance as the embeddings are."""
+def added_inputs(ctx: Any, model: Any, entry: CondEntry, input_name: str,
+                 latent_shape: tuple[int, ...]) -> dict[str, Any] | None:  # fmt: skip
+    """The SDXL UNet's `added_cond_kwargs` for one conditioning entry's rows (None for other
+    UNets): its pooled embedding and time ids, one row per image of the latent batch."""
     import torch
 
-    if not is_sdxl_unet(job.model):
+    if not is_sdxl_unet(model):
         return None
-    rows = [("negative", job.negative)] if job.guided else []
-    rows.append(("positive", job.positive))
-    latent_hw = tuple(job.latent.samples.shape[-2:])
-    pooled_rows, id_rows = [], []
-    for name, cond in rows:
-        if cond.pooled is None:
-            raise input_error(job.ctx, name, "this SDXL model needs conditioning from an SDXL "
-                                             "text encoder (with a pooled embedding)")  # fmt: skip
-        count = time_id_count(job.model.config, cond.pooled.shape[-1])
-        if count not in (BASE_TIME_IDS, REFINER_TIME_IDS):
-            raise input_error(job.ctx, name, f"the pooled embedding (width "
-                              f"{cond.pooled.shape[-1]}) does not fit this SDXL model")  # fmt: skip
-        pooled = cond.pooled if cond.pooled.shape[0] == batch else cond.pooled.expand(batch, -1)
-        pooled_rows.append(pooled)
-        ids = time_ids(cond.size, latent_hw, count, negative=name == "negative")
-        id_rows.append(torch.tensor([ids], dtype=cond.embeds.dtype).repeat(batch, 1))
-    dtype = job.model.dtype
+    if entry.pooled is None:
+        raise input_error(ctx, input_name, "this SDXL model needs conditioning from an SDXL "
+                                           "text encoder (with a pooled embedding)")  # fmt: skip
+    count = time_id_count(model.config, entry.pooled.shape[-1])
+    if count not in (BASE_TIME_IDS, REFINER_TIME_IDS):
+        raise input_error(ctx, input_name, f"the pooled embedding (width "
+                          f"{entry.pooled.shape[-1]}) does not fit this SDXL model")  # fmt: skip
+    batch, latent_hw = latent_shape[0], tuple(latent_shape[-2:])
+    pooled = entry.pooled if entry.pooled.shape[0] == batch else entry.pooled.expand(batch, -1)
+    ids = time_ids(entry.size, latent_hw, count, negative=input_name == "negative")
     return {
-        "text_embeds": torch.cat(pooled_rows).to(job.device, dtype),
-        "time_ids": torch.cat(id_rows).to(job.device),
+        "text_embeds": pooled,
+        "time_ids": torch.tensor([ids], dtype=entry.embeds.dtype).repeat(batch, 1),
     }
 
 
@@ -166,12 +151,16 @@ SIZE_INPUTS = [
 def size_conditioning(conditioning: Conditioning, *, width: int = 0, height: int = 0,
                       crop_w: int = 0, crop_h: int = 0, target_width: int = 0,
                       target_height: int = 0, aesthetic_score: float | None = None) -> Conditioning:  # fmt: skip
-    """The conditioning with new SDXL size numbers (a size of 0: the latent's, at sampling)."""
-    if aesthetic_score is None:
-        aesthetic_score = conditioning.size.aesthetic_score
-    size = SizeConditioning(width or None, height or None, crop_w, crop_h, target_width or None,
-                            target_height or None, aesthetic_score)  # fmt: skip
-    return replace(conditioning, size=size)
+    """The conditioning with new SDXL size numbers on every entry (a size of 0: the latent's,
+    at sampling; no aesthetic score: each entry keeps its own)."""
+
+    def resized(entry: CondEntry) -> CondEntry:
+        score = entry.size.aesthetic_score if aesthetic_score is None else aesthetic_score
+        size = SizeConditioning(width or None, height or None, crop_w, crop_h,
+                                target_width or None, target_height or None, score)  # fmt: skip
+        return replace(entry, size=size)
+
+    return conditioning.map(resized)
 
 
 @node(

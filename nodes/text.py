@@ -14,6 +14,8 @@ pipeline, which truncates too.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +56,10 @@ def _warn_truncated(ctx: Any, index: int, count: int, limit: int, dropped: str) 
              f"truncated, dropping {dropped}")  # fmt: skip
 
 
-def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str) -> Tokens:
-    """A prompt's pieces as tokens: text through the tokenizer, embeddings as vectors."""
+def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str, part: str = "clip_l",
+             input_name: str = "text") -> Tokens:  # fmt: skip
+    """A prompt's pieces as tokens: text through the tokenizer, embeddings as vectors (their
+    `part` for this encoder: nodes/embeddings.py; errors name `input_name`)."""
     from .embeddings import EmbeddingError, load_embedding
 
     tok = clip.tokenizer
@@ -64,9 +68,9 @@ def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str) -> Tokens:
     for piece in parse_prompt(prompt):
         if piece.embedding:
             try:
-                vectors = load_embedding(piece.text, width, ctx.settings.models_dirs)
+                vectors = load_embedding(piece.text, width, ctx.settings.models_dirs, part)
             except EmbeddingError as exc:
-                raise input_error(ctx, "text", str(exc)) from None
+                raise input_error(ctx, input_name, str(exc)) from None
             # The placeholder id is never read (its input vector is replaced); bos is not eos,
             # so the pooled output still comes from the end token.
             content += [(tok.bos_token_id, piece.weight, v) for v in vectors]
@@ -86,14 +90,10 @@ def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str) -> Tokens:
     return Tokens(ids + [tok.pad_token_id] * pad, weights + [1.0] * pad, inserts)
 
 
-def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
-                 inserts: list[dict[int, Any]]) -> Any:  # fmt: skip
-    """Last hidden state (layer -1), or an earlier layer through the final layer norm (ComfyUI's
-    CLIP skip). `inserts[row][pos]` replaces the token-embedding input at that position, through
-    a forward hook held only for this call."""
-    import torch
-
-    te = clip.text_encoder
+@contextmanager
+def inserted(te: Any, inserts: list[dict[int, Any]]) -> Iterator[None]:
+    """While inside, `inserts[row][pos]` replaces the text encoder's token-embedding input at
+    that position (embeddings' vectors), through a forward hook held only that long."""
 
     def replace(module: Any, args: Any, output: Any) -> Any:
         output = output.clone()
@@ -104,6 +104,20 @@ def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
 
     hook = te.get_input_embeddings().register_forward_hook(replace) if any(inserts) else None
     try:
+        yield
+    finally:
+        if hook is not None:
+            hook.remove()
+
+
+def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
+                 inserts: list[dict[int, Any]]) -> Any:  # fmt: skip
+    """Last hidden state (layer -1), or an earlier layer through the final layer norm (ComfyUI's
+    CLIP skip), with the embeddings' vectors `inserts` (see `inserted`)."""
+    import torch
+
+    te = clip.text_encoder
+    with inserted(te, inserts):
         with torch.inference_mode(), runtime.in_use(ctx.settings, clip.device, te):
             device = te.device
             attention = None
@@ -113,9 +127,6 @@ def _run_encoder(ctx: Any, clip: ClipModel, ids: Any, layer: int,
                 return te(ids.to(device), attention_mask=attention)[0]
             out = te(ids.to(device), attention_mask=attention, output_hidden_states=True)
             return te.final_layer_norm(out.hidden_states[layer])
-    finally:
-        if hook is not None:
-            hook.remove()
 
 
 def plain_ids(ctx: Any, tok: Any, prompts: list[str], warn: bool = True) -> Any:
@@ -219,4 +230,4 @@ def text_encode(ctx, clip: ClipModel, text: str):
         from .sdxl import encode_sdxl
 
         return encode_sdxl(ctx, clip, prompts)
-    return Conditioning(encode(ctx, clip, prompts), prompts)
+    return Conditioning.of(encode(ctx, clip, prompts), prompts)

@@ -1,11 +1,14 @@
-"""Tiny LoRA and textual-inversion files for `builtin:tiny-sd`, built by the project.
+"""Tiny LoRA and textual-inversion files for `builtin:tiny-sd` and `builtin:tiny-sdxl`, built
+by the project.
 
-No real LoRA fits the tiny model, so these are written from its module names with seeded
-random weights, in the layouts people share: kohya/ComfyUI (`lora_unet_*`, `lora_te_*`,
-`.lora_down`/`.lora_up`/`.alpha`) and diffusers (`unet.*`/`text_encoder.*`, `.lora_A`/`.lora_B`),
-and embeddings in the SD 1.x (`emb_params`) and SDXL (`clip_l`/`clip_g`) layouts.
-`builtin:tiny-lora` (kohya) and `builtin:tiny-lora-diffusers` name the LoRAs in LoadLoRA and
-LoraLoader, so the example workflows run on a fresh clone;
+No real LoRA fits the tiny models, so these are written from their module names with seeded
+random weights, in the layouts people share: kohya/ComfyUI (`lora_unet_*`, `lora_te_*`; SDXL:
+`lora_te1_*` and `lora_te2_*` for its two text encoders; `.lora_down`/`.lora_up`/`.alpha`) and
+diffusers (`unet.*`/`text_encoder.*`/`text_encoder_2.*`, `.lora_A`/`.lora_B`), and embeddings
+in the SD 1.x (`emb_params`) and SDXL (`clip_l`/`clip_g`) layouts.
+`builtin:tiny-lora` (kohya), `builtin:tiny-lora-diffusers`, `builtin:tiny-sdxl-lora` (kohya)
+and `builtin:tiny-sdxl-lora-diffusers` name the LoRAs in LoadLoRA and LoraLoader, so the
+example workflows run on a fresh clone;
 `latentgraph tiny-model --addons MODELS_DIR` (or `python -m latentgraph.nodes.tiny_addons
 MODELS_DIR`) writes all of them into a models folder.
 """
@@ -27,47 +30,63 @@ ALPHA = 2.0  # differs from the rank so the alpha/rank scaling is exercised
 UNET_TARGETS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
                 "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0")  # fmt: skip
 TEXT_TARGETS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")
-BUILTIN_LORAS = {"builtin:tiny-lora": "kohya", "builtin:tiny-lora-diffusers": "diffusers"}
+# name -> (layout, model)
+BUILTIN_LORAS = {"builtin:tiny-lora": ("kohya", "sd"),
+                 "builtin:tiny-lora-diffusers": ("diffusers", "sd"),
+                 "builtin:tiny-sdxl-lora": ("kohya", "sdxl"),
+                 "builtin:tiny-sdxl-lora-diffusers": ("diffusers", "sdxl")}  # fmt: skip
+# Each LoRA-able part of a model: (diffusers prefix, kohya prefix)
+PARTS = {"sd": (("unet", "lora_unet_"), ("text_encoder", "lora_te_")),
+         "sdxl": (("unet", "lora_unet_"), ("text_encoder", "lora_te1_"),
+                  ("text_encoder_2", "lora_te2_"))}  # fmt: skip
 
 
-def _linear_shapes() -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
-    """(UNet, text encoder) target module names -> (out, in) features, from the tiny model."""
+def _linear_shapes(model: str) -> list[dict[str, tuple[int, int]]]:
+    """Per part of PARTS[model]: target module names -> (out, in) features, from the tiny
+    model ("sd": tiny-sd, "sdxl": tiny-sdxl's base)."""
     import torch
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from .tiny_model import TEXT_CONFIG, UNET_CONFIG
+    from . import tiny_model, tiny_sdxl
 
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**UNET_CONFIG)
-        text = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))
+        if model == "sdxl":
+            modules = [UNet2DConditionModel(**tiny_sdxl.UNET_CONFIG),
+                       CLIPTextModel(CLIPTextConfig(**tiny_sdxl.TEXT_CONFIG)),
+                       CLIPTextModel(CLIPTextConfig(**tiny_sdxl.TEXT_CONFIG_2))]  # fmt: skip
+        else:
+            modules = [UNet2DConditionModel(**tiny_model.UNET_CONFIG),
+                       CLIPTextModel(CLIPTextConfig(**tiny_model.TEXT_CONFIG))]  # fmt: skip
     shapes = []
-    for model, targets in ((unet, UNET_TARGETS), (text, TEXT_TARGETS)):
-        found = {name: (m.out_features, m.in_features) for name, m in model.named_modules()
+    for i, module in enumerate(modules):
+        targets = UNET_TARGETS if i == 0 else TEXT_TARGETS
+        found = {name: (m.out_features, m.in_features) for name, m in module.named_modules()
                  if name.endswith(targets) and isinstance(m, torch.nn.Linear)}  # fmt: skip
-        shapes.append(found)
-    # The text encoder's module names as LoRA files write them (transformers 4's layout).
-    text_names = {_text_name(k): v for k, v in shapes[1].items()}
-    return shapes[0], text_names
+        # Text encoders' module names as LoRA files write them (transformers 4's layout).
+        shapes.append(found if i == 0 else {_text_name(k): v for k, v in found.items()})
+    return shapes
 
 
 def _text_name(module: str) -> str:
     return module if module.startswith("text_model.") else "text_model." + module
 
 
-def lora_tensors(layout: str, seed: int = 0, scale: float = 0.5) -> dict[str, Any]:
-    """A tiny LoRA's tensors in the "kohya" or "diffusers" layout (same weights either way)."""
+def lora_tensors(layout: str, seed: int = 0, scale: float = 0.5,
+                 model: str = "sd") -> dict[str, Any]:  # fmt: skip
+    """A tiny LoRA's tensors in the "kohya" or "diffusers" layout (same weights either way),
+    for tiny-sd ("sd") or tiny-sdxl ("sdxl")."""
     import torch
 
-    unet, text = _linear_shapes()
+    if model not in PARTS:
+        raise ValueError(f"unknown model {model!r}; expected sd or sdxl")
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, Any] = {}
-    for prefix, modules in (("unet", unet), ("text_encoder", text)):
+    for (prefix, short), modules in zip(PARTS[model], _linear_shapes(model), strict=True):
         for name, (fan_out, fan_in) in sorted(modules.items()):
             down = torch.randn(RANK, fan_in, generator=gen) * scale
             up = torch.randn(fan_out, RANK, generator=gen) * scale
             if layout == "kohya":
-                short = "lora_unet_" if prefix == "unet" else "lora_te_"
                 key = short + name.replace(".", "_")
                 out[f"{key}.lora_down.weight"] = down
                 out[f"{key}.lora_up.weight"] = up
@@ -116,12 +135,13 @@ def save_atomic(tensors: dict[str, Any], out: Path, metadata: dict[str, str] | N
 
 def builtin_lora(name: str) -> Path:
     """The file behind a `builtin:` LoRA name, written into the cache dir on first use."""
-    layout = BUILTIN_LORAS.get(name)
-    if layout is None:
+    recipe = BUILTIN_LORAS.get(name)
+    if recipe is None:
         raise ValueError(f"unknown built-in LoRA {name!r}; known: {', '.join(BUILTIN_LORAS)}")
+    layout, model = recipe
     path = paths.cache_dir() / "models" / f"{name.split(':', 1)[1]}-v{BUILD_VERSION}.safetensors"
     if not path.is_file():
-        save_atomic(lora_tensors(layout), path, {"format": "pt"})
+        save_atomic(lora_tensors(layout, model=model), path, {"format": "pt"})
     return path
 
 
@@ -131,6 +151,10 @@ def write_models_folder(root: Path) -> list[Path]:
     return [
         save_atomic(lora_tensors("kohya"), root / "loras" / "tiny-lora-kohya.safetensors"),
         save_atomic(lora_tensors("diffusers"), root / "loras" / "tiny-lora-diffusers.safetensors"),
+        save_atomic(lora_tensors("kohya", model="sdxl"),
+                    root / "loras" / "tiny-sdxl-lora-kohya.safetensors"),
+        save_atomic(lora_tensors("diffusers", model="sdxl"),
+                    root / "loras" / "tiny-sdxl-lora-diffusers.safetensors"),
         save_atomic(embedding_tensors("sd1"), root / "embeddings" / "tiny-embedding.safetensors"),
         save_atomic(embedding_tensors("sdxl", seed=1),
                     root / "embeddings" / "tiny-embedding-sdxl.safetensors"),

@@ -139,9 +139,7 @@ def write_config_folder(folder: Path, refiner: bool = False) -> None:
 def write_single_file(out: Path, refiner: bool = False, folder: Path | None = None) -> Path:
     """Write the tiny SDXL base (or refiner) as one original-layout `.safetensors` checkpoint,
     the layout of Stability's sd_xl_base_1.0 / sd_xl_refiner_1.0 files. Atomic."""
-    import torch
-
-    from .ldm_layout import TensorOps, sdxl_to_original
+    from .ldm_layout import sdxl_to_original, torch_ops
     from .tiny_model import save_checkpoint, weights
 
     folder = Path(folder) if folder is not None else ensure_tiny_sdxl(refiner=refiner)
@@ -149,12 +147,10 @@ def write_single_file(out: Path, refiner: bool = False, folder: Path | None = No
     def config(sub: str) -> dict:
         return json.loads((folder / sub / "config.json").read_text(encoding="utf-8"))
 
-    ops = TensorOps(to_conv1x1=lambda t: t.reshape(*t.shape, 1, 1), concat=torch.cat,
-                    transpose=lambda t: t.T.contiguous())  # fmt: skip
     state = sdxl_to_original(
         weights(folder, "unet"), config("unet"), weights(folder, "vae"), config("vae"),
         None if refiner else weights(folder, "text_encoder"), weights(folder, "text_encoder_2"),
-        ops,
+        torch_ops(),
     )  # fmt: skip
     return save_checkpoint(state, Path(out), folder.name)
 

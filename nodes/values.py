@@ -7,6 +7,7 @@ IMAGE values are float32 tensors [B, H, W, C] in 0..1 (ComfyUI's layout, so adap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,15 +30,39 @@ def enforce_limits(ctx: Any, node_fn: Any, **values: Any) -> None:
         raise input_error(ctx, name, message)
 
 
+SAMPLING_KINDS = ("eps", "v_prediction", "lcm")
+
+
+@dataclass(frozen=True)
+class ModelSampling:
+    """How a UNet is sampled (nodes/model_sampling.py): what its output is ("eps": the noise,
+    "v_prediction": the velocity, "lcm": a consistency model's, through LCMScheduler) and
+    whether its betas are rescaled to zero terminal SNR."""
+
+    kind: str = "eps"
+    zsnr: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in SAMPLING_KINDS:
+            raise ValueError(f"unknown sampling {self.kind!r}; one of {', '.join(SAMPLING_KINDS)}")
+
+    @property
+    def prediction_type(self) -> str:
+        """diffusers' name for it (LCM models predict the noise)."""
+        return "v_prediction" if self.kind == "v_prediction" else "epsilon"
+
+
 @dataclass(eq=False)
 class UNetModel:
     """MODEL: the denoising UNet, shared through the model manager (LoRA and merge nodes make
-    new manager entries; nothing changes a shared one)."""
+    new manager entries; nothing changes a shared one). `sampling` says how every sampler
+    must use it (None: as the scheduler config given says)."""
 
     unet: Any
     key: str
     device: str
     dtype: str
+    sampling: ModelSampling | None = None
 
 
 @dataclass(eq=False)
@@ -85,11 +110,28 @@ class UpscaleModel:
     device: str = "cpu"
 
 
-MODEL_HANDLES = (UNetModel, ClipModel, VAEModel, UpscaleModel)
+@dataclass(eq=False)
+class ControlModel:
+    """CONTROL_NET: a ControlNet (diffusers ControlNetModel: residuals for the UNet's skip
+    connections and middle block, computed each step) or a T2I-Adapter (diffusers T2IAdapter:
+    features added inside the UNet's down blocks, computed once from the image).
+    `hint_scale` is hint pixels per latent cell (the size the control image is resized to)."""
+
+    model: Any
+    kind: str  # "controlnet" | "t2i_adapter"
+    key: str
+    device: str
+    hint_scale: int = 8
+
+
+MODEL_HANDLES = (UNetModel, ClipModel, VAEModel, UpscaleModel, ControlModel)
 
 
 def holds_model(value: Any, keys: set[str]) -> bool:
-    """Whether `value` is a handle on a model loaded under one of the manager `keys`."""
+    """Whether `value` is a handle on a model loaded under one of the manager `keys`, or a
+    conditioning whose controls hold one."""
+    if isinstance(value, Conditioning):
+        return any(holds_model(c.model, keys) for e in value.entries for c in e.controls)
     return isinstance(value, MODEL_HANDLES) and value.key in keys
 
 
@@ -122,15 +164,91 @@ class SizeConditioning:
     aesthetic_score: float | None = None
 
 
-@dataclass
-class Conditioning:
-    """CONDITIONING: text embeddings [B, tokens, dim], one row per prompt. SDXL adds the pooled
-    embedding [B, dim] and the size conditioning."""
+@dataclass(frozen=True)
+class Area:
+    """Where a conditioning entry acts: a rectangle of the latent, in latent cells, or (with
+    `fractions`) in fractions of the latent's height and width, resolved when sampling.
+
+    Areas given in pixels become cells when they are set, at the VAE's scale (pixels per latent
+    cell, 8 for the SD family), rounded down: ComfyUI's nodes store pixels // 8 (its unit of
+    8 pixels), and so do our ComfyUI adapters; our native node takes the scale from a linked
+    VAE, else 8, as LatentNoise does."""
+
+    height: float
+    width: float
+    y: float = 0
+    x: float = 0
+    fractions: bool = False
+
+
+@dataclass(frozen=True)
+class CondEntry:
+    """One entry of a CONDITIONING: text embeddings [B, tokens, dim] (one row per prompt, or
+    one row for every image), SDXL's pooled embedding [B, dim] and size conditioning, and
+    where and when the entry acts while sampling.
+
+    `area` (None: the whole latent) and `mask` ([B or 1, H, W], any size: resized to the latent;
+    scaled by `mask_strength`; `mask_bounds`: the area becomes the mask's bounding box) say
+    where; `strength` weighs the entry's prediction against the others'; `start_percent` and
+    `end_percent` say when, as fractions of the model's noise levels (0: the noisiest), as
+    ComfyUI's do. `controls` are the ControlNets / T2I-Adapters steering the entry's UNet
+    rows (nodes/controlnet.py `Control`; summed). nodes/guidance.py combines the entries at
+    each step."""
 
     embeds: Any
-    prompts: list[str] = field(default_factory=list)
+    prompts: tuple[str, ...] = ()
     pooled: Any = None
     size: SizeConditioning = field(default_factory=SizeConditioning)
+    area: Area | None = None
+    strength: float = 1.0
+    mask: Any = None
+    mask_strength: float = 1.0
+    mask_bounds: bool = False
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+    controls: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """CONDITIONING: a list of entries, as ComfyUI's is (a text encoder makes one; Combine
+    joins lists). Values are cached and shared: derive new ones (`map`), never change one."""
+
+    entries: tuple[CondEntry, ...]
+
+    @classmethod
+    def of(cls, embeds: Any, prompts: list[str] | tuple[str, ...] = (), pooled: Any = None,
+           size: SizeConditioning | None = None) -> Conditioning:  # fmt: skip
+        """A one-entry conditioning acting everywhere, always (what a text encoder gives)."""
+        return cls((CondEntry(embeds, tuple(prompts), pooled, size or SizeConditioning()),))
+
+    def map(self, change: Callable[[CondEntry], CondEntry]) -> Conditioning:
+        """A new value with `change` applied to each entry."""
+        return Conditioning(tuple(change(e) for e in self.entries))
+
+    @property
+    def single(self) -> CondEntry:
+        """The only entry (text encoder outputs, tests); an error for several."""
+        if len(self.entries) != 1:
+            raise ValueError(f"expected conditioning with one entry, got {len(self.entries)}")
+        return self.entries[0]
+
+    # The one entry's text and size, read as before entries existed (an error for several).
+    @property
+    def embeds(self) -> Any:
+        return self.single.embeds
+
+    @property
+    def prompts(self) -> list[str]:
+        return list(self.single.prompts)
+
+    @property
+    def pooled(self) -> Any:
+        return self.single.pooled
+
+    @property
+    def size(self) -> SizeConditioning:
+        return self.single.size
 
 
 @dataclass

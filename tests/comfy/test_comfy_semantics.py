@@ -197,11 +197,11 @@ def test_group_nodes_expand_into_their_inner_nodes(classic_editor, one_thread, t
 
 
 def test_group_node_with_an_unsupported_inner_node_names_it(classic_editor):
-    control = {"type": "ControlNetLoader", "inputs": [], "outputs": [], "widgets_values": ["x"]}
+    gligen = {"type": "GLIGENLoader", "inputs": [], "outputs": [], "widgets_values": ["x"]}
     with pytest.raises(WorkflowError) as caught:
-        graph_from_editor(_grouped(classic_editor, [control]))
+        graph_from_editor(_grouped(classic_editor, [gligen]))
     [problem] = caught.value.problems
-    assert problem.node_id == "10:2" and problem.node_type == "ControlNetLoader"
+    assert problem.node_id == "10:2" and problem.node_type == "GLIGENLoader"
     assert "workflow>prompts" in problem.message and "does not have yet" in problem.message
 
 
@@ -221,12 +221,12 @@ def test_set_node_input_on_comfy_json(capsys):
 
 def test_unknown_comfy_type_is_named_as_a_comfy_node_we_lack(classic_api):
     prompt = copy.deepcopy(classic_api)
-    prompt["10"] = {"class_type": "ControlNetLoader",
-                    "inputs": {"control_net_name": "x.safetensors"}}  # fmt: skip
+    prompt["10"] = {"class_type": "GLIGENLoader",
+                    "inputs": {"gligen_name": "x.safetensors"}}  # fmt: skip
     [problem] = [p for p in errors(graph_from_prompt(prompt)) if p.node_id == "10"]
     assert "a ComfyUI node latentgraph does not have yet" in problem.message
-    assert "did you mean" not in problem.message  # VAELoader is not what the user meant
-    assert "ControlNetLoader" not in default_registry
+    assert "did you mean" not in problem.message  # no unrelated loader suggested
+    assert "GLIGENLoader" not in default_registry
 
 
 def test_malformed_group_definition_is_reported_not_a_crash(classic_editor):

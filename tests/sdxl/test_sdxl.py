@@ -248,5 +248,3 @@ def test_sdxl_prompt_weights_move_only_the_weighted_tokens_of_both_encoders(make
     expected = (plain.embeds[0, 2] - empty.embeds[0, 2]) * 1.3 + empty.embeds[0, 2]
     assert torch.allclose(heavy.embeds[0, 2], expected, atol=1e-6)
     assert torch.equal(heavy.pooled, plain.pooled)  # weights act on the hidden states only
-    with pytest.raises(ValueError, match="'text'.*embeddings are not supported with SDXL"):
-        text.text_encode(make_ctx("TextEncode"), clip, "a embedding:tiny-embedding fox")

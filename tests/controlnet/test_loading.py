@@ -1,0 +1,112 @@
+"""Loading ControlNets and T2I-Adapters: every layout gives the same weights; refusals name
+the file and the node input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentgraph.nodes import control_loading, controlnet
+from latentgraph.nodes.tiny_control import tiny_adapter, tiny_controlnet
+from latentgraph.nodes.values import NodeInputError
+
+
+def _load(make_ctx, root, name, unet=None):
+    ctx = make_ctx("LoadControlNet", models_dirs=[root])
+    return controlnet.load_control_net(ctx, name, unet)
+
+
+@pytest.mark.parametrize("name", ["tiny-controlnet.safetensors",
+                                  "tiny-controlnet-original.safetensors",
+                                  "tiny-controlnet-diffusers/diffusion_pytorch_model.safetensors",
+                                  "builtin:tiny-controlnet"])  # fmt: skip
+def test_every_controlnet_layout_loads_the_same_weights(make_ctx, control_root, name):
+    handle = _load(make_ctx, control_root, name)
+    assert handle.kind == "controlnet" and handle.hint_scale == 8
+    expected = tiny_controlnet().state_dict()
+    got = handle.model.state_dict()
+    assert got.keys() == expected.keys()
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+def test_difference_controlnet_needs_its_model_and_adds_it_back(make_ctx, control_root, tiny):
+    with pytest.raises(NodeInputError, match=r"LoadControlNet node 'n1' input 'control_net'.*"
+                       r"tiny-controlnet-diff.safetensors.*difference"):  # fmt: skip
+        _load(make_ctx, control_root, "tiny-controlnet-diff.safetensors")
+    handle = _load(make_ctx, control_root, "tiny-controlnet-diff.safetensors", tiny[0])
+    expected = tiny_controlnet().state_dict()
+    got = handle.model.state_dict()
+    assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in expected)
+    # the UNet's weights really were added: the stored tensors alone are far off
+    stored = control_loading.read_tensors(control_root / "controlnet"
+                                          / "tiny-controlnet-diff.safetensors")  # fmt: skip
+    assert not torch.allclose(stored["control_model.input_blocks.0.0.weight"],
+                              expected["conv_in.weight"], atol=1e-3)  # fmt: skip
+
+
+def test_t2i_adapter_loads_from_its_single_file(make_ctx, control_root):
+    handle = _load(make_ctx, control_root, "tiny-t2i-adapter.safetensors")
+    assert handle.kind == "t2i_adapter" and handle.hint_scale == 8
+    assert handle.model.config.adapter_type == "full_adapter_xl"
+    expected = tiny_adapter().state_dict()
+    assert all(torch.equal(handle.model.state_dict()[k], v) for k, v in expected.items())
+
+
+def test_the_manager_loads_a_control_model_once(make_ctx, control_root):
+    first = _load(make_ctx, control_root, "tiny-controlnet-2.safetensors")
+    again = _load(make_ctx, control_root, "tiny-controlnet-2.safetensors")
+    assert first is again
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("missing.safetensors", r"controlnet model 'missing.safetensors' not found"),
+    ("canny.pth", r"pickle-based file.*refused"),
+    ("builtin:tiny-nothing", r"unknown built-in control model"),
+])  # fmt: skip
+def test_bad_names_are_refused_naming_the_input(make_ctx, control_root, name, message):
+    with pytest.raises(NodeInputError, match=r"input 'control_net': .*" + message):
+        _load(make_ctx, control_root, name)
+
+
+def test_a_file_that_is_no_control_model_is_refused_by_name(make_ctx, tmp_path):
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "controlnet"
+    folder.mkdir()
+    save_file({"weight": torch.zeros(2)}, folder / "other.safetensors")
+    (folder / "broken.safetensors").write_bytes(b"not safetensors at all")
+    with pytest.raises(NodeInputError, match=r"other.safetensors: neither a ControlNet nor"):
+        _load(make_ctx, tmp_path, "other.safetensors")
+    with pytest.raises(NodeInputError, match=r"broken.safetensors: not a readable"):
+        _load(make_ctx, tmp_path, "broken.safetensors")
+
+
+def test_validation_reports_a_missing_control_model_before_running(control_root):
+    from latentgraph.graph import Settings
+
+    problems = controlnet._check({"control_net": "nope.safetensors"},
+                                 Settings(models_dirs=[control_root]))  # fmt: skip
+    assert problems and problems[0][0] == "control_net" and "nope.safetensors" in problems[0][1]
+    assert controlnet._check({"control_net": "tiny-controlnet.safetensors"},
+                             Settings(models_dirs=[control_root])) == []  # fmt: skip
+
+
+def test_dropdown_lists_builtins_then_the_folder(control_root):
+    from latentgraph.graph import Settings
+
+    names = control_loading.control_names(Settings(models_dirs=[control_root]))
+    assert names[:2] == ["builtin:tiny-controlnet", "builtin:tiny-t2i-adapter"]
+    assert "tiny-controlnet-original.safetensors" in names
+    assert "tiny-t2i-adapter.safetensors" in names
+
+
+def test_absolute_diffusers_folders_load_with_their_own_config(make_ctx, control_root, tmp_path):
+    folder = control_root / "controlnet" / "tiny-controlnet-diffusers"
+    handle = _load(make_ctx, tmp_path, str(folder))
+    assert handle.kind == "controlnet"
+    assert torch.equal(handle.model.conv_in.weight, tiny_controlnet().conv_in.weight)
+    tiny_adapter().save_pretrained(tmp_path / "adapter")
+    adapter = _load(make_ctx, tmp_path, str(tmp_path / "adapter"))
+    assert adapter.kind == "t2i_adapter" and adapter.hint_scale == 8
+    with pytest.raises(NodeInputError, match="input 'control_net'.*nowhere: no .safetensors file"):
+        _load(make_ctx, tmp_path, str(tmp_path / "nowhere"))

@@ -1,0 +1,218 @@
+"""Conditioning entries combined per step (nodes/guidance.py): areas, masks, strength,
+timestep ranges, pairing, and the plain case staying diffusers' pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from latentgraph.nodes import conditioning as cn
+from latentgraph.nodes import denoise, latents, schedulers, text
+from latentgraph.nodes.guidance import FADE_CELLS, Guidance, Region, area_region, mask_bounds
+from latentgraph.nodes.values import Area, Conditioning
+
+
+class ConstantUNet:
+    """A stand-in UNet whose prediction for each row is the mean of that row's embeddings,
+    on every cell: an entry made of the value c predicts c, so combinations can be computed."""
+
+    dtype = None
+    config: dict = {}
+
+    def __init__(self) -> None:
+        import torch
+
+        self.dtype = torch.float32
+        self.calls: list[tuple] = []
+
+    def __call__(self, x, t, encoder_hidden_states, added_cond_kwargs, return_dict):
+        self.calls.append((tuple(x.shape), tuple(encoder_hidden_states.shape)))
+        rows = encoder_hidden_states.mean(dim=(1, 2))[:, None, None, None]
+        return (rows.expand_as(x).clone(),)
+
+
+def const(value: float, batch: int = 1) -> Conditioning:
+    import torch
+
+    return Conditioning.of(torch.full((batch, 4, 8), float(value)), [str(value)])
+
+
+def predict(pos, neg, scale=1.0, shape=(1, 4, 32, 32), t=999, model=None):
+    import torch
+
+    model = model or ConstantUNet()
+    g = Guidance(None, model, torch.device("cpu"), pos, neg, scale, shape)
+    return g.predict(torch.zeros(shape), torch.tensor(t)), g
+
+
+def test_strength_and_mask_weigh_each_cell(make_ctx):
+    import torch
+
+    mask = torch.zeros(1, 64, 64)
+    mask[:, :, :32] = 1.0  # the left half (resized to the 32x32 latent)
+    masked = cn.with_mask(mask, cn.conditioning_strength(make_ctx(), const(3), 2.0), 0.5, False)
+    pos = cn.combine(const(1), masked)
+    out, _ = predict(pos, const(0))
+    # left: (1·1 + 3·(1·0.5·2)) / (1 + 1) = 2; right: the mask is 0 there, so 1
+    assert torch.allclose(out[..., :, :16], torch.full((1, 4, 32, 16), 2.0))
+    assert torch.allclose(out[..., :, 16:], torch.ones(1, 4, 32, 16))
+
+
+def test_area_weights_fade_at_inner_edges_and_cover_only_their_cells():
+    import torch
+
+    area = cn.with_area(const(5), Area(16, 32, 0, 0), 3.0)  # top half, full width
+    out, _ = predict(cn.combine(const(1), area), const(0))
+    assert torch.allclose(out[0, 0, 0], torch.full((32,), 4.0))  # (1 + 5·3) / (1 + 3)
+    last = 3.0 / FADE_CELLS  # the last row inside fades to 1/8 (its bottom edge is inside)
+    assert torch.allclose(out[0, 0, 15], torch.full((32,), (1 + 5 * last) / (1 + last)))
+    assert torch.equal(out[..., 16:, :], torch.ones(1, 4, 16, 32))  # outside: only the first
+    alone, _ = predict(area, const(0))
+    assert torch.equal(alone[..., 16:, :], torch.zeros(1, 4, 16, 32))  # no entry: zero
+
+
+def test_guidance_pairs_an_area_with_the_negative_text_over_the_same_cells():
+    import torch
+
+    area = cn.with_area(const(5), Area(24, 24, 4, 4), 1.0)
+    out, g = predict(cn.combine(const(1), area), const(0.5), scale=2.0)
+    negatives = [t for t in g.terms if t.side == "negative"]
+    assert [t.region for t in negatives] == [None, Region(4, 4, 24, 24)]
+    assert float(negatives[1].entry.embeds.mean()) == 0.5  # the negative's text
+    assert negatives[1].entry.strength == area.single.strength
+    # the negative is 0.5 everywhere, so CFG gives 0.5 + 2 (positive - 0.5)
+    assert torch.allclose(out[0, 0, 0, 0], torch.tensor(0.5 + 2 * 0.5))
+    assert torch.allclose(out[0, 0, 16, 16], torch.tensor(0.5 + 2 * 2.5))  # (1 + 5) / 2
+
+
+def test_plain_case_is_one_batched_call_negative_first():
+    model = ConstantUNet()
+    predict(const(1), const(0), scale=7.5, model=model)
+    assert model.calls == [((2, 4, 32, 32), (2, 4, 8))]
+    model = ConstantUNet()
+    predict(cn.combine(const(1), cn.with_area(const(2), Area(8, 8), 1.0)), const(0), 7.5,
+            model=model)  # fmt: skip
+    assert model.calls == [((2, 4, 32, 32), (2, 4, 8)), ((2, 4, 8, 8), (2, 4, 8))]
+
+
+def test_an_entry_acts_only_inside_its_timestep_range(make_ctx):
+    import torch
+
+    late = cn.with_time_range(make_ctx(), const(9), 0.5, 1.0)  # the second half of the noise
+    early, _ = predict(cn.combine(const(1), late), const(0), t=999)
+    assert torch.equal(early, torch.ones(1, 4, 32, 32))
+    later, _ = predict(cn.combine(const(1), late), const(0), t=400)
+    assert torch.equal(later, torch.full((1, 4, 32, 32), 5.0))
+    edge, _ = predict(cn.combine(const(1), late), const(0), t=499)  # 0.5 of 999 is 499.5
+    assert torch.equal(edge, torch.full((1, 4, 32, 32), 5.0))
+
+
+def test_areas_and_mask_bounds_resolve_to_latent_cells():
+    import torch
+
+    assert area_region(Area(0.5, 0.25, 0.25, 0.5, fractions=True), (16, 32)) == Region(4, 16, 8, 8)
+    assert area_region(Area(0.0, 0.0, 0, 0, fractions=True), (16, 32)) == Region(0, 0, 1, 1)
+    assert area_region(Area(16, 16, 8, 24), (16, 32)) == Region(8, 24, 8, 8)  # cut to the latent
+    mask = torch.zeros(2, 16, 32)
+    mask[0, 2, 3] = 1.0
+    mask[1, 12, 20] = 0.5
+    assert mask_bounds(mask, (16, 32)) == Region(2, 3, 11, 18)
+    assert mask_bounds(torch.zeros(1, 16, 32), (16, 32)) == Region(0, 0, 8, 8)
+
+
+def test_an_area_outside_the_latent_is_a_clear_error(make_ctx):
+    import torch
+
+    from latentgraph.nodes.values import NodeInputError
+
+    outside = cn.with_area(const(1), Area(8, 8, 40, 0), 1.0)
+    with pytest.raises(NodeInputError, match="'positive'.*outside the latent"):
+        Guidance(make_ctx("UNetDenoise"), ConstantUNet(), torch.device("cpu"), outside,
+                 const(0), 7.5, (1, 4, 32, 32))  # fmt: skip
+
+
+# --- on the tiny model -----------------------------------------------------------------------
+
+
+def one_step(make_ctx, tiny, pos, neg, size=128, steps=1, name="euler"):
+    unet, clip, v, spec = tiny
+    noise = latents.latent_noise(make_ctx("LatentNoise"), size, size, 1, 3, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name)
+    out = denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, pos, neg, noise, steps, 7.5,
+                               1.0, 3)  # fmt: skip
+    return out.samples
+
+
+def encode(make_ctx, tiny, prompt):
+    return text.text_encode(make_ctx("TextEncode"), tiny[1], prompt)
+
+
+def test_an_area_changes_only_its_region_after_one_step(make_ctx, tiny):
+    import torch
+
+    cat, neg = encode(make_ctx, tiny, "a cat"), encode(make_ctx, tiny, "")
+    dog = cn.conditioning_area(make_ctx(), encode(make_ctx, tiny, "a dog"), width=64, height=64,
+                               x=64, y=0, vae=tiny[2])  # fmt: skip
+    base = one_step(make_ctx, tiny, cat, neg)
+    both = one_step(make_ctx, tiny, cn.combine(cat, dog), neg)
+    inside = torch.zeros(16, 16, dtype=torch.bool)
+    inside[0:8, 8:16] = True  # 64 pixels at 8 pixels per cell
+    assert torch.equal(base[..., ~inside], both[..., ~inside])
+    assert not torch.equal(base[..., inside], both[..., inside])
+
+
+def test_an_entry_outside_its_range_changes_nothing(make_ctx, tiny):
+    import torch
+
+    sched = schedulers.build_scheduler(schedulers.scheduler_select(make_ctx(), tiny[3], "euler"), 3)
+    sched.set_timesteps(2)
+    percents = [1 - float(t) / 999 for t in sched.timesteps]  # where the two steps are
+    assert not any(0.3 <= p <= 0.45 for p in percents) and any(0.4 <= p <= 0.6 for p in percents)
+    cat, neg = encode(make_ctx, tiny, "a cat"), encode(make_ctx, tiny, "")
+    dog = encode(make_ctx, tiny, "a dog")
+    base = one_step(make_ctx, tiny, cat, neg, size=64, steps=2)
+    outside = cn.combine(cat, cn.with_time_range(make_ctx(), dog, 0.3, 0.45))
+    assert torch.equal(one_step(make_ctx, tiny, outside, neg, size=64, steps=2), base)
+    inside = cn.combine(cat, cn.with_time_range(make_ctx(), dog, 0.4, 0.6))
+    assert not torch.equal(one_step(make_ctx, tiny, inside, neg, size=64, steps=2), base)
+
+
+def test_plain_latents_equal_the_pipelines_exactly(make_ctx, tiny, tiny_folder):
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    pos, neg = encode(make_ctx, tiny, "a cat"), encode(make_ctx, tiny, "")
+    ours = one_step(make_ctx, tiny, pos, neg, size=64, steps=4, name="ddim")
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_folder, safety_checker=None,
+                                                   requires_safety_checker=False)  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = schedulers.build_scheduler(
+        schedulers.scheduler_select(make_ctx(), tiny[3], "ddim"), 3
+    )
+    ref = pipe(prompt_embeds=pos.embeds, negative_prompt_embeds=neg.embeds, height=64, width=64,
+               num_inference_steps=4, guidance_scale=7.5, output_type="latent",
+               generator=torch.Generator().manual_seed(3)).images  # fmt: skip
+    assert torch.equal(ours, ref)
+
+
+def test_conditioning_codec_keeps_every_entry(make_ctx):
+    import torch
+
+    from latentgraph.graph.cache import codec_for
+
+    mask = torch.rand(1, 16, 16)
+    cond = cn.combine(
+        cn.with_time_range(make_ctx(), cn.with_area(const(1), Area(0.5, 0.25, 0, 0.5, True), 2.0),
+                           0.2, 0.7),
+        cn.with_mask(mask, const(2, batch=2), 0.5, True),
+    )  # fmt: skip
+    codec = codec_for(cond)
+    back = codec.decode(codec.encode(cond))
+    assert len(back.entries) == 2
+    for a, b in zip(cond.entries, back.entries, strict=True):
+        assert torch.equal(a.embeds, b.embeds)
+        assert (a.mask is None) == (b.mask is None)
+        assert a.mask is None or torch.equal(a.mask, b.mask)
+        assert (a.area, a.strength, a.mask_strength, a.mask_bounds, a.start_percent,
+                a.end_percent, a.prompts, a.size) == (b.area, b.strength, b.mask_strength,
+                b.mask_bounds, b.start_percent, b.end_percent, b.prompts, b.size)  # fmt: skip
+    assert codec.size(cond) == 4 * (4 * 8 + 2 * 4 * 8 + 16 * 16)
