@@ -179,8 +179,8 @@ def _convert(node: Any, path: tuple, doc: Positions) -> Any:
 
 def _duplicate(path: tuple, key: str, doc: Positions, key_node: Any) -> Problem:
     where = _loc(doc.source, key_node.start_mark)
-    first = doc.key_at.get((*path, key))
-    first_text = f" (first at line {first.line} column {first.column})" if first else ""
+    first = doc.key_at[(*path, key)]  # recorded when the key was first read
+    first_text = f" (first at line {first.line} column {first.column})"
     if path == ("nodes",):
         return Problem(
             "duplicate_node",

@@ -57,6 +57,8 @@ def test_explicit_core_tags_give_their_type(text, value):
     ("a:\n  b: !x 1", "YAML tag '!x' is not supported in workflows"),
     ("a:\n  b: !x [1]", "YAML tag '!x' is not supported in workflows"),
     ("a:\n  b: !x {c: 1}", "YAML tag '!x' is not supported in workflows"),
+    ("a:\n  b: !xxxxxxxxxxxxxxxxxint 1",
+     "YAML tag '!xxxxxxxxxxxxxxxxxint' is not supported in workflows"),  # as long as the core prefix
     ("a:\n  b: !!set {c: 1}", "YAML tag 'tag:yaml.org,2002:set' is not supported in workflows"),
     ("a:\n  b: !!omap [1]", "YAML tag 'tag:yaml.org,2002:omap' is not supported in workflows"),
     ("a:\n  ? [x]\n  : 1", "mapping keys must be plain names, not lists or mappings"),
@@ -100,7 +102,8 @@ def test_duplicate_keys_are_named_by_their_level(text, code, message, node, name
     ((problem),) = doc.problems
     assert (problem.code, problem.message) == (code, message)
     assert (problem.node_id, problem.input_name) == (node, name)
-    assert (problem.location.line, problem.location.column) == where
+    assert (problem.location.file, problem.location.line, problem.location.column) == (
+        "w.yaml", *where)  # fmt: skip
     first = text.split(":")[0]
     assert first in value  # the first value is kept
 
@@ -131,3 +134,8 @@ def test_depth_at_the_limit_is_read_and_one_more_refused():
 def test_a_yaml_syntax_error_says_what_and_where_the_problem_is(text, message, line, column):
     """The place of the problem itself (not of its context), and both parts of the text."""
     assert refused(text) == ("syntax", f"YAML syntax error: {message}", ("w.yaml", line, column))
+
+
+def test_the_keys_after_a_duplicate_are_read():
+    value, doc, _ = parse_yaml("params:\n  p: 1\n  p: 2\n  q: 3\n", "w.yaml")
+    assert value == {"params": {"p": 1, "q": 3}} and len(doc.problems) == 1
