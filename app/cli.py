@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    if not items:  # the workflow module (and yaml) is not imported for nothing: serve start
+        return {}
     from latentgraph.graph.workflow import parse_override
 
     result: dict[str, Any] = {}

@@ -117,6 +117,7 @@ class Server:
 
         from latentgraph.server.app import create_app
         from latentgraph.server.config import ServerConfig
+        from latentgraph.server.run import uvicorn_options
         from latentgraph.server.workers import WorkerSetup
 
         self.config = ServerConfig(data_dir=data_dir, port=_port(), disk_cache=False,
@@ -125,7 +126,8 @@ class Server:
         app = create_app(self.config, workers=WorkerSetup(registry=build_registry))
         self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.config.port,
-                                                    ws="websockets", log_level="warning"))  # fmt: skip
+                                                    log_level="warning",
+                                                    **uvicorn_options(self.config)))  # fmt: skip
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.base = f"http://127.0.0.1:{self.config.port}"
         self.ws = f"ws://127.0.0.1:{self.config.port}/ws"

@@ -24,11 +24,16 @@ from ._common import isolate_cache_dir, latentgraph_cmd, median, row, run_child
 SUITE = "workers"
 
 
-def serve_start(repeats: int) -> tuple[float, float]:
+def serve_start(repeats: int, bytecode: bool = False) -> tuple[float, float]:
     """Median seconds from `latentgraph serve` starting to its first /object_info answer, and
-    median seconds of `python -c "import torch"`, interleaved."""
+    median seconds of `python -c "import torch"`, interleaved. `bytecode`: let Python write and
+    use its bytecode cache even where PYTHONDONTWRITEBYTECODE is set (as on the benchmark
+    machine, where every start otherwise compiles the modules from source again)."""
     from .load import _port
 
+    env = dict(os.environ)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     served, torch_import = [], []
     for _ in range(repeats):
         port = _port()
@@ -36,7 +41,8 @@ def serve_start(repeats: int) -> tuple[float, float]:
             cmd = latentgraph_cmd("serve", "--port", str(port), "--data-dir", data,
                                   "--output-dir", f"{data}/out", "--input-dir", f"{data}/in")  # fmt: skip
             t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env=env)  # fmt: skip
             try:
                 while True:
                     try:
@@ -146,17 +152,30 @@ def recovery() -> tuple[float, float]:
     return out[0], out[1]
 
 
+def start_rows(repeats: int) -> list[dict[str, Any]]:
+    """Serve start as this environment runs it and, where it forbids Python's bytecode cache
+    (PYTHONDONTWRITEBYTECODE), also with the cache an ordinary install has."""
+    rows = []
+    variants = [False, True] if os.environ.get("PYTHONDONTWRITEBYTECODE") else [False]
+    for bytecode in variants:
+        if bytecode:
+            serve_start(1, bytecode=True)  # writes the cache
+        served, imported = serve_start(repeats, bytecode=bytecode)
+        how = ", bytecode cache on" if bytecode else ""
+        note = (" (PYTHONDONTWRITEBYTECODE=1 here: modules compiled at every start)"
+                if len(variants) > 1 and not bytecode else "")  # fmt: skip
+        rows.append(row(SUITE, f"serve start to first /object_info{how}", round(served, 2), "s",
+                        "< 1.5", served < 1.5, f"median of {repeats}{note}; `python -c 'import "
+                        f"torch'` in the same run: {imported:.2f} s"))  # fmt: skip
+    return rows
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
     isolate_cache_dir()
     from latentgraph.nodes.tiny_model import ensure_tiny_sd
 
     ensure_tiny_sd()
-    rows = []
-    repeats = 1 if quick else 3
-    served, imported = serve_start(repeats)
-    rows.append(row(SUITE, "serve start to first /object_info", round(served, 2), "s", "< 1.5",
-                    served < 1.5, f"median of {repeats}; `python -c 'import torch'` in the same "
-                    f"run: {imported:.2f} s"))  # fmt: skip
+    rows = start_rows(1 if quick else 3)
     prompts = 4 if quick else 16
     for threads in (None, 1):
         one, two = throughput(1, prompts, threads), throughput(2, prompts, threads)
@@ -174,4 +193,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
 if __name__ == "__main__":
     from bench.__main__ import table
 
-    print(table(run(quick="--quick" in sys.argv)))
+    if "--start" in sys.argv:  # serve start alone
+        print(table(start_rows(1 if "--quick" in sys.argv else 3)))
+    else:
+        print(table(run(quick="--quick" in sys.argv)))

@@ -140,25 +140,46 @@ def in_percent_range(t: Any, train_steps: int, start: float, end: float) -> bool
     return (1 - end) * last <= level <= (1 - start) * last
 
 
-def unet_call(model: Any, x: Any, t: Any, terms: list[Term],
+@dataclass
+class Batch:
+    """Terms sharing a `batch_key`, run in one UNet call: their rows concatenated once (in
+    order: negatives first) and reused at every step they are active together."""
+
+    terms: list[Term]
+    embeds: Any  # [len(terms) × B, tokens, dim]
+    added: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, terms: list[Term]) -> Batch:
+        import torch
+
+        added = None
+        if terms[0].added is not None:
+            added = {k: torch.cat([term.added[k] for term in terms]) for k in terms[0].added}
+        return cls(terms, torch.cat([term.embeds for term in terms]), added)
+
+    @property
+    def region(self) -> Region | None:
+        return self.terms[0].region
+
+
+def unet_call(model: Any, x: Any, t: Any, batch: Batch,
               controls: ControlResiduals | None = None) -> Any:  # fmt: skip
-    """The UNet's noise prediction for `terms` (one batch_key) on `x`, the model input cut to
-    their region: one call, the terms' rows in order. The one place the UNet runs while
+    """The UNet's noise prediction for a batch of terms on the model input `x` (whole: the
+    batch's region is cut here), one chunk per term. The one place the UNet runs while
     sampling: what else it is given goes here: the entries' ControlNet residuals and
     T2I-Adapter features (`controls`), inpainting channels."""
     import torch
 
-    embeds = torch.cat([term.embeds for term in terms])
-    added = None
-    if terms[0].added is not None:
-        added = {k: torch.cat([term.added[k] for term in terms]) for k in terms[0].added}
-    model_input = torch.cat([x] * len(terms)) if len(terms) > 1 else x
+    x = x if batch.region is None else batch.region.crop(x)
+    n = len(batch.terms)
+    model_input = torch.cat([x] * n) if n > 1 else x
     extra = {}
     if controls is not None:
-        chunks = [term.entry.controls for term in terms]
-        extra = controls.kwargs(UNetCall(model_input, t, embeds, added, chunks))
-    return model(model_input, t, encoder_hidden_states=embeds, added_cond_kwargs=added,
-                 return_dict=False, **extra)[0]  # fmt: skip
+        chunks = [term.entry.controls for term in batch.terms]
+        extra = controls.kwargs(UNetCall(model_input, t, batch.embeds, batch.added, chunks))
+    return model(model_input, t, encoder_hidden_states=batch.embeds,
+                 added_cond_kwargs=batch.added, return_dict=False, **extra)[0]  # fmt: skip
 
 
 def _rows(ctx: Any, side: str, embeds: Any, batch: int) -> Any:
@@ -216,6 +237,7 @@ class Guidance:
         negative = _paired(positive, negative)
         positive = _paired(negative, positive)
         self.terms = [self._ready(t, hw) for t in (negative if self.guided else []) + positive]
+        self._batches: dict[tuple[int, ...], Batch] = {}
         self.controls = ControlResiduals(self.train_steps)
 
     @property
@@ -270,9 +292,10 @@ class Guidance:
             groups.setdefault(term.batch_key, []).append(term)
         preds: dict[int, Any] = {}
         for terms in groups.values():
-            region = terms[0].region
-            out = unet_call(self.model, x if region is None else region.crop(x), t, terms,
-                            self.controls)  # fmt: skip
+            key = tuple(id(term) for term in terms)
+            if key not in self._batches:
+                self._batches[key] = Batch.of(terms)
+            out = unet_call(self.model, x, t, self._batches[key], self.controls)
             for term, pred in zip(terms, out.chunk(len(terms)), strict=True):
                 preds[id(term)] = pred
         sides = {side: [(term, preds[id(term)]) for term in active if term.side == side]

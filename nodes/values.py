@@ -84,7 +84,7 @@ class ClipModel:
 
 @dataclass(eq=False)
 class VAEModel:
-    """VAE: the autoencoder. `scale_factor` is pixels per latent cell (8 for SD, 2 for tiny)."""
+    """VAE: the autoencoder. `scale_factor` is pixels per latent cell (8 for the SD family)."""
 
     vae: Any
     key: str
@@ -228,27 +228,24 @@ class Conditioning:
 
     @property
     def single(self) -> CondEntry:
-        """The only entry (text encoder outputs, tests); an error for several."""
+        """The only entry (what a text encoder gives); an error for several."""
         if len(self.entries) != 1:
             raise ValueError(f"expected conditioning with one entry, got {len(self.entries)}")
         return self.entries[0]
 
-    # The one entry's text and size, read as before entries existed (an error for several).
+    # The one entry's text, read as before entries existed (an error for several). No `size`:
+    # the engine probes values' `size` (PIL images) and that must not raise.
     @property
     def embeds(self) -> Any:
         return self.single.embeds
-
-    @property
-    def prompts(self) -> list[str]:
-        return list(self.single.prompts)
 
     @property
     def pooled(self) -> Any:
         return self.single.pooled
 
     @property
-    def size(self) -> SizeConditioning:
-        return self.single.size
+    def prompts(self) -> list[str]:
+        return list(self.single.prompts)
 
 
 @dataclass

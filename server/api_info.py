@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import sys
@@ -14,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from .devices import memory
 from .errors import ApiError
 from .state import get_state
+from .workers import Device
 
 FRONTEND_VERSION = "1.58.1"
 MODEL_SUFFIXES = (".safetensors", ".sft", ".gguf")
@@ -47,34 +50,17 @@ async def object_info_one(request: Request) -> JSONResponse:
     return JSONResponse({name: info[name]} if name in info else {})
 
 
-def _memory() -> tuple[int, int]:
-    try:
-        fields = {}
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                fields[key] = int(rest.split()[0]) * 1024
-        return fields.get("MemTotal", 0), fields.get("MemAvailable", 0)
-    except (OSError, ValueError, IndexError):
-        return 0, 0
-
-
-def _devices() -> list[dict[str, Any]]:
-    devices = [{"name": "cpu", "type": "cpu", "index": 0, "vram_total": 0, "vram_free": 0,
-                "torch_vram_total": 0, "torch_vram_free": 0}]  # fmt: skip
-    torch = sys.modules.get("torch")  # report GPUs only if torch is already loaded: never load it
-    if torch is not None and torch.cuda.is_available():
-        devices = []
-        for i in range(torch.cuda.device_count()):
-            free, total = torch.cuda.mem_get_info(i)
-            devices.append({"name": torch.cuda.get_device_name(i), "type": "cuda", "index": i,
-                            "vram_total": total, "vram_free": free, "torch_vram_total": total,
-                            "torch_vram_free": free})  # fmt: skip
-    return devices
+def _devices(state) -> list[dict[str, Any]]:
+    """The workers' devices as they last reported them (when idle); before any has, the CPU."""
+    devices = state.worker.devices()
+    if not devices:
+        total, free = memory()
+        devices = [Device("cpu", "cpu", None, total, free, total, free)]
+    return [dataclasses.asdict(d) for d in devices]
 
 
 async def system_stats(request: Request) -> JSONResponse:
-    total, free = _memory()
+    total, free = memory()
     return JSONResponse({
         "system": {
             "os": os.name if sys.platform != "linux" else "posix",
@@ -90,7 +76,7 @@ async def system_stats(request: Request) -> JSONResponse:
             "argv": ["latentgraph", "serve"],
             "platform": platform.platform(),
         },
-        "devices": _devices(),
+        "devices": _devices(get_state(request)),
     })  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from . import (
     api_ws,
     editor,
 )
+from .collector import freeze_start_up_objects
 from .config import ServerConfig
 from .dispatch import Dispatcher
 from .errors import exception_handlers
@@ -102,6 +103,7 @@ def create_app(
     async def lifespan(app: Starlette):
         hub.bind(asyncio.get_running_loop())
         state.on_start()
+        freeze_start_up_objects()
         worker.start()
         try:
             yield

@@ -22,20 +22,20 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from latentgraph.graph.events import NodeStarted, RunFinished, RunStatus, now_ms
-from latentgraph.graph.model import Graph
+from latentgraph.graph.events import RunFinished, RunStatus
 
 from . import store as st
 from .hub import Hub
-from .messages import RunTranslator, preview_frame
+from .messages import PromptTypes, RunTranslator, preview_frame
 from .workers import (
+    Device,
     Died,
     Done,
     Freed,
     Job,
+    Preview,
     Ready,
-    RunError,
-    RunEvent,
+    RunMessages,
     WorkerMessage,
     WorkerPool,
     model_keys,
@@ -55,8 +55,8 @@ INTERRUPT_GRACE = 0.5
 MAX_PASSES = 3
 # How far down the queue dispatch looks for a prompt suiting an idle worker.
 WINDOW = 32
-# Checked graphs of queued prompts kept in memory (see `Dispatcher.prepare`).
-PREPARED_GRAPHS = 4
+# Queued prompts remembered as checked by POST /prompt (see `Dispatcher.prepare`).
+PREPARED_PROMPTS = 10_000
 # While the database cannot be written (a full disk), how often dispatch tries again.
 STORE_RETRY_SECONDS = 2.0
 
@@ -65,7 +65,7 @@ STORE_RETRY_SECONDS = 2.0
 class _Running:
     record: st.PromptRecord
     worker: int
-    translator: RunTranslator
+    translator: RunTranslator  # the server's copy: ends the run itself if the worker dies
     node: str | None = None  # the node running now
     began: bool = False  # the worker has reported on it (it received the job)
     interrupted_at: float | None = None  # monotonic time of the cancel request
@@ -78,6 +78,7 @@ class _Worker:
     pid: int | None = None
     prompt: str | None = None
     resident: frozenset[str] = field(default_factory=frozenset)
+    devices: tuple[Device, ...] = ()
 
 
 class Dispatcher:
@@ -92,7 +93,7 @@ class Dispatcher:
         self._lock = threading.Lock()  # _held and _running_ids (read by routes)
         self._held: dict[str, float] = {}  # prompt id -> monotonic deadline
         self._running_ids: dict[str, int] = {}  # prompt id -> worker
-        self._prepared: OrderedDict[str, Graph] = OrderedDict()  # prompt id -> checked Graph
+        self._prepared: OrderedDict[str, None] = OrderedDict()  # ids of checked prompts
         self._running: dict[str, _Running] = {}  # dispatcher thread only
         self._workers: list[_Worker] = []
         self._passed: dict[str, int] = {}
@@ -139,13 +140,15 @@ class Dispatcher:
                 self._held.pop(prompt_id, None)
         self.wake()
 
-    def prepare(self, prompt_id: str, graph: Graph) -> None:
-        """Keep the Graph POST /prompt built and validated, so the worker neither converts
-        nor validates the prompt again (a second pass over a 100,000-node prompt). Only the
-        latest few are kept; others are rebuilt from the stored prompt when they run."""
+    def prepare(self, prompt_id: str) -> None:
+        """Remember that POST /prompt validated this prompt, so the worker converts it without
+        validating it again (a second pass over a 100,000-node prompt). Handing the worker
+        the checked Graph itself cost more than converting again: pickled, it is twice the
+        prompt's size and slower to load than to rebuild. A prompt queued before a restart is
+        validated again when it runs (the node packs may have changed)."""
         with self._lock:
-            self._prepared[prompt_id] = graph
-            while len(self._prepared) > PREPARED_GRAPHS:
+            self._prepared[prompt_id] = None
+            while len(self._prepared) > PREPARED_PROMPTS:
                 self._prepared.popitem(last=False)
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
@@ -171,6 +174,14 @@ class Dispatcher:
 
     def resident(self) -> list[frozenset[str]]:
         return [w.resident for w in self._workers]
+
+    def devices(self) -> list[Device]:
+        """The devices the workers last reported, each once (CPU workers share the CPU)."""
+        found: dict[tuple[str, int | None], Device] = {}
+        for worker in list(self._workers):
+            for device in worker.devices:
+                found.setdefault((device.type, device.index), device)
+        return list(found.values())
 
     # --- the loop (dispatcher thread) --------------------------------------------------
 
@@ -233,34 +244,40 @@ class Dispatcher:
 
     def _on_message(self, worker_id: int, message: WorkerMessage) -> None:
         worker = self._workers[worker_id]
-        if isinstance(message, RunEvent):
+        if isinstance(message, RunMessages):
             run = self._running.get(message.prompt_id)
             if run is not None and run.worker == worker_id:
-                run.began = True
-                if isinstance(message.event, NodeStarted):
-                    run.node = message.event.node_id
-                run.translator.handle(message.event)
+                self._relay(run, message)
         elif isinstance(message, Ready):
             worker.ready, worker.pid, worker.resident = True, message.pid, message.resident
+            worker.devices = message.devices
         elif isinstance(message, Done):
             worker.prompt, worker.resident = None, message.resident
             run = self._running.get(message.prompt_id)
             if run is not None:
                 self._finish(run, message.status, message.ui, message.error)
-        elif isinstance(message, RunError):
-            run = self._running.get(message.prompt_id)
-            if run is not None:
-                run.began = True
-                _start_if_needed(run.translator)
-                run.translator.error(node_id=message.node_id, node_type=message.node_type,
-                                     message=message.message,
-                                     exception_type=message.exception_type,
-                                     traceback=message.traceback)  # fmt: skip
         elif isinstance(message, Freed):
             worker.resident = message.resident
             self.frees += 1
         elif isinstance(message, Died):
             self._on_death(worker_id, message.reason)
+
+    def _relay(self, run: _Running, batch: RunMessages) -> None:
+        """Forward a worker's encoded messages to the prompt's client, previews framed for it."""
+        run.began = True
+        if batch.node is not None:
+            run.node = batch.node
+        run.translator.relayed(batch.history, batch.executed)
+        sid = run.record.client_id
+        texts: list[tuple[str, str]] = []
+        for type_, payload in batch.messages:
+            if isinstance(payload, Preview):
+                self.hub.send_encoded(sid, texts)
+                texts = []
+                self._preview(run.record, payload.jpeg, payload.node_id)
+            else:
+                texts.append((type_, payload))
+        self.hub.send_encoded(sid, texts)
 
     def _on_death(self, worker_id: int, reason: str) -> None:
         worker = self._workers[worker_id]
@@ -285,7 +302,7 @@ class Dispatcher:
                                           interrupted_node=run.node))  # fmt: skip
             self._finish(run, "interrupted", {}, None)
             return
-        _start_if_needed(translator)
+        translator.start_if_needed()
         translator.error(node_id=run.node, node_type=None, message=reason,
                          exception_type="WorkerDied")  # fmt: skip
         self._finish(run, "failed", {}, reason)
@@ -384,27 +401,18 @@ class Dispatcher:
 
     def _start(self, record: st.PromptRecord, worker_id: int) -> None:
         sid = record.client_id
-        types = {nid: str(spec.get("class_type", "")) for nid, spec in record.prompt.items()
-                 if isinstance(spec, dict)}  # fmt: skip
         method = str(record.extra_data.get("preview_method") or "").lower()
         want_previews = self.previews or method not in ("", "none")
         translator = RunTranslator(
-            record.id,
-            types,
-            send=lambda t, d: self.hub.send(sid, t, d),
-            send_preview=(lambda jpeg, node: self._preview(record, jpeg, node))
-            if want_previews else None,
-            parents=_parents(record.prompt),
-            targets=record.targets,
-            schedule=self.hub.call_later,
-        )  # fmt: skip
+            record.id, PromptTypes(record.prompt), send=lambda t, d: self.hub.send(sid, t, d)
+        )
         self._running[record.id] = _Running(record, worker_id, translator)
         with self._lock:
             self._running_ids[record.id] = worker_id
-            graph = self._prepared.pop(record.id, None)
+            checked = self._prepared.pop(record.id, 0) is None
         self._workers[worker_id].prompt = record.id
         job = Job(record.id, record.prompt, record.extra_data, record.targets, want_previews,
-                  graph)  # fmt: skip
+                  checked)  # fmt: skip
         self.pool.submit(worker_id, job)
 
     def _preview(self, record: st.PromptRecord, jpeg: bytes, node_id: str) -> None:
@@ -416,19 +424,3 @@ class Dispatcher:
             meta = {"node_id": node_id, "prompt_id": record.id, "display_node_id": node_id,
                     "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
         self.hub.send_bytes(record.client_id, preview_frame(jpeg, metadata=meta))
-
-
-def _start_if_needed(translator: RunTranslator) -> None:
-    if not any(m[0] == "execution_start" for m in translator.history):
-        translator.emit("execution_start",
-                        {"prompt_id": translator.prompt_id, "timestamp": now_ms()})  # fmt: skip
-
-
-def _parents(prompt: dict[str, Any]) -> dict[str, list[str]]:
-    """Node id -> the node ids its inputs link to, from an API-format prompt."""
-    out: dict[str, list[str]] = {}
-    for nid, spec in prompt.items():
-        inputs = spec.get("inputs") if isinstance(spec, dict) else None
-        out[nid] = [str(v[0]) for v in (inputs or {}).values()
-                    if isinstance(v, list) and len(v) == 2 and type(v[1]) is int]  # fmt: skip
-    return out

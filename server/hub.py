@@ -1,10 +1,10 @@
 """Websocket clients and their outboxes: the worker never waits on a socket, a client that keeps
 reading is never dropped, and one that stops reading is closed with a reason.
 
-Any thread calls `send`/`send_bytes`/`broadcast`. The message is encoded on that thread and
-appended to one inbox; the event loop, woken once per batch rather than once per message, moves
-the batch into the clients' outboxes, in order. Each client's `pump` task writes its outbox to
-its socket.
+Any thread calls `send`/`send_encoded`/`send_bytes`/`broadcast`. The message is encoded on that
+thread (or arrives encoded: a worker's run messages) and appended to one inbox; the event loop,
+woken once per batch rather than once per message, moves the batch into the clients' outboxes,
+in order. Each client's `pump` task writes its outbox to its socket.
 
 A client that falls behind (unsent backlog above a quarter of `max_bytes`) loses the messages a
 later one supersedes (progress, progress_state, previews). It is closed only when it truly
@@ -15,7 +15,6 @@ stalls: one write has waited `stall_seconds` for the peer to read, or its backlo
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import uuid
@@ -23,6 +22,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .messages import encode_message
 
 log = logging.getLogger("latentgraph.server")
 
@@ -65,7 +66,8 @@ class Hub:
         self.clients: dict[str, Client] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._inbox: deque[tuple[str | None, str, str | bytes]] = deque()
+        # (sid or None for everyone, [(type, payload), ...])
+        self._inbox: deque[tuple[str | None, list[tuple[str, str | bytes]]]] = deque()
         self._draining = False  # a `_drain` is scheduled on the loop
         self._status: str | None = None  # latest status not yet sent (event loop only)
         self._status_timer: asyncio.TimerHandle | None = None
@@ -101,7 +103,7 @@ class Hub:
 
     def reply(self, client: Client, type_: str, data: dict[str, Any]) -> None:
         """Queue a message for a client from the event loop (answers on its own socket)."""
-        self._put(client, type_, _encode(type_, data))
+        self._put(client, type_, encode_message(type_, data))
 
     def start_pump(self, client: Client) -> asyncio.Task:
         """Start writing the client's outbox to its socket (a task the hub may cancel)."""
@@ -131,14 +133,19 @@ class Hub:
     def send(self, sid: str | None, type_: str, data: dict[str, Any]) -> None:
         """Queue a JSON message for one client (ignored if it is not connected)."""
         if sid is not None:
-            self._post(sid, type_, _encode(type_, data))
+            self._post(sid, [(type_, encode_message(type_, data))])
+
+    def send_encoded(self, sid: str | None, messages: list[tuple[str, str]]) -> None:
+        """Queue messages already encoded as JSON text, (type, text) each, for one client."""
+        if sid is not None and messages:
+            self._post(sid, messages)
 
     def send_bytes(self, sid: str | None, payload: bytes) -> None:
         if sid is not None:
-            self._post(sid, "preview", payload)
+            self._post(sid, [("preview", payload)])
 
     def broadcast(self, type_: str, data: dict[str, Any]) -> None:
-        self._post(None, type_, _encode(type_, data))
+        self._post(None, [(type_, encode_message(type_, data))])
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
         """Run `fn` on the event loop `delay` seconds from now (from any thread)."""
@@ -148,8 +155,8 @@ class Hub:
         if self.loop is not None:
             self.loop.call_later(delay, fn)
 
-    def _post(self, sid: str | None, type_: str, payload: str | bytes) -> None:
-        self._inbox.append((sid, type_, payload))
+    def _post(self, sid: str | None, messages: list[tuple[str, str | bytes]]) -> None:
+        self._inbox.append((sid, messages))
         if not self._draining:  # one wake-up per batch; `_drain` resets the flag first
             self._draining = True
             if not self._call_soon(self._drain):
@@ -173,18 +180,21 @@ class Hub:
     def _drain(self) -> None:
         self._draining = False
         inbox = self._inbox
-        for _ in range(BATCH):
-            if not inbox:
-                return
-            sid, type_, payload = inbox.popleft()
+        moved = 0
+        while inbox and moved < BATCH:
+            sid, messages = inbox.popleft()
+            moved += len(messages)
             if sid is not None:
                 client = self.clients.get(sid)
                 if client is not None:
-                    self._put(client, type_, payload)
-            elif type_ == "status":
-                self._status_changed(payload)  # type: ignore[arg-type]
-            else:
-                self._deliver_all(type_, payload)
+                    for type_, payload in messages:
+                        self._put(client, type_, payload)
+                continue
+            for type_, payload in messages:
+                if type_ == "status":
+                    self._status_changed(payload)  # type: ignore[arg-type]
+                else:
+                    self._deliver_all(type_, payload)
         if inbox and not self._draining:  # more left: continue after other callbacks
             self._draining = True
             self._call_soon(self._drain)
@@ -251,10 +261,6 @@ class Hub:
             client.pump.cancel()
         if self.loop is not None:
             self.loop.create_task(_close(client.websocket, reason))
-
-
-def _encode(type_: str, data: dict[str, Any]) -> str:
-    return json.dumps({"type": type_, "data": data}, default=str)
 
 
 async def _close(websocket: Any, reason: str) -> None:

@@ -17,16 +17,15 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from latentgraph.graph import events as ev
 from latentgraph.graph.events import now_ms
 
-HISTORY_TYPES = frozenset(
-    {"execution_start", "execution_cached", "execution_success", "execution_error",
-     "execution_interrupted"}
-)  # fmt: skip
+# The messages that end a run, and with the start and cache report, those history keeps.
+TERMINAL_TYPES = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+HISTORY_TYPES = TERMINAL_TYPES | {"execution_start", "execution_cached"}
 
 PREVIEW_IMAGE = 1
 PREVIEW_WITH_METADATA = 4
@@ -118,7 +117,7 @@ class RunTranslator:
     def __init__(
         self,
         prompt_id: str,
-        node_types: dict[str, str],
+        node_types: Mapping[str, str],
         send: Callable[[str, dict[str, Any]], None],
         send_preview: Callable[[Any, str], None] | None = None,
         parents: dict[str, list[str]] | None = None,
@@ -165,7 +164,24 @@ class RunTranslator:
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         if type_ in HISTORY_TYPES:
             self.history.append([type_, data])
+            if type_ in TERMINAL_TYPES:
+                self.finished = True
         self._send(type_, data)
+
+    def start_if_needed(self) -> None:
+        """Send `execution_start` unless it was sent: before an error that came before the
+        engine started the run (an unreadable graph, a worker that died)."""
+        if not any(m[0] == "execution_start" for m in self.history):
+            self.emit("execution_start", {"prompt_id": self.prompt_id, "timestamp": now_ms()})
+
+    def relayed(self, history: list[list[Any]], executed: list[str]) -> None:
+        """Take note of messages a worker translated and sent (the server's copy of its
+        translator: what history keeps, which nodes ran), so that the server can end the run
+        itself if the worker dies."""
+        self.history.extend(history)
+        self.executed.extend(executed)
+        if any(m[0] in TERMINAL_TYPES for m in history):
+            self.finished = True
 
     def handle(self, event: ev.Event) -> None:
         pid = self.prompt_id
@@ -186,9 +202,9 @@ class RunTranslator:
         elif isinstance(event, ev.NodeProgress):
             self.emit("progress", {"value": event.value, "max": event.max,
                                    "prompt_id": pid, "node": event.node_id})  # fmt: skip
-            self._states.set(event.node_id, "running", event.value, event.max)
             if event.preview is not None and self._send_preview is not None:
-                self._send_preview(event.preview, event.node_id)
+                self._send_preview(event.preview, event.node_id)  # right after its step
+            self._states.set(event.node_id, "running", event.value, event.max)
         elif isinstance(event, ev.NodeFinished):
             if not event.cached:
                 self.executed.append(event.node_id)
@@ -256,6 +272,42 @@ class RunTranslator:
             "exception_message": message, "exception_type": exception_type,
             "traceback": list(traceback or []), "current_inputs": dict(inputs or {}),
             "current_outputs": {}, "timestamp": now_ms()})  # fmt: skip
+
+
+class PromptTypes(Mapping[str, str]):
+    """Node id -> class_type of an API-format prompt, looked up when asked: a run needs a
+    node's type only for an error message, so a 100,000-node prompt is not walked for it."""
+
+    def __init__(self, prompt: dict[str, Any]) -> None:
+        self._prompt = prompt
+
+    def __getitem__(self, node_id: str) -> str:
+        spec = self._prompt[node_id]
+        return str(spec.get("class_type", "")) if isinstance(spec, dict) else ""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._prompt)
+
+    def __len__(self) -> int:
+        return len(self._prompt)
+
+
+_ENCODER = json.JSONEncoder(default=str)  # one, not one per message as json.dumps(default=)
+
+
+def encode_message(type_: str, data: dict[str, Any]) -> str:
+    """A websocket message as it goes to the client: JSON {type, data}."""
+    return _ENCODER.encode({"type": type_, "data": data})
+
+
+def parents_of(prompt: dict[str, Any]) -> dict[str, list[str]]:
+    """Node id -> the node ids its inputs link to, from an API-format prompt."""
+    out: dict[str, list[str]] = {}
+    for nid, spec in prompt.items():
+        inputs = spec.get("inputs") if isinstance(spec, dict) else None
+        out[nid] = [str(v[0]) for v in (inputs or {}).values()
+                    if isinstance(v, list) and len(v) == 2 and type(v[1]) is int]  # fmt: skip
+    return out
 
 
 def encode_preview(image: Any) -> bytes:

@@ -93,7 +93,7 @@ class ServerState:
                            "--max-extra-data-mb)", "too_large")  # fmt: skip
         check_string_lengths(prompt, self.config.max_string_chars)
         with collector_paused:  # millions of objects for a large prompt: see collector.py
-            checked, graph = check_prompt(prompt, self.registry, self.settings, targets)
+            checked, _ = check_prompt(prompt, self.registry, self.settings, targets)
         record = st.PromptRecord(
             id=prompt_id,
             number=int(number) if number is not None else None,
@@ -108,7 +108,7 @@ class ServerState:
                                     max_queued_bytes=self.config.max_queue_bytes)  # fmt: skip
         except st.QueueTooLarge as exc:
             raise ApiError(429, str(exc), "queue_full") from None
-        self.worker.prepare(record.id, graph)
+        self.worker.prepare(record.id)
         return record
 
     def on_start(self) -> None:

@@ -2,10 +2,10 @@
 
 `worker_main` is the process entry (see local_workers.py). Three threads: the main one runs
 jobs with the real Scheduler, one reads the server's commands (a cancel reaches the running
-job's CancelToken at once), one sends what the jobs report. Progress events waiting to be sent
-are coalesced: a newer step of the same node replaces an unsent older one, so a slow reader
-never slows the denoise loop and order is kept. When the server goes away (its end of the pipe
-closes) the worker exits.
+job's CancelToken at once), one sends what the jobs report. The engine's events become the
+protocol's websocket messages here (`RunTranslator`), encoded once, and leave in batches
+(`Outbox`); the server forwards them without decoding them. When the server goes away (its end
+of the pipe closes) the worker exits.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,10 +28,28 @@ from pathlib import Path
 from typing import Any
 
 from latentgraph.graph.context import CancelToken, Settings
-from latentgraph.graph.events import Event, NodeFailed, NodeProgress, RunStatus
+from latentgraph.graph.events import (
+    Event,
+    NodeFailed,
+    NodeFinished,
+    NodeProgress,
+    RunFinished,
+    RunStatus,
+)
 from latentgraph.graph.problems import WorkflowError
 
-from .workers import Done, Freed, Job, Ready, RunError, RunEvent, WorkerSetup, model_keys
+from .devices import worker_devices
+from .messages import HISTORY_TYPES, PromptTypes, RunTranslator, encode_message, parents_of
+from .workers import (
+    Done,
+    Freed,
+    Job,
+    Preview,
+    Ready,
+    RunMessages,
+    WorkerSetup,
+    model_keys,
+)
 
 log = logging.getLogger("latentgraph.worker")
 
@@ -60,44 +79,132 @@ def worker_main(setup: WorkerSetup, spec: WorkerSpec, conn: Connection) -> None:
     JobRunner(setup, spec, conn).serve()
 
 
+# A running prompt's messages leave in one pipe message per this many seconds ...
+BATCH_SECONDS = 0.005
+# ... or per this many messages, whichever comes first; a message that starts or ends
+# something (history keeps it, or it is not a run message) leaves at once, with what is before it.
+BATCH_MESSAGES = 1000
+
+
+@dataclass
+class _Batch:
+    """The run messages waiting to be sent, built in place until the sender takes them."""
+
+    prompt_id: str
+    opened: float
+    messages: list[tuple[str, Any]] = field(default_factory=list)
+    history: list[list[Any]] = field(default_factory=list)
+    executed: list[str] = field(default_factory=list)
+    node: str | None = None
+    progress_of: str | None = None  # the node whose progress is the last message
+
+    def sent(self) -> RunMessages:
+        return RunMessages(self.prompt_id, self.messages, self.history, self.executed, self.node)
+
+
 class Outbox:
-    """Messages for the server, sent in order by one thread; unsent progress coalesced."""
+    """What the worker says to the server, sent in order by one thread.
+
+    A prompt's websocket messages arrive here encoded (the server forwards them as they are)
+    and leave in batches (`BATCH_SECONDS`, `BATCH_MESSAGES`): one pipe message, one wake-up of
+    the server for hundreds of nodes. A progress step waiting to be sent is replaced by a later
+    step of the same node (keeping the latest preview), so a slow reader never slows the denoise
+    loop. Other messages (`Done`, `Ready`) leave at once, after what was put before them."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._items: deque[Any] = deque()
+        self._items: deque[Any] = deque()  # WorkerMessage or _Batch
+        self._count = 0  # run messages waiting
+        self._urgent = False
         self._ready = threading.Condition()
         threading.Thread(target=self._send_loop, name="worker-send", daemon=True).start()
 
     def put(self, message: Any) -> None:
+        """A message to send now (with everything before it)."""
         with self._ready:
-            last = self._items[-1] if self._items else None
-            if _same_progress(last, message):
-                old, new = last.event, message.event
-                if new.preview is None and old.preview is not None:  # keep the latest preview
-                    message = RunEvent(message.prompt_id,
-                                       dataclasses.replace(new, preview=old.preview))  # fmt: skip
-                self._items[-1] = message
-            else:
-                self._items.append(message)
+            self._items.append(message)
+            self._urgent = True
             self._ready.notify()
+
+    def message(self, prompt_id: str, type_: str, data: dict[str, Any]) -> None:
+        """A websocket message of the running prompt."""
+        text = encode_message(type_, data)
+        with self._ready:
+            batch = self._batch(prompt_id)
+            messages = batch.messages
+            if type_ == "progress":
+                node = data["node"]
+                if batch.progress_of == node:  # supersedes the unsent step before it
+                    messages[-1] = (type_, text)
+                else:
+                    messages.append((type_, text))
+                    batch.progress_of = node
+                    self._count += 1
+            else:
+                messages.append((type_, text))
+                batch.progress_of = None
+                self._count += 1
+                if type_ == "executing":
+                    batch.node = data["node"]
+                elif type_ in HISTORY_TYPES:
+                    batch.history.append([type_, data])
+                    self._urgent = True
+            if self._urgent or self._count == 1 or self._count >= BATCH_MESSAGES:
+                self._ready.notify()
+
+    def preview(self, prompt_id: str, jpeg: bytes, node_id: str) -> None:
+        """A preview image of the step just put: it goes before that step's message, so a
+        later step replacing that message keeps it; a later preview replaces it."""
+        item = ("preview", Preview(node_id, jpeg))
+        with self._ready:
+            batch = self._batch(prompt_id)
+            messages = batch.messages
+            if batch.progress_of != node_id:  # its step already left: on its own
+                messages.append(item)
+                batch.progress_of = None
+                self._count += 1
+            elif (len(messages) >= 2 and messages[-2][0] == "preview"
+                  and messages[-2][1].node_id == node_id):  # fmt: skip
+                messages[-2] = item
+            else:
+                messages.insert(len(messages) - 1, item)
+                self._count += 1
+
+    def executed(self, prompt_id: str, node_id: str) -> None:
+        """A node of the running prompt ran (was not served from cache)."""
+        with self._ready:
+            self._batch(prompt_id).executed.append(node_id)
+
+    def _batch(self, prompt_id: str) -> _Batch:
+        last = self._items[-1] if self._items else None
+        if isinstance(last, _Batch) and last.prompt_id == prompt_id:
+            return last
+        batch = _Batch(prompt_id, time.monotonic())
+        self._items.append(batch)
+        return batch
 
     def _send_loop(self) -> None:
         while True:
             with self._ready:
-                while not self._items:
-                    self._ready.wait()
-                message = self._items.popleft()
+                while True:
+                    if self._urgent or self._count >= BATCH_MESSAGES:
+                        break
+                    first = self._items[0] if self._items else None
+                    if first is None:
+                        self._ready.wait()
+                        continue
+                    wait = first.opened + BATCH_SECONDS - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._ready.wait(wait)
+                items = list(self._items)
+                self._items.clear()
+                self._count, self._urgent = 0, False
             try:
-                self._conn.send(message)
+                for item in items:
+                    self._conn.send(item.sent() if isinstance(item, _Batch) else item)
             except (OSError, EOFError):
                 os._exit(0)  # the server is gone
-
-
-def _same_progress(a: Any, b: Any) -> bool:
-    return (isinstance(a, RunEvent) and isinstance(b, RunEvent)
-            and isinstance(a.event, NodeProgress) and isinstance(b.event, NodeProgress)
-            and a.prompt_id == b.prompt_id and a.event.node_id == b.event.node_id)  # fmt: skip
 
 
 class JobRunner:
@@ -161,7 +268,7 @@ class JobRunner:
 
     def serve(self) -> None:
         threading.Thread(target=self._read_commands, name="worker-commands", daemon=True).start()
-        self.outbox.put(Ready(os.getpid(), self._resident()))
+        self.say_ready()
         while True:
             command = self.jobs.get()
             if command[0] == STOP:
@@ -171,6 +278,11 @@ class JobRunner:
                 self.outbox.put(Freed(self._resident()))
             elif command[0] == RUN:
                 self.run(command[1])
+            self.say_ready()  # idle again: the devices' memory as it is now
+
+    def say_ready(self) -> None:
+        self.outbox.put(Ready(os.getpid(), self._resident(),
+                              worker_devices(self.spec.settings.device)))  # fmt: skip
 
     def _resident(self) -> frozenset[str]:
         if self.setup.resident_models is not None and not self.setup.resident_models():
@@ -186,55 +298,62 @@ class JobRunner:
                 self.cancelled.discard(job.prompt_id)
                 token.cancel()
             self.current, self.cancel = job.prompt_id, token
-        send = self.outbox.put
+        pid, outbox = job.prompt_id, self.outbox
+        translator = RunTranslator(
+            pid, PromptTypes(job.prompt), send=lambda t, d: outbox.message(pid, t, d),
+            send_preview=lambda jpeg, node: outbox.preview(pid, jpeg, node),
+            parents=parents_of(job.prompt), targets=job.targets, schedule=_schedule,
+        )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         extra = {"prompt": job.prompt, "workflow": pnginfo.get("workflow"),
-                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": job.prompt_id,
+                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": pid,
                  "previews": job.previews}  # fmt: skip
         status: RunStatus = "failed"
         ui: dict[str, Any] = {}
         error: str | None = None
-        failure: NodeFailed | None = None
 
         def on_event(event: Event) -> None:
-            nonlocal failure
-            if isinstance(event, NodeFailed) and failure is None:
-                failure = event
             if isinstance(event, NodeProgress) and event.preview is not None:
-                event = dataclasses.replace(event, preview=_preview_bytes(event.preview)
-                                            if job.previews else None)  # fmt: skip
-            send(RunEvent(job.prompt_id, event))
+                jpeg = _preview_bytes(event.preview) if job.previews else None
+                event = dataclasses.replace(event, preview=jpeg)
+            elif isinstance(event, NodeFinished) and not event.cached:
+                outbox.executed(pid, event.node_id)
+            translator.handle(event)
 
         try:
-            graph = job.graph  # checked moments ago by POST /prompt
-            if graph is None:
-                graph = graph_from_prompt(job.prompt, self.registry)
+            graph = graph_from_prompt(job.prompt, self.registry)
             self.loaded |= model_keys(job.prompt, self.registry)
             result = self.scheduler.run(graph, targets=job.targets or None, on_event=on_event,
-                                        cancel=token, run_id=job.prompt_id, extra=extra,
-                                        validate=job.graph is None)  # fmt: skip
+                                        cancel=token, run_id=pid, extra=extra,
+                                        validate=not job.checked)  # fmt: skip
             status, ui = result.status, dict(result.ui or {})
         except WorkflowError as exc:
             first = exc.errors[0] if exc.errors else None
             error = str(exc)
-            send(RunError(job.prompt_id, error, "WorkflowError",
-                          node_id=first.node_id if first else None,
-                          node_type=first.node_type if first else None))  # fmt: skip
+            translator.start_if_needed()
+            translator.error(node_id=first.node_id if first else None,
+                             node_type=first.node_type if first else None, message=error,
+                             exception_type="WorkflowError")  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - reported to the client, the worker goes on
             error = f"{type(exc).__name__}: {exc}"
-            send(RunError(job.prompt_id, str(exc), type(exc).__name__,
-                          traceback=traceback.format_exception(exc)))  # fmt: skip
+            translator.start_if_needed()
+            translator.error(node_id=None, node_type=None, message=str(exc),
+                             exception_type=type(exc).__name__,
+                             traceback=traceback.format_exception(exc))  # fmt: skip
         finally:
             with self.lock:
                 self.current, self.cancel = None, None
+        if not translator.finished:  # the engine ended without its RunFinished
+            translator.finish(RunFinished(pid, status=status))
+        failure = translator.failure
         if status == "failed" and error is None and failure is not None:
             error = failure.message
         if status == "failed" and _out_of_memory(failure, error):
             # Free what the failed run held so the next prompt starts from a clean slate.
             log.warning("prompt %s ran out of memory (%s); unloading models and freeing caches",
-                        job.prompt_id, error)  # fmt: skip
+                        pid, error)  # fmt: skip
             self.free(unload_models=True, free_memory=True)
-        send(Done(job.prompt_id, status, ui, error, self._resident()))
+        outbox.put(Done(pid, status, ui or dict(translator.ui), error, self._resident()))
 
     def free(self, unload_models: bool, free_memory: bool) -> None:
         try:
@@ -247,6 +366,13 @@ class JobRunner:
             _return_memory_to_os()
         except Exception:  # noqa: BLE001 - a failed free must not stop the worker
             log.exception("freeing memory failed")
+
+
+def _schedule(delay: float, fn: Any) -> None:
+    """Call `fn` in `delay` seconds, on a timer thread (a quiet run's last node states)."""
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
 
 
 def _preview_bytes(image: Any) -> bytes | None:

@@ -3,7 +3,7 @@
 The HTTP process never runs a model. It hands jobs to a `WorkerPool`, whose workers (local
 processes in `local_workers.py`; a distributed executor can plug in beside it) run the real
 Scheduler and report back through one channel per worker: `WorkerMessage`s carrying the engine's
-own events, in order. The pool replaces a worker that dies and says so (`Died`), then (`Ready`)
+own protocol messages, translated and encoded by the worker and sent in batches, in order. The pool replaces a worker that dies and says so (`Died`), then (`Ready`)
 when the replacement can take work. Everything here crosses a process boundary: plain,
 picklable data.
 """
@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latentgraph.graph.declare import Registry
-from latentgraph.graph.events import Event, RunStatus
-from latentgraph.graph.model import Graph
+from latentgraph.graph.events import RunStatus
 
 # Socket types whose values are loaded models: the nodes producing them from literals alone are
 # a prompt's model loaders, the keys of model affinity.
@@ -49,38 +48,58 @@ class Job:
     extra_data: dict[str, Any]
     targets: list[str] | None
     previews: bool  # encode previews (JPEG bytes ride on NodeProgress.preview)
-    graph: Graph | None = None  # converted and validated by POST /prompt, when still at hand
+    checked: bool = False  # validated by POST /prompt in this server: convert, do not validate
 
 
 # --- what workers send back ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class Device:
+    """A device a worker runs on, with the fields of ComfyUI's /system_stats `devices`
+    (bytes; for the CPU, the machine's RAM)."""
+
+    name: str
+    type: str  # "cpu", "cuda", "mps"
+    index: int | None
+    vram_total: int
+    vram_free: int
+    torch_vram_total: int
+    torch_vram_free: int
+
+
+@dataclass(frozen=True)
 class Ready:
-    """The worker can take a job. `resident`: model keys (see `model_keys`) it holds."""
+    """The worker can take a job (sent when it starts and again whenever it goes idle).
+    `resident`: model keys (see `model_keys`) it holds; `devices`: what it runs on, now."""
 
     pid: int
     resident: frozenset[str] = frozenset()
+    devices: tuple[Device, ...] = ()
 
 
 @dataclass(frozen=True)
-class RunEvent:
-    """An engine event of the running prompt."""
+class Preview:
+    """A preview image of a running node (JPEG): the server frames it per client."""
 
-    prompt_id: str
-    event: Event
+    node_id: str
+    jpeg: bytes
 
 
 @dataclass(frozen=True)
-class RunError:
-    """The prompt failed outside a node (unreadable graph, a bug in the runner)."""
+class RunMessages:
+    """A batch of the running prompt's websocket messages, in order, built by the worker's
+    RunTranslator: (type, JSON text as the client receives it), or ("preview", Preview).
+    `history`: the [type, data] of those history keeps; `executed`: the nodes that ran (not
+    from cache); `node`: the node running at the batch's end (None: no node started in it).
+    The server forwards the texts as they are and keeps the rest, to end the run itself if
+    the worker dies."""
 
     prompt_id: str
-    message: str
-    exception_type: str
-    node_id: str | None = None
-    node_type: str | None = None
-    traceback: list[str] = field(default_factory=list)
+    messages: list[tuple[str, str | Preview]]
+    history: list[list[Any]] = field(default_factory=list)
+    executed: list[str] = field(default_factory=list)
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +127,7 @@ class Died:
     reason: str
 
 
-WorkerMessage = Ready | RunEvent | RunError | Done | Freed | Died
+WorkerMessage = Ready | RunMessages | Done | Freed | Died
 
 
 @dataclass(frozen=True)
@@ -158,11 +177,17 @@ def model_keys(prompt: dict[str, Any], registry: Registry) -> frozenset[str]:
     whose inputs are all literals, by its class and inputs. Two prompts loading the same
     weights the same way share a key, which is what model affinity matches on."""
     keys = set()
+    loaders: dict[str, Any] = {}  # class_type -> its NodeType if it outputs a model, else None
     for spec in prompt.values():
         if not isinstance(spec, dict):
             continue
-        node_type = registry.get(str(spec.get("class_type", "")))
-        if node_type is None or not any(o.type in MODEL_SOCKETS for o in node_type.outputs):
+        class_type = str(spec.get("class_type", ""))
+        if class_type not in loaders:
+            node_type = registry.get(class_type)
+            loaders[class_type] = node_type if node_type is not None and any(
+                o.type in MODEL_SOCKETS for o in node_type.outputs) else None  # fmt: skip
+        node_type = loaders[class_type]
+        if node_type is None:
             continue
         inputs = spec.get("inputs") or {}
         if any(isinstance(v, list) and len(v) == 2 and type(v[1]) is int for v in inputs.values()):

@@ -50,15 +50,19 @@ def test_average_weighs_embeddings_and_pooled(make_ctx):
 
     to, other = cond(seed=1, pooled=True), cond(seed=2, tokens=40, pooled=True)
     out = cc.conditioning_average(make_ctx(), to, other, 0.25).single
-    theirs = torch.cat([other.embeds, torch.zeros(1, 37, 8)], dim=1)  # padded to 77 tokens
-    assert torch.allclose(out.embeds, to.embeds * 0.25 + theirs * 0.75)
-    assert torch.allclose(out.pooled, to.pooled * 0.25 + other.pooled * 0.75)
+    theirs = torch.cat([other.single.embeds, torch.zeros(1, 37, 8)], dim=1)  # padded to 77 tokens
+    assert torch.allclose(out.embeds, to.single.embeds * 0.25 + theirs * 0.75)
+    assert torch.allclose(out.pooled, to.single.pooled * 0.25 + other.single.pooled * 0.75)
     longer = cn.average_conditioning(make_ctx(), cond(seed=1, tokens=40), cond(seed=2), 0.5)
-    assert torch.allclose(longer.embeds, (cond(seed=1, tokens=40).embeds
-                                          + cond(seed=2).embeds[:, :40]) / 2)  # fmt: skip
-    assert torch.equal(cn.average_conditioning(make_ctx(), to, other, 1.0).embeds, to.embeds)
+    assert torch.allclose(longer.single.embeds, (cond(seed=1, tokens=40).single.embeds
+                                          + cond(seed=2).single.embeds[:, :40]) / 2)  # fmt: skip
+    assert torch.equal(
+        cn.average_conditioning(make_ctx(), to, other, 1.0).single.embeds, to.single.embeds
+    )
     borrowed = cn.average_conditioning(make_ctx(), cond(seed=1), other, 0.5)
-    assert torch.equal(borrowed.pooled, other.pooled)  # no pooled of its own: the other's
+    assert torch.equal(
+        borrowed.single.pooled, other.single.pooled
+    )  # no pooled of its own: the other's
 
 
 def test_zero_out_zeros_embeddings_and_pooled_and_keeps_the_rest(make_ctx):
@@ -69,8 +73,8 @@ def test_zero_out_zeros_embeddings_and_pooled_and_keeps_the_rest(make_ctx):
     assert out.embeds.shape == (2, 77, 8) and not out.embeds.any()
     assert out.pooled.shape == (2, 4) and not out.pooled.any()
     assert (out.start_percent, out.end_percent) == (0.1, 0.9)
-    assert torch.count_nonzero(src.embeds) > 0  # the input value is not changed
-    assert cn.zero_conditioning(make_ctx(), cond()).pooled is None
+    assert torch.count_nonzero(src.single.embeds) > 0  # the input value is not changed
+    assert cn.zero_conditioning(make_ctx(), cond()).single.pooled is None
 
 
 def test_areas_in_pixels_become_latent_cells(make_ctx, tiny):
@@ -136,3 +140,9 @@ def test_comfy_names_keep_comfyuis_inputs_and_output(name):
     )
     assert default_registry["ConditioningSetMask"].input("set_cond_area").choice_list() == [
         "default", "mask bounds"]  # fmt: skip
+
+
+def test_the_engine_can_describe_a_conditioning_of_several_entries():
+    from latentgraph.graph.scheduler import describe
+
+    assert describe(cn.combine(cond(seed=1), cond(seed=2))) == "Conditioning"

@@ -188,7 +188,7 @@ def test_plain_latents_equal_the_pipelines_exactly(make_ctx, tiny, tiny_folder):
     pipe.scheduler = schedulers.build_scheduler(
         schedulers.scheduler_select(make_ctx(), tiny[3], "ddim"), 3
     )
-    ref = pipe(prompt_embeds=pos.embeds, negative_prompt_embeds=neg.embeds, height=64, width=64,
+    ref = pipe(prompt_embeds=pos.single.embeds, negative_prompt_embeds=neg.single.embeds, height=64, width=64,
                num_inference_steps=4, guidance_scale=7.5, output_type="latent",
                generator=torch.Generator().manual_seed(3)).images  # fmt: skip
     assert torch.equal(ours, ref)
@@ -216,3 +216,20 @@ def test_conditioning_codec_keeps_every_entry(make_ctx):
                 a.end_percent, a.prompts, a.size) == (b.area, b.strength, b.mask_strength,
                 b.mask_bounds, b.start_percent, b.end_percent, b.prompts, b.size)  # fmt: skip
     assert codec.size(cond) == 4 * (4 * 8 + 2 * 4 * 8 + 16 * 16)
+
+
+def test_a_masked_entry_changes_only_where_its_mask_is_after_one_step(make_ctx, tiny):
+    import torch
+
+    cat, neg = encode(make_ctx, tiny, "a cat"), encode(make_ctx, tiny, "")
+    mask = torch.zeros(1, 128, 128)
+    mask[:, 64:, :64] = 1.0  # the bottom-left quarter, in pixels: cells [8:16, 0:8]
+    dog = cn.conditioning_mask(make_ctx(), encode(make_ctx, tiny, "a dog"), mask, 2.0)
+    base = one_step(make_ctx, tiny, cat, neg)
+    both = one_step(make_ctx, tiny, cn.combine(cat, dog), neg)
+    inside = torch.zeros(16, 16, dtype=torch.bool)
+    inside[8:16, 0:8] = True
+    assert torch.equal(base[..., ~inside], both[..., ~inside])
+    assert not torch.equal(base[..., inside], both[..., inside])
+    weaker = one_step(make_ctx, tiny, cn.combine(cat, cn.with_mask(mask, dog, 0.5, False)), neg)
+    assert not torch.equal(weaker[..., inside], both[..., inside])  # the mask's strength counts

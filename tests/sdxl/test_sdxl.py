@@ -65,7 +65,7 @@ def test_text_encode_matches_the_pipelines_encode_prompt(make_ctx, sdxl, sdxl_fo
     assert cond.embeds.shape == embeds.shape == (1, 77, 96)
     assert torch.equal(cond.embeds, embeds)
     assert torch.equal(cond.pooled, pooled) and cond.pooled.shape == (1, 32)
-    assert cond.size == SizeConditioning()  # unset: taken from the latent at sampling
+    assert cond.single.size == SizeConditioning()  # unset: taken from the latent at sampling
 
 
 def generate(make_ctx, model, name=None, seed=42, steps=6, size=64, guidance=5.0, pos=None,
@@ -134,7 +134,7 @@ def test_clip_text_encode_sdxl_encodes_g_and_l_separately(make_ctx, sdxl):
     assert torch.equal(both.embeds[..., :width_l], l_.embeds[..., :width_l])
     assert torch.equal(both.embeds[..., width_l:], g.embeds[..., width_l:])
     assert torch.equal(both.pooled, g.pooled)  # pooled from the second (g) encoder
-    assert both.size == SizeConditioning(1024, 768, 8, 16, 2048, 1536, None)
+    assert both.single.size == SizeConditioning(1024, 768, 8, 16, 2048, 1536, None)
 
 
 def test_clip_text_encode_on_sdxl_equals_text_encode(make_ctx, sdxl):
@@ -154,7 +154,7 @@ def test_refiner_encoding_uses_only_the_second_encoder(make_ctx, refiner, sdxl):
     width_l = sdxl[1].text_encoder.config.hidden_size
     assert cond.embeds.shape[-1] == refiner[0].unet.config.cross_attention_dim
     assert torch.equal(cond.embeds, base.embeds[..., width_l:])
-    assert cond.size.aesthetic_score == 2.5 and cond.size.width == 512
+    assert cond.single.size.aesthetic_score == 2.5 and cond.single.size.width == 512
 
 
 def test_sd_conditioning_on_an_sdxl_model_is_a_clear_error(make_ctx, sdxl, tiny):
@@ -178,7 +178,7 @@ def test_conditioning_codec_keeps_pooled_and_size(make_ctx, sdxl):
                      crop_h=8, aesthetic_score=3.0)  # fmt: skip
     codec = codec_for(cond)
     back = codec.decode(codec.encode(cond))
-    assert isinstance(back, Conditioning) and back.size == cond.size
+    assert isinstance(back, Conditioning) and back.single.size == cond.single.size
     assert torch.equal(back.pooled, cond.pooled) and torch.equal(back.embeds, cond.embeds)
 
 

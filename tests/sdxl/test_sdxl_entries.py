@@ -44,6 +44,6 @@ def test_each_entry_brings_its_own_pooled_embedding_and_time_ids(make_ctx, sdxl)
     g = Guidance(make_ctx("UNetDenoise"), unet, torch.device("cpu"), cn.combine(cat, dog), cat,
                  5.0, (2, 4, 16, 16))  # fmt: skip
     positive = [t for t in g.terms if t.side == "positive"]
-    assert torch.equal(positive[1].added["text_embeds"], dog.pooled.expand(2, -1))
+    assert torch.equal(positive[1].added["text_embeds"], dog.single.pooled.expand(2, -1))
     assert positive[0].added["time_ids"][0].tolist() == [128, 128, 0, 0, 128, 128]
     assert positive[1].added["time_ids"][1].tolist() == [1024, 2048, 0, 0, 1024, 2048]

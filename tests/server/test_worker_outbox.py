@@ -1,55 +1,106 @@
-"""A worker's outbox: messages leave in order; progress waiting behind a slow pipe is
-coalesced to the latest step of the same node, keeping the latest preview."""
+"""A worker's outbox: a prompt's websocket messages leave encoded, in order, in batches (one pipe
+message for many); a message that ends something leaves at once with what came before it;
+progress waiting behind a slow pipe is coalesced to the latest step of the same node, keeping
+the latest preview."""
 
 from __future__ import annotations
 
+import json
 import threading
 
-from latentgraph.graph.events import NodeFinished, NodeProgress
 from latentgraph.server.worker_process import Outbox
-from latentgraph.server.workers import RunEvent
+from latentgraph.server.workers import Done, Preview, RunMessages
 
 
 class SlowPipe:
     """Holds the first message until released, then records everything sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: bool = True) -> None:
         self.sent: list = []
         self.release = threading.Event()
+        if not hold:
+            self.release.set()
         self.entered = threading.Event()
-        self.all_sent = threading.Event()
-        self.expect = 0
+        self.changed = threading.Condition()
 
     def send(self, message) -> None:
         self.entered.set()
         self.release.wait(10)
-        self.sent.append(message)
-        if len(self.sent) >= self.expect:
-            self.all_sent.set()
+        with self.changed:
+            self.sent.append(message)
+            self.changed.notify_all()
+
+    def wait_for(self, predicate) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate(self.sent), 10)
 
 
-def progress(node: str, value: int, preview: bytes | None = None) -> RunEvent:
-    return RunEvent("p", NodeProgress("p", node_id=node, value=value, max=9, preview=preview))
+def progress(outbox: Outbox, node: str, value: int, jpeg: bytes | None = None) -> None:
+    outbox.message("p", "progress", {"value": value, "max": 9, "prompt_id": "p", "node": node})
+    if jpeg is not None:
+        outbox.preview("p", jpeg, node)
+
+
+def decoded(batches: list) -> list:
+    """(type, node, value) of each run message, previews as ("preview", node, jpeg)."""
+    out = []
+    for batch in batches:
+        assert isinstance(batch, RunMessages) and batch.prompt_id == "p"
+        for type_, payload in batch.messages:
+            if isinstance(payload, Preview):
+                out.append(("preview", payload.node_id, payload.jpeg))
+            else:
+                message = json.loads(payload)
+                assert message["type"] == type_
+                data = message["data"]
+                out.append((type_, data.get("node"), data.get("value")))
+    return out
+
+
+def test_run_messages_leave_in_one_batch_and_done_after_them():
+    pipe = SlowPipe(hold=False)
+    outbox = Outbox(pipe)
+    for i in range(50):
+        outbox.message("p", "executing", {"node": str(i), "display_node": str(i), "prompt_id": "p"})
+        outbox.executed("p", str(i))
+    outbox.put(Done("p", "success", {}, None))
+    assert pipe.wait_for(lambda sent: sent and isinstance(sent[-1], Done))
+    runs = [m for m in pipe.sent if isinstance(m, RunMessages)]
+    assert len(runs) == 1, "50 quick messages should cross the pipe as one batch"
+    assert [node for _, node, _ in decoded(runs)] == [str(i) for i in range(50)]
+    assert runs[0].executed == [str(i) for i in range(50)] and runs[0].node == "49"
+
+
+def test_history_messages_are_kept_aside_and_flush_at_once():
+    pipe = SlowPipe(hold=False)
+    outbox = Outbox(pipe)
+    outbox.message("p", "execution_start", {"prompt_id": "p", "timestamp": 1})
+    assert pipe.wait_for(lambda sent: len(sent) == 1)
+    assert pipe.sent[0].history == [["execution_start", {"prompt_id": "p", "timestamp": 1}]]
 
 
 def test_unsent_progress_is_coalesced_in_order():
     pipe = SlowPipe()
     outbox = Outbox(pipe)
-    outbox.put(progress("a", 1))
+    outbox.put(Done("other", "success", {}, None))
     assert pipe.entered.wait(10)  # taken by the sender, held in the pipe
-    for message in [progress("a", 2, b"jpeg-2"), progress("a", 3), progress("b", 1),
-                    progress("b", 2), RunEvent("p", NodeFinished("p", node_id="b")),
-                    progress("a", 4)]:  # fmt: skip
-        outbox.put(message)
-    pipe.expect = 5
+    progress(outbox, "a", 1)
+    progress(outbox, "a", 2, b"jpeg-2")
+    progress(outbox, "a", 3)
+    progress(outbox, "b", 1, b"jpeg-b1")
+    progress(outbox, "b", 2, b"jpeg-b2")
+    outbox.message("p", "executing", {"node": "c", "display_node": "c", "prompt_id": "p"})
+    progress(outbox, "a", 4)
+    outbox.put(Done("p", "success", {}, None))
     pipe.release.set()
-    assert pipe.all_sent.wait(10)
-    got = [(type(m.event).__name__, m.event.node_id, getattr(m.event, "value", None),
-            getattr(m.event, "preview", None)) for m in pipe.sent]  # fmt: skip
-    assert got[1:] == [
-        ("NodeProgress", "a", 3, b"jpeg-2"),  # 2 and 3 merged, 2's preview kept
-        ("NodeProgress", "b", 2, None),
-        ("NodeFinished", "b", None, None),
-        ("NodeProgress", "a", 4, None),  # never merged across another message
+    assert pipe.wait_for(
+        lambda sent: sent and sent[-1].prompt_id == "p" and isinstance(sent[-1], Done)
+    )
+    assert decoded([m for m in pipe.sent if isinstance(m, RunMessages)]) == [
+        ("preview", "a", b"jpeg-2"),  # steps 1-3 of a merged, 2's preview kept before them
+        ("progress", "a", 3),
+        ("preview", "b", b"jpeg-b2"),  # the later preview replaced the earlier one
+        ("progress", "b", 2),
+        ("executing", "c", None),
+        ("progress", "a", 4),  # never merged across another message
     ]
-    assert got[0][:3] == ("NodeProgress", "a", 1)
