@@ -37,7 +37,7 @@ MODULES: dict[str, list[str]] = {
     "server/safepath.py": ["tests/server/test_safepath.py", "tests/server/test_containment.py"],
     "graph/problems.py": LOADING,
     "server/hosts.py": ["tests/server/test_origin_token.py", "tests/reliability/test_security.py",
-                        "-k", "host or loopback or rebinding or interface or origin"],
+                        "-k", "host or loopback or rebinding or interface or origin or bind"],
     "graph/cache.py": ["tests/engine/test_cache.py", "tests/engine/test_cache_rules.py",
                        "tests/engine/test_disk_cache.py"],
     # the config tests (seconds), not the pipeline comparisons (minutes on a busy machine)
