@@ -81,6 +81,20 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
+    """`--ray` and `--ray-workers`, shared by run and serve (docs/scale-out.md)."""
+    p.add_argument("--ray", metavar="local|ADDRESS",
+                   help=f"{what} on Ray actors: a local Ray runtime, or the cluster at ADDRESS "
+                   "(needs pip install 'latentgraph[ray]')")  # fmt: skip
+    p.add_argument("--ray-workers", type=int, metavar="N",
+                   help="Ray actors (default: one per GPU the cluster offers)")  # fmt: skip
+    p.add_argument("--ray-cpus-per-actor", type=float, default=1.0, metavar="N",
+                   help="CPUs each actor asks for (its torch threads on a CPU actor; default 1)")  # fmt: skip
+    p.add_argument("--ray-gpus-per-actor", type=float, default=1.0, metavar="N",
+                   help="GPUs each actor asks for when the cluster has GPUs (0.5: two actors "
+                   "share one; default 1)")  # fmt: skip
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
     p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
@@ -94,6 +108,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_ray_args(p, "runs (a sweep's spread over the actors)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[], help="devices the workers run on, e.g. cuda:0,cuda:1 (default: each visible GPU, "
         "else --device)",
     )  # fmt: skip
+    _add_ray_args(p, "workers")
     p.add_argument("--previews", action="store_true", help="send denoise previews to clients")
     p.add_argument("--no-cache", action="store_true", help="do not use the disk cache")
     p.add_argument(
@@ -324,6 +340,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = _load_nodes(args.nodes_dir)
     settings = _settings(args)
     overrides = _parse_assignments(args.overrides, "--set")
+    if args.ray:
+        return _run_on_ray(args, registry, settings, overrides)
     if args.no_cache:
         cache = Cache(disk_dir=None)
     elif args.cache_dir:
@@ -355,6 +373,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
+
+
+def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
+                overrides: dict[str, Any]) -> int:  # fmt: skip
+    """`run --ray`: the runs (one, or the sweep's) on Ray actors, as many at once as there are
+    actors; with --json each run's messages as the server sends them (the websocket protocol,
+    one JSON object per line), else one line per run as it ends."""
+    from latentgraph.server.ray_workers import RayUnavailable
+
+    from .ray_run import RayRun, run_on_ray
+
+    _require_ray()
+    if args.cache_dir:  # the actors read the cache folder from the environment they are given
+        os.environ["LATENTGRAPH_CACHE_DIR"] = str(args.cache_dir.resolve())
+    plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
+                  nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
+                  gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
+    try:
+        results = run_on_ray(plan, _workflows(args, overrides, registry), registry,
+                             on_message=(lambda _run, text: print(text, flush=True))
+                             if args.json else None)  # fmt: skip
+    except RayUnavailable as exc:
+        raise UserError(str(exc)) from None
+    for i, finished in enumerate(results):
+        done = finished.done
+        if not args.json and not args.quiet:
+            files = [f["filename"] for out in done.ui.values() for f in out.get("images", [])]
+            print(f"run {i + 1}/{len(results)} on {finished.worker}: {done.status}"
+                  + (f": {done.error}" if done.error else "")
+                  + (f" ({', '.join(files)})" if files else ""), file=sys.stderr)  # fmt: skip
+    statuses = {finished.done.status for finished in results}
+    if "failed" in statuses:
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if "interrupted" in statuses else EXIT_OK
+
+
+def _require_ray() -> None:
+    """--ray without Ray installed: a usage error naming the extra, before any work."""
+    from latentgraph.server.ray_workers import RayUnavailable, import_ray
+
+    try:
+        import_ray()
+    except RayUnavailable as exc:
+        raise UserError(str(exc)) from None
 
 
 def _workflows(args: argparse.Namespace, overrides: dict[str, Any],
@@ -468,6 +530,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         workers=args.workers,
         devices=args.devices,
+        ray=args.ray,
+        ray_workers=args.ray_workers,
+        ray_cpus_per_actor=args.ray_cpus_per_actor,
+        ray_gpus_per_actor=args.ray_gpus_per_actor,
         options=_parse_assignments(args.options, "--option"),
         previews=args.previews,
         disk_cache=not args.no_cache,
@@ -482,10 +548,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_extra_data_bytes=args.max_extra_data_mb * 2**20,
         allow_hosts=list(args.allow_host),
     )
+    from latentgraph.server.ray_workers import RayUnavailable
+
+    if args.ray:
+        if args.workers or args.devices:
+            raise UserError("--workers and --devices set local worker processes; with --ray, "
+                            "give --ray-workers N (devices come from the Ray cluster)")  # fmt: skip
+        _require_ray()
     failures: list = []
     registry = prepare_server(config, errors=failures)
     _print_plugin_failures(failures)
-    serve(config, registry=registry, workers=worker_setup(config.nodes_dirs))
+    try:
+        serve(config, registry=registry, workers=worker_setup(config.nodes_dirs))
+    except RayUnavailable as exc:  # the cluster cannot give what was asked
+        raise UserError(str(exc)) from None
     return EXIT_OK
 
 

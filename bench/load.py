@@ -110,9 +110,11 @@ def _port() -> int:
 
 class Server:
     """uvicorn in a thread on a free port, over a temporary data dir; `build_registry` is how
-    its worker processes (`workers` of them) build their nodes."""
+    its worker processes (`workers` of them) build their nodes; `config`: more ServerConfig
+    fields (e.g. `ray="local", ray_workers=2`)."""
 
-    def __init__(self, build_registry: Any, data_dir: str, workers: int = 1) -> None:
+    def __init__(self, build_registry: Any, data_dir: str, workers: int = 1,
+                 **config: Any) -> None:  # fmt: skip
         import uvicorn
 
         from latentgraph.server.app import create_app
@@ -122,7 +124,7 @@ class Server:
 
         self.config = ServerConfig(data_dir=data_dir, port=_port(), disk_cache=False,
                                    load_nodes=False, editor=False,
-                                   max_queue=10_000, workers=workers)  # fmt: skip
+                                   max_queue=10_000, workers=workers, **config)  # fmt: skip
         app = create_app(self.config, workers=WorkerSetup(registry=build_registry))
         self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.config.port,

@@ -127,15 +127,15 @@ def throughput(workers: int, prompts: int, threads: int | None) -> float:
     return seconds
 
 
-def recovery() -> tuple[float, float]:
+def recovery(**config: Any) -> tuple[float, float]:
     """Seconds from SIGKILL of the (idle) worker to the next prompt starting on the
     replacement (its `execution_start` time in history): with the tiny model (the new worker
-    imports torch) and with pure-Python toy nodes."""
+    imports torch) and with pure-Python toy nodes. `config`: more ServerConfig fields (Ray)."""
     from .load import Server, tiny_prompt, tiny_registry, toy_prompt, toy_registry
 
     out = []
     for build, make in ((tiny_registry, tiny_prompt), (toy_registry, toy_prompt)):
-        with tempfile.TemporaryDirectory() as tmp, Server(build, tmp) as srv:
+        with tempfile.TemporaryDirectory() as tmp, Server(build, tmp, 1, **config) as srv:
             http = httpx.Client(base_url=srv.base, timeout=60)
             [pid] = _wait_ready(srv, 1)
             killed_ms = time.time() * 1000

@@ -22,6 +22,7 @@ from .values import (
     Area,
     CondEntry,
     Conditioning,
+    InpaintImage,
     Latent,
     SchedulerSpec,
     SizeConditioning,
@@ -59,12 +60,13 @@ def _digest(encode):
 
 
 def _enc_latent(v: Latent) -> bytes:
-    return _pack({"samples": v.samples}, {"seeds": v.seeds, "is_noise": v.is_noise})
+    return _pack({"samples": v.samples, "noise_mask": v.noise_mask},
+                 {"seeds": v.seeds, "is_noise": v.is_noise})  # fmt: skip
 
 
 def _dec_latent(data: bytes) -> Latent:
     t, meta = _unpack(data)
-    return Latent(t["samples"], meta.get("seeds"), bool(meta.get("is_noise")))
+    return Latent(t["samples"], meta.get("seeds"), bool(meta.get("is_noise")), t.get("noise_mask"))
 
 
 _ENTRY_TENSORS = ("embeds", "pooled", "mask")
@@ -76,8 +78,11 @@ def _enc_cond(v: Conditioning) -> bytes:
     for i, entry in enumerate(v.entries):
         for name in _ENTRY_TENSORS:
             tensors[f"{i}.{name}"] = getattr(entry, name)
+        if entry.inpaint is not None:
+            tensors[f"{i}.inpaint.latents"] = entry.inpaint.latents
+            tensors[f"{i}.inpaint.mask"] = entry.inpaint.mask
         meta = {f.name: getattr(entry, f.name) for f in fields(entry)
-                if f.name not in _ENTRY_TENSORS}  # fmt: skip
+                if f.name not in (*_ENTRY_TENSORS, "inpaint")}  # fmt: skip
         meta["size"] = asdict(entry.size)
         meta["area"] = asdict(entry.area) if entry.area is not None else None
         entries.append(meta)
@@ -92,13 +97,18 @@ def _dec_cond(data: bytes) -> Conditioning:
         size = SizeConditioning(**m.pop("size"))
         prompts = tuple(m.pop("prompts"))
         tensors = {name: t.get(f"{i}.{name}") for name in _ENTRY_TENSORS}
+        inpaint = None
+        if f"{i}.inpaint.latents" in t:
+            inpaint = InpaintImage(t[f"{i}.inpaint.latents"], t[f"{i}.inpaint.mask"])
         entries.append(CondEntry(**tensors, prompts=prompts, size=size,
-                                  area=Area(**area) if area else None, **m))  # fmt: skip
+                                  area=Area(**area) if area else None, inpaint=inpaint, **m))  # fmt: skip
     return Conditioning(tuple(entries))
 
 
 def _cond_nbytes(v: Conditioning) -> int:
-    return sum(_nbytes(getattr(e, name)) for e in v.entries for name in _ENTRY_TENSORS)
+    return sum(_nbytes(getattr(e, name)) for e in v.entries for name in _ENTRY_TENSORS) + sum(
+        _nbytes(e.inpaint.latents) + _nbytes(e.inpaint.mask) for e in v.entries if e.inpaint
+    )
 
 
 def _enc_tensor(v: Any) -> bytes:
@@ -127,7 +137,7 @@ def register() -> None:
     register_codec(Codec("lg.tensor", _is_tensor, _nbytes, _enc_tensor, _dec_tensor,
                          _digest(_enc_tensor)))  # fmt: skip
     register_codec(Codec("lg.latent", lambda v: isinstance(v, Latent),
-                         lambda v: _nbytes(v.samples), _enc_latent, _dec_latent,
+                         lambda v: _nbytes(v.samples) + _nbytes(v.noise_mask), _enc_latent, _dec_latent,
                          _digest(_enc_latent)))  # fmt: skip
     register_codec(Codec("lg.conditioning.2", lambda v: isinstance(v, Conditioning),
                          _cond_nbytes, _enc_cond, _dec_cond, _digest(_enc_cond)))  # fmt: skip

@@ -13,6 +13,7 @@ supported ones listed. docs/comfy-compat.md says where results differ from Comfy
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from latentgraph.graph import (
@@ -170,9 +171,8 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
     samples = latent.samples
     if _is_empty(latent) and denoise >= 1.0 and window.get("add_noise", True):
         seeds = image_seeds(seed, samples.shape[0])
-        latent = Latent(make_noise(tuple(samples.shape[1:]), seeds), seeds, is_noise=True)
-    elif latent.is_noise:
-        latent = Latent(samples, latent.seeds, is_noise=True)
+        latent = replace(latent, samples=make_noise(tuple(samples.shape[1:]), seeds),
+                         seeds=seeds, is_noise=True)  # a noise mask is kept  # fmt: skip
     return unet_denoise(ctx, model, spec, positive, negative, latent, steps=steps,
                         guidance=cfg, denoise=denoise, seed=seed, **window)  # fmt: skip
 

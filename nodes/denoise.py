@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -30,6 +30,7 @@ from latentgraph.graph import (
 
 from . import runtime
 from .guidance import Guidance
+from .inpaint_sampling import NoiseMask, from_latent
 from .latents import make_noise
 from .model_sampling import node_spec
 from .schedulers import build_scheduler
@@ -126,7 +127,8 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
         out = job.run()
     runtime.check_finite(ctx, out.samples, "the denoised latents", "run with --dtype fp32 or "
                          "bf16 (or --option sdpa=false for models that upcast attention)")  # fmt: skip
-    return Latent(out.samples.cpu(), out.seeds, is_noise=False)  # cached values live on the CPU
+    # cached values live on the CPU; a noise mask stays on the latent (as ComfyUI keeps it)
+    return replace(out, samples=out.samples.cpu())
 
 
 @dataclass
@@ -150,7 +152,38 @@ class DenoiseJob:
         """The noise prediction for each step (nodes/guidance.py)."""
         return Guidance(self.ctx, self.model, self.device, self.positive, self.negative,
                         self.guidance, tuple(self.latent.samples.shape),
-                        sched.config.num_train_timesteps)  # fmt: skip
+                        sched.config.num_train_timesteps, from_latent(self.latent))  # fmt: skip
+
+    def bounds(self) -> tuple[int, int]:
+        """(first step, step to stop before) of the schedule: img2img and the window cut it."""
+        steps = self.steps
+        skipped = 0 if self.latent.is_noise else steps - min(int(steps * self.denoise), steps)
+        return self.window.bounds(steps, skipped)
+
+    def start_noise(self) -> Any:
+        """The noise the run starts from: a LatentNoise latent's own, else seeded per image."""
+        samples = self.latent.samples
+        if self.latent.is_noise:
+            return samples
+        return make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, samples.shape[0]))
+
+    def noise_mask(self) -> NoiseMask | None:
+        """What the latent's noise mask keeps (nodes/inpaint_sampling.py): the latent (zeros
+        for pure noise), re-noised with the starting noise; None without a mask."""
+        latent = self.latent
+        if latent.noise_mask is None:
+            return None
+        samples = latent.samples.to(self.device, self.model.dtype)
+        original = samples.new_zeros(samples.shape) if latent.is_noise else samples
+        return NoiseMask.of(latent.noise_mask, original, self.start_noise())
+
+    def final_timestep(self, sched: Any) -> Any | None:
+        """The noise level the run ends at: the step after the window when it returns its
+        leftover noise, else None (clean)."""
+        if not (self.window.stops_early(self.steps) and self.window.leftover_noise):
+            return None
+        index = self.bounds()[1] * sched.order
+        return sched.timesteps[index] if index < len(sched.timesteps) else None
 
     def start(self, sched: Any) -> tuple[Any, Any] | None:
         """The starting latents and the timesteps left to run (img2img and the step window
@@ -160,8 +193,7 @@ class DenoiseJob:
         if is_noise and denoise < 1.0:
             self.ctx.warn("denoise < 1 has no effect on pure noise from LatentNoise; "
                           "use VAEEncode for img2img")  # fmt: skip
-        skipped = 0 if is_noise else steps - min(int(steps * denoise), steps)
-        begin, end = window.bounds(steps, skipped)
+        begin, end = self.bounds()
         order = sched.order
         early = window.stops_early(steps)  # (PNDM has more timesteps than steps: no cut)
         timesteps = sched.timesteps[begin * order : end * order if early else None]
@@ -180,12 +212,10 @@ class DenoiseJob:
         if is_noise and begin == 0:
             return latents * sched.init_noise_sigma, timesteps
         batch = samples.shape[0]
-        if is_noise:  # starting part-way on pure noise: noise at that step's level
-            clean, noise = latents.new_zeros(latents.shape), latents
-        else:
-            clean = latents
-            noise = make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, batch))
-        return sched.add_noise(clean, noise.to(latents), timesteps[:1].repeat(batch)), timesteps
+        # starting part-way on pure noise: noise at that step's level
+        clean = latents.new_zeros(latents.shape) if is_noise else latents
+        noise = self.start_noise().to(latents)
+        return sched.add_noise(clean, noise, timesteps[:1].repeat(batch)), timesteps
 
     def run(self) -> Latent:
         import torch
@@ -200,11 +230,12 @@ class DenoiseJob:
         seeds = self.latent.seeds or image_seeds(self.seed, batch)
         started = self.start(sched)
         if started is None:
-            return Latent(samples.clone(), self.latent.seeds, is_noise=False)
+            return replace(self.latent, samples=samples.clone(), is_noise=False)
         latents, timesteps = started
         kwargs = step_kwargs(sched, generator)
         previews = bool(ctx.extra.get("previews"))
         total = len(timesteps)
+        keep = self.noise_mask()  # outside the latent's noise mask, the original stays
         with torch.inference_mode():
             if ctx.settings.options.get("compile"):
                 warm_up(guidance, latents, timesteps[0])
@@ -212,5 +243,8 @@ class DenoiseJob:
                 ctx.check_cancelled()
                 noise_pred = guidance.predict(sched.scale_model_input(latents, t), t)
                 latents = sched.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
+                if keep is not None:
+                    following = timesteps[i + 1] if i + 1 < total else self.final_timestep(sched)
+                    latents = keep.after_step(sched, latents, following)
                 ctx.progress(i + 1, total, partial(preview_image, latents) if previews else None)
-        return Latent(latents, seeds, is_noise=False)
+        return replace(self.latent, samples=latents, seeds=seeds, is_noise=False)

@@ -22,8 +22,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .controlnet import ControlResiduals, UNetCall
+from .inpaint_sampling import concat_channels, is_inpainting_unet, with_concat
 from .sdxl import added_inputs
-from .values import Area, CondEntry, Conditioning, input_error
+from .values import Area, CondEntry, Conditioning, InpaintImage, input_error
 
 FADE_CELLS = 8  # how far an area's weight ramps up from an edge inside the image (ComfyUI's)
 MIN_BOUNDS = 8  # the smallest area, in cells, a mask's bounding box gives (ComfyUI's)
@@ -114,6 +115,7 @@ class Term:
     embeds: Any = None  # [B, tokens, dim] on the device
     added: dict[str, Any] | None = None  # SDXL's added_cond_kwargs rows
     weight: Any = 1.0  # strength, or strength × mask (× edge fade) [B or 1, 1, h, w]
+    concat: Any = None  # an inpainting UNet's mask + masked-image channels [B, 5, h, w]
 
     @property
     def plain(self) -> bool:
@@ -148,6 +150,7 @@ class Batch:
     terms: list[Term]
     embeds: Any  # [len(terms) × B, tokens, dim]
     added: dict[str, Any] | None
+    concat: Any = None  # an inpainting UNet's mask + masked-image rows, on the batch's region
 
     @classmethod
     def of(cls, terms: list[Term]) -> Batch:
@@ -156,7 +159,12 @@ class Batch:
         added = None
         if terms[0].added is not None:
             added = {k: torch.cat([term.added[k] for term in terms]) for k in terms[0].added}
-        return cls(terms, torch.cat([term.embeds for term in terms]), added)
+        concat = None
+        if terms[0].concat is not None:
+            region = terms[0].region
+            concat = torch.cat([term.concat if region is None else region.crop(term.concat)
+                                for term in terms])  # fmt: skip
+        return cls(terms, torch.cat([term.embeds for term in terms]), added, concat)
 
     @property
     def region(self) -> Region | None:
@@ -168,7 +176,8 @@ def unet_call(model: Any, x: Any, t: Any, batch: Batch,
     """The UNet's noise prediction for a batch of terms on the model input `x` (whole: the
     batch's region is cut here), one chunk per term. The one place the UNet runs while
     sampling: what else it is given goes here: the entries' ControlNet residuals and
-    T2I-Adapter features (`controls`), inpainting channels."""
+    T2I-Adapter features (`controls`, computed from the latents alone), and an inpainting
+    UNet's mask and masked-image channels after the latents."""
     import torch
 
     x = x if batch.region is None else batch.region.crop(x)
@@ -178,7 +187,7 @@ def unet_call(model: Any, x: Any, t: Any, batch: Batch,
     if controls is not None:
         chunks = [term.entry.controls for term in batch.terms]
         extra = controls.kwargs(UNetCall(model_input, t, batch.embeds, batch.added, chunks))
-    return model(model_input, t, encoder_hidden_states=batch.embeds,
+    return model(with_concat(model_input, batch.concat), t, encoder_hidden_states=batch.embeds,
                  added_cond_kwargs=batch.added, return_dict=False, **extra)[0]  # fmt: skip
 
 
@@ -229,6 +238,7 @@ class Guidance:
     scale: float  # the guidance (CFG) scale
     latent_shape: tuple[int, ...]  # [B, C, h, w]
     train_steps: int = 1000  # the model's noise levels (the scheduler's num_train_timesteps)
+    inpaint: InpaintImage | None = None  # an inpainting UNet's input when no entry gives one
 
     def __post_init__(self) -> None:
         hw = tuple(self.latent_shape[-2:])
@@ -282,7 +292,19 @@ class Guidance:
             weight = (mask[:, None] * weight).to(dtype)
         elif term.region is not None:
             weight = (edge_fade(term.region, hw) * weight).to(self.device, dtype)
-        return replace(term, embeds=embeds.to(self.device, dtype), added=added, weight=weight)
+        return replace(term, embeds=embeds.to(self.device, dtype), added=added, weight=weight,
+                       concat=self._concat(term))  # fmt: skip
+
+    def _concat(self, term: Term) -> Any:
+        """An inpainting UNet's extra channels for this term (its entry's masked image, else
+        the run's); None for other UNets."""
+        if not is_inpainting_unet(self.model):
+            return None
+        try:
+            extra = concat_channels(self.latent_shape, term.entry.inpaint or self.inpaint)
+        except ValueError as exc:
+            raise input_error(self.ctx, term.side, str(exc)) from None
+        return extra.to(self.device, self.model.dtype)
 
     def predict(self, x: Any, t: Any) -> Any:
         """The guided noise prediction for the model input `x` [B, C, h, w] at timestep `t`."""

@@ -47,11 +47,15 @@ from .values import (
     input_error,
 )
 
-BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER, BUILTIN_SD2_V = BUILTINS = BUILTIN_CHECKPOINTS
+BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER, BUILTIN_SD2_V, BUILTIN_INPAINT = BUILTINS = (
+    BUILTIN_CHECKPOINTS
+)
 TINY_PRESET = "tiny-sd"
+TINY_INPAINT_PRESET = "tiny-sd-inpaint"
 TINY_SDXL_PRESETS = ("tiny-sdxl", "tiny-sdxl-refiner")
-CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", "sdxl-refiner", TINY_PRESET,
-                  BUILTIN_TINY, *TINY_SDXL_PRESETS)  # fmt: skip
+CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", "sdxl-refiner", "sd15-inpaint",
+                  "sd2-inpaint", TINY_PRESET, BUILTIN_TINY, *TINY_SDXL_PRESETS,
+                  TINY_INPAINT_PRESET)  # fmt: skip
 PREDICTIONS = ("auto", "eps", "v_prediction")  # LoadModel's `prediction` input
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CONFIGS = Path(__file__).parent / "configs"
@@ -68,21 +72,25 @@ class Source:
 
 def builtin_version(name: str) -> int:
     """The recipe version of a built-in model (part of its identity)."""
-    from . import tiny_model, tiny_sd2, tiny_sdxl
+    from . import tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
 
     if name == BUILTIN_SD2_V:
         return tiny_sd2.BUILD_VERSION
+    if name == BUILTIN_INPAINT:
+        return tiny_inpaint.BUILD_VERSION
     return tiny_model.BUILD_VERSION if name == BUILTIN_TINY else tiny_sdxl.BUILD_VERSION
 
 
 def builtin_folder(name: str) -> Path:
     """The folder of a built-in model, built on first use."""
-    from . import tiny_model, tiny_sd2, tiny_sdxl
+    from . import tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
 
     if name == BUILTIN_TINY:
         return tiny_model.ensure_tiny_sd()
     if name == BUILTIN_SD2_V:
         return tiny_sd2.ensure_tiny_sd2()
+    if name == BUILTIN_INPAINT:
+        return tiny_inpaint.ensure_tiny_inpaint()
     return tiny_sdxl.ensure_tiny_sdxl(refiner=name == BUILTIN_SDXL_REFINER)
 
 
@@ -164,6 +172,11 @@ def config_folder(preset: str) -> Path:
         from .tiny_model import BUILD_VERSION, write_config_folder
 
         return _build_config_folder(f"{TINY_PRESET}-v{BUILD_VERSION}", write_config_folder)
+    if preset == TINY_INPAINT_PRESET:
+        from . import tiny_inpaint
+
+        return _build_config_folder(f"{preset}-v{tiny_inpaint.BUILD_VERSION}",
+                                    tiny_inpaint.write_config_folder)  # fmt: skip
     if preset in TINY_SDXL_PRESETS:
         from . import tiny_sdxl
 
@@ -224,6 +237,9 @@ def checkpoint_shapes(path: str) -> dict[str, list[int]]:
 _UNET_PROBE = "model.diffusion_model.input_blocks.0.0.weight"  # a full checkpoint's UNet
 # (first UNet conv channels, cross-attention context dim) -> shipped config preset
 _ARCHITECTURES = {(320, 768): "sd15", (320, 1024): "sd2", (32, 32): TINY_PRESET}
+# a UNet taking 9 input channels (latents + mask + masked-image latents): the inpainting one
+INPAINT_PRESETS = {"sd15": "sd15-inpaint", "sd2": "sd2-inpaint", TINY_PRESET: TINY_INPAINT_PRESET}
+INPUT_CHANNELS = (4, 9)  # text-to-image, inpainting
 
 
 def unet_preset(width: int, context: int | None) -> str | None:
@@ -236,31 +252,40 @@ def detect_preset(shapes: dict[str, list[int]]) -> str:
     """Which shipped config fits a single-file checkpoint, from its tensor names and shapes:
     SDXL by its conditioner's tensors (nodes/sdxl_loading.py), else the UNet's width and its
     cross-attention context size (SD 1.x: 768, from CLIP ViT-L;
-    SD 2.x: 1024, from OpenCLIP ViT-H; the tiny model: 32). SD 2.x 768-v and 512-base have
-    the same shapes: "sd2" here; `single_file_config` tells them apart by their weights."""
+    SD 2.x: 1024, from OpenCLIP ViT-H; the tiny model: 32), and the UNet's input channels
+    (9: an inpainting model). SD 2.x 768-v and 512-base have the same shapes: "sd2" here;
+    `single_file_config` tells them apart by their weights. SD 2's inpainting model is the
+    512-base one (epsilon)."""
     conv_in = shapes.get(_UNET_PROBE)
     if conv_in is None:
         raise ValueError(
             "not a full Stable Diffusion checkpoint: no UNet weights (model.diffusion_model.*)"
             "; a VAE-only file goes in LoadVAE"
         )
-    if len(conv_in) == 4 and conv_in[1] != 4:
+    channels = conv_in[1] if len(conv_in) == 4 else None
+    if channels not in INPUT_CHANNELS:
         raise ValueError(
-            f"the UNet takes {conv_in[1]} input channels (inpainting or other variants); "
-            "only 4-channel text-to-image checkpoints are supported"
+            f"the UNet takes {channels} input channels; supported: 4 (text-to-image) and 9 "
+            "(inpainting)"
         )
     if any(k.startswith("conditioner.embedders.") for k in shapes):
+        if channels != 4:
+            raise ValueError("a single-file SDXL inpainting checkpoint has no shipped config; "
+                             "use its diffusers folder (or set config to one)")  # fmt: skip
         return sdxl_preset(shapes, conv_in[0])
     context = sorted({shape[1] for k, shape in shapes.items()
                       if k.startswith("model.diffusion_model.") and k.endswith("attn2.to_k.weight")
                       and len(shape) == 2})  # fmt: skip
     found = (conv_in[0], context[0] if len(context) == 1 else None)
     preset = unet_preset(*found)
+    if preset is not None and channels == 9:
+        preset = INPAINT_PRESETS[preset]
     if preset is None:
         raise ValueError(
             f"unknown architecture (UNet width {found[0]}, cross-attention context "
             f"{context or 'none'}); known: SD 1.x (320, 768), SD 2.x (320, 1024), the tiny "
-            "model (32, 32). Set config to a diffusers folder holding this model's configs"
+            "model (32, 32), each with 4 or 9 (inpainting) input channels. Set config to a "
+            "diffusers folder holding this model's configs"
         )
     return preset
 
@@ -449,15 +474,16 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
             "source",
             BUILTIN_TINY,
             description="builtin:tiny-sd (or builtin:tiny-sdxl, builtin:tiny-sdxl-refiner, "
-            "builtin:tiny-sd2-v), "
+            "builtin:tiny-sd2-v, builtin:tiny-sd-inpaint), "
             "a diffusers folder, a .safetensors checkpoint, or a hub repo id (online only)",
         ),  # fmt: skip
         String(
             "config",
             "auto",
             description="for single-file checkpoints: auto (from the tensors; SD 2.x 768-v "
-            "or 512-base from their weights), sd15, sd2, sd2-base, sdxl, sdxl-refiner, tiny-sd, "
-            "tiny-sdxl, tiny-sdxl-refiner, or a diffusers folder holding the configs",
+            "or 512-base from their weights), sd15, sd2, sd2-base, sdxl, sdxl-refiner, "
+            "sd15-inpaint, sd2-inpaint, tiny-sd, tiny-sdxl, tiny-sdxl-refiner, tiny-sd-inpaint, "
+            "or a diffusers folder holding the configs",
         ),  # fmt: skip
         Choice(
             "prediction",

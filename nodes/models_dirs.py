@@ -25,7 +25,7 @@ from .runtime import model_identity
 BUILTIN_CHECKPOINT = "builtin:tiny-sd"
 # every built-in model, offered first in the checkpoint dropdown (nodes/loaders.py builds them)
 BUILTIN_CHECKPOINTS = (BUILTIN_CHECKPOINT, "builtin:tiny-sdxl", "builtin:tiny-sdxl-refiner",
-                       "builtin:tiny-sd2-v")  # fmt: skip
+                       "builtin:tiny-sd2-v", "builtin:tiny-sd-inpaint")  # fmt: skip
 
 # folder kind -> sub-folder names searched under each root (ComfyUI's names, plus old aliases)
 FOLDERS: dict[str, tuple[str, ...]] = {

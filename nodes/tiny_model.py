@@ -7,6 +7,7 @@ Weights come from fixed seeds, so every build is the same model. Its images are 
 
     python -m latentgraph.nodes.tiny_model                 # build (or find) the folder, print it
     python -m latentgraph.nodes.tiny_model --single-file out.safetensors
+    python -m latentgraph.nodes.tiny_model --inpaint       # builtin:tiny-sd-inpaint's folder
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ def default_path() -> Path:
     return paths.cache_dir() / "models" / f"{NAME}-v{BUILD_VERSION}"
 
 
-def _build_into(folder: Path) -> None:
+def write_model(folder: Path, unet_config: dict | None = None,
+                model_index: dict | None = None) -> None:  # fmt: skip
+    """Write the model into `folder`; variants (the inpainting one) change only the UNet's
+    config and the pipeline named in model_index.json."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -105,7 +109,7 @@ def _build_into(folder: Path) -> None:
     from .clip_vocab import write_tokenizer_files
 
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**UNET_CONFIG)
+    unet = UNet2DConditionModel(**(unet_config or UNET_CONFIG))
     torch.manual_seed(1)
     vae = AutoencoderKL(**VAE_CONFIG)
     torch.manual_seed(2)
@@ -115,7 +119,7 @@ def _build_into(folder: Path) -> None:
     text_encoder.save_pretrained(folder / "text_encoder")
     write_tokenizer_files(folder / "tokenizer")
     DDIMScheduler(**SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
-    write_json(folder / "model_index.json", MODEL_INDEX)
+    write_json(folder / "model_index.json", model_index or MODEL_INDEX)
 
 
 def build_folder(dest: Path, write: Callable[[Path], None]) -> Path:
@@ -142,17 +146,18 @@ def build_folder(dest: Path, write: Callable[[Path], None]) -> Path:
 
 def ensure_tiny_sd(path: Path | None = None) -> Path:
     """Return the tiny model's folder, building it first if needed (see `build_folder`)."""
-    return build_folder(Path(path) if path is not None else default_path(), _build_into)
+    return build_folder(Path(path) if path is not None else default_path(), write_model)
 
 
-def write_config_folder(folder: Path) -> None:
+def write_config_folder(folder: Path, unet_config: dict | None = None,
+                        model_index: dict | None = None) -> None:  # fmt: skip
     """Write the tiny model's configs without weights: the `config=` folder that
     `from_single_file` needs to read a tiny single-file checkpoint offline."""
     from .clip_vocab import write_tokenizer_files
 
-    write_json(folder / "model_index.json", MODEL_INDEX)
+    write_json(folder / "model_index.json", model_index or MODEL_INDEX)
     write_json(folder / "unet" / "config.json",
-                {"_class_name": "UNet2DConditionModel", **UNET_CONFIG})  # fmt: skip
+                {"_class_name": "UNet2DConditionModel", **(unet_config or UNET_CONFIG)})  # fmt: skip
     write_json(folder / "vae" / "config.json", {"_class_name": "AutoencoderKL", **VAE_CONFIG})
     write_json(folder / "text_encoder" / "config.json",
                 {"architectures": ["CLIPTextModel"], "model_type": "clip_text_model",
@@ -220,8 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m latentgraph.nodes.tiny_model")
     parser.add_argument("--path", type=Path, default=None, help="folder to build into")
     parser.add_argument("--single-file", type=Path, default=None, help="also write a checkpoint")
+    parser.add_argument("--inpaint", action="store_true",
+                        help="the inpainting variant (builtin:tiny-sd-inpaint, 9-channel UNet)")  # fmt: skip
     args = parser.parse_args(argv)
-    folder = ensure_tiny_sd(args.path)
+    if args.inpaint:
+        from .tiny_inpaint import ensure_tiny_inpaint
+
+        folder = ensure_tiny_inpaint(args.path)
+    else:
+        folder = ensure_tiny_sd(args.path)
     print(folder)
     if args.single_file is not None:
         print(write_single_file(args.single_file, folder))

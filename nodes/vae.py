@@ -8,6 +8,8 @@ come after ComfyUI's inputs, so widgets saved by ComfyUI's editor still map.
 
 from __future__ import annotations
 
+from typing import Any
+
 from latentgraph.graph import IMAGE, LATENT, VAE, Bool, Output, Socket, node
 
 from . import runtime
@@ -71,24 +73,39 @@ def vae_encode(ctx, pixels, vae: VAEModel):
     Width and height must be multiples of the VAE's scale factor: other sizes are cropped
     around the centre (as ComfyUI does), with a warning.
     """
-    import torch
+    return Latent(encode(ctx, vae, fit_to_scale(ctx, vae, pixels, "pixels")[0]), None,
+                  is_noise=False)  # fmt: skip
 
+
+def fit_to_scale(ctx, vae: VAEModel, pixels, input_name: str) -> tuple[Any, tuple[slice, slice]]:
+    """Images cropped around the centre to multiples of the VAE's scale factor (with a
+    warning when cut), and the (rows, columns) kept, to cut masks the same way."""
     if pixels.ndim != 4 or pixels.shape[-1] not in (3, 4):
-        raise input_error(ctx, "pixels", f"expected an image batch [B, H, W, 3], got "
-                                         f"shape {list(pixels.shape)}")  # fmt: skip
+        raise input_error(ctx, input_name, f"expected an image batch [B, H, W, 3], got "
+                                           f"shape {list(pixels.shape)}")  # fmt: skip
     f = vae.scale_factor
     h, w = pixels.shape[1], pixels.shape[2]
     ch, cw = (h // f) * f, (w // f) * f
     if ch == 0 or cw == 0:
-        raise input_error(ctx, "pixels", f"image is {w}x{h}; it must be at least the VAE's "
-                                         f"scale factor {f} on each side")  # fmt: skip
+        raise input_error(ctx, input_name, f"image is {w}x{h}; it must be at least the VAE's "
+                                           f"scale factor {f} on each side")  # fmt: skip
+    top, left = (h - ch) // 2, (w - cw) // 2
     if (ch, cw) != (h, w):
         ctx.warn(f"image is {w}x{h}, not a multiple of the VAE's scale factor {f}: "
                  f"cropped to {cw}x{ch}")  # fmt: skip
-        top, left = (h - ch) // 2, (w - cw) // 2
-        pixels = pixels[:, top : top + ch, left : left + cw]
+    box = (slice(top, top + ch), slice(left, left + cw))
+    return pixels[:, box[0], box[1]], box
+
+
+def encode(ctx, vae: VAEModel, pixels) -> Any:
+    """Latents (the distribution's mean, scaled) of images whose sides are multiples of the
+    VAE's scale factor."""
+    import torch
+
     model = vae.vae
     with torch.inference_mode(), runtime.in_use(ctx.settings, vae.device, model):
         x = pixels[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
         dist = model.encode(x).latent_dist
-    return Latent((dist.mode() * vae.scaling_factor).cpu(), None, is_noise=False)
+    # contiguous: the mean is a view of the encoder's output, whose strides would otherwise
+    # reach the UNet (its kernels round differently) and differ from a cached copy's
+    return (dist.mode() * vae.scaling_factor).cpu().contiguous()

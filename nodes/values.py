@@ -207,6 +207,17 @@ class CondEntry:
     start_percent: float = 0.0
     end_percent: float = 1.0
     controls: tuple[Any, ...] = ()
+    inpaint: InpaintImage | None = None  # an inpainting UNet's extra input (InpaintConditioning)
+
+
+@dataclass(frozen=True, eq=False)
+class InpaintImage:
+    """What an inpainting (9-channel) UNet is given besides the noisy latents: the latents of
+    the image with the masked part greyed out (scaled like any latent) and the mask (pixels,
+    [B, H, W], 1 = repaint). nodes/inpaint_sampling.py builds the UNet's input from it."""
+
+    latents: Any  # [B, 4, h, w]
+    mask: Any  # [B, H, W]
 
 
 @dataclass(frozen=True)
@@ -255,8 +266,11 @@ class Latent:
     `is_noise` marks unit Gaussian noise from LatentNoise (denoised from scratch); otherwise
     the samples are clean latents (from VAEEncode or a previous denoise), already multiplied by
     the VAE's scaling factor. `seeds[i]` is the seed image i was made from, when known.
+    `noise_mask` (a MASK, [B, H, W], 1 = denoise; nodes/inpaint_sampling.py) limits what a
+    sampler changes: outside it the samples are kept.
     """
 
     samples: Any
     seeds: list[int] | None = None
     is_noise: bool = False
+    noise_mask: Any = None

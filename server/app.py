@@ -93,7 +93,11 @@ def create_app(
             "marked %d prompt(s) left running by a previous process as failed", len(recovered)
         )
     hub = Hub(config.client_backlog_bytes, config.client_stall_seconds)
-    if pool is None:
+    if pool is None and config.ray:
+        from .ray_workers import ray_pool  # Ray is optional: imported only when asked for
+
+        pool = ray_pool(config, setup, settings)
+    elif pool is None:
         pool = LocalWorkerPool(setup, worker_specs(config, settings))
     previews = config.previews or bool(config.options.get("previews"))
     worker = Dispatcher(store, hub, registry, pool, previews=previews)

@@ -58,6 +58,12 @@ class ServerConfig:
     # (empty: each visible GPU, else `device`). See local_workers.worker_specs.
     workers: int | None = None
     devices: list[str] = field(default_factory=list)
+    # Ray actors instead of local worker processes (`--ray local|ADDRESS`, ray_workers.py):
+    # `ray_workers` of them (None: one per GPU the cluster offers), each asking for these.
+    ray: str | None = None
+    ray_workers: int | None = None
+    ray_cpus_per_actor: float = 1.0
+    ray_gpus_per_actor: float = 1.0
     # Runtime options for the diffusion nodes, as `run --option` takes them (docs/gpu.md).
     options: dict[str, Any] = field(default_factory=dict)
     editor: bool = True  # serve the ComfyUI frontend at /

@@ -98,7 +98,7 @@ class Dispatcher:
         self._workers: list[_Worker] = []
         self._passed: dict[str, int] = {}
         self._keys: dict[str, frozenset[str]] = {}
-        self._requeued: set[str] = set()  # sent back once after a worker died under them
+        self._deaths: dict[str, int] = {}  # prompt id -> workers that died under it
         self.frees = 0  # POST /free requests the workers have carried out
         self._store_retry_at = 0.0  # monotonic time before which nothing starts (full disk)
         self._stop = threading.Event()
@@ -171,6 +171,11 @@ class Dispatcher:
     def worker_pids(self) -> list[int | None]:
         """The process ids of the workers, as last reported ready (None while starting)."""
         return [w.pid if w.ready else None for w in self._workers]
+
+    def worker_of(self, prompt_id: str) -> int | None:
+        """The worker running `prompt_id` (None when it is not running)."""
+        with self._lock:
+            return self._running_ids.get(prompt_id)
 
     def resident(self) -> list[frozenset[str]]:
         return [w.resident for w in self._workers]
@@ -287,14 +292,16 @@ class Dispatcher:
         if run is None:
             return
         record = run.record
-        if not run.began and run.interrupted_at is None and record.id not in self._requeued:
-            # Sent to a worker that died before it said a word (killed just then): the
-            # prompt goes back to its place, once; a prompt that kills workers fails below.
-            self._requeued.add(record.id)
+        deaths = self._deaths.get(record.id, 0)
+        if run.interrupted_at is None and deaths < _redispatches(self.pool, run.began):
+            # Back to its place in the queue: sent to a worker that died before it said a
+            # word (killed just then), or a pool that retries (Ray: nodes already computed
+            # are cache hits). A prompt that keeps killing workers fails below.
+            self._deaths[record.id] = deaths + 1
             self._forget(run)
             if self.store.requeue(record.id):
-                log.warning("prompt %s goes back to the queue: its worker died before starting "
-                            "it", record.id)  # fmt: skip
+                log.warning("prompt %s goes back to the queue: its worker died (%s)",
+                            record.id, reason)  # fmt: skip
                 return
         translator = run.translator
         if run.interrupted_at is not None:
@@ -331,7 +338,7 @@ class Dispatcher:
             self._forget(run)
             self._passed.pop(record.id, None)
             self._keys.pop(record.id, None)
-            self._requeued.discard(record.id)
+            self._deaths.pop(record.id, None)
         self.hub.send(record.client_id, "executing",
                       {"node": None, "display_node": None, "prompt_id": record.id})  # fmt: skip
         self.hub.broadcast("status", self.status())
@@ -424,3 +431,9 @@ class Dispatcher:
             meta = {"node_id": node_id, "prompt_id": record.id, "display_node_id": node_id,
                     "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
         self.hub.send_bytes(record.client_id, preview_frame(jpeg, metadata=meta))
+
+
+def _redispatches(pool: WorkerPool, began: bool) -> int:
+    """How many worker deaths a prompt goes back to the queue after: once if its worker died
+    before it began, and as often as the pool retries (`redispatch_after_death`)."""
+    return max(pool.redispatch_after_death, 0 if began else 1)

@@ -22,8 +22,8 @@ from typing import Any
 from latentgraph.graph.context import Settings
 
 from .config import ServerConfig
-from .worker_process import CANCEL, FREE, RUN, STOP, WorkerSpec, worker_main
-from .workers import Died, Job, Ready, WorkerInfo, WorkerMessage, WorkerPool, WorkerSetup
+from .worker_process import STOP, RunnerPool, WorkerSpec, worker_main
+from .workers import Died, Ready, WorkerInfo, WorkerMessage, WorkerSetup
 
 log = logging.getLogger("latentgraph.server")
 
@@ -73,7 +73,7 @@ def death_reason(exitcode: int | None) -> str:
     return f"worker process died: exit code {exitcode}"
 
 
-class LocalWorkerPool(WorkerPool):
+class LocalWorkerPool(RunnerPool):
     def __init__(self, setup: WorkerSetup, specs: list[WorkerSpec]) -> None:
         self.setup = setup
         self._slots = [_Slot(spec, send_lock=threading.Lock()) for spec in specs]
@@ -115,15 +115,6 @@ class LocalWorkerPool(WorkerPool):
                     slot.conn.send(command)
             except (OSError, EOFError, BrokenPipeError):
                 pass  # it is dying: the reader reports it
-
-    def submit(self, worker_id: int, job: Job) -> None:
-        self._send(worker_id, (RUN, job))
-
-    def cancel(self, worker_id: int, prompt_id: str) -> None:
-        self._send(worker_id, (CANCEL, prompt_id))
-
-    def free(self, worker_id: int, unload_models: bool, free_memory: bool) -> None:
-        self._send(worker_id, (FREE, unload_models, free_memory))
 
     def kill(self, worker_id: int) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+from abc import abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -47,6 +48,7 @@ from .workers import (
     Preview,
     Ready,
     RunMessages,
+    WorkerPool,
     WorkerSetup,
     model_keys,
 )
@@ -69,6 +71,23 @@ class WorkerSpec:
 
 # Commands from the server (tuples: picklable, cheap).
 RUN, CANCEL, FREE, STOP = "run", "cancel", "free", "stop"
+
+
+class RunnerPool(WorkerPool):
+    """A pool whose workers are JobRunners: a job, a cancel and a free are commands it sends
+    them (how: `_send`, the local pipe or a Ray actor call)."""
+
+    @abstractmethod
+    def _send(self, worker_id: int, command: tuple) -> None: ...
+
+    def submit(self, worker_id: int, job: Job) -> None:
+        self._send(worker_id, (RUN, job))
+
+    def cancel(self, worker_id: int, prompt_id: str) -> None:
+        self._send(worker_id, (CANCEL, prompt_id))
+
+    def free(self, worker_id: int, unload_models: bool, free_memory: bool) -> None:
+        self._send(worker_id, (FREE, unload_models, free_memory))
 
 
 def worker_main(setup: WorkerSetup, spec: WorkerSpec, conn: Connection) -> None:

@@ -145,7 +145,10 @@ class WorkerPool(ABC):
 
     `start(deliver)` starts them; every message from worker `i` reaches `deliver(i, message)`
     in the order the worker sent it (from a pool thread). A worker that dies is reported as
-    `Died` and replaced; the replacement sends `Ready`."""
+    `Died` and replaced; the replacement sends `Ready`. A prompt whose worker died goes back
+    to the queue `redispatch_after_death` times (0: it fails, unless it had not begun)."""
+
+    redispatch_after_death: int = 0
 
     @abstractmethod
     def start(self, deliver: Callable[[int, WorkerMessage], None]) -> None: ...

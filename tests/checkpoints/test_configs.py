@@ -18,7 +18,11 @@ PARAMS = {
     "sd15": (859_520_964, 83_653_863, 123_060_480),
     "sd2": (865_910_724, 83_653_863, 340_387_840),
     "sd2-base": (865_910_724, 83_653_863, 340_387_840),
+    # inpainting: the same, with 5 more input channels in the UNet's first conv (5 * 320 * 3 * 3)
+    "sd15-inpaint": (859_535_364, 83_653_863, 123_060_480),
+    "sd2-inpaint": (865_925_124, 83_653_863, 340_387_840),
 }
+SD15 = ("sd15", "sd15-inpaint")
 PROMPT_IDS = [49406, 320, 8853, 539, 550, 18376, 6765, 320, 4558, 49407]
 
 
@@ -46,7 +50,8 @@ def test_configs_describe_the_published_architectures(preset):
     name, folder, unet, vae, text = preset
     assert (count(unet), count(vae), count(text)) == PARAMS[name]
     assert next(unet.parameters()).device.type == "meta"  # nothing was allocated
-    context = {"sd15": 768}.get(name, 1024)
+    context = 768 if name in SD15 else 1024
+    assert unet.config.in_channels == (9 if name.endswith("-inpaint") else 4)
     assert unet.config.cross_attention_dim == context == text.config.hidden_size
     assert vae.config.scaling_factor == pytest.approx(0.18215)
 
@@ -57,13 +62,13 @@ def test_scheduler_and_tokenizer_of_each_preset(preset):
 
     name, folder = preset[:2]
     sched = DDIMScheduler.load_config(folder, subfolder="scheduler")
-    expected = {"sd15": "epsilon", "sd2": "v_prediction", "sd2-base": "epsilon"}[name]
+    expected = "v_prediction" if name == "sd2" else "epsilon"
     assert sched.get("prediction_type", "epsilon") == expected
     assert sched["beta_schedule"] == "scaled_linear"
     tok = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
     ids = tok("a photograph of an astronaut riding a horse", padding="max_length").input_ids
     assert len(ids) == 77 and ids[:10] == PROMPT_IDS
-    assert ids[10] == (49407 if name == "sd15" else 0)  # SD 2 pads with "!"
+    assert ids[10] == (49407 if name in SD15 else 0)  # SD 2 pads with "!"
 
 
 def original_shapes(unet, vae) -> dict[str, list[int]]:
@@ -82,8 +87,8 @@ def test_detection_from_original_layout_shapes(preset):
     # the names diffusers' own single-file code probes for SD 1.x and SD 2.x
     assert "model.diffusion_model.output_blocks.11.0.skip_connection.weight" in shapes
     probe = shapes["model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"]
-    assert probe[-1] == (768 if name == "sd15" else 1024)
-    assert detect_preset(shapes) == ("sd15" if name == "sd15" else "sd2")
+    assert probe[-1] == (768 if name in SD15 else 1024)
+    assert detect_preset(shapes) == {"sd2-base": "sd2"}.get(name, name)  # 9 channels: inpaint
 
 
 def test_diffusers_conversion_undoes_ldm_layout(preset):
@@ -127,8 +132,8 @@ UNET = "model.diffusion_model."
         ({"conditioner.embedders.0.transformer.x": [1], UNET + "input_blocks.0.0.weight":
           [640, 4, 3, 3]}, "unknown SDXL base architecture"),
         ({"conditioner.embedders.0.transformer.x": [1], UNET + "input_blocks.0.0.weight":
-          [320, 9, 3, 3]}, "9 input channels"),
-        ({UNET + "input_blocks.0.0.weight": [320, 9, 3, 3]}, "9 input channels"),
+          [320, 9, 3, 3]}, "SDXL inpainting checkpoint has no shipped config"),
+        ({UNET + "input_blocks.0.0.weight": [320, 7, 3, 3]}, "7 input channels; supported: 4"),
         ({"first_stage_model.encoder.conv_in.weight": [128, 3, 3, 3]}, "no UNet weights"),
         ({UNET + "input_blocks.0.0.weight": [64, 4, 3, 3],
           UNET + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": [64, 512]},

@@ -39,3 +39,20 @@ def tiny(tiny_folder):
 
     ctx = Context("model", "LoadModel", Settings(), CancelToken())
     return loaders.load_model(ctx, "builtin:tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint_folder(cache_dir, torch_1thread):
+    """builtin:tiny-sd-inpaint's folder (the tiny model with a 9-channel UNet)."""
+    from latentgraph.nodes.tiny_inpaint import ensure_tiny_inpaint
+
+    return ensure_tiny_inpaint()
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint(tiny_inpaint_folder):
+    """(unet, clip, vae, scheduler spec) of builtin:tiny-sd-inpaint, through LoadModel."""
+    from latentgraph.nodes import loaders
+
+    ctx = Context("model", "LoadModel", Settings(), CancelToken())
+    return loaders.load_model(ctx, "builtin:tiny-sd-inpaint")

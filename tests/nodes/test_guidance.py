@@ -16,7 +16,7 @@ class ConstantUNet:
     on every cell: an entry made of the value c predicts c, so combinations can be computed."""
 
     dtype = None
-    config: dict = {}
+    config: dict = {"in_channels": 4}  # a text-to-image UNet
 
     def __init__(self) -> None:
         import torch

@@ -1,0 +1,363 @@
+"""The Ray `WorkerPool`: each worker is a named Ray actor running the same `JobRunner` as a
+local worker process (its own registry, Scheduler and model manager), on this machine or any
+node of a Ray cluster. Optional: Ray comes with `pip install 'latentgraph[ray]'` and is
+imported only when a pool is made.
+
+Inside an actor the JobRunner talks to the actor through an in-process pipe, exactly as it
+talks to the server through a process pipe locally; the server holds one `receive` call open
+per actor (a long poll) and reads what arrived, in order. Ray restarts an actor that dies
+(`max_restarts`): the pool reports `Died` (the dispatcher sends its prompt back to the queue,
+`redispatch_after_death` times) and the new incarnation says `Ready`. Commands carry the
+incarnation (its pid) they were meant for, so a job sent to an actor that died meanwhile is
+never run twice.
+
+Storage: the disk cache and the input, output and temp folders must be the same paths on every node (one
+machine, or shared storage such as NFS: docs/scale-out.md). The pool checks it when it
+starts: each actor reads a marker the server wrote into those folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import multiprocessing
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from latentgraph.graph import paths
+from latentgraph.graph.context import Settings
+
+from .config import ServerConfig
+from .worker_process import JobRunner, RunnerPool, WorkerSpec
+from .workers import Died, Ready, WorkerInfo, WorkerMessage, WorkerSetup
+
+log = logging.getLogger("latentgraph.server")
+
+RAY_EXTRA = "pip install 'latentgraph[ray]'"
+NAMESPACE = "latentgraph"
+# The local runtime (`--ray local`) is kept small: it shares the machine with everything else.
+LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
+# How long one `receive` call waits for a message before returning empty (the long poll).
+POLL_SECONDS = 0.5
+# How long the cluster may take to place the actors at start (an autoscaler adding nodes).
+PLACEMENT_SECONDS = 300.0
+# Times Ray restarts one actor (-1: always); the pool makes a new one if it ever gives up.
+MAX_RESTARTS = -1
+
+
+class RayUnavailable(RuntimeError):
+    """Ray cannot be used: not installed (the message names the extra), or the cluster
+    cannot give what was asked."""
+
+
+def import_ray() -> Any:
+    """The `ray` module, or RayUnavailable naming the extra to install."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayUnavailable(f"--ray needs Ray, which is not installed: {RAY_EXTRA}") from exc
+    return ray
+
+
+# --- the runtime -----------------------------------------------------------------------------
+
+
+def connect(address: str, num_cpus: int) -> bool:
+    """Join the Ray cluster at `address`, or start a local runtime ("local") offering
+    `num_cpus` CPUs, small (no dashboard, no usage stats, a small object store). Returns
+    whether this call started it (so the caller shuts it down); an already connected process
+    (a test session's runtime) is reused."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    if address == "local":
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(num_cpus=num_cpus, include_dashboard=False, namespace=NAMESPACE,
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, configure_logging=False)  # fmt: skip
+    else:
+        ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
+    return True
+
+
+@dataclass(frozen=True)
+class ActorShape:
+    """What each actor asks the cluster for, and how many there are."""
+
+    count: int
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+
+def actor_shape(config: ServerConfig) -> ActorShape:
+    """`--ray-workers N` actors (default: one per GPU the cluster offers), each with
+    `ray_gpus_per_actor` GPUs when the cluster has GPUs and the device is not the CPU."""
+    ray = import_ray()
+    gpus = float(ray.cluster_resources().get("GPU", 0)) if config.device != "cpu" else 0.0
+    per_gpu = config.ray_gpus_per_actor if gpus else 0.0
+    count = config.ray_workers or (int(gpus // per_gpu) if per_gpu else 0)
+    if count < 1:
+        raise RayUnavailable("the Ray cluster offers no GPU: give the number of CPU workers "
+                             "with --ray-workers N")  # fmt: skip
+    return ActorShape(count, num_cpus=config.ray_cpus_per_actor, num_gpus=per_gpu)
+
+
+# --- inside the actor --------------------------------------------------------------------------
+
+
+class WorkerActor:
+    """One worker as a Ray actor (made remote by the pool: Ray is optional). A JobRunner runs
+    on a thread of the actor and talks through an in-process pipe; `send` and `receive` are
+    that pipe's two directions, each in its own concurrency group so a long poll never holds a
+    command back and commands keep their order."""
+
+    def __init__(self, setup: WorkerSetup, spec: WorkerSpec) -> None:
+        self._conn, theirs = multiprocessing.Pipe(duplex=True)
+        threading.Thread(target=_serve, args=(setup, spec, theirs), name="worker-jobs",
+                         daemon=True).start()  # fmt: skip
+
+    def send(self, command: tuple, incarnation: int) -> None:
+        """Pass a command to the JobRunner, unless it was meant for an earlier incarnation
+        (sent while this actor was being restarted): its job is already back in the queue."""
+        if incarnation == os.getpid():
+            self._conn.send(command)
+
+    def receive(self, timeout: float) -> list[WorkerMessage]:
+        """What the JobRunner sent, in order, waiting up to `timeout` for the first."""
+        messages = []
+        if self._conn.poll(timeout):
+            while self._conn.poll():
+                messages.append(self._conn.recv())
+        return messages
+
+    def where(self) -> tuple[str, int]:
+        return socket.gethostname(), os.getpid()
+
+    def missing_folders(self, markers: dict[str, str]) -> list[str]:
+        return unseen_folders(markers)
+
+
+def unseen_folders(markers: dict[str, str]) -> list[str]:
+    """The folders whose marker file (path -> content) this node cannot read as the server
+    wrote it: not the same folder, or not there at all."""
+    missing = []
+    for path, token in markers.items():
+        try:
+            if Path(path).read_text() == token:
+                continue
+        except OSError:
+            pass
+        missing.append(str(Path(path).parent))
+    return missing
+
+
+def _serve(setup: WorkerSetup, spec: WorkerSpec, conn: Any) -> None:
+    try:
+        JobRunner(setup, spec, conn).serve()
+    except Exception:  # noqa: BLE001 - a setup that cannot start: Ray restarts the actor
+        log.exception("worker %d could not start", spec.index)
+        time.sleep(5.0)  # so a broken setup does not restart in a tight loop
+        os._exit(1)
+
+
+# --- the server's side -------------------------------------------------------------------------
+
+
+@dataclass
+class _Actor:
+    name: str
+    spec: WorkerSpec
+    handle: Any = None
+    incarnation: int = 0  # the pid its last Ready came from
+    host: str | None = None
+    dead: bool = False  # a call failed and no receive has succeeded since
+
+
+class RayWorkerPool(RunnerPool):
+    """Named actors `latentgraph-<pool>-worker-<i>`; one reader thread keeps one `receive`
+    open per actor and delivers what comes back, in order."""
+
+    # A prompt whose actor dies goes back to the queue this many times; then it fails.
+    redispatch_after_death = 2
+
+    def __init__(self, setup: WorkerSetup, specs: list[WorkerSpec], shape: ActorShape, *,
+                 owns_runtime: bool = False, shared_folders: tuple[Path, ...] = ()) -> None:  # fmt: skip
+        self._ray = import_ray()
+        self.setup = setup
+        self.shape = shape
+        self._owns_runtime = owns_runtime
+        pool_id = uuid.uuid4().hex[:6]
+        self._actors = [_Actor(f"latentgraph-{pool_id}-worker-{s.index}", s) for s in specs]
+        # the one setting read from the environment (never the server's own: its auth token)
+        self._env = {"LATENTGRAPH_CACHE_DIR": str(paths.cache_dir().resolve())}
+        self._deliver: Callable[[int, WorkerMessage], None] | None = None
+        self._stopping = threading.Event()
+        self._reader = threading.Thread(target=self._read_loop, name="latentgraph-ray",
+                                        daemon=True)  # fmt: skip
+        groups = {"commands": 1, "events": 1}  # one thread each: in order, never blocking
+        self._remote = self._ray.remote(concurrency_groups=groups)(WorkerActor)
+        for i in range(len(self._actors)):
+            self._create(i)
+        self._check_shared(shared_folders)
+
+    def _create(self, i: int) -> None:
+        actor = self._actors[i]
+        actor.handle = self._remote.options(
+            name=actor.name, namespace=NAMESPACE, max_restarts=MAX_RESTARTS, max_task_retries=0,
+            num_cpus=self.shape.num_cpus, num_gpus=self.shape.num_gpus,
+            scheduling_strategy="SPREAD",  # over the cluster's nodes, not packed on one
+            runtime_env={"env_vars": self._env},
+        ).remote(self.setup, actor.spec)  # fmt: skip
+
+    def _check_shared(self, folders: tuple[Path, ...]) -> None:
+        """Every actor must see `folders` (the output folder, the disk cache) as the server
+        does: the same path on shared storage. Checked with a marker file in each."""
+        token = uuid.uuid4().hex
+        markers = {}
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            marker = folder / f".latentgraph-shared-{token}"
+            marker.write_text(token)
+            markers[str(marker)] = token
+        ray = self._ray
+        try:
+            answers = ray.get([a.handle.missing_folders.remote(markers) for a in self._actors],
+                              timeout=PLACEMENT_SECONDS)  # fmt: skip
+            places = ray.get([a.handle.where.remote() for a in self._actors])
+        except ray.exceptions.GetTimeoutError:
+            self.stop()
+            raise RayUnavailable(
+                f"the Ray cluster did not start {len(self._actors)} actor(s) of {self.shape.num_cpus} "
+                f"CPU and {self.shape.num_gpus} GPU each within {PLACEMENT_SECONDS:.0f} s (it "
+                f"has {ray.available_resources()} free): give fewer --ray-workers or add "
+                "nodes") from None  # fmt: skip
+        finally:
+            for marker in markers:
+                Path(marker).unlink(missing_ok=True)
+        for actor, missing, (host, _pid) in zip(self._actors, answers, places, strict=True):
+            actor.host = host
+            if missing:
+                self.stop()
+                raise RayUnavailable(
+                    f"Ray worker {actor.name} on {host} does not see the server's folder(s) "
+                    f"{', '.join(missing)}: every node needs them at the same path (shared "
+                    "storage, docs/scale-out.md)")  # fmt: skip
+
+    # --- WorkerPool ------------------------------------------------------------------------
+
+    def start(self, deliver: Callable[[int, WorkerMessage], None]) -> None:
+        self._deliver = deliver
+        self._reader.start()
+
+    def workers(self) -> list[WorkerInfo]:
+        return [WorkerInfo(i, a.name, a.spec.settings.device, a.incarnation or None)
+                for i, a in enumerate(self._actors)]  # fmt: skip
+
+    def _send(self, i: int, command: tuple) -> None:
+        actor = self._actors[i]
+        # one thread for commands: they arrive in order (a dead actor: the reader says so)
+        actor.handle.send.options(concurrency_group="commands").remote(command, actor.incarnation)
+
+    def kill(self, worker_id: int) -> None:
+        """Kill the actor's process; Ray restarts it."""
+        self._ray.kill(self._actors[worker_id].handle, no_restart=False)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """The actors are killed (a prompt still running is failed at the next start, see
+        Store.recover); a local runtime this pool started is shut down."""
+        self._stopping.set()
+        for actor in self._actors:
+            if actor.handle is not None:
+                try:
+                    self._ray.kill(actor.handle, no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+        if self._reader.is_alive():
+            self._reader.join(timeout)
+        if self._owns_runtime:
+            self._ray.shutdown()
+
+    # --- the reader thread -----------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        ray = self._ray
+        polls = {self._poll(i): i for i in range(len(self._actors))}
+        while not self._stopping.is_set():
+            done, _ = ray.wait(list(polls), num_returns=1, timeout=POLL_SECONDS)
+            for ref in done:
+                i = polls.pop(ref)
+                self._collect(i, ref)
+                if not self._stopping.is_set():
+                    polls[self._poll(i)] = i
+
+    def _poll(self, i: int) -> Any:
+        receive = self._actors[i].handle.receive.options(concurrency_group="events")
+        return receive.remote(POLL_SECONDS)
+
+    def _collect(self, i: int, ref: Any) -> None:
+        ray, actor = self._ray, self._actors[i]
+        try:
+            messages = ray.get(ref)
+        except ray.exceptions.ActorDiedError as exc:  # Ray gave up on it: make a new one
+            self._died(i, exc)
+            if not self._stopping.is_set():
+                log.warning("Ray will not restart %s; creating it again", actor.name)
+                self._create(i)
+            return
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            self._died(i, exc)  # Ray restarts it; the next receive waits for that
+            return
+        actor.dead = False
+        for message in messages:
+            if isinstance(message, Ready):
+                actor.incarnation = message.pid
+            try:
+                self._deliver(i, message)
+            except Exception:  # noqa: BLE001 - one bad message must not stop the reader
+                log.exception("delivering a message of %s failed", actor.name)
+
+    def _died(self, i: int, exc: BaseException) -> None:
+        actor = self._actors[i]
+        if actor.dead or self._stopping.is_set():
+            return  # one death, one report
+        actor.dead, actor.incarnation = True, 0
+        reason = f"Ray worker {actor.name} died ({type(exc).__name__})"
+        log.warning("%s; Ray restarts it", reason)
+        self._deliver(i, Died(reason))
+
+
+def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> RayWorkerPool:
+    """The pool `latentgraph serve --ray ...` runs on: connect (or start the local runtime),
+    size the actors, check the shared folders."""
+    local_cpus = math.ceil((config.ray_workers or 1) * config.ray_cpus_per_actor)
+    owns = connect(config.ray, num_cpus=max(1, local_cpus))
+    try:
+        shape = actor_shape(config)
+        device = "cuda" if shape.num_gpus else "cpu"
+        threads = max(1, int(shape.num_cpus)) if not shape.num_gpus else None
+        # absolute: an actor's working folder is not the server's
+        settings = dataclasses.replace(
+            settings, device=device, output_dir=Path(settings.output_dir).resolve(),
+            input_dir=Path(settings.input_dir).resolve(),
+            temp_dir=Path(settings.temp_dir).resolve(),
+            models_dirs=[Path(d).resolve() for d in settings.models_dirs])  # fmt: skip
+        specs = [WorkerSpec(index=i, settings=settings, disk_cache=config.disk_cache,
+                            nodes_dirs=[Path(d).resolve() for d in config.nodes_dirs],
+                            load_nodes=config.load_nodes, preload=config.preload,
+                            threads=threads)
+                 for i in range(shape.count)]  # fmt: skip
+        shared = [settings.output_dir, settings.input_dir, settings.temp_dir]
+        if config.disk_cache:
+            shared.append(paths.cache_dir().resolve())
+        return RayWorkerPool(setup, specs, shape, owns_runtime=owns, shared_folders=tuple(shared))
+    except BaseException:
+        if owns:
+            import_ray().shutdown()
+        raise
