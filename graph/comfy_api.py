@@ -87,8 +87,8 @@ def graph_from_prompt(
                 )  # fmt: skip
             )
             continue
-        inputs = body.get("inputs", {})
-        if inputs is None:
+        inputs = body.get("inputs")
+        if inputs is None:  # missing or null: a node without inputs
             inputs = {}
         if not isinstance(inputs, dict):
             problems.append(

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(name.strip("[]").split("%", 1)[0])
+        return ipaddress.ip_address(name.strip("[]"))  # a zone id ("fe80::1%eth0") is kept
     except ValueError:
         return None
 
@@ -27,7 +27,13 @@ def host_name(header: str) -> str | None:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
     except ValueError:
         return None
-    if parts.username is not None or parts.path or parts.query or not parts.hostname:
+    if (
+        parts.username is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or not parts.hostname
+    ):
         return None
     return parts.hostname.rstrip(".") or None
 

@@ -36,6 +36,8 @@ NODES = ["tests/nodes/test_img2img.py", "tests/nodes/test_chain.py", "-k", "not 
 MODULES: dict[str, list[str]] = {
     "server/safepath.py": ["tests/server/test_safepath.py", "tests/server/test_containment.py"],
     "graph/problems.py": LOADING,
+    "server/hosts.py": ["tests/server/test_origin_token.py", "tests/reliability/test_security.py",
+                        "-k", "host or loopback or rebinding or interface or origin or bind"],
     "graph/cache.py": ["tests/engine/test_cache.py", "tests/engine/test_cache_rules.py",
                        "tests/engine/test_disk_cache.py"],
     # the config tests (seconds), not the pipeline comparisons (minutes on a busy machine)
@@ -46,7 +48,8 @@ MODULES: dict[str, list[str]] = {
                              "tests/server/test_limits.py", "-k",
                              "origin or token or cookie or body or guard"],
     "graph/model.py": [*LOADING, "tests/engine/test_scheduler.py"],
-    "server/store.py": ["tests/server/test_store_memory.py", "tests/server/test_restart.py"],
+    # the store in-process; test_restart's server runs in a subprocess (no mutant reaches it)
+    "server/store.py": ["tests/server/test_store_memory.py", "tests/server/test_dispatch.py"],
     "graph/validate.py": [*LOADING, "tests/nodes/test_limits.py",
                           "tests/nodes/test_validation_checks.py"],
     "nodes/denoise.py": NODES,
@@ -55,7 +58,10 @@ MODULES: dict[str, list[str]] = {
     "graph/workflow/building.py": LOADING,
     "graph/workflow/dumping.py": LOADING,
     "graph/scheduler.py": ["tests/engine/test_scheduler.py", "tests/engine/test_properties.py"],
-    "graph/declare.py": [*LOADING, "tests/engine/test_scheduler.py"],
+    # the whole loading folder ran ~10 s a mutant here (declarations reach every test)
+    "graph/declare.py": ["tests/loading/test_declare.py", "tests/loading/test_formats.py",
+                         "tests/loading/test_validate.py", "tests/engine/test_scheduler.py", "-k",
+                         "not plugins_from_a_folder and not entry_point_plugins"],
     "graph/comfy_api.py": [*LOADING, "tests/comfy/test_comfy_convert.py"],
 }  # fmt: skip
 # The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 from yaml.events import AliasEvent
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.nodes import ScalarNode, SequenceNode
 
 from ..model import Location
 from ..problems import Problem
@@ -153,34 +153,33 @@ def _convert(node: Any, path: tuple, doc: Positions) -> Any:
         if node.tag != _CORE + "seq":
             raise Refused(_tag_problem(node, doc))
         return [_convert(item, (*path, n), doc) for n, item in enumerate(node.value)]
-    if isinstance(node, MappingNode):
-        if node.tag != _CORE + "map":
-            raise Refused(_tag_problem(node, doc))
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                raise Refused(
-                    Problem(
-                        "syntax",
-                        "mapping keys must be plain names, not lists or mappings",
-                        location=_loc(doc.source, key_node.start_mark),
-                    )
+    # a MappingNode: the composer makes no other kind of node
+    if node.tag != _CORE + "map":
+        raise Refused(_tag_problem(node, doc))
+    result: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, ScalarNode):
+            raise Refused(
+                Problem(
+                    "syntax",
+                    "mapping keys must be plain names, not lists or mappings",
+                    location=_loc(doc.source, key_node.start_mark),
                 )
-            key = key_node.value
-            key_path = (*path, key)
-            if key in result:
-                doc.problems.append(_duplicate(path, key, doc, key_node))
-                continue
-            doc.key_at[key_path] = _loc(doc.source, key_node.start_mark)
-            result[key] = _convert(value_node, key_path, doc)
-        return result
-    raise Refused(Problem("syntax", "unsupported YAML node", location=doc.at[path]))
+            )
+        key = key_node.value
+        key_path = (*path, key)
+        if key in result:
+            doc.problems.append(_duplicate(path, key, doc, key_node))
+            continue
+        doc.key_at[key_path] = _loc(doc.source, key_node.start_mark)
+        result[key] = _convert(value_node, key_path, doc)
+    return result
 
 
 def _duplicate(path: tuple, key: str, doc: Positions, key_node: Any) -> Problem:
     where = _loc(doc.source, key_node.start_mark)
-    first = doc.key_at.get((*path, key))
-    first_text = f" (first at line {first.line} column {first.column})" if first else ""
+    first = doc.key_at[(*path, key)]  # recorded when the key was first read
+    first_text = f" (first at line {first.line} column {first.column})"
     if path == ("nodes",):
         return Problem(
             "duplicate_node",

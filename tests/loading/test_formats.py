@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from latentgraph.graph.comfy_api import graph_from_prompt, prompt_from_graph
+from latentgraph.graph.comfy_api import graph_from_prompt, prompt_body, prompt_from_graph
 from latentgraph.graph.declare import Registry, default_registry
 from latentgraph.graph.model import Graph, Link, Node
 from latentgraph.graph.object_info import node_info, object_info
@@ -66,12 +66,55 @@ def test_invalid_prompts(registry, prompt, node_id):
         graph_from_prompt(prompt, registry)
     problem = info.value.problems[0]
     assert (problem.code, problem.node_id) == ("invalid_prompt", node_id)
+    assert problem.location.file == "<prompt>"  # the default source names the place
+
+
+def test_every_invalid_node_of_a_prompt_is_reported_with_why(registry):
+    prompt = {"1": "Const", "2": {"inputs": {}}, "3": {"class_type": "Const", "inputs": [1]},
+              "4": {"class_type": "Const", "inputs": {"value": 1}},
+              "5": {"class_type": "Const", "inputs": "value"}}  # fmt: skip
+    with pytest.raises(WorkflowError) as info:
+        graph_from_prompt(prompt, registry, source="p.json")
+    assert [(p.node_id, p.message, p.location.file) for p in info.value.problems] == [
+        ("1", "a node must be an object with 'class_type' and 'inputs'", "p.json"),
+        ("2", "the node has no 'class_type' (its node type name)", "p.json"),
+        ("3", "'inputs' must be an object of input name to value", "p.json"),
+        ("5", "'inputs' must be an object of input name to value", "p.json"),
+    ]
+    assert info.value.problems[2].node_type == "Const"
+
+
+def test_a_document_with_nodes_or_version_is_never_a_prompt():
+    """Our own format (or the editor's) whose keys happen to look like prompt nodes."""
+    node = {"class_type": "Const", "inputs": {}}
+    assert prompt_body({"nodes": node}) is None and prompt_body({"version": node}) is None
+    assert prompt_body({"1": node}) == {"1": node}
+    assert prompt_body({"prompt": {"1": node}, "client_id": "c"}) == {"1": node}
+
+
+def test_missing_or_null_inputs_are_no_inputs(registry):
+    prompt = {"1": {"class_type": "Const"}, "2": {"class_type": "Const", "inputs": None}}
+    graph = graph_from_prompt(prompt, registry)
+    assert graph["1"].inputs == {} and graph["2"].inputs == {}
 
 
 def test_prompt_not_a_dict(registry):
     with pytest.raises(WorkflowError) as info:
         graph_from_prompt([1, 2], registry)
-    assert info.value.problems[0].code == "invalid_prompt"
+    (problem,) = info.value.problems
+    assert problem.code == "invalid_prompt" and problem.location.file == "<prompt>"
+    assert problem.message == "the prompt must be an object of node id to node"
+
+
+def test_a_prompt_graph_speaks_comfy_and_a_value_dict_literal_round_trips(registry):
+    graph = graph_from_prompt({"1": {"class_type": "Mystery", "inputs": {"q": 1}}}, registry)
+    assert graph.dialect == "comfy"  # unknown types are then explained as ComfyUI nodes
+    literal = Graph(source="x")
+    literal.add(Node("1", "Mystery", {"q": {"__value__": 7}, "r": {"a": 1}}))
+    wire = prompt_from_graph(literal, registry)["1"]["inputs"]
+    assert wire == {"q": {"__value__": {"__value__": 7}}, "r": {"a": 1}}
+    assert graph_from_prompt({"1": {"class_type": "Mystery", "inputs": wire}})["1"].inputs == {
+        "q": {"__value__": 7}, "r": {"a": 1}}  # fmt: skip
 
 
 def test_malformed_link_is_a_validation_error(registry):

@@ -224,6 +224,33 @@ def test_bound_to_every_interface_answers_addresses_not_names():
     assert named.allows("box.example:8188") and not named.allows("192.168.1.20")
 
 
+@pytest.mark.parametrize("header", ["localhost/x", "localhost?x", "localhost#x", "me@localhost",
+                                    "localhost:8188/x", "me@localhost:8188"])  # fmt: skip
+def test_a_host_header_with_a_path_query_fragment_or_user_names_no_host(header):
+    from latentgraph.server.hosts import HostGuard, host_name
+
+    assert host_name(header) is None and not HostGuard("127.0.0.1").allows(header)
+
+
+def test_a_host_name_is_read_without_its_trailing_dot_and_zone():
+    from latentgraph.server.hosts import HostGuard, host_name
+
+    assert host_name("LocalHost.:8188") == "localhost"
+    assert HostGuard("127.0.0.1").allows("localhost.:8188")
+    assert HostGuard("127.0.0.1").allows("[::1%25lo]:8188")  # a zone id on a loopback address
+    assert HostGuard("127.0.0.1").allows(None)  # HTTP/1.0 without Host: not a browser
+
+
+def test_a_bracketed_bind_address_is_read_as_the_address():
+    from latentgraph.server.hosts import HostGuard, is_loopback_bind
+
+    assert HostGuard("[2001:db8::5]").allows("[2001:db8::5]:8188")
+    every = HostGuard("[::]")
+    assert every.allows("192.168.1.20:8188") and not every.allows("evil.example")
+    assert is_loopback_bind("[::1]") and is_loopback_bind("::1")
+    assert not is_loopback_bind("[::]") and not is_loopback_bind("[2001:db8::5]")
+
+
 def test_allow_host_option(monkeypatch, tmp_path):
     code, _err, started = serve_cli(monkeypatch, ["--allow-host", "studio.lan", "--allow-host",
                                                   "art.local", "--data-dir", str(tmp_path)])  # fmt: skip

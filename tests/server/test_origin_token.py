@@ -159,3 +159,62 @@ def test_a_refused_websocket_is_closed_with_policy_violation():
             with client.websocket_connect("/ws", headers=headers) as ws:
                 ws.receive_text()
         assert closed.value.code == 1008 and closed.value.reason
+
+
+def call(scope: dict, token: str | None = TOKEN) -> list[dict]:
+    """What the guard sends for a bare ASGI scope (the app answers "ok"); the messages sent."""
+    import asyncio
+
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):
+        await send({"type": "app.called"})
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        sent.append(message)
+
+    guard = GuardMiddleware(app, max_body_bytes=1000, auth_token=token,
+                            hosts=HostGuard("127.0.0.1"))  # fmt: skip
+    asyncio.run(guard(scope, receive, send))
+    return sent
+
+
+@pytest.mark.parametrize(("origin", "allowed"), [
+    (b"https://127.0.0.1:8188", True), (b"http://127.0.0.1:8188", False),
+    (b"https://127.0.0.1:443", False),
+])  # fmt: skip
+def test_a_secure_websocket_is_same_origin_with_its_https_page(origin, allowed):
+    scope = {"type": "websocket", "scheme": "wss", "path": "/ws",
+             "headers": [(b"host", b"127.0.0.1:8188"), (b"origin", origin)]}  # fmt: skip
+    sent = call(scope, token=None)
+    assert (sent == [{"type": "app.called"}]) is allowed, sent
+
+
+def test_a_secure_websocket_on_the_default_port():
+    scope = {"type": "websocket", "scheme": "wss", "path": "/ws",
+             "headers": [(b"host", b"127.0.0.1"), (b"origin", b"https://127.0.0.1:443")]}  # fmt: skip
+    assert call(scope, token=None) == [{"type": "app.called"}]
+
+
+def test_scope_keys_asgi_lets_a_server_leave_out():
+    """A websocket scope may leave out `query_string` (default b"") and an HTTP/1.0 request
+    has no Host: the guard applies its rules, it does not fail."""
+    sent = call({"type": "websocket", "scheme": "ws", "path": "/ws", "headers": []})
+    assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
+    ok = call({"type": "websocket", "scheme": "ws", "path": "/ws",
+               "headers": [(b"Authorization", f"Bearer {TOKEN}".encode())]})  # fmt: skip
+    assert ok == [{"type": "app.called"}]  # header names read case-insensitively
+    assert call({"type": "http", "path": "/", "query_string": b"", "headers": []},
+                token=None) == [{"type": "app.called"}]  # fmt: skip
+
+
+def test_a_websocket_close_reason_fits_a_control_frame():
+    """A close frame's reason is at most 123 bytes: the guard's message is cut to 120."""
+    long_host = ("a" * 200 + ".example").encode()
+    sent = call({"type": "websocket", "scheme": "ws", "path": "/ws",
+                 "headers": [(b"host", long_host)]})  # fmt: skip
+    assert sent[0]["type"] == "websocket.close" and len(sent[0]["reason"]) == 120
+    assert sent[0]["reason"].startswith("Host 'aaa")

@@ -1,0 +1,141 @@
+"""The YAML composer with positions: YAML 1.2 plain scalars, explicit tags, duplicate keys at
+each level, keys that are not names, aliases and depth, every refusal at file:line:column."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from latentgraph.graph.workflow.positions import MAX_DEPTH, Refused, parse_yaml, plain_scalar
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("", None), ("~", None), ("null", None), ("NULL", None), ("True", True), ("FALSE", False),
+    ("yes", "yes"), ("on", "on"), ("010", 10), ("+7", 7), ("-3", -3), ("0o17", 15),
+    ("0x1F", 31), ("0x", "0x"), ("1:20", "1:20"), ("0E0", 0.0), (".5", 0.5), ("1.", 1.0),
+    ("-1.5e-3", -0.0015), (".inf", math.inf), ("-.Inf", -math.inf), ("+.INF", math.inf),
+    ("1e", "1e"), ("0o8", "0o8"), ("nan", "nan"),
+])  # fmt: skip
+def test_plain_scalars_are_typed_the_yaml_1_2_way(text, value):
+    got = plain_scalar(text)
+    assert got == value and type(got) is type(value)
+
+
+def test_nan_is_a_float():
+    assert all(math.isnan(plain_scalar(t)) for t in (".nan", ".NaN", ".NAN"))
+
+
+def refused(text: str) -> tuple:
+    with pytest.raises(Refused) as info:
+        parse_yaml(text, "w.yaml")
+    problem = info.value.problem
+    assert str(info.value) == str(problem)
+    where = problem.location
+    return problem.code, problem.message, (where.file, where.line, where.column)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("a: !!int '5'", 5), ("a: !!float 1", 1.0), ("a: !!float '2.5'", 2.5), ("a: !!bool true", True),
+    ("a: !!null ~", None), ("a: !!str 5", "5"), ("a: '5'", "5"), ("a: !!seq [1]", [1]),
+    ("a: !!map {b: 1}", {"b": 1}),
+])  # fmt: skip
+def test_explicit_core_tags_give_their_type(text, value):
+    got = parse_yaml(text, "w.yaml")[0]["a"]
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a:\n  b: !!int true", "'true' is not a valid !!int"),
+    ("a:\n  b: !!int 1.5", "'1.5' is not a valid !!int"),
+    ("a:\n  b: !!float x", "'x' is not a valid !!float"),
+    ("a:\n  b: !!float true", "'true' is not a valid !!float"),
+    ("a:\n  b: !!bool ~", "'~' is not a valid !!bool"),
+    ("a:\n  b: !!bool 1", "'1' is not a valid !!bool"),
+    ("a:\n  b: !!null 0", "'0' is not a valid !!null"),
+    ("a:\n  b: !!binary aGk=", "YAML tag 'tag:yaml.org,2002:binary' is not supported in workflows"),
+    ("a:\n  b: !x 1", "YAML tag '!x' is not supported in workflows"),
+    ("a:\n  b: !x [1]", "YAML tag '!x' is not supported in workflows"),
+    ("a:\n  b: !x {c: 1}", "YAML tag '!x' is not supported in workflows"),
+    ("a:\n  b: !xxxxxxxxxxxxxxxxxint 1",
+     "YAML tag '!xxxxxxxxxxxxxxxxxint' is not supported in workflows"),  # as long as the core prefix
+    ("a:\n  b: !!set {c: 1}", "YAML tag 'tag:yaml.org,2002:set' is not supported in workflows"),
+    ("a:\n  b: !!omap [1]", "YAML tag 'tag:yaml.org,2002:omap' is not supported in workflows"),
+    ("a:\n  ? [x]\n  : 1", "mapping keys must be plain names, not lists or mappings"),
+])  # fmt: skip
+def test_tags_and_keys_a_workflow_cannot_hold_are_refused_where_they_are(text, message):
+    code, got, where = refused(text)
+    assert (code, got) == ("syntax", message)
+    assert where == ("w.yaml", 2, 5 if "keys" in message else 6)
+
+
+def test_positions_of_values_and_keys_by_path():
+    value, doc, empty = parse_yaml("nodes:\n  c: {type: Const, v: [1, 2]}\n", "w.yaml")
+    assert not empty and value == {"nodes": {"c": {"type": "Const", "v": [1, 2]}}}
+    at = {path: (loc.line, loc.column) for path, loc in doc.at.items()}
+    assert at[()] == (1, 1) and at[("nodes", "c")] == (2, 6)
+    assert at[("nodes", "c", "v", 1)] == (2, 27)
+    assert (doc.key_at[("nodes", "c", "v")].line, doc.key_at[("nodes", "c", "v")].column) == (2, 20)
+    assert all(loc.file == "w.yaml" for loc in doc.at.values()) and doc.problems == []
+
+
+def test_an_empty_document_is_empty():
+    value, doc, empty = parse_yaml("# nothing\n", "w.yaml")
+    assert (value, empty, doc.at, doc.problems) == (None, True, {}, [])
+
+
+@pytest.mark.parametrize(("text", "code", "message", "node", "name", "where"), [
+    ("nodes:\n  a: {type: X}\n  a: {type: Y}\n", "duplicate_node",
+     "node id 'a' is used twice (first at line 2 column 3); node ids must be unique", "a", None,
+     (3, 3)),
+    ("nodes:\n  a: {type: X, v: 1, v: 2}\n", "syntax",
+     "input 'v' is written twice (first at line 2 column 16)", "a", "v", (2, 22)),
+    ("params:\n  p: 1\n  p: 2\n", "syntax", "key 'p' is written twice (first at line 2 column 3)",
+     None, None, (3, 3)),
+    ("x: {nodes: {a: 1, a: 2}}\n", "syntax",
+     "key 'a' is written twice (first at line 1 column 13)", None, None, (1, 19)),
+    ("nodes:\n  a: {type: X, v: {w: 1, w: 2}}\n", "syntax",
+     "key 'w' is written twice (first at line 2 column 20)", None, None, (2, 26)),
+])  # fmt: skip
+def test_duplicate_keys_are_named_by_their_level(text, code, message, node, name, where):
+    value, doc, _ = parse_yaml(text, "w.yaml")
+    ((problem),) = doc.problems
+    assert (problem.code, problem.message) == (code, message)
+    assert (problem.node_id, problem.input_name) == (node, name)
+    assert (problem.location.file, problem.location.line, problem.location.column) == (
+        "w.yaml", *where)  # fmt: skip
+    first = text.split(":")[0]
+    assert first in value  # the first value is kept
+
+
+def test_aliases_are_refused_at_the_alias():
+    code, message, where = refused("a: &x [1]\nb: *x\n")
+    assert (code, message) == ("syntax", "YAML aliases (*x) are not allowed in workflows; write "
+                                         "the value out (or use a param)")  # fmt: skip
+    assert where == ("w.yaml", 2, 4)
+
+
+def test_depth_at_the_limit_is_read_and_one_more_refused():
+    assert parse_yaml("[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1), "w.yaml")[0] is not None
+    parse_yaml("[" * MAX_DEPTH + "]" * MAX_DEPTH, "w.yaml")
+    code, message, where = refused("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
+    assert (code, message) == ("limit_exceeded", f"the document is nested more than {MAX_DEPTH} "
+                                                 "levels deep")  # fmt: skip
+    assert where == ("w.yaml", 1, MAX_DEPTH + 1)
+    # the depth is counted down again: siblings are not nested
+    parse_yaml("[" + ", ".join(["[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)] * 3) + "]", "w")
+
+
+@pytest.mark.parametrize(("text", "message", "line", "column"), [
+    ("a: {b: 1\nc: 2", "while parsing a flow mapping expected ',' or '}', but got ':'", 2, 2),
+    ("a: b: c", "mapping values are not allowed here", 1, 5),
+    ("a: \"x", "while scanning a quoted scalar found unexpected end of stream", 1, 6),
+])  # fmt: skip
+def test_a_yaml_syntax_error_says_what_and_where_the_problem_is(text, message, line, column):
+    """The place of the problem itself (not of its context), and both parts of the text."""
+    assert refused(text) == ("syntax", f"YAML syntax error: {message}", ("w.yaml", line, column))
+
+
+def test_the_keys_after_a_duplicate_are_read():
+    value, doc, _ = parse_yaml("params:\n  p: 1\n  p: 2\n  q: 3\n", "w.yaml")
+    assert value == {"params": {"p": 1, "q": 3}} and len(doc.problems) == 1

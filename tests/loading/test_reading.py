@@ -1,0 +1,111 @@
+"""Reading a workflow's text as JSON: syntax errors at their line and column, nesting too deep,
+duplicate keys also when the position reader cannot follow, and the size refusal's text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from latentgraph.graph.problems import WorkflowError
+from latentgraph.graph.workflow import load_workflow, read_source, reading
+
+GOOD = {"version": 1, "nodes": {"c": {"type": "Const", "value": 2}}}
+
+
+def problems(text: str, registry, name: str = "w.json") -> list[tuple]:
+    with pytest.raises(WorkflowError) as info:
+        load_workflow(name, text=text, registry=registry)
+    return [(p.code, p.message, p.location) for p in info.value.problems]
+
+
+def test_a_json_syntax_error_names_its_line_and_column(registry):
+    ((code, message, where),) = problems('{"version": 1,\n  "nodes": {,}}', registry)
+    assert (code, message) == ("syntax", "JSON syntax error: Expecting property name enclosed "
+                                         "in double quotes")  # fmt: skip
+    assert (where.file, where.line, where.column) == ("w.json", 2, 13)
+
+
+def test_json_nested_deeper_than_the_parser_goes_is_a_limit(registry):
+    ((code, message, where),) = problems("[" * 100_000 + "]" * 100_000, registry)
+    assert (code, message) == ("limit_exceeded", "the document is nested too deeply")
+    assert (where.file, where.line) == ("w.json", 0)  # the whole file
+
+
+def test_duplicate_keys_are_found_when_positions_cannot_be_read(registry):
+    """A 2000-character key is JSON but not YAML (simple keys stop at 1024): the positions are
+    lost, the duplicate key is still reported, at the file."""
+    text = json.dumps(GOOD)[:-1] + ', "' + "k" * 2000 + '": 1, "version": 1}'
+    found = problems(text, registry)
+    assert ("syntax", "key 'version' is written twice") in [(c, m) for c, m, _ in found]
+    assert all(where.file == "w.json" for _, _, where in found)
+
+
+def test_a_key_written_once_in_such_json_is_not_a_duplicate(registry):
+    text = json.dumps(GOOD)[:-1] + ', "' + "k" * 2000 + '": 1}'
+    assert not any("written twice" in m for _, m, _ in problems(text, registry))
+
+
+def test_the_size_refusal_says_the_limit_in_megabytes(monkeypatch):
+    with pytest.raises(WorkflowError) as info:
+        read_source("big.yaml", text="x" * (reading.MAX_BYTES + 1))
+    ((problem),) = info.value.problems
+    assert problem.code == "limit_exceeded" and problem.location.file == "big.yaml"
+    assert problem.message == "the workflow is larger than 5 MB"
+
+
+def test_read_source_gives_the_text_from_a_file_or_as_given(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("nodes: {}\n")
+    assert read_source(path) == "nodes: {}\n"
+    assert read_source(path, text="given") == "given"  # the text wins; the file is its name
+    with pytest.raises(WorkflowError) as info:
+        read_source(tmp_path / "missing.yaml")
+    assert info.value.problems[0].location.file == str(tmp_path / "missing.yaml")
+
+
+def test_text_over_the_limit_in_utf8_bytes_is_refused():
+    """The limit is in bytes: 2.5 M characters of two bytes each are over it."""
+    text = "é" * (reading.MAX_BYTES // 2 + 1)
+    with pytest.raises(WorkflowError) as info:
+        read_source("w.yaml", text=text)
+    assert info.value.problems[0].code == "limit_exceeded"
+
+
+def test_a_file_larger_than_its_size_said_is_refused(monkeypatch):
+    """Files whose size is not known beforehand (/proc, pipes) are measured once read."""
+    monkeypatch.setattr(reading, "MAX_BYTES", 20)
+    with pytest.raises(WorkflowError) as info:
+        read_source("/proc/self/status")
+    ((problem),) = info.value.problems
+    assert problem.code == "limit_exceeded" and problem.location.file == "/proc/self/status"
+
+
+def test_an_unreadable_file_says_why_at_its_name(tmp_path):
+    missing = str(tmp_path / "missing.yaml")
+    with pytest.raises(WorkflowError) as info:
+        read_source(missing)
+    ((problem),) = info.value.problems
+    assert (problem.code, problem.message) == ("invalid_value",
+                                               "cannot read workflow: No such file or directory")  # fmt: skip
+    assert problem.location.file == missing
+
+
+@pytest.mark.parametrize(("data", "line", "column"), [
+    (b"ab\xff", 1, 3), (b"\nab\xffc", 2, 3), (b"x: 1\ny: \xe9t\xe9\n", 2, 4), (b"\n\n\xff", 3, 1),
+])  # fmt: skip
+def test_bytes_that_are_not_utf8_are_located(tmp_path, data, line, column):
+    path = tmp_path / "w.yaml"
+    path.write_bytes(data)
+    with pytest.raises(WorkflowError) as info:
+        read_source(path)
+    ((problem),) = info.value.problems
+    offset = sum(len(x) + 1 for x in data.split(b"\n")[: line - 1]) + column - 1
+    assert problem.code == "syntax" and problem.message == (
+        f"the file is not UTF-8 text (byte 0x{data[offset]:02x} at offset {offset})"
+    )
+    assert (problem.location.file, problem.location.line, problem.location.column) == (
+        str(path),
+        line,
+        column,
+    )
