@@ -195,11 +195,9 @@ class CustomSampling:
         if self.latent.noise_mask is None:
             return None
         samples = self.samples()
-        if self.latent.is_noise:
-            return NoiseMask.of(self.latent.noise_mask, samples.new_zeros(samples.shape), samples)
-        noise = self.noise.make(self.latent)
+        noise = samples if self.latent.is_noise else self.noise.make(self.latent)
         noise = samples.new_zeros(samples.shape) if noise is None else noise
-        return NoiseMask.of(self.latent.noise_mask, samples, noise)
+        return NoiseMask.for_latent(self.latent, samples, noise)
 
     def run(self) -> tuple[Any, Any]:
         """(latent after the last level, the model's clean-latent prediction at the last step)."""

@@ -170,12 +170,10 @@ class DenoiseJob:
     def noise_mask(self) -> NoiseMask | None:
         """What the latent's noise mask keeps (nodes/inpaint_sampling.py): the latent (zeros
         for pure noise), re-noised with the starting noise; None without a mask."""
-        latent = self.latent
-        if latent.noise_mask is None:
+        if self.latent.noise_mask is None:
             return None
-        samples = latent.samples.to(self.device, self.model.dtype)
-        original = samples.new_zeros(samples.shape) if latent.is_noise else samples
-        return NoiseMask.of(latent.noise_mask, original, self.start_noise())
+        samples = self.latent.samples.to(self.device, self.model.dtype)
+        return NoiseMask.for_latent(self.latent, samples, self.start_noise())
 
     def final_timestep(self, sched: Any) -> Any | None:
         """The noise level the run ends at: the step after the window when it returns its

@@ -102,6 +102,14 @@ class NoiseMask:
         mask = latent_mask(noise_mask, height, width, batch).to(original).contiguous()
         return cls(mask, original, noise.to(original))
 
+    @classmethod
+    def for_latent(cls, latent: Latent, samples: Any, noise: Any) -> NoiseMask:
+        """What a sampler keeps of a latent with a noise mask (`samples`: the latent on the
+        sampling device): the latent itself, or zeros for pure noise from LatentNoise,
+        re-noised with `noise`, the noise the run starts from."""
+        original = samples.new_zeros(samples.shape) if latent.is_noise else samples
+        return cls.of(latent.noise_mask, original, noise)
+
     def blend(self, latents: Any, original_now: Any) -> Any:
         """Masked part from `latents`, the rest from `original_now`."""
         return original_now * (1 - self.mask) + latents * self.mask
