@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.markup import escape
+
 from .events import (
     Event,
     NodeFailed,
@@ -75,7 +77,7 @@ class RichProgress:
             self._run_task = self.progress.add_task("run", total=len(event.nodes))
         elif isinstance(event, NodesCached):
             if event.nodes:
-                self._print(f"[dim]cached: {', '.join(event.nodes)}[/dim]")
+                self._print(f"[dim]cached: {escape(', '.join(event.nodes))}[/dim]")
             self.progress.advance(self._run_task, len(event.nodes))
         elif isinstance(event, NodeStarted):
             self._types[event.node_id] = event.node_type
@@ -87,7 +89,7 @@ class RichProgress:
                 self._node_tasks[event.node_id] = task
             self.progress.update(task, completed=event.value, total=event.max)
         elif isinstance(event, NodeWarning):
-            self._print(f"[yellow]warning[/yellow] {event.node_id}: {event.message}")
+            self._print(f"[yellow]warning[/yellow] {escape(f'{event.node_id}: {event.message}')}")
         elif isinstance(event, NodeFinished):
             task = self._node_tasks.pop(event.node_id, None)
             if task is not None:
@@ -96,14 +98,17 @@ class RichProgress:
                 self.progress.advance(self._run_task)
                 detail = "; ".join(event.summary)
                 self._print(
-                    f"[green]done[/green] {event.node_id} ({event.node_type}) "
-                    f"{event.seconds:.2f}s {detail}"
+                    "[green]done[/green] "
+                    + escape(f"{event.node_id} ({event.node_type}) {event.seconds:.2f}s {detail}")
                 )
             self._show_ui(event.node_id, event.ui or {})
         elif isinstance(event, NodeFailed):
             self.console.print(
-                f"[red]error[/red] in node {event.node_id!r} ({event.node_type}): "
-                f"{event.exception_type}: {event.message}",
+                "[red]error[/red] "
+                + escape(
+                    f"in node {event.node_id!r} ({event.node_type}): "
+                    f"{event.exception_type}: {event.message}"
+                ),
                 highlight=False,
                 soft_wrap=True,  # never break a path or message mid-word in logs
             )
@@ -118,13 +123,11 @@ class RichProgress:
 
     def _show_ui(self, node_id: str, ui: dict[str, Any]) -> None:
         """What an output node produced: saved files, preview files, preview text."""
-        from rich.markup import escape
-
         for image in ui.get("images", []):
             verb = "preview" if image.get("type") == "temp" else "saved"
-            self._print(f"[bold]{verb}[/bold] {_image_path(image, self._dirs)}")
+            self._print(f"[bold]{verb}[/bold] {escape(_image_path(image, self._dirs))}")
         for text in ui.get("text", []):
-            self._print(f"[bold]{node_id}[/bold]: {escape(str(text))}")
+            self._print(f"[bold]{escape(node_id)}[/bold]: {escape(str(text))}")
 
     def _print(self, text: str) -> None:
         if not self.quiet:

@@ -106,3 +106,28 @@ def test_documented_commands_exist(command):
         from latentgraph.wiring import node_registry
 
         assert args.name in node_registry(), command
+
+
+def test_square_brackets_in_messages_are_printed_not_read_as_rich_markup():
+    """An error that names an extra (`latentgraph[upscale]`), a node id or a summary with
+    brackets reaches the terminal as written."""
+    import io
+
+    from rich.console import Console
+
+    from latentgraph.graph.console import RichProgress
+    from latentgraph.graph.events import NodeFailed, NodeFinished, NodeWarning, RunStarted
+
+    progress = RichProgress()
+    out = io.StringIO()
+    progress.console = Console(file=out, width=300, color_system=None)
+    progress(RunStarted("r", nodes=["n[2]"]))
+    progress(NodeWarning("r", node_id="w[1]", message="try [bold] things"))
+    progress(NodeFinished("r", node_id="n[2]", node_type="T", summary=["IMAGE: Tensor[1, 3]"]))
+    progress(NodeFailed("r", node_id="up", node_type="UpscaleModelLoader", exception_type="E",
+                        message="pip install 'latentgraph[upscale]'"))  # fmt: skip
+    progress.close()
+    text = out.getvalue()
+    assert "w[1]: try [bold] things" in text
+    assert "n[2] (T)" in text and "IMAGE: Tensor[1, 3]" in text
+    assert "pip install 'latentgraph[upscale]'" in text
