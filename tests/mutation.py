@@ -42,8 +42,9 @@ MODULES: dict[str, list[str]] = {
                        "tests/engine/test_disk_cache.py"],
     # the config tests (seconds), not the pipeline comparisons (minutes on a busy machine)
     "nodes/schedulers.py": ["tests/nodes/test_img2img.py", "-k", "not pipeline and not batched"],
-    "nodes/latents.py": ["tests/nodes/test_chain.py", "tests/nodes/test_img2img.py",
-                         "tests/nodes/test_limits.py", "-k", "batch or seed or limit"],
+    "nodes/latents.py": ["tests/nodes/test_chain.py", "tests/nodes/test_errors_and_loading.py",
+                         "tests/nodes/test_rules_and_settings.py", "tests/nodes/test_limits.py",
+                         "-k", "batch or seed or limit or multiple"],
     "server/middleware.py": ["tests/server/test_origin_token.py", "tests/server/test_guards.py",
                              "tests/server/test_limits.py", "-k",
                              "origin or token or cookie or body or guard"],
@@ -64,8 +65,11 @@ MODULES: dict[str, list[str]] = {
                          "not plugins_from_a_folder and not entry_point_plugins"],
     "graph/comfy_api.py": [*LOADING, "tests/comfy/test_comfy_convert.py"],
 }  # fmt: skip
-# The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
-# from the test call alone, so node mutants get a generous constant on top.
+# mutmut runs a pytest session per mutant (forked). The node tests' tiny models are built once
+# per work folder and kept (LATENTGRAPH_TEST_MODELS, tests/conftest.py), so a session starts in
+# about a second. mutmut's CPU-time limit is (tests' call time + constant) x multiplier x 2: its
+# default multiplier (15) would let a hanging torch mutant burn many minutes, so node mutants
+# get a few seconds for the session's setup and a small multiplier.
 TORCH_PACKAGES = ("nodes/",)
 
 
@@ -89,7 +93,8 @@ def lay_out(module: str, work: Path) -> None:
             shutil.copy(source, work / extra)
     pytest_config = re.search(r"\[tool\.pytest\.ini_options\].*?(?=\n\[|\Z)",
                               (ROOT / "pyproject.toml").read_text(), re.S)  # fmt: skip
-    timeout = 60 if module.startswith(TORCH_PACKAGES) else 1
+    torch = module.startswith(TORCH_PACKAGES)
+    timeout = "5\ntimeout_multiplier = 3" if torch else "1"
     tests = ", ".join(f'"{t}"' for t in MODULES[module])
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
@@ -111,6 +116,7 @@ def run(module: str, max_children: int) -> dict[str, int]:
     env = dict(os.environ)
     env.setdefault("LATENTGRAPH_CACHE_DIR", str(work / ".cache"))
     env.setdefault("LATENTGRAPH_DATA_DIR", str(work / ".data"))
+    env["LATENTGRAPH_TEST_MODELS"] = str(work / ".models")
     mutmut = [sys.executable, "-m", "mutmut"]
     subprocess.run([*mutmut, "run", "--max-children", str(max_children)], cwd=work, env=env,
                    check=False)  # fmt: skip
