@@ -29,8 +29,19 @@ ENGINE = ["tests/engine"]
 # The plugin tests register node types from freshly imported modules, which fails in the
 # mutants' copy (mutmut's trampolines): left out of the subset.
 LOADING = ["tests/loading", "-k", "not plugins_from_a_folder and not entry_point_plugins"]
-# The node tests run the tiny model: a few seconds each. Leave out the 18-scheduler sweep.
-NODES = ["tests/nodes/test_img2img.py", "tests/nodes/test_chain.py", "-k", "not every_scheduler"]
+# The node tests run the tiny models: under a second each once built. The sampling loop's
+# tests, with one golden run against diffusers per pipeline (text-to-image on ddim, img2img,
+# inpainting, SDXL's base + refiner); not the 18-scheduler sweep nor the other golden ones.
+NODES = ["tests/nodes/test_chain.py", "tests/nodes/test_img2img.py",
+         "tests/nodes/test_inpaint_sampling.py", "tests/sdxl/test_refiner.py",
+         "tests/gpu/test_speed_options.py", "-k", "not every_scheduler and not pndm and not dpm "
+         "and not sdpa and not tf32 and not serve and not bench"]  # fmt: skip
+# The per-step prediction: the stand-in UNet's exact combinations first, then the tiny models
+# (areas, masks, ControlNet, the 9-channel inpainting UNet, SDXL's added inputs).
+GUIDANCE = ["tests/nodes/test_guidance.py", "tests/nodes/test_inpaint_sampling.py",
+            "tests/controlnet/test_sampling.py", "tests/nodes/test_custom_sampling.py",
+            "tests/sdxl/test_sdxl_entries.py", "-k", "guidance or 9_channel or inpainting_model "
+            "or masked_image or controlnet_matches or area_entries or dual_cfg or sdxl"]  # fmt: skip
 
 # module -> the fast tests that exercise it (pytest arguments), smallest modules first
 MODULES: dict[str, list[str]] = {
@@ -54,6 +65,7 @@ MODULES: dict[str, list[str]] = {
     "graph/validate.py": [*LOADING, "tests/nodes/test_limits.py",
                           "tests/nodes/test_validation_checks.py"],
     "nodes/denoise.py": NODES,
+    "nodes/guidance.py": GUIDANCE,
     "graph/workflow/reading.py": LOADING,
     "graph/workflow/positions.py": LOADING,
     "graph/workflow/building.py": LOADING,
