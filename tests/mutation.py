@@ -53,9 +53,10 @@ MODULES: dict[str, list[str]] = {
                        "tests/engine/test_disk_cache.py"],
     # the config tests (seconds), not the pipeline comparisons (minutes on a busy machine)
     "nodes/schedulers.py": ["tests/nodes/test_img2img.py", "-k", "not pipeline and not batched"],
-    "nodes/latents.py": ["tests/nodes/test_chain.py", "tests/nodes/test_errors_and_loading.py",
+    "nodes/latents.py": ["tests/nodes/test_latents.py", "tests/nodes/test_chain.py",
+                         "tests/nodes/test_errors_and_loading.py",
                          "tests/nodes/test_rules_and_settings.py", "tests/nodes/test_limits.py",
-                         "-k", "batch or seed or limit or multiple"],
+                         "-k", "latents or batch or seed or limit or multiple"],
     "server/middleware.py": ["tests/server/test_origin_token.py", "tests/server/test_guards.py",
                              "tests/server/test_limits.py", "-k",
                              "origin or token or cookie or body or guard"],
