@@ -7,8 +7,15 @@ import pytest
 
 from latentgraph.nodes import conditioning as cn
 from latentgraph.nodes import denoise, latents, schedulers, text
-from latentgraph.nodes.guidance import FADE_CELLS, Guidance, Region, area_region, mask_bounds
-from latentgraph.nodes.values import Area, Conditioning
+from latentgraph.nodes.guidance import (
+    FADE_CELLS,
+    Guidance,
+    Region,
+    area_region,
+    edge_fade,
+    mask_bounds,
+)
+from latentgraph.nodes.values import Area, Conditioning, NodeInputError
 
 
 class ConstantUNet:
@@ -233,3 +240,108 @@ def test_a_masked_entry_changes_only_where_its_mask_is_after_one_step(make_ctx, 
     assert not torch.equal(base[..., inside], both[..., inside])
     weaker = one_step(make_ctx, tiny, cn.combine(cat, cn.with_mask(mask, dog, 0.5, False)), neg)
     assert not torch.equal(weaker[..., inside], both[..., inside])  # the mask's strength counts
+
+
+# --- the rules of guidance.py, on the stand-in UNet ------------------------------------------
+
+
+def test_edge_fade_ramps_only_from_the_edges_inside_the_latent():
+    import torch
+
+    ramp = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1]) / FADE_CELLS
+    inner = edge_fade(Region(4, 4, 16, 16), (32, 32))
+    assert inner.shape == (1, 1, 16, 16)
+    assert torch.allclose(inner[0, 0], ramp[:, None] * ramp[None, :])
+    falling = torch.tensor([8] * 9 + [7, 6, 5, 4, 3, 2, 1]) / FADE_CELLS
+    top = edge_fade(Region(0, 0, 16, 32), (32, 32))[0, 0]  # only its bottom edge is inside
+    assert torch.allclose(top, falling[:, None].expand(16, 32))
+    bottom = edge_fade(Region(16, 0, 16, 32), (32, 32))[0, 0]  # only its top edge is inside
+    assert torch.allclose(bottom, falling.flip(0)[:, None].expand(16, 32))
+    left = edge_fade(Region(0, 0, 32, 16), (32, 32))[0, 0]  # only its right edge is inside
+    assert torch.allclose(left, falling[None, :].expand(32, 16))
+
+
+def test_unguided_runs_the_positive_rows_only():
+    import torch
+
+    model = ConstantUNet()
+    out, g = predict(const(2), const(0), scale=1.0, model=model)  # CFG 1: no negative call
+    assert model.calls == [((1, 4, 32, 32), (1, 4, 8))]
+    assert [t.side for t in g.terms] == ["positive"]
+    assert torch.equal(out, torch.full((1, 4, 32, 32), 2.0))
+
+
+def test_one_prompt_serves_every_image_and_one_per_image_is_kept_in_order(make_ctx):
+    import torch
+
+    rows = torch.tensor([1.0, 2.0, 3.0])[:, None, None].expand(3, 4, 8).clone()
+    out, _ = predict(Conditioning.of(rows, ["a", "b", "c"]), const(0.5), scale=2.0,
+                     shape=(3, 4, 8, 8))  # fmt: skip
+    for i in range(3):  # 0.5 + 2 (row_i - 0.5)
+        assert torch.equal(out[i], torch.full((4, 8, 8), 0.5 + 2 * (i + 1 - 0.5)))
+    with pytest.raises(NodeInputError, match="input 'negative': 2 prompts for a batch of 3 "
+                       "latents; give one prompt or one per image"):  # fmt: skip
+        Guidance(make_ctx("UNetDenoise"), ConstantUNet(), torch.device("cpu"), const(1),
+                 const(0, batch=2), 7.5, (3, 4, 8, 8))  # fmt: skip
+
+
+def test_a_mask_for_another_number_of_images_is_refused(make_ctx):
+    import torch
+
+    masked = cn.with_mask(torch.ones(2, 8, 8), const(1), 1.0, False)
+    with pytest.raises(NodeInputError, match="input 'negative': a mask of 2 images for a batch "
+                       "of 3 latents"):  # fmt: skip
+        Guidance(make_ctx("UNetDenoise"), ConstantUNet(), torch.device("cpu"), const(1), masked,
+                 7.5, (3, 4, 8, 8))  # fmt: skip
+
+
+def test_mask_bounds_crop_the_call_to_the_masks_box_weighted_by_the_mask():
+    import torch
+
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 10:14, 12:14] = 1.0  # a 4x2 box: the call runs on at least 8x8 cells from its corner
+    model = ConstantUNet()
+    pos = cn.combine(const(1), cn.with_mask(mask, const(5), 1.0, True))
+    out, g = predict(pos, const(0), model=model)
+    assert g.terms[1].region == Region(10, 12, 8, 8)
+    assert model.calls == [((1, 4, 32, 32), (1, 4, 8)), ((1, 4, 8, 8), (1, 4, 8))]
+    expected = torch.ones(1, 4, 32, 32)
+    expected[..., 10:14, 12:14] = 3.0  # (1 + 5) / 2 where the mask is; 1 elsewhere in the box
+    assert torch.equal(out, expected)
+
+
+def test_an_area_borrows_the_text_of_the_smallest_entry_covering_it():
+    small = cn.with_area(const(0.75), Area(12, 12, 0, 0), 1.0)
+    big = cn.with_area(const(0.25), Area(24, 24, 0, 0), 1.0)
+    neg = cn.combine(cn.combine(small, const(0.5)), big)  # the smaller first, the whole between
+    pos = cn.combine(const(1), cn.with_area(const(5), Area(8, 8, 2, 2), 1.0))
+    _, g = predict(pos, neg, scale=2.0)
+
+    def described(side):
+        return [(t.region, float(t.entry.embeds.mean())) for t in g.terms if t.side == side]
+
+    assert described("negative") == [
+        (Region(0, 0, 12, 12), 0.75),
+        (None, 0.5),
+        (Region(0, 0, 24, 24), 0.25),
+        (Region(2, 2, 8, 8), 0.75),
+    ]
+    # the negative areas get the whole positive's text; the negative copy of the positive's
+    # area has exactly its region, so it gets no partner back
+    assert described("positive") == [
+        (None, 1.0),
+        (Region(2, 2, 8, 8), 5.0),
+        (Region(0, 0, 12, 12), 1.0),
+        (Region(0, 0, 24, 24), 1.0),
+    ]
+
+
+def test_timestep_ranges_follow_the_models_number_of_noise_levels(make_ctx):
+    import torch
+
+    late = cn.combine(const(1), cn.with_time_range(make_ctx(), const(9), 0.5, 1.0))
+    g = Guidance(None, ConstantUNet(), torch.device("cpu"), late, const(0), 1.0, (1, 4, 8, 8),
+                 train_steps=100)  # fmt: skip
+    x = torch.zeros(1, 4, 8, 8)
+    assert torch.equal(g.predict(x, torch.tensor(50)), torch.ones(1, 4, 8, 8))  # 50 > 49.5
+    assert torch.equal(g.predict(x, torch.tensor(49)), torch.full((1, 4, 8, 8), 5.0))
