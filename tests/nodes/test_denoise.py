@@ -1,0 +1,41 @@
+"""UNetDenoise's loop (nodes/denoise.py): previews, stochastic step noise."""
+
+from __future__ import annotations
+
+from latentgraph.nodes import denoise, latents, schedulers, text
+
+
+def test_preview_stretches_each_of_the_first_three_channels_to_0_255():
+    import numpy as np
+    import torch
+
+    x = torch.zeros(2, 4, 2, 2)
+    x[0, 0] = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    x[0, 1] = torch.tensor([[40.0, 30.0], [20.0, 10.0]])  # its own range, not the first's
+    x[0, 2] = torch.tensor([[0.0, 5e-7], [0.0, 0.0]])  # nearly flat: no blow-up
+    x[0, 3] = 100.0  # the fourth channel and the other images are not shown
+    x[1] = -50.0
+    image = denoise.preview_image(x)
+    assert image.mode == "RGB" and image.size == (2, 2)
+    pixels = np.asarray(image)
+    assert pixels[..., 0].tolist() == [[0, 85], [170, 255]]
+    assert pixels[..., 1].tolist() == [[255, 170], [85, 0]]
+    assert pixels[..., 2].tolist() == [[0, 85], [0, 0]]  # 5e-7 / (5e-7 + 1e-6) of 255
+
+
+def test_stochastic_step_noise_comes_from_the_run_seed(make_ctx, tiny):
+    """euler_a draws noise at every step: from a generator seeded with the run's seed, so the
+    same seed repeats the image and another seed on the same starting noise changes it."""
+    import torch
+
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "euler_a")
+
+    def run(seed):
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 3,
+                                    7.5, 1.0, seed).samples  # fmt: skip
+
+    assert torch.equal(run(4), run(4))
+    assert not torch.equal(run(4), run(5))
