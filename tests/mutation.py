@@ -30,14 +30,13 @@ ENGINE = ["tests/engine"]
 # mutants' copy (mutmut's trampolines): left out of the subset.
 LOADING = ["tests/loading", "-k", "not plugins_from_a_folder and not entry_point_plugins"]
 # The node tests run the tiny models: under a second each once built. The sampling loop's
-# tests, with one golden run against diffusers per pipeline (text-to-image on ddim and on tcd,
-# whose step takes eta; img2img, inpainting, SDXL's base + refiner); not the 18-scheduler
-# sweep nor the other golden ones.
+# tests, with one golden run against diffusers per pipeline (text-to-image on ddim, on pndm,
+# which has more timesteps than steps, and on tcd, whose step takes eta; img2img, inpainting,
+# SDXL's base + refiner); not the 18-scheduler sweep nor the other golden ones.
 NODES = ["tests/nodes/test_denoise.py", "tests/nodes/test_chain.py",
          "tests/nodes/test_img2img.py", "tests/nodes/test_inpaint_sampling.py",
          "tests/sdxl/test_refiner.py", "tests/gpu/test_speed_options.py", "-k",
-         "not every_scheduler and not pndm and not dpm and not sdpa and not tf32 and not serve "
-         "and not bench"]  # fmt: skip
+         "not every_scheduler and not dpm and not sdpa and not tf32 and not serve and not bench"]  # fmt: skip
 # The per-step prediction: the stand-in UNet's exact combinations first, then the tiny models
 # (areas, masks, ControlNet, the 9-channel inpainting UNet, SDXL's added inputs).
 GUIDANCE = ["tests/nodes/test_guidance.py", "tests/nodes/test_inpaint_sampling.py",

@@ -39,3 +39,45 @@ def test_stochastic_step_noise_comes_from_the_run_seed(make_ctx, tiny):
 
     assert torch.equal(run(4), run(4))
     assert not torch.equal(run(4), run(5))
+
+
+def test_denoise_below_1_on_pure_noise_warns_and_changes_nothing(make_ctx, tiny):
+    import torch
+
+    from latentgraph.nodes import vae
+
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "ddim")
+
+    def run(latent, strength):
+        ctx = make_ctx("UNetDenoise")
+        out = denoise.unet_denoise(ctx, unet, sp, cond, cond, latent, 4, 7.5, strength, 0)
+        return out.samples, ctx.rec.warnings, [done for done, _ in ctx.rec.progress]
+
+    full, warnings, steps = run(noise, 1.0)
+    assert warnings == [] and steps == [1, 2, 3, 4]
+    half, warnings, steps = run(noise, 0.5)
+    assert warnings == ["denoise < 1 has no effect on pure noise from LatentNoise; use "
+                        "VAEEncode for img2img"]  # fmt: skip
+    assert steps == [1, 2, 3, 4] and torch.equal(half, full)
+    encoded = vae.vae_encode(make_ctx("VAEEncode"), pixels=torch.rand(1, 32, 32, 3), vae=v)
+    _, warnings, steps = run(encoded, 0.5)  # img2img: half the schedule, no warning
+    assert warnings == [] and steps == [1, 2]
+
+
+def test_stopping_early_at_zero_noise_needs_a_sigma_scheduler(make_ctx, tiny):
+    import pytest
+
+    from latentgraph.nodes.values import NodeInputError
+
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "ddim")
+    with pytest.raises(NodeInputError, match=r"input 'return_with_leftover_noise': stopping "
+                       r"early at zero noise needs a sigma-based scheduler \(euler, dpm\+\+2m, "
+                       r"\.\.\.\); or return the leftover noise"):  # fmt: skip
+        denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 4, 7.5, 1.0,
+                             0, end_step=2)  # fmt: skip
