@@ -81,3 +81,28 @@ def test_stopping_early_at_zero_noise_needs_a_sigma_scheduler(make_ctx, tiny):
                        r"\.\.\.\); or return the leftover noise"):  # fmt: skip
         denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 4, 7.5, 1.0,
                              0, end_step=2)  # fmt: skip
+
+
+def test_a_noise_mask_keeps_the_models_dtype(make_ctx, tiny):
+    """With a bf16 model the kept original is cast like the latents, so every step's input
+    stays bf16 (a float32 original would promote the blend and break the next UNet call)."""
+    import copy
+
+    import torch
+
+    from latentgraph.nodes import inpaint, vae
+    from latentgraph.nodes.values import UNetModel
+
+    unet, clip, v, spec = tiny
+    bf16 = UNetModel(copy.deepcopy(unet.unet).to(torch.bfloat16), "tiny-bf16", "cpu", "bf16")
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    encoded = vae.vae_encode(make_ctx("VAEEncode"), pixels=torch.rand(1, 32, 32, 3), vae=v)
+    mask = torch.zeros(1, 32, 32)
+    mask[:, :16] = 1.0
+    masked = inpaint.set_latent_noise_mask(make_ctx(), encoded, mask)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "ddim")
+    out = denoise.unet_denoise(make_ctx("UNetDenoise"), bf16, sp, cond, cond, masked, 2, 7.5,
+                               1.0, 0)  # fmt: skip
+    assert out.samples.dtype == torch.bfloat16
+    kept = encoded.samples.to(torch.bfloat16)[..., 2:, :]  # the unmasked half, cast
+    assert torch.equal(out.samples[..., 2:, :], kept)
