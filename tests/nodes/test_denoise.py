@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from latentgraph.nodes import denoise, latents, schedulers, text
 
 
@@ -68,7 +70,6 @@ def test_denoise_below_1_on_pure_noise_warns_and_changes_nothing(make_ctx, tiny)
 
 
 def test_stopping_early_at_zero_noise_needs_a_sigma_scheduler(make_ctx, tiny):
-    import pytest
 
     from latentgraph.nodes.values import NodeInputError
 
@@ -106,3 +107,36 @@ def test_a_noise_mask_keeps_the_models_dtype(make_ctx, tiny):
     assert out.samples.dtype == torch.bfloat16
     kept = encoded.samples.to(torch.bfloat16)[..., 2:, :]  # the unmasked half, cast
     assert torch.equal(out.samples[..., 2:, :], kept)
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_img2img_starting_on_a_repeated_timestep_matches_the_pipeline(make_ctx, tiny, tiny_folder,
+                                                                      first):  # fmt: skip
+    """dpm++2m with Karras sigmas rounds the last levels of 50 steps to timesteps 1, 1: an
+    img2img run starting on the first of them (denoise 0.06: the last 3 steps) must tell the
+    scheduler where it begins, as diffusers' img2img pipeline does; found from the timestep
+    alone it would be the second. Both starts are compared byte for byte with the pipeline."""
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    from .test_img2img import encoded_pictures
+
+    unet, clip, _, spec = tiny
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "dpm++2m", karras=True)
+    sched = schedulers.build_scheduler(sp, 5)
+    sched.set_timesteps(50)
+    assert sched.timesteps[47] == sched.timesteps[48] and sched.timesteps[46] != 1
+    strength = 0.06 if first else 0.04  # begins at index 47, else 48
+    latent = encoded_pictures(make_ctx, tiny, size=32)
+    pos = text.text_encode(make_ctx("TextEncode"), clip, "a lighthouse")
+    neg = text.text_encode(make_ctx("TextEncode"), clip, "")
+    ours = denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, pos, neg, latent, 50, 7.5,
+                                strength, 5).samples  # fmt: skip
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_folder, safety_checker=None,
+                                                          requires_safety_checker=False)  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = schedulers.build_scheduler(sp, 5)
+    ref = pipe(prompt_embeds=pos.embeds, negative_prompt_embeds=neg.embeds, image=latent.samples,
+               strength=strength, num_inference_steps=50, guidance_scale=7.5,
+               generator=torch.Generator().manual_seed(5), output_type="latent").images  # fmt: skip
+    assert torch.equal(ours, ref)
