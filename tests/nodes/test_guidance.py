@@ -345,3 +345,38 @@ def test_timestep_ranges_follow_the_models_number_of_noise_levels(make_ctx):
     x = torch.zeros(1, 4, 8, 8)
     assert torch.equal(g.predict(x, torch.tensor(50)), torch.ones(1, 4, 8, 8))  # 50 > 49.5
     assert torch.equal(g.predict(x, torch.tensor(49)), torch.full((1, 4, 8, 8), 5.0))
+
+
+def test_a_region_contains_another_only_when_every_edge_is_inside():
+    box = Region(4, 4, 8, 8)
+    assert box.contains(Region(4, 4, 8, 8)) and box.contains(Region(6, 5, 2, 3))
+    for other in (Region(3, 4, 2, 2), Region(4, 3, 2, 2),  # above, left of it
+                  Region(10, 4, 3, 2), Region(4, 10, 2, 3),  # past its bottom, its right
+                  Region(0, 0, 16, 16)):  # fmt: skip
+        assert not box.contains(other), other
+
+
+def test_mask_bounds_near_the_far_corner_are_cut_to_the_latent():
+    import torch
+
+    mask = torch.zeros(1, 32, 32)
+    mask[0, 30, 29] = 1.0
+    assert mask_bounds(mask, (32, 32)) == Region(30, 29, 2, 3)
+
+
+def test_an_area_one_cell_from_the_border_fades_at_that_edge():
+    import torch
+
+    fade = edge_fade(Region(1, 1, 8, 8), (32, 32))[0, 0]
+    first = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8]) / FADE_CELLS
+    ramp = first * first.flip(0)
+    assert torch.allclose(fade, ramp[:, None] * ramp[None, :])
+
+
+def test_a_whole_range_entry_acts_at_the_last_noise_level():
+    import torch
+
+    out, _ = predict(const(3), const(0), t=0)  # 0..1 includes timestep 0 (the cleanest)
+    assert torch.equal(out, torch.full((1, 4, 32, 32), 3.0))
+    out, _ = predict(const(3), const(0), t=999)
+    assert torch.equal(out, torch.full((1, 4, 32, 32), 3.0))
