@@ -380,3 +380,39 @@ def test_a_whole_range_entry_acts_at_the_last_noise_level():
     assert torch.equal(out, torch.full((1, 4, 32, 32), 3.0))
     out, _ = predict(const(3), const(0), t=999)
     assert torch.equal(out, torch.full((1, 4, 32, 32), 3.0))
+
+
+class InpaintingUNet(ConstantUNet):
+    """The stand-in with an inpainting UNet's 9 input channels: it records the 5 extra ones."""
+
+    config: dict = {"in_channels": 9}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extra: list = []
+
+    def __call__(self, x, t, encoder_hidden_states, added_cond_kwargs, return_dict):
+        self.extra.append(x[:, 4:].clone())
+        return super().__call__(x[:, :4], t, encoder_hidden_states, added_cond_kwargs,
+                                return_dict)  # fmt: skip
+
+
+@pytest.mark.parametrize("scale", [1.0, 7.5])
+def test_an_inpainting_unet_gets_its_channels_cut_to_each_area(scale):
+    import torch
+
+    from latentgraph.nodes.values import InpaintImage
+
+    masked = torch.arange(4 * 32 * 32, dtype=torch.float32).reshape(1, 4, 32, 32)
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 8:, 4:20] = 1.0
+    model = InpaintingUNet()
+    pos = cn.combine(const(1), cn.with_area(const(5), Area(8, 16, 4, 12), 1.0))
+    g = Guidance(None, model, torch.device("cpu"), pos, const(0), scale, (1, 4, 32, 32),
+                 inpaint=InpaintImage(masked, mask))  # fmt: skip
+    g.predict(torch.zeros(1, 4, 32, 32), torch.tensor(999))
+    rows = 2 if scale > 1 else 1  # the negative's rows too when guided
+    whole = torch.cat([mask[:, None], masked], dim=1)
+    assert [tuple(e.shape) for e in model.extra] == [(rows, 5, 32, 32), (rows, 5, 8, 16)]
+    assert torch.equal(model.extra[0], whole.expand(rows, -1, -1, -1))
+    assert torch.equal(model.extra[1], whole[..., 4:12, 12:28].expand(rows, -1, -1, -1))
