@@ -38,11 +38,12 @@ NODES = ["tests/nodes/test_denoise.py", "tests/nodes/test_chain.py",
          "tests/sdxl/test_refiner.py", "tests/gpu/test_speed_options.py", "-k",
          "not every_scheduler and not dpm and not sdpa and not tf32 and not serve and not bench"]  # fmt: skip
 # The per-step prediction: the stand-in UNet's exact combinations first, then the tiny models
-# (areas, masks, ControlNet, the 9-channel inpainting UNet, SDXL's added inputs).
+# (areas, masks, ControlNet, the 9-channel inpainting UNet, SDXL's added inputs, a bf16 UNet).
 GUIDANCE = ["tests/nodes/test_guidance.py", "tests/nodes/test_inpaint_sampling.py",
             "tests/controlnet/test_sampling.py", "tests/nodes/test_custom_sampling.py",
-            "tests/sdxl/test_sdxl_entries.py", "-k", "guidance or 9_channel or inpainting_model "
-            "or masked_image or controlnet_matches or area_entries or dual_cfg or sdxl"]  # fmt: skip
+            "tests/sdxl/test_sdxl_entries.py", "tests/nodes/test_denoise.py", "-k",
+            "guidance or 9_channel or inpainting_model or masked_image or controlnet_matches "
+            "or area_entries or dual_cfg or sdxl or dtype"]  # fmt: skip
 
 # module -> the fast tests that exercise it (pytest arguments), smallest modules first
 MODULES: dict[str, list[str]] = {

@@ -3,6 +3,8 @@ timestep ranges, pairing, and the plain case staying diffusers' pipeline."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from latentgraph.nodes import conditioning as cn
@@ -416,3 +418,54 @@ def test_an_inpainting_unet_gets_its_channels_cut_to_each_area(scale):
     assert [tuple(e.shape) for e in model.extra] == [(rows, 5, 32, 32), (rows, 5, 8, 16)]
     assert torch.equal(model.extra[0], whole.expand(rows, -1, -1, -1))
     assert torch.equal(model.extra[1], whole[..., 4:12, 12:28].expand(rows, -1, -1, -1))
+
+
+def test_a_partner_takes_all_of_its_lenders_text_and_keeps_the_areas_mask():
+    import torch
+
+    from latentgraph.nodes.values import SizeConditioning
+
+    def sdxl_like(value, pooled, width):
+        return const(value).map(lambda e: replace(e, pooled=torch.full((1, 8), pooled),
+                                                  size=SizeConditioning(width=width)))  # fmt: skip
+
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 4:10, 4:10] = 0.5
+    masked = cn.with_mask(mask, sdxl_like(5, 50.0, 500), 1.0, True)  # region: the mask's bounds
+    lender = sdxl_like(0.5, 5.0, 64)
+    _, g = predict(cn.combine(sdxl_like(1, 10.0, 100), masked), lender, scale=2.0)
+    partner = [t for t in g.terms if t.side == "negative"][1]
+    source = [t for t in g.terms if t.side == "positive"][1]
+    assert partner.region == source.region == Region(4, 4, 8, 8)
+    assert torch.equal(partner.entry.embeds, lender.single.embeds)
+    assert torch.equal(partner.entry.pooled, lender.single.pooled)
+    assert partner.entry.prompts == lender.single.prompts
+    assert partner.entry.size == SizeConditioning(width=64)
+    assert torch.equal(partner.mask, source.mask) and torch.equal(partner.weight, source.weight)
+
+
+def test_an_area_already_matched_on_the_other_side_does_not_stop_the_pairing():
+    pos = cn.combine(cn.combine(const(1), cn.with_area(const(5), Area(8, 8, 0, 0), 1.0)),
+                     cn.with_area(const(7), Area(8, 8, 16, 16), 1.0))  # fmt: skip
+    neg = cn.combine(const(0.5), cn.with_area(const(0.25), Area(8, 8, 0, 0), 1.0))
+    _, g = predict(pos, neg, scale=2.0)
+    negatives = [(t.region, float(t.entry.embeds.mean())) for t in g.terms if t.side == "negative"]
+    assert negatives == [(None, 0.5), (Region(0, 0, 8, 8), 0.25), (Region(16, 16, 8, 8), 0.5)]
+
+
+def test_of_equally_small_covering_entries_the_first_lends_its_text():
+    tall = cn.with_area(const(0.25), Area(16, 8, 0, 0), 1.0)
+    wide = cn.with_area(const(0.75), Area(8, 16, 0, 0), 1.0)
+    pos = cn.combine(const(1), cn.with_area(const(5), Area(4, 4, 2, 2), 1.0))
+    _, g = predict(pos, cn.combine(cn.combine(const(0.5), tall), wide), scale=2.0)
+    partner = [t for t in g.terms if t.side == "negative"][-1]
+    assert partner.region == Region(2, 2, 4, 4) and float(partner.entry.embeds.mean()) == 0.25
+
+
+def test_a_weak_entry_alone_on_its_cells_predicts_its_own_value():
+    import torch
+
+    weak = cn.with_area(const(5), Area(32, 16, 0, 0), 0.5)  # the left half, strength 0.5
+    out, _ = predict(weak, const(0))
+    assert torch.allclose(out[..., :16], torch.full((1, 4, 32, 16), 5.0))  # 5·w / w
+    assert torch.equal(out[..., 16:], torch.zeros(1, 4, 32, 16))
