@@ -469,3 +469,39 @@ def test_a_weak_entry_alone_on_its_cells_predicts_its_own_value():
     out, _ = predict(weak, const(0))
     assert torch.allclose(out[..., :16], torch.full((1, 4, 32, 16), 5.0))  # 5·w / w
     assert torch.equal(out[..., 16:], torch.zeros(1, 4, 32, 16))
+
+
+def test_a_mask_is_resized_to_the_latent_bilinearly_without_aligned_corners():
+    import torch
+
+    gradient = (torch.arange(16, dtype=torch.float32) / 15).reshape(1, 4, 4)
+    _, g = predict(cn.with_mask(gradient, const(1), 1.0, False), const(0), shape=(1, 4, 2, 2))
+    expected = torch.tensor([[[2.5, 4.5], [10.5, 12.5]]]) / 15  # each 2x2 block's mean
+    assert torch.allclose(g.terms[0].mask, expected)
+
+
+def test_one_mask_per_image_is_accepted():
+    import torch
+
+    masks = torch.zeros(2, 8, 8)
+    masks[0, :, :4] = 1.0  # image 0: the left half; image 1: the right half
+    masks[1, :, 4:] = 1.0
+    out, _ = predict(cn.combine(const(1), cn.with_mask(masks, const(5), 1.0, False)), const(0),
+                     shape=(2, 4, 8, 8))  # fmt: skip
+    assert torch.equal(out[0, :, :, :4], torch.full((4, 8, 4), 3.0))
+    assert torch.equal(out[1, :, :, :4], torch.ones(4, 8, 4))
+    assert torch.equal(out[1, :, :, 4:], torch.full((4, 8, 4), 3.0))
+
+
+def test_an_area_of_one_cell_acts_and_one_cut_to_zero_width_is_refused(make_ctx):
+    import torch
+
+    out, _ = predict(cn.combine(const(1), cn.with_area(const(5), Area(1, 1, 0, 0), 1.0)),
+                     const(0), shape=(1, 4, 8, 8))  # fmt: skip
+    w = 1 / FADE_CELLS**2  # its bottom and right edges are inside: both fade
+    assert torch.allclose(out[0, 0, 0, 0], torch.tensor((1 + 5 * w) / (1 + w)))
+    assert torch.equal(out[0, 0, 1:, 1:], torch.ones(7, 7))
+    past_right = cn.with_area(const(1), Area(4, 4, 0, 8), 1.0)
+    with pytest.raises(NodeInputError, match="'positive'.*outside the latent \\(8x8 cells\\)"):
+        Guidance(make_ctx("UNetDenoise"), ConstantUNet(), torch.device("cpu"), past_right,
+                 const(0), 7.5, (1, 4, 8, 8))  # fmt: skip

@@ -65,3 +65,18 @@ def test_unguided_sdxl_runs_the_positive_rows_alone(make_ctx, sdxl):
     a = run(text.text_encode(make_ctx("TextEncode"), clip, ""))
     b = run(text.text_encode(make_ctx("TextEncode"), clip, "a dog"))
     assert a.shape == (1, 4, 8, 8) and torch.isfinite(a).all() and torch.equal(a, b)
+
+
+def test_conditioning_without_a_pooled_embedding_is_refused_naming_its_input(make_ctx, sdxl):
+    import pytest
+    import torch
+
+    from latentgraph.nodes.values import Conditioning, NodeInputError
+
+    unet, clip = sdxl[0].unet, sdxl[1]
+    cat = text.text_encode(make_ctx("TextEncode"), clip, "a cat")
+    sd_like = Conditioning.of(torch.zeros(1, 77, cat.single.embeds.shape[-1]), [""])
+    with pytest.raises(NodeInputError, match="UNetDenoise node 'n1' input 'negative': this "
+                       "SDXL model needs conditioning from an SDXL text encoder"):  # fmt: skip
+        Guidance(make_ctx("UNetDenoise"), unet, torch.device("cpu"), cat, sd_like, 5.0,
+                 (1, 4, 16, 16))  # fmt: skip
