@@ -501,7 +501,7 @@ def test_an_area_of_one_cell_acts_and_one_cut_to_zero_width_is_refused(make_ctx)
     w = 1 / FADE_CELLS**2  # its bottom and right edges are inside: both fade
     assert torch.allclose(out[0, 0, 0, 0], torch.tensor((1 + 5 * w) / (1 + w)))
     assert torch.equal(out[0, 0, 1:, 1:], torch.ones(7, 7))
-    past_right = cn.with_area(const(1), Area(4, 4, 0, 8), 1.0)
-    with pytest.raises(NodeInputError, match="'positive'.*outside the latent \\(8x8 cells\\)"):
+    past_right = cn.with_area(const(1), Area(4, 4, 0, 16), 1.0)
+    with pytest.raises(NodeInputError, match="'positive'.*outside the latent \\(8x16 cells\\)"):
         Guidance(make_ctx("UNetDenoise"), ConstantUNet(), torch.device("cpu"), past_right,
-                 const(0), 7.5, (1, 4, 8, 8))  # fmt: skip
+                 const(0), 7.5, (1, 4, 8, 16))  # fmt: skip
