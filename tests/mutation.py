@@ -63,6 +63,9 @@ MODULES: dict[str, list[str]] = {
                          "tests/loading/test_validate.py", "tests/engine/test_scheduler.py", "-k",
                          "not plugins_from_a_folder and not entry_point_plugins"],
     "graph/comfy_api.py": [*LOADING, "tests/comfy/test_comfy_convert.py"],
+    # the toy ComfyUI registry: no torch, ~1 s for both files
+    "graph/formats.py": ["tests/comfy/test_load_formats.py", "tests/comfy/test_comfy_convert.py",
+                         "tests/engine/test_api.py"],
 }  # fmt: skip
 # The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
 # from the test call alone, so node mutants get a generous constant on top.
