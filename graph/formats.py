@@ -186,8 +186,7 @@ def _load_png(path: Path, overrides: dict[str, Any], registry: Registry) -> Work
         reader = _reader(data)
         if key != "latentgraph" and reader is OURS:  # ours is only ever in its own chunk
             raise _error(source, f"the PNG's {key!r} text is not a ComfyUI prompt or workflow")
-        text = chunks[key] if key == "latentgraph" else None
-        workflow = reader.read(data, source, text, registry, overrides)
+        workflow = reader.read(data, source, chunks[key], registry, overrides)
         if "workflow" in chunks and "workflow" not in workflow.extra:
             try:
                 workflow.extra["workflow"] = json.loads(chunks["workflow"])

@@ -21,8 +21,10 @@ version: 1
 params:
   seed: 5   # the seed
   width: 64
+  text: 'a cat'  # kept in its quotes when the run does not change it
 nodes:
   latent: {type: EmptyLatentImage, width: $width, height: 32}
+  encode: {type: CLIPTextEncode, text: $text}
   sample: {type: KSampler, seed: $seed, latent_image: latent}
 """
 
@@ -53,11 +55,13 @@ def latents(*ids: str) -> dict:
 def test_an_api_prompt_is_embedded_as_sent_with_the_editor_workflow_of_its_body(classic_api,
                                                                              classic_editor):  # fmt: skip
     classic_api["3"]["_meta"] = {"title": "Sampler", "color": "red"}  # not rebuilt from the graph
+    classic_api["3"]["inputs"]["control_after_generate"] = "fixed"  # not declared: not read
     body = {"prompt": classic_api, "extra_data": {"extra_pnginfo": {"workflow": classic_editor}}}
     loaded = load_text(json.dumps(body), registry=registry)
     assert (loaded.format, loaded.params, loaded.raw) == ("api", {}, body)
     assert loaded.extra == {"prompt": classic_api, "workflow": classic_editor}
     assert loaded.graph.source == "<request>" and loaded.graph["3"].title == "Sampler"
+    assert "control_after_generate" not in loaded.graph["3"].inputs
 
 
 @pytest.mark.parametrize("extra_data", [[1], {}, {"extra_pnginfo": None}, {"extra_pnginfo": {}}])
@@ -88,7 +92,7 @@ def test_an_editor_workflow_embeds_itself_and_the_prompt_of_its_graph(classic_ed
 
 def test_ours_embeds_the_document_as_written_with_the_params_of_the_run():
     loaded = load_text(OURS, registry=registry)
-    assert (loaded.format, loaded.params) == ("yaml", {"seed": 5, "width": 64})
+    assert (loaded.format, loaded.params) == ("yaml", {"seed": 5, "width": 64, "text": "a cat"})
     assert loaded.extra["latentgraph"] == OURS
     loaded = load_text(OURS, overrides={"seed": 9}, registry=registry)
     assert loaded.extra["latentgraph"] == OURS.replace("seed: 5 ", "seed: 9 ")
@@ -141,7 +145,8 @@ def test_a_yaml_file_is_always_ours(tmp_path, classic_editor, name):
     assert message.startswith("this is a ComfyUI editor workflow")
     json_path = tmp_path / "flow.json"
     json_path.write_text(json.dumps(classic_editor))
-    assert load_file(json_path, registry=registry).format == "editor"
+    loaded = load_file(json_path, registry=registry)
+    assert loaded.format == "editor" and loaded.graph.source == str(json_path)
 
 
 def test_a_folder_or_a_missing_file_is_a_workflow_error(tmp_path):
@@ -156,9 +161,10 @@ def test_reload_reads_the_file_again_with_the_new_params_on_top(tmp_path):
     path = tmp_path / "flow.yaml"
     path.write_text(OURS)
     first = load_file(path, overrides={"seed": 7}, registry=registry)
+    assert first.extra == {"latentgraph": OURS.replace("seed: 5 ", "seed: 7 ")}
     path.write_text(OURS.replace("height: 32", "height: 48"))
     again = reload_workflow(first, {"width": 128}, registry=registry)
-    assert again.params == {"seed": 7, "width": 128}
+    assert again.params == {"seed": 7, "width": 128, "text": "a cat"}
     assert again.graph["latent"].inputs == {"width": 128, "height": 48}
     assert again.graph.source == str(path)
 
@@ -186,8 +192,17 @@ def test_our_chunk_comes_first_then_the_prompt_then_the_workflow(tmp_path, class
     loaded = load_file(png(tmp_path / "b.png", **chunks), {"3.seed": 4}, registry=registry)
     assert loaded.format == "api" and loaded.graph["3"].inputs["seed"] == 4
     assert loaded.extra["workflow"] == classic_editor
-    loaded = load_file(png(tmp_path / "c.png", workflow=chunks["workflow"]), registry=registry)
+    path = png(tmp_path / "c.png", workflow=chunks["workflow"])
+    loaded = load_file(path, registry=registry)
     assert loaded.format == "editor" and loaded.graph["8"].inputs["vae"] == Link("4", 2)
+    assert loaded.graph.source == str(path)
+
+
+def test_the_workflow_a_prompt_body_carries_wins_over_a_workflow_chunk(tmp_path, classic_api,
+                                                                        classic_editor):  # fmt: skip
+    body = {"prompt": classic_api, "extra_data": {"extra_pnginfo": {"workflow": {"mine": 1}}}}
+    path = png(tmp_path / "a.png", prompt=json.dumps(body), workflow=json.dumps(classic_editor))
+    assert load_file(path, registry=registry).extra["workflow"] == {"mine": 1}
 
 
 def test_our_chunk_as_json_and_a_broken_workflow_chunk_beside_a_good_one(tmp_path, classic_api):
