@@ -77,6 +77,8 @@ CREATE TABLE IF NOT EXISTS corrupt_prompts AS SELECT * FROM prompts WHERE 0;
 """
 
 _JSON_COLUMNS = ("prompt", "extra_data", "outputs", "targets", "ui", "messages")
+# A queued row's ui and messages hold the schema's defaults until the prompt ends.
+_EMPTY_ENDS = len("{}") + len("[]")
 
 
 _FINISH = (
@@ -227,8 +229,12 @@ class Store:
             self._queued = {r.id: r for r in queued}
             self._queued_bytes = sum(r.size for r in queued)
             self._recent, self._recent_bytes, self._recent_all = {}, 0, True
-            for r in recent:  # newest first
+            # Newest first, up to the first that does not fit: memory holds the newest prompts
+            # with no gap (an older, smaller one would fit after a bigger one was dropped).
+            for r in recent:
                 self._remember(r)
+                if not self._recent_all:
+                    break
             self._max_number = high if high is not None else -1
 
     def _decode(self, rows, *, aside: bool = False) -> list[PromptRecord]:
@@ -306,7 +312,7 @@ class Store:
         texts = [json.dumps(record.prompt), json.dumps(record.extra_data),
                  json.dumps(record.outputs),
                  json.dumps(record.targets) if record.targets is not None else None]  # fmt: skip
-        record.size = sum(len(t or "") for t in texts) + 2  # + the empty ui and messages
+        record.size = sum(len(t or "") for t in texts) + _EMPTY_ENDS
         with self._lock:
             if max_queued_bytes is not None and self._queued_bytes + record.size > max_queued_bytes:
                 raise QueueTooLarge(f"the queue holds {self._queued_bytes:,} bytes of prompts; "
@@ -422,9 +428,10 @@ class Store:
                     return prompt_id not in self._unsaved
                 done = rows[0]
             else:  # what a read-back would give (JSON round trip: no live objects kept)
+                size = old.size - _EMPTY_ENDS + len(ui_json) + len(messages_json)
                 done = replace(old, status=status, finished_ms=finished, error=error,
                                ui=json.loads(ui_json), messages=json.loads(messages_json),
-                               size=old.size + len(ui_json) + len(messages_json))  # fmt: skip
+                               size=size)  # fmt: skip
             with self._mem:
                 self._remember(done)
             return prompt_id not in self._unsaved
