@@ -13,7 +13,9 @@ Memory is bounded by bytes as well as by count (the encoded JSON of what each en
 A write that fails (a full disk) raises `StoreWriteError`, except when a prompt finishes: its
 end is then kept in memory as a failure saying why, and written by `flush` once writing works.
 A stored row whose JSON cannot be read is moved to the table `corrupt_prompts` at start and
-skipped when read later, so one bad row never stops the server.
+skipped when read later, so one bad row never stops the server. A file that is no database, or
+a damaged one, is moved aside and a new database started; one that cannot be opened at all (a
+folder, no permission) raises `StoreOpenError` and is left where it is.
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ _FINISH = (
 
 class StoreWriteError(OSError):
     """The database could not be written (errno ENOSPC when the disk is full)."""
+
+
+class StoreOpenError(OSError):
+    """The database file cannot be opened at all (a folder, no permission, locked): not a
+    corrupt database, so it is left where it is."""
 
 
 class QueueTooLarge(ValueError):
@@ -177,7 +184,11 @@ class Store:
         self.backup: Path | None = None
         try:
             self._db = self._open()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
+            raise StoreOpenError(
+                f"the queue database {self.path} cannot be opened ({exc})"
+            ) from exc
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
             if self.path == ":memory:":
                 raise
             self.backup = self._set_aside(exc)

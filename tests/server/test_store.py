@@ -204,6 +204,50 @@ def test_only_the_parts_that_exist_are_moved(tmp_path, monkeypatch):
     store.close()
 
 
+def test_a_truncated_database_is_set_aside(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    for i in range(100):
+        _add(store, f"p{i}", prompt={"x": "y" * 500})
+    store.close()
+    damaged = path.read_bytes()[:4096] + b"\x07" * 20000
+    path.write_bytes(damaged)
+    store = Store(path)
+    assert store.backup.read_bytes() == damaged and store.pending() == []
+    store.close()
+
+
+def test_a_database_that_cannot_be_opened_is_left_where_it_is(tmp_path, caplog):
+    """A folder in its place (or no permission, or a lock) is no corrupt database: it was
+    moved aside as one ("could not be read ... moved to"), and a new database started."""
+    path = tmp_path / "db.sqlite3"
+    path.mkdir()
+    (path / "kept").write_text("x")
+    with pytest.raises(st.StoreOpenError) as raised:
+        Store(path)
+    assert str(raised.value) == (
+        f"the queue database {path} cannot be opened (unable to open database file)"
+    )
+    assert isinstance(raised.value, OSError)  # the CLI prints it as an error, no traceback
+    assert (path / "kept").read_text() == "x" and list(tmp_path.iterdir()) == [path]
+    assert caplog.records == []
+
+
+def test_a_locked_database_is_left_where_it_is(tmp_path, monkeypatch):
+    path = tmp_path / "db.sqlite3"
+    Store(path).close()
+    data = path.read_bytes()
+
+    def locked(self):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(Store, "_open", locked)
+    with pytest.raises(st.StoreOpenError, match="cannot be opened \\(database is locked\\)"):
+        Store(path)
+    assert path.read_bytes() == data and sorted(p.name for p in tmp_path.iterdir()) == [
+        "db.sqlite3"]  # fmt: skip
+
+
 def test_a_failed_open_closes_its_connection(tmp_path, monkeypatch):
     closed = []
 
