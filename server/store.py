@@ -201,9 +201,9 @@ class Store:
             db.row_factory = sqlite3.Row
             if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
-                row = db.execute("PRAGMA quick_check").fetchone()
-                if row is None or row[0] != "ok":
-                    raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else '?'}")
+                (result,) = db.execute("PRAGMA quick_check").fetchone()  # "ok", or the problems
+                if result != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check failed: {result}")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
         except BaseException:

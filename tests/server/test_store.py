@@ -7,8 +7,10 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -116,13 +118,19 @@ def test_in_memory_database(tmp_path):
     store.close()
 
 
-def test_an_unreadable_in_memory_database_raises(monkeypatch):
-    def broken(self):
-        raise sqlite3.DatabaseError("file is not a database")
+def test_an_unreadable_in_memory_database_raises(monkeypatch, caplog):
+    real_open, calls = Store._open, []
 
-    monkeypatch.setattr(Store, "_open", broken)
+    def fails_once(self):
+        calls.append(True)
+        if len(calls) == 1:
+            raise sqlite3.DatabaseError("file is not a database")
+        return real_open(self)
+
+    monkeypatch.setattr(Store, "_open", fails_once)
     with pytest.raises(sqlite3.DatabaseError, match="not a database"):
-        Store(":memory:")
+        Store(":memory:")  # nothing to set aside: no second try
+    assert calls == [True] and caplog.records == []
 
 
 def _corrupt_copy(tmp_path: Path) -> tuple[Path, bytes]:
@@ -189,6 +197,9 @@ def test_garbage_is_set_aside(tmp_path):
     path.write_bytes(b"not a database at all" * 400)
     store = Store(path)
     assert store.backup.read_bytes() == b"not a database at all" * 400
+    stamp = store.backup.name.removeprefix("db.sqlite3.corrupt-")
+    assert re.fullmatch(r"\d{8}-\d{6}", stamp), stamp
+    assert abs(time.mktime(time.strptime(stamp, "%Y%m%d-%H%M%S")) - time.time()) < 600
     assert _add(store, "a").number == 0
     store.close()
 
@@ -364,6 +375,8 @@ def test_add_records_what_it_was_given(store):
     before = st.now_ms()
     r = _add(store, "a", client_id="c", created_ms=0, status=st.SUCCESS)
     assert r.status == st.PENDING and before <= r.created_ms <= st.now_ms()
+    assert abs(r.created_ms - time.time() * 1000) < 60_000  # milliseconds of the epoch
+    assert _row(store.path, "a")["targets"] is None  # no targets: NULL, not "null"
     assert _add(store, "b", created_ms=77).created_ms == 77
     assert (r.seq, store.get("b").seq) == (1, 2)
     row = _row(store.path, "a")
@@ -451,6 +464,17 @@ def test_finish_records_the_end_and_moves_the_prompt_to_history(store):
     assert store.memory_bytes()[1] == a.size
 
 
+def test_finishing_again_a_prompt_whose_row_turned_corrupt(store, caplog):
+    _add(store, "a")
+    _run(store, "a")
+    store._recent.clear()
+    _damage(store.path, "a", "prompt", "{")
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        assert store.finish("a", st.ERROR, error="again")  # written, though not readable
+    assert _row(store.path, "a")["error"] == "again" and store.get("a") is None
+    assert "skipped prompt 'a'" in caplog.records[0].getMessage()
+
+
 def test_finishing_an_unknown_prompt_records_nothing(store):
     assert store.finish("nobody", st.SUCCESS)
     assert store.get("nobody") is None and store.history() == []
@@ -494,13 +518,15 @@ def test_an_end_that_cannot_be_written_fails_in_memory_until_flushed(store, monk
     before = st.now_ms()
     with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
         assert not store.finish("a", st.SUCCESS, ui={"1": {"x": [1]}},
-                                messages=[["execution_start", {"prompt_id": "a"}]])  # fmt: skip
+                                messages=[["execution_start", {"prompt_id": "a",
+                                                               "at": Path("/p")}]])  # fmt: skip
     a = store.get("a")
     why = (f"the run ended (success) but its result could not be recorded: [Errno 28] the queue "
            f"database {store.path} cannot be written (disk full: database or disk is full)")  # fmt: skip
     assert (a.status, a.error, a.ui) == (st.ERROR, why, {})
     start, (kind, data) = a.messages
-    assert start == ["execution_start", {"prompt_id": "a"}] and kind == "execution_error"
+    assert start == ["execution_start", {"prompt_id": "a", "at": "/p"}]
+    assert kind == "execution_error"
     assert data["prompt_id"] == "a" and data["exception_type"] == "StoreWriteError"
     assert data["exception_message"] == why and before <= data["timestamp"] == a.finished_ms
     assert _ids(store.running()) == ["b"] and _ids(store.history()) == ["a"]
@@ -595,6 +621,7 @@ def test_recent_history_past_what_memory_holds_reads_the_database(tmp_path):
     assert len(store.history()) == n and _ids(store.history(3, n - 3)) == ["p0", "p1", "p2"]
     assert store.get("p0").status == st.SUCCESS and store.exists("p0")
     assert _ids(store.history(st.RECENT_HISTORY + 1))[0] == "p3"
+    assert store.history(0, n - 2) == [] and _ids(store.history(1, n - 2)) == ["p1"]
     # After a restart, memory holds the same newest prompts.
     again = _reopen(store)
     assert len(again._recent) == st.RECENT_HISTORY and again.recent_history(None) is None
@@ -602,6 +629,22 @@ def test_recent_history_past_what_memory_holds_reads_the_database(tmp_path):
     again.delete_history(None)
     assert again.recent_history(None) == [] and again.history() == []
     again.close()
+
+
+class NoDatabase:
+    def execute(self, *args):
+        raise AssertionError("the database was read")
+
+
+def test_the_queue_and_recent_history_answer_from_memory(store, monkeypatch):
+    _add(store, "done")
+    _run(store, "done")
+    queued = _add(store, "queued")
+    monkeypatch.setattr(store, "_db", NoDatabase())
+    assert store.get("queued") is queued and store.get("done").status == st.SUCCESS
+    assert store.exists("queued") and store.exists("done")
+    assert _ids(store.history()) == ["done"] and _ids(store.history(1)) == ["done"]
+    assert _ids(store.pending()) == ["queued"] and store.next_pending() is queued
 
 
 def test_exactly_as_many_as_memory_keeps_are_all_in_memory(tmp_path):
@@ -628,6 +671,20 @@ def test_history_memory_keeps_the_newest_within_its_bytes(tmp_path):
     assert store.recent_history(2) is None and _ids(store.history(2)) == ["p3", "p4"]
 
 
+def test_history_memory_exactly_at_its_budget_keeps_both(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    for pid in ("a", "b"):
+        _add(store, pid)
+        _run(store, pid)
+    budget = store.memory_bytes()[1]
+    again = _reopen(store, history_bytes=budget)
+    assert list(again._recent) == ["b", "a"] and again.recent_history(None) is not None
+    again.close()
+    again = Store(store.path, history_bytes=budget - 1)
+    assert list(again._recent) == ["b"] and again.recent_history(None) is None
+    again.close()
+
+
 def test_memory_after_a_restart_holds_no_gap(tmp_path):
     """Read back newest first within the byte budget: once one entry does not fit, the older
     ones are left to SQLite, even a small one that would fit (else history(2) from memory
@@ -640,6 +697,7 @@ def test_memory_after_a_restart_holds_no_gap(tmp_path):
     again = _reopen(store, history_bytes=1000)
     assert _ids(again.history(2)) == ["big-mid", "big-new"]
     assert _ids(again.history()) == ["small-old", "big-mid", "big-new"]
+    assert _add(again, "next").number == 3  # numbering still goes on after the highest
     again.close()
 
 
@@ -732,10 +790,14 @@ def test_corrupt_rows_are_set_aside_at_start(tmp_path, caplog):
     notes = [r.getMessage() for r in caplog.records]
     assert len(notes) == 3
     seq = {"bad-done": 2, "bad-queued": 4, "bad-running": 5}
+    reasons = {"bad-done": "Unterminated string starting at: line 1 column 3 (char 2)",
+               "bad-queued": "Expecting value: line 1 column 1 (char 0)",
+               "bad-running": "Expecting property name enclosed in double quotes: line 1 "
+                              "column 2 (char 1)"}  # fmt: skip
     for pid, n in seq.items():
-        assert any(note.startswith(f"set aside prompt {pid!r} (row {n}) of the database {path}: "
-                                   "its stored JSON cannot be read (") and note.endswith(
-            "); the row was moved to the table corrupt_prompts") for note in notes), pid  # fmt: skip
+        assert (f"set aside prompt {pid!r} (row {n}) of the database {path}: its stored JSON "
+                f"cannot be read ({reasons[pid]}); the row was moved to the table "
+                "corrupt_prompts") in notes, pid  # fmt: skip
     with sqlite3.connect(path) as db:
         kept = dict(db.execute("SELECT id, prompt FROM corrupt_prompts").fetchall())
     assert sorted(kept) == ["bad-done", "bad-queued", "bad-running"] and kept["bad-queued"] == ""
@@ -743,17 +805,23 @@ def test_corrupt_rows_are_set_aside_at_start(tmp_path, caplog):
 
 
 def test_a_row_that_turns_corrupt_later_is_skipped_when_read(store, caplog):
-    for pid in ("a", "b"):
+    for pid in ("a", "b", "c"):
         _add(store, pid)
         _run(store, pid)
     store._recent_all = False  # as if memory held only part of the history
     store._recent.clear()
-    _damage(store.path, "a", "ui", "{nope")
+    _damage(store.path, "c", "ui", "{nope")  # the newest: read first
     with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
-        assert _ids(store.history()) == ["b"]
+        assert _ids(store.history()) == ["a", "b"]
     (note,) = [r.getMessage() for r in caplog.records]
-    assert note.startswith(f"skipped prompt 'a' (row 1) of the database {store.path}: its "
-                           "stored JSON cannot be read (")  # fmt: skip
+    assert note == (f"skipped prompt 'c' (row 3) of the database {store.path}: its stored JSON "
+                    "cannot be read (Expecting property name enclosed in double quotes: line 1 "
+                    "column 2 (char 1))")  # fmt: skip
+    assert caplog.records[0].name == "latentgraph.server"
+    _damage(store.path, "a", "ui", "{nope")
+    _damage(store.path, "c", "ui", "{}")
+    caplog.clear()
+    assert _ids(store.history()) == ["b", "c"]
     assert _row(store.path, "a") is not None  # left where it is: only set aside at start
     assert store.get("a") is None and store.exists("a")
 
@@ -772,7 +840,7 @@ def test_a_corrupt_row_that_cannot_be_set_aside_is_skipped(tmp_path, caplog):
     assert _ids(store.pending()) == ["good"]
     (note,) = [r.getMessage() for r in caplog.records]
     assert note.startswith(f"skipped prompt 'bad' (row 1) of the database {path}: its stored "
-                           "JSON cannot be read (")  # fmt: skip
+                           "JSON cannot be read (Expecting ',' delimiter: line 1 column 3")  # fmt: skip
     assert "), and it could not be set aside (table corrupt_prompts has 1 columns" in note
     assert _row(path, "bad") is not None
     store.close()
