@@ -167,19 +167,21 @@ def _record(row: sqlite3.Row) -> PromptRecord:
 class Store:
     """Queue + history persistence. All methods are thread-safe."""
 
+    # What memory holds, set by _load_memory from the database at start (under _mem):
+    _queued: dict[str, PromptRecord]  # pending and running
+    _recent: dict[str, PromptRecord]  # newest finished, at most RECENT_HISTORY
+    _recent_all: bool  # _recent holds every finished prompt
+    _queued_bytes: int
+    _recent_bytes: int
+    _max_number: int  # the highest number given so far, -1 for none
+
     def __init__(self, path: Path | str, *, history_bytes: int = RECENT_HISTORY_BYTES) -> None:
         self.path = str(path)
         self.history_bytes = history_bytes
         self._lock = threading.Lock()  # the connection; taken before _mem when both are needed
         self._mem = threading.Lock()  # the in-memory queue and recent history
-        self._queued: dict[str, PromptRecord] = {}  # pending and running
-        self._recent: dict[str, PromptRecord] = {}  # newest finished, at most RECENT_HISTORY
-        self._recent_all = True  # _recent holds every finished prompt
-        self._queued_bytes = 0
-        self._recent_bytes = 0
         # Ends of prompts the database could not take (disk full): id -> UPDATE arguments.
         self._unsaved: dict[str, tuple] = {}
-        self._max_number = -1
         # Where an unreadable database was moved at start (None when it opened fine).
         self.backup: Path | None = None
         try:
