@@ -11,6 +11,7 @@ import re
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def _reopen(store: Store, **kw) -> Store:
 
 def _row(path: Path | str, pid: str) -> sqlite3.Row | None:
     """A row as another process reads it (a second connection)."""
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         db.row_factory = sqlite3.Row
         return db.execute("SELECT * FROM prompts WHERE id = ?", (pid,)).fetchone()
 
@@ -765,7 +766,7 @@ def test_jobs_filtered_paged_and_sorted_by_creation(store):
 
 
 def _damage(path: Path | str, pid: str, column: str, text: str | bytes) -> None:
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute(f"UPDATE prompts SET {column} = ? WHERE id = ?", (text, pid))
 
 
@@ -798,7 +799,7 @@ def test_corrupt_rows_are_set_aside_at_start(tmp_path, caplog):
         assert (f"set aside prompt {pid!r} (row {n}) of the database {path}: its stored JSON "
                 f"cannot be read ({reasons[pid]}); the row was moved to the table "
                 "corrupt_prompts") in notes, pid  # fmt: skip
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         kept = dict(db.execute("SELECT id, prompt FROM corrupt_prompts").fetchall())
     assert sorted(kept) == ["bad-done", "bad-queued", "bad-running"] and kept["bad-queued"] == ""
     store.close()
