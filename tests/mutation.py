@@ -52,9 +52,9 @@ MODULES: dict[str, list[str]] = {
     "server/store.py": ["tests/server/test_store_memory.py", "tests/server/test_dispatch.py"],
     # the 100,000-node chain (seconds, tens of them under mutmut) is left out: what it checks
     # besides its length (a cycle's nodes, no recursion) the other validation tests check too
-    "graph/validate.py": ["tests/loading/test_validate.py", "tests/loading/test_socket_types.py",
-                          "tests/nodes/test_limits.py", "tests/nodes/test_validation_checks.py",
-                          "-k", "not long_chain"],
+    "graph/validate.py": ["tests/loading/test_validate.py", "tests/loading/test_validate_messages.py",
+                          "tests/loading/test_socket_types.py", "tests/nodes/test_limits.py",
+                          "tests/nodes/test_validation_checks.py", "-k", "not long_chain"],
     "nodes/denoise.py": NODES,
     "graph/workflow/reading.py": LOADING,
     "graph/workflow/positions.py": LOADING,
