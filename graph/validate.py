@@ -87,7 +87,7 @@ def validate(
                 _check_literal(graph, node, decl, value, problems, settings)
         for decl in node_type.inputs:
             if decl.required and decl.name not in node.inputs:
-                how = "a link" if decl.kind == "socket" else "a value"
+                how = "a value" if decl.accepts_literal else "a link"
                 problems.append(
                     _problem(
                         graph,
@@ -319,7 +319,7 @@ def _run_check(
     literals = {
         i.name: i.default
         for i in node_type.inputs
-        if i.default is not REQUIRED and i.kind != "socket"
+        if i.default is not REQUIRED and i.accepts_literal
     }
     literals.update({k: v for k, v in node.inputs.items() if not isinstance(v, Link)})
     try:

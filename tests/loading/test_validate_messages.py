@@ -203,7 +203,7 @@ def toys() -> Registry:
         return ()
 
     @node("Checked", inputs=[Socket("link", "NUMBER", optional=True), Int("given", 1),
-                             Int("kept", 2), String("needed")],
+                             Int("kept", 2), String("needed"), Int("wired", 3, kind="socket")],
           outputs=out, check=_record_check, output_node=True, registry=reg)  # fmt: skip
     def checked(ctx, **inputs):
         return 0
@@ -276,8 +276,8 @@ def test_inputs_and_links_of_a_node_without_any(toys):
 
 
 def test_the_check_hook_sees_literals_and_defaults_and_the_run_settings(toys):
-    """Given literals over defaults; no socket, no missing required input; its problems
-    name the input and what it received."""
+    """Given literals over defaults; no socket (even one with a default), no missing required
+    input; its problems name the input and what it received."""
     g = Graph()
     g.add(Node("c", "Checked", {"given": 5, "needed": "t"}))
     found = [(p.input_name, p.received, p.message, p.node_type)
