@@ -124,6 +124,15 @@ def test_a_link_one_past_the_last_output(registry):
         "links to output 1 of node 'c' (Const), which has 1 output(s): value")  # fmt: skip
 
 
+def test_a_link_past_the_outputs_lists_them_all(registry):
+    g = Graph()
+    g.add(Node("c", "Const", {}))
+    g.add(Node("sp", "Split", {"x": Link("c", 0)}))
+    g.add(Node("o", "ShowNumber", {"value": Link("sp", 5)}))
+    [p] = validate(g, registry)
+    assert p.message == "links to output 5 of node 'sp' (Split), which has 2 output(s): low, high"
+
+
 def test_required_inputs_missing_say_what_to_give(registry):
     text = (
         HEAD + "  s: {type: Scale}\n  f: {type: Format, value: c}\n  o2: {type: Show, value: f}\n"
@@ -257,6 +266,14 @@ def test_literal_rules(toys, inputs, expected):
     assert one(toys, "Bounds", **inputs) == expected
 
 
+def test_choices_that_cannot_be_listed_are_a_problem_of_their_input(toys):
+    g = Graph()
+    g.add(Node("n", "Bounds", {"broken": "x"}))
+    [p] = validate(g, toys)
+    assert (p.code, p.node_id, p.input_name, p.node_type) == (
+        "value_not_in_list", "n", "broken", "Bounds")  # fmt: skip
+
+
 def test_choices_are_listed_for_the_run_settings(toys):
     assert one(toys, "Bounds", Settings(max_steps=7), by_settings="steps7") == []
     assert one(toys, "Bounds", by_settings="steps7") == [
@@ -285,8 +302,10 @@ def test_the_check_hook_sees_literals_and_defaults_and_the_run_settings(toys):
     assert found == [("given", 5, "saw 5", "Checked"), ("kept", None, "saw 2", "Checked"),
                      ("needed", "t", "saw 't'", "Checked"), (None, None, "max_steps 7", "Checked")]  # fmt: skip
     g["c"].inputs.pop("needed")
-    assert ("needed", None, "saw 't'", "Checked") not in [
-        (p.input_name, p.received, p.message, p.node_type) for p in validate(g, toys)]  # fmt: skip
+    assert [(p.code, p.input_name, p.message) for p in validate(g, toys)] == [
+        ("required_input_missing", "needed", "this required STRING input is missing: give it a value"),
+        ("invalid_value", "given", "saw 5"), ("invalid_value", "kept", "saw 2"),
+        ("invalid_value", None, "max_steps 1000")]  # fmt: skip
 
 
 def test_a_check_hook_that_raises_names_its_node_type(toys):
