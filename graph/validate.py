@@ -14,6 +14,7 @@ hits Python's recursion limit.
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from typing import Any
 
@@ -225,6 +226,11 @@ def _check_literal(
             expected = "a number"
         elif value != value:
             report("invalid_input_type", "expected a number, got NaN", value)
+            return
+        elif type(value) is int and abs(value) > sys.float_info.max:  # float() would overflow
+            digits = len(str(abs(value)))
+            report("invalid_input_type", f"expected a number, got an integer of {digits} digits, "
+                   f"too large for {FLOAT}", value)  # fmt: skip
             return
         elif math.isinf(value) and (_finite(decl.min) or _finite(decl.max)):
             report("invalid_input_type", f"expected a finite number, got {value}", value)

@@ -196,7 +196,7 @@ def toys() -> Registry:
 
     @node("Bounds", inputs=[
         Float("pos", 1.0, min=0.0), Float("neg", -1.0, max=0.0), Float("half", 1.0, min=0.5),
-        Float("big", 1.0, max=1000.0), Float("huge", 1.0, max=2.0**63),
+        Float("big", 1.0, max=1000.0), Float("huge", 1.0, max=2.0**63), Float("free", 0.0),
         Int("maybe", None), Int("opt", 1, optional=True), Input("thing", "CUSTOM", 0),
         Input("pick", "CUSTOM", "a", choices=["a", "b"]), Input("empty", COMBO, "x"),
         Choice("twenty", [f"c{i}" for i in range(20)], "c0"),
@@ -239,6 +239,12 @@ def one(reg: Registry, node_type: str, settings: Settings | None = None, **input
         ({"pos": math.inf}, [("pos", math.inf, "expected a finite number, got inf")]),
         ({"neg": -math.inf}, [("neg", -math.inf, "expected a finite number, got -inf")]),
         ({"pos": 0.0, "neg": 0.0, "half": 0.5, "big": 1000.0, "huge": 2.0**63}, []),
+        # an integer too large for a float is refused (it crashed validation with OverflowError)
+        ({"pos": 10**400}, [("pos", 10**400, "expected a number, got an integer of 401 digits, "
+                                             "too large for FLOAT")]),
+        ({"free": -(10**309)}, [("free", -(10**309), "expected a number, got an integer of 310 "
+                                                    "digits, too large for FLOAT")]),
+        ({"free": 10**308}, []),
         # bounds are shown as written, integral ones without ".0"
         ({"half": 0.1}, [("half", 0.1, "0.1 is below the minimum 0.5")]),
         ({"big": 1001}, [("big", 1001, "1001 is above the maximum 1000")]),
