@@ -4,6 +4,7 @@ input, what was received and the node's type; the boundaries each check accepts.
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -60,6 +61,8 @@ def full(p) -> tuple:
          f"expected an integer (INT), got '{'x' * 37}...'"),
         ("factor: '2'", "invalid_input_type", "2", "expected a number (FLOAT), got '2'"),
         ("factor: .inf", "invalid_input_type", math.inf, "expected a finite number, got inf"),
+        ("factor: 1" + "0" * 400, "invalid_input_type", 10**400,
+         "expected a number, got an integer of 401 digits, too large for FLOAT"),
         ("note: 5", "invalid_input_type", 5, "expected text (STRING), got 5"),
         ("flip: 1", "invalid_input_type", 1, "expected true or false (BOOLEAN), got 1"),
         ("note: abcdefghijk", "value_bigger_than_max", "abcdefghijk",
@@ -244,7 +247,7 @@ def one(reg: Registry, node_type: str, settings: Settings | None = None, **input
                                              "too large for FLOAT")]),
         ({"free": -(10**309)}, [("free", -(10**309), "expected a number, got an integer of 310 "
                                                     "digits, too large for FLOAT")]),
-        ({"free": 10**308}, []),
+        ({"free": 10**308, "huge": -int(sys.float_info.max)}, []),  # the largest float holds
         # bounds are shown as written, integral ones without ".0"
         ({"half": 0.1}, [("half", 0.1, "0.1 is below the minimum 0.5")]),
         ({"big": 1001}, [("big", 1001, "1001 is above the maximum 1000")]),
