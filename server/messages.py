@@ -12,11 +12,11 @@ is coalesced and bounded by `ProgressStates`.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import struct
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -48,7 +48,9 @@ class ProgressStates:
     So a message carries the `limit` most recently changed nodes (a running node is always
     among them: it changed last), and a change waits at most `interval`: it leaves with a
     later change, or from the timer `schedule` arms when the run goes quiet (a long node).
-    `set` runs on the worker thread and the timer on the event loop, hence the lock.
+    A change is only noted (a node runs in microseconds on a large graph); the bounded map is
+    built when a message leaves. `set` runs on the worker thread and the timer on another,
+    hence the lock.
     """
 
     def __init__(self, prompt_id: str, send: Callable[[str, dict[str, Any]], None],
@@ -59,25 +61,22 @@ class ProgressStates:
         self.limit = max(1, limit)
         self._send = send
         self._schedule = schedule
-        self._states: OrderedDict[str, tuple[str, float, float]] = OrderedDict()
+        self._sent: dict[str, tuple[str, float, float]] = {}  # the last message's, in order
+        self._changed: dict[str, tuple[str, float, float]] = {}  # since: oldest change first
         self._lock = threading.Lock()
-        self._dirty = False
         self._timer = False
         self._closed = False
         self._last = -float("inf")
 
     def get(self, node_id: str) -> tuple[str, float, float] | None:
         """(state, value, max) of a node still held, else None."""
-        return self._states.get(node_id)
+        return self._changed.get(node_id) or self._sent.get(node_id)
 
     def set(self, node_id: str, state: str, value: float, max_: float) -> None:
         with self._lock:
-            states = self._states
-            states[node_id] = (state, value, max_)
-            states.move_to_end(node_id)
-            if len(states) > self.limit:
-                states.popitem(last=False)
-            self._dirty = True
+            changed = self._changed
+            changed.pop(node_id, None)  # so that it counts as the latest change
+            changed[node_id] = (state, value, max_)
             now = time.monotonic()
             wait = self._last + self.interval - now
             if wait <= 0:
@@ -89,25 +88,30 @@ class ProgressStates:
     def close(self) -> None:
         """Send what is left; later timers send nothing (the run has ended)."""
         with self._lock:
-            if self._dirty and not self._closed:
+            if self._changed and not self._closed:
                 self._send_locked(time.monotonic())
             self._closed = True
 
     def _due(self) -> None:
         with self._lock:
             self._timer = False
-            if self._dirty and not self._closed:
+            if self._changed and not self._closed:
                 self._send_locked(time.monotonic())
 
     def _send_locked(self, now: float) -> None:
+        latest = list(itertools.islice(reversed(self._changed.items()), self.limit))[::-1]
+        room = self.limit - len(latest)
+        kept = [(nid, v) for nid, v in self._sent.items() if nid not in self._changed]
+        self._sent = dict(kept[max(0, len(kept) - room) :])
+        self._sent.update(latest)
+        self._changed.clear()
+        self._last = now
         pid = self.prompt_id
         nodes = {
             nid: {"value": value, "max": top, "state": state, "node_id": nid, "prompt_id": pid,
                   "display_node_id": nid, "parent_node_id": None, "real_node_id": nid}
-            for nid, (state, value, top) in self._states.items()
+            for nid, (state, value, top) in self._sent.items()
         }  # fmt: skip
-        self._dirty = False
-        self._last = now
         self._send("progress_state", {"prompt_id": pid, "nodes": nodes})
 
 
@@ -144,8 +148,8 @@ class RunTranslator:
         The scheduler reports only the hits it fetched; ComfyUI clients expect every node whose
         result is reused, so walk from the plan's ends through nodes that must run.
         """
-        if not self._plan:
-            return list(cached)
+        if not self._plan or not cached:
+            return list(cached)  # no hit: every planned node runs
         plan = set(self._plan)
         hit = set(cached)
         consumed = {p for n in self._plan for p in self._parents.get(n, ()) if p in plan}
@@ -184,45 +188,52 @@ class RunTranslator:
             self.finished = True
 
     def handle(self, event: ev.Event) -> None:
-        pid = self.prompt_id
-        if isinstance(event, ev.RunStarted):
-            self._plan = list(event.nodes)
-            self.emit("execution_start", {"prompt_id": pid, "timestamp": event.timestamp})
-        elif isinstance(event, ev.NodesCached):
-            data = {
-                "nodes": self.not_running(list(event.nodes)),
-                "prompt_id": pid,
-                "timestamp": event.timestamp,
-            }
-            self.emit("execution_cached", data)
-        elif isinstance(event, ev.NodeStarted):
-            self.emit("executing", {"node": event.node_id, "display_node": event.node_id,
-                                    "prompt_id": pid})  # fmt: skip
-            self._states.set(event.node_id, "running", 0, 1)
-        elif isinstance(event, ev.NodeProgress):
-            self.emit("progress", {"value": event.value, "max": event.max,
-                                   "prompt_id": pid, "node": event.node_id})  # fmt: skip
-            if event.preview is not None and self._send_preview is not None:
-                self._send_preview(event.preview, event.node_id)  # right after its step
-            self._states.set(event.node_id, "running", event.value, event.max)
-        elif isinstance(event, ev.NodeFinished):
-            if not event.cached:
-                self.executed.append(event.node_id)
-                entry = self._states.get(event.node_id)
-                top = entry[2] if entry else 1
-                self._states.set(event.node_id, "finished", top, top)
-            if event.ui:
-                self.ui[event.node_id] = event.ui
-                self.emit("executed", {"node": event.node_id, "display_node": event.node_id,
-                                       "output": event.ui, "prompt_id": pid})  # fmt: skip
-        elif isinstance(event, ev.NodeFailed):
-            if self.failure is None:
-                self.failure = event
-            entry = self._states.get(event.node_id)
-            self._states.set(event.node_id, "error", entry[1] if entry else 0,
-                             entry[2] if entry else 1)  # fmt: skip
-        elif isinstance(event, ev.RunFinished):
-            self.finish(event)
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _run_started(self, event: ev.RunStarted) -> None:
+        self._plan = list(event.nodes)
+        self.emit("execution_start", {"prompt_id": self.prompt_id, "timestamp": event.timestamp})
+
+    def _nodes_cached(self, event: ev.NodesCached) -> None:
+        data = {
+            "nodes": self.not_running(list(event.nodes)),
+            "prompt_id": self.prompt_id,
+            "timestamp": event.timestamp,
+        }
+        self.emit("execution_cached", data)
+
+    def _node_started(self, event: ev.NodeStarted) -> None:
+        self._send("executing", {"node": event.node_id, "display_node": event.node_id,
+                                 "prompt_id": self.prompt_id})  # fmt: skip
+        self._states.set(event.node_id, "running", 0, 1)
+
+    def _node_progress(self, event: ev.NodeProgress) -> None:
+        self._send("progress", {"value": event.value, "max": event.max,
+                                "prompt_id": self.prompt_id, "node": event.node_id})  # fmt: skip
+        if event.preview is not None and self._send_preview is not None:
+            self._send_preview(event.preview, event.node_id)  # right after its step
+        self._states.set(event.node_id, "running", event.value, event.max)
+
+    def _node_finished(self, event: ev.NodeFinished) -> None:
+        node_id = event.node_id
+        if not event.cached:
+            self.executed.append(node_id)
+            entry = self._states.get(node_id)
+            top = entry[2] if entry else 1
+            self._states.set(node_id, "finished", top, top)
+        if event.ui:
+            self.ui[node_id] = event.ui
+            self._send("executed", {"node": node_id, "display_node": node_id,
+                                    "output": event.ui, "prompt_id": self.prompt_id})  # fmt: skip
+
+    def _node_failed(self, event: ev.NodeFailed) -> None:
+        if self.failure is None:
+            self.failure = event
+        entry = self._states.get(event.node_id)
+        self._states.set(event.node_id, "error", entry[1] if entry else 0,
+                         entry[2] if entry else 1)  # fmt: skip
 
     def finish(self, event: ev.RunFinished) -> None:
         """Send the terminal message (success, error or interrupted)."""
@@ -274,6 +285,19 @@ class RunTranslator:
             "current_outputs": {}, "timestamp": now_ms()})  # fmt: skip
 
 
+# The events a translator turns into messages (NodeWarning: none), each by its method. The
+# per-node ones send through `_send` directly: history keeps none of them.
+_HANDLERS: dict[type, Callable[[RunTranslator, Any], None]] = {
+    ev.RunStarted: RunTranslator._run_started,
+    ev.NodesCached: RunTranslator._nodes_cached,
+    ev.NodeStarted: RunTranslator._node_started,
+    ev.NodeProgress: RunTranslator._node_progress,
+    ev.NodeFinished: RunTranslator._node_finished,
+    ev.NodeFailed: RunTranslator._node_failed,
+    ev.RunFinished: RunTranslator.finish,
+}
+
+
 class PromptTypes(Mapping[str, str]):
     """Node id -> class_type of an API-format prompt, looked up when asked: a run needs a
     node's type only for an error message, so a 100,000-node prompt is not walked for it."""
@@ -293,11 +317,24 @@ class PromptTypes(Mapping[str, str]):
 
 
 _ENCODER = json.JSONEncoder(default=str)  # one, not one per message as json.dumps(default=)
+_EXECUTING_KEYS = {"node", "display_node", "prompt_id"}
 
 
 def encode_message(type_: str, data: dict[str, Any]) -> str:
     """A websocket message as it goes to the client: JSON {type, data}."""
+    if type_ == "executing" and data.keys() == _EXECUTING_KEYS:
+        return _executing_text(data["node"], data["display_node"], data["prompt_id"])
     return _ENCODER.encode({"type": type_, "data": data})
+
+
+def _executing_text(node: str | None, display_node: str | None, prompt_id: str | None) -> str:
+    """`executing`, one per node of a run, as `_ENCODER` writes it: only its three strings
+    (or nulls) encoded, 20-30x faster than the encoder's walk of the whole message."""
+    enc = _ENCODER.encode  # a bare string or None is encoded without building an encoder
+    return (
+        f'{{"type": "executing", "data": {{"node": {enc(node)}, "display_node": '
+        f'{enc(display_node)}, "prompt_id": {enc(prompt_id)}}}}}'
+    )
 
 
 def parents_of(prompt: dict[str, Any]) -> dict[str, list[str]]:
