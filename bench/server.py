@@ -157,6 +157,7 @@ def run_clients(quick: bool) -> list[dict]:
 
     from latentgraph.server.app import create_app
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.run import uvicorn_options
     from latentgraph.server.workers import WorkerSetup
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,7 +165,7 @@ def run_clients(quick: bool) -> list[dict]:
                               editor=False)  # fmt: skip
         app = create_app(config, workers=WorkerSetup(registry=_registry))
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port,
-                                               ws="websockets", log_level="warning"))  # fmt: skip
+                                               log_level="warning", **uvicorn_options(config)))  # fmt: skip
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:
