@@ -124,7 +124,7 @@ class RunTranslator:
         node_types: Mapping[str, str],
         send: Callable[[str, dict[str, Any]], None],
         send_preview: Callable[[Any, str], None] | None = None,
-        parents: dict[str, list[str]] | None = None,
+        parents: Mapping[str, list[str]] | None = None,
         targets: list[str] | None = None,
         schedule: Schedule | None = None,
     ) -> None:
@@ -337,14 +337,25 @@ def _executing_text(node: str | None, display_node: str | None, prompt_id: str |
     )
 
 
-def parents_of(prompt: dict[str, Any]) -> dict[str, list[str]]:
-    """Node id -> the node ids its inputs link to, from an API-format prompt."""
-    out: dict[str, list[str]] = {}
-    for nid, spec in prompt.items():
+class PromptParents(Mapping[str, list[str]]):
+    """Node id -> the node ids its inputs link to, of an API-format prompt, looked up when
+    asked: only a run with cache hits needs them (`RunTranslator.not_running`), so a cold
+    100,000-node run does not walk the prompt for them before it starts."""
+
+    def __init__(self, prompt: dict[str, Any]) -> None:
+        self._prompt = prompt
+
+    def __getitem__(self, node_id: str) -> list[str]:
+        spec = self._prompt[node_id]
         inputs = spec.get("inputs") if isinstance(spec, dict) else None
-        out[nid] = [str(v[0]) for v in (inputs or {}).values()
-                    if isinstance(v, list) and len(v) == 2 and type(v[1]) is int]  # fmt: skip
-    return out
+        return [str(v[0]) for v in (inputs.values() if isinstance(inputs, dict) else ())
+                if isinstance(v, list) and len(v) == 2 and type(v[1]) is int]  # fmt: skip
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._prompt)
+
+    def __len__(self) -> int:
+        return len(self._prompt)
 
 
 def encode_preview(image: Any) -> bytes:

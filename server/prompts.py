@@ -8,7 +8,7 @@ error type.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from latentgraph.graph.problems import Problem, WorkflowError
@@ -32,7 +32,6 @@ class CheckedPrompt:
     prompt: dict[str, Any]
     outputs: list[str]
     targets: list[str] | None = None
-    node_types: dict[str, str] = field(default_factory=dict)
 
 
 def error_body(type_: str, message: str, details: str = "", node_errors=None, **extra) -> dict:
@@ -152,11 +151,9 @@ def check_string_lengths(prompt: Any, max_chars: int) -> None:
     """Refuse a prompt holding a string longer than `max_chars` (the server's
     `max_string_chars`), naming the node and input, before any other work: a 50 MB text held
     the text encoder for minutes and could not be interrupted."""
-    if not isinstance(prompt, dict):
-        return
+    if not isinstance(prompt, dict) or not _holds_longer(prompt, max_chars):
+        return  # the common case: one walk, no path built for every string
     for nid, spec in prompt.items():
-        if len(str(nid)) <= max_chars and not _holds_longer(spec, max_chars):
-            continue  # the common case, without building a path for every string
         strings = itertools.chain([("", str(nid))], _strings(spec, ""))
         found = next(((path, text) for path, text in strings if len(text) > max_chars), None)
         if found is None:
@@ -223,5 +220,4 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
     problems = [p for p in validate(graph, registry, settings) if p.code not in _IGNORED]
     if any(p.severity == "error" for p in problems):
         raise reject(problems, prompt, targets or outputs)
-    types = {nid: spec["class_type"] for nid, spec in prompt.items()}
-    return CheckedPrompt(prompt, outputs, targets, types), graph
+    return CheckedPrompt(prompt, outputs, targets), graph

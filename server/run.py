@@ -44,11 +44,14 @@ def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
     """The uvicorn settings every start of the app shares (`serve`, the tests, the benches).
 
     The websocket implementation is `websockets-sansio` (uvicorn's default since 0.50; the
-    older `websockets` one is deprecated): it writes a frame in 4 us of event-loop time where
-    the older one took 7 (docs/benchmarks.md), and a run sends one frame per node. No
-    permessage-deflate: run messages are small JSON objects that compress little, and
-    compressing each one cost more event-loop time than writing it."""
-    return {"ws": "websockets-sansio", "ws_per_message_deflate": False,
+    older `websockets` one is deprecated), which writes a frame in 4 us of event-loop time where
+    the older one took 7 (docs/benchmarks.md), with the frames of one event-loop turn written
+    together (`ws_protocol.py`): a run sends one frame per node. No permessage-deflate: run
+    messages are small JSON objects that compress little, and compressing each one cost more
+    event-loop time than writing it."""
+    from .ws_protocol import TurnBufferedWebSockets
+
+    return {"ws": TurnBufferedWebSockets, "ws_per_message_deflate": False,
             "ws_max_size": config.max_body_bytes}  # fmt: skip
 
 

@@ -41,7 +41,7 @@ from latentgraph.graph.events import (
 from latentgraph.graph.problems import WorkflowError
 
 from .devices import worker_devices
-from .messages import HISTORY_TYPES, PromptTypes, RunTranslator, encode_message, parents_of
+from .messages import HISTORY_TYPES, PromptParents, PromptTypes, RunTranslator, encode_message
 from .workers import (
     Done,
     Freed,
@@ -319,7 +319,7 @@ class JobRunner:
         translator = RunTranslator(
             pid, PromptTypes(job.prompt), send=functools.partial(outbox.message, pid),
             send_preview=functools.partial(outbox.preview, pid),
-            parents=parents_of(job.prompt), targets=job.targets, schedule=_schedule,
+            parents=PromptParents(job.prompt), targets=job.targets, schedule=_schedule,
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         extra = {"prompt": job.prompt, "workflow": pnginfo.get("workflow"),
