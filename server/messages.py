@@ -12,7 +12,6 @@ is coalesced and bounded by `ProgressStates`.
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import struct
 import threading
@@ -48,9 +47,10 @@ class ProgressStates:
     So a message carries the `limit` most recently changed nodes (a running node is always
     among them: it changed last), and a change waits at most `interval`: it leaves with a
     later change, or from the timer `schedule` arms when the run goes quiet (a long node).
-    A change is only noted (a node runs in microseconds on a large graph); the bounded map is
-    built when a message leaves. `set` runs on the worker thread and the timer on another,
-    hence the lock.
+    A change is only appended to a log (a node runs in microseconds on a large graph); the
+    bounded map is built from it when a message leaves. `set` runs on the run's thread and the
+    timer on another: the log is taken with a length read first, so an append meanwhile stays
+    for the next message, and sending holds the lock.
     """
 
     def __init__(self, prompt_id: str, send: Callable[[str, dict[str, Any]], None],
@@ -62,49 +62,54 @@ class ProgressStates:
         self._send = send
         self._schedule = schedule
         self._sent: dict[str, tuple[str, float, float]] = {}  # the last message's, in order
-        self._changed: dict[str, tuple[str, float, float]] = {}  # since: oldest change first
+        self._log: list[tuple[str, tuple[str, float, float]]] = []  # changes since, in order
         self._lock = threading.Lock()
         self._timer = False
         self._closed = False
         self._last = -float("inf")
 
-    def get(self, node_id: str) -> tuple[str, float, float] | None:
-        """(state, value, max) of a node still held, else None."""
-        return self._changed.get(node_id) or self._sent.get(node_id)
-
     def set(self, node_id: str, state: str, value: float, max_: float) -> None:
-        with self._lock:
-            changed = self._changed
-            changed.pop(node_id, None)  # so that it counts as the latest change
-            changed[node_id] = (state, value, max_)
-            now = time.monotonic()
-            wait = self._last + self.interval - now
-            if wait <= 0:
-                self._send_locked(now)
-            elif not self._timer and self._schedule is not None and not self._closed:
+        self._log.append((node_id, (state, value, max_)))
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            with self._lock:
+                if self._log:  # (the timer may have just sent it)
+                    self._send_locked(now)
+        elif not self._timer and self._schedule is not None:
+            with self._lock:
+                if self._timer or self._closed:
+                    return
                 self._timer = True
-                self._schedule(wait, self._due)
+            self._schedule(self._last + self.interval - now, self._due)
 
     def close(self) -> None:
         """Send what is left; later timers send nothing (the run has ended)."""
         with self._lock:
-            if self._changed and not self._closed:
+            if self._log and not self._closed:
                 self._send_locked(time.monotonic())
             self._closed = True
 
     def _due(self) -> None:
         with self._lock:
             self._timer = False
-            if self._changed and not self._closed:
+            if self._log and not self._closed:
                 self._send_locked(time.monotonic())
 
     def _send_locked(self, now: float) -> None:
-        latest = list(itertools.islice(reversed(self._changed.items()), self.limit))[::-1]
+        log = self._log
+        taken = len(log)
+        changes = log[:taken]
+        del log[:taken]  # what was appended meanwhile stays
+        latest: dict[str, tuple[str, float, float]] = {}  # newest first, each node once
+        for node_id, state in reversed(changes):
+            if node_id not in latest:
+                latest[node_id] = state
+                if len(latest) == self.limit:
+                    break
         room = self.limit - len(latest)
-        kept = [(nid, v) for nid, v in self._sent.items() if nid not in self._changed]
+        kept = [(nid, v) for nid, v in self._sent.items() if nid not in latest] if room else []
         self._sent = dict(kept[max(0, len(kept) - room) :])
-        self._sent.update(latest)
-        self._changed.clear()
+        self._sent.update(reversed(latest.items()))
         self._last = now
         pid = self.prompt_id
         nodes = {
@@ -138,6 +143,7 @@ class RunTranslator:
         self.failure: ev.NodeFailed | None = None
         self.finished = False
         self._states = ProgressStates(prompt_id, self.emit, schedule)
+        self._progress: dict[str, tuple[float, float]] = {}  # node -> its last (value, max)
         self._parents = parents or {}
         self._targets = list(targets or [])
         self._plan: list[str] = []
@@ -214,14 +220,14 @@ class RunTranslator:
                                 "prompt_id": self.prompt_id, "node": event.node_id})  # fmt: skip
         if event.preview is not None and self._send_preview is not None:
             self._send_preview(event.preview, event.node_id)  # right after its step
+        self._progress[event.node_id] = (event.value, event.max)
         self._states.set(event.node_id, "running", event.value, event.max)
 
     def _node_finished(self, event: ev.NodeFinished) -> None:
         node_id = event.node_id
         if not event.cached:
             self.executed.append(node_id)
-            entry = self._states.get(node_id)
-            top = entry[2] if entry else 1
+            top = self._progress.pop(node_id, (0, 1))[1]
             self._states.set(node_id, "finished", top, top)
         if event.ui:
             self.ui[node_id] = event.ui
@@ -231,9 +237,8 @@ class RunTranslator:
     def _node_failed(self, event: ev.NodeFailed) -> None:
         if self.failure is None:
             self.failure = event
-        entry = self._states.get(event.node_id)
-        self._states.set(event.node_id, "error", entry[1] if entry else 0,
-                         entry[2] if entry else 1)  # fmt: skip
+        value, top = self._progress.get(event.node_id, (0, 1))
+        self._states.set(event.node_id, "error", value, top)
 
     def finish(self, event: ev.RunFinished) -> None:
         """Send the terminal message (success, error or interrupted)."""

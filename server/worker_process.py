@@ -136,12 +136,14 @@ class Outbox:
         self._items: deque[Any] = deque()  # WorkerMessage or _Batch
         self._count = 0  # run messages waiting
         self._urgent = False
-        self._ready = threading.Condition(threading.Lock())
+        # Taken bare on a run's path (a Condition's `with` is a Python-level call).
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
         threading.Thread(target=self._send_loop, name="worker-send", daemon=True).start()
 
     def put(self, message: Any) -> None:
         """A message to send now (with everything before it)."""
-        with self._ready:
+        with self._lock:
             self._items.append(message)
             self._urgent = True
             self._ready.notify()
@@ -149,7 +151,7 @@ class Outbox:
     def message(self, prompt_id: str, type_: str, data: dict[str, Any]) -> None:
         """A websocket message of the running prompt."""
         text = encode_message(type_, data)
-        with self._ready:
+        with self._lock:
             batch = self._batch(prompt_id)
             if type_ == "progress":
                 node = data["node"]
@@ -173,7 +175,7 @@ class Outbox:
         """A preview image of the step just put: it goes before that step's message, so a
         later step replacing that message keeps it; a later preview replaces it."""
         item = ("preview", Preview(node_id, jpeg))
-        with self._ready:
+        with self._lock:
             batch = self._batch(prompt_id)
             messages = batch.messages
             if batch.progress_of != node_id:  # its step already left: on its own
@@ -189,7 +191,7 @@ class Outbox:
 
     def executed(self, prompt_id: str, node_id: str) -> None:
         """A node of the running prompt ran (was not served from cache)."""
-        with self._ready:
+        with self._lock:
             self._batch(prompt_id).executed.append(node_id)
 
     def _batch(self, prompt_id: str) -> _Batch:

@@ -55,3 +55,26 @@ def test_a_long_node_id_is_refused():
         check_string_lengths({"n" * 11: {"class_type": "T", "inputs": {}}}, 10)
     [entry] = caught.value.body["node_errors"].values()
     assert entry["errors"][0]["message"].startswith("its id is 11 characters long")
+
+
+def test_node_states_keep_a_nodes_progress_when_it_finishes_or_fails():
+    from latentgraph.graph import events as ev
+    from latentgraph.server.messages import RunTranslator
+
+    sent: list[tuple[str, dict]] = []
+    tr = RunTranslator("p", {}, send=lambda t, d: sent.append((t, d)),
+                       schedule=lambda delay, fn: None)  # fmt: skip
+    tr.handle(ev.RunStarted("p", nodes=["a", "b", "c"]))
+    tr.handle(ev.NodeStarted("p", node_id="a", node_type="X"))
+    tr.handle(ev.NodeProgress("p", node_id="a", value=3, max=9))
+    tr.handle(ev.NodeFinished("p", node_id="a", node_type="X", cached=False, seconds=0.0))
+    tr.handle(ev.NodeStarted("p", node_id="b", node_type="X"))
+    tr.handle(ev.NodeProgress("p", node_id="b", value=2, max=5))
+    tr.handle(ev.NodeFailed("p", node_id="b", node_type="X", message="no",
+                            exception_type="ValueError"))  # fmt: skip
+    tr.handle(ev.NodeStarted("p", node_id="c", node_type="X"))
+    tr.handle(ev.RunFinished("p", status="failed"))
+    nodes = [d for t, d in sent if t == "progress_state"][-1]["nodes"]
+    assert {n: (s["state"], s["value"], s["max"]) for n, s in nodes.items()} == {
+        "a": ("finished", 9, 9), "b": ("error", 2, 5), "c": ("running", 0, 1)}  # fmt: skip
+    assert list(nodes) == ["a", "b", "c"]  # the order they last changed in
