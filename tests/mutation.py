@@ -57,7 +57,7 @@ MODULES: dict[str, list[str]] = {
     "graph/workflow/positions.py": LOADING,
     # the files that load workflows, not the hypothesis round trips of dumped text and prompts
     "graph/workflow/building.py": [
-        *(f"tests/loading/test_{name}.py" for name in ("workflow", "params", "socket_types",
+        *(f"tests/loading/test_{name}.py" for name in ("building", "workflow", "params", "socket_types",
           "limits", "examples", "dumping", "property", "validate", "reading", "positions")),
         "tests/engine/test_api.py", "-k", "not long_chain and not committed_schema and not "
         "malformed_prompts and not arbitrary_text"],
