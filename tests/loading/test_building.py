@@ -173,9 +173,13 @@ def test_json_or_yaml_by_name_then_content(registry):
                 '"o": {"type": "ShowNumber", "value": "c"}}}')  # fmt: skip
     for name, text in (("w.txt", "  " + json_doc), ("w.JSON", json_doc), ("w", json_doc)):
         assert problems(text, registry, name=name)[0][4].startswith("JSON syntax error")
-    assert load_workflow("w.yml", text=json_doc, registry=registry).graph["c"].inputs == {
-        "value": 1
-    }
+    for name in ("w.yml", "w.yaml", "w.YAML"):
+        assert load_workflow(name, text=json_doc, registry=registry).graph["c"].inputs == {
+            "value": 1
+        }
+    assert problems("null", registry, name="w.json") == [
+        ("syntax", None, None, (0, 0), "the workflow is empty")
+    ]
     yaml_doc = "{nodes: {f: {type: Format, template: a}, o: {type: Show, value: f}}}"
     for name in ("w.yml", "w.YAML"):
         assert load_workflow(name, text=yaml_doc, registry=registry).graph["f"].inputs == {
@@ -201,9 +205,10 @@ def test_a_bad_override_says_what_is_expected():
 
 
 def test_an_api_prompt_is_read_as_one(registry):
-    text = ('{"1": {"class_type": "Const", "inputs": {"value": 2}},'
+    text = ('{"1": {"class_type": "Const", "inputs": {"value": 2, "ui_only": 1}},'
             ' "2": {"class_type": "ShowNumber", "inputs": {"value": ["1", 0]}}}')  # fmt: skip
     wf = load_workflow("p.json", text=text, registry=registry, overrides={"n": "1"})
     assert (wf.format, wf.params, wf.graph.source) == ("api", {}, "p.json")
-    assert wf.raw["1"] == {"class_type": "Const", "inputs": {"value": 2}}
-    assert wf.graph["2"].inputs == {"value": Link("1", 0)} and wf.graph["1"].type == "Const"
+    assert wf.raw["1"] == {"class_type": "Const", "inputs": {"value": 2, "ui_only": 1}}
+    assert wf.graph["2"].inputs == {"value": Link("1", 0)}
+    assert wf.graph["1"].inputs == {"value": 2}  # the given registry knows Const's inputs
