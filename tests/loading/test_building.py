@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from latentgraph.graph.model import Link
+from latentgraph.graph.model import Link, Location
 from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.workflow import load_workflow, parse_override
 
@@ -212,3 +212,19 @@ def test_an_api_prompt_is_read_as_one(registry):
     assert wf.raw["1"] == {"class_type": "Const", "inputs": {"value": 2, "ui_only": 1}}
     assert wf.graph["2"].inputs == {"value": Link("1", 0)}
     assert wf.graph["1"].inputs == {"value": 2}  # the given registry knows Const's inputs
+
+
+def test_problems_are_placed_at_the_file_when_positions_are_lost(registry):
+    """A key longer than YAML's 1024-character limit: the JSON reads, its positions do not."""
+    long_key = '"' + "k" * 2000 + '"'
+    text = ('{"version": 2, "description": [1], "params": {"1x": 1}, "nodes": {"c": 5}, '
+            f"{long_key}: 1}}")  # fmt: skip
+    with pytest.raises(WorkflowError) as info:
+        load_workflow("w.json", text=text, registry=registry, overrides={"zz": "1"})
+    found = info.value.problems
+    assert len(found) == 6 and {p.code for p in found} >= {"invalid_value", "unknown_param"}
+    assert all(p.location == Location("w.json") for p in found)
+    with pytest.raises(WorkflowError) as info:
+        load_workflow("w.json", text=f"[{{{long_key}: 1}}]", registry=registry)
+    (p,) = info.value.problems
+    assert p.message.endswith("not a list") and p.location == Location("w.json")
