@@ -63,7 +63,8 @@ MODULES: dict[str, list[str]] = {
         "malformed_prompts and not arbitrary_text"],
     "graph/workflow/dumping.py": LOADING,
     # not the 100,000-node chain (7 s a run; test_scheduler_rules pins the order rules)
-    "graph/scheduler.py": ["tests/engine/test_scheduler.py", "tests/engine/test_properties.py",
+    "graph/scheduler.py": ["tests/engine/test_scheduler.py", "tests/engine/test_scheduler_rules.py",
+                           "tests/engine/test_properties.py",
                            "tests/engine/test_settings_reach_nodes.py", "tests/engine/test_api.py",
                            "tests/engine/test_disk_cache.py", "-k", "not deep_chain"],
     # the whole loading folder ran ~10 s a mutant here (declarations reach every test)
