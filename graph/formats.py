@@ -68,17 +68,10 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str) -> No
         raise WorkflowError(problems)
 
 
-def _comfy_extra(graph: Graph, registry: Registry, prompt: Any = None, workflow: Any = None,
-                 ) -> dict[str, Any]:  # fmt: skip
-    """What SaveImage embeds: the prompt (rebuilt when the source had none) and the workflow."""
-    extra: dict[str, Any] = {}
-    if prompt is None:
-        try:
-            prompt = prompt_from_graph(graph, registry)
-        except (WorkflowError, KeyError, ValueError, TypeError):
-            prompt = None
-    if prompt is not None:
-        extra["prompt"] = prompt
+def _comfy_extra(graph: Graph, prompt: Any, workflow: Any) -> dict[str, Any]:
+    """What SaveImage embeds: the prompt (rebuilt from the graph when the source had none, or
+    overrides changed it) and the editor workflow, if any."""
+    extra: dict[str, Any] = {"prompt": prompt_from_graph(graph) if prompt is None else prompt}
     if workflow is not None:
         extra["workflow"] = workflow
     return extra
@@ -88,7 +81,7 @@ def _read_editor(data: Any, source: str, text: str | None, registry: Registry,
                  overrides: dict[str, Any]) -> Workflow:  # fmt: skip
     graph = graph_from_editor(data, registry, source=source)
     _apply_overrides(graph, overrides, source)
-    extra = _comfy_extra(graph, registry, None, data)
+    extra = _comfy_extra(graph, None, data)
     return Workflow(graph, dict(overrides), raw=data, extra=extra, format="editor")
 
 
@@ -102,7 +95,7 @@ def _read_api(data: Any, source: str, text: str | None, registry: Registry,
     if overrides:
         _apply_overrides(graph, overrides, source)
         prompt = None
-    extra = _comfy_extra(graph, registry, prompt, workflow)
+    extra = _comfy_extra(graph, prompt, workflow)
     return Workflow(graph, dict(overrides), raw=data, extra=extra, format="api")
 
 
@@ -119,10 +112,11 @@ def _is_api(data: Any) -> bool:
     return isinstance(data, dict) and prompt_body(data) is not None
 
 
+OURS = Reader("yaml", lambda data: True, _read_ours)  # last: its loader reports what is wrong
 READERS: tuple[Reader, ...] = (
     Reader("editor", is_editor_workflow, _read_editor),
     Reader("api", _is_api, _read_api),
-    Reader("yaml", lambda data: True, _read_ours),  # ours: its loader reports what is wrong
+    OURS,
 )
 
 
@@ -159,8 +153,7 @@ def png_text(path: Path) -> dict[str, str]:
         with Image.open(path) as img:
             if img.format != "PNG":
                 raise _error(str(path), f"not a PNG image (it is {img.format})")
-            text = getattr(img, "text", None) or {}
-            return {k: v for k, v in text.items() if isinstance(v, str)}
+            return dict(img.text)
     except (UnidentifiedImageError, OSError) as exc:
         raise _error(str(path), f"cannot read the PNG: {exc}") from None
 
@@ -187,15 +180,17 @@ def _load_png(path: Path, overrides: dict[str, Any], registry: Registry) -> Work
             raise _error(source, f"the PNG's {key!r} text is nested too deeply",
                          "limit_exceeded") from None  # fmt: skip
         except ValueError:
-            if key == "latentgraph":  # our own document may be YAML text
-                return _read(None, source, chunks[key], registry, overrides)
-            raise _error(source, f"the PNG's {key!r} text is not valid JSON") from None
-        text = chunks[key] if key == "latentgraph" else None
-        workflow = _read(data, source, text, registry, overrides)
+            if key != "latentgraph":  # our own document may be YAML text
+                raise _error(source, f"the PNG's {key!r} text is not valid JSON") from None
+            data = None
+        reader = _reader(data)
+        if key != "latentgraph" and reader is OURS:  # ours is only ever in its own chunk
+            raise _error(source, f"the PNG's {key!r} text is not a ComfyUI prompt or workflow")
+        workflow = reader.read(data, source, chunks[key], registry, overrides)
         if "workflow" in chunks and "workflow" not in workflow.extra:
             try:
                 workflow.extra["workflow"] = json.loads(chunks["workflow"])
-            except ValueError:
+            except (ValueError, RecursionError):  # only carried along: left out when broken
                 pass
         return workflow
     raise _error(source, "this PNG carries no workflow (no 'prompt', 'workflow' or "

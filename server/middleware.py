@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hmac
 import json
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from starlette.requests import cookie_parser
 
 from .errors import ApiError
 from .hosts import HostGuard, host_name
@@ -22,7 +23,7 @@ def _headers(scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-async def _deny(scope, receive, send, status: int, message: str, type_: str) -> None:
+async def _deny(scope, send, status: int, message: str, type_: str) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
         return
@@ -47,17 +48,17 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        if not self.hosts.allows(headers.get("host")):
-            name = host_name(headers.get("host", "")) or headers.get("host", "")
-            await _deny(scope, receive, send, 403, f"Host {headers.get('host')!r} is not a name "
-                        f"of this server (start it with --allow-host {name} to accept it)",
+        host = headers.get("host")
+        if not self.hosts.allows(host):  # (a request without Host is allowed: not a browser)
+            await _deny(scope, send, 403, f"Host {host!r} is not a name of this server (start "
+                        f"it with --allow-host {host_name(host) or host} to accept it)",
                         "forbidden_host")  # fmt: skip
             return
         set_cookie = False
         if self.token:
             ok, from_query = self._authorized(scope, headers)
             if not ok:
-                await _deny(scope, receive, send, 401, "a valid token is required "
+                await _deny(scope, send, 401, "a valid token is required "
                             "(Authorization: Bearer TOKEN or ?token=TOKEN)", "unauthorized")  # fmt: skip
                 return
             set_cookie = from_query and scope["type"] == "http"
@@ -65,12 +66,12 @@ class GuardMiddleware:
         if (scope["type"] == "websocket" or method in _STATE_CHANGING) and _cross_origin(
             headers, scope
         ):
-            await _deny(scope, receive, send, 403, "cross-origin request refused", "forbidden")
+            await _deny(scope, send, 403, "cross-origin request refused", "forbidden")
             return
         if scope["type"] == "http":
             length = headers.get("content-length")
             if length and length.isdigit() and int(length) > self.max_body:
-                await _deny(scope, receive, send, 413, f"request body larger than "
+                await _deny(scope, send, 413, f"request body larger than "
                             f"{self.max_body} bytes", "too_large")  # fmt: skip
                 return
             receive = self._limited(receive)
@@ -86,13 +87,10 @@ class GuardMiddleware:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if any(_same(t, self.token) for t in query.get("token", [])):
             return True, True
-        cookie = SimpleCookie()
-        try:
-            cookie.load(headers.get("cookie", ""))
-        except Exception:  # noqa: BLE001 - a malformed cookie header is just no cookie
-            return False, False
-        morsel = cookie.get(COOKIE)
-        return (morsel is not None and _same(morsel.value, self.token)), False
+        # Leniently, as browsers do: cookies are shared by every port of a host, so another
+        # local app's cookie that http.cookies rejects must not hide ours.
+        cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE)
+        return (cookie is not None and _same(cookie, self.token)), False
 
     def _limited(self, receive):
         seen = 0

@@ -3,6 +3,8 @@ and how a token is accepted (header, query with a cookie set, cookie)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -78,6 +80,11 @@ def test_state_changing_requests_must_come_from_the_same_site(scheme, origin, ho
         ({"headers": {"cookie": f"other=1; latentgraph_token={TOKEN}"}}, True, False),
         ({"headers": {"cookie": 'latentgraph_token="unterminated'}}, False, False),
         ({"headers": {"cookie": f"latentgraph_tokenx={TOKEN}"}}, False, False),
+        # another local app's cookies (shared by every port of the host) that http.cookies
+        # rejects whole: ours is still read
+        ({"headers": {"cookie": f"other app=1; latentgraph_token={TOKEN}"}}, True, False),
+        ({"headers": {"cookie": f"flag; x=1;; latentgraph_token={TOKEN}"}}, True, False),
+        ({"headers": {"cookie": "latentgraph_token=; other=1"}}, False, False),
         ({}, False, False),
     ],
 )  # fmt: skip
@@ -122,7 +129,8 @@ def test_a_body_sent_in_pieces_is_counted_whole():
              "query_string": b"", "scheme": "http"}  # fmt: skip
     with pytest.raises(ApiError) as refused:
         asyncio.run(guard(scope, receive, lambda message: None))
-    assert refused.value.status == 413
+    assert (refused.value.status, refused.value.message, refused.value.type) == (
+        413, "request body larger than 1000 bytes", "too_large")  # fmt: skip
 
 
 def refusal(r, status: int, type_: str) -> str:
@@ -161,14 +169,15 @@ def test_a_refused_websocket_is_closed_with_policy_violation():
         assert closed.value.code == 1008 and closed.value.reason
 
 
-def call(scope: dict, token: str | None = TOKEN) -> list[dict]:
-    """What the guard sends for a bare ASGI scope (the app answers "ok"); the messages sent."""
+async def app_called(scope, receive, send):
+    await send({"type": "app.called"})
+
+
+def call(scope: dict, token: str | None = TOKEN, app=app_called) -> list[dict]:
+    """The messages the guard (in front of `app`) sends for a bare ASGI scope."""
     import asyncio
 
     sent: list[dict] = []
-
-    async def app(scope, receive, send):
-        await send({"type": "app.called"})
 
     async def receive():
         return {"type": "http.request", "body": b""}
@@ -218,3 +227,45 @@ def test_a_websocket_close_reason_fits_a_control_frame():
                  "headers": [(b"host", long_host)]})  # fmt: skip
     assert sent[0]["type"] == "websocket.close" and len(sent[0]["reason"]) == 120
     assert sent[0]["reason"].startswith("Host 'aaa")
+
+
+def http(headers: list[tuple[bytes, bytes]], method: str = "GET", query: bytes = b"") -> dict:
+    return {"type": "http", "method": method, "path": "/", "query_string": query,
+            "scheme": "http", "headers": headers}  # fmt: skip
+
+
+def test_header_names_the_guard_sends_are_lower_case_as_asgi_requires():
+    start, body = call(http([(b"host", b"127.0.0.1")]))  # no token: refused
+    assert start["status"] == 401 and start["headers"] == [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body["body"])).encode()),
+    ]
+
+    async def bare(scope, receive, send):  # ASGI lets a response start without headers
+        await send({"type": "http.response.start", "status": 200})
+
+    cookie = f"latentgraph_token={TOKEN}; Path=/; HttpOnly; SameSite=Strict".encode()
+    sent = call(http([(b"host", b"127.0.0.1")], query=f"token={TOKEN}".encode()), app=bare)
+    assert sent == [{"type": "http.response.start", "status": 200,
+                     "headers": [(b"set-cookie", cookie)]}]  # fmt: skip
+
+
+@pytest.mark.parametrize(("host", "named"), [
+    (b"EVIL.example:8188", "evil.example"),  # the name, as --allow-host takes it
+    (b"localhost#x", "localhost#x"),  # malformed: the header as sent
+])  # fmt: skip
+def test_a_refused_host_names_what_to_allow(host, named):
+    start, body = call(http([(b"host", host)]), token=None)
+    message = json.loads(body["body"])["error"]["message"]
+    assert start["status"] == 403
+    assert message == (f"Host {host.decode()!r} is not a name of this server (start it with "
+                       f"--allow-host {named} to accept it)")  # fmt: skip
+
+
+@pytest.mark.parametrize("origin", [b"http://127.0.0.1", b"http://xxxx", b"null"])
+def test_an_origin_without_a_host_is_cross_origin(origin):
+    """HTTP/1.0 may leave Host out (the guard lets it through), but then no Origin is ours."""
+    start, body = call(http([(b"origin", origin)], method="POST"), token=None)
+    assert start["status"] == 403
+    assert json.loads(body["body"])["error"]["type"] == "forbidden"
+    assert call(http([], method="POST"), token=None) == [{"type": "app.called"}]

@@ -1,0 +1,99 @@
+"""What node code receives: the cancel flag, device and dtype checks, run settings and
+limits, progress and warnings passed on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from latentgraph.graph.context import (
+    LIMITS,
+    Cancelled,
+    CancelToken,
+    Context,
+    Settings,
+    check_device,
+)
+
+
+def test_a_cancel_token_is_set_and_reset():
+    token = CancelToken()
+    assert not token.cancelled
+    token.cancel()
+    assert token.cancelled
+    token.reset()
+    assert not token.cancelled
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("auto", "auto"), ("cpu", "cpu"), ("mps", "mps"), ("cuda", "cuda"), ("cuda:0", "cuda:0"),
+    (" CUDA:12 ", "cuda:12"),
+])  # fmt: skip
+def test_device_names_are_trimmed_and_lower_cased(text, name):
+    assert check_device(text) == name
+    assert Settings(device=text).device == name
+
+
+@pytest.mark.parametrize("text", ["gpu", "cuda:", "cuda:x", "cuda:1:2", "cpu0", "xcpu", ""])
+def test_other_device_names_are_refused_with_the_accepted_ones(text):
+    with pytest.raises(ValueError) as refused:
+        Settings(device=text)
+    assert str(refused.value) == (f"device {text!r} is not one of auto, cpu, cuda, cuda:N "
+                                  "(N = 0, 1, ...) or mps")  # fmt: skip
+
+
+def test_dtypes():
+    assert [Settings(dtype=d).dtype for d in ("auto", "fp32", "fp16", "bf16")] == [
+        "auto", "fp32", "fp16", "bf16"]  # fmt: skip
+    with pytest.raises(ValueError) as refused:
+        Settings(dtype="fp8")
+    assert str(refused.value) == "dtype 'fp8' is not one of auto, fp32, fp16, bf16"
+
+
+def test_settings_defaults_and_limits():
+    """The defaults docs/reliability.md gives (4096x4096 pixels, 64 images, 1000 steps)."""
+    settings = Settings()
+    assert (settings.output_dir, settings.input_dir, settings.temp_dir) == (
+        Path("output"), Path("input"), Path("temp"))  # fmt: skip
+    assert (settings.models_dirs, settings.device, settings.dtype, settings.options) == (
+        [], "auto", "auto", {})  # fmt: skip
+    assert {name: settings.limit(name) for name in LIMITS} == {
+        "max_image_pixels": 4096 * 4096, "max_batch": 64, "max_steps": 1000}  # fmt: skip
+    mine = Settings(max_image_pixels=10, max_batch=2, max_steps=3)
+    assert [mine.limit(name) for name in LIMITS] == [10, 2, 3]
+    assert LIMITS == {"max_image_pixels": "pixels", "max_batch": "images", "max_steps": "steps"}
+    with pytest.raises(KeyError):
+        mine.limit("max_seconds")
+
+
+def test_a_context_passes_progress_warnings_and_cancellation_on():
+    sent, warned, token = [], [], CancelToken()
+    ctx = Context("n1", "Sample", Settings(), token, extra={"params": {"seed": 1}},
+                  emit_progress=lambda *a: sent.append(a), emit_warning=warned.append)  # fmt: skip
+    assert (ctx.node_id, ctx.node_type, ctx.extra) == ("n1", "Sample", {"params": {"seed": 1}})
+
+    def preview():
+        return "image"
+
+    ctx.progress(2, 5, preview)
+    ctx.progress(3, 5)
+    ctx.warn("careful")
+    assert sent == [(2, 5, preview), (3, 5, None)] and warned == ["careful"]
+    ctx.check_cancelled()  # not cancelled: nothing happens
+    assert not ctx.cancelled
+    token.cancel()
+    assert ctx.cancelled
+    with pytest.raises(Cancelled, match=r"^interrupted in node n1$"):
+        ctx.check_cancelled()
+
+
+def test_a_bare_context_reports_to_nobody_and_is_cacheable_until_told():
+    ctx = Context("n", "T", Settings(), CancelToken())
+    ctx.progress(1, 2, lambda: pytest.fail("a preview nobody receives is never built"))
+    ctx.warn("nobody listens")
+    assert ctx.extra == {} and ctx.cacheable
+    ctx.extra["x"] = 1
+    assert Context("m", "T", Settings(), CancelToken()).extra == {}  # not shared
+    ctx.do_not_cache()
+    assert not ctx.cacheable
