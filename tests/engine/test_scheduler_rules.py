@@ -41,8 +41,11 @@ class Shaped:
 
 
 class Summarized:
+    def __init__(self, n: int = 3) -> None:
+        self.n = n
+
     def summary(self) -> str:
-        return "my summary"
+        return f"{self.n} of mine"
 
 
 class BadSummary:
@@ -64,7 +67,7 @@ class ToldToFail(Exception):
 
 
 def test_describe_each_kind_of_value():
-    assert describe(Summarized()) == "my summary"
+    assert describe(Summarized(7)) == "7 of mine"
     assert describe(BadSummary()) == "BadSummary"  # a summary that raises is ignored
     assert describe(NotTextSummary()) == "NotTextSummary"
     assert describe(np.zeros((2, 3), dtype=np.float32)) == "ndarray[2, 3] float32"
@@ -209,7 +212,7 @@ def test_validation_warnings_become_warning_events(toys):
     (w,) = r.warnings
     assert w.node_id == "lone" and "feeds no output node" in w.message
     assert w.message.startswith("node 'lone'")  # the problem's full text
-    assert [e for e in events if e.kind == "node_warning"] == [w]
+    assert [e for e in events if e.kind == "node_warning"] == [w] and w.run_id == r.run_id
     assert events[1] is w  # right after run_started
     assert toys.scheduler().run(g, validate=False).warnings == []
 
@@ -399,6 +402,12 @@ def test_late_hits_and_runs_report_type_summary_ui_and_time(toys):
     assert (done["o"].run_id, done["o"].node_type, done["o"].cached) == ("R", "Echo", True)
     assert (done["o"].summary, done["o"].ui) == (["value: 5"], {"value": ["5"]})
     assert (done["b"].node_type, done["b"].ui) == ("Inc", None)
+    s.cache.clear_memory()
+    events.clear()
+    toys.random_values[:] = [4]
+    s.run(g, on_event=events.append)
+    ran = [e for e in events if e.kind == "node_finished" and e.node_id == "o"]
+    assert [(e.cached, e.ui) for e in ran] == [(False, {"value": ["5"]})] and ran[0].seconds > 0
 
 
 def test_a_result_marked_not_to_cache_and_its_dependants_are_computed_again(toys):
