@@ -228,3 +228,18 @@ def test_problems_are_placed_at_the_file_when_positions_are_lost(registry):
         load_workflow("w.json", text=f"[{{{long_key}: 1}}]", registry=registry)
     (p,) = info.value.problems
     assert p.message.endswith("not a list") and p.location == Location("w.json")
+
+
+def test_echoes_are_left_out_and_the_problems_after_them_kept(registry):
+    # the input whose link was refused is then missing: not said twice
+    text = ("nodes:\n  c: {type: Const}\n  sp: {type: Split, x: c.nope}\n"
+            "  d: {type: Const, value: 5000}\n  o: {type: ShowNumber, value: sp.low}\n")  # fmt: skip
+    assert [p[:3] for p in problems(text, registry)] == [
+        ("bad_linked_input", "sp", "x"), ("value_bigger_than_max", "d", "value")
+    ]  # fmt: skip
+    # a link to a node that could not be read: not reported again on the linking node
+    text = ("nodes:\n  bad: {value: 1}\n  e: {type: Add, a: bad}\n"
+            "  f: {type: Const, value: 5000}\n  o: {type: ShowNumber, value: e}\n")  # fmt: skip
+    assert [p[:3] for p in problems(text, registry)] == [
+        ("syntax", "bad", None), ("value_bigger_than_max", "f", "value")
+    ]  # fmt: skip
