@@ -279,25 +279,7 @@ def test_a_cached_output_node_reports_its_type_and_summary(toys):
     assert done.summary == ["value: 4"] and done.ui == {"value": ["4"]}
 
 
-def test_cancel_between_nodes_skips_the_rest_in_order(toys):
-    cancel = CancelToken()
-
-    @node("Stop", inputs=[Socket("x", ANY)], outputs=[Output("v", ANY)], registry=toys.registry)
-    def stop(ctx, x):
-        cancel.cancel()
-        return x
-
-    g = build({
-        "a": ("Const", {}),
-        "c": ("Stop", {"x": "@a"}),
-        "b": ("Inc", {"x": "@c"}),
-        "o": ("Out", {"x": "@b"}),
-    })  # fmt: skip
-    r = toys.scheduler().run(g, cancel=cancel)
-    assert r.skipped == ["b", "o"] and r.status == "interrupted"
-
-
-def test_interrupted_wins_over_failed(toys):
+def test_cancel_between_nodes_skips_the_rest_in_order_and_wins_over_a_failure(toys):
     cancel = CancelToken()
 
     @node("Stop", inputs=[Socket("x", ANY)], outputs=[Output("v", ANY)], registry=toys.registry)
@@ -315,7 +297,7 @@ def test_interrupted_wins_over_failed(toys):
     })  # fmt: skip
     r = toys.scheduler().run(g, targets=["o", "o2"], cancel=cancel)
     assert r.status == "interrupted" and [f.node_id for f in r.failures] == ["f"]
-    assert r.interrupted_node == "b"
+    assert r.interrupted_node == "b" and r.skipped == ["b", "o", "o2"]
 
 
 def test_a_link_to_an_output_the_parent_does_not_have_is_a_node_failure(toys):

@@ -13,6 +13,12 @@ from latentgraph.graph.workflow import load_workflow, parse_override
 OUT = "  c: {type: Const}\n  o: {type: ShowNumber, value: c}\n"
 
 
+def unknown(param: str, known: str) -> str:
+    return (
+        f"${param} is not a param of this workflow (params: {known}); write $$ for a literal dollar"
+    )
+
+
 def problems(text, registry, name="w.yaml", **kw):
     with pytest.raises(WorkflowError) as info:
         load_workflow(name, text=text, registry=registry, **kw)
@@ -64,8 +70,7 @@ def test_every_broken_node_is_reported_and_the_rest_still_read(registry):
         ("syntax", "d", None, (3, 3), "a node is a mapping with a 'type' key, not a NoneType"),
         ("syntax", "e", None, (4, 3), no_type),
         ("syntax", "f", None, (5, 3), no_type),
-        ("unknown_param", "g", "value", (6, 27), "$nope is not a param of this workflow (params: "
-         "none declared); write $$ for a literal dollar"),
+        ("unknown_param", "g", "value", (6, 27), unknown("nope", "none declared")),
     ]  # fmt: skip
 
 
@@ -74,8 +79,7 @@ def test_a_link_that_is_not_text_and_the_inputs_after_it(registry):
             "  o: {type: ShowNumber, value: c}\n")  # fmt: skip
     assert problems(text, registry) == [
         ("syntax", "c", "value", (3, 27), "a link is written {from: node.output}"),
-        ("unknown_param", "c", "bogus", (3, 45), "$nope is not a param of this workflow (params: "
-         "n); write $$ for a literal dollar"),
+        ("unknown_param", "c", "bogus", (3, 45), unknown("nope", "n")),
     ]  # fmt: skip
 
 
@@ -83,8 +87,7 @@ def test_titles_take_params(registry):
     text = "params: {label: x}\nnodes:\n  c: {type: Const, title: 'T $label'}\n  o: {type: Show, value: c}\n"
     assert load_workflow("w.yaml", text=text, registry=registry).graph["c"].title == "T x"
     assert problems(text.replace("$label", "$nop"), registry) == [
-        ("unknown_param", "c", "title", (3, 27), "$nop is not a param of this workflow (params: "
-         "label); write $$ for a literal dollar"),
+        ("unknown_param", "c", "title", (3, 27), unknown("nop", "label")),
     ]  # fmt: skip
 
 
@@ -126,8 +129,7 @@ def test_validation_problems_come_after_reading_ones_without_echoes(registry):
             "  f: {type: Format, template: 'x $nope y', value: c}\n")  # fmt: skip
     no_outputs = "the workflow has no output node (e.g. SaveImage), so nothing would run"
     assert problems(text, registry) == [
-        ("unknown_param", "f", "template", (5, 31), "$nope is not a param of this workflow "
-         "(params: n); write $$ for a literal dollar"),
+        ("unknown_param", "f", "template", (5, 31), unknown("nope", "n")),
         ("value_bigger_than_max", "c", "value", (4, 27), "5000 is above the maximum 1000"),
         ("prompt_no_outputs", None, None, (0, 0), no_outputs),  # the unused warning is left out
     ]  # fmt: skip
@@ -162,8 +164,7 @@ def test_params_inside_lists_and_mappings_and_booleans_as_text(registry):
     assert f["template"] == "false/true" and f["more"] == [2, {"k": 2}]
     for nested in ("[[$nope]]", "[{k: $nope}]"):
         assert problems(text.replace("[$n, {k: $n}]", nested), registry)[0] == (
-            "unknown_param", "f", "more", (3, 64), "$nope is not a param of this workflow (params: "
-            "flag, n, on); write $$ for a literal dollar"
+            "unknown_param", "f", "more", (3, 64), unknown("nope", "flag, n, on")
         )  # fmt: skip
 
 
