@@ -428,14 +428,12 @@ class _Run:
                                            cached=True, summary=_summary(types[nid], values[nid]),
                                            ui=uis[nid]))  # fmt: skip
 
-        remaining: dict[str, int] = dict.fromkeys(values, 0)
+        # Every node needed here is retained or a parent of a node to run: its value is held
+        # until the last of those has run.
+        remaining: dict[str, int] = {}
         for nid in to_run:
-            remaining[nid] = remaining.get(nid, 0)
             for p in parents[nid]:
                 remaining[p] = remaining.get(p, 0) + 1
-        for nid, count in remaining.items():
-            if count == 0 and nid not in self.retain:
-                values.pop(nid, None)
         self.remaining = remaining
         self.to_run = [nid for nid in plan.order if nid in to_run]
 
@@ -469,8 +467,6 @@ class _Run:
                 remaining[p] -= 1
                 if remaining[p] == 0 and p not in retain:
                     values.pop(p, None)
-            if remaining[nid] == 0 and nid not in retain:
-                values.pop(nid, None)
 
     def execute_node(self, nid: str, nt: NodeType) -> NodeOutcome:
         """Run (or late-hit) one node."""
@@ -517,8 +513,7 @@ class _Run:
             digests = [value_digest(v) for v in vals]
             if all(d is not None for d in digests):
                 keys[nid] = content_key(digests)  # type: ignore[arg-type]
-            else:
-                keys[nid] = uuid.uuid4().hex + uuid.uuid4().hex  # unique: never hits downstream
+            # else its key stays None: what uses it runs again each time and is never stored
         values[nid] = vals
         uis[nid] = ui
         self.result.executed.append(nid)

@@ -75,9 +75,18 @@ MODULES: dict[str, list[str]] = {
     "nodes/guidance.py": GUIDANCE,
     "graph/workflow/reading.py": LOADING,
     "graph/workflow/positions.py": LOADING,
-    "graph/workflow/building.py": LOADING,
+    # the files that load workflows, not the hypothesis round trips of dumped text and prompts
+    "graph/workflow/building.py": [
+        *(f"tests/loading/test_{name}.py" for name in ("building", "workflow", "params", "socket_types",
+          "limits", "examples", "dumping", "property", "validate", "reading", "positions")),
+        "tests/engine/test_api.py", "-k", "not long_chain and not committed_schema and not "
+        "malformed_prompts and not arbitrary_text"],
     "graph/workflow/dumping.py": LOADING,
-    "graph/scheduler.py": ["tests/engine/test_scheduler.py", "tests/engine/test_properties.py"],
+    # not the 100,000-node chain (7 s a run; test_scheduler_rules pins the order rules)
+    "graph/scheduler.py": ["tests/engine/test_scheduler.py", "tests/engine/test_scheduler_rules.py",
+                           "tests/engine/test_properties.py",
+                           "tests/engine/test_settings_reach_nodes.py", "tests/engine/test_api.py",
+                           "tests/engine/test_disk_cache.py", "-k", "not deep_chain"],
     # the whole loading folder ran ~10 s a mutant here (declarations reach every test); the
     # 100,000-node chains (seconds each) are left out too
     "graph/declare.py": ["tests/loading/test_declare.py", "tests/loading/test_formats.py",

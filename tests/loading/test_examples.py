@@ -32,6 +32,9 @@ def test_committed_schema_is_current():
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_loads_validates_and_matches_schema(path):
+    from latentgraph.wiring import node_registry
+
+    node_registry()  # the built-in nodes, also when this test runs alone
     workflow = load_workflow(path)
     assert [p for p in validate(workflow.graph) if p.severity == "error"] == []
     validator = jsonschema.Draft7Validator(workflow_schema())

@@ -1,0 +1,246 @@
+"""Building a Graph from a workflow document: each refusal with its text and place, links in
+every spelling, params everywhere a value can hold them. Each pinned by a survivor of a
+mutation run of graph/workflow/building.py (docs/testing.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from latentgraph.graph.model import Link, Location
+from latentgraph.graph.problems import WorkflowError
+from latentgraph.graph.workflow import load_workflow, parse_override
+
+OUT = "  c: {type: Const}\n  o: {type: ShowNumber, value: c}\n"
+
+
+def unknown(param: str, known: str) -> str:
+    return (
+        f"${param} is not a param of this workflow (params: {known}); write $$ for a literal dollar"
+    )
+
+
+def problems(text, registry, name="w.yaml", **kw):
+    with pytest.raises(WorkflowError) as info:
+        load_workflow(name, text=text, registry=registry, **kw)
+    return [
+        (p.code, p.node_id, p.input_name, (p.location.line, p.location.column), p.message)
+        for p in info.value.problems
+    ]
+
+
+def test_every_top_level_problem_with_its_place(registry):
+    text = "version: 2\nextra: 1\ndescription: [a]\nparams: [1]\nnodes: [1]\n"
+    assert problems(text, registry) == [
+        ("syntax", None, None, (2, 1), "unknown top-level key 'extra'; expected one of version, "
+         "description, params, nodes, $schema"),
+        ("invalid_value", None, None, (1, 10),
+         "unsupported workflow version 2; this latentgraph reads version 1"),
+        ("syntax", None, None, (3, 14), "'description' must be text"),
+        ("syntax", None, None, (4, 9), "'params' must be a mapping of name to default value"),
+        ("syntax", None, None, (5, 8), "'nodes' must be a mapping of node id to node, not a list"),
+    ]  # fmt: skip
+
+
+def test_no_nodes_and_nodes_of_each_wrong_kind(registry):
+    assert problems("description: x\n", registry) == [
+        ("syntax", None, None, (1, 1), "the workflow has no 'nodes' mapping")
+    ]
+    for text, kind in (("a string", "string"), ("3.5", "number"), ("true", "boolean")):
+        assert problems(f"nodes: {text}\n", registry) == [
+            ("syntax", None, None, (1, 8), f"'nodes' must be a mapping of node id to node, not a "
+             f"{kind}")
+        ]  # fmt: skip
+    assert problems('"x"', registry, name="w.json") == [
+        ("syntax", None, None, (1, 1), "a workflow is a mapping with a 'nodes' key, not a string")
+    ]
+
+
+def test_a_missing_or_null_description_is_empty(registry):
+    for head in ("", "description: null\n"):
+        wf = load_workflow("w.yaml", text=head + "nodes:\n" + OUT, registry=registry)
+        assert wf.description == ""
+
+
+def test_every_broken_node_is_reported_and_the_rest_still_read(registry):
+    text = ("nodes:\n  c: 5\n  d: null\n  e: {value: 1}\n  f: {type: 5}\n"
+            "  g: {type: Const, value: $nope}\n")  # fmt: skip
+    no_type = "the node has no 'type' (the node type name, e.g. 'type: LatentNoise')"
+    assert problems(text, registry) == [
+        ("syntax", "c", None, (2, 3), "a node is a mapping with a 'type' key, not a number"),
+        ("syntax", "d", None, (3, 3), "a node is a mapping with a 'type' key, not a NoneType"),
+        ("syntax", "e", None, (4, 3), no_type),
+        ("syntax", "f", None, (5, 3), no_type),
+        ("unknown_param", "g", "value", (6, 27), unknown("nope", "none declared")),
+    ]  # fmt: skip
+
+
+def test_a_link_that_is_not_text_and_the_inputs_after_it(registry):
+    text = ("params: {n: 1}\nnodes:\n  c: {type: Const, value: {from: 5}, bogus: $nope}\n"
+            "  o: {type: ShowNumber, value: c}\n")  # fmt: skip
+    assert problems(text, registry) == [
+        ("syntax", "c", "value", (3, 27), "a link is written {from: node.output}"),
+        ("unknown_param", "c", "bogus", (3, 45), unknown("nope", "n")),
+    ]  # fmt: skip
+
+
+def test_titles_take_params(registry):
+    text = "params: {label: x}\nnodes:\n  c: {type: Const, title: 'T $label'}\n  o: {type: Show, value: c}\n"
+    assert load_workflow("w.yaml", text=text, registry=registry).graph["c"].title == "T x"
+    assert problems(text.replace("$label", "$nop"), registry) == [
+        ("unknown_param", "c", "title", (3, 27), unknown("nop", "label")),
+    ]  # fmt: skip
+
+
+def test_inputs_after_an_unknown_input_or_a_link_are_read(registry):
+    text = ("nodes:\n  s: {type: Scale, bogus: 1, x: c, factor: 2.0}\n  c: {type: Const}\n"
+            "  o: {type: ShowNumber, value: s}\n")  # fmt: skip
+    wf = load_workflow("w.yaml", text=text, registry=registry)
+    assert wf.graph["s"].inputs == {"bogus": 1, "x": Link("c", 0), "factor": 2.0}
+
+
+def test_links_in_each_spelling(registry):
+    text = ("nodes:\n  c: {type: Const}\n  sp: {type: Split, x: c}\n"
+            "  a: {type: Add, a: sp.1, b: {from: sp.low}}\n"
+            "  m: {type: Mystery}\n  u: {type: Add, a: m.1, b: m.x}\n"
+            "  d: {type: Add, a: nowhere.y, b: nowhere}\n  o: {type: Show, value: a}\n")  # fmt: skip
+    g = load_workflow("w.yaml", text=text, registry=registry).graph
+    assert g["a"].inputs == {"a": Link("sp", 1), "b": Link("sp", 0)}
+    # an unknown type's outputs are numbers or the first; validation then names the type
+    assert g["u"].inputs == {"a": Link("m", 1), "b": Link("m", 0)}
+    # dangling: kept for validation to report with the graph's other problems
+    assert g["d"].inputs == {"a": Link("nowhere", 0), "b": Link("nowhere", 0)}
+
+
+def test_links_to_outputs_that_do_not_exist(registry):
+    text = ("nodes:\n  c: {type: Const}\n  f: {type: Format, template: 'a', value: o}\n"
+            "  o: {type: Show, value: c}\n  p: {type: Format, template: b, value: o.x}\n"
+            "  sp: {type: Split, x: c}\n  r: {type: ShowNumber, value: sp.2}\n")  # fmt: skip
+    assert problems(text, registry) == [
+        ("bad_linked_input", "f", "value", (3, 43), "node 'o' (Show) has no outputs"),
+        ("bad_linked_input", "p", "value", (5, 41),
+         "node 'o' (Show) has no output 'x'; outputs: none"),
+        ("bad_linked_input", "r", "value", (7, 32),
+         "node 'sp' (Split) has no output '2'; outputs: low, high"),
+    ]  # fmt: skip
+
+
+def test_validation_problems_come_after_reading_ones_without_echoes(registry):
+    text = ("params: {n: 1}\nnodes:\n  lone: {type: Const}\n  c: {type: Const, value: 5000}\n"
+            "  f: {type: Format, template: 'x $nope y', value: c}\n")  # fmt: skip
+    no_outputs = "the workflow has no output node (e.g. SaveImage), so nothing would run"
+    assert problems(text, registry) == [
+        ("unknown_param", "f", "template", (5, 31), unknown("nope", "n")),
+        ("value_bigger_than_max", "c", "value", (4, 27), "5000 is above the maximum 1000"),
+        ("prompt_no_outputs", None, None, (0, 0), no_outputs),  # the unused warning is left out
+    ]  # fmt: skip
+    broken = "nodes:\n  c: {type: Const, value: 5000}\n  d: {value: 1}\n  e: {type: Add, a: d}\n"
+    assert [p[:3] for p in problems(broken, registry)] == [
+        ("syntax", "d", None),
+        ("value_bigger_than_max", "c", "value"),
+    ]  # no output node: not said when a broken node may have been it; no echo of the link to d
+
+
+def test_param_problems_name_the_param_and_its_place(registry):
+    text = "params: {1x: 2, ok: 3}\nnodes:\n" + OUT
+    assert problems(text, registry, overrides={"zz": "1", "ok2": "2"}) == [
+        ("syntax", None, None, (1, 10),
+         "param name '1x' must be letters, digits and '_' (not starting with a digit)"),
+        ("unknown_param", None, None, (1, 9), "--set zz: the workflow has no param 'zz' "
+         "(params: 1x, ok)"),
+        ("unknown_param", None, None, (1, 9), "--set ok2: the workflow has no param 'ok2'; did "
+         "you mean 'ok'? (params: 1x, ok)"),
+    ]  # fmt: skip
+    assert problems("nodes:\n" + OUT, registry, overrides={"zz": "1"}) == [
+        ("unknown_param", None, None, (0, 0), "--set zz: the workflow has no param 'zz' "
+         "(params: none)"),
+    ]  # fmt: skip
+
+
+def test_params_inside_lists_and_mappings_and_booleans_as_text(registry):
+    text = ("params: {n: 2, flag: false, on: true}\nnodes:\n"
+            "  f: {type: Format, template: '${flag}/${on}', value: c, more: [$n, {k: $n}]}\n"
+            "  c: {type: Const}\n  o: {type: Show, value: f}\n")  # fmt: skip
+    f = load_workflow("w.yaml", text=text, registry=registry).graph["f"].inputs
+    assert f["template"] == "false/true" and f["more"] == [2, {"k": 2}]
+    for nested in ("[[$nope]]", "[{k: $nope}]"):
+        assert problems(text.replace("[$n, {k: $n}]", nested), registry)[0] == (
+            "unknown_param", "f", "more", (3, 64), unknown("nope", "flag, n, on")
+        )  # fmt: skip
+
+
+def test_json_or_yaml_by_name_then_content(registry):
+    # a trailing comma: YAML's flow mappings take it, JSON refuses it (the reader is known by it)
+    json_doc = ('{"nodes": {"c": {"type": "Const", "value": 1,}, '
+                '"o": {"type": "ShowNumber", "value": "c"}}}')  # fmt: skip
+    for name, text in (("w.txt", "  " + json_doc), ("w.JSON", json_doc), ("w", json_doc)):
+        assert problems(text, registry, name=name)[0][4].startswith("JSON syntax error")
+    for name in ("w.yml", "w.yaml", "w.YAML"):
+        assert load_workflow(name, text=json_doc, registry=registry).graph["c"].inputs == {
+            "value": 1
+        }
+    assert problems("null", registry, name="w.json") == [
+        ("syntax", None, None, (0, 0), "the workflow is empty")
+    ]
+    yaml_doc = "{nodes: {f: {type: Format, template: a}, o: {type: Show, value: f}}}"
+    for name in ("w.yml", "w.YAML"):
+        assert load_workflow(name, text=yaml_doc, registry=registry).graph["f"].inputs == {
+            "template": "a"
+        }
+    assert problems(yaml_doc, registry, name="w.json")[0][0] == "syntax"
+    assert problems("", registry, name="w.json") == [
+        ("syntax", None, None, (0, 0), "the workflow is empty")
+    ]
+    assert problems('{"nodes": [], "links": []}', registry, name="w.json") == [
+        ("syntax", None, None, (0, 0), "this is a ComfyUI editor workflow (nodes + links); "
+         "export it in API format or convert it with the editor-format loader"),
+    ]  # fmt: skip
+
+
+def test_a_bad_override_says_what_is_expected():
+    with pytest.raises(WorkflowError) as info:
+        parse_override("bad name=1")
+    assert str(info.value) == (
+        "cannot read override 'bad name=1': expected NAME=VALUE with NAME a param (letters, "
+        "digits and '_') or, for ComfyUI workflows, <node id>.<input>"
+    )
+
+
+def test_an_api_prompt_is_read_as_one(registry):
+    text = ('{"1": {"class_type": "Const", "inputs": {"value": 2, "ui_only": 1}},'
+            ' "2": {"class_type": "ShowNumber", "inputs": {"value": ["1", 0]}}}')  # fmt: skip
+    wf = load_workflow("p.json", text=text, registry=registry, overrides={"n": "1"})
+    assert (wf.format, wf.params, wf.graph.source) == ("api", {}, "p.json")
+    assert wf.raw["1"] == {"class_type": "Const", "inputs": {"value": 2, "ui_only": 1}}
+    assert wf.graph["2"].inputs == {"value": Link("1", 0)}
+    assert wf.graph["1"].inputs == {"value": 2}  # the given registry knows Const's inputs
+
+
+def test_problems_are_placed_at_the_file_when_positions_are_lost(registry):
+    """A key longer than YAML's 1024-character limit: the JSON reads, its positions do not."""
+    long_key = '"' + "k" * 2000 + '"'
+    text = ('{"version": 2, "description": [1], "params": {"1x": 1}, "nodes": {"c": 5}, '
+            f"{long_key}: 1}}")  # fmt: skip
+    with pytest.raises(WorkflowError) as info:
+        load_workflow("w.json", text=text, registry=registry, overrides={"zz": "1"})
+    found = info.value.problems
+    assert len(found) == 6 and {p.code for p in found} >= {"invalid_value", "unknown_param"}
+    assert all(p.location == Location("w.json") for p in found)
+    with pytest.raises(WorkflowError) as info:
+        load_workflow("w.json", text=f"[{{{long_key}: 1}}]", registry=registry)
+    (p,) = info.value.problems
+    assert p.message.endswith("not a list") and p.location == Location("w.json")
+
+
+def test_echoes_are_left_out_and_the_problems_after_them_kept(registry):
+    # the input whose link was refused is then missing: not said twice
+    text = ("nodes:\n  c: {type: Const}\n  sp: {type: Split, x: c.nope}\n"
+            "  d: {type: Const, value: 5000}\n  o: {type: ShowNumber, value: sp.low}\n")  # fmt: skip
+    assert [p[:3] for p in problems(text, registry)] == [
+        ("bad_linked_input", "sp", "x"), ("value_bigger_than_max", "d", "value")
+    ]  # fmt: skip
+    # a link to a node that could not be read: not reported again on the linking node
+    text = ("nodes:\n  bad: {value: 1}\n  e: {type: Add, a: bad}\n"
+            "  f: {type: Const, value: 5000}\n  o: {type: ShowNumber, value: e}\n")  # fmt: skip
+    assert [p[:3] for p in problems(text, registry)] == [
+        ("syntax", "bad", None), ("value_bigger_than_max", "f", "value")
+    ]  # fmt: skip
