@@ -48,8 +48,9 @@ MODULES: dict[str, list[str]] = {
                              "tests/server/test_limits.py", "-k",
                              "origin or token or cookie or body or guard"],
     "graph/model.py": [*LOADING, "tests/engine/test_scheduler.py"],
-    # the store in-process; test_restart's server runs in a subprocess (no mutant reaches it)
-    "server/store.py": ["tests/server/test_store_memory.py", "tests/server/test_dispatch.py"],
+    # in-process only (test_restart's server is a subprocess no mutant reaches); not
+    # test_dispatch: a mutant there waits out its 10 s queue timeouts
+    "server/store.py": ["tests/server/test_store.py", "tests/server/test_store_memory.py"],
     # the 100,000-node chain (seconds, tens of them under mutmut) is left out: what it checks
     # besides its length (a cycle's nodes, no recursion) the other validation tests check too
     "graph/validate.py": ["tests/loading/test_validate.py", "tests/loading/test_validate_messages.py",

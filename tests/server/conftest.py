@@ -167,3 +167,19 @@ def chain(value: int = 1, *, slow_steps: int = 0, delay: float = 0.01, fail: boo
         last = "4"
     p["9"] = {"class_type": "Show", "inputs": {"x": [last, 0], "prefix": prefix}}
     return p
+
+
+class FullDisk:
+    """Stands in for the store's SQLite connection: while `full`, every write raises `error`
+    (what SQLite or the OS gives on a full disk); reads pass through."""
+
+    def __init__(self, db, error: Exception) -> None:
+        self.db, self.error, self.full = db, error, False
+
+    def execute(self, sql: str, args: tuple = ()):
+        if self.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            raise self.error
+        return self.db.execute(sql, args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
