@@ -1,5 +1,5 @@
 """The fast paths of the run's per-node work give what the general code gives: `executing`
-encoded as the JSON encoder writes it, and the string-length check finding a long string
+and `executed` encoded as the JSON encoder writes them, and the string-length check finding a long string
 wherever the prompt holds it (a nested list, a key, a str subclass)."""
 
 from __future__ import annotations
@@ -25,9 +25,26 @@ def test_executing_is_encoded_as_the_json_encoder_writes_it(node, prompt_id):
     assert json.loads(text) == {"type": "executing", "data": data}
 
 
-def test_other_executing_shapes_take_the_general_path():
-    data = {"node": "1", "display_node": "1", "prompt_id": "p", "extra": [1, 2]}
-    assert json.loads(encode_message("executing", data))["data"] == data
+@pytest.mark.parametrize("node, display, output", [
+    ("12", "12", {"text": ["a\nb \"q\" ü"]}),
+    ("7", "N3", {"images": [{"filename": "x.png", "subfolder": "", "type": "output"}]}),
+    (None, None, {}),
+    (5, True, {"value": [1.5, None, float("inf")], "obj": object}),  # odd ids, default=str
+])  # fmt: skip
+def test_executed_is_encoded_as_the_json_encoder_writes_it(node, display, output):
+    data = {"node": node, "display_node": display, "output": output, "prompt_id": "p-1"}
+    text = encode_message("executed", data)
+    assert text == _ENCODER.encode({"type": "executed", "data": data})
+
+
+@pytest.mark.parametrize("type_, data", [
+    ("executing", {"node": "1", "display_node": "1", "prompt_id": "p", "extra": [1, 2]}),
+    ("executing", {"prompt_id": "p", "node": "1", "display_node": "1"}),  # another key order
+    ("executed", {"node": "1", "display_node": "1", "output": {}}),
+    ("executed", {"output": {}, "node": "1", "display_node": "1", "prompt_id": "p"}),
+])  # fmt: skip
+def test_other_shapes_take_the_general_path(type_, data):
+    assert encode_message(type_, data) == _ENCODER.encode({"type": type_, "data": data})
 
 
 class Text(str):
