@@ -77,6 +77,8 @@ MODULES: dict[str, list[str]] = {
     "graph/context.py": ["tests/engine/test_context.py", "tests/engine/test_scheduler.py",
                          "tests/engine/test_settings_reach_nodes.py",
                          "tests/loading/test_validate.py", "-k", "not deep_chain"],
+    # the file routes mounted alone in process (~1 s); the server tests run workers
+    "server/api_files.py": ["tests/server/test_api_files.py"],
 }  # fmt: skip
 # The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
 # from the test call alone, so node mutants get a generous constant on top.
