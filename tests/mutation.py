@@ -79,6 +79,12 @@ MODULES: dict[str, list[str]] = {
                          "tests/loading/test_validate.py", "-k", "not deep_chain"],
     # the file routes mounted alone in process (~1 s); the server tests run workers
     "server/api_files.py": ["tests/server/test_api_files.py"],
+    # the plugin tests import fresh files (per test) only when plugins.py is the one mutated
+    "graph/plugins.py": ["tests/loading/test_plugins.py", "tests/loading/test_formats.py", "-k",
+                         "plugin"],
+    "graph/console.py": ["tests/engine/test_console.py", "tests/cli/test_messages.py", "-k",
+                         "console or square_brackets"],
+    "graph/node_docs.py": ["tests/loading/test_node_docs.py"],
 }  # fmt: skip
 # The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
 # from the test call alone, so node mutants get a generous constant on top.
