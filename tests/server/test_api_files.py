@@ -91,6 +91,8 @@ def test_view_without_a_type_is_the_output_folder(client, config, params):
     (config.output_dir / "o.png").write_bytes(_png())
     r = client.get("/view", params={"filename": "o.png", **params})
     assert r.status_code == 200 and r.content == _png()
+    missing = client.get("/view", params={"filename": "nope.png", **params})
+    assert _error(missing, 404)["message"] == "no file 'nope.png' in output"
 
 
 def test_view_serves_other_files_as_attachments(client, config):
@@ -118,8 +120,12 @@ def test_view_refusals_name_the_problem(client, config):
     (config.output_dir / "folder.png").mkdir()
     assert _error(client.get("/view", params={"filename": "folder.png"}), 404)["type"] == (
         "not_found")  # fmt: skip
+    (config.output_dir / "data").symlink_to(config.data_dir)
     escape = _error(client.get("/view", params={"filename": "../server.sqlite3"}), 400)
-    assert escape["type"] == "invalid_path" and "filename" in escape["message"]
+    assert escape["type"] == "invalid_path" and escape["message"].startswith("filename ")
+    escape = _error(client.get("/view", params={"filename": "data"}), 400)
+    assert escape == {"type": "invalid_path", "message": "filename leaves its folder",
+                      "details": "", "extra_info": {}}  # fmt: skip
 
 
 @pytest.mark.parametrize("fmt, pil_format, mime", [
@@ -148,6 +154,14 @@ def test_preview_quality_is_read_and_clamped_to_1_100(client, config, spec, qual
     r = client.get("/view", params={"filename": "a.png", "preview": spec})
     assert r.status_code == 200, r.text
     assert r.content == _encoded(data, "JPEG", quality, "RGB")
+
+
+def test_preview_quality_over_100_is_100_for_webp_too(client, config):
+    data = _png()
+    (config.output_dir / "a.png").write_bytes(data)
+    r = client.get("/view", params={"filename": "a.png", "preview": "webp;500"})
+    assert r.status_code == 200, r.text  # Pillow refuses a WebP quality over 100
+    assert r.content == _encoded(data, "WEBP", 100)
 
 
 def test_preview_keeps_alpha_except_in_jpeg(client, config):
@@ -284,6 +298,49 @@ def test_upload_refusals_name_the_problem(client, config):
     assert escape["message"] == "image file name leaves its folder"
     assert sorted(p.name for p in config.input_dir.iterdir()) == ["out", "up.png"]
     assert sorted(p.name for p in config.output_dir.iterdir()) == []
+
+
+def test_upload_with_an_empty_file_name(client, config):
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + _png() + b"\r\n--b--\r\n")  # fmt: skip
+    r = client.post("/upload/image", content=body,
+                    headers={"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    assert _error(r, 400) == {"type": "invalid_filename", "details": "", "extra_info": {},
+                              "message": "image file name '' must be a plain file name"}  # fmt: skip
+    assert list(config.input_dir.iterdir()) == []
+
+
+def test_upload_reads_no_more_than_the_limit(client, config, monkeypatch):
+    """An upload is read into memory up to one byte past the limit, never whole."""
+    from starlette.datastructures import UploadFile
+
+    asked = []
+    real_read = UploadFile.read
+
+    async def read(self, size: int = -1) -> bytes:
+        asked.append(size)
+        return await real_read(self, size)
+
+    monkeypatch.setattr(UploadFile, "read", read)
+    assert _upload(client).status_code == 200
+    assert asked == [config.max_upload_bytes + 1]
+
+
+def test_upload_is_written_beside_its_target_then_renamed(client, config, monkeypatch):
+    """The temporary file is in the target folder, so the rename is atomic (one filesystem)."""
+    renames = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        renames.append((src, dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(api_files.os, "replace", replace)
+    assert _upload(client, subfolder="sub").status_code == 200
+    ((src, dst),) = renames
+    assert os.path.dirname(src) == str(config.input_dir / "sub") and dst == (
+        config.input_dir / "sub" / "up.png")  # fmt: skip
+    assert sorted(os.listdir(config.input_dir / "sub")) == ["up.png"]
 
 
 def test_upload_without_a_multipart_body(client):
