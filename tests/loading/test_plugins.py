@@ -12,9 +12,9 @@ import warnings
 
 import pytest
 
+from latentgraph.graph import plugins
 from latentgraph.graph.declare import NodeType, Registry, default_registry
 from latentgraph.graph.node_docs import builtin_only
-from latentgraph.graph import plugins
 from latentgraph.graph.plugins import PluginFailure, PluginWarning, load_plugins
 
 
