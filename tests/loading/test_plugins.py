@@ -100,6 +100,17 @@ def test_a_package_plugin_imports_its_own_submodules(tmp_path):
     assert failures == [] and name in target
 
 
+def test_plugins_after_a_failed_one_still_load(tmp_path):
+    names = [_unique("After")]
+    (tmp_path / "a_bad.py").write_text("raise RuntimeError('first')\n")
+    (tmp_path / "b_good.py").write_text(_node_source(names[0]))
+    target = Registry()
+    failures: list[PluginFailure] = []
+    loaded = load_plugins([tmp_path], entry_points=False, registry=target, errors=failures)
+    assert loaded == [str(tmp_path / "b_good.py")] and names[0] in target
+    assert [f.origin for f in failures] == [str(tmp_path / "a_bad.py")]
+
+
 def test_a_failed_plugin_is_forgotten_and_loads_once_fixed(tmp_path):
     path = tmp_path / "flaky.py"
     path.write_text("raise ValueError('not yet')\n")
@@ -109,7 +120,9 @@ def test_a_failed_plugin_is_forgotten_and_loads_once_fixed(tmp_path):
     assert module not in sys.modules
     (failure,) = failures
     assert failure.origin == str(path) and failure.message == "ValueError: not yet"
-    assert failure.traceback.startswith("Traceback (most recent call last):")
+    lines = failure.traceback.splitlines()
+    assert lines[0] == "Traceback (most recent call last):" and lines[1].startswith("  File ")
+    assert f'  File "{path}", line 1, in <module>' in lines
     assert str(path) in failure.traceback
     assert failure.traceback.rstrip().endswith("ValueError: not yet")
     name = _unique("Fixed")
