@@ -66,32 +66,35 @@ def test_progress_bars_follow_the_run():
     progress, out = _progress()
     assert progress.console.file is out and progress.progress.console.stderr
     assert not progress.progress.disable
-    progress(RunStarted("r", nodes=["a", "b", "c", "d"]))
+    progress(RunStarted("r", nodes=["a", "x", "y", "b", "c", "d"]))
     assert progress.progress.live.is_started
-    assert _tasks(progress) == {"run": (0, 4)}
+    assert _tasks(progress) == {"run": (0, 6)}
     progress(NodesCached("r", nodes=["a"]))
-    assert _tasks(progress) == {"run": (1, 4)}
+    assert _tasks(progress) == {"run": (1, 6)}
+    progress(NodesCached("r", nodes=["x", "y"]))
+    assert _tasks(progress) == {"run": (3, 6)}
     progress(NodeStarted("r", node_id="b", node_type="Denoise"))
-    assert _tasks(progress) == {"b (Denoise)": (1, 4)}
+    assert _tasks(progress) == {"b (Denoise)": (3, 6)}
     progress(NodeProgress("r", node_id="b", value=1, max=20))
     progress(NodeProgress("r", node_id="b", value=5, max=20))
-    assert _tasks(progress) == {"b (Denoise)": (1, 4), "  b": (5, 20)}
+    assert _tasks(progress) == {"b (Denoise)": (3, 6), "  b": (5, 20)}
     assert len(progress.progress.tasks) == 2  # one bar per node, not per step
     progress(NodeFinished("r", node_id="b", node_type="Denoise", seconds=1.234,
                           summary=["LATENT: 1x4x8x8", "x"]))  # fmt: skip
-    assert _tasks(progress) == {"b (Denoise)": (2, 4)}
+    assert _tasks(progress) == {"b (Denoise)": (4, 6)}
     progress(NodeFinished("r", node_id="c", node_type="T", cached=True))
-    assert _tasks(progress) == {"b (Denoise)": (2, 4)}  # counted by NodesCached already
+    assert _tasks(progress) == {"b (Denoise)": (4, 6)}  # counted by NodesCached already
     progress(NodeFinished("r", node_id="d", node_type="T"))
-    assert _tasks(progress) == {"b (Denoise)": (3, 4)}
-    progress(RunFinished("r", status="success", executed=["b", "d"], cached=["a", "c"],
+    assert _tasks(progress) == {"b (Denoise)": (5, 6)}
+    progress(RunFinished("r", status="success", executed=["b", "d"], cached=["a", "x", "y", "c"],
                          seconds=2.5))  # fmt: skip
     assert not progress.progress.live.is_started
     assert out.getvalue().splitlines() == [
         "cached: a",
+        "cached: x, y",
         "done b (Denoise) 1.23s LATENT: 1x4x8x8; x",
         "done d (T) 0.00s ",
-        "success: 2 ran, 2 cached, 0 failed, 0 skipped in 2.50s",
+        "success: 2 ran, 4 cached, 0 failed, 0 skipped in 2.50s",
     ]
 
 
@@ -177,3 +180,54 @@ def test_close_before_a_run_and_twice_is_harmless():
     progress.close()
     progress.close()
     assert not progress.progress.live.is_started
+
+
+def test_a_node_bar_follows_a_changing_step_count():
+    """A node that samples twice (e.g. a second pass) restarts its bar with the new total."""
+    progress, _ = _progress()
+    progress(RunStarted("r", nodes=["k"]))
+    progress(NodeProgress("r", node_id="k", value=20, max=20))
+    progress(NodeProgress("r", node_id="k", value=3, max=30))
+    assert _tasks(progress) == {"run": (0, 1), "  k": (3, 30)}
+    progress.close()
+
+
+def test_the_display_columns_and_that_it_clears_after_the_run():
+    progress, _ = _progress()
+    columns = progress.progress.columns
+    assert [type(c).__name__ for c in columns] == [
+        "TextColumn", "BarColumn", "MofNCompleteColumn", "TimeElapsedColumn"]  # fmt: skip
+    progress(RunStarted("r", nodes=["a", "b"]))
+    (task,) = progress.progress.tasks
+    assert str(columns[0].render(task)) == "run"
+    assert str(columns[2].render(task)) == "0/2"
+    assert progress.progress.live.transient  # the bars vanish, the printed lines stay
+    progress.close()
+
+
+def test_the_bars_are_stopped_once(capsys):
+    """Stopping rich's progress when it is not running prints a blank line on a non-terminal:
+    close() before a run, or a second time, prints nothing."""
+    progress = RichProgress()
+    progress.close()
+    assert capsys.readouterr().err == ""
+    progress(RunStarted("r", nodes=[]))
+    progress.close()
+    capsys.readouterr()
+    progress.close()
+    progress(RunFinished("r"))  # closes too: nothing left to stop
+    assert capsys.readouterr().err.count("\n") == 1  # the run's summary line only
+
+
+def test_failures_are_printed_without_rich_highlighting():
+    """Numbers, quotes and paths in an error stay plain (rich would colour them)."""
+    progress = RichProgress()
+    out = io.StringIO()
+    progress.console = Console(file=out, width=300, color_system="standard", force_terminal=True)
+    progress(NodeFailed("r", node_id="7", node_type="Load", exception_type="E",
+                        message="file /a/b.png has 3 'frames'"))  # fmt: skip
+    plain = Console(file=io.StringIO(), width=300, color_system="standard", force_terminal=True)
+    with plain.capture() as capture:
+        plain.print("[red]error[/red] in node '7' (Load): E: file /a/b.png has 3 'frames'",
+                    highlight=False)  # fmt: skip
+    assert out.getvalue() == capture.get()
