@@ -63,6 +63,7 @@ def test_run_time_choices_are_listed_only_when_dynamic():
         _line(i) == "  ckpt: COMBO (value or link, required; one of: b.safetensors, a.safetensors)"
     )
     assert asked == [Settings()]
+    assert "one of: b.safetensors, a.safetensors" in describe(_type(inputs=[i]))  # the default
     listed = Input("c", "COMBO", choices=["x"])
     assert _line(listed, dynamic=False) == "  c: COMBO (value or link, required; one of: x)"
 
