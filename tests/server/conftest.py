@@ -28,14 +28,15 @@ class RunningServer:
         import uvicorn
 
         from latentgraph.server.app import create_app
+        from latentgraph.server.run import uvicorn_options
 
         self.config = config
         self.app = create_app(config, workers=workers)
         self.url = f"http://127.0.0.1:{config.port}"
         self.ws_url = f"ws://127.0.0.1:{config.port}/ws"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=config.port,
-                                                    ws="websockets", log_level="warning",
-                                                    lifespan="on"))  # fmt: skip
+                                                    log_level="warning", lifespan="on",
+                                                    **uvicorn_options(config)))  # fmt: skip
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> RunningServer:
