@@ -66,7 +66,6 @@ class RichProgress:
         )
         self._run_task: Any = None
         self._node_tasks: dict[str, Any] = {}
-        self._types: dict[str, str] = {}
         self._started = False
         self._dirs = dirs or {}
 
@@ -80,13 +79,13 @@ class RichProgress:
                 self._print(f"[dim]cached: {escape(', '.join(event.nodes))}[/dim]")
             self.progress.advance(self._run_task, len(event.nodes))
         elif isinstance(event, NodeStarted):
-            self._types[event.node_id] = event.node_type
             self.progress.update(self._run_task, description=f"{event.node_id} ({event.node_type})")
         elif isinstance(event, NodeProgress):
             task = self._node_tasks.get(event.node_id)
             if task is None:
-                task = self.progress.add_task(f"  {event.node_id}", total=event.max)
-                self._node_tasks[event.node_id] = task
+                task = self._node_tasks[event.node_id] = self.progress.add_task(
+                    f"  {event.node_id}"
+                )
             self.progress.update(task, completed=event.value, total=event.max)
         elif isinstance(event, NodeWarning):
             self._print(f"[yellow]warning[/yellow] {escape(f'{event.node_id}: {event.message}')}")

@@ -20,10 +20,7 @@ def _constraints(i: Input, dynamic: bool) -> str:
         parts.append(f"max {i.max:g}")
     if callable(i.choices) and not dynamic:
         parts.append("one of the files found at run time")
-        choices = []
-    else:
-        choices = i.choice_list()
-    if choices:
+    elif choices := i.choice_list():
         parts.append(f"one of: {', '.join(choices)}")
     if i.multiline:
         parts.append("multiline")
@@ -32,7 +29,7 @@ def _constraints(i: Input, dynamic: bool) -> str:
     return "; ".join(parts)
 
 
-def _input_line(i: Input, dynamic: bool = True) -> str:
+def _input_line(i: Input, dynamic: bool) -> str:
     how = "value or link" if i.accepts_literal else "link"
     if i.default is REQUIRED:
         default = "required" if not i.optional else "optional"

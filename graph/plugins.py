@@ -23,7 +23,7 @@ from pathlib import Path
 from .declare import Registry, default_registry
 
 ENTRY_POINT_GROUP = "latentgraph.nodes"
-_loaded_files: dict[Path, str] = {}  # resolved file -> module name, so reloading is a no-op
+_loaded_files: set[Path] = set()  # resolved files imported, so reloading is a no-op
 
 
 class PluginWarning(UserWarning):
@@ -58,9 +58,7 @@ def load_plugins(
     target = registry if registry is not None else default_registry
     before = set(default_registry.names())
     failures: list[PluginFailure] = []
-    loaded: list[str] = []
-    if entry_points:
-        loaded += _from_entry_points(failures)
+    loaded = _from_entry_points(failures) if entry_points else []
     for folder in dirs:
         loaded += _from_folder(Path(folder), failures)
     if target is not default_registry:
@@ -121,12 +119,8 @@ def _import_file(path: Path, file: Path, resolved: Path) -> None:
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)
     module_name = f"latentgraph_plugin_{stem}_{digest}"
-    package = path if file.name == "__init__.py" else None
-    spec = importlib.util.spec_from_file_location(
-        module_name,
-        file,
-        submodule_search_locations=[str(package)] if package is not None else None,
-    )
+    # an `__init__.py` is imported as a package (its folder searched for submodules)
+    spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {file}")
     module = importlib.util.module_from_spec(spec)
@@ -136,9 +130,9 @@ def _import_file(path: Path, file: Path, resolved: Path) -> None:
     except BaseException:
         sys.modules.pop(module_name, None)
         raise
-    _loaded_files[resolved] = module_name
+    _loaded_files.add(resolved)
 
 
 def _failure(origin: str, exc: BaseException) -> PluginFailure:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    text = "".join(traceback.format_exception(exc))
     return PluginFailure(origin, f"{type(exc).__name__}: {exc}", text)

@@ -23,7 +23,7 @@ _FORMATS = {"webp": ("WEBP", "image/webp"), "jpeg": ("JPEG", "image/jpeg"),
 
 
 def _folder(request: Request, kind: str) -> Path:
-    folder = get_state(request).config.dir_for(kind or "output")
+    folder = get_state(request).config.dir_for(kind)
     if folder is None:
         raise ApiError(400, f"type must be output, input or temp, not {kind!r}", "invalid_type")
     return folder
@@ -62,10 +62,10 @@ async def view(request: Request) -> Response:
     filename = q.get("filename", "")
     if not filename:
         raise ApiError(400, "the 'filename' query parameter is required")
-    folder = _folder(request, q.get("type", "output"))
-    path = safe_join(folder, q.get("subfolder", ""), filename, what="filename")
+    kind = q.get("type") or "output"
+    path = safe_join(_folder(request, kind), q.get("subfolder", ""), filename, what="filename")
     if not path.is_file():
-        raise ApiError(404, f"no file {filename!r} in {q.get('type', 'output')}", "not_found")
+        raise ApiError(404, f"no file {filename!r} in {kind}", "not_found")
     if q.get("preview"):
         limit = get_state(request).config.max_image_pixels
         data, mime = await run_in_threadpool(_reencode, path, q["preview"], limit)

@@ -103,6 +103,15 @@ MODULES: dict[str, list[str]] = {
     "graph/context.py": ["tests/engine/test_context.py", "tests/engine/test_scheduler.py",
                          "tests/engine/test_settings_reach_nodes.py",
                          "tests/loading/test_validate.py", "-k", "not deep_chain"],
+    # the file routes mounted alone in process (~1 s); the server tests run workers
+    "server/api_files.py": ["tests/server/test_api_files.py"],
+    # mutmut runs the tests twice in one process before the mutants (stats, clean run): the
+    # plugin tests of test_formats.py declare fixed node names, refused the second time;
+    # test_plugins.py's names are unique per run
+    "graph/plugins.py": ["tests/loading/test_plugins.py"],
+    "graph/console.py": ["tests/engine/test_console.py", "tests/cli/test_messages.py", "-k",
+                         "console or square_brackets"],
+    "graph/node_docs.py": ["tests/loading/test_node_docs.py"],
 }  # fmt: skip
 # mutmut runs a pytest session per mutant (forked). The node tests' tiny models are built once
 # per work folder and kept (LATENTGRAPH_TEST_MODELS, tests/conftest.py), so a session starts in

@@ -1,0 +1,233 @@
+"""The terminal renderers of a run's events: JSON lines for scripts, rich progress for people."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from latentgraph.graph.console import JsonLines, RichProgress
+from latentgraph.graph.events import (
+    NodeFailed,
+    NodeFinished,
+    NodeProgress,
+    NodesCached,
+    NodeStarted,
+    NodeWarning,
+    RunFinished,
+    RunStarted,
+)
+
+
+def test_json_lines_writes_one_object_a_line_and_flushes():
+    class Stream(io.StringIO):
+        flushed = 0
+
+        def flush(self) -> None:
+            self.flushed += 1
+            super().flush()
+
+    stream = Stream()
+    out = JsonLines(stream)
+    out(NodeStarted("r", node_id="1", node_type="T", timestamp=5))
+    assert stream.flushed == 1
+    out(NodeFinished("r", node_id="1", node_type="T", seconds=0.5, ui={"path": Path("/x")},
+                     timestamp=6))  # fmt: skip
+    out.close()
+    lines = stream.getvalue().split("\n")
+    assert lines[-1] == "" and len(lines) == 3
+    assert json.loads(lines[0]) == {"event": "node_started", "run_id": "r", "timestamp": 5,
+                                    "node_id": "1", "node_type": "T"}  # fmt: skip
+    second = json.loads(lines[1])
+    assert second["event"] == "node_finished" and second["ui"] == {"path": "/x"}  # default=str
+
+
+def test_json_lines_defaults_to_stdout(capsys):
+    JsonLines()(RunStarted("r", nodes=["a"], timestamp=1))
+    assert json.loads(capsys.readouterr().out) == {"event": "run_started", "run_id": "r",
+                                                   "timestamp": 1, "nodes": ["a"]}  # fmt: skip
+
+
+def _progress(quiet: bool = False, dirs=None) -> tuple[RichProgress, io.StringIO]:
+    progress = RichProgress(quiet=quiet, dirs=dirs)
+    out = io.StringIO()
+    progress.console = Console(file=out, width=300, color_system=None)
+    return progress, out
+
+
+def _tasks(progress: RichProgress) -> dict[str, tuple]:
+    return {t.description: (t.completed, t.total) for t in progress.progress.tasks}
+
+
+def test_progress_bars_follow_the_run():
+    progress, out = _progress()
+    assert progress.console.file is out and progress.progress.console.stderr
+    assert not progress.progress.disable
+    progress(RunStarted("r", nodes=["a", "x", "y", "b", "c", "d"]))
+    assert progress.progress.live.is_started
+    assert _tasks(progress) == {"run": (0, 6)}
+    progress(NodesCached("r", nodes=["a"]))
+    assert _tasks(progress) == {"run": (1, 6)}
+    progress(NodesCached("r", nodes=["x", "y"]))
+    assert _tasks(progress) == {"run": (3, 6)}
+    progress(NodeStarted("r", node_id="b", node_type="Denoise"))
+    assert _tasks(progress) == {"b (Denoise)": (3, 6)}
+    progress(NodeProgress("r", node_id="b", value=1, max=20))
+    progress(NodeProgress("r", node_id="b", value=5, max=20))
+    assert _tasks(progress) == {"b (Denoise)": (3, 6), "  b": (5, 20)}
+    assert len(progress.progress.tasks) == 2  # one bar per node, not per step
+    progress(NodeFinished("r", node_id="b", node_type="Denoise", seconds=1.234,
+                          summary=["LATENT: 1x4x8x8", "x"]))  # fmt: skip
+    assert _tasks(progress) == {"b (Denoise)": (4, 6)}
+    progress(NodeFinished("r", node_id="c", node_type="T", cached=True))
+    assert _tasks(progress) == {"b (Denoise)": (4, 6)}  # counted by NodesCached already
+    progress(NodeFinished("r", node_id="d", node_type="T"))
+    assert _tasks(progress) == {"b (Denoise)": (5, 6)}
+    progress(RunFinished("r", status="success", executed=["b", "d"], cached=["a", "x", "y", "c"],
+                         seconds=2.5))  # fmt: skip
+    assert not progress.progress.live.is_started
+    assert out.getvalue().splitlines() == [
+        "cached: a",
+        "cached: x, y",
+        "done b (Denoise) 1.23s LATENT: 1x4x8x8; x",
+        "done d (T) 0.00s ",
+        "success: 2 ran, 4 cached, 0 failed, 0 skipped in 2.50s",
+    ]
+
+
+def test_nothing_cached_prints_nothing():
+    progress, out = _progress()
+    progress(RunStarted("r", nodes=["a"]))
+    progress(NodesCached("r", nodes=[]))
+    progress.close()
+    assert out.getvalue() == "" and _tasks(progress) == {"run": (0, 1)}
+
+
+@pytest.mark.parametrize("status, colour", [("success", "green"), ("failed", "red"),
+                                            ("interrupted", "yellow")])  # fmt: skip
+def test_run_summary_colour(status, colour):
+    progress = RichProgress()
+    out = io.StringIO()
+    progress.console = Console(file=out, width=300, color_system="standard", force_terminal=True)
+    progress(RunStarted("r", nodes=[]))
+    progress(RunFinished("r", status=status, executed=["a"], cached=[], failed=["f", "g"],
+                         skipped=["s"], seconds=0.125))  # fmt: skip
+    expected = Console(file=io.StringIO(), color_system="standard", force_terminal=True)
+    with expected.capture() as capture:
+        expected.print(f"[{colour}]{status}[/{colour}]", end="")
+    assert out.getvalue().startswith(capture.get())
+    assert f"{status}" in out.getvalue()
+    assert ": 1 ran, 0 cached, 2 failed, 1 skipped in 0.12s" in out.getvalue()
+
+
+def test_warnings_failures_and_ui_lines(tmp_path):
+    progress, out = _progress(dirs={"output": tmp_path / "out", "temp": tmp_path / "tmp"})
+    progress(RunStarted("r", nodes=["s"]))
+    progress(NodeWarning("r", node_id="w", message="clipped"))
+    ui = {"images": [{"filename": "a.png", "subfolder": "sub", "type": "output"},
+                     {"filename": "b.png", "type": "temp"},
+                     {"filename": "c.png", "subfolder": "", "type": "input"},
+                     {"filename": "d.png"}],
+          "text": ["hello", 42]}  # fmt: skip
+    progress(NodeFinished("r", node_id="s", node_type="Save", ui=ui))
+    progress(NodeFinished("r", node_id="t", node_type="Save", cached=True,
+                          ui={"images": [{"filename": "e.png", "type": "output"}]}))  # fmt: skip
+    progress(NodeFailed("r", node_id="x", node_type="Load", exception_type="FileNotFoundError",
+                        message="no such file " + "/very/long/path/" * 30))  # fmt: skip
+    progress.close()
+    assert not progress.progress.live.is_started
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "warning w: clipped",
+        "done s (Save) 0.00s ",
+        f"saved {tmp_path / 'out' / 'sub' / 'a.png'}",
+        f"preview {tmp_path / 'tmp' / 'b.png'}",
+        f"saved {Path('input') / 'c.png'}",
+        f"saved {tmp_path / 'out' / 'd.png'}",
+        "s: hello",
+        "s: 42",
+        f"saved {tmp_path / 'out' / 'e.png'}",  # a cached node's files are shown too
+        "error in node 'x' (Load): FileNotFoundError: no such file " + "/very/long/path/" * 30,
+    ]
+
+
+def test_an_image_without_a_filename_names_its_folder():
+    progress, out = _progress()
+    progress(NodeFinished("r", node_id="s", node_type="Save", cached=True,
+                          ui={"images": [{"type": "temp", "subfolder": None}]}))  # fmt: skip
+    assert out.getvalue() == f"preview {Path('temp')}\n"
+
+
+def test_quiet_prints_only_failures():
+    progress, out = _progress(quiet=True)
+    assert progress.progress.disable
+    progress(RunStarted("r", nodes=["a"]))
+    progress(NodesCached("r", nodes=["a"]))
+    progress(NodeWarning("r", node_id="w", message="clipped"))
+    progress(NodeFinished("r", node_id="s", node_type="Save", ui={"text": ["hi"]}))
+    progress(NodeFailed("r", node_id="x", node_type="Load", exception_type="E", message="m"))
+    progress(RunFinished("r", status="failed"))
+    assert out.getvalue() == "error in node 'x' (Load): E: m\n"
+
+
+def test_close_before_a_run_and_twice_is_harmless():
+    progress, _ = _progress()
+    progress.close()
+    progress(RunStarted("r", nodes=[]))
+    progress.close()
+    progress.close()
+    assert not progress.progress.live.is_started
+
+
+def test_a_node_bar_follows_a_changing_step_count():
+    """A node that samples twice (e.g. a second pass) restarts its bar with the new total."""
+    progress, _ = _progress()
+    progress(RunStarted("r", nodes=["k"]))
+    progress(NodeProgress("r", node_id="k", value=20, max=20))
+    progress(NodeProgress("r", node_id="k", value=3, max=30))
+    assert _tasks(progress) == {"run": (0, 1), "  k": (3, 30)}
+    progress.close()
+
+
+def test_the_display_columns_and_that_it_clears_after_the_run():
+    progress, _ = _progress()
+    columns = progress.progress.columns
+    assert [type(c).__name__ for c in columns] == [
+        "TextColumn", "BarColumn", "MofNCompleteColumn", "TimeElapsedColumn"]  # fmt: skip
+    progress(RunStarted("r", nodes=["a", "b"]))
+    (task,) = progress.progress.tasks
+    assert str(columns[0].render(task)) == "run"
+    assert str(columns[2].render(task)) == "0/2"
+    assert progress.progress.live.transient  # the bars vanish, the printed lines stay
+    progress.close()
+
+
+def test_the_bars_are_stopped_once(capsys):
+    """Stopping rich's progress when it is not running prints a blank line on a non-terminal:
+    close() before a run, or a second time, prints nothing."""
+    progress = RichProgress()
+    progress.close()
+    assert capsys.readouterr().err == ""
+    progress(RunStarted("r", nodes=[]))
+    progress.close()
+    capsys.readouterr()
+    progress.close()
+    progress(RunFinished("r"))  # closes too: nothing left to stop
+    assert capsys.readouterr().err.count("\n") == 1  # the run's summary line only
+
+
+def test_failures_are_printed_without_rich_highlighting():
+    """Numbers, quotes and paths in an error stay plain (rich would colour them)."""
+    progress = RichProgress()
+    out = io.StringIO()
+    progress.console = Console(file=out, width=300, color_system="standard", force_terminal=True)
+    progress(NodeFailed("r", node_id="7", node_type="Load", exception_type="E",
+                        message="file /a/b.png has 3 'frames'"))  # fmt: skip
+    plain = Console(file=io.StringIO(), width=300, color_system="standard", force_terminal=True)
+    with plain.capture() as capture:
+        plain.print("[red]error[/red] in node '7' (Load): E: file /a/b.png has 3 'frames'",
+                    highlight=False)  # fmt: skip
+    assert out.getvalue() == capture.get()

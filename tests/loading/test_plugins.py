@@ -1,0 +1,231 @@
+"""Node plugins from folders and entry points: what is imported, in which order, under which
+module name, what a failure reports, and what reaches the caller's registry.
+(test_formats.py has the first tests of a broken plugin and of entry points.)"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import sys
+import uuid
+import warnings
+
+import pytest
+
+from latentgraph.graph import plugins
+from latentgraph.graph.declare import NodeType, Registry, default_registry
+from latentgraph.graph.node_docs import builtin_only
+from latentgraph.graph.plugins import PluginFailure, PluginWarning, load_plugins
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def _node_source(name: str, log: str | None = None) -> str:
+    """A plugin declaring node type `name`; appends its name to `log` when imported."""
+    note = f"import pathlib\nwith open({log!r}, 'a') as f:\n    f.write({name!r} + '\\n')\n"
+    return ((note if log else "") + "from latentgraph.graph import node\n"
+            f"@node({name!r}, output_node=True)\ndef f(ctx):\n    return ()\n")  # fmt: skip
+
+
+def _module_name(path, file) -> str:
+    digest = hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:8]
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    return f"latentgraph_plugin_{stem}_{digest}"
+
+
+def test_folder_plugins_load_in_name_order_and_skip_what_is_not_a_plugin(tmp_path):
+    log = tmp_path / "imported.txt"
+    folder = tmp_path / "nodes"
+    folder.mkdir()
+    names = {n: _unique(n) for n in ("b", "a", "pkg", "hidden", "private", "notpkg", "txt")}
+    (folder / "b.py").write_text(_node_source(names["b"], str(log)))
+    (folder / "a.py").write_text(_node_source(names["a"], str(log)))
+    (folder / "pkg").mkdir()
+    (folder / "pkg" / "__init__.py").write_text(_node_source(names["pkg"], str(log)))
+    (folder / ".hidden.py").write_text(_node_source(names["hidden"], str(log)))
+    (folder / "_private.py").write_text(_node_source(names["private"], str(log)))
+    (folder / "notpkg").mkdir()  # a folder without __init__.py
+    (folder / "notpkg" / "mod.py").write_text(_node_source(names["notpkg"], str(log)))
+    (folder / "notes.txt").write_text(_node_source(names["txt"], str(log)))
+    (folder / "folder.py").mkdir()  # a folder named like a file, without __init__.py
+    target = Registry()
+    failures: list[PluginFailure] = []
+    loaded = load_plugins([folder], entry_points=False, registry=target, errors=failures)
+    assert failures == []
+    assert loaded == [str(folder / "a.py"), str(folder / "b.py"), str(folder / "pkg")]
+    assert log.read_text().split() == [names["a"], names["b"], names["pkg"]]
+    assert sorted(target.names()) == sorted([names["a"], names["b"], names["pkg"]])
+    # a second load imports nothing again and reports the same plugins
+    assert load_plugins([folder], entry_points=False, registry=Registry(), errors=failures) == (
+        loaded)  # fmt: skip
+    assert log.read_text().split() == [names["a"], names["b"], names["pkg"]]
+    assert failures == []
+
+
+def test_plugin_module_names_are_per_file_and_never_builtin(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two-x"
+    for folder in (one, two):
+        folder.mkdir()
+    first, second = _unique("SameFile"), _unique("SameFile")
+    (one / "my-nodes.py").write_text(_node_source(first))
+    (two / "my-nodes.py").write_text(_node_source(second))
+    (two / "pack.v2").mkdir()
+    third = _unique("Pack")
+    (two / "pack.v2" / "__init__.py").write_text(_node_source(third))
+    target = Registry()
+    failures: list[PluginFailure] = []
+    load_plugins([one, two], entry_points=False, registry=target, errors=failures)
+    assert failures == []
+    assert target[first].module == _module_name(one / "my-nodes.py", one / "my-nodes.py")
+    assert target[second].module == _module_name(two / "my-nodes.py", two / "my-nodes.py")
+    assert target[first].module != target[second].module
+    pack = _module_name(two / "pack.v2", two / "pack.v2" / "__init__.py")
+    assert target[third].module == pack and sys.modules[pack].__path__ == [str(two / "pack.v2")]
+    assert not sys.modules[target[first].module].__spec__.submodule_search_locations
+    assert target[first].module.startswith("latentgraph_plugin_my_nodes_")
+    assert list(builtin_only(target)) == []
+
+
+def test_a_package_plugin_imports_its_own_submodules(tmp_path):
+    name = _unique("Inner")
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "__init__.py").write_text("from .inner import VALUE\n")
+    (tmp_path / "pack" / "inner.py").write_text(_node_source(name) + "VALUE = 1\n")
+    target = Registry()
+    failures: list[PluginFailure] = []
+    assert load_plugins([tmp_path], entry_points=False, registry=target, errors=failures) == [
+        str(tmp_path / "pack")]  # fmt: skip
+    assert failures == [] and name in target
+
+
+def test_plugins_after_a_failed_one_still_load(tmp_path):
+    names = [_unique("After")]
+    (tmp_path / "a_bad.py").write_text("raise RuntimeError('first')\n")
+    (tmp_path / "b_good.py").write_text(_node_source(names[0]))
+    target = Registry()
+    failures: list[PluginFailure] = []
+    loaded = load_plugins([tmp_path], entry_points=False, registry=target, errors=failures)
+    assert loaded == [str(tmp_path / "b_good.py")] and names[0] in target
+    assert [f.origin for f in failures] == [str(tmp_path / "a_bad.py")]
+
+
+def test_a_failed_plugin_is_forgotten_and_loads_once_fixed(tmp_path):
+    path = tmp_path / "flaky.py"
+    path.write_text("raise ValueError('not yet')\n")
+    module = _module_name(path, path)
+    failures: list[PluginFailure] = []
+    assert load_plugins([tmp_path], entry_points=False, errors=failures) == []
+    assert module not in sys.modules
+    (failure,) = failures
+    assert failure.origin == str(path) and failure.message == "ValueError: not yet"
+    lines = failure.traceback.splitlines()
+    assert lines[0] == "Traceback (most recent call last):" and lines[1].startswith("  File ")
+    assert f'  File "{path}", line 1, in <module>' in lines
+    assert str(path) in failure.traceback
+    assert failure.traceback.rstrip().endswith("ValueError: not yet")
+    name = _unique("Fixed")
+    path.write_text(_node_source(name))
+    failures.clear()
+    target = Registry()
+    assert load_plugins([tmp_path], entry_points=False, registry=target, errors=failures) == [
+        str(path)]  # fmt: skip
+    assert failures == [] and name in target and module in sys.modules
+
+
+def test_only_new_node_types_reach_the_callers_registry(tmp_path):
+    name, clash = _unique("New"), _unique("Clash")
+    (tmp_path / "new.py").write_text(_node_source(name))
+    (tmp_path / "clash.py").write_text(_node_source(clash))
+    # the caller's registry already holds a type of the plugin's name: it keeps its own
+    target = Registry()
+    own = target.add(NodeType(clash, lambda ctx: (), (), (), module="caller"))
+    failures: list[PluginFailure] = []
+    load_plugins([tmp_path], entry_points=False, registry=target, errors=failures)
+    assert failures == []
+    assert sorted(target.names()) == sorted([name, clash])  # none of the earlier types
+    assert target[clash] is own and target[name] is default_registry[name]
+    # a registry given after the plugins were loaded gets nothing: they are not new any more
+    later = Registry()
+    load_plugins([tmp_path], entry_points=False, registry=later, errors=failures)
+    assert later.names() == [] and failures == []
+
+
+def test_without_a_registry_the_default_one_holds_the_plugins(tmp_path):
+    name = _unique("Default")
+    (tmp_path / "d.py").write_text(_node_source(name))
+    before = len(default_registry)
+    assert load_plugins([tmp_path], entry_points=False, errors=[]) == [str(tmp_path / "d.py")]
+    assert name in default_registry and len(default_registry) == before + 1
+
+
+def test_failures_warn_from_the_callers_line_without_an_error_list(tmp_path):
+    (tmp_path / "bad.py").write_text("raise RuntimeError('boom')\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_plugins([tmp_path, tmp_path / "missing"], entry_points=False)
+    plugin_warnings = [w for w in caught if w.category is PluginWarning]
+    assert [str(w.message) for w in plugin_warnings] == [
+        f"node plugin {tmp_path / 'bad.py'} failed to load: RuntimeError: boom",
+        f"node plugin {tmp_path / 'missing'} failed to load: not a directory",
+    ]
+    # attributed to the caller, not to plugins.py (== this file, except under mutmut, whose
+    # trampoline is the caller then)
+    assert plugins.__file__ not in {w.filename for w in plugin_warnings}
+    assert issubclass(PluginWarning, UserWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_plugins([tmp_path], entry_points=False, errors=[])
+    assert caught == []
+
+
+def test_a_file_given_as_a_folder_is_reported(tmp_path):
+    file = tmp_path / "plugin.py"
+    file.write_text(_node_source(_unique("NotAFolder")))
+    failures: list[PluginFailure] = []
+    assert load_plugins([file], entry_points=False, errors=failures) == []
+    assert [(f.origin, f.message, f.traceback) for f in failures] == [
+        (str(file), "not a directory", "")]  # fmt: skip
+    assert str(failures[0]) == f"node plugin {file} failed to load: not a directory"
+
+
+def test_entry_points_exiting_or_failing_do_not_stop_the_others(tmp_path, monkeypatch):
+    good = _unique("lg_ep_good_")
+    name = _unique("EntryPointNode")
+    (tmp_path / f"{good}.py").write_text(_node_source(name))
+    (tmp_path / "lg_ep_exit.py").write_text("import sys\nsys.exit(2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    group = "latentgraph.nodes"
+    installed = [importlib.metadata.EntryPoint("quits", "lg_ep_exit", group),
+                 importlib.metadata.EntryPoint("good", good, group)]  # fmt: skip
+    asked = []
+
+    def entry_points(group):
+        asked.append(group)
+        return [e for e in installed if e.group == group]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    target = Registry()
+    failures: list[PluginFailure] = []
+    (tmp_path / "folder").mkdir()
+    folder_plugin = _unique("FolderNode")
+    (tmp_path / "folder" / "f.py").write_text(_node_source(folder_plugin))
+    loaded = load_plugins([tmp_path / "folder"], registry=target, errors=failures)
+    assert asked == ["latentgraph.nodes"]
+    assert loaded == [good, str(tmp_path / "folder" / "f.py")]
+    assert [(f.origin, f.message) for f in failures] == [("quits = lg_ep_exit", "SystemExit: 2")]
+    assert name in target and folder_plugin in target
+    asked.clear()
+    assert load_plugins([], entry_points=False, errors=failures) == [] and asked == []
+
+
+@pytest.mark.parametrize("exc", ["KeyboardInterrupt()", "GeneratorExit()"])
+def test_an_interrupt_while_importing_is_not_swallowed(tmp_path, exc):
+    """Ctrl-C during a plugin's import stops the host; its half-imported module is dropped."""
+    path = tmp_path / "slow.py"
+    path.write_text(f"raise {exc}\n")
+    with pytest.raises(BaseException) as raised:
+        load_plugins([tmp_path], entry_points=False, errors=[])
+    assert type(raised.value).__name__ == exc.removesuffix("()")
+    assert _module_name(path, path) not in sys.modules

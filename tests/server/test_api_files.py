@@ -1,0 +1,381 @@
+"""/view and /upload/image in process: every refusal's text, previews, and how uploads are named.
+
+The file routes read only the server's config, so these tests mount them alone (the real error
+handlers and body-size guard, no worker processes): a whole run takes about a second, which is
+what the mutation run of server/api_files.py needs. test_containment.py covers symlinks.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.testclient import TestClient
+
+from latentgraph.server import api_files
+from latentgraph.server.config import ServerConfig
+from latentgraph.server.errors import exception_handlers
+from latentgraph.server.hosts import HostGuard
+from latentgraph.server.middleware import GuardMiddleware
+
+
+def _image(mode: str = "RGB", size: tuple[int, int] = (16, 12)) -> Image.Image:
+    """A gradient with some noise: lossy encoders give different bytes at each quality."""
+    img = Image.new(mode, size)
+    w, h = size
+    for x in range(w):
+        for y in range(h):
+            value = (x * 37 + y * 91 + (x * y) % 13) % 256
+            img.putpixel((x, y), (value, 255 - value, (value * 7) % 256, 128)[: len(mode)])
+    return img
+
+
+def _png(mode: str = "RGB", size: tuple[int, int] = (16, 12)) -> bytes:
+    buf = io.BytesIO()
+    _image(mode, size).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _encoded(data: bytes, pil_format: str, quality: int, mode: str | None = None) -> bytes:
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert(mode) if mode else img.copy()
+    buf = io.BytesIO()
+    img.save(buf, format=pil_format, quality=quality)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def config(tmp_path) -> ServerConfig:
+    config = ServerConfig(data_dir=tmp_path / "data", max_image_pixels=16 * 12,
+                          max_upload_bytes=4096, max_body_bytes=16 * 1024)  # fmt: skip
+    config.ensure_dirs()
+    return config
+
+
+@pytest.fixture
+def client(config):
+    app = Starlette(routes=api_files.routes, exception_handlers=exception_handlers,
+                    middleware=[Middleware(GuardMiddleware, max_body_bytes=config.max_body_bytes,
+                                           auth_token=None, hosts=HostGuard("127.0.0.1"))])  # fmt: skip
+    app.state.lg = SimpleNamespace(config=config)  # what get_state(request).config reads
+    with TestClient(app, base_url="http://127.0.0.1:8188", raise_server_exceptions=False) as c:
+        yield c
+
+
+def _error(r, status: int) -> dict:
+    assert r.status_code == status, (r.status_code, r.text)
+    return r.json()["error"]
+
+
+# /view -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["output", "input", "temp"])
+def test_view_serves_each_folder(client, config, kind):
+    (config.dir_for(kind) / "sub").mkdir()
+    (config.dir_for(kind) / "sub" / "a.png").write_bytes(_png())
+    r = client.get("/view", params={"filename": "a.png", "subfolder": "sub", "type": kind})
+    assert r.status_code == 200 and r.content == _png()
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["cache-control"] == "no-cache"
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("params", [{}, {"type": ""}])
+def test_view_without_a_type_is_the_output_folder(client, config, params):
+    (config.output_dir / "o.png").write_bytes(_png())
+    r = client.get("/view", params={"filename": "o.png", **params})
+    assert r.status_code == 200 and r.content == _png()
+    missing = client.get("/view", params={"filename": "nope.png", **params})
+    assert _error(missing, 404)["message"] == "no file 'nope.png' in output"
+
+
+def test_view_serves_other_files_as_attachments(client, config):
+    (config.output_dir / "page.html").write_text("<script>alert(1)</script>")
+    r = client.get("/view", params={"filename": "page.html"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["content-disposition"] == "attachment"
+
+
+def test_view_refusals_name_the_problem(client, config):
+    assert _error(client.get("/view"), 400) == {
+        "type": "bad_request", "message": "the 'filename' query parameter is required",
+        "details": "", "extra_info": {}}  # fmt: skip
+    assert _error(client.get("/view", params={"filename": ""}), 400)["message"] == (
+        "the 'filename' query parameter is required")  # fmt: skip
+    bad_type = _error(client.get("/view", params={"filename": "a.png", "type": "models"}), 400)
+    assert bad_type["type"] == "invalid_type"
+    assert bad_type["message"] == "type must be output, input or temp, not 'models'"
+    missing = _error(client.get("/view", params={"filename": "nope.png", "type": "input"}), 404)
+    assert missing == {"type": "not_found", "message": "no file 'nope.png' in input",
+                       "details": "", "extra_info": {}}  # fmt: skip
+    missing = _error(client.get("/view", params={"filename": "nope.png"}), 404)
+    assert missing["message"] == "no file 'nope.png' in output"
+    (config.output_dir / "folder.png").mkdir()
+    assert _error(client.get("/view", params={"filename": "folder.png"}), 404)["type"] == (
+        "not_found")  # fmt: skip
+    (config.output_dir / "data").symlink_to(config.data_dir)
+    escape = _error(client.get("/view", params={"filename": "../server.sqlite3"}), 400)
+    assert escape["type"] == "invalid_path" and escape["message"].startswith("filename ")
+    escape = _error(client.get("/view", params={"filename": "data"}), 400)
+    assert escape == {"type": "invalid_path", "message": "filename leaves its folder",
+                      "details": "", "extra_info": {}}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt, pil_format, mime", [
+    ("webp", "WEBP", "image/webp"), ("jpeg", "JPEG", "image/jpeg"), ("jpg", "JPEG", "image/jpeg"),
+    ("png", "PNG", "image/png"), ("JPEG", "JPEG", "image/jpeg")])  # fmt: skip
+def test_preview_reencodes_at_quality_90_by_default(client, config, fmt, pil_format, mime):
+    data = _png()
+    (config.output_dir / "a.png").write_bytes(data)
+    r = client.get("/view", params={"filename": "a.png", "preview": fmt})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == mime
+    assert r.headers["x-content-type-options"] == "nosniff"
+    mode = "RGB" if pil_format == "JPEG" else None
+    assert r.content == _encoded(data, pil_format, 90, mode)
+    with Image.open(io.BytesIO(r.content)) as img:
+        assert img.format == pil_format and img.size == (16, 12)
+
+
+@pytest.mark.parametrize("spec, quality", [("jpeg;50", 50), ("jpeg;1", 1), ("jpeg;0", 1),
+                                           ("jpeg;-5", 1), ("jpeg;100", 100), ("jpeg;99", 99),
+                                           ("jpeg;500", 100), ("jpeg;", 90)])  # fmt: skip
+def test_preview_quality_is_read_and_clamped_to_1_100(client, config, spec, quality):
+    data = _png(size=(32, 32))
+    (config.output_dir / "a.png").write_bytes(data)
+    config.max_image_pixels = 32 * 32
+    r = client.get("/view", params={"filename": "a.png", "preview": spec})
+    assert r.status_code == 200, r.text
+    assert r.content == _encoded(data, "JPEG", quality, "RGB")
+
+
+def test_preview_quality_over_100_is_100_for_webp_too(client, config):
+    data = _png()
+    (config.output_dir / "a.png").write_bytes(data)
+    r = client.get("/view", params={"filename": "a.png", "preview": "webp;500"})
+    assert r.status_code == 200, r.text  # Pillow refuses a WebP quality over 100
+    assert r.content == _encoded(data, "WEBP", 100)
+
+
+def test_preview_keeps_alpha_except_in_jpeg(client, config):
+    (config.output_dir / "rgba.png").write_bytes(_png("RGBA"))
+    webp = client.get("/view", params={"filename": "rgba.png", "preview": "webp"})
+    with Image.open(io.BytesIO(webp.content)) as img:
+        assert img.mode == "RGBA"
+    jpeg = client.get("/view", params={"filename": "rgba.png", "preview": "jpeg"})
+    assert jpeg.status_code == 200, jpeg.text
+    with Image.open(io.BytesIO(jpeg.content)) as img:
+        assert img.mode == "RGB"
+
+
+def test_preview_refusals(client, config):
+    (config.output_dir / "a.png").write_bytes(_png())
+    (config.output_dir / "notes.txt").write_text("not an image")
+
+    def refused(name: str, spec: str) -> dict:
+        r = client.get("/view", params={"filename": name, "preview": spec})
+        return _error(r, 400)
+
+    assert refused("a.png", "gif;80") == {
+        "type": "bad_request", "message": "preview format must be webp, jpeg or png, not 'gif'",
+        "details": "", "extra_info": {}}  # fmt: skip
+    assert refused("a.png", "webp;high")["message"] == (
+        "preview quality must be an integer, not 'high'")  # fmt: skip
+    assert refused("notes.txt", "png")["message"].startswith("cannot re-encode this file: ")
+    assert refused("notes.txt", "png")["type"] == "bad_request"
+
+
+def test_preview_pixel_limit_at_its_boundary(client, config):
+    (config.output_dir / "a.png").write_bytes(_png(size=(16, 12)))
+    config.max_image_pixels = 16 * 12
+    assert client.get("/view", params={"filename": "a.png", "preview": "png"}).status_code == 200
+    config.max_image_pixels = 16 * 12 - 1
+    r = client.get("/view", params={"filename": "a.png", "preview": "png"})
+    assert _error(r, 400) == {
+        "type": "image_too_large", "details": "", "extra_info": {},
+        "message": "no preview of a 16x12 image: 192 pixels is over the server's limit of 191 "
+                   "(--max-pixels)"}  # fmt: skip
+    (config.output_dir / "big.png").write_bytes(_png(size=(1000, 2)))
+    config.max_image_pixels = 1999
+    r = client.get("/view", params={"filename": "big.png", "preview": "png"})
+    assert "2,000 pixels is over the server's limit of 1,999" in _error(r, 400)["message"]
+
+
+# /upload/image -------------------------------------------------------------------------------
+
+
+def _upload(client, name="up.png", data=None, files=None, **fields):
+    files = files if files is not None else {"image": (name, _png() if data is None else data,
+                                                       "image/png")}  # fmt: skip
+    return client.post("/upload/image", files=files, data=fields)
+
+
+def test_upload_stores_in_input_by_default(client, config):
+    r = _upload(client)
+    assert r.status_code == 200 and r.json() == {"name": "up.png", "subfolder": "", "type": "input"}
+    assert (config.input_dir / "up.png").read_bytes() == _png()
+    assert not [p for p in config.input_dir.iterdir() if p.name.startswith(".upload-")]
+
+
+def test_upload_to_a_type_and_new_nested_subfolder(client, config):
+    r = _upload(client, type="temp", subfolder="a/b")
+    assert r.json() == {"name": "up.png", "subfolder": "a/b", "type": "temp"}
+    assert (config.temp_dir / "a" / "b" / "up.png").read_bytes() == _png()
+    r = _upload(client, name="two.png", type="temp", subfolder="a/b")  # the folder exists now
+    assert r.status_code == 200 and (config.temp_dir / "a" / "b" / "two.png").is_file()
+
+
+def test_upload_keeps_a_different_file_and_numbers_the_new_one(client, config):
+    first, second, third = _png(size=(4, 4)), _png(size=(5, 5)), _png(size=(6, 6))
+    assert _upload(client, data=first).json()["name"] == "up.png"
+    assert _upload(client, data=second).json()["name"] == "up (1).png"
+    assert _upload(client, data=third).json()["name"] == "up (2).png"
+    assert _upload(client, data=second).json()["name"] == "up (1).png"  # the same bytes again
+    assert _upload(client, data=first).json()["name"] == "up.png"
+    folder = config.input_dir
+    assert [(folder / n).read_bytes() for n in ("up.png", "up (1).png", "up (2).png")] == [
+        first, second, third]  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == ["up (1).png", "up (2).png", "up.png"]
+
+
+def test_upload_beside_a_folder_of_the_same_name(client, config):
+    (config.input_dir / "up.png").mkdir()
+    assert _upload(client).json()["name"] == "up (1).png"
+
+
+@pytest.mark.parametrize("flag, replaced", [("true", True), ("1", True), ("TRUE", True),
+                                            ("True", True), ("false", False), ("0", False),
+                                            ("", False), ("yes", False)])  # fmt: skip
+def test_upload_overwrite_flag(client, config, flag, replaced):
+    (config.input_dir / "up.png").write_bytes(_png(size=(4, 4)))
+    r = _upload(client, overwrite=flag)
+    assert r.json()["name"] == ("up.png" if replaced else "up (1).png")
+    assert ((config.input_dir / "up.png").read_bytes() == _png()) is replaced
+
+
+def test_upload_size_limit_at_its_boundary(client, config):
+    data = _png()
+    config.max_upload_bytes = len(data)
+    assert _upload(client, data=data).status_code == 200
+    config.max_upload_bytes = len(data) - 1
+    r = _upload(client, name="big.png", data=data)
+    assert _error(r, 413) == {
+        "type": "too_large", "details": "", "extra_info": {},
+        "message": f"the image is larger than {len(data) - 1} bytes"}  # fmt: skip
+    assert not (config.input_dir / "big.png").exists()
+
+
+def test_upload_refusals_name_the_problem(client, config):
+    assert _error(_upload(client, data=b"not an image"), 400) == {
+        "type": "invalid_image", "message": "the uploaded file is not an image Pillow can read",
+        "details": "", "extra_info": {}}  # fmt: skip
+    truncated = _png()[:-20]
+    assert _error(_upload(client, data=truncated), 400)["type"] == "invalid_image"
+    no_image = _upload(client, files={"file": ("a.png", _png(), "image/png")})
+    assert _error(no_image, 400)["message"] == "the form needs a file field named 'image'"
+    text_field = client.post("/upload/image", data={"image": "a.png"})
+    assert _error(text_field, 400)["message"] == "the form needs a file field named 'image'"
+    bad_type = _error(_upload(client, type="models"), 400)
+    assert bad_type["message"] == "type must be output, input or temp, not 'models'"
+    nameless = _error(_upload(client, name=""), 400)  # httpx sends it as a text field
+    assert nameless["message"] == "the form needs a file field named 'image'"
+    dotted = _error(_upload(client, name=".."), 400)
+    assert dotted["type"] == "invalid_filename"
+    assert dotted["message"] == "image file name '..' must be a plain file name"
+    (config.input_dir / "out").symlink_to(config.output_dir)
+    (config.input_dir / "up.png").symlink_to(config.output_dir / "up.png")
+    escape = _error(_upload(client, subfolder="out"), 400)
+    assert escape == {"type": "invalid_path", "message": "subfolder leaves its folder",
+                      "details": "", "extra_info": {}}  # fmt: skip
+    escape = _error(_upload(client, overwrite="true"), 400)
+    assert escape["message"] == "image file name leaves its folder"
+    assert sorted(p.name for p in config.input_dir.iterdir()) == ["out", "up.png"]
+    assert sorted(p.name for p in config.output_dir.iterdir()) == []
+
+
+def test_upload_with_an_empty_file_name(client, config):
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + _png() + b"\r\n--b--\r\n")  # fmt: skip
+    r = client.post("/upload/image", content=body,
+                    headers={"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    assert _error(r, 400) == {"type": "invalid_filename", "details": "", "extra_info": {},
+                              "message": "image file name '' must be a plain file name"}  # fmt: skip
+    assert list(config.input_dir.iterdir()) == []
+
+
+def test_upload_reads_no_more_than_the_limit(client, config, monkeypatch):
+    """An upload is read into memory up to one byte past the limit, never whole."""
+    from starlette.datastructures import UploadFile
+
+    asked = []
+    real_read = UploadFile.read
+
+    async def read(self, size: int = -1) -> bytes:
+        asked.append(size)
+        return await real_read(self, size)
+
+    monkeypatch.setattr(UploadFile, "read", read)
+    assert _upload(client).status_code == 200
+    assert asked == [config.max_upload_bytes + 1]
+
+
+def test_upload_is_written_beside_its_target_then_renamed(client, config, monkeypatch):
+    """The temporary file is in the target folder, so the rename is atomic (one filesystem)."""
+    renames = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        renames.append((src, dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(api_files.os, "replace", replace)
+    assert _upload(client, subfolder="sub").status_code == 200
+    ((src, dst),) = renames
+    assert os.path.dirname(src) == str(config.input_dir / "sub") and dst == (
+        config.input_dir / "sub" / "up.png")  # fmt: skip
+    assert sorted(os.listdir(config.input_dir / "sub")) == ["up.png"]
+
+
+def test_upload_without_a_multipart_body(client):
+    r = client.post("/upload/image", content=b"{}", headers={"Content-Type": "application/json"})
+    assert _error(r, 400)["message"] == "the form needs a file field named 'image'"
+    r = client.post("/upload/image", content=b"--x\r\nno headers end",
+                    headers={"Content-Type": "multipart/form-data"})  # fmt: skip
+    assert _error(r, 400)["message"].startswith("expected a multipart form with an 'image' file: ")
+
+
+def test_upload_form_limits(client, config):
+    two = [("image", ("a.png", _png(), "image/png")), ("image", ("b.png", _png(), "image/png"))]
+    r = client.post("/upload/image", files=two)
+    assert _error(r, 400)["message"].startswith("expected a multipart form with an 'image' file: ")
+    fields = {f"f{i}": "x" for i in range(17)}  # with type, subfolder, overwrite: 20 fields
+    assert _upload(client, type="input", subfolder="", overwrite="0", **fields).status_code == 200
+    r = _upload(client, name="more.png", type="input", subfolder="", overwrite="0", f17="x",
+                **fields)  # fmt: skip
+    assert _error(r, 400)["message"].startswith("expected a multipart form with an 'image' file: ")
+    assert not (config.input_dir / "more.png").exists()
+
+
+def test_upload_over_the_body_limit_is_the_guards_413(client, config):
+    config.max_upload_bytes = 10**6
+    big = os.urandom(config.max_body_bytes + 1)  # refused while read, before any check
+    r = _upload(client, name="huge.png", data=big)
+    assert _error(r, 413)["message"] == f"request body larger than {config.max_body_bytes} bytes"
+    assert not (config.input_dir / "huge.png").exists()
+
+
+def test_a_failed_write_leaves_no_temporary_file(client, config, monkeypatch):
+    def fail(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(api_files.os, "replace", fail)
+    r = _upload(client)
+    assert _error(r, 507)["type"] == "insufficient_storage"
+    assert sorted(os.listdir(config.input_dir)) == []
