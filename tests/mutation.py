@@ -72,6 +72,12 @@ MODULES: dict[str, list[str]] = {
     "graph/context.py": ["tests/engine/test_context.py", "tests/engine/test_scheduler.py",
                          "tests/engine/test_settings_reach_nodes.py",
                          "tests/loading/test_validate.py", "-k", "not deep_chain"],
+    # the toy ComfyUI registry: no torch, under a second
+    "graph/convert.py": ["tests/comfy/test_convert.py", "tests/comfy/test_comfy_convert.py"],
+    # test_formats.py without its plugin tests (see LOADING)
+    "graph/object_info.py": ["tests/loading/test_formats.py", "-k", LOADING[-1]],
+    "graph/schema.py": ["tests/loading/test_formats.py", "tests/loading/test_examples.py",
+                        "-k", "schema"],
 }  # fmt: skip
 # The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
 # from the test call alone, so node mutants get a generous constant on top.
