@@ -75,7 +75,8 @@ MODULES: dict[str, list[str]] = {
     # the toy ComfyUI registry: no torch, under a second
     "graph/convert.py": ["tests/comfy/test_convert.py", "tests/comfy/test_comfy_convert.py"],
     # test_formats.py without its plugin tests (see LOADING)
-    "graph/object_info.py": ["tests/loading/test_formats.py", "-k", LOADING[-1]],
+    "graph/object_info.py": ["tests/loading/test_object_info.py", "tests/loading/test_formats.py",
+                             "-k", LOADING[-1]],
     "graph/schema.py": ["tests/loading/test_formats.py", "tests/loading/test_examples.py",
                         "-k", "schema"],
 }  # fmt: skip
