@@ -77,8 +77,10 @@ MODULES: dict[str, list[str]] = {
     # test_formats.py without its plugin tests (see LOADING)
     "graph/object_info.py": ["tests/loading/test_object_info.py", "tests/loading/test_formats.py",
                              "-k", LOADING[-1]],
-    "graph/schema.py": ["tests/loading/test_formats.py", "tests/loading/test_examples.py",
-                        "-k", "schema"],
+    "graph/schema.py": ["tests/loading/test_schema.py", "tests/loading/test_formats.py",
+                        "tests/loading/test_examples.py", "-k", "schema"],
+    # test_comfy_semantics' group tests need the built-in nodes (torch) and run the CLI
+    "graph/comfy_groups.py": ["tests/comfy/test_comfy_groups.py"],
 }  # fmt: skip
 # The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
 # from the test call alone, so node mutants get a generous constant on top.
