@@ -140,6 +140,27 @@ def test_hidden_inputs_and_outputs_shown_by_config(classic_editor):
     assert links[22] == ["11:0", 0, 9, 0, "LATENT"]
 
 
+def test_a_widget_converted_to_an_input_inside_a_group_takes_the_link(classic_editor):
+    """The instance has no widget for it (its input follows the sockets); the inner node keeps
+    the widget's place in its values, so the widgets after it are read right."""
+    data = _grouped(classic_editor)
+    sampler = data["extra"]["groupNodes"]["sampling"]["nodes"][1]
+    sampler["inputs"].insert(1, {"name": "seed", "type": "INT", "link": None,
+                                 "widget": {"name": "seed"}})  # fmt: skip
+    by_id(data)[11]["widgets_values"] = [64, 64, 1, 3, 7.5, "euler", "normal", 1.0]
+    data["nodes"].append({"id": 12, "type": "PrimitiveNode", "mode": 0, "inputs": [],
+                          "outputs": [{"name": "INT", "type": "INT", "links": [30],
+                                       "widget": {"name": "seed"}}],
+                          "widgets_values": [4242, "fixed"]})  # fmt: skip
+    data["links"].append([30, 12, 0, 11, 3, "INT"])  # after model, positive, negative
+    inner = by_id(expand_group_nodes(data, registry, "g.json"))["11:1"]
+    assert inner["widgets_values"] == [1234, 3, 7.5, "euler", "normal", 1.0]  # its own seed
+    sampler_inputs = graph_from_editor(data, registry)["11:1"].inputs
+    assert sampler_inputs["seed"] == 4242
+    assert (sampler_inputs["steps"], sampler_inputs["cfg"], sampler_inputs["denoise"]) == (3, 7.5,
+                                                                                           1.0)  # fmt: skip
+
+
 def test_a_primitive_inside_a_group_takes_its_values(classic_editor):
     data = _grouped(classic_editor)
     sampling = data["extra"]["groupNodes"]["sampling"]
