@@ -44,8 +44,7 @@ def group_name(node_type: str) -> str | None:
 class _Group:
     """One group definition, with the slot maps an instance needs."""
 
-    def __init__(self, name: str, body: Mapping[str, Any], registry: Registry) -> None:
-        self.name = name
+    def __init__(self, body: Mapping[str, Any], registry: Registry) -> None:
         self.nodes: list[dict] = [n for n in body.get("nodes") or [] if isinstance(n, Mapping)]
         count = len(self.nodes)
         self.links = [ln for ln in body.get("links") or []
@@ -158,7 +157,7 @@ def expand_group_nodes(data: Mapping[str, Any], registry: Registry,
                                     node_id=str(inst.get("id")), location=where,
                                     node_type=inst["type"]))  # fmt: skip
             continue
-        group = groups.setdefault(name, _Group(name, body, registry))
+        group = groups.setdefault(name, _Group(body, registry))
         for index, inner_type in group.unsupported():
             problems.append(Problem("unknown_node_type", f"group node {inst['type']!r} contains "
                                     f"node {index} of type {inner_type!r}, a ComfyUI node "

@@ -81,6 +81,8 @@ MODULES: dict[str, list[str]] = {
                         "tests/loading/test_examples.py", "-k", "schema"],
     # test_comfy_semantics' group tests need the built-in nodes (torch) and run the CLI
     "graph/comfy_groups.py": ["tests/comfy/test_comfy_groups.py"],
+    "graph/comfy_editor.py": ["tests/comfy/test_comfy_editor.py", "tests/comfy/test_comfy_convert.py",
+                              "tests/comfy/test_comfy_groups.py"],
 }  # fmt: skip
 # The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
 # from the test call alone, so node mutants get a generous constant on top.

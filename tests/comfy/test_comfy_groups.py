@@ -190,3 +190,189 @@ def test_malformed_definitions_are_dropped_not_followed(classic_editor):
     inner = [ln for ln in out["links"] if ln[0] > 9]
     assert inner == [[10, "11:0", 0, "11:1", 3, "LATENT"]]
     assert "11:2" not in by_id(out)
+
+
+# --- the slot maps and the link arithmetic, on small groups ------------------------------------
+
+
+def _loader_group(classic_editor, links: list) -> dict:
+    """Group 11 holds the checkpoint loader, the empty latent and the sampler (in that order),
+    wired inside by `links`; its outer inputs are the two prompts' conditioning."""
+    data = _grouped(classic_editor)
+    sampling = data["extra"]["groupNodes"]["sampling"]
+    loader = {k: copy.deepcopy(v) for k, v in by_id(data)[4].items() if k not in ("id", "pos")}
+    for out in loader["outputs"]:
+        out["links"] = []
+    sampling["nodes"].insert(0, loader)
+    sampling["links"] = links
+    sampling["external"] = [[2, 0, "LATENT"]]
+    instance = by_id(data)[11]
+    instance["widgets_values"] = ["builtin:tiny-sd", 64, 64, 1, 777, "fixed", 3, 7.5, "euler",
+                                  "normal", 1.0]  # fmt: skip
+    # prompts into instance slots 0 and 1; the loader's CLIP and VAE come out of slots 0 and 1
+    data["links"] = [[4, 10, 0, 11, 0, "CONDITIONING"], [6, 10, 1, 11, 1, "CONDITIONING"],
+                     [3, 11, 0, 10, 0, "CLIP"], [5, 11, 0, 10, 1, "CLIP"],
+                     [7, 11, 2, 8, 0, "LATENT"], [8, 11, 1, 8, 1, "VAE"],
+                     [9, 8, 0, 9, 0, "IMAGE"]]  # fmt: skip
+    data["nodes"] = [n for n in data["nodes"] if n["id"] != 4]
+    return data
+
+
+def test_inner_links_feed_inputs_and_hide_outputs_used_only_inside(classic_editor):
+    data = _loader_group(classic_editor, [[0, 0, 2, 0], [1, 0, 2, 3, 9]])  # 4 and 5 entries
+    out = expand_group_nodes(data, registry, "g.json")
+    links = {ln[0]: ln[1:] for ln in out["links"]}
+    assert links[10] == ["11:0", 0, "11:2", 0, None]  # ids after the highest outer one
+    assert links[11] == ["11:1", 0, "11:2", 3, None]
+    assert links[4] == ["10:0", 0, "11:2", 1, "CONDITIONING"]  # the model is fed inside
+    assert links[6] == ["10:1", 0, "11:2", 2, "CONDITIONING"]
+    # outputs: the loader's CLIP and VAE (its MODEL is used only inside), the sampler's latent
+    assert links[3] == ["11:0", 1, "10:0", 0, "CLIP"]
+    assert links[8] == ["11:0", 2, 8, 1, "VAE"]
+    assert links[7] == ["11:2", 0, 8, 0, "LATENT"]
+    graph = graph_from_editor(data, registry)
+    assert graph["11:2"].inputs["model"] == Link("11:0", 0)
+    assert graph["11:2"].inputs["latent_image"] == Link("11:1", 0)
+    assert graph["11:0"].inputs == {"ckpt_name": "builtin:tiny-sd"}
+
+
+def test_an_output_used_inside_and_listed_external_stays_an_output(classic_editor):
+    data = _loader_group(classic_editor, [[0, 0, 2, 0], [1, 0, 2, 3]])
+    data["extra"]["groupNodes"]["sampling"]["external"] = [[0, 0, "MODEL"], [2, 0, "LATENT"]]
+    data["links"] = [ln if ln[0] != 8 else [8, 11, 2, 8, 1, "VAE"] for ln in data["links"]]
+    links = {ln[0]: ln[1:] for ln in expand_group_nodes(data, registry, "g.json")["links"]}
+    assert links[8] == ["11:0", 2, 8, 1, "VAE"]  # slots: MODEL, CLIP, VAE, LATENT
+
+
+def test_outputs_without_an_external_list_are_all_shown(classic_editor):
+    data = _grouped(classic_editor)
+    del data["extra"]["groupNodes"]["prompts"]["external"]
+    graph = graph_from_editor(data, registry)
+    assert graph["11:1"].inputs["negative"] == Link("10:1", 0)
+
+
+def test_inner_links_between_nodes_in_either_order(classic_editor):
+    data = _grouped(classic_editor)
+    sampling = data["extra"]["groupNodes"]["sampling"]
+    sampling["nodes"].reverse()  # the sampler first, fed by the latent after it
+    sampling["links"] = [[1, 0, 0, 3, 5, "LATENT"]]
+    sampling["external"] = [[0, 0, "LATENT"]]
+    by_id(data)[11]["widgets_values"] = [777, "fixed", 3, 7.5, "euler", "normal", 1.0, 64, 64, 1]
+    graph = graph_from_editor(data, registry)
+    assert graph["11:0"].inputs["latent_image"] == Link("11:1", 0)
+    assert graph["11:0"].inputs["positive"] == Link("10:0", 0)
+    assert graph["8"].inputs["samples"] == Link("11:0", 0)
+    assert graph["11:1"].inputs == {"width": 64, "height": 64, "batch_size": 1}
+
+
+def test_outer_links_out_of_the_instance_slots_and_of_other_shapes(classic_editor):
+    data = _grouped(classic_editor)
+    data["links"] = [None, "x", *[ln[:5] for ln in data["links"]],
+                     [20, 4, 0, 11, 3], [21, 11, 1, 8, 0]]  # slots past the instance's (3 in, 1 out)  # fmt: skip
+    out = expand_group_nodes(data, registry, "g.json")
+    links = {ln[0]: ln[1:] for ln in out["links"] if isinstance(ln, list)}
+    assert links[4] == ["10:0", 0, "11:1", 1, None]  # five entries: no type
+    assert links[20] == [4, 0, 11, 3, None] and links[21] == [11, 1, 8, 0, None]
+    assert out["links"][:2] == [None, "x"]
+
+
+def test_inner_link_ids_start_at_one_without_outer_links(classic_editor):
+    data = _grouped(classic_editor)
+    data["links"] = []
+    out = expand_group_nodes(data, registry, "g.json")
+    assert out["links"] == [[1, "11:0", 0, "11:1", 3, "LATENT"]]
+
+
+def test_object_links_count_for_the_next_id(classic_editor):
+    data = _grouped(classic_editor)
+    data["links"] = [{"id": ln[0] + 40, "origin_id": ln[1], "origin_slot": ln[2],
+                      "target_id": ln[3], "target_slot": ln[4], "type": ln[5]}
+                     for ln in data["links"]]  # fmt: skip
+    out = expand_group_nodes(data, registry, "g.json")
+    assert out["links"][-1] == [50, "11:0", 0, "11:1", 3, "LATENT"]
+
+
+def test_values_run_out_and_a_seed_without_its_control_value(classic_editor):
+    data = _grouped(classic_editor)
+    by_id(data)[11]["widgets_values"] = [64, 64, 1, 777]
+    nodes = by_id(expand_group_nodes(data, registry, "g.json"))
+    assert nodes["11:0"]["widgets_values"] == [64, 64, 1]
+    assert nodes["11:1"]["widgets_values"] == [777]
+    by_id(data)[11]["widgets_values"] = [64, 64]
+    nodes = by_id(expand_group_nodes(data, registry, "g.json"))
+    assert nodes["11:0"]["widgets_values"] == [64, 64]
+    assert nodes["11:1"]["widgets_values"] == [1234, "randomize", 3, 7.5, "euler", "normal", 1.0]
+
+
+def test_a_control_value_follows_only_a_seed():
+    from latentgraph.graph.declare import Bool, Int, Registry, node
+
+    types = Registry()
+    node("Count", registry=types, inputs=[Int("n", 0)])(lambda ctx, **kw: None)
+    node("Switch", registry=types, inputs=[Bool("on", False)])(lambda ctx, **kw: None)
+    inner = [{"type": t, "inputs": [], "outputs": [], "widgets_values": v}
+             for t, v in (("Count", [0]), ("Switch", [False]))]  # fmt: skip
+    data = {"nodes": [{"id": 1, "type": "workflow>f", "mode": 0, "widgets_values": [3, True]}],
+            "links": [], "extra": {"groupNodes": {"f": {"nodes": inner, "links": []}}}}  # fmt: skip
+    nodes = by_id(expand_group_nodes(data, types, "f.json"))
+    assert (nodes["1:0"]["widgets_values"], nodes["1:1"]["widgets_values"]) == ([3], [True])
+
+
+def test_notes_and_primitives_without_values_inside_a_group(classic_editor):
+    data = _grouped(classic_editor)
+    sampling = data["extra"]["groupNodes"]["sampling"]
+    note = {"type": "Note", "inputs": [], "outputs": [], "widgets_values": ["remember"]}
+    bare = {"type": "PrimitiveNode", "inputs": [], "outputs": []}  # no widgets_values
+    sampling["nodes"][1:1] = [note, bare]  # between the latent and the sampler
+    sampling["links"] = [[0, 0, 3, 3, 5, "LATENT"]]
+    sampling["external"] = [[3, 0, "LATENT"]]
+    data["links"] = [ln if ln[0] != 7 else [7, 11, 0, 8, 0, "LATENT"] for ln in data["links"]]
+    nodes = by_id(expand_group_nodes(data, registry, "g.json"))
+    assert nodes["11:1"]["widgets_values"] == ["remember"]  # a note keeps its own
+    assert "widgets_values" not in nodes["11:2"]
+    assert nodes["11:3"]["widgets_values"] == [777, "fixed", 3, 7.5, "euler", "normal", 1.0]
+    primitive = {"type": "PrimitiveNode", "inputs": [], "outputs": [], "widgets_values": [1]}
+    sampling["nodes"][1:1] = [primitive]  # after the latent: takes the value after its three
+    by_id(data)[11]["widgets_values"][3:3] = [8]
+    nodes = by_id(expand_group_nodes(data, registry, "g.json"))
+    assert nodes["11:1"]["widgets_values"] == [8]
+    assert nodes["11:4"]["widgets_values"] == [777, "fixed", 3, 7.5, "euler", "normal", 1.0]
+
+
+def test_config_keys_as_numbers_and_entries_that_are_not_objects(classic_editor):
+    data = _grouped(classic_editor)
+    prompts = data["extra"]["groupNodes"]["prompts"]
+    prompts["config"] = {"0": {"output": {0: {"visible": False}}, "input": {"clip": True}},
+                         "1": {"output": "x"}}  # fmt: skip
+    data["links"] = [ln if ln[0] != 6 else [6, 10, 0, 11, 2, "CONDITIONING"]
+                     for ln in data["links"] if ln[0] != 4]  # fmt: skip
+    links = {ln[0]: ln[1:] for ln in expand_group_nodes(data, registry, "g.json")["links"]}
+    assert links[6] == ["10:1", 0, "11:1", 2, "CONDITIONING"]  # output 0 is the negative now
+    assert links[3] == [4, 1, "10:0", 0, "CLIP"]  # the positive's clip is still an input
+
+
+def test_every_undefined_group_is_reported_and_extra_of_another_shape(classic_editor):
+    data = _grouped(classic_editor)
+    data["extra"] = ["not", "an", "object"]
+    with pytest.raises(WorkflowError) as err:
+        expand_group_nodes(data, registry, "g.json")
+    assert [p.node_id for p in err.value.problems] == ["10", "11"]
+
+
+def test_inner_inputs_that_are_not_objects_are_skipped(classic_editor):
+    data = _grouped(classic_editor)
+    sampler = data["extra"]["groupNodes"]["sampling"]["nodes"][1]
+    sampler["inputs"].insert(0, "x")  # the sockets move one slot on
+    data["links"] = [ln if ln[0] != 1 else [1, 4, 0, 11, 0, "MODEL"] for ln in data["links"]]
+    links = {ln[0]: ln[1:] for ln in expand_group_nodes(data, registry, "g.json")["links"]}
+    assert links[1] == [4, 0, "11:1", 1, "MODEL"]
+    assert links[4] == ["10:0", 0, "11:1", 2, "CONDITIONING"]
+
+
+def test_the_expanded_nodes_share_nothing_with_the_document(classic_editor):
+    data = _grouped(classic_editor)
+    before = copy.deepcopy(data)
+    out = expand_group_nodes(data, registry, "g.json")
+    by_id(out)["11:1"]["inputs"][0]["link"] = 99
+    by_id(out)["10:0"]["widgets_values"].append("x")
+    assert data == before
