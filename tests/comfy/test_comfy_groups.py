@@ -183,7 +183,7 @@ def test_malformed_definitions_are_dropped_not_followed(classic_editor):
     data = _grouped(classic_editor)
     sampling = data["extra"]["groupNodes"]["sampling"]
     sampling["nodes"].append("not a node")
-    sampling["links"] = [[0, 0, 1, 3, 5, "LATENT"], ["x"], [0, 0, 2, 0], [-1, 0, 1, 3],
+    sampling["links"] = [[0, 0, 1, 3, 5, "LATENT"], ["x"], [0, 0, 2, 0], [2, 0, 1, 3], [-1, 0, 1, 3],
                          [0, 0, 1, "3"], [0, 0, 1]]  # fmt: skip
     sampling["external"] = [[1, 0, "LATENT"], "x", [1]]
     out = expand_group_nodes(copy.deepcopy(data), registry, "g.json")
@@ -238,7 +238,7 @@ def test_inner_links_feed_inputs_and_hide_outputs_used_only_inside(classic_edito
 
 def test_an_output_used_inside_and_listed_external_stays_an_output(classic_editor):
     data = _loader_group(classic_editor, [[0, 0, 2, 0], [1, 0, 2, 3]])
-    data["extra"]["groupNodes"]["sampling"]["external"] = [[0, 0, "MODEL"], [2, 0, "LATENT"]]
+    data["extra"]["groupNodes"]["sampling"]["external"] = [[0, 0], [2, 0, "LATENT"]]  # no type
     data["links"] = [ln if ln[0] != 8 else [8, 11, 2, 8, 1, "VAE"] for ln in data["links"]]
     links = {ln[0]: ln[1:] for ln in expand_group_nodes(data, registry, "g.json")["links"]}
     assert links[8] == ["11:0", 2, 8, 1, "VAE"]  # slots: MODEL, CLIP, VAE, LATENT
