@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import socket
@@ -156,6 +157,7 @@ def run_clients(quick: bool) -> list[dict]:
 
     from latentgraph.server.app import create_app
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.run import uvicorn_options
     from latentgraph.server.workers import WorkerSetup
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +165,7 @@ def run_clients(quick: bool) -> list[dict]:
                               editor=False)  # fmt: skip
         app = create_app(config, workers=WorkerSetup(registry=_registry))
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port,
-                                               ws="websockets", log_level="warning"))  # fmt: skip
+                                               log_level="warning", **uvicorn_options(config)))  # fmt: skip
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:
@@ -353,7 +355,7 @@ async def _wait_up(http, proc: subprocess.Popen) -> None:
 
 
 async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int],
-                       repeats: int) -> list[dict]:  # fmt: skip
+                       repeats: int | None, shapes: list[str]) -> list[dict]:  # fmt: skip
     import httpx
 
     reg = graph_registry()
@@ -362,11 +364,12 @@ async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int],
         await _wait_up(http, proc)
         ws_base = f"ws://127.0.0.1:{port}/ws"
         await _server_run(http, ws_base, chain_prompt(10, "warm-up"), proc.pid)  # first socket
-        for shape, build in SHAPES.items():
+        for shape in shapes:
+            build = SHAPES[shape]
             for n in sizes:
                 server, engine = [], []
                 # cold both ways: a new source string each time
-                for _ in range(repeats if n <= 1_000 else 1):
+                for _ in range(repeats or (3 if n <= 1_000 else 1)):
                     server.append(
                         await _server_run(http, ws_base, build(n, uuid.uuid4().hex), proc.pid)
                     )
@@ -379,12 +382,20 @@ async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int],
     return found
 
 
-def run_graphs(quick: bool) -> list[dict]:
-    sizes = [n for n in GRAPH_SIZES if not quick or n <= 1_000]
+def run_graphs(
+    quick: bool,
+    sizes: list[int] | None = None,
+    shapes: list[str] | None = None,
+    repeats: int | None = None,
+) -> list[dict]:
+    """The graph cases; `sizes`, `shapes` and `repeats` narrow them while iterating."""
+    sizes = sizes or [n for n in GRAPH_SIZES if not quick or n <= 1_000]
+    shapes = shapes or list(SHAPES)
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = _start_server(tmp)
         try:
-            cases = asyncio.run(_graph_cases(port, proc, sizes, repeats=1 if quick else 3))
+            cases = asyncio.run(_graph_cases(port, proc, sizes, repeats or (1 if quick else None),
+                                             shapes))  # fmt: skip
         finally:
             proc.terminate()
             proc.wait(15)
@@ -429,6 +440,21 @@ if __name__ == "__main__":
     else:
         from bench.__main__ import table
 
-        quick = "--quick" in sys.argv
-        rows = run_graphs(quick) if "--graphs" in sys.argv else run(quick)
+        parser = argparse.ArgumentParser(prog="python -m bench.server")
+        parser.add_argument("--quick", action="store_true")
+        parser.add_argument("--graphs", action="store_true", help="only the graph cases")
+        parser.add_argument("--sizes", help="graph sizes, comma-separated (e.g. 100,1000)")
+        parser.add_argument("--shapes", help="chain, fan or both (comma-separated)")
+        parser.add_argument(
+            "--repeats",
+            type=int,
+            help="runs per size, best kept (default 3 up to 1,000 nodes, else 1)",
+        )
+        args = parser.parse_args()
+        sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else None
+        shapes = args.shapes.split(",") if args.shapes else None
+        if args.graphs or sizes or shapes:
+            rows = run_graphs(args.quick, sizes, shapes, args.repeats)
+        else:
+            rows = run(args.quick)
         print(table(rows))

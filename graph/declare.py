@@ -235,7 +235,7 @@ def Choice(name: str, choices: Sequence[str] | Callable[[Settings], Sequence[str
 
 
 def Socket(name: str, type: str, *, description: str = "", optional: bool = False) -> Input:
-    return Input(name, type, REQUIRED, kind="socket", description=description, optional=optional)
+    return Input(name, type, kind="socket", description=description, optional=optional)
 
 
 # --- the registry ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ hits Python's recursion limit.
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from typing import Any
 
@@ -66,7 +67,6 @@ def validate(
     settings = settings or Settings()
     problems: list[Problem] = []
     type_names: list[str] | None = None
-    required_of: dict[str, tuple[str, ...]] = {}
     nodes = graph.nodes
 
     for node in nodes.values():
@@ -76,32 +76,26 @@ def validate(
             if type_names is None:
                 type_names = registry.names()
             message = _unknown_type(graph, node.type, type_names)
-            problems.append(_problem(graph, node, None, "unknown_node_type", message))
+            problems.append(_problem(graph, node, "unknown_node_type", message))
             continue
         for name, value in node.inputs.items():
             decl = node_type.input(name)
             if decl is None:
                 problems.append(_unknown_input(graph, node, node_type, name, value))
             elif isinstance(value, Link):
-                _check_link(graph, registry, node, node_type, decl, value, problems)
+                _check_link(graph, registry, node, decl, value, problems)
             else:
-                _check_literal(graph, node, node_type, decl, value, problems, settings)
-        required = required_of.get(node_type.name)
-        if required is None:
-            required = tuple(i.name for i in node_type.inputs if i.required)
-            required_of[node_type.name] = required
-        for name in required:
-            if name not in node.inputs:
-                decl = node_type.input(name)
-                how = "a link" if decl.kind == "socket" else "a value"
+                _check_literal(graph, node, decl, value, problems, settings)
+        for decl in node_type.inputs:
+            if decl.required and decl.name not in node.inputs:
+                how = "a value" if decl.accepts_literal else "a link"
                 problems.append(
                     _problem(
                         graph,
                         node,
-                        node_type,
                         "required_input_missing",
                         f"this required {decl.type} input is missing: give it {how}",
-                        name,
+                        decl.name,
                     )
                 )
         if node_type.check is not None:
@@ -117,8 +111,8 @@ def validate(
 
 
 def _problem(
-    graph: Graph, node: Node, node_type: NodeType | None, code: str, message: str,
-    input_name: str | None = None, received: Any = None, severity: str = "error",
+    graph: Graph, node: Node, code: str, message: str, input_name: str | None = None,
+    received: Any = None, severity: str = "error",
 ) -> Problem:  # fmt: skip
     return Problem(
         code,
@@ -128,16 +122,15 @@ def _problem(
         graph.where(node.id, input_name),
         severity=severity,
         received=received,
-        node_type=node_type.name if node_type is not None else node.type,
+        node_type=node.type,
     )
 
 
-def _reporter(graph: Graph, node: Node, node_type: NodeType, input_name: str,
-              problems: list[Problem]) -> Any:  # fmt: skip
+def _reporter(graph: Graph, node: Node, input_name: str, problems: list[Problem]) -> Any:
     """A function that records one problem about this node input."""
 
     def report(code: str, message: str, received: Any = None) -> None:
-        problems.append(_problem(graph, node, node_type, code, message, input_name, received))
+        problems.append(_problem(graph, node, code, message, input_name, received))
 
     return report
 
@@ -159,7 +152,6 @@ def _unknown_input(graph: Graph, node: Node, node_type: NodeType, name: str, val
     return _problem(
         graph,
         node,
-        node_type,
         "unknown_input",
         f"{node_type.name} has no input {name!r}{hint}",
         name,
@@ -174,11 +166,9 @@ def _received(value: Any) -> Any:
 
 
 def _check_link(
-    graph: Graph, registry: Registry, node: Node, node_type: NodeType, decl: Input, link: Link,
-    problems: list[Problem],
-) -> None:  # fmt: skip
-    name = decl.name
-    report = _reporter(graph, node, node_type, name, problems)
+    graph: Graph, registry: Registry, node: Node, decl: Input, link: Link, problems: list[Problem]
+) -> None:
+    report = _reporter(graph, node, decl.name, problems)
     if link.node == node.id:
         report("cycle", "links the node to itself (a cycle)", _received(link))
         return
@@ -213,11 +203,9 @@ def _check_link(
 
 
 def _check_literal(
-    graph: Graph, node: Node, node_type: NodeType, decl: Input, value: Any,
-    problems: list[Problem], settings: Settings,
-) -> None:  # fmt: skip
-    name = decl.name
-    report = _reporter(graph, node, node_type, name, problems)
+    graph: Graph, node: Node, decl: Input, value: Any, problems: list[Problem], settings: Settings
+) -> None:
+    report = _reporter(graph, node, decl.name, problems)
     if not decl.accepts_literal:
         report(
             "bad_linked_input",
@@ -239,6 +227,11 @@ def _check_literal(
         elif value != value:
             report("invalid_input_type", "expected a number, got NaN", value)
             return
+        elif type(value) is int and abs(value) > sys.float_info.max:  # float() would overflow
+            digits = len(str(abs(value)))
+            report("invalid_input_type", f"expected a number, got an integer of {digits} digits, "
+                   f"too large for {FLOAT}", value)  # fmt: skip
+            return
         elif math.isinf(value) and (_finite(decl.min) or _finite(decl.max)):
             report("invalid_input_type", f"expected a finite number, got {value}", value)
             return
@@ -256,7 +249,7 @@ def _check_literal(
         if type(value) is not bool:
             expected = "true or false"
     elif kind == COMBO or decl.choices is not None:
-        _check_choice(graph, node, node_type, decl, value, problems, settings)
+        _check_choice(graph, node, decl, value, problems, settings)
         return
     if expected is not None:
         report("invalid_input_type", f"expected {expected} ({kind}), got {_show(value)}", value)
@@ -271,9 +264,8 @@ def _check_literal(
 
 
 def _check_choice(
-    graph: Graph, node: Node, node_type: NodeType, decl: Input, value: Any,
-    problems: list[Problem], settings: Settings,
-) -> None:  # fmt: skip
+    graph: Graph, node: Node, decl: Input, value: Any, problems: list[Problem], settings: Settings
+) -> None:
     try:
         choices = decl.choice_list(settings)
     except Exception as exc:  # a file picker whose folder vanished: say so, don't crash
@@ -281,7 +273,6 @@ def _check_choice(
             _problem(
                 graph,
                 node,
-                node_type,
                 "value_not_in_list",
                 f"could not list the choices: {exc}",
                 decl.name,
@@ -299,7 +290,6 @@ def _check_choice(
         _problem(
             graph,
             node,
-            node_type,
             "value_not_in_list",
             f"{_show(value)} is not one of: {shown or '(no choices)'}{hint}",
             decl.name,
@@ -335,7 +325,7 @@ def _run_check(
     literals = {
         i.name: i.default
         for i in node_type.inputs
-        if i.default is not REQUIRED and i.kind != "socket"
+        if i.default is not REQUIRED and i.accepts_literal
     }
     literals.update({k: v for k, v in node.inputs.items() if not isinstance(v, Link)})
     try:
@@ -345,7 +335,6 @@ def _run_check(
             _problem(
                 graph,
                 node,
-                node_type,
                 "invalid_value",
                 f"{node_type.name} could not check its inputs: {exc}",
             )
@@ -356,7 +345,6 @@ def _run_check(
             _problem(
                 graph,
                 node,
-                node_type,
                 "invalid_value",
                 message,
                 input_name,
@@ -379,8 +367,7 @@ def _check_limits(
     reported = {p.input_name for p in problems[first_problem:]}
     values = {name: v for name, v in inputs.items() if name not in reported}
     for name, message in node_type.limit_problems(values, settings):
-        problems.append(_problem(graph, node, node_type, "limit_exceeded", message, name,
-                                 inputs.get(name)))  # fmt: skip
+        problems.append(_problem(graph, node, "limit_exceeded", message, name, inputs.get(name)))
 
 
 # --- the graph as a whole ----------------------------------------------------------------
@@ -400,19 +387,18 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
         if node_type is not None and node_type.output_node:
             outputs.append(node.id)
 
-    # Kahn's algorithm finds whether there is a cycle in linear time; networkx then names it.
+    # Kahn's algorithm: the nodes it cannot order (still with an unordered parent) are the
+    # cycles and what hangs below them, found in linear time.
     indegree = {node_id: len(p) for node_id, p in parents.items()}
     ready = deque(node_id for node_id, d in indegree.items() if d == 0)
-    done = 0
     while ready:
-        node_id = ready.popleft()
-        done += 1
-        for child in children[node_id]:
+        for child in children[ready.popleft()]:
             indegree[child] -= 1
             if indegree[child] == 0:
                 ready.append(child)
-    if done < len(nodes):
-        _report_cycles(graph, {n for n, d in indegree.items() if d > 0}, parents, problems)
+    stuck = {n for n, d in indegree.items() if d > 0}
+    if stuck:
+        _report_cycles(graph, stuck, parents, problems)
 
     if not outputs:
         if nodes:
@@ -443,7 +429,6 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
                 _problem(
                     graph,
                     node,
-                    registry.get(node.type),
                     "unused_node",
                     "the node feeds no output node, so it will not run",
                     severity="warning",
@@ -482,4 +467,4 @@ def _report_cycles(
         text = " -> ".join([*ring, ring[0]])
         node = graph.nodes[ring[0]]
         message = f"the graph has a cycle: {text}; links must not loop back"
-        problems.append(_problem(graph, node, None, "cycle", message, None, ring))
+        problems.append(_problem(graph, node, "cycle", message, None, ring))

@@ -177,11 +177,11 @@ class DenoiseJob:
 
     def final_timestep(self, sched: Any) -> Any | None:
         """The noise level the run ends at: the step after the window when it returns its
-        leftover noise, else None (clean)."""
+        leftover noise, else None (clean). A window that stops early stops before the last
+        step, so that step's timestep exists (second-order schedulers have 2n - 1)."""
         if not (self.window.stops_early(self.steps) and self.window.leftover_noise):
             return None
-        index = self.bounds()[1] * sched.order
-        return sched.timesteps[index] if index < len(sched.timesteps) else None
+        return sched.timesteps[self.bounds()[1] * sched.order]
 
     def start(self, sched: Any) -> tuple[Any, Any] | None:
         """The starting latents and the timesteps left to run (img2img and the step window

@@ -171,8 +171,7 @@ class Batch:
         return self.terms[0].region
 
 
-def unet_call(model: Any, x: Any, t: Any, batch: Batch,
-              controls: ControlResiduals | None = None) -> Any:  # fmt: skip
+def unet_call(model: Any, x: Any, t: Any, batch: Batch, controls: ControlResiduals) -> Any:
     """The UNet's noise prediction for a batch of terms on the model input `x` (whole: the
     batch's region is cut here), one chunk per term. The one place the UNet runs while
     sampling: what else it is given goes here: the entries' ControlNet residuals and
@@ -183,10 +182,8 @@ def unet_call(model: Any, x: Any, t: Any, batch: Batch,
     x = x if batch.region is None else batch.region.crop(x)
     n = len(batch.terms)
     model_input = torch.cat([x] * n) if n > 1 else x
-    extra = {}
-    if controls is not None:
-        chunks = [term.entry.controls for term in batch.terms]
-        extra = controls.kwargs(UNetCall(model_input, t, batch.embeds, batch.added, chunks))
+    chunks = [term.entry.controls for term in batch.terms]
+    extra = controls.kwargs(UNetCall(model_input, t, batch.embeds, batch.added, chunks))
     return model(with_concat(model_input, batch.concat), t, encoder_hidden_states=batch.embeds,
                  added_cond_kwargs=batch.added, return_dict=False, **extra)[0]  # fmt: skip
 

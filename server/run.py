@@ -1,4 +1,4 @@
-"""`serve(config)`: run the app with uvicorn (websocket implementation: `websockets`)."""
+"""`serve(config)`: run the app with uvicorn (websocket implementation: `websockets-sansio`)."""
 
 from __future__ import annotations
 
@@ -41,12 +41,17 @@ def uvicorn_config(app: Any, config: ServerConfig, log_level: str = "info") -> A
 
 
 def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
-    """The uvicorn settings every start of the app shares (`serve`, the benches).
+    """The uvicorn settings every start of the app shares (`serve`, the tests, the benches).
 
-    No permessage-deflate: run messages are small JSON objects that compress little, and
-    compressing each one cost more event-loop time than writing it (a 10,000-node run sends
-    10,000 of them)."""
-    return {"ws": "websockets", "ws_per_message_deflate": False,
+    The websocket implementation is `websockets-sansio` (uvicorn's default since 0.50; the
+    older `websockets` one is deprecated), which writes a frame in 4 us of event-loop time where
+    the older one took 7 (docs/benchmarks.md), with the frames of one event-loop turn written
+    together (`ws_protocol.py`): a run sends one frame per node. No permessage-deflate: run
+    messages are small JSON objects that compress little, and compressing each one cost more
+    event-loop time than writing it."""
+    from .ws_protocol import TurnBufferedWebSockets
+
+    return {"ws": TurnBufferedWebSockets, "ws_per_message_deflate": False,
             "ws_max_size": config.max_body_bytes}  # fmt: skip
 
 

@@ -13,7 +13,9 @@ Memory is bounded by bytes as well as by count (the encoded JSON of what each en
 A write that fails (a full disk) raises `StoreWriteError`, except when a prompt finishes: its
 end is then kept in memory as a failure saying why, and written by `flush` once writing works.
 A stored row whose JSON cannot be read is moved to the table `corrupt_prompts` at start and
-skipped when read later, so one bad row never stops the server.
+skipped when read later, so one bad row never stops the server. A file that is no database, or
+a damaged one, is moved aside and a new database started; one that cannot be opened at all (a
+folder, no permission) raises `StoreOpenError` and is left where it is.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ CREATE TABLE IF NOT EXISTS corrupt_prompts AS SELECT * FROM prompts WHERE 0;
 """
 
 _JSON_COLUMNS = ("prompt", "extra_data", "outputs", "targets", "ui", "messages")
+# A queued row's ui and messages hold the schema's defaults until the prompt ends.
+_EMPTY_ENDS = len("{}") + len("[]")
 
 
 _FINISH = (
@@ -86,6 +90,11 @@ _FINISH = (
 
 class StoreWriteError(OSError):
     """The database could not be written (errno ENOSPC when the disk is full)."""
+
+
+class StoreOpenError(OSError):
+    """The database file cannot be opened at all (a folder, no permission, locked): not a
+    corrupt database, so it is left where it is."""
 
 
 class QueueTooLarge(ValueError):
@@ -158,24 +167,30 @@ def _record(row: sqlite3.Row) -> PromptRecord:
 class Store:
     """Queue + history persistence. All methods are thread-safe."""
 
+    # What memory holds, set by _load_memory from the database at start (under _mem):
+    _queued: dict[str, PromptRecord]  # pending and running
+    _recent: dict[str, PromptRecord]  # newest finished, at most RECENT_HISTORY
+    _recent_all: bool  # _recent holds every finished prompt
+    _queued_bytes: int
+    _recent_bytes: int
+    _max_number: int  # the highest number given so far, -1 for none
+
     def __init__(self, path: Path | str, *, history_bytes: int = RECENT_HISTORY_BYTES) -> None:
         self.path = str(path)
         self.history_bytes = history_bytes
         self._lock = threading.Lock()  # the connection; taken before _mem when both are needed
         self._mem = threading.Lock()  # the in-memory queue and recent history
-        self._queued: dict[str, PromptRecord] = {}  # pending and running
-        self._recent: dict[str, PromptRecord] = {}  # newest finished, at most RECENT_HISTORY
-        self._recent_all = True  # _recent holds every finished prompt
-        self._queued_bytes = 0
-        self._recent_bytes = 0
         # Ends of prompts the database could not take (disk full): id -> UPDATE arguments.
         self._unsaved: dict[str, tuple] = {}
-        self._max_number = -1
         # Where an unreadable database was moved at start (None when it opened fine).
         self.backup: Path | None = None
         try:
             self._db = self._open()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
+            raise StoreOpenError(
+                f"the queue database {self.path} cannot be opened ({exc})"
+            ) from exc
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
             if self.path == ":memory:":
                 raise
             self.backup = self._set_aside(exc)
@@ -188,9 +203,9 @@ class Store:
             db.row_factory = sqlite3.Row
             if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
-                row = db.execute("PRAGMA quick_check").fetchone()
-                if row is None or row[0] != "ok":
-                    raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else '?'}")
+                (result,) = db.execute("PRAGMA quick_check").fetchone()  # "ok", or the problems
+                if result != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check failed: {result}")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
         except BaseException:
@@ -227,8 +242,12 @@ class Store:
             self._queued = {r.id: r for r in queued}
             self._queued_bytes = sum(r.size for r in queued)
             self._recent, self._recent_bytes, self._recent_all = {}, 0, True
-            for r in recent:  # newest first
+            # Newest first, up to the first that does not fit: memory holds the newest prompts
+            # with no gap (an older, smaller one would fit after a bigger one was dropped).
+            for r in recent:
                 self._remember(r)
+                if not self._recent_all:
+                    break
             self._max_number = high if high is not None else -1
 
     def _decode(self, rows, *, aside: bool = False) -> list[PromptRecord]:
@@ -306,7 +325,7 @@ class Store:
         texts = [json.dumps(record.prompt), json.dumps(record.extra_data),
                  json.dumps(record.outputs),
                  json.dumps(record.targets) if record.targets is not None else None]  # fmt: skip
-        record.size = sum(len(t or "") for t in texts) + 2  # + the empty ui and messages
+        record.size = sum(len(t or "") for t in texts) + _EMPTY_ENDS
         with self._lock:
             if max_queued_bytes is not None and self._queued_bytes + record.size > max_queued_bytes:
                 raise QueueTooLarge(f"the queue holds {self._queued_bytes:,} bytes of prompts; "
@@ -422,9 +441,10 @@ class Store:
                     return prompt_id not in self._unsaved
                 done = rows[0]
             else:  # what a read-back would give (JSON round trip: no live objects kept)
+                size = old.size - _EMPTY_ENDS + len(ui_json) + len(messages_json)
                 done = replace(old, status=status, finished_ms=finished, error=error,
                                ui=json.loads(ui_json), messages=json.loads(messages_json),
-                               size=old.size + len(ui_json) + len(messages_json))  # fmt: skip
+                               size=size)  # fmt: skip
             with self._mem:
                 self._remember(done)
             return prompt_id not in self._unsaved

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import gc
 import logging
 import os
@@ -40,7 +41,7 @@ from latentgraph.graph.events import (
 from latentgraph.graph.problems import WorkflowError
 
 from .devices import worker_devices
-from .messages import HISTORY_TYPES, PromptTypes, RunTranslator, encode_message, parents_of
+from .messages import HISTORY_TYPES, PromptParents, PromptTypes, RunTranslator, encode_message
 from .workers import (
     Done,
     Freed,
@@ -135,12 +136,14 @@ class Outbox:
         self._items: deque[Any] = deque()  # WorkerMessage or _Batch
         self._count = 0  # run messages waiting
         self._urgent = False
-        self._ready = threading.Condition()
+        # Taken bare on a run's path (a Condition's `with` is a Python-level call).
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
         threading.Thread(target=self._send_loop, name="worker-send", daemon=True).start()
 
     def put(self, message: Any) -> None:
         """A message to send now (with everything before it)."""
-        with self._ready:
+        with self._lock:
             self._items.append(message)
             self._urgent = True
             self._ready.notify()
@@ -148,26 +151,23 @@ class Outbox:
     def message(self, prompt_id: str, type_: str, data: dict[str, Any]) -> None:
         """A websocket message of the running prompt."""
         text = encode_message(type_, data)
-        with self._ready:
+        with self._lock:
             batch = self._batch(prompt_id)
-            messages = batch.messages
             if type_ == "progress":
                 node = data["node"]
                 if batch.progress_of == node:  # supersedes the unsent step before it
-                    messages[-1] = (type_, text)
-                else:
-                    messages.append((type_, text))
-                    batch.progress_of = node
-                    self._count += 1
+                    batch.messages[-1] = (type_, text)
+                    return
+                batch.progress_of = node
             else:
-                messages.append((type_, text))
                 batch.progress_of = None
-                self._count += 1
                 if type_ == "executing":
                     batch.node = data["node"]
                 elif type_ in HISTORY_TYPES:
                     batch.history.append([type_, data])
                     self._urgent = True
+            batch.messages.append((type_, text))
+            self._count += 1
             if self._urgent or self._count == 1 or self._count >= BATCH_MESSAGES:
                 self._ready.notify()
 
@@ -175,7 +175,7 @@ class Outbox:
         """A preview image of the step just put: it goes before that step's message, so a
         later step replacing that message keeps it; a later preview replaces it."""
         item = ("preview", Preview(node_id, jpeg))
-        with self._ready:
+        with self._lock:
             batch = self._batch(prompt_id)
             messages = batch.messages
             if batch.progress_of != node_id:  # its step already left: on its own
@@ -191,12 +191,12 @@ class Outbox:
 
     def executed(self, prompt_id: str, node_id: str) -> None:
         """A node of the running prompt ran (was not served from cache)."""
-        with self._ready:
+        with self._lock:
             self._batch(prompt_id).executed.append(node_id)
 
     def _batch(self, prompt_id: str) -> _Batch:
         last = self._items[-1] if self._items else None
-        if isinstance(last, _Batch) and last.prompt_id == prompt_id:
+        if type(last) is _Batch and last.prompt_id == prompt_id:
             return last
         batch = _Batch(prompt_id, time.monotonic())
         self._items.append(batch)
@@ -319,9 +319,9 @@ class JobRunner:
             self.current, self.cancel = job.prompt_id, token
         pid, outbox = job.prompt_id, self.outbox
         translator = RunTranslator(
-            pid, PromptTypes(job.prompt), send=lambda t, d: outbox.message(pid, t, d),
-            send_preview=lambda jpeg, node: outbox.preview(pid, jpeg, node),
-            parents=parents_of(job.prompt), targets=job.targets, schedule=_schedule,
+            pid, PromptTypes(job.prompt), send=functools.partial(outbox.message, pid),
+            send_preview=functools.partial(outbox.preview, pid),
+            parents=PromptParents(job.prompt), targets=job.targets, schedule=_schedule,
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         extra = {"prompt": job.prompt, "workflow": pnginfo.get("workflow"),
@@ -332,11 +332,12 @@ class JobRunner:
         error: str | None = None
 
         def on_event(event: Event) -> None:
-            if isinstance(event, NodeProgress) and event.preview is not None:
+            if type(event) is NodeFinished:
+                if not event.cached:
+                    outbox.executed(pid, event.node_id)
+            elif isinstance(event, NodeProgress) and event.preview is not None:
                 jpeg = _preview_bytes(event.preview) if job.previews else None
                 event = dataclasses.replace(event, preview=jpeg)
-            elif isinstance(event, NodeFinished) and not event.cached:
-                outbox.executed(pid, event.node_id)
             translator.handle(event)
 
         try:

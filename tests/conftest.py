@@ -27,6 +27,12 @@ collect_ignore = [] if os.environ.get("LATENTGRAPH_UPSCALE_ENV") else ["upscale_
 def cache_dir(tmp_path_factory) -> Path:
     """LATENTGRAPH_CACHE_DIR for the session, so tests never touch the user's cache."""
     path = tmp_path_factory.mktemp("lgcache")
+    # A mutation run (tests/mutation.py) starts one session per mutant: the tiny models it
+    # builds are kept in LATENTGRAPH_TEST_MODELS across sessions, not rebuilt (seconds) each time.
+    models = os.environ.get("LATENTGRAPH_TEST_MODELS")
+    if models:
+        Path(models).mkdir(parents=True, exist_ok=True)
+        (path / "models").symlink_to(Path(models).resolve(), target_is_directory=True)
     old = os.environ.get("LATENTGRAPH_CACHE_DIR")
     os.environ["LATENTGRAPH_CACHE_DIR"] = str(path)
     yield path

@@ -29,8 +29,21 @@ ENGINE = ["tests/engine"]
 # The plugin tests register node types from freshly imported modules, which fails in the
 # mutants' copy (mutmut's trampolines): left out of the subset.
 LOADING = ["tests/loading", "-k", "not plugins_from_a_folder and not entry_point_plugins"]
-# The node tests run the tiny model: a few seconds each. Leave out the 18-scheduler sweep.
-NODES = ["tests/nodes/test_img2img.py", "tests/nodes/test_chain.py", "-k", "not every_scheduler"]
+# The node tests run the tiny models: under a second each once built. The sampling loop's
+# tests, with one golden run against diffusers per pipeline (text-to-image on ddim, on pndm,
+# which has more timesteps than steps, and on tcd, whose step takes eta; img2img, inpainting,
+# SDXL's base + refiner); not the 18-scheduler sweep nor the other golden ones.
+NODES = ["tests/nodes/test_denoise.py", "tests/nodes/test_chain.py",
+         "tests/nodes/test_img2img.py", "tests/nodes/test_inpaint_sampling.py",
+         "tests/sdxl/test_refiner.py", "tests/gpu/test_speed_options.py", "-k",
+         "not every_scheduler and not dpm and not sdpa and not tf32 and not serve and not bench"]  # fmt: skip
+# The per-step prediction: the stand-in UNet's exact combinations first, then the tiny models
+# (areas, masks, ControlNet, the 9-channel inpainting UNet, SDXL's added inputs, a bf16 UNet).
+GUIDANCE = ["tests/nodes/test_guidance.py", "tests/nodes/test_inpaint_sampling.py",
+            "tests/controlnet/test_sampling.py", "tests/nodes/test_custom_sampling.py",
+            "tests/sdxl/test_sdxl_entries.py", "tests/nodes/test_denoise.py", "-k",
+            "guidance or 9_channel or inpainting_model or masked_image or controlnet_matches "
+            "or area_entries or dual_cfg or sdxl or dtype"]  # fmt: skip
 
 # module -> the fast tests that exercise it (pytest arguments), smallest modules first
 MODULES: dict[str, list[str]] = {
@@ -42,26 +55,35 @@ MODULES: dict[str, list[str]] = {
                        "tests/engine/test_disk_cache.py"],
     # the config tests (seconds), not the pipeline comparisons (minutes on a busy machine)
     "nodes/schedulers.py": ["tests/nodes/test_img2img.py", "-k", "not pipeline and not batched"],
-    "nodes/latents.py": ["tests/nodes/test_chain.py", "tests/nodes/test_img2img.py",
-                         "tests/nodes/test_limits.py", "-k", "batch or seed or limit"],
+    "nodes/latents.py": ["tests/nodes/test_latents.py", "tests/nodes/test_chain.py",
+                         "tests/nodes/test_errors_and_loading.py",
+                         "tests/nodes/test_rules_and_settings.py", "tests/nodes/test_limits.py",
+                         "-k", "latents or batch or seed or limit or multiple"],
     "server/middleware.py": ["tests/server/test_origin_token.py", "tests/server/test_guards.py",
                              "tests/server/test_limits.py", "-k",
                              "origin or token or cookie or body or guard"],
     "graph/model.py": [*LOADING, "tests/engine/test_scheduler.py"],
-    # the store in-process; test_restart's server runs in a subprocess (no mutant reaches it)
-    "server/store.py": ["tests/server/test_store_memory.py", "tests/server/test_dispatch.py"],
-    "graph/validate.py": [*LOADING, "tests/nodes/test_limits.py",
-                          "tests/nodes/test_validation_checks.py"],
+    # in-process only (test_restart's server is a subprocess no mutant reaches); not
+    # test_dispatch: a mutant there waits out its 10 s queue timeouts
+    "server/store.py": ["tests/server/test_store.py", "tests/server/test_store_memory.py"],
+    # the 100,000-node chain (seconds, tens of them under mutmut) is left out: what it checks
+    # besides its length (a cycle's nodes, no recursion) the other validation tests check too
+    "graph/validate.py": ["tests/loading/test_validate.py", "tests/loading/test_validate_messages.py",
+                          "tests/loading/test_socket_types.py", "tests/nodes/test_limits.py",
+                          "tests/nodes/test_validation_checks.py", "-k", "not long_chain"],
     "nodes/denoise.py": NODES,
+    "nodes/guidance.py": GUIDANCE,
     "graph/workflow/reading.py": LOADING,
     "graph/workflow/positions.py": LOADING,
     "graph/workflow/building.py": LOADING,
     "graph/workflow/dumping.py": LOADING,
     "graph/scheduler.py": ["tests/engine/test_scheduler.py", "tests/engine/test_properties.py"],
-    # the whole loading folder ran ~10 s a mutant here (declarations reach every test)
+    # the whole loading folder ran ~10 s a mutant here (declarations reach every test); the
+    # 100,000-node chains (seconds each) are left out too
     "graph/declare.py": ["tests/loading/test_declare.py", "tests/loading/test_formats.py",
                          "tests/loading/test_validate.py", "tests/engine/test_scheduler.py", "-k",
-                         "not plugins_from_a_folder and not entry_point_plugins"],
+                         "not plugins_from_a_folder and not entry_point_plugins"
+                         " and not deep_chain and not long_chain"],
     "graph/comfy_api.py": [*LOADING, "tests/comfy/test_comfy_convert.py"],
     # the toy ComfyUI registry: no torch, ~1 s for both files
     "graph/formats.py": ["tests/comfy/test_load_formats.py", "tests/comfy/test_comfy_convert.py",
@@ -84,8 +106,11 @@ MODULES: dict[str, list[str]] = {
     "graph/comfy_editor.py": ["tests/comfy/test_comfy_editor.py", "tests/comfy/test_comfy_convert.py",
                               "tests/comfy/test_comfy_groups.py"],
 }  # fmt: skip
-# The node tests' session fixtures (the tiny model) take seconds; mutmut's timeout is scaled
-# from the test call alone, so node mutants get a generous constant on top.
+# mutmut runs a pytest session per mutant (forked). The node tests' tiny models are built once
+# per work folder and kept (LATENTGRAPH_TEST_MODELS, tests/conftest.py), so a session starts in
+# about a second. mutmut's CPU-time limit is (tests' call time + constant) x multiplier x 2: its
+# default multiplier (15) would let a hanging torch mutant burn many minutes, so node mutants
+# get a few seconds for the session's setup and a small multiplier.
 TORCH_PACKAGES = ("nodes/",)
 
 
@@ -109,7 +134,8 @@ def lay_out(module: str, work: Path) -> None:
             shutil.copy(source, work / extra)
     pytest_config = re.search(r"\[tool\.pytest\.ini_options\].*?(?=\n\[|\Z)",
                               (ROOT / "pyproject.toml").read_text(), re.S)  # fmt: skip
-    timeout = 60 if module.startswith(TORCH_PACKAGES) else 1
+    torch = module.startswith(TORCH_PACKAGES)
+    timeout = "5\ntimeout_multiplier = 3" if torch else "1"
     tests = ", ".join(f'"{t}"' for t in MODULES[module])
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
@@ -131,6 +157,7 @@ def run(module: str, max_children: int) -> dict[str, int]:
     env = dict(os.environ)
     env.setdefault("LATENTGRAPH_CACHE_DIR", str(work / ".cache"))
     env.setdefault("LATENTGRAPH_DATA_DIR", str(work / ".data"))
+    env["LATENTGRAPH_TEST_MODELS"] = str(work / ".models")
     mutmut = [sys.executable, "-m", "mutmut"]
     subprocess.run([*mutmut, "run", "--max-children", str(max_children)], cwd=work, env=env,
                    check=False)  # fmt: skip

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
+
 from latentgraph.graph.context import Settings
 from latentgraph.graph.declare import (
     BOOLEAN,
@@ -21,8 +23,10 @@ from latentgraph.graph.declare import (
     Int,
     NodeType,
     Output,
+    Registry,
     Socket,
     String,
+    node,
 )
 
 BARE = {f.name: f.default for f in dataclasses.fields(Input)
@@ -91,3 +95,93 @@ def test_every_limit_of_a_node_is_checked():
     settings = Settings(max_steps=10, max_batch=2)
     assert node.limit_problems({"steps": "x", "batch": 3}, settings) == [
         ("batch", "batch 3 is over this server's limit of 2")]  # fmt: skip
+
+
+def test_a_limit_checked_within_bounds_does_not_stop_the_next():
+    node = NodeType("N", lambda ctx: None,
+                    inputs=(Int("steps", 1, limit="max_steps"), Int("batch", 1, limit="max_batch")),
+                    outputs=())  # fmt: skip
+    settings = Settings(max_steps=10, max_batch=2)
+    assert node.limit_problems({"steps": 10, "batch": 3}, settings) == [
+        ("batch", "batch 3 is over this server's limit of 2")]  # fmt: skip
+
+
+def test_an_unknown_limit_lists_the_known_ones():
+    with pytest.raises(ValueError) as info:
+        Int("steps", 1, limit="max_stepz")
+    assert str(info.value) == (
+        "input 'steps': unknown limit 'max_stepz'; known: max_image_pixels, max_batch, max_steps"
+    )
+
+
+def test_node_type_names_and_output_indexes():
+    bare = NodeType("N", lambda ctx: None, inputs=(), outputs=(Output("a", "X"), Output("b", "X")))
+    assert bare.display_name == "N"
+    assert (bare.output_index("a"), bare.output_index("b"), bare.output_index("c")) == (0, 1, None)
+    named = NodeType("N", lambda ctx: None, inputs=(), outputs=(), display_name="Nice N")
+    assert named.display_name == "Nice N"
+
+
+def test_bool_keeps_its_default():
+    assert Bool("b", True).default is True and Bool("b", False).default is False
+
+
+def test_registry_refuses_a_second_type_of_the_same_name_unless_replacing():
+    reg = Registry()
+    first = NodeType("N", lambda ctx: None, inputs=(), outputs=())
+    second = NodeType("N", lambda ctx: None, inputs=(), outputs=())
+    reg.add(first)
+    with pytest.raises(ValueError) as info:
+        reg.add(second)
+    assert str(info.value) == "node type 'N' is already registered" and reg["N"] is first
+    assert reg.add(second, replace=True) is second and reg["N"] is second
+    assert "N" in reg and "M" not in reg and len(reg) == 1
+
+
+def test_node_decorator_defaults():
+    reg = Registry()
+
+    @node("Plain", registry=reg)
+    def plain(ctx):
+        return ()
+
+    @node("Documented", registry=reg)
+    def documented(ctx):
+        """First paragraph,
+        on two lines.
+
+        Second paragraph."""
+
+    t = plain.node_type
+    assert reg["Plain"] is t and t.fn is plain
+    assert (t.version, t.category, t.display_name, t.description, t.module) == (
+        1, "latentgraph", "Plain", "", __name__)  # fmt: skip
+    assert (t.identity, t.check, t.reuse, t.deterministic, t.output_node) == (
+        None, None, None, True, False)  # fmt: skip
+    assert documented.node_type.description == "First paragraph,\n        on two lines."
+
+
+def test_node_decorator_passes_every_option_on():
+    reg = Registry()
+
+    def identity(inputs, settings):
+        return "id"
+
+    def check(inputs, settings):
+        return []
+
+    def reuse(ui, settings):
+        return True
+
+    @node("Full", inputs=[Int("i", 1)], outputs=[Output("o", "X")], version=3, category="cat",
+          display_name="Full node", description="given", deterministic=False, output_node=True,
+          identity=identity, check=check, reuse=reuse, registry=reg)  # fmt: skip
+    def full(ctx, i):
+        """Not the description: one is given."""
+
+    t = reg["Full"]
+    assert full.node_type is t
+    assert (t.inputs, t.outputs) == ((Int("i", 1),), (Output("o", "X"),))
+    assert (t.version, t.category, t.display_name, t.description, t.deterministic,
+            t.output_node) == (3, "cat", "Full node", "given", False, True)  # fmt: skip
+    assert (t.identity, t.check, t.reuse) == (identity, check, reuse)

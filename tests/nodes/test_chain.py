@@ -25,7 +25,7 @@ def generate(make_ctx, tiny, name="dpm++2m", seed=42, steps=6, size=64, batch=1,
     return to_uint8(vae.vae_decode(make_ctx("VAEDecode"), samples=out, vae=v)), sp
 
 
-@pytest.mark.parametrize("name", ["dpm++2m", "ddim", "pndm"])
+@pytest.mark.parametrize("name", ["dpm++2m", "ddim", "pndm", "tcd"])  # tcd: the eta it is given
 def test_golden_matches_stable_diffusion_pipeline(make_ctx, tiny, tiny_folder, name):
     import torch
     from diffusers import StableDiffusionPipeline

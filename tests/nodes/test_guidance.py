@@ -3,12 +3,21 @@ timestep ranges, pairing, and the plain case staying diffusers' pipeline."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from latentgraph.nodes import conditioning as cn
 from latentgraph.nodes import denoise, latents, schedulers, text
-from latentgraph.nodes.guidance import FADE_CELLS, Guidance, Region, area_region, mask_bounds
-from latentgraph.nodes.values import Area, Conditioning
+from latentgraph.nodes.guidance import (
+    FADE_CELLS,
+    Guidance,
+    Region,
+    area_region,
+    edge_fade,
+    mask_bounds,
+)
+from latentgraph.nodes.values import Area, Conditioning, NodeInputError
 
 
 class ConstantUNet:
@@ -233,3 +242,266 @@ def test_a_masked_entry_changes_only_where_its_mask_is_after_one_step(make_ctx, 
     assert not torch.equal(base[..., inside], both[..., inside])
     weaker = one_step(make_ctx, tiny, cn.combine(cat, cn.with_mask(mask, dog, 0.5, False)), neg)
     assert not torch.equal(weaker[..., inside], both[..., inside])  # the mask's strength counts
+
+
+# --- the rules of guidance.py, on the stand-in UNet ------------------------------------------
+
+
+def test_edge_fade_ramps_only_from_the_edges_inside_the_latent():
+    import torch
+
+    ramp = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1]) / FADE_CELLS
+    inner = edge_fade(Region(4, 4, 16, 16), (32, 32))
+    assert inner.shape == (1, 1, 16, 16)
+    assert torch.allclose(inner[0, 0], ramp[:, None] * ramp[None, :])
+    falling = torch.tensor([8] * 9 + [7, 6, 5, 4, 3, 2, 1]) / FADE_CELLS
+    top = edge_fade(Region(0, 0, 16, 32), (32, 32))[0, 0]  # only its bottom edge is inside
+    assert torch.allclose(top, falling[:, None].expand(16, 32))
+    bottom = edge_fade(Region(16, 0, 16, 32), (32, 32))[0, 0]  # only its top edge is inside
+    assert torch.allclose(bottom, falling.flip(0)[:, None].expand(16, 32))
+    left = edge_fade(Region(0, 0, 32, 16), (32, 32))[0, 0]  # only its right edge is inside
+    assert torch.allclose(left, falling[None, :].expand(32, 16))
+
+
+def test_unguided_runs_the_positive_rows_only():
+    import torch
+
+    model = ConstantUNet()
+    out, g = predict(const(2), const(0), scale=1.0, model=model)  # CFG 1: no negative call
+    assert model.calls == [((1, 4, 32, 32), (1, 4, 8))]
+    assert [t.side for t in g.terms] == ["positive"]
+    assert torch.equal(out, torch.full((1, 4, 32, 32), 2.0))
+
+
+def test_one_prompt_serves_every_image_and_one_per_image_is_kept_in_order(make_ctx):
+    import torch
+
+    rows = torch.tensor([1.0, 2.0, 3.0])[:, None, None].expand(3, 4, 8).clone()
+    out, _ = predict(Conditioning.of(rows, ["a", "b", "c"]), const(0.5), scale=2.0,
+                     shape=(3, 4, 8, 8))  # fmt: skip
+    for i in range(3):  # 0.5 + 2 (row_i - 0.5)
+        assert torch.equal(out[i], torch.full((4, 8, 8), 0.5 + 2 * (i + 1 - 0.5)))
+    with pytest.raises(NodeInputError, match="input 'negative': 2 prompts for a batch of 3 "
+                       "latents; give one prompt or one per image"):  # fmt: skip
+        Guidance(make_ctx("UNetDenoise"), ConstantUNet(), torch.device("cpu"), const(1),
+                 const(0, batch=2), 7.5, (3, 4, 8, 8))  # fmt: skip
+
+
+def test_a_mask_for_another_number_of_images_is_refused(make_ctx):
+    import torch
+
+    masked = cn.with_mask(torch.ones(2, 8, 8), const(1), 1.0, False)
+    with pytest.raises(NodeInputError, match="input 'negative': a mask of 2 images for a batch "
+                       "of 3 latents"):  # fmt: skip
+        Guidance(make_ctx("UNetDenoise"), ConstantUNet(), torch.device("cpu"), const(1), masked,
+                 7.5, (3, 4, 8, 8))  # fmt: skip
+
+
+def test_mask_bounds_crop_the_call_to_the_masks_box_weighted_by_the_mask():
+    import torch
+
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 10:14, 12:14] = 1.0  # a 4x2 box: the call runs on at least 8x8 cells from its corner
+    model = ConstantUNet()
+    pos = cn.combine(const(1), cn.with_mask(mask, const(5), 1.0, True))
+    out, g = predict(pos, const(0), model=model)
+    assert g.terms[1].region == Region(10, 12, 8, 8)
+    assert model.calls == [((1, 4, 32, 32), (1, 4, 8)), ((1, 4, 8, 8), (1, 4, 8))]
+    expected = torch.ones(1, 4, 32, 32)
+    expected[..., 10:14, 12:14] = 3.0  # (1 + 5) / 2 where the mask is; 1 elsewhere in the box
+    assert torch.equal(out, expected)
+
+
+def test_an_area_borrows_the_text_of_the_smallest_entry_covering_it():
+    small = cn.with_area(const(0.75), Area(12, 12, 0, 0), 1.0)
+    big = cn.with_area(const(0.25), Area(24, 24, 0, 0), 1.0)
+    neg = cn.combine(cn.combine(small, const(0.5)), big)  # the smaller first, the whole between
+    pos = cn.combine(const(1), cn.with_area(const(5), Area(8, 8, 2, 2), 1.0))
+    _, g = predict(pos, neg, scale=2.0)
+
+    def described(side):
+        return [(t.region, float(t.entry.embeds.mean())) for t in g.terms if t.side == side]
+
+    assert described("negative") == [
+        (Region(0, 0, 12, 12), 0.75),
+        (None, 0.5),
+        (Region(0, 0, 24, 24), 0.25),
+        (Region(2, 2, 8, 8), 0.75),
+    ]
+    # the negative areas get the whole positive's text; the negative copy of the positive's
+    # area has exactly its region, so it gets no partner back
+    assert described("positive") == [
+        (None, 1.0),
+        (Region(2, 2, 8, 8), 5.0),
+        (Region(0, 0, 12, 12), 1.0),
+        (Region(0, 0, 24, 24), 1.0),
+    ]
+
+
+def test_timestep_ranges_follow_the_models_number_of_noise_levels(make_ctx):
+    import torch
+
+    late = cn.combine(const(1), cn.with_time_range(make_ctx(), const(9), 0.5, 1.0))
+    g = Guidance(None, ConstantUNet(), torch.device("cpu"), late, const(0), 1.0, (1, 4, 8, 8),
+                 train_steps=100)  # fmt: skip
+    x = torch.zeros(1, 4, 8, 8)
+    assert torch.equal(g.predict(x, torch.tensor(50)), torch.ones(1, 4, 8, 8))  # 50 > 49.5
+    assert torch.equal(g.predict(x, torch.tensor(49)), torch.full((1, 4, 8, 8), 5.0))
+
+
+def test_a_region_contains_another_only_when_every_edge_is_inside():
+    box = Region(4, 4, 8, 8)
+    assert box.contains(Region(4, 4, 8, 8)) and box.contains(Region(6, 5, 2, 3))
+    for other in (Region(3, 4, 2, 2), Region(4, 3, 2, 2),  # above, left of it
+                  Region(10, 4, 3, 2), Region(4, 10, 2, 3),  # past its bottom, its right
+                  Region(0, 0, 16, 16)):  # fmt: skip
+        assert not box.contains(other), other
+
+
+def test_mask_bounds_near_the_far_corner_are_cut_to_the_latent():
+    import torch
+
+    mask = torch.zeros(1, 32, 32)
+    mask[0, 30, 29] = 1.0
+    assert mask_bounds(mask, (32, 32)) == Region(30, 29, 2, 3)
+
+
+def test_an_area_one_cell_from_the_border_fades_at_that_edge():
+    import torch
+
+    fade = edge_fade(Region(1, 1, 8, 8), (32, 32))[0, 0]
+    first = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8]) / FADE_CELLS
+    ramp = first * first.flip(0)
+    assert torch.allclose(fade, ramp[:, None] * ramp[None, :])
+
+
+def test_a_whole_range_entry_acts_at_the_last_noise_level():
+    import torch
+
+    out, _ = predict(const(3), const(0), t=0)  # 0..1 includes timestep 0 (the cleanest)
+    assert torch.equal(out, torch.full((1, 4, 32, 32), 3.0))
+    out, _ = predict(const(3), const(0), t=999)
+    assert torch.equal(out, torch.full((1, 4, 32, 32), 3.0))
+
+
+class InpaintingUNet(ConstantUNet):
+    """The stand-in with an inpainting UNet's 9 input channels: it records the 5 extra ones."""
+
+    config: dict = {"in_channels": 9}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extra: list = []
+
+    def __call__(self, x, t, encoder_hidden_states, added_cond_kwargs, return_dict):
+        self.extra.append(x[:, 4:].clone())
+        return super().__call__(x[:, :4], t, encoder_hidden_states, added_cond_kwargs,
+                                return_dict)  # fmt: skip
+
+
+@pytest.mark.parametrize("scale", [1.0, 7.5])
+def test_an_inpainting_unet_gets_its_channels_cut_to_each_area(scale):
+    import torch
+
+    from latentgraph.nodes.values import InpaintImage
+
+    masked = torch.arange(4 * 32 * 32, dtype=torch.float32).reshape(1, 4, 32, 32)
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 8:, 4:20] = 1.0
+    model = InpaintingUNet()
+    pos = cn.combine(const(1), cn.with_area(const(5), Area(8, 16, 4, 12), 1.0))
+    g = Guidance(None, model, torch.device("cpu"), pos, const(0), scale, (1, 4, 32, 32),
+                 inpaint=InpaintImage(masked, mask))  # fmt: skip
+    g.predict(torch.zeros(1, 4, 32, 32), torch.tensor(999))
+    rows = 2 if scale > 1 else 1  # the negative's rows too when guided
+    whole = torch.cat([mask[:, None], masked], dim=1)
+    assert [tuple(e.shape) for e in model.extra] == [(rows, 5, 32, 32), (rows, 5, 8, 16)]
+    assert torch.equal(model.extra[0], whole.expand(rows, -1, -1, -1))
+    assert torch.equal(model.extra[1], whole[..., 4:12, 12:28].expand(rows, -1, -1, -1))
+
+
+def test_a_partner_takes_all_of_its_lenders_text_and_keeps_the_areas_mask():
+    import torch
+
+    from latentgraph.nodes.values import SizeConditioning
+
+    def sdxl_like(value, pooled, width):
+        return const(value).map(lambda e: replace(e, pooled=torch.full((1, 8), pooled),
+                                                  size=SizeConditioning(width=width)))  # fmt: skip
+
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 4:10, 4:10] = 0.5
+    masked = cn.with_mask(mask, sdxl_like(5, 50.0, 500), 1.0, True)  # region: the mask's bounds
+    lender = sdxl_like(0.5, 5.0, 64)
+    _, g = predict(cn.combine(sdxl_like(1, 10.0, 100), masked), lender, scale=2.0)
+    partner = [t for t in g.terms if t.side == "negative"][1]
+    source = [t for t in g.terms if t.side == "positive"][1]
+    assert partner.region == source.region == Region(4, 4, 8, 8)
+    assert torch.equal(partner.entry.embeds, lender.single.embeds)
+    assert torch.equal(partner.entry.pooled, lender.single.pooled)
+    assert partner.entry.prompts == lender.single.prompts
+    assert partner.entry.size == SizeConditioning(width=64)
+    assert torch.equal(partner.mask, source.mask) and torch.equal(partner.weight, source.weight)
+
+
+def test_an_area_already_matched_on_the_other_side_does_not_stop_the_pairing():
+    pos = cn.combine(cn.combine(const(1), cn.with_area(const(5), Area(8, 8, 0, 0), 1.0)),
+                     cn.with_area(const(7), Area(8, 8, 16, 16), 1.0))  # fmt: skip
+    neg = cn.combine(const(0.5), cn.with_area(const(0.25), Area(8, 8, 0, 0), 1.0))
+    _, g = predict(pos, neg, scale=2.0)
+    negatives = [(t.region, float(t.entry.embeds.mean())) for t in g.terms if t.side == "negative"]
+    assert negatives == [(None, 0.5), (Region(0, 0, 8, 8), 0.25), (Region(16, 16, 8, 8), 0.5)]
+
+
+def test_of_equally_small_covering_entries_the_first_lends_its_text():
+    tall = cn.with_area(const(0.25), Area(16, 8, 0, 0), 1.0)
+    wide = cn.with_area(const(0.75), Area(8, 16, 0, 0), 1.0)
+    pos = cn.combine(const(1), cn.with_area(const(5), Area(4, 4, 2, 2), 1.0))
+    _, g = predict(pos, cn.combine(cn.combine(const(0.5), tall), wide), scale=2.0)
+    partner = [t for t in g.terms if t.side == "negative"][-1]
+    assert partner.region == Region(2, 2, 4, 4) and float(partner.entry.embeds.mean()) == 0.25
+
+
+def test_a_weak_entry_alone_on_its_cells_predicts_its_own_value():
+    import torch
+
+    weak = cn.with_area(const(5), Area(32, 16, 0, 0), 0.5)  # the left half, strength 0.5
+    out, _ = predict(weak, const(0))
+    assert torch.allclose(out[..., :16], torch.full((1, 4, 32, 16), 5.0))  # 5·w / w
+    assert torch.equal(out[..., 16:], torch.zeros(1, 4, 32, 16))
+
+
+def test_a_mask_is_resized_to_the_latent_bilinearly_without_aligned_corners():
+    import torch
+
+    gradient = (torch.arange(16, dtype=torch.float32) / 15).reshape(1, 4, 4)
+    _, g = predict(cn.with_mask(gradient, const(1), 1.0, False), const(0), shape=(1, 4, 2, 2))
+    expected = torch.tensor([[[2.5, 4.5], [10.5, 12.5]]]) / 15  # each 2x2 block's mean
+    assert torch.allclose(g.terms[0].mask, expected)
+
+
+def test_one_mask_per_image_is_accepted():
+    import torch
+
+    masks = torch.zeros(2, 8, 8)
+    masks[0, :, :4] = 1.0  # image 0: the left half; image 1: the right half
+    masks[1, :, 4:] = 1.0
+    out, _ = predict(cn.combine(const(1), cn.with_mask(masks, const(5), 1.0, False)), const(0),
+                     shape=(2, 4, 8, 8))  # fmt: skip
+    assert torch.equal(out[0, :, :, :4], torch.full((4, 8, 4), 3.0))
+    assert torch.equal(out[1, :, :, :4], torch.ones(4, 8, 4))
+    assert torch.equal(out[1, :, :, 4:], torch.full((4, 8, 4), 3.0))
+
+
+def test_an_area_of_one_cell_acts_and_one_cut_to_zero_width_is_refused(make_ctx):
+    import torch
+
+    out, _ = predict(cn.combine(const(1), cn.with_area(const(5), Area(1, 1, 0, 0), 1.0)),
+                     const(0), shape=(1, 4, 8, 8))  # fmt: skip
+    w = 1 / FADE_CELLS**2  # its bottom and right edges are inside: both fade
+    assert torch.allclose(out[0, 0, 0, 0], torch.tensor((1 + 5 * w) / (1 + w)))
+    assert torch.equal(out[0, 0, 1:, 1:], torch.ones(7, 7))
+    past_right = cn.with_area(const(1), Area(4, 4, 0, 16), 1.0)
+    with pytest.raises(NodeInputError, match="'positive'.*outside the latent \\(8x16 cells\\)"):
+        Guidance(make_ctx("UNetDenoise"), ConstantUNet(), torch.device("cpu"), past_right,
+                 const(0), 7.5, (1, 4, 8, 16))  # fmt: skip

@@ -168,16 +168,22 @@ def test_vae_encode_for_inpaint_route_on_the_9_channel_model(make_ctx, tiny_inpa
     assert not torch.equal(other.samples[..., ~OUTSIDE], out.samples[..., ~OUTSIDE])
 
 
-def test_a_window_returning_leftover_noise_keeps_the_original_at_that_noise_level(make_ctx, tiny):
-    """Base + refiner with a mask: the base stops at step 4 of 8 with its leftover noise, so
-    outside the mask it returns the original noised to step 4's level, not the clean one."""
+def masked_window(make_ctx, tiny, **window):
+    """(original, result, scheduler spec) of steps 0..4 of 8 (euler) on a masked latent."""
     original = vae.vae_encode(make_ctx("VAEEncode"), picture(), tiny[2])
     masked = inpaint.set_latent_noise_mask(make_ctx(), original, block_mask())
     pos, neg = prompts(make_ctx, tiny[1])
     unet, _, _, spec = tiny
     sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "euler")
     out = denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, pos, neg, masked, 8, 7.5, 1.0,
-                               9, end_step=4, return_with_leftover_noise=True)  # fmt: skip
+                               9, end_step=4, **window)  # fmt: skip
+    return original, out, sp
+
+
+def test_a_window_returning_leftover_noise_keeps_the_original_at_that_noise_level(make_ctx, tiny):
+    """Base + refiner with a mask: the base stops at step 4 of 8 with its leftover noise, so
+    outside the mask it returns the original noised to step 4's level, not the clean one."""
+    original, out, sp = masked_window(make_ctx, tiny, return_with_leftover_noise=True)
     sched = schedulers.build_scheduler(sp, 9)
     sched.set_timesteps(8)
     sched.set_begin_index(4)  # add_noise at that step's level
@@ -197,3 +203,11 @@ def test_a_masked_image_of_another_size_is_refused_naming_the_input(make_ctx, ti
     bigger = latents.latent_noise(make_ctx("LatentNoise"), 128, 128, 1, 5, vae=v)
     with pytest.raises(NodeInputError, match=r"input '(negative|positive)'.*8x8 cells.*16x16"):
         sample(make_ctx, tiny_inpaint, ipos, ineg, bigger, "euler", steps=2)
+
+
+def test_a_window_ending_early_at_zero_noise_keeps_the_original_exactly(make_ctx, tiny):
+    """Stopping at step 4 of 8 without leftover noise finishes clean: outside the mask the
+    latent is the original itself, not the original noised to step 4's level."""
+    original, out, _ = masked_window(make_ctx, tiny)
+    assert torch.equal(out.samples[..., OUTSIDE], original.samples[..., OUTSIDE])
+    assert not torch.equal(out.samples[..., ~OUTSIDE], original.samples[..., ~OUTSIDE])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import latentgraph.nodes  # noqa: F401 - registers the node types these prompts use
 from latentgraph.graph import Settings
 from latentgraph.graph.comfy_api import graph_from_prompt
 from latentgraph.graph.validate import validate

@@ -2,6 +2,7 @@
 
 import pytest
 
+import latentgraph.nodes  # noqa: F401 - registers the node types these prompts use
 from latentgraph.graph.comfy_api import graph_from_prompt
 from latentgraph.graph.validate import validate
 

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from ..server.conftest import RunningServer, WsClient, chain, free_port
+from ..server.conftest import FullDisk, RunningServer, WsClient, chain, free_port
 from ..server.plugin.toy_nodes import toy_registry
 from .conftest import partial, snapshot
 from .corpus_server import SD
@@ -256,22 +256,6 @@ def test_corrupt_database_at_start(tmp_path, caplog, damage):
 
 
 # --- issue 11: a full disk under the data directory, corrupt rows, bad data already stored --
-
-
-class FullDisk:
-    """Stands in for the store's SQLite connection: while `full`, every write raises `error`
-    (what SQLite or the OS gives on a full disk); reads pass through."""
-
-    def __init__(self, db, error: Exception) -> None:
-        self.db, self.error, self.full = db, error, False
-
-    def execute(self, sql: str, args: tuple = ()):
-        if self.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            raise self.error
-        return self.db.execute(sql, args)
-
-    def __getattr__(self, name: str):
-        return getattr(self.db, name)
 
 
 @pytest.fixture

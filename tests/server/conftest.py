@@ -28,14 +28,15 @@ class RunningServer:
         import uvicorn
 
         from latentgraph.server.app import create_app
+        from latentgraph.server.run import uvicorn_options
 
         self.config = config
         self.app = create_app(config, workers=workers)
         self.url = f"http://127.0.0.1:{config.port}"
         self.ws_url = f"ws://127.0.0.1:{config.port}/ws"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=config.port,
-                                                    ws="websockets", log_level="warning",
-                                                    lifespan="on"))  # fmt: skip
+                                                    log_level="warning", lifespan="on",
+                                                    **uvicorn_options(config)))  # fmt: skip
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> RunningServer:
@@ -166,3 +167,19 @@ def chain(value: int = 1, *, slow_steps: int = 0, delay: float = 0.01, fail: boo
         last = "4"
     p["9"] = {"class_type": "Show", "inputs": {"x": [last, 0], "prefix": prefix}}
     return p
+
+
+class FullDisk:
+    """Stands in for the store's SQLite connection: while `full`, every write raises `error`
+    (what SQLite or the OS gives on a full disk); reads pass through."""
+
+    def __init__(self, db, error: Exception) -> None:
+        self.db, self.error, self.full = db, error, False
+
+    def execute(self, sql: str, args: tuple = ()):
+        if self.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            raise self.error
+        return self.db.execute(sql, args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)

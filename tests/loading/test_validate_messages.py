@@ -1,0 +1,409 @@
+"""Validation problems in full: the text a user reads, the input it names and the line of that
+input, what was received and the node's type; the boundaries each check accepts."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+
+from latentgraph.graph.context import Settings
+from latentgraph.graph.declare import (
+    COMBO,
+    Choice,
+    Float,
+    Input,
+    Int,
+    Output,
+    Registry,
+    Socket,
+    String,
+    node,
+)
+from latentgraph.graph.model import Graph, Link, Location, Node
+from latentgraph.graph.problems import WorkflowError
+from latentgraph.graph.validate import check_or_raise, validate
+from latentgraph.graph.workflow import load_workflow
+
+# The node `s` starts at line 4; its input written last is on line 7.
+HEAD = "nodes:\n  c: {type: Const, value: 1}\n  o: {type: ShowNumber, value: c}\n"
+
+
+def scale_with(registry, line: str) -> list:
+    """The errors of a Scale node `s` whose input on line 7 is `line`."""
+    before = "flip: false" if line.startswith("x:") else "x: c"
+    text = HEAD + f"  s:\n    type: Scale\n    {before}\n    {line}\n"
+    graph = load_workflow("v.yaml", text=text, registry=registry).graph
+    return [p for p in validate(graph, registry) if p.severity == "error"]
+
+
+def full(p) -> tuple:
+    return (p.code, p.node_id, p.input_name, p.location.line, p.node_type, p.received, p.message)
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "received", "message"),
+    [
+        ("factr: 2.0", "unknown_input", 2.0, "Scale has no input 'factr'; did you mean 'factor'?"),
+        ("zzz: 1", "unknown_input", 1,
+         "Scale has no input 'zzz'; its inputs are: x, factor, free, seed, flip, mode, note, width,"
+         " height"),
+        ("seed: 1.5", "invalid_input_type", 1.5, "expected an integer (INT), got 1.5"),
+        ("seed: true", "invalid_input_type", True, "expected an integer (INT), got true"),
+        ("seed: false", "invalid_input_type", False, "expected an integer (INT), got false"),
+        ("seed: null", "invalid_input_type", None, "expected an integer (INT), got null"),
+        ("seed: [1]", "invalid_input_type", [1], "expected an integer (INT), got a list"),
+        ("seed: {a: 1}", "invalid_input_type", {"a": 1}, "expected an integer (INT), got a dict"),
+        ("seed: '" + "x" * 40 + "'", "invalid_input_type", "x" * 40,
+         f"expected an integer (INT), got '{'x' * 40}'"),
+        ("seed: '" + "x" * 41 + "'", "invalid_input_type", "x" * 41,
+         f"expected an integer (INT), got '{'x' * 37}...'"),
+        ("factor: '2'", "invalid_input_type", "2", "expected a number (FLOAT), got '2'"),
+        ("factor: .inf", "invalid_input_type", math.inf, "expected a finite number, got inf"),
+        ("factor: 1" + "0" * 400, "invalid_input_type", 10**400,
+         "expected a number, got an integer of 401 digits, too large for FLOAT"),
+        ("note: 5", "invalid_input_type", 5, "expected text (STRING), got 5"),
+        ("flip: 1", "invalid_input_type", 1, "expected true or false (BOOLEAN), got 1"),
+        ("note: abcdefghijk", "value_bigger_than_max", "abcdefghijk",
+         "the text is 11 characters long; at most 10 are allowed"),
+        ("factor: -0.5", "value_smaller_than_min", -0.5, "-0.5 is below the minimum 0"),
+        ("factor: 11", "value_bigger_than_max", 11, "11 is above the maximum 10"),
+        ("width: 4", "value_smaller_than_min", 4, "4 is below the minimum 8"),
+        ("mode: 1", "value_not_in_list", 1, "1 is not one of: 'fast', 'slow', 'exact'"),
+        ("mode: Fast", "value_not_in_list", "Fast",
+         "'Fast' is not one of: 'fast', 'slow', 'exact'; did you mean 'fast'?"),
+        ("seed: {from: c}", "return_type_mismatch", ["c", 0], "expects INT but c.value is NUMBER"),
+    ],
+)  # fmt: skip
+def test_each_problem_in_full(registry, line, code, received, message):
+    [p] = scale_with(registry, line)
+    assert full(p) == (code, "s", line.split(":")[0], 7, "Scale", received, message)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["flip: true", "flip: false", "seed: -3", "factor: 0", "factor: 10", "factor: 2.5",
+     "free: -.inf", "mode: exact", "note: ''", "width: 8"],
+)  # fmt: skip
+def test_values_within_the_rules_are_accepted(registry, line):
+    assert scale_with(registry, line) == []
+
+
+def test_nan_in_full(registry):
+    [p] = scale_with(registry, "factor: .nan")
+    assert full(p)[:5] == ("invalid_input_type", "s", "factor", 7, "Scale")
+    assert math.isnan(p.received) and p.message == "expected a number, got NaN"
+
+
+def test_text_at_its_max_length_is_accepted_and_a_long_one_received_cut(registry):
+    assert scale_with(registry, "note: abcdefghij") == []
+    [p] = scale_with(registry, "note: " + "y" * 100)
+    assert p.received == "y" * 80
+
+
+@pytest.mark.parametrize(
+    ("line", "message", "received"),
+    [
+        ("x: 5", "takes a link from a NUMBER output, not a literal (5); write node.output", 5),
+        ("x: s", "links the node to itself (a cycle)", ["s", 0]),
+        ("x: nowhere", "links to node 'nowhere', which does not exist", ["nowhere", 0]),
+    ],
+)  # fmt: skip
+def test_link_problems_in_full(registry, line, message, received):
+    problems = scale_with(registry, line)
+    [p] = [p for p in problems if p.input_name == "x"]
+    code = "cycle" if "itself" in message else "bad_linked_input"
+    assert full(p) == (code, "s", "x", 7, "Scale", received, message)
+
+
+def test_a_link_one_past_the_last_output(registry):
+    g = Graph()
+    g.add(Node("c", "Const", {}))
+    g.add(Node("o", "ShowNumber", {"value": Link("c", 1)}))  # Const has one output
+    [p] = validate(g, registry)
+    assert (p.code, p.input_name, p.received, p.message) == (
+        "bad_linked_input", "value", ["c", 1],
+        "links to output 1 of node 'c' (Const), which has 1 output(s): value")  # fmt: skip
+
+
+def test_a_link_past_the_outputs_lists_them_all(registry):
+    g = Graph()
+    g.add(Node("c", "Const", {}))
+    g.add(Node("sp", "Split", {"x": Link("c", 0)}))
+    g.add(Node("o", "ShowNumber", {"value": Link("sp", 5)}))
+    [p] = validate(g, registry)
+    assert p.message == "links to output 5 of node 'sp' (Split), which has 2 output(s): low, high"
+
+
+def test_required_inputs_missing_say_what_to_give(registry):
+    text = (
+        HEAD + "  s: {type: Scale}\n  f: {type: Format, value: c}\n  o2: {type: Show, value: f}\n"
+    )
+    problems = validate(load_workflow("v.yaml", text=text, registry=registry).graph, registry)
+    assert [
+        (p.node_id, p.input_name, p.node_type, p.message) for p in problems if p.severity == "error"
+    ] == [
+        ("s", "x", "Scale", "this required NUMBER input is missing: give it a link"),
+        ("f", "template", "Format", "this required STRING input is missing: give it a value"),
+    ]
+
+
+def test_an_unknown_input_given_a_link_received_it(registry):
+    g = Graph()
+    g.add(Node("c", "Const", {}))
+    g.add(Node("o", "ShowNumber", {"value": Link("c", 0), "extra": Link("c", 0)}))
+    [p] = validate(g, registry)
+    assert (p.code, p.input_name, p.received) == ("unknown_input", "extra", ["c", 0])
+
+
+def test_unknown_types_in_full(registry):
+    g = Graph(source="g.json")
+    g.add(Node("u", "Sclae", {}))
+    g.add(Node("o", "ShowNumber", {"value": Link("u", 0)}))
+    [p] = validate(g, registry)
+    assert (p.code, p.node_id, p.node_type, p.message) == (
+        "unknown_node_type", "u", "Sclae", "unknown node type 'Sclae'; did you mean 'Scale'?")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("const", "; did you mean 'Const'?"), ("KSamplerAdvanced", ""), ("Const2", "")],
+)
+def test_a_missing_comfy_node_is_named_as_such(registry, name, hint):
+    """In a ComfyUI graph only a different spelling of the same name is suggested."""
+    g = Graph(source="api.json", dialect="comfy")
+    g.add(Node("7", name, {}))
+    g.add(Node("o", "ShowNumber", {"value": Link("7", 0)}))
+    [p] = validate(g, registry)
+    assert p.message == (
+        f"unknown node type {name!r}: a ComfyUI node latentgraph does not have yet "
+        f"(docs/comfy-compat.md lists the ones it has){hint}"
+    )
+
+
+def _raise(settings):
+    raise OSError("models/ is gone")
+
+
+def _record_check(inputs, settings):
+    """Returns what it was given, as problems: one per literal, and one about the settings."""
+    found = [(name, f"saw {value!r}") for name, value in sorted(inputs.items())]
+    return [*found, (None, f"max_steps {settings.max_steps}")]
+
+
+@pytest.fixture(scope="module")
+def toys() -> Registry:
+    reg = Registry()
+    out = [Output("v", "NUMBER")]
+
+    @node("Bounds", inputs=[
+        Float("pos", 1.0, min=0.0), Float("neg", -1.0, max=0.0), Float("half", 1.0, min=0.5),
+        Float("big", 1.0, max=1000.0), Float("huge", 1.0, max=2.0**63), Float("free", 0.0),
+        Int("maybe", None), Int("opt", 1, optional=True), Input("thing", "CUSTOM", 0),
+        Input("pick", "CUSTOM", "a", choices=["a", "b"]), Input("empty", COMBO, "x"),
+        Choice("twenty", [f"c{i}" for i in range(20)], "c0"),
+        Choice("many", [f"c{i}" for i in range(21)], "c0"),
+        Choice("nums", ["1", "2"], "1"), Choice("broken", _raise, "x"),
+        Choice("by_settings", lambda s: [f"steps{s.max_steps}"], "steps1000"),
+    ], output_node=True, registry=reg)  # fmt: skip
+    def bounds(ctx, **inputs):
+        return ()
+
+    @node("Bare", outputs=[], output_node=True, registry=reg)
+    def bare(ctx):
+        return ()
+
+    @node("Checked", inputs=[Socket("link", "NUMBER", optional=True), Int("given", 1),
+                             Int("kept", 2), String("needed"), Int("wired", 3, kind="socket")],
+          outputs=out, check=_record_check, output_node=True, registry=reg)  # fmt: skip
+    def checked(ctx, **inputs):
+        return 0
+
+    @node("Sized", inputs=[Int("width", 8, min=8, limit="max_image_pixels"),
+                           Int("height", 8, limit="max_image_pixels")],
+          output_node=True, registry=reg)  # fmt: skip
+    def sized(ctx, width, height):
+        return ()
+
+    return reg
+
+
+def one(reg: Registry, node_type: str, settings: Settings | None = None, **inputs) -> list:
+    g = Graph()
+    g.add(Node("n", node_type, inputs))
+    return [(p.input_name, p.received, p.message) for p in validate(g, reg, settings)]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [
+        # a number is refused infinite when either bound is finite, accepted within its bounds
+        ({"pos": math.inf}, [("pos", math.inf, "expected a finite number, got inf")]),
+        ({"neg": -math.inf}, [("neg", -math.inf, "expected a finite number, got -inf")]),
+        ({"pos": 0.0, "neg": 0.0, "half": 0.5, "big": 1000.0, "huge": 2.0**63}, []),
+        # an integer too large for a float is refused (it crashed validation with OverflowError)
+        ({"pos": 10**400}, [("pos", 10**400, "expected a number, got an integer of 401 digits, "
+                                             "too large for FLOAT")]),
+        ({"free": -(10**309)}, [("free", -(10**309), "expected a number, got an integer of 310 "
+                                                    "digits, too large for FLOAT")]),
+        ({"free": 10**308, "huge": -int(sys.float_info.max)}, []),  # the largest float holds
+        # bounds are shown as written, integral ones without ".0"
+        ({"half": 0.1}, [("half", 0.1, "0.1 is below the minimum 0.5")]),
+        ({"big": 1001}, [("big", 1001, "1001 is above the maximum 1000")]),
+        ({"huge": 1e19}, [("huge", 1e19, "1e+19 is above the maximum 9.223372036854776e+18")]),
+        # null is accepted where the default is null or the input optional, else refused
+        ({"maybe": None, "opt": None}, []),
+        ({"maybe": "x"}, [("maybe", "x", "expected an integer (INT), got 'x'")]),
+        ({"opt": "x"}, [("opt", "x", "expected an integer (INT), got 'x'")]),
+        ({"pos": None}, [("pos", None, "expected a number (FLOAT), got null")]),
+        # a widget type without choices is not checked; one with choices is
+        ({"thing": "anything"}, []),
+        ({"pick": "z"}, [("pick", "z", "'z' is not one of: 'a', 'b'")]),
+        ({"empty": "x"}, [("empty", "x", "'x' is not one of: (no choices)")]),
+        # twenty choices are all listed, more are cut with a count
+        ({"twenty": "zz"}, [("twenty", "zz", "'zz' is not one of: "
+                             + ", ".join(f"'c{i}'" for i in range(20)))]),
+        ({"many": "zz"}, [("many", "zz", "'zz' is not one of: "
+                           + ", ".join(f"'c{i}'" for i in range(20)) + ", ... (21 in all)")]),
+        # a number is not taken for its text, and gets no text suggestion
+        ({"nums": 1}, [("nums", 1, "1 is not one of: '1', '2'")]),
+        ({"broken": "x"}, [("broken", "x", "could not list the choices: models/ is gone")]),
+    ],
+)  # fmt: skip
+def test_literal_rules(toys, inputs, expected):
+    assert one(toys, "Bounds", **inputs) == expected
+
+
+def test_choices_that_cannot_be_listed_are_a_problem_of_their_input(toys):
+    g = Graph()
+    g.add(Node("n", "Bounds", {"broken": "x"}))
+    [p] = validate(g, toys)
+    assert (p.code, p.node_id, p.input_name, p.node_type) == (
+        "value_not_in_list", "n", "broken", "Bounds")  # fmt: skip
+
+
+def test_choices_are_listed_for_the_run_settings(toys):
+    assert one(toys, "Bounds", Settings(max_steps=7), by_settings="steps7") == []
+    assert one(toys, "Bounds", by_settings="steps7") == [
+        ("by_settings", "steps7",
+         "'steps7' is not one of: 'steps1000'; did you mean 'steps1000'?")]  # fmt: skip
+
+
+def test_inputs_and_links_of_a_node_without_any(toys):
+    g = Graph()
+    g.add(Node("b", "Bare", {"x": 1}))
+    g.add(Node("k", "Checked", {"link": Link("b", 0), "needed": "t"}))
+    found = {(p.node_id, p.code): p.message for p in validate(g, toys) if p.code != "invalid_value"}
+    assert found == {
+        ("b", "unknown_input"): "Bare has no input 'x'; its inputs are: none",
+        ("k", "bad_linked_input"): "links to output 0 of node 'b' (Bare), which has 0 output(s): none",
+    }  # fmt: skip
+
+
+def test_the_check_hook_sees_literals_and_defaults_and_the_run_settings(toys):
+    """Given literals over defaults; no socket (even one with a default), no missing required
+    input; its problems name the input and what it received."""
+    g = Graph()
+    g.add(Node("c", "Checked", {"given": 5, "needed": "t"}))
+    found = [(p.input_name, p.received, p.message, p.node_type)
+             for p in validate(g, toys, Settings(max_steps=7))]  # fmt: skip
+    assert found == [("given", 5, "saw 5", "Checked"), ("kept", None, "saw 2", "Checked"),
+                     ("needed", "t", "saw 't'", "Checked"), (None, None, "max_steps 7", "Checked")]  # fmt: skip
+    g["c"].inputs.pop("needed")
+    assert [(p.code, p.input_name, p.message) for p in validate(g, toys)] == [
+        ("required_input_missing", "needed", "this required STRING input is missing: give it a value"),
+        ("invalid_value", "given", "saw 5"), ("invalid_value", "kept", "saw 2"),
+        ("invalid_value", None, "max_steps 1000")]  # fmt: skip
+
+
+def test_a_check_hook_that_raises_names_its_node_type(toys):
+    reg = Registry()
+
+    def boom(inputs, settings):
+        raise RuntimeError("kaput")
+
+    @node("Boom", check=boom, output_node=True, registry=reg)
+    def b(ctx):
+        return ()
+
+    g = Graph()
+    g.add(Node("b", "Boom", {}))
+    [p] = validate(g, reg)
+    assert (p.code, p.input_name, p.node_type, p.message) == (
+        "invalid_value", None, "Boom", "Boom could not check its inputs: kaput")  # fmt: skip
+
+
+def test_limits_are_checked_per_node(toys):
+    """An input reported on one node does not hide the same input's limit on another."""
+    g = Graph()
+    g.add(Node("a", "Sized", {"width": 4}))  # below its minimum
+    g.add(Node("b", "Sized", {"width": 20, "height": 10}))
+    found = [(p.node_id, p.code, p.input_name, p.received, p.message)
+             for p in validate(g, toys, Settings(max_image_pixels=100))]  # fmt: skip
+    assert found == [
+        ("a", "value_smaller_than_min", "width", 4, "4 is below the minimum 8"),
+        ("b", "limit_exceeded", "width", 20,
+         "20x10 is 200 pixels, over this server's limit of 100"),
+    ]  # fmt: skip
+
+
+def test_check_or_raise_uses_the_settings_given(toys):
+    g = Graph()
+    g.add(Node("b", "Sized", {"width": 20, "height": 10}))
+    assert check_or_raise(g, toys) == []
+    with pytest.raises(WorkflowError):
+        check_or_raise(g, toys, Settings(max_image_pixels=100))
+
+
+def test_graph_problems_in_full(registry):
+    [p] = validate(Graph(source="empty.yaml"), registry)
+    assert (p.code, p.message, p.location) == (
+        "prompt_no_outputs", "the workflow has no nodes", Location("empty.yaml"))  # fmt: skip
+    g = Graph(source="g.yaml")
+    g.add(Node("c", "Const", {}))
+    [p] = validate(g, registry)
+    assert (p.code, p.node_id, p.message, p.location) == (
+        "prompt_no_outputs", None,
+        "the workflow has no output node (e.g. SaveImage), so nothing would run",
+        Location("g.yaml"))  # fmt: skip
+    g.add(Node("o", "ShowNumber", {"value": Link("c", 0)}))
+    g.add(Node("lone", "Const", {}))
+    [p] = validate(g, registry)
+    assert (p.code, p.node_id, p.node_type, p.severity, p.message) == (
+        "unused_node", "lone", "Const", "warning",
+        "the node feeds no output node, so it will not run")  # fmt: skip
+
+
+def _cycles(graph: Graph, registry) -> list[str]:
+    return [p.message for p in validate(graph, registry) if p.code == "cycle"]
+
+
+def test_a_cycle_is_named_without_the_nodes_that_lead_into_it(registry):
+    g = Graph()
+    g.add(Node("t", "Add", {"a": Link("a", 0)}))  # below the cycle, first in graph order
+    g.add(Node("a", "Add", {"a": Link("b", 0)}))
+    g.add(Node("b", "Add", {"a": Link("a", 0)}))
+    g.add(Node("o", "ShowNumber", {"value": Link("t", 0)}))
+    assert _cycles(g, registry) == ["the graph has a cycle: a -> b -> a; links must not loop back"]
+
+
+def test_a_cycle_among_more_ordered_nodes_than_cycle_nodes_is_found(registry):
+    g = Graph()
+    g.add(Node("c", "Const", {}))
+    for n in range(4):
+        g.add(Node(f"o{n}", "ShowNumber", {"value": Link("c", 0)}))
+    g.add(Node("a", "Add", {"a": Link("b", 0)}))
+    g.add(Node("b", "Add", {"a": Link("a", 0)}))
+    assert len(_cycles(g, registry)) == 1
+
+
+def test_cycles_after_one_reached_twice_are_still_named(registry):
+    g = Graph()
+    g.add(Node("a", "Add", {"a": Link("b", 0)}))
+    g.add(Node("b", "Add", {"a": Link("a", 0)}))
+    g.add(Node("t", "Add", {"a": Link("a", 0)}))  # its walk ends in the cycle found first
+    g.add(Node("x", "Add", {"a": Link("y", 0)}))
+    g.add(Node("y", "Add", {"a": Link("x", 0)}))
+    g.add(Node("o", "ShowNumber", {"value": Link("t", 0)}))
+    assert len(_cycles(g, registry)) == 2

@@ -1,0 +1,142 @@
+"""UNetDenoise's loop (nodes/denoise.py): previews, stochastic step noise."""
+
+from __future__ import annotations
+
+import pytest
+
+from latentgraph.nodes import denoise, latents, schedulers, text
+
+
+def test_preview_stretches_each_of_the_first_three_channels_to_0_255():
+    import numpy as np
+    import torch
+
+    x = torch.zeros(2, 4, 2, 2)
+    x[0, 0] = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    x[0, 1] = torch.tensor([[40.0, 30.0], [20.0, 10.0]])  # its own range, not the first's
+    x[0, 2] = torch.tensor([[0.0, 5e-7], [0.0, 0.0]])  # nearly flat: no blow-up
+    x[0, 3] = 100.0  # the fourth channel and the other images are not shown
+    x[1] = -50.0
+    image = denoise.preview_image(x)
+    assert image.mode == "RGB" and image.size == (2, 2)
+    pixels = np.asarray(image)
+    assert pixels[..., 0].tolist() == [[0, 85], [170, 255]]
+    assert pixels[..., 1].tolist() == [[255, 170], [85, 0]]
+    assert pixels[..., 2].tolist() == [[0, 85], [0, 0]]  # 5e-7 / (5e-7 + 1e-6) of 255
+
+
+def test_stochastic_step_noise_comes_from_the_run_seed(make_ctx, tiny):
+    """euler_a draws noise at every step: from a generator seeded with the run's seed, so the
+    same seed repeats the image and another seed on the same starting noise changes it."""
+    import torch
+
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "euler_a")
+
+    def run(seed):
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 3,
+                                    7.5, 1.0, seed).samples  # fmt: skip
+
+    assert torch.equal(run(4), run(4))
+    assert not torch.equal(run(4), run(5))
+
+
+def test_denoise_below_1_on_pure_noise_warns_and_changes_nothing(make_ctx, tiny):
+    import torch
+
+    from latentgraph.nodes import vae
+
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "ddim")
+
+    def run(latent, strength):
+        ctx = make_ctx("UNetDenoise")
+        out = denoise.unet_denoise(ctx, unet, sp, cond, cond, latent, 4, 7.5, strength, 0)
+        return out.samples, ctx.rec.warnings, [done for done, _ in ctx.rec.progress]
+
+    full, warnings, steps = run(noise, 1.0)
+    assert warnings == [] and steps == [1, 2, 3, 4]
+    half, warnings, steps = run(noise, 0.5)
+    assert warnings == ["denoise < 1 has no effect on pure noise from LatentNoise; use "
+                        "VAEEncode for img2img"]  # fmt: skip
+    assert steps == [1, 2, 3, 4] and torch.equal(half, full)
+    encoded = vae.vae_encode(make_ctx("VAEEncode"), pixels=torch.rand(1, 32, 32, 3), vae=v)
+    _, warnings, steps = run(encoded, 0.5)  # img2img: half the schedule, no warning
+    assert warnings == [] and steps == [1, 2]
+
+
+def test_stopping_early_at_zero_noise_needs_a_sigma_scheduler(make_ctx, tiny):
+
+    from latentgraph.nodes.values import NodeInputError
+
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "ddim")
+    with pytest.raises(NodeInputError, match=r"input 'return_with_leftover_noise': stopping "
+                       r"early at zero noise needs a sigma-based scheduler \(euler, dpm\+\+2m, "
+                       r"\.\.\.\); or return the leftover noise"):  # fmt: skip
+        denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 4, 7.5, 1.0,
+                             0, end_step=2)  # fmt: skip
+
+
+def test_a_noise_mask_keeps_the_models_dtype(make_ctx, tiny):
+    """With a bf16 model the kept original is cast like the latents, so every step's input
+    stays bf16 (a float32 original would promote the blend and break the next UNet call)."""
+    import copy
+
+    import torch
+
+    from latentgraph.nodes import inpaint, vae
+    from latentgraph.nodes.values import UNetModel
+
+    unet, clip, v, spec = tiny
+    bf16 = UNetModel(copy.deepcopy(unet.unet).to(torch.bfloat16), "tiny-bf16", "cpu", "bf16")
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    encoded = vae.vae_encode(make_ctx("VAEEncode"), pixels=torch.rand(1, 32, 32, 3), vae=v)
+    mask = torch.zeros(1, 32, 32)
+    mask[:, :16] = 1.0
+    masked = inpaint.set_latent_noise_mask(make_ctx(), encoded, mask)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "ddim")
+    out = denoise.unet_denoise(make_ctx("UNetDenoise"), bf16, sp, cond, cond, masked, 2, 7.5,
+                               1.0, 0)  # fmt: skip
+    assert out.samples.dtype == torch.bfloat16
+    kept = encoded.samples.to(torch.bfloat16)[..., 2:, :]  # the unmasked half, cast
+    assert torch.equal(out.samples[..., 2:, :], kept)
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_img2img_starting_on_a_repeated_timestep_matches_the_pipeline(make_ctx, tiny, tiny_folder,
+                                                                      first):  # fmt: skip
+    """dpm++2m with Karras sigmas rounds the last levels of 50 steps to timesteps 1, 1: an
+    img2img run starting on the first of them (denoise 0.06: the last 3 steps) must tell the
+    scheduler where it begins, as diffusers' img2img pipeline does; found from the timestep
+    alone it would be the second. Both starts are compared byte for byte with the pipeline."""
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    from .test_img2img import encoded_pictures
+
+    unet, clip, _, spec = tiny
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "dpm++2m", karras=True)
+    sched = schedulers.build_scheduler(sp, 5)
+    sched.set_timesteps(50)
+    assert sched.timesteps[47] == sched.timesteps[48] and sched.timesteps[46] != 1
+    strength = 0.06 if first else 0.04  # begins at index 47, else 48
+    latent = encoded_pictures(make_ctx, tiny, size=32)
+    pos = text.text_encode(make_ctx("TextEncode"), clip, "a lighthouse")
+    neg = text.text_encode(make_ctx("TextEncode"), clip, "")
+    ours = denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, pos, neg, latent, 50, 7.5,
+                                strength, 5).samples  # fmt: skip
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_folder, safety_checker=None,
+                                                          requires_safety_checker=False)  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = schedulers.build_scheduler(sp, 5)
+    ref = pipe(prompt_embeds=pos.embeds, negative_prompt_embeds=neg.embeds, image=latent.samples,
+               strength=strength, num_inference_steps=50, guidance_scale=7.5,
+               generator=torch.Generator().manual_seed(5), output_type="latent").images  # fmt: skip
+    assert torch.equal(ours, ref)

@@ -1,0 +1,878 @@
+"""The queue/history store in-process: a Store on a tmp_path file, called directly (no server,
+no subprocess), so mutation testing reaches all of it. What a restart does is a close and a
+new Store on the same file; a crash is a close with prompts left running."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from latentgraph.server import store as st
+from latentgraph.server.store import PromptRecord, Store, StoreWriteError
+
+from .conftest import FullDisk
+
+
+def _add(store: Store, pid: str, **fields) -> PromptRecord:
+    fields.setdefault("prompt", {"1": {"v": pid}})
+    front = fields.pop("front", False)
+    return store.add(PromptRecord(id=pid, number=fields.pop("number", None), **fields), front=front)
+
+
+def _run(store: Store, pid: str, status: str = st.SUCCESS, **ends) -> None:
+    assert store.mark_running(pid)
+    assert store.finish(pid, status, **ends)
+
+
+def _ids(records: list[PromptRecord]) -> list[str]:
+    return [r.id for r in records]
+
+
+def _reopen(store: Store, **kw) -> Store:
+    store.close()
+    return Store(store.path, **kw)
+
+
+def _row(path: Path | str, pid: str) -> sqlite3.Row | None:
+    """A row as another process reads it (a second connection)."""
+    with closing(sqlite3.connect(path)) as db:
+        db.row_factory = sqlite3.Row
+        return db.execute("SELECT * FROM prompts WHERE id = ?", (pid,)).fetchone()
+
+
+@pytest.fixture
+def store(tmp_path):
+    made = Store(tmp_path / "db.sqlite3")
+    yield made
+    made.close()
+
+
+# --- records and their JSON -------------------------------------------------------------
+
+
+def test_a_record_starts_pending_and_empty():
+    r = PromptRecord(id="a", number=3, prompt={"1": {}})
+    assert (r.status, r.client_id, r.targets, r.error, r.started_ms, r.finished_ms) == (
+        st.PENDING, None, None, None, None, None)  # fmt: skip
+    assert (r.extra_data, r.outputs, r.ui, r.messages, r.created_ms, r.seq, r.size) == (
+        {}, [], {}, [], 0, 0, 0)  # fmt: skip
+    assert r.queue_item() == [3, "a", {"1": {}}, {}, []]
+    assert "item_json" not in repr(r) and "size" not in repr(r)
+    # The cached encoding and the size are not part of what a record is.
+    assert r == PromptRecord(id="a", number=3, prompt={"1": {}}, item_json="x", size=9)
+
+
+def test_queue_items_are_encoded_once_as_compact_utf8_json(store):
+    r = _add(store, "é", prompt={"1": {"text": "café ☕"}}, extra_data={"k": [1, 2]},
+             outputs=["9"])  # fmt: skip
+    text = r.queue_item_json()
+    assert text == '[0,"é",{"1":{"text":"café ☕"}},{"k":[1,2]},["9"]]'
+    assert r.queue_item_json() is text
+    with pytest.raises(ValueError):  # NaN is no JSON: refused, never sent
+        st.encode_json([float("nan")])
+
+
+def test_job_status_names_are_the_editors():
+    assert st.JOB_STATUS == {"pending": "pending", "running": "in_progress",
+                             "success": "completed", "error": "failed",
+                             "interrupted": "cancelled"}  # fmt: skip
+    assert st.FINISHED == ("success", "error", "interrupted")
+
+
+# --- opening ----------------------------------------------------------------------------
+
+
+def test_a_new_database_is_empty_wal_autocommit_and_usable_from_other_threads(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    assert store.backup is None and store.path == str(path)
+    assert store.history_bytes == 128 * 1024 * 1024
+    assert (store.pending(), store.running(), store.history()) == ([], [], [])
+    assert store.memory_bytes() == (0, 0) and store.count_queued() == 0
+    assert store.next_pending() is None and store.get("a") is None
+    assert store._exec("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._exec("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    # The first prompt is number 0; each write is committed at once (another process sees it).
+    assert _add(store, "a").number == 0
+    assert _row(path, "a")["status"] == st.PENDING
+    done = []
+    thread = threading.Thread(target=lambda: done.append(_add(store, "b").number))
+    thread.start()
+    thread.join()
+    assert done == [1]
+    store.close()
+
+
+def test_in_memory_database(tmp_path):
+    store = Store(":memory:")
+    _add(store, "a")
+    assert _ids(store.pending()) == ["a"] and store.backup is None
+    store.close()
+
+
+def test_an_unreadable_in_memory_database_raises(monkeypatch, caplog):
+    real_open, calls = Store._open, []
+
+    def fails_once(self):
+        calls.append(True)
+        if len(calls) == 1:
+            raise sqlite3.DatabaseError("file is not a database")
+        return real_open(self)
+
+    monkeypatch.setattr(Store, "_open", fails_once)
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        Store(":memory:")  # nothing to set aside: no second try
+    assert calls == [True] and caplog.records == []
+
+
+def _corrupt_copy(tmp_path: Path) -> tuple[Path, bytes]:
+    """A database whose pages are damaged after the first two: it opens, quick_check fails."""
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    for i in range(300):
+        _add(store, f"p{i}", prompt={"x": "y" * 200})
+    store.close()
+    data = bytearray(path.read_bytes())
+    for page in range(2, len(data) // 4096):
+        data[page * 4096 + 100 : page * 4096 + 400] = b"\x07" * 300
+    path.write_bytes(bytes(data))
+    return path, bytes(data)
+
+
+def test_a_database_failing_its_integrity_check_is_set_aside(tmp_path, caplog):
+    path, damaged = _corrupt_copy(tmp_path)
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        store = Store(path)
+    assert store.backup is not None and store.backup.parent == tmp_path
+    assert store.backup.name.startswith("db.sqlite3.corrupt-")
+    assert store.backup.read_bytes() == damaged
+    assert store.pending() == [] and _add(store, "new").number == 0
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert f"the queue/history database {path} could not be read" in message
+    assert "integrity check failed: *** in database main ***" in message
+    assert f"it was moved to {store.backup} and a new, empty one was started" in message
+    store.close()
+    assert Store(path).backup is None  # the new one opens fine
+
+
+def test_set_aside_moves_the_wal_files_too_and_names_never_collide(tmp_path, monkeypatch):
+    """SQLite deletes an unreadable file's -wal and -shm when its connection closes, unless
+    another process holds them: stand in for that with an open that leaves them behind."""
+    monkeypatch.setattr(st.time, "strftime", lambda fmt: "STAMP")
+    path = tmp_path / "db.sqlite3"
+    real_open, opened = Store._open, []
+
+    def open_leaving_wal_files(self):
+        opened.append(True)
+        if len(opened) % 2:  # the first open of each Store fails
+            (tmp_path / "db.sqlite3-wal").write_bytes(b"wal%d" % len(opened))
+            (tmp_path / "db.sqlite3-shm").write_bytes(b"shm%d" % len(opened))
+            raise sqlite3.DatabaseError("file is not a database")
+        return real_open(self)
+
+    monkeypatch.setattr(Store, "_open", open_leaving_wal_files)
+    backups = []
+    for n in range(3):
+        path.write_bytes(b"db%d" % n)
+        store = Store(path)
+        backups.append(store.backup.name)
+        store.close()
+        assert store.backup.read_bytes() == b"db%d" % n
+        assert Path(f"{store.backup}-wal").read_bytes() == b"wal%d" % (2 * n + 1)
+        assert Path(f"{store.backup}-shm").read_bytes() == b"shm%d" % (2 * n + 1)
+    assert backups == ["db.sqlite3.corrupt-STAMP", "db.sqlite3.corrupt-STAMP~1",
+                       "db.sqlite3.corrupt-STAMP~2"]  # fmt: skip
+
+
+def test_garbage_is_set_aside(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    path.write_bytes(b"not a database at all" * 400)
+    store = Store(path)
+    assert store.backup.read_bytes() == b"not a database at all" * 400
+    stamp = store.backup.name.removeprefix("db.sqlite3.corrupt-")
+    assert re.fullmatch(r"\d{8}-\d{6}", stamp), stamp
+    assert abs(time.mktime(time.strptime(stamp, "%Y%m%d-%H%M%S")) - time.time()) < 600
+    assert _add(store, "a").number == 0
+    store.close()
+
+
+def test_only_the_parts_that_exist_are_moved(tmp_path, monkeypatch):
+    monkeypatch.setattr(st.time, "strftime", lambda fmt: "T" if "%H%M%S" in fmt else "?")
+    path = tmp_path / "db.sqlite3"
+    path.write_bytes(b"garbage" * 1000)
+    store = Store(path)
+    assert store.backup == tmp_path / "db.sqlite3.corrupt-T"
+    assert sorted(p.name for p in tmp_path.iterdir() if "corrupt" in p.name) == [
+        "db.sqlite3.corrupt-T"]  # fmt: skip
+    store.close()
+
+
+def test_a_truncated_database_is_set_aside(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    for i in range(100):
+        _add(store, f"p{i}", prompt={"x": "y" * 500})
+    store.close()
+    damaged = path.read_bytes()[:4096] + b"\x07" * 20000
+    path.write_bytes(damaged)
+    store = Store(path)
+    assert store.backup.read_bytes() == damaged and store.pending() == []
+    store.close()
+
+
+def test_a_database_that_cannot_be_opened_is_left_where_it_is(tmp_path, caplog):
+    """A folder in its place (or no permission, or a lock) is no corrupt database: it was
+    moved aside as one ("could not be read ... moved to"), and a new database started."""
+    path = tmp_path / "db.sqlite3"
+    path.mkdir()
+    (path / "kept").write_text("x")
+    with pytest.raises(st.StoreOpenError) as raised:
+        Store(path)
+    assert str(raised.value) == (
+        f"the queue database {path} cannot be opened (unable to open database file)"
+    )
+    assert isinstance(raised.value, OSError)  # the CLI prints it as an error, no traceback
+    assert (path / "kept").read_text() == "x" and list(tmp_path.iterdir()) == [path]
+    assert caplog.records == []
+
+
+def test_a_locked_database_is_left_where_it_is(tmp_path, monkeypatch):
+    path = tmp_path / "db.sqlite3"
+    Store(path).close()
+    data = path.read_bytes()
+
+    def locked(self):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(Store, "_open", locked)
+    with pytest.raises(st.StoreOpenError, match="cannot be opened \\(database is locked\\)"):
+        Store(path)
+    assert path.read_bytes() == data and sorted(p.name for p in tmp_path.iterdir()) == [
+        "db.sqlite3"]  # fmt: skip
+
+
+def test_a_failed_open_closes_its_connection(tmp_path, monkeypatch):
+    closed = []
+
+    class Connection(sqlite3.Connection):
+        def close(self):
+            closed.append(True)
+            super().close()
+
+    real = sqlite3.connect
+    monkeypatch.setattr(st.sqlite3, "connect", lambda *a, **k: real(*a, factory=Connection, **k))
+    (tmp_path / "db.sqlite3").write_bytes(b"garbage" * 1000)
+    store = Store(tmp_path / "db.sqlite3")
+    assert closed == [True]  # the unreadable file's connection, before it was moved
+    store.close()
+
+
+# --- persistence across a restart ---------------------------------------------------------
+
+
+def test_queue_and_history_read_back_after_a_restart(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    _add(store, "done", client_id="c1", extra_data={"e": 1}, outputs=["9"], targets=["9"],
+         created_ms=1234)  # fmt: skip
+    _run(store, "done", ui={"9": {"images": [{"filename": "a.png"}]}},
+         messages=[["execution_start", {"prompt_id": "done"}]])  # fmt: skip
+    _add(store, "queued", targets=None)
+    _add(store, "front", front=True)
+    before = {pid: store.get(pid) for pid in ("done", "queued", "front")}
+    bytes_before = store.memory_bytes()
+    again = _reopen(store)
+    for pid, record in before.items():
+        assert again.get(pid) == record, pid
+    done = again.get("done")
+    assert (done.client_id, done.targets, done.created_ms, done.extra_data) == (
+        "c1", ["9"], 1234, {"e": 1})  # fmt: skip
+    assert done.status == st.SUCCESS and done.started_ms <= done.finished_ms
+    assert again.get("queued").targets is None
+    assert _ids(again.pending()) == ["front", "queued"]
+    assert _ids(again.history()) == ["done"]
+    # The same bytes are counted in memory as before the restart.
+    assert again.memory_bytes() == bytes_before
+    assert again.get("done").size == before["done"].size
+    # Numbering goes on after the highest number stored.
+    assert _add(again, "next").number == before["queued"].number + 1
+    again.close()
+
+
+def test_memory_sizes_are_the_stored_json(store):
+    r = _add(store, "a", prompt={"1": {"t": "x" * 10}}, outputs=["1"], targets=["1"])
+    stored = sum(len(_row(store.path, "a")[c]) for c in st._JSON_COLUMNS)
+    assert r.size == stored and store.memory_bytes() == (stored, 0)
+    _run(store, "a", ui={"1": {"t": ["y"]}})
+    row = _row(store.path, "a")
+    finished = sum(len(row[c]) for c in st._JSON_COLUMNS)
+    assert store.get("a").size == finished and store.memory_bytes() == (0, finished)
+
+
+def test_a_crash_leaves_running_prompts_failed_by_recover_and_pending_ones_queued(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    for pid in ("r1", "r2", "p1", "p2", "done"):
+        _add(store, pid)
+    _run(store, "done")
+    assert store.mark_running("r2") and store.mark_running("r1")
+    store.close()  # the process dies here: no prompt ends are written
+    again = Store(tmp_path / "db.sqlite3")
+    assert _ids(again.running()) == ["r1", "r2"]  # in queue order (seq)
+    before = st.now_ms()
+    assert again.recover() == ["r1", "r2"]
+    assert again.running() == [] and _ids(again.pending()) == ["p1", "p2"]
+    for pid in ("r1", "r2"):
+        record = again.get(pid)
+        assert (record.status, record.error) == (st.ERROR, "interrupted by shutdown")
+        ((kind, data),) = record.messages
+        assert kind == "execution_error"
+        assert data["prompt_id"] == pid and data["exception_type"] == "Shutdown"
+        assert data["exception_message"] == "interrupted by shutdown"
+        assert before <= data["timestamp"] <= st.now_ms()
+        assert _row(again.path, pid)["status"] == st.ERROR
+    assert _ids(again.history()) == ["done", "r1", "r2"]
+    assert again.recover() == []  # nothing left running
+    _add(again, "r3")
+    again.mark_running("r3")
+    assert again.recover("worker gone") == ["r3"] and again.get("r3").error == "worker gone"
+    again.close()
+
+
+# --- the queue ----------------------------------------------------------------------------
+
+
+def test_numbers_front_and_run_order(store):
+    _add(store, "a")
+    _add(store, "b", number=10)
+    _add(store, "c")  # after the highest number so far
+    _add(store, "d", number=-3)
+    _add(store, "e")
+    assert [store.get(p).number for p in "abcde"] == [0, 10, 11, -3, 12]
+    assert _ids(store.pending()) == ["d", "a", "b", "c", "e"]
+    assert store.mark_running("d")
+    # Front goes before the lowest pending number (a running prompt does not count).
+    assert _add(store, "f", front=True).number == -1
+    assert _add(store, "g", front=True).number == -2
+    assert store.next_pending().id == "g"
+    assert _ids(store.pending()) == ["g", "f", "a", "b", "c", "e"]
+    # Equal numbers run in the order they came.
+    _add(store, "h", number=0)
+    assert _ids(store.pending())[2:4] == ["a", "h"]
+
+
+def test_front_of_an_empty_queue_is_minus_one(store):
+    assert _add(store, "a", front=True).number == -1
+
+
+def test_add_records_what_it_was_given(store):
+    before = st.now_ms()
+    r = _add(store, "a", client_id="c", created_ms=0, status=st.SUCCESS)
+    assert r.status == st.PENDING and before <= r.created_ms <= st.now_ms()
+    assert abs(r.created_ms - time.time() * 1000) < 60_000  # milliseconds of the epoch
+    assert _row(store.path, "a")["targets"] is None  # no targets: NULL, not "null"
+    assert _add(store, "b", created_ms=77).created_ms == 77
+    assert (r.seq, store.get("b").seq) == (1, 2)
+    row = _row(store.path, "a")
+    assert (row["status"], row["client_id"], row["created_ms"], row["seq"]) == (
+        st.PENDING, "c", r.created_ms, 1)  # fmt: skip
+    assert store.exists("a") and store.count_queued() == 2
+
+
+def test_the_queue_in_memory_is_bounded_by_bytes_at_the_limit(store):
+    a = _add(store, "a")
+    limit = a.size * 2
+    b = store.add(PromptRecord(id="b", number=None, prompt={"1": {"v": "b"}}),
+                  max_queued_bytes=limit)  # fmt: skip
+    assert b.size == a.size and store.memory_bytes()[0] == limit  # exactly at the limit: taken
+    with pytest.raises(st.QueueTooLarge) as refused:
+        store.add(PromptRecord(id="c", number=None, prompt={"1": {"v": "c"}}),
+                  max_queued_bytes=limit)  # fmt: skip
+    assert str(refused.value) == (
+        f"the queue holds {limit:,} bytes of prompts; this one ({a.size:,} bytes) would take "
+        f"it over {limit:,}")  # fmt: skip
+    assert not store.exists("c") and store.memory_bytes()[0] == limit
+    big = {"1": {"t": "x" * 2000}}
+    with pytest.raises(st.QueueTooLarge, match="2,0"):
+        store.add(PromptRecord(id="d", number=None, prompt=big), max_queued_bytes=2000)
+
+
+def test_running_and_requeue(store):
+    for pid in "abc":
+        _add(store, pid)
+    before = st.now_ms()
+    assert store.mark_running("b") and store.mark_running("a")
+    assert not store.mark_running("a")  # already running
+    assert not store.mark_running("zz")
+    assert _ids(store.running()) == ["a", "b"] and _ids(store.pending()) == ["c"]
+    assert store.next_pending().id == "c" and store.count_queued() == 3
+    a = store.get("a")
+    assert a.status == st.RUNNING and before <= a.started_ms <= st.now_ms()
+    assert _row(store.path, "a")["started_ms"] == a.started_ms
+    assert store.requeue("a")
+    assert not store.requeue("a") and not store.requeue("c")
+    a = store.get("a")
+    assert (a.status, a.started_ms) == (st.PENDING, None)
+    assert _row(store.path, "a")["status"] == st.PENDING
+    assert _ids(store.pending()) == ["a", "c"]  # back in its place
+
+
+def test_delete_pending_by_id_and_all(store):
+    for pid in ("a", "b", "c", "5", "run"):
+        _add(store, pid)
+    store.mark_running("run")
+    one = store.get("a").size
+    total = store.memory_bytes()[0]
+    assert store.delete_pending(["a", "zz", "run", 5]) == 2  # "run" runs: kept
+    assert _ids(store.pending()) == ["b", "c"] and store.memory_bytes()[0] == total - 2 * one
+    assert not store.exists("a") and _row(store.path, "5") is None
+    assert store.delete_pending(None) == 2
+    assert store.pending() == [] and _ids(store.running()) == ["run"]
+    assert store.memory_bytes()[0] == store.get("run").size
+    assert _row(store.path, "run") is not None and _row(store.path, "b") is None
+    assert store.delete_pending([]) == 0 and store.delete_pending(None) == 0
+
+
+# --- ends, failed writes ------------------------------------------------------------------
+
+
+def test_finish_records_the_end_and_moves_the_prompt_to_history(store):
+    _add(store, "a", outputs=["9"])
+    store.mark_running("a")
+    before = st.now_ms()
+    assert store.finish("a", st.ERROR, ui={"9": {"p": Path("/x")}}, error="boom",
+                        messages=[["execution_error", {"t": Path("/y")}]])  # fmt: skip
+    a = store.get("a")
+    assert (a.status, a.error) == (st.ERROR, "boom")
+    assert before <= a.finished_ms <= st.now_ms()
+    assert a.ui == {"9": {"p": "/x"}} and a.messages == [["execution_error", {"t": "/y"}]]
+    row = _row(store.path, "a")
+    assert (row["status"], row["finished_ms"], row["error"]) == (st.ERROR, a.finished_ms, "boom")
+    assert json.loads(row["ui"]) == a.ui and json.loads(row["messages"]) == a.messages
+    assert store.count_queued() == 0 and _ids(store.history()) == ["a"]
+    # A second end replaces the first (read back from the database).
+    assert store.finish("a", st.SUCCESS)
+    a = store.get("a")
+    assert (a.status, a.ui, a.messages, a.error) == (st.SUCCESS, {}, [], None)
+    assert _ids(store.history()) == ["a"]
+    assert store.memory_bytes()[1] == a.size
+
+
+def test_finishing_again_a_prompt_whose_row_turned_corrupt(store, caplog):
+    _add(store, "a")
+    _run(store, "a")
+    store._recent.clear()
+    _damage(store.path, "a", "prompt", "{")
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        assert store.finish("a", st.ERROR, error="again")  # written, though not readable
+    assert _row(store.path, "a")["error"] == "again" and store.get("a") is None
+    assert "skipped prompt 'a'" in caplog.records[0].getMessage()
+
+
+def test_finishing_an_unknown_prompt_records_nothing(store):
+    assert store.finish("nobody", st.SUCCESS)
+    assert store.get("nobody") is None and store.history() == []
+
+
+def _full_disk(store: Store, monkeypatch, error: Exception) -> FullDisk:
+    disk = FullDisk(store._db, error)
+    monkeypatch.setattr(store, "_db", disk)
+    return disk
+
+
+@pytest.mark.parametrize(("error", "code", "text"), [
+    (sqlite3.OperationalError("database or disk is full"), errno.ENOSPC, "disk full: "),
+    (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC, "disk full: "),
+    (sqlite3.OperationalError("disk I/O error"), errno.EIO, ""),
+    (OSError(errno.EIO, "Input/output error"), errno.EIO, ""),
+], ids=["sqlite-full", "enospc", "sqlite-io", "eio"])  # fmt: skip
+def test_a_failed_write_raises_store_write_error_naming_the_database(store, monkeypatch, error,
+                                                                     code, text):  # fmt: skip
+    _add(store, "a")
+    _full_disk(store, monkeypatch, error).full = True
+    for attempt in (lambda: _add(store, "b"), lambda: store.mark_running("a"),
+                    lambda: store.delete_pending(None), lambda: store.delete_history(["a"])):  # fmt: skip
+        with pytest.raises(StoreWriteError) as raised:
+            attempt()
+        assert raised.value.errno == code
+        assert str(raised.value) == (
+            f"[Errno {code}] the queue database {store.path} cannot be written ({text}{error})"
+        )
+        assert raised.value.__cause__ is error
+    assert not store.exists("b") and _ids(store.pending()) == ["a"]
+    assert store.memory_bytes()[0] == store.get("a").size
+
+
+def test_an_end_that_cannot_be_written_fails_in_memory_until_flushed(store, monkeypatch, caplog):
+    for pid in ("a", "b"):
+        _add(store, pid)
+        store.mark_running(pid)
+    disk = _full_disk(store, monkeypatch, sqlite3.OperationalError("database or disk is full"))
+    disk.full = True
+    before = st.now_ms()
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        assert not store.finish("a", st.SUCCESS, ui={"1": {"x": [1]}},
+                                messages=[["execution_start", {"prompt_id": "a",
+                                                               "at": Path("/p")}]])  # fmt: skip
+    a = store.get("a")
+    why = (f"the run ended (success) but its result could not be recorded: [Errno 28] the queue "
+           f"database {store.path} cannot be written (disk full: database or disk is full)")  # fmt: skip
+    assert (a.status, a.error, a.ui) == (st.ERROR, why, {})
+    start, (kind, data) = a.messages
+    assert start == ["execution_start", {"prompt_id": "a", "at": "/p"}]
+    assert kind == "execution_error"
+    assert data["prompt_id"] == "a" and data["exception_type"] == "StoreWriteError"
+    assert data["exception_message"] == why and before <= data["timestamp"] == a.finished_ms
+    assert _ids(store.running()) == ["b"] and _ids(store.history()) == ["a"]
+    assert _row(store.path, "a")["status"] == st.RUNNING  # not written yet
+    (note,) = [r.getMessage() for r in caplog.records]
+    assert note.startswith("prompt a ended (success) but [Errno 28] the queue database")
+    assert "it is marked failed, and recorded once the database can be written" in note
+    assert not store.finish("b", st.INTERRUPTED)
+    assert not store.flush()  # still full: both ends wait
+    assert _row(store.path, "a")["status"] == st.RUNNING
+    disk.full = False
+    with caplog.at_level(logging.INFO, logger="latentgraph.server"):
+        assert store.flush()
+    assert any(r.getMessage() == "recorded the end of prompt b: the database can be written "
+               "again" for r in caplog.records)  # fmt: skip
+    row = _row(store.path, "a")
+    assert (row["status"], row["error"], row["finished_ms"]) == (st.ERROR, why, a.finished_ms)
+    assert json.loads(row["messages"]) == a.messages
+    assert _row(store.path, "b")["status"] == st.ERROR
+    assert store.flush()  # nothing left
+    again = _reopen(store)
+    assert again.get("a") == a and _ids(again.history()) == ["a", "b"]
+    again.close()
+
+
+def test_flush_stops_at_the_first_end_it_cannot_write(store, monkeypatch):
+    for pid in ("a", "b"):
+        _add(store, pid)
+        store.mark_running(pid)
+    disk = _full_disk(store, monkeypatch, OSError(errno.ENOSPC, "full"))
+    disk.full = True
+    assert not store.finish("a", st.SUCCESS) and not store.finish("b", st.SUCCESS)
+    writes = []
+    real = disk.execute
+
+    def one_write_then_full(sql, args=()):
+        if sql.startswith("UPDATE"):
+            writes.append(args[-1])
+            disk.full = len(writes) > 1
+        return real(sql, args)
+
+    monkeypatch.setattr(disk, "execute", one_write_then_full)
+    disk.full = False
+    assert not store.flush()
+    assert writes == ["a", "b"]
+    assert _row(store.path, "a")["status"] == st.ERROR
+    assert _row(store.path, "b")["status"] == st.RUNNING
+    disk.full = False
+    writes.clear()
+    assert store.flush() and writes == ["b"]  # "a" was written: not written twice
+
+
+def test_an_unwritten_end_of_a_prompt_not_in_memory(store, monkeypatch):
+    _add(store, "a")
+    _run(store, "a")
+    _full_disk(store, monkeypatch, OSError(errno.ENOSPC, "full")).full = True
+    assert not store.finish("a", st.ERROR)  # finished before: not in the queue
+    assert store.get("a").status == st.SUCCESS  # nothing else changes until it is written
+    assert not store.finish("unknown", st.ERROR)
+
+
+# --- history ------------------------------------------------------------------------------
+
+
+def test_history_is_oldest_first_paged_from_the_newest(store):
+    for i in range(6):
+        _add(store, f"p{i}")
+        _run(store, f"p{i}")
+    _add(store, "waiting")
+    every = [f"p{i}" for i in range(6)]
+    assert _ids(store.history()) == every
+    assert _ids(store.history(2)) == ["p4", "p5"]
+    assert _ids(store.history(2, 1)) == ["p3", "p4"]
+    assert _ids(store.history(None, 4)) == ["p0", "p1"]
+    assert _ids(store.history(10, 5)) == ["p0"]
+    assert store.history(0) == [] and store.history(3, 6) == []
+    assert _ids(store.history(-1)) == [] and _ids(store.history(2, -5)) == ["p4", "p5"]
+    assert _ids(store.history("2", "1")) == ["p3", "p4"]  # query strings
+    assert _ids(store.recent_history(2, 1)) == ["p3", "p4"]
+
+
+def test_recent_history_past_what_memory_holds_reads_the_database(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    n = st.RECENT_HISTORY + 4
+    for i in range(n):
+        _add(store, f"p{i}", number=i)
+        _run(store, f"p{i}")
+    assert len(store._recent) == st.RECENT_HISTORY
+    assert _ids(store.recent_history(st.RECENT_HISTORY)) == [f"p{i}" for i in range(4, n)]
+    assert store.recent_history(st.RECENT_HISTORY + 1) is None
+    assert store.recent_history(None) is None and store.recent_history(10, 250) is None
+    assert len(store.history()) == n and _ids(store.history(3, n - 3)) == ["p0", "p1", "p2"]
+    assert store.get("p0").status == st.SUCCESS and store.exists("p0")
+    assert _ids(store.history(st.RECENT_HISTORY + 1))[0] == "p3"
+    assert store.history(0, n - 2) == [] and _ids(store.history(1, n - 2)) == ["p1"]
+    # After a restart, memory holds the same newest prompts.
+    again = _reopen(store)
+    assert len(again._recent) == st.RECENT_HISTORY and again.recent_history(None) is None
+    assert _ids(again.recent_history(st.RECENT_HISTORY)) == [f"p{i}" for i in range(4, n)]
+    again.delete_history(None)
+    assert again.recent_history(None) == [] and again.history() == []
+    again.close()
+
+
+class NoDatabase:
+    def execute(self, *args):
+        raise AssertionError("the database was read")
+
+
+def test_the_queue_and_recent_history_answer_from_memory(store, monkeypatch):
+    _add(store, "done")
+    _run(store, "done")
+    queued = _add(store, "queued")
+    monkeypatch.setattr(store, "_db", NoDatabase())
+    assert store.get("queued") is queued and store.get("done").status == st.SUCCESS
+    assert store.exists("queued") and store.exists("done")
+    assert _ids(store.history()) == ["done"] and _ids(store.history(1)) == ["done"]
+    assert _ids(store.pending()) == ["queued"] and store.next_pending() is queued
+
+
+def test_exactly_as_many_as_memory_keeps_are_all_in_memory(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    for i in range(st.RECENT_HISTORY):
+        _add(store, f"p{i}")
+        _run(store, f"p{i}")
+    assert len(store.recent_history(None)) == st.RECENT_HISTORY
+    again = _reopen(store)
+    assert len(again.recent_history(None)) == st.RECENT_HISTORY
+    again.close()
+
+
+def test_history_memory_keeps_the_newest_within_its_bytes(tmp_path):
+    store = Store(tmp_path / "db.sqlite3", history_bytes=2000)
+    for i, size in enumerate([600, 600, 600, 3000, 100]):
+        _add(store, f"p{i}", prompt={"t": "x" * size})
+        _run(store, f"p{i}")
+        held = store.memory_bytes()[1]
+        assert held <= 2000 or len(store._recent) == 1, (i, held)
+    # p3 alone is over the budget: kept (the newest is always kept), then p4 pushed it out.
+    assert list(store._recent) == ["p4"]
+    assert store.memory_bytes()[1] == store.get("p4").size
+    assert store.recent_history(2) is None and _ids(store.history(2)) == ["p3", "p4"]
+
+
+def test_history_memory_exactly_at_its_budget_keeps_both(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    for pid in ("a", "b"):
+        _add(store, pid)
+        _run(store, pid)
+    budget = store.memory_bytes()[1]
+    again = _reopen(store, history_bytes=budget)
+    assert list(again._recent) == ["b", "a"] and again.recent_history(None) is not None
+    again.close()
+    again = Store(store.path, history_bytes=budget - 1)
+    assert list(again._recent) == ["b"] and again.recent_history(None) is None
+    again.close()
+
+
+def test_memory_after_a_restart_holds_no_gap(tmp_path):
+    """Read back newest first within the byte budget: once one entry does not fit, the older
+    ones are left to SQLite, even a small one that would fit (else history(2) from memory
+    skipped the middle one)."""
+    store = Store(tmp_path / "db.sqlite3", history_bytes=1000)
+    for pid, size in [("small-old", 100), ("big-mid", 600), ("big-new", 600)]:
+        _add(store, pid, prompt={"t": "x" * size})
+        _run(store, pid)
+    assert _ids(store.history(2)) == ["big-mid", "big-new"]
+    again = _reopen(store, history_bytes=1000)
+    assert _ids(again.history(2)) == ["big-mid", "big-new"]
+    assert _ids(again.history()) == ["small-old", "big-mid", "big-new"]
+    assert _add(again, "next").number == 3  # numbering still goes on after the highest
+    again.close()
+
+
+def test_the_same_prompt_finished_again_is_counted_once(store):
+    _add(store, "a", prompt={"t": "x" * 100})
+    _run(store, "a", ui={"1": {"t": ["y" * 50]}})
+    first = store.memory_bytes()[1]
+    assert store.finish("a", st.SUCCESS, ui={"1": {"t": ["y" * 50]}})
+    assert store.memory_bytes()[1] == first and list(store._recent) == ["a"]
+
+
+def test_delete_history_by_id_and_all(store):
+    for pid in ("a", "b", "c", "7"):
+        _add(store, pid)
+        _run(store, pid)
+    _add(store, "queued")
+    sizes = {pid: store.get(pid).size for pid in ("a", "b", "c", "7")}
+    assert store.delete_history(["a", "queued", "zz", 7]) == 2
+    assert _ids(store.history()) == ["b", "c"] and store.exists("queued")
+    assert store.memory_bytes()[1] == sizes["b"] + sizes["c"]
+    assert store.get("a") is None and _row(store.path, "7") is None
+    assert store.delete_history(None) == 2
+    assert store.history() == [] and store.memory_bytes() == (store.get("queued").size, 0)
+    assert _ids(store.pending()) == ["queued"]
+
+
+def test_a_deleted_entry_evicted_from_memory_is_gone_from_the_database(tmp_path):
+    store = Store(tmp_path / "db.sqlite3", history_bytes=1)
+    for pid in ("a", "b"):
+        _add(store, pid)
+        _run(store, pid)
+    assert list(store._recent) == ["b"] and store.exists("a")
+    assert store.delete_history(["a"]) == 1 and not store.exists("a")
+    assert store.recent_history(None) is None  # memory still does not hold all of it
+    assert _ids(store.history()) == ["b"]
+    store.close()
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+def test_jobs_filtered_paged_and_sorted_by_creation(store):
+    for pid, created in [("a", 300), ("b", 100), ("c", 200), ("d", 200), ("e", 50)]:
+        _add(store, pid, created_ms=created)
+    _run(store, "a")
+    _run(store, "c", st.ERROR)
+    store.mark_running("e")
+    rows, total = store.jobs(None, 10, 0)
+    assert (_ids(rows), total) == (["a", "d", "c", "b", "e"], 5)
+    rows, total = store.jobs(None, 10, 0, newest_first=False)
+    assert (_ids(rows), total) == (["e", "b", "c", "d", "a"], 5)
+    rows, total = store.jobs([], 2, 1)
+    assert (_ids(rows), total) == (["d", "c"], 5)
+    rows, total = store.jobs([st.PENDING], 10, 0)
+    assert (_ids(rows), total) == (["d", "b"], 2)
+    rows, total = store.jobs([st.SUCCESS, st.ERROR], 1, 1, newest_first=False)
+    assert (_ids(rows), total) == (["a"], 2)
+    rows, total = store.jobs([st.RUNNING], "5", "0")
+    assert (_ids(rows), total) == (["e"], 1) and isinstance(total, int)
+    assert rows[0].status == st.RUNNING
+    assert store.jobs([st.INTERRUPTED], 10, 0) == ([], 0)
+
+
+# --- corrupt rows -------------------------------------------------------------------------
+
+
+def _damage(path: Path | str, pid: str, column: str, text: str | bytes) -> None:
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute(f"UPDATE prompts SET {column} = ? WHERE id = ?", (text, pid))
+
+
+def test_corrupt_rows_are_set_aside_at_start(tmp_path, caplog):
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    for pid in ("good-done", "bad-done", "good-queued", "bad-queued", "bad-running"):
+        _add(store, pid)
+    for pid in ("good-done", "bad-done"):
+        _run(store, pid)
+    store.mark_running("bad-running")
+    store.close()
+    _damage(path, "bad-queued", "prompt", "")
+    _damage(path, "bad-done", "messages", '[["exec')
+    _damage(path, "bad-running", "outputs", "{")
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        store = Store(path)
+    assert _ids(store.pending()) == ["good-queued"] and store.running() == []
+    assert _ids(store.history()) == ["good-done"]
+    for pid in ("bad-queued", "bad-done", "bad-running"):
+        assert store.get(pid) is None and not store.exists(pid)
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 3
+    seq = {"bad-done": 2, "bad-queued": 4, "bad-running": 5}
+    reasons = {"bad-done": "Unterminated string starting at: line 1 column 3 (char 2)",
+               "bad-queued": "Expecting value: line 1 column 1 (char 0)",
+               "bad-running": "Expecting property name enclosed in double quotes: line 1 "
+                              "column 2 (char 1)"}  # fmt: skip
+    for pid, n in seq.items():
+        assert (f"set aside prompt {pid!r} (row {n}) of the database {path}: its stored JSON "
+                f"cannot be read ({reasons[pid]}); the row was moved to the table "
+                "corrupt_prompts") in notes, pid  # fmt: skip
+    with closing(sqlite3.connect(path)) as db:
+        kept = dict(db.execute("SELECT id, prompt FROM corrupt_prompts").fetchall())
+    assert sorted(kept) == ["bad-done", "bad-queued", "bad-running"] and kept["bad-queued"] == ""
+    store.close()
+
+
+def test_a_row_that_turns_corrupt_later_is_skipped_when_read(store, caplog):
+    for pid in ("a", "b", "c"):
+        _add(store, pid)
+        _run(store, pid)
+    store._recent_all = False  # as if memory held only part of the history
+    store._recent.clear()
+    _damage(store.path, "c", "ui", "{nope")  # the newest: read first
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        assert _ids(store.history()) == ["a", "b"]
+    (note,) = [r.getMessage() for r in caplog.records]
+    assert note == (f"skipped prompt 'c' (row 3) of the database {store.path}: its stored JSON "
+                    "cannot be read (Expecting property name enclosed in double quotes: line 1 "
+                    "column 2 (char 1))")  # fmt: skip
+    assert caplog.records[0].name == "latentgraph.server"
+    _damage(store.path, "a", "ui", "{nope")
+    _damage(store.path, "c", "ui", "{}")
+    caplog.clear()
+    assert _ids(store.history()) == ["b", "c"]
+    assert _row(store.path, "a") is not None  # left where it is: only set aside at start
+    assert store.get("a") is None and store.exists("a")
+
+
+def test_a_corrupt_row_that_cannot_be_set_aside_is_skipped(tmp_path, caplog):
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    _add(store, "bad")
+    _add(store, "good")
+    store._exec("DROP TABLE corrupt_prompts")
+    store._exec("CREATE TABLE corrupt_prompts (only_one_column)")
+    store.close()
+    _damage(path, "bad", "extra_data", "[1")
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        store = Store(path)
+    assert _ids(store.pending()) == ["good"]
+    (note,) = [r.getMessage() for r in caplog.records]
+    assert note.startswith(f"skipped prompt 'bad' (row 1) of the database {path}: its stored "
+                           "JSON cannot be read (Expecting ',' delimiter: line 1 column 3")  # fmt: skip
+    assert "), and it could not be set aside (table corrupt_prompts has 1 columns" in note
+    assert _row(path, "bad") is not None
+    store.close()
+
+
+def test_a_column_that_is_not_text_is_corrupt_too(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    _add(store, "a")
+    _add(store, "b")
+    store.close()
+    _damage(path, "a", "prompt", b"{}")  # a blob: no text to search, a TypeError
+    again = Store(path)
+    assert _ids(again.pending()) == ["b"] and again.get("a") is None
+    again.close()
+
+
+def test_many_threads_add_and_finish_without_losing_a_prompt(store):
+    def work(k: int) -> None:
+        for i in range(20):
+            pid = f"t{k}-{i}"
+            _add(store, pid)
+            if i % 2:
+                _run(store, pid)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.pending()) == 40 and len(store.history()) == 40
+    assert sorted(r.number for r in store.pending() + store.history()) == list(range(80))
+    assert store.memory_bytes() == (sum(r.size for r in store.pending()),
+                                    sum(r.size for r in store.history()))  # fmt: skip

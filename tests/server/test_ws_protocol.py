@@ -1,0 +1,80 @@
+"""The /ws transport: frames written in one event-loop turn reach the socket in one write, in
+order, at the end of the turn; a turn writing more than FLUSH_BYTES writes as it goes (so the
+real transport's backpressure still reaches the writer); close sends what is held first."""
+
+from __future__ import annotations
+
+import asyncio
+
+from latentgraph.server.ws_protocol import FLUSH_BYTES, TurnBufferedTransport
+
+
+class Recording(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def test_a_turns_frames_leave_in_one_write_at_its_end():
+    async def scenario():
+        real = Recording()
+        buffered = TurnBufferedTransport(real, asyncio.get_running_loop())
+        for i in range(100):
+            buffered.write(b"frame%d;" % i)
+        held = (list(real.writes), buffered.get_write_buffer_size())
+        await asyncio.sleep(0)  # the turn ends
+        buffered.write(b"next")
+        await asyncio.sleep(0)
+        return held, real.writes
+
+    (before, held_bytes), writes = asyncio.run(scenario())
+    assert before == [] and held_bytes == sum(len(b"frame%d;" % i) for i in range(100))
+    assert writes == [b"".join(b"frame%d;" % i for i in range(100)), b"next"]
+
+
+def test_a_large_turn_writes_as_it_goes_and_close_sends_the_rest_first():
+    async def scenario():
+        real = Recording()
+        buffered = TurnBufferedTransport(real, asyncio.get_running_loop())
+        chunk = b"x" * 1000
+        for _ in range(FLUSH_BYTES // 1000 + 5):
+            buffered.write(chunk)
+        written_in_turn = list(real.writes)
+        buffered.write(b"tail")
+        buffered.close()
+        return written_in_turn, real
+
+    written_in_turn, real = asyncio.run(scenario())
+    assert len(written_in_turn) == 1 and len(written_in_turn[0]) >= FLUSH_BYTES
+    assert real.writes[-1].endswith(b"tail") and real.closed
+    assert sum(map(len, real.writes)) == (FLUSH_BYTES // 1000 + 5) * 1000 + 4
+
+
+def test_abort_drops_what_is_held():
+    async def scenario():
+        real = Recording()
+        buffered = TurnBufferedTransport(real, asyncio.get_running_loop())
+        buffered.write(b"lost")
+        buffered.abort()
+        await asyncio.sleep(0)
+        return real
+
+    real = asyncio.run(scenario())
+    assert real.aborted and real.writes == []
