@@ -277,7 +277,7 @@ def is_seed_control(value: Any) -> bool:
     return isinstance(value, bool) or value in SEED_CONTROL_VALUES
 
 
-def _map_widgets(node_type: NodeType, values: Any) -> tuple[dict[str, Any], str | None]:
+def map_widgets(node_type: NodeType, values: Any) -> tuple[dict[str, Any], str | None]:
     """Assign positional `widgets_values` to widget input names, by declaration.
 
     Returns (values by name, why the list does not fit or None). A list that does not fit (a
@@ -347,7 +347,7 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
         node_type = registry.get(raw.type)
         inputs: dict[str, Any] = {}
         if node_type is not None:
-            inputs, misfit = _map_widgets(node_type, raw.data.get("widgets_values"))
+            inputs, misfit = map_widgets(node_type, raw.data.get("widgets_values"))
             if misfit:
                 problems.append(Problem("invalid_input_type", misfit, node_id=raw.id,
                                         location=Location(source), node_type=raw.type))  # fmt: skip

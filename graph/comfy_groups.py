@@ -9,7 +9,8 @@ Before subgraphs, the editor could merge selected nodes into one node of type `w
      "config": {index: {"input": {name: {"visible": bool}}, "output": {slot: {...}}}}}
 
 An instance shows, in inner-node order: as inputs, the socket inputs no inner link feeds;
-as widgets, every widget of every inner node (a seed widget followed by its control value);
+as widgets, every widget of every inner node (a seed widget followed by its control value)
+except those converted to inputs, which become inputs of the instance after its sockets;
 as outputs, the outputs that are not only used inside (or that `config` makes visible).
 `expand_group_nodes` rewrites each instance into plain editor nodes with ids
 `<instance id>:<index>` (as ComfyUI numbers them) and rewires the links, so the rest of the
@@ -43,8 +44,7 @@ def group_name(node_type: str) -> str | None:
 class _Group:
     """One group definition, with the slot maps an instance needs."""
 
-    def __init__(self, name: str, body: Mapping[str, Any], registry: Registry) -> None:
-        self.name = name
+    def __init__(self, body: Mapping[str, Any], registry: Registry) -> None:
         self.nodes: list[dict] = [n for n in body.get("nodes") or [] if isinstance(n, Mapping)]
         count = len(self.nodes)
         self.links = [ln for ln in body.get("links") or []
@@ -86,7 +86,7 @@ class _Group:
         """The instance's widgets_values split per inner node (None: keep the node's own)."""
         if not isinstance(instance_values, list):
             return [None] * len(self.nodes)
-        from .comfy_editor import is_seed_control, widget_inputs
+        from .comfy_editor import is_seed_control, map_widgets, widget_inputs
 
         values = list(instance_values)
         pos = 0
@@ -104,9 +104,11 @@ class _Group:
                 continue
             converted = {i.get("name") for i in node.get("inputs") or []
                          if isinstance(i, Mapping) and i.get("widget")}  # fmt: skip
+            saved = map_widgets(node_type, own)[0] if converted else {}
             mine: list[Any] = []
             for inp in widget_inputs(node_type):
-                if inp.name in converted:
+                if inp.name in converted:  # an input of the instance: no value there, but
+                    mine.append(saved.get(inp.name))  # the inner list keeps its place
                     continue
                 if pos >= len(values):
                     break
@@ -155,7 +157,7 @@ def expand_group_nodes(data: Mapping[str, Any], registry: Registry,
                                     node_id=str(inst.get("id")), location=where,
                                     node_type=inst["type"]))  # fmt: skip
             continue
-        group = groups.setdefault(name, _Group(name, body, registry))
+        group = groups.setdefault(name, _Group(body, registry))
         for index, inner_type in group.unsupported():
             problems.append(Problem("unknown_node_type", f"group node {inst['type']!r} contains "
                                     f"node {index} of type {inner_type!r}, a ComfyUI node "

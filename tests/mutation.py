@@ -112,6 +112,17 @@ MODULES: dict[str, list[str]] = {
     "graph/console.py": ["tests/engine/test_console.py", "tests/cli/test_messages.py", "-k",
                          "console or square_brackets"],
     "graph/node_docs.py": ["tests/loading/test_node_docs.py"],
+    # the toy ComfyUI registry: no torch, under a second
+    "graph/convert.py": ["tests/comfy/test_convert.py", "tests/comfy/test_comfy_convert.py"],
+    # test_formats.py without its plugin tests (see LOADING)
+    "graph/object_info.py": ["tests/loading/test_object_info.py", "tests/loading/test_formats.py",
+                             "-k", LOADING[-1]],
+    "graph/schema.py": ["tests/loading/test_schema.py", "tests/loading/test_formats.py",
+                        "tests/loading/test_examples.py", "-k", "schema"],
+    # test_comfy_semantics' group tests need the built-in nodes (torch) and run the CLI
+    "graph/comfy_groups.py": ["tests/comfy/test_comfy_groups.py"],
+    "graph/comfy_editor.py": ["tests/comfy/test_comfy_editor.py", "tests/comfy/test_comfy_convert.py",
+                              "tests/comfy/test_comfy_groups.py"],
 }  # fmt: skip
 # mutmut runs a pytest session per mutant (forked). The node tests' tiny models are built once
 # per work folder and kept (LATENTGRAPH_TEST_MODELS, tests/conftest.py), so a session starts in

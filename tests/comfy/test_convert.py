@@ -1,0 +1,101 @@
+"""graph/convert.py: the target format and its refusals, the text written for each format,
+our YAML kept as written, "-" for stdout, and unknown node types refused by node."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from latentgraph.graph import WorkflowError
+from latentgraph.graph.comfy_api import prompt_from_graph
+from latentgraph.graph.comfy_editor import editor_from_graph
+from latentgraph.graph.convert import convert, render
+from latentgraph.graph.formats import load_file
+
+from .test_load_formats import OURS
+from .toy_nodes import registry
+
+
+@pytest.fixture
+def api_file(tmp_path, classic_api):
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(classic_api))
+    return path
+
+
+def test_an_unknown_target_format_is_refused_with_the_known_ones(tmp_path, api_file):
+    with pytest.raises(ValueError) as err:
+        convert(api_file, tmp_path / "out.json", to="png", registry=registry)
+    assert str(err.value) == "unknown target format 'png'; one of api, editor, yaml"
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_suffix_that_names_no_format_is_refused_with_the_options(tmp_path, api_file):
+    dst = tmp_path / "out.txt"
+    with pytest.raises(ValueError) as err:
+        convert(api_file, dst, registry=registry)
+    assert str(err.value) == (f"cannot tell the target format from {str(dst)!r}: give --to api, "
+                              "--to editor or --to yaml (to= in Python)")  # fmt: skip
+
+
+def test_api_and_editor_text_is_indented_json_with_a_final_newline(api_file):
+    graph = load_file(api_file, registry=registry).graph
+    api = render(graph, "api", registry)
+    assert api == json.dumps(prompt_from_graph(graph, registry), indent=2) + "\n"
+    editor = render(graph, "editor", registry)
+    assert editor == json.dumps(json.loads(editor), indent=2) + "\n"
+    fresh = editor_from_graph(graph, registry)  # a new document id each time
+    assert json.loads(editor) | {"id": None} == fresh | {"id": None}
+
+
+def test_an_editor_workflow_copied_to_editor_is_indented_json(tmp_path, classic_editor):
+    src = tmp_path / "editor.json"
+    src.write_text(json.dumps(classic_editor))  # one line
+    dst = tmp_path / "copy.json"
+    assert convert(src, dst, to="editor", registry=registry) == "editor"
+    assert dst.read_text() == json.dumps(classic_editor, indent=2) + "\n"
+
+
+def test_our_yaml_to_yaml_is_kept_as_written_with_params_and_comments(tmp_path):
+    src = tmp_path / "ours.yaml"
+    src.write_text(OURS)
+    dst = tmp_path / "copy.yml"
+    assert convert(src, dst, registry=registry) == "yaml"
+    assert dst.read_text() == OURS
+    # to another format the params are resolved: the graph, not the text
+    assert json.loads(render(load_file(src, registry=registry).graph, "api", registry))
+
+
+def test_dash_writes_to_stdout_and_no_file(tmp_path, api_file, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert convert(api_file, "-", to="api", registry=registry) == "api"
+    graph = load_file(api_file, registry=registry).graph
+    assert capsys.readouterr().out == render(graph, "api", registry)
+    assert not (tmp_path / "-").exists()
+
+
+def test_unknown_node_types_are_refused_node_by_node(tmp_path, classic_api):
+    classic_api["8"]["class_type"] = "MysteryDecode"
+    classic_api["9"]["class_type"] = "MysteryDecode"
+    src = tmp_path / "api.json"
+    src.write_text(json.dumps(classic_api))
+    with pytest.raises(WorkflowError) as err:
+        convert(src, tmp_path / "out.yaml", registry=registry)
+    problems = sorted(err.value.problems, key=lambda p: p.node_id)
+    assert [(p.code, p.node_id, p.node_type) for p in problems] == [
+        ("unknown_node_type", "8", "MysteryDecode"), ("unknown_node_type", "9", "MysteryDecode")]  # fmt: skip
+    assert problems[0].message == ("node type 'MysteryDecode' is not installed, so node '8' "
+                                   "cannot be converted without losing its settings")  # fmt: skip
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_an_unknown_node_type_in_our_yaml_is_refused_at_its_line(tmp_path):
+    src = tmp_path / "ours.yaml"
+    src.write_text(OURS.replace("type: CLIPTextEncode", "type: MysteryEncode"))
+    with pytest.raises(WorkflowError) as err:
+        convert(src, tmp_path / "out.json", registry=registry)
+    [problem] = err.value.problems
+    assert (problem.node_id, problem.node_type) == ("encode", "MysteryEncode")
+    assert "cannot be converted" in problem.message
+    assert str(problem.location).startswith(f"{src}:9")
