@@ -140,3 +140,99 @@ def test_img2img_starting_on_a_repeated_timestep_matches_the_pipeline(make_ctx, 
                strength=strength, num_inference_steps=50, guidance_scale=7.5,
                generator=torch.Generator().manual_seed(5), output_type="latent").images  # fmt: skip
     assert torch.equal(ours, ref)
+
+
+def _setup(make_ctx, tiny, name="euler"):
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    return unet, cond, v, schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name)
+
+
+def test_a_window_starting_part_way_on_pure_noise_starts_from_that_noise_level(make_ctx, tiny):
+    """LatentNoise into a run from step k that adds noise: a blank latent noised to step k's
+    level (ComfyUI's KSamplerAdvanced on an empty latent), i.e. euler's noise x sigma_k, the
+    same run as continuing a latent that holds exactly that."""
+    import torch
+
+    from latentgraph.nodes.values import Latent
+
+    unet, cond, v, sp = _setup(make_ctx, tiny)
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 3, vae=v)
+    sched = schedulers.build_scheduler(sp, 0)
+    sched.set_timesteps(6)
+
+    def run(latent, add_noise):
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, latent, 6, 7.5,
+                                    1.0, 0, start_step=2, add_noise=add_noise).samples  # fmt: skip
+
+    held = Latent(noise.samples * sched.sigmas[2])
+    assert torch.allclose(run(noise, True), run(held, False), atol=1e-6)
+
+
+def test_a_window_with_nothing_to_run_returns_its_latent_unchanged(make_ctx, tiny):
+    """start_step == end_step runs no step and returns the input as it is (as ComfyUI's
+    KSamplerAdvanced does): pure noise stays noise, so a run from it is a run from the noise."""
+    import torch
+
+    unet, cond, v, sp = _setup(make_ctx, tiny)
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 3, vae=v)
+
+    def run(latent, **window):
+        ctx = make_ctx("UNetDenoise")
+        out = denoise.unet_denoise(ctx, unet, sp, cond, cond, latent, 4, 7.5, 1.0, 0, **window)
+        return out, ctx.rec.progress
+
+    out, progress = run(noise, start_step=2, end_step=2)
+    assert progress == []
+    assert torch.equal(out.samples, noise.samples)
+    assert out.is_noise and out.seeds == noise.seeds == [3]
+    assert torch.equal(run(out)[0].samples, run(noise)[0].samples)
+
+
+def test_the_result_names_the_seed_of_each_image(make_ctx, tiny):
+    """LatentNoise's seeds stay with its images; latents without seeds (VAEEncode) get the
+    run's, seed + i."""
+    import torch
+
+    from latentgraph.nodes import vae
+
+    unet, cond, v, sp = _setup(make_ctx, tiny)
+    pixels = torch.rand(2, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    encoded = vae.vae_encode(make_ctx("VAEEncode"), pixels, v)
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 2, 40, vae=v)
+
+    def run(latent, strength):
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, latent, 2, 7.5,
+                                    strength, 7)  # fmt: skip
+
+    assert encoded.seeds is None
+    assert run(encoded, 0.5).seeds == [7, 8]
+    assert run(noise, 1.0).seeds == noise.seeds == [40, 41]
+
+
+def test_the_run_seed_drives_an_sde_sampler_s_brownian_noise(make_ctx, tiny):
+    """dpm++sde draws its noise from a Brownian tree seeded by the run's seed: the same seed
+    repeats the image, another changes it (an unseeded tree would differ run to run)."""
+    import torch
+
+    unet, cond, v, sp = _setup(make_ctx, tiny, "dpm++sde")
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
+
+    def run(seed):
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 2,
+                                    7.5, 1.0, seed).samples  # fmt: skip
+
+    assert torch.equal(run(4), run(4))
+    assert not torch.equal(run(4), run(5))
+
+
+def test_a_run_from_pure_noise_returns_latents_the_next_run_cuts_for_img2img(make_ctx, tiny):
+    """The result of a run is no longer pure noise: a second run at denoise 0.5 on it is
+    img2img (half the steps, no warning), not a fresh run from noise."""
+    unet, cond, v, sp = _setup(make_ctx, tiny)
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 3, vae=v)
+    first = denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 2)
+    assert first.is_noise is False
+    ctx = make_ctx("UNetDenoise")
+    denoise.unet_denoise(ctx, unet, sp, cond, cond, first, 4, 7.5, 0.5, 0)
+    assert [done for done, _ in ctx.rec.progress] == [1, 2] and ctx.rec.warnings == []
