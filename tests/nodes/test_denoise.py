@@ -148,24 +148,39 @@ def _setup(make_ctx, tiny, name="euler"):
     return unet, cond, v, schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name)
 
 
-def test_a_window_starting_part_way_on_pure_noise_starts_from_that_noise_level(make_ctx, tiny):
+# euler's latents are the noise x sigma; dpm++2m's are scaled (sigma / sqrt(sigma^2 + 1)).
+# Karras dpm++2m's step 47 of 50 is the first of two equal timesteps (see the test above): a
+# start found from the timestep alone would take the second one's level.
+@pytest.mark.parametrize(
+    "name, karras, steps, start, scale",
+    [
+        ("euler", False, 6, 2, lambda s: s),
+        ("dpm++2m", True, 50, 47, lambda s: s / (s * s + 1) ** 0.5),
+    ],
+    ids=["euler", "karras_on_a_repeated_timestep"],
+)
+def test_a_window_starting_part_way_on_pure_noise_starts_from_that_noise_level(
+    make_ctx, tiny, name, karras, steps, start, scale
+):
     """LatentNoise into a run from step k that adds noise: a blank latent noised to step k's
-    level (ComfyUI's KSamplerAdvanced on an empty latent), i.e. euler's noise x sigma_k, the
-    same run as continuing a latent that holds exactly that."""
+    level (ComfyUI's KSamplerAdvanced on an empty latent), the same run as continuing a
+    latent that holds exactly that."""
     import torch
 
     from latentgraph.nodes.values import Latent
 
-    unet, cond, v, sp = _setup(make_ctx, tiny)
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name, karras=karras)
     noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 3, vae=v)
     sched = schedulers.build_scheduler(sp, 0)
-    sched.set_timesteps(6)
+    sched.set_timesteps(steps)
 
     def run(latent, add_noise):
-        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, latent, 6, 7.5,
-                                    1.0, 0, start_step=2, add_noise=add_noise).samples  # fmt: skip
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, latent, steps,
+                                    7.5, 1.0, 0, start_step=start, add_noise=add_noise).samples  # fmt: skip
 
-    held = Latent(noise.samples * sched.sigmas[2])
+    held = Latent(noise.samples * scale(sched.sigmas[start]))
     assert torch.allclose(run(noise, True), run(held, False), atol=1e-6)
 
 
