@@ -25,18 +25,21 @@ def test_preview_stretches_each_of_the_first_three_channels_to_0_255():
     assert pixels[..., 2].tolist() == [[0, 85], [0, 0]]  # 5e-7 / (5e-7 + 1e-6) of 255
 
 
-def test_stochastic_step_noise_comes_from_the_run_seed(make_ctx, tiny):
-    """euler_a draws noise at every step: from a generator seeded with the run's seed, so the
-    same seed repeats the image and another seed on the same starting noise changes it."""
+# euler_a draws noise at every step from a generator seeded with the run's seed; dpm++sde from
+# a Brownian tree seeded by it (an unseeded tree would differ run to run)
+@pytest.mark.parametrize("name, steps", [("euler_a", 3), ("dpm++sde", 2)],
+                         ids=["step_generator", "sde_brownian_tree"])  # fmt: skip
+def test_stochastic_step_noise_comes_from_the_run_seed(make_ctx, tiny, name, steps):
+    """The same seed repeats the image; another seed on the same starting noise changes it."""
     import torch
 
     unet, clip, v, spec = tiny
     cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
     noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
-    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "euler_a")
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name)
 
     def run(seed):
-        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 3,
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, steps,
                                     7.5, 1.0, seed).samples  # fmt: skip
 
     assert torch.equal(run(4), run(4))
@@ -223,22 +226,6 @@ def test_the_result_names_the_seed_of_each_image(make_ctx, tiny):
     assert encoded.seeds is None
     assert run(encoded, 0.5).seeds == [7, 8]
     assert run(noise, 1.0).seeds == noise.seeds == [40, 41]
-
-
-def test_the_run_seed_drives_an_sde_sampler_s_brownian_noise(make_ctx, tiny):
-    """dpm++sde draws its noise from a Brownian tree seeded by the run's seed: the same seed
-    repeats the image, another changes it (an unseeded tree would differ run to run)."""
-    import torch
-
-    unet, cond, v, sp = _setup(make_ctx, tiny, "dpm++sde")
-    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
-
-    def run(seed):
-        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 2,
-                                    7.5, 1.0, seed).samples  # fmt: skip
-
-    assert torch.equal(run(4), run(4))
-    assert not torch.equal(run(4), run(5))
 
 
 def test_a_run_from_pure_noise_returns_latents_the_next_run_cuts_for_img2img(make_ctx, tiny):
