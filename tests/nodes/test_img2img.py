@@ -154,11 +154,11 @@ def test_the_run_seed_reaches_sde_noise_samplers_only(make_ctx, tiny):
 def test_only_torchsde_rounding_warning_is_silenced_and_only_for_sde(make_ctx, tiny):
     import warnings
 
-    def heard(message: str, module: str) -> bool:
+    def heard(message: str, module: str, category: type[Warning] = UserWarning) -> bool:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             schedulers.build_scheduler(spec)  # installs the filter inside this block
-            warnings.warn_explicit(message, UserWarning, "brownian.py", 1, module=module)
+            warnings.warn_explicit(message, category, "brownian.py", 1, module=module)
         return any(str(w.message) == message for w in seen)
 
     rounding = "Should have ta>=t0 but got ta=0.0291675366461277 and t0=0.029168"
@@ -167,5 +167,6 @@ def test_only_torchsde_rounding_warning_is_silenced_and_only_for_sde(make_ctx, t
     assert not heard("Should have tb<=t1 but got tb=1.0000001 and t1=1.0", "torchsde._core")
     assert heard("Should have tb<=t1 but got tb=1.0000001 and t1=1.0", "mypackage.sde")
     assert heard("some other torchsde warning", "torchsde._brownian.derived")
+    assert heard(rounding, "torchsde._brownian.derived", RuntimeWarning)  # another kind
     spec = schedulers.scheduler_select(make_ctx("SchedulerSelect"), tiny[3], "ddim")
     assert heard(rounding, "torchsde._brownian.derived")  # no SDE sampler: nothing silenced
