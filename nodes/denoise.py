@@ -227,8 +227,8 @@ class DenoiseJob:
         generator = device_generator(self.device, self.seed)
         seeds = self.latent.seeds or image_seeds(self.seed, batch)
         started = self.start(sched)
-        if started is None:
-            return replace(self.latent, samples=samples.clone(), is_noise=False)
+        if started is None:  # nothing to run: the input as it is (pure noise stays noise)
+            return self.latent
         latents, timesteps = started
         kwargs = step_kwargs(sched, generator)
         previews = bool(ctx.extra.get("previews"))

@@ -25,18 +25,21 @@ def test_preview_stretches_each_of_the_first_three_channels_to_0_255():
     assert pixels[..., 2].tolist() == [[0, 85], [0, 0]]  # 5e-7 / (5e-7 + 1e-6) of 255
 
 
-def test_stochastic_step_noise_comes_from_the_run_seed(make_ctx, tiny):
-    """euler_a draws noise at every step: from a generator seeded with the run's seed, so the
-    same seed repeats the image and another seed on the same starting noise changes it."""
+# euler_a draws noise at every step from a generator seeded with the run's seed; dpm++sde from
+# a Brownian tree seeded by it (an unseeded tree would differ run to run)
+@pytest.mark.parametrize("name, steps", [("euler_a", 3), ("dpm++sde", 2)],
+                         ids=["step_generator", "sde_brownian_tree"])  # fmt: skip
+def test_stochastic_step_noise_comes_from_the_run_seed(make_ctx, tiny, name, steps):
+    """The same seed repeats the image; another seed on the same starting noise changes it."""
     import torch
 
     unet, clip, v, spec = tiny
     cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
     noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 0, vae=v)
-    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "euler_a")
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name)
 
     def run(seed):
-        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 3,
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, steps,
                                     7.5, 1.0, seed).samples  # fmt: skip
 
     assert torch.equal(run(4), run(4))
@@ -140,3 +143,98 @@ def test_img2img_starting_on_a_repeated_timestep_matches_the_pipeline(make_ctx, 
                strength=strength, num_inference_steps=50, guidance_scale=7.5,
                generator=torch.Generator().manual_seed(5), output_type="latent").images  # fmt: skip
     assert torch.equal(ours, ref)
+
+
+def _setup(make_ctx, tiny, name="euler"):
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    return unet, cond, v, schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name)
+
+
+# euler's latents are the noise x sigma; dpm++2m's are scaled (sigma / sqrt(sigma^2 + 1)).
+# Karras dpm++2m's step 47 of 50 is the first of two equal timesteps (see the test above): a
+# start found from the timestep alone would take the second one's level.
+@pytest.mark.parametrize(
+    "name, karras, steps, start, scale",
+    [
+        ("euler", False, 6, 2, lambda s: s),
+        ("dpm++2m", True, 50, 47, lambda s: s / (s * s + 1) ** 0.5),
+    ],
+    ids=["euler", "karras_on_a_repeated_timestep"],
+)
+def test_a_window_starting_part_way_on_pure_noise_starts_from_that_noise_level(
+    make_ctx, tiny, name, karras, steps, start, scale
+):
+    """LatentNoise into a run from step k that adds noise: a blank latent noised to step k's
+    level (ComfyUI's KSamplerAdvanced on an empty latent), the same run as continuing a
+    latent that holds exactly that."""
+    import torch
+
+    from latentgraph.nodes.values import Latent
+
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, name, karras=karras)
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 3, vae=v)
+    sched = schedulers.build_scheduler(sp, 0)
+    sched.set_timesteps(steps)
+
+    def run(latent, add_noise):
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, latent, steps,
+                                    7.5, 1.0, 0, start_step=start, add_noise=add_noise).samples  # fmt: skip
+
+    held = Latent(noise.samples * scale(sched.sigmas[start]))
+    assert torch.allclose(run(noise, True), run(held, False), atol=1e-6)
+
+
+def test_a_window_with_nothing_to_run_returns_its_latent_unchanged(make_ctx, tiny):
+    """start_step == end_step runs no step and returns the input as it is (as ComfyUI's
+    KSamplerAdvanced does): pure noise stays noise, so a run from it is a run from the noise."""
+    import torch
+
+    unet, cond, v, sp = _setup(make_ctx, tiny)
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 3, vae=v)
+
+    def run(latent, **window):
+        ctx = make_ctx("UNetDenoise")
+        out = denoise.unet_denoise(ctx, unet, sp, cond, cond, latent, 4, 7.5, 1.0, 0, **window)
+        return out, ctx.rec.progress
+
+    out, progress = run(noise, start_step=2, end_step=2)
+    assert progress == []
+    assert torch.equal(out.samples, noise.samples)
+    assert out.is_noise and out.seeds == noise.seeds == [3]
+    assert torch.equal(run(out)[0].samples, run(noise)[0].samples)
+
+
+def test_the_result_names_the_seed_of_each_image(make_ctx, tiny):
+    """LatentNoise's seeds stay with its images; latents without seeds (VAEEncode) get the
+    run's, seed + i."""
+    import torch
+
+    from latentgraph.nodes import vae
+
+    unet, cond, v, sp = _setup(make_ctx, tiny)
+    pixels = torch.rand(2, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    encoded = vae.vae_encode(make_ctx("VAEEncode"), pixels, v)
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 2, 40, vae=v)
+
+    def run(latent, strength):
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, latent, 2, 7.5,
+                                    strength, 7)  # fmt: skip
+
+    assert encoded.seeds is None
+    assert run(encoded, 0.5).seeds == [7, 8]
+    assert run(noise, 1.0).seeds == noise.seeds == [40, 41]
+
+
+def test_a_run_from_pure_noise_returns_latents_the_next_run_cuts_for_img2img(make_ctx, tiny):
+    """The result of a run is no longer pure noise: a second run at denoise 0.5 on it is
+    img2img (half the steps, no warning), not a fresh run from noise."""
+    unet, cond, v, sp = _setup(make_ctx, tiny)
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 32, 32, 1, 3, vae=v)
+    first = denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 2)
+    assert first.is_noise is False
+    ctx = make_ctx("UNetDenoise")
+    denoise.unet_denoise(ctx, unet, sp, cond, cond, first, 4, 7.5, 0.5, 0)
+    assert [done for done, _ in ctx.rec.progress] == [1, 2] and ctx.rec.warnings == []

@@ -28,8 +28,10 @@ def img2img(make_ctx, tiny, latent, name="ddim", steps=10, strength=0.6, seed=5)
     return out, ctx.rec.progress, (pos, neg), sp
 
 
+# euler at 1.0: full strength still starts from the image noised to the first level (as
+# diffusers and ComfyUI do), not from pure noise
 @pytest.mark.parametrize(
-    "name, strength", [("ddim", 0.6), ("ddim", 0.35), ("euler", 0.5), ("heun", 0.5)]
+    "name, strength", [("ddim", 0.6), ("ddim", 0.35), ("euler", 0.5), ("heun", 0.5), ("euler", 1.0)]
 )
 def test_partial_strength_matches_the_img2img_pipeline(make_ctx, tiny, tiny_folder, name,
                                                        strength):  # fmt: skip

@@ -168,6 +168,46 @@ def test_vae_encode_for_inpaint_route_on_the_9_channel_model(make_ctx, tiny_inpa
     assert not torch.equal(other.samples[..., ~OUTSIDE], out.samples[..., ~OUTSIDE])
 
 
+def test_the_9_channel_unet_is_given_the_latent_and_its_noise_mask_when_no_entry_says(
+    make_ctx, tiny_inpaint
+):
+    """VAEEncodeForInpaint's route is the run where every entry gives that latent and its
+    mask as the inpainting image (InpaintModelConditioning's field), not a blank one."""
+    from dataclasses import replace
+
+    from latentgraph.nodes.values import InpaintImage
+
+    pos, neg = prompts(make_ctx, tiny_inpaint[1])
+    encoded = inpaint.inpaint_encode(make_ctx(), picture(), tiny_inpaint[2], block_mask(), 0)
+    image = InpaintImage(encoded.samples, encoded.noise_mask)
+    with_image = [cond.map(lambda e: replace(e, inpaint=image)) for cond in (pos, neg)]
+    out, _ = sample(make_ctx, tiny_inpaint, pos, neg, encoded, "euler", steps=3)
+    given, _ = sample(make_ctx, tiny_inpaint, *with_image, encoded, "euler", steps=3)
+    assert torch.equal(out.samples, given.samples)
+    blank = InpaintImage(torch.zeros_like(encoded.samples), torch.ones_like(encoded.noise_mask))
+    with_blank = [cond.map(lambda e: replace(e, inpaint=blank)) for cond in (pos, neg)]
+    other, _ = sample(make_ctx, tiny_inpaint, *with_blank, encoded, "euler", steps=3)
+    assert not torch.equal(out.samples, other.samples)  # what the UNet is given matters
+
+
+def test_leftover_noise_on_a_window_that_runs_to_the_end_changes_nothing(make_ctx, tiny):
+    """return_with_leftover_noise matters only when the window stops early: run to the end,
+    a masked latent finishes clean, the original kept exactly outside the mask."""
+    original = vae.vae_encode(make_ctx("VAEEncode"), picture(), tiny[2])
+    masked = inpaint.set_latent_noise_mask(make_ctx(), original, block_mask())
+    pos, neg = prompts(make_ctx, tiny[1])
+    unet, _, _, spec = tiny
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "euler")
+
+    def run(leftover):
+        return denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, pos, neg, masked, 4, 7.5,
+                                    1.0, 9, return_with_leftover_noise=leftover).samples  # fmt: skip
+
+    out = run(True)
+    assert torch.equal(out, run(False))
+    assert torch.equal(out[..., OUTSIDE], original.samples[..., OUTSIDE])
+
+
 def masked_window(make_ctx, tiny, **window):
     """(original, result, scheduler spec) of steps 0..4 of 8 (euler) on a masked latent."""
     original = vae.vae_encode(make_ctx("VAEEncode"), picture(), tiny[2])
