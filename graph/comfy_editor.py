@@ -23,6 +23,7 @@ from .declare import (
     BOOLEAN,
     FLOAT,
     INT,
+    REQUIRED,
     WIDGET_TYPES,
     Input,
     NodeType,
@@ -428,6 +429,8 @@ def _preferred_ids(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _rename(graph: Graph, names: dict[str, str]) -> Graph:
+    """Give nodes back their latentgraph ids. A title equal to the restored id is the one
+    `editor_from_graph` wrote for an untitled node: the node is untitled again."""
     if not names:
         return graph
     taken = set(graph.nodes) - set(names)
@@ -441,9 +444,8 @@ def _rename(graph: Graph, names: dict[str, str]) -> Graph:
     for node in graph:
         inputs = {k: Link(new(v.node), v.output) if isinstance(v, Link) else v
                   for k, v in node.inputs.items()}  # fmt: skip
-        out.add(
-            Node(new(node.id), node.type, inputs, node.title, node.location, node.input_locations)
-        )
+        title = None if node.id in names and node.title == names[node.id] else node.title
+        out.add(Node(new(node.id), node.type, inputs, title, node.location, node.input_locations))
     return out
 
 
@@ -480,16 +482,38 @@ def _depths(graph: Graph) -> dict[str, int]:
 
 
 def _editor_value(inp: Input, value: Any) -> Any:
+    """A widget's saved value: a linked or unset widget keeps its declared default (null when
+    it has none), as the editor saves a widget converted to an input."""
     if isinstance(value, Link) or value is None:
-        return None if inp.default is None or inp.required else inp.default
+        return None if inp.default is REQUIRED else inp.default
     return value
 
 
-def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[str, Any]:
-    """An editor-format workflow for `graph`, laid out in columns by dependency depth.
+def _output_slots(graph: Graph, registry: Registry) -> dict[str, list[tuple[str, str]]]:
+    """Each node's output slots as (name, type): its declared outputs, or for a type that is
+    not installed one "*" slot up to the highest its links use, so every link has a slot."""
+    used: dict[str, int] = {}
+    for node in graph:
+        for _, link in node.links():
+            used[link.node] = max(used.get(link.node, 0), link.output + 1)
+    slots: dict[str, list[tuple[str, str]]] = {}
+    for node in graph:
+        node_type = registry.get(node.type)
+        if node_type is not None:
+            slots[node.id] = [(o.name, o.type) for o in node_type.outputs]
+        else:
+            slots[node.id] = [("*", "*")] * used.get(node.id, 0)
+    return slots
 
-    Node ids that are not integers get fresh integer ids; the original id is kept in the
-    node's properties (and as its title when it has none) so converting back restores it.
+
+def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[str, Any]:
+    """An editor-format workflow (schema 0.4) for `graph`, laid out in columns by dependency
+    depth, opened at scale 1 with every node in view.
+
+    Numeric node ids are kept; other ids get the next free integers, in graph order, after the
+    highest numeric one. The original id is kept in the node's properties (and as its title
+    when it has none) so converting back restores it. Links are numbered from 1 in the order
+    their targets are written.
     """
     registry = registry or default_registry
     ids: dict[str, int] = {}
@@ -502,6 +526,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
             ids[node.id] = next_id
             next_id += 1
     depth = _depths(graph)
+    slots = _output_slots(graph, registry)
     column_y: dict[int, float] = {}
     nodes: list[dict[str, Any]] = []
     links: list[list[Any]] = []
@@ -518,8 +543,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
             inputs.append({"name": inp.name, "type": inp.type, "link": None})
         upload = _upload_slot(widgets)
         for n, inp in enumerate(widgets):
-            value = node.inputs.get(inp.name, inp.default)
-            values.append(_editor_value(inp, value))
+            values.append(_editor_value(inp, node.inputs.get(inp.name)))
             if inp.seed:
                 values.append("fixed")
             if n == upload:
@@ -535,13 +559,13 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
             if not isinstance(value, Link) or value.node not in ids:
                 continue
             link_id = len(links) + 1
-            src_type = _output_type(graph, registry, value)
+            src_slots = slots[value.node]
+            src_type = src_slots[value.output][1] if value.output < len(src_slots) else "*"
             links.append([link_id, ids[value.node], value.output, ids[node.id], slot, src_type])
             entry["link"] = link_id
             out_links.setdefault((value.node, value.output), []).append(link_id)
-        n_widgets = len(values)
-        rows = max(len(sockets), len(node_type.outputs) if node_type else 0)
-        height = 30 + 22 * rows + 26 * n_widgets
+        rows = max(sum("widget" not in i for i in inputs), len(slots[node.id]))
+        height = 30 + 22 * rows + 26 * len(values)
         col = depth[node.id]
         y = column_y.get(col, 50.0)
         column_y[col] = y + height + _ROW_GAP
@@ -566,17 +590,11 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
         nodes.append(entry)
     by_id = {n["id"]: n for n in nodes}
     for node in graph:
-        node_type = registry.get(node.type)
-        outputs = node_type.outputs if node_type else ()
         by_id[ids[node.id]]["outputs"] = [
-            {
-                "name": o.name,
-                "type": o.type,
-                "links": out_links.get((node.id, k), []),
-                "slot_index": k,
-            }
-            for k, o in enumerate(outputs)
-        ]
+            {"name": name, "type": type_, "links": out_links.get((node.id, k), []),
+             "slot_index": k}
+            for k, (name, type_) in enumerate(slots[node.id])
+        ]  # fmt: skip
     return {
         "id": str(uuid.uuid4()),
         "revision": 0,
@@ -589,11 +607,3 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
         "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}},
         "version": 0.4,
     }
-
-
-def _output_type(graph: Graph, registry: Registry, link: Link) -> str:
-    src = graph.nodes.get(link.node)
-    node_type = registry.get(src.type) if src else None
-    if node_type and link.output < len(node_type.outputs):
-        return node_type.outputs[link.output].type
-    return "*"
