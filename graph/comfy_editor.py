@@ -97,20 +97,14 @@ class _Muted:
 _MUTED = _Muted()
 
 
-def _parse_link(link: Any) -> tuple[int, Any, int, Any, int, Any] | None:
-    """A link as (id, from, from_slot, to, to_slot, type), from either array or object form."""
+def _parse_link(link: Any) -> tuple[Any, Any, Any, Any] | None:
+    """A link's (from, from_slot, to, to_slot), from the array form
+    `[id, from, from_slot, to, to_slot, type]` or the object form."""
     if isinstance(link, list) and len(link) >= 5:
-        return (link[0], link[1], link[2], link[3], link[4], link[5] if len(link) > 5 else None)
+        return (link[1], link[2], link[3], link[4])
     if isinstance(link, Mapping):
         try:
-            return (
-                link["id"],
-                link["origin_id"],
-                link["origin_slot"],
-                link["target_id"],
-                link["target_slot"],
-                link.get("type"),
-            )
+            return (link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"])
         except KeyError:
             return None
     return None
@@ -137,9 +131,10 @@ class _Flattener:
         if depth > 32:
             self.problem("subgraphs nested more than 32 deep (a subgraph containing itself?)")
             return
+        where = f"subgraph instance {prefix[:-1]}" if prefix else "workflow"
         nodes = level.get("nodes")
         if not isinstance(nodes, list):
-            self.problem(f"{prefix or 'workflow'}: 'nodes' must be a list")
+            self.problem(f"{where}: 'nodes' must be a list")
             return
         ids: dict[Any, str] = {}
         for n in nodes:
@@ -163,7 +158,7 @@ class _Flattener:
                 self.nodes[nid] = _Raw(nid, kind, MODE_NORMAL, {}, kind=kind)
         links = level.get("links") or []
         if not isinstance(links, list):
-            self.problem(f"{prefix or 'workflow'}: 'links' must be a list")
+            self.problem(f"{where}: 'links' must be a list")
             links = []
         for raw in links:
             parsed = _parse_link(raw)
@@ -172,7 +167,7 @@ class _Flattener:
                     f"a link of the wrong shape: {str(raw)[:80]} (expected [id, from, from_slot, to, to_slot, type])"
                 )
                 continue
-            _, src, src_slot, dst, dst_slot, _ = parsed
+            src, src_slot, dst, dst_slot = parsed
             if src not in ids or dst not in ids:
                 continue  # dangling links are common in saved files; the target just loses it
             if not isinstance(src_slot, int) or not isinstance(dst_slot, int):
@@ -205,46 +200,51 @@ class _Flattener:
                     k += 1
 
 
+@dataclass(frozen=True)
+class _Literal:
+    """A value that reaches an input instead of a link (a PrimitiveNode, a promoted widget)."""
+
+    value: Any
+
+
 class _Resolver:
     def __init__(self, nodes: dict[str, _Raw]) -> None:
         self.nodes = nodes
 
-    def resolve(self, origin: tuple[str, int], depth: int = 0) -> Any:
-        """Follow an output reference to a real node's output, a literal, `_MUTED` or None."""
-        if depth > 10_000:
-            return None
-        nid, slot = origin
-        raw = self.nodes.get(nid)
-        if raw is None:
-            return None
-        if raw.kind == "sg_in":
-            if slot in raw.literals:
-                return ("literal", raw.literals[slot])
-            return self._follow(raw, slot, depth)
-        if raw.kind == "sg_out":
-            return None  # outputs of the output node do not exist
-        if raw.mode == MODE_MUTED:
-            return _MUTED
-        if raw.mode == MODE_BYPASSED:
-            return self._bypass(raw, slot, depth)
-        if raw.type == "Reroute":
-            return self._follow(raw, 0, depth)
-        if raw.type == "PrimitiveNode":
-            values = raw.data.get("widgets_values")
-            if isinstance(values, list) and values:
-                return ("literal", values[0])
-            return None
-        if raw.kind == "subgraph":
-            out = self.nodes.get(f"{raw.id}:{_SUBGRAPH_OUTPUT}")
-            return self._follow(out, slot, depth) if out is not None else None
-        return ("link", raw.id, slot)
+    def resolve(self, origin: tuple[str, int] | None) -> Link | _Literal | _Muted | None:
+        """Follow an output reference through reroutes, bypassed nodes and subgraph borders to
+        a real node's output, a literal, `_MUTED`, or None when it leads nowhere (a loop of
+        reroutes included)."""
+        seen: set[tuple[str, int]] = set()
+        while origin is not None and origin not in seen:
+            seen.add(origin)
+            nid, slot = origin
+            raw = self.nodes.get(nid)
+            if raw is None or raw.kind == "sg_out":  # the output node has no outputs
+                return None
+            if raw.kind == "sg_in":
+                if slot in raw.literals:
+                    return _Literal(raw.literals[slot])
+                origin = raw.in_links.get(slot)
+            elif raw.mode == MODE_MUTED:
+                return _MUTED
+            elif raw.mode == MODE_BYPASSED:
+                origin = self._bypass(raw, slot)
+            elif raw.type == "Reroute":
+                origin = raw.in_links.get(0)
+            elif raw.type == "PrimitiveNode":
+                values = raw.data.get("widgets_values")
+                return _Literal(values[0]) if isinstance(values, list) and values else None
+            elif raw.kind == "subgraph":
+                out = self.nodes.get(f"{raw.id}:{_SUBGRAPH_OUTPUT}")
+                origin = out.in_links.get(slot) if out is not None else None
+            else:
+                return Link(raw.id, slot)
+        return None
 
-    def _follow(self, raw: _Raw, slot: int, depth: int) -> Any:
-        origin = raw.in_links.get(slot)
-        return None if origin is None else self.resolve(origin, depth + 1)
-
-    def _bypass(self, raw: _Raw, slot: int, depth: int) -> Any:
-        """A bypassed node passes the input of the output's type through (same slot first)."""
+    @staticmethod
+    def _bypass(raw: _Raw, slot: int) -> tuple[str, int] | None:
+        """A bypassed node passes on the input of the output's type (same slot first)."""
         outputs = raw.data.get("outputs") or []
         inputs = raw.data.get("inputs") or []
         want = (
@@ -257,7 +257,7 @@ class _Resolver:
             if i >= len(inputs) or i not in raw.in_links or not isinstance(inputs[i], Mapping):
                 continue
             if want is None or inputs[i].get("type") in (want, "*") or want == "*":
-                return self._follow(raw, i, depth)
+                return raw.in_links[i]
         return None
 
 
@@ -343,8 +343,6 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
     for raw in flat.nodes.values():
         if raw.kind != "node" or raw.mode != MODE_NORMAL or raw.type in FRONTEND_ONLY:
             continue
-        if _inside_inactive(raw.id, flat.nodes):
-            continue
         node_type = registry.get(raw.type)
         inputs: dict[str, Any] = {}
         if node_type is not None:
@@ -369,10 +367,8 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
             if target is _MUTED:
                 inputs.pop(name, None)
                 muted_inputs.setdefault(raw.id, []).append(name)
-            elif target[0] == "literal":
-                inputs[name] = target[1]
             else:
-                inputs[name] = Link(target[1], target[2])
+                inputs[name] = target.value if isinstance(target, _Literal) else target
         title = raw.data.get("title")
         graph.add(Node(id=raw.id, type=raw.type, inputs=inputs,
                        title=title if isinstance(title, str) else None,
@@ -381,18 +377,6 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
         raise WorkflowError(problems)
     _drop_muted_dependents(graph, muted_inputs, registry)
     return _rename(graph, top_ids)
-
-
-def _inside_inactive(node_id: str, nodes: dict[str, _Raw]) -> bool:
-    """True when an enclosing subgraph instance is muted or bypassed (then it was not expanded,
-    so this cannot happen); kept as a guard for malformed nesting. An expanded group node
-    leaves no instance behind: its inner nodes carry its mode themselves."""
-    parts = node_id.split(":")
-    for k in range(1, len(parts)):
-        parent = nodes.get(":".join(parts[:k]))
-        if parent is not None and parent.mode != MODE_NORMAL:
-            return True
-    return False
 
 
 def _drop_muted_dependents(graph: Graph, muted_inputs: dict[str, list[str]],

@@ -20,18 +20,9 @@ import uuid
 import pytest
 
 from latentgraph.graph import (
-    INT,
-    Choice,
-    Float,
     Graph,
-    Int,
     Link,
     Node,
-    Output,
-    Registry,
-    Socket,
-    String,
-    node,
 )
 from latentgraph.graph.comfy_editor import editor_from_graph, graph_from_editor
 
@@ -42,32 +33,7 @@ SLOT_HEIGHT = 20  # LiteGraph.NODE_SLOT_HEIGHT
 WIDGET_HEIGHT = 20 + 4  # LiteGraph.NODE_WIDGET_HEIGHT and the spacing under each widget
 
 
-def _registry() -> Registry:
-    """The toy ComfyUI nodes plus a few shapes they lack (an upload before another required
-    widget, an optional socket, an optional widget without a default, an INT output)."""
-    reg = Registry()
-    for node_type in toy_nodes.registry:
-        reg.add(node_type)
-
-    def noop(ctx, **kw):
-        return None
-
-    node("LoadImageMask", registry=reg,
-         inputs=[Choice("image", ["m.png"], image_upload=True), Choice("channel", ["alpha", "red"])],
-         outputs=[Output("MASK", "MASK")])(noop)  # fmt: skip
-    node("UploadWithOptions", registry=reg,
-         inputs=[Choice("image", ["m.png"], image_upload=True), Int("size", 8),
-                 Int("extra", 1, optional=True)],
-         outputs=[Output("IMAGE", "IMAGE")])(noop)  # fmt: skip
-    node("IntValue", registry=reg, inputs=[Int("value", 0)], outputs=[Output("INT", INT)])(noop)
-    node("Blend", registry=reg,
-         inputs=[Socket("a", "IMAGE"), Socket("b", "IMAGE", optional=True),
-                 Float("factor", 0.5), String("note", optional=True)],
-         outputs=[Output("IMAGE", "IMAGE"), Output("MASK", "MASK")])(noop)  # fmt: skip
-    return reg
-
-
-REG = _registry()
+REG = toy_nodes.shapes
 
 
 def txt2img(named: bool = False) -> Graph:
