@@ -58,6 +58,11 @@ def txt2img(named: bool = False) -> Graph:
     return g
 
 
+# the node fields of the schema (it lets others through; we write none)
+NODE_KEYS = {"id", "type", "pos", "size", "flags", "order", "mode", "inputs", "outputs",
+             "properties", "widgets_values", "color", "bgcolor", "title"}  # fmt: skip
+
+
 def by_id(doc: dict, nid: int) -> dict:
     return next(n for n in doc["nodes"] if n["id"] == nid)
 
@@ -87,6 +92,7 @@ def check_document(doc: dict) -> None:
     assert sorted(n["order"] for n in doc["nodes"]) == list(range(len(node_ids)))
     nodes = {n["id"]: n for n in doc["nodes"]}
     for n in doc["nodes"]:
+        assert set(n) <= NODE_KEYS
         assert isinstance(n["type"], str) and n["mode"] == 0 and n["flags"] == {}
         assert len(n["pos"]) == 2 and all(is_number(v) for v in n["pos"])
         assert len(n["size"]) == 2 and all(is_number(v) and v > 0 for v in n["size"])
@@ -273,6 +279,7 @@ def test_a_node_type_not_installed_keeps_its_links():
     g = txt2img()
     g["8"].type = "FancyDecode"  # its two inputs are links; its output feeds SaveImage
     g.add(Node("30", "FancyPreview", {"images": Link("8", 0), "extra": Link("8", 2)}))
+    g.add(Node("31", "FancyPreview", {"images": Link("8", 1)}))  # a lower slot after
     doc = editor_from_graph(g, REG)
     check_document(doc)
     dec = by_id(doc, 8)
@@ -281,10 +288,10 @@ def test_a_node_type_not_installed_keeps_its_links():
         {"name": "vae", "type": "*", "link": dec["inputs"][1]["link"]}]  # fmt: skip
     # one "*" output slot up to the highest its links use, so every link has a slot
     assert [(o["name"], o["type"], len(o["links"])) for o in dec["outputs"]] == [
-        ("*", "*", 2), ("*", "*", 0), ("*", "*", 1)]  # fmt: skip
+        ("*", "*", 2), ("*", "*", 1), ("*", "*", 1)]  # fmt: skip
     assert dec["widgets_values"] == [] and by_id(doc, 30)["outputs"] == []
     assert {tuple(lk[1:]) for lk in doc["links"] if lk[1] == 8} == {
-        (8, 0, 9, 0, "*"), (8, 0, 30, 0, "*"), (8, 2, 30, 1, "*")}  # fmt: skip
+        (8, 0, 9, 0, "*"), (8, 0, 30, 0, "*"), (8, 2, 30, 1, "*"), (8, 1, 31, 0, "*")}  # fmt: skip
     back = graph_from_editor(doc, REG)
     assert back["8"].inputs == {"samples": Link("3", 0), "vae": Link("4", 2)}
     assert back["30"].inputs == {"images": Link("8", 0), "extra": Link("8", 2)}
@@ -293,14 +300,14 @@ def test_a_node_type_not_installed_keeps_its_links():
 def test_links_that_point_nowhere_are_left_unconnected():
     g = Graph()
     g.add(Node("1", "LoadImage", {"image": "a.png"}))
-    # `b` (an optional socket) unset, `a` from a node not in the graph, `factor` from an
-    # output past LoadImage's two: written, typed "*" (validation names the mistake)
-    g.add(Node("2", "Blend", {"a": Link("99", 0), "factor": Link("1", 5)}))
+    # `b` (an optional socket) unset, `a` from a node not in the graph, `factor` from the
+    # output after LoadImage's two: written, typed "*" (validation names the mistake)
+    g.add(Node("2", "Blend", {"a": Link("99", 0), "factor": Link("1", 2)}))
     doc = editor_from_graph(g, REG)
     blend = by_id(doc, 2)
     assert [(i["name"], i["link"]) for i in blend["inputs"]] == [
         ("a", None), ("b", None), ("factor", 1)]  # fmt: skip
-    assert doc["links"] == [[1, 1, 5, 2, 2, "*"]]
+    assert doc["links"] == [[1, 1, 2, 2, 2, "*"]]
 
 
 def test_titles_and_ids_in_the_properties():
@@ -344,10 +351,14 @@ def test_each_node_is_tall_enough_for_its_slots_and_widgets():
     g = txt2img()
     g["8"].type = "FancyDecode"
     g.add(Node("40", "UploadWithOptions", {"image": "m.png"}))
+    g.add(Node("41", "IntValue", {"value": 5}))
+    g["3"].inputs["steps"] = g["3"].inputs["seed"] = Link("41", 0)  # widget inputs: no rows
     doc = editor_from_graph(g, REG)
     for n in doc["nodes"]:
         rows = max(sum("widget" not in i for i in n["inputs"]), len(n["outputs"]))
-        assert n["size"][1] >= rows * SLOT_HEIGHT + len(n["widgets_values"]) * WIDGET_HEIGHT
+        needed = rows * SLOT_HEIGHT + len(n["widgets_values"]) * WIDGET_HEIGHT
+        # and no taller than that with a title bar's height or two to spare
+        assert needed <= n["size"][1] <= needed + 2 * TITLE_HEIGHT
     assert by_id(doc, 4)["size"][1] >= 3 * SLOT_HEIGHT + WIDGET_HEIGHT  # three outputs
 
 
