@@ -126,6 +126,10 @@ MODULES: dict[str, list[str]] = {
                               "tests/comfy/test_comfy_editor_document.py",
                               "tests/comfy/test_comfy_editor_reading.py",
                               "tests/comfy/test_comfy_convert.py", "tests/comfy/test_comfy_groups.py"],
+    # their own unit tests (a tenth of a second); the CLI and server tests that write files
+    # run workers or subprocesses
+    "graph/files.py": ["tests/engine/test_files_and_paths.py"],
+    "graph/paths.py": ["tests/engine/test_files_and_paths.py"],
 }  # fmt: skip
 # mutmut runs a pytest session per mutant (forked). The node tests' tiny models are built once
 # per work folder and kept (LATENTGRAPH_TEST_MODELS, tests/conftest.py), so a session starts in
