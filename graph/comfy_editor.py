@@ -146,10 +146,10 @@ class _Flattener:
                 self.problem(f"node id {n['id']!r} appears twice", node_id=nid)
                 continue
             ids[n["id"]] = nid
-            mode = n.get("mode", MODE_NORMAL)
+            mode = n.get("mode")
             kind = "subgraph" if n["type"] in self.subgraphs else "node"
             self.nodes[nid] = _Raw(
-                nid, n["type"], mode if isinstance(mode, int) else 0, dict(n), kind=kind
+                nid, n["type"], mode if isinstance(mode, int) else MODE_NORMAL, dict(n), kind=kind
             )
         if prefix:  # the virtual input/output nodes of a subgraph body
             for special, kind in ((_SUBGRAPH_INPUT, "sg_in"), (_SUBGRAPH_OUTPUT, "sg_out")):

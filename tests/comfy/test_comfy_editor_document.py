@@ -347,12 +347,16 @@ def test_the_layout_puts_columns_by_depth_without_overlaps():
             assert next_y - (y + h) >= TITLE_HEIGHT  # the next title bar clears this node
 
 
-def test_each_node_is_tall_enough_for_its_slots_and_widgets():
+@pytest.mark.parametrize("linked_widgets", [False, True])
+def test_each_node_is_tall_enough_for_its_slots_and_widgets(linked_widgets):
     g = txt2img()
+    doc = editor_from_graph(g, REG)
+    assert by_id(doc, 3)["size"][1] >= 4 * SLOT_HEIGHT + 7 * WIDGET_HEIGHT  # 4 sockets
     g["8"].type = "FancyDecode"
     g.add(Node("40", "UploadWithOptions", {"image": "m.png"}))
     g.add(Node("41", "IntValue", {"value": 5}))
-    g["3"].inputs["steps"] = g["3"].inputs["seed"] = Link("41", 0)  # widget inputs: no rows
+    if linked_widgets:  # widget inputs: drawn by their widget, no rows of their own
+        g["3"].inputs["steps"] = g["3"].inputs["seed"] = Link("41", 0)
     doc = editor_from_graph(g, REG)
     for n in doc["nodes"]:
         rows = max(sum("widget" not in i for i in n["inputs"]), len(n["outputs"]))

@@ -306,6 +306,27 @@ def test_a_bypassed_nodes_output_with_no_input_of_its_type_leads_nowhere():
     assert "a" not in load(data)["6"].inputs
 
 
+def test_a_link_past_a_bypassed_nodes_saved_inputs_is_passed_over():
+    data = bypassed([inp("x", "MASK", 1)], [out("IMAGE"), out("LATENT")],
+                    [[1, 1, 1, 5, 0, "MASK"], [2, 1, 0, 5, 1, "IMAGE"]])  # fmt: skip
+    data["links"][-1] = [99, 5, 1, 6, 0, "LATENT"]
+    assert "a" not in load(data)["6"].inputs
+
+
+def test_an_input_that_leads_nowhere_does_not_stop_the_next_ones():
+    data = doc(IMAGE_SOURCE, n(2, "Reroute", inputs=[inp("", "*")]),
+               n(3, "Blend", widgets=[0.5], inputs=[inp("b", "IMAGE", 1), inp("a", "IMAGE", 2)]),
+               links=[[1, 2, 0, 3, 0, "IMAGE"], [2, 1, 0, 3, 1, "IMAGE"]])  # fmt: skip
+    assert load(data)["3"].inputs == {"factor": 0.5, "a": Link("1", 0)}
+
+
+def test_a_muted_source_of_a_node_type_not_installed_drops_it():
+    data = doc(n(4, "EmptyLatentImage", mode=2, widgets=[8, 8, 1]), IMAGE_SOURCE,
+               n(3, "FancyNode", inputs=[inp("latent", "LATENT", 1), inp("image", "IMAGE", 2)]),
+               links=[[1, 4, 0, 3, 0, "LATENT"], [2, 1, 0, 3, 1, "IMAGE"]])  # fmt: skip
+    assert set(load(data).nodes) == {"1"}  # nothing says the input could be left out
+
+
 def test_a_muted_source_of_an_optional_input_keeps_the_node():
     data = doc(IMAGE_SOURCE, n(2, "LoadImage", mode=2, widgets=["b.png", "image"]),
                n(3, "Blend", widgets=[0.5], inputs=[inp("a", "IMAGE", 1), inp("b", "IMAGE", 2)]),

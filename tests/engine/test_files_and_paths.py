@@ -141,6 +141,17 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch, e
     assert leftovers(tmp_path) == []
 
 
+def test_the_first_error_is_raised_even_when_the_temp_file_is_gone(tmp_path, monkeypatch):
+    def vanish_then_fail(src, dst):
+        Path(src).unlink()  # e.g. a cleaner removed it
+        raise OSError("the real error")
+
+    monkeypatch.setattr(files.os, "replace", vanish_then_fail)
+    with pytest.raises(OSError, match="the real error"):
+        write_atomic(tmp_path / "out.txt", "new")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_data_that_cannot_be_written_leaves_no_temp(tmp_path):
     with pytest.raises(TypeError):
         write_atomic(tmp_path / "out.txt", 123)  # type: ignore[arg-type]
