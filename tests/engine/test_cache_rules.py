@@ -19,6 +19,7 @@ from latentgraph.graph.cache import (
     codec_for,
     content_key,
     default_cache,
+    forget_values,
     node_key,
     register_codec,
     value_digest,
@@ -104,6 +105,31 @@ def test_memory_lru_accounting():
     assert m.evictions == 3 and m.bytes == 60 and m.get("d") is not None
     m.clear()
     assert (len(m), m.bytes, m.get("d")) == (0, 0, None)
+
+
+class Handle:
+    """A stand-in for a loaded model's handle held in a cached output."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_forgetting_a_value_drops_every_entry_holding_it_in_every_memory_cache():
+    first, second = MemoryCache(max_bytes=1000), MemoryCache(max_bytes=1000)
+    first.put("model", (Handle("unet"),), None, size=100)
+    first.put("pair", ("text", Handle("unet")), {"u": 1}, size=30)  # one of its values
+    first.put("other", (Handle("vae"),), None, size=20)
+    second.put("model", (Handle("unet"),), None, size=7)
+    second.put("plain", (1, 2), None, size=5)
+
+    def is_unet(value) -> bool:
+        return isinstance(value, Handle) and value.name == "unet"
+
+    assert forget_values(is_unet) == 3
+    assert ("model" in first, "pair" in first, "other" in first) == (False, False, True)
+    assert ("model" in second, "plain" in second) == (False, True)
+    assert (first.bytes, second.bytes) == (20, 5)  # the dropped entries' sizes given back
+    assert first.discard(is_unet) == 0 and forget_values(is_unet) == 0
 
 
 def test_a_header_that_does_not_parse_is_a_miss_and_removed(tmp_path):

@@ -147,3 +147,23 @@ def test_the_run_seed_reaches_sde_noise_samplers_only(make_ctx, tiny):
     assert schedulers.build_scheduler(spec).config.noise_sampler_seed is None
     ddim = schedulers.scheduler_select(make_ctx("SchedulerSelect"), tiny[3], "ddim")
     assert "noise_sampler_seed" not in schedulers.build_scheduler(ddim, 7).config
+
+
+def test_only_torchsde_rounding_warning_is_silenced_and_only_for_sde(make_ctx, tiny):
+    import warnings
+
+    def heard(message: str, module: str) -> bool:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            schedulers.build_scheduler(spec)  # installs the filter inside this block
+            warnings.warn_explicit(message, UserWarning, "brownian.py", 1, module=module)
+        return any(str(w.message) == message for w in seen)
+
+    rounding = "Should have ta>=t0 but got ta=0.0291675366461277 and t0=0.029168"
+    spec = schedulers.scheduler_select(make_ctx("SchedulerSelect"), tiny[3], "dpm++sde")
+    assert not heard(rounding, "torchsde._brownian.derived")
+    assert not heard("Should have tb<=t1 but got tb=1.0000001 and t1=1.0", "torchsde._core")
+    assert heard("Should have tb<=t1 but got tb=1.0000001 and t1=1.0", "mypackage.sde")
+    assert heard("some other torchsde warning", "torchsde._brownian.derived")
+    spec = schedulers.scheduler_select(make_ctx("SchedulerSelect"), tiny[3], "ddim")
+    assert heard(rounding, "torchsde._brownian.derived")  # no SDE sampler: nothing silenced
