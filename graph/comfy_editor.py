@@ -23,6 +23,7 @@ from .declare import (
     BOOLEAN,
     FLOAT,
     INT,
+    REQUIRED,
     WIDGET_TYPES,
     Input,
     NodeType,
@@ -96,20 +97,14 @@ class _Muted:
 _MUTED = _Muted()
 
 
-def _parse_link(link: Any) -> tuple[int, Any, int, Any, int, Any] | None:
-    """A link as (id, from, from_slot, to, to_slot, type), from either array or object form."""
+def _parse_link(link: Any) -> tuple[Any, Any, Any, Any] | None:
+    """A link's (from, from_slot, to, to_slot), from the array form
+    `[id, from, from_slot, to, to_slot, type]` or the object form."""
     if isinstance(link, list) and len(link) >= 5:
-        return (link[0], link[1], link[2], link[3], link[4], link[5] if len(link) > 5 else None)
+        return (link[1], link[2], link[3], link[4])
     if isinstance(link, Mapping):
         try:
-            return (
-                link["id"],
-                link["origin_id"],
-                link["origin_slot"],
-                link["target_id"],
-                link["target_slot"],
-                link.get("type"),
-            )
+            return (link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"])
         except KeyError:
             return None
     return None
@@ -136,9 +131,10 @@ class _Flattener:
         if depth > 32:
             self.problem("subgraphs nested more than 32 deep (a subgraph containing itself?)")
             return
+        where = f"subgraph instance {prefix[:-1]}" if prefix else "workflow"
         nodes = level.get("nodes")
         if not isinstance(nodes, list):
-            self.problem(f"{prefix or 'workflow'}: 'nodes' must be a list")
+            self.problem(f"{where}: 'nodes' must be a list")
             return
         ids: dict[Any, str] = {}
         for n in nodes:
@@ -150,10 +146,10 @@ class _Flattener:
                 self.problem(f"node id {n['id']!r} appears twice", node_id=nid)
                 continue
             ids[n["id"]] = nid
-            mode = n.get("mode", MODE_NORMAL)
+            mode = n.get("mode")
             kind = "subgraph" if n["type"] in self.subgraphs else "node"
             self.nodes[nid] = _Raw(
-                nid, n["type"], mode if isinstance(mode, int) else 0, dict(n), kind=kind
+                nid, n["type"], mode if isinstance(mode, int) else MODE_NORMAL, dict(n), kind=kind
             )
         if prefix:  # the virtual input/output nodes of a subgraph body
             for special, kind in ((_SUBGRAPH_INPUT, "sg_in"), (_SUBGRAPH_OUTPUT, "sg_out")):
@@ -162,7 +158,7 @@ class _Flattener:
                 self.nodes[nid] = _Raw(nid, kind, MODE_NORMAL, {}, kind=kind)
         links = level.get("links") or []
         if not isinstance(links, list):
-            self.problem(f"{prefix or 'workflow'}: 'links' must be a list")
+            self.problem(f"{where}: 'links' must be a list")
             links = []
         for raw in links:
             parsed = _parse_link(raw)
@@ -171,7 +167,7 @@ class _Flattener:
                     f"a link of the wrong shape: {str(raw)[:80]} (expected [id, from, from_slot, to, to_slot, type])"
                 )
                 continue
-            _, src, src_slot, dst, dst_slot, _ = parsed
+            src, src_slot, dst, dst_slot = parsed
             if src not in ids or dst not in ids:
                 continue  # dangling links are common in saved files; the target just loses it
             if not isinstance(src_slot, int) or not isinstance(dst_slot, int):
@@ -204,46 +200,51 @@ class _Flattener:
                     k += 1
 
 
+@dataclass(frozen=True)
+class _Literal:
+    """A value that reaches an input instead of a link (a PrimitiveNode, a promoted widget)."""
+
+    value: Any
+
+
 class _Resolver:
     def __init__(self, nodes: dict[str, _Raw]) -> None:
         self.nodes = nodes
 
-    def resolve(self, origin: tuple[str, int], depth: int = 0) -> Any:
-        """Follow an output reference to a real node's output, a literal, `_MUTED` or None."""
-        if depth > 10_000:
-            return None
-        nid, slot = origin
-        raw = self.nodes.get(nid)
-        if raw is None:
-            return None
-        if raw.kind == "sg_in":
-            if slot in raw.literals:
-                return ("literal", raw.literals[slot])
-            return self._follow(raw, slot, depth)
-        if raw.kind == "sg_out":
-            return None  # outputs of the output node do not exist
-        if raw.mode == MODE_MUTED:
-            return _MUTED
-        if raw.mode == MODE_BYPASSED:
-            return self._bypass(raw, slot, depth)
-        if raw.type == "Reroute":
-            return self._follow(raw, 0, depth)
-        if raw.type == "PrimitiveNode":
-            values = raw.data.get("widgets_values")
-            if isinstance(values, list) and values:
-                return ("literal", values[0])
-            return None
-        if raw.kind == "subgraph":
-            out = self.nodes.get(f"{raw.id}:{_SUBGRAPH_OUTPUT}")
-            return self._follow(out, slot, depth) if out is not None else None
-        return ("link", raw.id, slot)
+    def resolve(self, origin: tuple[str, int] | None) -> Link | _Literal | _Muted | None:
+        """Follow an output reference through reroutes, bypassed nodes and subgraph borders to
+        a real node's output, a literal, `_MUTED`, or None when it leads nowhere (a loop of
+        reroutes included)."""
+        seen: set[tuple[str, int]] = set()
+        while origin is not None and origin not in seen:
+            seen.add(origin)
+            nid, slot = origin
+            raw = self.nodes.get(nid)
+            if raw is None or raw.kind == "sg_out":  # the output node has no outputs
+                return None
+            if raw.kind == "sg_in":
+                if slot in raw.literals:
+                    return _Literal(raw.literals[slot])
+                origin = raw.in_links.get(slot)
+            elif raw.mode == MODE_MUTED:
+                return _MUTED
+            elif raw.mode == MODE_BYPASSED:
+                origin = self._bypass(raw, slot)
+            elif raw.type == "Reroute":
+                origin = raw.in_links.get(0)
+            elif raw.type == "PrimitiveNode":
+                values = raw.data.get("widgets_values")
+                return _Literal(values[0]) if isinstance(values, list) and values else None
+            elif raw.kind == "subgraph":
+                out = self.nodes.get(f"{raw.id}:{_SUBGRAPH_OUTPUT}")
+                origin = out.in_links.get(slot) if out is not None else None
+            else:
+                return Link(raw.id, slot)
+        return None
 
-    def _follow(self, raw: _Raw, slot: int, depth: int) -> Any:
-        origin = raw.in_links.get(slot)
-        return None if origin is None else self.resolve(origin, depth + 1)
-
-    def _bypass(self, raw: _Raw, slot: int, depth: int) -> Any:
-        """A bypassed node passes the input of the output's type through (same slot first)."""
+    @staticmethod
+    def _bypass(raw: _Raw, slot: int) -> tuple[str, int] | None:
+        """A bypassed node passes on the input of the output's type (same slot first)."""
         outputs = raw.data.get("outputs") or []
         inputs = raw.data.get("inputs") or []
         want = (
@@ -256,7 +257,7 @@ class _Resolver:
             if i >= len(inputs) or i not in raw.in_links or not isinstance(inputs[i], Mapping):
                 continue
             if want is None or inputs[i].get("type") in (want, "*") or want == "*":
-                return self._follow(raw, i, depth)
+                return raw.in_links[i]
         return None
 
 
@@ -342,8 +343,6 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
     for raw in flat.nodes.values():
         if raw.kind != "node" or raw.mode != MODE_NORMAL or raw.type in FRONTEND_ONLY:
             continue
-        if _inside_inactive(raw.id, flat.nodes):
-            continue
         node_type = registry.get(raw.type)
         inputs: dict[str, Any] = {}
         if node_type is not None:
@@ -368,10 +367,8 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
             if target is _MUTED:
                 inputs.pop(name, None)
                 muted_inputs.setdefault(raw.id, []).append(name)
-            elif target[0] == "literal":
-                inputs[name] = target[1]
             else:
-                inputs[name] = Link(target[1], target[2])
+                inputs[name] = target.value if isinstance(target, _Literal) else target
         title = raw.data.get("title")
         graph.add(Node(id=raw.id, type=raw.type, inputs=inputs,
                        title=title if isinstance(title, str) else None,
@@ -380,18 +377,6 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
         raise WorkflowError(problems)
     _drop_muted_dependents(graph, muted_inputs, registry)
     return _rename(graph, top_ids)
-
-
-def _inside_inactive(node_id: str, nodes: dict[str, _Raw]) -> bool:
-    """True when an enclosing subgraph instance is muted or bypassed (then it was not expanded,
-    so this cannot happen); kept as a guard for malformed nesting. An expanded group node
-    leaves no instance behind: its inner nodes carry its mode themselves."""
-    parts = node_id.split(":")
-    for k in range(1, len(parts)):
-        parent = nodes.get(":".join(parts[:k]))
-        if parent is not None and parent.mode != MODE_NORMAL:
-            return True
-    return False
 
 
 def _drop_muted_dependents(graph: Graph, muted_inputs: dict[str, list[str]],
@@ -428,6 +413,8 @@ def _preferred_ids(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _rename(graph: Graph, names: dict[str, str]) -> Graph:
+    """Give nodes back their latentgraph ids. A title equal to the restored id is the one
+    `editor_from_graph` wrote for an untitled node: the node is untitled again."""
     if not names:
         return graph
     taken = set(graph.nodes) - set(names)
@@ -441,9 +428,8 @@ def _rename(graph: Graph, names: dict[str, str]) -> Graph:
     for node in graph:
         inputs = {k: Link(new(v.node), v.output) if isinstance(v, Link) else v
                   for k, v in node.inputs.items()}  # fmt: skip
-        out.add(
-            Node(new(node.id), node.type, inputs, node.title, node.location, node.input_locations)
-        )
+        title = None if node.id in names and node.title == names[node.id] else node.title
+        out.add(Node(new(node.id), node.type, inputs, title, node.location, node.input_locations))
     return out
 
 
@@ -480,16 +466,38 @@ def _depths(graph: Graph) -> dict[str, int]:
 
 
 def _editor_value(inp: Input, value: Any) -> Any:
+    """A widget's saved value: a linked or unset widget keeps its declared default (null when
+    it has none), as the editor saves a widget converted to an input."""
     if isinstance(value, Link) or value is None:
-        return None if inp.default is None or inp.required else inp.default
+        return None if inp.default is REQUIRED else inp.default
     return value
 
 
-def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[str, Any]:
-    """An editor-format workflow for `graph`, laid out in columns by dependency depth.
+def _output_slots(graph: Graph, registry: Registry) -> dict[str, list[tuple[str, str]]]:
+    """Each node's output slots as (name, type): its declared outputs, or for a type that is
+    not installed one "*" slot up to the highest its links use, so every link has a slot."""
+    used: dict[str, int] = {}
+    for node in graph:
+        for _, link in node.links():
+            used[link.node] = max(used.get(link.node, 0), link.output + 1)
+    slots: dict[str, list[tuple[str, str]]] = {}
+    for node in graph:
+        node_type = registry.get(node.type)
+        if node_type is not None:
+            slots[node.id] = [(o.name, o.type) for o in node_type.outputs]
+        else:
+            slots[node.id] = [("*", "*")] * used.get(node.id, 0)
+    return slots
 
-    Node ids that are not integers get fresh integer ids; the original id is kept in the
-    node's properties (and as its title when it has none) so converting back restores it.
+
+def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[str, Any]:
+    """An editor-format workflow (schema 0.4) for `graph`, laid out in columns by dependency
+    depth, opened at scale 1 with every node in view.
+
+    Numeric node ids are kept; other ids get the next free integers, in graph order, after the
+    highest numeric one. The original id is kept in the node's properties (and as its title
+    when it has none) so converting back restores it. Links are numbered from 1 in the order
+    their targets are written.
     """
     registry = registry or default_registry
     ids: dict[str, int] = {}
@@ -502,6 +510,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
             ids[node.id] = next_id
             next_id += 1
     depth = _depths(graph)
+    slots = _output_slots(graph, registry)
     column_y: dict[int, float] = {}
     nodes: list[dict[str, Any]] = []
     links: list[list[Any]] = []
@@ -518,8 +527,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
             inputs.append({"name": inp.name, "type": inp.type, "link": None})
         upload = _upload_slot(widgets)
         for n, inp in enumerate(widgets):
-            value = node.inputs.get(inp.name, inp.default)
-            values.append(_editor_value(inp, value))
+            values.append(_editor_value(inp, node.inputs.get(inp.name)))
             if inp.seed:
                 values.append("fixed")
             if n == upload:
@@ -535,13 +543,13 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
             if not isinstance(value, Link) or value.node not in ids:
                 continue
             link_id = len(links) + 1
-            src_type = _output_type(graph, registry, value)
+            src_slots = slots[value.node]
+            src_type = src_slots[value.output][1] if value.output < len(src_slots) else "*"
             links.append([link_id, ids[value.node], value.output, ids[node.id], slot, src_type])
             entry["link"] = link_id
             out_links.setdefault((value.node, value.output), []).append(link_id)
-        n_widgets = len(values)
-        rows = max(len(sockets), len(node_type.outputs) if node_type else 0)
-        height = 30 + 22 * rows + 26 * n_widgets
+        rows = max(sum("widget" not in i for i in inputs), len(slots[node.id]))
+        height = 30 + 22 * rows + 26 * len(values)
         col = depth[node.id]
         y = column_y.get(col, 50.0)
         column_y[col] = y + height + _ROW_GAP
@@ -566,17 +574,11 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
         nodes.append(entry)
     by_id = {n["id"]: n for n in nodes}
     for node in graph:
-        node_type = registry.get(node.type)
-        outputs = node_type.outputs if node_type else ()
         by_id[ids[node.id]]["outputs"] = [
-            {
-                "name": o.name,
-                "type": o.type,
-                "links": out_links.get((node.id, k), []),
-                "slot_index": k,
-            }
-            for k, o in enumerate(outputs)
-        ]
+            {"name": name, "type": type_, "links": out_links.get((node.id, k), []),
+             "slot_index": k}
+            for k, (name, type_) in enumerate(slots[node.id])
+        ]  # fmt: skip
     return {
         "id": str(uuid.uuid4()),
         "revision": 0,
@@ -589,11 +591,3 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
         "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}},
         "version": 0.4,
     }
-
-
-def _output_type(graph: Graph, registry: Registry, link: Link) -> str:
-    src = graph.nodes.get(link.node)
-    node_type = registry.get(src.type) if src else None
-    if node_type and link.output < len(node_type.outputs):
-        return node_type.outputs[link.output].type
-    return "*"

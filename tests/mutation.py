@@ -123,8 +123,15 @@ MODULES: dict[str, list[str]] = {
                         "tests/loading/test_examples.py", "-k", "schema"],
     # test_comfy_semantics' group tests need the built-in nodes (torch) and run the CLI
     "graph/comfy_groups.py": ["tests/comfy/test_comfy_groups.py"],
-    "graph/comfy_editor.py": ["tests/comfy/test_comfy_editor.py", "tests/comfy/test_comfy_convert.py",
-                              "tests/comfy/test_comfy_groups.py"],
+    # the toy ComfyUI registry: no torch, about a second for the five files
+    "graph/comfy_editor.py": ["tests/comfy/test_comfy_editor.py",
+                              "tests/comfy/test_comfy_editor_document.py",
+                              "tests/comfy/test_comfy_editor_reading.py",
+                              "tests/comfy/test_comfy_convert.py", "tests/comfy/test_comfy_groups.py"],
+    # their own unit tests (a tenth of a second); the CLI and server tests that write files
+    # run workers or subprocesses
+    "graph/files.py": ["tests/engine/test_files_and_paths.py"],
+    "graph/paths.py": ["tests/engine/test_files_and_paths.py"],
 }  # fmt: skip
 # mutmut runs a pytest session per mutant (forked). The node tests' tiny models are built once
 # per work folder and kept (LATENTGRAPH_TEST_MODELS, tests/conftest.py), so a session starts in

@@ -4,6 +4,7 @@ from latentgraph.graph import (
     CLIP,
     CONDITIONING,
     IMAGE,
+    INT,
     LATENT,
     MODEL,
     STRING,
@@ -53,3 +54,38 @@ node("StringConcatenate", registry=registry,
      inputs=[String("string_a", "", multiline=True), String("string_b", "", multiline=True),
              String("delimiter", "")],
      outputs=[Output("STRING", STRING)])(_noop)  # fmt: skip
+
+
+def _shapes() -> Registry:
+    """The toy ComfyUI nodes plus shapes they lack: uploads before other widgets and alone as
+    an optional one, optional sockets and widgets, an INT output, an INT socket, a lone seed."""
+    reg = Registry()
+    for node_type in registry:
+        reg.add(node_type)
+
+    def noop(ctx, **kw):
+        return None
+
+    node("LoadImageMask", registry=reg,
+         inputs=[Choice("image", ["m.png"], image_upload=True), Choice("channel", ["alpha", "red"])],
+         outputs=[Output("MASK", "MASK")])(noop)  # fmt: skip
+    node("UploadWithOptions", registry=reg,
+         inputs=[Choice("image", ["m.png"], image_upload=True), Int("size", 8),
+                 Int("extra", 1, optional=True)],
+         outputs=[Output("IMAGE", "IMAGE")])(noop)  # fmt: skip
+    node("IntValue", registry=reg, inputs=[Int("value", 0)], outputs=[Output("INT", INT)])(noop)
+    node("Blend", registry=reg,
+         inputs=[Socket("a", "IMAGE"), Socket("b", "IMAGE", optional=True),
+                 Float("factor", 0.5), String("note", optional=True)],
+         outputs=[Output("IMAGE", "IMAGE"), Output("MASK", "MASK")])(noop)  # fmt: skip
+    node("Seeded", registry=reg, inputs=[Int("seed", 0, seed=True)],
+         outputs=[Output("INT", INT)])(noop)  # fmt: skip
+    node("OptionalUpload", registry=reg,
+         inputs=[Choice("image", ["m.png"], image_upload=True, optional=True)],
+         outputs=[Output("IMAGE", "IMAGE")])(noop)  # fmt: skip
+    node("TakesInt", registry=reg, inputs=[Socket("count", INT), Int("size", 8)],
+         outputs=[Output("IMAGE", "IMAGE")])(noop)  # fmt: skip
+    return reg
+
+
+shapes = _shapes()

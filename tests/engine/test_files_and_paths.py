@@ -1,0 +1,191 @@
+"""graph/files.py (atomic writes with the user's permissions) and graph/paths.py (where
+latentgraph keeps its files)."""
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from latentgraph.graph import files, paths
+from latentgraph.graph.files import create_temp, write_atomic
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, restored after."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# --- create_temp --------------------------------------------------------------------------
+
+
+def test_a_temp_file_is_new_empty_and_named_with_its_prefix_and_suffix(tmp_path):
+    fd, path = create_temp(tmp_path, prefix="pre-", suffix=".part")
+    try:
+        assert path.parent == tmp_path and path.exists() and path.stat().st_size == 0
+        assert path.name.startswith("pre-") and path.name.endswith(".part")
+        middle = path.name.removeprefix("pre-").removesuffix(".part")
+        assert len(middle) == 16 and int(middle, 16) >= 0  # 8 random bytes in hex
+        os.write(fd, b"abc")
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"abc"
+
+
+def test_temp_files_default_to_a_hidden_tmp_name(tmp_path):
+    fd, path = create_temp(tmp_path)
+    os.close(fd)
+    assert path.name.startswith(".tmp-") and path.name.endswith(".tmp")
+
+
+def test_a_temp_file_is_open_for_writing_only(tmp_path):
+    fd, _ = create_temp(tmp_path)
+    try:
+        with pytest.raises(OSError):
+            os.read(fd, 1)
+    finally:
+        os.close(fd)
+
+
+def test_a_name_already_taken_is_never_reused(tmp_path, monkeypatch):
+    names = iter(["aaaa", "aaaa", "bbbb"])
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: next(names))
+    fd, first = create_temp(tmp_path)
+    os.write(fd, b"first")
+    os.close(fd)
+    fd, second = create_temp(tmp_path)  # "aaaa" exists: the next name is drawn
+    os.close(fd)
+    assert (first.name, second.name) == (".tmp-aaaa.tmp", ".tmp-bbbb.tmp")
+    assert first.read_bytes() == b"first"  # not truncated by the second call
+
+
+@posix_only
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_temp_file_gets_the_permissions_open_would_give(tmp_path, umask, mask, expected):
+    umask(mask)
+    fd, path = create_temp(tmp_path)
+    os.close(fd)
+    assert mode(path) == expected
+
+
+# --- write_atomic -------------------------------------------------------------------------
+
+
+def test_text_is_written_as_utf8_and_bytes_as_they_are(tmp_path):
+    write_atomic(tmp_path / "a.txt", "café ∑\n")
+    assert (tmp_path / "a.txt").read_bytes() == "café ∑\n".encode()
+    write_atomic(tmp_path / "b.bin", b"\x00\xff")
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\xff"
+
+
+def test_missing_folders_are_created_and_a_text_path_accepted(tmp_path):
+    target = tmp_path / "x" / "y" / "out.json"
+    write_atomic(str(target), "{}")
+    assert target.read_text() == "{}"
+    assert leftovers(target.parent) == []
+
+
+def test_an_existing_file_is_replaced_whole(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("a much longer old content")
+    write_atomic(target, "new")
+    assert target.read_text() == "new"
+    assert leftovers(tmp_path) == []
+
+
+def test_the_data_is_complete_in_the_folder_before_it_takes_the_name(tmp_path, monkeypatch):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    seen = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        src = Path(src)
+        seen.append((src.parent, src.name, src.read_text(), Path(dst).read_text()))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    write_atomic(target, "new content")
+    [(folder, name, temp_text, old_text)] = seen
+    assert folder == tmp_path and name.startswith(".out.txt.")
+    assert (temp_text, old_text) == ("new content", "old")
+    assert target.read_text() == "new content"
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch, error):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def fail(src, dst):
+        raise error
+
+    monkeypatch.setattr(files.os, "replace", fail)
+    with pytest.raises(type(error)):
+        write_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert leftovers(tmp_path) == []
+
+
+def test_the_first_error_is_raised_even_when_the_temp_file_is_gone(tmp_path, monkeypatch):
+    def vanish_then_fail(src, dst):
+        Path(src).unlink()  # e.g. a cleaner removed it
+        raise OSError("the real error")
+
+    monkeypatch.setattr(files.os, "replace", vanish_then_fail)
+    with pytest.raises(OSError, match="the real error"):
+        write_atomic(tmp_path / "out.txt", "new")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_that_cannot_be_written_leaves_no_temp(tmp_path):
+    with pytest.raises(TypeError):
+        write_atomic(tmp_path / "out.txt", 123)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+@posix_only
+def test_a_written_file_gets_the_users_umask(tmp_path, umask):
+    umask(0o027)
+    write_atomic(tmp_path / "out.txt", "x")
+    assert mode(tmp_path / "out.txt") == 0o640
+
+
+# --- paths --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function, variable", [(paths.cache_dir, "LATENTGRAPH_CACHE_DIR"),
+                                                (paths.data_dir, "LATENTGRAPH_DATA_DIR")])  # fmt: skip
+def test_the_environment_variable_names_the_folder(tmp_path, monkeypatch, function, variable):
+    monkeypatch.setenv(variable, str(tmp_path / "here"))
+    assert function() == tmp_path / "here"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG folders")
+@pytest.mark.parametrize("function, variable, xdg", [
+    (paths.cache_dir, "LATENTGRAPH_CACHE_DIR", "XDG_CACHE_HOME"),
+    (paths.data_dir, "LATENTGRAPH_DATA_DIR", "XDG_DATA_HOME"),
+])  # fmt: skip
+@pytest.mark.parametrize("unset", ["absent", "empty"])
+def test_without_it_the_users_folder_for_the_platform(tmp_path, monkeypatch, function, variable,
+                                                      xdg, unset):  # fmt: skip
+    if unset == "absent":
+        monkeypatch.delenv(variable, raising=False)
+    else:
+        monkeypatch.setenv(variable, "")
+    monkeypatch.setenv(xdg, str(tmp_path / "xdg"))
+    assert function() == tmp_path / "xdg" / "latentgraph"
