@@ -48,15 +48,21 @@ def test_a_worker_imports_model_libraries_only_for_the_diffusion_nodes(
     ours.close()
 
 
-def test_the_submit_limiter_is_made_before_the_first_request(tmp_path):
+def test_the_submit_limiter_and_the_switch_interval_are_set_before_the_first_request(tmp_path):
     from latentgraph.server import app as app_mod
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.state import GIL_SWITCH_SECONDS
 
+    sys.setswitchinterval(0.005)
     config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False)
     app = app_mod.create_app(config, workers=WorkerSetup(registry=toy_registry))
-    with TestClient(app, base_url="http://127.0.0.1") as client:
-        assert app.state.lg._limiter is not None  # made before the first POST
-        assert client.get("/queue").status_code == 200
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            assert app.state.lg._limiter is not None  # made before the first POST
+            assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_SECONDS)
+            assert client.get("/queue").status_code == 200
+    finally:
+        sys.setswitchinterval(0.005)  # the interpreter's default, for the tests after
 
 
 def test_import_model_libraries_reports_what_failed(monkeypatch):
