@@ -334,25 +334,28 @@ def encode_message(type_: str, data: dict[str, Any]) -> str:
     if type_ == "executing" and list(data) == _EXECUTING_KEYS:
         return _executing_text(data["node"], data["display_node"], data["prompt_id"])
     if type_ == "executed" and list(data) == _EXECUTED_KEYS:
-        node, prompt_id = _string_text(data["node"]), _string_text(data["prompt_id"])
-        display = (
-            node if data["display_node"] is data["node"] else _string_text(data["display_node"])
-        )
         return (
-            f'{{"type": "executed", "data": {{"node": {node}, "display_node": {display}, '
-            f'"output": {_ENCODER.encode(data["output"])}, "prompt_id": {prompt_id}}}}}'
+            f'{{"type": "executed", "data": {{{_node_fields(data["node"], data["display_node"])}, '
+            f'"output": {_ENCODER.encode(data["output"])}, '
+            f'"prompt_id": {_string_text(data["prompt_id"])}}}}}'
         )
     return _ENCODER.encode({"type": type_, "data": data})
 
 
 def _executing_text(node: str | None, display_node: str | None, prompt_id: str | None) -> str:
     """`executing`, one per node of a run, as `_ENCODER` writes it."""
+    return (
+        f'{{"type": "executing", "data": {{{_node_fields(node, display_node)}, '
+        f'"prompt_id": {_string_text(prompt_id)}}}}}'
+    )
+
+
+def _node_fields(node: str | None, display_node: str | None) -> str:
+    """`"node": ..., "display_node": ...` as `_ENCODER` writes them (encoded once when the
+    display node is the node itself, as it is for every node we run)."""
     node_text = _string_text(node)
     display_text = node_text if display_node is node else _string_text(display_node)
-    return (
-        f'{{"type": "executing", "data": {{"node": {node_text}, "display_node": '
-        f'{display_text}, "prompt_id": {_string_text(prompt_id)}}}}}'
-    )
+    return f'"node": {node_text}, "display_node": {display_text}'
 
 
 def _string_text(value: str | None) -> str:
