@@ -1,8 +1,8 @@
 """Inside a worker process: build the registry, import the model libraries, run jobs.
 
-`worker_main` is the process entry (see local_workers.py). Three threads: the main one runs
+`worker_main` is the process entry (see local_workers.py). Four threads: the main one runs
 jobs with the real Scheduler, one reads the server's commands (a cancel reaches the running
-job's CancelToken at once), one sends what the jobs report. The engine's events become the
+job's CancelToken at once), one sends what the jobs report, one runs timers (`Timers`). The engine's events become the
 protocol's websocket messages here (`RunTranslator`), encoded once, and leave in batches
 (`Outbox`); the server forwards them without decoding them. When the server goes away (its end
 of the pipe closes) the worker exits.
@@ -14,6 +14,8 @@ import ctypes
 import dataclasses
 import functools
 import gc
+import heapq
+import itertools
 import logging
 import os
 import queue
@@ -24,6 +26,7 @@ import time
 import traceback
 from abc import abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -226,12 +229,44 @@ class Outbox:
                 os._exit(0)  # the server is gone
 
 
+class Timers:
+    """Calls functions after a delay, all on one thread that lives as long as the worker: a
+    run arms a timer for its last node states when it goes quiet (`ProgressStates`), and a
+    thread started for each run cost that run 0.3 ms of a 100-node chain's 2.9 ms."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Callable[[], None]]] = []  # a heap: soonest first
+        self._count = itertools.count()  # equal times keep their order; fns never compared
+        self._changed = threading.Condition(threading.Lock())
+        threading.Thread(target=self._loop, name="worker-timers", daemon=True).start()
+
+    def schedule(self, delay: float, fn: Callable[[], None]) -> None:
+        """Call `fn` on the timer thread `delay` seconds from now."""
+        entry = (time.monotonic() + delay, next(self._count), fn)
+        with self._changed:
+            heapq.heappush(self._due, entry)
+            if self._due[0] is entry:  # sooner than what the thread waits for
+                self._changed.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                fn = heapq.heappop(self._due)[2]
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - one failing callback must not stop the others
+                log.exception("a timer callback failed")
+
+
 class JobRunner:
     def __init__(self, setup: WorkerSetup, spec: WorkerSpec, conn: Connection) -> None:
         self.setup = setup
         self.spec = spec
         self.conn = conn
         self.outbox = Outbox(conn)
+        self.timers = Timers()
         self.jobs: queue.Queue[tuple] = queue.Queue()
         self.lock = threading.Lock()
         self.current: str | None = None
@@ -321,7 +356,7 @@ class JobRunner:
         translator = RunTranslator(
             pid, PromptTypes(job.prompt), send=functools.partial(outbox.message, pid),
             send_preview=functools.partial(outbox.preview, pid),
-            parents=PromptParents(job.prompt), targets=job.targets, schedule=_schedule,
+            parents=PromptParents(job.prompt), targets=job.targets, schedule=self.timers.schedule,
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         extra = {"prompt": job.prompt, "workflow": pnginfo.get("workflow"),
@@ -386,13 +421,6 @@ class JobRunner:
             _return_memory_to_os()
         except Exception:  # noqa: BLE001 - a failed free must not stop the worker
             log.exception("freeing memory failed")
-
-
-def _schedule(delay: float, fn: Any) -> None:
-    """Call `fn` in `delay` seconds, on a timer thread (a quiet run's last node states)."""
-    timer = threading.Timer(delay, fn)
-    timer.daemon = True
-    timer.start()
 
 
 def _preview_bytes(image: Any) -> bytes | None:
