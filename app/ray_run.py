@@ -8,6 +8,7 @@ with the same bytes; only which actor made them, and in which order they finish,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -49,7 +50,8 @@ def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: S
     extra = workflow.extra
     prompt = extra.get("prompt") or prompt_from_graph(workflow.graph, registry)
     pnginfo = {"workflow": extra.get("workflow"), "latentgraph": extra.get("latentgraph")}
-    return Job(f"run-{index}", prompt, {"extra_pnginfo": pnginfo}, None, False, checked=True)
+    return Job(f"run-{index}", json.dumps(prompt), {"extra_pnginfo": pnginfo}, None, False,
+               checked=True)  # fmt: skip
 
 
 def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,

@@ -110,7 +110,7 @@ async def run_workflow(request: Request) -> JSONResponse:
     request_body = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id,
                     "extra_data": extra_data}  # fmt: skip
     try:
-        answer = await state.enqueue(request_body)
+        answer, _ = await state.enqueue(request_body)
     except PromptRejected as exc:
         return JSONResponse(exc.body, status_code=400)
     release = BackgroundTask(state.release, answer["prompt_id"], client_id)  # see Worker.hold

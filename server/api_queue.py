@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from . import store as st
 from .errors import ApiError, read_json
+from .jsontext import encode_json, object_text
 from .prompts import PromptRejected
 from .state import get_state
 
@@ -22,13 +23,12 @@ async def get_prompt(request: Request) -> JSONResponse:
 
 async def post_prompt(request: Request) -> JSONResponse:
     state = get_state(request)
-    body = await read_json(request, limiter=state.submit_limiter())
-    try:
-        answer = await state.enqueue(body)
+    try:  # the body is parsed on the submit thread
+        answer, client_id = await state.enqueue_text(await request.body())
     except PromptRejected as exc:
         return JSONResponse(exc.body, status_code=400)
     # the run may start only once this answer is on its way (Worker.hold)
-    release = BackgroundTask(state.release, answer["prompt_id"], body.get("client_id"))
+    release = BackgroundTask(state.release, answer["prompt_id"], client_id)
     return JSONResponse(answer, background=release)
 
 
@@ -63,21 +63,24 @@ async def post_queue(request: Request) -> JSONResponse:
     return JSONResponse({"deleted": changed})
 
 
-def history_entry(record: st.PromptRecord) -> dict[str, Any]:
+def _history_status(record: st.PromptRecord) -> dict[str, Any]:
     ok = record.status == st.SUCCESS
-    return {
-        "prompt": record.queue_item(),
-        "outputs": record.ui,
-        "status": {
-            "status_str": "success" if ok else "error",
-            "completed": ok,
-            "messages": record.messages,
-        },
-        "meta": {
-            nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
-            for nid in record.ui
-        },
-    }
+    return {"status_str": "success" if ok else "error", "completed": ok,
+            "messages": record.messages}  # fmt: skip
+
+
+def history_entry_json(record: st.PromptRecord) -> str:
+    """A finished prompt's /history entry as JSON (its prompt's text as stored)."""
+    meta = {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
+            for nid in record.ui}  # fmt: skip
+    return object_text([("prompt", record.queue_item_json()), ("outputs", encode_json(record.ui)),
+                        ("status", encode_json(_history_status(record))),
+                        ("meta", encode_json(meta))])  # fmt: skip
+
+
+def _history_answer(records: list[st.PromptRecord]) -> Response:
+    return Response(object_text((r.id, history_entry_json(r)) for r in records),
+                    media_type="application/json")  # fmt: skip
 
 
 # Paging parameters stay far inside SQLite's 64-bit integers (offset + count is computed).
@@ -99,21 +102,21 @@ def _int_param(request: Request, name: str, default: int | None, lo: int = 0) ->
     return value
 
 
-async def get_history(request: Request) -> JSONResponse:
+async def get_history(request: Request) -> Response:
     store = get_state(request).store
     max_items = _int_param(request, "max_items", None)
     offset = _int_param(request, "offset", 0) or 0
     rows = store.recent_history(max_items, offset)
     if rows is None:  # older than memory holds: read SQLite off the event loop
         rows = await run_in_threadpool(store.history, max_items, offset)
-    return JSONResponse({r.id: history_entry(r) for r in rows})
+    return _history_answer(rows)
 
 
-async def get_history_one(request: Request) -> JSONResponse:
+async def get_history_one(request: Request) -> Response:
     record = get_state(request).store.get(request.path_params["prompt_id"])
     if record is None or record.status not in st.FINISHED:
         return JSONResponse({})
-    return JSONResponse({record.id: history_entry(record)})
+    return _history_answer([record])
 
 
 async def post_history(request: Request) -> JSONResponse:
@@ -144,7 +147,7 @@ def _images(ui: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def job_entry(record: st.PromptRecord, *, full: bool = False) -> dict[str, Any]:
+def job_entry(record: st.PromptRecord) -> dict[str, Any]:
     images = _images(record.ui)
     workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
     job: dict[str, Any] = {
@@ -168,11 +171,18 @@ def job_entry(record: st.PromptRecord, *, full: bool = False) -> dict[str, Any]:
     if record.status == st.ERROR:
         err = next((m[1] for m in record.messages if m[0] == "execution_error"), None)
         job["execution_error"] = err or {"exception_message": record.error or ""}
-    if full:
-        job["outputs"] = record.ui
-        job["workflow"] = {"prompt": record.prompt, "extra_data": record.extra_data}
-        job["execution_status"] = history_entry(record)["status"]
     return job
+
+
+def full_job_json(record: st.PromptRecord) -> str:
+    """/jobs/{id}: the entry with its outputs, workflow (the prompt's text as stored) and
+    status."""
+    workflow = object_text([("prompt", record.prompt_json),
+                            ("extra_data", encode_json(record.extra_data))])  # fmt: skip
+    members = [(k, encode_json(v)) for k, v in job_entry(record).items()]
+    members += [("outputs", encode_json(record.ui)), ("workflow", workflow),
+                ("execution_status", encode_json(_history_status(record)))]  # fmt: skip
+    return object_text(members)
 
 
 async def get_jobs(request: Request) -> JSONResponse:
@@ -196,11 +206,11 @@ async def get_jobs(request: Request) -> JSONResponse:
     })  # fmt: skip
 
 
-async def get_job(request: Request) -> JSONResponse:
+async def get_job(request: Request) -> Response:
     record = get_state(request).store.get(request.path_params["job_id"])
     if record is None:
         raise ApiError(404, f"no job {request.path_params['job_id']!r}", "not_found")
-    return JSONResponse(job_entry(record, full=True))
+    return Response(full_job_json(record), media_type="application/json")
 
 
 def _cancel(state, job_id: str) -> bool:

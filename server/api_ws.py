@@ -64,9 +64,9 @@ async def _handle(state, client, text: str) -> tuple[str, dict[str, Any]] | None
         body = dict(data) if isinstance(data, dict) else {}
         body.setdefault("client_id", client.sid)
         try:
-            answer = await state.enqueue(body)
+            answer, client_id = await state.enqueue(body)
             # the reply and the run's messages share this socket, in order
-            state.release(answer["prompt_id"], body.get("client_id"))
+            state.release(answer["prompt_id"], client_id)
             return "prompt_queued", answer
         except PromptRejected as exc:
             return "prompt_error", exc.body

@@ -14,6 +14,7 @@ to cancel; if the prompt has not ended `INTERRUPT_GRACE` seconds later, the work
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -26,7 +27,7 @@ from latentgraph.graph.events import RunFinished, RunStatus
 
 from . import store as st
 from .hub import Hub
-from .messages import PromptTypes, RunTranslator, preview_frame
+from .messages import PromptText, PromptTypes, RunTranslator, preview_frame
 from .workers import (
     Device,
     Died,
@@ -93,7 +94,8 @@ class Dispatcher:
         self._lock = threading.Lock()  # _held and _running_ids (read by routes)
         self._held: dict[str, float] = {}  # prompt id -> monotonic deadline
         self._running_ids: dict[str, int] = {}  # prompt id -> worker
-        self._prepared: OrderedDict[str, None] = OrderedDict()  # ids of checked prompts
+        # checked prompts (see `prepare`): id -> model keys
+        self._prepared: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._running: dict[str, _Running] = {}  # dispatcher thread only
         self._workers: list[_Worker] = []
         self._passed: dict[str, int] = {}
@@ -140,14 +142,15 @@ class Dispatcher:
                 self._held.pop(prompt_id, None)
         self.wake()
 
-    def prepare(self, prompt_id: str) -> None:
+    def prepare(self, prompt_id: str, keys: frozenset[str]) -> None:
         """Remember that POST /prompt validated this prompt, so the worker converts it without
-        validating it again (a second pass over a 100,000-node prompt). Handing the worker
+        validating it again (a second pass over a 100,000-node prompt), and its model keys
+        (`model_keys`), so dispatch never parses the prompt's text. Handing the worker
         the checked Graph itself cost more than converting again: pickled, it is twice the
         prompt's size and slower to load than to rebuild. A prompt queued before a restart is
         validated again when it runs (the node packs may have changed)."""
         with self._lock:
-            self._prepared[prompt_id] = None
+            self._prepared[prompt_id] = keys
             while len(self._prepared) > PREPARED_PROMPTS:
                 self._prepared.popitem(last=False)
 
@@ -367,7 +370,11 @@ class Dispatcher:
     def _model_keys(self, record: st.PromptRecord) -> frozenset[str]:
         keys = self._keys.get(record.id)
         if keys is None:
-            keys = self._keys[record.id] = model_keys(record.prompt, self.registry)
+            with self._lock:
+                keys = self._prepared.get(record.id)
+            if keys is None:  # queued before a restart
+                keys = model_keys(json.loads(record.prompt_json), self.registry)
+            self._keys[record.id] = keys
         return keys
 
     def _dispatch(self) -> None:
@@ -410,15 +417,14 @@ class Dispatcher:
         sid = record.client_id
         method = str(record.extra_data.get("preview_method") or "").lower()
         want_previews = self.previews or method not in ("", "none")
-        translator = RunTranslator(
-            record.id, PromptTypes(record.prompt), send=lambda t, d: self.hub.send(sid, t, d)
-        )
+        translator = RunTranslator(record.id, PromptTypes(PromptText(record.prompt_json)),
+                                   send=lambda t, d: self.hub.send(sid, t, d))  # fmt: skip
         self._running[record.id] = _Running(record, worker_id, translator)
         with self._lock:
             self._running_ids[record.id] = worker_id
-            checked = self._prepared.pop(record.id, 0) is None
+            checked = self._prepared.pop(record.id, None) is not None
         self._workers[worker_id].prompt = record.id
-        job = Job(record.id, record.prompt, record.extra_data, record.targets, want_previews,
+        job = Job(record.id, record.prompt_json, record.extra_data, record.targets, want_previews,
                   checked)  # fmt: skip
         self.pool.submit(worker_id, job)
 

@@ -8,12 +8,10 @@ import logging
 import math
 from typing import Any
 
-import anyio
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .collector import collector_paused
 from .jsontext import may_hold_surrogates, unsendable
 
 log = logging.getLogger("latentgraph.server")
@@ -72,28 +70,20 @@ def parse_json(raw: bytes | str, what: str = "the request body") -> Any:
     return value
 
 
-# Bodies larger than this are parsed on a worker thread when the route gives a limiter: a
-# 100,000-node prompt takes a tenth of a second to parse and check, which would stall every
-# other request on the event loop.
-OFFLOAD_BYTES = 256 * 1024
-
-
-async def read_json(request: Request, *, default: Any = ...,
-                    limiter: anyio.CapacityLimiter | None = None) -> Any:  # fmt: skip
-    """The request body as JSON, or a 400 that says what is wrong with it."""
-    raw = await request.body()
+def json_body(raw: bytes, *, default: Any = ...) -> Any:
+    """A request body as JSON (`default` when it is empty, if given), or a 400 that says what
+    is wrong with it."""
     if not raw.strip():
         if default is not ...:
             return default
         raise ApiError(400, "the request body is empty; expected JSON", "invalid_json")
-    if limiter is not None and len(raw) > OFFLOAD_BYTES:
-        return await anyio.to_thread.run_sync(_parse_large, raw, limiter=limiter)
     return parse_json(raw)
 
 
-def _parse_large(raw: bytes) -> Any:
-    with collector_paused:
-        return parse_json(raw)
+async def read_json(request: Request, *, default: Any = ...) -> Any:
+    """The request body as JSON (see `json_body`), parsed on the event loop: for the small
+    bodies of every route but POST /prompt, which parses on its submit thread."""
+    return json_body(await request.body(), default=default)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:

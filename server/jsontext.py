@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 # A \\uD800-\\uDFFF escape in JSON text: the only way a lone surrogate gets into stored JSON.
@@ -78,3 +79,21 @@ def load_stored(text: str) -> Any:
     let in are replaced by "?", so the value can be answered again."""
     value = json.loads(text)
     return _repair(value) if _SURROGATE_ESCAPE.search(text) else value
+
+
+def stored_text(text: str) -> str:
+    """JSON text this server stored itself, as text it can answer with: checked to parse (a
+    damaged row raises ValueError), and re-encoded with "?" for the lone surrogates an older
+    version let in."""
+    value = json.loads(text)
+    return json.dumps(_repair(value)) if _SURROGATE_ESCAPE.search(text) else text
+
+
+# The encoding JSONResponse uses; what the server encodes itself is written the same way.
+encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def object_text(members: Iterable[tuple[str, str]]) -> str:
+    """A JSON object from its keys and the JSON text of its values: a value the server holds as
+    text (a prompt) goes into an answer as it is, never parsed and encoded again."""
+    return "{" + ",".join(f"{encode_json(key)}:{text}" for key, text in members) + "}"

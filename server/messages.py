@@ -322,6 +322,30 @@ class PromptTypes(Mapping[str, str]):
         return len(self._prompt)
 
 
+class PromptText(Mapping[str, Any]):
+    """An API-format prompt held as its JSON text (`PromptRecord.prompt_json`), parsed the first
+    time a node is looked up: the server's copy of a run's translator needs node types only
+    when the worker dies under the run."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._parsed: dict[str, Any] | None = None
+
+    def _prompt(self) -> dict[str, Any]:
+        if self._parsed is None:
+            self._parsed = json.loads(self._text)
+        return self._parsed
+
+    def __getitem__(self, node_id: str) -> Any:
+        return self._prompt()[node_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._prompt())
+
+    def __len__(self) -> int:
+        return len(self._prompt())
+
+
 _ENCODER = json.JSONEncoder(default=str)  # one, not one per message as json.dumps(default=)
 _EXECUTING_KEYS = ["node", "display_node", "prompt_id"]
 _EXECUTED_KEYS = ["node", "display_node", "output", "prompt_id"]

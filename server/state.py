@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +18,10 @@ from . import store as st
 from .collector import collector_paused
 from .config import ServerConfig
 from .dispatch import EDITOR_GRACE, Dispatcher
-from .errors import ApiError
+from .errors import ApiError, json_body
 from .hub import Hub
 from .prompts import PromptRejected, check_prompt, check_string_lengths
+from .workers import model_keys
 
 # A run's messages pass between threads of this process (the submit thread, the dispatcher, the
 # worker pool's reader, the event loop). CPython lets a busy thread keep the GIL for the switch
@@ -40,15 +42,40 @@ class ServerState:
     worker: Dispatcher  # queued prompts to the worker processes
     _limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
 
-    async def enqueue(self, body: Any) -> dict[str, Any]:
-        """Check and queue a POST /prompt body. Returns the 200 answer or raises PromptRejected.
+    async def enqueue(self, body: Any) -> tuple[dict[str, Any], str | None]:
+        """Check and queue a parsed POST /prompt body (the websocket's `queue_prompt`, our
+        /latentgraph/run): the 200 answer and the body's client_id, or ApiError /
+        PromptRejected. The prompt is held (see `Dispatcher.hold`): call `release` once the
+        answer is sent."""
+        return await self._enqueue(self._check_and_add, body)
 
-        The prompt is held (see `Dispatcher.hold`): call `release` once the answer is sent."""
-        if not isinstance(body, dict):
-            raise ApiError(400, "the body must be a JSON object with a 'prompt'", "invalid_prompt")
+    async def enqueue_text(self, raw: bytes) -> tuple[dict[str, Any], str | None]:
+        """`enqueue` for a body as it came (POST /prompt): parsed on the submit thread too."""
+        return await self._enqueue(self._parse_check_and_add, raw)
+
+    async def _enqueue(self, check: Callable[[Any], st.PromptRecord],
+                       body: Any) -> tuple[dict[str, Any], str | None]:  # fmt: skip
         if self.store.count_queued() >= self.config.max_queue:
             raise ApiError(429, f"the queue is full ({self.config.max_queue} prompts)",
                            "queue_full")  # fmt: skip
+        record = await anyio.to_thread.run_sync(_collector_paused, check, body,
+                                                limiter=self.submit_limiter())  # fmt: skip
+        self.worker.wake()
+        self.hub.broadcast("status", self.worker.status())
+        answer = {"prompt_id": record.id, "number": record.number, "node_errors": {}}
+        return answer, record.client_id
+
+    def release(self, prompt_id: str, client_id: str | None) -> None:
+        """Let a queued prompt start: its answer has been sent (see `Dispatcher.hold`)."""
+        grace = EDITOR_GRACE if self.hub.is_editor(client_id) else 0.0
+        self.worker.release(prompt_id, grace)
+
+    def _parse_check_and_add(self, raw: bytes) -> st.PromptRecord:
+        return self._check_and_add(json_body(raw))
+
+    def _check_and_add(self, body: Any) -> st.PromptRecord:
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object with a 'prompt'", "invalid_prompt")
         prompt = body.get("prompt")
         limit = self.config.max_prompt_nodes
         if isinstance(prompt, dict) and len(prompt) > limit:
@@ -67,57 +94,37 @@ class ServerState:
         number = body.get("number")
         if number is not None and (not isinstance(number, (int, float))
                                    or isinstance(number, bool) or abs(number) > MAX_NUMBER):  # fmt: skip
-            number = _BAD_NUMBER
-        front = bool(body.get("front"))
-        self.worker.hold(prompt_id)  # the caller releases it once its answer is sent
-        try:
-            record = await anyio.to_thread.run_sync(
-                self._check_and_add, prompt_id, number, prompt,
-                body.get("partial_execution_targets"), extra, client_id, front,
-                limiter=self.submit_limiter())  # fmt: skip
-        except BaseException:
-            self.worker.release(prompt_id)
-            raise
-        self.worker.wake()
-        self.hub.broadcast("status", self.worker.status())
-        return {"prompt_id": record.id, "number": record.number, "node_errors": {}}
-
-    def release(self, prompt_id: str, client_id: str | None) -> None:
-        """Let a queued prompt start: its answer has been sent (see `Dispatcher.hold`)."""
-        grace = EDITOR_GRACE if self.hub.is_editor(client_id) else 0.0
-        self.worker.release(prompt_id, grace)
-
-    def _check_and_add(self, prompt_id: str, number: Any, prompt: Any, targets: Any,
-                       extra: dict[str, Any], client_id: str | None,
-                       front: bool) -> st.PromptRecord:  # fmt: skip
-        """The SQLite and validation part of `enqueue`, in one hop to the submit thread."""
-        if self.store.exists(prompt_id):
-            raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
-        if number is _BAD_NUMBER:
             raise ApiError(400, f"number must be a number between -{MAX_NUMBER} and "
                            f"{MAX_NUMBER}", "invalid_prompt")  # fmt: skip
+        if self.store.exists(prompt_id):
+            raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
         limit = self.config.max_extra_data_bytes
         if extra and len(json.dumps(extra)) > limit:
             raise ApiError(413, f"extra_data is larger than {limit:,} bytes (the server's "
                            "--max-extra-data-mb)", "too_large")  # fmt: skip
         check_string_lengths(prompt, self.config.max_string_chars)
-        with collector_paused:  # millions of objects for a large prompt: see collector.py
-            checked, _ = check_prompt(prompt, self.registry, self.settings, targets)
+        checked, _ = check_prompt(prompt, self.registry, self.settings,
+                                  body.get("partial_execution_targets"))  # fmt: skip
         record = st.PromptRecord(
             id=prompt_id,
             number=int(number) if number is not None else None,
-            prompt=checked.prompt,
+            prompt_json=json.dumps(checked.prompt),
             extra_data=extra,
             outputs=checked.targets or checked.outputs,
             client_id=client_id,
             targets=checked.targets,
         )
+        self.worker.hold(prompt_id)  # until the caller releases it: its answer is sent
         try:
-            record = self.store.add(record, front=front,
+            record = self.store.add(record, front=bool(body.get("front")),
                                     max_queued_bytes=self.config.max_queue_bytes)  # fmt: skip
         except st.QueueTooLarge as exc:
+            self.worker.release(prompt_id)
             raise ApiError(429, str(exc), "queue_full") from None
-        self.worker.prepare(record.id)
+        except BaseException:
+            self.worker.release(prompt_id)
+            raise
+        self.worker.prepare(record.id, model_keys(checked.prompt, self.registry))
         return record
 
     def on_start(self) -> None:
@@ -134,10 +141,18 @@ class ServerState:
         return self._limiter
 
 
-_BAD_NUMBER = object()
 # The largest |number| a client may give: a safe integer in JavaScript (the editor), and far
 # inside SQLite's 64-bit integers (front-of-queue numbers count down from the lowest).
 MAX_NUMBER = 2**53 - 1
+
+
+def _collector_paused(check: Callable[[Any], st.PromptRecord], body: Any) -> st.PromptRecord:
+    """Run a submit step (on the submit thread) with the cyclic collector paused: a
+    100,000-node body parses to millions of objects (collector.py). Only the stored record,
+    which holds the prompt as text, leaves: the parsed body is freed when `check` returns,
+    before the collector resumes, so no collection ever walks it."""
+    with collector_paused:
+        return check(body)
 
 
 def get_state(request: Request) -> ServerState:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .jsontext import load_stored
+from .jsontext import encode_json, load_stored, stored_text
 
 PENDING = "pending"
 RUNNING = "running"
@@ -41,9 +41,6 @@ INTERRUPTED = "interrupted"
 FINISHED = (SUCCESS, ERROR, INTERRUPTED)
 RECENT_HISTORY = 256  # finished prompts kept in memory, newest first
 RECENT_HISTORY_BYTES = 128 * 1024 * 1024  # and at most this much of their encoded JSON
-
-# The encoding JSONResponse uses; queue items are encoded once with it and reused.
-encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 log = logging.getLogger("latentgraph.server")
 
@@ -107,11 +104,16 @@ def now_ms() -> int:
 
 @dataclass
 class PromptRecord:
-    """One queued or finished prompt, as stored."""
+    """One queued or finished prompt, as stored.
+
+    The prompt is held as its JSON text, parsed only where it runs (a worker): a 100,000-node
+    prompt parsed is millions of objects, and every full pass of the cyclic collector would
+    walk them with the GIL held for as long as the prompt stays queued or in recent history
+    (0.4 s for 200,001 nodes); as text it is one string, a tenth of the memory."""
 
     id: str
     number: int | None
-    prompt: dict[str, Any]
+    prompt_json: str
     extra_data: dict[str, Any] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     client_id: str | None = None
@@ -127,14 +129,13 @@ class PromptRecord:
     item_json: str | None = field(default=None, repr=False, compare=False)
     size: int = field(default=0, repr=False, compare=False)  # bytes of its stored JSON
 
-    def queue_item(self) -> list[Any]:
-        """The [number, id, prompt, extra_data, outputs] tuple of /queue and /history."""
-        return [self.number, self.id, self.prompt, self.extra_data, self.outputs]
-
     def queue_item_json(self) -> str:
-        """`queue_item()` as JSON, encoded once (the item never changes after it is queued)."""
+        """The [number, id, prompt, extra_data, outputs] item of /queue and /history as JSON,
+        written once (the item never changes after it is queued), the prompt's text as it is."""
         if self.item_json is None:
-            self.item_json = encode_json(self.queue_item())
+            parts = (encode_json(self.number), encode_json(self.id), self.prompt_json,
+                     encode_json(self.extra_data), encode_json(self.outputs))  # fmt: skip
+            self.item_json = f"[{','.join(parts)}]"
         return self.item_json
 
 
@@ -147,7 +148,7 @@ def _record(row: sqlite3.Row) -> PromptRecord:
     return PromptRecord(
         id=row["id"],
         number=row["number"],
-        prompt=load_stored(row["prompt"]),
+        prompt_json=stored_text(row["prompt"]),
         extra_data=load_stored(row["extra_data"]),
         outputs=load_stored(row["outputs"]),
         client_id=row["client_id"],
@@ -322,7 +323,7 @@ class Store:
             max_queued_bytes: int | None = None) -> PromptRecord:  # fmt: skip
         """Insert a pending prompt. Without an explicit number it goes to the back (or front).
         Raises QueueTooLarge when the queue in memory would exceed `max_queued_bytes`."""
-        texts = [json.dumps(record.prompt), json.dumps(record.extra_data),
+        texts = [record.prompt_json, json.dumps(record.extra_data),
                  json.dumps(record.outputs),
                  json.dumps(record.targets) if record.targets is not None else None]  # fmt: skip
         record.size = sum(len(t or "") for t in texts) + _EMPTY_ENDS

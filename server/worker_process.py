@@ -16,6 +16,7 @@ import functools
 import gc
 import heapq
 import itertools
+import json
 import logging
 import os
 import queue
@@ -353,13 +354,14 @@ class JobRunner:
                 token.cancel()
             self.current, self.cancel = job.prompt_id, token
         pid, outbox = job.prompt_id, self.outbox
+        prompt = json.loads(job.prompt_json)
         translator = RunTranslator(
-            pid, PromptTypes(job.prompt), send=functools.partial(outbox.message, pid),
+            pid, PromptTypes(prompt), send=functools.partial(outbox.message, pid),
             send_preview=functools.partial(outbox.preview, pid),
-            parents=PromptParents(job.prompt), targets=job.targets, schedule=self.timers.schedule,
+            parents=PromptParents(prompt), targets=job.targets, schedule=self.timers.schedule,
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
-        extra = {"prompt": job.prompt, "workflow": pnginfo.get("workflow"),
+        extra = {"prompt": prompt, "workflow": pnginfo.get("workflow"),
                  "latentgraph": pnginfo.get("latentgraph"), "prompt_id": pid,
                  "previews": job.previews}  # fmt: skip
         status: RunStatus = "failed"
@@ -376,8 +378,8 @@ class JobRunner:
             translator.handle(event)
 
         try:
-            graph = graph_from_prompt(job.prompt, self.registry)
-            self.loaded |= model_keys(job.prompt, self.registry)
+            graph = graph_from_prompt(prompt, self.registry)
+            self.loaded |= model_keys(prompt, self.registry)
             result = self.scheduler.run(graph, targets=job.targets or None, on_event=on_event,
                                         cancel=token, run_id=pid, extra=extra,
                                         validate=not job.checked)  # fmt: skip

@@ -44,7 +44,7 @@ class Job:
     """One prompt for a worker."""
 
     prompt_id: str
-    prompt: dict[str, Any]
+    prompt_json: str  # the API-format prompt as JSON text (parsed in the worker)
     extra_data: dict[str, Any]
     targets: list[str] | None
     previews: bool  # encode previews (JPEG bytes ride on NodeProgress.preview)

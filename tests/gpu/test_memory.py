@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 import time
 import weakref
@@ -72,7 +73,7 @@ def test_post_free_unload_models_releases_the_weights(tiny_folder, fresh_manager
     runner = JobRunner(worker_setup(), spec, theirs)
     prompt = {"1": {"class_type": "LoadModel", "inputs": {"source": "builtin:tiny-sd"}},
               "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}  # fmt: skip
-    runner.run(Job("p", prompt, {}, None, previews=False))
+    runner.run(Job("p", json.dumps(prompt), {}, None, previews=False))
     (entry,) = fresh_manager._entries.values()
     ref = weakref.ref(entry.value.unet)
     del entry

@@ -3,6 +3,7 @@ Driven through the WorkerPool interface with an in-process pool that runs nothin
 
 from __future__ import annotations
 
+import json
 import queue
 import time
 
@@ -96,7 +97,9 @@ def _queue(store: Store, *models: str) -> list[str]:
     ids = []
     for i, m in enumerate(models):
         pid = f"p{len(store.pending()) + i}-{m}-{time.monotonic_ns()}"
-        store.add(PromptRecord(id=pid, number=None, prompt=_prompt(m), outputs=["2"]))
+        store.add(
+            PromptRecord(id=pid, number=None, prompt_json=json.dumps(_prompt(m)), outputs=["2"])
+        )
         ids.append(pid)
     return ids
 

@@ -17,13 +17,15 @@ from pathlib import Path
 import pytest
 
 from latentgraph.server import store as st
+from latentgraph.server.jsontext import encode_json
 from latentgraph.server.store import PromptRecord, Store, StoreWriteError
 
 from .conftest import FullDisk
 
 
 def _add(store: Store, pid: str, **fields) -> PromptRecord:
-    fields.setdefault("prompt", {"1": {"v": pid}})
+    """Add a prompt; `prompt=` is given as a value, stored as its JSON text."""
+    fields["prompt_json"] = json.dumps(fields.pop("prompt", {"1": {"v": pid}}))
     front = fields.pop("front", False)
     return store.add(PromptRecord(id=pid, number=fields.pop("number", None), **fields), front=front)
 
@@ -60,25 +62,26 @@ def store(tmp_path):
 
 
 def test_a_record_starts_pending_and_empty():
-    r = PromptRecord(id="a", number=3, prompt={"1": {}})
+    r = PromptRecord(id="a", number=3, prompt_json='{"1": {}}')
     assert (r.status, r.client_id, r.targets, r.error, r.started_ms, r.finished_ms) == (
         st.PENDING, None, None, None, None, None)  # fmt: skip
     assert (r.extra_data, r.outputs, r.ui, r.messages, r.created_ms, r.seq, r.size) == (
         {}, [], {}, [], 0, 0, 0)  # fmt: skip
-    assert r.queue_item() == [3, "a", {"1": {}}, {}, []]
+    assert json.loads(r.queue_item_json()) == [3, "a", {"1": {}}, {}, []]
     assert "item_json" not in repr(r) and "size" not in repr(r)
     # The cached encoding and the size are not part of what a record is.
-    assert r == PromptRecord(id="a", number=3, prompt={"1": {}}, item_json="x", size=9)
+    assert r == PromptRecord(id="a", number=3, prompt_json='{"1": {}}', item_json="x", size=9)
 
 
-def test_queue_items_are_encoded_once_as_compact_utf8_json(store):
-    r = _add(store, "é", prompt={"1": {"text": "café ☕"}}, extra_data={"k": [1, 2]},
-             outputs=["9"])  # fmt: skip
+def test_queue_items_are_written_once_as_compact_utf8_json_around_the_prompt_text(store):
+    r = store.add(PromptRecord(id="é", number=None, prompt_json='{"1": {"text": "caf\\u00e9"}}',
+                               extra_data={"k": [1, "☕"]}, outputs=["9"]))  # fmt: skip
     text = r.queue_item_json()
-    assert text == '[0,"é",{"1":{"text":"café ☕"}},{"k":[1,2]},["9"]]'
+    assert text == '[0,"é",{"1": {"text": "caf\\u00e9"}},{"k":[1,"☕"]},["9"]]'
+    assert json.loads(text)[2] == {"1": {"text": "café"}}
     assert r.queue_item_json() is text
     with pytest.raises(ValueError):  # NaN is no JSON: refused, never sent
-        st.encode_json([float("nan")])
+        encode_json([float("nan")])
 
 
 def test_job_status_names_are_the_editors():
@@ -389,11 +392,11 @@ def test_add_records_what_it_was_given(store):
 def test_the_queue_in_memory_is_bounded_by_bytes_at_the_limit(store):
     a = _add(store, "a")
     limit = a.size * 2
-    b = store.add(PromptRecord(id="b", number=None, prompt={"1": {"v": "b"}}),
+    b = store.add(PromptRecord(id="b", number=None, prompt_json=json.dumps({"1": {"v": "b"}})),
                   max_queued_bytes=limit)  # fmt: skip
     assert b.size == a.size and store.memory_bytes()[0] == limit  # exactly at the limit: taken
     with pytest.raises(st.QueueTooLarge) as refused:
-        store.add(PromptRecord(id="c", number=None, prompt={"1": {"v": "c"}}),
+        store.add(PromptRecord(id="c", number=None, prompt_json=json.dumps({"1": {"v": "c"}})),
                   max_queued_bytes=limit)  # fmt: skip
     assert str(refused.value) == (
         f"the queue holds {limit:,} bytes of prompts; this one ({a.size:,} bytes) would take "
@@ -401,7 +404,9 @@ def test_the_queue_in_memory_is_bounded_by_bytes_at_the_limit(store):
     assert not store.exists("c") and store.memory_bytes()[0] == limit
     big = {"1": {"t": "x" * 2000}}
     with pytest.raises(st.QueueTooLarge, match="2,0"):
-        store.add(PromptRecord(id="d", number=None, prompt=big), max_queued_bytes=2000)
+        store.add(
+            PromptRecord(id="d", number=None, prompt_json=json.dumps(big)), max_queued_bytes=2000
+        )
 
 
 def test_running_and_requeue(store):

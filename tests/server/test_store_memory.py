@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from latentgraph.server import store as st
@@ -26,7 +27,7 @@ def _fill(store: st.Store, n: int, rng: random.Random) -> None:
     """Queue n prompts (some at the front, some with a number), run and finish most of them."""
     for k in range(n):
         number = rng.randint(-5, 5) if k % 17 == 0 else None
-        store.add(st.PromptRecord(id=f"p{k}", number=number, prompt={"1": {"v": k}}),
+        store.add(st.PromptRecord(id=f"p{k}", number=number, prompt_json=json.dumps({"1": {"v": k}})),
                   front=k % 11 == 0)  # fmt: skip
         if k % 3 == 0:
             nxt = store.next_pending()
@@ -80,9 +81,9 @@ def test_memory_matches_sqlite_across_eviction_deletes_and_restart(tmp_path):
 
 def test_numbers_follow_the_queue_and_items_encode_once(tmp_path):
     store = st.Store(tmp_path / "db.sqlite3")
-    a = store.add(st.PromptRecord(id="a", number=None, prompt={"1": {}}))
-    b = store.add(st.PromptRecord(id="b", number=None, prompt={"1": {}}))
-    c = store.add(st.PromptRecord(id="c", number=None, prompt={"1": {}}), front=True)
+    a = store.add(st.PromptRecord(id="a", number=None, prompt_json='{"1": {}}'))
+    b = store.add(st.PromptRecord(id="b", number=None, prompt_json='{"1": {}}'))
+    c = store.add(st.PromptRecord(id="c", number=None, prompt_json='{"1": {}}'), front=True)
     assert (a.number, b.number, c.number) == (0, 1, -1)
     assert [r.id for r in store.pending()] == ["c", "a", "b"]
     assert store.exists("a") and not store.exists("z")

@@ -1,0 +1,37 @@
+"""The server holds a prompt as its JSON text, never as parsed objects: queued, running or in
+recent history, a large prompt is one string the cyclic collector never walks (its full passes
+hold the GIL, so every request would wait for them). Answers embed that text as it is."""
+
+from __future__ import annotations
+
+import gc
+import json
+import uuid
+
+from .conftest import chain
+
+
+def _dicts_holding(marker: str) -> int:
+    """GC-tracked dicts of this process (the server's) whose `prefix` input is `marker`."""
+    return sum(1 for o in gc.get_objects() if type(o) is dict and o.get("prefix") == marker)
+
+
+def test_a_prompt_is_kept_as_text_from_its_post_to_its_history(server, ws):
+    marker = f"text-{uuid.uuid4().hex}"
+    client = ws()
+    prompt = chain(7, slow_steps=3, prefix=marker)
+    body = json.dumps({"prompt": prompt, "client_id": client.client_id}).encode()
+    del prompt  # this test's own copy: what is left in the process is the server's
+    r = server.http.post("/prompt", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    pid = r.json()["prompt_id"]
+    assert _dicts_holding(marker) == 0  # queued (or running): text only
+    client.until_done(pid)
+    assert _dicts_holding(marker) == 0  # finished, in recent history: text only
+
+    entry = server.http.get(f"/history/{pid}").json()[pid]
+    assert entry["prompt"][2]["9"]["inputs"]["prefix"] == marker
+    assert entry["prompt"][2]["3"]["inputs"] == {"x": ["2", 0], "steps": 3, "delay": 0.01}
+    job = server.http.get(f"/jobs/{pid}").json()
+    assert job["workflow"]["prompt"]["9"]["inputs"]["prefix"] == marker
+    assert job["execution_status"]["completed"] is True
