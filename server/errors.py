@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -48,12 +49,24 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def parse_json(raw: bytes | str, what: str = "the request body") -> Any:
+# Decodes JSON as `parse_json` needs: the hooks refuse non-finite numbers without a second
+# walk over a large body (`_NonFinite`).
+STRICT_DECODER = json.JSONDecoder(parse_constant=_refuse_number, parse_float=_finite_float)
+
+
+def _strict_loads(raw: bytes | str) -> Any:
+    return json.loads(raw, parse_constant=_refuse_number, parse_float=_finite_float)
+
+
+def parse_json(raw: bytes | str, what: str = "the request body",
+               decode: Callable[[bytes | str], Any] = _strict_loads) -> Any:  # fmt: skip
     """Strict JSON, or a 400 naming the problem. NaN, Infinity, numbers that overflow to
     infinity and strings with lone surrogates are refused (with the path to them): stored in
-    the queue they would make every later /queue and /history answer fail to encode."""
-    try:  # the hooks refuse non-finite numbers without a second walk over a large body
-        value = json.loads(raw, parse_constant=_refuse_number, parse_float=_finite_float)
+    the queue they would make every later /queue and /history answer fail to encode.
+    `decode` is `json.loads` with `STRICT_DECODER`'s hooks, or a reader giving the same
+    value (`prompt_body.read_prompt_body`)."""
+    try:
+        value = decode(raw)
         if not may_hold_surrogates(raw):
             return value
     except _NonFinite:

@@ -18,8 +18,9 @@ from . import store as st
 from .collector import collector_paused
 from .config import ServerConfig
 from .dispatch import EDITOR_GRACE, Dispatcher
-from .errors import ApiError, json_body
+from .errors import ApiError
 from .hub import Hub
+from .prompt_body import read_prompt_body
 from .prompts import PromptRejected, check_prompt, check_string_lengths
 from .workers import model_keys
 
@@ -71,9 +72,12 @@ class ServerState:
         self.worker.release(prompt_id, grace)
 
     def _parse_check_and_add(self, raw: bytes) -> st.PromptRecord:
-        return self._check_and_add(json_body(raw))
+        parsed = read_prompt_body(raw)
+        return self._check_and_add(parsed.body, parsed.prompt_text)
 
-    def _check_and_add(self, body: Any) -> st.PromptRecord:
+    def _check_and_add(self, body: Any, prompt_text: str | None = None) -> st.PromptRecord:
+        """`prompt_text`: the body's prompt as it came, when the reader kept it (stored as it
+        is); otherwise the prompt is encoded for the store."""
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object with a 'prompt'", "invalid_prompt")
         prompt = body.get("prompt")
@@ -108,7 +112,7 @@ class ServerState:
         record = st.PromptRecord(
             id=prompt_id,
             number=int(number) if number is not None else None,
-            prompt_json=json.dumps(checked.prompt),
+            prompt_json=prompt_text if prompt_text is not None else json.dumps(checked.prompt),
             extra_data=extra,
             outputs=checked.targets or checked.outputs,
             client_id=client_id,

@@ -1,0 +1,113 @@
+"""Reading a POST /prompt body node by node: the value json.loads gives, the prompt's text
+exactly as it came (the last "prompt" wins, as in json.loads), and every refusal worded as
+`json_body` words it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from latentgraph.server import prompt_body
+from latentgraph.server.errors import ApiError, json_body
+from latentgraph.server.prompt_body import read_prompt_body
+
+
+@pytest.fixture
+def node_by_node(monkeypatch):
+    """Every body read node by node, however small."""
+    monkeypatch.setattr(prompt_body, "NODE_BY_NODE_BYTES", 0)
+
+
+def _prompt(n: int) -> dict:
+    return {str(i): {"class_type": "Show", "inputs": {"x": [str(i - 1), 0], "t": "é\n\"q\""},
+                     "_meta": {"title": f"n{i}"}} for i in range(n)}  # fmt: skip
+
+
+@pytest.mark.parametrize("dump", [
+    lambda v: json.dumps(v),
+    lambda v: json.dumps(v, indent=2),
+    lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
+    lambda v: "\r\n\t " + json.dumps(v, indent="\t") + " \n",
+], ids=["spaced", "indented", "compact-utf8", "tabs-and-crlf"])  # fmt: skip
+def test_the_value_is_json_loads_and_the_prompt_text_is_the_bytes_as_sent(node_by_node, dump):
+    body = {"client_id": "c1", "prompt": _prompt(5), "extra_data": {"a": [1, 2.5, None]}}
+    text = dump(body)
+    read = read_prompt_body(text.encode())
+    assert read.body == json.loads(text)
+    start = text.index('"prompt"') + len('"prompt"')
+    start = text.index("{", start)
+    assert read.prompt_text == text[start : start + len(read.prompt_text)]
+    assert json.loads(read.prompt_text) == body["prompt"]
+
+
+def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does(node_by_node):
+    text = '{"prompt": {"1": {"a": 1}}, "prompt": {"2": {"b": 2}}, "x": 1}'
+    read = read_prompt_body(text.encode())
+    assert read.body == json.loads(text) == {"prompt": {"2": {"b": 2}}, "x": 1}
+    assert read.prompt_text == '{"2": {"b": 2}}'
+    text = '{"prompt": {"1": {"a": 1}}, "prompt": [1]}'  # the last is no object: no text kept
+    read = read_prompt_body(text.encode())
+    assert (read.body, read.prompt_text) == ({"prompt": [1]}, None)
+
+
+def test_a_body_at_the_size_limit_is_parsed_whole_one_above_node_by_node(monkeypatch):
+    text = json.dumps({"prompt": _prompt(3)})
+    monkeypatch.setattr(prompt_body, "NODE_BY_NODE_BYTES", len(text))
+    assert read_prompt_body(text.encode()).prompt_text is None
+    monkeypatch.setattr(prompt_body, "NODE_BY_NODE_BYTES", len(text) - 1)
+    assert read_prompt_body(text.encode()).prompt_text == json.dumps(_prompt(3))
+
+
+@pytest.mark.parametrize("text", [
+    '{"prompt": {"1": {"a": 1},}}',  # trailing comma
+    '{"prompt": {"1": {"a": 1}}',  # unclosed
+    '{"prompt": {"1" {"a": 1}}}',  # no colon
+    '{"prompt": {1: {}}}',  # unquoted key
+    '{"prompt": {"1": {}}} x',  # extra data
+    '{"prompt": {"1": {"v": NaN}}}',  # not finite
+    '{"prompt": {"1": {"v": 1e999}}}',  # overflows to infinity
+    '{"prompt": {"1": {"v": "\\ud800"}}}',  # lone surrogate
+    '[{"prompt": {}}]',  # not an object: the same value as json.loads
+    "   ",  # empty
+], ids=["trailing-comma", "unclosed", "no-colon", "unquoted-key", "extra-data", "nan",
+        "overflow", "surrogate", "array", "empty"])  # fmt: skip
+def test_refusals_and_odd_bodies_read_as_a_whole_parse_reads_them(node_by_node, text):
+    raw = text.encode()
+    try:
+        expected = json_body(raw)
+    except ApiError as exc:
+        with pytest.raises(ApiError) as got:
+            read_prompt_body(raw)
+        assert (got.value.status, got.value.message, got.value.extra) == (
+            exc.status, exc.message, exc.extra)  # fmt: skip
+    else:
+        assert read_prompt_body(raw).body == expected
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@given(
+    nodes=st.dictionaries(st.text(max_size=6), _json, max_size=6),
+    others=st.dictionaries(st.sampled_from(["client_id", "extra_data", "prompt_id", "n"]), _json),
+    indent=st.sampled_from([None, 0, 1, "\t"]),
+    ascii_only=st.booleans(),
+)
+def test_any_body_reads_as_json_loads_reads_it(nodes, others, indent, ascii_only):
+    limit, prompt_body.NODE_BY_NODE_BYTES = prompt_body.NODE_BY_NODE_BYTES, 0
+    try:
+        text = json.dumps({**others, "prompt": nodes}, indent=indent, ensure_ascii=ascii_only)
+        read = read_prompt_body(text.encode())
+    finally:
+        prompt_body.NODE_BY_NODE_BYTES = limit
+    assert read.body == json.loads(text)
+    assert json.loads(read.prompt_text) == nodes
+    assert read.prompt_text in text
