@@ -9,7 +9,9 @@ is, it needs no `json.dumps` (another call as long as the parse).
 
 The value is the one `json.loads` gives: members in order, the last of a repeated key kept.
 Anything this reader does not expect, malformed JSON included, goes to `json.loads`, so
-errors read exactly as `parse_json`'s do.
+errors read exactly as `parse_json`'s do. It costs about what parsing and encoding again
+would: 0.27 s against 0.16 + 0.17 s for a 100,000-node chain, 0.25 against 0.08 + 0.12 ms for
+100 nodes (measured side by side).
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from typing import Any
 
 from .errors import STRICT_DECODER, json_body, parse_json
 
-# Bodies larger than this are read node by node. Below it a whole parse holds the GIL for at
-# most a few milliseconds, and is faster: reading node by node costs 2-3 us a node more (0.2
-# ms for a 100-node prompt, measured), though the prompt then needs no encoding for the store.
-NODE_BY_NODE_BYTES = 256 * 1024
-
 _SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+# A key with nothing to unescape, its colon, and the space before its value.
+_PLAIN_KEY = re.compile(r'"([^"\\\x00-\x1f]*)"[ \t\n\r]*:[ \t\n\r]*')
+# What may follow a member's value: a comma and the space after it, or the closing brace.
+_AFTER_VALUE = re.compile(r"[ \t\n\r]*(?:,[ \t\n\r]*|(\}))")
 
 # Reads the value at text[i]: (value, where it ends). The key is the member's.
 ValueReader = Callable[[str, int, str], tuple[Any, int]]
@@ -41,10 +42,9 @@ class PromptBody:
 
 def read_prompt_body(raw: bytes) -> PromptBody:
     """Parse a POST /prompt body (a 400 `ApiError`, as `json_body` gives, when it is not
-    acceptable JSON). A body of at most `NODE_BY_NODE_BYTES` is parsed whole, its prompt's
-    text not kept."""
-    if len(raw) <= NODE_BY_NODE_BYTES or not raw.strip():
-        return PromptBody(json_body(raw), None)
+    acceptable JSON)."""
+    if not raw.strip():
+        return PromptBody(json_body(raw), None)  # its refusal
     found: list[str | None] = [None]
 
     def decode(raw: bytes | str) -> Any:
@@ -94,18 +94,21 @@ def _read_object(text: str, i: int, read: ValueReader) -> tuple[dict[str, Any], 
     if text.startswith("}", i):
         return found, i + 1
     while True:
-        if not text.startswith('"', i):
-            raise json.JSONDecodeError("Expecting property name", text, i)
-        key, i = STRICT_DECODER.raw_decode(text, i)
-        i = _SPACE.match(text, i).end()
-        if not text.startswith(":", i):
-            raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
-        i = _SPACE.match(text, i + 1).end()
-        found[key], i = read(text, i, key)
-        i = _SPACE.match(text, i).end()
-        if text.startswith(",", i):
-            i = _SPACE.match(text, i + 1).end()
-        elif text.startswith("}", i):
-            return found, i + 1
+        plain = _PLAIN_KEY.match(text, i)
+        if plain is not None:  # the common case: one match up to the value
+            key, i = plain.group(1), plain.end()
         else:
+            if not text.startswith('"', i):
+                raise json.JSONDecodeError("Expecting property name", text, i)
+            key, i = STRICT_DECODER.raw_decode(text, i)
+            i = _SPACE.match(text, i).end()
+            if not text.startswith(":", i):
+                raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
+            i = _SPACE.match(text, i + 1).end()
+        found[key], i = read(text, i, key)
+        after = _AFTER_VALUE.match(text, i)
+        if after is None:
             raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+        if after.group(1):  # the closing brace
+            return found, after.end()
+        i = after.end()

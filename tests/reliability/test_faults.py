@@ -237,7 +237,9 @@ def test_corrupt_database_at_start(tmp_path, caplog, damage):
     else:
         store = Store(config.db_path)
         for i in range(200):
-            store.add(PromptRecord(id=f"p{i}", number=None, prompt={"x": "y" * 500}))
+            store.add(
+                PromptRecord(id=f"p{i}", number=None, prompt_json=json.dumps({"x": "y" * 500}))
+            )
         store.close()
         data = config.db_path.read_bytes()
         config.db_path.write_bytes(data[:4096] + os.urandom(len(data) // 2))
@@ -333,7 +335,9 @@ def test_corrupt_prompt_row_set_aside_at_start(tmp_path, caplog, toy_workers):
     config.ensure_dirs()
     store = Store(config.db_path)
     for pid in ("good-done", "bad-done", "good-queued", "bad-queued"):
-        store.add(PromptRecord(id=pid, number=None, prompt=chain(1), outputs=["9"]))
+        store.add(
+            PromptRecord(id=pid, number=None, prompt_json=json.dumps(chain(1)), outputs=["9"])
+        )
     for pid in ("good-done", "bad-done"):
         store.finish(pid, ERROR, error="old")
     store._exec("UPDATE prompts SET prompt = '' WHERE id = 'bad-queued'")
@@ -369,10 +373,10 @@ def test_bad_data_already_stored_is_answered(tmp_path, toy_workers):
     config.ensure_dirs()
     store = Store(config.db_path)  # what an older version stored, as it stored it
     bad = chain(1, prefix="a\ud800b")
-    store.add(PromptRecord(id="done", number=None, prompt=bad, outputs=["9"],
+    store.add(PromptRecord(id="done", number=None, prompt_json=json.dumps(bad), outputs=["9"],
                            extra_data={"extra_pnginfo": {"workflow": {"\udc00": 1}}}))  # fmt: skip
     store.finish("done", SUCCESS, ui={"9": {"text": ["\udfff"]}})
-    store.add(PromptRecord(id="queued", number=None, prompt=bad, outputs=["9"]))
+    store.add(PromptRecord(id="queued", number=None, prompt_json=json.dumps(bad), outputs=["9"]))
     store.close()
     settings = config.user_dir / "comfy.settings.json"
     settings.write_text(json.dumps({"Comfy.Name": "x\ud800", "\udc01": 2}))

@@ -4,6 +4,8 @@ and made /history?max_items=64 answer 300 MB."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -85,7 +87,7 @@ def test_history_memory_bounded_by_bytes(tmp_path):
 
     store = Store(tmp_path / "db.sqlite3", history_bytes=50_000)
     for i in range(30):
-        store.add(PromptRecord(id=f"p{i}", number=None, prompt={"1": {"t": "x" * 5000}},
+        store.add(PromptRecord(id=f"p{i}", number=None, prompt_json=json.dumps({"1": {"t": "x" * 5000}}),
                                extra_data={"w": "y" * 5000}))  # fmt: skip
         store.finish(f"p{i}", SUCCESS)
     assert 0 < store.memory_bytes()[1] <= 50_000

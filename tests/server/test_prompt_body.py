@@ -10,15 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from latentgraph.server import prompt_body
 from latentgraph.server.errors import ApiError, json_body
 from latentgraph.server.prompt_body import read_prompt_body
-
-
-@pytest.fixture
-def node_by_node(monkeypatch):
-    """Every body read node by node, however small."""
-    monkeypatch.setattr(prompt_body, "NODE_BY_NODE_BYTES", 0)
 
 
 def _prompt(n: int) -> dict:
@@ -32,7 +25,7 @@ def _prompt(n: int) -> dict:
     lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
     lambda v: "\r\n\t " + json.dumps(v, indent="\t") + " \n",
 ], ids=["spaced", "indented", "compact-utf8", "tabs-and-crlf"])  # fmt: skip
-def test_the_value_is_json_loads_and_the_prompt_text_is_the_bytes_as_sent(node_by_node, dump):
+def test_the_value_is_json_loads_and_the_prompt_text_is_the_bytes_as_sent(dump):
     body = {"client_id": "c1", "prompt": _prompt(5), "extra_data": {"a": [1, 2.5, None]}}
     text = dump(body)
     read = read_prompt_body(text.encode())
@@ -43,7 +36,7 @@ def test_the_value_is_json_loads_and_the_prompt_text_is_the_bytes_as_sent(node_b
     assert json.loads(read.prompt_text) == body["prompt"]
 
 
-def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does(node_by_node):
+def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does():
     text = '{"prompt": {"1": {"a": 1}}, "prompt": {"2": {"b": 2}}, "x": 1}'
     read = read_prompt_body(text.encode())
     assert read.body == json.loads(text) == {"prompt": {"2": {"b": 2}}, "x": 1}
@@ -51,14 +44,6 @@ def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does(node_by_node):
     text = '{"prompt": {"1": {"a": 1}}, "prompt": [1]}'  # the last is no object: no text kept
     read = read_prompt_body(text.encode())
     assert (read.body, read.prompt_text) == ({"prompt": [1]}, None)
-
-
-def test_a_body_at_the_size_limit_is_parsed_whole_one_above_node_by_node(monkeypatch):
-    text = json.dumps({"prompt": _prompt(3)})
-    monkeypatch.setattr(prompt_body, "NODE_BY_NODE_BYTES", len(text))
-    assert read_prompt_body(text.encode()).prompt_text is None
-    monkeypatch.setattr(prompt_body, "NODE_BY_NODE_BYTES", len(text) - 1)
-    assert read_prompt_body(text.encode()).prompt_text == json.dumps(_prompt(3))
 
 
 @pytest.mark.parametrize("text", [
@@ -74,7 +59,7 @@ def test_a_body_at_the_size_limit_is_parsed_whole_one_above_node_by_node(monkeyp
     "   ",  # empty
 ], ids=["trailing-comma", "unclosed", "no-colon", "unquoted-key", "extra-data", "nan",
         "overflow", "surrogate", "array", "empty"])  # fmt: skip
-def test_refusals_and_odd_bodies_read_as_a_whole_parse_reads_them(node_by_node, text):
+def test_refusals_and_odd_bodies_read_as_a_whole_parse_reads_them(text):
     raw = text.encode()
     try:
         expected = json_body(raw)
@@ -102,12 +87,8 @@ _json = st.recursive(
     ascii_only=st.booleans(),
 )
 def test_any_body_reads_as_json_loads_reads_it(nodes, others, indent, ascii_only):
-    limit, prompt_body.NODE_BY_NODE_BYTES = prompt_body.NODE_BY_NODE_BYTES, 0
-    try:
-        text = json.dumps({**others, "prompt": nodes}, indent=indent, ensure_ascii=ascii_only)
-        read = read_prompt_body(text.encode())
-    finally:
-        prompt_body.NODE_BY_NODE_BYTES = limit
+    text = json.dumps({**others, "prompt": nodes}, indent=indent, ensure_ascii=ascii_only)
+    read = read_prompt_body(text.encode())
     assert read.body == json.loads(text)
     assert json.loads(read.prompt_text) == nodes
     assert read.prompt_text in text
