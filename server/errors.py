@@ -59,11 +59,11 @@ def _strict_loads(raw: bytes | str) -> Any:
 
 
 def parse_json(raw: bytes | str, what: str = "the request body",
-               decode: Callable[[bytes | str], Any] = _strict_loads) -> Any:  # fmt: skip
+               decode: Callable[[Any], Any] = _strict_loads) -> Any:  # fmt: skip
     """Strict JSON, or a 400 naming the problem. NaN, Infinity, numbers that overflow to
     infinity and strings with lone surrogates are refused (with the path to them): stored in
     the queue they would make every later /queue and /history answer fail to encode.
-    `decode` is `json.loads` with `STRICT_DECODER`'s hooks, or a reader giving the same
+    `decode(raw)` is `json.loads` with `STRICT_DECODER`'s hooks, or a reader giving the same
     value (`prompt_body.read_prompt_body`)."""
     try:
         value = decode(raw)

@@ -40,20 +40,23 @@ class PromptBody:
     prompt_text: str | None  # the JSON text of the body's "prompt" object as it came, if kept
 
 
+class _Unwalkable(Exception):
+    """Text this reader does not walk (not an object, malformed): `json.loads` reads it, and
+    says what is wrong with it in its own words."""
+
+
 def read_prompt_body(raw: bytes) -> PromptBody:
     """Parse a POST /prompt body (a 400 `ApiError`, as `json_body` gives, when it is not
     acceptable JSON)."""
     if not raw.strip():
-        return PromptBody(json_body(raw), None)  # its refusal
+        json_body(raw)  # raises: the refusal of an empty body
     found: list[str | None] = [None]
 
-    def decode(raw: bytes | str) -> Any:
-        text = (
-            raw if isinstance(raw, str) else raw.decode(json.detect_encoding(raw), "surrogatepass")
-        )
+    def decode(raw: bytes) -> Any:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
         try:
             body, found[0] = _read_body(text)
-        except json.JSONDecodeError:  # json.loads says what is wrong, in its own words
+        except (_Unwalkable, json.JSONDecodeError):
             return STRICT_DECODER.decode(text)
         return body
 
@@ -62,8 +65,8 @@ def read_prompt_body(raw: bytes) -> PromptBody:
 
 def _read_body(text: str) -> tuple[Any, str | None]:
     start = _SPACE.match(text).end()
-    if not text.startswith("{", start):  # not an object: refused later, nothing to walk
-        raise json.JSONDecodeError("not an object", text, start)
+    if not text.startswith("{", start):  # refused later (not an object): nothing to walk
+        raise _Unwalkable
     prompt_text: str | None = None
 
     def member(text: str, i: int, key: str) -> tuple[Any, int]:
@@ -78,7 +81,7 @@ def _read_body(text: str) -> tuple[Any, str | None]:
 
     body, end = _read_object(text, start, member)
     if _SPACE.match(text, end).end() != len(text):
-        raise json.JSONDecodeError("Extra data", text, end)
+        raise _Unwalkable  # more after the object
     return body, prompt_text
 
 
@@ -88,7 +91,7 @@ def _value(text: str, i: int, key: str) -> tuple[Any, int]:
 
 def _read_object(text: str, i: int, read: ValueReader) -> tuple[dict[str, Any], int]:
     """The object whose "{" is at text[i], each member's value read by `read`: (the object,
-    where it ends). Raises JSONDecodeError for anything but a well-formed object."""
+    where it ends). Raises `_Unwalkable` or JSONDecodeError for anything else."""
     found: dict[str, Any] = {}
     i = _SPACE.match(text, i + 1).end()
     if text.startswith("}", i):
@@ -99,16 +102,16 @@ def _read_object(text: str, i: int, read: ValueReader) -> tuple[dict[str, Any], 
             key, i = plain.group(1), plain.end()
         else:
             if not text.startswith('"', i):
-                raise json.JSONDecodeError("Expecting property name", text, i)
+                raise _Unwalkable
             key, i = STRICT_DECODER.raw_decode(text, i)
             i = _SPACE.match(text, i).end()
             if not text.startswith(":", i):
-                raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
+                raise _Unwalkable
             i = _SPACE.match(text, i + 1).end()
         found[key], i = read(text, i, key)
         after = _AFTER_VALUE.match(text, i)
         if after is None:
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+            raise _Unwalkable
         if after.group(1):  # the closing brace
             return found, after.end()
         i = after.end()

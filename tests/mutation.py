@@ -50,6 +50,7 @@ GUIDANCE = ["tests/nodes/test_guidance.py", "tests/nodes/test_inpaint_sampling.p
 # module -> the fast tests that exercise it (pytest arguments), smallest modules first
 MODULES: dict[str, list[str]] = {
     "server/safepath.py": ["tests/server/test_safepath.py", "tests/server/test_containment.py"],
+    "server/prompt_body.py": ["tests/server/test_prompt_body.py"],
     "graph/problems.py": LOADING,
     "server/hosts.py": ["tests/server/test_origin_token.py", "tests/reliability/test_security.py",
                         "-k", "host or loopback or rebinding or interface or origin or bind"],

@@ -36,6 +36,20 @@ def test_the_value_is_json_loads_and_the_prompt_text_is_the_bytes_as_sent(dump):
     assert json.loads(read.prompt_text) == body["prompt"]
 
 
+def test_escaped_keys_in_compact_text_read_as_json_loads_reads_them():
+    text = '{"prompt":{"a\\"b":{"k\\n":1,"x":[1,{"y\\u00e9":2}]},"c":{}},"d\\\\":3}'
+    read = read_prompt_body(text.encode())
+    assert read.body == json.loads(text)
+    assert read.body["prompt"]['a"b'] == {"k\n": 1, "x": [1, {"yé": 2}]}
+    assert read.prompt_text == '{"a\\"b":{"k\\n":1,"x":[1,{"y\\u00e9":2}]},"c":{}}'
+
+
+def test_a_body_without_a_prompt_object_keeps_no_text():
+    for text in ('{"client_id": "c"}', "{}", '{"prompt": "no"}'):
+        read = read_prompt_body(text.encode())
+        assert (read.body, read.prompt_text) == (json.loads(text), None)
+
+
 def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does():
     text = '{"prompt": {"1": {"a": 1}}, "prompt": {"2": {"b": 2}}, "x": 1}'
     read = read_prompt_body(text.encode())
@@ -61,6 +75,20 @@ def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does():
         "overflow", "surrogate", "array", "empty"])  # fmt: skip
 def test_refusals_and_odd_bodies_read_as_a_whole_parse_reads_them(text):
     raw = text.encode()
+    _same_as_a_whole_parse(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"prompt": {"1": {"v": "\xed\xa0\x80"}}}',  # a surrogate's UTF-8 bytes, as json lets in
+    b'{"prompt": {"1": {"v": "\xff"}}}',  # no UTF-8
+    '{"prompt": {"1": {"v": "\u00e9"}}}'.encode("utf-16"),  # another encoding, with its BOM
+    b'\xef\xbb\xbf{"prompt": {"1": {}}}',  # UTF-8 with a BOM
+], ids=["surrogate-bytes", "not-utf8", "utf16", "utf8-bom"])  # fmt: skip
+def test_bytes_are_decoded_as_a_whole_parse_decodes_them(raw):
+    _same_as_a_whole_parse(raw)
+
+
+def _same_as_a_whole_parse(raw: bytes) -> None:
     try:
         expected = json_body(raw)
     except ApiError as exc:
@@ -84,10 +112,12 @@ _json = st.recursive(
     nodes=st.dictionaries(st.text(max_size=6), _json, max_size=6),
     others=st.dictionaries(st.sampled_from(["client_id", "extra_data", "prompt_id", "n"]), _json),
     indent=st.sampled_from([None, 0, 1, "\t"]),
+    separators=st.sampled_from([None, (",", ":"), (" ,", " : ")]),
     ascii_only=st.booleans(),
 )
-def test_any_body_reads_as_json_loads_reads_it(nodes, others, indent, ascii_only):
-    text = json.dumps({**others, "prompt": nodes}, indent=indent, ensure_ascii=ascii_only)
+def test_any_body_reads_as_json_loads_reads_it(nodes, others, indent, separators, ascii_only):
+    text = json.dumps({**others, "prompt": nodes}, indent=indent, separators=separators,
+                      ensure_ascii=ascii_only)  # fmt: skip
     read = read_prompt_body(text.encode())
     assert read.body == json.loads(text)
     assert json.loads(read.prompt_text) == nodes
