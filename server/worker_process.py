@@ -157,6 +157,9 @@ class Outbox:
         """A websocket message of the running prompt."""
         text = encode_message(type_, data)
         with self._lock:
+            # The sender is woken when its state changes (a batch begins, becomes urgent or
+            # full), not for every message: it re-reads that state before it waits again.
+            wake = self._count == 0
             batch = self._batch(prompt_id)
             if type_ == "progress":
                 node = data["node"]
@@ -170,10 +173,11 @@ class Outbox:
                     batch.node = data["node"]
                 elif type_ in HISTORY_TYPES:
                     batch.history.append([type_, data])
+                    wake = wake or not self._urgent
                     self._urgent = True
             batch.messages.append((type_, text))
             self._count += 1
-            if self._urgent or self._count == 1 or self._count >= BATCH_MESSAGES:
+            if wake or self._count == BATCH_MESSAGES:
                 self._ready.notify()
 
     def preview(self, prompt_id: str, jpeg: bytes, node_id: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 
+from latentgraph.server import worker_process
 from latentgraph.server.worker_process import Outbox
 from latentgraph.server.workers import Done, Preview, RunMessages
 
@@ -77,6 +78,17 @@ def test_history_messages_are_kept_aside_and_flush_at_once():
     outbox.message("p", "execution_start", {"prompt_id": "p", "timestamp": 1})
     assert pipe.wait_for(lambda sent: len(sent) == 1)
     assert pipe.sent[0].history == [["execution_start", {"prompt_id": "p", "timestamp": 1}]]
+
+
+def test_a_message_that_ends_something_wakes_a_sender_waiting_out_a_batch(monkeypatch):
+    monkeypatch.setattr(worker_process, "BATCH_SECONDS", 60.0)
+    pipe = SlowPipe(hold=False)
+    outbox = Outbox(pipe)
+    outbox.message("p", "executing", {"node": "1", "display_node": "1", "prompt_id": "p"})
+    threading.Event().wait(0.05)  # the sender now waits out the batch's 60 s
+    outbox.message("p", "execution_success", {"prompt_id": "p", "timestamp": 2})
+    assert pipe.wait_for(lambda sent: len(sent) == 1)  # at once, not 60 s later
+    assert [t for t, _ in pipe.sent[0].messages] == ["executing", "execution_success"]
 
 
 def test_unsent_progress_is_coalesced_in_order():
