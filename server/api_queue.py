@@ -72,8 +72,8 @@ def _history_status(record: st.PromptRecord) -> dict[str, Any]:
 def history_entry_json(record: st.PromptRecord) -> str:
     """A finished prompt's /history entry as JSON (its prompt's text as stored)."""
     meta = {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
-            for nid in record.ui}  # fmt: skip
-    return object_text([("prompt", record.queue_item_json()), ("outputs", encode_json(record.ui)),
+            for nid in record.outputs_seen.nodes}  # fmt: skip
+    return object_text([("prompt", record.queue_item_json()), ("outputs", record.ui_json),
                         ("status", encode_json(_history_status(record))),
                         ("meta", encode_json(meta))])  # fmt: skip
 
@@ -137,18 +137,8 @@ async def post_history(request: Request) -> JSONResponse:
 _JOB_TO_ROW = {v: k for k, v in st.JOB_STATUS.items()}
 
 
-def _images(ui: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for node_id, out in ui.items():
-        if isinstance(out, dict):
-            for img in out.get("images") or []:
-                if isinstance(img, dict):
-                    found.append({**img, "nodeId": node_id, "mediaType": "images"})
-    return found
-
-
 def job_entry(record: st.PromptRecord) -> dict[str, Any]:
-    images = _images(record.ui)
+    seen = record.outputs_seen
     workflow = (record.extra_data.get("extra_pnginfo") or {}).get("workflow")
     job: dict[str, Any] = {
         "id": record.id,
@@ -157,15 +147,9 @@ def job_entry(record: st.PromptRecord) -> dict[str, Any]:
         "create_time": record.created_ms,
         "execution_start_time": record.started_ms,
         "execution_end_time": record.finished_ms,
-        "outputs_count": sum(
-            len(v)
-            for o in record.ui.values()
-            if isinstance(o, dict)
-            for v in o.values()
-            if isinstance(v, list)
-        ),  # fmt: skip
-        "previewable_outputs_count": len(images),
-        "preview_output": images[-1] if images else None,
+        "outputs_count": seen.count,
+        "previewable_outputs_count": seen.images,
+        "preview_output": seen.last_image,
         "workflow_id": workflow.get("id") if isinstance(workflow, dict) else None,
     }
     if record.status == st.ERROR:
@@ -180,7 +164,7 @@ def full_job_json(record: st.PromptRecord) -> str:
     workflow = object_text([("prompt", record.prompt_json),
                             ("extra_data", encode_json(record.extra_data))])  # fmt: skip
     members = [(k, encode_json(v)) for k, v in job_entry(record).items()]
-    members += [("outputs", encode_json(record.ui)), ("workflow", workflow),
+    members += [("outputs", record.ui_json), ("workflow", workflow),
                 ("execution_status", encode_json(_history_status(record)))]  # fmt: skip
     return object_text(members)
 

@@ -102,6 +102,36 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """What /history and /jobs show of a finished prompt's outputs besides their JSON text,
+    taken once when it ends (or its row is read). The outputs themselves stay text
+    (`PromptRecord.ui_json`): a run of 100,000 output nodes left 200,000 parsed objects in
+    recent history, and each full collection walked them (57-149 ms, GIL held)."""
+
+    nodes: tuple[str, ...] = ()  # the nodes with outputs, in order
+    count: int = 0  # every list item of every output: what /jobs counts as outputs
+    images: int = 0  # the images among them (/jobs' previewable outputs) ...
+    last_image: dict[str, Any] | None = None  # ... and the last, as /jobs previews it
+
+    @classmethod
+    def of(cls, ui: dict[str, Any]) -> Outputs:
+        count, images, last = 0, 0, None
+        for node_id, out in ui.items():
+            if not isinstance(out, dict):
+                continue
+            count += sum(len(v) for v in out.values() if isinstance(v, (list, tuple)))
+            for image in out.get("images") or []:
+                if isinstance(image, dict):
+                    images += 1
+                    last = (node_id, image)
+        last_image = None
+        if last is not None:  # as JSON gives it back (a Path becomes its text)
+            image = json.loads(json.dumps(last[1], default=str))
+            last_image = {**image, "nodeId": last[0], "mediaType": "images"}
+        return cls(tuple(ui), count, images, last_image)
+
+
 @dataclass
 class PromptRecord:
     """One queued or finished prompt, as stored.
@@ -122,7 +152,8 @@ class PromptRecord:
     created_ms: int = 0
     started_ms: int | None = None
     finished_ms: int | None = None
-    ui: dict[str, Any] = field(default_factory=dict)
+    ui_json: str = "{}"  # the outputs, as JSON text (see `Outputs`)
+    outputs_seen: Outputs = field(default_factory=Outputs)
     messages: list[list[Any]] = field(default_factory=list)
     error: str | None = None
     seq: int = 0
@@ -157,7 +188,8 @@ def _record(row: sqlite3.Row) -> PromptRecord:
         created_ms=row["created_ms"],
         started_ms=row["started_ms"],
         finished_ms=row["finished_ms"],
-        ui=load_stored(row["ui"]),
+        ui_json=stored_text(row["ui"]),
+        outputs_seen=Outputs.of(load_stored(row["ui"])),
         messages=load_stored(row["messages"]),
         error=row["error"],
         seq=row["seq"],
@@ -412,6 +444,7 @@ class Store:
         memory as an error saying why, that end is written by `flush`, and False is returned."""
         finished = now_ms()
         ui_json = json.dumps(ui or {}, default=str)
+        seen = Outputs.of(ui or {})
         messages_json = json.dumps(messages or [], default=str)
         args = (status, finished, ui_json, messages_json, error, prompt_id)
         with self._lock:
@@ -421,7 +454,7 @@ class Store:
                 log.error("prompt %s ended (%s) but %s; it is marked failed, and recorded once "
                           "the database can be written", prompt_id, status, exc)  # fmt: skip
                 error = f"the run ended ({status}) but its result could not be recorded: {exc}"
-                status, ui_json = ERROR, "{}"
+                status, ui_json, seen = ERROR, "{}", Outputs()
                 messages_json = json.dumps([*(messages or []), ["execution_error", {
                     "prompt_id": prompt_id, "exception_type": "StoreWriteError",
                     "exception_message": error, "timestamp": finished}]], default=str)  # fmt: skip
@@ -444,8 +477,8 @@ class Store:
             else:  # what a read-back would give (JSON round trip: no live objects kept)
                 size = old.size - _EMPTY_ENDS + len(ui_json) + len(messages_json)
                 done = replace(old, status=status, finished_ms=finished, error=error,
-                               ui=json.loads(ui_json), messages=json.loads(messages_json),
-                               size=size)  # fmt: skip
+                               ui_json=ui_json, outputs_seen=seen,
+                               messages=json.loads(messages_json), size=size)  # fmt: skip
             with self._mem:
                 self._remember(done)
             return prompt_id not in self._unsaved

@@ -65,7 +65,8 @@ def test_a_record_starts_pending_and_empty():
     r = PromptRecord(id="a", number=3, prompt_json='{"1": {}}')
     assert (r.status, r.client_id, r.targets, r.error, r.started_ms, r.finished_ms) == (
         st.PENDING, None, None, None, None, None)  # fmt: skip
-    assert (r.extra_data, r.outputs, r.ui, r.messages, r.created_ms, r.seq, r.size) == (
+    assert (r.extra_data, r.outputs, json.loads(r.ui_json), r.messages, r.created_ms, r.seq,
+            r.size) == (
         {}, [], {}, [], 0, 0, 0)  # fmt: skip
     assert json.loads(r.queue_item_json()) == [3, "a", {"1": {}}, {}, []]
     assert "item_json" not in repr(r) and "size" not in repr(r)
@@ -457,17 +458,40 @@ def test_finish_records_the_end_and_moves_the_prompt_to_history(store):
     a = store.get("a")
     assert (a.status, a.error) == (st.ERROR, "boom")
     assert before <= a.finished_ms <= st.now_ms()
-    assert a.ui == {"9": {"p": "/x"}} and a.messages == [["execution_error", {"t": "/y"}]]
+    assert json.loads(a.ui_json) == {"9": {"p": "/x"}} and a.messages == [
+        ["execution_error", {"t": "/y"}]
+    ]
     row = _row(store.path, "a")
     assert (row["status"], row["finished_ms"], row["error"]) == (st.ERROR, a.finished_ms, "boom")
-    assert json.loads(row["ui"]) == a.ui and json.loads(row["messages"]) == a.messages
+    assert row["ui"] == a.ui_json and json.loads(row["messages"]) == a.messages
     assert store.count_queued() == 0 and _ids(store.history()) == ["a"]
     # A second end replaces the first (read back from the database).
     assert store.finish("a", st.SUCCESS)
     a = store.get("a")
-    assert (a.status, a.ui, a.messages, a.error) == (st.SUCCESS, {}, [], None)
+    assert (a.status, json.loads(a.ui_json), a.messages, a.error) == (st.SUCCESS, {}, [], None)
     assert _ids(store.history()) == ["a"]
     assert store.memory_bytes()[1] == a.size
+
+
+def test_outputs_are_kept_as_text_with_what_history_and_jobs_show_of_them(store):
+    ui = {"3": {"images": [{"filename": "a.png"}], "text": ["t"]},
+          "9": {"images": [{"filename": "b.png"}, {"filename": "c.png", "p": Path("/x")}]},
+          "5": "not an output"}  # fmt: skip
+    _add(store, "a")
+    _run(store, "a", ui=ui)
+    expected = st.Outputs(
+        nodes=("3", "9", "5"), count=4, images=3,
+        last_image={"filename": "c.png", "p": "/x", "nodeId": "9", "mediaType": "images"},
+    )  # fmt: skip
+    a = store.get("a")
+    assert a.outputs_seen == expected
+    assert json.loads(a.ui_json) == json.loads(json.dumps(ui, default=str))
+    store = _reopen(store)  # read back from the row: the same
+    try:
+        assert store.get("a").outputs_seen == expected
+        assert store.get("a").ui_json == a.ui_json
+    finally:
+        store.close()
 
 
 def test_finishing_again_a_prompt_whose_row_turned_corrupt(store, caplog):
@@ -529,7 +553,7 @@ def test_an_end_that_cannot_be_written_fails_in_memory_until_flushed(store, monk
     a = store.get("a")
     why = (f"the run ended (success) but its result could not be recorded: [Errno 28] the queue "
            f"database {store.path} cannot be written (disk full: database or disk is full)")  # fmt: skip
-    assert (a.status, a.error, a.ui) == (st.ERROR, why, {})
+    assert (a.status, a.error, a.ui_json, a.outputs_seen) == (st.ERROR, why, "{}", st.Outputs())
     start, (kind, data) = a.messages
     assert start == ["execution_start", {"prompt_id": "a", "at": "/p"}]
     assert kind == "execution_error"

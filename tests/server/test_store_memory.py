@@ -57,7 +57,8 @@ def test_memory_matches_sqlite_across_eviction_deletes_and_restart(tmp_path):
     # A finished entry from memory reads exactly like its row.
     newest = store.history(1)[0]
     (row,) = store._rows("SELECT * FROM prompts WHERE id = ?", (newest.id,))
-    assert store.get(newest.id) == row and row.ui == {"9": {"text": [row.ui["9"]["text"][0]]}}
+    ui = json.loads(row.ui_json)
+    assert store.get(newest.id) == row and ui == {"9": {"text": [ui["9"]["text"][0]]}}
     # Deleting from history and from the queue keeps memory and SQLite in step.
     gone = [r.id for r in store.history(40, 5)] + ["not-there"]
     assert store.delete_history(gone) == 40
