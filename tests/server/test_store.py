@@ -475,12 +475,12 @@ def test_finish_records_the_end_and_moves_the_prompt_to_history(store):
 
 def test_outputs_are_kept_as_text_with_what_history_and_jobs_show_of_them(store):
     ui = {"3": {"images": [{"filename": "a.png"}], "text": ["t"]},
-          "9": {"images": [{"filename": "b.png"}, {"filename": "c.png", "p": Path("/x")}]},
-          "5": "not an output"}  # fmt: skip
+          "5": "not an output",
+          "9": {"images": [{"filename": "b.png"}, {"filename": "c.png", "p": Path("/x")}]}}  # fmt: skip
     _add(store, "a")
     _run(store, "a", ui=ui)
     expected = st.Outputs(
-        nodes=("3", "9", "5"), count=4, images=3,
+        nodes=("3", "5", "9"), count=4, images=3,
         last_image={"filename": "c.png", "p": "/x", "nodeId": "9", "mediaType": "images"},
     )  # fmt: skip
     a = store.get("a")
