@@ -49,13 +49,14 @@ def _finite_float(text: str) -> float:
     return value
 
 
-# Decodes JSON as `parse_json` needs: the hooks refuse non-finite numbers without a second
-# walk over a large body (`_NonFinite`).
-STRICT_DECODER = json.JSONDecoder(parse_constant=_refuse_number, parse_float=_finite_float)
+# How `parse_json` decodes: the hooks refuse non-finite numbers without a second walk over a
+# large body (`_NonFinite`).
+_STRICT_HOOKS: dict[str, Any] = {"parse_constant": _refuse_number, "parse_float": _finite_float}
+STRICT_DECODER = json.JSONDecoder(**_STRICT_HOOKS)
 
 
 def _strict_loads(raw: bytes | str) -> Any:
-    return json.loads(raw, parse_constant=_refuse_number, parse_float=_finite_float)
+    return json.loads(raw, **_STRICT_HOOKS)
 
 
 def parse_json(raw: bytes | str, what: str = "the request body",

@@ -81,12 +81,17 @@ def load_stored(text: str) -> Any:
     return _repair(value) if _SURROGATE_ESCAPE.search(text) else value
 
 
+def stored_json(text: str) -> tuple[Any, str]:
+    """JSON text this server stored itself, read once: its value (`load_stored`) and text it
+    can answer with, the same text unless it held lone surrogates, then re-encoded with "?" in
+    their place. A damaged text raises ValueError."""
+    value = load_stored(text)
+    return value, json.dumps(value) if _SURROGATE_ESCAPE.search(text) else text
+
+
 def stored_text(text: str) -> str:
-    """JSON text this server stored itself, as text it can answer with: checked to parse (a
-    damaged row raises ValueError), and re-encoded with "?" for the lone surrogates an older
-    version let in."""
-    value = json.loads(text)
-    return json.dumps(_repair(value)) if _SURROGATE_ESCAPE.search(text) else text
+    """`stored_json`'s answerable text, for JSON kept as text (checked to parse all the same)."""
+    return stored_json(text)[1]
 
 
 # The encoding JSONResponse uses; what the server encodes itself is written the same way.

@@ -2,9 +2,9 @@
 
 `worker_main` is the process entry (see local_workers.py). Four threads: the main one runs
 jobs with the real Scheduler, one reads the server's commands (a cancel reaches the running
-job's CancelToken at once), one sends what the jobs report, one runs timers (`Timers`). The engine's events become the
-protocol's websocket messages here (`RunTranslator`), encoded once, and leave in batches
-(`Outbox`); the server forwards them without decoding them. When the server goes away (its end
+job's CancelToken at once), one sends what the jobs report, one runs timers (`Timers`). The
+engine's events become the protocol's websocket messages here (`RunTranslator`), encoded
+once, and leave in batches (`Outbox`); the server forwards them without decoding them. When the server goes away (its end
 of the pipe closes) the worker exits.
 """
 
