@@ -61,7 +61,6 @@ class ServerState:
                            "queue_full")  # fmt: skip
         record = await anyio.to_thread.run_sync(_collector_paused, check, body,
                                                 limiter=self.submit_limiter())  # fmt: skip
-        self.worker.wake()
         self.hub.broadcast("status", self.worker.status())
         answer = {"prompt_id": record.id, "number": record.number, "node_errors": {}}
         return answer, record.client_id
@@ -118,6 +117,8 @@ class ServerState:
             client_id=client_id,
             targets=checked.targets,
         )
+        # Before it is queued: a worker may take it at once.
+        self.worker.prepare(prompt_id, model_keys(checked.prompt, self.registry))
         self.worker.hold(prompt_id)  # until the caller releases it: its answer is sent
         try:
             record = self.store.add(record, front=bool(body.get("front")),
@@ -128,7 +129,7 @@ class ServerState:
         except BaseException:
             self.worker.release(prompt_id)
             raise
-        self.worker.prepare(record.id, model_keys(checked.prompt, self.registry))
+        self.worker.wake()  # from this thread: the run starts while the answer is written
         return record
 
     def on_start(self) -> None:

@@ -13,7 +13,15 @@ from latentgraph.graph import NodeResult, Output, Registry, Socket, String, node
 from latentgraph.server.dispatch import MAX_PASSES, Dispatcher
 from latentgraph.server.hub import Hub
 from latentgraph.server.store import PromptRecord, Store
-from latentgraph.server.workers import Died, Done, Ready, WorkerInfo, WorkerPool, model_keys
+from latentgraph.server.workers import (
+    Died,
+    Done,
+    Ready,
+    RunMessages,
+    WorkerInfo,
+    WorkerPool,
+    model_keys,
+)
 
 
 def _registry() -> Registry:
@@ -74,6 +82,27 @@ class RecordingPool(WorkerPool):
         return self.jobs.get(timeout=10)
 
 
+class RecordingHub(Hub):
+    """Records what would go to each client, in order: (sid, type)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posted: queue.Queue[tuple[str | None, str]] = queue.Queue()
+
+    def _post(self, sid, messages) -> None:
+        for type_, _ in messages:
+            self.posted.put((sid, type_))
+
+    def to(self, sid: str, until: str, timeout: float = 10) -> list[str]:
+        """The types sent to `sid`, up to and including `until`."""
+        found: list[str] = []
+        while until not in found:
+            got_sid, type_ = self.posted.get(timeout=timeout)
+            if got_sid == sid:
+                found.append(type_)
+        return found
+
+
 @pytest.fixture
 def make(tmp_path):
     made: list[Dispatcher] = []
@@ -83,7 +112,7 @@ def make(tmp_path):
     def build(resident: list[str]) -> tuple[Dispatcher, RecordingPool, Store]:
         store = Store(tmp_path / f"db{len(made)}.sqlite3")
         pool = RecordingPool([keys[m] if m else frozenset() for m in resident])
-        dispatcher = Dispatcher(store, Hub(), registry, pool)
+        dispatcher = Dispatcher(store, RecordingHub(), registry, pool)
         made.append(dispatcher)
         return dispatcher, pool, store
 
@@ -159,3 +188,51 @@ def test_a_prompt_whose_worker_died_before_starting_it_is_queued_again_once(make
         assert time.monotonic() < deadline, record.status
         time.sleep(0.01)
     assert record.error == "worker process died: signal 9"
+
+
+def _executing(pid: str, node: str) -> tuple[str, str]:
+    text = json.dumps({"type": "executing", "data": {"node": node, "prompt_id": pid}})
+    return ("executing", text)
+
+
+def test_a_held_prompt_runs_at_once_and_its_messages_wait_for_its_release(make):
+    dispatcher, pool, store = make([""])
+    dispatcher.start()
+    pid = f"held-{time.monotonic_ns()}"
+    dispatcher.hold(pid)  # as POST /prompt does before queueing it
+    store.add(PromptRecord(id=pid, number=None, prompt_json=json.dumps(_prompt("A")),
+                           outputs=["2"], client_id="c"))  # fmt: skip
+    dispatcher.wake()
+    assert pool.next_job() == (0, pid)  # started while its answer is still being written
+    pool.deliver(0, RunMessages(pid, [_executing(pid, "1"), _executing(pid, "2")], node="2"))
+    pool.finish(0, pid)
+    deadline = time.monotonic() + 10
+    while store.get(pid).status != "success":  # it ended (history written) ...
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    posted = dispatcher.hub.posted
+    assert all(sid != "c" for sid, _ in list(posted.queue))  # ... and its client heard nothing
+    dispatcher.release(pid)
+    hub = dispatcher.hub
+    assert hub.to("c", until="executing") == hub.to("c", until="executing") == ["executing"]
+    # the run's end, as the server's copy of its translator says it, then the final `executing`
+    assert hub.to("c", until="executing") == ["execution_success", "executing"]
+    assert all(sid != "c" for sid, _ in list(posted.queue))
+
+
+def test_a_hold_never_released_ends_by_itself(make, monkeypatch):
+    from latentgraph.server import dispatch
+
+    monkeypatch.setattr(dispatch, "HOLD_SECONDS", 0.3)
+    dispatcher, pool, store = make([""])
+    dispatcher.start()
+    pid = f"lost-{time.monotonic_ns()}"
+    dispatcher.hold(pid)
+    store.add(PromptRecord(id=pid, number=None, prompt_json=json.dumps(_prompt("A")),
+                           outputs=["2"], client_id="c"))  # fmt: skip
+    dispatcher.wake()
+    assert pool.next_job() == (0, pid)
+    started = time.monotonic()
+    pool.deliver(0, RunMessages(pid, [_executing(pid, "1")], node="1"))
+    assert dispatcher.hub.to("c", until="executing", timeout=10) == ["executing"]
+    assert 0.1 < time.monotonic() - started < 5  # when the hold ran out, not before
