@@ -270,6 +270,8 @@ class Dispatcher:
             worker.devices = message.devices
         elif isinstance(message, Done):
             worker.prompt, worker.resident = None, message.resident
+            if message.devices is not None:
+                worker.devices = message.devices
             run = self._running.get(message.prompt_id)
             if run is not None:
                 self._finish(run, message.status, message.ui, message.error)

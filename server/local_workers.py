@@ -160,13 +160,14 @@ class LocalWorkerPool(RunnerPool):
                     self._replace(by_sentinel[obj])
 
     def _receive(self, i: int, conn: Connection) -> None:
-        """Every message waiting on a worker's pipe (all of them before its death is handled)."""
+        """Every message waiting on a worker's pipe (all of them before its death is handled).
+        Each pipe message is a list of worker messages (see `Outbox`)."""
         try:
             while conn.poll():
-                message = conn.recv()
-                if isinstance(message, Ready):
-                    self._slots[i].early_deaths = 0
-                self._deliver(i, message)
+                for message in conn.recv():
+                    if isinstance(message, Ready):
+                        self._slots[i].early_deaths = 0
+                    self._deliver(i, message)
         except (EOFError, OSError):
             pass  # the sentinel reports the death
         except Exception:  # noqa: BLE001 - one bad message must not stop the reader

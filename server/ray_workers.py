@@ -134,7 +134,7 @@ class WorkerActor:
         messages = []
         if self._conn.poll(timeout):
             while self._conn.poll():
-                messages.append(self._conn.recv())
+                messages.extend(self._conn.recv())  # a list per pipe message (`Outbox`)
         return messages
 
     def where(self) -> tuple[str, int]:

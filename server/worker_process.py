@@ -46,8 +46,16 @@ from latentgraph.graph.problems import WorkflowError
 
 from .collector import freeze_start_up_objects
 from .devices import worker_devices
-from .messages import HISTORY_TYPES, PromptParents, PromptTypes, RunTranslator, encode_message
+from .messages import (
+    HISTORY_TYPES,
+    TERMINAL_TYPES,
+    PromptParents,
+    PromptTypes,
+    RunTranslator,
+    encode_message,
+)
 from .workers import (
+    Device,
     Done,
     Freed,
     Job,
@@ -105,10 +113,15 @@ def worker_main(setup: WorkerSetup, spec: WorkerSpec, conn: Connection) -> None:
 
 
 # A running prompt's messages leave in one pipe message per this many seconds ...
-BATCH_SECONDS = 0.005
-# ... or per this many messages, whichever comes first; a message that starts or ends
-# something (history keeps it, or it is not a run message) leaves at once, with what is before it.
+BATCH_SECONDS = 0.002
+# ... or per this many messages, whichever comes first. A message that starts a run
+# (`execution_start`, `execution_cached`) or is not a run message (`Ready`, `Done`) leaves at
+# once, with what is before it; a run's last message waits for the `Done` put right after it.
 BATCH_MESSAGES = 1000
+# How long a run's Python code may hold the GIL while the sender waits for it. CPython's 5 ms
+# is longer than a whole 100-node run: its messages all left after it ended, and the server
+# and the client then relayed and read them one after the other instead of meanwhile.
+GIL_SWITCH_SECONDS = 0.001
 
 
 @dataclass
@@ -134,7 +147,8 @@ class Outbox:
     and leave in batches (`BATCH_SECONDS`, `BATCH_MESSAGES`): one pipe message, one wake-up of
     the server for hundreds of nodes. A progress step waiting to be sent is replaced by a later
     step of the same node (keeping the latest preview), so a slow reader never slows the denoise
-    loop. Other messages (`Done`, `Ready`) leave at once, after what was put before them."""
+    loop. Other messages (`Done`, `Ready`) leave at once, after what was put before them.
+    Each pipe message is a list: what was put since the last one, in order."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -173,8 +187,9 @@ class Outbox:
                     batch.node = data["node"]
                 elif type_ in HISTORY_TYPES:
                     batch.history.append([type_, data])
-                    wake = wake or not self._urgent
-                    self._urgent = True
+                    if type_ not in TERMINAL_TYPES:
+                        wake = wake or not self._urgent
+                        self._urgent = True
             batch.messages.append((type_, text))
             self._count += 1
             if wake or self._count == BATCH_MESSAGES:
@@ -225,12 +240,11 @@ class Outbox:
                     if wait <= 0:
                         break
                     self._ready.wait(wait)
-                items = list(self._items)
+                items = [item.sent() if type(item) is _Batch else item for item in self._items]
                 self._items.clear()
                 self._count, self._urgent = 0, False
-            try:
-                for item in items:
-                    self._conn.send(item.sent() if isinstance(item, _Batch) else item)
+            try:  # one pipe message, one wake-up of the server's reader: a run's last
+                self._conn.send(items)  # messages, its Done and the worker's state together
             except (OSError, EOFError):
                 os._exit(0)  # the server is gone
 
@@ -330,6 +344,7 @@ class JobRunner:
     # --- jobs (main thread) ------------------------------------------------------------------
 
     def serve(self) -> None:
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         threading.Thread(target=self._read_commands, name="worker-commands", daemon=True).start()
         self.say_ready()
         while True:
@@ -340,12 +355,15 @@ class JobRunner:
                 self.free(*command[1:])
                 self.outbox.put(Freed(self._resident()))
             elif command[0] == RUN:
-                self.run(command[1])
+                self.run(command[1])  # its Done says the worker is idle again
+                continue
             self.say_ready()  # idle again: the devices' memory as it is now
 
     def say_ready(self) -> None:
-        self.outbox.put(Ready(os.getpid(), self._resident(),
-                              worker_devices(self.spec.settings.device)))  # fmt: skip
+        self.outbox.put(Ready(os.getpid(), self._resident(), self._devices()))
+
+    def _devices(self) -> tuple[Device, ...]:
+        return worker_devices(self.spec.settings.device)
 
     def _resident(self) -> frozenset[str]:
         if self.setup.resident_models is not None and not self.setup.resident_models():
@@ -418,7 +436,8 @@ class JobRunner:
             log.warning("prompt %s ran out of memory (%s); unloading models and freeing caches",
                         pid, error)  # fmt: skip
             self.free(unload_models=True, free_memory=True)
-        outbox.put(Done(pid, status, ui or dict(translator.ui), error, self._resident()))
+        outbox.put(Done(pid, status, ui or dict(translator.ui), error, self._resident(),
+                        self._devices()))  # fmt: skip
 
     def free(self, unload_models: bool, free_memory: bool) -> None:
         try:

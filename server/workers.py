@@ -70,7 +70,7 @@ class Device:
 
 @dataclass(frozen=True)
 class Ready:
-    """The worker can take a job (sent when it starts and again whenever it goes idle).
+    """The worker can take a job (sent when it starts, and after a free: a run ends in `Done`).
     `resident`: model keys (see `model_keys`) it holds; `devices`: what it runs on, now."""
 
     pid: int
@@ -104,13 +104,15 @@ class RunMessages:
 
 @dataclass(frozen=True)
 class Done:
-    """The prompt ended; the worker is idle again."""
+    """The prompt ended; the worker is idle again (what a `Ready` would say comes with it:
+    `resident`, and `devices` when the worker read them)."""
 
     prompt_id: str
     status: RunStatus
     ui: dict[str, Any]
     error: str | None
     resident: frozenset[str] = frozenset()
+    devices: tuple[Device, ...] | None = None
 
 
 @dataclass(frozen=True)

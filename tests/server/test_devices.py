@@ -11,7 +11,7 @@ from latentgraph.server.devices import memory, worker_devices
 from latentgraph.server.dispatch import Dispatcher
 from latentgraph.server.hub import Hub
 from latentgraph.server.store import Store
-from latentgraph.server.workers import Device, Ready
+from latentgraph.server.workers import Device, Done, Ready
 
 from .test_dispatch import RecordingPool, _registry
 
@@ -63,6 +63,26 @@ def test_the_dispatcher_lists_each_reported_device_once(tmp_path):
         while len(dispatcher.devices()) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert dispatcher.devices() == [*gpu, cpu]
+    finally:
+        dispatcher.stop()
+        dispatcher.store.close()
+
+
+def test_a_runs_done_brings_the_devices_as_they_are_at_its_end(tmp_path):
+    before = Device("cpu", "cpu", None, 16, 8, 16, 8)
+    after = Device("cpu", "cpu", None, 16, 3, 16, 3)
+    pool = RecordingPool([frozenset()])
+    dispatcher = Dispatcher(Store(tmp_path / "db.sqlite3"), Hub(), _registry(), pool)
+    dispatcher.start()
+    try:
+        pool.deliver(0, Ready(2000, frozenset(), (before,)))
+        pool.deliver(0, Done("gone", "success", {}, None, frozenset(), (after,)))
+        pool.deliver(0, Done("gone-too", "success", {}, None))  # read nothing: kept as it was
+        deadline = time.monotonic() + 10
+        while dispatcher.devices() != [after] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert dispatcher.devices() == [after]
     finally:
         dispatcher.stop()
         dispatcher.store.close()

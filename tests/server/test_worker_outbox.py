@@ -1,7 +1,7 @@
 """A worker's outbox: a prompt's websocket messages leave encoded, in order, in batches (one pipe
-message for many); a message that ends something leaves at once with what came before it;
-progress waiting behind a slow pipe is coalesced to the latest step of the same node, keeping
-the latest preview."""
+message for many); a message that starts a run leaves at once with what came before it, and a
+run's last message with the Done after it; progress waiting behind a slow pipe is coalesced to
+the latest step of the same node, keeping the latest preview."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from latentgraph.server.workers import Done, Preview, RunMessages
 
 
 class SlowPipe:
-    """Holds the first message until released, then records everything sent."""
+    """Holds the first pipe message until released, then records everything sent: `sent`, the
+    worker messages in order; `sends`, the pipe messages (each a list of them)."""
 
     def __init__(self, hold: bool = True) -> None:
         self.sent: list = []
+        self.sends: list[list] = []
         self.release = threading.Event()
         if not hold:
             self.release.set()
@@ -28,7 +30,8 @@ class SlowPipe:
         self.entered.set()
         self.release.wait(10)
         with self.changed:
-            self.sent.append(message)
+            self.sends.append(message)
+            self.sent.extend(message)
             self.changed.notify_all()
 
     def wait_for(self, predicate) -> bool:
@@ -80,15 +83,31 @@ def test_history_messages_are_kept_aside_and_flush_at_once():
     assert pipe.sent[0].history == [["execution_start", {"prompt_id": "p", "timestamp": 1}]]
 
 
-def test_a_message_that_ends_something_wakes_a_sender_waiting_out_a_batch(monkeypatch):
+def test_a_message_that_starts_a_run_wakes_a_sender_waiting_out_a_batch(monkeypatch):
     monkeypatch.setattr(worker_process, "BATCH_SECONDS", 60.0)
     pipe = SlowPipe(hold=False)
     outbox = Outbox(pipe)
     outbox.message("p", "executing", {"node": "1", "display_node": "1", "prompt_id": "p"})
     threading.Event().wait(0.05)  # the sender now waits out the batch's 60 s
-    outbox.message("p", "execution_success", {"prompt_id": "p", "timestamp": 2})
+    outbox.message("p", "execution_cached", {"nodes": [], "prompt_id": "p", "timestamp": 2})
     assert pipe.wait_for(lambda sent: len(sent) == 1)  # at once, not 60 s later
-    assert [t for t, _ in pipe.sent[0].messages] == ["executing", "execution_success"]
+    assert [t for t, _ in pipe.sent[0].messages] == ["executing", "execution_cached"]
+
+
+def test_a_runs_last_message_leaves_with_its_done_in_one_pipe_message(monkeypatch):
+    monkeypatch.setattr(worker_process, "BATCH_SECONDS", 60.0)
+    pipe = SlowPipe(hold=False)
+    outbox = Outbox(pipe)
+    outbox.message("p", "executing", {"node": "1", "display_node": "1", "prompt_id": "p"})
+    outbox.message("p", "execution_success", {"prompt_id": "p", "timestamp": 2})
+    threading.Event().wait(0.05)
+    assert pipe.sends == []  # the end alone wakes no one: its Done comes right after it
+    outbox.put(Done("p", "success", {}, None))
+    assert pipe.wait_for(lambda sent: len(sent) == 2)  # at once, not 60 s later
+    [(run, done)] = pipe.sends  # one pipe message, one wake-up of the server's reader
+    assert [t for t, _ in run.messages] == ["executing", "execution_success"]
+    assert run.history == [["execution_success", {"prompt_id": "p", "timestamp": 2}]]
+    assert isinstance(done, Done)
 
 
 def test_unsent_progress_is_coalesced_in_order():
