@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -113,7 +112,7 @@ async def run_workflow(request: Request) -> JSONResponse:
         answer, _ = await state.enqueue(request_body)
     except PromptRejected as exc:
         return JSONResponse(exc.body, status_code=400)
-    release = BackgroundTask(state.release, answer["prompt_id"], client_id)  # see Worker.hold
+    release = state.release_task(answer["prompt_id"], client_id)  # see Dispatcher.hold
     answer["prompt"] = prompt
     return JSONResponse(answer, background=release)
 

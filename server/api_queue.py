@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,8 +27,7 @@ async def post_prompt(request: Request) -> JSONResponse:
     except PromptRejected as exc:
         return JSONResponse(exc.body, status_code=400)
     # the run may start only once this answer is on its way (Worker.hold)
-    release = BackgroundTask(state.release, answer["prompt_id"], client_id)
-    return JSONResponse(answer, background=release)
+    return JSONResponse(answer, background=state.release_task(answer["prompt_id"], client_id))
 
 
 async def get_queue(request: Request) -> Response:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 
 from latentgraph.graph.context import Settings
@@ -69,6 +70,15 @@ class ServerState:
         """Let a queued prompt start: its answer has been sent (see `Dispatcher.hold`)."""
         grace = EDITOR_GRACE if self.hub.is_editor(client_id) else 0.0
         self.worker.release(prompt_id, grace)
+
+    def release_task(self, prompt_id: str, client_id: str | None) -> BackgroundTask:
+        """`release` as the task of an HTTP answer: run once the answer is sent, on the event
+        loop (Starlette runs a plain function's task on a threadpool thread: a hop each)."""
+
+        async def release() -> None:
+            self.release(prompt_id, client_id)
+
+        return BackgroundTask(release)
 
     def _parse_check_and_add(self, raw: bytes) -> st.PromptRecord:
         parsed = read_prompt_body(raw)
