@@ -78,3 +78,13 @@ def test_abort_drops_what_is_held():
 
     real = asyncio.run(scenario())
     assert real.aborted and real.writes == []
+
+
+def test_the_server_runs_on_uvloop_with_the_httptools_parser(server):
+    """What `uvicorn_options` chooses is what serves: uvloop's loop (the hub is bound to the
+    serving loop at start-up) and httptools' parser, not asyncio's and h11's."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert server.http.get("/queue").status_code == 200
+    assert type(server.app.state.lg.hub.loop).__module__.startswith("uvloop")
+    assert server.server.config.http_protocol_class is HttpToolsProtocol
