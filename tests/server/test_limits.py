@@ -137,6 +137,25 @@ def test_string_at_the_limit_is_queued_and_one_character_more_refused(limited):
     assert error["type"] == "value_too_long" and "'prefix'" in error["message"]
 
 
+def test_a_prompt_shorter_than_the_string_limit_is_not_walked_for_long_strings(
+    limited, monkeypatch
+):
+    """A JSON text holds no string longer than itself: a prompt whose text is within the limit
+    skips the walk (a tenth of a 200-node prompt's check); one longer is still walked."""
+    from latentgraph.server import state
+
+    walked: list[int] = []
+    monkeypatch.setattr(state, "check_string_lengths",
+                        lambda prompt, limit: walked.append(len(prompt)))  # fmt: skip
+    monkeypatch.setattr(limited.app.state.lg.config, "max_string_chars", 10_000)
+    drain(limited)
+    assert limited.post_prompt(chain(4)).status_code == 200
+    assert walked == []
+    long = chain(4, prefix="p" * 10_001)
+    assert limited.post_prompt(long).status_code == 200  # (the stand-in walk refuses nothing)
+    assert walked == [len(long)]
+
+
 def test_extra_data_at_the_limit_is_queued_and_one_byte_more_is_413(limited):
     def extra_of(size: int) -> dict:
         extra = {"pad": "x" * (size - len(json.dumps({"pad": ""})))}
