@@ -136,8 +136,8 @@ class Dispatcher:
         that arrive before it has handled that answer: a fast run (a cached re-run, a loaded
         model) would show no image. So the client hears of its prompt once the answer is sent,
         and the editor a moment later (`EDITOR_GRACE`). The prompt itself starts at once: its
-        worker reads it while the answer is written (starting after the answer cost a 100-node
-        chain a sixth of its time, measured)."""
+        worker reads it while the answer is written (a 100-node chain's run then ended 0.47 ms
+        sooner: docs/benchmarks.md, fifth pass)."""
         with self._lock:
             self._held[prompt_id] = time.monotonic() + HOLD_SECONDS
 
