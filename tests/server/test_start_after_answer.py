@@ -27,6 +27,10 @@ def released(server):
 
 def test_prompt_runs_at_once_and_its_messages_wait_for_its_answer(server, ws):
     worker = server.app.state.lg.worker
+    deadline = time.monotonic() + 60
+    while not any(worker.worker_pids()):  # started: the run ends well within the 2 s hold
+        assert time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.05)
     worker.release = lambda prompt_id, grace=0.0: None  # the answer's release never comes
     try:
         client = ws()
