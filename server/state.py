@@ -141,7 +141,7 @@ class ServerState:
         except BaseException:
             self.worker.release(prompt_id)
             raise
-        self.worker.wake()  # from this thread: the run starts while the answer is written
+        self.worker.dispatch()  # from this thread: the run starts while the answer is written
         return record
 
     def on_start(self) -> None:

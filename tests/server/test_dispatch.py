@@ -236,3 +236,24 @@ def test_a_hold_never_released_ends_by_itself(make, monkeypatch):
     pool.deliver(0, RunMessages(pid, [_executing(pid, "1")], node="1"))
     assert dispatcher.hub.to("c", until="executing", timeout=10) == ["executing"]
     assert 0.1 < time.monotonic() - started < 5  # when the hold ran out, not before
+
+
+def test_a_prompt_starts_on_the_thread_that_queued_it(make):
+    dispatcher, pool, store = make([""])
+    dispatcher.start()
+    deadline = time.monotonic() + 10
+    while dispatcher.worker_pids() != [1000]:  # the worker's Ready handled
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    [pid] = _queue(store, "A")
+    dispatcher.dispatch()  # as POST /prompt's submit thread does once the prompt is queued
+    assert pool.jobs.get_nowait() == (0, pid)  # sent before dispatch() returned
+
+
+def test_a_workers_message_is_handled_on_the_thread_that_delivers_it(make):
+    dispatcher, pool, store = make([""])
+    dispatcher.start()
+    [pid] = _queue(store, "A")
+    assert pool.next_job() == (0, pid)
+    pool.finish(0, pid)  # the pool's reader delivering the worker's Done
+    assert store.get(pid).status == "success"  # recorded before deliver returned
