@@ -26,7 +26,7 @@ async def post_prompt(request: Request) -> JSONResponse:
         answer, client_id = await state.enqueue_text(await request.body())
     except PromptRejected as exc:
         return JSONResponse(exc.body, status_code=400)
-    # the run may start only once this answer is on its way (Worker.hold)
+    # the run's messages go out only once this answer is on its way (Dispatcher.hold)
     return JSONResponse(answer, background=state.release_task(answer["prompt_id"], client_id))
 
 

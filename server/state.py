@@ -67,7 +67,8 @@ class ServerState:
         return answer, record.client_id
 
     def release(self, prompt_id: str, client_id: str | None) -> None:
-        """Let a queued prompt start: its answer has been sent (see `Dispatcher.hold`)."""
+        """Let a queued prompt's messages go out: its answer has been sent (see
+        `Dispatcher.hold`)."""
         grace = EDITOR_GRACE if self.hub.is_editor(client_id) else 0.0
         self.worker.release(prompt_id, grace)
 
