@@ -4,8 +4,9 @@ One lock guards all of it, held by whichever thread works on it: the dispatcher'
 timers, and what routes post to its inbox), the worker pool's reader (a worker's messages are
 handled where they are read) and POST /prompt's submit thread (a prompt it queued starts at
 once). Each hop to another thread cost a 100-node run a tenth of a millisecond or more. None
-of them waits on a websocket (the Hub's bounded queues) nor on a model (the workers). History is written before the final `executing`
-(node: null) message, so a client that reads /history/{id} on that message finds the entry.
+of them waits on a websocket (the Hub's bounded queues) nor on a model (the workers).
+History is written before the final `executing` (node: null) message, so a client that reads
+/history/{id} on that message finds the entry.
 A prompt starts as soon as it is queued, but its client hears of it only once its POST
 /prompt answer is sent (`hold`, `release`): until then its messages are withheld, in order.
 
@@ -328,12 +329,9 @@ class Dispatcher:
         self._to_client(record.id, lambda: self.hub.send_encoded(record.client_id, [(type_, text)]))
 
     def _to_client(self, prompt_id: str, send: Callable[[], None]) -> None:
-        """Make one of a prompt's sends now, or after what is withheld of it if it is held."""
-        if prompt_id in self._withheld or self._held_for(prompt_id):
-            self._withheld.setdefault(prompt_id, []).append(send)
-            self._send_released()
-        else:
-            send()
+        """Make one of a prompt's sends, after what is withheld of it: now unless it is held."""
+        self._withheld.setdefault(prompt_id, []).append(send)
+        self._send_released()
 
     def _send_released(self) -> None:
         """Make the withheld sends of the prompts whose hold has ended, in order."""
@@ -414,17 +412,6 @@ class Dispatcher:
             self._workers[run.worker].prompt = None
 
     # --- choosing work -------------------------------------------------------------------
-
-    def _held_for(self, prompt_id: str) -> float:
-        """Seconds this prompt is still held (0 when it may start)."""
-        with self._lock:
-            deadline = self._held.get(prompt_id)
-            if deadline is None:
-                return 0.0
-            left = deadline - time.monotonic()
-            if left <= 0:
-                del self._held[prompt_id]
-            return max(left, 0.0)
 
     def _model_keys(self, record: st.PromptRecord) -> frozenset[str]:
         keys = self._keys.get(record.id)

@@ -4,8 +4,8 @@
 jobs with the real Scheduler, one reads the server's commands (a cancel reaches the running
 job's CancelToken at once), one sends what the jobs report, one runs timers (`Timers`). The
 engine's events become the protocol's websocket messages here (`RunTranslator`), encoded
-once, and leave in batches (`Outbox`); the server forwards them without decoding them. When the server goes away (its end
-of the pipe closes) the worker exits.
+once, and leave in batches (`Outbox`); the server forwards them without decoding them. When
+the server goes away (its end of the pipe closes) the worker exits.
 """
 
 from __future__ import annotations
