@@ -147,10 +147,14 @@ def _holds_longer(value: Any, max_chars: int) -> bool:
     return False
 
 
-def check_string_lengths(prompt: Any, max_chars: int) -> None:
+def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None) -> None:
     """Refuse a prompt holding a string longer than `max_chars` (the server's
     `max_string_chars`), naming the node and input, before any other work: a 50 MB text held
-    the text encoder for minutes and could not be interrupted."""
+    the text encoder for minutes and could not be interrupted. `text`, the prompt's JSON text
+    when known: a JSON text holds no string, nor key, longer than itself, so one within the
+    limit is not walked (0.11 ms of a 201-node prompt's 1.05 ms check)."""
+    if text is not None and len(text) <= max_chars:
+        return
     if not isinstance(prompt, dict) or not _holds_longer(prompt, max_chars):
         return  # the common case: one walk, no path built for every string
     for nid, spec in prompt.items():

@@ -116,9 +116,7 @@ class ServerState:
         if extra and len(json.dumps(extra)) > limit:
             raise ApiError(413, f"extra_data is larger than {limit:,} bytes (the server's "
                            "--max-extra-data-mb)", "too_large")  # fmt: skip
-        if prompt_text is None or len(prompt_text) > self.config.max_string_chars:
-            # (a JSON text holds no string, nor key, longer than itself)
-            check_string_lengths(prompt, self.config.max_string_chars)
+        check_string_lengths(prompt, self.config.max_string_chars, prompt_text)
         checked, _ = check_prompt(prompt, self.registry, self.settings,
                                   body.get("partial_execution_targets"))  # fmt: skip
         record = st.PromptRecord(

@@ -142,10 +142,10 @@ def test_a_prompt_shorter_than_the_string_limit_is_not_walked_for_long_strings(
 ):
     """A JSON text holds no string longer than itself: a prompt whose text is within the limit
     skips the walk (a tenth of a 200-node prompt's check); one longer is still walked."""
-    from latentgraph.server import state
+    from latentgraph.server import prompts
 
     walked: list[int] = []
-    monkeypatch.setattr(state, "check_string_lengths",
+    monkeypatch.setattr(prompts, "_holds_longer",
                         lambda prompt, limit: walked.append(len(prompt)))  # fmt: skip
     monkeypatch.setattr(limited.app.state.lg.config, "max_string_chars", 10_000)
     drain(limited)
