@@ -2,6 +2,7 @@
 is sent (the editor needs the answer before the run's messages to show their images); a lost
 release never keeps the messages back for long."""
 
+import threading
 import time
 
 import pytest
@@ -77,3 +78,24 @@ def test_an_editor_client_gets_a_moment_to_handle_the_answer(server, ws, release
     messages = client.until_done(pid, timeout=30)
     assert released == [(pid, EDITOR_GRACE)]
     assert any(m["type"] == "execution_success" for m in messages)
+
+
+def test_the_release_runs_on_the_event_loop_not_a_threadpool_thread(server, ws):
+    """The answer's release is an async task: Starlette runs a plain function's task on a
+    threadpool thread, a hop for every prompt."""
+    worker = server.app.state.lg.worker
+    threads: list[int] = []
+    original = worker.release
+
+    def record(prompt_id: str, grace: float = 0.0) -> None:
+        threads.append(threading.get_ident())
+        original(prompt_id, grace)
+
+    worker.release = record
+    try:
+        client = ws()
+        pid = server.post_prompt(chain(10), client.client_id).json()["prompt_id"]
+        client.until_done(pid, timeout=30)
+    finally:
+        del worker.release
+    assert threads == [server.thread.ident]  # uvicorn's loop runs on the server's thread
