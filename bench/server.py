@@ -354,7 +354,7 @@ class Poller:
                 "polls": len(self._polls)}  # fmt: skip
 
 
-async def _server_run(poster: Poster, ws_base: str, prompt: dict, pid: int, *,
+async def server_run(poster: Poster, ws_base: str, prompt: dict, pid: int, *,
                       poll: bool) -> dict:  # fmt: skip
     """POST the prompt with a websocket client reading as fast as it can. Returns seconds to
     the final message, to the POST answer, the server process's CPU seconds and websocket
@@ -427,7 +427,7 @@ async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int],
         await _wait_up(http, proc)
         ws_base = f"ws://127.0.0.1:{port}/ws"
         poster = Poster(port)
-        run = functools.partial(_server_run, poster, ws_base, pid=proc.pid)
+        run = functools.partial(server_run, poster, ws_base, pid=proc.pid)
         await run(chain_prompt(10, "warm-up"), poll=False)
         for shape in shapes:
             build = SHAPES[shape]

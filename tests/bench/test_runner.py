@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,3 +114,33 @@ def test_markdown_table_escapes_pipes():
     head, rule, body = text.splitlines()
     assert head == "| suite | name | value | unit | target | met | note |"
     assert body == "| s | a\\|b |  |  |  | - | skipped: needs cuda |"
+
+
+def test_paired_alternates_two_servers_and_reports_cpu_per_run(tmp_path):
+    """`bench.paired` against a bench server (the same one twice): the paired line and the
+    per-process CPU line are printed. No timing is asserted."""
+    from bench.server import _port
+
+    port = _port()
+    server = subprocess.Popen([sys.executable, "-m", "bench.server", "--serve", str(port),
+                               str(tmp_path)], cwd=ROOT)  # fmt: skip
+    try:
+        args = [sys.executable, "-m", "bench.paired", "chain", "10", "--runs", "3"]
+        deadline = time.monotonic() + 90
+        while True:  # until the server (and its worker) answer
+            paired = subprocess.run([*args, str(port), str(port)], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=120)  # fmt: skip
+            if paired.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert paired.returncode == 0, paired.stderr[-2000:]
+        assert f"paired ({port} - {port}): median" in paired.stdout
+        cpu = subprocess.run([*args, "--cpu", str(port)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+        assert cpu.returncode == 0, cpu.stderr[-2000:]
+        [line] = cpu.stdout.splitlines()
+        for part in ("wall", "client", "server", "worker", "CPU in all"):
+            assert part in line
+    finally:
+        server.terminate()
+        server.wait(15)
