@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .messages import encode_message
+from .ws_protocol import FLUSH_BYTES, SendTexts, text_sender
 
 log = logging.getLogger("latentgraph.server")
 
@@ -49,6 +50,7 @@ class Client:
     backlog: int = 0  # bytes in `outbox`
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     writing_since: float | None = None  # loop time of the write in progress, if any
+    send_texts: SendTexts | None = None  # how the pump writes text messages (`connect`)
     close_reason: str | None = None
     pump: asyncio.Task | None = None
 
@@ -91,7 +93,7 @@ class Hub:
         old = self.clients.get(sid)
         if old is not None:  # a reconnect with the same id replaces the old socket
             self._drop(old, "replaced by a new connection with the same clientId")
-        client = Client(sid, websocket)
+        client = Client(sid, websocket, send_texts=text_sender(websocket))
         self.clients[sid] = client
         return client
 
@@ -119,13 +121,13 @@ class Hub:
                 client.ready.clear()
                 await client.ready.wait()
                 continue
-            payload = client.outbox.popleft()
-            client.backlog -= len(payload)
             client.writing_since = loop.time()
-            if isinstance(payload, bytes):
+            if isinstance(client.outbox[0], bytes):
+                payload = client.outbox.popleft()
+                client.backlog -= len(payload)
                 await ws.send_bytes(payload)
             else:
-                await ws.send_text(payload)
+                await client.send_texts(_texts(client))
             client.writing_since = None
 
     # --- sending (any thread) ----------------------------------------------------------
@@ -261,6 +263,18 @@ class Hub:
             client.pump.cancel()
         if self.loop is not None:
             self.loop.create_task(_close(client.websocket, reason))
+
+
+def _texts(client: Client) -> list[str]:
+    """The text messages at the head of the client's outbox, taken out: up to the first binary
+    one, and about `FLUSH_BYTES` (written together; flow control applies between writes)."""
+    outbox, texts, size = client.outbox, [], 0
+    while outbox and size < FLUSH_BYTES and type(outbox[0]) is str:
+        text = outbox.popleft()
+        texts.append(text)
+        size += len(text)
+    client.backlog -= size
+    return texts
 
 
 async def _close(websocket: Any, reason: str) -> None:

@@ -9,18 +9,30 @@ transport keeps the frames of one turn and writes them at its end, or as soon as
 `FLUSH_BYTES`: backpressure still reaches the pump (the real transport pauses the protocol,
 whose next send waits), and at most that much more is held than before. Every frame is still
 its own websocket message: only the TCP segments change.
+
+The pump's frames also skip the ASGI layers: one `websocket.send` through Starlette and
+uvicorn cost 4 us a frame, most of a 201-node run's relay. The protocol offers the app a
+`send_texts` (the scope extension `SEND_TEXTS`) that frames a list of messages with the
+websockets library's own protocol object and writes them at once (0.8 us a frame).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
 # Frames held in one turn before they are written anyway (the default high-water mark of an
 # asyncio transport's buffer).
 FLUSH_BYTES = 64 * 1024
+# The ASGI scope extension under which the protocol offers `send_texts`.
+SEND_TEXTS = "latentgraph.websocket.send_texts"
+
+SendTexts = Callable[[list[str]], Awaitable[None]]
 
 
 class TurnBufferedTransport(asyncio.Transport):
@@ -111,3 +123,37 @@ class TurnBufferedWebSockets(WebSocketsSansIOProtocol):
         super().connection_made(transport)  # reads the addresses from the real transport
         real = cast(asyncio.Transport, transport)  # a socket's: uvicorn's HTTP protocol hands it on
         self.transport = TurnBufferedTransport(real, asyncio.get_running_loop())
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if self.response.status_code == 101:  # accepted: the app gets a scope
+            self.scope["extensions"][SEND_TEXTS] = {"send": self.send_texts}  # type: ignore[index]
+
+    async def send_texts(self, texts: list[str]) -> None:
+        """Send each text as its own message, all in one write: what `send` does for one
+        `websocket.send` message, waiting for the same flow control."""
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        if not self.handshake_complete or self.close_sent:
+            raise RuntimeError("the websocket is not open")
+        try:
+            for text in texts:
+                self.conn.send_text(text.encode())
+        except InvalidState as exc:
+            raise ClientDisconnected() from exc
+        self.transport.write(b"".join(self.conn.data_to_send()))
+
+
+def text_sender(websocket: Any) -> SendTexts:
+    """How to send a list of texts on a Starlette websocket: the protocol's `send_texts`
+    where it is ours, else (another server, a test client) one ASGI send each."""
+    extension = (websocket.scope.get("extensions") or {}).get(SEND_TEXTS)
+    if extension is not None:
+        return extension["send"]
+
+    async def one_by_one(texts: list[str]) -> None:
+        for text in texts:
+            await websocket.send_text(text)
+
+    return one_by_one

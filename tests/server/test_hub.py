@@ -17,7 +17,7 @@ def test_status_burst_sends_first_and_latest_only_and_keeps_run_message_order():
     async def scenario() -> list[dict]:
         hub = hub_mod.Hub()
         hub.bind(asyncio.get_running_loop())
-        client = hub.connect(websocket=None, sid="a")
+        client = hub.connect(websocket=FakeSocket(), sid="a")
 
         def worker() -> None:  # the worker thread: 100 queue changes, then a run message
             for n in range(100):
@@ -49,6 +49,8 @@ def test_status_burst_sends_first_and_latest_only_and_keeps_run_message_order():
 
 class FakeSocket:
     """Stands in for a starlette WebSocket: records frames; `stalled` never finishes a write."""
+
+    scope = {"type": "websocket"}  # no extensions: the hub sends one message at a time
 
     def __init__(self, stalled: bool = False) -> None:
         self.stalled = stalled

@@ -5,6 +5,7 @@ real transport's backpressure still reaches the writer); close sends what is hel
 from __future__ import annotations
 
 import asyncio
+import json
 
 from latentgraph.server.ws_protocol import FLUSH_BYTES, TurnBufferedTransport
 
@@ -88,3 +89,34 @@ def test_the_server_runs_on_uvloop_with_the_httptools_parser(server):
     assert server.http.get("/queue").status_code == 200
     assert type(server.app.state.lg.hub.loop).__module__.startswith("uvloop")
     assert server.server.config.http_protocol_class is HttpToolsProtocol
+
+
+def test_the_hub_writes_a_burst_through_the_protocols_send_texts(server, ws):
+    """On our uvicorn protocol the hub's pump frames a burst with the protocol's `send_texts`
+    (one write, no ASGI layers per message), and each text still arrives as its own message,
+    in order."""
+    from latentgraph.server.ws_protocol import TurnBufferedWebSockets
+
+    client = ws()
+    hub = server.app.state.lg.hub
+    sender = hub.clients[client.client_id].send_texts
+    assert isinstance(sender.__self__, TurnBufferedWebSockets)  # a bound method of it
+    texts = [json.dumps({"type": "executing", "data": {"node": str(i), "prompt_id": "p"}})
+             for i in range(3000)]  # fmt: skip
+    hub.send_encoded(client.client_id, [("executing", t) for t in texts])
+    assert [client.recv()["data"]["node"] for _ in texts] == [str(i) for i in range(3000)]
+
+
+def test_send_texts_refuses_a_socket_that_is_closing():
+    """After the close frame went out no data frame may follow: `send_texts` says so instead
+    of writing (as uvicorn's own send does)."""
+    import pytest
+
+    from latentgraph.server.ws_protocol import TurnBufferedWebSockets
+
+    protocol = TurnBufferedWebSockets.__new__(TurnBufferedWebSockets)
+    protocol.writable = asyncio.Event()
+    protocol.writable.set()
+    protocol.disconnected, protocol.handshake_complete, protocol.close_sent = False, True, True
+    with pytest.raises(RuntimeError, match="not open"):
+        asyncio.run(protocol.send_texts(["late"]))
