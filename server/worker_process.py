@@ -117,6 +117,10 @@ BATCH_SECONDS = 0.002
 # ... or per this many messages, whichever comes first. A message that starts a run
 # (`execution_start`, `execution_cached`) or is not a run message (`Ready`, `Done`) leaves at
 # once, with what is before it; a run's last message waits for the `Done` put right after it.
+# A batch found due when a message is put leaves from the putting thread (the run's): the
+# sender thread would first have to take the GIL from it, up to GIL_SWITCH_SECONDS before the
+# pickling and again after the write. Waking the sender, a 201-node fan sent 252 of its 305
+# messages after its run ended (docs/benchmarks.md, sixth pass).
 BATCH_MESSAGES = 1000
 # How long a run's Python code may hold the GIL while the sender waits for it. CPython's 5 ms
 # is longer than a whole 100-node run: its messages all left after it ended, and the server
@@ -141,14 +145,17 @@ class _Batch:
 
 
 class Outbox:
-    """What the worker says to the server, sent in order by one thread.
+    """What the worker says to the server, in order.
 
     A prompt's websocket messages arrive here encoded (the server forwards them as they are)
     and leave in batches (`BATCH_SECONDS`, `BATCH_MESSAGES`): one pipe message, one wake-up of
     the server for hundreds of nodes. A progress step waiting to be sent is replaced by a later
     step of the same node (keeping the latest preview), so a slow reader never slows the denoise
     loop. Other messages (`Done`, `Ready`) leave at once, after what was put before them.
-    Each pipe message is a list: what was put since the last one, in order."""
+    Each pipe message is a list: what was put since the last one, in order. The sender thread
+    sends what is urgent and what comes due while the run is quiet (a long node); a batch due
+    when a message is put leaves from that thread (`BATCH_MESSAGES`). The server's reader
+    never waits on a client, so the pipe does not hold up the run."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -158,6 +165,7 @@ class Outbox:
         # Taken bare on a run's path (a Condition's `with` is a Python-level call).
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
+        self._sending = threading.Lock()  # taking what is waiting and sending it: in order
         threading.Thread(target=self._send_loop, name="worker-send", daemon=True).start()
 
     def put(self, message: Any) -> None:
@@ -194,6 +202,10 @@ class Outbox:
             self._count += 1
             if wake or self._count == BATCH_MESSAGES:
                 self._ready.notify()
+            due = not self._urgent and (self._count >= BATCH_MESSAGES or time.monotonic()
+                                        - self._items[0].opened >= BATCH_SECONDS)  # fmt: skip
+        if due:
+            self._send(wait=False)
 
     def preview(self, prompt_id: str, jpeg: bytes, node_id: str) -> None:
         """A preview image of the step just put: it goes before that step's message, so a
@@ -240,6 +252,18 @@ class Outbox:
                     if wait <= 0:
                         break
                     self._ready.wait(wait)
+            self._send()
+
+    def _send(self, wait: bool = True) -> None:
+        """Send everything waiting, as one pipe message. Without `wait` only if no send is
+        under way: a run never waits behind a slow one (its progress is coalesced meanwhile,
+        and the sender sends it next)."""
+        if not self._sending.acquire(blocking=wait):
+            return
+        try:
+            with self._lock:
+                if not self._items:
+                    return
                 items = [item.sent() if type(item) is _Batch else item for item in self._items]
                 self._items.clear()
                 self._count, self._urgent = 0, False
@@ -247,6 +271,8 @@ class Outbox:
                 self._conn.send(items)  # messages, its Done and the worker's state together
             except (OSError, EOFError):
                 os._exit(0)  # the server is gone
+        finally:
+            self._sending.release()
 
 
 class Timers:

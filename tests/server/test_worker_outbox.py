@@ -110,6 +110,42 @@ def test_a_runs_last_message_leaves_with_its_done_in_one_pipe_message(monkeypatc
     assert isinstance(done, Done)
 
 
+def test_a_batch_due_when_a_message_is_put_leaves_from_the_putting_thread(monkeypatch):
+    """The run's thread sends a due batch itself: waking the sender would make it wait for
+    the GIL the run holds."""
+    monkeypatch.setattr(worker_process, "BATCH_SECONDS", 0.0)
+    senders: list[str] = []
+
+    class ThreadPipe(SlowPipe):
+        def send(self, message) -> None:
+            senders.append(threading.current_thread().name)
+            super().send(message)
+
+    pipe = ThreadPipe(hold=False)
+    outbox = Outbox(pipe)
+    outbox.message("p", "executing", {"node": "1", "display_node": "1", "prompt_id": "p"})
+    assert pipe.wait_for(lambda sent: len(sent) == 1)
+    assert senders == [threading.current_thread().name]
+
+
+def test_a_due_batch_never_waits_behind_a_send_under_way(monkeypatch):
+    """While the sender is stuck in a slow pipe the run goes on: its due batch is left for
+    the sender, which sends it next."""
+    monkeypatch.setattr(worker_process, "BATCH_SECONDS", 0.0)
+    pipe = SlowPipe()
+    outbox = Outbox(pipe)
+    outbox.put(Done("other", "success", {}, None))
+    assert pipe.entered.wait(10)  # the sender is in the pipe, held
+    returned = threading.Event()
+    run = threading.Thread(target=lambda: (progress(outbox, "a", 1), returned.set()))
+    run.start()
+    assert returned.wait(5), "the run's thread waited for the slow pipe"
+    pipe.release.set()
+    assert pipe.wait_for(lambda sent: len(sent) == 2)
+    assert decoded([pipe.sent[1]]) == [("progress", "a", 1)]
+    run.join()
+
+
 def test_unsent_progress_is_coalesced_in_order():
     pipe = SlowPipe()
     outbox = Outbox(pipe)
