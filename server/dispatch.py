@@ -199,6 +199,19 @@ class Dispatcher:
         self._inbox.put(("interrupt", targets))
         return True
 
+    def convert_ahead(self, prompt_id: str, prompt_json: str, keys: frozenset[str]) -> None:
+        """POST /prompt is about to check this prompt: if nothing is queued before it and it
+        would start on an idle worker now, that worker parses and converts it meanwhile (the
+        conversion then overlaps the check instead of delaying the run: docs/benchmarks.md,
+        sixth pass). Nothing is lost if it is refused or starts elsewhere."""
+        with self._state:
+            idle = self._idle()
+            if not idle or self.store.pending():
+                return
+            worker = self._worker_for(prompt_id, keys, idle, self._busy())
+        if worker is not None:
+            self.pool.convert_ahead(worker, prompt_id, prompt_json)
+
     def request_free(self, unload_models: bool, free_memory: bool) -> None:
         """Free memory in every worker, between its prompts."""
         self._inbox.put(("free", unload_models, free_memory))
@@ -423,27 +436,41 @@ class Dispatcher:
             self._keys[record.id] = keys
         return keys
 
+    def _idle(self) -> list[int]:
+        return [i for i, w in enumerate(self._workers) if w.ready and w.prompt is None]
+
+    def _busy(self) -> list[_Worker]:
+        return [w for w in self._workers if w.prompt is not None]
+
+    def _worker_for(self, prompt_id: str, keys: frozenset[str], idle: list[int],
+                    busy: list[_Worker]) -> int | None:  # fmt: skip
+        """The idle worker to start a prompt on: the one holding most of its models; None
+        when none does but a busy one does (it waits for that one, `MAX_PASSES` times)."""
+        worker = max(idle, key=lambda i: len(self._workers[i].resident & keys))
+        if self._workers[worker].resident & keys:
+            return worker
+        if (keys and self._passed.get(prompt_id, 0) < MAX_PASSES
+                and any(w.resident & keys for w in busy)):  # fmt: skip
+            return None  # its models' worker will be free soon
+        # a worker holding nothing (or the least) keeps the others' models loaded
+        return min(idle, key=lambda i: len(self._workers[i].resident))
+
     def _dispatch(self) -> None:
-        idle = [i for i, w in enumerate(self._workers) if w.ready and w.prompt is None]
+        idle = self._idle()
         if not idle or time.monotonic() < self._store_retry_at:
             return
         if not self.store.flush():  # the disk is still full: start nothing until it is not
             self._store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
             return
-        busy = [w for w in self._workers if w.prompt is not None]
+        busy = self._busy()
         waiting: list[str] = []
         for record in self.store.pending()[:WINDOW]:
             if not idle:
                 break
-            keys = self._model_keys(record)
-            worker = max(idle, key=lambda i: len(self._workers[i].resident & keys))
-            if not self._workers[worker].resident & keys:
-                if (keys and self._passed.get(record.id, 0) < MAX_PASSES
-                        and any(w.resident & keys for w in busy)):  # fmt: skip
-                    waiting.append(record.id)  # its models' worker will be free soon
-                    continue
-                # a worker holding nothing (or the least) keeps the others' models loaded
-                worker = min(idle, key=lambda i: len(self._workers[i].resident))
+            worker = self._worker_for(record.id, self._model_keys(record), idle, busy)
+            if worker is None:
+                waiting.append(record.id)
+                continue
             try:
                 if not self.store.mark_running(record.id):
                     continue  # deleted between the read and now

@@ -117,6 +117,9 @@ class ServerState:
             raise ApiError(413, f"extra_data is larger than {limit:,} bytes (the server's "
                            "--max-extra-data-mb)", "too_large")  # fmt: skip
         check_string_lengths(prompt, self.config.max_string_chars, prompt_text)
+        keys = model_keys(prompt, self.registry) if isinstance(prompt, dict) else frozenset()
+        if prompt_text is not None:  # its worker converts it while it is checked here
+            self.worker.convert_ahead(prompt_id, prompt_text, keys)
         checked, _ = check_prompt(prompt, self.registry, self.settings,
                                   body.get("partial_execution_targets"))  # fmt: skip
         record = st.PromptRecord(
@@ -129,7 +132,7 @@ class ServerState:
             targets=checked.targets,
         )
         # Before it is queued: a worker may take it at once.
-        self.worker.prepare(prompt_id, model_keys(checked.prompt, self.registry))
+        self.worker.prepare(prompt_id, keys)
         self.worker.hold(prompt_id)  # until the caller releases it: its answer is sent
         try:
             record = self.store.add(record, front=bool(body.get("front")),

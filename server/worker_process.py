@@ -42,6 +42,7 @@ from latentgraph.graph.events import (
     RunFinished,
     RunStatus,
 )
+from latentgraph.graph.model import Graph
 from latentgraph.graph.problems import WorkflowError
 
 from .collector import freeze_start_up_objects
@@ -84,7 +85,7 @@ class WorkerSpec:
 
 
 # Commands from the server (tuples: picklable, cheap).
-RUN, CANCEL, FREE, STOP = "run", "cancel", "free", "stop"
+RUN, CANCEL, FREE, STOP, CONVERT = "run", "cancel", "free", "stop", "convert"
 
 
 class RunnerPool(WorkerPool):
@@ -99,6 +100,9 @@ class RunnerPool(WorkerPool):
 
     def cancel(self, worker_id: int, prompt_id: str) -> None:
         self._send(worker_id, (CANCEL, prompt_id))
+
+    def convert_ahead(self, worker_id: int, prompt_id: str, prompt_json: str) -> None:
+        self._send(worker_id, (CONVERT, prompt_id, prompt_json))
 
     def free(self, worker_id: int, unload_models: bool, free_memory: bool) -> None:
         self._send(worker_id, (FREE, unload_models, free_memory))
@@ -306,6 +310,15 @@ class Timers:
                 log.exception("a timer callback failed")
 
 
+@dataclass
+class _Converted:
+    """A prompt parsed and converted before its job came (`JobRunner.convert_ahead`)."""
+
+    prompt_id: str
+    prompt: dict[str, Any]
+    graph: Graph
+
+
 class JobRunner:
     def __init__(self, setup: WorkerSetup, spec: WorkerSpec, conn: Connection) -> None:
         self.setup = setup
@@ -318,6 +331,7 @@ class JobRunner:
         self.current: str | None = None
         self.cancel: CancelToken | None = None
         self.cancelled: set[str] = set()  # cancelled before they started
+        self.ahead: _Converted | None = None  # the last prompt converted ahead of its job
         self.loaded: set[str] = set()  # model keys of the prompts run since the last free
         self.registry = self._build_registry()
         self._import_model_libraries()
@@ -383,7 +397,30 @@ class JobRunner:
             elif command[0] == RUN:
                 self.run(command[1])  # its Done says the worker is idle again
                 continue
+            elif command[0] == CONVERT:
+                self.convert_ahead(*command[1:])
+                continue
             self.say_ready()  # idle again: the devices' memory as it is now
+
+    def convert_ahead(self, prompt_id: str, prompt_json: str) -> None:
+        """Parse and convert a prompt the server is still checking, its likely next job: the
+        0.4-0.6 ms a 201-node prompt takes here then overlaps the server's check, not the
+        run. A prompt that does not convert is left for its run to report."""
+        from latentgraph.graph.comfy_api import graph_from_prompt
+
+        self.ahead = None
+        prompt = json.loads(prompt_json)
+        try:
+            self.ahead = _Converted(prompt_id, prompt, graph_from_prompt(prompt, self.registry))
+        except WorkflowError:
+            pass
+
+    def _prompt_and_graph(self, job: Job) -> tuple[dict[str, Any], Graph | None]:
+        """The job's prompt, and its Graph if it was converted ahead."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead.prompt_id == job.prompt_id:
+            return ahead.prompt, ahead.graph
+        return json.loads(job.prompt_json), None
 
     def say_ready(self) -> None:
         self.outbox.put(Ready(os.getpid(), self._resident(), self._devices()))
@@ -406,7 +443,7 @@ class JobRunner:
                 token.cancel()
             self.current, self.cancel = job.prompt_id, token
         pid, outbox = job.prompt_id, self.outbox
-        prompt = json.loads(job.prompt_json)
+        prompt, graph = self._prompt_and_graph(job)
         translator = RunTranslator(
             pid, PromptTypes(prompt), send=functools.partial(outbox.message, pid),
             send_preview=functools.partial(outbox.preview, pid),
@@ -430,7 +467,8 @@ class JobRunner:
             translator.handle(event)
 
         try:
-            graph = graph_from_prompt(prompt, self.registry)
+            if graph is None:
+                graph = graph_from_prompt(prompt, self.registry)
             self.loaded |= model_keys(prompt, self.registry)
             result = self.scheduler.run(graph, targets=job.targets or None, on_event=on_event,
                                         cancel=token, run_id=pid, extra=extra,

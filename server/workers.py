@@ -176,6 +176,11 @@ class WorkerPool(ABC):
     def free(self, worker_id: int, unload_models: bool, free_memory: bool) -> None:
         """Free memory between jobs (answered by `Freed`)."""
 
+    @abstractmethod
+    def convert_ahead(self, worker_id: int, prompt_id: str, prompt_json: str) -> None:
+        """A hint: the idle worker's next job is likely this prompt, still being checked; it
+        may parse and convert it meanwhile. A job that does not follow costs only the work."""
+
 
 def model_keys(prompt: dict[str, Any], registry: Registry) -> frozenset[str]:
     """A prompt's model loaders, as keys: each node whose outputs include a model socket and
@@ -195,6 +200,8 @@ def model_keys(prompt: dict[str, Any], registry: Registry) -> frozenset[str]:
         if node_type is None:
             continue
         inputs = spec.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            continue  # not a prompt the check lets through
         if any(isinstance(v, list) and len(v) == 2 and type(v[1]) is int for v in inputs.values()):
             continue  # fed by another node: not a loader
         keys.add(json.dumps([node_type.name, inputs], sort_keys=True, default=str))

@@ -50,6 +50,7 @@ class RecordingPool(WorkerPool):
     def __init__(self, resident: list[frozenset[str]]) -> None:
         self.resident = resident
         self.jobs: queue.Queue[tuple[int, str]] = queue.Queue()
+        self.converted: queue.Queue[tuple[int, str]] = queue.Queue()  # convert_ahead hints
         self.deliver = None
 
     def start(self, deliver) -> None:
@@ -74,6 +75,9 @@ class RecordingPool(WorkerPool):
 
     def free(self, worker_id, unload_models, free_memory) -> None:
         pass
+
+    def convert_ahead(self, worker_id, prompt_id, prompt_json) -> None:
+        self.converted.put((worker_id, prompt_id))
 
     def finish(self, worker_id: int, prompt_id: str) -> None:
         self.deliver(worker_id, Done(prompt_id, "success", {}, None, self.resident[worker_id]))
@@ -257,3 +261,49 @@ def test_a_workers_message_is_handled_on_the_thread_that_delivers_it(make):
     assert pool.next_job() == (0, pid)
     pool.finish(0, pid)  # the pool's reader delivering the worker's Done
     assert store.get(pid).status == "success"  # recorded before deliver returned
+
+
+def _state(dispatcher: Dispatcher, store: Store, tmp_path):
+    from latentgraph.graph.context import Settings
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.state import ServerState
+
+    return ServerState(ServerConfig(data_dir=tmp_path), dispatcher.registry, Settings(), store,
+                       dispatcher.hub, dispatcher)  # fmt: skip
+
+
+def test_a_posted_prompt_is_converted_ahead_by_the_worker_it_starts_on(make, tmp_path,
+                                                                        monkeypatch):  # fmt: skip
+    """While POST /prompt checks a prompt, the idle worker it will start on (the one holding
+    its models) is already asked to convert it; then the job follows there."""
+    from latentgraph.server import state as state_mod
+
+    dispatcher, pool, store = make(["A", "B"])
+    dispatcher.start()
+    state = _state(dispatcher, store, tmp_path)
+    asked_before_the_check = []
+
+    def check(*args, **kwargs):
+        asked_before_the_check.append(pool.converted.get_nowait())
+        return real_check(*args, **kwargs)
+
+    real_check = state_mod.check_prompt
+    monkeypatch.setattr(state_mod, "check_prompt", check)
+    record = state._parse_check_and_add(json.dumps({"prompt": _prompt("B")}).encode())
+    assert asked_before_the_check == [(1, record.id)]
+    assert pool.next_job() == (1, record.id)
+
+
+def test_no_conversion_ahead_while_no_worker_is_idle(make,
+                                                                                    tmp_path):  # fmt: skip
+    dispatcher, pool, store = make(["A"])
+    [running] = _queue(store, "A")
+    dispatcher.start()
+    assert pool.next_job() == (0, running)  # the one worker is busy from now on
+    state = _state(dispatcher, store, tmp_path)
+    queued = state._parse_check_and_add(json.dumps({"prompt": _prompt("A")}).encode())
+    later = state._parse_check_and_add(json.dumps({"prompt": _prompt("A")}).encode())
+    assert pool.converted.empty()  # nobody idle: both wait in the queue
+    pool.finish(0, running)
+    assert pool.next_job() == (0, queued.id)
+    assert pool.converted.empty() and store.pending()[0].id == later.id
