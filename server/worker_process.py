@@ -156,10 +156,10 @@ class Outbox:
     the server for hundreds of nodes. A progress step waiting to be sent is replaced by a later
     step of the same node (keeping the latest preview), so a slow reader never slows the denoise
     loop. Other messages (`Done`, `Ready`) leave at once, after what was put before them.
-    Each pipe message is a list: what was put since the last one, in order. The sender thread
-    sends what is urgent and what comes due while the run is quiet (a long node); a batch due
-    when a message is put leaves from that thread (`BATCH_MESSAGES`). The server's reader
-    never waits on a client, so the pipe does not hold up the run."""
+    Each pipe message is a list: what was put since the last one, in order. They and a batch
+    found due when a message is put leave from the putting thread (`BATCH_MESSAGES`); the
+    sender thread sends a run's start and what comes due while the run is quiet (a long
+    node). The server's reader never waits on a client, so the pipe does not hold up the run."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -173,11 +173,12 @@ class Outbox:
         threading.Thread(target=self._send_loop, name="worker-send", daemon=True).start()
 
     def put(self, message: Any) -> None:
-        """A message to send now (with everything before it)."""
+        """A message to send now, from this thread (with everything before it): a run's `Done`
+        leaves as the run ends, not once the sender has taken the GIL from it."""
         with self._lock:
             self._items.append(message)
             self._urgent = True
-            self._ready.notify()
+        self._send()
 
     def message(self, prompt_id: str, type_: str, data: dict[str, Any]) -> None:
         """A websocket message of the running prompt."""

@@ -39,6 +39,14 @@ class SlowPipe:
             return self.changed.wait_for(lambda: predicate(self.sent), 10)
 
 
+def _send_held(outbox: Outbox, pipe: SlowPipe) -> threading.Thread:
+    """An earlier run's end, being sent (from a thread of its own) into a pipe that holds it."""
+    thread = threading.Thread(target=outbox.put, args=(Done("other", "success", {}, None),))
+    thread.start()
+    assert pipe.entered.wait(10)
+    return thread
+
+
 def progress(outbox: Outbox, node: str, value: int, jpeg: bytes | None = None) -> None:
     outbox.message("p", "progress", {"value": value, "max": 9, "prompt_id": "p", "node": node})
     if jpeg is not None:
@@ -128,14 +136,31 @@ def test_a_batch_due_when_a_message_is_put_leaves_from_the_putting_thread(monkey
     assert senders == [threading.current_thread().name]
 
 
+def test_a_done_leaves_from_the_thread_that_puts_it():
+    """A run's end is sent as the run ends, with the run's last messages: the main thread
+    does not hand it to the sender thread, which would first have to take the GIL."""
+    senders: list[str] = []
+
+    class ThreadPipe(SlowPipe):
+        def send(self, message) -> None:
+            senders.append(threading.current_thread().name)
+            super().send(message)
+
+    pipe = ThreadPipe(hold=False)
+    outbox = Outbox(pipe)
+    outbox.message("p", "execution_success", {"prompt_id": "p", "timestamp": 2})
+    outbox.put(Done("p", "success", {}, None))
+    assert len(pipe.sends) == 1 and isinstance(pipe.sends[0][-1], Done)  # sent before put returned
+    assert senders == [threading.current_thread().name]
+
+
 def test_a_due_batch_never_waits_behind_a_send_under_way(monkeypatch):
     """While the sender is stuck in a slow pipe the run goes on: its due batch is left for
     the sender, which sends it next."""
     monkeypatch.setattr(worker_process, "BATCH_SECONDS", 0.0)
     pipe = SlowPipe()
     outbox = Outbox(pipe)
-    outbox.put(Done("other", "success", {}, None))
-    assert pipe.entered.wait(10)  # the sender is in the pipe, held
+    ended = _send_held(outbox, pipe)
     returned = threading.Event()
     run = threading.Thread(target=lambda: (progress(outbox, "a", 1), returned.set()))
     run.start()
@@ -144,13 +169,13 @@ def test_a_due_batch_never_waits_behind_a_send_under_way(monkeypatch):
     assert pipe.wait_for(lambda sent: len(sent) == 2)
     assert decoded([pipe.sent[1]]) == [("progress", "a", 1)]
     run.join()
+    ended.join()
 
 
 def test_unsent_progress_is_coalesced_in_order():
     pipe = SlowPipe()
     outbox = Outbox(pipe)
-    outbox.put(Done("other", "success", {}, None))
-    assert pipe.entered.wait(10)  # taken by the sender, held in the pipe
+    ended = _send_held(outbox, pipe)
     progress(outbox, "a", 1)
     progress(outbox, "a", 2, b"jpeg-2")
     progress(outbox, "a", 3)
@@ -158,8 +183,9 @@ def test_unsent_progress_is_coalesced_in_order():
     progress(outbox, "b", 2, b"jpeg-b2")
     outbox.message("p", "executing", {"node": "c", "display_node": "c", "prompt_id": "p"})
     progress(outbox, "a", 4)
-    outbox.put(Done("p", "success", {}, None))
     pipe.release.set()
+    ended.join()
+    outbox.put(Done("p", "success", {}, None))
     assert pipe.wait_for(
         lambda sent: sent and sent[-1].prompt_id == "p" and isinstance(sent[-1], Done)
     )
