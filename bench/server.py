@@ -209,6 +209,10 @@ TARGET_POST_SECONDS = 2.0  # POST /prompt of a 100,000-node graph, validated
 # prompt runs: where they take long enough for blocking to matter. Below it the poller would
 # only compete with the run for the two cores.
 POLL_NODES = 100_000
+# Runs per size up to 1,000 nodes, the best kept (larger sizes: one). A 100-node run takes
+# 4-10 ms, so fifteen cost a fraction of a second; the best of three moved the ratio by up to
+# 0.5x between two runs of the bench on this shared machine.
+SMALL_REPEATS = 15
 
 
 def graph_registry():
@@ -434,7 +438,7 @@ async def _graph_cases(port: int, proc: subprocess.Popen, sizes: list[int],
             for n in sizes:
                 server, engine = [], []
                 # cold both ways: a new source string each time
-                for _ in range(repeats or (3 if n <= 1_000 else 1)):
+                for _ in range(repeats or (SMALL_REPEATS if n <= 1_000 else 1)):
                     prompt = build(n, uuid.uuid4().hex)
                     server.append(await run(prompt, poll=len(prompt) >= POLL_NODES))
                     engine.append(engine_seconds(build(n, uuid.uuid4().hex), reg))
@@ -553,7 +557,7 @@ if __name__ == "__main__":
         parser.add_argument(
             "--repeats",
             type=int,
-            help="runs per size, best kept (default 3 up to 1,000 nodes, else 1)",
+            help=f"runs per size, best kept (default {SMALL_REPEATS} up to 1,000 nodes, else 1)",
         )
         args = parser.parse_args()
         sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else None
