@@ -43,6 +43,7 @@ CLOSE_STALLED = 1008  # policy violation; the reason says what happened
 class Client:
     sid: str
     websocket: Any
+    send_texts: SendTexts  # how the pump writes text messages (`ws_protocol.text_sender`)
     flags: dict[str, Any] = field(default_factory=dict)
     closed: bool = False
     dropped: int = 0  # droppable messages not sent because the client was behind
@@ -50,7 +51,6 @@ class Client:
     backlog: int = 0  # bytes in `outbox`
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     writing_since: float | None = None  # loop time of the write in progress, if any
-    send_texts: SendTexts | None = None  # how the pump writes text messages (`connect`)
     close_reason: str | None = None
     pump: asyncio.Task | None = None
 
@@ -93,7 +93,7 @@ class Hub:
         old = self.clients.get(sid)
         if old is not None:  # a reconnect with the same id replaces the old socket
             self._drop(old, "replaced by a new connection with the same clientId")
-        client = Client(sid, websocket, send_texts=text_sender(websocket))
+        client = Client(sid, websocket, text_sender(websocket))
         self.clients[sid] = client
         return client
 

@@ -316,6 +316,7 @@ class _Converted:
     """A prompt parsed and converted before its job came (`JobRunner.convert_ahead`)."""
 
     prompt_id: str
+    prompt_json: str
     prompt: dict[str, Any]
     graph: Graph
 
@@ -406,20 +407,23 @@ class JobRunner:
     def convert_ahead(self, prompt_id: str, prompt_json: str) -> None:
         """Parse and convert a prompt the server is still checking, its likely next job: the
         0.4-0.6 ms a 201-node prompt takes here then overlaps the server's check, not the
-        run. A prompt that does not convert is left for its run to report."""
+        run. A prompt that does not convert is left for its run, which reports why."""
         from latentgraph.graph.comfy_api import graph_from_prompt
 
         self.ahead = None
-        prompt = json.loads(prompt_json)
         try:
-            self.ahead = _Converted(prompt_id, prompt, graph_from_prompt(prompt, self.registry))
-        except WorkflowError:
-            pass
+            prompt = json.loads(prompt_json)
+            graph = graph_from_prompt(prompt, self.registry)
+        except Exception:  # noqa: BLE001 - the run converts it again and reports the error
+            return
+        self.ahead = _Converted(prompt_id, prompt_json, prompt, graph)
 
     def _prompt_and_graph(self, job: Job) -> tuple[dict[str, Any], Graph | None]:
-        """The job's prompt, and its Graph if it was converted ahead."""
+        """The job's prompt, and its Graph if that very text was converted ahead (a refused
+        prompt's id may come again with another prompt)."""
         ahead, self.ahead = self.ahead, None
-        if ahead is not None and ahead.prompt_id == job.prompt_id:
+        if (ahead is not None and ahead.prompt_id == job.prompt_id
+                and ahead.prompt_json == job.prompt_json):  # fmt: skip
             return ahead.prompt, ahead.graph
         return json.loads(job.prompt_json), None
 

@@ -82,3 +82,13 @@ def test_a_prompt_that_does_not_convert_ahead_fails_in_its_run_as_before(runner)
     done, types = _run(job_runner, ours, "p3", broken)
     assert done.status == "failed" and "inputs" in done.error
     assert types[-1] == "execution_error"
+
+
+def test_a_refused_prompts_id_coming_again_with_another_prompt_runs_that_prompt(runner):
+    """A client may choose its prompt ids: one refused after its conversion ahead may come
+    again with another prompt, with no conversion ahead this time (the queue was not empty)."""
+    job_runner, ours, conversions = runner
+    job_runner.convert_ahead("mine", json.dumps(chain(1, prefix="refused")))
+    done, _ = _run(job_runner, ours, "mine", chain(2, prefix="accepted"))
+    assert done.status == "success" and done.ui["9"]["images"][0]["filename"] == "accepted_4.png"
+    assert conversions == ["refused", "accepted"]
