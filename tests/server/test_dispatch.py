@@ -294,8 +294,7 @@ def test_a_posted_prompt_is_converted_ahead_by_the_worker_it_starts_on(make, tmp
     assert pool.next_job() == (1, record.id)
 
 
-def test_no_conversion_ahead_while_no_worker_is_idle(make,
-                                                                                    tmp_path):  # fmt: skip
+def test_no_conversion_ahead_while_no_worker_is_idle(make, tmp_path):
     dispatcher, pool, store = make(["A"])
     [running] = _queue(store, "A")
     dispatcher.start()
