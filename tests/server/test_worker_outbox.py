@@ -15,11 +15,13 @@ from latentgraph.server.workers import Done, Preview, RunMessages
 
 class SlowPipe:
     """Holds the first pipe message until released, then records everything sent: `sent`, the
-    worker messages in order; `sends`, the pipe messages (each a list of them)."""
+    worker messages in order; `sends`, the pipe messages (each a list of them); `senders`,
+    the name of the thread that sent each."""
 
     def __init__(self, hold: bool = True) -> None:
         self.sent: list = []
         self.sends: list[list] = []
+        self.senders: list[str] = []
         self.release = threading.Event()
         if not hold:
             self.release.set()
@@ -27,6 +29,7 @@ class SlowPipe:
         self.changed = threading.Condition()
 
     def send(self, message) -> None:
+        self.senders.append(threading.current_thread().name)
         self.entered.set()
         self.release.wait(10)
         with self.changed:
@@ -122,36 +125,22 @@ def test_a_batch_due_when_a_message_is_put_leaves_from_the_putting_thread(monkey
     """The run's thread sends a due batch itself: waking the sender would make it wait for
     the GIL the run holds."""
     monkeypatch.setattr(worker_process, "BATCH_SECONDS", 0.0)
-    senders: list[str] = []
-
-    class ThreadPipe(SlowPipe):
-        def send(self, message) -> None:
-            senders.append(threading.current_thread().name)
-            super().send(message)
-
-    pipe = ThreadPipe(hold=False)
+    pipe = SlowPipe(hold=False)
     outbox = Outbox(pipe)
     outbox.message("p", "executing", {"node": "1", "display_node": "1", "prompt_id": "p"})
     assert pipe.wait_for(lambda sent: len(sent) == 1)
-    assert senders == [threading.current_thread().name]
+    assert pipe.senders == [threading.current_thread().name]
 
 
 def test_a_done_leaves_from_the_thread_that_puts_it():
     """A run's end is sent as the run ends, with the run's last messages: the main thread
     does not hand it to the sender thread, which would first have to take the GIL."""
-    senders: list[str] = []
-
-    class ThreadPipe(SlowPipe):
-        def send(self, message) -> None:
-            senders.append(threading.current_thread().name)
-            super().send(message)
-
-    pipe = ThreadPipe(hold=False)
+    pipe = SlowPipe(hold=False)
     outbox = Outbox(pipe)
     outbox.message("p", "execution_success", {"prompt_id": "p", "timestamp": 2})
     outbox.put(Done("p", "success", {}, None))
     assert len(pipe.sends) == 1 and isinstance(pipe.sends[0][-1], Done)  # sent before put returned
-    assert senders == [threading.current_thread().name]
+    assert pipe.senders == [threading.current_thread().name]
 
 
 def test_a_due_batch_never_waits_behind_a_send_under_way(monkeypatch):
