@@ -3,6 +3,7 @@ HTTP process never imports torch, so it cannot look for itself)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from types import SimpleNamespace
@@ -132,3 +133,9 @@ def test_system_stats_shows_the_gpus_workers_reported(tmp_path):
         devices = client.get("/system_stats").json()["devices"]
     assert [(d["name"], d["type"], d["index"], d["vram_free"]) for d in devices] == [
         ("cuda:0 Pretend GPU", "cuda", 0, 4 * GiB), ("cuda:1 Pretend GPU", "cuda", 1, 4 * GiB)]  # fmt: skip
+
+
+def test_the_machine_ram_is_the_kernels_total_and_what_is_available():
+    total, available = memory()
+    assert total == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < available <= total
