@@ -1,17 +1,32 @@
 """Reading a POST /prompt body node by node: the value json.loads gives, the prompt's text
 exactly as it came (the last "prompt" wins, as in json.loads), and every refusal worded as
-`json_body` words it."""
+`json_body` words it. Each test reads both ways: a small body's prompt in one parse, and node
+by node, as a body longer than `WHOLE_PARSE_CHARS` is read."""
 
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from latentgraph.server import prompt_body
 from latentgraph.server.errors import ApiError, json_body
-from latentgraph.server.prompt_body import read_prompt_body
+from latentgraph.server.prompt_body import PromptBody
+
+
+@pytest.fixture(scope="module", params=["whole", "node-by-node"])
+def read_prompt_body(request):
+    """`read_prompt_body` with the prompt parsed in one call, or walked node by node."""
+    limit = prompt_body.WHOLE_PARSE_CHARS if request.param == "whole" else -1
+
+    def read(raw: bytes) -> PromptBody:
+        with mock.patch.object(prompt_body, "WHOLE_PARSE_CHARS", limit):
+            return prompt_body.read_prompt_body(raw)
+
+    return read
 
 
 def _prompt(n: int) -> dict:
@@ -25,7 +40,7 @@ def _prompt(n: int) -> dict:
     lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
     lambda v: "\r\n\t " + json.dumps(v, indent="\t") + " \n",
 ], ids=["spaced", "indented", "compact-utf8", "tabs-and-crlf"])  # fmt: skip
-def test_the_value_is_json_loads_and_the_prompt_text_is_the_bytes_as_sent(dump):
+def test_the_value_is_json_loads_and_the_prompt_text_is_the_bytes_as_sent(dump, read_prompt_body):
     body = {"client_id": "c1", "prompt": _prompt(5), "extra_data": {"a": [1, 2.5, None]}}
     text = dump(body)
     read = read_prompt_body(text.encode())
@@ -36,7 +51,7 @@ def test_the_value_is_json_loads_and_the_prompt_text_is_the_bytes_as_sent(dump):
     assert json.loads(read.prompt_text) == body["prompt"]
 
 
-def test_escaped_keys_in_compact_text_read_as_json_loads_reads_them():
+def test_escaped_keys_in_compact_text_read_as_json_loads_reads_them(read_prompt_body):
     text = '{"prompt":{"a\\"b":{"k\\n":1,"x":[1,{"y\\u00e9":2}]},"c":{}},"d\\\\":3}'
     read = read_prompt_body(text.encode())
     assert read.body == json.loads(text)
@@ -44,13 +59,13 @@ def test_escaped_keys_in_compact_text_read_as_json_loads_reads_them():
     assert read.prompt_text == '{"a\\"b":{"k\\n":1,"x":[1,{"y\\u00e9":2}]},"c":{}}'
 
 
-def test_a_body_without_a_prompt_object_keeps_no_text():
+def test_a_body_without_a_prompt_object_keeps_no_text(read_prompt_body):
     for text in ('{"client_id": "c"}', "{}", '{"prompt": "no"}'):
         read = read_prompt_body(text.encode())
         assert (read.body, read.prompt_text) == (json.loads(text), None)
 
 
-def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does():
+def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does(read_prompt_body):
     text = '{"prompt": {"1": {"a": 1}}, "prompt": {"2": {"b": 2}}, "x": 1}'
     read = read_prompt_body(text.encode())
     assert read.body == json.loads(text) == {"prompt": {"2": {"b": 2}}, "x": 1}
@@ -73,9 +88,8 @@ def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does():
     "   ",  # empty
 ], ids=["trailing-comma", "unclosed", "no-colon", "unquoted-key", "extra-data", "nan",
         "overflow", "surrogate", "array", "empty"])  # fmt: skip
-def test_refusals_and_odd_bodies_read_as_a_whole_parse_reads_them(text):
-    raw = text.encode()
-    _same_as_a_whole_parse(raw)
+def test_refusals_and_odd_bodies_read_as_a_whole_parse_reads_them(text, read_prompt_body):
+    _same_as_a_whole_parse(text.encode(), read_prompt_body)
 
 
 @pytest.mark.parametrize("raw", [
@@ -84,11 +98,11 @@ def test_refusals_and_odd_bodies_read_as_a_whole_parse_reads_them(text):
     '{"prompt": {"1": {"v": "\u00e9"}}}'.encode("utf-16"),  # another encoding, with its BOM
     b'\xef\xbb\xbf{"prompt": {"1": {}}}',  # UTF-8 with a BOM
 ], ids=["surrogate-bytes", "not-utf8", "utf16", "utf8-bom"])  # fmt: skip
-def test_bytes_are_decoded_as_a_whole_parse_decodes_them(raw):
-    _same_as_a_whole_parse(raw)
+def test_bytes_are_decoded_as_a_whole_parse_decodes_them(raw, read_prompt_body):
+    _same_as_a_whole_parse(raw, read_prompt_body)
 
 
-def _same_as_a_whole_parse(raw: bytes) -> None:
+def _same_as_a_whole_parse(raw: bytes, read_prompt_body) -> None:
     try:
         expected = json_body(raw)
     except ApiError as exc:
@@ -115,10 +129,22 @@ _json = st.recursive(
     separators=st.sampled_from([None, (",", ":"), (" ,", " : ")]),
     ascii_only=st.booleans(),
 )
-def test_any_body_reads_as_json_loads_reads_it(nodes, others, indent, separators, ascii_only):
+def test_any_body_reads_as_json_loads_reads_it(read_prompt_body, nodes, others, indent,
+                                              separators, ascii_only):  # fmt: skip
     text = json.dumps({**others, "prompt": nodes}, indent=indent, separators=separators,
                       ensure_ascii=ascii_only)  # fmt: skip
     read = read_prompt_body(text.encode())
     assert read.body == json.loads(text)
     assert json.loads(read.prompt_text) == nodes
     assert read.prompt_text in text
+
+
+def test_only_a_body_longer_than_the_limit_is_walked_node_by_node():
+    small = json.dumps({"prompt": _prompt(3)}).encode()
+    large = json.dumps({"prompt": _prompt(3), "pad": "x" * prompt_body.WHOLE_PARSE_CHARS}).encode()
+    for raw, walked in ((small, False), (large, True)):
+        with mock.patch.object(prompt_body, "_nodes", wraps=prompt_body._nodes) as nodes:
+            read = prompt_body.read_prompt_body(raw)
+        assert nodes.called is walked
+        assert read.body == json.loads(raw)
+        assert json.loads(read.prompt_text) == _prompt(3)
