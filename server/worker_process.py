@@ -207,8 +207,7 @@ class Outbox:
             self._count += 1
             if wake or self._count == BATCH_MESSAGES:
                 self._ready.notify()
-            due = not self._urgent and (self._count >= BATCH_MESSAGES or time.monotonic()
-                                        - self._items[0].opened >= BATCH_SECONDS)  # fmt: skip
+            due = not self._urgent and self._batch_due_in() <= 0
         if due:
             self._send(wait=False)
 
@@ -246,18 +245,23 @@ class Outbox:
     def _send_loop(self) -> None:
         while True:
             with self._ready:
-                while True:
-                    if self._urgent or self._count >= BATCH_MESSAGES:
-                        break
-                    first = self._items[0] if self._items else None
-                    if first is None:
+                while not self._urgent:
+                    if not self._items:
                         self._ready.wait()
                         continue
-                    wait = first.opened + BATCH_SECONDS - time.monotonic()
+                    wait = self._batch_due_in()
                     if wait <= 0:
                         break
                     self._ready.wait(wait)
             self._send()
+
+    def _batch_due_in(self) -> float:
+        """Seconds until the run messages waiting must leave (0 or less: now): when the batch
+        is full or its first message `BATCH_SECONDS` old. Under `_lock`, with something
+        waiting (while nothing is urgent, the first item is a batch)."""
+        if self._count >= BATCH_MESSAGES:
+            return 0.0
+        return self._items[0].opened + BATCH_SECONDS - time.monotonic()
 
     def _send(self, wait: bool = True) -> None:
         """Send everything waiting, as one pipe message. Without `wait` only if no send is
