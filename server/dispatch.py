@@ -189,6 +189,13 @@ class Dispatcher:
             while len(self._prepared) > PREPARED_PROMPTS:
                 self._prepared.popitem(last=False)
 
+    def refused(self, prompt_id: str) -> None:
+        """The store refused a prompt `prepare` and `hold` had taken note of (a full queue, a
+        database that cannot be written): forget both."""
+        with self._lock:
+            self._prepared.pop(prompt_id, None)
+        self.release(prompt_id)
+
     def interrupt(self, prompt_id: str | None = None) -> bool:
         """Stop the running prompt `prompt_id` (every running prompt when None)."""
         with self._lock:

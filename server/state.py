@@ -137,11 +137,10 @@ class ServerState:
         try:
             record = self.store.add(record, front=bool(body.get("front")),
                                     max_queued_bytes=self.config.max_queue_bytes)  # fmt: skip
-        except st.QueueTooLarge as exc:
-            self.worker.release(prompt_id)
-            raise ApiError(429, str(exc), "queue_full") from None
-        except BaseException:
-            self.worker.release(prompt_id)
+        except BaseException as exc:
+            self.worker.refused(prompt_id)
+            if isinstance(exc, st.QueueTooLarge):
+                raise ApiError(429, str(exc), "queue_full") from None
             raise
         self.worker.dispatch()  # from this thread: the run starts while the answer is written
         return record

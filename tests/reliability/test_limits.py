@@ -75,6 +75,11 @@ def test_queue_bounded_by_bytes(limited):
     first_refused = codes.index(429)
     assert set(codes[first_refused:]) == {429}
     assert len(limited.get("/queue").json()["queue_pending"]) == first_refused
+    refused = limited.post("/prompt", json={"prompt": chain(1), "extra_data": extra,
+                                            "prompt_id": "refused"})  # fmt: skip
+    assert refused.status_code == 429
+    assert "refused" not in state.worker._prepared  # what POST noted for the run is forgotten
+    assert "refused" not in state.worker._held
     limited.post("/queue", json={"clear": True})
     assert state.store.memory_bytes()[0] == 0
     assert limited.post("/prompt", json={"prompt": chain(1)}).status_code == 200
