@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.server import SHAPES, Poster, process_cpu_seconds, server_run
+from bench.server import SHAPES, Poster, is_final, process_cpu_seconds, server_run
 
 
 async def alternate(shape: str, n: int, runs: int, ports: list[int]) -> None:
@@ -88,10 +88,7 @@ async def cpu(shape: str, n: int, runs: int, port: int) -> None:
                 raw = await ws.recv()
                 if isinstance(raw, bytes):
                     continue
-                msg = json.loads(raw)
-                data = msg["data"]
-                if msg["type"] == "executing" and data["node"] is None \
-                        and data.get("prompt_id") == prompt_id:  # fmt: skip
+                if is_final(json.loads(raw), prompt_id):
                     break
         wall = time.perf_counter() - t0
         used = {name: process_cpu_seconds(pid) - before[name] for name, pid in processes.items()}

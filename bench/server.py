@@ -358,8 +358,17 @@ class Poller:
                 "polls": len(self._polls)}  # fmt: skip
 
 
+def is_final(message: dict, prompt_id: str) -> bool:
+    """The message a run is timed to, as the issue's client times it: `executing` with node
+    null, of this prompt."""
+    if message["type"] != "executing":
+        return False
+    data = message["data"]
+    return data["node"] is None and data.get("prompt_id") == prompt_id
+
+
 async def server_run(poster: Poster, ws_base: str, prompt: dict, pid: int, *,
-                      poll: bool) -> dict:  # fmt: skip
+                     poll: bool) -> dict:  # fmt: skip
     """POST the prompt with a websocket client reading as fast as it can. Returns seconds to
     the final message, to the POST answer, the server process's CPU seconds and websocket
     bytes; with `poll`, what a `Poller` saw meanwhile."""
@@ -391,9 +400,8 @@ async def server_run(poster: Poster, ws_base: str, prompt: dict, pid: int, *,
                 continue
             msg = json.loads(raw)
             kinds[msg["type"]] = kinds.get(msg["type"], 0) + 1
-            if msg["type"] == "executing" and msg["data"]["node"] is None:
-                if msg["data"].get("prompt_id") == prompt_id:
-                    break
+            if is_final(msg, prompt_id):
+                break
         seconds = time.perf_counter() - t0
         cpu = process_cpu_seconds(pid) - c0
         polled = poller.stop() if poller is not None else {}
