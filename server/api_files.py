@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -85,27 +86,42 @@ def _check_image(data: bytes) -> None:
                        "invalid_image") from None  # fmt: skip
 
 
+# Choosing a free name and renaming onto it are one step for every upload of this process:
+# two uploads of one name at once would otherwise both find it free and one would be lost.
+_PLACING = threading.Lock()
+
+
 def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
-    """Write atomically; keep an existing different file and rename this one `name (n).ext`."""
+    """Write atomically; keep an existing different file and rename this one `name (n).ext`.
+    The bytes are written beside the target first, outside the lock."""
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    if not overwrite:
-        stem, ext = os.path.splitext(name)
-        n = 1
-        while target.exists():
-            if target.is_file() and target.read_bytes() == data:
-                return target.name
-            target = folder / f"{stem} ({n}){ext}"
-            n += 1
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, target)
+        with _PLACING:
+            target = folder / name if overwrite else _free_target(folder, name, data)
+            if target.is_file() and not overwrite:  # the same bytes are already there
+                Path(tmp).unlink()
+            else:
+                os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target.name
+
+
+def _free_target(folder: Path, name: str, data: bytes) -> Path:
+    """`name`, or `name (n).ext` for the first n that is free or already holds `data`."""
+    target = folder / name
+    stem, ext = os.path.splitext(name)
+    n = 1
+    while target.exists():
+        if target.is_file() and target.read_bytes() == data:
+            return target
+        target = folder / f"{stem} ({n}){ext}"
+        n += 1
+    return target
 
 
 async def upload_image(request: Request) -> JSONResponse:

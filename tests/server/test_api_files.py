@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -379,3 +380,36 @@ def test_a_failed_write_leaves_no_temporary_file(client, config, monkeypatch):
     r = _upload(client)
     assert _error(r, 507)["type"] == "insufficient_storage"
     assert sorted(os.listdir(config.input_dir)) == []
+
+
+def test_concurrent_uploads_of_one_name_each_keep_their_own_file(config, monkeypatch):
+    """Ten different images named image.png at once: ten names, each holding its own bytes.
+    The rename is slowed so that, unless choosing the name and renaming are one step, every
+    upload finds image.png free before any has been placed."""
+    import threading
+
+    real_replace = os.replace
+
+    def slow_replace(src, dst):
+        time.sleep(0.05)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(api_files.os, "replace", slow_replace)
+    folder = config.input_dir / "race2"
+    images = [_png(size=(4 + i, 4)) for i in range(10)]
+    start = threading.Barrier(len(images))
+    names: dict[int, str] = {}
+
+    def upload(i: int) -> None:
+        start.wait()
+        names[i] = api_files._store_upload(folder, "image.png", images[i], False)
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(len(images))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(names.values()) == sorted(
+        ["image.png"] + [f"image ({n}).png" for n in range(1, 10)])  # fmt: skip
+    assert all((folder / names[i]).read_bytes() == images[i] for i in range(len(images)))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names.values())
