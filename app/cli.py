@@ -230,6 +230,23 @@ def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
     return result
 
 
+def _options(items: list[str]) -> dict[str, Any]:
+    """`--option NAME=VALUE` items, each value read by the option's declaration
+    (graph/context.py `OPTIONS`): an unknown name or a bad value is refused before any work."""
+    from latentgraph.graph.context import parse_options
+
+    options = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--option {item!r}: expected NAME=VALUE")
+        options[name.strip()] = value.strip()
+    try:
+        return parse_options(options, "--option")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def _load_nodes(nodes_dirs: list[Path]) -> Registry:
     """The registry: the built-in nodes, installed plugin packs and `--nodes-dir` folders."""
     from .wiring import node_registry
@@ -317,7 +334,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace):
     from latentgraph.graph.context import Settings
 
-    options = _parse_assignments(args.options, "--option")
+    options = _options(args.options)
     temp = args.temp_dir or args.output_dir.parent / "temp"
     return Settings(
         output_dir=args.output_dir,
@@ -534,7 +551,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ray_workers=args.ray_workers,
         ray_cpus_per_actor=args.ray_cpus_per_actor,
         ray_gpus_per_actor=args.ray_gpus_per_actor,
-        options=_parse_assignments(args.options, "--option"),
+        options=_options(args.options),
         previews=args.previews,
         disk_cache=not args.no_cache,
         max_queue=args.max_queue,

@@ -8,12 +8,15 @@ strings that the diffusion nodes interpret.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .problems import did_you_mean
 
 
 class Cancelled(Exception):
@@ -51,13 +54,94 @@ def check_device(text: str) -> str:
     return name
 
 
+_TRUE, _FALSE = ("true", "on", "yes", "1"), ("false", "off", "no", "0")
+
+
+def _bool(value: Any) -> bool:
+    """A switch: true/false, on/off, yes/no, 1/0 (any case), or a Python bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{value!r} is not a switch; write true or false (also on/off, 1/0)")
+
+
+def _auto_or_bool(value: Any) -> str | bool:
+    """`auto`, or a switch."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _bool(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not auto, true or false") from None
+
+
+def _gigabytes(value: Any) -> float:
+    """A non-negative, finite number of GB."""
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{value!r} is not a number of GB (0 or more, e.g. 1.5)")
+    return number
+
+
+@dataclass(frozen=True)
+class Option:
+    """A run option the diffusion nodes read (`--option NAME=VALUE`, docs/gpu.md): how a
+    value is read (`parse`, text from the command line or a typed Python value) and what an
+    unset option means."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+
+
+# Every run option, declared once: Settings refuses any other name and any bad value.
+OPTIONS: dict[str, Option] = {o.name: o for o in [
+    Option("cpu_offload", _bool, False),
+    Option("tf32", _bool, False),
+    Option("compile", _bool, False),
+    Option("sdpa", _bool, True),
+    Option("attention_slicing", _bool, False),
+    Option("channels_last", _bool, False),
+    Option("vae_tiling", _bool, False),
+    Option("vae_slicing", _bool, False),
+    Option("vae_fp32", _auto_or_bool, "auto"),
+    Option("vram_headroom_gb", _gigabytes, None),  # None: the model manager's own (1 GB)
+    Option("previews", _bool, False),
+]}  # fmt: skip
+
+
+def parse_options(options: dict[str, Any], label: str = "option") -> dict[str, Any]:
+    """`options` with each value read by its declaration, or ValueError naming the option
+    (`label` says how the caller calls it; an unknown name with a did-you-mean, a bad value
+    with what was expected)."""
+    parsed = {}
+    for name, value in options.items():
+        declared = OPTIONS.get(name)
+        if declared is None:
+            hint = did_you_mean(str(name), list(OPTIONS))
+            raise ValueError(f"{label} {name}: no such option{hint} (options: "
+                             f"{', '.join(OPTIONS)})")  # fmt: skip
+        try:
+            parsed[name] = declared.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{label} {name}: {exc}") from None
+    return parsed
+
+
 @dataclass
 class Settings:
     """Run-wide settings: directories, device and numeric precision, limits, options.
 
     `device` is "auto", "cpu", "cuda", "cuda:1", "mps"; `dtype` is "auto", "fp32", "fp16"
     or "bf16". `options` carries feature switches that only the diffusion nodes interpret
-    (e.g. {"attention_slicing": True, "compile": False}).
+    (e.g. {"attention_slicing": True, "compile": "off"}): each is read by its declaration in
+    `OPTIONS` when Settings are made (a bad name or value is a ValueError), and node code
+    reads the typed value with `option(name)`.
     """
 
     output_dir: Path = field(default_factory=lambda: Path("output"))
@@ -77,6 +161,11 @@ class Settings:
         self.device = check_device(self.device)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        self.options = parse_options(self.options)
+
+    def option(self, name: str) -> Any:
+        """The typed value of run option `name` (one of `OPTIONS`), or its default."""
+        return self.options.get(name, OPTIONS[name].default)
 
     def limit(self, name: str) -> int:
         """The value of the run limit `name` (one of `LIMITS`)."""

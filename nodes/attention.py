@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from latentgraph.graph import Settings
 
-def choose_attention(unet: Any, vae: Any, options: dict[str, Any]) -> None:
-    if options.get("sdpa") is not False:
+
+def choose_attention(unet: Any, vae: Any, settings: Settings) -> None:
+    if settings.option("sdpa"):
         return  # SDPA stays: slicing would replace it with a slower processor
     from diffusers.models.attention_processor import AttnProcessor
 
     unet.set_attn_processor(AttnProcessor())
     vae.set_attn_processor(AttnProcessor())
-    if options.get("attention_slicing"):
+    if settings.option("attention_slicing"):
         unet.set_attention_slice("auto")

@@ -235,7 +235,7 @@ class DenoiseJob:
         total = len(timesteps)
         keep = self.noise_mask()  # outside the latent's noise mask, the original stays
         with torch.inference_mode():
-            if ctx.settings.options.get("compile"):
+            if ctx.settings.option("compile"):
                 warm_up(guidance, latents, timesteps[0])
             for i, t in enumerate(timesteps):
                 ctx.check_cancelled()

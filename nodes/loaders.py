@@ -302,15 +302,15 @@ class Bundle:
     sampling: ModelSampling = ModelSampling()  # found in the scheduler config or the file
 
 
-def _apply_options(bundle: Bundle, options: dict[str, Any]) -> None:
+def _apply_options(bundle: Bundle, settings: Settings) -> None:
     import torch
 
     from .attention import choose_attention
 
-    choose_attention(bundle.unet, bundle.vae, options)
-    if options.get("channels_last"):
+    choose_attention(bundle.unet, bundle.vae, settings)
+    if settings.option("channels_last"):
         bundle.unet.to(memory_format=torch.channels_last)
-    if options.get("compile"):
+    if settings.option("compile"):
         # Static shapes: one compiled graph per latent shape, built before the first step
         # (UNetDenoise warms it up), not lazily inside it.
         bundle.unet.compile(dynamic=False)
@@ -431,7 +431,6 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     )
     device = runtime.device_name(ctx.settings)
     dtype = runtime.dtype_name(ctx.settings, device)
-    opts = ctx.settings.options
     key = "|".join([source.identity, config, runtime.model_identity(ctx.settings)])
 
     def load() -> Bundle:
@@ -443,7 +442,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
             raise input_error(
                 ctx, "source", f"could not load {source_text!r}: {type(exc).__name__}: {exc}"
             ) from exc
-        _apply_options(bundle, opts)
+        _apply_options(bundle, ctx.settings)
         return bundle
 
     def size(b: Bundle) -> int:
@@ -721,9 +720,9 @@ def _managed(ctx: Any, key: str, load: Any, device: str, size: Any, weights: Any
     """`load()` through the model manager: counted against the GPU's budget, or the RAM's when
     offloaded; room for the weights' file size is made before loading."""
     mgr = manager()
-    headroom = runtime.option(ctx.settings, "vram_headroom_gb", None)
+    headroom = ctx.settings.option("vram_headroom_gb")
     if headroom is not None:
-        mgr.vram_headroom = int(float(headroom) * 2**30)
+        mgr.vram_headroom = int(headroom * 2**30)
     where = "cpu" if runtime.offloads(ctx.settings, device) else device
     location = weights.location if isinstance(weights, Source) else weights
     return mgr.get(key, load, device=where, size=size, expect=weights_bytes(location))
@@ -758,7 +757,7 @@ def upcast_vae(settings: Any, vae: Any, dtype: str) -> Any:
     overflow into NaN, a black image. bf16 has fp32's range and is kept."""
     if dtype != "fp16":
         return vae
-    wanted = runtime.option(settings, "vae_fp32", "auto")
+    wanted = settings.option("vae_fp32")
     if wanted == "auto":
         wanted = bool(vae.config.get("force_upcast", False))
     return vae.float() if wanted else vae

@@ -56,10 +56,6 @@ def torch_dtype(name: str) -> Any:
     return getattr(torch, DTYPES[name])
 
 
-def option(settings: Settings, name: str, default: Any = False) -> Any:
-    return settings.options.get(name, default)
-
-
 def model_identity(settings: Settings) -> str:
     """Device, dtype and model-changing options: part of every loader's manager and cache key."""
     try:
@@ -79,14 +75,14 @@ def apply_tf32(settings: Settings, device: str) -> None:
         return
     import torch
 
-    on = bool(option(settings, "tf32")) and dtype_name(settings, device) == "fp32"
+    on = settings.option("tf32") and dtype_name(settings, device) == "fp32"
     torch.backends.cuda.matmul.allow_tf32 = on
     torch.backends.cudnn.allow_tf32 = on
 
 
 def offloads(settings: Settings, device: str) -> bool:
     """`cpu_offload` on a GPU run: modules live on the CPU and visit the GPU for each use."""
-    return bool(option(settings, "cpu_offload")) and device != "cpu"
+    return settings.option("cpu_offload") and device != "cpu"
 
 
 @contextmanager

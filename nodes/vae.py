@@ -55,9 +55,9 @@ def decode(ctx, vae: VAEModel, samples, tiled: bool = False, sliced: bool = Fals
 )  # fmt: skip
 def vae_decode(ctx, samples: Latent, vae: VAEModel, tiled: bool = False, sliced: bool = False):
     """Latents to RGB images."""
-    opts = ctx.settings.options
-    return decode(ctx, vae, samples.samples, tiled or bool(opts.get("vae_tiling")),
-                  sliced or bool(opts.get("vae_slicing")))  # fmt: skip
+    settings = ctx.settings
+    return decode(ctx, vae, samples.samples, tiled or settings.option("vae_tiling"),
+                  sliced or settings.option("vae_slicing"))  # fmt: skip
 
 
 @node(

@@ -97,3 +97,39 @@ def test_a_bare_context_reports_to_nobody_and_is_cacheable_until_told():
     assert Context("m", "T", Settings(), CancelToken()).extra == {}  # not shared
     ctx.do_not_cache()
     assert not ctx.cacheable
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("true", True), ("ON", True), ("yes", True), ("1", True), (True, True),
+    ("false", False), ("off", False), ("No", False), ("0", False), (False, False),
+])  # fmt: skip
+def test_switch_options_are_read_strictly_when_settings_are_made(text, value):
+    """`compile=off` is off (it used to be a non-empty string, so on)."""
+    settings = Settings(options={"compile": text, "sdpa": text})
+    assert settings.option("compile") is value
+    assert settings.option("sdpa") is value
+
+
+def test_options_are_typed_and_unset_ones_read_their_default():
+    settings = Settings(options={"vram_headroom_gb": "1.5", "vae_fp32": "AUTO"})
+    assert settings.options == {"vram_headroom_gb": 1.5, "vae_fp32": "auto"}
+    assert settings.option("sdpa") is True
+    assert settings.option("compile") is False
+    assert Settings(options={"vae_fp32": "off"}).option("vae_fp32") is False
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"vae_tilling": "true"}, "option vae_tilling: no such option; did you mean 'vae_tiling'"),
+    ({"compile": "maybe"},
+     "option compile: 'maybe' is not a switch; write true or false (also on/off, 1/0)"),
+    ({"compile": ""}, "option compile: '' is not a switch"),
+    ({"vram_headroom_gb": "abc"},
+     "option vram_headroom_gb: 'abc' is not a number of GB (0 or more, e.g. 1.5)"),
+    ({"vram_headroom_gb": "-1"}, "option vram_headroom_gb: '-1' is not a number of GB"),
+    ({"vram_headroom_gb": "nan"}, "option vram_headroom_gb: 'nan' is not a number of GB"),
+    ({"vae_fp32": "maybe"}, "option vae_fp32: 'maybe' is not auto, true or false"),
+])  # fmt: skip
+def test_unknown_options_and_bad_values_are_refused_by_name(options, message):
+    with pytest.raises(ValueError) as refused:
+        Settings(options=options)
+    assert str(refused.value).startswith(message)
