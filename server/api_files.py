@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from .errors import ApiError
 from .filetypes import served_as
-from .safepath import safe_filename, safe_join
+from .safepath import numbered_name, safe_filename, safe_folder, safe_join
 from .state import get_state
 
 _FORMATS = {"webp": ("WEBP", "image/webp"), "jpeg": ("JPEG", "image/jpeg"),
@@ -64,7 +64,8 @@ async def view(request: Request) -> Response:
     if not filename:
         raise ApiError(400, "the 'filename' query parameter is required")
     kind = q.get("type") or "output"
-    path = safe_join(_folder(request, kind), q.get("subfolder", ""), filename, what="filename")
+    folder = safe_folder(_folder(request, kind), q.get("subfolder", ""), what="subfolder")
+    path = safe_join(folder, filename, what="filename")
     if not path.is_file():
         raise ApiError(404, f"no file {filename!r} in {kind}", "not_found")
     if q.get("preview"):
@@ -114,12 +115,11 @@ def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
 def _free_target(folder: Path, name: str, data: bytes) -> Path:
     """`name`, or `name (n).ext` for the first n that is free or already holds `data`."""
     target = folder / name
-    stem, ext = os.path.splitext(name)
     n = 1
     while target.exists():
         if target.is_file() and target.read_bytes() == data:
             return target
-        target = folder / f"{stem} ({n}){ext}"
+        target = folder / numbered_name(name, n)
         n += 1
     return target
 
@@ -139,7 +139,7 @@ async def upload_image(request: Request) -> JSONResponse:
     folder = _folder(request, kind)
     subfolder = str(form.get("subfolder") or "")
     name = safe_filename(upload.filename or "", "image file name")
-    target_dir = safe_join(folder, subfolder, what="subfolder")
+    target_dir = safe_folder(folder, subfolder, what="subfolder")
     safe_join(target_dir, name, what="image file name")
     data = await upload.read(config.max_upload_bytes + 1)
     if len(data) > config.max_upload_bytes:

@@ -119,14 +119,23 @@ async def _os_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OSError)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         log.error("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(507, f"the server cannot store this request: {exc}",
+        return error_response(507, f"the server cannot store this request: {exc.strerror}",
                               "insufficient_storage")  # fmt: skip
     return await _crash(request, exc)
 
 
+def _public_text(exc: Exception) -> str:
+    """What a 500 answer says of `exc`: its type, and an OS error's reason without the file
+    names it carries (absolute server paths stay in the log)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return type(exc).__name__
+
+
 async def _crash(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, f"internal error: {type(exc).__name__}: {exc}", "internal_error")
+    return error_response(500, f"internal error: {_public_text(exc)} (details in the server log)",
+                          "internal_error")  # fmt: skip
 
 
 exception_handlers = {ApiError: _api_error, HTTPException: _http_error, OSError: _os_error,

@@ -1,26 +1,60 @@
-"""Joining user-supplied names onto a base folder without ever leaving it."""
+"""Joining user-supplied names onto a base folder without ever leaving it, within the sizes a
+filesystem takes: every route that touches a file by a client's name goes through here, so a
+name the disk would refuse is a 400 naming the field, never an OSError (and its path) later."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 from .errors import ApiError
 
+MAX_NAME_BYTES = 255  # one file or folder name: NAME_MAX of the usual filesystems
+MAX_DEPTH = 32  # names in a relative path
+MAX_PATH_BYTES = 1024  # a relative path in all, leaving room for the base under PATH_MAX
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _shown(value: str) -> str:
+    """`value` quoted for a message, cut short when long."""
+    if not isinstance(value, str) or len(value) <= 60:
+        return repr(value)
+    return repr(value[:60] + "...")
+
+
+def _check_name(name: str, what: str, whole: str) -> None:
+    if _size(name) > MAX_NAME_BYTES:
+        raise ApiError(400, f"{what} {_shown(whole)}: a name is {_size(name)} bytes long; "
+                       f"at most {MAX_NAME_BYTES} are allowed", "name_too_long")  # fmt: skip
+
 
 def clean_relative(value: str, what: str) -> PurePosixPath:
-    """A relative path with no `..`, no absolute part, no drive and no NUL, or a 400."""
+    """A relative path with no `..`, no absolute part, no drive and no NUL, of at most
+    `MAX_DEPTH` names of at most `MAX_NAME_BYTES` each, or a 400."""
     value = (value or "").replace("\\", "/")
     if "\x00" in value:
         raise ApiError(400, f"{what} contains a NUL byte", "invalid_path")
+    if _size(value) > MAX_PATH_BYTES:
+        raise ApiError(400, f"{what} {_shown(value)} is {_size(value)} bytes long; at most "
+                       f"{MAX_PATH_BYTES} are allowed", "name_too_long")  # fmt: skip
     path = PurePosixPath(value)
     if path.is_absolute() or (value[1:2] == ":") or any(p == ".." for p in path.parts):
-        raise ApiError(400, f"{what} {value!r} must be a relative path inside its folder",
+        raise ApiError(400, f"{what} {_shown(value)} must be a relative path inside its folder",
                        "invalid_path")  # fmt: skip
+    if len(path.parts) > MAX_DEPTH:
+        raise ApiError(400, f"{what} {_shown(value)} has {len(path.parts)} levels; at most "
+                       f"{MAX_DEPTH} are allowed", "invalid_path")  # fmt: skip
+    for name in path.parts:
+        _check_name(name, what, value)
     return path
 
 
 def safe_join(base: Path, *parts: str, what: str = "path") -> Path:
-    """`base / parts...`, refused (400) if the result would resolve outside `base`."""
+    """`base / parts...`, refused (400) if the result would resolve outside `base`, or if a
+    folder on the way there is a file."""
     rel = PurePosixPath()
     for part in parts:
         rel = rel / clean_relative(part, what)
@@ -28,12 +62,39 @@ def safe_join(base: Path, *parts: str, what: str = "path") -> Path:
     target = (root / rel).resolve()
     if target != root and not target.is_relative_to(root):
         raise ApiError(400, f"{what} leaves its folder", "invalid_path")
+    for folder in target.parents:
+        if folder == root or not folder.is_relative_to(root):
+            break
+        if folder.exists() and not folder.is_dir():
+            raise ApiError(400, f"{what} {_shown(rel.as_posix())}: "
+                           f"{folder.relative_to(root).as_posix()!r} is a file, not a folder",
+                           "not_a_folder")  # fmt: skip
     return target
 
 
+def safe_folder(base: Path, value: str, what: str = "subfolder") -> Path:
+    """`base / value` as `safe_join` checks it, refused (400) if it is an existing file."""
+    folder = safe_join(base, value, what=what)
+    if folder.exists() and not folder.is_dir():
+        raise ApiError(400, f"{what} {_shown(value)} is a file, not a folder", "not_a_folder")
+    return folder
+
+
 def safe_filename(value: str, what: str = "filename") -> str:
-    """A bare file name (no folders), or a 400."""
+    """A bare file name (no folders) of at most `MAX_NAME_BYTES`, or a 400."""
     name = (value or "").strip()
     if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
-        raise ApiError(400, f"{what} {value!r} must be a plain file name", "invalid_filename")
+        raise ApiError(400, f"{what} {_shown(value)} must be a plain file name", "invalid_filename")
+    _check_name(name, what, name)
     return name
+
+
+def numbered_name(name: str, n: int) -> str:
+    """`stem (n).ext`: the name a file takes beside another of its name, the stem shortened
+    so it stays within `MAX_NAME_BYTES`."""
+    stem, ext = os.path.splitext(name)
+    if _size(f" ({n}){ext}") >= MAX_NAME_BYTES:  # an extension that long is part of the stem
+        stem, ext = name, ""
+    room = MAX_NAME_BYTES - _size(f" ({n}){ext}")
+    stem = stem.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+    return f"{stem} ({n}){ext}"

@@ -413,3 +413,62 @@ def test_concurrent_uploads_of_one_name_each_keep_their_own_file(config, monkeyp
         ["image.png"] + [f"image ({n}).png" for n in range(1, 10)])  # fmt: skip
     assert all((folder / names[i]).read_bytes() == images[i] for i in range(len(images)))
     assert sorted(p.name for p in folder.iterdir()) == sorted(names.values())
+
+
+def test_names_the_filesystem_would_refuse_are_400s_naming_the_field(client, config):
+    """Each gave a 500 with the OSError (or RecursionError) and the server's absolute path."""
+    (config.input_dir / "ok.png").write_bytes(_png())
+    cases = [
+        (_upload(client, name="x" * 300 + ".png"), "name_too_long", "image file name 'xxx"),
+        (_upload(client, subfolder="ok.png"), "not_a_folder",
+         "subfolder 'ok.png' is a file, not a folder"),
+        (_upload(client, subfolder="a/" * 2000), "name_too_long", "subfolder 'a/a/"),
+        (_upload(client, subfolder="ok.png/b"), "not_a_folder",
+         "subfolder 'ok.png/b': 'ok.png' is a file, not a folder"),
+        (client.get("/view", params={"filename": "z" * 300 + ".png", "type": "input"}),
+         "name_too_long", "filename 'zzz"),
+        (client.get("/view", params={"filename": "a.png", "subfolder": "ok.png", "type": "input"}),
+         "not_a_folder", "subfolder 'ok.png' is a file, not a folder"),
+    ]  # fmt: skip
+    for r, type_, start in cases:
+        error = _error(r, 400)
+        assert error["type"] == type_ and error["message"].startswith(start), error
+        assert str(config.data_dir) not in r.text and len(r.text) < 400
+    assert sorted(p.name for p in config.input_dir.iterdir()) == ["ok.png"]
+
+
+def test_a_second_upload_of_a_longest_name_is_numbered_within_the_limit(client, config):
+    name = "x" * 249 + ".png"  # 253 bytes: `name (1).png` would be 257
+    assert _upload(client, name=name, data=_png(size=(4, 4))).json()["name"] == name
+    second = _upload(client, name=name, data=_png(size=(5, 5))).json()["name"]
+    assert second == "x" * 247 + " (1).png"
+    assert (config.input_dir / second).read_bytes() == _png(size=(5, 5))
+
+
+def test_view_names_the_subfolder_when_it_is_the_subfolder_that_is_refused(client):
+    r = client.get("/view", params={"filename": "secret.txt", "subfolder": ".."})
+    error = _error(r, 400)
+    assert error["message"] == "subfolder '..' must be a relative path inside its folder"
+    r = client.get("/view", params={"filename": "../secret.txt", "subfolder": "a"})
+    assert _error(r, 400)["message"].startswith("filename '../secret.txt' ")
+
+
+def test_an_unexpected_os_error_answers_500_without_the_servers_paths(client, config, monkeypatch):
+    def fail(src, dst):
+        raise FileExistsError(17, "File exists", str(dst))
+
+    monkeypatch.setattr(api_files.os, "replace", fail)
+    r = _upload(client)
+    assert _error(r, 500) == {"type": "internal_error", "details": "", "extra_info": {},
+        "message": "internal error: FileExistsError: File exists (details in the server log)"}  # fmt: skip
+    assert str(config.data_dir) not in r.text
+
+
+def test_a_full_disk_answers_507_without_the_servers_paths(client, config, monkeypatch):
+    def fail(src, dst):
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr(api_files.os, "replace", fail)
+    r = _upload(client)
+    assert _error(r, 507)["message"] == (
+        "the server cannot store this request: No space left on device")  # fmt: skip

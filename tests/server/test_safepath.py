@@ -65,3 +65,56 @@ def test_safe_filename_keeps_plain_names(value, expected):
 def test_messages_name_a_path_or_a_filename_by_default(tmp_path):
     assert refusal(safe_join, tmp_path, "../x").message.startswith("path '../x' ")
     assert refusal(safe_filename, "a/b").message.startswith("filename 'a/b' ")
+
+
+def test_names_longer_than_the_filesystem_takes_are_refused(tmp_path):
+    from latentgraph.server.safepath import MAX_NAME_BYTES
+
+    assert clean_relative("a/" + "x" * MAX_NAME_BYTES, "subfolder").name == "x" * MAX_NAME_BYTES
+    error = refusal(clean_relative, "a/" + "x" * (MAX_NAME_BYTES + 1), "subfolder")
+    assert error.type == "name_too_long"
+    assert error.message == (f"subfolder {'a/' + 'x' * 58 + '...'!r}: a name is 256 bytes long; "
+                             "at most 255 are allowed")  # fmt: skip
+    assert refusal(clean_relative, "é" * 128, "subfolder").type == "name_too_long"  # 256 bytes
+    assert refusal(safe_filename, "x" * 256, "image file name").message.startswith(
+        "image file name 'xxx")  # fmt: skip
+    assert safe_filename("x" * 255) == "x" * 255
+
+
+def test_paths_deeper_or_longer_than_allowed_are_refused():
+    from latentgraph.server.safepath import MAX_DEPTH, MAX_PATH_BYTES
+
+    assert len(clean_relative("a/" * MAX_DEPTH, "subfolder").parts) == MAX_DEPTH
+    deep = refusal(clean_relative, "a/" * (MAX_DEPTH + 1), "subfolder")
+    assert deep.type == "invalid_path" and f"has 33 levels; at most {MAX_DEPTH}" in deep.message
+    long = refusal(clean_relative, "a/" * 2000, "subfolder")
+    assert long.type == "name_too_long"
+    assert long.message.endswith(f"is 4000 bytes long; at most {MAX_PATH_BYTES} are allowed")
+    assert len(long.message) < 200
+
+
+def test_a_file_on_the_way_is_named_as_not_a_folder(tmp_path):
+    from latentgraph.server.safepath import safe_folder
+
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "test.json").write_text("{}")
+    error = refusal(safe_join, tmp_path, "workflows/test.json/x.json", what="userdata path")
+    assert (error.type, error.message) == ("not_a_folder", "userdata path "
+        "'workflows/test.json/x.json': 'workflows/test.json' is a file, not a folder")  # fmt: skip
+    assert safe_join(tmp_path, "workflows/test.json") == tmp_path.resolve() / "workflows/test.json"
+    error = refusal(safe_folder, tmp_path, "workflows/test.json")
+    assert error.message == "subfolder 'workflows/test.json' is a file, not a folder"
+    assert safe_folder(tmp_path, "workflows/new") == tmp_path.resolve() / "workflows/new"
+    assert str(tmp_path) not in error.message
+
+
+@pytest.mark.parametrize(
+    "name, n, expected",
+    [("up.png", 1, "up (1).png"), ("up", 12, "up (12)"), ("x" * 251 + ".png", 1, "x" * 247 + " (1).png"),
+     ("é" * 125 + ".png", 3, "é" * 123 + " (3).png"), ("a." + "e" * 252, 1, "a." + "e" * 249 + " (1)")],
+)  # fmt: skip
+def test_numbered_name_stays_within_the_limit(name, n, expected):
+    from latentgraph.server.safepath import MAX_NAME_BYTES, numbered_name
+
+    assert numbered_name(name, n) == expected
+    assert len(expected.encode()) <= MAX_NAME_BYTES
