@@ -395,11 +395,19 @@ class _Run:
                 literals[name] = v
         return node_key(nt, literals, links, self.settings)
 
+    def usable_hit(self, key: str, nt: NodeType) -> tuple[tuple, dict | None] | None:
+        """The cached (values, ui) under `key`, unless the node's `reuse` hook refuses it for
+        this run (SaveImage: its files no longer hold what it saved)."""
+        hit = self.cache.get(key)
+        if hit is None or (nt.reuse is not None and not nt.reuse(hit[1], self.settings)):
+            return None
+        return hit
+
     # --- 3. decide ---------------------------------------------------------------------
 
     def decide(self) -> None:
         """From the targets backwards: what is served from the cache, what must run."""
-        plan, cache, keys = self.planned, self.cache, self.key_of
+        plan, keys = self.planned, self.key_of
         parents, types = plan.parents, plan.types
         values, uis = self.values, self.uis
         needed = set(self.retain)
@@ -410,9 +418,8 @@ class _Run:
                 continue
             key = keys[nid]
             if key is not None:
-                hit = cache.get(key)
-                reuse = types[nid].reuse
-                if hit is not None and (reuse is None or reuse(hit[1], self.settings)):
+                hit = self.usable_hit(key, types[nid])
+                if hit is not None:
                     values[nid], uis[nid] = hit
                     cached.append(nid)
                     continue
@@ -483,7 +490,7 @@ class _Run:
         key = keys.get(nid)
         if nt.deterministic and key is None:  # downstream of a non-deterministic node
             key = keys[nid] = self.node_key(node.inputs, nt)
-            hit = self.cache.get(key) if key is not None else None
+            hit = self.usable_hit(key, nt) if key is not None else None
             if hit is not None:
                 values[nid], uis[nid] = hit
                 self.result.cached.append(nid)

@@ -2,7 +2,7 @@
 
 Written like SaveImage's PNGs: a checked file name prefix inside the output folder, numbered
 files, each written to a temporary name and linked into place; written again when a cached
-run finds the file gone or the output folder changed. The workflow travels in the
+run finds the file gone or changed, or the output folder changed. The workflow travels in the
 file's EXIF as ComfyUI puts it ("prompt:..." in Model, "workflow:..." in Make), so ComfyUI's
 editor can load it back.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from latentgraph.graph import IMAGE, Bool, Choice, Float, Int, NodeResult, Socket, String, node
 
-from .images import check_prefix, files_exist, output_files, output_folder, to_uint8
+from .images import check_prefix, files_unchanged, output_files, output_folder, to_uint8
 
 METHODS = {"default": 4, "fastest": 0, "slowest": 6}  # pillow's WEBP effort, 0..6
 EXIF_MAKE, EXIF_MODEL = 0x010F, 0x0110
@@ -48,7 +48,7 @@ def _exif(extra: dict[str, Any]) -> Any:
     output_node=True,
     check=check_prefix,
     identity=output_folder,
-    reuse=files_exist,
+    reuse=files_unchanged,
 )  # fmt: skip
 def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float = 6.0,
                        lossless: bool = True, quality: int = 80, method: str = "default"):  # fmt: skip
@@ -57,7 +57,9 @@ def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float
 
     frames = [Image.fromarray(row[..., :3]) for row in to_uint8(images)]
     exif = _exif(ctx.extra)
-    files = output_files(ctx, filename_prefix, Path(ctx.settings.output_dir), "output", ".webp")
+    files = output_files(
+        ctx, filename_prefix, Path(ctx.settings.output_dir), "output", ".webp", record_contents=True
+    )
 
     def save(tmp: Path) -> None:
         frames[0].save(tmp, format="WEBP", save_all=True, append_images=frames[1:],

@@ -9,6 +9,7 @@ names them, and "latentgraph" for our own workflow document + params), so an ima
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -156,14 +157,18 @@ class OutputFiles:
     kind: str  # "output" or "temp"
     suffix: str
     counter: int
+    # Whether records carry the file's size and sha256, so a cached run can tell that the file
+    # at that name still holds what it saved (`files_unchanged`).
+    record_contents: bool = False
 
-    def write(self, save: Callable[[Path], None]) -> dict[str, str]:
+    def write(self, save: Callable[[Path], None]) -> dict[str, Any]:
         """Write one file with `save(temporary path)` (an empty file made with the umask's
         permissions); return its ComfyUI-style record."""
         fd, tmp = create_temp(self.folder, prefix=".saving-", suffix=self.suffix)
         os.close(fd)
         try:
             save(tmp)
+            contents = file_contents(tmp) if self.record_contents else {}
             while True:  # link refuses to overwrite: two writers never clobber a file
                 final = self.folder / f"{self.name}_{self.counter:05d}_{self.suffix}"
                 try:
@@ -174,11 +179,21 @@ class OutputFiles:
         finally:
             tmp.unlink(missing_ok=True)  # a failing writer may have removed it already
         self.counter += 1
-        return {"filename": final.name, "subfolder": self.subfolder, "type": self.kind}
+        return {"filename": final.name, "subfolder": self.subfolder, "type": self.kind, **contents}
+
+
+def file_contents(path: Path) -> dict[str, Any]:
+    """What a saved file holds, as its record keeps it: size in bytes and sha256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
-                 input_name: str = "filename_prefix") -> OutputFiles:  # fmt: skip
+                 input_name: str = "filename_prefix",
+                 record_contents: bool = False) -> OutputFiles:  # fmt: skip
     """The checked place under `root` for files named by `prefix` (input `input_name`),
     numbered after the ones already there."""
     problem = prefix_problem(prefix)
@@ -196,7 +211,7 @@ def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
     pattern = re.compile(re.escape(name) + r"_(\d{5,})_" + re.escape(suffix) + "$")
     counter = max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
                   default=0) + 1  # fmt: skip
-    return OutputFiles(folder, name, subfolder, kind, suffix, counter)
+    return OutputFiles(folder, name, subfolder, kind, suffix, counter, record_contents)
 
 
 def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
@@ -204,7 +219,7 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
     from PIL import Image
 
-    files = output_files(ctx, prefix, root, kind, ".png", input_name)
+    files = output_files(ctx, prefix, root, kind, ".png", input_name, record_contents=True)
     info = _png_info(ctx)
     records = []
     for row in to_uint8(images):
@@ -219,13 +234,24 @@ def output_folder(literals: dict[str, Any], settings: Settings) -> str:
     return str(Path(settings.output_dir).resolve())
 
 
-def files_exist(ui: dict[str, Any] | None, settings: Settings) -> bool:
-    """Whether the files a cached SaveImage reports are still in the output folder; a
-    deleted image is written again rather than reported as saved."""
-    root = Path(settings.output_dir)
+def files_unchanged(ui: dict[str, Any] | None, settings: Settings) -> bool:
+    """Whether the files a cached SaveImage reports still hold what it saved (size, then
+    sha256); a deleted image, or another run's image saved since under the same name, is
+    written again rather than reported as saved."""
     records = (ui or {}).get("images") or []
-    return all(root.joinpath(r.get("subfolder") or "", r.get("filename") or "").is_file()
-               for r in records)  # fmt: skip
+    return all(_record_holds(r, Path(settings.output_dir)) for r in records)
+
+
+def _record_holds(record: dict[str, Any], root: Path) -> bool:
+    if "size" not in record or "sha256" not in record:  # cached before contents were recorded
+        return False
+    path = root.joinpath(record.get("subfolder") or "", record.get("filename") or "")
+    try:
+        if not path.is_file() or path.stat().st_size != record["size"]:
+            return False
+        return file_contents(path) == {"size": record["size"], "sha256": record["sha256"]}
+    except OSError:
+        return False
 
 
 @node(
@@ -239,7 +265,7 @@ def files_exist(ui: dict[str, Any] | None, settings: Settings) -> bool:
     output_node=True,
     check=check_prefix,
     identity=output_folder,
-    reuse=files_exist,
+    reuse=files_unchanged,
 )  # fmt: skip
 def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
     """Save PNGs to the output directory (counter file names; the workflow embedded)."""

@@ -268,6 +268,25 @@ def test_reuse_hook_sees_the_cached_ui_and_settings_and_can_refuse(toys):
     assert r.executed == ["o"] and r.cached == ["a"] and toys.calls["o"] == 2
 
 
+def test_reuse_hook_is_asked_for_a_late_hit_downstream_of_a_random_node(toys):
+    allow = [True]
+
+    @node("Kept", inputs=[Socket("x", ANY)], outputs=[], output_node=True, registry=toys.registry,
+          reuse=lambda ui, settings: allow[0])  # fmt: skip
+    def kept(ctx, x):
+        toys.calls[ctx.node_id] += 1
+        return NodeResult((), {"file": [x]})
+
+    toys.random_values[:] = [5, 5, 5]
+    s = toys.scheduler()
+    g = build({"r": ("Rand", {}), "o": ("Kept", {"x": "@r"})})
+    s.run(g)
+    assert s.run(g).cached == ["o"] and toys.calls["o"] == 1  # the same value: a late hit
+    allow[0] = False  # e.g. its file now holds another run's image
+    r = s.run(g)
+    assert r.executed == ["r", "o"] and r.cached == [] and toys.calls["o"] == 2
+
+
 def test_a_cached_output_node_reports_its_type_and_summary(toys):
     s = toys.scheduler()
     g = build({"a": ("Const", {"value": 4}), "e": ("Echo", {"x": "@a"})})

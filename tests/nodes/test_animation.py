@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from latentgraph.nodes import animation
+from latentgraph.nodes import animation, images
 from latentgraph.nodes.values import NodeInputError
 
 
@@ -24,8 +24,9 @@ def test_batch_becomes_one_animated_webp(make_ctx, tmp_path):
     result = animation.save_animated_webp(ctx, frames, "clips/fade", 4.0, True, 80, "fastest")
     assert result.ui["animated"] == [True]
     (record,) = result.ui["images"]
-    assert record == {"filename": "fade_00001_.webp", "subfolder": "clips", "type": "output"}
     path = tmp_path / "output" / "clips" / "fade_00001_.webp"
+    assert record == {"filename": "fade_00001_.webp", "subfolder": "clips", "type": "output",
+                      **images.file_contents(path)}  # fmt: skip
     with Image.open(path) as img:
         assert img.format == "WEBP" and img.n_frames == 3 and img.is_animated
         decoded = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(img)]

@@ -1,0 +1,70 @@
+"""A cached SaveImage is reused only while the files it reports still hold what it saved.
+
+Output names are numbered per folder, so after the output folder is emptied another run can
+save a different image under the name a cached run reports; that run's cache hit must not
+claim the other image as its own."""
+
+from __future__ import annotations
+
+import latentgraph.nodes  # noqa: F401 - registers SaveImage and EmptyImage
+from latentgraph.graph import Settings, default_registry
+from latentgraph.graph.comfy_api import graph_from_prompt
+from latentgraph.graph.scheduler import Scheduler
+
+
+def prompt(color: int) -> dict:
+    return {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}},
+    }  # fmt: skip
+
+
+def test_a_name_holding_another_runs_image_is_saved_again(tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    settings = Settings(output_dir=out, input_dir=tmp_path, temp_dir=tmp_path)
+    sched = Scheduler(default_registry, settings=settings)
+
+    def run(color: int):
+        result = sched.run(graph_from_prompt(prompt(color), default_registry))
+        assert result.ok, result.failures
+        [record] = result.ui["2"]["images"]
+        return result, out / record["filename"]
+
+    _, first = run(1)
+    seed_1 = first.read_bytes()
+    shutil.rmtree(out)
+    _, second = run(2)
+    assert second == first and second.read_bytes() != seed_1  # seed 2's image, same name
+    again, path = run(1)
+    assert again.executed == ["2"] and again.cached == ["1"]  # saved again from cached pixels
+    assert path.name == "t_00002_.png" and path.read_bytes() == seed_1
+    assert first.read_bytes() != seed_1  # seed 2's file is left as it was
+    third, path = run(1)  # now its file holds what it saved: a plain cache hit
+    assert third.cached == ["2"] and path.name == "t_00002_.png"
+
+
+def test_records_carry_the_files_size_and_sha256(tmp_path):
+    import hashlib
+
+    settings = Settings(output_dir=tmp_path / "out", input_dir=tmp_path, temp_dir=tmp_path)
+    result = Scheduler(default_registry, settings=settings).run(
+        graph_from_prompt(prompt(9), default_registry))  # fmt: skip
+    [record] = result.ui["2"]["images"]
+    data = (tmp_path / "out" / record["filename"]).read_bytes()
+    assert record == {"filename": "t_00001_.png", "subfolder": "", "type": "output",
+                      "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+
+
+def test_same_size_other_contents_is_saved_again(tmp_path):
+    out = tmp_path / "out"
+    settings = Settings(output_dir=out, input_dir=tmp_path, temp_dir=tmp_path)
+    sched = Scheduler(default_registry, settings=settings)
+    sched.run(graph_from_prompt(prompt(5), default_registry))
+    path = out / "t_00001_.png"
+    data = path.read_bytes()
+    path.write_bytes(bytes(len(data)))  # same size, other bytes
+    again = sched.run(graph_from_prompt(prompt(5), default_registry))
+    assert again.executed == ["2"] and (out / "t_00002_.png").read_bytes() == data
