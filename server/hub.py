@@ -10,6 +10,12 @@ A client that falls behind (unsent backlog above a quarter of `max_bytes`) loses
 later one supersedes (progress, progress_state, previews). It is closed only when it truly
 stalls: one write has waited `stall_seconds` for the peer to read, or its backlog passed
 `max_bytes` (the memory bound). The close frame carries the reason.
+
+Several sockets may share a clientId (the editor reconnects with the same one, and a duplicated
+tab shares it): the newest open one gets that client's messages, older ones stay open and get
+what every socket gets (`status`, broadcasts). Closing one leaves the others as they were; when
+the newest closes, the newest still open takes its messages over. Closing an older socket for a
+new one (as this server did) made two editors with one clientId close each other in a loop.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ BATCH = 1000
 CLOSE_STALLED = 1008  # policy violation; the reason says what happened
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: sockets of one clientId are different clients
 class Client:
     sid: str
     websocket: Any
@@ -60,12 +66,14 @@ class Client:
 
 
 class Hub:
-    """All connected websocket clients, by sid."""
+    """All connected websocket clients: `sockets` every open one, `clients` the one that gets
+    each sid's messages (its newest)."""
 
     def __init__(self, max_bytes: int = 64 * 2**20, stall_seconds: float = 15.0) -> None:
         self.max_bytes = max(64 * 1024, max_bytes)
         self.stall_seconds = stall_seconds
         self.clients: dict[str, Client] = {}
+        self.sockets: list[Client] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         # (sid or None for everyone, [(type, payload), ...])
@@ -90,18 +98,21 @@ class Hub:
 
     def connect(self, websocket: Any, sid: str | None) -> Client:
         sid = sid or uuid.uuid4().hex
-        old = self.clients.get(sid)
-        if old is not None:  # a reconnect with the same id replaces the old socket
-            self._drop(old, "replaced by a new connection with the same clientId")
         client = Client(sid, websocket, text_sender(websocket))
-        self.clients[sid] = client
+        self.sockets.append(client)
+        self.clients[sid] = client  # an older socket of this sid stays open, for broadcasts
         return client
 
     def disconnect(self, client: Client) -> None:
         client.closed = True
         client.ready.set()  # wakes the pump, which then ends
+        if client in self.sockets:
+            self.sockets.remove(client)
         if self.clients.get(client.sid) is client:
             del self.clients[client.sid]
+            newest = next((c for c in reversed(self.sockets) if c.sid == client.sid), None)
+            if newest is not None:
+                self.clients[client.sid] = newest
 
     def reply(self, client: Client, type_: str, data: dict[str, Any]) -> None:
         """Queue a message for a client from the event loop (answers on its own socket)."""
@@ -220,7 +231,7 @@ class Hub:
             self._status_timer = self._arm_status_timer()
 
     def _deliver_all(self, type_: str, payload: str | bytes) -> None:
-        for client in list(self.clients.values()):
+        for client in list(self.sockets):
             self._put(client, type_, payload)
 
     def _put(self, client: Client, type_: str, payload: str | bytes) -> None:
@@ -246,7 +257,7 @@ class Hub:
         if loop is None or loop.is_closed():
             return
         now = loop.time()
-        for client in list(self.clients.values()):
+        for client in list(self.sockets):
             since = client.writing_since
             if since is not None and now - since > self.stall_seconds:
                 self._drop(client, f"this client stopped reading: a message waited more than "

@@ -149,3 +149,38 @@ def test_progress_states_are_coalesced_bounded_and_flushed_at_the_end():
     assert list(sent[2]["nodes"]) == ["8", "9", "x"] and len(timers) == 2
     timers[1][1]()  # a timer due after the end sends nothing
     assert len(sent) == 3
+
+
+def test_sockets_sharing_a_client_id_stay_open_and_the_newest_gets_its_messages():
+    """The editor reconnects with its clientId: closing the older socket (as this server did)
+    made two editors sharing one id close each other in a loop."""
+
+    async def scenario() -> None:
+        hub = hub_mod.Hub()
+        hub.bind(asyncio.get_running_loop())
+        old_sock, new_sock, other_sock = FakeSocket(), FakeSocket(), FakeSocket()
+        old = hub.connect(old_sock, "a")
+        new = hub.connect(new_sock, "a")
+        other = hub.connect(other_sock, "b")
+        for client in (old, new, other):
+            hub.start_pump(client)
+        hub.send("a", "executing", {"node": "1", "prompt_id": "p"})
+        hub.broadcast("status", _status(3))
+        await _until(lambda: len(new_sock.frames) == 2 and len(other_sock.frames) == 1)
+        await asyncio.sleep(0.05)
+        assert not old.closed and old_sock.closed is None
+        assert [json.loads(f)["type"] for f in old_sock.frames] == ["status"]
+        assert [json.loads(f)["type"] for f in new_sock.frames] == ["executing", "status"]
+
+        hub.disconnect(old)  # the older one closing later leaves the newer one registered
+        hub.send("a", "executing", {"node": "2", "prompt_id": "p"})
+        await _until(lambda: len(new_sock.frames) == 3)
+        assert hub.clients["a"] is new and hub.sockets == [new, other]
+
+        again = hub.connect(FakeSocket(), "a")
+        hub.disconnect(again)  # the newest closing hands the id back to the newest still open
+        assert hub.clients["a"] is new
+        hub.disconnect(new)
+        assert "a" not in hub.clients and hub.sockets == [other]
+
+    asyncio.run(scenario())
