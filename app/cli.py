@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    """`NAME=VALUE` items, the names checked and the values the text as written: what each
+    sets types it (`override_value`), so prompt text stays text."""
     if not items:  # the workflow module (and yaml) is not imported for nothing: serve start
         return {}
     from latentgraph.graph.workflow import parse_override

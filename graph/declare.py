@@ -103,6 +103,11 @@ class Input:
     def accepts_literal(self) -> bool:
         return self.kind == "widget"
 
+    @property
+    def takes_text(self) -> bool:
+        """Its literal is text (a string or a choice): `--set` keeps the value as written."""
+        return self.type in (STRING, COMBO)
+
     def choice_list(self, settings: Settings | None = None) -> list[str]:
         """The choices, listed for `settings` (default settings when none are given)."""
         if self.choices is None:

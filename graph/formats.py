@@ -24,7 +24,7 @@ from .comfy_editor import graph_from_editor, is_editor_workflow
 from .declare import Registry, registry_or_default
 from .model import Graph, Location
 from .problems import Problem, WorkflowError
-from .workflow import Workflow, load_workflow, read_source, text_with_params
+from .workflow import Workflow, load_workflow, override_value, read_source, text_with_params
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 256 * 2**20
@@ -45,8 +45,10 @@ def _error(source: str, message: str, code: str = "syntax") -> WorkflowError:
     return WorkflowError([Problem(code, message, location=Location(source))])
 
 
-def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str) -> None:
-    """`node.input=value` overrides for ComfyUI formats, which have no params."""
+def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
+                     registry: Registry) -> None:  # fmt: skip
+    """`node.input=value` overrides for ComfyUI formats, which have no params; each value
+    typed by the input it sets (`override_value`)."""
     problems = []
     for key, value in overrides.items():
         node_id, _, name = str(key).rpartition(".")
@@ -58,12 +60,9 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str) -> No
                 location=Location(source),
             ))  # fmt: skip
             continue
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        graph[node_id].inputs[name] = value
+        node_type = registry.get(graph[node_id].type)
+        decl = node_type.input(name) if node_type is not None else None
+        graph[node_id].inputs[name] = override_value(value, decl is not None and decl.takes_text)
     if problems:
         raise WorkflowError(problems)
 
@@ -80,7 +79,7 @@ def _comfy_extra(graph: Graph, prompt: Any, workflow: Any) -> dict[str, Any]:
 def _read_editor(data: Any, source: str, text: str | None, registry: Registry,
                  overrides: dict[str, Any]) -> Workflow:  # fmt: skip
     graph = graph_from_editor(data, registry, source=source)
-    _apply_overrides(graph, overrides, source)
+    _apply_overrides(graph, overrides, source, registry)
     extra = _comfy_extra(graph, None, data)
     return Workflow(graph, dict(overrides), raw=data, extra=extra, format="editor")
 
@@ -93,7 +92,7 @@ def _read_api(data: Any, source: str, text: str | None, registry: Registry,
     if isinstance(data.get("extra_data"), dict):
         workflow = (data["extra_data"].get("extra_pnginfo") or {}).get("workflow")
     if overrides:
-        _apply_overrides(graph, overrides, source)
+        _apply_overrides(graph, overrides, source, registry)
         prompt = None
     extra = _comfy_extra(graph, prompt, workflow)
     return Workflow(graph, dict(overrides), raw=data, extra=extra, format="api")

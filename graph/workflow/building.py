@@ -38,8 +38,9 @@ class Workflow:
     format: str = "yaml"  # which reader read it: "yaml" (ours), "api" or "editor"
 
 
-def parse_override(assignment: str) -> tuple[str, Any]:
-    """`"seed=7"` -> `("seed", 7)`: YAML 1.2 scalar typing; `[a, b]` is a list; else text.
+def parse_override(assignment: str) -> tuple[str, str]:
+    """`"seed=7"` -> `("seed", "7")`: the name checked, the value the text as written (what it
+    sets types it: `override_value`).
 
     NAME is a param, or `<node id>.<input>` for ComfyUI workflows, which have no params."""
     name, sep, text = assignment.partition("=")
@@ -55,10 +56,20 @@ def parse_override(assignment: str) -> tuple[str, Any]:
                 )
             ]
         )
-    return name, _override_value(text)
+    return name, text
 
 
-def _override_value(text: str) -> Any:
+def override_value(value: Any, takes_text: bool) -> Any:
+    """An override's value typed by what it sets, the one rule for params and `node.input`
+    overrides: a param whose default is text or an input that takes text keeps the text as
+    written (`[cat:dog:0.5]`, `null` and `5` are prompt text; a number given from Python
+    becomes its text), anything else reads a string the YAML 1.2 way (`7`, `true`, `[1, 2]`)."""
+    if takes_text:
+        return _text(value) if isinstance(value, int | float) else value
+    return _typed(value) if isinstance(value, str) else value
+
+
+def _typed(text: str) -> Any:
     stripped = text.strip()
     if stripped.startswith("[") and stripped.endswith("]"):
         try:
@@ -319,11 +330,7 @@ def _params(
                 )  # fmt: skip
             )
             continue
-        if isinstance(override, str) and not isinstance(params[key], str):
-            override = _override_value(override)
-        elif isinstance(params[key], str) and isinstance(override, int | float):
-            override = _text(override)  # `--set prompt=7` typed early: the user meant text
-        params[key] = override
+        params[key] = override_value(override, isinstance(params[key], str))
     return params
 
 

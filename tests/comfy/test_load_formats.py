@@ -102,13 +102,15 @@ def test_ours_embeds_the_document_as_written_with_the_params_of_the_run():
 # --- node.input overrides of the ComfyUI formats ------------------------------------------------
 
 
-def test_override_values_are_read_as_json_when_they_are_json():
+def test_override_values_are_typed_by_the_input_they_set():
+    """A number input reads `16`; a STRING input keeps the text as written (`override_value`,
+    the rule params follow too)."""
     prompt = {**latents("1"), "a.b": {"class_type": "CLIPTextEncode", "inputs": {"text": ""}}}
     loaded = load_text(json.dumps(prompt), registry=registry, overrides={
         "1.width": "16", "1.height": 24, "1.batch_size": "two", "a.b.text": '"quoted"',
     })  # fmt: skip
     assert loaded.graph["1"].inputs == {"width": 16, "height": 24, "batch_size": "two"}
-    assert loaded.graph["a.b"].inputs == {"text": "quoted"}  # the id is up to the last dot
+    assert loaded.graph["a.b"].inputs == {"text": '"quoted"'}  # the id is up to the last dot
 
 
 def test_every_override_naming_no_node_is_reported_with_the_node_ids():

@@ -14,6 +14,7 @@ from latentgraph.graph.workflow import (
     dump_workflow,
     graph_to_document,
     load_workflow,
+    override_value,
     parse_override,
 )
 
@@ -100,10 +101,14 @@ def test_dollar_escape_and_interpolation_of_non_strings(registry):
     ("text", "value"),
     [("seed=7", 7), ("x=1.5", 1.5), ("b=true", True), ("s=a red fox", "a red fox"),
      ("e=", ""), ("n=010", 10), ("y=yes", "yes"), ("l=[1, 2]", [1, 2]), ("x=.inf", math.inf),
-     ("q=a=b", "a=b")],
+     ("q=a=b", "a=b"), ("s= spaced ", " spaced ")],
 )  # fmt: skip
-def test_parse_override(text, value):
-    assert parse_override(text)[1] == value
+def test_parse_override_keeps_the_text_and_override_value_types_it(text, value):
+    """The name is checked, the value kept as written; typed by what it sets."""
+    name, raw = parse_override(text)
+    assert raw == text.partition("=")[2]
+    assert override_value(raw, takes_text=False) == value
+    assert override_value(raw, takes_text=True) == raw
 
 
 @pytest.mark.parametrize("text", ["novalue", "=3", "bad name=1", "1x=2"])
