@@ -17,7 +17,7 @@ from .files import write_atomic
 from .formats import load_file
 from .model import Graph
 from .problems import Problem, WorkflowError
-from .workflow import dump_workflow
+from .workflow import dump_document, dump_workflow
 
 FORMATS = ("api", "editor", "yaml")
 
@@ -47,6 +47,16 @@ def _refuse_unknown(graph: Graph, registry: Registry) -> None:
         raise WorkflowError(problems)
 
 
+def _ours_as_yaml(text: str) -> str:
+    """Our document's text as YAML: as written (comments kept) unless it was written as JSON,
+    which is rewritten as YAML with its params and `$` references as they were."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    return dump_document(document)
+
+
 def render(graph: Graph, to: str, registry: Registry | None = None) -> str:
     """The text of `graph` in format `to`."""
     registry = registry_or_default(registry)
@@ -61,7 +71,8 @@ def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
             registry: Registry | None = None) -> str:  # fmt: skip
     """Convert a workflow file; `dst_path` "-" writes to stdout. Returns the format written.
 
-    An editor workflow converted to editor format is copied unchanged (layout kept)."""
+    An editor workflow converted to editor format is copied unchanged (layout kept), as is our
+    YAML converted to YAML (comments kept)."""
     registry = registry_or_default(registry)
     fmt = _target(dst_path, to)
     workflow = load_file(Path(src_path), registry=registry)
@@ -69,8 +80,8 @@ def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
     _refuse_unknown(graph, registry)
     if fmt == "editor" and "workflow" in extra:  # an editor document is copied as it is
         text = json.dumps(extra["workflow"], indent=2) + "\n"
-    elif fmt == "yaml" and "latentgraph" in extra:  # our document, as written, with its params
-        text = extra["latentgraph"]
+    elif fmt == "yaml" and "latentgraph" in extra:  # our document, with its params
+        text = _ours_as_yaml(extra["latentgraph"])
     else:
         text = render(graph, fmt, registry)
     if str(dst_path) == "-":

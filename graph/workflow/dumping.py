@@ -70,7 +70,12 @@ def dump_workflow(
     if params:
         head["params"] = dict(params)
     head["nodes"] = document["nodes"]
-    return yaml.dump(head, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return dump_document(head)
+
+
+def dump_document(document: dict[str, Any]) -> str:
+    """A workflow document (e.g. ours read from JSON) as YAML text that reads back the same."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 _LINE_BREAKS = re.compile("[\x85\u2028\u2029\ufeff]")
