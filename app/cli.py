@@ -18,6 +18,7 @@ them, so `--help` and `validate` start instantly.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import signal
@@ -103,8 +104,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
     p.add_argument("--cache-dir", type=Path, help="disk cache folder (default: user cache dir)")
     p.add_argument(
-        "--sweep", metavar="NAME=V1,V2,...",
-        help="run once per value of a param, sharing everything upstream of it",
+        "--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
+        help="run once per value of a param, sharing everything upstream of it; values are "
+        'comma-separated, a value holding a comma is quoted: prompt="a cat, sitting","a dog" '
+        "(one --sweep per run)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -446,12 +449,49 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any],
     if not args.sweep:
         yield _load(args.workflow, overrides, registry)
         return
-    if "=" not in args.sweep:
-        raise UserError(f"--sweep {args.sweep!r}: expected NAME=V1,V2,...")
-    name, _, values_text = args.sweep.partition("=")
-    values = [_parse_assignments([f"{name}={v}"], "--sweep")[name] for v in values_text.split(",")]
-    yield from sweep_workflows(_load(args.workflow, overrides, registry), name, values,
-                               params=overrides, registry=registry)  # fmt: skip
+    name, values = _sweep(args.sweep)
+    base = _load(args.workflow, overrides, registry)
+    _check_sweep_name(base, name)
+    yield from sweep_workflows(base, name, values, params=overrides, registry=registry)
+
+
+def _sweep(items: list[str]) -> tuple[str, list[str]]:
+    """`--sweep NAME=V1,V2,...` as the name and its values, read as one CSV row: a value
+    holding a comma is quoted ("a cat, sitting"), the quotes are not part of it. Each value is
+    typed by what it sets, as `--set` values are. One --sweep per run: a second is refused,
+    not silently preferred."""
+    if len(items) > 1:
+        raise UserError(f"--sweep given {len(items)} times ({', '.join(items)}): a run sweeps "
+                        "one param; run once per value of the other")  # fmt: skip
+    name, sep, values_text = items[0].partition("=")
+    name = name.strip()
+    if not sep or not name or not values_text:
+        raise UserError(f"--sweep {items[0]!r}: expected NAME=V1,V2,...")
+    try:
+        (values,) = csv.reader([values_text], strict=True)
+    except csv.Error as exc:
+        raise UserError(f"--sweep {name}: cannot read the values ({exc}); write V1,V2,... "
+                        'with "..." around a value holding a comma or a quote') from None  # fmt: skip
+    return name, values
+
+
+def _check_sweep_name(workflow: Workflow, name: str) -> None:
+    """The swept name is a param of ours, or `<node id>.<input>` of a node of a ComfyUI file."""
+    from latentgraph.graph.problems import did_you_mean
+
+    if workflow.format == "yaml":
+        known = list(workflow.params)
+        if name not in known:
+            raise UserError(f"--sweep {name}: the workflow has no param {name!r}"
+                            f"{did_you_mean(name, known)} (params: "
+                            f"{', '.join(sorted(known)) or 'none'})")  # fmt: skip
+        return
+    node_id, _, input_name = name.rpartition(".")
+    if node_id not in workflow.graph or not input_name:
+        ids = list(workflow.graph.nodes)
+        raise UserError(f"--sweep {name}: a ComfyUI workflow is swept by <node id>.<input>, "
+                        f"and it has no node {node_id or name!r}"
+                        f"{did_you_mean(node_id or name, ids)}")  # fmt: skip
 
 
 def _input_errors_only(result) -> bool:

@@ -69,3 +69,39 @@ def test_set_on_an_api_file_types_the_value_by_the_input_it_sets(cli, tmp_path):
     assert (tmp_path / "output" / "5.txt").read_text() == "7"
     code, _, err = cli("validate", str(path), "--set", "out.name=[cat:dog:0.5]")
     assert code == 0, err
+
+
+def test_sweep_values_may_hold_commas_when_quoted(cli, tmp_path):
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, out, err = cli("run", str(path), "--json", "--sweep", 'label="a cat, sitting",a dog')
+    assert code == 0, err
+    assert sum(e["event"] == "run_started" for e in events(out)) == 2
+    assert sorted(p.name for p in (tmp_path / "output").iterdir()) == [
+        "a cat, sitting.txt", "a dog.txt"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sweeps", "message"), [
+    (["x=1,2", "label=a,b"],
+     "--sweep given 2 times (x=1,2, label=a,b): a run sweeps one param"),
+    (["nope=1,2"], "--sweep nope: the workflow has no param 'nope' (params: label, x)"),
+    (["lable=1,2"], "--sweep lable: the workflow has no param 'lable'; did you mean 'label'?"),
+    (['label="a'], "--sweep label: cannot read the values"),
+    (["x="], "--sweep 'x=': expected NAME=V1,V2,..."),
+])  # fmt: skip
+def test_bad_sweeps_are_refused_naming_sweep_before_anything_runs(cli, tmp_path, sweeps, message):
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, out, err = cli("run", str(path), "--json", *[a for s in sweeps for a in ("--sweep", s)])
+    assert code == 2
+    assert f"latentgraph: error: {message}" in err and "Traceback" not in err
+    assert out == ""
+
+
+def test_sweep_of_an_api_file_is_by_node_input(cli, tmp_path):
+    path = write(tmp_path, "api.json", json.dumps(API))
+    code, out, err = cli("run", str(path), "--json", "--sweep", "out.name=p,q")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "output").iterdir()) == ["p.txt", "q.txt"]
+    code, _, err = cli("run", str(path), "--sweep", "ot.name=p,q")
+    assert code == 2
+    assert "--sweep ot.name: a ComfyUI workflow is swept by <node id>.<input>, and it has no " \
+           "node 'ot'; did you mean 'out'?" in err  # fmt: skip
