@@ -282,13 +282,23 @@ class RunTranslator:
     ) -> None:
         self.finished = True
         self._states.close()
-        self.emit("execution_error", {
-            "prompt_id": self.prompt_id, "node_id": node_id,
-            "node_type": node_type or self.node_types.get(node_id or "", ""),
-            "executed": list(executed if executed is not None else self.executed),
-            "exception_message": message, "exception_type": exception_type,
-            "traceback": list(traceback or []), "current_inputs": dict(inputs or {}),
-            "current_outputs": {}, "timestamp": now_ms()})  # fmt: skip
+        self.emit("execution_error", execution_error(
+            self.prompt_id, node_id=node_id,
+            node_type=node_type or self.node_types.get(node_id or "", ""),
+            executed=executed if executed is not None else self.executed, message=message,
+            exception_type=exception_type, traceback=traceback, inputs=inputs))  # fmt: skip
+
+
+def execution_error(prompt_id: str, *, node_id: str | None, node_type: str, executed: list[str],
+                    message: str, exception_type: str, traceback: list[str] | None = None,
+                    inputs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The data of an `execution_error` message, every field ComfyUI's has: a run's failure,
+    and a prompt a shutdown ended (`Store.recover`), which no translator saw end."""
+    return {"prompt_id": prompt_id, "node_id": node_id, "node_type": node_type,
+            "executed": list(executed), "exception_message": message,
+            "exception_type": exception_type, "traceback": list(traceback or []),
+            "current_inputs": dict(inputs or {}), "current_outputs": {},
+            "timestamp": now_ms()}  # fmt: skip
 
 
 # The events a translator turns into messages (NodeWarning: none), each by its method. The

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .jsontext import encode_json, load_stored, stored_json, stored_text
+from .messages import execution_error
 
 PENDING = "pending"
 RUNNING = "running"
@@ -520,13 +521,16 @@ class Store:
             return n
 
     def recover(self, message: str = "interrupted by shutdown") -> list[str]:
-        """At start: prompts left running by a dead process become errors. Returns their ids."""
-        ids = [r.id for r in self.running()]
-        for pid in ids:
-            msg = [["execution_error", {"prompt_id": pid, "exception_message": message,
-                                        "exception_type": "Shutdown", "timestamp": now_ms()}]]  # fmt: skip
-            self.finish(pid, ERROR, messages=msg, error=message)
-        return ids
+        """At start: prompts left running by a dead process become errors, their history the
+        messages a failed run's has (which nodes ran died with the process). Returns their ids."""
+        running = self.running()
+        for record in running:
+            start = {"prompt_id": record.id, "timestamp": record.started_ms or now_ms()}
+            error = execution_error(record.id, node_id=None, node_type="", executed=[],
+                                    message=message, exception_type="Shutdown")  # fmt: skip
+            messages = [["execution_start", start], ["execution_error", error]]
+            self.finish(record.id, ERROR, messages=messages, error=message)
+        return [record.id for record in running]
 
     # --- history -----------------------------------------------------------------------
 

@@ -336,11 +336,16 @@ def test_a_crash_leaves_running_prompts_failed_by_recover_and_pending_ones_queue
     for pid in ("r1", "r2"):
         record = again.get(pid)
         assert (record.status, record.error) == (st.ERROR, "interrupted by shutdown")
-        ((kind, data),) = record.messages
+        (start_kind, start), (kind, data) = record.messages
+        assert (start_kind, start) == ("execution_start", {"prompt_id": pid,
+                                                           "timestamp": record.started_ms})  # fmt: skip
         assert kind == "execution_error"
-        assert data["prompt_id"] == pid and data["exception_type"] == "Shutdown"
-        assert data["exception_message"] == "interrupted by shutdown"
         assert before <= data["timestamp"] <= st.now_ms()
+        assert data.keys() == _failed_run_error().keys()  # a failed run's fields, all of them
+        assert data == {"prompt_id": pid, "node_id": None, "node_type": "", "executed": [],
+                        "exception_message": "interrupted by shutdown",
+                        "exception_type": "Shutdown", "traceback": [], "current_inputs": {},
+                        "current_outputs": {}, "timestamp": data["timestamp"]}  # fmt: skip
         assert _row(again.path, pid)["status"] == st.ERROR
     assert _ids(again.history()) == ["done", "r1", "r2"]
     assert again.recover() == []  # nothing left running
@@ -905,3 +910,15 @@ def test_many_threads_add_and_finish_without_losing_a_prompt(store):
     assert sorted(r.number for r in store.pending() + store.history()) == list(range(80))
     assert store.memory_bytes() == (sum(r.size for r in store.pending()),
                                     sum(r.size for r in store.history()))  # fmt: skip
+
+
+def _failed_run_error() -> dict:
+    """The `execution_error` data of a run that failed in a worker, for its fields."""
+    from latentgraph.server.messages import RunTranslator
+
+    sent: list = []
+    translator = RunTranslator(
+        "p", {"3": "KSampler"}, lambda type_, data: sent.append((type_, data))
+    )
+    translator.error(node_id="3", node_type="KSampler", message="x", exception_type="E")
+    return next(data for type_, data in sent if type_ == "execution_error")
