@@ -118,7 +118,8 @@ async def folder_paths(request: Request) -> JSONResponse:
     )
 
 
-async def models_in(request: Request) -> JSONResponse:
+def _folder_files(request: Request) -> list[dict[str, Any]]:
+    """The model files of the folder named in the path: name and which of its paths holds it."""
     folder = request.path_params["folder"]
     paths = _model_folders(request).get(folder)
     if paths is None:
@@ -128,7 +129,22 @@ async def models_in(request: Request) -> JSONResponse:
         for p in sorted(base.rglob("*")):
             if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES:
                 files.append({"name": p.relative_to(base).as_posix(), "pathIndex": index})
-    return JSONResponse(files)
+    return files
+
+
+async def models_in(request: Request) -> JSONResponse:
+    return JSONResponse(await run_in_threadpool(_folder_files, request))
+
+
+async def model_folder_names(request: Request) -> JSONResponse:
+    """/models: the names of the models folders (ComfyUI's list of model types)."""
+    return JSONResponse(list(_model_folders(request)))
+
+
+async def model_file_names(request: Request) -> JSONResponse:
+    """/models/{folder}: the file names in one models folder, as its dropdown names them."""
+    files = await run_in_threadpool(_folder_files, request)
+    return JSONResponse(sorted({f["name"] for f in files}, key=str.lower))
 
 
 routes = [
@@ -142,5 +158,7 @@ routes = [
     Route("/global_subgraphs", empty_object, methods=["GET"]),
     Route("/experiment/models", models, methods=["GET"]),
     Route("/experiment/models/{folder}", models_in, methods=["GET"]),
+    Route("/models", model_folder_names, methods=["GET"]),
+    Route("/models/{folder}", model_file_names, methods=["GET"]),
     Route("/internal/folder_paths", folder_paths, methods=["GET"]),
 ]

@@ -103,7 +103,9 @@ def _int_param(request: Request, name: str, default: int | None, lo: int = 0) ->
 async def get_history(request: Request) -> Response:
     store = get_state(request).store
     max_items = _int_param(request, "max_items", None)
-    offset = _int_param(request, "offset", 0) or 0
+    # ComfyUI's paging: skip `offset` of the oldest; a negative one, the default, means the
+    # newest `max_items`
+    offset = _int_param(request, "offset", -1, lo=-_MAX_PAGE_INT)
     rows = store.recent_history(max_items, offset)
     if rows is None:  # older than memory holds: read SQLite off the event loop
         rows = await run_in_threadpool(store.history, max_items, offset)

@@ -176,6 +176,11 @@ def _history_order(record: PromptRecord) -> tuple[int, int]:
     return (record.finished_ms or 0, record.seq)
 
 
+def _paging(max_items: int | str | None, offset: int | str) -> tuple[int | None, int]:
+    """/history's paging as integers (query strings allowed); a negative count is none."""
+    return (None if max_items is None else max(0, int(max_items))), int(offset)
+
+
 def _record(row: sqlite3.Row) -> PromptRecord:
     """A row as a record. Raises ValueError (JSONDecodeError) or TypeError for a corrupt row."""
     ui, ui_json = stored_json(row["ui"])
@@ -542,30 +547,39 @@ class Store:
         rows = self._rows("SELECT * FROM prompts WHERE id = ?", (prompt_id,))
         return rows[0] if rows else None
 
-    def recent_history(self, max_items: int | None = None, offset: int = 0) -> list | None:
-        """`history(max_items, offset)` from memory, or None when memory does not hold it all."""
-        offset = max(0, int(offset))
+    def recent_history(self, max_items: int | None = None, offset: int = -1) -> list | None:
+        """`history(max_items, offset)` from memory, or None when memory does not hold it all:
+        memory holds the newest entries, so it answers a page counted from the oldest only
+        when it holds every entry."""
+        max_items, offset = _paging(max_items, offset)
         with self._mem:
-            if max_items is None or offset + max(0, int(max_items)) > len(self._recent):
-                if not self._recent_all:
-                    return None
-            rows = sorted(self._recent.values(), key=_history_order, reverse=True)
-        end = None if max_items is None else offset + max(0, int(max_items))
-        rows = rows[offset:end]
-        rows.reverse()
-        return rows
+            newest = offset < 0 and max_items is not None and max_items <= len(self._recent)
+            if not (newest or self._recent_all):
+                return None
+            rows = sorted(self._recent.values(), key=_history_order)
+        if offset < 0:
+            return rows if max_items is None else rows[max(0, len(rows) - max_items) :]
+        return rows[offset:] if max_items is None else rows[offset : offset + max_items]
 
-    def history(self, max_items: int | None = None, offset: int = 0) -> list[PromptRecord]:
-        """Finished prompts, oldest first (the order ComfyUI's /history uses)."""
+    def history(self, max_items: int | None = None, offset: int = -1) -> list[PromptRecord]:
+        """Finished prompts, oldest first, paged as ComfyUI's /history is: `offset` of the
+        oldest skipped, then at most `max_items`; a negative offset (the default) means the
+        newest `max_items`."""
         rows = self.recent_history(max_items, offset)
         if rows is not None:
             return rows
-        limit = -1 if max_items is None else max(0, int(max_items))
-        # Paging counts from the newest so `max_items=N` gives the N most recent.
+        max_items, offset = _paging(max_items, offset)
+        limit = -1 if max_items is None else max_items
+        if offset >= 0:
+            return self._rows(
+                "SELECT * FROM prompts WHERE status IN (?, ?, ?) ORDER BY finished_ms, seq"
+                " LIMIT ? OFFSET ?",
+                (*FINISHED, limit, offset),
+            )
         rows = self._rows(
             "SELECT * FROM prompts WHERE status IN (?, ?, ?) ORDER BY finished_ms DESC, seq DESC"
-            " LIMIT ? OFFSET ?",
-            (*FINISHED, limit, max(0, int(offset))),
+            " LIMIT ?",
+            (*FINISHED, limit),
         )
         rows.reverse()
         return rows

@@ -626,21 +626,23 @@ def test_an_unwritten_end_of_a_prompt_not_in_memory(store, monkeypatch):
 # --- history ------------------------------------------------------------------------------
 
 
-def test_history_is_oldest_first_paged_from_the_newest(store):
+def test_history_is_oldest_first_paged_as_comfyui_pages_it(store):
+    """`offset` skips that many of the oldest (it counted from the newest); a negative one, the
+    default, gives the newest `max_items`."""
     for i in range(6):
         _add(store, f"p{i}")
         _run(store, f"p{i}")
     _add(store, "waiting")
     every = [f"p{i}" for i in range(6)]
-    assert _ids(store.history()) == every
-    assert _ids(store.history(2)) == ["p4", "p5"]
-    assert _ids(store.history(2, 1)) == ["p3", "p4"]
-    assert _ids(store.history(None, 4)) == ["p0", "p1"]
-    assert _ids(store.history(10, 5)) == ["p0"]
-    assert store.history(0) == [] and store.history(3, 6) == []
-    assert _ids(store.history(-1)) == [] and _ids(store.history(2, -5)) == ["p4", "p5"]
-    assert _ids(store.history("2", "1")) == ["p3", "p4"]  # query strings
-    assert _ids(store.recent_history(2, 1)) == ["p3", "p4"]
+    assert _ids(store.history()) == every and _ids(store.history(None, -1)) == every
+    assert _ids(store.history(2)) == ["p4", "p5"] and _ids(store.history(2, -5)) == ["p4", "p5"]
+    assert _ids(store.history(2, 1)) == ["p1", "p2"]
+    assert _ids(store.history(None, 4)) == ["p4", "p5"]
+    assert _ids(store.history(10, 5)) == ["p5"] and _ids(store.history(10)) == every
+    assert store.history(0) == [] and store.history(3, 6) == [] and store.history(0, 2) == []
+    assert _ids(store.history(-1)) == []
+    assert _ids(store.history("2", "1")) == ["p1", "p2"]  # query strings
+    assert _ids(store.recent_history(2, 1)) == ["p1", "p2"]
 
 
 def test_recent_history_past_what_memory_holds_reads_the_database(tmp_path):
@@ -653,10 +655,18 @@ def test_recent_history_past_what_memory_holds_reads_the_database(tmp_path):
     assert _ids(store.recent_history(st.RECENT_HISTORY)) == [f"p{i}" for i in range(4, n)]
     assert store.recent_history(st.RECENT_HISTORY + 1) is None
     assert store.recent_history(None) is None and store.recent_history(10, 250) is None
-    assert len(store.history()) == n and _ids(store.history(3, n - 3)) == ["p0", "p1", "p2"]
+    assert store.recent_history(3, n - 3) is None  # counted from the oldest: not all in memory
+    assert len(store.history()) == n and _ids(store.history(3)) == [
+        f"p{n - 3}",
+        f"p{n - 2}",
+        f"p{n - 1}",
+    ]
+    assert _ids(store.history(3, 0)) == ["p0", "p1", "p2"] and _ids(store.history(2, n - 1)) == [
+        f"p{n - 1}"
+    ]
     assert store.get("p0").status == st.SUCCESS and store.exists("p0")
     assert _ids(store.history(st.RECENT_HISTORY + 1))[0] == "p3"
-    assert store.history(0, n - 2) == [] and _ids(store.history(1, n - 2)) == ["p1"]
+    assert store.history(0, 2) == [] and _ids(store.history(1, 1)) == ["p1"]
     # After a restart, memory holds the same newest prompts.
     again = _reopen(store)
     assert len(again._recent) == st.RECENT_HISTORY and again.recent_history(None) is None

@@ -40,10 +40,15 @@ def _fill(store: st.Store, n: int, rng: random.Random) -> None:
 def _check(store: st.Store) -> None:
     assert [r.id for r in store.pending()] == _from_sql_pending(store)
     assert store.count_queued() == len(store.pending()) + len(store.running())
-    total = len(_from_sql_history(store))
-    for max_items, offset in [(None, 0), (1, 0), (64, 0), (64, 10), (256, 0), (300, 0),
-                              (10, 250), (5, total + 3), (0, 0)]:  # fmt: skip
-        want = _from_sql_history(store, -1 if max_items is None else max_items, offset)
+    every = _from_sql_history(store)
+    total = len(every)
+    for max_items, offset in [(None, -1), (1, -1), (64, -1), (256, -1), (300, -1), (None, 0),
+                              (1, 0), (64, 10), (10, total - 5), (5, total + 3), (0, 0),
+                              (0, -1)]:  # fmt: skip
+        if offset < 0:  # the newest max_items
+            want = every if max_items is None else every[max(0, total - max_items) :]
+        else:  # skipping the oldest `offset`
+            want = every[offset:] if max_items is None else every[offset : offset + max_items]
         assert [r.id for r in store.history(max_items, offset)] == want, (max_items, offset)
 
 
