@@ -15,7 +15,14 @@ from typing import Any
 
 from latentgraph.graph import IMAGE, Bool, Choice, Float, Int, NodeResult, Socket, String, node
 
-from .images import check_prefix, files_unchanged, output_files, output_folder, to_uint8
+from .images import (
+    PREFIX_VARIABLES_TEXT,
+    check_prefix,
+    files_unchanged,
+    output_files,
+    output_folder,
+    to_uint8,
+)
 
 METHODS = {"default": 4, "fastest": 0, "slowest": 6}  # pillow's WEBP effort, 0..6
 EXIF_MAKE, EXIF_MODEL = 0x010F, 0x0110
@@ -38,7 +45,8 @@ def _exif(extra: dict[str, Any]) -> Any:
     category="image/animation",
     inputs=[Socket("images", IMAGE, description="the frames, in batch order"),
             String("filename_prefix", "ComfyUI",
-                   description="file name start, may include a subfolder: 'clips/fox'"),
+                   description="file name start, may include a subfolder: 'clips/fox'; "
+                               f"{PREFIX_VARIABLES_TEXT} are replaced"),
             Float("fps", 6.0, min=0.01, max=1000.0, step=0.01),
             Bool("lossless", True),
             Int("quality", 80, min=0, max=100, description="with lossless: effort, else quality"),
@@ -57,9 +65,9 @@ def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float
 
     frames = [Image.fromarray(row[..., :3]) for row in to_uint8(images)]
     exif = _exif(ctx.extra)
-    files = output_files(
-        ctx, filename_prefix, Path(ctx.settings.output_dir), "output", ".webp", record_contents=True
-    )
+    root = Path(ctx.settings.output_dir)
+    files = output_files(ctx, filename_prefix, root, "output", ".webp", record_contents=True,
+                         size=frames[0].size)  # fmt: skip
 
     def save(tmp: Path) -> None:
         frames[0].save(tmp, format="WEBP", save_all=True, append_images=frames[1:],

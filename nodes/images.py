@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,9 +124,32 @@ def _png_info(ctx) -> Any:
 MAX_PREFIX_CHARS = 200
 
 
+# Characters Windows refuses in file names: refused everywhere, so outputs copy anywhere.
+NOT_IN_NAMES = '<>:"|?*'
+
+# The variables ComfyUI's back end expands in a save node's prefix (get_save_image_path): the
+# image's size and the local time. Its editor replaces %date:...% and %Node.widget% itself
+# before queueing a prompt, so those never reach a save node.
+PREFIX_VARIABLES = ("width", "height", "year", "month", "day", "hour", "minute", "second")
+PREFIX_VARIABLES_TEXT = " ".join(f"%{name}%" for name in PREFIX_VARIABLES)
+_PERCENT_NAME = re.compile(r"%([^%]+)%")
+
+
+def expand_prefix(prefix: str, width: int = 0, height: int = 0) -> str:
+    """`prefix` with ComfyUI's save variables (`PREFIX_VARIABLES`) replaced; the size is the
+    first image's (0 for files that are not images, as in ComfyUI)."""
+    now = time.localtime()
+    values = {"width": str(width), "height": str(height), "year": str(now.tm_year),
+              "month": f"{now.tm_mon:02d}", "day": f"{now.tm_mday:02d}",
+              "hour": f"{now.tm_hour:02d}", "minute": f"{now.tm_min:02d}",
+              "second": f"{now.tm_sec:02d}"}  # fmt: skip
+    return _PERCENT_NAME.sub(lambda m: values.get(m.group(1), m.group(0)), prefix)
+
+
 def prefix_problem(prefix: str) -> str | None:
     """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder,
-    control characters, too long for a file name)."""
+    control characters, too long for a file name, a %...% no save node expands, characters
+    file names cannot hold)."""
     text = prefix.replace("\\", "/").strip()
     if not text or text.endswith("/") or text.split("/")[-1] == ".":
         return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
@@ -133,8 +157,18 @@ def prefix_problem(prefix: str) -> str | None:
         return f"{prefix[:40]!r} contains a control character (NUL, newline, ...)"
     if len(text.encode("utf-8", "replace")) > MAX_PREFIX_CHARS:
         return f"the prefix is longer than {MAX_PREFIX_CHARS} bytes; file names are limited"
-    if text.startswith("/") or re.match(r"^[A-Za-z]:", text) or ".." in text.split("/"):
+    if text.startswith("/") or re.match(r"^[A-Za-z]:/", text) or ".." in text.split("/"):
         return f"{prefix!r} would write outside the output directory"
+    unknown = [m.group(0) for m in _PERCENT_NAME.finditer(text)
+               if m.group(1) not in PREFIX_VARIABLES]  # fmt: skip
+    if unknown:
+        return (f"{prefix!r}: {unknown[0]} is not expanded here (ComfyUI's editor replaces "
+                f"%date:...% and %Node.widget% before it queues a prompt); a save node expands "
+                f"only {PREFIX_VARIABLES_TEXT}")  # fmt: skip
+    bad = list(dict.fromkeys(c for c in text if c in NOT_IN_NAMES))  # as they appear
+    if bad:
+        return (f"{prefix!r} contains {' '.join(bad)}: file names cannot hold any of "
+                f"{' '.join(NOT_IN_NAMES)}")  # fmt: skip
     return None
 
 
@@ -192,13 +226,15 @@ def file_contents(path: Path) -> dict[str, Any]:
 
 
 def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
-                 input_name: str = "filename_prefix",
-                 record_contents: bool = False) -> OutputFiles:  # fmt: skip
-    """The checked place under `root` for files named by `prefix` (input `input_name`),
-    numbered after the ones already there."""
+                 input_name: str = "filename_prefix", record_contents: bool = False,
+                 size: tuple[int, int] = (0, 0)) -> OutputFiles:  # fmt: skip
+    """The checked place under `root` for files named by `prefix` (input `input_name`; its
+    variables expanded, `size` the first image's width and height), numbered after the ones
+    already there."""
     problem = prefix_problem(prefix)
     if problem:
         raise input_error(ctx, input_name, problem)
+    prefix = expand_prefix(prefix, *size)
     prefix = prefix.replace("\\", "/").strip()
     target = inside(root, prefix)
     if target is None or Path(prefix).is_absolute():
@@ -219,7 +255,9 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
     from PIL import Image
 
-    files = output_files(ctx, prefix, root, kind, ".png", input_name, record_contents=True)
+    size = (int(images.shape[2]), int(images.shape[1]))  # [B, H, W, C]
+    files = output_files(ctx, prefix, root, kind, ".png", input_name, record_contents=True,
+                         size=size)  # fmt: skip
     info = _png_info(ctx)
     records = []
     for row in to_uint8(images):
@@ -260,7 +298,8 @@ def _record_holds(record: dict[str, Any], root: Path) -> bool:
     category="image",
     inputs=[Socket("images", IMAGE),
             String("filename_prefix", "ComfyUI",
-                   description="file name start, may include a subfolder: 'portraits/fox'")],
+                   description="file name start, may include a subfolder: 'portraits/fox'; "
+                               f"{PREFIX_VARIABLES_TEXT} are replaced")],
     outputs=[],
     output_node=True,
     check=check_prefix,

@@ -1,0 +1,84 @@
+"""SaveImage's filename_prefix: the variables ComfyUI's back end expands in it are expanded, a
+%...% it leaves to its editor is refused by name, and characters file names cannot hold are
+named (not reported as leaving the output folder)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+import latentgraph.nodes  # noqa: F401 - registers the node types these prompts use
+from latentgraph.graph.comfy_api import graph_from_prompt
+from latentgraph.graph.validate import validate
+from latentgraph.nodes import images
+from latentgraph.nodes.values import NodeInputError
+
+
+def problems(prefix: str) -> list[str]:
+    graph = graph_from_prompt({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
+    })  # fmt: skip
+    found = [p for p in validate(graph) if p.severity == "error"]
+    assert all((p.node_id, p.input_name) == ("2", "filename_prefix") for p in found)
+    return [p.message for p in found]
+
+
+def test_size_and_date_variables_are_expanded(make_ctx, tmp_path):
+    before = time.localtime()
+    ctx = make_ctx("SaveImage")
+    prefix = "%year%-%month%-%day%/fox_%width%x%height%_%hour%%minute%%second%"
+    assert problems(prefix) == []
+    [record] = images.save_image(ctx, torch.zeros(1, 24, 40, 3), prefix).ui["images"]
+    after = time.localtime()
+    day = f"{before.tm_year}-{before.tm_mon:02d}-{before.tm_mday:02d}"
+    assert record["subfolder"] == day or before.tm_mday != after.tm_mday
+    name = record["filename"]
+    assert name.startswith("fox_40x24_") and name.endswith("_00001_.png")
+    clock = name.removeprefix("fox_40x24_").removesuffix("_00001_.png")
+    assert len(clock) == 6 and clock.isdigit()
+    assert (tmp_path / "output" / record["subfolder"] / name).is_file()
+
+
+def test_animated_webp_expands_its_frames_size(make_ctx, tmp_path):
+    from latentgraph.nodes import animation
+
+    ctx = make_ctx("SaveAnimatedWEBP")
+    result = animation.save_animated_webp(ctx, torch.zeros(2, 24, 40, 3), "loop_%width%x%height%")
+    assert result.ui["images"][0]["filename"] == "loop_40x24_00001_.webp"
+
+
+@pytest.mark.parametrize("prefix, pattern", [
+    ("%date:yyyy-MM-dd%/fox", "%date:yyyy-MM-dd%"),
+    ("fox_%Empty Latent Image.width%", "%Empty Latent Image.width%"),
+    ("fox_%seed%", "%seed%"),
+])  # fmt: skip
+def test_a_pattern_no_save_node_expands_is_refused_by_name(make_ctx, tmp_path, prefix, pattern):
+    [message] = problems(prefix)
+    assert f"{pattern} is not expanded here" in message and "%width%" in message
+    with pytest.raises(NodeInputError, match="is not expanded here"):
+        images.save_image(make_ctx("SaveImage"), torch.zeros(1, 8, 8, 3), prefix)
+    assert not (tmp_path / "output").exists() or not any((tmp_path / "output").rglob("*"))
+
+
+def test_a_lone_percent_sign_is_kept(make_ctx, tmp_path):
+    assert problems("100%_fox") == []
+    [record] = images.save_image(make_ctx("SaveImage"), torch.zeros(1, 8, 8, 3),
+                                 "100%_fox").ui["images"]  # fmt: skip
+    assert record["filename"] == "100%_fox_00001_.png"
+
+
+@pytest.mark.parametrize("prefix, named", [("a:b*c?", ": * ?"), ('say "hi"', '"'),
+                                           ("x<y>|z", "< > |")])  # fmt: skip
+def test_characters_file_names_cannot_hold_are_named(prefix, named):
+    [message] = problems(prefix)
+    assert f"contains {named}: file names cannot hold" in message
+    assert "outside" not in message
+
+
+@pytest.mark.parametrize("prefix", ["C:/x", "c:\\x", "/etc/x"])
+def test_absolute_paths_still_leave_the_output_folder(prefix):
+    [message] = problems(prefix)
+    assert "would write outside the output directory" in message
