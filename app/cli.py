@@ -5,7 +5,8 @@ Exit codes (also in README.md):
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
         or a run that failed only because a node refused its input (a missing or pickled
-        model file, a file name leaving the output folder: `NodeInputError`)
+        model file, a file name leaving the output folder: `graph.problems.InputError`,
+        printed like a validation problem at the input's file:line, with no traceback)
     3   could not reach the server (`submit`)
     70  internal error (a bug: please report it with the output of `--debug`)
     130 interrupted (Ctrl-C); the current node stops at its next step
@@ -378,7 +379,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for workflow in _workflows(args, overrides, registry):
             extra = dict(workflow.extra)
             extra.setdefault("prompt", prompt_from_graph(workflow.graph, registry))
-            renderer = _renderer(args, settings)
+            renderer = _renderer(args, settings, workflow.graph)
             try:
                 result = scheduler.run(workflow.graph, on_event=renderer, cancel=cancel,
                                        extra=extra)  # fmt: skip
@@ -495,20 +496,17 @@ def _check_sweep_name(workflow: Workflow, name: str) -> None:
 
 
 def _input_errors_only(result) -> bool:
-    """True when every failed node refused its input (NodeInputError): the user's to fix."""
-    failures = getattr(result, "failures", None) or []
-    return bool(failures) and all(
-        f.exception_type.rsplit(".", 1)[-1] == "NodeInputError" for f in failures
-    )
+    """True when every failed node refused its input (an InputError): the user's to fix."""
+    return bool(result.failures) and all(f.user_error for f in result.failures)
 
 
-def _renderer(args: argparse.Namespace, settings):
+def _renderer(args: argparse.Namespace, settings, graph):
     from latentgraph.graph.console import JsonLines, RichProgress
 
     if args.json:
         return JsonLines()
     return RichProgress(quiet=args.quiet, dirs={"output": settings.output_dir,
-                                                "temp": settings.temp_dir})  # fmt: skip
+                                                "temp": settings.temp_dir}, graph=graph)  # fmt: skip
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from .events import (
     RunFinished,
     RunStarted,
 )
+from .model import Graph
 
 
 class JsonLines:
@@ -43,7 +44,9 @@ class JsonLines:
 class RichProgress:
     """Progress bars for people: one bar for the run, one per node that reports steps."""
 
-    def __init__(self, quiet: bool = False, dirs: dict[str, Path] | None = None) -> None:
+    def __init__(self, quiet: bool = False, dirs: dict[str, Path] | None = None,
+                 graph: Graph | None = None) -> None:  # fmt: skip
+        """`graph`, when the run's is at hand, places a node's user error at its file:line."""
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -68,6 +71,7 @@ class RichProgress:
         self._node_tasks: dict[str, Any] = {}
         self._started = False
         self._dirs = dirs or {}
+        self._graph = graph
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -103,11 +107,7 @@ class RichProgress:
             self._show_ui(event.node_id, event.ui or {})
         elif isinstance(event, NodeFailed):
             self.console.print(
-                "[red]error[/red] "
-                + escape(
-                    f"in node {event.node_id!r} ({event.node_type}): "
-                    f"{event.exception_type}: {event.message}"
-                ),
+                "[red]error[/red]" + escape(self._failure(event)),
                 highlight=False,
                 soft_wrap=True,  # never break a path or message mid-word in logs
             )
@@ -119,6 +119,18 @@ class RichProgress:
                 f"{len(event.cached)} cached, {len(event.failed)} failed, "
                 f"{len(event.skipped)} skipped in {event.seconds:.2f}s"
             )
+
+    def _failure(self, event: NodeFailed) -> str:
+        """A user error as validation shows a problem (where, then the message naming the node
+        and input); a crash with its exception class, a bug's first clue."""
+        if not event.user_error:
+            return f" in node {event.node_id!r} ({event.node_type}): {event.exception_type}: " \
+                   f"{event.message}"  # fmt: skip
+        node = self._graph.nodes.get(event.node_id) if self._graph is not None else None
+        location = None
+        if node is not None:
+            location = node.input_locations.get(event.input_name or "") or node.location
+        return f": {location}: {event.message}" if location else f": {event.message}"
 
     def _show_ui(self, node_id: str, ui: dict[str, Any]) -> None:
         """What an output node produced: saved files, preview files, preview text."""

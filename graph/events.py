@@ -94,8 +94,11 @@ class NodeFailed(Event):
     node_type: str = ""
     message: str = ""
     exception_type: str = ""
-    traceback: list[str] = field(default_factory=list)
+    traceback: list[str] = field(default_factory=list)  # none for a user error
     inputs: dict[str, str] = field(default_factory=dict)
+    # A node refused the user's value (`problems.InputError`): the user's to fix, not a bug.
+    user_error: bool = False
+    input_name: str | None = None  # the refused input, when the node named it
     kind = "node_failed"
 
 

@@ -59,6 +59,15 @@ class WorkflowError(Exception):
         return [p for p in self.problems if p.severity == "error"]
 
 
+class InputError(ValueError):
+    """A node refused a value the user gave, found while it runs (a user error, not a bug):
+    reported like a validation problem, at the input's place, without a traceback."""
+
+    def __init__(self, message: str, input_name: str | None = None) -> None:
+        super().__init__(message)
+        self.input_name = input_name
+
+
 def did_you_mean(name: str, candidates: list[str]) -> str:
     """The "; did you mean 'x'?" hint for a mistyped name ("" when nothing is close)."""
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)

@@ -41,7 +41,7 @@ from .events import (
     RunStatus,
 )
 from .model import Graph, Link
-from .problems import Problem, WorkflowError
+from .problems import InputError, Problem, WorkflowError
 
 PROGRESS_INTERVAL = 0.05  # seconds between two NodeProgress events of one node
 
@@ -555,7 +555,8 @@ class _Run:
                        emit_progress=progress, emit_warning=warn, extra=self.extra)  # fmt: skip
 
     def fail(self, nid: str, nt: NodeType, exc: Exception, kwargs: dict) -> NodeOutcome:
-        lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        user_error = isinstance(exc, InputError)
+        lines = [] if user_error else traceback.format_exception(type(exc), exc, exc.__traceback__)
         event = NodeFailed(
             self.run_id,
             node_id=nid,
@@ -566,6 +567,8 @@ class _Run:
             else type(exc).__qualname__,
             traceback=lines,
             inputs={k: describe(v) for k, v in kwargs.items()},
+            user_error=user_error,
+            input_name=exc.input_name if isinstance(exc, InputError) else None,
         )
         exc.__traceback__ = None  # frames hold input values: let them go
         self.result.failures.append(event)

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from latentgraph.graph.problems import InputError
 
-class NodeInputError(ValueError):
+
+class NodeInputError(InputError):
     """Bad user input found while a node runs; the message names the node and the input."""
 
 
@@ -20,7 +22,7 @@ def input_error(ctx: Any, input_name: str | None, message: str) -> NodeInputErro
     where = f"{ctx.node_type} node {ctx.node_id!r}"
     if input_name:
         where += f" input {input_name!r}"
-    return NodeInputError(f"{where}: {message}")
+    return NodeInputError(f"{where}: {message}", input_name)
 
 
 def enforce_limits(ctx: Any, node_fn: Any, **values: Any) -> None:

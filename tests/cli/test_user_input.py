@@ -2,6 +2,7 @@
 devices) is read strictly and refused before anything runs, with the usage exit code."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,32 @@ def test_sweep_of_an_api_file_is_by_node_input(cli, tmp_path):
     assert code == 2
     assert "--sweep ot.name: a ComfyUI workflow is swept by <node id>.<input>, and it has no " \
            "node 'ot'; did you mean 'out'?" in err  # fmt: skip
+
+
+REFUSING = ["--nodes-dir", str(Path(__file__).parent / "refusing_plugin")]
+ODD = GOOD.replace("type: CliNumber\n    value: $x", "type: CliEven\n    value: $x")
+
+
+def test_a_node_refusing_its_input_is_shown_like_a_validation_problem(cli, tmp_path):
+    """file:line:col of the input, the message naming node and input; no class, no traceback."""
+    path = write(tmp_path, "odd.yaml", ODD)
+    code, out, err = cli("run", str(path), "-q", "--set", "x=3", *REFUSING)
+    assert code == 2
+    assert f"error: {path}:7:12: CliEven node 'a' input 'value': 3 is odd" in err
+    assert "InputError" not in err and "Traceback" not in err
+
+
+def test_a_user_error_in_json_has_no_traceback_and_a_crash_keeps_its_own(cli, tmp_path):
+    path = write(tmp_path, "odd.yaml", ODD)
+    code, out, _ = cli("run", str(path), "--json", "--set", "x=3", *REFUSING)
+    (failed,) = [e for e in events(out) if e["event"] == "node_failed"]
+    assert code == 2
+    assert (failed["user_error"], failed["input_name"], failed["traceback"]) == (
+        True, "value", [])  # fmt: skip
+    crash = GOOD + "  boom:\n    type: CliFail\n    a: a\n  out2:\n    type: CliWrite\n" \
+                   "    value: boom\n"  # fmt: skip
+    path = write(tmp_path, "crash.yaml", crash)
+    code, out, _ = cli("run", str(path), "--json")
+    (failed,) = [e for e in events(out) if e["event"] == "node_failed"]
+    assert code == 1
+    assert failed["user_error"] is False and "Traceback" in failed["traceback"][0]

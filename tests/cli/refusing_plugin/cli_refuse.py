@@ -1,0 +1,12 @@
+"""A node refusing its input while it runs (a user error), for CLI tests (--nodes-dir)."""
+
+from latentgraph.graph import Int as IntInput
+from latentgraph.graph import Output, node
+from latentgraph.graph.problems import InputError
+
+
+@node("CliEven", inputs=[IntInput("value", 0)], outputs=[Output("value", "CLI_INT")])
+def even(ctx, value):
+    if value % 2:
+        raise InputError(f"CliEven node {ctx.node_id!r} input 'value': {value} is odd", "value")
+    return value
