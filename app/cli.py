@@ -4,6 +4,8 @@ Exit codes (also in README.md):
     0   success
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
+        an --output-dir that is not a folder, a --device this machine lacks (cuda, mps: checked
+        before any node runs),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
         printed like a validation problem at the input's file:line, with no traceback)
@@ -363,8 +365,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = _load_nodes(args.nodes_dir)
     settings = _settings(args)
     overrides = _parse_assignments(args.overrides, "--set")
+    _check_output_dir(settings.output_dir)
     if args.ray:
         return _run_on_ray(args, registry, settings, overrides)
+    _check_device(settings)
     if args.no_cache:
         cache = Cache(disk_dir=None)
     elif args.cache_dir:
@@ -396,6 +400,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
+
+
+def _check_output_dir(folder: Path) -> None:
+    """The output folder is a folder, or can be made: checked before any node runs, not when
+    the first image is saved at the end of the work."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--output-dir {folder}: not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--output-dir {folder}: cannot create it ({exc.strerror})") from None
+
+
+def _check_device(settings) -> None:
+    """A GPU device this machine does not have is a usage error (exit 2) before any node runs.
+    `auto` and `cpu` always work, and need no torch import to say so."""
+    if settings.device in ("auto", "cpu"):
+        return
+    from latentgraph.nodes.runtime import device_name
+
+    try:
+        device_name(settings)
+    except RuntimeError as exc:
+        raise UserError(f"--device: {exc}") from None
 
 
 def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,

@@ -40,6 +40,11 @@ def device_name(settings: Settings) -> str:
             raise RuntimeError(f"device {name!r}: only {torch.cuda.device_count()} CUDA "
                                "device(s) are visible")  # fmt: skip
         return f"cuda:{index}"
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise RuntimeError("device 'mps': this torch sees no Apple GPU (MPS); use --device "
+                               "cpu or auto")  # fmt: skip
     return name
 
 

@@ -135,3 +135,28 @@ def test_a_user_error_in_json_has_no_traceback_and_a_crash_keeps_its_own(cli, tm
     (failed,) = [e for e in events(out) if e["event"] == "node_failed"]
     assert code == 1
     assert failed["user_error"] is False and "Traceback" in failed["traceback"][0]
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_anything_runs(cli, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    write(tmp_path, "afile", "x")
+    code, out, err = cli("run", str(path), "--json", "--output-dir", "afile")
+    assert code == 2 and out == ""
+    assert "latentgraph: error: --output-dir afile: not a folder" in err
+    code, out, err = cli("run", str(path), "--json", "--output-dir", "afile/sub")
+    assert code == 2 and out == ""
+    assert "latentgraph: error: --output-dir afile/sub: cannot create it" in err
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_a_device_this_machine_lacks_is_a_usage_error_before_anything_runs(
+    cli, tmp_path, device, monkeypatch
+):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, out, err = cli("run", str(path), "--json", "--device", device)
+    assert code == 2 and out == ""
+    assert f"latentgraph: error: --device: device {device!r}: this torch sees no" in err
