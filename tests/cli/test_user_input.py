@@ -160,3 +160,11 @@ def test_a_device_this_machine_lacks_is_a_usage_error_before_anything_runs(
     code, out, err = cli("run", str(path), "--json", "--device", device)
     assert code == 2 and out == ""
     assert f"latentgraph: error: --device: device {device!r}: this torch sees no" in err
+
+
+def test_set_on_an_api_file_naming_no_node_says_so_with_did_you_mean(cli, tmp_path):
+    path = write(tmp_path, "api.json", json.dumps(API))
+    code, _, err = cli("validate", str(path), "--set", "ot.name=x")
+    assert code == 2
+    assert "--set ot.name: the workflow has no node 'ot'; did you mean 'out'? (node ids: a, out)" \
+        in err and "have no params" not in err  # fmt: skip
