@@ -286,10 +286,17 @@ def _load(path_text: str, overrides: dict[str, Any], registry: Registry) -> Work
     """Load any supported workflow format (the one table in graph/formats.py)."""
     from latentgraph.graph.formats import load_file
 
+    return load_file(_workflow_file(path_text), overrides, registry)
+
+
+def _workflow_file(path_text: str) -> Path:
+    """The workflow file the user named, or a UserError saying why it cannot be one."""
     path = Path(path_text)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; name a workflow file in it")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    return load_file(path, overrides, registry)
+    return path
 
 
 def _print_problems(problems, as_json: bool) -> None:
@@ -577,9 +584,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from latentgraph.graph.convert import convert
 
     registry = _load_nodes(args.nodes_dir)
-    if not Path(args.source).is_file():
-        raise UserError(f"{args.source}: no such file")
-    convert(Path(args.source), args.dest, to=args.to, registry=registry)
+    convert(_workflow_file(args.source), args.dest, to=args.to, registry=registry)
     return EXIT_OK
 
 

@@ -177,6 +177,9 @@ class Settings:
 # message counts in. Inputs of one node bounded by the same limit are bounded together, by the
 # product of their values (width and height by max_image_pixels).
 LIMITS: dict[str, str] = {"max_image_pixels": "pixels", "max_batch": "images", "max_steps": "steps"}
+# The command-line flag setting each limit (the same for `run` and `serve`), named in messages.
+LIMIT_FLAGS: dict[str, str] = {"max_image_pixels": "--max-pixels", "max_batch": "--max-batch",
+                               "max_steps": "--max-steps"}  # fmt: skip
 
 
 class Context:

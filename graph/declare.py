@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .context import LIMITS, Settings
+from .context import LIMIT_FLAGS, LIMITS, Settings
 
 # Socket types. Names match ComfyUI's where the meaning matches, so editor colours and
 # ComfyUI workflows line up.
@@ -195,11 +195,12 @@ class NodeType:
             total, bound = math.prod(given), settings.limit(limit)
             if total <= bound:
                 continue
+            flag = LIMIT_FLAGS[limit]
             if len(given) == 1:
-                message = f"{names[0]} {total} is over this server's limit of {bound}"
+                message = f"{names[0]} {total} is over the limit of {bound} ({flag})"
             else:
-                message = (f"{'x'.join(map(str, given))} is {total} {LIMITS[limit]}, over this "
-                           f"server's limit of {bound}")  # fmt: skip
+                message = (f"{'x'.join(map(str, given))} is {total} {LIMITS[limit]}, over the "
+                           f"limit of {bound} ({flag})")  # fmt: skip
             found.append((names[0], message))
         return found
 

@@ -165,14 +165,13 @@ def _build(
             )
     version = value.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION or isinstance(version, bool):
-        problems.append(
-            Problem(
-                "invalid_value",
-                f"unsupported workflow version {version!r}; this latentgraph reads version "
-                f"{FORMAT_VERSION}",
-                location=at("version"),
-            )
+        message = (
+            f"'version' must be the number {FORMAT_VERSION}, not the text {version!r}"
+            if isinstance(version, str) and version.strip() == str(FORMAT_VERSION)
+            else f"unsupported workflow version {version!r}; this latentgraph reads version "
+            f"{FORMAT_VERSION}"
         )
+        problems.append(Problem("invalid_value", message, location=at("version")))
     description = value.get("description", "")
     if description is None:
         description = ""
@@ -207,7 +206,9 @@ def _build(
             problems.append(
                 Problem(
                     "syntax",
-                    f"a node is a mapping with a 'type' key, not a {_kind(body)}",
+                    "the node is empty: give it a 'type' (e.g. 'type: LatentNoise') and its inputs"
+                    if body is None
+                    else f"a node is a mapping with a 'type' key, not a {_kind(body)}",
                     node_id=node_id,
                     location=node_loc,
                 )  # fmt: skip
@@ -218,7 +219,9 @@ def _build(
             problems.append(
                 Problem(
                     "syntax",
-                    "the node has no 'type' (the node type name, e.g. 'type: LatentNoise')",
+                    "the node has no 'type' (the node type name, e.g. 'type: LatentNoise')"
+                    if type_name is None or type_name == ""
+                    else f"'type' must be a node type name (text), not a {_kind(type_name)}",
                     node_id=node_id,
                     location=node_loc,
                 )  # fmt: skip
@@ -349,6 +352,11 @@ def _resolve_link(
     where: Location,
     problems: list[Problem],
 ) -> Link | None:
+    if spec not in types and _WHOLE_PARAM.fullmatch(spec):
+        problems.append(Problem(
+            "bad_linked_input", f"{spec} is a param, and a param cannot feed a link input: write "
+            "the link itself here (<node>.<output>)", node_id, input_name, where))  # fmt: skip
+        return None
     target, output = spec, None
     if spec not in types and "." in spec:
         target, output = spec.rsplit(".", 1)

@@ -168,3 +168,12 @@ def test_set_on_an_api_file_naming_no_node_says_so_with_did_you_mean(cli, tmp_pa
     assert code == 2
     assert "--set ot.name: the workflow has no node 'ot'; did you mean 'out'? (node ids: a, out)" \
         in err and "have no params" not in err  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "convert"])
+def test_a_folder_named_as_the_workflow_is_called_a_folder(cli, tmp_path, command):
+    (tmp_path / "flows").mkdir()
+    args = [command, "flows"] + (["out.json"] if command == "convert" else [])
+    code, _, err = cli(*args)
+    assert code == 2
+    assert "latentgraph: error: flows: is a folder; name a workflow file in it" in err

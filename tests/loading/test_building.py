@@ -67,9 +67,10 @@ def test_every_broken_node_is_reported_and_the_rest_still_read(registry):
     no_type = "the node has no 'type' (the node type name, e.g. 'type: LatentNoise')"
     assert problems(text, registry) == [
         ("syntax", "c", None, (2, 3), "a node is a mapping with a 'type' key, not a number"),
-        ("syntax", "d", None, (3, 3), "a node is a mapping with a 'type' key, not a NoneType"),
+        ("syntax", "d", None, (3, 3), "the node is empty: give it a 'type' (e.g. "
+         "'type: LatentNoise') and its inputs"),
         ("syntax", "e", None, (4, 3), no_type),
-        ("syntax", "f", None, (5, 3), no_type),
+        ("syntax", "f", None, (5, 3), "'type' must be a node type name (text), not a number"),
         ("unknown_param", "g", "value", (6, 27), unknown("nope", "none declared")),
     ]  # fmt: skip
 
@@ -243,4 +244,19 @@ def test_echoes_are_left_out_and_the_problems_after_them_kept(registry):
             "  f: {type: Const, value: 5000}\n  o: {type: ShowNumber, value: e}\n")  # fmt: skip
     assert [p[:3] for p in problems(text, registry)] == [
         ("syntax", "bad", None), ("value_bigger_than_max", "f", "value")
+    ]  # fmt: skip
+
+
+def test_a_version_written_as_text_is_named_as_such(registry):
+    assert problems('version: "1"\nnodes:\n' + OUT, registry) == [
+        ("invalid_value", None, None, (1, 10), "'version' must be the number 1, not the text '1'")
+    ]
+
+
+def test_a_param_written_where_a_link_goes_is_named_as_a_param(registry):
+    text = ("params:\n  src: c\nnodes:\n  c: {type: Const}\n"
+            "  o: {type: ShowNumber, value: $src}\n")  # fmt: skip
+    assert problems(text, registry) == [
+        ("bad_linked_input", "o", "value", (5, 32), "$src is a param, and a param cannot feed a "
+         "link input: write the link itself here (<node>.<output>)"),
     ]  # fmt: skip

@@ -94,7 +94,7 @@ def test_every_limit_of_a_node_is_checked():
                     outputs=(Output("o", "X"),))  # fmt: skip
     settings = Settings(max_steps=10, max_batch=2)
     assert node.limit_problems({"steps": "x", "batch": 3}, settings) == [
-        ("batch", "batch 3 is over this server's limit of 2")]  # fmt: skip
+        ("batch", "batch 3 is over the limit of 2 (--max-batch)")]  # fmt: skip
 
 
 def test_a_limit_checked_within_bounds_does_not_stop_the_next():
@@ -103,7 +103,7 @@ def test_a_limit_checked_within_bounds_does_not_stop_the_next():
                     outputs=())  # fmt: skip
     settings = Settings(max_steps=10, max_batch=2)
     assert node.limit_problems({"steps": 10, "batch": 3}, settings) == [
-        ("batch", "batch 3 is over this server's limit of 2")]  # fmt: skip
+        ("batch", "batch 3 is over the limit of 2 (--max-batch)")]  # fmt: skip
 
 
 def test_an_unknown_limit_lists_the_known_ones():

@@ -344,7 +344,7 @@ def test_limits_are_checked_per_node(toys):
     assert found == [
         ("a", "value_smaller_than_min", "width", 4, "4 is below the minimum 8"),
         ("b", "limit_exceeded", "width", 20,
-         "20x10 is 200 pixels, over this server's limit of 100"),
+         "20x10 is 200 pixels, over the limit of 100 (--max-pixels)"),
     ]  # fmt: skip
 
 
