@@ -7,13 +7,19 @@ A 2-element list `[node id (str), output index (int)]` is a link; a literal list
 wrapped as `{"__value__": [...]}`. Inputs a known node type does not declare are dropped
 (clients send extras such as `seed_control`); `_meta` is dropped except its title.
 Unknown class types are kept so validation reports them with a "did you mean".
+
+The format follows ComfyUI's rules, not our YAML's: a literal for an INT, FLOAT or STRING
+input is converted as ComfyUI converts it (`api_literal`), and a server validates only output
+nodes and what they need (`check_outputs`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from .declare import Registry, registry_or_default
+from .context import Settings
+from .declare import FLOAT, INT, STRING, Input, NodeType, Registry, registry_or_default
 from .model import Graph, Link, Location, Node
 from .problems import Problem, WorkflowError
 
@@ -106,15 +112,43 @@ def graph_from_prompt(
         meta = body.get("_meta")
         if isinstance(meta, dict) and isinstance(meta.get("title"), str):
             node.title = meta["title"]
-        for name, value in inputs.items():
-            name = str(name)
-            if node_type is not None and node_type.input(name) is None:
-                continue
-            node.inputs[name] = _from_wire(value)
+        if node_type is None:
+            node.inputs = {str(name): _from_wire(value) for name, value in inputs.items()}
+        else:
+            _read_inputs(node, node_type, inputs)
         graph.add(node)
     if problems:
         raise WorkflowError(problems)
     return graph
+
+
+def _read_inputs(node: Node, node_type: NodeType, inputs: dict) -> None:
+    """The inputs `node_type` declares, literals converted as ComfyUI converts them."""
+    for name, value in inputs.items():
+        decl = node_type.input(str(name))
+        if decl is not None:
+            node.inputs[decl.name] = api_literal(decl, _from_wire(value))
+
+
+# How ComfyUI's validation converts a literal for these input types before checking it.
+_CONVERSIONS = {INT: int, FLOAT: float, STRING: str}
+
+
+def api_literal(decl: Input, value: Any) -> Any:
+    """A literal of an API-format prompt as the input `decl` takes it: ComfyUI clients send
+    "5" for an INT, 64.0 for an INT, 7 for a STRING, and ComfyUI converts them with int(),
+    float() or str() (so 7.9 for an INT is 7, and "7.5" for an INT fails). A value that does
+    not convert, and null, lists and objects, are kept as they are: validation reports them
+    as invalid_input_type. Our own formats are not converted."""
+    convert = _CONVERSIONS.get(decl.type)
+    if convert is None or not decl.accepts_literal or type(value) is convert:
+        return value
+    if type(value) not in (bool, int, float, str):
+        return value
+    try:
+        return convert(value)
+    except (ValueError, OverflowError):  # "7.5" as an INT, inf as an INT, digits past the limit
+        return value
 
 
 def _from_wire(value: Any) -> Any:
@@ -147,3 +181,73 @@ def prompt_from_graph(graph: Graph, registry: Registry | None = None) -> dict:
             entry["_meta"] = {"title": node.title}
         prompt[node.id] = entry
     return prompt
+
+
+# Problems that make the whole prompt unusable, whichever outputs a node feeds.
+_PROMPT_LEVEL = frozenset({"unknown_node_type"})
+
+
+@dataclass
+class OutputCheck:
+    """What ComfyUI's validation decides for a prompt: the outputs that may run (`good`), the
+    errors that stop the others (`errors`: only on nodes a failed output needs; a node that
+    feeds no output is never reported), and for each node with errors the failed outputs
+    that need it (`dependents`)."""
+
+    good: list[str]
+    failed: list[str] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+    dependents: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def check_outputs(
+    graph: Graph, registry: Registry | None, settings: Settings | None, outputs: list[str]
+) -> OutputCheck:
+    """Validate `graph` read from an API prompt for each of `outputs` (its output nodes, or
+    the client's targets) on its own, as ComfyUI does: an output runs when it and every node
+    it needs are free of errors."""
+    from .validate import validate
+
+    everything = [p for p in validate(graph, registry, settings) if p.code != "prompt_no_outputs"]
+    errors = [p for p in everything if p.severity == "error"]
+    warnings = [p for p in everything if p.severity != "error"]
+    if not errors:  # the common case: no walk
+        return OutputCheck(list(outputs), warnings=warnings)
+    if any(p.node_id is None or p.code in _PROMPT_LEVEL for p in errors):
+        return OutputCheck([], list(outputs), errors, {}, warnings)
+    by_node: dict[str, list[Problem]] = {}
+    for p in errors:
+        by_node.setdefault(str(p.node_id), []).append(p)
+    result = OutputCheck([], warnings=warnings)
+    reported: set[str] = set()
+    for out in outputs:
+        bad = [n for n in _needs(graph, out) if n in by_node]
+        if not bad:
+            result.good.append(out)
+            continue
+        result.failed.append(out)
+        for nid in bad:
+            result.dependents.setdefault(nid, []).append(out)
+            if nid not in reported:
+                reported.add(nid)
+                result.errors += by_node[nid]
+    return result
+
+
+def _needs(graph: Graph, output: str) -> list[str]:
+    """`output` and every node it needs, through links (iterative: no recursion limit)."""
+    nodes = graph.nodes
+    seen = {output}
+    order = [output]
+    stack = [output]
+    while stack:
+        node = nodes.get(stack.pop())
+        if node is None:
+            continue
+        for value in node.inputs.values():
+            if type(value) is Link and value.node not in seen:
+                seen.add(value.node)
+                order.append(value.node)
+                stack.append(value.node)
+    return order

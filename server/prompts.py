@@ -8,7 +8,7 @@ error type.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from latentgraph.graph.problems import Problem, WorkflowError
@@ -29,9 +29,14 @@ class PromptRejected(Exception):
 
 @dataclass
 class CheckedPrompt:
+    """A prompt that may be queued: `targets` are what runs when not every output node does
+    (the client's partial_execution_targets, or the outputs that passed validation when some
+    failed), and `node_errors` the failed outputs' errors, which the 200 answer carries."""
+
     prompt: dict[str, Any]
     outputs: list[str]
     targets: list[str] | None = None
+    node_errors: dict[str, Any] = field(default_factory=dict)
 
 
 def error_body(type_: str, message: str, details: str = "", node_errors=None, **extra) -> dict:
@@ -42,11 +47,12 @@ def error_body(type_: str, message: str, details: str = "", node_errors=None, **
 
 
 def _dependent_outputs(prompt: dict[str, Any], outputs: list[str]) -> dict[str, list[str]]:
-    """For each node id, the output nodes that (transitively) consume it."""
+    """For each node id, the output nodes that (transitively) consume it, read from the
+    prompt itself (for a prompt that does not convert to a Graph)."""
     parents: dict[str, set[str]] = {}
     for nid, spec in prompt.items():
         ins = spec.get("inputs", {}) if isinstance(spec, dict) else {}
-        parents[nid] = {
+        parents[str(nid)] = {
             str(v[0]) for v in (ins.values() if isinstance(ins, dict) else [])
             if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)
         }  # fmt: skip
@@ -63,7 +69,9 @@ def _dependent_outputs(prompt: dict[str, Any], outputs: list[str]) -> dict[str, 
     return result
 
 
-def reject(problems: list[Problem], prompt: dict[str, Any], outputs: list[str]) -> PromptRejected:
+def reject(
+    problems: list[Problem], prompt: dict[str, Any], dependents: dict[str, list[str]] | None = None
+) -> PromptRejected:
     """Turn engine problems into the protocol's 400 body."""
     errors = [p for p in problems if p.severity == "error" and p.code not in _IGNORED]
     top = next((p for p in errors if p.node_id is None or p.code in _PROMPT_LEVEL), None)
@@ -79,12 +87,25 @@ def reject(problems: list[Problem], prompt: dict[str, Any], outputs: list[str]) 
                 f"Node ID '#{top.node_id}'",
             )
         )
-    deps = _dependent_outputs(prompt, outputs)
-    node_errors: dict[str, Any] = {}
+    return PromptRejected(
+        error_body(
+            "prompt_outputs_failed_validation",
+            "Prompt outputs failed validation",
+            "; ".join(str(p) for p in errors[:5]),
+            node_errors=node_errors(errors, prompt, dependents or {}),
+        )
+    )
+
+
+def node_errors(
+    errors: list[Problem], prompt: dict[str, Any], dependents: dict[str, list[str]]
+) -> dict[str, Any]:
+    """The protocol's `node_errors`: per node, its errors and the outputs they stop."""
+    result: dict[str, Any] = {}
     for p in errors:
         nid = str(p.node_id)
-        entry = node_errors.setdefault(nid, {
-            "errors": [], "dependent_outputs": deps.get(nid, []),
+        entry = result.setdefault(nid, {
+            "errors": [], "dependent_outputs": dependents.get(nid, []),
             "class_type": p.node_type or _class_of(prompt, nid)})  # fmt: skip
         info: dict[str, Any] = {}
         if p.input_name is not None:
@@ -92,14 +113,7 @@ def reject(problems: list[Problem], prompt: dict[str, Any], outputs: list[str]) 
             info["received_value"] = p.received
         entry["errors"].append({"type": p.code, "message": p.message,
                                 "details": str(p), "extra_info": info})  # fmt: skip
-    return PromptRejected(
-        error_body(
-            "prompt_outputs_failed_validation",
-            "Prompt outputs failed validation",
-            "; ".join(str(p) for p in errors[:5]),
-            node_errors=node_errors,
-        )
-    )
+    return result
 
 
 def _class_of(prompt: dict[str, Any], node_id: str | None) -> str:
@@ -181,9 +195,12 @@ def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None) -
 
 
 def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[CheckedPrompt, Any]:
-    """Convert and validate an API-format prompt. Returns it and its Graph, or raises."""
-    from latentgraph.graph.comfy_api import graph_from_prompt
-    from latentgraph.graph.validate import output_nodes, validate
+    """Convert and validate an API-format prompt as ComfyUI does: an unknown node type anywhere
+    refuses it; otherwise each output node (or target) is checked with what it needs, a node
+    feeding none is not checked, and the prompt runs the outputs that passed. Returns it and
+    its Graph, or raises when none passed."""
+    from latentgraph.graph.comfy_api import check_outputs, graph_from_prompt
+    from latentgraph.graph.validate import output_nodes
 
     if not isinstance(prompt, dict) or not prompt:
         raise PromptRejected(error_body("no_prompt", "No prompt provided", "'prompt' must be a "
@@ -193,26 +210,12 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
             raise PromptRejected(error_body(
                 "invalid_prompt", f"Cannot execute because node {nid} has no class_type",
                 f"Node ID '#{nid}'"))  # fmt: skip
-    unknown = {str(nid): spec["class_type"] for nid, spec in prompt.items()
-               if registry.get(spec["class_type"]) is None}  # fmt: skip
-    if unknown:  # name every missing type at once; node_errors outline each such node
-        first, names = next(iter(unknown)), sorted(set(unknown.values()))
-        raise PromptRejected(error_body(
-            "invalid_prompt",
-            f"Cannot execute because node {', '.join(names)} does not exist.",
-            f"Node ID '#{first}'", node_errors={nid: {
-                "class_type": t, "dependent_outputs": [], "errors": [{
-                    "type": "unknown_node_type", "message": f"node type {t!r} is not installed",
-                    "details": f"Node ID '#{nid}'", "extra_info": {}}]}
-                for nid, t in unknown.items()}))  # fmt: skip
+    _refuse_unknown_types(prompt, registry)
     try:  # drops `_meta` and the inputs a node type does not declare
         graph = graph_from_prompt(prompt, registry, source="<prompt>")
     except WorkflowError as exc:
-        raise reject(exc.problems, prompt, []) from None
-    try:
-        outputs = [str(n) for n in output_nodes(graph, registry)]
-    except WorkflowError as exc:
-        raise reject(exc.problems, prompt, []) from None
+        raise reject(exc.problems, prompt) from None
+    outputs = [str(n) for n in output_nodes(graph, registry)]
     if targets is not None:
         if not isinstance(targets, list) or not all(str(t) in prompt for t in targets):
             raise PromptRejected(error_body(
@@ -221,7 +224,32 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
     if not outputs and not targets:
         raise PromptRejected(error_body("prompt_no_outputs", "Prompt has no outputs",
                                         "the prompt has no output node (e.g. SaveImage)"))  # fmt: skip
-    problems = [p for p in validate(graph, registry, settings) if p.code not in _IGNORED]
-    if any(p.severity == "error" for p in problems):
-        raise reject(problems, prompt, targets or outputs)
-    return CheckedPrompt(prompt, outputs, targets), graph
+    check = check_outputs(graph, registry, settings, targets or outputs)
+    errors = [p for p in check.errors if p.code not in _IGNORED]
+    if not check.good:
+        raise reject(errors, prompt, check.dependents)
+    if check.failed:  # run only what passed; the answer names what did not
+        targets = check.good
+    return CheckedPrompt(prompt, outputs, targets,
+                         node_errors(errors, prompt, check.dependents)), graph  # fmt: skip
+
+
+def _refuse_unknown_types(prompt: dict[str, Any], registry) -> None:
+    """Refuse a prompt naming a node type this server lacks, wherever the node is (ComfyUI
+    does the same), naming every such type and the outputs each such node feeds."""
+    unknown = {str(nid): spec["class_type"] for nid, spec in prompt.items()
+               if registry.get(spec["class_type"]) is None}  # fmt: skip
+    if not unknown:
+        return
+    outputs = [str(nid) for nid, spec in prompt.items() if str(nid) not in unknown
+               and registry.get(spec["class_type"]).output_node]  # fmt: skip
+    deps = _dependent_outputs(prompt, outputs)
+    first, names = next(iter(unknown)), sorted(set(unknown.values()))
+    raise PromptRejected(error_body(
+        "invalid_prompt",
+        f"Cannot execute because node {', '.join(names)} does not exist.",
+        f"Node ID '#{first}'", node_errors={nid: {
+            "class_type": t, "dependent_outputs": deps.get(nid, []), "errors": [{
+                "type": "unknown_node_type", "message": f"node type {t!r} is not installed",
+                "details": f"Node ID '#{nid}'", "extra_info": {}}]}
+            for nid, t in unknown.items()}))  # fmt: skip

@@ -33,6 +33,9 @@ from .workers import model_keys
 # (docs/benchmarks.md).
 GIL_SWITCH_SECONDS = 0.001
 
+# A queued prompt's record and the node_errors of its outputs that will not run.
+_Queued = tuple[st.PromptRecord, dict[str, Any]]
+
 
 @dataclass
 class ServerState:
@@ -55,15 +58,16 @@ class ServerState:
         """`enqueue` for a body as it came (POST /prompt): parsed on the submit thread too."""
         return await self._enqueue(self._parse_check_and_add, raw)
 
-    async def _enqueue(self, check: Callable[[Any], st.PromptRecord],
+    async def _enqueue(self, check: Callable[[Any], _Queued],
                        body: Any) -> tuple[dict[str, Any], str | None]:  # fmt: skip
         if self.store.count_queued() >= self.config.max_queue:
             raise ApiError(429, f"the queue is full ({self.config.max_queue} prompts)",
                            "queue_full")  # fmt: skip
-        record = await anyio.to_thread.run_sync(_collector_paused, check, body,
-                                                limiter=self.submit_limiter())  # fmt: skip
+        record, errors = await anyio.to_thread.run_sync(_collector_paused, check, body,
+                                                        limiter=self.submit_limiter())  # fmt: skip
         self.hub.broadcast("status", self.worker.status())
-        answer = {"prompt_id": record.id, "number": record.number, "node_errors": {}}
+        # node_errors: the outputs that failed validation and will not run (ComfyUI's 200)
+        answer = {"prompt_id": record.id, "number": record.number, "node_errors": errors}
         return answer, record.client_id
 
     def release(self, prompt_id: str, client_id: str | None) -> None:
@@ -81,13 +85,14 @@ class ServerState:
 
         return BackgroundTask(release)
 
-    def _parse_check_and_add(self, raw: bytes) -> st.PromptRecord:
+    def _parse_check_and_add(self, raw: bytes) -> _Queued:
         parsed = read_prompt_body(raw)
         return self._check_and_add(parsed.body, parsed.prompt_text)
 
-    def _check_and_add(self, body: Any, prompt_text: str | None = None) -> st.PromptRecord:
+    def _check_and_add(self, body: Any, prompt_text: str | None = None) -> _Queued:
         """`prompt_text`: the body's prompt as it came, when the reader kept it (stored as it
-        is); otherwise the prompt is encoded for the store."""
+        is); otherwise the prompt is encoded for the store. Returns the stored record and the
+        `node_errors` of the outputs that will not run."""
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object with a 'prompt'", "invalid_prompt")
         prompt = body.get("prompt")
@@ -143,7 +148,7 @@ class ServerState:
                 raise ApiError(429, str(exc), "queue_full") from None
             raise
         self.worker.dispatch()  # from this thread: the run starts while the answer is written
-        return record
+        return record, checked.node_errors
 
     def on_start(self) -> None:
         """Event-loop set-up before the first request. The first CapacityLimiter imports
@@ -164,7 +169,7 @@ class ServerState:
 MAX_NUMBER = 2**53 - 1
 
 
-def _collector_paused(check: Callable[[Any], st.PromptRecord], body: Any) -> st.PromptRecord:
+def _collector_paused(check: Callable[[Any], _Queued], body: Any) -> _Queued:
     """Run a submit step (on the submit thread) with the cyclic collector paused: a
     100,000-node body parses to millions of objects (collector.py). Only the stored record,
     which holds the prompt as text, leaves: the parsed body is freed when `check` returns,

@@ -476,12 +476,14 @@ class JobRunner:
             translator.handle(event)
 
         try:
-            if graph is None:
+            targets = job.targets or None
+            if not job.checked:
+                graph, targets = self._check(prompt, targets)
+            elif graph is None:
                 graph = graph_from_prompt(prompt, self.registry)
             self.loaded |= model_keys(prompt, self.registry)
-            result = self.scheduler.run(graph, targets=job.targets or None, on_event=on_event,
-                                        cancel=token, run_id=pid, extra=extra,
-                                        validate=not job.checked)  # fmt: skip
+            result = self.scheduler.run(graph, targets=targets, on_event=on_event, cancel=token,
+                                        run_id=pid, extra=extra, validate=False)  # fmt: skip
             status, ui = result.status, dict(result.ui or {})
         except WorkflowError as exc:
             first = exc.errors[0] if exc.errors else None
@@ -511,6 +513,23 @@ class JobRunner:
             self.free(unload_models=True, free_memory=True)
         outbox.put(Done(pid, status, ui or dict(translator.ui), error, self._resident(),
                         self._devices()))  # fmt: skip
+
+    def _check(self, prompt: dict[str, Any], targets: list[str] | None) -> tuple[Graph, list[str]]:
+        """Validate a job POST /prompt did not check in this server (one queued before a
+        restart) as POST /prompt does: each output with what it needs. The graph and the
+        outputs that passed; WorkflowError when none did."""
+        from latentgraph.graph.comfy_api import check_outputs, graph_from_prompt
+        from latentgraph.graph.problems import Problem
+        from latentgraph.graph.validate import output_nodes
+
+        graph = graph_from_prompt(prompt, self.registry)
+        outputs = targets or output_nodes(graph, self.registry)
+        if not outputs:
+            raise WorkflowError([Problem("prompt_no_outputs", "the prompt has no output node")])
+        check = check_outputs(graph, self.registry, self.scheduler.settings, outputs)
+        if not check.good:
+            raise WorkflowError(check.errors)
+        return graph, check.good
 
     def free(self, unload_models: bool, free_memory: bool) -> None:
         try:

@@ -69,10 +69,11 @@ def test_wrong_literal_gives_node_errors(server, value, error_type):
 def test_missing_input_and_bad_link(server):
     prompt = chain(1)
     del prompt["2"]["inputs"]["b"]
-    prompt["9"]["inputs"]["x"] = ["77", 0]
+    prompt["10"] = {"class_type": "Show", "inputs": {"x": ["77", 0], "prefix": "p"}}
     body = assert_json_error(server.post_prompt(prompt), 400, "prompt_outputs_failed_validation")
     assert body["node_errors"]["2"]["errors"][0]["type"] == "required_input_missing"
-    assert "9" in body["node_errors"]
+    assert body["node_errors"]["2"]["dependent_outputs"] == ["9"]
+    assert body["node_errors"]["10"]["errors"][0]["type"] == "bad_linked_input"
 
 
 def test_unknown_inputs_and_meta_are_ignored(server):

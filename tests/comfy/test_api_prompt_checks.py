@@ -1,0 +1,134 @@
+"""How POST /prompt checks an API-format prompt, as ComfyUI does (server/prompts.py over
+graph/comfy_api.py): each output node with what it needs, literals converted with int(),
+float(), str(); our YAML stays strict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from latentgraph.graph import Settings
+from latentgraph.graph.formats import load_text
+from latentgraph.graph.validate import validate
+from latentgraph.server.prompts import PromptRejected, check_prompt
+from latentgraph.wiring import node_registry
+
+from .conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return node_registry()
+
+
+@pytest.fixture
+def t2i() -> dict:
+    return json.loads((DATA / "classic_api.json").read_text())
+
+
+def check(prompt: dict, registry, targets=None):
+    return check_prompt(prompt, registry, Settings(), targets)
+
+
+def refusal(prompt: dict, registry) -> dict:
+    with pytest.raises(PromptRejected) as caught:
+        check(prompt, registry)
+    return caught.value.body
+
+
+# --- finding 1: only output nodes and what they need are checked --------------------------
+
+
+def test_a_node_feeding_no_output_is_not_checked(t2i, registry):
+    t2i["31"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "unused"}}  # no clip
+    checked, _ = check(t2i, registry)
+    assert checked.targets is None and checked.node_errors == {}
+
+
+def test_a_failing_output_is_named_and_only_the_good_ones_run(t2i, registry):
+    t2i["30"] = {"class_type": "PreviewImage", "inputs": {}}  # a stray preview
+    checked, _ = check(t2i, registry)
+    assert checked.targets == ["9"]
+    [error] = checked.node_errors["30"]["errors"]
+    assert error["type"] == "required_input_missing"
+    assert error["extra_info"]["input_name"] == "images"
+    assert checked.node_errors["30"]["dependent_outputs"] == ["30"]
+    assert checked.node_errors["30"]["class_type"] == "PreviewImage"
+
+
+def test_an_error_stops_every_output_that_needs_it_and_none_left_is_a_400(t2i, registry):
+    t2i["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
+    t2i["3"]["inputs"]["steps"] = 0
+    body = refusal(t2i, registry)
+    assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    assert list(body["node_errors"]) == ["3"]
+    assert sorted(body["node_errors"]["3"]["dependent_outputs"]) == ["10", "9"]
+
+
+def test_an_unknown_class_type_refuses_the_prompt_even_unconnected(t2i, registry):
+    t2i["31"] = {"class_type": "NoSuchNode", "inputs": {}}
+    body = refusal(t2i, registry)
+    assert body["error"]["type"] == "invalid_prompt"
+    assert body["node_errors"]["31"]["dependent_outputs"] == []
+
+
+# --- finding 5: an unknown class_type names the outputs depending on it -----------------
+
+
+def test_an_unknown_class_types_dependent_outputs_are_named(t2i, registry):
+    t2i["8"]["class_type"] = "VAEDecodeTiledFancy"
+    body = refusal(t2i, registry)
+    assert body["error"]["type"] == "invalid_prompt"
+    assert body["node_errors"]["8"]["dependent_outputs"] == ["9"]
+
+
+# --- finding 3: literals converted as ComfyUI converts them -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("node", "name", "sent", "runs"),
+    [("3", "steps", "5", 5), ("3", "cfg", "7.5", 7.5), ("5", "width", 64.0, 64),
+     ("6", "text", 123, "123"), ("3", "cfg", 7, 7.0), ("3", "steps", 5.9, 5),
+     ("3", "seed", " 12 ", 12)],
+)  # fmt: skip
+def test_literals_are_converted_with_int_float_str(t2i, registry, node, name, sent, runs):
+    t2i[node]["inputs"][name] = sent
+    checked, graph = check(t2i, registry)
+    value = graph.nodes[node].inputs[name]
+    assert value == runs and type(value) is type(runs)
+    assert checked.node_errors == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "sent"),
+    [("steps", "7.5"), ("steps", "five"), ("steps", float("inf")), ("cfg", "x"),
+     ("steps", {"__value__": [5]}), ("steps", None)],
+)  # fmt: skip
+def test_a_literal_that_does_not_convert_is_invalid_input_type(t2i, registry, name, sent):
+    t2i["3"]["inputs"][name] = sent
+    body = refusal(t2i, registry)
+    [error] = body["node_errors"]["3"]["errors"]
+    assert error["type"] == "invalid_input_type"
+    assert error["extra_info"]["input_name"] == name
+
+
+@pytest.mark.parametrize("width", [64.0, "64", " 64"])
+def test_the_converted_value_is_what_the_cache_key_sees(t2i, registry, width):
+    from latentgraph.graph.cache import node_key
+
+    latent = registry.get("EmptyLatentImage")
+    _, plain = check(t2i, registry)
+    t2i["5"]["inputs"]["width"] = width
+    _, converted = check(t2i, registry)
+    keys = [
+        node_key(latent, graph.nodes["5"].inputs, {}, Settings()) for graph in (plain, converted)
+    ]
+    assert keys[0] == keys[1]
+
+
+def test_our_yaml_is_not_converted(registry):
+    workflow = load_text("nodes:\n  latent: {type: EmptyLatentImage, width: '64'}\n",
+                         registry=registry)  # fmt: skip
+    codes = {(p.code, p.input_name) for p in validate(workflow.graph, registry)}
+    assert ("invalid_input_type", "width") in codes
