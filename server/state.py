@@ -108,8 +108,7 @@ class ServerState:
         if client_id is not None and not isinstance(client_id, str):
             raise ApiError(400, "client_id must be a string", "invalid_prompt")
         prompt_id = body.get("prompt_id") or str(uuid.uuid4())
-        if not isinstance(prompt_id, str) or len(prompt_id) > 200:
-            raise ApiError(400, "prompt_id must be a string", "invalid_prompt")
+        _check_prompt_id(prompt_id)
         number = body.get("number")
         if number is not None and (not isinstance(number, (int, float))
                                    or isinstance(number, bool) or abs(number) > MAX_NUMBER):  # fmt: skip
@@ -167,6 +166,23 @@ class ServerState:
 # The largest |number| a client may give: a safe integer in JavaScript (the editor), and far
 # inside SQLite's 64-bit integers (front-of-queue numbers count down from the lowest).
 MAX_NUMBER = 2**53 - 1
+
+
+# The longest prompt_id a client may choose.
+MAX_PROMPT_ID_CHARS = 200
+
+
+def _check_prompt_id(prompt_id: Any) -> None:
+    """A client's prompt_id must be one /history/{id} and /api/jobs/{id} can name: a path
+    segment, so no "/" (such a prompt ran but stayed 404 there forever)."""
+    if not isinstance(prompt_id, str):
+        raise ApiError(400, "prompt_id must be a string", "invalid_prompt")
+    if len(prompt_id) > MAX_PROMPT_ID_CHARS:
+        raise ApiError(400, f"prompt_id is {len(prompt_id):,} characters long; at most "
+                       f"{MAX_PROMPT_ID_CHARS} are allowed", "invalid_prompt")  # fmt: skip
+    if "/" in prompt_id:
+        raise ApiError(400, f"prompt_id {prompt_id[:40]!r} contains '/', which /history/{{id}} "
+                       "and /api/jobs/{id} cannot name", "invalid_prompt")  # fmt: skip
 
 
 def _collector_paused(check: Callable[[Any], _Queued], body: Any) -> _Queued:

@@ -177,3 +177,14 @@ def test_userdata_traversal(server, path):
     assert_json_error(server.http.post(path, content=b"{}"), 400)
     assert_json_error(server.http.delete(path), 400)
     assert_json_error(server.http.get("/userdata", params={"dir": "../.."}), 400)
+
+
+@pytest.mark.parametrize(
+    ("prompt_id", "says"),
+    [("slash/id-1", "contains '/'"), ("x" * 300, "300 characters long; at most 200"),
+     (7, "must be a string")],
+)  # fmt: skip
+def test_a_prompt_id_history_cannot_name_is_refused_saying_why(server, prompt_id, says):
+    r = server.post_prompt(chain(1), prompt_id=prompt_id)
+    body = assert_json_error(r, 400, "invalid_prompt")
+    assert says in body["error"]["message"]
