@@ -410,14 +410,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _check_output_dir(folder: Path) -> None:
-    """The output folder is a folder, or can be made: checked before any node runs, not when
-    the first image is saved at the end of the work."""
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--output-dir {folder}: not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--output-dir {folder}: cannot create it ({exc.strerror})") from None
+    """The output folder is a folder, or can be made (its nearest existing parent is a folder
+    we may write in): checked before any node runs, not when the first image is saved at the
+    end of the work. Nothing is created here: a run refused later leaves no trace."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "not a folder" if existing == folder.absolute() else f"{existing} is not a folder"
+        raise UserError(f"--output-dir {folder}: {what}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--output-dir {folder}: {existing} cannot be written")
 
 
 def _check_device(settings) -> None:

@@ -145,7 +145,16 @@ def test_an_output_dir_that_is_a_file_is_refused_before_anything_runs(cli, tmp_p
     assert "latentgraph: error: --output-dir afile: not a folder" in err
     code, out, err = cli("run", str(path), "--json", "--output-dir", "afile/sub")
     assert code == 2 and out == ""
-    assert "latentgraph: error: --output-dir afile/sub: cannot create it" in err
+    assert (
+        f"latentgraph: error: --output-dir afile/sub: {tmp_path / 'afile'} is not a folder" in err
+    )
+
+
+def test_a_run_refused_before_it_starts_creates_no_output_folder(cli, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, _, _ = cli("run", str(path), "--output-dir", "new/out", "--device", "cuda")
+    assert code == 2
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("device", ["cuda", "mps"])

@@ -289,7 +289,7 @@ def test_a_posted_prompt_is_converted_ahead_by_the_worker_it_starts_on(make, tmp
 
     real_check = state_mod.check_prompt
     monkeypatch.setattr(state_mod, "check_prompt", check)
-    record = state._parse_check_and_add(json.dumps({"prompt": _prompt("B")}).encode())
+    record, _ = state._parse_check_and_add(json.dumps({"prompt": _prompt("B")}).encode())
     assert asked_before_the_check == [(1, record.id)]
     assert pool.next_job() == (1, record.id)
 
@@ -300,8 +300,8 @@ def test_no_conversion_ahead_while_no_worker_is_idle(make, tmp_path):
     dispatcher.start()
     assert pool.next_job() == (0, running)  # the one worker is busy from now on
     state = _state(dispatcher, store, tmp_path)
-    queued = state._parse_check_and_add(json.dumps({"prompt": _prompt("A")}).encode())
-    later = state._parse_check_and_add(json.dumps({"prompt": _prompt("A")}).encode())
+    queued, _ = state._parse_check_and_add(json.dumps({"prompt": _prompt("A")}).encode())
+    later, _ = state._parse_check_and_add(json.dumps({"prompt": _prompt("A")}).encode())
     assert pool.converted.empty()  # nobody idle: both wait in the queue
     pool.finish(0, running)
     assert pool.next_job() == (0, queued.id)
