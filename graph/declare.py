@@ -69,7 +69,9 @@ class Input:
     `kind` says how a value arrives: "widget" (a literal typed in the workflow, or, as in
     ComfyUI, a link from an output of the same type) or "socket" (a link only).
     `choices` is a list, or a callable taking the run's `Settings` and returning one (file
-    pickers list the files of the configured folders at call time). `limit` names the
+    pickers list the files of the configured folders at call time); `also_accepts(value,
+    settings)` takes a text value the list does not hold (LoadImage's 'name [output]', which
+    ComfyUI's editor writes and does not list). `limit` names the
     `Settings` limit that bounds the value (see `context.LIMITS`): validation enforces it.
     """
 
@@ -82,6 +84,7 @@ class Input:
     step: float | None = None
     round: float | None = None
     choices: Sequence[str] | Callable[[Settings], Sequence[str]] | None = None
+    also_accepts: Callable[[str, Settings], bool] | None = None
     multiline: bool = False
     description: str = ""
     optional: bool = False
@@ -235,9 +238,11 @@ def Bool(name: str, default: Any = REQUIRED, *, kind: str = "widget", descriptio
 
 def Choice(name: str, choices: Sequence[str] | Callable[[Settings], Sequence[str]],
            default: Any = REQUIRED, *, description: str = "", optional: bool = False,
-           image_upload: bool = False, kind: str = "widget") -> Input:  # fmt: skip
+           image_upload: bool = False, kind: str = "widget",
+           also_accepts: Callable[[str, Settings], bool] | None = None) -> Input:  # fmt: skip
     return Input(name, COMBO, default, kind=kind, choices=choices, description=description,
-                 optional=optional, image_upload=image_upload)  # fmt: skip
+                 optional=optional, image_upload=image_upload,
+                 also_accepts=also_accepts)  # fmt: skip
 
 
 def Socket(name: str, type: str, *, description: str = "", optional: bool = False) -> Input:

@@ -282,6 +282,12 @@ def _check_choice(
         return
     if value in choices and isinstance(value, str | int | float):
         return
+    if (
+        isinstance(value, str)
+        and decl.also_accepts is not None
+        and decl.also_accepts(value, settings)
+    ):
+        return
     shown = ", ".join(repr(c) for c in choices[:MAX_CHOICES_SHOWN])
     if len(choices) > MAX_CHOICES_SHOWN:
         shown += f", ... ({len(choices)} in all)"

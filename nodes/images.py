@@ -69,7 +69,9 @@ def _mask(img: Any) -> Any:
     display_name="Load Image",
     category="image",
     inputs=[Choice("image", input_files.image_names, image_upload=True,
-                   description="an image file in the input folder (example.png is built in)")],
+                   also_accepts=input_files.annotated_file,
+                   description="an image file in the input folder (example.png is built in), "
+                               "or 'name [output]' / '[temp]' / '[input]' naming its folder")],
     outputs=[Output("IMAGE", IMAGE), Output("MASK", MASK)],
     identity=input_files.identity,
 )  # fmt: skip
@@ -80,19 +82,19 @@ def load_image(ctx, image: str):
 
 
 def read_input_image(ctx, image: str) -> Any:
-    """The input folder's file `image` (input "image") as a PIL image, EXIF-rotated and read
-    in full; example.png is drawn when the folder has no such file."""
+    """The input folder's file `image` (input "image"), or the folder its annotation names,
+    as a PIL image, EXIF-rotated and read in full; example.png is drawn when the input folder
+    has no such file."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    folder = Path(ctx.settings.input_dir)
-    path = inside(folder, image) if isinstance(image, str) and image else None
-    if path is None or Path(image).is_absolute():
-        raise input_error(ctx, "image", f"{image!r} is outside the input folder ({folder})")
+    folder, name = input_files.located(image, ctx.settings)
+    path = inside(folder, name) if name else None
+    if path is None or Path(name).is_absolute():
+        raise input_error(ctx, "image", f"{image!r} is outside its folder ({folder})")
     if not path.is_file():
         if image == input_files.EXAMPLE:
             return input_files.example_picture()
-        raise input_error(ctx, "image", f"no such file in the input folder ({folder}): "
-                                        f"{image!r}")  # fmt: skip
+        raise input_error(ctx, "image", f"no such file in its folder ({folder}): {name!r}")
     try:
         with Image.open(path) as img:  # reads the header only: the size is known undecoded
             limit = ctx.settings.max_image_pixels

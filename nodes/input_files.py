@@ -12,6 +12,7 @@ The server writes it into its input folder at start so the editor can preview it
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,33 @@ def inside(base: Path, name: str) -> Path | None:
     if target != base_resolved and base_resolved not in target.parents:
         return None
     return target
+
+
+# A value naming its folder, as ComfyUI's editor writes them (the mask editor, the painter,
+# an output picked again): "clipspace/mask-1.png [input]", "ComfyUI_00001_.png [output]".
+_ANNOTATED = re.compile(r"(.+) \[(input|output|temp)\]")
+
+
+def located(image: str, settings: Settings) -> tuple[Path, str]:
+    """The folder a LoadImage value reads from and the name inside it: the input folder, or
+    the one a trailing ' [input]', ' [output]' or ' [temp]' names."""
+    found = _ANNOTATED.fullmatch(image)
+    if found is None:
+        return Path(settings.input_dir), image
+    name, kind = found.groups()
+    folders = {"input": settings.input_dir, "output": settings.output_dir,
+               "temp": settings.temp_dir}  # fmt: skip
+    return Path(folders[kind]), name
+
+
+def annotated_file(value: str, settings: Settings) -> bool:
+    """An annotated value naming an image file inside its folder: what LoadImage takes
+    besides the input folder's files it lists (`Input.also_accepts`)."""
+    if _ANNOTATED.fullmatch(value) is None:
+        return False
+    folder, name = located(value, settings)
+    path = inside(folder, name)
+    return path is not None and path.is_file() and name.lower().endswith(IMAGE_SUFFIXES)
 
 
 def image_names(settings: Settings) -> list[str]:
@@ -55,7 +83,7 @@ def identity(inputs: dict[str, Any], settings: Settings) -> str:
     """Cache identity of a LoadImage: the name plus the file's size and mtime, so replacing
     a picture under the same name is noticed."""
     name = str(inputs.get("image", ""))
-    path = inside(Path(settings.input_dir), name)
+    path = inside(*located(name, settings))
     if path is None or not path.is_file():
         return name
     st = path.stat()

@@ -41,7 +41,9 @@ def mask_from_channel(picture: Any, channel: str) -> Any:
     display_name="Load Image (as Mask)",
     category="mask",
     inputs=[Choice("image", input_files.image_names, image_upload=True,
-                   description="an image file in the input folder"),
+                   also_accepts=input_files.annotated_file,
+                   description="an image file in the input folder, or 'name [output]' / "
+                               "'[temp]' / '[input]' naming its folder"),
             Choice("channel", ["alpha", "red", "green", "blue"], "alpha",
                    description="alpha gives 1 where the picture is transparent")],
     outputs=[Output("MASK", MASK)],

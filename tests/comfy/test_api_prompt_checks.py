@@ -37,7 +37,7 @@ def refusal(prompt: dict, registry) -> dict:
     return caught.value.body
 
 
-# --- finding 1: only output nodes and what they need are checked --------------------------
+# --- only output nodes and what they need are checked ---------------------------------------
 
 
 def test_a_node_feeding_no_output_is_not_checked(t2i, registry):
@@ -73,7 +73,7 @@ def test_an_unknown_class_type_refuses_the_prompt_even_unconnected(t2i, registry
     assert body["node_errors"]["31"]["dependent_outputs"] == []
 
 
-# --- finding 5: an unknown class_type names the outputs depending on it -----------------
+# --- an unknown class_type names the outputs depending on it ------------------------------
 
 
 def test_an_unknown_class_types_dependent_outputs_are_named(t2i, registry):
@@ -83,7 +83,7 @@ def test_an_unknown_class_types_dependent_outputs_are_named(t2i, registry):
     assert body["node_errors"]["8"]["dependent_outputs"] == ["9"]
 
 
-# --- finding 3: literals converted as ComfyUI converts them -----------------------------
+# --- literals converted as ComfyUI converts them ------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -132,3 +132,20 @@ def test_our_yaml_is_not_converted(registry):
                          registry=registry)  # fmt: skip
     codes = {(p.code, p.input_name) for p in validate(workflow.graph, registry)}
     assert ("invalid_input_type", "width") in codes
+
+
+def test_load_image_values_naming_their_folder_pass_the_check(registry, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "output").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "output" / "ComfyUI_00001_.png")
+    settings = Settings(input_dir=tmp_path / "input", output_dir=tmp_path / "output")
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "ComfyUI_00001_.png [output]"}},
+              "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}  # fmt: skip
+    checked, _ = check_prompt(prompt, registry, settings)
+    assert checked.node_errors == {} and checked.targets is None
+    prompt["1"]["inputs"]["image"] = "ComfyUI_00002_.png [output]"  # no such file
+    with pytest.raises(PromptRejected) as caught:
+        check_prompt(prompt, registry, settings)
+    [error] = caught.value.body["node_errors"]["1"]["errors"]
+    assert error["type"] == "value_not_in_list"

@@ -121,7 +121,7 @@ def test_load_image_refuses_traversal_and_reads_files(make_ctx, tmp_path):
     t, mask = images.load_image(ctx, "red.png")
     assert t.shape == (1, 4, 6, 3) and float(t[0, 0, 0, 0]) == 1.0
     assert mask.shape == (1, 64, 64) and float(mask.max()) == 0.0  # no alpha: ComfyUI's mask
-    with pytest.raises(NodeInputError, match="outside the input folder"):
+    with pytest.raises(NodeInputError, match="outside its folder"):
         images.load_image(ctx, "../secret.png")
     with pytest.raises(NodeInputError, match="no such file"):
         images.load_image(ctx, "missing.png")

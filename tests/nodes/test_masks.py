@@ -57,7 +57,7 @@ def test_load_image_mask_of_an_opaque_picture_is_empty(make_ctx, tmp_path):
 
 def test_load_image_mask_outside_the_input_folder_is_refused(make_ctx, tmp_path):
     ctx = make_ctx("LoadImageMask", input_dir=tmp_path / "input")
-    with pytest.raises(NodeInputError, match="input 'image'.*outside the input folder"):
+    with pytest.raises(NodeInputError, match="input 'image'.*outside its folder"):
         masks.load_image_mask(ctx, "../secret.png", "red")
 
 

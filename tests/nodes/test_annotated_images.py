@@ -1,0 +1,77 @@
+"""LoadImage and LoadImageMask take the values ComfyUI's editor writes with their folder
+named ('mask.png [input]', 'ComfyUI_00001_.png [output]', 'x.png [temp]'): validated as files
+of that folder, read from it, and never leaving it."""
+
+from __future__ import annotations
+
+import pytest
+
+from latentgraph.graph import Graph, Node, Settings
+from latentgraph.graph.declare import default_registry
+from latentgraph.graph.model import Link
+from latentgraph.graph.validate import validate
+from latentgraph.nodes import images, input_files, masks  # noqa: F401 - registers the nodes
+from latentgraph.nodes.values import NodeInputError
+
+COLOURS = {"input": (200, 0, 0), "output": (0, 200, 0), "temp": (0, 0, 200)}
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """input/, output/ and temp/ each holding pic.png in a colour of its own (and sub/ in
+    input), and a secret.png beside them."""
+    from PIL import Image
+
+    for kind, colour in COLOURS.items():
+        (tmp_path / kind / "sub").mkdir(parents=True)
+        Image.new("RGB", (8, 8), colour).save(tmp_path / kind / "pic.png")
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(tmp_path / "input" / "sub" / "deep.png")
+    Image.new("RGB", (8, 8), (1, 1, 1)).save(tmp_path / "secret.png")
+    return Settings(input_dir=tmp_path / "input", output_dir=tmp_path / "output",
+                    temp_dir=tmp_path / "temp")  # fmt: skip
+
+
+def problems(value: str, settings: Settings, node_type: str = "LoadImage") -> list[str]:
+    """The loader's problems, in a graph previewing what it loads."""
+    g = Graph()
+    g.add(Node("load", node_type, {"image": value}))
+    g.add(Node("show", "PreviewImage", {"images": Link("load", 0)}))
+    return [p.code for p in validate(g, default_registry, settings) if p.node_id == "load"]
+
+
+@pytest.mark.parametrize("value", ["pic.png [input]", "pic.png [output]", "pic.png [temp]",
+                                   "sub/deep.png [input]", "pic.png"])  # fmt: skip
+def test_values_naming_their_folder_are_valid(settings, value):
+    assert problems(value, settings) == []
+
+
+@pytest.mark.parametrize("value", ["nope.png [output]", "../secret.png [output]",
+                                   "pic.png [models]", "pic.png[output]", "sub [input]"])  # fmt: skip
+def test_values_naming_no_image_of_their_folder_are_refused(settings, value):
+    assert problems(value, settings) == ["value_not_in_list"]
+
+
+@pytest.mark.parametrize("kind", list(COLOURS))
+def test_load_image_reads_the_folder_the_value_names(make_ctx, settings, kind):
+    ctx = make_ctx("LoadImage", input_dir=settings.input_dir, output_dir=settings.output_dir,
+                   temp_dir=settings.temp_dir)  # fmt: skip
+    pixels, _ = images.load_image(ctx, f"pic.png [{kind}]")
+    assert tuple(round(float(c) * 255) for c in pixels[0, 0, 0]) == COLOURS[kind]
+
+
+def test_an_annotated_name_leaving_its_folder_is_refused_at_run_time(make_ctx, settings):
+    ctx = make_ctx("LoadImage", input_dir=settings.input_dir, output_dir=settings.output_dir)
+    with pytest.raises(NodeInputError, match="outside its folder"):
+        images.load_image(ctx, "../secret.png [output]")
+
+
+def test_the_cache_identity_follows_the_annotated_file(settings):
+    from PIL import Image
+
+    before = input_files.identity({"image": "pic.png [output]"}, settings)
+    Image.new("RGB", (16, 16), (5, 5, 5)).save(settings.output_dir / "pic.png")
+    assert input_files.identity({"image": "pic.png [output]"}, settings) != before
+
+
+def test_load_image_mask_takes_annotated_values_too(settings):
+    assert problems("pic.png [temp]", settings, "LoadImageMask") == []
