@@ -163,6 +163,10 @@ def document() -> dict[str, Any]:
         "/i18n": _get("Translations (none)"),
         "/embeddings": _get("Textual inversion embeddings (none)"),
         "/experiment/models": _get("Model folders"),
+        "/models": _get("Model folder names"),
+        "/models/{folder}": {"get": {"summary": "Model file names in one folder", "parameters": [
+            {"name": "folder", "in": "path", "required": True,
+             "schema": {"type": "string"}}], "responses": _answers()}},
         "/global_subgraphs": _get("Shared subgraphs (none)"),
     }  # fmt: skip
     return {

@@ -91,3 +91,4 @@ def test_openapi_document(server):
     doc = server.http.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     assert "/latentgraph/run" in doc["paths"] and "/prompt" in doc["paths"]
+    assert {"/models", "/models/{folder}"} <= set(doc["paths"])
