@@ -163,9 +163,10 @@ class ServerState:
         return self._limiter
 
 
-# The largest |number| a client may give: a safe integer in JavaScript (the editor), and far
-# inside SQLite's 64-bit integers (front-of-queue numbers count down from the lowest).
-MAX_NUMBER = 2**53 - 1
+# The largest |number| a client may give. The store numbers later prompts from the highest
+# (and front-of-queue ones down from the lowest), so a client's number must leave room below
+# 2**53: every number stays a safe integer in JavaScript (the editor tells them apart).
+MAX_NUMBER = 2**40
 
 
 # The longest prompt_id a client may choose.

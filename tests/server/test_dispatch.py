@@ -306,3 +306,18 @@ def test_no_conversion_ahead_while_no_worker_is_idle(make, tmp_path):
     pool.finish(0, running)
     assert pool.next_job() == (0, queued.id)
     assert pool.converted.empty() and store.pending()[0].id == later.id
+
+
+def test_a_client_number_leaves_room_for_the_numbers_after_it(make, tmp_path):
+    """A client's number is bounded so that the numbers the store gives the prompts after it
+    (highest + 1) stay safe integers in JavaScript, which the editor shows them in."""
+    from latentgraph.server.errors import ApiError
+    from latentgraph.server.state import MAX_NUMBER
+
+    dispatcher, _, store = make([])  # no worker: everything stays queued
+    state = _state(dispatcher, store, tmp_path)
+    with pytest.raises(ApiError, match="number must be a number between"):
+        state._check_and_add({"prompt": _prompt("A"), "number": 2**53 - 1})
+    given, _ = state._check_and_add({"prompt": _prompt("A"), "number": MAX_NUMBER})
+    after, _ = state._check_and_add({"prompt": _prompt("A")})
+    assert given.number == MAX_NUMBER and after.number == MAX_NUMBER + 1 < 2**53 - 1
