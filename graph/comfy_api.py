@@ -128,6 +128,8 @@ def _read_inputs(node: Node, node_type: NodeType, inputs: dict) -> None:
         decl = node_type.input(str(name))
         if decl is not None:
             node.inputs[decl.name] = api_literal(decl, _from_wire(value))
+        else:
+            node.ignored_inputs.append(str(name))
 
 
 # How ComfyUI's validation converts a literal for these input types before checking it.

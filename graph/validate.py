@@ -78,6 +78,8 @@ def validate(
             message = _unknown_type(graph, node.type, type_names)
             problems.append(_problem(graph, node, "unknown_node_type", message))
             continue
+        for name in node.ignored_inputs:
+            problems.append(_ignored_input(graph, node, node_type, name))
         for name, value in node.inputs.items():
             decl = node_type.input(name)
             if decl is None:
@@ -157,6 +159,15 @@ def _unknown_input(graph: Graph, node: Node, node_type: NodeType, name: str, val
         name,
         _received(value),
     )
+
+
+def _ignored_input(graph: Graph, node: Node, node_type: NodeType, name: str) -> Problem:
+    """A warning for an input an API prompt gave that the type does not declare."""
+    names = [i.name for i in node_type.inputs if i.name not in node.inputs]
+    hint = did_you_mean(name, names)
+    return _problem(graph, node, "unknown_input",
+                    f"{node_type.name} has no input {name!r}: it is ignored{hint}", name,
+                    severity="warning")  # fmt: skip
 
 
 def _received(value: Any) -> Any:

@@ -149,3 +149,16 @@ def test_load_image_values_naming_their_folder_pass_the_check(registry, tmp_path
         check_prompt(prompt, registry, settings)
     [error] = caught.value.body["node_errors"]["1"]["errors"]
     assert error["type"] == "value_not_in_list"
+
+
+def test_an_input_the_type_lacks_is_ignored_with_a_warning_naming_the_one_meant(t2i, registry):
+    """ComfyUI ignores it, and so does the run, but a typo would silently take the default of
+    the input meant: validation warns, with a did-you-mean; the prompt is still accepted."""
+    sampler = next(n for n in t2i.values() if n["class_type"] == "KSampler")
+    sampler["inputs"]["stesp"] = sampler["inputs"].pop("steps")
+    graph = load_text(json.dumps(t2i), "t2i.json", registry=registry).graph
+    [warning] = [p for p in validate(graph, registry, Settings()) if p.code == "unknown_input"]
+    assert warning.severity == "warning" and warning.input_name == "stesp"
+    assert warning.message == "KSampler has no input 'stesp': it is ignored; did you mean 'steps'?"
+    checked, _ = check(t2i, registry)
+    assert checked.node_errors == {}
