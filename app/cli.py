@@ -299,24 +299,37 @@ def _workflow_file(path_text: str) -> Path:
     return path
 
 
+def _problem_rows(problems) -> list[dict[str, Any]]:
+    """Problems as JSON objects (`validate --json`, and `run --json`'s refusal line)."""
+    return [
+        {
+            "severity": p.severity,
+            "code": p.code,
+            "message": p.message,
+            "node": p.node_id,
+            "input": p.input_name,
+            "location": str(p.location) if p.location else None,
+        }
+        for p in problems
+    ]
+
+
 def _print_problems(problems, as_json: bool) -> None:
     if as_json:
-        rows = [
-            {
-                "severity": p.severity,
-                "code": p.code,
-                "message": p.message,
-                "node": p.node_id,
-                "input": p.input_name,
-                "location": str(p.location) if p.location else None,
-            }
-            for p in problems
-        ]
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(_problem_rows(problems), indent=2))
         return
     for p in problems:
         label = "error" if p.severity == "error" else "warning"
         print(f"{label}: {p}", file=sys.stderr)
+
+
+def _refuse_run(problems, json_lines: bool) -> int:
+    """A workflow `run` will not start: its problems on stderr and, for `--json` readers, one
+    `workflow_invalid` event line on stdout (they read no other line then)."""
+    _print_problems(problems, as_json=False)
+    if json_lines:
+        print(json.dumps({"event": "workflow_invalid", "problems": _problem_rows(problems)}))
+    return EXIT_USAGE
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -402,8 +415,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     return EXIT_USAGE
                 break
     except WorkflowError as e:
-        _print_problems(e.problems, as_json=False)
-        return EXIT_USAGE
+        return _refuse_run(e.problems, args.json)
     finally:
         signal.signal(signal.SIGINT, previous)
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
@@ -726,9 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     except InstallError as e:  # not a bug in the code: the install's metadata is stale
         print(f"latentgraph: error: {e}", file=sys.stderr)
         return EXIT_INTERNAL
-    except WorkflowError as e:
-        _print_problems(e.problems, as_json=False)
-        return EXIT_USAGE
+    except WorkflowError as e:  # `run --ray` reads its workflows outside cmd_run's own handler
+        return _refuse_run(e.problems, args.command == "run" and args.json)
     except KeyboardInterrupt:
         print("latentgraph: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -186,3 +186,13 @@ def test_a_folder_named_as_the_workflow_is_called_a_folder(cli, tmp_path, comman
     code, _, err = cli(*args)
     assert code == 2
     assert "latentgraph: error: flows: is a folder; name a workflow file in it" in err
+
+
+def test_run_json_refusing_a_workflow_says_so_in_one_event_line(cli, tmp_path):
+    path = write(tmp_path, "bad.yaml", "version: 1\nnodes:\n  a: {type: 5}\n")
+    code, out, err = cli("run", str(path), "--json")
+    assert code == 2
+    [line] = events(out)
+    assert line["event"] == "workflow_invalid"
+    assert [(p["node"], p["location"]) for p in line["problems"]] == [("a", f"{path}:3:3")]
+    assert "error:" in err  # people still read it on stderr
