@@ -29,8 +29,7 @@ def device_name(settings: Settings) -> str:
         if torch.cuda.is_available():
             name = "cuda"
         else:
-            mps = getattr(torch.backends, "mps", None)
-            name = "mps" if mps is not None and mps.is_available() else "cpu"
+            name = "mps" if torch.backends.mps.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise RuntimeError(f"device {name!r}: this torch sees no CUDA GPU (a CPU build, or "
@@ -41,8 +40,7 @@ def device_name(settings: Settings) -> str:
                                "device(s) are visible")  # fmt: skip
         return f"cuda:{index}"
     if name == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
+        if not torch.backends.mps.is_available():
             raise RuntimeError("device 'mps': this torch sees no Apple GPU (MPS); use --device "
                                "cpu or auto")  # fmt: skip
     return name
