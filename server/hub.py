@@ -73,7 +73,7 @@ class Hub:
         self.max_bytes = max(64 * 1024, max_bytes)
         self.stall_seconds = stall_seconds
         self.clients: dict[str, Client] = {}
-        self.sockets: list[Client] = []
+        self.sockets: dict[Client, None] = {}  # in the order they connected
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         # (sid or None for everyone, [(type, payload), ...])
@@ -99,15 +99,14 @@ class Hub:
     def connect(self, websocket: Any, sid: str | None) -> Client:
         sid = sid or uuid.uuid4().hex
         client = Client(sid, websocket, text_sender(websocket))
-        self.sockets.append(client)
+        self.sockets[client] = None
         self.clients[sid] = client  # an older socket of this sid stays open, for broadcasts
         return client
 
     def disconnect(self, client: Client) -> None:
         client.closed = True
         client.ready.set()  # wakes the pump, which then ends
-        if client in self.sockets:
-            self.sockets.remove(client)
+        self.sockets.pop(client, None)
         if self.clients.get(client.sid) is client:
             del self.clients[client.sid]
             newest = next((c for c in reversed(self.sockets) if c.sid == client.sid), None)

@@ -175,12 +175,12 @@ def test_sockets_sharing_a_client_id_stay_open_and_the_newest_gets_its_messages(
         hub.disconnect(old)  # the older one closing later leaves the newer one registered
         hub.send("a", "executing", {"node": "2", "prompt_id": "p"})
         await _until(lambda: len(new_sock.frames) == 3)
-        assert hub.clients["a"] is new and hub.sockets == [new, other]
+        assert hub.clients["a"] is new and list(hub.sockets) == [new, other]
 
         again = hub.connect(FakeSocket(), "a")
         hub.disconnect(again)  # the newest closing hands the id back to the newest still open
         assert hub.clients["a"] is new
         hub.disconnect(new)
-        assert "a" not in hub.clients and hub.sockets == [other]
+        assert "a" not in hub.clients and list(hub.sockets) == [other]
 
     asyncio.run(scenario())
