@@ -129,7 +129,7 @@ def _read_inputs(node: Node, node_type: NodeType, inputs: dict) -> None:
         if decl is not None:
             node.inputs[decl.name] = api_literal(decl, _from_wire(value))
         else:
-            node.ignored_inputs.append(str(name))
+            node.ignored_inputs += (str(name),)
 
 
 # How ComfyUI's validation converts a literal for these input types before checking it.
@@ -143,9 +143,9 @@ def api_literal(decl: Input, value: Any) -> Any:
     not convert, and null, lists and objects, are kept as they are: validation reports them
     as invalid_input_type. Our own formats are not converted."""
     convert = _CONVERSIONS.get(decl.type)
-    if convert is None or not decl.accepts_literal or type(value) is convert:
-        return value
-    if type(value) not in (bool, int, float, str):
+    if convert is None or type(value) is convert or type(value) not in (bool, int, float, str):
+        return value  # most often: already of its type, or a link
+    if not decl.accepts_literal:
         return value
     try:
         return convert(value)

@@ -53,7 +53,7 @@ class Node:
     # Inputs an API prompt gave that the node type does not declare: ComfyUI ignores them, and
     # so does the run; validation warns, with a did-you-mean (a typo would silently take the
     # default of the input meant).
-    ignored_inputs: list[str] = field(default_factory=list)
+    ignored_inputs: tuple[str, ...] = ()
 
     def links(self) -> list[tuple[str, Link]]:
         return [(name, v) for name, v in self.inputs.items() if isinstance(v, Link)]
