@@ -53,6 +53,7 @@ from .values import (
     SchedulerSpec,
     UNetModel,
     enforce_limits,
+    input_called,
     input_error,
 )
 
@@ -278,7 +279,8 @@ def checkpoint_loader(ctx, ckpt_name: str):
     """Load a checkpoint's UNet, text encoder and VAE (the built-in tiny model needs no file)."""
     from .loaders import load_model
 
-    unet, clip, vae, scheduler = load_model(ctx, _checkpoint_source(ctx, ckpt_name), "auto")
+    with input_called(ctx, "source", "ckpt_name"):
+        unet, clip, vae, scheduler = load_model(ctx, _checkpoint_source(ctx, ckpt_name), "auto")
     return ComfyModel(unet, dict(scheduler.config)), clip, vae
 
 
@@ -296,7 +298,8 @@ def vae_loader(ctx, vae_name: str):
         path = models_dirs.resolve("vae", vae_name, ctx.settings.models_dirs)
     except models_dirs.ModelNotFound as exc:
         raise input_error(ctx, "vae_name", str(exc)) from None
-    return load_vae(ctx, str(path), "auto")
+    with input_called(ctx, "source", "vae_name"):
+        return load_vae(ctx, str(path), "auto")
 
 
 # --- conditioning ----------------------------------------------------------------------------

@@ -7,7 +7,8 @@ IMAGE values are float32 tensors [B, H, W, C] in 0..1 (ComfyUI's layout, so adap
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,14 +16,31 @@ from latentgraph.graph.problems import InputError
 
 
 class NodeInputError(InputError):
-    """Bad user input found while a node runs; the message names the node and the input."""
+    """Bad user input found while a node runs; the message names the node and the input,
+    `reason` is what is wrong with it."""
+
+    def __init__(self, message: str, input_name: str | None, reason: str) -> None:
+        super().__init__(message, input_name)
+        self.reason = reason
 
 
 def input_error(ctx: Any, input_name: str | None, message: str) -> NodeInputError:
     where = f"{ctx.node_type} node {ctx.node_id!r}"
     if input_name:
         where += f" input {input_name!r}"
-    return NodeInputError(f"{where}: {message}", input_name)
+    return NodeInputError(f"{where}: {message}", input_name, message)
+
+
+@contextmanager
+def input_called(ctx: Any, shared: str, own: str) -> Iterator[None]:
+    """Errors a shared loader raises about its input `shared`, named as the calling node's
+    input `own` (a ComfyUI adapter's `ckpt_name` is what LoadModel calls `source`)."""
+    try:
+        yield
+    except NodeInputError as exc:
+        if exc.input_name != shared:
+            raise
+        raise input_error(ctx, own, exc.reason) from exc
 
 
 def enforce_limits(ctx: Any, node_fn: Any, **values: Any) -> None:

@@ -134,3 +134,21 @@ def test_image_grid(make_ctx):
     grid = images.image_grid(make_ctx("ImageGrid"), a, images_2=b)
     assert grid.shape == (1, 8, 12, 3)
     assert float(grid[0, 4:, :6].min()) == 1.0 and float(grid[0, 4:, 6:].max()) == 0.0
+
+
+def test_a_comfy_loaders_file_error_names_its_own_input(make_ctx, tmp_path):
+    """CheckpointLoaderSimple and VAELoader run LoadModel's and LoadVAE's loading: an error
+    about the file names the input the user set (ckpt_name, vae_name), not LoadModel's source."""
+    from latentgraph.nodes import comfy
+
+    for folder, name, load in (("checkpoints", "ckpt_name", comfy.checkpoint_loader),
+                               ("vae", "vae_name", comfy.vae_loader)):  # fmt: skip
+        (tmp_path / "models" / folder).mkdir(parents=True)
+        bad = tmp_path / "models" / folder / "broken.safetensors"
+        bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+        ctx = make_ctx("Loader", node_id="4", models_dirs=[tmp_path / "models"])
+        with pytest.raises(NodeInputError) as caught:
+            load(ctx, "broken.safetensors")
+        assert caught.value.input_name == name
+        assert str(caught.value).startswith(f"Loader node '4' input '{name}': ")
+        assert "'source'" not in str(caught.value)
