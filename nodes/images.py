@@ -130,17 +130,37 @@ MAX_PREFIX_CHARS = 200
 NOT_IN_NAMES = '<>:"|?*'
 
 # The variables ComfyUI's back end expands in a save node's prefix (get_save_image_path): the
-# image's size and the local time. Its editor replaces %date:...% and %Node.widget% itself
-# before queueing a prompt, so those never reach a save node.
+# image's size and the local time. Its editor replaces %date:FORMAT% and %Node.widget% itself
+# before queueing a prompt; %date:FORMAT% is expanded here too, for prompts written by hand or
+# by API clients (with the editor's tokens: yyyy yy MM M dd d hh h mm m ss s). %Node.widget%
+# names another node of the editor's graph, which a prompt does not carry: refused.
 PREFIX_VARIABLES = ("width", "height", "year", "month", "day", "hour", "minute", "second")
-PREFIX_VARIABLES_TEXT = " ".join(f"%{name}%" for name in PREFIX_VARIABLES)
+PREFIX_VARIABLES_TEXT = " ".join(f"%{name}%" for name in PREFIX_VARIABLES) + " %date:FORMAT%"
 _PERCENT_NAME = re.compile(r"%([^%]+)%")
+_DATE = re.compile(r"%date:([^%]*)%")
+_DATE_TOKEN = re.compile(r"dd?|MM?|hh?|mm?|ss?|yyy?y?")
+
+
+def _date_text(fmt: str, now: time.struct_time) -> str:
+    """`fmt` with the editor's date tokens replaced (a token's length pads it with zeros)."""
+    fields = {"d": now.tm_mday, "M": now.tm_mon, "h": now.tm_hour, "m": now.tm_min,
+              "s": now.tm_sec}  # fmt: skip
+
+    def token(found: re.Match) -> str:
+        text = found.group(0)
+        if text[0] == "y":
+            year = str(now.tm_year)
+            return {"yy": year[2:], "yyyy": year}.get(text, text)
+        return str(fields[text[0]]).zfill(len(text))
+
+    return _DATE_TOKEN.sub(token, fmt)
 
 
 def expand_prefix(prefix: str, width: int = 0, height: int = 0) -> str:
     """`prefix` with ComfyUI's save variables (`PREFIX_VARIABLES`) replaced; the size is the
     first image's (0 for files that are not images, as in ComfyUI)."""
     now = time.localtime()
+    prefix = _DATE.sub(lambda m: _date_text(m.group(1), now), prefix)
     values = {"width": str(width), "height": str(height), "year": str(now.tm_year),
               "month": f"{now.tm_mon:02d}", "day": f"{now.tm_mday:02d}",
               "hour": f"{now.tm_hour:02d}", "minute": f"{now.tm_min:02d}",
@@ -161,12 +181,15 @@ def prefix_problem(prefix: str) -> str | None:
         return f"the prefix is longer than {MAX_PREFIX_CHARS} bytes; file names are limited"
     if text.startswith("/") or re.match(r"^[A-Za-z]:/", text) or ".." in text.split("/"):
         return f"{prefix!r} would write outside the output directory"
+    text = _DATE.sub(
+        lambda m: _DATE_TOKEN.sub("0", m.group(1)), text
+    )  # its literal characters stay
     unknown = [m.group(0) for m in _PERCENT_NAME.finditer(text)
                if m.group(1) not in PREFIX_VARIABLES]  # fmt: skip
     if unknown:
         return (f"{prefix!r}: {unknown[0]} is not expanded here (ComfyUI's editor replaces "
-                f"%date:...% and %Node.widget% before it queues a prompt); a save node expands "
-                f"only {PREFIX_VARIABLES_TEXT}")  # fmt: skip
+                f"%Node.widget% before it queues a prompt); a save node expands only "
+                f"{PREFIX_VARIABLES_TEXT}")  # fmt: skip
     bad = list(dict.fromkeys(c for c in text if c in NOT_IN_NAMES))  # as they appear
     if bad:
         return (f"{prefix!r} contains {' '.join(bad)}: file names cannot hold any of "

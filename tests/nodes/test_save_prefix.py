@@ -50,8 +50,25 @@ def test_animated_webp_expands_its_frames_size(make_ctx, tmp_path):
     assert result.ui["images"][0]["filename"] == "loop_40x24_00001_.webp"
 
 
+def test_the_editors_date_format_is_expanded(make_ctx, tmp_path, monkeypatch):
+    """A prompt written by hand or by an API client may hold the %date:FORMAT% the editor
+    expands before queueing: its tokens (yyyy yy MM M dd d hh h mm m ss s) are replaced."""
+    moment = time.struct_time((2026, 3, 7, 9, 5, 4, 5, 66, 0))
+    monkeypatch.setattr(images.time, "localtime", lambda: moment)
+    prefix = "%date:yyyy-MM-dd%/fox_%date:yy.M.d_hhmmss%_%date:h-m-s%"
+    assert problems(prefix) == []
+    [record] = images.save_image(make_ctx("SaveImage"), torch.zeros(1, 8, 8, 3),
+                                 prefix).ui["images"]  # fmt: skip
+    assert record["subfolder"] == "2026-03-07"
+    assert record["filename"] == "fox_26.3.7_090504_9-5-4_00001_.png"
+
+
+def test_a_date_format_with_characters_file_names_cannot_hold_is_refused():
+    [message] = problems("fox_%date:hh:mm%")
+    assert "contains :" in message
+
+
 @pytest.mark.parametrize("prefix, pattern", [
-    ("%date:yyyy-MM-dd%/fox", "%date:yyyy-MM-dd%"),
     ("fox_%Empty Latent Image.width%", "%Empty Latent Image.width%"),
     ("fox_%seed%", "%seed%"),
 ])  # fmt: skip
