@@ -71,7 +71,8 @@ class Input:
     `choices` is a list, or a callable taking the run's `Settings` and returning one (file
     pickers list the files of the configured folders at call time); `also_accepts(value,
     settings)` takes a text value the list does not hold (LoadImage's 'name [output]', which
-    ComfyUI's editor writes and does not list). `limit` names the
+    ComfyUI's editor writes and does not list); `choices_hint` says where the choices come
+    from, named when a value is not among them (a models folder's files). `limit` names the
     `Settings` limit that bounds the value (see `context.LIMITS`): validation enforces it.
     """
 
@@ -85,6 +86,7 @@ class Input:
     round: float | None = None
     choices: Sequence[str] | Callable[[Settings], Sequence[str]] | None = None
     also_accepts: Callable[[str, Settings], bool] | None = None
+    choices_hint: str = ""
     multiline: bool = False
     description: str = ""
     optional: bool = False
@@ -239,10 +241,11 @@ def Bool(name: str, default: Any = REQUIRED, *, kind: str = "widget", descriptio
 def Choice(name: str, choices: Sequence[str] | Callable[[Settings], Sequence[str]],
            default: Any = REQUIRED, *, description: str = "", optional: bool = False,
            image_upload: bool = False, kind: str = "widget",
-           also_accepts: Callable[[str, Settings], bool] | None = None) -> Input:  # fmt: skip
+           also_accepts: Callable[[str, Settings], bool] | None = None,
+           hint: str = "") -> Input:  # fmt: skip
     return Input(name, COMBO, default, kind=kind, choices=choices, description=description,
-                 optional=optional, image_upload=image_upload,
-                 also_accepts=also_accepts)  # fmt: skip
+                 optional=optional, image_upload=image_upload, also_accepts=also_accepts,
+                 choices_hint=hint)  # fmt: skip
 
 
 def Socket(name: str, type: str, *, description: str = "", optional: bool = False) -> Input:

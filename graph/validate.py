@@ -303,6 +303,8 @@ def _check_choice(
     if len(choices) > MAX_CHOICES_SHOWN:
         shown += f", ... ({len(choices)} in all)"
     hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+    if decl.choices_hint:
+        hint += f" ({decl.choices_hint})"
     problems.append(
         _problem(
             graph,

@@ -49,6 +49,7 @@ def _load(ctx: Any, name: str, model: UNetModel | None) -> ControlModel:
 
 
 NAME_INPUT = Choice("control_net_name", control_names,
+                    hint=models_dirs.folder_hint("controlnet"),
                     description="a ControlNet or T2I-Adapter in the models folders' controlnet/")  # fmt: skip
 
 

@@ -63,9 +63,12 @@ def _lora_identity(inputs: dict[str, Any], settings: Settings) -> str:
     return lora_identity(str(inputs.get("lora_name", "")), settings.models_dirs)
 
 
+LORA_NAME = Choice("lora_name", lora_names, hint=models_dirs.folder_hint("loras"))
+
+
 @_node(
     "LoraLoader", "Load LoRA", "loaders",
-    inputs=[Socket("model", MODEL), Socket("clip", CLIP), Choice("lora_name", lora_names),
+    inputs=[Socket("model", MODEL), Socket("clip", CLIP), LORA_NAME,
             strength("strength_model", "how much of the LoRA goes into the UNet"),
             strength("strength_clip", "how much goes into the text encoders")],
     outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP)],
@@ -81,7 +84,7 @@ def lora_loader(ctx, model: UNetModel, clip: ClipModel, lora_name: str,
 
 @_node(
     "LoraLoaderModelOnly", "LoraLoaderModelOnly", "loaders",
-    inputs=[Socket("model", MODEL), Choice("lora_name", lora_names),
+    inputs=[Socket("model", MODEL), LORA_NAME,
             strength("strength_model", "how much of the LoRA goes into the UNet")],
     outputs=[Output("MODEL", MODEL)],
     identity=_lora_identity,

@@ -111,6 +111,13 @@ def list_files(folder: str, dirs: Sequence[Path | str] | None = None) -> list[st
     return sorted(names, key=str.lower)
 
 
+def folder_hint(folder: str) -> str:
+    """Where a dropdown of `folder`'s files finds them: named when a value is not listed
+    (`Input.choices_hint`), since a file the user has is most often in no models folder yet."""
+    return (f"the choices are the .safetensors files in {folder}/ of the models folders: "
+            "--models-dir, --extra-models-dir or $LATENTGRAPH_MODELS_DIRS")  # fmt: skip
+
+
 def _safe_name(name: str) -> PurePosixPath:
     if not isinstance(name, str) or not name or "\x00" in name:
         raise ModelNotFound(f"bad model name {name!r}")

@@ -100,6 +100,7 @@ def upscaler_path(model_name: str, settings: Settings) -> str:
     display_name="Load Upscale Model",
     category="loaders",
     inputs=[Choice("model_name", _model_names,
+                   hint=models_dirs.folder_hint("upscale_models"),
                    description="a .safetensors model in the models folder's upscale_models/, "
                                "or builtin:tiny-esrgan (random weights, for trying it out)")],
     outputs=[Output("UPSCALE_MODEL", UPSCALE_MODEL)],

@@ -162,3 +162,16 @@ def test_an_input_the_type_lacks_is_ignored_with_a_warning_naming_the_one_meant(
     assert warning.message == "KSampler has no input 'stesp': it is ignored; did you mean 'steps'?"
     checked, _ = check(t2i, registry)
     assert checked.node_errors == {}
+
+
+def test_a_checkpoint_not_in_any_models_folder_says_where_the_choices_come_from(registry):
+    prompt = {"4": {"class_type": "CheckpointLoaderSimple",
+                    "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+              "9": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}}  # fmt: skip
+    body = refusal(prompt, registry)
+    [error] = body["node_errors"]["4"]["errors"]
+    assert error["type"] == "value_not_in_list"
+    assert error["message"].endswith(
+        "(the choices are the .safetensors files in checkpoints/ of the models folders: "
+        "--models-dir, --extra-models-dir or $LATENTGRAPH_MODELS_DIRS)"
+    )
