@@ -88,6 +88,9 @@ class Input:
     also_accepts: Callable[[str, Settings], bool] | None = None
     choices_hint: str = ""
     multiline: bool = False
+    # The editor strips // and /* */ comments from the text and picks one of each {a|b|c}
+    # when it queues a prompt (ComfyUI's "dynamicPrompts"; CLIPTextEncode declares it).
+    dynamic_prompts: bool = False
     description: str = ""
     optional: bool = False
     seed: bool = False  # the editor adds a randomize/increment control after it
@@ -228,9 +231,11 @@ def Float(name: str, default: Any = REQUIRED, *, min: float = -math.inf, max: fl
 
 
 def String(name: str, default: Any = REQUIRED, *, multiline: bool = False, kind: str = "widget",
-           description: str = "", optional: bool = False, max_length: int | None = None) -> Input:  # fmt: skip
+           description: str = "", optional: bool = False, max_length: int | None = None,
+           dynamic_prompts: bool = False) -> Input:  # fmt: skip
     return Input(name, STRING, default, kind=kind, multiline=multiline, description=description,
-                 optional=optional, max_length=max_length)  # fmt: skip
+                 optional=optional, max_length=max_length,
+                 dynamic_prompts=dynamic_prompts)  # fmt: skip
 
 
 def Bool(name: str, default: Any = REQUIRED, *, kind: str = "widget", description: str = "",

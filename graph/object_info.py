@@ -71,6 +71,8 @@ def _input_entry(decl: Input, settings: Settings | None) -> list[Any]:
             options["control_after_generate"] = True
     elif decl.type == STRING:
         options["multiline"] = decl.multiline
+        if decl.dynamic_prompts:
+            options["dynamicPrompts"] = True
     if decl.description:
         options["tooltip"] = decl.description
     return [decl.type, options]

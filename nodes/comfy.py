@@ -317,7 +317,7 @@ class ComfyClip(ClipModel):
 
 @_node(
     "CLIPTextEncode", "CLIP Text Encode (Prompt)", "conditioning",
-    inputs=[String("text", multiline=True), Socket("clip", CLIP)],
+    inputs=[String("text", multiline=True, dynamic_prompts=True), Socket("clip", CLIP)],
     outputs=[Output("CONDITIONING", CONDITIONING)],
     identity=embedding_identity,
     check=embedding_problems,

@@ -28,8 +28,9 @@ def _sdxl_clip(ctx, clip: ClipModel) -> ClipModel:
     "CLIPTextEncodeSDXL", display_name="CLIPTextEncodeSDXL", category="advanced/conditioning",
     inputs=[Socket("clip", CLIP), _size("width", 1024), _size("height", 1024),
             _size("crop_w", 0), _size("crop_h", 0), _size("target_width", 1024),
-            _size("target_height", 1024), String("text_g", "", multiline=True),
-            String("text_l", "", multiline=True)],
+            _size("target_height", 1024),
+            String("text_g", "", multiline=True, dynamic_prompts=True),
+            String("text_l", "", multiline=True, dynamic_prompts=True)],
     outputs=[Output("CONDITIONING", CONDITIONING)],
     registry=comfy_registry,
 )  # fmt: skip
@@ -47,7 +48,7 @@ def clip_text_encode_sdxl(ctx, clip: ClipModel, width: int, height: int, crop_w:
     "CLIPTextEncodeSDXLRefiner", display_name="CLIPTextEncodeSDXLRefiner",
     category="advanced/conditioning",
     inputs=[Socket("clip", CLIP), Float("ascore", 6.0, min=0.0, max=1000.0, step=0.01),
-            _size("width", 1024), _size("height", 1024), String("text", "", multiline=True)],
+            _size("width", 1024), _size("height", 1024), String("text", "", multiline=True, dynamic_prompts=True)],
     outputs=[Output("CONDITIONING", CONDITIONING)],
     registry=comfy_registry,
 )  # fmt: skip

@@ -159,3 +159,19 @@ def test_latent_ops():
     assert list(up.samples.shape) == [1, 1, 8, 16]  # height from the aspect ratio
     crop = comfy.latent_upscale(Ctx(), x, "bilinear", 32, 32, "center")
     assert list(crop.samples.shape) == [1, 1, 4, 4]
+
+
+def test_prompt_texts_ask_the_editor_for_dynamic_prompts():
+    """ComfyUI's text encoders declare dynamicPrompts: its editor then strips // and /* */
+    comments and picks one of each {a|b} before it queues. Other text inputs do not."""
+    from latentgraph.wiring import node_registry
+
+    registry = node_registry()
+
+    def options(node: str, name: str) -> dict:
+        return node_info(registry[node])["input"]["required"][name][1]
+
+    for node, name in [("CLIPTextEncode", "text"), ("CLIPTextEncodeSDXL", "text_g"),
+                       ("CLIPTextEncodeSDXL", "text_l"), ("CLIPTextEncodeSDXLRefiner", "text")]:  # fmt: skip
+        assert options(node, name)["dynamicPrompts"] is True
+    assert "dynamicPrompts" not in options("SaveImage", "filename_prefix")
