@@ -115,7 +115,9 @@ def folder_hint(folder: str) -> str:
     """Where a dropdown of `folder`'s files finds them: named when a value is not listed
     (`Input.choices_hint`), since a file the user has is most often in no models folder yet."""
     return (f"the choices are the .safetensors files in {folder}/ of the models folders: "
-            "--models-dir, --extra-models-dir or $LATENTGRAPH_MODELS_DIRS")  # fmt: skip
+            "--models-dir, --extra-models-dir or $LATENTGRAPH_MODELS_DIRS; pickled files "
+            "(.ckpt, .pt, .pth, .bin) are never listed, for safety: convert them to "
+            ".safetensors")  # fmt: skip
 
 
 def _safe_name(name: str) -> PurePosixPath:

@@ -173,5 +173,6 @@ def test_a_checkpoint_not_in_any_models_folder_says_where_the_choices_come_from(
     assert error["type"] == "value_not_in_list"
     assert error["message"].endswith(
         "(the choices are the .safetensors files in checkpoints/ of the models folders: "
-        "--models-dir, --extra-models-dir or $LATENTGRAPH_MODELS_DIRS)"
+        "--models-dir, --extra-models-dir or $LATENTGRAPH_MODELS_DIRS; pickled files (.ckpt, "
+        ".pt, .pth, .bin) are never listed, for safety: convert them to .safetensors)"
     )
