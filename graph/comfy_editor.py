@@ -13,6 +13,7 @@ Going back, `editor_from_graph` lays nodes out in columns by topological depth.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class _Raw:
     in_links: dict[int, tuple[str, int]] = field(default_factory=dict)
     # for a subgraph's input node: slot -> literal promoted onto the instance
     literals: dict[int, Any] = field(default_factory=dict)
+    # for a subgraph's input node: the subgraph's input names, by slot
+    input_names: list[Any] = field(default_factory=list)
     kind: str = "node"  # "node" | "subgraph" | "sg_in" | "sg_out"
 
 
@@ -117,6 +120,8 @@ class _Flattener:
         self.source = source
         self.problems: list[Problem] = []
         self.nodes: dict[str, _Raw] = {}
+        # node id -> widget values promoted onto the subgraph instances around it
+        self.overrides: dict[str, dict[str, Any]] = {}
         defs = (data.get("definitions") or {}).get("subgraphs") or []
         self.subgraphs = {
             s["id"]: s for s in defs if isinstance(s, Mapping) and isinstance(s.get("id"), str)
@@ -187,17 +192,108 @@ class _Flattener:
         sg_in = self.nodes.get(f"{prefix}{_SUBGRAPH_INPUT}")
         if sg_in is None:
             return
-        sg_in.in_links = dict(instance.in_links)
-        # Widgets promoted onto the instance: unlinked widget inputs take widgets_values in order.
+        names = _subgraph_input_names(body, instance.data.get("inputs"))
+        sg_in.input_names = names
+        sg_in.in_links = _border_links(names, instance)
+        for target, widget, value in self.promoted(instance):
+            self.promote(instance, target, widget, value)
+
+    def promoted(self, instance: _Raw) -> list[tuple[str, str, Any]]:
+        """(inner node id or "-1" for the subgraph's input node, widget name, value) for each
+        value saved on an instance. With `properties.proxyWidgets` (frontend 1.35+) the values
+        follow its entries one for one; before that, the instance's widget inputs in order."""
         values = instance.data.get("widgets_values")
-        inputs = instance.data.get("inputs") or []
-        if isinstance(values, list):
-            k = 0
-            for slot, inp in enumerate(inputs):
-                if isinstance(inp, Mapping) and inp.get("widget") is not None:
-                    if k < len(values) and slot not in instance.in_links:
-                        sg_in.literals[slot] = values[k]
-                    k += 1
+        if not isinstance(values, list):
+            return []
+        properties = instance.data.get("properties")
+        proxies = properties.get("proxyWidgets") if isinstance(properties, Mapping) else None
+        if proxies is None:
+            inputs = instance.data.get("inputs") or []
+            names = [i["name"] for i in inputs if isinstance(i, Mapping) and i.get("widget")
+                     and isinstance(i.get("name"), str)]  # fmt: skip
+            return [("-1", name, v) for name, v in zip(names, values, strict=False)]
+        entries = _proxy_entries(proxies)
+        if entries is None:
+            self.problem(f"properties.proxyWidgets = {str(proxies)[:80]} is not a list of "
+                         "[node id, widget name] pairs", node_id=instance.id)  # fmt: skip
+            return []
+        return [(target, widget, v) for (target, widget), v in zip(entries, values, strict=False)
+                if widget != CONTROL_WIDGET]  # fmt: skip
+
+    def promote(self, instance: _Raw, target: str, widget: str, value: Any) -> None:
+        """Give a value promoted onto `instance` to the widget it stands for: the subgraph
+        input of that name ("-1"), an inner node's widget, or through an inner instance (its
+        input or one of its own promoted widgets) to a node further in. Values of an outer
+        instance are applied after the inner ones, so they win."""
+        prefix = f"{instance.id}:"
+        if target == "-1":
+            sg_in = self.nodes.get(f"{prefix}{_SUBGRAPH_INPUT}")
+            names = sg_in.input_names if sg_in is not None else []
+            if widget in names and names.index(widget) not in sg_in.in_links:
+                sg_in.literals[names.index(widget)] = value
+            return
+        inner = self.nodes.get(f"{prefix}{target}")
+        if inner is None:
+            return
+        if inner.kind != "subgraph":
+            self.overrides.setdefault(inner.id, {})[widget] = value
+            return
+        sg_in = self.nodes.get(f"{inner.id}:{_SUBGRAPH_INPUT}")
+        if sg_in is not None and widget in sg_in.input_names:
+            self.promote(inner, "-1", widget, value)
+            return
+        for inner_target, inner_widget, _ in self.promoted(inner):
+            if inner_widget == widget:
+                self.promote(inner, inner_target, widget, value)
+
+
+CONTROL_WIDGET = "control_after_generate"
+
+
+def _proxy_entries(proxies: Any) -> list[tuple[str, str]] | None:
+    """`proxyWidgets` as (node id, widget name) pairs; some frontend versions save it as JSON
+    text. None when it is not that shape."""
+    if isinstance(proxies, str):
+        try:
+            proxies = json.loads(proxies)
+        except ValueError:
+            return None
+    if not isinstance(proxies, list):
+        return None
+    entries = []
+    for entry in proxies:
+        if not (isinstance(entry, list) and len(entry) == 2
+                and all(isinstance(x, str | int) and not isinstance(x, bool) for x in entry)):  # fmt: skip
+            return None
+        entries.append((str(entry[0]), str(entry[1])))
+    return entries
+
+
+def _subgraph_input_names(body: Mapping[str, Any], instance_inputs: Any) -> list[Any]:
+    """The names of a subgraph's inputs, by index (the slots of its input node). A body
+    without an `inputs` list (hand-written) takes the instance's input names."""
+    declared = body.get("inputs")
+    entries = declared if isinstance(declared, list) else instance_inputs
+    if not isinstance(entries, list):
+        return []
+    return [e.get("name") if isinstance(e, Mapping) else None for e in entries]
+
+
+def _border_links(names: list[Any], instance: _Raw) -> dict[int, tuple[str, int]]:
+    """What feeds each subgraph input, from the links into the instance. The instance's inputs
+    are matched to the subgraph's by name: frontends 1.35+ leave out of the instance the inputs
+    that are only widgets, so its slots are not the subgraph's."""
+    inputs = instance.data.get("inputs") or []
+    out: dict[int, tuple[str, int]] = {}
+    for slot, origin in instance.in_links.items():
+        name = (
+            inputs[slot].get("name")
+            if slot < len(inputs) and isinstance(inputs[slot], Mapping)
+            else None
+        )
+        index = names.index(name) if name is not None and name in names else slot
+        out[index] = origin
+    return out
 
 
 @dataclass(frozen=True)
@@ -350,6 +446,8 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
             if misfit:
                 problems.append(Problem("invalid_input_type", misfit, node_id=raw.id,
                                         location=Location(source), node_type=raw.type))  # fmt: skip
+            promoted = flat.overrides.get(raw.id, {})
+            inputs.update((k, v) for k, v in promoted.items() if node_type.input(k) is not None)
         for slot, inp in enumerate(raw.data.get("inputs") or []):
             if not isinstance(inp, Mapping) or slot not in raw.in_links:
                 continue
