@@ -166,6 +166,8 @@ class _Flattener:
             self.problem(f"{where}: 'links' must be a list")
             links = []
         for raw in links:
+            if raw is None:  # the editor's graph library skips these (with a console warning)
+                continue
             parsed = _parse_link(raw)
             if parsed is None:
                 self.problem(

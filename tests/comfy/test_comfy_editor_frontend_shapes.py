@@ -172,3 +172,16 @@ def test_proxy_widgets_of_the_wrong_shape_are_reported_at_the_instance():
     [problem] = err.value.problems
     assert problem.node_id == "10"
     assert "proxyWidgets" in problem.message
+
+
+# --- links -----------------------------------------------------------------------------------
+
+
+def test_a_null_in_the_links_is_skipped_as_the_editor_skips_it():
+    proxy = {"properties": {"proxyWidgets": [["-1", "seed"]]}, "widgets_values": [111]}
+    data = txt2img_with_instances((10, proxy))
+    data["links"].insert(1, None)
+    data["definitions"]["subgraphs"][0]["links"].append(None)
+    g = load(data)
+    assert g["6"].inputs["clip"] == Link("4", 1)
+    assert g["10:3"].inputs["model"] == Link("4", 0)
