@@ -100,17 +100,32 @@ class _Muted:
 _MUTED = _Muted()
 
 
-def _parse_link(link: Any) -> tuple[Any, Any, Any, Any] | None:
-    """A link's (from, from_slot, to, to_slot), from the array form
+def _parse_link(link: Any) -> tuple[Any, Any, Any, Any, Any] | None:
+    """A link's (id, from, from_slot, to, to_slot), from the array form
     `[id, from, from_slot, to, to_slot, type]` or the object form."""
     if isinstance(link, list) and len(link) >= 5:
-        return (link[1], link[2], link[3], link[4])
+        return (link[0], link[1], link[2], link[3], link[4])
     if isinstance(link, Mapping):
         try:
-            return (link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"])
+            return (link.get("id"), link["origin_id"], link["origin_slot"], link["target_id"],
+                    link["target_slot"])  # fmt: skip
         except KeyError:
             return None
     return None
+
+
+_UNSAID = object()
+
+
+def _link_id_at(node: Mapping[str, Any], slot: int) -> Any:
+    """The link id a node's input entry at `slot` names (None: not linked), or `_UNSAID` when
+    there is no entry saying so (a subgraph's output node, a hand-written file): then the links
+    to that slot count."""
+    inputs = node.get("inputs")
+    if not isinstance(inputs, list) or slot >= len(inputs) or not isinstance(inputs[slot], Mapping):
+        return _UNSAID
+    link_id = inputs[slot].get("link", _UNSAID)
+    return link_id if link_id is None or isinstance(link_id, int | str) else _UNSAID
 
 
 class _Flattener:
@@ -165,6 +180,7 @@ class _Flattener:
         if not isinstance(links, list):
             self.problem(f"{where}: 'links' must be a list")
             links = []
+        by_id: dict[Any, tuple[str, int]] = {}
         for raw in links:
             if raw is None:  # the editor's graph library skips these (with a console warning)
                 continue
@@ -174,18 +190,32 @@ class _Flattener:
                     f"a link of the wrong shape: {str(raw)[:80]} (expected [id, from, from_slot, to, to_slot, type])"
                 )
                 continue
-            src, src_slot, dst, dst_slot = parsed
+            link_id, src, src_slot, dst, dst_slot = parsed
             if src not in ids or dst not in ids:
                 continue  # dangling links are common in saved files; the target just loses it
             if not isinstance(src_slot, int) or not isinstance(dst_slot, int):
                 self.problem(f"a link with non-integer slots: {str(raw)[:80]}")
                 continue
-            self.nodes[ids[dst]].in_links[dst_slot] = (ids[src], src_slot)
+            by_id.setdefault(link_id, (ids[src], src_slot))
+            if _link_id_at(self.nodes[ids[dst]].data, dst_slot) is _UNSAID:
+                self.nodes[ids[dst]].in_links[dst_slot] = (ids[src], src_slot)
+        for nid in ids.values():
+            self._link_inputs(self.nodes[nid], by_id)
         # Expand subgraph instances that run (muted/bypassed instances act as one node).
         for nid in list(ids.values()):
             raw = self.nodes[nid]
             if raw.kind == "subgraph" and raw.mode == MODE_NORMAL:
                 self.expand(raw, depth)
+
+    @staticmethod
+    def _link_inputs(raw: _Raw, by_id: Mapping[Any, tuple[str, int]]) -> None:
+        """Connect each input to the link its entry names, as the editor does: a link that
+        only claims the slot (a leftover after an edit) does not count."""
+        inputs = raw.data.get("inputs")
+        for slot in range(len(inputs) if isinstance(inputs, list) else 0):
+            link_id = _link_id_at(raw.data, slot)
+            if link_id is not _UNSAID and link_id in by_id:
+                raw.in_links[slot] = by_id[link_id]
 
     def expand(self, instance: _Raw, depth: int) -> None:
         body = self.subgraphs[instance.type]

@@ -181,6 +181,9 @@ def expand_group_nodes(data: Mapping[str, Any], registry: Registry,
             inner = copy.deepcopy(node)
             inner["id"] = inner_ids[index]
             inner["mode"] = inst.get("mode", 0)
+            for entry in inner.get("inputs") or []:
+                if isinstance(entry, dict):  # the links are renumbered: an inner input takes
+                    entry.pop("link", None)  # the link to its slot, not the id it saved
             if values[index] is not None:
                 inner["widgets_values"] = values[index]
             nodes.append(inner)

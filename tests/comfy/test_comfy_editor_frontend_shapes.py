@@ -185,3 +185,45 @@ def test_a_null_in_the_links_is_skipped_as_the_editor_skips_it():
     g = load(data)
     assert g["6"].inputs["clip"] == Link("4", 1)
     assert g["10:3"].inputs["model"] == Link("4", 0)
+
+
+def classic(*, extra_nodes=(), extra_links=()):
+    """Loader 4, prompts 6/7, latent 5 -> KSampler 3 (its inputs naming links 1-4, 7)."""
+    nodes = [
+        {"id": 4, "type": "CheckpointLoaderSimple", "mode": 0, "widgets_values": ["builtin:tiny-sd"]},
+        {"id": 6, "type": "CLIPTextEncode", "mode": 0, "inputs": [sock("clip", "CLIP", 1)],
+         "widgets_values": ["a cat"]},
+        {"id": 7, "type": "CLIPTextEncode", "mode": 0, "inputs": [sock("clip", "CLIP", 2)],
+         "widgets_values": ["blurry"]},
+        {"id": 5, "type": "EmptyLatentImage", "mode": 0, "widgets_values": [64, 64, 1]},
+        {"id": 3, "type": "KSampler", "mode": 0,
+         "inputs": [sock("model", "MODEL", 3), sock("positive", "CONDITIONING", 4),
+                    sock("negative", "CONDITIONING", 5), sock("latent_image", "LATENT", 7)],
+         "widgets_values": [1, "fixed", 2, 8, "euler", "normal", 1]},
+        *extra_nodes,
+    ]  # fmt: skip
+    links = [[1, 4, 1, 6, 0, "CLIP"], [2, 4, 1, 7, 0, "CLIP"], [3, 4, 0, 3, 0, "MODEL"],
+             [4, 6, 0, 3, 1, "CONDITIONING"], [5, 7, 0, 3, 2, "CONDITIONING"],
+             [7, 5, 0, 3, 3, "LATENT"], *extra_links]  # fmt: skip
+    return {"nodes": nodes, "links": links, "version": 0.4}
+
+
+@pytest.mark.parametrize("order", ["leftover last", "leftover first"])
+def test_an_input_takes_the_link_it_names_not_a_leftover_to_its_slot(order):
+    second = {"id": 15, "type": "EmptyLatentImage", "mode": 0, "widgets_values": [128, 64, 1]}
+    data = classic(extra_nodes=[second], extra_links=[[50, 15, 0, 3, 3, "LATENT"]])
+    if order == "leftover first":
+        data["links"].insert(0, data["links"].pop())
+    assert load(data)["3"].inputs["latent_image"] == Link("5", 0)
+
+
+def test_a_leftover_link_to_an_unlinked_input_is_ignored():
+    data = classic()
+    data["nodes"][4]["inputs"][3]["link"] = None
+    assert "latent_image" not in load(data)["3"].inputs
+
+
+def test_an_input_takes_the_link_it_names_whatever_slot_that_link_says():
+    data = classic()
+    data["links"][5] = [7, 5, 0, 3, 9, "LATENT"]  # a stale target slot
+    assert load(data)["3"].inputs["latent_image"] == Link("5", 0)
