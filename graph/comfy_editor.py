@@ -38,6 +38,13 @@ MODE_NORMAL = 0
 MODE_MUTED = 2
 MODE_BYPASSED = 4
 
+
+def mode_runs(mode: int) -> bool:
+    """Whether a node of this editor mode runs as itself. Only Never (2, muted) and Bypass (4)
+    change execution in ComfyUI; Always (0), On Event (1) and On Trigger (3) all run."""
+    return mode not in (MODE_MUTED, MODE_BYPASSED)
+
+
 # Values the editor stores after a widget with `control_after_generate`.
 SEED_CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 # Node types that exist only in the editor and never run.
@@ -204,7 +211,7 @@ class _Flattener:
         # Expand subgraph instances that run (muted/bypassed instances act as one node).
         for nid in list(ids.values()):
             raw = self.nodes[nid]
-            if raw.kind == "subgraph" and raw.mode == MODE_NORMAL:
+            if raw.kind == "subgraph" and mode_runs(raw.mode):
                 self.expand(raw, depth)
 
     @staticmethod
@@ -469,7 +476,7 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
     muted_inputs: dict[str, list[str]] = {}
     top_ids = _preferred_ids(data)
     for raw in flat.nodes.values():
-        if raw.kind != "node" or raw.mode != MODE_NORMAL or raw.type in FRONTEND_ONLY:
+        if raw.kind != "node" or not mode_runs(raw.mode) or raw.type in FRONTEND_ONLY:
             continue
         node_type = registry.get(raw.type)
         inputs: dict[str, Any] = {}

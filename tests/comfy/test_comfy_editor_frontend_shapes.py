@@ -227,3 +227,26 @@ def test_an_input_takes_the_link_it_names_whatever_slot_that_link_says():
     data = classic()
     data["links"][5] = [7, 5, 0, 3, 9, "LATENT"]  # a stale target slot
     assert load(data)["3"].inputs["latent_image"] == Link("5", 0)
+
+
+# --- node modes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [1, 3])
+def test_on_event_and_on_trigger_nodes_run_like_always(mode):
+    data = classic(extra_nodes=[{"id": 8, "type": "VAEDecode", "mode": 0,
+                                 "inputs": [sock("samples", "LATENT", 8), sock("vae", "VAE", 9)]}],
+                   extra_links=[[8, 3, 0, 8, 0, "LATENT"], [9, 4, 2, 8, 1, "VAE"]])  # fmt: skip
+    data["nodes"][4]["mode"] = mode
+    g = load(data)
+    assert g["3"].inputs["latent_image"] == Link("5", 0)
+    assert g["8"].inputs["samples"] == Link("3", 0)
+
+
+@pytest.mark.parametrize("mode", [1, 3])
+def test_a_subgraph_instance_on_event_or_on_trigger_is_expanded(mode):
+    proxy = {"properties": {"proxyWidgets": [["-1", "seed"]]}, "widgets_values": [111],
+             "mode": mode}  # fmt: skip
+    g = load(txt2img_with_instances((10, proxy)))
+    assert g["11"].inputs["samples"] == Link("10:3", 0)
+    assert seeds(g, 10) == [111]
