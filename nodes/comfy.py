@@ -41,10 +41,12 @@ from latentgraph.graph import (
     default_registry,
     node,
 )  # fmt: skip
+from latentgraph.graph.context import LIMIT_FLAGS
 
 from . import models_dirs
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .seeds import image_seeds, seed_input
+from .step_window import tail_of_longer_schedule
 from .text import embedding_identity, embedding_problems
 from .values import (
     ClipModel,
@@ -162,7 +164,10 @@ def _is_empty(latent: Latent) -> bool:
 
 
 def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-            latent, denoise, **window):  # fmt: skip
+            latent, **window):  # fmt: skip
+    """Run UNetDenoise with the ComfyUI sampler and scheduler, over the window's part of a
+    `steps` schedule. An empty latent sampled from the first step starts from pure noise; one
+    starting part-way is noised to that step's level by UNetDenoise, as ComfyUI does."""
     from .denoise import unet_denoise
     from .latents import make_noise
 
@@ -177,12 +182,13 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
         raise input_error(ctx, "scheduler", problem)
     spec = sampler_spec(model, sampler_name, scheduler)
     samples = latent.samples
-    if _is_empty(latent) and denoise >= 1.0 and window.get("add_noise", True):
+    from_the_top = window.get("start_step", 0) == 0 and window.get("add_noise", True)
+    if _is_empty(latent) and from_the_top:
         seeds = image_seeds(seed, samples.shape[0])
         latent = replace(latent, samples=make_noise(tuple(samples.shape[1:]), seeds),
                          seeds=seeds, is_noise=True)  # a noise mask is kept  # fmt: skip
     return unet_denoise(ctx, model, spec, positive, negative, latent, steps=steps,
-                        guidance=cfg, denoise=denoise, seed=seed, **window)  # fmt: skip
+                        guidance=cfg, seed=seed, **window)  # fmt: skip
 
 
 SAMPLER_INPUTS = [
@@ -196,19 +202,45 @@ SAMPLER_INPUTS = [
 ]
 
 
+def denoise_problem(steps: Any, denoise: Any, settings: Settings) -> str | None:
+    """Why KSampler's `denoise` cannot run under the run's step limit, or None: it runs
+    `steps` steps of a schedule of steps / denoise steps, and the schedule is bounded too."""
+    if type(steps) is not int or not isinstance(denoise, int | float):
+        return None  # linked or ill-typed: checked where the value is known
+    total, _ = tail_of_longer_schedule(steps, denoise)
+    bound = settings.limit("max_steps")
+    if total <= bound or steps > bound:  # (steps over the limit: its own input says so)
+        return None
+    return (f"denoise {denoise} runs the last {steps} steps of a schedule of steps / denoise = "
+            f"{total} steps, over the limit of {bound} ({LIMIT_FLAGS['max_steps']}); raise "
+            "denoise or the limit")  # fmt: skip
+
+
+def _check_ksampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
+    problem = denoise_problem(inputs.get("steps"), inputs.get("denoise"), settings)
+    return _check_sampler(inputs, settings) + ([("denoise", problem)] if problem else [])
+
+
 @_node(
     "KSampler", "KSampler", "sampling",
     inputs=[Socket("model", MODEL), seed_input(),
-            *SAMPLER_INPUTS, Float("denoise", 1.0, min=0.0, max=1.0, step=0.01)],
+            *SAMPLER_INPUTS, Float("denoise", 1.0, min=0.0, max=1.0, step=0.01,
+                                   description="below 1: the last `steps` steps of a schedule "
+                                   "of steps / denoise steps (img2img); 0: no steps")],
     outputs=[Output("LATENT", LATENT)],
-    check=_check_sampler,
+    check=_check_ksampler,
 )  # fmt: skip
 def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
              latent_image, denoise=1.0):  # fmt: skip
-    """Denoise a latent (an empty one: text to image) with a ComfyUI sampler and scheduler."""
-    return _sample(ctx, model, seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name,
+    """Denoise a latent (an empty one: text to image) with a ComfyUI sampler and scheduler.
+    `denoise` is ComfyUI's: the step window over a longer schedule, not diffusers' strength."""
+    problem = denoise_problem(steps, denoise, ctx.settings)
+    if problem:
+        raise input_error(ctx, "denoise", problem)
+    total, first = tail_of_longer_schedule(steps, denoise)
+    return _sample(ctx, model, seed=seed, steps=total, cfg=cfg, sampler_name=sampler_name,
                    scheduler=scheduler, positive=positive, negative=negative,
-                   latent=latent_image, denoise=denoise)  # fmt: skip
+                   latent=latent_image, start_step=first)  # fmt: skip
 
 
 # samplers whose diffusers scheduler has no noise levels (sigmas) to end early at zero noise
@@ -243,7 +275,7 @@ def ksampler_advanced(ctx, model, add_noise, noise_seed, steps, cfg, sampler_nam
     refiner, the base returning its leftover noise and the refiner adding none."""
     return _sample(ctx, model, seed=noise_seed, steps=steps, cfg=cfg, sampler_name=sampler_name,
                    scheduler=scheduler, positive=positive, negative=negative,
-                   latent=latent_image, denoise=1.0, start_step=start_at_step,
+                   latent=latent_image, start_step=start_at_step,
                    end_step=end_at_step, add_noise=add_noise == "enable",
                    return_with_leftover_noise=return_with_leftover_noise == "enable")  # fmt: skip
 

@@ -19,6 +19,7 @@ from latentgraph.graph import SCHEDULER, Float, Int, Output, Settings, Socket, n
 from latentgraph.graph.declare import SIGMAS
 
 from .schedulers import build_scheduler
+from .step_window import tail_of_longer_schedule
 from .values import SchedulerSpec, input_error
 
 SIGMA_RANGE = dict(min=0.0, max=5000.0, step=0.01)  # ComfyUI's widget range for sigma_min/max
@@ -39,10 +40,10 @@ def model_sigmas(spec: SchedulerSpec, steps: int, denoise: float) -> Any:
 
     if denoise <= 0.0:
         return torch.zeros(0)
-    total = steps if denoise >= 1.0 else int(steps / denoise)
+    total, first = tail_of_longer_schedule(steps, denoise)
     sched = _euler(spec)
     sched.set_timesteps(total)
-    return sched.sigmas[-(steps + 1) :].float().cpu()
+    return sched.sigmas[first:].float().cpu()
 
 
 def turbo_sigmas(spec: SchedulerSpec, steps: int, denoise: float) -> Any:

@@ -46,6 +46,17 @@ class StepWindow:
         return self.end_step < steps
 
 
+def tail_of_longer_schedule(steps: int, denoise: float) -> tuple[int, int]:
+    """ComfyUI's `denoise` (KSampler, BasicScheduler): always run `steps` steps, the last ones
+    of a schedule of int(steps / denoise) steps, so a lower denoise starts at a lower noise
+    level without fewer steps. Returns (schedule length, first step to run); denoise 0 or less
+    leaves no step to run."""
+    if denoise <= 0.0:
+        return steps, steps
+    total = steps if denoise >= 1.0 else int(steps / denoise)
+    return total, total - steps
+
+
 def finish_at_zero_noise(sched: Any, end_index: int) -> bool:
     """Make the step ending at schedule index `end_index` land on noise level zero, so a run
     that stops early returns a clean latent. Only sigma-based schedulers (Euler, DPM++, ...)
