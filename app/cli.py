@@ -99,11 +99,21 @@ def _add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
                    "share one; default 1)")  # fmt: skip
 
 
+def _add_limit_args(p: argparse.ArgumentParser) -> None:
+    """The run limits `run` and `serve` share (`Settings`; messages name these flags)."""
+    p.add_argument("--max-steps", type=int, default=1000, help="steps per sampler (default 1000)")
+    p.add_argument("--max-batch", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument(
+        "--max-pixels", type=int, default=4096 * 4096, help="width x height (default 4096x4096)"
+    )
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
     p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
     p.add_argument("--temp-dir", type=Path, default=None, help="default: <output-dir>/../temp")
     _add_device_args(p)
+    _add_limit_args(p)
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
     p.add_argument("--cache-dir", type=Path, help="disk cache folder (default: user cache dir)")
     p.add_argument(
@@ -186,11 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queue", type=int, default=1000, help="pending prompts (default 1000)")
     p.add_argument("--max-prompt-nodes", type=int, default=250_000,
                    help="nodes per prompt; larger prompts are refused with 413 (default 250000)")  # fmt: skip
-    p.add_argument("--max-steps", type=int, default=1000, help="steps per sampler (default 1000)")
-    p.add_argument("--max-batch", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument(
-        "--max-pixels", type=int, default=4096 * 4096, help="width x height (default 4096x4096)"
-    )
+    _add_limit_args(p)
     p.add_argument(
         "--max-body-mb", type=int, default=64, help="request and upload size (default 64 MB)"
     )
@@ -372,6 +378,9 @@ def _settings(args: argparse.Namespace):
         device=args.device,
         dtype=args.dtype,
         options=options,
+        max_steps=args.max_steps,
+        max_batch=args.max_batch,
+        max_image_pixels=args.max_pixels,
     )
 
 

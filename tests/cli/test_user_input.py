@@ -196,3 +196,13 @@ def test_run_json_refusing_a_workflow_says_so_in_one_event_line(cli, tmp_path):
     assert line["event"] == "workflow_invalid"
     assert [(p["node"], p["location"]) for p in line["problems"]] == [("a", f"{path}:3:3")]
     assert "error:" in err  # people still read it on stderr
+
+
+def test_run_takes_the_limits_its_messages_name(cli, tmp_path):
+    """A limit refusal names its flag (--max-steps, ...): `run` takes them as `serve` does,
+    and refuses before anything runs."""
+    workflow = Path(__file__).resolve().parents[2] / "workflows" / "txt2img.yaml"
+    code, out, err = cli("run", str(workflow), "--json", "--max-steps", "1", "--set", "steps=2")
+    assert code == 2
+    assert "steps 2 is over the limit of 1 (--max-steps)" in err
+    assert [e["event"] for e in events(out)] == ["workflow_invalid"]
