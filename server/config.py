@@ -77,10 +77,16 @@ class ServerConfig:
     preload: bool = True
 
     def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir)
-        self.output_dir = Path(self.output_dir) if self.output_dir else self.data_dir / "output"
-        self.input_dir = Path(self.input_dir) if self.input_dir else self.data_dir / "input"
-        self.temp_dir = Path(self.temp_dir) if self.temp_dir else self.data_dir / "temp"
+        # Absolute and resolved: routes compare the paths they resolve with these folders (a
+        # relative --data-dir made every workflow save answer 500 after writing the file).
+        self.data_dir = Path(self.data_dir).resolve()
+        self.output_dir = (
+            Path(self.output_dir).resolve() if self.output_dir else self.data_dir / "output"
+        )
+        self.input_dir = (
+            Path(self.input_dir).resolve() if self.input_dir else self.data_dir / "input"
+        )
+        self.temp_dir = Path(self.temp_dir).resolve() if self.temp_dir else self.data_dir / "temp"
         self.models_dirs = [Path(p) for p in self.models_dirs]
         self.nodes_dirs = [Path(p) for p in self.nodes_dirs]
 

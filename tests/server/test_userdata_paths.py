@@ -48,3 +48,19 @@ def test_userdata_paths_the_disk_would_refuse_are_400s(client, config, url, type
     assert (error["type"], error["message"]) == (type_, message)
     assert str(config.data_dir) not in r.text
     assert (config.user_dir / "workflows" / "test.json").read_text() == "{}"
+
+
+def test_a_relative_data_dir_saves_and_moves_workflows(tmp_path, monkeypatch):
+    """`serve --data-dir data` (relative): saving and renaming a workflow answered 500 after
+    writing the file, comparing a resolved path with the relative folder."""
+    monkeypatch.chdir(tmp_path)
+    config = ServerConfig(data_dir="data")
+    config.ensure_dirs()
+    app = Starlette(routes=api_user.routes, exception_handlers=exception_handlers)
+    app.state.lg = SimpleNamespace(config=config)
+    with TestClient(app, base_url="http://127.0.0.1:8188", raise_server_exceptions=False) as c:
+        saved = c.post("/userdata/workflows%2Fmy%20flow.json", content=b"{}")
+        assert (saved.status_code, saved.json()) == (200, "workflows/my flow.json")
+        moved = c.post("/userdata/workflows%2Fmy%20flow.json/move/workflows%2Fb.json")
+        assert (moved.status_code, moved.json()) == (200, "workflows/b.json")
+    assert (tmp_path / "data" / "users" / "default" / "workflows" / "b.json").read_text() == "{}"
