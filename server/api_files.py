@@ -1,4 +1,5 @@
-"""Image files: /view serves outputs, inputs and temp files; /upload/image stores inputs."""
+"""Image files: /view serves outputs, inputs and temp files; /upload/image stores inputs;
+/internal/files/{type} lists a folder for the editor's media (assets) tabs."""
 
 from __future__ import annotations
 
@@ -152,7 +153,31 @@ async def upload_image(request: Request) -> JSONResponse:
     return JSONResponse({"name": stored, "subfolder": subfolder, "type": kind})
 
 
+def _visible_files(folder: Path) -> list[str]:
+    """The file names directly in `folder`, newest first (ComfyUI's order), without hidden
+    files (our uploads' temporary files among them) or links to anything outside it."""
+    root = folder.resolve()
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(root):
+                continue
+            found.append((-entry.stat().st_mtime, entry.name))
+    return [name for _, name in sorted(found)]
+
+
+async def list_files(request: Request) -> JSONResponse:
+    """/internal/files/{directory_type}: what the editor's Imported and Generated tabs show."""
+    folder = _folder(request, request.path_params["directory_type"])
+    if not folder.is_dir():
+        return JSONResponse([])
+    return JSONResponse(await run_in_threadpool(_visible_files, folder))
+
+
 routes = [
     Route("/view", view, methods=["GET"]),
+    Route("/internal/files/{directory_type}", list_files, methods=["GET"]),
     Route("/upload/image", upload_image, methods=["POST"]),
 ]

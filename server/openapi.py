@@ -142,6 +142,11 @@ def document() -> dict[str, Any]:
         "/view": _get("A file from output, input or temp", [("filename", "string"),
                       ("subfolder", "string"), ("type", "string"), ("preview", "string")],
                       None, 400, 404),
+        "/internal/files/{directory_type}": {"get": {
+            "summary": "File names in output, input or temp, newest first", "parameters": [
+            {"name": "directory_type", "in": "path", "required": True,
+             "schema": {"type": "string", "enum": ["output", "input", "temp"]}}],
+            "responses": _answers({"type": "array", "items": {"type": "string"}})}},
         "/upload/image": {"post": {"summary": "Upload an input image (multipart 'image')",
             "requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object",
                 "properties": {"image": {"type": "string", "format": "binary"},

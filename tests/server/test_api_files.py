@@ -472,3 +472,44 @@ def test_a_full_disk_answers_507_without_the_servers_paths(client, config, monke
     r = _upload(client)
     assert _error(r, 507)["message"] == (
         "the server cannot store this request: No space left on device")  # fmt: skip
+
+
+# /internal/files/{directory_type} ----------------------------------------------------------
+
+
+def _dated(path, data: bytes, mtime: float) -> None:
+    path.write_bytes(data)
+    os.utime(path, (mtime, mtime))
+
+
+@pytest.mark.parametrize("kind", ["output", "input", "temp"])
+def test_internal_files_lists_a_folder_newest_first(client, config, kind):
+    folder = config.dir_for(kind)
+    _dated(folder / "old.png", b"1", 1_000_000)
+    _dated(folder / "new.png", b"2", 3_000_000)
+    _dated(folder / "mid.webp", b"3", 2_000_000)
+    _dated(folder / "b-tie.png", b"4", 2_000_000)
+    r = client.get(f"/internal/files/{kind}")
+    assert r.status_code == 200
+    assert r.json() == ["new.png", "b-tie.png", "mid.webp", "old.png"]
+
+
+def test_internal_files_skips_hidden_files_folders_and_outside_links(client, config, tmp_path):
+    folder = config.input_dir
+    (folder / "a.png").write_bytes(b"a")
+    (folder / ".upload-x1").write_bytes(b"partial")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "deep.png").write_bytes(b"d")
+    (tmp_path / "secret.txt").write_text("outside")
+    (folder / "leak.txt").symlink_to(tmp_path / "secret.txt")
+    (folder / "inside.png").symlink_to(folder / "a.png")
+    (folder / "dangling.png").symlink_to(folder / "gone.png")
+    assert sorted(client.get("/internal/files/input").json()) == ["a.png", "inside.png"]
+
+
+def test_internal_files_of_an_empty_folder_and_an_unknown_type(client, config):
+    assert client.get("/internal/files/temp").json() == []
+    config.temp_dir.rmdir()
+    assert client.get("/internal/files/temp").json() == []
+    error = _error(client.get("/internal/files/models"), 400)
+    assert error["message"] == "type must be output, input or temp, not 'models'"
