@@ -1,11 +1,17 @@
-"""Read-only descriptions the editor asks for at page load: nodes, system, features, models."""
+"""Read-only descriptions the editor asks for at page load: nodes, system, features, models,
+and the server's recent log lines (the editor's Logs terminal panel)."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import platform
+import shutil
 import sys
+import threading
+from collections import deque
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .devices import memory
-from .errors import ApiError
+from .errors import ApiError, read_json
 from .state import get_state
 from .workers import Device
 
@@ -147,6 +153,49 @@ async def model_file_names(request: Request) -> JSONResponse:
     return JSONResponse(sorted({f["name"] for f in files}, key=str.lower))
 
 
+class RecentLogs(logging.Handler):
+    """The last `keep` log records (each cut to `max_chars`) as ComfyUI's log entries
+    ({"t": ISO time, "m": the line}): what the Logs panel shows when it opens. The app puts one
+    on the root logger while it runs (app.py)."""
+
+    def __init__(self, keep: int = 300, max_chars: int = 4000) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self._entries: deque[dict[str, str]] = deque(maxlen=keep)
+        self._max_chars = max_chars
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)[: self._max_chars]
+            when = datetime.fromtimestamp(record.created).isoformat()
+            with self._guard:
+                self._entries.append({"t": when, "m": line + "\n"})
+        except Exception:  # noqa: BLE001 - logging's own rule: a handler never raises
+            self.handleError(record)
+
+    def entries(self) -> list[dict[str, str]]:
+        with self._guard:
+            return list(self._entries)
+
+
+async def logs_raw(request: Request) -> JSONResponse:
+    """/internal/logs/raw: the kept lines and a terminal size for the panel to lay them out."""
+    size = shutil.get_terminal_size()
+    return JSONResponse({"entries": request.app.state.logs.entries(),
+                         "size": {"cols": size.columns, "rows": size.lines}})  # fmt: skip
+
+
+async def logs_subscribe(request: Request) -> JSONResponse:
+    """/internal/logs/subscribe: accepted, but no lines are streamed over the websocket: the
+    panel shows the lines kept when it opened (docs/comfy-compat.md)."""
+    body = await read_json(request)
+    if not (isinstance(body, dict) and isinstance(body.get("clientId"), str)
+            and isinstance(body.get("enabled"), bool)):  # fmt: skip
+        raise ApiError(400, "expected a JSON object {clientId: string, enabled: boolean}")
+    return JSONResponse({})
+
+
 routes = [
     Route("/object_info", object_info, methods=["GET"]),
     Route("/object_info/{node_class}", object_info_one, methods=["GET"]),
@@ -161,4 +210,6 @@ routes = [
     Route("/models", model_folder_names, methods=["GET"]),
     Route("/models/{folder}", model_file_names, methods=["GET"]),
     Route("/internal/folder_paths", folder_paths, methods=["GET"]),
+    Route("/internal/logs/raw", logs_raw, methods=["GET"]),
+    Route("/internal/logs/subscribe", logs_subscribe, methods=["PATCH"]),
 ]

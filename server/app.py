@@ -103,8 +103,11 @@ def create_app(
     worker = Dispatcher(store, hub, registry, pool, previews=previews)
     state = ServerState(config, registry, settings, store, hub, worker)
 
+    logs = api_info.RecentLogs()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        logging.getLogger().addHandler(logs)
         hub.bind(asyncio.get_running_loop())
         state.on_start()
         freeze_start_up_objects()
@@ -114,6 +117,7 @@ def create_app(
         finally:
             await asyncio.get_running_loop().run_in_executor(None, worker.stop)
             store.close()
+            logging.getLogger().removeHandler(logs)
 
     api = _api_routes()
     routes: list[BaseRoute] = [
@@ -137,6 +141,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.lg = state
+    app.state.logs = logs  # the recent log lines /internal/logs/raw answers
     return app
 
 

@@ -173,6 +173,13 @@ def document() -> dict[str, Any]:
             {"name": "folder", "in": "path", "required": True,
              "schema": {"type": "string"}}], "responses": _answers()}},
         "/global_subgraphs": _get("Shared subgraphs (none)"),
+        "/internal/logs/raw": _get("The server's recent log lines (entries, size)"),
+        "/internal/logs/subscribe": {"patch": {
+            "summary": "Accepted; no log lines are streamed",
+            "requestBody": {"required": True, **_json({"type": "object",
+                "required": ["clientId", "enabled"], "properties": {
+                    "clientId": {"type": "string"}, "enabled": {"type": "boolean"}}})},
+            "responses": _answers()}},
     }  # fmt: skip
     return {
         "openapi": "3.1.0",
