@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         "can run workflows and read outputs)",
     )  # fmt: skip
     p.add_argument("--max-queue", type=int, default=1000, help="pending prompts (default 1000)")
+    p.add_argument("--interrupt-grace", type=float, default=10.0, metavar="SECONDS",
+                   help="after an interrupt, how long a running node has to stop before its "
+                   "worker is killed, models and all (default 10)")  # fmt: skip
     p.add_argument("--max-prompt-nodes", type=int, default=250_000,
                    help="nodes per prompt; larger prompts are refused with 413 (default 250000)")  # fmt: skip
     _add_limit_args(p)
@@ -652,6 +655,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         previews=args.previews,
         disk_cache=not args.no_cache,
         max_queue=args.max_queue,
+        interrupt_grace_seconds=args.interrupt_grace,
         max_prompt_nodes=args.max_prompt_nodes,
         max_steps=args.max_steps,
         max_batch=args.max_batch,

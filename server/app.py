@@ -100,7 +100,8 @@ def create_app(
     elif pool is None:
         pool = LocalWorkerPool(setup, worker_specs(config, settings))
     previews = config.previews or bool(config.options.get("previews"))
-    worker = Dispatcher(store, hub, registry, pool, previews=previews)
+    worker = Dispatcher(store, hub, registry, pool, previews=previews,
+                        interrupt_grace=config.interrupt_grace_seconds)  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)
 
     logs = api_info.RecentLogs()

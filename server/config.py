@@ -50,6 +50,10 @@ class ServerConfig:
     # write has waited this long for it to read (see server/hub.py).
     client_backlog_bytes: int = 64 * 2**20
     client_stall_seconds: float = 15.0
+    # After an interrupt, how long a worker has to end its prompt before it is killed (and its
+    # loaded models with it): longer than a slow denoise step, so only a node that never
+    # checks for cancellation is killed (ComfyUI never kills; it waits for the next check).
+    interrupt_grace_seconds: float = 10.0
     # POST /prompt refuses (413) a prompt of more nodes than this.
     max_prompt_nodes: int = 250_000
     device: str = "auto"

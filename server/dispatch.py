@@ -13,7 +13,7 @@ A prompt starts as soon as it is queued, but its client hears of it only once it
 Dispatch: in queue order, each prompt goes to the idle worker already holding its models
 (`model_keys`); if none does but a busy one does, the prompt may wait for it while later
 prompts pass, at most `MAX_PASSES` times (the fairness bound). Interrupt: the worker is asked
-to cancel; if the prompt has not ended `INTERRUPT_GRACE` seconds later, the worker is killed
+to cancel; if the prompt has not ended `interrupt_grace` seconds later, the worker is killed
 (and replaced) and the prompt ends interrupted.
 """
 
@@ -57,8 +57,6 @@ _STATUS = {"success": st.SUCCESS, "interrupted": st.INTERRUPTED}
 HOLD_SECONDS = 2.0
 # How long after its answer an editor hears of its prompt: time for the page to handle it.
 EDITOR_GRACE = 0.25
-# After a cancel request, how long a worker has to end the prompt before it is killed.
-INTERRUPT_GRACE = 0.5
 # How many later prompts may start before one waiting for the worker holding its models.
 MAX_PASSES = 3
 # How far down the queue dispatch looks for a prompt suiting an idle worker.
@@ -91,8 +89,9 @@ class _Worker:
 
 class Dispatcher:
     def __init__(self, store: st.Store, hub: Hub, registry: Any, pool: WorkerPool, *,
-                 previews: bool = False) -> None:  # fmt: skip
+                 previews: bool = False, interrupt_grace: float = 10.0) -> None:  # fmt: skip
         self.store = store
+        self.interrupt_grace = interrupt_grace  # ServerConfig.interrupt_grace_seconds
         self.hub = hub
         self.registry = registry
         self.pool = pool
@@ -269,7 +268,7 @@ class Dispatcher:
     def _timeout(self) -> float:
         now = time.monotonic()
         with self._state:
-            due = [r.interrupted_at + INTERRUPT_GRACE - now for r in self._running.values()
+            due = [r.interrupted_at + self.interrupt_grace - now for r in self._running.values()
                    if r.interrupted_at is not None and not r.killed]  # fmt: skip
         with self._lock:
             due += [d - now for d in self._held.values()]
@@ -295,9 +294,9 @@ class Dispatcher:
         now = time.monotonic()
         for run in self._running.values():
             if run.interrupted_at is not None and not run.killed:
-                if now - run.interrupted_at >= INTERRUPT_GRACE:
+                if now - run.interrupted_at >= self.interrupt_grace:
                     log.warning("prompt %s did not stop within %.1f s; killing its worker",
-                                run.record.id, INTERRUPT_GRACE)  # fmt: skip
+                                run.record.id, self.interrupt_grace)  # fmt: skip
                     run.killed = True
                     self.pool.kill(run.worker)
 

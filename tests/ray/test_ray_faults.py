@@ -22,7 +22,7 @@ def toy_ray_server(ray_runtime, tmp_path_factory):
 
     config = ServerConfig(data_dir=tmp_path_factory.mktemp("ray-faults"), port=free_port(),
                           ray="local", ray_workers=2, editor=False, load_nodes=False,
-                          disk_cache=False)  # fmt: skip
+                          disk_cache=False, interrupt_grace_seconds=0.5)  # fmt: skip
     running = RunningServer(config, WorkerSetup(registry=fault_registry)).start()
     _ready(running)
     yield running
