@@ -49,12 +49,15 @@ def worker_setup(nodes_dirs: Iterable[Path] = ()) -> WorkerSetup:
     """How each server worker process builds the same registry (the entry-point packs and
     `nodes_dirs`) and reaches the built-in nodes' model functions: unload every model (POST
     /free, after out of memory) and list the loaded ones (model affinity). All are pickled by
-    reference and called inside the worker: the server process never imports torch."""
+    reference and called inside the worker: the server process never imports torch. The
+    models folder kinds the nodes read are handed over too (the server's /models routes)."""
     from latentgraph.nodes import free_models, resident_models
+    from latentgraph.nodes.models_dirs import FOLDERS
     from latentgraph.server.workers import WorkerSetup
 
     return WorkerSetup(registry=partial(node_registry, tuple(Path(d) for d in nodes_dirs)),
-                       free_models=free_models, resident_models=resident_models)  # fmt: skip
+                       free_models=free_models, resident_models=resident_models,
+                       model_folders=dict(FOLDERS))  # fmt: skip
 
 
 def prepare_server(config: ServerConfig, *, errors: list[PluginFailure] | None = None) -> Registry:

@@ -101,13 +101,14 @@ async def empty_object(request: Request) -> JSONResponse:
 
 
 def _model_folders(request: Request) -> dict[str, list[Path]]:
-    folders: dict[str, list[Path]] = {}
-    for root in get_state(request).config.models_dirs:
-        if root.is_dir():
-            for sub in sorted(root.iterdir()):
-                if sub.is_dir() and not sub.name.startswith("."):
-                    folders.setdefault(sub.name, []).append(sub)
-    return folders
+    """Each models folder kind the nodes read (handed over as `WorkerSetup.model_folders`),
+    listed even when empty as ComfyUI lists its model types, with the directories found for it
+    under the models roots."""
+    roots = get_state(request).config.models_dirs
+    return {
+        kind: [root / sub for root in roots for sub in subs if (root / sub).is_dir()]
+        for kind, subs in request.app.state.model_folders.items()
+    }
 
 
 async def models(request: Request) -> JSONResponse:

@@ -143,6 +143,7 @@ def create_app(
     )
     app.state.lg = state
     app.state.logs = logs  # the recent log lines /internal/logs/raw answers
+    app.state.model_folders = setup.model_folders  # the model types /models lists
     return app
 
 

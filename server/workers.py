@@ -32,11 +32,14 @@ class WorkerSetup:
 
     `registry` builds the node registry (None: the default registry with the server config's
     plugin packs); `free_models` unloads every model (POST /free, after out of memory);
-    `resident_models` lists the loaded models' keys (empty: the worker holds no model)."""
+    `resident_models` lists the loaded models' keys (empty: the worker holds no model).
+    `model_folders`: each models folder kind the nodes read (ComfyUI's model types) with the
+    sub-folder names searched for it under each models root, for the server's /models routes."""
 
     registry: Callable[[], Registry] | None = None
     free_models: Callable[[], None] | None = None
     resident_models: Callable[[], list[str]] | None = None
+    model_folders: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

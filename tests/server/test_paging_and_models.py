@@ -14,6 +14,10 @@ from latentgraph.server import store as st
 from latentgraph.server.config import ServerConfig
 from latentgraph.server.errors import exception_handlers
 
+# the models folder kinds as the composition root hands them over (nodes/models_dirs.FOLDERS)
+FOLDERS = {"checkpoints": ("checkpoints", "Stable-diffusion"), "loras": ("loras",),
+           "vae": ("vae",), "embeddings": ("embeddings",)}  # fmt: skip
+
 
 @pytest.fixture
 def config(tmp_path) -> ServerConfig:
@@ -37,6 +41,7 @@ def client(config):
     app = Starlette(routes=api_queue.routes + api_info.routes,
                     exception_handlers=exception_handlers)  # fmt: skip
     app.state.lg = SimpleNamespace(config=config, store=store)  # what get_state reads
+    app.state.model_folders = FOLDERS  # what create_app takes from WorkerSetup.model_folders
     with TestClient(app, base_url="http://127.0.0.1:8188", raise_server_exceptions=False) as c:
         yield c
     store.close()
@@ -62,8 +67,55 @@ def test_history_paging_refusals(client):
 
 
 def test_models_lists_the_folders_and_models_folder_its_files(client):
-    assert client.get("/models").json() == ["checkpoints", "loras", "vae"]
+    assert client.get("/models").json() == ["checkpoints", "loras", "vae", "embeddings"]
     assert client.get("/models/checkpoints").json() == ["A.sft", "sd15/b.safetensors"]
     assert client.get("/models/vae").json() == []
     r = client.get("/models/nothing")
     assert r.status_code == 404 and r.json()["error"]["message"] == "no model folder 'nothing'"
+
+
+def test_known_folders_are_listed_and_answer_empty_lists_on_a_fresh_server(client, config):
+    config.models_dirs = [config.data_dir / "no-models-yet"]
+    assert client.get("/models").json() == list(FOLDERS)
+    assert client.get("/models/checkpoints").json() == []
+    assert client.get("/experiment/models").json() == [
+        {"name": kind, "folders": []} for kind in FOLDERS
+    ]
+    assert client.get("/experiment/models/loras").json() == []
+    r = client.get("/models/sams")
+    assert r.status_code == 404 and r.json()["error"]["message"] == "no model folder 'sams'"
+
+
+def test_a_folders_other_names_are_read_as_it_and_unknown_folders_are_not_listed(client, config):
+    root = config.models_dirs[0]
+    (root / "Stable-diffusion").mkdir()
+    (root / "Stable-diffusion" / "old.safetensors").write_bytes(b"")
+    (root / "sams").mkdir()
+    assert "sams" not in client.get("/models").json()
+    assert client.get("/models/checkpoints").json() == [
+        "A.sft", "old.safetensors", "sd15/b.safetensors"]  # fmt: skip
+    (entry,) = [e for e in client.get("/experiment/models").json() if e["name"] == "checkpoints"]
+    assert entry["folders"] == [str(root / "checkpoints"), str(root / "Stable-diffusion")]
+
+
+def test_the_composition_root_hands_the_nodes_folders_to_the_server():
+    from latentgraph.nodes.models_dirs import FOLDERS as NODE_FOLDERS
+    from latentgraph.wiring import worker_setup
+
+    assert worker_setup().model_folders == NODE_FOLDERS
+
+
+def test_create_app_serves_the_folders_its_worker_setup_names(tmp_path):
+    from latentgraph.server.app import create_app
+    from latentgraph.server.workers import WorkerSetup
+
+    from .plugin.toy_nodes import toy_registry as build
+
+    config = ServerConfig(data_dir=tmp_path / "data", load_nodes=False, editor=False)
+    app = create_app(config, workers=WorkerSetup(registry=build, model_folders={"vae": ("vae",)}))
+    try:  # no lifespan: no worker process starts
+        client = TestClient(app, base_url="http://127.0.0.1:8188")
+        assert client.get("/api/models").json() == ["vae"]
+        assert client.get("/api/models/vae").json() == []
+    finally:
+        app.state.lg.store.close()
