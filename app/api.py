@@ -2,8 +2,8 @@
 sweep. `import latentgraph` exposes `run`, `load` and `sweep` from here.
 
     import latentgraph
-    result = latentgraph.run("workflows/txt2img.yaml", seed=7)
-    image = result.outputs["decode"][0]
+    result = latentgraph.run("workflows/txt2img.yaml", seed=7, keep=["decode"])
+    image = result.outputs["decode"][0]  # kept: by default only the targets' outputs are
     results = latentgraph.sweep("workflows/txt2img.yaml", "seed", [1, 2, 3])
 
 Keywords that are not options of the call are workflow params (`params={...}` says the same
@@ -102,10 +102,17 @@ def sweep_workflows(
         yield reload(base, {**params, name: value}, registry)
 
 
-def _scheduler(registry: Registry | None, cache: Cache | None,
-               settings: Settings | None) -> Scheduler:  # fmt: skip
-    """A scheduler on the shared cache; without a registry, the installed node packs (they
-    read their folders from `settings`)."""
+def _scheduler(registry: Registry | None, cache: Cache | None, settings: Settings | None,
+               given: Any = None) -> Scheduler:  # fmt: skip
+    """The `scheduler=` given, or one on the shared cache; without a registry, the installed
+    node packs (they read their folders from `settings`). A workflow param is often named
+    `scheduler` (the sampler's): given as a keyword, it lands here and is named as such."""
+    if given is not None:
+        if not isinstance(given, Scheduler):
+            raise TypeError(f"scheduler= takes the engine Scheduler to run with, not {given!r}; "
+                            f"to set the workflow's param 'scheduler', pass "
+                            f"params={{'scheduler': {given!r}}}")  # fmt: skip
+        return given
     if registry is None:
         registry = node_registry()
     return Scheduler(registry, cache if cache is not None else shared_cache(), settings=settings)
@@ -128,8 +135,7 @@ def run(
 ) -> RunResult:
     """Load (if needed) and run a workflow; node code sees the params as ctx.extra["params"].
     `targets`, `keep`, `cancel` and `extra` go to `Scheduler.run`."""
-    if scheduler is None:
-        scheduler = _scheduler(registry, cache, settings)
+    scheduler = _scheduler(registry, cache, settings, scheduler)
     params = {**(params or {}), **more_params}
     graph, effective = with_params(workflow_or_path, params, registry)
     if effective:
@@ -144,9 +150,9 @@ def sweep(workflow_or_path: Any, name: str, values: list, **kw: Any) -> list[Run
     params = {k: kw.pop(k) for k in list(kw) if k not in _RUN_OPTIONS}
     params.update(kw.pop("params", None) or {})
     registry = kw.pop("registry", None)
-    scheduler = kw.pop("scheduler", None)
-    if scheduler is None:
-        scheduler = _scheduler(registry, kw.pop("cache", None), kw.pop("settings", None))
+    scheduler = _scheduler(
+        registry, kw.pop("cache", None), kw.pop("settings", None), kw.pop("scheduler", None)
+    )
     workflows = sweep_workflows(workflow_or_path, name, values, params=params, registry=registry)
     return [run(wf, registry=registry, scheduler=scheduler, **kw) for wf in workflows]
 

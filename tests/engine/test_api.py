@@ -124,3 +124,12 @@ def test_a_sweep_needs_a_workflow_not_a_graph(toys):
     g = build({"a": ("Const", {"value": 2}), "o": ("Echo", {"x": "@a"})})
     with pytest.raises(TypeError, match="a sweep needs a workflow"):
         api.sweep(g, "seed", [1], registry=toys.registry, cache=Cache())
+
+
+def test_a_param_named_scheduler_given_as_a_keyword_says_how_to_set_it(toys, workflow):
+    """`scheduler=` is the engine Scheduler; a workflow's param of that name (the sampler's,
+    often) given as a keyword is named, with the way to set it, not an AttributeError."""
+    for call in (lambda: api.run(workflow, registry=toys.registry, scheduler="euler"),
+                 lambda: api.sweep(workflow, "x", [1], registry=toys.registry, scheduler="euler")):  # fmt: skip
+        with pytest.raises(TypeError, match=r"pass params=\{'scheduler': 'euler'\}"):
+            call()
