@@ -136,12 +136,26 @@ def run(
     """Load (if needed) and run a workflow; node code sees the params as ctx.extra["params"].
     `targets`, `keep`, `cancel` and `extra` go to `Scheduler.run`."""
     scheduler = _scheduler(registry, cache, settings, scheduler)
+    _check_settings(scheduler.settings)
     params = {**(params or {}), **more_params}
     graph, effective = with_params(workflow_or_path, params, registry)
     if effective:
         extra = {"params": dict(effective), **(extra or {})}
     return scheduler.run(graph, on_event=on_event, extra=extra, targets=targets, keep=keep,
                          cancel=cancel)  # fmt: skip
+
+
+def _check_settings(settings: Settings) -> None:
+    """Refuse, before any node runs, an output folder or device the run could not use
+    (app/preflight.py, as `latentgraph run` does)."""
+    from .preflight import device_problem, output_dir_problem
+
+    problem = output_dir_problem(settings.output_dir)
+    if problem:
+        raise ValueError(f"settings.output_dir {settings.output_dir}: {problem}")
+    problem = device_problem(settings)
+    if problem:
+        raise ValueError(f"settings.device: {problem}")
 
 
 def sweep(workflow_or_path: Any, name: str, values: list, **kw: Any) -> list[RunResult]:

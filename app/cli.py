@@ -434,30 +434,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _check_output_dir(folder: Path) -> None:
-    """The output folder is a folder, or can be made (its nearest existing parent is a folder
-    we may write in): checked before any node runs, not when the first image is saved at the
-    end of the work. Nothing is created here: a run refused later leaves no trace."""
-    existing = folder.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        what = "not a folder" if existing == folder.absolute() else f"{existing} is not a folder"
-        raise UserError(f"--output-dir {folder}: {what}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"--output-dir {folder}: {existing} cannot be written")
+    """A usage error (exit 2) before any node runs (app/preflight.py)."""
+    from .preflight import output_dir_problem
+
+    problem = output_dir_problem(folder)
+    if problem:
+        raise UserError(f"--output-dir {folder}: {problem}")
 
 
 def _check_device(settings) -> None:
-    """A GPU device this machine does not have is a usage error (exit 2) before any node runs.
-    `auto` and `cpu` always work, and need no torch import to say so."""
-    if settings.device in ("auto", "cpu"):
-        return
-    from latentgraph.nodes.runtime import device_name
+    """A usage error (exit 2) before any node runs (app/preflight.py)."""
+    from .preflight import device_problem
 
-    try:
-        device_name(settings)
-    except RuntimeError as exc:
-        raise UserError(f"--device: {exc}") from None
+    problem = device_problem(settings)
+    if problem:
+        raise UserError(f"--device: {problem}")
 
 
 def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,

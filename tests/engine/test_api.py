@@ -133,3 +133,32 @@ def test_a_param_named_scheduler_given_as_a_keyword_says_how_to_set_it(toys, wor
                  lambda: api.sweep(workflow, "x", [1], registry=toys.registry, scheduler="euler")):  # fmt: skip
         with pytest.raises(TypeError, match=r"pass params=\{'scheduler': 'euler'\}"):
             call()
+
+
+def test_an_output_folder_or_device_the_run_cannot_use_is_refused_before_it_runs(
+    toys, workflow, tmp_path
+):  # fmt: skip
+    """As `latentgraph run` does (app/preflight.py): found at SaveImage instead, they cost the
+    whole run's work."""
+    from latentgraph.graph import Settings
+
+    (tmp_path / "afile").write_text("x")
+    ran = []
+    for settings, message in [(Settings(output_dir=tmp_path / "afile"), "not a folder"),
+                              (Settings(output_dir=tmp_path / "afile" / "sub"),
+                               f"{tmp_path / 'afile'} is not a folder")]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"settings.output_dir .*: {message}"):
+            api.run(workflow, registry=toys.registry, cache=Cache(), settings=settings,
+                    on_event=ran.append)  # fmt: skip
+    assert ran == []  # not one event: nothing ran
+
+
+def test_a_device_this_machine_lacks_is_refused_before_the_run(toys, workflow):
+    import torch
+
+    from latentgraph.graph import Settings
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: 'cuda' is a device it has")
+    with pytest.raises(ValueError, match="settings.device: device 'cuda': this torch sees no"):
+        api.run(workflow, registry=toys.registry, cache=Cache(), settings=Settings(device="cuda"))
