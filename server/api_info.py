@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from .devices import memory
 from .errors import ApiError, read_json
+from .safepath import safe_join
 from .state import get_state
 from .workers import Device
 
@@ -154,6 +155,34 @@ async def model_file_names(request: Request) -> JSONResponse:
     return JSONResponse(sorted({f["name"] for f in files}, key=str.lower))
 
 
+def _safetensors_metadata(request: Request) -> dict[str, Any]:
+    """The `__metadata__` of a .safetensors file in one models folder (its header only; the
+    tensors are never read, and nothing is unpickled)."""
+    from safetensors import safe_open
+
+    folder, name = request.path_params["folder"], request.query_params.get("filename", "")
+    paths = _model_folders(request).get(folder)
+    if paths is None:
+        raise ApiError(404, f"no model folder {folder!r}", "not_found")
+    if not name.lower().endswith((".safetensors", ".sft")):
+        raise ApiError(404, f"{name!r} is not a .safetensors file", "not_found")
+    for base in paths:
+        path = safe_join(base, name, what="filename")
+        if path.is_file():
+            try:
+                with safe_open(str(path), framework="np") as f:
+                    return dict(f.metadata() or {})
+            except Exception as exc:  # noqa: BLE001 - a file safetensors cannot read
+                raise ApiError(404, f"{name!r} has no readable safetensors header ({exc})",
+                               "not_found") from None  # fmt: skip
+    raise ApiError(404, f"no file {name!r} in {folder}", "not_found")
+
+
+async def view_metadata(request: Request) -> JSONResponse:
+    """/view_metadata/{folder}?filename=: the model card the editor's Model Library shows."""
+    return JSONResponse(await run_in_threadpool(_safetensors_metadata, request))
+
+
 class RecentLogs(logging.Handler):
     """The last `keep` log records (each cut to `max_chars`) as ComfyUI's log entries
     ({"t": ISO time, "m": the line}): what the Logs panel shows when it opens. The app puts one
@@ -210,6 +239,7 @@ routes = [
     Route("/experiment/models/{folder}", models_in, methods=["GET"]),
     Route("/models", model_folder_names, methods=["GET"]),
     Route("/models/{folder}", model_file_names, methods=["GET"]),
+    Route("/view_metadata/{folder}", view_metadata, methods=["GET"]),
     Route("/internal/folder_paths", folder_paths, methods=["GET"]),
     Route("/internal/logs/raw", logs_raw, methods=["GET"]),
     Route("/internal/logs/subscribe", logs_subscribe, methods=["PATCH"]),

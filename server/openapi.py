@@ -169,6 +169,11 @@ def document() -> dict[str, Any]:
         "/embeddings": _get("Textual inversion embeddings (none)"),
         "/experiment/models": _get("Model folders"),
         "/models": _get("Model folder names"),
+        "/view_metadata/{folder}": {"get": {
+            "summary": "A .safetensors model's header metadata", "parameters": [
+                {"name": "folder", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "filename", "in": "query", "required": True,
+                 "schema": {"type": "string"}}], "responses": _answers()}},
         "/models/{folder}": {"get": {"summary": "Model file names in one folder", "parameters": [
             {"name": "folder", "in": "path", "required": True,
              "schema": {"type": "string"}}], "responses": _answers()}},

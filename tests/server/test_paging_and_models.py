@@ -119,3 +119,21 @@ def test_create_app_serves_the_folders_its_worker_setup_names(tmp_path):
         assert client.get("/api/models/vae").json() == []
     finally:
         app.state.lg.store.close()
+
+
+def test_view_metadata_answers_a_safetensors_files_own_metadata(client, config):
+    """The editor's Model Library asks /view_metadata/{folder}?filename= for each model: the
+    file header's __metadata__, read without the tensors; 404 for what has none to give."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    lora = config.models_dirs[0] / "loras" / "card.safetensors"
+    save_file({"w": np.zeros(2, np.float32)}, str(lora), metadata={"ss_network_dim": "4"})
+    assert client.get("/view_metadata/loras?filename=card.safetensors").json() == {
+        "ss_network_dim": "4"}  # fmt: skip
+    for url in ("/view_metadata/checkpoints?filename=old.ckpt",  # not safetensors: no header
+                "/view_metadata/checkpoints?filename=sd15/b.safetensors",  # an empty file
+                "/view_metadata/loras?filename=missing.safetensors",
+                "/view_metadata/nothing?filename=card.safetensors"):  # fmt: skip
+        assert client.get(url).status_code == 404, url
+    assert client.get("/view_metadata/loras?filename=../../x.safetensors").status_code == 400
