@@ -68,3 +68,20 @@ def test_classic_graph_runs_in_the_editor_and_shows_its_image(editor_server):
     assert record["filename"].startswith("classic_")
     assert shot.stat().st_size > 10_000
     assert not [e for e in errors if "latentgraph" in e.lower()], errors
+
+
+def test_the_editor_applies_dynamic_prompts_to_clip_text_encode(editor_server):
+    """CLIPTextEncode's text declares dynamicPrompts (/object_info), so the editor itself
+    strips // and /* */ comments and picks one option of each {a|b} when it builds the prompt
+    it queues, as it does against ComfyUI."""
+    graph = json.loads((DATA / "classic_editor.json").read_text())
+    text = "a cat // a dog later\n/* style notes */ in {red|red} light"
+    next(n for n in graph["nodes"] if n["id"] == 6)["widgets_values"] = [text]
+    errors: list[str] = []
+    with editor_with_graph(editor_server.url, graph, errors) as page:
+        prompt = page.evaluate("async () => (await window.app.graphToPrompt()).output")
+    sent = prompt["6"]["inputs"]["text"]
+    assert "//" not in sent and "/*" not in sent and "{" not in sent, sent
+    assert sent.split() == ["a", "cat", "in", "red", "light"], sent
+    assert prompt["7"]["inputs"]["text"] == "blurry, watermark"  # nothing to change there
+    assert errors == []
