@@ -2,11 +2,13 @@
 
 LATENTGRAPH_CACHE_DIR   output cache and the built-in tiny model (default: user cache dir)
 LATENTGRAPH_DATA_DIR    server database, user settings and saved workflows (default: user data dir)
+LATENTGRAPH_MODELS_DIRS more models roots, searched after the ones given (os.pathsep between)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import platformdirs
@@ -20,3 +22,15 @@ def cache_dir() -> Path:
 def data_dir() -> Path:
     env = os.environ.get("LATENTGRAPH_DATA_DIR")
     return Path(env) if env else Path(platformdirs.user_data_dir("latentgraph"))
+
+
+def models_roots(dirs: Sequence[Path | str] | None = None) -> list[Path]:
+    """Models roots in priority order: the given dirs (`--models-dir`, `--extra-models-dir`),
+    the environment's, then `<data dir>/models`. The nodes' dropdowns and the server's model
+    routes both search these."""
+    out = [Path(d) for d in dirs or ()]
+    env = os.environ.get("LATENTGRAPH_MODELS_DIRS")
+    if env:
+        out += [Path(p) for p in env.split(os.pathsep) if p]
+    out.append(data_dir() / "models")
+    return list(dict.fromkeys(out))

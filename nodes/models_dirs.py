@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from latentgraph.graph import Settings, paths
+from latentgraph.graph import Settings
+from latentgraph.graph.paths import models_roots
 
 from .runtime import model_identity
 
@@ -57,28 +58,12 @@ class ModelNotFound(ValueError):
     """A model name that is not a file listed under the configured models folders."""
 
 
-def roots(dirs: Sequence[Path | str] | None = None) -> list[Path]:
-    """Models roots in priority order: the given dirs, the environment, the default."""
-    out = [Path(d) for d in dirs or ()]
-    env = os.environ.get("LATENTGRAPH_MODELS_DIRS")
-    if env:
-        out += [Path(p) for p in env.split(os.pathsep) if p]
-    out.append(paths.data_dir() / "models")
-    seen: set[Path] = set()
-    unique = []
-    for d in out:
-        if d not in seen:
-            seen.add(d)
-            unique.append(d)
-    return unique
-
-
 def folder_paths(folder: str, dirs: Sequence[Path | str] | None = None) -> list[Path]:
     """Every existing directory searched for `folder` (for /experiment/models)."""
     if folder not in FOLDERS:
         raise ModelNotFound(f"unknown models folder {folder!r}; known: {', '.join(FOLDERS)}")
     found = []
-    for root in roots(dirs):
+    for root in models_roots(dirs):
         for sub in FOLDERS[folder]:
             if (root / sub).is_dir():
                 found.append(root / sub)
@@ -145,7 +130,7 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None) ->
         if candidate.is_file() and posix.as_posix() in _walk(base):
             return candidate
     looked = ", ".join(str(b) for b in bases) or (
-        f"no {folder}/ folder under " + ", ".join(str(r) for r in roots(dirs))
+        f"no {folder}/ folder under " + ", ".join(str(r) for r in models_roots(dirs))
     )
     raise ModelNotFound(f"{folder} model {name!r} not found (looked in {looked})")
 

@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from latentgraph.graph.paths import models_roots
+
 from .devices import memory
 from .errors import ApiError, read_json
 from .safepath import safe_join
@@ -105,7 +107,7 @@ def _model_folders(request: Request) -> dict[str, list[Path]]:
     """Each models folder kind the nodes read (handed over as `WorkerSetup.model_folders`),
     listed even when empty as ComfyUI lists its model types, with the directories found for it
     under the models roots."""
-    roots = get_state(request).config.models_dirs
+    roots = models_roots(get_state(request).config.models_dirs)
     return {
         kind: [root / sub for root in roots for sub in subs if (root / sub).is_dir()]
         for kind, subs in request.app.state.model_folders.items()

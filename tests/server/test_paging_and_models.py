@@ -137,3 +137,17 @@ def test_view_metadata_answers_a_safetensors_files_own_metadata(client, config):
                 "/view_metadata/nothing?filename=card.safetensors"):  # fmt: skip
         assert client.get(url).status_code == 404, url
     assert client.get("/view_metadata/loras?filename=../../x.safetensors").status_code == 400
+
+
+def test_the_model_routes_search_the_roots_the_dropdowns_search(client, tmp_path, monkeypatch):
+    """$LATENTGRAPH_MODELS_DIRS and <data dir>/models are models roots for the nodes' dropdowns:
+    the Model Library (/models/...) lists their files too (graph.paths.models_roots)."""
+    extra, data = tmp_path / "env-models", tmp_path / "user-data"
+    (extra / "checkpoints").mkdir(parents=True)
+    (extra / "checkpoints" / "from-env.safetensors").write_bytes(b"")
+    (data / "models" / "loras").mkdir(parents=True)
+    (data / "models" / "loras" / "from-data.safetensors").write_bytes(b"")
+    monkeypatch.setenv("LATENTGRAPH_MODELS_DIRS", str(extra))
+    monkeypatch.setenv("LATENTGRAPH_DATA_DIR", str(data))
+    assert "from-env.safetensors" in client.get("/models/checkpoints").json()
+    assert "from-data.safetensors" in client.get("/models/loras").json()
