@@ -34,3 +34,11 @@ def models_roots(dirs: Sequence[Path | str] | None = None) -> list[Path]:
         out += [Path(p) for p in env.split(os.pathsep) if p]
     out.append(data_dir() / "models")
     return list(dict.fromkeys(out))
+
+
+def models_folder_dirs(
+    names: Sequence[str], dirs: Sequence[Path | str] | None = None
+) -> list[Path]:
+    """The existing directories of one models folder kind (`names`: its sub-folder names, e.g.
+    checkpoints and Stable-diffusion) under every models root, in the roots' order."""
+    return [root / name for root in models_roots(dirs) for name in names if (root / name).is_dir()]

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from latentgraph.graph import Settings
-from latentgraph.graph.paths import models_roots
+from latentgraph.graph.paths import models_folder_dirs, models_roots
 
 from .runtime import model_identity
 
@@ -62,12 +62,7 @@ def folder_paths(folder: str, dirs: Sequence[Path | str] | None = None) -> list[
     """Every existing directory searched for `folder` (for /experiment/models)."""
     if folder not in FOLDERS:
         raise ModelNotFound(f"unknown models folder {folder!r}; known: {', '.join(FOLDERS)}")
-    found = []
-    for root in models_roots(dirs):
-        for sub in FOLDERS[folder]:
-            if (root / sub).is_dir():
-                found.append(root / sub)
-    return found
+    return models_folder_dirs(FOLDERS[folder], dirs)
 
 
 def _walk(base: Path) -> list[str]:

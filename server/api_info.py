@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from latentgraph.graph.paths import models_roots
+from latentgraph.graph.paths import models_folder_dirs
 
 from .devices import memory
 from .errors import ApiError, read_json
@@ -107,11 +107,16 @@ def _model_folders(request: Request) -> dict[str, list[Path]]:
     """Each models folder kind the nodes read (handed over as `WorkerSetup.model_folders`),
     listed even when empty as ComfyUI lists its model types, with the directories found for it
     under the models roots."""
-    roots = models_roots(get_state(request).config.models_dirs)
-    return {
-        kind: [root / sub for root in roots for sub in subs if (root / sub).is_dir()]
-        for kind, subs in request.app.state.model_folders.items()
-    }
+    return {kind: _folder_dirs(request, kind) for kind in request.app.state.model_folders}
+
+
+def _folder_dirs(request: Request, kind: str) -> list[Path]:
+    """The directories of one models folder kind under the models roots (the nodes' rule,
+    `graph.paths.models_folder_dirs`); a 404 for a kind the nodes do not read."""
+    names = request.app.state.model_folders.get(kind)
+    if names is None:
+        raise ApiError(404, f"no model folder {kind!r}", "not_found")
+    return models_folder_dirs(names, get_state(request).config.models_dirs)
 
 
 async def models(request: Request) -> JSONResponse:
@@ -130,10 +135,7 @@ async def folder_paths(request: Request) -> JSONResponse:
 
 def _folder_files(request: Request) -> list[dict[str, Any]]:
     """The model files of the folder named in the path: name and which of its paths holds it."""
-    folder = request.path_params["folder"]
-    paths = _model_folders(request).get(folder)
-    if paths is None:
-        raise ApiError(404, f"no model folder {folder!r}", "not_found")
+    paths = _folder_dirs(request, request.path_params["folder"])
     files = []
     for index, base in enumerate(paths):
         for p in sorted(base.rglob("*")):
@@ -148,7 +150,7 @@ async def models_in(request: Request) -> JSONResponse:
 
 async def model_folder_names(request: Request) -> JSONResponse:
     """/models: the names of the models folders (ComfyUI's list of model types)."""
-    return JSONResponse(list(_model_folders(request)))
+    return JSONResponse(list(request.app.state.model_folders))
 
 
 async def model_file_names(request: Request) -> JSONResponse:
@@ -163,9 +165,7 @@ def _safetensors_metadata(request: Request) -> dict[str, Any]:
     from safetensors import safe_open
 
     folder, name = request.path_params["folder"], request.query_params.get("filename", "")
-    paths = _model_folders(request).get(folder)
-    if paths is None:
-        raise ApiError(404, f"no model folder {folder!r}", "not_found")
+    paths = _folder_dirs(request, folder)
     if not name.lower().endswith((".safetensors", ".sft")):
         raise ApiError(404, f"{name!r} is not a .safetensors file", "not_found")
     for base in paths:
