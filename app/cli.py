@@ -530,22 +530,14 @@ def _sweep(items: list[str]) -> tuple[str, list[str]]:
 
 
 def _check_sweep_name(workflow: Workflow, name: str) -> None:
-    """The swept name is a param of ours, or `<node id>.<input>` of a node of a ComfyUI file."""
-    from latentgraph.graph.problems import did_you_mean
+    """The swept name is what `--set` takes (the loader's rule, `unknown_override`): a param of
+    ours, or `<node id>.<input>` of a node of a ComfyUI file."""
+    from latentgraph.graph.workflow import unknown_override
 
-    if workflow.format == "yaml":
-        known = list(workflow.params)
-        if name not in known:
-            raise UserError(f"--sweep {name}: the workflow has no param {name!r}"
-                            f"{did_you_mean(name, known)} (params: "
-                            f"{', '.join(sorted(known)) or 'none'})")  # fmt: skip
-        return
-    node_id, _, input_name = name.rpartition(".")
-    if node_id not in workflow.graph or not input_name:
-        ids = list(workflow.graph.nodes)
-        raise UserError(f"--sweep {name}: a ComfyUI workflow is swept by <node id>.<input>, "
-                        f"and it has no node {node_id or name!r}"
-                        f"{did_you_mean(node_id or name, ids)}")  # fmt: skip
+    params = workflow.params if workflow.format == "yaml" else None
+    unknown = unknown_override("--sweep", name, params, workflow.graph.nodes)
+    if unknown:
+        raise UserError(unknown)
 
 
 def _input_errors_only(result) -> bool:

@@ -23,8 +23,15 @@ from .comfy_api import graph_from_prompt, prompt_body, prompt_from_graph
 from .comfy_editor import graph_from_editor, is_editor_workflow
 from .declare import Registry, registry_or_default
 from .model import Graph, Location
-from .problems import Problem, WorkflowError, did_you_mean
-from .workflow import Workflow, load_workflow, override_value, read_source, text_with_params
+from .problems import Problem, WorkflowError
+from .workflow import (
+    Workflow,
+    load_workflow,
+    override_value,
+    read_source,
+    text_with_params,
+    unknown_override,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 256 * 2**20
@@ -51,16 +58,11 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
     typed by the input it sets (`override_value`)."""
     problems = []
     for key, value in overrides.items():
-        node_id, _, name = str(key).rpartition(".")
-        if not node_id or node_id not in graph:
-            ids = list(graph.nodes)
-            problem = (f"the workflow has no node {node_id!r}{did_you_mean(node_id, ids)}"
-                       if node_id else "ComfyUI workflows have no params; write "
-                       "<node id>.<input>=value")  # fmt: skip
-            problems.append(Problem("unknown_param",
-                                    f"--set {key}: {problem} (node ids: {', '.join(ids[:20])})",
-                                    location=Location(source)))  # fmt: skip
+        unknown = unknown_override("--set", key, None, graph.nodes)
+        if unknown:
+            problems.append(Problem("unknown_param", unknown, location=Location(source)))
             continue
+        node_id, _, name = str(key).rpartition(".")
         node_type = registry.get(graph[node_id].type)
         decl = node_type.input(name) if node_type is not None else None
         graph[node_id].inputs[name] = override_value(value, decl is not None and decl.takes_text)

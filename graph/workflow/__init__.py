@@ -20,7 +20,14 @@ The package holds one concept per module: `positions` (composing YAML with posit
 `reading` (the size limit, UTF-8, JSON), `building` (params, links, the `Graph`) and `dumping`.
 """
 
-from .building import FORMAT_VERSION, Workflow, load_workflow, override_value, parse_override
+from .building import (
+    FORMAT_VERSION,
+    Workflow,
+    load_workflow,
+    override_value,
+    parse_override,
+    unknown_override,
+)
 from .dumping import dump_document, dump_workflow, graph_to_document, text_with_params
 from .positions import MAX_DEPTH
 from .reading import MAX_BYTES, read_source
@@ -28,4 +35,5 @@ from .reading import MAX_BYTES, read_source
 __all__ = [
     "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "Workflow", "dump_document", "dump_workflow",
     "graph_to_document", "load_workflow", "override_value", "parse_override", "read_source", "text_with_params",
+    "unknown_override",
 ]  # fmt: skip

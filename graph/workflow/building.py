@@ -4,6 +4,7 @@ substitution, links (`node.output`, `{from: node.output}`), and every problem at
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,36 @@ def parse_override(assignment: str) -> tuple[str, str]:
             ]
         )
     return name, text
+
+
+def unknown_override(
+    flag: str, name: str, params: Collection[str] | None, node_ids: Collection[str] = ()
+) -> str | None:
+    """Why `flag NAME=...` names nothing the workflow has, or None: the one rule for the names
+    `--set` and `--sweep` take (`flag` is the one the user wrote, named in the message).
+
+    Our format (`params`: its declared names): NAME is a param. The ComfyUI formats (`params`
+    None, they have none): NAME is `<node id>.<input>` of one of `node_ids`, the id up to the
+    last dot (ids may hold dots)."""
+    name = str(name)
+    if params is not None:
+        if name in params:
+            return None
+        known = ", ".join(sorted(params)) or "none"
+        return (f"{flag} {name}: the workflow has no param {name!r}"
+                f"{did_you_mean(name, list(params))} (params: {known})")  # fmt: skip
+    node_id, _, input_name = name.rpartition(".")
+    if node_id in node_ids and input_name:
+        return None
+    ids = list(node_ids)
+    listed = f"(node ids: {', '.join(ids[:20])})"
+    if not node_id:
+        return (f"{flag} {name}: ComfyUI workflows have no params; name an input as "
+                f"<node id>.<input> {listed}")  # fmt: skip
+    if node_id not in node_ids:
+        hint = did_you_mean(node_id, ids)
+        return f"{flag} {name}: the workflow has no node {node_id!r}{hint} {listed}"
+    return f"{flag} {name}: no input named after node {node_id!r}; write <node id>.<input>"
 
 
 def override_value(value: Any, takes_text: bool) -> Any:
@@ -322,16 +353,10 @@ def _params(
             )
         params[key] = default
     for key, override in overrides.items():
-        if key not in params:
-            known = ", ".join(sorted(params)) or "none"
-            hint = did_you_mean(key, list(params))
-            problems.append(
-                Problem(
-                    "unknown_param",
-                    f"--set {key}: the workflow has no param {key!r}{hint} (params: {known})",
-                    location=at("params") if declared else Location(name),
-                )  # fmt: skip
-            )
+        unknown = unknown_override("--set", key, params)
+        if unknown:
+            problems.append(Problem("unknown_param", unknown,
+                                    location=at("params") if declared else Location(name)))  # fmt: skip
             continue
         params[key] = override_value(override, isinstance(params[key], str))
     return params

@@ -104,8 +104,24 @@ def test_sweep_of_an_api_file_is_by_node_input(cli, tmp_path):
     assert sorted(p.name for p in (tmp_path / "output").iterdir()) == ["p.txt", "q.txt"]
     code, _, err = cli("run", str(path), "--sweep", "ot.name=p,q")
     assert code == 2
-    assert "--sweep ot.name: a ComfyUI workflow is swept by <node id>.<input>, and it has no " \
-           "node 'ot'; did you mean 'out'?" in err  # fmt: skip
+    assert "--sweep ot.name: the workflow has no node 'ot'; did you mean 'out'? (node ids: a, " \
+           "out)" in err  # fmt: skip
+
+
+@pytest.mark.parametrize(("file", "name"), [
+    ("named.yaml", "nope"), ("named.yaml", "lable"), ("named.yaml", "out.name"),
+    ("api.json", "ot.name"), ("api.json", "name"), ("api.json", "9.value"),
+])  # fmt: skip
+def test_sweep_refuses_the_names_set_refuses_in_the_same_words(cli, tmp_path, file, name):
+    """One rule for the names both flags take (`unknown_override`, the workflow loader's): a
+    name `--set` refuses, `--sweep` refuses with the same message, the flag's name aside."""
+    path = write(tmp_path, file, NAMED if file.endswith(".yaml") else json.dumps(API))
+    code, _, set_err = cli("validate", str(path), "--set", f"{name}=1")
+    assert code == 2
+    (said,) = [line.split(": --set ", 1)[1] for line in set_err.splitlines() if ": --set " in line]
+    code, out, sweep_err = cli("run", str(path), "--json", "--sweep", f"{name}=1,2")
+    assert code == 2 and out == ""
+    assert f"latentgraph: error: --sweep {said}" in sweep_err.splitlines()
 
 
 REFUSING = ["--nodes-dir", str(Path(__file__).parent / "refusing_plugin")]

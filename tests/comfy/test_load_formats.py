@@ -120,8 +120,8 @@ def test_every_override_naming_no_node_is_reported_with_the_node_ids():
                                          registry=registry))  # fmt: skip
     listed = ", ".join(ids[:20])
     assert problems == [
-        ("unknown_param", "p.json", "--set seed: ComfyUI workflows have no params; write "
-                                    f"<node id>.<input>=value (node ids: {listed})"),
+        ("unknown_param", "p.json", "--set seed: ComfyUI workflows have no params; name an "
+                                    f"input as <node id>.<input> (node ids: {listed})"),
         ("unknown_param", "p.json", f"--set 99.width: the workflow has no node '99'; did you "
                                     f"mean '9'? (node ids: {listed})"),
     ]  # fmt: skip
