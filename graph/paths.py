@@ -3,6 +3,10 @@
 LATENTGRAPH_CACHE_DIR   output cache and the built-in tiny model (default: user cache dir)
 LATENTGRAPH_DATA_DIR    server database, user settings and saved workflows (default: user data dir)
 LATENTGRAPH_MODELS_DIRS more models roots, searched after the ones given (os.pathsep between)
+
+The models folders' layout is read here, for the nodes (nodes/models_dirs.py: dropdowns and
+`resolve`) and the server's model routes (server/api_info.py) alike: the roots, a folder
+kind's directories under them and the weight files in one.
 """
 
 from __future__ import annotations
@@ -12,6 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import platformdirs
+
+# The files a models folder lists: the safetensors family, the only weights the loaders load.
+# Pickles (.ckpt, .pt, .bin, ...) could run code when loaded and are never listed.
+WEIGHT_SUFFIXES = (".safetensors", ".sft")
+_MAX_DEPTH = 8  # sub-folders deeper than this are not searched
 
 
 def cache_dir() -> Path:
@@ -42,3 +51,24 @@ def models_folder_dirs(
     """The existing directories of one models folder kind (`names`: its sub-folder names, e.g.
     checkpoints and Stable-diffusion) under every models root, in the roots' order."""
     return [root / name for root in models_roots(dirs) for name in names if (root / name).is_dir()]
+
+
+def weight_files(base: Path) -> list[str]:
+    """The weight files under one models folder directory `base` (`WEIGHT_SUFFIXES`), as sorted
+    POSIX names relative to it, the names a dropdown shows and the server's model routes
+    answer: hidden files and folders are skipped, symlinked folders followed (each real
+    folder once, so a link loop ends) at most `_MAX_DEPTH` deep."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for top, dirs, files in os.walk(base, followlinks=True):
+        rel = Path(top).relative_to(base)
+        real = os.path.realpath(top)
+        if real in seen or len(rel.parts) > _MAX_DEPTH:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in files:
+            if f.lower().endswith(WEIGHT_SUFFIXES) and not f.startswith("."):
+                names.append((rel / f).as_posix())
+    return sorted(names)

@@ -5,7 +5,8 @@ Roots come from `--models-dir` / `--extra-models-dir` (the run's `Settings.model
 node code reads from its Context, dropdowns and check hooks from the settings they are given),
 then `$LATENTGRAPH_MODELS_DIRS` (os.pathsep-separated), then `<data dir>/models`. Dropdowns list the files found; `resolve` turns a listed name back into a
 path and refuses anything else (absolute names, `..`, files outside the roots). Only
-safetensors files are listed: pickled weights are never loaded.
+safetensors files are listed (`graph.paths.weight_files`, the walk the server's model routes
+use too): pickled weights are never loaded.
 
 The built-in tiny model is always first in the checkpoint list, so the classic graph runs on a
 fresh install with no weights downloaded.
@@ -13,13 +14,12 @@ fresh install with no weights downloaded.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from latentgraph.graph import Settings
-from latentgraph.graph.paths import models_folder_dirs, models_roots
+from latentgraph.graph.paths import models_folder_dirs, models_roots, weight_files
 
 from .runtime import model_identity
 
@@ -44,9 +44,7 @@ FOLDERS: dict[str, tuple[str, ...]] = {
     "diffusers": ("diffusers",),
     "configs": ("configs",),
 }
-WEIGHT_SUFFIXES = (".safetensors", ".sft")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pt2")
-_MAX_DEPTH = 8
 
 
 def is_pickled(name: str) -> bool:
@@ -65,29 +63,11 @@ def folder_paths(folder: str, dirs: Sequence[Path | str] | None = None) -> list[
     return models_folder_dirs(FOLDERS[folder], dirs)
 
 
-def _walk(base: Path) -> list[str]:
-    """Weight files under `base` as POSIX names relative to it (symlinks followed, no loops)."""
-    names: list[str] = []
-    seen: set[str] = set()
-    for top, dirs, files in os.walk(base, followlinks=True):
-        rel = Path(top).relative_to(base)
-        real = os.path.realpath(top)
-        if real in seen or len(rel.parts) > _MAX_DEPTH:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in files:
-            if f.lower().endswith(WEIGHT_SUFFIXES) and not f.startswith("."):
-                names.append((rel / f).as_posix())
-    return names
-
-
 def list_files(folder: str, dirs: Sequence[Path | str] | None = None) -> list[str]:
     """Names of the weight files of one kind, as a dropdown shows them (sorted, deduplicated)."""
     names: set[str] = set()
     for base in folder_paths(folder, dirs):
-        names.update(_walk(base))
+        names.update(weight_files(base))
     return sorted(names, key=str.lower)
 
 
@@ -122,7 +102,7 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None) ->
     bases = folder_paths(folder, dirs)
     for base in bases:
         candidate = base.joinpath(*posix.parts)
-        if candidate.is_file() and posix.as_posix() in _walk(base):
+        if candidate.is_file() and posix.as_posix() in weight_files(base):
             return candidate
     looked = ", ".join(str(b) for b in bases) or (
         f"no {folder}/ folder under " + ", ".join(str(r) for r in models_roots(dirs))
@@ -183,7 +163,7 @@ def experiment_folder(folder: str, dirs: Sequence[Path | str] | None = None) -> 
     bases = folder_paths(folder, dirs)
     out = []
     for index, base in enumerate(bases):
-        out += [{"name": n, "pathIndex": index} for n in _walk(base)]
+        out += [{"name": n, "pathIndex": index} for n in weight_files(base)]
     if folder == "checkpoints":
         out[:0] = [{"name": name, "pathIndex": 0} for name in BUILTIN_CHECKPOINTS]
     return out

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from latentgraph.graph.paths import models_folder_dirs
+from latentgraph.graph.paths import WEIGHT_SUFFIXES, models_folder_dirs, weight_files
 
 from .devices import memory
 from .errors import ApiError, read_json
@@ -30,7 +30,6 @@ from .state import get_state
 from .workers import Device
 
 FRONTEND_VERSION = "1.58.1"
-MODEL_SUFFIXES = (".safetensors", ".sft", ".gguf")
 
 
 def _version(dist: str) -> str:
@@ -129,19 +128,19 @@ async def folder_paths(request: Request) -> JSONResponse:
     editor's missing-model check asks for it when a workflow names models it cannot see)."""
     folders = _model_folders(request)
     return JSONResponse(
-        {k: [[str(p) for p in v], list(MODEL_SUFFIXES)] for k, v in folders.items()}
+        {k: [[str(p) for p in v], list(WEIGHT_SUFFIXES)] for k, v in folders.items()}
     )
 
 
 def _folder_files(request: Request) -> list[dict[str, Any]]:
-    """The model files of the folder named in the path: name and which of its paths holds it."""
+    """The model files of the folder named in the path: name and which of its paths holds it,
+    the files its nodes' dropdown lists (the one walk, `graph.paths.weight_files`)."""
     paths = _folder_dirs(request, request.path_params["folder"])
-    files = []
-    for index, base in enumerate(paths):
-        for p in sorted(base.rglob("*")):
-            if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES:
-                files.append({"name": p.relative_to(base).as_posix(), "pathIndex": index})
-    return files
+    return [
+        {"name": name, "pathIndex": index}
+        for index, base in enumerate(paths)
+        for name in weight_files(base)
+    ]
 
 
 async def models_in(request: Request) -> JSONResponse:
@@ -166,7 +165,7 @@ def _safetensors_metadata(request: Request) -> dict[str, Any]:
 
     folder, name = request.path_params["folder"], request.query_params.get("filename", "")
     paths = _folder_dirs(request, folder)
-    if not name.lower().endswith((".safetensors", ".sft")):
+    if not name.lower().endswith(WEIGHT_SUFFIXES):
         raise ApiError(404, f"{name!r} is not a .safetensors file", "not_found")
     for base in paths:
         path = safe_join(base, name, what="filename")

@@ -132,7 +132,8 @@ MODULES: dict[str, list[str]] = {
     # their own unit tests (a tenth of a second); the CLI and server tests that write files
     # run workers or subprocesses
     "graph/files.py": ["tests/engine/test_files_and_paths.py"],
-    "graph/paths.py": ["tests/engine/test_files_and_paths.py"],
+    # and the models folders' walk (weight_files) through the dropdowns (no torch, no app/)
+    "graph/paths.py": ["tests/engine/test_files_and_paths.py", "tests/comfy/test_models_dirs.py"],
 }  # fmt: skip
 # mutmut runs a pytest session per mutant (forked). The node tests' tiny models are built once
 # per work folder and kept (LATENTGRAPH_TEST_MODELS, tests/conftest.py), so a session starts in

@@ -3,6 +3,7 @@ alone over a real store and config (no worker processes)."""
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -96,6 +97,35 @@ def test_a_folders_other_names_are_read_as_it_and_unknown_folders_are_not_listed
         "A.sft", "old.safetensors", "sd15/b.safetensors"]  # fmt: skip
     (entry,) = [e for e in client.get("/experiment/models").json() if e["name"] == "checkpoints"]
     assert entry["folders"] == [str(root / "checkpoints"), str(root / "Stable-diffusion")]
+
+
+def test_the_model_routes_list_the_files_the_dropdowns_list(client, config, tmp_path, monkeypatch):
+    """One walk (`graph.paths.weight_files`) for /models/{folder}, /experiment/models/{folder}
+    and the nodes' dropdown: hidden files and folders, other suffixes (.gguf, pickles), a
+    symlinked folder and a symlink loop are treated alike by all three."""
+    from latentgraph.nodes import models_dirs as md
+
+    monkeypatch.setenv("LATENTGRAPH_DATA_DIR", str(tmp_path / "user-data"))
+    monkeypatch.delenv("LATENTGRAPH_MODELS_DIRS", raising=False)
+    ckpt = config.models_dirs[0] / "checkpoints"
+    for name in ("q.gguf", "w.bin", "notes.txt", ".hidden.safetensors", ".cache/h.safetensors",
+                 "UP.SAFETENSORS", "deep/1/2/3/4/5/6/7/8/9/far.safetensors"):  # fmt: skip
+        (ckpt / name).parent.mkdir(parents=True, exist_ok=True)
+        (ckpt / name).write_bytes(b"")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "c.sft").write_bytes(b"")
+    os.symlink(tmp_path / "elsewhere", ckpt / "linked")
+    os.symlink(ckpt, ckpt / "sd15" / "loop")
+    dropdown = md.list_files("checkpoints", config.models_dirs)
+    assert dropdown == ["A.sft", "linked/c.sft", "sd15/b.safetensors", "UP.SAFETENSORS"]
+    assert client.get("/models/checkpoints").json() == dropdown
+    on_disk = [e for e in md.experiment_folder("checkpoints", config.models_dirs)
+               if not e["name"].startswith("builtin:")]  # fmt: skip
+    assert client.get("/experiment/models/checkpoints").json() == on_disk
+    assert {e["name"] for e in on_disk} == set(dropdown)
+    suffixes = client.get("/internal/folder_paths").json()["checkpoints"][1]
+    assert all(name.lower().endswith(tuple(suffixes)) for name in dropdown)
+    assert ".gguf" not in suffixes and ".ckpt" not in suffixes
 
 
 def test_the_composition_root_hands_the_nodes_folders_to_the_server():
