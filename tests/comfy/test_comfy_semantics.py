@@ -216,7 +216,7 @@ def test_set_node_input_on_comfy_json(capsys):
     assert main(["validate", api, "--set", "3.sede=7"]) == 2
     assert "did you mean 'seed'" in capsys.readouterr().err
     assert main(["validate", api, "--set", "seed=7"]) == 2
-    assert "<node id>.<input>=value" in capsys.readouterr().err
+    assert "no params; name an input as <node id>.<input>" in capsys.readouterr().err
 
 
 def test_unknown_comfy_type_is_named_as_a_comfy_node_we_lack(classic_api):
