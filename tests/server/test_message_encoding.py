@@ -1,5 +1,5 @@
-"""The fast paths of the run's per-node work give what the general code gives: `executing`
-and `executed` encoded as the JSON encoder writes them, and the string-length check finding a long string
+"""The fast paths of the run's per-node work give what the general code gives: `executing`,
+`executed` and `progress_state` encoded as the JSON encoder writes them, and the string-length check finding a long string
 wherever the prompt holds it (a nested list, a key, a str subclass)."""
 
 from __future__ import annotations
@@ -8,7 +8,12 @@ import json
 
 import pytest
 
-from latentgraph.server.messages import _ENCODER, encode_message
+from latentgraph.server.messages import (
+    _ENCODER,
+    ProgressStates,
+    _progress_state_text,
+    encode_message,
+)
 from latentgraph.server.prompts import PromptRejected, check_string_lengths
 
 
@@ -45,6 +50,49 @@ def test_executed_is_encoded_as_the_json_encoder_writes_it(node, display, output
 ])  # fmt: skip
 def test_other_shapes_take_the_general_path(type_, data):
     assert encode_message(type_, data) == _ENCODER.encode({"type": type_, "data": data})
+
+
+def _node_state(node_id, prompt_id, state="finished", value=1, top=1, parent=None):
+    return {"value": value, "max": top, "state": state, "node_id": node_id,
+            "prompt_id": prompt_id, "display_node_id": node_id, "parent_node_id": parent,
+            "real_node_id": node_id}  # fmt: skip
+
+
+@pytest.mark.parametrize("nodes", [
+    {str(i): _node_state(str(i), "p-1") for i in range(100)},  # the end of a 100-node run
+    {'q"uote\\n': _node_state('q"uote\\n', "p-1", "running", 0, 1),
+     "ü☃": _node_state("ü☃", "p-1", "error", 2.5, float("inf"), parent="7")},
+    {"a": {**_node_state("a", "p-1"), "display_node_id": "b", "real_node_id": 3,
+           "prompt_id": None, "value": True}},  # fields not as ProgressStates makes them
+    {},
+])  # fmt: skip
+def test_progress_state_is_encoded_as_the_json_encoder_writes_it(nodes):
+    data = {"prompt_id": "p-1", "nodes": nodes}
+    text = encode_message("progress_state", data)
+    assert text == _ENCODER.encode({"type": "progress_state", "data": data})
+    assert json.loads(text) == {"type": "progress_state", "data": data}
+    assert _progress_state_text("p-1", nodes) is not None  # written from its parts
+
+
+@pytest.mark.parametrize("data", [
+    {"nodes": {"a": _node_state("a", "p")}, "prompt_id": "p"},  # another key order
+    {"prompt_id": "p", "nodes": {"a": {**_node_state("a", "p"), "extra": 1}}},
+    {"prompt_id": "p", "nodes": {1: _node_state("1", "p")}},  # a key the encoder converts
+    {"prompt_id": "p", "nodes": [_node_state("a", "p")]},
+])  # fmt: skip
+def test_other_progress_state_shapes_take_the_general_path(data):
+    assert encode_message("progress_state", data) == _ENCODER.encode({"type": "progress_state",
+                                                                      "data": data})  # fmt: skip
+
+
+def test_progress_states_sends_what_the_fast_path_encodes():
+    """The node states `ProgressStates` builds are the shape the fast path writes (were they
+    not, every `progress_state` would silently take the slower walk)."""
+    sent = []
+    states = ProgressStates("p-1", lambda t, d: sent.append(d), interval=0.0)
+    states.set("n1", "running", 0, 1)
+    states.set("n1", "finished", 1, 1)
+    assert _progress_state_text(sent[-1]["prompt_id"], sent[-1]["nodes"]) is not None
 
 
 class Text(str):
