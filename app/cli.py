@@ -249,7 +249,9 @@ def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 
 def _options(items: list[str]) -> dict[str, Any]:
     """`--option NAME=VALUE` items, each value read by the option's declaration
-    (graph/context.py `OPTIONS`): an unknown name or a bad value is refused before any work."""
+    (graph/context.py `OPTIONS`): an unknown name or a bad value is refused before any work,
+    naming `--option`. This is the one reading: the Settings of `run` (and of `serve`'s
+    server, through `ServerConfig.options`) keep the values as read (`ParsedOptions`)."""
     from latentgraph.graph.context import parse_options
 
     options = {}

@@ -115,11 +115,17 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
 ]}  # fmt: skip
 
 
-def parse_options(options: dict[str, Any], label: str = "option") -> dict[str, Any]:
+class ParsedOptions(dict):
+    """Run options already read by their declarations: what `parse_options` returns. Settings
+    keep them as read instead of reading them again, so options are read once, by whoever can
+    name them best in a message (the CLI's `--option`); any other mapping is read by Settings."""
+
+
+def parse_options(options: dict[str, Any], label: str = "option") -> ParsedOptions:
     """`options` with each value read by its declaration, or ValueError naming the option
     (`label` says how the caller calls it; an unknown name with a did-you-mean, a bad value
     with what was expected)."""
-    parsed = {}
+    parsed = ParsedOptions()
     for name, value in options.items():
         declared = OPTIONS.get(name)
         if declared is None:
@@ -140,8 +146,9 @@ class Settings:
     `device` is "auto", "cpu", "cuda", "cuda:1", "mps"; `dtype` is "auto", "fp32", "fp16"
     or "bf16". `options` carries feature switches that only the diffusion nodes interpret
     (e.g. {"attention_slicing": True, "compile": "off"}): each is read by its declaration in
-    `OPTIONS` when Settings are made (a bad name or value is a ValueError), and node code
-    reads the typed value with `option(name)`.
+    `OPTIONS` when Settings are made (a bad name or value is a ValueError), unless they come
+    already read (`ParsedOptions`, from `parse_options`), and node code reads the typed value
+    with `option(name)`.
     """
 
     output_dir: Path = field(default_factory=lambda: Path("output"))
@@ -161,7 +168,10 @@ class Settings:
         self.device = check_device(self.device)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
-        self.options = parse_options(self.options)
+        if isinstance(self.options, ParsedOptions):  # read once already: kept (a copy)
+            self.options = ParsedOptions(self.options)
+        else:
+            self.options = parse_options(self.options)
 
     def option(self, name: str) -> Any:
         """The typed value of run option `name` (one of `OPTIONS`), or its default."""

@@ -83,7 +83,7 @@ def create_app(
     _load_nodes(config, registry)
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
-                        device=config.device, dtype=config.dtype, options=dict(config.options),
+                        device=config.device, dtype=config.dtype, options=config.options,
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps)  # fmt: skip
     store = Store(config.db_path, history_bytes=config.history_memory_bytes)
@@ -99,7 +99,7 @@ def create_app(
         pool = ray_pool(config, setup, settings)
     elif pool is None:
         pool = LocalWorkerPool(setup, worker_specs(config, settings))
-    previews = config.previews or bool(config.options.get("previews"))
+    previews = config.previews or settings.option("previews")
     worker = Dispatcher(store, hub, registry, pool, previews=previews,
                         interrupt_grace=config.interrupt_grace_seconds)  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)

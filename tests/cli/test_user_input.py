@@ -36,6 +36,70 @@ def test_good_options_are_accepted(cli, tmp_path):
     assert code == 0, err
 
 
+def reads_of(monkeypatch, name: str) -> list:
+    """The values option `name`'s declaration is asked to read, from now on."""
+    import dataclasses
+
+    from latentgraph.graph.context import OPTIONS
+
+    declared, reads = OPTIONS[name], []
+    monkeypatch.setitem(OPTIONS, name, dataclasses.replace(
+        declared, parse=lambda value: reads.append(value) or declared.parse(value)))  # fmt: skip
+    return reads
+
+
+def test_run_reads_each_option_once_and_its_settings_keep_the_value_read(cli, tmp_path,
+                                                                         monkeypatch):  # fmt: skip
+    """The CLI reads `--option` (to name the flag in a refusal); the Settings it makes do not
+    read the values again, so the two readings cannot drift apart."""
+    from latentgraph.graph.scheduler import Scheduler
+
+    reads, seen = reads_of(monkeypatch, "vram_headroom_gb"), []
+    run = Scheduler.run
+    monkeypatch.setattr(Scheduler, "run", lambda self, *a, **k: (
+        seen.append(self.settings.option("vram_headroom_gb")), run(self, *a, **k))[1])  # fmt: skip
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, _, err = cli("run", str(path), "-q", "--option", "vram_headroom_gb=1.5")
+    assert code == 0, err
+    assert reads == ["1.5"] and seen == [1.5]
+
+
+def test_serve_reads_each_option_once_and_its_server_keeps_the_values_read(cli, tmp_path,
+                                                                           monkeypatch):  # fmt: skip
+    """`serve --option`: read by the CLI (naming `--option`), kept by the server's Settings
+    (and by each worker's copy of them) as read; `previews=off` is off."""
+    import dataclasses
+
+    from latentgraph import wiring
+    from latentgraph.server import run as server_run
+    from latentgraph.server.app import create_app
+    from latentgraph.server.workers import WorkerSetup
+
+    from ..server.plugin.toy_nodes import toy_registry
+
+    reads, made = reads_of(monkeypatch, "vram_headroom_gb"), {}
+
+    def serve(config, **_):  # the app the command would serve, without its workers or a port
+        config.load_nodes, config.editor = False, False
+        app = create_app(config, workers=WorkerSetup(registry=toy_registry))
+        state = app.state.lg
+        made.update(settings=state.settings, previews=state.worker.previews,
+                    worker=dataclasses.replace(state.settings, device="cpu"))  # fmt: skip
+        state.store.close()
+
+    monkeypatch.setattr(wiring, "prepare_server", lambda config, errors: None)
+    monkeypatch.setattr(server_run, "serve", serve)
+    code, _, err = cli("serve", "--data-dir", str(tmp_path / "data"), "--option",
+                       "vram_headroom_gb=1.5", "--option", "previews=off")  # fmt: skip
+    assert code == 0, err
+    assert reads == ["1.5"]
+    assert made["settings"].option("vram_headroom_gb") == 1.5
+    assert made["worker"].option("vram_headroom_gb") == 1.5
+    assert made["previews"] is False
+    code, _, err = cli("serve", "--data-dir", str(tmp_path / "data"), "--option", "previews=maybe")
+    assert code == 2 and "latentgraph: error: --option previews: 'maybe' is not a switch" in err
+
+
 NAMED = GOOD.replace("params:\n  x: 2\n", "params:\n  x: 2\n  label: total\n").replace(
     "name: total", "name: $label"
 )

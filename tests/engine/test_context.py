@@ -118,6 +118,27 @@ def test_options_are_typed_and_unset_ones_read_their_default():
     assert Settings(options={"vae_fp32": "off"}).option("vae_fp32") is False
 
 
+def test_options_already_read_are_kept_as_read_and_others_are_read(monkeypatch):
+    """`parse_options` reads once (naming the option as its caller calls it); Settings given
+    its result keep it (a copy), Settings given a plain mapping read it themselves."""
+    import dataclasses
+
+    from latentgraph.graph.context import OPTIONS, ParsedOptions, parse_options
+
+    declared, reads = OPTIONS["vram_headroom_gb"], []
+    monkeypatch.setitem(OPTIONS, "vram_headroom_gb", dataclasses.replace(
+        declared, parse=lambda value: reads.append(value) or declared.parse(value)))  # fmt: skip
+    read = parse_options({"vram_headroom_gb": "1.5"}, "--option")
+    settings = dataclasses.replace(Settings(options=read), device="cpu")
+    assert reads == ["1.5"]
+    assert settings.options == {"vram_headroom_gb": 1.5} and settings.options is not read
+    assert isinstance(settings.options, ParsedOptions)
+    assert Settings(options={"vram_headroom_gb": "2"}).option("vram_headroom_gb") == 2.0
+    assert reads == ["1.5", "2"]
+    with pytest.raises(ValueError, match="^--option compile: 'maybe' is not a switch"):
+        parse_options({"compile": "maybe"}, "--option")
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"vae_tilling": "true"}, "option vae_tilling: no such option; did you mean 'vae_tiling'"),
     ({"compile": "maybe"},
