@@ -22,7 +22,7 @@ async def get_prompt(request: Request) -> JSONResponse:
 
 async def post_prompt(request: Request) -> JSONResponse:
     state = get_state(request)
-    try:  # a large body is parsed on the submit thread (ServerState._enqueue)
+    try:  # the body is parsed on the submit thread
         answer, client_id = await state.enqueue_text(await request.body())
     except PromptRejected as exc:
         return JSONResponse(exc.body, status_code=400)

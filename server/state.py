@@ -33,12 +33,6 @@ from .workers import model_keys
 # (docs/benchmarks.md).
 GIL_SWITCH_SECONDS = 0.001
 
-# A POST /prompt body up to this size is parsed and checked on the event loop itself: a
-# 100-node chain (7 KB) or a 201-node fan (19 KB) takes 0.3-0.6 ms there, less than the two
-# hops to the submit thread and back cost its run (docs/benchmarks.md, tenth pass). Larger
-# bodies go to the submit thread, so a big prompt never holds up other requests.
-INLINE_BODY_BYTES = 32 * 1024
-
 # A queued prompt's record and the node_errors of its outputs that will not run.
 _Queued = tuple[st.PromptRecord, dict[str, Any]]
 
@@ -61,8 +55,7 @@ class ServerState:
         return await self._enqueue(self._check_and_add, body)
 
     async def enqueue_text(self, raw: bytes) -> tuple[dict[str, Any], str | None]:
-        """`enqueue` for a body as it came (POST /prompt), parsed with it (on the loop when it is
-        small: `INLINE_BODY_BYTES`)."""
+        """`enqueue` for a body as it came (POST /prompt): parsed on the submit thread too."""
         return await self._enqueue(self._parse_check_and_add, raw)
 
     async def _enqueue(self, check: Callable[[Any], _Queued],
@@ -70,11 +63,8 @@ class ServerState:
         if self.store.count_queued() >= self.config.max_queue:
             raise ApiError(429, f"the queue is full ({self.config.max_queue} prompts)",
                            "queue_full")  # fmt: skip
-        if isinstance(body, bytes) and len(body) <= INLINE_BODY_BYTES:
-            record, errors = _collector_paused(check, body)  # on the loop
-        else:
-            record, errors = await anyio.to_thread.run_sync(_collector_paused, check, body,
-                                                            limiter=self.submit_limiter())  # fmt: skip
+        record, errors = await anyio.to_thread.run_sync(_collector_paused, check, body,
+                                                        limiter=self.submit_limiter())  # fmt: skip
         self.hub.broadcast("status", self.worker.status())
         # node_errors: the outputs that failed validation and will not run (ComfyUI's 200)
         answer = {"prompt_id": record.id, "number": record.number, "node_errors": errors}
@@ -197,7 +187,7 @@ def _check_prompt_id(prompt_id: Any) -> None:
 
 
 def _collector_paused(check: Callable[[Any], _Queued], body: Any) -> _Queued:
-    """Run a submit step with the cyclic collector paused: a
+    """Run a submit step (on the submit thread) with the cyclic collector paused: a
     100,000-node body parses to millions of objects (collector.py). Only the stored record,
     which holds the prompt as text, leaves: the parsed body is freed when `check` returns,
     before the collector resumes, so no collection ever walks it."""
