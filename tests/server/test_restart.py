@@ -1,4 +1,6 @@
-"""SIGKILL mid-run, restart: the killed prompt is failed in history, the queued ones run."""
+"""SIGKILL mid-run, restart: the killed prompt is failed in history, the queued ones run. SIGTERM
+to the whole process group (systemd's stop, `kill -- -PGID`) is an orderly shutdown, not a
+worker crash."""
 
 from __future__ import annotations
 
@@ -23,9 +25,11 @@ LAUNCH = (
 )
 
 
-def start(config: dict, env: dict) -> tuple[subprocess.Popen, httpx.Client]:
+def start(config: dict, env: dict, *, own_group: bool = False) -> tuple[subprocess.Popen,
+                                                                       httpx.Client]:  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", LAUNCH, json.dumps(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=own_group)  # fmt: skip
     http = httpx.Client(base_url=f"http://127.0.0.1:{config['port']}", timeout=10)
     deadline = time.monotonic() + 60
     while True:
@@ -78,6 +82,43 @@ def test_sigkill_during_first_prompt_then_restart(tmp_path):
             assert history[pid]["status"]["status_str"] == "success"
         assert http.get(f"/jobs/{slow}").json()["status"] == "failed"
         assert http.get("/queue").json() == {"queue_running": [], "queue_pending": []}
+    finally:
+        http.close()
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_sigterm_to_the_process_group_is_a_shutdown_not_a_worker_crash(tmp_path):
+    config = {"data_dir": str(tmp_path / "data"), "port": free_port(), "disk_cache": False,
+              "load_nodes": False, "editor": False, "nodes_dirs": [str(PLUGIN_DIR)]}  # fmt: skip
+    env = {**os.environ, "LATENTGRAPH_TOY_PLUGIN": "1",
+           "LATENTGRAPH_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    proc, http = start(config, env, own_group=True)
+    try:
+        slow = http.post("/prompt", json={"prompt": chain(1, slow_steps=900, delay=0.02),
+                                          "client_id": "c"}).json()["prompt_id"]  # fmt: skip
+        deadline = time.monotonic() + 20
+        while [item[1] for item in http.get("/queue").json()["queue_running"]] != [slow]:
+            assert time.monotonic() < deadline, "the prompt never started"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker, as systemd stops it
+        proc.wait(30)
+        log = proc.stderr.read().decode()
+    finally:
+        http.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "worker process died" not in log, log[-2000:]
+    proc, http = start(config, env)
+    try:
+        status = http.get(f"/history/{slow}").json()[slow]["status"]
+        messages = json.dumps(status["messages"])
+        assert status["status_str"] == "error" and "interrupted by shutdown" in messages
+        assert "WorkerDied" not in messages and "signal 15" not in messages
     finally:
         http.close()
         proc.terminate()
