@@ -69,6 +69,20 @@ def _dependent_outputs(prompt: dict[str, Any], outputs: list[str]) -> dict[str, 
     return result
 
 
+def _output_ids(prompt: dict[str, Any], registry: Any) -> list[str]:
+    """The prompt's output nodes, by their declared types (none without a registry; a node
+    of an unknown type or without a class_type is none)."""
+    if registry is None:
+        return []
+    outputs = []
+    for nid, spec in prompt.items():
+        class_type = spec.get("class_type") if isinstance(spec, dict) else None
+        declared = registry.get(class_type) if isinstance(class_type, str) else None
+        if declared is not None and declared.output_node:
+            outputs.append(str(nid))
+    return outputs
+
+
 def reject(
     problems: list[Problem], prompt: dict[str, Any], dependents: dict[str, list[str]] | None = None
 ) -> PromptRejected:
@@ -161,12 +175,14 @@ def _holds_longer(value: Any, max_chars: int) -> bool:
     return False
 
 
-def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None) -> None:
+def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
+                         registry: Any = None) -> None:  # fmt: skip
     """Refuse a prompt holding a string longer than `max_chars` (the server's
     `max_string_chars`), naming the node and input, before any other work: a 50 MB text held
     the text encoder for minutes and could not be interrupted. `text`, the prompt's JSON text
     when known: a JSON text holds no string, nor key, longer than itself, so one within the
-    limit is not walked (0.11 ms of a 201-node prompt's 1.05 ms check)."""
+    limit is not walked (0.11 ms of a 201-node prompt's 1.05 ms check). With the `registry`,
+    the refusal names the outputs that need the node, as every other node error does."""
     if text is not None and len(text) <= max_chars:
         return
     if not isinstance(prompt, dict) or not _holds_longer(prompt, max_chars):
@@ -185,10 +201,11 @@ def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None) -
             "(the server's --max-string-chars)"
         )
         node, class_type = str(nid)[:64], _class_of(prompt, nid)[:64]
+        needing = _dependent_outputs(prompt, _output_ids(prompt, registry)).get(str(nid), [])
         raise PromptRejected(error_body(
             "prompt_outputs_failed_validation", "Prompt outputs failed validation",
             f"node {node} ({class_type}): {message}", node_errors={node: {
-                "class_type": class_type, "dependent_outputs": [], "errors": [{
+                "class_type": class_type, "dependent_outputs": needing, "errors": [{
                     "type": "value_too_long", "message": message,
                     "details": f"node {node}: {message}",
                     "extra_info": {"input_name": name} if name else {}}]}}))  # fmt: skip
@@ -241,9 +258,7 @@ def _refuse_unknown_types(prompt: dict[str, Any], registry) -> None:
                if registry.get(spec["class_type"]) is None}  # fmt: skip
     if not unknown:
         return
-    outputs = [str(nid) for nid, spec in prompt.items() if str(nid) not in unknown
-               and registry.get(spec["class_type"]).output_node]  # fmt: skip
-    deps = _dependent_outputs(prompt, outputs)
+    deps = _dependent_outputs(prompt, _output_ids(prompt, registry))
     first, names = next(iter(unknown)), sorted(set(unknown.values()))
     raise PromptRejected(error_body(
         "invalid_prompt",

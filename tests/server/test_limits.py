@@ -135,6 +135,7 @@ def test_string_at_the_limit_is_queued_and_one_character_more_refused(limited):
     assert over.status_code == 400
     [error] = over.json()["node_errors"]["9"]["errors"]
     assert error["type"] == "value_too_long" and "'prefix'" in error["message"]
+    assert over.json()["node_errors"]["9"]["dependent_outputs"] == ["9"]  # as other errors do
 
 
 def test_a_prompt_shorter_than_the_string_limit_is_not_walked_for_long_strings(
