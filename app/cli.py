@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import signal
 import sys
@@ -85,24 +86,47 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _at_least(minimum: int, kind: type = int, *, at_most: int | None = None):
+    """An argparse type: a number of `kind` (int or float, finite) no smaller than `minimum`
+    (nor larger than `at_most`). A refusal says what was expected, and argparse names the
+    flag: "argument --max-queue: expected an integer of at least 1, got '0'"."""
+    noun = "an integer" if kind is int else "a number"
+    expected = (f"{noun} from {minimum} to {at_most}" if at_most is not None
+                else f"{noun} of at least {minimum}")  # fmt: skip
+
+    def read(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < minimum or (
+                at_most is not None and value > at_most):  # fmt: skip
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return read
+
+
 def _add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
     """`--ray` and `--ray-workers`, shared by run and serve (docs/scale-out.md)."""
     p.add_argument("--ray", metavar="local|ADDRESS",
                    help=f"{what} on Ray actors: a local Ray runtime, or the cluster at ADDRESS "
                    "(needs pip install 'latentgraph[ray]')")  # fmt: skip
-    p.add_argument("--ray-workers", type=int, metavar="N",
+    p.add_argument("--ray-workers", type=_at_least(1), metavar="N",
                    help="Ray actors (default: one per GPU the cluster offers)")  # fmt: skip
-    p.add_argument("--ray-cpus-per-actor", type=float, default=1.0, metavar="N",
+    p.add_argument("--ray-cpus-per-actor", type=_at_least(0, float), default=1.0, metavar="N",
                    help="CPUs each actor asks for (its torch threads on a CPU actor; default 1)")  # fmt: skip
-    p.add_argument("--ray-gpus-per-actor", type=float, default=1.0, metavar="N",
+    p.add_argument("--ray-gpus-per-actor", type=_at_least(0, float), default=1.0, metavar="N",
                    help="GPUs each actor asks for when the cluster has GPUs (0.5: two actors "
                    "share one; default 1)")  # fmt: skip
 
 
 def _add_limit_args(p: argparse.ArgumentParser) -> None:
     """The run limits `run` and `serve` share (`Settings`; messages name these flags)."""
-    p.add_argument("--max-steps", type=int, default=1000, help="steps per sampler (default 1000)")
-    p.add_argument("--max-batch", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument("--max-steps", type=_at_least(1), default=1000,
+                   help="steps per sampler (default 1000)")  # fmt: skip
+    p.add_argument("--max-batch", type=_at_least(1), default=64,
+                   help="images per batch (default 64)")  # fmt: skip
     p.add_argument(
         "--max-pixels", type=int, default=4096 * 4096, help="width x height (default 4096x4096)"
     )
@@ -177,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
     _add_device_args(p)
     p.add_argument(
-        "--workers", type=int, metavar="N",
+        "--workers", type=_at_least(1), metavar="N",
         help="worker processes running prompts (default: one per device)",
     )  # fmt: skip
     p.add_argument(
@@ -193,20 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a non-loopback --host without --auth-token (anyone who can reach the port "
         "can run workflows and read outputs)",
     )  # fmt: skip
-    p.add_argument("--max-queue", type=int, default=1000, help="pending prompts (default 1000)")
-    p.add_argument("--interrupt-grace", type=float, default=10.0, metavar="SECONDS",
+    p.add_argument("--max-queue", type=_at_least(1), default=1000,
+                   help="prompts queued or running (default 1000); one more is refused with 429")  # fmt: skip
+    p.add_argument("--interrupt-grace", type=_at_least(0, float), default=10.0, metavar="SECONDS",
                    help="after an interrupt, how long a running node has to stop before its "
                    "worker is killed, models and all (default 10)")  # fmt: skip
-    p.add_argument("--max-prompt-nodes", type=int, default=250_000,
+    p.add_argument("--max-prompt-nodes", type=_at_least(1), default=250_000,
                    help="nodes per prompt; larger prompts are refused with 413 (default 250000)")  # fmt: skip
     _add_limit_args(p)
-    p.add_argument(
-        "--max-body-mb", type=int, default=64, help="request and upload size (default 64 MB)"
-    )
-    p.add_argument("--max-string-chars", type=int, default=100_000,
+    p.add_argument("--max-body-mb", type=_at_least(1), default=64,
+                   help="request and upload size (default 64 MB)")  # fmt: skip
+    p.add_argument("--max-string-chars", type=_at_least(1), default=100_000,
                    help="longest string in a prompt (default 100000)")  # fmt: skip
-    p.add_argument("--max-extra-data-mb", type=int, default=8,
-                   help="a prompt's extra_data, e.g. the editor's workflow (default 8 MB)")  # fmt: skip
+    p.add_argument("--max-extra-data-mb", type=_at_least(0), default=8,
+                   help="a prompt's extra_data, e.g. the editor's workflow; 0: none accepted "
+                   "(default 8 MB)")  # fmt: skip
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also answer requests for this Host name (localhost, loopback addresses "
                    "and --host are always answered; others are refused against DNS rebinding)")  # fmt: skip

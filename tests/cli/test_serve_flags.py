@@ -1,0 +1,111 @@
+"""`latentgraph serve` flags: nonsense is refused before anything starts (no worker, no port,
+no app), in one line naming the flag and what it expected, with the usage exit code; `run`
+refuses the limits it shares in the same words."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import write
+from .test_cli import GOOD
+
+
+@pytest.fixture
+def serve(tmp_path, monkeypatch, capsys):
+    """`latentgraph serve ARGS` in-process, with the server's start replaced: returns (exit
+    code, stderr, the ServerConfig it would have served, or None)."""
+    from latentgraph import wiring
+    from latentgraph.cli import main
+    from latentgraph.server import run as server_run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LATENTGRAPH_AUTH_TOKEN", raising=False)
+    monkeypatch.setattr(wiring, "prepare_server", lambda config, **kw: None)  # no node setup
+
+    def call(*args: str):
+        started: list = []
+        monkeypatch.setattr(server_run, "serve", lambda config, **kw: started.append(config))
+        argv = ["serve", *args]
+        if "--data-dir" not in args:
+            argv += ["--data-dir", str(tmp_path / "data")]
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's refusals
+            code = exc.code
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return code, err, started[0] if started else None
+
+    return call
+
+
+def refused(serve, *args: str) -> str:
+    code, err, config = serve(*args)
+    assert code == 2 and config is None, err
+    return err
+
+
+# --- 1. workers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--workers", "--ray-workers"])
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_worker_counts_below_one_are_refused(serve, flag, value):
+    err = refused(serve, flag, value)
+    assert f"latentgraph serve: error: argument {flag}: expected an integer of at least 1, " \
+           f"got '{value}'" in err  # fmt: skip
+
+
+def test_worker_counts_are_taken(serve):
+    code, err, config = serve("--workers", "2", "--device", "cpu")
+    assert code == 0, err
+    assert config.workers == 2
+
+
+# --- 5. limits ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    ("--max-queue", "0", "an integer of at least 1"),
+    ("--max-body-mb", "0", "an integer of at least 1"),
+    ("--interrupt-grace", "-5", "a number of at least 0"),
+    ("--interrupt-grace", "nan", "a number of at least 0"),
+    ("--max-prompt-nodes", "0", "an integer of at least 1"),
+    ("--max-string-chars", "0", "an integer of at least 1"),
+    ("--max-extra-data-mb", "-1", "an integer of at least 0"),
+    ("--max-steps", "0", "an integer of at least 1"),
+    ("--max-batch", "-2", "an integer of at least 1"),
+    ("--max-queue", "1.5", "an integer of at least 1"),
+])  # fmt: skip
+def test_limits_that_would_refuse_everything_are_refused(serve, flag, value, expected):
+    err = refused(serve, flag, value)
+    assert f"latentgraph serve: error: argument {flag}: expected {expected}, got '{value}'" in err
+
+
+def test_the_smallest_sensible_limits_are_taken(serve):
+    code, err, config = serve("--max-queue", "1", "--max-body-mb", "1", "--interrupt-grace",
+                              "0", "--max-extra-data-mb", "0", "--max-steps", "1")  # fmt: skip
+    assert code == 0, err
+    assert (config.max_queue, config.max_body_bytes, config.interrupt_grace_seconds,
+            config.max_extra_data_bytes, config.max_steps) == (1, 2**20, 0.0, 0, 1)  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", ["--max-steps", "--max-batch"])
+def test_run_refuses_the_limits_serve_refuses(cli, tmp_path, flag, capsys):
+    path = write(tmp_path, "good.yaml", GOOD)
+    with pytest.raises(SystemExit) as exc:
+        cli("run", str(path), flag, "0")
+    assert exc.value.code == 2
+    assert f"latentgraph run: error: argument {flag}: expected an integer of at least 1, got " \
+           "'0'" in capsys.readouterr().err  # fmt: skip
+
+
+def test_max_queue_help_says_the_running_prompt_counts(capsys):
+    """3 accepted with --max-queue 3 = 1 running + 2 pending (server/state.py counts both, as
+    ComfyUI's queue_remaining does)."""
+    from latentgraph.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "prompts queued or running (default 1000)" in text
