@@ -121,15 +121,28 @@ def _add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
                    "share one; default 1)")  # fmt: skip
 
 
+def _pixels(text: str) -> int:
+    """`--max-pixels`: a pixel count (16777216) or WIDTHxHEIGHT (4096x4096, their product),
+    at least 1 (the limit is on width x height: `Settings.max_image_pixels`)."""
+    parts = text.lower().split("x")
+    try:
+        sides = [int(part) for part in parts] if len(parts) <= 2 else []
+    except ValueError:
+        sides = []
+    if not sides or min(sides) < 1:
+        raise argparse.ArgumentTypeError("expected a pixel count or WIDTHxHEIGHT (e.g. 1024x1024) "
+                                         f"of at least 1, got {text!r}")  # fmt: skip
+    return math.prod(sides)
+
+
 def _add_limit_args(p: argparse.ArgumentParser) -> None:
     """The run limits `run` and `serve` share (`Settings`; messages name these flags)."""
     p.add_argument("--max-steps", type=_at_least(1), default=1000,
                    help="steps per sampler (default 1000)")  # fmt: skip
     p.add_argument("--max-batch", type=_at_least(1), default=64,
                    help="images per batch (default 64)")  # fmt: skip
-    p.add_argument(
-        "--max-pixels", type=int, default=4096 * 4096, help="width x height (default 4096x4096)"
-    )
+    p.add_argument("--max-pixels", type=_pixels, default=4096 * 4096, metavar="PIXELS",
+                   help="pixels per image: a count or WxH (default 4096x4096)")  # fmt: skip
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:

@@ -62,6 +62,43 @@ def test_worker_counts_are_taken(serve):
     assert config.workers == 2
 
 
+# --- 4. --max-pixels ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "pixels"), [("256x256", 65536), ("65536", 65536),
+                                               ("640X480", 307200), (" 64 x 32 ", 2048)])  # fmt: skip
+def test_max_pixels_takes_a_count_or_width_x_height(serve, value, pixels):
+    code, err, config = serve("--max-pixels", value)
+    assert code == 0, err
+    assert config.max_image_pixels == pixels
+
+
+@pytest.mark.parametrize("value", ["0", "0x256", "256x", "axb", "-5", "2x3x4"])
+def test_max_pixels_refuses_what_is_no_size(serve, value):
+    err = refused(serve, "--max-pixels", value)
+    assert f"argument --max-pixels: expected a pixel count or WIDTHxHEIGHT (e.g. 1024x1024) of " \
+           f"at least 1, got '{value}'" in err  # fmt: skip
+
+
+def test_run_takes_max_pixels_as_serve_does(cli, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, _, err = cli("run", str(path), "-q", "--max-pixels", "256x256")
+    assert code == 0, err
+    with pytest.raises(SystemExit) as exc:
+        cli("run", str(path), "-q", "--max-pixels", "0x1")
+    assert exc.value.code == 2
+
+
+def test_max_pixels_help_says_both_forms(capsys):
+    from latentgraph.cli import build_parser
+
+    for command in ("run", "serve"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--max-pixels PIXELS pixels per image: a count or WxH (default 4096x4096)" in text
+
+
 # --- 5. limits ----------------------------------------------------------------------------
 
 
