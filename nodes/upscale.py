@@ -14,6 +14,7 @@ progress per tile and stopping between tiles when the run is cancelled.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,16 @@ def _identity(inputs: dict[str, Any], settings: Settings) -> str:
     return _file_identity(inputs, settings)
 
 
+def spandrel_problems(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None, str]]:
+    """UpscaleModelLoader's validation-time check: without spandrel the workflow is refused
+    before anything runs, not after its image was generated. Only whether spandrel is
+    installed is asked (`find_spec`): importing it imports torch, which the server process
+    validating a prompt never does. (A name not in the folder is the dropdown's to refuse.)"""
+    if importlib.util.find_spec("spandrel") is None:
+        return [("model_name", f"upscale models need spandrel: pip install '{EXTRA}'")]
+    return []
+
+
 def upscaler_path(model_name: str, settings: Settings) -> str:
     """`builtin:tiny-esrgan` (built on first use) or a file in the models folders'
     upscale_models/."""
@@ -105,6 +116,7 @@ def upscaler_path(model_name: str, settings: Settings) -> str:
                                "or builtin:tiny-esrgan (random weights, for trying it out)")],
     outputs=[Output("UPSCALE_MODEL", UPSCALE_MODEL)],
     identity=_identity,
+    check=spandrel_problems,
 )  # fmt: skip
 def upscale_model_loader(ctx, model_name: str):
     """Load a super-resolution model (ESRGAN and the other architectures spandrel knows)."""

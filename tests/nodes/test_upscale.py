@@ -6,6 +6,7 @@ plain torch modules with an upscaler's contract: [1, 3, h, w] in 0..1 → [1, 3,
 from __future__ import annotations
 
 import importlib.abc
+import importlib.util
 import sys
 
 import pytest
@@ -156,3 +157,44 @@ def test_loader_with_a_mismatched_torchvision_says_so(make_ctx, models_root, mon
     ctx = make_ctx("UpscaleModelLoader", models_dirs=[models_root])
     with pytest.raises(NodeInputError, match="torchvision does not match this torch.*nms"):
         upscale.upscale_model_loader(ctx, "tiny_esrgan.safetensors")
+
+
+def _spandrel_installed(monkeypatch, installed: bool) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        if name == "spandrel":
+            return real("json") if installed else None  # any spec stands for "installed"
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_validate_refuses_an_upscale_workflow_without_spandrel_before_anything_runs(
+    monkeypatch, capsys, tmp_path
+):
+    from pathlib import Path
+
+    from latentgraph.cli import main
+
+    _spandrel_installed(monkeypatch, False)
+    monkeypatch.chdir(tmp_path)
+    workflow = Path(__file__).parents[2] / "workflows" / "upscale.yaml"
+    for command in ("validate", "run"):
+        assert main([command, str(workflow), "--cache-dir", str(tmp_path / "c")]
+                    if command == "run" else [command, str(workflow)]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert "input 'model_name': upscale models need spandrel" in err
+        assert "pip install 'latentgraph[upscale]'" in err
+    assert not (tmp_path / "output").exists()  # refused before the image was generated
+
+
+def test_with_spandrel_installed_the_loader_validates(monkeypatch, capsys, tmp_path):
+    from pathlib import Path
+
+    from latentgraph.cli import main
+
+    _spandrel_installed(monkeypatch, True)
+    monkeypatch.chdir(tmp_path)
+    workflow = Path(__file__).parents[2] / "workflows" / "upscale.yaml"
+    assert main(["validate", str(workflow)]) == 0, capsys.readouterr().err
