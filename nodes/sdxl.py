@@ -110,21 +110,53 @@ def is_sdxl_unet(unet: Any) -> bool:
     return unet.config.get("addition_embed_type") == "text_time"
 
 
+def text_width(unet_config: Any) -> int | None:
+    """The width of the text embeddings the UNet takes (its cross_attention_dim, or the
+    input of its text projection); None when its blocks differ and no one width applies, or
+    its config does not say."""
+    if unet_config.get("encoder_hid_dim_type") == "text_proj":
+        return unet_config.get("encoder_hid_dim")
+    dims = unet_config.get("cross_attention_dim")
+    dims = set(dims) if isinstance(dims, (list, tuple)) else {dims}
+    return dims.pop() if len(dims) == 1 else None
+
+
+def check_fits(ctx: Any, model: Any, entry: CondEntry, input_name: str) -> None:
+    """Refuse a conditioning entry the UNet cannot take, naming the input: an SDXL UNet needs
+    a pooled embedding (what SDXL's text encoders give) of a width it takes, and every UNet
+    needs text embeddings as wide as its cross_attention_dim; both mismatches come from the
+    text encoder of another model. Every sampler reaches the UNet through nodes/guidance.py,
+    which calls this (by `added_inputs`) for each entry before the first step."""
+    if is_sdxl_unet(model):
+        if entry.pooled is None:
+            raise input_error(ctx, input_name, "this SDXL model needs conditioning from an "
+                              "SDXL text encoder (with a pooled embedding)")  # fmt: skip
+        count = time_id_count(model.config, entry.pooled.shape[-1])
+        if count not in (BASE_TIME_IDS, REFINER_TIME_IDS):
+            raise input_error(ctx, input_name, f"the pooled embedding (width "
+                              f"{entry.pooled.shape[-1]}) does not fit this SDXL model")  # fmt: skip
+    width, expected = entry.embeds.shape[-1], text_width(model.config)
+    if expected is not None and width != expected:
+        source = ("an SDXL text encoder" if entry.pooled is not None and not is_sdxl_unet(model)
+                  else "the text encoder of another model (SD 1.x: 768 wide, SD 2.x: 1024, "
+                       "SDXL: 2048, SDXL refiner: 1280)")  # fmt: skip
+        raise input_error(ctx, input_name, f"the conditioning's text embeddings are {width} "
+                          f"wide but this UNet takes {expected} (its cross_attention_dim): "
+                          f"it likely comes from {source}; encode the prompt with the clip "
+                          f"loaded with this model")  # fmt: skip
+
+
 def added_inputs(ctx: Any, model: Any, entry: CondEntry, input_name: str,
                  latent_shape: tuple[int, ...]) -> dict[str, Any] | None:  # fmt: skip
     """The SDXL UNet's `added_cond_kwargs` for one conditioning entry's rows (None for other
-    UNets): its pooled embedding and time ids, one row per image of the latent batch."""
+    UNets): its pooled embedding and time ids, one row per image of the latent batch. The
+    entry is checked to fit the UNet first (`check_fits`), for every UNet."""
     import torch
 
+    check_fits(ctx, model, entry, input_name)
     if not is_sdxl_unet(model):
         return None
-    if entry.pooled is None:
-        raise input_error(ctx, input_name, "this SDXL model needs conditioning from an SDXL "
-                                           "text encoder (with a pooled embedding)")  # fmt: skip
     count = time_id_count(model.config, entry.pooled.shape[-1])
-    if count not in (BASE_TIME_IDS, REFINER_TIME_IDS):
-        raise input_error(ctx, input_name, f"the pooled embedding (width "
-                          f"{entry.pooled.shape[-1]}) does not fit this SDXL model")  # fmt: skip
     batch, latent_hw = latent_shape[0], tuple(latent_shape[-2:])
     pooled = entry.pooled if entry.pooled.shape[0] == batch else entry.pooled.expand(batch, -1)
     ids = time_ids(entry.size, latent_hw, count, negative=input_name == "negative")
