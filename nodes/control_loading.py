@@ -1,8 +1,10 @@
 """Finding and loading ControlNets and T2I-Adapters (CONTROL_NET values).
 
 Sources: `builtin:tiny-controlnet` / `builtin:tiny-t2i-adapter` (nodes/tiny_control.py), a
-name in the models folders' controlnet/ (ComfyUI's folder; t2i_adapter/ too), or an absolute
-path to a .safetensors file or a diffusers folder. Only safetensors are read: pickles are
+name in the models folders' controlnet/ (ComfyUI's folder; t2i_adapter/ too): a file, or a
+diffusers folder by its name there (the dropdown lists files only, as ComfyUI's does: the
+folder's weights file, which loads with its config.json), or an absolute path to a
+.safetensors file or a diffusers folder. Only safetensors are read: pickles are
 refused by name, never opened.
 
 A diffusers folder (or its `diffusion_pytorch_model.safetensors`, as the controlnet/ dropdown
@@ -64,7 +66,7 @@ def control_path(name: str, dirs: list[Path] | None = None) -> Path:
         raise ControlLoadError(f"{path}: no .safetensors file or diffusers folder (with its "
                                "config.json) there")  # fmt: skip
     try:
-        return models_dirs.resolve(FOLDER, name, dirs)
+        return models_dirs.resolve(FOLDER, name, dirs, folders=True)
     except models_dirs.ModelNotFound as exc:
         raise ControlLoadError(f"{exc}; or give an absolute path to a .safetensors file or a "
                                "diffusers folder") from None  # fmt: skip

@@ -3,8 +3,9 @@
 A models root holds one sub-folder per kind (checkpoints/, vae/, loras/, embeddings/, ...).
 Roots come from `--models-dir` / `--extra-models-dir` (the run's `Settings.models_dirs`, which
 node code reads from its Context, dropdowns and check hooks from the settings they are given),
-then `$LATENTGRAPH_MODELS_DIRS` (os.pathsep-separated), then `<data dir>/models`. Dropdowns list the files found; `resolve` turns a listed name back into a
-path and refuses anything else (absolute names, `..`, files outside the roots). Only
+then `$LATENTGRAPH_MODELS_DIRS` (os.pathsep-separated), then `<data dir>/models`. Dropdowns list the files found; `resolve` turns a listed name (or, for
+loaders that take them, a diffusers folder's name) back into a path and refuses anything else
+(absolute names, `..`, files outside the roots). Only
 safetensors files are listed (`graph.paths.weight_files`, the walk the server's model routes
 use too): pickled weights are never loaded.
 
@@ -91,18 +92,30 @@ def _safe_name(name: str) -> PurePosixPath:
     return posix
 
 
-def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None) -> Path:
-    """The file behind a listed model name. Raises `ModelNotFound` naming where it looked."""
+def is_model_folder(path: Path) -> bool:
+    """A diffusers model folder: one holding its config.json (a single model: ControlNet,
+    VAE, ...) or model_index.json (a whole pipeline)."""
+    return path.is_dir() and any((path / f).is_file() for f in ("config.json", "model_index.json"))
+
+
+def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
+            folders: bool = False) -> Path:  # fmt: skip
+    """The file behind a listed model name, or with `folders` a diffusers model folder
+    (`is_model_folder`) named by its path inside the folder (a trailing / is allowed).
+    Raises `ModelNotFound` naming where it looked."""
+    bases = folder_paths(folder, dirs)
     posix = _safe_name(name)
     if is_pickled(name):
         raise ModelNotFound(
             f"{name}: pickled weights ({posix.suffix}) are not loaded, for safety; "
             "convert the file to .safetensors"
         )
-    bases = folder_paths(folder, dirs)
+    hidden = any(part.startswith(".") for part in posix.parts)
     for base in bases:
         candidate = base.joinpath(*posix.parts)
         if candidate.is_file() and posix.as_posix() in weight_files(base):
+            return candidate
+        if folders and not hidden and is_model_folder(candidate):
             return candidate
     looked = ", ".join(str(b) for b in bases) or (
         f"no {folder}/ folder under " + ", ".join(str(r) for r in models_roots(dirs))

@@ -19,6 +19,7 @@ def _load(make_ctx, root, name, unet=None):
 @pytest.mark.parametrize("name", ["tiny-controlnet.safetensors",
                                   "tiny-controlnet-original.safetensors",
                                   "tiny-controlnet-diffusers/diffusion_pytorch_model.safetensors",
+                                  "tiny-controlnet-diffusers", "tiny-controlnet-diffusers/",
                                   "builtin:tiny-controlnet"])  # fmt: skip
 def test_every_controlnet_layout_loads_the_same_weights(make_ctx, control_root, name):
     handle = _load(make_ctx, control_root, name)
@@ -110,3 +111,18 @@ def test_absolute_diffusers_folders_load_with_their_own_config(make_ctx, control
     assert adapter.kind == "t2i_adapter" and adapter.hint_scale == 8
     with pytest.raises(NodeInputError, match="input 'control_net'.*nowhere: no .safetensors file"):
         _load(make_ctx, tmp_path, str(tmp_path / "nowhere"))
+
+
+def test_a_diffusers_folder_in_controlnet_is_named_and_checked_like_a_file(control_root, tmp_path):
+    """The README's promise: diffusers folders in the models folder's controlnet/ load by their
+    name there; validation finds them too; the dropdown lists files only, as ComfyUI's."""
+    from latentgraph.graph import Settings
+
+    settings = Settings(models_dirs=[control_root])
+    assert controlnet._check({"control_net": "tiny-controlnet-diffusers"}, settings) == []
+    names = control_loading.control_names(settings)
+    assert "tiny-controlnet-diffusers" not in names
+    assert "tiny-controlnet-diffusers/diffusion_pytorch_model.safetensors" in names
+    (control_root / "controlnet" / "empty").mkdir(exist_ok=True)
+    [(_, message)] = controlnet._check({"control_net": "empty"}, settings)
+    assert "controlnet model 'empty' not found" in message
