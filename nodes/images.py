@@ -14,7 +14,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from latentgraph.graph import (
     String,
     node,
 )
+from latentgraph.graph.context import LIMIT_FLAGS
 from latentgraph.graph.files import create_temp
 
 from . import input_files
@@ -45,19 +46,34 @@ def to_uint8(images: Any) -> Any:
     return (images.float().cpu() * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+# Modes Pillow gives 16-bit grayscale pictures (PNG, TIFF, PGM) and 32-bit integer ones: read
+# as 16-bit values, 0..65535 → 0..1 (larger ones clipped), as the picture shows them.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# Formats whose further frames are not more pictures: ComfyUI reads only an MPO's (a camera's
+# multi-picture JPEG: previews, a stereo pair) first.
+FIRST_FRAME_ONLY = ("MPO",)
+
+
 def pil_to_tensor(img: Any) -> Any:
+    """A PIL image as IMAGE [1, H, W, 3] floats in 0..1 (16-bit grayscale at full precision)."""
     import numpy as np
     import torch
 
+    if img.mode in SIXTEEN_BIT_MODES:
+        gray = np.clip(np.asarray(img, dtype=np.float32) / 65535.0, 0.0, 1.0)
+        return torch.from_numpy(np.ascontiguousarray(np.repeat(gray[..., None], 3, -1)))[None]
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(arr)[None]
 
 
 def _mask(img: Any) -> Any:
-    """ComfyUI's MASK from a PIL image: 1 where alpha is 0; 64x64 zeros without alpha."""
+    """ComfyUI's MASK from a PIL image: 1 where alpha (or a palette's transparent colour) is 0;
+    64x64 zeros without alpha."""
     import numpy as np
     import torch
 
+    if "A" not in img.getbands() and img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
     if "A" in img.getbands():
         alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
         return (1.0 - torch.from_numpy(alpha))[None]
@@ -76,25 +92,47 @@ def _mask(img: Any) -> Any:
     identity=input_files.identity,
 )  # fmt: skip
 def load_image(ctx, image: str):
-    """An image from the input folder as IMAGE [1, H, W, 3], and its mask (alpha 0 → 1)."""
-    picture = read_input_image(ctx, image)
-    return pil_to_tensor(picture), _mask(picture)
+    """An image from the input folder as IMAGE [frames, H, W, 3], and its mask (alpha 0 → 1):
+    every frame of an animated GIF/PNG/WebP or multi-page TIFF of the first frame's size
+    (others skipped, as ComfyUI does), at most --max-batch; 16-bit grayscale read as 0..1."""
+    import torch
+
+    images, masks = [], []
+    for frame in input_frames(ctx, image):
+        images.append(pil_to_tensor(frame))
+        masks.append(_mask(frame))
+    shapes = {tuple(m.shape) for m in masks}
+    if len(shapes) > 1:  # some frames have alpha, others not: those get none at full size
+        full = max(shapes, key=lambda shape: shape != (1, 64, 64))
+        masks = [m if tuple(m.shape) == full else m.new_zeros(full) for m in masks]
+    return torch.cat(images), torch.cat(masks)
 
 
-def read_input_image(ctx, image: str) -> Any:
-    """The input folder's file `image` (input "image"), or the folder its annotation names,
-    as a PIL image, EXIF-rotated and read in full; example.png is drawn when the input folder
-    has no such file."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
+def _input_path(ctx, image: str) -> Path | None:
+    """The file LoadImage's value `image` names (input "image"), checked to stay in its
+    folder; None for example.png when the input folder has no such file (the drawn one)."""
     folder, name = input_files.located(image, ctx.settings)
     path = inside(folder, name) if name else None
     if path is None or Path(name).is_absolute():
         raise input_error(ctx, "image", f"{image!r} is outside its folder ({folder})")
     if not path.is_file():
         if image == input_files.EXAMPLE:
-            return input_files.example_picture()
+            return None
         raise input_error(ctx, "image", f"no such file in its folder ({folder}): {name!r}")
+    return path
+
+
+def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
+    """The pictures of the input file `image` (input "image") as PIL images, EXIF-rotated and
+    read in full, one frame at a time: with `every` each frame of the first frame's size (a
+    frame of another size is skipped, as ComfyUI's LoadImage does), at most the run's
+    max_batch (refused beyond, so a long animation never fills memory), else the first."""
+    from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+    path = _input_path(ctx, image)
+    if path is None:
+        yield input_files.example_picture()
+        return
     try:
         with Image.open(path) as img:  # reads the header only: the size is known undecoded
             limit = ctx.settings.max_image_pixels
@@ -102,10 +140,29 @@ def read_input_image(ctx, image: str) -> Any:
                 raise input_error(ctx, "image", f"{image!r} is {img.width}x{img.height} = "
                                   f"{img.width * img.height:,} pixels, over the limit of "
                                   f"{limit:,} (max_image_pixels)")  # fmt: skip
-            img.load()
-            return ImageOps.exif_transpose(img)
+            every = every and img.format not in FIRST_FRAME_ONLY
+            frames = ImageSequence.Iterator(img) if every else [img]
+            size, count, most = None, 0, ctx.settings.max_batch
+            for frame in frames:
+                picture = ImageOps.exif_transpose(frame)  # a copy of this frame, read in full
+                size = size or picture.size
+                if picture.size != size:
+                    continue
+                count += 1
+                if count > most:
+                    raise input_error(ctx, "image", f"{image!r} has {img.n_frames} frames, over "
+                                      f"the limit of {most} images in a batch "
+                                      f"({LIMIT_FLAGS['max_batch']})")  # fmt: skip
+                yield picture
     except (UnidentifiedImageError, OSError) as exc:
         raise input_error(ctx, "image", f"cannot read {image!r} as an image: {exc}") from exc
+
+
+def read_input_image(ctx, image: str) -> Any:
+    """The input folder's file `image` (input "image"), or the folder its annotation names,
+    as a PIL image (its first frame), EXIF-rotated and read in full; example.png is drawn when
+    the input folder has no such file."""
+    return next(input_frames(ctx, image, every=False))
 
 
 def _png_info(ctx) -> Any:
