@@ -11,9 +11,12 @@ The server writes it into its input folder at start so the editor can preview it
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +83,46 @@ def image_names(settings: Settings) -> list[str]:
 
 
 def identity(inputs: dict[str, Any], settings: Settings) -> str:
-    """Cache identity of a LoadImage: the name plus the file's size and mtime, so replacing
-    a picture under the same name is noticed."""
+    """Cache identity of a LoadImage: the sha256 of the file it reads, as ComfyUI's IS_CHANGED
+    hashes it, so a picture replaced under the same name is noticed, while one touched, or
+    copied over with the same bytes, is still a cache hit (the name is among the literals)."""
     name = str(inputs.get("image", ""))
     path = inside(*located(name, settings))
     if path is None or not path.is_file():
         return name
+    return content_sha256(path)
+
+
+# sha256 of the files hashed in this process, by path, with the stat fields that say the file
+# is unchanged since: (device, inode, size, mtime, ctime). Re-validation and re-runs then stat
+# an unchanged picture instead of reading it again. A file changed within the last
+# _SETTLED_NS is not remembered: a second write in the same timestamp tick would keep its
+# stat fields (what git calls racy).
+_hashed: dict[Path, tuple[tuple[int, ...], str]] = {}
+_hashed_lock = threading.Lock()
+_HASH_BLOCK = 1 << 20
+_SETTLED_NS = 2_000_000_000
+
+
+def content_sha256(path: Path) -> str:
+    """The sha256 of the file at `path` (read in blocks; remembered while its stat fields stay
+    the same)."""
     st = path.stat()
-    return f"{name}:{st.st_size}:{st.st_mtime_ns}"
+    stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _hashed_lock:
+        known = _hashed.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
+            digest.update(block)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
+        with _hashed_lock:
+            if len(_hashed) >= _MAX_FILES:  # a bound, far above what one input folder holds
+                _hashed.clear()
+            _hashed[path] = (stamp, digest.hexdigest())
+    return digest.hexdigest()
 
 
 def example_picture() -> Any:
