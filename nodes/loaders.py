@@ -35,7 +35,7 @@ from latentgraph.graph import (
 
 from . import model_sampling, runtime
 from .model_manager import manager, module_bytes
-from .models_dirs import BUILTIN_CHECKPOINTS, is_pickled
+from .models_dirs import BUILTIN_CHECKPOINTS, ModelNotFound, folder_paths, is_pickled, resolve
 from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders, sdxl_pipeline_class, sdxl_preset
 from .values import (
     ClipModel,
@@ -119,8 +119,31 @@ def _candidates(text: str, models_dirs: list[Path]) -> list[Path]:
     return [p] + [Path(d) / p for d in models_dirs]
 
 
-def find_source(text: str, models_dirs: list[Path] | None = None) -> Source:
-    """Classify a source string. Raises ValueError (without node context) when unusable."""
+# the models folders each loader's names are looked up in (nodes/models_dirs.py), after a path
+# from the current directory or a models root: ComfyUI's CheckpointLoaderSimple reads
+# checkpoints/, and its diffusers/ holds diffusers model folders
+MODEL_FOLDERS = ("checkpoints", "diffusers")
+VAE_FOLDERS = ("vae",)
+TEXT_ENCODER_FOLDERS = ("text_encoders",)
+COMPONENT_FOLDERS = {"vae": VAE_FOLDERS, "text_encoder": TEXT_ENCODER_FOLDERS}
+
+
+def _places(text: str, folders: tuple[str, ...], models_dirs: list[Path] | None) -> Any:
+    """Where a source may be, in order: the paths, then (only if needed) the folders' name."""
+    yield from _candidates(text, models_dirs or [])
+    for folder in folders:
+        try:
+            yield resolve(folder, text, models_dirs, folders=True)
+            return
+        except ModelNotFound:
+            continue
+
+
+def find_source(text: str, models_dirs: list[Path] | None = None,
+                folders: tuple[str, ...] = MODEL_FOLDERS) -> Source:  # fmt: skip
+    """Classify a source string: a built-in, a path (from the current directory or a models
+    root), a name in the models folders' `folders`, or a hub id. Raises ValueError (without
+    node context) when unusable."""
     text = text.strip()
     if text in BUILTINS:
         return Source("builtin", text, f"{text}-v{builtin_version(text)}")
@@ -128,7 +151,7 @@ def find_source(text: str, models_dirs: list[Path] | None = None) -> Source:
         raise ValueError(_unknown_builtin(text))
     if is_pickled(text):
         raise ValueError(_pickle_refusal(text) + " (or use a diffusers folder)")
-    for p in _candidates(text, models_dirs or []):
+    for p in _places(text, folders, models_dirs):
         if p.is_dir():
             if not (p / "model_index.json").is_file() and not (p / "config.json").is_file():
                 raise ValueError(f"{str(p)!r} is a folder but not a diffusers model folder "
@@ -141,17 +164,26 @@ def find_source(text: str, models_dirs: list[Path] | None = None) -> Source:
     if HUB_ID.match(text) and not text.lower().endswith(".safetensors"):
         return Source("hub", text, f"hub:{text}")
     looked = ", ".join(str(p) for p in _candidates(text, models_dirs or []))
+    searched = [str(d) for f in folders for d in folder_paths(f, models_dirs)]
+    if searched:
+        looked += f"; for a name in {', '.join(searched)}"
     raise ValueError(f"model file not found: {text!r} (looked at: {looked})")
 
 
-def _identity(inputs: dict[str, Any], settings: Settings) -> str:
-    """The weights' identity, and the run's device, dtype and model-changing options: a result
-    made in fp32 (or on the CPU) never serves an fp16 (or GPU) run."""
-    try:
-        weights = find_source(str(inputs.get("source", "")), settings.models_dirs).identity
-    except ValueError as exc:
-        weights = f"unresolved:{exc}"
-    return f"{weights}|{runtime.model_identity(settings)}"
+def identity_in(folders: tuple[str, ...]) -> Any:
+    """A loader's identity hook: the weights' identity (found as `find_source` finds them in
+    `folders`), and the run's device, dtype and model-changing options: a result made in
+    fp32 (or on the CPU) never serves an fp16 (or GPU) run."""
+
+    def identity(inputs: dict[str, Any], settings: Settings) -> str:
+        try:
+            source = find_source(str(inputs.get("source", "")), settings.models_dirs, folders)
+            weights = source.identity
+        except ValueError as exc:
+            weights = f"unresolved:{exc}"
+        return f"{weights}|{runtime.model_identity(settings)}"
+
+    return identity
 
 
 def _shipped_digest(src: Path) -> str:
@@ -474,7 +506,9 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
             BUILTIN_TINY,
             description="builtin:tiny-sd (or builtin:tiny-sdxl, builtin:tiny-sdxl-refiner, "
             "builtin:tiny-sd2-v, builtin:tiny-sd-inpaint), "
-            "a diffusers folder, a .safetensors checkpoint, or a hub repo id (online only)",
+            "a diffusers folder, a .safetensors checkpoint (a path, or a name in the models "
+            "folders' checkpoints/; diffusers folders there or in diffusers/), or a hub repo id "
+            "(online only)",
         ),  # fmt: skip
         String(
             "config",
@@ -498,7 +532,7 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
         Output("vae", VAE),
         Output("scheduler", SCHEDULER, description="the model's own scheduler config"),
     ],
-    identity=_identity,
+    identity=identity_in(MODEL_FOLDERS),
     check=check_source,
 )
 def load_model(ctx, source: str, config: str = "auto", prediction: str = "auto"):
@@ -526,9 +560,10 @@ def load_model(ctx, source: str, config: str = "auto", prediction: str = "auto")
     )
 
 
-def _component_folder(ctx: Any, source_text: str, subfolder: str) -> tuple[str, str | None, str]:
+def _component_folder(ctx: Any, source_text: str, subfolder: str,
+                      folders: tuple[str, ...]) -> tuple[str, str | None, str]:  # fmt: skip
     try:
-        source = find_source(source_text, ctx.settings.models_dirs)
+        source = find_source(source_text, ctx.settings.models_dirs, folders)
     except ValueError as exc:
         raise input_error(ctx, "source", str(exc)) from None
     if source.kind == "builtin":
@@ -654,7 +689,8 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
     category="loaders",
     inputs=[
         String("source", description="a diffusers model or VAE folder, or a VAE .safetensors "
-               "(original or diffusers layout; a full checkpoint's VAE too)"),
+               "(original or diffusers layout; a full checkpoint's VAE too): a path, or a name "
+               "in the models folders' vae/"),
         Choice(
             "config",
             ["auto", "sd15", "sd2", "sd2-base", "sdxl", BUILTIN_TINY, "tiny-sdxl"],
@@ -665,7 +701,7 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
         ),
     ],
     outputs=[Output("vae", VAE)],
-    identity=_identity,
+    identity=identity_in(VAE_FOLDERS),
     check=check_source,
 )  # fmt: skip
 def load_vae(ctx, source: str, config: str = "auto"):
@@ -690,7 +726,7 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
     model folder's `kind` subfolder), load it once per process through the model manager in
     the run's device and dtype, and name the node and input in any error.
     Returns (loaded value, manager key, device)."""
-    location, sub, identity = _component_folder(ctx, source, kind)
+    location, sub, identity = _component_folder(ctx, source, kind, COMPONENT_FOLDERS[kind])
     device = runtime.device_name(ctx.settings)
     dtype = runtime.dtype_name(ctx.settings, device)
 
@@ -800,7 +836,7 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     inputs=[
         String("source", description="a diffusers model folder (text_encoder + tokenizer; "
                "SDXL: both encoders), or a CLIP text encoder .safetensors in transformers' "
-               "layout"),
+               "layout: a path, or a name in the models folders' text_encoders/"),
         Choice(
             "config",
             ["auto", "sd15", "sd2", "sd2-base", BUILTIN_TINY],
@@ -809,7 +845,7 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
         ),
     ],
     outputs=[Output("clip", CLIP)],
-    identity=_identity,
+    identity=identity_in(TEXT_ENCODER_FOLDERS),
     check=check_source,
 )  # fmt: skip
 def load_text_encoder(ctx, source: str, config: str = "auto"):

@@ -35,7 +35,8 @@ class LoraError(ValueError):
 
 
 def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
-    """`builtin:tiny-lora*`, a name inside the models folders' loras/, or a .safetensors path."""
+    """`builtin:tiny-lora*`, a name inside the models folders' loras/ (or a path leading
+    there, `models_dirs.resolve`), or an absolute .safetensors path."""
     from .tiny_addons import BUILTIN_LORAS, builtin_lora
 
     if name in BUILTIN_LORAS:
@@ -51,7 +52,7 @@ def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
         path = Path(name).expanduser()
         if path.is_absolute() and path.is_file() and path.suffix.lower() == ".safetensors":
             return path
-        raise LoraError(str(exc)) from None
+        raise LoraError(f"{exc}; or give an absolute path to a .safetensors file") from None
 
 
 def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
@@ -234,7 +235,8 @@ def strength(name: str, description: str) -> Any:
         Socket("unet", MODEL),
         Socket("clip", CLIP, description="passed through unchanged at strength_clip 0"),
         String("lora", description="a .safetensors LoRA (kohya/ComfyUI or diffusers layout): "
-               "a name in the models folders' loras/, an absolute path, or builtin:tiny-lora"),
+               "a name in the models folders' loras/ (or a path to a file there), an absolute "
+               "path, or builtin:tiny-lora"),
         strength("strength_model", "how much of the LoRA goes into the UNet (0: none)"),
         strength("strength_clip", "how much goes into the text encoders (0: none)"),
     ],

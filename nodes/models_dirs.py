@@ -4,8 +4,8 @@ A models root holds one sub-folder per kind (checkpoints/, vae/, loras/, embeddi
 Roots come from `--models-dir` / `--extra-models-dir` (the run's `Settings.models_dirs`, which
 node code reads from its Context, dropdowns and check hooks from the settings they are given),
 then `$LATENTGRAPH_MODELS_DIRS` (os.pathsep-separated), then `<data dir>/models`. Dropdowns list the files found; `resolve` turns a listed name (or, for
-loaders that take them, a diffusers folder's name) back into a path and refuses anything else
-(absolute names, `..`, files outside the roots). Only
+loaders that take them, a diffusers folder's name) back into a path, reads a path that leads
+into the folder as its name there, and refuses anything else (`..`, files outside the roots). Only
 safetensors files are listed (`graph.paths.weight_files`, the walk the server's model routes
 use too): pickled weights are never loaded.
 
@@ -98,13 +98,31 @@ def is_model_folder(path: Path) -> bool:
     return path.is_dir() and any((path / f).is_file() for f in ("config.json", "model_index.json"))
 
 
+def _name_inside(name: str, bases: Sequence[Path]) -> str | None:
+    """The name an existing path (relative to the current directory, or absolute) has inside
+    one of `bases`, so `models/loras/x.safetensors` reads as `x.safetensors`; None for a
+    name that is no such path."""
+    try:
+        path = Path(name).expanduser()
+        if not name or not path.exists():
+            return None
+    except (OSError, ValueError):
+        return None
+    for base in bases:
+        for inner, outer in ((path.absolute(), base.absolute()), (path.resolve(), base.resolve())):
+            if inner.is_relative_to(outer) and inner != outer:
+                return inner.relative_to(outer).as_posix()
+    return None
+
+
 def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
             folders: bool = False) -> Path:  # fmt: skip
     """The file behind a listed model name, or with `folders` a diffusers model folder
-    (`is_model_folder`) named by its path inside the folder (a trailing / is allowed).
-    Raises `ModelNotFound` naming where it looked."""
+    (`is_model_folder`) named by its path inside the folder (a trailing / is allowed). A path
+    to one (from the current directory, or absolute) that leads inside the folder is read as
+    its name there. Raises `ModelNotFound` naming where it looked."""
     bases = folder_paths(folder, dirs)
-    posix = _safe_name(name)
+    posix = _safe_name(_name_inside(name, bases) or name)
     if is_pickled(name):
         raise ModelNotFound(
             f"{name}: pickled weights ({posix.suffix}) are not loaded, for safety; "
@@ -120,6 +138,9 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
     looked = ", ".join(str(b) for b in bases) or (
         f"no {folder}/ folder under " + ", ".join(str(r) for r in models_roots(dirs))
     )
+    if Path(name).expanduser().exists():  # a path, to somewhere else
+        raise ModelNotFound(f"{folder} model {name!r} is not inside the models folders' "
+                            f"{folder}/ ({looked}): a name inside one of them is expected")  # fmt: skip
     raise ModelNotFound(f"{folder} model {name!r} not found (looked in {looked})")
 
 

@@ -98,3 +98,40 @@ def test_tiny_model_addons_give_loras_and_embeddings_a_run_finds(tmp_path, tiny_
     broken.write_text(json.dumps(prompt), encoding="utf-8")
     assert run(broken) == 2
     assert "embedding 'not-there' not found" in capsys.readouterr().err
+
+
+def test_load_model_finds_names_in_checkpoints_and_keeps_paths_working(tiny_file, tiny_folder,
+                                                                      tmp_path, monkeypatch):  # fmt: skip
+    """LoadModel reads a name in the models folders' checkpoints/ (a file, or a diffusers
+    folder; diffusers/ too), as CheckpointLoaderSimple and the LoRA loader do; paths from the
+    current directory, from a models root, and absolute ones still load."""
+    import shutil
+    from pathlib import Path
+
+    from latentgraph.nodes import loaders
+
+    root = tmp_path / "models"
+    (root / "checkpoints").mkdir(parents=True)
+    tiny_file = Path(shutil.copy(tiny_file, root / "checkpoints" / "tiny.safetensors"))
+    shutil.copytree(tiny_folder, root / "diffusers" / "tiny-folder")
+    monkeypatch.chdir(tmp_path)
+    expected = str(tiny_file.resolve())
+    for text in ("tiny.safetensors", "checkpoints/tiny.safetensors", str(tiny_file),
+                 f"{root.name}/checkpoints/tiny.safetensors"):  # fmt: skip
+        source = loaders.find_source(text, [root])
+        assert (source.kind, source.location) == ("single_file", expected), text
+    folder = loaders.find_source("tiny-folder/", [root])
+    assert (folder.kind, folder.location) == ("folder", str((root / "diffusers" / "tiny-folder")
+                                                             .resolve()))  # fmt: skip
+    with pytest.raises(ValueError, match=r"model file not found: 'nope.safetensors' \(looked at: "
+                       r"nope.safetensors, .*; for a name in .*checkpoints"):  # fmt: skip
+        loaders.find_source("nope.safetensors", [root])
+    # the dropdown of LoadVAE's own folder: vae/ (a VAE file there by its name)
+    (root / "vae").mkdir()
+    shutil.copy(tiny_file, root / "vae" / "full.safetensors")
+    assert loaders.find_source("full.safetensors", [root], loaders.VAE_FOLDERS).kind == \
+        "single_file"  # fmt: skip
+    with pytest.raises(ValueError, match="model file not found"):
+        loaders.find_source("full.safetensors", [root])  # not a checkpoints/ name
+    unet, *_ = loaders.load_model(context("LoadModel", "m", models_dirs=[root]), "tiny.safetensors")
+    assert unet.unet.config.sample_size > 0
