@@ -16,6 +16,7 @@ base's other weights alive while it is held, even if the base entry itself is ev
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,28 @@ def _fused_text_encoder(base: Any, state: dict, alphas: Any, strength: float,
     return te
 
 
+# how torch's load_state_dict names each tensor of another shape, in the error it raises
+_OTHER_SHAPE = re.compile(r"size mismatch for (\S+): copying a param with shape "
+                          r"torch\.Size\(\[([^\]]*)\]\) from checkpoint, the shape in current "
+                          r"model is torch\.Size\(\[([^\]]*)\]\)")  # fmt: skip
+
+
+def misfit(exc: Exception) -> str:
+    """Why a LoRA does not fit a model, in one line: the tensors torch found of other shapes
+    counted, the first shown (the file's shape and the model's), and the likely cause; any
+    other error by its first line."""
+    found = _OTHER_SHAPE.findall(str(exc))
+    if not found:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return f"{type(exc).__name__}: {lines[0].rstrip(':') if lines else ''}".rstrip(": ")
+    name, file_shape, model_shape = found[0]
+    name = re.sub(rf"\.{ADAPTER}\.(\w+)$", r" \1", name)
+    count = f"{len(found)} tensors have other shapes" if len(found) > 1 else \
+        "1 tensor has another shape"  # fmt: skip
+    return (f"{count} (first: {name}: file [{file_shape}], model [{model_shape}]); is it a "
+            "LoRA for another model family (SDXL vs SD 1.5)?")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class LoraUse:
     """Which LoRA to apply, how strongly, and the input errors point at."""
@@ -178,7 +201,7 @@ class _Patcher:
                 return _fused_text_encoder(base, tensors, alphas, strength, what)
             except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds on a mismatch
                 raise self.error(f"{self.path} does not fit this model's {what}: "
-                                 f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+                                 f"{misfit(exc)}") from exc  # fmt: skip
 
         key = f"{base_key}|{what}+lora:{self.identity}@{strength!r}"
         return key, manager().get(key, build, device=device, size=lambda m: new_bytes(m, base))

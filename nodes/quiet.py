@@ -1,17 +1,41 @@
-"""Silence diffusers' and transformers' own progress bars and info logging.
+"""Silence diffusers' and transformers' own progress bars and info logging, and a few of their
+messages that say nothing to a latentgraph user.
 
 Their tqdm bars ("Loading weights", "Loading pipeline components") and info messages interleave
 with latentgraph's progress display and JSON lines; our events already report model loading.
-Called once per model load (cheap, idempotent); warnings and errors still get through.
+Called once per model load (cheap, idempotent); warnings and errors still get through, except
+the ones `DROPPED` names, each filtered on the logger that raises it (see there why).
 """
 
 from __future__ import annotations
+
+import logging
+
+# (logger, text of the message): library messages dropped where they are raised, and why
+DROPPED = (
+    # diffusers logs a failed LoRA load (every tensor of another shape, one line each) and
+    # re-raises; LoadLoRA's own error says it in one line (nodes/lora.py `misfit`)
+    ("diffusers.loaders.peft", "was unsuccessful with the following error"),
+)
+
+
+class _Drop(logging.Filter):
+    """Drops a logger's records whose message contains `text`."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
 
 _done = False
 
 
 def quiet_libraries() -> None:
-    """Turn off the libraries' progress bars and lower their logging to warnings."""
+    """Turn off the libraries' progress bars, lower their logging to warnings and drop the
+    `DROPPED` messages. Call it before importing diffusers' pipelines."""
     global _done
     if _done:
         return
@@ -21,4 +45,6 @@ def quiet_libraries() -> None:
     for lib in (diffusers_logging, transformers_logging):
         lib.disable_progress_bar()
         lib.set_verbosity_warning()
+    for name, text in DROPPED:
+        logging.getLogger(name).addFilter(_Drop(text))
     _done = True

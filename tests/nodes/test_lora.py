@@ -211,3 +211,42 @@ def test_a_path_into_loras_is_read_as_its_name_there_and_one_outside_is_refused_
                        r"not inside the models folders' loras/ \(.*models/loras\): a name inside "
                        r"one of them is expected; or give an absolute path"):  # fmt: skip
         lora.load_lora(ctx, tiny[0], tiny[1], "elsewhere.safetensors", 0.5, 0.0)
+
+
+def test_a_lora_that_does_not_fit_says_so_in_one_line_with_no_library_log(make_ctx, tiny,
+                                                                          tmp_path):  # fmt: skip
+    """One lora_down tensor of another shape (and an SDXL LoRA on SD): one complete line
+    counting the tensors, the first with both shapes, and the likely cause; diffusers' own
+    log of every tensor reaches none of its handlers (the terminal's among them)."""
+    import logging
+
+    import torch
+
+    from latentgraph.nodes.tiny_addons import lora_tensors, save_atomic
+
+    tensors = lora_tensors("kohya")
+    key = next(k for k in tensors if k.startswith("lora_unet_") and k.endswith("lora_down.weight"))
+    tensors[key] = torch.zeros(tensors[key].shape[0], 320)
+    save_atomic(tensors, tmp_path / "loras" / "wrongshape.safetensors")
+    ctx = make_ctx("LoadLoRA", models_dirs=[tmp_path])
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("diffusers").addHandler(handler)
+    try:
+        with pytest.raises(ValueError) as info:
+            lora.load_lora(ctx, tiny[0], tiny[1], "wrongshape.safetensors", 1.0, 1.0)
+        with pytest.raises(ValueError, match=r"input 'lora': .*tiny-sdxl-lora.* does not fit "
+                           r"this model's unet: 8 tensors have other shapes \(first: .*lora_A "
+                           r"weight: file \[4, 96\], model \[4, 32\]\); is it a LoRA for "
+                           r"another model family"):  # fmt: skip
+            lora.load_lora(ctx, tiny[0], tiny[1], "builtin:tiny-sdxl-lora", 1.0, 1.0)
+    finally:
+        logging.getLogger("diffusers").removeHandler(handler)
+    message = str(info.value)
+    assert "\n" not in message and message.endswith(
+        "wrongshape.safetensors does not fit this model's unet: 1 tensor has another shape "
+        "(first: down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_k.lora_A weight: "
+        "file [4, 320], model [4, 64]); is it a LoRA for another model family (SDXL vs SD 1.5)?"
+    )
+    assert not [m for m in logged if "size mismatch" in m or "was unsuccessful" in m]
