@@ -5,7 +5,7 @@ Exit codes (also in README.md):
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
         an --output-dir that is not a folder, a --device this machine lacks (cuda, mps: checked
-        before any node runs),
+        before any node runs), a `serve --port` in use (checked before any worker starts),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
         printed like a validation problem at the input's file:line, with no traceback)
@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start the ComfyUI-compatible server and editor")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
-    p.add_argument("--port", type=int, default=8188)
+    p.add_argument("--port", type=_at_least(0, at_most=65535), default=8188,
+                   help="default 8188; 0: a free port (the log says which)")  # fmt: skip
     p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"))
     p.add_argument("--data-dir", type=Path, help="queue, history, settings (default: user data)")
     p.add_argument("--output-dir", type=Path, default=Path("output"))
@@ -690,6 +691,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allow_hosts=list(args.allow_host),
     )
     from latentgraph.server.ray_workers import RayUnavailable
+    from latentgraph.server.run import CannotListen
 
     if args.ray:
         if args.workers or args.devices:
@@ -701,8 +703,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _print_plugin_failures(failures)
     try:
         serve(config, registry=registry, workers=worker_setup(config.nodes_dirs))
-    except RayUnavailable as exc:  # the cluster cannot give what was asked
-        raise UserError(str(exc)) from None
+    except (RayUnavailable, CannotListen) as exc:  # the cluster cannot give what was asked,
+        raise UserError(str(exc)) from None  # the port is taken: before any worker starts
     return EXIT_OK
 
 

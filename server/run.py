@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import re
+import socket
 import sys
 from typing import Any
 
@@ -61,6 +64,77 @@ def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
             "loop": "asyncio" if sys.platform == "win32" else "uvloop"}  # fmt: skip
 
 
+class CannotListen(Exception):
+    """The server cannot listen where it was told (a port in use, an address this machine does
+    not have): found before the app is made or any worker starts."""
+
+
+BACKLOG = 2048  # uvicorn's default
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on `host`:`port`, bound as uvicorn binds a host and port (asyncio's
+    `create_server`): one per address `host` resolves to (localhost: 127.0.0.1 and ::1), an
+    IPv6 one IPv6-only, SO_REUSEADDR on POSIX. Port 0: a free port, the one picked for the
+    first address. Bound and listening here, before the app starts and then handed to uvicorn,
+    so a port taken is said at once (`CannotListen`), and nothing can take it in between."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)  # fmt: skip
+    except socket.gaierror as exc:
+        raise CannotListen(f"--host {host}: no such address ({exc.strerror})") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):  # each address once
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if os.name == "posix":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+                sock.listen(BACKLOG)
+            except OSError as exc:
+                raise CannotListen(_cannot_listen(host, address[1], exc)) from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use (another server?); choose another with --port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"--host {host}: not an address of this machine; give one of its own (or 0.0.0.0)"
+    if exc.errno == errno.EACCES:
+        return (f"port {port} on {host}: permission denied (ports below 1024 need privileges); "
+                "choose another with --port")  # fmt: skip
+    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def _server_class() -> Any:
+    """uvicorn's Server, saying where it listens once started: handed sockets, uvicorn does
+    not (it expects a process manager to have said it)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            for sock in sockets or []:
+                address, port = sock.getsockname()[:2]
+                shown = f"[{address}]" if sock.family == socket.AF_INET6 else address
+                logging.getLogger("uvicorn.error").info(
+                    "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port
+                )
+
+    return Server
+
+
 def serve(
     config: ServerConfig,
     *,
@@ -69,16 +143,20 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Start the server and block until it is stopped (Ctrl-C / SIGTERM). `registry` and
-    `workers` as for `create_app`."""
-    import uvicorn
-
+    `workers` as for `create_app`. The port is bound first: `CannotListen` (a port in use, an
+    address not on this machine) is raised before the app is made or any worker starts."""
     from .app import create_app
 
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    app = create_app(config, registry=registry, workers=workers)
-    if not is_loopback_bind(config.host) and not config.auth_token:
-        logging.getLogger("latentgraph.server").warning(
-            "listening on %s without --auth-token: anyone who can reach this port can run "
-            "workflows and read outputs", config.host)  # fmt: skip
-    uvicorn.Server(uvicorn_config(app, config, log_level)).run()
+    sockets = listen(config.host, config.port)
+    try:
+        logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+        app = create_app(config, registry=registry, workers=workers)
+        if not is_loopback_bind(config.host) and not config.auth_token:
+            logging.getLogger("latentgraph.server").warning(
+                "listening on %s without --auth-token: anyone who can reach this port can run "
+                "workflows and read outputs", config.host)  # fmt: skip
+        _server_class()(uvicorn_config(app, config, log_level)).run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()

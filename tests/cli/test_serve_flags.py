@@ -4,6 +4,9 @@ refuses the limits it shares in the same words."""
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 
 from .conftest import write
@@ -60,6 +63,137 @@ def test_worker_counts_are_taken(serve):
     code, err, config = serve("--workers", "2", "--device", "cpu")
     assert code == 0, err
     assert config.workers == 2
+
+
+# --- 2. port ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["99999", "65536", "-1", "http"])
+def test_a_port_outside_the_tcp_range_is_refused(serve, value):
+    err = refused(serve, "--port", value)
+    assert f"argument --port: expected an integer from 0 to 65535, got '{value}'" in err
+
+
+def test_listen_on_port_zero_takes_a_free_port_and_listens_at_once():
+    """`--port 0`: the system picks a free port (tests use it to bind no fixed one)."""
+    from latentgraph.server.run import listen
+
+    sockets = listen("127.0.0.1", 0)
+    try:
+        (sock,) = sockets
+        host, port = sock.getsockname()
+        assert host == "127.0.0.1" and port > 0
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # already listening: nothing can take the port between the check and serving
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+LAUNCH = (
+    "import json, sys\n"
+    "from latentgraph.server.config import ServerConfig\n"
+    "from latentgraph.server.run import serve\n"
+    "serve(ServerConfig(**json.loads(sys.argv[1])))\n"
+)
+
+
+def test_the_server_serves_on_the_socket_it_bound_and_logs_its_port(tmp_path):
+    """`serve` binds the port itself and hands uvicorn the socket: with port 0 the log line
+    names the port picked, and the server answers there."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    plugin = Path(__file__).parents[1] / "server" / "plugin"
+    config = {"data_dir": str(tmp_path / "data"), "port": 0, "disk_cache": False,
+              "load_nodes": False, "editor": False, "nodes_dirs": [str(plugin)], "workers": 1,
+              "device": "cpu", "preload": False}  # fmt: skip
+    env = {**os.environ, "LATENTGRAPH_TOY_PLUGIN": "1",
+           "LATENTGRAPH_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, json.dumps(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        lines, deadline = [], time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+            found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+) ", line)
+            if found:
+                break
+        else:
+            raise AssertionError("".join(lines))
+        port = int(found.group(1))
+        assert port != 0
+        assert httpx.get(f"http://127.0.0.1:{port}/prompt", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def test_listen_binds_every_address_of_the_host_on_one_port():
+    """As uvicorn binds a name (asyncio's `create_server`): every address it resolves to, an
+    IPv6 socket IPv6-only; with port 0 they share the port picked for the first."""
+    from latentgraph.server.run import listen
+
+    sockets = listen("localhost", 0)
+    try:
+        assert {s.getsockname()[1] for s in sockets} == {sockets[0].getsockname()[1]}
+        for sock in sockets:
+            if sock.family == socket.AF_INET6:
+                assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def busy_port(host: str = "127.0.0.1") -> tuple[socket.socket, int]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family)
+    sock.bind((host, 0))
+    sock.listen()
+    return sock, sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_a_port_in_use_is_refused_before_the_app_or_a_worker_starts(tmp_path, monkeypatch,
+                                                                    capsys, host):  # fmt: skip
+    """Was: "Application startup complete" (a worker spawned), then uvicorn's "[Errno 98]
+    address already in use" and exit 3."""
+    from latentgraph import wiring
+    from latentgraph.cli import main
+    from latentgraph.server import app as server_app
+
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        other, port = busy_port(host)
+    except OSError:
+        pytest.skip(f"cannot bind {host}")
+    monkeypatch.setattr(wiring, "prepare_server", lambda config, **kw: None)
+    made: list = []
+    monkeypatch.setattr(server_app, "create_app", lambda *a, **k: made.append(a) or 1 / 0)
+    try:
+        code = main(["serve", "--host", host, "--port", str(port), "--data-dir",
+                     str(tmp_path / "data")])  # fmt: skip
+    finally:
+        other.close()
+    err = capsys.readouterr().err
+    assert code == 2 and not made
+    assert f"latentgraph: error: port {port} on {host} is in use (another server?); choose " \
+           "another with --port" in err  # fmt: skip
+    assert "Traceback" not in err and "startup" not in err
 
 
 # --- 4. --max-pixels ----------------------------------------------------------------------
