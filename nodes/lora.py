@@ -79,6 +79,9 @@ def read_lora(
     """The file's tensors in diffusers' layout (keys under unet. / text_encoder. /
     text_encoder_2.), and the kohya alphas when the file had them. `unet_config` lets
     diffusers map SDXL kohya files that name the UNet's blocks the original way."""
+    from .quiet import quiet_libraries
+
+    quiet_libraries()  # before diffusers' pipelines are imported: see nodes/quiet.py
     from diffusers import StableDiffusionPipeline
     from safetensors import SafetensorError
     from safetensors.torch import load_file

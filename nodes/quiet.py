@@ -16,6 +16,12 @@ DROPPED = (
     # diffusers logs a failed LoRA load (every tensor of another shape, one line each) and
     # re-raises; LoadLoRA's own error says it in one line (nodes/lora.py `misfit`)
     ("diffusers.loaders.peft", "was unsuccessful with the following error"),
+    # importing diffusers' pipelines touches CLIPImageProcessor and SiglipImageProcessor, whose
+    # PIL fallback is what we want: torchvision (the advice) does not fit the CPU torch build
+    # (docs/upscaling.md), and no image processor is used
+    ("transformers.utils.import_utils", "requires torchvision (not installed); falling back"),
+    # diffusers warns on every dtype cast of a model, even with no module to keep in fp32
+    ("diffusers.models.modeling_utils", "that should be kept in float32: []."),
 )
 
 

@@ -135,3 +135,23 @@ def test_load_model_finds_names_in_checkpoints_and_keeps_paths_working(tiny_file
         loaders.find_source("full.safetensors", [root])  # not a checkpoints/ name
     unet, *_ = loaders.load_model(context("LoadModel", "m", models_dirs=[root]), "tiny.safetensors")
     assert unet.unet.config.sample_size > 0
+
+
+def test_a_lora_run_on_a_single_file_checkpoint_writes_nothing_to_stderr(tiny_file, tmp_path):
+    """In a fresh process (the libraries warn once per process): no torchvision advice
+    (installing it breaks the CPU torch build, docs/upscaling.md) and no 'should be kept in
+    float32: []' warning on loading a single-file checkpoint; only our own output."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    workflow = Path(__file__).resolve().parents[2] / "workflows" / "lora.yaml"
+    run = ["run", str(workflow), "--models-dir", str(tiny_file.parent.parent), "--set",
+           "model=tiny.safetensors", "--set", "steps=1", "--set", "width=64", "--set",
+           "height=64", "--output-dir", str(tmp_path), "--device", "cpu", "-q"]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", "import sys; from latentgraph.cli import main; "
+                           f"raise SystemExit(main({run!r}))"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "torchvision" not in proc.stderr and "float32" not in proc.stderr
+    assert proc.stderr == ""
