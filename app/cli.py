@@ -5,7 +5,8 @@ Exit codes (also in README.md):
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
         an --output-dir that is not a folder, a --device this machine lacks (cuda, mps: checked
-        before any node runs), a `serve --port` in use (checked before any worker starts),
+        before any node runs; for serve, each of --devices, before any worker starts), a
+        `serve --port` in use (checked before any worker starts),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
         printed like a validation problem at the input's file:line, with no traceback)
@@ -70,6 +71,11 @@ def _device_arg(text: str) -> str:
         return check_device(text)
     except ValueError as exc:  # argparse names the option: "argument --device: ..."
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _devices_arg(text: str) -> list[str]:
+    """`--devices DEV,DEV`: each a name `--device` takes."""
+    return [_device_arg(d) for d in text.split(",") if d.strip()]
 
 
 def _add_device_args(p: argparse.ArgumentParser) -> None:
@@ -219,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes running prompts (default: one per device)",
     )  # fmt: skip
     p.add_argument(
-        "--devices", metavar="DEV,DEV", type=lambda v: [d.strip() for d in v.split(",") if d.strip()],
+        "--devices", metavar="DEV,DEV", type=_devices_arg,
         default=[], help="devices the workers run on, e.g. cuda:0,cuda:1 (default: each visible GPU, "
         "else --device)",
     )  # fmt: skip
@@ -441,7 +447,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_output_dir(settings.output_dir)
     if args.ray:
         return _run_on_ray(args, registry, settings, overrides)
-    _check_device(settings)
+    _check_devices("--device", [settings.device])
     if args.no_cache:
         cache = Cache(disk_dir=None)
     elif args.cache_dir:
@@ -483,13 +489,14 @@ def _check_output_dir(folder: Path) -> None:
         raise UserError(f"--output-dir {folder}: {problem}")
 
 
-def _check_device(settings) -> None:
-    """A usage error (exit 2) before any node runs (app/preflight.py)."""
-    from .preflight import device_problem
+def _check_devices(flag: str, devices: list[str], *, isolated: bool = False) -> None:
+    """A device this machine lacks: a usage error (exit 2) naming `flag`, before any node runs
+    or any worker starts (app/preflight.py, one rule for run and serve). `isolated`: torch is
+    asked in a child process (serve's process never imports torch)."""
+    from .preflight import device_problems
 
-    problem = device_problem(settings)
-    if problem:
-        raise UserError(f"--device: {problem}")
+    for problem in device_problems(devices, isolated=isolated).values():
+        raise UserError(f"{flag}: {problem}")
 
 
 def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
@@ -698,6 +705,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UserError("--workers and --devices set local worker processes; with --ray, "
                             "give --ray-workers N (devices come from the Ray cluster)")  # fmt: skip
         _require_ray()
+    else:  # on Ray the devices are the cluster's
+        flag = "--devices" if args.devices else "--device"
+        _check_devices(flag, args.devices or [args.device], isolated=True)
     failures: list = []
     registry = prepare_server(config, errors=failures)
     _print_plugin_failures(failures)

@@ -1,10 +1,15 @@
 """What a run's settings must allow before any node runs: an output folder that is one (or can
 be made) and a device this machine has. Found at the end instead, they cost the whole run's
-work (SaveImage is the last node). `latentgraph run` and `latentgraph.run` both ask here."""
+work (SaveImage is the last node). `latentgraph run` and `latentgraph.run` both ask here, and
+`latentgraph serve` asks about its devices here too, before any worker starts."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from latentgraph.graph.context import Settings
@@ -38,3 +43,36 @@ def device_problem(settings: Settings) -> str | None:
     except RuntimeError as exc:
         return str(exc)
     return None
+
+
+# A child Python asking `device_problems` (`isolated=True`): prints {device: problem} as JSON.
+_ASK = (
+    "import json, sys\n"
+    "from latentgraph.preflight import device_problems\n"
+    "print(json.dumps(device_problems(sys.argv[1:])))\n"
+)
+
+
+def device_problems(devices: Iterable[str], *, isolated: bool = False) -> dict[str, str]:
+    """`device_problem` of each of `devices` (names as `check_device` reads them): the ones
+    this machine lacks, with why. The one rule for `run --device` and `serve --device` and
+    `--devices`. `isolated`: asked in a child Python, so the caller never imports torch (the
+    server's process, docs/architecture.md); the child is started only for a device other
+    than `auto` and `cpu`, which every machine has."""
+    asked = [d for d in dict.fromkeys(devices) if d not in ("auto", "cpu")]
+    if not asked:
+        return {}
+    if not isolated:
+        found = {d: device_problem(Settings(device=d)) for d in asked}
+        return {d: problem for d, problem in found.items() if problem}
+    try:
+        out = subprocess.run([sys.executable, "-c", _ASK, *asked], capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+        lines = out.stdout.strip().splitlines()
+        if out.returncode == 0 and lines:
+            return json.loads(lines[-1])
+        why = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+    except subprocess.TimeoutExpired:
+        why = "no answer in 300 s"
+    return {d: f"device {d!r}: could not ask torch whether this machine has it ({why})"
+            for d in asked}  # fmt: skip

@@ -196,6 +196,43 @@ def test_a_port_in_use_is_refused_before_the_app_or_a_worker_starts(tmp_path, mo
     assert "Traceback" not in err and "startup" not in err
 
 
+# --- 3. devices ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--device", "cuda"], "--device: device 'cuda': this torch sees no CUDA GPU"),
+    (["--device", "cpu", "--devices", "cpu,cuda:1"],
+     "--devices: device 'cuda:1': this torch sees no CUDA GPU"),
+])  # fmt: skip
+def test_a_device_this_machine_lacks_is_refused_as_run_refuses_it(serve, monkeypatch, args,
+                                                                  message):  # fmt: skip
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the check's torch sees no GPU
+    err = refused(serve, *args)
+    assert f"latentgraph: error: {message}" in err
+
+
+def test_devices_are_names_the_device_flag_takes(serve):
+    err = refused(serve, "--devices", "cuda:0,gpu")
+    assert "latentgraph serve: error: argument --devices: device 'gpu' is not one of" in err
+
+
+def test_the_device_check_of_serve_leaves_torch_out_of_the_server_process(tmp_path):
+    """The HTTP process never imports torch (docs/architecture.md): serve asks a child."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom latentgraph.cli import main\ncode = main(sys.argv[1:])\n"
+              "print('torch' in sys.modules)\nsys.exit(code)\n")  # fmt: skip
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run([sys.executable, "-c", script, "serve", "--device", "cuda:0", "--port",
+                          "0", "--data-dir", str(tmp_path / "data")], capture_output=True,
+                         text=True, timeout=120, env=env, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stdout.split() == ["False"]
+    assert "--device: device 'cuda:0': this torch sees no CUDA GPU" in out.stderr
+
+
 # --- 4. --max-pixels ----------------------------------------------------------------------
 
 

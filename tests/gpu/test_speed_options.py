@@ -145,11 +145,12 @@ def test_attention_slicing_keeps_sdpa(tiny_folder, fresh_manager):
 
 
 def test_serve_takes_the_same_options_as_run(monkeypatch, tmp_path):
-    from latentgraph import cli
+    from latentgraph import cli, preflight
     from latentgraph.server import run as server_run
 
     seen = []
     monkeypatch.setattr(server_run, "serve", lambda config, **kw: seen.append(config))
+    monkeypatch.setattr(preflight, "device_problems", lambda devices, **kw: {})  # a GPU here
     code = cli.main(["serve", "--data-dir", str(tmp_path), "--device", "cuda:0", "--dtype",
                      "fp16", "--option", "cpu_offload=true", "--option", "previews=true"])  # fmt: skip
     assert code == 0

@@ -180,6 +180,7 @@ def test_two_workers_run_two_prompts_at_once_and_free_each(tmp_path_factory, tmp
 
 
 def test_latentgraph_serve_hands_the_server_the_worker_setup(monkeypatch, tmp_path):
+    import latentgraph.preflight as preflight
     import latentgraph.server.run as run
     import latentgraph.wiring as wiring
     from latentgraph.cli import main
@@ -188,6 +189,7 @@ def test_latentgraph_serve_hands_the_server_the_worker_setup(monkeypatch, tmp_pa
     seen: dict = {}
     monkeypatch.setattr(run, "serve", lambda config, **kw: seen.update(kw, config=config))
     monkeypatch.setattr(wiring, "prepare_server", lambda config, **kw: None)  # no node setup
+    monkeypatch.setattr(preflight, "device_problems", lambda devices, **kw: {})  # two GPUs here
     assert main(["serve", "--data-dir", str(tmp_path), "--workers", "3",
                  "--devices", "cuda:0,cuda:1"]) == 0  # fmt: skip
     setup = seen["workers"]
