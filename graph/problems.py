@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from .model import Location
@@ -69,8 +70,16 @@ class InputError(ValueError):
 
 
 def did_you_mean(name: str, candidates: list[str]) -> str:
-    """The "; did you mean 'x'?" hint for a mistyped name ("" when nothing is close)."""
-    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    """The "; did you mean 'x'?" hint for a mistyped name ("" when nothing is close). File
+    names with the same extension are compared without it: '.safetensors' alone made
+    'v1-5-pruned-emaonly.safetensors' look like 'empty.safetensors'."""
+    suffix = PurePosixPath(name).suffix
+    if suffix:
+        stems = {c[: -len(suffix)] if c.endswith(suffix) else c: c for c in candidates}
+        close = difflib.get_close_matches(name[: -len(suffix)], list(stems), n=3, cutoff=0.6)
+        close = [stems[c] for c in close]
+    else:
+        close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in candidates}
         if name.lower() in lowered:

@@ -94,6 +94,10 @@ def builtin_folder(name: str) -> Path:
     return tiny_sdxl.ensure_tiny_sdxl(refiner=name == BUILTIN_SDXL_REFINER)
 
 
+EMPTY_SOURCE = ("the source is empty; expected a built-in model (builtin:tiny-sd, ...), a "
+                "diffusers folder, a .safetensors file or a hub repo id")  # fmt: skip
+
+
 def _unknown_builtin(text: str) -> str:
     return f"unknown built-in model {text!r}; the built-in ones are {', '.join(BUILTINS)}"
 
@@ -145,6 +149,8 @@ def find_source(text: str, models_dirs: list[Path] | None = None,
     root), a name in the models folders' `folders`, or a hub id. Raises ValueError (without
     node context) when unusable."""
     text = text.strip()
+    if not text:
+        raise ValueError(EMPTY_SOURCE)
     if text in BUILTINS:
         return Source("builtin", text, f"{text}-v{builtin_version(text)}")
     if text.startswith("builtin:"):
@@ -280,6 +286,27 @@ def unet_preset(width: int, context: int | None) -> str | None:
     return _ARCHITECTURES.get((width, context))
 
 
+def _what_else(shapes: dict[str, list[int]]) -> str:
+    """What a file that is no full checkpoint looks like, from its tensor names, and which
+    loader reads it."""
+    from .control_loading import ControlLoadError, kind_of
+
+    if any("lora_" in k for k in shapes):
+        return "it looks like a LoRA (lora_* tensors): load it with LoadLoRA"
+    try:
+        kind = kind_of(shapes, None, Path())
+        return f"it looks like a {'ControlNet' if kind == 'controlnet' else 'T2I-Adapter'}: " \
+               "load it with LoadControlNet"  # fmt: skip
+    except ControlLoadError:
+        pass
+    if any(k.startswith(("text_model.", "cond_stage_model.", "text_encoder")) for k in shapes):
+        return "it looks like a text encoder: load it with LoadTextEncoder"
+    if {"emb_params", "string_to_param", "clip_l", "clip_g"} & set(shapes):
+        return ("it looks like a textual-inversion embedding: put it in the models folder's "
+                "embeddings/ and write embedding:NAME in a prompt")  # fmt: skip
+    return "a VAE-only file goes in LoadVAE"
+
+
 def detect_preset(shapes: dict[str, list[int]]) -> str:
     """Which shipped config fits a single-file checkpoint, from its tensor names and shapes:
     SDXL by its conditioner's tensors (nodes/sdxl_loading.py), else the UNet's width and its
@@ -292,7 +319,7 @@ def detect_preset(shapes: dict[str, list[int]]) -> str:
     if conv_in is None:
         raise ValueError(
             "not a full Stable Diffusion checkpoint: no UNet weights (model.diffusion_model.*)"
-            "; a VAE-only file goes in LoadVAE"
+            f"; {_what_else(shapes)}"
         )
     channels = conv_in[1] if len(conv_in) == 4 else None
     if channels not in INPUT_CHANNELS:
@@ -490,6 +517,8 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
     if not isinstance(source, str):
         return []
     text = source.strip()
+    if not text:
+        return [("source", EMPTY_SOURCE)]
     if is_pickled(text):
         return [("source", _pickle_refusal(text))]
     if text.startswith("builtin:") and text not in BUILTINS:

@@ -78,3 +78,24 @@ def test_bad_config_names_the_config_input(tiny_file, tmp_path):
         loaders.load_model(context("LoadModel"), str(tiny_file), str(tmp_path))
     with pytest.raises(NodeInputError, match=r"input 'source': could not load"):
         loaders.load_model(context("LoadModel"), str(tiny_file), "sd15")  # wrong architecture
+
+
+def test_empty_source_and_addon_files_given_to_load_model_say_what_they_are(tmp_path):
+    """An empty source says so (was "'.' is a folder but not a diffusers model folder"); a
+    LoRA, ControlNet, T2I-Adapter or embedding file names the loader that reads it."""
+    from latentgraph.nodes.tiny_addons import write_models_folder
+    from latentgraph.nodes.tiny_control import write_controlnet_folder
+
+    write_models_folder(tmp_path)
+    write_controlnet_folder(tmp_path)
+    assert loaders.check_source({"source": " "}, None) == [("source", loaders.EMPTY_SOURCE)]
+    with pytest.raises(NodeInputError, match=r"input 'source': the source is empty; expected a "
+                       r"built-in model"):  # fmt: skip
+        loaders.load_model(context("LoadModel"), "")
+    for name, says in (("loras/tiny-lora-kohya.safetensors", "a LoRA .*LoadLoRA"),
+                       ("controlnet/tiny-controlnet.safetensors", "a ControlNet: .*LoadControlNet"),
+                       ("controlnet/tiny-t2i-adapter.safetensors", "a T2I-Adapter: .*LoadControlNet"),
+                       ("embeddings/tiny-embedding.safetensors", "a textual-inversion embedding: ")):  # fmt: skip
+        with pytest.raises(NodeInputError, match=r"input 'source': .*not a full Stable Diffusion "
+                           rf"checkpoint: no UNet weights .*; it looks like {says}"):  # fmt: skip
+            loaders.load_model(context("LoadModel"), str(tmp_path / name))

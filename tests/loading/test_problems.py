@@ -38,3 +38,15 @@ def test_did_you_mean_offers_up_to_three_close_names_or_a_case_match():
     assert did_you_mean("value", names) == "; did you mean 'value4' or 'value3' or 'value2'?"
     assert did_you_mean("KSAMPLER", ["KSampler", "VAEDecode"]) == "; did you mean 'KSampler'?"
     assert did_you_mean("zzz", ["steps", "seed"]) == ""
+
+
+def test_did_you_mean_compares_file_names_without_their_shared_extension():
+    """'.safetensors' alone made an unrelated checkpoint look close (ratio 0.625)."""
+    from latentgraph.graph.problems import did_you_mean
+
+    files = ["builtin:tiny-sd", "empty.safetensors", "tiny.safetensors"]
+    assert did_you_mean("v1-5-pruned-emaonly.safetensors", files) == ""
+    assert did_you_mean("tiny-lora-kohy.safetensors", ["tiny-lora-kohya.safetensors",
+                                                       "x.safetensors"]) == \
+        "; did you mean 'tiny-lora-kohya.safetensors'?"  # fmt: skip
+    assert did_you_mean("emtpy.safetensors", files) == "; did you mean 'empty.safetensors'?"
