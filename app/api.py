@@ -148,9 +148,9 @@ def run(
 def _check_settings(settings: Settings) -> None:
     """Refuse, before any node runs, an output folder or device the run could not use
     (app/preflight.py, as `latentgraph run` does)."""
-    from .preflight import device_problem, output_dir_problem
+    from .preflight import device_problem, folder_problem
 
-    problem = output_dir_problem(settings.output_dir)
+    problem = folder_problem(settings.output_dir)
     if problem:
         raise ValueError(f"settings.output_dir {settings.output_dir}: {problem}")
     problem = device_problem(settings)

@@ -4,9 +4,10 @@ Exit codes (also in README.md):
     0   success
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
-        an --output-dir that is not a folder, a --device this machine lacks (cuda, mps: checked
-        before any node runs; for serve, each of --devices, before any worker starts), a
-        `serve --port` in use (checked before any worker starts),
+        a folder flag naming a file (run's --output-dir, serve's --data-dir, --output-dir,
+        --input-dir, --temp-dir; a --models-dir must exist), a --device this machine lacks
+        (cuda, mps: checked before any node runs; for serve, each of --devices, before any
+        worker starts), a `serve --port` in use (checked before any worker starts),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
         printed like a validation problem at the input's file:line, with no traceback)
@@ -330,12 +331,22 @@ def _print_plugin_failures(failures: list) -> None:
 
 
 def _models_dirs(args: argparse.Namespace) -> list[Path]:
-    dirs = [args.models_dir] if getattr(args, "models_dir", None) else []
-    dirs += list(getattr(args, "extra_models_dir", []) or [])
-    for d in dirs:
-        if not d.is_dir():
-            raise UserError(f"models folder {d} does not exist")
-    return dirs
+    named = [("--models-dir", args.models_dir)] if getattr(args, "models_dir", None) else []
+    named += [("--extra-models-dir", d) for d in getattr(args, "extra_models_dir", []) or []]
+    _check_folders(named, create=False)
+    return [d for _, d in named]
+
+
+def _check_folders(named: list[tuple[str, Path]], *, create: bool = True) -> None:
+    """Each (flag, folder) a folder, or one the command may make (`create`): else a usage
+    error (exit 2) naming the flag, before anything runs (app/preflight.py, one rule for run
+    and serve): "--data-dir /tmp/x/afile: a file is there; expected a folder"."""
+    from .preflight import folder_problem
+
+    for flag, folder in named:
+        problem = folder_problem(folder, create=create)
+        if problem:
+            raise UserError(f"{flag} {folder}: {problem}")
 
 
 def _load(path_text: str, overrides: dict[str, Any], registry: Registry) -> Workflow:
@@ -444,7 +455,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = _load_nodes(args.nodes_dir)
     settings = _settings(args)
     overrides = _parse_assignments(args.overrides, "--set")
-    _check_output_dir(settings.output_dir)
+    _check_folders([("--output-dir", args.output_dir)])
     if args.ray:
         return _run_on_ray(args, registry, settings, overrides)
     _check_devices("--device", [settings.device])
@@ -478,15 +489,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
-
-
-def _check_output_dir(folder: Path) -> None:
-    """A usage error (exit 2) before any node runs (app/preflight.py)."""
-    from .preflight import output_dir_problem
-
-    problem = output_dir_problem(folder)
-    if problem:
-        raise UserError(f"--output-dir {folder}: {problem}")
 
 
 def _check_devices(flag: str, devices: list[str], *, isolated: bool = False) -> None:
@@ -654,6 +656,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .wiring import prepare_server, worker_setup
 
+    _check_folders([("--data-dir", args.data_dir or data_dir()), ("--output-dir", args.output_dir),
+                    ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)])  # fmt: skip
     if not is_loopback_bind(args.host) and not args.auth_token:
         if not args.insecure:
             raise UserError(

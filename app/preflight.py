@@ -15,17 +15,23 @@ from pathlib import Path
 from latentgraph.graph.context import Settings
 
 
-def output_dir_problem(folder: Path) -> str | None:
-    """Why `folder` cannot take a run's outputs, or None: it is a folder, or its nearest
-    existing parent is a folder we may write in. Nothing is created here: a run refused
-    later leaves no trace."""
-    existing = Path(folder).absolute()
+def folder_problem(folder: Path, *, create: bool = True) -> str | None:
+    """Why `folder`, named by a flag, cannot be the folder it names, or None; the one rule for
+    every folder flag of `run` and `serve`. `create`: it may be made (an output, data or temp
+    folder): it is a folder, or its nearest existing parent is a folder we may write in;
+    nothing is created here, so a run refused later leaves no trace. Else (a models folder,
+    only read) it must be a folder already."""
+    path = Path(folder).absolute()
+    existing = path
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        return (
-            "not a folder" if existing == Path(folder).absolute() else f"{existing} is not a folder"
-        )
+        if not existing.is_file():  # a device, a socket, ...
+            return "not a folder" if existing == path else f"{existing} is not a folder"
+        there = "a file is there" if existing == path else f"{existing} is a file"
+        return f"{there}; expected a folder"
+    if not create:
+        return None if existing == path else "no such folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} cannot be written"
     return None

@@ -317,3 +317,34 @@ def test_max_queue_help_says_the_running_prompt_counts(capsys):
         build_parser().parse_args(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "prompts queued or running (default 1000)" in text
+
+
+# --- 6. folders ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--data-dir", "--output-dir", "--input-dir", "--temp-dir",
+                                  "--models-dir"])  # fmt: skip
+def test_a_file_named_as_a_folder_is_refused_saying_what_was_expected(serve, tmp_path, flag):
+    afile = write(tmp_path, "afile", "x")
+    err = refused(serve, flag, str(afile))
+    assert f"latentgraph: error: {flag} {afile}: a file is there; expected a folder" in err
+
+
+def test_a_folder_under_a_file_is_refused_naming_the_file(serve, tmp_path):
+    afile = write(tmp_path, "afile", "x")
+    err = refused(serve, "--temp-dir", "afile/temp")
+    assert f"latentgraph: error: --temp-dir afile/temp: {afile} is a file; expected a folder" \
+        in err  # fmt: skip
+
+
+def test_run_words_a_file_as_output_folder_as_serve_does(cli, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    write(tmp_path, "afile", "x")
+    code, out, err = cli("run", str(path), "--json", "--output-dir", "afile")
+    assert code == 2 and out == ""
+    assert "latentgraph: error: --output-dir afile: a file is there; expected a folder" in err
+
+
+def test_a_missing_models_folder_is_named_by_its_flag(serve, tmp_path):
+    err = refused(serve, "--extra-models-dir", "nowhere")
+    assert "latentgraph: error: --extra-models-dir nowhere: no such folder" in err

@@ -222,11 +222,12 @@ def test_an_output_dir_that_is_a_file_is_refused_before_anything_runs(cli, tmp_p
     write(tmp_path, "afile", "x")
     code, out, err = cli("run", str(path), "--json", "--output-dir", "afile")
     assert code == 2 and out == ""
-    assert "latentgraph: error: --output-dir afile: not a folder" in err
+    assert "latentgraph: error: --output-dir afile: a file is there; expected a folder" in err
     code, out, err = cli("run", str(path), "--json", "--output-dir", "afile/sub")
     assert code == 2 and out == ""
     assert (
-        f"latentgraph: error: --output-dir afile/sub: {tmp_path / 'afile'} is not a folder" in err
+        f"latentgraph: error: --output-dir afile/sub: {tmp_path / 'afile'} is a file; expected a "
+        "folder" in err
     )
 
 

@@ -144,9 +144,10 @@ def test_an_output_folder_or_device_the_run_cannot_use_is_refused_before_it_runs
 
     (tmp_path / "afile").write_text("x")
     ran = []
-    for settings, message in [(Settings(output_dir=tmp_path / "afile"), "not a folder"),
+    for settings, message in [(Settings(output_dir=tmp_path / "afile"),
+                               "a file is there; expected a folder"),
                               (Settings(output_dir=tmp_path / "afile" / "sub"),
-                               f"{tmp_path / 'afile'} is not a folder")]:  # fmt: skip
+                               f"{tmp_path / 'afile'} is a file; expected a folder")]:  # fmt: skip
         with pytest.raises(ValueError, match=f"settings.output_dir .*: {message}"):
             api.run(workflow, registry=toys.registry, cache=Cache(), settings=settings,
                     on_event=ran.append)  # fmt: skip
