@@ -45,6 +45,13 @@ def node_registry(
     return default_registry
 
 
+def worker_registry(nodes_dirs: Iterable[Path] = ()) -> Registry:
+    """`node_registry` as each server worker builds it: the same packs and folders the
+    server's process loaded (`prepare_server`) and reported the failures of, so a worker does
+    not warn about them again (`serve --nodes-dir /nonexistent` said it once per worker)."""
+    return node_registry(nodes_dirs, errors=[])
+
+
 def worker_setup(nodes_dirs: Iterable[Path] = ()) -> WorkerSetup:
     """How each server worker process builds the same registry (the entry-point packs and
     `nodes_dirs`) and reaches the built-in nodes' model functions: unload every model (POST
@@ -55,7 +62,7 @@ def worker_setup(nodes_dirs: Iterable[Path] = ()) -> WorkerSetup:
     from latentgraph.nodes.models_dirs import FOLDERS
     from latentgraph.server.workers import WorkerSetup
 
-    return WorkerSetup(registry=partial(node_registry, tuple(Path(d) for d in nodes_dirs)),
+    return WorkerSetup(registry=partial(worker_registry, tuple(Path(d) for d in nodes_dirs)),
                        free_models=free_models, resident_models=resident_models,
                        model_folders=dict(FOLDERS))  # fmt: skip
 

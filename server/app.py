@@ -67,20 +67,23 @@ def create_app(
     processes, which build their own registry and reach the nodes' model functions through
     `workers` (the program that wires the nodes in passes it: latentgraph.wiring).
 
-    `registry` is the server's copy, for /object_info and validation: by default
-    `workers.registry()`, else the global registry with the config's plugin packs. A registry
-    a worker cannot rebuild (no `workers.registry`) is refused. `pool` replaces the local
-    worker processes (another executor behind the same interface)."""
+    `registry` is the server's copy, for /object_info and validation, used as it is handed in
+    (the caller loaded its plugins and reported their failures: `latentgraph serve` prints
+    them once); by default `workers.registry()`, else the global registry with the config's
+    plugin packs. A registry a worker cannot rebuild (no `workers.registry`) is refused.
+    `pool` replaces the local worker processes (another executor behind the same interface)."""
     from latentgraph.graph.declare import default_registry
 
     setup = workers or WorkerSetup()
+    handed_in = registry is not None
     if registry is None:
         registry = setup.registry() if setup.registry is not None else default_registry
     elif registry is not default_registry and setup.registry is None:
         raise ValueError("the worker processes cannot rebuild this registry: pass "
                          "workers=WorkerSetup(registry=<module-level function building it>)")  # fmt: skip
     config.ensure_dirs()
-    _load_nodes(config, registry)
+    if not handed_in:
+        _load_nodes(config, registry)
     settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
                         device=config.device, dtype=config.dtype, options=config.options,

@@ -5,6 +5,7 @@ refuses the limits it shares in the same words."""
 from __future__ import annotations
 
 import socket
+import warnings
 from pathlib import Path
 
 import pytest
@@ -348,3 +349,40 @@ def test_run_words_a_file_as_output_folder_as_serve_does(cli, tmp_path):
 def test_a_missing_models_folder_is_named_by_its_flag(serve, tmp_path):
     err = refused(serve, "--extra-models-dir", "nowhere")
     assert "latentgraph: error: --extra-models-dir nowhere: no such folder" in err
+
+
+# --- 7. plugin failures -------------------------------------------------------------------
+
+
+def test_a_plugin_failure_is_said_once_in_the_cli_form(tmp_path, monkeypatch, capsys):
+    """Was four times: the CLI's line, then Python warnings from the app's second load and
+    from each worker's."""
+    import uvicorn
+
+    from latentgraph.cli import main
+    from latentgraph.graph.plugins import PluginWarning
+    from latentgraph.wiring import worker_setup
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(uvicorn.Server, "run",  # the app is made, not served: no worker starts
+                        lambda self, **kw: self.config.app.state.lg.store.close())  # fmt: skip
+    missing = tmp_path / "nonexistent"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["serve", "--port", "0", "--nodes-dir", str(missing), "--data-dir",
+                     str(tmp_path / "data")])  # fmt: skip
+        worker_setup([missing]).registry()  # what each worker builds
+    err = capsys.readouterr().err
+    assert code == 0, err
+    said = f"latentgraph: warning: node plugin {missing} failed to load: not a directory"
+    assert err.count("failed to load") == 1 and said in err
+    assert [w for w in caught if issubclass(w.category, PluginWarning)] == []
+
+
+def test_the_worker_registry_is_a_module_function_it_can_rebuild(tmp_path):
+    import pickle
+
+    from latentgraph.wiring import worker_setup
+
+    setup = pickle.loads(pickle.dumps(worker_setup([Path(tmp_path)])))
+    assert setup.registry() is not None

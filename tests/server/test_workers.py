@@ -194,7 +194,7 @@ def test_latentgraph_serve_hands_the_server_the_worker_setup(monkeypatch, tmp_pa
                  "--devices", "cuda:0,cuda:1"]) == 0  # fmt: skip
     setup = seen["workers"]
     assert setup.free_models is free_models and setup.resident_models is resident_models
-    assert setup.registry.func is wiring.node_registry
+    assert setup.registry.func is wiring.worker_registry
     assert (seen["config"].workers, seen["config"].devices) == (3, ["cuda:0", "cuda:1"])
 
 
