@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -30,8 +31,18 @@ def test_committed_schema_is_current():
     )
 
 
+@pytest.fixture
+def extras_installed(monkeypatch):
+    """The optional extras an example names (spandrel, for upscale.yaml) count as installed:
+    the examples are checked as workflows; without the extra, refusing upscale.yaml at
+    validation is tests/nodes/test_upscale.py's case."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: real("json") if name == "spandrel" else real(name, *a))  # fmt: skip
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_example_loads_validates_and_matches_schema(path):
+def test_example_loads_validates_and_matches_schema(path, extras_installed):
     from latentgraph.wiring import node_registry
 
     node_registry()  # the built-in nodes, also when this test runs alone
