@@ -1,7 +1,7 @@
 """What a run's settings must allow before any node runs: an output folder that is one (or can
 be made) and a device this machine has. Found at the end instead, they cost the whole run's
 work (SaveImage is the last node). `latentgraph run` and `latentgraph.run` both ask here, and
-`latentgraph serve` asks about its devices here too, before any worker starts."""
+`latentgraph serve` asks about its folders and devices here too, before any worker starts."""
 
 from __future__ import annotations
 
