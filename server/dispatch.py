@@ -135,6 +135,10 @@ class Dispatcher:
     def wake(self) -> None:
         self._inbox.put(("wake",))
 
+    def shutting_down(self) -> None:
+        """The server got its stop signal (see `WorkerPool.shutting_down`)."""
+        self.pool.shutting_down()
+
     def dispatch(self) -> None:
         """Start what can start, on the calling thread (POST /prompt's submit thread, once it
         queued a prompt): waking the dispatcher's thread for it cost a 100-node run 0.1-0.25 ms."""

@@ -73,12 +73,18 @@ def death_reason(exitcode: int | None) -> str:
     return f"worker process died: exit code {exitcode}"
 
 
+# How long a worker's death by SIGTERM waits for the server's own stop signal before it is
+# reported as a crash (a SIGTERM sent to that worker alone).
+SIGTERM_GRACE_SECONDS = 2.0
+
+
 class LocalWorkerPool(RunnerPool):
     def __init__(self, setup: WorkerSetup, specs: list[WorkerSpec]) -> None:
         self.setup = setup
         self._slots = [_Slot(spec, send_lock=threading.Lock()) for spec in specs]
         self._deliver: Callable[[int, WorkerMessage], None] | None = None
         self._stopping = threading.Event()
+        self._signalled = threading.Event()  # the server got SIGTERM/Ctrl-C (shutting_down)
         self._lock = threading.Lock()  # the slots' process and conn
         self._wake_r, self._wake_w = _spawn.Pipe(duplex=False)
         self._reader = threading.Thread(target=self._read_loop, name="latentgraph-workers",
@@ -115,6 +121,9 @@ class LocalWorkerPool(RunnerPool):
                     slot.conn.send(command)
             except (OSError, EOFError, BrokenPipeError):
                 pass  # it is dying: the reader reports it
+
+    def shutting_down(self) -> None:
+        self._signalled.set()
 
     def kill(self, worker_id: int) -> None:
         with self._lock:
@@ -182,6 +191,8 @@ class LocalWorkerPool(RunnerPool):
             self._receive(i, conn)  # what it sent before dying comes first
             conn.close()
         process.join(1)
+        if self._stopped_with_the_server(process.exitcode):
+            return  # not a crash: the prompt it ran ends as the server's shutdown records it
         reason = death_reason(process.exitcode)
         self._deliver(i, Died(reason))
         # One that dies while starting (a plugin that fails to load, no memory) is retried
@@ -196,6 +207,16 @@ class LocalWorkerPool(RunnerPool):
             timer.start()
         else:
             self._spawn(i)
+
+    def _stopped_with_the_server(self, exitcode: int | None) -> bool:
+        """A worker killed by SIGTERM while the server is being stopped by it: the whole
+        process group got it (systemd's stop, `kill -- -PGID`), and this reader may see the
+        worker go before the server's own handler has run, so it waits for that a moment."""
+        if self._stopping.is_set():
+            return True
+        if exitcode != -signal.SIGTERM:
+            return False
+        return self._signalled.wait(SIGTERM_GRACE_SECONDS) or self._stopping.is_set()
 
     def _respawn(self, i: int) -> None:
         if not self._stopping.is_set():

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .config import ServerConfig
@@ -117,12 +118,17 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
 
 
-def _server_class() -> Any:
+def _server_class(on_signal: Callable[[], None]) -> Any:
     """uvicorn's Server, saying where it listens once started: handed sockets, uvicorn does
-    not (it expects a process manager to have said it)."""
+    not (it expects a process manager to have said it). `on_signal` runs as soon as SIGTERM
+    or Ctrl-C arrives, before uvicorn's graceful shutdown."""
     import uvicorn
 
     class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            on_signal()
+            super().handle_exit(sig, frame)
+
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             for sock in sockets or []:
@@ -156,7 +162,8 @@ def serve(
             logging.getLogger("latentgraph.server").warning(
                 "listening on %s without --auth-token: anyone who can reach this port can run "
                 "workflows and read outputs", config.host)  # fmt: skip
-        _server_class()(uvicorn_config(app, config, log_level)).run(sockets=sockets)
+        server_class = _server_class(on_signal=app.state.lg.worker.shutting_down)
+        server_class(uvicorn_config(app, config, log_level)).run(sockets=sockets)
     finally:
         for sock in sockets:
             sock.close()

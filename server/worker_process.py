@@ -110,13 +110,10 @@ class RunnerPool(WorkerPool):
 
 def worker_main(setup: WorkerSetup, spec: WorkerSpec, conn: Connection) -> None:
     """The worker process: set up, say Ready, then run what the server sends."""
-    # Ctrl-C and SIGTERM are the server's to handle: a terminal's Ctrl-C, `kill -- -PGID` and
-    # systemd's stop signal the whole process group, and a worker that died of them would be
-    # reported as a crash ("worker process died: signal 15") instead of the server's orderly
-    # shutdown, which stops its workers itself. A worker whose server is gone exits on its own
-    # (its pipe closes).
+    # Ctrl-C is the server's to handle. SIGTERM is not ignored: multiprocessing stops its
+    # daemon children with it when a process exits; a SIGTERM the whole process group got is
+    # told from a crash by the pool (`LocalWorkerPool.shutting_down`).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING,
                         format=f"%(asctime)s %(levelname)s worker-{spec.index}: %(message)s")  # fmt: skip
     JobRunner(setup, spec, conn).serve()

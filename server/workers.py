@@ -158,6 +158,10 @@ class WorkerPool(ABC):
     @abstractmethod
     def start(self, deliver: Callable[[int, WorkerMessage], None]) -> None: ...
 
+    def shutting_down(self) -> None:  # noqa: B027 - optional: Ray's actors get no signal of ours
+        """The server was told to stop (SIGTERM, Ctrl-C) and will `stop` the pool: workers
+        that die meanwhile of the same signal are not crashes to report or replace."""
+
     @abstractmethod
     def stop(self, timeout: float = 2.0) -> None: ...
 

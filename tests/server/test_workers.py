@@ -80,6 +80,25 @@ def test_a_worker_killed_mid_run_fails_its_prompt_and_is_replaced(one_worker):
         client.close()
 
 
+def test_a_worker_alone_terminated_mid_run_is_a_crash_reported_after_the_grace(one_worker):
+    """SIGTERM to the worker only (the server was not told to stop): a crash, as SIGKILL is,
+    once `SIGTERM_GRACE_SECONDS` passed without the server's own stop signal."""
+    client = WsClient(one_worker)
+    try:
+        [old_pid] = _ready_pids(one_worker, 1)
+        slow_id = one_worker.post_prompt(chain(3, slow_steps=500, delay=0.02),
+                                         client.client_id).json()["prompt_id"]  # fmt: skip
+        client.until("progress", slow_id)
+        os.kill(old_pid, signal.SIGTERM)
+        messages = client.until_done(slow_id, timeout=30)
+        [error] = [m["data"] for m in messages if m["type"] == "execution_error"]
+        assert error["exception_message"] == "worker process died: signal 15"
+        [new_pid] = _ready_pids(one_worker, 1)
+        assert new_pid != old_pid
+    finally:
+        client.close()
+
+
 def test_interrupt_stops_a_node_that_never_checks_within_the_grace(one_worker):
     grace = one_worker.app.state.lg.worker.interrupt_grace
     client = WsClient(one_worker)
