@@ -29,7 +29,6 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -470,7 +469,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     status = "success"
     try:
-        for workflow in _workflows(args, overrides, registry):
+        for workflow in _workflows(args, overrides, registry, settings):
             extra = dict(workflow.extra)
             extra.setdefault("prompt", prompt_from_graph(workflow.graph, registry))
             renderer = _renderer(args, settings, workflow.graph)
@@ -517,7 +516,7 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                   nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
                   gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
     try:
-        results = run_on_ray(plan, _workflows(args, overrides, registry), registry,
+        results = run_on_ray(plan, _workflows(args, overrides, registry, settings), registry,
                              on_message=(lambda _run, text: print(text, flush=True))
                              if args.json else None)  # fmt: skip
     except RayUnavailable as exc:
@@ -545,18 +544,34 @@ def _require_ray() -> None:
         raise UserError(str(exc)) from None
 
 
-def _workflows(args: argparse.Namespace, overrides: dict[str, Any],
-               registry: Registry) -> Iterator[Workflow]:  # fmt: skip
-    """The workflow to run, or one per value of `--sweep NAME=V1,V2,...` (read when needed)."""
+def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Registry,
+               settings) -> list[Workflow]:  # fmt: skip
+    """The workflow to run, or one per value of `--sweep NAME=V1,V2,...`, every one read and
+    validated before the first runs: a bad value is refused with the others' problems before
+    any image is made (it used to stop the sweep after the values before it had run)."""
+    from latentgraph.graph.problems import WorkflowError
+    from latentgraph.graph.validate import validate
+
     from .api import sweep_workflows
 
     if not args.sweep:
-        yield _load(args.workflow, overrides, registry)
-        return
+        return [_load(args.workflow, overrides, registry)]
     name, values = _sweep(args.sweep)
     base = _load(args.workflow, overrides, registry)
     _check_sweep_name(base, name)
-    yield from sweep_workflows(base, name, values, params=overrides, registry=registry)
+    workflows, problems = [], []
+    for value in values:
+        try:
+            [workflow] = sweep_workflows(base, name, [value], params=overrides, registry=registry)
+        except WorkflowError as exc:
+            problems += exc.problems
+            continue
+        problems += [p for p in validate(workflow.graph, registry, settings)
+                     if p.severity == "error"]  # fmt: skip
+        workflows.append(workflow)
+    if problems:
+        raise WorkflowError(problems)
+    return workflows
 
 
 def _sweep(items: list[str]) -> tuple[str, list[str]]:

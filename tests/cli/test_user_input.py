@@ -161,6 +161,15 @@ def test_bad_sweeps_are_refused_naming_sweep_before_anything_runs(cli, tmp_path,
     assert out == ""
 
 
+def test_every_swept_value_is_checked_before_the_first_runs(cli, tmp_path):
+    """Bad values anywhere in the sweep: refused with each one's problem, nothing run."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, out, err = cli("run", str(path), "--sweep", "x=5,seven,6,eight")
+    assert code == 2, err
+    assert "got 'seven'" in err and "got 'eight'" in err and "Traceback" not in err
+    assert not (tmp_path / "output").exists()  # 5 did not run before 'seven' was read
+
+
 def test_sweep_of_an_api_file_is_by_node_input(cli, tmp_path):
     path = write(tmp_path, "api.json", json.dumps(API))
     code, out, err = cli("run", str(path), "--json", "--sweep", "out.name=p,q")
