@@ -9,10 +9,11 @@ import os
 import pkgutil
 import platform
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from latentgraph.graph.files import write_atomic
 
 HERE = Path(__file__).parent
 
@@ -95,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "rows": rows,
         }
-        fd, tmp = tempfile.mkstemp(dir=args.json.parent or ".", prefix=".bench-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, default=str)
-        os.replace(tmp, args.json)
+        write_atomic(args.json, json.dumps(doc, indent=1, default=str))
     return 1 if any("error" in r for r in rows) else 0
 
 

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import threading
 import weakref
 import zlib
@@ -32,6 +31,7 @@ from typing import Any
 
 from .context import Settings
 from .declare import NodeType
+from .files import write_file
 
 _MAGIC = b"LGC1"
 
@@ -306,23 +306,16 @@ class DiskCache:
                 "ui": ui,
             }  # fmt: skip
         ).encode()
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
                 f.write(_MAGIC)
                 f.write(len(header).to_bytes(4, "big"))
                 f.write(header)
                 for b in blobs:
                     f.write(b)
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+
+        write_file(self.path(key), save)
         written = 8 + len(header) + sum(len(b) for b in blobs)
         self._account(written)
         return True

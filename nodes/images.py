@@ -32,7 +32,7 @@ from latentgraph.graph import (
     node,
 )
 from latentgraph.graph.context import LIMIT_FLAGS
-from latentgraph.graph.files import create_temp
+from latentgraph.graph.files import write_new
 
 from . import input_files
 from .input_files import inside
@@ -278,22 +278,21 @@ class OutputFiles:
     record_contents: bool = False
 
     def write(self, save: Callable[[Path], None]) -> dict[str, Any]:
-        """Write one file with `save(temporary path)` (an empty file made with the umask's
-        permissions); return its ComfyUI-style record."""
-        fd, tmp = create_temp(self.folder, prefix=".saving-", suffix=self.suffix)
-        os.close(fd)
-        try:
-            save(tmp)
-            contents = file_contents(tmp) if self.record_contents else {}
+        """Write one file with `save(temporary path)` (`write_new`: the final file gets the
+        umask's permissions); return its ComfyUI-style record."""
+        contents: dict[str, Any] = {}
+
+        def place(tmp: Path) -> Path:
+            contents.update(file_contents(tmp) if self.record_contents else {})
             while True:  # link refuses to overwrite: two writers never clobber a file
                 final = self.folder / f"{self.name}_{self.counter:05d}_{self.suffix}"
                 try:
                     os.link(tmp, final)
-                    break
+                    return final
                 except FileExistsError:
                     self.counter += 1
-        finally:
-            tmp.unlink(missing_ok=True)  # a failing writer may have removed it already
+
+        final = write_new(self.folder, save, place, prefix=".saving-", suffix=self.suffix)
         self.counter += 1
         return {"filename": final.name, "subfolder": self.subfolder, "type": self.kind, **contents}
 

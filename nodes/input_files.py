@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import Settings
+from latentgraph.graph.files import write_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 EXAMPLE = "example.png"
@@ -157,13 +157,4 @@ def write_example(folder: Path) -> Path:
     target = folder / EXAMPLE
     if target.exists():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".example-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            example_picture().save(fh, format="PNG")
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return target
+    return write_file(target, lambda tmp: example_picture().save(tmp, format="PNG"))

@@ -16,12 +16,11 @@ MODELS_DIR`) writes all of them into a models folder.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import paths
+from latentgraph.graph.files import write_file
 
 BUILD_VERSION = 1
 RANK = 4
@@ -121,16 +120,8 @@ def save_atomic(tensors: dict[str, Any], out: Path, metadata: dict[str, str] | N
     from safetensors.torch import save_file
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    state = {k: v.contiguous() for k, v in tensors.items()}
+    return write_file(out, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
 
 def builtin_lora(name: str) -> Path:

@@ -15,10 +15,14 @@ first use); `latentgraph tiny-model --addons MODELS_DIR` writes them all into co
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import paths
+from latentgraph.graph.files import write_file
 
 from .ldm_layout import unet_key
 from .tiny_addons import save_atomic
@@ -138,6 +142,15 @@ def write_controlnet_folder(root: Path) -> list[Path]:
         save_atomic(tiny_controlnet(seed=11).state_dict(), folder / "tiny-controlnet-2.safetensors"),
         save_atomic(tiny_adapter().state_dict(), folder / "tiny-t2i-adapter.safetensors"),
     ]  # fmt: skip
-    net.save_pretrained(folder / "tiny-controlnet-diffusers")
-    written.append(folder / "tiny-controlnet-diffusers")
+    written.append(save_pretrained(net, folder / "tiny-controlnet-diffusers"))
     return written
+
+
+def save_pretrained(model: Any, dest: Path) -> Path:
+    """`model.save_pretrained` into `dest`, each file copied in with `write_file`: diffusers
+    writes its weights through safetensors, whose files are 0600 whatever the umask."""
+    with tempfile.TemporaryDirectory() as scratch:
+        model.save_pretrained(scratch)
+        for src in sorted(Path(scratch).iterdir()):
+            write_file(dest / src.name, partial(shutil.copyfile, src))
+    return dest

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from latentgraph.graph import paths
-from latentgraph.graph.files import create_temp
+from latentgraph.graph.files import write_file
 
 NAME = "tiny-sd"
 BUILD_VERSION = 2  # bump when the recipe changes so old cached builds are rebuilt
@@ -209,16 +209,8 @@ def save_checkpoint(state: dict, out: Path, model: str) -> Path:
     from safetensors.torch import save_file
 
     state = {k: v.contiguous() for k, v in state.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = create_temp(out.parent, prefix=f".{out.name}-")  # the user's umask, not 0600
-    os.close(fd)
-    try:
-        save_file(state, str(tmp), metadata={"format": "pt", "model": model})
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    metadata = {"format": "pt", "model": model}
+    return write_file(out, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
 
 def main(argv: list[str] | None = None) -> int:

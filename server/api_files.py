@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -14,6 +13,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from latentgraph.graph.files import write_new
 
 from .errors import ApiError
 from .filetypes import served_as
@@ -96,21 +97,15 @@ _PLACING = threading.Lock()
 def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
     """Write atomically; keep an existing different file and rename this one `name (n).ext`.
     The bytes are written beside the target first, outside the lock."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+
+    def place(tmp: Path) -> str:
         with _PLACING:
             target = folder / name if overwrite else _free_target(folder, name, data)
-            if target.is_file() and not overwrite:  # the same bytes are already there
-                Path(tmp).unlink()
-            else:
+            if overwrite or not target.is_file():  # else the same bytes are already there
                 os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target.name
+        return target.name
+
+    return write_new(folder, lambda tmp: tmp.write_bytes(data), place, prefix=".upload-")
 
 
 def _free_target(folder: Path, name: str, data: bytes) -> Path:

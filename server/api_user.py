@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -17,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from latentgraph.graph.files import write_atomic
+
 from .errors import ApiError, read_json
 from .filetypes import served_as
 from .jsontext import load_stored
@@ -24,18 +25,6 @@ from .safepath import safe_join
 from .state import get_state
 
 SETTINGS_FILE = "comfy.settings.json"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 async def get_users(request: Request) -> JSONResponse:

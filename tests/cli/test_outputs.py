@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +75,30 @@ def test_outputs_get_the_users_umask(cli, tmp_path, umask_022):
     assert stat.S_IMODE((tmp_path / "output" / "toy_00001_.png").stat().st_mode) == 0o644
     assert cli("convert", str(path), str(tmp_path / "api.json"))[0] == 0
     assert stat.S_IMODE((tmp_path / "api.json").stat().st_mode) == 0o644
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_checkpoints_and_addons_get_the_mode_of_a_saved_png(cli, tmp_path):
+    """safetensors writes its own 0600 temp file and renames it over the one it is given; the
+    merged checkpoint and the add-on files still get what a plain open() gives, like PNGs."""
+    old = os.umask(0o027)  # not the usual 022: the mode follows the umask, it is not fixed
+    try:
+        merge = Path(__file__).resolve().parents[2] / "workflows" / "merge.yaml"
+        small = ["--set", "width=32", "--set", "height=32", "--set", "steps=2"]
+        code, _, err = cli("run", str(merge), *small)
+        assert code == 0, err
+        code, _, err = cli("tiny-model", "--addons", str(tmp_path / "models"))
+        assert code == 0, err
+    finally:
+        os.umask(old)
+    png = tmp_path / "output" / "merge_00001_.png"
+    assert mode(png) == 0o640
+    assert mode(tmp_path / "output" / "checkpoints" / "merged_00001_.safetensors") == mode(png)
+    addons = sorted((tmp_path / "models").rglob("*.safetensors"))
+    assert len(addons) >= 6 and {p.name: mode(p) for p in addons} == {p.name: 0o640 for p in addons}
 
 
 COMMENTED = """# a toy picture, saved

@@ -189,3 +189,19 @@ def test_without_it_the_users_folder_for_the_platform(tmp_path, monkeypatch, fun
         monkeypatch.setenv(variable, "")
     monkeypatch.setenv(xdg, str(tmp_path / "xdg"))
     assert function() == tmp_path / "xdg" / "latentgraph"
+
+
+@posix_only
+def test_a_writer_that_puts_its_own_0600_file_in_place_still_gives_open_s_mode(tmp_path, umask):
+    """safetensors' save_file renames its own 0600 temp file over the path it is given."""
+
+    def save(tmp: Path) -> None:
+        fd = os.open(tmp.with_suffix(".own"), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"weights")
+        os.close(fd)
+        os.replace(tmp.with_suffix(".own"), tmp)
+
+    umask(0o027)
+    target = files.write_file(tmp_path / "model.safetensors", save)
+    assert target.read_bytes() == b"weights" and mode(target) == 0o640
+    assert leftovers(tmp_path) == []
