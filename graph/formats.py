@@ -3,7 +3,8 @@
 Documents: latentgraph YAML/JSON (ours), a ComfyUI API prompt (bare or as a POST /prompt
 body), a ComfyUI editor workflow. Container: a PNG whose text chunks hold `latentgraph` (our
 document, with the params of the run), `prompt` (API) or `workflow` (editor), tried in that
-order. The CLI, the Python
+order; any other image (JPEG, WebP, ...) is refused as an image with no workflow in it, not
+read as text. The CLI, the Python
 facade (`latentgraph.load`), `latentgraph convert` and POST /latentgraph/prompt all read
 through `load_file` / `load_text`, so they accept the same things.
 
@@ -37,6 +38,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 256 * 2**20
 # Text chunks holding a workflow, by priority: ours first, it keeps the params and comments.
 PNG_KEYS = ("latentgraph", "prompt", "workflow")
+# Images recognised (by Pillow) as images, not workflow text: only a PNG can carry a workflow.
+# Formats with a signature only, so no text file is ever taken for one of them.
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+NO_WORKFLOW = "latentgraph and ComfyUI save theirs in PNG text chunks"
 
 
 @dataclass(frozen=True)
@@ -160,12 +165,21 @@ def png_text(path: Path) -> dict[str, str]:
         raise _error(str(path), f"cannot read the PNG: {exc}") from None
 
 
-def _is_png(path: Path) -> bool:
+def _image_format(path: Path) -> str | None:
+    """The file's image format ("PNG", "JPEG", ... of IMAGE_FORMATS), None for anything else."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(8) == PNG_SIGNATURE
+            if fh.read(8) == PNG_SIGNATURE:  # read without Pillow: a broken PNG is still one
+                return "PNG"
     except OSError:
-        return False
+        return None  # the text reader reports it
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path, formats=IMAGE_FORMATS) as img:
+            return img.format
+    except (UnidentifiedImageError, OSError):
+        return None
 
 
 def _load_png(path: Path, overrides: dict[str, Any], registry: Registry) -> Workflow:
@@ -195,8 +209,8 @@ def _load_png(path: Path, overrides: dict[str, Any], registry: Registry) -> Work
             except (ValueError, RecursionError):  # only carried along: left out when broken
                 pass
         return workflow
-    raise _error(source, "this PNG carries no workflow (no 'prompt', 'workflow' or "
-                         "'latentgraph' text chunk)")  # fmt: skip
+    raise _error(source, "a PNG image with no workflow in it (no 'prompt', 'workflow' or "
+                         f"'latentgraph' text chunk; {NO_WORKFLOW})")  # fmt: skip
 
 
 def load_file(path: str | Path, overrides: dict[str, Any] | None = None,
@@ -205,8 +219,11 @@ def load_file(path: str | Path, overrides: dict[str, Any] | None = None,
     assignments (ComfyUI formats)."""
     path = Path(path)
     registry = registry_or_default(registry)
-    if _is_png(path):
+    image = _image_format(path)
+    if image == "PNG":
         return _load_png(path, overrides or {}, registry)
+    if image is not None:
+        raise _error(str(path), f"a {image} image with no workflow in it ({NO_WORKFLOW})")
     text = read_source(path)
     data = None if path.suffix.lower() in (".yaml", ".yml") else _parse_text(text)
     return _read(data, str(path), text, registry, overrides or {})

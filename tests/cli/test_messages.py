@@ -131,3 +131,18 @@ def test_square_brackets_in_messages_are_printed_not_read_as_rich_markup():
     assert "w[1]: try [bold] things" in text
     assert "n[2] (T)" in text and "IMAGE: Tensor[1, 3]" in text
     assert "pip install 'latentgraph[upscale]'" in text
+
+
+@pytest.mark.parametrize("name, fmt", [("photo.jpg", "JPEG"), ("plain.png", "PNG"),
+                                       ("photo.webp", "WEBP")])  # fmt: skip
+def test_an_image_without_a_workflow_is_named_as_such(cli, tmp_path, name, fmt):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / name)
+    for command in ("run", "validate", "convert"):
+        args = [command, name] + (["out.yaml"] if command == "convert" else [])
+        code, out, err = cli(*args)
+        assert code == 2, err
+        assert f"{name}: a {fmt} image with no workflow in it (" in err
+        assert "latentgraph and ComfyUI save theirs in PNG text chunks)" in err
+        assert "UTF-8" not in err and "Traceback" not in err
