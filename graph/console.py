@@ -114,9 +114,10 @@ class RichProgress:
         elif isinstance(event, RunFinished):
             self.close()
             colour = {"success": "green", "failed": "red"}.get(event.status, "yellow")
+            stopped = f"{len(event.interrupted)} interrupted, " if event.interrupted else ""
             self._print(
                 f"[{colour}]{event.status}[/{colour}]: {len(event.executed)} ran, "
-                f"{len(event.cached)} cached, {len(event.failed)} failed, "
+                f"{len(event.cached)} cached, {len(event.failed)} failed, {stopped}"
                 f"{len(event.skipped)} skipped in {event.seconds:.2f}s"
             )
 

@@ -592,9 +592,10 @@ class _Run:
             result.status = "failed"
         result.seconds = time.perf_counter() - start
         if self.emit:
+            stopped = [] if interrupted is None or interrupted in result.skipped else [interrupted]
             self.emit(RunFinished(self.run_id, status=result.status,
                                   executed=list(result.executed), cached=list(result.cached),
                                   failed=[f.node_id for f in result.failures],
-                                  skipped=list(result.skipped), seconds=result.seconds,
-                                  interrupted_node=interrupted))  # fmt: skip
+                                  interrupted=stopped, skipped=list(result.skipped),
+                                  seconds=result.seconds, interrupted_node=interrupted))  # fmt: skip
         return result

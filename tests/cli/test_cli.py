@@ -152,3 +152,49 @@ def test_schema_is_json_with_node_types(cli):
 def test_bad_nodes_dir_is_a_user_error(cli, tmp_path):
     code, _, err = cli("validate", "x.yaml", "--nodes-dir", str(tmp_path / "missing"), plugin=False)
     assert code == 2 and "not a folder" in err
+
+
+CTRL_C = """
+import os
+import signal
+import time
+
+from latentgraph.graph import Output, Socket, node
+
+
+@node("CliCtrlC", inputs=[Socket("a", "CLI_INT")], outputs=[Output("value", "CLI_INT")])
+def ctrl_c(ctx, a):
+    os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C while this node runs
+    for _ in range(500):
+        ctx.check_cancelled()
+        time.sleep(0.01)
+    return a
+"""
+
+
+def test_the_summary_after_ctrl_c_counts_the_interrupted_node(cli, tmp_path):
+    plugin = tmp_path / "ctrl_c"
+    plugin.mkdir()
+    (plugin / "ctrl_c.py").write_text(CTRL_C)
+    assert cli("run", str(write(tmp_path, "good.yaml", GOOD)))[0] == 0  # b and out cached
+    text = (
+        GOOD
+        + """\
+  c: {type: CliNumber, value: 9}
+  stop: {type: CliCtrlC, a: c}
+  after: {type: CliAdd, a: stop, b: b}
+  never: {type: CliWrite, value: after, name: never}
+"""
+    )
+    path = write(tmp_path, "stop.yaml", text)
+    code, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
+    assert code == 130, err
+    assert "interrupted: 1 ran, 2 cached, 0 failed, 1 interrupted, 2 skipped in " in err
+    code, out, _ = cli("run", str(path), "--nodes-dir", str(plugin), "--json")
+    assert code == 130
+    finished = events(out)[-1]
+    assert finished["event"] == "run_finished" and finished["status"] == "interrupted"
+    assert (finished["executed"], finished["interrupted"], finished["skipped"]) == (
+        [], ["stop"], ["after", "never"])  # fmt: skip
+    assert sorted(finished["cached"]) == ["b", "c", "out"]  # c ran the first time
+    assert finished["interrupted_node"] == "stop"

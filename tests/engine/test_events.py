@@ -36,7 +36,7 @@ from latentgraph.graph.events import (
       "user_error": False, "input_name": None}),
     (RunFinished("r", timestamp=1),
      {"event": "run_finished", "status": "success", "executed": [], "cached": [], "failed": [],
-      "skipped": [], "seconds": 0.0, "interrupted_node": None}),
+      "interrupted": [], "skipped": [], "seconds": 0.0, "interrupted_node": None}),
 ])  # fmt: skip
 def test_each_event_serializes_its_kind_and_fields(event, fields):
     assert event.to_json() == {**fields, "run_id": "r", "timestamp": 1}

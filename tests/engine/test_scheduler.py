@@ -235,6 +235,7 @@ def test_cancel_mid_node(toys):
     assert r.status == "interrupted" and r.interrupted_node == "l"
     assert r.executed == ["a"] and r.failures == [] and set(r.skipped) == {"b", "o"}
     assert events[-1].kind == "run_finished" and events[-1].interrupted_node == "l"
+    assert events[-1].interrupted == ["l"]  # stopped while it ran: in no other list
     assert not any(e.kind == "node_failed" for e in events)
 
 
@@ -256,8 +257,10 @@ def test_cancel_between_nodes(toys):
             "o": ("Out", {"x": "@b"}),
         }
     )
-    r = toys.scheduler().run(g, cancel=cancel)
+    events = []
+    r = toys.scheduler().run(g, cancel=cancel, on_event=events.append)
     assert r.status == "interrupted" and r.executed == ["a", "c"] and r.interrupted_node == "b"
+    assert events[-1].interrupted == [] and events[-1].skipped == ["b", "o"]  # b never started
     cancel.reset()
     toys.calls.clear()
     assert toys.scheduler().run(g).status == "success"
