@@ -129,7 +129,8 @@ def test_png_with_only_the_editor_workflow(tmp_path, classic_editor):
 
 
 @pytest.mark.parametrize(
-    "chunks, message", [({}, "a PNG image with no workflow in it"), ({"prompt": "{not json"}, "not valid JSON")]
+    "chunks, message",
+    [({}, "a PNG image with no workflow in it"), ({"prompt": "{not json"}, "not valid JSON")],
 )
 def test_png_errors_are_clear(tmp_path, chunks, message):
     png = _png(tmp_path / "c.png", **chunks)
