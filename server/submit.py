@@ -99,16 +99,24 @@ class _Events:
             self._end("failed", failed=[node])
         elif kind == "execution_interrupted":
             self.running = None
-            self._end("interrupted")
+            node = data.get("node_id")
+            self._end("interrupted", interrupted=[str(node)] if node is not None else [])
         elif kind == "execution_success":
             self._finish_running()
             self._end("success")
         return False
 
-    def _end(self, status: str, failed: list[str] | None = None) -> None:
+    def _end(self, status: str, failed: list[str] | None = None,
+             interrupted: list[str] | None = None) -> None:  # fmt: skip
+        """The run's end, every node in one list as a local run's summary has them: a run that
+        failed or was interrupted skipped the nodes that neither ran nor came from cache."""
         self.status = status
+        failed, interrupted = failed or [], interrupted or []
+        accounted = {*self.executed, *self.cached, *failed, *interrupted}
+        skipped = [n for n in self.types if n not in accounted] if status != "success" else []
         self.render(ev.RunFinished(self.pid, status=status, executed=list(self.executed),
-                                   cached=list(self.cached), failed=failed or [],
+                                   cached=list(self.cached), failed=failed,
+                                   interrupted=interrupted, skipped=skipped,
                                    seconds=time.monotonic() - self.created))  # fmt: skip
 
 

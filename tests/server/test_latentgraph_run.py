@@ -92,3 +92,29 @@ def test_submit_errors(server, tmp_path):
     assert submit(tmp_path / "missing.yaml", server.url, {}, quiet=True) == 2
     wf.write_text(WORKFLOW)
     assert submit(wf, "http://127.0.0.1:9", {}, quiet=True) == 3
+
+
+def test_submit_summary_counts_every_node_of_an_interrupted_or_failed_run():
+    """As a local run's summary does: what ran, came from cache, failed or was stopped, and
+    the rest skipped (before, the stopped node and the skipped ones were in no list)."""
+    from latentgraph.graph import events as ev
+    from latentgraph.server.submit import _Events
+
+    prompt = {n: {"class_type": "T", "inputs": {}} for n in ("a", "b", "c", "d")}
+    for end, data, expected in [
+        ("execution_interrupted", {"node_id": "c"}, {"interrupted": ["c"], "failed": []}),
+        ("execution_error", {"node_id": "c", "node_type": "T"},
+         {"interrupted": [], "failed": ["c"]}),
+    ]:  # fmt: skip
+        seen: list[ev.Event] = []
+        events = _Events("p", prompt, seen.append)
+        events.handle("execution_start", {})
+        events.handle("execution_cached", {"nodes": ["a"]})
+        events.handle("executing", {"node": "b"})
+        events.handle("executing", {"node": "c"})
+        events.handle(end, data)
+        [summary] = [e for e in seen if isinstance(e, ev.RunFinished)]
+        assert summary.executed == ["b"] and summary.cached == ["a"]
+        assert (summary.interrupted, summary.failed) == (expected["interrupted"],
+                                                         expected["failed"])  # fmt: skip
+        assert summary.skipped == ["d"]
