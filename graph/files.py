@@ -1,4 +1,5 @@
-"""Writing the files a user keeps (images, converted workflows, downloads, checkpoints).
+"""Writing the files a user keeps (images, converted workflows, downloads, checkpoints), and
+the one digest of a file's content (`file_sha256`).
 
 Atomic: data goes to a temp file in the target folder, then is renamed (or hard-linked) into
 place, so a crash never leaves half a file under the final name. With the user's permissions:
@@ -17,6 +18,7 @@ safetensors `save_file` writes its own 0600 temp file and renames it over ours).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import stat
@@ -75,3 +77,13 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     """Replace `path` with `data` (text is written as UTF-8) in one step."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     write_file(path, lambda tmp: tmp.write_bytes(payload))
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of the file at `path`, read in 1 MiB blocks: what SaveImage records of each
+    file it saves, and LoadImage's cache identity (ComfyUI hashes its inputs the same way)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

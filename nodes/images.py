@@ -9,7 +9,6 @@ names them, and "latentgraph" for our own workflow document + params), so an ima
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -32,7 +31,7 @@ from latentgraph.graph import (
     node,
 )
 from latentgraph.graph.context import LIMIT_FLAGS
-from latentgraph.graph.files import write_new
+from latentgraph.graph.files import file_sha256, write_new
 
 from . import input_files
 from .input_files import inside
@@ -299,11 +298,7 @@ class OutputFiles:
 
 def file_contents(path: Path) -> dict[str, Any]:
     """What a saved file holds, as its record keeps it: size in bytes and sha256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,

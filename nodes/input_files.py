@@ -11,7 +11,6 @@ The server writes it into its input folder at start so the editor can preview it
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import Settings
-from latentgraph.graph.files import write_file
+from latentgraph.graph.files import file_sha256, write_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 EXAMPLE = "example.png"
@@ -100,29 +99,24 @@ def identity(inputs: dict[str, Any], settings: Settings) -> str:
 # stat fields (what git calls racy).
 _hashed: dict[Path, tuple[tuple[int, ...], str]] = {}
 _hashed_lock = threading.Lock()
-_HASH_BLOCK = 1 << 20
 _SETTLED_NS = 2_000_000_000
 
 
 def content_sha256(path: Path) -> str:
-    """The sha256 of the file at `path` (read in blocks; remembered while its stat fields stay
-    the same)."""
+    """`file_sha256` of the file at `path`, remembered while its stat fields stay the same."""
     st = path.stat()
     stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _hashed_lock:
         known = _hashed.get(path)
     if known is not None and known[0] == stamp:
         return known[1]
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
-            digest.update(block)
+    digest = file_sha256(path)
     if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
         with _hashed_lock:
             if len(_hashed) >= _MAX_FILES:  # a bound, far above what one input folder holds
                 _hashed.clear()
-            _hashed[path] = (stamp, digest.hexdigest())
-    return digest.hexdigest()
+            _hashed[path] = (stamp, digest)
+    return digest
 
 
 def example_picture() -> Any:

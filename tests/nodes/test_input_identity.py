@@ -57,7 +57,7 @@ def test_an_unchanged_file_is_hashed_once(tmp_path, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("read again")
 
-    monkeypatch.setattr(input_files, "open", no_reading, raising=False)
+    monkeypatch.setattr(input_files, "file_sha256", no_reading)
     assert input_files.content_sha256(picture) == first
     picture.write_bytes(b"something else")
     monkeypatch.undo()
