@@ -35,7 +35,14 @@ from latentgraph.graph import (
 
 from . import model_sampling, runtime
 from .model_manager import manager, module_bytes
-from .models_dirs import BUILTIN_CHECKPOINTS, ModelNotFound, folder_paths, is_pickled, resolve
+from .models_dirs import (
+    BUILTIN_CHECKPOINTS,
+    ModelNotFound,
+    folder_paths,
+    is_model_folder,
+    is_pickled,
+    resolve,
+)
 from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders, sdxl_pipeline_class, sdxl_preset
 from .values import (
     ClipModel,
@@ -159,7 +166,7 @@ def find_source(text: str, models_dirs: list[Path] | None = None,
         raise ValueError(_pickle_refusal(text) + " (or use a diffusers folder)")
     for p in _places(text, folders, models_dirs):
         if p.is_dir():
-            if not (p / "model_index.json").is_file() and not (p / "config.json").is_file():
+            if not is_model_folder(p):
                 raise ValueError(f"{str(p)!r} is a folder but not a diffusers model folder "
                                  "(no model_index.json or config.json)")  # fmt: skip
             return Source("folder", str(p.resolve()), _stat_identity(p))
