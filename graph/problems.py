@@ -74,12 +74,9 @@ def did_you_mean(name: str, candidates: list[str]) -> str:
     names with the same extension are compared without it: '.safetensors' alone made
     'v1-5-pruned-emaonly.safetensors' look like 'empty.safetensors'."""
     suffix = PurePosixPath(name).suffix
-    if suffix:
-        stems = {c[: -len(suffix)] if c.endswith(suffix) else c: c for c in candidates}
-        close = difflib.get_close_matches(name[: -len(suffix)], list(stems), n=3, cutoff=0.6)
-        close = [stems[c] for c in close]
-    else:
-        close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    stems = {c.removesuffix(suffix): c for c in candidates}  # each candidate as it is compared
+    stem = name.removesuffix(suffix)
+    close = [stems[c] for c in difflib.get_close_matches(stem, list(stems), n=3, cutoff=0.6)]
     if not close:
         lowered = {c.lower(): c for c in candidates}
         if name.lower() in lowered:
