@@ -338,14 +338,6 @@ def test_a_folder_under_a_file_is_refused_naming_the_file(serve, tmp_path):
         in err  # fmt: skip
 
 
-def test_run_words_a_file_as_output_folder_as_serve_does(cli, tmp_path):
-    path = write(tmp_path, "good.yaml", GOOD)
-    write(tmp_path, "afile", "x")
-    code, out, err = cli("run", str(path), "--json", "--output-dir", "afile")
-    assert code == 2 and out == ""
-    assert "latentgraph: error: --output-dir afile: a file is there; expected a folder" in err
-
-
 def test_a_missing_models_folder_is_named_by_its_flag(serve, tmp_path):
     err = refused(serve, "--extra-models-dir", "nowhere")
     assert "latentgraph: error: --extra-models-dir nowhere: no such folder" in err

@@ -44,22 +44,47 @@ def start(config: dict, env: dict, *, own_group: bool = False) -> tuple[subproce
         time.sleep(0.1)
 
 
-def test_sigkill_during_first_prompt_then_restart(tmp_path):
+def config_and_env(tmp_path: Path) -> tuple[dict, dict]:
+    """A toy-node server's config (a free port, its data under `tmp_path`) and environment."""
     config = {"data_dir": str(tmp_path / "data"), "port": free_port(), "disk_cache": False,
               "load_nodes": False, "editor": False, "nodes_dirs": [str(PLUGIN_DIR)]}  # fmt: skip
     env = {**os.environ, "LATENTGRAPH_TOY_PLUGIN": "1",
            "LATENTGRAPH_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    return config, env
+
+
+def post_slow(http: httpx.Client) -> str:
+    """Queue an 18-second prompt; its id."""
+    return http.post("/prompt", json={"prompt": chain(1, slow_steps=900, delay=0.02),
+                                      "client_id": "c"}).json()["prompt_id"]  # fmt: skip
+
+
+def wait_running(http: httpx.Client, prompt_id: str) -> None:
+    """Until `prompt_id` is the one running, then a moment more (well inside its slow node)."""
+    deadline = time.monotonic() + 20
+    while [item[1] for item in http.get("/queue").json()["queue_running"]] != [prompt_id]:
+        assert time.monotonic() < deadline, f"{prompt_id} never started"
+        time.sleep(0.05)
+    time.sleep(0.3)
+
+
+def stop(proc: subprocess.Popen, http: httpx.Client) -> None:
+    http.close()
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_sigkill_during_first_prompt_then_restart(tmp_path):
+    config, env = config_and_env(tmp_path)
     proc, http = start(config, env)
     try:
-        slow = http.post("/prompt", json={"prompt": chain(1, slow_steps=900, delay=0.02),
-                                          "client_id": "c"}).json()["prompt_id"]  # fmt: skip
+        slow = post_slow(http)
         rest = [http.post("/prompt", json={"prompt": chain(20 + i, prefix="after")}).json()[
             "prompt_id"] for i in range(2)]  # fmt: skip
-        deadline = time.monotonic() + 20
-        while [item[1] for item in http.get("/queue").json()["queue_running"]] != [slow]:
-            assert time.monotonic() < deadline, "the first prompt never started"
-            time.sleep(0.05)
-        time.sleep(0.3)  # well inside the 18-second slow node
+        wait_running(http, slow)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -83,28 +108,15 @@ def test_sigkill_during_first_prompt_then_restart(tmp_path):
         assert http.get(f"/jobs/{slow}").json()["status"] == "failed"
         assert http.get("/queue").json() == {"queue_running": [], "queue_pending": []}
     finally:
-        http.close()
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, http)
 
 
 def test_sigterm_to_the_process_group_is_a_shutdown_not_a_worker_crash(tmp_path):
-    config = {"data_dir": str(tmp_path / "data"), "port": free_port(), "disk_cache": False,
-              "load_nodes": False, "editor": False, "nodes_dirs": [str(PLUGIN_DIR)]}  # fmt: skip
-    env = {**os.environ, "LATENTGRAPH_TOY_PLUGIN": "1",
-           "LATENTGRAPH_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    config, env = config_and_env(tmp_path)
     proc, http = start(config, env, own_group=True)
     try:
-        slow = http.post("/prompt", json={"prompt": chain(1, slow_steps=900, delay=0.02),
-                                          "client_id": "c"}).json()["prompt_id"]  # fmt: skip
-        deadline = time.monotonic() + 20
-        while [item[1] for item in http.get("/queue").json()["queue_running"]] != [slow]:
-            assert time.monotonic() < deadline, "the prompt never started"
-            time.sleep(0.05)
-        time.sleep(0.3)
+        slow = post_slow(http)
+        wait_running(http, slow)
         os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker, as systemd stops it
         proc.wait(30)
         log = proc.stderr.read().decode()
@@ -120,9 +132,4 @@ def test_sigterm_to_the_process_group_is_a_shutdown_not_a_worker_crash(tmp_path)
         assert status["status_str"] == "error" and "interrupted by shutdown" in messages
         assert "WorkerDied" not in messages and "signal 15" not in messages
     finally:
-        http.close()
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, http)

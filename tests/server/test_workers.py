@@ -46,6 +46,15 @@ def one_worker(tmp_path_factory):
     running.stop()
 
 
+def _slow_prompt_mid_run(server: RunningServer, client: WsClient, value: int) -> str:
+    """Post a 10-second prompt for `client` and return its id once its slow node reports
+    progress."""
+    prompt_id = server.post_prompt(chain(value, slow_steps=500, delay=0.02),
+                                   client.client_id).json()["prompt_id"]  # fmt: skip
+    client.until("progress", prompt_id)
+    return prompt_id
+
+
 def block_chain(seconds: float = 60) -> dict:
     p = chain(5)
     p["3"] = {"class_type": "Block", "inputs": {"x": ["2", 0], "seconds": seconds}}
@@ -86,9 +95,7 @@ def test_a_worker_alone_terminated_mid_run_is_a_crash_reported_after_the_grace(o
     client = WsClient(one_worker)
     try:
         [old_pid] = _ready_pids(one_worker, 1)
-        slow_id = one_worker.post_prompt(chain(3, slow_steps=500, delay=0.02),
-                                         client.client_id).json()["prompt_id"]  # fmt: skip
-        client.until("progress", slow_id)
+        slow_id = _slow_prompt_mid_run(one_worker, client, 3)
         os.kill(old_pid, signal.SIGTERM)
         messages = client.until_done(slow_id, timeout=30)
         [error] = [m["data"] for m in messages if m["type"] == "execution_error"]
@@ -158,9 +165,7 @@ def test_a_cooperative_interrupt_keeps_the_worker(one_worker):
     client = WsClient(one_worker)
     try:
         [old_pid] = _ready_pids(one_worker, 1)
-        pid = one_worker.post_prompt(chain(4, slow_steps=500, delay=0.02),
-                                     client.client_id).json()["prompt_id"]  # fmt: skip
-        client.until("progress", pid)
+        pid = _slow_prompt_mid_run(one_worker, client, 4)
         one_worker.http.post("/interrupt", json={})
         messages = client.until_done(pid)
         assert any(m["type"] == "execution_interrupted" for m in messages)
