@@ -4,10 +4,10 @@ Exit codes (also in README.md):
     0   success
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
-        a folder flag naming a file (run's --output-dir, serve's --data-dir, --output-dir,
-        --input-dir, --temp-dir; a --models-dir must exist), a --device this machine lacks
-        (cuda, mps: checked before any node runs; for serve, each of --devices, before any
-        worker starts), a `serve --port` in use (checked before any worker starts),
+        a folder flag naming a file (run's --output-dir and --cache-dir, serve's --data-dir,
+        --output-dir, --input-dir, --temp-dir; a --models-dir must exist), a --device this
+        machine lacks (cuda, mps: checked before any node runs; for serve, each of --devices,
+        before any worker starts), a `serve --port` in use (checked before any worker starts),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
         printed like a validation problem at the input's file:line, with no traceback)
@@ -454,7 +454,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = _load_nodes(args.nodes_dir)
     settings = _settings(args)
     overrides = _parse_assignments(args.overrides, "--set")
-    _check_folders([("--output-dir", args.output_dir)])
+    _check_folders([("--output-dir", args.output_dir)]
+                   + ([("--cache-dir", args.cache_dir)] if args.cache_dir else []))  # fmt: skip
     if args.ray:
         return _run_on_ray(args, registry, settings, overrides)
     _check_devices("--device", [settings.device])

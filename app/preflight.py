@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from latentgraph.graph.context import Settings
 def folder_problem(folder: Path, *, create: bool = True) -> str | None:
     """Why `folder`, named by a flag, cannot be the folder it names, or None; the one rule for
     every folder flag of `run` and `serve`. `create`: it may be made (an output, data or temp
-    folder): it is a folder, or its nearest existing parent is a folder we may write in;
-    nothing is created here, so a run refused later leaves no trace. Else (a models folder,
-    only read) it must be a folder already."""
+    folder): it is a folder, or its nearest existing parent is a folder we may write in (a
+    folder made there and removed at once); nothing is left behind, so a run refused later
+    leaves no trace. Else (a models folder, only read) it must be a folder already."""
     path = Path(folder).absolute()
     existing = path
     while not existing.exists():
@@ -32,8 +33,10 @@ def folder_problem(folder: Path, *, create: bool = True) -> str | None:
         return f"{there}; expected a folder"
     if not create:
         return None if existing == path else "no such folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} cannot be written"
+    try:  # asked by doing: root passes `os.access` everywhere, /proc refuses every mkdir
+        os.rmdir(tempfile.mkdtemp(prefix=".latentgraph-check-", dir=existing))
+    except OSError as exc:
+        return f"cannot write in {existing} ({exc.strerror or exc})"
     return None
 
 

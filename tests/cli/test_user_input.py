@@ -2,6 +2,7 @@
 devices) is read strictly and refused before anything runs, with the usage exit code."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -238,6 +239,28 @@ def test_an_output_dir_that_is_a_file_is_refused_before_anything_runs(cli, tmp_p
         f"latentgraph: error: --output-dir afile/sub: {tmp_path / 'afile'} is a file; expected a "
         "folder" in err
     )
+
+
+@pytest.mark.parametrize(("folder", "said"), [
+    ("afile", "--cache-dir afile: a file is there; expected a folder"),
+    pytest.param("/proc/nope", "--cache-dir /proc/nope: cannot write in /proc",
+                 marks=pytest.mark.skipif(sys.platform != "linux", reason="/proc is Linux's")),
+])  # fmt: skip
+def test_an_unusable_cache_dir_is_refused_as_the_output_dir_is(tmp_path, monkeypatch, capsys,
+                                                                 folder, said):  # fmt: skip
+    """It was silently ignored: every run ran everything again, with no word of why."""
+    from latentgraph.cli import main
+
+    from .conftest import PLUGIN
+
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, "good.yaml", GOOD)
+    write(tmp_path, "afile", "x")
+    code = main(["run", str(path), "--json", "--nodes-dir", str(PLUGIN), "--cache-dir", folder])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert f"latentgraph: error: {said}" in err
+    assert not (tmp_path / "output").exists()
 
 
 def test_a_run_refused_before_it_starts_creates_no_output_folder(cli, tmp_path):
