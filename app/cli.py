@@ -558,6 +558,9 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
     if not args.sweep:
         return [_load(args.workflow, overrides, registry)]
     name, values = _sweep(args.sweep)
+    if name in overrides:
+        raise UserError(f"--sweep {args.sweep[0]} and --set {name}={overrides[name]} both set "
+                        f"{name!r}: give one of them")  # fmt: skip
     base = _load(args.workflow, overrides, registry)
     _check_sweep_name(base, name)
     workflows, problems = [], []

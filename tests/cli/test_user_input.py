@@ -162,6 +162,17 @@ def test_bad_sweeps_are_refused_naming_sweep_before_anything_runs(cli, tmp_path,
     assert out == ""
 
 
+def test_a_swept_param_also_given_to_set_is_refused_naming_both_flags(cli, tmp_path):
+    """The --set was silently overridden by each swept value."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, out, err = cli("run", str(path), "--json", "--sweep", "x=1,2", "--set", "x=5")
+    assert code == 2 and out == ""
+    assert "latentgraph: error: --sweep x=1,2 and --set x=5 both set 'x': give one of them" in err
+    assert not (tmp_path / "output").exists()
+    code, _, err = cli("run", str(path), "-q", "--sweep", "x=1,2", "--set", "label=y")
+    assert code == 0, err  # another param: both apply
+
+
 def test_every_swept_value_is_checked_before_the_first_runs(cli, tmp_path):
     """Bad values anywhere in the sweep: refused with each one's problem, nothing run."""
     path = write(tmp_path, "named.yaml", NAMED)
