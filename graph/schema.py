@@ -2,8 +2,10 @@
 
 Editors use it (through a `# yaml-language-server: $schema=...` line) to autocomplete node
 types and input names and to flag bad literals while typing. It is draft-07, the draft
-yaml-language-server understands best. It is deliberately a little looser than `validate`
-(links are checked by name only there); `latentgraph validate` has the last word.
+yaml-language-server understands best. It accepts what `latentgraph validate` accepts; it is
+looser where it cannot know (a link's target and type, a param's value, a file's existence) and
+where JSON Schema cannot tell (4.0 counts as an integer there, and no schema sees NaN):
+`latentgraph validate` has the last word. docs/workflows.md describes the format.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from .declare import (
 )
 
 SCHEMA_ID = "https://latentgraph.invalid/schema/workflow.json"
-_PARAM_REF = {
-    "type": "string",
-    "pattern": r"^\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})$",
+_PARAM = r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})"
+_PARAM_REF = {"type": "string", "pattern": f"^{_PARAM}$"}
+# A node id is any text, so a link is any text but a whole `$param` (which cannot feed a link).
+_LINK_TEXT = {"type": "string", "pattern": f"^(?!{_PARAM}$)", "description": "a link: node.output"}
+_TITLE = {
+    "type": ["string", "number", "boolean", "null"],
+    "description": "shown instead of the node type (the editor's title); $param allowed",
 }
-_LINK_TEXT = {"type": "string", "pattern": r"^[^\s$]+$", "description": "a link: node.output"}
 _LINK = {
     "type": "object",
     "properties": {"from": _LINK_TEXT},
@@ -42,7 +47,7 @@ _LINK = {
 def _literal(decl: Input) -> dict[str, Any]:
     schema: dict[str, Any] = {}
     if decl.type == INT:
-        schema["type"] = "integer"
+        schema["type"] = "integer"  # JSON Schema counts 4.0 in; `validate` refuses it
     elif decl.type == FLOAT:
         schema["type"] = "number"
     elif decl.type == STRING:
@@ -67,10 +72,13 @@ def _literal(decl: Input) -> dict[str, Any]:
 def _input_schema(decl: Input) -> dict[str, Any]:
     description = decl.description or f"{decl.type} ({decl.kind})"
     if decl.kind == "socket":
-        schema: dict[str, Any] = dict(_LINK_TEXT)
-        schema["description"] = f"{description}; a link from a {decl.type} output: node.output"
-        return schema
+        return {
+            "anyOf": [_LINK_TEXT, _LINK],
+            "description": f"{description}; a link from a {decl.type} output: node.output",
+        }
     options = [_literal(decl), _PARAM_REF, _LINK]
+    if decl.default is None or decl.optional:  # `validate` takes null as "not given" here
+        options.append({"type": "null"})
     schema = {"anyOf": options, "description": description}
     if decl.default is not REQUIRED and _json_safe(decl.default):
         schema["default"] = decl.default
@@ -84,10 +92,7 @@ def _json_safe(value: Any) -> bool:
 
 
 def _node_schema(node_type: NodeType) -> dict[str, Any]:
-    properties: dict[str, Any] = {
-        "type": {"const": node_type.name},
-        "title": {"type": "string"},
-    }
+    properties: dict[str, Any] = {"type": {"const": node_type.name}, "title": _TITLE}
     for decl in node_type.inputs:
         properties[decl.name] = _input_schema(decl)
     schema: dict[str, Any] = {
@@ -112,7 +117,7 @@ def workflow_schema(registry: Registry | None = None) -> dict:
         "required": ["type"],
         "properties": {
             "type": {"enum": [t.name for t in types], "description": "the node type"},
-            "title": {"type": "string"},
+            "title": _TITLE,
         },
         "allOf": [
             {
@@ -132,15 +137,16 @@ def workflow_schema(registry: Registry | None = None) -> dict:
         "properties": {
             "$schema": {"type": "string"},
             "version": {"const": 1},
-            "description": {"type": "string"},
+            "description": {"type": ["string", "null"]},
             "params": {
-                "type": "object",
+                "type": ["object", "null"],
                 "description": "name: default value; use as $name, override with --set name=value",
                 "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
             },
             "nodes": {
                 "type": "object",
                 "description": "node id: node",
+                "minProperties": 1,
                 "additionalProperties": node_schema,
             },
         },
