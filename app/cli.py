@@ -470,7 +470,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     status = "success"
     try:
-        for workflow in _workflows(args, overrides, registry, settings):
+        for label, workflow in _workflows(args, overrides, registry, settings):
+            if label and not (args.json or args.quiet):
+                print(label, file=sys.stderr, flush=True)
             extra = dict(workflow.extra)
             extra.setdefault("prompt", prompt_from_graph(workflow.graph, registry))
             renderer = _renderer(args, settings, workflow.graph)
@@ -516,17 +518,18 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
                   nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
                   gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
+    runs = _workflows(args, overrides, registry, settings)
     try:
-        results = run_on_ray(plan, _workflows(args, overrides, registry, settings), registry,
+        results = run_on_ray(plan, [workflow for _, workflow in runs], registry,
                              on_message=(lambda _run, text: print(text, flush=True))
                              if args.json else None)  # fmt: skip
     except RayUnavailable as exc:
         raise UserError(str(exc)) from None
-    for i, finished in enumerate(results):
+    for (label, _), finished in zip(runs, results, strict=True):
         done = finished.done
         if not args.json and not args.quiet:
             files = [f["filename"] for out in done.ui.values() for f in out.get("images", [])]
-            print(f"run {i + 1}/{len(results)} on {finished.worker}: {done.status}"
+            print(f"{label or 'run'} on {finished.worker}: {done.status}"
                   + (f": {done.error}" if done.error else "")
                   + (f" ({', '.join(files)})" if files else ""), file=sys.stderr)  # fmt: skip
     statuses = {finished.done.status for finished in results}
@@ -546,17 +549,18 @@ def _require_ray() -> None:
 
 
 def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Registry,
-               settings) -> list[Workflow]:  # fmt: skip
+               settings) -> list[tuple[str, Workflow]]:  # fmt: skip
     """The workflow to run, or one per value of `--sweep NAME=V1,V2,...`, every one read and
     validated before the first runs: a bad value is refused with the others' problems before
-    any image is made (it used to stop the sweep after the values before it had run)."""
+    any image is made (it used to stop the sweep after the values before it had run). Each
+    with the label printed before its run: "sweep 2/3: seed=11" ("" for a single run)."""
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.validate import validate
 
     from .api import sweep_workflows
 
     if not args.sweep:
-        return [_load(args.workflow, overrides, registry)]
+        return [("", _load(args.workflow, overrides, registry))]
     name, values = _sweep(args.sweep)
     if name in overrides:
         raise UserError(f"--sweep {args.sweep[0]} and --set {name}={overrides[name]} both set "
@@ -564,7 +568,7 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
     base = _load(args.workflow, overrides, registry)
     _check_sweep_name(base, name)
     workflows, problems = [], []
-    for value in values:
+    for i, value in enumerate(values, 1):
         try:
             [workflow] = sweep_workflows(base, name, [value], params=overrides, registry=registry)
         except WorkflowError as exc:
@@ -572,7 +576,7 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
             continue
         problems += [p for p in validate(workflow.graph, registry, settings)
                      if p.severity == "error"]  # fmt: skip
-        workflows.append(workflow)
+        workflows.append((f"sweep {i}/{len(values)}: {name}={value}", workflow))
     if problems:
         raise WorkflowError(problems)
     return workflows

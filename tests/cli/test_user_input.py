@@ -173,6 +173,19 @@ def test_a_swept_param_also_given_to_set_is_refused_naming_both_flags(cli, tmp_p
     assert code == 0, err  # another param: both apply
 
 
+def test_each_sweep_run_is_labelled_with_its_value(cli, tmp_path):
+    """Three identical-looking blocks were printed, none saying which value it was for."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, _, err = cli("run", str(path), "--sweep", "x=10,11,12")
+    assert code == 0, err
+    lines = [line.split(":")[0] if line.startswith("success:") else line
+             for line in err.splitlines() if line.startswith(("sweep ", "success:"))]  # fmt: skip
+    assert lines == ["sweep 1/3: x=10", "success", "sweep 2/3: x=11", "success",
+                     "sweep 3/3: x=12", "success"]  # fmt: skip
+    _, out, err = cli("run", str(path), "--json", "--sweep", "x=10,11")
+    assert "sweep 1/2" not in out + err  # --json: the events alone
+
+
 def test_every_swept_value_is_checked_before_the_first_runs(cli, tmp_path):
     """Bad values anywhere in the sweep: refused with each one's problem, nothing run."""
     path = write(tmp_path, "named.yaml", NAMED)
