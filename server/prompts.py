@@ -8,6 +8,7 @@ error type.
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,10 +125,28 @@ def node_errors(
         info: dict[str, Any] = {}
         if p.input_name is not None:
             info["input_name"] = p.input_name
-            info["received_value"] = p.received
+            info["received_value"] = _received_value(p, prompt)
         entry["errors"].append({"type": p.code, "message": p.message,
                                 "details": str(p), "extra_info": info})  # fmt: skip
     return result
+
+
+def _received_value(problem: Problem, prompt: dict[str, Any]) -> Any:
+    """The value of the problem's input as the client sent it (ComfyUI reports the prompt's
+    value, not the converted one: "nan" for a FLOAT is sent back as "nan", never as a NaN
+    that JSON cannot carry); the value the problem names when the prompt has none, as JSON
+    can carry it (its repr when it cannot), so no problem makes the 400 unencodable."""
+    spec = prompt.get(str(problem.node_id))
+    inputs = spec.get("inputs") if isinstance(spec, dict) else None
+    if isinstance(inputs, dict) and problem.input_name in inputs:
+        value = inputs[problem.input_name]
+    else:
+        value = problem.received
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+    return value
 
 
 def _class_of(prompt: dict[str, Any], node_id: str | None) -> str:

@@ -113,6 +113,19 @@ def test_a_literal_that_does_not_convert_is_invalid_input_type(t2i, registry, na
     assert error["extra_info"]["input_name"] == name
 
 
+@pytest.mark.parametrize("sent", ["nan", "inf", "-inf", "1e999", "1" + "0" * 400])
+def test_a_float_that_converts_to_no_number_is_reported_as_the_client_sent_it(t2i, registry,
+                                                                             sent):  # fmt: skip
+    """ComfyUI reports the value from the prompt; the converted NaN or infinity could not be
+    encoded as JSON (the 400 became a 500)."""
+    t2i["3"]["inputs"]["cfg"] = sent
+    body = refusal(t2i, registry)
+    [error] = body["node_errors"]["3"]["errors"]
+    assert error["type"] == "invalid_input_type"
+    assert error["extra_info"] == {"input_name": "cfg", "received_value": sent}
+    json.dumps(body, allow_nan=False)  # what Starlette's JSONResponse does
+
+
 @pytest.mark.parametrize("width", [64.0, "64", " 64"])
 def test_the_converted_value_is_what_the_cache_key_sees(t2i, registry, width):
     from latentgraph.graph.cache import node_key

@@ -66,6 +66,18 @@ def test_wrong_literal_gives_node_errors(server, value, error_type):
     assert err["extra_info"]["received_value"] == value
 
 
+@pytest.mark.parametrize("sent", ["nan", "inf", "-inf", "1e999", "1" + "0" * 400])
+def test_a_float_converting_to_nan_or_infinity_is_a_400_with_the_value_sent(server, sent):
+    """Not a 500: the body holds the value from the prompt, as ComfyUI's does, not the NaN or
+    infinity it converts to (which JSON cannot carry)."""
+    prompt = chain(1, slow_steps=1)
+    prompt["3"]["inputs"]["delay"] = sent
+    body = assert_json_error(server.post_prompt(prompt), 400, "prompt_outputs_failed_validation")
+    [err] = body["node_errors"]["3"]["errors"]
+    assert err["type"] == "invalid_input_type"
+    assert err["extra_info"] == {"input_name": "delay", "received_value": sent}
+
+
 def test_missing_input_and_bad_link(server):
     prompt = chain(1)
     del prompt["2"]["inputs"]["b"]
