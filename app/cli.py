@@ -142,7 +142,8 @@ def _pixels(text: str) -> int:
 
 
 def _add_limit_args(p: argparse.ArgumentParser) -> None:
-    """The run limits `run` and `serve` share (`Settings`; messages name these flags)."""
+    """The run limits `run`, `validate` and `serve` share (`Settings`; messages name these
+    flags): a workflow `run --max-steps 5000` takes passes `validate --max-steps 5000`."""
     p.add_argument("--max-steps", type=_at_least(1), default=1000,
                    help="steps per sampler (default 1000)")  # fmt: skip
     p.add_argument("--max-batch", type=_at_least(1), default=64,
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workflow_args(p)
     p.add_argument("--json", action="store_true", help="print problems as JSON")
     p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
+    _add_limit_args(p)
 
     p = sub.add_parser("nodes", help="list node types, or `nodes describe NAME`")
     p.add_argument("action", nargs="?", choices=["list", "describe"], default="list")
@@ -408,7 +410,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     registry = _load_nodes(args.nodes_dir)
     # dropdowns are checked against the folders a run with these options reads
-    settings = Settings(input_dir=args.input_dir, models_dirs=_models_dirs(args))
+    settings = Settings(input_dir=args.input_dir, models_dirs=_models_dirs(args),
+                        max_steps=args.max_steps, max_batch=args.max_batch,
+                        max_image_pixels=args.max_pixels)  # fmt: skip
     overrides = _parse_assignments(args.overrides, "--set")
     try:
         graph = _load(args.workflow, overrides, registry).graph

@@ -343,3 +343,17 @@ def test_run_takes_the_limits_its_messages_name(cli, tmp_path):
     assert code == 2
     assert "steps 2 is over the limit of 1 (--max-steps)" in err
     assert [e["event"] for e in events(out)] == ["workflow_invalid"]
+
+
+def test_validate_takes_the_limits_run_takes(cli):
+    """`validate --max-steps 5000` was a usage error: a workflow valid for `run --max-steps
+    5000` could never pass validate."""
+    workflow = Path(__file__).resolve().parents[2] / "workflows" / "txt2img.yaml"
+    code, _, err = cli("validate", str(workflow), "--set", "steps=2000")
+    assert code == 2 and "steps 2000 is over the limit of 1000 (--max-steps)" in err
+    code, out, err = cli("validate", str(workflow), "--set", "steps=2000", "--max-steps", "5000",
+                         "--max-batch", "2", "--max-pixels", "256x256")  # fmt: skip
+    assert code == 0, err
+    assert "ok (8 nodes)" in out
+    code, _, err = cli("validate", str(workflow), "--max-pixels", "64x64")
+    assert code == 2 and "(--max-pixels)" in err
