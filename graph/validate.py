@@ -75,7 +75,7 @@ def validate(
         if node_type is None:
             if type_names is None:
                 type_names = registry.names()
-            message = _unknown_type(graph, node.type, type_names)
+            message = unknown_type_message(graph.dialect, node.type, type_names)
             problems.append(_problem(graph, node, "unknown_node_type", message))
             continue
         for name in node.ignored_inputs:
@@ -137,10 +137,11 @@ def _reporter(graph: Graph, node: Node, input_name: str, problems: list[Problem]
     return report
 
 
-def _unknown_type(graph: Graph, name: str, known: list[str]) -> str:
-    """Why a node type is unknown. In a ComfyUI workflow it is one of ComfyUI's (core or
+def unknown_type_message(dialect: str, name: str, known: list[str]) -> str:
+    """Why a node type is unknown, for a graph of `dialect` (`Graph.dialect`; the server's
+    refusal of a prompt says the same). In a ComfyUI workflow it is one of ComfyUI's (core or
     custom) nodes that latentgraph lacks: say so rather than suggest an unrelated node."""
-    if graph.dialect != "comfy":
+    if dialect != "comfy":
         return f"unknown node type {name!r}{did_you_mean(name, known)}"
     same = [k for k in known if k.lower() == name.lower() and k != name]
     hint = f"; did you mean {same[0]!r}?" if same else ""

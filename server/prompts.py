@@ -277,13 +277,15 @@ def _refuse_unknown_types(prompt: dict[str, Any], registry) -> None:
                if registry.get(spec["class_type"]) is None}  # fmt: skip
     if not unknown:
         return
+    from latentgraph.graph.validate import unknown_type_message
+
     deps = _dependent_outputs(prompt, _output_ids(prompt, registry))
-    first, names = next(iter(unknown)), sorted(set(unknown.values()))
+    first, names, known = next(iter(unknown)), sorted(set(unknown.values())), registry.names()
     raise PromptRejected(error_body(
         "invalid_prompt",
         f"Cannot execute because node {', '.join(names)} does not exist.",
         f"Node ID '#{first}'", node_errors={nid: {
             "class_type": t, "dependent_outputs": deps.get(nid, []), "errors": [{
-                "type": "unknown_node_type", "message": f"node type {t!r} is not installed",
+                "type": "unknown_node_type", "message": unknown_type_message("comfy", t, known),
                 "details": f"Node ID '#{nid}'", "extra_info": {}}]}
             for nid, t in unknown.items()}))  # fmt: skip

@@ -78,6 +78,14 @@ def test_a_float_converting_to_nan_or_infinity_is_a_400_with_the_value_sent(serv
     assert err["extra_info"] == {"input_name": "delay", "received_value": sent}
 
 
+def test_an_unknown_class_is_worded_as_latentgraph_validate_words_it(server):
+    r = server.post_prompt({**chain(1), "5": {"class_type": "SaveImageWebsocket", "inputs": {}}})
+    body = assert_json_error(r, 400, "invalid_prompt")
+    [err] = body["node_errors"]["5"]["errors"]
+    assert err["message"].startswith("unknown node type 'SaveImageWebsocket': a ComfyUI node "
+                                     "latentgraph does not have yet")  # fmt: skip
+
+
 def test_missing_input_and_bad_link(server):
     prompt = chain(1)
     del prompt["2"]["inputs"]["b"]
