@@ -222,7 +222,7 @@ def _check_literal(
         report(
             "bad_linked_input",
             f"takes a link from a {decl.type} output, not a literal "
-            f"({_show(value)}); write node.output",
+            f"({_show(value)}); {_link_advice(graph, value)}",
             value,
         )
         return
@@ -273,6 +273,17 @@ def _check_literal(
             )
         elif decl.max is not None and value > decl.max:
             report("value_bigger_than_max", f"{value} is above the maximum {_num(decl.max)}", value)
+
+
+def _link_advice(graph: Graph, value: Any) -> str:
+    """How to write a link in the graph's own form: our YAML's node.output, or a ComfyUI
+    prompt's ["<node id>", <output index>], whose node id must be a string ([4, 2] is a
+    literal list there, as in ComfyUI)."""
+    if graph.dialect != "comfy":
+        return "write node.output"
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+        return f'a link\'s node id is a string: write ["{value[0]}", {value[1]}]'
+    return 'write a link as ["<node id>", <output index>]'
 
 
 def _check_choice(

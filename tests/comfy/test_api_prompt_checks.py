@@ -97,6 +97,24 @@ def test_an_unknown_class_types_dependent_outputs_are_named(t2i, registry):
     assert body["node_errors"]["8"]["dependent_outputs"] == ["9"]
 
 
+# --- a literal where a link belongs: the link as ComfyUI writes it -------------------------
+
+
+@pytest.mark.parametrize(
+    ("node", "name", "sent", "advice"),
+    [("8", "vae", [4, 2], 'not a literal (a list); a link\'s node id is a string: write ["4", 2]'),
+     ("3", "positive", None,
+      'not a literal (null); write a link as ["<node id>", <output index>]')],
+)  # fmt: skip
+def test_a_literal_for_a_link_input_gets_comfyuis_link_form(t2i, registry, node, name, sent,
+                                                            advice):  # fmt: skip
+    t2i[node]["inputs"][name] = sent
+    [error] = refusal(t2i, registry)["node_errors"][node]["errors"]
+    assert error["type"] == "bad_linked_input" and error["message"].endswith(advice)
+    assert "node.output" not in error["message"]
+    assert error["extra_info"] == {"input_name": name, "received_value": sent}
+
+
 # --- literals converted as ComfyUI converts them ------------------------------------------
 
 
