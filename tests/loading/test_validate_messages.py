@@ -108,6 +108,7 @@ def test_text_at_its_max_length_is_accepted_and_a_long_one_received_cut(registry
         ("x: 5", "takes a link from a NUMBER output, not a literal (5); write node.output", 5),
         ("x: s", "links the node to itself (a cycle)", ["s", 0]),
         ("x: nowhere", "links to node 'nowhere', which does not exist", ["nowhere", 0]),
+        ("x: cc", "links to node 'cc', which does not exist; did you mean 'c'?", ["cc", 0]),
     ],
 )  # fmt: skip
 def test_link_problems_in_full(registry, line, message, received):
