@@ -132,15 +132,21 @@ async def folder_paths(request: Request) -> JSONResponse:
     )
 
 
-def _folder_files(request: Request) -> list[dict[str, Any]]:
-    """The model files of the folder named in the path: name and which of its paths holds it,
-    the files its nodes' dropdown lists (the one walk, `graph.paths.weight_files`)."""
-    paths = _folder_dirs(request, request.path_params["folder"])
+def _folder_files(request: Request, kind: str | None = None) -> list[dict[str, Any]]:
+    """The model files of one models folder (`kind`, by default the one named in the path):
+    name and which of its paths holds it, the files its nodes' dropdown lists (the one walk,
+    `graph.paths.weight_files`)."""
+    paths = _folder_dirs(request, kind or request.path_params["folder"])
     return [
         {"name": name, "pathIndex": index}
         for index, base in enumerate(paths)
         for name in weight_files(base)
     ]
+
+
+def _file_names(request: Request, kind: str | None = None) -> list[str]:
+    """The file names of one models folder, each once, as its dropdown names them."""
+    return sorted({f["name"] for f in _folder_files(request, kind)}, key=str.lower)
 
 
 async def models_in(request: Request) -> JSONResponse:
@@ -154,8 +160,17 @@ async def model_folder_names(request: Request) -> JSONResponse:
 
 async def model_file_names(request: Request) -> JSONResponse:
     """/models/{folder}: the file names in one models folder, as its dropdown names them."""
-    files = await run_in_threadpool(_folder_files, request)
-    return JSONResponse(sorted({f["name"] for f in files}, key=str.lower))
+    return JSONResponse(await run_in_threadpool(_file_names, request))
+
+
+async def embeddings(request: Request) -> JSONResponse:
+    """/embeddings: the names of the embeddings/ files (those /models/embeddings lists) without
+    their extension, as ComfyUI answers them (a prompt's `embedding:NAME`); none when the
+    nodes read no embeddings folder."""
+    if "embeddings" not in request.app.state.model_folders:
+        return JSONResponse([])
+    names = await run_in_threadpool(_file_names, request, "embeddings")
+    return JSONResponse([os.path.splitext(name)[0] for name in names])
 
 
 def _safetensors_metadata(request: Request) -> dict[str, Any]:
@@ -233,7 +248,7 @@ routes = [
     Route("/system_stats", system_stats, methods=["GET"]),
     Route("/features", features, methods=["GET"]),
     Route("/extensions", empty_list, methods=["GET"]),
-    Route("/embeddings", empty_list, methods=["GET"]),
+    Route("/embeddings", embeddings, methods=["GET"]),
     Route("/i18n", empty_object, methods=["GET"]),
     Route("/global_subgraphs", empty_object, methods=["GET"]),
     Route("/experiment/models", models, methods=["GET"]),

@@ -166,7 +166,7 @@ def document() -> dict[str, Any]:
                           ("full_info", "string"), ("split", "string")]),
         "/extensions": _get("Editor extensions (none)"),
         "/i18n": _get("Translations (none)"),
-        "/embeddings": _get("Textual inversion embeddings (none)"),
+        "/embeddings": _get("Textual inversion embedding names (embeddings/ files, no extension)"),
         "/experiment/models": _get("Model folders"),
         "/models": _get("Model folder names"),
         "/view_metadata/{folder}": {"get": {

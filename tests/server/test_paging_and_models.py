@@ -75,6 +75,18 @@ def test_models_lists_the_folders_and_models_folder_its_files(client):
     assert r.status_code == 404 and r.json()["error"]["message"] == "no model folder 'nothing'"
 
 
+def test_embeddings_answers_the_embeddings_folders_files_without_extension(client, config):
+    """What a prompt's embedding:NAME names (ComfyUI's answer), from the files
+    /models/embeddings lists: one walk."""
+    assert client.get("/embeddings").json() == []
+    root = config.models_dirs[0] / "embeddings"
+    for name in ("neg.safetensors", "sub/Style.safetensors", "old.pt", ".hidden.safetensors"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    assert client.get("/models/embeddings").json() == ["neg.safetensors", "sub/Style.safetensors"]
+    assert client.get("/embeddings").json() == ["neg", "sub/Style"]
+
+
 def test_known_folders_are_listed_and_answer_empty_lists_on_a_fresh_server(client, config):
     config.models_dirs = [config.data_dir / "no-models-yet"]
     assert client.get("/models").json() == list(FOLDERS)
