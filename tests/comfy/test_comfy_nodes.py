@@ -175,3 +175,41 @@ def test_prompt_texts_ask_the_editor_for_dynamic_prompts():
                        ("CLIPTextEncodeSDXL", "text_l"), ("CLIPTextEncodeSDXLRefiner", "text")]:  # fmt: skip
         assert options(node, name)["dynamicPrompts"] is True
     assert "dynamicPrompts" not in options("SaveImage", "filename_prefix")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(max_steps=50, max_batch=4, max_image_pixels=100_000), Settings(),
+     Settings(max_steps=7, max_batch=1, max_image_pixels=512 * 512)],
+)  # fmt: skip
+def test_object_info_advertises_the_largest_value_each_limited_input_may_take(settings):
+    """/object_info of a server says the maxima it enforces (its --max-steps, --max-batch,
+    --max-pixels): for every input bounded by a run limit, the advertised max passes the
+    limit check with the inputs sharing it at their minimum, and one step more does not
+    (unless the max is the declared one)."""
+    from latentgraph.wiring import node_registry
+
+    registry = node_registry()
+    seen = set()
+    for node_type in registry:
+        for decl in node_type.inputs:
+            if decl.limit is None:
+                continue
+            entry = node_info(node_type, settings)["input"]
+            options = {**entry["required"], **entry["optional"]}[decl.name][1]
+            others = {n: int(node_type.input(n).min) for n in node_type.limits[decl.limit]}
+            if any(v <= 0 for n, v in others.items() if n != decl.name):
+                assert options["max"] == decl.max  # a zero in the product: no bound
+                continue
+            at = {**others, decl.name: options["max"]}
+            assert node_type.limit_problems(at, settings) == [], (node_type.name, decl.name)
+            if options["max"] < decl.max:
+                over = {**at, decl.name: options["max"] + int(decl.step)}
+                assert node_type.limit_problems(over, settings), (node_type.name, decl.name)
+            seen.add((node_type.name, decl.name, options["max"]))
+    steps, batch = settings.max_steps, settings.max_batch
+    assert {
+        ("KSampler", "steps", min(10000, steps)),
+        ("EmptyLatentImage", "batch_size", min(4096, batch)),
+    } <= seen
+    assert node_info(registry["KSampler"])["input"]["required"]["steps"][1]["max"] == 10000

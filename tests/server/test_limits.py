@@ -108,6 +108,17 @@ def test_steps_at_the_limit_are_queued_and_one_more_refused(limited):
     assert [e["extra_info"]["input_name"] for e in errors] == ["steps"]
 
 
+def test_object_info_advertises_the_step_limit_this_server_enforces(limited, server):
+    """The editor offers no steps the server refuses: max is --max-steps where that is below
+    the declared 10000; a server with the default limit advertises its 1000."""
+    options = limited.http.get("/object_info/Slow").json()["Slow"]["input"]["required"]["steps"][1]
+    assert (options["min"], options["max"]) == (1, STEPS)
+    everything = limited.http.get("/object_info").json()
+    assert everything["Slow"]["input"]["required"]["steps"][1]["max"] == STEPS
+    default = server.http.get("/object_info/Slow").json()["Slow"]["input"]["required"]["steps"]
+    assert default[1]["max"] == server.config.max_steps == 1000
+
+
 def test_prompt_id_at_the_limit_is_kept_and_one_character_more_refused(limited):
     at = limited.post_prompt(chain(2), prompt_id="p" * 200)
     assert at.status_code == 200 and at.json()["prompt_id"] == "p" * 200
