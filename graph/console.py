@@ -142,8 +142,11 @@ class RichProgress:
             self._print(f"[bold]{escape(node_id)}[/bold]: {escape(str(text))}")
 
     def _print(self, text: str) -> None:
+        """One line per message, never broken at the console's width ("done m (LoadModel)
+        ... vae: VAEModel;" then "scheduler: ..." unindented): a terminal wraps it as it
+        shows it, a log keeps it whole."""
         if not self.quiet:
-            self.console.print(text, highlight=False)
+            self.console.print(text, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self._started:

@@ -231,3 +231,21 @@ def test_failures_are_printed_without_rich_highlighting():
         plain.print("[red]error[/red] in node '7' (Load): E: file /a/b.png has 3 'frames'",
                     highlight=False)  # fmt: skip
     assert out.getvalue() == capture.get()
+
+
+def test_a_long_done_line_is_never_broken_at_the_console_width():
+    """LoadModel's summary wrapped mid-way, its rest on an unindented line of its own."""
+    progress = RichProgress()
+    out = io.StringIO()
+    progress.console = Console(file=out, width=40, color_system=None)
+    summary = ["unet: UNetModel", "clip: ClipModel", "vae: VAEModel", "scheduler: SchedulerSpec"]
+    progress(RunStarted("r", nodes=["m", "s"], timestamp=1))
+    progress(NodeFinished("r", node_id="m", node_type="LoadModel", seconds=8.73, summary=summary))
+    progress(NodeFinished("r", node_id="s", node_type="SaveImage", seconds=0.1,
+                          ui={"images": [{"filename": "a" * 60 + ".png"}]}))  # fmt: skip
+    assert out.getvalue().splitlines() == [
+        "done m (LoadModel) 8.73s unet: UNetModel; clip: ClipModel; vae: VAEModel; "
+        "scheduler: SchedulerSpec",
+        "done s (SaveImage) 0.10s ",
+        f"saved output/{'a' * 60}.png",
+    ]
