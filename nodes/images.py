@@ -248,8 +248,8 @@ def prefix_problem(prefix: str) -> str | None:
                 f"{PREFIX_VARIABLES_TEXT}")  # fmt: skip
     bad = list(dict.fromkeys(c for c in text if c in NOT_IN_NAMES))  # as they appear
     if bad:
-        return (f"{prefix!r} contains {' '.join(bad)}: file names cannot hold any of "
-                f"{' '.join(NOT_IN_NAMES)}")  # fmt: skip
+        return (f"{prefix!r} contains {', '.join(repr(c) for c in bad)}; file names cannot "
+                f"hold any of {' '.join(NOT_IN_NAMES)}")  # fmt: skip
     return None
 
 
