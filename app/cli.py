@@ -214,10 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_at_least(0, at_most=65535), default=8188,
                    help="default 8188; 0: a free port (the log says which)")  # fmt: skip
     p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"))
-    p.add_argument("--data-dir", type=Path, help="queue, history, settings (default: user data)")
-    p.add_argument("--output-dir", type=Path, default=Path("output"))
-    p.add_argument("--input-dir", type=Path, default=Path("input"))
-    p.add_argument("--temp-dir", type=Path, default=Path("temp"))
+    p.add_argument("--data-dir", type=Path,
+                   help="the queue and history, the editor's settings and saved workflows, "
+                   "nothing else: outputs, inputs and temp files go to --output-dir, --input-dir "
+                   "and --temp-dir (default: the user data folder, or $LATENTGRAPH_DATA_DIR)")  # fmt: skip
+    where = "relative to the working folder, not in --data-dir"
+    p.add_argument("--output-dir", type=Path, default=Path("output"),
+                   help=f"saved images (default: ./output, {where})")  # fmt: skip
+    p.add_argument("--input-dir", type=Path, default=Path("input"),
+                   help=f"uploads and LoadImage's files (default: ./input, {where})")  # fmt: skip
+    p.add_argument("--temp-dir", type=Path, default=Path("temp"),
+                   help=f"previews (default: ./temp, {where})")  # fmt: skip
     p.add_argument("--models-dir", type=Path)
     p.add_argument("--extra-models-dir", action="append", default=[], type=Path, metavar="DIR")
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")

@@ -378,3 +378,20 @@ def test_the_worker_registry_is_a_module_function_it_can_rebuild(tmp_path):
 
     setup = pickle.loads(pickle.dumps(worker_setup([Path(tmp_path)])))
     assert setup.registry() is not None
+
+
+def test_serve_help_says_where_each_folder_is(capsys):
+    """--output-dir, --input-dir and --temp-dir showed no default: they are ./output, ./input,
+    ./temp of the working folder, not folders of --data-dir, which holds the queue, history
+    and settings only."""
+    from latentgraph.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in [("--output-dir", "./output"), ("--input-dir", "./input"),
+                          ("--temp-dir", "./temp")]:  # fmt: skip
+        assert f"(default: {default}, relative to the working folder, not in --data-dir)" in \
+            text.split(f"{flag} {flag[2:].upper().replace('-', '_')} ", 1)[1]  # fmt: skip
+    assert "--data-dir DATA_DIR the queue and history, the editor's settings and saved " \
+           "workflows, nothing else: outputs, inputs and temp files go to --output-dir" in text  # fmt: skip
