@@ -14,6 +14,9 @@ Exit codes (also in README.md):
     3   could not reach the server (`submit`)
     70  internal error (a bug: please report it with the output of `--debug`)
     130 interrupted (Ctrl-C); the current node stops at its next step
+    143 terminated (SIGTERM, e.g. from a service manager or `docker stop`): stopped as Ctrl-C
+        stops a run, at the current node's next step, with what was computed cached and no
+        half-written file; the code is the shell's for a SIGTERM (128 + 15)
 
 User errors never print a Python traceback; `--debug` shows it for bug reports.
 Heavy modules (torch, diffusers, rich, the server) are imported only by the commands that need
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from latentgraph.graph.workflow import Workflow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
+EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
 
 
 class UserError(Exception):
@@ -176,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="latentgraph",
         description="Run diffusion node graphs from YAML/JSON workflows, headless or as a server.",
         epilog="exit codes: 0 ok, 1 run failed, 2 invalid input or usage, 3 server unreachable, "
-        "70 internal error, 130 interrupted",
+        "70 internal error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -477,8 +480,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         cache = default_cache(disk=True)
     scheduler = Scheduler(registry, cache=cache, settings=settings)
-    cancel = CancelToken()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    cancel, stopped_by = CancelToken(), []
+
+    def stop(signum, _frame) -> None:  # Ctrl-C or SIGTERM: the run stops at its next step
+        stopped_by.append(signum)
+        cancel.cancel()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = "success"
     try:
         for label, workflow in _workflows(args, overrides, registry, settings):
@@ -500,7 +508,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except WorkflowError as e:
         return _refuse_run(e.problems, args.json)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if status == "interrupted" and stopped_by:
+        terminated = signal.SIGTERM in stopped_by
+        print(f"latentgraph: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
 
 

@@ -198,3 +198,27 @@ def test_the_summary_after_ctrl_c_counts_the_interrupted_node(cli, tmp_path):
         [], ["stop"], ["after", "never"])  # fmt: skip
     assert sorted(finished["cached"]) == ["b", "c", "out"]  # c ran the first time
     assert finished["interrupted_node"] == "stop"
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_with_its_own_exit_code(cli, tmp_path):
+    """SIGTERM (a service manager, `docker stop`) ended the process at once with no word, exit
+    143: now the run stops at the node's next step, as after Ctrl-C, and says so; the exit code
+    stays the shell's for a SIGTERM. The handlers are put back afterwards."""
+    import signal
+
+    plugin = tmp_path / "term"
+    plugin.mkdir()
+    (plugin / "term.py").write_text(CTRL_C.replace("signal.SIGINT", "signal.SIGTERM")
+                                    .replace("CliCtrlC", "CliTerm"))  # fmt: skip
+    path = write(tmp_path, "stop.yaml", GOOD + "  stop: {type: CliTerm, a: sum}\n"
+                 "  never: {type: CliWrite, value: stop, name: never}\n")  # fmt: skip
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    code, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
+    assert code == 143, err
+    assert "interrupted: " in err and ", 1 interrupted, 1 skipped in " in err
+    assert err.rstrip().splitlines()[-1] == "latentgraph: interrupted by SIGTERM"
+    assert not (tmp_path / "output" / "never.txt").exists()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    code, out, err = cli("run", str(path), "--nodes-dir", str(plugin), "--json")
+    assert code == 143 and "latentgraph: interrupted by SIGTERM" in err
+    assert events(out)[-1]["status"] == "interrupted"
