@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import Event
 from latentgraph.graph.formats import load_file, reload
 from latentgraph.graph.model import Graph
+from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.scheduler import RunResult, Scheduler
-from latentgraph.graph.workflow import Workflow
+from latentgraph.graph.workflow import Workflow, given_by
 
 from .wiring import node_registry
 
@@ -99,7 +101,25 @@ def sweep_workflows(
                         f"{type(base).__name__}")  # fmt: skip
     registry = registry if registry is not None else node_registry()
     for value in values:
-        yield reload(base, {**params, name: value}, registry)
+        yield _swept(base, name, value, params, registry)
+
+
+def _swept(base: Workflow, name: str, value: Any, params: dict, registry: Registry) -> Workflow:
+    """`base` with param `name` set to `value`: a bad value is placed at `--sweep name=value`
+    (`given_by`), in the problems loading finds and in the graph's locations, which checking
+    it and running it report."""
+
+    def swept(location):
+        return given_by("--sweep", name, location)
+
+    try:
+        workflow = reload(base, {**params, name: value}, registry)
+    except WorkflowError as exc:
+        raise WorkflowError([replace(p, location=swept(p.location))
+                             for p in exc.problems]) from None  # fmt: skip
+    for node in workflow.graph:
+        node.input_locations = {key: swept(at) for key, at in node.input_locations.items()}
+    return workflow
 
 
 def _scheduler(registry: Registry | None, cache: Cache | None, settings: Settings | None,

@@ -602,8 +602,8 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
         problems += [p for p in validate(workflow.graph, registry, settings)
                      if p.severity == "error"]  # fmt: skip
         workflows.append((f"sweep {i}/{len(values)}: {name}={value}", workflow))
-    if problems:
-        raise WorkflowError(problems)
+    if problems:  # a --set value's problem is every value's: said once
+        raise WorkflowError(list({str(p): p for p in problems}.values()))
     return workflows
 
 

@@ -22,7 +22,9 @@ The package holds one concept per module: `positions` (composing YAML with posit
 
 from .building import (
     FORMAT_VERSION,
+    GivenLocation,
     Workflow,
+    given_by,
     load_workflow,
     override_value,
     parse_override,
@@ -33,7 +35,7 @@ from .positions import MAX_DEPTH
 from .reading import MAX_BYTES, read_source
 
 __all__ = [
-    "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "Workflow", "dump_document", "dump_workflow",
-    "graph_to_document", "load_workflow", "override_value", "parse_override", "read_source", "text_with_params",
+    "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "GivenLocation", "Workflow", "dump_document",
+    "dump_workflow", "given_by", "graph_to_document", "load_workflow", "override_value", "parse_override", "read_source", "text_with_params",
     "unknown_override",
 ]  # fmt: skip

@@ -4,8 +4,8 @@ substitution, links (`node.output`, `{from: node.output}`), and every problem at
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,30 @@ class Workflow:
     raw: dict = field(default_factory=dict)  # the document as read
     extra: dict[str, Any] = field(default_factory=dict)  # ComfyUI prompt/workflow for PNGs
     format: str = "yaml"  # which reader read it: "yaml" (ours), "api" or "editor"
+
+
+@dataclass(frozen=True)
+class GivenLocation(Location):
+    """Where a value given for a param, not written in the file, is used: the `$param` at
+    file:line:column, shown with what gave it, so a bad value names its flag and the line
+    using it ("--set seed=abc ($seed at my.yaml:22:11)"); the line alone blamed the file.
+    `flag`: --set (the loader's word, as in `unknown_override`); a sweep names its own
+    (`given_by`)."""
+
+    param: str = ""
+    value: str = ""
+    flag: str = "--set"
+
+    def __str__(self) -> str:
+        return f"{self.flag} {self.param}={self.value} (${self.param} at {super().__str__()})"
+
+
+def given_by(flag: str, param: str, location: Location | None) -> Location | None:
+    """`location`, when it is where param `param`'s given value is used, as given by `flag`
+    (`--sweep`); any other location as it is."""
+    if isinstance(location, GivenLocation) and location.param == param:
+        return replace(location, flag=flag)
+    return location
 
 
 def parse_override(assignment: str) -> tuple[str, str]:
@@ -210,7 +234,7 @@ def _build(
         problems.append(Problem("syntax", "'description' must be text", location=at("description")))
         description = str(description)
 
-    params = _params(value, overrides, problems, at, doc, name)
+    params, given = _params(value, overrides, problems, at, doc, name)
 
     graph = Graph(source=name)
     nodes = value.get("nodes")
@@ -267,7 +291,7 @@ def _build(
             if input_name in RESERVED_NODE_KEYS:
                 continue
             where = at("nodes", node_id, input_name)
-            node.input_locations[input_name] = where
+            node.input_locations[input_name] = _where_given(raw_value, given, where)
             decl = node_type.input(input_name) if node_type is not None else None
             if decl is None:  # unknown type or input: validation names it
                 node.inputs[input_name] = _subst_value(
@@ -334,13 +358,16 @@ def _params(
     at: Any,
     doc: Positions,
     name: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The effective params, and the ones given a value other than the file's (by `--set`, a
+    sweep or a caller's params) with that value as text: a bad one is placed at its flag."""
     declared = value.get("params") or {}
     if not isinstance(declared, dict):
         problems.append(Problem("syntax", "'params' must be a mapping of name to default value",
                                 location=at("params")))  # fmt: skip
         declared = {}
     params: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for key, default in declared.items():
         if not _PARAM_NAME.fullmatch(key):
             problems.append(
@@ -358,8 +385,29 @@ def _params(
             problems.append(Problem("unknown_param", unknown,
                                     location=at("params") if declared else Location(name)))  # fmt: skip
             continue
-        params[key] = override_value(override, isinstance(params[key], str))
-    return params
+        typed = override_value(override, isinstance(params[key], str))
+        if typed != params[key]:
+            given[key] = override if isinstance(override, str) else _text(override)
+        params[key] = typed
+    return params, given
+
+
+def _where_given(raw: Any, given: dict[str, str], where: Location) -> Location:
+    """`where` an input is written, as a `GivenLocation` when its value uses a given param."""
+    for param in _params_used(raw):
+        if param in given:
+            return GivenLocation(where.file, where.line, where.column, param, given[param])
+    return where
+
+
+def _params_used(raw: Any) -> Iterator[str]:
+    """The params a written value names (`$name`, `${name}`), in order, as `_subst_value`
+    finds them."""
+    if isinstance(raw, str):
+        yield from (m.group(2) or m.group(3) for m in _ANY_PARAM.finditer(raw) if not m.group(1))
+    elif isinstance(raw, dict | list):
+        for item in raw.values() if isinstance(raw, dict) else raw:
+            yield from _params_used(item)
 
 
 def _link_spec(raw: Any) -> Any:

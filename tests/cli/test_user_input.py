@@ -186,6 +186,31 @@ def test_each_sweep_run_is_labelled_with_its_value(cli, tmp_path):
     assert "sweep 1/2" not in out + err  # --json: the events alone
 
 
+def test_a_bad_value_given_on_the_command_line_is_placed_at_its_flag(cli, tmp_path):
+    """It pointed at the file's line (`value: $x`), which is right: now the flag that gave the
+    value is named, with the line using it, the node and the input kept."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    said = "node 'a' input 'value': expected an integer (INT), got 'seven'"
+    for command in ("validate", "run"):
+        code, _, err = cli(command, str(path), "--set", "x=seven")
+        assert code == 2
+        assert f"error: --set x=seven ($x at {path}:8:12): {said}" in err.splitlines()
+    code, out, err = cli("run", str(path), "--sweep", "x=5,seven,6", "--set", "label=y")
+    assert code == 2
+    assert f"error: --sweep x=seven ($x at {path}:8:12): {said}" in err.splitlines()
+    bad = NAMED.replace("x: 2", "x: two")  # the file's own value: its line, as before
+    code, _, err = cli("run", write(tmp_path, "bad.yaml", bad).as_posix(), "--set", "label=y")
+    assert f"error: {tmp_path / 'bad.yaml'}:8:12: node 'a' input 'value': expected an integer " \
+           "(INT), got 'two'" in err.splitlines()  # fmt: skip
+
+
+def test_a_set_value_every_swept_run_refuses_is_said_once(cli, tmp_path):
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, _, err = cli("run", str(path), "--sweep", "label=a,b,c", "--set", "x=seven")
+    assert code == 2
+    assert sum("--set x=seven" in line for line in err.splitlines()) == 1, err
+
+
 def test_every_swept_value_is_checked_before_the_first_runs(cli, tmp_path):
     """Bad values anywhere in the sweep: refused with each one's problem, nothing run."""
     path = write(tmp_path, "named.yaml", NAMED)
@@ -227,11 +252,13 @@ ODD = GOOD.replace("type: CliNumber\n    value: $x", "type: CliEven\n    value: 
 
 
 def test_a_node_refusing_its_input_is_shown_like_a_validation_problem(cli, tmp_path):
-    """file:line:col of the input, the message naming node and input; no class, no traceback."""
+    """file:line:col of the input (and the flag that gave its value), the message naming node
+    and input; no class, no traceback."""
     path = write(tmp_path, "odd.yaml", ODD)
     code, out, err = cli("run", str(path), "-q", "--set", "x=3", *REFUSING)
     assert code == 2
-    assert f"error: {path}:7:12: CliEven node 'a' input 'value': 3 is odd" in err
+    assert f"error: --set x=3 ($x at {path}:7:12): CliEven node 'a' input 'value': 3 is odd" \
+        in err  # fmt: skip
     assert "InputError" not in err and "Traceback" not in err
 
 

@@ -163,3 +163,16 @@ def test_a_device_this_machine_lacks_is_refused_before_the_run(toys, workflow):
         pytest.skip("this machine has a CUDA GPU: 'cuda' is a device it has")
     with pytest.raises(ValueError, match="settings.device: device 'cuda': this torch sees no"):
         api.run(workflow, registry=toys.registry, cache=Cache(), settings=Settings(device="cuda"))
+
+
+def test_a_swept_and_a_given_value_are_placed_at_what_gave_them(toys, workflow):
+    """Each run's graph says where its values came from, so checking or running it names the
+    flag: the swept param's `--sweep seed=...`, another given param's `--set`, the file's own
+    values their line."""
+    [wf] = api.sweep_workflows(workflow, "seed", ["abc"], params={"base": 6},
+                               registry=toys.registry)  # fmt: skip
+    assert str(wf.graph.where("s", "value")) == f"--sweep seed=abc ($seed at {workflow}:8:27)"
+    assert str(wf.graph.where("a", "value")) == f"--set base=6 ($base at {workflow}:6:27)"
+    assert str(wf.graph.where("b", "by")) == f"{workflow}:7:28"
+    same = api.load(workflow, params={"base": 5}, registry=toys.registry)  # the file's value
+    assert str(same.graph.where("a", "value")) == f"{workflow}:6:27"
