@@ -77,7 +77,8 @@ def basic_scheduler(ctx, model: UNetModel, scheduler: str = "normal", steps: int
     if scheduler not in SCHEDULER_NAMES:
         raise input_error(ctx, "scheduler", f"unsupported scheduler {scheduler!r}; "
                                             f"one of: {', '.join(SCHEDULER_NAMES)}")  # fmt: skip
-    return model_sigmas(for_model(sampler_spec(model, "euler", scheduler), model), steps, denoise)
+    return model_sigmas(ctx, for_model(sampler_spec(model, "euler", scheduler), model), steps,
+                        denoise)  # fmt: skip
 
 
 @_node(

@@ -71,6 +71,48 @@ def build_scheduler(spec: SchedulerSpec, seed: int | None = None):
     return cls.from_config({k: v for k, v in config.items() if k in accepted})
 
 
+def makes_steps(sched: Any, steps: int) -> bool:
+    """Whether `sched.set_timesteps(steps)` gives a schedule of `steps` distinct noise levels
+    the model was trained on. diffusers checks little of that itself: "leading" spacing past
+    T - steps_offset steps (T: num_train_timesteps) reaches timestep T, and rounded timesteps
+    repeat past T (linspace: T - 1); a repeated level is a zero-length step, where DPM++ and
+    UniPC divide by zero, and the step count runs past diffusers' tables (IndexError at the
+    last step). Sets the scheduler's timesteps."""
+    try:
+        sched.set_timesteps(steps)
+    except ValueError:  # diffusers' own refusals: DDIM past T, LCM past original_inference_steps
+        return False
+    sigmas = getattr(sched, "sigmas", None)
+    if sigmas is None:  # stepping on training timesteps (DDIM, PNDM, LCM...)
+        timesteps = sched.timesteps
+        inside = int(timesteps.max()) < sched.config.num_train_timesteps
+        return inside and len(set(timesteps.tolist())) >= steps
+    levels = sigmas[:-1][:: sched.order]  # second-order schedulers list each level twice
+    return len(set(levels.tolist())) >= steps
+
+
+def steps_problem(sched: Any, name: str, steps: int) -> str | None:
+    """Why scheduler `name` (a fresh instance) cannot run `steps` steps (`makes_steps`), with
+    the most it can; None when it can."""
+    import copy
+
+    if makes_steps(copy.deepcopy(sched), steps):
+        return None
+    good, bad = 0, steps  # the most below `steps` (schedules break only past a point)
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if makes_steps(copy.deepcopy(sched), mid) else (good, mid)
+    spacing = sched.config.get("timestep_spacing")
+    hint = ("; 'linspace' or 'trailing' timestep spacing may allow more"
+            if spacing == "leading" and "original_inference_steps" not in sched.config
+            else "")  # fmt: skip
+    return (
+        f"scheduler {name!r} makes at most {good} distinct steps from this model's "
+        f"{sched.config.num_train_timesteps} training timesteps"
+        f"{f' with {spacing!r} timestep spacing' if spacing else ''}; got {steps}{hint}"
+    )
+
+
 @node(
     "SchedulerSelect",
     category="sampling",

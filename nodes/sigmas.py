@@ -18,7 +18,7 @@ from typing import Any
 from latentgraph.graph import SCHEDULER, Float, Int, Output, Settings, Socket, node
 from latentgraph.graph.declare import SIGMAS
 
-from .schedulers import build_scheduler
+from .schedulers import build_scheduler, steps_problem
 from .step_window import tail_of_longer_schedule
 from .values import SchedulerSpec, input_error
 
@@ -33,15 +33,19 @@ def _euler(spec: SchedulerSpec) -> Any:
                                          spec.overrides))  # fmt: skip
 
 
-def model_sigmas(spec: SchedulerSpec, steps: int, denoise: float) -> Any:
+def model_sigmas(ctx, spec: SchedulerSpec, steps: int, denoise: float) -> Any:
     """The last `steps` steps (steps + 1 levels) of a schedule of steps / denoise steps, as
-    diffusers computes it for the model: denoise < 1 starts part-way down (img2img)."""
+    diffusers computes it for the model: denoise < 1 starts part-way down (img2img). A
+    schedule longer than the model's allows is refused on the node's `steps`."""
     import torch
 
     if denoise <= 0.0:
         return torch.zeros(0)
     total, first = tail_of_longer_schedule(steps, denoise)
     sched = _euler(spec)
+    problem = steps_problem(sched, "euler", total)
+    if problem:
+        raise input_error(ctx, "steps", problem)
     sched.set_timesteps(total)
     return sched.sigmas[first:].float().cpu()
 
@@ -74,7 +78,7 @@ def turbo_sigmas(spec: SchedulerSpec, steps: int, denoise: float) -> Any:
 )  # fmt: skip
 def schedule_sigmas(ctx, scheduler: SchedulerSpec, steps: int = 20, denoise: float = 1.0):
     """The noise levels of `steps` steps of the model's schedule, as diffusers computes them."""
-    return model_sigmas(scheduler, steps, denoise)
+    return model_sigmas(ctx, scheduler, steps, denoise)
 
 
 @node(

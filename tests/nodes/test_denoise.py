@@ -238,3 +238,62 @@ def test_a_run_from_pure_noise_returns_latents_the_next_run_cuts_for_img2img(mak
     ctx = make_ctx("UNetDenoise")
     denoise.unet_denoise(ctx, unet, sp, cond, cond, first, 4, 7.5, 0.5, 0)
     assert [done for done, _ in ctx.rec.progress] == [1, 2] and ctx.rec.warnings == []
+
+
+def drive(sched, steps: int) -> None:
+    """Every step of a `steps` schedule, with a random model output (no UNet: fast)."""
+    import torch
+
+    torch.manual_seed(0)
+    sched.set_timesteps(steps)
+    x = torch.randn(1, 4, 1, 1) * sched.init_noise_sigma
+    for t in sched.timesteps:
+        x = sched.step(torch.randn_like(x), t, sched.scale_model_input(x, t), return_dict=False)[0]
+    assert torch.isfinite(x).all()
+
+
+# the tiny model's config is SD's DDIM one, 'leading' spacing as SDXL's. At 1000 steps unipc
+# asserted at the last step, ddim and dpm++2m indexed past their tables (after every UNet
+# call), lcm raised diffusers' ValueError; dpm++2m at 999 and linspace 1000 made NaN latents.
+@pytest.mark.parametrize("name", list(schedulers.SCHEDULERS))
+def test_every_scheduler_runs_1000_steps_or_the_most_it_says_it_can(tiny, name):
+    import re
+
+    spec = schedulers.scheduler_select(None, tiny[3], name)
+    problem = schedulers.steps_problem(schedulers.build_scheduler(spec, 0), name, 1000)
+    most = 1000
+    if problem:
+        assert re.match(rf"scheduler '{re.escape(name)}' makes at most \d+ distinct steps from "
+                        "this model's 1000 training timesteps", problem), problem  # fmt: skip
+        most = int(re.search(r"at most (\d+)", problem)[1])
+    assert most == 50 if name in ("lcm", "tcd") else most >= 998  # LCM: 50 distilled steps
+    drive(schedulers.build_scheduler(spec, 0), most)
+
+
+@pytest.mark.parametrize("name", ["ddim", "euler", "unipc"])
+def test_linspace_spacing_runs_as_many_steps_as_training_timesteps(tiny, make_ctx, name):
+    spec = schedulers.scheduler_select(make_ctx("SchedulerSelect"), tiny[3], name,
+                                       timestep_spacing="linspace")  # fmt: skip
+    most = 999 if name == "unipc" else 1000  # multistep solvers: one fewer rounded timestep
+    assert schedulers.steps_problem(schedulers.build_scheduler(spec, 0), name, most) is None
+    drive(schedulers.build_scheduler(spec, 0), most)
+    if name == "euler":  # interpolated levels: as many as the declared maximum
+        assert schedulers.steps_problem(schedulers.build_scheduler(spec, 0), name, 10000) is None
+
+
+def test_steps_over_the_schedulers_most_are_refused_before_any_step(make_ctx, tiny, monkeypatch):
+    from latentgraph.nodes.values import NodeInputError
+
+    unet, clip, v, spec = tiny
+    cond = text.text_encode(make_ctx("TextEncode"), clip, "x")
+    noise = latents.latent_noise(make_ctx("LatentNoise"), 8, 8, 1, 0, vae=v)
+    sp = schedulers.scheduler_select(make_ctx("SchedulerSelect"), spec, "dpm++2m")
+    calls = []
+    monkeypatch.setattr(denoise.Guidance, "predict", lambda *a: calls.append(a))
+    with pytest.raises(NodeInputError) as err:
+        denoise.unet_denoise(make_ctx("UNetDenoise"), unet, sp, cond, cond, noise, 1000)
+    assert err.value.input_name == "steps" and not calls
+    assert (
+        "scheduler 'dpm++2m' makes at most 998 distinct steps from this model's 1000 "
+        "training timesteps with 'leading' timestep spacing; got 1000"
+    ) in str(err.value)
