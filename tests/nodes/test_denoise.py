@@ -297,3 +297,15 @@ def test_steps_over_the_schedulers_most_are_refused_before_any_step(make_ctx, ti
         "scheduler 'dpm++2m' makes at most 998 distinct steps from this model's 1000 "
         "training timesteps with 'leading' timestep spacing; got 1000"
     ) in str(err.value)
+
+
+def test_dpm_1s_says_nothing_about_lower_order_final(tiny, monkeypatch):
+    """diffusers warned "Changing scheduler {self.config} to have `lower_order_final` set to
+    True" (a literal {self.config}) on every dpm++1s run: the option is set to that already."""
+    from diffusers.schedulers import scheduling_dpmsolver_singlestep as single
+
+    said = []
+    monkeypatch.setattr(single.logger, "warning", lambda *a, **k: said.append(a))
+    spec = schedulers.scheduler_select(None, tiny[3], "dpm++1s")
+    drive(schedulers.build_scheduler(spec, 0), 4)
+    assert not said
