@@ -192,6 +192,23 @@ class NodeType:
     def output_index(self, name: str) -> int | None:
         return self._output_index.get(name)
 
+    def largest_allowed(self, decl: Input, settings: Settings) -> float | None:
+        """The largest value of `decl` that `limit_problems` lets through under `settings`: its
+        declared maximum, or less when it declares a run limit (what /object_info advertises,
+        so the editor offers no value the server refuses). Inputs sharing a limit are bounded
+        by their product: one of them can reach the limit over the product of the others'
+        minimums (width 16384 with height 16 is within 4096x4096 pixels). Rounded down to the
+        input's step."""
+        if decl.limit is None:
+            return decl.max
+        others = [self.input(n) for n in self.limits[decl.limit] if n != decl.name]
+        if any(o is None or o.min is None or o.min <= 0 for o in others):
+            return decl.max  # a zero in the product: the limit does not bound this input
+        bound = settings.limit(decl.limit) // math.prod(math.ceil(o.min) for o in others)
+        step = int(decl.step) if decl.step and float(decl.step).is_integer() else 1
+        bound -= bound % step
+        return bound if decl.max is None else min(decl.max, bound)
+
     def limit_problems(self, values: dict[str, Any], settings: Settings) -> list[tuple[str, str]]:
         """(input name, message) for each declared limit that `values` exceed under
         `settings`. A limit is checked only when all its inputs are given as ints."""

@@ -35,25 +35,6 @@ def _finite(value: float | None, sign: int) -> float | int | None:
     return value
 
 
-def _limited_max(node_type: NodeType, decl: Input, settings: Settings | None) -> float | None:
-    """The largest value of `decl` that `settings` let a run take: the declared maximum, or
-    less when the input declares a run limit (`Input.limit`, enforced at validation by
-    `NodeType.limit_problems`), so the editor offers no value the server refuses. Inputs
-    sharing a limit are bounded by their product: one of them can reach the limit over the
-    product of the others' minimums (width 16384 with height 16 is within 4096x4096 pixels).
-    Rounded down to the input's step. Without `settings` (`latentgraph nodes --json`), the
-    declared maximum."""
-    if decl.limit is None or settings is None:
-        return decl.max
-    others = [node_type.input(n) for n in node_type.limits[decl.limit] if n != decl.name]
-    if any(o is None or o.min is None or o.min <= 0 for o in others):
-        return decl.max  # a zero in the product: the limit does not bound this input
-    bound = settings.limit(decl.limit) // math.prod(math.ceil(o.min) for o in others)
-    step = int(decl.step) if decl.step and float(decl.step).is_integer() else 1
-    bound -= bound % step
-    return bound if decl.max is None else min(decl.max, bound)
-
-
 def _input_entry(decl: Input, settings: Settings | None, node_type: NodeType) -> list[Any]:
     options: dict[str, Any] = {}
     has_default = decl.default is not REQUIRED and decl.default is not None
@@ -78,7 +59,7 @@ def _input_entry(decl: Input, settings: Settings | None, node_type: NodeType) ->
             options["tooltip"] = decl.description
         return [choices, options]
     if decl.type in (INT, FLOAT):
-        highest = _limited_max(node_type, decl, settings)
+        highest = decl.max if settings is None else node_type.largest_allowed(decl, settings)
         for key, value, sign in (("min", decl.min, -1), ("max", highest, 1)):
             bound = _finite(value, sign)
             if bound is not None:
