@@ -1,7 +1,8 @@
 """Checking a POST /prompt body and shaping refusals the way ComfyUI's editor reads them.
 
-The engine's validator already speaks ComfyUI's error type names; this module only groups its
-problems per node (`node_errors`, which the editor outlines in red) and picks the top-level
+The engine's validator mostly speaks ComfyUI's error type names; this module groups its
+problems per node (`node_errors`, which the editor outlines in red), gives each the ComfyUI
+type the editor knows (`COMFY_ERROR_TYPES`, our code kept beside it) and picks the top-level
 error type.
 """
 
@@ -18,6 +19,46 @@ from latentgraph.graph.problems import Problem, WorkflowError
 _PROMPT_LEVEL = {"invalid_prompt", "unknown_node_type", "syntax", "cycle", "duplicate_node"}
 # Problems we do not refuse: ComfyUI ignores extra inputs (one client sends `seed_control`).
 _IGNORED = {"unknown_input", "unused_node"}
+
+# Each of our problem codes (graph/problems.py, and value_too_long here) as the ComfyUI error
+# type a `node_errors` entry carries: ComfyUI's editor shows any type its catalog lacks as "an
+# unrecognized validation error", the message only in a tooltip. Our code stays in the
+# entry's extra_info as `latentgraph_type`. Chosen one by one (ComfyUI's execution.py
+# validate_inputs says what each of its types means):
+COMFY_ERROR_TYPES = {
+    # ComfyUI's own checks, the same meaning
+    "required_input_missing": "required_input_missing",
+    "bad_linked_input": "bad_linked_input",
+    "return_type_mismatch": "return_type_mismatch",
+    "invalid_input_type": "invalid_input_type",
+    "value_smaller_than_min": "value_smaller_than_min",
+    "value_bigger_than_max": "value_bigger_than_max",
+    "value_not_in_list": "value_not_in_list",
+    # a node's own check refusing a value: ComfyUI's VALIDATE_INPUTS failing
+    "invalid_value": "custom_validation_failed",
+    # the server's limits (--max-steps, --max-string-chars, ...): the editor shows a
+    # custom_validation_failed's details, our message naming the flag; value_bigger_than_max
+    # would show only "a value above the maximum"
+    "limit_exceeded": "custom_validation_failed",
+    "value_too_long": "custom_validation_failed",
+    "unknown_param": "custom_validation_failed",
+    "unknown_input": "custom_validation_failed",  # never sent: _IGNORED, as ComfyUI does
+    "unused_node": "custom_validation_failed",  # a warning, never sent
+    "cycle": "dependency_cycle",
+    # a node that cannot be checked at all; the prompt's own error is ComfyUI's
+    # missing_node_type for an unknown type (the editor then lists the missing nodes)
+    "unknown_node_type": "exception_during_validation",
+    "invalid_prompt": "exception_during_validation",
+    "syntax": "exception_during_validation",
+    "duplicate_node": "exception_during_validation",
+    "prompt_no_outputs": "exception_during_validation",
+}
+
+
+def comfy_error(code: str, message: str, details: str, info: dict[str, Any]) -> dict[str, Any]:
+    """One `node_errors` error: ComfyUI's type for our `code`, which extra_info keeps."""
+    return {"type": COMFY_ERROR_TYPES[code], "message": message, "details": details,
+            "extra_info": {**info, "latentgraph_type": code}}  # fmt: skip
 
 
 class PromptRejected(Exception):
@@ -126,8 +167,7 @@ def node_errors(
         if p.input_name is not None:
             info["input_name"] = p.input_name
             info["received_value"] = _received_value(p, prompt)
-        entry["errors"].append({"type": p.code, "message": p.message,
-                                "details": str(p), "extra_info": info})  # fmt: skip
+        entry["errors"].append(comfy_error(p.code, p.message, str(p), info))
     return result
 
 
@@ -224,10 +264,9 @@ def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
         raise PromptRejected(error_body(
             "prompt_outputs_failed_validation", "Prompt outputs failed validation",
             f"node {node} ({class_type}): {message}", node_errors={node: {
-                "class_type": class_type, "dependent_outputs": needing, "errors": [{
-                    "type": "value_too_long", "message": message,
-                    "details": f"node {node}: {message}",
-                    "extra_info": {"input_name": name} if name else {}}]}}))  # fmt: skip
+                "class_type": class_type, "dependent_outputs": needing, "errors": [comfy_error(
+                    "value_too_long", message, f"node {node}: {message}",
+                    {"input_name": name} if name else {})]}}))  # fmt: skip
 
 
 def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[CheckedPrompt, Any]:
@@ -281,11 +320,14 @@ def _refuse_unknown_types(prompt: dict[str, Any], registry) -> None:
 
     deps = _dependent_outputs(prompt, _output_ids(prompt, registry))
     first, names, known = next(iter(unknown)), sorted(set(unknown.values())), registry.names()
+    messages = {t: unknown_type_message("comfy", t, known) for t in names}
+    meta = prompt[first].get("_meta")
+    title = meta.get("title") if isinstance(meta, dict) else None
     raise PromptRejected(error_body(
-        "invalid_prompt",
+        "missing_node_type",
         f"Cannot execute because node {', '.join(names)} does not exist.",
         f"Node ID '#{first}'", node_errors={nid: {
-            "class_type": t, "dependent_outputs": deps.get(nid, []), "errors": [{
-                "type": "unknown_node_type", "message": unknown_type_message("comfy", t, known),
-                "details": f"Node ID '#{nid}'", "extra_info": {}}]}
-            for nid, t in unknown.items()}))  # fmt: skip
+            "class_type": t, "dependent_outputs": deps.get(nid, []), "errors": [comfy_error(
+                "unknown_node_type", messages[t], f"Node ID '#{nid}': {messages[t]}", {})]}
+            for nid, t in unknown.items()},
+        node_id=first, class_type=unknown[first], node_title=title if isinstance(title, str) else unknown[first]))  # fmt: skip

@@ -69,7 +69,7 @@ def test_an_error_stops_every_output_that_needs_it_and_none_left_is_a_400(t2i, r
 def test_an_unknown_class_type_refuses_the_prompt_even_unconnected(t2i, registry):
     t2i["31"] = {"class_type": "NoSuchNode", "inputs": {}}
     body = refusal(t2i, registry)
-    assert body["error"]["type"] == "invalid_prompt"
+    assert body["error"]["type"] == "missing_node_type"
     assert body["node_errors"]["31"]["dependent_outputs"] == []
 
 
@@ -80,7 +80,8 @@ def test_an_unknown_class_type_is_worded_as_latentgraph_validate_words_it(t2i, r
     [error] = refusal(t2i, registry)["node_errors"]["31"]["errors"]
     graph = load_text(json.dumps(t2i), "api.json", registry=registry).graph
     [problem] = [p for p in validate(graph, registry) if p.code == "unknown_node_type"]
-    assert error["type"] == "unknown_node_type" and error["message"] == problem.message
+    assert error["extra_info"]["latentgraph_type"] == "unknown_node_type"
+    assert error["message"] == problem.message
     assert error["message"] == (
         "unknown node type 'SaveImageWebsocket': a ComfyUI node latentgraph does not have yet "
         "(docs/comfy-compat.md lists the ones it has)"
@@ -93,7 +94,7 @@ def test_an_unknown_class_type_is_worded_as_latentgraph_validate_words_it(t2i, r
 def test_an_unknown_class_types_dependent_outputs_are_named(t2i, registry):
     t2i["8"]["class_type"] = "VAEDecodeTiledFancy"
     body = refusal(t2i, registry)
-    assert body["error"]["type"] == "invalid_prompt"
+    assert body["error"]["type"] == "missing_node_type"
     assert body["node_errors"]["8"]["dependent_outputs"] == ["9"]
 
 
@@ -112,7 +113,8 @@ def test_a_literal_for_a_link_input_gets_comfyuis_link_form(t2i, registry, node,
     [error] = refusal(t2i, registry)["node_errors"][node]["errors"]
     assert error["type"] == "bad_linked_input" and error["message"].endswith(advice)
     assert "node.output" not in error["message"]
-    assert error["extra_info"] == {"input_name": name, "received_value": sent}
+    assert error["extra_info"] == {"input_name": name, "received_value": sent,
+                                   "latentgraph_type": "bad_linked_input"}  # fmt: skip
 
 
 # --- literals converted as ComfyUI converts them ------------------------------------------
@@ -154,7 +156,8 @@ def test_a_float_that_converts_to_no_number_is_reported_as_the_client_sent_it(t2
     body = refusal(t2i, registry)
     [error] = body["node_errors"]["3"]["errors"]
     assert error["type"] == "invalid_input_type"
-    assert error["extra_info"] == {"input_name": "cfg", "received_value": sent}
+    assert error["extra_info"] == {"input_name": "cfg", "received_value": sent,
+                                   "latentgraph_type": "invalid_input_type"}  # fmt: skip
     json.dumps(body, allow_nan=False)  # what Starlette's JSONResponse does
 
 

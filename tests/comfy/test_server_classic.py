@@ -108,11 +108,13 @@ def test_unknown_node_types_are_refused_naming_them(real_server, classic_api):
     r = real_server.post_prompt(classic_api)
     assert r.status_code == 400
     body = r.json()
-    assert body["error"]["type"] == "invalid_prompt"
+    assert body["error"]["type"] == "missing_node_type"
     assert "UltimateSDUpscale" in body["error"]["message"]
     assert "CheckpointLoaderGGUF" in body["error"]["message"]
     assert body["node_errors"]["9"]["class_type"] == "UltimateSDUpscale"
-    assert body["node_errors"]["4"]["errors"][0]["type"] == "unknown_node_type"
+    [error] = body["node_errors"]["4"]["errors"]
+    assert error["type"] == "exception_during_validation"
+    assert error["extra_info"]["latentgraph_type"] == "unknown_node_type"
 
 
 def test_our_endpoint_takes_an_editor_workflow_and_keeps_it_for_the_png(real_server,

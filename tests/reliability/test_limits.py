@@ -44,7 +44,9 @@ def test_long_string_refused_naming_node_and_input(limited, monkeypatch):
     [(node, entry)] = body["node_errors"].items()
     assert node == "9" and entry["class_type"] == "Show"
     error = entry["errors"][0]
-    assert error["type"] == "value_too_long" and error["extra_info"]["input_name"] == "prefix"
+    assert error["type"] == "custom_validation_failed"  # ComfyUI's type; ours kept beside it
+    assert error["extra_info"]["input_name"] == "prefix"
+    assert error["extra_info"]["latentgraph_type"] == "value_too_long"
     assert "101 characters" in error["message"] and "limit is 100" in error["message"]
     assert checked == []  # refused before the prompt is converted or validated
     assert limited.post("/prompt", json={"prompt": chain(1, prefix="p" * 100)}).status_code == 200

@@ -39,8 +39,10 @@ def test_malformed_and_missing_prompt(server):
 
 def test_unknown_class(server):
     r = server.post_prompt({"1": {"class_type": "NoSuchNode", "inputs": {}}})
-    body = assert_json_error(r, 400, "invalid_prompt")
+    body = assert_json_error(r, 400, "missing_node_type")  # ComfyUI's type, the editor's too
     assert "NoSuchNode" in body["error"]["message"]
+    assert body["error"]["extra_info"] == {"node_id": "1", "class_type": "NoSuchNode",
+                                           "node_title": "NoSuchNode"}  # fmt: skip
 
 
 def test_no_outputs(server):
@@ -75,12 +77,13 @@ def test_a_float_converting_to_nan_or_infinity_is_a_400_with_the_value_sent(serv
     body = assert_json_error(server.post_prompt(prompt), 400, "prompt_outputs_failed_validation")
     [err] = body["node_errors"]["3"]["errors"]
     assert err["type"] == "invalid_input_type"
-    assert err["extra_info"] == {"input_name": "delay", "received_value": sent}
+    assert err["extra_info"] == {"input_name": "delay", "received_value": sent,
+                                 "latentgraph_type": "invalid_input_type"}  # fmt: skip
 
 
 def test_an_unknown_class_is_worded_as_latentgraph_validate_words_it(server):
     r = server.post_prompt({**chain(1), "5": {"class_type": "SaveImageWebsocket", "inputs": {}}})
-    body = assert_json_error(r, 400, "invalid_prompt")
+    body = assert_json_error(r, 400, "missing_node_type")
     [err] = body["node_errors"]["5"]["errors"]
     assert err["message"].startswith("unknown node type 'SaveImageWebsocket': a ComfyUI node "
                                      "latentgraph does not have yet")  # fmt: skip

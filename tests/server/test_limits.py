@@ -145,7 +145,8 @@ def test_string_at_the_limit_is_queued_and_one_character_more_refused(limited):
     over = limited.post_prompt(chain(4, prefix="p" * (CHARS + 1)))
     assert over.status_code == 400
     [error] = over.json()["node_errors"]["9"]["errors"]
-    assert error["type"] == "value_too_long" and "'prefix'" in error["message"]
+    assert error["type"] == "custom_validation_failed" and "'prefix'" in error["message"]
+    assert error["extra_info"]["latentgraph_type"] == "value_too_long"
     assert over.json()["node_errors"]["9"]["dependent_outputs"] == ["9"]  # as other errors do
 
 

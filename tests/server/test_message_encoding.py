@@ -112,7 +112,8 @@ def test_a_long_string_anywhere_in_a_node_is_refused_naming_where(spec, where):
     with pytest.raises(PromptRejected) as caught:
         check_string_lengths(prompt, 10)
     [error] = caught.value.body["node_errors"]["2"]["errors"]
-    assert error["type"] == "value_too_long" and where in error["message"]
+    assert error["type"] == "custom_validation_failed" and where in error["message"]
+    assert error["extra_info"]["latentgraph_type"] == "value_too_long"
 
 
 def test_a_long_node_id_is_refused():

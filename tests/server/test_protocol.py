@@ -176,7 +176,7 @@ def test_queue_prompt_over_the_websocket(server, ws):
     while True:
         msg = client.recv()
         if msg["type"] == "prompt_error":
-            assert msg["data"]["error"]["type"] == "invalid_prompt"
+            assert msg["data"]["error"]["type"] == "missing_node_type"
             break
 
 
