@@ -201,8 +201,8 @@ async def view_metadata(request: Request) -> JSONResponse:
 
 class RecentLogs(logging.Handler):
     """The last `keep` log records (each cut to `max_chars`) as ComfyUI's log entries
-    ({"t": ISO time, "m": the line}): what the Logs panel shows when it opens. The app puts one
-    on the root logger while it runs (app.py)."""
+    ({"t": ISO time, "m": the line}): what the Logs panel shows when it opens. The app attaches
+    one while it runs (app.py), where the server's lines are printed (`attach`)."""
 
     def __init__(self, keep: int = 300, max_chars: int = 4000) -> None:
         super().__init__()
@@ -210,6 +210,7 @@ class RecentLogs(logging.Handler):
         self._entries: deque[dict[str, str]] = deque(maxlen=keep)
         self._max_chars = max_chars
         self._guard = threading.Lock()
+        self._attached: list[logging.Logger] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -223,6 +224,22 @@ class RecentLogs(logging.Handler):
     def entries(self) -> list[dict[str, str]]:
         with self._guard:
             return list(self._entries)
+
+    def attach(self) -> None:
+        """Keep what the server prints: the root logger's records (latentgraph's, at the
+        levels the console shows) and those of each logger printing with its own handlers
+        instead of passing them to the root, as uvicorn's do (its start-up and request
+        lines), so configure uvicorn first."""
+        own = [v for v in logging.root.manager.loggerDict.values()
+               if isinstance(v, logging.Logger) and not v.propagate and v.handlers]  # fmt: skip
+        self._attached = [logging.getLogger(), *own]
+        for logger in self._attached:
+            logger.addHandler(self)
+
+    def detach(self) -> None:
+        for logger in self._attached:
+            logger.removeHandler(self)
+        self._attached = []
 
 
 async def logs_raw(request: Request) -> JSONResponse:

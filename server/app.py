@@ -111,7 +111,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        logging.getLogger().addHandler(logs)
+        logs.attach()  # uvicorn has configured its loggers by now
         hub.bind(asyncio.get_running_loop())
         state.on_start()
         freeze_start_up_objects()
@@ -121,7 +121,7 @@ def create_app(
         finally:
             await asyncio.get_running_loop().run_in_executor(None, worker.stop)
             store.close()
-            logging.getLogger().removeHandler(logs)
+            logs.detach()
 
     api = _api_routes()
     routes: list[BaseRoute] = [

@@ -404,6 +404,8 @@ class Dispatcher:
             translator.finish(RunFinished(record.id, status=status))
         if status == "failed" and error is None and translator.failure is not None:
             error = translator.failure.message
+        if status == "failed":
+            _log_failure(record.id, translator.history, error)
         try:
             recorded = self.store.finish(record.id, _STATUS.get(status, st.ERROR),
                                          ui=ui or translator.ui, messages=translator.history,
@@ -517,6 +519,16 @@ class Dispatcher:
             meta = {"node_id": node_id, "prompt_id": record.id, "display_node_id": node_id,
                     "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
         self.hub.send_bytes(record.client_id, preview_frame(jpeg, metadata=meta))
+
+
+def _log_failure(prompt_id: str, history: list[list[Any]], error: str | None) -> None:
+    """A failed run's line in the server's log (the editor's Logs panel): the node that
+    failed, from the run's `execution_error`, and why."""
+    data = next((d for t, d in reversed(history) if t == "execution_error"), {})
+    node, node_type = data.get("node_id"), data.get("node_type")
+    where = f" at node {node} ({node_type})" if node is not None else ""
+    why = error or data.get("exception_message") or "no reason given"
+    log.error("prompt %s failed%s: %s", prompt_id, where, why)
 
 
 def _redispatches(pool: WorkerPool, began: bool) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,12 +62,21 @@ def comfy_error(code: str, message: str, details: str, info: dict[str, Any]) -> 
             "extra_info": {**info, "latentgraph_type": code}}  # fmt: skip
 
 
+log = logging.getLogger("latentgraph.server")
+
+
 class PromptRejected(Exception):
-    """A prompt that cannot be queued; `body` is the 400 response in the protocol's shape."""
+    """A prompt that cannot be queued; `body` is the 400 response in the protocol's shape.
+    Each refusal leaves a line in the server's log (and so in the editor's Logs panel), as
+    ComfyUI's "invalid prompt" does."""
 
     def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(body["error"]["message"])
+        error = body["error"]
+        super().__init__(error["message"])
         self.body = body
+        why = error.get("details") if error["type"] == "prompt_outputs_failed_validation" else ""
+        log.warning("prompt refused (%s): %s%s", error["type"], error["message"],
+                    f": {why}" if why else "")  # fmt: skip
 
 
 @dataclass

@@ -4,6 +4,7 @@ lines as ComfyUI's entries, PATCH /internal/logs/subscribe is accepted (no strea
 from __future__ import annotations
 
 import logging
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -83,3 +84,32 @@ def test_the_running_server_keeps_its_log_lines(server):
         ]
     r = server.http.patch("/api/internal/logs/subscribe", json={"clientId": "c", "enabled": True})
     assert r.status_code == 200
+
+
+def test_the_panel_holds_the_requests_a_refused_prompt_and_a_failed_run(server):
+    """What the server prints reaches the panel: uvicorn's request lines (its loggers do not
+    pass them to the root logger), a refused prompt and a failed run."""
+    from .conftest import chain
+
+    access = logging.getLogger("uvicorn.access")
+    level = access.level
+    access.setLevel(logging.INFO)  # as `latentgraph serve` prints them (these tests: warnings)
+    try:
+        server.http.get("/system_stats")
+    finally:
+        access.setLevel(level)
+    refused = server.post_prompt({"1": {"class_type": "NoSuchNode", "inputs": {}}})
+    assert refused.status_code == 400
+    failed = server.post_prompt(chain(1, fail=True)).json()["prompt_id"]
+    deadline = time.monotonic() + 30
+    while failed not in server.http.get(f"/history/{failed}").json():
+        assert time.monotonic() < deadline, "the failing prompt did not end"
+        time.sleep(0.05)
+    lines = [e["m"] for e in server.http.get("/internal/logs/raw").json()["entries"]]
+    assert any(m.startswith("INFO uvicorn.access: 127.0.0.1:") and '"GET /system_stats HTTP/1.1" 200'
+               in m for m in lines), lines  # fmt: skip
+    assert ("WARNING latentgraph.server: prompt refused (missing_node_type): Cannot execute "
+            "because node NoSuchNode does not exist.\n") in lines  # fmt: skip
+    [line] = [m for m in lines if m.startswith(f"ERROR latentgraph.server: prompt {failed} ")]
+    assert line.startswith(f"ERROR latentgraph.server: prompt {failed} failed at node 4 (Fail): ")
+    assert "toy failure" in line
