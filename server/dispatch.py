@@ -34,7 +34,14 @@ from latentgraph.graph.events import RunFinished, RunStatus
 
 from . import store as st
 from .hub import Hub
-from .messages import PromptText, PromptTypes, RunTranslator, encode_message, preview_frame
+from .messages import (
+    NODE_WARNING,
+    PromptText,
+    PromptTypes,
+    RunTranslator,
+    encode_message,
+    preview_frame,
+)
 from .workers import (
     Device,
     Died,
@@ -327,10 +334,15 @@ class Dispatcher:
             self._on_death(worker_id, message.reason)
 
     def _relay(self, run: _Running, batch: RunMessages) -> None:
-        """Forward a worker's encoded messages to the prompt's client, previews framed for it."""
+        """Forward a worker's encoded messages to the prompt's client, previews framed for it;
+        log the nodes' warnings, which are no message (`messages.NODE_WARNING`)."""
         run.began = True
         if batch.node is not None:
             run.node = batch.node
+        for type_, data in batch.history:
+            if type_ == NODE_WARNING:
+                log.warning("prompt %s: warning %s (%s): %s", run.record.id, data["node_id"],
+                            data["node_type"], data["message"])  # fmt: skip
         run.translator.relayed(batch.history, batch.executed)
         self._to_client(run.record.id, functools.partial(self._forward, run.record, batch))
 

@@ -26,6 +26,9 @@ from latentgraph.graph.events import now_ms
 # The messages that end a run, and with the start and cache report, those history keeps.
 TERMINAL_TYPES = frozenset({"execution_success", "execution_error", "execution_interrupted"})
 HISTORY_TYPES = TERMINAL_TYPES | {"execution_start", "execution_cached"}
+# A node's warning (the CLI prints it): no websocket message, as ComfyUI has none (its nodes
+# print such things to its console). Kept in history's status messages; the server logs it.
+NODE_WARNING = "node_warning"
 
 PREVIEW_IMAGE = 1
 PREVIEW_WITH_METADATA = 4
@@ -133,8 +136,11 @@ class RunTranslator:
         parents: Mapping[str, list[str]] | None = None,
         targets: list[str] | None = None,
         schedule: Schedule | None = None,
+        note: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
+        """`note`: where a history entry that is no message goes too (a worker's outbox)."""
         self.prompt_id = prompt_id
+        self._note = note
         self.node_types = node_types  # node id -> class_type, for error messages
         self._send = send
         self._send_preview = send_preview
@@ -235,6 +241,14 @@ class RunTranslator:
             self._send("executed", {"node": node_id, "display_node": node_id,
                                     "output": event.ui, "prompt_id": self.prompt_id})  # fmt: skip
 
+    def _node_warning(self, event: ev.NodeWarning) -> None:
+        data = {"prompt_id": self.prompt_id, "node_id": event.node_id,
+                "node_type": self.node_types.get(event.node_id, ""), "message": event.message,
+                "timestamp": event.timestamp}  # fmt: skip
+        self.history.append([NODE_WARNING, data])
+        if self._note is not None:
+            self._note(NODE_WARNING, data)
+
     def _node_failed(self, event: ev.NodeFailed) -> None:
         if self.failure is None:
             self.failure = event
@@ -301,14 +315,15 @@ def execution_error(prompt_id: str, *, node_id: str | None, node_type: str, exec
             "timestamp": now_ms()}  # fmt: skip
 
 
-# The events a translator turns into messages (NodeWarning: none), each by its method. The
-# per-node ones send through `_send` directly: history keeps none of them.
+# The events a translator turns into messages or history entries, each by its method. The
+# per-node ones send through `_send` directly: history keeps none of them but a warning.
 _HANDLERS: dict[type, Callable[[RunTranslator, Any], None]] = {
     ev.RunStarted: RunTranslator._run_started,
     ev.NodesCached: RunTranslator._nodes_cached,
     ev.NodeStarted: RunTranslator._node_started,
     ev.NodeProgress: RunTranslator._node_progress,
     ev.NodeFinished: RunTranslator._node_finished,
+    ev.NodeWarning: RunTranslator._node_warning,
     ev.NodeFailed: RunTranslator._node_failed,
     ev.RunFinished: RunTranslator.finish,
 }

@@ -232,6 +232,12 @@ class Outbox:
                 messages.insert(len(messages) - 1, item)
                 self._count += 1
 
+    def note(self, prompt_id: str, type_: str, data: dict[str, Any]) -> None:
+        """A history entry of the running prompt that is no websocket message (a node's
+        warning): the server keeps it and logs it."""
+        with self._lock:
+            self._batch(prompt_id).history.append([type_, data])
+
     def executed(self, prompt_id: str, node_id: str) -> None:
         """A node of the running prompt ran (was not served from cache)."""
         with self._lock:
@@ -460,6 +466,7 @@ class JobRunner:
             pid, PromptTypes(prompt), send=functools.partial(outbox.message, pid),
             send_preview=functools.partial(outbox.preview, pid),
             parents=PromptParents(prompt), targets=job.targets, schedule=self.timers.schedule,
+            note=functools.partial(outbox.note, pid),
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         extra = {"prompt": prompt, "workflow": pnginfo.get("workflow"),

@@ -187,3 +187,26 @@ def test_example_workflows_are_the_editors_templates(real_server):
     for bad in ("nope.json", "..%2Fpyproject.json", "txt2img-1.webp"):
         assert http.get(f"/templates/{bad}").status_code == 404
     assert http.get("/api/userdata/comfy.templates.json").json() == []  # before any is saved
+
+
+def test_a_node_warning_is_in_the_server_log_and_the_prompts_history(real_server, classic_api):
+    """ComfyUI has no message for a node's warning: it is logged with the prompt and node
+    (the editor's Logs panel shows it) and kept in the prompt's history status messages."""
+    buf = io.BytesIO()
+    Image.new("RGB", (150, 130), (90, 120, 200)).save(buf, format="PNG")
+    up = real_server.http.post("/upload/image", files={"image": ("odd.png", buf.getvalue())})
+    assert up.status_code == 200, up.text
+    prompt = dict(classic_api)
+    prompt["10"] = {"class_type": "LoadImage", "inputs": {"image": "odd.png"}}
+    prompt["11"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0], "vae": ["4", 2]}}
+    prompt["3"]["inputs"].update(latent_image=["11", 0], denoise=0.5, steps=2)
+    prompt["9"]["inputs"]["filename_prefix"] = "odd"
+    history = run_prompt(real_server, prompt)
+    said = "image is 150x130, not a multiple of the VAE's scale factor 8: cropped to 144x128"
+    [warning] = [d for t, d in history["status"]["messages"] if t == "node_warning"]
+    assert (warning["node_id"], warning["node_type"]) == ("11", "VAEEncode")
+    assert said in warning["message"]
+    pid = warning["prompt_id"]
+    lines = [e["m"] for e in real_server.http.get("/internal/logs/raw").json()["entries"]]
+    assert any(m.startswith(f"WARNING latentgraph.server: prompt {pid}: warning 11 (VAEEncode): ")
+               and said in m for m in lines), lines  # fmt: skip
