@@ -17,6 +17,7 @@ from .files import write_atomic
 from .formats import load_file
 from .model import Graph
 from .problems import Problem, WorkflowError
+from .validate import unknown_type_message
 from .workflow import dump_document, dump_workflow
 
 FORMATS = ("api", "editor", "yaml")
@@ -39,10 +40,9 @@ def _target(dst: str | Path, to: str | None) -> str:
 def _refuse_unknown(graph: Graph, registry: Registry) -> None:
     unknown = sorted({n.type for n in graph if n.type not in registry})
     if unknown:
-        problems = [Problem("unknown_node_type",
-                            f"node type {n.type!r} is not installed, so node {n.id!r} cannot be "
-                            "converted without losing its settings", node_id=n.id,
-                            location=n.location, node_type=n.type)
+        known = registry.names()
+        problems = [Problem("unknown_node_type", unknown_type_message(graph.dialect, n.type, known),
+                            node_id=n.id, location=n.location, node_type=n.type)
                     for n in graph if n.type in unknown]  # fmt: skip
         raise WorkflowError(problems)
 
