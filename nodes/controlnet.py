@@ -257,6 +257,8 @@ PERCENT_INPUTS = [
 
 @node(
     "ApplyControlNet",
+    # ComfyUI's ControlNetApplyAdvanced is "Apply ControlNet": the editor's search tells them apart
+    display_name="Apply ControlNet (latentgraph)",
     category="conditioning",
     inputs=[Socket("positive", CONDITIONING), Socket("negative", CONDITIONING),
             Socket("control_net", CONTROL_NET),

@@ -213,3 +213,18 @@ def test_object_info_advertises_the_largest_value_each_limited_input_may_take(se
         ("EmptyLatentImage", "batch_size", min(4096, batch)),
     } <= seen
     assert node_info(registry["KSampler"])["input"]["required"]["steps"][1]["max"] == 10000
+
+
+def test_no_two_node_types_show_the_same_name_in_the_editor():
+    """The editor's node search lists display names: ours and ComfyUI's ControlNet appliers
+    were both "Apply ControlNet"."""
+    from collections import Counter
+
+    from latentgraph.graph.object_info import object_info
+    from latentgraph.wiring import node_registry
+
+    info = object_info(node_registry())
+    shown = Counter(entry["display_name"] for entry in info.values())
+    assert [name for name, count in shown.items() if count > 1] == []
+    assert info["ApplyControlNet"]["display_name"] == "Apply ControlNet (latentgraph)"
+    assert info["ControlNetApplyAdvanced"]["display_name"] == "Apply ControlNet"
