@@ -517,20 +517,29 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     return _managed(ctx, key, load, device, size, source), key
 
 
-def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, str]]:
-    """Validation-time refusals for a `source` literal, before any model work: pickle files
-    and unknown built-ins (whether files exist is checked when the node runs)."""
+def check_source(literals: dict, settings: Settings | None,
+                 folders: tuple[str, ...] = MODEL_FOLDERS) -> list[tuple[str | None, str]]:  # fmt: skip
+    """Validation-time refusals for a `source` literal, before any model work: what
+    `find_source` (the lookup the node runs) refuses, in the loader's models `folders`: an
+    empty source, pickle files, unknown built-ins, a file or folder that is not there.
+    Built-ins and hub ids pass (offline, a hub id fails when the node runs, saying why)."""
     source = literals.get("source")
     if not isinstance(source, str):
         return []
-    text = source.strip()
-    if not text:
-        return [("source", EMPTY_SOURCE)]
-    if is_pickled(text):
-        return [("source", _pickle_refusal(text))]
-    if text.startswith("builtin:") and text not in BUILTINS:
-        return [("source", _unknown_builtin(text))]
+    try:
+        find_source(source, getattr(settings, "models_dirs", None), folders)
+    except ValueError as exc:
+        return [("source", str(exc))]
     return []
+
+
+def source_check(folders: tuple[str, ...]) -> Any:
+    """The check hook of a loader whose `source` names are looked up in `folders`."""
+
+    def check(literals: dict, settings: Settings) -> list[tuple[str | None, str]]:
+        return check_source(literals, settings, folders)
+
+    return check
 
 
 @node(
@@ -569,7 +578,7 @@ def check_source(literals: dict, settings: Settings) -> list[tuple[str | None, s
         Output("scheduler", SCHEDULER, description="the model's own scheduler config"),
     ],
     identity=identity_in(MODEL_FOLDERS),
-    check=check_source,
+    check=source_check(MODEL_FOLDERS),
 )
 def load_model(ctx, source: str, config: str = "auto", prediction: str = "auto"):
     """Load a Stable Diffusion model (once per process; shared by every node that uses it)."""
@@ -738,7 +747,7 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
     ],
     outputs=[Output("vae", VAE)],
     identity=identity_in(VAE_FOLDERS),
-    check=check_source,
+    check=source_check(VAE_FOLDERS),
 )  # fmt: skip
 def load_vae(ctx, source: str, config: str = "auto"):
     """Load a VAE on its own, to swap it into a model (e.g. a better-trained decoder)."""
@@ -882,7 +891,7 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     ],
     outputs=[Output("clip", CLIP)],
     identity=identity_in(TEXT_ENCODER_FOLDERS),
-    check=check_source,
+    check=source_check(TEXT_ENCODER_FOLDERS),
 )  # fmt: skip
 def load_text_encoder(ctx, source: str, config: str = "auto"):
     """Load a CLIP tokenizer + text encoder on their own (an SDXL model's: both pairs)."""

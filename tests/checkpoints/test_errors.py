@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,82 @@ def test_empty_source_and_addon_files_given_to_load_model_say_what_they_are(tmp_
         with pytest.raises(NodeInputError, match=r"input 'source': .*not a full Stable Diffusion "
                            rf"checkpoint: no UNet weights .*; it looks like {says}"):  # fmt: skip
             loaders.load_model(context("LoadModel"), str(tmp_path / name))
+
+
+WORKFLOWS = Path(__file__).parents[2] / "workflows"
+
+
+def test_validate_refuses_a_missing_model_file_as_the_run_does(tiny_file, tmp_path, monkeypatch,
+                                                              capsys):  # fmt: skip
+    """`latentgraph validate` said ok for a LoadModel source that is no file, and the run then
+    refused it; now validation refuses it with the run's message (one lookup, find_source).
+    Built-ins, hub ids and existing files (by path, or by name in checkpoints/) pass."""
+    from latentgraph.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    root = str(tiny_file.parents[1])
+
+    def validate(source: str) -> tuple[int, str]:
+        code = main(["validate", str(WORKFLOWS / "txt2img.yaml"), "--set", f"model={source}",
+                     "--models-dir", root])  # fmt: skip
+        return code, capsys.readouterr().err
+
+    code, err = validate("/nope/model.safetensors")
+    assert code == 2
+    assert "node 'model' input 'source': model file not found: '/nope/model.safetensors' " \
+        "(looked at: /nope/model.safetensors" in err  # fmt: skip
+    with pytest.raises(NodeInputError) as ran:
+        loaders.load_model(context("LoadModel", "model", models_dirs=[root]),
+                           "/nope/model.safetensors")  # fmt: skip
+    assert str(ran.value).split("input 'source': ")[1] in err  # the run's words
+    code, err = validate("nope.safetensors")
+    assert code == 2
+    assert "input 'source': model file not found: 'nope.safetensors' (looked at: " \
+        f"nope.safetensors, {root}/nope.safetensors; for a name in {root}/checkpoints" in err  # fmt: skip
+    for fine in ("builtin:tiny-sd", "org/some-model", str(tiny_file), tiny_file.name):
+        assert validate(fine) == (0, ""), fine
+
+
+def test_each_loader_checks_its_source_in_its_own_models_folders(tiny_file, tmp_path):
+    """LoadVAE looks in vae/, LoadTextEncoder in text_encoders/ (as they do when running); a
+    diffusers model folder passes, a folder that is none is refused."""
+    import shutil
+
+    from latentgraph.graph import Settings, default_registry
+
+    root = tmp_path / "models"
+    (root / "vae").mkdir(parents=True)
+    shutil.copy(tiny_file, root / "vae" / "vae-only.safetensors")
+    settings = Settings(models_dirs=[root])
+
+    def problems(node_type: str, source: str) -> list:
+        return default_registry.get(node_type).check({"source": source}, settings)
+
+    assert problems("LoadVAE", "vae-only.safetensors") == []
+    [(name, message)] = problems("LoadModel", "vae-only.safetensors")
+    assert name == "source" and message.startswith("model file not found: 'vae-only.safetensors'")
+    [(_, message)] = problems("LoadTextEncoder", "vae-only.safetensors")
+    assert message.startswith("model file not found: 'vae-only.safetensors'")
+    assert problems("LoadTextEncoder", str(tiny_file.parents[2])) != []  # a folder, not a model's
+    from latentgraph.nodes.tiny_model import ensure_tiny_sd
+
+    assert problems("LoadVAE", str(ensure_tiny_sd())) == []
+
+
+def test_post_prompt_refuses_a_missing_model_file_with_a_400_naming_the_input():
+    """The server checks a prompt with the same validation (server/prompts.py check_prompt):
+    POST /prompt's 400 names the node and input, as `latentgraph validate` does."""
+    from latentgraph.graph import Settings
+    from latentgraph.server.prompts import PromptRejected, check_prompt
+    from latentgraph.wiring import node_registry
+
+    prompt = {"m": {"class_type": "LoadModel", "inputs": {"source": "/nope/model.safetensors"}},
+              "p": {"class_type": "PreviewAny", "inputs": {"source": ["m", 0]}}}  # fmt: skip
+    with pytest.raises(PromptRejected) as caught:
+        check_prompt(prompt, node_registry(), Settings())
+    assert caught.value.body["error"]["type"] == "prompt_outputs_failed_validation"
+    [error] = caught.value.body["node_errors"]["m"]["errors"]
+    assert error["extra_info"]["input_name"] == "source"
+    assert error["message"].startswith("model file not found: '/nope/model.safetensors'")
+    prompt["m"]["inputs"]["source"] = "builtin:tiny-sd"
+    assert check_prompt(prompt, node_registry(), Settings())[0].node_errors == {}
