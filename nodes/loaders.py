@@ -293,40 +293,62 @@ def unet_preset(width: int, context: int | None) -> str | None:
     return _ARCHITECTURES.get((width, context))
 
 
-def _what_else(shapes: dict[str, list[int]]) -> str:
+# the node loading each kind of file: latentgraph's, and ComfyUI's (None: it has none here)
+LOADERS = {"lora": ("LoadLoRA", "LoraLoader"), "control": ("LoadControlNet", "ControlNetLoader"),
+           "text_encoder": ("LoadTextEncoder", None), "vae": ("LoadVAE", "VAELoader")}  # fmt: skip
+
+
+def loader_name(kind: str, comfy: bool | None = None) -> str:
+    """The node that loads a `kind` of file (`LOADERS`), in the workflow's dialect: ComfyUI's
+    node set (comfy True) or ours (False); both when the dialect is not known (None)."""
+    ours, theirs = LOADERS[kind]
+    if theirs is None or comfy is False:
+        return ours
+    return theirs if comfy else f"{ours}, or {theirs} in ComfyUI"
+
+
+def is_comfy_node(ctx: Any) -> bool:
+    """Whether the running node is one of ComfyUI's (a ComfyUI prompt or workflow)."""
+    from .comfy import comfy_registry
+
+    return ctx.node_type in comfy_registry
+
+
+def _what_else(shapes: dict[str, list[int]], comfy: bool | None = None) -> str:
     """What a file that is no full checkpoint looks like, from its tensor names, and which
-    loader reads it."""
+    loader reads it (named as `loader_name` names it)."""
     from .control_loading import ControlLoadError, kind_of
 
     if any("lora_" in k for k in shapes):
-        return "it looks like a LoRA (lora_* tensors): load it with LoadLoRA"
+        return f"it looks like a LoRA (lora_* tensors): load it with {loader_name('lora', comfy)}"
     try:
         kind = kind_of(shapes, None, Path())
         return f"it looks like a {'ControlNet' if kind == 'controlnet' else 'T2I-Adapter'}: " \
-               "load it with LoadControlNet"  # fmt: skip
+               f"load it with {loader_name('control', comfy)}"  # fmt: skip
     except ControlLoadError:
         pass
     if any(k.startswith(("text_model.", "cond_stage_model.", "text_encoder")) for k in shapes):
-        return "it looks like a text encoder: load it with LoadTextEncoder"
+        return f"it looks like a text encoder: load it with {loader_name('text_encoder', comfy)}"
     if {"emb_params", "string_to_param", "clip_l", "clip_g"} & set(shapes):
         return ("it looks like a textual-inversion embedding: put it in the models folder's "
                 "embeddings/ and write embedding:NAME in a prompt")  # fmt: skip
-    return "a VAE-only file goes in LoadVAE"
+    return f"a VAE-only file goes in {loader_name('vae', comfy)}"
 
 
-def detect_preset(shapes: dict[str, list[int]]) -> str:
+def detect_preset(shapes: dict[str, list[int]], comfy: bool | None = None) -> str:
     """Which shipped config fits a single-file checkpoint, from its tensor names and shapes:
     SDXL by its conditioner's tensors (nodes/sdxl_loading.py), else the UNet's width and its
     cross-attention context size (SD 1.x: 768, from CLIP ViT-L;
     SD 2.x: 1024, from OpenCLIP ViT-H; the tiny model: 32), and the UNet's input channels
     (9: an inpainting model). SD 2.x 768-v and 512-base have the same shapes: "sd2" here;
     `single_file_config` tells them apart by their weights. SD 2's inpainting model is the
-    512-base one (epsilon)."""
+    512-base one (epsilon). `comfy`: the workflow's dialect, for the loader a file that is no
+    checkpoint is pointed to (`loader_name`)."""
     conv_in = shapes.get(_UNET_PROBE)
     if conv_in is None:
         raise ValueError(
             "not a full Stable Diffusion checkpoint: no UNet weights (model.diffusion_model.*)"
-            f"; {_what_else(shapes)}"
+            f"; {_what_else(shapes, comfy)}"
         )
     channels = conv_in[1] if len(conv_in) == 4 else None
     if channels not in INPUT_CHANNELS:
@@ -467,7 +489,7 @@ def single_file_config(ctx: Any, path: str, config: str) -> str:
         raise input_error(ctx, "source", str(exc)) from None
     if config == "auto":
         try:
-            preset = detect_preset(shapes)
+            preset = detect_preset(shapes, is_comfy_node(ctx))
         except ValueError as exc:
             raise input_error(ctx, "source", f"{path}: {exc}") from None
         if preset == "sd2" and not model_sampling.sd2_is_v_model(path):

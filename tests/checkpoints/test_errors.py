@@ -179,3 +179,27 @@ def test_post_prompt_refuses_a_missing_model_file_with_a_400_naming_the_input():
     assert error["message"].startswith("model file not found: '/nope/model.safetensors'")
     prompt["m"]["inputs"]["source"] = "builtin:tiny-sd"
     assert check_prompt(prompt, node_registry(), Settings())[0].node_errors == {}
+
+
+def test_a_lora_loaded_as_a_checkpoint_names_the_lora_loader_of_the_workflows_dialect(tmp_path):
+    """LoadModel points to LoadLoRA; ComfyUI's CheckpointLoaderSimple to LoraLoader (a
+    ComfyUI prompt has no LoadLoRA); with no node to tell the dialect, both are named."""
+    import shutil
+
+    from latentgraph.nodes.comfy import checkpoint_loader
+    from latentgraph.nodes.tiny_addons import write_models_folder
+
+    write_models_folder(tmp_path)
+    (tmp_path / "checkpoints").mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "loras" / "tiny-lora-kohya.safetensors",
+                tmp_path / "checkpoints" / "style.safetensors")  # fmt: skip
+    with pytest.raises(NodeInputError, match=r"LoadModel node 'n1' input 'source': .*it looks like "
+                       r"a LoRA \(lora_\* tensors\): load it with LoadLoRA$"):  # fmt: skip
+        loaders.load_model(context("LoadModel"), str(tmp_path / "checkpoints/style.safetensors"))
+    with pytest.raises(NodeInputError, match=r"CheckpointLoaderSimple node 'n1' input 'ckpt_name':"
+                       r" .*it looks like a LoRA \(lora_\* tensors\): load it with LoraLoader$"):  # fmt: skip
+        checkpoint_loader(context("CheckpointLoaderSimple", models_dirs=[tmp_path]),
+                          "style.safetensors")  # fmt: skip
+    shapes = loaders.checkpoint_shapes(str(tmp_path / "checkpoints" / "style.safetensors"))
+    with pytest.raises(ValueError, match=r"load it with LoadLoRA, or LoraLoader in ComfyUI$"):
+        loaders.detect_preset(shapes)
