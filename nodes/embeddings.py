@@ -1,4 +1,5 @@
-"""Textual-inversion embeddings: `embedding:NAME` in a prompt reads NAME.safetensors from the
+"""Textual-inversion embeddings: `embedding:NAME` in a prompt reads NAME.safetensors (or NAME.sft:
+the files the embeddings/ list and GET /embeddings show, `graph.paths.WEIGHT_SUFFIXES`) from the
 models folders' embeddings/ and inserts its vectors as extra tokens.
 
 Layouts read: SD 1.x/2.x files (one tensor, usually "emb_params" or "string_to_param.*") and
@@ -12,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from latentgraph.graph.paths import WEIGHT_SUFFIXES
+
 from . import models_dirs
 
-SUFFIX = ".safetensors"
 # Preferred tensor names, in order; a file with one tensor under any name is read too.
 KEYS = ("clip_l", "emb_params")
 PREFIX_KEYS = ("string_to_param",)
@@ -26,12 +28,18 @@ class EmbeddingError(ValueError):
 
 
 def embedding_path(name: str, dirs: Sequence[Path | str] | None = None) -> Path:
-    """The file for `embedding:NAME` (NAME may omit .safetensors). Raises EmbeddingError."""
-    file_name = name if name.lower().endswith(SUFFIX) else name + SUFFIX
-    try:
-        return models_dirs.resolve("embeddings", file_name, dirs)
-    except models_dirs.ModelNotFound as exc:
-        raise EmbeddingError(f"embedding {name!r} not found: {exc}") from None
+    """The file for `embedding:NAME`: NAME with one of `WEIGHT_SUFFIXES` (the files the
+    embeddings/ listing shows), or NAME + each of them in turn. Raises EmbeddingError."""
+    given = name.lower().endswith(WEIGHT_SUFFIXES)
+    file_names = [name] if given else [name + suffix for suffix in WEIGHT_SUFFIXES]
+    problem = ""
+    for file_name in file_names:
+        try:
+            return models_dirs.resolve("embeddings", file_name, dirs)
+        except models_dirs.ModelNotFound as exc:
+            problem = problem or str(exc)
+    nor = "; nor " + ", ".join(repr(n) for n in file_names[1:]) if len(file_names) > 1 else ""
+    raise EmbeddingError(f"embedding {name!r} not found: {problem}{nor}")
 
 
 def file_identity(name: str, dirs: Sequence[Path | str] | None = None) -> str:

@@ -165,3 +165,26 @@ def test_replacing_an_embedding_file_changes_the_cache_key(addons):
     os.utime(path, ns=(1, 1))
     assert text.embedding_identity({"text": "embedding:tiny-embedding"}, settings) != before
     assert text.embedding_identity({"text": "no embeddings"}, settings) == ""
+
+
+def test_an_sft_embedding_listed_by_get_embeddings_is_found_by_its_name(make_ctx, tiny, addons):
+    """GET /embeddings lists embeddings/ files of every weight suffix (.sft too) by name
+    without the extension; `embedding:NAME` finds each of them (it looked for NAME.safetensors
+    only: 'embedding 'style' not found')."""
+    import os
+    import shutil
+
+    from latentgraph.graph import Settings
+    from latentgraph.nodes import models_dirs
+
+    folder = addons / "embeddings"
+    shutil.copy(folder / "tiny-embedding.safetensors", folder / "style.sft")
+    listed = models_dirs.list_files("embeddings", [addons])
+    assert "style.sft" in listed
+    settings = Settings(models_dirs=[addons])
+    for name in {os.path.splitext(n)[0] for n in listed}:  # as GET /embeddings names them
+        assert text.embedding_problems({"text": f"embedding:{name}"}, settings) == [], name
+    want = encoded(make_ctx, tiny[1], "embedding:tiny-embedding, x", models_dirs=[addons])
+    for prompt in ("embedding:style, x", "embedding:style.sft, x"):
+        got = encoded(make_ctx, tiny[1], prompt, models_dirs=[addons])
+        assert got.numpy().tobytes() == want.numpy().tobytes(), prompt
