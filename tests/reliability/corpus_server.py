@@ -109,7 +109,7 @@ CASES: list[Req] = [
         "POST",
         P,
         400,
-        INV,
+        "missing_node_type",  # ComfyUI's type for it: the editor lists the missing nodes
         json=body(toy(1, **{"5": {"class_type": "Nope", "inputs": {}}})),
     ),  # fmt: skip
     Req(
