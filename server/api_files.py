@@ -1,5 +1,6 @@
-"""Image files: /view serves outputs, inputs and temp files; /upload/image stores inputs;
-/internal/files/{type} lists a folder for the editor's media (assets) tabs."""
+"""Image files: /view serves outputs, inputs and temp files (or one image's colour or alpha
+alone, for the mask editor); /upload/image stores inputs; /internal/files/{type} lists a
+folder for the editor's media (assets) tabs."""
 
 from __future__ import annotations
 
@@ -25,16 +26,52 @@ _FORMATS = {"webp": ("WEBP", "image/webp"), "jpeg": ("JPEG", "image/jpeg"),
             "jpg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png")}  # fmt: skip
 
 
-def _folder(request: Request, kind: str) -> Path:
+def _folder(request: Request, kind: str, what: str = "type") -> Path:
     folder = get_state(request).config.dir_for(kind)
     if folder is None:
-        raise ApiError(400, f"type must be output, input or temp, not {kind!r}", "invalid_type")
+        raise ApiError(400, f"{what} must be output, input or temp, not {kind!r}", "invalid_type")
     return folder
 
 
-def _reencode(path: Path, spec: str, max_pixels: int) -> tuple[bytes, str]:
+def _check_pixels(img, max_pixels: int, refused: str) -> None:
+    """Refuse (400) to decode an image of more pixels than `--max-pixels`: Pillow has read
+    only its header, so its size is known undecoded. `refused` begins the message."""
+    pixels = img.width * img.height
+    if pixels > max_pixels:
+        raise ApiError(400, f"{refused} a {img.width}x{img.height} image: {pixels:,} pixels is "
+                       f"over the server's limit of {max_pixels:,} (--max-pixels)",
+                       "image_too_large")  # fmt: skip
+
+
+# /view's `channel`, as ComfyUI's mask editor asks for an image: `rgba` the file as it is,
+# `rgb` the picture without its alpha, `a` the alpha alone.
+CHANNELS = ("rgba", "rgb", "a")
+
+
+def _channel(value: str | None) -> str:
+    channel = value or "rgba"
+    if channel not in CHANNELS:
+        raise ApiError(400, f"channel must be rgba, rgb or a, not {channel!r}", "invalid_channel")
+    return channel
+
+
+def _channel_image(img, channel: str):
+    """`img` as `channel` shows it: `rgb` without alpha; `a` a black RGBA image whose alpha is
+    `img`'s (opaque for an image without one), as ComfyUI answers `channel=a`."""
     from PIL import Image
 
+    if channel == "rgb":
+        return img.convert("RGB")
+    if channel == "a":
+        alpha_only = Image.new("RGBA", img.size)
+        alpha_only.putalpha(img.convert("RGBA").getchannel("A"))
+        return alpha_only
+    return img.copy()
+
+
+def _preview_format(spec: str, channel: str) -> tuple[str, str, int]:
+    """Pillow's format, the media type and the quality a `preview=format;quality` asks for.
+    The alpha of `channel=a` needs a format that keeps it: WebP for JPEG, as ComfyUI does."""
     fmt, _, quality = spec.partition(";")
     if fmt.lower() not in _FORMATS:
         raise ApiError(400, f"preview format must be webp, jpeg or png, not {fmt!r}")
@@ -43,20 +80,33 @@ def _reencode(path: Path, spec: str, max_pixels: int) -> tuple[bytes, str]:
     except ValueError:
         raise ApiError(400, f"preview quality must be an integer, not {quality!r}") from None
     pil_format, mime = _FORMATS[fmt.lower()]
+    if channel == "a" and pil_format == "JPEG":
+        pil_format, mime = _FORMATS["webp"]
+    return pil_format, mime, max(1, min(q, 100))
+
+
+def _reencode(path: Path, spec: str, channel: str, max_pixels: int) -> tuple[bytes, str]:
+    """The image at `path` as `channel` shows it, in the `preview` format, or as PNG."""
+    from PIL import Image
+
+    if spec:
+        pil_format, mime, quality = _preview_format(spec, channel)
+        refused = "no preview of"
+    else:
+        pil_format, mime, quality = "PNG", "image/png", 90
+        refused = f"no channel {channel!r} of"
     try:
-        with Image.open(path) as img:  # reads the header only: the size is known undecoded
-            pixels = img.width * img.height
-            if pixels > max_pixels:
-                raise ApiError(400, f"no preview of a {img.width}x{img.height} image: "
-                               f"{pixels:,} pixels is over the server's limit of "
-                               f"{max_pixels:,} (--max-pixels)", "image_too_large")  # fmt: skip
-            img = img.convert("RGB") if pil_format == "JPEG" else img.copy()
+        with Image.open(path) as img:
+            _check_pixels(img, max_pixels, refused)
+            img = _channel_image(img, channel)
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001 - not an image we can re-encode
         raise ApiError(400, f"cannot re-encode this file: {exc}") from None
+    if pil_format == "JPEG":
+        img = img.convert("RGB")
     buf = io.BytesIO()
-    img.save(buf, format=pil_format, quality=max(1, min(q, 100)))
+    img.save(buf, format=pil_format, quality=quality)
     return buf.getvalue(), mime
 
 
@@ -65,15 +115,17 @@ async def view(request: Request) -> Response:
     filename = q.get("filename", "")
     if not filename:
         raise ApiError(400, "the 'filename' query parameter is required")
+    channel = _channel(q.get("channel"))
     kind = q.get("type") or "output"
     folder = safe_folder(_folder(request, kind), q.get("subfolder", ""), what="subfolder")
     path = safe_join(folder, filename, what="filename")
     if not path.is_file():
         raise ApiError(404, f"no file {filename!r} in {kind}", "not_found")
-    if q.get("preview"):
+    if q.get("preview") or channel != "rgba":
         limit = get_state(request).config.max_image_pixels
-        data, mime = await run_in_threadpool(_reencode, path, q["preview"], limit)
-        return Response(data, media_type=mime, headers={"X-Content-Type-Options": "nosniff"})
+        data, mime = await run_in_threadpool(_reencode, path, q.get("preview", ""), channel, limit)
+        return Response(data, media_type=mime,
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})  # fmt: skip
     mime, headers = served_as(path.name)
     return FileResponse(path, media_type=mime, headers={"Cache-Control": "no-cache", **headers})
 

@@ -139,9 +139,10 @@ def document() -> dict[str, Any]:
         "/jobs/{job_id}": {"get": {"summary": "One job with outputs", "parameters": [
             {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": _answers(None, 404)}},
-        "/view": _get("A file from output, input or temp", [("filename", "string"),
-                      ("subfolder", "string"), ("type", "string"), ("preview", "string")],
-                      None, 400, 404),
+        "/view": _get("A file from output, input or temp; channel=rgb / a: an image without "
+                      "its alpha / its alpha alone (PNG)", [("filename", "string"),
+                      ("subfolder", "string"), ("type", "string"), ("preview", "string"),
+                      ("channel", "string")], None, 400, 404),
         "/internal/files/{directory_type}": {"get": {
             "summary": "File names in output, input or temp, newest first", "parameters": [
             {"name": "directory_type", "in": "path", "required": True,

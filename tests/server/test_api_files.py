@@ -513,3 +513,105 @@ def test_internal_files_of_an_empty_folder_and_an_unknown_type(client, config):
     assert client.get("/internal/files/temp").json() == []
     error = _error(client.get("/internal/files/models"), 400)
     assert error["message"] == "type must be output, input or temp, not 'models'"
+
+
+# The mask editor: /view?channel= and /upload/mask ------------------------------------------
+
+
+def _alpha_pattern(size: tuple[int, int] = (16, 12)) -> Image.Image:
+    """An RGBA image whose alpha differs from pixel to pixel (0 and 255 among the values)."""
+    img = _image("RGBA", size)
+    alpha = Image.new("L", size)
+    alpha.putdata([(x * 17 + y * 29) % 256 if (x + y) % 5 else 0 for y in range(size[1])
+                   for x in range(size[0])])  # fmt: skip
+    img.putalpha(alpha)
+    return img
+
+
+def _png_of(img: Image.Image, **params) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **params)
+    return buf.getvalue()
+
+
+def _decoded(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "PNG"
+        return img.copy()
+
+
+def test_view_channel_rgb_is_the_picture_without_alpha(client, config):
+    picture = _alpha_pattern()
+    (config.input_dir / "rgba.png").write_bytes(_png_of(picture))
+    r = client.get("/view", params={"filename": "rgba.png", "type": "input", "channel": "rgb"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    rgb = _decoded(r.content)
+    assert rgb.mode == "RGB" and rgb.size == picture.size
+    assert rgb.tobytes() == picture.convert("RGB").tobytes()
+
+
+def test_view_channel_a_is_the_alpha_alone(client, config):
+    picture = _alpha_pattern()
+    data = _png_of(picture)
+    (config.input_dir / "rgba.png").write_bytes(data)
+    r = client.get("/view", params={"filename": "rgba.png", "type": "input", "channel": "a"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png" and r.content != data
+    alpha = _decoded(r.content)
+    assert alpha.mode == "RGBA" and alpha.size == picture.size
+    assert alpha.getchannel("A").tobytes() == picture.getchannel("A").tobytes()
+    assert alpha.convert("RGB").getextrema() == ((0, 0),) * 3  # the colour is not sent
+
+
+def test_view_channel_a_of_a_grey_image_with_alpha(client, config):
+    picture = _alpha_pattern().convert("LA")
+    (config.input_dir / "la.png").write_bytes(_png_of(picture))
+    r = client.get("/view", params={"filename": "la.png", "type": "input", "channel": "a"})
+    alpha = _decoded(r.content)
+    assert alpha.mode == "RGBA"
+    assert alpha.getchannel("A").tobytes() == picture.getchannel("A").tobytes()
+
+
+def test_view_channel_a_of_an_image_without_alpha_is_opaque(client, config):
+    (config.output_dir / "rgb.png").write_bytes(_png())
+    r = client.get("/view", params={"filename": "rgb.png", "channel": "a"})
+    assert r.status_code == 200, r.text
+    assert _decoded(r.content).getchannel("A").getextrema() == (255, 255)
+
+
+@pytest.mark.parametrize("params", [{"channel": "rgba"}, {"channel": ""}, {}])
+def test_view_channel_rgba_is_the_file_as_it_is(client, config, params):
+    data = _png_of(_alpha_pattern())
+    (config.output_dir / "rgba.png").write_bytes(data)
+    r = client.get("/view", params={"filename": "rgba.png", **params})
+    assert r.status_code == 200 and r.content == data
+
+
+def test_view_channel_with_a_preview(client, config):
+    picture = _alpha_pattern()
+    (config.output_dir / "rgba.png").write_bytes(_png_of(picture))
+    rgb = client.get("/view", params={"filename": "rgba.png", "channel": "rgb", "preview": "png"})
+    assert _decoded(rgb.content).tobytes() == picture.convert("RGB").tobytes()
+    a = client.get("/view", params={"filename": "rgba.png", "channel": "a", "preview": "jpeg"})
+    assert a.status_code == 200 and a.headers["content-type"] == "image/webp"  # keeps alpha
+    with Image.open(io.BytesIO(a.content)) as img:
+        assert img.mode == "RGBA"
+
+
+def test_view_channel_refusals(client, config):
+    (config.output_dir / "a.png").write_bytes(_png())
+    (config.output_dir / "notes.txt").write_text("not an image")
+    r = client.get("/view", params={"filename": "a.png", "channel": "alpha"})
+    assert _error(r, 400) == {"type": "invalid_channel", "details": "", "extra_info": {},
+                              "message": "channel must be rgba, rgb or a, not 'alpha'"}  # fmt: skip
+    r = client.get("/view", params={"filename": "notes.txt", "channel": "a"})
+    assert _error(r, 400)["message"].startswith("cannot re-encode this file: ")
+    r = client.get("/view", params={"filename": "../x.png", "channel": "a"})
+    assert _error(r, 400)["type"] == "invalid_path"
+    config.max_image_pixels = 16 * 12 - 1
+    r = client.get("/view", params={"filename": "a.png", "channel": "rgb"})
+    assert _error(r, 400)["message"] == (
+        "no channel 'rgb' of a 16x12 image: 192 pixels is over the server's limit of 191 "
+        "(--max-pixels)")  # fmt: skip
