@@ -1,16 +1,19 @@
 """Image files: /view serves outputs, inputs and temp files (or one image's colour or alpha
-alone, for the mask editor); /upload/image stores inputs; /internal/files/{type} lists a
-folder for the editor's media (assets) tabs."""
+alone, for the mask editor); /upload/image stores inputs and /upload/mask a painted mask put
+into its image; /internal/files/{type} lists a folder for the editor's media (assets) tabs."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -172,7 +175,15 @@ def _free_target(folder: Path, name: str, data: bytes) -> Path:
     return target
 
 
-async def upload_image(request: Request) -> JSONResponse:
+# What /upload/mask does with the upload before it is stored: given the request, the form and
+# the name it is stored under, the function turning the uploaded bytes into the stored ones.
+_Combine = Callable[[Request, FormData, str], Callable[[bytes], bytes]]
+
+
+async def _upload(request: Request, combine: _Combine | None = None) -> JSONResponse:
+    """Store a multipart form's `image` (or what `combine` makes of it) as /upload/image does:
+    its `type` (default input) and `subfolder`, named after the upload, never over a different
+    file unless `overwrite`; answered `{name, subfolder, type}`."""
     config = get_state(request).config
     try:
         form = await request.form(max_files=1, max_fields=20)
@@ -189,15 +200,106 @@ async def upload_image(request: Request) -> JSONResponse:
     name = safe_filename(upload.filename or "", "image file name")
     target_dir = safe_folder(folder, subfolder, what="subfolder")
     safe_join(target_dir, name, what="image file name")
+    make = combine(request, form, name) if combine is not None else None
     data = await upload.read(config.max_upload_bytes + 1)
     if len(data) > config.max_upload_bytes:
         raise ApiError(
             413, f"the image is larger than {config.max_upload_bytes} bytes", "too_large"
         )
     await run_in_threadpool(_check_image, data)
+    if make is not None:
+        data = await run_in_threadpool(make, data)
     overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
     stored = await run_in_threadpool(_store_upload, target_dir, name, data, overwrite)
     return JSONResponse({"name": stored, "subfolder": subfolder, "type": kind})
+
+
+async def upload_image(request: Request) -> JSONResponse:
+    return await _upload(request)
+
+
+def _original_ref(request: Request, form: FormData) -> Path:
+    """The image file `original_ref` names: JSON `{"filename", "subfolder", "type"}` (type
+    output by default, as ComfyUI's), inside its folder, or a 400 naming the field."""
+    raw = form.get("original_ref")
+    if not isinstance(raw, str) or not raw.strip():
+        raise ApiError(400, "the form needs a field 'original_ref': JSON naming the masked image "
+                       '({"filename", "subfolder", "type"})', "invalid_original_ref")  # fmt: skip
+    try:
+        ref = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"original_ref is not JSON: {exc}", "invalid_original_ref") from None
+    if not isinstance(ref, dict):
+        raise ApiError(400, "original_ref must be a JSON object with 'filename', 'subfolder' "
+                       "and 'type'", "invalid_original_ref")  # fmt: skip
+    fields = {
+        key: "" if ref.get(key) is None else ref[key] for key in ("filename", "subfolder", "type")
+    }
+    for key, value in fields.items():
+        if not isinstance(value, str):
+            raise ApiError(400, f"original_ref {key} must be a string, not {value!r}",
+                           "invalid_original_ref")  # fmt: skip
+    if not fields["filename"]:
+        raise ApiError(400, "original_ref needs a 'filename'", "invalid_original_ref")
+    kind = fields["type"] or "output"
+    folder = _folder(request, kind, what="original_ref type")
+    folder = safe_folder(folder, fields["subfolder"], what="original_ref subfolder")
+    path = safe_join(folder, fields["filename"], what="original_ref filename")
+    if not path.is_file():
+        shown = "/".join(p for p in (fields["subfolder"], fields["filename"]) if p)
+        raise ApiError(400, f"original_ref names no file: {shown!r} is not in {kind}",
+                       "invalid_original_ref")  # fmt: skip
+    return path
+
+
+def _masked(original: Path, max_pixels: int, mask: bytes) -> bytes:
+    """The image at `original` with the alpha of the `mask` image, as a PNG keeping the
+    original's text chunks (an output's embedded workflow), as ComfyUI stores a mask."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    try:
+        with Image.open(original) as img:
+            _check_pixels(img, max_pixels, "no mask on")
+            text = dict(getattr(img, "text", {}))
+            picture = img.convert("RGBA")
+    except ApiError:
+        raise
+    except Exception:  # noqa: BLE001 - anything Pillow cannot read is refused
+        raise ApiError(400, f"original_ref filename {original.name!r} is not an image Pillow "
+                       "can read", "invalid_original_ref") from None  # fmt: skip
+    try:
+        with Image.open(io.BytesIO(mask)) as painted:
+            if painted.size != picture.size:
+                raise ApiError(400, f"the mask is {painted.width}x{painted.height} but "
+                               f"original_ref's image is {picture.width}x{picture.height}: they "
+                               "must be the same size", "size_mismatch")  # fmt: skip
+            picture.putalpha(painted.convert("RGBA").getchannel("A"))
+    except ApiError:
+        raise
+    except Exception:  # noqa: BLE001 - read its header, but cannot decode it
+        raise ApiError(400, "the uploaded file is not an image Pillow can read",
+                       "invalid_image") from None  # fmt: skip
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG", compress_level=4, pnginfo=info)
+    return buf.getvalue()
+
+
+def _mask_onto_original(request: Request, form: FormData, name: str) -> Callable[[bytes], bytes]:
+    if not name.lower().endswith(".png"):
+        raise ApiError(400, f"image file name {name!r}: a mask is stored as PNG, so the name must "
+                       "end in .png", "invalid_filename")  # fmt: skip
+    original = _original_ref(request, form)
+    return partial(_masked, original, get_state(request).config.max_image_pixels)
+
+
+async def upload_mask(request: Request) -> JSONResponse:
+    """ComfyUI's mask editor saving: `image` is the painted mask (its alpha is the mask) and
+    `original_ref` the image it masks; stored is that image with the mask's alpha."""
+    return await _upload(request, _mask_onto_original)
 
 
 def _visible_files(folder: Path) -> list[str]:
@@ -227,4 +329,5 @@ routes = [
     Route("/view", view, methods=["GET"]),
     Route("/internal/files/{directory_type}", list_files, methods=["GET"]),
     Route("/upload/image", upload_image, methods=["POST"]),
+    Route("/upload/mask", upload_mask, methods=["POST"]),
 ]

@@ -154,6 +154,16 @@ def document() -> dict[str, Any]:
                                "type": {"type": "string"}, "subfolder": {"type": "string"},
                                "overwrite": {"type": "string"}}}}}},
             "responses": _answers(None, 400, 413)}},
+        "/upload/mask": {"post": {
+            "summary": "Store a mask editor's mask: the image original_ref names (JSON "
+                       "{filename, subfolder, type}) with the alpha of 'image', as /upload/image "
+                       "stores",
+            "requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object",
+                "properties": {"image": {"type": "string", "format": "binary"},
+                               "original_ref": {"type": "string"},
+                               "type": {"type": "string"}, "subfolder": {"type": "string"},
+                               "overwrite": {"type": "string"}}}}}},
+            "responses": _answers(None, 400, 413)}},
         "/interrupt": _post("Interrupt the running prompt", {"type": "object", "properties": {
             "prompt_id": {"type": "string"}}}),
         "/free": _post("Unload models / free memory", {"type": "object", "properties": {

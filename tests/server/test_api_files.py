@@ -8,6 +8,7 @@ what the mutation run of server/api_files.py needs. test_containment.py covers s
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from types import SimpleNamespace
@@ -615,3 +616,137 @@ def test_view_channel_refusals(client, config):
     assert _error(r, 400)["message"] == (
         "no channel 'rgb' of a 16x12 image: 192 pixels is over the server's limit of 191 "
         "(--max-pixels)")  # fmt: skip
+
+
+def _mask(size: tuple[int, int] = (16, 12)) -> Image.Image:
+    """What the mask editor sends: black, its alpha the painted mask."""
+    mask = Image.new("RGBA", size)
+    mask.putalpha(Image.new("L", size, 255))
+    for x in range(size[0] // 2):
+        for y in range(size[1]):
+            mask.putpixel((x, y), (0, 0, 0, 0 if (x + y) % 3 else 128))
+    return mask
+
+
+def _upload_mask(client, original_ref, name="clipspace-mask-1.png", mask=None, **fields):
+    data = _png_of(_mask() if mask is None else mask) if not isinstance(mask, bytes) else mask
+    if not isinstance(original_ref, str):
+        original_ref = json.dumps(original_ref)
+    return client.post("/upload/mask", files={"image": (name, data, "image/png")},
+                       data={"original_ref": original_ref, **fields})  # fmt: skip
+
+
+def test_upload_mask_puts_the_masks_alpha_into_the_original(client, config):
+    from PIL.PngImagePlugin import PngInfo
+
+    picture = _image("RGB")
+    info = PngInfo()
+    info.add_text("workflow", '{"nodes": []}')
+    (config.input_dir / "photo.png").write_bytes(_png_of(picture, pnginfo=info))
+    ref = {"filename": "photo.png", "subfolder": "", "type": "input"}
+    r = _upload_mask(client, ref, type="input", subfolder="clipspace")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "clipspace-mask-1.png", "subfolder": "clipspace", "type": "input"}
+    with Image.open(config.input_dir / "clipspace" / "clipspace-mask-1.png") as stored:
+        assert stored.format == "PNG" and stored.mode == "RGBA"
+        assert stored.text == {"workflow": '{"nodes": []}'}  # the original's chunks are kept
+        assert stored.getchannel("A").tobytes() == _mask().getchannel("A").tobytes()
+        assert stored.convert("RGB").tobytes() == picture.tobytes()
+    again = _upload_mask(client, ref, type="input", subfolder="clipspace")
+    assert again.json()["name"] == "clipspace-mask-1.png"  # the same result: not stored twice
+    other = _upload_mask(client, ref, mask=_mask().transpose(Image.FLIP_TOP_BOTTOM),
+                         type="input", subfolder="clipspace")  # fmt: skip
+    assert other.json()["name"] == "clipspace-mask-1 (1).png"  # /upload/image's naming
+
+
+def test_upload_mask_original_ref_type_defaults_to_output_and_takes_a_subfolder(client, config):
+    (config.output_dir / "run").mkdir()
+    (config.output_dir / "run" / "o.png").write_bytes(_png_of(_alpha_pattern()))
+    r = _upload_mask(client, {"filename": "o.png", "subfolder": "run"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "clipspace-mask-1.png", "subfolder": "", "type": "input"}
+    with Image.open(config.input_dir / "clipspace-mask-1.png") as stored:
+        assert stored.getchannel("A").tobytes() == _mask().getchannel("A").tobytes()
+
+
+def test_upload_mask_refusals_name_original_ref(client, config):
+    (config.input_dir / "photo.png").write_bytes(_png())
+    (config.input_dir / "notes.txt").write_text("not an image")
+    (config.output_dir / "secret.png").write_bytes(_png())
+
+    def refused(original_ref, **kwargs) -> dict:
+        return _error(_upload_mask(client, original_ref, **kwargs), 400)
+
+    missing = refused({"filename": "nope.png", "type": "input"})
+    assert missing == {"type": "invalid_original_ref", "details": "", "extra_info": {},
+                       "message": "original_ref names no file: 'nope.png' is not in input"}  # fmt: skip
+    assert refused({"filename": "nope.png", "subfolder": "a", "type": "temp"})["message"] == (
+        "original_ref names no file: 'a/nope.png' is not in temp")  # fmt: skip
+    escape = refused({"filename": "../output/secret.png", "type": "input"})
+    assert escape["type"] == "invalid_path"
+    assert escape["message"].startswith("original_ref filename '../output/secret.png' ")
+    escape = refused({"filename": "secret.png", "subfolder": "../output", "type": "input"})
+    assert escape["message"].startswith("original_ref subfolder '../output' ")
+    assert refused({"filename": "photo.png", "type": "models"})["message"] == (
+        "original_ref type must be output, input or temp, not 'models'")  # fmt: skip
+    not_json = refused("{filename: photo.png}")
+    assert not_json["type"] == "invalid_original_ref"
+    assert not_json["message"].startswith("original_ref is not JSON: ")
+    assert refused('["photo.png"]')["message"] == (
+        "original_ref must be a JSON object with 'filename', 'subfolder' and 'type'")  # fmt: skip
+    assert refused({"subfolder": "", "type": "input"})["message"] == (
+        "original_ref needs a 'filename'")  # fmt: skip
+    assert refused({"filename": 3, "type": "input"})["message"] == (
+        "original_ref filename must be a string, not 3")  # fmt: skip
+    assert refused({"filename": "notes.txt", "type": "input"})["message"] == (
+        "original_ref filename 'notes.txt' is not an image Pillow can read")  # fmt: skip
+    absent = _error(client.post("/upload/mask", files={"image": ("m.png", _png(), "image/png")}),
+                    400)  # fmt: skip
+    assert absent["message"] == ("the form needs a field 'original_ref': JSON naming the masked "
+                                 'image ({"filename", "subfolder", "type"})')  # fmt: skip
+    ref = {"filename": "photo.png", "type": "input"}
+    small = refused(ref, mask=_mask((8, 8)))
+    assert small == {"type": "size_mismatch", "details": "", "extra_info": {},
+                     "message": "the mask is 8x8 but original_ref's image is 16x12: they must be "
+                                "the same size"}  # fmt: skip
+    assert refused(ref, name="mask.jpg")["message"] == (
+        "image file name 'mask.jpg': a mask is stored as PNG, so the name must end in .png")  # fmt: skip
+    assert refused(ref, mask=b"not an image")["type"] == "invalid_image"
+    assert sorted(p.name for p in config.input_dir.iterdir()) == ["notes.txt", "photo.png"]
+
+
+def _undecodable_png(size: tuple[int, int] = (16, 12)) -> bytes:
+    """A PNG whose chunks all check (Pillow's verify passes) but whose pixels do not decode."""
+    import struct
+    import zlib
+
+    data = _png_of(_mask(size))
+    at = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[at - 4 : at])
+    body = bytes(b ^ 0x55 for b in data[at + 4 : at + 4 + length])
+    crc = struct.pack(">I", zlib.crc32(b"IDAT" + body))
+    return data[: at + 4] + body + crc + data[at + 8 + length :]
+
+
+def test_upload_mask_that_does_not_decode_is_a_400(client, config):
+    (config.input_dir / "photo.png").write_bytes(_png())
+    r = _upload_mask(client, {"filename": "photo.png", "type": "input"}, mask=_undecodable_png())
+    assert _error(r, 400) == {"type": "invalid_image", "details": "", "extra_info": {},
+                              "message": "the uploaded file is not an image Pillow can read"}  # fmt: skip
+    assert sorted(p.name for p in config.input_dir.iterdir()) == ["photo.png"]
+
+
+def test_upload_mask_has_the_upload_limits(client, config):
+    (config.input_dir / "photo.png").write_bytes(_png())
+    ref = {"filename": "photo.png", "type": "input"}
+    data = _png_of(_mask())
+    config.max_upload_bytes = len(data) - 1
+    assert _error(_upload_mask(client, ref, mask=data), 413)["type"] == "too_large"
+    config.max_upload_bytes = 4096
+    config.max_image_pixels = 16 * 12 - 1
+    assert _error(_upload_mask(client, ref), 400)["message"] == (
+        "no mask on a 16x12 image: 192 pixels is over the server's limit of 191 "
+        "(--max-pixels)")  # fmt: skip
+    assert _error(_upload_mask(client, ref, subfolder="../x"), 400)["message"].startswith(
+        "subfolder '../x' ")  # fmt: skip
+    assert sorted(p.name for p in config.input_dir.iterdir()) == ["photo.png"]

@@ -92,3 +92,40 @@ def test_openapi_document(server):
     assert doc["openapi"].startswith("3.")
     assert "/latentgraph/run" in doc["paths"] and "/prompt" in doc["paths"]
     assert {"/models", "/models/{folder}"} <= set(doc["paths"])
+
+
+def test_mask_editor_round_trip_under_api(server):
+    """What the editor's mask editor does: read the image's colour and alpha, save a mask."""
+    import io
+    import json
+
+    from PIL import Image
+
+    def png(img: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    photo = Image.new("RGBA", (8, 6), (200, 100, 50, 255))
+    up = server.http.post("/api/upload/image", files={"image": ("mask-photo.png", png(photo))},
+                          data={"type": "input", "overwrite": "true"})  # fmt: skip
+    assert up.status_code == 200, up.text
+    view = {"filename": "mask-photo.png", "type": "input", "subfolder": ""}
+    rgb = server.http.get("/api/view", params={**view, "channel": "rgb"})
+    assert Image.open(io.BytesIO(rgb.content)).mode == "RGB"
+    alpha = server.http.get("/api/view", params={**view, "channel": "a"})
+    assert Image.open(io.BytesIO(alpha.content)).getchannel("A").getextrema() == (255, 255)
+    mask = Image.new("RGBA", (8, 6))
+    mask.putalpha(Image.linear_gradient("L").resize((8, 6)))
+    saved = server.http.post("/api/upload/mask",
+                             files={"image": ("clipspace-mask-9.png", png(mask))},
+                             data={"type": "input", "subfolder": "clipspace", "overwrite": "true",
+                                   "original_ref": json.dumps(view)})  # fmt: skip
+    assert saved.status_code == 200, saved.text
+    assert saved.json() == {"name": "clipspace-mask-9.png", "subfolder": "clipspace",
+                            "type": "input"}  # fmt: skip
+    stored = server.http.get("/api/view", params={"filename": "clipspace-mask-9.png",
+                                                  "subfolder": "clipspace", "type": "input"})  # fmt: skip
+    with Image.open(io.BytesIO(stored.content)) as img:
+        assert img.getchannel("A").tobytes() == mask.getchannel("A").tobytes()
+        assert img.convert("RGB").getpixel((0, 0)) == (200, 100, 50)
