@@ -58,13 +58,12 @@ def control_path(name: str, dirs: list[Path] | None = None) -> Path:
     if models_dirs.is_pickled(name):
         raise ControlLoadError(f"{name!r} is a pickle-based file, which can run code when "
                                "loaded; it is refused: use the .safetensors version")  # fmt: skip
-    path = Path(name).expanduser()
-    if path.is_absolute():
-        if (path.is_dir() and (path / "config.json").is_file()
-                or path.is_file() and path.suffix == ".safetensors"):  # fmt: skip
-            return path
-        raise ControlLoadError(f"{path}: no .safetensors file or diffusers folder (with its "
-                               "config.json) there")  # fmt: skip
+    try:
+        absolute = models_dirs.absolute_source(name, folders=True)
+    except models_dirs.ModelNotFound as exc:
+        raise ControlLoadError(str(exc)) from None
+    if absolute is not None:
+        return absolute
     try:
         return models_dirs.resolve(FOLDER, name, dirs, folders=True)
     except models_dirs.ModelNotFound as exc:

@@ -48,12 +48,11 @@ def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
         raise LoraError(f"{name!r} is a pickle-based file, which can run code when loaded; "
                         "it is refused: use the .safetensors version")  # fmt: skip
     try:
-        return models_dirs.resolve("loras", name, dirs)
+        return models_dirs.absolute_source(name) or models_dirs.resolve("loras", name, dirs)
     except models_dirs.ModelNotFound as exc:
-        path = Path(name).expanduser()
-        if path.is_absolute() and path.is_file() and path.suffix.lower() == ".safetensors":
-            return path
-        raise LoraError(f"{exc}; or give an absolute path to a .safetensors file") from None
+        absolute = Path(name).expanduser().is_absolute()
+        hint = "" if absolute else "; or give an absolute path to a .safetensors file"
+        raise LoraError(f"{exc}{hint}") from None
 
 
 def lora_identity(name: str, dirs: list[Path] | None = None) -> str:

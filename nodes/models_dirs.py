@@ -92,6 +92,22 @@ def _safe_name(name: str) -> PurePosixPath:
     return posix
 
 
+def absolute_source(name: str, *, folders: bool = False) -> Path | None:
+    """An absolute path given instead of a name inside a models folder: the .safetensors file
+    there (with `folders`, or the diffusers model folder, `is_model_folder`); None when `name`
+    is no absolute path. Raises `ModelNotFound` saying what is missing at that path."""
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        return None
+    if path.is_file() and path.suffix.lower() == ".safetensors":
+        return path
+    if folders and is_model_folder(path):
+        return path
+    expected = "a .safetensors file" + (" or a diffusers model folder" if folders else "")
+    problem = f"is not {expected}" if path.exists() else f"does not exist (expected {expected})"
+    raise ModelNotFound(f"{path} {problem}")
+
+
 def is_model_folder(path: Path) -> bool:
     """A diffusers model folder: one holding its config.json (a single model: ControlNet,
     VAE, ...) or model_index.json (a whole pipeline)."""

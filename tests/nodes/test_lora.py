@@ -250,3 +250,23 @@ def test_a_lora_that_does_not_fit_says_so_in_one_line_with_no_library_log(make_c
         "file [4, 320], model [4, 64]); is it a LoRA for another model family (SDXL vs SD 1.5)?"
     )
     assert not [m for m in logged if "size mismatch" in m or "was unsuccessful" in m]
+
+
+def test_an_absolute_lora_path_is_refused_for_what_is_wrong_with_it(tmp_path):
+    """A missing absolute path says it does not exist (it said the name must be inside a
+    models folder 'not a path', then offered an absolute path as the way out); a file of
+    another kind says what was expected. A .safetensors file there loads by that path."""
+    from latentgraph.nodes.lora import LoraError, lora_path
+
+    missing = tmp_path / "gone.safetensors"
+    with pytest.raises(LoraError) as caught:
+        lora_path(str(missing))
+    assert str(caught.value) == f"{missing} does not exist (expected a .safetensors file)"
+    other = tmp_path / "notes.txt"
+    other.write_text("x")
+    with pytest.raises(LoraError) as caught:
+        lora_path(str(other))
+    assert str(caught.value) == f"{other} is not a .safetensors file"
+    real = tmp_path / "style.safetensors"
+    real.write_bytes(b"")
+    assert lora_path(str(real)) == real
