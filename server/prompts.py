@@ -16,6 +16,8 @@ from typing import Any
 
 from latentgraph.graph.problems import Problem, WorkflowError
 
+log = logging.getLogger("latentgraph.server")
+
 # Problems that say the prompt itself is unusable rather than one input of a node.
 _PROMPT_LEVEL = {"invalid_prompt", "unknown_node_type", "syntax", "cycle", "duplicate_node"}
 # Problems we do not refuse: ComfyUI ignores extra inputs (one client sends `seed_control`).
@@ -60,9 +62,6 @@ def comfy_error(code: str, message: str, details: str, info: dict[str, Any]) -> 
     """One `node_errors` error: ComfyUI's type for our `code`, which extra_info keeps."""
     return {"type": COMFY_ERROR_TYPES[code], "message": message, "details": details,
             "extra_info": {**info, "latentgraph_type": code}}  # fmt: skip
-
-
-log = logging.getLogger("latentgraph.server")
 
 
 class PromptRejected(Exception):
@@ -333,6 +332,8 @@ def _refuse_unknown_types(prompt: dict[str, Any], registry) -> None:
     messages = {t: unknown_type_message("comfy", t, known) for t in names}
     meta = prompt[first].get("_meta")
     title = meta.get("title") if isinstance(meta, dict) else None
+    if not isinstance(title, str):
+        title = unknown[first]  # as ComfyUI names an untitled node
     raise PromptRejected(error_body(
         "missing_node_type",
         f"Cannot execute because node {', '.join(names)} does not exist.",
@@ -340,4 +341,4 @@ def _refuse_unknown_types(prompt: dict[str, Any], registry) -> None:
             "class_type": t, "dependent_outputs": deps.get(nid, []), "errors": [comfy_error(
                 "unknown_node_type", messages[t], f"Node ID '#{nid}': {messages[t]}", {})]}
             for nid, t in unknown.items()},
-        node_id=first, class_type=unknown[first], node_title=title if isinstance(title, str) else unknown[first]))  # fmt: skip
+        node_id=first, class_type=unknown[first], node_title=title))  # fmt: skip
