@@ -127,8 +127,8 @@ async def view(request: Request) -> Response:
     if q.get("preview") or channel != "rgba":
         limit = get_state(request).config.max_image_pixels
         data, mime = await run_in_threadpool(_reencode, path, q.get("preview", ""), channel, limit)
-        return Response(data, media_type=mime,
-                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})  # fmt: skip
+        headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        return Response(data, media_type=mime, headers=headers)
     mime, headers = served_as(path.name)
     return FileResponse(path, media_type=mime, headers={"Cache-Control": "no-cache", **headers})
 
