@@ -33,7 +33,7 @@ from .guidance import Guidance
 from .inpaint_sampling import NoiseMask, from_latent
 from .latents import make_noise
 from .model_sampling import node_spec
-from .schedulers import build_scheduler, steps_problem
+from .schedulers import build_scheduler, refuse_steps
 from .seeds import device_generator, image_seeds, seed_input
 from .step_window import ALL_STEPS, WINDOW_INPUTS, StepWindow, finish_at_zero_noise
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
@@ -220,9 +220,7 @@ class DenoiseJob:
 
         ctx = self.ctx
         sched = build_scheduler(self.spec, self.seed)
-        problem = steps_problem(sched, self.spec.name or type(sched).__name__, self.steps)
-        if problem:  # before any step: past it diffusers' schedule fails at the last step
-            raise input_error(ctx, "steps", problem)
+        refuse_steps(ctx, sched, self.spec.name or type(sched).__name__, self.steps)
         samples = self.latent.samples
         batch = samples.shape[0]
         guidance = self.predictor(sched)  # checks the conditioning before any step runs

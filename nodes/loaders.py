@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -549,13 +550,16 @@ def check_source(literals: dict, settings: Settings | None,
     if not isinstance(source, str):
         return []
     try:
-        find_source(source, getattr(settings, "models_dirs", None), folders)
+        find_source(source, settings.models_dirs if settings is not None else None, folders)
     except ValueError as exc:
         return [("source", str(exc))]
     return []
 
 
-def source_check(folders: tuple[str, ...]) -> Any:
+SourceCheck = Callable[[dict, Settings], list[tuple[str | None, str]]]
+
+
+def source_check(folders: tuple[str, ...]) -> SourceCheck:
     """The check hook of a loader whose `source` names are looked up in `folders`."""
 
     def check(literals: dict, settings: Settings) -> list[tuple[str | None, str]]:

@@ -114,6 +114,14 @@ def steps_problem(sched: Any, name: str, steps: int) -> str | None:
     )
 
 
+def refuse_steps(ctx: Any, sched: Any, name: str, steps: int) -> None:
+    """Refuse, on the node's `steps` input, a schedule `sched` cannot make (`steps_problem`):
+    before any step, since past that diffusers' schedule fails at the last step."""
+    problem = steps_problem(sched, name, steps)
+    if problem:
+        raise input_error(ctx, "steps", problem)
+
+
 @node(
     "SchedulerSelect",
     category="sampling",

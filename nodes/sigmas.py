@@ -18,7 +18,7 @@ from typing import Any
 from latentgraph.graph import SCHEDULER, Float, Int, Output, Settings, Socket, node
 from latentgraph.graph.declare import SIGMAS
 
-from .schedulers import build_scheduler, steps_problem
+from .schedulers import build_scheduler, refuse_steps
 from .step_window import tail_of_longer_schedule
 from .values import SchedulerSpec, input_error
 
@@ -43,9 +43,7 @@ def model_sigmas(ctx, spec: SchedulerSpec, steps: int, denoise: float) -> Any:
         return torch.zeros(0)
     total, first = tail_of_longer_schedule(steps, denoise)
     sched = _euler(spec)
-    problem = steps_problem(sched, "euler", total)
-    if problem:
-        raise input_error(ctx, "steps", problem)
+    refuse_steps(ctx, sched, "euler", total)
     sched.set_timesteps(total)
     return sched.sigmas[first:].float().cpu()
 
