@@ -8,8 +8,8 @@ wrapped as `{"__value__": [...]}`. Inputs a known node type does not declare are
 (clients send extras such as `seed_control`); `_meta` is dropped except its title.
 Unknown class types are kept so validation reports them with a "did you mean".
 
-The format follows ComfyUI's rules, not our YAML's: a literal for an INT, FLOAT or STRING
-input is converted as ComfyUI converts it (`api_literal`), and a server validates only output
+The format follows ComfyUI's rules, not our YAML's: a literal for an INT, FLOAT, STRING or
+BOOLEAN input is converted as ComfyUI converts it (`api_literal`), and a server validates only output
 nodes and what they need (`check_outputs`).
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import Settings
-from .declare import FLOAT, INT, STRING, Input, NodeType, Registry, registry_or_default
+from .declare import BOOLEAN, FLOAT, INT, STRING, Input, NodeType, Registry, registry_or_default
 from .model import Graph, Link, Location, Node
 from .problems import Problem, WorkflowError
 
@@ -133,13 +133,27 @@ def _read_inputs(node: Node, node_type: NodeType, inputs: dict) -> None:
 
 
 # How ComfyUI's validation converts a literal for these input types before checking it.
-_CONVERSIONS = {INT: int, FLOAT: float, STRING: str}
+def api_boolean(value: bool | int | float | str) -> bool:
+    """A BOOLEAN literal as API clients write it: true/false, 0/1 or the text "true"/"false"
+    (any case). ComfyUI passes any of these to the node unchecked, where the text "false"
+    would count as true; anything else raises ValueError (refused as invalid_input_type)."""
+    if type(value) is bool:
+        return value
+    if type(value) is str and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if type(value) is not str and value in (0, 1):
+        return value == 1
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+_CONVERSIONS = {INT: int, FLOAT: float, STRING: str, BOOLEAN: api_boolean}
 
 
 def api_literal(decl: Input, value: Any) -> Any:
     """A literal of an API-format prompt as the input `decl` takes it: ComfyUI clients send
     "5" for an INT, 64.0 for an INT, 7 for a STRING, and ComfyUI converts them with int(),
-    float() or str() (so 7.9 for an INT is 7, and "7.5" for an INT fails). A value that does
+    float() or str() (so 7.9 for an INT is 7, and "7.5" for an INT fails); a BOOLEAN takes
+    0/1 and "true"/"false" (`api_boolean`). A value that does
     not convert, and null, lists and objects, are kept as they are: validation reports them
     as invalid_input_type. Our own formats are not converted."""
     convert = _CONVERSIONS.get(decl.type)
