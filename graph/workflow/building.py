@@ -291,9 +291,10 @@ def _build(
             if input_name in RESERVED_NODE_KEYS:
                 continue
             where = at("nodes", node_id, input_name)
-            node.input_locations[input_name] = _where_given(raw_value, given, where)
+            node.input_locations[input_name] = where  # a link's `$` are not substituted
             decl = node_type.input(input_name) if node_type is not None else None
             if decl is None:  # unknown type or input: validation names it
+                node.input_locations[input_name] = _where_given(raw_value, given, where)
                 node.inputs[input_name] = _subst_value(
                     raw_value, params, problems, node_id, input_name, at
                 )
@@ -317,6 +318,7 @@ def _build(
                 if link is not None:
                     node.inputs[input_name] = link
                 continue
+            node.input_locations[input_name] = _where_given(raw_value, given, where)
             node.inputs[input_name] = _subst_value(
                 raw_value, params, problems, node_id, input_name, at
             )

@@ -33,3 +33,25 @@ def test_braced_param_inside_text_is_interpolated(registry):
     text = TEXT.replace('note: "${none}"', 'note: "n${n}x"')
     wf = load_workflow("w.yaml", text=text, registry=registry)
     assert wf.graph["s"].inputs["note"] == "n3x"
+
+
+LINKED = """\
+params: {x: 1}
+nodes:
+  c: {type: Const, value: 1}
+  o: {type: Show, value: "c$x"}
+"""
+
+
+@pytest.mark.parametrize("written", ['"c$x"', '{from: "c$x"}'])
+def test_a_link_naming_a_given_param_is_placed_at_its_line_not_the_flag(registry, written):
+    """A link is never substituted (`c$x` names node 'c$x'), so a given `--set x=2` did not
+    make it: its problem is the file's line, as without `--set`. It said
+    '--set x=2 ($x at w.yaml:4:26): ... links to node 'c$x'', blaming the flag."""
+    from latentgraph.graph.validate import validate
+
+    text = LINKED.replace('"c$x"', written)
+    wf = load_workflow("w.yaml", text=text, registry=registry, overrides={"x": "2"})
+    said = [str(p) for p in validate(wf.graph, registry) if p.severity == "error"]
+    assert said == ["w.yaml:4:26: node 'o' input 'value': links to node 'c$x', which does not "
+                    "exist"]  # fmt: skip
