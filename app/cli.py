@@ -323,13 +323,21 @@ def _options(items: list[str]) -> dict[str, Any]:
         raise UserError(str(exc)) from None
 
 
+def _check_nodes_dirs(nodes_dirs: list[Path]) -> None:
+    """Each `--nodes-dir` a folder, else a usage error (exit 2) before anything loads or
+    starts: the one rule for every command taking the flag (`_load_nodes`, and `serve`, whose
+    registry `prepare_server` loads). A plugin file in it that fails to import is no usage
+    error: each command warns (`_print_plugin_failures`) and goes on without it."""
+    for d in nodes_dirs:
+        if not d.is_dir():
+            raise UserError(f"--nodes-dir {d}: not a folder")
+
+
 def _load_nodes(nodes_dirs: list[Path]) -> Registry:
     """The registry: the built-in nodes, installed plugin packs and `--nodes-dir` folders."""
     from .wiring import node_registry
 
-    for d in nodes_dirs:
-        if not d.is_dir():
-            raise UserError(f"--nodes-dir {d}: not a folder")
+    _check_nodes_dirs(nodes_dirs)
     failures: list = []
     registry = node_registry(nodes_dirs, errors=failures)
     _print_plugin_failures(failures)
@@ -706,6 +714,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _check_folders([("--data-dir", args.data_dir or data_dir()), ("--output-dir", args.output_dir),
                     ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)])  # fmt: skip
+    _check_nodes_dirs(args.nodes_dir)
     if not is_loopback_bind(args.host) and not args.auth_token:
         if not args.insecure:
             raise UserError(

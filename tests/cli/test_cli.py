@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from .conftest import write
 
 GOOD = """\
@@ -149,9 +151,31 @@ def test_schema_is_json_with_node_types(cli):
     assert "UNetDenoise" in json.dumps(schema)
 
 
-def test_bad_nodes_dir_is_a_user_error(cli, tmp_path):
-    code, _, err = cli("validate", "x.yaml", "--nodes-dir", str(tmp_path / "missing"), plugin=False)
-    assert code == 2 and "not a folder" in err
+@pytest.mark.parametrize("command", [["run", "x.yaml"], ["validate", "x.yaml"], ["nodes"],
+                                     ["schema"], ["convert", "x.yaml", "-"]])  # fmt: skip
+def test_bad_nodes_dir_is_a_user_error(cli, tmp_path, command):
+    """One rule for every command taking --nodes-dir (`serve` too: test_serve_flags.py)."""
+    missing = tmp_path / "missing"
+    code, _, err = cli(*command, "--nodes-dir", str(missing), plugin=False)
+    assert code == 2 and f"latentgraph: error: --nodes-dir {missing}: not a folder" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["run", "x.yaml"], ["validate", "x.yaml"], ["nodes"],
+                                     ["schema"]])  # fmt: skip
+def test_a_plugin_that_fails_to_import_is_a_warning_and_the_command_goes_on(cli, tmp_path,
+                                                                           command):  # fmt: skip
+    """As `serve` says it (test_serve_flags.py): one warning line naming the file, then the
+    command does its work without that plugin."""
+    write(tmp_path, "x.yaml", GOOD)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    bad = write(plugins, "bad.py", "raise RuntimeError('plugin exploded')\n")
+    code, _, err = cli(*command, "--nodes-dir", str(plugins))  # and the toy plugin
+    assert code == 0, err
+    assert err.count("failed to load") == 1
+    assert f"latentgraph: warning: node plugin {bad} failed to load: RuntimeError: plugin " \
+           "exploded" in err  # fmt: skip
 
 
 CTRL_C = """

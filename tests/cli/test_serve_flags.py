@@ -346,9 +346,16 @@ def test_a_missing_models_folder_is_named_by_its_flag(serve, tmp_path):
 # --- 7. plugin failures -------------------------------------------------------------------
 
 
+def test_a_missing_nodes_dir_is_refused_as_run_refuses_it(serve, tmp_path):
+    """Was a warning ("node plugin ... failed to load: not a directory"), then the server
+    started without the plugins; `run` refused it. Refused before the port is bound."""
+    err = refused(serve, "--nodes-dir", str(tmp_path / "nowhere"))
+    assert f"latentgraph: error: --nodes-dir {tmp_path / 'nowhere'}: not a folder" in err
+
+
 def test_a_plugin_failure_is_said_once_in_the_cli_form(tmp_path, monkeypatch, capsys):
     """Was four times: the CLI's line, then Python warnings from the app's second load and
-    from each worker's."""
+    from each worker's. A plugin that fails to import is a warning, as for every command."""
     import uvicorn
 
     from latentgraph.cli import main
@@ -358,15 +365,17 @@ def test_a_plugin_failure_is_said_once_in_the_cli_form(tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(uvicorn.Server, "run",  # the app is made, not served: no worker starts
                         lambda self, **kw: self.config.app.state.lg.store.close())  # fmt: skip
-    missing = tmp_path / "nonexistent"
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    bad = write(plugins, "bad.py", "raise RuntimeError('plugin exploded')\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        code = main(["serve", "--port", "0", "--nodes-dir", str(missing), "--data-dir",
+        code = main(["serve", "--port", "0", "--nodes-dir", str(plugins), "--data-dir",
                      str(tmp_path / "data")])  # fmt: skip
-        worker_setup([missing]).registry()  # what each worker builds
+        worker_setup([plugins]).registry()  # what each worker builds
     err = capsys.readouterr().err
     assert code == 0, err
-    said = f"latentgraph: warning: node plugin {missing} failed to load: not a directory"
+    said = f"latentgraph: warning: node plugin {bad} failed to load: RuntimeError: plugin exploded"
     assert err.count("failed to load") == 1 and said in err
     assert [w for w in caught if issubclass(w.category, PluginWarning)] == []
 
