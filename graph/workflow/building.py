@@ -4,13 +4,13 @@ substitution, links (`node.output`, `{from: node.output}`), and every problem at
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..comfy_api import graph_from_prompt, prompt_body
-from ..declare import Registry, registry_or_default
+from ..declare import Input, Registry, registry_or_default
 from ..model import Graph, Link, Location, Node
 from ..problems import Problem, WorkflowError, did_you_mean
 from .positions import Positions, Refused, parse_yaml, plain_scalar
@@ -285,7 +285,10 @@ def _build(
         node = Node(id=node_id, type=type_name, location=node_loc)
         title = body.get("title")
         if title is not None:
-            node.title = str(_subst_value(title, params, problems, node_id, "title", at))
+            titled = _Substitution(
+                params, problems, node_id, "title", at("nodes", node_id, "title")
+            )
+            node.title = str(titled.value(title))
         node_type = registry.get(type_name)
         for input_name, raw_value in body.items():
             if input_name in RESERVED_NODE_KEYS:
@@ -293,15 +296,7 @@ def _build(
             where = at("nodes", node_id, input_name)
             node.input_locations[input_name] = where  # a link's `$` are not substituted
             decl = node_type.input(input_name) if node_type is not None else None
-            if decl is None:  # unknown type or input: validation names it
-                node.input_locations[input_name] = _where_given(raw_value, given, where)
-                node.inputs[input_name] = _subst_value(
-                    raw_value, params, problems, node_id, input_name, at
-                )
-                continue
-            spec = _link_spec(raw_value)
-            if spec is None and decl.kind == "socket" and isinstance(raw_value, str):
-                spec = raw_value
+            spec = _link_spec(raw_value, decl)
             if spec is not None:
                 if not isinstance(spec, str):
                     problems.append(
@@ -318,10 +313,9 @@ def _build(
                 if link is not None:
                     node.inputs[input_name] = link
                 continue
-            node.input_locations[input_name] = _where_given(raw_value, given, where)
-            node.inputs[input_name] = _subst_value(
-                raw_value, params, problems, node_id, input_name, at
-            )
+            substitution = _Substitution(params, problems, node_id, input_name, where)
+            node.inputs[input_name] = substitution.value(raw_value)
+            node.input_locations[input_name] = substitution.placed(given)
         graph.add(node)
 
     if problems:
@@ -394,27 +388,16 @@ def _params(
     return params, given
 
 
-def _where_given(raw: Any, given: dict[str, str], where: Location) -> Location:
-    """`where` an input is written, as a `GivenLocation` when its value uses a given param."""
-    for param in _params_used(raw):
-        if param in given:
-            return GivenLocation(where.file, where.line, where.column, param, given[param])
-    return where
-
-
-def _params_used(raw: Any) -> Iterator[str]:
-    """The params a written value names (`$name`, `${name}`), in order, as `_subst_value`
-    finds them."""
-    if isinstance(raw, str):
-        yield from (m.group(2) or m.group(3) for m in _ANY_PARAM.finditer(raw) if not m.group(1))
-    elif isinstance(raw, dict | list):
-        for item in raw.values() if isinstance(raw, dict) else raw:
-            yield from _params_used(item)
-
-
-def _link_spec(raw: Any) -> Any:
+def _link_spec(raw: Any, decl: Input | None) -> Any:
+    """What a written value links from, or None: `{from: ...}` for a declared input, a text
+    for a socket-only one. An undeclared input (or a node of unknown type) links nothing:
+    its value is substituted as written and validation names the input."""
+    if decl is None:
+        return None
     if isinstance(raw, dict) and len(raw) == 1 and "from" in raw:
         return raw["from"]
+    if decl.kind == "socket" and isinstance(raw, str):
+        return raw
     return None
 
 
@@ -471,58 +454,72 @@ def _resolve_link(
     return Link(target, index)
 
 
-def _subst_value(
-    raw: Any, params: dict[str, Any], problems: list[Problem], node_id: str, input_name: str,
-    at: Any,
-) -> Any:  # fmt: skip
-    if isinstance(raw, str):
-        if "$" not in raw:
-            return raw
-        whole = _WHOLE_PARAM.fullmatch(raw)
-        if whole:
-            key = whole.group(1) or whole.group(2)
-            if key in params:
-                return params[key]
-            _unknown_param(key, params, problems, node_id, input_name, at)
-            return raw
-
-        def repl(match: re.Match) -> str:
-            if match.group(1):
-                return "$"
-            key = match.group(2) or match.group(3)
-            if key not in params:
-                _unknown_param(key, params, problems, node_id, input_name, at)
-                return match.group(0)
-            return _text(params[key])
-
-        return _ANY_PARAM.sub(repl, raw)
-    if isinstance(raw, list):
-        return [_subst_value(v, params, problems, node_id, input_name, at) for v in raw]
-    if isinstance(raw, dict):
-        return {
-            k: _subst_value(v, params, problems, node_id, input_name, at) for k, v in raw.items()
-        }
-    return raw
-
-
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def _unknown_param(
-    key: str, params: dict[str, Any], problems: list[Problem], node_id: str, input_name: str,
-    at: Any,
-) -> None:  # fmt: skip
-    known = ", ".join(sorted(params)) or "none declared"
-    problems.append(
-        Problem(
-            "unknown_param",
-            f"${key} is not a param of this workflow (params: {known}); write $$ for a "
-            "literal dollar",
-            node_id,
-            input_name,
-            at("nodes", node_id, input_name),
+@dataclass
+class _Substitution:
+    """Putting the params into one written value (a node's input or title): `$name` or
+    `${name}` alone is the param's value (its type kept), inside text its text, `$$` a dollar,
+    in lists and mappings alike; an unknown name is a problem placed at `where`, kept as
+    written. `used` holds the params put in, in order, as they are put in: the one record of
+    which params a value uses (`placed`), so it cannot tell another story than the value."""
+
+    params: dict[str, Any]
+    problems: list[Problem]
+    node_id: str
+    input_name: str
+    where: Location
+    used: list[str] = field(default_factory=list)
+
+    def value(self, raw: Any) -> Any:
+        if isinstance(raw, list):
+            return [self.value(item) for item in raw]
+        if isinstance(raw, dict):
+            return {key: self.value(item) for key, item in raw.items()}
+        if not isinstance(raw, str) or "$" not in raw:
+            return raw
+        whole = _WHOLE_PARAM.fullmatch(raw)
+        if whole:
+            key = whole.group(1) or whole.group(2)
+            return self._param(key) if self._known(key) else raw
+        return _ANY_PARAM.sub(self._in_text, raw)
+
+    def placed(self, given: dict[str, str]) -> Location:
+        """`where`, or where the first param put in that was given its value (by `--set`, a
+        sweep) is used, naming it (`GivenLocation`)."""
+        for param in self.used:
+            if param in given:
+                where = self.where
+                return GivenLocation(where.file, where.line, where.column, param, given[param])
+        return self.where
+
+    def _in_text(self, match: re.Match) -> str:
+        if match.group(1):
+            return "$"
+        key = match.group(2) or match.group(3)
+        return _text(self._param(key)) if self._known(key) else match.group(0)
+
+    def _param(self, key: str) -> Any:
+        self.used.append(key)
+        return self.params[key]
+
+    def _known(self, key: str) -> bool:
+        """Whether `key` is a param; a problem saying what the workflow has when not."""
+        if key in self.params:
+            return True
+        known = ", ".join(sorted(self.params)) or "none declared"
+        self.problems.append(
+            Problem(
+                "unknown_param",
+                f"${key} is not a param of this workflow (params: {known}); write $$ for a "
+                "literal dollar",
+                self.node_id,
+                self.input_name,
+                self.where,
+            )
         )
-    )
+        return False

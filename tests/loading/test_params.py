@@ -55,3 +55,23 @@ def test_a_link_naming_a_given_param_is_placed_at_its_line_not_the_flag(registry
     said = [str(p) for p in validate(wf.graph, registry) if p.severity == "error"]
     assert said == ["w.yaml:4:26: node 'o' input 'value': links to node 'c$x', which does not "
                     "exist"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("written", "value", "uses_n"), [
+    ('"$n"', 7, True), ('"${n}"', 7, True), ('"a${n}b$n"', "a7b7", True),
+    ('"$$n"', "$n", False), ('"$${n}"', "${n}", False), ('"$$$n"', "$7", True),
+    ('"5$"', "5$", False), ("[1, [x, $n]]", [1, ["x", 7]], True),
+    ('{k: {j: "${n}"}}', {"k": {"j": 7}}, True), ('{"$n": 1}', {"$n": 1}, False),
+])  # fmt: skip
+def test_a_value_is_placed_at_the_flag_exactly_when_the_given_param_is_put_in(
+    registry, written, value, uses_n
+):
+    """Which params a value uses is recorded by substituting it (one rule): every form
+    substitution reads ($$ escapes, lists, mappings, not keys) names `--set n=7` in the value's
+    place when, and only when, the 7 went in."""
+    text = f"params: {{n: 3}}\nnodes:\n  f: {{type: Format, template: {written}}}\n"
+    wf = load_workflow("w.yaml", text=text, registry=registry, overrides={"n": "7"})
+    line = str(load_workflow("w.yaml", text=text, registry=registry).graph.where("f", "template"))
+    assert wf.graph["f"].inputs["template"] == value
+    placed = str(wf.graph.where("f", "template"))
+    assert placed == (f"--set n=7 ($n at {line})" if uses_n else line)
