@@ -282,13 +282,17 @@ class Store:
         with self._mem:
             self._queued = {r.id: r for r in queued}
             self._queued_bytes = sum(r.size for r in queued)
-            self._recent, self._recent_bytes, self._recent_all = {}, 0, True
             # Newest first, up to the first that does not fit: memory holds the newest prompts
             # with no gap (an older, smaller one would fit after a bigger one was dropped).
+            kept, size = [], 0
             for r in recent:
-                self._remember(r)
-                if not self._recent_all:
+                if len(kept) == RECENT_HISTORY or (kept and size + r.size > self.history_bytes):
                     break
+                kept.append(r)
+                size += r.size
+            # Oldest first, as `_remember` keeps it.
+            self._recent = {r.id: r for r in reversed(kept)}
+            self._recent_bytes, self._recent_all = size, len(kept) == len(recent)
             self._max_number = high if high is not None else -1
 
     def _decode(self, rows, *, aside: bool = False) -> list[PromptRecord]:
@@ -316,8 +320,11 @@ class Store:
         return records
 
     def _remember(self, record: PromptRecord) -> None:
-        """Keep a finished prompt in the recent history, within RECENT_HISTORY entries and
-        `history_bytes`, dropping the oldest. The caller holds `_mem`."""
+        """Keep a prompt that just finished in the recent history, within RECENT_HISTORY
+        entries and `history_bytes`, dropping the oldest. `_recent` is kept in the order the
+        prompts finished, so the oldest is its first (a search over 256 entries at every
+        prompt's end was most of the store's time in a long-running server). The caller holds
+        `_mem`."""
         old = self._recent.pop(record.id, None)
         self._recent_bytes -= old.size if old is not None else 0
         self._recent[record.id] = record
@@ -325,7 +332,7 @@ class Store:
         while len(self._recent) > RECENT_HISTORY or (
             self._recent_bytes > self.history_bytes and len(self._recent) > 1
         ):
-            oldest = min(self._recent.values(), key=_history_order)
+            oldest = next(iter(self._recent.values()))
             del self._recent[oldest.id]
             self._recent_bytes -= oldest.size
             self._recent_all = False

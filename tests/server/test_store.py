@@ -671,6 +671,13 @@ def test_recent_history_past_what_memory_holds_reads_the_database(tmp_path):
     again = _reopen(store)
     assert len(again._recent) == st.RECENT_HISTORY and again.recent_history(None) is None
     assert _ids(again.recent_history(st.RECENT_HISTORY)) == [f"p{i}" for i in range(4, n)]
+    # One more finishes: the oldest in memory leaves, after a restart as before it.
+    _add(again, "new", number=n)
+    _run(again, "new")
+    assert _ids(again.recent_history(st.RECENT_HISTORY)) == [
+        *(f"p{i}" for i in range(5, n)),
+        "new",
+    ]
     again.delete_history(None)
     assert again.recent_history(None) == [] and again.history() == []
     again.close()
@@ -723,7 +730,7 @@ def test_history_memory_exactly_at_its_budget_keeps_both(tmp_path):
         _run(store, pid)
     budget = store.memory_bytes()[1]
     again = _reopen(store, history_bytes=budget)
-    assert list(again._recent) == ["b", "a"] and again.recent_history(None) is not None
+    assert list(again._recent) == ["a", "b"] and again.recent_history(None) is not None
     again.close()
     again = Store(store.path, history_bytes=budget - 1)
     assert list(again._recent) == ["b"] and again.recent_history(None) is None
