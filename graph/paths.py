@@ -20,6 +20,10 @@ import platformdirs
 # The files a models folder lists: the safetensors family, the only weights the loaders load.
 # Pickles (.ckpt, .pt, .bin, ...) could run code when loaded and are never listed.
 WEIGHT_SUFFIXES = (".safetensors", ".sft")
+# Folder kinds whose loader cannot read a `.sft`: LoadModel's single-file checkpoints go through
+# diffusers' pipeline `from_single_file`, which takes only a path and would torch.load any file
+# not named .safetensors (it offers no state-dict entry), so these list `.safetensors` only.
+SAFETENSORS_ONLY_KINDS = ("checkpoints", "diffusers")
 _MAX_DEPTH = 8  # sub-folders deeper than this are not searched
 
 
@@ -53,10 +57,27 @@ def models_folder_dirs(
     return [root / name for root in models_roots(dirs) for name in names if (root / name).is_dir()]
 
 
-def weight_files(base: Path) -> list[str]:
-    """The weight files under one models folder directory `base` (`WEIGHT_SUFFIXES`), as sorted
-    POSIX names relative to it, the names a dropdown shows and the server's model routes
-    answer: hidden files and folders are skipped, symlinked folders followed (each real
+def weight_suffixes(kind: str) -> tuple[str, ...]:
+    """The file suffixes a models folder `kind` lists and its loader loads: `WEIGHT_SUFFIXES`,
+    `.safetensors` alone for `SAFETENSORS_ONLY_KINDS`."""
+    return (".safetensors",) if kind in SAFETENSORS_ONLY_KINDS else WEIGHT_SUFFIXES
+
+
+def suffix_refusal(kind: str, name: str) -> str | None:
+    """Why a file `name` of the safetensors family is not read from a models folder `kind`
+    (its suffix is not among the kind's `weight_suffixes`); None when it is read, or is no
+    safetensors file at all (other refusals are the caller's)."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in WEIGHT_SUFFIXES or suffix in weight_suffixes(kind):
+        return None
+    return (f"a {suffix} file is not loaded from {kind}/ (diffusers reads a checkpoint as "
+            "safetensors only when it is named .safetensors): rename it to .safetensors")  # fmt: skip
+
+
+def weight_files(base: Path, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> list[str]:
+    """The weight files under one models folder directory `base` (`suffixes`: its kind's
+    `weight_suffixes`), as sorted POSIX names relative to it, the names a dropdown shows and
+    the server's model routes answer: hidden files and folders are skipped, symlinked folders followed (each real
     folder once, so a link loop ends) at most `_MAX_DEPTH` deep."""
     names: list[str] = []
     seen: set[str] = set()
@@ -69,6 +90,6 @@ def weight_files(base: Path) -> list[str]:
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in files:
-            if f.lower().endswith(WEIGHT_SUFFIXES) and not f.startswith("."):
+            if f.lower().endswith(suffixes) and not f.startswith("."):
                 names.append((rel / f).as_posix())
     return sorted(names)

@@ -151,6 +151,16 @@ def _places(text: str, folders: tuple[str, ...], models_dirs: list[Path] | None)
             continue
 
 
+def _check_suffix(path: Path, folders: tuple[str, ...]) -> None:
+    """Refuse a file the loader of the models `folders` does not read (`paths.suffix_refusal`:
+    a `.sft` checkpoint, which diffusers' pipeline loader would torch.load)."""
+    if path.suffix.lower() not in paths.WEIGHT_SUFFIXES:
+        raise ValueError(f"{str(path)!r}: expected a .safetensors checkpoint or a folder")
+    refusal = paths.suffix_refusal(folders[0], path.name)  # the loader's own folder first
+    if refusal is not None:
+        raise ValueError(f"{str(path)!r}: {refusal}")
+
+
 def find_source(text: str, models_dirs: list[Path] | None = None,
                 folders: tuple[str, ...] = MODEL_FOLDERS) -> Source:  # fmt: skip
     """Classify a source string: a built-in, a path (from the current directory or a models
@@ -172,8 +182,7 @@ def find_source(text: str, models_dirs: list[Path] | None = None,
                                  "(no model_index.json or config.json)")  # fmt: skip
             return Source("folder", str(p.resolve()), _stat_identity(p))
         if p.is_file():
-            if p.suffix.lower() != ".safetensors":
-                raise ValueError(f"{str(p)!r}: expected a .safetensors checkpoint or a folder")
+            _check_suffix(p, folders)
             return Source("single_file", str(p.resolve()), _stat_identity(p))
     if HUB_ID.match(text) and not text.lower().endswith(".safetensors"):
         return Source("hub", text, f"hub:{text}")
@@ -744,14 +753,17 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
         raise input_error(ctx, "source", f"{path}: no VAE weights found (encoder.* tensors)")
     width = shapes[found[0] + "encoder.conv_in.weight"][0]
     folder = _config_dir(ctx, _vae_preset(ctx, path, shapes, config, width))
-    if ldm is not None:
-        return AutoencoderKL.from_single_file(
-            path, config=folder, subfolder="vae", local_files_only=True, torch_dtype=torch_dtype
-        )
     from safetensors.torch import load_file
 
+    # The tensors, not the path: diffusers reads a path by its suffix (torch.load unless it
+    # ends in .safetensors), so a .sft loads exactly as the same bytes named .safetensors do.
+    state = load_file(path)
+    if ldm is not None:
+        return AutoencoderKL.from_single_file(
+            state, config=folder, subfolder="vae", local_files_only=True, torch_dtype=torch_dtype
+        )
     vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder, subfolder="vae"))
-    _load_strict(ctx, vae, _strip(load_file(path), found[0]), path)
+    _load_strict(ctx, vae, _strip(state, found[0]), path)
     return vae.to(torch_dtype)
 
 
@@ -804,7 +816,7 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
     def load():
         torch_dtype = runtime.torch_dtype(dtype)
         try:
-            if location.endswith(".safetensors"):
+            if Path(location).is_file():  # a single file `find_source` took (its suffix)
                 value = from_file(location, torch_dtype)
             else:
                 value = from_folder(location, sub, torch_dtype)

@@ -7,7 +7,8 @@ then `$LATENTGRAPH_MODELS_DIRS` (os.pathsep-separated), then `<data dir>/models`
 loaders that take them, a diffusers folder's name) back into a path, reads a path that leads
 into the folder as its name there, and refuses anything else (`..`, files outside the roots). Only
 safetensors files are listed (`graph.paths.weight_files`, the walk the server's model routes
-use too): pickled weights are never loaded.
+use too; `.sft` as well where the loader can read one, `graph.paths.weight_suffixes`): pickled
+weights are never loaded.
 
 The built-in tiny model is always first in the checkpoint list, so the classic graph runs on a
 fresh install with no weights downloaded.
@@ -20,7 +21,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from latentgraph.graph import Settings
-from latentgraph.graph.paths import models_folder_dirs, models_roots, weight_files
+from latentgraph.graph.paths import (
+    WEIGHT_SUFFIXES,
+    models_folder_dirs,
+    models_roots,
+    suffix_refusal,
+    weight_files,
+    weight_suffixes,
+)
 
 from .runtime import model_identity
 
@@ -68,7 +76,7 @@ def list_files(folder: str, dirs: Sequence[Path | str] | None = None) -> list[st
     """Names of the weight files of one kind, as a dropdown shows them (sorted, deduplicated)."""
     names: set[str] = set()
     for base in folder_paths(folder, dirs):
-        names.update(weight_files(base))
+        names.update(weight_files(base, weight_suffixes(folder)))
     return sorted(names, key=str.lower)
 
 
@@ -93,13 +101,13 @@ def _safe_name(name: str) -> PurePosixPath:
 
 
 def absolute_source(name: str, *, folders: bool = False) -> Path | None:
-    """An absolute path given instead of a name inside a models folder: the .safetensors file
-    there (with `folders`, or the diffusers model folder, `is_model_folder`); None when `name`
+    """An absolute path given instead of a name inside a models folder: the .safetensors (or
+    .sft) file there (with `folders`, or the diffusers model folder, `is_model_folder`); None when `name`
     is no absolute path. Raises `ModelNotFound` saying what is missing at that path."""
     path = Path(name).expanduser()
     if not path.is_absolute():
         return None
-    if path.is_file() and path.suffix.lower() == ".safetensors":
+    if path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES:
         return path
     if folders and is_model_folder(path):
         return path
@@ -144,10 +152,13 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
             f"{name}: pickled weights ({posix.suffix}) are not loaded, for safety; "
             "convert the file to .safetensors"
         )
+    refusal = suffix_refusal(folder, posix.name)
+    if refusal is not None:
+        raise ModelNotFound(f"{folder} model {name!r}: {refusal}")
     hidden = any(part.startswith(".") for part in posix.parts)
     for base in bases:
         candidate = base.joinpath(*posix.parts)
-        if candidate.is_file() and posix.as_posix() in weight_files(base):
+        if candidate.is_file() and posix.as_posix() in weight_files(base, weight_suffixes(folder)):
             return candidate
         if folders and not hidden and is_model_folder(candidate):
             return candidate
@@ -213,7 +224,9 @@ def experiment_folder(folder: str, dirs: Sequence[Path | str] | None = None) -> 
     bases = folder_paths(folder, dirs)
     out = []
     for index, base in enumerate(bases):
-        out += [{"name": n, "pathIndex": index} for n in weight_files(base)]
+        out += [
+            {"name": n, "pathIndex": index} for n in weight_files(base, weight_suffixes(folder))
+        ]
     if folder == "checkpoints":
         out[:0] = [{"name": name, "pathIndex": 0} for name in BUILTIN_CHECKPOINTS]
     return out

@@ -21,7 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from latentgraph.graph.paths import WEIGHT_SUFFIXES, models_folder_dirs, weight_files
+from latentgraph.graph.paths import (
+    WEIGHT_SUFFIXES,
+    models_folder_dirs,
+    weight_files,
+    weight_suffixes,
+)
 
 from .devices import memory
 from .errors import ApiError, read_json
@@ -128,7 +133,7 @@ async def folder_paths(request: Request) -> JSONResponse:
     editor's missing-model check asks for it when a workflow names models it cannot see)."""
     folders = _model_folders(request)
     return JSONResponse(
-        {k: [[str(p) for p in v], list(WEIGHT_SUFFIXES)] for k, v in folders.items()}
+        {k: [[str(p) for p in v], list(weight_suffixes(k))] for k, v in folders.items()}
     )
 
 
@@ -136,11 +141,11 @@ def _folder_files(request: Request, kind: str | None = None) -> list[dict[str, A
     """The model files of one models folder (`kind`, by default the one named in the path):
     name and which of its paths holds it, the files its nodes' dropdown lists (the one walk,
     `graph.paths.weight_files`)."""
-    paths = _folder_dirs(request, kind or request.path_params["folder"])
+    kind = kind or request.path_params["folder"]
     return [
         {"name": name, "pathIndex": index}
-        for index, base in enumerate(paths)
-        for name in weight_files(base)
+        for index, base in enumerate(_folder_dirs(request, kind))
+        for name in weight_files(base, weight_suffixes(kind))
     ]
 
 

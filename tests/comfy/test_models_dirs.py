@@ -20,7 +20,10 @@ def tree(tmp_path, monkeypatch):
     (main / "vae" / "v.safetensors").write_bytes(b"x")
     extra = tmp_path / "ComfyUI" / "models"
     (extra / "checkpoints").mkdir(parents=True)
-    (extra / "checkpoints" / "c.sft").write_bytes(b"x")
+    (extra / "checkpoints" / "c.safetensors").write_bytes(b"x")
+    (extra / "checkpoints" / "d.sft").write_bytes(b"x")  # LoadModel cannot read a .sft
+    (extra / "vae").mkdir()
+    (extra / "vae" / "w.sft").write_bytes(b"x")  # LoadVAE can
     (extra / "checkpoints" / "a.safetensors").write_bytes(b"y")  # shadowed by the main dir
     (tmp_path / "secret.safetensors").write_bytes(b"s")
     yield tmp_path, main, extra
@@ -29,9 +32,10 @@ def tree(tmp_path, monkeypatch):
 def test_lists_safetensors_only_across_roots(tree):
     tmp, main, extra = tree
     dirs = [main, extra]
-    assert md.list_files("checkpoints", dirs) == ["a.safetensors", "c.sft", "sd15/b.safetensors"]
+    assert md.list_files("checkpoints", dirs) == [
+        "a.safetensors", "c.safetensors", "sd15/b.safetensors"]  # fmt: skip
     assert md.checkpoint_names(Settings(models_dirs=dirs))[0] == md.BUILTIN_CHECKPOINT
-    assert md.vae_names(Settings(models_dirs=dirs)) == ["v.safetensors"]
+    assert md.vae_names(Settings(models_dirs=dirs)) == ["v.safetensors", "w.sft"]
     assert md.list_files("loras", dirs) == []
 
 
@@ -41,7 +45,14 @@ def test_resolve_prefers_the_first_root(tree):
     assert (
         md.resolve("checkpoints", "a.safetensors", dirs) == main / "checkpoints" / "a.safetensors"
     )
-    assert md.resolve("checkpoints", "c.sft", dirs) == extra / "checkpoints" / "c.sft"
+    assert (
+        md.resolve("checkpoints", "c.safetensors", dirs) == extra / "checkpoints" / "c.safetensors"
+    )
+    assert md.resolve("vae", "w.sft", dirs) == extra / "vae" / "w.sft"
+    with pytest.raises(
+        md.ModelNotFound, match=r"'d.sft': a \.sft file is not loaded from checkpoints/"
+    ):
+        md.resolve("checkpoints", "d.sft", dirs)
     assert md.resolve("checkpoints", "sd15\\b.safetensors", dirs).name == "b.safetensors"
 
 
@@ -79,8 +90,8 @@ def test_symlinked_folder_is_followed_without_loops(tree):
     os.symlink(extra / "checkpoints", main / "checkpoints" / "linked")
     os.symlink(main / "checkpoints", main / "checkpoints" / "sd15" / "loop")
     names = md.list_files("checkpoints", dirs)
-    assert "linked/c.sft" in names
-    assert md.resolve("checkpoints", "linked/c.sft", dirs).is_file()
+    assert "linked/c.safetensors" in names
+    assert md.resolve("checkpoints", "linked/c.safetensors", dirs).is_file()
 
 
 def test_experiment_models_shape(tree):
@@ -90,6 +101,6 @@ def test_experiment_models_shape(tree):
     assert folders["checkpoints"] == [str(main / "checkpoints"), str(extra / "checkpoints")]
     entries = md.experiment_folder("checkpoints", dirs)
     assert entries[0] == {"name": md.BUILTIN_CHECKPOINT, "pathIndex": 0}
-    assert {"name": "c.sft", "pathIndex": 1} in entries
+    assert {"name": "c.safetensors", "pathIndex": 1} in entries
     with pytest.raises(md.ModelNotFound):
         md.experiment_folder("../etc", dirs)

@@ -24,7 +24,7 @@ FOLDERS = {"checkpoints": ("checkpoints", "Stable-diffusion"), "loras": ("loras"
 def config(tmp_path) -> ServerConfig:
     root = tmp_path / "models"
     for name in ("checkpoints/sd15/b.safetensors", "checkpoints/A.sft", "checkpoints/old.ckpt",
-                 "loras/x.safetensors"):  # fmt: skip
+                 "loras/x.safetensors", "loras/y.sft"):  # fmt: skip
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"")
     (root / "vae").mkdir()
@@ -69,7 +69,9 @@ def test_history_paging_refusals(client):
 
 def test_models_lists_the_folders_and_models_folder_its_files(client):
     assert client.get("/models").json() == ["checkpoints", "loras", "vae", "embeddings"]
-    assert client.get("/models/checkpoints").json() == ["A.sft", "sd15/b.safetensors"]
+    # .sft: listed where the loader reads one (LoadModel's checkpoints cannot)
+    assert client.get("/models/checkpoints").json() == ["sd15/b.safetensors"]
+    assert client.get("/models/loras").json() == ["x.safetensors", "y.sft"]
     assert client.get("/models/vae").json() == []
     r = client.get("/models/nothing")
     assert r.status_code == 404 and r.json()["error"]["message"] == "no model folder 'nothing'"
@@ -106,7 +108,7 @@ def test_a_folders_other_names_are_read_as_it_and_unknown_folders_are_not_listed
     (root / "sams").mkdir()
     assert "sams" not in client.get("/models").json()
     assert client.get("/models/checkpoints").json() == [
-        "A.sft", "old.safetensors", "sd15/b.safetensors"]  # fmt: skip
+        "old.safetensors", "sd15/b.safetensors"]  # fmt: skip
     (entry,) = [e for e in client.get("/experiment/models").json() if e["name"] == "checkpoints"]
     assert entry["folders"] == [str(root / "checkpoints"), str(root / "Stable-diffusion")]
 
@@ -125,19 +127,21 @@ def test_the_model_routes_list_the_files_the_dropdowns_list(client, config, tmp_
         (ckpt / name).parent.mkdir(parents=True, exist_ok=True)
         (ckpt / name).write_bytes(b"")
     (tmp_path / "elsewhere").mkdir()
-    (tmp_path / "elsewhere" / "c.sft").write_bytes(b"")
+    (tmp_path / "elsewhere" / "c.safetensors").write_bytes(b"")
     os.symlink(tmp_path / "elsewhere", ckpt / "linked")
     os.symlink(ckpt, ckpt / "sd15" / "loop")
     dropdown = md.list_files("checkpoints", config.models_dirs)
-    assert dropdown == ["A.sft", "linked/c.sft", "sd15/b.safetensors", "UP.SAFETENSORS"]
+    assert dropdown == ["linked/c.safetensors", "sd15/b.safetensors", "UP.SAFETENSORS"]
     assert client.get("/models/checkpoints").json() == dropdown
     on_disk = [e for e in md.experiment_folder("checkpoints", config.models_dirs)
                if not e["name"].startswith("builtin:")]  # fmt: skip
     assert client.get("/experiment/models/checkpoints").json() == on_disk
     assert {e["name"] for e in on_disk} == set(dropdown)
-    suffixes = client.get("/internal/folder_paths").json()["checkpoints"][1]
+    folder_paths = client.get("/internal/folder_paths").json()
+    suffixes = folder_paths["checkpoints"][1]
     assert all(name.lower().endswith(tuple(suffixes)) for name in dropdown)
-    assert ".gguf" not in suffixes and ".ckpt" not in suffixes
+    assert suffixes == [".safetensors"]  # A.sft is not listed: LoadModel cannot read it
+    assert folder_paths["loras"][1] == [".safetensors", ".sft"]
 
 
 def test_the_composition_root_hands_the_nodes_folders_to_the_server():
