@@ -12,6 +12,7 @@ kind's directories under them and the weight files in one.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,10 @@ WEIGHT_SUFFIXES = (".safetensors", ".sft")
 # not named .safetensors (it offers no state-dict entry), so these list `.safetensors` only.
 SAFETENSORS_ONLY_KINDS = ("checkpoints", "diffusers")
 _MAX_DEPTH = 8  # sub-folders deeper than this are not searched
+# The folders a file name's annotation may name, as ComfyUI's editor and clients write them
+# ("clipspace/mask-1.png [input]", "ComfyUI_00001_.png [output]"): `split_annotation`.
+FILE_FOLDERS = ("input", "output", "temp")
+_ANNOTATION = re.compile(r"(.+) \[([A-Za-z_]+)\]", re.DOTALL)
 
 
 def cache_dir() -> Path:
@@ -35,6 +40,24 @@ def cache_dir() -> Path:
 def data_dir() -> Path:
     env = os.environ.get("LATENTGRAPH_DATA_DIR")
     return Path(env) if env else Path(platformdirs.user_data_dir("latentgraph"))
+
+
+def split_annotation(value: str) -> tuple[str, str | None]:
+    """A file name and the folder its trailing annotation names, as ComfyUI's
+    `folder_paths.annotated_filepath` reads one: "x.png [output]" is ("x.png", "output"), the
+    folder standing in for any `type` given beside the name; (value, None) for a name with
+    none. Raises ValueError naming an annotation that names no such folder ("x.png [models]",
+    "x.png [Output]"): one of `FILE_FOLDERS` is expected. Whether the name stays inside its
+    folder is the caller's to check."""
+    found = _ANNOTATION.fullmatch(value)
+    if found is None:
+        return value, None
+    name, folder = found.groups()
+    if folder not in FILE_FOLDERS:
+        expected = ", ".join(f"[{f}]" for f in FILE_FOLDERS)
+        raise ValueError(f"{value!r} ends in the folder annotation [{folder}], which names no "
+                         f"folder; expected one of {expected}")  # fmt: skip
+    return name, folder
 
 
 def models_roots(dirs: Sequence[Path | str] | None = None) -> list[Path]:

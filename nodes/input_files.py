@@ -12,7 +12,6 @@ The server writes it into its input folder at start so the editor can preview it
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from latentgraph.graph import Settings
 from latentgraph.graph.files import file_sha256, write_file
+from latentgraph.graph.paths import split_annotation
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 EXAMPLE = "example.png"
@@ -36,29 +36,26 @@ def inside(base: Path, name: str) -> Path | None:
     return target
 
 
-# A value naming its folder, as ComfyUI's editor writes them (the mask editor, the painter,
-# an output picked again): "clipspace/mask-1.png [input]", "ComfyUI_00001_.png [output]".
-_ANNOTATED = re.compile(r"(.+) \[(input|output|temp)\]")
-
-
 def located(image: str, settings: Settings) -> tuple[Path, str]:
     """The folder a LoadImage value reads from and the name inside it: the input folder, or
-    the one a trailing ' [input]', ' [output]' or ' [temp]' names."""
-    found = _ANNOTATED.fullmatch(image)
-    if found is None:
+    the one a trailing ' [input]', ' [output]' or ' [temp]' names (`paths.split_annotation`,
+    the server's /view reads too). A bad annotation is part of a name in the input folder:
+    not a listed file, so validation refuses it among the choices."""
+    try:
+        name, kind = split_annotation(image)
+    except ValueError:
         return Path(settings.input_dir), image
-    name, kind = found.groups()
     folders = {"input": settings.input_dir, "output": settings.output_dir,
                "temp": settings.temp_dir}  # fmt: skip
-    return Path(folders[kind]), name
+    return Path(folders[kind or "input"]), name
 
 
 def annotated_file(value: str, settings: Settings) -> bool:
     """An annotated value naming an image file inside its folder: what LoadImage takes
     besides the input folder's files it lists (`Input.also_accepts`)."""
-    if _ANNOTATED.fullmatch(value) is None:
-        return False
     folder, name = located(value, settings)
+    if name == value:  # no annotation (or a bad one)
+        return False
     path = inside(folder, name)
     return path is not None and path.is_file() and name.lower().endswith(IMAGE_SUFFIXES)
 

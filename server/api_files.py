@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from latentgraph.graph.files import write_new
+from latentgraph.graph.paths import split_annotation
 
 from .errors import ApiError
 from .filetypes import served_as
@@ -34,6 +35,17 @@ def _folder(request: Request, kind: str, what: str = "type") -> Path:
     if folder is None:
         raise ApiError(400, f"{what} must be output, input or temp, not {kind!r}", "invalid_type")
     return folder
+
+
+def _annotated(filename: str, kind: str, what: str) -> tuple[str, str]:
+    """(name, folder type) of a client's file name: the folder its annotation names
+    ('x.png [output]', `graph.paths.split_annotation`) over `kind` (the `type` given beside
+    it), as ComfyUI's /view and /upload/mask read one; a bad annotation is a 400 naming it."""
+    try:
+        name, named = split_annotation(filename)
+    except ValueError as exc:
+        raise ApiError(400, f"{what} {exc}", "invalid_filename") from None
+    return name, named or kind
 
 
 def _check_pixels(img, max_pixels: int, refused: str) -> None:
@@ -119,11 +131,11 @@ async def view(request: Request) -> Response:
     if not filename:
         raise ApiError(400, "the 'filename' query parameter is required")
     channel = _channel(q.get("channel"))
-    kind = q.get("type") or "output"
+    name, kind = _annotated(filename, q.get("type") or "output", "filename")
     folder = safe_folder(_folder(request, kind), q.get("subfolder", ""), what="subfolder")
-    path = safe_join(folder, filename, what="filename")
+    path = safe_join(folder, name, what="filename")
     if not path.is_file():
-        raise ApiError(404, f"no file {filename!r} in {kind}", "not_found")
+        raise ApiError(404, f"no file {name!r} in {kind}", "not_found")
     if q.get("preview") or channel != "rgba":
         limit = get_state(request).config.max_image_pixels
         data, mime = await run_in_threadpool(_reencode, path, q.get("preview", ""), channel, limit)
@@ -220,7 +232,8 @@ async def upload_image(request: Request) -> JSONResponse:
 
 def _original_ref(request: Request, form: FormData) -> Path:
     """The image file `original_ref` names: JSON `{"filename", "subfolder", "type"}` (type
-    output by default, as ComfyUI's), inside its folder, or a 400 naming the field."""
+    output by default, as ComfyUI's; a filename's annotation, 'x.png [input]', names the
+    folder instead), inside its folder, or a 400 naming the field."""
     raw = form.get("original_ref")
     if not isinstance(raw, str) or not raw.strip():
         raise ApiError(400, "the form needs a field 'original_ref': JSON naming the masked image "
@@ -241,12 +254,13 @@ def _original_ref(request: Request, form: FormData) -> Path:
                            "invalid_original_ref")  # fmt: skip
     if not fields["filename"]:
         raise ApiError(400, "original_ref needs a 'filename'", "invalid_original_ref")
-    kind = fields["type"] or "output"
+    name, kind = _annotated(fields["filename"], fields["type"] or "output",
+                            "original_ref filename")  # fmt: skip
     folder = _folder(request, kind, what="original_ref type")
     folder = safe_folder(folder, fields["subfolder"], what="original_ref subfolder")
-    path = safe_join(folder, fields["filename"], what="original_ref filename")
+    path = safe_join(folder, name, what="original_ref filename")
     if not path.is_file():
-        shown = "/".join(p for p in (fields["subfolder"], fields["filename"]) if p)
+        shown = "/".join(p for p in (fields["subfolder"], name) if p)
         raise ApiError(400, f"original_ref names no file: {shown!r} is not in {kind}",
                        "invalid_original_ref")  # fmt: skip
     return path

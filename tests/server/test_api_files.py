@@ -446,6 +446,40 @@ def test_a_second_upload_of_a_longest_name_is_numbered_within_the_limit(client, 
     assert (config.input_dir / second).read_bytes() == _png(size=(5, 5))
 
 
+def test_view_reads_the_folder_a_filenames_annotation_names_over_the_type(client, config):
+    """'x.png [output]' (as ComfyUI's editor names a file) is the output folder's x.png, whatever
+    `type` says, as ComfyUI's /view reads it (folder_paths.annotated_filepath); the subfolder
+    still applies."""
+    for n, folder in enumerate((config.input_dir, config.output_dir, config.temp_dir)):
+        (folder / "run").mkdir()
+        (folder / "x.png").write_bytes(_png(size=(n + 1, 1)))
+        (folder / "run" / "x.png").write_bytes(_png(size=(1, n + 1)))
+    r = client.get("/view", params={"filename": "x.png [output]", "type": "input"})
+    assert r.status_code == 200 and r.content == (config.output_dir / "x.png").read_bytes()
+    r = client.get("/view", params={"filename": "x.png [temp]"})
+    assert r.status_code == 200 and r.content == (config.temp_dir / "x.png").read_bytes()
+    r = client.get("/view", params={"filename": "x.png [input]", "subfolder": "run"})
+    assert r.status_code == 200 and r.content == (config.input_dir / "run" / "x.png").read_bytes()
+    missing = _error(client.get("/view", params={"filename": "nope.png [temp]"}), 404)
+    assert missing["message"] == "no file 'nope.png' in temp"
+
+
+def test_a_bad_or_escaping_annotated_filename_is_a_400_naming_it(client, config):
+    (config.output_dir / "x.png").write_bytes(_png())
+    (config.data_dir / "secret.png").write_bytes(_png())
+    for bad in ("x.png [models]", "x.png [Output]"):
+        refused = _error(client.get("/view", params={"filename": bad, "type": "output"}), 400)
+        annotation = bad.split(" ")[1]
+        assert refused == {"type": "invalid_filename", "details": "", "extra_info": {},
+                           "message": f"filename {bad!r} ends in the folder annotation "
+                           f"{annotation}, which names no folder; expected one of [input], "
+                           "[output], [temp]"}  # fmt: skip
+    for escaping in ("../secret.png [output]", "../data/secret.png [input]",
+                     "/etc/passwd [output]", "run/../../x.png [temp]"):  # fmt: skip
+        refused = _error(client.get("/view", params={"filename": escaping}), 400)
+        assert refused["type"] == "invalid_path" and refused["message"].startswith("filename ")
+
+
 def test_view_names_the_subfolder_when_it_is_the_subfolder_that_is_refused(client):
     r = client.get("/view", params={"filename": "secret.txt", "subfolder": ".."})
     error = _error(r, 400)
@@ -713,6 +747,30 @@ def test_upload_mask_refusals_name_original_ref(client, config):
         "image file name 'mask.jpg': a mask is stored as PNG, so the name must end in .png")  # fmt: skip
     assert refused(ref, mask=b"not an image")["type"] == "invalid_image"
     assert sorted(p.name for p in config.input_dir.iterdir()) == ["notes.txt", "photo.png"]
+
+
+def test_upload_mask_original_ref_filename_annotation_names_its_folder(client, config):
+    """original_ref {"filename": "photo.png [input]"} is the input folder's photo.png over
+    its `type` (output by default), as ComfyUI's /upload/mask reads it; a bad annotation, or
+    one leaving its folder, is a 400 naming original_ref's filename."""
+    picture = _alpha_pattern()
+    (config.input_dir / "photo.png").write_bytes(_png_of(picture))
+    (config.output_dir / "photo.png").write_bytes(_png())
+    for ref in ({"filename": "photo.png [input]"},
+                {"filename": "photo.png [input]", "subfolder": "", "type": "output"}):  # fmt: skip
+        r = _upload_mask(client, ref, name="m.png", overwrite="true")
+        assert r.status_code == 200, r.text
+        with Image.open(config.input_dir / "m.png") as stored:
+            assert stored.convert("RGB").tobytes() == picture.convert("RGB").tobytes()
+            assert stored.getchannel("A").tobytes() == _mask().getchannel("A").tobytes()
+    bad = _error(_upload_mask(client, {"filename": "photo.png [models]"}), 400)
+    assert bad == {"type": "invalid_filename", "details": "", "extra_info": {},
+                   "message": "original_ref filename 'photo.png [models]' ends in the folder "
+                              "annotation [models], which names no folder; expected one of "
+                              "[input], [output], [temp]"}  # fmt: skip
+    escape = _error(_upload_mask(client, {"filename": "../output/photo.png [input]"}), 400)
+    assert escape["type"] == "invalid_path"
+    assert escape["message"].startswith("original_ref filename '../output/photo.png' ")
 
 
 def _undecodable_png(size: tuple[int, int] = (16, 12)) -> bytes:
