@@ -79,6 +79,14 @@ def _input_entry(decl: Input, settings: Settings | None, node_type: NodeType) ->
     return [decl.type, options]
 
 
+def input_config(node_type: NodeType, name: str, settings: Settings | None = None) -> list | None:
+    """Input `name` of `node_type` as `node_info` lists it (`[TYPE, options]`), or None when
+    the type declares no such input: what a refusal of that input quotes (ComfyUI's
+    node_errors `extra_info.input_config`), the same as /object_info under `settings`."""
+    decl = node_type.input(name)
+    return None if decl is None else _input_entry(decl, settings, node_type)
+
+
 def node_info(node_type: NodeType, settings: Settings | None = None) -> dict:
     """The /object_info entry of one node type; dropdowns list the files `settings` name,
     and inputs bounded by a run limit advertise the maximum `settings` allow."""

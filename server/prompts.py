@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from latentgraph.graph.object_info import input_config
 from latentgraph.graph.problems import Problem, WorkflowError
 
 log = logging.getLogger("latentgraph.server")
@@ -56,6 +57,39 @@ COMFY_ERROR_TYPES = {
     "duplicate_node": "exception_during_validation",
     "prompt_no_outputs": "exception_during_validation",
 }
+
+
+# The ComfyUI error types whose extra_info quotes the input's declaration as /object_info lists
+# it (`input_config`, [TYPE, options]): each type ComfyUI's execution.py validate_inputs gives
+# for an input, but required_input_missing. A value_not_in_list's is null when the list has
+# more than 20 choices, as ComfyUI's is (no "gigantic lists" of model files sent back).
+QUOTE_INPUT_CONFIG = frozenset({
+    "bad_linked_input", "return_type_mismatch", "invalid_input_type", "value_smaller_than_min",
+    "value_bigger_than_max", "value_not_in_list", "custom_validation_failed"})  # fmt: skip
+LONGEST_LIST_QUOTED = 20
+
+
+def input_config_info(code: str, class_type: str, name: str, registry: Any, settings: Any,
+                      known: dict | None = None) -> dict[str, Any]:  # fmt: skip
+    """`{"input_config": ...}` for an error of our `code` about input `name` of a
+    `class_type` node, when ComfyUI's type for it carries one (`QUOTE_INPUT_CONFIG`): the
+    input as /object_info shows it under `settings`, built by the function /object_info uses
+    (graph/object_info.py `input_config`). Empty without a registry, or for an input the type
+    does not declare. `known`: what one answer built already, per type, input and error type
+    (a dropdown's choices are a models folder's files)."""
+    comfy_type = COMFY_ERROR_TYPES[code]
+    node_type = registry.get(class_type) if registry is not None else None
+    if comfy_type not in QUOTE_INPUT_CONFIG or node_type is None or node_type.input(name) is None:
+        return {}
+    known = {} if known is None else known
+    key = (class_type, name, comfy_type)
+    if key not in known:
+        config = input_config(node_type, name, settings)
+        if comfy_type == "value_not_in_list" and isinstance(config[0], list) \
+                and len(config[0]) > LONGEST_LIST_QUOTED:  # fmt: skip
+            config = None
+        known[key] = config
+    return {"input_config": known[key]}
 
 
 def comfy_error(code: str, message: str, details: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -135,9 +169,15 @@ def _output_ids(prompt: dict[str, Any], registry: Any) -> list[str]:
 
 
 def reject(
-    problems: list[Problem], prompt: dict[str, Any], dependents: dict[str, list[str]] | None = None
+    problems: list[Problem],
+    prompt: dict[str, Any],
+    dependents: dict[str, list[str]] | None = None,
+    *,
+    registry: Any = None,
+    settings: Any = None,
 ) -> PromptRejected:
-    """Turn engine problems into the protocol's 400 body."""
+    """Turn engine problems into the protocol's 400 body (with the registry and settings
+    /object_info answers with, an input's error quotes its declaration: `node_errors`)."""
     errors = [p for p in problems if p.severity == "error" and p.code not in _IGNORED]
     top = next((p for p in errors if p.node_id is None or p.code in _PROMPT_LEVEL), None)
     if top is not None and top.node_id is None:
@@ -157,16 +197,27 @@ def reject(
             "prompt_outputs_failed_validation",
             "Prompt outputs failed validation",
             "; ".join(str(p) for p in errors[:5]),
-            node_errors=node_errors(errors, prompt, dependents or {}),
+            node_errors=node_errors(
+                errors, prompt, dependents or {}, registry=registry, settings=settings
+            ),
         )
     )
 
 
 def node_errors(
-    errors: list[Problem], prompt: dict[str, Any], dependents: dict[str, list[str]]
+    errors: list[Problem],
+    prompt: dict[str, Any],
+    dependents: dict[str, list[str]],
+    *,
+    registry: Any = None,
+    settings: Any = None,
 ) -> dict[str, Any]:
-    """The protocol's `node_errors`: per node, its errors and the outputs they stop."""
+    """The protocol's `node_errors`: per node, its errors and the outputs they stop; an
+    error about an input names it, quotes its declaration as ComfyUI does
+    (`input_config_info`, with the `registry` and `settings` /object_info answers with) and
+    the value received."""
     result: dict[str, Any] = {}
+    known: dict = {}
     for p in errors:
         nid = str(p.node_id)
         entry = result.setdefault(nid, {
@@ -175,6 +226,8 @@ def node_errors(
         info: dict[str, Any] = {}
         if p.input_name is not None:
             info["input_name"] = p.input_name
+            info.update(input_config_info(p.code, entry["class_type"], p.input_name, registry,
+                                          settings, known))  # fmt: skip
             info["received_value"] = _received_value(p, prompt)
         entry["errors"].append(comfy_error(p.code, p.message, str(p), info))
     return result
@@ -244,13 +297,14 @@ def _holds_longer(value: Any, max_chars: int) -> bool:
 
 
 def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
-                         registry: Any = None) -> None:  # fmt: skip
+                         registry: Any = None, settings: Any = None) -> None:  # fmt: skip
     """Refuse a prompt holding a string longer than `max_chars` (the server's
     `max_string_chars`), naming the node and input, before any other work: a 50 MB text held
     the text encoder for minutes and could not be interrupted. `text`, the prompt's JSON text
     when known: a JSON text holds no string, nor key, longer than itself, so one within the
     limit is not walked (0.11 ms of a 201-node prompt's 1.05 ms check). With the `registry`,
-    the refusal names the outputs that need the node, as every other node error does."""
+    the refusal names the outputs that need the node, as every other node error does, and
+    quotes the input's declaration as /object_info shows it under `settings`."""
     if text is not None and len(text) <= max_chars:
         return
     if not isinstance(prompt, dict) or not _holds_longer(prompt, max_chars):
@@ -275,7 +329,9 @@ def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
             f"node {node} ({class_type}): {message}", node_errors={node: {
                 "class_type": class_type, "dependent_outputs": needing, "errors": [comfy_error(
                     "value_too_long", message, f"node {node}: {message}",
-                    {"input_name": name} if name else {})]}}))  # fmt: skip
+                    {"input_name": name, **input_config_info(
+                        "value_too_long", class_type, name, registry, settings)}
+                    if name else {})]}}))  # fmt: skip
 
 
 def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[CheckedPrompt, Any]:
@@ -298,7 +354,7 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
     try:  # drops `_meta` and the inputs a node type does not declare
         graph = graph_from_prompt(prompt, registry, source="<prompt>")
     except WorkflowError as exc:
-        raise reject(exc.problems, prompt) from None
+        raise reject(exc.problems, prompt, registry=registry, settings=settings) from None
     outputs = [str(n) for n in output_nodes(graph, registry)]
     if targets is not None:
         if not isinstance(targets, list) or not all(str(t) in prompt for t in targets):
@@ -311,11 +367,11 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
     check = check_outputs(graph, registry, settings, targets or outputs)
     errors = [p for p in check.errors if p.code not in _IGNORED]
     if not check.good:
-        raise reject(errors, prompt, check.dependents)
+        raise reject(errors, prompt, check.dependents, registry=registry, settings=settings)
     if check.failed:  # run only what passed; the answer names what did not
         targets = check.good
-    return CheckedPrompt(prompt, outputs, targets,
-                         node_errors(errors, prompt, check.dependents)), graph  # fmt: skip
+    return CheckedPrompt(prompt, outputs, targets, node_errors(
+        errors, prompt, check.dependents, registry=registry, settings=settings)), graph  # fmt: skip
 
 
 def _refuse_unknown_types(prompt: dict[str, Any], registry) -> None:

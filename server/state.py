@@ -120,7 +120,9 @@ class ServerState:
         if extra and len(json.dumps(extra)) > limit:
             raise ApiError(413, f"extra_data is larger than {limit:,} bytes (the server's "
                            "--max-extra-data-mb)", "too_large")  # fmt: skip
-        check_string_lengths(prompt, self.config.max_string_chars, prompt_text, self.registry)
+        check_string_lengths(
+            prompt, self.config.max_string_chars, prompt_text, self.registry, self.settings
+        )
         keys = model_keys(prompt, self.registry) if isinstance(prompt, dict) else frozenset()
         if prompt_text is not None:  # its worker converts it while it is checked here
             self.worker.convert_ahead(prompt_id, prompt_text, keys)

@@ -10,6 +10,7 @@ import pytest
 
 from latentgraph.graph import Settings
 from latentgraph.graph.formats import load_text
+from latentgraph.graph.object_info import node_info, object_info
 from latentgraph.graph.validate import validate
 from latentgraph.server.prompts import PromptRejected, check_prompt
 from latentgraph.wiring import node_registry
@@ -113,8 +114,31 @@ def test_a_literal_for_a_link_input_gets_comfyuis_link_form(t2i, registry, node,
     [error] = refusal(t2i, registry)["node_errors"][node]["errors"]
     assert error["type"] == "bad_linked_input" and error["message"].endswith(advice)
     assert "node.output" not in error["message"]
-    assert error["extra_info"] == {"input_name": name, "received_value": sent,
+    declared = node_info(registry[t2i[node]["class_type"]], Settings())["input"]["required"]
+    assert error["extra_info"] == {"input_name": name, "input_config": declared[name],
+                                   "received_value": sent,
                                    "latentgraph_type": "bad_linked_input"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("files", "quoted"), [(19, True), (20, False)])  # + example.png
+def test_a_dropdown_is_quoted_unless_longer_than_comfyui_sends(registry, tmp_path, files,
+                                                               quoted):  # fmt: skip
+    """A value_not_in_list's extra_info.input_config is the dropdown as /object_info lists
+    it, or null past 20 choices, as ComfyUI leaves out lists of many model files."""
+    from PIL import Image
+
+    for i in range(files):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{i:02}.png")
+    settings = Settings(input_dir=tmp_path)
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "missing.png"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}  # fmt: skip
+    with pytest.raises(PromptRejected) as caught:
+        check_prompt(prompt, registry, settings)
+    [error] = caught.value.body["node_errors"]["1"]["errors"]
+    assert error["type"] == "value_not_in_list"
+    declared = object_info(registry, settings)["LoadImage"]["input"]["required"]["image"]
+    assert len(declared[0]) == files + 1
+    assert error["extra_info"]["input_config"] == (declared if quoted else None)
 
 
 # --- literals converted as ComfyUI converts them ------------------------------------------
@@ -156,7 +180,9 @@ def test_a_float_that_converts_to_no_number_is_reported_as_the_client_sent_it(t2
     body = refusal(t2i, registry)
     [error] = body["node_errors"]["3"]["errors"]
     assert error["type"] == "invalid_input_type"
-    assert error["extra_info"] == {"input_name": "cfg", "received_value": sent,
+    declared = node_info(registry["KSampler"], Settings())["input"]["required"]["cfg"]
+    assert error["extra_info"] == {"input_name": "cfg", "input_config": declared,
+                                   "received_value": sent,
                                    "latentgraph_type": "invalid_input_type"}  # fmt: skip
     json.dumps(body, allow_nan=False)  # what Starlette's JSONResponse does
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from latentgraph.graph import Settings
+from latentgraph.graph.object_info import object_info
 from latentgraph.server.prompts import COMFY_ERROR_TYPES, PromptRejected, check_prompt
 from latentgraph.wiring import node_registry
 
@@ -60,12 +61,16 @@ def t2i() -> dict:
 def test_a_node_refusing_a_value_and_a_server_limit_are_custom_validation_failed(t2i):
     t2i["9"]["inputs"]["filename_prefix"] = "a:b"
     t2i["3"]["inputs"]["steps"] = 5000
+    registry, settings = node_registry(), Settings()
     with pytest.raises(PromptRejected) as caught:
-        check_prompt(t2i, node_registry(), Settings())
+        check_prompt(t2i, registry, settings)
     errors = caught.value.body["node_errors"]
     [prefix], [steps] = errors["9"]["errors"], errors["3"]["errors"]
     assert prefix["type"] == steps["type"] == "custom_validation_failed"
-    assert prefix["extra_info"] == {"input_name": "filename_prefix", "received_value": "a:b",
+    declared = object_info(registry, settings)["SaveImage"]["input"]["required"]
+    assert prefix["extra_info"] == {"input_name": "filename_prefix",
+                                    "input_config": declared["filename_prefix"],
+                                    "received_value": "a:b",
                                     "latentgraph_type": "invalid_value"}  # fmt: skip
     assert steps["extra_info"]["latentgraph_type"] == "limit_exceeded"
     assert steps["details"].endswith("steps 5000 is over the limit of 1000 (--max-steps)")

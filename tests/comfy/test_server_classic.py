@@ -117,6 +117,41 @@ def test_unknown_node_types_are_refused_naming_them(real_server, classic_api):
     assert error["extra_info"]["latentgraph_type"] == "unknown_node_type"
 
 
+@pytest.mark.parametrize(("node", "name", "sent", "error_type"), [
+    ("3", "steps", -3, "value_smaller_than_min"),
+    ("3", "steps", 5000, "custom_validation_failed"),  # over --max-steps: our limit_exceeded
+    ("3", "cfg", "x", "invalid_input_type"),
+    ("3", "sampler_name", "euler_fancy", "value_not_in_list"),
+    ("4", "ckpt_name", "nowhere.safetensors", "value_not_in_list"),
+    ("9", "filename_prefix", "a:b", "custom_validation_failed"),
+    ("3", "positive", None, "bad_linked_input"),
+    ("6", "text", "x" * 100_001, "custom_validation_failed"),  # over --max-string-chars
+])  # fmt: skip
+def test_a_refused_input_quotes_its_declaration_as_object_info_shows_it(real_server, classic_api,
+                                                                         node, name, sent,
+                                                                         error_type):  # fmt: skip
+    """ComfyUI's node_errors carry `extra_info.input_config`, the input as /object_info
+    declares it ([type, {options}]); ours had only input_name and received_value."""
+    classic_api[node]["inputs"][name] = sent
+    r = real_server.post_prompt(classic_api)
+    assert r.status_code == 400, r.text
+    error = r.json()["node_errors"][node]["errors"][0]
+    assert error["type"] == error_type and error["extra_info"]["input_name"] == name
+    class_type = classic_api[node]["class_type"]
+    declared = real_server.http.get(f"/object_info/{class_type}").json()[class_type]["input"]
+    assert error["extra_info"]["input_config"] == declared["required"][name]
+
+
+def test_a_missing_input_quotes_no_declaration_as_comfyui_does(real_server, classic_api):
+    del classic_api["3"]["inputs"]["model"]
+    r = real_server.post_prompt(classic_api)
+    assert r.status_code == 400, r.text
+    [error] = r.json()["node_errors"]["3"]["errors"]
+    assert error["type"] == "required_input_missing"
+    assert error["extra_info"]["input_name"] == "model"
+    assert "input_config" not in error["extra_info"]
+
+
 def test_our_endpoint_takes_an_editor_workflow_and_keeps_it_for_the_png(real_server,
                                                                          classic_editor):  # fmt: skip
     client = WsClient(real_server)

@@ -77,7 +77,11 @@ def test_a_float_converting_to_nan_or_infinity_is_a_400_with_the_value_sent(serv
     body = assert_json_error(server.post_prompt(prompt), 400, "prompt_outputs_failed_validation")
     [err] = body["node_errors"]["3"]["errors"]
     assert err["type"] == "invalid_input_type"
-    assert err["extra_info"] == {"input_name": "delay", "received_value": sent,
+    class_type = prompt["3"]["class_type"]
+    declared = server.http.get(f"/object_info/{class_type}").json()[class_type]["input"]
+    assert err["extra_info"] == {"input_name": "delay",
+                                 "input_config": declared["required"]["delay"],
+                                 "received_value": sent,
                                  "latentgraph_type": "invalid_input_type"}  # fmt: skip
 
 
