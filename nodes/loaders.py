@@ -141,13 +141,17 @@ COMPONENT_FOLDERS = {"vae": VAE_FOLDERS, "text_encoder": TEXT_ENCODER_FOLDERS}
 
 
 def _places(text: str, folders: tuple[str, ...], models_dirs: list[Path] | None) -> Any:
-    """Where a source may be, in order: the paths, then (only if needed) the folders' name."""
+    """Where a source may be, in order: the paths, then (only if needed) the folders' name.
+    A name whose suffix a folder's loader does not read (`paths.suffix_refusal`: a .sft
+    checkpoint) is refused in `resolve`'s words, not passed over as not found."""
     yield from _candidates(text, models_dirs or [])
     for folder in folders:
         try:
             yield resolve(folder, text, models_dirs, folders=True)
             return
         except ModelNotFound:
+            if paths.suffix_refusal(folder, text) is not None:
+                raise
             continue
 
 

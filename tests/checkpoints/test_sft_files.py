@@ -125,3 +125,31 @@ def test_checkpoints_list_no_sft_and_a_sft_checkpoint_is_refused_saying_why(mode
         loaders.load_model(context("LoadModel", "1"), str(path))
     problems = loaders.check_source({"source": str(path)}, None)
     assert problems and "rename it to .safetensors" in problems[0][1]
+
+
+def test_load_model_refuses_a_sft_checkpoint_name_as_checkpoint_loader_does(
+    models, tmp_path, monkeypatch, capsys
+):
+    """LoadModel given the bare name of a .sft file in checkpoints/ said "model file not
+    found"; it now gives CheckpointLoaderSimple's refusal (models_dirs.resolve's words), both
+    when `latentgraph validate` checks the workflow and when the node runs."""
+    from pathlib import Path
+
+    from latentgraph.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NodeInputError) as comfy:
+        checkpoint_loader(context("CheckpointLoaderSimple", "4", models_dirs=[models]), "tiny.sft")
+    refusal = str(comfy.value).split("input 'ckpt_name': ")[1]
+    assert refusal.startswith("checkpoints model 'tiny.sft': a .sft file is not loaded from "
+                              "checkpoints/ ")  # fmt: skip
+    with pytest.raises(NodeInputError) as ran:
+        loaders.load_model(context("LoadModel", "model", models_dirs=[models]), "tiny.sft")
+    assert str(ran.value).endswith(f"input 'source': {refusal}")
+    assert "not found" not in str(ran.value)
+    workflow = Path(__file__).parents[2] / "workflows" / "txt2img.yaml"
+    code = main(["validate", str(workflow), "--set", "model=tiny.sft", "--models-dir", str(models)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"node 'model' input 'source': {refusal}" in err
+    assert "Traceback" not in err and "model file not found" not in err
