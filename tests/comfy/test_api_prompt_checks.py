@@ -250,3 +250,31 @@ def test_a_checkpoint_not_in_any_models_folder_says_where_the_choices_come_from(
         "--models-dir, --extra-models-dir or $LATENTGRAPH_MODELS_DIRS; pickled files (.ckpt, "
         ".pt, .pth, .bin) are never listed, for safety: convert them to .safetensors)"
     )
+
+
+def test_an_empty_models_folder_is_an_empty_dropdown_and_a_name_in_it_says_where_files_go(
+    registry, tmp_path, monkeypatch
+):
+    """An empty vae/: /object_info sends VAELoader's choices as [] with no default, as ComfyUI
+    sends `(folder_paths.get_filename_list("vae"),)` (its editor reads [[]] and [[], {}]
+    alike and shows the widget's missing value as "undefined" for both); a prompt naming a
+    file there says there are no choices and where the files go."""
+    monkeypatch.setenv("LATENTGRAPH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LATENTGRAPH_MODELS_DIRS", raising=False)
+    (tmp_path / "models" / "vae").mkdir(parents=True)
+    settings = Settings(models_dirs=[tmp_path / "models"])
+    declared = object_info(registry, settings)["VAELoader"]["input"]["required"]["vae_name"]
+    assert declared[0] == [] and "default" not in declared[1]
+    prompt = {"1": {"class_type": "VAELoader", "inputs": {"vae_name": "sd-vae.safetensors"}},
+              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}  # fmt: skip
+    with pytest.raises(PromptRejected) as caught:
+        check_prompt(prompt, registry, settings)
+    [error] = caught.value.body["node_errors"]["1"]["errors"]
+    assert error["type"] == "value_not_in_list"
+    assert error["extra_info"]["input_config"] == declared
+    assert error["message"] == (
+        "'sd-vae.safetensors' is not one of: (no choices) (the choices are the .safetensors "
+        "files in vae/ of the models folders: --models-dir, --extra-models-dir or "
+        "$LATENTGRAPH_MODELS_DIRS; pickled files (.ckpt, .pt, .pth, .bin) are never listed, "
+        "for safety: convert them to .safetensors)"
+    )
