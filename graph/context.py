@@ -214,7 +214,8 @@ class Context:
         self._emit_warning = emit_warning
         # Anything the caller wants node code to see (e.g. the ComfyUI prompt and workflow to
         # embed in saved PNGs, under "prompt" and "workflow"; the run's params, under "params";
-        # "previews": True when the caller sends progress previews somewhere).
+        # "previews": True when the caller sends progress previews somewhere; "send_image": the
+        # server's send_image(node_id, png) to the prompt's websocket client, SaveImageWebsocket).
         self.extra = extra or {}
         self.cacheable = True
 

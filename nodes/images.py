@@ -1,4 +1,4 @@
-"""Image nodes: LoadImage, SaveImage, PreviewImage, ImageGrid.
+"""Image nodes: LoadImage, SaveImage, PreviewImage, SaveImageWebsocket, ImageGrid.
 
 LoadImage, SaveImage and PreviewImage have ComfyUI's names, inputs and outputs, so saved ComfyUI
 workflows map onto them unchanged. Files are only read from the input directory and written
@@ -9,6 +9,7 @@ names them, and "latentgraph" for our own workflow document + params), so an ima
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -43,6 +44,13 @@ def to_uint8(images: Any) -> Any:
     import torch
 
     return (images.float().cpu() * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def row_image(row: Any) -> Any:
+    """One image of `to_uint8`'s batch as PIL: RGB (a fourth channel dropped) or grayscale."""
+    from PIL import Image
+
+    return Image.fromarray(row[..., :3] if row.shape[-1] >= 3 else row[..., 0])
 
 
 # Modes Pillow gives 16-bit grayscale pictures (PNG, TIFF, PGM) and 32-bit integer ones: read
@@ -329,15 +337,13 @@ def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
 def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
                 input_name: str = "filename_prefix") -> list[dict[str, str]]:  # fmt: skip
     """Write PNGs `<prefix>_00001_.png`, ... under `root`; return ComfyUI-style file records."""
-    from PIL import Image
-
     size = (int(images.shape[2]), int(images.shape[1]))  # [B, H, W, C]
     files = output_files(ctx, prefix, root, kind, ".png", input_name, record_contents=True,
                          size=size)  # fmt: skip
     info = _png_info(ctx)
     records = []
     for row in to_uint8(images):
-        img = Image.fromarray(row[..., :3] if row.shape[-1] >= 3 else row[..., 0])
+        img = row_image(row)
         records.append(files.write(lambda tmp, img=img: img.save(tmp, format="PNG", pnginfo=info,
                                                                   compress_level=4)))  # fmt: skip
     return records
@@ -401,6 +407,36 @@ def preview_image(ctx, images):
     """Show images without keeping them: PNGs in the temp directory."""
     records = save_images(ctx, images, "preview", Path(ctx.settings.temp_dir), "temp", "images")
     return NodeResult(values=(), ui={"images": records})
+
+
+@node(
+    "SaveImageWebsocket",
+    category="image",
+    inputs=[Socket("images", IMAGE)],
+    outputs=[],
+    output_node=True,
+    deterministic=False,
+)
+def save_image_websocket(ctx, images):
+    """Send each image, full size as PNG (no workflow in it), to the websocket client that
+    queued the prompt, as binary frames while this node runs (ComfyUI's example node); nothing
+    is written to disk. `latentgraph run` has no websocket: it sends nothing and warns once.
+
+    The server passes the run a `send_image(node_id, png)` (`ctx.extra`); headless there is
+    none, and the images go nowhere."""
+    send = ctx.extra.get("send_image")
+    count = int(images.shape[0])
+    if send is None:
+        ctx.warn(f"SaveImageWebsocket sends images to the websocket client of a prompt queued "
+                 f"on the server; this run has none, so its {count} image(s) were neither sent "
+                 f"nor saved (SaveImage saves them)")  # fmt: skip
+        return None
+    for i, row in enumerate(to_uint8(images)):
+        buf = io.BytesIO()
+        row_image(row).save(buf, format="PNG", compress_level=1)
+        send(ctx.node_id, buf.getvalue())
+        ctx.progress(i + 1, count)
+    return None
 
 
 GRID_INPUTS = 8

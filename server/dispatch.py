@@ -35,7 +35,9 @@ from latentgraph.graph.events import RunFinished, RunStatus
 from . import store as st
 from .hub import Hub
 from .messages import (
+    JPEG,
     NODE_WARNING,
+    PNG,
     PromptText,
     PromptTypes,
     RunTranslator,
@@ -51,6 +53,7 @@ from .workers import (
     Preview,
     Ready,
     RunMessages,
+    SentImage,
     WorkerMessage,
     WorkerPool,
     model_keys,
@@ -334,8 +337,8 @@ class Dispatcher:
             self._on_death(worker_id, message.reason)
 
     def _relay(self, run: _Running, batch: RunMessages) -> None:
-        """Forward a worker's encoded messages to the prompt's client, previews framed for it;
-        log the nodes' warnings, which are no message (`messages.NODE_WARNING`)."""
+        """Forward a worker's encoded messages to the prompt's client, previews and sent images
+        framed for it; log the nodes' warnings, which are no message (`messages.NODE_WARNING`)."""
         run.began = True
         if batch.node is not None:
             run.node = batch.node
@@ -354,6 +357,10 @@ class Dispatcher:
                 self.hub.send_encoded(sid, texts)
                 texts = []
                 self._preview(record, payload.jpeg, payload.node_id)
+            elif isinstance(payload, SentImage):
+                self.hub.send_encoded(sid, texts)
+                texts = []
+                self._preview(record, payload.png, payload.node_id, PNG, "image")
             else:
                 texts.append((type_, payload))
         self.hub.send_encoded(sid, texts)
@@ -522,15 +529,19 @@ class Dispatcher:
                   checked)  # fmt: skip
         self.pool.submit(worker_id, job)
 
-    def _preview(self, record: st.PromptRecord, jpeg: bytes, node_id: str) -> None:
+    def _preview(self, record: st.PromptRecord, data: bytes, node_id: str,
+                 image_format: int = JPEG, type_: str = "preview") -> None:  # fmt: skip
+        """A node's image, framed for the prompt's client (none without a client id, as for
+        every run message): a preview (JPEG, droppable) or a SaveImageWebsocket "image"."""
         client = self.hub.clients.get(record.client_id or "")
-        if client is None or not isinstance(jpeg, bytes):
+        if client is None or not isinstance(data, bytes):
             return
         meta = None
         if client.wants_preview_metadata:
             meta = {"node_id": node_id, "prompt_id": record.id, "display_node_id": node_id,
                     "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
-        self.hub.send_bytes(record.client_id, preview_frame(jpeg, metadata=meta))
+        frame = preview_frame(data, image_format=image_format, metadata=meta)
+        self.hub.send_bytes(record.client_id, frame, type_)
 
 
 def _log_failure(prompt_id: str, history: list[list[Any]], error: str | None) -> None:

@@ -34,7 +34,9 @@ from .ws_protocol import FLUSH_BYTES, SendTexts, text_sender
 
 log = logging.getLogger("latentgraph.server")
 
-# Messages that may be dropped for a slow client: the next one supersedes them.
+# Messages that may be dropped for a slow client: the next one supersedes them. An "image"
+# frame (SaveImageWebsocket's result) supersedes nothing and is never dropped: a client too slow
+# for it is closed by the byte bound, as for any message that must arrive.
 DROPPABLE = frozenset({"progress", "progress_state", "preview"})
 # `status` goes out at once, then at most once per interval (the latest value): a burst of
 # 200 queued prompts would otherwise send 200 status frames to every one of 50 sockets.
@@ -152,9 +154,10 @@ class Hub:
         if sid is not None and messages:
             self._post(sid, messages)
 
-    def send_bytes(self, sid: str | None, payload: bytes) -> None:
+    def send_bytes(self, sid: str | None, payload: bytes, type_: str = "preview") -> None:
+        """Queue a binary frame for one client: a "preview" (droppable) or an "image"."""
         if sid is not None:
-            self._post(sid, [("preview", payload)])
+            self._post(sid, [(type_, payload)])
 
     def broadcast(self, type_: str, data: dict[str, Any]) -> None:
         self._post(None, [(type_, encode_message(type_, data))])

@@ -30,9 +30,13 @@ HISTORY_TYPES = TERMINAL_TYPES | {"execution_start", "execution_cached"}
 # print such things to its console). Kept in history's status messages; the server logs it.
 NODE_WARNING = "node_warning"
 
+# A binary frame's header: its event type, then (type 1) the image's format, as ComfyUI numbers
+# them: previews are JPEG, SaveImageWebsocket's full-size images PNG.
 PREVIEW_IMAGE = 1
 PREVIEW_WITH_METADATA = 4
 JPEG = 1
+PNG = 2
+_MEDIA_TYPES = {JPEG: "image/jpeg", PNG: "image/png"}  # in a type 4 frame's JSON header
 
 # `progress_state` goes out at most this often per run (and once more at its end) ...
 PROGRESS_STATE_INTERVAL = 0.1
@@ -485,9 +489,12 @@ def encode_preview(image: Any) -> bytes:
     return buf.getvalue()
 
 
-def preview_frame(jpeg: bytes, *, metadata: dict[str, Any] | None = None) -> bytes:
-    """A binary preview frame: type 1 (JPEG) or, with `metadata`, type 4 (JSON header)."""
+def preview_frame(data: bytes, *, image_format: int = JPEG,
+                  metadata: dict[str, Any] | None = None) -> bytes:  # fmt: skip
+    """A binary image frame as ComfyUI sends it: type 1 then `image_format` (JPEG for a
+    preview, PNG for a SaveImageWebsocket image), or, with `metadata` (for a client announcing
+    supports_preview_metadata), type 4 then a JSON header naming the node and the media type."""
     if metadata is None:
-        return struct.pack(">II", PREVIEW_IMAGE, JPEG) + jpeg
-    header = json.dumps({**metadata, "image_type": "image/jpeg"}).encode()
-    return struct.pack(">II", PREVIEW_WITH_METADATA, len(header)) + header + jpeg
+        return struct.pack(">II", PREVIEW_IMAGE, image_format) + data
+    header = json.dumps({**metadata, "image_type": _MEDIA_TYPES[image_format]}).encode()
+    return struct.pack(">II", PREVIEW_WITH_METADATA, len(header)) + header + data

@@ -63,6 +63,7 @@ from .workers import (
     Preview,
     Ready,
     RunMessages,
+    SentImage,
     WorkerPool,
     WorkerSetup,
     model_keys,
@@ -231,6 +232,18 @@ class Outbox:
             else:
                 messages.insert(len(messages) - 1, item)
                 self._count += 1
+
+    def image(self, prompt_id: str, node_id: str, png: bytes) -> None:
+        """An image the running node sends to the prompt's client (SaveImageWebsocket), after
+        what was put before it: never replaced, and no later progress step replaces it."""
+        with self._lock:
+            wake = self._count == 0
+            batch = self._batch(prompt_id)
+            batch.messages.append(("image", SentImage(node_id, png)))
+            batch.progress_of = None
+            self._count += 1
+            if wake or self._count == BATCH_MESSAGES:
+                self._ready.notify()
 
     def note(self, prompt_id: str, type_: str, data: dict[str, Any]) -> None:
         """A history entry of the running prompt that is no websocket message (a node's
@@ -471,7 +484,8 @@ class JobRunner:
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         extra = {"prompt": prompt, "workflow": pnginfo.get("workflow"),
                  "latentgraph": pnginfo.get("latentgraph"), "prompt_id": pid,
-                 "previews": job.previews}  # fmt: skip
+                 "previews": job.previews,
+                 "send_image": functools.partial(outbox.image, pid)}  # fmt: skip
         status: RunStatus = "failed"
         ui: dict[str, Any] = {}
         error: str | None = None

@@ -90,9 +90,19 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class SentImage:
+    """A full-size image a running node sends to the prompt's client (SaveImageWebsocket; PNG):
+    the server frames it per client, and never drops it."""
+
+    node_id: str
+    png: bytes
+
+
+@dataclass(frozen=True)
 class RunMessages:
     """A batch of the running prompt's websocket messages, in order, built by the worker's
-    RunTranslator: (type, JSON text as the client receives it), or ("preview", Preview).
+    RunTranslator: (type, JSON text as the client receives it), ("preview", Preview) or
+    ("image", SentImage).
     `history`: the [type, data] of those history keeps; `executed`: the nodes that ran (not
     from cache); `node`: the node running at the batch's end (None: no node started in it).
     The server forwards the texts as they are and keeps the rest, to end the run itself if

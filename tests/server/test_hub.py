@@ -128,6 +128,32 @@ def test_a_client_whose_backlog_passes_the_bound_is_closed_and_progress_goes_fir
     assert client.dropped > 0 and client.closed and not client.outbox
 
 
+def test_sent_images_are_never_dropped_for_a_slow_client_and_count_in_its_byte_bound():
+    """SaveImageWebsocket's frames ("image") are the run's result: a client behind loses
+    previews, not them; only the memory bound closes it."""
+
+    async def scenario() -> tuple[FakeSocket, hub_mod.Client, list[bytes]]:
+        hub = hub_mod.Hub(max_bytes=64 * 1024, stall_seconds=60)
+        hub.bind(asyncio.get_running_loop())
+        sock = FakeSocket(stalled=True)
+        client = hub.connect(sock, "a")  # no pump: nothing is written, the backlog grows
+        for i in range(30):  # 2 KB each, 60 KB in all: previews dropped past 16 KB waiting
+            kind = "image" if i % 2 else "preview"
+            hub.send_bytes("a", kind.encode() + bytes([i]) * 2048, kind)
+        await _until(lambda: not hub._inbox)
+        kept = list(client.outbox)
+        for _ in range(10):  # past 64 KB waiting: closed as too slow
+            hub.send_bytes("a", b"image" * 1024, "image")
+        await _until(lambda: sock.closed is not None)
+        return sock, client, kept
+
+    sock, client, kept = asyncio.run(scenario())
+    images = [frame for frame in kept if frame.startswith(b"image")]
+    assert [frame[5] for frame in images] == list(range(1, 30, 2))  # every one, in order
+    assert client.dropped > 0 and len(kept) < 30  # previews went
+    assert sock.closed[0] == 1008 and "too slow" in sock.closed[1]
+
+
 def test_progress_states_are_coalesced_bounded_and_flushed_at_the_end():
     from latentgraph.server.messages import ProgressStates
 

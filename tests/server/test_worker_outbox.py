@@ -10,7 +10,7 @@ import threading
 
 from latentgraph.server import worker_process
 from latentgraph.server.worker_process import Outbox
-from latentgraph.server.workers import Done, Preview, RunMessages
+from latentgraph.server.workers import Done, Preview, RunMessages, SentImage
 
 
 class SlowPipe:
@@ -64,6 +64,8 @@ def decoded(batches: list) -> list:
         for type_, payload in batch.messages:
             if isinstance(payload, Preview):
                 out.append(("preview", payload.node_id, payload.jpeg))
+            elif isinstance(payload, SentImage):
+                out.append(("image", payload.node_id, payload.png))
             else:
                 message = json.loads(payload)
                 assert message["type"] == type_
@@ -185,4 +187,33 @@ def test_unsent_progress_is_coalesced_in_order():
         ("progress", "b", 2),
         ("executing", "c", None),
         ("progress", "a", 4),  # never merged across another message
+    ]
+
+
+def test_sent_images_are_never_coalesced_and_keep_their_place():
+    """SaveImageWebsocket's images wait behind a slow pipe like any message: each one, in order,
+    between the steps around it (a later step never replaces one)."""
+    pipe = SlowPipe()
+    outbox = Outbox(pipe)
+    ended = _send_held(outbox, pipe)
+    outbox.message("p", "executing", {"node": "w", "display_node": "w", "prompt_id": "p"})
+    for i in (1, 2, 3):
+        outbox.image("p", "w", b"png-%d" % i)
+        progress(outbox, "w", i)
+    outbox.message("p", "executing", {"node": None, "display_node": None, "prompt_id": "p"})
+    pipe.release.set()
+    ended.join()
+    outbox.put(Done("p", "success", {}, None))
+    assert pipe.wait_for(
+        lambda sent: sent and sent[-1].prompt_id == "p" and isinstance(sent[-1], Done)
+    )
+    assert decoded([m for m in pipe.sent if isinstance(m, RunMessages)]) == [
+        ("executing", "w", None),
+        ("image", "w", b"png-1"),
+        ("progress", "w", 1),
+        ("image", "w", b"png-2"),
+        ("progress", "w", 2),
+        ("image", "w", b"png-3"),
+        ("progress", "w", 3),
+        ("executing", None, None),
     ]
