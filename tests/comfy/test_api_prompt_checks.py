@@ -77,14 +77,15 @@ def test_an_unknown_class_type_refuses_the_prompt_even_unconnected(t2i, registry
 def test_an_unknown_class_type_is_worded_as_latentgraph_validate_words_it(t2i, registry):
     """One rule (validate.unknown_type_message): the server's node_errors say what `latentgraph
     validate` prints for the same API file."""
-    t2i["31"] = {"class_type": "SaveImageWebsocket", "inputs": {"images": ["8", 0]}}
+    inputs = {"samples": ["3", 0], "filename_prefix": "latents/ComfyUI"}
+    t2i["31"] = {"class_type": "SaveLatent", "inputs": inputs}  # a ComfyUI node we lack
     [error] = refusal(t2i, registry)["node_errors"]["31"]["errors"]
     graph = load_text(json.dumps(t2i), "api.json", registry=registry).graph
     [problem] = [p for p in validate(graph, registry) if p.code == "unknown_node_type"]
     assert error["extra_info"]["latentgraph_type"] == "unknown_node_type"
     assert error["message"] == problem.message
     assert error["message"] == (
-        "unknown node type 'SaveImageWebsocket': a ComfyUI node latentgraph does not have yet "
+        "unknown node type 'SaveLatent': a ComfyUI node latentgraph does not have yet "
         "(docs/comfy-compat.md lists the ones it has)"
     )
 
