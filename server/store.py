@@ -321,14 +321,18 @@ class Store:
 
     def _remember(self, record: PromptRecord) -> None:
         """Keep a prompt that just finished in the recent history, within RECENT_HISTORY
-        entries and `history_bytes`, dropping the oldest. `_recent` is kept in the order the
-        prompts finished, so the oldest is its first (a search over 256 entries at every
-        prompt's end was most of the store's time in a long-running server). The caller holds
-        `_mem`."""
+        entries and `history_bytes`, dropping the oldest. `_recent` is kept in history order
+        (`_history_order`), so the oldest is its first: a prompt that just finished comes last,
+        but for one that finished in the same millisecond as one queued after it (or a clock
+        set back), which is put in its place. (A search over 256 entries at every prompt's end
+        was most of the store's time in a long-running server.) The caller holds `_mem`."""
         old = self._recent.pop(record.id, None)
         self._recent_bytes -= old.size if old is not None else 0
+        last = next(reversed(self._recent.values()), None)
         self._recent[record.id] = record
         self._recent_bytes += record.size
+        if last is not None and _history_order(record) < _history_order(last):
+            self._recent = dict(sorted(self._recent.items(), key=lambda i: _history_order(i[1])))
         while len(self._recent) > RECENT_HISTORY or (
             self._recent_bytes > self.history_bytes and len(self._recent) > 1
         ):

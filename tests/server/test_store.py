@@ -939,3 +939,20 @@ def _failed_run_error() -> dict:
     )
     translator.error(node_id="3", node_type="KSampler", message="x", exception_type="E")
     return next(data for type_, data in sent if type_ == "execution_error")
+
+
+def test_prompts_ending_in_one_millisecond_leave_memory_in_history_order(tmp_path, monkeypatch):
+    """History orders by end time, then by queue order: a prompt queued later that ends in the
+    same millisecond as one queued before it comes after it. Memory, full, drops what SQLite's
+    history calls the oldest, whatever order they ended in."""
+    monkeypatch.setattr(st, "now_ms", lambda: 1_000)  # every prompt ends at the same time
+    store = Store(tmp_path / "db.sqlite3")
+    n = st.RECENT_HISTORY + 3
+    for i in range(n):
+        _add(store, f"p{i}")
+    for i in reversed(range(n)):  # the last queued ends first
+        _run(store, f"p{i}")
+    every = _ids(store.history())
+    assert every == [f"p{i}" for i in range(n)]  # same end: queue order
+    assert _ids(store.recent_history(st.RECENT_HISTORY)) == every[-st.RECENT_HISTORY :]
+    store.close()
