@@ -11,11 +11,16 @@ function`. `index_logo.json` (logos of model providers) is an empty object.
 Each workflow is converted with the same code as `latentgraph convert --to editor`; its
 picture is drawn from the workflow (title and node chain), since running it would cost a
 model load per card.
+
+The first card, `default` (ComfyUI's own name for it), is ComfyUI's classic default graph on
+the built-in tiny model: the graph the editor opens on a first visit (editor.py sends the page
+there), since the frontend's own built-in default graph is a Z-Image one latentgraph cannot run.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -31,12 +36,32 @@ from .state import get_state
 MODULE = "default"  # the editor's name for its core templates
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _INDEX = re.compile(r"index(\.[A-Za-z-]+)?\.json")  # index.json, or a locale's index.fr.json
+DEFAULT_TEMPLATE = "default"  # the name ComfyUI's templates give this graph
+# ComfyUI's classic default graph (its editor's default before the Z-Image one), as an API
+# prompt with the same node ids and values, on the built-in tiny model instead of
+# v1-5-pruned-emaonly.safetensors.
+CLASSIC_DEFAULT: dict[str, dict[str, Any]] = {
+    "3": {"class_type": "KSampler",
+          "inputs": {"seed": 156680208700286, "steps": 20, "cfg": 8.0, "sampler_name": "euler",
+                     "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
+                     "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "builtin:tiny-sd"}},
+    "5": {"class_type": "EmptyLatentImage",
+          "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode",
+          "inputs": {"text": "beautiful scenery nature glass bottle landscape, , purple galaxy "
+                             "bottle,", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "text, watermark", "clip": ["4", 1]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+}  # fmt: skip
 
 
 def _workflows(folder: Path | None) -> dict[str, Path]:
     if folder is None or not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(folder.glob("*.yaml")) if _NAME.fullmatch(p.stem)}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))
+            if _NAME.fullmatch(p.stem) and p.stem != DEFAULT_TEMPLATE}  # fmt: skip
 
 
 def _about(path: Path, registry: Any) -> tuple[str, str]:
@@ -56,33 +81,46 @@ def _about(path: Path, registry: Any) -> tuple[str, str]:
     return title, " ".join(comments)
 
 
+def _card(name: str, title: str, description: str) -> dict[str, Any]:
+    return {"name": name, "title": title, "description": description, "mediaType": "image",
+            "mediaSubtype": "png"}  # fmt: skip
+
+
 def index(folder: Path | None, registry: Any) -> list[dict[str, Any]]:
-    templates = []
+    """The templates: ComfyUI's classic default graph first, then the example workflows."""
+    templates = [_card(DEFAULT_TEMPLATE, "Image Generation",
+                       "ComfyUI's classic default graph, on the built-in tiny model (its "
+                       "images are noise): pick a checkpoint to make real ones.")]  # fmt: skip
     for name, path in _workflows(folder).items():
-        title, description = _about(path, registry)
-        templates.append({"name": name, "title": title, "description": description,
-                          "mediaType": "image", "mediaSubtype": "png"})  # fmt: skip
-    if not templates:
-        return []
+        templates.append(_card(name, *_about(path, registry)))
     return [{"moduleName": MODULE, "title": "latentgraph examples", "type": "image",
              "category": "latentgraph", "isEssential": True, "templates": templates}]  # fmt: skip
 
 
-def editor_workflow(path: Path, registry: Any) -> dict[str, Any]:
-    from latentgraph.graph.comfy_editor import editor_from_graph
+def _graph(path: Path | None, registry: Any) -> Any:
+    """The graph of a template: the workflow at `path`, or (None) the classic default."""
+    if path is None:
+        from latentgraph.graph.formats import load_text
+
+        text = json.dumps(CLASSIC_DEFAULT)
+        return load_text(text, source=f"template {DEFAULT_TEMPLATE}", registry=registry).graph
     from latentgraph.graph.workflow import load_workflow
 
-    return editor_from_graph(load_workflow(path, registry=registry).graph, registry)
+    return load_workflow(path, registry=registry).graph
 
 
-def thumbnail(path: Path, registry: Any) -> bytes:
+def editor_workflow(path: Path | None, registry: Any) -> dict[str, Any]:
+    from latentgraph.graph.comfy_editor import editor_from_graph
+
+    return editor_from_graph(_graph(path, registry), registry)
+
+
+def thumbnail(path: Path | None, registry: Any) -> bytes:
     """A 256x256 card: the workflow's nodes in order (the dialog prints the title below it,
     and its own badge covers the top left corner)."""
     from PIL import Image, ImageDraw
 
-    from latentgraph.graph.workflow import load_workflow
-
-    graph = load_workflow(path, registry=registry).graph
+    graph = _graph(path, registry)
     img = Image.new("RGB", (256, 256), (32, 34, 40))
     draw = ImageDraw.Draw(img)
     for row, node in enumerate(list(graph)[:13]):
@@ -94,7 +132,10 @@ def thumbnail(path: Path, registry: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _template(request: Request, name: str) -> Path:
+def _template(request: Request, name: str) -> Path | None:
+    """The workflow file of template `name` (None for the classic default); 404 if none."""
+    if name == DEFAULT_TEMPLATE:
+        return None
     path = _workflows(get_state(request).config.templates_dir).get(name)
     if path is None:
         raise ApiError(404, f"no template {name!r}", "not_found")

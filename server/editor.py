@@ -1,4 +1,13 @@
-"""Serving ComfyUI's web editor (PyPI `comfyui-frontend-package`, pinned) at `/`."""
+"""Serving ComfyUI's web editor (PyPI `comfyui-frontend-package`, pinned) at `/`.
+
+The editor's built-in default graph (frontend 1.58.1: a Z-Image Turbo graph, `defaultGraph`
+in its workflowStore bundle) is one no latentgraph install can run, and no setting or server
+answer chooses another. What the frontend does offer is opening a template named in the page
+address (`?template=NAME`, fetched from /templates/NAME.json). So a first visit (the user's
+settings do not yet hold `Comfy.TutorialCompleted`, which the editor sets on its first load)
+is sent to `?template=default`: ComfyUI's classic default graph on the built-in tiny model
+(api_templates.CLASSIC_DEFAULT). Later visits restore what the user had open, as the editor
+does."""
 
 from __future__ import annotations
 
@@ -6,7 +15,7 @@ import importlib.util
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -46,9 +55,32 @@ async def _user_css(request: Request) -> Response:
     return FileResponse(path) if path.is_file() else Response("", media_type="text/css")
 
 
+def first_visit(request: Request) -> bool:
+    """The editor has never been opened for this user: their settings (none, or the server's
+    defaults) lack `Comfy.TutorialCompleted`, which the editor writes on its first load."""
+    from .api_user import _load_settings
+
+    return "Comfy.TutorialCompleted" not in _load_settings(request)
+
+
+def _page(folder: Path):
+    async def page(request: Request) -> Response:
+        """The editor's page; a first visit asking for nothing else in the address (a
+        `?token=` is read by the middleware, which sets its cookie on this answer too) is
+        sent to the classic default graph (relative, so a proxy's path prefix is kept)."""
+        from .api_templates import DEFAULT_TEMPLATE
+
+        if set(request.query_params) <= {"token"} and first_visit(request):
+            return RedirectResponse(f"?template={DEFAULT_TEMPLATE}", status_code=307)
+        return FileResponse(folder / "index.html")
+
+    return page
+
+
 def routes(enabled: bool = True) -> list[BaseRoute]:
     folder = static_dir() if enabled else None
     if folder is None:
         return [Route("/", _missing, methods=["GET"])]
-    return [Route("/user.css", _user_css, methods=["GET"]),
+    return [Route("/", _page(folder), methods=["GET", "HEAD"]),
+            Route("/user.css", _user_css, methods=["GET"]),
             Mount("/", app=StaticFiles(directory=folder, html=True), name="editor")]  # fmt: skip

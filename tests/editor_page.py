@@ -42,9 +42,10 @@ def require_browser() -> None:
     pytest.skip(message)
 
 
-def start_editor_server(data_dir):
+def start_editor_server(data_dir, *, first_visit: bool = False):
     """The real server with the built-in nodes and the pinned editor, on a free port, with
-    the editor's first-visit tour marked done (it would cover the canvas)."""
+    the editor's first-visit tour marked done (it would cover the canvas), unless
+    `first_visit`: the user's settings empty, as before the editor was ever opened."""
     from latentgraph.server.config import ServerConfig
     from latentgraph.wiring import prepare_server, worker_setup
 
@@ -54,7 +55,8 @@ def start_editor_server(data_dir):
     config = ServerConfig(data_dir=data_dir, port=free_port(), disk_cache=False)
     prepare_server(config)  # example.png in the input folder
     running = RunningServer(config, worker_setup()).start()
-    running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
+    if not first_visit:
+        running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
     return running
 
 
@@ -97,6 +99,12 @@ def queue_and_wait_for_image(page, prefix: str, timeout_ms: int = 120_000) -> di
     """Press Run (app.queuePrompt) and wait until the page shows an image whose file name
     starts with `prefix`; returns its {"src", "width"}."""
     page.evaluate("() => window.app.queuePrompt(0, 1)")
+    return wait_for_image(page, prefix, timeout_ms)
+
+
+def wait_for_image(page, prefix: str, timeout_ms: int = 120_000) -> dict:
+    """Wait until the page shows an image whose file name starts with `prefix`; returns its
+    {"src", "width"}."""
     handle = page.wait_for_function(_IMAGE_SHOWN, arg=prefix, polling=250, timeout=timeout_ms)
     return handle.evaluate("img => ({src: img.src, width: img.naturalWidth})")
 

@@ -10,14 +10,18 @@ from pathlib import Path
 import pytest
 
 from ..editor_page import (
+    editor,
     editor_with_graph,
     queue_and_wait_for_image,
     screenshot_fitted,
     start_editor_server,
+    wait_for_image,
 )
 from .conftest import DATA
 
 pytestmark = pytest.mark.browser
+CLASSIC_TYPES = ["CheckpointLoaderSimple", "CLIPTextEncode", "CLIPTextEncode", "EmptyLatentImage",
+                 "KSampler", "VAEDecode", "SaveImage"]  # fmt: skip
 ROOT = Path(__file__).resolve().parents[2]
 # Records, every few ms, the nodes the editor draws a progress bar on (node.progress is set
 # from the running states of `progress_state`).
@@ -85,3 +89,32 @@ def test_the_editor_applies_dynamic_prompts_to_clip_text_encode(editor_server):
     assert sent.split() == ["a", "cat", "in", "red", "light"], sent
     assert prompt["7"]["inputs"]["text"] == "blurry, watermark"  # nothing to change there
     assert errors == []
+
+
+def test_a_first_visit_shows_comfyuis_classic_graph_and_run_makes_its_image(
+    tmp_path_factory, cache_dir, one_thread
+):
+    """A fresh browser profile and empty user settings: the editor's first screen is ComfyUI's
+    classic default graph on the built-in tiny model (not the frontend's built-in Z-Image
+    graph, whose nodes latentgraph lacks), and clicking Run saves its image."""
+    running = start_editor_server(tmp_path_factory.mktemp("first-visit"), first_visit=True)
+    errors: list[str] = []
+    try:
+        with editor(running.url, errors) as page:
+            page.wait_for_function("window.app.graph._nodes.length > 0", timeout=60_000)
+            types = page.evaluate("() => window.app.graph._nodes.map(n => n.type).sort()")
+            assert types == sorted(CLASSIC_TYPES)
+            assert set(types) <= set(running.http.get("/object_info").json())
+            assert page.evaluate("() => window.app.graph._nodes.every(n => !n.has_errors)")
+            page.get_by_role("button", name="Run", exact=True).click()
+            shown = wait_for_image(page, "ComfyUI_", timeout_ms=300_000)
+            assert shown["width"] == 512  # ComfyUI's classic 512x512
+        [entry] = running.http.get("/history").json().values()
+        assert entry["status"]["status_str"] == "success"
+        [record] = entry["outputs"]["9"]["images"]
+        assert (running.config.output_dir / record["filename"]).is_file()
+        # the editor recorded the visit: the next one restores what the user had open
+        assert running.http.get("/api/settings").json()["Comfy.TutorialCompleted"] is True
+    finally:
+        running.stop()
+    assert not [e for e in errors if "latentgraph" in e.lower()], errors

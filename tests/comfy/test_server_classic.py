@@ -211,7 +211,8 @@ def test_example_workflows_are_the_editors_templates(real_server):
     assert http.get("/api/workflow_templates").json() == {}  # {package: [names]}, none here
     [category] = http.get("/templates/index.json").json()
     examples = sorted(p.stem for p in (Path(__file__).parents[2] / "workflows").glob("*.yaml"))
-    assert sorted(t["name"] for t in category["templates"]) == examples
+    names = [t["name"] for t in category["templates"]]
+    assert names[0] == "default" and sorted(names[1:]) == examples  # ComfyUI's classic first
     txt2img = next(t for t in category["templates"] if t["name"] == "txt2img")
     assert txt2img["title"] == "Text to image" and "tiny model" in txt2img["description"]
     workflow = http.get("/templates/txt2img.json").json()

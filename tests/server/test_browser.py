@@ -58,8 +58,8 @@ def test_editor_runs_a_graph_and_shows_the_image(editor_server):
 
 def test_fresh_editor_has_no_console_errors_and_runs_a_template(editor_server):
     """A new user's first visit: nothing fails on load (the run button's template code broke
-    on a 404 body from /api/workflow_templates), the Templates dialog lists workflows/, and
-    one opens and runs."""
+    on a 404 body from /api/workflow_templates), the Templates dialog lists workflows/ and
+    ComfyUI's classic default graph, and one opens and runs."""
     errors: list[str] = []
     with editor(editor_server.url, errors) as page:
         page.wait_for_timeout(3000)  # requests the editor sends after its first paint
@@ -68,8 +68,9 @@ def test_fresh_editor_has_no_console_errors_and_runs_a_template(editor_server):
         page.wait_for_selector(cards, timeout=30_000)
         names = page.evaluate(f"() => Array.from(document.querySelectorAll('{cards}'))"
                               ".map(e => e.dataset.testid)")  # fmt: skip
-        examples = sorted(p.stem for p in (ROOT / "workflows").glob("*.yaml"))
-        assert sorted(n.removeprefix("template-workflow-") for n in names) == examples
+        examples = [p.stem for p in (ROOT / "workflows").glob("*.yaml")]
+        listed = sorted(n.removeprefix("template-workflow-") for n in names)
+        assert listed == sorted(["default", *examples])  # default: ComfyUI's classic graph
         page.click('[data-testid="template-workflow-txt2img"]')
         page.wait_for_function("window.app.graph._nodes.some(n => n.type === 'UNetDenoise')",
                                timeout=30_000)  # fmt: skip

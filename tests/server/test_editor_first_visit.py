@@ -1,0 +1,98 @@
+"""The editor's first screen: a first visit (no `Comfy.TutorialCompleted` in the user's
+settings) is sent to `?template=default`, ComfyUI's classic default graph on the built-in
+tiny model, instead of the frontend's built-in Z-Image graph that latentgraph cannot run; a
+user who has opened the editor before gets the page as it is. The routes read only the
+config and the registry, so they are mounted alone (test_browser_classic.py opens the page)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from latentgraph.server import api_info, api_templates, api_user, editor
+from latentgraph.server.config import ServerConfig
+from latentgraph.server.errors import exception_handlers
+
+CLASSIC_TYPES = {"CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler",
+                 "VAEDecode", "SaveImage"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def registry():
+    from latentgraph.wiring import node_registry
+
+    return node_registry()
+
+
+@pytest.fixture
+def config(tmp_path) -> ServerConfig:
+    config = ServerConfig(data_dir=tmp_path / "data")
+    config.ensure_dirs()
+    return config
+
+
+@pytest.fixture
+def client(config, registry):
+    if editor.static_dir() is None:
+        pytest.skip(f"needs the editor ({editor.PINNED})")
+    app = Starlette(routes=[*api_user.routes, *api_info.routes, *api_templates.static_routes,
+                            *editor.routes(True)],
+                    exception_handlers=exception_handlers)  # fmt: skip
+    app.state.lg = SimpleNamespace(config=config, registry=registry)
+    with TestClient(app, base_url="http://127.0.0.1:8188", raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_a_first_visit_opens_the_classic_default_graph(client):
+    first = client.get("/", follow_redirects=False)
+    assert first.status_code == 307
+    assert first.headers["location"] == "?template=default"
+    page = client.get("/")  # followed: the editor's page, which loads the template named
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert str(page.url).endswith("/?template=default")
+    # the address's token (its cookie is set on the answer) does not keep the first visit
+    # from the classic graph; the redirect leaves it out of the address
+    with_token = client.get("/?token=abc", follow_redirects=False)
+    assert with_token.status_code == 307 and with_token.headers["location"] == "?template=default"
+
+
+def test_a_returning_user_gets_the_page_and_what_they_had_open(client):
+    assert client.post("/settings", json={"Comfy.TutorialCompleted": True}).status_code == 200
+    page = client.get("/", follow_redirects=False)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    # their setting wins even when false (the editor then shows its templates, as ComfyUI's)
+    client.post("/settings", json={"Comfy.TutorialCompleted": False})
+    assert client.get("/", follow_redirects=False).status_code == 200
+
+
+def test_an_address_with_its_own_request_is_not_redirected(client):
+    for query in ("template=txt2img", "share=abc"):
+        r = client.get(f"/?{query}", follow_redirects=False)
+        assert r.status_code == 200, query
+
+
+def test_the_default_template_is_comfyuis_classic_graph_with_types_we_serve(client, registry):
+    from latentgraph.graph.comfy_editor import graph_from_editor
+    from latentgraph.graph.object_info import object_info
+
+    [category] = client.get("/templates/index.json").json()
+    assert category["templates"][0]["name"] == "default"
+    assert category["templates"][0]["title"] == "Image Generation"
+    workflow = client.get("/templates/default.json").json()
+    types = {n["type"] for n in workflow["nodes"]}
+    assert types == CLASSIC_TYPES and types <= set(object_info(registry))
+    graph = graph_from_editor(workflow, registry)
+    assert graph["4"].inputs["ckpt_name"] == "builtin:tiny-sd"
+    assert graph["5"].inputs == {"width": 512, "height": 512, "batch_size": 1}
+    assert graph["9"].inputs["filename_prefix"] == "ComfyUI"
+    assert client.get("/templates/default-1.png").headers["content-type"] == "image/png"
+
+
+def test_the_default_template_needs_no_examples_folder(config, client):
+    config.templates_dir = None  # an installed wheel has no workflows/ folder
+    [category] = client.get("/templates/index.json").json()
+    assert [t["name"] for t in category["templates"]] == ["default"]
+    assert client.get("/templates/default.json").status_code == 200
