@@ -35,6 +35,12 @@ from .state import get_state
 from .workers import Device
 
 FRONTEND_VERSION = "1.58.1"
+# /system_stats' comfyui_version: the ComfyUI release whose server protocol (routes, node
+# definitions, websocket messages) we follow, not latentgraph's own version. The editor shows
+# it as the "current" ComfyUI when a workflow holds ComfyUI core nodes we lack ("Some nodes
+# require a newer version of ComfyUI (current: ...)"), and sends it to comfy.org's release
+# notes; latentgraph's 0.1.0 read there as an ancient ComfyUI that updating would fix.
+COMFYUI_VERSION = "0.38.1"
 
 
 def _version(dist: str) -> str:
@@ -79,7 +85,7 @@ async def system_stats(request: Request) -> JSONResponse:
             "os": os.name if sys.platform != "linux" else "posix",
             "ram_total": total,
             "ram_free": free,
-            "comfyui_version": _version("latentgraph") or "0.1.0",
+            "comfyui_version": COMFYUI_VERSION,
             "required_frontend_version": FRONTEND_VERSION,
             "installed_templates_version": "",
             "required_templates_version": "",

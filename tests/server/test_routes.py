@@ -21,6 +21,9 @@ def test_page_load_routes_answer_json(server):
     assert server.http.get("/object_info/Nope").status_code == 404
     stats = server.http.get("/system_stats").json()
     assert stats["devices"][0]["type"] == "cpu" and stats["system"]["ram_total"] > 0
+    # the ComfyUI release whose protocol we follow, which the editor prints as the current
+    # ComfyUI beside missing core nodes (latentgraph's own 0.1.0 read as an old ComfyUI)
+    assert stats["system"]["comfyui_version"] == "0.38.1"
 
 
 def test_settings_roundtrip(server):
