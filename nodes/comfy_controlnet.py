@@ -24,6 +24,7 @@ from .controlnet import (
     CONTROL_NET,
     PERCENT_INPUTS,
     Control,
+    applier,
     apply_control_net,
     strength_input,
     with_control,
@@ -87,7 +88,9 @@ def control_net_apply(ctx, conditioning: Conditioning, control_net: ControlModel
     side's UNet rows then run without it)."""
     if strength == 0:
         return conditioning
-    return with_control(conditioning, Control(control_net, image, strength))
+    return with_control(
+        conditioning, Control(control_net, image, strength, applied_by=applier(ctx))
+    )
 
 
 @_node(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +236,8 @@ def read_control(path: Path, unet: UNetModel | None) -> tuple[Any, str, int]:
 
 
 def load_control(settings: Settings, name: str, unet: UNetModel | None = None) -> ControlModel:
-    """A CONTROL_NET handle, loaded once per process (per base model for a difference file)."""
+    """A CONTROL_NET handle, loaded once per process (per base model for a difference file);
+    the handle carries `name` as given (one file under two names is loaded once)."""
     from .loaders import place
 
     path = control_path(name, settings.models_dirs)
@@ -255,4 +257,5 @@ def load_control(settings: Settings, name: str, unet: UNetModel | None = None) -
             module = module.to(torch_dtype)
         return ControlModel(place(settings, module, device), kind, key, device, scale)
 
-    return manager().get(key, load, device, size=lambda handle: module_bytes(handle.model))
+    handle = manager().get(key, load, device, size=lambda handle: module_bytes(handle.model))
+    return replace(handle, name=name)

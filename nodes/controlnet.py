@@ -49,13 +49,71 @@ STRENGTH_MAX = 10.0
 @dataclass(frozen=True, eq=False)
 class Control:
     """One control model on a conditioning entry: its image (IMAGE [B, H, W, C] in 0..1),
-    strength, and the part of sampling it acts in (0: the noisiest step, 1: the cleanest)."""
+    strength, the part of sampling it acts in (0: the noisiest step, 1: the cleanest), and
+    the node that applied it (`ApplyControlNet node 'control'`, for messages)."""
 
     model: ControlModel
     image: Any
     strength: float = 1.0
     start_percent: float = 0.0
     end_percent: float = 1.0
+    applied_by: str = ""
+
+
+# (config field, what it is): a ControlNet's residuals and inputs fit a UNet only where its
+# config says what the UNet's does (diffusers' ControlNetModel.from_unet copies them)
+_CONTROLNET_FIT = (("cross_attention_dim", "cross-attention width"),
+                   ("block_out_channels", "block channels"),
+                   ("layers_per_block", "layers per block"),
+                   ("addition_embed_type", "added inputs"),  # SDXL's: text_time
+                   ("projection_class_embeddings_input_dim", "added inputs' width"))  # fmt: skip
+
+
+def applier(ctx: Any) -> str:
+    """A Control's `applied_by`: the applying node as messages name it."""
+    return f"{ctx.node_type} node {ctx.node_id!r}"
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return "none"
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def control_misfit(control: Control, unet: Any) -> str | None:
+    """Why `control` cannot steer `unet` (a diffusers UNet), read from the two configs, or
+    None when it fits: a ControlNet's text width, block channels, layers and SDXL inputs must
+    be the UNet's; a T2I-Adapter's feature widths those of the UNet's down blocks, and its
+    layout ("full_adapter_xl": a feature after the first downsampling) the UNet's (a first down
+    block without cross-attention, as SDXL's)."""
+    model, config = control.model, control.model.model.config
+    if model.kind == "t2i_adapter":
+        blocks = _plain(unet.config.block_out_channels)
+        widths = _plain(config.channels)[: len(blocks)]
+        xl_unet = "CrossAttn" not in unet.config.down_block_types[0]
+        xl_adapter = config.adapter_type.endswith("_xl")
+        diffs = [f"its feature widths {widths}, the UNet's down blocks' {blocks}"] \
+            if widths != blocks[: len(widths)] else []  # fmt: skip
+        if xl_adapter != xl_unet:
+            diffs.append(f"its layout {config.adapter_type}, for a UNet whose first down block "
+                         f"{'lacks' if xl_adapter else 'has'} cross-attention")  # fmt: skip
+        what = "T2I-Adapter"
+    else:
+        other = [(label, _plain(config.get(field)), _plain(unet.config.get(field)))
+                 for field, label in _CONTROLNET_FIT
+                 if _plain(config.get(field)) != _plain(unet.config.get(field))]  # fmt: skip
+        if other and other[-1][0] == "added inputs' width" and \
+                any(label == "added inputs" for label, _, _ in other):  # fmt: skip
+            other.pop()  # it follows from their kind
+        diffs = [f"its {label} {its}, the UNet's {unets}" for label, its, unets in other]
+        what = "ControlNet"
+    if not diffs:
+        return None
+    applied = f" (control_net of {control.applied_by})" if control.applied_by else ""
+    return (
+        f"{what} {model.name or model.key}{applied} does not fit this model's unet: "
+        f"{'; '.join(diffs)}; is it a {what} for another model family (SDXL vs SD 1.5)?"
+    )
 
 
 def with_control(cond: Conditioning, control: Control) -> Conditioning:
@@ -275,7 +333,7 @@ def apply_control_net(ctx, positive: Conditioning, negative: Conditioning,
                                               f"{start_percent}")  # fmt: skip
     if strength == 0:
         return positive, negative
-    control = Control(control_net, image, strength, start_percent, end_percent)
+    control = Control(control_net, image, strength, start_percent, end_percent, applier(ctx))
     return with_control(positive, control), with_control(negative, control)
 
 

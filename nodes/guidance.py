@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .controlnet import ControlResiduals, UNetCall
+from .controlnet import ControlResiduals, UNetCall, control_misfit
 from .inpaint_sampling import concat_channels, is_inpainting_unet, with_concat
 from .sdxl import added_inputs
 from .values import Area, CondEntry, Conditioning, InpaintImage, input_error
@@ -255,6 +255,10 @@ class Guidance:
     def _resolved(self, side: str, entry: CondEntry, hw: tuple[int, int]) -> Term:
         import torch
 
+        for control in entry.controls:
+            problem = control_misfit(control, self.model)
+            if problem:
+                raise input_error(self.ctx, side, problem)
         mask, region = None, None
         if entry.mask is not None:
             mask = entry.mask.to(self.device, torch.float32)

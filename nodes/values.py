@@ -135,13 +135,16 @@ class ControlModel:
     """CONTROL_NET: a ControlNet (diffusers ControlNetModel: residuals for the UNet's skip
     connections and middle block, computed each step) or a T2I-Adapter (diffusers T2IAdapter:
     features added inside the UNet's down blocks, computed once from the image).
-    `hint_scale` is hint pixels per latent cell (the size the control image is resized to)."""
+    `hint_scale` is hint pixels per latent cell (the size the control image is resized to);
+    `name` is the model as the workflow names it (`builtin:tiny-controlnet`, a file name), for
+    messages."""
 
     model: Any
     kind: str  # "controlnet" | "t2i_adapter"
     key: str
     device: str
     hint_scale: int = 8
+    name: str = ""
 
 
 MODEL_HANDLES = (UNetModel, ClipModel, VAEModel, UpscaleModel, ControlModel)

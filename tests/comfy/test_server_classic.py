@@ -246,3 +246,34 @@ def test_a_node_warning_is_in_the_server_log_and_the_prompts_history(real_server
     lines = [e["m"] for e in real_server.http.get("/internal/logs/raw").json()["entries"]]
     assert any(m.startswith(f"WARNING latentgraph.server: prompt {pid}: warning 11 (VAEEncode): ")
                and said in m for m in lines), lines  # fmt: skip
+
+
+def test_a_controlnet_for_another_model_family_is_a_node_error_naming_it(real_server, classic_api):
+    """An SD 1.5 ControlNet on an SDXL checkpoint: the run ends with the sampler's error
+    naming the ControlNet and what differs (it was torch's matrix-shape error mid-step)."""
+    prompt = dict(classic_api)
+    prompt["4"] = {"class_type": "CheckpointLoaderSimple",
+                   "inputs": {"ckpt_name": "builtin:tiny-sdxl"}}  # fmt: skip
+    prompt["10"] = {"class_type": "LoadImage", "inputs": {"image": "example.png"}}
+    prompt["11"] = {"class_type": "ControlNetLoader",
+                    "inputs": {"control_net_name": "builtin:tiny-controlnet"}}  # fmt: skip
+    prompt["12"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+        "positive": ["6", 0], "negative": ["7", 0], "control_net": ["11", 0],
+        "image": ["10", 0], "strength": 0.8, "start_percent": 0.0, "end_percent": 1.0}}  # fmt: skip
+    prompt["3"] = {**prompt["3"], "inputs": {**prompt["3"]["inputs"], "positive": ["12", 0],
+                                             "negative": ["12", 1], "steps": 2}}  # fmt: skip
+    client = WsClient(real_server)
+    try:
+        r = real_server.post_prompt(prompt, client.client_id)
+        assert r.status_code == 200, r.text
+        error = client.until("execution_error", r.json()["prompt_id"], timeout=120)["data"]
+    finally:
+        client.close()
+    assert (error["node_id"], error["node_type"]) == ("3", "KSampler")
+    assert error["exception_message"].startswith(
+        "KSampler node '3' input 'positive': ControlNet builtin:tiny-controlnet (control_net of "
+        "ControlNetApplyAdvanced node '12') does not fit this model's unet: its cross-attention "
+        "width 32, the UNet's 96;"
+    )
+    assert error["exception_message"].endswith("(SDXL vs SD 1.5)?")
+    assert "mat1" not in str(error) and error["traceback"] == []
