@@ -55,6 +55,14 @@ def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
         raise LoraError(f"{exc}{hint}") from None
 
 
+def shown_name(name: str, path: Path) -> str:
+    """How messages name a LoRA: a built-in one as the workflow does (`builtin:tiny-lora`,
+    not its file in the cache), a file by the path it was found at."""
+    from .tiny_addons import BUILTIN_LORAS
+
+    return name if name in BUILTIN_LORAS else str(path)
+
+
 def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
     """Path, size and mtime: replacing the file changes the cache keys built from it. Cheap
     (no torch): validation and cache keys call it; a built-in LoRA is not built for it."""
@@ -73,11 +81,12 @@ TEXT_ENCODERS = ("text_encoder", "text_encoder_2")  # a CLIP's encoders, as LoRA
 
 
 def read_lora(
-    path: Path, unet_config: Any = None
+    path: Path, unet_config: Any = None, shown: str = ""
 ) -> tuple[dict[str, Any], dict[str, float] | None]:
     """The file's tensors in diffusers' layout (keys under unet. / text_encoder. /
     text_encoder_2.), and the kohya alphas when the file had them. `unet_config` lets
-    diffusers map SDXL kohya files that name the UNet's blocks the original way."""
+    diffusers map SDXL kohya files that name the UNet's blocks the original way; errors name
+    the file `shown` (default: its path)."""
     from .quiet import quiet_libraries
 
     quiet_libraries()  # before diffusers' pipelines are imported: see nodes/quiet.py
@@ -88,11 +97,11 @@ def read_lora(
     try:
         raw = load_file(str(path))
     except (OSError, SafetensorError) as exc:
-        raise LoraError(f"{path}: not a readable .safetensors file: {exc}") from None
+        raise LoraError(f"{shown or path}: not a readable .safetensors file: {exc}") from None
     try:
         state, alphas = StableDiffusionPipeline.lora_state_dict(raw, unet_config=unet_config)
     except Exception as exc:  # noqa: BLE001 - diffusers' converters raise many kinds
-        raise LoraError(f"{path}: not a LoRA diffusers can read: {exc}") from None
+        raise LoraError(f"{shown or path}: not a LoRA diffusers can read: {exc}") from None
     return state, alphas
 
 
@@ -173,6 +182,7 @@ class _Patcher:
         except LoraError as exc:
             raise self.error(str(exc)) from None
         self.identity = lora_identity(use.name, dirs)
+        self.shown = shown_name(use.name, self.path)
         self._state: tuple[dict, Any] | None = None
 
     def error(self, message: str) -> Exception:
@@ -181,11 +191,11 @@ class _Patcher:
     def state(self) -> tuple[dict, Any]:
         if self._state is None:
             try:
-                self._state = read_lora(self.path, self.unet_config)
+                self._state = read_lora(self.path, self.unet_config, self.shown)
             except LoraError as exc:
                 raise self.error(str(exc)) from None
             if not any(_has(self._state[0], part) for part in ("unet", *TEXT_ENCODERS)):
-                raise self.error(f"{self.path}: no UNet or text-encoder LoRA weights found")
+                raise self.error(f"{self.shown}: no UNet or text-encoder LoRA weights found")
         return self._state
 
     def patched(self, what: str, base_key: str, base: Any, strength: float,
@@ -202,7 +212,7 @@ class _Patcher:
                     return _fused_unet(base, tensors, alphas, strength)
                 return _fused_text_encoder(base, tensors, alphas, strength, what)
             except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds on a mismatch
-                raise self.error(f"{self.path} does not fit this model's {what}: "
+                raise self.error(f"{self.shown} does not fit this model's {what}: "
                                  f"{misfit(exc)}") from exc  # fmt: skip
 
         key = f"{base_key}|{what}+lora:{self.identity}@{strength!r}"
