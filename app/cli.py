@@ -281,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")
     p.add_argument("--addons", type=Path, metavar="MODELS_DIR",
                    help="also write tiny LoRAs (loras/), embeddings (embeddings/), "
-                        "ControlNets and a T2I-Adapter (controlnet/) there")  # fmt: skip
+                        "ControlNets and a T2I-Adapter (controlnet/) there; run and serve "
+                        "look for models there with --models-dir MODELS_DIR (by default "
+                        "they look in models/ in the user data folder, not ./models)")  # fmt: skip
     return parser
 
 

@@ -39,10 +39,10 @@ from .model_manager import manager, module_bytes
 from .models_dirs import (
     BUILTIN_CHECKPOINTS,
     ModelNotFound,
-    folder_paths,
     is_model_folder,
     is_pickled,
     resolve,
+    where_looked,
 )
 from .sdxl_loading import is_sdxl_folder, load_sdxl_text_encoders, sdxl_pipeline_class, sdxl_preset
 from .values import (
@@ -191,9 +191,7 @@ def find_source(text: str, models_dirs: list[Path] | None = None,
     if HUB_ID.match(text) and not text.lower().endswith(".safetensors"):
         return Source("hub", text, f"hub:{text}")
     looked = ", ".join(str(p) for p in _candidates(text, models_dirs or []))
-    searched = [str(d) for f in folders for d in folder_paths(f, models_dirs)]
-    if searched:
-        looked += f"; for a name in {', '.join(searched)}"
+    looked += f"; for a name in {where_looked(folders, models_dirs)}"
     raise ValueError(f"model file not found: {text!r} (looked at: {looked})")
 
 

@@ -162,13 +162,26 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
             return candidate
         if folders and not hidden and is_model_folder(candidate):
             return candidate
-    looked = ", ".join(str(b) for b in bases) or (
-        f"no {folder}/ folder under " + ", ".join(str(r) for r in models_roots(dirs))
-    )
+    looked = where_looked((folder,), dirs)
     if Path(name).expanduser().exists():  # a path, to somewhere else
         raise ModelNotFound(f"{folder} model {name!r} is not inside the models folders' "
                             f"{folder}/ ({looked}): a name inside one of them is expected")  # fmt: skip
     raise ModelNotFound(f"{folder} model {name!r} not found (looked in {looked})")
+
+
+OTHER_MODELS_FOLDER = "pass --models-dir DIR to look in another models folder"
+
+
+def where_looked(folders: Sequence[str], dirs: Sequence[Path | str] | None) -> str:
+    """Where a name of the models `folders` (kinds) was looked for, and how to look elsewhere:
+    a not-found message says both, since the default models folder is in the user data
+    folder, not ./models (`graph.paths.models_roots`)."""
+    bases = [base for folder in folders for base in folder_paths(folder, dirs)]
+    kinds = " or ".join(f"{folder}/" for folder in folders)
+    where = ", ".join(str(b) for b in bases) or (
+        f"no {kinds} folder under " + ", ".join(str(r) for r in models_roots(dirs))
+    )
+    return f"{where}; {OTHER_MODELS_FOLDER}"
 
 
 def file_identity(path: Path) -> str:
