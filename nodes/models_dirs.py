@@ -101,12 +101,24 @@ def _safe_name(name: str) -> PurePosixPath:
 
 
 def absolute_source(name: str, *, folders: bool = False) -> Path | None:
-    """An absolute path given instead of a name inside a models folder: the .safetensors (or
-    .sft) file there (with `folders`, or the diffusers model folder, `is_model_folder`); None when `name`
-    is no absolute path. Raises `ModelNotFound` saying what is missing at that path."""
+    """A path given instead of a name inside a models folder (LoadLoRA, LoadControlNet): the
+    .safetensors (or .sft) file there (with `folders`, or the diffusers model folder,
+    `is_model_folder`), as an absolute path. A relative path is read from the working
+    directory, as LoadModel's are, and is taken as a path when something is there or when it
+    can be no name (`..`); otherwise it stays a name for `resolve` (so does a folder that is no
+    model folder). None when `name` is no path. Raises `ModelNotFound` saying what is wrong
+    with the path."""
     path = Path(name).expanduser()
     if not path.is_absolute():
-        return None
+        try:
+            there = bool(name.strip()) and path.exists()
+        except (OSError, ValueError):  # NUL, a name too long: no path (resolve says why)
+            return None
+        if not there and ".." not in PurePosixPath(name.replace("\\", "/")).parts:
+            return None
+        if there and path.is_dir() and not is_model_folder(path):
+            return None
+        path = path.absolute()
     if path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES:
         return path
     if folders and is_model_folder(path):
@@ -166,7 +178,10 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
     if Path(name).expanduser().exists():  # a path, to somewhere else
         raise ModelNotFound(f"{folder} model {name!r} is not inside the models folders' "
                             f"{folder}/ ({looked}): a name inside one of them is expected")  # fmt: skip
-    raise ModelNotFound(f"{folder} model {name!r} not found (looked in {looked})")
+    missing = f"{folder} model {name!r} not found (looked in {looked})"
+    if len(posix.parts) > 1:  # maybe meant as a path from the working directory
+        missing += f", and as a path, {Path(name).absolute()} does not exist"
+    raise ModelNotFound(missing)
 
 
 OTHER_MODELS_FOLDER = "pass --models-dir DIR to look in another models folder"

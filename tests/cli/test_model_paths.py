@@ -1,16 +1,20 @@
-"""After `latentgraph tiny-model --addons models`, a name not found says where it was looked
-for and how to point at another models folder (--models-dir), since the default models folder
-is in the user data folder, not ./models."""
+"""LoadLoRA and LoadControlNet take a path from the working directory as LoadModel does (and as
+they take an absolute one), after `latentgraph tiny-model --addons models`; a name not found
+says where it was looked for and how to point at another models folder (--models-dir), since
+the default models folder is in the user data folder, not ./models."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from latentgraph.cli import main
 
 WORKFLOWS = Path(__file__).parents[2] / "workflows"
+SMALL = ["--set", "steps=1", "--set", "width=64", "--set", "height=64"]
 
 
 @pytest.fixture
@@ -28,6 +32,44 @@ def addons(tmp_path, monkeypatch, capsys):
 def latentgraph(capsys, *args: str) -> tuple[int, str]:
     code = main(list(args))
     return code, capsys.readouterr().err
+
+
+def test_a_relative_lora_path_runs_as_the_same_file_by_name_does(addons, capsys):
+    """`--set lora=models/loras/x.safetensors` was refused as 'not inside the models folders'
+    loras/' (the default models folder is not ./models), though LoadModel takes such a path."""
+    run = ["run", str(WORKFLOWS / "lora.yaml"), *SMALL, "--output-dir", "out",
+           "--cache-dir", "cache"]  # fmt: skip
+    code, err = latentgraph(capsys, *run, "--set", "lora=models/loras/tiny-lora-kohya.safetensors",
+                            "--set", "lora2=./models/loras/tiny-lora-diffusers.safetensors")  # fmt: skip
+    assert code == 0, err
+    code, err = latentgraph(capsys, *run, "--models-dir", "models",
+                            "--set", "lora=tiny-lora-kohya.safetensors",
+                            "--set", "lora2=tiny-lora-diffusers.safetensors")  # fmt: skip
+    assert code == 0, err
+    by_path, by_name = sorted((addons / "out").glob("lora_*.png"))
+    assert np.array_equal(np.asarray(Image.open(by_path)), np.asarray(Image.open(by_name)))
+    control = ["validate", str(WORKFLOWS / "controlnet.yaml")]
+    for value in ("models/controlnet/tiny-controlnet.safetensors",
+                  "models/controlnet/tiny-controlnet-diffusers"):  # fmt: skip
+        assert latentgraph(capsys, *control, "--set", f"controlnet={value}")[0] == 0, value
+
+
+def test_a_relative_path_to_a_missing_file_says_it_does_not_exist(addons, capsys):
+    validate = ["validate", str(WORKFLOWS / "lora.yaml")]
+    code, err = latentgraph(capsys, *validate, "--set", "lora=models/loras/gone.safetensors")
+    assert code == 2 and "Traceback" not in err
+    assert f"input 'lora': loras model 'models/loras/gone.safetensors' not found (looked in " \
+        f"no loras/ folder under {addons / 'data' / 'models'}; pass --models-dir DIR to look " \
+        f"in another models folder), and as a path, {addons}/models/loras/gone.safetensors " \
+        "does not exist" in err  # fmt: skip
+    code, err = latentgraph(capsys, *validate, "--set", "lora=../gone.safetensors")
+    assert code == 2
+    assert f"input 'lora': {addons}/../gone.safetensors does not exist (expected a " \
+        ".safetensors file)" in err  # fmt: skip
+    code, err = latentgraph(capsys, "validate", str(WORKFLOWS / "controlnet.yaml"),
+                            "--set", "controlnet=models/controlnet/gone")  # fmt: skip
+    assert code == 2
+    assert f"and as a path, {addons}/models/controlnet/gone does not exist" in err
 
 
 def test_a_name_not_found_says_how_to_point_at_a_models_folder(addons, capsys):

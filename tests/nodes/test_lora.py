@@ -190,11 +190,11 @@ def test_corrupt_or_foreign_file_is_an_error_naming_it(make_ctx, tiny, tmp_path)
             lora.load_lora(ctx, tiny[0], tiny[1], name, 1.0, 1.0)
 
 
-def test_a_path_into_loras_is_read_as_its_name_there_and_one_outside_is_refused_saying_so(
+def test_a_path_into_loras_is_the_file_its_name_there_is_and_one_elsewhere_is_read_too(
         make_ctx, tiny, tmp_path, monkeypatch):  # fmt: skip
     """`--set lora=models/loras/x.safetensors` (from the current directory) loads the file the
-    name `x.safetensors` stands for; a relative path outside loras/ is refused saying a name
-    there (or an absolute path) is expected, not 'not found'."""
+    name `x.safetensors` stands for; a relative path outside loras/ is a path as an absolute
+    one is (LoadModel's rule): it was refused as 'not inside the models folders' loras/'."""
     from latentgraph.nodes.tiny_addons import lora_tensors, save_atomic
 
     models = tmp_path / "models"
@@ -206,11 +206,9 @@ def test_a_path_into_loras_is_read_as_its_name_there_and_one_outside_is_refused_
     ctx = make_ctx("LoadLoRA", models_dirs=[models])
     by_path, _ = lora.load_lora(ctx, tiny[0], tiny[1], "models/loras/style.safetensors", 0.5, 0.0)
     by_name, _ = lora.load_lora(ctx, tiny[0], tiny[1], "style.safetensors", 0.5, 0.0)
-    assert state_bytes(by_path.unet) == state_bytes(by_name.unet)
-    with pytest.raises(ValueError, match=r"input 'lora': loras model 'elsewhere.safetensors' is "
-                       r"not inside the models folders' loras/ \(.*models/loras\): a name inside "
-                       r"one of them is expected; or give an absolute path"):  # fmt: skip
-        lora.load_lora(ctx, tiny[0], tiny[1], "elsewhere.safetensors", 0.5, 0.0)
+    elsewhere, _ = lora.load_lora(ctx, tiny[0], tiny[1], "elsewhere.safetensors", 0.5, 0.0)
+    assert state_bytes(by_path.unet) == state_bytes(by_name.unet) == state_bytes(elsewhere.unet)
+    assert lora.lora_path("elsewhere.safetensors", [models]) == tmp_path / "elsewhere.safetensors"
 
 
 def test_a_lora_that_does_not_fit_says_so_in_one_line_with_no_library_log(make_ctx, tiny,
