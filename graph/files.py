@@ -1,5 +1,6 @@
-"""Writing the files a user keeps (images, converted workflows, downloads, checkpoints), and
-the one digest of a file's content (`file_sha256`).
+"""Writing the files a user keeps (images, converted workflows, downloads, checkpoints), the
+one digest of a file's content (`file_sha256`), and which records of a node's ui are files
+(`file_records`).
 
 Atomic: data goes to a temp file in the target folder, then is renamed (or hard-linked) into
 place, so a crash never leaves half a file under the final name. With the user's permissions:
@@ -24,7 +25,7 @@ import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 T = TypeVar("T")
@@ -87,3 +88,11 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_records(ui: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The files a node's ui reports, of every kind ("images", "checkpoints", ...): ComfyUI's
+    file records, dicts naming a `filename` in a `subfolder` of the folder of their `type`."""
+    return [record for values in (ui or {}).values() if isinstance(values, list)
+            for record in values
+            if isinstance(record, dict) and ("filename" in record or "subfolder" in record)]  # fmt: skip

@@ -24,7 +24,7 @@ from latentgraph.graph import (
 
 from . import models_dirs
 from .comfy import ComfyClip, ComfyModel, _node
-from .images import check_prefix
+from .images import check_prefix, files_unchanged, output_folder
 from .lora import LoraUse, apply_lora, lora_identity, strength
 from .merge import (
     add_models,
@@ -155,6 +155,8 @@ def clip_merge_simple(ctx, clip1: ClipModel, clip2: ClipModel, ratio: float = 1.
     outputs=[],
     output_node=True,
     check=check_prefix,
+    identity=output_folder,
+    reuse=files_unchanged,
 )  # fmt: skip
 def checkpoint_save(ctx, model: UNetModel, clip: ClipModel, vae: Any,
                     filename_prefix: str = "checkpoints/ComfyUI"):  # fmt: skip

@@ -32,7 +32,7 @@ from latentgraph.graph import (
     node,
 )
 from latentgraph.graph.context import LIMIT_FLAGS
-from latentgraph.graph.files import file_sha256, write_new
+from latentgraph.graph.files import file_records, file_sha256, write_new
 
 from . import input_files
 from .input_files import inside
@@ -350,16 +350,17 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
 
 
 def output_folder(literals: dict[str, Any], settings: Settings) -> str:
-    """The output folder as part of SaveImage's cache key: another folder, another save."""
+    """The output folder as part of a save node's cache key: another folder, another save."""
     return str(Path(settings.output_dir).resolve())
 
 
 def files_unchanged(ui: dict[str, Any] | None, settings: Settings) -> bool:
-    """Whether the files a cached SaveImage reports still hold what it saved (size, then
-    sha256); a deleted image, or another run's image saved since under the same name, is
-    written again rather than reported as saved."""
-    records = (ui or {}).get("images") or []
-    return all(_record_holds(r, Path(settings.output_dir)) for r in records)
+    """Whether the files a cached save node reports (all its ui's file records: images,
+    checkpoints, ...) still hold what it saved in this run's output folder (size, then
+    sha256); a deleted file, a run into another output folder, or another run's file saved
+    since under the same name, makes the node save again rather than report it as saved.
+    Every node writing into the output folder declares it, with `output_folder`."""
+    return all(_record_holds(r, Path(settings.output_dir)) for r in file_records(ui))
 
 
 def _record_holds(record: dict[str, Any], root: Path) -> bool:

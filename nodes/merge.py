@@ -28,7 +28,7 @@ from latentgraph.graph import (
     node,
 )
 
-from .images import check_prefix, output_files
+from .images import check_prefix, files_unchanged, output_files, output_folder
 from .model_manager import manager
 from .values import ClipModel, UNetModel, VAEModel, input_error
 
@@ -223,6 +223,8 @@ def _metadata(ctx: Any) -> dict[str, str]:
     outputs=[],
     output_node=True,
     check=check_prefix,
+    identity=output_folder,
+    reuse=files_unchanged,
 )  # fmt: skip
 def save_checkpoint(ctx, unet: UNetModel, clip: ClipModel, vae: VAEModel,
                     filename_prefix: str = "checkpoints/latentgraph"):  # fmt: skip
@@ -232,6 +234,6 @@ def save_checkpoint(ctx, unet: UNetModel, clip: ClipModel, vae: VAEModel,
 
     state = {k: v.detach().cpu().contiguous() for k, v in checkpoint_state(unet, clip, vae).items()}
     files = output_files(ctx, filename_prefix, Path(ctx.settings.output_dir), "output",
-                         CHECKPOINT_SUFFIX)  # fmt: skip
+                         CHECKPOINT_SUFFIX, record_contents=True)  # fmt: skip
     record = files.write(lambda tmp: save_file(state, str(tmp), metadata=_metadata(ctx)))
     return NodeResult(values=(), ui={"checkpoints": [record]})

@@ -103,6 +103,7 @@ def test_models_of_different_architectures_are_refused(make_ctx, two):
 
 
 def test_save_checkpoint_writes_a_checkpoint_load_model_reads_back(make_ctx, two, tmp_path):
+    import hashlib
     import json
 
     import torch
@@ -116,9 +117,11 @@ def test_save_checkpoint_writes_a_checkpoint_load_model_reads_back(make_ctx, two
     ctx.extra["prompt"] = {"1": {"class_type": "SaveCheckpoint"}}
     result = merge.save_checkpoint(ctx, merged, clip_b, vae, "checkpoints/merged")
     [record] = result.ui["checkpoints"]
-    assert record == {"filename": "merged_00001_.safetensors", "subfolder": "checkpoints",
-                      "type": "output"}  # fmt: skip
     path = tmp_path / "output" / "checkpoints" / "merged_00001_.safetensors"
+    data = path.read_bytes()  # size and sha256 too: a cached save checks its file holds them
+    assert record == {"filename": "merged_00001_.safetensors", "subfolder": "checkpoints",
+                      "type": "output", "size": len(data),
+                      "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
     with safe_open(str(path), framework="pt") as fh:
         assert json.loads(fh.metadata()["prompt"]) == ctx.extra["prompt"]
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left

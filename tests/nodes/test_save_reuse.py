@@ -1,10 +1,13 @@
-"""A cached SaveImage is reused only while the files it reports still hold what it saved.
+"""A cached save node (SaveImage, SaveCheckpoint, ...) is reused only while the files it
+reports still hold what it saved, in this run's output folder.
 
 Output names are numbered per folder, so after the output folder is emptied another run can
 save a different image under the name a cached run reports; that run's cache hit must not
 claim the other image as its own."""
 
 from __future__ import annotations
+
+import pytest
 
 import latentgraph.nodes  # noqa: F401 - registers SaveImage and EmptyImage
 from latentgraph.graph import Settings, default_registry
@@ -68,3 +71,44 @@ def test_same_size_other_contents_is_saved_again(tmp_path):
     path.write_bytes(bytes(len(data)))  # same size, other bytes
     again = sched.run(graph_from_prompt(prompt(5), default_registry))
     assert again.executed == ["2"] and (out / "t_00002_.png").read_bytes() == data
+
+
+def checkpoint_prompt(save: str) -> dict:
+    unet = "unet" if save == "SaveCheckpoint" else "model"
+    return {
+        "1": {"class_type": "LoadModel", "inputs": {"source": "builtin:tiny-sd"}},
+        "2": {"class_type": save, "inputs": {unet: ["1", 0], "clip": ["1", 1], "vae": ["1", 2],
+                                             "filename_prefix": "checkpoints/merged"}},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("save", ["SaveCheckpoint", "CheckpointSave"])
+def test_a_cached_checkpoint_save_saves_again_into_another_folder_or_for_a_deleted_file(
+        tmp_path, save):  # fmt: skip
+    """The tester's case: a second run into o2 reported the checkpoint cached and o2 had no
+    checkpoints/; deleting o1's file and running again left it gone ('0 ran, 2 cached')."""
+    from latentgraph.graph.cache import Cache
+
+    cache = Cache()  # one cache for both folders, as --cache-dir shares one
+
+    def run(out):
+        settings = Settings(output_dir=out, input_dir=tmp_path, temp_dir=tmp_path / "tmp")
+        result = Scheduler(default_registry, cache=cache, settings=settings).run(
+            graph_from_prompt(checkpoint_prompt(save), default_registry))  # fmt: skip
+        assert result.ok, result.failures
+        [record] = result.ui["2"]["checkpoints"]
+        return result, out / record["subfolder"] / record["filename"]
+
+    o1, o2 = tmp_path / "o1", tmp_path / "o2"
+    first, path = run(o1)
+    assert first.executed == ["1", "2"] and path == o1 / "checkpoints/merged_00001_.safetensors"
+    data = path.read_bytes()
+    other, path = run(o2)
+    assert "2" in other.executed and path == o2 / "checkpoints/merged_00001_.safetensors"
+    assert path.read_bytes() == data
+    cached, path = run(o1)  # its file still holds what it saved: a plain cache hit
+    assert cached.cached == ["2"] and path.read_bytes() == data
+    path.unlink()
+    again, path = run(o1)
+    assert again.executed == ["2"] and path == o1 / "checkpoints/merged_00001_.safetensors"
+    assert path.read_bytes() == data
