@@ -24,6 +24,7 @@ from .events import (
     RunFinished,
     RunStarted,
 )
+from .files import file_records
 from .model import Graph
 
 
@@ -134,10 +135,11 @@ class RichProgress:
         return f": {location}: {event.message}" if location else f": {event.message}"
 
     def _show_ui(self, node_id: str, ui: dict[str, Any]) -> None:
-        """What an output node produced: saved files, preview files, preview text."""
-        for image in ui.get("images", []):
-            verb = "preview" if image.get("type") == "temp" else "saved"
-            self._print(f"[bold]{verb}[/bold] {escape(_image_path(image, self._dirs))}")
+        """What an output node produced: the files it saved or previewed, of every kind
+        (images, checkpoints, ...: `file_records`), and preview text."""
+        for record in file_records(ui):
+            verb = "preview" if record.get("type") == "temp" else "saved"
+            self._print(f"[bold]{verb}[/bold] {escape(_file_path(record, self._dirs))}")
         for text in ui.get("text", []):
             self._print(f"[bold]{escape(node_id)}[/bold]: {escape(str(text))}")
 
@@ -154,7 +156,7 @@ class RichProgress:
             self._started = False
 
 
-def _image_path(image: dict[str, Any], dirs: dict[str, Path]) -> str:
-    kind = image.get("type", "output")
+def _file_path(record: dict[str, Any], dirs: dict[str, Path]) -> str:
+    kind = record.get("type", "output")
     base = dirs.get(kind, Path(kind))
-    return str(base.joinpath(image.get("subfolder") or "", image.get("filename", "")))
+    return str(base.joinpath(record.get("subfolder") or "", record.get("filename", "")))

@@ -154,6 +154,31 @@ def test_warnings_failures_and_ui_lines(tmp_path):
     ]
 
 
+def test_every_file_a_node_saved_is_named_whatever_its_ui_kind():
+    """A saved checkpoint showed only 'done checkpoint (SaveCheckpoint) 0.03s', its name only
+    in --json's ui.checkpoints; every ui list of file records is shown like images."""
+    progress, out = _progress(dirs={"output": Path("o1")})
+    progress(RunStarted("r", nodes=["checkpoint", "c2", "w"]))
+    record = {"filename": "merged_00001_.safetensors", "subfolder": "checkpoints",
+              "type": "output", "size": 5, "sha256": "ab"}  # fmt: skip
+    progress(NodeFinished("r", node_id="checkpoint", node_type="SaveCheckpoint", seconds=0.03,
+                          ui={"checkpoints": [record]}))  # fmt: skip
+    progress(NodeFinished("r", node_id="c2", node_type="CheckpointSave", cached=True,
+                          ui={"checkpoints": [record]}))  # fmt: skip
+    webp = {"images": [{"filename": "a.webp", "subfolder": "", "type": "output"}],
+            "animated": [True], "gifs": [{"filename": "g.gif", "type": "temp"}]}  # fmt: skip
+    progress(NodeFinished("r", node_id="w", node_type="SaveAnimatedWEBP", ui=webp))
+    path = Path("o1") / "checkpoints" / "merged_00001_.safetensors"
+    assert out.getvalue().splitlines() == [
+        "done checkpoint (SaveCheckpoint) 0.03s ",
+        f"saved {path}",
+        f"saved {path}",  # cached: its file is there, named too
+        "done w (SaveAnimatedWEBP) 0.00s ",
+        f"saved {Path('o1') / 'a.webp'}",
+        f"preview {Path('temp') / 'g.gif'}",
+    ]
+
+
 def test_an_image_without_a_filename_names_its_folder():
     progress, out = _progress()
     progress(NodeFinished("r", node_id="s", node_type="Save", cached=True,
