@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from latentgraph.graph import events as ev
-from latentgraph.graph.files import write_atomic
+from latentgraph.graph.files import file_records, write_atomic
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -135,14 +135,14 @@ def _download(http: _Http, prompt_id: str, output_dir: Path, err) -> list[Path]:
     entry = json.loads(raw).get(prompt_id, {}) if status == 200 else {}
     saved: list[Path] = []
     for out in (entry.get("outputs") or {}).values():
-        for image in out.get("images", []) if isinstance(out, dict) else []:
-            name, sub = str(image.get("filename", "")), str(image.get("subfolder") or "")
+        for record in file_records(out if isinstance(out, dict) else None):  # any kind of file
+            name, sub = str(record.get("filename", "")), str(record.get("subfolder") or "")
             rel = PurePosixPath(sub, name)
             if not name or rel.is_absolute() or ".." in rel.parts:
                 err(f"skipping unsafe output name {sub!r}/{name!r}")
                 continue
             query = urllib.parse.urlencode({"filename": name, "subfolder": sub,
-                                            "type": image.get("type", "output")})  # fmt: skip
+                                            "type": record.get("type", "output")})  # fmt: skip
             code, data = http.request("GET", f"/view?{query}")
             if code != 200:
                 err(f"could not download {rel}: HTTP {code}")
