@@ -543,6 +543,7 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     """`run --ray`: the runs (one, or the sweep's) on Ray actors, as many at once as there are
     actors; with --json each run's messages as the server sends them (the websocket protocol,
     one JSON object per line), else one line per run as it ends."""
+    from latentgraph.graph.files import file_records
     from latentgraph.server.ray_workers import RayUnavailable
 
     from .ray_run import RayRun, run_on_ray
@@ -563,7 +564,7 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     for (label, _), finished in zip(runs, results, strict=True):
         done = finished.done
         if not args.json and not args.quiet:
-            files = [f["filename"] for out in done.ui.values() for f in out.get("images", [])]
+            files = [f["filename"] for out in done.ui.values() for f in file_records(out)]
             print(f"{label or 'run'} on {finished.worker}: {done.status}"
                   + (f": {done.error}" if done.error else "")
                   + (f" ({', '.join(files)})" if files else ""), file=sys.stderr)  # fmt: skip

@@ -111,3 +111,14 @@ def test_a_cpu_only_cluster_needs_the_actor_count(ray_runtime):
         actor_shape(ServerConfig(ray="local"))
     shape = actor_shape(ServerConfig(ray="local", ray_workers=3, ray_cpus_per_actor=2))
     assert (shape.count, shape.num_cpus, shape.num_gpus) == (3, 2, 0)
+
+
+def test_the_run_line_names_every_file_saved_not_only_images(ray_runtime, tiny_folder, tmp_path,
+                                                             capsys):  # fmt: skip
+    """merge.yaml saves a PNG and a checkpoint: the line a run ends with names both."""
+    merge = str(ROOT / "workflows" / "merge.yaml")
+    assert main(["run", merge, "--set", "steps=2", "--output-dir", str(tmp_path), "--ray",
+                 "local", "--ray-workers", "1"]) == 0  # fmt: skip
+    [line] = capsys.readouterr().err.splitlines()
+    assert ": success" in line and "merged_00001_.safetensors" in line and ".png" in line, line
+    assert (tmp_path / "checkpoints" / "merged_00001_.safetensors").is_file()
