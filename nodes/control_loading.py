@@ -3,8 +3,8 @@
 Sources: `builtin:tiny-controlnet` / `builtin:tiny-t2i-adapter` (nodes/tiny_control.py), a
 name in the models folders' controlnet/ (ComfyUI's folder; t2i_adapter/ too): a file, or a
 diffusers folder by its name there (the dropdown lists files only, as ComfyUI's does: the
-folder's weights file, which loads with its config.json), or an absolute path to a
-.safetensors file or a diffusers folder. Only safetensors are read: pickles are
+folder's weights file, which loads with its config.json), or a path (absolute, or from the
+working directory) to a .safetensors file or a diffusers folder. Only safetensors are read: pickles are
 refused by name, never opened.
 
 A diffusers folder (or its `diffusion_pytorch_model.safetensors`, as the controlnet/ dropdown
@@ -68,8 +68,7 @@ def control_path(name: str, dirs: list[Path] | None = None) -> Path:
     try:
         return models_dirs.resolve(FOLDER, name, dirs, folders=True)
     except models_dirs.ModelNotFound as exc:
-        raise ControlLoadError(f"{exc}; or give an absolute path to a .safetensors file or a "
-                               "diffusers folder") from None  # fmt: skip
+        raise ControlLoadError(f"{exc}{models_dirs.path_hint(folders=True)}") from None
 
 
 def control_identity(name: str, dirs: list[Path] | None = None) -> str:

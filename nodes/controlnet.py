@@ -278,7 +278,8 @@ def _check(inputs: dict[str, Any], settings: Settings) -> list[tuple[str | None,
 def control_net_input(**kw: Any) -> Any:
     return String("control_net", description="a ControlNet or T2I-Adapter: builtin:tiny-"
                   "controlnet, builtin:tiny-t2i-adapter, a name in the models folders' "
-                  "controlnet/, or an absolute path to a .safetensors file or diffusers folder",
+                  "controlnet/, or a path to a .safetensors file or diffusers folder (absolute, or "
+                  "from the working directory)",
                   **kw)  # fmt: skip
 
 

@@ -37,7 +37,8 @@ class LoraError(ValueError):
 
 def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
     """`builtin:tiny-lora*`, a name inside the models folders' loras/ (or a path leading
-    there, `models_dirs.resolve`), or an absolute .safetensors path."""
+    there, `models_dirs.resolve`), or a path to a .safetensors file (absolute, or from the
+    working directory: `models_dirs.absolute_source`)."""
     from .tiny_addons import BUILTIN_LORAS, builtin_lora
 
     if name in BUILTIN_LORAS:
@@ -51,7 +52,7 @@ def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
         return models_dirs.absolute_source(name) or models_dirs.resolve("loras", name, dirs)
     except models_dirs.ModelNotFound as exc:
         absolute = Path(name).expanduser().is_absolute()
-        hint = "" if absolute else "; or give an absolute path to a .safetensors file"
+        hint = "" if absolute else models_dirs.path_hint()
         raise LoraError(f"{exc}{hint}") from None
 
 
@@ -270,8 +271,8 @@ def strength(name: str, description: str) -> Any:
         Socket("unet", MODEL),
         Socket("clip", CLIP, description="passed through unchanged at strength_clip 0"),
         String("lora", description="a .safetensors LoRA (kohya/ComfyUI or diffusers layout): "
-               "a name in the models folders' loras/ (or a path to a file there), an absolute "
-               "path, or builtin:tiny-lora"),
+               "a name in the models folders' loras/, a path to a file (absolute, or from the "
+               "working directory), or builtin:tiny-lora"),
         strength("strength_model", "how much of the LoRA goes into the UNet (0: none)"),
         strength("strength_clip", "how much goes into the text encoders (0: none)"),
     ],

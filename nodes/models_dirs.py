@@ -100,6 +100,13 @@ def _safe_name(name: str) -> PurePosixPath:
     return posix
 
 
+def path_hint(*, folders: bool = False) -> str:
+    """What a name found in no models folder adds to its message: a path works too
+    (`absolute_source`'s rule)."""
+    what = "a .safetensors file or a diffusers folder" if folders else "a .safetensors file"
+    return f"; or give a path to {what} (absolute, or from the working directory)"
+
+
 def absolute_source(name: str, *, folders: bool = False) -> Path | None:
     """A path given instead of a name inside a models folder (LoadLoRA, LoadControlNet): the
     .safetensors (or .sft) file there (with `folders`, or the diffusers model folder,

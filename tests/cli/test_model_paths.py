@@ -90,3 +90,16 @@ def test_a_name_not_found_says_how_to_point_at_a_models_folder(addons, capsys):
     assert "input 'source': model file not found: 'sd15.safetensors' (looked at: " \
         f"sd15.safetensors; for a name in no checkpoints/ or diffusers/ folder under {default}; " \
         "pass --models-dir DIR to look in another models folder)" in err  # fmt: skip
+
+
+@pytest.mark.parametrize(("workflow", "param", "kind"), [
+    ("lora.yaml", "lora", "a .safetensors file"),
+    ("controlnet.yaml", "controlnet", "a .safetensors file or a diffusers folder"),
+])  # fmt: skip
+def test_a_name_not_found_says_a_relative_path_works_too(addons, capsys, workflow, param, kind):
+    """The hint said 'or give an absolute path', though a path from the working directory
+    works as well (models_dirs.path_hint, one sentence for both loaders)."""
+    code, err = latentgraph(capsys, "validate", str(WORKFLOWS / workflow), "--models-dir",
+                            "models", "--set", f"{param}=nowhere.safetensors")  # fmt: skip
+    assert code == 2 and "Traceback" not in err
+    assert f"or give a path to {kind} (absolute, or from the working directory)" in err, err
