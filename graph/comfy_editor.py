@@ -420,7 +420,8 @@ def map_widgets(node_type: NodeType, values: Any) -> tuple[dict[str, Any], str |
     value of the wrong kind, values left over) is refused rather than shifted onto the wrong
     widgets; values missing at the end leave those widgets at their defaults."""
     if isinstance(values, Mapping):  # some nodes save widgets by name
-        return {k: v for k, v in values.items() if node_type.input(k) is not None}, None
+        return {k: inp.literal(v) for k, v in values.items()
+                if (inp := node_type.input(k)) is not None}, None  # fmt: skip
     if not isinstance(values, list):
         return {}, None
     widgets = widget_inputs(node_type)
@@ -434,7 +435,7 @@ def map_widgets(node_type: NodeType, values: Any) -> tuple[dict[str, Any], str |
             return out, (f"widgets_values[{pos}] = {values[pos]!r} does not fit widget "
                          f"{inp.name!r} ({inp.type}); {node_type.name} widgets in order: "
                          f"{_widget_order(widgets)}")  # fmt: skip
-        out[inp.name] = values[pos]
+        out[inp.name] = inp.literal(values[pos])
         pos += 1
         if inp.seed and pos < len(values) and is_seed_control(values[pos]):
             pos += 1

@@ -111,6 +111,18 @@ class Input:
     def accepts_literal(self) -> bool:
         return self.kind == "widget"
 
+    def literal(self, value: Any) -> Any:
+        """A value written for this input in a workflow, as the input takes it: an int for a
+        FLOAT is the float it equals, so `strength: 0` and `strength: 0.0` are one value with
+        one cache key (the node ran twice for them). Anything else is kept as written, for
+        validation to judge."""
+        if self.type == FLOAT and type(value) is int:
+            try:
+                return float(value)
+            except OverflowError:  # digits past a float: validation says what is wrong
+                return value
+        return value
+
     @property
     def takes_text(self) -> bool:
         """Its literal is text (a string or a choice): `--set` keeps the value as written."""

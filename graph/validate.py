@@ -276,10 +276,16 @@ def _check_literal(
     if kind in (INT, FLOAT):
         if decl.min is not None and value < decl.min:
             report(
-                "value_smaller_than_min", f"{value} is below the minimum {_num(decl.min)}", value
+                "value_smaller_than_min",
+                f"{_num(value)} is below the minimum {_num(decl.min)}",
+                value,
             )
         elif decl.max is not None and value > decl.max:
-            report("value_bigger_than_max", f"{value} is above the maximum {_num(decl.max)}", value)
+            report(
+                "value_bigger_than_max",
+                f"{_num(value)} is above the maximum {_num(decl.max)}",
+                value,
+            )
 
 
 def _link_advice(graph: Graph, value: Any) -> str:

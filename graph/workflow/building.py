@@ -314,7 +314,8 @@ def _build(
                     node.inputs[input_name] = link
                 continue
             substitution = _Substitution(params, problems, node_id, input_name, where)
-            node.inputs[input_name] = substitution.value(raw_value)
+            written = substitution.value(raw_value)
+            node.inputs[input_name] = decl.literal(written) if decl is not None else written
             node.input_locations[input_name] = substitution.placed(given)
         graph.add(node)
 
