@@ -56,6 +56,18 @@ def progress(outbox: Outbox, node: str, value: int, jpeg: bytes | None = None) -
         outbox.preview("p", jpeg, node)
 
 
+def run_messages_after_release(outbox: Outbox, pipe: SlowPipe, ended: threading.Thread) -> list:
+    """Let the held send (`_send_held`) through, end prompt p, and return what was sent of its
+    run messages once its Done has crossed (`decoded`)."""
+    pipe.release.set()
+    ended.join()
+    outbox.put(Done("p", "success", {}, None))
+    assert pipe.wait_for(
+        lambda sent: sent and sent[-1].prompt_id == "p" and isinstance(sent[-1], Done)
+    )
+    return decoded([m for m in pipe.sent if isinstance(m, RunMessages)])
+
+
 def decoded(batches: list) -> list:
     """(type, node, value) of each run message, previews as ("preview", node, jpeg)."""
     out = []
@@ -174,13 +186,7 @@ def test_unsent_progress_is_coalesced_in_order():
     progress(outbox, "b", 2, b"jpeg-b2")
     outbox.message("p", "executing", {"node": "c", "display_node": "c", "prompt_id": "p"})
     progress(outbox, "a", 4)
-    pipe.release.set()
-    ended.join()
-    outbox.put(Done("p", "success", {}, None))
-    assert pipe.wait_for(
-        lambda sent: sent and sent[-1].prompt_id == "p" and isinstance(sent[-1], Done)
-    )
-    assert decoded([m for m in pipe.sent if isinstance(m, RunMessages)]) == [
+    assert run_messages_after_release(outbox, pipe, ended) == [
         ("preview", "a", b"jpeg-2"),  # steps 1-3 of a merged, 2's preview kept before them
         ("progress", "a", 3),
         ("preview", "b", b"jpeg-b2"),  # the later preview replaced the earlier one
@@ -201,13 +207,7 @@ def test_sent_images_are_never_coalesced_and_keep_their_place():
         outbox.image("p", "w", b"png-%d" % i)
         progress(outbox, "w", i)
     outbox.message("p", "executing", {"node": None, "display_node": None, "prompt_id": "p"})
-    pipe.release.set()
-    ended.join()
-    outbox.put(Done("p", "success", {}, None))
-    assert pipe.wait_for(
-        lambda sent: sent and sent[-1].prompt_id == "p" and isinstance(sent[-1], Done)
-    )
-    assert decoded([m for m in pipe.sent if isinstance(m, RunMessages)]) == [
+    assert run_messages_after_release(outbox, pipe, ended) == [
         ("executing", "w", None),
         ("image", "w", b"png-1"),
         ("progress", "w", 1),
