@@ -57,18 +57,11 @@ def control_path(name: str, dirs: list[Path] | None = None) -> Path:
         raise ControlLoadError(f"unknown built-in control model {name!r}; known: "
                                f"{', '.join(BUILTIN_CONTROLS)}")  # fmt: skip
     if models_dirs.is_pickled(name):
-        raise ControlLoadError(f"{name!r} is a pickle-based file, which can run code when "
-                               "loaded; it is refused: use the .safetensors version")  # fmt: skip
+        raise ControlLoadError(models_dirs.pickle_refusal(name))
     try:
-        absolute = models_dirs.absolute_source(name, folders=True)
+        return models_dirs.weights_path(FOLDER, name, dirs, folders=True)
     except models_dirs.ModelNotFound as exc:
         raise ControlLoadError(str(exc)) from None
-    if absolute is not None:
-        return absolute
-    try:
-        return models_dirs.resolve(FOLDER, name, dirs, folders=True)
-    except models_dirs.ModelNotFound as exc:
-        raise ControlLoadError(f"{exc}{models_dirs.path_hint(folders=True)}") from None
 
 
 def control_identity(name: str, dirs: list[Path] | None = None) -> str:

@@ -46,14 +46,11 @@ def lora_path(name: str, dirs: list[Path] | None = None) -> Path:
     if name.startswith("builtin:"):
         raise LoraError(f"unknown built-in LoRA {name!r}; known: {', '.join(BUILTIN_LORAS)}")
     if models_dirs.is_pickled(name):
-        raise LoraError(f"{name!r} is a pickle-based file, which can run code when loaded; "
-                        "it is refused: use the .safetensors version")  # fmt: skip
+        raise LoraError(models_dirs.pickle_refusal(name))
     try:
-        return models_dirs.absolute_source(name) or models_dirs.resolve("loras", name, dirs)
+        return models_dirs.weights_path("loras", name, dirs)
     except models_dirs.ModelNotFound as exc:
-        absolute = Path(name).expanduser().is_absolute()
-        hint = "" if absolute else models_dirs.path_hint()
-        raise LoraError(f"{exc}{hint}") from None
+        raise LoraError(str(exc)) from None
 
 
 def shown_name(name: str, path: Path) -> str:

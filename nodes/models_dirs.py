@@ -100,11 +100,27 @@ def _safe_name(name: str) -> PurePosixPath:
     return posix
 
 
-def path_hint(*, folders: bool = False) -> str:
-    """What a name found in no models folder adds to its message: a path works too
-    (`absolute_source`'s rule)."""
-    what = "a .safetensors file or a diffusers folder" if folders else "a .safetensors file"
-    return f"; or give a path to {what} (absolute, or from the working directory)"
+def pickle_refusal(name: str) -> str:
+    """Why LoadLoRA and LoadControlNet refuse a pickled weights file (`is_pickled`)."""
+    return (f"{name!r} is a pickle-based file, which can run code when loaded; it is refused: "
+            "use the .safetensors version")  # fmt: skip
+
+
+def weights_path(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
+                 folders: bool = False) -> Path:  # fmt: skip
+    """The weights a LoRA or ControlNet `name` gives (LoadLoRA, LoadControlNet): a path to
+    them (`absolute_source`), else a name in the models folders' `folder`/ (`resolve`; with
+    `folders`, diffusers model folders too). Raises `ModelNotFound`: what is wrong with the
+    path, or where the name was looked for, adding that a path works as well."""
+    path = absolute_source(name, folders=folders)
+    if path is not None:
+        return path
+    try:
+        return resolve(folder, name, dirs, folders=folders)
+    except ModelNotFound as exc:
+        what = "a .safetensors file" + (" or a diffusers folder" if folders else "")
+        raise ModelNotFound(f"{exc}; or give a path to {what} (absolute, or from the working "
+                            "directory)") from None  # fmt: skip
 
 
 def absolute_source(name: str, *, folders: bool = False) -> Path | None:

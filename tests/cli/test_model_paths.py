@@ -98,7 +98,7 @@ def test_a_name_not_found_says_how_to_point_at_a_models_folder(addons, capsys):
 ])  # fmt: skip
 def test_a_name_not_found_says_a_relative_path_works_too(addons, capsys, workflow, param, kind):
     """The hint said 'or give an absolute path', though a path from the working directory
-    works as well (models_dirs.path_hint, one sentence for both loaders)."""
+    works as well (models_dirs.weights_path, one rule for both loaders)."""
     code, err = latentgraph(capsys, "validate", str(WORKFLOWS / workflow), "--models-dir",
                             "models", "--set", f"{param}=nowhere.safetensors")  # fmt: skip
     assert code == 2 and "Traceback" not in err
