@@ -39,7 +39,7 @@ def _settings_path(request: Request) -> Path:
     return get_state(request).config.user_dir / SETTINGS_FILE
 
 
-def _load_settings(request: Request) -> dict[str, Any]:
+def load_settings(request: Request) -> dict[str, Any]:
     path = _settings_path(request)
     try:  # load_stored: lone surrogates an older version stored become "?"
         data = load_stored(path.read_text(encoding="utf-8"))
@@ -53,18 +53,18 @@ def _save_settings(request: Request, settings: dict[str, Any]) -> None:
 
 
 async def get_settings(request: Request) -> JSONResponse:
-    return JSONResponse(_load_settings(request))
+    return JSONResponse(load_settings(request))
 
 
 async def get_setting(request: Request) -> JSONResponse:
-    return JSONResponse(_load_settings(request).get(request.path_params["id"]))
+    return JSONResponse(load_settings(request).get(request.path_params["id"]))
 
 
 async def post_settings(request: Request) -> JSONResponse:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "expected an object of setting id -> value")
-    settings = _load_settings(request)
+    settings = load_settings(request)
     settings.update(body)
     _save_settings(request, settings)
     return JSONResponse({})
@@ -72,7 +72,7 @@ async def post_settings(request: Request) -> JSONResponse:
 
 async def post_setting(request: Request) -> JSONResponse:
     value = await read_json(request, default=None)
-    settings = _load_settings(request)
+    settings = load_settings(request)
     settings[request.path_params["id"]] = value
     _save_settings(request, settings)
     return JSONResponse({})

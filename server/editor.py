@@ -58,9 +58,9 @@ async def _user_css(request: Request) -> Response:
 def first_visit(request: Request) -> bool:
     """The editor has never been opened for this user: their settings (none, or the server's
     defaults) lack `Comfy.TutorialCompleted`, which the editor writes on its first load."""
-    from .api_user import _load_settings
+    from .api_user import load_settings
 
-    return "Comfy.TutorialCompleted" not in _load_settings(request)
+    return "Comfy.TutorialCompleted" not in load_settings(request)
 
 
 def _page(folder: Path):
