@@ -20,7 +20,6 @@ there), since the frontend's own built-in default graph is a Z-Image one latentg
 from __future__ import annotations
 
 import io
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -100,10 +99,9 @@ def index(folder: Path | None, registry: Any) -> list[dict[str, Any]]:
 def _graph(path: Path | None, registry: Any) -> Any:
     """The graph of a template: the workflow at `path`, or (None) the classic default."""
     if path is None:
-        from latentgraph.graph.formats import load_text
+        from latentgraph.graph.comfy_api import graph_from_prompt
 
-        text = json.dumps(CLASSIC_DEFAULT)
-        return load_text(text, source=f"template {DEFAULT_TEMPLATE}", registry=registry).graph
+        return graph_from_prompt(CLASSIC_DEFAULT, registry, source=f"template {DEFAULT_TEMPLATE}")
     from latentgraph.graph.workflow import load_workflow
 
     return load_workflow(path, registry=registry).graph
