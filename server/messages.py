@@ -153,7 +153,9 @@ class RunTranslator:
         self.executed: list[str] = []
         self.failure: ev.NodeFailed | None = None
         self.finished = False
-        self._states = ProgressStates(prompt_id, self.emit, schedule)
+        # `send`, not `self.emit` (history keeps no progress_state): a bound method here would
+        # make each run's translator a reference cycle, left for the collector's full passes.
+        self._states = ProgressStates(prompt_id, send, schedule)
         self._progress: dict[str, tuple[float, float]] = {}  # node -> its last (value, max)
         self._parents = parents or {}
         self._targets = list(targets or [])
