@@ -105,7 +105,7 @@ class RichProgress:
                     "[green]done[/green] "
                     + escape(f"{event.node_id} ({event.node_type}) {event.seconds:.2f}s {detail}")
                 )
-            self._show_ui(event.node_id, event.ui or {})
+            self._show_ui(event.node_id, event.ui or {}, event.cached)
         elif isinstance(event, NodeFailed):
             self.console.print(
                 "[red]error[/red]" + escape(self._failure(event)),
@@ -134,11 +134,12 @@ class RichProgress:
             location = node.input_locations.get(event.input_name or "") or node.location
         return f": {location}: {event.message}" if location else f": {event.message}"
 
-    def _show_ui(self, node_id: str, ui: dict[str, Any]) -> None:
+    def _show_ui(self, node_id: str, ui: dict[str, Any], cached: bool) -> None:
         """What an output node produced: the files it saved or previewed, of every kind
-        (images, checkpoints, ...: `file_records`), and preview text."""
+        (images, checkpoints, ...: `file_records`), and preview text. A cached node's files
+        are an earlier run's, still there unchanged: "kept", not "saved" (nothing was written)."""
         for record in file_records(ui):
-            verb = "preview" if record.get("type") == "temp" else "saved"
+            verb = "preview" if record.get("type") == "temp" else "kept" if cached else "saved"
             self._print(f"[bold]{verb}[/bold] {escape(_file_path(record, self._dirs))}")
         for text in ui.get("text", []):
             self._print(f"[bold]{escape(node_id)}[/bold]: {escape(str(text))}")

@@ -58,8 +58,8 @@ def test_another_output_dir_gets_its_own_files(cli, tmp_path):
     [record] = saved(out)
     assert record["filename"] == "toy_00002_.png" and (other / record["filename"]).is_file()
     assert (other / "toy_00001_.png").read_bytes() == b"another workflow's image"
-    code, out, err = cli("run", str(path))  # the plain output names the file it wrote
-    assert code == 0 and "saved output/toy_00001_.png" in err
+    code, out, err = cli("run", str(path))  # the first run's file, still there: reused
+    assert code == 0 and "kept output/toy_00001_.png" in err
 
 
 @pytest.fixture

@@ -149,7 +149,7 @@ def test_warnings_failures_and_ui_lines(tmp_path):
         f"saved {tmp_path / 'out' / 'd.png'}",
         "s: hello",
         "s: 42",
-        f"saved {tmp_path / 'out' / 'e.png'}",  # a cached node's files are shown too
+        f"kept {tmp_path / 'out' / 'e.png'}",  # a cached node's files: an earlier run's
         "error in node 'x' (Load): FileNotFoundError: no such file " + "/very/long/path/" * 30,
     ]
 
@@ -172,7 +172,7 @@ def test_every_file_a_node_saved_is_named_whatever_its_ui_kind():
     assert out.getvalue().splitlines() == [
         "done checkpoint (SaveCheckpoint) 0.03s ",
         f"saved {path}",
-        f"saved {path}",  # cached: its file is there, named too
+        f"kept {path}",  # cached: its file is there (nothing written), named too
         "done w (SaveAnimatedWEBP) 0.00s ",
         f"saved {Path('o1') / 'a.webp'}",
         f"preview {Path('temp') / 'g.gif'}",
