@@ -94,13 +94,12 @@ def validate(
                 _check_literal(graph, node, decl, value, problems, settings)
         for decl in node_type.inputs:
             if decl.required and decl.name not in node.inputs:
-                how = "a value" if decl.accepts_literal else "a link"
                 problems.append(
                     _problem(
                         graph,
                         node,
                         "required_input_missing",
-                        f"this required {decl.type} input is missing: give it {how}",
+                        _missing_message(decl, settings),
                         decl.name,
                     )
                 )
@@ -297,6 +296,21 @@ def _link_advice(graph: Graph, value: Any) -> str:
     if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
         return f'a link\'s node id is a string: write ["{value[0]}", {value[1]}]'
     return 'write a link as ["<node id>", <output index>]'
+
+
+def _missing_message(decl: Input, settings: Settings) -> str:
+    """A required input left out. A dropdown with nothing to choose from is left out by the
+    editor (it has no value to send), so the message then says why the list is empty."""
+    how = "a value" if decl.accepts_literal else "a link"
+    message = f"this required {decl.type} input is missing: give it {how}"
+    if decl.choices_hint:
+        try:
+            empty = not decl.choice_list(settings)
+        except Exception:  # noqa: BLE001 - a folder that vanished: its list is empty too
+            empty = True
+        if empty:
+            message += f"; its list of choices is empty ({decl.choices_hint})"
+    return message
 
 
 def _check_choice(

@@ -279,3 +279,31 @@ def test_an_empty_models_folder_is_an_empty_dropdown_and_a_name_in_it_says_where
         "$LATENTGRAPH_MODELS_DIRS; pickled files (.ckpt, .pt, .pth, .bin) are never listed, "
         "for safety: convert them to .safetensors)"
     )
+
+
+def test_an_empty_dropdown_left_out_by_the_editor_says_its_list_is_empty_and_why(
+    registry, tmp_path, monkeypatch
+):
+    """The editor sends no value for a dropdown with nothing in it: the input is missing from
+    the prompt, and the refusal says where the files it would list go; with a file there,
+    a missing input is only missing."""
+    monkeypatch.setenv("LATENTGRAPH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LATENTGRAPH_MODELS_DIRS", raising=False)
+    (tmp_path / "models" / "vae").mkdir(parents=True)
+    settings = Settings(models_dirs=[tmp_path / "models"])
+    prompt = {"1": {"class_type": "VAELoader", "inputs": {}},
+              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}  # fmt: skip
+    with pytest.raises(PromptRejected) as caught:
+        check_prompt(prompt, registry, settings)
+    [error] = caught.value.body["node_errors"]["1"]["errors"]
+    assert error["type"] == "required_input_missing"
+    assert error["extra_info"]["input_name"] == "vae_name"
+    assert error["message"].startswith(
+        "this required COMBO input is missing: give it a value; its list of choices "
+        "is empty (the choices are the .safetensors files in vae/ of the models folders: "
+    )
+    (tmp_path / "models" / "vae" / "sd-vae.safetensors").write_bytes(b"0")
+    with pytest.raises(PromptRejected) as caught:
+        check_prompt(prompt, registry, settings)
+    [error] = caught.value.body["node_errors"]["1"]["errors"]
+    assert error["message"] == "this required COMBO input is missing: give it a value"
