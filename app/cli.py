@@ -158,7 +158,8 @@ def _add_limit_args(p: argparse.ArgumentParser) -> None:
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
     p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
-    p.add_argument("--temp-dir", type=Path, default=None, help="default: <output-dir>/../temp")
+    p.add_argument("--temp-dir", type=Path, default=Path("temp"),
+                   help="previews (default: ./temp, as serve's)")  # fmt: skip
     _add_device_args(p)
     _add_limit_args(p)
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
@@ -453,11 +454,10 @@ def _settings(args: argparse.Namespace):
     from latentgraph.graph.context import Settings
 
     options = _options(args.options)
-    temp = args.temp_dir or args.output_dir.parent / "temp"
     return Settings(
         output_dir=args.output_dir,
         input_dir=args.input_dir,
-        temp_dir=temp,
+        temp_dir=args.temp_dir,
         models_dirs=_models_dirs(args),
         device=args.device,
         dtype=args.dtype,

@@ -36,6 +36,22 @@ nodes:
     assert re.search(r"preview \S*temp/preview_\d{5}_\.png", err)
 
 
+def test_previews_go_to_the_working_folders_temp_whatever_the_output_folder(cli, tmp_path):
+    """`--output-dir ~/Pictures` put previews in ~/temp (the output folder's sibling); they go
+    to ./temp, as serve's do, unless --temp-dir says otherwise."""
+    path = write(tmp_path, "preview.yaml", """version: 1
+nodes:
+  pic: {type: CliImage, shade: 9}
+  look: {type: PreviewImage, images: pic}
+""")  # fmt: skip
+    code, _, err = cli("run", str(path), "--output-dir", str(tmp_path / "pics" / "Pictures"))
+    assert code == 0, err
+    assert list((tmp_path / "temp").glob("preview_*.png"))
+    assert not (tmp_path / "pics" / "temp").exists()
+    code, _, err = cli("run", str(path), "--temp-dir", str(tmp_path / "t2"))
+    assert code == 0 and list((tmp_path / "t2").glob("preview_*.png")), err
+
+
 def test_schema_into_a_closed_pipe_ends_quietly():
     proc = subprocess.Popen([sys.executable, "-c", "from latentgraph.cli import main; "
                              "raise SystemExit(main(['schema']))"],
