@@ -2,18 +2,20 @@
 
     import latentgraph
     result = latentgraph.run("workflows/txt2img.yaml", seed=7)
+    result = latentgraph.run("my.yaml", settings=latentgraph.Settings(device="cuda"))
 
 This package is the composition root (the repo's app/ folder): the `latentgraph` command
 (`cli.py`), the notebook facade (`api.py`) and the wiring of engine, nodes and server
 (`wiring.py`). It stays light: importing any `latentgraph.*` module imports this one first,
-so `run`, `load` and `sweep` are fetched from `latentgraph.api` on first use (PEP 562).
+so `run`, `load`, `sweep` and `Settings` (a run's folders, device, dtype, options and limits)
+are fetched from `latentgraph.api` on first use (PEP 562).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load", "run", "sweep"]
+__all__ = ["Settings", "load", "run", "sweep"]
 
 
 def __getattr__(name: str) -> Any:

@@ -101,6 +101,8 @@ def test_latentgraph_exposes_the_facade_lazily():
         "from latentgraph import api\n"
         "assert (latentgraph.run, latentgraph.load, latentgraph.sweep) == "
         "(api.run, api.load, api.sweep)\n"
+        "from latentgraph.graph.context import Settings\n"
+        "assert latentgraph.Settings is Settings  # run(settings=...) needs it (docs/gpu.md)\n"
         "try:\n    latentgraph.nope\nexcept AttributeError:\n    print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
