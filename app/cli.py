@@ -10,7 +10,8 @@ Exit codes (also in README.md):
         before any worker starts), a `serve --port` in use (checked before any worker starts),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
-        printed like a validation problem at the input's file:line, with no traceback)
+        printed like a validation problem at the input's file:line, with no traceback), or
+        a server that wants a token `submit` was not given, or refuses the one given
     3   could not reach the server (`submit`)
     70  internal error (a bug: please report it with the output of `--debug`)
     130 interrupted (Ctrl-C); the current node stops at its next step

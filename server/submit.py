@@ -130,6 +130,36 @@ def _ws_url(server_url: str, client_id: str, token: str | None) -> str:
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, urllib.parse.urlencode(query), ""))
 
 
+def _refusal(server_url: str, token: str | None, status: int, raw: bytes) -> str | None:
+    """What to say when the server answered but refused the request for who sent it, not what:
+    a token it requires, missing or wrong (HTTP 401), or a Host or Origin it does not accept
+    (403, with its reason). A usage error, not an unreachable server; None for other answers."""
+    if status == 401:
+        if token:
+            return (f"the server at {server_url} refused the token given (--auth-token or "
+                    "LATENTGRAPH_AUTH_TOKEN): give the one the server was started with")  # fmt: skip
+        return (f"the server at {server_url} requires a token: give it with --auth-token TOKEN "
+                "or in the environment variable LATENTGRAPH_AUTH_TOKEN")  # fmt: skip
+    if status == 403:
+        try:
+            reason = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            reason = "HTTP 403"
+        return f"the server at {server_url} refused the request: {reason}"
+    return None
+
+
+def _handshake_refusal(http: _Http, server_url: str, token: str | None) -> str | None:
+    """Why the websocket handshake was refused. Its answer carries no reason (a missing token is
+    a bare HTTP 403 there): the same guards answer an HTTP request with their status and
+    message, so one is asked (None: the server let it through, the refusal was something else)."""
+    try:
+        status, raw = http.request("GET", "/features")
+    except (urllib.error.URLError, OSError):
+        return None
+    return _refusal(server_url, token, status, raw)
+
+
 def _download(http: _Http, prompt_id: str, output_dir: Path, err) -> list[Path]:
     status, raw = http.request("GET", f"/history/{urllib.parse.quote(prompt_id)}")
     entry = json.loads(raw).get(prompt_id, {}) if status == 200 else {}
@@ -165,6 +195,7 @@ def submit(
     client_id: str | None = None,
 ) -> int:
     """Queue `path` on the server at `server_url`; returns a `latentgraph` exit code."""
+    from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
     def err(text: str) -> None:
@@ -182,7 +213,12 @@ def submit(
     try:
         socket = connect(_ws_url(server_url, client_id, auth_token), open_timeout=10,
                          max_size=2**26)  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable,
+        refused = isinstance(exc, InvalidStatus) and _handshake_refusal(http, server_url,
+                                                                        auth_token)  # fmt: skip
+        if refused:  # unless the server answered and refused this client
+            err(refused)
+            return EXIT_USAGE
         err(f"cannot reach the server at {server_url}: {exc}")
         return EXIT_UNREACHABLE
     with socket:
@@ -198,6 +234,10 @@ def submit(
         except ValueError:
             err(f"the server answered HTTP {status} with something that is not JSON")
             return EXIT_FAILED
+        refused = _refusal(server_url, auth_token, status, raw)
+        if refused:
+            err(refused)
+            return EXIT_USAGE
         if status != 200:
             problems = answer.get("problems") or []
             for p in problems:

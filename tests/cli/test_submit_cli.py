@@ -1,0 +1,60 @@
+"""`latentgraph submit` as a user meets it: a server started with --auth-token."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..server.conftest import RunningServer, free_port
+from ..server.plugin.toy_nodes import toy_registry
+
+TOKEN = "s3cret"
+WORKFLOW = """\
+version: 1
+params:
+  v: 4
+nodes:
+  n:
+    type: Number
+    value: $v
+  s:
+    type: Show
+    x: n
+    prefix: sub
+"""
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    """`latentgraph serve --auth-token s3cret` over the toy nodes (no torch)."""
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.workers import WorkerSetup
+
+    config = ServerConfig(data_dir=tmp_path_factory.mktemp("token-server"), port=free_port(),
+                          auth_token=TOKEN, disk_cache=False, load_nodes=False,
+                          editor=False)  # fmt: skip
+    running = RunningServer(config, WorkerSetup(registry=toy_registry)).start()
+    yield running
+    running.stop()
+
+
+def test_submit_without_the_token_or_a_wrong_one_says_how_to_give_it(token_server, cli,
+                                                                     tmp_path, monkeypatch):  # fmt: skip
+    """The server is reachable, it wants a token: a usage error (2) saying how to give it, not
+    'cannot reach the server' (3, as the websocket handshake's bare HTTP 403 was read)."""
+    monkeypatch.delenv("LATENTGRAPH_AUTH_TOKEN", raising=False)
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "-q")
+    assert code == 2, err
+    assert f"the server at {token_server.url} requires a token" in err
+    assert "--auth-token TOKEN" in err and "LATENTGRAPH_AUTH_TOKEN" in err
+    assert "cannot reach" not in err and "Traceback" not in err
+
+    code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "-q",
+                       "--auth-token", "wrong")  # fmt: skip
+    assert code == 2, err
+    assert "refused the token given (--auth-token or LATENTGRAPH_AUTH_TOKEN)" in err
+    assert "cannot reach" not in err and "Traceback" not in err
+
+    monkeypatch.setenv("LATENTGRAPH_AUTH_TOKEN", TOKEN)  # the variable the CLI reads
+    code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "-q")
+    assert code == 0, err
