@@ -218,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=_at_least(0, at_most=65535), default=8188,
                    help="default 8188; 0: a free port (the log says which)")  # fmt: skip
-    p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"))
+    p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"),
+                   metavar="TOKEN", help="require this token of every client (Authorization: "
+                   "Bearer TOKEN, or ?token=TOKEN once in the editor's address; default: "
+                   "$LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
     p.add_argument("--data-dir", type=Path,
                    help="the queue and history, the editor's settings and saved workflows, "
                    "nothing else: outputs, inputs and temp files go to --output-dir, --input-dir "
@@ -271,13 +274,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "and --host are always answered; others are refused against DNS rebinding)")  # fmt: skip
 
     p = sub.add_parser("submit", help="queue a workflow on a running server and show progress")
-    p.add_argument("workflow")
-    p.add_argument("--server", default="http://127.0.0.1:8188")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--output-dir", type=Path, default=Path("output"), help="where to download")
-    p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"))
-    p.add_argument("--json", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("workflow", help="workflow file: latentgraph YAML/JSON or ComfyUI JSON "
+                   "(read here, run there)")  # fmt: skip
+    p.add_argument("--server", default="http://127.0.0.1:8188", metavar="URL",
+                   help="the `latentgraph serve` to run it on (default http://127.0.0.1:8188)")  # fmt: skip
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+        help="override a workflow param (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--output-dir", type=Path, default=Path("output"),
+                   help="where to download the files the run saved (default: ./output)")  # fmt: skip
+    p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"),
+                   metavar="TOKEN", help="the token the server was started with (default: "
+                   "$LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     p = sub.add_parser("tiny-model", help="build the built-in tiny model; optionally export it")
     p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")

@@ -1,8 +1,11 @@
-"""`latentgraph submit` as a user meets it: a server started with --auth-token."""
+"""`latentgraph submit` as a user meets it: a server started with --auth-token, and
+`submit --help`."""
 
 from __future__ import annotations
 
 import pytest
+
+from latentgraph.cli import build_parser
 
 from ..server.conftest import RunningServer, free_port
 from ..server.plugin.toy_nodes import toy_registry
@@ -58,3 +61,20 @@ def test_submit_without_the_token_or_a_wrong_one_says_how_to_give_it(token_serve
     monkeypatch.setenv("LATENTGRAPH_AUTH_TOKEN", TOKEN)  # the variable the CLI reads
     code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "-q")
     assert code == 0, err
+
+
+def _subparser(name: str):
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if a.dest == "command"]
+    return commands.choices[name]
+
+
+def test_submit_help_describes_every_option_and_the_server_default():
+    submit = _subparser("submit")
+    undocumented = [a.option_strings or a.dest for a in submit._actions if not a.help]
+    assert undocumented == []
+    helps = {a.dest: a.help for a in submit._actions}
+    assert "(default http://127.0.0.1:8188)" in helps["server"]
+    assert "$LATENTGRAPH_AUTH_TOKEN" in helps["auth_token"]
+    [auth] = [a for a in _subparser("serve")._actions if "--auth-token" in a.option_strings]
+    assert auth.help and "LATENTGRAPH_AUTH_TOKEN" in auth.help
