@@ -224,6 +224,38 @@ def test_the_summary_after_ctrl_c_counts_the_interrupted_node(cli, tmp_path):
     assert finished["interrupted_node"] == "stop"
 
 
+LATE_SIGNAL = """\
+import os
+import signal
+
+from latentgraph.graph import Output, Socket, node
+
+
+@node("CliLateSignal", inputs=[Socket("a", "CLI_INT")], outputs=[Output("value", "CLI_INT")],
+      output_node=True)
+def late_signal(ctx, a):
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives during the last node, which never checks
+    return a
+"""
+
+
+def test_a_signal_during_the_last_node_still_exits_with_its_code(cli, tmp_path):
+    """A SIGTERM or Ctrl-C while the last node runs (a long PNG save in C code, which checks
+    no step) let the run finish and exit 0 'success': the caller's stop was lost (`docker
+    stop` saw a clean exit). The run's work is kept, and the exit code and last line say it
+    was stopped."""
+    plugin = tmp_path / "late"
+    plugin.mkdir()
+    (plugin / "late.py").write_text(LATE_SIGNAL)
+    path = write(tmp_path, "late.yaml", GOOD + "  last: {type: CliLateSignal, a: sum}\n")
+    code, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
+    assert code == 143, err
+    assert "success: " in err
+    assert err.rstrip().splitlines()[-1] == (
+        "latentgraph: interrupted by SIGTERM (the run had reached its last node and finished it)"
+    )
+
+
 def test_sigterm_stops_a_run_as_ctrl_c_does_with_its_own_exit_code(cli, tmp_path):
     """SIGTERM (a service manager, `docker stop`) ended the process at once with no word, exit
     143: now the run stops at the node's next step, as after Ctrl-C, and says so; the exit code
