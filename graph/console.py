@@ -46,8 +46,10 @@ class RichProgress:
     """Progress bars for people: one bar for the run, one per node that reports steps."""
 
     def __init__(self, quiet: bool = False, dirs: dict[str, Path] | None = None,
-                 graph: Graph | None = None) -> None:  # fmt: skip
-        """`graph`, when the run's is at hand, places a node's user error at its file:line."""
+                 graph: Graph | None = None, on_server: bool = False) -> None:  # fmt: skip
+        """`graph`, when the run's is at hand, places a node's user error at its file:line.
+        `on_server`: the run is a server's (`submit`), its files are named as the server saved
+        them, "saved on the server: output/x.png" (submit names the local copies it downloads)."""
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -73,6 +75,7 @@ class RichProgress:
         self._started = False
         self._dirs = dirs or {}
         self._graph = graph
+        self._where = " on the server:" if on_server else ""
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -140,7 +143,8 @@ class RichProgress:
         are an earlier run's, still there unchanged: "kept", not "saved" (nothing was written)."""
         for record in file_records(ui):
             verb = "preview" if record.get("type") == "temp" else "kept" if cached else "saved"
-            self._print(f"[bold]{verb}[/bold] {escape(_file_path(record, self._dirs))}")
+            path = escape(_file_path(record, self._dirs))
+            self._print(f"[bold]{verb}[/bold]{self._where} {path}")
         for text in ui.get("text", []):
             self._print(f"[bold]{escape(node_id)}[/bold]: {escape(str(text))}")
 

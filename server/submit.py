@@ -256,7 +256,7 @@ def submit(
         else:
             from latentgraph.graph.console import RichProgress
 
-            render = RichProgress(quiet=quiet, dirs={"output": output_dir})
+            render = RichProgress(quiet=quiet, on_server=True)  # files as the server names them
         events = _Events(prompt_id, answer.get("prompt") or {}, render)
         try:
             while True:

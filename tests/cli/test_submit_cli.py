@@ -1,5 +1,5 @@
-"""`latentgraph submit` as a user meets it: a server started with --auth-token, and
-`submit --help`."""
+"""`latentgraph submit` as a user meets it: a server started with --auth-token, the progress
+lines of a remote run, and `submit --help`."""
 
 from __future__ import annotations
 
@@ -61,6 +61,21 @@ def test_submit_without_the_token_or_a_wrong_one_says_how_to_give_it(token_serve
     monkeypatch.setenv("LATENTGRAPH_AUTH_TOKEN", TOKEN)  # the variable the CLI reads
     code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "-q")
     assert code == 0, err
+
+
+def test_submit_progress_names_the_file_on_the_server_and_the_downloaded_copy(token_server,
+                                                                              cli, tmp_path):  # fmt: skip
+    """The run's 'saved' line names the file where the server saved it; only the 'downloaded'
+    line names the local copy (it said 'saved sub3/...' before anything was downloaded). A
+    value of its own: the other test's run would be cached ('kept')."""
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "--auth-token", TOKEN,
+                       "--output-dir", "sub3", "--set", "v=7")  # fmt: skip
+    assert code == 0, err
+    assert "saved on the server: output/sub_7.png" in err
+    assert "downloaded sub3/sub_7.png" in err
+    assert "saved sub3" not in err
+    assert (tmp_path / "sub3" / "sub_7.png").read_bytes().startswith(b"\x89PNG")
 
 
 def _subparser(name: str):

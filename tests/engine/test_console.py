@@ -179,6 +179,25 @@ def test_every_file_a_node_saved_is_named_whatever_its_ui_kind():
     ]
 
 
+def test_a_servers_run_names_its_files_where_the_server_saved_them():
+    """`submit`'s renderer: the files are on the server, in its folders (output/, temp/), not
+    yet in the local --output-dir it printed as 'saved sub3/a.png' before downloading."""
+    progress = RichProgress(on_server=True)
+    out = io.StringIO()
+    progress.console = Console(file=out, width=300, color_system=None)
+    files = {"images": [{"filename": "a.png", "subfolder": "", "type": "output"},
+                        {"filename": "p.png", "subfolder": "", "type": "temp"}]}  # fmt: skip
+    progress(RunStarted("r", nodes=["s", "k"]))
+    progress(NodeFinished("r", node_id="s", node_type="SaveImage", ui=files))
+    progress(NodeFinished("r", node_id="k", node_type="SaveImage", cached=True,
+                          ui={"images": files["images"][:1]}))  # fmt: skip
+    assert out.getvalue().splitlines()[1:] == [
+        f"saved on the server: {Path('output') / 'a.png'}",
+        f"preview on the server: {Path('temp') / 'p.png'}",
+        f"kept on the server: {Path('output') / 'a.png'}",
+    ]
+
+
 def test_an_image_without_a_filename_names_its_folder():
     progress, out = _progress()
     progress(NodeFinished("r", node_id="s", node_type="Save", cached=True,
