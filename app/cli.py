@@ -199,8 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("nodes", help="list node types, or `nodes describe NAME`")
     p.add_argument("action", nargs="?", choices=["list", "describe"], default="list")
     p.add_argument("name", nargs="?", help="node type name (for describe)")
-    p.add_argument("--json", action="store_true", help="print /object_info-style JSON")
-    p.add_argument(
+    shown_as = p.add_mutually_exclusive_group()
+    shown_as.add_argument("--json", action="store_true", help="print /object_info-style JSON")
+    shown_as.add_argument(
         "--markdown", action="store_true", help="print the node reference (docs/nodes.md)"
     )
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
@@ -532,12 +533,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if status in ("interrupted", "success") and stopped_by:
-        # A signal during the last node (a long save in C code: no step checks it) does not
-        # stop the run, but the caller asked to stop: its exit code says so, as after any stop.
+    if status == "interrupted" and stopped_by:
         terminated = signal.SIGTERM in stopped_by
-        late = " (the run had reached its last node and finished it)" if status == "success" else ""
-        print(f"latentgraph: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}{late}",
+        print(f"latentgraph: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}",
               file=sys.stderr)  # fmt: skip
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)

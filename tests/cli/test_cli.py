@@ -144,6 +144,15 @@ def test_nodes_list_and_describe(cli):
     assert code == 2 and "did you mean 'CliNumber'" in err
 
 
+def test_nodes_json_and_markdown_together_is_a_usage_error(cli, capsys):
+    """One output format at a time: both flags printed JSON, silently ignoring --markdown."""
+    with pytest.raises(SystemExit) as exit_:
+        cli("nodes", "--json", "--markdown")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --markdown: not allowed with argument --json" in err
+
+
 def test_schema_is_json_with_node_types(cli):
     code, out, _ = cli("schema", plugin=False)
     assert code == 0
