@@ -15,6 +15,7 @@ line printed per module is its kill rate; docs/testing.md records them, with the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -229,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     if not modules or unknown:
         parser.error(f"name modules from --list (unknown: {unknown})" if unknown else
                      "name a module, or --all")  # fmt: skip
+    if importlib.util.find_spec("mutmut") is None:  # `python -m mutmut` would fail per module
+        print("mutmut is not installed: install the mutation extra, "
+              "pip install -e '.[test,mutation]' (docs/testing.md)", file=sys.stderr)  # fmt: skip
+        return 2
     for module in modules:
         counts = run(module, args.max_children, args.mutants)
         print(f"{module}: {kill_rate(counts)} {dict(sorted(counts.items()))}", flush=True)
