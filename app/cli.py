@@ -533,9 +533,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if status == "interrupted" and stopped_by:
+    if status in ("interrupted", "success") and stopped_by:
+        # A signal during the last node (a long save in C code: no step checks it) does not
+        # stop the run, but the caller asked to stop: its exit code says so, as after any stop.
         terminated = signal.SIGTERM in stopped_by
-        print(f"latentgraph: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}",
+        late = " (the run had reached its last node and finished it)" if status == "success" else ""
+        print(f"latentgraph: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}{late}",
               file=sys.stderr)  # fmt: skip
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
