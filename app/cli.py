@@ -392,13 +392,20 @@ def _load(path_text: str, overrides: dict[str, Any], registry: Registry) -> Work
 
 
 def _workflow_file(path_text: str) -> Path:
-    """The workflow file the user named, or a UserError saying why it cannot be one."""
+    """The workflow file the user named, or a WorkflowError saying why it cannot be one (a
+    problem at that path, as an unreadable file's: `run --json` readers get their
+    `workflow_invalid` line for it too)."""
+    from latentgraph.graph.model import Location
+    from latentgraph.graph.problems import Problem, WorkflowError
+
     path = Path(path_text)
     if path.is_dir():
-        raise UserError(f"{path}: is a folder; name a workflow file in it")
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    return path
+        reason = "is a folder; name a workflow file in it"
+    elif not path.is_file():
+        reason = "no such file"
+    else:
+        return path
+    raise WorkflowError([Problem("invalid_value", reason, location=Location(str(path)))])
 
 
 def _problem_rows(problems) -> list[dict[str, Any]]:

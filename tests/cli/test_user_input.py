@@ -349,7 +349,19 @@ def test_a_folder_named_as_the_workflow_is_called_a_folder(cli, tmp_path, comman
     args = [command, "flows"] + (["out.json"] if command == "convert" else [])
     code, _, err = cli(*args)
     assert code == 2
-    assert "latentgraph: error: flows: is a folder; name a workflow file in it" in err
+    assert "error: flows: is a folder; name a workflow file in it" in err
+
+
+def test_run_json_of_a_missing_workflow_file_says_so_in_its_event_line(cli, tmp_path):
+    """A JSON-lines reader got nothing on stdout for a file that is not there (the message
+    went to stderr only): it is refused as an unreadable workflow is, one event line."""
+    code, out, err = cli("run", "nope.yaml", "--json")
+    assert code == 2 and "error: nope.yaml: no such file" in err
+    [line] = out.splitlines()
+    event = json.loads(line)
+    assert event["event"] == "workflow_invalid"
+    assert [(p["location"], p["message"]) for p in event["problems"]] == [
+        ("nope.yaml", "no such file")]  # fmt: skip
 
 
 def test_run_json_refusing_a_workflow_says_so_in_one_event_line(cli, tmp_path):
