@@ -146,7 +146,8 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
             if img.width * img.height > limit:
                 raise input_error(ctx, "image", f"{image!r} is {img.width}x{img.height} = "
                                   f"{img.width * img.height:,} pixels, over the limit of "
-                                  f"{limit:,} (max_image_pixels)")  # fmt: skip
+                                  f"{limit:,} (max_image_pixels, "
+                                  f"{LIMIT_FLAGS['max_image_pixels']})")  # fmt: skip
             every = every and img.format not in FIRST_FRAME_ONLY
             frames = ImageSequence.Iterator(img) if every else [img]
             size, count, most = None, 0, ctx.settings.max_batch

@@ -413,9 +413,8 @@ def test_load_image_checks_pixels_before_decoding(tmp_path, monkeypatch):
         return real_load(self)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", load)
-    with pytest.raises(
-        NodeInputError, match=r"600x600 = 360,000 pixels, over the limit of 262,144"
-    ):
+    named = r"'wide.png' is 600x600 = 360,000 pixels, over the limit of 262,144 "
+    with pytest.raises(NodeInputError, match=named + r"\(max_image_pixels, --max-pixels\)$"):
         images.load_image(ctx, "wide.png")
     assert decoded == []
     picture, _mask = images.load_image(ctx, "fits.png")
