@@ -33,6 +33,7 @@ from latentgraph.graph import (
 )
 from latentgraph.graph.context import LIMIT_FLAGS
 from latentgraph.graph.files import file_records, file_sha256, write_new
+from latentgraph.graph.pictures import ImageTooLarge, open_image
 
 from . import input_files
 from .input_files import inside
@@ -134,20 +135,14 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
     read in full, one frame at a time: with `every` each frame of the first frame's size (a
     frame of another size is skipped, as ComfyUI's LoadImage does), at most the run's
     max_batch (refused beyond, so a long animation never fills memory), else the first."""
-    from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+    from PIL import ImageOps, ImageSequence, UnidentifiedImageError
 
     path = _input_path(ctx, image)
     if path is None:
         yield input_files.example_picture()
         return
     try:
-        with Image.open(path) as img:  # reads the header only: the size is known undecoded
-            limit = ctx.settings.max_image_pixels
-            if img.width * img.height > limit:
-                raise input_error(ctx, "image", f"{image!r} is {img.width}x{img.height} = "
-                                  f"{img.width * img.height:,} pixels, over the limit of "
-                                  f"{limit:,} (max_image_pixels, "
-                                  f"{LIMIT_FLAGS['max_image_pixels']})")  # fmt: skip
+        with open_image(path, ctx.settings.max_image_pixels) as img:  # nothing decoded yet
             every = every and img.format not in FIRST_FRAME_ONLY
             frames = ImageSequence.Iterator(img) if every else [img]
             size, count, most = None, 0, ctx.settings.max_batch
@@ -162,6 +157,9 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
                                       f"the limit of {most} images in a batch "
                                       f"({LIMIT_FLAGS['max_batch']})")  # fmt: skip
                 yield picture
+    except ImageTooLarge as exc:  # the Settings field and the flag setting it: run or serve
+        raise input_error(ctx, "image", f"{image!r} is {exc} (max_image_pixels, "
+                                        f"{LIMIT_FLAGS['max_image_pixels']})") from None  # fmt: skip
     except (UnidentifiedImageError, OSError) as exc:
         raise input_error(ctx, "image", f"cannot read {image!r} as an image: {exc}") from exc
 

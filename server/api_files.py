@@ -8,7 +8,8 @@ import io
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from latentgraph.graph.files import write_new
 from latentgraph.graph.paths import split_annotation
+from latentgraph.graph.pictures import ImageTooLarge, open_image
 
 from .errors import ApiError
 from .filetypes import served_as
@@ -48,14 +50,18 @@ def _annotated(filename: str, kind: str, what: str) -> tuple[str, str]:
     return name, named or kind
 
 
-def _check_pixels(img, max_pixels: int, refused: str) -> None:
-    """Refuse (400) to decode an image of more pixels than `--max-pixels`: Pillow has read
-    only its header, so its size is known undecoded. `refused` begins the message."""
-    pixels = img.width * img.height
-    if pixels > max_pixels:
-        raise ApiError(400, f"{refused} a {img.width}x{img.height} image: {pixels:,} pixels is "
-                       f"over the server's limit of {max_pixels:,} (--max-pixels)",
-                       "image_too_large")  # fmt: skip
+@contextmanager
+def _opened(source, max_pixels: int, refused: str) -> Iterator:
+    """A client's image opened by `graph.pictures.open_image`, nothing decoded yet; one of more
+    pixels than `--max-pixels` is a 400 `image_too_large` whatever its size, `refused`
+    beginning the message. Pillow's errors reading it are the caller's to answer."""
+    try:
+        with open_image(source, max_pixels) as img:
+            yield img
+    except ImageTooLarge as exc:
+        raise ApiError(400, f"{refused} a {exc.width}x{exc.height} image: {exc.pixels:,} pixels "
+                       f"is over the server's limit of {exc.limit:,} (--max-pixels)",
+                       "image_too_large") from None  # fmt: skip
 
 
 # /view's `channel`, as ComfyUI's mask editor asks for an image: `rgba` the file as it is,
@@ -102,8 +108,6 @@ def _preview_format(spec: str, channel: str) -> tuple[str, str, int]:
 
 def _reencode(path: Path, spec: str, channel: str, max_pixels: int) -> tuple[bytes, str]:
     """The image at `path` as `channel` shows it, in the `preview` format, or as PNG."""
-    from PIL import Image
-
     if spec:
         pil_format, mime, quality = _preview_format(spec, channel)
         refused = "no preview of"
@@ -111,8 +115,7 @@ def _reencode(path: Path, spec: str, channel: str, max_pixels: int) -> tuple[byt
         pil_format, mime, quality = "PNG", "image/png", 90
         refused = f"no channel {channel!r} of"
     try:
-        with Image.open(path) as img:
-            _check_pixels(img, max_pixels, refused)
+        with _opened(path, max_pixels, refused) as img:
             img = _channel_image(img, channel)
     except ApiError:
         raise
@@ -145,12 +148,14 @@ async def view(request: Request) -> Response:
     return FileResponse(path, media_type=mime, headers={"Cache-Control": "no-cache", **headers})
 
 
-def _check_image(data: bytes) -> None:
-    from PIL import Image
-
+def _check_image(data: bytes, max_pixels: int) -> None:
+    """Refuse (400) an upload Pillow cannot read, or of more pixels than `--max-pixels` (its
+    header read: nothing decoded)."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with _opened(io.BytesIO(data), max_pixels, "cannot store") as img:
             img.verify()
+    except ApiError:
+        raise
     except Exception:  # noqa: BLE001 - anything Pillow cannot read is refused
         raise ApiError(400, "the uploaded file is not an image Pillow can read",
                        "invalid_image") from None  # fmt: skip
@@ -218,7 +223,7 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
         raise ApiError(
             413, f"the image is larger than {config.max_upload_bytes} bytes", "too_large"
         )
-    await run_in_threadpool(_check_image, data)
+    await run_in_threadpool(_check_image, data, config.max_image_pixels)
     if make is not None:
         data = await run_in_threadpool(make, data)
     overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
@@ -269,12 +274,10 @@ def _original_ref(request: Request, form: FormData) -> Path:
 def _masked(original: Path, max_pixels: int, mask: bytes) -> bytes:
     """The image at `original` with the alpha of the `mask` image, as a PNG keeping the
     original's text chunks (an output's embedded workflow), as ComfyUI stores a mask."""
-    from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
     try:
-        with Image.open(original) as img:
-            _check_pixels(img, max_pixels, "no mask on")
+        with _opened(original, max_pixels, "no mask on") as img:
             text = dict(getattr(img, "text", {}))
             picture = img.convert("RGBA")
     except ApiError:
@@ -283,7 +286,7 @@ def _masked(original: Path, max_pixels: int, mask: bytes) -> bytes:
         raise ApiError(400, f"original_ref filename {original.name!r} is not an image Pillow "
                        "can read", "invalid_original_ref") from None  # fmt: skip
     try:
-        with Image.open(io.BytesIO(mask)) as painted:
+        with _opened(io.BytesIO(mask), max_pixels, "cannot store") as painted:
             if painted.size != picture.size:
                 raise ApiError(400, f"the mask is {painted.width}x{painted.height} but "
                                f"original_ref's image is {picture.width}x{picture.height}: they "

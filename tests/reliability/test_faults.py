@@ -419,3 +419,21 @@ def test_load_image_checks_pixels_before_decoding(tmp_path, monkeypatch):
     assert decoded == []
     picture, _mask = images.load_image(ctx, "fits.png")
     assert tuple(picture.shape) == (1, 400, 400, 3) and set(decoded) == {(400, 400)}
+
+
+@pytest.mark.parametrize("side", [14000, 60000])
+def test_load_image_over_pillows_limit_is_our_user_error_through_the_server(srv, side):
+    """A 65-byte PNG claiming 14000x14000 failed LoadImage with exception_type
+    PIL.Image.DecompressionBombError: Pillow's check spoke before ours."""
+    from ..image_headers import header_only_png
+
+    (srv.config.input_dir / f"bomb{side}.png").write_bytes(header_only_png(side, side))
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": f"bomb{side}.png"}},
+              "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}  # fmt: skip
+    entry = wait(srv, queue(srv, prompt))
+    assert entry["status"]["status_str"] == "error"
+    [err] = messages(entry, "execution_error")
+    assert err["node_id"] == "1" and err["exception_type"].endswith("NodeInputError")
+    assert err["exception_message"].endswith(
+        f"'bomb{side}.png' is {side}x{side} = {side * side:,} pixels, over the limit of "
+        "16,777,216 (max_image_pixels, --max-pixels)")  # fmt: skip

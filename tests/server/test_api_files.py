@@ -11,6 +11,7 @@ import io
 import json
 import os
 import time
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -24,6 +25,8 @@ from latentgraph.server.config import ServerConfig
 from latentgraph.server.errors import exception_handlers
 from latentgraph.server.hosts import HostGuard
 from latentgraph.server.middleware import GuardMiddleware
+
+from ..image_headers import header_only_png
 
 
 def _image(mode: str = "RGB", size: tuple[int, int] = (16, 12)) -> Image.Image:
@@ -210,6 +213,32 @@ def test_preview_pixel_limit_at_its_boundary(client, config):
     assert "2,000 pixels is over the server's limit of 1,999" in _error(r, 400)["message"]
 
 
+def _without_bomb_warnings(call):
+    """`call()`, and Pillow's decompression-bomb warnings it raised (in any thread)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    return result, [str(w.message) for w in caught if "decompression bomb" in str(w.message)]
+
+
+@pytest.mark.parametrize("side", [13000, 14000, 60000])
+@pytest.mark.parametrize("params, refused", [
+    ({"preview": "webp;50"}, "no preview of"), ({"channel": "a"}, "no channel 'a' of")])  # fmt: skip
+def test_a_header_over_the_pixel_limit_is_our_refusal_whatever_its_size(client, config, side,
+                                                                        params, refused):  # fmt: skip
+    """Pillow's own check answered first above 178,956,970 pixels (400 bad_request 'cannot
+    re-encode this file: ... decompression bomb DOS attack.') and warned above half that."""
+    (config.input_dir / "big.png").write_bytes(header_only_png(side, side))
+    config.max_image_pixels = 4096 * 4096
+    r, warned = _without_bomb_warnings(lambda: client.get(
+        "/view", params={"filename": "big.png", "type": "input", **params}))  # fmt: skip
+    assert _error(r, 400) == {
+        "type": "image_too_large", "details": "", "extra_info": {},
+        "message": f"{refused} a {side}x{side} image: {side * side:,} pixels is over the "
+                   "server's limit of 16,777,216 (--max-pixels)"}  # fmt: skip
+    assert warned == []
+
+
 # /upload/image -------------------------------------------------------------------------------
 
 
@@ -300,6 +329,29 @@ def test_upload_refusals_name_the_problem(client, config):
     assert escape["message"] == "image file name leaves its folder"
     assert sorted(p.name for p in config.input_dir.iterdir()) == ["out", "up.png"]
     assert sorted(p.name for p in config.output_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("side", [13000, 14000, 60000])
+def test_upload_over_the_pixel_limit_is_refused_whatever_its_size(client, config, side):
+    """LoadImage and /view would refuse it: refused when uploaded, its header read only (a
+    14000x14000 header was 'not an image Pillow can read'; 13000x13000 was stored)."""
+    config.max_image_pixels = 4096 * 4096
+    r, warned = _without_bomb_warnings(
+        lambda: _upload(client, name="big.png", data=header_only_png(side, side)))  # fmt: skip
+    assert _error(r, 400) == {
+        "type": "image_too_large", "details": "", "extra_info": {},
+        "message": f"cannot store a {side}x{side} image: {side * side:,} pixels is over the "
+                   "server's limit of 16,777,216 (--max-pixels)"}  # fmt: skip
+    assert warned == [] and list(config.input_dir.iterdir()) == []
+
+
+def test_upload_pixel_limit_at_its_boundary(client, config):
+    config.max_image_pixels = 16 * 12
+    assert _upload(client, name="fits.png").status_code == 200
+    config.max_image_pixels = 16 * 12 - 1
+    assert _error(_upload(client, name="over.png"), 400)["message"] == (
+        "cannot store a 16x12 image: 192 pixels is over the server's limit of 191 (--max-pixels)")  # fmt: skip
+    assert sorted(p.name for p in config.input_dir.iterdir()) == ["fits.png"]
 
 
 def test_upload_with_an_empty_file_name(client, config):
@@ -803,8 +855,18 @@ def test_upload_mask_has_the_upload_limits(client, config):
     config.max_upload_bytes = 4096
     config.max_image_pixels = 16 * 12 - 1
     assert _error(_upload_mask(client, ref), 400)["message"] == (
-        "no mask on a 16x12 image: 192 pixels is over the server's limit of 191 "
+        "cannot store a 16x12 image: 192 pixels is over the server's limit of 191 "
         "(--max-pixels)")  # fmt: skip
+    config.max_image_pixels = 16 * 12
+    (config.input_dir / "wide.png").write_bytes(_png(size=(32, 12)))
+    assert _error(_upload_mask(client, {"filename": "wide.png", "type": "input"}), 400)[
+        "message"] == ("no mask on a 32x12 image: 384 pixels is over the server's limit of 192 "
+                       "(--max-pixels)")  # fmt: skip
+    (config.input_dir / "huge.png").write_bytes(header_only_png(60000, 60000))
+    assert _error(_upload_mask(client, {"filename": "huge.png", "type": "input"}), 400)[
+        "message"] == ("no mask on a 60000x60000 image: 3,600,000,000 pixels is over the "
+                       "server's limit of 192 (--max-pixels)")  # fmt: skip
     assert _error(_upload_mask(client, ref, subfolder="../x"), 400)["message"].startswith(
         "subfolder '../x' ")  # fmt: skip
-    assert sorted(p.name for p in config.input_dir.iterdir()) == ["photo.png"]
+    assert sorted(p.name for p in config.input_dir.iterdir()) == ["huge.png", "photo.png",
+                                                                   "wide.png"]  # fmt: skip
