@@ -313,9 +313,7 @@ def _parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     for item in items:
-        if "=" not in item:
-            raise UserError(f"{what} {item!r}: expected NAME=VALUE")
-        name, value = parse_override(item)
+        name, value = parse_override(item, what)
         result[name] = value
     return result
 

@@ -63,9 +63,10 @@ def given_by(flag: str, param: str, location: Location | None) -> Location | Non
     return location
 
 
-def parse_override(assignment: str) -> tuple[str, str]:
+def parse_override(assignment: str, flag: str = "override") -> tuple[str, str]:
     """`"seed=7"` -> `("seed", "7")`: the name checked, the value the text as written (what it
-    sets types it: `override_value`).
+    sets types it: `override_value`). `flag` names where it came from in the refusal
+    ("--set", "--sweep").
 
     NAME is a param, or `<node id>.<input>` for ComfyUI workflows, which have no params."""
     name, sep, text = assignment.partition("=")
@@ -75,9 +76,8 @@ def parse_override(assignment: str) -> tuple[str, str]:
             [
                 Problem(
                     "invalid_value",
-                    f"cannot read override {assignment!r}: expected NAME=VALUE with NAME a "
-                    "param (letters, digits and '_') or, for ComfyUI workflows, "
-                    "<node id>.<input>",
+                    f"{flag} {assignment!r}: expected NAME=VALUE with NAME a param (letters, "
+                    "digits and '_') or, for ComfyUI workflows, <node id>.<input>",
                 )
             ]
         )

@@ -396,3 +396,15 @@ def test_validate_takes_the_limits_run_takes(cli):
     assert "ok (8 nodes)" in out
     code, _, err = cli("validate", str(workflow), "--max-pixels", "64x64")
     assert code == 2 and "(--max-pixels)" in err
+
+
+@pytest.mark.parametrize("item", ["seed", "=5", "bad name=1"])
+def test_every_malformed_set_gets_one_message_naming_the_flag(cli, tmp_path, item):
+    """`--set seed` said 'latentgraph: error: --set 'seed': expected NAME=VALUE' and `--set
+    =5` 'cannot read override '=5': ...': two checks of one rule, two wordings."""
+    path = write(tmp_path, "w.yaml", "version: 1\nparams: {seed: 1}\nnodes:\n"
+                 "  n: {type: CliNumber, value: $seed}\n  out: {type: CliWrite, value: n}\n")  # fmt: skip
+    code, _, err = cli("run", str(path), "--set", item)
+    assert code == 2
+    assert f"--set {item!r}: expected NAME=VALUE with NAME a param (letters, digits and '_') " \
+        "or, for ComfyUI workflows, <node id>.<input>" in err  # fmt: skip

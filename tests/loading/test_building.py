@@ -197,11 +197,11 @@ def test_json_or_yaml_by_name_then_content(registry):
     ]  # fmt: skip
 
 
-def test_a_bad_override_says_what_is_expected():
+def test_a_bad_override_says_what_is_expected_naming_its_flag():
     with pytest.raises(WorkflowError) as info:
-        parse_override("bad name=1")
+        parse_override("bad name=1", "--set")
     assert str(info.value) == (
-        "cannot read override 'bad name=1': expected NAME=VALUE with NAME a param (letters, "
+        "--set 'bad name=1': expected NAME=VALUE with NAME a param (letters, "
         "digits and '_') or, for ComfyUI workflows, <node id>.<input>"
     )
 
