@@ -32,7 +32,7 @@ from .hub import Hub
 from .local_workers import LocalWorkerPool, worker_specs
 from .middleware import GuardMiddleware
 from .state import ServerState
-from .store import Store
+from .store import DatabaseLock, Store
 from .workers import WorkerPool, WorkerSetup
 
 log = logging.getLogger("latentgraph.server")
@@ -62,6 +62,7 @@ def create_app(
     registry: Any = None,
     workers: WorkerSetup | None = None,
     pool: WorkerPool | None = None,
+    lock: DatabaseLock | None = None,
 ) -> Starlette:
     """Build the ASGI app. The server process never imports torch: prompts run in worker
     processes, which build their own registry and reach the nodes' model functions through
@@ -71,7 +72,10 @@ def create_app(
     (the caller loaded its plugins and reported their failures: `latentgraph serve` prints
     them once); by default `workers.registry()`, else the global registry with the config's
     plugin packs. A registry a worker cannot rebuild (no `workers.registry`) is refused.
-    `pool` replaces the local worker processes (another executor behind the same interface)."""
+    `pool` replaces the local worker processes (another executor behind the same interface).
+    `lock`: the queue database's lock, when the caller took it (`serve`, before it binds its
+    port); the store takes it otherwise (`StoreInUse`: another server uses this data folder)
+    and holds it until the app stops."""
     from latentgraph.graph.declare import default_registry
 
     setup = workers or WorkerSetup()
@@ -89,7 +93,7 @@ def create_app(
                         device=config.device, dtype=config.dtype, options=config.options,
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps)  # fmt: skip
-    store = Store(config.db_path, history_bytes=config.history_memory_bytes)
+    store = Store(config.db_path, history_bytes=config.history_memory_bytes, lock=lock)
     recovered = store.recover()
     if recovered:
         log.warning(

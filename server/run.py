@@ -149,15 +149,24 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Start the server and block until it is stopped (Ctrl-C / SIGTERM). `registry` and
-    `workers` as for `create_app`. The port is bound first: `CannotListen` (a port in use, an
-    address not on this machine) is raised before the app is made or any worker starts."""
+    `workers` as for `create_app`. The data folder's queue database is locked first:
+    `StoreInUse` (another server uses this data folder) is raised before the port is bound.
+    Then the port is bound: `CannotListen` (a port in use, an address not on this machine) is
+    raised before the app is made or any worker starts."""
     from .app import create_app
+    from .store import DatabaseLock
 
-    sockets = listen(config.host, config.port)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DatabaseLock(config.db_path)  # held until the store closes, when the server stops
+    try:
+        sockets = listen(config.host, config.port)
+    except BaseException:
+        lock.release()
+        raise
     try:
         logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-        app = create_app(config, registry=registry, workers=workers)
+        app = create_app(config, registry=registry, workers=workers, lock=lock)
         if not is_loopback_bind(config.host) and not config.auth_token:
             logging.getLogger("latentgraph.server").warning(
                 "listening on %s without --auth-token: anyone who can reach this port can run "
@@ -167,3 +176,4 @@ def serve(
     finally:
         for sock in sockets:
             sock.close()
+        lock.release()  # the store released it, unless the app was never made or started

@@ -16,6 +16,10 @@ A stored row whose JSON cannot be read is moved to the table `corrupt_prompts` a
 skipped when read later, so one bad row never stops the server. A file that is no database, or
 a damaged one, is moved aside and a new database started; one that cannot be opened at all (a
 folder, no permission) raises `StoreOpenError` and is left where it is.
+
+One process at a time has a database open: `DatabaseLock` (a lock file next to it) refuses a
+second server on the same data folder with `StoreInUse`, which would otherwise mark the first
+one's running prompt failed and run its queued prompts too.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows (not a target): the database is then not locked
+    fcntl = None  # type: ignore[assignment]
 
 from .jsontext import encode_json, load_stored, stored_json, stored_text
 from .messages import execution_error
@@ -93,6 +102,49 @@ class StoreWriteError(OSError):
 class StoreOpenError(OSError):
     """The database file cannot be opened at all (a folder, no permission, locked): not a
     corrupt database, so it is left where it is."""
+
+
+class StoreInUse(StoreOpenError):
+    """Another process (another server on the same data folder) has the database open."""
+
+
+class DatabaseLock:
+    """An exclusive lock on a queue database, held from its opening to its closing: `flock` on
+    `<database>.lock` beside it, in which the holder writes its pid (for the refusal's
+    message). The OS drops it when the process ends however it ends (SIGKILL too), so a
+    restart after a crash opens the database and `Store.recover` marks what the dead process
+    left running. Raises `StoreInUse` when another process holds it, `StoreOpenError` when the
+    lock file cannot be made."""
+
+    def __init__(self, database: Path | str) -> None:
+        self.path = f"{database}.lock"
+        self._fd: int | None = None
+        if fcntl is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreOpenError(f"the queue database {database} cannot be opened (its lock "
+                                 f"file {self.path}: {exc.strerror})") from None  # fmt: skip
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            pid = f", pid {holder}," if holder.isdigit() else ""
+            raise StoreInUse(f"the queue database {database} cannot be opened (another "
+                             f"latentgraph server{pid} is using it: stop that server first, "
+                             "or give this one another --data-dir)") from None  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let another process open the database (again: nothing)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # no stale pid for the next holder's first moment
+            os.close(self._fd)  # which drops the lock
+            self._fd = None
 
 
 class QueueTooLarge(ValueError):
@@ -216,7 +268,10 @@ class Store:
     _recent_bytes: int
     _max_number: int  # the highest number given so far, -1 for none
 
-    def __init__(self, path: Path | str, *, history_bytes: int = RECENT_HISTORY_BYTES) -> None:
+    def __init__(self, path: Path | str, *, history_bytes: int = RECENT_HISTORY_BYTES,
+                 lock: DatabaseLock | None = None) -> None:  # fmt: skip
+        """`lock`: the database's lock, taken already (`serve` takes it before it binds its
+        port); the store takes it otherwise, and releases it when closed."""
         self.path = str(path)
         self.history_bytes = history_bytes
         self._lock = threading.Lock()  # the connection; taken before _mem when both are needed
@@ -225,8 +280,20 @@ class Store:
         self._unsaved: dict[str, tuple] = {}
         # Where an unreadable database was moved at start (None when it opened fine).
         self.backup: Path | None = None
+        self._held = lock
+        if lock is None and self.path not in ("", ":memory:"):
+            self._held = DatabaseLock(self.path)  # StoreInUse: another server has it open
         try:
-            self._db = self._open()
+            self._db = self._first_open()
+            self._load_memory()
+        except BaseException:
+            self._release()
+            raise
+
+    def _first_open(self) -> sqlite3.Connection:
+        """The connection, a corrupt database set aside first."""
+        try:
+            return self._open()
         except sqlite3.OperationalError as exc:
             raise StoreOpenError(
                 f"the queue database {self.path} cannot be opened ({exc})"
@@ -235,8 +302,7 @@ class Store:
             if self.path == ":memory:":
                 raise
             self.backup = self._set_aside(exc)
-            self._db = self._open()
-        self._load_memory()
+            return self._open()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -344,6 +410,11 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.release()
 
     def _exec(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         with self._lock:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import chain, free_port
 
@@ -133,3 +136,76 @@ def test_sigterm_to_the_process_group_is_a_shutdown_not_a_worker_crash(tmp_path)
         assert "WorkerDied" not in messages and "signal 15" not in messages
     finally:
         stop(proc, http)
+
+
+def _row(db: Path, prompt_id: str) -> dict:
+    """A prompt's row as the database file holds it (no server reading it)."""
+    with closing(sqlite3.connect(db)) as conn:
+        conn.row_factory = sqlite3.Row
+        return dict(conn.execute("SELECT * FROM prompts WHERE id = ?", (prompt_id,)).fetchone())
+
+
+CLI = "import sys\nfrom latentgraph.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused_and_the_first_goes_on(tmp_path):
+    """Two servers on one --data-dir: the second marked the first's running prompt failed
+    ("interrupted by shutdown") and ran its queued prompts, whose rows the first then
+    overwrote, its /queue listing them pending forever. The second is now refused."""
+    config, env = config_and_env(tmp_path)
+    db = Path(config["data_dir"]) / "server.sqlite3"
+    proc, http = start(config, env)
+    try:
+        slow = post_slow(http)
+        rest = [http.post("/prompt", json={"prompt": chain(40 + i)}).json()["prompt_id"]
+                for i in range(2)]  # fmt: skip
+        wait_running(http, slow)
+        other = subprocess.run([sys.executable, "-c", CLI, "serve", "--data-dir",
+                                config["data_dir"], "--port", str(free_port()), "--no-cache",
+                                "--nodes-dir", str(PLUGIN_DIR)],
+                               capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+        assert other.returncode == 2, other.stderr
+        assert other.stderr.endswith(
+            f"latentgraph: error: the queue database {db} cannot be opened (another latentgraph "
+            f"server, pid {proc.pid}, is using it: stop that server first, or give this one "
+            "another --data-dir)\n"), other.stderr  # fmt: skip
+        assert "Traceback" not in other.stderr
+        # The first one is untouched: its prompt still runs, the others still wait.
+        assert _row(db, slow)["status"] == "running"
+        queue = http.get("/queue").json()
+        assert [item[1] for item in queue["queue_running"]] == [slow]
+        assert sorted(item[1] for item in queue["queue_pending"]) == sorted(rest)
+        http.post("/interrupt")
+        deadline = time.monotonic() + 30
+        while http.get("/queue").json() != {"queue_running": [], "queue_pending": []}:
+            assert time.monotonic() < deadline, "the first server's queue did not run"
+            time.sleep(0.1)
+        history = http.get("/history").json()
+        assert history[slow]["status"]["status_str"] == "error"  # interrupted, by its client
+        assert "execution_interrupted" in json.dumps(history[slow]["status"]["messages"])
+        for pid in rest:
+            assert history[pid]["status"]["status_str"] == "success"
+    finally:
+        stop(proc, http)
+
+
+def test_serve_refuses_a_data_dir_in_use_before_binding_its_port(tmp_path, monkeypatch):
+    from latentgraph.server import run
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.store import Store, StoreInUse
+
+    config = ServerConfig(data_dir=tmp_path / "data", port=free_port(), load_nodes=False,
+                          editor=False)  # fmt: skip
+    config.data_dir.mkdir()
+    bound: list = []
+    monkeypatch.setattr(run, "listen", lambda *a: bound.append(a) or 1 / 0)
+    store = Store(config.db_path)  # another server's
+    try:
+        with pytest.raises(StoreInUse, match=f"pid {os.getpid()}, is using it"):
+            run.serve(config)
+    finally:
+        store.close()
+    assert bound == []
+    with pytest.raises(ZeroDivisionError):  # free again: it went on to bind the port
+        run.serve(config)
+    Store(config.db_path).close()  # and let the lock go when that failed

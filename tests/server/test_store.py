@@ -7,8 +7,12 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from contextlib import closing
@@ -245,7 +249,8 @@ def test_a_database_that_cannot_be_opened_is_left_where_it_is(tmp_path, caplog):
         f"the queue database {path} cannot be opened (unable to open database file)"
     )
     assert isinstance(raised.value, OSError)  # the CLI prints it as an error, no traceback
-    assert (path / "kept").read_text() == "x" and list(tmp_path.iterdir()) == [path]
+    assert (path / "kept").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite3", "db.sqlite3.lock"]
     assert caplog.records == []
 
 
@@ -261,7 +266,7 @@ def test_a_locked_database_is_left_where_it_is(tmp_path, monkeypatch):
     with pytest.raises(st.StoreOpenError, match="cannot be opened \\(database is locked\\)"):
         Store(path)
     assert path.read_bytes() == data and sorted(p.name for p in tmp_path.iterdir()) == [
-        "db.sqlite3"]  # fmt: skip
+        "db.sqlite3", "db.sqlite3.lock"]  # fmt: skip
 
 
 def test_a_failed_open_closes_its_connection(tmp_path, monkeypatch):
@@ -353,6 +358,74 @@ def test_a_crash_leaves_running_prompts_failed_by_recover_and_pending_ones_queue
     again.mark_running("r3")
     assert again.recover("worker gone") == ["r3"] and again.get("r3").error == "worker gone"
     again.close()
+
+
+# --- one process at a time ----------------------------------------------------------------
+
+
+def _in_use(path: Path, pid: int) -> str:
+    return (
+        f"the queue database {path} cannot be opened (another latentgraph server, pid {pid},"
+        " is using it: stop that server first, or give this one another --data-dir)"
+    )
+
+
+def test_a_second_store_on_the_same_database_is_refused_until_the_first_closes(tmp_path):
+    """Two servers on one data folder marked each other's running prompt failed and ran each
+    other's queued prompts: the second is refused, the first goes on untouched."""
+    path = tmp_path / "db.sqlite3"
+    first = Store(path)
+    _add(first, "a")
+    assert first.mark_running("a")
+    with pytest.raises(st.StoreInUse) as raised:
+        Store(path)
+    assert str(raised.value) == _in_use(path, os.getpid())
+    assert isinstance(raised.value, st.StoreOpenError)  # the CLI prints it, exit 2
+    assert _row(path, "a")["status"] == st.RUNNING  # not recovered by the refused one
+    _add(first, "b")  # the first one still writes
+    first.close()
+    again = Store(path)
+    assert _ids(again.running()) == ["a"] and _ids(again.pending()) == ["b"]
+    again.close()
+
+
+def test_a_store_that_fails_to_open_lets_the_next_one_try(tmp_path, monkeypatch):
+    path = tmp_path / "db.sqlite3"
+
+    def locked(self):
+        raise sqlite3.OperationalError("database is locked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "_open", locked)
+        with pytest.raises(st.StoreOpenError, match="database is locked"):
+            Store(path)
+    Store(path).close()
+
+
+def test_the_lock_goes_with_a_killed_process(tmp_path):
+    """SIGKILL drops the lock: a restart after a crash opens the database, and recover marks
+    the dead process's running prompt."""
+    path = tmp_path / "db.sqlite3"
+    script = ("import sys, time\nfrom latentgraph.server.store import PromptRecord, Store\n"
+              "store = Store(sys.argv[1])\n"
+              "store.add(PromptRecord(id='a', number=None, prompt_json='{}'))\n"
+              "store.mark_running('a')\nprint('open', flush=True)\ntime.sleep(60)\n")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline() == "open\n"
+        with pytest.raises(st.StoreInUse) as raised:
+            Store(path)
+        assert str(raised.value) == _in_use(path, proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    store = Store(path)
+    assert store.recover() == ["a"] and store.get("a").error == "interrupted by shutdown"
+    store.close()
 
 
 # --- the queue ----------------------------------------------------------------------------
