@@ -141,6 +141,19 @@ class Dispatcher:
         if self._thread.is_alive():
             self._thread.join(timeout)
         self.pool.stop()
+        self._record_shutdown()
+
+    def _record_shutdown(self) -> None:
+        """The prompts still running once the workers are stopped end as an orderly shutdown's
+        errors, written now (the database is right without a restart); queued prompts stay
+        pending, to run after the next start."""
+        with self._state:
+            runs = list(self._running.values())
+            for run in runs:
+                self._forget(run)
+        ended = self.store.recover(ids=[run.record.id for run in runs])
+        if ended:
+            log.warning("recorded %d running prompt(s) as interrupted by shutdown", len(ended))
 
     def wake(self) -> None:
         self._inbox.put(("wake",))

@@ -136,7 +136,7 @@ class LocalWorkerPool(RunnerPool):
 
     def stop(self, timeout: float = 2.0) -> None:
         """Idle workers exit when asked; one still starting or running is killed after
-        `timeout` (a prompt it was running is failed at the next start, see Store.recover)."""
+        `timeout` (a prompt it was running is then failed: `Dispatcher.stop`)."""
         self._stopping.set()
         for i in range(len(self._slots)):
             self._send(i, (STOP,))

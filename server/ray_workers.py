@@ -270,8 +270,8 @@ class RayWorkerPool(RunnerPool):
         self._ray.kill(self._actors[worker_id].handle, no_restart=False)
 
     def stop(self, timeout: float = 2.0) -> None:
-        """The actors are killed (a prompt still running is failed at the next start, see
-        Store.recover); a local runtime this pool started is shut down."""
+        """The actors are killed (a prompt still running is then failed: `Dispatcher.stop`); a
+        local runtime this pool started is shut down."""
         self._stopping.set()
         for actor in self._actors:
             if actor.handle is not None:

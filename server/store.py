@@ -607,10 +607,13 @@ class Store:
                 n += gone
             return n
 
-    def recover(self, message: str = "interrupted by shutdown") -> list[str]:
-        """At start: prompts left running by a dead process become errors, their history the
-        messages a failed run's has (which nodes ran died with the process). Returns their ids."""
-        running = self.running()
+    def recover(self, message: str = "interrupted by shutdown",
+                ids: list[str] | None = None) -> list[str]:  # fmt: skip
+        """Prompts left running become errors, their history the messages a failed run's has
+        (which nodes ran is not known here): at start, every one a dead process left; at an
+        orderly shutdown, those `ids` its workers were running (`Dispatcher.stop`). Returns
+        their ids."""
+        running = [r for r in self.running() if ids is None or r.id in ids]
         for record in running:
             start = {"prompt_id": record.id, "timestamp": record.started_ms or now_ms()}
             error = execution_error(record.id, node_id=None, node_type="", executed=[],

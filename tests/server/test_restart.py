@@ -145,6 +145,35 @@ def _row(db: Path, prompt_id: str) -> dict:
         return dict(conn.execute("SELECT * FROM prompts WHERE id = ?", (prompt_id,)).fetchone())
 
 
+def test_sigterm_records_the_running_prompt_before_any_restart(tmp_path):
+    """An orderly shutdown writes the running prompt's end itself: the database is right
+    without a restart (it used to stay `running` until the next start's recover)."""
+    config, env = config_and_env(tmp_path)
+    proc, http = start(config, env)
+    try:
+        slow = post_slow(http)
+        rest = [http.post("/prompt", json={"prompt": chain(30 + i)}).json()["prompt_id"]
+                for i in range(2)]  # fmt: skip
+        wait_running(http, slow)
+        proc.terminate()
+        proc.wait(30)
+        log = proc.stderr.read().decode()
+    finally:
+        http.close()
+        if proc.poll() is None:
+            proc.kill()
+    row = _row(Path(config["data_dir"]) / "server.sqlite3", slow)
+    assert (row["status"], row["error"]) == ("error", "interrupted by shutdown")
+    assert row["finished_ms"] is not None
+    (_, began), (kind, error) = json.loads(row["messages"])
+    assert began["prompt_id"] == slow and kind == "execution_error"
+    assert (error["exception_type"], error["exception_message"]) == (
+        "Shutdown", "interrupted by shutdown")  # fmt: skip
+    for pid in rest:  # queued prompts stay queued, to run after a restart
+        assert _row(Path(config["data_dir"]) / "server.sqlite3", pid)["status"] == "pending"
+    assert "recorded 1 running prompt(s) as interrupted by shutdown" in log, log[-2000:]
+
+
 CLI = "import sys\nfrom latentgraph.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 

@@ -360,6 +360,18 @@ def test_a_crash_leaves_running_prompts_failed_by_recover_and_pending_ones_queue
     again.close()
 
 
+def test_recover_given_ids_ends_only_those(tmp_path):
+    """An orderly shutdown ends the prompts its workers were running (`Dispatcher.stop`)."""
+    store = Store(tmp_path / "db.sqlite3")
+    for pid in ("r1", "r2", "p1"):
+        _add(store, pid)
+    assert store.mark_running("r1") and store.mark_running("r2")
+    assert store.recover(ids=["r2", "gone"]) == ["r2"]
+    assert _ids(store.running()) == ["r1"] and _ids(store.pending()) == ["p1"]
+    assert _row(store.path, "r2")["status"] == st.ERROR
+    store.close()
+
+
 # --- one process at a time ----------------------------------------------------------------
 
 
