@@ -806,8 +806,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from latentgraph.server.submit import submit
 
+    workflow = _workflow_file(args.workflow)  # as `run` names a file that is not there
     return submit(
-        Path(args.workflow),
+        workflow,
         args.server,
         overrides=_parse_assignments(args.overrides, "--set"),
         output_dir=args.output_dir,

@@ -18,6 +18,8 @@ from typing import Any
 
 from latentgraph.graph import events as ev
 from latentgraph.graph.files import file_records, write_atomic
+from latentgraph.graph.problems import WorkflowError
+from latentgraph.graph.workflow import read_source
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -202,10 +204,11 @@ def submit(
         print(text, file=sys.stderr)
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        err(f"{path}: cannot read the workflow: {exc}")
+    try:  # as `run` reads it: the size limit, UTF-8 with the line:column of a bad byte
+        text = read_source(path)
+    except WorkflowError as exc:
+        for problem in exc.problems:
+            err(f"error: {problem}")
         return EXIT_USAGE
     output_dir = Path(output_dir)
     client_id = client_id or uuid.uuid4().hex

@@ -1,5 +1,5 @@
 """`latentgraph submit` as a user meets it: a server started with --auth-token, the progress
-lines of a remote run, and `submit --help`."""
+lines of a remote run, `submit --help`, and its usage errors in run's words and exit codes."""
 
 from __future__ import annotations
 
@@ -93,3 +93,22 @@ def test_submit_help_describes_every_option_and_the_server_default():
     assert "$LATENTGRAPH_AUTH_TOKEN" in helps["auth_token"]
     [auth] = [a for a in _subparser("serve")._actions if "--auth-token" in a.option_strings]
     assert auth.help and "LATENTGRAPH_AUTH_TOKEN" in auth.help
+
+
+def test_submit_reads_the_workflow_as_run_and_validate_do(cli, tmp_path):
+    """The same file:line:col and words as validate for a file that is not UTF-8, as run for
+    one that is not there (it said "cannot read the workflow: 'utf-8' codec can't decode..."
+    and "[Errno 2] No such file or directory"); refused before any server is asked."""
+    (tmp_path / "badutf.yaml").write_bytes(b"version: 1\nnodes:\n  a:\n    type: x\xff\n")
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    _, _, said = cli("validate", "badutf.yaml")
+    code, _, err = cli("submit", "badutf.yaml", "--server", unreachable)
+    assert code == 2, err
+    assert "error: badutf.yaml:4:12: the file is not UTF-8 text (byte 0xff at offset 34)" in err
+    assert err.splitlines()[0] == said.splitlines()[0]
+    code, _, err = cli("submit", "nope.yaml", "--server", unreachable)
+    assert code == 2, err
+    assert "error: nope.yaml: no such file" in err and "Errno" not in err
+    (tmp_path / "flows").mkdir()
+    code, _, err = cli("submit", "flows", "--server", unreachable)
+    assert code == 2 and "error: flows: is a folder; name a workflow file in it" in err
