@@ -10,8 +10,9 @@ Exit codes (also in README.md):
         before any worker starts), a `serve --port` in use (checked before any worker starts),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
-        printed like a validation problem at the input's file:line, with no traceback), or
-        a server that wants a token `submit` was not given, or refuses the one given
+        printed like a validation problem at the input's file:line, with no traceback), or a
+        `submit --server` that is no http(s) URL with a host, or a server that wants a token
+        `submit` was not given, or refuses the one given
     3   could not reach the server (`submit`)
     70  internal error (a bug: please report it with the output of `--debug`)
     130 interrupted (Ctrl-C); the current node stops at its next step
@@ -804,8 +805,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from latentgraph.server.submit import submit
+    from latentgraph.server.submit import server_url_problem, submit
 
+    bad_url = server_url_problem(args.server)
+    if bad_url:  # a usage error, not an unreachable server
+        raise UserError(f"--server {args.server}: {bad_url}")
     workflow = _workflow_file(args.workflow)  # as `run` names a file that is not there
     return submit(
         workflow,

@@ -122,6 +122,19 @@ class _Events:
                                    seconds=time.monotonic() - self.created))  # fmt: skip
 
 
+def server_url_problem(server_url: str) -> str | None:
+    """Why `server_url` is no address of a server (`submit --server`), or None: an http or
+    https URL naming a host (and a port that is a number), checked before any connection."""
+    try:
+        parts = urllib.parse.urlsplit(server_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number in range
+    except ValueError as exc:
+        return f"{exc}; expected http://HOST:PORT"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:8188"
+    return None
+
+
 def _ws_url(server_url: str, client_id: str, token: str | None) -> str:
     parts = urllib.parse.urlsplit(server_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
@@ -204,6 +217,10 @@ def submit(
         print(text, file=sys.stderr)
 
     path = Path(path)
+    bad_url = server_url_problem(server_url)
+    if bad_url:
+        err(f"--server {server_url}: {bad_url}")
+        return EXIT_USAGE
     try:  # as `run` reads it: the size limit, UTF-8 with the line:column of a bad byte
         text = read_source(path)
     except WorkflowError as exc:

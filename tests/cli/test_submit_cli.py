@@ -112,3 +112,18 @@ def test_submit_reads_the_workflow_as_run_and_validate_do(cli, tmp_path):
     (tmp_path / "flows").mkdir()
     code, _, err = cli("submit", "flows", "--server", unreachable)
     assert code == 2 and "error: flows: is a folder; name a workflow file in it" in err
+
+
+@pytest.mark.parametrize("url", ["notaurl", "localhost:8188", "ftp://127.0.0.1:8188", "http://",
+                                 "http://127.0.0.1:99999"])  # fmt: skip
+def test_submit_refuses_a_server_that_is_no_url_as_a_usage_error(cli, tmp_path, url):
+    """It exited 3, 'unreachable', with "ws:///notaurl/ws?clientId=... isn't a valid URI"."""
+    from latentgraph.server.submit import submit
+
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    code, _, err = cli("submit", "wf.yaml", "--server", url)
+    assert code == 2, err
+    assert f"latentgraph: error: --server {url}: " in err
+    assert "expected http" in err or "expected an http:// or https:// URL with a host" in err
+    assert "valid URI" not in err and "cannot reach" not in err
+    assert submit(tmp_path / "wf.yaml", url, quiet=True) == 2
