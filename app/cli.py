@@ -5,9 +5,10 @@ Exit codes (also in README.md):
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
         a folder flag naming a file (run's --output-dir and --cache-dir, serve's --data-dir,
-        --output-dir, --input-dir, --temp-dir; a --models-dir must exist), a --device this
-        machine lacks (cuda, mps: checked before any node runs; for serve, each of --devices,
-        before any worker starts), a `serve --port` in use (checked before any worker starts),
+        --output-dir, --input-dir, --temp-dir, submit's --output-dir; a --models-dir must
+        exist), a --device this machine lacks (cuda, mps: checked before any node runs; for
+        serve, each of --devices, before any worker starts), a `serve --port` in use (checked
+        before any worker starts),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
         printed like a validation problem at the input's file:line, with no traceback), or a
@@ -811,6 +812,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if bad_url:  # a usage error, not an unreachable server
         raise UserError(f"--server {args.server}: {bad_url}")
     workflow = _workflow_file(args.workflow)  # as `run` names a file that is not there
+    _check_folders([("--output-dir", args.output_dir)])  # before the run, not at its download
     return submit(
         workflow,
         args.server,

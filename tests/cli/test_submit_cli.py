@@ -95,6 +95,68 @@ def test_submit_help_describes_every_option_and_the_server_default():
     assert auth.help and "LATENTGRAPH_AUTH_TOKEN" in auth.help
 
 
+def refusing_registry():
+    """The toy nodes and `Even`, refusing an odd value as a node refuses a bad model file
+    (`input_error`: a NodeInputError), for a server's workers (pickled by reference)."""
+    from latentgraph.graph import Int, Output, node
+    from latentgraph.nodes.values import input_error
+
+    registry = toy_registry()
+
+    @node("Even", inputs=[Int("value", 0)], outputs=[Output("n", "NUM")], registry=registry)
+    def even(ctx, value):
+        if value % 2:
+            raise input_error(ctx, "value", f"{value} is odd")
+        return value
+
+    return registry
+
+
+REFUSED = """\
+version: 1
+params:
+  v: 4
+nodes:
+  e:
+    type: Even
+    value: $v
+  s:
+    type: Show
+    x: e
+    prefix: even
+"""
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory):
+    """`latentgraph serve` (no token) over the toy nodes and `Even` (no torch)."""
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.workers import WorkerSetup
+
+    config = ServerConfig(data_dir=tmp_path_factory.mktemp("plain-server"), port=free_port(),
+                          disk_cache=False, load_nodes=False, editor=False)  # fmt: skip
+    running = RunningServer(config, WorkerSetup(registry=refusing_registry)).start()
+    yield running
+    running.stop()
+
+
+def test_submit_refuses_an_output_dir_that_is_a_file_before_queueing(plain_server, cli, tmp_path):
+    """The run was queued and run, then the download failed with '[Errno 17] File exists':
+    refused first, in run's words."""
+    (tmp_path / "wf.yaml").write_text(REFUSED)
+    (tmp_path / "afile").write_text("x")
+    before = plain_server.http.get("/history").json()
+    code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--output-dir", "afile")
+    assert code == 2, err
+    assert "latentgraph: error: --output-dir afile: a file is there; expected a folder" in err
+    code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url,
+                       "--output-dir", "afile/sub")  # fmt: skip
+    assert code == 2, err
+    assert f"--output-dir afile/sub: {tmp_path / 'afile'} is a file; expected a folder" in err
+    assert "Errno" not in err
+    assert plain_server.http.get("/history").json() == before  # nothing was queued
+
+
 def test_submit_reads_the_workflow_as_run_and_validate_do(cli, tmp_path):
     """The same file:line:col and words as validate for a file that is not UTF-8, as run for
     one that is not there (it said "cannot read the workflow: 'utf-8' codec can't decode..."
