@@ -11,9 +11,9 @@ Exit codes (also in README.md):
         before any worker starts),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
-        printed like a validation problem at the input's file:line, with no traceback), or a
-        `submit --server` that is no http(s) URL with a host, or a server that wants a token
-        `submit` was not given, or refuses the one given
+        printed like a validation problem at the input's file:line, with no traceback; on a
+        server, `submit` alike), or a `submit --server` that is no http(s) URL with a host,
+        or a server that wants a token `submit` was not given, or refuses the one given
     3   could not reach the server (`submit`)
     70  internal error (a bug: please report it with the output of `--debug`)
     130 interrupted (Ctrl-C); the current node stops at its next step
@@ -492,6 +492,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from latentgraph.graph.cache import Cache, default_cache
     from latentgraph.graph.comfy_api import prompt_from_graph
     from latentgraph.graph.context import CancelToken
+    from latentgraph.graph.events import input_errors_only
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.scheduler import Scheduler
 
@@ -532,7 +533,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 renderer.close()
             if result.status != "success":
                 status = result.status
-                if status == "failed" and _input_errors_only(result):
+                if status == "failed" and input_errors_only(result.failures):
                     return EXIT_USAGE
                 break
     except WorkflowError as e:
@@ -670,11 +671,6 @@ def _check_sweep_name(workflow: Workflow, name: str) -> None:
     unknown = unknown_override("--sweep", name, params, workflow.graph.nodes)
     if unknown:
         raise UserError(unknown)
-
-
-def _input_errors_only(result) -> bool:
-    """True when every failed node refused its input (an InputError): the user's to fix."""
-    return bool(result.failures) and all(f.user_error for f in result.failures)
 
 
 def _renderer(args: argparse.Namespace, settings, graph):

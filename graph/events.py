@@ -102,6 +102,12 @@ class NodeFailed(Event):
     kind = "node_failed"
 
 
+def input_errors_only(failures: list[NodeFailed]) -> bool:
+    """True when a run failed only because nodes refused their input (`user_error`): the
+    user's to fix, exit code 2 for `latentgraph run` and `submit` alike (1 for a crash)."""
+    return bool(failures) and all(f.user_error for f in failures)
+
+
 @dataclass
 class RunFinished(Event):
     """The run ended."""

@@ -55,6 +55,7 @@ class _Events:
         self.ui: dict[str, dict] = {}
         self.executed: list[str] = []
         self.cached: list[str] = []
+        self.failures: list[ev.NodeFailed] = []
         self.status: str | None = None
         self.created = time.monotonic()  # the run's time is measured from queueing
 
@@ -94,10 +95,14 @@ class _Events:
         elif kind == "execution_error":
             self.running = None
             node = str(data.get("node_id"))
-            self.render(ev.NodeFailed(pid, node_id=node, node_type=str(data.get("node_type") or ""),
-                                      message=str(data.get("exception_message", "")),
-                                      exception_type=str(data.get("exception_type", "")),
-                                      traceback=list(data.get("traceback") or [])))  # fmt: skip
+            kind_of = str(data.get("exception_type", ""))
+            failure = ev.NodeFailed(pid, node_id=node, node_type=str(data.get("node_type") or ""),
+                                    message=str(data.get("exception_message", "")),
+                                    exception_type=kind_of,
+                                    traceback=list(data.get("traceback") or []),
+                                    user_error=_refused_input(kind_of))  # fmt: skip
+            self.failures.append(failure)
+            self.render(failure)
             self._end("failed", failed=[node])
         elif kind == "execution_interrupted":
             self.running = None
@@ -120,6 +125,24 @@ class _Events:
                                    cached=list(self.cached), failed=failed,
                                    interrupted=interrupted, skipped=skipped,
                                    seconds=time.monotonic() - self.created))  # fmt: skip
+
+
+def _refused_input(exception_type: str) -> bool:
+    """Whether the server's `exception_type` names `problems.InputError` or a subclass, as the
+    scheduler writes it (module.qualname): a node refused the user's value, which a local run
+    marks `NodeFailed.user_error` (shown where it is, with no class; exit code 2). The classes
+    known here are the engine's and the built-in nodes' (a plugin's own subclass is not)."""
+    if "InputError" not in exception_type:  # the nodes are imported only for a likely one
+        return False
+    import latentgraph.nodes.values  # noqa: F401 - NodeInputError, what the nodes raise
+    from latentgraph.graph.problems import InputError
+
+    known, classes = set(), [InputError]
+    while classes:
+        cls = classes.pop()
+        known.add(f"{cls.__module__}.{cls.__qualname__}")
+        classes += cls.__subclasses__()
+    return exception_type in known
 
 
 def server_url_problem(server_url: str) -> str | None:
@@ -303,6 +326,8 @@ def submit(
     if not quiet and not as_json:
         for target in saved:
             err(f"downloaded {target}")
+    if events.status == "failed" and ev.input_errors_only(events.failures):
+        return EXIT_USAGE  # as `run`: the user's to fix
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(
         events.status or "", EXIT_FAILED
     )

@@ -3,6 +3,8 @@ lines of a remote run, `submit --help`, and its usage errors in run's words and 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from latentgraph.cli import build_parser
@@ -155,6 +157,27 @@ def test_submit_refuses_an_output_dir_that_is_a_file_before_queueing(plain_serve
     assert f"--output-dir afile/sub: {tmp_path / 'afile'} is a file; expected a folder" in err
     assert "Errno" not in err
     assert plain_server.http.get("/history").json() == before  # nothing was queued
+
+
+def test_submit_of_a_run_a_node_refused_exits_as_run_does(plain_server, cli, tmp_path):
+    """A node refusing its input on the server: exit 2 and the message as run prints it (it
+    was exit 1, with 'latentgraph.nodes.values.NodeInputError: ...'); a crash stays exit 1."""
+    (tmp_path / "wf.yaml").write_text(REFUSED)
+    code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=3")
+    assert code == 2, err
+    assert "error: Even node 'e' input 'value': 3 is odd" in err
+    assert "NodeInputError" not in err and "latentgraph." not in err and "Traceback" not in err
+    code, out, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=5",
+                         "--json")  # fmt: skip
+    assert code == 2, err
+    [failed] = [e for e in map(json.loads, out.splitlines()) if e["event"] == "node_failed"]
+    assert failed["user_error"] is True and failed["traceback"] == []
+
+    crash = REFUSED.replace("type: Even\n    value: $v", "type: Fail\n    x: n\n    why: boom") \
+        + "  n:\n    type: Number\n    value: 1\n"  # fmt: skip
+    (tmp_path / "crash.yaml").write_text(crash)
+    code, _, err = cli("submit", "crash.yaml", "--server", plain_server.url, "-q")
+    assert code == 1, err
 
 
 def test_submit_reads_the_workflow_as_run_and_validate_do(cli, tmp_path):
