@@ -5,10 +5,11 @@ Exit codes (also in README.md):
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
         a folder flag naming a file (run's --output-dir and --cache-dir, serve's --data-dir,
-        --output-dir, --input-dir, --temp-dir, submit's --output-dir; a --models-dir must
-        exist), a --device this machine lacks (cuda, mps: checked before any node runs; for
-        serve, each of --devices, before any worker starts), a `serve --port` in use (checked
-        before any worker starts),
+        --output-dir, --input-dir, --temp-dir, submit's --output-dir, tiny-model --addons; a
+        --models-dir must exist), a file to write that cannot be (convert's DEST, tiny-model
+        --single-file: a folder there, or a file where its folder would be), a --device this
+        machine lacks (cuda, mps: checked before any node runs; for serve, each of --devices,
+        before any worker starts), a `serve --port` in use (checked before any worker starts),
         or a run that failed only because a node refused its input (a missing or pickled
         model file, a file name leaving the output folder: `graph.problems.InputError`,
         printed like a validation problem at the input's file:line, with no traceback; on a
@@ -384,6 +385,17 @@ def _check_folders(named: list[tuple[str, Path]], *, create: bool = True) -> Non
             raise UserError(f"{flag} {folder}: {problem}")
 
 
+def _check_file(name: str, path: Path) -> None:
+    """A file a command will write (`name`: its argument or flag) can be written there: else a
+    usage error (exit 2) naming it, before the work that makes it (app/preflight.py, the folder
+    it goes in held to the folder flags' rule): "dest /tmp: a folder is there; ..."."""
+    from .preflight import file_problem
+
+    problem = file_problem(path)
+    if problem:
+        raise UserError(f"{name} {path}: {problem}")
+
+
 def _load(path_text: str, overrides: dict[str, Any], registry: Registry) -> Workflow:
     """Load any supported workflow format (the one table in graph/formats.py)."""
     from latentgraph.graph.formats import load_file
@@ -722,7 +734,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from latentgraph.graph.convert import convert
 
     registry = _load_nodes(args.nodes_dir)
-    convert(_workflow_file(args.source), args.dest, to=args.to, registry=registry)
+    source = _workflow_file(args.source)
+    if args.dest != "-":
+        _check_file("dest", Path(args.dest))
+    convert(source, args.dest, to=args.to, registry=registry)
     return EXIT_OK
 
 
@@ -823,6 +838,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_tiny_model(args: argparse.Namespace) -> int:
     from latentgraph.nodes.tiny_model import ensure_tiny_model, write_single_file
 
+    if args.single_file:
+        _check_file("--single-file", args.single_file)
+    if args.addons:
+        _check_folders([("--addons", args.addons)])
     folder = ensure_tiny_model()
     print(f"built-in model: {folder}")
     if args.single_file:

@@ -40,6 +40,20 @@ def folder_problem(folder: Path, *, create: bool = True) -> str | None:
     return None
 
 
+def file_problem(path: Path) -> str | None:
+    """Why a command cannot write a file at `path` (named by an argument or flag: convert's
+    DEST, tiny-model --single-file), or None; checked before the work that makes it. A folder
+    or a device there is refused (a file is replaced); the folder it goes in is held to
+    `folder_problem`'s rule, as it may be made: "afile is a file; expected a folder"."""
+    path = Path(path)
+    if path.is_dir():
+        return "a folder is there; name the file to write"
+    if path.exists() and not path.is_file():  # replaced by the write: /dev/null, a socket...
+        return "not a regular file; name the file to write"
+    # its nearest existing parent is the folder the write makes its folders in
+    return folder_problem(path.parent if path.exists() else path)
+
+
 def device_problem(settings: Settings) -> str | None:
     """Why the settings' device is not on this machine, or None. `auto` and `cpu` always
     are, and need no torch import to say so."""

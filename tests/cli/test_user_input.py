@@ -2,6 +2,7 @@
 devices) is read strictly and refused before anything runs, with the usage exit code."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -408,3 +409,43 @@ def test_every_malformed_set_gets_one_message_naming_the_flag(cli, tmp_path, ite
     assert code == 2
     assert f"--set {item!r}: expected NAME=VALUE with NAME a param (letters, digits and '_') " \
         "or, for ComfyUI workflows, <node id>.<input>" in err  # fmt: skip
+
+
+def test_convert_refuses_a_dest_it_cannot_write_before_converting(cli, tmp_path):
+    """A folder as DEST said "[Errno 21] Is a directory: '/.tmp.c7a0....tmp' -> '/tmp'" (a temp
+    file's name in its parent), a DEST under a file "[Errno 17] File exists": run's folder
+    rule, naming the argument, and nothing left behind."""
+    path = write(tmp_path, "good.yaml", GOOD)
+    write(tmp_path, "afile", "x")
+    (tmp_path / "outs").mkdir()
+    code, _, err = cli("convert", str(path), "outs", "--to", "api")
+    assert code == 2
+    assert "latentgraph: error: dest outs: a folder is there; name the file to write" in err
+    code, _, err = cli("convert", str(path), "afile/x.json")
+    assert code == 2
+    assert f"latentgraph: error: dest afile/x.json: {tmp_path / 'afile'} is a file; expected a " \
+           "folder" in err  # fmt: skip
+    assert "Errno" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "good.yaml", "outs"]
+    assert list((tmp_path / "outs").iterdir()) == []
+    if hasattr(os, "mkfifo"):  # what is there is replaced by the file: never a device or pipe
+        os.mkfifo(tmp_path / "pipe")
+        code, _, err = cli("convert", str(path), "pipe", "--to", "api")
+        assert code == 2 and "dest pipe: not a regular file; name the file to write" in err
+        assert (tmp_path / "pipe").is_fifo()
+
+
+def test_tiny_model_refuses_destinations_it_cannot_write_before_building(cli, tmp_path):
+    """'[Errno 17] File exists: 'afile'' and '[Errno 20] Not a directory: 'afile/loras''."""
+    write(tmp_path, "afile", "x")
+    code, out, err = cli("tiny-model", "--single-file", "afile/x.safetensors")
+    assert code == 2 and out == ""  # refused before the built-in model was looked at
+    assert f"latentgraph: error: --single-file afile/x.safetensors: {tmp_path / 'afile'} is a " \
+           "file; expected a folder" in err  # fmt: skip
+    code, out, err = cli("tiny-model", "--single-file", str(tmp_path))
+    assert code == 2 and out == ""
+    assert f"--single-file {tmp_path}: a folder is there; name the file to write" in err
+    code, out, err = cli("tiny-model", "--addons", "afile")
+    assert code == 2 and out == ""
+    assert "latentgraph: error: --addons afile: a file is there; expected a folder" in err
+    assert "Errno" not in err
