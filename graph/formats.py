@@ -36,6 +36,9 @@ from .workflow import (
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 256 * 2**20
+# The most pixels a PNG read for its workflow may claim (8192 x 8192): a 69-byte file claiming
+# 14000 x 14000 was Pillow's DecompressionBombError, a crash, before this bound.
+MAX_PNG_PIXELS = 8192 * 8192
 # Text chunks holding a workflow, by priority: ours first, it keeps the params and comments.
 PNG_KEYS = ("latentgraph", "prompt", "workflow")
 # Images recognised (by Pillow) as images, not workflow text: only a PNG can carry a workflow.
@@ -153,14 +156,19 @@ def _parse_text(text: str) -> Any:
 
 
 def png_text(path: Path) -> dict[str, str]:
-    """The text chunks (tEXt/iTXt/zTXt) of a PNG file."""
-    from PIL import Image, UnidentifiedImageError
+    """The text chunks (tEXt/iTXt/zTXt) of a PNG file. Pillow decodes the image to reach the
+    chunks after its pixels, so its header must claim at most `MAX_PNG_PIXELS`."""
+    from PIL import UnidentifiedImageError
+
+    from .pictures import ImageTooLarge, open_image
 
     try:
-        with Image.open(path) as img:
+        with open_image(path, MAX_PNG_PIXELS) as img:
             if img.format != "PNG":
                 raise _error(str(path), f"not a PNG image (it is {img.format})")
             return dict(img.text)
+    except ImageTooLarge as exc:
+        raise _error(str(path), f"cannot read the PNG's text: the image is {exc}") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise _error(str(path), f"cannot read the PNG: {exc}") from None
 

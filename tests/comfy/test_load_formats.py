@@ -10,9 +10,17 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from latentgraph.graph import Link, WorkflowError
-from latentgraph.graph.formats import MAX_PNG_BYTES, PNG_SIGNATURE, load_file, load_text, png_text
+from latentgraph.graph.formats import (
+    MAX_PNG_BYTES,
+    MAX_PNG_PIXELS,
+    PNG_SIGNATURE,
+    load_file,
+    load_text,
+    png_text,
+)
 from latentgraph.graph.formats import reload as reload_workflow
 
+from ..image_headers import header_only_png
 from .toy_nodes import registry
 
 OURS = """\
@@ -260,3 +268,15 @@ def test_png_text_refuses_other_images_and_broken_pngs(tmp_path):
     assert refused(lambda: load_file(broken, registry=registry)) == [
         ("syntax", str(broken), "cannot read the PNG: Truncated File Read")]  # fmt: skip
     assert png_text(png(tmp_path / "c.png", a="1", b="two")) == {"a": "1", "b": "two"}
+
+
+@pytest.mark.parametrize("side", [9000, 14000, 60000])
+def test_a_png_claiming_too_many_pixels_is_refused_before_it_is_decoded(tmp_path, side, recwarn):
+    """A 65-byte PNG whose header claims 14000 x 14000 failed `run` with Pillow's
+    DecompressionBombError (an internal error), 13000 x 13000 printed its warning first."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(header_only_png(side, side))
+    assert refused(lambda: load_file(path, registry=registry)) == [
+        ("syntax", str(path), f"cannot read the PNG's text: the image is {side}x{side} = "
+         f"{side * side:,} pixels, over the limit of {MAX_PNG_PIXELS:,}")]  # fmt: skip
+    assert not recwarn.list
