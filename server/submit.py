@@ -95,12 +95,11 @@ class _Events:
         elif kind == "execution_error":
             self.running = None
             node = str(data.get("node_id"))
-            kind_of = str(data.get("exception_type", ""))
+            kind_of, lines = str(data.get("exception_type", "")), list(data.get("traceback") or [])
             failure = ev.NodeFailed(pid, node_id=node, node_type=str(data.get("node_type") or ""),
                                     message=str(data.get("exception_message", "")),
-                                    exception_type=kind_of,
-                                    traceback=list(data.get("traceback") or []),
-                                    user_error=_refused_input(kind_of))  # fmt: skip
+                                    exception_type=kind_of, traceback=lines,
+                                    user_error=_refused_input(kind_of, lines))  # fmt: skip
             self.failures.append(failure)
             self.render(failure)
             self._end("failed", failed=[node])
@@ -127,22 +126,14 @@ class _Events:
                                    seconds=time.monotonic() - self.created))  # fmt: skip
 
 
-def _refused_input(exception_type: str) -> bool:
-    """Whether the server's `exception_type` names `problems.InputError` or a subclass, as the
-    scheduler writes it (module.qualname): a node refused the user's value, which a local run
-    marks `NodeFailed.user_error` (shown where it is, with no class; exit code 2). The classes
-    known here are the engine's and the built-in nodes' (a plugin's own subclass is not)."""
-    if "InputError" not in exception_type:  # the nodes are imported only for a likely one
-        return False
-    import latentgraph.nodes.values  # noqa: F401 - NodeInputError, what the nodes raise
-    from latentgraph.graph.problems import InputError
-
-    known, classes = set(), [InputError]
-    while classes:
-        cls = classes.pop()
-        known.add(f"{cls.__module__}.{cls.__qualname__}")
-        classes += cls.__subclasses__()
-    return exception_type in known
+def _refused_input(exception_type: str, traceback: list[str]) -> bool:
+    """Whether a failure the server reports is a node refusing the user's value, which a local
+    run marks `NodeFailed.user_error` (shown where it is, with no class; exit code 2). The
+    server's execution_error says so as the scheduler writes it: no traceback (a user error has
+    none) and the class `problems.InputError` or one named after it, as the nodes'
+    `NodeInputError` (read by name: the server's node packs are not imported here, as
+    worker_process reads an OutOfMemoryError by its name)."""
+    return not traceback and exception_type.rpartition(".")[2].endswith("InputError")
 
 
 def server_url_problem(server_url: str) -> str | None:
