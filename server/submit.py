@@ -99,7 +99,7 @@ class _Events:
             failure = ev.NodeFailed(pid, node_id=node, node_type=str(data.get("node_type") or ""),
                                     message=str(data.get("exception_message", "")),
                                     exception_type=kind_of, traceback=lines,
-                                    user_error=_refused_input(kind_of, lines))  # fmt: skip
+                                    user_error=bool(data.get("user_error")))  # fmt: skip
             self.failures.append(failure)
             self.render(failure)
             self._end("failed", failed=[node])
@@ -124,16 +124,6 @@ class _Events:
                                    cached=list(self.cached), failed=failed,
                                    interrupted=interrupted, skipped=skipped,
                                    seconds=time.monotonic() - self.created))  # fmt: skip
-
-
-def _refused_input(exception_type: str, traceback: list[str]) -> bool:
-    """Whether a failure the server reports is a node refusing the user's value, which a local
-    run marks `NodeFailed.user_error` (shown where it is, with no class; exit code 2). The
-    server's execution_error says so as the scheduler writes it: no traceback (a user error has
-    none) and the class `problems.InputError` or one named after it, as the nodes'
-    `NodeInputError` (read by name: the server's node packs are not imported here, as
-    worker_process reads an OutOfMemoryError by its name)."""
-    return not traceback and exception_type.rpartition(".")[2].endswith("InputError")
 
 
 def server_url_problem(server_url: str) -> str | None:

@@ -515,7 +515,7 @@ class JobRunner:
             translator.start_if_needed()
             translator.error(node_id=first.node_id if first else None,
                              node_type=first.node_type if first else None, message=error,
-                             exception_type="WorkflowError")  # fmt: skip
+                             exception_type="WorkflowError", user_error=True)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - reported to the client, the worker goes on
             error = f"{type(exc).__name__}: {exc}"
             translator.start_if_needed()

@@ -144,3 +144,21 @@ def test_node_states_keep_a_nodes_progress_when_it_finishes_or_fails():
     assert {n: (s["state"], s["value"], s["max"]) for n, s in nodes.items()} == {
         "a": ("finished", 9, 9), "b": ("error", 2, 5), "c": ("running", 0, 1)}  # fmt: skip
     assert list(nodes) == ["a", "b", "c"]  # the order they last changed in
+
+
+@pytest.mark.parametrize("user_error", [True, False])
+def test_execution_error_says_whether_the_node_refused_the_users_value(user_error):
+    """`latentgraph submit` exits 2 for a value a node refused, 1 for a crash, as `run` does:
+    the message says which (`user_error`) instead of the client guessing from class names."""
+    from latentgraph.graph import events as ev
+    from latentgraph.server.messages import RunTranslator
+
+    sent: list[tuple[str, dict]] = []
+    tr = RunTranslator("p", {"a": "X"}, send=lambda t, d: sent.append((t, d)))
+    tr.handle(ev.RunStarted("p", nodes=["a"]))
+    tr.handle(ev.NodeStarted("p", node_id="a", node_type="X"))
+    tr.handle(ev.NodeFailed("p", node_id="a", node_type="X", message="no such file",
+                            exception_type="NodeInputError", user_error=user_error))  # fmt: skip
+    tr.finish(ev.RunFinished("p", status="failed"))
+    [(kind, data)] = [(t, d) for t, d in sent if t == "execution_error"]
+    assert data["user_error"] is user_error and data["exception_message"] == "no such file"

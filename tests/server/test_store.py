@@ -350,7 +350,8 @@ def test_a_crash_leaves_running_prompts_failed_by_recover_and_pending_ones_queue
         assert data == {"prompt_id": pid, "node_id": None, "node_type": "", "executed": [],
                         "exception_message": "interrupted by shutdown",
                         "exception_type": "Shutdown", "traceback": [], "current_inputs": {},
-                        "current_outputs": {}, "timestamp": data["timestamp"]}  # fmt: skip
+                        "current_outputs": {}, "timestamp": data["timestamp"],
+                        "user_error": False}  # fmt: skip
         assert _row(again.path, pid)["status"] == st.ERROR
     assert _ids(again.history()) == ["done", "r1", "r2"]
     assert again.recover() == []  # nothing left running
