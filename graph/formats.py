@@ -192,33 +192,58 @@ def _image_format(path: Path) -> str | None:
 
 def _load_png(path: Path, overrides: dict[str, Any], registry: Registry) -> Workflow:
     source = str(path)
+    chunks, key = _workflow_png(path)
+    try:
+        data = json.loads(chunks[key])
+    except RecursionError:
+        raise _error(source, f"the PNG's {key!r} text is nested too deeply",
+                     "limit_exceeded") from None  # fmt: skip
+    except ValueError:
+        if key != "latentgraph":  # our own document may be YAML text
+            raise _error(source, f"the PNG's {key!r} text is not valid JSON") from None
+        data = None
+    reader = _reader(data)
+    if key != "latentgraph" and reader is OURS:  # ours is only ever in its own chunk
+        raise _error(source, f"the PNG's {key!r} text is not a ComfyUI prompt or workflow")
+    workflow = reader.read(data, source, chunks[key], registry, overrides)
+    if "workflow" in chunks and "workflow" not in workflow.extra:
+        try:
+            workflow.extra["workflow"] = json.loads(chunks["workflow"])
+        except (ValueError, RecursionError):  # only carried along: left out when broken
+            pass
+    return workflow
+
+
+def _workflow_png(path: Path) -> tuple[dict[str, str], str]:
+    """A workflow PNG's text chunks, and which holds the workflow to run: the first of
+    `PNG_KEYS` it has."""
+    source = str(path)
     if path.stat().st_size > MAX_PNG_BYTES:
         raise _error(source, f"PNG larger than {MAX_PNG_BYTES // 2**20} MB")
     chunks = png_text(path)
     for key in PNG_KEYS:
-        if key not in chunks:
-            continue
-        try:
-            data = json.loads(chunks[key])
-        except RecursionError:
-            raise _error(source, f"the PNG's {key!r} text is nested too deeply",
-                         "limit_exceeded") from None  # fmt: skip
-        except ValueError:
-            if key != "latentgraph":  # our own document may be YAML text
-                raise _error(source, f"the PNG's {key!r} text is not valid JSON") from None
-            data = None
-        reader = _reader(data)
-        if key != "latentgraph" and reader is OURS:  # ours is only ever in its own chunk
-            raise _error(source, f"the PNG's {key!r} text is not a ComfyUI prompt or workflow")
-        workflow = reader.read(data, source, chunks[key], registry, overrides)
-        if "workflow" in chunks and "workflow" not in workflow.extra:
-            try:
-                workflow.extra["workflow"] = json.loads(chunks["workflow"])
-            except (ValueError, RecursionError):  # only carried along: left out when broken
-                pass
-        return workflow
+        if key in chunks:
+            return chunks, key
     raise _error(source, "a PNG image with no workflow in it (no 'prompt', 'workflow' or "
                          f"'latentgraph' text chunk; {NO_WORKFLOW})")  # fmt: skip
+
+
+def _refuse_image(path: Path, image: str | None) -> None:
+    """An image other than a PNG holds no workflow we read."""
+    if image is not None:
+        raise _error(str(path), f"a {image} image with no workflow in it ({NO_WORKFLOW})")
+
+
+def workflow_text(path: str | Path) -> str:
+    """A workflow file's text as a server reads it (`latentgraph submit` sends it): a PNG's
+    workflow chunk, the one `load_file` runs; any other file as `read_source` reads it."""
+    path = Path(path)
+    image = _image_format(path)
+    if image == "PNG":
+        chunks, key = _workflow_png(path)
+        return chunks[key]
+    _refuse_image(path, image)
+    return read_source(path)
 
 
 def load_file(path: str | Path, overrides: dict[str, Any] | None = None,
@@ -230,8 +255,7 @@ def load_file(path: str | Path, overrides: dict[str, Any] | None = None,
     image = _image_format(path)
     if image == "PNG":
         return _load_png(path, overrides or {}, registry)
-    if image is not None:
-        raise _error(str(path), f"a {image} image with no workflow in it ({NO_WORKFLOW})")
+    _refuse_image(path, image)
     text = read_source(path)
     data = None if path.suffix.lower() in (".yaml", ".yml") else _parse_text(text)
     return _read(data, str(path), text, registry, overrides or {})

@@ -18,8 +18,8 @@ from typing import Any
 
 from latentgraph.graph import events as ev
 from latentgraph.graph.files import file_records, write_atomic
+from latentgraph.graph.formats import workflow_text
 from latentgraph.graph.problems import WorkflowError
-from latentgraph.graph.workflow import read_source
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -225,8 +225,8 @@ def submit(
     if bad_url:
         err(f"--server {server_url}: {bad_url}")
         return EXIT_USAGE
-    try:  # as `run` reads it: the size limit, UTF-8 with the line:column of a bad byte
-        text = read_source(path)
+    try:  # as `run` reads it: a PNG's workflow chunk; the size limit, UTF-8 with line:column
+        text = workflow_text(path)
     except WorkflowError as exc:
         for problem in exc.problems:
             err(f"error: {problem}")

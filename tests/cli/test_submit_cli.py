@@ -212,3 +212,21 @@ def test_submit_refuses_a_server_that_is_no_url_as_a_usage_error(cli, tmp_path, 
     assert "expected http" in err or "expected an http:// or https:// URL with a host" in err
     assert "valid URI" not in err and "cannot reach" not in err
     assert submit(tmp_path / "wf.yaml", url, quiet=True) == 2
+
+
+def test_submit_of_a_png_sends_the_workflow_it_holds(plain_server, cli, tmp_path):
+    """run reads a PNG's workflow; submit said the PNG 'is not UTF-8 text at byte 0x89'. It
+    now sends the chunk run would read (ours here, with its params), and a PNG with none is
+    refused as run refuses it, before any server is asked."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("latentgraph", REFUSED)
+    Image.new("RGB", (8, 8)).save(tmp_path / "made.png", pnginfo=info)
+    code, _, err = cli("submit", "made.png", "--server", plain_server.url, "--set", "v=6")
+    assert code == 0, err
+    assert "success" in err
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    code, _, err = cli("submit", "plain.png", "--server", f"http://127.0.0.1:{free_port()}")
+    assert code == 2 and "plain.png: a PNG image with no workflow in it" in err, err
