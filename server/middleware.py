@@ -6,13 +6,12 @@ Written as plain ASGI middleware so they cover the websocket and the static edit
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import cookie_parser
 
-from .errors import ApiError
+from .errors import ApiError, error_response
 from .hosts import HostGuard, host_name
 
 COOKIE = "latentgraph_token"
@@ -27,8 +26,7 @@ async def _deny(scope, send, status: int, message: str, type_: str) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
         return
-    body = json.dumps({"error": {"type": type_, "message": message, "details": "",
-                                 "extra_info": {}}}).encode()  # fmt: skip
+    body = error_response(status, message, type_).body  # every error body is built one way
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})  # fmt: skip

@@ -423,6 +423,9 @@ def test_upload_over_the_body_limit_is_the_guards_413(client, config):
     r = _upload(client, name="huge.png", data=big)
     assert _error(r, 413)["message"] == f"request body larger than {config.max_body_bytes} bytes"
     assert not (config.input_dir / "huge.png").exists()
+    # the guard's body is written as every other error body is (it had spaces after ':' and ',')
+    other = client.get("/view", params={"filename": "../x.png"})
+    assert b'{"error":{"type":"too_large",' in r.content and b'{"error":{"type":' in other.content
 
 
 def test_a_failed_write_leaves_no_temporary_file(client, config, monkeypatch):
