@@ -744,7 +744,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.graph.paths import data_dir
     from latentgraph.server.config import ServerConfig
-    from latentgraph.server.hosts import is_loopback_bind
+    from latentgraph.server.hosts import address_problem, is_loopback_bind
     from latentgraph.server.run import serve
 
     from .wiring import prepare_server, worker_setup
@@ -752,6 +752,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_folders([("--data-dir", args.data_dir or data_dir()), ("--output-dir", args.output_dir),
                     ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)])  # fmt: skip
     _check_nodes_dirs(args.nodes_dir)
+    unusable = address_problem(args.host)
+    if unusable:
+        raise UserError(f"--host {args.host}: {unusable}")
     if not is_loopback_bind(args.host) and not args.auth_token:
         if not args.insecure:
             raise UserError(

@@ -59,6 +59,21 @@ class HostGuard:
         return address is not None and (address.is_loopback or self.any_address)
 
 
+def address_problem(host: str) -> str | None:
+    """Why `host` names no address to listen on (`serve --host`), or None: asked before the
+    loopback decision, whose refusal would otherwise speak of strangers reaching a name that
+    reaches nothing."""
+    try:
+        socket.getaddrinfo(host or None, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return no_such_address(exc)
+    return None
+
+
+def no_such_address(exc: socket.gaierror) -> str:
+    return f"no such address ({exc.strerror})"
+
+
 def is_loopback_bind(host: str) -> bool:
     """True when every address `host` resolves to is a loopback address. Decided from the
     resolved addresses, never the spelling: "127.lan" may resolve anywhere, a name may resolve

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import ServerConfig
-from .hosts import is_loopback_bind
+from .hosts import is_loopback_bind, no_such_address
 from .workers import WorkerSetup
 
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']*")
@@ -83,7 +83,7 @@ def listen(host: str, port: int) -> list[socket.socket]:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                    flags=socket.AI_PASSIVE)  # fmt: skip
     except socket.gaierror as exc:
-        raise CannotListen(f"--host {host}: no such address ({exc.strerror})") from None
+        raise CannotListen(f"--host {host}: {no_such_address(exc)}") from None
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(infos):  # each address once

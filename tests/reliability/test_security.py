@@ -71,6 +71,18 @@ def test_open_host_without_token_is_refused(monkeypatch, tmp_path):
     assert "--auth-token" in err and "--insecure" in err and "Traceback" not in err
 
 
+def test_a_host_that_resolves_to_nothing_is_said_to_be_so_first(monkeypatch, tmp_path):
+    """Without a token, a name that resolves nowhere got the refusal about strangers reaching
+    it; with --insecure, 'no such address': now that, whatever else was given."""
+    for extra in ([], ["--insecure"], ["--auth-token", "abc"]):
+        code, err, started = serve_cli(
+            monkeypatch, ["--host", "nonexistent.invalid", "--data-dir", str(tmp_path), *extra]
+        )
+        assert code == 2 and not started
+        assert "--host nonexistent.invalid: no such address (" in err, err
+        assert "anyone" not in err and "Traceback" not in err
+
+
 def test_open_host_with_insecure_warns(monkeypatch, tmp_path):
     code, err, started = serve_cli(
         monkeypatch, ["--host", "0.0.0.0", "--insecure", "--data-dir", str(tmp_path)]
