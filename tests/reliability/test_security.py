@@ -284,8 +284,9 @@ def test_malformed_or_other_scheme_origin_refused(local, origin):
 
 @pytest.mark.parametrize("host", ["127.lan", "127.0.0.1.nip.example", "127.zero.example"])
 def test_loopback_decided_from_the_address(monkeypatch, tmp_path, host):
-    """`--host 127.lan` looked loopback by its spelling; a name resolving to 0.0.0.0 binds every
-    interface. Both now need a token."""
+    """`--host 127.lan` looked loopback by its spelling (it resolves to a LAN address here); a
+    name resolving to 0.0.0.0 binds every interface. Both now need a token. (A name resolving
+    to nothing is refused as no such address: `test_a_host_that_resolves_to_nothing_...`.)"""
     import socket
 
     real = socket.getaddrinfo
@@ -294,7 +295,7 @@ def test_loopback_decided_from_the_address(monkeypatch, tmp_path, host):
         if name == "127.zero.example":
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("0.0.0.0", 0))]
         if name.endswith((".lan", ".example")):
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.7", 0))]
         return real(name, *args, **kw)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
