@@ -752,10 +752,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_folders([("--data-dir", args.data_dir or data_dir()), ("--output-dir", args.output_dir),
                     ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)])  # fmt: skip
     _check_nodes_dirs(args.nodes_dir)
-    unusable = address_problem(args.host)
+    loopback = is_loopback_bind(args.host)
+    unusable = None if loopback else address_problem(args.host)  # a loopback one resolved
     if unusable:
         raise UserError(f"--host {args.host}: {unusable}")
-    if not is_loopback_bind(args.host) and not args.auth_token:
+    if not loopback and not args.auth_token:
         if not args.insecure:
             raise UserError(
                 f"--host {args.host} would let anyone who can reach this machine run workflows "

@@ -95,10 +95,10 @@ class _Events:
         elif kind == "execution_error":
             self.running = None
             node = str(data.get("node_id"))
-            kind_of, lines = str(data.get("exception_type", "")), list(data.get("traceback") or [])
             failure = ev.NodeFailed(pid, node_id=node, node_type=str(data.get("node_type") or ""),
                                     message=str(data.get("exception_message", "")),
-                                    exception_type=kind_of, traceback=lines,
+                                    exception_type=str(data.get("exception_type", "")),
+                                    traceback=list(data.get("traceback") or []),
                                     user_error=bool(data.get("user_error")))  # fmt: skip
             self.failures.append(failure)
             self.render(failure)
