@@ -4,6 +4,8 @@ lines of a remote run, `submit --help`, and its usage errors in run's words and 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -28,18 +30,22 @@ nodes:
 """
 
 
-@pytest.fixture(scope="module")
-def token_server(tmp_path_factory):
-    """`latentgraph serve --auth-token s3cret` over the toy nodes (no torch)."""
+def _running(tmp_path_factory, name: str, registry, **config: Any) -> Iterator[RunningServer]:
+    """A server over the nodes `registry` builds (no torch), `config` added; stopped after."""
     from latentgraph.server.config import ServerConfig
     from latentgraph.server.workers import WorkerSetup
 
-    config = ServerConfig(data_dir=tmp_path_factory.mktemp("token-server"), port=free_port(),
-                          auth_token=TOKEN, disk_cache=False, load_nodes=False,
-                          editor=False)  # fmt: skip
-    running = RunningServer(config, WorkerSetup(registry=toy_registry)).start()
+    config = ServerConfig(data_dir=tmp_path_factory.mktemp(name), port=free_port(),
+                          disk_cache=False, load_nodes=False, editor=False, **config)  # fmt: skip
+    running = RunningServer(config, WorkerSetup(registry=registry)).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    """`latentgraph serve --auth-token s3cret` over the toy nodes."""
+    yield from _running(tmp_path_factory, "token-server", toy_registry, auth_token=TOKEN)
 
 
 def test_submit_without_the_token_or_a_wrong_one_says_how_to_give_it(token_server, cli,
@@ -131,15 +137,8 @@ nodes:
 
 @pytest.fixture(scope="module")
 def plain_server(tmp_path_factory):
-    """`latentgraph serve` (no token) over the toy nodes and `Even` (no torch)."""
-    from latentgraph.server.config import ServerConfig
-    from latentgraph.server.workers import WorkerSetup
-
-    config = ServerConfig(data_dir=tmp_path_factory.mktemp("plain-server"), port=free_port(),
-                          disk_cache=False, load_nodes=False, editor=False)  # fmt: skip
-    running = RunningServer(config, WorkerSetup(registry=refusing_registry)).start()
-    yield running
-    running.stop()
+    """`latentgraph serve` (no token) over the toy nodes and `Even`."""
+    yield from _running(tmp_path_factory, "plain-server", refusing_registry)
 
 
 def test_submit_refuses_an_output_dir_that_is_a_file_before_queueing(plain_server, cli, tmp_path):

@@ -13,6 +13,7 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -84,10 +85,7 @@ def test_sigkill_during_first_prompt_then_restart(tmp_path):
     config, env = config_and_env(tmp_path)
     proc, http = start(config, env)
     try:
-        slow = post_slow(http)
-        rest = [http.post("/prompt", json={"prompt": chain(20 + i, prefix="after")}).json()[
-            "prompt_id"] for i in range(2)]  # fmt: skip
-        wait_running(http, slow)
+        slow, rest = running_and_two_queued(http, 20, prefix="after")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -138,6 +136,17 @@ def test_sigterm_to_the_process_group_is_a_shutdown_not_a_worker_crash(tmp_path)
         stop(proc, http)
 
 
+def running_and_two_queued(http: httpx.Client, first: int,
+                           **chain_args: Any) -> tuple[str, list[str]]:  # fmt: skip
+    """A slow prompt running (`post_slow`) and two queued behind it (chains `first`, `first` +
+    1, with `chain_args`): their ids, once the slow one runs."""
+    slow = post_slow(http)
+    rest = [http.post("/prompt", json={"prompt": chain(first + i, **chain_args)}).json()[
+        "prompt_id"] for i in range(2)]  # fmt: skip
+    wait_running(http, slow)
+    return slow, rest
+
+
 def _row(db: Path, prompt_id: str) -> dict:
     """A prompt's row as the database file holds it (no server reading it)."""
     with closing(sqlite3.connect(db)) as conn:
@@ -151,10 +160,7 @@ def test_sigterm_records_the_running_prompt_before_any_restart(tmp_path):
     config, env = config_and_env(tmp_path)
     proc, http = start(config, env)
     try:
-        slow = post_slow(http)
-        rest = [http.post("/prompt", json={"prompt": chain(30 + i)}).json()["prompt_id"]
-                for i in range(2)]  # fmt: skip
-        wait_running(http, slow)
+        slow, rest = running_and_two_queued(http, 30)
         proc.terminate()
         proc.wait(30)
         log = proc.stderr.read().decode()
@@ -185,10 +191,7 @@ def test_a_second_server_on_the_same_data_dir_is_refused_and_the_first_goes_on(t
     db = Path(config["data_dir"]) / "server.sqlite3"
     proc, http = start(config, env)
     try:
-        slow = post_slow(http)
-        rest = [http.post("/prompt", json={"prompt": chain(40 + i)}).json()["prompt_id"]
-                for i in range(2)]  # fmt: skip
-        wait_running(http, slow)
+        slow, rest = running_and_two_queued(http, 40)
         other = subprocess.run([sys.executable, "-c", CLI, "serve", "--data-dir",
                                 config["data_dir"], "--port", str(free_port()), "--no-cache",
                                 "--nodes-dir", str(PLUGIN_DIR)],
