@@ -32,11 +32,9 @@ def node_registry(
 ) -> Registry:
     """The process registry with every entry-point pack (the built-in nodes among them) and
     the plugins in `nodes_dirs`; failures go to `errors` (else warnings)."""
-    from importlib.metadata import entry_points
+    from latentgraph.graph.plugins import ENTRY_POINT_GROUP, installed_entry_points, load_plugins
 
-    from latentgraph.graph.plugins import ENTRY_POINT_GROUP, load_plugins
-
-    if not any(e.value == BUILTIN_PACK for e in entry_points(group=ENTRY_POINT_GROUP)):
+    if not any(e.value == BUILTIN_PACK for e in installed_entry_points()):
         raise InstallError(
             f"the built-in nodes are not installed as a {ENTRY_POINT_GROUP!r} entry point; "
             "reinstall latentgraph (pip install -e . in a checkout)"

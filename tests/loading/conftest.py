@@ -87,3 +87,14 @@ def make_registry() -> Registry:
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     return make_registry()
+
+
+@pytest.fixture
+def fresh_entry_points():
+    """The installed entry points read anew in this test (a process reads them once, then
+    keeps them: `plugins.installed_entry_points`), and again by whatever runs after it."""
+    from latentgraph.graph.plugins import installed_entry_points
+
+    installed_entry_points.cache_clear()
+    yield
+    installed_entry_points.cache_clear()

@@ -292,7 +292,9 @@ def test_missing_plugin_folder_is_reported(tmp_path):
     assert failures[0].message == "not a directory"
 
 
-def test_entry_point_plugins_are_loaded_and_a_broken_one_is_reported(tmp_path, monkeypatch):
+def test_entry_point_plugins_are_loaded_and_a_broken_one_is_reported(
+    tmp_path, monkeypatch, fresh_entry_points
+):
     import importlib.metadata
 
     (tmp_path / "lg_ep_good.py").write_text(

@@ -190,7 +190,9 @@ def test_a_file_given_as_a_folder_is_reported(tmp_path):
     assert str(failures[0]) == f"node plugin {file} failed to load: not a directory"
 
 
-def test_entry_points_exiting_or_failing_do_not_stop_the_others(tmp_path, monkeypatch):
+def test_entry_points_exiting_or_failing_do_not_stop_the_others(
+    tmp_path, monkeypatch, fresh_entry_points
+):
     good = _unique("lg_ep_good_")
     name = _unique("EntryPointNode")
     (tmp_path / f"{good}.py").write_text(_node_source(name))
@@ -218,6 +220,33 @@ def test_entry_points_exiting_or_failing_do_not_stop_the_others(tmp_path, monkey
     assert name in target and folder_plugin in target
     asked.clear()
     assert load_plugins([], entry_points=False, errors=failures) == [] and asked == []
+
+
+def test_installed_entry_points_are_read_once_per_process(monkeypatch, fresh_entry_points):
+    """`latentgraph.run` builds its registry on every call: reading every installed
+    distribution's metadata each time cost 4-5 ms twice per call."""
+    from latentgraph.wiring import node_registry
+
+    real, asked = importlib.metadata.entry_points, []
+
+    def entry_points(group):
+        asked.append(group)
+        return real(group=group)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    first = node_registry()
+    assert node_registry() is first and node_registry() is first
+    assert asked == ["latentgraph.nodes"]
+    assert "KSampler" in first
+
+
+def test_an_install_without_the_builtin_entry_point_is_told_to_reinstall(monkeypatch,
+                                                                        fresh_entry_points):  # fmt: skip
+    from latentgraph.wiring import InstallError, node_registry
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [])
+    with pytest.raises(InstallError, match="reinstall latentgraph"):
+        node_registry()
 
 
 @pytest.mark.parametrize("exc", ["KeyboardInterrupt()", "GeneratorExit()"])
