@@ -394,7 +394,7 @@ def _run_check(
                 graph,
                 node,
                 "invalid_value",
-                f"{node_type.name} could not check its inputs: {exc}",
+                f"{node_type.name} could not check its inputs: {_exception(exc)}",
             )
         )
         return
@@ -409,6 +409,13 @@ def _run_check(
                 node.inputs.get(input_name) if input_name else None,
             )
         )
+
+
+def _exception(exc: Exception) -> str:
+    """An exception as Python shows its last line: `KeyError: 'oops'` (its message alone is
+    `'oops'`, which does not say what went wrong)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _check_limits(

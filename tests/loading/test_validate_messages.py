@@ -318,11 +318,13 @@ def test_the_check_hook_sees_literals_and_defaults_and_the_run_settings(toys):
         ("invalid_value", None, "max_steps 1000")]  # fmt: skip
 
 
-def test_a_check_hook_that_raises_names_its_node_type(toys):
+def test_a_check_hook_that_raises_names_its_node_type_and_the_exception(toys):
+    """The exception's type is kept: a KeyError's message alone is just the quoted key."""
     reg = Registry()
+    raised: list[Exception] = []
 
     def boom(inputs, settings):
-        raise RuntimeError("kaput")
+        raise raised[0]
 
     @node("Boom", check=boom, output_node=True, registry=reg)
     def b(ctx):
@@ -330,9 +332,16 @@ def test_a_check_hook_that_raises_names_its_node_type(toys):
 
     g = Graph()
     g.add(Node("b", "Boom", {}))
-    [p] = validate(g, reg)
-    assert (p.code, p.input_name, p.node_type, p.message) == (
-        "invalid_value", None, "Boom", "Boom could not check its inputs: kaput")  # fmt: skip
+    found = []
+    for exc in (RuntimeError("kaput"), KeyError("oops"), ValueError()):
+        raised[:] = [exc]
+        [p] = validate(g, reg)
+        found.append((p.code, p.input_name, p.node_type, p.message))
+    assert found == [
+        ("invalid_value", None, "Boom", "Boom could not check its inputs: RuntimeError: kaput"),
+        ("invalid_value", None, "Boom", "Boom could not check its inputs: KeyError: 'oops'"),
+        ("invalid_value", None, "Boom", "Boom could not check its inputs: ValueError"),
+    ]  # fmt: skip
 
 
 def test_limits_are_checked_per_node(toys):
