@@ -180,7 +180,10 @@ def _check_settings(settings: Settings) -> None:
 
 def sweep(workflow_or_path: Any, name: str, values: list, **kw: Any) -> list[RunResult]:
     """One run per value of param `name`, sharing one scheduler and cache, so everything that
-    does not depend on the swept param is computed once. Other keywords are as for `run`."""
+    does not depend on the swept param is computed once. Other keywords are as for `run`.
+    `values` is a list of at least one value (a str or an empty list is a ValueError)."""
+    if isinstance(values, (str, bytes)) or not values:
+        raise ValueError(f"sweep {name!r}: expected a list of at least one value, got {values!r}")
     params = {k: kw.pop(k) for k in list(kw) if k not in _RUN_OPTIONS}
     params.update(kw.pop("params", None) or {})
     registry = kw.pop("registry", None)

@@ -9,10 +9,12 @@ strings that the diffusion nodes interpret.
 from __future__ import annotations
 
 import math
+import operator
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +150,9 @@ class Settings:
     (e.g. {"attention_slicing": True, "compile": "off"}): each is read by its declaration in
     `OPTIONS` when Settings are made (a bad name or value is a ValueError), unless they come
     already read (`ParsedOptions`, from `parse_options`), and node code reads the typed value
-    with `option(name)`.
+    with `option(name)`. The folders may be given as str (kept as Path); the limits are
+    integers of at least 1. Anything else is a ValueError naming the field, when Settings are
+    made, not when a run meets it.
     """
 
     output_dir: Path = field(default_factory=lambda: Path("output"))
@@ -165,6 +169,11 @@ class Settings:
     max_steps: int = 1000
 
     def __post_init__(self) -> None:
+        for name in _FOLDERS:
+            setattr(self, name, _folder(name, getattr(self, name)))
+        self.models_dirs = _folders("models_dirs", self.models_dirs)
+        for name in LIMITS:
+            setattr(self, name, _limit(name, getattr(self, name)))
         self.device = check_device(self.device)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
@@ -181,6 +190,37 @@ class Settings:
         """The value of the run limit `name` (one of `LIMITS`)."""
         return {"max_image_pixels": self.max_image_pixels, "max_batch": self.max_batch,
                 "max_steps": self.max_steps}[name]  # fmt: skip
+
+
+_FOLDERS = ("output_dir", "input_dir", "temp_dir")
+
+
+def _folder(field_name: str, value: Any) -> Path:
+    """A Settings folder as a Path (a str is one, as `Path` reads it), or ValueError naming
+    the field."""
+    if isinstance(value, (str, PathLike)) and not isinstance(value, bytes):
+        return Path(value)
+    raise ValueError(f"settings.{field_name}: expected a folder (a str or a Path), got {value!r}")
+
+
+def _folders(field_name: str, value: Any) -> list[Path]:
+    """`models_dirs`: a list of folders, each a Path; one folder alone is refused (a str
+    would be read as one folder per character)."""
+    if isinstance(value, (str, PathLike)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"settings.{field_name}: expected a list of folders, got {value!r}"
+                         + (f"; write [{value!r}]" if isinstance(value, (str, PathLike)) else ""))  # fmt: skip
+    return [_folder(f"{field_name}[{i}]", item) for i, item in enumerate(value)]
+
+
+def _limit(field_name: str, value: Any) -> int:
+    """A run limit: an integer (numpy's too) of at least 1, or ValueError naming the field."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < 1:
+        raise ValueError(f"settings.{field_name}: expected an integer of at least 1, got {value!r}")
+    return number
 
 
 # The Settings limits an input may declare it is bounded by (`Input.limit`), with the unit a

@@ -176,3 +176,10 @@ def test_a_swept_and_a_given_value_are_placed_at_what_gave_them(toys, workflow):
     assert str(wf.graph.where("b", "by")) == f"{workflow}:7:28"
     same = api.load(workflow, params={"base": 5}, registry=toys.registry)  # the file's value
     assert str(same.graph.where("a", "value")) == f"{workflow}:6:27"
+
+
+@pytest.mark.parametrize("values", [[], "123"])
+def test_a_sweep_over_no_values_is_refused(toys, workflow, values):
+    """sweep(..., "seed", []) silently returned []; a str was swept letter by letter."""
+    with pytest.raises(ValueError, match=r"sweep 'seed': expected a list of at least one value"):
+        api.sweep(workflow, "seed", values, registry=toys.registry, cache=Cache())

@@ -67,6 +67,34 @@ def test_settings_defaults_and_limits():
         mine.limit("max_seconds")
 
 
+@pytest.mark.parametrize(("given", "message"), [
+    ({"max_steps": -1}, "settings.max_steps: expected an integer of at least 1, got -1"),
+    ({"max_batch": 0}, "settings.max_batch: expected an integer of at least 1, got 0"),
+    ({"max_image_pixels": 2.5},
+     "settings.max_image_pixels: expected an integer of at least 1, got 2.5"),
+    ({"max_steps": True}, "settings.max_steps: expected an integer of at least 1, got True"),
+    ({"output_dir": None}, "settings.output_dir: expected a folder (a str or a Path), got None"),
+    ({"models_dirs": "models"},
+     "settings.models_dirs: expected a list of folders, got 'models'; write ['models']"),
+    ({"models_dirs": ["m", 3]},
+     "settings.models_dirs[1]: expected a folder (a str or a Path), got 3"),
+])  # fmt: skip
+def test_nonsense_settings_are_refused_when_made_naming_the_field(given, message):
+    """Settings(max_steps=-1) was accepted, and the run then failed at a sampler with 'steps 2
+    is over the limit of -1'."""
+    with pytest.raises(ValueError) as refused:
+        Settings(**given)
+    assert str(refused.value) == message
+
+
+def test_folders_given_as_text_are_kept_as_paths():
+    """Settings(output_dir="renders") kept a str while the other folders were Paths."""
+    settings = Settings(output_dir="renders", input_dir="in", temp_dir="tmp", models_dirs=["m"])
+    assert (settings.output_dir, settings.input_dir, settings.temp_dir, settings.models_dirs) == (
+        Path("renders"), Path("in"), Path("tmp"), [Path("m")])  # fmt: skip
+    assert all(type(p) is type(Path()) for p in (settings.output_dir, *settings.models_dirs))
+
+
 def test_a_context_passes_progress_warnings_and_cancellation_on():
     sent, warned, token = [], [], CancelToken()
     ctx = Context("n1", "Sample", Settings(), token, extra={"params": {"seed": 1}},
