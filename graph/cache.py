@@ -166,13 +166,15 @@ def link_key(parent_key: str, output_index: int) -> str:
 def node_key(
     node_type: NodeType, literals: dict, parent_keys: dict[str, str], settings: Settings
 ) -> str:
-    """sha256 over type, version, canonical literals, the identity hook (which reads files
-    from the folders `settings` name), and linked inputs.
+    """sha256 over type, version, the digest of its code (`NodeType.code`), canonical
+    literals, the identity hook (which reads files from the folders `settings` name), and
+    linked inputs.
 
     `parent_keys` maps each linked input name to `link_key(parent key, output index)`.
     Parts are joined with NUL, which canonical JSON never contains unescaped.
     """
-    parts = [node_type.name, str(node_type.version), _CANON.encode(literals) if literals else "{}"]
+    parts = [node_type.name, str(node_type.version), node_type.code,
+             _CANON.encode(literals) if literals else "{}"]  # fmt: skip
     if node_type.identity is not None:
         parts.append("\x01identity=" + str(node_type.identity(literals, settings)))
     for name in sorted(parent_keys):

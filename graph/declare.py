@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .code_identity import code_digest
 from .context import LIMIT_FLAGS, LIMITS, Settings
 
 # Socket types. Names match ComfyUI's where the meaning matches, so editor colours and
@@ -184,6 +185,9 @@ class NodeType:
     # inputs and the run's settings. Returns (input name or None, message) pairs.
     check: Callable[[dict[str, Any], Settings], list[tuple[str | None, str]]] | None = None
     module: str = ""
+    # The digest of the source files the node is declared in (`code_identity`), part of its
+    # cache key: results of code that has since changed are not served.
+    code: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -373,6 +377,7 @@ def node(
             check=check,
             reuse=reuse,
             module=fn.__module__,
+            code=code_digest(fn),
         )
         (registry or default_registry).add(node_type)
         fn.node_type = node_type  # type: ignore[attr-defined]
