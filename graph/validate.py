@@ -4,7 +4,8 @@ Checks, per node: known type (with "did you mean"), known inputs, required input
 literal types and ranges, choices, string length, link targets and types, literal vs link
 where the input allows only one; then the node type's own `check` hook; then run limits from
 `Settings` (on the inputs that declare one, `Input.limit`); then the graph:
-self-links, cycles (each named), no output node, and unused nodes (a warning).
+self-links, cycles (each named), no output node, and unused nodes (a warning; a node of
+unknown type may be an output node, so it and what feeds it are not called unused).
 
 Everything is iterative and linear in the size of the graph (cycles are found with Kahn's
 algorithm and named by walking parents), so a 100,000-node chain validates quickly and never
@@ -442,6 +443,9 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
     nodes = graph.nodes
     parents: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+    # The output nodes, and the nodes of unknown type (reported already): one of those may be
+    # an output node, so neither "no output node" nor "feeds no output node" is said for them
+    # or for what feeds them.
     outputs: list[str] = []
     for node in nodes.values():
         for value in node.inputs.values():
@@ -449,7 +453,7 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
                 parents[node.id].append(value.node)
                 children[value.node].append(node.id)
         node_type = registry.get(node.type)
-        if node_type is not None and node_type.output_node:
+        if node_type is None or node_type.output_node:
             outputs.append(node.id)
 
     # Kahn's algorithm: the nodes it cannot order (still with an unordered parent) are the

@@ -385,6 +385,22 @@ def test_graph_problems_in_full(registry):
         "the node feeds no output node, so it will not run")  # fmt: skip
 
 
+def test_a_node_of_unknown_type_may_be_an_output_node(registry):
+    """Validation cannot know whether a node of unknown type (a plugin that failed to load)
+    is an output node: neither it nor what feeds it is said to feed no output node, and the
+    workflow is not said to have no output node."""
+    g = Graph(source="g.yaml")
+    g.add(Node("c", "Const", {}))
+    g.add(Node("show", "MyShowText", {"text": Link("c", 0)}))
+    assert [(p.node_id, p.code, p.message) for p in validate(g, registry)] == [
+        ("show", "unknown_node_type", "unknown node type 'MyShowText'")]  # fmt: skip
+    g.add(Node("c2", "Const", {}))
+    g.add(Node("o", "ShowNumber", {"value": Link("c2", 0)}))
+    g.add(Node("lone", "Const", {}))  # feeds nothing at all: still a warning
+    assert [(p.node_id, p.code) for p in validate(g, registry)] == [
+        ("show", "unknown_node_type"), ("lone", "unused_node")]  # fmt: skip
+
+
 def _cycles(graph: Graph, registry) -> list[str]:
     return [p.message for p in validate(graph, registry) if p.code == "cycle"]
 
