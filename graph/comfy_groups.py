@@ -160,8 +160,8 @@ def expand_group_nodes(data: Mapping[str, Any], registry: Registry,
         group = groups.setdefault(name, _Group(body, registry))
         for index, inner_type in group.unsupported():
             problems.append(Problem("unknown_node_type", f"group node {inst['type']!r} contains "
-                                    f"node {index} of type {inner_type!r}, a ComfyUI node "
-                                    "latentgraph does not have yet",
+                                    f"node {index} of type {inner_type!r}, a ComfyUI core or "
+                                    "custom node latentgraph does not have",
                                     node_id=f"{inst.get('id')}:{index}", location=where,
                                     node_type=inner_type))  # fmt: skip
     if problems:

@@ -69,14 +69,15 @@ class InputError(ValueError):
         self.input_name = input_name
 
 
-def did_you_mean(name: str, candidates: list[str]) -> str:
-    """The "; did you mean 'x'?" hint for a mistyped name ("" when nothing is close). File
-    names with the same extension are compared without it: '.safetensors' alone made
-    'v1-5-pruned-emaonly.safetensors' look like 'empty.safetensors'."""
+def did_you_mean(name: str, candidates: list[str], *, cutoff: float = 0.6) -> str:
+    """The "; did you mean 'x'?" hint for a mistyped name ("" when nothing is close: as
+    similar as `cutoff`, difflib's ratio). File names with the same extension are compared
+    without it: '.safetensors' alone made 'v1-5-pruned-emaonly.safetensors' look like
+    'empty.safetensors'."""
     suffix = PurePosixPath(name).suffix
     stems = {c.removesuffix(suffix): c for c in candidates}  # each candidate as it is compared
     stem = name.removesuffix(suffix)
-    close = [stems[c] for c in difflib.get_close_matches(stem, list(stems), n=3, cutoff=0.6)]
+    close = [stems[c] for c in difflib.get_close_matches(stem, list(stems), n=3, cutoff=cutoff)]
     if not close:
         lowered = {c.lower(): c for c in candidates}
         if name.lower() in lowered:

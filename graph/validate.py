@@ -141,16 +141,24 @@ def _reporter(graph: Graph, node: Node, input_name: str, problems: list[Problem]
     return report
 
 
+# How alike a ComfyUI file's unknown type and one of ours must be to be taken for a typo:
+# its editor writes types itself, so one letter off (VAEDecod) is a hand edit, while
+# KSamplerAdvanced -> KSampler or SaveLatent -> SaveImage would be an unrelated suggestion.
+COMFY_TYPO_CUTOFF = 0.9
+
+
 def unknown_type_message(dialect: str, name: str, known: list[str]) -> str:
     """Why a node type is unknown, for a graph of `dialect` (`Graph.dialect`; the server's
-    refusal of a prompt says the same). In a ComfyUI workflow it is one of ComfyUI's (core or
-    custom) nodes that latentgraph lacks: say so rather than suggest an unrelated node."""
+    refusal of a prompt says the same). In a ComfyUI workflow it is most likely a ComfyUI core
+    or custom node latentgraph lacks: say so rather than suggest an unrelated node, unless the
+    name is one of ours misspelled."""
     if dialect != "comfy":
         return f"unknown node type {name!r}{did_you_mean(name, known)}"
-    same = [k for k in known if k.lower() == name.lower() and k != name]
-    hint = f"; did you mean {same[0]!r}?" if same else ""
-    return (f"unknown node type {name!r}: a ComfyUI node latentgraph does not have yet "
-            f"(docs/comfy-compat.md lists the ones it has){hint}")  # fmt: skip
+    typo = did_you_mean(name, known, cutoff=COMFY_TYPO_CUTOFF)
+    if typo:
+        return f"unknown node type {name!r}{typo}"
+    return (f"unknown node type {name!r}: a ComfyUI core or custom node latentgraph does not "
+            f"have (docs/comfy-compat.md lists the ones it has)")  # fmt: skip
 
 
 def _unknown_input(graph: Graph, node: Node, node_type: NodeType, name: str, value: Any) -> Problem:

@@ -85,7 +85,7 @@ def test_an_unknown_class_type_is_worded_as_latentgraph_validate_words_it(t2i, r
     assert error["extra_info"]["latentgraph_type"] == "unknown_node_type"
     assert error["message"] == problem.message
     assert error["message"] == (
-        "unknown node type 'SaveLatent': a ComfyUI node latentgraph does not have yet "
+        "unknown node type 'SaveLatent': a ComfyUI core or custom node latentgraph does not have "
         "(docs/comfy-compat.md lists the ones it has)"
     )
 

@@ -114,7 +114,7 @@ def test_an_unsupported_inner_node_is_named_with_its_place(classic_editor):
     assert (problem.code, problem.node_id) == ("unknown_node_type", "10:2")
     assert problem.node_type == "GLIGENLoader"
     assert problem.message == ("group node 'workflow>prompts' contains node 2 of type "
-                               "'GLIGENLoader', a ComfyUI node latentgraph does not have yet")  # fmt: skip
+                               "'GLIGENLoader', a ComfyUI core or custom node latentgraph does not have")  # fmt: skip
     assert str(problem.location) == "g.json"
 
 

@@ -202,7 +202,7 @@ def test_group_node_with_an_unsupported_inner_node_names_it(classic_editor):
         graph_from_editor(_grouped(classic_editor, [gligen]))
     [problem] = caught.value.problems
     assert problem.node_id == "10:2" and problem.node_type == "GLIGENLoader"
-    assert "workflow>prompts" in problem.message and "does not have yet" in problem.message
+    assert "workflow>prompts" in problem.message and "does not have" in problem.message
 
 
 # --- --set on ComfyUI files, unknown types ----------------------------------------------------
@@ -224,7 +224,7 @@ def test_unknown_comfy_type_is_named_as_a_comfy_node_we_lack(classic_api):
     prompt["10"] = {"class_type": "GLIGENLoader",
                     "inputs": {"gligen_name": "x.safetensors"}}  # fmt: skip
     [problem] = [p for p in errors(graph_from_prompt(prompt)) if p.node_id == "10"]
-    assert "a ComfyUI node latentgraph does not have yet" in problem.message
+    assert "a ComfyUI core or custom node latentgraph does not have" in problem.message
     assert "did you mean" not in problem.message  # no unrelated loader suggested
     assert "GLIGENLoader" not in default_registry
 

@@ -86,7 +86,7 @@ def test_unknown_node_types_are_refused_node_by_node(tmp_path, classic_api):
     assert [(p.code, p.node_id, p.node_type) for p in problems] == [
         ("unknown_node_type", "8", "MysteryDecode"), ("unknown_node_type", "9", "MysteryDecode")]  # fmt: skip
     assert problems[0].message == (  # as `latentgraph validate` and the server say it
-        "unknown node type 'MysteryDecode': a ComfyUI node latentgraph does not have yet "
+        "unknown node type 'MysteryDecode': a ComfyUI core or custom node latentgraph does not have "
         "(docs/comfy-compat.md lists the ones it has)")  # fmt: skip
     assert not (tmp_path / "out.yaml").exists()
 

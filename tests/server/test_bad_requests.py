@@ -89,8 +89,8 @@ def test_an_unknown_class_is_worded_as_latentgraph_validate_words_it(server):
     r = server.post_prompt({**chain(1), "5": {"class_type": "SaveImageWebsocket", "inputs": {}}})
     body = assert_json_error(r, 400, "missing_node_type")
     [err] = body["node_errors"]["5"]["errors"]
-    assert err["message"].startswith("unknown node type 'SaveImageWebsocket': a ComfyUI node "
-                                     "latentgraph does not have yet")  # fmt: skip
+    assert err["message"].startswith("unknown node type 'SaveImageWebsocket': a ComfyUI core or "
+                                     "custom node latentgraph does not have")  # fmt: skip
 
 
 def test_missing_input_and_bad_link(server):
