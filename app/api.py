@@ -7,7 +7,9 @@ sweep. `import latentgraph` exposes `run`, `load` and `sweep` from here.
     results = latentgraph.sweep("workflows/txt2img.yaml", "seed", [1, 2, 3])
 
 Keywords that are not options of the call are workflow params (`params={...}` says the same
-and reaches a param named like an option). Every format the CLI reads is read here, through
+and reaches a param named like an option). A message about a value given here names it as
+given here (`param seed='abc' ($seed at my.yaml:7:8): ...`, `sweep seed=...`), never by the
+CLI's flags. Every format the CLI reads is read here, through
 the same table (`latentgraph.graph.formats`). Without a `registry` the built-in nodes and the
 installed plugin packs are registered. Runs in one process share one cache (memory + the
 user's disk store) unless given another, so re-running a cell only runs what changed.
@@ -27,12 +29,15 @@ from latentgraph.graph.context import CancelToken, Settings
 from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import Event
 from latentgraph.graph.formats import load_file, reload
-from latentgraph.graph.model import Graph
-from latentgraph.graph.problems import WorkflowError
+from latentgraph.graph.model import Graph, Location
+from latentgraph.graph.problems import Problem, WorkflowError
 from latentgraph.graph.scheduler import RunResult, Scheduler
-from latentgraph.graph.workflow import Workflow, given_by
+from latentgraph.graph.workflow import Workflow, given_by, unknown_override
 
 from .wiring import node_registry
+
+# How values given to these functions are named in messages (the CLI names its flags).
+GIVEN_AS, SWEPT_AS = "param", "sweep"
 
 _shared: Cache | None = None
 _shared_lock = threading.Lock()
@@ -57,7 +62,7 @@ def load(
     """Read a workflow file in any format (our YAML/JSON, ComfyUI API or editor JSON, a PNG
     with a workflow), with params overriding the file's own (ComfyUI: `node.input` keys)."""
     registry = registry if registry is not None else node_registry()
-    return load_file(Path(path), {**(params or {}), **more_params}, registry)
+    return load_file(Path(path), {**(params or {}), **more_params}, registry, GIVEN_AS)
 
 
 def with_params(
@@ -78,7 +83,7 @@ def with_params(
         )
     wf = workflow_or_path
     if params:  # params are substituted at load time: read the same document again
-        wf = reload(wf, params, registry if registry is not None else node_registry())
+        wf = reload(wf, params, registry if registry is not None else node_registry(), GIVEN_AS)
     return wf.graph, wf.params
 
 
@@ -89,9 +94,12 @@ def sweep_workflows(
     *,
     params: dict | None = None,
     registry: Registry | None = None,
+    given_as: tuple[str, str] = (GIVEN_AS, SWEPT_AS),
 ) -> Iterator[Workflow]:
     """The workflow once per value of param `name` (on top of `params`), each read when
-    needed: the CLI's `--sweep` and `sweep` below both iterate this."""
+    needed: the CLI's `--sweep` and `sweep` below both iterate this. `given_as`: how the
+    caller was given `params` and the swept values, named in messages (the CLI: `--set`,
+    `--sweep`)."""
     params = dict(params or {})
     base = workflow_or_path
     if isinstance(base, (str, PathLike)):
@@ -99,21 +107,34 @@ def sweep_workflows(
     if not isinstance(base, Workflow):
         raise TypeError(f"a sweep needs a workflow (a path or a loaded Workflow), not a "
                         f"{type(base).__name__}")  # fmt: skip
+    unknown = unknown_sweep(base, name, given_as[1])
+    if unknown:
+        raise WorkflowError([Problem("unknown_param", unknown,
+                                     location=Location(base.graph.source))])  # fmt: skip
     registry = registry if registry is not None else node_registry()
     for value in values:
-        yield _swept(base, name, value, params, registry)
+        yield _swept(base, name, value, params, registry, given_as)
 
 
-def _swept(base: Workflow, name: str, value: Any, params: dict, registry: Registry) -> Workflow:
-    """`base` with param `name` set to `value`: a bad value is placed at `--sweep name=value`
-    (`given_by`), in the problems loading finds and in the graph's locations, which checking
-    it and running it report."""
+def unknown_sweep(workflow: Workflow, name: str, swept_as: str) -> str | None:
+    """Why `name` cannot be swept, or None: it is what a param override takes (the loader's
+    rule, `unknown_override`), a param of ours or `<node id>.<input>` of a ComfyUI file."""
+    params = workflow.params if workflow.format == "yaml" else None
+    return unknown_override(swept_as, name, params, workflow.graph.nodes)
+
+
+def _swept(base: Workflow, name: str, value: Any, params: dict, registry: Registry,
+           given_as: tuple[str, str]) -> Workflow:  # fmt: skip
+    """`base` with param `name` set to `value`: a bad value is placed at `sweep name=value`
+    (`--sweep` from the CLI: `given_by`), in the problems loading finds and in the graph's
+    locations, which checking it and running it report."""
+    params_as, swept_as = given_as
 
     def swept(location):
-        return given_by("--sweep", name, location)
+        return given_by(swept_as, name, location)
 
     try:
-        workflow = reload(base, {**params, name: value}, registry)
+        workflow = reload(base, {**params, name: value}, registry, params_as)
     except WorkflowError as exc:
         raise WorkflowError([replace(p, location=swept(p.location))
                              for p in exc.problems]) from None  # fmt: skip

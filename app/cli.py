@@ -642,7 +642,8 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
     workflows, problems = [], []
     for i, value in enumerate(values, 1):
         try:
-            [workflow] = sweep_workflows(base, name, [value], params=overrides, registry=registry)
+            [workflow] = sweep_workflows(base, name, [value], params=overrides, registry=registry,
+                                         given_as=("--set", "--sweep"))  # fmt: skip
         except WorkflowError as exc:
             problems += exc.problems
             continue
@@ -675,12 +676,11 @@ def _sweep(items: list[str]) -> tuple[str, list[str]]:
 
 
 def _check_sweep_name(workflow: Workflow, name: str) -> None:
-    """The swept name is what `--set` takes (the loader's rule, `unknown_override`): a param of
-    ours, or `<node id>.<input>` of a node of a ComfyUI file."""
-    from latentgraph.graph.workflow import unknown_override
+    """The swept name is what `--set` takes (`unknown_sweep`), else a usage error before any
+    value is read."""
+    from .api import unknown_sweep
 
-    params = workflow.params if workflow.format == "yaml" else None
-    unknown = unknown_override("--sweep", name, params, workflow.graph.nodes)
+    unknown = unknown_sweep(workflow, name, "--sweep")
     if unknown:
         raise UserError(unknown)
 

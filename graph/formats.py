@@ -9,7 +9,8 @@ facade (`latentgraph.load`), `latentgraph convert` and POST /latentgraph/prompt 
 through `load_file` / `load_text`, so they accept the same things.
 
 Overrides: our format has params (`--set seed=7`); the ComfyUI formats have none, so an
-override there is `node_id.input=value`.
+override there is `node_id.input=value`. `given_as` says how the caller was given them, for
+the messages about them: `--set` (the CLI, the default), `param` (a Python caller).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Reader:
 
     name: str
     recognises: Callable[[Any], bool]
-    read: Callable[[Any, str, str | None, Registry, dict[str, Any]], Workflow]
+    read: Callable[[Any, str, str | None, Registry, dict[str, Any], str], Workflow]
 
 
 def _error(source: str, message: str, code: str = "syntax") -> WorkflowError:
@@ -61,12 +62,12 @@ def _error(source: str, message: str, code: str = "syntax") -> WorkflowError:
 
 
 def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
-                     registry: Registry) -> None:  # fmt: skip
+                     registry: Registry, given_as: str) -> None:  # fmt: skip
     """`node.input=value` overrides for ComfyUI formats, which have no params; each value
     typed by the input it sets (`override_value`)."""
     problems = []
     for key, value in overrides.items():
-        unknown = unknown_override("--set", key, None, graph.nodes)
+        unknown = unknown_override(given_as, key, None, graph.nodes)
         if unknown:
             problems.append(Problem("unknown_param", unknown, location=Location(source)))
             continue
@@ -88,30 +89,31 @@ def _comfy_extra(graph: Graph, prompt: Any, workflow: Any) -> dict[str, Any]:
 
 
 def _read_editor(data: Any, source: str, text: str | None, registry: Registry,
-                 overrides: dict[str, Any]) -> Workflow:  # fmt: skip
+                 overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
     graph = graph_from_editor(data, registry, source=source)
-    _apply_overrides(graph, overrides, source, registry)
+    _apply_overrides(graph, overrides, source, registry, given_as)
     extra = _comfy_extra(graph, None, data)
     return Workflow(graph, dict(overrides), raw=data, extra=extra, format="editor")
 
 
 def _read_api(data: Any, source: str, text: str | None, registry: Registry,
-              overrides: dict[str, Any]) -> Workflow:  # fmt: skip
+              overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
     prompt = prompt_body(data)
     graph = graph_from_prompt(prompt, registry, source=source)
     workflow = None
     if isinstance(data.get("extra_data"), dict):
         workflow = (data["extra_data"].get("extra_pnginfo") or {}).get("workflow")
     if overrides:
-        _apply_overrides(graph, overrides, source, registry)
+        _apply_overrides(graph, overrides, source, registry, given_as)
         prompt = None
     extra = _comfy_extra(graph, prompt, workflow)
     return Workflow(graph, dict(overrides), raw=data, extra=extra, format="api")
 
 
 def _read_ours(data: Any, source: str, text: str | None, registry: Registry,
-               overrides: dict[str, Any]) -> Workflow:  # fmt: skip
-    workflow = load_workflow(source, text=text, overrides=overrides or None, registry=registry)
+               overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
+    workflow = load_workflow(source, text=text, overrides=overrides or None, registry=registry,
+                             given_as=given_as)  # fmt: skip
     if text:  # what SaveImage embeds: the document as written, with this run's params
         workflow.extra["latentgraph"] = text_with_params(text, workflow.raw.get("params"),
                                                     workflow.params)  # fmt: skip
@@ -140,8 +142,8 @@ def detect(data: Any) -> str:
 
 
 def _read(data: Any, source: str, text: str | None, registry: Registry,
-          overrides: dict[str, Any]) -> Workflow:  # fmt: skip
-    return _reader(data).read(data, source, text, registry, overrides)
+          overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
+    return _reader(data).read(data, source, text, registry, overrides, given_as)
 
 
 def _parse_text(text: str) -> Any:
@@ -190,7 +192,8 @@ def _image_format(path: Path) -> str | None:
         return None
 
 
-def _load_png(path: Path, overrides: dict[str, Any], registry: Registry) -> Workflow:
+def _load_png(path: Path, overrides: dict[str, Any], registry: Registry,
+              given_as: str) -> Workflow:  # fmt: skip
     source = str(path)
     chunks, key = _workflow_png(path)
     try:
@@ -205,7 +208,7 @@ def _load_png(path: Path, overrides: dict[str, Any], registry: Registry) -> Work
     reader = _reader(data)
     if key != "latentgraph" and reader is OURS:  # ours is only ever in its own chunk
         raise _error(source, f"the PNG's {key!r} text is not a ComfyUI prompt or workflow")
-    workflow = reader.read(data, source, chunks[key], registry, overrides)
+    workflow = reader.read(data, source, chunks[key], registry, overrides, given_as)
     if "workflow" in chunks and "workflow" not in workflow.extra:
         try:
             workflow.extra["workflow"] = json.loads(chunks["workflow"])
@@ -247,34 +250,34 @@ def workflow_text(path: str | Path) -> str:
 
 
 def load_file(path: str | Path, overrides: dict[str, Any] | None = None,
-              registry: Registry | None = None) -> Workflow:  # fmt: skip
+              registry: Registry | None = None, given_as: str = "--set") -> Workflow:  # fmt: skip
     """Read any supported workflow file; `overrides` are params (ours) or `node.input`
-    assignments (ComfyUI formats)."""
+    assignments (ComfyUI formats), given as `given_as` says."""
     path = Path(path)
     registry = registry_or_default(registry)
     image = _image_format(path)
     if image == "PNG":
-        return _load_png(path, overrides or {}, registry)
+        return _load_png(path, overrides or {}, registry, given_as)
     _refuse_image(path, image)
     text = read_source(path)
     data = None if path.suffix.lower() in (".yaml", ".yml") else _parse_text(text)
-    return _read(data, str(path), text, registry, overrides or {})
+    return _read(data, str(path), text, registry, overrides or {}, given_as)
 
 
 def load_text(text: str, source: str = "<request>", overrides: dict[str, Any] | None = None,
-              registry: Registry | None = None) -> Workflow:  # fmt: skip
+              registry: Registry | None = None, given_as: str = "--set") -> Workflow:  # fmt: skip
     """Like `load_file`, for a document already in memory (our YAML/JSON, ComfyUI API or
     editor JSON), e.g. the body of a request."""
     registry = registry_or_default(registry)
-    return _read(_parse_text(text), source, text, registry, overrides or {})
+    return _read(_parse_text(text), source, text, registry, overrides or {}, given_as)
 
 
-def reload(workflow: Workflow, overrides: dict[str, Any],
-           registry: Registry | None = None) -> Workflow:  # fmt: skip
+def reload(workflow: Workflow, overrides: dict[str, Any], registry: Registry | None = None,
+           given_as: str = "--set") -> Workflow:  # fmt: skip
     """`workflow` read again with `overrides` on top of its own (params are substituted at
     load time): from its file when it came from one, else from its document."""
     merged = {**workflow.params, **overrides}
     source = workflow.graph.source
     if Path(source).is_file():
-        return load_file(source, merged, registry)
-    return load_text(json.dumps(workflow.raw), source, merged, registry)
+        return load_file(source, merged, registry, given_as)
+    return load_text(json.dumps(workflow.raw), source, merged, registry, given_as)

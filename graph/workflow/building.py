@@ -42,10 +42,11 @@ class Workflow:
 @dataclass(frozen=True)
 class GivenLocation(Location):
     """Where a value given for a param, not written in the file, is used: the `$param` at
-    file:line:column, shown with what gave it, so a bad value names its flag and the line
-    using it ("--set seed=abc ($seed at my.yaml:22:11)"); the line alone blamed the file.
-    `flag`: --set (the loader's word, as in `unknown_override`); a sweep names its own
-    (`given_by`)."""
+    file:line:column, shown with what gave it, so a bad value names how it was given and the
+    line using it ("--set seed=abc ($seed at my.yaml:22:11)", from Python "param seed='abc'
+    ($seed at my.yaml:22:11)"); the line alone blamed the file. `flag`: how the loader's
+    caller gave it (`given_as`: --set, or `param` from Python; a sweep names its own,
+    `given_by`); `value` as that caller wrote it (`shown_value`)."""
 
     param: str = ""
     value: str = ""
@@ -61,6 +62,15 @@ def given_by(flag: str, param: str, location: Location | None) -> Location | Non
     if isinstance(location, GivenLocation) and location.param == param:
         return replace(location, flag=flag)
     return location
+
+
+def shown_value(given_as: str, value: Any) -> str:
+    """A given param's value as whoever gave it wrote it, for messages: on the command line
+    (`given_as` a flag, `--set`, `--sweep`) the text after `NAME=`; from Python (`param`,
+    `sweep`) the value's repr, so `param a='abc'` and `param a=500` differ as they did."""
+    if given_as.startswith("-"):
+        return value if isinstance(value, str) else _text(value)
+    return repr(value)
 
 
 def parse_override(assignment: str, flag: str = "override") -> tuple[str, str]:
@@ -145,6 +155,7 @@ def load_workflow(
     text: str | None = None,
     overrides: dict[str, str] | None = None,
     registry: Registry | None = None,
+    given_as: str = "--set",
 ) -> Workflow:
     """Read a workflow file (or `text`, with `source` naming it) into a `Graph`.
 
@@ -153,7 +164,8 @@ def load_workflow(
     that is a ComfyUI API prompt (`{id: {class_type, inputs}}`) is accepted too.
     Override values that are strings get YAML scalar typing, except for params whose default
     is a string, which keep the text as written (`--set prompt=7` is the text "7", also when
-    the caller already typed it as the number 7).
+    the caller already typed it as the number 7). `given_as` says how the overrides were
+    given, for the messages about them: `--set` (the CLI), `param` (a Python caller).
     """
     registry = registry_or_default(registry)
     name = str(source)
@@ -193,7 +205,7 @@ def load_workflow(
                 )
             ]
         )
-    return _build(value, doc, overrides or {}, registry, name)
+    return _build(value, doc, overrides or {}, registry, name, given_as)
 
 
 def _kind(value: Any) -> str:
@@ -202,7 +214,12 @@ def _kind(value: Any) -> str:
 
 
 def _build(
-    value: dict, doc: Positions, overrides: dict[str, Any], registry: Registry, name: str
+    value: dict,
+    doc: Positions,
+    overrides: dict[str, Any],
+    registry: Registry,
+    name: str,
+    given_as: str = "--set",
 ) -> Workflow:
     problems = list(doc.problems)
 
@@ -234,7 +251,7 @@ def _build(
         problems.append(Problem("syntax", "'description' must be text", location=at("description")))
         description = str(description)
 
-    params, given = _params(value, overrides, problems, at, doc, name)
+    params, given = _params(value, overrides, problems, at, doc, name, given_as)
 
     graph = Graph(source=name)
     nodes = value.get("nodes")
@@ -316,7 +333,7 @@ def _build(
             substitution = _Substitution(params, problems, node_id, input_name, where)
             written = substitution.value(raw_value)
             node.inputs[input_name] = decl.literal(written) if decl is not None else written
-            node.input_locations[input_name] = substitution.placed(given)
+            node.input_locations[input_name] = substitution.placed(given, given_as)
         graph.add(node)
 
     if problems:
@@ -355,9 +372,11 @@ def _params(
     at: Any,
     doc: Positions,
     name: str,
+    given_as: str = "--set",
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The effective params, and the ones given a value other than the file's (by `--set`, a
-    sweep or a caller's params) with that value as text: a bad one is placed at its flag."""
+    sweep or a caller's params) with that value as its giver wrote it (`shown_value`): a bad
+    one is placed at how it was given (`given_as`)."""
     declared = value.get("params") or {}
     if not isinstance(declared, dict):
         problems.append(Problem("syntax", "'params' must be a mapping of name to default value",
@@ -377,14 +396,14 @@ def _params(
             )
         params[key] = default
     for key, override in overrides.items():
-        unknown = unknown_override("--set", key, params)
+        unknown = unknown_override(given_as, key, params)
         if unknown:
             problems.append(Problem("unknown_param", unknown,
                                     location=at("params") if declared else Location(name)))  # fmt: skip
             continue
         typed = override_value(override, isinstance(params[key], str))
         if typed != params[key]:
-            given[key] = override if isinstance(override, str) else _text(override)
+            given[key] = shown_value(given_as, override)
         params[key] = typed
     return params, given
 
@@ -489,13 +508,14 @@ class _Substitution:
             return self._param(key) if self._known(key) else raw
         return _ANY_PARAM.sub(self._in_text, raw)
 
-    def placed(self, given: dict[str, str]) -> Location:
+    def placed(self, given: dict[str, str], given_as: str = "--set") -> Location:
         """`where`, or where the first param put in that was given its value (by `--set`, a
-        sweep) is used, naming it (`GivenLocation`)."""
+        sweep, a Python caller: `given_as`) is used, naming it (`GivenLocation`)."""
         for param in self.used:
             if param in given:
                 where = self.where
-                return GivenLocation(where.file, where.line, where.column, param, given[param])
+                return GivenLocation(where.file, where.line, where.column, param, given[param],
+                                     given_as)  # fmt: skip
         return self.where
 
     def _in_text(self, match: re.Match) -> str:

@@ -166,14 +166,19 @@ def test_a_device_this_machine_lacks_is_refused_before_the_run(toys, workflow):
 
 
 def test_a_swept_and_a_given_value_are_placed_at_what_gave_them(toys, workflow):
-    """Each run's graph says where its values came from, so checking or running it names the
-    flag: the swept param's `--sweep seed=...`, another given param's `--set`, the file's own
-    values their line."""
+    """Each run's graph says where its values came from, so checking or running it names how
+    they were given: the swept param's `sweep seed=...`, another given param's `param` (the
+    CLI's `--sweep` and `--set`, which it says), the file's own values their line."""
     [wf] = api.sweep_workflows(workflow, "seed", ["abc"], params={"base": 6},
                                registry=toys.registry)  # fmt: skip
+    assert str(wf.graph.where("s", "value")) == f"sweep seed='abc' ($seed at {workflow}:8:27)"
+    assert str(wf.graph.where("a", "value")) == f"param base=6 ($base at {workflow}:6:27)"
+    assert str(wf.graph.where("b", "by")) == f"{workflow}:7:28"
+    [wf] = api.sweep_workflows(api.load(workflow, registry=toys.registry), "seed", ["abc"],
+                               params={"base": "6"}, registry=toys.registry,
+                               given_as=("--set", "--sweep"))  # fmt: skip
     assert str(wf.graph.where("s", "value")) == f"--sweep seed=abc ($seed at {workflow}:8:27)"
     assert str(wf.graph.where("a", "value")) == f"--set base=6 ($base at {workflow}:6:27)"
-    assert str(wf.graph.where("b", "by")) == f"{workflow}:7:28"
     same = api.load(workflow, params={"base": 5}, registry=toys.registry)  # the file's value
     assert str(same.graph.where("a", "value")) == f"{workflow}:6:27"
 
@@ -183,3 +188,31 @@ def test_a_sweep_over_no_values_is_refused(toys, workflow, values):
     """sweep(..., "seed", []) silently returned []; a str was swept letter by letter."""
     with pytest.raises(ValueError, match=r"sweep 'seed': expected a list of at least one value"):
         api.sweep(workflow, "seed", values, registry=toys.registry, cache=Cache())
+
+
+def test_errors_about_values_given_from_python_do_not_name_cli_flags(toys, workflow):
+    """`latentgraph.run("wf.yaml", seed="abc")` said `--set seed=abc (...)`, a flag the caller
+    never wrote; an unknown name `--set nope`, a swept value `--sweep seed=x`. One function
+    words them all (`shown_value`, `unknown_override`), told how the value was given."""
+    from latentgraph.graph.problems import WorkflowError
+
+    def refusal(call) -> str:
+        with pytest.raises(WorkflowError) as refused:
+            call()
+        assert "--set" not in str(refused.value) and "--sweep" not in str(refused.value)
+        return str(refused.value)
+
+    kw = {"registry": toys.registry, "cache": Cache()}
+    said = "node 's' input 'value': expected an integer (INT), got 'abc'"
+    assert refusal(lambda: api.run(workflow, seed="abc", **kw)) == (
+        f"param seed='abc' ($seed at {workflow}:8:27): {said}")  # fmt: skip
+    loaded = api.load(workflow, registry=toys.registry)
+    assert refusal(lambda: api.run(loaded, params={"seed": "abc"}, **kw)).startswith(
+        f"param seed='abc' ($seed at {workflow}:8:27): ")  # fmt: skip
+    assert refusal(lambda: api.run(workflow, nope=1, **kw)) == (
+        f"{workflow}:3:3: param nope: the workflow has no param 'nope' (params: base, seed)")  # fmt: skip
+    assert refusal(lambda: api.sweep(workflow, "seed", [1, "abc"], **kw)).startswith(
+        f"sweep seed='abc' ($seed at {workflow}:8:27): ")  # fmt: skip
+    assert refusal(lambda: api.sweep(workflow, "sed", [1], **kw)) == (
+        f"{workflow}: sweep sed: the workflow has no param 'sed'; did you mean 'seed'? "
+        "(params: base, seed)")  # fmt: skip
