@@ -22,7 +22,8 @@ Exit codes (also in README.md):
         stops a run, at the current node's next step, with what was computed cached and no
         half-written file; the code is the shell's for a SIGTERM (128 + 15)
 
-User errors never print a Python traceback; `--debug` shows it for bug reports.
+User errors never print a Python traceback; `--debug` shows it for bug reports, and after the
+error line of a node that crashed in `run` (a plugin's bug: its author's clue).
 Heavy modules (torch, diffusers, rich, the server) are imported only by the commands that need
 them, so `--help` and `validate` start instantly.
 """
@@ -186,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 run failed, 2 invalid input or usage, 3 server unreachable, "
         "70 internal error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks of internal errors and of nodes that crash")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="run a workflow and save its outputs")
@@ -691,7 +693,8 @@ def _renderer(args: argparse.Namespace, settings, graph):
     if args.json:
         return JsonLines()
     return RichProgress(quiet=args.quiet, dirs={"output": settings.output_dir,
-                                                "temp": settings.temp_dir}, graph=graph)  # fmt: skip
+                                                "temp": settings.temp_dir}, graph=graph,
+                        debug=args.debug)  # fmt: skip
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:

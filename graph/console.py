@@ -46,10 +46,12 @@ class RichProgress:
     """Progress bars for people: one bar for the run, one per node that reports steps."""
 
     def __init__(self, quiet: bool = False, dirs: dict[str, Path] | None = None,
-                 graph: Graph | None = None, on_server: bool = False) -> None:  # fmt: skip
+                 graph: Graph | None = None, on_server: bool = False,
+                 debug: bool = False) -> None:  # fmt: skip
         """`graph`, when the run's is at hand, places a node's user error at its file:line.
         `on_server`: the run is a server's (`submit`), its files are named as the server saved
-        them, "saved on the server: output/x.png" (submit names the local copies it downloads)."""
+        them, "saved on the server: output/x.png" (submit names the local copies it downloads).
+        `debug` (`latentgraph --debug`): a node's crash is followed by its traceback."""
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -76,6 +78,7 @@ class RichProgress:
         self._dirs = dirs or {}
         self._graph = graph
         self._where = " on the server:" if on_server else ""
+        self._debug = debug
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -115,6 +118,9 @@ class RichProgress:
                 highlight=False,
                 soft_wrap=True,  # never break a path or message mid-word in logs
             )
+            if self._debug and event.traceback:  # a crash's (a user error has none)
+                self.console.print(escape("".join(event.traceback).rstrip()), highlight=False,
+                                   soft_wrap=True)  # fmt: skip
         elif isinstance(event, RunFinished):
             self.close()
             colour = {"success": "green", "failed": "red"}.get(event.status, "yellow")

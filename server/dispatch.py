@@ -559,12 +559,14 @@ class Dispatcher:
 
 def _log_failure(prompt_id: str, history: list[list[Any]], error: str | None) -> None:
     """A failed run's line in the server's log (the editor's Logs panel): the node that
-    failed, from the run's `execution_error`, and why."""
+    failed, from the run's `execution_error`, and why; a crash's traceback after it, as
+    ComfyUI's console shows it (a user error, `InputError`, has none)."""
     data = next((d for t, d in reversed(history) if t == "execution_error"), {})
     node, node_type = data.get("node_id"), data.get("node_type")
     where = f" at node {node} ({node_type})" if node is not None else ""
     why = error or data.get("exception_message") or "no reason given"
-    log.error("prompt %s failed%s: %s", prompt_id, where, why)
+    crash = "" if data.get("user_error") else "".join(data.get("traceback") or []).rstrip()
+    log.error("prompt %s failed%s: %s%s", prompt_id, where, why, f"\n{crash}" if crash else "")
 
 
 def _redispatches(pool: WorkerPool, began: bool) -> int:

@@ -135,6 +135,26 @@ def test_failing_node_exit_1_and_independent_branch_finishes(cli, tmp_path):
     assert failed[0]["node_id"] == "broken" and "refusing 2" in failed[0]["message"]
 
 
+def test_debug_shows_a_failed_nodes_traceback_after_its_error(cli, tmp_path):
+    """`latentgraph --debug run` printed only `error in node ...`: a plugin's traceback was
+    in --json alone. Without --debug the one line is unchanged."""
+    from .conftest import PLUGIN
+
+    path = write(tmp_path, "fail.yaml", GOOD + "  broken: {type: CliFail, a: a}\n"
+                 "  out2: {type: CliWrite, value: broken, name: never}\n")  # fmt: skip
+    code, _, err = cli("--debug", "run", str(path), "--nodes-dir", str(PLUGIN), "--cache-dir",
+                       str(tmp_path / "cache"))  # fmt: skip
+    assert code == 1
+    lines = err.splitlines()
+    at = lines.index("error in node 'broken' (CliFail): RuntimeError: refusing 2")
+    assert lines[at + 1] == "Traceback (most recent call last):"
+    assert 'raise RuntimeError(f"refusing {a}")' in err and "cli_toys.py" in err
+    code, _, err = cli("run", str(path))
+    assert code == 1
+    assert "error in node 'broken' (CliFail): RuntimeError: refusing 2" in err
+    assert "Traceback" not in err
+
+
 def test_nodes_list_and_describe(cli):
     code, out, _ = cli("nodes")
     assert code == 0 and "CliAdd" in out and "UNetDenoise" in out

@@ -293,3 +293,27 @@ def test_a_long_done_line_is_never_broken_at_the_console_width():
         "done s (SaveImage) 0.10s ",
         f"saved output/{'a' * 60}.png",
     ]
+
+
+def test_debug_prints_a_crashed_nodes_traceback_after_its_error_line():
+    """`latentgraph --debug run` printed only the one line: the traceback a plugin author
+    needs was in --json, the API and the server's messages, never on the terminal. A user
+    error has none to print; without --debug the line stays alone."""
+    crash = NodeFailed("r", node_id="n", node_type="Raiser", exception_type="RuntimeError",
+                       message="boom with x=3",
+                       traceback=["Traceback (most recent call last):\n",
+                                  '  File "rt/raiser.py", line 9, in raiser\n    raise [x]\n',
+                                  "RuntimeError: boom with x=3\n"])  # fmt: skip
+    refused = NodeFailed("r", node_id="m", node_type="Load", message="no such model",
+                         user_error=True)  # fmt: skip
+    for debug in (True, False):
+        progress = RichProgress(quiet=True, debug=debug)
+        out = io.StringIO()
+        progress.console = Console(file=out, width=40, color_system=None)
+        progress(crash)
+        progress(refused)
+        expected = ["error in node 'n' (Raiser): RuntimeError: boom with x=3"]
+        if debug:  # as written, markup-like text kept
+            expected += ["Traceback (most recent call last):", '  File "rt/raiser.py", line 9, '
+                         "in raiser", "    raise [x]", "RuntimeError: boom with x=3"]  # fmt: skip
+        assert out.getvalue().splitlines() == [*expected, "error: no such model"]

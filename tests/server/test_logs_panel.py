@@ -113,3 +113,19 @@ def test_the_panel_holds_the_requests_a_refused_prompt_and_a_failed_run(server):
     [line] = [m for m in lines if m.startswith(f"ERROR latentgraph.server: prompt {failed} ")]
     assert line.startswith(f"ERROR latentgraph.server: prompt {failed} failed at node 4 (Fail): ")
     assert "toy failure" in line
+    # the crash's traceback follows, as ComfyUI's console prints it
+    assert "\nTraceback (most recent call last):\n" in line
+    assert "raise ValueError(why)" in line and line.rstrip().endswith("ValueError: toy failure")
+
+
+def test_a_user_errors_log_line_has_no_traceback(caplog):
+    """A node refusing the user's value (`InputError`) is no crash: its line stays one line
+    (its `execution_error` carries no traceback; should one come, it is not printed)."""
+    from latentgraph.server.dispatch import _log_failure
+
+    error = {"node_id": "3", "node_type": "LoadImage", "exception_message": "no such file",
+             "traceback": ["Traceback (most recent call last):\n"], "user_error": True}  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        _log_failure("p1", [["execution_error", error]], None)
+    assert [r.getMessage() for r in caplog.records] == [
+        "prompt p1 failed at node 3 (LoadImage): no such file"]  # fmt: skip
