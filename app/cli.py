@@ -17,7 +17,9 @@ Exit codes (also in README.md):
         or a server that wants a token `submit` was not given, or refuses the one given
     3   could not reach the server (`submit`)
     70  internal error (a bug: please report it with the output of `--debug`)
-    130 interrupted (Ctrl-C); the current node stops at its next step
+    130 interrupted (Ctrl-C); the current node stops at its next step; a second Ctrl-C (or a
+        SIGTERM then) does not wait for a node that checks no step: the run ends at once,
+        naming that node, with what had finished cached and no half-written file
     143 terminated (SIGTERM, e.g. from a service manager or `docker stop`): stopped as Ctrl-C
         stops a run, at the current node's next step, with what was computed cached and no
         half-written file; the code is the shell's for a SIGTERM (128 + 15)
@@ -50,6 +52,64 @@ EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
 
 class UserError(Exception):
     """A problem the user can fix; printed as one clear message, exit code 2."""
+
+
+class _StopNow(BaseException):
+    """A second Ctrl-C or SIGTERM during `run`, raised into whatever the run is doing (a node
+    that checks no step, a sleep, a save): the run is given up at once. Not an `Exception`, so
+    neither the scheduler nor a node's `except Exception` takes it for the node's failure;
+    `finally` blocks run on the way out (a temp file being written is removed), and what had
+    finished is already in the cache."""
+
+
+class _Stopper:
+    """`run`'s Ctrl-C and SIGTERM handler. The first stops the run at the current node's next
+    step (`cancel`); a second ends it at once (`_StopNow`), and `stopped_line` names the node
+    it did not wait for; a third, should node code have swallowed that, ends the process
+    there and then. `watch` wraps a renderer to know which node is running."""
+
+    def __init__(self, cancel) -> None:
+        self.cancel = cancel
+        self.signals: list[int] = []
+        self.running: tuple[str, str] | None = None  # (node id, node type)
+
+    def __call__(self, signum: int, _frame) -> None:
+        self.signals.append(signum)
+        if len(self.signals) == 1:
+            self.cancel.cancel()
+        elif len(self.signals) == 2:
+            raise _StopNow
+        else:
+            print(self.stopped_line(), file=sys.stderr, flush=True)
+            os._exit(self.code())
+
+    def watch(self, renderer):
+        from latentgraph.graph.events import NodeFailed, NodeFinished, NodeStarted
+
+        def on_event(event) -> None:
+            if isinstance(event, NodeStarted):
+                self.running = (event.node_id, event.node_type)
+            elif isinstance(event, (NodeFinished, NodeFailed)):
+                self.running = None
+            renderer(event)
+
+        return on_event
+
+    @property
+    def terminated(self) -> bool:
+        return signal.SIGTERM in self.signals
+
+    def code(self) -> int:
+        return EXIT_TERMINATED if self.terminated else EXIT_INTERRUPTED
+
+    def stopped_line(self) -> str:
+        """What a second signal did: "latentgraph: interrupted again (Ctrl-C): did not wait
+        for node 'n' (Sleeper) to stop; what had finished is cached"."""
+        name = "SIGTERM" if self.signals[-1] == signal.SIGTERM else "Ctrl-C"
+        what = (f"node {self.running[0]!r} ({self.running[1]})" if self.running
+                else "the run")  # fmt: skip
+        return (f"latentgraph: interrupted again ({name}): did not wait for {what} to stop; "
+                "what had finished is cached")  # fmt: skip
 
 
 # --- argument parsing -----------------------------------------------------------------------
@@ -525,12 +585,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         cache = default_cache(disk=True)
     scheduler = Scheduler(registry, cache=cache, settings=settings)
-    cancel, stopped_by = CancelToken(), []
-
-    def stop(signum, _frame) -> None:  # Ctrl-C or SIGTERM: the run stops at its next step
-        stopped_by.append(signum)
-        cancel.cancel()
-
+    stop = _Stopper(CancelToken())  # Ctrl-C or SIGTERM: the run stops at its next step
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = "success"
     try:
@@ -541,8 +596,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             extra.setdefault("prompt", prompt_from_graph(workflow.graph, registry))
             renderer = _renderer(args, settings, workflow.graph)
             try:
-                result = scheduler.run(workflow.graph, on_event=renderer, cancel=cancel,
-                                       extra=extra)  # fmt: skip
+                result = scheduler.run(workflow.graph, on_event=stop.watch(renderer),
+                                       cancel=stop.cancel, extra=extra)  # fmt: skip
             finally:
                 renderer.close()
             if result.status != "success":
@@ -552,17 +607,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 break
     except WorkflowError as e:
         return _refuse_run(e.problems, args.json)
+    except _StopNow:
+        print(stop.stopped_line(), file=sys.stderr)
+        return stop.code()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if status in ("interrupted", "success") and stopped_by:
+    if status in ("interrupted", "success") and stop.signals:
         # A signal during the last node (a long save in C code: no step checks it) does not
         # stop the run, but the caller asked to stop: its exit code says so, as after any stop.
-        terminated = signal.SIGTERM in stopped_by
         late = " (the run had reached its last node and finished it)" if status == "success" else ""
-        print(f"latentgraph: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}{late}",
+        print(f"latentgraph: interrupted by {'SIGTERM' if stop.terminated else 'Ctrl-C'}{late}",
               file=sys.stderr)  # fmt: skip
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        return stop.code()
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
 
 

@@ -207,6 +207,61 @@ def test_a_plugin_that_fails_to_import_is_a_warning_and_the_command_goes_on(cli,
            "exploded" in err  # fmt: skip
 
 
+BAD_RETURNS = """
+from latentgraph.graph import IMAGE, INT, Int, Output, Socket, node
+
+
+@node("RetNone", inputs=[Int("x", 1)], outputs=[Output("y", INT)])
+def ret_none(ctx, x):
+    x + 1
+
+
+@node("WrongType", outputs=[Output("v", INT)])
+def wrong_type(ctx):
+    return "not an int"
+
+
+@node("WrongImage", outputs=[Output("image", IMAGE)])
+def wrong_image(ctx):
+    return [[0.0, 0.0, 0.0]]
+
+
+@node("MyAdd", inputs=[Int("a", 0, min=0, max=100), Int("b", 1)], outputs=[Output("v", INT)])
+def my_add(ctx, a, b):
+    return a + b
+"""
+
+
+BAD_CASES = [
+    ("n: {type: WrongType}\n  add: {type: MyAdd, a: n.v}\n  p: {type: PreviewAny, source: add}",
+     "error in node 'n' (WrongType): TypeError: node 'n' (WrongType) returned 'not an int' "
+     "(str) for output 'v', declared INT (an int)"),
+    ("n: {type: RetNone}\n  p: {type: PreviewAny, source: n}",
+     "error in node 'n' (RetNone): TypeError: node 'n' (RetNone) returned None for output 'y', "
+     "declared INT (an int)"),
+    ("n: {type: WrongImage}\n  s: {type: SaveImage, images: n}",
+     "error in node 'n' (WrongImage): TypeError: node 'n' (WrongImage) returned list[1] (list) "
+     "for output 'image', declared IMAGE (a torch.Tensor [B, H, W, C])"),
+]  # fmt: skip
+
+
+def test_a_plugin_node_returning_the_wrong_type_is_the_failure_not_what_it_feeds(cli, tmp_path):
+    """A None or a wrong value was cached and passed on: the next node was blamed with an
+    unrelated TypeError/AttributeError, or a preview showed null and the run succeeded."""
+    plugin = tmp_path / "bad_returns"
+    plugin.mkdir()
+    (plugin / "bad_returns.py").write_text(BAD_RETURNS)
+    for nodes, error in BAD_CASES:
+        path = write(tmp_path, "bad.yaml", f"version: 1\nnodes:\n  {nodes}\n")
+        for _ in range(2):  # nothing was cached: the second run fails the same way
+            code, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
+            assert code == 1, err
+            lines = [line for line in err.splitlines() if "warning" not in line]
+            assert lines[0] == error
+            assert lines[1].startswith("failed: 0 ran, 0 cached, 1 failed, ")
+            assert lines[1].endswith(" skipped in " + lines[1].rsplit(" ", 1)[-1])
+
+
 CTRL_C = """
 import os
 import signal
@@ -307,3 +362,123 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_with_its_own_exit_code(cli, tmp_path
     code, out, err = cli("run", str(path), "--nodes-dir", str(plugin), "--json")
     assert code == 143 and "latentgraph: interrupted by SIGTERM" in err
     assert events(out)[-1]["status"] == "interrupted"
+
+
+STUBBORN = """
+import os
+import signal
+import threading
+import time
+
+from latentgraph.graph import Output, Socket, node
+from latentgraph.graph.files import write_file
+
+FIRST, SECOND = signal.{first}, signal.{second}
+
+
+@node("CliStubborn{second}", inputs=[Socket("a", "CLI_INT")],
+      outputs=[Output("value", "CLI_INT")])
+def stubborn(ctx, a):
+    # The user presses Ctrl-C while this node runs, and again a moment later, while it is
+    # half-way through writing a file and never checks for cancellation.
+    os.kill(os.getpid(), FIRST)
+    threading.Timer(0.3, os.kill, (os.getpid(), SECOND)).start()
+
+    def save(tmp):
+        with open(tmp, "w") as fh:
+            fh.write("half")
+            fh.flush()
+            time.sleep(30)
+            fh.write(" and the rest")
+
+    write_file(ctx.settings.output_dir / "slow.txt", save)
+    return a
+"""
+
+
+@pytest.mark.parametrize(("first", "second", "code", "name"), [
+    ("SIGINT", "SIGINT", 130, "Ctrl-C"), ("SIGINT", "SIGTERM", 143, "SIGTERM")])  # fmt: skip
+def test_a_second_ctrl_c_does_not_wait_for_a_node_that_checks_no_step(cli, tmp_path, first,
+                                                                       second, code, name):  # fmt: skip
+    """A node that never polls for cancellation (a plugin's `time.sleep(30)`) kept the run
+    going 28 s after two Ctrl-C: the second one now ends it at once, naming the node it did
+    not wait for. The file that node was writing is not left half-written (nor its temporary
+    copy), and what finished before it stays cached."""
+    import signal
+    import time
+
+    plugin = tmp_path / "stubborn"
+    plugin.mkdir()
+    (plugin / "stubborn.py").write_text(STUBBORN.format(first=first, second=second))
+    path = write(tmp_path, "stop.yaml", GOOD + f"  stop: {{type: CliStubborn{second}, a: sum}}\n"
+                 "  never: {type: CliWrite, value: stop, name: never}\n")  # fmt: skip
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    started = time.monotonic()
+    code_seen, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
+    assert time.monotonic() - started < 10, "the second signal waited for the node"
+    assert code_seen == code, err
+    assert err.rstrip().splitlines()[-1] == (
+        f"latentgraph: interrupted again ({name}): did not wait for node 'stop' "
+        f"(CliStubborn{second}) to stop; what had finished is cached")  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "output").iterdir()) == ["total.txt"]
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    code_seen, out, _ = cli("run", str(write(tmp_path, "done.yaml", GOOD)), "--json")
+    assert code_seen == 0
+    finished = events(out)[-1]
+    assert (finished["executed"], finished["cached"]) == ([], ["out"])  # nothing ran again
+
+
+SLEEPER = """
+import time
+
+from latentgraph.graph import Output, Socket, node
+
+
+@node("CliSleeper", inputs=[Socket("a", "CLI_INT")], outputs=[Output("value", "CLI_INT")])
+def sleeper(ctx, a):
+    time.sleep(30)  # checks no step: only a second Ctrl-C ends the run before it returns
+    return a
+"""
+
+
+def test_two_ctrl_c_from_the_terminal_end_the_command_at_once(tmp_path):
+    """The tester's case, as a terminal sends it to the process: Ctrl-C while a node sleeps
+    30 s, again a second later: exit 130 came 28 s later. Now at once, with one line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import PLUGIN
+
+    plugin = tmp_path / "sleeper"
+    plugin.mkdir()
+    (plugin / "sleeper.py").write_text(SLEEPER)
+    path = write(tmp_path, "sleep.yaml", GOOD + "  nap: {type: CliSleeper, a: sum}\n"
+                 "  after: {type: CliWrite, value: nap, name: after}\n")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "latentgraph.cli", "run", str(path), "--json", "--nodes-dir",
+         str(PLUGIN), "--nodes-dir", str(plugin), "--cache-dir", str(tmp_path / "cache")],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:  # until the sleeping node has started
+            if '"node_started"' in line and '"nap"' in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        asked = time.monotonic()
+        code = proc.wait(timeout=20)
+        assert time.monotonic() - asked < 10
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert code == 130, err
+    assert err.rstrip().splitlines()[-1] == (
+        "latentgraph: interrupted again (Ctrl-C): did not wait for node 'nap' (CliSleeper) to "
+        "stop; what had finished is cached")  # fmt: skip
+    assert (tmp_path / "output" / "total.txt").read_text() == "5"
+    assert not (tmp_path / "output" / "after.txt").exists()
