@@ -1,24 +1,31 @@
 """The Python facade for notebooks and scripts: load any workflow format, override params, run,
-sweep. `import latentgraph` exposes `run`, `load` and `sweep` from here.
+sweep. `import latentgraph` exposes `run`, `load`, `sweep` and `RunResult` from here.
 
     import latentgraph
     result = latentgraph.run("workflows/txt2img.yaml", seed=7, keep=["decode"])
     image = result.outputs["decode"][0]  # kept: by default only the targets' outputs are
     results = latentgraph.sweep("workflows/txt2img.yaml", "seed", [1, 2, 3])
+    result = latentgraph.run(prompt_dict, nodes_dirs=["my_nodes"])  # as --nodes-dir loads
 
+A workflow is a file's path, a document already in memory as a dict (a ComfyUI API prompt,
+an editor workflow or ours: what the file would hold), a loaded `Workflow` or a `Graph`.
 Keywords that are not options of the call are workflow params (`params={...}` says the same
 and reaches a param named like an option). A message about a value given here names it as
 given here (`param seed='abc' ($seed at my.yaml:7:8): ...`, `sweep seed=...`), never by the
-CLI's flags. Every format the CLI reads is read here, through
-the same table (`latentgraph.graph.formats`). Without a `registry` the built-in nodes and the
-installed plugin packs are registered. Runs in one process share one cache (memory + the
-user's disk store) unless given another, so re-running a cell only runs what changed.
+CLI's flags. Every format the CLI reads is read here, through the same table
+(`latentgraph.graph.formats`). Without a `registry` the built-in nodes, the installed plugin
+packs and the plugin folders of `nodes_dirs` are registered. A workflow that cannot run
+raises `WorkflowError` (every problem in it); a node that fails does not raise: the run ends
+with status "failed" and the failure in `RunResult.failures`. Runs in one process share one
+cache (memory + the user's disk store) unless given another, so re-running a cell only runs
+what changed.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
@@ -28,7 +35,7 @@ from latentgraph.graph.cache import Cache, default_cache
 from latentgraph.graph.context import CancelToken, Settings
 from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import Event
-from latentgraph.graph.formats import load_file, reload
+from latentgraph.graph.formats import load_file, load_text, reload
 from latentgraph.graph.model import Graph, Location
 from latentgraph.graph.problems import Problem, WorkflowError
 from latentgraph.graph.scheduler import RunResult, Scheduler
@@ -52,33 +59,69 @@ def shared_cache() -> Cache:
         return _shared
 
 
+DICT_SOURCE = "<workflow dict>"  # where a problem in a workflow given as a dict is placed
+
+
 def load(
-    path: str | PathLike,
+    path: str | PathLike | dict,
     *,
     params: dict | None = None,
     registry: Registry | None = None,
+    nodes_dirs: Iterable[str | PathLike] | None = None,
     **more_params: Any,
 ) -> Workflow:
     """Read a workflow file in any format (our YAML/JSON, ComfyUI API or editor JSON, a PNG
-    with a workflow), with params overriding the file's own (ComfyUI: `node.input` keys)."""
+    with a workflow), or such a document given as a dict, with params overriding the file's
+    own (ComfyUI: `node.input` keys). The format is told as for a file (`graph.formats`).
+    `nodes_dirs`: plugin folders to load first, as `latentgraph --nodes-dir` does."""
+    registry = plugin_registry(registry, nodes_dirs)
     registry = registry if registry is not None else node_registry()
-    return load_file(Path(path), {**(params or {}), **more_params}, registry, GIVEN_AS)
+    params = {**(params or {}), **more_params}
+    if isinstance(path, dict):
+        try:
+            text = json.dumps(path)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"a workflow dict holds JSON data (what its file would hold): {exc}"
+                            ) from None  # fmt: skip
+        return load_text(text, DICT_SOURCE, params, registry, GIVEN_AS)
+    return load_file(Path(path), params, registry, GIVEN_AS)
+
+
+def plugin_registry(registry: Registry | None,
+                    nodes_dirs: Iterable[str | PathLike] | None) -> Registry | None:  # fmt: skip
+    """`registry`, or with `nodes_dirs` the registry with the node plugins in those folders
+    loaded (as `--nodes-dir` loads them; a plugin file that fails to import is a
+    `PluginWarning`, the others load). A folder that is not there is a ValueError."""
+    if nodes_dirs is None:
+        return registry
+    if isinstance(nodes_dirs, (str, bytes, PathLike)):
+        raise ValueError(f"nodes_dirs: expected a list of folders, got {nodes_dirs!r}; "
+                         f"write [{nodes_dirs!r}]")  # fmt: skip
+    if registry is not None:
+        raise TypeError("nodes_dirs= loads plugin folders into latentgraph's registry; with "
+                        "registry= given, load them into yours (graph.plugins.load_plugins)")  # fmt: skip
+    folders = [Path(d) for d in nodes_dirs]
+    for folder in folders:
+        if not folder.is_dir():
+            raise ValueError(f"nodes_dirs: {folder} is not a folder")
+    return node_registry(folders)
 
 
 def with_params(
     workflow_or_path: Any, params: dict, registry: Registry | None = None
 ) -> tuple[Graph, dict | None]:
-    """A runnable Graph (and its effective params) from a path, a Workflow or a Graph."""
+    """A runnable Graph (and its effective params) from a path or a dict (`load`), a
+    Workflow or a Graph."""
     if isinstance(workflow_or_path, Graph):
         if params:
             raise TypeError("params need a workflow (a path or a loaded Workflow), not a Graph")
         return workflow_or_path, None
-    if isinstance(workflow_or_path, (str, PathLike)):
+    if isinstance(workflow_or_path, (str, PathLike, dict)):
         wf = load(workflow_or_path, params=params, registry=registry)
         return wf.graph, wf.params
     if not isinstance(workflow_or_path, Workflow):
         raise TypeError(
-            "expected a workflow path, a loaded Workflow or a Graph, "
+            "expected a workflow path, a workflow dict, a loaded Workflow or a Graph, "
             f"got {type(workflow_or_path).__name__}"
         )
     wf = workflow_or_path
@@ -102,10 +145,10 @@ def sweep_workflows(
     `--sweep`)."""
     params = dict(params or {})
     base = workflow_or_path
-    if isinstance(base, (str, PathLike)):
+    if isinstance(base, (str, PathLike, dict)):
         base = load(base, params=params, registry=registry)
     if not isinstance(base, Workflow):
-        raise TypeError(f"a sweep needs a workflow (a path or a loaded Workflow), not a "
+        raise TypeError(f"a sweep needs a workflow (a path, a dict or a loaded Workflow), not a "
                         f"{type(base).__name__}")  # fmt: skip
     unknown = unknown_sweep(base, name, given_as[1])
     if unknown:
@@ -172,10 +215,17 @@ def run(
     keep: list[str] | None = None,
     cancel: CancelToken | None = None,
     extra: dict | None = None,
+    nodes_dirs: Iterable[str | PathLike] | None = None,
     **more_params: Any,
 ) -> RunResult:
-    """Load (if needed) and run a workflow; node code sees the params as ctx.extra["params"].
-    `targets`, `keep`, `cancel` and `extra` go to `Scheduler.run`."""
+    """Load (if needed: a path or a dict, as `load` reads them) and run a workflow; node code
+    sees the params as ctx.extra["params"]. `targets`, `keep`, `cancel` and `extra` go to
+    `Scheduler.run`; `nodes_dirs` are plugin folders to load first (`--nodes-dir`).
+
+    Returns a `RunResult`: a node that fails does not raise, the result's `status` is
+    "failed" and `failures` says why. A workflow that cannot run (unreadable, unknown node
+    types, bad values) raises `WorkflowError` before any node runs."""
+    registry = plugin_registry(registry, nodes_dirs)
     scheduler = _scheduler(registry, cache, settings, scheduler)
     _check_settings(scheduler.settings)
     params = {**(params or {}), **more_params}
@@ -207,7 +257,7 @@ def sweep(workflow_or_path: Any, name: str, values: list, **kw: Any) -> list[Run
         raise ValueError(f"sweep {name!r}: expected a list of at least one value, got {values!r}")
     params = {k: kw.pop(k) for k in list(kw) if k not in _RUN_OPTIONS}
     params.update(kw.pop("params", None) or {})
-    registry = kw.pop("registry", None)
+    registry = plugin_registry(kw.pop("registry", None), kw.pop("nodes_dirs", None))
     scheduler = _scheduler(
         registry, kw.pop("cache", None), kw.pop("settings", None), kw.pop("scheduler", None)
     )
@@ -216,4 +266,4 @@ def sweep(workflow_or_path: Any, name: str, values: list, **kw: Any) -> list[Run
 
 
 _RUN_OPTIONS = frozenset({"params", "settings", "cache", "on_event", "registry", "scheduler",
-                          "targets", "keep", "cancel", "extra"})  # fmt: skip
+                          "targets", "keep", "cancel", "extra", "nodes_dirs"})  # fmt: skip

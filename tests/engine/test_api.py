@@ -216,3 +216,77 @@ def test_errors_about_values_given_from_python_do_not_name_cli_flags(toys, workf
     assert refusal(lambda: api.sweep(workflow, "sed", [1], **kw)) == (
         f"{workflow}: sweep sed: the workflow has no param 'sed'; did you mean 'seed'? "
         "(params: base, seed)")  # fmt: skip
+
+
+PROMPT = {"1": {"class_type": "PrimitiveInt", "inputs": {"value": 4}},
+          "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}  # fmt: skip
+
+
+def test_a_workflow_given_as_a_dict_runs_as_its_file_would(tmp_path):
+    """latentgraph.run(prompt_dict) raised 'expected a workflow path ... got dict'. An API
+    prompt, an editor workflow and our own document are told apart as in a file
+    (graph/formats.py), with `node.input` params for the ComfyUI formats."""
+    import latentgraph
+    from latentgraph.graph.comfy_editor import editor_from_graph
+
+    r = latentgraph.run(PROMPT, cache=Cache())
+    assert (r.status, r.ui["2"]) == ("success", {"text": ["4"]})
+    assert latentgraph.run({"prompt": PROMPT}, params={"1.value": 9}, cache=Cache()).ui["2"] == {
+        "text": ["9"]}  # fmt: skip
+    editor = editor_from_graph(latentgraph.load(PROMPT).graph)
+    assert latentgraph.load(editor).format == "editor"
+    assert latentgraph.run(editor, cache=Cache()).ui["2"] == {"text": ["4"]}
+    ours = {"version": 1, "params": {"n": 1},
+            "nodes": {"n": {"type": "PrimitiveInt", "value": "$n"},
+                      "p": {"type": "PreviewAny", "source": "n"}}}  # fmt: skip
+    assert latentgraph.run(ours, n=6, cache=Cache()).ui["p"] == {"text": ["6"]}
+    results = latentgraph.sweep(PROMPT, "1.value", [1, 2], cache=Cache())
+    assert [r.ui["2"]["text"] for r in results] == [["1"], ["2"]]
+
+
+PLUGIN = """
+from latentgraph.graph import INT, Int, Output, node
+
+
+@node("ApiDirTwice", inputs=[Int("x", 1)], outputs=[Output("y", INT)])
+def twice(ctx, x):
+    return 2 * x
+"""
+
+
+def test_nodes_dirs_loads_plugin_folders_as_nodes_dir_does(tmp_path):
+    """No Python call took what --nodes-dir gives."""
+    import latentgraph
+    from latentgraph.graph.problems import WorkflowError
+
+    plugins = tmp_path / "my_nodes"
+    plugins.mkdir()
+    (plugins / "twice.py").write_text(PLUGIN)
+    prompt = {"1": {"class_type": "ApiDirTwice", "inputs": {"x": 5}},
+              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}  # fmt: skip
+    with pytest.raises(WorkflowError, match="ApiDirTwice"):  # not loaded yet
+        latentgraph.run(prompt, cache=Cache())
+    with pytest.raises(ValueError, match=f"nodes_dirs: {tmp_path / 'none'} is not a folder"):
+        latentgraph.run(prompt, nodes_dirs=[tmp_path / "none"], cache=Cache())
+    with pytest.raises(ValueError, match="nodes_dirs: expected a list of folders"):
+        latentgraph.run(prompt, nodes_dirs=str(plugins), cache=Cache())
+    r = latentgraph.run(prompt, nodes_dirs=[str(plugins)], cache=Cache())
+    assert (r.status, r.ui["2"]) == ("success", {"text": ["10"]})
+    results = latentgraph.sweep(prompt, "1.x", [1, 2], nodes_dirs=[plugins], cache=Cache())
+    assert [r.ui["2"]["text"] for r in results] == [["2"], ["4"]]
+
+
+def test_run_result_is_exported_and_a_failing_node_is_a_status_not_an_exception(toys):
+    """RunResult was not importable from latentgraph (help(run) said `-> 'RunResult'`); that a
+    node's failure is no exception is said where users look."""
+    import latentgraph
+    from latentgraph.graph.scheduler import RunResult
+
+    assert latentgraph.RunResult is RunResult and "RunResult" in dir(latentgraph)
+    failing = {"1": {"class_type": "Const", "inputs": {"value": 1}},
+               "2": {"class_type": "Fail", "inputs": {"x": ["1", 0]}},
+               "3": {"class_type": "Echo", "inputs": {"x": ["2", 0]}}}  # fmt: skip
+    r = latentgraph.run(failing, registry=toys.registry, cache=Cache())
+    assert r.status == "failed" and [f.node_id for f in r.failures] == ["2"]
+    assert r.failures[0].message == "told to fail on 1" and r.failures[0].traceback
+    assert '`status` is "failed"' in " ".join(latentgraph.run.__doc__.split())
