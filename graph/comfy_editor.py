@@ -729,3 +729,72 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
         "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}},
         "version": 0.4,
     }
+
+
+# --- a run's values back into its editor workflow ------------------------------------------
+
+
+def editor_with_values(data: Mapping[str, Any], values: Mapping[tuple[str, str], Any],
+                       registry: Registry | None = None) -> dict[str, Any] | None:  # fmt: skip
+    """A copy of editor workflow `data` holding `values` ((node id, input name) -> value, the
+    ids `graph_from_editor` gives), as a run that overrode those inputs (--set, --sweep) saves
+    it in its images; None when they cannot all be placed.
+
+    Each value goes where the loader reads that input from: the node's own `widgets_values`,
+    at the index `map_widgets` itself reads it from (so there is one widget mapping), or the
+    PrimitiveNode (through reroutes) feeding it. The copy must load to the graph `data` loads
+    to with exactly those inputs changed, else None: an input linked from a real node, a node
+    inside a subgraph or group node (its values live in a definition every instance shares,
+    or on the instance), a PrimitiveNode that feeds other inputs too."""
+    import copy
+
+    registry = registry or default_registry
+    try:
+        before = graph_from_editor(data, registry)
+    except WorkflowError:
+        return None
+    out = copy.deepcopy(dict(data))
+    nodes = {str(n.get("id")): n for n in out.get("nodes") or [] if isinstance(n, dict)}
+    links = {p[0]: p for p in map(_parse_link, out.get("links") or []) if p is not None}
+    editor_ids = {name: nid for nid, name in _preferred_ids(data).items()}
+    expected = {nid: dict(node.inputs) for nid, node in before.nodes.items()}
+    for (node_id, name), value in values.items():
+        node = nodes.get(editor_ids.get(node_id, node_id))
+        if node is None or node_id not in expected:
+            return None
+        expected[node_id][name] = value
+        entry = next((i for i in node.get("inputs") or [] if isinstance(i, Mapping)
+                      and name in (i.get("name"), (i.get("widget") or {}).get("name"))), None)  # fmt: skip
+        link = entry.get("link") if entry is not None else None
+        if link is not None and link in links:  # fed: the PrimitiveNode it comes from
+            source = nodes.get(str(links[link][1]))
+            while source is not None and source.get("type") == "Reroute":
+                feed = (source.get("inputs") or [{}])[0].get("link")
+                source = nodes.get(str(links[feed][1])) if feed in links else None
+            saved = source.get("widgets_values") if source is not None else None
+            if source is None or source.get("type") != "PrimitiveNode" or not saved:
+                return None
+            saved[0] = value
+            continue
+        node_type = registry.get(node.get("type"))
+        saved = node.get("widgets_values")
+        if node_type is None or node_type.input(name) is None:
+            return None
+        if isinstance(saved, Mapping):  # saved by name
+            node["widgets_values"] = {**saved, name: value}
+            continue
+        saved = list(saved) if isinstance(saved, list) else []
+        read, misfit = map_widgets(node_type, saved)
+        for index in range(0 if misfit else len(saved) + 1):
+            probe = saved[:index] + [value] + saved[index + 1 :]
+            got, misfit = map_widgets(node_type, probe)
+            if not misfit and got == {**read, name: node_type.input(name).literal(value)}:
+                node["widgets_values"] = probe
+                break
+        else:
+            return None
+    try:
+        after = graph_from_editor(out, registry)
+    except WorkflowError:
+        return None
+    return out if {nid: node.inputs for nid, node in after.nodes.items()} == expected else None

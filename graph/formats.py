@@ -10,7 +10,9 @@ through `load_file` / `load_text`, so they accept the same things.
 
 Overrides: our format has params (`--set seed=7`); the ComfyUI formats have none, so an
 override there is `node_id.input=value`. `given_as` says how the caller was given them, for
-the messages about them: `--set` (the CLI, the default), `param` (a Python caller).
+the messages about them: `--set` (the CLI, the default), `param` (a Python caller). An
+editor workflow a run carries into its images holds the overridden values
+(`editor_with_values`), or is left out when they cannot be placed in it.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from .comfy_api import graph_from_prompt, prompt_body, prompt_from_graph
-from .comfy_editor import graph_from_editor, is_editor_workflow
+from .comfy_editor import editor_with_values, graph_from_editor, is_editor_workflow
 from .declare import Registry, registry_or_default
 from .model import Graph, Location
 from .problems import Problem, WorkflowError
 from .workflow import (
+    GivenLocation,
     Workflow,
     load_workflow,
     override_value,
@@ -34,6 +37,7 @@ from .workflow import (
     text_with_params,
     unknown_override,
 )
+from .workflow.building import shown_value
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 256 * 2**20
@@ -46,6 +50,16 @@ PNG_KEYS = ("latentgraph", "prompt", "workflow")
 # Formats with a signature only, so no text file is ever taken for one of them.
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 NO_WORKFLOW = "latentgraph and ComfyUI save theirs in PNG text chunks"
+
+
+@dataclass(frozen=True)
+class OverrideLocation(GivenLocation):
+    """Where a ComfyUI file's input was given its value: the override alone (`--set
+    3.steps=abc`, from Python `param 3.steps='abc'`), the file holds no `$param` for it; a
+    sweep names its own flag (`given_by`)."""
+
+    def __str__(self) -> str:
+        return f"{self.flag} {self.param}={self.value}"
 
 
 @dataclass(frozen=True)
@@ -72,11 +86,30 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
             problems.append(Problem("unknown_param", unknown, location=Location(source)))
             continue
         node_id, _, name = str(key).rpartition(".")
-        node_type = registry.get(graph[node_id].type)
+        node = graph[node_id]
+        node_type = registry.get(node.type)
         decl = node_type.input(name) if node_type is not None else None
-        graph[node_id].inputs[name] = override_value(value, decl is not None and decl.takes_text)
+        node.inputs[name] = override_value(value, decl is not None and decl.takes_text)
+        node.input_locations[name] = OverrideLocation(source, param=str(key), flag=given_as,
+                                                      value=shown_value(given_as, value))  # fmt: skip
     if problems:
         raise WorkflowError(problems)
+
+
+def _carried(workflow: Any, workflow_format: str, graph: Graph, overrides: dict[str, Any],
+             registry: Registry) -> Any:  # fmt: skip
+    """The editor workflow a run's images carry: the one read; with overrides, the same
+    holding the values they gave (`editor_with_values`), or None, left out (the prompt saved
+    beside it is the run) when they cannot be placed in it or are params of ours."""
+    if workflow is None or not overrides:
+        return workflow
+    if workflow_format == "yaml" or not is_editor_workflow(workflow):
+        return None
+    values = {}
+    for key in overrides:
+        node_id, _, name = str(key).rpartition(".")
+        values[node_id, name] = graph[node_id].inputs[name]
+    return editor_with_values(workflow, values, registry)
 
 
 def _comfy_extra(graph: Graph, prompt: Any, workflow: Any) -> dict[str, Any]:
@@ -92,7 +125,7 @@ def _read_editor(data: Any, source: str, text: str | None, registry: Registry,
                  overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
     graph = graph_from_editor(data, registry, source=source)
     _apply_overrides(graph, overrides, source, registry, given_as)
-    extra = _comfy_extra(graph, None, data)
+    extra = _comfy_extra(graph, None, _carried(data, "editor", graph, overrides, registry))
     return Workflow(graph, dict(overrides), raw=data, extra=extra, format="editor")
 
 
@@ -106,7 +139,7 @@ def _read_api(data: Any, source: str, text: str | None, registry: Registry,
     if overrides:
         _apply_overrides(graph, overrides, source, registry, given_as)
         prompt = None
-    extra = _comfy_extra(graph, prompt, workflow)
+    extra = _comfy_extra(graph, prompt, _carried(workflow, "api", graph, overrides, registry))
     return Workflow(graph, dict(overrides), raw=data, extra=extra, format="api")
 
 
@@ -211,9 +244,12 @@ def _load_png(path: Path, overrides: dict[str, Any], registry: Registry,
     workflow = reader.read(data, source, chunks[key], registry, overrides, given_as)
     if "workflow" in chunks and "workflow" not in workflow.extra:
         try:
-            workflow.extra["workflow"] = json.loads(chunks["workflow"])
+            carried = json.loads(chunks["workflow"])
         except (ValueError, RecursionError):  # only carried along: left out when broken
-            pass
+            carried = None
+        carried = _carried(carried, workflow.format, workflow.graph, overrides, registry)
+        if carried is not None:
+            workflow.extra["workflow"] = carried
     return workflow
 
 

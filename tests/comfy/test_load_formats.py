@@ -90,9 +90,10 @@ def test_overrides_rebuild_the_embedded_prompt(classic_api):
 
 def test_an_editor_workflow_embeds_itself_and_the_prompt_of_its_graph(classic_editor):
     text = "  \n" + json.dumps(classic_editor)  # leading blank space: still JSON
+    assert load_text(text, registry=registry).extra["workflow"] == classic_editor
     loaded = load_text(text, overrides={"3.steps": 4}, registry=registry)
     assert (loaded.format, loaded.params, loaded.raw) == ("editor", {"3.steps": 4}, classic_editor)
-    assert loaded.extra["workflow"] == classic_editor
+    assert loaded.extra["workflow"]["nodes"][4]["widgets_values"][2] == 4  # the run's value
     assert loaded.extra["prompt"]["3"]["inputs"]["steps"] == 4
     assert loaded.extra["prompt"]["8"] == {"class_type": "VAEDecode",
                                            "inputs": {"samples": ["3", 0], "vae": ["4", 2]}}  # fmt: skip
@@ -198,11 +199,15 @@ def test_our_chunk_comes_first_then_the_prompt_then_the_workflow(tmp_path, class
     loaded = load_file(png(tmp_path / "a.png", **chunks), {"seed": 3}, registry=registry)
     assert loaded.format == "yaml" and loaded.graph["sample"].inputs["seed"] == 3
     assert loaded.extra["latentgraph"] == OURS.replace("seed: 5 ", "seed: 3 ")
+    assert "workflow" not in loaded.extra  # a param of ours has no place in it: left out
+    loaded = load_file(tmp_path / "a.png", registry=registry)
     assert loaded.extra["workflow"] == classic_editor  # carried to the next saved PNG
     del chunks["latentgraph"]
     loaded = load_file(png(tmp_path / "b.png", **chunks), {"3.seed": 4}, registry=registry)
     assert loaded.format == "api" and loaded.graph["3"].inputs["seed"] == 4
-    assert loaded.extra["workflow"] == classic_editor
+    seed_set = json.loads(json.dumps(classic_editor))
+    next(n for n in seed_set["nodes"] if n["id"] == 3)["widgets_values"][0] = 4
+    assert loaded.extra["workflow"] == seed_set  # carried with the value set
     path = png(tmp_path / "c.png", workflow=chunks["workflow"])
     loaded = load_file(path, registry=registry)
     assert loaded.format == "editor" and loaded.graph["8"].inputs["vae"] == Link("4", 2)
