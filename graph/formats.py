@@ -1,10 +1,12 @@
 """The one table of workflow format readers: any supported file or text → `Workflow`.
 
 Documents: latentgraph YAML/JSON (ours), a ComfyUI API prompt (bare or as a POST /prompt
-body), a ComfyUI editor workflow. Container: a PNG whose text chunks hold `latentgraph` (our
+body), a ComfyUI editor workflow. Containers: a PNG whose text chunks hold `latentgraph` (our
 document, with the params of the run), `prompt` (API) or `workflow` (editor), tried in that
-order; any other image (JPEG, WebP, ...) is refused as an image with no workflow in it, not
-read as text. The CLI, the Python
+order (a `prompt` that is not JSON gives way to a `workflow` beside it, with a warning); a
+WEBP whose EXIF holds them as ComfyUI writes them (`prompt:<json>`, `workflow:<json>`). Any
+other image (JPEG, GIF, ...) is refused as an image with no workflow in it, not read as
+text. The CLI, the Python
 facade (`latentgraph.load`), `latentgraph convert` and POST /latentgraph/prompt all read
 through `load_file` / `load_text`, so they accept the same things.
 
@@ -18,6 +20,8 @@ editor workflow a run carries into its images holds the overridden values
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,16 +44,24 @@ from .workflow import (
 from .workflow.building import shown_value
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The largest image (PNG or WEBP) read for its workflow.
 MAX_PNG_BYTES = 256 * 2**20
-# The most pixels a PNG read for its workflow may claim (8192 x 8192): a 69-byte file claiming
-# 14000 x 14000 was Pillow's DecompressionBombError, a crash, before this bound.
+# The most pixels an image read for its workflow may claim (8192 x 8192): a 69-byte PNG
+# claiming 14000 x 14000 was Pillow's DecompressionBombError, a crash, before this bound.
 MAX_PNG_PIXELS = 8192 * 8192
-# Text chunks holding a workflow, by priority: ours first, it keeps the params and comments.
+# Text chunks (WEBP: EXIF entries) holding a workflow, by priority: ours first, it keeps the
+# params and comments.
 PNG_KEYS = ("latentgraph", "prompt", "workflow")
-# Images recognised (by Pillow) as images, not workflow text: only a PNG can carry a workflow.
-# Formats with a signature only, so no text file is ever taken for one of them.
+# Images recognised (by Pillow) as images, not workflow text; only the WORKFLOW_IMAGES carry a
+# workflow. Formats with a signature only, so no text file is ever taken for one of them.
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-NO_WORKFLOW = "latentgraph and ComfyUI save theirs in PNG text chunks"
+WORKFLOW_IMAGES = {"PNG": "text chunk", "WEBP": "EXIF entry"}  # where each keeps it
+NO_WORKFLOW = "latentgraph and ComfyUI save theirs in PNG text chunks and WEBP EXIF"
+
+
+class WorkflowWarning(UserWarning):
+    """Something read from a workflow file was not used as it stands (a broken PNG chunk
+    beside a good one): the run goes on with the rest."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +204,9 @@ def _parse_text(text: str) -> Any:
 
 def png_text(path: Path) -> dict[str, str]:
     """The text chunks (tEXt/iTXt/zTXt) of a PNG file. Pillow decodes the image to reach the
-    chunks after its pixels, so its header must claim at most `MAX_PNG_PIXELS`."""
+    chunks after its pixels, so its header must claim at most `MAX_PNG_PIXELS`; a file cut
+    short in its pixels gives the chunks before them (read with the header, where latentgraph
+    and ComfyUI write theirs) when they hold a workflow, as the editor reads it."""
     from PIL import UnidentifiedImageError
 
     from .pictures import ImageTooLarge, open_image
@@ -201,46 +215,113 @@ def png_text(path: Path) -> dict[str, str]:
         with open_image(path, MAX_PNG_PIXELS) as img:
             if img.format != "PNG":
                 raise _error(str(path), f"not a PNG image (it is {img.format})")
-            return dict(img.text)
+            before_pixels = {k: v for k, v in img.info.items() if isinstance(v, str)}
+            try:
+                return dict(img.text)
+            except OSError:
+                if any(key in before_pixels for key in PNG_KEYS):
+                    return before_pixels
+                raise
     except ImageTooLarge as exc:
         raise _error(str(path), f"cannot read the PNG's text: the image is {exc}") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise _error(str(path), f"cannot read the PNG: {exc}") from None
 
 
-def _image_format(path: Path) -> str | None:
-    """The file's image format ("PNG", "JPEG", ... of IMAGE_FORMATS), None for anything else."""
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(8) == PNG_SIGNATURE:  # read without Pillow: a broken PNG is still one
-                return "PNG"
-    except OSError:
-        return None  # the text reader reports it
-    from PIL import Image, UnidentifiedImageError
+def webp_text(path: Path) -> dict[str, str]:
+    """The workflow entries of a WEBP's EXIF, as ComfyUI's SaveAnimatedWEBP (and ours) writes
+    them: text tags `<key>:<json>` (`prompt:` in 0x0110, `workflow:` in 0x010F, any other
+    extra in the tags below), each read by its prefix as the editor reads them. Pillow reads
+    the EXIF with the header, no frame decoded; the header must claim at most
+    `MAX_PNG_PIXELS`."""
+    from PIL import UnidentifiedImageError
+
+    from .pictures import ImageTooLarge, open_image
 
     try:
-        with Image.open(path, formats=IMAGE_FORMATS) as img:
+        with open_image(path, MAX_PNG_PIXELS) as img:
+            exif = img.getexif()
+    except ImageTooLarge as exc:
+        raise _error(str(path), f"cannot read the WEBP's EXIF: the image is {exc}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise _error(str(path), f"cannot read the WEBP: {exc}") from None
+    entries: dict[str, str] = {}
+    for value in exif.values():
+        key, sep, text = value.partition(":") if isinstance(value, str) else ("", "", "")
+        if sep and key in PNG_KEYS:
+            entries.setdefault(key, text)
+    return entries
+
+
+def _image_format(path: Path) -> str | None:
+    """The file's image format ("PNG", "JPEG", ... of IMAGE_FORMATS), None for anything else;
+    whatever size its header claims (Pillow's decompression-bomb error was a crash)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return None  # the text reader reports it
+    # read without Pillow: a broken PNG or WEBP is still one
+    if head[:8] == PNG_SIGNATURE:
+        return "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    from PIL import UnidentifiedImageError
+
+    from .pictures import open_image
+
+    try:
+        with open_image(path, sys.maxsize, IMAGE_FORMATS) as img:
             return img.format
     except (UnidentifiedImageError, OSError):
         return None
 
 
-def _load_png(path: Path, overrides: dict[str, Any], registry: Registry,
-              given_as: str) -> Workflow:  # fmt: skip
-    source = str(path)
-    chunks, key = _workflow_png(path)
+def _chunk_json(source: str, image: str, key: str, text: str) -> Any:
+    """The JSON document in an image's `key` text, or the error naming the text."""
     try:
-        data = json.loads(chunks[key])
+        return json.loads(text)
     except RecursionError:
-        raise _error(source, f"the PNG's {key!r} text is nested too deeply",
+        raise _error(source, f"the {image}'s {key!r} text is nested too deeply",
                      "limit_exceeded") from None  # fmt: skip
     except ValueError:
-        if key != "latentgraph":  # our own document may be YAML text
-            raise _error(source, f"the PNG's {key!r} text is not valid JSON") from None
-        data = None
+        raise _error(source, f"the {image}'s {key!r} text is not valid JSON") from None
+
+
+def _comfy_document(source: str, image: str, chunks: dict[str, str], key: str) -> tuple[str, Any]:
+    """(the text read, its JSON) for ComfyUI text `key`: a `prompt` that is not JSON gives way
+    to a `workflow` beside it (the editor, too, opens the workflow), with a warning naming it."""
+    try:
+        return key, _chunk_json(source, image, key, chunks[key])
+    except WorkflowError as exc:
+        if key != "prompt" or "workflow" not in chunks:
+            raise
+        try:
+            data = _chunk_json(source, image, "workflow", chunks["workflow"])
+        except WorkflowError:
+            raise exc from None
+        warnings.warn(f"{source}: {exc.problems[0].message}: running its 'workflow' text",
+                      WorkflowWarning, stacklevel=4)  # fmt: skip
+        return "workflow", data
+
+
+def _load_image(path: Path, image: str, overrides: dict[str, Any], registry: Registry,
+                given_as: str) -> Workflow:  # fmt: skip
+    source = str(path)
+    chunks, key = _workflow_image(path, image)
+    if key == "latentgraph":  # our own document may be YAML text
+        try:
+            data = json.loads(chunks[key])
+        except RecursionError:
+            raise _error(source, f"the {image}'s {key!r} text is nested too deeply",
+                         "limit_exceeded") from None  # fmt: skip
+        except ValueError:
+            data = None
+    else:
+        key, data = _comfy_document(source, image, chunks, key)
     reader = _reader(data)
     if key != "latentgraph" and reader is OURS:  # ours is only ever in its own chunk
-        raise _error(source, f"the PNG's {key!r} text is not a ComfyUI prompt or workflow")
+        raise _error(source, f"the {image}'s {key!r} text is not a ComfyUI prompt or workflow")
     workflow = reader.read(data, source, chunks[key], registry, overrides, given_as)
     if "workflow" in chunks and "workflow" not in workflow.extra:
         try:
@@ -253,33 +334,34 @@ def _load_png(path: Path, overrides: dict[str, Any], registry: Registry,
     return workflow
 
 
-def _workflow_png(path: Path) -> tuple[dict[str, str], str]:
-    """A workflow PNG's text chunks, and which holds the workflow to run: the first of
-    `PNG_KEYS` it has."""
+def _workflow_image(path: Path, image: str) -> tuple[dict[str, str], str]:
+    """A workflow image's texts (PNG text chunks, WEBP EXIF entries), and which holds the
+    workflow to run: the first of `PNG_KEYS` it has."""
     source = str(path)
     if path.stat().st_size > MAX_PNG_BYTES:
-        raise _error(source, f"PNG larger than {MAX_PNG_BYTES // 2**20} MB")
-    chunks = png_text(path)
+        raise _error(source, f"{image} larger than {MAX_PNG_BYTES // 2**20} MB")
+    chunks = png_text(path) if image == "PNG" else webp_text(path)
     for key in PNG_KEYS:
         if key in chunks:
             return chunks, key
-    raise _error(source, "a PNG image with no workflow in it (no 'prompt', 'workflow' or "
-                         f"'latentgraph' text chunk; {NO_WORKFLOW})")  # fmt: skip
+    raise _error(source, f"a {image} image with no workflow in it (no 'prompt', 'workflow' or "
+                         f"'latentgraph' {WORKFLOW_IMAGES[image]}; {NO_WORKFLOW})")  # fmt: skip
 
 
 def _refuse_image(path: Path, image: str | None) -> None:
-    """An image other than a PNG holds no workflow we read."""
+    """An image that cannot carry a workflow (not one of WORKFLOW_IMAGES) holds none we read."""
     if image is not None:
         raise _error(str(path), f"a {image} image with no workflow in it ({NO_WORKFLOW})")
 
 
 def workflow_text(path: str | Path) -> str:
     """A workflow file's text as a server reads it (`latentgraph submit` sends it): a PNG's
-    workflow chunk, the one `load_file` runs; any other file as `read_source` reads it."""
+    or WEBP's workflow text, the one `load_file` runs; any other file as `read_source` reads
+    it."""
     path = Path(path)
     image = _image_format(path)
-    if image == "PNG":
-        chunks, key = _workflow_png(path)
+    if image in WORKFLOW_IMAGES:
+        chunks, key = _workflow_image(path, image)
         return chunks[key]
     _refuse_image(path, image)
     return read_source(path)
@@ -292,8 +374,8 @@ def load_file(path: str | Path, overrides: dict[str, Any] | None = None,
     path = Path(path)
     registry = registry_or_default(registry)
     image = _image_format(path)
-    if image == "PNG":
-        return _load_png(path, overrides or {}, registry, given_as)
+    if image in WORKFLOW_IMAGES:
+        return _load_image(path, image, overrides or {}, registry, given_as)
     _refuse_image(path, image)
     text = read_source(path)
     data = None if path.suffix.lower() in (".yaml", ".yml") else _parse_text(text)

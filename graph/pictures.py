@@ -33,17 +33,19 @@ class ImageTooLarge(ValueError):
 
 
 @contextmanager
-def open_image(source: str | Path | IO[bytes], max_pixels: int) -> Iterator[Any]:
+def open_image(source: str | Path | IO[bytes], max_pixels: int,
+               formats: tuple[str, ...] | None = None) -> Iterator[Any]:  # fmt: skip
     """The PIL image of `source` (a path or a binary file), its header read and nothing
     decoded, closed on leaving; `ImageTooLarge` if it has more than `max_pixels` pixels,
-    whatever its size (Pillow's own limit neither raises nor warns first). Errors reading
-    the file are Pillow's (`UnidentifiedImageError`, `OSError`, ...)."""
+    whatever its size (Pillow's own limit neither raises nor warns first). `formats`: the
+    formats tried (Pillow's names), all when None. Errors reading the file are Pillow's
+    (`UnidentifiedImageError`, `OSError`, ...)."""
     from PIL import Image
 
     with _PILLOW_BOUND:
         bound, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            img = Image.open(source)
+            img = Image.open(source, formats=formats)
         finally:
             Image.MAX_IMAGE_PIXELS = bound
     with img:

@@ -160,5 +160,5 @@ def test_an_image_without_a_workflow_is_named_as_such(cli, tmp_path, name, fmt):
         code, out, err = cli(*args)
         assert code == 2, err
         assert f"{name}: a {fmt} image with no workflow in it (" in err
-        assert "latentgraph and ComfyUI save theirs in PNG text chunks)" in err
+        assert "latentgraph and ComfyUI save theirs in PNG text chunks and WEBP EXIF)" in err
         assert "UTF-8" not in err and "Traceback" not in err

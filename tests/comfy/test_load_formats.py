@@ -243,7 +243,7 @@ def test_our_chunk_as_json_and_a_broken_workflow_chunk_beside_a_good_one(tmp_pat
      "the PNG's 'workflow' text is not a ComfyUI prompt or workflow"),
     ({"parameters": "a cat"}, "syntax", "a PNG image with no workflow in it (no 'prompt', "
      "'workflow' or 'latentgraph' text chunk; latentgraph and ComfyUI save theirs in PNG text "
-     "chunks)"),
+     "chunks and WEBP EXIF)"),
 ])  # fmt: skip
 def test_png_refusals_name_the_file_and_the_chunk(tmp_path, chunks, code, message):
     path = png(tmp_path / "x.png", **chunks)

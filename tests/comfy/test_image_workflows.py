@@ -1,0 +1,156 @@
+"""Workflows in images: WEBP EXIF read as ComfyUI and SaveAnimatedWEBP write it, a PNG cut
+short after its text chunks, a broken 'prompt' chunk beside a good 'workflow'."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from latentgraph.cli import main
+from latentgraph.graph import WorkflowError
+from latentgraph.graph.formats import WorkflowWarning, load_file
+
+from .toy_nodes import registry
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def png(path: Path, **chunks: str) -> Path:
+    info = PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    Image.effect_noise((32, 32), 40).convert("RGB").save(path, pnginfo=info)
+    return path
+
+
+def comfy_webp(path: Path, prompt=None, workflow=None, fmt: str = "WEBP") -> Path:
+    """An image written as ComfyUI's SaveAnimatedWEBP writes it: "prompt:" in 0x0110, the
+    extra_pnginfo entries from 0x010F down ("workflow:" first)."""
+    exif = Image.Exif()
+    if prompt is not None:
+        exif[0x0110] = "prompt:" + json.dumps(prompt)
+    if workflow is not None:
+        exif[0x010F] = "workflow:" + json.dumps(workflow)
+    frame = Image.new("RGB", (8, 8), "red")
+    frame.save(path, format=fmt, save_all=True, append_images=[frame], exif=exif)
+    return path
+
+
+# --- 7. WEBP -----------------------------------------------------------------------------------
+
+
+def test_a_webp_as_comfyui_writes_it_runs_validates_and_converts(tmp_path, capsys, classic_api,
+                                                                  classic_editor):  # fmt: skip
+    path = comfy_webp(tmp_path / "anim.webp", classic_api, classic_editor)
+    loaded = load_file(path, registry=registry)
+    assert loaded.format == "api" and loaded.graph["3"].inputs["seed"] == 1234
+    assert loaded.extra == {"prompt": classic_api, "workflow": classic_editor}
+    renamed = comfy_webp(tmp_path / "renamed.png", workflow=classic_editor)  # the editor's
+    loaded = load_file(renamed, registry=registry)
+    assert loaded.format == "editor" and loaded.extra["workflow"] == classic_editor
+    code, out, err = run_cli(capsys, "validate", path)
+    assert code == 0 and "ok (7 nodes)" in out, err
+    code, _, err = run_cli(capsys, "convert", path, tmp_path / "back.json", "--to", "editor")
+    assert code == 0, err
+    assert json.loads((tmp_path / "back.json").read_text()) == classic_editor
+
+
+def test_the_webp_our_save_animated_webp_writes_runs_again(tmp_path, capsys):
+    prompt = {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 2, "color": 255}},
+        "2": {"class_type": "SaveAnimatedWEBP",
+              "inputs": {"images": ["1", 0], "filename_prefix": "loop", "fps": 2.0,
+                         "lossless": True, "quality": 80, "method": "default"}},
+    }  # fmt: skip
+    (tmp_path / "loop.json").write_text(json.dumps(prompt))
+    args = ["--output-dir", tmp_path / "out", "--no-cache", "-q"]
+    code, _, err = run_cli(capsys, "run", tmp_path / "loop.json", *args)
+    assert code == 0, err
+    first = tmp_path / "out" / "loop_00001_.webp"
+    code, _, err = run_cli(capsys, "run", first, "--set", "1.color=0", *args)
+    assert code == 0, err
+    from latentgraph.api import load
+
+    again = load(tmp_path / "out" / "loop_00002_.webp")
+    assert again.format == "api" and again.graph["1"].inputs["color"] == 0
+
+
+def test_a_webp_without_a_workflow_or_too_large_is_refused_before_a_frame_is_decoded(
+        tmp_path, monkeypatch):  # fmt: skip
+    from latentgraph.graph import formats
+
+    plain = tmp_path / "plain.webp"
+    Image.new("RGB", (8, 8)).save(plain)
+    with pytest.raises(WorkflowError) as err:
+        load_file(plain, registry=registry)
+    assert str(err.value.problems[0]) == (
+        f"{plain}: a WEBP image with no workflow in it (no 'prompt', 'workflow' or 'latentgraph' "
+        "EXIF entry; latentgraph and ComfyUI save theirs in PNG text chunks and WEBP EXIF)"
+    )
+    broken = tmp_path / "broken.png"  # a WEBP by its signature, named .png
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00WEBPVP8X" + bytes(20))
+    with pytest.raises(WorkflowError) as err:
+        load_file(broken, registry=registry)
+    assert err.value.problems[0].message.startswith("cannot read the WEBP: ")
+    monkeypatch.setattr(formats, "MAX_PNG_PIXELS", 63)
+    with pytest.raises(WorkflowError) as err:
+        load_file(comfy_webp(tmp_path / "big.webp", {"1": {}}), registry=registry)
+    assert err.value.problems[0].message == (
+        "cannot read the WEBP's EXIF: the image is 8x8 = 64 pixels, over the limit of 63"
+    )
+
+
+def test_an_image_claiming_past_pillows_own_bound_is_named_not_a_crash(tmp_path):
+    """Pillow's DecompressionBombError (a JPEG header claiming 20000 x 20000) was an internal
+    error before the image was named as one with no workflow."""
+    jpeg = tmp_path / "huge.jpg"
+    Image.new("L", (8, 8)).save(jpeg)
+    data = bytearray(jpeg.read_bytes())
+    at = data.index(b"\xff\xc0") + 5  # SOF0: height, width
+    data[at : at + 4] = (20000).to_bytes(2, "big") * 2
+    jpeg.write_bytes(bytes(data))
+    with pytest.raises(WorkflowError) as err:
+        load_file(jpeg, registry=registry)
+    assert "a JPEG image with no workflow in it" in err.value.problems[0].message
+
+
+# --- 11. a truncated PNG, a broken 'prompt' chunk -------------------------------------------------
+
+
+def test_a_png_cut_short_in_its_pixels_loads_the_workflow_before_them(tmp_path, classic_api):
+    whole = png(tmp_path / "whole.png", prompt=json.dumps(classic_api)).read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole[: len(whole) - 200])
+    assert load_file(cut, registry=registry).extra["prompt"] == classic_api
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(png(tmp_path / "p.png").read_bytes()[:-200])
+    with pytest.raises(WorkflowError) as err:  # nothing before the pixels: still refused
+        load_file(plain, registry=registry)
+    assert err.value.problems[0].message.startswith("cannot read the PNG: image file is truncated")
+
+
+def test_a_prompt_chunk_that_is_not_json_gives_way_to_the_workflow_with_a_warning(
+        tmp_path, classic_editor):  # fmt: skip
+    path = png(tmp_path / "a.png", prompt="{broken", workflow=json.dumps(classic_editor))
+    with pytest.warns(WorkflowWarning) as caught:
+        loaded = load_file(path, registry=registry)
+    assert loaded.format == "editor" and loaded.extra["workflow"] == classic_editor
+    assert [str(w.message) for w in caught] == [
+        f"{path}: the PNG's 'prompt' text is not valid JSON: running its 'workflow' text"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        broken = png(tmp_path / "b.png", prompt="{broken", workflow="{broken too")
+        with pytest.raises(WorkflowError) as err:
+            load_file(broken, registry=registry)
+    assert err.value.problems[0].message == "the PNG's 'prompt' text is not valid JSON"
