@@ -52,12 +52,21 @@ def _is_link(value: Any) -> bool:
     )
 
 
+# The `source` of a prompt not read from a file.
+PROMPT_SOURCE = "<prompt>"
+
+
 def graph_from_prompt(
-    prompt: dict, registry: Registry | None = None, *, source: str = "<prompt>"
+    prompt: dict, registry: Registry | None = None, *, source: str = PROMPT_SOURCE
 ) -> Graph:
-    """Build a `Graph` from an API-format prompt; raises `WorkflowError` ("invalid_prompt")."""
+    """Build a `Graph` from an API-format prompt; raises `WorkflowError` ("invalid_prompt").
+
+    A prompt read from a file (`source` its name) places its nodes there, so validation
+    problems name the file as they do for the other formats; the unnamed default (a prompt
+    a client sent the server) does not, so they read as ComfyUI words them."""
     registry = registry_or_default(registry)
     where = Location(source)
+    node_location = where if source != PROMPT_SOURCE else None
     if not isinstance(prompt, dict):
         raise WorkflowError(
             [
@@ -108,7 +117,7 @@ def graph_from_prompt(
             )
             continue
         node_type = registry.get(class_type)
-        node = Node(id=node_id, type=class_type)
+        node = Node(id=node_id, type=class_type, location=node_location)
         meta = body.get("_meta")
         if isinstance(meta, dict) and isinstance(meta.get("title"), str):
             node.title = meta["title"]

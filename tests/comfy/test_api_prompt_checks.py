@@ -307,3 +307,15 @@ def test_an_empty_dropdown_left_out_by_the_editor_says_its_list_is_empty_and_why
         check_prompt(prompt, registry, settings)
     [error] = caught.value.body["node_errors"]["1"]["errors"]
     assert error["message"] == "this required COMBO input is missing: give it a value"
+
+
+def test_a_prompt_read_from_a_file_places_its_problems_in_it(registry, t2i):
+    t2i["5"]["inputs"]["height"] = 0
+    graph = load_text(json.dumps(t2i), "wf/x.json", registry=registry).graph
+    [problem] = [p for p in validate(graph, registry) if p.severity == "error"]
+    assert str(problem) == "wf/x.json: node '5' input 'height': 0 is below the minimum 16"
+    # a prompt a client sent has no file: the server words it as ComfyUI does
+    with pytest.raises(PromptRejected) as refused:
+        check_prompt(t2i, registry, Settings())
+    [error] = refused.value.body["node_errors"]["5"]["errors"]
+    assert error["details"] == "node '5' input 'height': 0 is below the minimum 16"

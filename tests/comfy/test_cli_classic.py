@@ -152,3 +152,16 @@ def test_library_progress_bars_are_off_once_a_model_loaded(one_thread, tmp_path,
     assert code == 0, err
     assert not dl.is_progress_bar_enabled() and not tl.is_progress_bar_enabled()
     assert "Loading weights" not in err and "it/s]" not in err
+
+
+def test_api_file_problems_name_the_file(tmp_path, capsys):
+    prompt = json.loads((DATA / "classic_api.json").read_text())
+    prompt["5"]["inputs"]["height"] = 0
+    wf = tmp_path / "x.json"
+    wf.write_text(json.dumps(prompt))
+    code, _, err = run_cli(capsys, "validate", wf)
+    assert code == 2
+    assert f"error: {wf}: node '5' input 'height': 0 is below the minimum 16" in err
+    code, out, _ = run_cli(capsys, "validate", wf, "--json")
+    [row] = [r for r in json.loads(out) if r["node"] == "5"]
+    assert row["location"] == str(wf)
