@@ -538,25 +538,31 @@ def _drop_muted_dependents(graph: Graph, muted_inputs: dict[str, list[str]],
 
 
 def _preferred_ids(data: Mapping[str, Any]) -> dict[str, str]:
-    """Editor id -> latentgraph id saved in node properties by `editor_from_graph`."""
+    """Editor id -> latentgraph id saved in node properties by `editor_from_graph` (a
+    subgraph's inner id `10:3` too, so it survives editor -> YAML/API -> editor trips)."""
     out: dict[str, str] = {}
     for n in data.get("nodes") or []:
         if isinstance(n, Mapping) and isinstance(n.get("properties"), Mapping):
             name = n["properties"].get(ID_PROPERTY)
-            if isinstance(name, str) and name and ":" not in name:
+            if isinstance(name, str) and name:
                 out[str(n.get("id"))] = name
     if len(set(out.values())) != len(out):
         return {}
     return out
 
 
+def _safe_names(graph: Graph, names: dict[str, str]) -> dict[str, str]:
+    """`names` when every one can be given back (none is the id of a node it does not rename),
+    else none of them."""
+    taken = set(graph.nodes) - set(names)
+    return {} if taken & set(names.values()) else names
+
+
 def _rename(graph: Graph, names: dict[str, str]) -> Graph:
     """Give nodes back their latentgraph ids. A title equal to the restored id is the one
     `editor_from_graph` wrote for an untitled node: the node is untitled again."""
+    names = _safe_names(graph, names)
     if not names:
-        return graph
-    taken = set(graph.nodes) - set(names)
-    if taken & set(names.values()):
         return graph
 
     def new(nid: str) -> str:

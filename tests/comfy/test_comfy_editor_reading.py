@@ -450,14 +450,14 @@ def test_a_subgraph_body_of_the_wrong_shape_names_its_instance():
 # --- names kept in the properties -----------------------------------------------------------
 
 
-def test_only_plain_text_names_are_restored():
+def test_only_text_names_are_restored():
     data = doc(
         n(1, "EmptyLatentImage", widgets=[8, 8, 1], properties={"latentgraph_id": 5}),
         n(2, "EmptyLatentImage", widgets=[8, 8, 1], properties={"latentgraph_id": "a:b"}),
         n(3, "EmptyLatentImage", widgets=[8, 8, 1], properties={"latentgraph_id": "c"}),
     )
     g = load(data)
-    assert list(g.nodes) == ["1", "2", "c"]
+    assert list(g.nodes) == ["1", "a:b", "c"]  # a subgraph's inner id too
     assert (g.source, g.dialect) == ("wf.json", "comfy")
     assert g["c"].location == Location("wf.json")
     assert g.where("c", "width") == Location("wf.json")  # an input falls back to its node
@@ -476,3 +476,19 @@ def test_a_document_copy_with_the_same_names_twice_keeps_the_numbers():
     second["nodes"][0]["id"] = 2
     first["nodes"] += second["nodes"]
     assert set(load(first).nodes) == {"1", "2"}
+
+
+def test_subgraph_ids_survive_editor_to_api_to_editor():
+    from latentgraph.graph.comfy_api import graph_from_prompt, prompt_from_graph
+
+    g = load(with_concat(["va", "vb", "vc"]))
+    api = prompt_from_graph(g)
+    back = load(editor_from_graph(graph_from_prompt(api, REG), REG))
+    assert set(back.nodes) == set(g.nodes) == {"2", "10:1"}
+    assert back["10:1"].inputs["string_a"] == Link("2", 0)
+
+
+def test_a_restored_id_that_another_node_has_is_not_restored():
+    data = doc(n(1, "EmptyLatentImage", widgets=[8, 8, 1], properties={"latentgraph_id": "2"}),
+               n(2, "EmptyLatentImage", widgets=[8, 8, 1]))  # fmt: skip
+    assert set(load(data).nodes) == {"1", "2"}
