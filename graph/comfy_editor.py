@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .comfy_groups import expand_group_nodes
+from .comfy_groups import expand_group_nodes, group_name
 from .declare import (
     BOOLEAN,
     FLOAT,
@@ -98,13 +98,25 @@ class _Raw:
     # for a subgraph's input node: the subgraph's input names, by slot
     input_names: list[Any] = field(default_factory=list)
     kind: str = "node"  # "node" | "subgraph" | "sg_in" | "sg_out"
+    # input slot -> why the link its entry names leads to no node (`_Flattener._name_dangling`)
+    dangling: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The node's type as messages name it (a subgraph instance: its title, if any)."""
+        title = self.data.get("title")
+        if self.kind == "subgraph":
+            return f"subgraph {title!r}" if isinstance(title, str) and title else "subgraph"
+        return self.type
 
 
+@dataclass(frozen=True)
 class _Muted:
-    """Marks a link whose source is muted: the target loses that input."""
+    """Marks a link whose source is muted: the target loses that input. `node` and `label`
+    name the muted node, for the messages about what muting it dropped."""
 
-
-_MUTED = _Muted()
+    node: str
+    label: str
 
 
 def _parse_link(link: Any) -> tuple[Any, Any, Any, Any, Any] | None:
@@ -188,6 +200,9 @@ class _Flattener:
             self.problem(f"{where}: 'links' must be a list")
             links = []
         by_id: dict[Any, tuple[str, int]] = {}
+        # why a link an input may name leads to no node, by link id
+        dangling: dict[Any, str] = {}
+        place = f"subgraph instance {prefix[:-1]}" if prefix else "the file"
         for raw in links:
             if raw is None:  # the editor's graph library skips these (with a console warning)
                 continue
@@ -199,15 +214,25 @@ class _Flattener:
                 continue
             link_id, src, src_slot, dst, dst_slot = parsed
             if src not in ids or dst not in ids:
-                continue  # dangling links are common in saved files; the target just loses it
+                # dangling links are common in saved files: the target just loses it, and a
+                # required input left without a link names it (graph_from_editor)
+                if src not in ids:
+                    why = f"link {link_id} comes from node '{prefix}{src}', which is not in {place}"
+                    dangling.setdefault(link_id, why)
+                    if dst in ids and isinstance(dst_slot, int) and dst_slot >= 0 and (
+                            _link_id_at(self.nodes[ids[dst]].data, dst_slot) is _UNSAID):  # fmt: skip
+                        self.nodes[ids[dst]].dangling[dst_slot] = why
+                continue
             if not isinstance(src_slot, int) or not isinstance(dst_slot, int):
                 self.problem(f"a link with non-integer slots: {str(raw)[:80]}")
                 continue
             by_id.setdefault(link_id, (ids[src], src_slot))
             if _link_id_at(self.nodes[ids[dst]].data, dst_slot) is _UNSAID:
                 self.nodes[ids[dst]].in_links[dst_slot] = (ids[src], src_slot)
+        listed = {p[0] for p in map(_parse_link, links) if p is not None}
         for nid in ids.values():
             self._link_inputs(self.nodes[nid], by_id)
+            self._name_dangling(self.nodes[nid], by_id, dangling, listed, place)
         # Expand subgraph instances that run (muted/bypassed instances act as one node).
         for nid in list(ids.values()):
             raw = self.nodes[nid]
@@ -223,6 +248,22 @@ class _Flattener:
             link_id = _link_id_at(raw.data, slot)
             if link_id is not _UNSAID and link_id in by_id:
                 raw.in_links[slot] = by_id[link_id]
+
+    @staticmethod
+    def _name_dangling(raw: _Raw, by_id: Mapping[Any, Any], dangling: Mapping[Any, str],
+                       listed: set[Any], place: str) -> None:  # fmt: skip
+        """Say why each link an input entry names leads to no node: a link id not in the
+        links, or a link from a node that is not there."""
+        inputs = raw.data.get("inputs")
+        for slot in range(len(inputs) if isinstance(inputs, list) else 0):
+            link_id = _link_id_at(raw.data, slot)
+            if link_id is _UNSAID or link_id is None or link_id in by_id:
+                continue
+            if link_id in dangling:
+                raw.dangling[slot] = dangling[link_id]
+            elif link_id not in listed:
+                where = "the file's links" if place == "the file" else f"the links of {place}"
+                raw.dangling[slot] = f"link {link_id} is not in {where}"
 
     def expand(self, instance: _Raw, depth: int) -> None:
         body = self.subgraphs[instance.type]
@@ -348,7 +389,7 @@ class _Resolver:
 
     def resolve(self, origin: tuple[str, int] | None) -> Link | _Literal | _Muted | None:
         """Follow an output reference through reroutes, bypassed nodes and subgraph borders to
-        a real node's output, a literal, `_MUTED`, or None when it leads nowhere (a loop of
+        a real node's output, a literal, `_Muted`, or None when it leads nowhere (a loop of
         reroutes included)."""
         seen: set[tuple[str, int]] = set()
         while origin is not None and origin not in seen:
@@ -362,7 +403,7 @@ class _Resolver:
                     return _Literal(raw.literals[slot])
                 origin = raw.in_links.get(slot)
             elif raw.mode == MODE_MUTED:
-                return _MUTED
+                return _Muted(raw.id, raw.label)
             elif raw.mode == MODE_BYPASSED:
                 origin = self._bypass(raw, slot)
             elif raw.type == "Reroute":
@@ -460,7 +501,14 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
 
     Unknown node types are kept (with their links) so validation reports them by name. A
     node that loses a required input because its source is muted is dropped too, and so on
-    downstream: muting a node mutes what needs it.
+    downstream: muting a node mutes what needs it. When that leaves no output node, the
+    refusal names the muted nodes the outputs needed (`_muted_outputs`).
+
+    A node that cannot be read (its `widgets_values` do not fit, a group node that cannot be
+    expanded, an id used twice) is reported and left out, and reading goes on: the refusal
+    lists every such problem (and each required input whose link leads to no node), then the
+    validation errors of the rest of the graph, as for a file without them. A document whose
+    shape is wrong (a link or node list that cannot be read) is refused with just that.
     """
     registry = registry or default_registry
     if not is_editor_workflow(data):
@@ -468,28 +516,43 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
         raise WorkflowError(
             [Problem("syntax", "not an editor workflow: expected a 'nodes' list", location=loc)]
         )
-    data = expand_group_nodes(data, registry, source)
+    group_problems: list[Problem] = []
+    data = expand_group_nodes(data, registry, source, problems=group_problems)
     flat = _Flattener(data, source)
     flat.add_level(data, "")
-    problems = flat.problems
+    problems = group_problems + flat.problems
+    if any(p.node_id is None for p in flat.problems):  # the document's shape: links or nodes
+        raise WorkflowError(problems)  # are lost, what is read of the rest would mislead
     resolver = _Resolver(flat.nodes)
     graph = Graph(source=source, dialect="comfy")
-    muted_inputs: dict[str, list[str]] = {}
+    muted_inputs: dict[str, list[tuple[str, _Muted]]] = {}
+    unread: set[str] = set()  # nodes left out: their problems are reported already
+    stopped: list[_Raw] = []  # output nodes muted or bypassed themselves
     top_ids = _preferred_ids(data)
     for raw in flat.nodes.values():
-        if raw.kind != "node" or not mode_runs(raw.mode) or raw.type in FRONTEND_ONLY:
+        if raw.kind != "node" or raw.type in FRONTEND_ONLY:
             continue
         node_type = registry.get(raw.type)
+        if not mode_runs(raw.mode):
+            if node_type is not None and node_type.output_node:
+                stopped.append(raw)
+            continue
+        if group_name(raw.type) is not None:  # a group node that could not be expanded
+            unread.add(raw.id)
+            continue
         inputs: dict[str, Any] = {}
         if node_type is not None:
             inputs, misfit = map_widgets(node_type, raw.data.get("widgets_values"))
             if misfit:
                 problems.append(Problem("invalid_input_type", misfit, node_id=raw.id,
                                         location=Location(source), node_type=raw.type))  # fmt: skip
+                unread.add(raw.id)
+                continue
             promoted = flat.overrides.get(raw.id, {})
             inputs.update((k, v) for k, v in promoted.items() if node_type.input(k) is not None)
+        unlinked: list[tuple[str, str]] = []  # (input name, why its link leads nowhere)
         for slot, inp in enumerate(raw.data.get("inputs") or []):
-            if not isinstance(inp, Mapping) or slot not in raw.in_links:
+            if not isinstance(inp, Mapping):
                 continue
             widget = inp.get("widget")
             name = (
@@ -499,42 +562,148 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
             )
             if not isinstance(name, str):
                 continue
+            if slot not in raw.in_links:
+                if slot in raw.dangling:
+                    unlinked.append((name, raw.dangling[slot]))
+                continue
             target = resolver.resolve(raw.in_links[slot])
             if target is None:
                 continue  # dangling: a widget keeps its value, a socket is reported as missing
-            if target is _MUTED:
+            if isinstance(target, _Muted):
                 inputs.pop(name, None)
-                muted_inputs.setdefault(raw.id, []).append(name)
+                muted_inputs.setdefault(raw.id, []).append((name, target))
             else:
                 inputs[name] = target.value if isinstance(target, _Literal) else target
+        if node_type is not None:
+            problems += _dangling_problems(raw, node_type, inputs, unlinked, source)
         title = raw.data.get("title")
         graph.add(Node(id=raw.id, type=raw.type, inputs=inputs,
                        title=title if isinstance(title, str) else None,
                        location=Location(source)))  # fmt: skip
+    dropped = _drop_muted_dependents(graph, muted_inputs, registry)
+    names = _safe_names(graph, top_ids)
+    graph = _rename(graph, names)
+    for problem in problems:
+        if problem.node_id in names:
+            problem.node_id = names[problem.node_id]
+    if not any(_may_be_output(flat.nodes[nid].type, registry) for nid in unread):
+        problems += _muted_outputs(graph, dropped, stopped, names, registry)
     if problems:
-        raise WorkflowError(problems)
-    _drop_muted_dependents(graph, muted_inputs, registry)
-    return _rename(graph, top_ids)
+        raise WorkflowError(problems + _rest_of_graph(graph, registry, problems, unread, names))
+    return graph
 
 
-def _drop_muted_dependents(graph: Graph, muted_inputs: dict[str, list[str]],
-                           registry: Registry) -> None:  # fmt: skip
-    dropped: set[str] = set()
-    for nid, names in muted_inputs.items():
-        node_type = registry.get(graph[nid].type)
-        for name in names:
+def _dangling_problems(raw: _Raw, node_type: NodeType, inputs: Mapping[str, Any],
+                       unlinked: list[tuple[str, str]], source: str) -> list[Problem]:  # fmt: skip
+    """A required input left with nothing because the link its entry names leads to no node:
+    named with that link (without, it read as an input never linked). An optional input, or
+    a widget keeping its value, just loses the link, as in the editor."""
+    out = []
+    for name, why in unlinked:
+        decl = node_type.input(name)
+        if decl is None or not decl.required or name in inputs:
+            continue
+        out.append(Problem("required_input_missing",
+                           f"{why}, so this required {decl.type} input has no link",
+                           node_id=raw.id, input_name=name, location=Location(source),
+                           node_type=raw.type))  # fmt: skip
+    return out
+
+
+def _rest_of_graph(graph: Graph, registry: Registry, problems: list[Problem], unread: set[str],
+                   names: Mapping[str, str]) -> list[Problem]:  # fmt: skip
+    """The validation errors of the graph read around `problems` (the nodes `unread` left
+    out), without echoes of them: what a file without those problems would be told."""
+    from .workflow.building import _other_problems
+
+    left_out = {names.get(nid, nid) for nid in unread}
+    rest = _other_problems(graph, registry, problems, set(graph.nodes) | left_out)
+    if any(p.code == "prompt_no_outputs" for p in problems):  # said with its cause already
+        rest = [p for p in rest if p.code != "prompt_no_outputs"]
+    return rest
+
+
+@dataclass(frozen=True)
+class _Dropped:
+    """A node muting dropped (`type`), the muted node it needs and the node and input that
+    took that node's output (the dropped node itself, or one it needs)."""
+
+    type: str
+    muted: _Muted
+    taker: str
+    taker_type: str
+    input: str
+
+
+def _drop_muted_dependents(graph: Graph, muted_inputs: dict[str, list[tuple[str, _Muted]]],
+                           registry: Registry) -> dict[str, _Dropped]:  # fmt: skip
+    """Drop the nodes that lose a required input to a muted node, and what needs them: the
+    dropped nodes by id, each with the muted node it needs."""
+    dropped: dict[str, _Dropped] = {}
+    for nid, entries in muted_inputs.items():
+        node = graph[nid]
+        node_type = registry.get(node.type)
+        for name, muted in entries:
             inp = node_type.input(name) if node_type else None
-            if inp is None or inp.required:
-                dropped.add(nid)
+            if (inp is None or inp.required) and nid not in dropped:
+                dropped[nid] = _Dropped(node.type, muted, nid, node.type, name)
     changed = bool(dropped)
     while changed:
         changed = False
         for node in graph:
-            if node.id not in dropped and any(link.node in dropped for _, link in node.links()):
-                dropped.add(node.id)
+            if node.id in dropped:
+                continue
+            cause = next((dropped[link.node] for _, link in node.links() if link.node in dropped),
+                         None)  # fmt: skip
+            if cause is not None:
+                dropped[node.id] = _Dropped(node.type, cause.muted, cause.taker, cause.taker_type,
+                                            cause.input)  # fmt: skip
                 changed = True
     for nid in dropped:
         del graph.nodes[nid]
+    return dropped
+
+
+def _may_be_output(type_name: str, registry: Registry) -> bool:
+    """An output node, or a node of a type not installed (which may be one)."""
+    node_type = registry.get(type_name)
+    return node_type is None or node_type.output_node
+
+
+def _muted_outputs(graph: Graph, dropped: Mapping[str, _Dropped], stopped: list[_Raw],
+                   names: Mapping[str, str], registry: Registry) -> list[Problem]:  # fmt: skip
+    """The refusal of a workflow whose every output node is muted, bypassed or needs a muted
+    node (`SaveImage '9' needs node '7' (CLIPTextEncode), which is muted`), instead of only
+    "no output node". Nothing while an output node (or a node of unknown type, which may be
+    one) is left to run, or when no output node was there to begin with."""
+
+    def is_output(type_name: str) -> bool:
+        node_type = registry.get(type_name)
+        return node_type is not None and node_type.output_node
+
+    def named(nid: str) -> str:
+        return names.get(nid, nid)
+
+    if any(_may_be_output(n.type, registry) for n in graph):
+        return []
+    reasons = []
+    for raw in stopped:
+        state = "muted" if raw.mode == MODE_MUTED else "bypassed"
+        reasons.append(f"{raw.type} '{named(raw.id)}' is {state}")
+    for nid, why in dropped.items():
+        if not is_output(why.type):
+            continue
+        reason = (f"{why.type} '{named(nid)}' needs node '{named(why.muted.node)}' "
+                  f"({why.muted.label}), which is muted")  # fmt: skip
+        if why.taker == nid:
+            reason += f" (its input '{why.input}')"
+        else:
+            reason += f" ({why.taker_type} '{named(why.taker)}' input '{why.input}' takes it)"
+        reasons.append(reason)
+    if not reasons:
+        return []
+    message = "the workflow has no output node left to run: " + "; ".join(reasons)
+    return [Problem("prompt_no_outputs", message, location=Location(graph.source))]
 
 
 def _preferred_ids(data: Mapping[str, Any]) -> dict[str, str]:

@@ -129,11 +129,12 @@ def _config(config: Mapping, index: int, side: str, key: Any) -> Mapping | None:
     return found if isinstance(found, Mapping) else None
 
 
-def expand_group_nodes(data: Mapping[str, Any], registry: Registry,
-                       source: str) -> Mapping[str, Any]:  # fmt: skip
+def expand_group_nodes(data: Mapping[str, Any], registry: Registry, source: str, *,
+                       problems: list[Problem] | None = None) -> Mapping[str, Any]:  # fmt: skip
     """`data` with every group-node instance replaced by its inner nodes (a copy; `data`
-    itself when it has none). Raises WorkflowError naming an undefined group or an inner node
-    type latentgraph does not have."""
+    itself when it has none). An undefined group or an inner node type latentgraph does not
+    have is named: in a WorkflowError, or given `problems`, added to it with that instance
+    left as it is (a `workflow>NAME` node: the reader leaves it out and reads the rest)."""
     defs = (
         (data.get("extra") or {}).get("groupNodes")
         if isinstance(data.get("extra"), Mapping)
@@ -145,27 +146,31 @@ def expand_group_nodes(data: Mapping[str, Any], registry: Registry,
     if not instances:
         return data
     defs = defs if isinstance(defs, Mapping) else {}
-    problems: list[Problem] = []
+    found: list[Problem] = []
     groups: dict[str, _Group] = {}
     for inst in instances:
         name = group_name(inst["type"])
         body = defs.get(name)
         where = Location(source)
         if not isinstance(body, Mapping):
-            problems.append(Problem("unknown_node_type", f"group node {inst['type']!r} is not "
-                                    "defined in the workflow's extra.groupNodes",
-                                    node_id=str(inst.get("id")), location=where,
-                                    node_type=inst["type"]))  # fmt: skip
+            found.append(Problem("unknown_node_type", f"group node {inst['type']!r} is not "
+                                 "defined in the workflow's extra.groupNodes",
+                                 node_id=str(inst.get("id")), location=where,
+                                 node_type=inst["type"]))  # fmt: skip
             continue
         group = groups.setdefault(name, _Group(body, registry))
         for index, inner_type in group.unsupported():
-            problems.append(Problem("unknown_node_type", f"group node {inst['type']!r} contains "
-                                    f"node {index} of type {inner_type!r}, a ComfyUI core or "
-                                    "custom node latentgraph does not have",
-                                    node_id=f"{inst.get('id')}:{index}", location=where,
-                                    node_type=inner_type))  # fmt: skip
-    if problems:
-        raise WorkflowError(problems)
+            found.append(Problem("unknown_node_type", f"group node {inst['type']!r} contains "
+                                 f"node {index} of type {inner_type!r}, a ComfyUI core or "
+                                 "custom node latentgraph does not have",
+                                 node_id=f"{inst.get('id')}:{index}", location=where,
+                                 node_type=inner_type))  # fmt: skip
+    if found and problems is None:
+        raise WorkflowError(found)
+    if found:
+        problems += found
+        named = {p.node_id.split(":")[0] for p in found if p.node_id is not None}
+        instances = [i for i in instances if str(i.get("id")) not in named]
 
     out = dict(data)
     expanded = {id(i) for i in instances}

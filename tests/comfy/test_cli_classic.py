@@ -154,6 +154,36 @@ def test_library_progress_bars_are_off_once_a_model_loaded(one_thread, tmp_path,
     assert "Loading weights" not in err and "it/s]" not in err
 
 
+def _classic_editor_with(tmp_path: Path, change) -> Path:
+    data = json.loads((DATA / "classic_editor.json").read_text())
+    change({n["id"]: n for n in data["nodes"]}, data)
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_validate_lists_every_problem_of_an_editor_file_at_once(tmp_path, capsys):
+    def six_mistakes(nodes, data):
+        nodes[4]["widgets_values"] = ["missing.safetensors"]
+        nodes[5]["widgets_values"] = [64, 0, 1]
+        nodes[3]["widgets_values"][4] = "eulerx"
+        nodes[8]["type"] = "VAEDecodeX"
+        data["links"][0] = [1, 4, 2, 3, 0, "VAE"]  # the VAE into KSampler's model
+        nodes[6]["widgets_values"] = [123]
+
+    wf = _classic_editor_with(tmp_path, six_mistakes)
+    code, _, err = run_cli(capsys, "validate", wf)
+    assert code == 2
+    for said in (f"{wf}: node '6': widgets_values[0] = 123 does not fit widget 'text'",
+                 f"{wf}: node '4' input 'ckpt_name': 'missing.safetensors'",
+                 f"{wf}: node '5' input 'height': 0 is below the minimum 16",
+                 f"{wf}: node '3' input 'sampler_name': 'eulerx'",
+                 f"{wf}: node '3' input 'model': expects MODEL",
+                 f"{wf}: node '8': unknown node type 'VAEDecodeX'"):  # fmt: skip
+        assert said in err
+    assert f"{wf}: 6 error(s)" in err
+
+
 def test_api_file_problems_name_the_file(tmp_path, capsys):
     prompt = json.loads((DATA / "classic_api.json").read_text())
     prompt["5"]["inputs"]["height"] = 0
@@ -165,3 +195,15 @@ def test_api_file_problems_name_the_file(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "validate", wf, "--json")
     [row] = [r for r in json.loads(out) if r["node"] == "5"]
     assert row["location"] == str(wf)
+
+
+def test_muting_what_the_output_needs_names_the_muted_node(tmp_path, capsys):
+    def mute_negative(nodes, data):
+        nodes[7]["mode"] = 2
+
+    wf = _classic_editor_with(tmp_path, mute_negative)
+    code, _, err = run_cli(capsys, "validate", wf)
+    assert code == 2
+    assert (f"error: {wf}: the workflow has no output node left to run: SaveImage '9' needs "
+            "node '7' (CLIPTextEncode), which is muted (KSampler '3' input 'negative' takes "
+            "it)") in err  # fmt: skip

@@ -77,17 +77,43 @@ def test_load_image_upload_value_is_skipped():
     assert load(data)["1"].inputs == {"image": "b.png"}
 
 
+def with_preview(data):
+    """`data` with a second SaveImage (20) fed by VAEDecode 8: muting SaveImage 9 leaves an
+    output to run."""
+    add_node(data, 20, "SaveImage", inputs=[{"name": "images", "type": "IMAGE", "link": 99}],
+             widgets=["other"])  # fmt: skip
+    data["links"].append([99, 8, 0, 20, 0, "IMAGE"])
+    node_by_id(data, 8)["outputs"][0]["links"].append(99)
+    return data
+
+
 def test_muted_output_node_is_dropped(classic_editor):
-    node_by_id(classic_editor, 9)["mode"] = 2
+    node_by_id(with_preview(classic_editor), 9)["mode"] = 2
     g = load(classic_editor)
     assert "9" not in g and "8" in g
 
 
+def test_muting_every_output_is_refused_naming_them(classic_editor):
+    node_by_id(classic_editor, 9)["mode"] = 2
+    with pytest.raises(WorkflowError) as err:
+        load(classic_editor)
+    assert [str(p) for p in err.value.problems] == [
+        "wf.json: the workflow has no output node left to run: SaveImage '9' is muted"
+    ]
+
+
 def test_muted_node_drops_what_needs_it(classic_editor):
     node_by_id(classic_editor, 3)["mode"] = 2
+    add_node(classic_editor, 20, "SaveImage", widgets=["other"],
+             inputs=[{"name": "images", "type": "IMAGE", "link": 97}])  # fmt: skip
+    add_node(classic_editor, 21, "VAEDecode", inputs=[
+        {"name": "samples", "type": "LATENT", "link": 98},
+        {"name": "vae", "type": "VAE", "link": 99}])  # fmt: skip
+    classic_editor["links"] += [[97, 21, 0, 20, 0, "IMAGE"], [98, 5, 0, 21, 0, "LATENT"],
+                                [99, 4, 2, 21, 1, "VAE"]]  # fmt: skip
     g = load(classic_editor)
     assert {"3", "8", "9"}.isdisjoint(g.nodes)
-    assert {"4", "5", "6", "7"} <= set(g.nodes)
+    assert {"4", "5", "6", "7", "20", "21"} <= set(g.nodes)
 
 
 def test_bypassed_node_passes_its_input_through(classic_editor):

@@ -217,10 +217,12 @@ def test_a_long_malformed_link_is_cut_at_80_characters():
 
 
 def test_each_repeated_id_is_reported_with_its_id():
-    data = doc(*(n(7, "EmptyLatentImage", widgets=[8, 8, 1]) for _ in range(3)))
+    data = doc(*(n(7, "EmptyLatentImage", widgets=[8, 8, 1]) for _ in range(3)),
+               n(8, "SaveImage", widgets=["x"]))  # fmt: skip
     found = problems(data)
     assert [(p.message, p.node_id, p.code) for p in found] == [
-        ("node id 7 appears twice", "7", "syntax")] * 2  # fmt: skip
+        ("node id 7 appears twice", "7", "syntax")] * 2 + [  # then the rest of the graph's
+        ("this required IMAGE input is missing: give it a link", "8", "required_input_missing")]  # fmt: skip
 
 
 def test_a_link_with_five_items_and_no_type_is_read():
@@ -238,7 +240,9 @@ def test_links_from_or_to_nodes_not_in_the_file_are_dropped_and_the_rest_read():
                       [1, 1, 0, 2, 0, "LATENT"]])  # fmt: skip
     assert load(data)["2"].inputs["samples"] == Link("1", 0)
     data["links"] = [[9, 40, 0, 2, 0, "LATENT"]]  # only from nowhere: the input is missing
-    assert "samples" not in load(data)["2"].inputs
+    [problem] = [p for p in problems(data) if p.node_id == "2"]
+    assert str(problem) == ("wf.json: node '2' input 'samples': link 1 is not in the file's "
+                            "links, so this required LATENT input has no link")  # fmt: skip
 
 
 # --- reroutes, primitives, bypassed and muted nodes ----------------------------------------
@@ -354,7 +358,12 @@ def test_muting_reaches_every_node_downstream_whatever_their_order():
                n(5, "CheckpointLoaderSimple", widgets=["builtin:tiny-sd"]),
                links=[[1, 1, 0, 2, 0, "LATENT"], [2, 2, 0, 3, 0, "LATENT"],
                       [3, 3, 0, 4, 0, "IMAGE"], [4, 5, 2, 3, 1, "VAE"]])  # fmt: skip
-    assert set(load(data).nodes) == {"5"}
+    data["nodes"].append(n(6, "SaveImage", widgets=["y"], inputs=[inp("images", "IMAGE", 5)]))
+    data["nodes"].append(n(7, "VAEDecode", inputs=[inp("samples", "LATENT", 6),
+                                                   inp("vae", "VAE", 7)]))  # fmt: skip
+    data["nodes"].append(n(8, "EmptyLatentImage", widgets=[8, 8, 1]))
+    data["links"] += [[5, 7, 0, 6, 0, "IMAGE"], [6, 8, 0, 7, 0, "LATENT"], [7, 5, 2, 7, 1, "VAE"]]
+    assert set(load(data).nodes) == {"5", "6", "7", "8"}
 
 
 # --- subgraphs ------------------------------------------------------------------------------
@@ -476,6 +485,111 @@ def test_a_document_copy_with_the_same_names_twice_keeps_the_numbers():
     second["nodes"][0]["id"] = 2
     first["nodes"] += second["nodes"]
     assert set(load(first).nodes) == {"1", "2"}
+
+
+# --- every problem at once, each named with its cause ---------------------------------------
+
+
+def txt2img(**changes):
+    """A small text-to-image graph of our own: checkpoint 4, prompts 6 and 7, latent 5,
+    KSampler 3, VAEDecode 8, SaveImage 9 (links numbered as the inputs they feed)."""
+    nodes = {
+        4: n(4, "CheckpointLoaderSimple", widgets=["builtin:tiny-sd"],
+             outputs=[out("MODEL"), out("CLIP"), out("VAE")]),
+        6: n(6, "CLIPTextEncode", widgets=["a cat"], inputs=[inp("clip", "CLIP", 3)]),
+        7: n(7, "CLIPTextEncode", widgets=["blurry"], inputs=[inp("clip", "CLIP", 5)]),
+        5: n(5, "EmptyLatentImage", widgets=[64, 64, 1]),
+        3: n(3, "KSampler", widgets=[42, "fixed", 3, 7.0, "euler", "normal", 1.0],
+             inputs=[inp("model", "MODEL", 1), inp("positive", "CONDITIONING", 4),
+                     inp("negative", "CONDITIONING", 6), inp("latent_image", "LATENT", 2)]),
+        8: n(8, "VAEDecode", inputs=[inp("samples", "LATENT", 7), inp("vae", "VAE", 8)]),
+        9: n(9, "SaveImage", widgets=["cat"], inputs=[inp("images", "IMAGE", 9)]),
+    }  # fmt: skip
+    for nid, change in changes.items():
+        nodes[int(nid.lstrip("n"))].update(change)
+    return doc(*nodes.values(), links=[
+        [1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 4, 1, 6, 0, "CLIP"],
+        [4, 6, 0, 3, 1, "CONDITIONING"], [5, 4, 1, 7, 0, "CLIP"],
+        [6, 7, 0, 3, 2, "CONDITIONING"], [7, 3, 0, 8, 0, "LATENT"], [8, 4, 2, 8, 1, "VAE"],
+        [9, 8, 0, 9, 0, "IMAGE"]])  # fmt: skip
+
+
+def test_our_txt2img_reads():
+    assert set(load(txt2img()).nodes) == {"3", "4", "5", "6", "7", "8", "9"}
+
+
+def test_a_widgets_misfit_does_not_hide_the_other_problems():
+    data = txt2img(n6={"widgets_values": [123]}, n4={"widgets_values": ["missing.safetensors"]},
+                   n3={"widgets_values": [42, "fixed", 3, 7.0, "eulerx", "normal", 1.0]},
+                   n8={"type": "VAEDecodeX"})  # fmt: skip
+    data["links"][0] = [1, 4, 2, 3, 0, "VAE"]  # a VAE into KSampler's model
+    found = [(p.node_id, p.input_name, p.code) for p in problems(data)]
+    assert found == [
+        ("6", None, "invalid_input_type"),  # the misfit first, then the rest of the graph's
+        ("4", "ckpt_name", "value_not_in_list"),
+        ("3", "sampler_name", "value_not_in_list"),
+        ("3", "model", "return_type_mismatch"),
+        ("8", None, "unknown_node_type"),
+    ]  # nothing about node 6 itself again, nor about KSampler's link to it
+
+
+def test_a_misfit_and_an_undefined_group_node_are_both_named():
+    data = txt2img(n6={"widgets_values": [123]}, n7={"type": "workflow>missing"})
+    found = [(p.node_id, p.code, p.message[:40]) for p in problems(data)]
+    assert found == [
+        ("7", "unknown_node_type", "group node 'workflow>missing' is not def"),
+        ("6", "invalid_input_type", "widgets_values[0] = 123 does not fit wid"),
+    ]
+
+
+def test_muting_every_output_away_names_the_muted_node_they_need():
+    [problem] = problems(txt2img(n7={"mode": 2}))
+    assert str(problem) == (
+        "wf.json: the workflow has no output node left to run: SaveImage '9' needs node '7' "
+        "(CLIPTextEncode), which is muted (KSampler '3' input 'negative' takes it)"
+    )
+    assert problem.code == "prompt_no_outputs"
+    [problem] = problems(txt2img(n8={"mode": 2}))
+    assert problem.message.endswith(
+        "SaveImage '9' needs node '8' (VAEDecode), which is muted (its input 'images')"
+    )
+    [problem] = problems(txt2img(n9={"mode": 4}))
+    assert problem.message.endswith(": SaveImage '9' is bypassed")
+
+
+def test_a_muted_node_with_other_problems_reports_them_all():
+    data = txt2img(n7={"mode": 2}, n5={"widgets_values": ["wide", 64, 1]})
+    assert [(p.node_id, p.code) for p in problems(data)] == [
+        ("5", "invalid_input_type"),
+        (None, "prompt_no_outputs"),
+    ]
+
+
+def test_a_link_an_input_names_that_is_not_in_the_links_is_named():
+    data = txt2img()
+    data["links"] = [lk for lk in data["links"] if lk[0] != 8]
+    [problem] = problems(data)
+    assert str(problem) == ("wf.json: node '8' input 'vae': link 8 is not in the file's links, "
+                            "so this required VAE input has no link")  # fmt: skip
+    assert problem.code == "required_input_missing"
+
+
+def test_a_link_from_a_node_not_in_the_file_names_the_node():
+    data = txt2img()
+    data["links"][7] = [8, 77, 2, 8, 1, "VAE"]
+    [problem] = problems(data)
+    assert str(problem) == ("wf.json: node '8' input 'vae': link 8 comes from node '77', which "
+                            "is not in the file, so this required VAE input has no link")  # fmt: skip
+
+
+def test_a_dangling_link_into_a_widget_or_an_optional_input_is_only_dropped():
+    data = txt2img()
+    data["nodes"][3]["inputs"] = [inp("width", "INT", 50, widget="width")]
+    assert load(data)["5"].inputs["width"] == 64  # the widget keeps its value, as in the editor
+    blend = doc(IMAGE_SOURCE, n(2, "Blend", widgets=[0.5],
+                                inputs=[inp("a", "IMAGE", 1), inp("b", "IMAGE", 60)]),
+                links=[[1, 1, 0, 2, 0, "IMAGE"]])  # fmt: skip
+    assert load(blend)["2"].inputs == {"a": Link("1", 0), "factor": 0.5}
 
 
 def test_subgraph_ids_survive_editor_to_api_to_editor():
