@@ -138,6 +138,15 @@ class Input:
         return list(self.choices)
 
 
+def number_text(value: float) -> str:
+    """A declared number as people read it: an integer exactly (16777215, not 1.67772e+07),
+    a fraction as short as it round-trips (0.01)."""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()
+                                  and abs(value) < 2**63):  # fmt: skip
+        return str(int(value))
+    return repr(value)
+
+
 @dataclass(frozen=True)
 class Output:
     """One named output of a node type."""

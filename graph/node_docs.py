@@ -9,15 +9,15 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from .declare import REQUIRED, Input, NodeType, Registry
+from .declare import REQUIRED, Input, NodeType, Registry, number_text
 
 
 def _constraints(i: Input, dynamic: bool) -> str:
     parts = []
     if i.min is not None and not math.isinf(i.min) and i.min > -(2**62):
-        parts.append(f"min {i.min:g}")
+        parts.append(f"min {number_text(i.min)}")
     if i.max is not None and not math.isinf(i.max) and i.max < 2**62:
-        parts.append(f"max {i.max:g}")
+        parts.append(f"max {number_text(i.max)}")
     if callable(i.choices) and not dynamic:
         parts.append("one of the files found at run time")
     elif choices := i.choice_list():

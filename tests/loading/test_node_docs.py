@@ -26,7 +26,11 @@ def _line(i: Input, dynamic: bool = True) -> str:
                                                    "min 0.25; max 1.5)"),
     (Input("x", "INT", 1, min=-(2**62), max=2**62), "  x: INT (value or link, default 1)"),
     (Input("x", "INT", 1, min=-(2**61), max=2**61),
-     "  x: INT (value or link, default 1; min -2.30584e+18; max 2.30584e+18)"),
+     "  x: INT (value or link, default 1; min -2305843009213693952; max 2305843009213693952)"),
+    (Input("color", "INT", 0, min=0, max=16777215),
+     "  color: INT (value or link, default 0; min 0; max 16777215)"),
+    (Input("f", "FLOAT", 0.5, min=0.001, max=16777215.5),
+     "  f: FLOAT (value or link, default 0.5; min 0.001; max 16777215.5)"),
     (Input("x", "FLOAT", 1.0, min=-math.inf, max=math.inf), "  x: FLOAT (value or link, "
                                                             "default 1.0)"),
     (Input("x", "FLOAT", 1.0, min=0.0), "  x: FLOAT (value or link, default 1.0; min 0)"),
