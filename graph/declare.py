@@ -18,6 +18,7 @@ This module must stay light: it never imports torch.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -99,10 +100,58 @@ class Input:
     max_length: int | None = None  # for STRING: refuse longer literals at validation
     limit: str | None = None
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """What is wrong with this declaration, each said after "input 'x': ". Its node type
+        refuses to be built with any (`NodeType`), so a mistake shows when `@node` runs, not
+        when a workflow happens to use the default."""
+        bounds, kind = self._bounds_problem(), self._default_type_problem()
+        found = [self._limit_problem(), bounds, kind]
+        if kind is None:  # a default of the right type: is it one this input accepts?
+            found.append(self._default_choice_problem())
+            if bounds is None:
+                found.append(self._default_range_problem())
+        return [problem for problem in found if problem is not None]
+
+    def _limit_problem(self) -> str | None:
         if self.limit is not None and self.limit not in LIMITS:
-            raise ValueError(f"input {self.name!r}: unknown limit {self.limit!r}; "
-                             f"known: {', '.join(LIMITS)}")  # fmt: skip
+            return f"unknown limit {self.limit!r}; known: {', '.join(LIMITS)}"
+        return None
+
+    def _bounds_problem(self) -> str | None:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            return f"min {number_text(self.min)} is above max {number_text(self.max)}"
+        return None
+
+    def _has_default(self) -> bool:
+        """A default to check: None is the 'not given' of an optional input (validation
+        lets a null through for it too)."""
+        return self.default is not REQUIRED and self.default is not None
+
+    def _default_type_problem(self) -> str | None:
+        """A widget's default is a value of its type: a bool is not an INT, an int is a FLOAT."""
+        expected = _DEFAULT_TYPES.get(self.type)
+        if not self._has_default() or expected is None or expected[0](self.default):
+            return None
+        return f"default {self.default!r} is not {expected[1]} ({self.type})"
+
+    def _default_range_problem(self) -> str | None:
+        if not self._has_default() or self.type not in (INT, FLOAT):
+            return None
+        if self.min is not None and self.default < self.min:
+            return f"default {number_text(self.default)} is below its min {number_text(self.min)}"
+        if self.max is not None and self.default > self.max:
+            return f"default {number_text(self.default)} is above its max {number_text(self.max)}"
+        return None
+
+    def _default_choice_problem(self) -> str | None:
+        """A listed default is one of the listed choices (choices computed at run time, the
+        files of a folder, cannot be known here)."""
+        if not self._has_default() or self.choices is None or callable(self.choices):
+            return None
+        if self.default in self.choices:
+            return None
+        listed = ", ".join(repr(c) for c in self.choices) or "(none)"
+        return f"default {self.default!r} is not one of its choices: {listed}"
 
     @property
     def required(self) -> bool:
@@ -136,6 +185,23 @@ class Input:
         if callable(self.choices):
             return list(self.choices(settings if settings is not None else Settings()))
         return list(self.choices)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# widget type -> (whether a default is of that type, how the type is said)
+_DEFAULT_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    INT: (_is_int, "an integer"),
+    FLOAT: (_is_number, "a number"),
+    STRING: (lambda value: isinstance(value, str), "text"),
+    BOOLEAN: (lambda value: isinstance(value, bool), "true or false"),
+}
 
 
 def number_text(value: float) -> str:
@@ -210,6 +276,25 @@ class NodeType:
                 bounded.setdefault(i.limit, []).append(i.name)
         # limit name -> the inputs it bounds together, in declaration order
         self.limits: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in bounded.items()}
+        problems = self.declaration_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def declaration_problems(self) -> list[str]:
+        """What is wrong with the declaration, each naming the node type (and the input):
+        an empty name, an input declared twice, each input's own problems (`Input.problems`)."""
+        label = f"node type {self.name!r}"
+        found = []
+        if not isinstance(self.name, str) or not self.name.strip():
+            fn = getattr(self.fn, "__qualname__", repr(self.fn))
+            found.append(f"{label} (function {fn}): a node type needs a name")
+        seen = set()
+        for i in self.inputs:
+            if i.name in seen:
+                found.append(f"{label} input {i.name!r}: declared twice (input names are unique)")
+            seen.add(i.name)
+            found += [f"{label} input {i.name!r}: {problem}" for problem in i.problems()]
+        return found
 
     def input(self, name: str) -> Input | None:
         return self._by_name.get(name)
@@ -371,6 +456,9 @@ def node(
     """
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        problems = _signature_problems(name, fn, inputs)
+        if problems:
+            raise ValueError("; ".join(problems))
         node_type = NodeType(
             name=name,
             fn=fn,
@@ -393,3 +481,51 @@ def node(
         return fn
 
     return wrap
+
+
+def _signature_problems(name: str, fn: Callable[..., Any], inputs: Sequence[Input]) -> list[str]:
+    """How `fn` does not fit the engine's call `fn(ctx, **inputs)`: it must take the context
+    first, then accept every declared input by name (or **kwargs); a parameter of its own
+    without a default must be one the engine always passes (a declared input that is required
+    or has a default). A callable without a signature is trusted."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []
+    label = f"node type {name!r}"
+    shown = f"{getattr(fn, '__qualname__', 'the function')}{signature}"
+    params = list(signature.parameters.values())
+    if not params or params[0].kind in (params[0].KEYWORD_ONLY, params[0].VAR_KEYWORD):
+        return [f"{label}: its function {shown} must take the context as its first parameter, "
+                "then the inputs by name"]  # fmt: skip
+    context = params[0] if params[0].kind is not params[0].VAR_POSITIONAL else None
+    by_name = {p.name: p for p in params[1:]
+               if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}  # fmt: skip
+    positional = {p.name for p in params[1:] if p.kind is p.POSITIONAL_ONLY}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    found = []
+    for i in inputs:
+        if i.name in by_name:
+            continue
+        if i.name in positional:
+            found.append(f"{label} input {i.name!r}: its function {shown} takes {i.name!r} "
+                         "positional-only; inputs are passed by name")  # fmt: skip
+        elif context is not None and i.name == context.name:
+            found.append(f"{label} input {i.name!r}: its function {shown} takes the context as "
+                         f"{i.name!r}, its first parameter; the inputs come after the context "
+                         f"(ctx, {i.name}, ...)")  # fmt: skip
+        elif not takes_any:
+            found.append(f"{label} input {i.name!r}: its function {shown} has no parameter "
+                         f"{i.name!r} (nor **kwargs)")  # fmt: skip
+    declared = {i.name: i for i in inputs}
+    for p in params[1:]:
+        if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        decl = declared.get(p.name)
+        if decl is None:
+            found.append(f"{label}: its function {shown} needs {p.name!r}, which is no declared "
+                         "input: declare it, or give the parameter a default")  # fmt: skip
+        elif decl.default is REQUIRED and decl.optional and p.kind is not p.POSITIONAL_ONLY:
+            found.append(f"{label} input {p.name!r}: optional, so it may not be given, but its "
+                         f"function {shown} has no default for it ({p.name}=None)")  # fmt: skip
+    return found

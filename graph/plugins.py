@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "latentgraph.nodes"
 _loaded_files: set[Path] = set()  # resolved files imported, so reloading is a no-op
+# each folder plugin (its file, or its package's folder), resolved -> as the user gave it
+_given_paths: dict[Path, Path] = {}
 
 
 class PluginWarning(UserWarning):
@@ -42,9 +44,11 @@ class PluginFailure:
     origin: str  # file path or entry point "name = module"
     message: str
     traceback: str = ""
+    at: str = ""  # file:line in the plugin's code where it failed (its traceback's last)
 
     def __str__(self) -> str:
-        return f"node plugin {self.origin} failed to load: {self.message}"
+        where = f" ({self.at})" if self.at else ""
+        return f"node plugin {self.origin} failed to load: {self.message}{where}"
 
 
 def load_plugins(
@@ -96,7 +100,7 @@ def _from_entry_points(failures: list[PluginFailure]) -> list[str]:
         try:
             entry.load()
         except (Exception, SystemExit) as exc:
-            failures.append(_failure(origin, exc))
+            failures.append(_failure(origin, exc, _module_location(entry.module)))
             continue
         loaded.append(entry.value)
     return loaded
@@ -120,10 +124,11 @@ def _from_folder(folder: Path, failures: list[PluginFailure]) -> list[str]:
         if resolved in _loaded_files:
             loaded.append(str(path))
             continue
+        _given_paths[path.resolve()] = path
         try:
             _import_file(path, file, resolved)
         except (Exception, SystemExit) as exc:  # a plugin must not take the host down
-            failures.append(_failure(str(path), exc))
+            failures.append(_failure(str(path), exc, path.resolve()))
             continue
         loaded.append(str(path))
     return loaded
@@ -147,6 +152,40 @@ def _import_file(path: Path, file: Path, resolved: Path) -> None:
     _loaded_files.add(resolved)
 
 
-def _failure(origin: str, exc: BaseException) -> PluginFailure:
+def _failure(origin: str, exc: BaseException, location: Path | None) -> PluginFailure:
+    """`exc` raised while importing the plugin at `location` (its resolved file, or its
+    package's folder), with the file:line of its traceback's last frame there: a declaration
+    refused by `@node` points at the line of that `@node`."""
     text = "".join(traceback.format_exception(exc))
-    return PluginFailure(origin, f"{type(exc).__name__}: {exc}", text)
+    at = ""
+    if location is not None:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            file = Path(frame.filename).resolve()
+            if file == location or location in file.parents:
+                at = f"{_shown(frame.filename)}:{frame.lineno}"
+    return PluginFailure(origin, f"{type(exc).__name__}: {exc}", text, at)
+
+
+def _shown(filename: str) -> str:
+    """A plugin's source file as the user named its plugin (`--nodes-dir nodes` gives
+    nodes/a.py; Python's code objects hold absolute paths)."""
+    file = Path(filename).resolve()
+    for location, given in _given_paths.items():
+        if file == location:
+            return str(given)
+        if location in file.parents:
+            return str(given / file.relative_to(location))
+    return filename
+
+
+def _module_location(module: str) -> Path | None:
+    """Where an entry point's module lives (its file, or its package's folder), found
+    without importing it; None when it cannot be found."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (Exception, SystemExit):  # a parent package that fails to import
+        return None
+    if spec is None or not spec.origin:
+        return None
+    origin = Path(spec.origin)
+    return (origin.parent if spec.submodule_search_locations else origin).resolve()

@@ -108,10 +108,9 @@ def test_a_limit_checked_within_bounds_does_not_stop_the_next():
 
 def test_an_unknown_limit_lists_the_known_ones():
     with pytest.raises(ValueError) as info:
-        Int("steps", 1, limit="max_stepz")
-    assert str(info.value) == (
-        "input 'steps': unknown limit 'max_stepz'; known: max_image_pixels, max_batch, max_steps"
-    )
+        NodeType("N", lambda ctx, steps: (), (Int("steps", 1, limit="max_stepz"),), ())
+    assert str(info.value) == ("node type 'N' input 'steps': unknown limit 'max_stepz'; known: "
+                               "max_image_pixels, max_batch, max_steps")  # fmt: skip
 
 
 def test_node_type_names_and_output_indexes():
@@ -185,3 +184,158 @@ def test_node_decorator_passes_every_option_on():
     assert (t.version, t.category, t.display_name, t.description, t.deterministic,
             t.output_node) == (3, "cat", "Full node", "given", False, True)  # fmt: skip
     assert (t.identity, t.check, t.reuse) == (identity, check, reuse)
+
+
+# --- declarations are checked when `@node` builds them ------------------------------------
+
+
+def _declare(*inputs: Input) -> NodeType:
+    return NodeType("N", lambda ctx, **inputs: (), inputs, ())
+
+
+@pytest.mark.parametrize("i, problem", [
+    (Int("x", 500, min=0, max=100), "default 500 is above its max 100"),
+    (Int("x", -1, min=0), "default -1 is below its min 0"),
+    (Float("f", 1.5, min=0.0, max=1.0), "default 1.5 is above its max 1"),
+    (Float("f", 0.005, min=0.01), "default 0.005 is below its min 0.01"),
+    (Int("x", 5, min=10, max=0), "min 10 is above max 0"),
+    (Int("x", min=10, max=0), "min 10 is above max 0"),
+    (Choice("c", ["a", "b"], "z"), "default 'z' is not one of its choices: 'a', 'b'"),
+    (Choice("c", [], "z"), "default 'z' is not one of its choices: (none)"),
+    (Int("x", "hello"), "default 'hello' is not an integer (INT)"),
+    (Int("x", True), "default True is not an integer (INT)"),
+    (Int("x", 1.0), "default 1.0 is not an integer (INT)"),
+    (Float("f", "0.5"), "default '0.5' is not a number (FLOAT)"),
+    (Float("f", False), "default False is not a number (FLOAT)"),
+    (String("s", 3), "default 3 is not text (STRING)"),
+    (Bool("b", 1), "default 1 is not true or false (BOOLEAN)"),
+])  # fmt: skip
+def test_an_input_declared_wrong_is_refused_naming_the_node_type_and_the_input(i, problem):
+    with pytest.raises(ValueError) as info:
+        _declare(i)
+    assert str(info.value) == f"node type 'N' input {i.name!r}: {problem}"
+    assert i.problems() == [problem]
+
+
+@pytest.mark.parametrize("i", [
+    Int("x", 100, min=0, max=100), Int("x", 0, min=0, max=100), Int("x"), Int("x", None, optional=True),
+    Float("f", 1, min=0, max=1), Float("f", 0.5), Choice("c", ["a", "b"], "b"), Choice("c", []),
+    Choice("c", lambda settings: [], "anything"), String("s", ""), Bool("b", False),
+    Int("n", 3, kind="socket"), Socket("k", "LATENT"), Input("x", "CUSTOM", object()),
+])  # fmt: skip
+def test_an_input_declared_right_is_accepted(i):
+    assert i.problems() == [] and _declare(i).inputs == (i,)
+
+
+def test_every_problem_of_a_declaration_is_said_at_once():
+    with pytest.raises(ValueError) as info:
+        _declare(Int("x", 1), String("x", "s"), Int("y", 500, max=100), Choice("c", ["a"], 1))
+    assert str(info.value) == (
+        "node type 'N' input 'x': declared twice (input names are unique); "
+        "node type 'N' input 'y': default 500 is above its max 100; "
+        "node type 'N' input 'c': default 1 is not one of its choices: 'a'")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_a_node_type_without_a_name_is_refused(name):
+    def blank(ctx):
+        return ()
+
+    with pytest.raises(ValueError) as info:
+        node(name, registry=Registry())(blank)
+    assert str(info.value) == (f"node type {name!r} (function test_a_node_type_without_a_name_"
+                               "is_refused.<locals>.blank): a node type needs a name")  # fmt: skip
+
+
+def _refused(fn, *inputs: Input) -> str:
+    reg = Registry()
+    with pytest.raises(ValueError) as info:
+        node("K", inputs=inputs, registry=reg)(fn)
+    assert "K" not in reg
+    return str(info.value)
+
+
+def test_a_function_must_take_the_context_first():
+    def none():
+        return ()
+
+    def keyword_only(*, ctx):
+        return ()
+
+    def only_kwargs(**inputs):
+        return ()
+
+    def no_ctx(x):
+        return x
+
+    tail = "must take the context as its first parameter, then the inputs by name"
+    assert _refused(none) == f"node type 'K': its function {none.__qualname__}() {tail}"
+    assert _refused(keyword_only) == (
+        f"node type 'K': its function {keyword_only.__qualname__}(*, ctx) {tail}")  # fmt: skip
+    assert _refused(only_kwargs, Int("x", 1)) == (
+        f"node type 'K': its function {only_kwargs.__qualname__}(**inputs) {tail}")  # fmt: skip
+    # def k(x) with an input x: the engine's k(ctx, x=...) said "got multiple values for 'x'"
+    assert _refused(no_ctx, Int("x", 1)) == (
+        f"node type 'K' input 'x': its function {no_ctx.__qualname__}(x) takes the context as "
+        "'x', its first parameter; the inputs come after the context (ctx, x, ...)")  # fmt: skip
+
+
+def test_a_function_must_accept_every_input_by_name():
+    def badparam(ctx, cnt):
+        return cnt
+
+    def positional(ctx, count, /):
+        return count
+
+    shown = f"its function {badparam.__qualname__}(ctx, cnt)"
+    assert _refused(badparam, Int("count", 1)) == (
+        f"node type 'K' input 'count': {shown} has no parameter 'count' (nor **kwargs); "
+        f"node type 'K': {shown} needs 'cnt', which is no declared input: declare it, or give "
+        "the parameter a default")  # fmt: skip
+    assert _refused(positional, Int("count", 1)) == (
+        f"node type 'K' input 'count': its function {positional.__qualname__}(ctx, count, /) "
+        "takes 'count' positional-only; inputs are passed by name")  # fmt: skip
+
+
+def test_a_parameter_the_engine_may_not_pass_needs_a_default():
+    def needs_b(ctx, a, b):
+        return a
+
+    assert _refused(needs_b, Socket("a", "X"), Socket("b", "X", optional=True)) == (
+        "node type 'K' input 'b': optional, so it may not be given, but its function "
+        f"{needs_b.__qualname__}(ctx, a, b) has no default for it (b=None)")  # fmt: skip
+
+
+def test_functions_that_fit_the_engines_call_are_accepted():
+    reg = Registry()
+    inputs = [Int("a", 1), Socket("b", "X", optional=True), Int("c", optional=True)]
+
+    def named(ctx, a, b=None, *, c=0, extra=1):
+        return ()
+
+    def kwargs(context, a, **rest):
+        return ()
+
+    def star(*args, **kwargs):
+        return ()
+
+    class Callable:
+        def __call__(self, ctx, a, b=None, c=None):
+            return ()
+
+    for n, fn in enumerate((named, kwargs, star, lambda ctx, **kw: (), Callable())):
+        node(f"N{n}", inputs=inputs, registry=reg)(fn)
+    assert len(reg) == 5
+
+
+def test_every_builtin_node_passes_its_declaration_checks():
+    """Checked again here: a test may have imported the built-in nodes before."""
+    from latentgraph.graph.declare import _signature_problems
+    from latentgraph.graph.node_docs import builtin_only
+    from latentgraph.wiring import node_registry
+
+    builtin = list(builtin_only(node_registry(errors=[])))
+    assert len(builtin) > 50 and "KSampler" in {t.name for t in builtin}
+    assert [(t.name, t.declaration_problems() + _signature_problems(t.name, t.fn, t.inputs))
+            for t in builtin if t.declaration_problems() or
+            _signature_problems(t.name, t.fn, t.inputs)] == []  # fmt: skip

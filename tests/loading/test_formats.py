@@ -282,7 +282,8 @@ def test_plugins_from_a_folder_with_a_broken_one(tmp_path):
         again = load_plugins([tmp_path], entry_points=False)
     assert str(tmp_path / "good.py") in again
     assert [str(w.message) for w in caught if w.category is PluginWarning] == [
-        f"node plugin {tmp_path / 'bad.py'} failed to load: RuntimeError: plugin exploded"
+        f"node plugin {tmp_path / 'bad.py'} failed to load: RuntimeError: plugin exploded "
+        f"({tmp_path / 'bad.py'}:1)"
     ]
 
 

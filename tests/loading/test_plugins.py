@@ -9,6 +9,7 @@ import importlib.metadata
 import sys
 import uuid
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -167,7 +168,7 @@ def test_failures_warn_from_the_callers_line_without_an_error_list(tmp_path):
         load_plugins([tmp_path, tmp_path / "missing"], entry_points=False)
     plugin_warnings = [w for w in caught if w.category is PluginWarning]
     assert [str(w.message) for w in plugin_warnings] == [
-        f"node plugin {tmp_path / 'bad.py'} failed to load: RuntimeError: boom",
+        f"node plugin {tmp_path / 'bad.py'} failed to load: RuntimeError: boom ({tmp_path / 'bad.py'}:1)",
         f"node plugin {tmp_path / 'missing'} failed to load: not a directory",
     ]
     # attributed to the caller, not to plugins.py (== this file, except under mutmut, whose
@@ -258,3 +259,50 @@ def test_an_interrupt_while_importing_is_not_swallowed(tmp_path, exc):
         load_plugins([tmp_path], entry_points=False, errors=[])
     assert type(raised.value).__name__ == exc.removesuffix("()")
     assert _module_name(path, path) not in sys.modules
+
+
+# --- a plugin's declarations refused by @node point at their line ------------------------
+
+
+def test_a_declaration_refused_by_node_points_at_its_line(tmp_path, monkeypatch):
+    """The plugin-load warning names the file and the line of the refused `@node` (the path
+    as given: Python's code objects hold absolute ones), in a package's submodule too."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nodes" / "pack").mkdir(parents=True)
+    name = _unique("Bad")
+    (tmp_path / "nodes" / "bad.py").write_text(
+        "from latentgraph.graph import Int, node\n\n\n"
+        f"@node(\n    {name!r},\n    inputs=[Int('x', 500, min=0, max=100)],\n)\n"
+        "def bad(ctx, x):\n    return ()\n")  # fmt: skip
+    (tmp_path / "nodes" / "pack" / "__init__.py").write_text("from . import inner\n")
+    (tmp_path / "nodes" / "pack" / "inner.py").write_text(
+        f"from latentgraph.graph import Int, node\n@node({name + 'P'!r}, inputs=[Int('count')])\n"
+        "def badparam(ctx, cnt):\n    return ()\n")  # fmt: skip
+    failures: list[PluginFailure] = []
+    assert load_plugins([Path("nodes")], entry_points=False, errors=failures) == []
+    assert [str(f) for f in failures] == [
+        f"node plugin nodes/bad.py failed to load: ValueError: node type {name!r} input 'x': "
+        "default 500 is above its max 100 (nodes/bad.py:4)",
+        f"node plugin nodes/pack failed to load: ValueError: node type {name + 'P'!r} input "
+        "'count': its function badparam(ctx, cnt) has no parameter 'count' (nor **kwargs); "
+        f"node type {name + 'P'!r}: its function badparam(ctx, cnt) needs 'cnt', which is no "
+        "declared input: declare it, or give the parameter a default (nodes/pack/inner.py:2)",
+    ]
+    assert name not in default_registry and name + "P" not in default_registry
+
+
+def test_an_entry_point_refused_by_node_points_at_its_line(tmp_path, monkeypatch,
+                                                            fresh_entry_points):  # fmt: skip
+    module = _unique("lg_ep_bad_")
+    (tmp_path / f"{module}.py").write_text(
+        "from latentgraph.graph import Choice, node\n"
+        "@node('X', inputs=[Choice('c', ['a', 'b'], 'z')])\ndef x(ctx, c):\n    return ()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = importlib.metadata.EntryPoint("bad", module, "latentgraph.nodes")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [entry])
+    failures: list[PluginFailure] = []
+    assert load_plugins([], errors=failures) == []
+    assert [str(f) for f in failures] == [
+        f"node plugin bad = {module} failed to load: ValueError: node type 'X' input 'c': default "
+        f"'z' is not one of its choices: 'a', 'b' ({tmp_path / module}.py:2)"]  # fmt: skip

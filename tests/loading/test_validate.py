@@ -235,10 +235,11 @@ def test_limits_bound_the_inputs_that_declare_them_not_inputs_by_name():
 
 
 def test_an_unknown_limit_name_is_refused_where_the_input_is_declared():
-    from latentgraph.graph.declare import Int
+    from latentgraph.graph.declare import Int, Registry, node
 
-    with pytest.raises(ValueError, match="max_stepz"):
-        Int("steps", 1, limit="max_stepz")
+    with pytest.raises(ValueError, match="node type 'N' input 'steps': unknown limit 'max_stepz'"):
+        node("N", inputs=[Int("steps", 1, limit="max_stepz")], registry=Registry())(
+            lambda ctx, steps: ())  # fmt: skip
 
 
 def test_validate_names_no_diffusion_input():
