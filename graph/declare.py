@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -387,17 +388,46 @@ def Socket(name: str, type: str, *, description: str = "", optional: bool = Fals
 # --- the registry ---------------------------------------------------------------------------
 
 
+class NameClash(ValueError):
+    """A node type added under a name the registry already holds (`held`, who registered it
+    is its `module`)."""
+
+    def __init__(self, held: NodeType, new: NodeType) -> None:
+        self.held, self.new = held, new
+        by = f" by {held.module}" if held.module else ""
+        super().__init__(f"node type {new.name!r} is already registered{by}")
+
+
 class Registry:
     """Node types by name. The default registry is filled by `@node` at import time."""
 
     def __init__(self) -> None:
         self._types: dict[str, NodeType] = {}
+        self._on_clash: Callable[[NameClash], None] | None = None
 
     def add(self, node_type: NodeType, *, replace: bool = False) -> NodeType:
-        if node_type.name in self._types and not replace:
-            raise ValueError(f"node type {node_type.name!r} is already registered")
+        """Register `node_type`; a name already held raises `NameClash`, or, inside
+        `clashes_reported`, is reported and skipped (the type held is kept and returned)."""
+        held = self._types.get(node_type.name)
+        if held is not None and not replace:
+            clash = NameClash(held, node_type)
+            if self._on_clash is None:
+                raise clash
+            self._on_clash(clash)
+            return held
         self._types[node_type.name] = node_type
         return node_type
+
+    @contextmanager
+    def clashes_reported(self, report: Callable[[NameClash], None]) -> Iterator[None]:
+        """While inside, a name already held is handed to `report` instead of raised: the
+        first declaration wins and the code declaring the second goes on (plugin loading:
+        as in ComfyUI, a plugin's clashing node is skipped and its other nodes load)."""
+        before, self._on_clash = self._on_clash, report
+        try:
+            yield
+        finally:
+            self._on_clash = before
 
     def get(self, name: str) -> NodeType | None:
         return self._types.get(name)

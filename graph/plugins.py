@@ -5,7 +5,9 @@ installed distribution (entry point group `latentgraph.nodes`, each entry naming
 built-in nodes are one such pack, declared in pyproject.toml) or
 from a `.py` file / package folder in a directory given with `--nodes-dir`. Code is only ever
 imported from those places. A plugin that fails to import is reported (naming its file) and
-skipped; the other plugins and the built-in nodes keep working.
+skipped; the other plugins and the built-in nodes keep working. A node type declared under a
+name already registered is skipped with a warning naming who has it, and the rest of its plugin
+loads (as in ComfyUI).
 """
 
 from __future__ import annotations
@@ -22,19 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .declare import Registry, default_registry
+from .declare import NameClash, NodeType, Registry, default_registry
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "latentgraph.nodes"
+FILE_MODULE_PREFIX = "latentgraph_plugin_"  # the module names of plugins imported from files
 _loaded_files: set[Path] = set()  # resolved files imported, so reloading is a no-op
 # each folder plugin (its file, or its package's folder), resolved -> as the user gave it
 _given_paths: dict[Path, Path] = {}
 
 
 class PluginWarning(UserWarning):
-    """Emitted for a plugin that failed to load when the caller collects no errors."""
+    """Emitted for a plugin that failed to load (or a declaration of it skipped) when the caller
+    collects no errors."""
 
 
 @dataclass
@@ -49,6 +53,16 @@ class PluginFailure:
     def __str__(self) -> str:
         where = f" ({self.at})" if self.at else ""
         return f"node plugin {self.origin} failed to load: {self.message}{where}"
+
+
+@dataclass
+class SkippedNode(PluginFailure):
+    """A node type a plugin declared under a name already registered: the declaration is
+    skipped, the first one kept, and the rest of the plugin loads. `origin` is the file:line
+    of the skipped `@node`."""
+
+    def __str__(self) -> str:
+        return f"node plugin {self.origin}: {self.message}; this declaration is skipped"
 
 
 def load_plugins(
@@ -67,9 +81,10 @@ def load_plugins(
     target = registry if registry is not None else default_registry
     before = set(default_registry.names())
     failures: list[PluginFailure] = []
-    loaded = _from_entry_points(failures) if entry_points else []
-    for folder in dirs:
-        loaded += _from_folder(Path(folder), failures)
+    with default_registry.clashes_reported(lambda clash: failures.append(_skipped(clash))):
+        loaded = _from_entry_points(failures) if entry_points else []
+        for folder in dirs:
+            loaded += _from_folder(Path(folder), failures)
     if target is not default_registry:
         for name in default_registry.names():
             if name not in before and name not in target:
@@ -137,7 +152,7 @@ def _from_folder(folder: Path, failures: list[PluginFailure]) -> list[str]:
 def _import_file(path: Path, file: Path, resolved: Path) -> None:
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)
-    module_name = f"latentgraph_plugin_{stem}_{digest}"
+    module_name = f"{FILE_MODULE_PREFIX}{stem}_{digest}"
     # an `__init__.py` is imported as a package (its folder searched for submodules)
     spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
@@ -189,3 +204,26 @@ def _module_location(module: str) -> Path | None:
         return None
     origin = Path(spec.origin)
     return (origin.parent if spec.submodule_search_locations else origin).resolve()
+
+
+def _skipped(clash: NameClash) -> SkippedNode:
+    """A plugin's `@node` whose name is taken: who has it (a module, or a plugin file:line),
+    said at the skipped declaration's file:line."""
+    new = clash.new
+    message = f"node type {new.name!r} is already registered by {_declared_by(clash.held)}"
+    return SkippedNode(_declared_at(new) or new.module, message)
+
+
+def _declared_by(node_type: NodeType) -> str:
+    """Who declared `node_type`, as a user knows it: a plugin file as its file:line, any other
+    module by its name (latentgraph.nodes.comfy)."""
+    if node_type.module.startswith(FILE_MODULE_PREFIX):
+        return _declared_at(node_type) or node_type.module
+    return node_type.module or "another declaration"
+
+
+def _declared_at(node_type: NodeType) -> str:
+    """The file:line of the `@node` of `node_type` (a decorated function's code starts at its
+    first decorator); empty for a callable without code."""
+    code = getattr(node_type.fn, "__code__", None)
+    return f"{_shown(code.co_filename)}:{code.co_firstlineno}" if code is not None else ""

@@ -21,6 +21,7 @@ from latentgraph.graph.declare import (
     Float,
     Input,
     Int,
+    NameClash,
     NodeType,
     Output,
     Registry,
@@ -133,8 +134,34 @@ def test_registry_refuses_a_second_type_of_the_same_name_unless_replacing():
     with pytest.raises(ValueError) as info:
         reg.add(second)
     assert str(info.value) == "node type 'N' is already registered" and reg["N"] is first
+    clash = info.value
+    assert isinstance(clash, NameClash) and (clash.held, clash.new) == (first, second)
     assert reg.add(second, replace=True) is second and reg["N"] is second
     assert "N" in reg and "M" not in reg and len(reg) == 1
+
+
+def test_a_clash_names_the_module_holding_the_name():
+    reg = Registry()
+    reg.add(NodeType("N", lambda ctx: None, inputs=(), outputs=(), module="some.pack"))
+    with pytest.raises(NameClash) as info:
+        reg.add(NodeType("N", lambda ctx: None, inputs=(), outputs=(), module="other.pack"))
+    assert str(info.value) == "node type 'N' is already registered by some.pack"
+
+
+def test_clashes_are_reported_and_skipped_only_inside_clashes_reported():
+    reg, reported = Registry(), []
+    first = reg.add(NodeType("N", lambda ctx: None, inputs=(), outputs=()))
+    second = NodeType("N", lambda ctx: None, inputs=(), outputs=())
+    with reg.clashes_reported(reported.append):
+        assert reg.add(second) is first
+        assert reg.add(NodeType("M", lambda ctx: None, inputs=(), outputs=())) is reg["M"]
+    assert [(c.held, c.new) for c in reported] == [(first, second)] and reg["N"] is first
+    with pytest.raises(NameClash):
+        reg.add(second)
+    with pytest.raises(RuntimeError), reg.clashes_reported(reported.append):
+        raise RuntimeError("the caller's own error")
+    with pytest.raises(NameClash):  # the report is dropped however the block ends
+        reg.add(second)
 
 
 def test_node_decorator_defaults():

@@ -16,7 +16,7 @@ import pytest
 from latentgraph.graph import plugins
 from latentgraph.graph.declare import NodeType, Registry, default_registry
 from latentgraph.graph.node_docs import builtin_only
-from latentgraph.graph.plugins import PluginFailure, PluginWarning, load_plugins
+from latentgraph.graph.plugins import PluginFailure, PluginWarning, SkippedNode, load_plugins
 
 
 def _unique(prefix: str) -> str:
@@ -261,7 +261,7 @@ def test_an_interrupt_while_importing_is_not_swallowed(tmp_path, exc):
     assert _module_name(path, path) not in sys.modules
 
 
-# --- a plugin's declarations refused by @node point at their line ------------------------
+# --- a plugin's declarations: refused ones point at their @node, clashing ones are skipped ---
 
 
 def test_a_declaration_refused_by_node_points_at_its_line(tmp_path, monkeypatch):
@@ -289,6 +289,64 @@ def test_a_declaration_refused_by_node_points_at_its_line(tmp_path, monkeypatch)
         "declared input: declare it, or give the parameter a default (nodes/pack/inner.py:2)",
     ]
     assert name not in default_registry and name + "P" not in default_registry
+
+
+def test_a_name_already_registered_is_skipped_and_the_rest_of_the_file_loads(tmp_path):
+    """ComfyUI skips the clashing name and loads the rest; this said 'failed to load' and lost
+    the nodes after the clash. Who has the name is said: a module, or a plugin's file:line."""
+    from latentgraph.wiring import node_registry
+
+    assert default_registry is node_registry(errors=[])  # the built-in nodes
+    one, two, other = _unique("GoodOne"), _unique("GoodTwo"), _unique("Other")
+    (tmp_path / "a.py").write_text(
+        "from latentgraph.graph import node\n"  # 1
+        f"@node({one!r})\ndef one(ctx):\n    return ()\n"  # 2
+        "@node('KSampler')\ndef mine(ctx):\n    return ()\n"  # 5
+        f"@node({one!r})\ndef again(ctx):\n    return ()\n"  # 8
+        f"@node({two!r})\ndef two(ctx):\n    return ()\n")  # fmt: skip
+    (tmp_path / "b.py").write_text(
+        f"from latentgraph.graph import node\n@node({two!r})\ndef two(ctx):\n    return ()\n"
+        f"@node({other!r})\ndef other(ctx):\n    return ()\n")  # fmt: skip
+    builtin = default_registry["KSampler"]
+    target = Registry()
+    failures: list[PluginFailure] = []
+    loaded = load_plugins([tmp_path], entry_points=False, registry=target, errors=failures)
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    assert loaded == [str(a), str(b)]
+    assert [str(f) for f in failures] == [
+        f"node plugin {a}:5: node type 'KSampler' is already registered by "
+        "latentgraph.nodes.comfy; this declaration is skipped",
+        f"node plugin {a}:8: node type {one!r} is already registered by {a}:2; this "
+        "declaration is skipped",
+        f"node plugin {b}:2: node type {two!r} is already registered by {a}:11; this "
+        "declaration is skipped",
+    ]
+    assert all(isinstance(f, SkippedNode) for f in failures)
+    assert default_registry["KSampler"] is builtin  # the first declaration wins
+    assert sorted(target.names()) == sorted([one, two, other])
+    assert target[one].fn.__name__ == "one" and target[two].fn.__name__ == "two"
+    with pytest.raises(ValueError, match="already registered"):  # only plugin loading skips
+        default_registry.add(NodeType(one, lambda ctx: (), (), ()))
+
+
+def test_a_clash_in_an_entry_point_pack_is_skipped_too(tmp_path, monkeypatch,
+                                                       fresh_entry_points):  # fmt: skip
+    first, second = _unique("lg_ep_first_"), _unique("lg_ep_second_")
+    shared, own = _unique("Shared"), _unique("Own")
+    (tmp_path / f"{first}.py").write_text(_node_source(shared))
+    (tmp_path / f"{second}.py").write_text(_node_source(shared) + _node_source(own))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    group = "latentgraph.nodes"
+    installed = [importlib.metadata.EntryPoint("first", first, group),
+                 importlib.metadata.EntryPoint("second", second, group)]  # fmt: skip
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: installed)
+    failures: list[PluginFailure] = []
+    target = Registry()
+    assert load_plugins([], registry=target, errors=failures) == [first, second]
+    assert [str(f) for f in failures] == [
+        f"node plugin {tmp_path / second}.py:2: node type {shared!r} is already registered by "
+        f"{first}; this declaration is skipped"]  # fmt: skip
+    assert target[shared].module == first and own in target
 
 
 def test_an_entry_point_refused_by_node_points_at_its_line(tmp_path, monkeypatch,
