@@ -34,12 +34,12 @@ from .declare import (
     node,
 )
 from .model import Graph, Link, Location, Node
-from .problems import Problem, WorkflowError
+from .problems import InputError, Problem, WorkflowError
 
 __all__ = [
     "ANY", "BOOLEAN", "CLIP", "COMBO", "CONDITIONING", "FLOAT", "IMAGE", "INT", "LATENT",
     "MASK", "MODEL", "SCHEDULER", "STRING", "VAE", "Bool", "Cancelled", "CancelToken", "Choice",
-    "Context", "Float", "Graph", "Input", "Int", "Link", "Location", "Node", "NodeResult",
-    "NodeType", "Output", "Problem", "Registry", "Settings", "Socket", "String",
+    "Context", "Float", "Graph", "Input", "InputError", "Int", "Link", "Location", "Node",
+    "NodeResult", "NodeType", "Output", "Problem", "Registry", "Settings", "Socket", "String",
     "WorkflowError", "default_registry", "node",
 ]  # fmt: skip

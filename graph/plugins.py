@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from .declare import NameClash, NodeType, Registry, default_registry
@@ -140,16 +141,28 @@ def _from_folder(folder: Path, failures: list[PluginFailure]) -> list[str]:
             loaded.append(str(path))
             continue
         _given_paths[path.resolve()] = path
+        declared = len(default_registry)
         try:
-            _import_file(path, file, resolved)
+            module = _import_file(path, file, resolved)
         except (Exception, SystemExit) as exc:  # a plugin must not take the host down
             failures.append(_failure(str(path), exc, path.resolve()))
+            continue
+        if len(default_registry) == declared and hasattr(module, "NODE_CLASS_MAPPINGS"):
+            failures.append(PluginFailure(str(path), COMFY_CUSTOM_NODE))
             continue
         loaded.append(str(path))
     return loaded
 
 
-def _import_file(path: Path, file: Path, resolved: Path) -> None:
+# A `--nodes-dir` file declaring ComfyUI node classes and none of ours: it imports cleanly and
+# would otherwise vanish without a word.
+COMFY_CUSTOM_NODE = (
+    "it is a ComfyUI custom node (NODE_CLASS_MAPPINGS) and declares no latentgraph node: "
+    "ComfyUI's node classes are not loaded (docs/custom-nodes.md says how to port one)"
+)
+
+
+def _import_file(path: Path, file: Path, resolved: Path) -> ModuleType:
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)
     module_name = f"{FILE_MODULE_PREFIX}{stem}_{digest}"
@@ -165,6 +178,7 @@ def _import_file(path: Path, file: Path, resolved: Path) -> None:
         sys.modules.pop(module_name, None)
         raise
     _loaded_files.add(resolved)
+    return module
 
 
 def _failure(origin: str, exc: BaseException, location: Path | None) -> PluginFailure:

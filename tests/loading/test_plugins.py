@@ -364,3 +364,29 @@ def test_an_entry_point_refused_by_node_points_at_its_line(tmp_path, monkeypatch
     assert [str(f) for f in failures] == [
         f"node plugin bad = {module} failed to load: ValueError: node type 'X' input 'c': default "
         f"'z' is not one of its choices: 'a', 'b' ({tmp_path / module}.py:2)"]  # fmt: skip
+
+
+def test_a_comfyui_custom_node_file_is_named_not_silently_empty(tmp_path):
+    """ComfyUI's node classes are not loaded; a file holding only them said nothing and its
+    nodes were then 'unknown'."""
+    (tmp_path / "comfy_style.py").write_text(
+        "class Upper:\n    RETURN_TYPES = ('STRING',)\n    FUNCTION = 'run'\n"
+        "NODE_CLASS_MAPPINGS = {'Upper': Upper}\n"
+    )
+    failures: list[PluginFailure] = []
+    assert load_plugins([tmp_path], entry_points=False, errors=failures) == []
+    assert [str(f) for f in failures] == [
+        f"node plugin {tmp_path / 'comfy_style.py'} failed to load: it is a ComfyUI custom node "
+        "(NODE_CLASS_MAPPINGS) and declares no latentgraph node: ComfyUI's node classes are not "
+        "loaded (docs/custom-nodes.md says how to port one)"
+    ]
+
+
+def test_a_file_declaring_our_nodes_beside_comfyui_mappings_loads(tmp_path):
+    name = _unique("BothKinds")
+    (tmp_path / "both.py").write_text(_node_source(name) + "NODE_CLASS_MAPPINGS = {}\n")
+    target, failures = Registry(), []
+    assert load_plugins([tmp_path], entry_points=False, registry=target, errors=failures) == [
+        str(tmp_path / "both.py")
+    ]
+    assert failures == [] and name in target
