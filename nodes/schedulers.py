@@ -39,6 +39,11 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "tcd": ("TCDScheduler", {}),
 }  # fmt: skip
 SPACINGS = ("default", "leading", "linspace", "trailing")
+# the names above whose diffusers class takes `use_karras_sigmas` (checked against diffusers'
+# signatures by tests/nodes/test_schedulers.py)
+KARRAS = frozenset({"lms", "euler", "heun", "dpm++2m", "dpm++3m", "dpm++2m_sde", "dpm++sde",
+                    "dpm++1s", "dpm2", "dpm2_a", "unipc", "deis"})  # fmt: skip
+
 
 
 def scheduler_class(class_name: str):
@@ -122,16 +127,32 @@ def refuse_steps(ctx: Any, sched: Any, name: str, steps: int) -> None:
         raise input_error(ctx, "steps", problem)
 
 
+def karras_problem(name: Any, karras: Any) -> str | None:
+    """Why SchedulerSelect cannot give scheduler `name` Karras sigmas, or None (also for an
+    unknown name: its own check says so). As KSampler refuses its `karras` scheduler with a
+    sampler that has none, before anything runs."""
+    if karras is not True or name not in SCHEDULERS or name in KARRAS:
+        return None
+    return (f"scheduler {name!r} has no Karras sigmas (diffusers' {SCHEDULERS[name][0]} takes "
+            f"no use_karras_sigmas); with karras use one of: {', '.join(sorted(KARRAS))}")  # fmt: skip
+
+
+def _check_select(inputs: dict[str, Any], settings: Any) -> list[tuple[str | None, str]]:
+    problem = karras_problem(inputs.get("name"), inputs.get("karras"))
+    return [("karras", problem)] if problem else []
+
+
 @node(
     "SchedulerSelect",
     category="sampling",
     inputs=[
         Socket("scheduler", SCHEDULER, description="the model's scheduler config (LoadModel)"),
         Choice("name", list(SCHEDULERS), "dpm++2m"),
-        Bool("karras", False, description="Karras sigmas (schedulers that support them)"),
+        Bool("karras", False, description=f"Karras sigmas: {', '.join(sorted(KARRAS))}"),
         Choice("timestep_spacing", list(SPACINGS), "default"),
     ],
     outputs=[Output("scheduler", SCHEDULER)],
+    check=_check_select,
 )
 def scheduler_select(ctx, scheduler: SchedulerSpec, name: str, karras: bool = False,
                      timestep_spacing: str = "default"):  # fmt: skip
@@ -141,11 +162,11 @@ def scheduler_select(ctx, scheduler: SchedulerSpec, name: str, karras: bool = Fa
     class_name, overrides = SCHEDULERS[name]
     overrides = dict(overrides)
     accepted = set(inspect.signature(scheduler_class(class_name).__init__).parameters)
+    problem = karras_problem(name, karras)
+    if problem:
+        raise input_error(ctx, "karras", problem)
     if karras:
-        if "use_karras_sigmas" in accepted:
-            overrides["use_karras_sigmas"] = True
-        else:
-            ctx.warn(f"scheduler {name!r} has no Karras sigmas option; ignored")
+        overrides["use_karras_sigmas"] = True
     if timestep_spacing != "default":
         if "timestep_spacing" in accepted:
             overrides["timestep_spacing"] = timestep_spacing
