@@ -24,7 +24,7 @@ from .inpaint_sampling import NoiseMask
 from .latents import make_noise
 from .model_sampling import node_spec
 from .schedulers import SCHEDULERS, build_scheduler
-from .seeds import device_generator, image_seeds, seed_input
+from .seeds import image_seeds, seed_input
 from .values import Latent, SchedulerSpec, UNetModel, input_error
 
 # latentgraph sampler names whose diffusers scheduler runs a given list of noise levels:
@@ -62,7 +62,7 @@ def set_schedule(sched: Any, spec: SchedulerSpec, sigmas: Any, device: Any) -> N
 @dataclass(frozen=True)
 class Noise:
     """NOISE: the starting noise (image i from seed + i), or none (DisableNoise). The seed
-    also seeds stochastic samplers' per-step noise."""
+    also seeds stochastic samplers' per-step noise (image i from seed + i too)."""
 
     seed: int = 0
     enabled: bool = True
@@ -217,7 +217,8 @@ class CustomSampling:
         denoised = latents
         predict = self.guider.predictor(ctx, self.device, tuple(self.latent.samples.shape),
                                         sched.config.num_train_timesteps)  # fmt: skip
-        kwargs = step_kwargs(sched, device_generator(self.device, seed))
+        batch = self.latent.samples.shape[0]
+        kwargs = step_kwargs(sched, self.device, image_seeds(seed, batch))  # image i: seed + i
         previews = bool(ctx.extra.get("previews"))
         total = len(sched.timesteps)
         with torch.inference_mode():

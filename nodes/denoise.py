@@ -34,7 +34,7 @@ from .inpaint_sampling import NoiseMask, from_latent
 from .latents import make_noise
 from .model_sampling import node_spec
 from .schedulers import build_scheduler, refuse_steps
-from .seeds import device_generator, image_seeds, seed_input
+from .seeds import brownian_seeds, image_seeds, seed_input, step_generators
 from .step_window import ALL_STEPS, WINDOW_INPUTS, StepWindow, finish_at_zero_noise
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
 
@@ -70,14 +70,20 @@ def warm_up(guidance: Guidance, latents: Any, t: Any) -> None:
     seen.add(shape)
 
 
-def step_kwargs(scheduler: Any, generator: Any, eta: float = 0.0) -> dict[str, Any]:
-    """`generator`/`eta` only for schedulers whose step() takes them (PNDM, Heun... do not)."""
+def step_kwargs(scheduler: Any, device: Any, seeds: list[int], eta: float = 0.0) -> dict[str, Any]:
+    """step()'s `generator`/`eta` for schedulers whose step() takes them (PNDM, Heun... do
+    not). Stochastic samplers' per-step noise is drawn per image, image i from its own seed
+    `seeds[i]` (nodes/seeds.py), so an image of a batch gets the noise it gets alone:
+    ancestral, DDPM, LCM, TCD and SDE-DPM++ noise through one generator per image, DPM++ SDE's
+    Brownian tree through one tree per image (set on `scheduler` here)."""
     params = set(inspect.signature(scheduler.step).parameters)
     kwargs: dict[str, Any] = {}
     if "eta" in params:
         kwargs["eta"] = eta
     if "generator" in params:
-        kwargs["generator"] = generator
+        kwargs["generator"] = step_generators(device, seeds)
+    if getattr(scheduler, "noise_sampler_seed", None) is not None:
+        scheduler.noise_sampler_seed = brownian_seeds(seeds)
     return kwargs
 
 
@@ -225,13 +231,13 @@ class DenoiseJob:
         batch = samples.shape[0]
         guidance = self.predictor(sched)  # checks the conditioning before any step runs
         sched.set_timesteps(self.steps, device=self.device)
-        generator = device_generator(self.device, self.seed)
         seeds = self.latent.seeds or image_seeds(self.seed, batch)
         started = self.start(sched)
         if started is None:  # nothing to run: the input as it is (pure noise stays noise)
             return self.latent
         latents, timesteps = started
-        kwargs = step_kwargs(sched, generator)
+        # per-step noise: image i from the node's seed + i, as alone with that seed
+        kwargs = step_kwargs(sched, self.device, image_seeds(self.seed, batch))
         previews = bool(ctx.extra.get("previews"))
         total = len(timesteps)
         keep = self.noise_mask()  # outside the latent's noise mask, the original stays

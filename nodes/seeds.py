@@ -1,7 +1,8 @@
 """Seeds: the one place their rules live.
 
 A seed is any integer from 0 to 2**64 - 1 (ComfyUI's seed widget goes that far, and torch
-generators take 64-bit seeds). Image i of a batch made from seed s uses seed s + i, so any
+generators take 64-bit seeds). Image i of a batch made from seed s uses seed s + i, for its
+starting noise and for stochastic samplers' per-step noise alike (`step_generators`), so any
 image of a batch can be reproduced alone with batch 1 and that image's seed.
 """
 
@@ -45,3 +46,18 @@ def device_generator(device: Any, seed: int) -> Any:
     import torch
 
     return torch.Generator(device).manual_seed(generator_seed(seed))
+
+
+def step_generators(device: Any, seeds: list[int]) -> list[Any]:
+    """Stochastic samplers' per-step noise for a batch whose image i has seed `seeds[i]`: one
+    `device_generator` per image. diffusers' schedulers draw it with `randn_tensor`, which
+    takes a list of generators and draws row i from generator i, so image i gets the noise it
+    gets alone (a list of one draws as the lone generator does)."""
+    return [device_generator(device, s) for s in seeds]
+
+
+def brownian_seeds(seeds: list[int]) -> list[int]:
+    """DPM++ SDE's Brownian-tree seeds (its `noise_sampler_seed`) for the same batch: one tree
+    per image, seeded as the image alone is (diffusers' BatchedBrownianTree takes a list of
+    one seed per row and draws each row from its own tree)."""
+    return [generator_seed(s) for s in seeds]
