@@ -7,16 +7,16 @@
 This package is the composition root (the repo's app/ folder): the `latentgraph` command
 (`cli.py`), the notebook facade (`api.py`) and the wiring of engine, nodes and server
 (`wiring.py`). It stays light: importing any `latentgraph.*` module imports this one first,
-so `run`, `load`, `sweep`, `Settings` (a run's folders, device, dtype, options and limits)
-and `RunResult` (what `run` returns) are fetched from `latentgraph.api` on first use
-(PEP 562).
+so `run`, `load`, `sweep`, `Settings` (a run's folders, device, dtype, options and limits),
+`Cache` (where results are kept, and how much) and `RunResult` (what `run` returns) are
+fetched from `latentgraph.api` on first use (PEP 562).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RunResult", "Settings", "load", "run", "sweep"]
+__all__ = ["Cache", "RunResult", "Settings", "load", "run", "sweep"]
 
 
 def __getattr__(name: str) -> Any:

@@ -424,14 +424,20 @@ def _checksum(ui: dict | None, blobs: list[bytes]) -> int:
 # --- both tiers -----------------------------------------------------------------------------
 
 
+# The bounds of a cache made without others: the memory tier's values, and the disk store's
+# files (None: unbounded). Past them the least recently used entries go.
+DEFAULT_MEMORY_BYTES = 2 << 30
+DEFAULT_DISK_BYTES = 10 << 30
+
+
 class Cache:
     """Memory LRU in front of an optional disk store. Safe to use from several threads."""
 
     def __init__(
         self,
-        memory_bytes: int = 2 << 30,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
         disk_dir: Path | None = None,
-        disk_bytes: int | None = None,
+        disk_bytes: int | None = DEFAULT_DISK_BYTES,
     ) -> None:
         self.memory = MemoryCache(memory_bytes)
         self.disk = DiskCache(Path(disk_dir), disk_bytes) if disk_dir is not None else None
@@ -472,8 +478,6 @@ class Cache:
         self.memory.clear()
 
 
-DEFAULT_DISK_BYTES = 10 << 30
-
 
 def default_cache(disk: bool = True) -> Cache:
     """A cache with the default memory bound and, if `disk`, the user cache dir's store."""
@@ -481,4 +485,4 @@ def default_cache(disk: bool = True) -> Cache:
         return Cache()
     from .paths import cache_dir
 
-    return Cache(disk_dir=cache_dir() / "outputs", disk_bytes=DEFAULT_DISK_BYTES)
+    return Cache(disk_dir=cache_dir() / "outputs")

@@ -158,6 +158,13 @@ def test_default_cache_lives_in_the_user_cache_dir(cache_dir):
     assert cache.disk.dir == cache_dir / "outputs" and cache.disk.max_bytes == DEFAULT_DISK_BYTES
 
 
+def test_a_disk_cache_in_a_folder_of_ones_own_is_bounded_as_the_default_is(tmp_path):
+    """`run --cache-dir DIR` and `latentgraph.run(cache=Cache(disk_dir=DIR))` grew without
+    bound, while the user cache dir's store keeps to DEFAULT_DISK_BYTES."""
+    assert Cache(disk_dir=tmp_path / "mine").disk.max_bytes == DEFAULT_DISK_BYTES
+    assert Cache(disk_dir=tmp_path / "all", disk_bytes=None).disk.max_bytes is None
+
+
 def test_a_codec_whose_handles_raises_is_skipped_not_fatal():
     def broken(value):
         raise RuntimeError("buggy handles")
