@@ -164,12 +164,15 @@ def _is_empty(latent: Latent) -> bool:
 
 
 def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-            latent, **window):  # fmt: skip
+            latent, asked=None, **window):  # fmt: skip
     """Run UNetDenoise with the ComfyUI sampler and scheduler, over the window's part of a
-    `steps` schedule. An empty latent sampled from the first step starts from pure noise; one
-    starting part-way is noised to that step's level by UNetDenoise, as ComfyUI does."""
-    from .denoise import unet_denoise
+    `steps` schedule, with ComfyUI's cfg rule (only cfg 1 leaves the negative out). An empty
+    latent sampled from the first step starts from pure noise; one starting part-way is noised
+    to that step's level by UNetDenoise, as ComfyUI does. `asked`: KSampler's (steps, denoise)
+    that made the `steps` schedule."""
+    from .denoise import denoise_latent
     from .latents import make_noise
+    from .step_window import StepWindow
 
     if sampler_name not in SAMPLERS:
         raise input_error(ctx, "sampler_name", f"unsupported sampler {sampler_name!r}; "
@@ -187,8 +190,10 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
         seeds = image_seeds(seed, samples.shape[0])
         latent = replace(latent, samples=make_noise(tuple(samples.shape[1:]), seeds),
                          seeds=seeds, is_noise=True)  # a noise mask is kept  # fmt: skip
-    return unet_denoise(ctx, model, spec, positive, negative, latent, steps=steps,
-                        guidance=cfg, seed=seed, **window)  # fmt: skip
+    leftover = window.pop("return_with_leftover_noise", False)
+    return denoise_latent(ctx, model, spec, positive, negative, latent, steps=steps,
+                          guidance=cfg, seed=seed, window=StepWindow(**window,
+                          leftover_noise=leftover), comfy_cfg=True, asked=asked)  # fmt: skip
 
 
 SAMPLER_INPUTS = [
@@ -233,14 +238,15 @@ def _check_ksampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[st
 def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
              latent_image, denoise=1.0):  # fmt: skip
     """Denoise a latent (an empty one: text to image) with a ComfyUI sampler and scheduler.
-    `denoise` is ComfyUI's: the step window over a longer schedule, not diffusers' strength."""
+    `denoise` is ComfyUI's: the step window over a longer schedule, not diffusers' strength;
+    so is `cfg`: negative + cfg × (positive − negative), only cfg 1 leaving the negative out."""
     problem = denoise_problem(steps, denoise, ctx.settings)
     if problem:
         raise input_error(ctx, "denoise", problem)
     total, first = tail_of_longer_schedule(steps, denoise)
     return _sample(ctx, model, seed=seed, steps=total, cfg=cfg, sampler_name=sampler_name,
                    scheduler=scheduler, positive=positive, negative=negative,
-                   latent=latent_image, start_step=first)  # fmt: skip
+                   latent=latent_image, start_step=first, asked=(steps, denoise))  # fmt: skip
 
 
 # samplers whose diffusers scheduler has no noise levels (sigmas) to end early at zero noise

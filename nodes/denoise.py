@@ -87,6 +87,19 @@ def step_kwargs(scheduler: Any, device: Any, seeds: list[int], eta: float = 0.0)
     return kwargs
 
 
+def reported_step(index: int, evaluations: int, order: int) -> int | None:
+    """The step to report after model evaluation `index` (0-based) of `evaluations`: a
+    second-order scheduler (Heun, DPM2) evaluates twice per step but the last, and progress
+    counts steps (as ComfyUI shows them); None between a step's two evaluations."""
+    if index + 1 == evaluations:
+        return -(-evaluations // order)
+    return (index + 1) // order if (index + 1) % order == 0 else None
+
+
+GUIDANCE_RULE = ("classifier-free guidance scale; as in diffusers' pipelines, 1 or less "
+                 "follows the positive alone (the negative is not used)")  # fmt: skip
+
+
 @node(
     "UNetDenoise",
     category="sampling",
@@ -97,7 +110,7 @@ def step_kwargs(scheduler: Any, device: Any, seeds: list[int], eta: float = 0.0)
         Socket("negative", CONDITIONING),
         Socket("latent", LATENT),
         Int("steps", 20, min=1, max=10000, limit="max_steps"),
-        Float("guidance", 7.5, min=0.0, max=100.0, step=0.1),
+        Float("guidance", 7.5, min=0.0, max=100.0, step=0.1, description=GUIDANCE_RULE),
         Float(
             "denoise",
             1.0,
@@ -118,6 +131,19 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
                  return_with_leftover_noise: bool = False):  # fmt: skip
     """Denoise latents with the UNet under a scheduler, with classifier-free guidance
     (optionally only steps start_step..end_step of the schedule: base + refiner)."""
+    window = StepWindow(start_step, end_step, add_noise, return_with_leftover_noise)
+    return denoise_latent(ctx, unet, scheduler, positive, negative, latent, steps=steps,
+                          guidance=guidance, denoise=denoise, seed=seed, window=window)  # fmt: skip
+
+
+def denoise_latent(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Conditioning,
+                   negative: Conditioning, latent: Latent, *, steps: int, guidance: float,
+                   seed: int, denoise: float = 1.0, window: StepWindow = StepWindow(),
+                   comfy_cfg: bool = False, asked: tuple[int, float] | None = None) -> Latent:  # fmt: skip
+    """UNetDenoise's run, for the nodes sampling through it (KSampler). `comfy_cfg`: ComfyUI's
+    cfg rule instead of diffusers' (nodes/guidance.py `uses_negative`); `asked`: the (steps,
+    denoise) the user set when `steps` is the schedule made from them (KSampler's
+    steps / denoise), for the step-limit message."""
     import torch
 
     enforce_limits(ctx, unet_denoise, steps=steps)
@@ -128,8 +154,8 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     with runtime.in_use(ctx.settings, name, model):
         job = DenoiseJob(ctx, model, torch.device(name), scheduler, positive=positive,
                          negative=negative, latent=latent, steps=steps, guidance=guidance,
-                         denoise=denoise, seed=seed, window=StepWindow(
-                             start_step, end_step, add_noise, return_with_leftover_noise))  # fmt: skip
+                         denoise=denoise, seed=seed, window=window, comfy_cfg=comfy_cfg,
+                         asked=asked)  # fmt: skip
         out = job.run()
     runtime.check_finite(ctx, out.samples, "the denoised latents", "run with --dtype fp32 or "
                          "bf16 (or --option sdpa=false for models that upcast attention)")  # fmt: skip
@@ -153,12 +179,15 @@ class DenoiseJob:
     denoise: float
     seed: int
     window: StepWindow = StepWindow()
+    comfy_cfg: bool = False  # ComfyUI's cfg rule (nodes/guidance.py `uses_negative`)
+    asked: tuple[int, float] | None = None  # (steps, denoise) that made `steps` (KSampler)
 
     def predictor(self, sched: Any) -> Guidance:
         """The noise prediction for each step (nodes/guidance.py)."""
         return Guidance(self.ctx, self.model, self.device, self.positive, self.negative,
                         self.guidance, tuple(self.latent.samples.shape),
-                        sched.config.num_train_timesteps, from_latent(self.latent))  # fmt: skip
+                        sched.config.num_train_timesteps, from_latent(self.latent),
+                        comfy_cfg=self.comfy_cfg)  # fmt: skip
 
     def bounds(self) -> tuple[int, int]:
         """(first step, step to stop before) of the schedule: img2img and the window cut it."""
@@ -226,7 +255,8 @@ class DenoiseJob:
 
         ctx = self.ctx
         sched = build_scheduler(self.spec, self.seed)
-        refuse_steps(ctx, sched, self.spec.name or type(sched).__name__, self.steps)
+        refuse_steps(ctx, sched, self.spec.name or type(sched).__name__,
+                     *(self.asked or (self.steps, 1.0)))  # fmt: skip
         samples = self.latent.samples
         batch = samples.shape[0]
         guidance = self.predictor(sched)  # checks the conditioning before any step runs
@@ -240,6 +270,7 @@ class DenoiseJob:
         kwargs = step_kwargs(sched, self.device, image_seeds(self.seed, batch))
         previews = bool(ctx.extra.get("previews"))
         total = len(timesteps)
+        steps_run = reported_step(total - 1, total, sched.order)
         keep = self.noise_mask()  # outside the latent's noise mask, the original stays
         with torch.inference_mode():
             if ctx.settings.option("compile"):
@@ -251,5 +282,8 @@ class DenoiseJob:
                 if keep is not None:
                     following = timesteps[i + 1] if i + 1 < total else self.final_timestep(sched)
                     latents = keep.after_step(sched, latents, following)
-                ctx.progress(i + 1, total, partial(preview_image, latents) if previews else None)
+                done = reported_step(i, total, sched.order)
+                if done is not None:
+                    preview = partial(preview_image, latents) if previews else None
+                    ctx.progress(done, steps_run, preview)
         return replace(self.latent, samples=latents, seeds=seeds, is_noise=False)

@@ -9,7 +9,9 @@ over the same area (the smallest entry there covering it), so guidance compares 
 At each step, for each side, every entry active at that noise level runs on its area of the
 latent (cropped) and the predictions are averaged per cell, weighted by strength × mask (an
 area without a mask fades in over 8 cells at edges inside the image, as ComfyUI's does);
-cells no entry covers predict zero. Then CFG: negative + scale × (positive − negative).
+cells no entry covers predict zero. Then CFG: negative + scale × (positive − negative),
+unless the negative is left out (`uses_negative`: diffusers' rule for UNetDenoise, ComfyUI's for
+its samplers).
 
 The plain case (one whole-latent entry per side) is exactly diffusers' pipeline: one batched
 call on [negative, positive], predictions used as they are (a lone entry's strength cancels
@@ -18,6 +20,7 @@ out). Every UNet call goes through `unet_call`, the one place the model runs whi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -188,6 +191,15 @@ def unet_call(model: Any, x: Any, t: Any, batch: Batch, controls: ControlResidua
                  added_cond_kwargs=batch.added, return_dict=False, **extra)[0]  # fmt: skip
 
 
+def uses_negative(scale: float, comfy: bool = False) -> bool:
+    """Whether classifier-free guidance runs (the negative predicted too). diffusers'
+    pipelines (UNetDenoise): only for a scale above 1, anything else follows the positive
+    alone. ComfyUI's samplers (KSampler, KSamplerAdvanced, SamplerCustom, CFGGuider): for any
+    scale but 1, its one shortcut (`math.isclose`, as ComfyUI checks it): cfg 0 gives the
+    negative's prediction, 0.5 a blend."""
+    return not math.isclose(scale, 1.0) if comfy else scale > 1.0
+
+
 def _rows(ctx: Any, side: str, embeds: Any, batch: int) -> Any:
     if embeds.shape[0] == batch:
         return embeds
@@ -225,7 +237,8 @@ def _paired(source: list[Term], target: list[Term]) -> list[Term]:
 @dataclass
 class Guidance:
     """The noise prediction for one step of sampling a latent of `latent_shape`: the entries
-    of `positive` and `negative` (the latter only when guidance > 1, as diffusers has it)."""
+    of `positive` and `negative` (the latter only when `uses_negative`: guidance > 1 as
+    diffusers has it, or with `comfy_cfg` any scale but 1, as ComfyUI has it)."""
 
     ctx: Any
     model: Any  # the diffusers UNet
@@ -236,6 +249,7 @@ class Guidance:
     latent_shape: tuple[int, ...]  # [B, C, h, w]
     train_steps: int = 1000  # the model's noise levels (the scheduler's num_train_timesteps)
     inpaint: InpaintImage | None = None  # an inpainting UNet's input when no entry gives one
+    comfy_cfg: bool = False  # ComfyUI's cfg rule (KSampler, CFGGuider), else diffusers'
 
     def __post_init__(self) -> None:
         hw = tuple(self.latent_shape[-2:])
@@ -250,7 +264,7 @@ class Guidance:
     @property
     def guided(self) -> bool:
         """Classifier-free guidance: negative and positive rows in one UNet call."""
-        return self.scale > 1.0
+        return uses_negative(self.scale, self.comfy_cfg)
 
     def _resolved(self, side: str, entry: CondEntry, hw: tuple[int, int]) -> Term:
         import torch

@@ -45,7 +45,7 @@ class Guider:
         def guidance(positive: Conditioning, negative: Conditioning = NOTHING,
                      scale: float = 1.0) -> Guidance:  # fmt: skip
             return Guidance(ctx, self.unet.unet, device, positive, negative, scale,
-                            latent_shape, train_steps)  # fmt: skip
+                            latent_shape, train_steps, comfy_cfg=True)  # fmt: skip
 
         if self.kind == "cfg":
             negative, positive = self.conds
@@ -83,8 +83,9 @@ def basic_guider(ctx, model: UNetModel, conditioning: Conditioning):
 )  # fmt: skip
 def cfg_guider(ctx, model: UNetModel, positive: Conditioning, negative: Conditioning,
                cfg: float = 8.0):  # fmt: skip
-    """Classifier-free guidance: negative + cfg * (positive - negative); as in UNetDenoise,
-    a cfg of 1 or less follows the positive alone (one UNet call)."""
+    """Classifier-free guidance: negative + cfg * (positive - negative), as ComfyUI's: cfg 1
+    follows the positive alone (one UNet call), cfg 0 the negative, 0.5 a blend (UNetDenoise,
+    as diffusers, follows the positive alone for any guidance up to 1)."""
     return Guider(model, (negative, positive), "cfg", (cfg,))
 
 

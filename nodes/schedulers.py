@@ -45,7 +45,6 @@ KARRAS = frozenset({"lms", "euler", "heun", "dpm++2m", "dpm++3m", "dpm++2m_sde",
                     "dpm++1s", "dpm2", "dpm2_a", "unipc", "deis"})  # fmt: skip
 
 
-
 def scheduler_class(class_name: str):
     """The diffusers scheduler class of that name."""
     import diffusers
@@ -119,12 +118,24 @@ def steps_problem(sched: Any, name: str, steps: int) -> str | None:
     )
 
 
-def refuse_steps(ctx: Any, sched: Any, name: str, steps: int) -> None:
-    """Refuse, on the node's `steps` input, a schedule `sched` cannot make (`steps_problem`):
-    before any step, since past that diffusers' schedule fails at the last step."""
-    problem = steps_problem(sched, name, steps)
-    if problem:
+def refuse_steps(ctx: Any, sched: Any, name: str, steps: int, denoise: float = 1.0) -> None:
+    """Refuse a schedule `sched` cannot make (`steps_problem`): before any step, since past
+    that diffusers' schedule fails at the last step. `steps` and `denoise` are what the user
+    set: ComfyUI's denoise below 1 (KSampler) makes a schedule of steps / denoise steps, and
+    the message says so, on `denoise` when `steps` alone would fit, else on `steps`."""
+    from .step_window import tail_of_longer_schedule
+
+    total, _ = tail_of_longer_schedule(steps, denoise)
+    problem = steps_problem(sched, name, total)
+    if not problem:
+        return
+    if total == steps:
         raise input_error(ctx, "steps", problem)
+    steps_fit = steps_problem(sched, name, steps) is None
+    raise input_error(ctx, "denoise" if steps_fit else "steps", (
+        f"steps {steps} with denoise {denoise} makes a schedule of {total} steps "
+        f"(steps / denoise); {problem}; {'raise denoise or lower' if steps_fit else 'lower'} "
+        "steps"))  # fmt: skip
 
 
 def karras_problem(name: Any, karras: Any) -> str | None:
