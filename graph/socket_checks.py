@@ -1,0 +1,70 @@
+"""What a value a node returns must be, by its output's declared socket type.
+
+The scheduler checks each returned value here before it is cached or passed on, so a node
+that returns None or a value of the wrong kind fails itself, instead of the node it feeds (or
+silently, through an ANY input). Only what is cheap and certain is checked: None for any type
+but ANY, the widget types exactly, and for IMAGE / MASK / LATENT that the value is the torch
+tensor (or holds it) every built-in node makes. Other types are not checked.
+
+A table beside the socket types of `declare` (which stays free of these rules), and free of
+torch: a tensor can only be one if torch is imported already, so it is never imported here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .declare import ANY, BOOLEAN, FLOAT, IMAGE, INT, LATENT, MASK, STRING
+
+
+def _tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _int(value: Any) -> bool:
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (float, int) or (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+    )
+
+
+def _image(value: Any) -> bool:
+    return _tensor(value) and value.dim() == 4
+
+
+def _latent(value: Any) -> bool:
+    return _tensor(getattr(value, "samples", None))
+
+
+def not_none(value: Any) -> bool:
+    """The test of every type CHECKS does not list: any value but None."""
+    return value is not None
+
+
+# socket type -> (does a value fit, what was expected); a type not listed takes any value but
+# None.
+CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    ANY: (lambda v: True, "anything"),
+    INT: (_int, "an int"),
+    FLOAT: (_number, "a float or an int"),
+    STRING: (lambda v: isinstance(v, str), "a str"),
+    BOOLEAN: (lambda v: type(v) is bool, "a bool"),
+    IMAGE: (_image, "a torch.Tensor [B, H, W, C]"),
+    MASK: (_tensor, "a torch.Tensor"),
+    LATENT: (_latent, "a Latent: its .samples a torch.Tensor [B, C, h, w]"),
+}
+# The tests alone, for the scheduler's loop over every returned value (one lookup, one call:
+# `TESTS.get(type, not_none)(value)`).
+TESTS: dict[str, Callable[[Any], bool]] = {t: test for t, (test, _) in CHECKS.items()}
+
+
+def expected(socket_type: str) -> str:
+    """What an output of `socket_type` must be, in words ("" when only None is refused)."""
+    check = CHECKS.get(socket_type)
+    return check[1] if check is not None else ""
