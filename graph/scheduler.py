@@ -60,7 +60,16 @@ class NodeOutcome(Enum):
 
 @dataclass
 class RunResult:
-    """What one run produced. `outputs` holds the values of the targets and `keep` nodes."""
+    """What one run produced.
+
+    `status`: "success", "failed" (a node raised: the nodes that do not depend on it ran; no
+    exception reaches the caller) or "interrupted". `outputs`: node id -> its output values, for
+    the targets (by default the output nodes) and the nodes named in `keep` only. `ui`: what
+    output nodes show (saved files, preview text). `executed` / `cached` / `skipped`: node ids
+    run, served from the cache, not run because something they need failed. `failures`: one
+    `NodeFailed` per failed node (message, exception type, traceback). `warnings`: what nodes
+    warned about.
+    """
 
     run_id: str
     status: RunStatus
