@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -932,6 +934,20 @@ COMMANDS = {
 }
 
 
+def _show_warning(python_show: Any, message: Warning | str, category: type[Warning],
+                  filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:  # fmt: skip
+    """A warning about what the user gave (`WorkflowWarning`: a workflow file's broken part
+    that was passed over) as the CLI's own warning line; any other as Python shows it
+    (`python_show`)."""
+    from latentgraph.graph.problems import WorkflowWarning
+
+    if issubclass(category, WorkflowWarning):
+        print(f"latentgraph: warning: {message}", file=sys.stderr)
+    else:
+        python_show(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     from latentgraph.graph.problems import WorkflowError
 
@@ -943,7 +959,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        code = COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
     except BrokenPipeError:

@@ -31,7 +31,7 @@ from .comfy_api import graph_from_prompt, prompt_body, prompt_from_graph
 from .comfy_editor import editor_with_values, graph_from_editor, is_editor_workflow
 from .declare import Registry, registry_or_default
 from .model import Graph, Location
-from .problems import Problem, WorkflowError
+from .problems import Problem, WorkflowError, WorkflowWarning
 from .workflow import (
     GivenLocation,
     Workflow,
@@ -57,11 +57,6 @@ PNG_KEYS = ("latentgraph", "prompt", "workflow")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 WORKFLOW_IMAGES = {"PNG": "text chunk", "WEBP": "EXIF entry"}  # where each keeps it
 NO_WORKFLOW = "latentgraph and ComfyUI save theirs in PNG text chunks and WEBP EXIF"
-
-
-class WorkflowWarning(UserWarning):
-    """Something read from a workflow file was not used as it stands (a broken PNG chunk
-    beside a good one): the run goes on with the rest."""
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,11 @@ class WorkflowError(Exception):
         return [p for p in self.problems if p.severity == "error"]
 
 
+class WorkflowWarning(UserWarning):
+    """Something read from a workflow file was not used as it stands (a broken PNG chunk
+    beside a good one): the run goes on with the rest. The CLI prints it as its own warning."""
+
+
 class InputError(ValueError):
     """A node refused a value the user gave, found while it runs (a user error, not a bug):
     reported like a validation problem, at the input's place, without a traceback."""

@@ -154,3 +154,14 @@ def test_a_prompt_chunk_that_is_not_json_gives_way_to_the_workflow_with_a_warnin
         with pytest.raises(WorkflowError) as err:
             load_file(broken, registry=registry)
     assert err.value.problems[0].message == "the PNG's 'prompt' text is not valid JSON"
+
+
+def test_the_cli_prints_a_passed_over_chunk_as_its_own_warning(tmp_path, capsys,
+                                                                 classic_editor):  # fmt: skip
+    """Not Python's `.../formats.py:NNN: WorkflowWarning: ...` with the source line under it."""
+    path = png(tmp_path / "a.png", prompt="{broken", workflow=json.dumps(classic_editor))
+    code, _, err = run_cli(capsys, "validate", path)
+    assert f"latentgraph: warning: {path}: the PNG's 'prompt' text is not valid JSON: running " \
+           "its 'workflow' text\n" in err  # fmt: skip
+    assert "WorkflowWarning" not in err and "formats.py" not in err
+    assert code == 0
