@@ -40,10 +40,10 @@ def test_partial_strength_matches_the_img2img_pipeline(make_ctx, tiny, tiny_fold
 
     latent = encoded_pictures(make_ctx, tiny)
     ours, progress, (pos, neg), sp = img2img(make_ctx, tiny, latent, name, 10, strength, seed=5)
-    expected_steps = int(10 * strength)  # diffusers' rule; second-order Heun runs 2n - 1
-    if name == "heun":
-        expected_steps = 2 * expected_steps - 1
+    expected_steps = int(10 * strength)  # diffusers' rule; progress counts steps
     assert [done for done, _ in progress] == list(range(1, expected_steps + 1))
+    if name == "heun":  # second-order Heun evaluates the model 2n - 1 times
+        expected_steps = 2 * expected_steps - 1
 
     pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_folder, safety_checker=None,
                                                           requires_safety_checker=False)  # fmt: skip
@@ -121,10 +121,12 @@ def test_karras_and_timestep_spacing_reach_the_config(make_ctx, tiny):
     assert sched.sigmas.tolist() != plain.sigmas.tolist()  # the options change the schedule
 
 
-def test_options_a_scheduler_lacks_are_warned_about_and_left_out(make_ctx, tiny):
-    sched, warnings = built(make_ctx, tiny, "ddim", karras=True)
-    assert "use_karras_sigmas" not in sched.config
-    assert len(warnings) == 1 and "Karras" in warnings[0] and "'ddim'" in warnings[0]
+def test_karras_on_a_scheduler_without_it_is_refused(make_ctx, tiny):
+    """(It was warned about and left out; tests/nodes/test_schedulers.py: at validation too.)"""
+    from latentgraph.nodes.values import NodeInputError
+
+    with pytest.raises(NodeInputError, match="scheduler 'ddim' has no Karras sigmas"):
+        built(make_ctx, tiny, "ddim", karras=True)
     spaced, _ = built(make_ctx, tiny, "ddim", timestep_spacing="leading")
     assert spaced.config.timestep_spacing == "leading"
 
