@@ -478,7 +478,6 @@ class Cache:
         self.memory.clear()
 
 
-
 def default_cache(disk: bool = True) -> Cache:
     """A cache with the default memory bound and, if `disk`, the user cache dir's store."""
     if not disk:
