@@ -78,8 +78,8 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "lcm": ("lcm", {}),
     "deis": ("deis", {}),
     "ddim": ("ddim", {}),
-    "uni_pc": ("unipc", {"solver_type": "bh1"}),
-    "uni_pc_bh2": ("unipc", {"solver_type": "bh2"}),
+    "uni_pc": ("unipc", {"solver_type": "bh1", "solver_order": 3}),  # ComfyUI's order
+    "uni_pc_bh2": ("unipc", {"solver_type": "bh2", "solver_order": 3}),
 }
 # ComfyUI scheduler -> diffusers options. Sigma shapes need a scheduler that has the option.
 SIGMAS: dict[str, dict[str, Any]] = {

@@ -73,6 +73,11 @@ def build_scheduler(spec: SchedulerSpec, seed: int | None = None):
         config["noise_sampler_seed"] = generator_seed(seed)
     if "noise_sampler_seed" in accepted:
         _quiet_brownian_rounding()
+    if class_name == "UniPCMultistepScheduler" and config.get("solver_type") == "bh1":
+        # bh1's B(h) = h is infinite on a step to noise level zero, and its last (first-order)
+        # step multiplies it by 0: NaN, a black image. End at the model's lowest level instead,
+        # diffusers' own option (ComfyUI's uni_pc ends at sigma 0.001 for the same reason).
+        config["final_sigmas_type"] = "sigma_min"
     return cls.from_config({k: v for k, v in config.items() if k in accepted})
 
 
