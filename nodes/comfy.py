@@ -259,9 +259,10 @@ def _check_advanced(inputs: dict[str, Any], settings: Settings) -> list[tuple[st
     early = isinstance(end, int) and isinstance(steps, int) and end < steps
     if (early and inputs.get("return_with_leftover_noise") == "disable"
             and inputs.get("sampler_name") in WITHOUT_SIGMAS):  # fmt: skip
+        can = ", ".join(s for s in SAMPLERS if s not in WITHOUT_SIGMAS)
         problems.append(("return_with_leftover_noise", f"stopping early ({end} < steps {steps}) "
                          f"at zero noise is not possible with {inputs['sampler_name']!r}; use "
-                         "'enable' or a sigma-based sampler (euler, dpmpp_2m, ...)"))  # fmt: skip
+                         f"'enable' or one of the samplers that can: {can}"))  # fmt: skip
     return problems
 
 

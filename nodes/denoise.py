@@ -233,10 +233,11 @@ class DenoiseJob:
         if len(timesteps) == 0:
             return None
         if early and not window.leftover_noise:
-            if not finish_at_zero_noise(sched, end * order):
+            if not finish_at_zero_noise(sched, end):
                 raise input_error(self.ctx, "return_with_leftover_noise", "stopping early at "
                                   "zero noise needs a sigma-based scheduler (euler, dpm++2m, "
                                   "...); or return the leftover noise")  # fmt: skip
+            timesteps = sched.timesteps[begin * order :]  # now ending at the window's end
         if (begin > 0 or not is_noise) and hasattr(sched, "set_begin_index"):
             sched.set_begin_index(begin * order)
         latents = samples.to(self.device, self.model.dtype)

@@ -57,16 +57,30 @@ def tail_of_longer_schedule(steps: int, denoise: float) -> tuple[int, int]:
     return total, total - steps
 
 
-def finish_at_zero_noise(sched: Any, end_index: int) -> bool:
-    """Make the step ending at schedule index `end_index` land on noise level zero, so a run
-    that stops early returns a clean latent. Only sigma-based schedulers (Euler, DPM++, ...)
-    have that level to set; returns False for the others (DDIM, PNDM, ...)."""
+def finish_at_zero_noise(sched: Any, end_step: int) -> bool:
+    """Make the schedule end after step `end_step`, at the noise level a full run ends at
+    (zero; the model's lowest level for schedulers that stop there: DEIS, UniPC bh1), so a run
+    that stops early returns a clean latent. The scheduler's tables are cut as a full run of
+    `end_step` steps would have them, so it takes that step for its last: multistep solvers
+    (DPM++ 2M, DEIS, UniPC) take it at first order, as at the end of a full run and as
+    ComfyUI's samplers do when the next sigma is 0 (a second-order update to zero noise
+    divides by zero: NaN), and two-evaluation samplers (Heun, DPM2, DPM++ SDE) take only its
+    first, an Euler step to zero. Only sigma-based schedulers have that level to set; returns
+    False for the others (DDIM, DDPM, LCM, ...)."""
     import torch
 
     sigmas = getattr(sched, "sigmas", None)  # diffusers: only sigma-based schedulers have it
-    if not isinstance(sigmas, torch.Tensor) or end_index >= len(sigmas):
+    order = sched.order
+    cut = (end_step - 1) * order + 1  # a full run of end_step steps has this many timesteps
+    if not isinstance(sigmas, torch.Tensor) or end_step < 1 or cut >= len(sched.timesteps):
         return False
-    sigmas = sigmas.clone()
-    sigmas[end_index] = 0.0
-    sched.sigmas = sigmas
+    final = sigmas[-1]
+    sched.timesteps = sched.timesteps[:cut]
+    sched.sigmas = torch.cat([sigmas[:cut], final[None], sigmas[cut + 1 :]])
+    interpol = getattr(sched, "sigmas_interpol", None)
+    if isinstance(interpol, torch.Tensor):  # KDPM2 (ancestral): the level its first half goes
+        # to, read at the step's index + 1 (ancestral: at the index)
+        sched.sigmas_interpol = torch.cat(
+            [interpol[: cut - 1], final.repeat(2), interpol[cut + 1 :]]
+        )
     return True

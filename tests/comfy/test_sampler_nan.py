@@ -1,4 +1,5 @@
-"""Every ComfyUI sampler gives finite latents (no NaN, no black image) on the tiny model."""
+"""Every ComfyUI sampler gives finite latents (no NaN, no black image) on the tiny model, also
+stopping early at zero noise."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import torch
 
 from latentgraph.graph import Settings, default_registry
 from latentgraph.graph.comfy_api import graph_from_prompt
+from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.scheduler import Scheduler
-from latentgraph.nodes import comfy
+from latentgraph.nodes import comfy, step_window
+from latentgraph.nodes.schedulers import build_scheduler
+
+# the samplers whose early stop at zero noise runs (KSamplerAdvanced refuses the others)
+CLEAN_EARLY = [s for s in comfy.SAMPLERS if s not in comfy.WITHOUT_SIGMAS]
 
 
 @pytest.fixture
@@ -56,6 +62,13 @@ def _ksampler(sampler: str, scheduler: str = "normal", steps: int = 2) -> dict:
                        "scheduler": scheduler, "denoise": 1.0}}  # fmt: skip
 
 
+def _advanced(sampler: str, start: int, end: int, steps: int = 4) -> dict:
+    return {"class_type": "KSamplerAdvanced",
+            "inputs": {"add_noise": "enable", "noise_seed": 42, "steps": steps, "cfg": 7.0,
+                       "sampler_name": sampler, "scheduler": "normal", "start_at_step": start,
+                       "end_at_step": end, "return_with_leftover_noise": "disable"}}  # fmt: skip
+
+
 def _assert_finite(latents: dict, warnings: list[str]) -> None:
     bad = [n for n, x in latents.items() if not bool(torch.isfinite(x).all())]
     assert bad == [] and warnings == [], (bad, warnings)
@@ -69,3 +82,84 @@ def test_every_ksampler_sampler_gives_finite_latents(settings):
               for sched in ("normal", "karras", "simple") for steps in (1, 3)}  # fmt: skip
     latents, warnings = _run(_prompt(nodes), settings)
     _assert_finite(latents, warnings)
+
+
+@pytest.mark.parametrize("start", [0, 1])
+def test_early_stop_at_zero_noise_is_finite_with_every_sampler_that_allows_it(settings, start):
+    """Steps start..3 of 4, finishing at zero noise: the multistep samplers (dpmpp_2m,
+    dpmpp_2m_sde, deis, uni_pc, uni_pc_bh2) took a second-order step to zero noise: NaN."""
+    nodes = {f"a_{name}": _advanced(name, start, 3) for name in CLEAN_EARLY}
+    latents, warnings = _run(_prompt(nodes), settings)
+    _assert_finite(latents, warnings)
+
+
+def test_early_stop_refusal_names_only_samplers_that_run_it(settings):
+    with pytest.raises(WorkflowError) as refused:
+        _run(_prompt({"9": _advanced("ddim", 0, 3)}), settings)
+    message = str(refused.value)
+    assert "input 'return_with_leftover_noise'" in message
+    named = message.split("the samplers that can: ")[1].split(", ")
+    assert named == CLEAN_EARLY  # each tested just above
+
+
+def test_unet_denoise_end_step_at_zero_noise_is_finite(settings, tmp_path):
+    """Our own nodes: UNetDenoise with end_step, with the default dpm++2m and the other
+    multistep schedulers."""
+    import latentgraph
+
+    nodes = {
+        "model": {"type": "LoadModel", "source": "builtin:tiny-sd"},
+        "pos": {"type": "TextEncode", "clip": "model.clip", "text": "a cat"},
+        "neg": {"type": "TextEncode", "clip": "model.clip", "text": ""},
+        "noise": {"type": "LatentNoise", "vae": "model.vae", "width": 64, "height": 64, "seed": 1},
+    }
+    for name in ("dpm++2m", "dpm++2m_sde", "dpm++3m", "deis", "unipc", "heun"):
+        nodes[f"sel_{name}"] = {
+            "type": "SchedulerSelect",
+            "scheduler": "model.scheduler",
+            "name": name,
+        }
+        nodes[f"d_{name}"] = {"type": "UNetDenoise", "unet": "model.unet",
+                              "scheduler": f"sel_{name}.scheduler", "positive": "pos.conditioning",
+                              "negative": "neg.conditioning", "latent": "noise.latent",
+                              "steps": 4, "end_step": 3}  # fmt: skip
+    path = tmp_path / "wf.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump({"version": 1, "nodes": nodes}))
+    graph = latentgraph.load(path).graph
+    targets = [n for n in nodes if n.startswith("d_")]
+    result = Scheduler(default_registry, settings=settings).run(graph, targets=targets)
+    assert result.ok, result.failures
+    _assert_finite({n: result.output(n).samples for n in targets}, [])
+
+
+@pytest.mark.parametrize("sampler", ["euler", "heun", "dpm_2", "dpm_2_ancestral", "dpmpp_sde",
+                                     "lms", "dpmpp_2m"])  # fmt: skip
+@pytest.mark.parametrize("end", [1, 3])
+def test_early_stop_lands_on_zero_noise(sampler, end):
+    """A model that always predicts the starting noise N has the clean latent 0 (sigma-space
+    samplers start at sigma_max * N): a clean finish returns 0, one that stops at step `end`'s
+    level returns sigma_end * N. Heun, DPM2 and DPM++ SDE ended their window with a second
+    evaluation at that level, so they returned the leftover noise."""
+    import inspect
+
+    torch.manual_seed(0)
+    noise = torch.randn(1, 4, 8, 8)
+    sched = build_scheduler(comfy.sampler_spec(object(), sampler, "normal"), seed=1)
+    sched.set_timesteps(4)
+    assert step_window.finish_at_zero_noise(sched, end)
+    x = noise * sched.init_noise_sigma
+    stochastic = {"generator": torch.Generator().manual_seed(0)}
+    kwargs = stochastic if "generator" in inspect.signature(sched.step).parameters else {}
+    for t in sched.timesteps:
+        x = sched.step(noise, t, x, return_dict=False, **kwargs)[0]
+    if sampler == "dpmpp_2m":  # VP space: starting at N with eps N leaves 3% of a clean latent
+        full = build_scheduler(comfy.sampler_spec(object(), sampler, "normal"))
+        full.set_timesteps(4)
+        y = noise * full.init_noise_sigma
+        for t in full.timesteps:
+            y = full.step(noise, t, y, return_dict=False)[0]
+        assert torch.allclose(x, y, atol=1e-5)  # the same clean latent as the full run's
+    elif end == 1 or sampler in ("euler", "heun", "dpm_2", "lms"):  # (no noise added yet)
+        assert float(x.abs().max()) < 1e-4
