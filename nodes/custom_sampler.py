@@ -23,7 +23,7 @@ from .comfy import model_scheduler_config
 from .inpaint_sampling import NoiseMask
 from .latents import make_noise
 from .model_sampling import node_spec
-from .schedulers import SCHEDULERS, build_scheduler
+from .schedulers import SCHEDULERS, build_scheduler, sampler_label
 from .seeds import image_seeds, seed_input
 from .values import Latent, SchedulerSpec, UNetModel, input_error
 
@@ -155,7 +155,9 @@ def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, si
     with runtime.in_use(ctx.settings, name, model):
         run = CustomSampling(ctx, guider, spec, sigmas, latent_image, noise, torch.device(name))
         out, denoised = run.run()
-    runtime.check_finite(ctx, out, "the denoised latents", "run with --dtype fp32 or bf16")
+    runtime.check_finite(ctx, out, "the denoised latents", model.dtype,
+                         f"the sampler, {sampler_label(spec)}, or the model made them over these "
+                         "sigmas; try another sampler (euler is the plainest)")  # fmt: skip
     seeds = latent_image.seeds or (image_seeds(noise.seed, out.shape[0]) if noise.enabled
                                    else None)  # fmt: skip
     return (Latent(out.cpu(), seeds, is_noise=False),

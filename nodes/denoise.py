@@ -33,7 +33,7 @@ from .guidance import Guidance
 from .inpaint_sampling import NoiseMask, from_latent
 from .latents import make_noise
 from .model_sampling import node_spec
-from .schedulers import build_scheduler, refuse_steps
+from .schedulers import build_scheduler, refuse_steps, sampler_label
 from .seeds import brownian_seeds, image_seeds, seed_input, step_generators
 from .step_window import ALL_STEPS, WINDOW_INPUTS, StepWindow, finish_at_zero_noise
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
@@ -157,8 +157,10 @@ def denoise_latent(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Con
                          denoise=denoise, seed=seed, window=window, comfy_cfg=comfy_cfg,
                          asked=asked)  # fmt: skip
         out = job.run()
-    runtime.check_finite(ctx, out.samples, "the denoised latents", "run with --dtype fp32 or "
-                         "bf16 (or --option sdpa=false for models that upcast attention)")  # fmt: skip
+    runtime.check_finite(ctx, out.samples, "the denoised latents", model.dtype,
+                         f"the sampler, {sampler_label(scheduler)}, or the model made them; try "
+                         "another sampler (euler is the plainest)",
+                         " (or --option sdpa=false for models that upcast attention)")  # fmt: skip
     # cached values live on the CPU; a noise mask stays on the latent (as ComfyUI keeps it)
     return replace(out, samples=out.samples.cpu())
 

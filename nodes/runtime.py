@@ -106,13 +106,30 @@ def in_use(settings: Settings, device: str, *modules: Any) -> Iterator[None]:
                 m.to("cpu")
 
 
-def check_finite(ctx: Any, tensor: Any, what: str, remedy: str) -> None:
-    """Warn (naming the remedy) and keep the result out of the cache when `tensor` holds NaN
-    or inf: fp16 overflow, which would otherwise become a black image, served again and again."""
+REDUCED_PRECISION = {"float16": "fp16", "bfloat16": "bf16"}
+
+
+def nan_warning(what: str, dtype: Any, cause: str, tip: str = "") -> str:
+    """The warning for NaN/inf in `what`, computed in `dtype` (the model's). In fp16/bf16 an
+    overflow is the likely cause: the advice is a wider --dtype (and `tip`). In fp32 nothing
+    overflowed, and the --dtype advice would only repeat what the run already does: `cause`
+    names who made them and what to try instead."""
+    precision = REDUCED_PRECISION.get(str(dtype).removeprefix("torch."))
+    if precision is None:
+        return (f"{what} contain NaN or infinite values (the image would be black); the run is "
+                f"in fp32, so this is no half-precision overflow: {cause}. This result is not "
+                "cached")  # fmt: skip
+    wider = "fp32 or bf16" if precision == "fp16" else "fp32"
+    return (f"{what} contain NaN or infinite values ({precision} overflow? the image would be "
+            f"black): run with --dtype {wider}{tip}. This result is not cached")  # fmt: skip
+
+
+def check_finite(ctx: Any, tensor: Any, what: str, dtype: Any, cause: str, tip: str = "") -> None:
+    """Warn (`nan_warning`) and keep the result out of the cache when `tensor` holds NaN or
+    inf, which would otherwise become a black image, served again and again."""
     import torch
 
     if bool(torch.isfinite(tensor).all()):
         return
-    ctx.warn(f"{what} contain NaN or infinite values (fp16 overflow? the image would be "
-             f"black): {remedy}. This result is not cached")  # fmt: skip
+    ctx.warn(nan_warning(what, dtype, cause, tip))
     ctx.do_not_cache()

@@ -81,6 +81,14 @@ def build_scheduler(spec: SchedulerSpec, seed: int | None = None):
     return cls.from_config({k: v for k, v in config.items() if k in accepted})
 
 
+def sampler_label(spec: SchedulerSpec) -> str:
+    """The sampler a spec builds, for messages: its name, diffusers class and options."""
+    class_name = spec.class_name or spec.config.get("_class_name") or "DDIMScheduler"
+    options = "".join(f", {k}={v!r}" for k, v in spec.overrides.items())
+    name = f"scheduler {spec.name!r}" if spec.name else "the model's own scheduler"
+    return f"{name} (diffusers {class_name}{options})"
+
+
 def makes_steps(sched: Any, steps: int) -> bool:
     """Whether `sched.set_timesteps(steps)` gives a schedule of `steps` distinct noise levels
     the model was trained on. diffusers checks little of that itself: "leading" spacing past

@@ -34,8 +34,11 @@ def decode(ctx, vae: VAEModel, samples, tiled: bool = False, sliced: bool = Fals
         ctx,
         image,
         "the decoded images",
-        "keep --option vae_fp32 on (the "
-        "default where the VAE needs it) or run with --dtype fp32 or bf16",
+        model.dtype,
+        "the latents decoded already contain them (see the sampler's warning)"
+        if not bool(torch.isfinite(samples).all())
+        else "the VAE made them from finite latents; is it the model's VAE?",
+        ", or with --option vae_fp32=true (only the VAE in fp32)",
     )
     return (image / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float()
 

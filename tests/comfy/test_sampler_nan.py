@@ -1,5 +1,5 @@
 """Every ComfyUI sampler gives finite latents (no NaN, no black image) on the tiny model, also
-stopping early at zero noise."""
+stopping early at zero noise; the NaN warning's advice fits the run's precision."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from latentgraph.graph import Settings, default_registry
 from latentgraph.graph.comfy_api import graph_from_prompt
 from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.scheduler import Scheduler
-from latentgraph.nodes import comfy, step_window
+from latentgraph.nodes import comfy, runtime, step_window
 from latentgraph.nodes.schedulers import build_scheduler
 
 # the samplers whose early stop at zero noise runs (KSamplerAdvanced refuses the others)
@@ -163,3 +163,26 @@ def test_early_stop_lands_on_zero_noise(sampler, end):
         assert torch.allclose(x, y, atol=1e-5)  # the same clean latent as the full run's
     elif end == 1 or sampler in ("euler", "heun", "dpm_2", "lms"):  # (no noise added yet)
         assert float(x.abs().max()) < 1e-4
+
+
+def test_nan_warning_in_fp32_blames_the_sampler_not_the_precision():
+    fp32 = runtime.nan_warning(
+        "the denoised latents",
+        torch.float32,
+        "the sampler, scheduler 'unipc', made them; try another sampler",
+    )
+    assert "the run is in fp32, so this is no half-precision overflow" in fp32
+    assert "scheduler 'unipc'" in fp32 and "try another sampler" in fp32
+    assert "--dtype" not in fp32 and "fp16 overflow" not in fp32
+    assert fp32.endswith("This result is not cached")
+
+
+@pytest.mark.parametrize(("dtype", "advice"), [(torch.float16, "fp16 overflow? the image would "
+                         "be black): run with --dtype fp32 or bf16"),
+                         (torch.bfloat16, "bf16 overflow? the image would be black): run with "
+                         "--dtype fp32 (")])  # fmt: skip
+def test_nan_warning_in_reduced_precision_suggests_a_wider_dtype(dtype, advice):
+    message = runtime.nan_warning("the denoised latents", dtype, "the sampler made them",
+                                  " (or --option sdpa=false)")  # fmt: skip
+    assert advice in message and "the sampler made them" not in message
+    assert message.endswith("(or --option sdpa=false). This result is not cached")

@@ -42,8 +42,19 @@ def test_nan_after_decode_warns_with_the_remedy_and_is_not_cacheable(tiny_model)
     image = vae_nodes.vae_decode(ctx, Latent(torch.zeros(1, 4, 8, 8)), handle)
     assert image.shape[0] == 1  # the run goes on: the image is passed on
     (warning,) = ctx.warnings
-    assert "NaN" in warning and "vae_fp32" in warning and "not cached" in warning
+    # an fp32 VAE: no overflow to blame, no --dtype or vae_fp32 advice the run already follows
+    assert "NaN" in warning and "the run is in fp32" in warning and "not cached" in warning
+    assert "the VAE made them from finite latents" in warning and "--dtype" not in warning
     assert ctx.cacheable is False
+    half = _ctx("VAEDecode")
+    vae_nodes.vae_decode(half, Latent(torch.zeros(1, 4, 8, 8)),
+                         VAEModel(broken.to(torch.float16), "broken16", "cpu"))  # fmt: skip
+    (warning,) = half.warnings
+    assert "fp16 overflow?" in warning and "--dtype fp32 or bf16" in warning
+    assert "--option vae_fp32=true" in warning and "not cached" in warning
+    nan_in = _ctx("VAEDecode")
+    vae_nodes.vae_decode(nan_in, Latent(torch.full((1, 4, 8, 8), float("nan"))), tiny_model[2])
+    assert "the latents decoded already contain them" in nan_in.warnings[0]
 
     fine = _ctx("VAEDecode")
     vae_nodes.vae_decode(fine, Latent(torch.zeros(1, 4, 8, 8)), tiny_model[2])
@@ -63,7 +74,10 @@ def test_nan_latents_after_denoise_are_reported(tiny_model):
     ctx = _ctx("UNetDenoise", device="cpu")
     denoise.unet_denoise(ctx, UNetModel(broken, "b", "cpu", "fp32"), tiny_model[3], cond, cond,
                          Latent(torch.randn(1, 4, 8, 8), [0], is_noise=True), steps=1)  # fmt: skip
-    assert any("denoised latents" in w and "--dtype fp32" in w for w in ctx.warnings)
+    (warning,) = [w for w in ctx.warnings if "denoised latents" in w]
+    assert "the run is in fp32, so this is no half-precision overflow" in warning
+    assert "the model's own scheduler (diffusers " in warning and "try another sampler" in warning
+    assert "--dtype" not in warning
     assert ctx.cacheable is False
 
 
