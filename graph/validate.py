@@ -454,7 +454,10 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
     # The output nodes, and the nodes of unknown type (reported already): one of those may be
     # an output node, so neither "no output node" nor "feeds no output node" is said for them
     # or for what feeds them.
+    # What feeds an unknown node cannot always be known (our YAML reads `clip: m.CLIP` as a
+    # link only for a declared input), so with one in the graph no node is said to feed none.
     outputs: list[str] = []
+    unknown = False
     for node in nodes.values():
         for value in node.inputs.values():
             if type(value) is Link and value.node in nodes and value.node != node.id:
@@ -463,6 +466,7 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
         node_type = registry.get(node.type)
         if node_type is None or node_type.output_node:
             outputs.append(node.id)
+            unknown = unknown or node_type is None
 
     # Kahn's algorithm: the nodes it cannot order (still with an unordered parent) are the
     # cycles and what hangs below them, found in linear time.
@@ -501,7 +505,7 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
                 needed.add(parent)
                 stack.append(parent)
     for node in nodes.values():
-        if node.id not in needed:
+        if node.id not in needed and not unknown:
             problems.append(
                 _problem(
                     graph,
