@@ -487,25 +487,28 @@ def node(
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         problems = _signature_problems(name, fn, inputs)
+        try:
+            node_type = NodeType(
+                name=name,
+                fn=fn,
+                inputs=tuple(inputs),
+                outputs=tuple(outputs),
+                version=version,
+                category=category,
+                display_name=display_name,
+                description=description or (fn.__doc__ or "").strip().split("\n\n")[0],
+                deterministic=deterministic,
+                output_node=output_node,
+                identity=identity,
+                check=check,
+                reuse=reuse,
+                module=fn.__module__,
+                code=code_digest(fn),
+            )
+        except ValueError as exc:  # the declaration's own problems, said with the signature's
+            problems.insert(0, str(exc))
         if problems:
             raise ValueError("; ".join(problems))
-        node_type = NodeType(
-            name=name,
-            fn=fn,
-            inputs=tuple(inputs),
-            outputs=tuple(outputs),
-            version=version,
-            category=category,
-            display_name=display_name,
-            description=description or (fn.__doc__ or "").strip().split("\n\n")[0],
-            deterministic=deterministic,
-            output_node=output_node,
-            identity=identity,
-            check=check,
-            reuse=reuse,
-            module=fn.__module__,
-            code=code_digest(fn),
-        )
         (registry or default_registry).add(node_type)
         fn.node_type = node_type  # type: ignore[attr-defined]
         return fn

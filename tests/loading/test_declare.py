@@ -263,6 +263,15 @@ def test_every_problem_of_a_declaration_is_said_at_once():
         "node type 'N' input 'c': default 1 is not one of its choices: 'a'")  # fmt: skip
 
 
+def test_a_function_that_does_not_fit_hides_no_other_problem_of_its_declaration():
+    def f(ctx, y):
+        return ()
+
+    message = _refused(f, Int("x", 500, min=0, max=100))
+    assert message.startswith("node type 'K' input 'x': default 500 is above its max 100; ")
+    assert "has no parameter 'x'" in message and "needs 'y'" in message
+
+
 @pytest.mark.parametrize("name", ["", "  "])
 def test_a_node_type_without_a_name_is_refused(name):
     def blank(ctx):
