@@ -154,16 +154,17 @@ def normalize(node_type: NodeType, result: Any) -> tuple[tuple, dict | None]:
     return values, ui
 
 
-def check_outputs(node_id: str, node_type: NodeType, values: tuple) -> None:
+def check_outputs(node_type: NodeType, values: tuple) -> None:
     """Refuse a returned value that its output's declared type rules out (`socket_checks`:
     None but for ANY, a str for an INT, a list for an IMAGE...). Raises TypeError: the failure
-    is the producing node's, before its values are cached or passed on."""
+    is the producing node's, before its values are cached or passed on (its error line names
+    the node: the message does not again)."""
     for out, value in zip(node_type.outputs, values, strict=False):  # as long: normalize
         if not TESTS.get(out.type, not_none)(value):
             shown = "None" if value is None else f"{describe(value)} ({type(value).__name__})"
             want = expected(out.type)
             raise TypeError(
-                f"node {node_id!r} ({node_type.name}) returned {shown} for output "
+                f"returned {shown} for output "
                 f"{out.name!r}, declared {out.type}" + (f" ({want})" if want else "")
             )
 
@@ -529,7 +530,7 @@ class _Run:
         started = time.perf_counter()
         try:
             vals, ui = normalize(nt, nt.fn(ctx, **kwargs))
-            check_outputs(nid, nt, vals)
+            check_outputs(nt, vals)
         except Cancelled:
             return NodeOutcome.INTERRUPTED
         except Exception as exc:

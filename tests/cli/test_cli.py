@@ -234,13 +234,13 @@ def my_add(ctx, a, b):
 
 BAD_CASES = [
     ("n: {type: WrongType}\n  add: {type: MyAdd, a: {from: n.v}}\n  p: {type: PreviewAny, source: add}",
-     "error in node 'n' (WrongType): TypeError: node 'n' (WrongType) returned 'not an int' "
+     "error in node 'n' (WrongType): TypeError: returned 'not an int' "
      "(str) for output 'v', declared INT (an int)"),
     ("n: {type: RetNone}\n  p: {type: PreviewAny, source: n}",
-     "error in node 'n' (RetNone): TypeError: node 'n' (RetNone) returned None for output 'y', "
+     "error in node 'n' (RetNone): TypeError: returned None for output 'y', "
      "declared INT (an int)"),
     ("n: {type: WrongImage}\n  s: {type: SaveImage, images: n}",
-     "error in node 'n' (WrongImage): TypeError: node 'n' (WrongImage) returned list[1] (list) "
+     "error in node 'n' (WrongImage): TypeError: returned list[1] (list) "
      "for output 'image', declared IMAGE (a torch.Tensor [B, H, W, C])"),
 ]  # fmt: skip
 

@@ -88,7 +88,7 @@ def test_a_value_its_output_does_not_declare_fails_the_node_that_returned_it(
     (f,) = r.failures
     assert r.status == "failed" and (f.node_id, f.node_type) == ("n", "Returns")
     assert f.exception_type == "TypeError" and not f.user_error
-    assert f.message.startswith(f"node 'n' (Returns) returned {shown}")
+    assert f.message.startswith(f"returned {shown}")
     assert f.message.endswith(f" for output 'v', declared {socket_type}{want}")
     assert r.outputs == {} and cache.stats["puts"] == 0  # nothing cached, nothing passed on
 
@@ -101,7 +101,7 @@ def test_the_wrong_value_is_not_cached_and_what_it_feeds_is_skipped(toys):
     for _ in range(2):  # a second run runs it again: nothing was cached
         r = s.run(g)
         assert [(f.node_id, f.message) for f in r.failures] == [
-            ("n", "node 'n' (WrongType) returned 'not an int' (str) for output 'v', "
+            ("n", "returned 'not an int' (str) for output 'v', "
              "declared INT (an int)")]  # fmt: skip
         assert r.skipped == ["add", "o"] and r.cached == []
     assert toys.calls == {"n": 2}
@@ -113,14 +113,14 @@ def test_each_output_is_checked_against_its_own_type(toys):
         return NodeResult((2, 3), {"text": ["x"]})
 
     r = toys.scheduler().run(build({"n": ("Two", {})}), targets=["n"])
-    assert r.failures[0].message == ("node 'n' (Two) returned 3 (int) for output 'label', "
+    assert r.failures[0].message == ("returned 3 (int) for output 'label', "
                                      "declared STRING (a str)")  # fmt: skip
 
 
 def test_a_random_node_is_checked_too(toys):
     returning(toys, INT, None, deterministic=False)
     r = toys.scheduler().run(build({"n": ("Returns", {})}), targets=["n"])
-    assert r.failures[0].message == "node 'n' (Returns) returned None for output 'v', " \
+    assert r.failures[0].message == "returned None for output 'v', " \
                                     "declared INT (an int)"  # fmt: skip
 
 
