@@ -74,6 +74,12 @@ class InputError(ValueError):
         self.input_name = input_name
 
 
+def refusing_node(node_type: str, node_id: str, input_name: str | None) -> str:
+    """How a node's refusal of its input names them: `KSampler node '3' input 'steps'`."""
+    where = f"{node_type} node {node_id!r}"
+    return f"{where} input {input_name!r}" if input_name else where
+
+
 def did_you_mean(name: str, candidates: list[str], *, cutoff: float = 0.6) -> str:
     """The "; did you mean 'x'?" hint for a mistyped name ("" when nothing is close: as
     similar as `cutoff`, difflib's ratio). File names with the same extension are compared

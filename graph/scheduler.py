@@ -43,7 +43,7 @@ from .events import (
     RunStatus,
 )
 from .model import Graph, Link
-from .problems import InputError, Problem, WorkflowError
+from .problems import InputError, Problem, WorkflowError, refusing_node
 from .socket_checks import TESTS, expected, not_none
 
 PROGRESS_INTERVAL = 0.05  # seconds between two NodeProgress events of one node
@@ -585,11 +585,15 @@ class _Run:
     def fail(self, nid: str, nt: NodeType, exc: Exception, kwargs: dict) -> NodeOutcome:
         user_error = isinstance(exc, InputError)
         lines = [] if user_error else traceback.format_exception(type(exc), exc, exc.__traceback__)
+        message = str(exc) or type(exc).__name__
+        if user_error and f"node {nid!r}" not in message:  # a plugin's own text, unnamed
+            where = refusing_node(nt.name, nid, exc.input_name)  # type: ignore[attr-defined]
+            message = f"{where}: {message}"
         event = NodeFailed(
             self.run_id,
             node_id=nid,
             node_type=nt.name,
-            message=str(exc) or type(exc).__name__,
+            message=message,
             exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}"
             if type(exc).__module__ != "builtins"
             else type(exc).__qualname__,

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from latentgraph.graph.problems import InputError
+from latentgraph.graph.problems import InputError, refusing_node
 
 
 class NodeInputError(InputError):
@@ -25,9 +25,7 @@ class NodeInputError(InputError):
 
 
 def input_error(ctx: Any, input_name: str | None, message: str) -> NodeInputError:
-    where = f"{ctx.node_type} node {ctx.node_id!r}"
-    if input_name:
-        where += f" input {input_name!r}"
+    where = refusing_node(ctx.node_type, ctx.node_id, input_name)
     return NodeInputError(f"{where}: {message}", input_name, message)
 
 

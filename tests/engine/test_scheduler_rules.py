@@ -487,3 +487,31 @@ def test_run_finished_tells_everything(toys):
                                                                        ["g", "o"])  # fmt: skip
     assert done.seconds == r.seconds > 0 and done.interrupted_node is None
     assert [e.kind for e in events if e.kind == "node_failed"] == ["node_failed"]
+
+
+def test_a_plugins_input_error_is_named_as_a_validation_problem_is():
+    """A plugin's `InputError("no file number 3", "x")` reached the CLI as 'file:line: no file
+    number 3'; the built-in nodes' refusals name their node and input, and one that does is
+    left as it is."""
+    from latentgraph.graph import InputError, Registry
+
+    reg = Registry()
+
+    @node("NeedsFile", inputs=[Int("x", 3)], outputs=[Output("v", INT)], output_node=True,
+          registry=reg)  # fmt: skip
+    def needs_file(ctx, x):
+        raise InputError(f"no file number {x}", "x")
+
+    @node("NamesItself", inputs=[Int("x", 3)], outputs=[Output("v", INT)], output_node=True,
+          registry=reg)  # fmt: skip
+    def names_itself(ctx, x):
+        raise InputError(f"NamesItself node {ctx.node_id!r} input 'x': {x} is odd", "x")
+
+    g = Graph()
+    g.add(Node("n", "NeedsFile", {}))
+    g.add(Node("m", "NamesItself", {}))
+    result = Scheduler(reg, Cache()).run(g)
+    assert [(f.node_id, f.message, f.user_error) for f in result.failures] == [
+        ("n", "NeedsFile node 'n' input 'x': no file number 3", True),
+        ("m", "NamesItself node 'm' input 'x': 3 is odd", True),
+    ]
