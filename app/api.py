@@ -84,6 +84,9 @@ def load(
             raise TypeError(f"a workflow dict holds JSON data (what its file would hold): {exc}"
                             ) from None  # fmt: skip
         return load_text(text, DICT_SOURCE, params, registry, GIVEN_AS)
+    if isinstance(path, str) and path.lstrip().startswith("{"):  # no file name people write
+        raise TypeError("a workflow given as JSON text: pass the dict it holds "
+                        "(json.loads(text)), or the file's path")  # fmt: skip
     return load_file(Path(path), params, registry, GIVEN_AS)
 
 

@@ -290,3 +290,16 @@ def test_run_result_is_exported_and_a_failing_node_is_a_status_not_an_exception(
     assert r.status == "failed" and [f.node_id for f in r.failures] == ["2"]
     assert r.failures[0].message == "told to fail on 1" and r.failures[0].traceback
     assert '`status` is "failed"' in " ".join(latentgraph.run.__doc__.split())
+
+
+def test_a_workflow_given_as_json_text_is_told_to_pass_the_dict():
+    """`run(json.dumps(prompt))` was read as a file name and echoed the whole JSON in 'cannot
+    read workflow: No such file or directory'."""
+    import json
+
+    import latentgraph
+
+    text = json.dumps({"1": {"class_type": "PrimitiveInt", "inputs": {"value": 1}}})
+    with pytest.raises(TypeError, match=r"pass the dict it holds \(json.loads\(text\)\)") as err:
+        latentgraph.load(text)
+    assert "PrimitiveInt" not in str(err.value)
