@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -91,7 +92,10 @@ class WsClient:
         from websockets.sync.client import connect
 
         self.client_id = client_id or uuid.uuid4().hex
-        self.ws = connect(f"{server.ws_url}?clientId={self.client_id}", open_timeout=10)
+        self._open = contextlib.ExitStack()  # websockets 17.1+: a connection is a context
+        self.ws = self._open.enter_context(
+            connect(f"{server.ws_url}?clientId={self.client_id}", open_timeout=10)
+        )
         self.messages: list[dict] = []
         self.binary: list[bytes] = []
         first = self.recv(10)
@@ -133,7 +137,7 @@ class WsClient:
         self.ws.send(json.dumps({"type": type_, "data": data}))
 
     def close(self) -> None:
-        self.ws.close()
+        self._open.close()
 
 
 @pytest.fixture

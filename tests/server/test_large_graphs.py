@@ -84,6 +84,7 @@ def connect(server: RunningServer, **kw):
 
     cid = uuid.uuid4().hex
     ws = ws_connect(f"{server.ws_url}?clientId={cid}", open_timeout=10, max_size=None, **kw)
+    ws.__enter__()  # websockets 17.1+ wants a connection entered; the caller's close() ends it
     assert json.loads(ws.recv(timeout=10))["type"] == "status"
     return ws, cid
 
