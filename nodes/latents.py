@@ -26,6 +26,13 @@ def make_noise(shape: tuple[int, int, int], seeds: list[int]):
     return torch.cat(rows)
 
 
+# LatentNoise's sizes: the VAE's scale factor is known only once the model is loaded, so the
+# rule is said here and refused when the node runs (EmptyLatentImage floors instead, as ComfyUI).
+SCALE_MULTIPLE = (
+    "a multiple of the VAE's scale factor (8 for SD 1.x/2.x and SDXL), refused when it runs"
+)
+
+
 @node(
     "LatentNoise",
     category="latent",
@@ -36,13 +43,15 @@ def make_noise(shape: tuple[int, int, int], seeds: list[int]):
             optional=True,
             description="gives the scale factor and channels (else SD's: 8, 4 channels)",
         ),  # fmt: skip
-        Int("width", 512, min=8, max=16384, step=8, limit="max_image_pixels"),
-        Int("height", 512, min=8, max=16384, step=8, limit="max_image_pixels"),
+        Int("width", 512, min=8, max=16384, step=8, limit="max_image_pixels",
+            description=SCALE_MULTIPLE),
+        Int("height", 512, min=8, max=16384, step=8, limit="max_image_pixels",
+            description=SCALE_MULTIPLE),
         Int("batch_size", 1, min=1, max=4096, limit="max_batch"),
         seed_input(),
     ],
     outputs=[Output("latent", LATENT)],
-)
+)  # fmt: skip
 def latent_noise(ctx, width: int, height: int, batch_size: int = 1, seed: int = 0,
                  vae: VAEModel | None = None):  # fmt: skip
     """Seeded starting noise for width x height images; image i uses seed + i."""
