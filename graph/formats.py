@@ -183,7 +183,32 @@ def detect(data: Any) -> str:
 
 def _read(data: Any, source: str, text: str | None, registry: Registry,
           overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
-    return _reader(data).read(data, source, text, registry, overrides, given_as)
+    reader = _reader(data)
+    if reader is not OURS and text is not None:  # ours: its loader says where, with line:column
+        _refuse_keys_written_twice(text, source)
+    return reader.read(data, source, text, registry, overrides, given_as)
+
+
+def _refuse_keys_written_twice(text: str, source: str) -> None:
+    """A ComfyUI file holding a key twice in one object: JSON keeps the last one silently (a
+    hand edit's `"mode": 0, "mode": 2` muted the node), so it is refused, as our JSON is."""
+    twice: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                twice.append(key)
+            seen.add(key)
+        return dict(items)
+
+    json.loads(text, object_pairs_hook=pairs)  # parsed once already: no error here
+    if twice:
+        raise WorkflowError([
+            Problem("syntax", f"key {key!r} is written twice in one object (JSON would keep the "
+                    "last without a word): keep the one you mean", location=Location(source))
+            for key in dict.fromkeys(twice)
+        ])  # fmt: skip
 
 
 def _parse_text(text: str) -> Any:

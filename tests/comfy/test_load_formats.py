@@ -285,3 +285,25 @@ def test_a_png_claiming_too_many_pixels_is_refused_before_it_is_decoded(tmp_path
         ("syntax", str(path), f"cannot read the PNG's text: the image is {side}x{side} = "
          f"{side * side:,} pixels, over the limit of {MAX_PNG_PIXELS:,}")]  # fmt: skip
     assert not recwarn.list
+
+
+@pytest.mark.parametrize("shape", ["editor", "api"])
+def test_a_comfyui_file_writing_a_key_twice_is_refused(tmp_path, classic_editor, classic_api,
+                                                        shape):  # fmt: skip
+    """`"mode": 0, "mode": 2` in a hand-edited editor file muted the node without a word
+    (JSON keeps the last); our own JSON refuses it, and so do ComfyUI's formats now."""
+    if shape == "editor":
+        text = json.dumps(classic_editor, indent=1).replace('"mode": 0', '"mode": 0, "mode": 2', 1)
+    else:
+        text = json.dumps(classic_api, indent=1).replace('"seed":', '"seed": 1, "seed":', 1)
+    key = "mode" if shape == "editor" else "seed"
+    path = tmp_path / "twice.json"
+    path.write_text(text)
+    with pytest.raises(WorkflowError) as err:
+        load_file(path, registry=registry)
+    [problem] = err.value.problems
+    assert problem.message == (f"key {key!r} is written twice in one object (JSON would keep "
+                               "the last without a word): keep the one you mean")  # fmt: skip
+    assert str(problem.location) == str(path)
+    written_once = classic_editor if shape == "editor" else classic_api
+    assert load_text(json.dumps(written_once), registry=registry).format == shape
