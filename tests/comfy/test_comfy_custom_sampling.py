@@ -16,14 +16,6 @@ from latentgraph.graph.scheduler import Scheduler
 from .conftest import DATA
 
 
-@pytest.fixture
-def settings(tmp_path, one_thread):
-    import latentgraph.nodes  # noqa: F401 - registers the nodes
-
-    return Settings(output_dir=tmp_path / "out", input_dir=tmp_path / "in",
-                    temp_dir=tmp_path / "tmp", device="cpu")  # fmt: skip
-
-
 def api(name: str) -> dict:
     return json.loads((DATA / name).read_text())
 

@@ -6,78 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-from latentgraph.graph import Settings, default_registry
-from latentgraph.graph.comfy_api import graph_from_prompt
 from latentgraph.graph.events import NodeProgress
-from latentgraph.graph.scheduler import Scheduler
 
-SAMPLER = "5"
-
-
-@pytest.fixture
-def settings(tmp_path, one_thread):
-    import latentgraph.nodes  # noqa: F401 - registers the nodes
-
-    return Settings(output_dir=tmp_path / "out", input_dir=tmp_path / "in",
-                    temp_dir=tmp_path / "tmp", device="cpu")  # fmt: skip
+from . import ksampler_prompts as ks
 
 
-def _prompt(sampler: dict, batch: int = 1, positive: str = "a castle") -> dict:
-    sampler = {**sampler, "inputs": {**sampler["inputs"], "model": ["1", 0], "positive": ["2", 0],
-                                     "negative": ["3", 0], "latent_image": ["4", 0]}}  # fmt: skip
-    return {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "builtin:tiny-sd"}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": positive, "clip": ["1", 1]}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
-        "4": {"class_type": "EmptyLatentImage",
-              "inputs": {"width": 64, "height": 64, "batch_size": batch}},
-        SAMPLER: sampler,
-    }  # fmt: skip
-
-
-def _ksampler(seed: int, sampler_name: str = "euler", cfg: float = 7.0, steps: int = 2,
-              denoise: float = 1.0) -> dict:  # fmt: skip
-    return {"class_type": "KSampler",
-            "inputs": {"seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler_name,
-                       "scheduler": "normal", "denoise": denoise}}  # fmt: skip
-
-
-def _sampler_custom(seed: int, sampler_name: str = "euler_ancestral", cfg: float = 7.0) -> dict:
-    return {"class_type": "SamplerCustom",
-            "inputs": {"add_noise": True, "noise_seed": seed, "cfg": cfg,
-                       "sampler": ["20", 0], "sigmas": ["21", 0]}}  # fmt: skip
-
-
-def _with_custom_parts(prompt: dict, sampler_name: str = "euler_ancestral") -> dict:
-    prompt["20"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": sampler_name}}
-    prompt["21"] = {"class_type": "BasicScheduler",
-                    "inputs": {"model": ["1", 0], "scheduler": "normal", "steps": 2,
-                               "denoise": 1.0}}  # fmt: skip
-    return prompt
-
-
-def _run(prompt: dict, settings: Settings, events: list | None = None):
-    graph = graph_from_prompt(prompt, default_registry)
-    return Scheduler(default_registry, settings=settings).run(
-        graph, targets=[SAMPLER], on_event=events.append if events is not None else None
-    )
-
-
-def _latent(prompt: dict, settings: Settings):
-    result = _run(prompt, settings)
-    assert result.ok, result.failures
-    return result.output(SAMPLER).samples
-
-
-@pytest.mark.parametrize("make", [_ksampler, _sampler_custom])
+@pytest.mark.parametrize("make", [ks.ksampler, ks.sampler_custom])
 def test_cfg_follows_comfyui_only_cfg_one_leaves_the_negative_out(settings, make):
     """cfg 0 is the negative's (unconditional) prediction: the same as a run whose positive is
     the negative's text at cfg 1; cfg 0, 0.5 and 1 all differ (they were all cfg 1)."""
     import torch
 
     def run(cfg: float, positive: str = "a castle"):
-        prompt = _prompt(make(7, cfg=cfg), positive=positive)
-        return _latent(_with_custom_parts(prompt, "euler"), settings)
+        prompt = ks.prompt(make(7, cfg=cfg), positive=positive)
+        return ks.latent(ks.with_custom_parts(prompt, "euler"), settings)
 
     zero, half, one = run(0.0), run(0.5), run(1.0)
     assert not torch.allclose(zero, one, atol=1e-3)
@@ -88,7 +30,7 @@ def test_cfg_follows_comfyui_only_cfg_one_leaves_the_negative_out(settings, make
 def _failure(result) -> tuple[str | None, str]:
     """(input named, message) of the sampler's failure."""
     assert not result.ok
-    (failure,) = [f for f in result.failures if f.node_id == SAMPLER]
+    (failure,) = [f for f in result.failures if f.node_id == ks.SAMPLER]
     return failure.input_name, failure.message
 
 
@@ -96,7 +38,7 @@ def test_a_schedule_past_the_schedulers_most_names_steps_and_denoise(settings):
     """steps 500 at denoise 0.5 is a 1000-step schedule; dpmpp_2m makes at most 999: the
     message says so and names `denoise` (steps 500 alone fits); steps 1000 alone names steps,
     and steps 1000 at denoise 0.5 steps too (it does not fit alone either)."""
-    result = _run(_prompt(_ksampler(1, "dpmpp_2m", steps=500, denoise=0.5)), settings)
+    result = ks.run(ks.prompt(ks.ksampler(1, "dpmpp_2m", steps=500, denoise=0.5)), settings)
     name, message = _failure(result)
     assert name == "denoise"
     assert (
@@ -104,10 +46,10 @@ def test_a_schedule_past_the_schedulers_most_names_steps_and_denoise(settings):
         "scheduler 'dpm++2m' makes at most 999 distinct steps"
     ) in message
     assert message.endswith("raise denoise or lower steps")
-    name, message = _failure(_run(_prompt(_ksampler(1, "dpmpp_2m", steps=1000)), settings))
+    name, message = _failure(ks.run(ks.prompt(ks.ksampler(1, "dpmpp_2m", steps=1000)), settings))
     assert name == "steps" and "denoise" not in message
     assert "scheduler 'dpm++2m' makes at most 999 distinct steps" in message
-    result = _run(_prompt(_ksampler(1, "lcm", steps=51, denoise=0.5)), settings)
+    result = ks.run(ks.prompt(ks.ksampler(1, "lcm", steps=51, denoise=0.5)), settings)
     name, message = _failure(result)
     assert name == "steps" and "steps 51 with denoise 0.5 makes a schedule of 102" in message
     assert message.endswith("; lower steps")
@@ -115,8 +57,8 @@ def test_a_schedule_past_the_schedulers_most_names_steps_and_denoise(settings):
 
 def test_heun_progress_counts_steps_not_model_evaluations(settings):
     events: list = []
-    result = _run(_prompt(_ksampler(1, "heun", steps=2)), settings, events)
+    result = ks.run(ks.prompt(ks.ksampler(1, "heun", steps=2)), settings, events)
     assert result.ok, result.failures
     progress = [(e.value, e.max) for e in events
-                if isinstance(e, NodeProgress) and e.node_id == SAMPLER]  # fmt: skip
+                if isinstance(e, NodeProgress) and e.node_id == ks.SAMPLER]  # fmt: skip
     assert progress[-1] == (2, 2) and {total for _, total in progress} == {2}

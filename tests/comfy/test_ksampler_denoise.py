@@ -15,14 +15,6 @@ SAMPLER = "5"
 ENCODED = "12"
 
 
-@pytest.fixture
-def settings(tmp_path, one_thread):
-    import latentgraph.nodes  # noqa: F401 - registers the nodes
-
-    return Settings(output_dir=tmp_path / "out", input_dir=tmp_path / "in",
-                    temp_dir=tmp_path / "tmp", device="cpu")  # fmt: skip
-
-
 def _prompt(sampler: dict, latent: str = ENCODED) -> dict:
     """LoadImage example.png -> 64x64 -> VAEEncode -> `sampler` (node 5, on `latent`)."""
     sampler = {**sampler, "inputs": {**sampler["inputs"], "model": ["1", 0], "positive": ["2", 0],

@@ -17,14 +17,6 @@ from latentgraph.nodes.schedulers import build_scheduler
 CLEAN_EARLY = [s for s in comfy.SAMPLERS if s not in comfy.WITHOUT_SIGMAS]
 
 
-@pytest.fixture
-def settings(tmp_path, one_thread):
-    import latentgraph.nodes  # noqa: F401 - registers the nodes
-
-    return Settings(output_dir=tmp_path / "out", input_dir=tmp_path / "in",
-                    temp_dir=tmp_path / "tmp", device="cpu")  # fmt: skip
-
-
 def _prompt(samplers: dict[str, dict]) -> dict:
     """The tiny model, 64x64, and one sampler node per entry of `samplers` (id: node)."""
     prompt = {
