@@ -6,6 +6,27 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """`latentgraph ARGV` in this process: (exit code, stdout, stderr)."""
+    from latentgraph.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def png(path: Path, **chunks: str) -> Path:
+    """A small noise picture saved as PNG with the given text chunks (a workflow's carrier)."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    Image.effect_noise((32, 32), 40).convert("RGB").save(path, pnginfo=info)
+    return path
+
+
 @pytest.fixture
 def classic_editor() -> dict:
     return json.loads((DATA / "classic_editor.json").read_text())

@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from latentgraph.cli import main
-
-from .conftest import DATA
+from .conftest import DATA, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_args(tmp_path: Path) -> list[str]:

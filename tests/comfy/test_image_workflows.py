@@ -9,27 +9,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
-from latentgraph.cli import main
 from latentgraph.graph import WorkflowError
 from latentgraph.graph.formats import WorkflowWarning, load_file
 
+from .conftest import png, run_cli
 from .toy_nodes import registry
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def png(path: Path, **chunks: str) -> Path:
-    info = PngInfo()
-    for key, value in chunks.items():
-        info.add_text(key, value)
-    Image.effect_noise((32, 32), 40).convert("RGB").save(path, pnginfo=info)
-    return path
 
 
 def comfy_webp(path: Path, prompt=None, workflow=None, fmt: str = "WEBP") -> Path:

@@ -5,33 +5,16 @@ value refused for a ComfyUI file named at the flag that gave it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
-from latentgraph.cli import main
 from latentgraph.graph.comfy_editor import editor_with_values
 from latentgraph.graph.formats import load_file, load_text
 
-from .conftest import DATA
+from .conftest import DATA, png, run_cli
 from .test_comfy_editor import _subgraph_workflow, add_node, node_by_id, relink
 from .toy_nodes import registry
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def png(path: Path, **chunks: str) -> Path:
-    info = PngInfo()
-    for key, value in chunks.items():
-        info.add_text(key, value)
-    Image.effect_noise((32, 32), 40).convert("RGB").save(path, pnginfo=info)
-    return path
 
 
 def widgets(workflow: dict, node_id: int) -> list:
