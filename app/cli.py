@@ -799,7 +799,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     source = _workflow_file(args.source)
     if args.dest != "-":
         _check_file("dest", Path(args.dest))
-    convert(source, args.dest, to=args.to, registry=registry)
+    convert(source, args.dest, to=args.to, registry=registry, wording="--to {}")
     return EXIT_OK
 
 

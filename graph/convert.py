@@ -21,9 +21,14 @@ from .validate import unknown_type_message
 from .workflow import dump_document, dump_workflow
 
 FORMATS = ("api", "editor", "yaml")
+# How a caller names the target format, for the message asking for one: the Python keyword
+# (`convert(..., to="api")`); the CLI passes its flag's wording, "--to {}".
+PYTHON_WORDING = "to={!r}"
 
 
-def _target(dst: str | Path, to: str | None) -> str:
+def _target(dst: str | Path, to: str | None, wording: str = PYTHON_WORDING) -> str:
+    """The format to write: `to`, else the one `dst`'s suffix names; a ValueError asking for
+    one in the caller's `wording` (a format string given each format name) otherwise."""
     if to is not None:
         if to not in FORMATS:
             raise ValueError(f"unknown target format {to!r}; one of {', '.join(FORMATS)}")
@@ -33,8 +38,9 @@ def _target(dst: str | Path, to: str | None) -> str:
         return "yaml"
     if suffix == ".json":
         return "api"
-    raise ValueError(f"cannot tell the target format from {str(dst)!r}: give --to api, "
-                     "--to editor or --to yaml (to= in Python)")  # fmt: skip
+    *first, last = (wording.format(f) for f in FORMATS)
+    raise ValueError(f"cannot tell the target format from {str(dst)!r}: give "
+                     f"{', '.join(first)} or {last}")  # fmt: skip
 
 
 def _refuse_unknown(graph: Graph, registry: Registry) -> None:
@@ -68,13 +74,14 @@ def render(graph: Graph, to: str, registry: Registry | None = None) -> str:
 
 
 def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
-            registry: Registry | None = None) -> str:  # fmt: skip
+            registry: Registry | None = None, wording: str = PYTHON_WORDING) -> str:  # fmt: skip
     """Convert a workflow file; `dst_path` "-" writes to stdout. Returns the format written.
 
     An editor workflow converted to editor format is copied unchanged (layout kept), as is our
-    YAML converted to YAML (comments kept)."""
+    YAML converted to YAML (comments kept). `wording` is how the caller names `to` when asking
+    for it (the CLI's "--to {}")."""
     registry = registry_or_default(registry)
-    fmt = _target(dst_path, to)
+    fmt = _target(dst_path, to, wording)
     workflow = load_file(Path(src_path), registry=registry)
     graph, extra = workflow.graph, workflow.extra
     _refuse_unknown(graph, registry)
