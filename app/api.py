@@ -84,10 +84,30 @@ def load(
             raise TypeError(f"a workflow dict holds JSON data (what its file would hold): {exc}"
                             ) from None  # fmt: skip
         return load_text(text, DICT_SOURCE, params, registry, GIVEN_AS)
-    if isinstance(path, str) and path.lstrip().startswith("{"):  # no file name people write
-        raise TypeError("a workflow given as JSON text: pass the dict it holds "
-                        "(json.loads(text)), or the file's path")  # fmt: skip
+    refusal = _text_refusal(path)
+    if refusal:
+        raise TypeError(refusal)
     return load_file(Path(path), params, registry, GIVEN_AS)
+
+
+# what run, load and sweep take as a workflow, named when given something else
+ACCEPTED = "a workflow file's path, a dict holding what such a file holds, a Workflow or a Graph"
+
+
+def _text_refusal(path: Any) -> str | None:
+    """Why a str given as a workflow is a document's text, not a file's path (it would be read
+    as a file name, echoed whole in 'No such file'): JSON text (it starts with { or [) or
+    several lines (YAML); None for anything else. Text is not read: the dict it holds is."""
+    if not isinstance(path, str):
+        return None
+    if path.lstrip().startswith(("{", "[")):  # no file name people write
+        given, parse = f"JSON text ({len(path)} characters)", "json.loads(text)"
+    elif "\n" in path.strip():
+        given, parse = f"text of {len(path.strip().splitlines())} lines", "yaml.safe_load(text)"
+    else:
+        return None
+    return (f"a workflow given as {given}, not a file's path: pass the dict it holds ({parse}), "
+            f"or the file's path (accepted: {ACCEPTED})")  # fmt: skip
 
 
 def plugin_registry(registry: Registry | None,
@@ -123,10 +143,7 @@ def with_params(
         wf = load(workflow_or_path, params=params, registry=registry)
         return wf.graph, wf.params
     if not isinstance(workflow_or_path, Workflow):
-        raise TypeError(
-            "expected a workflow path, a workflow dict, a loaded Workflow or a Graph, "
-            f"got {type(workflow_or_path).__name__}"
-        )
+        raise TypeError(f"expected {ACCEPTED}, got {type(workflow_or_path).__name__}")
     wf = workflow_or_path
     if params:  # params are substituted at load time: read the same document again
         wf = reload(wf, params, registry if registry is not None else node_registry(), GIVEN_AS)

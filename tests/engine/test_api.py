@@ -303,3 +303,36 @@ def test_a_workflow_given_as_json_text_is_told_to_pass_the_dict():
     with pytest.raises(TypeError, match=r"pass the dict it holds \(json.loads\(text\)\)") as err:
         latentgraph.load(text)
     assert "PrimitiveInt" not in str(err.value)
+
+
+@pytest.mark.parametrize("call", ["run", "load", "sweep"])
+def test_a_workflow_given_as_yaml_text_says_what_was_given_and_what_is_accepted(call):
+    """`run(yaml_text)` was read as a file name: the whole document echoed in 'cannot read
+    workflow: No such file or directory'. It says it was given text and what a workflow is."""
+    import latentgraph
+
+    text = "version: 1\nnodes:\n  a: {type: PrimitiveInt, value: 1}\n"
+    args = (text, "seed", [1]) if call == "sweep" else (text,)
+    with pytest.raises(TypeError) as err:
+        getattr(latentgraph, call)(*args)
+    message = str(err.value)
+    assert message == (
+        "a workflow given as text of 3 lines, not a file's path: pass the dict it holds "
+        "(yaml.safe_load(text)), or the file's path (accepted: a workflow file's path, a dict "
+        "holding what such a file holds, a Workflow or a Graph)"
+    )
+    assert "PrimitiveInt" not in message and "No such file" not in message
+
+
+def test_a_workflow_given_as_json_text_names_what_is_accepted():
+    import json
+
+    import latentgraph
+
+    text = json.dumps([{"1": {"class_type": "PrimitiveInt", "inputs": {"value": 1}}}])
+    with pytest.raises(TypeError) as err:
+        latentgraph.run(text)
+    assert str(err.value).startswith(f"a workflow given as JSON text ({len(text)} characters), "
+                                     "not a file's path: pass the dict it holds (json.loads(text))")  # fmt: skip
+    assert str(err.value).endswith("(accepted: a workflow file's path, a dict holding what such "
+                                   "a file holds, a Workflow or a Graph)")  # fmt: skip
