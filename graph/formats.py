@@ -182,16 +182,24 @@ def detect(data: Any) -> str:
 
 
 def _read(data: Any, source: str, text: str | None, registry: Registry,
-          overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
+          overrides: dict[str, Any], given_as: str, twice: list[str] | None = None) -> Workflow:  # fmt: skip
+    """Read parsed document `data` (its text: `text`) with the reader of its format. `twice`:
+    the keys `_parse_text` found written twice in one object, refused in a ComfyUI file."""
     reader = _reader(data)
-    if reader is not OURS and text is not None:  # ours: its loader says where, with line:column
-        _refuse_keys_written_twice(text, source)
+    if reader is not OURS and twice:  # ours: its loader says where, with line:column
+        raise WorkflowError([
+            Problem("syntax", f"key {key!r} is written twice in one object (JSON would keep the "
+                    "last without a word): keep the one you mean", location=Location(source))
+            for key in dict.fromkeys(twice)
+        ])  # fmt: skip
     return reader.read(data, source, text, registry, overrides, given_as)
 
 
-def _refuse_keys_written_twice(text: str, source: str) -> None:
-    """A ComfyUI file holding a key twice in one object: JSON keeps the last one silently (a
-    hand edit's `"mode": 0, "mode": 2` muted the node), so it is refused, as our JSON is."""
+def _parse_text(text: str) -> tuple[Any, list[str]]:
+    """The parsed JSON document, or None (YAML, or JSON the workflow loader reports with
+    line:column), and the keys it writes twice in one object, parsed once: a ComfyUI file
+    holding one is refused (JSON keeps the last silently: a hand edit's `"mode": 0, "mode": 2`
+    muted the node), as our JSON is."""
     twice: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -202,24 +210,12 @@ def _refuse_keys_written_twice(text: str, source: str) -> None:
             seen.add(key)
         return dict(items)
 
-    json.loads(text, object_pairs_hook=pairs)  # parsed once already: no error here
-    if twice:
-        raise WorkflowError([
-            Problem("syntax", f"key {key!r} is written twice in one object (JSON would keep the "
-                    "last without a word): keep the one you mean", location=Location(source))
-            for key in dict.fromkeys(twice)
-        ])  # fmt: skip
-
-
-def _parse_text(text: str) -> Any:
-    """The parsed JSON document, or None (YAML, or JSON the workflow loader reports with
-    line:column)."""
     if not text.lstrip().startswith("{"):
-        return None
+        return None, []
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=pairs), twice
     except (ValueError, RecursionError):
-        return None
+        return None, []
 
 
 def png_text(path: Path) -> dict[str, str]:
@@ -398,8 +394,8 @@ def load_file(path: str | Path, overrides: dict[str, Any] | None = None,
         return _load_image(path, image, overrides or {}, registry, given_as)
     _refuse_image(path, image)
     text = read_source(path)
-    data = None if path.suffix.lower() in (".yaml", ".yml") else _parse_text(text)
-    return _read(data, str(path), text, registry, overrides or {}, given_as)
+    data, twice = (None, []) if path.suffix.lower() in (".yaml", ".yml") else _parse_text(text)
+    return _read(data, str(path), text, registry, overrides or {}, given_as, twice)
 
 
 def load_text(text: str, source: str = "<request>", overrides: dict[str, Any] | None = None,
@@ -407,7 +403,8 @@ def load_text(text: str, source: str = "<request>", overrides: dict[str, Any] | 
     """Like `load_file`, for a document already in memory (our YAML/JSON, ComfyUI API or
     editor JSON), e.g. the body of a request."""
     registry = registry_or_default(registry)
-    return _read(_parse_text(text), source, text, registry, overrides or {}, given_as)
+    data, twice = _parse_text(text)
+    return _read(data, source, text, registry, overrides or {}, given_as, twice)
 
 
 def reload(workflow: Workflow, overrides: dict[str, Any], registry: Registry | None = None,

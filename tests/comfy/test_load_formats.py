@@ -307,3 +307,23 @@ def test_a_comfyui_file_writing_a_key_twice_is_refused(tmp_path, classic_editor,
     assert str(problem.location) == str(path)
     written_once = classic_editor if shape == "editor" else classic_api
     assert load_text(json.dumps(written_once), registry=registry).format == shape
+
+
+@pytest.mark.parametrize("shape", ["editor", "api"])
+def test_a_comfyui_file_is_parsed_once(tmp_path, monkeypatch, classic_editor, classic_api,
+                                       shape):  # fmt: skip
+    """Its text was parsed twice: to tell the format, then again to find keys written twice."""
+    text = json.dumps(classic_editor if shape == "editor" else classic_api)
+    path = tmp_path / "wf.json"
+    path.write_text(text)
+    parsed = []
+    loads = json.loads
+
+    def counting(s, *args, **kwargs):
+        parsed.append(s == text)
+        return loads(s, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counting)
+    assert load_file(path, registry=registry).format == shape
+    assert load_text(text, registry=registry).format == shape
+    assert parsed.count(True) == 2  # once per load
