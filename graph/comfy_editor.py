@@ -786,6 +786,18 @@ def _editor_value(inp: Input, value: Any) -> Any:
     return value
 
 
+def _widgets_written(widgets: list[Input], node: Node) -> int:
+    """How many of `widgets` a node's `widgets_values` hold: up to the last one that is
+    required or given. Optional widgets left unset at the end (latentgraph's own, such as
+    VAEDecode's `tiled` and `sliced`, which ComfyUI's node of that name does not have) are
+    left out, so ComfyUI's editor reads the widget list of its own node; reading the file
+    back leaves them unset too."""
+    count = len(widgets)
+    while count and (last := widgets[count - 1]).optional and node.inputs.get(last.name) is None:
+        count -= 1
+    return count
+
+
 def _output_slots(graph: Graph, registry: Registry) -> dict[str, list[tuple[str, str]]]:
     """Each node's output slots as (name, type): its declared outputs, or for a type that is
     not installed one "*" slot up to the highest its links use, so every link has a slot."""
@@ -839,7 +851,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
         for inp in sockets:
             inputs.append({"name": inp.name, "type": inp.type, "link": None})
         upload = _upload_slot(widgets)
-        for n, inp in enumerate(widgets):
+        for n, inp in enumerate(widgets[: _widgets_written(widgets, node)]):
             values.append(_editor_value(inp, node.inputs.get(inp.name)))
             if inp.seed:
                 values.append("fixed")

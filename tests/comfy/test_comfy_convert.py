@@ -137,3 +137,32 @@ def test_png_errors_are_clear(tmp_path, chunks, message):
     with pytest.raises(WorkflowError, match=message) as err:
         load_file(png, registry=registry)
     assert "c.png" in str(err.value)
+
+
+YAML_WITH_DECODE = """\
+version: 1
+nodes:
+  ckpt: {type: CheckpointLoaderSimple, ckpt_name: builtin:tiny-sd}
+  latent: {type: EmptyLatentImage, width: 64, height: 64, batch_size: 1}
+  decode: {type: VAEDecode, samples: latent.LATENT, vae: ckpt.VAE%s}
+  save: {type: SaveImage, images: decode.IMAGE, filename_prefix: x}
+"""
+
+
+@pytest.mark.parametrize("extra, values", [("", []), (", tiled: true", [True])])
+def test_yaml_to_editor_writes_comfyuis_widgets_for_its_node_types(tmp_path, capsys, extra,
+                                                                   values):  # fmt: skip
+    """VAEDecode was written with latentgraph's `tiled` and `sliced` ([false, false]), two
+    widgets ComfyUI's VAEDecode does not have: unset optional widgets at the end are left
+    out; a value given for one is kept, and each file reads back to the same graph."""
+    from .conftest import run_cli
+
+    source = tmp_path / "wf.yaml"
+    source.write_text(YAML_WITH_DECODE % extra)
+    out = tmp_path / "wf.json"
+    code, _, err = run_cli(capsys, "convert", source, out, "--to", "editor")
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    [decode] = [n for n in doc["nodes"] if n["type"] == "VAEDecode"]
+    assert decode["widgets_values"] == values
+    assert load_file(out).graph["decode"].inputs == load_file(source).graph["decode"].inputs

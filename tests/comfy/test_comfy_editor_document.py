@@ -235,15 +235,19 @@ def test_an_upload_widget_is_followed_by_its_button_value(type_, inputs, values)
 
 
 def test_unset_widgets_show_their_default_or_null():
+    """Optional widgets left unset at the end are left out (latentgraph's own extras, which
+    ComfyUI's node of that name does not have, are optional and last)."""
     g = Graph()
     g.add(Node("1", "UploadWithOptions", {"image": "m.png"}))
     g.add(Node("2", "CLIPTextEncode", {}))  # required text, no default: null, not a crash
     g.add(Node("3", "Blend", {}))  # `note` is optional without a default
+    g.add(Node("4", "UploadWithOptions", {"image": "m.png", "extra": 2}))
     doc = editor_from_graph(g, REG)
     check_document(doc)
-    assert by_id(doc, 1)["widgets_values"] == ["m.png", 8, "image", 1]
+    assert by_id(doc, 1)["widgets_values"] == ["m.png", 8, "image"]
     assert by_id(doc, 2)["widgets_values"] == [None]
-    assert by_id(doc, 3)["widgets_values"] == [0.5, None]
+    assert by_id(doc, 3)["widgets_values"] == [0.5]
+    assert by_id(doc, 4)["widgets_values"] == ["m.png", 8, "image", 2]
 
 
 def test_a_widget_fed_by_a_link_is_an_input_with_its_widget_name():
