@@ -240,7 +240,11 @@ class DenoiseJob:
                                   "zero noise needs a sigma-based scheduler (euler, dpm++2m, "
                                   "...); or return the leftover noise")  # fmt: skip
             timesteps = sched.timesteps[begin * order :]  # now ending at the window's end
-        if (begin > 0 or not is_noise) and hasattr(sched, "set_begin_index"):
+        if hasattr(sched, "set_begin_index"):
+            # from the top too: else diffusers finds the first step by its timestep, and a
+            # schedule whose rounded first timestep repeats (beta sigmas: 999, 999, ...) starts
+            # at the second, so multistep solvers run past their tables (UniPC's assertion,
+            # DPM++'s IndexError at the last step)
             sched.set_begin_index(begin * order)
         latents = samples.to(self.device, self.model.dtype)
         if not window.add_noise:  # a latent that still has its noise: continue from it

@@ -62,3 +62,18 @@ def test_heun_progress_counts_steps_not_model_evaluations(settings):
     progress = [(e.value, e.max) for e in events
                 if isinstance(e, NodeProgress) and e.node_id == ks.SAMPLER]  # fmt: skip
     assert progress[-1] == (2, 2) and {total for _, total in progress} == {2}
+
+
+@pytest.mark.parametrize("sampler_name", ["uni_pc", "dpmpp_2m"])
+def test_multistep_samplers_run_beta_schedules_whose_first_timesteps_repeat(settings,
+                                                                           sampler_name):  # fmt: skip
+    """beta at 40 steps rounds its first two levels to timestep 999: the run starts at the
+    first step (it started at the second and ran past the tables: UniPC's AssertionError,
+    DPM++'s IndexError) and ends at a finite latent."""
+    import torch
+
+    sampler = ks.ksampler(1, sampler_name, steps=40)
+    sampler["inputs"]["scheduler"] = "beta"
+    result = ks.run(ks.prompt(sampler), settings)
+    assert result.ok, result.failures
+    assert bool(torch.isfinite(result.output(ks.SAMPLER).samples).all())
