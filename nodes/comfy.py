@@ -193,7 +193,8 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
     leftover = window.pop("return_with_leftover_noise", False)
     return denoise_latent(ctx, model, spec, positive, negative, latent, steps=steps,
                           guidance=cfg, seed=seed, window=StepWindow(**window,
-                          leftover_noise=leftover), comfy_cfg=True, asked=asked)  # fmt: skip
+                          leftover_noise=leftover), comfy_cfg=True, asked=asked,
+                          latent_input="latent_image")  # fmt: skip
 
 
 SAMPLER_INPUTS = [

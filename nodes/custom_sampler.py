@@ -20,6 +20,7 @@ from latentgraph.graph.declare import GUIDER, NOISE, SAMPLER, SIGMAS
 
 from . import runtime
 from .comfy import model_scheduler_config
+from .denoise import refuse_nonfinite_input
 from .inpaint_sampling import NoiseMask
 from .latents import make_noise
 from .model_sampling import node_spec
@@ -149,6 +150,7 @@ def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, si
     if sigmas.dim() != 1:
         raise input_error(ctx, "sigmas", f"expected a 1-D list of noise levels, got shape "
                                          f"{list(sigmas.shape)}")  # fmt: skip
+    refuse_nonfinite_input(ctx, "latent_image", latent_image.samples)
     model = guider.unet.unet
     name = runtime.device_name(ctx.settings)
     runtime.apply_tf32(ctx.settings, name)

@@ -96,6 +96,32 @@ def reported_step(index: int, evaluations: int, order: int) -> int | None:
     return (index + 1) // order if (index + 1) % order == 0 else None
 
 
+def upstream(ctx: Any, input_name: str) -> str:
+    """The node linked to this node's input `input_name`, as " by node '7' (VAEEncode)", when
+    the run's prompt says (ctx.extra["prompt"]: the CLI's and the server's runs); else ""."""
+    prompt = ctx.extra.get("prompt")
+    entry = prompt.get(ctx.node_id) if isinstance(prompt, dict) else None
+    link = entry.get("inputs", {}).get(input_name) if isinstance(entry, dict) else None
+    if not (isinstance(link, list | tuple) and link and isinstance(link[0], str)):
+        return ""
+    source = prompt.get(link[0])
+    kind = source.get("class_type") if isinstance(source, dict) else None
+    return f" by node {link[0]!r}" + (f" ({kind})" if isinstance(kind, str) else "")
+
+
+def refuse_nonfinite_input(ctx: Any, input_name: str, samples: Any) -> None:
+    """Refuse a latent that holds NaN or inf before sampling it: the sampler would only pass
+    them on (a black image) and be blamed for them. Names the input and who made it."""
+    import torch
+
+    if bool(torch.isfinite(samples).all()):
+        return
+    raise input_error(ctx, input_name, f"the latent contains NaN or infinite values, made "
+                      f"upstream{upstream(ctx, input_name)}, before any sampling step; "
+                      "sampling would only pass them on (a black image): fix that node (in "
+                      "fp16, try --dtype fp32 or bf16)")  # fmt: skip
+
+
 GUIDANCE_RULE = ("classifier-free guidance scale; as in diffusers' pipelines, 1 or less "
                  "follows the positive alone (the negative is not used)")  # fmt: skip
 
@@ -139,14 +165,17 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
 def denoise_latent(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Conditioning,
                    negative: Conditioning, latent: Latent, *, steps: int, guidance: float,
                    seed: int, denoise: float = 1.0, window: StepWindow = StepWindow(),
-                   comfy_cfg: bool = False, asked: tuple[int, float] | None = None) -> Latent:  # fmt: skip
+                   comfy_cfg: bool = False, asked: tuple[int, float] | None = None,
+                   latent_input: str = "latent") -> Latent:  # fmt: skip
     """UNetDenoise's run, for the nodes sampling through it (KSampler). `comfy_cfg`: ComfyUI's
     cfg rule instead of diffusers' (nodes/guidance.py `uses_negative`); `asked`: the (steps,
     denoise) the user set when `steps` is the schedule made from them (KSampler's
-    steps / denoise), for the step-limit message."""
+    steps / denoise), for the step-limit message; `latent_input`: the caller's name for the
+    latent input, for messages."""
     import torch
 
     enforce_limits(ctx, unet_denoise, steps=steps)
+    refuse_nonfinite_input(ctx, latent_input, latent.samples)
     scheduler = node_spec(ctx, scheduler, unet, "scheduler")  # the model's sampling
     model = unet.unet
     name = runtime.device_name(ctx.settings)

@@ -178,3 +178,56 @@ def test_nan_warning_in_reduced_precision_suggests_a_wider_dtype(dtype, advice):
                                   " (or --option sdpa=false)")  # fmt: skip
     assert advice in message and "the sampler made them" not in message
     assert message.endswith("(or --option sdpa=false). This result is not cached")
+
+
+def _with_broken_latent() -> tuple:
+    """The registry plus BrokenLatent (a latent of NaN, as a broken upstream node makes), and
+    a prompt feeding it to a KSampler ('9') and a SamplerCustomAdvanced ('12')."""
+    from dataclasses import replace
+
+    from latentgraph.graph import LATENT, Output, Registry, Socket, node
+
+    registry = Registry()
+    for node_type in default_registry:
+        registry.add(node_type)
+
+    @node("BrokenLatent", registry=registry, inputs=[Socket("samples", LATENT)],
+          outputs=[Output("LATENT", LATENT)])  # fmt: skip
+    def broken(ctx, samples):
+        return replace(samples, samples=samples.samples * float("nan"))
+
+    prompt = _prompt({"9": _ksampler("euler")})
+    prompt["7"] = {"class_type": "BrokenLatent", "inputs": {"samples": ["4", 0]}}
+    prompt["9"]["inputs"]["latent_image"] = ["7", 0]
+    prompt |= {
+        "10": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "11": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "steps": 2,
+               "scheduler": "normal", "denoise": 1.0}},
+        "12": {"class_type": "SamplerCustom", "inputs": {"model": ["1", 0], "add_noise": True,
+               "noise_seed": 1, "cfg": 7.0, "positive": ["2", 0], "negative": ["3", 0],
+               "sampler": ["10", 0], "sigmas": ["11", 0], "latent_image": ["7", 0]}},
+    }  # fmt: skip
+    return registry, prompt
+
+
+@pytest.mark.parametrize("with_prompt", [True, False])
+def test_nan_in_the_samplers_input_is_refused_naming_the_input_and_its_maker(settings,
+                                                                             with_prompt):  # fmt: skip
+    """NaN already in the input latent was blamed on the sampler ('the denoised latents contain
+    NaN ... the sampler, ..., made them'): now refused before any step, on latent_image, naming
+    the node that made it when the run knows its prompt (the CLI's and the server's runs)."""
+    registry, prompt = _with_broken_latent()
+    graph = graph_from_prompt(prompt, registry)
+    extra = {"prompt": prompt} if with_prompt else {}
+    result = Scheduler(registry, settings=settings).run(graph, targets=["9", "12"], extra=extra)
+    assert not result.ok and result.warnings == []
+    failures = {f.node_id: f for f in result.failures}
+    assert set(failures) == {"9", "12"}
+    maker = " by node '7' (BrokenLatent)" if with_prompt else ""
+    for failure in failures.values():
+        assert failure.user_error and failure.input_name == "latent_image"
+        assert (
+            f"input 'latent_image': the latent contains NaN or infinite values, made "
+            f"upstream{maker}, before any sampling step"
+        ) in failure.message
+        assert "the sampler" not in failure.message.split("sampling step")[0]
