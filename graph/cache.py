@@ -164,11 +164,15 @@ def link_key(parent_key: str, output_index: int) -> str:
 
 
 def node_key(
-    node_type: NodeType, literals: dict, parent_keys: dict[str, str], settings: Settings
+    node_type: NodeType,
+    literals: dict,
+    parent_keys: dict[str, str],
+    settings: Settings,
+    extra: dict | None = None,
 ) -> str:
     """sha256 over type, version, the digest of its code (`NodeType.code`), canonical
-    literals, the identity hook (which reads files from the folders `settings` name), and
-    linked inputs.
+    literals, the identity hook (which reads files from the folders `settings` name), the
+    entries of the run's `extra` the node embeds (`NodeType.embeds`) and linked inputs.
 
     `parent_keys` maps each linked input name to `link_key(parent key, output index)`.
     Parts are joined with NUL, which canonical JSON never contains unescaped.
@@ -177,6 +181,9 @@ def node_key(
              _CANON.encode(literals) if literals else "{}"]  # fmt: skip
     if node_type.identity is not None:
         parts.append("\x01identity=" + str(node_type.identity(literals, settings)))
+    if node_type.embeds:
+        embedded = {k: (extra or {}).get(k) for k in node_type.embeds}
+        parts.append("\x01embeds=" + _CANON.encode(embedded))
     for name in sorted(parent_keys):
         parts.append(f"{name}={parent_keys[name]}")
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()

@@ -257,6 +257,10 @@ class NodeType:
     # Whether a cached result still stands for this run's settings (SaveImage: its files are
     # still there). When it does not, the node runs again, from its cached inputs.
     reuse: Callable[[dict[str, Any] | None, Settings], bool] | None = None
+    # The run's `ctx.extra` entries the node writes into what it makes (SaveImage: the prompt,
+    # editor workflow and our document, as PNG text chunks): part of its cache key, so a run of
+    # another document (a node moved, a comment changed) writes a file carrying that one.
+    embeds: tuple[str, ...] = ()
     # Cross-field checks run at validation time, after per-input checks, given the literal
     # inputs and the run's settings. Returns (input name or None, message) pairs.
     check: Callable[[dict[str, Any], Settings], list[tuple[str | None, str]]] | None = None
@@ -476,6 +480,7 @@ def node(
     identity: Callable[[dict[str, Any], Settings], str] | None = None,
     check: Callable[[dict[str, Any], Settings], list[tuple[str | None, str]]] | None = None,
     reuse: Callable[[dict[str, Any] | None, Settings], bool] | None = None,
+    embeds: Sequence[str] = (),
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `fn(ctx, **inputs)` as a node type.
@@ -502,6 +507,7 @@ def node(
                 identity=identity,
                 check=check,
                 reuse=reuse,
+                embeds=tuple(embeds),
                 module=fn.__module__,
                 code=code_digest(fn),
             )

@@ -420,7 +420,7 @@ class _Run:
                 links[name] = f"{pk}:{v.output}"  # link_key, inlined: hot path
             else:
                 literals[name] = v
-        return node_key(nt, literals, links, self.settings)
+        return node_key(nt, literals, links, self.settings, self.extra)
 
     def usable_hit(self, key: str, nt: NodeType) -> tuple[tuple, dict | None] | None:
         """The cached (values, ui) under `key`, unless the node's `reuse` hook refuses it for

@@ -171,17 +171,21 @@ def read_input_image(ctx, image: str) -> Any:
     return next(input_frames(ctx, image, every=False))
 
 
+# The run's documents a saved PNG carries as text chunks, from `ctx.extra`: the ComfyUI
+# prompt and editor workflow (as ComfyUI writes them), and our own document. SaveImage
+# declares them (`embeds`), so a run of another document saves a PNG carrying it.
+PNG_TEXT_KEYS = ("prompt", "workflow", "latentgraph")
+
+
 def _png_info(ctx) -> Any:
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
-    extra = ctx.extra
-    for key in ("prompt", "workflow"):
-        if extra.get(key) is not None:
-            info.add_text(key, json.dumps(extra[key]))
-    doc = extra.get("latentgraph")
-    if doc is not None:
-        info.add_text("latentgraph", doc if isinstance(doc, str) else json.dumps(doc))
+    for key in PNG_TEXT_KEYS:
+        value = ctx.extra.get(key)
+        if value is not None:
+            text = value if key == "latentgraph" and isinstance(value, str) else json.dumps(value)
+            info.add_text(key, text)
     return info
 
 
@@ -387,6 +391,7 @@ def _record_holds(record: dict[str, Any], root: Path) -> bool:
     check=check_prefix,
     identity=output_folder,
     reuse=files_unchanged,
+    embeds=PNG_TEXT_KEYS,
 )  # fmt: skip
 def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
     """Save PNGs to the output directory (counter file names; the workflow embedded)."""

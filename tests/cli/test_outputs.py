@@ -129,3 +129,57 @@ def test_png_of_our_workflow_gives_back_the_yaml_with_its_params(cli, tmp_path):
     code, out, err = cli("run", str(png), "--json")  # the same params: all from the cache
     assert code == 0, err
     assert finished(out)["cached"] == ["save"]
+
+
+def _png_text(png: Path) -> dict:
+    from PIL import Image
+
+    with Image.open(png) as img:
+        return dict(img.text)
+
+
+def test_a_changed_comment_saves_a_png_carrying_the_new_document(cli, tmp_path):
+    """SaveImage served from the cache kept the first document's PNG chunks: the same YAML
+    with a comment changed reported the old file, which carried the old text. The documents a
+    PNG carries are part of SaveImage's cache key: the pixels come from the cache, the save
+    runs again and its PNG carries this run's document."""
+    path = write(tmp_path, "save.yaml", "# first\n" + SAVE)
+    assert cli("run", str(path))[0] == 0
+    write(tmp_path, "save.yaml", "# second\n" + SAVE)
+    code, out, err = cli("run", str(path), "--json")
+    assert code == 0, err
+    assert finished(out)["executed"] == ["save"] and finished(out)["cached"] == ["pic"]
+    [record] = saved(out)
+    assert record["filename"] == "toy_00002_.png"
+    assert _png_text(tmp_path / "output" / "toy_00002_.png")["latentgraph"] == "# second\n" + SAVE
+    assert _png_text(tmp_path / "output" / "toy_00001_.png")["latentgraph"] == "# first\n" + SAVE
+    code, out, _ = cli("run", str(path), "--json")  # the same document again: nothing runs
+    assert finished(out)["executed"] == [] and finished(out)["cached"] == ["save"]
+
+
+def _editor(x: float) -> str:
+    nodes = [{"id": 1, "type": "EmptyImage", "pos": [x, 0], "size": [300, 100], "mode": 0,
+              "inputs": [], "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}],
+              "widgets_values": [8, 8, 1, 0]},
+             {"id": 2, "type": "SaveImage", "pos": [400, 0], "size": [300, 100], "mode": 0,
+              "inputs": [{"name": "images", "type": "IMAGE", "link": 1}], "outputs": [],
+              "widgets_values": ["moved"]}]  # fmt: skip
+    return json.dumps({"last_node_id": 2, "last_link_id": 1, "nodes": nodes,
+                       "links": [[1, 1, 0, 2, 0, "IMAGE"]], "version": 0.4})  # fmt: skip
+
+
+def test_a_moved_node_in_an_editor_file_saves_a_png_carrying_the_new_workflow(cli, tmp_path):
+    """An editor file where only a node's position changed: the prompt is the same, the
+    workflow chunk is not; the PNG saved carries this run's workflow (its node at x=250)."""
+    path = write(tmp_path, "flow.json", _editor(0))
+    assert cli("run", str(path), plugin=False)[0] == 0
+    write(tmp_path, "flow.json", _editor(250))
+    code, out, err = cli("run", str(path), "--json", plugin=False)
+    assert code == 0, err
+    [record] = saved(out)
+    assert record["filename"] == "moved_00002_.png"
+    chunks = _png_text(tmp_path / "output" / "moved_00002_.png")
+    assert json.loads(chunks["workflow"])["nodes"][0]["pos"] == [250, 0]
+    assert json.loads(chunks["prompt"]) == json.loads(
+        _png_text(tmp_path / "output" / "moved_00001_.png")["prompt"]
+    )
