@@ -50,3 +50,48 @@ def test_karras_table_matches_diffusers():
     for name, (class_name, _) in schedulers.SCHEDULERS.items():
         params = inspect.signature(schedulers.scheduler_class(class_name).__init__).parameters
         assert ("use_karras_sigmas" in params) == (name in schedulers.KARRAS), name
+
+
+def _stepped(sched, x, timesteps, drop_history_at=None):
+    """`x` stepped through `timesteps` by a smooth stand-in model; the history of a multistep
+    scheduler dropped before step `drop_history_at` (as a new sampler node starts)."""
+    import torch
+
+    for i, t in enumerate(timesteps):
+        if i == drop_history_at:
+            sched.derivatives = []  # LMS's history
+        x = sched.step(torch.sin(sched.scale_model_input(x, t) * 0.3 + float(t) / 300), t, x)
+        x = x.prev_sample
+    return x
+
+
+@pytest.mark.parametrize("name", ["lms", "euler"])
+def test_a_split_schedule_is_the_whole_run_with_its_history_dropped(name):
+    """KSamplerAdvanced halves (steps 0..4, then 4..8 from the leftover noise): LMS's second
+    half starts without the first half's derivatives, so it differs from the whole run
+    (docs/comfy-compat.md: the method, as in ComfyUI) and equals the whole run with its history
+    dropped at step 4; euler keeps no history and matches the whole run exactly."""
+    import torch
+
+    from latentgraph.nodes.comfy import sampler_spec
+
+    spec = sampler_spec(object(), name, "normal")
+
+    def fresh(begin: int):
+        sched = schedulers.build_scheduler(spec)
+        sched.set_timesteps(8)
+        sched.set_begin_index(begin)
+        return sched
+
+    torch.manual_seed(0)
+    start = torch.randn(1, 4, 8, 8) * fresh(0).init_noise_sigma
+    timesteps = fresh(0).timesteps
+    half = _stepped(fresh(0), start, timesteps[:4])
+    split = _stepped(fresh(4), half, timesteps[4:])
+    whole = _stepped(fresh(0), start, timesteps)
+    dropped = _stepped(fresh(0), start, timesteps, drop_history_at=4)
+    torch.testing.assert_close(split, dropped, rtol=0, atol=1e-6)
+    if name == "euler":
+        torch.testing.assert_close(split, whole, rtol=0, atol=1e-6)
+    else:
+        assert float((split - whole).abs().max()) > 1e-3
