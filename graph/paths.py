@@ -18,13 +18,10 @@ from pathlib import Path
 
 import platformdirs
 
-# The files a models folder lists: the safetensors family, the only weights the loaders load.
+# The files a models folder lists: the safetensors family (ComfyUI's `.sft` too, as Flux files
+# ship), the only weights the loaders load, every one read with safetensors whatever its name.
 # Pickles (.ckpt, .pt, .bin, ...) could run code when loaded and are never listed.
 WEIGHT_SUFFIXES = (".safetensors", ".sft")
-# Folder kinds whose loader cannot read a `.sft`: LoadModel's single-file checkpoints go through
-# diffusers' pipeline `from_single_file`, which takes only a path and would torch.load any file
-# not named .safetensors (it offers no state-dict entry), so these list `.safetensors` only.
-SAFETENSORS_ONLY_KINDS = ("checkpoints", "diffusers")
 _MAX_DEPTH = 8  # sub-folders deeper than this are not searched
 # The folders a file name's annotation may name, as ComfyUI's editor and clients write them
 # ("clipspace/mask-1.png [input]", "ComfyUI_00001_.png [output]"): `split_annotation`.
@@ -82,19 +79,9 @@ def models_folder_dirs(
 
 def weight_suffixes(kind: str) -> tuple[str, ...]:
     """The file suffixes a models folder `kind` lists and its loader loads: `WEIGHT_SUFFIXES`,
-    `.safetensors` alone for `SAFETENSORS_ONLY_KINDS`."""
-    return (".safetensors",) if kind in SAFETENSORS_ONLY_KINDS else WEIGHT_SUFFIXES
-
-
-def suffix_refusal(kind: str, name: str) -> str | None:
-    """Why a file `name` of the safetensors family is not read from a models folder `kind`
-    (its suffix is not among the kind's `weight_suffixes`); None when it is read, or is no
-    safetensors file at all (other refusals are the caller's)."""
-    suffix = os.path.splitext(name)[1].lower()
-    if suffix not in WEIGHT_SUFFIXES or suffix in weight_suffixes(kind):
-        return None
-    return (f"a {suffix} file is not loaded from {kind}/ (diffusers reads a checkpoint as "
-            "safetensors only when it is named .safetensors): rename it to .safetensors")  # fmt: skip
+    for every kind (each loader reads a .sft as the same bytes named .safetensors), as
+    ComfyUI's `supported_pt_extensions` hold for its folders less the pickles."""
+    return WEIGHT_SUFFIXES
 
 
 def weight_files(base: Path, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> list[str]:

@@ -16,7 +16,9 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,28 +143,44 @@ COMPONENT_FOLDERS = {"vae": VAE_FOLDERS, "text_encoder": TEXT_ENCODER_FOLDERS}
 
 
 def _places(text: str, folders: tuple[str, ...], models_dirs: list[Path] | None) -> Any:
-    """Where a source may be, in order: the paths, then (only if needed) the folders' name.
-    A name whose suffix a folder's loader does not read (`paths.suffix_refusal`: a .sft
-    checkpoint) is refused in `resolve`'s words, not passed over as not found."""
+    """Where a source may be, in order: the paths, then (only if needed) the folders' name."""
     yield from _candidates(text, models_dirs or [])
     for folder in folders:
         try:
             yield resolve(folder, text, models_dirs, folders=True)
             return
         except ModelNotFound:
-            if paths.suffix_refusal(folder, text) is not None:
-                raise
             continue
 
 
-def _check_suffix(path: Path, folders: tuple[str, ...]) -> None:
-    """Refuse a file the loader of the models `folders` does not read (`paths.suffix_refusal`:
-    a `.sft` checkpoint, which diffusers' pipeline loader would torch.load)."""
+def _check_suffix(path: Path) -> None:
+    """Refuse a file that is not of the safetensors family (`paths.WEIGHT_SUFFIXES`)."""
     if path.suffix.lower() not in paths.WEIGHT_SUFFIXES:
-        raise ValueError(f"{str(path)!r}: expected a .safetensors checkpoint or a folder")
-    refusal = paths.suffix_refusal(folders[0], path.name)  # the loader's own folder first
-    if refusal is not None:
-        raise ValueError(f"{str(path)!r}: {refusal}")
+        raise ValueError(f"{str(path)!r}: expected a .safetensors (or .sft) checkpoint or a "
+                         "folder")  # fmt: skip
+
+
+@contextmanager
+def safetensors_named(path: str) -> Iterator[str]:
+    """`path` under a name diffusers' pipeline `from_single_file` reads with safetensors: it
+    takes only a path and picks its reader by the suffix (torch.load for any name not ending
+    in exactly .safetensors; it has no state-dict entry), so a .sft (or .SafeTensors) file is
+    given as a link named .safetensors to the same bytes, in a temporary folder."""
+    if path.endswith(".safetensors"):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="latentgraph-sft-") as tmp:
+        alias = Path(tmp) / "checkpoint.safetensors"
+        try:
+            alias.symlink_to(path)
+        except OSError:
+            try:  # no symlinks (Windows without developer mode): a hard link, same volume
+                os.link(path, alias)
+            except OSError as exc:
+                raise ValueError(f"{path!r}: cannot be read as safetensors under its name, and "
+                                 f"linking it under a .safetensors name failed ({exc}): "
+                                 "rename it to .safetensors") from None  # fmt: skip
+        yield str(alias)
 
 
 def find_source(text: str, models_dirs: list[Path] | None = None,
@@ -186,7 +204,7 @@ def find_source(text: str, models_dirs: list[Path] | None = None,
                                  "(no model_index.json or config.json)")  # fmt: skip
             return Source("folder", str(p.resolve()), _stat_identity(p))
         if p.is_file():
-            _check_suffix(p, folders)
+            _check_suffix(p)
             return Source("single_file", str(p.resolve()), _stat_identity(p))
     if HUB_ID.match(text) and not text.lower().endswith(".safetensors"):
         return Source("hub", text, f"hub:{text}")
@@ -450,15 +468,17 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
         from diffusers import DDIMScheduler, StableDiffusionPipeline
 
         if is_sdxl_folder(config):
-            pipe = sdxl_pipeline_class(config).from_single_file(
-                source.location, config=config, torch_dtype=torch_dtype, local_files_only=True
-            )
+            with safetensors_named(source.location) as location:
+                pipe = sdxl_pipeline_class(config).from_single_file(
+                    location, config=config, torch_dtype=torch_dtype, local_files_only=True
+                )
             tokenizer_2, text_encoder_2 = pipe.tokenizer_2, pipe.text_encoder_2
         else:
-            pipe = StableDiffusionPipeline.from_single_file(
-                source.location, config=config, torch_dtype=torch_dtype, local_files_only=True,
-                safety_checker=None, requires_safety_checker=False,
-            )  # fmt: skip
+            with safetensors_named(source.location) as location:
+                pipe = StableDiffusionPipeline.from_single_file(
+                    location, config=config, torch_dtype=torch_dtype, local_files_only=True,
+                    safety_checker=None, requires_safety_checker=False,
+                )  # fmt: skip
         unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
         # The config folder's own scheduler config, exactly as for a diffusers folder.
         sched_config = dict(DDIMScheduler.load_config(config, subfolder="scheduler"))
@@ -588,9 +608,9 @@ def source_check(folders: tuple[str, ...]) -> SourceCheck:
             BUILTIN_TINY,
             description="builtin:tiny-sd (or builtin:tiny-sdxl, builtin:tiny-sdxl-refiner, "
             "builtin:tiny-sd2-v, builtin:tiny-sd-inpaint), "
-            "a diffusers folder, a .safetensors checkpoint (a path, or a name in the models "
-            "folders' checkpoints/; diffusers folders there or in diffusers/), or a hub repo id "
-            "(online only)",
+            "a diffusers folder, a .safetensors (or .sft) checkpoint (a path, or a name in the "
+            "models folders' checkpoints/; diffusers folders there or in diffusers/), or a hub "
+            "repo id (online only)",
         ),  # fmt: skip
         String(
             "config",

@@ -7,8 +7,7 @@ then `$LATENTGRAPH_MODELS_DIRS` (os.pathsep-separated), then `<data dir>/models`
 loaders that take them, a diffusers folder's name) back into a path, reads a path that leads
 into the folder as its name there, and refuses anything else (`..`, files outside the roots). Only
 safetensors files are listed (`graph.paths.weight_files`, the walk the server's model routes
-use too; `.sft` as well where the loader can read one, `graph.paths.weight_suffixes`): pickled
-weights are never loaded.
+use too; ComfyUI's `.sft` as well, read as safetensors): pickled weights are never loaded.
 
 The built-in tiny model is always first in the checkpoint list, so the classic graph runs on a
 fresh install with no weights downloaded.
@@ -25,9 +24,7 @@ from latentgraph.graph.paths import (
     WEIGHT_SUFFIXES,
     models_folder_dirs,
     models_roots,
-    suffix_refusal,
     weight_files,
-    weight_suffixes,
 )
 
 from .runtime import model_identity
@@ -76,7 +73,7 @@ def list_files(folder: str, dirs: Sequence[Path | str] | None = None) -> list[st
     """Names of the weight files of one kind, as a dropdown shows them (sorted, deduplicated)."""
     names: set[str] = set()
     for base in folder_paths(folder, dirs):
-        names.update(weight_files(base, weight_suffixes(folder)))
+        names.update(weight_files(base))
     return sorted(names, key=str.lower)
 
 
@@ -187,13 +184,10 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
             f"{name}: pickled weights ({posix.suffix}) are not loaded, for safety; "
             "convert the file to .safetensors"
         )
-    refusal = suffix_refusal(folder, posix.name)
-    if refusal is not None:
-        raise ModelNotFound(f"{folder} model {name!r}: {refusal}")
     hidden = any(part.startswith(".") for part in posix.parts)
     for base in bases:
         candidate = base.joinpath(*posix.parts)
-        if candidate.is_file() and posix.as_posix() in weight_files(base, weight_suffixes(folder)):
+        if candidate.is_file() and posix.as_posix() in weight_files(base):
             return candidate
         if folders and not hidden and is_model_folder(candidate):
             return candidate
@@ -275,9 +269,7 @@ def experiment_folder(folder: str, dirs: Sequence[Path | str] | None = None) -> 
     bases = folder_paths(folder, dirs)
     out = []
     for index, base in enumerate(bases):
-        out += [
-            {"name": n, "pathIndex": index} for n in weight_files(base, weight_suffixes(folder))
-        ]
+        out += [{"name": n, "pathIndex": index} for n in weight_files(base)]
     if folder == "checkpoints":
         out[:0] = [{"name": name, "pathIndex": 0} for name in BUILTIN_CHECKPOINTS]
     return out

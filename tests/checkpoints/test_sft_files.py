@@ -1,6 +1,6 @@
-""".sft files (ComfyUI's other safetensors suffix): each loader whose folder lists them loads one
-exactly as the same bytes named .safetensors, and nothing ever torch.loads it; checkpoints/,
-whose loader (diffusers' pipeline `from_single_file`) cannot, neither lists nor loads one."""
+""".sft files (ComfyUI's other safetensors suffix, as Flux files ship): every loader lists and
+loads one exactly as the same bytes named .safetensors, and nothing ever torch.loads it (a full
+checkpoint too: diffusers' pipeline loader is given it under a .safetensors name)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import shutil
 
 import pytest
 
+from latentgraph.graph import Settings
 from latentgraph.nodes import controlnet, loaders, lora, models_dirs, text, vae
 from latentgraph.nodes.comfy import checkpoint_loader, vae_loader
-from latentgraph.nodes.values import Latent, NodeInputError
+from latentgraph.nodes.values import Latent
 
 from ..nodes.conftest import make_ctx, tiny  # noqa: F401 - shared node fixtures
 from .conftest import context
@@ -109,47 +110,57 @@ def test_an_sft_controlnet_loads_as_its_safetensors_copy(make_ctx, models, where
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sb)
 
 
-def test_checkpoints_list_no_sft_and_a_sft_checkpoint_is_refused_saying_why(models):
-    """diffusers' pipeline loader reads a checkpoint by its path's suffix (torch.load for any
-    but .safetensors) and takes no tensors instead: a .sft checkpoint is neither listed nor
-    loaded, and the refusal says to rename it."""
-    assert models_dirs.list_files("checkpoints", [models]) == ["tiny.safetensors"]
-    with pytest.raises(NodeInputError, match=r"input 'ckpt_name': checkpoints model 'tiny.sft': a "
-                       r"\.sft file is not loaded from checkpoints/ \(diffusers reads a "
-                       r"checkpoint as safetensors only when it is named \.safetensors\): "
-                       r"rename it to \.safetensors"):  # fmt: skip
-        checkpoint_loader(context("CheckpointLoaderSimple", "4", models_dirs=[models]), "tiny.sft")
-    path = models / "checkpoints" / "tiny.sft"
-    with pytest.raises(NodeInputError, match=r"input 'source': '.*tiny\.sft': a \.sft file is "
-                       r"not loaded from checkpoints/ .*: rename it to \.safetensors"):  # fmt: skip
-        loaders.load_model(context("LoadModel", "1"), str(path))
-    problems = loaders.check_source({"source": str(path)}, None)
-    assert problems and "rename it to .safetensors" in problems[0][1]
+def _same_model(a, b) -> bool:
+    import torch
+
+    for x, y in (
+        (a[0].unet, b[0].unet),
+        (a[1].text_encoder, b[1].text_encoder),
+        (a[2].vae, b[2].vae),
+    ):
+        sx, sy = x.state_dict(), y.state_dict()
+        if sx.keys() != sy.keys() or not all(torch.equal(sx[k], sy[k]) for k in sy):
+            return False
+    return True
 
 
-def test_load_model_refuses_a_sft_checkpoint_name_as_checkpoint_loader_does(
-    models, tmp_path, monkeypatch, capsys
-):
-    """LoadModel given the bare name of a .sft file in checkpoints/ said "model file not
-    found"; it now gives CheckpointLoaderSimple's refusal (models_dirs.resolve's words), both
-    when `latentgraph validate` checks the workflow and when the node runs."""
+def test_a_sft_checkpoint_is_listed_and_loads_as_its_safetensors_copy(models):
+    """checkpoints/ refused a .sft ("rename it to .safetensors": diffusers' pipeline loader
+    reads a path by its suffix, torch.load for any but .safetensors). It is listed and loads,
+    by name and by path, as the same bytes named .safetensors, never unpickled."""
+    assert models_dirs.list_files("checkpoints", [models]) == ["tiny.safetensors", "tiny.sft"]
+    same = loaders.load_model(context("LoadModel", "1", models_dirs=[models]), "tiny.safetensors")
+    by_name = checkpoint_loader(context("CheckpointLoaderSimple", "4", models_dirs=[models]),
+                                "tiny.sft")  # fmt: skip
+    assert _same_model(by_name, same) and by_name[0].unet is not same[0].unet
+    by_path = loaders.load_model(
+        context("LoadModel", "1"), str(models / "checkpoints" / "tiny.sft")
+    )
+    assert _same_model(by_path, same)
+    assert loaders.check_source({"source": "tiny.sft"}, Settings(models_dirs=[models])) == []
+
+
+def test_a_checkpoint_named_in_capitals_is_read_as_safetensors(models):
+    """diffusers reads safetensors only for a name ending in exactly '.safetensors': a listed
+    UP.SAFETENSORS would have been torch.loaded (the fixture refuses it)."""
+    shutil.copy(
+        models / "checkpoints" / "tiny.safetensors", models / "checkpoints" / "UP.SAFETENSORS"
+    )
+    assert "UP.SAFETENSORS" in models_dirs.list_files("checkpoints", [models])
+    same = loaders.load_model(context("LoadModel", "1", models_dirs=[models]), "tiny.safetensors")
+    upper = loaders.load_model(context("LoadModel", "2", models_dirs=[models]), "UP.SAFETENSORS")
+    assert _same_model(upper, same)
+
+
+def test_validate_and_run_take_a_sft_checkpoint_name(models, tmp_path, monkeypatch, capsys):
+    """`latentgraph validate --set model=tiny.sft` said the checkpoint was refused; it passes."""
     from pathlib import Path
 
     from latentgraph.cli import main
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(NodeInputError) as comfy:
-        checkpoint_loader(context("CheckpointLoaderSimple", "4", models_dirs=[models]), "tiny.sft")
-    refusal = str(comfy.value).split("input 'ckpt_name': ")[1]
-    assert refusal.startswith("checkpoints model 'tiny.sft': a .sft file is not loaded from "
-                              "checkpoints/ ")  # fmt: skip
-    with pytest.raises(NodeInputError) as ran:
-        loaders.load_model(context("LoadModel", "model", models_dirs=[models]), "tiny.sft")
-    assert str(ran.value).endswith(f"input 'source': {refusal}")
-    assert "not found" not in str(ran.value)
     workflow = Path(__file__).parents[2] / "workflows" / "txt2img.yaml"
     code = main(["validate", str(workflow), "--set", "model=tiny.sft", "--models-dir", str(models)])
     err = capsys.readouterr().err
-    assert code == 2
-    assert f"node 'model' input 'source': {refusal}" in err
-    assert "Traceback" not in err and "model file not found" not in err
+    assert code == 0, err
+    assert "rename" not in err and "Traceback" not in err

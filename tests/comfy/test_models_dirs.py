@@ -21,9 +21,9 @@ def tree(tmp_path, monkeypatch):
     extra = tmp_path / "ComfyUI" / "models"
     (extra / "checkpoints").mkdir(parents=True)
     (extra / "checkpoints" / "c.safetensors").write_bytes(b"x")
-    (extra / "checkpoints" / "d.sft").write_bytes(b"x")  # LoadModel cannot read a .sft
+    (extra / "checkpoints" / "d.sft").write_bytes(b"x")  # ComfyUI's other safetensors suffix
     (extra / "vae").mkdir()
-    (extra / "vae" / "w.sft").write_bytes(b"x")  # LoadVAE can
+    (extra / "vae" / "w.sft").write_bytes(b"x")
     (extra / "checkpoints" / "a.safetensors").write_bytes(b"y")  # shadowed by the main dir
     (tmp_path / "secret.safetensors").write_bytes(b"s")
     yield tmp_path, main, extra
@@ -33,7 +33,7 @@ def test_lists_safetensors_only_across_roots(tree):
     tmp, main, extra = tree
     dirs = [main, extra]
     assert md.list_files("checkpoints", dirs) == [
-        "a.safetensors", "c.safetensors", "sd15/b.safetensors"]  # fmt: skip
+        "a.safetensors", "c.safetensors", "d.sft", "sd15/b.safetensors"]  # fmt: skip
     assert md.checkpoint_names(Settings(models_dirs=dirs))[0] == md.BUILTIN_CHECKPOINT
     assert md.vae_names(Settings(models_dirs=dirs)) == ["v.safetensors", "w.sft"]
     assert md.list_files("loras", dirs) == []
@@ -49,10 +49,7 @@ def test_resolve_prefers_the_first_root(tree):
         md.resolve("checkpoints", "c.safetensors", dirs) == extra / "checkpoints" / "c.safetensors"
     )
     assert md.resolve("vae", "w.sft", dirs) == extra / "vae" / "w.sft"
-    with pytest.raises(
-        md.ModelNotFound, match=r"'d.sft': a \.sft file is not loaded from checkpoints/"
-    ):
-        md.resolve("checkpoints", "d.sft", dirs)
+    assert md.resolve("checkpoints", "d.sft", dirs) == extra / "checkpoints" / "d.sft"
     assert md.resolve("checkpoints", "sd15\\b.safetensors", dirs).name == "b.safetensors"
 
 

@@ -69,8 +69,8 @@ def test_history_paging_refusals(client):
 
 def test_models_lists_the_folders_and_models_folder_its_files(client):
     assert client.get("/models").json() == ["checkpoints", "loras", "vae", "embeddings"]
-    # .sft: listed where the loader reads one (LoadModel's checkpoints cannot)
-    assert client.get("/models/checkpoints").json() == ["sd15/b.safetensors"]
+    # .sft: listed in every folder, checkpoints/ too, as ComfyUI lists them
+    assert client.get("/models/checkpoints").json() == ["A.sft", "sd15/b.safetensors"]
     assert client.get("/models/loras").json() == ["x.safetensors", "y.sft"]
     assert client.get("/models/vae").json() == []
     r = client.get("/models/nothing")
@@ -108,7 +108,7 @@ def test_a_folders_other_names_are_read_as_it_and_unknown_folders_are_not_listed
     (root / "sams").mkdir()
     assert "sams" not in client.get("/models").json()
     assert client.get("/models/checkpoints").json() == [
-        "old.safetensors", "sd15/b.safetensors"]  # fmt: skip
+        "A.sft", "old.safetensors", "sd15/b.safetensors"]  # fmt: skip
     (entry,) = [e for e in client.get("/experiment/models").json() if e["name"] == "checkpoints"]
     assert entry["folders"] == [str(root / "checkpoints"), str(root / "Stable-diffusion")]
 
@@ -131,7 +131,7 @@ def test_the_model_routes_list_the_files_the_dropdowns_list(client, config, tmp_
     os.symlink(tmp_path / "elsewhere", ckpt / "linked")
     os.symlink(ckpt, ckpt / "sd15" / "loop")
     dropdown = md.list_files("checkpoints", config.models_dirs)
-    assert dropdown == ["linked/c.safetensors", "sd15/b.safetensors", "UP.SAFETENSORS"]
+    assert dropdown == ["A.sft", "linked/c.safetensors", "sd15/b.safetensors", "UP.SAFETENSORS"]
     assert client.get("/models/checkpoints").json() == dropdown
     on_disk = [e for e in md.experiment_folder("checkpoints", config.models_dirs)
                if not e["name"].startswith("builtin:")]  # fmt: skip
@@ -140,8 +140,7 @@ def test_the_model_routes_list_the_files_the_dropdowns_list(client, config, tmp_
     folder_paths = client.get("/internal/folder_paths").json()
     suffixes = folder_paths["checkpoints"][1]
     assert all(name.lower().endswith(tuple(suffixes)) for name in dropdown)
-    assert suffixes == [".safetensors"]  # A.sft is not listed: LoadModel cannot read it
-    assert folder_paths["loras"][1] == [".safetensors", ".sft"]
+    assert suffixes == [".safetensors", ".sft"] == folder_paths["loras"][1]
 
 
 def test_the_composition_root_hands_the_nodes_folders_to_the_server():
