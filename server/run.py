@@ -8,7 +8,7 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .config import ServerConfig
@@ -18,14 +18,27 @@ from .workers import WorkerSetup
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']*")
 
 
+def redact_query(text: str) -> str:
+    """`text` with the value of every `token=` query parameter replaced by `<redacted>`."""
+    return _TOKEN_IN_QUERY.sub(r"\1<redacted>", text) if "token=" in text else text
+
+
 class RedactToken(logging.Filter):
-    """Replaces `?token=...` in uvicorn's log lines (the access log prints every request's
-    query string; the editor is opened with `?token=`)."""
+    """Hides `?token=...` in uvicorn's log lines (the access log prints every request's path
+    and query; the editor is opened with `?token=`; the websocket lines print theirs too).
+    Each string argument is redacted in place, so a formatter that unpacks the arguments
+    (uvicorn's AccessFormatter takes five; emptied, each request printed a "Logging error"
+    traceback) gets as many as before; a message without arguments is redacted itself (one
+    with arguments is a format whose `%s` must stay)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "token=" in message:
-            record.msg, record.args = _TOKEN_IN_QUERY.sub(r"\1<redacted>", message), ()
+        if not record.args and isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {k: redact_query(a) if isinstance(a, str) else a
+                           for k, a in record.args.items()}  # fmt: skip
         return True
 
 

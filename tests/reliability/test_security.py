@@ -309,14 +309,51 @@ def test_loopback_addresses_start_without_token(monkeypatch, tmp_path, host):
     assert code == 0 and started[0].host == host
 
 
+def _uvicorn_log(record_args: tuple) -> tuple[str, list]:
+    """A uvicorn access record with `record_args` through the redaction filter and uvicorn's
+    own AccessFormatter, as `serve` prints it: (the line, the "Logging error"s it raised)."""
+    import logging
+
+    from uvicorn.config import LOGGING_CONFIG
+    from uvicorn.logging import AccessFormatter
+
+    from latentgraph.server.run import RedactToken
+
+    stream, errors = io.StringIO(), []
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(AccessFormatter(LOGGING_CONFIG["formatters"]["access"]["fmt"]))
+    handler.handleError = errors.append  # type: ignore[method-assign]
+    record = logging.getLogger("uvicorn.access").makeRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', record_args, None
+    )
+    if RedactToken().filter(record):
+        handler.handle(record)
+    return stream.getvalue(), errors
+
+
+@pytest.mark.parametrize("path", ["/queue?token=s3cret", "/queue?a=b&token=s3cret&c=d"])
+def test_access_log_lines_keep_their_shape_redacted(path):
+    """Every request with `token=` printed a "--- Logging error ---" traceback (ValueError: not
+    enough values to unpack) instead of its access line: the filter emptied the record's
+    arguments, which uvicorn's formatter unpacks."""
+    line, errors = _uvicorn_log(("127.0.0.1:5000", "GET", path, "1.1", 200))
+    assert not errors
+    assert "s3cret" not in line and "=<redacted>" in line, line
+    assert line.startswith('INFO:     127.0.0.1:5000 - "GET /queue?') and "200 OK" in line, line
+
+
 def test_token_redacted_in_access_log(tmp_path):
-    """uvicorn's access log printed `GET /?token=<token>` for every editor load."""
+    """uvicorn's access log printed `GET /?token=<token>` for every editor load; the websocket's
+    lines print its address too. Formatted by uvicorn's own formatters, as `serve` logs."""
     import logging
     import threading
     import time
 
     import httpx
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+    from uvicorn.logging import AccessFormatter, DefaultFormatter
+    from websockets.sync.client import connect
 
     from latentgraph.server.app import create_app
     from latentgraph.server.config import ServerConfig
@@ -329,27 +366,40 @@ def test_token_redacted_in_access_log(tmp_path):
                           disk_cache=False, load_nodes=False, editor=False)  # fmt: skip
     server = uvicorn.Server(uvicorn_config(create_app(config, workers=WorkerSetup(registry=toy_registry)),
                                            config, "info"))  # fmt: skip
-    lines: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    stream, errors = io.StringIO(), []
+    formats = LOGGING_CONFIG["formatters"]
+    handlers = {}
+    for name, formatter in [("uvicorn.access", AccessFormatter(formats["access"]["fmt"])),
+                            ("uvicorn.error", DefaultFormatter(formats["default"]["fmt"]))]:  # fmt: skip
+        handlers[name] = logging.StreamHandler(stream)
+        handlers[name].setFormatter(formatter)
+        handlers[name].handleError = errors.append  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 20
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.02)
-        logging.getLogger("uvicorn.access").addHandler(handler)
+        for name, handler in handlers.items():
+            logging.getLogger(name).addHandler(handler)
         url = f"http://127.0.0.1:{config.port}"
         assert httpx.get(f"{url}/queue?token={TOKEN}&x=1").status_code == 200
         assert httpx.get(f"{url}/queue?a=b&token={TOKEN}").status_code == 200
+        with connect(f"ws://127.0.0.1:{config.port}/ws?token={TOKEN}"):
+            pass
     finally:
         server.should_exit = True
         thread.join(15)
-        logging.getLogger("uvicorn.access").removeHandler(handler)
-    requests = [line for line in lines if "/queue" in line]
-    assert len(requests) == 2, lines
+        for name, handler in handlers.items():
+            logging.getLogger(name).removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert not errors, errors
+    requests = [line for line in lines if "/queue" in line or "/ws" in line]
+    assert len(requests) == 3, lines
     assert not [line for line in requests if TOKEN in line], requests
-    assert all("token=<redacted>" in line for line in requests), requests
+    assert all("=<redacted>" in line for line in requests), requests
+    assert sum(' - "GET /queue?' in line and "200 OK" in line for line in requests) == 2, lines
+    assert any('"WebSocket /ws?token=<redacted>" [accepted]' in line for line in requests), lines
 
 
 def test_user_files_served_with_a_safe_type(local):
