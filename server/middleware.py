@@ -15,6 +15,7 @@ from .errors import ApiError, error_response
 from .hosts import HostGuard, host_name
 
 COOKIE = "latentgraph_token"
+TOKEN_PARAMETER = "token"  # ?token=TOKEN (its decoded name: also %74oken=)
 _STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -83,7 +84,7 @@ class GuardMiddleware:
         if auth.lower().startswith("bearer ") and _same(auth[7:].strip(), self.token):
             return True, False
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if any(_same(t, self.token) for t in query.get("token", [])):
+        if any(_same(t, self.token) for t in query.get(TOKEN_PARAMETER, [])):
             return True, True
         # Leniently, as browsers do: cookies are shared by every port of a host, so another
         # local app's cookie that http.cookies rejects must not hide ours.

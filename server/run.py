@@ -10,17 +10,27 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 from .config import ServerConfig
 from .hosts import is_loopback_bind, no_such_address
+from .middleware import TOKEN_PARAMETER
 from .workers import WorkerSetup
 
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']*")
+# A query parameter in a log line: its raw name and value, after `?`, `&` or `;`.
+_QUERY_PARAMETER = re.compile(r"(?<=[?&;])([^=&;?#\s]*)=([^&;\s]*)")
 
 
 def redact_query(text: str) -> str:
-    """`text` with the value of every `token=` query parameter replaced by `<redacted>`."""
-    return _TOKEN_IN_QUERY.sub(r"\1<redacted>", text) if "token=" in text else text
+    """`text` with the value of every query parameter named `token` replaced by `<redacted>`,
+    whatever the name's encoding (`%74oken=` authenticates as `token=` does: the middleware
+    reads the decoded query), its case or surrounding blanks."""
+
+    def hide(found: re.Match[str]) -> str:
+        name = unquote_plus(found[1]).strip().lower()
+        return f"{found[1]}=<redacted>" if name == TOKEN_PARAMETER else found[0]
+
+    return _QUERY_PARAMETER.sub(hide, text) if "=" in text else text
 
 
 class RedactToken(logging.Filter):

@@ -331,11 +331,13 @@ def _uvicorn_log(record_args: tuple) -> tuple[str, list]:
     return stream.getvalue(), errors
 
 
-@pytest.mark.parametrize("path", ["/queue?token=s3cret", "/queue?a=b&token=s3cret&c=d"])
+@pytest.mark.parametrize("path", ["/queue?token=s3cret", "/queue?a=b&%74oken=s3cret&c=d",
+                                  "/queue?TOKEN=s3cret", "/queue?to%6Ben=s3cret;x=1"])  # fmt: skip
 def test_access_log_lines_keep_their_shape_redacted(path):
     """Every request with `token=` printed a "--- Logging error ---" traceback (ValueError: not
     enough values to unpack) instead of its access line: the filter emptied the record's
-    arguments, which uvicorn's formatter unpacks."""
+    arguments, which uvicorn's formatter unpacks. And `%74oken=` (which authenticates: the
+    query is decoded) was logged in clear."""
     line, errors = _uvicorn_log(("127.0.0.1:5000", "GET", path, "1.1", 200))
     assert not errors
     assert "s3cret" not in line and "=<redacted>" in line, line
@@ -385,7 +387,8 @@ def test_token_redacted_in_access_log(tmp_path):
         url = f"http://127.0.0.1:{config.port}"
         assert httpx.get(f"{url}/queue?token={TOKEN}&x=1").status_code == 200
         assert httpx.get(f"{url}/queue?a=b&token={TOKEN}").status_code == 200
-        with connect(f"ws://127.0.0.1:{config.port}/ws?token={TOKEN}"):
+        assert httpx.get(f"{url}/queue?%74oken={TOKEN}").status_code == 200
+        with connect(f"ws://127.0.0.1:{config.port}/ws?to%6Ben={TOKEN}"):
             pass
     finally:
         server.should_exit = True
@@ -395,11 +398,11 @@ def test_token_redacted_in_access_log(tmp_path):
     lines = stream.getvalue().splitlines()
     assert not errors, errors
     requests = [line for line in lines if "/queue" in line or "/ws" in line]
-    assert len(requests) == 3, lines
+    assert len(requests) == 4, lines
     assert not [line for line in requests if TOKEN in line], requests
     assert all("=<redacted>" in line for line in requests), requests
-    assert sum(' - "GET /queue?' in line and "200 OK" in line for line in requests) == 2, lines
-    assert any('"WebSocket /ws?token=<redacted>" [accepted]' in line for line in requests), lines
+    assert sum(' - "GET /queue?' in line and "200 OK" in line for line in requests) == 3, lines
+    assert any('"WebSocket /ws?to%6Ben=<redacted>" [accepted]' in line for line in requests), lines
 
 
 def test_user_files_served_with_a_safe_type(local):
