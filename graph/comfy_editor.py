@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ from .declare import (
     default_registry,
 )
 from .model import Graph, Link, Location, Node
-from .problems import Problem, WorkflowError
+from .problems import EditorLocation, Problem, WorkflowError, WorkflowWarning, node_name
 
 MODE_NORMAL = 0
 MODE_MUTED = 2
@@ -101,22 +102,35 @@ class _Raw:
     # input slot -> why the link its entry names leads to no node (`_Flattener._name_dangling`)
     dangling: dict[int, str] = field(default_factory=dict)
 
-    @property
-    def label(self) -> str:
-        """The node's type as messages name it (a subgraph instance: its title, if any)."""
+    def shown_type(self) -> str:
+        """The node's type as messages name it (a subgraph instance: "subgraph")."""
+        return "subgraph" if self.kind == "subgraph" else self.type
+
+    def user_title(self, node_type: NodeType | None) -> str:
+        """The title the user gave the node in the editor, or "": the editor saves a title
+        only when it differs from the type's own (display) name; the one `editor_from_graph`
+        writes for a named node (its latentgraph id) is none either."""
         title = self.data.get("title")
-        if self.kind == "subgraph":
-            return f"subgraph {title!r}" if isinstance(title, str) and title else "subgraph"
-        return self.type
+        properties = self.data.get("properties")
+        own = properties.get(ID_PROPERTY) if isinstance(properties, Mapping) else None
+        names = {self.type, own, node_type.display_name if node_type else None}
+        if self.type == "PrimitiveNode":
+            names.add("Primitive")
+        return title if isinstance(title, str) and title.strip() and title not in names else ""
+
+    def place(self, source: str, registry: Registry) -> Location:
+        """Where the node was written, naming its title when the user gave it one."""
+        title = self.user_title(registry.get(self.type))
+        return EditorLocation(source, title=title, node_type=self.type) if title else \
+            Location(source)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class _Muted:
-    """Marks a link whose source is muted: the target loses that input. `node` and `label`
-    name the muted node, for the messages about what muting it dropped."""
+    """Marks a link whose source is muted: the target loses that input. `node` is the muted
+    node, for the messages about what muting it dropped."""
 
     node: str
-    label: str
 
 
 def _parse_link(link: Any) -> tuple[Any, Any, Any, Any, Any] | None:
@@ -378,9 +392,11 @@ def _border_links(names: list[Any], instance: _Raw) -> dict[int, tuple[str, int]
 
 @dataclass(frozen=True)
 class _Literal:
-    """A value that reaches an input instead of a link (a PrimitiveNode, a promoted widget)."""
+    """A value that reaches an input instead of a link (a PrimitiveNode, a promoted widget):
+    `primitive` is the PrimitiveNode it comes from."""
 
     value: Any
+    primitive: _Raw | None = None
 
 
 class _Resolver:
@@ -403,14 +419,14 @@ class _Resolver:
                     return _Literal(raw.literals[slot])
                 origin = raw.in_links.get(slot)
             elif raw.mode == MODE_MUTED:
-                return _Muted(raw.id, raw.label)
+                return _Muted(raw.id)
             elif raw.mode == MODE_BYPASSED:
                 origin = self._bypass(raw, slot)
             elif raw.type == "Reroute":
                 origin = raw.in_links.get(0)
             elif raw.type == "PrimitiveNode":
                 values = raw.data.get("widgets_values")
-                return _Literal(values[0]) if isinstance(values, list) and values else None
+                return _Literal(values[0], raw) if isinstance(values, list) and values else None
             elif raw.kind == "subgraph":
                 out = self.nodes.get(f"{raw.id}:{_SUBGRAPH_OUTPUT}")
                 origin = out.in_links.get(slot) if out is not None else None
@@ -502,7 +518,11 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
     Unknown node types are kept (with their links) so validation reports them by name. A
     node that loses a required input because its source is muted is dropped too, and so on
     downstream: muting a node mutes what needs it. When that leaves no output node, the
-    refusal names the muted nodes the outputs needed (`_muted_outputs`).
+    refusal names the muted nodes the outputs needed (`_muted_outputs`); when other outputs
+    are left to run, a `WorkflowWarning` names each output dropped and the muted node it needs.
+
+    Messages name a node with the title the user gave it (`node_name`): problems at its place
+    (an `EditorLocation`), an input a PrimitiveNode sets with that PrimitiveNode too.
 
     A node that cannot be read (its `widgets_values` do not fit, a group node that cannot be
     expanded, an id used twice) is reported and left out, and reading goes on: the refusal
@@ -510,7 +530,17 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
     validation errors of the rest of the graph, as for a file without them. A document whose
     shape is wrong (a link or node list that cannot be read) is refused with just that.
     """
-    registry = registry or default_registry
+    graph, dropped_outputs = _read_graph(data, registry or default_registry, source)
+    for reason in dropped_outputs:
+        warnings.warn(f"{source}: {reason}: it is left out, the other outputs run",
+                      WorkflowWarning, stacklevel=2)  # fmt: skip
+    return graph
+
+
+def _read_graph(data: Mapping[str, Any], registry: Registry,
+                source: str) -> tuple[Graph, list[str]]:  # fmt: skip
+    """`graph_from_editor`'s graph, and why each output node muting dropped while others are
+    left to run is gone (said as a warning by `graph_from_editor`)."""
     if not is_editor_workflow(data):
         loc = Location(source)
         raise WorkflowError(
@@ -537,6 +567,8 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
             if node_type is not None and node_type.output_node:
                 stopped.append(raw)
             continue
+        place = raw.place(source, registry)
+        input_places: dict[str, Location] = {}
         if group_name(raw.type) is not None:  # a group node that could not be expanded
             unread.add(raw.id)
             continue
@@ -545,7 +577,7 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
             inputs, misfit = map_widgets(node_type, raw.data.get("widgets_values"))
             if misfit:
                 problems.append(Problem("invalid_input_type", misfit, node_id=raw.id,
-                                        location=Location(source), node_type=raw.type))  # fmt: skip
+                                        location=place, node_type=raw.type))  # fmt: skip
                 unread.add(raw.id)
                 continue
             promoted = flat.overrides.get(raw.id, {})
@@ -572,29 +604,50 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
             if isinstance(target, _Muted):
                 inputs.pop(name, None)
                 muted_inputs.setdefault(raw.id, []).append((name, target))
+            elif isinstance(target, _Literal):
+                inputs[name] = target.value
+                if target.primitive is not None:
+                    input_places[name] = _primitive_place(place, target.primitive, source)
             else:
-                inputs[name] = target.value if isinstance(target, _Literal) else target
+                inputs[name] = target
         if node_type is not None:
-            problems += _dangling_problems(raw, node_type, inputs, unlinked, source)
+            problems += _dangling_problems(raw, node_type, inputs, unlinked, place)
         title = raw.data.get("title")
         graph.add(Node(id=raw.id, type=raw.type, inputs=inputs,
                        title=title if isinstance(title, str) else None,
-                       location=Location(source)))  # fmt: skip
+                       location=place, input_locations=input_places))  # fmt: skip
     dropped = _drop_muted_dependents(graph, muted_inputs, registry)
     names = _safe_names(graph, top_ids)
     graph = _rename(graph, names)
     for problem in problems:
         if problem.node_id in names:
             problem.node_id = names[problem.node_id]
+
+    def named(nid: str) -> str:
+        raw = flat.nodes[nid]
+        return node_name(names.get(nid, nid), raw.shown_type(),
+                         raw.user_title(registry.get(raw.type)))  # fmt: skip
+
+    lost = _dropped_outputs(dropped, named, registry)
     if not any(_may_be_output(flat.nodes[nid].type, registry) for nid in unread):
-        problems += _muted_outputs(graph, dropped, stopped, names, registry)
+        problems += _muted_outputs(graph, lost, stopped, named, registry)
     if problems:
         raise WorkflowError(problems + _rest_of_graph(graph, registry, problems, unread, names))
-    return graph
+    return graph, lost
+
+
+def _primitive_place(place: Location, primitive: _Raw, source: str) -> EditorLocation:
+    """Where an input a PrimitiveNode sets was given its value: the node's place (`place`),
+    naming the PrimitiveNode."""
+    title = primitive.user_title(None)
+    if isinstance(place, EditorLocation):
+        return EditorLocation(source, title=place.title, node_type=place.node_type,
+                              primitive=primitive.id, primitive_title=title)  # fmt: skip
+    return EditorLocation(source, primitive=primitive.id, primitive_title=title)
 
 
 def _dangling_problems(raw: _Raw, node_type: NodeType, inputs: Mapping[str, Any],
-                       unlinked: list[tuple[str, str]], source: str) -> list[Problem]:  # fmt: skip
+                       unlinked: list[tuple[str, str]], place: Location) -> list[Problem]:  # fmt: skip
     """A required input left with nothing because the link its entry names leads to no node:
     named with that link (without, it read as an input never linked). An optional input, or
     a widget keeping its value, just loses the link, as in the editor."""
@@ -605,7 +658,7 @@ def _dangling_problems(raw: _Raw, node_type: NodeType, inputs: Mapping[str, Any]
             continue
         out.append(Problem("required_input_missing",
                            f"{why}, so this required {decl.type} input has no link",
-                           node_id=raw.id, input_name=name, location=Location(source),
+                           node_id=raw.id, input_name=name, location=place,
                            node_type=raw.type))  # fmt: skip
     return out
 
@@ -670,36 +723,37 @@ def _may_be_output(type_name: str, registry: Registry) -> bool:
     return node_type is None or node_type.output_node
 
 
-def _muted_outputs(graph: Graph, dropped: Mapping[str, _Dropped], stopped: list[_Raw],
-                   names: Mapping[str, str], registry: Registry) -> list[Problem]:  # fmt: skip
+def _dropped_outputs(dropped: Mapping[str, _Dropped], named: Callable[[str], str],
+                     registry: Registry) -> list[str]:  # fmt: skip
+    """Why each output node muting dropped is gone: `node '9' (SaveImage) needs node '7'
+    (CLIPTextEncode), which is muted (node '3' (KSampler) input 'negative' takes it)`."""
+    reasons = []
+    for nid, why in dropped.items():
+        node_type = registry.get(why.type)
+        if node_type is None or not node_type.output_node:
+            continue
+        reason = f"{named(nid)} needs {named(why.muted.node)}, which is muted"
+        if why.taker == nid:
+            reason += f" (its input '{why.input}')"
+        else:
+            reason += f" ({named(why.taker)} input '{why.input}' takes it)"
+        reasons.append(reason)
+    return reasons
+
+
+def _muted_outputs(graph: Graph, lost: list[str], stopped: list[_Raw],
+                   named: Callable[[str], str], registry: Registry) -> list[Problem]:  # fmt: skip
     """The refusal of a workflow whose every output node is muted, bypassed or needs a muted
-    node (`SaveImage '9' needs node '7' (CLIPTextEncode), which is muted`), instead of only
-    "no output node". Nothing while an output node (or a node of unknown type, which may be
-    one) is left to run, or when no output node was there to begin with."""
-
-    def is_output(type_name: str) -> bool:
-        node_type = registry.get(type_name)
-        return node_type is not None and node_type.output_node
-
-    def named(nid: str) -> str:
-        return names.get(nid, nid)
-
+    node (`lost`, `_dropped_outputs`), instead of only "no output node". Nothing while an
+    output node (or a node of unknown type, which may be one) is left to run, or when no
+    output node was there to begin with."""
     if any(_may_be_output(n.type, registry) for n in graph):
         return []
     reasons = []
     for raw in stopped:
         state = "muted" if raw.mode == MODE_MUTED else "bypassed"
-        reasons.append(f"{raw.type} '{named(raw.id)}' is {state}")
-    for nid, why in dropped.items():
-        if not is_output(why.type):
-            continue
-        reason = (f"{why.type} '{named(nid)}' needs node '{named(why.muted.node)}' "
-                  f"({why.muted.label}), which is muted")  # fmt: skip
-        if why.taker == nid:
-            reason += f" (its input '{why.input}')"
-        else:
-            reason += f" ({why.taker_type} '{named(why.taker)}' input '{why.input}' takes it)"
-        reasons.append(reason)
+        reasons.append(f"{named(raw.id)} is {state}")
+    reasons += lost
     if not reasons:
         return []
     message = "the workflow has no output node left to run: " + "; ".join(reasons)
@@ -937,7 +991,7 @@ def editor_with_values(data: Mapping[str, Any], values: Mapping[tuple[str, str],
 
     registry = registry or default_registry
     try:
-        before = graph_from_editor(data, registry)
+        before, _ = _read_graph(data, registry, "<editor>")
     except WorkflowError:
         return None
     out = copy.deepcopy(dict(data))
@@ -981,7 +1035,7 @@ def editor_with_values(data: Mapping[str, Any], values: Mapping[tuple[str, str],
         else:
             return None
     try:
-        after = graph_from_editor(out, registry)
+        after, _ = _read_graph(out, registry, "<editor>")
     except WorkflowError:
         return None
     return out if {nid: node.inputs for nid, node in after.nodes.items()} == expected else None

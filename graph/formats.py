@@ -31,7 +31,7 @@ from .comfy_api import graph_from_prompt, prompt_body, prompt_from_graph
 from .comfy_editor import editor_with_values, graph_from_editor, is_editor_workflow
 from .declare import Registry, registry_or_default
 from .model import Graph, Location
-from .problems import Problem, WorkflowError, WorkflowWarning
+from .problems import EditorLocation, Problem, WorkflowError, WorkflowWarning, node_name
 from .workflow import (
     GivenLocation,
     Workflow,
@@ -83,24 +83,48 @@ def _error(source: str, message: str, code: str = "syntax") -> WorkflowError:
 
 
 def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
-                     registry: Registry, given_as: str) -> None:  # fmt: skip
+                     registry: Registry, given_as: str) -> dict[str, Any]:  # fmt: skip
     """`node.input=value` overrides for ComfyUI formats, which have no params; each value
-    typed by the input it sets (`override_value`)."""
+    typed by the input it sets (`override_value`). An editor PrimitiveNode is folded into the
+    inputs it feeds: `<its id>.value` sets each of them, as editing it in the editor does.
+    Returns the overrides as the `node.input` keys they set."""
     problems = []
+    plan: list[tuple[str, Any, list[tuple[str, str]]]] = []  # key, value, inputs it sets
     for key, value in overrides.items():
-        unknown = unknown_override(given_as, key, None, graph.nodes)
+        node_id, _, name = str(key).rpartition(".")
+        fed = [] if node_id in graph.nodes else _primitive_targets(graph, node_id)
+        if fed and name != "value":
+            inputs = ", ".join(f"{n}.{i}" for n, i in fed)
+            problems.append(Problem("unknown_param", f"{given_as} {key}: "
+                f"{node_name(node_id, 'PrimitiveNode')} is folded into the inputs it feeds "
+                f"({inputs}): set its value, all of them, with {given_as} {node_id}.value=...",
+                location=Location(source)))  # fmt: skip
+            continue
+        unknown = None if fed else unknown_override(given_as, key, None, graph.nodes)
         if unknown:
             problems.append(Problem("unknown_param", unknown, location=Location(source)))
             continue
-        node_id, _, name = str(key).rpartition(".")
-        node = graph[node_id]
-        node_type = registry.get(node.type)
-        decl = node_type.input(name) if node_type is not None else None
-        node.inputs[name] = override_value(value, decl is not None and decl.takes_text)
-        node.input_locations[name] = OverrideLocation(source, param=str(key), flag=given_as,
-                                                      value=shown_value(given_as, value))  # fmt: skip
+        plan.append((str(key), value, fed or [(node_id, name)]))
     if problems:
         raise WorkflowError(problems)
+    applied: dict[str, Any] = {}
+    for key, value, inputs in plan:
+        for node_id, name in inputs:
+            node = graph[node_id]
+            node_type = registry.get(node.type)
+            decl = node_type.input(name) if node_type is not None else None
+            node.inputs[name] = override_value(value, decl is not None and decl.takes_text)
+            node.input_locations[name] = OverrideLocation(source, param=key, flag=given_as,
+                                                          value=shown_value(given_as, value))  # fmt: skip
+            applied[f"{node_id}.{name}"] = value
+    return applied
+
+
+def _primitive_targets(graph: Graph, node_id: str) -> list[tuple[str, str]]:
+    """The (node id, input) pairs the editor's PrimitiveNode `node_id` sets (the inputs
+    `graph_from_editor` placed at an `EditorLocation` naming it)."""
+    return [(node.id, name) for node in graph for name, where in node.input_locations.items()
+            if isinstance(where, EditorLocation) and where.primitive == node_id]  # fmt: skip
 
 
 def _carried(workflow: Any, workflow_format: str, graph: Graph, overrides: dict[str, Any],
@@ -115,6 +139,8 @@ def _carried(workflow: Any, workflow_format: str, graph: Graph, overrides: dict[
     values = {}
     for key in overrides:
         node_id, _, name = str(key).rpartition(".")
+        if node_id not in graph.nodes:  # a PrimitiveNode's `.value`: not an input of the graph
+            return None
         values[node_id, name] = graph[node_id].inputs[name]
     return editor_with_values(workflow, values, registry)
 
@@ -131,7 +157,7 @@ def _comfy_extra(graph: Graph, prompt: Any, workflow: Any) -> dict[str, Any]:
 def _read_editor(data: Any, source: str, text: str | None, registry: Registry,
                  overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
     graph = graph_from_editor(data, registry, source=source)
-    _apply_overrides(graph, overrides, source, registry, given_as)
+    overrides = _apply_overrides(graph, overrides, source, registry, given_as)
     extra = _comfy_extra(graph, None, _carried(data, "editor", graph, overrides, registry))
     return Workflow(graph, dict(overrides), raw=data, extra=extra, format="editor")
 

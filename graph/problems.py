@@ -39,13 +39,41 @@ class Problem:
         parts = []
         if self.location is not None:
             parts.append(f"{self.location}: ")
+        where = self.location if isinstance(self.location, EditorLocation) else EditorLocation()
         if self.node_id is not None:
-            parts.append(f"node {self.node_id!r}")
+            node_type = (self.node_type or where.node_type) if where.title else None
+            parts.append(node_name(self.node_id, node_type, where.title))
             if self.input_name is not None:
                 parts.append(f" input {self.input_name!r}")
             parts.append(": ")
         parts.append(self.message)
+        if where.primitive and self.input_name is not None:
+            primitive = node_name(where.primitive, "PrimitiveNode", where.primitive_title)
+            parts.append(f" (the value comes from {primitive})")
         return "".join(parts)
+
+
+def node_name(node_id: str, node_type: str | None = None, title: str | None = None) -> str:
+    """How messages name a node: `node '5'`, with its type `node '5' (EmptyLatentImage)`, and
+    with the title the user gave it in the editor (what the editor shows on it)
+    `node '5' "Portrait size" (EmptyLatentImage)`."""
+    name = f"node {node_id!r}"
+    if title:
+        name += f' "{title}"'
+    return f"{name} ({node_type})" if node_type else name
+
+
+@dataclass(frozen=True)
+class EditorLocation(Location):
+    """Where a node of an editor workflow, or one of its inputs, was written: the file (shown
+    as such), with the title the user gave the node (`title`, of a node of type `node_type`),
+    and for an input a PrimitiveNode sets, that node's id and title (`primitive`,
+    `primitive_title`): a problem at this place names them with the node (`node_name`)."""
+
+    title: str = ""
+    node_type: str = ""
+    primitive: str = ""
+    primitive_title: str = ""
 
 
 class WorkflowError(Exception):

@@ -196,6 +196,82 @@ def test_muting_what_the_output_needs_names_the_muted_node(tmp_path, capsys):
     wf = _classic_editor_with(tmp_path, mute_negative)
     code, _, err = run_cli(capsys, "validate", wf)
     assert code == 2
-    assert (f"error: {wf}: the workflow has no output node left to run: SaveImage '9' needs "
-            "node '7' (CLIPTextEncode), which is muted (KSampler '3' input 'negative' takes "
-            "it)") in err  # fmt: skip
+    assert (f"error: {wf}: the workflow has no output node left to run: node '9' (SaveImage) "
+            "needs node '7' (CLIPTextEncode), which is muted (node '3' (KSampler) input "
+            "'negative' takes it)") in err  # fmt: skip
+
+
+@pytest.mark.parametrize("title, named", [
+    ("Portrait size", "node '5' \"Portrait size\" (EmptyLatentImage)"),
+    ("Empty Latent Image", "node '5'"),  # the type's own name: what the editor shows untitled
+])  # fmt: skip
+def test_a_node_the_user_titled_is_named_with_its_title(tmp_path, capsys, title, named):
+    def titled(nodes, data):
+        nodes[5]["title"] = title
+        nodes[5]["widgets_values"] = [7, 64, 1]
+
+    wf = _classic_editor_with(tmp_path, titled)
+    code, _, err = run_cli(capsys, "validate", wf)
+    assert code == 2
+    assert f"error: {wf}: {named} input 'width': 7 is below the minimum 16\n" in err
+
+
+def _primitive_feeding_the_size(nodes, data):
+    """PrimitiveNode 30 "Size" (7) feeding EmptyLatentImage 5's width and height."""
+    nodes[5]["inputs"] = [{"name": name, "type": "INT", "widget": {"name": name}, "link": link}
+                          for name, link in (("width", 30), ("height", 31))]  # fmt: skip
+    data["nodes"].append({"id": 30, "type": "PrimitiveNode", "title": "Size", "mode": 0,
+                          "outputs": [{"name": "INT", "type": "INT", "links": [30, 31],
+                                       "widget": {"name": "width"}}],
+                          "widgets_values": [7, "fixed"]})  # fmt: skip
+    data["links"] += [[30, 30, 0, 5, 0, "INT"], [31, 30, 0, 5, 1, "INT"]]
+
+
+def test_a_primitive_nodes_bad_value_names_the_primitive_node(tmp_path, capsys):
+    wf = _classic_editor_with(tmp_path, _primitive_feeding_the_size)
+    code, _, err = run_cli(capsys, "validate", wf)
+    assert code == 2
+    for name in ("width", "height"):
+        assert (f"error: {wf}: node '5' input '{name}': 7 is below the minimum 16 (the value "
+                "comes from node '30' \"Size\" (PrimitiveNode))\n") in err  # fmt: skip
+
+
+def test_set_on_a_primitive_node_sets_every_input_it_feeds(tmp_path, capsys):
+    """`--set 30.value=` said 'the workflow has no node '30'': the PrimitiveNode is folded into
+    the inputs it feeds, and its value goes to each, as editing it in the editor does."""
+    wf = _classic_editor_with(tmp_path, _primitive_feeding_the_size)
+    code, out, err = run_cli(capsys, "validate", wf, "--set", "30.value=32")
+    assert (code, err) == (0, "")
+    code, _, err = run_cli(capsys, "validate", wf, "--set", "30.value=8")
+    assert code == 2
+    assert "error: --set 30.value=8: node '5' input 'width': 8 is below the minimum 16\n" in err
+    assert "error: --set 30.value=8: node '5' input 'height': 8 is below the minimum 16\n" in err
+    code, _, err = run_cli(capsys, "validate", wf, "--set", "30.width=32")
+    assert code == 2
+    assert (f"error: {wf}: --set 30.width: node '30' (PrimitiveNode) is folded into the inputs "
+            "it feeds (5.width, 5.height): set its value, all of them, with --set "
+            "30.value=...\n") in err  # fmt: skip
+
+
+def test_muting_one_output_away_while_another_runs_is_a_warning(tmp_path, capsys):
+    """SaveImage 20 needs the muted VAEDecode 21: it was left out without a word while
+    SaveImage 9 ran."""
+
+    def second_output(nodes, data):
+        data["nodes"] += [
+            {"id": 21, "type": "VAEDecode", "mode": 2,
+             "inputs": [{"name": "samples", "type": "LATENT", "link": 40},
+                        {"name": "vae", "type": "VAE", "link": 41}],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [42]}]},
+            {"id": 20, "type": "SaveImage", "mode": 0, "title": "Preview", "widgets_values": ["p"],
+             "inputs": [{"name": "images", "type": "IMAGE", "link": 42}]},
+        ]  # fmt: skip
+        data["links"] += [[40, 5, 0, 21, 0, "LATENT"], [41, 4, 2, 21, 1, "VAE"],
+                          [42, 21, 0, 20, 0, "IMAGE"]]  # fmt: skip
+
+    wf = _classic_editor_with(tmp_path, second_output)
+    code, out, err = run_cli(capsys, "validate", wf)
+    assert code == 0 and "ok (7 nodes)" in out
+    assert err == (f"latentgraph: warning: {wf}: node '20' \"Preview\" (SaveImage) needs node "
+                   "'21' (VAEDecode), which is muted (its input 'images'): it is left out, the "
+                   "other outputs run\n")  # fmt: skip

@@ -98,7 +98,7 @@ def test_muting_every_output_is_refused_naming_them(classic_editor):
     with pytest.raises(WorkflowError) as err:
         load(classic_editor)
     assert [str(p) for p in err.value.problems] == [
-        "wf.json: the workflow has no output node left to run: SaveImage '9' is muted"
+        "wf.json: the workflow has no output node left to run: node '9' (SaveImage) is muted"
     ]
 
 

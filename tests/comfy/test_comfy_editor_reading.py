@@ -145,7 +145,7 @@ def test_input_entries_that_say_nothing_are_passed_over():
 def test_the_graph_names_its_source_and_dialect():
     g = load(doc(n(3, "EmptyLatentImage", widgets=[8, 8, 1], title="Noise")))
     assert (g.source, g.dialect) == ("wf.json", "comfy")
-    assert g["3"].location == Location("wf.json") and g["3"].title == "Noise"
+    assert str(g["3"].location) == "wf.json" and g["3"].title == "Noise"
     assert graph_from_editor(doc(), REG).source == "<editor>"
 
 
@@ -545,16 +545,16 @@ def test_a_misfit_and_an_undefined_group_node_are_both_named():
 def test_muting_every_output_away_names_the_muted_node_they_need():
     [problem] = problems(txt2img(n7={"mode": 2}))
     assert str(problem) == (
-        "wf.json: the workflow has no output node left to run: SaveImage '9' needs node '7' "
-        "(CLIPTextEncode), which is muted (KSampler '3' input 'negative' takes it)"
+        "wf.json: the workflow has no output node left to run: node '9' (SaveImage) needs node "
+        "'7' (CLIPTextEncode), which is muted (node '3' (KSampler) input 'negative' takes it)"
     )
     assert problem.code == "prompt_no_outputs"
     [problem] = problems(txt2img(n8={"mode": 2}))
     assert problem.message.endswith(
-        "SaveImage '9' needs node '8' (VAEDecode), which is muted (its input 'images')"
+        "node '9' (SaveImage) needs node '8' (VAEDecode), which is muted (its input 'images')"
     )
     [problem] = problems(txt2img(n9={"mode": 4}))
-    assert problem.message.endswith(": SaveImage '9' is bypassed")
+    assert problem.message.endswith(": node '9' (SaveImage) is bypassed")
 
 
 def test_a_muted_node_with_other_problems_reports_them_all():
