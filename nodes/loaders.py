@@ -836,6 +836,9 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
     dtype = runtime.dtype_name(ctx.settings, device)
 
     def load():
+        from .quiet import quiet_libraries
+
+        quiet_libraries()  # LoadModel may not run in this process (its outputs cached)
         torch_dtype = runtime.torch_dtype(dtype)
         try:
             if Path(location).is_file():  # a single file `find_source` took (its suffix)

@@ -109,3 +109,22 @@ def test_text_encoder_of_the_wrong_architecture(clip_files):
     with pytest.raises(NodeInputError, match=r"LoadTextEncoder node 'n1' input 'source': .*"
                        r"width 32, but config 'sd15' describes width 768"):  # fmt: skip
         loaders.load_text_encoder(context("LoadTextEncoder"), str(clip_files["file"]), "sd15")
+
+
+@pytest.mark.parametrize("kind", ["original", "diffusers"])
+def test_a_vae_loaded_alone_prints_no_library_noise(vae_files, cache_dir, kind):
+    """LoadVAE in a process where LoadModel did not run (its outputs cached): diffusers'
+    "There are modules in AutoencoderKL that should be kept in float32: []" reached the
+    terminal, as did its progress bars; the VAE's loading quiets the libraries as LoadModel's
+    does (nodes/quiet.py)."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom latentgraph.graph.context import CancelToken, Context, Settings\n"
+              "from latentgraph.nodes import loaders\n"
+              "loaders.load_vae(Context('v', 'LoadVAE', Settings(), CancelToken()), sys.argv[1])\n"
+              "print('loaded')")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script, str(vae_files[kind])],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "loaded\n", done.stderr
+    assert "kept in float32" not in done.stderr and done.stderr == ""
