@@ -288,8 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default 8188; 0: a free port (the log says which)")  # fmt: skip
     p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"),
                    metavar="TOKEN", help="require this token of every client (Authorization: "
-                   "Bearer TOKEN, or ?token=TOKEN once in the editor's address; default: "
-                   "$LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
+                   "Bearer TOKEN, or ?token=TOKEN once in the editor's address; at least 16 "
+                   "characters on a non-loopback --host; default: $LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
     p.add_argument("--data-dir", type=Path,
                    help="the queue and history, the editor's settings and saved workflows, "
                    "nothing else: outputs, inputs and temp files go to --output-dir, --input-dir "
@@ -805,7 +805,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.graph.paths import data_dir
-    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.config import ServerConfig, auth_token_rule
     from latentgraph.server.hosts import address_problem, is_loopback_bind
     from latentgraph.server.run import serve
 
@@ -818,16 +818,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     unusable = None if loopback else address_problem(args.host)  # a loopback one resolved
     if unusable:
         raise UserError(f"--host {args.host}: {unusable}")
-    if not loopback and not args.auth_token:
-        if not args.insecure:
-            raise UserError(
-                f"--host {args.host} would let anyone who can reach this machine run workflows "
-                "and read outputs; give --auth-token TOKEN (or LATENTGRAPH_AUTH_TOKEN), or "
-                "--insecure if this network is trusted"
-            )
-        print(f"latentgraph: WARNING: listening on {args.host} with no --auth-token (--insecure):"
-              " anyone who can reach this port can run workflows and read outputs",
-              file=sys.stderr)  # fmt: skip
+    refusal, warning = auth_token_rule(args.auth_token, args.host, loopback=loopback,
+                                       insecure=args.insecure)  # fmt: skip
+    if refusal:
+        raise UserError(refusal)
+    if warning:
+        print(f"latentgraph: WARNING: {warning}", file=sys.stderr)
     config = ServerConfig(
         host=args.host,
         port=args.port,

@@ -12,6 +12,45 @@ from latentgraph.graph import paths
 EXAMPLES = Path(__file__).resolve().parents[1] / "workflows"
 
 
+# `serve --auth-token` on a host others can reach: a shorter token can be guessed (nothing
+# limits how many a client may try).
+MIN_TOKEN_CHARS = 16
+_MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe())'"
+
+
+def auth_token_rule(
+    token: str | None, host: str, *, loopback: bool, insecure: bool
+) -> tuple[str | None, str | None]:
+    """Whether `serve --host HOST --auth-token TOKEN [--insecure]` may start: (why it may not,
+    or None; a warning to print when it starts, or None). An empty token is no token; a blank
+    one (whitespace only) or one with whitespace around it is refused on any host (the
+    Authorization header cannot carry it: its value is stripped). A host others can reach needs
+    a token of `MIN_TOKEN_CHARS` or more; --insecure serves with none or a shorter one, warned."""
+    if token and not token.strip():
+        return (f"--auth-token: the token is blank (only whitespace), which guards nothing; give "
+                f"one of at least {MIN_TOKEN_CHARS} characters, e.g. from {_MAKE_TOKEN}"), None  # fmt: skip
+    if token and token != token.strip():
+        return ("--auth-token: the token starts or ends with whitespace, which an Authorization "
+                "header cannot carry; give it without"), None  # fmt: skip
+    if loopback:
+        return None, None
+    anyone = "anyone who can reach this port can run workflows and read outputs"
+    if not token:
+        if not insecure:
+            return (f"--host {host} would let anyone who can reach this machine run workflows "
+                    "and read outputs; give --auth-token TOKEN (or LATENTGRAPH_AUTH_TOKEN), or "
+                    "--insecure if this network is trusted"), None  # fmt: skip
+        return None, f"listening on {host} with no --auth-token (--insecure): {anyone}"
+    if len(token) < MIN_TOKEN_CHARS:
+        if not insecure:
+            return (f"--auth-token: a token of {len(token)} characters can be guessed by anyone "
+                    f"who can reach --host {host}; give one of at least {MIN_TOKEN_CHARS} "
+                    f"(e.g. from {_MAKE_TOKEN}), or --insecure if this network is trusted"), None  # fmt: skip
+        return None, (f"listening on {host} with a token of {len(token)} characters (--insecure): "
+                      f"it can be guessed; give one of at least {MIN_TOKEN_CHARS}")  # fmt: skip
+    return None, None
+
+
 @dataclass
 class ServerConfig:
     """Everything `serve` needs. Directories default to folders under `data_dir`."""

@@ -50,7 +50,7 @@ def test_default_bind_is_loopback():
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
 
 
-def serve_cli(monkeypatch, argv: list[str]) -> tuple[int, str, list]:
+def serve_cli(monkeypatch, argv: list[str], token_env: str | None = None) -> tuple[int, str, list]:
     import latentgraph.server.run as run
     import latentgraph.wiring as wiring
     from latentgraph.cli import main
@@ -59,6 +59,8 @@ def serve_cli(monkeypatch, argv: list[str]) -> tuple[int, str, list]:
     monkeypatch.setattr(run, "serve", lambda config, **kw: started.append(config))
     monkeypatch.setattr(wiring, "prepare_server", lambda config, **kw: None)  # no node setup
     monkeypatch.delenv("LATENTGRAPH_AUTH_TOKEN", raising=False)
+    if token_env is not None:
+        monkeypatch.setenv("LATENTGRAPH_AUTH_TOKEN", token_env)
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(["serve", *argv])
@@ -93,13 +95,58 @@ def test_open_host_with_insecure_warns(monkeypatch, tmp_path):
 
 def test_open_host_with_token_and_limits(monkeypatch, tmp_path):
     code, err, started = serve_cli(monkeypatch, [
-        "--host", "0.0.0.0", "--auth-token", "abc", "--data-dir", str(tmp_path),
+        "--host", "0.0.0.0", "--auth-token", "abcdefghijklmnop", "--data-dir", str(tmp_path),
         "--max-steps", "30", "--max-batch", "2", "--max-pixels", "65536", "--max-queue", "5",
         "--max-body-mb", "3"])  # fmt: skip
     assert code == 0 and "WARNING" not in err
     config = started[0]
     assert (config.auth_token, config.max_steps, config.max_batch, config.max_image_pixels,
-            config.max_queue, config.max_body_bytes) == ("abc", 30, 2, 65536, 5, 3 * 2**20)  # fmt: skip
+            config.max_queue, config.max_body_bytes) == ("abcdefghijklmnop", 30, 2, 65536, 5,
+                                                         3 * 2**20)  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+@pytest.mark.parametrize("token", [" ", "\t  ", " " * 20])
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_blank_token_is_refused(monkeypatch, tmp_path, host, token, how):
+    """LATENTGRAPH_AUTH_TOKEN=" " served 0.0.0.0 guarded by a space (`?token=%20`), and on
+    loopback too; an empty one is no token, refused on an open host."""
+    argv = ["--host", host, "--data-dir", str(tmp_path)]
+    if how == "flag":
+        code, err, started = serve_cli(monkeypatch, [*argv, "--auth-token", token])
+    else:
+        code, err, started = serve_cli(monkeypatch, argv, token_env=token)
+    assert code == 2 and not started, err
+    assert "--auth-token: the token is blank (only whitespace)" in err and "Traceback" not in err
+    assert "at least 16 characters" in err and "secrets.token_urlsafe" in err
+
+
+def test_a_token_with_whitespace_around_it_is_refused(monkeypatch, tmp_path):
+    """An Authorization header's value is stripped: such a token could never be sent there."""
+    code, err, started = serve_cli(
+        monkeypatch, ["--data-dir", str(tmp_path), "--auth-token", " abcdefghijklmnopq "]
+    )
+    assert code == 2 and not started
+    assert "--auth-token: the token starts or ends with whitespace" in err
+
+
+def test_a_short_token_on_an_open_host_is_refused(monkeypatch, tmp_path):
+    """A few characters guard nothing on a network (no limit on tries): 16 at least there;
+    --insecure serves with it, warned; loopback takes any."""
+    argv = ["--host", "0.0.0.0", "--data-dir", str(tmp_path), "--auth-token", "abc"]
+    code, err, started = serve_cli(monkeypatch, argv)
+    assert code == 2 and not started and "Traceback" not in err
+    assert "--auth-token: a token of 3 characters can be guessed by anyone who can reach " \
+           "--host 0.0.0.0; give one of at least 16" in err and "--insecure" in err  # fmt: skip
+    code, err, started = serve_cli(monkeypatch, [*argv, "--insecure"])
+    assert code == 0 and started[0].auth_token == "abc"
+    assert "WARNING: listening on 0.0.0.0 with a token of 3 characters (--insecure)" in err
+    code, err, started = serve_cli(monkeypatch, argv[:-1] + ["a" * 15 + "b"])
+    assert code == 0 and "WARNING" not in err
+    code, err, started = serve_cli(
+        monkeypatch, ["--data-dir", str(tmp_path), "--auth-token", "abc"]
+    )
+    assert code == 0 and started[0].auth_token == "abc" and "WARNING" not in err
 
 
 PATHS = ["/prompt", "/api/prompt", "/queue", "/api/queue", "/history", "/api/history/x",
