@@ -242,6 +242,20 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     _add_ray_args(p, "runs (a sweep's spread over the actors)")
 
 
+class _ComfyListen(argparse.Action):
+    """`serve --listen [IP]`, ComfyUI's flag: refused naming latentgraph's (`--host`), never
+    taken as one (ComfyUI's bare `--listen` binds every interface, which needs a token here)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        raise argparse.ArgumentError(self, "is ComfyUI's flag; latentgraph's is --host ADDRESS "
+                                     "(default 127.0.0.1; --host 0.0.0.0 for every interface, "
+                                     "which needs --auth-token TOKEN of at least 16 characters, "
+                                     "or --insecure)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentgraph",
@@ -284,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start the ComfyUI-compatible server and editor")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--listen", action=_ComfyListen)
     p.add_argument("--port", type=_at_least(0, at_most=65535), default=8188,
                    help="default 8188; 0: a free port (the log says which)")  # fmt: skip
     p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"),

@@ -404,3 +404,13 @@ def test_serve_help_says_where_each_folder_is(capsys):
             text.split(f"{flag} {flag[2:].upper().replace('-', '_')} ", 1)[1]  # fmt: skip
     assert "--data-dir DATA_DIR the queue and history, the editor's settings and saved " \
            "workflows, nothing else: outputs, inputs and temp files go to --output-dir" in text  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["--listen"], ["--listen", "0.0.0.0"], ["--listen=::"],
+                                  ["--auth-token", "a" * 20, "--listen"]])  # fmt: skip
+def test_comfyui_listen_names_host_and_binds_nothing(serve, args):
+    """ComfyUI's `--listen` was `unrecognized arguments: --listen`: now refused naming
+    latentgraph's flag (and the token an open host needs), never taken as --host 0.0.0.0."""
+    err = refused(serve, *args)
+    assert "latentgraph serve: error: argument --listen: is ComfyUI's flag; latentgraph's is " \
+           "--host ADDRESS" in err and "--auth-token TOKEN" in err  # fmt: skip
