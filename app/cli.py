@@ -4,8 +4,9 @@ Exit codes (also in README.md):
     0   success
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
-        a folder flag naming a file (run's --output-dir and --cache-dir, serve's --data-dir,
-        --output-dir, --input-dir, --temp-dir, submit's --output-dir, tiny-model --addons; a
+        a folder flag naming a file (run's --output-dir and --cache-dir, cache's --cache-dir,
+        serve's --data-dir, --output-dir, --input-dir, --temp-dir, submit's --output-dir,
+        tiny-model --addons; a
         --models-dir must exist), a file to write that cannot be (convert's DEST, tiny-model
         --single-file: a folder there, or a file where its folder would be), a --device this
         machine lacks (cuda, mps: checked before any node runs; for serve, each of --devices,
@@ -373,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
+    from .cache_command import add_parser as add_cache_parser
+
+    add_cache_parser(sub)
+
     p = sub.add_parser("tiny-model", help="build the built-in tiny model; optionally export it")
     p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")
     p.add_argument("--addons", type=Path, metavar="MODELS_DIR",
@@ -580,7 +585,7 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from latentgraph.graph.cache import Cache, default_cache
+    from latentgraph.graph.cache import Cache, disk_store_dir
     from latentgraph.graph.comfy_api import prompt_from_graph
     from latentgraph.graph.context import CancelToken
     from latentgraph.graph.events import input_errors_only
@@ -595,12 +600,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ray:
         return _run_on_ray(args, registry, settings, overrides)
     _check_devices("--device", [settings.device])
-    if args.no_cache:
-        cache = Cache(disk_dir=None)
-    elif args.cache_dir:
-        cache = Cache(disk_dir=args.cache_dir)
-    else:
-        cache = default_cache(disk=True)
+    cache = Cache(disk_dir=None if args.no_cache else disk_store_dir(args.cache_dir))
     scheduler = Scheduler(registry, cache=cache, settings=settings)
     stop = _Stopper(CancelToken())  # Ctrl-C or SIGTERM: the run stops at its next step
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -933,6 +933,12 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache_command import cmd_cache as show_or_clear
+
+    return show_or_clear(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "validate": cmd_validate,
@@ -942,6 +948,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "submit": cmd_submit,
     "tiny-model": cmd_tiny_model,
+    "cache": cmd_cache,
 }
 
 

@@ -376,13 +376,19 @@ class DiskCache:
             pass
 
     def _entries(self) -> list[tuple[float, int, Path]]:
+        """(mtime, size, path) of each entry: a file named by its key in the folder named by
+        the key's first two characters (`path`). Nothing else in the folder is one, so trimming
+        and clearing leave other files alone (a `--cache-dir` given the cache root holds the
+        built tiny models beside the entries)."""
         out = []
         if not self.dir.is_dir():
             return out
         for sub in self.dir.iterdir():
-            if not sub.is_dir():
+            if len(sub.name) != 2 or not _is_key(sub.name) or not sub.is_dir():
                 continue
             for f in sub.iterdir():
+                if not (_is_key(f.name) and f.name.startswith(sub.name)):
+                    continue
                 try:
                     st = f.stat()
                 except OSError:
@@ -392,6 +398,11 @@ class DiskCache:
 
     def total_bytes(self) -> int:
         return sum(size for _, size, _ in self._entries())
+
+    def usage(self) -> tuple[int, int]:
+        """(entries, bytes) the store holds (`latentgraph cache`)."""
+        entries = self._entries()
+        return len(entries), sum(size for _, size, _ in entries)
 
     def _account(self, written: int) -> None:
         if self.max_bytes is None:
@@ -415,9 +426,19 @@ class DiskCache:
             total -= size
         return total
 
-    def clear(self) -> None:
-        for _, _, path in self._entries():
+    def clear(self) -> tuple[int, int]:
+        """Delete every entry (only entries: `_entries`); the (entries, bytes) removed."""
+        removed = [(size, path) for _, size, path in self._entries()]
+        for _, path in removed:
             self._remove(path)
+        with self._lock:
+            self._bytes = None
+        return len(removed), sum(size for size, _ in removed)
+
+
+def _is_key(name: str) -> bool:
+    """A cache key's characters (lowercase hex), as `DiskCache.path` takes them."""
+    return bool(name) and all(c in "0123456789abcdef" for c in name)
 
 
 def _checksum(ui: dict | None, blobs: list[bytes]) -> int:
@@ -485,10 +506,19 @@ class Cache:
         self.memory.clear()
 
 
+def disk_store_dir(given: Path | None = None) -> Path:
+    """The folder of the disk store: `given` (`--cache-dir DIR`: the entries go directly in
+    DIR), else `outputs` in the cache root ($LATENTGRAPH_CACHE_DIR or the user cache folder,
+    which also holds the built tiny models beside it). The one rule for `run` and `cache`."""
+    if given is not None:
+        return Path(given)
+    from .paths import cache_dir
+
+    return cache_dir() / "outputs"
+
+
 def default_cache(disk: bool = True) -> Cache:
     """A cache with the default memory bound and, if `disk`, the user cache dir's store."""
     if not disk:
         return Cache()
-    from .paths import cache_dir
-
-    return Cache(disk_dir=cache_dir() / "outputs")
+    return Cache(disk_dir=disk_store_dir())
