@@ -49,9 +49,8 @@ class GuardMiddleware:
         headers = _headers(scope)
         host = headers.get("host")
         if not self.hosts.allows(host):  # (a request without Host is allowed: not a browser)
-            await _deny(scope, send, 403, f"Host {host!r} is not a name of this server (start "
-                        f"it with --allow-host {host_name(host) or host} to accept it)",
-                        "forbidden_host")  # fmt: skip
+            assert host is not None
+            await _deny(scope, send, 403, _host_refusal(host), "forbidden_host")
             return
         set_cookie = False
         if self.token:
@@ -116,6 +115,15 @@ class GuardMiddleware:
             await send(message)
 
         return wrapped
+
+
+def _host_refusal(host: str) -> str:
+    """Why a request with this `Host` header is refused, and what would accept the name."""
+    if not host.strip():
+        return ("the Host header is empty: a request must name this server in Host (localhost, "
+                "a loopback address, its --host, or a name given with --allow-host)")  # fmt: skip
+    return (f"Host {host!r} is not a name of this server (start it with --allow-host "
+            f"{host_name(host) or host} to accept it)")  # fmt: skip
 
 
 def _same(a: str, b: str) -> bool:

@@ -262,6 +262,23 @@ def test_a_refused_host_names_what_to_allow(host, named):
                        f"--allow-host {named} to accept it)")  # fmt: skip
 
 
+@pytest.mark.parametrize("host", [b"", b"  "])
+@pytest.mark.parametrize("kind", ["http", "websocket"])
+def test_an_empty_host_is_said_to_be_empty(host, kind):
+    """An empty `Host:` got 'start it with --allow-host  to accept it' (an empty name)."""
+    scope = http([(b"host", host)]) | {"type": kind}
+    sent = call(scope, token=None)
+    if kind == "http":
+        assert sent[0]["status"] == 403
+        message = json.loads(sent[1]["body"])["error"]["message"]
+    else:
+        assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
+        message = sent[0]["reason"]
+    assert message.startswith("the Host header is empty: a request must name this server in "
+                              "Host (localhost, a loopback address, its --host")  # fmt: skip
+    assert "--allow-host  " not in message
+
+
 @pytest.mark.parametrize("origin", [b"http://127.0.0.1", b"http://xxxx", b"null"])
 def test_an_origin_without_a_host_is_cross_origin(origin):
     """HTTP/1.0 may leave Host out (the guard lets it through), but then no Origin is ours."""
