@@ -94,8 +94,11 @@ def _mask(img: Any) -> Any:
     category="image",
     inputs=[Choice("image", input_files.image_names, image_upload=True,
                    also_accepts=input_files.annotated_file,
+                   hint="or a saved image as 'name [output]', or its path in the "
+                        "output folder: output/name",
                    description="an image file in the input folder (example.png is built in), "
-                               "or 'name [output]' / '[temp]' / '[input]' naming its folder")],
+                               "or 'name [output]' / '[temp]' / '[input]' naming its folder, "
+                               "or a path to a file in one of them (output/x.png)")],
     outputs=[Output("IMAGE", IMAGE), Output("MASK", MASK)],
     identity=input_files.identity,
 )  # fmt: skip

@@ -39,22 +39,52 @@ def inside(base: Path, name: str) -> Path | None:
 def located(image: str, settings: Settings) -> tuple[Path, str]:
     """The folder a LoadImage value reads from and the name inside it: the input folder, or
     the one a trailing ' [input]', ' [output]' or ' [temp]' names (`paths.split_annotation`,
-    the server's /view reads too). A bad annotation is part of a name in the input folder:
-    not a listed file, so validation refuses it among the choices."""
+    the server's /view reads too), or, for a name that is no file in the input folder, the
+    folder a path to an existing file lies in (`by_path`: output/x.png is 'x.png [output]').
+    A bad annotation is part of a name in the input folder: not a listed file, so validation
+    refuses it among the choices."""
     try:
         name, kind = split_annotation(image)
     except ValueError:
         return Path(settings.input_dir), image
-    folders = {"input": settings.input_dir, "output": settings.output_dir,
-               "temp": settings.temp_dir}  # fmt: skip
+    folders = _folders(settings)
+    in_input = inside(Path(settings.input_dir), name)
+    if kind is None and (in_input is None or Path(name).is_absolute() or not in_input.is_file()):
+        found = by_path(name, folders)
+        if found is not None:
+            return found
     return Path(folders[kind or "input"]), name
 
 
+def _folders(settings: Settings) -> dict[str, Path]:
+    return {"input": Path(settings.input_dir), "output": Path(settings.output_dir),
+            "temp": Path(settings.temp_dir)}  # fmt: skip
+
+
+def by_path(text: str, folders: dict[str, Path]) -> tuple[Path, str] | None:
+    """(folder, name in it) of a path, relative to the working folder or absolute, to an
+    existing file inside one of `folders` (symlinks followed: one leading out is in none), as
+    a shell completes a file you made (`--set image=output/txt2img_00003_.png`); None for
+    any other text."""
+    try:
+        target = Path(text).resolve()
+        if not target.is_file():
+            return None
+        for folder in folders.values():
+            base = folder.resolve()
+            if base in target.parents:
+                return folder, target.relative_to(base).as_posix()
+    except (OSError, ValueError):  # an unreadable folder, a NUL in the text
+        return None
+    return None
+
+
 def annotated_file(value: str, settings: Settings) -> bool:
-    """An annotated value naming an image file inside its folder: what LoadImage takes
-    besides the input folder's files it lists (`Input.also_accepts`)."""
+    """An annotated value, or a path to a file in the input, output or temp folder (`located`),
+    naming an image file inside its folder: what LoadImage takes besides the input folder's
+    files it lists (`Input.also_accepts`)."""
     folder, name = located(value, settings)
-    if name == value:  # no annotation (or a bad one)
+    if name == value:  # no annotation (or a bad one), no path into a folder
         return False
     path = inside(folder, name)
     return path is not None and path.is_file() and name.lower().endswith(IMAGE_SUFFIXES)

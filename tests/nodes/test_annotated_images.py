@@ -75,3 +75,37 @@ def test_the_cache_identity_follows_the_annotated_file(settings):
 
 def test_load_image_mask_takes_annotated_values_too(settings):
     assert problems("pic.png [temp]", settings, "LoadImageMask") == []
+
+
+def test_a_path_into_the_output_folder_loads_that_file(make_ctx, settings, tmp_path,
+                                                        monkeypatch):  # fmt: skip
+    """`--set image=output/txt2img_00003_.png` (a shell completes the path of a file you made)
+    was refused as "not one of: 'example.png'"; a path to a file inside the input, output or
+    temp folder reads that file, as 'name [output]' does, absolute or relative alike."""
+    monkeypatch.chdir(tmp_path)
+    ctx = make_ctx("LoadImage", input_dir=settings.input_dir, output_dir=settings.output_dir,
+                   temp_dir=settings.temp_dir)  # fmt: skip
+    for value, kind in [("output/pic.png", "output"), (str(tmp_path / "temp/pic.png"), "temp"),
+                        ("./output/sub/../pic.png", "output"), ("input/pic.png", "input")]:  # fmt: skip
+        assert problems(value, settings) == [], value
+        pixels, _ = images.load_image(ctx, value)
+        assert tuple(round(float(c) * 255) for c in pixels[0, 0, 0]) == COLOURS[kind], value
+    assert input_files.identity({"image": "output/pic.png"}, settings) == \
+        input_files.identity({"image": "pic.png [output]"}, settings)  # fmt: skip
+
+
+def test_a_path_outside_the_folders_is_refused_naming_the_output_form(settings, tmp_path,
+                                                                      monkeypatch):  # fmt: skip
+    """A path to a file in no folder (secret.png beside them), through a symlink in the output
+    folder leading out, or to no file: refused, the message saying how to name a saved image."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "output" / "link.png").symlink_to(tmp_path / "secret.png")
+    for value in ["secret.png", str(tmp_path / "secret.png"), "output/link.png",
+                  "output/nope.png", "output/../secret.png"]:  # fmt: skip
+        g = Graph()
+        g.add(Node("load", "LoadImage", {"image": value}))
+        g.add(Node("show", "PreviewImage", {"images": Link("load", 0)}))
+        [problem] = [p for p in validate(g, default_registry, settings) if p.node_id == "load"]
+        assert problem.code == "value_not_in_list", value
+        assert "or a saved image as 'name [output]', or its path in the output folder" \
+            in problem.message  # fmt: skip
