@@ -75,19 +75,47 @@ class _Stopper:
         self.cancel = cancel
         self.signals: list[int] = []
         self.running: tuple[str, str] | None = None  # (node id, node type)
+        self.renderer: Any = None
 
     def __call__(self, signum: int, _frame) -> None:
         self.signals.append(signum)
         if len(self.signals) == 1:
             self.cancel.cancel()
+            self.say(self.stopping_line())
         elif len(self.signals) == 2:
             raise _StopNow
         else:
             print(self.stopped_line(), file=sys.stderr, flush=True)
             os._exit(self.code())
 
+    def stopping_line(self) -> str:
+        """What the first signal does, said at once (a node loading a model for seconds
+        checks no step: the run seemed deaf): "latentgraph: Ctrl-C: stopping after node 'model'
+        (LoadModel) finishes or reaches its next step; press Ctrl-C again to stop now"."""
+        term = self.signals[-1] == signal.SIGTERM
+        what = (f"after node {self.running[0]!r} ({self.running[1]}) finishes or reaches its "
+                "next step" if self.running else "before the next node")  # fmt: skip
+        name, again = (
+            ("SIGTERM", "send SIGTERM again") if term else ("Ctrl-C", "press Ctrl-C again")
+        )
+        return f"latentgraph: {name}: stopping {what}; {again} to stop now"
+
+    def say(self, text: str) -> None:
+        """`text` on stderr now, above the progress display when there is one; a line that
+        cannot be written never stops the run from stopping."""
+        try:
+            note = getattr(self.renderer, "note", None)
+            if note is not None:
+                note(text)
+            else:
+                print(text, file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001 - e.g. stderr closed, a reentrant write
+            pass
+
     def watch(self, renderer):
         from latentgraph.graph.events import NodeFailed, NodeFinished, NodeStarted
+
+        self.renderer = renderer
 
         def on_event(event) -> None:
             if isinstance(event, NodeStarted):

@@ -38,6 +38,10 @@ class JsonLines:
         self.stream.write(json.dumps(event.to_json(), default=str) + "\n")
         self.stream.flush()
 
+    def note(self, text: str) -> None:
+        """A line for people, on stderr: stdout holds only the JSON lines."""
+        print(text, file=sys.stderr, flush=True)
+
     def close(self) -> None:
         pass
 
@@ -124,12 +128,25 @@ class RichProgress:
         elif isinstance(event, RunFinished):
             self.close()
             colour = {"success": "green", "failed": "red"}.get(event.status, "yellow")
-            stopped = f"{len(event.interrupted)} interrupted, " if event.interrupted else ""
+            stopped = (f"{len(event.interrupted)} interrupted ({self._named(event.interrupted)}), "
+                       if event.interrupted else "")  # fmt: skip
             self._print(
                 f"[{colour}]{event.status}[/{colour}]: {len(event.executed)} ran, "
                 f"{len(event.cached)} cached, {len(event.failed)} failed, {stopped}"
                 f"{len(event.skipped)} skipped in {event.seconds:.2f}s"
             )
+
+    def _named(self, node_ids: list[str]) -> str:
+        """Nodes as "node 'model' (LoadModel)", their types when the run's graph is at hand:
+        the summary names what an interrupt stopped, in a log too (the progress bar that
+        showed it running is gone by then, and never drawn off a terminal)."""
+        nodes = self._graph.nodes if self._graph is not None else {}
+        return ", ".join(f"node {n!r} ({nodes[n].type})" if n in nodes else f"node {n!r}"
+                         for n in node_ids)  # fmt: skip
+
+    def note(self, text: str) -> None:
+        """A line said now, above the progress bars (quiet or not): what Ctrl-C will do."""
+        self.console.print(text, highlight=False, soft_wrap=True, markup=False)
 
     def _failure(self, event: NodeFailed) -> str:
         """A user error as validation shows a problem (where, then the message naming the node

@@ -296,7 +296,14 @@ def test_the_summary_after_ctrl_c_counts_the_interrupted_node(cli, tmp_path):
     path = write(tmp_path, "stop.yaml", text)
     code, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
     assert code == 130, err
-    assert "interrupted: 1 ran, 2 cached, 0 failed, 1 interrupted, 2 skipped in " in err
+    assert (
+        "interrupted: 1 ran, 2 cached, 0 failed, 1 interrupted (node 'stop' (CliCtrlC)), "
+        "2 skipped in "
+    ) in err  # named off a terminal too
+    # said at once, while the node still ran (before its summary line)
+    notice = ("latentgraph: Ctrl-C: stopping after node 'stop' (CliCtrlC) finishes or reaches "
+              "its next step; press Ctrl-C again to stop now")  # fmt: skip
+    assert notice in err and err.index(notice) < err.index("interrupted: 1 ran")
     code, out, _ = cli("run", str(path), "--nodes-dir", str(plugin), "--json")
     assert code == 130
     finished = events(out)[-1]
@@ -354,7 +361,11 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_with_its_own_exit_code(cli, tmp_path
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     code, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
     assert code == 143, err
-    assert "interrupted: " in err and ", 1 interrupted, 1 skipped in " in err
+    assert (
+        "interrupted: " in err and ", 1 interrupted (node 'stop' (CliTerm)), 1 skipped in " in err
+    )
+    assert ("latentgraph: SIGTERM: stopping after node 'stop' (CliTerm) finishes or reaches its "
+            "next step; send SIGTERM again to stop now") in err  # fmt: skip
     assert err.rstrip().splitlines()[-1] == "latentgraph: interrupted by SIGTERM"
     assert not (tmp_path / "output" / "never.txt").exists()
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
