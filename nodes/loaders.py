@@ -5,7 +5,9 @@ original (LDM) layout (read offline with a configs-only folder as `config=`: the
 shipped in nodes/configs/, or the tiny model's, generated from its recipe; which one is picked
 from the tensor shapes); a hub repo id (online only: offline it fails with a message saying how
 to use a local file). Pickle-based checkpoints (.ckpt/.pt/.pth/.bin/.pkl) are refused, never
-opened, not even with torch.load(weights_only=True): convert them to .safetensors once.
+opened, not even with torch.load(weights_only=True): convert them to .safetensors once. So is a
+diffusers folder whose weights are pickles (`unet/diffusion_pytorch_model.bin`), and every
+folder is read with `use_safetensors=True`, so diffusers and transformers never fall back to one.
 Everything goes through the model manager, so the same weights load once per process.
 """
 
@@ -117,6 +119,21 @@ def _pickle_refusal(text: str) -> str:
             "refused. Convert it to .safetensors")  # fmt: skip
 
 
+def pickled_weights(folder: Path) -> str | None:
+    """The first pickled weights file (its path inside `folder`, e.g.
+    `unet/diffusion_pytorch_model.bin`) in a diffusers folder or one of its component
+    subfolders that holds no .safetensors file beside it: the weights diffusers or transformers
+    would unpickle. None when every component has safetensors weights."""
+    for where in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
+        files = sorted(p for p in where.iterdir() if p.is_file())
+        if any(p.suffix.lower() in paths.WEIGHT_SUFFIXES for p in files):
+            continue
+        pickles = [p for p in files if is_pickled(p.name)]
+        if pickles:
+            return pickles[0].relative_to(folder).as_posix()
+    return None
+
+
 def _stat_identity(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     parts = [str(path.resolve())]
@@ -202,6 +219,11 @@ def find_source(text: str, models_dirs: list[Path] | None = None,
             if not is_model_folder(p):
                 raise ValueError(f"{str(p)!r} is a folder but not a diffusers model folder "
                                  "(no model_index.json or config.json)")  # fmt: skip
+            pickled = pickled_weights(p)
+            if pickled is not None:
+                raise ValueError(f"{str(p)!r}: {pickled} is a pickle; latentgraph loads only "
+                                 ".safetensors (save the model with safe_serialization=True, "
+                                 "or convert that file)")  # fmt: skip
             return Source("folder", str(p.resolve()), _stat_identity(p))
         if p.is_file():
             _check_suffix(p)
@@ -451,7 +473,7 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
             folder = _download(ctx, source.location)
         else:
             folder = source.location
-        kw = {"torch_dtype": torch_dtype}
+        kw = {"torch_dtype": torch_dtype, "use_safetensors": True}  # never a pickle
         unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **kw)
         vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", **kw)
         if is_sdxl_folder(folder):
@@ -818,7 +840,8 @@ def load_vae(ctx, source: str, config: str = "auto"):
     def from_folder(folder: str, sub: str | None, torch_dtype: Any) -> Any:
         from diffusers import AutoencoderKL
 
-        return AutoencoderKL.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype)
+        return AutoencoderKL.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype,
+                                             use_safetensors=True)  # fmt: skip
 
     vae, key, device = _load_component(ctx, source, config, "vae", "a VAE", from_file,
                                        from_folder, module_bytes)  # fmt: skip
@@ -967,7 +990,8 @@ def load_text_encoder(ctx, source: str, config: str = "auto"):
 
         if is_sdxl_folder(folder):
             return load_sdxl_text_encoders(folder, torch_dtype)
-        te = CLIPTextModel.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype)
+        te = CLIPTextModel.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype,
+                                           use_safetensors=True)  # fmt: skip
         tok = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer" if sub else None)
         return tok, te, None, None
 

@@ -43,11 +43,11 @@ def load_sdxl_text_encoders(folder: str | Path, torch_dtype: Any) -> tuple[Any, 
     if _listed(folder, "text_encoder"):
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
         text_encoder = CLIPTextModel.from_pretrained(
-            folder, subfolder="text_encoder", torch_dtype=torch_dtype
+            folder, subfolder="text_encoder", torch_dtype=torch_dtype, use_safetensors=True
         )
     tokenizer_2 = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer_2")
     text_encoder_2 = CLIPTextModelWithProjection.from_pretrained(
-        folder, subfolder="text_encoder_2", torch_dtype=torch_dtype
+        folder, subfolder="text_encoder_2", torch_dtype=torch_dtype, use_safetensors=True
     )
     return tokenizer, text_encoder, tokenizer_2, text_encoder_2
 

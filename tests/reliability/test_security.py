@@ -534,6 +534,35 @@ def test_model_loading_never_unpickles(tmp_path, monkeypatch, suffix):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("component", ["unet/diffusion_pytorch_model", "text_encoder/model"])
+def test_a_diffusers_folder_with_pickled_weights_is_refused_unopened(tmp_path, component):
+    """A diffusers folder whose UNet (or text encoder) weights are a pickled `.bin` (that
+    would create a marker file): refused when validated and when loaded, naming the folder and
+    the file; the marker never appears (diffusers/transformers would torch.load it)."""
+    import shutil
+
+    from latentgraph.graph import Settings
+    from latentgraph.graph.context import CancelToken, Context
+    from latentgraph.nodes.loaders import BUILTIN_TINY, builtin_folder, check_source, load_bundle
+    from latentgraph.nodes.values import NodeInputError
+
+    folder = tmp_path / "tiny-pickled"
+    shutil.copytree(builtin_folder(BUILTIN_TINY), folder)
+    marker = tmp_path / "PWNED"
+    (folder / f"{component}.safetensors").unlink()
+    pickled = "unet/diffusion_pytorch_model.bin" if component.startswith("unet") else (
+        "text_encoder/pytorch_model.bin")  # fmt: skip
+    (folder / pickled).write_bytes(pickle.dumps(_Bomb(str(marker))))
+    said = f"{str(folder)!r}: {pickled} is a pickle; latentgraph loads only .safetensors"
+    hint = " (save the model with safe_serialization=True, or convert that file)"
+    assert [m for _, m in check_source({"source": str(folder)}, Settings())] == [said + hint]
+    ctx = Context("m", "LoadModel", Settings(), CancelToken())
+    with pytest.raises(NodeInputError) as info:
+        load_bundle(ctx, str(folder))
+    assert said in str(info.value) and "source" in str(info.value)
+    assert not marker.exists()
+
+
 def test_checkpoint_dropdowns_never_list_pickles(tmp_path):
     from latentgraph.nodes import models_dirs
 
