@@ -51,9 +51,19 @@ class Tokens:
     inserts: dict[int, Any] = field(default_factory=dict)
 
 
-def _warn_truncated(ctx: Any, index: int, count: int, limit: int, dropped: str) -> None:
+EXCERPT_CHARS = 60  # of the dropped text a truncation warning quotes
+
+
+def _warn_truncated(ctx: Any, index: int, count: int, limit: int, dropped: int,
+                    text: str = "") -> None:  # fmt: skip
+    """Warn that prompt `index` lost its last `dropped` tokens, quoting at most the first
+    EXCERPT_CHARS characters of their `text` (a 99,999-character prompt made a 100 KB line)."""
+    excerpt = ""
+    if text:
+        short = text[:EXCERPT_CHARS]
+        excerpt = f", starting {short!r}" + (" ..." if len(text) > EXCERPT_CHARS else "")
     ctx.warn(f"prompt {index} is {count} tokens, longer than the limit of {limit}: "
-             f"truncated, dropping {dropped}")  # fmt: skip
+             f"truncated, dropping {dropped} tokens{excerpt}")  # fmt: skip
 
 
 def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str, part: str = "clip_l",
@@ -81,7 +91,7 @@ def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str, part: str = "cl
     room = limit - 2
     if len(content) > room:
         dropped = content[room:]
-        _warn_truncated(ctx, index, len(content) + 2, limit, f"{len(dropped)} tokens")
+        _warn_truncated(ctx, index, len(content) + 2, limit, len(dropped))
         content = content[:room]
     ids = [tok.bos_token_id] + [c[0] for c in content] + [tok.eos_token_id]
     weights = [1.0] + [c[1] for c in content] + [1.0]
@@ -138,8 +148,10 @@ def plain_ids(ctx: Any, tok: Any, prompts: list[str], warn: bool = True) -> Any:
     for i, prompt in enumerate(prompts if warn else []):
         full_ids = tok(prompt).input_ids
         if len(full_ids) > limit:
-            _warn_truncated(ctx, i, len(full_ids), limit,
-                            repr(tok.decode(full_ids[limit - 1 : -1])))  # fmt: skip
+            dropped = full_ids[limit - 1 : -1]
+            # decoding a few more tokens than the excerpt needs, not all of them
+            text = tok.decode(dropped[: EXCERPT_CHARS + 1])
+            _warn_truncated(ctx, i, len(full_ids), limit, len(dropped), text)
     return ids
 
 

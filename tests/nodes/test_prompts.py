@@ -188,3 +188,19 @@ def test_an_sft_embedding_listed_by_get_embeddings_is_found_by_its_name(make_ctx
     for prompt in ("embedding:style, x", "embedding:style.sft, x"):
         got = encoded(make_ctx, tiny[1], prompt, models_dirs=[addons])
         assert got.numpy().tobytes() == want.numpy().tobytes(), prompt
+
+
+@pytest.mark.parametrize("prompt", ["word " * 20_000, "(word:1.1) " * 20_000],
+                         ids=["plain", "weighted"])  # fmt: skip
+def test_a_truncation_warning_quotes_an_excerpt_and_the_dropped_count(make_ctx, tiny, prompt):
+    """A 100,000-character prompt wrote all its dropped text into one warning (a 100 KB log
+    line): the warning says how many tokens were dropped and quotes a short excerpt."""
+    ctx = make_ctx("TextEncode")
+    text.text_encode(ctx, tiny[1], prompt)
+    [warning] = ctx.rec.warnings
+    assert len(warning) < 300, len(warning)
+    assert "tokens, longer than the limit of" in warning
+    assert warning.startswith("prompt 0 is 20002 tokens, longer than the limit of 77: "
+                              "truncated, dropping 19925 tokens")  # fmt: skip
+    if "(" not in prompt:  # plain text: its dropped text is quoted, cut short
+        assert warning.endswith(f", starting {('word ' * 12)!r} ...")
