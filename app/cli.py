@@ -249,6 +249,11 @@ def _add_limit_args(p: argparse.ArgumentParser) -> None:
                    help="images per batch (default 64)")  # fmt: skip
     p.add_argument("--max-pixels", type=_pixels, default=4096 * 4096, metavar="PIXELS",
                    help="pixels per image: a count or WxH (default 4096x4096)")  # fmt: skip
+    p.add_argument("--max-batch-pixels", type=_pixels, default=4096 * 4096, metavar="PIXELS",
+                   help="pixels of a whole batch, width x height x images (an animation's "
+                   "frames too): a count or WxH (default 4096x4096, 200 MB of float32 RGB: "
+                   "SDXL 1024x1024 x 16, 2048x2048 x 4 or one 4096x4096 image pass, "
+                   "4096x4096 x 64 does not)")  # fmt: skip
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -569,7 +574,7 @@ def _refuse_run(problems, json_lines: bool) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from latentgraph.graph.context import Settings
+    from latentgraph.graph.context import LIMIT_FLAGS, Settings
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.validate import validate
 
@@ -577,7 +582,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     # dropdowns are checked against the folders a run with these options reads
     settings = Settings(input_dir=args.input_dir, models_dirs=_models_dirs(args),
                         max_steps=args.max_steps, max_batch=args.max_batch,
-                        max_image_pixels=args.max_pixels)  # fmt: skip
+                        max_image_pixels=args.max_pixels, max_batch_pixels=args.max_batch_pixels,
+                        limit_labels=LIMIT_FLAGS)  # fmt: skip
     overrides = _parse_assignments(args.overrides, "--set")
     try:
         graph = _load(args.workflow, overrides, registry).graph
@@ -595,7 +601,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace):
-    from latentgraph.graph.context import Settings
+    from latentgraph.graph.context import LIMIT_FLAGS, Settings
 
     options = _options(args.options)
     return Settings(
@@ -609,6 +615,8 @@ def _settings(args: argparse.Namespace):
         max_steps=args.max_steps,
         max_batch=args.max_batch,
         max_image_pixels=args.max_pixels,
+        max_batch_pixels=args.max_batch_pixels,
+        limit_labels=LIMIT_FLAGS,  # messages name the flags, not the Settings fields
     )
 
 
@@ -894,6 +902,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         max_batch=args.max_batch,
         max_image_pixels=args.max_pixels,
+        max_batch_pixels=args.max_batch_pixels,
         max_body_bytes=args.max_body_mb * 2**20,
         max_upload_bytes=args.max_body_mb * 2**20,
         max_string_chars=args.max_string_chars,

@@ -167,6 +167,14 @@ class Settings:
     max_image_pixels: int = 4096 * 4096
     max_batch: int = 64
     max_steps: int = 1000
+    # Pixels of a whole batch (width x height x images; an animation's frames x pixels): what
+    # one prompt's images take in memory (16.8M pixels: 200 MB as float32 RGB, more in the
+    # nodes' working copies). 4096x4096 lets normal use through (SDXL 1024x1024 x 16,
+    # 2048x2048 x 4, one 4096x4096 image, 512x512 x 64) while 4096x4096 x 64 (10 GB) is refused.
+    max_batch_pixels: int = 4096 * 4096
+    # How messages name each limit (limit -> label): the Settings field by default
+    # (`Settings.max_steps`); the CLI and the server pass their flags (`LIMIT_FLAGS`).
+    limit_labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in _FOLDERS:
@@ -174,6 +182,11 @@ class Settings:
         self.models_dirs = _folders("models_dirs", self.models_dirs)
         for name in LIMITS:
             setattr(self, name, _limit(name, getattr(self, name)))
+        unknown = sorted(set(self.limit_labels) - set(LIMITS))
+        if unknown:
+            raise ValueError(f"settings.limit_labels: unknown limit {unknown[0]!r}; known: "
+                             f"{', '.join(LIMITS)}")  # fmt: skip
+        self.limit_labels = dict(self.limit_labels)
         self.device = check_device(self.device)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
@@ -188,8 +201,9 @@ class Settings:
 
     def limit(self, name: str) -> int:
         """The value of the run limit `name` (one of `LIMITS`)."""
-        return {"max_image_pixels": self.max_image_pixels, "max_batch": self.max_batch,
-                "max_steps": self.max_steps}[name]  # fmt: skip
+        if name not in LIMITS:
+            raise KeyError(name)
+        return getattr(self, name)
 
 
 _FOLDERS = ("output_dir", "input_dir", "temp_dir")
@@ -226,10 +240,26 @@ def _limit(field_name: str, value: Any) -> int:
 # The Settings limits an input may declare it is bounded by (`Input.limit`), with the unit a
 # message counts in. Inputs of one node bounded by the same limit are bounded together, by the
 # product of their values (width and height by max_image_pixels).
-LIMITS: dict[str, str] = {"max_image_pixels": "pixels", "max_batch": "images", "max_steps": "steps"}
-# The command-line flag setting each limit (the same for `run` and `serve`), named in messages.
+# An input may be bounded by several (batch_size by max_batch and max_batch_pixels).
+LIMITS: dict[str, str] = {"max_image_pixels": "pixels", "max_batch": "images",
+                          "max_batch_pixels": "pixels", "max_steps": "steps"}  # fmt: skip
+# The command-line flag setting each limit (the same for `run` and `serve`): the CLI and the
+# server name them in messages (`Settings.limit_labels`).
 LIMIT_FLAGS: dict[str, str] = {"max_image_pixels": "--max-pixels", "max_batch": "--max-batch",
+                               "max_batch_pixels": "--max-batch-pixels",
                                "max_steps": "--max-steps"}  # fmt: skip
+
+# What bounds an image's width and height, and its batch size, where a node makes a batch
+# (EmptyLatentImage): each picture's pixels, the batch's images, and the batch's pixels.
+SIZE_LIMITS = ("max_image_pixels", "max_batch_pixels")
+BATCH_LIMITS = ("max_batch", "max_batch_pixels")
+
+
+def limit_label(settings: Settings, limit: str) -> str:
+    """How a message names run limit `limit` to whoever set `settings`: the CLI's or the
+    server's flag (`--max-steps`) when they passed theirs in `limit_labels`, else the Settings
+    field (`Settings.max_steps`), as Python code sets it."""
+    return settings.limit_labels.get(limit, f"Settings.{limit}")
 
 
 class Context:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .code_identity import code_digest
-from .context import LIMIT_FLAGS, LIMITS, Settings
+from .context import LIMITS, Settings, limit_label
 
 # Socket types. Names match ComfyUI's where the meaning matches, so editor colours and
 # ComfyUI workflows line up.
@@ -76,7 +76,8 @@ class Input:
     settings)` takes a text value the list does not hold (LoadImage's 'name [output]', which
     ComfyUI's editor writes and does not list); `choices_hint` says where the choices come
     from, named when a value is not among them (a models folder's files). `limit` names the
-    `Settings` limit that bounds the value (see `context.LIMITS`): validation enforces it.
+    `Settings` limit (or a tuple of limits) that bounds the value (see `context.LIMITS`):
+    validation enforces it.
     """
 
     name: str
@@ -99,7 +100,14 @@ class Input:
     seed: bool = False  # the editor adds a randomize/increment control after it
     image_upload: bool = False
     max_length: int | None = None  # for STRING: refuse longer literals at validation
-    limit: str | None = None
+    limit: str | tuple[str, ...] | None = None
+
+    @property
+    def limit_names(self) -> tuple[str, ...]:
+        """The run limits bounding this input (`limit`, as a tuple)."""
+        if self.limit is None:
+            return ()
+        return (self.limit,) if isinstance(self.limit, str) else tuple(self.limit)
 
     def problems(self) -> list[str]:
         """What is wrong with this declaration, each said after "input 'x': ". Its node type
@@ -114,8 +122,9 @@ class Input:
         return [problem for problem in found if problem is not None]
 
     def _limit_problem(self) -> str | None:
-        if self.limit is not None and self.limit not in LIMITS:
-            return f"unknown limit {self.limit!r}; known: {', '.join(LIMITS)}"
+        unknown = [name for name in self.limit_names if name not in LIMITS]
+        if unknown:
+            return f"unknown limit {unknown[0]!r}; known: {', '.join(LIMITS)}"
         return None
 
     def _bounds_problem(self) -> str | None:
@@ -277,8 +286,8 @@ class NodeType:
         self._output_index = {o.name: n for n, o in enumerate(self.outputs)}
         bounded: dict[str, list[str]] = {}
         for i in self.inputs:
-            if i.limit is not None:
-                bounded.setdefault(i.limit, []).append(i.name)
+            for limit in i.limit_names:
+                bounded.setdefault(limit, []).append(i.name)
         # limit name -> the inputs it bounds together, in declaration order
         self.limits: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in bounded.items()}
         problems = self.declaration_problems()
@@ -313,29 +322,31 @@ class NodeType:
         so the editor offers no value the server refuses). Inputs sharing a limit are bounded
         by their product: one of them can reach the limit over the product of the others'
         minimums (width 16384 with height 16 is within 4096x4096 pixels). Rounded down to the
-        input's step."""
-        if decl.limit is None:
-            return decl.max
-        others = [self.input(n) for n in self.limits[decl.limit] if n != decl.name]
-        if any(o is None or o.min is None or o.min <= 0 for o in others):
-            return decl.max  # a zero in the product: the limit does not bound this input
-        bound = settings.limit(decl.limit) // math.prod(math.ceil(o.min) for o in others)
-        step = int(decl.step) if decl.step and float(decl.step).is_integer() else 1
-        bound -= bound % step
-        return bound if decl.max is None else min(decl.max, bound)
+        input's step. With several limits, the lowest of their bounds."""
+        highest = decl.max
+        for limit in decl.limit_names:
+            others = [self.input(n) for n in self.limits[limit] if n != decl.name]
+            if any(o is None or o.min is None or o.min <= 0 for o in others):
+                continue  # a zero in the product: the limit does not bound this input
+            bound = settings.limit(limit) // math.prod(math.ceil(o.min) for o in others)
+            step = int(decl.step) if decl.step and float(decl.step).is_integer() else 1
+            bound -= bound % step
+            highest = bound if highest is None else min(highest, bound)
+        return highest
 
     def limit_problems(self, values: dict[str, Any], settings: Settings) -> list[tuple[str, str]]:
         """(input name, message) for each declared limit that `values` exceed under
-        `settings`. A limit is checked only when all its inputs are given as ints."""
+        `settings`. A limit is checked only when all its inputs are ints, given or (left out)
+        by default: an omitted batch_size is a batch of 1."""
         found = []
         for limit, names in self.limits.items():
-            given = [values.get(name) for name in names]
+            given = [values.get(name, self._by_name[name].default) for name in names]
             if any(type(v) is not int for v in given):
                 continue
             total, bound = math.prod(given), settings.limit(limit)
             if total <= bound:
                 continue
-            flag = LIMIT_FLAGS[limit]
+            flag = limit_label(settings, limit)
             if len(given) == 1:
                 message = f"{names[0]} {total} is over the limit of {bound} ({flag})"
             else:
@@ -350,7 +361,7 @@ class NodeType:
 
 def Int(name: str, default: Any = REQUIRED, *, min: float = -(2**63), max: float = 2**63 - 1,
         step: float = 1, seed: bool = False, kind: str = "widget", description: str = "",
-        optional: bool = False, limit: str | None = None) -> Input:  # fmt: skip
+        optional: bool = False, limit: str | tuple[str, ...] | None = None) -> Input:  # fmt: skip
     return Input(name, INT, default, kind=kind, min=min, max=max, step=step, seed=seed,
                  description=description, optional=optional, limit=limit)  # fmt: skip
 

@@ -435,13 +435,38 @@ def _check_limits(
     before any model work. Inputs sharing a limit are bounded by the product of their values.
 
     An input already reported for this node (out of range, or by the node's own check) is
-    not reported again.
+    not reported again, except an input above its declared maximum whose run limit is lower
+    still: that is said once, as over the limit (`_over_limit_not_max`).
     """
     inputs = node.inputs
-    reported = {p.input_name for p in problems[first_problem:]}
-    values = {name: v for name, v in inputs.items() if name not in reported}
-    for name, message in node_type.limit_problems(values, settings):
+    mine = problems[first_problem:]
+    over_limit = _over_limit_not_max(node_type, mine, settings)
+    reported = {p.input_name for p in mine} - {p.input_name for p in over_limit}
+    values = {**inputs, **dict.fromkeys(reported)}  # a reported input bounds nothing more
+    found = node_type.limit_problems(values, settings)
+    said = {name for name, _ in found}  # the first input of each limit exceeded
+    for problem in over_limit:  # said by its limit's message instead
+        decl = node_type.input(problem.input_name)
+        if any(node_type.limits[limit][0] in said for limit in decl.limit_names):
+            del problems[next(i for i, p in enumerate(problems) if p is problem)]
+    for name, message in found:
         problems.append(_problem(graph, node, "limit_exceeded", message, name, inputs.get(name)))
+
+
+def _over_limit_not_max(node_type: NodeType, mine: list[Problem],
+                        settings: Settings) -> list[Problem]:  # fmt: skip
+    """The `value_bigger_than_max` problems of inputs whose run limit is below their declared
+    maximum (steps 100000 with --max-steps 1000, max 10000): the largest value they take is
+    the limit's (what /object_info shows, `NodeType.largest_allowed`), so the limit's message,
+    naming its flag, says why, not "above the maximum 10000"."""
+    found = []
+    for p in mine:
+        decl = node_type.input(p.input_name) if p.input_name else None
+        if p.code != "value_bigger_than_max" or decl is None or not decl.limit_names:
+            continue
+        if decl.max is not None and node_type.largest_allowed(decl, settings) < decl.max:
+            found.append(p)
+    return found
 
 
 # --- the graph as a whole ----------------------------------------------------------------

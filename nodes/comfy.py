@@ -41,7 +41,7 @@ from latentgraph.graph import (
     default_registry,
     node,
 )  # fmt: skip
-from latentgraph.graph.context import LIMIT_FLAGS
+from latentgraph.graph.context import BATCH_LIMITS, SIZE_LIMITS, limit_label
 
 from . import models_dirs
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
@@ -218,7 +218,7 @@ def denoise_problem(steps: Any, denoise: Any, settings: Settings) -> str | None:
     if total <= bound or steps > bound:  # (steps over the limit: its own input says so)
         return None
     return (f"denoise {denoise} runs the last {steps} steps of a schedule of steps / denoise = "
-            f"{total} steps, over the limit of {bound} ({LIMIT_FLAGS['max_steps']}); raise "
+            f"{total} steps, over the limit of {bound} ({limit_label(settings, 'max_steps')}); raise "
             "denoise or the limit")  # fmt: skip
 
 
@@ -393,9 +393,9 @@ def clip_set_last_layer(ctx, clip: ClipModel, stop_at_clip_layer: int = -1):
 
 @_node(
     "EmptyLatentImage", "Empty Latent Image", "latent",
-    inputs=[Int("width", 512, min=16, max=MAX_RESOLUTION, step=8, limit="max_image_pixels"),
-            Int("height", 512, min=16, max=MAX_RESOLUTION, step=8, limit="max_image_pixels"),
-            Int("batch_size", 1, min=1, max=4096, limit="max_batch")],
+    inputs=[Int("width", 512, min=16, max=MAX_RESOLUTION, step=8, limit=SIZE_LIMITS),
+            Int("height", 512, min=16, max=MAX_RESOLUTION, step=8, limit=SIZE_LIMITS),
+            Int("batch_size", 1, min=1, max=4096, limit=BATCH_LIMITS)],
     outputs=[Output("LATENT", LATENT)],
 )  # fmt: skip
 def empty_latent_image(ctx, width: int, height: int, batch_size: int = 1):

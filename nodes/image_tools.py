@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from latentgraph.graph import IMAGE, INT, MASK, Choice, Float, Int, Output, Socket, node
+from latentgraph.graph.context import BATCH_LIMITS, SIZE_LIMITS
 
 from .canvas import check_canvas
 from .compositing import RESIZE_SOURCE, SOURCE_MASK, paste
@@ -133,9 +134,9 @@ def image_batch(ctx, image1, image2):
     "EmptyImage",
     display_name="Empty Image",
     category="image",
-    inputs=[Int("width", 512, min=1, max=MAX_SIZE, limit="max_image_pixels"),
-            Int("height", 512, min=1, max=MAX_SIZE, limit="max_image_pixels"),
-            Int("batch_size", 1, min=1, max=4096, limit="max_batch"),
+    inputs=[Int("width", 512, min=1, max=MAX_SIZE, limit=SIZE_LIMITS),
+            Int("height", 512, min=1, max=MAX_SIZE, limit=SIZE_LIMITS),
+            Int("batch_size", 1, min=1, max=4096, limit=BATCH_LIMITS),
             Int("color", 0, min=0, max=0xFFFFFF, description="0xRRGGBB, e.g. 16777215 white")],
     outputs=[Output("IMAGE", IMAGE)],
 )  # fmt: skip

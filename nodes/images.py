@@ -31,7 +31,7 @@ from latentgraph.graph import (
     String,
     node,
 )
-from latentgraph.graph.context import LIMIT_FLAGS
+from latentgraph.graph.context import limit_label
 from latentgraph.graph.files import file_records, file_sha256, write_new
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 
@@ -137,7 +137,8 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
     """The pictures of the input file `image` (input "image") as PIL images, EXIF-rotated and
     read in full, one frame at a time: with `every` each frame of the first frame's size (a
     frame of another size is skipped, as ComfyUI's LoadImage does), at most the run's
-    max_batch (refused beyond, so a long animation never fills memory), else the first."""
+    max_batch frames and max_batch_pixels pixels in all (refused beyond, so a long or large
+    animation never fills memory), else the first."""
     from PIL import ImageOps, ImageSequence, UnidentifiedImageError
 
     path = _input_path(ctx, image)
@@ -148,7 +149,8 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
         with open_image(path, ctx.settings.max_image_pixels) as img:  # nothing decoded yet
             every = every and img.format not in FIRST_FRAME_ONLY
             frames = ImageSequence.Iterator(img) if every else [img]
-            size, count, most = None, 0, ctx.settings.max_batch
+            settings = ctx.settings
+            size, count, most = None, 0, settings.max_batch
             for frame in frames:
                 picture = ImageOps.exif_transpose(frame)  # a copy of this frame, read in full
                 size = size or picture.size
@@ -158,13 +160,25 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
                 if count > most:
                     raise input_error(ctx, "image", f"{image!r} has {img.n_frames} frames, over "
                                       f"the limit of {most} images in a batch "
-                                      f"({LIMIT_FLAGS['max_batch']})")  # fmt: skip
+                                      f"({limit_label(settings, 'max_batch')})")  # fmt: skip
+                if count * size[0] * size[1] > settings.max_batch_pixels:
+                    raise input_error(ctx, "image", _batch_pixels_refusal(
+                        image, img.n_frames, size, settings))  # fmt: skip
                 yield picture
-    except ImageTooLarge as exc:  # the Settings field and the flag setting it: run or serve
-        raise input_error(ctx, "image", f"{image!r} is {exc} (max_image_pixels, "
-                                        f"{LIMIT_FLAGS['max_image_pixels']})") from None  # fmt: skip
+    except ImageTooLarge as exc:  # the limit as the caller sets it: a flag, or Settings field
+        raise input_error(ctx, "image", f"{image!r} is {exc} "
+                                        f"({limit_label(ctx.settings, 'max_image_pixels')})") from None  # fmt: skip
     except (UnidentifiedImageError, OSError) as exc:
         raise input_error(ctx, "image", f"cannot read {image!r} as an image: {exc}") from exc
+
+
+def _batch_pixels_refusal(image: str, frames: int, size: tuple[int, int], settings: Any) -> str:
+    """Why an animation's frames are refused as one batch: their pixels in all (frames x
+    width x height, counting the frames of the first one's size read so far)."""
+    width, height = size
+    return (f"{image!r} has {frames} frames of {width}x{height}, over the limit of "
+            f"{settings.max_batch_pixels:,} pixels in a batch "
+            f"({limit_label(settings, 'max_batch_pixels')})")  # fmt: skip
 
 
 def read_input_image(ctx, image: str) -> Any:

@@ -8,6 +8,7 @@ alone by running batch 1 with that image's seed.
 from __future__ import annotations
 
 from latentgraph.graph import LATENT, VAE, Int, Output, Socket, node
+from latentgraph.graph.context import BATCH_LIMITS, SIZE_LIMITS
 
 from .seeds import cpu_generator, image_seeds, seed_input
 from .values import Latent, VAEModel, enforce_limits, input_error
@@ -43,11 +44,11 @@ SCALE_MULTIPLE = (
             optional=True,
             description="gives the scale factor and channels (else SD's: 8, 4 channels)",
         ),  # fmt: skip
-        Int("width", 512, min=8, max=16384, step=8, limit="max_image_pixels",
+        Int("width", 512, min=8, max=16384, step=8, limit=SIZE_LIMITS,
             description=SCALE_MULTIPLE),
-        Int("height", 512, min=8, max=16384, step=8, limit="max_image_pixels",
+        Int("height", 512, min=8, max=16384, step=8, limit=SIZE_LIMITS,
             description=SCALE_MULTIPLE),
-        Int("batch_size", 1, min=1, max=4096, limit="max_batch"),
+        Int("batch_size", 1, min=1, max=4096, limit=BATCH_LIMITS),
         seed_input(),
     ],
     outputs=[Output("latent", LATENT)],

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
-from latentgraph.graph.context import Settings
+from latentgraph.graph.context import LIMIT_FLAGS, Settings
 
 from . import (
     api_files,
@@ -92,7 +92,8 @@ def create_app(
                         temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
                         device=config.device, dtype=config.dtype, options=config.options,
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
-                        max_steps=config.max_steps)  # fmt: skip
+                        max_steps=config.max_steps, max_batch_pixels=config.max_batch_pixels,
+                        limit_labels=LIMIT_FLAGS)  # fmt: skip
     store = Store(config.db_path, history_bytes=config.history_memory_bytes, lock=lock)
     recovered = store.recover()
     if recovered:

@@ -83,6 +83,7 @@ class ServerConfig:
     max_image_pixels: int = 4096 * 4096
     max_batch: int = 64
     max_steps: int = 1000
+    max_batch_pixels: int = 4096 * 4096
     disk_cache: bool = True
     cache_bytes: int | None = None
     # A websocket client is closed when this many bytes wait to be sent to it, or when one

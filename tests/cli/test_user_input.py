@@ -385,6 +385,18 @@ def test_run_takes_the_limits_its_messages_name(cli, tmp_path):
     assert [e["event"] for e in events(out)] == ["workflow_invalid"]
 
 
+def test_the_cli_takes_max_batch_pixels_and_names_it(cli):
+    """--max-batch-pixels bounds width x height x batch, named in the refusal."""
+    workflow = Path(__file__).resolve().parents[2] / "workflows" / "txt2img.yaml"
+    code, _, err = cli("validate", str(workflow), "--set", "width=1024", "--set", "height=1024",
+                       "--max-batch-pixels", "1000x1000")  # fmt: skip
+    assert code == 2, err
+    assert "over the limit of 1000000 (--max-batch-pixels)" in err
+    code, _, err = cli("validate", str(workflow), "--set", "width=1024", "--set", "height=1024",
+                       "--max-batch-pixels", "1024x1024")  # fmt: skip
+    assert code == 0, err
+
+
 def test_validate_takes_the_limits_run_takes(cli):
     """`validate --max-steps 5000` was a usage error: a workflow valid for `run --max-steps
     5000` could never pass validate."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from latentgraph.graph import Settings
+from latentgraph.graph.context import LIMIT_FLAGS
 from latentgraph.graph.object_info import object_info
 from latentgraph.server.prompts import COMFY_ERROR_TYPES, PromptRejected, check_prompt
 from latentgraph.wiring import node_registry
@@ -61,7 +62,7 @@ def t2i() -> dict:
 def test_a_node_refusing_a_value_and_a_server_limit_are_custom_validation_failed(t2i):
     t2i["9"]["inputs"]["filename_prefix"] = "a:b"
     t2i["3"]["inputs"]["steps"] = 5000
-    registry, settings = node_registry(), Settings()
+    registry, settings = node_registry(), Settings(limit_labels=LIMIT_FLAGS)  # as the server's
     with pytest.raises(PromptRejected) as caught:
         check_prompt(t2i, registry, settings)
     errors = caught.value.body["node_errors"]

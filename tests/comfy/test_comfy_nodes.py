@@ -180,26 +180,28 @@ def test_prompt_texts_ask_the_editor_for_dynamic_prompts():
 @pytest.mark.parametrize(
     "settings",
     [Settings(max_steps=50, max_batch=4, max_image_pixels=100_000), Settings(),
-     Settings(max_steps=7, max_batch=1, max_image_pixels=512 * 512)],
+     Settings(max_steps=7, max_batch=1, max_image_pixels=512 * 512),
+     Settings(max_batch_pixels=1024 * 1024 * 3)],
 )  # fmt: skip
 def test_object_info_advertises_the_largest_value_each_limited_input_may_take(settings):
     """/object_info of a server says the maxima it enforces (its --max-steps, --max-batch,
-    --max-pixels): for every input bounded by a run limit, the advertised max passes the
-    limit check with the inputs sharing it at their minimum, and one step more does not
-    (unless the max is the declared one)."""
+    --max-pixels, --max-batch-pixels): for every input bounded by run limits, the advertised
+    max passes the limit checks with the inputs sharing them at their minimum, and one step
+    more does not (unless the max is the declared one)."""
     from latentgraph.wiring import node_registry
 
     registry = node_registry()
     seen = set()
     for node_type in registry:
         for decl in node_type.inputs:
-            if decl.limit is None:
+            if not decl.limit_names:
                 continue
             entry = node_info(node_type, settings)["input"]
             options = {**entry["required"], **entry["optional"]}[decl.name][1]
-            others = {n: int(node_type.input(n).min) for n in node_type.limits[decl.limit]}
-            if any(v <= 0 for n, v in others.items() if n != decl.name):
-                assert options["max"] == decl.max  # a zero in the product: no bound
+            groups = [node_type.limits[limit] for limit in decl.limit_names]
+            others = {n: int(node_type.input(n).min) for names in groups for n in names}
+            if all(any(others[n] <= 0 for n in names if n != decl.name) for names in groups):
+                assert options["max"] == decl.max  # a zero in each product: no bound
                 continue
             at = {**others, decl.name: options["max"]}
             assert node_type.limit_problems(at, settings) == [], (node_type.name, decl.name)
@@ -208,6 +210,7 @@ def test_object_info_advertises_the_largest_value_each_limited_input_may_take(se
                 assert node_type.limit_problems(over, settings), (node_type.name, decl.name)
             seen.add((node_type.name, decl.name, options["max"]))
     steps, batch = settings.max_steps, settings.max_batch
+    batch = min(batch, settings.max_batch_pixels // (16 * 16))  # at width and height 16
     assert {
         ("KSampler", "steps", min(10000, steps)),
         ("EmptyLatentImage", "batch_size", min(4096, batch)),

@@ -148,6 +148,6 @@ def test_a_schedule_over_the_step_limit_is_refused_naming_denoise(settings):
     graph = graph_from_prompt(_prompt(_ksampler(20, 0.01)), default_registry)
     problems = [p for p in validate(graph, default_registry, settings) if p.node_id == SAMPLER]
     assert [p.input_name for p in problems] == ["denoise"]
-    assert "2000 steps" in problems[0].message and "--max-steps" in problems[0].message
+    assert "2000 steps" in problems[0].message and "(Settings.max_steps)" in problems[0].message
     graph = graph_from_prompt(_prompt(_ksampler(20, 0.02)), default_registry)
     assert not [p for p in validate(graph, default_registry, settings) if p.node_id == SAMPLER]

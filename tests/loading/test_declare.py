@@ -95,7 +95,7 @@ def test_every_limit_of_a_node_is_checked():
                     outputs=(Output("o", "X"),))  # fmt: skip
     settings = Settings(max_steps=10, max_batch=2)
     assert node.limit_problems({"steps": "x", "batch": 3}, settings) == [
-        ("batch", "batch 3 is over the limit of 2 (--max-batch)")]  # fmt: skip
+        ("batch", "batch 3 is over the limit of 2 (Settings.max_batch)")]  # fmt: skip
 
 
 def test_a_limit_checked_within_bounds_does_not_stop_the_next():
@@ -104,14 +104,14 @@ def test_a_limit_checked_within_bounds_does_not_stop_the_next():
                     outputs=())  # fmt: skip
     settings = Settings(max_steps=10, max_batch=2)
     assert node.limit_problems({"steps": 10, "batch": 3}, settings) == [
-        ("batch", "batch 3 is over the limit of 2 (--max-batch)")]  # fmt: skip
+        ("batch", "batch 3 is over the limit of 2 (Settings.max_batch)")]  # fmt: skip
 
 
 def test_an_unknown_limit_lists_the_known_ones():
     with pytest.raises(ValueError) as info:
         NodeType("N", lambda ctx, steps: (), (Int("steps", 1, limit="max_stepz"),), ())
     assert str(info.value) == ("node type 'N' input 'steps': unknown limit 'max_stepz'; known: "
-                               "max_image_pixels, max_batch, max_steps")  # fmt: skip
+                               "max_image_pixels, max_batch, max_batch_pixels, max_steps")  # fmt: skip
 
 
 def test_node_type_names_and_output_indexes():

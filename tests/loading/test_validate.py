@@ -228,7 +228,8 @@ def test_limits_bound_the_inputs_that_declare_them_not_inputs_by_name():
 
     assert problems(steps=50, w=10, h=10) == []  # "steps" declares no limit: not bounded
     p = only(problems(count=6), "limit_exceeded")
-    assert (p.input_name, p.message) == ("count", "count 6 is over the limit of 5 (--max-steps)")
+    said = "count 6 is over the limit of 5 (Settings.max_steps)"  # from Python: the field
+    assert (p.input_name, p.message) == ("count", said)
     p = only(problems(w=20, h=10), "limit_exceeded")  # bounded together: 20 x 10 > 100
     assert p.input_name == "w" and "20x10 is 200 pixels" in p.message
     assert problems(count=5, w=10, h=10) == []

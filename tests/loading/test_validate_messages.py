@@ -364,7 +364,7 @@ def test_limits_are_checked_per_node(toys):
     assert found == [
         ("a", "value_smaller_than_min", "width", 4, "4 is below the minimum 8"),
         ("b", "limit_exceeded", "width", 20,
-         "20x10 is 200 pixels, over the limit of 100 (--max-pixels)"),
+         "20x10 is 200 pixels, over the limit of 100 (Settings.max_image_pixels)"),
     ]  # fmt: skip
 
 

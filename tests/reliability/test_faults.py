@@ -414,7 +414,7 @@ def test_load_image_checks_pixels_before_decoding(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", load)
     named = r"'wide.png' is 600x600 = 360,000 pixels, over the limit of 262,144 "
-    with pytest.raises(NodeInputError, match=named + r"\(max_image_pixels, --max-pixels\)$"):
+    with pytest.raises(NodeInputError, match=named + r"\(Settings\.max_image_pixels\)$"):
         images.load_image(ctx, "wide.png")
     assert decoded == []
     picture, _mask = images.load_image(ctx, "fits.png")
@@ -436,4 +436,4 @@ def test_load_image_over_pillows_limit_is_our_user_error_through_the_server(srv,
     assert err["node_id"] == "1" and err["exception_type"].endswith("NodeInputError")
     assert err["exception_message"].endswith(
         f"'bomb{side}.png' is {side}x{side} = {side * side:,} pixels, over the limit of "
-        "16,777,216 (max_image_pixels, --max-pixels)")  # fmt: skip
+        "16,777,216 (--max-pixels)")  # fmt: skip

@@ -42,7 +42,7 @@ def test_load_image_refuses_any_header_over_the_limit_with_our_message(tmp_path,
     assert code == 2, err
     assert (f"LoadImage node 'picture' input 'image': 'big.png' is {side}x{side} = "
             f"{side * side:,} pixels, over the limit of {OUR_LIMIT:,} "
-            "(max_image_pixels, --max-pixels)") in err  # fmt: skip
+            "(--max-pixels)") in err  # fmt: skip
     assert "DecompressionBomb" not in err and "Traceback" not in err
     assert not [w for w in caught if "decompression bomb" in w], caught
     assert not list((tmp_path / "output").glob("*.png"))
@@ -55,7 +55,7 @@ def test_load_image_refusal_in_json_events_is_a_user_error(tmp_path, monkeypatch
     assert failed["user_error"] is True and failed["traceback"] == []
     assert failed["exception_type"] == "latentgraph.nodes.values.NodeInputError"
     assert failed["message"].endswith("'big.png' is 14000x14000 = 196,000,000 pixels, over the "
-                                      "limit of 16,777,216 (max_image_pixels, --max-pixels)")  # fmt: skip
+                                      "limit of 16,777,216 (--max-pixels)")  # fmt: skip
 
 
 def test_our_limit_speaks_above_pillows_too_and_pillows_bound_stays_in_force():
