@@ -28,6 +28,11 @@ METHODS = {"default": 4, "fastest": 0, "slowest": 6}  # pillow's WEBP effort, 0.
 EXIF_MAKE, EXIF_MODEL = 0x010F, 0x0110
 
 
+# The run's documents the WEBP carries in EXIF, as ComfyUI writes them: declared (`embeds`), so
+# a run of another document (a node moved) saves a file carrying it.
+WEBP_EXIF_KEYS = ("prompt", "workflow")
+
+
 def _exif(extra: dict[str, Any]) -> Any:
     from PIL import Image
 
@@ -57,6 +62,7 @@ def _exif(extra: dict[str, Any]) -> Any:
     check=check_prefix,
     identity=output_folder,
     reuse=files_unchanged,
+    embeds=WEBP_EXIF_KEYS,
 )  # fmt: skip
 def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float = 6.0,
                        lossless: bool = True, quality: int = 80, method: str = "default"):  # fmt: skip

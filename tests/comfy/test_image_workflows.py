@@ -150,3 +150,34 @@ def test_the_cli_prints_a_passed_over_chunk_as_its_own_warning(tmp_path, capsys,
            "its 'workflow' text\n" in err  # fmt: skip
     assert "WorkflowWarning" not in err and "formats.py" not in err
     assert code == 0
+
+
+def _webp_editor(x: float) -> dict:
+    """An editor file: EmptyImage (a batch of 2) -> SaveAnimatedWEBP, EmptyImage at x."""
+    nodes = [{"id": 1, "type": "EmptyImage", "pos": [x, 0], "size": [300, 100], "mode": 0,
+              "inputs": [], "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}],
+              "widgets_values": [8, 8, 2, 255]},
+             {"id": 2, "type": "SaveAnimatedWEBP", "pos": [400, 0], "size": [300, 100],
+              "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": 1}],
+              "outputs": [], "widgets_values": ["clip", 2.0, True, 80, "default"]}]  # fmt: skip
+    return {"last_node_id": 2, "last_link_id": 1, "nodes": nodes,
+            "links": [[1, 1, 0, 2, 0, "IMAGE"]], "version": 0.4}  # fmt: skip
+
+
+def test_a_moved_node_saves_a_webp_carrying_the_new_workflow(tmp_path, capsys):
+    """SaveAnimatedWEBP served from the cache reported the first run's file, whose EXIF held
+    the first workflow; the documents it embeds are part of its cache key, as SaveImage's."""
+    flow = tmp_path / "flow.json"
+    args = ["--output-dir", tmp_path / "out", "--cache-dir", tmp_path / "cache", "-q"]
+    flow.write_text(json.dumps(_webp_editor(0)))
+    assert run_cli(capsys, "run", flow, *args)[0] == 0
+    flow.write_text(json.dumps(_webp_editor(250)))
+    code, _, err = run_cli(capsys, "run", flow, *args)
+    assert code == 0, err
+    first, second = (load_file(tmp_path / "out" / f"clip_0000{i}_.webp", registry=registry)
+                     for i in (1, 2))  # fmt: skip
+    assert second.extra["workflow"]["nodes"][0]["pos"] == [250, 0]
+    assert first.extra["workflow"]["nodes"][0]["pos"] == [0, 0]
+    assert second.extra["prompt"] == first.extra["prompt"]
+    assert run_cli(capsys, "run", flow, *args)[0] == 0  # the same file again: nothing new saved
+    assert not (tmp_path / "out" / "clip_00003_.webp").exists()
