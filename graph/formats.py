@@ -364,7 +364,10 @@ def _load_image(path: Path, image: str, overrides: dict[str, Any], registry: Reg
     reader = _reader(data)
     if key != "latentgraph" and reader is OURS:  # ours is only ever in its own chunk
         raise _error(source, f"the {image}'s {key!r} text is not a ComfyUI prompt or workflow")
-    workflow = reader.read(data, source, chunks[key], registry, overrides, given_as)
+    # Lines and columns are the embedded text's, not the image file's: say so where they show.
+    embedded = f"{source} (embedded workflow)"
+    workflow = reader.read(data, embedded, chunks[key], registry, overrides, given_as)
+    workflow.graph.source = source  # what `reload` reads again
     if "workflow" in chunks and "workflow" not in workflow.extra:
         try:
             carried = json.loads(chunks["workflow"])

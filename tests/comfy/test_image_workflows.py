@@ -181,3 +181,15 @@ def test_a_moved_node_saves_a_webp_carrying_the_new_workflow(tmp_path, capsys):
     assert second.extra["prompt"] == first.extra["prompt"]
     assert run_cli(capsys, "run", flow, *args)[0] == 0  # the same file again: nothing new saved
     assert not (tmp_path / "out" / "clip_00003_.webp").exists()
+
+
+def test_a_place_in_an_images_workflow_says_the_lines_are_the_embedded_texts(tmp_path, capsys):
+    """`seed43.png:8:3` named a line and column of a PNG; they are its embedded document's."""
+    text = (Path(__file__).parents[2] / "workflows" / "txt2img.yaml").read_text()
+    path = png(tmp_path / "seed43.png", latentgraph=text)
+    code, _, err = run_cli(capsys, "validate", path, "--set", "noise.seed=1")
+    assert code == 2
+    line = 2 + text[: text.index("params:")].count("\n")  # the first param: --set's names
+    assert f"error: {path} (embedded workflow):{line}:3: --set noise.seed: the workflow has " in err
+    code, out, err = run_cli(capsys, "validate", path, "--set", "seed=7")  # and it still runs
+    assert code == 0 and "ok (8 nodes)" in out, err
