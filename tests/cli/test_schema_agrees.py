@@ -76,7 +76,8 @@ REFUSED = {
     "INT as quoted text": (edited("steps: $steps", 'steps: "4"'), "expected an integer (INT)"),
     "INT as true": (edited("steps: $steps", "steps: true"), "expected an integer (INT)"),
     "INT null where not optional": (edited("steps: $steps", "steps: null"), "expected an integer"),
-    "INT above its maximum": (edited("steps: $steps", "steps: 10001"), "above the maximum"),
+    # above its declared maximum (10000) and over --max-steps: said as the limit /object_info shows
+    "INT above its maximum": (edited("steps: $steps", "steps: 10001"), "over the limit of 1000"),
     "FLOAT as quoted text": (edited("guidance: $guidance", 'guidance: "7"'), "expected a number"),
     "STRING as a number": (edited("text: $prompt", "text: 5"), "expected text (STRING)"),
     "BOOLEAN as yes (text in YAML 1.2)": (

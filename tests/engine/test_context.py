@@ -59,10 +59,12 @@ def test_settings_defaults_and_limits():
     assert (settings.models_dirs, settings.device, settings.dtype, settings.options) == (
         [], "auto", "auto", {})  # fmt: skip
     assert {name: settings.limit(name) for name in LIMITS} == {
-        "max_image_pixels": 4096 * 4096, "max_batch": 64, "max_steps": 1000}  # fmt: skip
-    mine = Settings(max_image_pixels=10, max_batch=2, max_steps=3)
-    assert [mine.limit(name) for name in LIMITS] == [10, 2, 3]
-    assert LIMITS == {"max_image_pixels": "pixels", "max_batch": "images", "max_steps": "steps"}
+        "max_image_pixels": 4096 * 4096, "max_batch": 64, "max_batch_pixels": 4096 * 4096,
+        "max_steps": 1000}  # fmt: skip
+    mine = Settings(max_image_pixels=10, max_batch=2, max_batch_pixels=20, max_steps=3)
+    assert [mine.limit(name) for name in LIMITS] == [10, 2, 20, 3]
+    assert LIMITS == {"max_image_pixels": "pixels", "max_batch": "images",
+                      "max_batch_pixels": "pixels", "max_steps": "steps"}  # fmt: skip
     with pytest.raises(KeyError):
         mine.limit("max_seconds")
 

@@ -54,7 +54,8 @@ def test_latent_noise_is_checked_against_the_run_settings_limits():
     big = _latent_noise(8192, 8192, batch=100)
     codes = {(p.code, p.input_name) for p in validate(big, default_registry, Settings())}
     assert {("limit_exceeded", "width"), ("limit_exceeded", "batch_size")} <= codes
-    roomy = Settings(max_image_pixels=8192 * 8192, max_batch=100)
+    roomy = Settings(max_image_pixels=8192 * 8192, max_batch=100,
+                     max_batch_pixels=8192 * 8192 * 100)  # fmt: skip
     assert not [p for p in validate(big, default_registry, roomy) if p.code == "limit_exceeded"]
 
 
