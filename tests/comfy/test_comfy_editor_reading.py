@@ -7,6 +7,7 @@ import pytest
 
 from latentgraph.graph import Link, Location, WorkflowError
 from latentgraph.graph.comfy_editor import editor_from_graph, graph_from_editor, map_widgets
+from latentgraph.graph.problems import WorkflowWarning
 
 from .toy_nodes import shapes as REG
 
@@ -363,7 +364,8 @@ def test_muting_reaches_every_node_downstream_whatever_their_order():
                                                    inp("vae", "VAE", 7)]))  # fmt: skip
     data["nodes"].append(n(8, "EmptyLatentImage", widgets=[8, 8, 1]))
     data["links"] += [[5, 7, 0, 6, 0, "IMAGE"], [6, 8, 0, 7, 0, "LATENT"], [7, 5, 2, 7, 1, "VAE"]]
-    assert set(load(data).nodes) == {"5", "6", "7", "8"}
+    with pytest.warns(WorkflowWarning, match=r"node '4' \(SaveImage\) needs node '1'"):
+        assert set(load(data).nodes) == {"5", "6", "7", "8"}
 
 
 # --- subgraphs ------------------------------------------------------------------------------

@@ -129,6 +129,7 @@ def test_unet_denoise_end_step_at_zero_noise_is_finite(settings, tmp_path):
 @pytest.mark.parametrize("sampler", ["euler", "heun", "dpm_2", "dpm_2_ancestral", "dpmpp_sde",
                                      "lms", "dpmpp_2m"])  # fmt: skip
 @pytest.mark.parametrize("end", [1, 3])
+@pytest.mark.filterwarnings("ignore:The `scale_model_input` function:UserWarning")  # no model here
 def test_early_stop_lands_on_zero_noise(sampler, end):
     """A model that always predicts the starting noise N has the clean latent 0 (sigma-space
     samplers start at sigma_max * N): a clean finish returns 0, one that stops at step `end`'s
