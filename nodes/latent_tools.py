@@ -132,7 +132,8 @@ def latent_blend(ctx, samples1: Latent, samples2: Latent, blend_factor: float = 
 def repeat_latent_batch(ctx, samples: Latent, amount: int = 1):
     """The batch repeated `amount` times (rows 0..n-1, then 0..n-1 again, ...)."""
     x = samples.samples
-    check_canvas(ctx, "amount", x.shape[-1], x.shape[-2], x.shape[0] * amount)
+    height, width = x.shape[-2] * LATENT_SCALE, x.shape[-1] * LATENT_SCALE
+    check_canvas(ctx, "amount", width, height, x.shape[0] * amount)
     seeds = samples.seeds * amount if samples.seeds is not None else None
     return replace(samples, samples=x.repeat((amount, 1, 1, 1)), seeds=seeds)
 
@@ -166,7 +167,8 @@ def latent_batch(ctx, samples1: Latent, samples2: Latent):
     import torch
 
     a, b = samples1.samples, samples2.samples
-    check_canvas(ctx, "samples2", a.shape[-1], a.shape[-2], a.shape[0] + b.shape[0])
+    height, width = a.shape[-2] * LATENT_SCALE, a.shape[-1] * LATENT_SCALE
+    check_canvas(ctx, "samples2", width, height, a.shape[0] + b.shape[0])
     same_size = a.shape[1:] == b.shape[1:]
     if a.shape[1] != b.shape[1]:
         raise input_error(ctx, "samples2", f"{b.shape[1]} latent channels, samples1 has "

@@ -102,6 +102,24 @@ def test_batch_limits_and_channel_mismatch(make_ctx):
         lt.latent_batch(make_ctx(), _latent(), _latent(c=16))
 
 
+def test_growing_a_batch_answers_to_the_batch_pixel_limit_in_pixels(make_ctx):
+    """RepeatLatentBatch and LatentBatch make a batch of width x height x rows pixels (a
+    latent cell is 8x8 pixels): bounded by max_batch_pixels, named as Python sets it, and
+    by the CLI's flag when the CLI set the labels."""
+    from latentgraph.graph.context import LIMIT_FLAGS
+
+    limit = 64 * 64 * 4  # four 64x64 images: an 8x8 latent is 64x64 pixels
+    lt.repeat_latent_batch(make_ctx(max_batch_pixels=limit), _latent(b=2), 2)
+    message = r"input 'amount': the result would be 64x64x6, 24576 pixels, more than the limit "
+    with pytest.raises(NodeInputError, match=message + r"of 16384 \(Settings.max_batch_pixels\)"):
+        lt.repeat_latent_batch(make_ctx(max_batch_pixels=limit), _latent(b=2), 3)
+    with pytest.raises(NodeInputError, match=r"input 'samples2'.*\(--max-batch-pixels\)"):
+        ctx = make_ctx(max_batch_pixels=limit, limit_labels=LIMIT_FLAGS)
+        lt.latent_batch(ctx, _latent(b=3), _latent(b=2))
+    with pytest.raises(NodeInputError, match=r"limit of 4 \(Settings.max_batch\)"):
+        lt.repeat_latent_batch(make_ctx(max_batch=4), _latent(b=2), 3)
+
+
 def test_crop_in_pixels_over_8(make_ctx):
     src = _ramp(h=16, w=16)
     out = lt.latent_crop(make_ctx(), src, 64, 72, 16, 8)
