@@ -77,18 +77,11 @@ def models_folder_dirs(
     return [root / name for root in models_roots(dirs) for name in names if (root / name).is_dir()]
 
 
-def weight_suffixes(kind: str) -> tuple[str, ...]:
-    """The file suffixes a models folder `kind` lists and its loader loads: `WEIGHT_SUFFIXES`,
-    for every kind (each loader reads a .sft as the same bytes named .safetensors), as
-    ComfyUI's `supported_pt_extensions` hold for its folders less the pickles."""
-    return WEIGHT_SUFFIXES
-
-
-def weight_files(base: Path, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> list[str]:
-    """The weight files under one models folder directory `base` (`suffixes`: its kind's
-    `weight_suffixes`), as sorted POSIX names relative to it, the names a dropdown shows and
-    the server's model routes answer: hidden files and folders are skipped, symlinked folders followed (each real
-    folder once, so a link loop ends) at most `_MAX_DEPTH` deep."""
+def weight_files(base: Path) -> list[str]:
+    """The weight files (`WEIGHT_SUFFIXES`) under one models folder directory `base`, as sorted
+    POSIX names relative to it, the names a dropdown shows and the server's model routes
+    answer: hidden files and folders are skipped, symlinked folders followed (each real folder
+    once, so a link loop ends) at most `_MAX_DEPTH` deep."""
     names: list[str] = []
     seen: set[str] = set()
     for top, dirs, files in os.walk(base, followlinks=True):
@@ -100,6 +93,6 @@ def weight_files(base: Path, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> lis
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in files:
-            if f.lower().endswith(suffixes) and not f.startswith("."):
+            if f.lower().endswith(WEIGHT_SUFFIXES) and not f.startswith("."):
                 names.append((rel / f).as_posix())
     return sorted(names)

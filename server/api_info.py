@@ -25,7 +25,6 @@ from latentgraph.graph.paths import (
     WEIGHT_SUFFIXES,
     models_folder_dirs,
     weight_files,
-    weight_suffixes,
 )
 
 from .devices import memory
@@ -139,7 +138,7 @@ async def folder_paths(request: Request) -> JSONResponse:
     editor's missing-model check asks for it when a workflow names models it cannot see)."""
     folders = _model_folders(request)
     return JSONResponse(
-        {k: [[str(p) for p in v], list(weight_suffixes(k))] for k, v in folders.items()}
+        {k: [[str(p) for p in v], list(WEIGHT_SUFFIXES)] for k, v in folders.items()}
     )
 
 
@@ -151,7 +150,7 @@ def _folder_files(request: Request, kind: str | None = None) -> list[dict[str, A
     return [
         {"name": name, "pathIndex": index}
         for index, base in enumerate(_folder_dirs(request, kind))
-        for name in weight_files(base, weight_suffixes(kind))
+        for name in weight_files(base)
     ]
 
 
