@@ -26,6 +26,7 @@ from .events import (
 )
 from .files import file_records
 from .model import Graph
+from .problems import EditorLocation, node_name
 
 
 class JsonLines:
@@ -140,9 +141,15 @@ class RichProgress:
         """Nodes as "node 'model' (LoadModel)", their types when the run's graph is at hand:
         the summary names what an interrupt stopped, in a log too (the progress bar that
         showed it running is gone by then, and never drawn off a terminal)."""
-        nodes = self._graph.nodes if self._graph is not None else {}
-        return ", ".join(f"node {n!r} ({nodes[n].type})" if n in nodes else f"node {n!r}"
-                         for n in node_ids)  # fmt: skip
+        return ", ".join(self._node_name(n) for n in node_ids)
+
+    def _node_name(self, node_id: str, node_type: str | None = None) -> str:
+        """A node as problems name it (`node_name`): with its type, and the title the user gave
+        it in an editor file, when the run's graph is at hand."""
+        node = self._graph.nodes.get(node_id) if self._graph is not None else None
+        where = node.location if node is not None else None
+        title = where.title if isinstance(where, EditorLocation) else None
+        return node_name(node_id, node_type or (node.type if node is not None else None), title)
 
     def note(self, text: str) -> None:
         """A line said now, above the progress bars (quiet or not): what Ctrl-C will do."""
@@ -152,8 +159,8 @@ class RichProgress:
         """A user error as validation shows a problem (where, then the message naming the node
         and input); a crash with its exception class, a bug's first clue."""
         if not event.user_error:
-            return f" in node {event.node_id!r} ({event.node_type}): {event.exception_type}: " \
-                   f"{event.message}"  # fmt: skip
+            return f" in {self._node_name(event.node_id, event.node_type)}: " \
+                   f"{event.exception_type}: {event.message}"  # fmt: skip
         node = self._graph.nodes.get(event.node_id) if self._graph is not None else None
         location = None
         if node is not None:

@@ -317,3 +317,25 @@ def test_debug_prints_a_crashed_nodes_traceback_after_its_error_line():
             expected += ["Traceback (most recent call last):", '  File "rt/raiser.py", line 9, '
                          "in raiser", "    raise [x]", "RuntimeError: boom with x=3"]  # fmt: skip
         assert out.getvalue().splitlines() == [*expected, "error: no such model"]
+
+
+def test_a_node_the_user_titled_in_an_editor_file_is_named_with_its_title():
+    """A crash and an interrupt name a node as problems do: its title from the editor file
+    beside its id and type (`node_name`); a node without one, as before."""
+    from latentgraph.graph import Graph, Node
+    from latentgraph.graph.problems import EditorLocation
+
+    graph = Graph()
+    graph.add(Node("7", "Load", location=EditorLocation("wf.json", title="My photo",
+                                                         node_type="Load")))  # fmt: skip
+    graph.add(Node("8", "Save", location=EditorLocation("wf.json")))
+    progress = RichProgress(graph=graph)
+    out = io.StringIO()
+    progress.console = Console(file=out, width=300, color_system=None)
+    progress(RunStarted("r", nodes=["7", "8"]))
+    progress(NodeFailed("r", node_id="7", node_type="Load", exception_type="E", message="m"))
+    progress(RunFinished("r", status="interrupted", executed=[], cached=[], failed=["7"],
+                         skipped=[], interrupted=["7", "8"], seconds=0.5))  # fmt: skip
+    text = out.getvalue()
+    assert "error in node '7' \"My photo\" (Load): E: m" in text
+    assert "2 interrupted (node '7' \"My photo\" (Load), node '8' (Save))" in text
