@@ -33,26 +33,50 @@ def redact_query(text: str) -> str:
     return _QUERY_PARAMETER.sub(hide, text) if "=" in text else text
 
 
+def token_pattern(token: str) -> re.Pattern[str]:
+    """Matches `token` however a URL spells it: each character as itself or percent-encoded
+    (its UTF-8 bytes, hex in either case), a space also as `+`."""
+
+    def spellings(char: str) -> str:
+        encoded = "".join(
+            "%" + "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{b:02X}")
+            for b in char.encode()
+        )
+        plus = "|\\+" if char == " " else ""
+        return f"(?:{re.escape(char)}|{encoded}{plus})"
+
+    return re.compile("".join(spellings(c) for c in token))
+
+
 class RedactToken(logging.Filter):
     """Hides `?token=...` in uvicorn's log lines (the access log prints every request's path
-    and query; the editor is opened with `?token=`; the websocket lines print theirs too).
+    and query; the editor is opened with `?token=`; the websocket lines print theirs too), and
+    `token`, the server's own, wherever it stands in a line, raw or percent-encoded: a request
+    that spells it where the guard does not read it (`?token%3DTOKEN`, `?%E2%28token=TOKEN`,
+    a path) is refused, and its line was logged with the token in clear.
     Each string argument is redacted in place, so a formatter that unpacks the arguments
     (uvicorn's AccessFormatter takes five; emptied, each request printed a "Logging error"
     traceback) gets as many as before; a message without arguments is redacted itself (one
     with arguments is a format whose `%s` must stay)."""
 
+    def __init__(self, token: str | None = None) -> None:
+        super().__init__()
+        self.token = token
+        self._token = token_pattern(token) if token else None
+
+    def redact(self, text: str) -> str:
+        text = redact_query(text)
+        return self._token.sub("<redacted>", text) if self._token else text
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.args and isinstance(record.msg, str):
-            record.msg = redact_query(record.msg)
+            record.msg = self.redact(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.args, Mapping):
-            record.args = {k: redact_query(a) if isinstance(a, str) else a
+            record.args = {k: self.redact(a) if isinstance(a, str) else a
                            for k, a in record.args.items()}  # fmt: skip
         return True
-
-
-_REDACT = RedactToken()
 
 
 def uvicorn_config(app: Any, config: ServerConfig, log_level: str = "info") -> Any:
@@ -62,9 +86,10 @@ def uvicorn_config(app: Any, config: ServerConfig, log_level: str = "info") -> A
     settings = uvicorn.Config(app, host=config.host, port=config.port, log_level=log_level,
                               timeout_graceful_shutdown=5, **uvicorn_options(config))  # fmt: skip
     for name in ("uvicorn.access", "uvicorn.error"):  # after uvicorn configured its logging
-        logger = logging.getLogger(name)
-        if _REDACT not in logger.filters:
-            logger.addFilter(_REDACT)
+        logger = logging.getLogger(name)  # one filter, for this server's token
+        for old in [f for f in logger.filters if isinstance(f, RedactToken)]:
+            logger.removeFilter(old)
+        logger.addFilter(RedactToken(config.auth_token))
     return settings
 
 
