@@ -436,7 +436,9 @@ def _check_limits(
 
     An input already reported for this node (out of range, or by the node's own check) is
     not reported again, except an input above its declared maximum whose run limit is lower
-    still: that is said once, as over the limit (`_over_limit_not_max`).
+    still: that is said once, as over the limit (`_over_limit_not_max`). An input that breaks
+    two limits (width 16384 of 16384x16384: --max-pixels and --max-batch-pixels) is said once,
+    over the first.
     """
     inputs = node.inputs
     mine = problems[first_problem:]
@@ -449,7 +451,10 @@ def _check_limits(
         decl = node_type.input(problem.input_name)
         if any(node_type.limits[limit][0] in said for limit in decl.limit_names):
             del problems[next(i for i, p in enumerate(problems) if p is problem)]
-    for name, message in found:
+    first: dict[str, str] = {}
+    for name, message in found:  # an input once: the first limit it breaks
+        first.setdefault(name, message)
+    for name, message in first.items():
         problems.append(_problem(graph, node, "limit_exceeded", message, name, inputs.get(name)))
 
 

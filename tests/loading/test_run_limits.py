@@ -131,3 +131,11 @@ def test_limits_are_named_as_their_setter_knows_them(registry):
     assert "(Settings.max_steps)" in said["denoise"]
     with pytest.raises(ValueError, match="settings.limit_labels: unknown limit 'max_stepz'"):
         Settings(limit_labels={"max_stepz": "--x"})
+
+
+def test_an_input_over_two_limits_is_said_once_over_the_first(registry):
+    """EmptyLatentImage 16384x16384 broke --max-pixels and --max-batch-pixels: width was said
+    twice, once per limit, for one value."""
+    found = problems(registry, latent(16384, 16384, 1), Settings(limit_labels=LIMIT_FLAGS))
+    assert found == [("limit_exceeded", "width", "16384x16384 is 268435456 pixels, over the "
+                      "limit of 16777216 (--max-pixels)")]  # fmt: skip
