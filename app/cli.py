@@ -69,10 +69,12 @@ class _Stopper:
     """`run`'s Ctrl-C and SIGTERM handler. The first stops the run at the current node's next
     step (`cancel`); a second ends it at once (`_StopNow`), and `stopped_line` names the node
     it did not wait for; a third, should node code have swallowed that, ends the process
-    there and then. `watch` wraps a renderer to know which node is running."""
+    there and then. `watch` wraps a renderer to know which node is running. `cached`: the
+    run has a disk cache (not --no-cache), so what finished outlives the process."""
 
-    def __init__(self, cancel) -> None:
+    def __init__(self, cancel, cached: bool = True) -> None:
         self.cancel = cancel
+        self.cached = cached
         self.signals: list[int] = []
         self.running: tuple[str, str] | None = None  # (node id, node type)
         self.renderer: Any = None
@@ -135,12 +137,13 @@ class _Stopper:
 
     def stopped_line(self) -> str:
         """What a second signal did: "latentgraph: interrupted again (Ctrl-C): did not wait
-        for node 'n' (Sleeper) to stop; what had finished is cached"."""
+        for node 'n' (Sleeper) to stop; what had finished is cached" (under --no-cache, up
+        to "to stop")."""
         name = "SIGTERM" if self.signals[-1] == signal.SIGTERM else "Ctrl-C"
         what = (f"node {self.running[0]!r} ({self.running[1]})" if self.running
                 else "the run")  # fmt: skip
-        return (f"latentgraph: interrupted again ({name}): did not wait for {what} to stop; "
-                "what had finished is cached")  # fmt: skip
+        line = f"latentgraph: interrupted again ({name}): did not wait for {what} to stop"
+        return line + ("; what had finished is cached" if self.cached else "")
 
 
 # --- argument parsing -----------------------------------------------------------------------
@@ -335,8 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", action=_ComfyListen)
     p.add_argument("--port", type=_at_least(0, at_most=65535), default=8188,
                    help="default 8188; 0: a free port (the log says which)")  # fmt: skip
-    p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"),
-                   metavar="TOKEN", help="require this token of every client (Authorization: "
+    p.add_argument("--auth-token", metavar="TOKEN", help="require this token of every client (Authorization: "
                    "Bearer TOKEN, or ?token=TOKEN once in the editor's address; at least 16 "
                    "characters on a non-loopback --host; default: $LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
     p.add_argument("--data-dir", type=Path,
@@ -401,9 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--output-dir", type=Path, default=Path("output"),
                    help="where to download the files the run saved (default: ./output)")  # fmt: skip
-    p.add_argument("--auth-token", default=os.environ.get("LATENTGRAPH_AUTH_TOKEN"),
-                   metavar="TOKEN", help="the token the server was started with (default: "
-                   "$LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
+    p.add_argument("--auth-token", metavar="TOKEN", help="the token the server was started "
+                   "with (default: the --server URL's ?token=, else $LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -638,7 +639,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_devices("--device", [settings.device])
     cache = Cache(disk_dir=None if args.no_cache else disk_store_dir(args.cache_dir))
     scheduler = Scheduler(registry, cache=cache, settings=settings)
-    stop = _Stopper(CancelToken())  # Ctrl-C or SIGTERM: the run stops at its next step
+    stop = _Stopper(CancelToken(), cached=not args.no_cache)  # Ctrl-C or SIGTERM: stop at a step
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = "success"
     try:
@@ -854,6 +855,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+TOKEN_VARIABLE = "LATENTGRAPH_AUTH_TOKEN"
+
+
+def _auth_token(given: str | None, carried: str | None = None, carrier: str = "") -> tuple[str | None, str]:
+    """The token `serve` or `submit` uses and where it came from, as their messages name it:
+    --auth-token when given (an empty one too: what `--auth-token "$TOKEN"` gives with TOKEN
+    unset, which `serve` refuses), else the token `carrier` carries (`submit --server
+    URL?token=`), else $LATENTGRAPH_AUTH_TOKEN (set but empty: no token, as unset)."""
+    if given is not None:
+        return given, "--auth-token"
+    if carried is not None:
+        return carried, carrier
+    return os.environ.get(TOKEN_VARIABLE) or None, TOKEN_VARIABLE
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.graph.paths import data_dir
     from latentgraph.server.config import ServerConfig, auth_token_rule
@@ -869,8 +885,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     unusable = None if loopback else address_problem(args.host)  # a loopback one resolved
     if unusable:
         raise UserError(f"--host {args.host}: {unusable}")
-    refusal, warning = auth_token_rule(args.auth_token, args.host, loopback=loopback,
-                                       insecure=args.insecure)  # fmt: skip
+    token, source = _auth_token(args.auth_token)
+    refusal, warning = auth_token_rule(token, args.host, loopback=loopback,
+                                       insecure=args.insecure, source=source)  # fmt: skip
     if refusal:
         raise UserError(refusal)
     if warning:
@@ -878,7 +895,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         host=args.host,
         port=args.port,
-        auth_token=args.auth_token,
+        auth_token=token,
         data_dir=args.data_dir or data_dir(),
         output_dir=args.output_dir,
         input_dir=args.input_dir,
@@ -931,11 +948,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from latentgraph.server.submit import server_url_problem, submit
+    from latentgraph.server.submit import (URL_TOKEN, server_url_problem, shown_url, submit,
+                                           url_token)  # fmt: skip
 
     bad_url = server_url_problem(args.server)
     if bad_url:  # a usage error, not an unreachable server
-        raise UserError(f"--server {args.server}: {bad_url}")
+        raise UserError(f"--server {shown_url(args.server)}: {bad_url}")
+    token, source = _auth_token(args.auth_token, url_token(args.server), URL_TOKEN)
     workflow = _workflow_file(args.workflow)  # as `run` names a file that is not there
     _check_folders([("--output-dir", args.output_dir)])  # before the run, not at its download
     return submit(
@@ -943,7 +962,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         args.server,
         overrides=_parse_assignments(args.overrides, "--set"),
         output_dir=args.output_dir,
-        auth_token=args.auth_token,
+        auth_token=token,
+        token_source=source,
         as_json=args.json,
         quiet=args.quiet,
     )

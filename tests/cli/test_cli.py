@@ -438,6 +438,21 @@ def test_a_second_ctrl_c_does_not_wait_for_a_node_that_checks_no_step(cli, tmp_p
     assert (finished["executed"], finished["cached"]) == ([], ["out"])  # nothing ran again
 
 
+def test_a_second_ctrl_c_under_no_cache_does_not_say_what_finished_is_cached(cli, tmp_path):
+    """Under --no-cache nothing outlives the process: the second Ctrl-C said "what had
+    finished is cached" all the same."""
+    plugin = tmp_path / "stubborn"
+    plugin.mkdir()
+    (plugin / "stubborn.py").write_text(STUBBORN.format(first="SIGINT", second="SIGINT"))
+    path = write(tmp_path, "stop.yaml", GOOD + "  stop: {type: CliStubbornSIGINT, a: sum}\n"
+                 "  never: {type: CliWrite, value: stop, name: never}\n")  # fmt: skip
+    code, _, err = cli("run", str(path), "--nodes-dir", str(plugin), "--no-cache")
+    assert code == 130, err
+    assert err.rstrip().splitlines()[-1] == (
+        "latentgraph: interrupted again (Ctrl-C): did not wait for node 'stop' "
+        "(CliStubbornSIGINT) to stop")  # fmt: skip
+
+
 SLEEPER = """
 import time
 
