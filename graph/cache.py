@@ -427,10 +427,16 @@ class DiskCache:
         return total
 
     def clear(self) -> tuple[int, int]:
-        """Delete every entry (only entries: `_entries`); the (entries, bytes) removed."""
+        """Delete every entry (only entries: `_entries`), and each two-hex-digit folder this
+        left empty (one holding another file stays); the (entries, bytes) removed."""
         removed = [(size, path) for _, size, path in self._entries()]
         for _, path in removed:
             self._remove(path)
+        for folder in {path.parent for _, path in removed}:
+            try:
+                folder.rmdir()  # only an empty folder goes
+            except OSError:
+                pass
         with self._lock:
             self._bytes = None
         return len(removed), sum(size for size, _ in removed)

@@ -29,6 +29,7 @@ def test_cache_shows_and_clears_what_run_cache_dir_wrote(cli, tmp_path):
     assert code == 0, err
     assert out.startswith(f"cleared {store}: removed {len(made)} cached output(s), ")
     assert entries(store) == []
+    assert list(store.iterdir()) == []  # nor the entries' empty two-hex-digit folders
     assert "entries: 0\n" in cli("cache", "info", "--cache-dir", str(store))[1]
 
 
@@ -56,6 +57,7 @@ def test_cache_clear_in_the_default_root_keeps_the_built_models(cli, tmp_path, m
     assert entries(root / "outputs") == []
     assert model.read_bytes() == b"weights" and addon.exists()
     assert (root / "ab" / "notes.txt").exists()
+    assert list((root / "outputs").iterdir()) == []
 
 
 @pytest.mark.parametrize("action", ["info", "clear"])
