@@ -858,7 +858,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 TOKEN_VARIABLE = "LATENTGRAPH_AUTH_TOKEN"
 
 
-def _auth_token(given: str | None, carried: str | None = None, carrier: str = "") -> tuple[str | None, str]:
+def _auth_token(
+    given: str | None, carried: str | None = None, carrier: str = ""
+) -> tuple[str | None, str]:
     """The token `serve` or `submit` uses and where it came from, as their messages name it:
     --auth-token when given (an empty one too: what `--auth-token "$TOKEN"` gives with TOKEN
     unset, which `serve` refuses), else the token `carrier` carries (`submit --server

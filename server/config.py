@@ -19,18 +19,22 @@ _MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe())'"
 
 
 def auth_token_rule(
-    token: str | None, host: str, *, loopback: bool, insecure: bool
+    token: str | None, host: str, *, loopback: bool, insecure: bool, source: str = "--auth-token"
 ) -> tuple[str | None, str | None]:
     """Whether `serve --host HOST --auth-token TOKEN [--insecure]` may start: (why it may not,
-    or None; a warning to print when it starts, or None). An empty token is no token; a blank
-    one (whitespace only) or one with whitespace around it is refused on any host (the
-    Authorization header cannot carry it: its value is stripped). A host others can reach needs
-    a token of `MIN_TOKEN_CHARS` or more; --insecure serves with none or a shorter one, warned."""
-    if token and not token.strip():
-        return (f"--auth-token: the token is blank (only whitespace), which guards nothing; give "
-                f"one of at least {MIN_TOKEN_CHARS} characters, e.g. from {_MAKE_TOKEN}"), None  # fmt: skip
+    or None; a warning to print when it starts, or None). `source` is where the token came
+    from (--auth-token or LATENTGRAPH_AUTH_TOKEN), as the messages name it. None is no token
+    (the caller reads an unset or empty variable so); a token given empty (`--auth-token
+    "$TOKEN"` with TOKEN unset) or blank (whitespace only) is refused on any host, as is one
+    with whitespace around it (the Authorization header cannot carry it: its value is
+    stripped). A host others can reach needs a token of `MIN_TOKEN_CHARS` or more; --insecure
+    serves with none or a shorter one, warned."""
+    if token is not None and not token.strip():
+        what = "blank (only whitespace)" if token else 'empty (an unset variable in "$TOKEN"?)'
+        return (f"{source}: the token is {what}, which guards nothing; give one of at least "
+                f"{MIN_TOKEN_CHARS} characters, e.g. from {_MAKE_TOKEN}"), None  # fmt: skip
     if token and token != token.strip():
-        return ("--auth-token: the token starts or ends with whitespace, which an Authorization "
+        return (f"{source}: the token starts or ends with whitespace, which an Authorization "
                 "header cannot carry; give it without"), None  # fmt: skip
     if loopback:
         return None, None
@@ -43,7 +47,7 @@ def auth_token_rule(
         return None, f"listening on {host} with no --auth-token (--insecure): {anyone}"
     if len(token) < MIN_TOKEN_CHARS:
         if not insecure:
-            return (f"--auth-token: a token of {len(token)} characters can be guessed by anyone "
+            return (f"{source}: a token of {len(token)} characters can be guessed by anyone "
                     f"who can reach --host {host}; give one of at least {MIN_TOKEN_CHARS} "
                     f"(e.g. from {_MAKE_TOKEN}), or --insecure if this network is trusted"), None  # fmt: skip
         return None, (f"listening on {host} with a token of {len(token)} characters (--insecure): "

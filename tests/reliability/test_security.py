@@ -117,8 +117,42 @@ def test_a_blank_token_is_refused(monkeypatch, tmp_path, host, token, how):
     else:
         code, err, started = serve_cli(monkeypatch, argv, token_env=token)
     assert code == 2 and not started, err
-    assert "--auth-token: the token is blank (only whitespace)" in err and "Traceback" not in err
+    source = "--auth-token" if how == "flag" else "LATENTGRAPH_AUTH_TOKEN"  # where it came from
+    assert f"{source}: the token is blank (only whitespace)" in err and "Traceback" not in err
     assert "at least 16 characters" in err and "secrets.token_urlsafe" in err
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+def test_an_empty_token_given_is_refused_an_empty_variable_is_none(monkeypatch, tmp_path, host):
+    """`--auth-token "$TOKEN"` with TOKEN unset gives `--auth-token ''`: it served with no
+    token at all. Given, it is refused as a blank one (on 0.0.0.0 without saying to give the
+    --auth-token that was given); LATENTGRAPH_AUTH_TOKEN set empty is no token, as unset."""
+    argv = ["--host", host, "--data-dir", str(tmp_path)]
+    code, err, started = serve_cli(monkeypatch, [*argv, "--auth-token", ""])
+    assert code == 2 and not started, err
+    assert 'latentgraph: error: --auth-token: the token is empty (an unset variable in "$TOKEN"?), ' \
+           "which guards nothing; give one of at least 16 characters" in err  # fmt: skip
+    assert "give --auth-token" not in err and "Traceback" not in err
+    code, err, started = serve_cli(monkeypatch, argv, token_env="")
+    if host == "127.0.0.1":
+        assert code == 0 and started[0].auth_token is None, err
+    else:
+        assert code == 2 and not started and "give --auth-token TOKEN" in err, err
+
+
+def test_token_refusals_name_the_variable_the_token_came_from(monkeypatch, tmp_path):
+    """A token from LATENTGRAPH_AUTH_TOKEN was refused as `--auth-token: ...`, a flag the user
+    never typed."""
+    argv = ["--host", "0.0.0.0", "--data-dir", str(tmp_path)]
+    code, err, started = serve_cli(monkeypatch, argv, token_env="abc")
+    assert code == 2 and not started
+    assert "LATENTGRAPH_AUTH_TOKEN: a token of 3 characters can be guessed" in err, err
+    assert "--auth-token:" not in err
+    code, err, started = serve_cli(monkeypatch, argv, token_env=" abcdefghijklmnopq ")
+    assert code == 2 and not started
+    assert "LATENTGRAPH_AUTH_TOKEN: the token starts or ends with whitespace" in err, err
+    code, err, started = serve_cli(monkeypatch, [*argv, "--auth-token", "abc"], token_env="x" * 20)
+    assert code == 2 and "--auth-token: a token of 3 characters" in err, err  # the flag wins
 
 
 def test_a_token_with_whitespace_around_it_is_refused(monkeypatch, tmp_path):
