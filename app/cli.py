@@ -950,16 +950,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from latentgraph.server.submit import (URL_TOKEN, server_url_problem, shown_url, submit,
-                                           url_token)  # fmt: skip
+    from latentgraph.server import submit as remote
 
-    bad_url = server_url_problem(args.server)
+    bad_url = remote.server_url_problem(args.server)
     if bad_url:  # a usage error, not an unreachable server
-        raise UserError(f"--server {shown_url(args.server)}: {bad_url}")
-    token, source = _auth_token(args.auth_token, url_token(args.server), URL_TOKEN)
+        raise UserError(f"--server {remote.shown_url(args.server)}: {bad_url}")
+    token, source = _auth_token(args.auth_token, remote.url_token(args.server), remote.URL_TOKEN)
     workflow = _workflow_file(args.workflow)  # as `run` names a file that is not there
     _check_folders([("--output-dir", args.output_dir)])  # before the run, not at its download
-    return submit(
+    return remote.submit(
         workflow,
         args.server,
         overrides=_parse_assignments(args.overrides, "--set"),

@@ -21,6 +21,9 @@ from latentgraph.graph.files import file_records, write_atomic
 from latentgraph.graph.formats import workflow_text
 from latentgraph.graph.problems import WorkflowError
 
+from .middleware import TOKEN_PARAMETER
+from .run import redact_query
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -139,6 +142,36 @@ def server_url_problem(server_url: str) -> str | None:
     return None
 
 
+URL_TOKEN = "the --server URL's token parameter"
+
+
+def url_token(server_url: str) -> str | None:
+    """The token a server's address carries (`http://HOST:PORT/?token=TOKEN`, the editor's
+    address as README gives it), read as the server reads it; None without one."""
+    try:
+        query = urllib.parse.urlsplit(server_url).query
+    except ValueError:
+        return None
+    return (urllib.parse.parse_qs(query).get(TOKEN_PARAMETER) or [None])[0]
+
+
+def shown_url(server_url: str) -> str:
+    """`server_url` as messages show it: its token, if it carries one, redacted."""
+    return redact_query(server_url)
+
+
+def _hidden(text: str, token: str | None) -> str:
+    """`text` (an exception's, which may quote the websocket's address) without the token."""
+    text = redact_query(text)
+    return text.replace(token, "<redacted>") if token else text
+
+
+def _base(server_url: str) -> str:
+    """The server's address requests are made under: `server_url` without query or fragment."""
+    parts = urllib.parse.urlsplit(server_url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
 def _ws_url(server_url: str, client_id: str, token: str | None) -> str:
     parts = urllib.parse.urlsplit(server_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
@@ -149,16 +182,19 @@ def _ws_url(server_url: str, client_id: str, token: str | None) -> str:
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, urllib.parse.urlencode(query), ""))
 
 
-def _refusal(server_url: str, token: str | None, status: int, raw: bytes) -> str | None:
+def _refusal(server_url: str, token: str | None, source: str, status: int,
+             raw: bytes) -> str | None:  # fmt: skip
     """What to say when the server answered but refused the request for who sent it, not what:
-    a token it requires, missing or wrong (HTTP 401), or a Host or Origin it does not accept
-    (403, with its reason). A usage error, not an unreachable server; None for other answers."""
+    a token it requires, missing or wrong (HTTP 401; the token named by `source`, where it came
+    from), or a Host or Origin it does not accept (403, with its reason). A usage error, not an
+    unreachable server; None for other answers. `server_url` as `shown_url` shows it."""
     if status == 401:
         if token:
-            return (f"the server at {server_url} refused the token given (--auth-token or "
-                    "LATENTGRAPH_AUTH_TOKEN): give the one the server was started with")  # fmt: skip
-        return (f"the server at {server_url} requires a token: give it with --auth-token TOKEN "
-                "or in the environment variable LATENTGRAPH_AUTH_TOKEN")  # fmt: skip
+            return (f"the server at {server_url} refused the token from {source}: give the one "
+                    "the server was started with")  # fmt: skip
+        return (f"the server at {server_url} requires a token: give it with --auth-token TOKEN, "
+                "in the environment variable LATENTGRAPH_AUTH_TOKEN or in the --server URL "
+                "(?token=TOKEN, as the editor's address)")  # fmt: skip
     if status == 403:
         try:
             reason = json.loads(raw)["error"]["message"]
@@ -168,7 +204,8 @@ def _refusal(server_url: str, token: str | None, status: int, raw: bytes) -> str
     return None
 
 
-def _handshake_refusal(http: _Http, server_url: str, token: str | None) -> str | None:
+def _handshake_refusal(http: _Http, server_url: str, token: str | None,
+                       source: str) -> str | None:  # fmt: skip
     """Why the websocket handshake was refused. Its answer carries no reason (a missing token is
     a bare HTTP 403 there): the same guards answer an HTTP request with their status and
     message, so one is asked (None: the server let it through, the refusal was something else)."""
@@ -176,7 +213,7 @@ def _handshake_refusal(http: _Http, server_url: str, token: str | None) -> str |
         status, raw = http.request("GET", "/features")
     except (urllib.error.URLError, OSError):
         return None
-    return _refusal(server_url, token, status, raw)
+    return _refusal(server_url, token, source, status, raw)
 
 
 def _download(http: _Http, prompt_id: str, output_dir: Path, err) -> list[Path]:
@@ -209,11 +246,14 @@ def submit(
     *,
     output_dir: Path | str = "output",
     auth_token: str | None = None,
+    token_source: str = "--auth-token",
     as_json: bool = False,
     quiet: bool = False,
     client_id: str | None = None,
 ) -> int:
-    """Queue `path` on the server at `server_url`; returns a `latentgraph` exit code."""
+    """Queue `path` on the server at `server_url`; returns a `latentgraph` exit code.
+    `auth_token` came from `token_source` (messages name it: --auth-token,
+    LATENTGRAPH_AUTH_TOKEN or `URL_TOKEN`); messages never show it."""
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
@@ -221,10 +261,11 @@ def submit(
         print(text, file=sys.stderr)
 
     path = Path(path)
-    bad_url = server_url_problem(server_url)
+    shown, bad_url = shown_url(server_url), server_url_problem(server_url)
     if bad_url:
-        err(f"--server {server_url}: {bad_url}")
+        err(f"--server {shown}: {bad_url}")
         return EXIT_USAGE
+    server_url = _base(server_url)  # a query (the editor's ?token=) is no part of any request
     try:  # as `run` reads it: a PNG's workflow chunk; the size limit, UTF-8 with line:column
         text = workflow_text(path)
     except WorkflowError as exc:
@@ -238,12 +279,12 @@ def submit(
         socket = connect(_ws_url(server_url, client_id, auth_token), open_timeout=10,
                          max_size=2**26)  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable,
-        refused = isinstance(exc, InvalidStatus) and _handshake_refusal(http, server_url,
-                                                                        auth_token)  # fmt: skip
+        refused = isinstance(exc, InvalidStatus) and _handshake_refusal(http, shown, auth_token,
+                                                                        token_source)  # fmt: skip
         if refused:  # unless the server answered and refused this client
             err(refused)
             return EXIT_USAGE
-        err(f"cannot reach the server at {server_url}: {exc}")
+        err(f"cannot reach the server at {shown}: {_hidden(str(exc), auth_token)}")
         return EXIT_UNREACHABLE
     with socket:
         body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
@@ -251,14 +292,14 @@ def submit(
         try:
             status, raw = http.request("POST", "/latentgraph/run", body)
         except (urllib.error.URLError, OSError) as exc:
-            err(f"cannot reach the server at {server_url}: {exc}")
+            err(f"cannot reach the server at {shown}: {_hidden(str(exc), auth_token)}")
             return EXIT_UNREACHABLE
         try:
             answer = json.loads(raw)
         except ValueError:
             err(f"the server answered HTTP {status} with something that is not JSON")
             return EXIT_FAILED
-        refused = _refusal(server_url, auth_token, status, raw)
+        refused = _refusal(shown, auth_token, token_source, status, raw)
         if refused:
             err(refused)
             return EXIT_USAGE
@@ -300,7 +341,7 @@ def submit(
             return EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - connection lost mid-run
             render.close()
-            err(f"lost the connection to the server: {exc}")
+            err(f"lost the connection to the server: {_hidden(str(exc), auth_token)}")
             return EXIT_UNREACHABLE
         render.close()
     saved = _download(http, prompt_id, output_dir, err)

@@ -63,12 +63,37 @@ def test_submit_without_the_token_or_a_wrong_one_says_how_to_give_it(token_serve
     code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "-q",
                        "--auth-token", "wrong")  # fmt: skip
     assert code == 2, err
-    assert "refused the token given (--auth-token or LATENTGRAPH_AUTH_TOKEN)" in err
+    assert "refused the token from --auth-token: give the one the server was started with" in err
     assert "cannot reach" not in err and "Traceback" not in err
+
+    monkeypatch.setenv("LATENTGRAPH_AUTH_TOKEN", "wrong")  # named as where the token came from
+    code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "-q")
+    assert code == 2 and "refused the token from LATENTGRAPH_AUTH_TOKEN" in err, err
 
     monkeypatch.setenv("LATENTGRAPH_AUTH_TOKEN", TOKEN)  # the variable the CLI reads
     code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "-q")
     assert code == 0, err
+
+
+def test_submit_takes_the_token_from_the_editors_address(token_server, cli, tmp_path,
+                                                          monkeypatch):  # fmt: skip
+    """`--server http://HOST:PORT/?token=TOKEN`, the editor's address: it said the server
+    requires a token, echoing the address and its token. The URL's token is used when no
+    --auth-token is given (over LATENTGRAPH_AUTH_TOKEN), and never printed back."""
+    monkeypatch.setenv("LATENTGRAPH_AUTH_TOKEN", "from-the-environment")
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    code, _, err = cli("submit", "wf.yaml", "--server", f"{token_server.url}/?token={TOKEN}",
+                       "-q")  # fmt: skip
+    assert code == 0, err
+    code, _, err = cli("submit", "wf.yaml", "--server", f"{token_server.url}/?token=n0t-it", "-q")
+    assert code == 2 and "n0t-it" not in err and "Traceback" not in err, err
+    assert f"the server at {token_server.url}/?token=<redacted> refused the token from the " \
+           "--server URL's token parameter" in err  # fmt: skip
+    code, _, err = cli("submit", "wf.yaml", "--server", f"{token_server.url}/?token=n0t-it",
+                       "--auth-token", TOKEN, "-q")  # fmt: skip
+    assert code == 0, err  # --auth-token given wins
+    code, _, err = cli("submit", "wf.yaml", "--server", "http://127.0.0.1:99999/?token=s3cr3t")
+    assert code == 2 and "s3cr3t" not in err and "?token=<redacted>" in err, err
 
 
 def test_submit_progress_names_the_file_on_the_server_and_the_downloaded_copy(token_server,
