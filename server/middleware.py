@@ -6,6 +6,7 @@ Written as plain ASGI middleware so they cover the websocket and the static edit
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -117,11 +118,16 @@ class GuardMiddleware:
         return wrapped
 
 
+# A Host header that names no host: empty, or a port alone (":8188").
+_NO_NAME = re.compile(r"\s*(?::[^:\[\]]*)?\s*")
+
+
 def _host_refusal(host: str) -> str:
-    """Why a request with this `Host` header is refused, and what would accept the name."""
-    if not host.strip():
-        return ("the Host header is empty: a request must name this server in Host (localhost, "
-                "a loopback address, its --host, or a name given with --allow-host)")  # fmt: skip
+    """Why a request with this `Host` header is refused, and what would accept the name. A
+    header without a name (empty, or `:8188`) is said to be so: no --allow-host accepts it."""
+    if _NO_NAME.fullmatch(host):
+        return ("the Host header has no name: a request must name this server in Host "
+                "(localhost, a loopback address, its --host, or a name given with --allow-host)")  # fmt: skip
     return (f"Host {host!r} is not a name of this server (start it with --allow-host "
             f"{host_name(host) or host} to accept it)")  # fmt: skip
 

@@ -262,10 +262,11 @@ def test_a_refused_host_names_what_to_allow(host, named):
                        f"--allow-host {named} to accept it)")  # fmt: skip
 
 
-@pytest.mark.parametrize("host", [b"", b"  "])
+@pytest.mark.parametrize("host", [b"", b"  ", b":18932", b" :8188 ", b":"])
 @pytest.mark.parametrize("kind", ["http", "websocket"])
-def test_an_empty_host_is_said_to_be_empty(host, kind):
-    """An empty `Host:` got 'start it with --allow-host  to accept it' (an empty name)."""
+def test_a_host_without_a_name_is_said_to_have_none(host, kind):
+    """An empty `Host:` got 'start it with --allow-host  to accept it' (an empty name), a port
+    alone 'start it with --allow-host :18932' (which accepts nothing): one rule for both."""
     scope = http([(b"host", host)]) | {"type": kind}
     sent = call(scope, token=None)
     if kind == "http":
@@ -274,9 +275,9 @@ def test_an_empty_host_is_said_to_be_empty(host, kind):
     else:
         assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
         message = sent[0]["reason"]
-    assert message.startswith("the Host header is empty: a request must name this server in "
-                              "Host (localhost, a loopback address, its --host")  # fmt: skip
-    assert "--allow-host  " not in message
+    assert message.startswith("the Host header has no name: a request must name this server "
+                              "in Host (localhost, a loopback address, its --host")  # fmt: skip
+    assert "--allow-host  " not in message and "--allow-host :" not in message
 
 
 @pytest.mark.parametrize("origin", [b"http://127.0.0.1", b"http://xxxx", b"null"])
