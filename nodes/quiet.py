@@ -22,6 +22,10 @@ DROPPED = (
     ("transformers.utils.import_utils", "requires torchvision (not installed); falling back"),
     # diffusers warns on every dtype cast of a model, even with no module to keep in fp32
     ("diffusers.models.modeling_utils", "that should be kept in float32: []."),
+    # a prompt longer than the tokenizer's limit, tokenized whole to say what truncation drops:
+    # TextEncode's own warning says it (nodes/text.py `_warn_truncated`), without "indexing
+    # errors" (nothing past the limit reaches the model)
+    ("transformers.tokenization_utils_base", "Token indices sequence length is longer than"),
 )
 
 

@@ -204,3 +204,28 @@ def test_a_truncation_warning_quotes_an_excerpt_and_the_dropped_count(make_ctx, 
                               "truncated, dropping 19925 tokens")  # fmt: skip
     if "(" not in prompt:  # plain text: its dropped text is quoted, cut short
         assert warning.endswith(f", starting {('word ' * 12)!r} ...")
+
+
+def test_a_long_prompt_says_only_our_truncation_warning(make_ctx, tiny):
+    """transformers printed "Token indices sequence length is longer than the specified
+    maximum sequence length ... will result in indexing errors" before our own warning."""
+    import logging
+
+    from latentgraph.nodes.quiet import quiet_libraries
+
+    quiet_libraries()
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("transformers.tokenization_utils_base")
+    tok = tiny[1].tokenizer
+    tok.deprecation_warnings.pop("sequence-length-is-longer-than-the-specified-maximum", None)
+    logger.addHandler(handler)
+    try:
+        ctx = make_ctx("TextEncode")
+        text.text_encode(ctx, tiny[1], "word " * 100)
+    finally:
+        logger.removeHandler(handler)
+    assert [w.split(":")[0] for w in ctx.rec.warnings] == [
+        "prompt 0 is 102 tokens, longer than the limit of 77"]  # fmt: skip
+    assert said == []
