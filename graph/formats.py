@@ -60,10 +60,13 @@ NO_WORKFLOW = "latentgraph and ComfyUI save theirs in PNG text chunks and WEBP E
 
 
 @dataclass(frozen=True)
-class OverrideLocation(GivenLocation):
+class OverrideLocation(GivenLocation, EditorLocation):
     """Where a ComfyUI file's input was given its value: the override alone (`--set
     3.steps=abc`, from Python `param 3.steps='abc'`), the file holds no `$param` for it; a
-    sweep names its own flag (`given_by`)."""
+    sweep names its own flag (`given_by`). In an editor file a problem there names the node
+    as one in the file is named: with its title, and the PrimitiveNode the override set
+    (`--set 30.value=abc`: "node '3' "My sampler" (KSampler) input 'seed': ... (the value
+    comes from node '30' "Seed prim" (PrimitiveNode))")."""
 
     def __str__(self) -> str:
         return f"{self.flag} {self.param}={self.value}"
@@ -114,10 +117,23 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
             node_type = registry.get(node.type)
             decl = node_type.input(name) if node_type is not None else None
             node.inputs[name] = override_value(value, decl is not None and decl.takes_text)
-            node.input_locations[name] = OverrideLocation(source, param=key, flag=given_as,
-                                                          value=shown_value(given_as, value))  # fmt: skip
+            node.input_locations[name] = _override_place(node.location,
+                node.input_locations.get(name), key, given_as, value, source)  # fmt: skip
             applied[f"{node_id}.{name}"] = value
     return applied
+
+
+def _override_place(node_place: Location | None, input_place: Location | None, key: str,
+                    given_as: str, value: Any, source: str) -> OverrideLocation:  # fmt: skip
+    """Where override `key` gave an input its value: named by the override, with the node's
+    editor title (`node_place`), and, when `key` is a PrimitiveNode's `<id>.value`, that
+    PrimitiveNode (`input_place`, where the file's value came from it)."""
+    node = node_place if isinstance(node_place, EditorLocation) else EditorLocation()
+    fed = input_place if isinstance(input_place, EditorLocation) else EditorLocation()
+    primitive = fed.primitive if fed.primitive and key == f"{fed.primitive}.value" else ""
+    return OverrideLocation(source, param=key, flag=given_as, value=shown_value(given_as, value),
+                            title=node.title, node_type=node.node_type, primitive=primitive,
+                            primitive_title=fed.primitive_title if primitive else "")  # fmt: skip
 
 
 def _primitive_targets(graph: Graph, node_id: str) -> list[tuple[str, str]]:

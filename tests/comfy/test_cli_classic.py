@@ -244,13 +244,37 @@ def test_set_on_a_primitive_node_sets_every_input_it_feeds(tmp_path, capsys):
     assert (code, err) == (0, "")
     code, _, err = run_cli(capsys, "validate", wf, "--set", "30.value=8")
     assert code == 2
-    assert "error: --set 30.value=8: node '5' input 'width': 8 is below the minimum 16\n" in err
-    assert "error: --set 30.value=8: node '5' input 'height': 8 is below the minimum 16\n" in err
+    for name in ("width", "height"):
+        assert (f"error: --set 30.value=8: node '5' input '{name}': 8 is below the minimum 16 "
+                "(the value comes from node '30' \"Size\" (PrimitiveNode))\n") in err  # fmt: skip
     code, _, err = run_cli(capsys, "validate", wf, "--set", "30.width=32")
     assert code == 2
     assert (f"error: {wf}: --set 30.width: node '30' (PrimitiveNode) is folded into the inputs "
             "it feeds (5.width, 5.height): set its value, all of them, with --set "
             "30.value=...\n") in err  # fmt: skip
+
+
+def test_a_bad_set_on_a_primitive_node_names_the_nodes_as_the_file_does(tmp_path, capsys):
+    """`--set 30.value=8` said `node '5' input 'width': ...` without the title of node 5 or
+    the PrimitiveNode the value went through, which the same value in the file names."""
+
+    def titled(nodes, data):
+        _primitive_feeding_the_size(nodes, data)
+        nodes[5]["title"] = "Portrait size"
+
+    wf = _classic_editor_with(tmp_path, titled)
+    in_file = run_cli(capsys, "validate", wf)[2]
+    code, _, err = run_cli(capsys, "validate", wf, "--set", "30.value=8")
+    assert code == 2
+    for name in ("width", "height"):
+        said = (f"node '5' \"Portrait size\" (EmptyLatentImage) input '{name}': {{}} is below "
+                "the minimum 16 (the value comes from node '30' \"Size\" (PrimitiveNode))\n")  # fmt: skip
+        assert f"error: {wf}: {said.format(7)}" in in_file
+        assert f"error: --set 30.value=8: {said.format(8)}" in err
+    code, _, err = run_cli(capsys, "validate", wf, "--set", "5.width=8")  # not the primitive
+    assert code == 2
+    assert ("error: --set 5.width=8: node '5' \"Portrait size\" (EmptyLatentImage) input "
+            "'width': 8 is below the minimum 16\n") in err  # fmt: skip
 
 
 def test_muting_one_output_away_while_another_runs_is_a_warning(tmp_path, capsys):
