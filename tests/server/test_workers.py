@@ -353,7 +353,7 @@ def test_an_interrupt_waits_for_a_slow_step_and_keeps_the_worker(tmp_path_factor
     try:
         assert running.app.state.lg.worker.interrupt_grace >= 1.5  # the default
         [old_pid] = _ready_pids(running, 1)
-        prompt = chain(3, slow_steps=5, delay=1.2)
+        prompt = chain(3, slow_steps=5, delay=1.0)  # over the old 0.5 s grace, 0.5 s under the new
         pid = running.post_prompt(prompt, client.client_id).json()["prompt_id"]
         while client.recv()["type"] != "progress":  # the slow node has begun its steps
             pass
