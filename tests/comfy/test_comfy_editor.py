@@ -4,6 +4,7 @@ import pytest
 
 from latentgraph.graph import Link, WorkflowError
 from latentgraph.graph.comfy_editor import editor_from_graph, graph_from_editor
+from latentgraph.graph.problems import WorkflowWarning
 
 from .toy_nodes import registry
 
@@ -111,7 +112,8 @@ def test_muted_node_drops_what_needs_it(classic_editor):
         {"name": "vae", "type": "VAE", "link": 99}])  # fmt: skip
     classic_editor["links"] += [[97, 21, 0, 20, 0, "IMAGE"], [98, 5, 0, 21, 0, "LATENT"],
                                 [99, 4, 2, 21, 1, "VAE"]]  # fmt: skip
-    g = load(classic_editor)
+    with pytest.warns(WorkflowWarning, match=r"node '9' \(SaveImage\) needs node '3'"):
+        g = load(classic_editor)
     assert {"3", "8", "9"}.isdisjoint(g.nodes)
     assert {"4", "5", "6", "7", "20", "21"} <= set(g.nodes)
 
