@@ -397,7 +397,7 @@ class DiskCache:
         return out
 
     def total_bytes(self) -> int:
-        return sum(size for _, size, _ in self._entries())
+        return self.usage()[1]
 
     def usage(self) -> tuple[int, int]:
         """(entries, bytes) the store holds (`latentgraph cache`)."""
