@@ -8,6 +8,7 @@ drive a local server. A request is answered only when its `Host` names this serv
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -36,6 +37,24 @@ def host_name(header: str) -> str | None:
     ):
         return None
     return parts.hostname.rstrip(".") or None
+
+
+# A Host header that names no host: empty, or a port alone (":8188").
+_NO_NAME = re.compile(r"\s*(?::[^:\[\]]*)?\s*")
+
+
+def host_refusal(header: str) -> str:
+    """Why a request with this `Host` header is refused, and what would accept its name. The
+    advice names only a name `--allow-host` can accept (`host_name`'s): a header without a
+    name (empty, or `:8188`) or a malformed one (`localhost#x`) is said to be so instead."""
+    if _NO_NAME.fullmatch(header):
+        return ("the Host header has no name: a request must name this server in Host "
+                "(localhost, a loopback address, its --host, or a name given with --allow-host)")  # fmt: skip
+    name = host_name(header)
+    if name is None:
+        return (f"the Host header {header!r} is malformed: expected a host name or address "
+                "and port, e.g. localhost:8188")  # fmt: skip
+    return f"Host {header!r} is not a name of this server (start it with --allow-host {name} to accept it)"
 
 
 class HostGuard:

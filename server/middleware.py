@@ -6,14 +6,13 @@ Written as plain ASGI middleware so they cover the websocket and the static edit
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import cookie_parser
 
 from .errors import ApiError, error_response
-from .hosts import HostGuard, host_name
+from .hosts import HostGuard, host_refusal
 
 COOKIE = "latentgraph_token"
 TOKEN_PARAMETER = "token"  # ?token=TOKEN (its decoded name: also %74oken=)
@@ -51,7 +50,7 @@ class GuardMiddleware:
         host = headers.get("host")
         if not self.hosts.allows(host):  # (a request without Host is allowed: not a browser)
             assert host is not None
-            await _deny(scope, send, 403, _host_refusal(host), "forbidden_host")
+            await _deny(scope, send, 403, host_refusal(host), "forbidden_host")
             return
         set_cookie = False
         if self.token:
@@ -116,20 +115,6 @@ class GuardMiddleware:
             await send(message)
 
         return wrapped
-
-
-# A Host header that names no host: empty, or a port alone (":8188").
-_NO_NAME = re.compile(r"\s*(?::[^:\[\]]*)?\s*")
-
-
-def _host_refusal(host: str) -> str:
-    """Why a request with this `Host` header is refused, and what would accept the name. A
-    header without a name (empty, or `:8188`) is said to be so: no --allow-host accepts it."""
-    if _NO_NAME.fullmatch(host):
-        return ("the Host header has no name: a request must name this server in Host "
-                "(localhost, a loopback address, its --host, or a name given with --allow-host)")  # fmt: skip
-    return (f"Host {host!r} is not a name of this server (start it with --allow-host "
-            f"{host_name(host) or host} to accept it)")  # fmt: skip
 
 
 def _same(a: str, b: str) -> bool:

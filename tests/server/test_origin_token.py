@@ -250,16 +250,29 @@ def test_header_names_the_guard_sends_are_lower_case_as_asgi_requires():
                      "headers": [(b"set-cookie", cookie)]}]  # fmt: skip
 
 
-@pytest.mark.parametrize(("host", "named"), [
-    (b"EVIL.example:8188", "evil.example"),  # the name, as --allow-host takes it
-    (b"localhost#x", "localhost#x"),  # malformed: the header as sent
-])  # fmt: skip
-def test_a_refused_host_names_what_to_allow(host, named):
-    start, body = call(http([(b"host", host)]), token=None)
+def test_a_refused_host_names_what_to_allow():
+    start, body = call(http([(b"host", b"EVIL.example:8188")]), token=None)
     message = json.loads(body["body"])["error"]["message"]
     assert start["status"] == 403
-    assert message == (f"Host {host.decode()!r} is not a name of this server (start it with "
-                       f"--allow-host {named} to accept it)")  # fmt: skip
+    assert message == ("Host 'EVIL.example:8188' is not a name of this server (start it with "
+                       "--allow-host evil.example to accept it)")  # fmt: skip
+
+
+@pytest.mark.parametrize("host", [b"localhost#x", b"[::1", b"a/b:8188", b"me@localhost"])
+@pytest.mark.parametrize("kind", ["http", "websocket"])
+def test_a_malformed_host_is_said_to_be_so(host, kind):
+    """`Host: localhost#x` was answered 'start it with --allow-host localhost#x', which
+    accepts nothing: the advice names only a name that could be allowed."""
+    sent = call(http([(b"host", host)]) | {"type": kind}, token=None)
+    if kind == "http":
+        assert sent[0]["status"] == 403
+        message = json.loads(sent[1]["body"])["error"]["message"]
+    else:
+        assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
+        message = sent[0]["reason"]
+    assert message == (f"the Host header {host.decode()!r} is malformed: expected a host name "
+                       "or address and port, e.g. localhost:8188")  # fmt: skip
+    assert "--allow-host" not in message
 
 
 @pytest.mark.parametrize("host", [b"", b"  ", b":18932", b" :8188 ", b":"])
