@@ -22,7 +22,7 @@ from latentgraph.graph.formats import workflow_text
 from latentgraph.graph.problems import WorkflowError
 
 from .middleware import TOKEN_PARAMETER
-from .run import redact_query
+from .run import RedactToken, redact_query
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -156,14 +156,9 @@ def url_token(server_url: str) -> str | None:
 
 
 def shown_url(server_url: str) -> str:
-    """`server_url` as messages show it: its token, if it carries one, redacted."""
+    """`server_url` as messages show it: its token, if it carries one, redacted. The name the
+    CLI's `--server` messages use (`redact_query`, the server log's rule for a query)."""
     return redact_query(server_url)
-
-
-def _hidden(text: str, token: str | None) -> str:
-    """`text` (an exception's, which may quote the websocket's address) without the token."""
-    text = redact_query(text)
-    return text.replace(token, "<redacted>") if token else text
 
 
 def _base(server_url: str) -> str:
@@ -260,6 +255,10 @@ def submit(
     def err(text: str) -> None:
         print(text, file=sys.stderr)
 
+    # An exception's text may quote the websocket's address, the token percent-encoded in it:
+    # hidden by the rule the server's log uses, every spelling of it.
+    hidden = RedactToken(auth_token).redact
+
     path = Path(path)
     shown, bad_url = shown_url(server_url), server_url_problem(server_url)
     if bad_url:
@@ -284,7 +283,7 @@ def submit(
         if refused:  # unless the server answered and refused this client
             err(refused)
             return EXIT_USAGE
-        err(f"cannot reach the server at {shown}: {_hidden(str(exc), auth_token)}")
+        err(f"cannot reach the server at {shown}: {hidden(str(exc))}")
         return EXIT_UNREACHABLE
     with socket:
         body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
@@ -292,7 +291,7 @@ def submit(
         try:
             status, raw = http.request("POST", "/latentgraph/run", body)
         except (urllib.error.URLError, OSError) as exc:
-            err(f"cannot reach the server at {shown}: {_hidden(str(exc), auth_token)}")
+            err(f"cannot reach the server at {shown}: {hidden(str(exc))}")
             return EXIT_UNREACHABLE
         try:
             answer = json.loads(raw)
@@ -341,7 +340,7 @@ def submit(
             return EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - connection lost mid-run
             render.close()
-            err(f"lost the connection to the server: {_hidden(str(exc), auth_token)}")
+            err(f"lost the connection to the server: {hidden(str(exc))}")
             return EXIT_UNREACHABLE
         render.close()
     saved = _download(http, prompt_id, output_dir, err)
