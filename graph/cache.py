@@ -171,14 +171,16 @@ def node_key(
     extra: dict | None = None,
 ) -> str:
     """sha256 over type, version, the digest of its code (`NodeType.code`), canonical
-    literals, the identity hook (which reads files from the folders `settings` name), the
+    literals (canonical JSON of `NodeType.key_literals`: an input declaring `canonical` in
+    the form its hook gives, so every spelling of one file is one key), the identity hook
+    (given the literals as written; it reads files from the folders `settings` name), the
     entries of the run's `extra` the node embeds (`NodeType.embeds`) and linked inputs.
 
     `parent_keys` maps each linked input name to `link_key(parent key, output index)`.
     Parts are joined with NUL, which canonical JSON never contains unescaped.
     """
-    parts = [node_type.name, str(node_type.version), node_type.code,
-             _CANON.encode(literals) if literals else "{}"]  # fmt: skip
+    keyed = _CANON.encode(node_type.key_literals(literals, settings)) if literals else "{}"
+    parts = [node_type.name, str(node_type.version), node_type.code, keyed]
     if node_type.identity is not None:
         parts.append("\x01identity=" + str(node_type.identity(literals, settings)))
     if node_type.embeds:

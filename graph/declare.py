@@ -101,6 +101,7 @@ class Input:
     image_upload: bool = False
     max_length: int | None = None  # for STRING: refuse longer literals at validation
     limit: str | tuple[str, ...] | None = None
+    canonical: Callable[[Any, Settings], Any] | None = None
 
     @property
     def limit_names(self) -> tuple[str, ...]:
@@ -114,7 +115,7 @@ class Input:
         refuses to be built with any (`NodeType`), so a mistake shows when `@node` runs, not
         when a workflow happens to use the default."""
         bounds, kind = self._bounds_problem(), self._default_type_problem()
-        found = [self._limit_problem(), bounds, kind]
+        found = [self._limit_problem(), bounds, kind, self._canonical_problem()]
         if kind is None:  # a default of the right type: is it one this input accepts?
             found.append(self._default_choice_problem())
             if bounds is None:
@@ -125,6 +126,12 @@ class Input:
         unknown = [name for name in self.limit_names if name not in LIMITS]
         if unknown:
             return f"unknown limit {unknown[0]!r}; known: {', '.join(LIMITS)}"
+        return None
+
+    def _canonical_problem(self) -> str | None:
+        if self.canonical is not None and not callable(self.canonical):
+            return (f"canonical {self.canonical!r} is not callable; expected a function "
+                    "(value, settings) -> the value its cache key holds")  # fmt: skip
         return None
 
     def _bounds_problem(self) -> str | None:
@@ -290,6 +297,8 @@ class NodeType:
                 bounded.setdefault(limit, []).append(i.name)
         # limit name -> the inputs it bounds together, in declaration order
         self.limits: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in bounded.items()}
+        # (input name, its canonical hook) for the inputs declaring one (`key_literals`)
+        self._canonical = tuple((i.name, i.canonical) for i in self.inputs if i.canonical)
         problems = self.declaration_problems()
         if problems:
             raise ValueError("; ".join(problems))
@@ -312,6 +321,18 @@ class NodeType:
 
     def input(self, name: str) -> Input | None:
         return self._by_name.get(name)
+
+    def key_literals(self, literals: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        """The literals as the cache key holds them: each input declaring `canonical` in its
+        canonical form for `settings`, the others as written (`literals` itself when no input
+        declares one, so those nodes' keys are what they always were)."""
+        if not self._canonical:
+            return literals
+        keyed = dict(literals)
+        for name, canonical in self._canonical:
+            if name in keyed:
+                keyed[name] = canonical(keyed[name], settings)
+        return keyed
 
     def output_index(self, name: str) -> int | None:
         return self._output_index.get(name)
@@ -375,10 +396,11 @@ def Float(name: str, default: Any = REQUIRED, *, min: float = -math.inf, max: fl
 
 def String(name: str, default: Any = REQUIRED, *, multiline: bool = False, kind: str = "widget",
            description: str = "", optional: bool = False, max_length: int | None = None,
-           dynamic_prompts: bool = False) -> Input:  # fmt: skip
+           dynamic_prompts: bool = False,
+           canonical: Callable[[Any, Settings], Any] | None = None) -> Input:  # fmt: skip
     return Input(name, STRING, default, kind=kind, multiline=multiline, description=description,
-                 optional=optional, max_length=max_length,
-                 dynamic_prompts=dynamic_prompts)  # fmt: skip
+                 optional=optional, max_length=max_length, dynamic_prompts=dynamic_prompts,
+                 canonical=canonical)  # fmt: skip
 
 
 def Bool(name: str, default: Any = REQUIRED, *, kind: str = "widget", description: str = "",
@@ -390,10 +412,11 @@ def Choice(name: str, choices: Sequence[str] | Callable[[Settings], Sequence[str
            default: Any = REQUIRED, *, description: str = "", optional: bool = False,
            image_upload: bool = False, kind: str = "widget",
            also_accepts: Callable[[str, Settings], bool] | None = None,
-           hint: str = "") -> Input:  # fmt: skip
+           hint: str = "",
+           canonical: Callable[[Any, Settings], Any] | None = None) -> Input:  # fmt: skip
     return Input(name, COMBO, default, kind=kind, choices=choices, description=description,
                  optional=optional, image_upload=image_upload, also_accepts=also_accepts,
-                 choices_hint=hint)  # fmt: skip
+                 choices_hint=hint, canonical=canonical)  # fmt: skip
 
 
 def Socket(name: str, type: str, *, description: str = "", optional: bool = False) -> Input:
