@@ -93,7 +93,7 @@ def _mask(img: Any) -> Any:
     display_name="Load Image",
     category="image",
     inputs=[Choice("image", input_files.image_names, image_upload=True,
-                   also_accepts=input_files.annotated_file,
+                   also_accepts=input_files.annotated_file, canonical=input_files.canonical,
                    hint="or a saved image as 'name [output]', or its path in the "
                         "output folder: output/name",
                    description="an image file in the input folder (example.png is built in), "
@@ -123,8 +123,8 @@ def _input_path(ctx, image: str) -> Path | None:
     """The file LoadImage's value `image` names (input "image"), checked to stay in its
     folder; None for example.png when the input folder has no such file (the drawn one)."""
     folder, name = input_files.located(image, ctx.settings)
-    path = inside(folder, name) if name else None
-    if path is None or Path(name).is_absolute():
+    path = input_files.within(folder, name)
+    if path is None:
         raise input_error(ctx, "image", f"{image!r} is outside its folder ({folder})")
     if not path.is_file():
         if image == input_files.EXAMPLE:

@@ -56,6 +56,35 @@ def located(image: str, settings: Settings) -> tuple[Path, str]:
     return Path(folders[kind or "input"]), name
 
 
+def within(folder: Path, name: str) -> Path | None:
+    """The file a `located` (folder, name) names, resolved; None when the name is empty,
+    absolute or leaves its folder (`inside`): LoadImage refuses those."""
+    if not name or Path(name).is_absolute():
+        return None
+    return inside(folder, name)
+
+
+def canonical(value: Any, settings: Settings) -> Any:
+    """LoadImage's value in its cache key (`Input.canonical`): for a value naming an existing
+    file inside the input, output or temp folder, [folder kind, its POSIX name inside that
+    folder], the same for every spelling of it ('output/x.png', './output/x.png', its
+    absolute path, 'x.png [output]'), so they run LoadImage once and what is saved from it is
+    not saved again. The first of the input, output and temp folders holding it (one nested
+    in another, or two the same, give one form). Any other value is kept as written: a list
+    is never text, so it shares no key with a file's form. Reads no file (its content is in
+    `identity`)."""
+    if not isinstance(value, str):
+        return value
+    path = within(*located(value, settings))
+    if path is None or not path.is_file():
+        return value
+    for kind, folder in _folders(settings).items():
+        base = folder.resolve()
+        if base in path.parents:
+            return [kind, path.relative_to(base).as_posix()]
+    return value
+
+
 def _folders(settings: Settings) -> dict[str, Path]:
     return {"input": Path(settings.input_dir), "output": Path(settings.output_dir),
             "temp": Path(settings.temp_dir)}  # fmt: skip
@@ -113,7 +142,7 @@ def identity(inputs: dict[str, Any], settings: Settings) -> str:
     hashes it, so a picture replaced under the same name is noticed, while one touched, or
     copied over with the same bytes, is still a cache hit (the name is among the literals)."""
     name = str(inputs.get("image", ""))
-    path = inside(*located(name, settings))
+    path = within(*located(name, settings))
     if path is None or not path.is_file():
         return name
     return content_sha256(path)

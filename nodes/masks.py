@@ -41,7 +41,7 @@ def mask_from_channel(picture: Any, channel: str) -> Any:
     display_name="Load Image (as Mask)",
     category="mask",
     inputs=[Choice("image", input_files.image_names, image_upload=True,
-                   also_accepts=input_files.annotated_file,
+                   also_accepts=input_files.annotated_file, canonical=input_files.canonical,
                    description="an image file in the input folder, or 'name [output]' / "
                                "'[temp]' / '[input]' naming its folder"),
             Choice("channel", ["alpha", "red", "green", "blue"], "alpha",

@@ -62,3 +62,67 @@ def test_an_unchanged_file_is_hashed_once(tmp_path, monkeypatch):
     picture.write_bytes(b"something else")
     monkeypatch.undo()
     assert input_files.content_sha256(picture) != first
+
+
+def saving(image: str) -> dict:
+    return {"1": {"class_type": "LoadImage", "inputs": {"image": image}},
+            "2": {"class_type": "SaveImage",
+                  "inputs": {"images": ["1", 0], "filename_prefix": "again"}}}  # fmt: skip
+
+
+def test_every_spelling_of_a_saved_image_loads_it_once_and_saves_one_file(tmp_path, monkeypatch):
+    """The user's case: output/x.png, ./output/x.png, its absolute path and 'x.png [output]'
+    each ran LoadImage and saved another copy. Each run here has its own memory cache over
+    one disk cache, so the key is one across processes too."""
+    from PIL import Image
+
+    from latentgraph.graph import Settings, default_registry
+    from latentgraph.graph.cache import Cache
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.scheduler import Scheduler
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "output"
+    out.mkdir()
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(out / "x.png")
+    settings = Settings(input_dir=tmp_path / "input", output_dir=out, temp_dir=tmp_path / "temp")
+    spellings = ["output/x.png", "./output/x.png", str(out / "x.png"), "x.png [output]"]
+    ran = []
+    for image in spellings:
+        sched = Scheduler(default_registry, Cache(disk_dir=tmp_path / "cache"), settings=settings)
+        result = sched.run(graph_from_prompt(saving(image), default_registry))
+        assert result.ok, result.failures
+        ran.append(result.executed)
+    assert ran == [["1", "2"], [], [], []]
+    assert [p.name for p in out.glob("again_*.png")] == ["again_00001_.png"]
+
+
+def test_a_file_of_the_same_name_in_another_folder_has_its_own_key(tmp_path, monkeypatch):
+    """The same bytes under x.png in the input, output and temp folders: three files, three
+    keys (their content, in `identity`, is one); the spellings of each, one key."""
+    from latentgraph.graph import Settings, default_registry
+    from latentgraph.graph.cache import node_key
+
+    monkeypatch.chdir(tmp_path)
+    for folder in ("input", "output", "temp", "input/sub"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.png").write_bytes(b"the same bytes")
+    settings = Settings(input_dir=tmp_path / "input", output_dir=tmp_path / "output",
+                        temp_dir=tmp_path / "temp")  # fmt: skip
+    load = default_registry["LoadImage"]
+
+    def key(image: str) -> str:
+        return node_key(load, {"image": image}, {}, settings)
+
+    keys = {
+        "input": {key("x.png"), key("x.png [input]"), key("input/x.png"), key("sub/../x.png")},
+        "sub": {key("sub/x.png"), key("./input/sub/x.png"), key("sub/x.png [input]")},
+        "output": {key("output/x.png"), key("x.png [output]"), key(str(tmp_path / "output/x.png"))},
+        "temp": {key("temp/x.png"), key("x.png [temp]"), key("./temp/./x.png")},
+    }
+    assert all(len(each) == 1 for each in keys.values()), keys
+    assert len(set.union(*keys.values())) == 4
+    assert input_files.canonical("x.png [output]", settings) == ["output", "x.png"]
+    # a value naming no file keeps its spelling: a missing one, a name leaving its folder
+    assert key("missing.png") != key("./missing.png")
+    assert input_files.canonical("../output/x.png", settings) == "../output/x.png"
