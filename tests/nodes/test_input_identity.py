@@ -123,6 +123,9 @@ def test_a_file_of_the_same_name_in_another_folder_has_its_own_key(tmp_path, mon
     assert all(len(each) == 1 for each in keys.values()), keys
     assert len(set.union(*keys.values())) == 4
     assert input_files.canonical("x.png [output]", settings) == ["output", "x.png"]
+    mask = default_registry["LoadImageMask"]  # LoadImageMask names its file the same way
+    assert node_key(mask, {"image": "output/x.png", "channel": "red"}, {}, settings) == node_key(
+        mask, {"image": "x.png [output]", "channel": "red"}, {}, settings)  # fmt: skip
     # a value naming no file keeps its spelling: a missing one, a name leaving its folder
     assert key("missing.png") != key("./missing.png")
     assert input_files.canonical("../output/x.png", settings) == "../output/x.png"
