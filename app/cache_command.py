@@ -40,7 +40,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     A `--cache-dir` naming a file is a usage error, as `run` refuses it."""
     from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DiskCache, disk_store_dir
 
-    from .cli import UserError
+    from .exits import UserError
     from .preflight import folder_problem
 
     folder = disk_store_dir(args.cache_dir)

@@ -1,0 +1,235 @@
+"""The flags several commands share: their argparse types and groups (workflow, device,
+limits, Ray), and reading them into values, or a `UserError` naming the flag, before any
+work (NAME=VALUE lists, `--option`, folders, files, devices, `--nodes-dir`, `--ray`)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .exits import UserError
+
+if TYPE_CHECKING:
+    from latentgraph.graph.declare import Registry
+
+
+def add_workflow_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workflow", help="workflow file: latentgraph YAML/JSON, ComfyUI JSON, or a PNG")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+        help="override a workflow param (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--nodes-dir", action="append", default=[], type=Path, metavar="DIR",
+        help="also load node plugins from the .py files in DIR (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--models-dir", type=Path, help="models folder (checkpoints/, vae/, ...)")
+    p.add_argument(
+        "--extra-models-dir", action="append", default=[], type=Path, metavar="DIR",
+        help="another models folder to search, e.g. an existing ComfyUI install (repeatable)",
+    )  # fmt: skip
+
+
+def _device_arg(text: str) -> str:
+    from latentgraph.graph.context import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as exc:  # argparse names the option: "argument --device: ..."
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def devices_arg(text: str) -> list[str]:
+    """`--devices DEV,DEV`: each a name `--device` takes."""
+    return [_device_arg(d) for d in text.split(",") if d.strip()]
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """What `run` and `serve` share: where models run, in which precision, with which options
+    (docs/gpu.md lists the options)."""
+    p.add_argument("--device", default="auto", type=_device_arg,
+                   help="auto, cpu, cuda, cuda:N or mps")  # fmt: skip
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument(
+        "--option", dest="options", action="append", default=[], metavar="NAME=VALUE",
+        help="runtime option for the diffusion nodes, e.g. attention_slicing=true, "
+        "vae_tiling=true, cpu_offload=true, compile=true, channels_last=true, tf32=true, "
+        "vae_fp32=false, vram_headroom_gb=1.5 (docs/gpu.md)",
+    )  # fmt: skip
+
+
+def at_least(minimum: int, kind: type = int, *, at_most: int | None = None):
+    """An argparse type: a number of `kind` (int or float, finite) no smaller than `minimum`
+    (nor larger than `at_most`). A refusal says what was expected, and argparse names the
+    flag: "argument --max-queue: expected an integer of at least 1, got '0'"."""
+    noun = "an integer" if kind is int else "a number"
+    expected = (f"{noun} from {minimum} to {at_most}" if at_most is not None
+                else f"{noun} of at least {minimum}")  # fmt: skip
+
+    def read(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < minimum or (
+                at_most is not None and value > at_most):  # fmt: skip
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return read
+
+
+def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
+    """`--ray` and `--ray-workers`, shared by run and serve (docs/scale-out.md)."""
+    p.add_argument("--ray", metavar="local|ADDRESS",
+                   help=f"{what} on Ray actors: a local Ray runtime, or the cluster at ADDRESS "
+                   "(needs pip install 'latentgraph[ray]')")  # fmt: skip
+    p.add_argument("--ray-workers", type=at_least(1), metavar="N",
+                   help="Ray actors (default: one per GPU the cluster offers)")  # fmt: skip
+    p.add_argument("--ray-cpus-per-actor", type=at_least(0, float), default=1.0, metavar="N",
+                   help="CPUs each actor asks for (its torch threads on a CPU actor; default 1)")  # fmt: skip
+    p.add_argument("--ray-gpus-per-actor", type=at_least(0, float), default=1.0, metavar="N",
+                   help="GPUs each actor asks for when the cluster has GPUs (0.5: two actors "
+                   "share one; default 1)")  # fmt: skip
+
+
+def _pixels(text: str) -> int:
+    """`--max-pixels`: a pixel count (16777216) or WIDTHxHEIGHT (4096x4096, their product),
+    at least 1 (the limit is on width x height: `Settings.max_image_pixels`)."""
+    parts = text.lower().split("x")
+    try:
+        sides = [int(part) for part in parts] if len(parts) <= 2 else []
+    except ValueError:
+        sides = []
+    if not sides or min(sides) < 1:
+        raise argparse.ArgumentTypeError("expected a pixel count or WIDTHxHEIGHT (e.g. 1024x1024) "
+                                         f"of at least 1, got {text!r}")  # fmt: skip
+    return math.prod(sides)
+
+
+def add_limit_args(p: argparse.ArgumentParser) -> None:
+    """The run limits `run`, `validate` and `serve` share (`Settings`; messages name these
+    flags): a workflow `run --max-steps 5000` takes passes `validate --max-steps 5000`."""
+    p.add_argument("--max-steps", type=at_least(1), default=1000,
+                   help="steps per sampler (default 1000)")  # fmt: skip
+    p.add_argument("--max-batch", type=at_least(1), default=64,
+                   help="images per batch (default 64)")  # fmt: skip
+    p.add_argument("--max-pixels", type=_pixels, default=4096 * 4096, metavar="PIXELS",
+                   help="pixels per image: a count or WxH (default 4096x4096)")  # fmt: skip
+    p.add_argument("--max-batch-pixels", type=_pixels, default=4096 * 4096, metavar="PIXELS",
+                   help="pixels of a whole batch, width x height x images (an animation's "
+                   "frames too): a count or WxH (default 4096x4096, 200 MB of float32 RGB: "
+                   "SDXL 1024x1024 x 16, 2048x2048 x 4 or one 4096x4096 image pass, "
+                   "4096x4096 x 64 does not)")  # fmt: skip
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    """`NAME=VALUE` items, the names checked and the values the text as written: what each
+    sets types it (`override_value`), so prompt text stays text."""
+    if not items:  # the workflow module (and yaml) is not imported for nothing: serve start
+        return {}
+    from latentgraph.graph.workflow import parse_override
+
+    result: dict[str, Any] = {}
+    for item in items:
+        name, value = parse_override(item, what)
+        result[name] = value
+    return result
+
+
+def read_options(items: list[str]) -> dict[str, Any]:
+    """`--option NAME=VALUE` items, each value read by the option's declaration
+    (graph/context.py `OPTIONS`): an unknown name or a bad value is refused before any work,
+    naming `--option`. This is the one reading: the Settings of `run` (and of `serve`'s
+    server, through `ServerConfig.options`) keep the values as read (`ParsedOptions`)."""
+    from latentgraph.graph.context import parse_options
+
+    options = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--option {item!r}: expected NAME=VALUE")
+        options[name.strip()] = value.strip()
+    try:
+        return parse_options(options, "--option")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_nodes_dirs(nodes_dirs: list[Path]) -> None:
+    """Each `--nodes-dir` a folder, else a usage error (exit 2) before anything loads or
+    starts: the one rule for every command taking the flag (`load_nodes`, and `serve`, whose
+    registry `prepare_server` loads). A plugin file in it that fails to import is no usage
+    error: each command warns (`print_plugin_failures`) and goes on without it."""
+    for d in nodes_dirs:
+        if not d.is_dir():
+            raise UserError(f"--nodes-dir {d}: not a folder")
+
+
+def load_nodes(nodes_dirs: list[Path]) -> Registry:
+    """The registry: the built-in nodes, installed plugin packs and `--nodes-dir` folders."""
+    from .wiring import node_registry
+
+    check_nodes_dirs(nodes_dirs)
+    failures: list = []
+    registry = node_registry(nodes_dirs, errors=failures)
+    print_plugin_failures(failures)
+    return registry
+
+
+def print_plugin_failures(failures: list) -> None:
+    for failure in failures:
+        print(f"latentgraph: warning: {failure}", file=sys.stderr)
+
+
+def models_dirs(args: argparse.Namespace) -> list[Path]:
+    named = [("--models-dir", args.models_dir)] if getattr(args, "models_dir", None) else []
+    named += [("--extra-models-dir", d) for d in getattr(args, "extra_models_dir", []) or []]
+    check_folders(named, create=False)
+    return [d for _, d in named]
+
+
+def check_folders(named: list[tuple[str, Path]], *, create: bool = True) -> None:
+    """Each (flag, folder) a folder, or one the command may make (`create`): else a usage
+    error (exit 2) naming the flag, before anything runs (app/preflight.py, one rule for run
+    and serve): "--data-dir /tmp/x/afile: a file is there; expected a folder"."""
+    from .preflight import folder_problem
+
+    for flag, folder in named:
+        problem = folder_problem(folder, create=create)
+        if problem:
+            raise UserError(f"{flag} {folder}: {problem}")
+
+
+def check_file(name: str, path: Path) -> None:
+    """A file a command will write (`name`: its argument or flag) can be written there: else a
+    usage error (exit 2) naming it, before the work that makes it (app/preflight.py, the folder
+    it goes in held to the folder flags' rule): "dest /tmp: a folder is there; ..."."""
+    from .preflight import file_problem
+
+    problem = file_problem(path)
+    if problem:
+        raise UserError(f"{name} {path}: {problem}")
+
+
+def check_devices(flag: str, devices: list[str], *, isolated: bool = False) -> None:
+    """A device this machine lacks: a usage error (exit 2) naming `flag`, before any node runs
+    or any worker starts (app/preflight.py, one rule for run and serve). `isolated`: torch is
+    asked in a child process (serve's process never imports torch)."""
+    from .preflight import device_problems
+
+    for problem in device_problems(devices, isolated=isolated).values():
+        raise UserError(f"{flag}: {problem}")
+
+
+def require_ray() -> None:
+    """--ray without Ray installed: a usage error naming the extra, before any work."""
+    from latentgraph.server.ray_workers import RayUnavailable, import_ray
+
+    try:
+        import_ray()
+    except RayUnavailable as exc:
+        raise UserError(str(exc)) from None

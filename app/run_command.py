@@ -1,0 +1,283 @@
+"""`latentgraph run` and `validate`: a workflow (or a `--sweep`'s runs) read, checked and run
+in this process, or on Ray actors with `--ray` (ray_run.py); `validate` stops after the check."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .arguments import (
+    add_device_args,
+    add_limit_args,
+    add_ray_args,
+    add_workflow_args,
+    check_devices,
+    check_folders,
+    load_nodes,
+    models_dirs,
+    parse_assignments,
+    read_options,
+    require_ray,
+)
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from .stopping import StopNow, Stopper
+from .workflow_input import print_problems, read_workflow, refuse_run
+
+if TYPE_CHECKING:
+    from latentgraph.graph.declare import Registry
+    from latentgraph.graph.workflow import Workflow
+
+
+def add_run_parser(sub) -> None:
+    """The `run` subcommand, on `build_parser`'s subparsers."""
+    p = sub.add_parser("run", help="run a workflow and save its outputs")
+    add_workflow_args(p)
+    _add_run_args(p)
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
+    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
+    p.add_argument("--temp-dir", type=Path, default=Path("temp"),
+                   help="previews (default: ./temp, as serve's)")  # fmt: skip
+    add_device_args(p)
+    add_limit_args(p)
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
+    p.add_argument("--cache-dir", type=Path, help="disk cache folder (default: user cache dir)")
+    p.add_argument(
+        "--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
+        help="run once per value of a param, sharing everything upstream of it; values are "
+        'comma-separated, a value holding a comma is quoted: prompt="a cat, sitting","a dog" '
+        "(one --sweep per run)",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    add_ray_args(p, "runs (a sweep's spread over the actors)")
+
+
+def add_validate_parser(sub) -> None:
+    """The `validate` subcommand, on `build_parser`'s subparsers."""
+    p = sub.add_parser("validate", help="check a workflow without running it (exit 0 or 2)")
+    add_workflow_args(p)
+    p.add_argument("--json", action="store_true", help="print problems as JSON")
+    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
+    add_limit_args(p)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from latentgraph.graph.context import LIMIT_FLAGS, Settings
+    from latentgraph.graph.problems import WorkflowError
+    from latentgraph.graph.validate import validate
+
+    registry = load_nodes(args.nodes_dir)
+    # dropdowns are checked against the folders a run with these options reads
+    settings = Settings(input_dir=args.input_dir, models_dirs=models_dirs(args),
+                        max_steps=args.max_steps, max_batch=args.max_batch,
+                        max_image_pixels=args.max_pixels, max_batch_pixels=args.max_batch_pixels,
+                        limit_labels=LIMIT_FLAGS)  # fmt: skip
+    overrides = parse_assignments(args.overrides, "--set")
+    try:
+        graph = read_workflow(args.workflow, overrides, registry).graph
+        problems = validate(graph, registry, settings)
+    except WorkflowError as e:
+        problems = e.problems
+    print_problems(problems, args.json)
+    errors = [p for p in problems if p.severity == "error"]
+    if not args.json:
+        if errors:
+            print(f"{args.workflow}: {len(errors)} error(s)", file=sys.stderr)
+        else:
+            print(f"{args.workflow}: ok ({len(graph)} nodes)")
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _settings(args: argparse.Namespace):
+    from latentgraph.graph.context import LIMIT_FLAGS, Settings
+
+    options = read_options(args.options)
+    return Settings(
+        output_dir=args.output_dir,
+        input_dir=args.input_dir,
+        temp_dir=args.temp_dir,
+        models_dirs=models_dirs(args),
+        device=args.device,
+        dtype=args.dtype,
+        options=options,
+        max_steps=args.max_steps,
+        max_batch=args.max_batch,
+        max_image_pixels=args.max_pixels,
+        max_batch_pixels=args.max_batch_pixels,
+        limit_labels=LIMIT_FLAGS,  # messages name the flags, not the Settings fields
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from latentgraph.graph.cache import Cache, disk_store_dir
+    from latentgraph.graph.comfy_api import prompt_from_graph
+    from latentgraph.graph.context import CancelToken
+    from latentgraph.graph.events import input_errors_only
+    from latentgraph.graph.problems import WorkflowError
+    from latentgraph.graph.scheduler import Scheduler
+
+    registry = load_nodes(args.nodes_dir)
+    settings = _settings(args)
+    overrides = parse_assignments(args.overrides, "--set")
+    check_folders([("--output-dir", args.output_dir)]
+                   + ([("--cache-dir", args.cache_dir)] if args.cache_dir else []))  # fmt: skip
+    if args.ray:
+        return _run_on_ray(args, registry, settings, overrides)
+    check_devices("--device", [settings.device])
+    cache = Cache(disk_dir=None if args.no_cache else disk_store_dir(args.cache_dir))
+    scheduler = Scheduler(registry, cache=cache, settings=settings)
+    stop = Stopper(CancelToken(), cached=not args.no_cache)  # Ctrl-C or SIGTERM: stop at a step
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = "success"
+    try:
+        for label, workflow in _workflows(args, overrides, registry, settings):
+            if label and not (args.json or args.quiet):
+                print(label, file=sys.stderr, flush=True)
+            extra = dict(workflow.extra)
+            extra.setdefault("prompt", prompt_from_graph(workflow.graph, registry))
+            renderer = _renderer(args, settings, workflow.graph)
+            try:
+                result = scheduler.run(workflow.graph, on_event=stop.watch(renderer),
+                                       cancel=stop.cancel, extra=extra)  # fmt: skip
+            finally:
+                renderer.close()
+            if result.status != "success":
+                status = result.status
+                if status == "failed" and input_errors_only(result.failures):
+                    return EXIT_USAGE
+                break
+    except WorkflowError as e:
+        return refuse_run(e.problems, args.json)
+    except StopNow:
+        print(stop.stopped_line(), file=sys.stderr)
+        return stop.code()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if status in ("interrupted", "success") and stop.signals:
+        # A signal during the last node (a long save in C code: no step checks it) does not
+        # stop the run, but the caller asked to stop: its exit code says so, as after any stop.
+        late = " (the run had reached its last node and finished it)" if status == "success" else ""
+        print(f"latentgraph: interrupted by {'SIGTERM' if stop.terminated else 'Ctrl-C'}{late}",
+              file=sys.stderr)  # fmt: skip
+        return stop.code()
+    return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
+
+
+def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
+                overrides: dict[str, Any]) -> int:  # fmt: skip
+    """`run --ray`: the runs (one, or the sweep's) on Ray actors, as many at once as there are
+    actors; with --json each run's messages as the server sends them (the websocket protocol,
+    one JSON object per line), else one line per run as it ends."""
+    from latentgraph.graph.files import file_records
+    from latentgraph.server.ray_workers import RayUnavailable
+
+    from .ray_run import RayRun, run_on_ray
+
+    require_ray()
+    if args.cache_dir:  # the actors read the cache folder from the environment they are given
+        os.environ["LATENTGRAPH_CACHE_DIR"] = str(args.cache_dir.resolve())
+    plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
+                  nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
+                  gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
+    runs = _workflows(args, overrides, registry, settings)
+    try:
+        results = run_on_ray(plan, [workflow for _, workflow in runs], registry,
+                             on_message=(lambda _run, text: print(text, flush=True))
+                             if args.json else None)  # fmt: skip
+    except RayUnavailable as exc:
+        raise UserError(str(exc)) from None
+    for (label, _), finished in zip(runs, results, strict=True):
+        done = finished.done
+        if not args.json and not args.quiet:
+            files = [f["filename"] for out in done.ui.values() for f in file_records(out)]
+            print(f"{label or 'run'} on {finished.worker}: {done.status}"
+                  + (f": {done.error}" if done.error else "")
+                  + (f" ({', '.join(files)})" if files else ""), file=sys.stderr)  # fmt: skip
+    statuses = {finished.done.status for finished in results}
+    if "failed" in statuses:
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if "interrupted" in statuses else EXIT_OK
+
+
+def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Registry,
+               settings) -> list[tuple[str, Workflow]]:  # fmt: skip
+    """The workflow to run, or one per value of `--sweep NAME=V1,V2,...`, every one read and
+    validated before the first runs: a bad value is refused with the others' problems before
+    any image is made (it used to stop the sweep after the values before it had run). Each
+    with the label printed before its run: "sweep 2/3: seed=11" ("" for a single run)."""
+    from latentgraph.graph.problems import WorkflowError
+    from latentgraph.graph.validate import validate
+
+    from .api import sweep_workflows
+
+    if not args.sweep:
+        return [("", read_workflow(args.workflow, overrides, registry))]
+    name, values = _sweep(args.sweep)
+    if name in overrides:
+        raise UserError(f"--sweep {args.sweep[0]} and --set {name}={overrides[name]} both set "
+                        f"{name!r}: give one of them")  # fmt: skip
+    base = read_workflow(args.workflow, overrides, registry)
+    _check_sweep_name(base, name)
+    workflows, problems = [], []
+    for i, value in enumerate(values, 1):
+        try:
+            [workflow] = sweep_workflows(base, name, [value], params=overrides, registry=registry,
+                                         given_as=("--set", "--sweep"))  # fmt: skip
+        except WorkflowError as exc:
+            problems += exc.problems
+            continue
+        problems += [p for p in validate(workflow.graph, registry, settings)
+                     if p.severity == "error"]  # fmt: skip
+        workflows.append((f"sweep {i}/{len(values)}: {name}={value}", workflow))
+    if problems:  # a --set value's problem is every value's: said once
+        raise WorkflowError(list({str(p): p for p in problems}.values()))
+    return workflows
+
+
+def _sweep(items: list[str]) -> tuple[str, list[str]]:
+    """`--sweep NAME=V1,V2,...` as the name and its values, read as one CSV row: a value
+    holding a comma is quoted ("a cat, sitting"), the quotes are not part of it. Each value is
+    typed by what it sets, as `--set` values are. One --sweep per run: a second is refused,
+    not silently preferred."""
+    if len(items) > 1:
+        raise UserError(f"--sweep given {len(items)} times ({', '.join(items)}): a run sweeps "
+                        "one param; run once per value of the other")  # fmt: skip
+    name, sep, values_text = items[0].partition("=")
+    name = name.strip()
+    if not sep or not name or not values_text:
+        raise UserError(f"--sweep {items[0]!r}: expected NAME=V1,V2,...")
+    try:
+        (values,) = csv.reader([values_text], strict=True)
+    except csv.Error as exc:
+        raise UserError(f"--sweep {name}: cannot read the values ({exc}); write V1,V2,... "
+                        'with "..." around a value holding a comma or a quote') from None  # fmt: skip
+    return name, values
+
+
+def _check_sweep_name(workflow: Workflow, name: str) -> None:
+    """The swept name is what `--set` takes (`unknown_sweep`), else a usage error before any
+    value is read."""
+    from .api import unknown_sweep
+
+    unknown = unknown_sweep(workflow, name, "--sweep")
+    if unknown:
+        raise UserError(unknown)
+
+
+def _renderer(args: argparse.Namespace, settings, graph):
+    from latentgraph.graph.console import JsonLines, RichProgress
+
+    if args.json:
+        return JsonLines()
+    return RichProgress(quiet=args.quiet, dirs={"output": settings.output_dir,
+                                                "temp": settings.temp_dir}, graph=graph,
+                        debug=args.debug)  # fmt: skip

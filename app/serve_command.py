@@ -1,0 +1,238 @@
+"""`latentgraph serve` (the ComfyUI-compatible server, its workers local or on Ray) and
+`latentgraph submit` (a workflow queued on one), and the auth token both read."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .arguments import (
+    add_device_args,
+    add_limit_args,
+    add_ray_args,
+    at_least,
+    check_devices,
+    check_folders,
+    check_nodes_dirs,
+    devices_arg,
+    models_dirs,
+    parse_assignments,
+    print_plugin_failures,
+    read_options,
+    require_ray,
+)
+from .exits import EXIT_OK, UserError
+from .workflow_input import workflow_file
+
+
+class _ComfyListen(argparse.Action):
+    """`serve --listen [IP]`, ComfyUI's flag: refused naming latentgraph's (`--host`), never
+    taken as one (ComfyUI's bare `--listen` binds every interface, which needs a token here)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        raise argparse.ArgumentError(self, "is ComfyUI's flag; latentgraph's is --host ADDRESS "
+                                     "(default 127.0.0.1; --host 0.0.0.0 for every interface, "
+                                     "which needs --auth-token TOKEN of at least 16 characters, "
+                                     "or --insecure)")  # fmt: skip
+
+
+def add_serve_parser(sub) -> None:
+    """The `serve` subcommand, on `build_parser`'s subparsers."""
+    p = sub.add_parser("serve", help="start the ComfyUI-compatible server and editor")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--listen", action=_ComfyListen)
+    p.add_argument("--port", type=at_least(0, at_most=65535), default=8188,
+                   help="default 8188; 0: a free port (the log says which)")  # fmt: skip
+    p.add_argument("--auth-token", metavar="TOKEN", help="require this token of every client (Authorization: "
+                   "Bearer TOKEN, or ?token=TOKEN once in the editor's address; at least 16 "
+                   "characters on a non-loopback --host; default: $LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
+    p.add_argument("--data-dir", type=Path,
+                   help="the queue and history, the editor's settings and saved workflows, "
+                   "nothing else: outputs, inputs and temp files go to --output-dir, --input-dir "
+                   "and --temp-dir (default: the user data folder, or $LATENTGRAPH_DATA_DIR)")  # fmt: skip
+    where = "relative to the working folder, not in --data-dir"
+    p.add_argument("--output-dir", type=Path, default=Path("output"),
+                   help=f"saved images (default: ./output, {where})")  # fmt: skip
+    p.add_argument("--input-dir", type=Path, default=Path("input"),
+                   help=f"uploads and LoadImage's files (default: ./input, {where})")  # fmt: skip
+    p.add_argument("--temp-dir", type=Path, default=Path("temp"),
+                   help=f"previews (default: ./temp, {where})")  # fmt: skip
+    p.add_argument("--models-dir", type=Path)
+    p.add_argument("--extra-models-dir", action="append", default=[], type=Path, metavar="DIR")
+    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+    add_device_args(p)
+    p.add_argument(
+        "--workers", type=at_least(1), metavar="N",
+        help="worker processes running prompts (default: one per device)",
+    )  # fmt: skip
+    p.add_argument(
+        "--devices", metavar="DEV,DEV", type=devices_arg,
+        default=[], help="devices the workers run on, e.g. cuda:0,cuda:1 (default: each visible GPU, "
+        "else --device)",
+    )  # fmt: skip
+    add_ray_args(p, "workers")
+    p.add_argument("--previews", action="store_true", help="send denoise previews to clients")
+    p.add_argument("--no-cache", action="store_true", help="do not use the disk cache")
+    p.add_argument(
+        "--insecure", action="store_true",
+        help="allow a non-loopback --host without --auth-token (anyone who can reach the port "
+        "can run workflows and read outputs)",
+    )  # fmt: skip
+    p.add_argument("--max-queue", type=at_least(1), default=1000,
+                   help="prompts queued or running (default 1000); one more is refused with 429")  # fmt: skip
+    p.add_argument("--interrupt-grace", type=at_least(0, float), default=10.0, metavar="SECONDS",
+                   help="after an interrupt, how long a running node has to stop before its "
+                   "worker is killed, models and all (default 10)")  # fmt: skip
+    p.add_argument("--max-prompt-nodes", type=at_least(1), default=250_000,
+                   help="nodes per prompt; larger prompts are refused with 413 (default 250000)")  # fmt: skip
+    add_limit_args(p)
+    p.add_argument("--max-body-mb", type=at_least(1), default=64,
+                   help="request and upload size (default 64 MB)")  # fmt: skip
+    p.add_argument("--max-string-chars", type=at_least(1), default=100_000,
+                   help="longest string in a prompt (default 100000)")  # fmt: skip
+    p.add_argument("--max-extra-data-mb", type=at_least(0), default=8,
+                   help="a prompt's extra_data, e.g. the editor's workflow; 0: none accepted "
+                   "(default 8 MB)")  # fmt: skip
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this Host name (localhost, loopback addresses "
+                   "and --host are always answered; others are refused against DNS rebinding)")  # fmt: skip
+
+
+def add_submit_parser(sub) -> None:
+    """The `submit` subcommand, on `build_parser`'s subparsers."""
+    p = sub.add_parser("submit", help="queue a workflow on a running server and show progress")
+    p.add_argument("workflow", help="workflow file: latentgraph YAML/JSON or ComfyUI JSON "
+                   "(read here, run there)")  # fmt: skip
+    p.add_argument("--server", default="http://127.0.0.1:8188", metavar="URL",
+                   help="the `latentgraph serve` to run it on (default http://127.0.0.1:8188)")  # fmt: skip
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+        help="override a workflow param (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--output-dir", type=Path, default=Path("output"),
+                   help="where to download the files the run saved (default: ./output)")  # fmt: skip
+    p.add_argument("--auth-token", metavar="TOKEN", help="the token the server was started "
+                   "with (default: the --server URL's ?token=, else $LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+TOKEN_VARIABLE = "LATENTGRAPH_AUTH_TOKEN"
+
+
+def _auth_token(
+    given: str | None, carried: str | None = None, carrier: str = ""
+) -> tuple[str | None, str]:
+    """The token `serve` or `submit` uses and where it came from, as their messages name it:
+    --auth-token when given (an empty one too: what `--auth-token "$TOKEN"` gives with TOKEN
+    unset, which `serve` refuses), else the token `carrier` carries (`submit --server
+    URL?token=`), else $LATENTGRAPH_AUTH_TOKEN (set but empty: no token, as unset)."""
+    if given is not None:
+        return given, "--auth-token"
+    if carried is not None:
+        return carried, carrier
+    return os.environ.get(TOKEN_VARIABLE) or None, TOKEN_VARIABLE
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from latentgraph.graph.paths import data_dir
+    from latentgraph.server.config import ServerConfig, auth_token_rule
+    from latentgraph.server.hosts import address_problem, is_loopback_bind
+    from latentgraph.server.run import serve
+
+    from .wiring import prepare_server, worker_setup
+
+    check_folders([("--data-dir", args.data_dir or data_dir()), ("--output-dir", args.output_dir),
+                    ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)])  # fmt: skip
+    check_nodes_dirs(args.nodes_dir)
+    loopback = is_loopback_bind(args.host)
+    unusable = None if loopback else address_problem(args.host)  # a loopback one resolved
+    if unusable:
+        raise UserError(f"--host {args.host}: {unusable}")
+    token, source = _auth_token(args.auth_token)
+    refusal, warning = auth_token_rule(token, args.host, loopback=loopback,
+                                       insecure=args.insecure, source=source)  # fmt: skip
+    if refusal:
+        raise UserError(refusal)
+    if warning:
+        print(f"latentgraph: WARNING: {warning}", file=sys.stderr)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        auth_token=token,
+        data_dir=args.data_dir or data_dir(),
+        output_dir=args.output_dir,
+        input_dir=args.input_dir,
+        temp_dir=args.temp_dir,
+        models_dirs=models_dirs(args),
+        nodes_dirs=list(args.nodes_dir),
+        device=args.device,
+        dtype=args.dtype,
+        workers=args.workers,
+        devices=args.devices,
+        ray=args.ray,
+        ray_workers=args.ray_workers,
+        ray_cpus_per_actor=args.ray_cpus_per_actor,
+        ray_gpus_per_actor=args.ray_gpus_per_actor,
+        options=read_options(args.options),
+        previews=args.previews,
+        disk_cache=not args.no_cache,
+        max_queue=args.max_queue,
+        interrupt_grace_seconds=args.interrupt_grace,
+        max_prompt_nodes=args.max_prompt_nodes,
+        max_steps=args.max_steps,
+        max_batch=args.max_batch,
+        max_image_pixels=args.max_pixels,
+        max_batch_pixels=args.max_batch_pixels,
+        max_body_bytes=args.max_body_mb * 2**20,
+        max_upload_bytes=args.max_body_mb * 2**20,
+        max_string_chars=args.max_string_chars,
+        max_extra_data_bytes=args.max_extra_data_mb * 2**20,
+        allow_hosts=list(args.allow_host),
+    )
+    from latentgraph.server.ray_workers import RayUnavailable
+    from latentgraph.server.run import CannotListen
+
+    if args.ray:
+        if args.workers or args.devices:
+            raise UserError("--workers and --devices set local worker processes; with --ray, "
+                            "give --ray-workers N (devices come from the Ray cluster)")  # fmt: skip
+        require_ray()
+    else:  # on Ray the devices are the cluster's
+        flag = "--devices" if args.devices else "--device"
+        check_devices(flag, args.devices or [args.device], isolated=True)
+    failures: list = []
+    registry = prepare_server(config, errors=failures)
+    print_plugin_failures(failures)
+    try:
+        serve(config, registry=registry, workers=worker_setup(config.nodes_dirs))
+    except (RayUnavailable, CannotListen) as exc:  # the cluster cannot give what was asked,
+        raise UserError(str(exc)) from None  # the port is taken: before any worker starts
+    return EXIT_OK
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from latentgraph.server import submit as remote
+
+    bad_url = remote.server_url_problem(args.server)
+    if bad_url:  # a usage error, not an unreachable server
+        raise UserError(f"--server {remote.shown_url(args.server)}: {bad_url}")
+    token, source = _auth_token(args.auth_token, remote.url_token(args.server), remote.URL_TOKEN)
+    workflow = workflow_file(args.workflow)  # as `run` names a file that is not there
+    check_folders([("--output-dir", args.output_dir)])  # before the run, not at its download
+    return remote.submit(
+        workflow,
+        args.server,
+        overrides=parse_assignments(args.overrides, "--set"),
+        output_dir=args.output_dir,
+        auth_token=token,
+        token_source=source,
+        as_json=args.json,
+        quiet=args.quiet,
+    )

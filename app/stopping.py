@@ -1,0 +1,100 @@
+"""How `latentgraph run` stops on Ctrl-C or SIGTERM: the first signal at the current node's
+next step, a second at once (`StopNow`), a third by ending the process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from .exits import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+
+class StopNow(BaseException):
+    """A second Ctrl-C or SIGTERM during `run`, raised into whatever the run is doing (a node
+    that checks no step, a sleep, a save): the run is given up at once. Not an `Exception`, so
+    neither the scheduler nor a node's `except Exception` takes it for the node's failure;
+    `finally` blocks run on the way out (a temp file being written is removed), and what had
+    finished is already in the cache."""
+
+
+class Stopper:
+    """`run`'s Ctrl-C and SIGTERM handler. The first stops the run at the current node's next
+    step (`cancel`); a second ends it at once (`StopNow`), and `stopped_line` names the node
+    it did not wait for; a third, should node code have swallowed that, ends the process
+    there and then. `watch` wraps a renderer to know which node is running. `cached`: the
+    run has a disk cache (not --no-cache), so what finished outlives the process."""
+
+    def __init__(self, cancel, cached: bool = True) -> None:
+        self.cancel = cancel
+        self.cached = cached
+        self.signals: list[int] = []
+        self.running: tuple[str, str] | None = None  # (node id, node type)
+        self.renderer: Any = None
+
+    def __call__(self, signum: int, _frame) -> None:
+        self.signals.append(signum)
+        if len(self.signals) == 1:
+            self.cancel.cancel()
+            self.say(self.stopping_line())
+        elif len(self.signals) == 2:
+            raise StopNow
+        else:
+            print(self.stopped_line(), file=sys.stderr, flush=True)
+            os._exit(self.code())
+
+    def stopping_line(self) -> str:
+        """What the first signal does, said at once (a node loading a model for seconds
+        checks no step: the run seemed deaf): "latentgraph: Ctrl-C: stopping after node 'model'
+        (LoadModel) finishes or reaches its next step; press Ctrl-C again to stop now"."""
+        term = self.signals[-1] == signal.SIGTERM
+        what = (f"after node {self.running[0]!r} ({self.running[1]}) finishes or reaches its "
+                "next step" if self.running else "before the next node")  # fmt: skip
+        name, again = (
+            ("SIGTERM", "send SIGTERM again") if term else ("Ctrl-C", "press Ctrl-C again")
+        )
+        return f"latentgraph: {name}: stopping {what}; {again} to stop now"
+
+    def say(self, text: str) -> None:
+        """`text` on stderr now, above the progress display when there is one; a line that
+        cannot be written never stops the run from stopping."""
+        try:
+            note = getattr(self.renderer, "note", None)
+            if note is not None:
+                note(text)
+            else:
+                print(text, file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001 - e.g. stderr closed, a reentrant write
+            pass
+
+    def watch(self, renderer):
+        from latentgraph.graph.events import NodeFailed, NodeFinished, NodeStarted
+
+        self.renderer = renderer
+
+        def on_event(event) -> None:
+            if isinstance(event, NodeStarted):
+                self.running = (event.node_id, event.node_type)
+            elif isinstance(event, (NodeFinished, NodeFailed)):
+                self.running = None
+            renderer(event)
+
+        return on_event
+
+    @property
+    def terminated(self) -> bool:
+        return signal.SIGTERM in self.signals
+
+    def code(self) -> int:
+        return EXIT_TERMINATED if self.terminated else EXIT_INTERRUPTED
+
+    def stopped_line(self) -> str:
+        """What a second signal did: "latentgraph: interrupted again (Ctrl-C): did not wait
+        for node 'n' (Sleeper) to stop; what had finished is cached" (under --no-cache, up
+        to "to stop")."""
+        name = "SIGTERM" if self.signals[-1] == signal.SIGTERM else "Ctrl-C"
+        what = (f"node {self.running[0]!r} ({self.running[1]})" if self.running
+                else "the run")  # fmt: skip
+        line = f"latentgraph: interrupted again ({name}): did not wait for {what} to stop"
+        return line + ("; what had finished is cached" if self.cached else "")

@@ -1,0 +1,120 @@
+"""The commands that run no workflow: `nodes` (the node reference), `schema` (the workflow
+format's JSON Schema), `convert` (between workflow formats) and `tiny-model` (the built-in
+tiny model, exported as files)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .arguments import check_file, check_folders, load_nodes
+from .exits import EXIT_OK, UserError
+from .workflow_input import workflow_file
+
+
+def add_nodes_parser(sub) -> None:
+    """The `nodes` subcommand, on `build_parser`'s subparsers."""
+    p = sub.add_parser("nodes", help="list node types, or `nodes describe NAME`")
+    p.add_argument("action", nargs="?", choices=["list", "describe"], default="list")
+    p.add_argument("name", nargs="?", help="node type name (for describe)")
+    shown_as = p.add_mutually_exclusive_group()
+    shown_as.add_argument("--json", action="store_true", help="print /object_info-style JSON")
+    shown_as.add_argument(
+        "--markdown", action="store_true", help="print the node reference (docs/nodes.md)"
+    )
+    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+
+
+def add_schema_parser(sub) -> None:
+    """The `schema` subcommand, on `build_parser`'s subparsers."""
+    p = sub.add_parser("schema", help="print the JSON Schema of the workflow format")
+    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+
+
+def add_convert_parser(sub) -> None:
+    """The `convert` subcommand, on `build_parser`'s subparsers."""
+    p = sub.add_parser("convert", help="convert between latentgraph YAML and ComfyUI JSON formats")
+    p.add_argument("source", help="latentgraph YAML/JSON, ComfyUI API or editor JSON, or a PNG")
+    p.add_argument("dest", help="file to write ('-' for stdout)")
+    p.add_argument("--to", choices=["yaml", "api", "editor"], help="default: from dest suffix")
+    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+
+
+def add_tiny_model_parser(sub) -> None:
+    """The `tiny-model` subcommand, on `build_parser`'s subparsers."""
+    p = sub.add_parser("tiny-model", help="build the built-in tiny model; optionally export it")
+    p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")
+    p.add_argument("--addons", type=Path, metavar="MODELS_DIR",
+                   help="also write tiny LoRAs (loras/), embeddings (embeddings/), "
+                        "ControlNets and a T2I-Adapter (controlnet/) there; run and serve "
+                        "look for models there with --models-dir MODELS_DIR (by default "
+                        "they look in models/ in the user data folder, not ./models)")  # fmt: skip
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    from latentgraph.graph.node_docs import describe, listing, markdown
+    from latentgraph.graph.object_info import node_info, object_info
+
+    registry = load_nodes(args.nodes_dir)
+    if args.action == "describe":
+        if not args.name:
+            raise UserError("nodes describe: give a node type name")
+        node_type = registry.get(args.name)
+        if node_type is None:
+            from latentgraph.graph.problems import did_you_mean
+
+            hint = did_you_mean(args.name, registry.names())
+            raise UserError(f"unknown node type {args.name!r}{hint}")
+        if args.json:
+            print(json.dumps(node_info(node_type), indent=2))
+        else:
+            print(describe(node_type))
+        return EXIT_OK
+    if args.json:
+        print(json.dumps(object_info(registry), indent=2))
+    elif args.markdown:
+        print(markdown(registry))
+    else:
+        print(listing(registry))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from latentgraph.graph.schema import workflow_schema
+
+    registry = load_nodes(args.nodes_dir)
+    print(json.dumps(workflow_schema(registry), indent=2))
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from latentgraph.graph.convert import convert
+
+    registry = load_nodes(args.nodes_dir)
+    source = workflow_file(args.source)
+    if args.dest != "-":
+        check_file("dest", Path(args.dest))
+    convert(source, args.dest, to=args.to, registry=registry, wording="--to {}")
+    return EXIT_OK
+
+
+def cmd_tiny_model(args: argparse.Namespace) -> int:
+    from latentgraph.nodes.tiny_model import ensure_tiny_model, write_single_file
+
+    if args.single_file:
+        check_file("--single-file", args.single_file)
+    if args.addons:
+        check_folders([("--addons", args.addons)])
+    folder = ensure_tiny_model()
+    print(f"built-in model: {folder}")
+    if args.single_file:
+        write_single_file(args.single_file)
+        print(f"single-file checkpoint: {args.single_file}")
+    if args.addons:
+        from latentgraph.nodes.tiny_addons import write_models_folder
+        from latentgraph.nodes.tiny_control import write_controlnet_folder
+
+        for path in [*write_models_folder(args.addons), *write_controlnet_folder(args.addons)]:
+            print(f"tiny add-on: {path}")
+    return EXIT_OK
