@@ -334,6 +334,18 @@ def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
                     if name else {})]}}))  # fmt: skip
 
 
+def no_prompt() -> PromptRejected:
+    """The refusal of a body whose 'prompt' is no object of nodes (or an empty one)."""
+    return PromptRejected(error_body("no_prompt", "No prompt provided", "'prompt' must be a "
+                                     "non-empty object of node id -> node"))  # fmt: skip
+
+
+def no_class_type(nid: str) -> PromptRejected:
+    """The refusal of a prompt whose node `nid` is no object with a class_type."""
+    return PromptRejected(error_body("invalid_prompt", f"Cannot execute because node {nid} has "
+                                     "no class_type", f"Node ID '#{nid}'"))  # fmt: skip
+
+
 def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[CheckedPrompt, Any]:
     """Convert and validate an API-format prompt as ComfyUI does: an unknown node type anywhere
     refuses it; otherwise each output node (or target) is checked with what it needs, a node
@@ -343,13 +355,10 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
     from latentgraph.graph.validate import output_nodes
 
     if not isinstance(prompt, dict) or not prompt:
-        raise PromptRejected(error_body("no_prompt", "No prompt provided", "'prompt' must be a "
-                                        "non-empty object of node id -> node"))  # fmt: skip
+        raise no_prompt()
     for nid, spec in prompt.items():
         if not isinstance(spec, dict) or not isinstance(spec.get("class_type"), str):
-            raise PromptRejected(error_body(
-                "invalid_prompt", f"Cannot execute because node {nid} has no class_type",
-                f"Node ID '#{nid}'"))  # fmt: skip
+            raise no_class_type(nid)
     _refuse_unknown_types(prompt, registry)
     try:  # drops `_meta` and the inputs a node type does not declare
         graph = graph_from_prompt(prompt, registry, source="<prompt>")

@@ -21,7 +21,7 @@ from .config import ServerConfig
 from .dispatch import EDITOR_GRACE, Dispatcher
 from .errors import ApiError
 from .hub import Hub
-from .prompt_body import read_prompt_body
+from .prompt_body import body_not_an_object, node_chars_limit, read_prompt_body
 from .prompts import PromptRejected, check_prompt, check_string_lengths
 from .workers import model_keys
 
@@ -86,7 +86,7 @@ class ServerState:
         return BackgroundTask(release)
 
     def _parse_check_and_add(self, raw: bytes) -> _Queued:
-        parsed = read_prompt_body(raw)
+        parsed = read_prompt_body(raw, node_chars_limit(self.config.max_string_chars))
         return self._check_and_add(parsed.body, parsed.prompt_text)
 
     def _check_and_add(self, body: Any, prompt_text: str | None = None) -> _Queued:
@@ -94,7 +94,7 @@ class ServerState:
         is); otherwise the prompt is encoded for the store. Returns the stored record and the
         `node_errors` of the outputs that will not run."""
         if not isinstance(body, dict):
-            raise ApiError(400, "the body must be a JSON object with a 'prompt'", "invalid_prompt")
+            raise body_not_an_object()
         prompt = body.get("prompt")
         limit = self.config.max_prompt_nodes
         if isinstance(prompt, dict) and len(prompt) > limit:

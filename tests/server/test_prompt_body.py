@@ -60,7 +60,7 @@ def test_escaped_keys_in_compact_text_read_as_json_loads_reads_them(read_prompt_
 
 
 def test_a_body_without_a_prompt_object_keeps_no_text(read_prompt_body):
-    for text in ('{"client_id": "c"}', "{}", '{"prompt": "no"}'):
+    for text in ('{"client_id": "c"}', "{}"):
         read = read_prompt_body(text.encode())
         assert (read.body, read.prompt_text) == (json.loads(text), None)
 
@@ -71,7 +71,7 @@ def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does(read_prompt_bod
     assert read.body == json.loads(text) == {"prompt": {"2": {"b": 2}}, "x": 1}
     assert read.prompt_text == '{"2": {"b": 2}}'
     text = '{"prompt": {"1": {"a": 1}}, "prompt": [1]}'  # the last is no object: no text kept
-    read = read_prompt_body(text.encode())
+    read = prompt_body.read_prompt_body(text.encode())  # (walked, it is refused)
     assert (read.body, read.prompt_text) == ({"prompt": [1]}, None)
 
 
@@ -84,10 +84,9 @@ def test_a_repeated_prompt_key_keeps_the_last_as_json_loads_does(read_prompt_bod
     '{"prompt": {"1": {"v": NaN}}}',  # not finite
     '{"prompt": {"1": {"v": 1e999}}}',  # overflows to infinity
     '{"prompt": {"1": {"v": "\\ud800"}}}',  # lone surrogate
-    '[{"prompt": {}}]',  # not an object: the same value as json.loads
     "   ",  # empty
 ], ids=["trailing-comma", "unclosed", "no-colon", "unquoted-key", "extra-data", "nan",
-        "overflow", "surrogate", "array", "empty"])  # fmt: skip
+        "overflow", "surrogate", "empty"])  # fmt: skip
 def test_refusals_and_odd_bodies_read_as_a_whole_parse_reads_them(text, read_prompt_body):
     _same_as_a_whole_parse(text.encode(), read_prompt_body)
 
@@ -123,7 +122,9 @@ _json = st.recursive(
 
 
 @given(
-    nodes=st.dictionaries(st.text(max_size=6), _json, max_size=6),
+    nodes=st.dictionaries(
+        st.text(max_size=6), st.dictionaries(st.text(max_size=5), _json), max_size=6
+    ),
     others=st.dictionaries(st.sampled_from(["client_id", "extra_data", "prompt_id", "n"]), _json),
     indent=st.sampled_from([None, 0, 1, "\t"]),
     separators=st.sampled_from([None, (",", ":"), (" ,", " : ")]),
@@ -143,8 +144,52 @@ def test_only_a_body_longer_than_the_limit_is_walked_node_by_node():
     small = json.dumps({"prompt": _prompt(3)}).encode()
     large = json.dumps({"prompt": _prompt(3), "pad": "x" * prompt_body.WHOLE_PARSE_CHARS}).encode()
     for raw, walked in ((small, False), (large, True)):
-        with mock.patch.object(prompt_body, "_nodes", wraps=prompt_body._nodes) as nodes:
+        with mock.patch.object(prompt_body, "_bounded", wraps=prompt_body._bounded) as nodes:
             read = prompt_body.read_prompt_body(raw)
         assert nodes.called is walked
         assert read.body == json.loads(raw)
         assert json.loads(read.prompt_text) == _prompt(3)
+
+
+def _walked(text: str) -> bytes:
+    """`text` padded past `WHOLE_PARSE_CHARS` with trailing blanks: a body that is walked."""
+    return (text + " " * prompt_body.WHOLE_PARSE_CHARS).encode()
+
+
+@pytest.mark.parametrize(("text", "status", "error_type"), [
+    ("[" + "0," * 100 + "0]", 400, "invalid_prompt"),  # a bare array
+    ('"a prompt"', 400, "invalid_prompt"),
+    ('{"prompt": [' + "0," * 100 + "0]}", 400, "no_prompt"),
+    ('{"prompt": "x" , "client_id": "c"}', 400, "no_prompt"),
+    ('{"prompt": {"1": [0, 0]}}', 400, "invalid_prompt"),  # a node that is no object
+], ids=["bare-array", "string", "prompt-array", "prompt-string", "node-array"])  # fmt: skip
+def test_a_walked_body_that_cannot_be_a_prompt_is_refused_unparsed(text, status, error_type):
+    """A 60 MB `{"prompt": [0, 0, ...]}` was parsed whole (7 s, 240 MB) before the check
+    refused it: refused where it shows, in the check's words, with nothing after it decoded."""
+    from latentgraph.server.prompts import PromptRejected
+
+    with mock.patch.object(prompt_body.STRICT_DECODER, "decode", side_effect=AssertionError):
+        with pytest.raises((ApiError, PromptRejected)) as got:
+            prompt_body.read_prompt_body(_walked(text))
+    if isinstance(got.value, ApiError):
+        assert (got.value.status, got.value.type) == (status, error_type)
+    else:
+        assert got.value.body["error"]["type"] == error_type
+
+
+@pytest.mark.parametrize("value", ['"' + "a" * 5000 + '"', "[" + "[]," * 2000 + "[]]"])
+def test_a_node_longer_than_the_limit_is_refused_naming_it(value):
+    """One node holding 60 MB of `[], ` took 15 s and 1.5 GB to parse: a node is read within
+    its limit, and refused past it after reading about twice the limit at most."""
+    text = '{"prompt": {"ok": {"class_type": "A"}, "big": {"inputs": {"v": ' + value + "}}}}"
+    fits = prompt_body.read_prompt_body(_walked(text), max_node_chars=len(value) + 100)
+    assert fits.body == json.loads(text)
+    with mock.patch.object(prompt_body.STRICT_DECODER, "raw_decode",
+                           wraps=prompt_body.STRICT_DECODER.raw_decode) as decode:  # fmt: skip
+        with pytest.raises(ApiError) as got:
+            prompt_body.read_prompt_body(_walked(text), max_node_chars=1000)
+    assert (got.value.status, got.value.type, got.value.extra) == (
+        413, "too_large", {"node_id": "big", "limit": 1000})  # fmt: skip
+    assert got.value.message.startswith("node big is more than 1,000 characters of JSON")
+    assert all(len(call.args[0]) <= 1000 for call in decode.call_args_list
+               if len(call.args) == 1)  # fmt: skip
