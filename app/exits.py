@@ -6,9 +6,8 @@ Exit codes (also in README.md):
     1   the run failed: a node raised (its error is printed, what was computed stays cached)
     2   user error: bad arguments, unreadable or invalid workflow (every problem is printed),
         a folder flag naming a file (run's --output-dir and --cache-dir, cache's --cache-dir,
-        serve's --data-dir, --output-dir, --input-dir, --temp-dir, submit's --output-dir,
-        tiny-model --addons; a
-        --models-dir must exist), a file to write that cannot be (convert's DEST, tiny-model
+        serve's --data-dir, --output-dir, --input-dir, --temp-dir, --cache-dir, submit's
+        --output-dir, tiny-model --addons; a --models-dir must exist), a file to write that cannot be (convert's DEST, tiny-model
         --single-file: a folder there, or a file where its folder would be), a --device this
         machine lacks (cuda, mps: checked before any node runs; for serve, each of --devices,
         before any worker starts), a `serve --port` in use (checked before any worker starts),

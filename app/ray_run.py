@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from latentgraph.graph.context import Settings
 from latentgraph.graph.declare import Registry
@@ -32,6 +33,9 @@ class RayRun:
     workers: int | None
     settings: Settings
     disk_cache: bool = True
+    # The disk cache's folder, as `run --cache-dir` names it (None: the default store): the
+    # actors keep their entries where a local run would (`ServerConfig.disk_store`).
+    cache_dir: Path | None = None
     nodes_dirs: tuple = ()
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 1.0
@@ -62,6 +66,7 @@ def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
     config = ServerConfig(output_dir=plan.settings.output_dir, input_dir=plan.settings.input_dir,
                           temp_dir=plan.settings.temp_dir, device=plan.settings.device,
                           ray=plan.address, ray_workers=plan.workers, disk_cache=plan.disk_cache,
+                          cache_dir=plan.cache_dir,
                           nodes_dirs=list(plan.nodes_dirs), ray_cpus_per_actor=plan.cpus_per_actor,
                           ray_gpus_per_actor=plan.gpus_per_actor)  # fmt: skip
     pool = ray_pool(config, worker_setup(plan.nodes_dirs), plan.settings)

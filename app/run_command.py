@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import signal
 import sys
 from pathlib import Path
@@ -183,9 +182,8 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     from .ray_run import RayRun, run_on_ray
 
     require_ray()
-    if args.cache_dir:  # the actors read the cache folder from the environment they are given
-        os.environ["LATENTGRAPH_CACHE_DIR"] = str(args.cache_dir.resolve())
     plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
+                  cache_dir=args.cache_dir,
                   nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
                   gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
     runs = _workflows(args, overrides, registry, settings)

@@ -79,6 +79,9 @@ def add_serve_parser(sub) -> None:
     add_ray_args(p, "workers")
     p.add_argument("--previews", action="store_true", help="send denoise previews to clients")
     p.add_argument("--no-cache", action="store_true", help="do not use the disk cache")
+    p.add_argument("--cache-dir", type=Path,
+                   help="disk cache folder, shared by every worker, as run's (default: user "
+                   "cache dir)")  # fmt: skip
     p.add_argument(
         "--insecure", action="store_true",
         help="allow a non-loopback --host without --auth-token (anyone who can reach the port "
@@ -149,7 +152,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .wiring import prepare_server, worker_setup
 
     check_folders([("--data-dir", args.data_dir or data_dir()), ("--output-dir", args.output_dir),
-                    ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)])  # fmt: skip
+                    ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)]
+                  + ([("--cache-dir", args.cache_dir)] if args.cache_dir else []))  # fmt: skip
     check_nodes_dirs(args.nodes_dir)
     loopback = is_loopback_bind(args.host)
     unusable = None if loopback else address_problem(args.host)  # a loopback one resolved
@@ -183,6 +187,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         options=read_options(args.options),
         previews=args.previews,
         disk_cache=not args.no_cache,
+        cache_dir=args.cache_dir,
         max_queue=args.max_queue,
         interrupt_grace_seconds=args.interrupt_grace,
         max_prompt_nodes=args.max_prompt_nodes,

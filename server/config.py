@@ -89,6 +89,9 @@ class ServerConfig:
     max_steps: int = 1000
     max_batch_pixels: int = 4096 * 4096
     disk_cache: bool = True
+    # The disk cache's folder (`serve --cache-dir`), its entries directly in it; None: the
+    # default store (`graph.cache.disk_store_dir`, as `run` and `cache` resolve it).
+    cache_dir: Path | None = None
     cache_bytes: int | None = None
     # A websocket client is closed when this many bytes wait to be sent to it, or when one
     # write has waited this long for it to read (see server/hub.py).
@@ -137,6 +140,15 @@ class ServerConfig:
         self.temp_dir = Path(self.temp_dir).resolve() if self.temp_dir else self.data_dir / "temp"
         self.models_dirs = [Path(p) for p in self.models_dirs]
         self.nodes_dirs = [Path(p) for p in self.nodes_dirs]
+        self.cache_dir = Path(self.cache_dir).resolve() if self.cache_dir else None
+
+    @property
+    def disk_store(self) -> Path | None:
+        """The folder every worker's disk cache keeps its entries in (absolute: a Ray actor's
+        working folder is not the server's); None under `disk_cache=False` (--no-cache)."""
+        from latentgraph.graph.cache import disk_store_dir
+
+        return disk_store_dir(self.cache_dir).resolve() if self.disk_cache else None
 
     @property
     def db_path(self) -> Path:

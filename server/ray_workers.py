@@ -195,7 +195,9 @@ class RayWorkerPool(RunnerPool):
         self._owns_runtime = owns_runtime
         pool_id = uuid.uuid4().hex[:6]
         self._actors = [_Actor(f"latentgraph-{pool_id}-worker-{s.index}", s) for s in specs]
-        # the one setting read from the environment (never the server's own: its auth token)
+        # The one setting read from the environment (never the server's own: its auth token):
+        # the cache root, where the built tiny models and shipped configs go, as this process
+        # builds them. The disk cache's folder is not read from it: each spec carries it.
         self._env = {"LATENTGRAPH_CACHE_DIR": str(paths.cache_dir().resolve())}
         self._deliver: Callable[[int, WorkerMessage], None] | None = None
         self._stopping = threading.Event()
@@ -348,14 +350,14 @@ def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> Ra
             input_dir=Path(settings.input_dir).resolve(),
             temp_dir=Path(settings.temp_dir).resolve(),
             models_dirs=[Path(d).resolve() for d in settings.models_dirs])  # fmt: skip
-        specs = [WorkerSpec(index=i, settings=settings, disk_cache=config.disk_cache,
+        specs = [WorkerSpec(index=i, settings=settings, disk_store=config.disk_store,
                             nodes_dirs=[Path(d).resolve() for d in config.nodes_dirs],
                             load_nodes=config.load_nodes, preload=config.preload,
                             threads=threads)
                  for i in range(shape.count)]  # fmt: skip
         shared = [settings.output_dir, settings.input_dir, settings.temp_dir]
-        if config.disk_cache:
-            shared.append(paths.cache_dir().resolve())
+        if config.disk_store is not None:
+            shared.append(config.disk_store)
         return RayWorkerPool(setup, specs, shape, owns_runtime=owns, shared_folders=tuple(shared))
     except BaseException:
         if owns:

@@ -78,7 +78,9 @@ class WorkerSpec:
 
     index: int
     settings: Settings
-    disk_cache: bool = True
+    # The disk cache's folder, given by the server (`ServerConfig.disk_store`), never read
+    # from the worker's environment; None: no disk cache, the memory one only.
+    disk_store: Path | None = None
     nodes_dirs: list[Path] = field(default_factory=list)  # when WorkerSetup.registry is None
     load_nodes: bool = True
     preload: bool = True  # import the model libraries before saying Ready
@@ -363,10 +365,10 @@ class JobRunner:
         self.loaded: set[str] = set()  # model keys of the prompts run since the last free
         self.registry = self._build_registry()
         self._import_model_libraries()
-        from latentgraph.graph.cache import default_cache
+        from latentgraph.graph.cache import Cache
         from latentgraph.graph.scheduler import Scheduler
 
-        self.scheduler = Scheduler(registry=self.registry, cache=default_cache(disk=spec.disk_cache),
+        self.scheduler = Scheduler(registry=self.registry, cache=Cache(disk_dir=spec.disk_store),
                                    settings=spec.settings)  # fmt: skip
         # torch, diffusers and transformers leave 440,000 objects for the collector: each full
         # pass walked them for 0.22 s, with the GIL held, in the middle of a run (measured).

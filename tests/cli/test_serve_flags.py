@@ -324,11 +324,22 @@ def test_max_queue_help_says_the_running_prompt_counts(capsys):
 
 
 @pytest.mark.parametrize("flag", ["--data-dir", "--output-dir", "--input-dir", "--temp-dir",
-                                  "--models-dir"])  # fmt: skip
+                                  "--models-dir", "--cache-dir"])  # fmt: skip
 def test_a_file_named_as_a_folder_is_refused_saying_what_was_expected(serve, tmp_path, flag):
     afile = write(tmp_path, "afile", "x")
     err = refused(serve, flag, str(afile))
     assert f"latentgraph: error: {flag} {afile}: a file is there; expected a folder" in err
+
+
+@pytest.mark.parametrize(("args", "store"), [
+    (["--cache-dir", "store"], "store"),  # the entries directly in it, as `run --cache-dir`
+    (["--cache-dir", "store", "--no-cache"], None),  # --no-cache wins, as in `run`
+    (["--no-cache"], None),
+])  # fmt: skip
+def test_cache_dir_is_the_folder_the_workers_are_given(serve, tmp_path, args, store):
+    code, err, config = serve(*args)
+    assert code == 0, err
+    assert config.disk_store == (None if store is None else (tmp_path / store).resolve())
 
 
 def test_a_folder_under_a_file_is_refused_naming_the_file(serve, tmp_path):

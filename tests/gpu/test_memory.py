@@ -69,7 +69,7 @@ def test_post_free_unload_models_releases_the_weights(tiny_folder, fresh_manager
     from latentgraph.server.workers import Job
 
     ours, theirs = multiprocessing.Pipe()
-    spec = WorkerSpec(0, Settings(output_dir=tmp_path / "out"), disk_cache=False, preload=False)
+    spec = WorkerSpec(0, Settings(output_dir=tmp_path / "out"), preload=False)
     runner = JobRunner(worker_setup(), spec, theirs)
     prompt = {"1": {"class_type": "LoadModel", "inputs": {"source": "builtin:tiny-sd"}},
               "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,26 @@ def test_the_run_line_names_every_file_saved_not_only_images(ray_runtime, tiny_f
     [line] = capsys.readouterr().err.splitlines()
     assert ": success" in line and "merged_00001_.safetensors" in line and ".png" in line, line
     assert (tmp_path / "checkpoints" / "merged_00001_.safetensors").is_file()
+
+
+def test_a_ray_run_keeps_its_disk_cache_where_a_local_run_does(ray_runtime, tiny_folder,
+                                                                tmp_path):  # fmt: skip
+    """`run --cache-dir DIR` keeps the entries directly in DIR, on Ray actors as in this
+    process (`graph.cache.disk_store_dir`, handed to each actor in its spec): the actors used
+    to be told LATENTGRAPH_CACHE_DIR=DIR, through this process's environment, and put them in
+    DIR/outputs."""
+    common = [TXT2IMG, "-q", "--set", "steps=2", "--set", "width=64", "--set", "height=64",
+              "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    before = os.environ.get("LATENTGRAPH_CACHE_DIR")
+    assert main(["run", *common, "--cache-dir", str(local)]) == 0
+    assert main(["run", *common, "--cache-dir", str(on_ray), "--ray", "local",
+                 "--ray-workers", "1"]) == 0  # fmt: skip
+    assert os.environ.get("LATENTGRAPH_CACHE_DIR") == before
+
+    def entries(folder: Path) -> list[Path]:
+        return [p for p in folder.glob("??/*") if p.is_file()]
+
+    assert entries(local) and not (local / "outputs").exists()
+    assert entries(on_ray), sorted(str(p.relative_to(on_ray)) for p in on_ray.rglob("*"))
+    assert not (on_ray / "outputs").exists()

@@ -33,7 +33,7 @@ def runner(monkeypatch, tmp_path):
     ours, theirs = multiprocessing.Pipe()
     try:
         job_runner = JobRunner(WorkerSetup(registry=toy_registry),
-                               WorkerSpec(0, Settings(output_dir=tmp_path), disk_cache=False,
+                               WorkerSpec(0, Settings(output_dir=tmp_path),
                                           preload=False),
                                theirs)  # fmt: skip
         yield job_runner, ours, conversions

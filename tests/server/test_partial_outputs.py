@@ -42,7 +42,7 @@ def test_a_job_the_worker_checks_runs_only_its_good_outputs(tmp_path):
     ours, theirs = multiprocessing.Pipe()
     try:
         runner = JobRunner(WorkerSetup(registry=toy_registry),
-                           WorkerSpec(0, Settings(output_dir=tmp_path), disk_cache=False,
+                           WorkerSpec(0, Settings(output_dir=tmp_path),
                                       preload=False), theirs)  # fmt: skip
         runner.run(Job("unchecked", json.dumps(with_a_broken_output()), {}, None, False))
         done = next(m for batch in iter(ours.recv, None) for m in batch if isinstance(m, Done))

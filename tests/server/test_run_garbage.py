@@ -48,7 +48,7 @@ def test_a_finished_translator_is_freed_by_reference_counting(collector_off):
 def test_a_workers_run_leaves_nothing_for_the_collector(collector_off, tmp_path):
     ours, theirs = multiprocessing.Pipe()
     runner = JobRunner(WorkerSetup(registry=toy_registry),
-                       WorkerSpec(0, Settings(output_dir=tmp_path), disk_cache=False,
+                       WorkerSpec(0, Settings(output_dir=tmp_path),
                                   preload=False),
                        theirs)  # fmt: skip
     try:

@@ -44,7 +44,7 @@ def test_a_worker_imports_model_libraries_only_for_the_diffusion_nodes(
     monkeypatch.setattr(warmup, "MODEL_LIBRARIES", {"lg_warmup_probe": ("READY",)})
     setup = WorkerSetup(registry=_with_builtin_like_node if builtin else toy_registry)
     ours, theirs = multiprocessing.Pipe()
-    JobRunner(setup, WorkerSpec(0, Settings(), disk_cache=False, preload=preload), theirs)
+    JobRunner(setup, WorkerSpec(0, Settings(), preload=preload), theirs)
     assert ("lg_warmup_probe" in sys.modules) is expected
     ours.close()
 
@@ -57,7 +57,7 @@ def test_a_worker_freezes_what_its_set_up_made_out_of_the_collectors_walks():
     ours, theirs = multiprocessing.Pipe()
     try:
         JobRunner(WorkerSetup(registry=toy_registry),
-                  WorkerSpec(0, Settings(), disk_cache=False, preload=False), theirs)  # fmt: skip
+                  WorkerSpec(0, Settings(), preload=False), theirs)  # fmt: skip
         assert gc.is_tracked(made_before)
         assert not any(o is made_before for o in gc.get_objects())  # in the permanent generation
     finally:

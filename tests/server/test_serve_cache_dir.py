@@ -1,0 +1,84 @@
+"""`serve --cache-dir DIR`: the workers keep their disk cache in DIR, the entries directly in
+it as `run --cache-dir DIR` keeps them (`graph.cache.disk_store_dir`), handed to each worker in
+its spec, never through the environment (whose LATENTGRAPH_CACHE_DIR stays the cache root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .conftest import chain, free_port
+
+PLUGIN_DIR = Path(__file__).parent / "plugin"
+CLI = "import sys\nfrom latentgraph.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The disk store's entry files directly in `folder` (`<key[:2]>/<key>`)."""
+    return [p for p in folder.glob("??/*") if p.is_file()]
+
+
+def test_serve_cache_dir_holds_what_its_workers_cache(tmp_path):
+    root, store = tmp_path / "root", tmp_path / "store"
+    port = free_port()
+    env = {**os.environ, "LATENTGRAPH_TOY_PLUGIN": "1", "LATENTGRAPH_CACHE_DIR": str(root)}
+    env.pop("LATENTGRAPH_AUTH_TOKEN", None)
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "serve", "--port", str(port),
+                             "--data-dir", str(tmp_path / "data"), "--nodes-dir",
+                             str(PLUGIN_DIR), "--cache-dir", str(store), "--device", "cpu",
+                             "--workers", "1"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if http.get("/prompt").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        prompt_id = http.post("/prompt", json={"prompt": chain(7)}).json()["prompt_id"]
+        while prompt_id not in (history := http.get(f"/history/{prompt_id}").json()):
+            assert time.monotonic() < deadline + 60, "the prompt did not finish"
+            time.sleep(0.1)
+        assert history[prompt_id]["status"]["status_str"] == "success", history
+    finally:
+        http.close()
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert _entries(store), sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert not (root / "outputs").exists()  # not the default store, nor DIR/outputs
+    assert not (store / "outputs").exists()
+
+
+def test_every_worker_spec_carries_the_disk_store_and_no_cache_carries_none(tmp_path):
+    """Local workers and Ray actors are given `ServerConfig.disk_store`: the folder `run`
+    resolves from the same flags (--cache-dir DIR: DIR itself; none: the default store;
+    --no-cache: no disk cache, with or without --cache-dir, as `run`)."""
+    from latentgraph.graph.cache import disk_store_dir
+    from latentgraph.graph.context import Settings
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.local_workers import worker_specs
+
+    given = ServerConfig(data_dir=tmp_path, cache_dir=tmp_path / "store", workers=3,
+                         device="cpu")  # fmt: skip
+    specs = worker_specs(given, Settings())
+    assert [s.disk_store for s in specs] == [(tmp_path / "store").resolve()] * 3
+    default = ServerConfig(data_dir=tmp_path, workers=1, device="cpu")
+    assert worker_specs(default, Settings())[0].disk_store == disk_store_dir().resolve()
+    off = ServerConfig(data_dir=tmp_path, cache_dir=tmp_path / "store", disk_cache=False,
+                       workers=1, device="cpu")  # fmt: skip
+    assert worker_specs(off, Settings())[0].disk_store is None
