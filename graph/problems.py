@@ -108,6 +108,14 @@ def refusing_node(node_type: str, node_id: str, input_name: str | None) -> str:
     return f"{where} input {input_name!r}" if input_name else where
 
 
+def quoted(text: str) -> str:
+    """`text` in quotes as the user wrote it, for messages: a backslash stays one (repr doubled
+    it, so `SD1.5\\foo` read as a value nobody sent); only what cannot be printed is escaped."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    quote = '"' if "'" in shown and '"' not in shown else "'"
+    return f"{quote}{shown}{quote}"
+
+
 def did_you_mean(name: str, candidates: list[str], *, cutoff: float = 0.6) -> str:
     """The "; did you mean 'x'?" hint for a mistyped name ("" when nothing is close: as
     similar as `cutoff`, difflib's ratio). File names with the same extension are compared
@@ -121,4 +129,4 @@ def did_you_mean(name: str, candidates: list[str], *, cutoff: float = 0.6) -> st
         lowered = {c.lower(): c for c in candidates}
         if name.lower() in lowered:
             close = [lowered[name.lower()]]
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"; did you mean {' or '.join(quoted(c) for c in close)}?" if close else ""

@@ -34,7 +34,7 @@ from .declare import (
     registry_or_default,
 )
 from .model import Graph, Link, Location, Node
-from .problems import Problem, WorkflowError, did_you_mean
+from .problems import Problem, WorkflowError, did_you_mean, quoted
 
 MAX_CHOICES_SHOWN = 20
 # A link to a missing node gets a "did you mean" among the node ids only in a graph of at most
@@ -347,7 +347,8 @@ def _check_choice(
         and decl.also_accepts(value, settings)
     ):
         return
-    shown = ", ".join(repr(c) for c in choices[:MAX_CHOICES_SHOWN])
+    shown = ", ".join(quoted(c) if isinstance(c, str) else repr(c)
+                      for c in choices[:MAX_CHOICES_SHOWN])  # fmt: skip
     if len(choices) > MAX_CHOICES_SHOWN:
         shown += f", ... ({len(choices)} in all)"
     hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
@@ -379,8 +380,7 @@ def _show(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, str):
-        text = value if len(value) <= 40 else value[:37] + "..."
-        return repr(text)
+        return quoted(value if len(value) <= 40 else value[:37] + "...")
     if isinstance(value, list | dict):
         return f"a {type(value).__name__}"
     return repr(value)

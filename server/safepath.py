@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
+from latentgraph.graph.problems import quoted
+
 from .errors import ApiError
 
 MAX_NAME_BYTES = 255  # one file or folder name: NAME_MAX of the usual filesystems
@@ -19,10 +21,10 @@ def _size(text: str) -> int:
 
 
 def _shown(value: str) -> str:
-    """`value` quoted for a message, cut short when long."""
-    if not isinstance(value, str) or len(value) <= 60:
+    """`value` quoted for a message as the client sent it (`quoted`), cut short when long."""
+    if not isinstance(value, str):
         return repr(value)
-    return repr(value[:60] + "...")
+    return quoted(value if len(value) <= 60 else value[:60] + "...")
 
 
 def _check_name(name: str, what: str, whole: str) -> None:

@@ -6,6 +6,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from latentgraph.graph.problems import quoted
 from latentgraph.server.errors import ApiError
 from latentgraph.server.safepath import clean_relative, safe_filename, safe_join
 
@@ -52,7 +53,8 @@ def test_safe_join_names_what_was_refused(tmp_path):
 def test_safe_filename_refuses(value):
     error = refusal(safe_filename, value, "image file name")
     assert error.type == "invalid_filename"
-    assert error.message == f"image file name {value!r} must be a plain file name"
+    shown = quoted(value) if isinstance(value, str) else repr(value)  # as the client sent it
+    assert error.message == f"image file name {shown} must be a plain file name"
 
 
 @pytest.mark.parametrize(
@@ -118,3 +120,12 @@ def test_numbered_name_stays_within_the_limit(name, n, expected):
 
     assert numbered_name(name, n) == expected
     assert len(expected.encode()) <= MAX_NAME_BYTES
+
+
+def test_a_refused_name_is_quoted_as_the_client_sent_it():
+    """A backslash stays one (repr doubled it: a value nobody sent); what cannot be printed
+    is escaped."""
+    assert refusal(safe_filename, "a\\b.png").message == (
+        "filename 'a\\b.png' must be a plain file name"
+    )
+    assert "'a\\x00b'" in refusal(safe_filename, "a\x00b").message
