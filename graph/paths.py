@@ -80,8 +80,9 @@ def models_folder_dirs(
 def weight_files(base: Path) -> list[str]:
     """The weight files (`WEIGHT_SUFFIXES`) under one models folder directory `base`, as sorted
     POSIX names relative to it, the names a dropdown shows and the server's model routes
-    answer: hidden files and folders are skipped, symlinked folders followed (each real folder
-    once, so a link loop ends) at most `_MAX_DEPTH` deep."""
+    answer: hidden files and folders are skipped, symlinks to files and folders followed (each
+    real folder once, so a link loop ends) at most `_MAX_DEPTH` deep, and a link to nothing
+    left out (it could not be loaded)."""
     names: list[str] = []
     seen: set[str] = set()
     for top, dirs, files in os.walk(base, followlinks=True):
@@ -94,5 +95,17 @@ def weight_files(base: Path) -> list[str]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in files:
             if f.lower().endswith(WEIGHT_SUFFIXES) and not f.startswith("."):
-                names.append((rel / f).as_posix())
+                if os.path.exists(os.path.join(top, f)):  # a broken link is no model
+                    names.append((rel / f).as_posix())
     return sorted(names)
+
+
+def listed_file(base: Path, name: str) -> Path | None:
+    """The file `name` names in the models folder directory `base` when `weight_files` lists
+    it there (a symlinked file or folder included), else None: the one rule for "is this a
+    model in that folder" the dropdowns, `resolve` and /view_metadata share. `name` is a
+    listed POSIX name; a `..` or absolute one is never listed."""
+    path = base.joinpath(*name.split("/"))
+    if not path.is_file() or name not in weight_files(base):  # the walk only when it may be
+        return None
+    return path

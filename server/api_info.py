@@ -23,13 +23,15 @@ from starlette.routing import Route
 
 from latentgraph.graph.paths import (
     WEIGHT_SUFFIXES,
+    listed_file,
     models_folder_dirs,
     weight_files,
 )
+from latentgraph.graph.problems import quoted
 
 from .devices import memory
 from .errors import ApiError, read_json
-from .safepath import safe_join
+from .safepath import clean_relative
 from .state import get_state
 from .workers import Device
 
@@ -191,17 +193,18 @@ def _safetensors_metadata(request: Request) -> dict[str, Any]:
     folder, name = request.path_params["folder"], request.query_params.get("filename", "")
     paths = _folder_dirs(request, folder)
     if not name.lower().endswith(WEIGHT_SUFFIXES):
-        raise ApiError(404, f"{name!r} is not a .safetensors file", "not_found")
+        raise ApiError(404, f"{quoted(name)} is not a .safetensors file", "not_found")
+    listed = clean_relative(name, "filename").as_posix()  # no ../, no absolute name: a 400
     for base in paths:
-        path = safe_join(base, name, what="filename")
-        if path.is_file():
+        path = listed_file(base, listed)  # a file the listing lists, symlinked ones included
+        if path is not None:
             try:
                 with safe_open(str(path), framework="np") as f:
                     return dict(f.metadata() or {})
             except Exception as exc:  # noqa: BLE001 - a file safetensors cannot read
-                raise ApiError(404, f"{name!r} has no readable safetensors header ({exc})",
+                raise ApiError(404, f"{quoted(name)} has no readable safetensors header ({exc})",
                                "not_found") from None  # fmt: skip
-    raise ApiError(404, f"no file {name!r} in {folder}", "not_found")
+    raise ApiError(404, f"no file {quoted(name)} in {folder}", "not_found")
 
 
 async def view_metadata(request: Request) -> JSONResponse:

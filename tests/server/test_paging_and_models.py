@@ -184,6 +184,39 @@ def test_view_metadata_answers_a_safetensors_files_own_metadata(client, config):
     assert client.get("/view_metadata/loras?filename=../../x.safetensors").status_code == 400
 
 
+def test_view_metadata_answers_every_model_the_listing_lists_links_included(
+    client, config, tmp_path
+):
+    """A symlinked file and a file under a symlinked folder are listed (and run): their model
+    card is answered too, by the listing's own rule (`graph.paths.listed_file`); a broken link
+    is neither; `../` and absolute names stay refused."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "shared").mkdir(parents=True)
+    save_file({"w": np.zeros(2, np.float32)}, str(elsewhere / "real.safetensors"),
+              metadata={"card": "linked"})  # fmt: skip
+    save_file({"w": np.zeros(2, np.float32)}, str(elsewhere / "shared" / "x.safetensors"),
+              metadata={"card": "shared"})  # fmt: skip
+    root = config.models_dirs[0]
+    (root / "checkpoints" / "linked.safetensors").symlink_to(elsewhere / "real.safetensors")
+    (root / "loras" / "shared").symlink_to(elsewhere / "shared")
+    (root / "checkpoints" / "broken.safetensors").symlink_to(elsewhere / "gone.safetensors")
+    assert "linked.safetensors" in client.get("/models/checkpoints").json()
+    assert "broken.safetensors" not in client.get("/models/checkpoints").json()
+    assert "shared/x.safetensors" in client.get("/models/loras").json()
+    for url, card in (("/view_metadata/checkpoints?filename=linked.safetensors", "linked"),
+                      ("/view_metadata/loras?filename=shared/x.safetensors", "shared"),
+                      ("/view_metadata/loras?filename=shared\\x.safetensors", "shared")):  # fmt: skip
+        r = client.get(url)
+        assert r.status_code == 200 and r.json() == {"card": card}, (url, r.text)
+    assert client.get("/view_metadata/checkpoints?filename=broken.safetensors").status_code == 404
+    for name in ("../../elsewhere/real.safetensors", str(elsewhere / "real.safetensors")):
+        r = client.get("/view_metadata/checkpoints", params={"filename": name})
+        assert r.status_code == 400, (name, r.text)
+
+
 def test_the_model_routes_search_the_roots_the_dropdowns_search(client, tmp_path, monkeypatch):
     """$LATENTGRAPH_MODELS_DIRS and <data dir>/models are models roots for the nodes' dropdowns:
     the Model Library (/models/...) lists their files too (graph.paths.models_roots)."""
