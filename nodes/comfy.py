@@ -310,9 +310,9 @@ def _checkpoint_source(ctx, name: str) -> str:
 
 @_node(
     "CheckpointLoaderSimple", "Load Checkpoint", "loaders",
-    inputs=[Choice("ckpt_name", models_dirs.checkpoint_names,
-                   hint=models_dirs.folder_hint("checkpoints"),
-                   description="a checkpoint from the models folder's checkpoints/")],
+    inputs=[models_dirs.model_choice("ckpt_name", "checkpoints", models_dirs.checkpoint_names,
+                                     description="a checkpoint from the models folder's "
+                                                 "checkpoints/")],
     outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP), Output("VAE", VAE)],
     identity=models_dirs.identity_hook("checkpoints", "ckpt_name"),
 )  # fmt: skip
@@ -327,7 +327,7 @@ def checkpoint_loader(ctx, ckpt_name: str):
 
 @_node(
     "VAELoader", "Load VAE", "loaders",
-    inputs=[Choice("vae_name", models_dirs.vae_names, hint=models_dirs.folder_hint("vae"))],
+    inputs=[models_dirs.model_choice("vae_name", "vae", models_dirs.vae_names)],
     outputs=[Output("VAE", VAE)],
     identity=models_dirs.identity_hook("vae", "vae_name"),
 )  # fmt: skip

@@ -11,7 +11,6 @@ from latentgraph.graph import (
     IMAGE,
     MODEL,
     VAE,
-    Choice,
     Output,
     Settings,
     Socket,
@@ -49,8 +48,7 @@ def _load(ctx: Any, name: str, model: UNetModel | None) -> ControlModel:
         raise input_error(ctx, "control_net_name", str(exc)) from None
 
 
-NAME_INPUT = Choice("control_net_name", control_names,
-                    hint=models_dirs.folder_hint("controlnet"),
+NAME_INPUT = models_dirs.model_choice("control_net_name", "controlnet", control_names,
                     description="a ControlNet or T2I-Adapter in the models folders' controlnet/")  # fmt: skip
 
 

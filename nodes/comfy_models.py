@@ -63,7 +63,7 @@ def _lora_identity(inputs: dict[str, Any], settings: Settings) -> str:
     return lora_identity(str(inputs.get("lora_name", "")), settings.models_dirs)
 
 
-LORA_NAME = Choice("lora_name", lora_names, hint=models_dirs.folder_hint("loras"))
+LORA_NAME = models_dirs.model_choice("lora_name", "loras", lora_names)
 
 
 @_node(

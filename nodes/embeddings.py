@@ -10,10 +10,11 @@ OpenCLIP bigG: each encoder reads its own part). Only safetensors, never pickles
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from latentgraph.graph.paths import WEIGHT_SUFFIXES
+from latentgraph.graph.problems import did_you_mean, quoted
 
 from . import models_dirs
 
@@ -38,8 +39,27 @@ def embedding_path(name: str, dirs: Sequence[Path | str] | None = None) -> Path:
             return models_dirs.resolve("embeddings", file_name, dirs)
         except models_dirs.ModelNotFound as exc:
             problem = problem or str(exc)
-    nor = "; nor " + ", ".join(repr(n) for n in file_names[1:]) if len(file_names) > 1 else ""
-    raise EmbeddingError(f"embedding {name!r} not found: {problem}{nor}")
+    pickled = _pickled_file(name, dirs)
+    if pickled is not None:
+        raise EmbeddingError(f"embedding {quoted(name)}: {models_dirs.pickle_refusal(pickled)}")
+    nor = "; nor " + ", ".join(quoted(n) for n in file_names[1:]) if len(file_names) > 1 else ""
+    listed = [PurePosixPath(n).with_suffix("").as_posix()
+              for n in models_dirs.list_files("embeddings", dirs)]  # fmt: skip
+    raise EmbeddingError(f"embedding {quoted(name)} not found: {problem}{nor}"
+                         f"{did_you_mean(models_dirs.model_name(name), listed)}")  # fmt: skip
+
+
+def _pickled_file(name: str, dirs: Sequence[Path | str] | None) -> str | None:
+    """The embeddings/ file a pickled `name` (NAME.pt, ...) has, which is refused, not read:
+    the not-found message says it is there and why it is not used."""
+    posix = models_dirs.model_name(name)
+    for base in models_dirs.folder_paths("embeddings", dirs):
+        for suffix in models_dirs.PICKLE_SUFFIXES:
+            file_name = posix if posix.lower().endswith(suffix) else posix + suffix
+            path = PurePosixPath(file_name)
+            if not path.is_absolute() and ".." not in path.parts and (base / path).is_file():
+                return file_name
+    return None
 
 
 def file_identity(name: str, dirs: Sequence[Path | str] | None = None) -> str:

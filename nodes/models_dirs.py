@@ -15,17 +15,20 @@ fresh install with no weights downloaded.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from latentgraph.graph import Settings
+from latentgraph.graph import Choice, Input, Settings
 from latentgraph.graph.paths import (
     WEIGHT_SUFFIXES,
+    listed_file,
     models_folder_dirs,
     models_roots,
     weight_files,
 )
+from latentgraph.graph.problems import quoted
 
 from .runtime import model_identity
 
@@ -55,7 +58,27 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pt2")
 
 def is_pickled(name: str) -> bool:
     """True for a weights file name whose format is a pickle (can run code when loaded)."""
-    return PurePosixPath(name.strip().replace("\\", "/")).suffix.lower() in PICKLE_SUFFIXES
+    return PurePosixPath(model_name(name.strip())).suffix.lower() in PICKLE_SUFFIXES
+
+
+def model_name(value: Any) -> Any:
+    """A model name as the dropdowns list it: a `\\` read as `/`, since a workflow saved on
+    Windows names `SD1.5\\foo.safetensors` (ComfyUI there lists it so) and a backslash is never
+    part of a model file name meant here. Anything but text is returned as it is."""
+    return value.replace("\\", "/") if isinstance(value, str) else value
+
+
+def model_choice(name: str, folder: str, choices: Callable[[Settings], Sequence[str]], *,
+                 description: str = "") -> Input:  # fmt: skip
+    """A dropdown of the models folders' `folder` files (every ComfyUI loader's model name):
+    a listed name written with backslashes is accepted (`model_name`), and keyed as the listed
+    one; a name not listed is refused naming where the choices come from (`folder_hint`)."""
+
+    def accepts(value: str, settings: Settings) -> bool:
+        return "\\" in value and model_name(value) in choices(settings)
+
+    return Choice(name, choices, hint=folder_hint(folder), description=description,
+                  also_accepts=accepts, canonical=lambda value, settings: model_name(value))  # fmt: skip
 
 
 class ModelNotFound(ValueError):
@@ -89,18 +112,19 @@ def folder_hint(folder: str) -> str:
 def _safe_name(name: str) -> PurePosixPath:
     if not isinstance(name, str) or not name or "\x00" in name:
         raise ModelNotFound(f"bad model name {name!r}")
-    posix = PurePosixPath(name.replace("\\", "/"))
+    posix = PurePosixPath(model_name(name))
     if posix.is_absolute() or ".." in posix.parts or (len(name) > 1 and name[1] == ":"):
         raise ModelNotFound(
-            f"model name {name!r} must be a name inside a models folder, not a path"
+            f"model name {quoted(name)} must be a name inside a models folder, not a path"
         )
     return posix
 
 
 def pickle_refusal(name: str) -> str:
-    """Why LoadLoRA and LoadControlNet refuse a pickled weights file (`is_pickled`)."""
-    return (f"{name!r} is a pickle-based file, which can run code when loaded; it is refused: "
-            "use the .safetensors version")  # fmt: skip
+    """Why LoadLoRA, LoadControlNet and `embedding:NAME` refuse a pickled weights file
+    (`is_pickled`)."""
+    return (f"{quoted(name)} is a pickle-based file, which can run code when loaded; it is "
+            "refused: convert it to .safetensors (or use its .safetensors version)")  # fmt: skip
 
 
 def weights_path(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
@@ -187,15 +211,20 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
     hidden = any(part.startswith(".") for part in posix.parts)
     for base in bases:
         candidate = base.joinpath(*posix.parts)
-        if candidate.is_file() and posix.as_posix() in weight_files(base):
+        if listed_file(base, posix.as_posix()) is not None:
             return candidate
         if folders and not hidden and is_model_folder(candidate):
             return candidate
     looked = where_looked((folder,), dirs)
+    for base in bases:
+        candidate = base.joinpath(*posix.parts)
+        if candidate.is_symlink() and not candidate.exists():
+            raise ModelNotFound(f"{folder} model {quoted(name)} ({candidate}) is a link to a "
+                                f"missing file, {os.readlink(candidate)}")  # fmt: skip
     if Path(name).expanduser().exists():  # a path, to somewhere else
-        raise ModelNotFound(f"{folder} model {name!r} is not inside the models folders' "
+        raise ModelNotFound(f"{folder} model {quoted(name)} is not inside the models folders' "
                             f"{folder}/ ({looked}): a name inside one of them is expected")  # fmt: skip
-    missing = f"{folder} model {name!r} not found (looked in {looked})"
+    missing = f"{folder} model {quoted(name)} not found (looked in {looked})"
     if len(posix.parts) > 1:  # maybe meant as a path from the working directory
         missing += f", and as a path, {Path(name).absolute()} does not exist"
     raise ModelNotFound(missing)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from latentgraph.graph import IMAGE, Choice, Int, Output, Settings, Socket, node
+from latentgraph.graph import IMAGE, Int, Output, Settings, Socket, node
 
 from . import models_dirs
 from .canvas import check_canvas
@@ -110,8 +110,7 @@ def upscaler_path(model_name: str, settings: Settings) -> str:
     "UpscaleModelLoader",
     display_name="Load Upscale Model",
     category="loaders",
-    inputs=[Choice("model_name", _model_names,
-                   hint=models_dirs.folder_hint("upscale_models"),
+    inputs=[models_dirs.model_choice("model_name", "upscale_models", _model_names,
                    description="a .safetensors model in the models folder's upscale_models/, "
                                "or builtin:tiny-esrgan (random weights, for trying it out)")],
     outputs=[Output("UPSCALE_MODEL", UPSCALE_MODEL)],

@@ -1,0 +1,107 @@
+"""A ComfyUI models folder moved here as it is: names written on Windows (`SD1.5\\foo`), links
+(a broken one too), pickled embeddings, mistyped embedding names, and how refusals show them."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from latentgraph.graph import Settings
+from latentgraph.nodes import embeddings, models_dirs
+from latentgraph.server.prompts import PromptRejected, check_prompt
+from latentgraph.wiring import node_registry
+
+from .conftest import run_cli
+
+CKPT = "SD1.5\\foo.safetensors"  # as ComfyUI on Windows lists it
+LORA = "My Styles\\style one.safetensors"
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return node_registry()
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    """A models root with a checkpoint and a LoRA in sub-folders (spaces in the names), a
+    pickled embedding and a broken link."""
+    from latentgraph.nodes.tiny_addons import write_models_folder
+
+    monkeypatch.setenv("LATENTGRAPH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LATENTGRAPH_MODELS_DIRS", raising=False)
+    root = tmp_path / "models"
+    write_models_folder(root)
+    (root / "checkpoints" / "SD1.5").mkdir(parents=True)
+    (root / "checkpoints" / "SD1.5" / "foo.safetensors").write_bytes(b"")
+    (root / "loras" / "My Styles").mkdir()
+    os.rename(root / "loras" / "tiny-lora-kohya.safetensors",
+              root / "loras" / "My Styles" / "style one.safetensors")  # fmt: skip
+    (root / "embeddings" / "oldemb.pt").write_bytes(b"pickle")
+    (root / "checkpoints" / "broken.safetensors").symlink_to(tmp_path / "gone.safetensors")
+    return root
+
+
+def lora_prompt(ckpt: str, lora: str) -> dict:
+    return {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+            "2": {"class_type": "LoraLoader", "inputs": {"model": ["1", 0], "clip": ["1", 1],
+                  "lora_name": lora, "strength_model": 1.0, "strength_clip": 1.0}},
+            "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 1]}}}  # fmt: skip
+
+
+def test_a_windows_model_name_is_the_listed_one_for_every_model_dropdown(models, registry):
+    """`\\` in a model name reads as `/`: accepted by every ComfyUI model dropdown, keyed as the
+    listed name (one cache entry for both spellings)."""
+    settings = Settings(models_dirs=[models])
+    check_prompt(lora_prompt(CKPT, LORA), registry, settings)  # no PromptRejected
+    for node_type, name in (("CheckpointLoaderSimple", "ckpt_name"), ("LoraLoader", "lora_name"),
+                            ("VAELoader", "vae_name"), ("ControlNetLoader", "control_net_name"),
+                            ("UpscaleModelLoader", "model_name")):  # fmt: skip
+        decl = registry.get(node_type).input(name)
+        assert decl.also_accepts is not None and decl.canonical is not None, node_type
+        keyed = registry.get(node_type).key_literals({name: "a\\b.safetensors"}, settings)
+        assert keyed == {name: "a/b.safetensors"}, node_type
+
+
+def test_a_windows_lora_name_runs(models, tmp_path, capsys):
+    """The CLI runs a ComfyUI API prompt naming a LoRA in a sub-folder with a backslash."""
+    prompt = lora_prompt("builtin:tiny-sd", LORA)
+    path = tmp_path / "prompt.json"
+    path.write_text(json.dumps(prompt))
+    code, out, err = run_cli(capsys, "run", path, "--models-dir", models, "--device", "cpu",
+                             "--no-cache", "--output-dir", tmp_path / "out")  # fmt: skip
+    assert code == 0, err
+
+
+def test_a_refused_name_is_shown_as_sent_and_names_the_folders_searched(models, registry):
+    """A value not listed is quoted as the user wrote it (one backslash, not repr's two)."""
+    settings = Settings(models_dirs=[models])
+    with pytest.raises(PromptRejected) as caught:
+        check_prompt(lora_prompt("SD1.5\\nope.safetensors", LORA), registry, settings)
+    [error] = caught.value.body["node_errors"]["1"]["errors"]
+    assert error["message"].startswith("'SD1.5\\nope.safetensors' is not one of: ")
+    assert "\\\\" not in error["message"]
+
+
+def test_a_broken_link_is_not_listed_and_naming_it_says_it_is_one(models, tmp_path):
+    assert "broken.safetensors" not in models_dirs.list_files("checkpoints", [models])
+    with pytest.raises(models_dirs.ModelNotFound, match="is a link to a missing file") as caught:
+        models_dirs.resolve("checkpoints", "broken.safetensors", [models])
+    assert str(tmp_path / "gone.safetensors") in str(caught.value)
+
+
+def test_a_pickled_embedding_is_named_and_refused_as_a_pickle(models):
+    with pytest.raises(embeddings.EmbeddingError) as caught:
+        embeddings.embedding_path("oldemb", [models])
+    assert str(caught.value) == ("embedding 'oldemb': " + models_dirs.pickle_refusal("oldemb.pt"))
+    assert "convert it to .safetensors" in str(caught.value)
+
+
+def test_a_mistyped_embedding_gets_a_did_you_mean(models):
+    with pytest.raises(embeddings.EmbeddingError, match="did you mean 'tiny-embedding'"):
+        embeddings.embedding_path("tiny-embeding", [models])
+    with pytest.raises(embeddings.EmbeddingError) as caught:
+        embeddings.embedding_path("nothing-like-it", [models])
+    assert "did you mean" not in str(caught.value)
