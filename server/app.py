@@ -30,6 +30,7 @@ from .errors import exception_handlers
 from .hosts import HostGuard
 from .hub import Hub
 from .local_workers import LocalWorkerPool, worker_specs
+from .messages import user_folders
 from .middleware import GuardMiddleware
 from .state import ServerState
 from .store import DatabaseLock, Store
@@ -109,7 +110,8 @@ def create_app(
         pool = LocalWorkerPool(setup, worker_specs(config, settings))
     previews = config.previews or settings.option("previews")
     worker = Dispatcher(store, hub, registry, pool, previews=previews,
-                        interrupt_grace=config.interrupt_grace_seconds)  # fmt: skip
+                        interrupt_grace=config.interrupt_grace_seconds,
+                        folders=user_folders(settings))  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, worker)
 
     logs = api_info.RecentLogs()

@@ -19,6 +19,7 @@ to cancel; if the prompt has not ended `interrupt_grace` seconds later, the work
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -26,7 +27,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,8 @@ from .messages import (
     RunTranslator,
     encode_message,
     preview_frame,
+    shown_error,
+    shown_paths,
 )
 from .workers import (
     Device,
@@ -99,8 +102,12 @@ class _Worker:
 
 class Dispatcher:
     def __init__(self, store: st.Store, hub: Hub, registry: Any, pool: WorkerPool, *,
-                 previews: bool = False, interrupt_grace: float = 10.0) -> None:  # fmt: skip
+                 previews: bool = False, interrupt_grace: float = 10.0,
+                 folders: Mapping[str, str] | None = None) -> None:  # fmt: skip
+        """`folders`: the server's folders by absolute path, as a run's error shows them to
+        web clients (`messages.user_folders`); the server's log keeps the full paths."""
         self.store = store
+        self.folders = dict(folders or {})
         self.interrupt_grace = interrupt_grace  # ServerConfig.interrupt_grace_seconds
         self.hub = hub
         self.registry = registry
@@ -359,6 +366,8 @@ class Dispatcher:
             if type_ == NODE_WARNING:
                 log.warning("prompt %s: warning %s (%s): %s", run.record.id, data["node_id"],
                             data["node_type"], data["message"])  # fmt: skip
+        if self.folders and any(t == "execution_error" for t, _ in batch.history):
+            batch = _errors_shown(batch, self.folders)
         run.translator.relayed(batch.history, batch.executed)
         self._to_client(run.record.id, functools.partial(self._forward, run.record, batch))
 
@@ -439,9 +448,10 @@ class Dispatcher:
         if status == "failed":
             _log_failure(record.id, translator.history, error)
         try:
+            shown = shown_paths(error, self.folders) if error is not None else None
             recorded = self.store.finish(record.id, _STATUS.get(status, st.ERROR),
                                          ui=ui or translator.ui, messages=translator.history,
-                                         error=error)  # fmt: skip
+                                         error=shown)  # fmt: skip
             if not recorded:  # the disk is full: the prompt is marked failed in memory
                 stored = self.store.get(record.id)
                 self._send(record, "execution_error", {
@@ -555,6 +565,18 @@ class Dispatcher:
                     "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
         frame = preview_frame(data, image_format=image_format, metadata=meta)
         self.hub.send_bytes(record.client_id, frame, type_)
+
+
+def _errors_shown(batch: RunMessages, folders: Mapping[str, str]) -> RunMessages:
+    """`batch` with its `execution_error` as web clients see it (`messages.shown_error`): in
+    the message sent and in the history kept. Only a run's failure is decoded here; every
+    other message is forwarded as the worker encoded it."""
+    history = [[t, shown_error(d, folders) if t == "execution_error" else d]
+               for t, d in batch.history]  # fmt: skip
+    errors = iter(d for t, d in history if t == "execution_error")
+    messages = [(t, encode_message(t, next(errors)) if t == "execution_error" else text)
+                for t, text in batch.messages]  # fmt: skip
+    return dataclasses.replace(batch, history=history, messages=messages)
 
 
 def _log_failure(prompt_id: str, history: list[list[Any]], error: str | None) -> None:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from json.encoder import encode_basestring_ascii
+from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import events as ev
@@ -390,6 +391,37 @@ _EXECUTED_KEYS = ["node", "display_node", "output", "prompt_id"]
 _PROGRESS_STATE_KEYS = ["prompt_id", "nodes"]
 _NODE_STATE_KEYS = ["value", "max", "state", "node_id", "prompt_id", "display_node_id",
                     "parent_node_id", "real_node_id"]  # fmt: skip
+
+
+def user_folders(settings: Any) -> dict[str, str]:
+    """The server's folders as a web client knows them (their name, "input", "models", ...),
+    by their absolute path: what `shown_paths` replaces."""
+    named = [("input", settings.input_dir), ("output", settings.output_dir),
+             ("temp", settings.temp_dir), *(("models", d) for d in settings.models_dirs)]  # fmt: skip
+    folders: dict[str, str] = {}
+    for name, folder in named:
+        for spelling in {str(Path(folder).absolute()), str(Path(folder).resolve())}:
+            folders.setdefault(spelling, name)
+    return folders
+
+
+def shown_paths(text: str, folders: Mapping[str, str]) -> str:
+    """`text` (a run's error, as web clients see it) with each of the server's `folders`
+    (absolute path -> the name a client knows it by, `user_folders`) named by that name:
+    "/srv/lg/input/cat.png not found" -> "input/cat.png not found". The server's log keeps
+    the full path."""
+    for path in sorted(folders, key=len, reverse=True):  # a folder inside another first
+        if path in text:
+            text = text.replace(path, folders[path])
+    return text
+
+
+def shown_error(data: dict[str, Any], folders: Mapping[str, str]) -> dict[str, Any]:
+    """An `execution_error`'s data as web clients see it: its message and traceback through
+    `shown_paths`."""
+    return {**data, "exception_message": shown_paths(str(data.get("exception_message", "")),
+                                                     folders),
+            "traceback": [shown_paths(str(line), folders) for line in data.get("traceback") or []]}  # fmt: skip
 
 
 def encode_message(type_: str, data: dict[str, Any]) -> str:
