@@ -75,7 +75,9 @@ class Input:
     pickers list the files of the configured folders at call time); `also_accepts(value,
     settings)` takes a text value the list does not hold (LoadImage's 'name [output]', which
     ComfyUI's editor writes and does not list); `choices_hint` says where the choices come
-    from, named when a value is not among them (a models folder's files). `limit` names the
+    from, named when a value is not among them (a models folder's files): a text, or a
+    function `(value, settings)` of the value refused (None when none was given) and the run's
+    settings, since where a file picker looked is the run's folders (`hint_for`). `limit` names the
     `Settings` limit (or a tuple of limits) that bounds the value (see `context.LIMITS`):
     validation enforces it.
     """
@@ -90,7 +92,7 @@ class Input:
     round: float | None = None
     choices: Sequence[str] | Callable[[Settings], Sequence[str]] | None = None
     also_accepts: Callable[[str, Settings], bool] | None = None
-    choices_hint: str = ""
+    choices_hint: str | Callable[[Any, Settings], str] = ""
     multiline: bool = False
     # The editor strips // and /* */ comments from the text and picks one of each {a|b|c}
     # when it queues a prompt (ComfyUI's "dynamicPrompts"; CLIPTextEncode declares it).
@@ -202,6 +204,12 @@ class Input:
         if callable(self.choices):
             return list(self.choices(settings if settings is not None else Settings()))
         return list(self.choices)
+
+    def hint_for(self, value: Any, settings: Settings) -> str:
+        """`choices_hint` for a refused `value` (None: no value given) under `settings`."""
+        if callable(self.choices_hint):
+            return self.choices_hint(value, settings)
+        return self.choices_hint
 
 
 def _is_int(value: Any) -> bool:
@@ -412,7 +420,7 @@ def Choice(name: str, choices: Sequence[str] | Callable[[Settings], Sequence[str
            default: Any = REQUIRED, *, description: str = "", optional: bool = False,
            image_upload: bool = False, kind: str = "widget",
            also_accepts: Callable[[str, Settings], bool] | None = None,
-           hint: str = "",
+           hint: str | Callable[[Any, Settings], str] = "",
            canonical: Callable[[Any, Settings], Any] | None = None) -> Input:  # fmt: skip
     return Input(name, COMBO, default, kind=kind, choices=choices, description=description,
                  optional=optional, image_upload=image_upload, also_accepts=also_accepts,

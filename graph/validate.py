@@ -318,7 +318,7 @@ def _missing_message(decl: Input, settings: Settings) -> str:
         except Exception:  # noqa: BLE001 - a folder that vanished: its list is empty too
             empty = True
         if empty:
-            message += f"; its list of choices is empty ({decl.choices_hint})"
+            message += f"; its list of choices is empty ({decl.hint_for(None, settings)})"
     return message
 
 
@@ -353,7 +353,7 @@ def _check_choice(
         shown += f", ... ({len(choices)} in all)"
     hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
     if decl.choices_hint:
-        hint += f" ({decl.choices_hint})"
+        hint += f" ({decl.hint_for(value, settings)})"
     problems.append(
         _problem(
             graph,

@@ -100,13 +100,35 @@ def list_files(folder: str, dirs: Sequence[Path | str] | None = None) -> list[st
     return sorted(names, key=str.lower)
 
 
-def folder_hint(folder: str) -> str:
-    """Where a dropdown of `folder`'s files finds them: named when a value is not listed
-    (`Input.choices_hint`), since a file the user has is most often in no models folder yet."""
-    return (f"the choices are the .safetensors files in {folder}/ of the models folders: "
-            "--models-dir, --extra-models-dir or $LATENTGRAPH_MODELS_DIRS; pickled files "
-            "(.ckpt, .pt, .pth, .bin) are never listed, for safety: convert them to "
-            ".safetensors")  # fmt: skip
+def folder_hint(folder: str) -> Callable[[Any, Settings], str]:
+    """Where a dropdown of `folder`'s files finds them, for the run's settings: named when a
+    value is not listed (`Input.choices_hint`), since a file the user has is most often in no
+    models folder yet. The folders searched are named as a not-found error names them
+    (`where_looked`), and a name that is a link to a missing file says so (`broken_link`)."""
+
+    def hint(value: Any, settings: Settings) -> str:
+        broken = broken_link(folder, value, settings.models_dirs) if isinstance(value, str) else ""
+        return (f"{broken}the choices are the .safetensors files in {folder}/ of the models "
+                f"folders, looked in {where_looked((folder,), settings.models_dirs)}; pickled "
+                "files (.ckpt, .pt, .pth, .bin) are never listed, for safety: convert them to "
+                ".safetensors")  # fmt: skip
+
+    return hint
+
+
+def broken_link(folder: str, name: str, dirs: Sequence[Path | str] | None) -> str:
+    """\"`name` (path) is a link to a missing file, TARGET; \" when `name` is one in a
+    `folder` directory (it is not listed: it could not be loaded), else \"\"."""
+    try:
+        posix = _safe_name(name)
+    except ModelNotFound:
+        return ""
+    for base in folder_paths(folder, dirs):
+        candidate = base.joinpath(*posix.parts)
+        if candidate.is_symlink() and not candidate.exists():
+            return (f"{quoted(name)} ({candidate}) is a link to a missing file, "
+                    f"{os.readlink(candidate)}; ")  # fmt: skip
+    return ""
 
 
 def _safe_name(name: str) -> PurePosixPath:
@@ -216,11 +238,9 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
         if folders and not hidden and is_model_folder(candidate):
             return candidate
     looked = where_looked((folder,), dirs)
-    for base in bases:
-        candidate = base.joinpath(*posix.parts)
-        if candidate.is_symlink() and not candidate.exists():
-            raise ModelNotFound(f"{folder} model {quoted(name)} ({candidate}) is a link to a "
-                                f"missing file, {os.readlink(candidate)}")  # fmt: skip
+    broken = broken_link(folder, name, dirs)
+    if broken:
+        raise ModelNotFound(f"{folder} model {broken.removesuffix('; ')}")
     if Path(name).expanduser().exists():  # a path, to somewhere else
         raise ModelNotFound(f"{folder} model {quoted(name)} is not inside the models folders' "
                             f"{folder}/ ({looked}): a name inside one of them is expected")  # fmt: skip

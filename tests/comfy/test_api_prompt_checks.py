@@ -246,11 +246,42 @@ def test_a_checkpoint_not_in_any_models_folder_says_where_the_choices_come_from(
     body = refusal(prompt, registry)
     [error] = body["node_errors"]["4"]["errors"]
     assert error["type"] == "value_not_in_list"
+    assert (
+        "(the choices are the .safetensors files in checkpoints/ of the models folders, "
+        "looked in " in error["message"]
+    )
     assert error["message"].endswith(
-        "(the choices are the .safetensors files in checkpoints/ of the models folders: "
-        "--models-dir, --extra-models-dir or $LATENTGRAPH_MODELS_DIRS; pickled files (.ckpt, "
+        "pass --models-dir DIR to look in another models folder; pickled files (.ckpt, "
         ".pt, .pth, .bin) are never listed, for safety: convert them to .safetensors)"
     )
+
+
+def test_a_model_refusal_names_the_folders_searched_for_the_run_and_a_broken_link(
+    registry, tmp_path, monkeypatch
+):
+    """The dropdown's refusal names the folders this run's settings searched (not only the
+    flags that set them), as the run-time error does; a name that is a link to a missing
+    file says so (it is not listed, since it could not be loaded)."""
+    monkeypatch.setenv("LATENTGRAPH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LATENTGRAPH_MODELS_DIRS", raising=False)
+    for root in ("a", "b"):
+        (tmp_path / root / "checkpoints").mkdir(parents=True)
+    (tmp_path / "b" / "checkpoints" / "gone.safetensors").symlink_to(tmp_path / "nowhere")
+    settings = Settings(models_dirs=[tmp_path / "a", tmp_path / "b"])
+    looked = f"looked in {tmp_path / 'a' / 'checkpoints'}, {tmp_path / 'b' / 'checkpoints'}; "
+    for name, broken in (("sd15.safetensors", ""), ("gone.safetensors", (
+            f"'gone.safetensors' ({tmp_path / 'b' / 'checkpoints' / 'gone.safetensors'}) is a "
+            f"link to a missing file, {tmp_path / 'nowhere'}; "))):  # fmt: skip
+        prompt = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": name}},
+                  "9": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}}  # fmt: skip
+        with pytest.raises(PromptRejected) as caught:
+            check_prompt(prompt, registry, settings)
+        [error] = caught.value.body["node_errors"]["4"]["errors"]
+        assert error["type"] == "value_not_in_list"
+        assert (
+            f"({broken}the choices are the .safetensors files in checkpoints/ of the "
+            f"models folders, {looked}pass --models-dir DIR" in error["message"]
+        )
 
 
 def test_an_empty_models_folder_is_an_empty_dropdown_and_a_name_in_it_says_where_files_go(
@@ -275,9 +306,9 @@ def test_an_empty_models_folder_is_an_empty_dropdown_and_a_name_in_it_says_where
     assert error["extra_info"]["input_config"] == declared
     assert error["message"] == (
         "'sd-vae.safetensors' is not one of: (no choices) (the choices are the .safetensors "
-        "files in vae/ of the models folders: --models-dir, --extra-models-dir or "
-        "$LATENTGRAPH_MODELS_DIRS; pickled files (.ckpt, .pt, .pth, .bin) are never listed, "
-        "for safety: convert them to .safetensors)"
+        f"files in vae/ of the models folders, looked in {tmp_path / 'models' / 'vae'}; pass "
+        "--models-dir DIR to look in another models folder; pickled files (.ckpt, .pt, .pth, "
+        ".bin) are never listed, for safety: convert them to .safetensors)"
     )
 
 
@@ -300,7 +331,8 @@ def test_an_empty_dropdown_left_out_by_the_editor_says_its_list_is_empty_and_why
     assert error["extra_info"]["input_name"] == "vae_name"
     assert error["message"].startswith(
         "this required COMBO input is missing: give it a value; its list of choices "
-        "is empty (the choices are the .safetensors files in vae/ of the models folders: "
+        "is empty (the choices are the .safetensors files in vae/ of the models folders, "
+        f"looked in {tmp_path / 'models' / 'vae'}; "
     )
     (tmp_path / "models" / "vae" / "sd-vae.safetensors").write_bytes(b"0")
     with pytest.raises(PromptRejected) as caught:
