@@ -26,6 +26,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ POLL_SECONDS = 0.5
 PLACEMENT_SECONDS = 300.0
 # Times Ray restarts one actor (-1: always); the pool makes a new one if it ever gives up.
 MAX_RESTARTS = -1
+# How long joining a cluster waits for its address to answer (a TCP connection to the head's
+# GCS port) before giving up: Ray's own connect retries forever (Ray 2.60: "Failed to connect to
+# GCS at address ..." every 5 s), and its reconnect timeout ends the process without a word.
+CONNECT_SECONDS = 10.0
 
 
 class RayUnavailable(RuntimeError):
@@ -74,17 +79,47 @@ def connect(address: str, num_cpus: int) -> bool:
     """Join the Ray cluster at `address`, or start a local runtime ("local") offering
     `num_cpus` CPUs, small (no dashboard, no usage stats, a small object store). Returns
     whether this call started it (so the caller shuts it down); an already connected process
-    (a test session's runtime) is reused."""
+    (a test session's runtime) is reused. A cluster that does not answer is RayUnavailable
+    (`reach_cluster`), never a wait without end."""
     ray = import_ray()
+    if address != "local":
+        reach_cluster(address)
     if ray.is_initialized():
         return False
     if address == "local":
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         ray.init(num_cpus=num_cpus, include_dashboard=False, namespace=NAMESPACE,
                  object_store_memory=LOCAL_OBJECT_STORE_BYTES, configure_logging=False)  # fmt: skip
-    else:
+        return True
+    try:
         ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
+    except ConnectionError as exc:  # "auto" with no cluster running here, a Ray Client refusal
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from None
     return True
+
+
+def reach_cluster(address: str, timeout: float | None = None) -> None:
+    """Before `ray.init` joins `address` (HOST:PORT or ray://HOST:PORT; "auto" is Ray's to
+    find), its head must accept a connection within `timeout` (`CONNECT_SECONDS`): else
+    RayUnavailable, where Ray would retry forever. An address without a port is left to Ray."""
+    target = urllib.parse.urlsplit(address if "://" in address else f"//{address}")
+    try:
+        host, port = target.hostname, target.port
+    except ValueError:  # a port that is no number: Ray says what it expects
+        return
+    if not host or port is None:
+        return
+    wait = CONNECT_SECONDS if timeout is None else timeout
+    try:
+        socket.create_connection((host, port), timeout=wait).close()
+    except TimeoutError:
+        why = f"no answer within {wait:g} s"
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    else:
+        return
+    raise RayUnavailable(f"cannot reach the Ray cluster at {address} ({why.lower()}): start its "
+                         "head node (`ray start --head`) or give --ray local")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -349,7 +384,7 @@ def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> Ra
             settings, device=device, output_dir=Path(settings.output_dir).resolve(),
             input_dir=Path(settings.input_dir).resolve(),
             temp_dir=Path(settings.temp_dir).resolve(),
-            models_dirs=[Path(d).resolve() for d in settings.models_dirs])  # fmt: skip
+            models_dirs=[paths.resolved_models_dir(d) for d in settings.models_dirs])  # fmt: skip
         specs = [WorkerSpec(index=i, settings=settings, disk_store=config.disk_store,
                             nodes_dirs=[Path(d).resolve() for d in config.nodes_dirs],
                             load_nodes=config.load_nodes, preload=config.preload,
