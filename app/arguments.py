@@ -83,15 +83,16 @@ def at_least(minimum: int, kind: type = int, *, at_most: int | None = None):
 
 
 def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
-    """`--ray` and `--ray-workers`, shared by run and serve (docs/scale-out.md)."""
+    """`--ray` and the actors' flags, shared by run and serve (docs/scale-out.md). The actors'
+    flags default to None, so one given without --ray can be refused (`check_ray_args`)."""
     p.add_argument("--ray", metavar="local|ADDRESS",
                    help=f"{what} on Ray actors: a local Ray runtime, or the cluster at ADDRESS "
                    "(needs pip install 'latentgraph[ray]')")  # fmt: skip
     p.add_argument("--ray-workers", type=at_least(1), metavar="N",
                    help="Ray actors (default: one per GPU the cluster offers)")  # fmt: skip
-    p.add_argument("--ray-cpus-per-actor", type=at_least(0, float), default=1.0, metavar="N",
+    p.add_argument("--ray-cpus-per-actor", type=at_least(0, float), metavar="N",
                    help="CPUs each actor asks for (its torch threads on a CPU actor; default 1)")  # fmt: skip
-    p.add_argument("--ray-gpus-per-actor", type=at_least(0, float), default=1.0, metavar="N",
+    p.add_argument("--ray-gpus-per-actor", type=at_least(0, float), metavar="N",
                    help="GPUs each actor asks for when the cluster has GPUs (0.5: two actors "
                    "share one; default 1)")  # fmt: skip
 
@@ -223,6 +224,24 @@ def check_devices(flag: str, devices: list[str], *, isolated: bool = False) -> N
 
     for problem in device_problems(devices, isolated=isolated).values():
         raise UserError(f"{flag}: {problem}")
+
+
+# The flags shaping Ray actors (their `args` name, flag, default): nothing without --ray.
+RAY_ACTOR_FLAGS = (("ray_workers", "--ray-workers", None),
+                   ("ray_cpus_per_actor", "--ray-cpus-per-actor", 1.0),
+                   ("ray_gpus_per_actor", "--ray-gpus-per-actor", 1.0))  # fmt: skip
+
+
+def check_ray_args(args: argparse.Namespace) -> None:
+    """An actors' flag without --ray is a usage error ("--ray-workers needs --ray"), as
+    `--workers` with --ray is: it would be ignored. The defaults of those not given are filled
+    in here (argparse leaves them None so that a flag given can be told from one left out)."""
+    for dest, flag, default in RAY_ACTOR_FLAGS:
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+        elif not args.ray:
+            raise UserError(f"{flag} needs --ray (local or a cluster's ADDRESS); without it "
+                            "nothing runs on Ray actors")  # fmt: skip
 
 
 def require_ray() -> None:

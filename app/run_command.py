@@ -17,6 +17,7 @@ from .arguments import (
     add_workflow_args,
     check_devices,
     check_folders,
+    check_ray_args,
     load_nodes,
     models_dirs,
     parse_assignments,
@@ -123,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.scheduler import Scheduler
 
+    check_ray_args(args)
     registry = load_nodes(args.nodes_dir)
     settings = _settings(args)
     overrides = parse_assignments(args.overrides, "--set")

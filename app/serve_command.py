@@ -17,6 +17,7 @@ from .arguments import (
     check_devices,
     check_folders,
     check_nodes_dirs,
+    check_ray_args,
     devices_arg,
     models_dirs,
     parse_assignments,
@@ -151,6 +152,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .wiring import prepare_server, worker_setup
 
+    check_ray_args(args)
     check_folders([("--data-dir", args.data_dir or data_dir()), ("--output-dir", args.output_dir),
                     ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)]
                   + ([("--cache-dir", args.cache_dir)] if args.cache_dir else []))  # fmt: skip

@@ -425,3 +425,27 @@ def test_comfyui_listen_names_host_and_binds_nothing(serve, args):
     err = refused(serve, *args)
     assert "latentgraph serve: error: argument --listen: is ComfyUI's flag; latentgraph's is " \
            "--host ADDRESS" in err and "--auth-token TOKEN" in err  # fmt: skip
+
+
+# --- Ray actors' flags without --ray ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag, value", [("--ray-workers", "2"), ("--ray-cpus-per-actor", "2"),
+                                         ("--ray-gpus-per-actor", "0.5")])  # fmt: skip
+def test_a_ray_actor_flag_without_ray_is_refused_not_ignored(serve, flag, value, tmp_path, capsys):
+    """serve and run alike: the flag would shape actors nobody starts."""
+    from latentgraph.cli import main
+
+    err = refused(serve, flag, value, "--device", "cpu")
+    assert f"latentgraph: error: {flag} needs --ray" in err
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, "g.yaml", GOOD)), flag, value, "--output-dir",
+                 str(out)]) == 2  # fmt: skip
+    assert f"latentgraph: error: {flag} needs --ray" in capsys.readouterr().err
+    assert not list(out.glob("*.png"))  # nothing ran
+
+
+def test_ray_actor_flags_with_ray_get_their_defaults(serve):
+    code, err, config = serve("--ray", "local", "--ray-workers", "2")
+    assert code == 0, err
+    assert (config.ray_workers, config.ray_cpus_per_actor, config.ray_gpus_per_actor) == (2, 1, 1)
