@@ -14,6 +14,7 @@ from .exits import UserError
 
 if TYPE_CHECKING:
     from latentgraph.graph.declare import Registry
+    from latentgraph.graph.paths import KindFolder
 
 
 def add_workflow_args(p: argparse.ArgumentParser) -> None:
@@ -26,10 +27,40 @@ def add_workflow_args(p: argparse.ArgumentParser) -> None:
         "--nodes-dir", action="append", default=[], type=Path, metavar="DIR",
         help="also load node plugins from the .py files in DIR (repeatable)",
     )  # fmt: skip
-    p.add_argument("--models-dir", type=Path, help="models folder (checkpoints/, vae/, ...)")
+    add_models_args(p)
+
+
+class _Once(argparse.Action):
+    """A flag that takes one value: given twice, a usage error saying what to use instead
+    (argparse would keep the last one silently)."""
+
+    def __init__(self, *args: Any, instead: str = "", **kwargs: Any) -> None:
+        self.instead = instead
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:  # fmt: skip
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice; {self.instead}")
+        setattr(namespace, self.dest, values)
+
+
+def add_models_args(p: argparse.ArgumentParser) -> None:
+    """The models folders, for `run`, `validate` and `serve` (README's "Models folders")."""
+    p.add_argument("--models-dir", type=Path, metavar="DIR", action=_Once,
+                   instead="use --extra-models-dir for more models folders",
+                   help="the models folder searched first, holding checkpoints/, vae/, loras/, "
+                   "... (e.g. ~/ComfyUI/models; once)")  # fmt: skip
     p.add_argument(
         "--extra-models-dir", action="append", default=[], type=Path, metavar="DIR",
-        help="another models folder to search, e.g. an existing ComfyUI install (repeatable)",
+        help="another models folder searched after it, e.g. an existing ComfyUI install's "
+        "models/ (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--extra-model-paths", "--extra-model-paths-config", dest="extra_model_paths",
+        action="append", default=[], type=Path, metavar="FILE",
+        help="a ComfyUI extra_model_paths.yaml: its per-kind folders are searched too "
+        "(repeatable)",
     )  # fmt: skip
 
 
@@ -186,11 +217,35 @@ def print_plugin_failures(failures: list) -> None:
         print(f"latentgraph: warning: {failure}", file=sys.stderr)
 
 
-def models_dirs(args: argparse.Namespace) -> list[Path]:
+def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
+    """The run's models folders (`Settings.models_dirs`) from `--models-dir`,
+    `--extra-models-dir` and `--extra-model-paths` files (their `is_default` sections first,
+    the others last). A folder that is none, or a file that cannot be read, is a usage error
+    naming the flag; a root holding no kind folder, and the kinds a file names that no node
+    reads, are a warning on stderr (`root_warning`), once each."""
+    from latentgraph.nodes.extra_model_paths import ModelPathsError, read_model_paths
+    from latentgraph.nodes.models_dirs import root_warning
+
     named = [("--models-dir", args.models_dir)] if getattr(args, "models_dir", None) else []
     named += [("--extra-models-dir", d) for d in getattr(args, "extra_models_dir", []) or []]
     check_folders(named, create=False)
-    return [d for _, d in named]
+    for flag, folder in dict.fromkeys(named):  # each once
+        warning = root_warning(folder)
+        if warning:
+            print(f"latentgraph: warning: {flag} {warning}", file=sys.stderr)
+    first: list[KindFolder] = []
+    last: list[KindFolder] = []
+    for file in getattr(args, "extra_model_paths", []) or []:
+        try:
+            found = read_model_paths(file)
+        except ModelPathsError as exc:
+            raise UserError(f"--extra-model-paths {exc}") from None
+        first += found.first
+        last += found.others
+        if found.ignored:
+            print(f"latentgraph: note: --extra-model-paths {file}: ignored (no node here reads "
+                  f"them): {', '.join(found.ignored)}", file=sys.stderr)  # fmt: skip
+    return [*first, *(d for _, d in named), *last]
 
 
 def check_folders(named: list[tuple[str, Path]], *, create: bool = True) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from .arguments import (
     add_device_args,
     add_limit_args,
+    add_models_args,
     add_ray_args,
     at_least,
     check_devices,
@@ -64,8 +65,7 @@ def add_serve_parser(sub) -> None:
                    help=f"uploads and LoadImage's files (default: ./input, {where})")  # fmt: skip
     p.add_argument("--temp-dir", type=Path, default=Path("temp"),
                    help=f"previews (default: ./temp, {where})")  # fmt: skip
-    p.add_argument("--models-dir", type=Path)
-    p.add_argument("--extra-models-dir", action="append", default=[], type=Path, metavar="DIR")
+    add_models_args(p)
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
     add_device_args(p)
     p.add_argument(

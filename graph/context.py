@@ -18,6 +18,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from .paths import KindFolder
 from .problems import did_you_mean
 
 
@@ -158,7 +159,7 @@ class Settings:
     output_dir: Path = field(default_factory=lambda: Path("output"))
     input_dir: Path = field(default_factory=lambda: Path("input"))
     temp_dir: Path = field(default_factory=lambda: Path("temp"))
-    models_dirs: list[Path] = field(default_factory=list)
+    models_dirs: list[Path | KindFolder] = field(default_factory=list)
     device: str = "auto"
     dtype: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)
@@ -217,13 +218,15 @@ def _folder(field_name: str, value: Any) -> Path:
     raise ValueError(f"settings.{field_name}: expected a folder (a str or a Path), got {value!r}")
 
 
-def _folders(field_name: str, value: Any) -> list[Path]:
-    """`models_dirs`: a list of folders, each a Path; one folder alone is refused (a str
-    would be read as one folder per character)."""
+def _folders(field_name: str, value: Any) -> list[Path | KindFolder]:
+    """`models_dirs`: a list of folders, each a Path (a models root) or a `KindFolder` (one
+    kind's folder, from an extra_model_paths.yaml); one folder alone is refused (a str would
+    be read as one folder per character)."""
     if isinstance(value, (str, PathLike)) or not isinstance(value, (list, tuple)):
         raise ValueError(f"settings.{field_name}: expected a list of folders, got {value!r}"
                          + (f"; write [{value!r}]" if isinstance(value, (str, PathLike)) else ""))  # fmt: skip
-    return [_folder(f"{field_name}[{i}]", item) for i, item in enumerate(value)]
+    return [item if isinstance(item, KindFolder) else _folder(f"{field_name}[{i}]", item)
+            for i, item in enumerate(value)]  # fmt: skip
 
 
 def _limit(field_name: str, value: Any) -> int:

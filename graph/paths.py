@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -57,11 +58,33 @@ def split_annotation(value: str) -> tuple[str, str | None]:
     return name, folder
 
 
-def models_roots(dirs: Sequence[Path | str] | None = None) -> list[Path]:
-    """Models roots in priority order: the given dirs (`--models-dir`, `--extra-models-dir`),
-    the environment's, then `<data dir>/models`. The nodes' dropdowns and the server's model
-    routes both search these."""
-    out = [Path(d) for d in dirs or ()]
+@dataclass(frozen=True)
+class KindFolder:
+    """A folder holding one kind of model itself, not a models root with kind sub-folders:
+    a ComfyUI `extra_model_paths.yaml` entry (`loras: /data/my-loras`). `kind` is one of the
+    sub-folder names of that kind (`checkpoints`, `clip`, ...); it may stand in a run's
+    `Settings.models_dirs` among the roots, searched in its place in their order."""
+
+    kind: str
+    path: Path
+
+
+ModelsDir = Path | KindFolder  # one entry of `Settings.models_dirs`
+
+
+def resolved_models_dir(entry: Path | str | KindFolder) -> ModelsDir:
+    """A models root or kind folder as an absolute, resolved path (a Ray actor's working
+    folder is not the server's), its kind kept."""
+    if isinstance(entry, KindFolder):
+        return KindFolder(entry.kind, entry.path.resolve())
+    return Path(entry).resolve()
+
+
+def _models_dirs(dirs: Sequence[Path | str | KindFolder] | None) -> list[ModelsDir]:
+    """Every models root and kind folder in priority order: the given ones (`--models-dir`,
+    `--extra-models-dir`, `--extra-model-paths`), the environment's roots, then
+    `<data dir>/models`."""
+    out: list[ModelsDir] = [d if isinstance(d, KindFolder) else Path(d) for d in dirs or ()]
     env = os.environ.get("LATENTGRAPH_MODELS_DIRS")
     if env:
         out += [Path(p) for p in env.split(os.pathsep) if p]
@@ -69,12 +92,26 @@ def models_roots(dirs: Sequence[Path | str] | None = None) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
+def models_roots(dirs: Sequence[Path | str | KindFolder] | None = None) -> list[Path]:
+    """Models roots in priority order: the given dirs (`--models-dir`, `--extra-models-dir`),
+    the environment's, then `<data dir>/models`. The nodes' dropdowns and the server's model
+    routes both search these (and the kind folders given among them, `models_folder_dirs`)."""
+    return [d for d in _models_dirs(dirs) if isinstance(d, Path)]
+
+
 def models_folder_dirs(
-    names: Sequence[str], dirs: Sequence[Path | str] | None = None
+    names: Sequence[str], dirs: Sequence[Path | str | KindFolder] | None = None
 ) -> list[Path]:
     """The existing directories of one models folder kind (`names`: its sub-folder names, e.g.
-    checkpoints and Stable-diffusion) under every models root, in the roots' order."""
-    return [root / name for root in models_roots(dirs) for name in names if (root / name).is_dir()]
+    checkpoints and Stable-diffusion) under every models root, and the kind folders given
+    for it (`KindFolder`), in their order."""
+    found: list[Path] = []
+    for entry in _models_dirs(dirs):
+        if isinstance(entry, KindFolder):
+            found += [entry.path] if entry.kind in names and entry.path.is_dir() else []
+        else:
+            found += [entry / name for name in names if (entry / name).is_dir()]
+    return list(dict.fromkeys(found))
 
 
 def weight_files(base: Path) -> list[str]:

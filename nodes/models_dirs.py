@@ -46,7 +46,7 @@ FOLDERS: dict[str, tuple[str, ...]] = {
     "text_encoders": ("text_encoders", "clip"),
     "diffusion_models": ("diffusion_models", "unet"),
     "clip_vision": ("clip_vision",),
-    "controlnet": ("controlnet", "t2i_adapter"),
+    "controlnet": ("controlnet", "t2i_adapter", "ControlNet"),  # ControlNet/: A1111's
     "upscale_models": ("upscale_models",),
     "hypernetworks": ("hypernetworks",),
     "vae_approx": ("vae_approx",),
@@ -263,6 +263,26 @@ def where_looked(folders: Sequence[str], dirs: Sequence[Path | str] | None) -> s
         f"no {kinds} folder under " + ", ".join(str(r) for r in models_roots(dirs))
     )
     return f"{where}; {OTHER_MODELS_FOLDER}"
+
+
+def root_warning(root: Path) -> str | None:
+    """Why `root`, given as a models root, may be the wrong folder: it holds none of the kind
+    folders (`FOLDERS`' names), so every model named is "not one of" its choices. Says what
+    was looked for and, when it is clear, the folder meant: `<root>/models` (an install's
+    root given) or the parent (a kind folder given). None when a kind folder is there. Not an
+    error: a new, empty root is legitimate."""
+    names = [name for kind in FOLDERS.values() for name in kind]
+    if not root.is_dir() or any((root / name).is_dir() for name in names):
+        return None
+    message = (f"{root} has none of the models folders' kind folders ("
+               f"{', '.join(f'{n}/' for n in list(FOLDERS)[:4])}, ...)")  # fmt: skip
+    if any((root / "models" / name).is_dir() for name in names):
+        return f"{message}; did you mean {root / 'models'}?"
+    kind = next((k for k, kind_names in FOLDERS.items() if root.name in kind_names), None)
+    if kind is not None:
+        return (f"{message}: it is a {kind} folder itself; give the models root holding it, "
+                f"{root.parent}")  # fmt: skip
+    return f"{message}: models in it are found once they are in such folders"
 
 
 def file_identity(path: Path) -> str:

@@ -65,7 +65,7 @@ class ServerConfig:
     output_dir: Path | None = None
     input_dir: Path | None = None
     temp_dir: Path | None = None
-    models_dirs: list[Path] = field(default_factory=list)
+    models_dirs: list[Path | paths.KindFolder] = field(default_factory=list)
     nodes_dirs: list[Path] = field(default_factory=list)
     previews: bool = False  # send binary preview frames even when the prompt did not ask
     auth_token: str | None = None
@@ -138,7 +138,9 @@ class ServerConfig:
             Path(self.input_dir).resolve() if self.input_dir else self.data_dir / "input"
         )
         self.temp_dir = Path(self.temp_dir).resolve() if self.temp_dir else self.data_dir / "temp"
-        self.models_dirs = [Path(p) for p in self.models_dirs]
+        self.models_dirs = [
+            p if isinstance(p, paths.KindFolder) else Path(p) for p in self.models_dirs
+        ]
         self.nodes_dirs = [Path(p) for p in self.nodes_dirs]
         self.cache_dir = Path(self.cache_dir).resolve() if self.cache_dir else None
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from latentgraph.graph import events as ev
 from latentgraph.graph.events import now_ms
+from latentgraph.graph.paths import KindFolder
 
 # The messages that end a run, and with the start and cache report, those history keeps.
 TERMINAL_TYPES = frozenset({"execution_success", "execution_error", "execution_interrupted"})
@@ -397,7 +398,9 @@ def user_folders(settings: Any) -> dict[str, str]:
     """The server's folders as a web client knows them (their name, "input", "models", ...),
     by their absolute path: what `shown_paths` replaces."""
     named = [("input", settings.input_dir), ("output", settings.output_dir),
-             ("temp", settings.temp_dir), *(("models", d) for d in settings.models_dirs)]  # fmt: skip
+             ("temp", settings.temp_dir),
+             *((f"models/{d.kind}", d.path) if isinstance(d, KindFolder) else ("models", d)
+               for d in settings.models_dirs)]  # fmt: skip
     folders: dict[str, str] = {}
     for name, folder in named:
         for spelling in {str(Path(folder).absolute()), str(Path(folder).resolve())}:

@@ -101,3 +101,42 @@ def test_experiment_models_shape(tree):
     assert {"name": "c.safetensors", "pathIndex": 1} in entries
     with pytest.raises(md.ModelNotFound):
         md.experiment_folder("../etc", dirs)
+
+
+def test_an_a1111_models_root_is_read_controlnet_included(tree):
+    """An A1111 install's models/ has Stable-diffusion/, Lora/, VAE/ and ControlNet/: the
+    last was not read (ComfyUI's example maps controlnet to models/ControlNet there)."""
+    tmp, _, _ = tree
+    root = tmp / "webui" / "models"
+    for kind, name in (("Stable-diffusion", "sd.safetensors"), ("Lora", "l.safetensors"),
+                       ("VAE", "v2.safetensors"), ("ControlNet", "canny.safetensors")):  # fmt: skip
+        (root / kind).mkdir(parents=True)
+        (root / kind / name).write_bytes(b"x")
+    assert md.list_files("checkpoints", [root]) == ["sd.safetensors"]
+    assert md.list_files("loras", [root]) == ["l.safetensors"]
+    assert md.list_files("vae", [root]) == ["v2.safetensors"]
+    assert md.list_files("controlnet", [root]) == ["canny.safetensors"]
+    assert (
+        md.resolve("controlnet", "canny.safetensors", [root])
+        == root / "ControlNet" / "canny.safetensors"
+    )
+    assert md.root_warning(root) is None
+
+
+def test_kind_folders_are_searched_in_their_place_among_the_roots(tree):
+    """An extra_model_paths.yaml's per-kind folder (`KindFolder`) stands among the roots: the
+    kind it names lists and resolves its files, in the order given; other kinds skip it."""
+    from latentgraph.graph.paths import KindFolder
+
+    tmp, main, extra = tree
+    mine = tmp / "my-checkpoints"
+    mine.mkdir()
+    (mine / "a.safetensors").write_bytes(b"z")
+    (mine / "e.safetensors").write_bytes(b"z")
+    dirs = [KindFolder("checkpoints", mine), main, KindFolder("clip", tmp / "nowhere")]
+    settings = Settings(models_dirs=dirs)
+    assert md.list_files("checkpoints", settings.models_dirs) == [
+        "a.safetensors", "e.safetensors", "sd15/b.safetensors"]  # fmt: skip
+    assert md.resolve("checkpoints", "a.safetensors", dirs) == mine / "a.safetensors"
+    assert md.folder_paths("vae", dirs) == [main / "vae"]
+    assert md.folder_paths("text_encoders", dirs) == []

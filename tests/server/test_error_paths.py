@@ -45,3 +45,17 @@ def test_the_folder_inside_another_is_named_first(tmp_path):
     text = f"{tmp_path / 'out' / 'a.png'}, {tmp_path / 'b.png'}, {tmp_path / 'm' / 'x'}"
     assert shown_paths(text, folders) == (
         f"{Path('output', 'a.png')}, {Path('input', 'b.png')}, {Path('models', 'x')}")  # fmt: skip
+
+
+def test_a_kind_folder_from_an_extra_model_paths_file_is_shown_as_its_kind(tmp_path):
+    """`--extra-model-paths`' per-kind folders stand among the models folders: a run's error
+    names one as models/<kind>, as a root's kind folder is named."""
+    from latentgraph.graph import Settings
+    from latentgraph.graph.paths import KindFolder, resolved_models_dir
+
+    kind = KindFolder("loras", tmp_path / "my-loras")
+    settings = Settings(models_dirs=[tmp_path / "m", kind])
+    text = f"{tmp_path / 'my-loras' / 'ink.safetensors'} is damaged"
+    assert shown_paths(text, user_folders(settings)) == (
+        f"{Path('models', 'loras', 'ink.safetensors')} is damaged")  # fmt: skip
+    assert resolved_models_dir(kind) == KindFolder("loras", (tmp_path / "my-loras").resolve())

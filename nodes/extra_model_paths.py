@@ -1,0 +1,114 @@
+"""A ComfyUI `extra_model_paths.yaml` read into models folders (`--extra-model-paths FILE`), so
+an install's per-kind folders are found without moving them.
+
+The file holds sections, each a mapping with an optional `base_path` (`~` and `$VAR` expanded; a
+relative one is read from the file's folder), an optional `is_default` (its folders are
+searched before the others, as ComfyUI makes them its first), and model kinds (`checkpoints`,
+`loras`, `clip`, ...) each naming one folder or several (one per line, or a list), relative to
+`base_path`. Each becomes a `graph.paths.KindFolder`. Kinds no node here reads are ignored and
+named once (`ModelPaths.ignored`). It is composed as workflows are (`parse_yaml`: no tags run,
+no aliases), so a problem names file:line:column.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from latentgraph.graph.paths import KindFolder
+
+from .models_dirs import FOLDERS
+
+_SPECIAL = ("base_path", "is_default")
+
+
+class ModelPathsError(ValueError):
+    """An extra_model_paths file that cannot be read: the message names file:line and what
+    was expected."""
+
+
+@dataclass
+class ModelPaths:
+    """What a file gives: the kind folders of `is_default` sections (searched first), the
+    others', and the kinds ignored (`section.kind`)."""
+
+    first: list[KindFolder] = field(default_factory=list)
+    others: list[KindFolder] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def known_kinds() -> set[str]:
+    """The kind names a file may use: every sub-folder name of a kind the nodes read."""
+    return {name for names in FOLDERS.values() for name in names}
+
+
+def read_model_paths(path: Path) -> ModelPaths:
+    """The kind folders an extra_model_paths file names. Raises `ModelPathsError`."""
+    from latentgraph.graph.workflow.positions import Refused, parse_yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelPathsError(f"{path}: cannot be read: {exc}") from None
+    try:
+        data, doc, empty = parse_yaml(text, str(path))
+    except Refused as exc:
+        raise ModelPathsError(str(exc.problem)) from None
+    if doc.problems:
+        raise ModelPathsError(str(doc.problems[0]))
+    found = ModelPaths()
+    if empty:
+        return found
+
+    def where(*keys: str) -> str:
+        location = doc.at.get(tuple(keys))
+        return str(location) if location is not None else str(path)
+
+    if not isinstance(data, dict):
+        raise ModelPathsError(f"{where()}: expected sections (name: a mapping with base_path "
+                              "and model kinds such as checkpoints, loras, vae)")  # fmt: skip
+    kinds = known_kinds()
+    for section, conf in data.items():
+        if conf is None:
+            continue
+        if not isinstance(conf, dict):
+            raise ModelPathsError(f"{where(section)}: section {section!r}: expected a mapping "
+                                  "with base_path and model kinds (checkpoints: ..., loras: ...)")  # fmt: skip
+        base = _base_path(conf.get("base_path"), path, where(section, "base_path"))
+        default = conf.get("is_default", False)
+        if not isinstance(default, bool):
+            raise ModelPathsError(f"{where(section, 'is_default')}: {section}.is_default: "
+                                  f"expected true or false, got {default!r}")  # fmt: skip
+        into = found.first if default else found.others
+        for kind, value in conf.items():
+            if kind in _SPECIAL:
+                continue
+            folders = _folders(value, f"{where(section, kind)}: {section}.{kind}")
+            if kind not in kinds:
+                found.ignored.append(f"{section}.{kind}")
+                continue
+            into += [KindFolder(kind, base / folder) for folder in folders]
+    return found
+
+
+def _base_path(value: Any, file: Path, where: str) -> Path:
+    """A section's base_path: `~` and `$VAR` expanded, a relative one read from the file's
+    folder; the file's folder when there is none."""
+    if value is None:
+        return file.absolute().parent
+    if not isinstance(value, str) or not value.strip():
+        raise ModelPathsError(f"{where}: base_path: expected a folder, got {value!r}")
+    base = Path(os.path.expandvars(os.path.expanduser(value.strip())))
+    return base if base.is_absolute() else file.absolute().parent / base
+
+
+def _folders(value: Any, where: str) -> list[str]:
+    """A kind's folders: a text of one or several, one per line (blank lines skipped), or a
+    list of texts."""
+    items = value.split("\n") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ModelPathsError(f"{where}: expected a folder, or several one per line, got "
+                              f"{value!r}")  # fmt: skip
+    return [os.path.expandvars(os.path.expanduser(i.strip())) for i in items if i.strip()]
