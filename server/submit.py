@@ -155,12 +155,6 @@ def url_token(server_url: str) -> str | None:
     return (urllib.parse.parse_qs(query).get(TOKEN_PARAMETER) or [None])[0]
 
 
-def shown_url(server_url: str) -> str:
-    """`server_url` as messages show it: its token, if it carries one, redacted. The name the
-    CLI's `--server` messages use (`redact_query`, the server log's rule for a query)."""
-    return redact_query(server_url)
-
-
 def _base(server_url: str) -> str:
     """The server's address requests are made under: `server_url` without query or fragment."""
     parts = urllib.parse.urlsplit(server_url)
@@ -182,7 +176,7 @@ def _refusal(server_url: str, token: str | None, source: str, status: int,
     """What to say when the server answered but refused the request for who sent it, not what:
     a token it requires, missing or wrong (HTTP 401; the token named by `source`, where it came
     from), or a Host or Origin it does not accept (403, with its reason). A usage error, not an
-    unreachable server; None for other answers. `server_url` as `shown_url` shows it."""
+    unreachable server; None for other answers. `server_url` as `redact_query` shows it."""
     if status == 401:
         if token:
             return (f"the server at {server_url} refused the token from {source}: give the one "
@@ -260,7 +254,7 @@ def submit(
     hidden = RedactToken(auth_token).redact
 
     path = Path(path)
-    shown, bad_url = shown_url(server_url), server_url_problem(server_url)
+    shown, bad_url = redact_query(server_url), server_url_problem(server_url)
     if bad_url:
         err(f"--server {shown}: {bad_url}")
         return EXIT_USAGE
