@@ -53,7 +53,7 @@ def read_model_paths(path: Path) -> ModelPaths:
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelPathsError(f"{path}: cannot be read: {exc}") from None
     try:
-        data, doc, empty = parse_yaml(text, str(path))
+        data, doc, empty = parse_yaml(text, str(path), aliases="here; write the folder out")
     except Refused as exc:
         raise ModelPathsError(str(exc.problem)) from None
     if doc.problems:

@@ -64,12 +64,17 @@ def _loc(source: str, mark: Any) -> Location:
     return Location(source, mark.line + 1, mark.column + 1)
 
 
+# How an alias is refused in a workflow: what to write instead.
+WORKFLOW_ALIASES = "in workflows; write the value out (or use a param)"
+
+
 class _Loader(yaml.SafeLoader):
     """Composes only. Refuses aliases (alias bombs) and documents nested too deep."""
 
-    def __init__(self, stream: str, source: str) -> None:
+    def __init__(self, stream: str, source: str, aliases: str) -> None:
         super().__init__(stream)
         self._source = source
+        self._aliases = aliases
         self._depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
@@ -78,8 +83,7 @@ class _Loader(yaml.SafeLoader):
             raise Refused(
                 Problem(
                     "syntax",
-                    f"YAML aliases (*{event.anchor}) are not allowed in workflows; "
-                    "write the value out (or use a param)",
+                    f"YAML aliases (*{event.anchor}) are not allowed {self._aliases}",
                     location=_loc(self._source, event.start_mark),
                 )
             )
@@ -113,12 +117,14 @@ class Positions:
         self.problems: list[Problem] = []
 
 
-def parse_yaml(text: str, source: str) -> tuple[Any, Positions, bool]:
-    """Returns (value, positions, empty). Raises Refused for syntax and limits."""
+def parse_yaml(text: str, source: str,
+               aliases: str = WORKFLOW_ALIASES) -> tuple[Any, Positions, bool]:  # fmt: skip
+    """Returns (value, positions, empty). Raises Refused for syntax and limits; `aliases` ends
+    an alias's refusal: where they are not allowed and what to write instead."""
     doc = Positions(source)
     loader = None
     try:
-        loader = _Loader(text, source)
+        loader = _Loader(text, source, aliases)
         root = loader.get_single_node()
     except Refused:
         raise

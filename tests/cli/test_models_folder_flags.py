@@ -157,6 +157,8 @@ def test_an_is_default_section_is_searched_before_the_models_dir(home, serve):  
     ("- checkpoints\n", "paths.yaml:1:1: expected sections (name: a mapping with base_path"),
     ("a:\n  loras: x\n  loras: y\n", "paths.yaml:3:3: "),
     ("a: [1\n", "paths.yaml:2:1: YAML syntax error"),
+    ("a: &x\n  base_path: m\nb: *x\n",
+     "paths.yaml:3:4: YAML aliases (*x) are not allowed here; write the folder out"),
 ])  # fmt: skip
 def test_an_extra_model_paths_file_that_cannot_be_read_names_file_line(home, capsys, text, where):
     (home / "paths.yaml").write_text(text)
