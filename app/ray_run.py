@@ -3,7 +3,11 @@ Ray actors (the server's workers, `latentgraph.server.ray_workers`) instead of t
 
 Each run becomes a `Job` carrying the checked Graph and the same run extras as an in-process
 run (the ComfyUI prompt and workflow for the PNG metadata), so the outputs are the same files
-with the same bytes; only which actor made them, and in which order they finish, differ.
+with the same pixels (the same bytes when torch computes with as many threads here as on the
+actors: docs/scale-out.md); which actor made them, and in which order they finish (so the
+numbers in the file names), differ. Each run's messages are turned back into engine events
+(`submit`'s reading of a server's messages), so `run --ray` shows a run, and takes its exit
+code from it, as an in-process run does.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from pathlib import Path
 
 from latentgraph.graph.context import Settings
 from latentgraph.graph.declare import Registry
+from latentgraph.graph.events import Event, NodeFailed, RunFinished
 from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.workflow import Workflow
 from latentgraph.server.config import ServerConfig
 from latentgraph.server.pool_batch import Finished, run_batch
 from latentgraph.server.ray_workers import ray_pool
+from latentgraph.server.submit import _Events as PromptEvents
 from latentgraph.server.workers import Job
 
 from .wiring import worker_setup
@@ -58,11 +64,54 @@ def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: S
                checked=True)  # fmt: skip
 
 
+@dataclass
+class RayRunResult:
+    """How one run ended on the actors (`finished`: a run Ctrl-C stopped is "interrupted",
+    one it stopped before it began is not `started`) and the engine events its messages
+    rebuilt: what a local run's renderer shows, its failures (`NodeFailed`) for the exit code."""
+
+    finished: Finished
+    events: list[Event]
+
+    @property
+    def failures(self) -> list[NodeFailed]:
+        return [event for event in self.events if isinstance(event, NodeFailed)]
+
+
+class _RunEvents:
+    """One run's messages as engine events, from its first message on (the run's time too)."""
+
+    def __init__(self, prompt_id: str, prompt: dict) -> None:
+        self.prompt_id, self.prompt = prompt_id, prompt
+        self.events: list[Event] = []
+        self.reader: PromptEvents | None = None
+
+    def message(self, text: str) -> None:
+        if self.reader is None:
+            self.reader = PromptEvents(self.prompt_id, self.prompt, self.events.append)
+        message = json.loads(text)
+        self.reader.handle(message.get("type", ""), message.get("data") or {})
+
+    def interrupted(self) -> None:
+        """The run was stopped by Ctrl-C (its actor killed, no end message comes): it ends
+        as a local run Ctrl-C stopped, naming the node it was running."""
+        if self.reader is None:
+            self.reader = PromptEvents(self.prompt_id, self.prompt, self.events.append)
+        self.reader.handle("execution_interrupted", {"node_id": self.reader.running})
+
+
 def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
-               on_message: Callable[[str, str], None] | None = None) -> list[Finished]:  # fmt: skip
+               on_message: Callable[[str, str], None] | None = None) -> list[RayRunResult]:  # fmt: skip
     """Run every workflow on the actors, as many at once as there are actors; each run's
-    websocket messages (JSON texts) reach `on_message`."""
+    websocket messages (JSON texts) reach `on_message`. After a Ctrl-C, how each run stood."""
     jobs = [workflow_job(i, wf, registry, plan.settings) for i, wf in enumerate(workflows)]
+    runs = {job.prompt_id: _RunEvents(job.prompt_id, json.loads(job.prompt_json)) for job in jobs}
+
+    def message(prompt_id: str, text: str) -> None:
+        runs[prompt_id].message(text)
+        if on_message is not None:
+            on_message(prompt_id, text)
+
     config = ServerConfig(output_dir=plan.settings.output_dir, input_dir=plan.settings.input_dir,
                           temp_dir=plan.settings.temp_dir, device=plan.settings.device,
                           ray=plan.address, ray_workers=plan.workers, disk_cache=plan.disk_cache,
@@ -71,6 +120,17 @@ def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
                           ray_gpus_per_actor=plan.gpus_per_actor)  # fmt: skip
     pool = ray_pool(config, worker_setup(plan.nodes_dirs), plan.settings)
     try:
-        return run_batch(pool, jobs, on_message)
+        finished = run_batch(pool, jobs, message)
     finally:
         pool.stop()
+    results = []
+    for job, end in zip(jobs, finished, strict=True):
+        run = runs[job.prompt_id]
+        if end.started and end.done.status == "interrupted" and not _ended(run.events):
+            run.interrupted()
+        results.append(RayRunResult(end, run.events))
+    return results
+
+
+def _ended(events: list[Event]) -> bool:
+    return any(isinstance(event, RunFinished) for event in events)

@@ -30,6 +30,7 @@ from .workflow_input import print_problems, read_workflow, refuse_run
 
 if TYPE_CHECKING:
     from latentgraph.graph.declare import Registry
+    from latentgraph.graph.events import NodeFailed, RunStatus
     from latentgraph.graph.workflow import Workflow
 
 
@@ -120,7 +121,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from latentgraph.graph.cache import Cache, disk_store_dir
     from latentgraph.graph.comfy_api import prompt_from_graph
     from latentgraph.graph.context import CancelToken
-    from latentgraph.graph.events import input_errors_only
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.scheduler import Scheduler
 
@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scheduler = Scheduler(registry, cache=cache, settings=settings)
     stop = Stopper(CancelToken(), cached=not args.no_cache)  # Ctrl-C or SIGTERM: stop at a step
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    status = "success"
+    status, failures = "success", []
     try:
         for label, workflow in _workflows(args, overrides, registry, settings):
             if label and not (args.json or args.quiet):
@@ -151,9 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             finally:
                 renderer.close()
             if result.status != "success":
-                status = result.status
-                if status == "failed" and input_errors_only(result.failures):
-                    return EXIT_USAGE
+                status, failures = result.status, result.failures
                 break
     except WorkflowError as e:
         return refuse_run(e.problems, args.json)
@@ -170,6 +168,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"latentgraph: interrupted by {'SIGTERM' if stop.terminated else 'Ctrl-C'}{late}",
               file=sys.stderr)  # fmt: skip
         return stop.code()
+    return run_exit_code(status, failures)
+
+
+def run_exit_code(status: RunStatus, failures: list[NodeFailed]) -> int:
+    """A run's exit code by how it ended, the one rule for a run in this process and on Ray
+    (`--ray`): 2 when it failed only because nodes refused their input (README), 1 for any
+    other failure, 130 interrupted, 0 success."""
+    from latentgraph.graph.events import input_errors_only
+
+    if status == "failed" and input_errors_only(failures):
+        return EXIT_USAGE
     return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
 
 
@@ -177,7 +186,11 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                 overrides: dict[str, Any]) -> int:  # fmt: skip
     """`run --ray`: the runs (one, or the sweep's) on Ray actors, as many at once as there are
     actors; with --json each run's messages as the server sends them (the websocket protocol,
-    one JSON object per line), else one line per run as it ends."""
+    one JSON object per line), else each run as it ends: a line naming its actor, status and
+    files, then what an in-process run shows (its nodes, error, summary). The exit code is the
+    first run's (in sweep order) that did not succeed, by `run_exit_code`, as an in-process
+    sweep stops at that run. After Ctrl-C: each run's line says whether it finished (its files)
+    or was interrupted (the node, in its summary) or never started; exit code 130."""
     from latentgraph.graph.files import file_records
     from latentgraph.server.ray_workers import RayUnavailable
 
@@ -195,17 +208,32 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                              if args.json else None)  # fmt: skip
     except RayUnavailable as exc:
         raise UserError(str(exc)) from None
-    for (label, _), finished in zip(runs, results, strict=True):
-        done = finished.done
-        if not args.json and not args.quiet:
+    codes = []
+    for (label, workflow), result in zip(runs, results, strict=True):
+        done, name = result.finished.done, label or "run"
+        codes.append(run_exit_code(done.status, result.failures))
+        if args.json:
+            continue
+        if not result.finished.started:
+            print(f"{name}: not started (Ctrl-C)", file=sys.stderr)
+            continue
+        if not args.quiet:
             files = [f["filename"] for out in done.ui.values() for f in file_records(out)]
-            print(f"{label or 'run'} on {finished.worker}: {done.status}"
-                  + (f": {done.error}" if done.error else "")
+            print(f"{name} on {result.finished.worker}: {done.status}"
+                  + (f": {done.error}" if done.error and not result.failures else "")
                   + (f" ({', '.join(files)})" if files else ""), file=sys.stderr)  # fmt: skip
-    statuses = {finished.done.status for finished in results}
-    if "failed" in statuses:
-        return EXIT_FAILED
-    return EXIT_INTERRUPTED if "interrupted" in statuses else EXIT_OK
+        renderer = _renderer(args, settings, workflow.graph)
+        try:
+            for event in result.events:
+                renderer(event)
+        finally:
+            renderer.close()
+    if any(not r.finished.started or r.finished.done.status == "interrupted" for r in results):
+        finished = sum(r.finished.done.status != "interrupted" for r in results)
+        print(f"latentgraph: interrupted (Ctrl-C): {finished} of {len(results)} run(s) had "
+              "finished", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    return next((code for code in codes if code != EXIT_OK), EXIT_OK)
 
 
 def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Registry,

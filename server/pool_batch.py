@@ -6,7 +6,9 @@ so a worker that loads its libraries faster does not take the whole batch. Each 
 takes the next job; the websocket messages of the job a worker runs (JSON texts, as the
 server would send them) reach `on_message`; a job
 whose worker dies goes back to the front, `pool.redispatch_after_death` times (its nodes
-already computed are disk-cache hits), then fails with the death's reason.
+already computed are disk-cache hits), then fails with the death's reason. Ctrl-C ends the
+batch: what finished is kept, the jobs running are "interrupted", those not handed out yet
+"interrupted" and not `started`.
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ READY_WAIT = 30.0
 
 @dataclass(frozen=True)
 class Finished:
-    """How a job ended, and on which worker (its name: `WorkerInfo.name`)."""
+    """How a job ended, and on which worker (its name: `WorkerInfo.name`; "" for a job Ctrl-C
+    stopped before it was handed out, `started` False)."""
 
     done: Done
     worker: str
+    started: bool = True
 
 
 def run_batch(pool: WorkerPool, jobs: list[Job],
               on_message: Callable[[str, str], None] | None = None) -> list[Finished]:  # fmt: skip
-    """Run `jobs` on the (not yet started) pool; how each ended, in the jobs' order. The pool
-    is left running (the caller stops it)."""
+    """Run `jobs` on the (not yet started) pool; how each ended, in the jobs' order (after a
+    Ctrl-C too: `Batches.run`). The pool is left running (the caller stops it)."""
     return Batches(pool).run(jobs, on_message)
 
 
@@ -51,13 +55,30 @@ class Batches:
 
     def run(self, jobs: list[Job],
             on_message: Callable[[str, str], None] | None = None) -> list[Finished]:  # fmt: skip
-        """Run `jobs`; how each ended, in their order. `on_message(prompt_id, json_text)`."""
+        """Run `jobs`; how each ended, in their order. `on_message(prompt_id, json_text)`. A
+        Ctrl-C (KeyboardInterrupt) ends the batch at once, not the caller: the jobs running
+        then are "interrupted" (their workers are still at them: stop the pool), those not
+        handed out yet too, not `started`."""
         self.on_message = on_message
         self.pending = deque(jobs)
         self.running: dict[int, Job] = {}  # worker -> its job
         self.deaths: Counter[str] = Counter()
         self.results: dict[str, Finished] = {}
-        while len(self.results) < len(jobs):
+        try:
+            self._hand_out(len(jobs))
+        except KeyboardInterrupt:
+            at = {job.prompt_id: worker for worker, job in self.running.items()}
+            for pid in (job.prompt_id for job in jobs if job.prompt_id not in self.results):
+                if pid in at:
+                    self._finish(Done(pid, "interrupted", {}, "interrupted by Ctrl-C"), at[pid])
+                else:
+                    self.results[pid] = Finished(Done(pid, "interrupted", {}, "not started"), "",
+                                                 started=False)  # fmt: skip
+        return [self.results[job.prompt_id] for job in jobs]
+
+    def _hand_out(self, count: int) -> None:
+        """Until `count` jobs have ended: what the workers say, and an idle worker the next."""
+        while len(self.results) < count:
             wait = self.hand_out_at - time.monotonic()
             try:
                 self._on(*self.inbox.get(timeout=min(wait, 1.0) if wait > 0 else 1.0))
@@ -67,7 +88,6 @@ class Batches:
                 worker, job = self.idle.pop(), self.pending.popleft()
                 self.running[worker] = job
                 self.pool.submit(worker, job)
-        return [self.results[job.prompt_id] for job in jobs]
 
     def _on(self, worker: int, message: WorkerMessage) -> None:
         job = self.running.get(worker)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,7 @@ def test_a_sweep_spread_over_two_actors_makes_the_in_process_sweeps_images(
     capsys.readouterr()
     assert main(["run", *common, "--output-dir", str(tmp_path / "ray"), "--ray", "local",
                  "--ray-workers", "2"]) == 0  # fmt: skip
-    lines = capsys.readouterr().err.splitlines()
+    lines = [line for line in capsys.readouterr().err.splitlines() if " on latentgraph-" in line]
     assert len(lines) == 3 and all(": success" in line for line in lines), lines
     workers = {line.split(" on ")[1].split(":")[0] for line in lines}
     assert len(workers) == 2, lines  # both actors took runs
@@ -120,7 +121,7 @@ def test_the_run_line_names_every_file_saved_not_only_images(ray_runtime, tiny_f
     merge = str(ROOT / "workflows" / "merge.yaml")
     assert main(["run", merge, "--set", "steps=2", "--output-dir", str(tmp_path), "--ray",
                  "local", "--ray-workers", "1"]) == 0  # fmt: skip
-    [line] = capsys.readouterr().err.splitlines()
+    [line] = [line for line in capsys.readouterr().err.splitlines() if " on latentgraph-" in line]
     assert ": success" in line and "merged_00001_.safetensors" in line and ".png" in line, line
     assert (tmp_path / "checkpoints" / "merged_00001_.safetensors").is_file()
 
@@ -146,3 +147,56 @@ def test_a_ray_run_keeps_its_disk_cache_where_a_local_run_does(ray_runtime, tiny
     assert entries(local) and not (local / "outputs").exists()
     assert entries(on_ray), sorted(str(p.relative_to(on_ray)) for p in on_ray.rglob("*"))
     assert not (on_ray / "outputs").exists()
+
+
+def test_a_node_refusing_its_input_exits_and_reads_as_in_process(ray_runtime, tiny_folder,
+                                                                 tmp_path, capsys):  # fmt: skip
+    """steps=1000 is more than the scheduler makes: a user error, exit code 2 and the same
+    error and summary lines in this process and on an actor (rc was 1, no summary, on Ray)."""
+    common = [TXT2IMG, "--set", "steps=1000", "--set", "width=64", "--set", "height=64",
+              "--output-dir", str(tmp_path)]  # fmt: skip
+    assert main(["run", *common]) == 2
+    local = capsys.readouterr().err.splitlines()
+    assert main(["run", *common, "--ray", "local", "--ray-workers", "1"]) == 2
+    on_ray = capsys.readouterr().err.splitlines()
+    for lines in (local, on_ray):
+        [error] = [line for line in lines if line.startswith("error: ")]
+        assert "node 'denoise' input 'steps'" in error and "got 1000" in error, lines
+        [summary] = [line for line in lines if line.startswith("failed: ")]
+        assert re.fullmatch(r"failed: \d ran, \d cached, 1 failed, 2 skipped in [\d.]+s",
+                            summary), lines  # fmt: skip
+
+
+def test_ctrl_c_says_which_sweep_runs_finished_and_which_were_interrupted(
+    ray_runtime, tiny_folder, tmp_path, capsys, monkeypatch
+):
+    """One actor, three runs: the first (1 step) finishes, Ctrl-C comes when the second
+    reports its first denoising step, the third never starts. Each says so (the finished one
+    with its file), and the exit code is 130 (it used to print only "latentgraph:
+    interrupted")."""
+    from latentgraph.server import pool_batch
+    from latentgraph.server.workers import RunMessages
+
+    on = pool_batch.Batches._on
+
+    def ctrl_c_at_the_second_runs_first_step(self, worker, message):
+        on(self, worker, message)
+        if (
+            isinstance(message, RunMessages)
+            and message.prompt_id == "run-1"
+            and any(kind == "progress" for kind, _ in message.messages)
+        ):
+            raise KeyboardInterrupt  # as Python raises it for SIGINT, in this loop
+
+    monkeypatch.setattr(pool_batch.Batches, "_on", ctrl_c_at_the_second_runs_first_step)
+    out = tmp_path / "out"
+    code = main(["run", TXT2IMG, "--sweep", "steps=1,200,2", "--set", "width=64", "--set",
+                 "height=64", "--output-dir", str(out), "--ray", "local", "--ray-workers", "1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 130, err
+    [png] = [p.name for p in out.glob("*.png")]
+    assert "sweep 1/3: steps=1 on latentgraph-" in err and f": success ({png})" in err, err
+    assert "sweep 2/3: steps=200 on latentgraph-" in err and ": interrupted" in err, err
+    assert "1 interrupted (node 'denoise' (UNetDenoise))" in err, err
+    assert "sweep 3/3: steps=2: not started (Ctrl-C)" in err, err
+    assert "latentgraph: interrupted (Ctrl-C): 1 of 3 run(s) had finished" in err, err
