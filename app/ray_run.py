@@ -25,7 +25,7 @@ from latentgraph.graph.workflow import Workflow
 from latentgraph.server.config import ServerConfig
 from latentgraph.server.pool_batch import Finished, run_batch
 from latentgraph.server.ray_workers import ray_pool
-from latentgraph.server.submit import _Events as PromptEvents
+from latentgraph.server.submit import PromptEvents
 from latentgraph.server.workers import Job
 
 from .wiring import worker_setup

@@ -46,7 +46,7 @@ class _Http:
             return exc.code, exc.read()
 
 
-class _Events:
+class PromptEvents:
     """Rebuilds engine events from one prompt's websocket messages."""
 
     def __init__(self, prompt_id: str, prompt: dict[str, Any], render) -> None:
@@ -315,7 +315,7 @@ def submit(
             from latentgraph.graph.console import RichProgress
 
             render = RichProgress(quiet=quiet, on_server=True)  # files as the server names them
-        events = _Events(prompt_id, answer.get("prompt") or {}, render)
+        events = PromptEvents(prompt_id, answer.get("prompt") or {}, render)
         try:
             while True:
                 message = socket.recv()

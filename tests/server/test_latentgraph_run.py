@@ -98,7 +98,7 @@ def test_submit_summary_counts_every_node_of_an_interrupted_or_failed_run():
     """As a local run's summary does: what ran, came from cache, failed or was stopped, and
     the rest skipped (before, the stopped node and the skipped ones were in no list)."""
     from latentgraph.graph import events as ev
-    from latentgraph.server.submit import _Events
+    from latentgraph.server.submit import PromptEvents
 
     prompt = {n: {"class_type": "T", "inputs": {}} for n in ("a", "b", "c", "d")}
     for end, data, expected in [
@@ -107,7 +107,7 @@ def test_submit_summary_counts_every_node_of_an_interrupted_or_failed_run():
          {"interrupted": [], "failed": ["c"]}),
     ]:  # fmt: skip
         seen: list[ev.Event] = []
-        events = _Events("p", prompt, seen.append)
+        events = PromptEvents("p", prompt, seen.append)
         events.handle("execution_start", {})
         events.handle("execution_cached", {"nodes": ["a"]})
         events.handle("executing", {"node": "b"})
