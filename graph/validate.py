@@ -65,9 +65,19 @@ def check_or_raise(
 
 
 def validate(
-    graph: Graph, registry: Registry | None = None, settings: Settings | None = None
+    graph: Graph,
+    registry: Registry | None = None,
+    settings: Settings | None = None,
+    *,
+    run_settings: bool = True,
 ) -> list[Problem]:
-    """Every problem in `graph`, errors and warnings. Never raises for a bad graph."""
+    """Every problem in `graph`, errors and warnings. Never raises for a bad graph.
+
+    `run_settings=False` leaves out what only the run's settings can judge (a dropdown whose
+    list comes from its folders, the nodes' `check` hooks, the limits): a workflow loader,
+    which has no settings, reports its reading problems with the rest of the graph's, and
+    judging model files by the default folders named files that `--models-dir` holds as
+    missing."""
     registry = registry_or_default(registry)
     settings = settings or Settings()
     problems: list[Problem] = []
@@ -91,7 +101,7 @@ def validate(
                 problems.append(_unknown_input(graph, node, node_type, name, value))
             elif isinstance(value, Link):
                 _check_link(graph, registry, node, decl, value, problems)
-            else:
+            elif run_settings or not _judged_by_settings(decl, value):
                 _check_literal(graph, node, decl, value, problems, settings)
         for decl in node_type.inputs:
             if decl.required and decl.name not in node.inputs:
@@ -100,10 +110,12 @@ def validate(
                         graph,
                         node,
                         "required_input_missing",
-                        _missing_message(decl, settings),
+                        _missing_message(decl, settings if run_settings else None),
                         decl.name,
                     )
                 )
+        if not run_settings:
+            continue
         if node_type.check is not None:
             _run_check(graph, node, node_type, problems, settings)
         if node_type.limits:
@@ -296,6 +308,14 @@ def _check_literal(
             )
 
 
+def _judged_by_settings(decl: Input, value: Any) -> bool:
+    """Whether a literal's verdict depends on the run's settings: a dropdown listing its
+    folders, or a value outside a fixed list that `also_accepts` may take."""
+    if decl.choices is None or not decl.accepts_literal:
+        return False
+    return callable(decl.choices) or (decl.also_accepts is not None and value not in decl.choices)
+
+
 def _link_advice(graph: Graph, value: Any) -> str:
     """How to write a link in the graph's own form: our YAML's node.output, or a ComfyUI
     prompt's ["<node id>", <output index>], whose node id must be a string ([4, 2] is a
@@ -307,12 +327,13 @@ def _link_advice(graph: Graph, value: Any) -> str:
     return 'write a link as ["<node id>", <output index>]'
 
 
-def _missing_message(decl: Input, settings: Settings) -> str:
+def _missing_message(decl: Input, settings: Settings | None) -> str:
     """A required input left out. A dropdown with nothing to choose from is left out by the
-    editor (it has no value to send), so the message then says why the list is empty."""
+    editor (it has no value to send), so the message then says why the list is empty (when
+    the run's `settings`, which say where the list comes from, are known)."""
     how = "a value" if decl.accepts_literal else "a link"
     message = f"this required {decl.type} input is missing: give it {how}"
-    if decl.choices_hint:
+    if decl.choices_hint and settings is not None:
         try:
             empty = not decl.choice_list(settings)
         except Exception:  # noqa: BLE001 - a folder that vanished: its list is empty too

@@ -344,13 +344,15 @@ def _build(
 def _other_problems(
     graph: Graph, registry: Registry, problems: list[Problem], written: set[str]
 ) -> list[Problem]:
-    """Validation errors of the rest of the graph, minus echoes of the reading problems."""
+    """Validation errors of the rest of the graph, minus echoes of the reading problems; only
+    those that hold whatever the run's settings (the loader has none: the caller validates
+    with its own once the graph reads)."""
     from ..validate import validate
 
     reported = {(p.node_id, p.input_name) for p in problems}
     broken = written - set(graph.nodes)
     extra = []
-    for problem in validate(graph, registry):
+    for problem in validate(graph, registry, run_settings=False):
         if problem.severity != "error" or problem.node_id in broken:
             continue
         if (problem.node_id, problem.input_name) in reported:
