@@ -44,6 +44,19 @@ class _ComfyListen(argparse.Action):
                                      "or --insecure)")  # fmt: skip
 
 
+def _allowed_host(text: str) -> str:
+    """An argparse type: `--allow-host NAME` as `server.hosts.allowed_host` reads it, the rule
+    a request's Host is read by; refused when no Host could ever match it."""
+    from latentgraph.server.hosts import allowed_host
+
+    name = allowed_host(text)
+    if name is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a host name or IP address without a port (e.g. studio.lan), got {text!r}"
+        )
+    return name
+
+
 def add_serve_parser(sub) -> None:
     """The `serve` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("serve", help="start the ComfyUI-compatible server and editor")
@@ -103,7 +116,7 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--max-extra-data-mb", type=at_least(0), default=8,
                    help="a prompt's extra_data, e.g. the editor's workflow; 0: none accepted "
                    "(default 8 MB)")  # fmt: skip
-    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME", type=_allowed_host,
                    help="also answer requests for this Host name (localhost, loopback addresses "
                    "and --host are always answered; others are refused against DNS rebinding)")  # fmt: skip
 

@@ -21,8 +21,14 @@ def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+# A host name: dot-separated labels of letters, digits, "-" and "_" (no space, comma, quote...).
+_NAME = re.compile(r"[\w-]+(?:\.[\w-]+)*")
+
+
 def host_name(header: str) -> str | None:
-    """The name part of a `Host` header ("[::1]:8188" -> "::1"), lower-case; None if malformed."""
+    """The name part of a `Host` header ("[::1]:8188" -> "::1"), lower-case; None if malformed:
+    anything but a host name or an IP address, and a port, is no name (`localhost#x`,
+    `local host`, `a,b`). `--allow-host` is refused by the same rule (`allowed_host`)."""
     try:
         parts = urlsplit("//" + header.strip())
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
@@ -36,7 +42,19 @@ def host_name(header: str) -> str | None:
         or not parts.hostname
     ):
         return None
-    return parts.hostname.rstrip(".") or None
+    name = parts.hostname.rstrip(".")
+    if _NAME.fullmatch(name) or (":" in name and _address(name) is not None):
+        return name
+    return None
+
+
+def allowed_host(value: str) -> str | None:
+    """`value` as a name `serve --allow-host` accepts (`host_name`'s, without a port), or None
+    when no request's Host could ever match it. A bare IPv6 address is read as one in brackets."""
+    if ":" in value and not value.startswith("[") and _address(value) is not None:
+        value = f"[{value}]"
+    name = host_name(value)
+    return name if name is not None and host_name(f"{value}:1") == name else None
 
 
 # A Host header that names no host: empty, or a port alone (":8188").

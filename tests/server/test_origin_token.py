@@ -258,7 +258,8 @@ def test_a_refused_host_names_what_to_allow():
                        "--allow-host evil.example to accept it)")  # fmt: skip
 
 
-@pytest.mark.parametrize("host", [b"localhost#x", b"[::1", b"a/b:8188", b"me@localhost"])
+@pytest.mark.parametrize("host", [b"localhost#x", b"[::1", b"a/b:8188", b"me@localhost",
+                                  b"local host", b"a,b", b"a;b:8188"])  # fmt: skip
 @pytest.mark.parametrize("kind", ["http", "websocket"])
 def test_a_malformed_host_is_said_to_be_so(host, kind):
     """`Host: localhost#x` was answered 'start it with --allow-host localhost#x', which
