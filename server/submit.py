@@ -22,7 +22,7 @@ from latentgraph.graph.formats import workflow_text
 from latentgraph.graph.problems import WorkflowError
 
 from .middleware import TOKEN_PARAMETER
-from .run import RedactToken, redact_query
+from .run import RedactToken
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -176,7 +176,7 @@ def _refusal(server_url: str, token: str | None, source: str, status: int,
     """What to say when the server answered but refused the request for who sent it, not what:
     a token it requires, missing or wrong (HTTP 401; the token named by `source`, where it came
     from), or a Host or Origin it does not accept (403, with its reason). A usage error, not an
-    unreachable server; None for other answers. `server_url` as `redact_query` shows it."""
+    unreachable server; None for other answers. `server_url` as `submit` shows it (its token hidden)."""
     if status == 401:
         if token:
             return (f"the server at {server_url} refused the token from {source}: give the one "
@@ -254,7 +254,7 @@ def submit(
     hidden = RedactToken(auth_token).redact
 
     path = Path(path)
-    shown, bad_url = redact_query(server_url), server_url_problem(server_url)
+    shown, bad_url = hidden(server_url), server_url_problem(server_url)
     if bad_url:
         err(f"--server {shown}: {bad_url}")
         return EXIT_USAGE

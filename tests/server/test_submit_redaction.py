@@ -31,3 +31,21 @@ def test_an_unreachable_servers_error_never_shows_the_token(tmp_path, monkeypatc
     assert code == remote.EXIT_UNREACHABLE
     assert err == ("cannot reach the server at http://127.0.0.1:9: cannot open "
                    "ws://127.0.0.1:9/<redacted>/ws: connection refused\n")  # fmt: skip
+
+
+def test_the_token_is_hidden_wherever_the_server_url_holds_it(tmp_path, monkeypatch, capsys):
+    """`--server 'http://h/?token=abc&x=TOKEN#TOKEN' --auth-token TOKEN` printed TOKEN twice:
+    only the `token` parameter was hidden, not the token in use where else the URL holds it."""
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("nodes: {}\n")
+
+    def refuse(url, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr("websockets.sync.client.connect", refuse)
+    code = remote.submit(workflow, "http://127.0.0.1:9/?token=abc&x=s3cr3t%20tok%2F%C3%A9n#"
+                         + TOKEN, auth_token=TOKEN)  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == remote.EXIT_UNREACHABLE
+    assert err == ("cannot reach the server at http://127.0.0.1:9/?token=<redacted>&"
+                   "x=<redacted>#<redacted>: connection refused\n")  # fmt: skip
