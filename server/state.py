@@ -132,7 +132,8 @@ class ServerState:
             id=prompt_id,
             number=int(number) if number is not None else None,
             prompt_json=prompt_text if prompt_text is not None else json.dumps(checked.prompt),
-            extra_data=extra,
+            # the body's client_id kept in extra_data too, as ComfyUI's /queue and /history show it
+            extra_data={**extra, "client_id": client_id} if "client_id" in body else extra,
             outputs=checked.targets or checked.outputs,
             client_id=client_id,
             targets=checked.targets,

@@ -132,3 +132,25 @@ def test_mask_editor_round_trip_under_api(server):
     with Image.open(io.BytesIO(stored.content)) as img:
         assert img.getchannel("A").tobytes() == mask.getchannel("A").tobytes()
         assert img.convert("RGB").getpixel((0, 0)) == (200, 100, 50)
+
+
+def test_queue_and_history_items_carry_the_client_id_in_extra_data(server, ws):
+    """ComfyUI's POST /prompt copies the body's client_id into the item's extra_data (index 3
+    of a /queue and /history item); ours kept it only in its own column."""
+    client = ws()
+    body = {"prompt": chain(1, slow_steps=100, delay=0.01, prefix="cid"),
+            "client_id": client.client_id, "extra_data": {"preview_method": "none"}}  # fmt: skip
+    pid = server.http.post("/prompt", json=body).json()["prompt_id"]
+    client.until("execution_start", pid)
+    running = server.http.get("/queue").json()["queue_running"]
+    item = next(i for i in running if i[1] == pid)
+    assert item[3] == {"preview_method": "none", "client_id": client.client_id}
+    server.http.post("/interrupt", json={})
+    client.until_done(pid)
+    kept = server.http.get(f"/history/{pid}").json()[pid]
+    assert kept["prompt"][3] == {"preview_method": "none", "client_id": client.client_id}
+    job = server.http.get(f"/api/jobs/{pid}").json()
+    assert job["workflow"]["extra_data"] == item[3] and job["id"] == pid
+    bare = server.http.post("/prompt", json={"prompt": chain(2, prefix="nocid")}).json()
+    queued = server.http.get(f"/api/jobs/{bare['prompt_id']}").json()
+    assert "client_id" not in queued["workflow"]["extra_data"]
