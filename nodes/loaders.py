@@ -37,6 +37,7 @@ from latentgraph.graph import (
     node,
     paths,
 )
+from latentgraph.graph.problems import quoted
 
 from . import model_sampling, runtime
 from .model_manager import manager, module_bytes
@@ -111,11 +112,11 @@ EMPTY_SOURCE = ("the source is empty; expected a built-in model (builtin:tiny-sd
 
 
 def _unknown_builtin(text: str) -> str:
-    return f"unknown built-in model {text!r}; the built-in ones are {', '.join(BUILTINS)}"
+    return f"unknown built-in model {quoted(text)}; the built-in ones are {', '.join(BUILTINS)}"
 
 
 def _pickle_refusal(text: str) -> str:
-    return (f"{text!r} is a pickle-based checkpoint, which can run code when loaded; it is "
+    return (f"{quoted(text)} is a pickle-based checkpoint, which can run code when loaded; it is "
             "refused. Convert it to .safetensors")  # fmt: skip
 
 
@@ -173,7 +174,7 @@ def _places(text: str, folders: tuple[str, ...], models_dirs: list[Path] | None)
 def _check_suffix(path: Path) -> None:
     """Refuse a file that is not of the safetensors family (`paths.WEIGHT_SUFFIXES`)."""
     if path.suffix.lower() not in paths.WEIGHT_SUFFIXES:
-        raise ValueError(f"{str(path)!r}: expected a .safetensors (or .sft) checkpoint or a "
+        raise ValueError(f"{quoted(str(path))}: expected a .safetensors (or .sft) checkpoint or a "
                          "folder")  # fmt: skip
 
 
@@ -194,7 +195,7 @@ def safetensors_named(path: str) -> Iterator[str]:
             try:  # no symlinks (Windows without developer mode): a hard link, same volume
                 os.link(path, alias)
             except OSError as exc:
-                raise ValueError(f"{path!r}: cannot be read as safetensors under its name, and "
+                raise ValueError(f"{quoted(str(path))}: cannot be read as safetensors under its name, and "
                                  f"linking it under a .safetensors name failed ({exc}): "
                                  "rename it to .safetensors") from None  # fmt: skip
         yield str(alias)
@@ -217,11 +218,11 @@ def find_source(text: str, models_dirs: list[Path] | None = None,
     for p in _places(text, folders, models_dirs):
         if p.is_dir():
             if not is_model_folder(p):
-                raise ValueError(f"{str(p)!r} is a folder but not a diffusers model folder "
+                raise ValueError(f"{quoted(str(p))} is a folder but not a diffusers model folder "
                                  "(no model_index.json or config.json)")  # fmt: skip
             pickled = pickled_weights(p)
             if pickled is not None:
-                raise ValueError(f"{str(p)!r}: {pickled} is a pickle; latentgraph loads only "
+                raise ValueError(f"{quoted(str(p))}: {pickled} is a pickle; latentgraph loads only "
                                  ".safetensors (save the model with safe_serialization=True, "
                                  "or convert that file)")  # fmt: skip
             return Source("folder", str(p.resolve()), _stat_identity(p))
@@ -232,7 +233,7 @@ def find_source(text: str, models_dirs: list[Path] | None = None,
         return Source("hub", text, f"hub:{text}")
     looked = ", ".join(str(p) for p in _candidates(text, models_dirs or []))
     looked += f"; for a name in {where_looked(folders, models_dirs)}"
-    raise ValueError(f"model file not found: {text!r} (looked at: {looked})")
+    raise ValueError(f"model file not found: {quoted(text)} (looked at: {looked})")
 
 
 def identity_in(folders: tuple[str, ...]) -> Any:
@@ -282,7 +283,9 @@ def config_folder(preset: str) -> Path:
                                     lambda tmp: tiny_sdxl.write_config_folder(tmp, refiner))  # fmt: skip
     src = CONFIGS / preset
     if preset not in CONFIG_PRESETS or not (src / "model_index.json").is_file():
-        raise ValueError(f"unknown config preset {preset!r}; expected one of {CONFIG_PRESETS}")
+        raise ValueError(
+            f"unknown config preset {quoted(preset)}; expected one of {CONFIG_PRESETS}"
+        )
 
     def write(tmp: Path) -> None:
         from .clip_vocab import write_tokenizer_files
@@ -324,10 +327,10 @@ def checkpoint_shapes(path: str) -> dict[str, list[int]]:
         with safe_open(path, framework="pt") as fh:
             return {k: list(fh.get_slice(k).get_shape()) for k in fh.keys()}
     except OSError as exc:
-        raise ValueError(f"could not load {path!r}: {exc.strerror or exc}") from None
+        raise ValueError(f"could not load {quoted(str(path))}: {exc.strerror or exc}") from None
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise ValueError(
-            f"could not load {path!r}: not a valid .safetensors file (truncated or corrupt?): {exc}"
+            f"could not load {quoted(str(path))}: not a valid .safetensors file (truncated or corrupt?): {exc}"
         ) from None
 
 
@@ -519,7 +522,7 @@ def _load_bundle(ctx: Any, source: Source, config: str, device: str, dtype: str)
 def _download(ctx: Any, repo_id: str) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     hint = (
-        f"hub id {repo_id!r} could not be fetched (this machine is offline or the hub is "
+        f"hub id {quoted(repo_id)} could not be fetched (this machine is offline or the hub is "
         "unreachable). Download the model elsewhere and set `source` to the local diffusers "
         "folder or the single-file .safetensors checkpoint (absolute path, or relative to a "
         "models directory)"
@@ -555,7 +558,7 @@ def single_file_config(ctx: Any, path: str, config: str) -> str:
     if not (folder / "model_index.json").is_file() or not (folder / "unet").is_dir():
         raise input_error(
             ctx, "config",
-            f"{config!r} is neither a preset ({', '.join(CONFIG_PRESETS)}) nor a diffusers "
+            f"{quoted(config)} is neither a preset ({', '.join(CONFIG_PRESETS)}) nor a diffusers "
             "folder holding the model's configs (model_index.json, unet/, vae/, ...)",
         )  # fmt: skip
     return str(folder.resolve())
@@ -582,7 +585,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
             raise
         except Exception as exc:  # noqa: BLE001 - safetensors/diffusers raise many kinds
             raise input_error(
-                ctx, "source", f"could not load {source_text!r}: {type(exc).__name__}: {exc}"
+                ctx, "source", f"could not load {quoted(source_text)}: {type(exc).__name__}: {exc}"
             ) from exc
         _apply_options(bundle, ctx.settings)
         return bundle
@@ -738,7 +741,9 @@ def _config_dir(ctx: Any, config: str) -> str:
         return str(config_folder(config))
     folder = Path(config).expanduser()
     if not (folder / "model_index.json").is_file():
-        raise input_error(ctx, "config", f"{config!r} is neither a preset nor a config folder")
+        raise input_error(
+            ctx, "config", f"{quoted(config)} is neither a preset nor a config folder"
+        )
     return str(folder)
 
 
@@ -872,7 +877,9 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
             raise
         except Exception as exc:  # noqa: BLE001 - safetensors/diffusers/transformers raise many kinds
             raise input_error(
-                ctx, "source", f"could not load {what} from {source!r}: {type(exc).__name__}: {exc}"
+                ctx,
+                "source",
+                f"could not load {what} from {quoted(source)}: {type(exc).__name__}: {exc}",
             ) from exc
         if isinstance(value, tuple):  # (tokenizer, text encoder, tokenizer_2, text encoder_2)
             return tuple(v if i % 2 == 0 or v is None else place(ctx.settings, v, device)
@@ -950,7 +957,7 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     model_config = CLIPTextConfig.from_pretrained(folder, subfolder="text_encoder")
     if model_config.hidden_size != width:  # refuse before allocating a model that cannot fit
         raise input_error(
-            ctx, "source", f"{path}: a text encoder of width {width}, but config {config!r} "
+            ctx, "source", f"{path}: a text encoder of width {width}, but config {quoted(config)} "
             f"describes width {model_config.hidden_size}",
         )  # fmt: skip
     model = CLIPTextModel(model_config)
