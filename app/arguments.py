@@ -221,15 +221,19 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
     """The run's models folders (`Settings.models_dirs`) from `--models-dir`,
     `--extra-models-dir` and `--extra-model-paths` files (their `is_default` sections first,
     the others last). A folder that is none, or a file that cannot be read, is a usage error
-    naming the flag; a root holding no kind folder, and the kinds a file names that no node
-    reads, are a warning on stderr (`root_warning`), once each."""
+    naming the flag; a root holding no kind folder (given, or in `$LATENTGRAPH_MODELS_DIRS`),
+    and the kinds a file names that no node reads, are a warning on stderr (`root_warning`),
+    once each."""
+    from latentgraph.graph.paths import MODELS_DIRS_ENV, env_models_roots
     from latentgraph.nodes.extra_model_paths import ModelPathsError, read_model_paths
     from latentgraph.nodes.models_dirs import root_warning
 
     named = [("--models-dir", args.models_dir)] if getattr(args, "models_dir", None) else []
     named += [("--extra-models-dir", d) for d in getattr(args, "extra_models_dir", []) or []]
     check_folders(named, create=False)
-    for flag, folder in dict.fromkeys(named):  # each once
+    given = {folder for _, folder in named}
+    env = [(f"${MODELS_DIRS_ENV} names", d) for d in env_models_roots() if d not in given]
+    for flag, folder in dict.fromkeys(named + env):  # each once
         warning = root_warning(folder)
         if warning:
             print(f"latentgraph: warning: {flag} {warning}", file=sys.stderr)
@@ -242,6 +246,8 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
             raise UserError(f"--extra-model-paths {exc}") from None
         first += found.first
         last += found.others
+        for warning in found.warnings:
+            print(f"latentgraph: warning: --extra-model-paths {warning}", file=sys.stderr)
         if found.ignored:
             print(f"latentgraph: note: --extra-model-paths {file}: ignored (no node here reads "
                   f"them): {', '.join(found.ignored)}", file=sys.stderr)  # fmt: skip

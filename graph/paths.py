@@ -69,6 +69,7 @@ class KindFolder:
     path: Path
 
 
+MODELS_DIRS_ENV = "LATENTGRAPH_MODELS_DIRS"
 ModelsDir = Path | KindFolder  # one entry of `Settings.models_dirs`
 
 
@@ -85,11 +86,15 @@ def _models_dirs(dirs: Sequence[Path | str | KindFolder] | None) -> list[ModelsD
     `--extra-models-dir`, `--extra-model-paths`), the environment's roots, then
     `<data dir>/models`."""
     out: list[ModelsDir] = [d if isinstance(d, KindFolder) else Path(d) for d in dirs or ()]
-    env = os.environ.get("LATENTGRAPH_MODELS_DIRS")
-    if env:
-        out += [Path(p) for p in env.split(os.pathsep) if p]
+    out += env_models_roots()
     out.append(data_dir() / "models")
     return list(dict.fromkeys(out))
+
+
+def env_models_roots() -> list[Path]:
+    """The models roots `$LATENTGRAPH_MODELS_DIRS` names (os.pathsep-separated)."""
+    env = os.environ.get(MODELS_DIRS_ENV, "")
+    return [Path(p) for p in env.split(os.pathsep) if p]
 
 
 def models_roots(dirs: Sequence[Path | str | KindFolder] | None = None) -> list[Path]:

@@ -133,7 +133,7 @@ def broken_link(folder: str, name: str, dirs: Sequence[Path | str] | None) -> st
 
 def _safe_name(name: str) -> PurePosixPath:
     if not isinstance(name, str) or not name or "\x00" in name:
-        raise ModelNotFound(f"bad model name {name!r}")
+        raise ModelNotFound(f"bad model name {quoted(name)}")
     posix = PurePosixPath(model_name(name))
     if posix.is_absolute() or ".." in posix.parts or (len(name) > 1 and name[1] == ":"):
         raise ModelNotFound(
@@ -251,18 +251,21 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
 
 
 OTHER_MODELS_FOLDER = "pass --models-dir DIR to look in another models folder"
+# with a models folder given, a second --models-dir is refused: another is added as an extra
+EXTRA_MODELS_FOLDER = "pass --extra-models-dir DIR to look in another models folder too"
 
 
 def where_looked(folders: Sequence[str], dirs: Sequence[Path | str] | None) -> str:
     """Where a name of the models `folders` (kinds) was looked for, and how to look elsewhere:
     a not-found message says both, since the default models folder is in the user data
-    folder, not ./models (`graph.paths.models_roots`)."""
+    folder, not ./models (`graph.paths.models_roots`). With folders given (`dirs`), the flag
+    that adds one more (a second --models-dir is refused)."""
     bases = [base for folder in folders for base in folder_paths(folder, dirs)]
     kinds = " or ".join(f"{folder}/" for folder in folders)
     where = ", ".join(str(b) for b in bases) or (
         f"no {kinds} folder under " + ", ".join(str(r) for r in models_roots(dirs))
     )
-    return f"{where}; {OTHER_MODELS_FOLDER}"
+    return f"{where}; {EXTRA_MODELS_FOLDER if dirs else OTHER_MODELS_FOLDER}"
 
 
 def root_warning(root: Path) -> str | None:

@@ -280,7 +280,7 @@ def test_a_model_refusal_names_the_folders_searched_for_the_run_and_a_broken_lin
         assert error["type"] == "value_not_in_list"
         assert (
             f"({broken}the choices are the .safetensors files in checkpoints/ of the "
-            f"models folders, {looked}pass --models-dir DIR" in error["message"]
+            f"models folders, {looked}pass --extra-models-dir DIR" in error["message"]
         )
 
 
@@ -307,7 +307,7 @@ def test_an_empty_models_folder_is_an_empty_dropdown_and_a_name_in_it_says_where
     assert error["message"] == (
         "'sd-vae.safetensors' is not one of: (no choices) (the choices are the .safetensors "
         f"files in vae/ of the models folders, looked in {tmp_path / 'models' / 'vae'}; pass "
-        "--models-dir DIR to look in another models folder; pickled files (.ckpt, .pt, .pth, "
+        "--extra-models-dir DIR to look in another models folder too; pickled files (.ckpt, .pt, .pth, "
         ".bin) are never listed, for safety: convert them to .safetensors)"
     )
 
