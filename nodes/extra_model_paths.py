@@ -6,8 +6,10 @@ relative one is read from the file's folder), an optional `is_default` (its fold
 searched before the others, as ComfyUI makes them its first), and model kinds (`checkpoints`,
 `loras`, `clip`, ...) each naming one folder or several (one per line, or a list), relative to
 `base_path`. Each becomes a `graph.paths.KindFolder`. Kinds no node here reads are ignored and
-named once (`ModelPaths.ignored`). It is composed as workflows are (`parse_yaml`: no tags run,
-no aliases), so a problem names file:line:column.
+named once (`ModelPaths.ignored`); a kind's folder that is a file or missing is warned about
+(`ModelPaths.warnings`). It is composed as workflows are (`parse_yaml`: no tags run, no
+aliases), so a problem names file:line:column; `is_default` takes what ComfyUI's YAML 1.1
+reader takes as a boolean (`yes`, `on`, ...).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from latentgraph.graph.paths import KindFolder
+from latentgraph.graph.problems import quoted
 
 from .models_dirs import FOLDERS
 
@@ -37,6 +40,7 @@ class ModelPaths:
     first: list[KindFolder] = field(default_factory=list)
     others: list[KindFolder] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # a kind's folder that is none, at file:line
 
 
 def known_kinds() -> set[str]:
@@ -46,14 +50,16 @@ def known_kinds() -> set[str]:
 
 def read_model_paths(path: Path) -> ModelPaths:
     """The kind folders an extra_model_paths file names. Raises `ModelPathsError`."""
-    from latentgraph.graph.workflow.positions import Refused, parse_yaml
+    from latentgraph.graph.workflow.positions import Refused, Wording, parse_yaml
+
+    wording = Wording(where="in an extra_model_paths file", instead="write the folder out")
 
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelPathsError(f"{path}: cannot be read: {exc}") from None
     try:
-        data, doc, empty = parse_yaml(text, str(path), aliases="here; write the folder out")
+        data, doc, empty = parse_yaml(text, str(path), wording)
     except Refused as exc:
         raise ModelPathsError(str(exc.problem)) from None
     if doc.problems:
@@ -74,13 +80,14 @@ def read_model_paths(path: Path) -> ModelPaths:
         if conf is None:
             continue
         if not isinstance(conf, dict):
-            raise ModelPathsError(f"{where(section)}: section {section!r}: expected a mapping "
+            raise ModelPathsError(f"{where(section)}: section {quoted(section)}: expected a mapping "
                                   "with base_path and model kinds (checkpoints: ..., loras: ...)")  # fmt: skip
         base = _base_path(conf.get("base_path"), path, where(section, "base_path"))
-        default = conf.get("is_default", False)
-        if not isinstance(default, bool):
+        default = _boolean(conf.get("is_default", False))
+        if default is None:
             raise ModelPathsError(f"{where(section, 'is_default')}: {section}.is_default: "
-                                  f"expected true or false, got {default!r}")  # fmt: skip
+                                  "expected true or false (or yes, no, on, off), got "
+                                  f"{_shown(conf['is_default'])}")  # fmt: skip
         into = found.first if default else found.others
         for kind, value in conf.items():
             if kind in _SPECIAL:
@@ -89,8 +96,39 @@ def read_model_paths(path: Path) -> ModelPaths:
             if kind not in kinds:
                 found.ignored.append(f"{section}.{kind}")
                 continue
+            for n, folder in enumerate(folders):
+                at = where(section, kind, n) if isinstance(value, list) else where(section, kind)
+                found.warnings += _not_a_folder(base / folder, f"{at}: {section}.{kind}")
             into += [KindFolder(kind, base / folder) for folder in folders]
+    found.warnings = list(dict.fromkeys(found.warnings))
     return found
+
+
+# what PyYAML's safe_load, which ComfyUI reads this file with, takes as a boolean (YAML 1.1);
+# the file is composed by the YAML 1.2 rules workflows use, where these are text
+_BOOLEANS = {word: value for words, value in ((("yes", "true", "on"), True),
+                                              (("no", "false", "off"), False))
+             for w in words for word in (w, w.capitalize(), w.upper())}  # fmt: skip
+
+
+def _boolean(value: Any) -> bool | None:
+    """`is_default` as a working ComfyUI file writes it (`true`, `yes`, `On`, ...); None when
+    it is no boolean."""
+    if isinstance(value, bool):
+        return value
+    return _BOOLEANS.get(value) if isinstance(value, str) else None
+
+
+def _shown(value: Any) -> str:
+    return quoted(value) if isinstance(value, str) else repr(value)
+
+
+def _not_a_folder(folder: Path, where: str) -> list[str]:
+    """The warning for a kind's folder that is a file or missing (its models are not found)."""
+    if folder.is_dir():
+        return []
+    what = "a file, not a folder" if folder.exists() else "missing"
+    return [f"{where}: {folder} is {what}: no models are found there"]
 
 
 def _base_path(value: Any, file: Path, where: str) -> Path:
@@ -99,7 +137,7 @@ def _base_path(value: Any, file: Path, where: str) -> Path:
     if value is None:
         return file.absolute().parent
     if not isinstance(value, str) or not value.strip():
-        raise ModelPathsError(f"{where}: base_path: expected a folder, got {value!r}")
+        raise ModelPathsError(f"{where}: base_path: expected a folder, got {_shown(value)}")
     base = Path(os.path.expandvars(os.path.expanduser(value.strip())))
     return base if base.is_absolute() else file.absolute().parent / base
 
@@ -110,5 +148,5 @@ def _folders(value: Any, where: str) -> list[str]:
     items = value.split("\n") if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ModelPathsError(f"{where}: expected a folder, or several one per line, got "
-                              f"{value!r}")  # fmt: skip
+                              f"{_shown(value)}")  # fmt: skip
     return [os.path.expandvars(os.path.expanduser(i.strip())) for i in items if i.strip()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -64,17 +65,26 @@ def _loc(source: str, mark: Any) -> Location:
     return Location(source, mark.line + 1, mark.column + 1)
 
 
-# How an alias is refused in a workflow: what to write instead.
-WORKFLOW_ALIASES = "in workflows; write the value out (or use a param)"
+@dataclass(frozen=True)
+class Wording:
+    """How `parse_yaml`'s refusals name the document they read (`where`: "in workflows") and
+    what to write instead of an alias (`instead`), so a file that is no workflow (an
+    extra_model_paths.yaml) is refused in its own words."""
+
+    where: str = "in workflows"
+    instead: str = "write the value out (or use a param)"
+
+
+WORKFLOW = Wording()
 
 
 class _Loader(yaml.SafeLoader):
     """Composes only. Refuses aliases (alias bombs) and documents nested too deep."""
 
-    def __init__(self, stream: str, source: str, aliases: str) -> None:
+    def __init__(self, stream: str, source: str, wording: Wording) -> None:
         super().__init__(stream)
         self._source = source
-        self._aliases = aliases
+        self._wording = wording
         self._depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
@@ -83,7 +93,8 @@ class _Loader(yaml.SafeLoader):
             raise Refused(
                 Problem(
                     "syntax",
-                    f"YAML aliases (*{event.anchor}) are not allowed {self._aliases}",
+                    f"YAML aliases (*{event.anchor}) are not allowed {self._wording.where}; "
+                    f"{self._wording.instead}",
                     location=_loc(self._source, event.start_mark),
                 )
             )
@@ -110,21 +121,22 @@ class _Loader(yaml.SafeLoader):
 class Positions:
     """A parsed document: positions of values and of mapping keys, by path, and problems."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, wording: Wording = WORKFLOW) -> None:
         self.source = source
+        self.wording = wording
         self.at: dict[tuple, Location] = {}
         self.key_at: dict[tuple, Location] = {}
         self.problems: list[Problem] = []
 
 
 def parse_yaml(text: str, source: str,
-               aliases: str = WORKFLOW_ALIASES) -> tuple[Any, Positions, bool]:  # fmt: skip
-    """Returns (value, positions, empty). Raises Refused for syntax and limits; `aliases` ends
-    an alias's refusal: where they are not allowed and what to write instead."""
-    doc = Positions(source)
+               wording: Wording = WORKFLOW) -> tuple[Any, Positions, bool]:  # fmt: skip
+    """Returns (value, positions, empty). Raises Refused for syntax and limits, worded for the
+    document read (`wording`)."""
+    doc = Positions(source, wording)
     loader = None
     try:
-        loader = _Loader(text, source, aliases)
+        loader = _Loader(text, source, wording)
         root = loader.get_single_node()
     except Refused:
         raise
@@ -137,7 +149,7 @@ def parse_yaml(text: str, source: str,
         raise Refused(
             Problem(
                 "syntax",
-                f"character U+{exc.character:04X} is not allowed in a workflow",
+                f"character U+{exc.character:04X} is not allowed {wording.where}",
                 location=Location.at_offset(source, text, exc.position),
             )
         ) from None
@@ -230,6 +242,6 @@ def _scalar(node: ScalarNode, doc: Positions) -> Any:
 def _tag_problem(node: Any, doc: Positions) -> Problem:
     return Problem(
         "syntax",
-        f"YAML tag {node.tag!r} is not supported in workflows",
+        f"YAML tag {node.tag!r} is not supported {doc.wording.where}",
         location=_loc(doc.source, node.start_mark),
     )

@@ -5,6 +5,7 @@ the flags are."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .test_models_folder_flags import home, put  # noqa: F401 - the fixture, used by name below
@@ -47,3 +48,94 @@ def test_a_link_error_leaves_the_model_names_to_the_folders_given(home, capsys):
     assert validate_file(capsys, "w.yaml", "--models-dir", "models") == (0, "")
     code, err = validate_file(capsys, "w.yaml")
     assert code == 2 and "'sub/t2.safetensors'" in err
+
+
+def test_model_loaders_quote_a_backslash_as_sent(home, capsys):  # noqa: F811
+    r"""LoadModel, LoadVAE and LoadTextEncoder quoted `sub\t9.safetensors` as
+    'sub\\t9.safetensors', a name nobody sent."""
+    (home / "models").mkdir()
+    (home / "b.yaml").write_text(
+        "version: 1\n"
+        "nodes:\n"
+        "  model: {type: LoadModel, source: 'sub\\t9.safetensors'}\n"
+        "  vae: {type: LoadVAE, source: 'sub\\t9.safetensors'}\n"
+        "  te: {type: LoadTextEncoder, source: 'sub\\t9.safetensors'}\n"
+        "  p: {type: PreviewAny, source: vae.vae}\n"
+        "  p2: {type: PreviewAny, source: te.clip}\n"
+        "  p3: {type: PreviewAny, source: model.unet}\n"
+    )
+    code, err = validate_file(capsys, "b.yaml", "--models-dir", "models")
+    assert code == 2
+    assert err.count("model file not found: 'sub\\t9.safetensors' (looked at: ") == 3, err
+    assert "\\\\" not in err
+
+
+def test_the_advice_names_the_flag_that_can_still_be_given(home, capsys):  # noqa: F811
+    """With --models-dir given, the advice was "pass --models-dir DIR", which is then refused
+    ("use --extra-models-dir")."""
+    put(home / "models" / "checkpoints" / "other.safetensors")
+    code, err = validate_file(capsys, "wf.json")
+    assert code == 2 and "pass --models-dir DIR to look in another models folder;" in err
+    code, err = validate_file(capsys, "wf.json", "--models-dir", "models")
+    assert code == 2 and "--models-dir DIR" not in err
+    assert "pass --extra-models-dir DIR to look in another models folder too;" in err
+    # the advice taken works
+    put(home / "more" / "checkpoints" / "sd15.safetensors")
+    assert validate_file(
+        capsys, "wf.json", "--models-dir", "models", "--extra-models-dir", "more"
+    ) == (0, "")
+
+
+def test_an_environment_root_holding_no_kind_folder_is_warned_about(home, capsys, monkeypatch):  # noqa: F811
+    """`LATENTGRAPH_MODELS_DIRS=/tmp/x` (a root without kind folders) was taken silently, while
+    the same folder given by a flag was warned about."""
+    put(home / "ComfyUI" / "models" / "checkpoints" / "sd15.safetensors")
+    (home / "empty").mkdir()
+    monkeypatch.setenv(
+        "LATENTGRAPH_MODELS_DIRS", f"ComfyUI{os.pathsep}empty{os.pathsep}ComfyUI/models"
+    )
+    code, err = validate_file(capsys, "wf.json")
+    assert code == 0
+    assert (
+        "latentgraph: warning: $LATENTGRAPH_MODELS_DIRS names ComfyUI has none of the models "
+        "folders' kind folders (checkpoints/, vae/, loras/, embeddings/, ...); did you mean "
+        f"{Path('ComfyUI', 'models')}?"
+    ) in err
+    assert "$LATENTGRAPH_MODELS_DIRS names empty has none" in err
+    assert err.count("warning:") == 2
+    # a folder both given and in the environment: warned about once, as the flag
+    code, err = validate_file(capsys, "wf.json", "--extra-models-dir", "empty")
+    assert err.count("empty has none") == 1 and "--extra-models-dir empty has none" in err
+
+
+def test_an_extra_model_paths_file_is_read_as_comfyui_reads_it(home, capsys):  # noqa: F811
+    """ComfyUI reads the file with PyYAML's safe_load, where `is_default: yes` is true (it was
+    refused); a kind naming a file or a missing folder was taken silently."""
+    from latentgraph.graph.paths import KindFolder
+    from latentgraph.nodes.extra_model_paths import read_model_paths
+
+    put(home / "a" / "checkpoints" / "sd15.safetensors")
+    put(home / "a" / "notes.txt")
+    (home / "paths.yaml").write_text(
+        "other:\n  base_path: a\n  vae: vae\n"
+        "main:\n  base_path: a\n  is_default: yes\n  checkpoints: checkpoints\n"
+        "  loras:\n    - notes.txt\n    - gone\n"
+        "off:\n  is_default: Off\n  base_path: a\n  embeddings: checkpoints\n"
+    )
+    found = read_model_paths(home / "paths.yaml")
+    assert found.first == [
+        KindFolder("checkpoints", home / "a" / "checkpoints"),
+        KindFolder("loras", home / "a" / "notes.txt"),
+        KindFolder("loras", home / "a" / "gone"),
+    ]
+    assert [k.kind for k in found.others] == ["vae", "embeddings"]
+    code, err = validate_file(capsys, "wf.json", "--extra-model-paths", "paths.yaml")
+    assert code == 0
+    assert err.splitlines() == [
+        f"latentgraph: warning: --extra-model-paths paths.yaml:3:8: other.vae: {home / 'a' / 'vae'} "
+        "is missing: no models are found there",
+        f"latentgraph: warning: --extra-model-paths paths.yaml:9:7: main.loras: "
+        f"{home / 'a' / 'notes.txt'} is a file, not a folder: no models are found there",
+        f"latentgraph: warning: --extra-model-paths paths.yaml:10:7: main.loras: "
+        f"{home / 'a' / 'gone'} is missing: no models are found there",
+    ]

@@ -116,7 +116,11 @@ def test_an_extra_model_paths_file_adds_its_per_kind_folders(home, capsys, serve
     for flag in ("--extra-model-paths", "--extra-model-paths-config"):
         code, err = validate(capsys, flag, "conf/extra_model_paths.yaml")
         assert code == 0, err
-        assert err == ("latentgraph: note: --extra-model-paths conf/extra_model_paths.yaml: "
+        assert err == ("latentgraph: warning: --extra-model-paths conf/extra_model_paths.yaml:3:18: "
+                       "comfyui.checkpoints: "
+                       f"{home / 'conf' / '..' / 'shared' / 'old-checkpoints'} is missing: no "
+                       "models are found there\n"
+                       "latentgraph: note: --extra-model-paths conf/extra_model_paths.yaml: "
                        "ignored (no node here reads them): comfyui.gligen, comfyui.photomaker\n")  # fmt: skip
     code, err, config = serve("--extra-model-paths", "conf/extra_model_paths.yaml")
     assert code == 0, err
@@ -149,8 +153,9 @@ def test_an_is_default_section_is_searched_before_the_models_dir(home, serve):  
 @pytest.mark.parametrize("text, where", [
     ("comfyui:\n  base_path: x\n  loras: 3\n",
      "paths.yaml:3:10: comfyui.loras: expected a folder, or several one per line, got 3"),
-    ("comfyui:\n  is_default: yes\n",
-     "paths.yaml:2:15: comfyui.is_default: expected true or false, got 'yes'"),
+    ("comfyui:\n  is_default: maybe\n",
+     "paths.yaml:2:15: comfyui.is_default: expected true or false (or yes, no, on, off), got "
+     "'maybe'"),
     ("comfyui: models\n",
      "paths.yaml:1:10: section 'comfyui': expected a mapping with base_path and model kinds"),
     ("comfyui:\n  base_path: [a]\n", "paths.yaml:2:14: base_path: expected a folder, got ['a']"),
@@ -158,7 +163,10 @@ def test_an_is_default_section_is_searched_before_the_models_dir(home, serve):  
     ("a:\n  loras: x\n  loras: y\n", "paths.yaml:3:3: "),
     ("a: [1\n", "paths.yaml:2:1: YAML syntax error"),
     ("a: &x\n  base_path: m\nb: *x\n",
-     "paths.yaml:3:4: YAML aliases (*x) are not allowed here; write the folder out"),
+     "paths.yaml:3:4: YAML aliases (*x) are not allowed in an extra_model_paths file; write "
+     "the folder out"),
+    ("a:\n  loras: !x y\n",
+     "paths.yaml:2:10: YAML tag '!x' is not supported in an extra_model_paths file"),
 ])  # fmt: skip
 def test_an_extra_model_paths_file_that_cannot_be_read_names_file_line(home, capsys, text, where):
     (home / "paths.yaml").write_text(text)
