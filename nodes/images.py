@@ -94,11 +94,11 @@ def _mask(img: Any) -> Any:
     category="image",
     inputs=[Choice("image", input_files.image_names, image_upload=True,
                    also_accepts=input_files.annotated_file, canonical=input_files.canonical,
-                   hint="or a saved image as 'name [output]', or its path in the "
-                        "output folder: output/name",
+                   hint=input_files.refusal_hint,
                    description="an image file in the input folder (example.png is built in), "
                                "or 'name [output]' / '[temp]' / '[input]' naming its folder, "
-                               "or a path to a file in one of them (output/x.png)")],
+                               "or the path (from the working folder, or absolute) of a file "
+                               "in one of them (output/x.png with the default output folder)")],
     outputs=[Output("IMAGE", IMAGE), Output("MASK", MASK)],
     identity=input_files.identity,
 )  # fmt: skip

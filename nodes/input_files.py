@@ -20,6 +20,7 @@ from typing import Any
 from latentgraph.graph import Settings
 from latentgraph.graph.files import file_sha256, write_file
 from latentgraph.graph.paths import split_annotation
+from latentgraph.graph.problems import quoted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 EXAMPLE = "example.png"
@@ -117,6 +118,29 @@ def annotated_file(value: str, settings: Settings) -> bool:
         return False
     path = inside(folder, name)
     return path is not None and path.is_file() and name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def refusal_hint(value: Any, settings: Settings) -> str:
+    """What LoadImage takes besides the input folder's files, for a value it refused: named
+    with the run's real output folder, and a path to `value`'s file there written as this
+    process would read it (from the working folder), since `output/x.png` is a path, not a
+    folder name: with `--output-dir /tmp/v/output` it is `/tmp/v/output/x.png` (or its path
+    from where the command runs), and `x.png [output]` names it anywhere."""
+    try:
+        name = Path(split_annotation(value)[0]).name if isinstance(value, str) else ""
+    except ValueError:  # a bad annotation
+        name = ""
+    name = name or "name.png"
+    output = Path(settings.output_dir)
+    try:
+        shown = os.path.relpath(output / name)
+    except ValueError:  # another drive (Windows): no relative path
+        shown = str((output / name).absolute())
+    return (
+        f"or a saved image as {quoted(name + ' [output]')} (or [temp]), or the path of an image in "
+        f"the output folder ({output.absolute()}) or the temp folder, from the working "
+        f"folder or absolute: {shown}"
+    )
 
 
 def image_names(settings: Settings) -> list[str]:

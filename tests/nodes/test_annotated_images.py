@@ -4,6 +4,8 @@ of that folder, read from it, and never leaving it."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from latentgraph.graph import Graph, Node, Settings
@@ -107,5 +109,31 @@ def test_a_path_outside_the_folders_is_refused_naming_the_output_form(settings, 
         g.add(Node("show", "PreviewImage", {"images": Link("load", 0)}))
         [problem] = [p for p in validate(g, default_registry, settings) if p.node_id == "load"]
         assert problem.code == "value_not_in_list", value
-        assert "or a saved image as 'name [output]', or its path in the output folder" \
-            in problem.message  # fmt: skip
+        assert "or a saved image as '" in problem.message
+        assert f"the output folder ({tmp_path / 'output'}) or the temp folder" in problem.message
+
+
+@pytest.mark.parametrize("node_type", ["LoadImage", "LoadImageMask"])
+def test_the_refusal_names_the_real_output_folder_and_a_path_that_works(
+    settings, tmp_path, monkeypatch, node_type
+):
+    """With the output folder elsewhere (`run --output-dir /tmp/v/output` from another folder),
+    'output/pic.png' is refused: the hint said "or its path in the output folder:
+    output/name", the very form refused; it now shows the folder and the path that works."""
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    g = Graph()
+    g.add(Node("load", node_type, {"image": "output/pic.png"}))
+    g.add(Node("show", "PreviewAny", {"source": Link("load", 0)}))
+    [problem] = [p for p in validate(g, default_registry, settings) if p.node_id == "load"]
+    assert problem.message.endswith(
+        "(or a saved image as 'pic.png [output]' (or [temp]), or the path of an image in the "
+        f"output folder ({tmp_path / 'output'}) or the temp folder, from the working folder or "
+        f"absolute: {os.path.join('..', 'output', 'pic.png')})"
+    )
+    for works in ["pic.png [output]", os.path.join("..", "output", "pic.png")]:
+        assert problems(works, settings, node_type) == [], works
+    description = default_registry.get(node_type).input("image").description
+    assert (
+        "or the path (from the working folder, or absolute) of a file in one of them" in description
+    )
