@@ -46,7 +46,8 @@ class _Once(argparse.Action):
 
 
 def add_models_args(p: argparse.ArgumentParser) -> None:
-    """The models folders, for `run`, `validate` and `serve` (README's "Models folders")."""
+    """The models folders, for `run`, `validate`, `serve` and `nodes` (README's "Models
+    folders")."""
     p.add_argument("--models-dir", type=Path, metavar="DIR", action=_Once,
                    instead="use --extra-models-dir for more models folders",
                    help="the models folder searched first, holding checkpoints/, vae/, loras/, "

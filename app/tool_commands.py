@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .arguments import check_file, check_folders, load_nodes
+from .arguments import add_models_args, check_file, check_folders, load_nodes, models_dirs
 from .exits import EXIT_OK, UserError
 from .workflow_input import workflow_file
 
@@ -24,6 +24,7 @@ def add_nodes_parser(sub) -> None:
         "--markdown", action="store_true", help="print the node reference (docs/nodes.md)"
     )
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+    add_models_args(p)  # the dropdowns list these folders' files, as the server's /object_info
 
 
 def add_schema_parser(sub) -> None:
@@ -53,10 +54,12 @@ def add_tiny_model_parser(sub) -> None:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
+    from latentgraph.graph.context import Settings
     from latentgraph.graph.node_docs import describe, listing, markdown
     from latentgraph.graph.object_info import node_info, object_info
 
     registry = load_nodes(args.nodes_dir)
+    settings = Settings(models_dirs=models_dirs(args))
     if args.action == "describe":
         if not args.name:
             raise UserError("nodes describe: give a node type name")
@@ -67,12 +70,12 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             hint = did_you_mean(args.name, registry.names())
             raise UserError(f"unknown node type {args.name!r}{hint}")
         if args.json:
-            print(json.dumps(node_info(node_type), indent=2))
+            print(json.dumps(node_info(node_type, settings), indent=2))
         else:
-            print(describe(node_type))
+            print(describe(node_type, settings=settings))
         return EXIT_OK
     if args.json:
-        print(json.dumps(object_info(registry), indent=2))
+        print(json.dumps(object_info(registry, settings), indent=2))
     elif args.markdown:
         print(markdown(registry))
     else:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from .context import Settings
 from .declare import REQUIRED, Input, NodeType, Registry, number_text
 
 
-def _constraints(i: Input, dynamic: bool) -> str:
+def _constraints(i: Input, dynamic: bool, settings: Settings | None) -> str:
     parts = []
     if i.min is not None and not math.isinf(i.min) and i.min > -(2**62):
         parts.append(f"min {number_text(i.min)}")
@@ -20,7 +21,7 @@ def _constraints(i: Input, dynamic: bool) -> str:
         parts.append(f"max {number_text(i.max)}")
     if callable(i.choices) and not dynamic:
         parts.append("one of the files found at run time")
-    elif choices := i.choice_list():
+    elif choices := i.choice_list(settings):
         parts.append(f"one of: {', '.join(choices)}")
     if i.multiline:
         parts.append("multiline")
@@ -29,23 +30,23 @@ def _constraints(i: Input, dynamic: bool) -> str:
     return "; ".join(parts)
 
 
-def _input_line(i: Input, dynamic: bool) -> str:
+def _input_line(i: Input, dynamic: bool, settings: Settings | None) -> str:
     how = "value or link" if i.accepts_literal else "link"
     if i.default is REQUIRED:
         default = "required" if not i.optional else "optional"
     else:
         default = f"default {i.default!r}"
-    extra = _constraints(i, dynamic)
+    extra = _constraints(i, dynamic, settings)
     line = f"  {i.name}: {i.type} ({how}, {default}{'; ' + extra if extra else ''})"
     if i.description:
         line += f"\n      {i.description}"
     return line
 
 
-def describe(node_type: NodeType, dynamic: bool = True) -> str:
+def describe(node_type: NodeType, dynamic: bool = True, settings: Settings | None = None) -> str:
     """Multi-line text for `latentgraph nodes describe NAME`. With `dynamic` False, choices
     computed at run time (file pickers) are not listed, so generated docs do not depend on
-    the machine."""
+    the machine; else they list the files `settings`' folders hold."""
     flags = []
     if node_type.output_node:
         flags.append("output node")
@@ -58,7 +59,7 @@ def describe(node_type: NodeType, dynamic: bool = True) -> str:
     if node_type.description:
         lines += ["", node_type.description]
     lines += ["", "inputs:"]
-    lines += [_input_line(i, dynamic) for i in node_type.inputs] or ["  (none)"]
+    lines += [_input_line(i, dynamic, settings) for i in node_type.inputs] or ["  (none)"]
     lines += ["", "outputs:"]
     lines += [f"  {o.name}: {o.type}" + (f"  {o.description}" if o.description else "")
               for o in node_type.outputs] or ["  (none)"]  # fmt: skip

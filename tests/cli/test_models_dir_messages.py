@@ -139,3 +139,24 @@ def test_an_extra_model_paths_file_is_read_as_comfyui_reads_it(home, capsys):  #
         f"latentgraph: warning: --extra-model-paths paths.yaml:10:7: main.loras: "
         f"{home / 'a' / 'gone'} is missing: no models are found there",
     ]
+
+
+def test_nodes_lists_the_dropdowns_of_the_models_folders_given(home, capsys):  # noqa: F811
+    """`latentgraph nodes --json --models-dir models` failed ("argument action: invalid
+    choice: 'models'"); it lists each dropdown's files as the server's /object_info does."""
+    import json
+
+    from latentgraph.cli import main
+
+    put(home / "models" / "checkpoints" / "sub" / "t2.safetensors")
+    put(home / "more" / "loras" / "foo.safetensors")
+    assert main(["nodes", "--json", "--models-dir", "models", "--extra-models-dir", "more"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (
+        "sub/t2.safetensors" in info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
+    )
+    assert "foo.safetensors" in info["LoraLoader"]["input"]["required"]["lora_name"][0]
+    assert main(["nodes", "describe", "CheckpointLoaderSimple", "--models-dir", "models"]) == 0
+    assert "sub/t2.safetensors" in capsys.readouterr().out
+    assert main(["nodes", "describe", "CheckpointLoaderSimple"]) == 0
+    assert "sub/t2.safetensors" not in capsys.readouterr().out
