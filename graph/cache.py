@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import threading
@@ -29,11 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .context import Settings
+from .context import Settings, limit_value
 from .declare import NodeType
 from .files import write_file
 
 _MAGIC = b"LGC1"
+# The file in a disk store's folder recording the bound it was last written with (JSON
+# {"max_bytes": N or null}), so `latentgraph cache` can show the limit the store keeps to.
+LIMIT_FILE = "limit.json"
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,27 @@ class DiskCache:
         self.max_bytes = max_bytes
         self._bytes: int | None = None  # estimate, computed on first write
         self._lock = threading.Lock()
+        self._recorded = False  # LIMIT_FILE written by this instance
+
+    def _record_limit(self) -> None:
+        """Write `LIMIT_FILE` once, at this instance's first write: the store then says the
+        bound it keeps to (`recorded_limit`), whichever command last wrote to it."""
+        if self._recorded:
+            return
+        self._recorded = True
+        text = json.dumps({"max_bytes": self.max_bytes}).encode()
+        write_file(self.dir / LIMIT_FILE, lambda tmp: tmp.write_bytes(text))
+
+    def recorded_limit(self) -> tuple[bool, int | None]:
+        """(found, bound) from `LIMIT_FILE`: the bound the store was last written with (None:
+        unbounded); (False, None) when no readable record is there."""
+        try:
+            bound = json.loads((self.dir / LIMIT_FILE).read_text())["max_bytes"]
+        except (OSError, ValueError, TypeError, KeyError):
+            return False, None
+        if bound is None or (type(bound) is int and bound >= 1):
+            return True, bound
+        return False, None
 
     def path(self, key: str) -> Path:
         if not key or any(c not in "0123456789abcdef" for c in key):
@@ -326,6 +351,7 @@ class DiskCache:
                 for b in blobs:
                     f.write(b)
 
+        self._record_limit()
         write_file(self.path(key), save)
         written = 8 + len(header) + sum(len(b) for b in blobs)
         self._account(written)
@@ -429,11 +455,14 @@ class DiskCache:
         return total
 
     def clear(self) -> tuple[int, int]:
-        """Delete every entry (only entries: `_entries`), and each two-hex-digit folder this
-        left empty (one holding another file stays); the (entries, bytes) removed."""
+        """Delete every entry (only entries: `_entries`), the `LIMIT_FILE` record, and each
+        two-hex-digit folder this left empty (one holding another file stays); the (entries,
+        bytes) removed."""
         removed = [(size, path) for _, size, path in self._entries()]
         for _, path in removed:
             self._remove(path)
+        self._remove(self.dir / LIMIT_FILE)
+        self._recorded = False
         for folder in {path.parent for _, path in removed}:
             try:
                 folder.rmdir()  # only an empty folder goes
@@ -466,20 +495,35 @@ DEFAULT_MEMORY_BYTES = 2 << 30
 DEFAULT_DISK_BYTES = 10 << 30
 
 
+_log = logging.getLogger("latentgraph.cache")
+
+
 class Cache:
-    """Memory LRU in front of an optional disk store. Safe to use from several threads."""
+    """Memory LRU in front of an optional disk store. Safe to use from several threads.
+
+    The bounds are limits as `Settings`' are (an integer of at least 1, else ValueError;
+    `disk_bytes` None: unbounded). A disk store that cannot be written (a full disk) does not
+    fail the run: the entry stays in memory, `stats["disk_errors"]` counts it, and the first
+    failure is told once to `on_disk_error` (default: this module's logger), naming the folder
+    and the reason: the command or server says it once, not per entry.
+    """
 
     def __init__(
         self,
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
         disk_dir: Path | None = None,
         disk_bytes: int | None = DEFAULT_DISK_BYTES,
+        on_disk_error: Callable[[str], None] | None = None,
     ) -> None:
+        memory_bytes = limit_value("Cache memory_bytes", memory_bytes)
+        if disk_bytes is not None:
+            disk_bytes = limit_value("Cache disk_bytes", disk_bytes)
         self.memory = MemoryCache(memory_bytes)
         self.disk = DiskCache(Path(disk_dir), disk_bytes) if disk_dir is not None else None
         self.stats: dict[str, int] = {"hits": 0, "misses": 0, "disk_hits": 0, "puts": 0,
                                       "disk_errors": 0}  # fmt: skip
         self._stats_lock = threading.Lock()
+        self._on_disk_error = on_disk_error or _log.warning
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
@@ -507,8 +551,19 @@ class Cache:
         if self.disk is not None:
             try:
                 self.disk.put(key, values, ui)
-            except Exception:  # a full disk or a codec bug must not fail the run
-                self._count("disk_errors")
+            except Exception as exc:  # a full disk or a codec bug must not fail the run
+                self._disk_failed(exc)
+
+    def _disk_failed(self, exc: Exception) -> None:
+        with self._stats_lock:
+            self.stats["disk_errors"] += 1
+            first = self.stats["disk_errors"] == 1
+        if first:
+            reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror
+                      else f"{type(exc).__name__}: {exc}")  # fmt: skip
+            assert self.disk is not None
+            self._on_disk_error(f"the disk cache at {self.disk.dir} cannot be written ({reason}); "
+                                "results are kept in memory only, not for later runs (said once)")  # fmt: skip
 
     def clear_memory(self) -> None:
         self.memory.clear()

@@ -182,7 +182,7 @@ class Settings:
             setattr(self, name, _folder(name, getattr(self, name)))
         self.models_dirs = _folders("models_dirs", self.models_dirs)
         for name in LIMITS:
-            setattr(self, name, _limit(name, getattr(self, name)))
+            setattr(self, name, limit_value(f"settings.{name}", getattr(self, name)))
         unknown = sorted(set(self.limit_labels) - set(LIMITS))
         if unknown:
             raise ValueError(f"settings.limit_labels: unknown limit {unknown[0]!r}; known: "
@@ -229,14 +229,15 @@ def _folders(field_name: str, value: Any) -> list[Path | KindFolder]:
             for i, item in enumerate(value)]  # fmt: skip
 
 
-def _limit(field_name: str, value: Any) -> int:
-    """A run limit: an integer (numpy's too) of at least 1, or ValueError naming the field."""
+def limit_value(label: str, value: Any) -> int:
+    """A limit: an integer (numpy's too) of at least 1, or ValueError naming it by `label`
+    (`settings.max_steps`, `Cache memory_bytes`): the one rule for every limit given in Python."""
     try:
         number = None if isinstance(value, bool) else operator.index(value)
     except TypeError:
         number = None
     if number is None or number < 1:
-        raise ValueError(f"settings.{field_name}: expected an integer of at least 1, got {value!r}")
+        raise ValueError(f"{label}: expected an integer of at least 1, got {value!r}")
     return number
 
 

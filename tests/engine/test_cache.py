@@ -6,8 +6,11 @@ import os
 import threading
 from dataclasses import replace
 
+import pytest
+
 from latentgraph.graph import INT, Int, NodeType, Output, Settings
 from latentgraph.graph.cache import (
+    LIMIT_FILE,
     Cache,
     Codec,
     DiskCache,
@@ -150,7 +153,7 @@ def test_disk_bound_trims_least_recently_used(tmp_path):
     bounded = DiskCache(tmp_path, max_bytes=entry * 4)
     bounded.put("ff" + "3" * 62, ("x" * 1000,), None)
     left = {p.name for p in tmp_path.rglob("*") if p.is_file()}
-    assert left == {keys[0], keys[4], keys[5], "ff" + "3" * 62}
+    assert left == {keys[0], keys[4], keys[5], "ff" + "3" * 62, LIMIT_FILE}
     assert bounded.total_bytes() <= entry * 4
 
 
@@ -203,3 +206,45 @@ def test_a_failing_codec_does_not_fail_the_put(tmp_path):
     c.put("aa" + "4" * 62, (frozenset({1}),), None)
     assert c.get("aa" + "4" * 62) == ((frozenset({1}),), None) and c.stats["disk_errors"] == 1
     assert not any(p.is_file() for p in tmp_path.rglob("*"))  # no temp file left behind
+
+
+@pytest.mark.parametrize("given", [{"memory_bytes": -5}, {"memory_bytes": 0},
+                                   {"disk_bytes": -1}, {"memory_bytes": 1.5},
+                                   {"disk_bytes": True}])  # fmt: skip
+def test_cache_refuses_a_bound_below_one_as_settings_does(tmp_path, given):
+    """A bound is a limit like Settings' (`context.limit_value`): a ValueError naming it."""
+    name, value = next(iter(given.items()))
+    with pytest.raises(ValueError, match=rf"^Cache {name}: expected an integer of at least 1, "
+                       rf"got {value!r}$"):  # fmt: skip
+        Cache(disk_dir=tmp_path, **given)
+    assert Cache(memory_bytes=1, disk_dir=tmp_path, disk_bytes=None).disk.max_bytes is None
+
+
+def test_a_disk_that_cannot_be_written_is_told_once_naming_the_folder_and_reason(tmp_path):
+    """A full disk skips the store (the run goes on, memory keeps the values), and the first
+    failure is told once, with the folder and the OS's reason, not once per entry."""
+    told: list[str] = []
+    c = Cache(disk_dir=tmp_path / "store", on_disk_error=told.append)
+
+    def full(key, values, ui):
+        raise OSError(28, "No space left on device")
+
+    c.disk.put = full
+    for i in range(5):
+        c.put(f"{i:02x}" + "5" * 62, ([i],), None)
+    assert c.stats["disk_errors"] == 5 and c.get("03" + "5" * 62) == (([3],), None)
+    assert told == [f"the disk cache at {tmp_path / 'store'} cannot be written (No space left "
+                    "on device); results are kept in memory only, not for later runs (said "
+                    "once)"]  # fmt: skip
+
+
+def test_the_store_records_the_bound_it_was_written_with(tmp_path):
+    """`latentgraph cache` reads the bound a store was last written with (LIMIT_FILE)."""
+    store = DiskCache(tmp_path, max_bytes=5 << 20)
+    assert store.recorded_limit() == (False, None)
+    store.put("ab" + "6" * 62, ([1],), None)
+    assert DiskCache(tmp_path).recorded_limit() == (True, 5 << 20)
+    DiskCache(tmp_path, max_bytes=None).put("ac" + "6" * 62, ([1],), None)
+    assert DiskCache(tmp_path).recorded_limit() == (True, None)
+    store.clear()
+    assert DiskCache(tmp_path).recorded_limit() == (False, None) and list(tmp_path.iterdir()) == []
