@@ -448,17 +448,11 @@ class Dispatcher:
         if status == "failed":
             _log_failure(record.id, translator.history, error)
         try:
+            # A full disk: the end is kept in memory and written once it fits (`Store.flush`).
+            # The client has heard it from the worker already; nothing contradicts it.
             shown = shown_paths(error, self.folders) if error is not None else None
-            recorded = self.store.finish(record.id, _STATUS.get(status, st.ERROR),
-                                         ui=ui or translator.ui, messages=translator.history,
-                                         error=shown)  # fmt: skip
-            if not recorded:  # the disk is full: the prompt is marked failed in memory
-                stored = self.store.get(record.id)
-                self._send(record, "execution_error", {
-                    "prompt_id": record.id, "node_id": None, "node_type": None,
-                    "exception_type": "StoreWriteError", "exception_message": stored.error
-                    if stored is not None else "the result could not be recorded",
-                    "traceback": [], "current_inputs": {}, "current_outputs": {}})  # fmt: skip
+            self.store.finish(record.id, _STATUS.get(status, st.ERROR), ui=ui or translator.ui,
+                              messages=translator.history, error=shown)  # fmt: skip
         except Exception:  # noqa: BLE001 - the client still hears the end; the next runs
             log.exception("could not record the end of prompt %s", record.id)
         finally:

@@ -11,7 +11,7 @@ thread busy in Python costs up to a switch interval (5 ms) per call - one call p
 Memory is bounded by bytes as well as by count (the encoded JSON of what each entry holds).
 
 A write that fails (a full disk) raises `StoreWriteError`, except when a prompt finishes: its
-end is then kept in memory as a failure saying why, and written by `flush` once writing works.
+end, as its client heard it, is then kept in memory and written by `flush` once writing works.
 A stored row whose JSON cannot be read is moved to the table `corrupt_prompts` at start and
 skipped when read later, so one bad row never stops the server. A file that is no database, or
 a damaged one, is moved aside and a new database started; one that cannot be opened at all (a
@@ -408,6 +408,14 @@ class Store:
             self._recent_all = False
 
     def close(self) -> None:
+        """Close the database, the ends `finish` could not write tried once more: an end still
+        unwritten is lost with the process (its row stays running; the next start's `recover`
+        records it as interrupted), and the log names it."""
+        if not self.flush():
+            log.error("the end of prompt(s) %s could not be recorded before the server stopped "
+                      "(the queue database %s cannot be written); the next start records them "
+                      "as interrupted", ", ".join(self._unsaved), self.path)  # fmt: skip
+            self._unsaved.clear()
         with self._lock:
             self._db.close()
         self._release()
@@ -530,8 +538,11 @@ class Store:
         messages: list[list[Any]] | None = None,
         error: str | None = None,
     ) -> bool:
-        """Record how a prompt ended. Never raises for a failed write: the prompt then ends in
-        memory as an error saying why, that end is written by `flush`, and False is returned."""
+        """Record how a prompt ended. Never raises for a failed write (a full disk): the end,
+        as it happened, is then kept in memory (history shows it), written by `flush` once the
+        database takes it, and False is returned. Its client has heard of that end already (a
+        run's last messages come from its worker before this is called): the record says the
+        same (a success keeps its outputs), never an error the client would contradict."""
         finished = now_ms()
         ui_json = json.dumps(ui or {}, default=str)
         seen = Outputs.of(ui or {})
@@ -541,14 +552,8 @@ class Store:
             try:
                 found = self._write(_FINISH, args).rowcount == 1
             except StoreWriteError as exc:
-                log.error("prompt %s ended (%s) but %s; it is marked failed, and recorded once "
-                          "the database can be written", prompt_id, status, exc)  # fmt: skip
-                error = f"the run ended ({status}) but its result could not be recorded: {exc}"
-                status, ui_json, seen = ERROR, "{}", Outputs()
-                messages_json = json.dumps([*(messages or []), ["execution_error", {
-                    "prompt_id": prompt_id, "exception_type": "StoreWriteError",
-                    "exception_message": error, "timestamp": finished}]], default=str)  # fmt: skip
-                args = (status, finished, ui_json, messages_json, error, prompt_id)
+                log.error("prompt %s ended (%s) but %s; its end is kept in memory and recorded "
+                          "once the database can be written", prompt_id, status, exc)  # fmt: skip
                 self._unsaved[prompt_id] = args
                 with self._mem:
                     found = prompt_id in self._queued
@@ -582,8 +587,9 @@ class Store:
                 except StoreWriteError:
                     return False
                 del self._unsaved[prompt_id]
-                log.info("recorded the end of prompt %s: the database can be written again",
-                         prompt_id)  # fmt: skip
+                late = (now_ms() - args[1]) / 1000
+                log.warning("recorded the end of prompt %s (%s), %.1f s late: the database can "
+                            "be written again", prompt_id, args[0], late)  # fmt: skip
             return True
 
     def delete_pending(self, ids: list[str] | None = None) -> int:

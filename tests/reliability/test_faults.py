@@ -281,9 +281,13 @@ def toy_server(tmp_path, toy_workers):
 @pytest.mark.parametrize("error", [
     sqlite3.OperationalError("database or disk is full"),
     OSError(errno.ENOSPC, "No space left on device")], ids=["sqlite-full", "enospc"])  # fmt: skip
-def test_full_disk_fails_the_prompt_and_the_worker_goes_on(toy_server, monkeypatch, error):
+def test_full_disk_keeps_the_prompts_success_and_the_worker_goes_on(toy_server, monkeypatch,
+                                                                   error):  # fmt: skip
     """The disk fills while a prompt runs: its end cannot be recorded. It was left "running"
-    and the worker thread died (every later prompt queued forever); a POST got a 500."""
+    and the worker thread died (every later prompt queued forever); a POST got a 500. Then its
+    client heard `execution_success` and, after it, an `execution_error` "could not be
+    recorded", and history said error with no outputs, its image saved: one run, two ends. Now
+    its end is kept as it happened (a success with its outputs) and written once space returns."""
     from latentgraph.server import dispatch as worker_mod
 
     monkeypatch.setattr(worker_mod, "STORE_RETRY_SECONDS", 0.1)
@@ -302,11 +306,18 @@ def test_full_disk_fails_the_prompt_and_the_worker_goes_on(toy_server, monkeypat
         assert refused.json()["error"]["type"] == "insufficient_storage"
         assert str(state.config.db_path) in refused.json()["error"]["message"]
 
-        failed = client.until("execution_error", running)["data"]["exception_message"]
-        assert "could not be recorded" in failed and "disk full" in failed
-        entry = wait(toy_server, running)
-        assert entry["status"]["status_str"] == "error"
-        assert messages(entry, "execution_error")[-1]["exception_message"] == failed
+        heard = client.until_done(running)
+        kinds = [m["type"] for m in heard if m["data"].get("prompt_id") == running]
+        assert "execution_success" in kinds and "execution_error" not in kinds, kinds
+        (executed,) = [m["data"]["output"] for m in heard if m["type"] == "executed"]
+        assert executed == {"images": [{"filename": "toy_6.png", "subfolder": "",
+                                        "type": "output"}]}  # fmt: skip
+        entry = wait(toy_server, running)  # from memory: the database has no room
+        assert entry["status"]["status_str"] == "success" and entry["status"]["completed"]
+        assert entry["outputs"] == {"9": executed}
+        assert not messages(entry, "execution_error")
+        row = state.store._exec("SELECT status FROM prompts WHERE id = ?", (running,))
+        assert row.fetchone()[0] == "running"  # not written yet
         time.sleep(0.5)  # the disk is still full: the waiting prompt does not start
         assert toy_server.http.get(f"/history/{waiting}").json() == {}
         assert state.worker._thread.is_alive()
@@ -315,9 +326,11 @@ def test_full_disk_fails_the_prompt_and_the_worker_goes_on(toy_server, monkeypat
         assert wait(toy_server, waiting, 30)["status"]["status_str"] == "success"
         after = queue(toy_server, chain(6), "disk")
         assert wait(toy_server, after, 30)["status"]["status_str"] == "success"
-        row = state.store._exec("SELECT status, error FROM prompts WHERE id = ?", (running,))
-        status, message = row.fetchone()
-        assert status == "error" and message == failed  # written once space returned
+        row = state.store._exec("SELECT status, error, ui FROM prompts WHERE id = ?", (running,))
+        status, message, ui = row.fetchone()
+        assert (status, message) == ("success", None)  # written once space returned
+        assert json.loads(ui) == {"9": executed}
+        assert toy_server.http.get(f"/history/{running}").json()[running] == entry
     finally:
         client.close()
 
