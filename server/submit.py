@@ -193,6 +193,18 @@ def _refusal(server_url: str, token: str | None, source: str, status: int,
     return None
 
 
+def _queue_full(server_url: str, answer: Any) -> str:
+    """The line for a server whose queue is full (HTTP 429 `queue_full`): the prompt was not
+    queued, and may be once the server has worked through its queue. Exit 3, as an unreachable
+    server: the server cannot take the prompt now, try again later (README, "Exit codes")."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    reason = error.get("message") if isinstance(error, dict) else None
+    return (
+        f"latentgraph: error: the server at {server_url} did not queue the workflow: "
+        f"{reason or 'its queue is full'}; try again once the queue has room"
+    )
+
+
 def _handshake_refusal(http: _Http, server_url: str, token: str | None,
                        source: str) -> str | None:  # fmt: skip
     """Why the websocket handshake was refused. Its answer carries no reason (a missing token is
@@ -296,6 +308,9 @@ def submit(
         if refused:
             err(refused)
             return EXIT_USAGE
+        if status == 429:  # no run, and not the workflow's fault: the server is busy
+            err(_queue_full(shown, answer))
+            return EXIT_UNREACHABLE
         if status != 200:
             problems = answer.get("problems") or []
             for p in problems:
