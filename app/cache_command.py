@@ -4,12 +4,17 @@ The folder is the one `run` writes (`graph.cache.disk_store_dir`): `--cache-dir 
 entries directly in DIR), else `outputs` in $LATENTGRAPH_CACHE_DIR or the user cache folder.
 Clearing removes the cached outputs only: the built tiny models beside them in the cache root
 stay (rebuilding them takes seconds), and so does any other file in the folder.
+
+The limit shown is `--cache-disk-mb` when given, else the one the store was last written with
+(`run` and `serve` record it: `DiskCache.recorded_limit`), else the default (10 GiB).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from .arguments import add_cache_bound_args
 
 
 def add_parser(sub) -> None:
@@ -21,6 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--cache-dir", type=Path,
                    help="the folder `run --cache-dir` was given (default: the user cache "
                    "folder's outputs/, or $LATENTGRAPH_CACHE_DIR/outputs)")  # fmt: skip
+    add_cache_bound_args(p, memory=False)
 
 
 def size_text(n: int) -> str:
@@ -48,6 +54,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if problem and args.cache_dir is not None:
         raise UserError(f"--cache-dir {args.cache_dir}: {problem}")
     store = DiskCache(folder, DEFAULT_DISK_BYTES)
+    limit = _limit_text(store, args.cache_disk_mb)
     if args.action == "clear":
         count, size = store.clear()
         print(f"cleared {folder}: removed {count} cached output(s), {size_text(size)} "
@@ -56,6 +63,21 @@ def cmd_cache(args: argparse.Namespace) -> int:
     count, size = store.usage()
     print(f"folder:  {folder}{'' if folder.is_dir() else ' (not made yet)'}")
     print(f"entries: {count}")
-    print(f"size:    {size_text(size)} of {size_text(DEFAULT_DISK_BYTES)} (past it the least "
-          "recently used entries go)")  # fmt: skip
+    print(f"size:    {size_text(size)} of {limit}")
     return 0
+
+
+def _limit_text(store, given_mb: int | None) -> str:
+    """The limit `cache` shows and where it comes from: `--cache-disk-mb`, the store's record
+    of the bound it was last written with, or the default."""
+    from latentgraph.graph.cache import DEFAULT_DISK_BYTES
+
+    past = "past it the least recently used entries go"
+    if given_mb is not None:
+        return f"{size_text(given_mb << 20)} (--cache-disk-mb; {past})"
+    found, bound = store.recorded_limit()
+    if found and bound is None:
+        return "no limit (as last written)"
+    if found:
+        return f"{size_text(bound)} (as last written; {past})"
+    return f"{size_text(DEFAULT_DISK_BYTES)} (the default; {past})"

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
 from latentgraph.graph.context import Settings
 from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import Event, NodeFailed, RunFinished
@@ -42,6 +43,8 @@ class RayRun:
     # The disk cache's folder, as `run --cache-dir` names it (None: the default store): the
     # actors keep their entries where a local run would (`ServerConfig.disk_store`).
     cache_dir: Path | None = None
+    # The cache's (memory, disk) bounds in bytes (`--cache-memory-mb`, `--cache-disk-mb`).
+    cache_bounds: tuple[int, int] = (DEFAULT_MEMORY_BYTES, DEFAULT_DISK_BYTES)
     nodes_dirs: tuple = ()
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 1.0
@@ -115,7 +118,8 @@ def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
     config = ServerConfig(output_dir=plan.settings.output_dir, input_dir=plan.settings.input_dir,
                           temp_dir=plan.settings.temp_dir, device=plan.settings.device,
                           ray=plan.address, ray_workers=plan.workers, disk_cache=plan.disk_cache,
-                          cache_dir=plan.cache_dir,
+                          cache_dir=plan.cache_dir, cache_memory_bytes=plan.cache_bounds[0],
+                          cache_disk_bytes=plan.cache_bounds[1],
                           nodes_dirs=list(plan.nodes_dirs), ray_cpus_per_actor=plan.cpus_per_actor,
                           ray_gpus_per_actor=plan.gpus_per_actor)  # fmt: skip
     pool = ray_pool(config, worker_setup(plan.nodes_dirs), plan.settings)

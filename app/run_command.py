@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .arguments import (
+    add_cache_bound_args,
     add_device_args,
     add_limit_args,
     add_ray_args,
     add_workflow_args,
+    cache_bounds,
     check_devices,
     check_folders,
     check_ray_args,
@@ -50,6 +52,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     add_limit_args(p)
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
     p.add_argument("--cache-dir", type=Path, help="disk cache folder (default: user cache dir)")
+    add_cache_bound_args(p)
     p.add_argument(
         "--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
         help="run once per value of a param, sharing everything upstream of it; values are "
@@ -133,7 +136,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ray:
         return _run_on_ray(args, registry, settings, overrides)
     check_devices("--device", [settings.device])
-    cache = Cache(disk_dir=None if args.no_cache else disk_store_dir(args.cache_dir))
+    memory_bytes, disk_bytes = cache_bounds(args)
+    cache = Cache(memory_bytes, None if args.no_cache else disk_store_dir(args.cache_dir),
+                  disk_bytes, on_disk_error=_warn)  # fmt: skip
     scheduler = Scheduler(registry, cache=cache, settings=settings)
     stop = Stopper(CancelToken(), cached=not args.no_cache)  # Ctrl-C or SIGTERM: stop at a step
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -171,6 +176,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_exit_code(status, failures)
 
 
+def _warn(message: str) -> None:
+    """A warning on stderr (the disk cache's, once per run command: `Cache.on_disk_error`)."""
+    print(f"latentgraph: warning: {message}", file=sys.stderr, flush=True)
+
+
 def run_exit_code(status: RunStatus, failures: list[NodeFailed]) -> int:
     """A run's exit code by how it ended, the one rule for a run in this process and on Ray
     (`--ray`): 2 when it failed only because nodes refused their input (README), 1 for any
@@ -198,7 +208,7 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
 
     require_ray()
     plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
-                  cache_dir=args.cache_dir,
+                  cache_dir=args.cache_dir, cache_bounds=cache_bounds(args),
                   nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
                   gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
     runs = _workflows(args, overrides, registry, settings)

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from .arguments import (
+    add_cache_bound_args,
     add_device_args,
     add_limit_args,
     add_models_args,
     add_ray_args,
     at_least,
+    cache_bounds,
     check_devices,
     check_folders,
     check_nodes_dirs,
@@ -96,6 +98,7 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--cache-dir", type=Path,
                    help="disk cache folder, shared by every worker, as run's (default: user "
                    "cache dir)")  # fmt: skip
+    add_cache_bound_args(p)
     p.add_argument(
         "--insecure", action="store_true",
         help="allow a non-loopback --host without --auth-token (anyone who can reach the port "
@@ -203,6 +206,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         previews=args.previews,
         disk_cache=not args.no_cache,
         cache_dir=args.cache_dir,
+        cache_memory_bytes=cache_bounds(args)[0],
+        cache_disk_bytes=cache_bounds(args)[1],
         max_queue=args.max_queue,
         interrupt_grace_seconds=args.interrupt_grace,
         max_prompt_nodes=args.max_prompt_nodes,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import paths
+from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
 
 # The example workflows beside the code in a source checkout (also an editable install).
 EXAMPLES = Path(__file__).resolve().parents[1] / "workflows"
@@ -92,7 +93,10 @@ class ServerConfig:
     # The disk cache's folder (`serve --cache-dir`), its entries directly in it; None: the
     # default store (`graph.cache.disk_store_dir`, as `run` and `cache` resolve it).
     cache_dir: Path | None = None
-    cache_bytes: int | None = None
+    # The bounds of each worker's cache (`serve --cache-memory-mb`, `--cache-disk-mb`): its
+    # memory tier, per worker, and the disk store they share.
+    cache_memory_bytes: int = DEFAULT_MEMORY_BYTES
+    cache_disk_bytes: int = DEFAULT_DISK_BYTES
     # A websocket client is closed when this many bytes wait to be sent to it, or when one
     # write has waited this long for it to read (see server/hub.py).
     client_backlog_bytes: int = 64 * 2**20

@@ -386,6 +386,8 @@ def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> Ra
             temp_dir=Path(settings.temp_dir).resolve(),
             models_dirs=[paths.resolved_models_dir(d) for d in settings.models_dirs])  # fmt: skip
         specs = [WorkerSpec(index=i, settings=settings, disk_store=config.disk_store,
+                            cache_memory_bytes=config.cache_memory_bytes,
+                            cache_disk_bytes=config.cache_disk_bytes,
                             nodes_dirs=[Path(d).resolve() for d in config.nodes_dirs],
                             load_nodes=config.load_nodes, preload=config.preload,
                             threads=threads)

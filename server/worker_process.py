@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
 from latentgraph.graph.context import CancelToken, Settings
 from latentgraph.graph.events import (
     Event,
@@ -81,6 +82,9 @@ class WorkerSpec:
     # The disk cache's folder, given by the server (`ServerConfig.disk_store`), never read
     # from the worker's environment; None: no disk cache, the memory one only.
     disk_store: Path | None = None
+    # The cache's bounds (`ServerConfig.cache_memory_bytes`, `cache_disk_bytes`).
+    cache_memory_bytes: int = DEFAULT_MEMORY_BYTES
+    cache_disk_bytes: int = DEFAULT_DISK_BYTES
     nodes_dirs: list[Path] = field(default_factory=list)  # when WorkerSetup.registry is None
     load_nodes: bool = True
     preload: bool = True  # import the model libraries before saying Ready
@@ -368,8 +372,10 @@ class JobRunner:
         from latentgraph.graph.cache import Cache
         from latentgraph.graph.scheduler import Scheduler
 
-        self.scheduler = Scheduler(registry=self.registry, cache=Cache(disk_dir=spec.disk_store),
-                                   settings=spec.settings)  # fmt: skip
+        # A disk store that cannot be written (full) is said once in the log, by this worker.
+        cache = Cache(spec.cache_memory_bytes, spec.disk_store, spec.cache_disk_bytes,
+                      on_disk_error=log.warning)  # fmt: skip
+        self.scheduler = Scheduler(registry=self.registry, cache=cache, settings=spec.settings)
         # torch, diffusers and transformers leave 440,000 objects for the collector: each full
         # pass walked them for 0.22 s, with the GIL held, in the middle of a run (measured).
         freeze_start_up_objects()

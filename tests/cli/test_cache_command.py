@@ -10,7 +10,8 @@ from .test_cli import GOOD
 
 
 def entries(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()]
+    """The files under `folder` but the store's record of its bound (`LIMIT_FILE`)."""
+    return [p for p in folder.rglob("*") if p.is_file() and p.name != "limit.json"]
 
 
 def test_cache_shows_and_clears_what_run_cache_dir_wrote(cli, tmp_path):
@@ -24,7 +25,7 @@ def test_cache_shows_and_clears_what_run_cache_dir_wrote(cli, tmp_path):
     code, out, err = cli("cache", "--cache-dir", str(store))
     assert code == 0, err
     assert f"folder:  {store}\n" in out and f"entries: {len(made)}\n" in out
-    assert "of 10 GiB (past it the least recently used entries go)" in out
+    assert "of 10 GiB (as last written; past it the least recently used entries go)" in out
     code, out, err = cli("cache", "clear", "--cache-dir", str(store))
     assert code == 0, err
     assert out.startswith(f"cleared {store}: removed {len(made)} cached output(s), ")
@@ -66,3 +67,51 @@ def test_cache_refuses_a_cache_dir_that_is_a_file_as_run_does(cli, tmp_path, act
     code, out, err = cli("cache", action, "--cache-dir", "afile")
     assert code == 2 and out == ""
     assert "latentgraph: error: --cache-dir afile: a file is there; expected a folder" in err
+
+
+def test_run_and_cache_take_the_disk_bound_in_mib(cli, tmp_path):
+    """`run --cache-disk-mb N` keeps the store to N MiB and records it; `cache` reports the
+    bound the folder was last written with, or the one it is told."""
+    path = write(tmp_path, "good.yaml", GOOD)
+    store = tmp_path / "cache"
+    code, _, err = cli("run", str(path), "-q", "--cache-disk-mb", "3", "--cache-memory-mb", "64")
+    assert code == 0, err
+    out = cli("cache", "--cache-dir", str(store))[1]
+    assert "of 3 MiB (as last written; past it the least recently used entries go)\n" in out
+    out = cli("cache", "--cache-dir", str(store), "--cache-disk-mb", "20")[1]
+    assert "of 20 MiB (--cache-disk-mb; past it" in out
+    cli("cache", "clear", "--cache-dir", str(store))
+    assert "of 10 GiB (the default; past it" in cli("cache", "--cache-dir", str(store))[1]
+
+
+@pytest.mark.parametrize("command", ["run", "cache"])
+@pytest.mark.parametrize("value", ["0", "-5", "1.5", "lots"])
+def test_a_cache_bound_below_one_mib_is_a_usage_error_naming_the_flag(cli, tmp_path, capsys,
+                                                                      command, value):  # fmt: skip
+    args = [str(write(tmp_path, "good.yaml", GOOD))] if command == "run" else []
+    with pytest.raises(SystemExit) as exit_:
+        cli(command, *args, "--cache-disk-mb", value)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"argument --cache-disk-mb: expected an integer of at least 1, got '{value}'" in err
+    if command == "run":
+        with pytest.raises(SystemExit):
+            cli(command, *args, "--cache-memory-mb", value)
+        assert "argument --cache-memory-mb: expected an integer of at least 1" in \
+            capsys.readouterr().err  # fmt: skip
+
+
+def test_a_disk_cache_that_cannot_be_written_is_warned_about_once(cli, tmp_path):
+    """Every entry's write fails (each two-hex-digit folder is a file here, as a full disk
+    fails each): the run succeeds, and stderr says so once, naming the folder and the reason."""
+    store = tmp_path / "cache"
+    store.mkdir()
+    for i in range(256):
+        (store / f"{i:02x}").write_text("in the way")
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, _, err = cli("run", str(path), "-q")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "cannot be written" in line]
+    assert warnings == [f"latentgraph: warning: the disk cache at {store} cannot be written "
+                        "(Not a directory); results are kept in memory only, not for later runs "
+                        "(said once)"], err  # fmt: skip

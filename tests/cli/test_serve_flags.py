@@ -466,3 +466,31 @@ def test_an_allow_host_name_is_taken_as_a_host_header_reads_it(serve):
                               "--allow-host", "[2001:db8::5]", "--allow-host", "2001:db8::6")  # fmt: skip
     assert code == 0, err
     assert config.allow_hosts == ["studio.lan", "box_1.local", "2001:db8::5", "2001:db8::6"]
+
+
+# --- the cache's bounds ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--cache-memory-mb", "--cache-disk-mb"])
+@pytest.mark.parametrize("value", ["0", "-1", "2.5", "big"])
+def test_a_cache_bound_below_one_mib_is_refused_naming_the_flag(serve, flag, value):
+    err = refused(serve, flag, value)
+    assert f"argument {flag}: expected an integer of at least 1, got '{value}'" in err
+
+
+def test_the_cache_bounds_reach_every_worker_spec(serve, tmp_path):
+    """`serve --cache-memory-mb M --cache-disk-mb D`: each local worker's spec carries them
+    (the Ray actors' specs are made from the same ServerConfig fields, `ray_pool`); not given,
+    the defaults `run` and Python's Cache keep to."""
+    from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
+    from latentgraph.graph.context import Settings
+    from latentgraph.server.local_workers import worker_specs
+
+    code, err, config = serve("--cache-memory-mb", "300", "--cache-disk-mb", "1024",
+                              "--workers", "2", "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert [(s.cache_memory_bytes, s.cache_disk_bytes) for s in worker_specs(config, Settings())] \
+        == [(300 << 20, 1 << 30)] * 2  # fmt: skip
+    code, err, config = serve("--device", "cpu")
+    assert (config.cache_memory_bytes, config.cache_disk_bytes) == (DEFAULT_MEMORY_BYTES,
+                                                                    DEFAULT_DISK_BYTES)  # fmt: skip
