@@ -23,6 +23,7 @@ from latentgraph.graph.files import write_new
 from latentgraph.graph.paths import split_annotation
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 
+from .config import limit_label
 from .errors import ApiError
 from .filetypes import served_as
 from .safepath import numbered_name, safe_filename, safe_folder, safe_join
@@ -220,9 +221,8 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     make = combine(request, form, name) if combine is not None else None
     data = await upload.read(config.max_upload_bytes + 1)
     if len(data) > config.max_upload_bytes:
-        raise ApiError(
-            413, f"the image is larger than {config.max_upload_bytes} bytes", "too_large"
-        )
+        raise ApiError(413, f"the image is larger than {config.max_upload_bytes} bytes "
+                       f"({limit_label('max_upload_bytes')})", "too_large")  # fmt: skip
     await run_in_threadpool(_check_image, data, config.max_image_pixels)
     if make is not None:
         data = await run_in_threadpool(make, data)

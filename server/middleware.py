@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import cookie_parser
 
+from .config import limit_label
 from .errors import ApiError, error_response
 from .hosts import HostGuard, host_refusal
 
@@ -69,8 +70,7 @@ class GuardMiddleware:
         if scope["type"] == "http":
             length = headers.get("content-length")
             if length and length.isdigit() and int(length) > self.max_body:
-                await _deny(scope, send, 413, f"request body larger than "
-                            f"{self.max_body} bytes", "too_large")  # fmt: skip
+                await _deny(scope, send, 413, _too_large(self.max_body), "too_large")
                 return
             receive = self._limited(receive)
         if set_cookie:
@@ -100,7 +100,7 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise ApiError(413, f"request body larger than {limit} bytes", "too_large")
+                    raise ApiError(413, _too_large(limit), "too_large")
             return message
 
         return wrapped
@@ -146,3 +146,8 @@ def _cross_origin(headers: dict[str, str], scope) -> bool:
     if ours is None or theirs is None:
         return True
     return theirs != ("https" if https else "http", ours[1], ours[2])
+
+
+def _too_large(limit: int) -> str:
+    """The refusal of a body over `limit` bytes, naming the flag that sets it."""
+    return f"request body larger than {limit} bytes ({limit_label('max_body_bytes')})"

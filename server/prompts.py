@@ -17,6 +17,8 @@ from typing import Any
 from latentgraph.graph.object_info import input_config
 from latentgraph.graph.problems import Problem, WorkflowError
 
+from .config import limit_label
+
 log = logging.getLogger("latentgraph.server")
 
 # Problems that say the prompt itself is unusable rather than one input of a node.
@@ -320,7 +322,7 @@ def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
         where = f"input {name!r}" if name else path.lstrip(".") or "its id"
         message = (
             f"{where} is {len(text):,} characters long; the limit is {max_chars:,} "
-            "(the server's --max-string-chars)"
+            f"({limit_label('max_string_chars')})"
         )
         node, class_type = str(nid)[:64], _class_of(prompt, nid)[:64]
         needing = _dependent_outputs(prompt, _output_ids(prompt, registry)).get(str(nid), [])

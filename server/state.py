@@ -17,7 +17,7 @@ from latentgraph.graph.context import Settings
 
 from . import store as st
 from .collector import collector_paused
-from .config import ServerConfig
+from .config import ServerConfig, limit_label
 from .dispatch import EDITOR_GRACE, Dispatcher
 from .errors import ApiError
 from .hub import Hub
@@ -61,8 +61,8 @@ class ServerState:
     async def _enqueue(self, check: Callable[[Any], _Queued],
                        body: Any) -> tuple[dict[str, Any], str | None]:  # fmt: skip
         if self.store.count_queued() >= self.config.max_queue:
-            raise ApiError(429, f"the queue is full ({self.config.max_queue} prompts)",
-                           "queue_full")  # fmt: skip
+            raise ApiError(429, f"the queue is full ({self.config.max_queue} prompts, "
+                           f"{limit_label('max_queue')})", "queue_full")  # fmt: skip
         record, errors = await anyio.to_thread.run_sync(_collector_paused, check, body,
                                                         limiter=self.submit_limiter())  # fmt: skip
         self.hub.broadcast("status", self.worker.status())
@@ -99,7 +99,7 @@ class ServerState:
         limit = self.config.max_prompt_nodes
         if isinstance(prompt, dict) and len(prompt) > limit:
             raise ApiError(413, f"the prompt has {len(prompt):,} nodes; this server accepts at "
-                                f"most {limit:,} (serve --max-prompt-nodes)", "too_many_nodes",
+                                f"most {limit:,} ({limit_label('max_prompt_nodes')})", "too_many_nodes",
                            nodes=len(prompt), limit=limit)  # fmt: skip
         extra = body.get("extra_data") or {}
         if not isinstance(extra, dict):
@@ -118,8 +118,8 @@ class ServerState:
             raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
         limit = self.config.max_extra_data_bytes
         if extra and len(json.dumps(extra)) > limit:
-            raise ApiError(413, f"extra_data is larger than {limit:,} bytes (the server's "
-                           "--max-extra-data-mb)", "too_large")  # fmt: skip
+            raise ApiError(413, f"extra_data is larger than {limit:,} bytes "
+                           f"({limit_label('max_extra_data_bytes')})", "too_large")  # fmt: skip
         check_string_lengths(
             prompt, self.config.max_string_chars, prompt_text, self.registry, self.settings
         )

@@ -299,7 +299,7 @@ def test_upload_size_limit_at_its_boundary(client, config):
     r = _upload(client, name="big.png", data=data)
     assert _error(r, 413) == {
         "type": "too_large", "details": "", "extra_info": {},
-        "message": f"the image is larger than {len(data) - 1} bytes"}  # fmt: skip
+        "message": f"the image is larger than {len(data) - 1} bytes (the server's --max-body-mb)"}  # fmt: skip
     assert not (config.input_dir / "big.png").exists()
 
 
@@ -421,7 +421,8 @@ def test_upload_over_the_body_limit_is_the_guards_413(client, config):
     config.max_upload_bytes = 10**6
     big = os.urandom(config.max_body_bytes + 1)  # refused while read, before any check
     r = _upload(client, name="huge.png", data=big)
-    assert _error(r, 413)["message"] == f"request body larger than {config.max_body_bytes} bytes"
+    assert _error(r, 413)["message"] == \
+        f"request body larger than {config.max_body_bytes} bytes (the server's --max-body-mb)"  # fmt: skip
     assert not (config.input_dir / "huge.png").exists()
     # the guard's body is written as every other error body is (it had spaces after ':' and ',')
     other = client.get("/view", params={"filename": "../x.png"})

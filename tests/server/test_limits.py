@@ -64,6 +64,9 @@ def test_body_at_the_limit_is_read_and_one_byte_more_is_413(limited, chunked):
     assert at.status_code == 400 and at.json()["error"]["type"] != "too_large"  # read, judged
     over = post(body_of_size(BODY + 1))
     assert over.status_code == 413 and over.json()["error"]["type"] == "too_large"
+    # each refusal names the flag the operator can raise (`server.config.limit_label`)
+    assert over.json()["error"]["message"] == \
+        f"request body larger than {BODY} bytes (the server's --max-body-mb)"  # fmt: skip
 
 
 def png_of_size(size: int) -> bytes:
@@ -93,6 +96,8 @@ def test_upload_at_the_limit_is_stored_and_one_byte_more_is_413(limited):
         "/upload/image", files={"image": ("over.png", png_of_size(UPLOAD + 1))}
     )
     assert over.status_code == 413 and over.json()["error"]["type"] == "too_large"
+    assert over.json()["error"]["message"] == \
+        f"the image is larger than {UPLOAD} bytes (the server's --max-body-mb)"  # fmt: skip
     assert not (limited.config.input_dir / "over.png").exists()
 
 
@@ -137,6 +142,8 @@ def test_prompt_node_count_at_the_limit_is_queued_and_one_more_is_413(limited):
     assert limited.post_prompt(prompt_of(NODES)).status_code == 200
     over = limited.post_prompt(prompt_of(NODES + 1))
     assert over.status_code == 413 and over.json()["error"]["type"] == "too_many_nodes"
+    assert over.json()["error"]["message"].endswith(
+        f"at most {NODES:,} (the server's --max-prompt-nodes)")  # fmt: skip
 
 
 def test_string_at_the_limit_is_queued_and_one_character_more_refused(limited):
@@ -146,6 +153,7 @@ def test_string_at_the_limit_is_queued_and_one_character_more_refused(limited):
     assert over.status_code == 400
     [error] = over.json()["node_errors"]["9"]["errors"]
     assert error["type"] == "custom_validation_failed" and "'prefix'" in error["message"]
+    assert f"the limit is {CHARS} (the server's --max-string-chars)" in error["message"]
     assert error["extra_info"]["latentgraph_type"] == "value_too_long"
     assert over.json()["node_errors"]["9"]["dependent_outputs"] == ["9"]  # as other errors do
 
@@ -179,6 +187,8 @@ def test_extra_data_at_the_limit_is_queued_and_one_byte_more_is_413(limited):
     assert limited.post_prompt(chain(5), extra_data=extra_of(EXTRA)).status_code == 200
     over = limited.post_prompt(chain(5), extra_data=extra_of(EXTRA + 1))
     assert over.status_code == 413 and over.json()["error"]["type"] == "too_large"
+    assert over.json()["error"]["message"] == \
+        f"extra_data is larger than {EXTRA:,} bytes (the server's --max-extra-data-mb)"  # fmt: skip
 
 
 # Last: it fills the queue.
@@ -193,6 +203,8 @@ def test_queue_holds_its_limit_and_refuses_one_more(limited):
         ids.append(r.json()["prompt_id"])
     over = limited.post_prompt(chain(99))
     assert over.status_code == 429 and over.json()["error"]["type"] == "queue_full"
+    assert over.json()["error"]["message"] == \
+        f"the queue is full ({QUEUE} prompts, the server's --max-queue)"  # fmt: skip
     limited.http.post("/queue", json={"delete": ids})
     limited.http.post("/interrupt")
     drain(limited)

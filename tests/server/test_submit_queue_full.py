@@ -39,8 +39,8 @@ def test_submit_to_a_full_queue_says_so_in_one_line_and_exits_3(tmp_path, toy_wo
         out, err = capsys.readouterr()
         assert code == 3, err
         assert err == (f"latentgraph: error: the server at {running.url} did not queue the "
-                       "workflow: the queue is full (2 prompts); try again once the queue has "
-                       "room\n")  # fmt: skip
+                       "workflow: the queue is full (2 prompts, the server's --max-queue); try "
+                       "again once the queue has room\n")  # fmt: skip
         assert out == ""
         running.http.post("/interrupt", json={})
     finally:
