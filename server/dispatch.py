@@ -44,6 +44,7 @@ from .messages import (
     RunTranslator,
     encode_message,
     preview_frame,
+    sent_strings,
     shown_error,
     shown_paths,
 )
@@ -367,7 +368,7 @@ class Dispatcher:
                 log.warning("prompt %s: warning %s (%s): %s", run.record.id, data["node_id"],
                             data["node_type"], data["message"])  # fmt: skip
         if self.folders and any(t == "execution_error" for t, _ in batch.history):
-            batch = _errors_shown(batch, self.folders)
+            batch = _errors_shown(batch, self.folders, run.record.prompt_json)
         run.translator.relayed(batch.history, batch.executed)
         self._to_client(run.record.id, functools.partial(self._forward, run.record, batch))
 
@@ -450,7 +451,9 @@ class Dispatcher:
         try:
             # A full disk: the end is kept in memory and written once it fits (`Store.flush`).
             # The client has heard it from the worker already; nothing contradicts it.
-            shown = shown_paths(error, self.folders) if error is not None else None
+            failed = translator.failure.node_id if translator.failure is not None else run.node
+            shown = (shown_paths(error, self.folders, _sent(record.prompt_json, failed))
+                     if error is not None else None)  # fmt: skip
             self.store.finish(record.id, _STATUS.get(status, st.ERROR), ui=ui or translator.ui,
                               messages=translator.history, error=shown)  # fmt: skip
         except Exception:  # noqa: BLE001 - the client still hears the end; the next runs
@@ -561,16 +564,26 @@ class Dispatcher:
         self.hub.send_bytes(record.client_id, frame, type_)
 
 
-def _errors_shown(batch: RunMessages, folders: Mapping[str, str]) -> RunMessages:
+def _errors_shown(batch: RunMessages, folders: Mapping[str, str], prompt_json: str) -> RunMessages:
     """`batch` with its `execution_error` as web clients see it (`messages.shown_error`): in
-    the message sent and in the history kept. Only a run's failure is decoded here; every
+    the message sent and in the history kept, the failed node's values as the client sent
+    them. Only a run's failure is decoded here (and its prompt, for that node's inputs); every
     other message is forwarded as the worker encoded it."""
-    history = [[t, shown_error(d, folders) if t == "execution_error" else d]
-               for t, d in batch.history]  # fmt: skip
+    history = [[t, shown_error(d, folders, _sent(prompt_json, d.get("node_id")))
+                if t == "execution_error" else d] for t, d in batch.history]  # fmt: skip
     errors = iter(d for t, d in history if t == "execution_error")
     messages = [(t, encode_message(t, next(errors)) if t == "execution_error" else text)
                 for t, text in batch.messages]  # fmt: skip
     return dataclasses.replace(batch, history=history, messages=messages)
+
+
+def _sent(prompt_json: str, node_id: Any) -> list[str]:
+    """The strings node `node_id` of the prompt was sent with (`messages.sent_strings`): read
+    from the prompt's text once a run failed, none for a failure no node had."""
+    if node_id is None:
+        return []
+    spec = PromptText(prompt_json).get(str(node_id))
+    return sent_strings(spec.get("inputs")) if isinstance(spec, dict) else []
 
 
 def _log_failure(prompt_id: str, history: list[list[Any]], error: str | None) -> None:

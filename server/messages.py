@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from json.encoder import encode_basestring_ascii
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from latentgraph.graph import events as ev
@@ -408,23 +410,78 @@ def user_folders(settings: Any) -> dict[str, str]:
     return folders
 
 
-def shown_paths(text: str, folders: Mapping[str, str]) -> str:
-    """`text` (a run's error, as web clients see it) with each of the server's `folders`
-    (absolute path -> the name a client knows it by, `user_folders`) named by that name:
-    "/srv/lg/input/cat.png not found" -> "input/cat.png not found". The server's log keeps
-    the full path."""
+# An absolute path standing alone in a message: "/" (or a Windows drive's "C:\\") not inside a
+# word, a URL or a relative path, up to a blank, a quote, a bracket or a separator.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/\\.:~-])(?:/|[A-Za-z]:\\)[^\s'\"(),;]+")
+
+
+def shown_paths(text: str, folders: Mapping[str, str], sent: Iterable[str] = ()) -> str:
+    """`text` (an error as web clients see it: a run's, or POST /prompt's refusal) with the
+    server's paths named as a client knows them: a path in one of its `folders` (absolute
+    path -> the name a client knows it by, `user_folders`) by that name ("/srv/lg/input/cat.png
+    not found" -> "input/cat.png not found"), any other absolute path (a link's missing
+    target, a library's file) by its file name alone. A value the client `sent` (the node's
+    inputs as the prompt gave them) is left as it is wherever the text quotes it: a message
+    never names a value the client did not send. The server's log keeps the full paths."""
+    kept = {v for v in sent if v and _rewritten(v, folders) != v}
+    pieces, end = [], 0
+    for start, stop in _spans_sent(text, kept):
+        pieces += [_rewritten(text[end:start], folders), text[start:stop]]
+        end = stop
+    return "".join([*pieces, _rewritten(text[end:], folders)])
+
+
+# What may continue a path: a sent value found followed (or preceded) by one is part of a
+# longer path, not the value.
+_PATH_CHAR = re.compile(r"[\w./\\-]")
+
+
+def _spans_sent(text: str, sent: set[str]) -> list[tuple[int, int]]:
+    """Where `text` quotes a value of `sent`, in order, not overlapping: the whole value
+    standing alone, or its beginning cut short with "..." (a long value shortened)."""
+    spans = []
+    for value in sent:
+        at = text.find(value[:4])
+        while at != -1:
+            n = len(os.path.commonprefix([text[at:][: len(value)], value]))
+            alone = not (_PATH_CHAR.match(text[at + n :][:1]) or _PATH_CHAR.match(text[:at][-1:]))
+            if n == len(value) and alone:
+                spans.append((at, at + n))
+            elif n and text.startswith("...", at + n):
+                spans.append((at, at + n + 3))
+            at = text.find(value[:4], at + 1)
+    kept: list[tuple[int, int]] = []
+    for start, stop in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, stop))
+    return kept
+
+
+def _rewritten(text: str, folders: Mapping[str, str]) -> str:
+    if "/" not in text and "\\" not in text:
+        return text
     for path in sorted(folders, key=len, reverse=True):  # a folder inside another first
         if path in text:
-            text = text.replace(path, folders[path])
-    return text
+            text = re.sub(re.escape(path) + r"(?![\w.-])", lambda _, n=folders[path]: n, text)
+    return _ABSOLUTE_PATH.sub(lambda m: PureWindowsPath(m[0]).name if ":" in m[0][:2]
+                              else PurePosixPath(m[0]).name or m[0], text)  # fmt: skip
 
 
-def shown_error(data: dict[str, Any], folders: Mapping[str, str]) -> dict[str, Any]:
+def sent_strings(inputs: Any) -> list[str]:
+    """The strings among a node's `inputs` as an API prompt gives them (links and other values
+    left out): what `shown_paths` leaves as sent."""
+    return [v for v in inputs.values() if isinstance(v, str)] if isinstance(inputs, dict) else []
+
+
+def shown_error(data: dict[str, Any], folders: Mapping[str, str],
+                sent: Iterable[str] = ()) -> dict[str, Any]:  # fmt: skip
     """An `execution_error`'s data as web clients see it: its message and traceback through
-    `shown_paths`."""
+    `shown_paths`, `sent` the failed node's inputs as the client sent them."""
+    sent = list(sent)
     return {**data, "exception_message": shown_paths(str(data.get("exception_message", "")),
-                                                     folders),
-            "traceback": [shown_paths(str(line), folders) for line in data.get("traceback") or []]}  # fmt: skip
+                                                     folders, sent),
+            "traceback": [shown_paths(str(line), folders, sent)
+                          for line in data.get("traceback") or []]}  # fmt: skip
 
 
 def encode_message(type_: str, data: dict[str, Any]) -> str:

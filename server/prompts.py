@@ -18,6 +18,7 @@ from latentgraph.graph.object_info import input_config
 from latentgraph.graph.problems import Problem, WorkflowError
 
 from .config import limit_label
+from .messages import sent_strings, shown_paths, user_folders
 
 log = logging.getLogger("latentgraph.server")
 
@@ -352,7 +353,45 @@ def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[
     """Convert and validate an API-format prompt as ComfyUI does: an unknown node type anywhere
     refuses it; otherwise each output node (or target) is checked with what it needs, a node
     feeding none is not checked, and the prompt runs the outputs that passed. Returns it and
-    its Graph, or raises when none passed."""
+    its Graph, or raises when none passed. Its errors name the server's folders as a web
+    client knows them (`shown_answer`); the server's log keeps the full paths."""
+    try:
+        checked, graph = _check_prompt(prompt, registry, settings, targets)
+    except PromptRejected as exc:
+        exc.body = shown_answer(exc.body, prompt, user_folders(settings))
+        raise
+    if checked.node_errors:
+        checked.node_errors = shown_answer({"node_errors": checked.node_errors}, prompt,
+                                           user_folders(settings))["node_errors"]  # fmt: skip
+    return checked, graph
+
+
+def shown_answer(body: dict[str, Any], prompt: Any, folders: dict[str, str]) -> dict[str, Any]:
+    """POST /prompt's answer (its 400 body, or `{"node_errors": ...}`) as web clients see it:
+    every message and details through `messages.shown_paths`, a node's with the values the
+    client sent it, the prompt-wide ones with those of every node named."""
+    prompt = prompt if isinstance(prompt, dict) else {}
+
+    def sent(nid: Any) -> list[str]:
+        spec = prompt.get(str(nid))
+        return sent_strings(spec.get("inputs")) if isinstance(spec, dict) else []
+
+    def shown(error: dict[str, Any], values: list[str]) -> dict[str, Any]:
+        return {**error, **{k: shown_paths(error[k], folders, values)
+                            for k in ("message", "details") if isinstance(error.get(k), str)}}  # fmt: skip
+
+    node_errors = {nid: {**entry, "errors": [shown(e, sent(nid)) for e in entry["errors"]]}
+                   for nid, entry in (body.get("node_errors") or {}).items()}  # fmt: skip
+    answer = {**body, "node_errors": node_errors}
+    if isinstance(body.get("error"), dict):
+        named = [*node_errors, body["error"].get("extra_info", {}).get("node_id")]
+        answer["error"] = shown(body["error"], [v for nid in named for v in sent(nid)])
+    return answer
+
+
+def _check_prompt(
+    prompt: Any, registry, settings, targets: Any = None
+) -> tuple[CheckedPrompt, Any]:
     from latentgraph.graph.comfy_api import check_outputs, graph_from_prompt
     from latentgraph.graph.validate import output_nodes
 

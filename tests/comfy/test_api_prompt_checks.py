@@ -5,6 +5,7 @@ float(), str(); our YAML stays strict."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -268,10 +269,11 @@ def test_a_model_refusal_names_the_folders_searched_for_the_run_and_a_broken_lin
         (tmp_path / root / "checkpoints").mkdir(parents=True)
     (tmp_path / "b" / "checkpoints" / "gone.safetensors").symlink_to(tmp_path / "nowhere")
     settings = Settings(models_dirs=[tmp_path / "a", tmp_path / "b"])
-    looked = f"looked in {tmp_path / 'a' / 'checkpoints'}, {tmp_path / 'b' / 'checkpoints'}; "
+    # as a web client knows the server's folders (server.messages.shown_paths)
+    looked = f"looked in {Path('models', 'checkpoints')}, {Path('models', 'checkpoints')}; "
     for name, broken in (("sd15.safetensors", ""), ("gone.safetensors", (
-            f"'gone.safetensors' ({tmp_path / 'b' / 'checkpoints' / 'gone.safetensors'}) is a "
-            f"link to a missing file, {tmp_path / 'nowhere'}; "))):  # fmt: skip
+            f"'gone.safetensors' ({Path('models', 'checkpoints', 'gone.safetensors')}) is a "
+            "link to a missing file, nowhere; "))):  # fmt: skip
         prompt = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": name}},
                   "9": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}}  # fmt: skip
         with pytest.raises(PromptRejected) as caught:
@@ -306,7 +308,7 @@ def test_an_empty_models_folder_is_an_empty_dropdown_and_a_name_in_it_says_where
     assert error["extra_info"]["input_config"] == declared
     assert error["message"] == (
         "'sd-vae.safetensors' is not one of: (no choices) (the choices are the .safetensors "
-        f"files in vae/ of the models folders, looked in {tmp_path / 'models' / 'vae'}; pass "
+        f"files in vae/ of the models folders, looked in {Path('models', 'vae')}; pass "
         "--extra-models-dir DIR to look in another models folder too; pickled files (.ckpt, .pt, .pth, "
         ".bin) are never listed, for safety: convert them to .safetensors)"
     )
@@ -332,7 +334,7 @@ def test_an_empty_dropdown_left_out_by_the_editor_says_its_list_is_empty_and_why
     assert error["message"].startswith(
         "this required COMBO input is missing: give it a value; its list of choices "
         "is empty (the choices are the .safetensors files in vae/ of the models folders, "
-        f"looked in {tmp_path / 'models' / 'vae'}; "
+        f"looked in {Path('models', 'vae')}; "
     )
     (tmp_path / "models" / "vae" / "sd-vae.safetensors").write_bytes(b"0")
     with pytest.raises(PromptRejected) as caught:

@@ -1,30 +1,38 @@
-"""A run's error as web clients see it names the server's folders as they know them (input/,
-output/, models/...), never their absolute paths; the server's log keeps the full path."""
+"""An error as web clients see it (a run's, POST /prompt's refusal) names the server's folders
+as they know them (input/, output/, models/...), and no other absolute path of the server; a
+value the client sent is quoted as it was sent. The server's log keeps the full path."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import pytest
+
 from latentgraph.server.messages import shown_paths, user_folders
 
 from .conftest import chain
 
 
+def opening(name: str) -> dict:
+    """`chain` with a toy Open node failing on `name` as a file reader does."""
+    prompt = chain(3)
+    prompt["5"] = {"class_type": "Open", "inputs": {"x": ["2", 0], "name": name}}
+    prompt["9"]["inputs"]["x"] = ["5", 0]
+    return prompt
+
+
 def test_a_failed_runs_error_shows_no_absolute_server_path(server, ws, caplog):
-    """A LoadImage of a missing file said "/srv/.../input/cat.png not found" to every client
-    (websocket `execution_error`, /history, /api/jobs)."""
-    folder = Path(server.config.input_dir)
-    assert folder.is_absolute()
-    why = f"image file not found: {folder / 'sub' / 'cat.png'} (looked in {folder})"
-    prompt = chain(3, fail=True)
-    failing = next(n for n in prompt.values() if n["class_type"] == "Fail")
-    failing["inputs"]["why"] = why
+    """A run's error said "/srv/.../input/sub/cat.png ..." to every client (websocket
+    `execution_error`, /history, /api/jobs), and a link's target outside every folder in
+    full."""
+    folder = Path(server.config.input_dir).absolute()
     client = ws()
     with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
-        pid = server.post_prompt(prompt, client.client_id).json()["prompt_id"]
+        pid = server.post_prompt(opening("sub/cat.png"), client.client_id).json()["prompt_id"]
         msgs = client.until_done(pid)
-    shown = f"image file not found: {Path('input', 'sub', 'cat.png')} (looked in input)"
+    shown = (f"cannot read 'sub/cat.png': {Path('input', 'sub', 'cat.png')} is a link to a "
+             "missing file, cat.png (looked in input)")  # fmt: skip
     sent = next(m["data"] for m in msgs if m["type"] == "execution_error")
     assert sent["exception_message"] == shown
     assert not any(str(folder) in line for line in sent["traceback"])
@@ -33,7 +41,92 @@ def test_a_failed_runs_error_shows_no_absolute_server_path(server, ws, caplog):
     assert kept["exception_message"] == shown
     job = server.http.get(f"/api/jobs/{pid}").json()
     assert job["execution_error"]["exception_message"] == shown
-    assert any(why in r.getMessage() for r in caplog.records)  # the log keeps the full path
+    full = f"{folder / 'sub' / 'cat.png'} is a link to a missing file, /elsewhere/cat.png"
+    assert any(full in r.getMessage() for r in caplog.records)  # the log keeps the full path
+
+
+def test_a_value_the_client_sent_is_quoted_as_sent(server, ws):
+    """LoadImage of "/srv/.../input/bad.png" said "cannot read 'input/bad.png'" while its
+    current_inputs showed what was sent: a message quoted a value the client never sent."""
+    folder = Path(server.config.input_dir).absolute()
+    name = str(folder / "bad.png")
+    client = ws()
+    pid = server.post_prompt(opening(name), client.client_id).json()["prompt_id"]
+    sent = next(m["data"] for m in client.until_done(pid) if m["type"] == "execution_error")
+    assert sent["exception_message"] == (f"cannot read {name!r}: {name} is a link to a missing "
+                                         "file, bad.png (looked in input)")  # fmt: skip
+    assert server.http.get(f"/api/jobs/{pid}").json()["execution_error"] == sent
+
+
+@pytest.fixture
+def broken_lora(tmp_path):
+    """A server's settings whose models folder holds loras/broken.safetensors, a link to a
+    file outside every folder that is not there."""
+    from latentgraph.graph import Settings
+
+    models = tmp_path / "models"
+    (models / "loras").mkdir(parents=True)
+    (models / "loras" / "broken.safetensors").symlink_to(tmp_path / "gone" / "x.safetensors")
+    return Settings(input_dir=tmp_path / "input", output_dir=tmp_path / "output",
+                    temp_dir=tmp_path / "temp", models_dirs=[models])  # fmt: skip
+
+
+def lora_prompt(name: str) -> dict:
+    """Checkpoint -> LoraLoader(`name`) -> ... -> SaveImage, as the editor sends it."""
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "builtin:tiny-sd"}},
+        "2": {"class_type": "LoraLoader", "inputs": {
+            "model": ["1", 0], "clip": ["1", 1], "lora_name": name, "strength_model": 1.0,
+            "strength_clip": 1.0}},
+        "4": {"class_type": "EmptyLatentImage",
+              "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "5": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 1], "text": "x"}},
+        "6": {"class_type": "KSampler", "inputs": {
+            "model": ["2", 0], "positive": ["5", 0], "negative": ["5", 0],
+            "latent_image": ["4", 0], "seed": 1, "steps": 1, "cfg": 1.0,
+            "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "x"}},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["broken.safetensors", "BROKEN"])
+def test_a_refused_prompt_shows_no_absolute_server_path(broken_lora, tmp_path, caplog, name):
+    """POST /prompt's refusal named the models folder and the link's target in full
+    ('broken.safetensors' (/srv/.../models/loras/broken.safetensors) is a link to a missing
+    file, /srv/.../gone/x.safetensors; ... looked in /srv/.../models/loras), where a run's
+    error names them as a web client knows them."""
+    from latentgraph.server.prompts import PromptRejected, check_prompt
+    from latentgraph.wiring import node_registry
+
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        with pytest.raises(PromptRejected) as refused:
+            check_prompt(lora_prompt(name), node_registry(), broken_lora)
+    body = refused.value.body
+    error = body["node_errors"]["2"]["errors"][0]
+    texts = [body["error"]["message"], body["error"]["details"], error["message"], error["details"]]
+    assert not any(str(tmp_path) in t for t in texts), texts
+    assert f"looked in {Path('models', 'loras')}" in error["message"]
+    if name == "broken.safetensors":
+        assert (f"'broken.safetensors' ({Path('models', 'loras', 'broken.safetensors')}) is a "
+                "link to a missing file, x.safetensors;") in error["message"]  # fmt: skip
+    assert error["extra_info"]["received_value"] == name
+    assert any(str(tmp_path / "models") in r.getMessage() for r in caplog.records)  # the log
+
+
+def test_a_refusal_quotes_a_value_as_the_client_sent_it(broken_lora, tmp_path):
+    """A lora_name given as the server's absolute path is quoted as sent (a long one cut
+    short, '/srv/lg/mo...'), not rewritten into a value the client never sent ('mo...')."""
+    from latentgraph.server.prompts import PromptRejected, check_prompt
+    from latentgraph.wiring import node_registry
+
+    sent = str(tmp_path / "models" / "loras" / "nope.safetensors")
+    with pytest.raises(PromptRejected) as refused:
+        check_prompt(lora_prompt(sent), node_registry(), broken_lora)
+    message = refused.value.body["node_errors"]["2"]["errors"][0]["message"]
+    quoted = message.split("'")[1]
+    assert quoted.endswith("...") and sent.startswith(quoted[:-3]) and len(quoted) > 20, message
+    assert f"looked in {Path('models', 'loras')}" in message
 
 
 def test_the_folder_inside_another_is_named_first(tmp_path):
@@ -47,15 +140,19 @@ def test_the_folder_inside_another_is_named_first(tmp_path):
         f"{Path('output', 'a.png')}, {Path('input', 'b.png')}, {Path('models', 'x')}")  # fmt: skip
 
 
-def test_a_kind_folder_from_an_extra_model_paths_file_is_shown_as_its_kind(tmp_path):
-    """`--extra-model-paths`' per-kind folders stand among the models folders: a run's error
-    names one as models/<kind>, as a root's kind folder is named."""
-    from latentgraph.graph import Settings
-    from latentgraph.graph.paths import KindFolder, resolved_models_dir
+def test_a_path_outside_every_folder_is_named_by_its_file_name_alone(tmp_path):
+    folders = {str(tmp_path / "in"): "input"}
+    text = (f"a link to /srv/x/gone.safetensors; {tmp_path / 'in2' / 'a.png'} "
+            f"(http://host/a/b, sub/c.png, ./d, 1/2)")  # fmt: skip
+    assert shown_paths(text, folders) == (
+        "a link to gone.safetensors; a.png (http://host/a/b, sub/c.png, ./d, 1/2)"
+    )
 
-    kind = KindFolder("loras", tmp_path / "my-loras")
-    settings = Settings(models_dirs=[tmp_path / "m", kind])
-    text = f"{tmp_path / 'my-loras' / 'ink.safetensors'} is damaged"
-    assert shown_paths(text, user_folders(settings)) == (
-        f"{Path('models', 'loras', 'ink.safetensors')} is damaged")  # fmt: skip
-    assert resolved_models_dir(kind) == KindFolder("loras", (tmp_path / "my-loras").resolve())
+
+def test_a_sent_value_is_left_whole_not_where_it_begins_a_longer_path(tmp_path):
+    folders = {str(tmp_path / "in"): "input"}
+    sent = str(tmp_path / "in" / "a")
+    text = f"cannot read {sent!r}: {sent}/b.png and {sent}"
+    assert shown_paths(text, folders, [sent, "other"]) == (
+        f"cannot read {sent!r}: {Path('input', 'a')}/b.png and {sent}"
+    )

@@ -73,6 +73,16 @@ def register(registry: Registry | None = None) -> Registry | None:
     def fail(ctx, x, why):
         raise ValueError(why)
 
+    @node("Open", inputs=[Socket("x", NUM), String("name", "cat.png")],
+          outputs=[Output("n", NUM)], category="toy", registry=registry)  # fmt: skip
+    def open_(ctx, x, name):
+        """Fails as a file reader does: quoting the name as given, then the path it looked at
+        (in the input folder unless `name` is absolute) and a link's target outside it."""
+        folder = Path(ctx.settings.input_dir).absolute()
+        path = Path(name) if Path(name).is_absolute() else folder / name
+        raise ValueError(f"cannot read {name!r}: {path} is a link to a missing file, "
+                         f"/elsewhere/{path.name} (looked in {folder})")  # fmt: skip
+
     @node("Show", inputs=[Socket("x", NUM), String("prefix", "toy")], outputs=[],
           output_node=True, category="toy", registry=registry)  # fmt: skip
     def show(ctx, x, prefix):
