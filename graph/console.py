@@ -24,9 +24,12 @@ from .events import (
     RunFinished,
     RunStarted,
 )
-from .files import file_records
+from .files import FileWriteError, file_records
 from .model import Graph
 from .problems import EditorLocation, node_name
+
+# How a node's `FileWriteError` is named in its NodeFailed event (`exception_type`).
+_WRITE_FAILED = f"{FileWriteError.__module__}.{FileWriteError.__qualname__}"
 
 
 class JsonLines:
@@ -157,10 +160,12 @@ class RichProgress:
 
     def _failure(self, event: NodeFailed) -> str:
         """A user error as validation shows a problem (where, then the message naming the node
-        and input); a crash with its exception class, a bug's first clue."""
+        and input); a crash with its exception class, a bug's first clue; a file the machine
+        would not let it write (a full disk) with what it says, no class: no code is at fault."""
         if not event.user_error:
+            shown = "" if event.exception_type == _WRITE_FAILED else f"{event.exception_type}: "
             return f" in {self._node_name(event.node_id, event.node_type)}: " \
-                   f"{event.exception_type}: {event.message}"  # fmt: skip
+                   f"{shown}{event.message}"  # fmt: skip
         node = self._graph.nodes.get(event.node_id) if self._graph is not None else None
         location = None
         if node is not None:

@@ -14,16 +14,20 @@ at once. Reading the umask with `os.umask` would have to set it to read it, and 
 creating a file in between would get the wrong permissions. The mode is put back on the temp
 file after the writer is done, because some writers replace the file they are given (the
 safetensors `save_file` writes its own 0600 temp file and renames it over ours).
-`write_new` is the one function all atomic writes go through.
+`write_new` is the one function all atomic writes go through, so it is also the one place a
+write that fails is worded (`FileWriteError`): the file the user would have got, and why in
+words ("the disk is full"), never the temp file's name nor a bare `[Errno 28]`. Folders it had
+to make for that file are removed again when the write fails: a failed write leaves nothing.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,25 +46,120 @@ def create_temp(folder: Path, prefix: str = ".tmp-", suffix: str = ".tmp") -> tu
             continue
 
 
+# The reasons a write fails that a user can act on, in words (the OS's own text follows).
+_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.EACCES: "no permission to write in the folder",
+    errno.EPERM: "no permission to write in the folder",
+}
+
+
+class FileWriteError(OSError):
+    """A file that could not be written: the machine refused (a full disk, a read-only or
+    missing folder), not the workflow. An `OSError` keeping the OS's `errno` and `strerror`
+    (a server answers a full disk 507 by them); its text names the file the user would have
+    got and says why in words."""
+
+    def __init__(self, path: Path, reason: str, cause: OSError | None = None,
+                 saved: Sequence[str] = (), total: int = 0) -> None:  # fmt: skip
+        code = cause.errno if cause is not None else errno.ENOTDIR
+        super().__init__(code, cause.strerror if cause is not None else os.strerror(code))
+        self.path, self.reason, self.saved, self.total = Path(path), reason, list(saved), total
+
+    def __str__(self) -> str:
+        text = f"cannot write {self.path}: {self.reason}"
+        if self.saved:
+            text = f"saved {len(self.saved)} of {self.total}: {', '.join(self.saved)}; {text}"
+        return text
+
+    def after_saving(self, saved: Sequence[str], total: int) -> FileWriteError:
+        """This failure as the write of a batch says it: the files (`saved`, their names) of
+        `total` written before it, which are kept ("saved 2 of 4: a.png, b.png; cannot ...")."""
+        return FileWriteError(self.path, self.reason, self, saved, total)
+
+
+def _reason(exc: OSError) -> str:
+    """Why a write failed, in words a user acts on, with the OS's text."""
+    if exc.errno in _REASONS:
+        return f"{_REASONS[exc.errno]} ({exc.strerror})"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def make_folders(folder: Path, names: Mapping[Path, str] | None = None) -> list[Path]:
+    """Make `folder` and its missing parents; return the ones made, outermost first. A file
+    (anything but a folder) in the way is a `FileWriteError` naming it, as `names` calls it
+    when it is one of those folders ("the output folder /srv/out is a file, not a folder")."""
+    folder = Path(folder)
+    missing, existing = [], folder
+    while not existing.is_dir():
+        if os.path.lexists(existing):
+            label = (names or {}).get(existing)
+            what = f"{label} {existing}" if label else str(existing)
+            raise FileWriteError(folder, f"{what} is a file, not a folder")
+        missing.append(existing)
+        existing = existing.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:  # made meanwhile by another writer: theirs, not ours
+            continue
+        except OSError as exc:
+            remove_folders(made)
+            raise FileWriteError(path, _reason(exc), exc) from exc
+        made.append(path)
+    return made
+
+
+def remove_folders(made: list[Path]) -> None:
+    """Remove the folders `make_folders` made (innermost first), those still empty: what a
+    failed write leaves behind. Another writer's file in one keeps it."""
+    for path in reversed(made):
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
 def write_new(folder: Path, save: Callable[[Path], None], place: Callable[[Path], T],
-              prefix: str = ".tmp-", suffix: str = ".tmp") -> T:  # fmt: skip
+              prefix: str = ".tmp-", suffix: str = ".tmp", *, target: Callable[[], Path],
+              names: Mapping[Path, str] | None = None) -> T:  # fmt: skip
     """Write one file atomically with the permissions `open()` would give it: `save(tmp)`
     fills a new temp file in `folder` (by its path; it may replace the file), then `place(tmp)`
     puts it under its final name (`os.replace`, or a hard link) and returns what the caller
-    wants back. The temp file is gone afterwards, whether it was placed or something failed."""
+    wants back. The temp file is gone afterwards, whether it was placed or something failed.
+
+    Any OS error on the way (the folder, the temp file, writing, closing, placing) is raised
+    as a `FileWriteError` naming `target()`, the file it was for (asked when it fails: a
+    place that numbers files knows it then), and the folders made for it are removed again;
+    `names` say how its message calls some folders (`make_folders`)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = create_temp(folder, prefix, suffix)
     try:
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)  # 0o666 as the umask (or ACL) left it
-    finally:
-        os.close(fd)
+        made = make_folders(folder, names)
+    except FileWriteError as exc:
+        raise FileWriteError(target(), exc.reason, exc) from exc
     try:
-        save(tmp)
-        os.chmod(tmp, mode)
-        return place(tmp)
-    finally:
-        tmp.unlink(missing_ok=True)  # placed by a link, or a writer that failed
+        try:
+            fd, tmp = create_temp(folder, prefix, suffix)
+            try:
+                mode = stat.S_IMODE(os.fstat(fd).st_mode)  # 0o666 as the umask (or ACL) left it
+            finally:
+                os.close(fd)
+            try:
+                save(tmp)
+                os.chmod(tmp, mode)
+                return place(tmp)
+            finally:
+                tmp.unlink(missing_ok=True)  # placed by a link, or a writer that failed
+        except FileWriteError:
+            raise
+        except OSError as exc:
+            raise FileWriteError(target(), _reason(exc), exc) from exc
+    except BaseException:
+        remove_folders(made)
+        raise
 
 
 def write_file(path: Path, save: Callable[[Path], None]) -> Path:
@@ -71,7 +170,7 @@ def write_file(path: Path, save: Callable[[Path], None]) -> Path:
         os.replace(tmp, path)
         return path
 
-    return write_new(path.parent, save, place, prefix=f".{path.name}.")
+    return write_new(path.parent, save, place, prefix=f".{path.name}.", target=lambda: path)
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

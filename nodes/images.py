@@ -32,7 +32,7 @@ from latentgraph.graph import (
     node,
 )
 from latentgraph.graph.context import limit_label
-from latentgraph.graph.files import file_records, file_sha256, write_new
+from latentgraph.graph.files import FileWriteError, file_records, file_sha256, write_new
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 
 from . import input_files
@@ -303,23 +303,31 @@ class OutputFiles:
     # Whether records carry the file's size and sha256, so a cached run can tell that the file
     # at that name still holds what it saved (`files_unchanged`).
     record_contents: bool = False
+    root: Path | None = None  # the output (or temp) folder, named so when it is a file
+
+    def final(self) -> Path:
+        """The name the file being written gets (a failed write names it)."""
+        return self.folder / f"{self.name}_{self.counter:05d}_{self.suffix}"
 
     def write(self, save: Callable[[Path], None]) -> dict[str, Any]:
         """Write one file with `save(temporary path)` (`write_new`: the final file gets the
-        umask's permissions); return its ComfyUI-style record."""
+        umask's permissions, a failure names it: `FileWriteError`); return its ComfyUI-style
+        record."""
         contents: dict[str, Any] = {}
 
         def place(tmp: Path) -> Path:
             contents.update(file_contents(tmp) if self.record_contents else {})
             while True:  # link refuses to overwrite: two writers never clobber a file
-                final = self.folder / f"{self.name}_{self.counter:05d}_{self.suffix}"
+                final = self.final()
                 try:
                     os.link(tmp, final)
                     return final
                 except FileExistsError:
                     self.counter += 1
 
-        final = write_new(self.folder, save, place, prefix=".saving-", suffix=self.suffix)
+        names = {self.root: f"the {self.kind} folder"} if self.root is not None else None
+        final = write_new(self.folder, save, place, prefix=".saving-", suffix=self.suffix,
+                          target=self.final, names=names)  # fmt: skip
         self.counter += 1
         return {"filename": final.name, "subfolder": self.subfolder, "type": self.kind, **contents}
 
@@ -345,13 +353,14 @@ def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
         raise input_error(ctx, input_name, f"{prefix!r} would write outside the output "
                                            f"directory ({root})")  # fmt: skip
     folder, name = target.parent, target.name
-    folder.mkdir(parents=True, exist_ok=True)
     subfolder = str(folder.relative_to(root.resolve())).replace(os.sep, "/")
     subfolder = "" if subfolder == "." else subfolder
     pattern = re.compile(re.escape(name) + r"_(\d{5,})_" + re.escape(suffix) + "$")
-    counter = max([int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))],
+    there = folder.iterdir() if folder.is_dir() else ()  # else the first write makes it
+    counter = max([int(m.group(1)) for p in there if (m := pattern.match(p.name))],
                   default=0) + 1  # fmt: skip
-    return OutputFiles(folder, name, subfolder, kind, suffix, counter, record_contents)
+    return OutputFiles(folder, name, subfolder, kind, suffix, counter, record_contents,
+                       root.resolve())  # fmt: skip
 
 
 def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
@@ -361,11 +370,18 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
     files = output_files(ctx, prefix, root, kind, ".png", input_name, record_contents=True,
                          size=size)  # fmt: skip
     info = _png_info(ctx)
-    records = []
-    for row in to_uint8(images):
+    records: list[dict[str, Any]] = []
+    rows = to_uint8(images)
+    for row in rows:
         img = row_image(row)
-        records.append(files.write(lambda tmp, img=img: img.save(tmp, format="PNG", pnginfo=info,
-                                                                  compress_level=4)))  # fmt: skip
+        try:
+            records.append(files.write(lambda tmp, img=img: img.save(
+                tmp, format="PNG", pnginfo=info, compress_level=4)))  # fmt: skip
+        except FileWriteError as exc:  # the ones saved stay: say which
+            if not records:
+                raise
+            saved = [r["filename"] for r in records]
+            raise exc.after_saving(saved, len(rows)) from exc
     return records
 
 

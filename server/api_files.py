@@ -178,7 +178,8 @@ def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
                 os.replace(tmp, target)
         return target.name
 
-    return write_new(folder, lambda tmp: tmp.write_bytes(data), place, prefix=".upload-")
+    return write_new(folder, lambda tmp: tmp.write_bytes(data), place, prefix=".upload-",
+                     target=lambda: folder / name)  # fmt: skip
 
 
 def _free_target(folder: Path, name: str, data: bytes) -> Path:

@@ -1,6 +1,7 @@
 """graph/files.py (atomic writes with the user's permissions) and graph/paths.py (where
 latentgraph keeps its files)."""
 
+import errno
 import os
 import stat
 import sys
@@ -10,6 +11,8 @@ import pytest
 
 from latentgraph.graph import files, paths
 from latentgraph.graph.files import create_temp, write_atomic
+
+from ..full_disk import fill
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 
@@ -205,3 +208,61 @@ def test_a_writer_that_puts_its_own_0600_file_in_place_still_gives_open_s_mode(t
     target = files.write_file(tmp_path / "model.safetensors", save)
     assert target.read_bytes() == b"weights" and mode(target) == 0o640
     assert leftovers(tmp_path) == []
+
+
+# --- a write that fails: the file it was for, and why in words ------------------------------
+
+
+def test_a_full_disk_names_the_file_and_says_so_in_words(tmp_path, monkeypatch):
+    """The disk fills while the data is written (the temp file was made): the error names the
+    file the user would have got, not the temp file, and keeps the OS's errno."""
+    fill(monkeypatch, tmp_path)
+    with pytest.raises(files.FileWriteError) as raised:
+        write_atomic(tmp_path / "out.txt", "data")
+    assert str(raised.value) == (f"cannot write {tmp_path / 'out.txt'}: the disk is full "
+                                 "(No space left on device)")  # fmt: skip
+    assert raised.value.errno == errno.ENOSPC and raised.value.strerror == os.strerror(errno.ENOSPC)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("code", "words"), [
+    (errno.EROFS, "the folder is on a read-only file system (Read-only file system)"),
+    (errno.EACCES, "no permission to write in the folder (Permission denied)"),
+    (errno.EIO, "Input/output error"),
+])  # fmt: skip
+def test_a_temp_file_that_cannot_be_made_is_not_what_the_error_names(tmp_path, monkeypatch,
+                                                                     code, words):  # fmt: skip
+    def refuse(path, *args):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(files.os, "open", refuse)
+    with pytest.raises(files.FileWriteError) as raised:
+        write_atomic(tmp_path / "out.txt", "data")
+    assert str(raised.value) == f"cannot write {tmp_path / 'out.txt'}: {words}"
+    assert ".out.txt." not in str(raised.value) and raised.value.errno == code
+
+
+def test_a_failed_write_removes_the_folders_it_made(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    fill(monkeypatch, tmp_path)
+    with pytest.raises(files.FileWriteError, match="the disk is full"):
+        write_atomic(tmp_path / "a" / "b" / "c" / "out.txt", "data")
+    assert [p.name for p in tmp_path.rglob("*")] == ["a"]  # the folder that was there stays
+
+
+def test_a_file_in_place_of_a_folder_is_named_as_one(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(files.FileWriteError) as raised:
+        files.write_new(tmp_path / "out" / "sub", lambda tmp: None, lambda tmp: tmp,
+                        target=lambda: tmp_path / "out" / "sub" / "x.png",
+                        names={tmp_path / "out": "the output folder"})  # fmt: skip
+    assert str(raised.value) == (f"cannot write {tmp_path / 'out' / 'sub' / 'x.png'}: the "
+                                 f"output folder {tmp_path / 'out'} is a file, not a folder")  # fmt: skip
+    assert (tmp_path / "out").read_text() == "a file"
+
+
+def test_a_batch_says_what_it_saved_before_the_failure(tmp_path):
+    failed = files.FileWriteError(tmp_path / "t_00003_.png", "the disk is full (No space)")
+    said = failed.after_saving(["t_00001_.png", "t_00002_.png"], 4)
+    assert str(said) == (f"saved 2 of 4: t_00001_.png, t_00002_.png; cannot write "
+                         f"{tmp_path / 't_00003_.png'}: the disk is full (No space)")  # fmt: skip

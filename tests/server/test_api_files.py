@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import time
 import warnings
@@ -26,6 +27,7 @@ from latentgraph.server.errors import exception_handlers
 from latentgraph.server.hosts import HostGuard
 from latentgraph.server.middleware import GuardMiddleware
 
+from ..full_disk import fill
 from ..image_headers import header_only_png
 
 
@@ -261,6 +263,24 @@ def test_upload_to_a_type_and_new_nested_subfolder(client, config):
     assert (config.temp_dir / "a" / "b" / "up.png").read_bytes() == _png()
     r = _upload(client, name="two.png", type="temp", subfolder="a/b")  # the folder exists now
     assert r.status_code == 200 and (config.temp_dir / "a" / "b" / "two.png").is_file()
+
+
+@pytest.mark.parametrize("subfolder", ["", "sub", "a/b"])
+def test_upload_to_a_full_disk_is_507_logs_the_folder_and_leaves_nothing(client, config,
+                                                                         monkeypatch, caplog,
+                                                                         subfolder):  # fmt: skip
+    """The write fails where a full disk fails it (the temp file is made, writing it is not):
+    the answer says why without the server's paths; its log names the file, in its folder;
+    a subfolder the upload made is removed again."""
+    fill(monkeypatch, config.input_dir)
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        r = _upload(client, subfolder=subfolder)
+    assert _error(r, 507)["message"] == ("the server cannot store this request: No space left "
+                                         "on device")  # fmt: skip
+    target = config.input_dir / subfolder / "up.png" if subfolder else config.input_dir / "up.png"
+    said = f"POST /upload/image: cannot write {target}: the disk is full (No space left on device)"
+    assert [rec.getMessage() for rec in caplog.records] == [said]
+    assert list(config.input_dir.iterdir()) == []
 
 
 def test_upload_keeps_a_different_file_and_numbers_the_new_one(client, config):
@@ -551,7 +571,7 @@ def test_an_unexpected_os_error_answers_500_without_the_servers_paths(client, co
     monkeypatch.setattr(api_files.os, "replace", fail)
     r = _upload(client)
     assert _error(r, 500) == {"type": "internal_error", "details": "", "extra_info": {},
-        "message": "internal error: FileExistsError: File exists (details in the server log)"}  # fmt: skip
+        "message": "internal error: FileWriteError: File exists (details in the server log)"}  # fmt: skip
     assert str(config.data_dir) not in r.text
 
 

@@ -1,0 +1,48 @@
+"""`latentgraph run` on an output disk that fills: the failed SaveImage names the file it could
+not write and the ones it saved before, in the text and in --json; exit 1 (a run failure: the
+workflow is right, the machine refused; a re-run after space is freed saves from the cache)."""
+
+from __future__ import annotations
+
+import json
+
+from ..full_disk import fill
+from .conftest import write
+
+FOUR = """
+version: 1
+nodes:
+  pic:
+    type: EmptyImage
+    width: 8
+    height: 8
+    batch_size: 4
+    color: 123456
+  save:
+    type: SaveImage
+    images: pic
+    filename_prefix: t
+"""
+
+
+def test_a_disk_full_after_two_saves_says_what_was_saved_and_what_not(cli, tmp_path,
+                                                                      monkeypatch):  # fmt: skip
+    path = write(tmp_path, "wf.yaml", FOUR)
+    assert cli("run", str(path), "--output-dir", "probe", "--no-cache")[0] == 0
+    size = (tmp_path / "probe" / "t_00001_.png").stat().st_size
+    out = tmp_path / "output"
+    fill(monkeypatch, out, 2 * size + 1)
+    code, stdout, stderr = cli("run", str(path), "--no-cache")
+    said = (f"saved 2 of 4: t_00001_.png, t_00002_.png; cannot write {out / 't_00003_.png'}: "
+            "the disk is full (No space left on device)")  # fmt: skip
+    assert code == 1
+    assert f"error in node 'save' (SaveImage): {said}" in stdout + stderr
+    assert "Traceback" not in stdout + stderr and "Errno" not in stdout + stderr
+
+    fill(monkeypatch, out, 0)
+    code, stdout, _ = cli("run", str(path), "--no-cache", "--json")
+    [failed] = [e for e in map(json.loads, stdout.splitlines()) if e["event"] == "node_failed"]
+    assert code == 1 and failed["node_id"] == "save" and failed["user_error"] is False
+    assert failed["message"] == (f"cannot write {out / 't_00003_.png'}: the disk is full "
+                                 "(No space left on device)")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["t_00001_.png", "t_00002_.png"]

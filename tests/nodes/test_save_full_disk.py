@@ -1,0 +1,95 @@
+"""SaveImage on a disk that fills, a read-only output folder, an output folder that became a
+file: the error names the file the user would have got and says why in words, and a batch
+says which of its files were saved before (they are kept, complete)."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+import torch
+from PIL import Image
+
+from latentgraph.graph import files
+from latentgraph.graph.files import FileWriteError
+from latentgraph.nodes import images
+
+from ..full_disk import fill
+
+
+def batch(n: int) -> torch.Tensor:
+    return torch.rand(n, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+
+
+def png_size(ctx) -> int:
+    """The bytes one of `batch`'s PNGs takes, saved in a scratch folder."""
+    probe = ctx.settings.output_dir.parent / "probe"
+    images.save_images(ctx, batch(1), "t", probe, "output")
+    return (probe / "t_00001_.png").stat().st_size
+
+
+def test_a_disk_full_after_two_of_four_says_what_was_saved(make_ctx, tmp_path, monkeypatch):
+    ctx = make_ctx("SaveImage")
+    out = tmp_path / "output"
+    room = 2 * png_size(ctx) + 10
+    fill(monkeypatch, out, room)
+    with pytest.raises(FileWriteError) as raised:
+        images.save_image(ctx, batch(4), "t")
+    assert str(raised.value) == (
+        f"saved 2 of 4: t_00001_.png, t_00002_.png; cannot write {out / 't_00003_.png'}: "
+        "the disk is full (No space left on device)")  # fmt: skip
+    assert raised.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in out.iterdir()) == ["t_00001_.png", "t_00002_.png"]
+    for name in ("t_00001_.png", "t_00002_.png"):  # complete, readable
+        with Image.open(out / name) as img:
+            img.load()
+
+
+def test_a_full_disk_at_the_first_file_names_it(make_ctx, tmp_path, monkeypatch):
+    ctx = make_ctx("SaveImage")
+    out = tmp_path / "output"
+    out.mkdir()
+    (out / "t_00001_.png").write_bytes(b"an earlier run's")
+    fill(monkeypatch, out)
+    with pytest.raises(FileWriteError) as raised:
+        images.save_image(ctx, batch(1), "t")
+    assert str(raised.value) == (f"cannot write {out / 't_00002_.png'}: the disk is full "
+                                 "(No space left on device)")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["t_00001_.png"]
+
+
+def test_a_read_only_output_folder_names_the_final_file_not_the_temp_one(make_ctx, tmp_path,
+                                                                        monkeypatch):  # fmt: skip
+    ctx = make_ctx("SaveImage")
+    out = tmp_path / "output"
+
+    def read_only(path, *args):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(files.os, "open", read_only)
+    with pytest.raises(FileWriteError) as raised:
+        images.save_image(ctx, batch(1), "t")
+    assert str(raised.value) == (f"cannot write {out / 't_00001_.png'}: the folder is on a "
+                                 "read-only file system (Read-only file system)")  # fmt: skip
+
+
+def test_a_full_disk_leaves_no_subfolder_the_prefix_made(make_ctx, tmp_path, monkeypatch):
+    ctx = make_ctx("SaveImage")
+    out = tmp_path / "output"
+    out.mkdir()
+    fill(monkeypatch, out)
+    with pytest.raises(FileWriteError, match="the disk is full"):
+        images.save_image(ctx, batch(1), "portraits/fox/t")
+    assert list(out.iterdir()) == []
+
+
+def test_an_output_folder_that_became_a_file_is_named_as_one(make_ctx, tmp_path):
+    ctx = make_ctx("SaveImage", output_dir=tmp_path / "o2")
+    (tmp_path / "o2").write_text("not a folder")
+    with pytest.raises(FileWriteError) as raised:
+        images.save_image(ctx, batch(1), "t")
+    assert str(raised.value) == (f"cannot write {tmp_path / 'o2' / 't_00001_.png'}: the output "
+                                 f"folder {tmp_path / 'o2'} is a file, not a folder")  # fmt: skip
+    with pytest.raises(FileWriteError, match=f"the output folder {tmp_path / 'o2'} is a file"):
+        images.save_image(ctx, batch(1), "sub/t")
