@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentgraph",
         description="Run diffusion node graphs from YAML/JSON workflows, headless or as a server.",
-        epilog="exit codes: 0 ok, 1 run failed, 2 invalid input or usage, 3 server unreachable, "
+        epilog="exit codes: 0 ok, 1 run failed, 2 invalid input or usage, 3 server unreachable or its queue full, "
         "70 internal error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)",
     )
     parser.add_argument("--debug", action="store_true",
