@@ -90,6 +90,9 @@ class _Running:
     began: bool = False  # the worker has reported on it (it received the job)
     interrupted_at: float | None = None  # monotonic time of the cancel request
     killed: bool = False
+    # the worker's execution_error as it came, for the server's log: the message and history
+    # get it with the server's folders as a web client knows them (`_errors_shown`)
+    error_as_sent: dict[str, Any] | None = None
 
 
 @dataclass
@@ -368,6 +371,7 @@ class Dispatcher:
                 log.warning("prompt %s: warning %s (%s): %s", run.record.id, data["node_id"],
                             data["node_type"], data["message"])  # fmt: skip
         if self.folders and any(t == "execution_error" for t, _ in batch.history):
+            run.error_as_sent = next(d for t, d in batch.history if t == "execution_error")
             batch = _errors_shown(batch, self.folders, run.record.prompt_json)
         run.translator.relayed(batch.history, batch.executed)
         self._to_client(run.record.id, functools.partial(self._forward, run.record, batch))
@@ -444,10 +448,10 @@ class Dispatcher:
         record, translator = run.record, run.translator
         if not translator.finished:
             translator.finish(RunFinished(record.id, status=status))
+        if status == "failed":  # the log keeps the server's own paths
+            _log_failure(record.id, run.error_as_sent or _last_error(translator.history), error)
         if status == "failed" and error is None and translator.failure is not None:
             error = translator.failure.message
-        if status == "failed":
-            _log_failure(record.id, translator.history, error)
         try:
             # A full disk: the end is kept in memory and written once it fits (`Store.flush`).
             # The client has heard it from the worker already; nothing contradicts it.
@@ -586,11 +590,16 @@ def _sent(prompt_json: str, node_id: Any) -> list[str]:
     return sent_strings(spec.get("inputs")) if isinstance(spec, dict) else []
 
 
-def _log_failure(prompt_id: str, history: list[list[Any]], error: str | None) -> None:
+def _last_error(history: list[list[Any]]) -> dict[str, Any]:
+    """The run's last `execution_error`, as history holds it ({} when it has none)."""
+    return next((d for t, d in reversed(history) if t == "execution_error"), {})
+
+
+def _log_failure(prompt_id: str, data: dict[str, Any], error: str | None) -> None:
     """A failed run's line in the server's log (the editor's Logs panel): the node that
-    failed, from the run's `execution_error`, and why; a crash's traceback after it, as
-    ComfyUI's console shows it (a user error, `InputError`, has none)."""
-    data = next((d for t, d in reversed(history) if t == "execution_error"), {})
+    failed, from the run's `execution_error` `data`, and why (`error`, the server's own
+    reason, or the message's); a crash's traceback after it, as ComfyUI's console shows it (a
+    user error, `InputError`, has none)."""
     node, node_type = data.get("node_id"), data.get("node_type")
     where = f" at node {node} ({node_type})" if node is not None else ""
     why = error or data.get("exception_message") or "no reason given"

@@ -126,6 +126,6 @@ def test_a_user_errors_log_line_has_no_traceback(caplog):
     error = {"node_id": "3", "node_type": "LoadImage", "exception_message": "no such file",
              "traceback": ["Traceback (most recent call last):\n"], "user_error": True}  # fmt: skip
     with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
-        _log_failure("p1", [["execution_error", error]], None)
+        _log_failure("p1", error, None)
     assert [r.getMessage() for r in caplog.records] == [
         "prompt p1 failed at node 3 (LoadImage): no such file"]  # fmt: skip
