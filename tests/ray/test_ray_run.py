@@ -200,3 +200,17 @@ def test_ctrl_c_says_which_sweep_runs_finished_and_which_were_interrupted(
     assert "1 interrupted (node 'denoise' (UNetDenoise))" in err, err
     assert "sweep 3/3: steps=2: not started (Ctrl-C)" in err, err
     assert "latentgraph: interrupted (Ctrl-C): 1 of 3 run(s) had finished" in err, err
+
+
+def test_a_ray_run_gives_its_actors_the_cache_bounds(ray_runtime, tiny_folder, tmp_path):
+    """`run --ray --cache-disk-mb N --cache-memory-mb M`: each actor's cache keeps to them (in
+    its WorkerSpec), as an in-process run's does: the store records the bound it was written
+    with, and `cache` reports it."""
+    from latentgraph.graph.cache import DiskCache
+
+    store = tmp_path / "store"
+    assert main(["run", TXT2IMG, "-q", "--set", "steps=2", "--set", "width=64", "--set",
+                 "height=64", "--output-dir", str(tmp_path / "out"), "--cache-dir", str(store),
+                 "--cache-disk-mb", "300", "--cache-memory-mb", "64", "--ray", "local",
+                 "--ray-workers", "1"]) == 0  # fmt: skip
+    assert DiskCache(store).recorded_limit() == (True, 300 << 20)
