@@ -159,17 +159,15 @@ def add_limit_args(p: argparse.ArgumentParser) -> None:
                    "4096x4096 x 64 does not)")  # fmt: skip
 
 
-def add_cache_bound_args(p: argparse.ArgumentParser, *, memory: bool = True) -> None:
+def add_cache_bound_args(p: argparse.ArgumentParser) -> None:
     """The cache's bounds in MiB (`--max-body-mb`'s unit), integers of at least 1: `run` and
-    `serve` (each worker and Ray actor) keep to them; `cache` reports by `--cache-disk-mb`.
-    None when not given (`cache_bounds` fills the defaults; `cache` reads the store's record)."""
+    `serve` (each worker and Ray actor) keep to them (`cache` reports by `--cache-disk-mb`).
+    None when not given: `cache_bounds` fills the defaults."""
     from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
 
-    if memory:
-        p.add_argument("--cache-memory-mb", type=at_least(1), metavar="MB",
-                       help="memory the cache keeps values in, per process (default "
-                       f"{DEFAULT_MEMORY_BYTES >> 20}, 2 GiB); past it the least recently used "
-                       "go")  # fmt: skip
+    p.add_argument("--cache-memory-mb", type=at_least(1), metavar="MB",
+                   help="memory the cache keeps values in, per process (default "
+                   f"{DEFAULT_MEMORY_BYTES >> 20}, 2 GiB); past it the least recently used go")  # fmt: skip
     p.add_argument("--cache-disk-mb", type=at_least(1), metavar="MB",
                    help=f"disk cache size (default {DEFAULT_DISK_BYTES >> 20}, 10 GiB); past it "
                    "the least recently used entries are deleted")  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arguments import add_cache_bound_args
+from .arguments import at_least
 
 
 def add_parser(sub) -> None:
@@ -26,7 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--cache-dir", type=Path,
                    help="the folder `run --cache-dir` was given (default: the user cache "
                    "folder's outputs/, or $LATENTGRAPH_CACHE_DIR/outputs)")  # fmt: skip
-    add_cache_bound_args(p, memory=False)
+    p.add_argument("--cache-disk-mb", type=at_least(1), metavar="MB",
+                   help="the limit to report, as given to `run`/`serve --cache-disk-mb` "
+                   "(default: the one the store was last written with, else 10240)")  # fmt: skip
 
 
 def size_text(n: int) -> str:
