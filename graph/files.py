@@ -95,6 +95,8 @@ def make_folders(folder: Path, names: Mapping[Path, str] | None = None) -> list[
     missing, existing = [], folder
     while not existing.is_dir():
         if os.path.lexists(existing):
+            if existing.is_dir():  # made meanwhile by another writer: a folder after all
+                break
             label = (names or {}).get(existing)
             what = f"{label} {existing}" if label else str(existing)
             raise FileWriteError(folder, f"{what} is a file, not a folder")

@@ -261,6 +261,20 @@ def test_a_file_in_place_of_a_folder_is_named_as_one(tmp_path):
     assert (tmp_path / "out").read_text() == "a file"
 
 
+def test_a_folder_another_writer_makes_meanwhile_is_no_file_in_the_way(tmp_path, monkeypatch):
+    """Ten uploads into one new subfolder at once: a writer that found it missing, and then
+    found something there (another writer's mkdir), said "is a file, not a folder"."""
+    real_lexists = os.path.lexists
+
+    def made_meanwhile(path):
+        Path(path).mkdir(exist_ok=True)  # the other writer, between is_dir() and this look
+        return real_lexists(path)
+
+    monkeypatch.setattr(files.os.path, "lexists", made_meanwhile)
+    write_atomic(tmp_path / "new" / "out.txt", "data")
+    assert (tmp_path / "new" / "out.txt").read_text() == "data"
+
+
 def test_a_batch_says_what_it_saved_before_the_failure(tmp_path):
     failed = files.FileWriteError(tmp_path / "t_00003_.png", "the disk is full (No space)")
     said = failed.after_saving(["t_00001_.png", "t_00002_.png"], 4)
