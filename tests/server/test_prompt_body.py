@@ -144,9 +144,11 @@ def test_only_a_body_longer_than_the_limit_is_walked_node_by_node():
     small = json.dumps({"prompt": _prompt(3)}).encode()
     large = json.dumps({"prompt": _prompt(3), "pad": "x" * prompt_body.WHOLE_PARSE_CHARS}).encode()
     for raw, walked in ((small, False), (large, True)):
-        with mock.patch.object(prompt_body, "_bounded", wraps=prompt_body._bounded) as nodes:
+        with mock.patch.object(prompt_body.STRICT_DECODER, "raw_decode",
+                               wraps=prompt_body.STRICT_DECODER.raw_decode) as decode:  # fmt: skip
             read = prompt_body.read_prompt_body(raw)
-        assert nodes.called is walked
+        # a walked node is decoded from its own slice of the text; a whole prompt in place
+        assert any(len(call.args) == 1 for call in decode.call_args_list) is walked
         assert read.body == json.loads(raw)
         assert json.loads(read.prompt_text) == _prompt(3)
 
