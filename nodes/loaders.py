@@ -37,6 +37,7 @@ from latentgraph.graph import (
     node,
     paths,
 )
+from latentgraph.graph.paths import KindFolder, ModelsDir
 from latentgraph.graph.problems import quoted
 
 from . import model_sampling, runtime
@@ -144,11 +145,13 @@ def _stat_identity(path: Path) -> str:
     return "|".join(parts)
 
 
-def _candidates(text: str, models_dirs: list[Path]) -> list[Path]:
+def _candidates(text: str, models_dirs: list[ModelsDir]) -> list[Path]:
+    """`text` as a path: from the current folder, or under each models root given. A kind
+    folder (`--extra-model-paths`) is no root: `resolve` looks in it for a name."""
     p = Path(text).expanduser()
     if p.is_absolute():
         return [p]
-    return [p] + [Path(d) / p for d in models_dirs]
+    return [p] + [d / p for d in models_dirs if not isinstance(d, KindFolder)]
 
 
 # the models folders each loader's names are looked up in (nodes/models_dirs.py), after a path
@@ -160,7 +163,7 @@ TEXT_ENCODER_FOLDERS = ("text_encoders",)
 COMPONENT_FOLDERS = {"vae": VAE_FOLDERS, "text_encoder": TEXT_ENCODER_FOLDERS}
 
 
-def _places(text: str, folders: tuple[str, ...], models_dirs: list[Path] | None) -> Any:
+def _places(text: str, folders: tuple[str, ...], models_dirs: list[ModelsDir] | None) -> Any:
     """Where a source may be, in order: the paths, then (only if needed) the folders' name."""
     yield from _candidates(text, models_dirs or [])
     for folder in folders:
@@ -201,7 +204,7 @@ def safetensors_named(path: str) -> Iterator[str]:
         yield str(alias)
 
 
-def find_source(text: str, models_dirs: list[Path] | None = None,
+def find_source(text: str, models_dirs: list[ModelsDir] | None = None,
                 folders: tuple[str, ...] = MODEL_FOLDERS) -> Source:  # fmt: skip
     """Classify a source string: a built-in, a path (from the current directory or a models
     root), a name in the models folders' `folders`, or a hub id. Raises ValueError (without

@@ -176,3 +176,18 @@ def test_an_extra_model_paths_file_that_cannot_be_read_names_file_line(home, cap
     code, err = validate(capsys, "--extra-model-paths", "missing.yaml")
     assert code == 2 and err.startswith("latentgraph: error: --extra-model-paths missing.yaml: "
                                         "cannot be read: ")  # fmt: skip
+
+
+def test_load_model_finds_a_checkpoint_in_a_kind_folder(tmp_path):
+    """An extra_model_paths.yaml's `checkpoints:` folder made LoadModel's check fail with
+    "TypeError: expected str, bytes or os.PathLike object, not KindFolder": its paths were
+    built under every models entry as if each were a root."""
+    from latentgraph.graph.paths import KindFolder
+    from latentgraph.nodes.loaders import find_source
+
+    put(tmp_path / "sd" / "sd15.safetensors")
+    source = find_source("sd15.safetensors", [KindFolder("checkpoints", tmp_path / "sd")])
+    assert (source.kind, source.location) == (
+        "single_file",
+        str(tmp_path / "sd" / "sd15.safetensors"),
+    )
