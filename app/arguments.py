@@ -257,7 +257,7 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
     named += [("--extra-models-dir", d) for d in getattr(args, "extra_models_dir", []) or []]
     check_folders(named, create=False)
     given = {folder for _, folder in named}
-    env = [(f"${MODELS_DIRS_ENV} names", d) for d in env_models_roots() if d not in given]
+    env = [(f"${MODELS_DIRS_ENV}:", d) for d in env_models_roots() if d not in given]
     for flag, folder in dict.fromkeys(named + env):  # each once
         warning = root_warning(folder)
         if warning:

@@ -97,11 +97,11 @@ def test_an_environment_root_holding_no_kind_folder_is_warned_about(home, capsys
     code, err = validate_file(capsys, "wf.json")
     assert code == 0
     assert (
-        "latentgraph: warning: $LATENTGRAPH_MODELS_DIRS names ComfyUI has none of the models "
+        "latentgraph: warning: $LATENTGRAPH_MODELS_DIRS: ComfyUI has none of the models "
         "folders' kind folders (checkpoints/, vae/, loras/, embeddings/, ...); did you mean "
         f"{Path('ComfyUI', 'models')}?"
     ) in err
-    assert "$LATENTGRAPH_MODELS_DIRS names empty has none" in err
+    assert "$LATENTGRAPH_MODELS_DIRS: empty has none" in err
     assert err.count("warning:") == 2
     # a folder both given and in the environment: warned about once, as the flag
     code, err = validate_file(capsys, "wf.json", "--extra-models-dir", "empty")
