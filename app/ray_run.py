@@ -104,16 +104,31 @@ class _RunEvents:
 
 
 def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
-               on_message: Callable[[str, str], None] | None = None) -> list[RayRunResult]:  # fmt: skip
+               on_message: Callable[[str, str], None] | None = None,
+               on_result: Callable[[int, RayRunResult], None] | None = None,
+               ) -> list[RayRunResult]:  # fmt: skip
     """Run every workflow on the actors, as many at once as there are actors; each run's
-    websocket messages (JSON texts) reach `on_message`. After a Ctrl-C, how each run stood."""
+    websocket messages (JSON texts) reach `on_message`, and each run's result reaches
+    `on_result(index, result)` as the run ends (`index`: its place among `workflows`). How
+    each run ended, in their order; after a Ctrl-C, how each stood."""
     jobs = [workflow_job(i, wf, registry, plan.settings) for i, wf in enumerate(workflows)]
     runs = {job.prompt_id: _RunEvents(job.prompt_id, json.loads(job.prompt_json)) for job in jobs}
+    index = {job.prompt_id: i for i, job in enumerate(jobs)}
+    results: dict[str, RayRunResult] = {}
 
     def message(prompt_id: str, text: str) -> None:
         runs[prompt_id].message(text)
         if on_message is not None:
             on_message(prompt_id, text)
+
+    def finished(end: Finished) -> None:
+        pid = end.done.prompt_id
+        run = runs[pid]
+        if end.started and end.done.status == "interrupted" and not _ended(run.events):
+            run.interrupted()
+        results[pid] = RayRunResult(end, run.events)
+        if on_result is not None:
+            on_result(index[pid], results[pid])
 
     config = ServerConfig(output_dir=plan.settings.output_dir, input_dir=plan.settings.input_dir,
                           temp_dir=plan.settings.temp_dir, device=plan.settings.device,
@@ -124,16 +139,10 @@ def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
                           ray_gpus_per_actor=plan.gpus_per_actor)  # fmt: skip
     pool = ray_pool(config, worker_setup(plan.nodes_dirs), plan.settings)
     try:
-        finished = run_batch(pool, jobs, message)
+        run_batch(pool, jobs, message, finished)
     finally:
         pool.stop()
-    results = []
-    for job, end in zip(jobs, finished, strict=True):
-        run = runs[job.prompt_id]
-        if end.started and end.done.status == "interrupted" and not _ended(run.events):
-            run.interrupted()
-        results.append(RayRunResult(end, run.events))
-    return results
+    return [results[job.prompt_id] for job in jobs]
 
 
 def _ended(events: list[Event]) -> bool:

@@ -196,15 +196,15 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                 overrides: dict[str, Any]) -> int:  # fmt: skip
     """`run --ray`: the runs (one, or the sweep's) on Ray actors, as many at once as there are
     actors; with --json each run's messages as the server sends them (the websocket protocol,
-    one JSON object per line), else each run as it ends: a line naming its actor, status and
-    files, then what an in-process run shows (its nodes, error, summary). The exit code is the
-    first run's (in sweep order) that did not succeed, by `run_exit_code`, as an in-process
-    sweep stops at that run. After Ctrl-C: each run's line says whether it finished (its files)
+    one JSON object per line), else each run as it ends (in the order the runs end): a line
+    naming its actor, status and files, then what an in-process run shows (its nodes, error,
+    summary). The exit code is the first run's (in sweep order) that did not succeed, by
+    `run_exit_code`, as an in-process sweep stops at that run. After Ctrl-C: each run's line says whether it finished (its files)
     or was interrupted (the node, in its summary) or never started; exit code 130."""
     from latentgraph.graph.files import file_records
     from latentgraph.server.ray_workers import RayUnavailable
 
-    from .ray_run import RayRun, run_on_ray
+    from .ray_run import RayRun, RayRunResult, run_on_ray
 
     require_ray()
     plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
@@ -212,32 +212,34 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                   nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
                   gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
     runs = _workflows(args, overrides, registry, settings)
-    try:
-        results = run_on_ray(plan, [workflow for _, workflow in runs], registry,
-                             on_message=(lambda _run, text: print(text, flush=True))
-                             if args.json else None)  # fmt: skip
-    except RayUnavailable as exc:
-        raise UserError(str(exc)) from None
-    codes = []
-    for (label, workflow), result in zip(runs, results, strict=True):
-        done, name = result.finished.done, label or "run"
-        codes.append(run_exit_code(done.status, result.failures))
-        if args.json:
-            continue
+
+    def show(index: int, result: RayRunResult) -> None:
+        """One run's lines, printed as it ends (not once the whole sweep has)."""
+        (label, workflow), done = runs[index], result.finished.done
+        name = label or "run"
         if not result.finished.started:
-            print(f"{name}: not started (Ctrl-C)", file=sys.stderr)
-            continue
+            print(f"{name}: not started (Ctrl-C)", file=sys.stderr, flush=True)
+            return
         if not args.quiet:
             files = [f["filename"] for out in done.ui.values() for f in file_records(out)]
             print(f"{name} on {result.finished.worker}: {done.status}"
                   + (f": {done.error}" if done.error and not result.failures else "")
-                  + (f" ({', '.join(files)})" if files else ""), file=sys.stderr)  # fmt: skip
+                  + (f" ({', '.join(files)})" if files else ""), file=sys.stderr, flush=True)  # fmt: skip
         renderer = _renderer(args, settings, workflow.graph)
         try:
             for event in result.events:
                 renderer(event)
         finally:
             renderer.close()
+
+    try:
+        results = run_on_ray(plan, [workflow for _, workflow in runs], registry,
+                             on_message=(lambda _run, text: print(text, flush=True))
+                             if args.json else None,
+                             on_result=None if args.json else show)  # fmt: skip
+    except RayUnavailable as exc:
+        raise UserError(str(exc)) from None
+    codes = [run_exit_code(r.finished.done.status, r.failures) for r in results]
     if any(not r.finished.started or r.finished.done.status == "interrupted" for r in results):
         finished = sum(r.finished.done.status != "interrupted" for r in results)
         print(f"latentgraph: interrupted (Ctrl-C): {finished} of {len(results)} run(s) had "

@@ -4,7 +4,8 @@
 Jobs are handed out once every worker is ready (or `READY_WAIT` seconds after the first is),
 so a worker that loads its libraries faster does not take the whole batch. Each idle worker
 takes the next job; the websocket messages of the job a worker runs (JSON texts, as the
-server would send them) reach `on_message`; a job
+server would send them) reach `on_message`, and each job's end reaches `on_finished` as it
+ends (so a sweep can show each run then, not all of them once the last ends); a job
 whose worker dies goes back to the front, `pool.redispatch_after_death` times (its nodes
 already computed are disk-cache hits), then fails with the death's reason. Ctrl-C ends the
 batch: what finished is kept, the jobs running are "interrupted", those not handed out yet
@@ -35,10 +36,11 @@ class Finished:
 
 
 def run_batch(pool: WorkerPool, jobs: list[Job],
-              on_message: Callable[[str, str], None] | None = None) -> list[Finished]:  # fmt: skip
+              on_message: Callable[[str, str], None] | None = None,
+              on_finished: Callable[[Finished], None] | None = None) -> list[Finished]:  # fmt: skip
     """Run `jobs` on the (not yet started) pool; how each ended, in the jobs' order (after a
     Ctrl-C too: `Batches.run`). The pool is left running (the caller stops it)."""
-    return Batches(pool).run(jobs, on_message)
+    return Batches(pool).run(jobs, on_message, on_finished)
 
 
 class Batches:
@@ -53,13 +55,15 @@ class Batches:
         self.hand_out_at = float("inf")  # monotonic time from which jobs are handed out
         pool.start(lambda worker, message: self.inbox.put((worker, message)))
 
-    def run(self, jobs: list[Job],
-            on_message: Callable[[str, str], None] | None = None) -> list[Finished]:  # fmt: skip
-        """Run `jobs`; how each ended, in their order. `on_message(prompt_id, json_text)`. A
+    def run(self, jobs: list[Job], on_message: Callable[[str, str], None] | None = None,
+            on_finished: Callable[[Finished], None] | None = None) -> list[Finished]:  # fmt: skip
+        """Run `jobs`; how each ended, in their order. `on_message(prompt_id, json_text)`;
+        `on_finished(finished)` once per job, in the order they end (after a Ctrl-C, those
+        left in the jobs' order). A
         Ctrl-C (KeyboardInterrupt) ends the batch at once, not the caller: the jobs running
         then are "interrupted" (their workers are still at them: stop the pool), those not
         handed out yet too, not `started`."""
-        self.on_message = on_message
+        self.on_message, self.on_finished = on_message, on_finished
         self.pending = deque(jobs)
         self.running: dict[int, Job] = {}  # worker -> its job
         self.deaths: Counter[str] = Counter()
@@ -72,8 +76,8 @@ class Batches:
                 if pid in at:
                     self._finish(Done(pid, "interrupted", {}, "interrupted by Ctrl-C"), at[pid])
                 else:
-                    self.results[pid] = Finished(Done(pid, "interrupted", {}, "not started"), "",
-                                                 started=False)  # fmt: skip
+                    self._ended(Finished(Done(pid, "interrupted", {}, "not started"), "",
+                                         started=False))  # fmt: skip
         return [self.results[job.prompt_id] for job in jobs]
 
     def _hand_out(self, count: int) -> None:
@@ -122,4 +126,9 @@ class Batches:
                     self._finish(Done(job.prompt_id, "failed", {}, message.reason), worker)
 
     def _finish(self, done: Done, worker: int) -> None:
-        self.results[done.prompt_id] = Finished(done, self.names[worker])
+        self._ended(Finished(done, self.names[worker]))
+
+    def _ended(self, finished: Finished) -> None:
+        self.results[finished.done.prompt_id] = finished
+        if self.on_finished is not None:
+            self.on_finished(finished)

@@ -214,3 +214,30 @@ def test_a_ray_run_gives_its_actors_the_cache_bounds(ray_runtime, tiny_folder, t
                  "--cache-disk-mb", "300", "--cache-memory-mb", "64", "--ray", "local",
                  "--ray-workers", "1"]) == 0  # fmt: skip
     assert DiskCache(store).recorded_limit() == (True, 300 << 20)
+
+
+def test_each_sweep_run_is_shown_as_it_ends_not_once_the_sweep_has(ray_runtime, tiny_folder,
+                                                                   tmp_path, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    """One actor, two runs: the first run's line is printed before the second run ends (every
+    line used to come once the whole sweep had finished). What was printed is looked at as the
+    last run's end reaches the batch, before it is handled."""
+    from latentgraph.server import pool_batch
+    from latentgraph.server.workers import Done
+
+    on, printed = pool_batch.Batches._on, []
+
+    def look_at_the_last_runs_end(self, worker, message):
+        if isinstance(message, Done) and message.prompt_id == "run-1":
+            printed.append(capsys.readouterr().err)
+        on(self, worker, message)
+
+    monkeypatch.setattr(pool_batch.Batches, "_on", look_at_the_last_runs_end)
+    assert main(["run", TXT2IMG, "--sweep", "seed=41,42", "--set", "steps=1", "--set",
+                 "width=64", "--set", "height=64", "--output-dir", str(tmp_path), "--ray",
+                 "local", "--ray-workers", "1"]) == 0  # fmt: skip
+    [before_the_last] = printed
+    assert "sweep 1/2: seed=41 on latentgraph-" in before_the_last, before_the_last
+    assert "sweep 2/2" not in before_the_last, before_the_last
+    assert "sweep 2/2: seed=42 on latentgraph-" in capsys.readouterr().err
+
