@@ -321,7 +321,12 @@ RAY_ACTOR_FLAGS = (("ray_workers", "--ray-workers", None),
 def check_ray_args(args: argparse.Namespace) -> None:
     """An actors' flag without --ray is a usage error ("--ray-workers needs --ray"), as
     `--workers` with --ray is: it would be ignored. The defaults of those not given are filled
-    in here (argparse leaves them None so that a flag given can be told from one left out)."""
+    in here (argparse leaves them None so that a flag given can be told from one left out).
+    An empty --ray (`--ray ""`, an unset variable in a script) is refused: it used to run in
+    this process, no Ray and no word of it."""
+    if args.ray is not None and not args.ray.strip():
+        raise UserError(f"--ray {args.ray!r}: expected local (a Ray runtime started here) or "
+                        "a cluster's ADDRESS (HOST:PORT or ray://HOST:PORT)")  # fmt: skip
     for dest, flag, default in RAY_ACTOR_FLAGS:
         if getattr(args, dest) is None:
             setattr(args, dest, default)

@@ -241,3 +241,12 @@ def test_each_sweep_run_is_shown_as_it_ends_not_once_the_sweep_has(ray_runtime, 
     assert "sweep 2/2" not in before_the_last, before_the_last
     assert "sweep 2/2: seed=42 on latentgraph-" in capsys.readouterr().err
 
+
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_ray_value_is_a_usage_error(value, tmp_path, capsys):
+    """`--ray ""` ran in this process, no Ray and no word of it."""
+    out = tmp_path / "out"
+    assert main(["run", TXT2IMG, "--ray", value, "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--ray {value!r}: expected local" in err and "ADDRESS" in err, err
+    assert not out.exists()
