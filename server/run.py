@@ -33,6 +33,10 @@ def redact_query(text: str) -> str:
     return _QUERY_PARAMETER.sub(hide, text) if "=" in text else text
 
 
+# A URL's credentials (`scheme://user:password@`), the part before the host.
+_USERINFO = re.compile(r"(?<=://)[^/?#@\s]+@")
+
+
 def token_pattern(token: str) -> re.Pattern[str]:
     """Matches `token` however a URL spells it: each character as itself or percent-encoded
     (its UTF-8 bytes, hex in either case), a space also as `+`."""
@@ -53,7 +57,8 @@ class RedactToken(logging.Filter):
     and query; the editor is opened with `?token=`; the websocket lines print theirs too), and
     `token`, the server's own, wherever it stands in a line, raw or percent-encoded: a request
     that spells it where the guard does not read it (`?token%3DTOKEN`, `?%E2%28token=TOKEN`,
-    a path) is refused, and its line was logged with the token in clear.
+    a path) is refused, and its line was logged with the token in clear. A URL's credentials
+    (`http://user:password@host`) are hidden too (`submit --server` may be given them).
     Each string argument is redacted in place, so a formatter that unpacks the arguments
     (uvicorn's AccessFormatter takes five; emptied, each request printed a "Logging error"
     traceback) gets as many as before; a message without arguments is redacted itself (one
@@ -65,7 +70,7 @@ class RedactToken(logging.Filter):
         self._token = token_pattern(token) if token else None
 
     def redact(self, text: str) -> str:
-        text = redact_query(text)
+        text = _USERINFO.sub("<redacted>@", redact_query(text))  # http://user:password@host
         return self._token.sub("<redacted>", text) if self._token else text
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -200,7 +200,7 @@ def _queue_full(server_url: str, answer: Any) -> str:
     error = answer.get("error") if isinstance(answer, dict) else None
     reason = error.get("message") if isinstance(error, dict) else None
     return (
-        f"latentgraph: error: the server at {server_url} did not queue the workflow: "
+        f"the server at {server_url} did not queue the workflow: "
         f"{reason or 'its queue is full'}; try again once the queue has room"
     )
 
@@ -258,17 +258,22 @@ def submit(
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    def err(text: str) -> None:
-        print(text, file=sys.stderr)
-
-    # An exception's text may quote the websocket's address, the token percent-encoded in it:
-    # hidden by the rule the server's log uses, every spelling of it.
+    # An exception's text may quote the websocket's address, the token percent-encoded in it,
+    # the --server URL its credentials (user:password@): every line printed is hidden by the
+    # rule the server's log uses, every spelling of the token.
     hidden = RedactToken(auth_token).redact
+
+    def err(text: str) -> None:
+        print(hidden(text), file=sys.stderr)
+
+    def fail(text: str) -> None:
+        """A line saying why submit stops, prefixed as the CLI's other errors."""
+        err(f"latentgraph: error: {text}")
 
     path = Path(path)
     shown, bad_url = hidden(server_url), server_url_problem(server_url)
     if bad_url:
-        err(f"--server {shown}: {bad_url}")
+        fail(f"--server {shown}: {bad_url}")
         return EXIT_USAGE
     server_url = _base(server_url)  # a query (the editor's ?token=) is no part of any request
     try:  # as `run` reads it: a PNG's workflow chunk; the size limit, UTF-8 with line:column
@@ -284,12 +289,15 @@ def submit(
         socket = connect(_ws_url(server_url, client_id, auth_token), open_timeout=10,
                          max_size=2**26)  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable,
-        refused = isinstance(exc, InvalidStatus) and _handshake_refusal(http, shown, auth_token,
-                                                                        token_source)  # fmt: skip
-        if refused:  # unless the server answered and refused this client
-            err(refused)
+        refused = isinstance(exc, InvalidStatus) and (  # unless the server refused this client
+            _handshake_refusal(http, shown, auth_token, token_source)
+            or _refusal(shown, auth_token, token_source, exc.response.status_code,
+                        exc.response.body or b"")  # the HTTP request failed: the bare status
+        )  # fmt: skip
+        if refused:
+            fail(refused)
             return EXIT_USAGE
-        err(f"cannot reach the server at {shown}: {hidden(str(exc))}")
+        fail(f"cannot reach the server at {shown}: {exc}")
         return EXIT_UNREACHABLE
     with socket:
         body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
@@ -297,19 +305,19 @@ def submit(
         try:
             status, raw = http.request("POST", "/latentgraph/run", body)
         except (urllib.error.URLError, OSError) as exc:
-            err(f"cannot reach the server at {shown}: {hidden(str(exc))}")
+            fail(f"cannot reach the server at {shown}: {exc}")
             return EXIT_UNREACHABLE
         try:
             answer = json.loads(raw)
         except ValueError:
-            err(f"the server answered HTTP {status} with something that is not JSON")
+            fail(f"the server answered HTTP {status} with something that is not JSON")
             return EXIT_FAILED
         refused = _refusal(shown, auth_token, token_source, status, raw)
         if refused:
-            err(refused)
+            fail(refused)
             return EXIT_USAGE
         if status == 429:  # no run, and not the workflow's fault: the server is busy
-            err(_queue_full(shown, answer))
+            fail(_queue_full(shown, answer))
             return EXIT_UNREACHABLE
         if status != 200:
             problems = answer.get("problems") or []
@@ -349,7 +357,7 @@ def submit(
             return EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - connection lost mid-run
             render.close()
-            err(f"lost the connection to the server: {hidden(str(exc))}")
+            fail(f"lost the connection to the server: {exc}")
             return EXIT_UNREACHABLE
         render.close()
     saved = _download(http, prompt_id, output_dir, err)

@@ -254,3 +254,18 @@ def test_submit_of_a_png_sends_the_workflow_it_holds(plain_server, cli, tmp_path
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
     code, _, err = cli("submit", "plain.png", "--server", f"http://127.0.0.1:{free_port()}")
     assert code == 2 and "plain.png: a PNG image with no workflow in it" in err, err
+
+
+def test_a_refused_server_url_with_credentials_is_a_usage_error_not_showing_them(token_server,
+                                                                                 cli, tmp_path,
+                                                                                 monkeypatch):  # fmt: skip
+    """`--server http://u:PASSWORD@HOST:PORT/` to a server that wants a token: it printed
+    'cannot reach the server at http://u:PASSWORD@...: ... HTTP 403', exit 3."""
+    monkeypatch.delenv("LATENTGRAPH_AUTH_TOKEN", raising=False)
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    url = token_server.url.replace("http://", "http://u:sekrit123@")
+    code, _, err = cli("submit", "wf.yaml", "--server", f"{url}/", "-q")
+    assert code == 2, err
+    assert "sekrit123" not in err and "cannot reach" not in err, err
+    host = token_server.url.removeprefix("http://")
+    assert err.startswith(f"latentgraph: error: the server at http://<redacted>@{host}/ "), err

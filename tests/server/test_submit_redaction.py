@@ -29,7 +29,7 @@ def test_an_unreachable_servers_error_never_shows_the_token(tmp_path, monkeypatc
     code = remote.submit(workflow, "http://127.0.0.1:9", auth_token=TOKEN)
     err = capsys.readouterr().err
     assert code == remote.EXIT_UNREACHABLE
-    assert err == ("cannot reach the server at http://127.0.0.1:9: cannot open "
+    assert err == ("latentgraph: error: cannot reach the server at http://127.0.0.1:9: cannot open "
                    "ws://127.0.0.1:9/<redacted>/ws: connection refused\n")  # fmt: skip
 
 
@@ -47,5 +47,49 @@ def test_the_token_is_hidden_wherever_the_server_url_holds_it(tmp_path, monkeypa
                          + TOKEN, auth_token=TOKEN)  # fmt: skip
     err = capsys.readouterr().err
     assert code == remote.EXIT_UNREACHABLE
-    assert err == ("cannot reach the server at http://127.0.0.1:9/?token=<redacted>&"
+    assert err == ("latentgraph: error: cannot reach the server at http://127.0.0.1:9/?token=<redacted>&"
                    "x=<redacted>#<redacted>: connection refused\n")  # fmt: skip
+
+
+def test_a_refused_handshake_is_a_usage_error_that_hides_the_urls_credentials(tmp_path,
+                                                                              monkeypatch,
+                                                                              capsys):  # fmt: skip
+    """`--server http://u:PASSWORD@HOST/` refused at the websocket handshake (HTTP 403), the
+    server not answering the HTTP request asked after it: it printed 'cannot reach the server
+    at http://u:PASSWORD@...' with exit 3. A refusal is a usage error (2) as the HTTP one is,
+    its line prefixed as the other errors, the credentials hidden in every line."""
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidStatus
+    from websockets.http11 import Response
+
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("nodes: {}\n")
+
+    def refuse(url, **kwargs):
+        assert "u:sekrit123@" in url  # the credentials are used, only never printed
+        raise InvalidStatus(Response(403, "Forbidden", Headers(), b""))
+
+    monkeypatch.setattr("websockets.sync.client.connect", refuse)
+    code = remote.submit(workflow, "http://u:sekrit123@127.0.0.1:9/")
+    err = capsys.readouterr().err
+    assert code == remote.EXIT_USAGE, err
+    assert err == ("latentgraph: error: the server at http://<redacted>@127.0.0.1:9/ refused "
+                   "the request: HTTP 403\n")  # fmt: skip
+
+
+def test_an_unreachable_servers_error_hides_the_urls_credentials(tmp_path, monkeypatch, capsys):
+    """An exception quoting the URL with its user:password@ (no token in use)."""
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("nodes: {}\n")
+
+    def unreachable(url, **kwargs):
+        raise OSError(f"cannot open {url}: connection refused")
+
+    monkeypatch.setattr("websockets.sync.client.connect", unreachable)
+    code = remote.submit(workflow, "http://u:sekrit123@127.0.0.1:9")
+    err = capsys.readouterr().err
+    assert code == remote.EXIT_UNREACHABLE
+    assert "sekrit123" not in err and err.startswith(
+        "latentgraph: error: cannot reach the server at http://<redacted>@127.0.0.1:9: "
+        "cannot open ws://<redacted>@127.0.0.1:9/ws?clientId="
+    ), err
