@@ -61,7 +61,8 @@ class ServerState:
     async def _enqueue(self, check: Callable[[Any], _Queued],
                        body: Any) -> tuple[dict[str, Any], str | None]:  # fmt: skip
         if self.store.count_queued() >= self.config.max_queue:
-            raise ApiError(429, f"the queue is full ({self.config.max_queue} prompts, "
+            n = self.config.max_queue
+            raise ApiError(429, f"the queue is full ({n} prompt{'s' if n != 1 else ''}, "
                            f"{limit_label('max_queue')})", "queue_full")  # fmt: skip
         record, errors = await anyio.to_thread.run_sync(_collector_paused, check, body,
                                                         limiter=self.submit_limiter())  # fmt: skip

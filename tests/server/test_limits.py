@@ -208,3 +208,23 @@ def test_queue_holds_its_limit_and_refuses_one_more(limited):
     limited.http.post("/queue", json={"delete": ids})
     limited.http.post("/interrupt")
     drain(limited)
+
+
+def test_a_queue_of_one_is_said_in_the_singular(tmp_path, toy_workers):
+    """`--max-queue 1` refused with "the queue is full (1 prompts, ...)"."""
+    from latentgraph.server.config import ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path, port=free_port(), disk_cache=False,
+                          load_nodes=False, editor=False, max_queue=1)  # fmt: skip
+    running = RunningServer(config, toy_workers).start()
+    try:
+        first = running.post_prompt(chain(1, slow_steps=STEPS, delay=2.0, prefix="busy"))
+        assert first.status_code == 200, first.text
+        over = running.post_prompt(chain(99))
+        assert over.status_code == 429
+        assert over.json()["error"]["message"] == (
+            "the queue is full (1 prompt, the server's --max-queue)")  # fmt: skip
+    finally:
+        running.http.post("/queue", json={"clear": True})
+        running.http.post("/interrupt")
+        running.stop()
