@@ -44,7 +44,7 @@ from .messages import (
     RunTranslator,
     encode_message,
     preview_frame,
-    sent_strings,
+    sent_to,
     shown_error,
     shown_paths,
 )
@@ -456,7 +456,8 @@ class Dispatcher:
             # A full disk: the end is kept in memory and written once it fits (`Store.flush`).
             # The client has heard it from the worker already; nothing contradicts it.
             failed = translator.failure.node_id if translator.failure is not None else run.node
-            shown = (shown_paths(error, self.folders, _sent(record.prompt_json, failed))
+            shown = (shown_paths(error, self.folders,
+                                 sent_to(PromptText(record.prompt_json), failed))
                      if error is not None else None)  # fmt: skip
             self.store.finish(record.id, _STATUS.get(status, st.ERROR), ui=ui or translator.ui,
                               messages=translator.history, error=shown)  # fmt: skip
@@ -573,21 +574,12 @@ def _errors_shown(batch: RunMessages, folders: Mapping[str, str], prompt_json: s
     the message sent and in the history kept, the failed node's values as the client sent
     them. Only a run's failure is decoded here (and its prompt, for that node's inputs); every
     other message is forwarded as the worker encoded it."""
-    history = [[t, shown_error(d, folders, _sent(prompt_json, d.get("node_id")))
+    history = [[t, shown_error(d, folders, sent_to(PromptText(prompt_json), d.get("node_id")))
                 if t == "execution_error" else d] for t, d in batch.history]  # fmt: skip
     errors = iter(d for t, d in history if t == "execution_error")
     messages = [(t, encode_message(t, next(errors)) if t == "execution_error" else text)
                 for t, text in batch.messages]  # fmt: skip
     return dataclasses.replace(batch, history=history, messages=messages)
-
-
-def _sent(prompt_json: str, node_id: Any) -> list[str]:
-    """The strings node `node_id` of the prompt was sent with (`messages.sent_strings`): read
-    from the prompt's text once a run failed, none for a failure no node had."""
-    if node_id is None:
-        return []
-    spec = PromptText(prompt_json).get(str(node_id))
-    return sent_strings(spec.get("inputs")) if isinstance(spec, dict) else []
 
 
 def _last_error(history: list[list[Any]]) -> dict[str, Any]:

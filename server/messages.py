@@ -467,9 +467,11 @@ def _rewritten(text: str, folders: Mapping[str, str]) -> str:
                               else PurePosixPath(m[0]).name or m[0], text)  # fmt: skip
 
 
-def sent_strings(inputs: Any) -> list[str]:
-    """The strings among a node's `inputs` as an API prompt gives them (links and other values
-    left out): what `shown_paths` leaves as sent."""
+def sent_to(prompt: Mapping[str, Any], node_id: Any) -> list[str]:
+    """The strings node `node_id` of an API `prompt` was sent with (links and other values
+    left out; none for no such node, or None): what `shown_paths` leaves as sent."""
+    spec = prompt.get(str(node_id)) if node_id is not None else None
+    inputs = spec.get("inputs") if isinstance(spec, dict) else None
     return [v for v in inputs.values() if isinstance(v, str)] if isinstance(inputs, dict) else []
 
 

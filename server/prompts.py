@@ -18,7 +18,7 @@ from latentgraph.graph.object_info import input_config
 from latentgraph.graph.problems import Problem, WorkflowError
 
 from .config import limit_label
-from .messages import sent_strings, shown_paths, user_folders
+from .messages import sent_to, shown_paths, user_folders
 
 log = logging.getLogger("latentgraph.server")
 
@@ -372,20 +372,16 @@ def shown_answer(body: dict[str, Any], prompt: Any, folders: dict[str, str]) -> 
     client sent it, the prompt-wide ones with those of every node named."""
     prompt = prompt if isinstance(prompt, dict) else {}
 
-    def sent(nid: Any) -> list[str]:
-        spec = prompt.get(str(nid))
-        return sent_strings(spec.get("inputs")) if isinstance(spec, dict) else []
-
     def shown(error: dict[str, Any], values: list[str]) -> dict[str, Any]:
         return {**error, **{k: shown_paths(error[k], folders, values)
                             for k in ("message", "details") if isinstance(error.get(k), str)}}  # fmt: skip
 
-    node_errors = {nid: {**entry, "errors": [shown(e, sent(nid)) for e in entry["errors"]]}
+    node_errors = {nid: {**entry, "errors": [shown(e, sent_to(prompt, nid)) for e in entry["errors"]]}
                    for nid, entry in (body.get("node_errors") or {}).items()}  # fmt: skip
     answer = {**body, "node_errors": node_errors}
     if isinstance(body.get("error"), dict):
         named = [*node_errors, body["error"].get("extra_info", {}).get("node_id")]
-        answer["error"] = shown(body["error"], [v for nid in named for v in sent(nid)])
+        answer["error"] = shown(body["error"], [v for nid in named for v in sent_to(prompt, nid)])
     return answer
 
 
