@@ -259,19 +259,23 @@ def test_a_refused_host_names_what_to_allow():
                        "--allow-host evil.example to accept it)")  # fmt: skip
 
 
+def guard_refusal(sent: list[dict], kind: str) -> str:
+    """The guard's refusal message from what it sent: an HTTP 403's JSON error, or a
+    websocket's 1008 close reason."""
+    if kind == "http":
+        assert sent[0]["status"] == 403
+        return json.loads(sent[1]["body"])["error"]["message"]
+    assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
+    return sent[0]["reason"]
+
+
 @pytest.mark.parametrize("host", [b"localhost#x", b"[::1", b"a/b:8188", b"me@localhost",
                                   b"local host", b"a,b", b"a;b:8188"])  # fmt: skip
 @pytest.mark.parametrize("kind", ["http", "websocket"])
 def test_a_malformed_host_is_said_to_be_so(host, kind):
     """`Host: localhost#x` was answered 'start it with --allow-host localhost#x', which
     accepts nothing: the advice names only a name that could be allowed."""
-    sent = call(http([(b"host", host)]) | {"type": kind}, token=None)
-    if kind == "http":
-        assert sent[0]["status"] == 403
-        message = json.loads(sent[1]["body"])["error"]["message"]
-    else:
-        assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
-        message = sent[0]["reason"]
+    message = guard_refusal(call(http([(b"host", host)]) | {"type": kind}, token=None), kind)
     assert message == (f"the Host header {host.decode()!r} is malformed: expected a host name "
                        "or address and port, e.g. localhost:8188")  # fmt: skip
     assert "--allow-host" not in message
@@ -282,14 +286,7 @@ def test_a_malformed_host_is_said_to_be_so(host, kind):
 def test_a_host_without_a_name_is_said_to_have_none(host, kind):
     """An empty `Host:` got 'start it with --allow-host  to accept it' (an empty name), a port
     alone 'start it with --allow-host :18932' (which accepts nothing): one rule for both."""
-    scope = http([(b"host", host)]) | {"type": kind}
-    sent = call(scope, token=None)
-    if kind == "http":
-        assert sent[0]["status"] == 403
-        message = json.loads(sent[1]["body"])["error"]["message"]
-    else:
-        assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
-        message = sent[0]["reason"]
+    message = guard_refusal(call(http([(b"host", host)]) | {"type": kind}, token=None), kind)
     assert message.startswith("the Host header has no name: a request must name this server "
                               "in Host (localhost, a loopback address, its --host")  # fmt: skip
     assert "--allow-host  " not in message and "--allow-host :" not in message
