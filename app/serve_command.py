@@ -184,6 +184,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError(refusal)
     if warning:
         print(f"latentgraph: WARNING: {warning}", file=sys.stderr)
+    memory_bytes, disk_bytes = cache_bounds(args)
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -206,8 +207,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         previews=args.previews,
         disk_cache=not args.no_cache,
         cache_dir=args.cache_dir,
-        cache_memory_bytes=cache_bounds(args)[0],
-        cache_disk_bytes=cache_bounds(args)[1],
+        cache_memory_bytes=memory_bytes,
+        cache_disk_bytes=disk_bytes,
         max_queue=args.max_queue,
         interrupt_grace_seconds=args.interrupt_grace,
         max_prompt_nodes=args.max_prompt_nodes,
