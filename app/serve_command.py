@@ -245,11 +245,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from latentgraph.server import submit as remote
-    from latentgraph.server.run import redact_query
+    from latentgraph.server.run import RedactToken
 
     bad_url = remote.server_url_problem(args.server)
-    if bad_url:  # a usage error, not an unreachable server
-        raise UserError(f"--server {redact_query(args.server)}: {bad_url}")
+    if bad_url:  # a usage error, not an unreachable server; shown as submit shows the URL
+        raise UserError(f"--server {RedactToken().redact(args.server)}: {bad_url}")
     token, source = _auth_token(args.auth_token, remote.url_token(args.server), remote.URL_TOKEN)
     workflow = workflow_file(args.workflow)  # as `run` names a file that is not there
     check_folders([("--output-dir", args.output_dir)])  # before the run, not at its download

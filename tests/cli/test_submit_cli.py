@@ -269,3 +269,13 @@ def test_a_refused_server_url_with_credentials_is_a_usage_error_not_showing_them
     assert "sekrit123" not in err and "cannot reach" not in err, err
     host = token_server.url.removeprefix("http://")
     assert err.startswith(f"latentgraph: error: the server at http://<redacted>@{host}/ "), err
+
+
+def test_a_server_that_is_no_url_is_refused_without_its_credentials(cli, tmp_path):
+    """The CLI's own check of --server showed `ftp://u:PASSWORD@host` whole: it hid the
+    token= parameter only, while submit's other lines hide a URL's credentials too."""
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    code, _, err = cli("submit", "wf.yaml", "--server", "ftp://u:sekrit123@127.0.0.1:9/")
+    assert code == 2, err
+    assert "sekrit123" not in err
+    assert "latentgraph: error: --server ftp://<redacted>@127.0.0.1:9/: expected" in err
