@@ -22,7 +22,7 @@ from typing import Any
 from latentgraph.graph.paths import KindFolder
 from latentgraph.graph.problems import quoted
 
-from .models_dirs import FOLDERS
+from .models_dirs import KIND_NAMES
 
 _SPECIAL = ("base_path", "is_default")
 
@@ -41,11 +41,6 @@ class ModelPaths:
     others: list[KindFolder] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # a kind's folder that is none, at file:line
-
-
-def known_kinds() -> set[str]:
-    """The kind names a file may use: every sub-folder name of a kind the nodes read."""
-    return {name for names in FOLDERS.values() for name in names}
 
 
 def read_model_paths(path: Path) -> ModelPaths:
@@ -75,7 +70,6 @@ def read_model_paths(path: Path) -> ModelPaths:
     if not isinstance(data, dict):
         raise ModelPathsError(f"{where()}: expected sections (name: a mapping with base_path "
                               "and model kinds such as checkpoints, loras, vae)")  # fmt: skip
-    kinds = known_kinds()
     for section, conf in data.items():
         if conf is None:
             continue
@@ -93,7 +87,7 @@ def read_model_paths(path: Path) -> ModelPaths:
             if kind in _SPECIAL:
                 continue
             folders = _folders(value, f"{where(section, kind)}: {section}.{kind}")
-            if kind not in kinds:
+            if kind not in KIND_NAMES:
                 found.ignored.append(f"{section}.{kind}")
                 continue
             for n, folder in enumerate(folders):

@@ -53,6 +53,9 @@ FOLDERS: dict[str, tuple[str, ...]] = {
     "diffusers": ("diffusers",),
     "configs": ("configs",),
 }
+# every sub-folder name of a kind: what a models root holds, and a kind an
+# extra_model_paths.yaml may name
+KIND_NAMES = tuple(name for names in FOLDERS.values() for name in names)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pt2")
 
 
@@ -270,16 +273,15 @@ def where_looked(folders: Sequence[str], dirs: Sequence[Path | str] | None) -> s
 
 def root_warning(root: Path) -> str | None:
     """Why `root`, given as a models root, may be the wrong folder: it holds none of the kind
-    folders (`FOLDERS`' names), so every model named is "not one of" its choices. Says what
+    folders (`KIND_NAMES`), so every model named is "not one of" its choices. Says what
     was looked for and, when it is clear, the folder meant: `<root>/models` (an install's
     root given) or the parent (a kind folder given). None when a kind folder is there. Not an
     error: a new, empty root is legitimate."""
-    names = [name for kind in FOLDERS.values() for name in kind]
-    if not root.is_dir() or any((root / name).is_dir() for name in names):
+    if not root.is_dir() or any((root / name).is_dir() for name in KIND_NAMES):
         return None
     message = (f"{root} has none of the models folders' kind folders ("
                f"{', '.join(f'{n}/' for n in list(FOLDERS)[:4])}, ...)")  # fmt: skip
-    if any((root / "models" / name).is_dir() for name in names):
+    if any((root / "models" / name).is_dir() for name in KIND_NAMES):
         return f"{message}; did you mean {root / 'models'}?"
     kind = next((k for k, kind_names in FOLDERS.items() if root.name in kind_names), None)
     if kind is not None:
