@@ -89,18 +89,21 @@ class _RunEvents:
         self.events: list[Event] = []
         self.reader: PromptEvents | None = None
 
-    def message(self, text: str) -> None:
+    def _read(self) -> PromptEvents:
+        """The run's reader, made at its first message (its clock starts then)."""
         if self.reader is None:
             self.reader = PromptEvents(self.prompt_id, self.prompt, self.events.append)
+        return self.reader
+
+    def message(self, text: str) -> None:
         message = json.loads(text)
-        self.reader.handle(message.get("type", ""), message.get("data") or {})
+        self._read().handle(message.get("type", ""), message.get("data") or {})
 
     def interrupted(self) -> None:
         """The run was stopped by Ctrl-C (its actor killed, no end message comes): it ends
         as a local run Ctrl-C stopped, naming the node it was running."""
-        if self.reader is None:
-            self.reader = PromptEvents(self.prompt_id, self.prompt, self.events.append)
-        self.reader.handle("execution_interrupted", {"node_id": self.reader.running})
+        reader = self._read()
+        reader.handle("execution_interrupted", {"node_id": reader.running})
 
 
 def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
