@@ -52,12 +52,14 @@ def embedding_path(name: str, dirs: Sequence[Path | str] | None = None) -> Path:
 def _pickled_file(name: str, dirs: Sequence[Path | str] | None) -> str | None:
     """The embeddings/ file a pickled `name` (NAME.pt, ...) has, which is refused, not read:
     the not-found message says it is there and why it is not used."""
-    posix = models_dirs.model_name(name)
+    try:
+        posix = models_dirs.safe_name(name).as_posix()
+    except models_dirs.ModelNotFound:  # a path: no file of the folder
+        return None
     for base in models_dirs.folder_paths("embeddings", dirs):
         for suffix in models_dirs.PICKLE_SUFFIXES:
             file_name = posix if posix.lower().endswith(suffix) else posix + suffix
-            path = PurePosixPath(file_name)
-            if not path.is_absolute() and ".." not in path.parts and (base / path).is_file():
+            if (base / file_name).is_file():
                 return file_name
     return None
 

@@ -123,7 +123,7 @@ def broken_link(folder: str, name: str, dirs: Sequence[Path | str] | None) -> st
     """\"`name` (path) is a link to a missing file, TARGET; \" when `name` is one in a
     `folder` directory (it is not listed: it could not be loaded), else \"\"."""
     try:
-        posix = _safe_name(name)
+        posix = safe_name(name)
     except ModelNotFound:
         return ""
     for base in folder_paths(folder, dirs):
@@ -134,7 +134,9 @@ def broken_link(folder: str, name: str, dirs: Sequence[Path | str] | None) -> st
     return ""
 
 
-def _safe_name(name: str) -> PurePosixPath:
+def safe_name(name: str) -> PurePosixPath:
+    """`name` as a POSIX name inside a models folder (`\\` read as `/`); `ModelNotFound` for a
+    path (absolute, a drive, `..`) or no name at all."""
     if not isinstance(name, str) or not name or "\x00" in name:
         raise ModelNotFound(f"bad model name {quoted(name)}")
     posix = PurePosixPath(model_name(name))
@@ -227,7 +229,7 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
     to one (from the current directory, or absolute) that leads inside the folder is read as
     its name there. Raises `ModelNotFound` naming where it looked."""
     bases = folder_paths(folder, dirs)
-    posix = _safe_name(_name_inside(name, bases) or name)
+    posix = safe_name(_name_inside(name, bases) or name)
     if is_pickled(name):
         raise ModelNotFound(
             f"{name}: pickled weights ({posix.suffix}) are not loaded, for safety; "
