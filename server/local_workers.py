@@ -60,10 +60,8 @@ def worker_specs(config: ServerConfig, settings: Settings) -> list[WorkerSpec]:
     count = config.workers or len(devices)
     cpu_workers = sum(1 for i in range(count) if not devices[i % len(devices)].startswith("cuda"))
     threads = max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers > 1 else None
-    return [WorkerSpec(index=i, settings=dataclasses.replace(settings, device=devices[i % len(devices)]),
-                       disk_store=config.disk_store, cache_memory_bytes=config.cache_memory_bytes,
-                       cache_disk_bytes=config.cache_disk_bytes, nodes_dirs=list(config.nodes_dirs),
-                       load_nodes=config.load_nodes, preload=config.preload, threads=threads)
+    return [WorkerSpec.of(config, i, dataclasses.replace(settings, device=devices[i % len(devices)]),
+                          threads, list(config.nodes_dirs))
             for i in range(count)]  # fmt: skip
 
 

@@ -385,13 +385,10 @@ def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> Ra
             input_dir=Path(settings.input_dir).resolve(),
             temp_dir=Path(settings.temp_dir).resolve(),
             models_dirs=[paths.resolved_models_dir(d) for d in settings.models_dirs])  # fmt: skip
-        specs = [WorkerSpec(index=i, settings=settings, disk_store=config.disk_store,
-                            cache_memory_bytes=config.cache_memory_bytes,
-                            cache_disk_bytes=config.cache_disk_bytes,
-                            nodes_dirs=[Path(d).resolve() for d in config.nodes_dirs],
-                            load_nodes=config.load_nodes, preload=config.preload,
-                            threads=threads)
-                 for i in range(shape.count)]  # fmt: skip
+        nodes_dirs = [Path(d).resolve() for d in config.nodes_dirs]
+        specs = [
+            WorkerSpec.of(config, i, settings, threads, nodes_dirs) for i in range(shape.count)
+        ]
         shared = [settings.output_dir, settings.input_dir, settings.temp_dir]
         if config.disk_store is not None:
             shared.append(config.disk_store)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
 from latentgraph.graph.context import CancelToken, Settings
@@ -70,6 +70,9 @@ from .workers import (
     model_keys,
 )
 
+if TYPE_CHECKING:
+    from .config import ServerConfig
+
 log = logging.getLogger("latentgraph.worker")
 
 
@@ -89,6 +92,16 @@ class WorkerSpec:
     load_nodes: bool = True
     preload: bool = True  # import the model libraries before saying Ready
     threads: int | None = None  # torch CPU threads (None: torch's default)
+
+    @classmethod
+    def of(cls, config: ServerConfig, index: int, settings: Settings, threads: int | None,
+           nodes_dirs: list[Path]) -> WorkerSpec:  # fmt: skip
+        """Worker `index` of a server started with `config`: the cache and node loading as
+        the server was told, for a local worker process and a Ray actor alike."""
+        return cls(index=index, settings=settings, disk_store=config.disk_store,
+                   cache_memory_bytes=config.cache_memory_bytes,
+                   cache_disk_bytes=config.cache_disk_bytes, nodes_dirs=nodes_dirs,
+                   load_nodes=config.load_nodes, preload=config.preload, threads=threads)  # fmt: skip
 
 
 # Commands from the server (tuples: picklable, cheap).
