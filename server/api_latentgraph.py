@@ -4,6 +4,8 @@ and the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -11,13 +13,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from latentgraph.graph.problems import WorkflowError
+from latentgraph.graph.model import Graph
+from latentgraph.graph.problems import Problem, WorkflowError
 
 from .errors import ApiError, parse_json
 from .jsontext import unsendable
+from .messages import sent_to, shown_paths, user_folders
 from .openapi import document
 from .prompts import PromptRejected
 from .state import get_state
+
+log = logging.getLogger("latentgraph.server")
 
 
 def problem_json(p) -> dict[str, Any]:
@@ -30,6 +36,17 @@ def problem_json(p) -> dict[str, Any]:
         "severity": p.severity,
         "text": str(p),
     }
+
+
+def shown_problems(problems: list[Problem], graph: Graph,
+                   folders: dict[str, str]) -> list[Problem]:  # fmt: skip
+    """A workflow's validation problems as web clients see them, by POST /prompt's rule: each
+    message through `messages.shown_paths`, with the values the client sent its node (its
+    literals in `graph`, params given). Only these need it: reading a workflow consults no
+    folder, so its problems name nothing but what the client sent."""
+    sent = {nid: {"inputs": node.inputs} for nid, node in graph.nodes.items()}
+    return [replace(p, message=shown_paths(p.message, folders, sent_to(sent, p.node_id)))
+            for p in problems]  # fmt: skip
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -53,7 +70,8 @@ def _to_prompt(state, source: str, text: str, overrides: dict[str, Any]):
     problems = [p for p in validate(graph, state.registry, state.settings)
                 if p.severity == "error"]  # fmt: skip
     if problems:  # refuse here, where problems still carry file:line locations
-        raise WorkflowError(problems)
+        log.warning("workflow refused: %s", WorkflowError(problems))  # the full paths
+        raise WorkflowError(shown_problems(problems, graph, user_folders(state.settings)))
     extra_data: dict[str, Any] = {"params": overrides}
     # An editor graph, or our own document with its params: kept so saved PNGs reload as such.
     kept = {k: extra[k] for k in ("workflow", "latentgraph") if k in extra}

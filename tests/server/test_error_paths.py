@@ -11,7 +11,7 @@ import pytest
 
 from latentgraph.server.messages import shown_paths, user_folders
 
-from .conftest import chain
+from .conftest import RunningServer, chain, free_port
 
 
 def opening(name: str) -> dict:
@@ -60,15 +60,21 @@ def test_a_value_the_client_sent_is_quoted_as_sent(server, ws):
     assert server.http.get(f"/api/jobs/{pid}").json()["execution_error"] == sent
 
 
+def broken_models(root: Path) -> Path:
+    """`root`/models, holding loras/broken.safetensors, a link to a file outside every folder
+    that is not there."""
+    models = root / "models"
+    (models / "loras").mkdir(parents=True)
+    (models / "loras" / "broken.safetensors").symlink_to(root / "gone" / "x.safetensors")
+    return models
+
+
 @pytest.fixture
 def broken_lora(tmp_path):
-    """A server's settings whose models folder holds loras/broken.safetensors, a link to a
-    file outside every folder that is not there."""
+    """A server's settings whose models folder is `broken_models`'."""
     from latentgraph.graph import Settings
 
-    models = tmp_path / "models"
-    (models / "loras").mkdir(parents=True)
-    (models / "loras" / "broken.safetensors").symlink_to(tmp_path / "gone" / "x.safetensors")
+    models = broken_models(tmp_path)
     return Settings(input_dir=tmp_path / "input", output_dir=tmp_path / "output",
                     temp_dir=tmp_path / "temp", models_dirs=[models])  # fmt: skip
 
@@ -129,6 +135,37 @@ def test_a_refusal_quotes_a_value_as_the_client_sent_it(broken_lora, tmp_path):
     quoted = message.split("'")[1]
     assert quoted.endswith("...") and sent.startswith(quoted[:-3]) and len(quoted) > 20, message
     assert f"looked in {Path('models', 'loras')}" in message
+
+
+def test_latentgraph_run_refuses_naming_no_absolute_server_path(tmp_path, caplog):
+    """POST /latentgraph/run refused a workflow with the models folder and the link's target
+    in full, where POST /prompt names them as a web client knows them; a value the client
+    sent (an absolute lora_name) is quoted as sent. The server's log keeps the full paths."""
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.wiring import worker_setup
+
+    config = ServerConfig(data_dir=tmp_path / "data", port=free_port(), disk_cache=False,
+                          editor=False, models_dirs=[broken_models(tmp_path)])  # fmt: skip
+    sent = str(tmp_path / "models" / "loras" / "nope.safetensors")
+    running = RunningServer(config, worker_setup()).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+            answers = [running.http.post("/latentgraph/run", json={"workflow": lora_prompt(name)})
+                       for name in ("broken.safetensors", sent)]  # fmt: skip
+    finally:
+        running.stop()
+    assert [r.status_code for r in answers] == [400, 400]
+    broken, absolute = (r.json() for r in answers)
+    [problem] = broken["problems"]
+    texts = [broken["error"]["message"], problem["message"], problem["text"]]
+    assert not any(str(tmp_path) in t for t in texts), texts
+    assert (f"'broken.safetensors' ({Path('models', 'loras', 'broken.safetensors')}) is a "
+            "link to a missing file, x.safetensors;") in problem["message"]  # fmt: skip
+    assert f"looked in {Path('models', 'loras')}" in problem["message"]
+    assert problem["message"] in problem["text"] and problem["text"] in broken["error"]["message"]
+    quoted = absolute["problems"][0]["message"].split("'")[1]
+    assert quoted.endswith("...") and sent.startswith(quoted[:-3]) and len(quoted) > 20, quoted
+    assert any(str(tmp_path / "models") in r.getMessage() for r in caplog.records)  # the log
 
 
 def test_the_folder_inside_another_is_named_first(tmp_path):
