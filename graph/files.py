@@ -16,8 +16,10 @@ file after the writer is done, because some writers replace the file they are gi
 safetensors `save_file` writes its own 0600 temp file and renames it over ours).
 `write_new` is the one function all atomic writes go through, so it is also the one place a
 write that fails is worded (`FileWriteError`): the file the user would have got, and why in
-words ("the disk is full"), never the temp file's name nor a bare `[Errno 28]`. Folders it had
-to make for that file are removed again when the write fails: a failed write leaves nothing.
+words ("the disk is full"), never the temp file's name nor a bare `[Errno 28]`, nor the
+`SafetensorError` text a Rust writer gives (`write_error`, the one rule, which whatever writes
+a whole folder, the built-in models' builds, asks too). Folders it had to make for that file
+are removed again when the write fails: a failed write leaves nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Mapping, Sequence
@@ -85,6 +88,26 @@ def _reason(exc: OSError) -> str:
     if exc.errno in _REASONS:
         return f"{_REASONS[exc.errno]} ({exc.strerror})"
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+# How a writer written in Rust (safetensors' `save_file`, which diffusers' `save_pretrained`
+# calls) reports the OS's error: only in its text, "... No space left on device (os error 28)".
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)\s*$")
+
+
+def write_error(path: Path, exc: BaseException) -> FileWriteError | None:
+    """`exc`, raised while writing `path`, as the `FileWriteError` it is: an `OSError`, or a
+    writer's own error carrying the OS's error code in its text (safetensors'
+    `SafetensorError`); None for anything else (not the machine refusing: a bug, a bad value)."""
+    if isinstance(exc, FileWriteError):
+        return FileWriteError(path, exc.reason, exc)
+    if not isinstance(exc, OSError):
+        found = _RUST_OS_ERROR.search(str(exc))
+        if found is None:
+            return None
+        code = int(found.group(1))
+        exc = OSError(code, os.strerror(code))
+    return FileWriteError(path, _reason(exc), exc)
 
 
 def make_folders(folder: Path, names: Mapping[Path, str] | None = None) -> list[Path]:
@@ -157,8 +180,11 @@ def write_new(folder: Path, save: Callable[[Path], None], place: Callable[[Path]
                 tmp.unlink(missing_ok=True)  # placed by a link, or a writer that failed
         except FileWriteError:
             raise
-        except OSError as exc:
-            raise FileWriteError(target(), _reason(exc), exc) from exc
+        except Exception as exc:
+            failed = write_error(target(), exc)
+            if failed is None:
+                raise
+            raise failed from exc
     except BaseException:
         remove_folders(made)
         raise

@@ -37,6 +37,7 @@ from latentgraph.graph import (
     node,
     paths,
 )
+from latentgraph.graph.files import FileWriteError
 from latentgraph.graph.paths import KindFolder, ModelsDir
 from latentgraph.graph.problems import quoted
 
@@ -584,7 +585,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     def load() -> Bundle:
         try:
             bundle = _load_bundle(ctx, source, config, device, dtype)
-        except NodeInputError:
+        except (NodeInputError, FileWriteError):  # a built-in's build the disk refused
             raise
         except Exception as exc:  # noqa: BLE001 - safetensors/diffusers raise many kinds
             raise input_error(
@@ -876,7 +877,7 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
                 value = from_file(location, torch_dtype)
             else:
                 value = from_folder(location, sub, torch_dtype)
-        except NodeInputError:
+        except (NodeInputError, FileWriteError):
             raise
         except Exception as exc:  # noqa: BLE001 - safetensors/diffusers/transformers raise many kinds
             raise input_error(

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from latentgraph.graph import paths
-from latentgraph.graph.files import write_file
+from latentgraph.graph.files import make_folders, remove_folders, write_error, write_file
 
 NAME = "tiny-sd"
 BUILD_VERSION = 2  # bump when the recipe changes so old cached builds are rebuilt
@@ -127,20 +127,30 @@ def build_folder(dest: Path, write: Callable[[Path], None]) -> Path:
 
     Atomic: `write` fills a temp folder that is then renamed, so a build that dies half-way
     leaves only a temp folder, never a half-written model; if another process finishes first,
-    its folder is kept."""
+    its folder is kept. A build the machine refuses (a full cache disk, a read-only one) is a
+    `FileWriteError` naming `dest` and saying why in words, and leaves nothing: neither the
+    temp folder nor the folders made for it."""
     if (dest / "model_index.json").is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    made: list[Path] = []
     try:
-        write(tmp)
+        made = make_folders(dest.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
         try:
-            os.replace(tmp, dest)
-        except OSError:
-            if not (dest / "model_index.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            write(tmp)
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                if not (dest / "model_index.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:  # Ctrl-C too: nothing left behind
+        remove_folders(made)
+        failed = write_error(dest, exc)
+        if failed is None:
+            raise
+        raise failed from exc
     return dest
 
 

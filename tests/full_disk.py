@@ -37,7 +37,8 @@ class _Filling:
         self._fh, self._disk = fh, disk
 
     def write(self, data: Any) -> int:
-        size = len(memoryview(data).cast("B"))
+        # text counted as UTF-8 (diffusers writes its configs in text mode)
+        size = len(data.encode()) if isinstance(data, str) else len(memoryview(data).cast("B"))
         if self._disk.written + size > self._disk.room:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self._disk.written += size

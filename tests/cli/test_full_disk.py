@@ -46,3 +46,35 @@ def test_a_disk_full_after_two_saves_says_what_was_saved_and_what_not(cli, tmp_p
     assert failed["message"] == (f"cannot write {out / 't_00003_.png'}: the disk is full "
                                  "(No space left on device)")  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == ["t_00001_.png", "t_00002_.png"]
+
+
+TINY = """
+version: 1
+nodes:
+  model:
+    type: LoadModel
+    source: builtin:tiny-sd
+  out:
+    type: PreviewAny
+    source: model.clip
+"""
+
+
+def test_a_full_cache_disk_fails_the_built_in_models_build_as_a_run_failure(cli, tmp_path,
+                                                                            monkeypatch):  # fmt: skip
+    """The built-in model is built into the cache folder on first use: a full disk there is a
+    run failure (exit 1) naming the model's folder, in words, not the input's fault (exit 2)
+    with safetensors' or the OS's raw text; nothing is left in the cache folder."""
+    from latentgraph.nodes import free_models
+
+    free_models()  # the tiny model loaded by an earlier test would not be built again
+    cache = tmp_path / "lgcache"
+    monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(cache))
+    fill(monkeypatch, cache)
+    path = write(tmp_path, "wf.yaml", TINY)
+    code, stdout, stderr = cli("run", str(path), "--json")
+    [failed] = [e for e in map(json.loads, stdout.splitlines()) if e["event"] == "node_failed"]
+    folder = cache / "models" / "tiny-sd-v2"
+    assert code == 1 and failed["node_id"] == "model" and failed["user_error"] is False
+    assert failed["message"] == f"cannot write {folder}: the disk is full (No space left on device)"
+    assert not cache.exists()

@@ -280,3 +280,30 @@ def test_a_batch_says_what_it_saved_before_the_failure(tmp_path):
     said = failed.after_saving(["t_00001_.png", "t_00002_.png"], 4)
     assert str(said) == (f"saved 2 of 4: t_00001_.png, t_00002_.png; cannot write "
                          f"{tmp_path / 't_00003_.png'}: the disk is full (No space)")  # fmt: skip
+
+
+def test_a_rust_writers_os_error_is_worded_as_the_os_error_it_carries(tmp_path):
+    """safetensors' `save_file` (Rust) says a full disk only in its text ("... (os error 28)"),
+    as a `SafetensorError`: it is the same failure as an `OSError(ENOSPC)`, worded so."""
+    from safetensors import SafetensorError
+
+    def save(tmp: Path) -> None:
+        tmp.write_bytes(b"half a checkpoint")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device "
+                              "(os error 28)")  # fmt: skip
+
+    with pytest.raises(files.FileWriteError) as raised:
+        files.write_file(tmp_path / "m.safetensors", save)
+    assert str(raised.value) == (f"cannot write {tmp_path / 'm.safetensors'}: the disk is full "
+                                 "(No space left on device)")  # fmt: skip
+    assert raised.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_writers_error_that_carries_no_os_error_is_not_taken_for_one(tmp_path):
+    def save(tmp: Path) -> None:
+        raise ValueError("tensor 'a' is not contiguous")
+
+    with pytest.raises(ValueError, match="not contiguous"):
+        files.write_file(tmp_path / "m.safetensors", save)
+    assert list(tmp_path.iterdir()) == []
