@@ -42,6 +42,7 @@ from latentgraph.graph import (
     node,
 )  # fmt: skip
 from latentgraph.graph.context import BATCH_LIMITS, SIZE_LIMITS, limit_label
+from latentgraph.graph.problems import quoted
 
 from . import models_dirs
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
@@ -125,8 +126,8 @@ def sampler_problem(sampler_name: Any, scheduler: Any) -> str | None:
     ours = SAMPLERS[sampler_name][0]
     if scheduler in SIGMA_SHAPES and ours not in WITH_SIGMA_SHAPES:
         usable = [s for s in SIGMAS if s not in SIGMA_SHAPES]
-        return (f"scheduler {scheduler!r} has no diffusers equivalent with sampler "
-                f"{sampler_name!r}; with {sampler_name!r} use one of: {', '.join(usable)}")  # fmt: skip
+        return (f"scheduler {quoted(scheduler)} has no diffusers equivalent with sampler "
+                f"{quoted(sampler_name)}; with {quoted(sampler_name)} use one of: {', '.join(usable)}")  # fmt: skip
     return None
 
 
@@ -175,10 +176,10 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
     from .step_window import StepWindow
 
     if sampler_name not in SAMPLERS:
-        raise input_error(ctx, "sampler_name", f"unsupported sampler {sampler_name!r}; "
+        raise input_error(ctx, "sampler_name", f"unsupported sampler {quoted(str(sampler_name))}; "
                                                f"one of: {', '.join(SAMPLERS)}")  # fmt: skip
     if scheduler not in SIGMAS:
-        raise input_error(ctx, "scheduler", f"unsupported scheduler {scheduler!r}; "
+        raise input_error(ctx, "scheduler", f"unsupported scheduler {quoted(str(scheduler))}; "
                                             f"one of: {', '.join(SIGMAS)}")  # fmt: skip
     problem = sampler_problem(sampler_name, scheduler)
     if problem:
@@ -262,7 +263,7 @@ def _check_advanced(inputs: dict[str, Any], settings: Settings) -> list[tuple[st
             and inputs.get("sampler_name") in WITHOUT_SIGMAS):  # fmt: skip
         can = ", ".join(s for s in SAMPLERS if s not in WITHOUT_SIGMAS)
         problems.append(("return_with_leftover_noise", f"stopping early ({end} < steps {steps}) "
-                         f"at zero noise is not possible with {inputs['sampler_name']!r}; use "
+                         f"at zero noise is not possible with {quoted(inputs['sampler_name'])}; use "
                          f"'enable' or one of the samplers that can: {can}"))  # fmt: skip
     return problems
 

@@ -77,7 +77,7 @@ def _pick(tensors: dict[str, Any], name: str, part: str) -> Any:
     if part == SECOND_ENCODER:
         if SECOND_ENCODER in tensors:
             return tensors[SECOND_ENCODER]
-        raise EmbeddingError(f"embedding {name!r} has no SDXL 'clip_g' vectors for the second "
+        raise EmbeddingError(f"embedding {quoted(name)} has no SDXL 'clip_g' vectors for the second "
                              f"text encoder (keys: {', '.join(sorted(tensors))}); an SD 1.x/2.x "
                              "embedding does not fit an SDXL model")  # fmt: skip
     for key in KEYS:
@@ -87,11 +87,11 @@ def _pick(tensors: dict[str, Any], name: str, part: str) -> Any:
         if key.startswith(PREFIX_KEYS):
             return tensors[key]
     if "clip_g" in tensors:
-        raise EmbeddingError(f"embedding {name!r} has only SDXL 'clip_g' vectors; they need an "
+        raise EmbeddingError(f"embedding {quoted(name)} has only SDXL 'clip_g' vectors; they need an "
                              "SDXL model's second text encoder")  # fmt: skip
     if len(tensors) == 1:
         return next(iter(tensors.values()))
-    raise EmbeddingError(f"embedding {name!r}: no embedding tensor found (keys: "
+    raise EmbeddingError(f"embedding {quoted(name)}: no embedding tensor found (keys: "
                          f"{', '.join(sorted(tensors))}; expected {', '.join(KEYS)} or one "
                          "tensor)")  # fmt: skip
 
@@ -107,15 +107,15 @@ def load_embedding(name: str, width: int, dirs: Sequence[Path | str] | None = No
     try:
         tensors = load_file(str(path))
     except (OSError, SafetensorError) as exc:
-        raise EmbeddingError(f"embedding {name!r} ({path}) is not a readable .safetensors "
+        raise EmbeddingError(f"embedding {quoted(name)} ({path}) is not a readable .safetensors "
                              f"file: {exc}") from None  # fmt: skip
     vectors = _pick(tensors, name, part)
     if vectors.ndim == 1:
         vectors = vectors.unsqueeze(0)
     vectors = vectors.reshape(-1, vectors.shape[-1])
     if vectors.shape[-1] != width:
-        raise EmbeddingError(f"embedding {name!r} has vectors of width {vectors.shape[-1]}, but "
+        raise EmbeddingError(f"embedding {quoted(name)} has vectors of width {vectors.shape[-1]}, but "
                              f"this text encoder's width is {width} (made for another model?)")  # fmt: skip
     if vectors.shape[0] == 0:
-        raise EmbeddingError(f"embedding {name!r} holds no vectors")
+        raise EmbeddingError(f"embedding {quoted(name)} holds no vectors")
     return vectors

@@ -34,6 +34,7 @@ from latentgraph.graph import (
 from latentgraph.graph.context import limit_label
 from latentgraph.graph.files import FileWriteError, file_records, file_sha256, write_new
 from latentgraph.graph.pictures import ImageTooLarge, open_image
+from latentgraph.graph.problems import quoted
 
 from . import input_files
 from .input_files import inside
@@ -125,11 +126,11 @@ def _input_path(ctx, image: str) -> Path | None:
     folder, name = input_files.located(image, ctx.settings)
     path = input_files.within(folder, name)
     if path is None:
-        raise input_error(ctx, "image", f"{image!r} is outside its folder ({folder})")
+        raise input_error(ctx, "image", f"{quoted(image)} is outside its folder ({folder})")
     if not path.is_file():
         if image == input_files.EXAMPLE:
             return None
-        raise input_error(ctx, "image", f"no such file in its folder ({folder}): {name!r}")
+        raise input_error(ctx, "image", f"no such file in its folder ({folder}): {quoted(name)}")
     return path
 
 
@@ -158,7 +159,7 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
                     continue
                 count += 1
                 if count > most:
-                    raise input_error(ctx, "image", f"{image!r} has {img.n_frames} frames, over "
+                    raise input_error(ctx, "image", f"{quoted(image)} has {img.n_frames} frames, over "
                                       f"the limit of {most} images in a batch "
                                       f"({limit_label(settings, 'max_batch')})")  # fmt: skip
                 if count * size[0] * size[1] > settings.max_batch_pixels:
@@ -166,17 +167,17 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
                         image, img.n_frames, size, settings))  # fmt: skip
                 yield picture
     except ImageTooLarge as exc:  # the limit as the caller sets it: a flag, or Settings field
-        raise input_error(ctx, "image", f"{image!r} is {exc} "
+        raise input_error(ctx, "image", f"{quoted(image)} is {exc} "
                                         f"({limit_label(ctx.settings, 'max_image_pixels')})") from None  # fmt: skip
     except (UnidentifiedImageError, OSError) as exc:
-        raise input_error(ctx, "image", f"cannot read {image!r} as an image: {exc}") from exc
+        raise input_error(ctx, "image", f"cannot read {quoted(image)} as an image: {exc}") from exc
 
 
 def _batch_pixels_refusal(image: str, frames: int, size: tuple[int, int], settings: Any) -> str:
     """Why an animation's frames are refused as one batch: their pixels in all (frames x
     width x height, counting the frames of the first one's size read so far)."""
     width, height = size
-    return (f"{image!r} has {frames} frames of {width}x{height}, over the limit of "
+    return (f"{quoted(image)} has {frames} frames of {width}x{height}, over the limit of "
             f"{settings.max_batch_pixels:,} pixels in a batch "
             f"({limit_label(settings, 'max_batch_pixels')})")  # fmt: skip
 
@@ -260,23 +261,23 @@ def prefix_problem(prefix: str) -> str | None:
     if not text or text.endswith("/") or text.split("/")[-1] == ".":
         return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        return f"{prefix[:40]!r} contains a control character (NUL, newline, ...)"
+        return f"{quoted(prefix[:40])} contains a control character (NUL, newline, ...)"
     if len(text.encode("utf-8", "replace")) > MAX_PREFIX_CHARS:
         return f"the prefix is longer than {MAX_PREFIX_CHARS} bytes; file names are limited"
     if text.startswith("/") or re.match(r"^[A-Za-z]:/", text) or ".." in text.split("/"):
-        return f"{prefix!r} would write outside the output directory"
+        return f"{quoted(prefix)} would write outside the output directory"
     text = _DATE.sub(
         lambda m: _DATE_TOKEN.sub("0", m.group(1)), text
     )  # its literal characters stay
     unknown = [m.group(0) for m in _PERCENT_NAME.finditer(text)
                if m.group(1) not in PREFIX_VARIABLES]  # fmt: skip
     if unknown:
-        return (f"{prefix!r}: {unknown[0]} is not expanded here (ComfyUI's editor replaces "
+        return (f"{quoted(prefix)}: {unknown[0]} is not expanded here (ComfyUI's editor replaces "
                 f"%Node.widget% before it queues a prompt); a save node expands only "
                 f"{PREFIX_VARIABLES_TEXT}")  # fmt: skip
     bad = list(dict.fromkeys(c for c in text if c in NOT_IN_NAMES))  # as they appear
     if bad:
-        return (f"{prefix!r} contains {', '.join(repr(c) for c in bad)}; file names cannot "
+        return (f"{quoted(prefix)} contains {', '.join(quoted(c) for c in bad)}; file names cannot "
                 f"hold any of {' '.join(NOT_IN_NAMES)}")  # fmt: skip
     return None
 
@@ -350,7 +351,7 @@ def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
     prefix = prefix.replace("\\", "/").strip()
     target = inside(root, prefix)
     if target is None or Path(prefix).is_absolute():
-        raise input_error(ctx, input_name, f"{prefix!r} would write outside the output "
+        raise input_error(ctx, input_name, f"{quoted(prefix)} would write outside the output "
                                            f"directory ({root})")  # fmt: skip
     folder, name = target.parent, target.name
     subfolder = str(folder.relative_to(root.resolve())).replace(os.sep, "/")

@@ -12,6 +12,7 @@ import inspect
 from typing import Any
 
 from latentgraph.graph import SCHEDULER, Bool, Choice, Output, Socket, node
+from latentgraph.graph.problems import quoted
 
 from .seeds import generator_seed
 from .values import SchedulerSpec, input_error
@@ -85,7 +86,7 @@ def sampler_label(spec: SchedulerSpec) -> str:
     """The sampler a spec builds, for messages: its name, diffusers class and options."""
     class_name = spec.class_name or spec.config.get("_class_name") or "DDIMScheduler"
     options = "".join(f", {k}={v!r}" for k, v in spec.overrides.items())
-    name = f"scheduler {spec.name!r}" if spec.name else "the model's own scheduler"
+    name = f"scheduler {quoted(spec.name)}" if spec.name else "the model's own scheduler"
     return f"{name} (diffusers {class_name}{options})"
 
 
@@ -125,9 +126,9 @@ def steps_problem(sched: Any, name: str, steps: int) -> str | None:
             if spacing == "leading" and "original_inference_steps" not in sched.config
             else "")  # fmt: skip
     return (
-        f"scheduler {name!r} makes at most {good} distinct steps from this model's "
+        f"scheduler {quoted(name)} makes at most {good} distinct steps from this model's "
         f"{sched.config.num_train_timesteps} training timesteps"
-        f"{f' with {spacing!r} timestep spacing' if spacing else ''}; got {steps}{hint}"
+        f"{f' with {quoted(spacing)} timestep spacing' if spacing else ''}; got {steps}{hint}"
     )
 
 
@@ -157,7 +158,7 @@ def karras_problem(name: Any, karras: Any) -> str | None:
     sampler that has none, before anything runs."""
     if karras is not True or name not in SCHEDULERS or name in KARRAS:
         return None
-    return (f"scheduler {name!r} has no Karras sigmas (diffusers' {SCHEDULERS[name][0]} takes "
+    return (f"scheduler {quoted(name)} has no Karras sigmas (diffusers' {SCHEDULERS[name][0]} takes "
             f"no use_karras_sigmas); with karras use one of: {', '.join(sorted(KARRAS))}")  # fmt: skip
 
 
@@ -182,7 +183,9 @@ def scheduler_select(ctx, scheduler: SchedulerSpec, name: str, karras: bool = Fa
                      timestep_spacing: str = "default"):  # fmt: skip
     """Pick the sampling algorithm, configured from the model's own noise schedule."""
     if name not in SCHEDULERS:
-        raise input_error(ctx, "name", f"unknown scheduler {name!r}; one of {list(SCHEDULERS)}")
+        raise input_error(
+            ctx, "name", f"unknown scheduler {quoted(str(name))}; one of {list(SCHEDULERS)}"
+        )
     class_name, overrides = SCHEDULERS[name]
     overrides = dict(overrides)
     accepted = set(inspect.signature(scheduler_class(class_name).__init__).parameters)
@@ -195,5 +198,5 @@ def scheduler_select(ctx, scheduler: SchedulerSpec, name: str, karras: bool = Fa
         if "timestep_spacing" in accepted:
             overrides["timestep_spacing"] = timestep_spacing
         else:
-            ctx.warn(f"scheduler {name!r} has no timestep spacing option; ignored")
+            ctx.warn(f"scheduler {quoted(name)} has no timestep spacing option; ignored")
     return SchedulerSpec(dict(scheduler.config), name, class_name, overrides)

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from latentgraph.graph.files import write_new
 from latentgraph.graph.paths import split_annotation
 from latentgraph.graph.pictures import ImageTooLarge, open_image
+from latentgraph.graph.problems import quoted
 
 from .config import limit_label
 from .errors import ApiError
@@ -36,7 +37,9 @@ _FORMATS = {"webp": ("WEBP", "image/webp"), "jpeg": ("JPEG", "image/jpeg"),
 def _folder(request: Request, kind: str, what: str = "type") -> Path:
     folder = get_state(request).config.dir_for(kind)
     if folder is None:
-        raise ApiError(400, f"{what} must be output, input or temp, not {kind!r}", "invalid_type")
+        raise ApiError(
+            400, f"{what} must be output, input or temp, not {quoted(kind)}", "invalid_type"
+        )
     return folder
 
 
@@ -73,7 +76,9 @@ CHANNELS = ("rgba", "rgb", "a")
 def _channel(value: str | None) -> str:
     channel = value or "rgba"
     if channel not in CHANNELS:
-        raise ApiError(400, f"channel must be rgba, rgb or a, not {channel!r}", "invalid_channel")
+        raise ApiError(
+            400, f"channel must be rgba, rgb or a, not {quoted(channel)}", "invalid_channel"
+        )
     return channel
 
 
@@ -96,11 +101,11 @@ def _preview_format(spec: str, channel: str) -> tuple[str, str, int]:
     The alpha of `channel=a` needs a format that keeps it: WebP for JPEG, as ComfyUI does."""
     fmt, _, quality = spec.partition(";")
     if fmt.lower() not in _FORMATS:
-        raise ApiError(400, f"preview format must be webp, jpeg or png, not {fmt!r}")
+        raise ApiError(400, f"preview format must be webp, jpeg or png, not {quoted(fmt)}")
     try:
         q = int(quality) if quality else 90
     except ValueError:
-        raise ApiError(400, f"preview quality must be an integer, not {quality!r}") from None
+        raise ApiError(400, f"preview quality must be an integer, not {quoted(quality)}") from None
     pil_format, mime = _FORMATS[fmt.lower()]
     if channel == "a" and pil_format == "JPEG":
         pil_format, mime = _FORMATS["webp"]
@@ -114,7 +119,7 @@ def _reencode(path: Path, spec: str, channel: str, max_pixels: int) -> tuple[byt
         refused = "no preview of"
     else:
         pil_format, mime, quality = "PNG", "image/png", 90
-        refused = f"no channel {channel!r} of"
+        refused = f"no channel {quoted(channel)} of"
     try:
         with _opened(path, max_pixels, refused) as img:
             img = _channel_image(img, channel)
@@ -139,7 +144,7 @@ async def view(request: Request) -> Response:
     folder = safe_folder(_folder(request, kind), q.get("subfolder", ""), what="subfolder")
     path = safe_join(folder, name, what="filename")
     if not path.is_file():
-        raise ApiError(404, f"no file {name!r} in {kind}", "not_found")
+        raise ApiError(404, f"no file {quoted(name)} in {kind}", "not_found")
     if q.get("preview") or channel != "rgba":
         limit = get_state(request).config.max_image_pixels
         data, mime = await run_in_threadpool(_reencode, path, q.get("preview", ""), channel, limit)
@@ -267,7 +272,7 @@ def _original_ref(request: Request, form: FormData) -> Path:
     path = safe_join(folder, name, what="original_ref filename")
     if not path.is_file():
         shown = "/".join(p for p in (fields["subfolder"], name) if p)
-        raise ApiError(400, f"original_ref names no file: {shown!r} is not in {kind}",
+        raise ApiError(400, f"original_ref names no file: {quoted(shown)} is not in {kind}",
                        "invalid_original_ref")  # fmt: skip
     return path
 
@@ -284,7 +289,7 @@ def _masked(original: Path, max_pixels: int, mask: bytes) -> bytes:
     except ApiError:
         raise
     except Exception:  # noqa: BLE001 - anything Pillow cannot read is refused
-        raise ApiError(400, f"original_ref filename {original.name!r} is not an image Pillow "
+        raise ApiError(400, f"original_ref filename {quoted(original.name)} is not an image Pillow "
                        "can read", "invalid_original_ref") from None  # fmt: skip
     try:
         with _opened(io.BytesIO(mask), max_pixels, "cannot store") as painted:
@@ -308,7 +313,7 @@ def _masked(original: Path, max_pixels: int, mask: bytes) -> bytes:
 
 def _mask_onto_original(request: Request, form: FormData, name: str) -> Callable[[bytes], bytes]:
     if not name.lower().endswith(".png"):
-        raise ApiError(400, f"image file name {name!r}: a mask is stored as PNG, so the name must "
+        raise ApiError(400, f"image file name {quoted(name)}: a mask is stored as PNG, so the name must "
                        "end in .png", "invalid_filename")  # fmt: skip
     original = _original_ref(request, form)
     return partial(_masked, original, get_state(request).config.max_image_pixels)

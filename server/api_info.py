@@ -65,7 +65,7 @@ async def object_info_one(request: Request) -> JSONResponse:
     state = get_state(request)
     registry = state.registry
     if registry.get(name) is None:
-        raise ApiError(404, f"unknown node class {name!r}", "not_found")
+        raise ApiError(404, f"unknown node class {quoted(name)}", "not_found")
     info = await run_in_threadpool(build, registry, state.settings)
     return JSONResponse({name: info[name]} if name in info else {})
 
@@ -126,7 +126,7 @@ def _folder_dirs(request: Request, kind: str) -> list[Path]:
     `graph.paths.models_folder_dirs`); a 404 for a kind the nodes do not read."""
     names = request.app.state.model_folders.get(kind)
     if names is None:
-        raise ApiError(404, f"no model folder {kind!r}", "not_found")
+        raise ApiError(404, f"no model folder {quoted(kind)}", "not_found")
     return models_folder_dirs(names, get_state(request).config.models_dirs)
 
 

@@ -13,6 +13,8 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from latentgraph.graph.problems import quoted
+
 
 def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
@@ -70,9 +72,9 @@ def host_refusal(header: str) -> str:
                 "(localhost, a loopback address, its --host, or a name given with --allow-host)")  # fmt: skip
     name = host_name(header)
     if name is None:
-        return (f"the Host header {header!r} is malformed: expected a host name or address "
+        return (f"the Host header {quoted(header)} is malformed: expected a host name or address "
                 "and port, e.g. localhost:8188")  # fmt: skip
-    return f"Host {header!r} is not a name of this server (start it with --allow-host {name} to accept it)"
+    return f"Host {quoted(header)} is not a name of this server (start it with --allow-host {name} to accept it)"
 
 
 class HostGuard:

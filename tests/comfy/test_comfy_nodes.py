@@ -231,3 +231,18 @@ def test_no_two_node_types_show_the_same_name_in_the_editor():
     assert [name for name, count in shown.items() if count > 1] == []
     assert info["ApplyControlNet"]["display_name"] == "Apply ControlNet (latentgraph)"
     assert info["ControlNetApplyAdvanced"]["display_name"] == "Apply ControlNet"
+
+
+def test_an_unsupported_sampler_or_scheduler_is_shown_with_one_backslash(tmp_path):
+    """KSampler's refusals quote the value as it was sent (`graph.problems.quoted`): repr
+    doubled a backslash, showing a name nobody sent."""
+    from latentgraph.graph.context import CancelToken, Context
+    from latentgraph.nodes.values import NodeInputError
+
+    ctx = Context("k", "KSampler", Settings(output_dir=tmp_path), CancelToken())
+    with pytest.raises(NodeInputError) as caught:
+        comfy.ksampler(ctx, None, 1, 4, 7.0, "euler\\a", "normal", None, None, None)
+    assert "unsupported sampler 'euler\\a'; one of: euler, " in str(caught.value)
+    with pytest.raises(NodeInputError) as caught:
+        comfy.ksampler(ctx, None, 1, 4, 7.0, "euler", "my\\karras", None, None, None)
+    assert "unsupported scheduler 'my\\karras'; one of: normal, " in str(caught.value)

@@ -105,3 +105,19 @@ def test_a_mistyped_embedding_gets_a_did_you_mean(models):
     with pytest.raises(embeddings.EmbeddingError) as caught:
         embeddings.embedding_path("nothing-like-it", [models])
     assert "did you mean" not in str(caught.value)
+
+
+def test_an_embedding_refusal_shows_a_windows_name_with_one_backslash(models):
+    """EmbeddingError quotes NAME as it was written (`graph.problems.quoted`): repr doubled the
+    backslash of `SD1.5\\foo`, a name nobody wrote."""
+    import torch
+    from safetensors.torch import save_file
+
+    (models / "embeddings" / "SD1.5").mkdir()
+    save_file(
+        {"emb_params": torch.zeros(2, 4)}, str(models / "embeddings" / "SD1.5" / "foo.safetensors")
+    )
+    with pytest.raises(embeddings.EmbeddingError) as caught:
+        embeddings.load_embedding("SD1.5\\foo", 768, [models])
+    assert str(caught.value).startswith("embedding 'SD1.5\\foo' has vectors of width 4, ")
+    assert "\\\\" not in str(caught.value)

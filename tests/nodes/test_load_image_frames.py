@@ -93,3 +93,17 @@ def test_a_16_bit_grayscale_png_keeps_its_values(make_ctx):
     assert pixels.shape == (1, 1, 4, 3)
     assert np.allclose(pixels[0, 0, :, 0].numpy(), values[0] / 65535, atol=1e-6)
     assert bool((pixels[..., 0] == pixels[..., 2]).all())
+
+
+def test_a_refusal_shows_a_windows_style_name_with_one_backslash(make_ctx):
+    """LoadImage's refusals quote the value as it was written (`graph.problems.quoted`): repr
+    showed `sub\\x.png` as 'sub\\\\x.png', a name nobody sent."""
+    ctx = make_ctx("LoadImage", node_id="pic")
+    Path(ctx.settings.input_dir).mkdir(parents=True)
+    with pytest.raises(NodeInputError) as caught:
+        images.load_image(ctx, "sub\\x.png")
+    assert str(caught.value).endswith("): 'sub\\x.png'")
+    (Path(ctx.settings.input_dir) / "a\\b.png").write_text("no picture")  # a file name on Linux
+    with pytest.raises(NodeInputError) as caught:
+        images.load_image(ctx, "a\\b.png")
+    assert "cannot read 'a\\b.png' as an image" in str(caught.value)

@@ -100,3 +100,16 @@ def test_characters_file_names_cannot_hold_are_named(prefix, named):
 def test_absolute_paths_still_leave_the_output_folder(prefix):
     [message] = problems(prefix)
     assert "would write outside the output directory" in message
+
+
+def test_a_refused_prefix_is_shown_with_one_backslash():
+    """The prefix is quoted as it was written (`graph.problems.quoted`): repr doubled the
+    backslash of a Windows-style `portraits\\fox`."""
+    assert problems("portraits\\fox<1>") == [
+        "'portraits\\fox<1>' contains '<', '>'; file names cannot hold any of < > : \" | ? *"
+    ]
+    assert problems("portraits\\%Node.seed%") == [
+        "'portraits\\%Node.seed%': %Node.seed% is not expanded here (ComfyUI's editor replaces "
+        f"%Node.widget% before it queues a prompt); a save node expands only "
+        f"{images.PREFIX_VARIABLES_TEXT}"
+    ]

@@ -95,3 +95,12 @@ def test_a_split_schedule_is_the_whole_run_with_its_history_dropped(name):
         torch.testing.assert_close(split, whole, rtol=0, atol=1e-6)
     else:
         assert float((split - whole).abs().max()) > 1e-3
+
+
+def test_an_unknown_scheduler_name_is_shown_with_one_backslash(make_ctx):
+    """The name is quoted as it was sent (`graph.problems.quoted`), not doubled by repr."""
+    from latentgraph.nodes.values import NodeInputError, SchedulerSpec
+
+    with pytest.raises(NodeInputError) as caught:
+        schedulers.scheduler_select(make_ctx("SchedulerSelect"), SchedulerSpec({}), "dpm\\2m")
+    assert "unknown scheduler 'dpm\\2m'; one of ['" in str(caught.value)

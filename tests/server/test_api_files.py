@@ -894,3 +894,19 @@ def test_upload_mask_has_the_upload_limits(client, config):
         "subfolder '../x' ")  # fmt: skip
     assert sorted(p.name for p in config.input_dir.iterdir()) == ["huge.png", "photo.png",
                                                                    "wide.png"]  # fmt: skip
+
+
+def test_refusals_show_a_sent_backslash_as_one(client, config):
+    """Values the client sent are quoted as sent (`graph.problems.quoted`): repr doubled a
+    Windows-style `sub\\x.png`, a name nobody sent."""
+    missing = _error(client.get("/view", params={"filename": "sub\\x.png"}), 404)
+    assert missing["message"] == "no file 'sub\\x.png' in output"
+    bad_type = _error(client.get("/view", params={"filename": "a.png", "type": "out\\put"}), 400)
+    assert bad_type["message"] == "type must be output, input or temp, not 'out\\put'"
+    (config.output_dir / "a.png").write_bytes(_png())
+    channel = _error(client.get("/view", params={"filename": "a.png", "channel": "rg\\b"}), 400)
+    assert channel["message"] == "channel must be rgba, rgb or a, not 'rg\\b'"
+    preview = _error(client.get("/view", params={"filename": "a.png", "preview": "we\\bp"}), 400)
+    assert preview["message"] == "preview format must be webp, jpeg or png, not 'we\\bp'"
+    quality = client.get("/view", params={"filename": "a.png", "preview": "png;9\\0"})
+    assert _error(quality, 400)["message"] == "preview quality must be an integer, not '9\\0'"
