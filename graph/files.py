@@ -113,7 +113,8 @@ def write_error(path: Path, exc: BaseException) -> FileWriteError | None:
 def make_folders(folder: Path, names: Mapping[Path, str] | None = None) -> list[Path]:
     """Make `folder` and its missing parents; return the ones made, outermost first. A file
     (anything but a folder) in the way is a `FileWriteError` naming it, as `names` calls it
-    when it is one of those folders ("the output folder /srv/out is a file, not a folder")."""
+    when it is one of those folders, the path in brackets so a folder named like its label reads
+    plainly ("the output folder (output) is a file, not a folder")."""
     folder = Path(folder)
     missing, existing = [], folder
     while not existing.is_dir():
@@ -121,7 +122,7 @@ def make_folders(folder: Path, names: Mapping[Path, str] | None = None) -> list[
             if existing.is_dir():  # made meanwhile by another writer: a folder after all
                 break
             label = (names or {}).get(existing)
-            what = f"{label} {existing}" if label else str(existing)
+            what = f"{label} ({existing})" if label else str(existing)
             raise FileWriteError(folder, f"{what} is a file, not a folder")
         missing.append(existing)
         existing = existing.parent

@@ -257,7 +257,7 @@ def test_a_file_in_place_of_a_folder_is_named_as_one(tmp_path):
                         target=lambda: tmp_path / "out" / "sub" / "x.png",
                         names={tmp_path / "out": "the output folder"})  # fmt: skip
     assert str(raised.value) == (f"cannot write {tmp_path / 'out' / 'sub' / 'x.png'}: the "
-                                 f"output folder {tmp_path / 'out'} is a file, not a folder")  # fmt: skip
+                                 f"output folder ({tmp_path / 'out'}) is a file, not a folder")  # fmt: skip
     assert (tmp_path / "out").read_text() == "a file"
 
 

@@ -90,6 +90,19 @@ def test_an_output_folder_that_became_a_file_is_named_as_one(make_ctx, tmp_path)
     with pytest.raises(FileWriteError) as raised:
         images.save_image(ctx, batch(1), "t")
     assert str(raised.value) == (f"cannot write {tmp_path / 'o2' / 't_00001_.png'}: the output "
-                                 f"folder {tmp_path / 'o2'} is a file, not a folder")  # fmt: skip
-    with pytest.raises(FileWriteError, match=f"the output folder {tmp_path / 'o2'} is a file"):
+                                 f"folder ({tmp_path / 'o2'}) is a file, not a folder")  # fmt: skip
+    with pytest.raises(FileWriteError) as raised:
         images.save_image(ctx, batch(1), "sub/t")
+    assert f"the output folder ({tmp_path / 'o2'}) is a file" in str(raised.value)
+
+
+def test_an_output_folder_named_output_reads_plainly_when_it_is_a_file(make_ctx, tmp_path):
+    """The folder's path is in brackets after its label: "the output folder .../output is a
+    file" read as if the label ran on into the name."""
+    ctx = make_ctx("SaveImage", output_dir=tmp_path / "output")
+    (tmp_path / "output").write_text("not a folder")
+    with pytest.raises(FileWriteError) as raised:
+        images.save_image(ctx, batch(1), "t")
+    assert str(raised.value).endswith(
+        f": the output folder ({tmp_path / 'output'}) is a file, not a folder"
+    )
