@@ -35,6 +35,7 @@ from typing import Any
 
 from latentgraph.graph import paths
 from latentgraph.graph.context import Settings
+from latentgraph.graph.files import FileWriteError, write_atomic
 
 from .config import ServerConfig
 from .worker_process import JobRunner, RunnerPool, WorkerSpec
@@ -179,6 +180,23 @@ class WorkerActor:
         return unseen_folders(markers)
 
 
+def write_markers(folders: tuple[Path, ...], token: str) -> dict[str, str]:
+    """A marker file holding `token` in each folder (path -> token), for every actor to read
+    (`unseen_folders`). Written atomically: a folder the disk refuses (full, read-only) is a
+    `FileWriteError` naming its marker and why in words, and no marker is left behind."""
+    markers: dict[str, str] = {}
+    try:
+        for folder in folders:
+            marker = folder / f".latentgraph-shared-{token}"
+            write_atomic(marker, token)
+            markers[str(marker)] = token
+    except BaseException:
+        for marker in markers:
+            Path(marker).unlink(missing_ok=True)
+        raise
+    return markers
+
+
 def unseen_folders(markers: dict[str, str]) -> list[str]:
     """The folders whose marker file (path -> content) this node cannot read as the server
     wrote it: not the same folder, or not there at all."""
@@ -256,13 +274,11 @@ class RayWorkerPool(RunnerPool):
     def _check_shared(self, folders: tuple[Path, ...]) -> None:
         """Every actor must see `folders` (the output folder, the disk cache) as the server
         does: the same path on shared storage. Checked with a marker file in each."""
-        token = uuid.uuid4().hex
-        markers = {}
-        for folder in folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            marker = folder / f".latentgraph-shared-{token}"
-            marker.write_text(token)
-            markers[str(marker)] = token
+        try:
+            markers = write_markers(folders, uuid.uuid4().hex)
+        except FileWriteError:  # a full or read-only disk: said so, before any run
+            self.stop()
+            raise
         ray = self._ray
         try:
             answers = ray.get([a.handle.missing_folders.remote(markers) for a in self._actors],
