@@ -6,8 +6,8 @@ relative one is read from the file's folder), an optional `is_default` (its fold
 searched before the others, as ComfyUI makes them its first), and model kinds (`checkpoints`,
 `loras`, `clip`, ...) each naming one folder or several (one per line, or a list), relative to
 `base_path`. Each becomes a `graph.paths.KindFolder`. Kinds no node here reads are ignored and
-named once (`ModelPaths.ignored`); a kind's folder that is a file or missing is warned about
-(`ModelPaths.warnings`). It is composed as workflows are (`parse_yaml`: no tags run, no
+named once (`ModelPaths.ignored`); a kind's folder that is a file (or under one) or missing is
+warned about (`ModelPaths.warnings`). It is composed as workflows are (`parse_yaml`: no tags run, no
 aliases), so a problem names file:line:column; `is_default` takes what ComfyUI's YAML 1.1
 reader takes as a boolean (`yes`, `on`, ...).
 """
@@ -118,10 +118,19 @@ def _shown(value: Any) -> str:
 
 
 def _not_a_folder(folder: Path, where: str) -> list[str]:
-    """The warning for a kind's folder that is a file or missing (its models are not found)."""
+    """The warning for a kind's folder that is none (its models are not found): a file (or
+    another non-folder) in its place or above it (a base_path that is a file, the `models` of
+    `models/loras`), or nothing there (missing)."""
     if folder.is_dir():
         return []
-    what = "a file, not a folder" if folder.exists() else "missing"
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir():
+        what = "missing"
+    else:
+        kind = "a file, not a folder" if existing.is_file() else "not a folder"
+        what = kind if existing == folder else f"under {existing}, {kind}"
     return [f"{where}: {folder} is {what}: no models are found there"]
 
 

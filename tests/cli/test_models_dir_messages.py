@@ -141,6 +141,26 @@ def test_an_extra_model_paths_file_is_read_as_comfyui_reads_it(home, capsys):  #
     ]
 
 
+def test_a_file_above_a_kinds_folder_is_named_not_called_missing(home):  # noqa: F811
+    """A base_path that is a file (or a file where `models/` of `models/loras` should be)
+    was warned about as "<folder> is missing", sending the user to look for a folder that
+    a file stands in the place of."""
+    from latentgraph.nodes.extra_model_paths import read_model_paths
+
+    put(home / "comfy")  # a file where the install's folder should be
+    (home / "paths.yaml").write_text(
+        "comfyui:\n  base_path: comfy\n  checkpoints: models/checkpoints\n"
+        "here:\n  loras: comfy/loras\n  vae: vae\n"
+    )
+    assert read_model_paths(Path("paths.yaml")).warnings == [
+        f"paths.yaml:3:16: comfyui.checkpoints: {home / 'comfy' / 'models' / 'checkpoints'} "
+        f"is under {home / 'comfy'}, a file, not a folder: no models are found there",
+        f"paths.yaml:5:10: here.loras: {home / 'comfy' / 'loras'} is under {home / 'comfy'}, "
+        "a file, not a folder: no models are found there",
+        f"paths.yaml:6:8: here.vae: {home / 'vae'} is missing: no models are found there",
+    ]
+
+
 def test_nodes_lists_the_dropdowns_of_the_models_folders_given(home, capsys):  # noqa: F811
     """`latentgraph nodes --json --models-dir models` failed ("argument action: invalid
     choice: 'models'"); it lists each dropdown's files as the server's /object_info does."""
