@@ -292,6 +292,7 @@ class RunTranslator:
                 inputs=f.inputs if f else {},
                 executed=executed,
                 user_error=f.user_error if f else False,
+                input_name=f.input_name if f else None,
             )
 
     def error(
@@ -305,6 +306,7 @@ class RunTranslator:
         inputs: dict[str, Any] | None = None,
         executed: list[str] | None = None,
         user_error: bool = False,
+        input_name: str | None = None,
     ) -> None:
         self.finished = True
         self._states.close()
@@ -313,23 +315,26 @@ class RunTranslator:
             node_type=node_type or self.node_types.get(node_id or "", ""),
             executed=executed if executed is not None else self.executed, message=message,
             exception_type=exception_type, traceback=traceback, inputs=inputs,
-            user_error=user_error))  # fmt: skip
+            user_error=user_error, input_name=input_name))  # fmt: skip
 
 
 def execution_error(prompt_id: str, *, node_id: str | None, node_type: str, executed: list[str],
                     message: str, exception_type: str, traceback: list[str] | None = None,
                     inputs: dict[str, Any] | None = None,
-                    user_error: bool = False) -> dict[str, Any]:  # fmt: skip
+                    user_error: bool = False,
+                    input_name: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The data of an `execution_error` message, every field ComfyUI's has: a run's failure,
     and a prompt a shutdown ended (`Store.recover`), which no translator saw end. Plus
     `user_error`: the node refused the user's value (`NodeFailed.user_error`), no crash, so a
-    client (`latentgraph submit`) can say so and exit as `run` does; ComfyUI's clients ignore
-    a field they do not know."""
+    client (`latentgraph submit`, `run --ray`) can say so and exit as `run` does, and
+    `input_name`, the input it refused, so the client can place the error where that value was
+    written (a `--set`); ComfyUI's clients ignore fields they do not know."""
     return {"prompt_id": prompt_id, "node_id": node_id, "node_type": node_type,
             "executed": list(executed), "exception_message": message,
             "exception_type": exception_type, "traceback": list(traceback or []),
             "current_inputs": dict(inputs or {}), "current_outputs": {},
-            "timestamp": now_ms(), "user_error": user_error}  # fmt: skip
+            "timestamp": now_ms(), "user_error": user_error,
+            "input_name": input_name}  # fmt: skip
 
 
 # The events a translator turns into messages or history entries, each by its method. The

@@ -102,7 +102,8 @@ class PromptEvents:
                                     message=str(data.get("exception_message", "")),
                                     exception_type=str(data.get("exception_type", "")),
                                     traceback=list(data.get("traceback") or []),
-                                    user_error=bool(data.get("user_error")))  # fmt: skip
+                                    user_error=bool(data.get("user_error")),
+                                    input_name=str(data.get("input_name") or "") or None)  # fmt: skip
             self.failures.append(failure)
             self.render(failure)
             self._end("failed", failed=[node])

@@ -152,7 +152,8 @@ def test_a_ray_run_keeps_its_disk_cache_where_a_local_run_does(ray_runtime, tiny
 def test_a_node_refusing_its_input_exits_and_reads_as_in_process(ray_runtime, tiny_folder,
                                                                  tmp_path, capsys):  # fmt: skip
     """steps=1000 is more than the scheduler makes: a user error, exit code 2 and the same
-    error and summary lines in this process and on an actor (rc was 1, no summary, on Ray)."""
+    error and summary lines in this process and on an actor (rc was 1, no summary, on Ray),
+    the error placed at the --set that gave the value (on Ray it named the node's line)."""
     common = [TXT2IMG, "--set", "steps=1000", "--set", "width=64", "--set", "height=64",
               "--output-dir", str(tmp_path)]  # fmt: skip
     assert main(["run", *common]) == 2
@@ -162,6 +163,7 @@ def test_a_node_refusing_its_input_exits_and_reads_as_in_process(ray_runtime, ti
     for lines in (local, on_ray):
         [error] = [line for line in lines if line.startswith("error: ")]
         assert "node 'denoise' input 'steps'" in error and "got 1000" in error, lines
+        assert error.startswith("error: --set steps=1000 ($steps at "), lines
         [summary] = [line for line in lines if line.startswith("failed: ")]
         assert re.fullmatch(r"failed: \d ran, \d cached, 1 failed, 2 skipped in [\d.]+s",
                             summary), lines  # fmt: skip

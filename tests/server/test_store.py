@@ -351,7 +351,7 @@ def test_a_crash_leaves_running_prompts_failed_by_recover_and_pending_ones_queue
                         "exception_message": "interrupted by shutdown",
                         "exception_type": "Shutdown", "traceback": [], "current_inputs": {},
                         "current_outputs": {}, "timestamp": data["timestamp"],
-                        "user_error": False}  # fmt: skip
+                        "user_error": False, "input_name": None}  # fmt: skip
         assert _row(again.path, pid)["status"] == st.ERROR
     assert _ids(again.history()) == ["done", "r1", "r2"]
     assert again.recover() == []  # nothing left running
