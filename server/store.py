@@ -95,6 +95,16 @@ _FINISH = (
 )
 
 
+def _ended(record: PromptRecord, end: tuple, seen: Outputs | None = None) -> PromptRecord:
+    """`record` (running) with its `end` (`_FINISH`'s arguments) as a read-back of its row
+    would give it (JSON round trip: no live objects kept); `seen`: its outputs' `Outputs`."""
+    status, finished, ui_json, messages_json, error, _ = end
+    seen = seen if seen is not None else Outputs.of(json.loads(ui_json))
+    size = record.size - _EMPTY_ENDS + len(ui_json) + len(messages_json)
+    return replace(record, status=status, finished_ms=finished, error=error, ui_json=ui_json,
+                   outputs_seen=seen, messages=json.loads(messages_json), size=size)  # fmt: skip
+
+
 class StoreWriteError(OSError):
     """The database could not be written (errno ENOSPC when the disk is full)."""
 
@@ -569,11 +579,8 @@ class Store:
                 if not rows:
                     return prompt_id not in self._unsaved
                 done = rows[0]
-            else:  # what a read-back would give (JSON round trip: no live objects kept)
-                size = old.size - _EMPTY_ENDS + len(ui_json) + len(messages_json)
-                done = replace(old, status=status, finished_ms=finished, error=error,
-                               ui_json=ui_json, outputs_seen=seen,
-                               messages=json.loads(messages_json), size=size)  # fmt: skip
+            else:
+                done = _ended(old, args, seen)
             with self._mem:
                 self._remember(done)
             return prompt_id not in self._unsaved
@@ -635,8 +642,11 @@ class Store:
             found = self._queued.get(prompt_id) or self._recent.get(prompt_id)
         if found is not None:
             return found
-        rows = self._rows("SELECT * FROM prompts WHERE id = ?", (prompt_id,))
-        return rows[0] if rows else None
+        with self._lock:  # a row whose end is not written yet (`finish`), with that end
+            rows = self._decode(self._db.execute("SELECT * FROM prompts WHERE id = ?",
+                                                 (prompt_id,)))  # fmt: skip
+            end = self._unsaved.get(prompt_id)
+        return None if not rows else _ended(rows[0], end) if end is not None else rows[0]
 
     def recent_history(self, max_items: int | None = None, offset: int = -1) -> list | None:
         """`history(max_items, offset)` from memory, or None when memory does not hold it all:
@@ -695,16 +705,29 @@ class Store:
     def jobs(
         self, statuses: list[str] | None, limit: int, offset: int, newest_first: bool = True
     ) -> tuple[list[PromptRecord], int]:
-        """Rows whose status is in `statuses` (row statuses), paged; also the total count."""
-        where, args = "", ()
-        if statuses:
-            where = f"WHERE status IN ({','.join('?' * len(statuses))})"
-            args = tuple(statuses)
+        """Records whose status is in `statuses` (row statuses), paged; also the total count.
+        A prompt whose end the database could not take yet (`finish`, a full disk) is as
+        /history shows it (memory), not as its row still says (running)."""
         order = "DESC" if newest_first else "ASC"
-        total = self._exec(f"SELECT COUNT(*) FROM prompts {where}", args).fetchone()[0]
-        rows = self._rows(
-            f"SELECT * FROM prompts {where} ORDER BY created_ms {order}, seq {order}"
-            " LIMIT ? OFFSET ?",
-            (*args, int(limit), int(offset)),
-        )
-        return rows, int(total)
+        with self._lock:
+            with self._mem:
+                known = {pid: self._queued.get(pid) or self._recent.get(pid)
+                         for pid in self._unsaved}  # fmt: skip
+            unsaved = dict(self._unsaved)
+            where, args = "", ()
+            if statuses:  # on each row's status, an unwritten end's as memory has it
+                ends = [(pid, known[pid].status if known[pid] is not None else end[0])
+                        for pid, end in unsaved.items()]  # fmt: skip
+                status = (
+                    f"CASE id {'WHEN ? THEN ? ' * len(ends)}ELSE status END" if ends else "status"
+                )
+                where = f"WHERE {status} IN ({','.join('?' * len(statuses))})"
+                args = (*(v for end in ends for v in end), *statuses)
+            count = self._db.execute(f"SELECT COUNT(*) FROM prompts {where}", args)
+            total = count.fetchone()[0]
+            rows = self._decode(self._db.execute(
+                f"SELECT * FROM prompts {where} ORDER BY created_ms {order}, seq {order}"
+                " LIMIT ? OFFSET ?", (*args, int(limit), int(offset))))  # fmt: skip
+        shown = [row if row.id not in unsaved else known[row.id] or _ended(row, unsaved[row.id])
+                 for row in rows]  # fmt: skip
+        return shown, int(total)

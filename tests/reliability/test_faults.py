@@ -320,6 +320,8 @@ def test_full_disk_keeps_the_prompts_success_and_the_worker_goes_on(toy_server, 
         assert not messages(entry, "execution_error")
         row = state.store._exec("SELECT status FROM prompts WHERE id = ?", (running,))
         assert row.fetchone()[0] == "running"  # not written yet
+        jobs = toy_server.http.get("/api/jobs", params={"status": "completed"}).json()["jobs"]
+        assert [j["id"] for j in jobs] == [running]  # as /history says: not "in_progress"
         time.sleep(0.5)  # the disk is still full: the waiting prompt does not start
         assert toy_server.http.get(f"/history/{waiting}").json() == {}
         assert state.worker._thread.is_alive()

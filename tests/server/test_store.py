@@ -938,6 +938,53 @@ def test_jobs_filtered_paged_and_sorted_by_creation(store):
     assert store.jobs([st.INTERRUPTED], 10, 0) == ([], 0)
 
 
+def test_jobs_show_an_unwritten_end_as_history_does(store, monkeypatch):
+    """A prompt whose end the full disk refused was "in_progress" in /api/jobs (its row, still
+    running) while /history said success (memory); filtered by status, it was counted as
+    running and not as finished."""
+    for pid, created in [("a", 100), ("b", 200), ("c", 300)]:
+        _add(store, pid, created_ms=created)
+    store.mark_running("a")
+    store.mark_running("b")
+    _full_disk(store, monkeypatch, OSError(errno.ENOSPC, "full")).full = True
+    ui = {"9": {"images": [{"filename": "t.png", "subfolder": "", "type": "output"}]}}
+    assert not store.finish("a", st.SUCCESS, ui=ui)
+    assert _row(store.path, "a")["status"] == st.RUNNING  # not written yet
+    rows, total = store.jobs(None, 10, 0)
+    assert (_ids(rows), total) == (["c", "b", "a"], 3)
+    assert rows[2] == store.get("a") == store.history()[-1]  # as /history shows it
+    assert rows[2].status == st.SUCCESS and rows[2].outputs_seen == st.Outputs.of(ui)
+    assert store.jobs([st.SUCCESS], 10, 0) == ([store.get("a")], 1)
+    rows, total = store.jobs([st.RUNNING], 10, 0)
+    assert (_ids(rows), total) == (["b"], 1)
+    rows, total = store.jobs([st.RUNNING, st.PENDING], 1, 1, newest_first=False)
+    assert (_ids(rows), total) == (["c"], 2)
+
+
+def test_an_unwritten_end_memory_no_longer_holds_is_still_shown(tmp_path, monkeypatch):
+    """History memory, bounded in bytes, let go of an end the database had not taken: /jobs
+    and /jobs/{id} read its row (running) again."""
+    store = Store(tmp_path / "db.sqlite3", history_bytes=1)  # memory keeps the newest only
+    for pid in ("a", "b"):
+        _add(store, pid, created_ms={"a": 1, "b": 2}[pid])
+        store.mark_running(pid)
+    disk = _full_disk(store, monkeypatch, OSError(errno.ENOSPC, "full"))
+    disk.full = True
+    assert not store.finish("a", st.ERROR, error="boom")
+    assert not store.finish("b", st.SUCCESS)
+    assert list(store._recent) == ["b"]  # "a" left memory
+    a = store.get("a")
+    assert (a.status, a.error) == (st.ERROR, "boom")
+    rows, total = store.jobs([st.ERROR], 10, 0)
+    assert (rows, total) == ([a], 1)
+    assert store.jobs([st.RUNNING], 10, 0) == ([], 0)
+    disk.full = False
+    assert store.flush()
+    again = _reopen(store)
+    assert again.get("a") == a  # as its row, once written
+    again.close()
+
+
 # --- corrupt rows -------------------------------------------------------------------------
 
 
