@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +24,43 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def server_process(script: str, args: list[str], port: int, env: dict[str, str], *,
+                   cwd: Path | None = None, own_group: bool = False,
+                   wait: float = 60) -> tuple[subprocess.Popen, httpx.Client]:  # fmt: skip
+    """A server started in its own process (`python -c script *args`, its stderr piped, in its
+    own process group if `own_group`), and a client of it, once it answers /prompt on `port`
+    (at most `wait` seconds; otherwise it is killed and the error names its stderr's end).
+    Stop it with `stop_server_process`."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=own_group)  # fmt: skip
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if http.get("/prompt").status_code == 200:
+                return proc, http
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            http.close()
+            proc.kill()
+            raise RuntimeError(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.1)
+
+
+def stop_server_process(proc: subprocess.Popen, http: httpx.Client) -> None:
+    """Close the client and stop `server_process`'s server: SIGTERM, SIGKILL after 30 s."""
+    http.close()
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stderr.close()
 
 
 class RunningServer:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import chain, free_port
+from .conftest import chain, free_port, server_process, stop_server_process
 
 PLUGIN_DIR = Path(__file__).parent / "plugin"
 LAUNCH = (
@@ -31,21 +31,7 @@ LAUNCH = (
 
 def start(config: dict, env: dict, *, own_group: bool = False) -> tuple[subprocess.Popen,
                                                                        httpx.Client]:  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, json.dumps(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=own_group)  # fmt: skip
-    http = httpx.Client(base_url=f"http://127.0.0.1:{config['port']}", timeout=10)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if http.get("/prompt").status_code == 200:
-                return proc, http
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.1)
+    return server_process(LAUNCH, [json.dumps(config)], config["port"], env, own_group=own_group)
 
 
 def config_and_env(tmp_path: Path) -> tuple[dict, dict]:
@@ -70,15 +56,6 @@ def wait_running(http: httpx.Client, prompt_id: str) -> None:
         assert time.monotonic() < deadline, f"{prompt_id} never started"
         time.sleep(0.05)
     time.sleep(0.3)
-
-
-def stop(proc: subprocess.Popen, http: httpx.Client) -> None:
-    http.close()
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def test_sigkill_during_first_prompt_then_restart(tmp_path):
@@ -109,7 +86,7 @@ def test_sigkill_during_first_prompt_then_restart(tmp_path):
         assert http.get(f"/jobs/{slow}").json()["status"] == "failed"
         assert http.get("/queue").json() == {"queue_running": [], "queue_pending": []}
     finally:
-        stop(proc, http)
+        stop_server_process(proc, http)
 
 
 def test_sigterm_to_the_process_group_is_a_shutdown_not_a_worker_crash(tmp_path):
@@ -133,7 +110,7 @@ def test_sigterm_to_the_process_group_is_a_shutdown_not_a_worker_crash(tmp_path)
         assert status["status_str"] == "error" and "interrupted by shutdown" in messages
         assert "WorkerDied" not in messages and "signal 15" not in messages
     finally:
-        stop(proc, http)
+        stop_server_process(proc, http)
 
 
 def running_and_two_queued(http: httpx.Client, first: int,
@@ -218,7 +195,7 @@ def test_a_second_server_on_the_same_data_dir_is_refused_and_the_first_goes_on(t
         for pid in rest:
             assert history[pid]["status"]["status_str"] == "success"
     finally:
-        stop(proc, http)
+        stop_server_process(proc, http)
 
 
 def test_serve_refuses_a_data_dir_in_use_before_binding_its_port(tmp_path, monkeypatch):

@@ -5,14 +5,10 @@ its spec, never through the environment (whose LATENTGRAPH_CACHE_DIR stays the c
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
-
-from .conftest import chain, free_port
+from .conftest import chain, free_port, server_process, stop_server_process
 
 PLUGIN_DIR = Path(__file__).parent / "plugin"
 CLI = "import sys\nfrom latentgraph.cli import main\nsys.exit(main(sys.argv[1:]))\n"
@@ -28,37 +24,19 @@ def test_serve_cache_dir_holds_what_its_workers_cache(tmp_path):
     port = free_port()
     env = {**os.environ, "LATENTGRAPH_TOY_PLUGIN": "1", "LATENTGRAPH_CACHE_DIR": str(root)}
     env.pop("LATENTGRAPH_AUTH_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-c", CLI, "serve", "--port", str(port),
-                             "--data-dir", str(tmp_path / "data"), "--nodes-dir",
-                             str(PLUGIN_DIR), "--cache-dir", str(store), "--device", "cpu",
-                             "--workers", "1"], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    proc, http = server_process(CLI, ["serve", "--port", str(port), "--data-dir",
+                                      str(tmp_path / "data"), "--nodes-dir", str(PLUGIN_DIR),
+                                      "--cache-dir", str(store), "--device", "cpu", "--workers",
+                                      "1"], port, env, cwd=tmp_path, wait=120)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while True:
-            try:
-                if http.get("/prompt").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
         prompt_id = http.post("/prompt", json={"prompt": chain(7)}).json()["prompt_id"]
         while prompt_id not in (history := http.get(f"/history/{prompt_id}").json()):
-            assert time.monotonic() < deadline + 60, "the prompt did not finish"
+            assert time.monotonic() < deadline, "the prompt did not finish"
             time.sleep(0.1)
         assert history[prompt_id]["status"]["status_str"] == "success", history
     finally:
-        http.close()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        stop_server_process(proc, http)
     assert _entries(store), sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert not (root / "outputs").exists()  # not the default store, nor DIR/outputs
     assert not (store / "outputs").exists()
