@@ -7,6 +7,7 @@ layout) or YAML, atomically.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -43,6 +44,19 @@ def _target(dst: str | Path, to: str | None, wording: str = PYTHON_WORDING) -> s
                      f"{', '.join(first)} or {last}")  # fmt: skip
 
 
+# A UTF-16 surrogate code point on its own: a string holds one only when it was read from an
+# escape with no partner (`"\ud800"` in JSON); it has no UTF-8 form.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json_text(value: object) -> str:
+    """`value` as the JSON a person reads and edits: indented, non-ASCII text written as itself
+    (as ComfyUI saves, so a Japanese title is no wall of `\\u` escapes), a lone surrogate kept
+    as its escape so the text encodes as UTF-8 and reads back the same."""
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _refuse_unknown(graph: Graph, registry: Registry) -> None:
     unknown = sorted({n.type for n in graph if n.type not in registry})
     if unknown:
@@ -67,9 +81,9 @@ def render(graph: Graph, to: str, registry: Registry | None = None) -> str:
     """The text of `graph` in format `to`."""
     registry = registry_or_default(registry)
     if to == "api":
-        return json.dumps(prompt_from_graph(graph, registry), indent=2) + "\n"
+        return _json_text(prompt_from_graph(graph, registry))
     if to == "editor":
-        return json.dumps(editor_from_graph(graph, registry), indent=2) + "\n"
+        return _json_text(editor_from_graph(graph, registry))
     return dump_workflow(graph, registry)
 
 
@@ -86,7 +100,7 @@ def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
     graph, extra = workflow.graph, workflow.extra
     _refuse_unknown(graph, registry)
     if fmt == "editor" and "workflow" in extra:  # an editor document is copied as it is
-        text = json.dumps(extra["workflow"], indent=2) + "\n"
+        text = _json_text(extra["workflow"])
     elif fmt == "yaml" and "latentgraph" in extra:  # our document, with its params
         text = _ours_as_yaml(extra["latentgraph"])
     else:

@@ -102,3 +102,23 @@ def test_an_unknown_node_type_in_our_yaml_is_refused_at_its_line(tmp_path):
     assert (problem.node_id, problem.node_type) == ("encode", "MysteryEncode")
     assert problem.message.startswith("unknown node type 'MysteryEncode'")
     assert str(problem.location).startswith(f"{src}:9")
+
+
+def test_json_is_written_as_utf8_text_a_person_can_read(tmp_path):
+    """Japanese text and an emoji are written as themselves, as ComfyUI saves them (they were
+    `\\u732b` escapes), in UTF-8 whatever the locale; a lone surrogate, which has no UTF-8
+    form, keeps its escape. Each file reads back the same, and an editor file copied to the
+    editor format is written as it was read."""
+    src = tmp_path / "ours.yaml"
+    src.write_text(OURS.replace("'a cat'", '"猫 🐱 \\ud800"'), encoding="utf-8")
+    for to in ("api", "editor"):
+        dst = tmp_path / f"編集 {to}.json"
+        assert convert(src, dst, to=to, registry=registry) == to
+        text = dst.read_bytes().decode("utf-8")
+        assert '"猫 🐱 \\ud800"' in text and "\\u732b" not in text
+        graph = load_file(dst, registry=registry).graph
+        texts = [n.inputs["text"] for n in graph if n.type == "CLIPTextEncode"]
+        assert texts == ["猫 🐱 \ud800"]
+    copy = tmp_path / "copy.json"
+    convert(tmp_path / "編集 editor.json", copy, to="editor", registry=registry)
+    assert copy.read_bytes() == (tmp_path / "編集 editor.json").read_bytes()
