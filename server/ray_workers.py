@@ -54,7 +54,7 @@ PLACEMENT_SECONDS = 300.0
 # Times Ray restarts one actor (-1: always); the pool makes a new one if it ever gives up.
 MAX_RESTARTS = -1
 # How long joining a cluster waits for its address to answer (a TCP connection to the head's
-# GCS port) before giving up: Ray's own connect retries forever (Ray 2.60: "Failed to connect to
+# GCS port, and its gRPC server's first frame) before giving up: Ray's own connect retries forever (Ray 2.60: "Failed to connect to
 # GCS at address ..." every 5 s), and its reconnect timeout ends the process without a word.
 CONNECT_SECONDS = 10.0
 
@@ -101,8 +101,9 @@ def connect(address: str, num_cpus: int) -> bool:
 
 def reach_cluster(address: str, timeout: float | None = None) -> None:
     """Before `ray.init` joins `address` (HOST:PORT or ray://HOST:PORT; "auto" is Ray's to
-    find), its head must accept a connection within `timeout` (`CONNECT_SECONDS`): else
-    RayUnavailable, where Ray would retry forever. An address without a port is left to Ray."""
+    find), its head must accept a connection and answer as a gRPC server (`_answers_grpc`)
+    within `timeout` (`CONNECT_SECONDS`): else RayUnavailable, where Ray would retry for many
+    minutes. An address without a port is left to Ray."""
     target = urllib.parse.urlsplit(address if "://" in address else f"//{address}")
     try:
         host, port = target.hostname, target.port
@@ -112,15 +113,43 @@ def reach_cluster(address: str, timeout: float | None = None) -> None:
         return
     wait = CONNECT_SECONDS if timeout is None else timeout
     try:
-        socket.create_connection((host, port), timeout=wait).close()
+        with socket.create_connection((host, port), timeout=wait) as head:
+            if _answers_grpc(head):
+                return
     except TimeoutError:
         why = f"no answer within {wait:g} s"
     except OSError as exc:
         why = exc.strerror or str(exc)
     else:
-        return
+        raise RayUnavailable(
+            f"{address} answered, but not as a Ray cluster: give the address `ray start --head` "
+            "printed (port 6379 by default), not the dashboard's (8265)"
+        )
     raise RayUnavailable(f"cannot reach the Ray cluster at {address} ({why.lower()}): start its "
                          "head node (`ray start --head`) or give --ray local")  # fmt: skip
+
+
+# What an HTTP/2 client sends first (RFC 9113, 3.4): the preface and an empty SETTINGS frame.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_HTTP2_SETTINGS = 4  # the frame type a server's own preface starts with
+
+
+def _answers_grpc(head: socket.socket) -> bool:
+    """Whether the server on `head` answers an HTTP/2 preface with its SETTINGS frame, as
+    every gRPC server does: Ray's head (its GCS, and the Ray Client server behind ray://)
+    speaks gRPC, while an HTTP/1 server (the dashboard's port, a web app) answers with text.
+    A head using TLS (`RAY_USE_TLS`) would answer a plaintext preface with an alert, so it is
+    not asked."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return True
+    head.sendall(_HTTP2_PREFACE)
+    header = b""
+    while len(header) < 9:  # a frame header: length (3 bytes), type, flags, stream id
+        chunk = head.recv(9 - len(header))
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == _HTTP2_SETTINGS
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,40 @@ def test_an_unreachable_cluster_is_a_usage_error_not_a_hang(command, tmp_path):
     assert f"latentgraph: error: cannot reach the Ray cluster at {address}" in out.stderr
     assert "Traceback" not in out.stderr and "Failed to connect to GCS" not in out.stderr
     assert not list(tmp_path.glob("out/**/*.png"))  # nothing ran
+
+
+@pytest.fixture
+def web_server():
+    """An HTTP/1 server on a free local port (as the Ray dashboard's 8265 is): it accepts
+    connections, so only its answer tells it from a Ray head."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("command", [
+    ["serve", "--port", "0", "--ray-workers", "1"],
+    ["run", TXT2IMG, "--ray-workers", "1"],
+])  # fmt: skip
+def test_an_address_that_answers_but_not_as_ray_is_a_usage_error_not_a_hang(
+    command, web_server, tmp_path
+):
+    """Ray's own connect retried such an address for many minutes."""
+    out = subprocess.run([sys.executable, "-m", "latentgraph.cli", *command, "--ray", web_server,
+                          "--output-dir", str(tmp_path / "out"), *(
+                              ["--data-dir", str(tmp_path / "data")] if command[0] == "serve"
+                              else [])],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert f"latentgraph: error: {web_server} answered, but not as a Ray cluster" in out.stderr
+    assert "Traceback" not in out.stderr and "Failed to connect to GCS" not in out.stderr
+
+
+def test_a_running_clusters_head_is_reached(ray_runtime):
+    """The check passes Ray's own head: its GCS address, as `ray start --head` prints it."""
+    from latentgraph.server.ray_workers import reach_cluster
+
+    reach_cluster(ray_runtime.get_runtime_context().gcs_address)  # raises if it is not
