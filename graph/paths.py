@@ -119,6 +119,15 @@ def models_folder_dirs(
     return list(dict.fromkeys(found))
 
 
+def hidden(name: str) -> bool:
+    """Whether the folder lists leave out a file or folder `name`: one starting with "."
+    (the partial writes of uploads and saves, `.upload-*`, `.saving-*`, and what the system
+    keeps there), as a shell's listing does. The one rule LoadImage's dropdown, the editor's
+    file tabs and the models folders list by, and /upload/image refuses a name by: a file
+    stored under it could not be chosen afterwards."""
+    return name.startswith(".")
+
+
 def weight_files(base: Path) -> list[str]:
     """The weight files (`WEIGHT_SUFFIXES`) under one models folder directory `base`, as sorted
     POSIX names relative to it, the names a dropdown shows and the server's model routes
@@ -134,9 +143,9 @@ def weight_files(base: Path) -> list[str]:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not hidden(d))
         for f in files:
-            if f.lower().endswith(WEIGHT_SUFFIXES) and not f.startswith("."):
+            if f.lower().endswith(WEIGHT_SUFFIXES) and not hidden(f):
                 if os.path.exists(os.path.join(top, f)):  # a broken link is no model
                     names.append((rel / f).as_posix())
     return sorted(names)

@@ -19,7 +19,7 @@ from typing import Any
 
 from latentgraph.graph import Settings
 from latentgraph.graph.files import file_sha256, write_file
-from latentgraph.graph.paths import split_annotation
+from latentgraph.graph.paths import hidden, split_annotation
 from latentgraph.graph.problems import quoted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -150,10 +150,10 @@ def image_names(settings: Settings) -> list[str]:
     names: list[str] = []
     if base.is_dir():
         for top, dirs, files in os.walk(base):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs if not hidden(d))
             rel = Path(top).relative_to(base)
             names += [(rel / f).as_posix() for f in files
-                      if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith(".")]  # fmt: skip
+                      if f.lower().endswith(IMAGE_SUFFIXES) and not hidden(f)]  # fmt: skip
             if len(names) > _MAX_FILES:
                 break
     if EXAMPLE not in names:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from latentgraph.graph.files import write_new
-from latentgraph.graph.paths import split_annotation
+from latentgraph.graph.paths import hidden, split_annotation
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
 
@@ -224,6 +224,7 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     name = safe_filename(upload.filename or "", "image file name")
     target_dir = safe_folder(folder, subfolder, what="subfolder")
     safe_join(target_dir, name, what="image file name")
+    _check_listed(name, subfolder)
     make = combine(request, form, name) if combine is not None else None
     data = await upload.read(config.max_upload_bytes + 1)
     if len(data) > config.max_upload_bytes:
@@ -235,6 +236,19 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
     stored = await run_in_threadpool(_store_upload, target_dir, name, data, overwrite)
     return JSONResponse({"name": stored, "subfolder": subfolder, "type": kind})
+
+
+def _check_listed(name: str, subfolder: str) -> None:
+    """Refuse (400) an upload the folder lists would leave out (`paths.hidden`: a name or a
+    folder starting with "."): the editor puts the name it is answered into LoadImage's widget,
+    and the run was then refused, the name being none of LoadImage's files."""
+    why = "LoadImage's list and the editor's file tabs leave it out, so it could not be chosen"
+    if hidden(name):
+        raise ApiError(400, f"image file name {quoted(name)} starts with '.': {why}; give it a "
+                       "name without the leading '.'", "invalid_filename")  # fmt: skip
+    if any(hidden(part) for part in PurePosixPath(subfolder.replace("\\", "/")).parts):
+        raise ApiError(400, f"subfolder {quoted(subfolder)} has a folder starting with '.': "
+                       f"{why}; give one without", "invalid_path")  # fmt: skip
 
 
 async def upload_image(request: Request) -> JSONResponse:
@@ -332,7 +346,7 @@ def _visible_files(folder: Path) -> list[str]:
     found = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file():
+            if hidden(entry.name) or not entry.is_file():
                 continue
             if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(root):
                 continue

@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.testclient import TestClient
 
+from latentgraph.graph.problems import quoted
 from latentgraph.server import api_files
 from latentgraph.server.config import ServerConfig
 from latentgraph.server.errors import exception_handlers
@@ -349,6 +350,39 @@ def test_upload_refusals_name_the_problem(client, config):
     assert escape["message"] == "image file name leaves its folder"
     assert sorted(p.name for p in config.input_dir.iterdir()) == ["out", "up.png"]
     assert sorted(p.name for p in config.output_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, subfolder", [(".secret 猫.png", ""), ("..png", ""),
+                                           (".hidden", ""), ("up.png", ".cache"),
+                                           ("up.png", "a/.b"), ("up.png", "a\\.b")])  # fmt: skip
+def test_upload_refuses_a_name_the_folder_lists_would_hide(client, config, name, subfolder):
+    """A name or folder starting with "." is one LoadImage's list and the editor's file tabs
+    leave out (`paths.hidden`): stored, the editor put it into LoadImage's widget and the run
+    was refused (value_not_in_list). Refused, nothing stored."""
+    error = _error(_upload(client, name=name, subfolder=subfolder), 400)
+    why = "LoadImage's list and the editor's file tabs leave it out, so it could not be chosen"
+    if subfolder:
+        assert error["type"] == "invalid_path"
+        assert error["message"] == (f"subfolder {quoted(subfolder)} has a folder starting with "
+                                    f"'.': {why}; give one without")  # fmt: skip
+    else:
+        assert error["type"] == "invalid_filename"
+        assert error["message"] == (f"image file name {quoted(name)} starts with '.': {why}; "
+                                    "give it a name without the leading '.'")  # fmt: skip
+    assert list(config.input_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["up.png", "a..png", "猫 .png", "x.png.", "_.png"])
+def test_an_uploaded_name_is_one_loadimage_and_the_editor_list(client, config, name):
+    """What the upload answers, the editor puts into LoadImage's widget: the dropdown and the
+    editor's Imported tab list it."""
+    from latentgraph.graph import Settings
+    from latentgraph.nodes.input_files import image_names
+
+    stored = _upload(client, name=name).json()["name"]
+    assert stored in client.get("/internal/files/input").json()
+    if name.lower().endswith(".png"):
+        assert stored in image_names(Settings(input_dir=config.input_dir))
 
 
 @pytest.mark.parametrize("side", [13000, 14000, 60000])
