@@ -52,18 +52,28 @@ class Tokens:
 
 
 EXCERPT_CHARS = 60  # of the dropped text a truncation warning quotes
+# A byte-level BPE token holds at least one byte of a character of at most 4: decoding this many
+# of the dropped tokens gives the excerpt's characters and one more, without decoding them all.
+_EXCERPT_TOKENS = 4 * (EXCERPT_CHARS + 1)
 
 
-def _warn_truncated(ctx: Any, index: int, count: int, limit: int, dropped: int,
-                    text: str = "") -> None:  # fmt: skip
-    """Warn that prompt `index` lost its last `dropped` tokens, quoting at most the first
-    EXCERPT_CHARS characters of their `text` (a 99,999-character prompt made a 100 KB line)."""
+def _warn_truncated(ctx: Any, tok: Any, index: int, count: int, dropped: list[int]) -> None:
+    """Warn that prompt `index` (`count` tokens) lost the token ids `dropped`, quoting at most
+    the first EXCERPT_CHARS characters of their text (a 99,999-character prompt made a 100 KB
+    line). The dropped tokens are decoded together, and a character the cut fell inside (its
+    bytes split between kept and dropped tokens: CJK text) decodes to replacement characters,
+    left out so the excerpt starts at a whole character."""
+    span = dropped[:_EXCERPT_TOKENS]
+    text = tok.decode(span, skip_special_tokens=True).lstrip("\ufffd")
+    if len(span) < len(dropped):  # the span's end may split a character too
+        text = text.rstrip("\ufffd")
     excerpt = ""
     if text:
-        short = text[:EXCERPT_CHARS]
-        excerpt = f", starting {short!r}" + (" ..." if len(text) > EXCERPT_CHARS else "")
+        more = len(text) > EXCERPT_CHARS or len(span) < len(dropped)
+        excerpt = f", starting {text[:EXCERPT_CHARS]!r}" + (" ..." if more else "")
+    limit = tok.model_max_length
     ctx.warn(f"prompt {index} is {count} tokens, longer than the limit of {limit}: "
-             f"truncated, dropping {dropped} tokens{excerpt}")  # fmt: skip
+             f"truncated, dropping {len(dropped)} tokens{excerpt}")  # fmt: skip
 
 
 def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str, part: str = "clip_l",
@@ -90,8 +100,8 @@ def tokenize(ctx: Any, clip: ClipModel, index: int, prompt: str, part: str = "cl
     limit = tok.model_max_length
     room = limit - 2
     if len(content) > room:
-        dropped = content[room:]
-        _warn_truncated(ctx, index, len(content) + 2, limit, len(dropped))
+        # an embedding's placeholder (bos, a special token) has no text in the excerpt
+        _warn_truncated(ctx, tok, index, len(content) + 2, [c[0] for c in content[room:]])
         content = content[:room]
     ids = [tok.bos_token_id] + [c[0] for c in content] + [tok.eos_token_id]
     weights = [1.0] + [c[1] for c in content] + [1.0]
@@ -148,10 +158,7 @@ def plain_ids(ctx: Any, tok: Any, prompts: list[str], warn: bool = True) -> Any:
     for i, prompt in enumerate(prompts if warn else []):
         full_ids = tok(prompt).input_ids
         if len(full_ids) > limit:
-            dropped = full_ids[limit - 1 : -1]
-            # decoding a few more tokens than the excerpt needs, not all of them
-            text = tok.decode(dropped[: EXCERPT_CHARS + 1])
-            _warn_truncated(ctx, i, len(full_ids), limit, len(dropped), text)
+            _warn_truncated(ctx, tok, i, len(full_ids), full_ids[limit - 1 : -1])
     return ids
 
 

@@ -202,8 +202,22 @@ def test_a_truncation_warning_quotes_an_excerpt_and_the_dropped_count(make_ctx, 
     assert "tokens, longer than the limit of" in warning
     assert warning.startswith("prompt 0 is 20002 tokens, longer than the limit of 77: "
                               "truncated, dropping 19925 tokens")  # fmt: skip
-    if "(" not in prompt:  # plain text: its dropped text is quoted, cut short
-        assert warning.endswith(f", starting {('word ' * 12)!r} ...")
+    assert warning.endswith(f", starting {('word ' * 12)!r} ...")  # weighted or not
+
+
+@pytest.mark.parametrize("template", ["{}", "({}:1.2)"], ids=["plain", "weighted"])
+def test_a_truncation_warning_on_cjk_text_quotes_whole_characters(make_ctx, tiny, template):
+    """A long Japanese prompt's cut fell inside a character's bytes (byte-level BPE): the
+    excerpt began with replacement characters, '\ufffd\ufffdけの海辺...'. It starts at the first
+    whole character; a weighted prompt (CLIPTextEncode's `(cat:1.2)`) quoted no excerpt at all."""
+    phrase = "夕焼けの海辺を歩く猫"
+    ctx = make_ctx("TextEncode")
+    text.text_encode(ctx, tiny[1], " ".join([template.format(phrase)] * 40))
+    [warning] = ctx.rec.warnings
+    excerpt = warning.split(", starting ", 1)[1]
+    assert "\ufffd" not in excerpt
+    assert excerpt.startswith("'けの海辺を歩く猫 夕焼け") and excerpt.endswith("' ..."), excerpt
+    assert len(excerpt) == len("'' ...") + text.EXCERPT_CHARS
 
 
 def test_a_long_prompt_says_only_our_truncation_warning(make_ctx, tiny):
