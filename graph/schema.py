@@ -25,9 +25,10 @@ from .declare import (
     Registry,
     registry_or_default,
 )
+from .workflow import PARAM_NAME
 
 SCHEMA_ID = "https://latentgraph.invalid/schema/workflow.json"
-_PARAM = r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})"
+_PARAM = rf"\$(?:{PARAM_NAME}|\{{{PARAM_NAME}\}})"
 _PARAM_REF = {"type": "string", "pattern": f"^{_PARAM}$"}
 # A node id is any text, so a link is any text but a whole `$param` (which cannot feed a link).
 _LINK_TEXT = {"type": "string", "pattern": f"^(?!{_PARAM}$)", "description": "a link: node.output"}
@@ -141,7 +142,7 @@ def workflow_schema(registry: Registry | None = None) -> dict:
             "params": {
                 "type": ["object", "null"],
                 "description": "name: default value; use as $name, override with --set name=value",
-                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                "propertyNames": {"pattern": f"^{PARAM_NAME}$"},
             },
             "nodes": {
                 "type": "object",

@@ -22,6 +22,7 @@ The package holds one concept per module: `positions` (composing YAML with posit
 
 from .building import (
     FORMAT_VERSION,
+    PARAM_NAME,
     GivenLocation,
     Workflow,
     given_by,
@@ -35,7 +36,7 @@ from .positions import MAX_DEPTH
 from .reading import MAX_BYTES, read_source
 
 __all__ = [
-    "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "GivenLocation", "Workflow", "dump_document",
+    "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "PARAM_NAME", "GivenLocation", "Workflow", "dump_document",
     "dump_workflow", "given_by", "graph_to_document", "load_workflow", "override_value", "parse_override", "read_source", "text_with_params",
     "unknown_override",
 ]  # fmt: skip

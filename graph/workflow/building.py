@@ -20,11 +20,14 @@ FORMAT_VERSION = 1
 TOP_LEVEL_KEYS = ("version", "description", "params", "nodes", "$schema")
 RESERVED_NODE_KEYS = ("type", "title")
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_WHOLE_PARAM = re.compile(rf"\$(?:({_NAME})|\{{({_NAME})\}})")
-_ANY_PARAM = re.compile(rf"\$(?:(\$)|({_NAME})|\{{({_NAME})\}})")
-_PARAM_NAME = re.compile(_NAME)
-_NODE_INPUT = re.compile(rf"[^\s.=]+\.{_NAME}")
+# A param's name: the one rule for declaring one (`params:`), setting one (`--set`) and
+# referencing one in a string (`$name`, `${name}`; `$名前` is text), which the schema states too.
+PARAM_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+PARAM_NAME_WORDS = "ASCII letters, digits and '_'"
+_WHOLE_PARAM = re.compile(rf"\$(?:({PARAM_NAME})|\{{({PARAM_NAME})\}})")
+_ANY_PARAM = re.compile(rf"\$(?:(\$)|({PARAM_NAME})|\{{({PARAM_NAME})\}})")
+_PARAM_NAME = re.compile(PARAM_NAME)
+_NODE_INPUT = re.compile(rf"[^\s.=]+\.{PARAM_NAME}")
 
 
 @dataclass
@@ -86,8 +89,8 @@ def parse_override(assignment: str, flag: str = "override") -> tuple[str, str]:
             [
                 Problem(
                     "invalid_value",
-                    f"{flag} {assignment!r}: expected NAME=VALUE with NAME a param (letters, "
-                    "digits and '_') or, for ComfyUI workflows, <node id>.<input>",
+                    f"{flag} {assignment!r}: expected NAME=VALUE with NAME a param "
+                    f"({PARAM_NAME_WORDS}) or, for ComfyUI workflows, <node id>.<input>",
                 )
             ]
         )
@@ -391,8 +394,7 @@ def _params(
             problems.append(
                 Problem(
                     "syntax",
-                    f"param name {key!r} must be letters, digits and '_' "
-                    "(not starting with a digit)",
+                    f"param name {key!r} must be {PARAM_NAME_WORDS} (not starting with a digit)",
                     location=doc.key_at.get(("params", key), Location(name)),
                 )  # fmt: skip
             )

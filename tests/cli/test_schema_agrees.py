@@ -103,7 +103,9 @@ REFUSED = {
     "version as text": (edited("version: 1", 'version: "1"'), "'version' must be the number 1"),
     "an unknown top-level key": (TXT2IMG + "extra: 1\n", "unknown top-level key 'extra'"),
     "a param name starting with a digit": (edited("  seed: 42", "  seed: 42\n  2x: 1"),
-                                           "param name '2x' must be letters"),
+                                           "param name '2x' must be ASCII letters"),
+    "a param name in katakana": (edited("  seed: 42", "  seed: 42\n  プロンプト: 猫"),
+                                 "param name 'プロンプト' must be ASCII letters"),
     "no nodes": ("nodes: {}\n", "the workflow has no nodes"),
     "an empty nodes": ("nodes:\n", "the workflow has no 'nodes' mapping"),
 }  # fmt: skip

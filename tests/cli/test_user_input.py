@@ -419,7 +419,7 @@ def test_every_malformed_set_gets_one_message_naming_the_flag(cli, tmp_path, ite
                  "  n: {type: CliNumber, value: $seed}\n  out: {type: CliWrite, value: n}\n")  # fmt: skip
     code, _, err = cli("run", str(path), "--set", item)
     assert code == 2
-    assert f"--set {item!r}: expected NAME=VALUE with NAME a param (letters, digits and '_') " \
+    assert f"--set {item!r}: expected NAME=VALUE with NAME a param (ASCII letters, digits and '_') " \
         "or, for ComfyUI workflows, <node id>.<input>" in err  # fmt: skip
 
 

@@ -145,7 +145,7 @@ def test_param_problems_name_the_param_and_its_place(registry):
     text = "params: {1x: 2, ok: 3}\nnodes:\n" + OUT
     assert problems(text, registry, overrides={"zz": "1", "ok2": "2"}) == [
         ("syntax", None, None, (1, 10),
-         "param name '1x' must be letters, digits and '_' (not starting with a digit)"),
+         "param name '1x' must be ASCII letters, digits and '_' (not starting with a digit)"),
         ("unknown_param", None, None, (1, 9), "--set zz: the workflow has no param 'zz' "
          "(params: 1x, ok)"),
         ("unknown_param", None, None, (1, 9), "--set ok2: the workflow has no param 'ok2'; did "
@@ -155,6 +155,22 @@ def test_param_problems_name_the_param_and_its_place(registry):
         ("unknown_param", None, None, (0, 0), "--set zz: the workflow has no param 'zz' "
          "(params: none)"),
     ]  # fmt: skip
+
+
+def test_a_param_name_is_ascii_by_one_rule_for_declaring_setting_and_referencing(registry):
+    """`params: {プロンプト: 猫}` was refused as not "letters" (katakana are letters): the
+    message says ASCII letters, as the rule is, and `$プロンプト` in text is text, no reference."""
+    text = "params: {プロンプト: 猫}\nnodes:\n" + OUT
+    assert problems(text, registry) == [
+        ("syntax", None, None, (1, 10),
+         "param name 'プロンプト' must be ASCII letters, digits and '_' (not starting with a digit)"),
+    ]  # fmt: skip
+    with pytest.raises(WorkflowError) as err:
+        parse_override("プロンプト=犬", "--set")
+    assert "NAME a param (ASCII letters, digits and '_')" in str(err.value)
+    text = "params: {p: 猫}\nnodes:\n  f: {type: Format, template: '$p と $プロンプト'}\n" + OUT
+    graph = load_workflow("w.yaml", text=text, registry=registry).graph
+    assert graph["f"].inputs["template"] == "猫 と $プロンプト"
 
 
 def test_params_inside_lists_and_mappings_and_booleans_as_text(registry):
@@ -201,8 +217,8 @@ def test_a_bad_override_says_what_is_expected_naming_its_flag():
     with pytest.raises(WorkflowError) as info:
         parse_override("bad name=1", "--set")
     assert str(info.value) == (
-        "--set 'bad name=1': expected NAME=VALUE with NAME a param (letters, "
-        "digits and '_') or, for ComfyUI workflows, <node id>.<input>"
+        "--set 'bad name=1': expected NAME=VALUE with NAME a param (ASCII "
+        "letters, digits and '_') or, for ComfyUI workflows, <node id>.<input>"
     )
 
 
