@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from latentgraph.graph.context import Settings
+from latentgraph.graph.files import os_error_words
 
 
 def folder_problem(folder: Path, *, create: bool = True) -> str | None:
@@ -21,8 +22,15 @@ def folder_problem(folder: Path, *, create: bool = True) -> str | None:
     every folder flag of `run` and `serve`. `create`: it may be made (an output, data or temp
     folder): it is a folder, or its nearest existing parent is a folder we may write in (a
     folder made there and removed at once); nothing is left behind, so a run refused later
-    leaves no trace. Else (a models folder, only read) it must be a folder already."""
-    path = Path(folder).absolute()
+    leaves no trace. Else (a models folder, only read) it must be a folder already. A name
+    the OS refuses to look up (too long) is said in `os_error_words`' words."""
+    try:
+        return _folder_problem(Path(folder).absolute(), create)
+    except OSError as exc:
+        return os_error_words(exc)
+
+
+def _folder_problem(path: Path, create: bool) -> str | None:
     existing = path
     while not existing.exists():
         existing = existing.parent
@@ -46,12 +54,16 @@ def file_problem(path: Path) -> str | None:
     or a device there is refused (a file is replaced); the folder it goes in is held to
     `folder_problem`'s rule, as it may be made: "afile is a file; expected a folder"."""
     path = Path(path)
-    if path.is_dir():
-        return "a folder is there; name the file to write"
-    if path.exists() and not path.is_file():  # replaced by the write: /dev/null, a socket...
+    try:
+        if path.is_dir():
+            return "a folder is there; name the file to write"
+        exists = path.exists()
+    except OSError as exc:  # a name too long
+        return os_error_words(exc)
+    if exists and not path.is_file():  # replaced by the write: /dev/null, a socket...
         return "not a regular file; name the file to write"
     # its nearest existing parent is the folder the write makes its folders in
-    return folder_problem(path.parent if path.exists() else path)
+    return folder_problem(path.parent if exists else path)
 
 
 def device_problem(settings: Settings) -> str | None:

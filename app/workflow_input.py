@@ -26,16 +26,20 @@ def workflow_file(path_text: str) -> Path:
     """The workflow file the user named, or a WorkflowError saying why it cannot be one (a
     problem at that path, as an unreadable file's: `run --json` readers get their
     `workflow_invalid` line for it too)."""
+    from latentgraph.graph.files import os_error_words
     from latentgraph.graph.model import Location
     from latentgraph.graph.problems import Problem, WorkflowError
 
     path = Path(path_text)
-    if path.is_dir():
-        reason = "is a folder; name a workflow file in it"
-    elif not path.is_file():
-        reason = "no such file"
-    else:
-        return path
+    try:
+        if path.is_dir():
+            reason = "is a folder; name a workflow file in it"
+        elif not path.is_file():
+            reason = "no such file"
+        else:
+            return path
+    except OSError as exc:  # a name too long, a folder on the way not to be searched
+        reason = os_error_words(exc, reading=True)
     raise WorkflowError([Problem("invalid_value", reason, location=Location(str(path)))])
 
 

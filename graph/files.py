@@ -56,7 +56,11 @@ _REASONS = {
     errno.EROFS: "the folder is on a read-only file system",
     errno.EACCES: "no permission to write in the folder",
     errno.EPERM: "no permission to write in the folder",
+    errno.ENAMETOOLONG: "a name in the path is longer than the 255 bytes a file system allows",
 }
+# ... and a read's: the permission missing is to read.
+_READ_REASONS = {**_REASONS, errno.EACCES: "no permission to read it",
+                 errno.EPERM: "no permission to read it"}  # fmt: skip
 
 
 class FileWriteError(OSError):
@@ -83,10 +87,13 @@ class FileWriteError(OSError):
         return FileWriteError(self.path, self.reason, self, saved, total)
 
 
-def _reason(exc: OSError) -> str:
-    """Why a write failed, in words a user acts on, with the OS's text."""
-    if exc.errno in _REASONS:
-        return f"{_REASONS[exc.errno]} ({exc.strerror})"
+def os_error_words(exc: OSError, reading: bool = False) -> str:
+    """Why a file could not be written (or, `reading`, read), in words a user acts on, with the
+    OS's text: the one wording of an `OSError` (opening a workflow file asks it too), never a
+    bare `[Errno 36]`."""
+    reasons = _READ_REASONS if reading else _REASONS
+    if exc.errno in reasons:
+        return f"{reasons[exc.errno]} ({exc.strerror})"
     return exc.strerror or str(exc) or type(exc).__name__
 
 
@@ -107,7 +114,7 @@ def write_error(path: Path, exc: BaseException) -> FileWriteError | None:
             return None
         code = int(found.group(1))
         exc = OSError(code, os.strerror(code))
-    return FileWriteError(path, _reason(exc), exc)
+    return FileWriteError(path, os_error_words(exc), exc)
 
 
 def make_folders(folder: Path, names: Mapping[Path, str] | None = None) -> list[Path]:
@@ -134,7 +141,7 @@ def make_folders(folder: Path, names: Mapping[Path, str] | None = None) -> list[
             continue
         except OSError as exc:
             remove_folders(made)
-            raise FileWriteError(path, _reason(exc), exc) from exc
+            raise FileWriteError(path, os_error_words(exc), exc) from exc
         made.append(path)
     return made
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..files import os_error_words
 from ..model import Location
 from ..problems import Problem, WorkflowError
 from .positions import Positions, Refused, parse_yaml
@@ -64,7 +65,7 @@ def read_text(source: str | Path, text: str | None) -> str:
             raise Refused(_too_big(name))
         data = path.read_bytes()
     except OSError as exc:
-        reason = exc.strerror or str(exc)
+        reason = os_error_words(exc, reading=True)
         raise Refused(
             Problem("invalid_value", f"cannot read workflow: {reason}", location=Location(name))
         ) from None

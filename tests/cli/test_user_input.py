@@ -353,6 +353,32 @@ def test_a_folder_named_as_the_workflow_is_called_a_folder(cli, tmp_path, comman
     assert "error: flows: is a folder; name a workflow file in it" in err
 
 
+TOO_LONG = "ワ" * 90  # 270 bytes in UTF-8: over the 255 a file name may have
+NAME_TOO_LONG = "a name in the path is longer than the 255 bytes a file system allows"
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "convert"])
+def test_a_workflow_name_too_long_is_said_in_words_as_a_missing_one(cli, tmp_path, command):
+    """It said `latentgraph: error: [Errno 36] File name too long: '...'`: a name the OS
+    refuses is the workflow's problem at its path, in words, exit 2 (validate counts it)."""
+    name = f"{TOO_LONG}.yaml"
+    code, _, err = cli(command, name, *(["out.json"] if command == "convert" else []))
+    assert code == 2, err
+    assert f"error: {name}: {NAME_TOO_LONG} (File name too long)" in err
+    assert "Errno" not in err
+    assert (f"{name}: 1 error(s)" in err) == (command == "validate")
+
+
+def test_a_file_or_folder_to_write_whose_name_is_too_long_is_said_in_words(cli, tmp_path):
+    """`convert`'s DEST and `run --output-dir`: a usage error naming the argument and why."""
+    write(tmp_path, "w.yaml", GOOD)
+    code, _, err = cli("convert", "w.yaml", f"{TOO_LONG}.json")
+    assert code == 2 and f"error: dest {TOO_LONG}.json: {NAME_TOO_LONG}" in err
+    code, _, err = cli("run", "w.yaml", "--output-dir", TOO_LONG)
+    assert code == 2 and f"error: --output-dir {TOO_LONG}: {NAME_TOO_LONG}" in err
+    assert "Errno" not in err
+
+
 def test_run_json_of_a_missing_workflow_file_says_so_in_its_event_line(cli, tmp_path):
     """A JSON-lines reader got nothing on stdout for a file that is not there (the message
     went to stderr only): it is refused as an unreadable workflow is, one event line."""

@@ -228,6 +228,8 @@ def test_a_full_disk_names_the_file_and_says_so_in_words(tmp_path, monkeypatch):
 @pytest.mark.parametrize(("code", "words"), [
     (errno.EROFS, "the folder is on a read-only file system (Read-only file system)"),
     (errno.EACCES, "no permission to write in the folder (Permission denied)"),
+    (errno.ENAMETOOLONG, "a name in the path is longer than the 255 bytes a file system allows "
+                         "(File name too long)"),
     (errno.EIO, "Input/output error"),
 ])  # fmt: skip
 def test_a_temp_file_that_cannot_be_made_is_not_what_the_error_names(tmp_path, monkeypatch,

@@ -3,7 +3,9 @@ duplicate keys also when the position reader cannot follow, and the size refusal
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import pytest
 
@@ -89,6 +91,27 @@ def test_an_unreadable_file_says_why_at_its_name(tmp_path):
     assert (problem.code, problem.message) == ("invalid_value",
                                                "cannot read workflow: No such file or directory")  # fmt: skip
     assert problem.location.file == missing
+
+
+def test_a_file_the_os_refuses_to_open_says_why_in_the_words_writes_use(tmp_path, monkeypatch):
+    """No permission to read it, a name too long: `graph.files.os_error_words` words the OS's
+    refusal, as it words a failed write, the permission being to read."""
+    path = tmp_path / "w.yaml"
+    path.write_text("version: 1\n")
+
+    def refuse(self):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+    monkeypatch.setattr(type(path), "read_bytes", refuse)
+    with pytest.raises(WorkflowError) as info:
+        read_source(path)
+    assert [p.message for p in info.value.problems] == [
+        "cannot read workflow: no permission to read it (Permission denied)"]  # fmt: skip
+    with pytest.raises(WorkflowError) as info:
+        read_source(tmp_path / ("ワ" * 90 + ".yaml"))
+    assert [p.message for p in info.value.problems] == [
+        "cannot read workflow: a name in the path is longer than the 255 bytes a file system "
+        "allows (File name too long)"]  # fmt: skip
 
 
 @pytest.mark.parametrize(("data", "line", "column"), [
