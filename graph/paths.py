@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,12 +152,29 @@ def weight_files(base: Path) -> list[str]:
     return sorted(names)
 
 
+def listed_spelling(name: str, listed: Iterable[str]) -> str | None:
+    """The entry of `listed` (a dropdown's file names) that `name` names: itself, or the one
+    entry equal to it in Unicode's composed form (NFC), since a file copied from macOS is named
+    decomposed (NFD: `e` and a combining accent) and a name typed is composed (`é`): one name
+    to a person, two to a Linux filesystem. None when none is (or two are). An ASCII name is
+    only itself, so callers can skip listing a folder for one that is no file there."""
+    listed = list(listed)
+    if name in listed:
+        return name
+    if name.isascii():
+        return None
+    composed = unicodedata.normalize("NFC", name)
+    found = [entry for entry in listed if unicodedata.normalize("NFC", entry) == composed]
+    return found[0] if len(found) == 1 else None
+
+
 def listed_file(base: Path, name: str) -> Path | None:
     """The file `name` names in the models folder directory `base` when `weight_files` lists
-    it there (a symlinked file or folder included), else None: the one rule for "is this a
-    model in that folder" the dropdowns, `resolve` and /view_metadata share. `name` is a
-    listed POSIX name; a `..` or absolute one is never listed."""
-    path = base.joinpath(*name.split("/"))
-    if not path.is_file() or name not in weight_files(base):  # the walk only when it may be
-        return None
-    return path
+    it there (a symlinked file or folder included), by its listed spelling (`listed_spelling`:
+    `é` typed, `é` decomposed on disk), else None: the one rule for "is this a model in that
+    folder" the dropdowns, `resolve` and /view_metadata share. `name` is a listed POSIX name;
+    a `..` or absolute one is never listed."""
+    if name.isascii() and not base.joinpath(*name.split("/")).is_file():
+        return None  # the walk only when it may list it
+    spelled = listed_spelling(name, weight_files(base))
+    return None if spelled is None else base.joinpath(*spelled.split("/"))

@@ -34,6 +34,7 @@ from .declare import (
     registry_or_default,
 )
 from .model import Graph, Link, Location, Node
+from .paths import listed_spelling
 from .problems import Problem, WorkflowError, did_you_mean, quoted
 
 MAX_CHOICES_SHOWN = 20
@@ -372,7 +373,7 @@ def _check_choice(
                       for c in choices[:MAX_CHOICES_SHOWN])  # fmt: skip
     if len(choices) > MAX_CHOICES_SHOWN:
         shown += f", ... ({len(choices)} in all)"
-    hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+    hint = _choice_hint(value, [str(c) for c in choices]) if isinstance(value, str) else ""
     if decl.choices_hint:
         hint += f" ({decl.hint_for(value, settings)})"
     problems.append(
@@ -385,6 +386,15 @@ def _check_choice(
             value,
         )
     )
+
+
+def _choice_hint(value: str, choices: list[str]) -> str:
+    """A listed choice `value` is in another Unicode form (`é` composed, the list's decomposed)
+    is named as such: "is not one of: 'é.png'" read as impossible. Otherwise a "did you mean"."""
+    spelled = listed_spelling(value, choices)
+    if spelled is not None:
+        return f"; it differs from {quoted(spelled)} only in Unicode form (NFC/NFD)"
+    return did_you_mean(value, choices)
 
 
 def _finite(bound: float | None) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from latentgraph.graph import Settings
 from latentgraph.graph.files import file_sha256, write_file
-from latentgraph.graph.paths import hidden, split_annotation
+from latentgraph.graph.paths import hidden, listed_spelling, split_annotation
 from latentgraph.graph.problems import quoted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -43,7 +43,8 @@ def located(image: str, settings: Settings) -> tuple[Path, str]:
     the server's /view reads too), or, for a name that is no file in the input folder, the
     folder a path to an existing file lies in (`by_path`: output/x.png is 'x.png [output]').
     A bad annotation is part of a name in the input folder: not a listed file, so validation
-    refuses it among the choices."""
+    refuses it among the choices. A name of the input folder's list in another Unicode form
+    (`é` typed, decomposed on disk) is read as the listed file (`graph.paths.listed_spelling`)."""
     try:
         name, kind = split_annotation(image)
     except ValueError:
@@ -54,6 +55,8 @@ def located(image: str, settings: Settings) -> tuple[Path, str]:
         found = by_path(name, folders)
         if found is not None:
             return found
+        if not name.isascii():  # listing the folder only for a name that may be spelled so
+            name = listed_spelling(name, image_names(settings)) or name
     return Path(folders[kind or "input"]), name
 
 
@@ -110,9 +113,9 @@ def by_path(text: str, folders: dict[str, Path]) -> tuple[Path, str] | None:
 
 
 def annotated_file(value: str, settings: Settings) -> bool:
-    """An annotated value, or a path to a file in the input, output or temp folder (`located`),
-    naming an image file inside its folder: what LoadImage takes besides the input folder's
-    files it lists (`Input.also_accepts`)."""
+    """An annotated value, a path to a file in the input, output or temp folder, or a listed
+    name in another Unicode form (`located`), naming an image file inside its folder: what
+    LoadImage takes besides the input folder's files it lists (`Input.also_accepts`)."""
     folder, name = located(value, settings)
     if name == value:  # no annotation (or a bad one), no path into a folder
         return False

@@ -24,6 +24,7 @@ from latentgraph.graph import Choice, Input, Settings
 from latentgraph.graph.paths import (
     WEIGHT_SUFFIXES,
     listed_file,
+    listed_spelling,
     models_folder_dirs,
     models_roots,
     weight_files,
@@ -74,14 +75,22 @@ def model_name(value: Any) -> Any:
 def model_choice(name: str, folder: str, choices: Callable[[Settings], Sequence[str]], *,
                  description: str = "") -> Input:  # fmt: skip
     """A dropdown of the models folders' `folder` files (every ComfyUI loader's model name):
-    a listed name written with backslashes is accepted (`model_name`), and keyed as the listed
-    one; a name not listed is refused naming where the choices come from (`folder_hint`)."""
+    a listed name written with backslashes (`model_name`) or in another Unicode form
+    (`listed_spelling`: `é` typed, decomposed on disk) is accepted, and keyed as the listed
+    one, which `resolve` reads too; a name not listed is refused naming where the choices come
+    from (`folder_hint`)."""
 
-    def accepts(value: str, settings: Settings) -> bool:
-        return "\\" in value and model_name(value) in choices(settings)
+    def listed(value: str, settings: Settings) -> str | None:
+        return listed_spelling(model_name(value), choices(settings))
+
+    def key(value: Any, settings: Settings) -> Any:
+        if isinstance(value, str) and not value.isascii():  # no listing for a plain name
+            return listed(value, settings) or model_name(value)
+        return model_name(value)
 
     return Choice(name, choices, hint=folder_hint(folder), description=description,
-                  also_accepts=accepts, canonical=lambda value, settings: model_name(value))  # fmt: skip
+                  also_accepts=lambda value, settings: listed(value, settings) is not None,
+                  canonical=key)  # fmt: skip
 
 
 class ModelNotFound(ValueError):
@@ -238,8 +247,9 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
     hidden = any(part.startswith(".") for part in posix.parts)
     for base in bases:
         candidate = base.joinpath(*posix.parts)
-        if listed_file(base, posix.as_posix()) is not None:
-            return candidate
+        listed = listed_file(base, posix.as_posix())  # by its listed spelling
+        if listed is not None:
+            return listed
         if folders and not hidden and is_model_folder(candidate):
             return candidate
     looked = where_looked((folder,), dirs)

@@ -121,3 +121,26 @@ def test_an_embedding_refusal_shows_a_windows_name_with_one_backslash(models):
         embeddings.load_embedding("SD1.5\\foo", 768, [models])
     assert str(caught.value).startswith("embedding 'SD1.5\\foo' has vectors of width 4, ")
     assert "\\\\" not in str(caught.value)
+
+
+def test_a_model_name_typed_in_another_unicode_form_is_the_listed_file(models, registry, tmp_path,
+                                                                       capsys):  # fmt: skip
+    """A LoRA copied from macOS is named decomposed on disk (NFD: `e` + a combining accent)
+    and typed composed (NFC `é`): LoraLoader said "'é.safetensors' is not one of: ...,
+    'é.safetensors'". It is accepted, keyed as the listed spelling, and loaded."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "café.safetensors")
+    typed = unicodedata.normalize("NFC", "café.safetensors")
+    os.rename(models / "loras" / "My Styles" / "style one.safetensors",
+              models / "loras" / decomposed)  # fmt: skip
+    settings = Settings(models_dirs=[models])
+    check_prompt(lora_prompt("builtin:tiny-sd", typed), registry, settings)  # no PromptRejected
+    keyed = registry.get("LoraLoader").key_literals({"lora_name": typed}, settings)
+    assert keyed == {"lora_name": decomposed}
+    assert models_dirs.resolve("loras", typed, [models]) == models / "loras" / decomposed
+    path = tmp_path / "prompt.json"
+    path.write_text(json.dumps(lora_prompt("builtin:tiny-sd", typed)))
+    code, out, err = run_cli(capsys, "run", path, "--models-dir", models, "--device", "cpu",
+                             "--no-cache", "--output-dir", tmp_path / "out")  # fmt: skip
+    assert code == 0, err

@@ -217,6 +217,7 @@ def toys() -> Registry:
         Choice("many", [f"c{i}" for i in range(21)], "c0"),
         Choice("nums", ["1", "2"], "1"), Choice("broken", _raise, "x"),
         Choice("by_settings", lambda s: [f"steps{s.max_steps}"], "steps1000"),
+        Choice("accented", ["example.png", "e\u0301.png"], "example.png"),  # é decomposed
     ], output_node=True, registry=reg)  # fmt: skip
     def bounds(ctx, **inputs):
         return ()
@@ -280,6 +281,10 @@ def one(reg: Registry, node_type: str, settings: Settings | None = None, **input
         # a number is not taken for its text, and gets no text suggestion
         ({"nums": 1}, [("nums", 1, "1 is not one of: '1', '2'")]),
         ({"broken": "x"}, [("broken", "x", "could not list the choices: models/ is gone")]),
+        # a listed name in another Unicode form (é composed, the list's decomposed) says so
+        ({"accented": "\u00e9.png"}, [("accented", "\u00e9.png", "'\u00e9.png' is not one of: "
+                                       "'example.png', 'e\u0301.png'; it differs from "
+                                       "'e\u0301.png' only in Unicode form (NFC/NFD)")]),
     ],
 )  # fmt: skip
 def test_literal_rules(toys, inputs, expected):

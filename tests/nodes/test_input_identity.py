@@ -129,3 +129,32 @@ def test_a_file_of_the_same_name_in_another_folder_has_its_own_key(tmp_path, mon
     # a value naming no file keeps its spelling: a missing one, a name leaving its folder
     assert key("missing.png") != key("./missing.png")
     assert input_files.canonical("../output/x.png", settings) == "../output/x.png"
+
+
+def test_an_image_name_typed_in_another_unicode_form_is_the_listed_file(tmp_path, make_ctx):
+    """A picture copied from macOS is named decomposed (NFD) and typed composed (NFC):
+    LoadImage said "'é.png' is not one of: 'example.png', 'é.png'". The name is accepted,
+    read as the listed file, and keyed as its listed spelling."""
+    import unicodedata
+
+    from PIL import Image
+
+    from latentgraph.graph import Settings, default_registry
+    from latentgraph.graph.cache import node_key
+    from latentgraph.graph.validate import validate
+    from latentgraph.graph.workflow import load_workflow
+    from latentgraph.nodes import images
+
+    decomposed, typed = (unicodedata.normalize(form, "é.png") for form in ("NFD", "NFC"))
+    (tmp_path / "input").mkdir()
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(tmp_path / "input" / decomposed)
+    settings = Settings(input_dir=tmp_path / "input", output_dir=tmp_path / "output")
+    graph = load_workflow("flow.yaml", text=FLOW.replace("hires.png", typed)).graph
+    assert [p.message for p in validate(graph, settings=settings)] == []
+    load = default_registry["LoadImage"]
+    assert node_key(load, {"image": typed}, {}, settings) == node_key(
+        load, {"image": decomposed}, {}, settings)  # fmt: skip
+    assert input_files.canonical(typed, settings) == ["input", decomposed]
+    ctx = make_ctx("LoadImage", input_dir=tmp_path / "input")
+    image = images.load_image(ctx, typed)[0]
+    assert tuple(image.shape) == (1, 16, 16, 3)
