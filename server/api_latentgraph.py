@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from latentgraph.graph.model import Graph
 from latentgraph.graph.problems import Problem, WorkflowError
+from latentgraph.graph.workflow import read_source
 
 from .errors import ApiError, parse_json
 from .jsontext import unsendable
@@ -80,15 +81,18 @@ def _to_prompt(state, source: str, text: str, overrides: dict[str, Any]):
     return prompt_from_graph(graph, state.registry), extra_data
 
 
+def _refused(exc: WorkflowError) -> JSONResponse:
+    problems = [problem_json(p) for p in exc.problems]
+    return JSONResponse({"error": {"type": "invalid_workflow", "message": str(exc),
+                                   "details": "", "extra_info": {}},
+                         "problems": problems, "node_errors": {}}, status_code=400)  # fmt: skip
+
+
 async def run_workflow(request: Request) -> JSONResponse:
     """Queue a latentgraph workflow. JSON body {"workflow", "params", "client_id"} or raw YAML."""
     state = get_state(request)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
-    try:
-        body_text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "the workflow must be UTF-8 text", "invalid_workflow") from None
     q = request.query_params
     overrides: dict[str, Any] = _parse_overrides(q.getlist("set"))
     client_id, prompt_id, source = (
@@ -96,6 +100,10 @@ async def run_workflow(request: Request) -> JSONResponse:
         q.get("prompt_id"),
         q.get("name", "<request>"),
     )
+    try:  # the CLI's rule: a byte that is no UTF-8 at its line:col, a UTF-16 body named so
+        body_text = read_source(source, raw)
+    except WorkflowError as exc:
+        return _refused(exc)
     if ctype == "application/json":
         body = parse_json(body_text)
         if not isinstance(body, dict) or "workflow" not in body:
@@ -117,10 +125,7 @@ async def run_workflow(request: Request) -> JSONResponse:
     try:
         prompt, extra_data = await run_in_threadpool(_to_prompt, state, source, text, overrides)
     except WorkflowError as exc:
-        problems = [problem_json(p) for p in exc.problems]
-        return JSONResponse({"error": {"type": "invalid_workflow", "message": str(exc),
-                                       "details": "", "extra_info": {}},
-                             "problems": problems, "node_errors": {}}, status_code=400)  # fmt: skip
+        return _refused(exc)
     found = unsendable({"params": overrides, "workflow": prompt})
     if found is not None:  # YAML escapes can make lone surrogates; JSON bodies are checked
         raise ApiError(400, f"the workflow has {found[1]} at {found[0]}", "invalid_workflow")

@@ -3,6 +3,7 @@ positions and duplicate keys (values by `json`, positions by the YAML composer).
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 from typing import Any
@@ -52,25 +53,41 @@ def parse_json(text: str, source: str) -> tuple[Any, Positions, bool]:
     return value, doc, False
 
 
-def read_text(source: str | Path, text: str | None) -> str:
+def read_text(source: str | Path, text: str | bytes | None) -> str:
     name = str(source)
-    if text is not None:
+    if isinstance(text, str):
         if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
             raise Refused(_too_big(name))
         return text
-    path = Path(source)
+    data = _file_bytes(Path(source), name) if text is None else text
+    if len(data) > MAX_BYTES:
+        raise Refused(_too_big(name))
+    return _decoded(data, name)
+
+
+def _file_bytes(path: Path, name: str) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise Refused(_too_big(name))
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         reason = os_error_words(exc, reading=True)
         raise Refused(
             Problem("invalid_value", f"cannot read workflow: {reason}", location=Location(name))
         ) from None
-    if len(data) > MAX_BYTES:
-        raise Refused(_too_big(name))
+
+
+# What Windows Notepad saves as "Unicode": UTF-16 behind its byte order mark.
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _decoded(data: bytes, name: str) -> str:
+    """A workflow's bytes as text: UTF-8 (a BOM allowed), else refused at the first byte that
+    is not, a UTF-16 file (its first byte is no UTF-8) named as one."""
+    if data.startswith(_UTF16_BOMS):
+        raise Refused(Problem("syntax", "the file is UTF-16; save it as UTF-8",
+                              location=Location.at_offset(name, data, 0)))  # fmt: skip
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -91,9 +108,9 @@ def _too_big(name: str) -> Problem:
     )
 
 
-def read_source(source: str | Path, text: str | None = None) -> str:
-    """The workflow's text (from the file, or `text`) under the size limit and as UTF-8;
-    `WorkflowError` naming the place otherwise."""
+def read_source(source: str | Path, text: str | bytes | None = None) -> str:
+    """The workflow's text (from the file, or `text`: already text, or the bytes a request
+    sent) under the size limit and as UTF-8; `WorkflowError` naming the place otherwise."""
     try:
         return read_text(source, text)
     except Refused as refused:

@@ -114,6 +114,21 @@ def test_a_file_the_os_refuses_to_open_says_why_in_the_words_writes_use(tmp_path
         "allows (File name too long)"]  # fmt: skip
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_named_as_one(tmp_path, encoding):
+    """Windows Notepad's "Unicode" is UTF-16 behind a byte order mark: it was refused as "not
+    UTF-8 text (byte 0xff at offset 0)", with no word of UTF-16. Without the mark it is no
+    UTF-16 anyone can tell, and refused at its first byte that is no UTF-8."""
+    marks = {"utf-16": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}
+    path = tmp_path / "w.yaml"
+    path.write_bytes(marks[encoding] + "version: 1\n".encode(encoding))
+    with pytest.raises(WorkflowError) as info:
+        read_source(path)
+    assert [(p.message, p.location.line, p.location.column) for p in info.value.problems] == [
+        ("the file is UTF-16; save it as UTF-8", 1, 1)]  # fmt: skip
+    assert read_source(path, b"\xef\xbb\xbfversion: 1\n") == "version: 1\n"  # UTF-8, a BOM
+
+
 @pytest.mark.parametrize(("data", "line", "column"), [
     (b"ab\xff", 1, 3), (b"\nab\xffc", 2, 3), (b"x: 1\ny: \xe9t\xe9\n", 2, 4), (b"\n\n\xff", 3, 1),
 ])  # fmt: skip

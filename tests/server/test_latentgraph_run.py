@@ -61,6 +61,27 @@ def test_run_invalid_workflow_names_the_place(server):
     assert r.status_code == 400
 
 
+def test_a_body_that_is_not_utf8_is_refused_at_its_line_as_the_cli_refuses_it(server):
+    """A Shift-JIS body got "the workflow must be UTF-8 text", with no place; a UTF-16 one
+    (Windows Notepad's "Unicode") the same. Now the CLI's words at the line:col, the body named
+    by `name=` (else `<request>`), UTF-16 named as such."""
+    sjis = WORKFLOW.replace("prefix: yml", "prefix: 猫").encode("shift_jis")
+    offset = sjis.index("猫".encode("shift_jis"))
+    for params, where in (({"name": "sjis.yaml"}, "sjis.yaml:15:13"), ({}, "<request>:15:13")):
+        r = server.http.post("/latentgraph/run", params=params, content=sjis,
+                             headers={"content-type": "application/yaml"})  # fmt: skip
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_workflow"
+        assert [(p["location"], p["message"]) for p in r.json()["problems"]] == [
+            (where, f"the file is not UTF-8 text (byte 0x{sjis[offset]:02x} at offset {offset})")]  # fmt: skip
+    for encoding in ("utf-16", "utf-16-be"):
+        utf16 = (b"\xfe\xff" if encoding == "utf-16-be" else b"") + WORKFLOW.encode(encoding)
+        r = server.http.post("/latentgraph/run", params={"name": "wf.yaml"}, content=utf16,
+                             headers={"content-type": "application/yaml"})  # fmt: skip
+        assert r.status_code == 400
+        assert [(p["location"], p["message"]) for p in r.json()["problems"]] == [
+            ("wf.yaml:1:1", "the file is UTF-16; save it as UTF-8")]  # fmt: skip
+
+
 def test_submit_downloads_outputs(server, tmp_path, capsys):
     from latentgraph.server.submit import submit
 
