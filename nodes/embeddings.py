@@ -46,7 +46,19 @@ def embedding_path(name: str, dirs: Sequence[Path | str] | None = None) -> Path:
     listed = [PurePosixPath(n).with_suffix("").as_posix()
               for n in models_dirs.list_files("embeddings", dirs)]  # fmt: skip
     raise EmbeddingError(f"embedding {quoted(name)} not found: {problem}{nor}"
-                         f"{did_you_mean(models_dirs.model_name(name), listed)}")  # fmt: skip
+                         f"{_listed_hint(models_dirs.model_name(name), listed)}")  # fmt: skip
+
+
+def _listed_hint(name: str, listed: list[str]) -> str:
+    """The hint for an embedding `name` not found. A listed one that is `name`, a space and
+    more (`emb space.safetensors`, which GET /embeddings lists as 'emb space') was meant: the
+    prompt's `embedding:` word ends at the space, as in ComfyUI, so no prompt can name that
+    file; the hint says so. Else a "did you mean"."""
+    spaced = [n for n in listed if n.startswith(name + " ")]
+    if spaced:
+        return (f"; {quoted(spaced[0])} is listed, but an embedding's name in a prompt ends at a "
+                "space: rename the file without spaces")  # fmt: skip
+    return did_you_mean(name, listed)
 
 
 def _pickled_file(name: str, dirs: Sequence[Path | str] | None) -> str | None:

@@ -144,3 +144,17 @@ def test_a_model_name_typed_in_another_unicode_form_is_the_listed_file(models, r
     code, out, err = run_cli(capsys, "run", path, "--models-dir", models, "--device", "cpu",
                              "--no-cache", "--output-dir", tmp_path / "out")  # fmt: skip
     assert code == 0, err
+
+
+def test_an_embedding_named_with_a_space_is_named_when_its_first_word_is_not_found(models):
+    """GET /embeddings lists `emb space.safetensors` as 'emb space', but `embedding:emb space`
+    in a prompt names 'emb' (the word ends at the space, as in ComfyUI): 'emb' not found said
+    nothing of the file meant. It says names in prompts end at a space: rename the file."""
+    import shutil
+
+    folder = models / "embeddings"
+    shutil.copy(folder / "tiny-embedding.safetensors", folder / "emb space.safetensors")
+    with pytest.raises(embeddings.EmbeddingError) as caught:
+        embeddings.embedding_path("emb", [models])
+    assert str(caught.value).endswith("; 'emb space' is listed, but an embedding's name in a "
+                                      "prompt ends at a space: rename the file without spaces")  # fmt: skip
