@@ -462,7 +462,13 @@ class Store:
     def add(self, record: PromptRecord, *, front: bool = False,
             max_queued_bytes: int | None = None) -> PromptRecord:  # fmt: skip
         """Insert a pending prompt. Without an explicit number it goes to the back (or front).
-        Raises QueueTooLarge when the queue in memory would exceed `max_queued_bytes`."""
+        Raises QueueTooLarge when the queue in memory would exceed `max_queued_bytes`.
+
+        A front prompt is numbered one below the lowest number queued or running, the
+        running ones too: numbers never repeat in /queue (one below the pending ones only gave
+        a second front prompt the running prompt's number), and the latest front prompt runs
+        first, as in ComfyUI (whose front prompts count down from its counter's negative).
+        With nothing queued it is -1."""
         texts = [record.prompt_json, json.dumps(record.extra_data),
                  json.dumps(record.outputs),
                  json.dumps(record.targets) if record.targets is not None else None]  # fmt: skip
@@ -474,8 +480,7 @@ class Store:
                                     f"{max_queued_bytes:,}")  # fmt: skip
             if front:
                 with self._mem:
-                    low = min((r.number for r in self._queued.values()
-                               if r.status == PENDING), default=0)  # fmt: skip
+                    low = min((r.number for r in self._queued.values()), default=0)
                 record.number = low - 1
             elif record.number is None:
                 record.number = self._max_number + 1

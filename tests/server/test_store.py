@@ -453,9 +453,9 @@ def test_numbers_front_and_run_order(store):
     assert [store.get(p).number for p in "abcde"] == [0, 10, 11, -3, 12]
     assert _ids(store.pending()) == ["d", "a", "b", "c", "e"]
     assert store.mark_running("d")
-    # Front goes before the lowest pending number (a running prompt does not count).
-    assert _add(store, "f", front=True).number == -1
-    assert _add(store, "g", front=True).number == -2
+    # Front goes before the lowest number queued, the running prompt's too.
+    assert _add(store, "f", front=True).number == -4
+    assert _add(store, "g", front=True).number == -5
     assert store.next_pending().id == "g"
     assert _ids(store.pending()) == ["g", "f", "a", "b", "c", "e"]
     # Equal numbers run in the order they came.
@@ -465,6 +465,31 @@ def test_numbers_front_and_run_order(store):
 
 def test_front_of_an_empty_queue_is_minus_one(store):
     assert _add(store, "a", front=True).number == -1
+
+
+def test_a_front_prompt_never_takes_the_number_of_one_queued_or_running(tmp_path):
+    """Was: with A (0) running and B (1) queued, two front prompts got 0 and -1: /queue
+    listed running [0], pending [-1, 0, 1]. Also after a restart, numbers read back."""
+    store = Store(tmp_path / "db.sqlite3")
+    _add(store, "A")
+    assert store.mark_running("A")
+    _add(store, "B")
+    _add(store, "front", front=True)
+    _add(store, "front2", front=True)
+
+    def numbers(store: Store) -> list[tuple[str, int]]:
+        return [(r.id, r.number) for r in store.running() + store.pending()]
+
+    assert numbers(store) == [("A", 0), ("front2", -2), ("front", -1), ("B", 1)]
+    store = _reopen(store)  # A is still running as the database has it
+    _add(store, "front3", front=True)
+    shown = numbers(store)
+    assert shown == [("A", 0), ("front3", -3), ("front2", -2), ("front", -1), ("B", 1)]
+    store.recover()  # as a start does: A ended
+    _add(store, "front4", front=True)
+    assert [r.id for r in store.pending()] == ["front4", "front3", "front2", "front", "B"]
+    assert len({r.number for r in store.pending()}) == 5
+    store.close()
 
 
 def test_add_records_what_it_was_given(store):
