@@ -43,7 +43,11 @@ def prompt_body(value: dict) -> dict | None:
     return None
 
 
-def _is_link(value: Any) -> bool:
+def is_link(value: Any) -> bool:
+    """Whether a prompt's input value is a link: `[node id (str), output index (int)]`, as
+    ComfyUI reads one (a bool is no index: `["3", true]` is a literal, as is `[3, 0]`). The
+    one rule for every reader of a prompt (the converter, POST /prompt's checks, the
+    dispatcher's model keys, a run's messages): a plain function, as it runs per input."""
     return (
         isinstance(value, list)
         and len(value) == 2
@@ -177,7 +181,7 @@ def api_literal(decl: Input, value: Any) -> Any:
 
 
 def _from_wire(value: Any) -> Any:
-    if _is_link(value):
+    if is_link(value):
         return Link(value[0], value[1])
     if isinstance(value, dict) and len(value) == 1 and "__value__" in value:
         return value["__value__"]

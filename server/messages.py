@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from latentgraph.graph import events as ev
+from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.events import now_ms
 from latentgraph.graph.paths import KindFolder
 
@@ -579,8 +580,7 @@ class PromptParents(Mapping[str, list[str]]):
     def __getitem__(self, node_id: str) -> list[str]:
         spec = self._prompt[node_id]
         inputs = spec.get("inputs") if isinstance(spec, dict) else None
-        return [str(v[0]) for v in (inputs.values() if isinstance(inputs, dict) else ())
-                if isinstance(v, list) and len(v) == 2 and type(v[1]) is int]  # fmt: skip
+        return [v[0] for v in (inputs.values() if isinstance(inputs, dict) else ()) if is_link(v)]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._prompt)

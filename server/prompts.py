@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.object_info import input_config
 from latentgraph.graph.problems import Problem, WorkflowError
 
@@ -141,8 +142,7 @@ def _dependent_outputs(prompt: dict[str, Any], outputs: list[str]) -> dict[str, 
     for nid, spec in prompt.items():
         ins = spec.get("inputs", {}) if isinstance(spec, dict) else {}
         parents[str(nid)] = {
-            str(v[0]) for v in (ins.values() if isinstance(ins, dict) else [])
-            if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)
+            v[0] for v in (ins.values() if isinstance(ins, dict) else []) if is_link(v)
         }  # fmt: skip
     result: dict[str, list[str]] = {}
     for out in outputs:

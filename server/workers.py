@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import RunStatus
 
@@ -219,7 +220,7 @@ def model_keys(prompt: dict[str, Any], registry: Registry) -> frozenset[str]:
         inputs = spec.get("inputs") or {}
         if not isinstance(inputs, dict):
             continue  # not a prompt the check lets through
-        if any(isinstance(v, list) and len(v) == 2 and type(v[1]) is int for v in inputs.values()):
+        if any(is_link(v) for v in inputs.values()):
             continue  # fed by another node: not a loader
         keys.add(json.dumps([node_type.name, inputs], sort_keys=True, default=str))
     return frozenset(keys)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from latentgraph.graph import Settings
+from latentgraph.graph.comfy_api import graph_from_prompt
 from latentgraph.graph.formats import load_text
 from latentgraph.graph.object_info import node_info, object_info
 from latentgraph.graph.validate import validate
@@ -99,6 +100,18 @@ def test_an_unknown_class_types_dependent_outputs_are_named(t2i, registry):
     body = refusal(t2i, registry)
     assert body["error"]["type"] == "missing_node_type"
     assert body["node_errors"]["8"]["dependent_outputs"] == ["9"]
+
+
+def test_a_bool_output_index_is_a_literal_for_the_refusal_as_for_the_converter(t2i, registry):
+    """["31", true] is no link (ComfyUI's link is [node id, int index]; a bool is no index):
+    the converter keeps it a literal, so a refusal naming node 31 names no output depending
+    on it through that value (it was counted once: bool is an int subclass)."""
+    t2i["31"] = {"class_type": "VAEDecodeTiledFancy", "inputs": {}}
+    t2i["9"]["inputs"]["filename_prefix"] = ["31", True]
+    assert graph_from_prompt(t2i, registry)["9"].inputs["filename_prefix"] == ["31", True]
+    body = refusal(t2i, registry)
+    assert body["error"]["type"] == "missing_node_type"
+    assert body["node_errors"]["31"]["dependent_outputs"] == []
 
 
 # --- a literal where a link belongs: the link as ComfyUI writes it -------------------------

@@ -10,8 +10,10 @@ import time
 import pytest
 
 from latentgraph.graph import NodeResult, Output, Registry, Socket, String, node
+from latentgraph.graph.comfy_api import is_link
 from latentgraph.server.dispatch import MAX_PASSES, Dispatcher
 from latentgraph.server.hub import Hub
+from latentgraph.server.messages import PromptParents
 from latentgraph.server.store import PromptRecord, Store
 from latentgraph.server.workers import (
     Died,
@@ -144,6 +146,17 @@ def test_model_keys_are_the_loaders_with_literal_inputs():
     assert len(model_keys(_prompt("A"), registry)) == 1
     linked = {"1": {"class_type": "Loader", "inputs": {"name": ["0", 0]}}}
     assert model_keys(linked, registry) == frozenset()
+
+
+@pytest.mark.parametrize("value", [[0, 0], ["0", True]])
+def test_a_value_the_converter_reads_as_a_literal_is_no_link_to_the_server(value):
+    """A node id written as a number, or a bool index, is a literal list in ComfyUI's
+    prompt (`is_link`, the converter's rule): a loader given one is still a loader (its
+    model key), and a run's messages find no parent through it."""
+    assert not is_link(value)
+    prompt = {"1": {"class_type": "Loader", "inputs": {"name": value}}}
+    assert len(model_keys(prompt, _registry())) == 1
+    assert PromptParents(prompt)["1"] == []
 
 
 def test_each_prompt_goes_to_the_worker_holding_its_models(make):
