@@ -19,6 +19,7 @@ from latentgraph.graph.object_info import input_config
 from latentgraph.graph.problems import Problem, WorkflowError
 
 from .config import limit_label
+from .errors import ApiError
 from .messages import sent_to, shown_paths, user_folders
 
 log = logging.getLogger("latentgraph.server")
@@ -103,17 +104,28 @@ def comfy_error(code: str, message: str, details: str, info: dict[str, Any]) -> 
 
 
 class PromptRejected(Exception):
-    """A prompt that cannot be queued; `body` is the 400 response in the protocol's shape.
-    Each refusal leaves a line in the server's log (and so in the editor's Logs panel), as
-    ComfyUI's "invalid prompt" does."""
+    """A prompt that cannot be queued; `body` is the 400 response in the protocol's shape
+    (`log_refusal` logs it)."""
 
     def __init__(self, body: dict[str, Any]) -> None:
         error = body["error"]
         super().__init__(error["message"])
         self.body = body
-        why = error.get("details") if error["type"] == "prompt_outputs_failed_validation" else ""
-        log.warning("prompt refused (%s): %s%s", error["type"], error["message"],
-                    f": {why}" if why else "")  # fmt: skip
+
+
+def log_refusal(exc: PromptRejected | ApiError) -> None:
+    """The line a refused prompt leaves in the server's log (and so in the editor's Logs
+    panel), as ComfyUI's "invalid prompt" does: `prompt refused (TYPE): MESSAGE`, for a
+    `PromptRejected` (its failed outputs' details too) or an `ApiError` (a full queue, a
+    prompt of too many nodes, a body that is no prompt). `ServerState.enqueue`, which every
+    route queues through, logs each refusal here."""
+    if isinstance(exc, PromptRejected):
+        error = exc.body["error"]
+        type_, message = error["type"], error["message"]
+        why = error.get("details") if type_ == "prompt_outputs_failed_validation" else ""
+    else:
+        type_, message, why = exc.type, exc.message, ""
+    log.warning("prompt refused (%s): %s%s", type_, message, f": {why}" if why else "")
 
 
 @dataclass

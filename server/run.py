@@ -84,6 +84,30 @@ class RedactToken(logging.Filter):
         return True
 
 
+# How the server's log lines look, latentgraph's and uvicorn's alike: a time to read a line by.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging (its `log_config`): its start-up, error and access lines in
+    `LOG_FORMAT`, on stderr as latentgraph's own are (its default printed them without a
+    time, the access lines on stdout). Its loggers keep their own handler, as uvicorn's
+    default does: the Logs panel (`RecentLogs.attach`) finds them so."""
+    handler = {"class": "logging.StreamHandler", "formatter": "latentgraph",
+               "stream": "ext://sys.stderr"}  # fmt: skip
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"latentgraph": {"format": LOG_FORMAT}},
+        "handlers": {"stderr": handler},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
 def uvicorn_config(app: Any, config: ServerConfig, log_level: str = "info") -> Any:
     """uvicorn's settings for this app, with the token kept out of its logs."""
     import uvicorn
@@ -110,12 +134,15 @@ def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
 
     HTTP is parsed by httptools and the event loop is uvloop's where it exists (not on
     Windows): with the pure-Python h11 parser and asyncio's loop a 100-node run through the
-    server took 0.03-0.6 ms longer, alternated side by side (docs/benchmarks.md)."""
+    server took 0.03-0.6 ms longer, alternated side by side (docs/benchmarks.md).
+
+    uvicorn's log lines look as latentgraph's own do (`log_config`)."""
     from .ws_protocol import TurnBufferedWebSockets
 
     return {"ws": TurnBufferedWebSockets, "ws_per_message_deflate": False,
             "ws_max_size": config.max_body_bytes, "http": "httptools",
-            "loop": "asyncio" if sys.platform == "win32" else "uvloop"}  # fmt: skip
+            "loop": "asyncio" if sys.platform == "win32" else "uvloop",
+            "log_config": log_config()}  # fmt: skip
 
 
 class CannotListen(Exception):
@@ -218,7 +245,7 @@ def serve(
         raise
     try:
         logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+                            format=LOG_FORMAT)  # fmt: skip
         app = create_app(config, registry=registry, workers=workers, lock=lock)
         if not is_loopback_bind(config.host) and not config.auth_token:
             logging.getLogger("latentgraph.server").warning(

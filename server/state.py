@@ -22,7 +22,7 @@ from .dispatch import EDITOR_GRACE, Dispatcher
 from .errors import ApiError
 from .hub import Hub
 from .prompt_body import body_not_an_object, node_chars_limit, read_prompt_body
-from .prompts import PromptRejected, check_prompt, check_string_lengths
+from .prompts import PromptRejected, check_prompt, check_string_lengths, log_refusal
 from .workers import model_keys
 
 # A run's messages pass between threads of this process (the submit thread, the dispatcher, the
@@ -60,12 +60,17 @@ class ServerState:
 
     async def _enqueue(self, check: Callable[[Any], _Queued],
                        body: Any) -> tuple[dict[str, Any], str | None]:  # fmt: skip
-        if self.store.count_queued() >= self.config.max_queue:
-            n = self.config.max_queue
-            raise ApiError(429, f"the queue is full ({n} prompt{'s' if n != 1 else ''}, "
-                           f"{limit_label('max_queue')})", "queue_full")  # fmt: skip
-        record, errors = await anyio.to_thread.run_sync(_collector_paused, check, body,
-                                                        limiter=self.submit_limiter())  # fmt: skip
+        try:  # every refusal logged in one place, whatever refused it
+            if self.store.count_queued() >= self.config.max_queue:
+                n = self.config.max_queue
+                raise ApiError(429, f"the queue is full ({n} prompt{'s' if n != 1 else ''}, "
+                               f"{limit_label('max_queue')})", "queue_full")  # fmt: skip
+            limiter = self.submit_limiter()
+            record, errors = await anyio.to_thread.run_sync(_collector_paused, check, body,
+                                                            limiter=limiter)  # fmt: skip
+        except (PromptRejected, ApiError) as exc:
+            log_refusal(exc)
+            raise
         self.hub.broadcast("status", self.worker.status())
         # node_errors: the outputs that failed validation and will not run (ComfyUI's 200)
         answer = {"prompt_id": record.id, "number": record.number, "node_errors": errors}

@@ -101,7 +101,9 @@ LAUNCH = (
 
 def test_the_server_serves_on_the_socket_it_bound_and_logs_its_port(tmp_path):
     """`serve` binds the port itself and hands uvicorn the socket: with port 0 the log line
-    names the port picked, and the server answers there."""
+    names the port picked, and the server answers there. uvicorn's lines, its access lines
+    among them, are on stderr with a time as latentgraph's own (`run.LOG_FORMAT`): they had no
+    time, and the access lines went to stdout."""
     import json
     import os
     import re
@@ -118,7 +120,8 @@ def test_the_server_serves_on_the_socket_it_bound_and_logs_its_port(tmp_path):
     env = {**os.environ, "LATENTGRAPH_TOY_PLUGIN": "1",
            "LATENTGRAPH_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", LAUNCH, json.dumps(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
     try:
         lines, deadline = [], time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -132,15 +135,18 @@ def test_the_server_serves_on_the_socket_it_bound_and_logs_its_port(tmp_path):
             raise AssertionError("".join(lines))
         port = int(found.group(1))
         assert port != 0
+        assert re.match(f"{when} INFO uvicorn.error: Uvicorn running on ", line), line
         assert httpx.get(f"http://127.0.0.1:{port}/prompt", timeout=10).status_code == 200
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=30)
+            out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
-        proc.stderr.close()
+            out, err = proc.communicate()
+    access = rf'{when} INFO uvicorn.access: 127\.0\.0\.1:\d+ - "GET /prompt HTTP/1\.1" 200$'
+    assert [m for m in err.splitlines() if re.match(access, m)], err
+    assert out == ""
 
 
 def test_listen_binds_every_address_of_the_host_on_one_port():

@@ -211,7 +211,8 @@ def test_queue_holds_its_limit_and_refuses_one_more(limited):
 
 
 def test_a_queue_of_one_is_said_in_the_singular(tmp_path, toy_workers):
-    """`--max-queue 1` refused with "the queue is full (1 prompts, ...)"."""
+    """`--max-queue 1` refused with "the queue is full (1 prompts, ...)"; the refusal is
+    logged as each refused prompt is (it left only uvicorn's access line)."""
     from latentgraph.server.config import ServerConfig
 
     config = ServerConfig(data_dir=tmp_path, port=free_port(), disk_cache=False,
@@ -224,6 +225,10 @@ def test_a_queue_of_one_is_said_in_the_singular(tmp_path, toy_workers):
         assert over.status_code == 429
         assert over.json()["error"]["message"] == (
             "the queue is full (1 prompt, the server's --max-queue)")  # fmt: skip
+        # logged as every refused prompt is (docs/comfy-compat.md), not by its access line only
+        lines = [e["m"] for e in running.http.get("/internal/logs/raw").json()["entries"]]
+        assert ("WARNING latentgraph.server: prompt refused (queue_full): the queue is full "
+                "(1 prompt, the server's --max-queue)\n") in lines, lines  # fmt: skip
     finally:
         running.http.post("/queue", json={"clear": True})
         running.http.post("/interrupt")
