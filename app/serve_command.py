@@ -79,7 +79,8 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--input-dir", type=Path, default=Path("input"),
                    help=f"uploads and LoadImage's files (default: ./input, {where})")  # fmt: skip
     p.add_argument("--temp-dir", type=Path, default=Path("temp"),
-                   help=f"previews (default: ./temp, {where})")  # fmt: skip
+                   help=f"previews, removed at the next start when latentgraph made the "
+                   f"folder (default: ./temp, {where})")  # fmt: skip
     add_models_args(p)
     p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
     add_device_args(p)

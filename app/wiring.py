@@ -8,6 +8,7 @@ in the `latentgraph.nodes` entry-point group, so loading the entry-point plugins
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -66,10 +67,15 @@ def worker_setup(nodes_dirs: Iterable[Path] = ()) -> WorkerSetup:
 
 
 def prepare_server(config: ServerConfig, *, errors: list[PluginFailure] | None = None) -> Registry:
-    """The registry a server runs with, and example.png in its input folder (for the editor's
-    preview). The nodes read their folders from the server's Settings: nothing to configure."""
-    from latentgraph.nodes import write_example
+    """The registry a server runs with, example.png in its input folder (for the editor's
+    preview), and the previews earlier starts left in its temp folder removed, where that
+    folder is latentgraph's (`nodes.temp_folder`; a line on stderr when previews are left).
+    The nodes read their folders from the server's Settings: nothing to configure."""
+    from latentgraph.nodes import temp_folder, write_example
 
     registry = node_registry(config.nodes_dirs, errors=errors)
     write_example(Path(config.input_dir))
+    left = temp_folder.remove_previews(config.temp_dir, (config.output_dir, config.input_dir))
+    if left:
+        print(f"latentgraph: note: {left}", file=sys.stderr)
     return registry

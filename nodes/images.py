@@ -36,7 +36,7 @@ from latentgraph.graph.files import FileWriteError, file_records, file_sha256, w
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
 
-from . import input_files
+from . import input_files, temp_folder
 from .input_files import inside
 from .values import input_error
 
@@ -444,7 +444,9 @@ def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
 )
 def preview_image(ctx, images):
     """Show images without keeping them: PNGs in the temp directory."""
-    records = save_images(ctx, images, "preview", Path(ctx.settings.temp_dir), "temp", "images")
+    folder = Path(ctx.settings.temp_dir)
+    temp_folder.keep(folder)  # marked as latentgraph's when it makes it: `serve` clears it
+    records = save_images(ctx, images, temp_folder.PREVIEW_PREFIX, folder, "temp", "images")
     return NodeResult(values=(), ui={"images": records})
 
 
