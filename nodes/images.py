@@ -14,6 +14,7 @@ import json
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,13 +256,20 @@ def expand_prefix(prefix: str, width: int = 0, height: int = 0) -> str:
 
 def prefix_problem(prefix: str) -> str | None:
     """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder,
-    control characters, too long for a file name, a %...% no save node expands, characters
+    control characters or Unicode format characters (category Cf: a bidi override shows
+    `a<U+202E>gnp.exe` as `aexe.png`, a zero-width space alone looks like no name), named by
+    code point, too long for a file name, a %...% no save node expands, characters
     file names cannot hold)."""
     text = prefix.replace("\\", "/").strip()
     if not text or text.endswith("/") or text.split("/")[-1] == ".":
         return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        return f"{quoted(prefix[:40])} contains a control character (NUL, newline, ...)"
+    unseen = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf")), None)
+    if unseen is not None:  # a name showing other than it is: reversed, empty, cut by a newline
+        cc = unicodedata.category(unseen) == "Cc"
+        what = "a control character" if cc else "a format character"
+        return (f"{quoted(prefix[:40])} contains {what}, U+{ord(unseen):04X}; file names cannot "
+                "hold control characters (NUL, newline, ...) nor invisible Unicode format "
+                "characters (bidi overrides, zero-width characters)")  # fmt: skip
     if len(text.encode("utf-8", "replace")) > MAX_PREFIX_CHARS:
         return f"the prefix is longer than {MAX_PREFIX_CHARS} bytes; file names are limited"
     if text.startswith("/") or re.match(r"^[A-Za-z]:/", text) or ".." in text.split("/"):

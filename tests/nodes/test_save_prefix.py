@@ -4,6 +4,7 @@ named (not reported as leaving the output folder)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -113,3 +114,29 @@ def test_a_refused_prefix_is_shown_with_one_backslash():
         f"%Node.widget% before it queues a prompt); a save node expands only "
         f"{images.PREFIX_VARIABLES_TEXT}"
     ]
+
+
+@pytest.mark.parametrize("prefix, shown, named", [
+    ("a\u202egnp.exe", "'a\\u202egnp.exe'", "a format character, U+202E"),  # shows 'aexe.png'
+    ("\u200b", "'\\u200b'", "a format character, U+200B"),  # looks like no name
+    ("fox\ufeff", "'fox\\ufeff'", "a format character, U+FEFF"),
+    ("fox\nbar", "'fox\\nbar'", "a control character, U+000A"),
+    ("a\x85b", "'a\\x85b'", "a control character, U+0085"),  # C1
+])  # fmt: skip
+def test_invisible_and_control_characters_are_refused_by_code_point(make_ctx, tmp_path, prefix,
+                                                                    shown, named):  # fmt: skip
+    """A bidi override saved a file whose name displays reversed, a zero-width space one that
+    looks empty: Unicode format characters (category Cf) are refused as control characters
+    are, by one rule, each named by its code point, the prefix quoted with it escaped."""
+    [message] = problems(prefix)
+    assert message == (f"{shown} contains {named}; file names cannot hold control characters "
+                       "(NUL, newline, ...) nor invisible Unicode format characters (bidi "
+                       "overrides, zero-width characters)")  # fmt: skip
+    with pytest.raises(NodeInputError, match=re.escape(named)):
+        images.save_image(make_ctx("SaveImage"), torch.zeros(1, 8, 8, 3), prefix)
+    assert not (tmp_path / "output").exists() or not any((tmp_path / "output").rglob("*"))
+
+
+def test_characters_of_cjk_and_accented_prefixes_are_kept(make_ctx, tmp_path):
+    for prefix in ("夕焼け/猫", "café", "e\u0301"):
+        assert problems(prefix) == [], prefix
