@@ -90,7 +90,7 @@ def _round_trip_ms(srv: Any, make: Any, count: int) -> float:
 
 
 def _actors_ready(srv: Any) -> list[int]:
-    return _wait_ready(srv, len(srv.app.state.lg.worker.worker_pids()), 240)
+    return _wait_ready(srv, len(srv.app.state.lg.dispatcher.worker_pids()), 240)
 
 
 def _overhead(count: int) -> tuple[float, float]:
@@ -120,7 +120,7 @@ def _killed_mid_denoise() -> tuple[float, float, float]:
             Server(tiny_registry, tmp, 1, ray="local", ray_workers=2) as srv:  # fmt: skip
         http = httpx.Client(base_url=srv.base, timeout=60)
         _actors_ready(srv)
-        dispatcher = srv.app.state.lg.worker
+        dispatcher = srv.app.state.lg.dispatcher
         _wait_done(http, [http.post("/prompt", json={"prompt": prompt(90 + i)}).json()["prompt_id"]
                           for i in range(2)])  # fmt: skip  # both warm
         t0 = time.perf_counter()

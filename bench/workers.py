@@ -70,7 +70,7 @@ def serve_start(repeats: int, bytecode: bool = False) -> tuple[float, float]:
 def _wait_ready(srv: Any, count: int, timeout: float = 180) -> list[int]:
     deadline = time.monotonic() + timeout
     while True:
-        pids = srv.app.state.lg.worker.worker_pids()
+        pids = srv.app.state.lg.dispatcher.worker_pids()
         if len(pids) == count and all(pids):
             return pids
         if time.monotonic() > deadline:

@@ -72,7 +72,7 @@ async def object_info_one(request: Request) -> JSONResponse:
 
 def _devices(state) -> list[dict[str, Any]]:
     """The workers' devices as they last reported them (when idle); before any has, the CPU."""
-    devices = state.worker.devices()
+    devices = state.dispatcher.devices()
     if not devices:
         total, free = memory()
         devices = [Device("cpu", "cpu", None, total, free, total, free)]

@@ -94,7 +94,7 @@ async def post_queue(request: Request) -> JSONResponse:
     if "delete" in body:
         changed += state.store.delete_pending(_ids(body))
     if changed:
-        state.hub.broadcast("status", state.worker.status())
+        state.hub.broadcast("status", state.dispatcher.status())
     return JSONResponse({"deleted": changed})
 
 
@@ -238,7 +238,7 @@ def _cancel(state, job_id: str) -> bool:
     """Cancel a job: drop it if pending, interrupt it if running."""
     if state.store.delete_pending([job_id]):
         return True
-    return state.worker.interrupt(job_id)
+    return state.dispatcher.interrupt(job_id)
 
 
 async def cancel_job(request: Request) -> JSONResponse:
@@ -247,7 +247,7 @@ async def cancel_job(request: Request) -> JSONResponse:
     if state.store.get(job_id) is None:
         raise ApiError(404, f"no job {job_id!r}", "not_found")
     cancelled = _cancel(state, job_id)
-    state.hub.broadcast("status", state.worker.status())
+    state.hub.broadcast("status", state.dispatcher.status())
     return JSONResponse({"cancelled": cancelled})
 
 
@@ -258,14 +258,14 @@ async def cancel_jobs(request: Request) -> JSONResponse:
     if not isinstance(ids, list):
         raise ApiError(400, 'expected {"job_ids": [ids]}')
     cancelled = [str(i) for i in ids if _cancel(state, str(i))]
-    state.hub.broadcast("status", state.worker.status())
+    state.hub.broadcast("status", state.dispatcher.status())
     return JSONResponse({"cancelled": cancelled})
 
 
 async def post_interrupt(request: Request) -> JSONResponse:
     body = await read_json(request, default={})
     prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
-    interrupted = get_state(request).worker.interrupt(str(prompt_id) if prompt_id else None)
+    interrupted = get_state(request).dispatcher.interrupt(str(prompt_id) if prompt_id else None)
     return JSONResponse({"interrupted": interrupted})
 
 
@@ -273,7 +273,7 @@ async def post_free(request: Request) -> JSONResponse:
     body = await read_json(request, default={})
     if not isinstance(body, dict):
         raise ApiError(400, "expected an object with 'unload_models' and/or 'free_memory'")
-    get_state(request).worker.request_free(
+    get_state(request).dispatcher.request_free(
         bool(body.get("unload_models")), bool(body.get("free_memory"))
     )
     return JSONResponse({})

@@ -24,7 +24,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(code=1008, reason="clientId too long")
         return
     client = state.hub.connect(websocket, sid)
-    status = state.worker.status()
+    status = state.dispatcher.status()
     status["sid"] = client.sid
     state.hub.reply(client, "status", status)
     pump = state.hub.start_pump(client)

@@ -109,10 +109,10 @@ def create_app(
     elif pool is None:
         pool = LocalWorkerPool(setup, worker_specs(config, settings))
     previews = config.previews or settings.option("previews")
-    worker = Dispatcher(store, hub, registry, pool, previews=previews,
-                        interrupt_grace=config.interrupt_grace_seconds,
-                        folders=user_folders(settings))  # fmt: skip
-    state = ServerState(config, registry, settings, store, hub, worker)
+    dispatcher = Dispatcher(store, hub, registry, pool, previews=previews,
+                            interrupt_grace=config.interrupt_grace_seconds,
+                            folders=user_folders(settings))  # fmt: skip
+    state = ServerState(config, registry, settings, store, hub, dispatcher)
 
     logs = api_info.RecentLogs()
 
@@ -122,11 +122,11 @@ def create_app(
         hub.bind(asyncio.get_running_loop())
         state.on_start()
         freeze_start_up_objects()
-        worker.start()
+        dispatcher.start()
         try:
             yield
         finally:
-            await asyncio.get_running_loop().run_in_executor(None, worker.stop)
+            await asyncio.get_running_loop().run_in_executor(None, dispatcher.stop)
             store.close()
             logs.detach()
 

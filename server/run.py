@@ -251,7 +251,7 @@ def serve(
             logging.getLogger("latentgraph.server").warning(
                 "listening on %s without --auth-token: anyone who can reach this port can run "
                 "workflows and read outputs", config.host)  # fmt: skip
-        server_class = _server_class(on_signal=app.state.lg.worker.shutting_down)
+        server_class = _server_class(on_signal=app.state.lg.dispatcher.shutting_down)
         server_class(uvicorn_config(app, config, log_level)).run(sockets=sockets)
     finally:
         for sock in sockets:

@@ -44,7 +44,7 @@ class ServerState:
     settings: Settings
     store: st.Store
     hub: Hub
-    worker: Dispatcher  # queued prompts to the worker processes
+    dispatcher: Dispatcher  # queued prompts to the worker processes
     _limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
 
     async def enqueue(self, body: Any) -> tuple[dict[str, Any], str | None]:
@@ -71,7 +71,7 @@ class ServerState:
         except (PromptRejected, ApiError) as exc:
             log_refusal(exc)
             raise
-        self.hub.broadcast("status", self.worker.status())
+        self.hub.broadcast("status", self.dispatcher.status())
         # node_errors: the outputs that failed validation and will not run (ComfyUI's 200)
         answer = {"prompt_id": record.id, "number": record.number, "node_errors": errors}
         return answer, record.client_id
@@ -80,7 +80,7 @@ class ServerState:
         """Let a queued prompt's messages go out: its answer has been sent (see
         `Dispatcher.hold`)."""
         grace = EDITOR_GRACE if self.hub.is_editor(client_id) else 0.0
-        self.worker.release(prompt_id, grace)
+        self.dispatcher.release(prompt_id, grace)
 
     def release_task(self, prompt_id: str, client_id: str | None) -> BackgroundTask:
         """`release` as the task of an HTTP answer: run once the answer is sent, on the event
@@ -131,7 +131,7 @@ class ServerState:
         )
         keys = model_keys(prompt, self.registry) if isinstance(prompt, dict) else frozenset()
         if prompt_text is not None:  # its worker converts it while it is checked here
-            self.worker.convert_ahead(prompt_id, prompt_text, keys)
+            self.dispatcher.convert_ahead(prompt_id, prompt_text, keys)
         checked, _ = check_prompt(prompt, self.registry, self.settings,
                                   body.get("partial_execution_targets"))  # fmt: skip
         record = st.PromptRecord(
@@ -145,17 +145,17 @@ class ServerState:
             targets=checked.targets,
         )
         # Before it is queued: a worker may take it at once.
-        self.worker.prepare(prompt_id, keys)
-        self.worker.hold(prompt_id)  # until the caller releases it: its answer is sent
+        self.dispatcher.prepare(prompt_id, keys)
+        self.dispatcher.hold(prompt_id)  # until the caller releases it: its answer is sent
         try:
             record = self.store.add(record, front=bool(body.get("front")),
                                     max_queued_bytes=self.config.max_queue_bytes)  # fmt: skip
         except BaseException as exc:
-            self.worker.refused(prompt_id)
+            self.dispatcher.refused(prompt_id)
             if isinstance(exc, st.QueueTooLarge):
                 raise ApiError(429, str(exc), "queue_full") from None
             raise
-        self.worker.dispatch()  # from this thread: the run starts while the answer is written
+        self.dispatcher.dispatch()  # from this thread: the run starts while the answer is written
         return record, checked.node_errors
 
     def on_start(self) -> None:

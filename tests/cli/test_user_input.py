@@ -85,7 +85,7 @@ def test_serve_reads_each_option_once_and_its_server_keeps_the_values_read(cli, 
         config.load_nodes, config.editor = False, False
         app = create_app(config, workers=WorkerSetup(registry=toy_registry))
         state = app.state.lg
-        made.update(settings=state.settings, previews=state.worker.previews,
+        made.update(settings=state.settings, previews=state.dispatcher.previews,
                     worker=dataclasses.replace(state.settings, device="cpu"))  # fmt: skip
         state.store.close()
 

@@ -167,7 +167,7 @@ def test_server_settings_carry_the_options_and_previews(tmp_path):
     app = create_app(config, registry=default_registry)
     state = app.state.lg
     assert state.settings.options == {"vae_tiling": True, "previews": True}
-    assert state.worker.previews is True
+    assert state.dispatcher.previews is True
     state.store.close()
 
 

@@ -31,7 +31,7 @@ def toy_ray_server(ray_runtime, tmp_path_factory):
 
 def _ready(server: RunningServer, but_not: tuple = (), timeout: float = 120) -> list[int]:
     """The actors' pids once both are ready (and none of them is in `but_not`)."""
-    dispatcher = server.app.state.lg.worker
+    dispatcher = server.app.state.lg.dispatcher
     deadline = time.monotonic() + timeout
     while True:
         pids = dispatcher.worker_pids()
@@ -93,7 +93,7 @@ def test_an_interrupt_the_node_never_checks_ends_with_ray_kill(toy_ray_server):
         ]
         while client.recv()["data"].get("node") != "3":  # the blocking node is running
             pass
-        dispatcher = toy_ray_server.app.state.lg.worker
+        dispatcher = toy_ray_server.app.state.lg.dispatcher
         pid = dispatcher.worker_pids()[dispatcher.worker_of(prompt_id)]
         toy_ray_server.http.post("/interrupt", json={"prompt_id": prompt_id})
         messages = client.until_done(prompt_id, timeout=30)

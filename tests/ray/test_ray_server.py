@@ -23,7 +23,7 @@ def ray_server(ray_runtime, tiny_folder, tmp_path_factory):
     config = ServerConfig(data_dir=tmp_path_factory.mktemp("ray-server"), port=free_port(),
                           ray="local", ray_workers=2, editor=False)  # fmt: skip
     running = RunningServer(config, worker_setup()).start()
-    dispatcher = running.app.state.lg.worker
+    dispatcher = running.app.state.lg.dispatcher
     deadline = time.monotonic() + 180
     while not all(dispatcher.worker_pids()):  # both actors imported torch and said Ready
         assert time.monotonic() < deadline, dispatcher.worker_pids()
@@ -77,7 +77,7 @@ def test_eight_prompts_from_two_clients_all_complete_each_client_hears_only_its_
         for owner in (0, 1):  # made in the actors, saved in the server's output folder
             assert len(list(ray_server.config.output_dir.glob(f"ray-{owner}_*.png"))) == 4
         # both actors ran prompts and report the model they hold (model affinity's input)
-        resident = ray_server.app.state.lg.worker.resident()
+        resident = ray_server.app.state.lg.dispatcher.resident()
         assert len(resident) == 2 and all(resident), resident
     finally:
         for client in clients:
@@ -88,7 +88,7 @@ def test_an_actor_killed_mid_denoise_is_restarted_and_every_prompt_completes(ray
     """SIGKILL of the actor's process during a 400-step denoise: Ray restarts the actor, the
     prompt goes back to the queue and completes; the nodes it had finished are cache hits
     (executed once), only the interrupted sampler runs again."""
-    dispatcher = ray_server.app.state.lg.worker
+    dispatcher = ray_server.app.state.lg.dispatcher
     client = WsClient(ray_server)
     try:
         word = uuid.uuid4().hex[:8]  # nothing of this prompt is cached yet

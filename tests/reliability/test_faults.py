@@ -86,7 +86,7 @@ def inject(server: RunningServer, fault: str) -> None:
 
 def models_loaded(server: RunningServer) -> bool:
     """Whether the worker reports holding models (its model manager is not empty)."""
-    return any(server.app.state.lg.worker.resident())
+    return any(server.app.state.lg.dispatcher.resident())
 
 
 def pngs(server: RunningServer) -> set[str]:
@@ -170,7 +170,7 @@ def test_worker_killed_mid_denoise_fails_that_prompt_and_the_next_runs(srv):
             msg = client.recv(120)
             if msg["type"] == "progress" and msg["data"]["node"] == "7":
                 break
-        [worker_pid] = srv.app.state.lg.worker.worker_pids()
+        [worker_pid] = srv.app.state.lg.dispatcher.worker_pids()
         os.kill(worker_pid, signal.SIGKILL)
         rest = client.until_done(pid, timeout=60)
         [error] = [m["data"] for m in rest if m["type"] == "execution_error"]
@@ -178,7 +178,7 @@ def test_worker_killed_mid_denoise_fails_that_prompt_and_the_next_runs(srv):
         assert error["node_id"] == "7"
         assert wait(srv, pid)["status"]["status_str"] == "error"
         assert wait(srv, after, 180)["status"]["status_str"] == "success"
-        assert srv.app.state.lg.worker.worker_pids() != [worker_pid]
+        assert srv.app.state.lg.dispatcher.worker_pids() != [worker_pid]
     finally:
         client.close()
 
@@ -324,7 +324,7 @@ def test_full_disk_keeps_the_prompts_success_and_the_worker_goes_on(toy_server, 
         assert [j["id"] for j in jobs] == [running]  # as /history says: not "in_progress"
         time.sleep(0.5)  # the disk is still full: the waiting prompt does not start
         assert toy_server.http.get(f"/history/{waiting}").json() == {}
-        assert state.worker._thread.is_alive()
+        assert state.dispatcher._thread.is_alive()
 
         disk.full = False  # space returns
         assert wait(toy_server, waiting, 30)["status"]["status_str"] == "success"

@@ -68,7 +68,7 @@ def test_extra_data_limit_comes_before_any_work(limited):
 def test_queue_bounded_by_bytes(limited):
     """Pending prompts are kept in memory: past `max_queue_bytes` a POST answers 429."""
     state = limited.state
-    state.worker.stop()  # nothing runs: the queue only grows
+    state.dispatcher.stop()  # nothing runs: the queue only grows
     extra = {"extra_pnginfo": {"workflow": {"nodes": ["n" * 900]}}}
     codes = [limited.post("/prompt", json={"prompt": chain(i), "extra_data": extra}).status_code
              for i in range(40)]  # fmt: skip
@@ -80,8 +80,8 @@ def test_queue_bounded_by_bytes(limited):
     refused = limited.post("/prompt", json={"prompt": chain(1), "extra_data": extra,
                                             "prompt_id": "refused"})  # fmt: skip
     assert refused.status_code == 429
-    assert "refused" not in state.worker._prepared  # what POST noted for the run is forgotten
-    assert "refused" not in state.worker._held
+    assert "refused" not in state.dispatcher._prepared  # what POST noted for the run is forgotten
+    assert "refused" not in state.dispatcher._held
     limited.post("/queue", json={"clear": True})
     assert state.store.memory_bytes()[0] == 0
     assert limited.post("/prompt", json={"prompt": chain(1)}).status_code == 200

@@ -91,7 +91,7 @@ def test_a_runs_done_brings_the_devices_as_they_are_at_its_end(tmp_path):
 
 def test_system_stats_lists_the_worker_devices(server):
     deadline = time.monotonic() + 60
-    dispatcher = server.app.state.lg.worker
+    dispatcher = server.app.state.lg.dispatcher
     while not dispatcher.devices() and time.monotonic() < deadline:
         time.sleep(0.05)
     [reported] = dispatcher.devices()  # the toy worker said Ready with its device
@@ -128,7 +128,7 @@ def test_system_stats_shows_the_gpus_workers_reported(tmp_path):
                      pool=GpuPool([frozenset()] * 2))  # fmt: skip
     with TestClient(app, base_url="http://127.0.0.1") as client:
         deadline = time.monotonic() + 10
-        while len(app.state.lg.worker.devices()) < 2 and time.monotonic() < deadline:
+        while len(app.state.lg.dispatcher.devices()) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         devices = client.get("/system_stats").json()["devices"]
     assert [(d["name"], d["type"], d["index"], d["vram_free"]) for d in devices] == [

@@ -13,7 +13,7 @@ from .conftest import chain
 @pytest.fixture
 def released(server):
     """Every (prompt id, grace) the server releases during the test."""
-    worker = server.app.state.lg.worker
+    worker = server.app.state.lg.dispatcher
     calls: list[tuple[str, float]] = []
     original = worker.release
 
@@ -27,7 +27,7 @@ def released(server):
 
 
 def test_prompt_runs_at_once_and_its_messages_wait_for_its_answer(server, ws):
-    worker = server.app.state.lg.worker
+    worker = server.app.state.lg.dispatcher
     deadline = time.monotonic() + 60
     while not any(worker.worker_pids()):  # started: the run ends well within the 2 s hold
         assert time.monotonic() < deadline, "the worker did not start"
@@ -83,7 +83,7 @@ def test_an_editor_client_gets_a_moment_to_handle_the_answer(server, ws, release
 def test_the_release_runs_on_the_event_loop_not_a_threadpool_thread(server, ws):
     """The answer's release is an async task: Starlette runs a plain function's task on a
     threadpool thread, a hop for every prompt."""
-    worker = server.app.state.lg.worker
+    worker = server.app.state.lg.dispatcher
     threads: list[int] = []
     original = worker.release
 

@@ -28,7 +28,7 @@ def _config(tmp_path_factory, name: str, **kw):
 
 
 def _ready_pids(server: RunningServer, count: int, timeout: float = 60) -> list[int]:
-    dispatcher = server.app.state.lg.worker
+    dispatcher = server.app.state.lg.dispatcher
     deadline = time.monotonic() + timeout
     while True:
         pids = dispatcher.worker_pids()
@@ -107,7 +107,7 @@ def test_a_worker_alone_terminated_mid_run_is_a_crash_reported_after_the_grace(o
 
 
 def test_interrupt_stops_a_node_that_never_checks_within_the_grace(one_worker):
-    grace = one_worker.app.state.lg.worker.interrupt_grace
+    grace = one_worker.app.state.lg.dispatcher.interrupt_grace
     client = WsClient(one_worker)
     try:
         [old_pid] = _ready_pids(one_worker, 1)
@@ -269,7 +269,7 @@ while not http.get(f"/history/{pid}").json():
 status = http.get(f"/history/{pid}").json()[pid]["status"]["status_str"]
 print(json.dumps({"answered_s": answered, "object_info": sorted(info.json()), "queue": queue,
                   "status": status, "torch": "torch" in sys.modules,
-                  "worker_pids": app.state.lg.worker.worker_pids()}))
+                  "worker_pids": app.state.lg.dispatcher.worker_pids()}))
 server.should_exit = True
 """
 
@@ -331,7 +331,7 @@ def test_post_free_brings_a_workers_rss_back_to_its_baseline(tmp_path_factory, t
                 time.sleep(0.05)
             return _rss_mb(pid)
 
-        dispatcher = running.app.state.lg.worker
+        dispatcher = running.app.state.lg.dispatcher
         run(tiny_prompt(1))  # the libraries' lazy imports happen once: part of the baseline
         baseline = free()
         run(tiny_prompt(2, size=256, batch=4))  # models and outputs held in the worker
@@ -351,7 +351,7 @@ def test_an_interrupt_waits_for_a_slow_step_and_keeps_the_worker(tmp_path_factor
                             WorkerSetup(registry=toy_registry)).start()  # fmt: skip
     client = WsClient(running)
     try:
-        assert running.app.state.lg.worker.interrupt_grace >= 1.5  # the default
+        assert running.app.state.lg.dispatcher.interrupt_grace >= 1.5  # the default
         [old_pid] = _ready_pids(running, 1)
         prompt = chain(3, slow_steps=5, delay=1.0)  # over the old 0.5 s grace, 0.5 s under the new
         pid = running.post_prompt(prompt, client.client_id).json()["prompt_id"]
