@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from latentgraph.graph import Registry
 from latentgraph.graph.events import RunFinished, RunStatus
 
 from . import store as st
@@ -105,7 +106,7 @@ class _Worker:
 
 
 class Dispatcher:
-    def __init__(self, store: st.Store, hub: Hub, registry: Any, pool: WorkerPool, *,
+    def __init__(self, store: st.Store, hub: Hub, registry: Registry, pool: WorkerPool, *,
                  previews: bool = False, interrupt_grace: float = 10.0,
                  folders: Mapping[str, str] | None = None) -> None:  # fmt: skip
         """`folders`: the server's folders by absolute path, as a run's error shows them to

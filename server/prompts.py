@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from latentgraph.graph import Registry
 from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.object_info import input_config
 from latentgraph.graph.problems import Problem, WorkflowError
@@ -74,8 +75,8 @@ QUOTE_INPUT_CONFIG = frozenset({
 LONGEST_LIST_QUOTED = 20
 
 
-def input_config_info(code: str, class_type: str, name: str, registry: Any, settings: Any,
-                      known: dict | None = None) -> dict[str, Any]:  # fmt: skip
+def input_config_info(code: str, class_type: str, name: str, registry: Registry | None,
+                      settings: Any, known: dict | None = None) -> dict[str, Any]:  # fmt: skip
     """`{"input_config": ...}` for an error of our `code` about input `name` of a
     `class_type` node, when ComfyUI's type for it carries one (`QUOTE_INPUT_CONFIG`): the
     input as /object_info shows it under `settings`, built by the function /object_info uses
@@ -169,7 +170,7 @@ def _dependent_outputs(prompt: dict[str, Any], outputs: list[str]) -> dict[str, 
     return result
 
 
-def _output_ids(prompt: dict[str, Any], registry: Any) -> list[str]:
+def _output_ids(prompt: dict[str, Any], registry: Registry | None) -> list[str]:
     """The prompt's output nodes, by their declared types (none without a registry; a node
     of an unknown type or without a class_type is none)."""
     if registry is None:
@@ -188,7 +189,7 @@ def reject(
     prompt: dict[str, Any],
     dependents: dict[str, list[str]] | None = None,
     *,
-    registry: Any = None,
+    registry: Registry | None = None,
     settings: Any = None,
 ) -> PromptRejected:
     """Turn engine problems into the protocol's 400 body (with the registry and settings
@@ -224,7 +225,7 @@ def node_errors(
     prompt: dict[str, Any],
     dependents: dict[str, list[str]],
     *,
-    registry: Any = None,
+    registry: Registry | None = None,
     settings: Any = None,
 ) -> dict[str, Any]:
     """The protocol's `node_errors`: per node, its errors and the outputs they stop; an
@@ -312,7 +313,8 @@ def _holds_longer(value: Any, max_chars: int) -> bool:
 
 
 def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
-                         registry: Any = None, settings: Any = None) -> None:  # fmt: skip
+                         registry: Registry | None = None,
+                         settings: Any = None) -> None:  # fmt: skip
     """Refuse a prompt holding a string longer than `max_chars` (the server's
     `max_string_chars`), naming the node and input, before any other work: a 50 MB text held
     the text encoder for minutes and could not be interrupted. `text`, the prompt's JSON text
@@ -361,7 +363,8 @@ def no_class_type(nid: str) -> PromptRejected:
                                      "no class_type", f"Node ID '#{nid}'"))  # fmt: skip
 
 
-def check_prompt(prompt: Any, registry, settings, targets: Any = None) -> tuple[CheckedPrompt, Any]:
+def check_prompt(prompt: Any, registry: Registry, settings,
+                 targets: Any = None) -> tuple[CheckedPrompt, Any]:  # fmt: skip
     """Convert and validate an API-format prompt as ComfyUI does: an unknown node type anywhere
     refuses it; otherwise each output node (or target) is checked with what it needs, a node
     feeding none is not checked, and the prompt runs the outputs that passed. Returns it and
@@ -398,7 +401,7 @@ def shown_answer(body: dict[str, Any], prompt: Any, folders: dict[str, str]) -> 
 
 
 def _check_prompt(
-    prompt: Any, registry, settings, targets: Any = None
+    prompt: Any, registry: Registry, settings, targets: Any = None
 ) -> tuple[CheckedPrompt, Any]:
     from latentgraph.graph.comfy_api import check_outputs, graph_from_prompt
     from latentgraph.graph.validate import output_nodes
@@ -432,7 +435,7 @@ def _check_prompt(
         errors, prompt, check.dependents, registry=registry, settings=settings)), graph  # fmt: skip
 
 
-def _refuse_unknown_types(prompt: dict[str, Any], registry) -> None:
+def _refuse_unknown_types(prompt: dict[str, Any], registry: Registry) -> None:
     """Refuse a prompt naming a node type this server lacks, wherever the node is (ComfyUI
     does the same), naming every such type and the outputs each such node feeds."""
     unknown = {str(nid): spec["class_type"] for nid, spec in prompt.items()

@@ -13,7 +13,7 @@ import anyio
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 
-from latentgraph.graph.context import Settings
+from latentgraph.graph import Registry, Settings
 
 from . import store as st
 from .collector import collector_paused
@@ -40,7 +40,7 @@ _Queued = tuple[st.PromptRecord, dict[str, Any]]
 @dataclass
 class ServerState:
     config: ServerConfig
-    registry: Any
+    registry: Registry
     settings: Settings
     store: st.Store
     hub: Hub
