@@ -31,6 +31,7 @@ from .stopping import StopNow, Stopper
 from .workflow_input import print_problems, read_workflow, refuse_run
 
 if TYPE_CHECKING:
+    from latentgraph.graph.console import Renderer
     from latentgraph.graph.declare import Registry
     from latentgraph.graph.events import NodeFailed, RunStatus
     from latentgraph.graph.workflow import Workflow
@@ -313,7 +314,7 @@ def _check_sweep_name(workflow: Workflow, name: str) -> None:
         raise UserError(unknown)
 
 
-def _renderer(args: argparse.Namespace, settings, graph):
+def _renderer(args: argparse.Namespace, settings, graph) -> Renderer:
     from latentgraph.graph.console import JsonLines, RichProgress
 
     if args.json:

@@ -6,9 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .exits import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+if TYPE_CHECKING:
+    from latentgraph.graph.console import Renderer
+    from latentgraph.graph.events import Event
 
 
 class StopNow(BaseException):
@@ -31,7 +36,7 @@ class Stopper:
         self.cached = cached
         self.signals: list[int] = []
         self.running: tuple[str, str] | None = None  # (node id, node type)
-        self.renderer: Any = None
+        self.renderer: Renderer | None = None
 
     def __call__(self, signum: int, _frame) -> None:
         self.signals.append(signum)
@@ -60,20 +65,19 @@ class Stopper:
         """`text` on stderr now, above the progress display when there is one; a line that
         cannot be written never stops the run from stopping."""
         try:
-            note = getattr(self.renderer, "note", None)
-            if note is not None:
-                note(text)
+            if self.renderer is not None:
+                self.renderer.note(text)
             else:
                 print(text, file=sys.stderr, flush=True)
         except Exception:  # noqa: BLE001 - e.g. stderr closed, a reentrant write
             pass
 
-    def watch(self, renderer):
+    def watch(self, renderer: Renderer) -> Callable[[Event], None]:
         from latentgraph.graph.events import NodeFailed, NodeFinished, NodeStarted
 
         self.renderer = renderer
 
-        def on_event(event) -> None:
+        def on_event(event: Event) -> None:
             if isinstance(event, NodeStarted):
                 self.running = (event.node_id, event.node_type)
             elif isinstance(event, (NodeFinished, NodeFailed)):

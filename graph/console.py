@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from rich.markup import escape
 
@@ -30,6 +30,17 @@ from .problems import EditorLocation, node_name
 
 # How a node's `FileWriteError` is named in its NodeFailed event (`exception_type`).
 _WRITE_FAILED = f"{FileWriteError.__module__}.{FileWriteError.__qualname__}"
+
+
+class Renderer(Protocol):
+    """What both renderers are: called with each event; `note`, a line for people said now
+    (what Ctrl-C will do); `close` once the run is over."""
+
+    def __call__(self, event: Event) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class JsonLines:
