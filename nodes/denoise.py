@@ -41,8 +41,10 @@ from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limi
 
 def preview_image(latents: Any) -> Any:
     """A cheap RGB look at the first latent: three channels, each stretched to 0..255.
-    Built on the device; only the small uint8 image is copied, without blocking the stream
-    until the bytes are read."""
+    Built on the device; only the small uint8 image is copied to the host. On CUDA the copy
+    is queued and then waited for at once (the stream synchronized, the step that made the
+    latents included), so its bytes are complete before PIL reads them; a preview is built
+    only when one is sent (lazily, `Context.progress`), not every step."""
     import torch
     from PIL import Image
 
@@ -297,12 +299,16 @@ class DenoiseJob:
         batch = samples.shape[0]
         guidance = self.predictor(sched)  # checks the conditioning before any step runs
         sched.set_timesteps(self.steps, device=self.device)
+        # The seeds the images were made from (their starting noise's, LatentNoise's), kept
+        # on the output; not the per-step noise's below.
         seeds = self.latent.seeds or image_seeds(self.seed, batch)
         started = self.start(sched)
         if started is None:  # nothing to run: the input as it is (pure noise stays noise)
             return self.latent
         latents, timesteps = started
-        # per-step noise: image i from the node's seed + i, as alone with that seed
+        # Per-step noise, by design: image i from this node's own seed + i (as alone with
+        # that seed), not the latent's seeds: a sampler's noise is its own seed's, as
+        # ComfyUI's KSampler's (docs/comfy-compat.md, Noise; batch_seeds.yaml feeds both).
         kwargs = step_kwargs(sched, self.device, image_seeds(self.seed, batch))
         previews = bool(ctx.extra.get("previews"))
         total = len(timesteps)
