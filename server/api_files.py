@@ -24,7 +24,7 @@ from latentgraph.graph.paths import hidden, split_annotation
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
 
-from .config import limit_label
+from .config import server_limit_label
 from .errors import ApiError
 from .filetypes import served_as
 from .safepath import numbered_name, safe_filename, safe_folder, safe_join
@@ -229,7 +229,7 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     data = await upload.read(config.max_upload_bytes + 1)
     if len(data) > config.max_upload_bytes:
         raise ApiError(413, f"the image is larger than {config.max_upload_bytes} bytes "
-                       f"({limit_label('max_upload_bytes')})", "too_large")  # fmt: skip
+                       f"({server_limit_label('max_upload_bytes')})", "too_large")  # fmt: skip
     await run_in_threadpool(_check_image, data, config.max_image_pixels)
     if make is not None:
         data = await run_in_threadpool(make, data)

@@ -59,16 +59,16 @@ def auth_token_rule(
 # The `serve` flag setting each of the server's own limits (a `ServerConfig` field), named in
 # the refusal of a request over it, as the run limits name theirs (`graph.context.LIMIT_FLAGS`
 # in the server's `Settings.limit_labels`): a client learns which flag the operator can raise.
-LIMIT_FLAGS: dict[str, str] = {"max_queue": "--max-queue", "max_prompt_nodes": "--max-prompt-nodes",
-                               "max_body_bytes": "--max-body-mb", "max_upload_bytes": "--max-body-mb",
-                               "max_string_chars": "--max-string-chars",
-                               "max_extra_data_bytes": "--max-extra-data-mb"}  # fmt: skip
+SERVER_LIMIT_FLAGS: dict[str, str] = {"max_queue": "--max-queue", "max_prompt_nodes": "--max-prompt-nodes",
+                                      "max_body_bytes": "--max-body-mb", "max_upload_bytes": "--max-body-mb",
+                                      "max_string_chars": "--max-string-chars",
+                                      "max_extra_data_bytes": "--max-extra-data-mb"}  # fmt: skip
 
 
-def limit_label(limit: str) -> str:
-    """How a refusal names server limit `limit` (a `LIMIT_FLAGS` field): "the server's
+def server_limit_label(limit: str) -> str:
+    """How a refusal names server limit `limit` (a `SERVER_LIMIT_FLAGS` field): "the server's
     --max-queue"."""
-    return f"the server's {LIMIT_FLAGS[limit]}"
+    return f"the server's {SERVER_LIMIT_FLAGS[limit]}"
 
 
 @dataclass

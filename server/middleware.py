@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import cookie_parser
 
-from .config import limit_label
+from .config import server_limit_label
 from .errors import ApiError, error_response
 from .hosts import HostGuard, host_refusal
 
@@ -150,4 +150,4 @@ def _cross_origin(headers: dict[str, str], scope) -> bool:
 
 def _too_large(limit: int) -> str:
     """The refusal of a body over `limit` bytes, naming the flag that sets it."""
-    return f"request body larger than {limit} bytes ({limit_label('max_body_bytes')})"
+    return f"request body larger than {limit} bytes ({server_limit_label('max_body_bytes')})"

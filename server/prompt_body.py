@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .config import limit_label
+from .config import server_limit_label
 from .errors import STRICT_DECODER, ApiError, json_body, parse_json
 from .prompts import no_class_type, no_prompt
 
@@ -168,7 +168,7 @@ def _bounded(text: str, i: int, key: str, limit: int) -> tuple[Any, int]:
         if window == limit:
             raise ApiError(413, f"node {key[:64]} is more than {limit:,} characters of JSON; a "
                            f"node's JSON is at most that (its strings at most "
-                           f"{limit_label('max_string_chars')})", "too_large", node_id=key[:64], limit=limit)  # fmt: skip
+                           f"{server_limit_label('max_string_chars')})", "too_large", node_id=key[:64], limit=limit)  # fmt: skip
         window *= 2
 
 

@@ -19,7 +19,7 @@ from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.object_info import input_config
 from latentgraph.graph.problems import Problem, WorkflowError
 
-from .config import limit_label
+from .config import server_limit_label
 from .errors import ApiError
 from .messages import sent_to, shown_paths, user_folders
 
@@ -337,7 +337,7 @@ def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
         where = f"input {name!r}" if name else path.lstrip(".") or "its id"
         message = (
             f"{where} is {len(text):,} characters long; the limit is {max_chars:,} "
-            f"({limit_label('max_string_chars')})"
+            f"({server_limit_label('max_string_chars')})"
         )
         node, class_type = str(nid)[:64], _class_of(prompt, nid)[:64]
         needing = _dependent_outputs(prompt, _output_ids(prompt, registry)).get(str(nid), [])

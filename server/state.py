@@ -17,7 +17,7 @@ from latentgraph.graph import Registry, Settings
 
 from . import store as st
 from .collector import collector_paused
-from .config import ServerConfig, limit_label
+from .config import ServerConfig, server_limit_label
 from .dispatch import EDITOR_GRACE, Dispatcher
 from .errors import ApiError
 from .hub import Hub
@@ -64,7 +64,7 @@ class ServerState:
             if self.store.count_queued() >= self.config.max_queue:
                 n = self.config.max_queue
                 raise ApiError(429, f"the queue is full ({n} prompt{'s' if n != 1 else ''}, "
-                               f"{limit_label('max_queue')})", "queue_full")  # fmt: skip
+                               f"{server_limit_label('max_queue')})", "queue_full")  # fmt: skip
             limiter = self.submit_limiter()
             record, errors = await anyio.to_thread.run_sync(_collector_paused, check, body,
                                                             limiter=limiter)  # fmt: skip
@@ -105,7 +105,7 @@ class ServerState:
         limit = self.config.max_prompt_nodes
         if isinstance(prompt, dict) and len(prompt) > limit:
             raise ApiError(413, f"the prompt has {len(prompt):,} nodes; this server accepts at "
-                                f"most {limit:,} ({limit_label('max_prompt_nodes')})", "too_many_nodes",
+                                f"most {limit:,} ({server_limit_label('max_prompt_nodes')})", "too_many_nodes",
                            nodes=len(prompt), limit=limit)  # fmt: skip
         extra = body.get("extra_data") or {}
         if not isinstance(extra, dict):
@@ -125,7 +125,7 @@ class ServerState:
         limit = self.config.max_extra_data_bytes
         if extra and len(json.dumps(extra)) > limit:
             raise ApiError(413, f"extra_data is larger than {limit:,} bytes "
-                           f"({limit_label('max_extra_data_bytes')})", "too_large")  # fmt: skip
+                           f"({server_limit_label('max_extra_data_bytes')})", "too_large")  # fmt: skip
         check_string_lengths(
             prompt, self.config.max_string_chars, prompt_text, self.registry, self.settings
         )

@@ -64,7 +64,7 @@ def test_body_at_the_limit_is_read_and_one_byte_more_is_413(limited, chunked):
     assert at.status_code == 400 and at.json()["error"]["type"] != "too_large"  # read, judged
     over = post(body_of_size(BODY + 1))
     assert over.status_code == 413 and over.json()["error"]["type"] == "too_large"
-    # each refusal names the flag the operator can raise (`server.config.limit_label`)
+    # each refusal names the flag the operator can raise (`server.config.server_limit_label`)
     assert over.json()["error"]["message"] == \
         f"request body larger than {BODY} bytes (the server's --max-body-mb)"  # fmt: skip
 
