@@ -186,9 +186,12 @@ class RichProgress:
     def _show_ui(self, node_id: str, ui: dict[str, Any], cached: bool) -> None:
         """What an output node produced: the files it saved or previewed, of every kind
         (images, checkpoints, ...: `file_records`), and preview text. A cached node's files
-        are an earlier run's, still there unchanged: "kept", not "saved" (nothing was written)."""
+        are an earlier run's, still there unchanged: "kept", not "saved" (nothing was written),
+        as is a file a save that ran again left in place (its record marked `kept`: the others
+        of a batch one file of which was deleted)."""
         for record in file_records(ui):
-            verb = "preview" if record.get("type") == "temp" else "kept" if cached else "saved"
+            kept = cached or record.get("kept") is True
+            verb = "preview" if record.get("type") == "temp" else "kept" if kept else "saved"
             path = escape(_file_path(record, self._dirs))
             self._print(f"[bold]{verb}[/bold]{self._where} {path}")
         for text in ui.get("text", []):

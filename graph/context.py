@@ -279,6 +279,7 @@ class Context:
         emit_progress: Callable[[int, int, Any], None] | None = None,
         emit_warning: Callable[[str], None] | None = None,
         extra: dict[str, Any] | None = None,
+        earlier_ui: dict[str, Any] | None = None,
     ) -> None:
         self.node_id = node_id
         self.node_type = node_type
@@ -291,6 +292,10 @@ class Context:
         # "previews": True when the caller sends progress previews somewhere; "send_image": the
         # server's send_image(node_id, png) to the prompt's websocket client, SaveImageWebsocket).
         self.extra = extra or {}
+        # The ui of this node's cached result when its `reuse` hook refused it for this run (a
+        # save whose files were deleted since): what it reported then, so a save writes again
+        # only the files that are missing, under the names they had. None otherwise.
+        self.earlier_ui = earlier_ui
         self.cacheable = True
 
     def do_not_cache(self) -> None:

@@ -278,9 +278,11 @@ class NodeType:
     # e.g. a weights file's path + size + mtime, so replacing a checkpoint on disk invalidates
     # what was built from it; SaveImage's output folder, so a run writing elsewhere saves there.
     identity: Callable[[dict[str, Any], Settings], str] | None = None
-    # Whether a cached result still stands for this run's settings (SaveImage: its files are
-    # still there). When it does not, the node runs again, from its cached inputs.
-    reuse: Callable[[dict[str, Any] | None, Settings], bool] | None = None
+    # Whether a cached result still stands for this run, given its ui, the node's literal
+    # inputs and the run's settings (SaveImage: its files are still there, under the names its
+    # prefix gives now). When it does not, the node runs again, from its cached inputs, and
+    # its Context carries the refused ui (`earlier_ui`).
+    reuse: Callable[[dict[str, Any] | None, dict[str, Any], Settings], bool] | None = None
     # The run's `ctx.extra` entries the node writes into what it makes (SaveImage: the prompt,
     # editor workflow and our document, as PNG text chunks): part of its cache key, so a run of
     # another document (a node moved, a comment changed) writes a file carrying that one.
@@ -521,7 +523,7 @@ def node(
     output_node: bool = False,
     identity: Callable[[dict[str, Any], Settings], str] | None = None,
     check: Callable[[dict[str, Any], Settings], list[tuple[str | None, str]]] | None = None,
-    reuse: Callable[[dict[str, Any] | None, Settings], bool] | None = None,
+    reuse: Callable[[dict[str, Any] | None, dict[str, Any], Settings], bool] | None = None,
     embeds: Sequence[str] = (),
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

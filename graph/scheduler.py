@@ -383,6 +383,7 @@ class _Run:
         self.remaining: dict[str, int] = {}  # node id -> consumers still to run
         self.interrupted: str | None = None
         self.uncached: set[str] = set()  # results not to cache: a NaN one, and what uses it
+        self.refused: dict[str, dict | None] = {}  # node id -> the cached ui `reuse` refused
 
     # --- 1. plan -----------------------------------------------------------------------
 
@@ -422,13 +423,19 @@ class _Run:
                 literals[name] = v
         return node_key(nt, literals, links, self.settings, self.extra)
 
-    def usable_hit(self, key: str, nt: NodeType) -> tuple[tuple, dict | None] | None:
+    def usable_hit(self, nid: str, key: str, nt: NodeType) -> tuple[tuple, dict | None] | None:
         """The cached (values, ui) under `key`, unless the node's `reuse` hook refuses it for
-        this run (SaveImage: its files no longer hold what it saved)."""
+        this run (SaveImage: its files no longer hold what it saved, or its prefix names
+        other files now); a refused ui is handed to the node's run (`Context.earlier_ui`)."""
         hit = self.cache.get(key)
-        if hit is None or (nt.reuse is not None and not nt.reuse(hit[1], self.settings)):
-            return None
-        return hit
+        if hit is None or nt.reuse is None:
+            return hit
+        inputs = {**self.type_defaults(nt), **self.graph.nodes[nid].inputs}
+        literals = {name: v for name, v in inputs.items() if type(v) is not Link}
+        if nt.reuse(hit[1], literals, self.settings):
+            return hit
+        self.refused[nid] = hit[1]
+        return None
 
     # --- 3. decide ---------------------------------------------------------------------
 
@@ -445,7 +452,7 @@ class _Run:
                 continue
             key = keys[nid]
             if key is not None:
-                hit = self.usable_hit(key, types[nid])
+                hit = self.usable_hit(nid, key, types[nid])
                 if hit is not None:
                     values[nid], uis[nid] = hit
                     cached.append(nid)
@@ -517,7 +524,7 @@ class _Run:
         key = keys.get(nid)
         if nt.deterministic and key is None:  # downstream of a non-deterministic node
             key = keys[nid] = self.node_key(node.inputs, nt)
-            hit = self.usable_hit(key, nt) if key is not None else None
+            hit = self.usable_hit(nid, key, nt) if key is not None else None
             if hit is not None:
                 values[nid], uis[nid] = hit
                 self.result.cached.append(nid)
@@ -579,8 +586,9 @@ class _Run:
             if emit:
                 emit(w)
 
-        return Context(nid, nt.name, self.settings, self.cancel,
-                       emit_progress=progress, emit_warning=warn, extra=self.extra)  # fmt: skip
+        return Context(nid, nt.name, self.settings, self.cancel, emit_progress=progress,
+                       emit_warning=warn, extra=self.extra,
+                       earlier_ui=self.refused.pop(nid, None))  # fmt: skip
 
     def fail(self, nid: str, nt: NodeType, exc: Exception, kwargs: dict) -> NodeOutcome:
         user_error = isinstance(exc, InputError)

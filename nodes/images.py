@@ -16,7 +16,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -242,9 +242,10 @@ def _date_text(fmt: str, now: time.struct_time) -> str:
     return _DATE_TOKEN.sub(token, fmt)
 
 
-def expand_prefix(prefix: str, width: int = 0, height: int = 0) -> str:
+def expand_prefix(prefix: str, width: int | str = 0, height: int | str = 0) -> str:
     """`prefix` with ComfyUI's save variables (`PREFIX_VARIABLES`) replaced; the size is the
-    first image's (0 for files that are not images, as in ComfyUI)."""
+    first image's (0 for files that are not images, as in ComfyUI; given as `ANY_SIZE`, the
+    size variables stay, for a pattern any size matches: `files_unchanged`)."""
     now = time.localtime()
     prefix = _DATE.sub(lambda m: _date_text(m.group(1), now), prefix)
     values = {"width": str(width), "height": str(height), "year": str(now.tm_year),
@@ -313,15 +314,32 @@ class OutputFiles:
     # at that name still holds what it saved (`files_unchanged`).
     record_contents: bool = False
     root: Path | None = None  # the output (or temp) folder, named so when it is a file
+    # The records of an earlier run of this save whose cached result was refused (a file of
+    # its batch deleted), one per file to write, in order: each still holding what it saved is
+    # kept, each missing one written again under its own name (`write`).
+    earlier: list[dict[str, Any]] = field(default_factory=list)
+    wanted: str | None = None  # the earlier name the file being written goes to, if free
+
+    def number(self, filename: str) -> int | None:
+        """The counter in `filename` when it is one of these numbered files, else None."""
+        found = re.fullmatch(re.escape(self.name) + r"_(\d{5,})_" + re.escape(self.suffix),
+                             filename)  # fmt: skip
+        return int(found.group(1)) if found else None
 
     def final(self) -> Path:
         """The name the file being written gets (a failed write names it)."""
-        return self.folder / f"{self.name}_{self.counter:05d}_{self.suffix}"
+        return self.folder / (self.wanted or f"{self.name}_{self.counter:05d}_{self.suffix}")
 
     def write(self, save: Callable[[Path], None]) -> dict[str, Any]:
         """Write one file with `save(temporary path)` (`write_new`: the final file gets the
         umask's permissions, a failure names it: `FileWriteError`); return its ComfyUI-style
-        record."""
+        record. With an `earlier` record, a file still holding what it saved is not written
+        (its record, marked `kept`), a missing one goes back under its name, unless another
+        file holds that name now: then it gets the next number, as a new file does."""
+        earlier = self.earlier.pop(0) if self.earlier else None
+        if earlier is not None and _file_holds(self.folder / earlier["filename"], earlier):
+            return {**earlier, "kept": True}
+        self.wanted = earlier["filename"] if earlier is not None else None
         contents: dict[str, Any] = {}
 
         def place(tmp: Path) -> Path:
@@ -332,12 +350,16 @@ class OutputFiles:
                     os.link(tmp, final)
                     return final
                 except FileExistsError:
-                    self.counter += 1
+                    if self.wanted is None:
+                        self.counter += 1
+                    self.wanted = None  # its earlier name holds another file: a new number
 
         names = {self.root: f"the {self.kind} folder"} if self.root is not None else None
         final = write_new(self.folder, save, place, prefix=".saving-", suffix=self.suffix,
                           target=self.final, names=names)  # fmt: skip
-        self.counter += 1
+        if self.wanted is None:
+            self.counter += 1
+        self.wanted = None
         return {"filename": final.name, "subfolder": self.subfolder, "type": self.kind, **contents}
 
 
@@ -355,21 +377,30 @@ def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
     problem = prefix_problem(prefix)
     if problem:
         raise input_error(ctx, input_name, problem)
-    prefix = expand_prefix(prefix, *size)
-    prefix = prefix.replace("\\", "/").strip()
-    target = inside(root, prefix)
-    if target is None or Path(prefix).is_absolute():
-        raise input_error(ctx, input_name, f"{quoted(prefix)} would write outside the output "
+    expanded = expand_prefix(prefix, *size).replace("\\", "/").strip()
+    place = _place(expanded, root)
+    if place is None:
+        raise input_error(ctx, input_name, f"{quoted(expanded)} would write outside the output "
                                            f"directory ({root})")  # fmt: skip
-    folder, name = target.parent, target.name
-    subfolder = str(folder.relative_to(root.resolve())).replace(os.sep, "/")
-    subfolder = "" if subfolder == "." else subfolder
-    pattern = re.compile(re.escape(name) + r"_(\d{5,})_" + re.escape(suffix) + "$")
+    folder, name, subfolder = place
+    files = OutputFiles(folder, name, subfolder, kind, suffix, 0, record_contents, root.resolve())
     there = folder.iterdir() if folder.is_dir() else ()  # else the first write makes it
-    counter = max([int(m.group(1)) for p in there if (m := pattern.match(p.name))],
-                  default=0) + 1  # fmt: skip
-    return OutputFiles(folder, name, subfolder, kind, suffix, counter, record_contents,
-                       root.resolve())  # fmt: skip
+    files.counter = max([n for p in there if (n := files.number(p.name)) is not None],
+                        default=0) + 1  # fmt: skip
+    files.earlier = [r for r in file_records(ctx.earlier_ui)
+                     if r.get("type") == kind and r.get("subfolder") == subfolder
+                     and files.number(str(r.get("filename"))) is not None]  # fmt: skip
+    return files
+
+
+def _place(expanded: str, root: Path) -> tuple[Path, str, str] | None:
+    """Where files named by the expanded prefix go under `root`: (folder, name, subfolder as
+    file records name it, "" for the root); None when that is outside `root`."""
+    target = inside(root, expanded)
+    if target is None or Path(expanded).is_absolute():
+        return None
+    subfolder = str(target.parent.relative_to(root.resolve())).replace(os.sep, "/")
+    return target.parent, target.name, "" if subfolder == "." else subfolder
 
 
 def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
@@ -399,19 +430,49 @@ def output_folder(literals: dict[str, Any], settings: Settings) -> str:
     return str(Path(settings.output_dir).resolve())
 
 
-def files_unchanged(ui: dict[str, Any] | None, settings: Settings) -> bool:
+def files_unchanged(ui: dict[str, Any] | None, literals: dict[str, Any],
+                    settings: Settings) -> bool:  # fmt: skip
     """Whether the files a cached save node reports (all its ui's file records: images,
-    checkpoints, ...) still hold what it saved in this run's output folder (size, then
-    sha256); a deleted file, a run into another output folder, or another run's file saved
-    since under the same name, makes the node save again rather than report it as saved.
-    Every node writing into the output folder declares it, with `output_folder`."""
-    return all(_record_holds(r, Path(settings.output_dir)) for r in file_records(ui))
+    checkpoints, ...) are the ones it would save now: named as its `filename_prefix` expands
+    now (a %date% or %hour% prefix names another folder or file as time passes; a linked
+    prefix is not known here) and still holding what it saved in this run's output folder
+    (size, then sha256). A deleted file, another expansion, a run into another output
+    folder, or another run's file saved since under the same name, makes the node save again
+    (`OutputFiles.write`: only the files missing) rather than report it as saved. Every
+    node writing into the output folder declares it, with `output_folder`."""
+    root, records = Path(settings.output_dir), file_records(ui)
+    prefix = literals.get("filename_prefix")
+    if isinstance(prefix, str) and not _named_now(prefix, records, root):
+        return False
+    return all(_record_holds(r, root) for r in records)
+
+
+# The size variables as `expand_prefix` leaves them: a name any image size expands to.
+ANY_SIZE = ("%width%", "%height%")
+
+
+def _named_now(prefix: str, records: list[dict[str, Any]], root: Path) -> bool:
+    """Whether every record names a numbered file of `prefix` as it expands now (the size
+    any: it is the cached images')."""
+    place = _place(expand_prefix(prefix, *ANY_SIZE).replace("\\", "/").strip(), root)
+    if place is None:
+        return False
+    _, name, subfolder = place
+    parts = re.split("|".join(ANY_SIZE), f"{subfolder}/{name}")
+    pattern = re.compile(r"\d+".join(re.escape(p) for p in parts) + r"_\d{5,}_[^/]*")
+    return all(pattern.fullmatch(f"{r.get('subfolder') or ''}/{r.get('filename')}")
+               for r in records)  # fmt: skip
 
 
 def _record_holds(record: dict[str, Any], root: Path) -> bool:
+    path = root.joinpath(record.get("subfolder") or "", record.get("filename") or "")
+    return _file_holds(path, record)
+
+
+def _file_holds(path: Path, record: dict[str, Any]) -> bool:
+    """Whether the file at `path` holds what `record` says was saved (size, then sha256)."""
     if "size" not in record or "sha256" not in record:  # cached before contents were recorded
         return False
-    path = root.joinpath(record.get("subfolder") or "", record.get("filename") or "")
     try:
         if not path.is_file() or path.stat().st_size != record["size"]:
             return False

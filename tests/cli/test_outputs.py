@@ -46,6 +46,40 @@ def test_deleted_image_is_written_again_from_the_cache(cli, tmp_path):
     assert sorted(p.name for p in image.parent.iterdir()) == ["toy_00001_.png"]
 
 
+BATCH = """version: 1
+nodes:
+  a: {type: EmptyImage, width: 8, height: 8, color: 1}
+  b: {type: EmptyImage, width: 8, height: 8, color: 2}
+  c: {type: EmptyImage, width: 8, height: 8, color: 3}
+  ab: {type: ImageBatch, image1: a, image2: b}
+  abc: {type: ImageBatch, image1: ab, image2: c}
+  save: {type: SaveImage, images: abc, filename_prefix: seeds/image}
+"""
+
+
+def test_one_deleted_image_of_a_batch_is_written_back_under_its_name_the_rest_kept(cli, tmp_path):
+    """The tester's case: deleting image_00002 of a batch saved the whole batch again as
+    image_00004..6, two of them byte-identical duplicates of files still there."""
+    path = write(tmp_path, "batch.yaml", BATCH)
+    assert cli("run", str(path))[0] == 0
+    folder = tmp_path / "output" / "seeds"
+    names = [f"image_0000{i}_.png" for i in (1, 2, 3)]
+    first = {name: (folder / name).read_bytes() for name in names}
+    (folder / names[1]).unlink()
+    code, out, err = cli("run", str(path))
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith(("kept", "saved"))] == [
+        f"kept {Path('output/seeds') / names[0]}",
+        f"saved {Path('output/seeds') / names[1]}",
+        f"kept {Path('output/seeds') / names[2]}",
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == names  # no duplicates
+    assert {name: (folder / name).read_bytes() for name in names} == first
+    code, out, _ = cli("run", str(path), "--json")  # the ui cached holds all three again
+    assert finished(out)["cached"] == ["save"]
+    assert [r["filename"] for r in saved(out)] == names
+
+
 def test_another_output_dir_gets_its_own_files(cli, tmp_path):
     path = write(tmp_path, "save.yaml", SAVE)
     assert cli("run", str(path), "--json")[0] == 0

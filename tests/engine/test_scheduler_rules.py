@@ -248,31 +248,38 @@ def test_run_ids_are_fresh_and_extra_defaults_to_empty(toys):
     assert seen == [("s", "See", {}, s.settings)]  # the second run was a cache hit
 
 
-def test_reuse_hook_sees_the_cached_ui_and_settings_and_can_refuse(toys):
-    seen = []
+def test_reuse_hook_sees_the_cached_ui_literals_and_settings_and_can_refuse(toys):
+    """The literals as the identity hook gets them (defaults in, linked inputs out); a refused
+    hit's ui reaches the node's run (`Context.earlier_ui`: a save writes only what is missing)."""
+    seen, earlier = [], []
     allow = [True]
 
-    @node("Saved", inputs=[Socket("x", ANY)], outputs=[], output_node=True, registry=toys.registry,
-          reuse=lambda ui, settings: seen.append((ui, settings)) or allow[0])  # fmt: skip
-    def saved(ctx, x):
+    @node("Saved", inputs=[Socket("x", ANY), Int("n", 3), Int("m", 1), Socket("y", ANY)],
+          outputs=[], output_node=True, registry=toys.registry,
+          reuse=lambda ui, literals, settings: seen.append((ui, literals, settings))
+          or allow[0])  # fmt: skip
+    def saved(ctx, x, y, n=3, m=1):
         toys.calls[ctx.node_id] += 1
-        return NodeResult((), {"file": [x]})
+        earlier.append(ctx.earlier_ui)
+        return NodeResult((), {"file": [x, toys.calls[ctx.node_id]]})
 
     s = toys.scheduler(settings=Settings(max_steps=7))
-    g = build({"a": ("Const", {"value": 4}), "o": ("Saved", {"x": "@a"})})
+    g = build({"a": ("Const", {"value": 4}),
+               "o": ("Saved", {"x": "@a", "m": 2, "y": "@a"})})  # fmt: skip
     s.run(g)
     assert s.run(g).cached == ["o"] and toys.calls["o"] == 1
-    assert seen == [({"file": [4]}, s.settings)]
+    assert seen == [({"file": [4, 1]}, {"n": 3, "m": 2}, s.settings)]
     allow[0] = False  # e.g. the saved file was deleted
     r = s.run(g)
     assert r.executed == ["o"] and r.cached == ["a"] and toys.calls["o"] == 2
+    assert earlier == [None, {"file": [4, 1]}]  # the first run had none: nothing was cached
 
 
 def test_reuse_hook_is_asked_for_a_late_hit_downstream_of_a_random_node(toys):
     allow = [True]
 
     @node("Kept", inputs=[Socket("x", ANY)], outputs=[], output_node=True, registry=toys.registry,
-          reuse=lambda ui, settings: allow[0])  # fmt: skip
+          reuse=lambda ui, literals, settings: allow[0])  # fmt: skip
     def kept(ctx, x):
         toys.calls[ctx.node_id] += 1
         return NodeResult((), {"file": [x]})

@@ -196,7 +196,7 @@ def test_node_decorator_passes_every_option_on():
     def check(inputs, settings):
         return []
 
-    def reuse(ui, settings):
+    def reuse(ui, literals, settings):
         return True
 
     @node("Full", inputs=[Int("i", 1)], outputs=[Output("o", "X")], version=3, category="cat",

@@ -112,3 +112,81 @@ def test_a_cached_checkpoint_save_saves_again_into_another_folder_or_for_a_delet
     again, path = run(o1)
     assert again.executed == ["2"] and path == o1 / "checkpoints/merged_00001_.safetensors"
     assert path.read_bytes() == data
+
+
+def batch_prompt(prefix: str = "t") -> dict:
+    """Three 8x8 images of colours 1, 2 and 3, in one batch, saved under `prefix`."""
+    empty = {"width": 8, "height": 8, "batch_size": 1}
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {**empty, "color": 1}},
+        "2": {"class_type": "EmptyImage", "inputs": {**empty, "color": 2}},
+        "3": {"class_type": "EmptyImage", "inputs": {**empty, "color": 3}},
+        "4": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
+        "5": {"class_type": "ImageBatch", "inputs": {"image1": ["4", 0], "image2": ["3", 0]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": prefix}},
+    }  # fmt: skip
+
+
+def batch_run(sched: Scheduler, prefix: str = "t"):
+    result = sched.run(graph_from_prompt(batch_prompt(prefix), default_registry))
+    assert result.ok, result.failures
+    return result, result.ui["6"]["images"]
+
+
+def test_only_the_missing_file_of_a_batch_is_written_and_under_its_own_name(tmp_path):
+    out = tmp_path / "out"
+    sched = Scheduler(default_registry, settings=Settings(output_dir=out, input_dir=tmp_path,
+                                                          temp_dir=tmp_path))  # fmt: skip
+    _, records = batch_run(sched)
+    data = [(out / r["filename"]).read_bytes() for r in records]
+    (out / "t_00002_.png").unlink()
+    again, restored = batch_run(sched)
+    assert again.executed == ["6"]
+    kept = [(r["filename"], r.get("kept")) for r in restored]
+    assert kept == [("t_00001_.png", True), ("t_00002_.png", None), ("t_00003_.png", True)]
+    assert restored[1] == records[1]  # the same bytes under the same name
+    assert sorted(p.name for p in out.iterdir()) == ["t_00001_.png", "t_00002_.png", "t_00003_.png"]
+    assert [(out / r["filename"]).read_bytes() for r in restored] == data
+    assert batch_run(sched)[0].cached == ["6"]
+
+
+def test_a_missing_files_name_now_holding_another_file_gets_a_new_number(tmp_path):
+    out = tmp_path / "out"
+    sched = Scheduler(default_registry, settings=Settings(output_dir=out, input_dir=tmp_path,
+                                                          temp_dir=tmp_path))  # fmt: skip
+    _, records = batch_run(sched)
+    second = (out / "t_00002_.png").read_bytes()
+    (out / "t_00002_.png").write_bytes(b"another run's image")
+    again, restored = batch_run(sched)
+    kept = [(r["filename"], r.get("kept")) for r in restored]
+    assert kept == [("t_00001_.png", True), ("t_00004_.png", None), ("t_00003_.png", True)]
+    assert (out / "t_00004_.png").read_bytes() == second
+    assert (out / "t_00002_.png").read_bytes() == b"another run's image"  # left as it was
+
+
+def test_a_cached_save_whose_prefix_expands_otherwise_now_saves_anew(tmp_path, monkeypatch):
+    """The tester's case: a re-run the next day said `kept output/d/<yesterday>/...` and saved
+    nothing in today's folder. The expanded name is part of what "unchanged" means."""
+    import time
+
+    from latentgraph.nodes import images
+
+    now = [time.struct_time((2026, 3, 7, 23, 59, 58, 5, 66, 0))]
+    monkeypatch.setattr(images.time, "localtime", lambda: now[0])
+    out = tmp_path / "out"
+    sched = Scheduler(default_registry, settings=Settings(output_dir=out, input_dir=tmp_path,
+                                                          temp_dir=tmp_path))  # fmt: skip
+    prefix = "d/%date:yyyy-MM-dd%/%width%x%height%_%second%"
+    _, first = batch_run(sched, prefix)
+    assert {r["subfolder"] for r in first} == {"d/2026-03-07"}
+    assert first[0]["filename"] == "8x8_58_00001_.png"
+    assert batch_run(sched, prefix)[0].cached == ["6"]  # the same second: unchanged
+    now[0] = time.struct_time((2026, 3, 8, 9, 0, 58, 6, 67, 0))  # the next day
+    again, today = batch_run(sched, prefix)
+    assert again.executed == ["6"] and not any(r.get("kept") for r in today)
+    assert {r["subfolder"] for r in today} == {"d/2026-03-08"}
+    assert [r["filename"] for r in today] == [f"8x8_58_0000{i}_.png" for i in (1, 2, 3)]
+    assert len(list((out / "d/2026-03-07").iterdir())) == 3  # yesterday's left as they were
+    assert batch_run(sched, prefix)[0].cached == ["6"]
+    now[0] = time.struct_time((2026, 3, 8, 9, 0, 59, 6, 67, 0))  # %second% expands otherwise
+    assert batch_run(sched, prefix)[0].executed == ["6"]
