@@ -20,17 +20,23 @@ folder, no permission) raises `StoreOpenError` and is left where it is.
 One process at a time has a database open: `DatabaseLock` (a lock file next to it) refuses a
 second server on the same data folder with `StoreInUse`, which would otherwise mark the first
 one's running prompt failed and run its queued prompts too.
+
+The database records its layout's version (`PRAGMA user_version`, `SCHEMA_VERSION`): one
+written by a newer latentgraph is refused (`StoreTooNew`), not read or changed; one written
+before versions were recorded (0) is read when its table is this layout, and stamped.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +57,10 @@ INTERRUPTED = "interrupted"
 FINISHED = (SUCCESS, ERROR, INTERRUPTED)
 RECENT_HISTORY = 256  # finished prompts kept in memory, newest first
 RECENT_HISTORY_BYTES = 128 * 1024 * 1024  # and at most this much of their encoded JSON
+# The layout `_SCHEMA` creates (`PRAGMA user_version`). 0 is a database from before versions
+# were recorded; its table is this layout. A change of layout raises it and migrates from each
+# older one in `_open`.
+SCHEMA_VERSION = 1
 
 log = logging.getLogger("latentgraph.server")
 
@@ -95,6 +105,19 @@ _FINISH = (
 )
 
 
+def _columns(db: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    """The column names of `table` in order (none when it does not exist)."""
+    return tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
+
+
+@functools.cache
+def _layout() -> tuple[str, ...]:
+    """The columns `_SCHEMA` gives the prompts table (and corrupt_prompts, made from it)."""
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(_SCHEMA)
+        return _columns(db, "prompts")
+
+
 def _ended(record: PromptRecord, end: tuple, seen: Outputs | None = None) -> PromptRecord:
     """`record` (running) with its `end` (`_FINISH`'s arguments) as a read-back of its row
     would give it (JSON round trip: no live objects kept); `seen`: its outputs' `Outputs`."""
@@ -112,6 +135,11 @@ class StoreWriteError(OSError):
 class StoreOpenError(OSError):
     """The database file cannot be opened at all (a folder, no permission, locked): not a
     corrupt database, so it is left where it is."""
+
+
+class StoreTooNew(StoreOpenError):
+    """The database was written by a newer latentgraph (its `user_version` is above
+    `SCHEMA_VERSION`): this one cannot know what it holds, so it is neither read nor changed."""
 
 
 class StoreInUse(StoreOpenError):
@@ -318,6 +346,7 @@ class Store:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
+            version = self._schema_version(db)  # before anything writes to it
             if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
                 (result,) = db.execute("PRAGMA quick_check").fetchone()  # "ok", or the problems
@@ -325,10 +354,33 @@ class Store:
                     raise sqlite3.DatabaseError(f"integrity check failed: {result}")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            if version != SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             db.close()
             raise
         return db
+
+    def _schema_version(self, db: sqlite3.Connection) -> int:
+        """The layout version `db` records (`PRAGMA user_version`). Raises `StoreTooNew` for
+        a newer one than this code's, and `StoreOpenError` for one from before versions were
+        recorded (0) whose tables are not this layout: either is left as it is."""
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        folder = Path(self.path).parent
+        if version > SCHEMA_VERSION:
+            raise StoreTooNew(f"the queue database {self.path} in the data folder {folder} was "
+                              f"written by a newer latentgraph (its layout version {version}; "
+                              f"this one reads {SCHEMA_VERSION} and older): run that version "
+                              "or a newer one on it, or give this one another --data-dir")  # fmt: skip
+        if version <= 0:
+            for table in ("prompts", "corrupt_prompts"):
+                found = _columns(db, table)
+                if found and found != _layout():
+                    raise StoreOpenError(f"the queue database {self.path} in the data folder "
+                                         f"{folder} has a table {table} of columns this "
+                                         f"latentgraph does not know ({', '.join(found)}); "
+                                         "give it another --data-dir")  # fmt: skip
+        return version
 
     def _set_aside(self, exc: Exception) -> Path:
         """Move a corrupt database (and its WAL files) aside, keeping it for inspection."""

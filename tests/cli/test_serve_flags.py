@@ -500,3 +500,36 @@ def test_the_cache_bounds_reach_every_worker_spec(serve, tmp_path):
     code, err, config = serve("--device", "cpu")
     assert (config.cache_memory_bytes, config.cache_disk_bytes) == (DEFAULT_MEMORY_BYTES,
                                                                     DEFAULT_DISK_BYTES)  # fmt: skip
+
+
+# --- 6. the data folder's database ------------------------------------------------------
+
+
+def test_a_database_a_newer_latentgraph_wrote_stops_the_start(tmp_path, monkeypatch, capsys):
+    """One line naming the database and its data folder, exit 2, as a data folder in use is
+    refused; the database is left as it is."""
+    import sqlite3
+    from contextlib import closing
+
+    from latentgraph import wiring
+    from latentgraph.cli import main
+    from latentgraph.server import app as server_app
+    from latentgraph.server.store import SCHEMA_VERSION
+
+    def no_workers(*args, **kwargs):
+        raise RuntimeError("the server went on to start its workers")
+
+    monkeypatch.setattr(server_app, "LocalWorkerPool", no_workers)
+    data = tmp_path / "data"
+    data.mkdir()
+    with closing(sqlite3.connect(data / "server.sqlite3", isolation_level=None)) as db:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    before = (data / "server.sqlite3").read_bytes()
+    monkeypatch.setattr(wiring, "prepare_server", lambda config, **kw: None)
+    code = main(["serve", "--port", "0", "--data-dir", str(data), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"latentgraph: error: the queue database {data / 'server.sqlite3'} in the data " \
+           f"folder {data} was written by a newer latentgraph" in err  # fmt: skip
+    assert "Traceback" not in err
+    assert (data / "server.sqlite3").read_bytes() == before

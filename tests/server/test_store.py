@@ -285,6 +285,90 @@ def test_a_failed_open_closes_its_connection(tmp_path, monkeypatch):
     store.close()
 
 
+# --- the layout's version -----------------------------------------------------------------
+
+# The layout before versions were recorded (user_version 0): this one's.
+_OLD_SCHEMA = st._SCHEMA
+
+
+def _old_database(path: Path, schema: str = _OLD_SCHEMA) -> None:
+    """A database as latentgraph wrote it before it recorded a layout version (user_version
+    0, auto_vacuum off), holding one finished prompt and one pending."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(schema)
+        for pid, status, finished in (("done", "success", 5), ("queued", "pending", None)):
+            db.execute("INSERT INTO prompts (id, number, prompt, extra_data, outputs, status,"
+                       " created_ms, finished_ms) VALUES (?, 0, '{}', '{}', '[]', ?, 1, ?)",
+                       (pid, status, finished))  # fmt: skip
+
+
+def _pragma(path: Path, name: str) -> int:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_a_database_records_the_version_of_its_layout(tmp_path):
+    Store(tmp_path / "db.sqlite3").close()
+    assert _pragma(tmp_path / "db.sqlite3", "user_version") == st.SCHEMA_VERSION == 1
+
+
+def test_a_database_from_before_versions_is_read_and_stamped(tmp_path):
+    """Version 0 (every database written before this change) whose table is this layout: read
+    as it is, its history and queue kept, then stamped."""
+    path = tmp_path / "db.sqlite3"
+    _old_database(path)
+    store = Store(path)
+    assert _ids(store.pending()) == ["queued"] and _ids(store.history()) == ["done"]
+    store.close()
+    assert _pragma(path, "user_version") == st.SCHEMA_VERSION
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite3", "db.sqlite3.lock"]
+
+
+def test_a_version_0_database_of_another_layout_is_refused_and_left_as_it_is(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    _old_database(path, _OLD_SCHEMA.replace("    error TEXT\n", "    error TEXT, extra TEXT\n"))
+    data = path.read_bytes()
+    with pytest.raises(st.StoreOpenError) as raised:
+        Store(path)
+    assert str(raised.value) == (
+        f"the queue database {path} in the data folder {tmp_path} has a table prompts of "
+        "columns this latentgraph does not know (seq, id, number, client_id, prompt, extra_data, "
+        "outputs, targets, status, created_ms, started_ms, finished_ms, ui, messages, error, "
+        "extra); give it another --data-dir"
+    )
+    assert path.read_bytes() == data and _pragma(path, "user_version") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite3", "db.sqlite3.lock"]
+
+
+def test_a_database_a_newer_latentgraph_wrote_is_refused_and_left_as_it_is(tmp_path, caplog):
+    """Not read, changed or set aside as corrupt: a downgrade would read a layout it does not
+    know (and write its own over it)."""
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    _add(store, "a")
+    store.close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute(f"PRAGMA user_version={st.SCHEMA_VERSION + 1}")
+    data = path.read_bytes()
+    with pytest.raises(st.StoreTooNew) as raised:
+        Store(path)
+    assert str(raised.value) == (
+        f"the queue database {path} in the data folder {tmp_path} was written by a newer "
+        f"latentgraph (its layout version {st.SCHEMA_VERSION + 1}; this one reads "
+        f"{st.SCHEMA_VERSION} and older): run that version or a newer one on it, or give this "
+        "one another --data-dir"
+    )
+    assert isinstance(raised.value, st.StoreOpenError)  # the CLI prints it, exit 2
+    assert path.read_bytes() == data and caplog.records == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite3", "db.sqlite3.lock"]
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:  # the lock was let go
+        db.execute(f"PRAGMA user_version={st.SCHEMA_VERSION}")
+    store = Store(path)
+    assert _ids(store.pending()) == ["a"]
+    store.close()
+
+
 # --- persistence across a restart ---------------------------------------------------------
 
 
