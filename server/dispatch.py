@@ -1,10 +1,16 @@
 """The dispatcher: queued prompts to idle workers, worker reports to clients and history.
 
-One lock guards all of it, held by whichever thread works on it: the dispatcher's own (its
-timers, and what routes post to its inbox), the worker pool's reader (a worker's messages are
-handled where they are read) and POST /prompt's submit thread (a prompt it queued starts at
-once). Each hop to another thread cost a 100-node run a tenth of a millisecond or more. None
-of them waits on a websocket (the Hub's bounded queues) nor on a model (the workers).
+Two locks. `_state` (re-entrant) guards the dispatch state (running prompts, workers,
+withheld messages, the choice of work), held by whichever thread works on it: the
+dispatcher's own (its timers, and what routes post to its inbox), the worker pool's reader (a
+worker's messages are handled where they are read) and POST /prompt's submit thread (a prompt
+it queued starts at once). Each hop to another thread cost a 100-node run a tenth of a
+millisecond or more. None of them waits on a websocket (the Hub's bounded queues) nor on a
+model (the workers). `_lock` guards the tables routes and the submit thread reach without
+`_state` (`_held`, `_prepared`, `_running_ids`: `hold`, `release`, `prepare`, `refused`,
+`interrupt`, `worker_of`), for a few lines that call out to nothing.
+Lock order: `_state`, then `_lock`. `_lock` may be taken while `_state` is held, never
+`_state` (nor anything that takes it) while `_lock` is: the two cannot deadlock.
 History is written before the final `executing` (node: null) message, so a client that reads
 /history/{id} on that message finds the entry.
 A prompt starts as soon as it is queued, but its client hears of it only once its POST

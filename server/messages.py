@@ -1,12 +1,19 @@
-"""Translating engine run events into ComfyUI websocket messages.
+"""ComfyUI's websocket messages: made from engine run events, encoded, shown to web clients.
 
 One `RunTranslator` per prompt. It turns each `graph.events` event into zero or more
-(type, data) messages in the protocol's order, and keeps the subset ComfyUI stores in history
-(`execution_start`, `execution_cached`, and the terminal message).
+(type, data) messages in the protocol's order, and keeps the entries history stores: the
+subset ComfyUI stores (`execution_start`, `execution_cached`, and the terminal message) and a
+node's warning (`node_warning`), which has no message since ComfyUI has none.
 
 Traffic stays linear in the number of nodes: per-node messages (`executing`, `executed`,
 `progress`) are small, and the one message whose size grows with the run, `progress_state`,
 is coalesced and bounded by `ProgressStates`.
+
+Also here: the server's paths as a web client is shown them (`user_folders`, `shown_paths`,
+`shown_error`: a folder by the name the client knows it by, another absolute path by its file
+name, a value the client sent as sent; POST /prompt's refusals follow the same rule), a
+message's JSON text as it goes out (`encode_message`), and images on the websocket
+(`encode_preview`, a worker's JPEG; `preview_frame`, ComfyUI's binary frames, types 1 and 4).
 """
 
 from __future__ import annotations
