@@ -107,6 +107,9 @@ def add_serve_parser(sub) -> None:
     )  # fmt: skip
     p.add_argument("--max-queue", type=at_least(1), default=1000,
                    help="prompts queued or running (default 1000); one more is refused with 429")  # fmt: skip
+    p.add_argument("--max-history", type=at_least(1), default=10_000, metavar="N",
+                   help="finished prompts kept in the history; when one more ends, the oldest "
+                   "is deleted (default 10000, as ComfyUI)")  # fmt: skip
     p.add_argument("--interrupt-grace", type=at_least(0, float), default=10.0, metavar="SECONDS",
                    help="after an interrupt, how long a running node has to stop before its "
                    "worker is killed, models and all (default 10)")  # fmt: skip
@@ -211,6 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cache_memory_bytes=memory_bytes,
         cache_disk_bytes=disk_bytes,
         max_queue=args.max_queue,
+        max_history=args.max_history,
         interrupt_grace_seconds=args.interrupt_grace,
         max_prompt_nodes=args.max_prompt_nodes,
         max_steps=args.max_steps,

@@ -162,10 +162,12 @@ async def post_history(request: Request) -> JSONResponse:
     if not isinstance(body, dict):
         raise ApiError(400, "expected an object with 'clear' or 'delete'")
     n = 0
+    # Off the event loop: deleting rows reads their pages, and a large delete gives its space
+    # back to the filesystem (`Store.delete_history`).
     if body.get("clear"):
-        n += store.delete_history(None)
+        n += await run_in_threadpool(store.delete_history, None)
     if "delete" in body:
-        n += store.delete_history(_ids(body))
+        n += await run_in_threadpool(store.delete_history, _ids(body))
     return JSONResponse({"deleted": n})
 
 

@@ -95,7 +95,8 @@ def create_app(
                         max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
                         max_steps=config.max_steps, max_batch_pixels=config.max_batch_pixels,
                         limit_labels=LIMIT_FLAGS)  # fmt: skip
-    store = Store(config.db_path, history_bytes=config.history_memory_bytes, lock=lock)
+    store = Store(config.db_path, history_bytes=config.history_memory_bytes,
+                  max_history=config.max_history, lock=lock)  # fmt: skip
     recovered = store.recover()
     if recovered:
         log.warning(

@@ -62,7 +62,13 @@ def auth_token_rule(
 SERVER_LIMIT_FLAGS: dict[str, str] = {"max_queue": "--max-queue", "max_prompt_nodes": "--max-prompt-nodes",
                                       "max_body_bytes": "--max-body-mb", "max_upload_bytes": "--max-body-mb",
                                       "max_string_chars": "--max-string-chars",
-                                      "max_extra_data_bytes": "--max-extra-data-mb"}  # fmt: skip
+                                      "max_extra_data_bytes": "--max-extra-data-mb",
+                                      "max_history": "--max-history"}  # fmt: skip
+
+
+# Finished prompts the history keeps by default (`serve --max-history`), as ComfyUI's
+# MAXIMUM_HISTORY_SIZE.
+MAX_HISTORY = 10_000
 
 
 def server_limit_label(limit: str) -> str:
@@ -99,6 +105,9 @@ class ServerConfig:
     # would take the queue over answers 429; history keeps fewer entries.
     max_queue_bytes: int = 512 * 1024 * 1024
     history_memory_bytes: int = 128 * 1024 * 1024
+    # Finished prompts kept in the database: when a prompt ends with more stored, the oldest
+    # are deleted (`Store.max_history`).
+    max_history: int = MAX_HISTORY
     # Run limits, checked when a prompt is queued (before any model work): see Settings.
     max_image_pixels: int = 4096 * 4096
     max_batch: int = 64

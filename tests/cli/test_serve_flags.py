@@ -505,6 +505,16 @@ def test_the_cache_bounds_reach_every_worker_spec(serve, tmp_path):
 # --- 6. the data folder's database ------------------------------------------------------
 
 
+def test_max_history_is_the_bound_the_store_keeps(serve):
+    from latentgraph.server.config import MAX_HISTORY
+
+    code, err, config = serve("--max-history", "5")
+    assert code == 0 and config.max_history == 5, err
+    assert serve()[2].max_history == MAX_HISTORY == 10_000  # as ComfyUI's
+    err = refused(serve, "--max-history", "0")
+    assert "argument --max-history: expected an integer of at least 1, got '0'" in err
+
+
 def test_a_database_a_newer_latentgraph_wrote_stops_the_start(tmp_path, monkeypatch, capsys):
     """One line naming the database and its data folder, exit 2, as a data folder in use is
     refused; the database is left as it is."""

@@ -154,3 +154,22 @@ def test_queue_and_history_items_carry_the_client_id_in_extra_data(server, ws):
     bare = server.http.post("/prompt", json={"prompt": chain(2, prefix="nocid")}).json()
     queued = server.http.get(f"/api/jobs/{bare['prompt_id']}").json()
     assert "client_id" not in queued["workflow"]["extra_data"]
+
+
+def test_history_deletes_run_off_the_event_loop(server, monkeypatch):
+    """A large delete reads the rows' pages and gives their space back to the filesystem
+    (`Store.delete_history`): in the threadpool, not on the event loop the server answers on."""
+    import threading
+
+    store = server.app.state.lg.store
+    threads: list[threading.Thread] = []
+    real = store.delete_history
+
+    def recording(ids=None):
+        threads.append(threading.current_thread())
+        return real(ids)
+
+    monkeypatch.setattr(store, "delete_history", recording)
+    assert server.http.post("/history", json={"delete": ["nobody"]}).json() == {"deleted": 0}
+    assert server.http.post("/history", json={"clear": True}).status_code == 200
+    assert len(threads) == 2 and server.thread not in threads

@@ -287,8 +287,11 @@ def test_a_failed_open_closes_its_connection(tmp_path, monkeypatch):
 
 # --- the layout's version -----------------------------------------------------------------
 
-# The layout before versions were recorded (user_version 0): this one's.
-_OLD_SCHEMA = st._SCHEMA
+# The layout before versions were recorded (user_version 0): this one's, less its index on
+# finished_ms.
+_OLD_SCHEMA = st._SCHEMA.replace(
+    "CREATE INDEX IF NOT EXISTS prompts_finished ON prompts (finished_ms, seq);\n", ""
+)
 
 
 def _old_database(path: Path, schema: str = _OLD_SCHEMA) -> None:
@@ -317,6 +320,7 @@ def test_a_database_from_before_versions_is_read_and_stamped(tmp_path):
     """Version 0 (every database written before this change) whose table is this layout: read
     as it is, its history and queue kept, then stamped."""
     path = tmp_path / "db.sqlite3"
+    assert _OLD_SCHEMA != st._SCHEMA
     _old_database(path)
     store = Store(path)
     assert _ids(store.pending()) == ["queued"] and _ids(store.history()) == ["done"]
@@ -1020,6 +1024,165 @@ def test_a_deleted_entry_evicted_from_memory_is_gone_from_the_database(tmp_path)
     assert store.recent_history(None) is None  # memory still does not hold all of it
     assert _ids(store.history()) == ["b"]
     store.close()
+
+
+# --- the history's bound and its space ---------------------------------------------------
+
+# What the editor sends with every prompt: its workflow in extra_data (40 KB is a small one).
+_EDITOR_EXTRA = {"extra_pnginfo": {"workflow": {"nodes": ["x" * 40_000]}}}
+
+
+def _on_disk(path: Path | str) -> int:
+    """Bytes the database takes: its file and its WAL."""
+    wal = Path(f"{path}-wal")
+    return Path(path).stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def _finished_rows(path: Path | str) -> list[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute(
+            "SELECT id FROM prompts WHERE status IN (?, ?, ?) ORDER BY finished_ms, seq",
+            st.FINISHED)]  # fmt: skip
+
+
+def test_the_history_keeps_the_newest_max_history_finished_prompts(tmp_path):
+    """ComfyUI keeps 10,000 (MAXIMUM_HISTORY_SIZE); ours grew without bound (200 prompts with
+    an editor workflow: a 10.7 MB database, 10 MB answers to GET /history). The oldest finished
+    prompts go when one ends, from SQLite and memory; queued and running ones never do."""
+    path = tmp_path / "db.sqlite3"
+    store = Store(path, max_history=3)
+    _add(store, "waiting")
+    _add(store, "running")
+    assert store.mark_running("running")
+    for i in range(6):
+        _add(store, f"p{i}")
+        _run(store, f"p{i}", st.ERROR if i == 4 else st.SUCCESS)
+        assert len(_finished_rows(path)) == min(i + 1, 3)
+    assert _finished_rows(path) == _ids(store.history()) == ["p3", "p4", "p5"]
+    assert _ids(store.recent_history()) == ["p3", "p4", "p5"]  # memory holds no more
+    assert store.get("p2") is None and not store.exists("p0")
+    assert _ids(store.pending()) == ["waiting"] and _ids(store.running()) == ["running"]
+    assert store.memory_bytes()[1] == sum(store.get(p).size for p in ("p3", "p4", "p5"))
+    store = _reopen(store, max_history=2)  # a lower bound applies at start
+    assert _finished_rows(path) == _ids(store.history()) == ["p4", "p5"]
+    assert store.finish("running", st.SUCCESS)
+    assert _finished_rows(path) == _ids(store.history()) == ["p5", "running"]
+    assert _ids(store.pending()) == ["waiting"]
+    store.close()
+
+
+def test_a_prune_that_cannot_be_written_is_tried_again_at_the_next_end(store, monkeypatch,
+                                                                       caplog):  # fmt: skip
+    store.max_history = 1
+    _add(store, "a")
+    _run(store, "a")
+    disk = _full_disk(store, monkeypatch, sqlite3.OperationalError("database or disk is full"))
+    real_write = store._write
+
+    def full_for_deletes(sql: str, args: tuple = ()):
+        disk.full = sql.startswith("DELETE")
+        try:
+            return real_write(sql, args)
+        finally:
+            disk.full = False
+
+    monkeypatch.setattr(store, "_write", full_for_deletes)
+    _add(store, "b")
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        _run(store, "b")
+    assert _finished_rows(store.path) == ["a", "b"]
+    assert "could not delete the oldest finished prompts beyond the server's --max-history (1)" \
+        in caplog.records[0].getMessage()  # fmt: skip
+    monkeypatch.setattr(store, "_write", real_write)
+    _add(store, "c")
+    _run(store, "c")
+    assert _finished_rows(store.path) == _ids(store.history()) == ["c"]
+
+
+def test_the_oldest_are_found_by_their_index_not_by_reading_every_row(store):
+    """Sorting every finished row by finished_ms read each one past its prompt and extra_data
+    (0.1-1.4 s for 10,000 rows of 40 KB): once per prompt's end."""
+    plan = store._db.execute(f"EXPLAIN QUERY PLAN {st._OLDEST}", (*st.FINISHED, 1)).fetchall()
+    assert [row[3] for row in plan] == [
+        "SEARCH prompts USING INDEX prompts_finished (finished_ms>?)"]  # fmt: skip
+
+
+def _fill(store: Store, n: int) -> None:
+    for i in range(n):
+        _add(store, f"p{i}", extra_data=_EDITOR_EXTRA)
+        _run(store, f"p{i}")
+
+
+def test_a_cleared_history_gives_its_space_back(tmp_path):
+    """Was: POST /history {"clear": true} answered {"deleted": 218}, and the database stayed
+    10.7 MB, after the server stopped too (free pages kept, no VACUUM)."""
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    _fill(store, 200)
+    assert _on_disk(path) > 8_000_000
+    assert store.delete_history(None) == 200
+    assert _on_disk(path) < 500_000  # at once, the WAL truncated too
+    _add(store, "next")
+    store.close()
+    assert path.stat().st_size < 500_000 and _pragma(path, "auto_vacuum") == 2  # incremental
+
+
+def test_deleting_many_by_id_gives_their_space_back_and_a_few_do_not(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    _fill(store, 200)
+    store.delete_history([f"p{i}" for i in range(10)])  # 5%: reused by the next prompts
+    assert _on_disk(path) > 8_000_000
+    store.delete_history([f"p{i}" for i in range(10, 150)])
+    assert _on_disk(path) < 3_000_000
+    assert _ids(store.history()) == [f"p{i}" for i in range(150, 200)]
+    store.close()
+
+
+def test_a_database_from_before_gives_its_space_back_once_rewritten(tmp_path, caplog):
+    """Made without auto_vacuum, whose mode only a VACUUM changes: its first large delete is
+    given back by one (logged), later ones as a database made now gives them back."""
+    path = tmp_path / "db.sqlite3"
+    _old_database(path)
+    store = Store(path)
+    _fill(store, 200)
+    with caplog.at_level(logging.INFO, logger="latentgraph.server"):
+        store.delete_history(None)
+    assert _on_disk(path) < 500_000 and _pragma(path, "auto_vacuum") == 2
+    assert "rewriting the queue database" in caplog.text
+    assert _ids(store.pending()) == ["queued"]
+    _fill(store, 100)
+    store.delete_history(None)
+    assert _on_disk(path) < 500_000
+    store.close()
+
+
+def test_a_lower_bound_at_start_gives_the_space_back(tmp_path, caplog):
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    _fill(store, 200)
+    store.close()
+    with caplog.at_level(logging.INFO, logger="latentgraph.server"):
+        store = Store(path, max_history=10)
+    assert _ids(store.history()) == [f"p{i}" for i in range(190, 200)]
+    assert _on_disk(path) < 1_000_000
+    assert "deleted the 190 oldest finished prompts from the history: it keeps 10 (the " \
+        "server's --max-history)" in caplog.text  # fmt: skip
+    store.close()
+
+
+def test_space_that_cannot_be_given_back_stays_free_and_is_logged(store, monkeypatch, caplog):
+    _fill(store, 50)
+
+    def full(name: str) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "_pragma", full)
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        assert store.delete_history(None) == 50
+    assert f"could not give the free space of the queue database {store.path} back (database " \
+        "or disk is full); SQLite reuses it for new prompts" in caplog.text  # fmt: skip
+    assert store.history() == []
 
 
 # --- jobs ---------------------------------------------------------------------------------
