@@ -22,13 +22,12 @@ _IMAGE_SHOWN = """prefix => {
 def require_browser() -> None:
     """Skip when Debian's chromium or the editor package is missing, naming what to install;
     under CI (`CI=true`, set by .ci/run, which installs chromium) fail instead: there the
-    browser tests are required, never silently skipped."""
-    import os
+    browser tests are required, never silently skipped (`preparation.unprepared`)."""
     from pathlib import Path
 
-    import pytest
-
     from latentgraph.server.editor import PINNED, static_dir
+
+    from .preparation import unprepared
 
     missing = [what for what, ok in (("Debian's chromium (apt-get install chromium)",
                                       Path(CHROMIUM).exists()),
@@ -36,10 +35,7 @@ def require_browser() -> None:
                if not ok]  # fmt: skip
     if not missing:
         return
-    message = f"browser test needs {' and '.join(missing)}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " (required under CI)")
-    pytest.skip(message)
+    unprepared(f"browser test needs {' and '.join(missing)}")
 
 
 def start_editor_server(data_dir, *, first_visit: bool = False):
