@@ -255,6 +255,23 @@ def expand_prefix(prefix: str, width: int | str = 0, height: int | str = 0) -> s
     return _PERCENT_NAME.sub(lambda m: values.get(m.group(1), m.group(0)), prefix)
 
 
+# The zero-width joiners shape Persian and Indic words and emoji sequences: a name may hold
+# them between two characters of one folder or file name, never at either end of one.
+_JOINERS = "\u200c\u200d"
+
+
+def _unseen_character(text: str) -> str | None:
+    """The first control or format character `text` holds where it would hide what the name
+    is (see `prefix_problem`), or None."""
+    for segment in text.split("/"):
+        for i, c in enumerate(segment):
+            category = unicodedata.category(c)
+            inside = 0 < i < len(segment) - 1
+            if category == "Cc" or (category == "Cf" and not (c in _JOINERS and inside)):
+                return c
+    return None
+
+
 def prefix_problem(prefix: str) -> str | None:
     """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder,
     control characters or Unicode format characters (category Cf: a bidi override shows
@@ -264,7 +281,7 @@ def prefix_problem(prefix: str) -> str | None:
     text = prefix.replace("\\", "/").strip()
     if not text or text.endswith("/") or text.split("/")[-1] == ".":
         return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
-    unseen = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf")), None)
+    unseen = _unseen_character(text)
     if unseen is not None:  # a name showing other than it is: reversed, empty, cut by a newline
         cc = unicodedata.category(unseen) == "Cc"
         what = "a control character" if cc else "a format character"

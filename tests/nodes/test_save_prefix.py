@@ -122,6 +122,8 @@ def test_a_refused_prefix_is_shown_with_one_backslash():
     ("fox\ufeff", "'fox\\ufeff'", "a format character, U+FEFF"),
     ("fox\nbar", "'fox\\nbar'", "a control character, U+000A"),
     ("a\x85b", "'a\\x85b'", "a control character, U+0085"),  # C1
+    ("\u200dfox", "'\\u200dfox'", "a format character, U+200D"),  # a joiner joins nothing
+    ("fox\u200c/x", "'fox\\u200c/x'", "a format character, U+200C"),  # at a folder's end
 ])  # fmt: skip
 def test_invisible_and_control_characters_are_refused_by_code_point(make_ctx, tmp_path, prefix,
                                                                     shown, named):  # fmt: skip
@@ -138,5 +140,6 @@ def test_invisible_and_control_characters_are_refused_by_code_point(make_ctx, tm
 
 
 def test_characters_of_cjk_and_accented_prefixes_are_kept(make_ctx, tmp_path):
-    for prefix in ("夕焼け/猫", "café", "e\u0301"):
+    """Joiners inside a name shape its letters (a Persian word, an emoji family)."""
+    for prefix in ("夕焼け/猫", "café", "e\u0301", "می\u200cخواهم", "\U0001f468\u200d\U0001f469"):
         assert problems(prefix) == [], prefix
