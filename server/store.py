@@ -783,7 +783,7 @@ class Store:
         """Delete finished prompts (every one when `ids` is None), then give the space back
         when it is worth it (`_give_back_space`: the caller's thread, never the event loop)."""
         n = self._delete_history(ids)
-        self._give_back_space()
+        self._give_back_space(truncate_wal=n > 0)
         return n
 
     def _delete_history(self, ids: list[str] | None) -> int:
@@ -844,10 +844,12 @@ class Store:
             self._give_back_space()
         return deleted
 
-    def _give_back_space(self) -> None:
+    def _give_back_space(self, *, truncate_wal: bool = False) -> None:
         """Give the pages deletes freed back to the filesystem once they are a quarter of the
         file and at least `_GIVE_BACK_PAGES` (fewer are reused by the next rows), then
-        truncate the WAL, which keeps its largest size otherwise. A database made by this code
+        truncate the WAL, which keeps its largest size otherwise (up to 4 MB between SQLite's
+        checkpoints); `truncate_wal`: that also when no pages are given back (a POST /history
+        delete, whose WAL the user sees). A database made by this code
         (`auto_vacuum=INCREMENTAL`) gives them back `_VACUUM_BATCH` pages per transaction, the
         connection free between them; an older one is rewritten once by VACUUM, which makes it
         incremental. Runs in the caller's thread (the dispatcher's, or a request's in the
@@ -857,16 +859,17 @@ class Store:
         try:
             with self._lock:
                 free = self._pragma("freelist_count")
-                if free < _GIVE_BACK_PAGES or free * 4 < self._pragma("page_count"):
+                worth = free >= _GIVE_BACK_PAGES and free * 4 >= self._pragma("page_count")
+                if not (worth or truncate_wal):
                     return
                 incremental = self._pragma("auto_vacuum") == _INCREMENTAL
-                if not incremental:
+                if worth and not incremental:
                     log.info("rewriting the queue database %s once (VACUUM) to give back %d "
                              "free pages; later deletes give theirs back as they go",
                              self.path, free)  # fmt: skip
                     self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
                     self._db.execute("VACUUM")
-            while incremental and free:
+            while worth and incremental and free:
                 with self._lock:
                     # executescript steps the pragma to its end: execute frees one page
                     self._db.executescript(f"PRAGMA incremental_vacuum({_VACUUM_BATCH})")

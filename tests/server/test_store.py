@@ -1127,6 +1127,19 @@ def test_a_cleared_history_gives_its_space_back(tmp_path):
     assert path.stat().st_size < 500_000 and _pragma(path, "auto_vacuum") == 2  # incremental
 
 
+def test_a_small_clear_truncates_the_wal(tmp_path):
+    """Its few free pages are kept for the next rows, but the WAL, which kept the deleted
+    prompts (and SQLite keeps at its largest, up to 4 MB), is emptied: 5 prompts left 3.9 MB."""
+    path = tmp_path / "db.sqlite3"
+    store = Store(path, max_history=5)
+    _fill(store, 12)
+    assert Path(f"{path}-wal").stat().st_size > 400_000
+    assert store.delete_history(None) == 5
+    assert Path(f"{path}-wal").stat().st_size == 0
+    assert store.delete_history(None) == 0
+    store.close()
+
+
 def test_deleting_many_by_id_gives_their_space_back_and_a_few_do_not(tmp_path):
     path = tmp_path / "db.sqlite3"
     store = Store(path)
