@@ -48,6 +48,7 @@ from .messages import (
     PNG,
     PromptText,
     PromptTypes,
+    RunError,
     RunTranslator,
     encode_message,
     preview_frame,
@@ -446,8 +447,7 @@ class Dispatcher:
             self._finish(run, "interrupted", {}, None)
             return
         translator.start_if_needed()
-        translator.error(node_id=run.node, node_type=None, message=reason,
-                         exception_type="WorkerDied")  # fmt: skip
+        translator.error(RunError(reason, "WorkerDied", node_id=run.node))
         self._finish(run, "failed", {}, reason)
 
     def _finish(self, run: _Running, status: RunStatus, ui: dict[str, Any],

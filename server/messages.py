@@ -26,6 +26,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -138,6 +139,23 @@ class ProgressStates:
             for nid, (state, value, top) in self._sent.items()
         }  # fmt: skip
         self._send("progress_state", {"prompt_id": pid, "nodes": nodes})
+
+
+@dataclass(frozen=True)
+class RunError:
+    """A failure that is no node's `NodeFailed` event (a prompt that does not convert, a
+    crash outside the engine, a worker that died, a shutdown), with the fields an
+    `execution_error` reads of either: `node_id` None when no node was running, `node_type`
+    None for the prompt's class_type of `node_id`."""
+
+    message: str
+    exception_type: str
+    node_id: str | None = None
+    node_type: str | None = None
+    traceback: list[str] = field(default_factory=list)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    user_error: bool = False
+    input_name: str | None = None
 
 
 class RunTranslator:
@@ -290,59 +308,33 @@ class RunTranslator:
                 "node_type": self.node_types.get(node_id or "", ""), "executed": executed,
                 "timestamp": event.timestamp})  # fmt: skip
         else:
-            f = self.failure
-            self.error(
-                node_id=f.node_id if f else None,
-                node_type=f.node_type if f else None,
-                message=f.message if f else "the run failed",
-                exception_type=f.exception_type if f else "RuntimeError",
-                traceback=f.traceback if f else [],
-                inputs=f.inputs if f else {},
-                executed=executed,
-                user_error=f.user_error if f else False,
-                input_name=f.input_name if f else None,
-            )
+            self.error(self.failure or RunError("the run failed", "RuntimeError"), executed)
 
-    def error(
-        self,
-        *,
-        node_id: str | None,
-        node_type: str | None,
-        message: str,
-        exception_type: str,
-        traceback: list[str] | None = None,
-        inputs: dict[str, Any] | None = None,
-        executed: list[str] | None = None,
-        user_error: bool = False,
-        input_name: str | None = None,
-    ) -> None:
+    def error(self, failure: ev.NodeFailed | RunError, executed: list[str] | None = None) -> None:
+        """End the run with an `execution_error` saying `failure` (the first node's that
+        failed, or a `RunError`); `executed`: the nodes that ran, else those this saw finish."""
         self.finished = True
         self._states.close()
+        node_type = failure.node_type or self.node_types.get(failure.node_id or "", "")
         self.emit("execution_error", execution_error(
-            self.prompt_id, node_id=node_id,
-            node_type=node_type or self.node_types.get(node_id or "", ""),
-            executed=executed if executed is not None else self.executed, message=message,
-            exception_type=exception_type, traceback=traceback, inputs=inputs,
-            user_error=user_error, input_name=input_name))  # fmt: skip
+            self.prompt_id, failure, node_type=node_type,
+            executed=executed if executed is not None else self.executed))  # fmt: skip
 
 
-def execution_error(prompt_id: str, *, node_id: str | None, node_type: str, executed: list[str],
-                    message: str, exception_type: str, traceback: list[str] | None = None,
-                    inputs: dict[str, Any] | None = None,
-                    user_error: bool = False,
-                    input_name: str | None = None) -> dict[str, Any]:  # fmt: skip
+def execution_error(prompt_id: str, failure: ev.NodeFailed | RunError, *, node_type: str,
+                    executed: list[str]) -> dict[str, Any]:  # fmt: skip
     """The data of an `execution_error` message, every field ComfyUI's has: a run's failure,
     and a prompt a shutdown ended (`Store.recover`), which no translator saw end. Plus
     `user_error`: the node refused the user's value (`NodeFailed.user_error`), no crash, so a
     client (`latentgraph submit`, `run --ray`) can say so and exit as `run` does, and
     `input_name`, the input it refused, so the client can place the error where that value was
     written (a `--set`); ComfyUI's clients ignore fields they do not know."""
-    return {"prompt_id": prompt_id, "node_id": node_id, "node_type": node_type,
-            "executed": list(executed), "exception_message": message,
-            "exception_type": exception_type, "traceback": list(traceback or []),
-            "current_inputs": dict(inputs or {}), "current_outputs": {},
-            "timestamp": now_ms(), "user_error": user_error,
-            "input_name": input_name}  # fmt: skip
+    return {"prompt_id": prompt_id, "node_id": failure.node_id, "node_type": node_type,
+            "executed": list(executed), "exception_message": failure.message,
+            "exception_type": failure.exception_type, "traceback": list(failure.traceback),
+            "current_inputs": dict(failure.inputs), "current_outputs": {},
+            "timestamp": now_ms(), "user_error": failure.user_error,
+            "input_name": failure.input_name}  # fmt: skip
 
 
 # The events a translator turns into messages or history entries, each by its method. The

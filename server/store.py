@@ -53,7 +53,7 @@ except ImportError:  # Windows (not a target): the database is then not locked
 
 from .config import MAX_HISTORY, server_limit_label
 from .jsontext import encode_json, load_stored, stored_json, stored_text
-from .messages import execution_error
+from .messages import RunError, execution_error
 
 PENDING = "pending"
 RUNNING = "running"
@@ -723,8 +723,8 @@ class Store:
         running = [r for r in self.running() if ids is None or r.id in ids]
         for record in running:
             start = {"prompt_id": record.id, "timestamp": record.started_ms or now_ms()}
-            error = execution_error(record.id, node_id=None, node_type="", executed=[],
-                                    message=message, exception_type="Shutdown")  # fmt: skip
+            error = execution_error(record.id, RunError(message, "Shutdown"), node_type="",
+                                    executed=[])  # fmt: skip
             messages = [["execution_start", start], ["execution_error", error]]
             self.finish(record.id, ERROR, messages=messages, error=message)
         return [record.id for record in running]

@@ -53,6 +53,7 @@ from .messages import (
     TERMINAL_TYPES,
     PromptParents,
     PromptTypes,
+    RunError,
     RunTranslator,
     encode_message,
 )
@@ -534,15 +535,14 @@ class JobRunner:
             first = exc.errors[0] if exc.errors else None
             error = str(exc)
             translator.start_if_needed()
-            translator.error(node_id=first.node_id if first else None,
-                             node_type=first.node_type if first else None, message=error,
-                             exception_type="WorkflowError", user_error=True)  # fmt: skip
+            translator.error(RunError(error, "WorkflowError", first.node_id if first else None,
+                                      first.node_type if first else None, user_error=True))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - reported to the client, the worker goes on
             error = f"{type(exc).__name__}: {exc}"
             translator.start_if_needed()
-            translator.error(node_id=None, node_type=None, message=str(exc),
-                             exception_type=type(exc).__name__,
-                             traceback=traceback.format_exception(exc))  # fmt: skip
+            translator.error(
+                RunError(str(exc), type(exc).__name__, traceback=traceback.format_exception(exc))
+            )
         finally:
             with self.lock:
                 self.current, self.cancel = None, None

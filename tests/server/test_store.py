@@ -1388,13 +1388,13 @@ def test_many_threads_add_and_finish_without_losing_a_prompt(store):
 
 def _failed_run_error() -> dict:
     """The `execution_error` data of a run that failed in a worker, for its fields."""
-    from latentgraph.server.messages import RunTranslator
+    from latentgraph.server.messages import RunError, RunTranslator
 
     sent: list = []
     translator = RunTranslator(
         "p", {"3": "KSampler"}, lambda type_, data: sent.append((type_, data))
     )
-    translator.error(node_id="3", node_type="KSampler", message="x", exception_type="E")
+    translator.error(RunError("x", "E", "3", "KSampler"))
     return next(data for type_, data in sent if type_ == "execution_error")
 
 
