@@ -39,6 +39,7 @@ from latentgraph.graph.problems import quoted
 
 from . import input_files, temp_folder
 from .input_files import inside
+from .numbered_files import number_in, numbered_name
 from .values import input_error
 
 
@@ -339,13 +340,11 @@ class OutputFiles:
 
     def number(self, filename: str) -> int | None:
         """The counter in `filename` when it is one of these numbered files, else None."""
-        found = re.fullmatch(re.escape(self.name) + r"_(\d{5,})_" + re.escape(self.suffix),
-                             filename)  # fmt: skip
-        return int(found.group(1)) if found else None
+        return number_in(filename, self.name, self.suffix)
 
     def final(self) -> Path:
         """The name the file being written gets (a failed write names it)."""
-        return self.folder / (self.wanted or f"{self.name}_{self.counter:05d}_{self.suffix}")
+        return self.folder / (self.wanted or numbered_name(self.name, self.counter, self.suffix))
 
     def write(self, save: Callable[[Path], None]) -> dict[str, Any]:
         """Write one file with `save(temporary path)` (`write_new`: the final file gets the

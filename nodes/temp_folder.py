@@ -13,12 +13,12 @@ names PreviewImage writes are removed (`is_preview`), never anything else.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from .numbered_files import number_in
+
 PREVIEW_PREFIX = "preview"  # PreviewImage's files: preview_00001_.png, ... (`OutputFiles`)
-_PREVIEW = re.compile(re.escape(PREVIEW_PREFIX) + r"_\d{5,}_\.png")
 MARKER = ".latentgraph-temp"
 _MARKER_TEXT = ("latentgraph keeps its previews here (PreviewImage's preview_00001_.png, ...); "
                 "`latentgraph serve` removes them when it starts. Delete this file to keep "
@@ -45,7 +45,7 @@ def keep(folder: Path) -> None:
 
 def is_preview(name: str) -> bool:
     """Whether `name` is one PreviewImage writes: `preview_00001_.png`, ..."""
-    return _PREVIEW.fullmatch(name) is not None
+    return number_in(name, PREVIEW_PREFIX, ".png") is not None
 
 
 def remove_previews(folder: Path, apart: Iterable[Path] = ()) -> str | None:
