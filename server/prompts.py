@@ -105,13 +105,15 @@ def comfy_error(code: str, message: str, details: str, info: dict[str, Any]) -> 
 
 
 class PromptRejected(Exception):
-    """A prompt that cannot be queued; `body` is the 400 response in the protocol's shape
-    (`log_refusal` logs it)."""
+    """A prompt that cannot be queued; `body` is the 400 response in the protocol's shape,
+    `logged` the same as it was made, with the server's full paths (`log_refusal` logs it;
+    `check_prompt` shows the client `body` with its folders as the client knows them)."""
 
     def __init__(self, body: dict[str, Any]) -> None:
         error = body["error"]
         super().__init__(error["message"])
         self.body = body
+        self.logged = body
 
 
 def log_refusal(exc: PromptRejected | ApiError) -> None:
@@ -121,7 +123,7 @@ def log_refusal(exc: PromptRejected | ApiError) -> None:
     prompt of too many nodes, a body that is no prompt). `ServerState.enqueue`, which every
     route queues through, logs each refusal here."""
     if isinstance(exc, PromptRejected):
-        error = exc.body["error"]
+        error = exc.logged["error"]
         type_, message = error["type"], error["message"]
         why = error.get("details") if type_ == "prompt_outputs_failed_validation" else ""
     else:

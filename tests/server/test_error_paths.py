@@ -104,12 +104,13 @@ def test_a_refused_prompt_shows_no_absolute_server_path(broken_lora, tmp_path, c
     ('broken.safetensors' (/srv/.../models/loras/broken.safetensors) is a link to a missing
     file, /srv/.../gone/x.safetensors; ... looked in /srv/.../models/loras), where a run's
     error names them as a web client knows them."""
-    from latentgraph.server.prompts import PromptRejected, check_prompt
+    from latentgraph.server.prompts import PromptRejected, check_prompt, log_refusal
     from latentgraph.wiring import node_registry
 
     with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
         with pytest.raises(PromptRejected) as refused:
             check_prompt(lora_prompt(name), node_registry(), broken_lora)
+        log_refusal(refused.value)  # as ServerState.enqueue logs every refusal
     body = refused.value.body
     error = body["node_errors"]["2"]["errors"][0]
     texts = [body["error"]["message"], body["error"]["details"], error["message"], error["details"]]
