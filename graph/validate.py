@@ -540,7 +540,7 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
                 ready.append(child)
     stuck = {n for n, d in indegree.items() if d > 0}
     if stuck:
-        _report_cycles(graph, stuck, parents, problems)
+        problems.extend(cycle_problems(graph, stuck, parents))
 
     if not outputs:
         if nodes:
@@ -582,14 +582,14 @@ def _file_only(graph: Graph) -> Location:
     return Location(graph.source)
 
 
-def _report_cycles(
-    graph: Graph, stuck: set[str], parents: dict[str, list[str]], problems: list[Problem]
-) -> None:
-    """Name the nodes of each cycle among the nodes Kahn's algorithm could not order.
+def cycle_problems(graph: Graph, stuck: set[str], parents: dict[str, list[str]]) -> list[Problem]:
+    """A problem naming the nodes of each cycle among the nodes a topological sort could not
+    order (`stuck`; the scheduler's plan of an unchecked graph reports them by this rule too).
 
     Every stuck node has a stuck parent, so walking first stuck parents must come back to a
     node already seen: if it was seen on this walk, the loop between is a cycle. Linear time.
     """
+    problems: list[Problem] = []
     first_parent = {n: next(p for p in parents[n] if p in stuck) for n in stuck}
     done: set[str] = set()
     for start in graph.nodes:
@@ -610,3 +610,4 @@ def _report_cycles(
         node = graph.nodes[ring[0]]
         message = f"the graph has a cycle: {text}; links must not loop back"
         problems.append(_problem(graph, node, "cycle", message, None, ring))
+    return problems
