@@ -67,6 +67,7 @@ def test_an_address_that_answers_but_not_as_ray_is_a_usage_error_not_a_hang(
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert f"latentgraph: error: {web_server} answered, but not as a Ray cluster" in out.stderr
+    assert "(port 6379 by default)" in out.stderr
     assert "Traceback" not in out.stderr and "Failed to connect to GCS" not in out.stderr
 
 
@@ -75,3 +76,11 @@ def test_a_running_clusters_head_is_reached(ray_runtime):
     from latentgraph.server.ray_workers import reach_cluster
 
     reach_cluster(ray_runtime.get_runtime_context().gcs_address)  # raises if it is not
+
+
+def test_a_ray_client_address_is_told_the_ray_client_port(web_server):
+    """ray://HOST:PORT is Ray Client's server, whose port is 10001, not the GCS's 6379."""
+    from latentgraph.server.ray_workers import RayUnavailable, reach_cluster
+
+    with pytest.raises(RayUnavailable, match=r"\(port the Ray Client server's 10001 by default\)"):
+        reach_cluster(f"ray://{web_server}")
