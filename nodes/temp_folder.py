@@ -67,7 +67,8 @@ def remove_previews(folder: Path, apart: Iterable[Path] = ()) -> str | None:
     if not found:
         return None
     if not (folder / MARKER).is_file():
-        return (f"{len(found)} previews are left in the temp folder {folder}: latentgraph did "
+        left = "1 preview is" if len(found) == 1 else f"{len(found)} previews are"
+        return (f"{left} left in the temp folder {folder}: latentgraph did "
                 f"not make it (it has no {MARKER} file), so nothing there is removed; delete "
                 "them yourself, or add that file to have serve remove them when it starts")  # fmt: skip
     failed: list[OSError] = []

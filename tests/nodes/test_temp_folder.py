@@ -115,3 +115,11 @@ def test_keep_marks_only_a_missing_or_empty_folder(tmp_path):
     (tmp_path / "afile").write_text("a")
     keep(tmp_path / "afile")  # left to the write that needs it, which names the problem
     assert (tmp_path / "afile").read_text() == "a"
+
+
+def test_one_preview_left_is_said_in_the_singular(tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    (folder / "cat.png").write_bytes(b"mine")
+    (folder / "preview_00001_.png").write_bytes(b"x")
+    assert remove_previews(folder).startswith("1 preview is left in the temp folder ")
