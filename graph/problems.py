@@ -108,10 +108,18 @@ def refusing_node(node_type: str, node_id: str, input_name: str | None) -> str:
     return f"{where} input {input_name!r}" if input_name else where
 
 
+def printable(text: str) -> str:
+    """`text` as the user wrote it, for messages: only what cannot be printed (control and
+    format characters: a newline, U+202E turning the rest of the line around) escaped as repr
+    escapes it; a backslash stays one, CJK and accents as typed."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def quoted(text: str) -> str:
     """`text` in quotes as the user wrote it, for messages: a backslash stays one (repr doubled
-    it, so `SD1.5\\foo` read as a value nobody sent); only what cannot be printed is escaped."""
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    it, so `SD1.5\\foo` read as a value nobody sent); only what cannot be printed is escaped
+    (`printable`)."""
+    shown = printable(text)
     quote = '"' if "'" in shown and '"' not in shown else "'"
     return f"{quote}{shown}{quote}"
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..comfy_api import graph_from_prompt, prompt_body
 from ..declare import Input, Registry, registry_or_default
 from ..model import Graph, Link, Location, Node
-from ..problems import Problem, WorkflowError, did_you_mean
+from ..problems import Problem, WorkflowError, did_you_mean, printable
 from .positions import Positions, Refused, parse_yaml, plain_scalar
 from .reading import parse_json, read_text
 
@@ -70,9 +70,11 @@ def given_by(flag: str, param: str, location: Location | None) -> Location | Non
 def shown_value(given_as: str, value: Any) -> str:
     """A given param's value as whoever gave it wrote it, for messages: on the command line
     (`given_as` a flag, `--set`, `--sweep`) the text after `NAME=`; from Python (`param`,
-    `sweep`) the value's repr, so `param a='abc'` and `param a=500` differ as they did."""
+    `sweep`) the value's repr, so `param a='abc'` and `param a=500` differ as they did. What
+    cannot be printed is escaped either way (`printable`, as `quoted` does): a U+202E typed
+    in a value turned the rest of the error line around."""
     if given_as.startswith("-"):
-        return value if isinstance(value, str) else _text(value)
+        return printable(value if isinstance(value, str) else _text(value))
     return repr(value)
 
 

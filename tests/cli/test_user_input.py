@@ -205,6 +205,23 @@ def test_a_bad_value_given_on_the_command_line_is_placed_at_its_flag(cli, tmp_pa
            "(INT), got 'two'" in err.splitlines()  # fmt: skip
 
 
+@pytest.mark.parametrize("flag", ["--set", "--sweep"])
+def test_a_given_value_is_echoed_with_what_cannot_be_printed_escaped(cli, tmp_path, flag):
+    """`--set x=a<U+202E>b`'s echo held the raw U+202E, which turned the rest of the error
+    line around on screen; the value it quoted was escaped already. One rule for both
+    (`problems.printable`, `quoted`'s): CJK and accents stay as typed."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    api = write(tmp_path, "api.json", json.dumps(API))
+    said = "node 'a' input 'value': expected an integer (INT), got"
+    for value, shown in [("a\u202eb", "a\\u202eb"), ("猫é\tx", "猫é\\tx")]:
+        code, _, err = cli("run", str(path), flag, f"x={value}")
+        assert code == 2
+        assert f"error: {flag} x={shown} ($x at {path}:8:12): {said} '{shown}'" in err, err
+        assert "\u202e" not in err and "\t" not in err
+        code, _, err = cli("run", str(api), flag, f"a.value={value}")
+        assert code == 2 and f"{flag} a.value={shown}" in err and "\u202e" not in err, err
+
+
 def test_a_set_value_every_swept_run_refuses_is_said_once(cli, tmp_path):
     path = write(tmp_path, "named.yaml", NAMED)
     code, _, err = cli("run", str(path), "--sweep", "label=a,b,c", "--set", "x=seven")
