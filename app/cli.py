@@ -20,7 +20,7 @@ import warnings
 from typing import Any
 
 from . import cache_command, run_command, serve_command, tool_commands
-from .exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from .exits import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
 from .workflow_input import refuse_run
 
 
@@ -77,6 +77,7 @@ def _show_warning(python_show: Any, message: Warning | str, category: type[Warni
 
 
 def main(argv: list[str] | None = None) -> int:
+    from latentgraph.graph.files import FileWriteError
     from latentgraph.graph.problems import WorkflowError
 
     from .wiring import InstallError
@@ -108,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("latentgraph: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except FileWriteError as e:
+        # The machine refused a file the command's work made (a full disk, a read-only folder):
+        # the work failed, exit 1, as a run's SaveImage does; a place refused before any work
+        # (app/preflight.py, a start-up check) is a UserError, exit 2.
+        print(f"latentgraph: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except (OSError, ValueError) as e:
         if args.debug:
             raise

@@ -202,7 +202,7 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     summary). The exit code is the first run's (in sweep order) that did not succeed, by
     `run_exit_code`, as an in-process sweep stops at that run. After Ctrl-C: each run's line says whether it finished (its files)
     or was interrupted (the node, in its summary) or never started; exit code 130."""
-    from latentgraph.graph.files import file_records
+    from latentgraph.graph.files import FileWriteError, file_records
     from latentgraph.server.ray_workers import RayUnavailable
 
     from .ray_run import RayRun, RayRunResult, run_on_ray
@@ -238,8 +238,8 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                              on_message=(lambda _run, text: print(text, flush=True))
                              if args.json else None,
                              on_result=None if args.json else show)  # fmt: skip
-    except RayUnavailable as exc:
-        raise UserError(str(exc)) from None
+    except (RayUnavailable, FileWriteError) as exc:  # the cluster, or a shared folder's disk
+        raise UserError(str(exc)) from None  # refusing the pool's start-up marker: before any run
     codes = [run_exit_code(r.finished.done.status, r.failures) for r in results]
     if any(not r.finished.started or r.finished.done.status == "interrupted" for r in results):
         finished = sum(r.finished.done.status != "interrupted" for r in results)

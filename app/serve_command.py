@@ -227,6 +227,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_extra_data_bytes=args.max_extra_data_mb * 2**20,
         allow_hosts=list(args.allow_host),
     )
+    from latentgraph.graph.files import FileWriteError
     from latentgraph.server.ray_workers import RayUnavailable
     from latentgraph.server.run import CannotListen
 
@@ -238,13 +239,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:  # on Ray the devices are the cluster's
         flag = "--devices" if args.devices else "--device"
         check_devices(flag, args.devices or [args.device], isolated=True)
-    failures: list = []
-    registry = prepare_server(config, errors=failures)
-    print_plugin_failures(failures)
+    # Refusals at start (a cluster nobody answers at, a port taken, a folder whose disk refuses
+    # example.png or the Ray pool's marker) are usage errors, before any worker starts.
     try:
+        failures: list = []
+        registry = prepare_server(config, errors=failures)
+        print_plugin_failures(failures)
         serve(config, registry=registry, workers=worker_setup(config.nodes_dirs))
-    except (RayUnavailable, CannotListen) as exc:  # the cluster cannot give what was asked,
-        raise UserError(str(exc)) from None  # the port is taken: before any worker starts
+    except (RayUnavailable, CannotListen, FileWriteError) as exc:
+        raise UserError(str(exc)) from None
     return EXIT_OK
 
 

@@ -78,3 +78,44 @@ def test_a_full_cache_disk_fails_the_built_in_models_build_as_a_run_failure(cli,
     assert code == 1 and failed["node_id"] == "model" and failed["user_error"] is False
     assert failed["message"] == f"cannot write {folder}: the disk is full (No space left on device)"
     assert not cache.exists()
+
+
+FULL = "the disk is full (No space left on device)"
+
+
+def test_tiny_model_on_a_full_disk_exits_1_as_run_does(cli, tmp_path, monkeypatch, tiny_folder):
+    """`tiny-model` exited 2, a usage error, where `run` exits 1 for the same full disk: a
+    write the machine refuses fails the work (README's exit codes), whichever command did it;
+    a place refused before any work stays 2 (test_user_input's tiny-model refusals)."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    def full(*args, **kwargs):  # safetensors writes from Rust: its error carries the OS's code
+        raise SafetensorError("Error while serializing: I/O error: No space left on device "
+                              "(os error 28)")  # fmt: skip
+
+    with monkeypatch.context() as patched:
+        patched.setattr(safetensors.torch, "save_file", full)  # the built model is there
+        code, out, err = cli("tiny-model", "--single-file", "sf/m.safetensors")
+        assert code == 1 and out == f"built-in model: {tiny_folder}\n"
+        assert f"latentgraph: error: cannot write sf/m.safetensors: {FULL}" in err
+        code, _, err = cli("tiny-model", "--addons", "models")
+        assert code == 1 and "latentgraph: error: cannot write models/" in err and FULL in err
+
+    cache = tmp_path / "lgcache"  # the built model's own folder, on a full disk
+    monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(cache))
+    fill(monkeypatch, cache)
+    code, out, err = cli("tiny-model")
+    assert code == 1 and out == ""
+    assert err == f"latentgraph: error: cannot write {cache / 'models' / 'tiny-sd-v2'}: {FULL}\n"
+    assert "Traceback" not in err and not cache.exists()
+
+
+def test_serve_refused_at_start_by_a_full_disk_stays_a_usage_error(cli, tmp_path, monkeypatch):
+    """A folder whose disk refuses what `serve` writes at start (example.png; on Ray the
+    shared folders' marker) is a folder that cannot be used, refused before any worker starts
+    (exit 2, README), not a failed run's exit 1."""
+    fill(monkeypatch, tmp_path / "in")
+    code, _, err = cli("serve", "--port", "0", "--data-dir", "data", "--input-dir", "in")
+    assert code == 2
+    assert f"latentgraph: error: cannot write {tmp_path / 'in' / 'example.png'}: {FULL}" in err
