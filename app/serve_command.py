@@ -228,7 +228,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allow_hosts=list(args.allow_host),
     )
     from latentgraph.graph.files import FileWriteError
-    from latentgraph.server.ray_workers import RayUnavailable
+    from latentgraph.server.ray_workers import RayUnavailable, reach_cluster
     from latentgraph.server.run import CannotListen
 
     if args.ray:
@@ -242,6 +242,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Refusals at start (a cluster nobody answers at, a port taken, a folder whose disk refuses
     # example.png or the Ray pool's marker) are usage errors, before any worker starts.
     try:
+        if args.ray:  # before a folder or the database is made, so a refusal leaves none
+            reach_cluster(args.ray)  # ("local" has no port: left to Ray, as connect does)
         failures: list = []
         registry = prepare_server(config, errors=failures)
         print_plugin_failures(failures)

@@ -84,3 +84,20 @@ def test_a_ray_client_address_is_told_the_ray_client_port(web_server):
 
     with pytest.raises(RayUnavailable, match=r"\(port the Ray Client server's 10001 by default\)"):
         reach_cluster(f"ray://{web_server}")
+
+
+@pytest.mark.parametrize("answering", [False, True])
+def test_serve_refused_for_its_cluster_leaves_no_file_behind(answering, web_server, tmp_path):
+    """README: such a refusal comes before anything runs. It came after serve had made the
+    data folder's database and users/, and input/example.png, output/ and temp/ in the
+    working folder: the cluster is reached first now."""
+    address = web_server if answering else f"127.0.0.1:{_closed_port()}"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    out = subprocess.run([sys.executable, "-m", "latentgraph.cli", "serve", "--port", "0",
+                          "--ray", address, "--ray-workers", "1", "--data-dir", "d1"],
+                         capture_output=True, text=True, timeout=60, cwd=cwd)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert f"latentgraph: error: {'' if answering else 'cannot reach the Ray cluster at '}" \
+           f"{address}" in out.stderr  # fmt: skip
+    assert list(cwd.rglob("*")) == []
