@@ -80,12 +80,27 @@ def _file_bytes(path: Path, name: str) -> bytes:
 
 # What Windows Notepad saves as "Unicode": UTF-16 behind its byte order mark.
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_UTF16_HEAD = 8  # bytes: the first four characters, which a workflow starts in ASCII
+
+
+def _utf16(data: bytes) -> bool:
+    """Whether the bytes are UTF-16: behind its byte order mark, or without one, the first
+    characters ASCII with a NUL beside each (LE or BE). No UTF-8 workflow holds a NUL, and
+    only the first bytes are looked at: a UTF-8 read pays nothing for it."""
+    if data.startswith(_UTF16_BOMS):
+        return True
+    head = data[:_UTF16_HEAD]
+    if len(head) < 2 or 0 not in head[:2]:
+        return False
+    nul_first = head[0] == 0  # BE: the NUL before each ASCII byte; LE: after it
+    return all((byte == 0) == ((i % 2 == 0) == nul_first) for i, byte in enumerate(head))
 
 
 def _decoded(data: bytes, name: str) -> str:
     """A workflow's bytes as text: UTF-8 (a BOM allowed), else refused at the first byte that
-    is not, a UTF-16 file (its first byte is no UTF-8) named as one."""
-    if data.startswith(_UTF16_BOMS):
+    is not, a UTF-16 file (which may even decode as UTF-8, a NUL every other byte) named as
+    one."""
+    if _utf16(data):
         raise Refused(Problem("syntax", "the file is UTF-16; save it as UTF-8",
                               location=Location.at_offset(name, data, 0)))  # fmt: skip
     try:

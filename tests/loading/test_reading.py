@@ -117,8 +117,7 @@ def test_a_file_the_os_refuses_to_open_says_why_in_the_words_writes_use(tmp_path
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
 def test_a_utf16_file_is_named_as_one(tmp_path, encoding):
     """Windows Notepad's "Unicode" is UTF-16 behind a byte order mark: it was refused as "not
-    UTF-8 text (byte 0xff at offset 0)", with no word of UTF-16. Without the mark it is no
-    UTF-16 anyone can tell, and refused at its first byte that is no UTF-8."""
+    UTF-8 text (byte 0xff at offset 0)", with no word of UTF-16."""
     marks = {"utf-16": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}
     path = tmp_path / "w.yaml"
     path.write_bytes(marks[encoding] + "version: 1\n".encode(encoding))
@@ -127,6 +126,22 @@ def test_a_utf16_file_is_named_as_one(tmp_path, encoding):
     assert [(p.message, p.location.line, p.location.column) for p in info.value.problems] == [
         ("the file is UTF-16; save it as UTF-8", 1, 1)]  # fmt: skip
     assert read_source(path, b"\xef\xbb\xbfversion: 1\n") == "version: 1\n"  # UTF-8, a BOM
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("text", ["version: 1\nnodes: {}\n", "été: 1\n", "v"])
+def test_a_utf16_file_without_its_mark_is_named_as_one(tmp_path, encoding, text):
+    """UTF-16 saved without a byte order mark (ASCII in it is valid UTF-8, a NUL every other
+    byte) was read and refused as "character U+0000 is not allowed": named as UTF-16 now, by
+    the NUL beside each of its first characters, at 1:1, from a file or a request's bytes."""
+    path = tmp_path / "w.yaml"
+    path.write_bytes(text.encode(encoding))
+    for given in (None, text.encode(encoding)):
+        with pytest.raises(WorkflowError) as info:
+            read_source(path, given)
+        assert [(p.message, p.location.line, p.location.column) for p in info.value.problems] == [
+            ("the file is UTF-16; save it as UTF-8", 1, 1)]  # fmt: skip
+    assert read_source(path, b"ab\x00") == "ab\x00"  # one NUL is no UTF-16: left to the parser
 
 
 @pytest.mark.parametrize(("data", "line", "column"), [
