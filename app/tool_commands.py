@@ -115,9 +115,24 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
         write_single_file(args.single_file)
         print(f"single-file checkpoint: {args.single_file}")
     if args.addons:
-        from latentgraph.nodes.tiny_addons import write_models_folder
-        from latentgraph.nodes.tiny_control import write_controlnet_folder
-
-        for path in [*write_models_folder(args.addons), *write_controlnet_folder(args.addons)]:
-            print(f"tiny add-on: {path}")
+        write_addons(args.addons)
     return EXIT_OK
+
+
+def write_addons(root: Path) -> None:
+    """The tiny add-ons into `root`, each named as it is written. Each file works alone, so a
+    write that fails (a full disk) keeps those before it, and its error names them ("saved 3
+    of 12: ...; cannot write ..."): the user knows what is there without listing the folder."""
+    from latentgraph.graph.files import FileWriteError
+    from latentgraph.nodes.tiny_addons import models_folder_writes
+    from latentgraph.nodes.tiny_control import controlnet_folder_writes
+
+    writes = [*models_folder_writes(root), *controlnet_folder_writes(root)]
+    written: list[str] = []
+    for write in writes:
+        try:
+            path = write()
+        except FileWriteError as exc:
+            raise exc.after_saving(written, len(writes)) from None
+        print(f"tiny add-on: {path}")
+        written.append(str(path))

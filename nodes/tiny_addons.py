@@ -16,6 +16,7 @@ MODELS_DIR`) writes all of them into a models folder.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,20 +137,27 @@ def builtin_lora(name: str) -> Path:
     return path
 
 
+def models_folder_writes(root: Path) -> list[Callable[[], Path]]:
+    """The writes that put the tiny LoRAs (loras/) and embeddings (embeddings/) into a models
+    root, each returning its file: called one at a time, a command can say which files a
+    failure left written (each is whole and works alone)."""
+    loras, embeddings = Path(root) / "loras", Path(root) / "embeddings"
+    return [
+        lambda: save_atomic(lora_tensors("kohya"), loras / "tiny-lora-kohya.safetensors"),
+        lambda: save_atomic(lora_tensors("diffusers"), loras / "tiny-lora-diffusers.safetensors"),
+        lambda: save_atomic(lora_tensors("kohya", model="sdxl"),
+                            loras / "tiny-sdxl-lora-kohya.safetensors"),
+        lambda: save_atomic(lora_tensors("diffusers", model="sdxl"),
+                            loras / "tiny-sdxl-lora-diffusers.safetensors"),
+        lambda: save_atomic(embedding_tensors("sd1"), embeddings / "tiny-embedding.safetensors"),
+        lambda: save_atomic(embedding_tensors("sdxl", seed=1),
+                            embeddings / "tiny-embedding-sdxl.safetensors"),
+    ]  # fmt: skip
+
+
 def write_models_folder(root: Path) -> list[Path]:
     """Put the tiny LoRAs (loras/) and embeddings (embeddings/) into a models root."""
-    root = Path(root)
-    return [
-        save_atomic(lora_tensors("kohya"), root / "loras" / "tiny-lora-kohya.safetensors"),
-        save_atomic(lora_tensors("diffusers"), root / "loras" / "tiny-lora-diffusers.safetensors"),
-        save_atomic(lora_tensors("kohya", model="sdxl"),
-                    root / "loras" / "tiny-sdxl-lora-kohya.safetensors"),
-        save_atomic(lora_tensors("diffusers", model="sdxl"),
-                    root / "loras" / "tiny-sdxl-lora-diffusers.safetensors"),
-        save_atomic(embedding_tensors("sd1"), root / "embeddings" / "tiny-embedding.safetensors"),
-        save_atomic(embedding_tensors("sdxl", seed=1),
-                    root / "embeddings" / "tiny-embedding-sdxl.safetensors"),
-    ]  # fmt: skip
+    return [write() for write in models_folder_writes(root)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -129,21 +130,28 @@ def builtin_control(name: str) -> Path:
     return path
 
 
-def write_controlnet_folder(root: Path) -> list[Path]:
-    """Put the tiny control models into a models root's controlnet/: the ControlNet in
-    diffusers' layout, in the original layout, as a difference file, a second ControlNet
-    (other seed, for mixing), the T2I-Adapter, and a diffusers folder of the ControlNet."""
+def controlnet_folder_writes(root: Path) -> list[Callable[[], Path]]:
+    """The writes that put the tiny control models into a models root's controlnet/: the
+    ControlNet in diffusers' layout, in the original layout, as a difference file, a second
+    ControlNet (other seed, for mixing), the T2I-Adapter, and a diffusers folder of the
+    ControlNet; each returns its file (or folder), called one at a time (`models_folder_writes`)."""
     folder = Path(root) / "controlnet"
     net, unet = tiny_controlnet(), tiny_unet()
-    written = [
-        save_atomic(net.state_dict(), folder / "tiny-controlnet.safetensors"),
-        save_atomic(original_layout(net), folder / "tiny-controlnet-original.safetensors"),
-        save_atomic(difference_file_tensors(net, unet), folder / "tiny-controlnet-diff.safetensors"),
-        save_atomic(tiny_controlnet(seed=11).state_dict(), folder / "tiny-controlnet-2.safetensors"),
-        save_atomic(tiny_adapter().state_dict(), folder / "tiny-t2i-adapter.safetensors"),
+    return [
+        lambda: save_atomic(net.state_dict(), folder / "tiny-controlnet.safetensors"),
+        lambda: save_atomic(original_layout(net), folder / "tiny-controlnet-original.safetensors"),
+        lambda: save_atomic(difference_file_tensors(net, unet),
+                            folder / "tiny-controlnet-diff.safetensors"),
+        lambda: save_atomic(tiny_controlnet(seed=11).state_dict(),
+                            folder / "tiny-controlnet-2.safetensors"),
+        lambda: save_atomic(tiny_adapter().state_dict(), folder / "tiny-t2i-adapter.safetensors"),
+        lambda: save_pretrained(net, folder / "tiny-controlnet-diffusers"),
     ]  # fmt: skip
-    written.append(save_pretrained(net, folder / "tiny-controlnet-diffusers"))
-    return written
+
+
+def write_controlnet_folder(root: Path) -> list[Path]:
+    """Put the tiny control models into a models root's controlnet/ (`controlnet_folder_writes`)."""
+    return [write() for write in controlnet_folder_writes(root)]
 
 
 def save_pretrained(model: Any, dest: Path) -> Path:

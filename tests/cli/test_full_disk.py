@@ -111,6 +111,35 @@ def test_tiny_model_on_a_full_disk_exits_1_as_run_does(cli, tmp_path, monkeypatc
     assert "Traceback" not in err and not cache.exists()
 
 
+def test_tiny_model_addons_on_a_disk_that_fills_names_what_it_wrote(cli, tmp_path, monkeypatch,
+                                                                      tiny_folder):  # fmt: skip
+    """`tiny-model --addons` on a disk filling after the first two add-ons kept them (each
+    works alone) but printed none of them and named only the one that failed: the user could
+    not tell what was there. Each is printed as written, and the error names them."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    real, calls = safetensors.torch.save_file, []
+
+    def filling(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) > 2:
+            raise SafetensorError("Error while serializing: I/O error: No space left on device "
+                                  "(os error 28)")  # fmt: skip
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", filling)
+    code, out, err = cli("tiny-model", "--addons", "models")
+    kept = ["models/loras/tiny-lora-kohya.safetensors",
+            "models/loras/tiny-lora-diffusers.safetensors"]  # fmt: skip
+    assert code == 1
+    assert out == f"built-in model: {tiny_folder}\n" + "".join(f"tiny add-on: {p}\n" for p in kept)
+    assert err == (f"latentgraph: error: saved 2 of 12: {', '.join(kept)}; cannot write "
+                   f"models/loras/tiny-sdxl-lora-kohya.safetensors: {FULL}\n")  # fmt: skip
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "models").rglob("*.*")) == (
+        sorted(kept))  # fmt: skip
+
+
 def test_serve_refused_at_start_by_a_full_disk_stays_a_usage_error(cli, tmp_path, monkeypatch):
     """A folder whose disk refuses what `serve` writes at start (example.png; on Ray the
     shared folders' marker) is a folder that cannot be used, refused before any worker starts
