@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -83,16 +83,24 @@ def _ids(body: dict[str, Any]) -> list[str]:
     return [str(i) for i in ids]
 
 
-async def post_queue(request: Request) -> JSONResponse:
-    state = get_state(request)
+async def _deleted(request: Request, delete: Callable[[list[str] | None], int]) -> int:
+    """POST /queue's and /history's `{"clear": true}` and `{"delete": [ids]}`: how many
+    `delete` removed. Off the event loop: deleting rows reads their pages, and the store gives
+    their space back to the filesystem (`Store.delete_pending`, `Store.delete_history`)."""
     body = await read_json(request, default={})
     if not isinstance(body, dict):
         raise ApiError(400, "expected an object with 'clear' or 'delete'")
-    changed = 0
+    n = 0
     if body.get("clear"):
-        changed += state.store.delete_pending(None)
+        n += await run_in_threadpool(delete, None)
     if "delete" in body:
-        changed += state.store.delete_pending(_ids(body))
+        n += await run_in_threadpool(delete, _ids(body))
+    return n
+
+
+async def post_queue(request: Request) -> JSONResponse:
+    state = get_state(request)
+    changed = await _deleted(request, state.store.delete_pending)
     if changed:
         state.hub.broadcast("status", state.dispatcher.status())
     return JSONResponse({"deleted": changed})
@@ -157,18 +165,9 @@ async def get_history_one(request: Request) -> Response:
 
 
 async def post_history(request: Request) -> JSONResponse:
-    store = get_state(request).store
-    body = await read_json(request, default={})
-    if not isinstance(body, dict):
-        raise ApiError(400, "expected an object with 'clear' or 'delete'")
-    n = 0
-    # Off the event loop: deleting rows reads their pages, and a large delete gives its space
-    # back to the filesystem (`Store.delete_history`).
-    if body.get("clear"):
-        n += await run_in_threadpool(store.delete_history, None)
-    if "delete" in body:
-        n += await run_in_threadpool(store.delete_history, _ids(body))
-    return JSONResponse({"deleted": n})
+    return JSONResponse(
+        {"deleted": await _deleted(request, get_state(request).store.delete_history)}
+    )
 
 
 # --- /jobs (the editor's queue and history panel) ----------------------------------------
@@ -237,7 +236,8 @@ async def get_job(request: Request) -> Response:
 
 
 def _cancel(state, job_id: str) -> bool:
-    """Cancel a job: drop it if pending, interrupt it if running."""
+    """Cancel a job: drop it if pending, interrupt it if running. In the threadpool: a delete
+    gives the space back (`Store.delete_pending`)."""
     if state.store.delete_pending([job_id]):
         return True
     return state.dispatcher.interrupt(job_id)
@@ -248,7 +248,7 @@ async def cancel_job(request: Request) -> JSONResponse:
     job_id = request.path_params["job_id"]
     if state.store.get(job_id) is None:
         raise ApiError(404, f"no job {job_id!r}", "not_found")
-    cancelled = _cancel(state, job_id)
+    cancelled = await run_in_threadpool(_cancel, state, job_id)
     state.hub.broadcast("status", state.dispatcher.status())
     return JSONResponse({"cancelled": cancelled})
 
@@ -259,7 +259,7 @@ async def cancel_jobs(request: Request) -> JSONResponse:
     ids = body.get("job_ids") if isinstance(body, dict) else None
     if not isinstance(ids, list):
         raise ApiError(400, 'expected {"job_ids": [ids]}')
-    cancelled = [str(i) for i in ids if _cancel(state, str(i))]
+    cancelled = [str(i) for i in ids if await run_in_threadpool(_cancel, state, str(i))]
     state.hub.broadcast("status", state.dispatcher.status())
     return JSONResponse({"cancelled": cancelled})
 

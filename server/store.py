@@ -694,7 +694,14 @@ class Store:
             return True
 
     def delete_pending(self, ids: list[str] | None = None) -> int:
-        """Remove pending prompts (all of them when `ids` is None)."""
+        """Remove pending prompts (all of them when `ids` is None), then give the space back
+        as `delete_history` does (`_give_back_space`: the caller's thread, never the event
+        loop)."""
+        n = self._delete_pending(ids)
+        self._give_back_space(truncate_wal=n > 0)
+        return n
+
+    def _delete_pending(self, ids: list[str] | None) -> int:
         with self._lock:
             if ids is None:
                 n = self._write("DELETE FROM prompts WHERE status = ?", (PENDING,)).rowcount
@@ -848,8 +855,8 @@ class Store:
         """Give the pages deletes freed back to the filesystem once they are a quarter of the
         file and at least `_GIVE_BACK_PAGES` (fewer are reused by the next rows), then
         truncate the WAL, which keeps its largest size otherwise (up to 4 MB between SQLite's
-        checkpoints); `truncate_wal`: that also when no pages are given back (a POST /history
-        delete, whose WAL the user sees). A database made by this code
+        checkpoints); `truncate_wal`: that also when no pages are given back (a POST /history or
+        /queue delete, whose WAL the user sees). A database made by this code
         (`auto_vacuum=INCREMENTAL`) gives them back `_VACUUM_BATCH` pages per transaction, the
         connection free between them; an older one is rewritten once by VACUUM, which makes it
         incremental. Runs in the caller's thread (the dispatcher's, or a request's in the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import chain
 
 
@@ -156,20 +158,26 @@ def test_queue_and_history_items_carry_the_client_id_in_extra_data(server, ws):
     assert "client_id" not in queued["workflow"]["extra_data"]
 
 
-def test_history_deletes_run_off_the_event_loop(server, monkeypatch):
+@pytest.mark.parametrize(("path", "method", "bodies"), [
+    ("/history", "delete_history", [{"delete": ["nobody"]}, {"clear": True}]),
+    ("/queue", "delete_pending", [{"delete": ["nobody"]}, {"clear": True}]),
+    ("/api/jobs/cancel", "delete_pending", [{"job_ids": ["nobody"]}]),
+])  # fmt: skip
+def test_deletes_run_off_the_event_loop(server, monkeypatch, path, method, bodies):
     """A large delete reads the rows' pages and gives their space back to the filesystem
-    (`Store.delete_history`): in the threadpool, not on the event loop the server answers on."""
+    (`Store.delete_history`, `Store.delete_pending`): in the threadpool, not on the event loop
+    the server answers on. POST /queue's ran on it, and gave nothing back."""
     import threading
 
     store = server.app.state.lg.store
     threads: list[threading.Thread] = []
-    real = store.delete_history
+    real = getattr(store, method)
 
     def recording(ids=None):
         threads.append(threading.current_thread())
         return real(ids)
 
-    monkeypatch.setattr(store, "delete_history", recording)
-    assert server.http.post("/history", json={"delete": ["nobody"]}).json() == {"deleted": 0}
-    assert server.http.post("/history", json={"clear": True}).status_code == 200
-    assert len(threads) == 2 and server.thread not in threads
+    monkeypatch.setattr(store, method, recording)
+    for body in bodies:
+        assert server.http.post(path, json=body).status_code == 200
+    assert len(threads) == len(bodies) and server.thread not in threads

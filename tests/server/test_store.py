@@ -1140,6 +1140,20 @@ def test_a_small_clear_truncates_the_wal(tmp_path):
     store.close()
 
 
+def test_a_queue_clear_truncates_the_wal(tmp_path):
+    """POST /queue {"clear": true} gives the space back as a history delete does: it left the
+    WAL holding the deleted prompts."""
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    for i in range(12):
+        _add(store, f"p{i}", extra_data=_EDITOR_EXTRA)
+    assert Path(f"{path}-wal").stat().st_size > 400_000
+    assert store.delete_pending(["p0"]) == 1
+    assert Path(f"{path}-wal").stat().st_size == 0
+    assert store.delete_pending(None) == 11 and store.delete_pending(None) == 0
+    store.close()
+
+
 def test_deleting_many_by_id_gives_their_space_back_and_a_few_do_not(tmp_path):
     path = tmp_path / "db.sqlite3"
     store = Store(path)
