@@ -122,6 +122,8 @@ _EMPTY_ENDS = len("{}") + len("[]")
 _FINISH = (
     "UPDATE prompts SET status = ?, finished_ms = ?, ui = ?, messages = ?, error = ? WHERE id = ?"
 )
+# The columns an unwritten end changes, by their place in `_FINISH`'s arguments (`_Unwritten`).
+_END_ARGS = {"status": 0, "finished_ms": 1}
 
 
 def _columns(db: sqlite3.Connection, table: str) -> tuple[str, ...]:
@@ -145,6 +147,30 @@ def _ended(record: PromptRecord, end: tuple, seen: Outputs | None = None) -> Pro
     size = record.size - _EMPTY_ENDS + len(ui_json) + len(messages_json)
     return replace(record, status=status, finished_ms=finished, error=error, ui_json=ui_json,
                    outputs_seen=seen, messages=json.loads(messages_json), size=size)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Unwritten:
+    """The ends `finish` could not write yet (a full disk), laid over the rows SQLite gives: a
+    query shows such a prompt as memory and /history do (ended), not as its row still says
+    (running). Taken under `_lock` (`Store._unwritten`)."""
+
+    ends: dict[str, tuple]  # `_FINISH`'s arguments, by prompt id
+    known: dict[str, PromptRecord | None]  # the record memory holds of each (None: no longer)
+
+    def column(self, name: str) -> tuple[str, tuple]:
+        """SQL for a row's column `name` ("status", "finished_ms") as its end has it, and the
+        arguments it takes."""
+        if not self.ends:
+            return name, ()
+        i = _END_ARGS[name]
+        args = tuple(v for pid, end in self.ends.items() for v in (pid, end[i]))
+        return f"CASE id {'WHEN ? THEN ? ' * len(self.ends)}ELSE {name} END", args
+
+    def shown(self, rows: list[PromptRecord]) -> list[PromptRecord]:
+        """`rows` with their unwritten ends: the record memory holds, or the row ended."""
+        return [row if row.id not in self.ends else self.known[row.id] or
+                _ended(row, self.ends[row.id]) for row in rows]  # fmt: skip
 
 
 class StoreWriteError(OSError):
@@ -766,24 +792,25 @@ class Store:
     def history(self, max_items: int | None = None, offset: int = -1) -> list[PromptRecord]:
         """Finished prompts, oldest first, paged as ComfyUI's /history is: `offset` of the
         oldest skipped, then at most `max_items`; a negative offset (the default) means the
-        newest `max_items`."""
+        newest `max_items`. A page older than memory holds is read from SQLite, an end the
+        database has not taken yet (`finish`, a full disk) laid over its row (`_Unwritten`)."""
         rows = self.recent_history(max_items, offset)
         if rows is not None:
             return rows
         max_items, offset = _paging(max_items, offset)
         limit = -1 if max_items is None else max_items
-        if offset >= 0:
-            return self._rows(
-                "SELECT * FROM prompts WHERE status IN (?, ?, ?) ORDER BY finished_ms, seq"
-                " LIMIT ? OFFSET ?",
-                (*FINISHED, limit, offset),
-            )
-        rows = self._rows(
-            "SELECT * FROM prompts WHERE status IN (?, ?, ?) ORDER BY finished_ms DESC, seq DESC"
-            " LIMIT ?",
-            (*FINISHED, limit),
-        )
-        rows.reverse()
+        order = "" if offset >= 0 else " DESC"  # the newest, read newest first
+        with self._lock:  # the unwritten ends taken with the rows they lie over
+            unwritten = self._unwritten()
+            status, status_args = unwritten.column("status")
+            finished, finished_args = unwritten.column("finished_ms")
+            rows = self._decode(self._db.execute(
+                f"SELECT * FROM prompts WHERE {status} IN (?, ?, ?)"
+                f" ORDER BY {finished}{order}, seq{order} LIMIT ? OFFSET ?",
+                (*status_args, *FINISHED, *finished_args, limit, max(offset, 0))))  # fmt: skip
+        rows = unwritten.shown(rows)
+        if offset < 0:
+            rows.reverse()
         return rows
 
     def delete_history(self, ids: list[str] | None = None) -> int:
@@ -906,24 +933,23 @@ class Store:
         /history shows it (memory), not as its row still says (running)."""
         order = "DESC" if newest_first else "ASC"
         with self._lock:
-            with self._mem:
-                known = {pid: self._queued.get(pid) or self._recent.get(pid)
-                         for pid in self._unsaved}  # fmt: skip
-            unsaved = dict(self._unsaved)
+            unwritten = self._unwritten()
             where, args = "", ()
             if statuses:  # on each row's status, an unwritten end's as memory has it
-                ends = [(pid, known[pid].status if known[pid] is not None else end[0])
-                        for pid, end in unsaved.items()]  # fmt: skip
-                status = (
-                    f"CASE id {'WHEN ? THEN ? ' * len(ends)}ELSE status END" if ends else "status"
-                )
+                status, args = unwritten.column("status")
                 where = f"WHERE {status} IN ({','.join('?' * len(statuses))})"
-                args = (*(v for end in ends for v in end), *statuses)
+                args = (*args, *statuses)
             count = self._db.execute(f"SELECT COUNT(*) FROM prompts {where}", args)
             total = count.fetchone()[0]
             rows = self._decode(self._db.execute(
                 f"SELECT * FROM prompts {where} ORDER BY created_ms {order}, seq {order}"
                 " LIMIT ? OFFSET ?", (*args, int(limit), int(offset))))  # fmt: skip
-        shown = [row if row.id not in unsaved else known[row.id] or _ended(row, unsaved[row.id])
-                 for row in rows]  # fmt: skip
-        return shown, int(total)
+        return unwritten.shown(rows), int(total)
+
+    def _unwritten(self) -> _Unwritten:
+        """The ends `finish` could not write yet, to lay over rows read; the caller holds
+        `_lock`."""
+        with self._mem:
+            known = {pid: self._queued.get(pid) or self._recent.get(pid)
+                     for pid in self._unsaved}  # fmt: skip
+        return _Unwritten(dict(self._unsaved), known)

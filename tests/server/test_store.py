@@ -1284,6 +1284,26 @@ def test_an_unwritten_end_memory_no_longer_holds_is_still_shown(tmp_path, monkey
     again.close()
 
 
+def test_history_read_from_the_database_shows_an_unwritten_end(tmp_path, monkeypatch):
+    """A /history page older than memory holds is read from SQLite: an end the full disk had
+    not let the store write was left out of it (its row, still running), though /history/{id}
+    and /api/jobs show it."""
+    store = Store(tmp_path / "db.sqlite3", history_bytes=1)  # memory keeps the newest only
+    _add(store, "z")
+    _run(store, "z")
+    for pid in ("a", "b"):
+        _add(store, pid)
+        store.mark_running(pid)
+    _full_disk(store, monkeypatch, OSError(errno.ENOSPC, "full")).full = True
+    assert not store.finish("a", st.ERROR, error="boom")
+    assert not store.finish("b", st.SUCCESS)
+    assert list(store._recent) == ["b"] and store.recent_history() is None  # from SQLite
+    assert _ids(store.history()) == ["z", "a", "b"]
+    assert store.history()[1] == store.get("a") and store.get("a").status == st.ERROR
+    assert _ids(store.history(2)) == ["a", "b"]  # the newest two
+    assert _ids(store.history(1, 1)) == ["a"] and _ids(store.history(None, 2)) == ["b"]
+
+
 # --- corrupt rows -------------------------------------------------------------------------
 
 
