@@ -121,10 +121,10 @@ def reach_cluster(address: str, timeout: float | None = None) -> None:
     except OSError as exc:
         why = exc.strerror or str(exc)
     else:  # Ray Client (ray://) listens on its own port
-        meant = "the Ray Client server's 10001" if target.scheme == "ray" else "6379"
+        meant = "the Ray Client server's port, 10001" if target.scheme == "ray" else "port 6379"
         raise RayUnavailable(
             f"{address} answered, but not as a Ray cluster: give the address `ray start --head` "
-            f"printed (port {meant} by default), not the dashboard's (8265)"
+            f"printed ({meant} by default), not the dashboard's (8265)"
         )
     raise RayUnavailable(f"cannot reach the Ray cluster at {address} ({why.lower()}): start its "
                          "head node (`ray start --head`) or give --ray local")  # fmt: skip

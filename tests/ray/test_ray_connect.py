@@ -82,7 +82,7 @@ def test_a_ray_client_address_is_told_the_ray_client_port(web_server):
     """ray://HOST:PORT is Ray Client's server, whose port is 10001, not the GCS's 6379."""
     from latentgraph.server.ray_workers import RayUnavailable, reach_cluster
 
-    with pytest.raises(RayUnavailable, match=r"\(port the Ray Client server's 10001 by default\)"):
+    with pytest.raises(RayUnavailable, match=r"\(the Ray Client server's port, 10001 by default\)"):
         reach_cluster(f"ray://{web_server}")
 
 
