@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from latentgraph.graph.model import Graph
-from latentgraph.graph.problems import Problem, WorkflowError
+from latentgraph.graph.problems import Problem, WorkflowError, quoted
 from latentgraph.graph.workflow import read_source
 
 from .errors import ApiError, parse_json
@@ -55,7 +55,7 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise ApiError(400, f"set={pair!r}: expected name=value", "invalid_param")
+            raise ApiError(400, f"set={quoted(pair)}: expected name=value", "invalid_param")
         out[name] = value
     return out
 

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from latentgraph.graph.problems import quoted
+
 from . import store as st
 from .errors import ApiError, read_json
 from .jsontext import encode_json, object_text
@@ -139,7 +141,7 @@ def _int_param(request: Request, name: str, default: int | None, lo: int = 0) ->
     except ValueError:
         value = None
     if value is None:
-        raise ApiError(400, f"query parameter {name!r} must be an integer, got {raw[:40]!r}")
+        raise ApiError(400, f"query parameter {name!r} must be an integer, got {quoted(raw[:40])}")
     if not lo <= value <= _MAX_PAGE_INT:
         raise ApiError(400, f"query parameter {name!r} must be between {lo} and {_MAX_PAGE_INT}")
     return value
@@ -212,7 +214,7 @@ async def get_jobs(request: Request) -> JSONResponse:
     wanted = [s.strip() for s in request.query_params.get("status", "").split(",") if s.strip()]
     unknown = [s for s in wanted if s not in _JOB_TO_ROW]
     if unknown:
-        raise ApiError(400, f"unknown job status {unknown[0]!r}; expected one of "
+        raise ApiError(400, f"unknown job status {quoted(unknown[0])}; expected one of "
                        f"{', '.join(_JOB_TO_ROW)}")  # fmt: skip
     limit = _int_param(request, "limit", 100) or 0
     limit = min(limit, 1000)
@@ -231,7 +233,7 @@ async def get_jobs(request: Request) -> JSONResponse:
 async def get_job(request: Request) -> Response:
     record = get_state(request).store.get(request.path_params["job_id"])
     if record is None:
-        raise ApiError(404, f"no job {request.path_params['job_id']!r}", "not_found")
+        raise ApiError(404, f"no job {quoted(request.path_params['job_id'])}", "not_found")
     return Response(full_job_json(record), media_type="application/json")
 
 
@@ -247,7 +249,7 @@ async def cancel_job(request: Request) -> JSONResponse:
     state = get_state(request)
     job_id = request.path_params["job_id"]
     if state.store.get(job_id) is None:
-        raise ApiError(404, f"no job {job_id!r}", "not_found")
+        raise ApiError(404, f"no job {quoted(job_id)}", "not_found")
     cancelled = await run_in_threadpool(_cancel, state, job_id)
     state.hub.broadcast("status", state.dispatcher.status())
     return JSONResponse({"cancelled": cancelled})

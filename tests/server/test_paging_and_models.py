@@ -241,3 +241,14 @@ def test_a_sent_name_with_a_backslash_is_shown_with_one(client):
     client.app.state.lg.registry = Registry()  # what object_info_one looks the class up in
     r = client.get("/object_info/My%5CNode")
     assert r.status_code == 404 and r.json()["error"]["message"] == "unknown node class 'My\\Node'"
+
+
+def test_a_sent_job_id_or_status_with_a_backslash_is_shown_with_one(client):
+    """The /api/jobs routes (here without the /api prefix) quote what was sent as sent, not
+    doubled by repr."""
+    r = client.get("/jobs/sub%5Cjob")
+    assert r.status_code == 404 and r.json()["error"]["message"] == "no job 'sub\\job'"
+    r = client.post("/jobs/sub%5Cjob/cancel")
+    assert r.status_code == 404 and r.json()["error"]["message"] == "no job 'sub\\job'"
+    r = client.get("/jobs?status=done%5Cx")
+    assert r.status_code == 400 and "unknown job status 'done\\x';" in r.json()["error"]["message"]
