@@ -192,9 +192,28 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     for item in items:
-        name, value = parse_override(item, what)
+        name, value = parse_override(command_line_text(item, what), what)
         result[name] = value
     return result
+
+
+def command_line_text(item: str, flag: str) -> str:
+    """A `NAME=VALUE` flag's text (`--set`, `--sweep`), or a usage error naming the flag when
+    it holds bytes that are not UTF-8: Python reads them as lone surrogates (`surrogateescape`),
+    which no cache key, file or message can encode (`run` died on its cache key with a bare
+    "surrogates not allowed", `validate` passed the value)."""
+    bad = next((c for c in item if "\ud800" <= c <= "\udfff"), None)
+    if bad is None:
+        return item
+    from latentgraph.graph.problems import printable
+
+    def byte(c: str) -> str:  # a byte surrogateescape kept, as the shell would show it
+        return f"\\x{ord(c) - 0xDC00:02x}" if "\udc80" <= c <= "\udcff" else c
+
+    shown = printable("".join(byte(c) for c in item))
+    part = "value" if 0 <= item.find("=") < item.index(bad) else "name"
+    what = f"byte 0x{ord(bad) - 0xDC00:02x}" if byte(bad) != bad else f"U+{ord(bad):04X}"
+    raise UserError(f"{flag} {shown}: the {part} is not UTF-8 text ({what})")
 
 
 def read_options(items: list[str]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .arguments import (
     check_devices,
     check_folders,
     check_ray_args,
+    command_line_text,
     load_nodes,
     models_dirs,
     parse_assignments,
@@ -292,7 +293,7 @@ def _sweep(items: list[str]) -> tuple[str, list[str]]:
     if len(items) > 1:
         raise UserError(f"--sweep given {len(items)} times ({', '.join(items)}): a run sweeps "
                         "one param; run once per value of the other")  # fmt: skip
-    name, sep, values_text = items[0].partition("=")
+    name, sep, values_text = command_line_text(items[0], "--sweep").partition("=")
     name = name.strip()
     if not sep or not name or not values_text:
         raise UserError(f"--sweep {items[0]!r}: expected NAME=V1,V2,...")

@@ -504,3 +504,18 @@ def test_tiny_model_refuses_destinations_it_cannot_write_before_building(cli, tm
     assert code == 2 and out == ""
     assert "latentgraph: error: --addons afile: a file is there; expected a folder" in err
     assert "Errno" not in err
+
+
+@pytest.mark.parametrize(("command", "flag"), [("validate", "--set"), ("run", "--set"),
+                                                ("run", "--sweep")])  # fmt: skip
+def test_a_value_holding_bytes_that_are_not_utf8_is_a_usage_error_naming_its_flag(
+    cli, tmp_path, command, flag
+):
+    """Python reads a non-UTF-8 argv byte as a lone surrogate: `validate` passed it and `run`
+    died on its cache key with a bare "surrogates not allowed"."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, out, err = cli(command, str(path), flag, "label=a\udcff")
+    assert code == 2 and out == ""
+    said = f"latentgraph: error: {flag} label=a\\xff: the value is not UTF-8 text (byte 0xff)"
+    assert said in err.splitlines(), err
+    assert "surrogates" not in err and not (tmp_path / "output").exists()
