@@ -13,6 +13,7 @@ commands that need them, so `--help` and `validate` start instantly.
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import os
 import sys
@@ -115,7 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         # (app/preflight.py, a start-up check) is a UserError, exit 2.
         print(f"latentgraph: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    except (OSError, ValueError) as e:
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return _disk_full(e)
+        if args.debug:
+            raise
+        print(f"latentgraph: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as e:
         if args.debug:
             raise
         print(f"latentgraph: error: {e}", file=sys.stderr)
@@ -129,6 +137,21 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _disk_full(exc: OSError) -> int:
+    """A write the disk refused for space (stdout sent to a full disk, `> /dev/full`, or a file
+    no command wrapped in a `FileWriteError`): the work failed, exit 1 as README's table says,
+    not a usage error. What stdout still holds is dropped if it cannot be written, so Python's
+    flush at exit does not fail again (an "Exception ignored" and exit 120)."""
+    from latentgraph.graph.files import os_error_words
+
+    print(f"latentgraph: error: cannot write the output: {os_error_words(exc)}", file=sys.stderr)
+    try:
+        sys.stdout.flush()
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ workflow is right, the machine refused; a re-run after space is freed saves from
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from ..full_disk import fill
 from .conftest import write
@@ -148,3 +150,17 @@ def test_serve_refused_at_start_by_a_full_disk_stays_a_usage_error(cli, tmp_path
     code, _, err = cli("serve", "--port", "0", "--data-dir", "data", "--input-dir", "in")
     assert code == 2
     assert f"latentgraph: error: cannot write {tmp_path / 'in' / 'example.png'}: {FULL}" in err
+
+
+def test_stdout_on_a_full_disk_is_a_failure_said_in_words(tmp_path):
+    """`latentgraph validate wf.yaml > /dev/full` exited 2 (a usage error) with a bare
+    "[Errno 28]"; README's table gives 1 for a full disk. Python's own flush of stdout at exit
+    must not fail again (an "Exception ignored" and exit 120)."""
+    path = write(tmp_path, "wf.yaml", FOUR)
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "latentgraph.cli", "validate", str(path)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+                              cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == ("latentgraph: error: cannot write the output: the disk is full "
+                           "(No space left on device)\n")  # fmt: skip
