@@ -29,15 +29,22 @@ def _closed_port() -> int:
 ])  # fmt: skip
 def test_an_unreachable_cluster_is_a_usage_error_not_a_hang(command, tmp_path):
     address = f"127.0.0.1:{_closed_port()}"
+    error = _refused(command, address, tmp_path)
+    assert f"latentgraph: error: cannot reach the Ray cluster at {address}" in error
+    assert not list(tmp_path.glob("out/**/*.png"))  # nothing ran
+
+
+def _refused(command: list[str], address: str, tmp_path) -> str:
+    """`command` with `--ray address`, run as a user runs it: exit 2 without a traceback or
+    Ray's connect retries; its stderr."""
     out = subprocess.run([sys.executable, "-m", "latentgraph.cli", *command, "--ray", address,
                           "--output-dir", str(tmp_path / "out"), *(
                               ["--data-dir", str(tmp_path / "data")] if command[0] == "serve"
                               else [])],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2, out.stderr
-    assert f"latentgraph: error: cannot reach the Ray cluster at {address}" in out.stderr
     assert "Traceback" not in out.stderr and "Failed to connect to GCS" not in out.stderr
-    assert not list(tmp_path.glob("out/**/*.png"))  # nothing ran
+    return out.stderr
 
 
 @pytest.fixture
@@ -60,15 +67,9 @@ def test_an_address_that_answers_but_not_as_ray_is_a_usage_error_not_a_hang(
     command, web_server, tmp_path
 ):
     """Ray's own connect retried such an address for many minutes."""
-    out = subprocess.run([sys.executable, "-m", "latentgraph.cli", *command, "--ray", web_server,
-                          "--output-dir", str(tmp_path / "out"), *(
-                              ["--data-dir", str(tmp_path / "data")] if command[0] == "serve"
-                              else [])],
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
-    assert out.returncode == 2, out.stderr
-    assert f"latentgraph: error: {web_server} answered, but not as a Ray cluster" in out.stderr
-    assert "(port 6379 by default)" in out.stderr
-    assert "Traceback" not in out.stderr and "Failed to connect to GCS" not in out.stderr
+    error = _refused(command, web_server, tmp_path)
+    assert f"latentgraph: error: {web_server} answered, but not as a Ray cluster" in error
+    assert "(port 6379 by default)" in error
 
 
 def test_a_running_clusters_head_is_reached(ray_runtime):
