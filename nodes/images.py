@@ -39,7 +39,7 @@ from latentgraph.graph.problems import quoted
 
 from . import input_files, temp_folder
 from .input_files import inside
-from .numbered_files import number_in, numbered_name
+from .numbered_files import COUNTER, number_in, numbered_name
 from .values import input_error
 
 
@@ -475,7 +475,7 @@ def _named_now(prefix: str, records: list[dict[str, Any]], root: Path) -> bool:
         return False
     _, name, subfolder = place
     parts = re.split("|".join(ANY_SIZE), f"{subfolder}/{name}")
-    pattern = re.compile(r"\d+".join(re.escape(p) for p in parts) + r"_\d{5,}_[^/]*")
+    pattern = re.compile(r"\d+".join(re.escape(p) for p in parts) + COUNTER + r"[^/]*")
     return all(pattern.fullmatch(f"{r.get('subfolder') or ''}/{r.get('filename')}")
                for r in records)  # fmt: skip
 
