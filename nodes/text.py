@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latentgraph.graph import CLIP, CONDITIONING, Output, Settings, Socket, String, node
+from latentgraph.graph.problems import quoted
 
 from . import runtime
 from .prompt_syntax import embedding_names, is_plain, parse_prompt
@@ -70,7 +71,7 @@ def _warn_truncated(ctx: Any, tok: Any, index: int, count: int, dropped: list[in
     excerpt = ""
     if text:
         more = len(text) > EXCERPT_CHARS or len(span) < len(dropped)
-        excerpt = f", starting {text[:EXCERPT_CHARS]!r}" + (" ..." if more else "")
+        excerpt = f", starting {quoted(text[:EXCERPT_CHARS])}" + (" ..." if more else "")
     limit = tok.model_max_length
     ctx.warn(f"prompt {index} is {count} tokens, longer than the limit of {limit}: "
              f"truncated, dropping {len(dropped)} tokens{excerpt}")  # fmt: skip

@@ -243,3 +243,13 @@ def test_a_long_prompt_says_only_our_truncation_warning(make_ctx, tiny):
     assert [w.split(":")[0] for w in ctx.rec.warnings] == [
         "prompt 0 is 102 tokens, longer than the limit of 77"]  # fmt: skip
     assert said == []
+
+
+def test_a_truncation_excerpt_quotes_a_backslash_as_written(make_ctx, tiny):
+    """The excerpt is quoted as the user wrote it (`graph.problems.quoted`), not by repr,
+    which doubled a backslash ('c:\\\\dir')."""
+    ctx = make_ctx("TextEncode")
+    text.text_encode(ctx, tiny[1], "word " * 80 + "c:\\dir " * 20)
+    [warning] = ctx.rec.warnings
+    excerpt = warning.split(", starting ", 1)[1]
+    assert "\\" in excerpt and "\\\\" not in excerpt, excerpt
