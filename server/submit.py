@@ -13,8 +13,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from latentgraph.graph import events as ev
 from latentgraph.graph.files import file_records, write_atomic
@@ -23,6 +25,9 @@ from latentgraph.graph.problems import WorkflowError
 
 from .middleware import TOKEN_PARAMETER
 from .run import RedactToken
+
+if TYPE_CHECKING:
+    from websockets.sync.client import ClientConnection
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -206,8 +211,39 @@ def _queue_full(server_url: str, answer: Any) -> str:
     )
 
 
-def _handshake_refusal(http: _Http, server_url: str, token: str | None,
-                       source: str) -> str | None:  # fmt: skip
+@dataclass(frozen=True)
+class _Say:
+    """How `submit` speaks to the user, one place for every step: each line on stderr, hidden
+    first (an exception's text may quote the websocket's address, the token percent-encoded in
+    it, the --server URL its credentials (user:password@): the rule the server's log uses, every
+    spelling of the token); the server named as `shown`, the token by where it came from."""
+
+    hidden: Callable[[str], str]
+    shown: str  # the --server URL as messages show it
+    token: str | None
+    token_source: str  # --auth-token, LATENTGRAPH_AUTH_TOKEN or `URL_TOKEN`
+
+    def err(self, text: str) -> None:
+        print(self.hidden(text), file=sys.stderr)
+
+    def fail(self, text: str) -> None:
+        """A line saying why submit stops, prefixed as the CLI's other errors."""
+        self.err(f"latentgraph: error: {text}")
+
+    def refusal(self, status: int, raw: bytes) -> str | None:
+        """`_refusal` for this server and token: why it refused who sent a request, or None."""
+        return _refusal(self.shown, self.token, self.token_source, status, raw)
+
+
+class _Stop(Exception):
+    """Ends `submit` early: the step that raises it has printed why; `code` is the exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _handshake_refusal(http: _Http, say: _Say) -> str | None:
     """Why the websocket handshake was refused. Its answer carries no reason (a missing token is
     a bare HTTP 403 there): the same guards answer an HTTP request with their status and
     message, so one is asked (None: the server let it through, the refusal was something else)."""
@@ -215,7 +251,7 @@ def _handshake_refusal(http: _Http, server_url: str, token: str | None,
         status, raw = http.request("GET", "/features")
     except (urllib.error.URLError, OSError):
         return None
-    return _refusal(server_url, token, source, status, raw)
+    return say.refusal(status, raw)
 
 
 def _download(http: _Http, prompt_id: str, output_dir: Path, err) -> list[Path]:
@@ -241,6 +277,114 @@ def _download(http: _Http, prompt_id: str, output_dir: Path, err) -> list[Path]:
     return saved
 
 
+def _connect(say: _Say, http: _Http, ws_url: str) -> ClientConnection:
+    """The websocket, opened before the workflow is queued so that none of its run's messages
+    is missed. A server that refuses this client is a usage error (exit 2), told with the
+    reason its guards give; any other failure to connect means an unreachable server (exit 3)."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    try:
+        return connect(ws_url, open_timeout=10, max_size=2**26)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable,
+        refused = isinstance(exc, InvalidStatus) and (  # unless the server refused this client
+            _handshake_refusal(http, say)
+            or say.refusal(exc.response.status_code,
+                           exc.response.body or b"")  # the HTTP request failed: the bare status
+        )  # fmt: skip
+        if refused:
+            say.fail(refused)
+            raise _Stop(EXIT_USAGE) from None
+        say.fail(f"cannot reach the server at {say.shown}: {exc}")
+        raise _Stop(EXIT_UNREACHABLE) from None
+
+
+def _queue(say: _Say, http: _Http, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /latentgraph/run: the server's answer (`prompt_id`, the `prompt` it runs) once it
+    queued the workflow. A refusal is told as the server words it, with its exit code: a
+    refusal of who sent it 2 (a usage error), a full queue 3 (try again later), the workflow's
+    problems 2 (HTTP 400, 413), any other answer 1."""
+    try:
+        status, raw = http.request("POST", "/latentgraph/run", body)
+    except (urllib.error.URLError, OSError) as exc:
+        say.fail(f"cannot reach the server at {say.shown}: {exc}")
+        raise _Stop(EXIT_UNREACHABLE) from None
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        say.fail(f"the server answered HTTP {status} with something that is not JSON")
+        raise _Stop(EXIT_FAILED) from None
+    refused = say.refusal(status, raw)
+    if refused:
+        say.fail(refused)
+        raise _Stop(EXIT_USAGE)
+    if status == 429:  # no run, and not the workflow's fault: the server is busy
+        say.fail(_queue_full(say.shown, answer))
+        raise _Stop(EXIT_UNREACHABLE)
+    if status != 200:
+        problems = answer.get("problems") or []
+        for p in problems:
+            say.err(p.get("text") or p.get("message", ""))
+        for nid, entry in (answer.get("node_errors") or {}).items():
+            for e in entry.get("errors", []):
+                say.err(f"node {nid!r}: {e.get('message')}")
+        if not problems and not answer.get("node_errors"):
+            say.err(answer.get("error", {}).get("message", f"HTTP {status}"))
+        raise _Stop(EXIT_USAGE if status in (400, 413) else EXIT_FAILED)
+    return answer
+
+
+def _renderer(as_json: bool, quiet: bool) -> Any:
+    """What draws the run, as `latentgraph run` draws one: JSON lines, or rich progress bars
+    naming the files as the server names them."""
+    if as_json:
+        from latentgraph.graph.console import JsonLines
+
+        return JsonLines()
+    from latentgraph.graph.console import RichProgress
+
+    return RichProgress(quiet=quiet, on_server=True)
+
+
+def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvents) -> None:
+    """Feed this prompt's websocket messages to `events`, which draws them, until the run is
+    over (the final `executing`); other prompts' messages and binary previews are skipped.
+    Ctrl-C interrupts the prompt on the server too (exit 130); a connection lost mid-run is
+    exit 3. The renderer is closed either way."""
+    render = events.render
+    try:
+        while True:
+            message = socket.recv()
+            if isinstance(message, bytes):
+                continue
+            msg = json.loads(message)
+            data = msg.get("data") or {}
+            if data.get("prompt_id") != events.pid:
+                continue
+            if events.handle(msg.get("type", ""), data):
+                break
+    except KeyboardInterrupt:
+        http.request("POST", "/interrupt", {"prompt_id": events.pid})
+        render.close()
+        say.err("interrupted")
+        raise _Stop(EXIT_INTERRUPTED) from None
+    except Exception as exc:  # noqa: BLE001 - connection lost mid-run
+        render.close()
+        say.fail(f"lost the connection to the server: {exc}")
+        raise _Stop(EXIT_UNREACHABLE) from None
+    render.close()
+
+
+def _exit_code(events: PromptEvents) -> int:
+    """The run's exit code as `run` gives it: a run that failed only on its inputs is the
+    user's to fix (exit 2); success 0, interrupted 130, any other end 1."""
+    if events.status == "failed" and ev.input_errors_only(events.failures):
+        return EXIT_USAGE
+    return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(
+        events.status or "", EXIT_FAILED
+    )
+
+
 def submit(
     path: Path | str,
     server_url: str,
@@ -256,117 +400,35 @@ def submit(
     """Queue `path` on the server at `server_url`; returns a `latentgraph` exit code.
     `auth_token` came from `token_source` (messages name it: --auth-token,
     LATENTGRAPH_AUTH_TOKEN or `URL_TOKEN`); messages never show it."""
-    from websockets.exceptions import InvalidStatus
-    from websockets.sync.client import connect
-
-    # An exception's text may quote the websocket's address, the token percent-encoded in it,
-    # the --server URL its credentials (user:password@): every line printed is hidden by the
-    # rule the server's log uses, every spelling of the token.
     hidden = RedactToken(auth_token).redact
-
-    def err(text: str) -> None:
-        print(hidden(text), file=sys.stderr)
-
-    def fail(text: str) -> None:
-        """A line saying why submit stops, prefixed as the CLI's other errors."""
-        err(f"latentgraph: error: {text}")
-
+    say = _Say(hidden, hidden(server_url), auth_token, token_source)
     path = Path(path)
-    shown, bad_url = hidden(server_url), server_url_problem(server_url)
+    bad_url = server_url_problem(server_url)
     if bad_url:
-        fail(f"--server {shown}: {bad_url}")
+        say.fail(f"--server {say.shown}: {bad_url}")
         return EXIT_USAGE
     server_url = _base(server_url)  # a query (the editor's ?token=) is no part of any request
     try:  # as `run` reads it: a PNG's workflow chunk; the size limit, UTF-8 with line:column
         text = workflow_text(path)
     except WorkflowError as exc:
         for problem in exc.problems:
-            err(f"error: {problem}")
+            say.err(f"error: {problem}")
         return EXIT_USAGE
     output_dir = Path(output_dir)
     client_id = client_id or uuid.uuid4().hex
     http = _Http(server_url, auth_token)
+    body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
+            "name": str(path)}  # fmt: skip
     try:
-        socket = connect(_ws_url(server_url, client_id, auth_token), open_timeout=10,
-                         max_size=2**26)  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable,
-        refused = isinstance(exc, InvalidStatus) and (  # unless the server refused this client
-            _handshake_refusal(http, shown, auth_token, token_source)
-            or _refusal(shown, auth_token, token_source, exc.response.status_code,
-                        exc.response.body or b"")  # the HTTP request failed: the bare status
-        )  # fmt: skip
-        if refused:
-            fail(refused)
-            return EXIT_USAGE
-        fail(f"cannot reach the server at {shown}: {exc}")
-        return EXIT_UNREACHABLE
-    with socket:
-        body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
-                "name": str(path)}  # fmt: skip
-        try:
-            status, raw = http.request("POST", "/latentgraph/run", body)
-        except (urllib.error.URLError, OSError) as exc:
-            fail(f"cannot reach the server at {shown}: {exc}")
-            return EXIT_UNREACHABLE
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            fail(f"the server answered HTTP {status} with something that is not JSON")
-            return EXIT_FAILED
-        refused = _refusal(shown, auth_token, token_source, status, raw)
-        if refused:
-            fail(refused)
-            return EXIT_USAGE
-        if status == 429:  # no run, and not the workflow's fault: the server is busy
-            fail(_queue_full(shown, answer))
-            return EXIT_UNREACHABLE
-        if status != 200:
-            problems = answer.get("problems") or []
-            for p in problems:
-                err(p.get("text") or p.get("message", ""))
-            for nid, entry in (answer.get("node_errors") or {}).items():
-                for e in entry.get("errors", []):
-                    err(f"node {nid!r}: {e.get('message')}")
-            if not problems and not answer.get("node_errors"):
-                err(answer.get("error", {}).get("message", f"HTTP {status}"))
-            return EXIT_USAGE if status in (400, 413) else EXIT_FAILED
-        prompt_id = answer["prompt_id"]
-        if as_json:
-            from latentgraph.graph.console import JsonLines
-
-            render = JsonLines()
-        else:
-            from latentgraph.graph.console import RichProgress
-
-            render = RichProgress(quiet=quiet, on_server=True)  # files as the server names them
-        events = PromptEvents(prompt_id, answer.get("prompt") or {}, render)
-        try:
-            while True:
-                message = socket.recv()
-                if isinstance(message, bytes):
-                    continue
-                msg = json.loads(message)
-                data = msg.get("data") or {}
-                if data.get("prompt_id") != prompt_id:
-                    continue
-                if events.handle(msg.get("type", ""), data):
-                    break
-        except KeyboardInterrupt:
-            http.request("POST", "/interrupt", {"prompt_id": prompt_id})
-            render.close()
-            err("interrupted")
-            return EXIT_INTERRUPTED
-        except Exception as exc:  # noqa: BLE001 - connection lost mid-run
-            render.close()
-            fail(f"lost the connection to the server: {exc}")
-            return EXIT_UNREACHABLE
-        render.close()
-    saved = _download(http, prompt_id, output_dir, err)
+        with _connect(say, http, _ws_url(server_url, client_id, auth_token)) as socket:
+            answer = _queue(say, http, body)
+            events = PromptEvents(answer["prompt_id"], answer.get("prompt") or {},
+                                  _renderer(as_json, quiet))  # fmt: skip
+            _watch(socket, http, say, events)
+    except _Stop as stop:
+        return stop.code
+    saved = _download(http, events.pid, output_dir, say.err)
     if not quiet and not as_json:
         for target in saved:
-            err(f"downloaded {target}")
-    if events.status == "failed" and ev.input_errors_only(events.failures):
-        return EXIT_USAGE  # as `run`: the user's to fix
-    return {"success": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(
-        events.status or "", EXIT_FAILED
-    )
+            say.err(f"downloaded {target}")
+    return _exit_code(events)
