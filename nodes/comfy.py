@@ -171,7 +171,7 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
     latent sampled from the first step starts from pure noise; one starting part-way is noised
     to that step's level by UNetDenoise, as ComfyUI does. `asked`: KSampler's (steps, denoise)
     that made the `steps` schedule."""
-    from .denoise import denoise_latent
+    from .denoise import DenoiseJob, denoise_latent
     from .latents import make_noise
     from .step_window import StepWindow
 
@@ -192,10 +192,10 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
         latent = replace(latent, samples=make_noise(tuple(samples.shape[1:]), seeds),
                          seeds=seeds, is_noise=True)  # a noise mask is kept  # fmt: skip
     leftover = window.pop("return_with_leftover_noise", False)
-    return denoise_latent(ctx, model, spec, positive, negative, latent, steps=steps,
-                          guidance=cfg, seed=seed, window=StepWindow(**window,
-                          leftover_noise=leftover), comfy_cfg=True, asked=asked,
-                          latent_input="latent_image")  # fmt: skip
+    job = DenoiseJob(ctx, model, spec, positive, negative, latent, steps=steps, guidance=cfg,
+                     seed=seed, window=StepWindow(**window, leftover_noise=leftover),
+                     comfy_cfg=True, asked=asked, latent_input="latent_image")  # fmt: skip
+    return denoise_latent(job)
 
 
 SAMPLER_INPUTS = [

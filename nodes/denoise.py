@@ -160,34 +160,26 @@ def unet_denoise(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Condi
     """Denoise latents with the UNet under a scheduler, with classifier-free guidance
     (optionally only steps start_step..end_step of the schedule: base + refiner)."""
     window = StepWindow(start_step, end_step, add_noise, return_with_leftover_noise)
-    return denoise_latent(ctx, unet, scheduler, positive, negative, latent, steps=steps,
-                          guidance=guidance, denoise=denoise, seed=seed, window=window)  # fmt: skip
+    job = DenoiseJob(ctx, unet, scheduler, positive, negative, latent, steps=steps,
+                     guidance=guidance, denoise=denoise, seed=seed, window=window)  # fmt: skip
+    return denoise_latent(job)
 
 
-def denoise_latent(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Conditioning,
-                   negative: Conditioning, latent: Latent, *, steps: int, guidance: float,
-                   seed: int, denoise: float = 1.0, window: StepWindow = StepWindow(),
-                   comfy_cfg: bool = False, asked: tuple[int, float] | None = None,
-                   latent_input: str = "latent") -> Latent:  # fmt: skip
-    """UNetDenoise's run, for the nodes sampling through it (KSampler). `comfy_cfg`: ComfyUI's
-    cfg rule instead of diffusers' (nodes/guidance.py `uses_negative`); `asked`: the (steps,
-    denoise) the user set when `steps` is the schedule made from them (KSampler's
-    steps / denoise), for the step-limit message; `latent_input`: the caller's name for the
-    latent input, for messages."""
+def denoise_latent(job: DenoiseJob) -> Latent:
+    """UNetDenoise's run, for the nodes sampling through it (KSampler, which fills the job's
+    ComfyUI fields): its inputs checked, the scheduler made the model's, the job run on the
+    run's device and its latents checked and brought back to the CPU."""
     import torch
 
-    enforce_limits(ctx, unet_denoise, steps=steps)
-    refuse_nonfinite_input(ctx, latent_input, latent.samples)
-    scheduler = node_spec(ctx, scheduler, unet, "scheduler")  # the model's sampling
-    model = unet.unet
+    ctx = job.ctx
+    enforce_limits(ctx, unet_denoise, steps=job.steps)
+    refuse_nonfinite_input(ctx, job.latent_input, job.latent.samples)
+    scheduler = node_spec(ctx, job.spec, job.unet, "scheduler")  # the model's sampling
+    model = job.model
     name = runtime.device_name(ctx.settings)
     runtime.apply_tf32(ctx.settings, name)
     with runtime.in_use(ctx.settings, name, model):
-        job = DenoiseJob(ctx, model, torch.device(name), scheduler, positive=positive,
-                         negative=negative, latent=latent, steps=steps, guidance=guidance,
-                         denoise=denoise, seed=seed, window=window, comfy_cfg=comfy_cfg,
-                         asked=asked)  # fmt: skip
-        out = job.run()
+        out = replace(job, spec=scheduler, device=torch.device(name)).run()
     runtime.check_finite(ctx, out.samples, "the denoised latents", model.dtype,
                          f"the sampler, {sampler_label(scheduler)}, or the model made them; try "
                          "another sampler (euler is the plainest)",
@@ -198,22 +190,31 @@ def denoise_latent(ctx, unet: UNetModel, scheduler: SchedulerSpec, positive: Con
 
 @dataclass
 class DenoiseJob:
-    """One denoising run: the node's inputs resolved to a torch model and device."""
+    """One denoising run: UNetDenoise's inputs (or KSampler's), its state in one object.
+    `denoise_latent` runs it, with `spec` made the model's and `device` the run's."""
 
     ctx: Any
-    model: Any  # the diffusers UNet
-    device: Any  # torch.device
+    unet: UNetModel
     spec: SchedulerSpec
     positive: Conditioning
     negative: Conditioning
     latent: Latent
     steps: int
     guidance: float
-    denoise: float
     seed: int
+    denoise: float = 1.0
     window: StepWindow = StepWindow()
     comfy_cfg: bool = False  # ComfyUI's cfg rule (nodes/guidance.py `uses_negative`)
-    asked: tuple[int, float] | None = None  # (steps, denoise) that made `steps` (KSampler)
+    # the (steps, denoise) the user set when `steps` is the schedule made from them
+    # (KSampler's steps / denoise), for the step-limit message
+    asked: tuple[int, float] | None = None
+    latent_input: str = "latent"  # the caller's name for the latent input, for messages
+    device: Any = None  # torch.device, set by `denoise_latent`
+
+    @property
+    def model(self) -> Any:
+        """The diffusers UNet."""
+        return self.unet.unet
 
     def predictor(self, sched: Any) -> Guidance:
         """The noise prediction for each step (nodes/guidance.py)."""
