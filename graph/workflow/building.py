@@ -4,13 +4,13 @@ substitution, links (`node.output`, `{from: node.output}`), and every problem at
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..comfy_api import graph_from_prompt, prompt_body
-from ..declare import Input, Registry, registry_or_default
+from ..declare import Input, NodeType, Registry, registry_or_default
 from ..model import Graph, Link, Location, Node
 from ..problems import Problem, WorkflowError, did_you_mean, printable
 from .positions import Positions, Refused, parse_yaml, plain_scalar
@@ -226,11 +226,35 @@ def _build(
     name: str,
     given_as: str = "--set",
 ) -> Workflow:
+    """The workflow a parsed document describes. Every step reads on past a problem, adding
+    it to one list, so the `WorkflowError` names them all (then the validation errors of the
+    rest of the graph): one pass fixes everything."""
     problems = list(doc.problems)
 
     def at(*path: Any) -> Location:
         return doc.at.get(path) or doc.key_at.get(path) or Location(name)
 
+    description = _top_level(value, doc, at, name, problems)
+    params, given = _params(value, overrides, problems, at, doc, name, given_as)
+    nodes = _node_entries(value, at, problems)
+    types = {node_id: body.get("type") if isinstance(body, dict) else None
+             for node_id, body in nodes.items()}  # fmt: skip
+    reader = _NodeReader(doc, at, registry, params, given, given_as, types, problems)
+    graph = Graph(source=name)
+    for node_id, body in nodes.items():
+        node = reader.node(node_id, body)
+        if node is not None:
+            graph.add(node)
+    if problems:
+        raise WorkflowError(problems + _other_problems(graph, registry, problems, set(nodes)))
+    return Workflow(graph=graph, params=params, description=description, raw=value)
+
+
+def _top_level(
+    value: dict, doc: Positions, at: Callable[..., Location], name: str, problems: list[Problem]
+) -> str:
+    """The document's description. An unknown top-level key, another version or a
+    description that is not text is a problem, and reading goes on."""
     for key in value:
         if key not in TOP_LEVEL_KEYS:
             problems.append(
@@ -255,15 +279,17 @@ def _build(
     if not isinstance(description, str):
         problems.append(Problem("syntax", "'description' must be text", location=at("description")))
         description = str(description)
+    return description
 
-    params, given = _params(value, overrides, problems, at, doc, name, given_as)
 
-    graph = Graph(source=name)
+def _node_entries(value: dict, at: Callable[..., Location], problems: list[Problem]) -> dict:
+    """The `nodes` mapping, or none (a problem said) when it is missing or no mapping: the
+    params are still read and checked."""
     nodes = value.get("nodes")
     if nodes is None:
         problems.append(Problem("syntax", "the workflow has no 'nodes' mapping", location=at()))
-        nodes = {}
-    elif not isinstance(nodes, dict):
+        return {}
+    if not isinstance(nodes, dict):
         problems.append(
             Problem(
                 "syntax",
@@ -271,79 +297,104 @@ def _build(
                 location=at("nodes"),
             )  # fmt: skip
         )
-        nodes = {}
+        return {}
+    return nodes
 
-    types: dict[str, str | None] = {}
-    for node_id, body in nodes.items():
-        types[node_id] = body.get("type") if isinstance(body, dict) else None
 
-    for node_id, body in nodes.items():
-        node_loc = doc.key_at.get(("nodes", node_id)) or at("nodes", node_id)
-        if not isinstance(body, dict):
-            problems.append(
-                Problem(
-                    "syntax",
-                    "the node is empty: give it a 'type' (e.g. 'type: LatentNoise') and its inputs"
-                    if body is None
-                    else f"a node is a mapping with a 'type' key, not a {_kind(body)}",
-                    node_id=node_id,
-                    location=node_loc,
-                )  # fmt: skip
-            )
-            continue
-        type_name = body.get("type")
-        if not isinstance(type_name, str) or not type_name:
-            problems.append(
-                Problem(
-                    "syntax",
-                    "the node has no 'type' (the node type name, e.g. 'type: LatentNoise')"
-                    if type_name is None or type_name == ""
-                    else f"'type' must be a node type name (text), not a {_kind(type_name)}",
-                    node_id=node_id,
-                    location=node_loc,
-                )  # fmt: skip
-            )
-            continue
-        node = Node(id=node_id, type=type_name, location=node_loc)
+def _entry_problem(node_id: str, body: Any, where: Location) -> Problem | None:
+    """Why a node entry is no node (not a mapping, no type name), or None. Such an entry is
+    left out, its inputs unread: validation cannot say more about a node of no type."""
+    if not isinstance(body, dict):
+        return Problem(
+            "syntax",
+            "the node is empty: give it a 'type' (e.g. 'type: LatentNoise') and its inputs"
+            if body is None
+            else f"a node is a mapping with a 'type' key, not a {_kind(body)}",
+            node_id=node_id,
+            location=where,
+        )  # fmt: skip
+    type_name = body.get("type")
+    if not isinstance(type_name, str) or not type_name:
+        return Problem(
+            "syntax",
+            "the node has no 'type' (the node type name, e.g. 'type: LatentNoise')"
+            if type_name is None or type_name == ""
+            else f"'type' must be a node type name (text), not a {_kind(type_name)}",
+            node_id=node_id,
+            location=where,
+        )  # fmt: skip
+    return None
+
+
+@dataclass
+class _NodeReader:
+    """Reading the `nodes` entries into `Node`s, with what every entry needs in one place:
+    the document's positions, the params (`given`: those given a value, and `given_as` how,
+    to place their problems), each node id's type name (links are resolved against them) and
+    the problems found so far, which it adds to."""
+
+    doc: Positions
+    at: Callable[..., Location]
+    registry: Registry
+    params: dict[str, Any]
+    given: dict[str, str]
+    given_as: str
+    types: dict[str, str | None]
+    problems: list[Problem]
+
+    def node(self, node_id: str, body: Any) -> Node | None:
+        """One entry as a `Node`: its title and inputs with the params put in; None (a problem
+        said) when the entry is no node (`_entry_problem`)."""
+        where = self.doc.key_at.get(("nodes", node_id)) or self.at("nodes", node_id)
+        problem = _entry_problem(node_id, body, where)
+        if problem is not None:
+            self.problems.append(problem)
+            return None
+        type_name = body["type"]
+        node = Node(id=node_id, type=type_name, location=where)
         title = body.get("title")
         if title is not None:
             titled = _Substitution(
-                params, problems, node_id, "title", at("nodes", node_id, "title")
+                self.params, self.problems, node_id, "title", self.at("nodes", node_id, "title")
             )
             node.title = str(titled.value(title))
-        node_type = registry.get(type_name)
+        node_type = self.registry.get(type_name)
         for input_name, raw_value in body.items():
-            if input_name in RESERVED_NODE_KEYS:
-                continue
-            where = at("nodes", node_id, input_name)
-            node.input_locations[input_name] = where  # a link's `$` are not substituted
-            decl = node_type.input(input_name) if node_type is not None else None
-            spec = _link_spec(raw_value, decl)
-            if spec is not None:
-                if not isinstance(spec, str):
-                    problems.append(
-                        Problem(
-                            "syntax",
-                            "a link is written {from: node.output}",
-                            node_id=node_id,
-                            input_name=input_name,
-                            location=where,
-                        )  # fmt: skip
-                    )
-                    continue
-                link = _resolve_link(spec, types, registry, node_id, input_name, where, problems)
-                if link is not None:
-                    node.inputs[input_name] = link
-                continue
-            substitution = _Substitution(params, problems, node_id, input_name, where)
+            if input_name not in RESERVED_NODE_KEYS:
+                self._input(node, node_type, input_name, raw_value)
+        return node
+
+    def _input(
+        self, node: Node, node_type: NodeType | None, input_name: str, raw_value: Any
+    ) -> None:
+        """One written input into `node`: a link resolved against the other nodes, else the
+        value with the params put in, read as its declaration reads it and placed where a
+        given param's value came from; a link written wrong is a problem, the input left out."""
+        where = self.at("nodes", node.id, input_name)
+        node.input_locations[input_name] = where  # a link's `$` are not substituted
+        decl = node_type.input(input_name) if node_type is not None else None
+        spec = _link_spec(raw_value, decl)
+        if spec is None:
+            substitution = _Substitution(self.params, self.problems, node.id, input_name, where)
             written = substitution.value(raw_value)
             node.inputs[input_name] = decl.literal(written) if decl is not None else written
-            node.input_locations[input_name] = substitution.placed(given, given_as)
-        graph.add(node)
-
-    if problems:
-        raise WorkflowError(problems + _other_problems(graph, registry, problems, set(nodes)))
-    return Workflow(graph=graph, params=params, description=description, raw=value)
+            node.input_locations[input_name] = substitution.placed(self.given, self.given_as)
+        elif not isinstance(spec, str):
+            self.problems.append(
+                Problem(
+                    "syntax",
+                    "a link is written {from: node.output}",
+                    node_id=node.id,
+                    input_name=input_name,
+                    location=where,
+                )  # fmt: skip
+            )
+        else:
+            link = _resolve_link(
+                spec, self.types, self.registry, node.id, input_name, where, self.problems
+            )
+            if link is not None:
+                node.inputs[input_name] = link
 
 
 def _other_problems(
