@@ -78,34 +78,63 @@ def _file_bytes(path: Path, name: str) -> bytes:
         ) from None
 
 
-# What Windows Notepad saves as "Unicode": UTF-16 behind its byte order mark.
-_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-_UTF16_HEAD = 8  # bytes: the first four characters, which a workflow starts in ASCII
+# What Windows Notepad saves as "Unicode" (UTF-16), and UTF-32: named, not read. UTF-32 LE's
+# mark begins with UTF-16 LE's, so it is looked for first.
+_MARKS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_WIDE = (("utf-32-le", "UTF-32"), ("utf-32-be", "UTF-32"),
+         ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"))  # fmt: skip
+_HEAD = 4  # characters: the first ones, which a workflow starts in ASCII
 
 
-def _utf16(data: bytes) -> bool:
-    """Whether the bytes are UTF-16: behind its byte order mark, or without one, the first
-    characters ASCII with a NUL beside each (LE or BE). No UTF-8 workflow holds a NUL, and
-    only the first bytes are looked at: a UTF-8 read pays nothing for it."""
-    if data.startswith(_UTF16_BOMS):
-        return True
-    head = data[:_UTF16_HEAD]
-    if len(head) < 2 or 0 not in head[:2]:
-        return False
-    nul_first = head[0] == 0  # BE: the NUL before each ASCII byte; LE: after it
-    return all((byte == 0) == ((i % 2 == 0) == nul_first) for i, byte in enumerate(head))
+def _ascii_head(data: bytes, width: int) -> bool:
+    """Whether the first characters are ASCII in `width`-byte units, LE or BE: each unit one
+    byte that is not NUL beside NULs. No UTF-8 workflow holds a NUL."""
+    head = data[: _HEAD * width]
+    units = [head[i : i + width] for i in range(0, len(head) - len(head) % width, width)]
+    nuls = bytes(width - 1)
+    return bool(units) and (
+        all(u[0] and u[1:] == nuls for u in units) or all(u[-1] and u[:-1] == nuls for u in units)
+    )
+
+
+def _wide_encoding(data: bytes, utf8: bool) -> str | None:
+    """The wide encoding the bytes are in ("UTF-16", "UTF-32"), or None: behind its byte order
+    mark; without one, by the NULs beside each of its first characters (which may even decode
+    as UTF-8: ASCII with NULs); or, bytes that are not UTF-8 (`utf8` False), when they hold a
+    NUL and read in that encoding hold none, a tenth or more of the characters ASCII (a
+    workflow's keys and punctuation are, whatever language its text is in). Only the first
+    bytes are looked at when the file is UTF-8: a UTF-8 read pays nothing for it."""
+    for mark, name in _MARKS:
+        if data.startswith(mark):
+            return name
+    for name, width in (("UTF-32", 4), ("UTF-16", 2)):
+        if _ascii_head(data, width):
+            return name
+    if utf8 or b"\0" not in data:
+        return None
+    for codec, name in _WIDE:
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if "\0" not in text and len(text.encode("ascii", "ignore")) * 10 >= len(text):
+            return name
+    return None
 
 
 def _decoded(data: bytes, name: str) -> str:
     """A workflow's bytes as text: UTF-8 (a BOM allowed), else refused at the first byte that
-    is not, a UTF-16 file (which may even decode as UTF-8, a NUL every other byte) named as
-    one."""
-    if _utf16(data):
-        raise Refused(Problem("syntax", "the file is UTF-16; save it as UTF-8",
-                              location=Location.at_offset(name, data, 0)))  # fmt: skip
+    is not; a UTF-16 or UTF-32 file (UTF-16 may even decode as UTF-8, a NUL every other byte)
+    named as one."""
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        _refuse_wide(data, name, utf8=False)
         raise Refused(
             Problem(
                 "syntax",
@@ -113,6 +142,15 @@ def _decoded(data: bytes, name: str) -> str:
                 location=Location.at_offset(name, data, exc.start),
             )
         ) from None
+    _refuse_wide(data, name, utf8=True)
+    return text
+
+
+def _refuse_wide(data: bytes, name: str, utf8: bool) -> None:
+    wide = _wide_encoding(data, utf8)
+    if wide:
+        raise Refused(Problem("syntax", f"the file is {wide}; save it as UTF-8",
+                              location=Location.at_offset(name, data, 0)))  # fmt: skip
 
 
 def _too_big(name: str) -> Problem:

@@ -162,3 +162,44 @@ def test_bytes_that_are_not_utf8_are_located(tmp_path, data, line, column):
         line,
         column,
     )
+
+
+@pytest.mark.parametrize("mark", [b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b""])
+def test_a_utf32_file_is_named_as_one(tmp_path, mark):
+    """UTF-32 with its byte order mark was named UTF-16 (LE: its mark begins with UTF-16 LE's)
+    or refused as "not UTF-8 text (byte 0xfe at offset 2)" (BE); without a mark as "character
+    U+0000 is not allowed". Named as UTF-32, as UTF-16 is named, not read."""
+    codec = "utf-32-be" if mark.startswith(b"\x00") else "utf-32-le"
+    path = tmp_path / "w.yaml"
+    path.write_bytes(mark + "version: 1\nnodes: {}\n".encode(codec))
+    with pytest.raises(WorkflowError) as info:
+        read_source(path)
+    assert [(p.message, p.location.line, p.location.column) for p in info.value.problems] == [
+        ("the file is UTF-32; save it as UTF-8", 1, 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_file_without_its_mark_starting_in_cjk_is_named_as_one(tmp_path, encoding):
+    """Without a mark, UTF-16 was named only when its first characters were ASCII: a file
+    starting with a Japanese comment was "not UTF-8 text (byte 0x92 at offset 10)"."""
+    text = "# 猫の絵を描く\nversion: 1\nnodes:\n  p: {type: TextEncode, text: 猫}\n"
+    path = tmp_path / "w.yaml"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(WorkflowError) as info:
+        read_source(path)
+    assert [(p.message, p.location.line, p.location.column) for p in info.value.problems] == [
+        ("the file is UTF-16; save it as UTF-8", 1, 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("data", [
+    b"version: 1\n\x00", b"version: 1\nnodes: {}  # \xe9\n\x00", b"\x00\x00\x00\x00",
+])  # fmt: skip
+def test_a_file_with_a_stray_nul_is_not_named_utf16(data):
+    """A NUL in a file that is no UTF-16 is left to the parser (which names the character and
+    its place) or to the UTF-8 check: read as UTF-16 the bytes are next to no ASCII, read as
+    UTF-32 no text at all."""
+    try:
+        assert read_source("w.yaml", data) == data.decode()
+    except WorkflowError as error:
+        assert [p.message for p in error.problems] == [
+            "the file is not UTF-8 text (byte 0xe9 at offset 24)"]  # fmt: skip
