@@ -29,6 +29,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -207,6 +208,60 @@ def write_file(path: Path, save: Callable[[Path], None]) -> Path:
         return path
 
     return write_new(path.parent, save, place, prefix=f".{path.name}.", target=lambda: path)
+
+
+def write_folder(dest: Path, fill: Callable[[Path], None]) -> Path:
+    """Replace the folder `dest` with the one `fill(new folder)` fills, whole or not at all:
+    it is filled as a new sibling (made as `mkdir` makes one, with the user's umask), which
+    then takes `dest`'s place, an earlier `dest` moved aside first and removed after. A write
+    that fails is a `FileWriteError` naming `dest`, and leaves neither the sibling nor the
+    folders made for it; an earlier `dest` stays as it was."""
+    dest = Path(dest)
+    try:
+        made = make_folders(dest.parent)
+    except FileWriteError as exc:
+        raise FileWriteError(dest, exc.reason, exc) from exc
+    tmp = None
+    try:
+        if os.path.lexists(dest) and not dest.is_dir():
+            raise FileWriteError(dest, f"{dest} is a file, not a folder")
+        tmp = _new_sibling(dest)
+        fill(tmp)
+        old = _sibling_name(dest) if dest.is_dir() else None
+        if old is not None:
+            os.replace(dest, old)
+        try:
+            os.replace(tmp, dest)
+        except BaseException:
+            if old is not None:
+                os.replace(old, dest)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return dest
+    except BaseException as exc:  # Ctrl-C too: nothing half-written left behind
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        remove_folders(made)
+        failed = write_error(dest, exc)
+        if failed is None:
+            raise
+        raise failed from exc
+
+
+def _new_sibling(dest: Path) -> Path:
+    """A new, empty, uniquely named hidden folder beside `dest`, made as `mkdir` makes one."""
+    while True:
+        path = _sibling_name(dest)
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
+def _sibling_name(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}-{secrets.token_hex(8)}.tmp")
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

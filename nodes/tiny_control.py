@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import paths
-from latentgraph.graph.files import write_file
+from latentgraph.graph.files import write_file, write_folder
 
 from .ldm_layout import unet_key
 from .tiny_addons import save_atomic
@@ -155,10 +155,14 @@ def write_controlnet_folder(root: Path) -> list[Path]:
 
 
 def save_pretrained(model: Any, dest: Path) -> Path:
-    """`model.save_pretrained` into `dest`, each file copied in with `write_file`: diffusers
-    writes its weights through safetensors, whose files are 0600 whatever the umask."""
-    with tempfile.TemporaryDirectory() as scratch:
-        model.save_pretrained(scratch)
-        for src in sorted(Path(scratch).iterdir()):
-            write_file(dest / src.name, partial(shutil.copyfile, src))
-    return dest
+    """`model.save_pretrained` into `dest`, whole or not at all (`write_folder`: a full disk
+    leaves no part of it), each file copied in with `write_file`: diffusers writes its weights
+    through safetensors, whose files are 0600 whatever the umask."""
+
+    def fill(folder: Path) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            model.save_pretrained(scratch)
+            for src in sorted(Path(scratch).iterdir()):
+                write_file(folder / src.name, partial(shutil.copyfile, src))
+
+    return write_folder(dest, fill)

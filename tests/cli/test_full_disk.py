@@ -142,6 +142,41 @@ def test_tiny_model_addons_on_a_disk_that_fills_names_what_it_wrote(cli, tmp_pat
         sorted(kept))  # fmt: skip
 
 
+def test_tiny_model_addons_diffusers_folder_is_whole_or_not_there(cli, tmp_path, monkeypatch,
+                                                                    tiny_folder):  # fmt: skip
+    """The ControlNet's diffusers folder was written file by file: a disk filling at its
+    weights left its config.json, a folder that looks like a model and fails to load. It is
+    filled beside its place and renamed in: a failure leaves none of it (nor the one beside),
+    and a folder an earlier run wrote stays whole."""
+    import shutil
+
+    real = shutil.copyfile
+
+    def filling(src, dst, *args, **kwargs):  # the folder's files are copied in one by one
+        if "diffusion_pytorch_model" in str(dst):
+            raise OSError(28, "No space left on device")
+        return real(src, dst, *args, **kwargs)
+
+    folder = tmp_path / "models" / "controlnet" / "tiny-controlnet-diffusers"
+    with monkeypatch.context() as patched:
+        patched.setattr(shutil, "copyfile", filling)
+        code, _, err = cli("tiny-model", "--addons", "models")
+    assert code == 1
+    assert sorted(p.name for p in folder.parent.iterdir() if "diffusers" in p.name) == []
+    assert err.startswith("latentgraph: error: saved 11 of 12: ")
+    assert err.endswith(f"; cannot write {folder.relative_to(tmp_path)}: {FULL}\n")
+
+    assert cli("tiny-model", "--addons", "models")[0] == 0
+    whole = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(whole) == ["config.json", "diffusion_pytorch_model.safetensors"]
+    with monkeypatch.context() as patched:
+        patched.setattr(shutil, "copyfile", filling)
+        assert cli("tiny-model", "--addons", "models")[0] == 1
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == whole
+    assert sorted(p.name for p in folder.parent.iterdir() if "diffusers" in p.name) == [
+        folder.name]  # fmt: skip
+
+
 def test_serve_refused_at_start_by_a_full_disk_stays_a_usage_error(cli, tmp_path, monkeypatch):
     """A folder whose disk refuses what `serve` writes at start (example.png; on Ray the
     shared folders' marker) is a folder that cannot be used, refused before any worker starts
