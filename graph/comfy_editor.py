@@ -541,6 +541,18 @@ def _read_graph(data: Mapping[str, Any], registry: Registry,
                 source: str) -> tuple[Graph, list[str]]:  # fmt: skip
     """`graph_from_editor`'s graph, and why each output node muting dropped while others are
     left to run is gone (said as a warning by `graph_from_editor`)."""
+    data, flat, problems = _flattened(data, registry, source)
+    reader = _GraphReader(flat, registry, source, problems)
+    for raw in flat.nodes.values():
+        reader.read(raw)
+    return reader.finish(_preferred_ids(data))
+
+
+def _flattened(data: Mapping[str, Any], registry: Registry,
+               source: str) -> tuple[Mapping[str, Any], _Flattener, list[Problem]]:  # fmt: skip
+    """The document with its group nodes expanded, its nodes flattened out of subgraphs, and
+    the problems found doing so. A document whose shape is wrong (no node list, a link or node
+    list that cannot be read) is refused here: what would be read of the rest would mislead."""
     if not is_editor_workflow(data):
         loc = Location(source)
         raise WorkflowError(
@@ -553,87 +565,135 @@ def _read_graph(data: Mapping[str, Any], registry: Registry,
     problems = group_problems + flat.problems
     if any(p.node_id is None for p in flat.problems):  # the document's shape: links or nodes
         raise WorkflowError(problems)  # are lost, what is read of the rest would mislead
-    resolver = _Resolver(flat.nodes)
-    graph = Graph(source=source, dialect="comfy")
-    muted_inputs: dict[str, list[tuple[str, _Muted]]] = {}
-    unread: set[str] = set()  # nodes left out: their problems are reported already
-    stopped: list[_Raw] = []  # output nodes muted or bypassed themselves
-    top_ids = _preferred_ids(data)
-    for raw in flat.nodes.values():
+    return data, flat, problems
+
+
+def _input_name(entry: Any) -> str | None:
+    """The input an editor node's `inputs` entry is for: a widget turned into an input by its
+    widget's name, else the entry's own; None for an entry that names none."""
+    if not isinstance(entry, Mapping):
+        return None
+    widget = entry.get("widget")
+    name = (
+        widget.get("name")
+        if isinstance(widget, Mapping) and widget.get("name")
+        else entry.get("name")
+    )
+    return name if isinstance(name, str) else None
+
+
+class _GraphReader:
+    """Reading the flattened editor nodes into a `Graph`, one at a time, then finishing it:
+    the state the reading keeps between nodes (the links to muted nodes, the nodes left out,
+    the output nodes muted or bypassed, the problems) in one place."""
+
+    def __init__(self, flat: _Flattener, registry: Registry, source: str,
+                 problems: list[Problem]) -> None:  # fmt: skip
+        self.flat = flat
+        self.registry = registry
+        self.source = source
+        self.problems = problems
+        self.resolver = _Resolver(flat.nodes)
+        self.graph = Graph(source=source, dialect="comfy")
+        self.muted_inputs: dict[str, list[tuple[str, _Muted]]] = {}
+        self.unread: set[str] = set()  # nodes left out: their problems are reported already
+        self.stopped: list[_Raw] = []  # output nodes muted or bypassed themselves
+
+    def read(self, raw: _Raw) -> None:
+        """One editor node into the graph, with its widget values and links; a node the
+        frontend alone has, or that does not run (muted, bypassed), is not, nor one that
+        cannot be read (its problem said, it is left out and reading goes on)."""
         if raw.kind != "node" or raw.type in FRONTEND_ONLY:
-            continue
-        node_type = registry.get(raw.type)
+            return
+        node_type = self.registry.get(raw.type)
         if not mode_runs(raw.mode):
             if node_type is not None and node_type.output_node:
-                stopped.append(raw)
-            continue
-        place = raw.place(source, registry)
+                self.stopped.append(raw)
+            return
+        place = raw.place(self.source, self.registry)
         input_places: dict[str, Location] = {}
-        if group_name(raw.type) is not None:  # a group node that could not be expanded
-            unread.add(raw.id)
-            continue
-        inputs: dict[str, Any] = {}
+        inputs = self._widgets(raw, node_type, place)
+        if inputs is None:
+            self.unread.add(raw.id)
+            return
+        unlinked = self._links(raw, inputs, input_places, place)
         if node_type is not None:
-            inputs, misfit = map_widgets(node_type, raw.data.get("widgets_values"))
-            if misfit:
-                problems.append(Problem("invalid_input_type", misfit, node_id=raw.id,
-                                        location=place, node_type=raw.type))  # fmt: skip
-                unread.add(raw.id)
-                continue
-            promoted = flat.overrides.get(raw.id, {})
-            inputs.update((k, v) for k, v in promoted.items() if node_type.input(k) is not None)
+            self.problems += _dangling_problems(raw, node_type, inputs, unlinked, place)
+        title = raw.data.get("title")
+        self.graph.add(Node(id=raw.id, type=raw.type, inputs=inputs,
+                            title=title if isinstance(title, str) else None,
+                            location=place, input_locations=input_places))  # fmt: skip
+
+    def _widgets(self, raw: _Raw, node_type: NodeType | None,
+                 place: Location) -> dict[str, Any] | None:  # fmt: skip
+        """The node's widget values (`map_widgets`), with the ones a subgraph instance
+        promoted onto it; None when it cannot be read: a group node that could not be
+        expanded (said already), widgets_values that do not fit (said here)."""
+        if group_name(raw.type) is not None:  # a group node that could not be expanded
+            return None
+        if node_type is None:
+            return {}
+        inputs, misfit = map_widgets(node_type, raw.data.get("widgets_values"))
+        if misfit:
+            self.problems.append(Problem("invalid_input_type", misfit, node_id=raw.id,
+                                         location=place, node_type=raw.type))  # fmt: skip
+            return None
+        promoted = self.flat.overrides.get(raw.id, {})
+        inputs.update((k, v) for k, v in promoted.items() if node_type.input(k) is not None)
+        return inputs
+
+    def _links(self, raw: _Raw, inputs: dict[str, Any], input_places: dict[str, Location],
+               place: Location) -> list[tuple[str, str]]:  # fmt: skip
+        """Put what the node's input links resolve to into `inputs`: a node's output, a value
+        (a PrimitiveNode's, placed at it in `input_places`) or nothing (a muted source, kept
+        for the messages). Returns the (input name, why) of links that lead to no node."""
         unlinked: list[tuple[str, str]] = []  # (input name, why its link leads nowhere)
         for slot, inp in enumerate(raw.data.get("inputs") or []):
-            if not isinstance(inp, Mapping):
-                continue
-            widget = inp.get("widget")
-            name = (
-                widget.get("name")
-                if isinstance(widget, Mapping) and widget.get("name")
-                else inp.get("name")
-            )
-            if not isinstance(name, str):
+            name = _input_name(inp)
+            if name is None:
                 continue
             if slot not in raw.in_links:
                 if slot in raw.dangling:
                     unlinked.append((name, raw.dangling[slot]))
                 continue
-            target = resolver.resolve(raw.in_links[slot])
+            target = self.resolver.resolve(raw.in_links[slot])
             if target is None:
                 continue  # dangling: a widget keeps its value, a socket is reported as missing
             if isinstance(target, _Muted):
                 inputs.pop(name, None)
-                muted_inputs.setdefault(raw.id, []).append((name, target))
+                self.muted_inputs.setdefault(raw.id, []).append((name, target))
             elif isinstance(target, _Literal):
                 inputs[name] = target.value
                 if target.primitive is not None:
-                    input_places[name] = _primitive_place(place, target.primitive, source)
+                    input_places[name] = _primitive_place(place, target.primitive, self.source)
             else:
                 inputs[name] = target
-        if node_type is not None:
-            problems += _dangling_problems(raw, node_type, inputs, unlinked, place)
-        title = raw.data.get("title")
-        graph.add(Node(id=raw.id, type=raw.type, inputs=inputs,
-                       title=title if isinstance(title, str) else None,
-                       location=place, input_locations=input_places))  # fmt: skip
-    dropped = _drop_muted_dependents(graph, muted_inputs, registry)
-    names = _safe_names(graph, top_ids)
-    graph = _rename(graph, names)
-    for problem in problems:
-        if problem.node_id in names:
-            problem.node_id = names[problem.node_id]
+        return unlinked
 
-    def named(nid: str) -> str:
-        raw = flat.nodes[nid]
-        return node_name(names.get(nid, nid), raw.shown_type(),
-                         raw.user_title(registry.get(raw.type)))  # fmt: skip
+    def finish(self, top_ids: dict[str, str]) -> tuple[Graph, list[str]]:
+        """The graph read, without what muting dropped and with its nodes' latentgraph ids
+        back (`top_ids`), and why each output muting dropped is gone; a `WorkflowError` with
+        every problem (a workflow left with no output to run among them) instead when any."""
+        registry, problems, flat = self.registry, self.problems, self.flat
+        dropped = _drop_muted_dependents(self.graph, self.muted_inputs, registry)
+        names = _safe_names(self.graph, top_ids)
+        graph = _rename(self.graph, names)
+        for problem in problems:
+            if problem.node_id in names:
+                problem.node_id = names[problem.node_id]
 
-    lost = _dropped_outputs(dropped, named, registry)
-    if not any(_may_be_output(flat.nodes[nid].type, registry) for nid in unread):
-        problems += _muted_outputs(graph, lost, stopped, named, registry)
-    if problems:
-        raise WorkflowError(problems + _rest_of_graph(graph, registry, problems, unread, names))
-    return graph, lost
+        def named(nid: str) -> str:
+            raw = flat.nodes[nid]
+            return node_name(names.get(nid, nid), raw.shown_type(),
+                             raw.user_title(registry.get(raw.type)))  # fmt: skip
+
+        lost = _dropped_outputs(dropped, named, registry)
+        if not any(_may_be_output(flat.nodes[nid].type, registry) for nid in self.unread):
+            problems += _muted_outputs(graph, lost, self.stopped, named, registry)
+        if problems:
+            rest = _rest_of_graph(graph, registry, problems, self.unread, names)
+            raise WorkflowError(problems + rest)
+        return graph, lost
 
 
 def _primitive_place(place: Location, primitive: _Raw, source: str) -> EditorLocation:
