@@ -33,7 +33,7 @@ from latentgraph.graph import (
     node,
 )
 from latentgraph.graph.context import limit_label
-from latentgraph.graph.files import FileWriteError, file_records, file_sha256, write_new
+from latentgraph.graph.files import file_records, file_sha256, remove_folders, write_new
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
 
@@ -427,18 +427,28 @@ def save_images(ctx, images: Any, prefix: str, root: Path, kind: str,
                          size=size)  # fmt: skip
     info = _png_info(ctx)
     records: list[dict[str, Any]] = []
-    rows = to_uint8(images)
-    for row in rows:
-        img = row_image(row)
-        try:
+    top = root.resolve()  # the prefix's subfolders the first write makes, outermost first:
+    made = [p for p in (files.folder, *files.folder.parents) if top in (p, *p.parents)][::-1]
+    made = [p for p in made if not p.is_dir()]
+    try:
+        for row in to_uint8(images):
+            img = row_image(row)
             records.append(files.write(lambda tmp, img=img: img.save(
                 tmp, format="PNG", pnginfo=info, compress_level=4)))  # fmt: skip
-        except FileWriteError as exc:  # the ones saved stay: say which
-            if not records:
-                raise
-            saved = [r["filename"] for r in records]
-            raise exc.after_saving(saved, len(rows)) from exc
+    except BaseException:  # a full disk, Ctrl-C: the batch is saved whole or not at all
+        remove_batch(files.folder, records, made)
+        raise
     return records
+
+
+def remove_batch(folder: Path, records: list[dict[str, Any]], made: list[Path]) -> None:
+    """Remove the files a save wrote of a batch that failed part way, and the folders (`made`,
+    outermost first) made for them: a re-run saves the batch again, and the folder would hold
+    its first images twice. Files an earlier run saved (`kept`) stay."""
+    for record in records:
+        if not record.get("kept"):
+            (folder / record["filename"]).unlink(missing_ok=True)
+    remove_folders(made)
 
 
 def output_folder(literals: dict[str, Any], settings: Settings) -> str:

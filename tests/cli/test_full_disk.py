@@ -1,5 +1,5 @@
 """`latentgraph run` on an output disk that fills: the failed SaveImage names the file it could
-not write and the ones it saved before, in the text and in --json; exit 1 (a run failure: the
+not write, in the text and in --json, and leaves none of its batch; exit 1 (a run failure: the
 workflow is right, the machine refused; a re-run after space is freed saves from the cache)."""
 
 from __future__ import annotations
@@ -27,27 +27,35 @@ nodes:
 """
 
 
-def test_a_disk_full_after_two_saves_says_what_was_saved_and_what_not(cli, tmp_path,
-                                                                      monkeypatch):  # fmt: skip
+def test_a_disk_full_after_two_saves_names_what_was_not_and_leaves_none(cli, tmp_path,
+                                                                        monkeypatch):  # fmt: skip
+    """The batch's first two were kept, and the re-run once there was room saved four more
+    (t_00003_ to t_00006_): two copies of the first two. None is kept, the re-run saves four."""
     path = write(tmp_path, "wf.yaml", FOUR)
     assert cli("run", str(path), "--output-dir", "probe", "--no-cache")[0] == 0
     size = (tmp_path / "probe" / "t_00001_.png").stat().st_size
     out = tmp_path / "output"
-    fill(monkeypatch, out, 2 * size + 1)
-    code, stdout, stderr = cli("run", str(path), "--no-cache")
-    said = (f"saved 2 of 4: t_00001_.png, t_00002_.png; cannot write {out / 't_00003_.png'}: "
-            "the disk is full (No space left on device)")  # fmt: skip
+    out.mkdir()
+    with monkeypatch.context() as patched:
+        fill(patched, out, 2 * size + 1)
+        code, stdout, stderr = cli("run", str(path))
+    said = f"cannot write {out / 't_00003_.png'}: the disk is full (No space left on device)"
     assert code == 1
     assert f"error in node 'save' (SaveImage): {said}" in stdout + stderr
     assert "Traceback" not in stdout + stderr and "Errno" not in stdout + stderr
+    assert list(out.iterdir()) == []
 
-    fill(monkeypatch, out, 0)
-    code, stdout, _ = cli("run", str(path), "--no-cache", "--json")
+    with monkeypatch.context() as patched:
+        fill(patched, out, 0)
+        code, stdout, _ = cli("run", str(path), "--json")
     [failed] = [e for e in map(json.loads, stdout.splitlines()) if e["event"] == "node_failed"]
     assert code == 1 and failed["node_id"] == "save" and failed["user_error"] is False
-    assert failed["message"] == (f"cannot write {out / 't_00003_.png'}: the disk is full "
+    assert failed["message"] == (f"cannot write {out / 't_00001_.png'}: the disk is full "
                                  "(No space left on device)")  # fmt: skip
-    assert sorted(p.name for p in out.iterdir()) == ["t_00001_.png", "t_00002_.png"]
+    assert list(out.iterdir()) == []
+
+    assert cli("run", str(path))[0] == 0  # room again
+    assert sorted(p.name for p in out.iterdir()) == [f"t_0000{i}_.png" for i in range(1, 5)]
 
 
 TINY = """

@@ -1,6 +1,6 @@
 """SaveImage on a disk that fills, a read-only output folder, an output folder that became a
 file: the error names the file the user would have got and says why in words, and a batch
-says which of its files were saved before (they are kept, complete)."""
+that fails part way leaves none of its files (a re-run saves it whole, not twice)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 
 import pytest
 import torch
-from PIL import Image
 
 from latentgraph.graph import files
 from latentgraph.graph.files import FileWriteError
@@ -29,21 +28,30 @@ def png_size(ctx) -> int:
     return (probe / "t_00001_.png").stat().st_size
 
 
-def test_a_disk_full_after_two_of_four_says_what_was_saved(make_ctx, tmp_path, monkeypatch):
+def test_a_disk_full_after_two_of_four_leaves_none_of_the_batch(make_ctx, tmp_path, monkeypatch):
+    """The first two were kept ("saved 2 of 4: ..."), and the re-run once there was room saved
+    all four again under new numbers: the folder held the first two twice. A batch is saved
+    whole or not at all; files of an earlier batch, and folders that were there, stay."""
     ctx = make_ctx("SaveImage")
     out = tmp_path / "output"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / "t_00001_.png").write_bytes(b"an earlier run's")
     room = 2 * png_size(ctx) + 10
-    fill(monkeypatch, out, room)
-    with pytest.raises(FileWriteError) as raised:
-        images.save_image(ctx, batch(4), "t")
-    assert str(raised.value) == (
-        f"saved 2 of 4: t_00001_.png, t_00002_.png; cannot write {out / 't_00003_.png'}: "
-        "the disk is full (No space left on device)")  # fmt: skip
-    assert raised.value.errno == errno.ENOSPC
-    assert sorted(p.name for p in out.iterdir()) == ["t_00001_.png", "t_00002_.png"]
-    for name in ("t_00001_.png", "t_00002_.png"):  # complete, readable
-        with Image.open(out / name) as img:
-            img.load()
+    for prefix, third in (("t", 3), ("sub/t", 4), ("new/deeper/t", 3)):
+        with monkeypatch.context() as patched:
+            fill(patched, out, room)
+            with pytest.raises(FileWriteError) as raised:
+                images.save_image(ctx, batch(4), prefix)
+        assert str(raised.value) == (
+            f"cannot write {out / prefix}_0000{third}_.png: the disk is full "
+            "(No space left on device)")  # fmt: skip
+        assert raised.value.errno == errno.ENOSPC
+        assert sorted(p.name for p in out.iterdir()) == ["sub"]
+        assert [p.name for p in (out / "sub").iterdir()] == ["t_00001_.png"]
+
+    records = images.save_image(ctx, batch(4), "t").ui["images"]
+    assert [r["filename"] for r in records] == [f"t_0000{i}_.png" for i in range(1, 5)]
+    assert sorted(p.name for p in out.iterdir()) == ["sub", *(r["filename"] for r in records)]
 
 
 def test_a_full_disk_at_the_first_file_names_it(make_ctx, tmp_path, monkeypatch):
