@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -57,6 +58,105 @@ def _load_nodes(config: ServerConfig, registry: Any) -> None:
         load_plugins(config.nodes_dirs, entry_points=config.load_nodes)
 
 
+def _server_registry(registry: Any, setup: WorkerSetup) -> Any:
+    """The registry the server checks prompts with: the one handed in, else the one the workers
+    build (`setup.registry()`), else the process's default registry. A worker builds its own
+    copy with `setup.registry`, so a registry handed in that it cannot rebuild is refused."""
+    from latentgraph.graph.declare import default_registry
+
+    if registry is None:
+        return setup.registry() if setup.registry is not None else default_registry
+    if registry is not default_registry and setup.registry is None:
+        raise ValueError("the worker processes cannot rebuild this registry: pass "
+                         "workers=WorkerSetup(registry=<module-level function building it>)")  # fmt: skip
+    return registry
+
+
+def _settings(config: ServerConfig) -> Settings:
+    """The `Settings` every prompt runs with, from the config: folders, device, options and
+    limits, the limits worded by the `serve` flags that set them (`LIMIT_FLAGS`)."""
+    return Settings(output_dir=config.output_dir, input_dir=config.input_dir,
+                    temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
+                    device=config.device, dtype=config.dtype, options=config.options,
+                    max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
+                    max_steps=config.max_steps, max_batch_pixels=config.max_batch_pixels,
+                    limit_labels=LIMIT_FLAGS)  # fmt: skip
+
+
+def _open_store(config: ServerConfig, lock: DatabaseLock | None) -> Store:
+    """The queue database, with the prompts a previous process left running marked failed
+    (that process is gone: they will never finish), said once in the log."""
+    store = Store(config.db_path, history_bytes=config.history_memory_bytes,
+                  max_history=config.max_history, lock=lock)  # fmt: skip
+    recovered = store.recover()
+    if recovered:
+        log.warning(
+            "marked %d prompt(s) left running by a previous process as failed", len(recovered)
+        )
+    return store
+
+
+def _worker_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings,
+                 pool: WorkerPool | None) -> WorkerPool:  # fmt: skip
+    """Where prompts run: the pool handed in, else Ray actors when the config asks for Ray,
+    else local worker processes."""
+    if pool is not None:
+        return pool
+    if config.ray:
+        from .ray_workers import ray_pool  # Ray is optional: imported only when asked for
+
+        return ray_pool(config, setup, settings)
+    return LocalWorkerPool(setup, worker_specs(config, settings))
+
+
+def _lifespan(state: ServerState, logs: api_info.RecentLogs) -> Callable[[Starlette], Any]:
+    """What starts with the app and stops with it: the log panel's capture, the hub on the
+    event loop, the dispatcher (stopped off the loop: it joins its thread and stops the
+    workers), the store."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        logs.attach()  # uvicorn has configured its loggers by now
+        state.hub.bind(asyncio.get_running_loop())
+        state.on_start()
+        freeze_start_up_objects()
+        state.dispatcher.start()
+        try:
+            yield
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, state.dispatcher.stop)
+            state.store.close()
+            logs.detach()
+
+    return lifespan
+
+
+def _routes(config: ServerConfig) -> list[BaseRoute]:
+    """Every route, bare and under /api as ComfyUI serves them; the editor last, as its static
+    files are mounted at / and would answer every path after them."""
+    api = _api_routes()
+    return [
+        *api,
+        *api_ws.routes,
+        Mount("/api", routes=[*api, *api_ws.routes]),
+        *api_templates.static_routes,
+        *editor.routes(config.editor),
+    ]
+
+
+def _guards(config: ServerConfig) -> list[Middleware]:
+    """The guards in front of every route, the websocket and the editor too: Host (DNS
+    rebinding), token, cross-origin requests, body size (`middleware.py`)."""
+    return [
+        Middleware(
+            GuardMiddleware,
+            max_body_bytes=config.max_body_bytes,
+            auth_token=config.auth_token,
+            hosts=HostGuard(config.host, config.allow_hosts),
+        )
+    ]
+
+
 def create_app(
     config: ServerConfig,
     *,
@@ -77,80 +177,27 @@ def create_app(
     `lock`: the queue database's lock, when the caller took it (`serve`, before it binds its
     port); the store takes it otherwise (`StoreInUse`: another server uses this data folder)
     and holds it until the app stops."""
-    from latentgraph.graph.declare import default_registry
-
     setup = workers or WorkerSetup()
     handed_in = registry is not None
-    if registry is None:
-        registry = setup.registry() if setup.registry is not None else default_registry
-    elif registry is not default_registry and setup.registry is None:
-        raise ValueError("the worker processes cannot rebuild this registry: pass "
-                         "workers=WorkerSetup(registry=<module-level function building it>)")  # fmt: skip
+    registry = _server_registry(registry, setup)
     config.ensure_dirs()
     if not handed_in:
         _load_nodes(config, registry)
-    settings = Settings(output_dir=config.output_dir, input_dir=config.input_dir,
-                        temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
-                        device=config.device, dtype=config.dtype, options=config.options,
-                        max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
-                        max_steps=config.max_steps, max_batch_pixels=config.max_batch_pixels,
-                        limit_labels=LIMIT_FLAGS)  # fmt: skip
-    store = Store(config.db_path, history_bytes=config.history_memory_bytes,
-                  max_history=config.max_history, lock=lock)  # fmt: skip
-    recovered = store.recover()
-    if recovered:
-        log.warning(
-            "marked %d prompt(s) left running by a previous process as failed", len(recovered)
-        )
+    settings = _settings(config)
+    store = _open_store(config, lock)
     hub = Hub(config.client_backlog_bytes, config.client_stall_seconds)
-    if pool is None and config.ray:
-        from .ray_workers import ray_pool  # Ray is optional: imported only when asked for
-
-        pool = ray_pool(config, setup, settings)
-    elif pool is None:
-        pool = LocalWorkerPool(setup, worker_specs(config, settings))
+    pool = _worker_pool(config, setup, settings, pool)
     previews = config.previews or settings.option("previews")
     dispatcher = Dispatcher(store, hub, registry, pool, previews=previews,
                             interrupt_grace=config.interrupt_grace_seconds,
                             folders=user_folders(settings))  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, dispatcher)
-
     logs = api_info.RecentLogs()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
-        logs.attach()  # uvicorn has configured its loggers by now
-        hub.bind(asyncio.get_running_loop())
-        state.on_start()
-        freeze_start_up_objects()
-        dispatcher.start()
-        try:
-            yield
-        finally:
-            await asyncio.get_running_loop().run_in_executor(None, dispatcher.stop)
-            store.close()
-            logs.detach()
-
-    api = _api_routes()
-    routes: list[BaseRoute] = [
-        *api,
-        *api_ws.routes,
-        Mount("/api", routes=[*api, *api_ws.routes]),
-        *api_templates.static_routes,
-        *editor.routes(config.editor),
-    ]
     app = Starlette(
-        routes=routes,
+        routes=_routes(config),
         exception_handlers=exception_handlers,
-        middleware=[
-            Middleware(
-                GuardMiddleware,
-                max_body_bytes=config.max_body_bytes,
-                auth_token=config.auth_token,
-                hosts=HostGuard(config.host, config.allow_hosts),
-            )
-        ],  # fmt: skip
-        lifespan=lifespan,
+        middleware=_guards(config),
+        lifespan=_lifespan(state, logs),
     )
     app.state.lg = state
     app.state.logs = logs  # the recent log lines /internal/logs/raw answers
