@@ -929,6 +929,84 @@ def _output_slots(graph: Graph, registry: Registry) -> dict[str, list[tuple[str,
     return slots
 
 
+def _editor_ids(graph: Graph) -> dict[str, int]:
+    """The editor's integer id of each node: a numeric id kept, any other the next free
+    integer, in graph order, after the highest numeric one."""
+    ids: dict[str, int] = {}
+    used = {int(n.id) for n in graph if n.id.isdigit()}
+    next_id = max(used, default=0) + 1
+    for node in graph:
+        if node.id.isdigit():
+            ids[node.id] = int(node.id)
+        else:
+            ids[node.id] = next_id
+            next_id += 1
+    return ids
+
+
+def _editor_inputs(
+    node: Node, node_type: NodeType | None
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """A node's editor `inputs` entries (unlinked yet) and its `widgets_values`: its sockets,
+    then its widgets' values in the editor's order (a seed's control value and the upload
+    button's after theirs), a linked widget also an input entry; a type that is not installed
+    keeps an entry per link, so nothing is silently lost."""
+    inputs: list[dict[str, Any]] = []
+    values: list[Any] = []
+    widgets = widget_inputs(node_type) if node_type else []
+    widget_names = {w.name for w in widgets}
+    sockets = [i for i in node_type.inputs if i.name not in widget_names] if node_type else []
+    for inp in sockets:
+        inputs.append({"name": inp.name, "type": inp.type, "link": None})
+    upload = _upload_slot(widgets)
+    for n, inp in enumerate(widgets[: _widgets_written(widgets, node)]):
+        values.append(_editor_value(inp, node.inputs.get(inp.name)))
+        if inp.seed:
+            values.append("fixed")
+        if n == upload:
+            values.append("image")
+        if isinstance(node.inputs.get(inp.name), Link):
+            inputs.append({"name": inp.name, "type": inp.type, "widget": {"name": inp.name},
+                           "link": None})  # fmt: skip
+    if node_type is None:  # unknown type: keep its links so nothing is silently lost
+        for name, _ in node.links():
+            inputs.append({"name": name, "type": "*", "link": None})
+    return inputs, values
+
+
+@dataclass
+class _EditorLinks:
+    """The editor's link table as it is written: links numbered from 1 in the order their
+    targets are written (`connect`), and each output slot's links (`outputs`)."""
+
+    ids: dict[str, int]  # the editor id of each node (`_editor_ids`)
+    slots: dict[str, list[tuple[str, str]]]  # each node's output slots (`_output_slots`)
+    rows: list[list[Any]] = field(default_factory=list)
+    leaving: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+
+    def connect(self, node: Node, inputs: list[dict[str, Any]]) -> None:
+        """Number the links into `node`'s `inputs` entries, setting each entry's `link`."""
+        for slot, entry in enumerate(inputs):
+            value = node.inputs.get(entry["name"])
+            if not isinstance(value, Link) or value.node not in self.ids:
+                continue
+            link_id = len(self.rows) + 1
+            src_slots = self.slots[value.node]
+            src_type = src_slots[value.output][1] if value.output < len(src_slots) else "*"
+            self.rows.append([link_id, self.ids[value.node], value.output, self.ids[node.id],
+                              slot, src_type])  # fmt: skip
+            entry["link"] = link_id
+            self.leaving.setdefault((value.node, value.output), []).append(link_id)
+
+    def outputs(self, node: Node) -> list[dict[str, Any]]:
+        """`node`'s editor `outputs`: each slot with the links leaving it."""
+        return [
+            {"name": name, "type": type_, "links": self.leaving.get((node.id, k), []),
+             "slot_index": k}
+            for k, (name, type_) in enumerate(self.slots[node.id])
+        ]  # fmt: skip
+
+
 def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[str, Any]:
     """An editor-format workflow (schema 0.4) for `graph`, laid out in columns by dependency
     depth, opened at scale 1 with every node in view.
@@ -939,54 +1017,15 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
     their targets are written.
     """
     registry = registry or default_registry
-    ids: dict[str, int] = {}
-    used = {int(n.id) for n in graph if n.id.isdigit()}
-    next_id = max(used, default=0) + 1
-    for node in graph:
-        if node.id.isdigit():
-            ids[node.id] = int(node.id)
-        else:
-            ids[node.id] = next_id
-            next_id += 1
+    ids = _editor_ids(graph)
     depth = _depths(graph)
     slots = _output_slots(graph, registry)
+    links = _EditorLinks(ids, slots)
     column_y: dict[int, float] = {}
     nodes: list[dict[str, Any]] = []
-    links: list[list[Any]] = []
-    out_links: dict[tuple[str, int], list[int]] = {}
-    order = sorted(graph, key=lambda n: depth[n.id])
-    for node in order:
-        node_type = registry.get(node.type)
-        inputs: list[dict[str, Any]] = []
-        values: list[Any] = []
-        widgets = widget_inputs(node_type) if node_type else []
-        widget_names = {w.name for w in widgets}
-        sockets = [i for i in node_type.inputs if i.name not in widget_names] if node_type else []
-        for inp in sockets:
-            inputs.append({"name": inp.name, "type": inp.type, "link": None})
-        upload = _upload_slot(widgets)
-        for n, inp in enumerate(widgets[: _widgets_written(widgets, node)]):
-            values.append(_editor_value(inp, node.inputs.get(inp.name)))
-            if inp.seed:
-                values.append("fixed")
-            if n == upload:
-                values.append("image")
-            if isinstance(node.inputs.get(inp.name), Link):
-                inputs.append({"name": inp.name, "type": inp.type, "widget": {"name": inp.name},
-                               "link": None})  # fmt: skip
-        if node_type is None:  # unknown type: keep its links so nothing is silently lost
-            for name, _ in node.links():
-                inputs.append({"name": name, "type": "*", "link": None})
-        for slot, entry in enumerate(inputs):
-            value = node.inputs.get(entry["name"])
-            if not isinstance(value, Link) or value.node not in ids:
-                continue
-            link_id = len(links) + 1
-            src_slots = slots[value.node]
-            src_type = src_slots[value.output][1] if value.output < len(src_slots) else "*"
-            links.append([link_id, ids[value.node], value.output, ids[node.id], slot, src_type])
-            entry["link"] = link_id
-            out_links.setdefault((value.node, value.output), []).append(link_id)
+    for node in sorted(graph, key=lambda n: depth[n.id]):
+        inputs, values = _editor_inputs(node, registry.get(node.type))
+        links.connect(node, inputs)
         rows = max(sum("widget" not in i for i in inputs), len(slots[node.id]))
         height = 30 + 22 * rows + 26 * len(values)
         col = depth[node.id]
@@ -1013,18 +1052,14 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
         nodes.append(entry)
     by_id = {n["id"]: n for n in nodes}
     for node in graph:
-        by_id[ids[node.id]]["outputs"] = [
-            {"name": name, "type": type_, "links": out_links.get((node.id, k), []),
-             "slot_index": k}
-            for k, (name, type_) in enumerate(slots[node.id])
-        ]  # fmt: skip
+        by_id[ids[node.id]]["outputs"] = links.outputs(node)
     return {
         "id": str(uuid.uuid4()),
         "revision": 0,
         "last_node_id": max(ids.values(), default=0),
-        "last_link_id": len(links),
+        "last_link_id": len(links.rows),
         "nodes": nodes,
-        "links": links,
+        "links": links.rows,
         "groups": [],
         "config": {},
         "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}},
