@@ -17,6 +17,8 @@ from .hosts import is_loopback_bind, no_such_address
 from .middleware import TOKEN_PARAMETER
 from .workers import WorkerSetup
 
+# What stands where a token was.
+REDACTED = "<redacted>"
 # A query parameter in a log line: its raw name and value, after `?`, `&` or `;`.
 _QUERY_PARAMETER = re.compile(r"(?<=[?&;])([^=&;?#\s]*)=([^&;\s]*)")
 
@@ -28,7 +30,9 @@ def redact_query(text: str) -> str:
 
     def hide(found: re.Match[str]) -> str:
         name = unquote_plus(found[1]).strip().lower()
-        return f"{found[1]}=<redacted>" if name == TOKEN_PARAMETER else found[0]
+        if name != TOKEN_PARAMETER or found[2].startswith(REDACTED):  # hidden already
+            return found[0]
+        return f"{found[1]}={REDACTED}"
 
     return _QUERY_PARAMETER.sub(hide, text) if "=" in text else text
 
@@ -70,8 +74,8 @@ class RedactToken(logging.Filter):
         self._token = token_pattern(token) if token else None
 
     def redact(self, text: str) -> str:
-        text = _USERINFO.sub("<redacted>@", redact_query(text))  # http://user:password@host
-        return self._token.sub("<redacted>", text) if self._token else text
+        text = _USERINFO.sub(f"{REDACTED}@", redact_query(text))  # http://user:password@host
+        return self._token.sub(REDACTED, text) if self._token else text
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.args and isinstance(record.msg, str):

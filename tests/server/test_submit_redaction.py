@@ -93,3 +93,21 @@ def test_an_unreachable_servers_error_hides_the_urls_credentials(tmp_path, monke
         "latentgraph: error: cannot reach the server at http://<redacted>@127.0.0.1:9: "
         "cannot open ws://<redacted>@127.0.0.1:9/ws?clientId="
     ), err
+
+
+def test_an_unreachable_servers_error_keeps_the_colon_after_a_hidden_token(tmp_path,
+                                                                            monkeypatch, capsys):  # fmt: skip
+    """The server URL, its token hidden once, was hidden again within the whole line, and the
+    second pass took the `:` after `<redacted>` as part of the token's value."""
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("nodes: {}\n")
+
+    def refuse(url, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr("websockets.sync.client.connect", refuse)
+    code = remote.submit(workflow, "http://127.0.0.1:9/?token=abc", auth_token=None)
+    err = capsys.readouterr().err
+    assert code == remote.EXIT_UNREACHABLE
+    assert err == ("latentgraph: error: cannot reach the server at "
+                   "http://127.0.0.1:9/?token=<redacted>: connection refused\n")  # fmt: skip
