@@ -66,6 +66,8 @@ from .workers import (
     Ready,
     RunMessages,
     SentImage,
+    Warned,
+    WarnedOnce,
     WorkerMessage,
     WorkerPool,
     model_keys,
@@ -142,6 +144,7 @@ class Dispatcher:
         self._keys: dict[str, frozenset[str]] = {}
         self._deaths: dict[str, int] = {}  # prompt id -> workers that died under it
         self.frees = 0  # POST /free requests the workers have carried out
+        self._warned = WarnedOnce(log)  # the workers' warnings, each said once in the log
         self._store_retry_at = 0.0  # monotonic time before which nothing starts (full disk)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="latentgraph-dispatch",
@@ -367,6 +370,8 @@ class Dispatcher:
             self.frees += 1
         elif isinstance(message, Died):
             self._on_death(worker_id, message.reason)
+        elif isinstance(message, Warned):
+            self._warned(message)
 
     def _relay(self, run: _Running, batch: RunMessages) -> None:
         """Forward a worker's encoded messages to the prompt's client, previews and sent images

@@ -14,14 +14,26 @@ batch: what finished is kept, the jobs running are "interrupted", those not hand
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .workers import Died, Done, Job, Ready, RunMessages, WorkerMessage, WorkerPool
+from .workers import (
+    Died,
+    Done,
+    Job,
+    Ready,
+    RunMessages,
+    Warned,
+    WarnedOnce,
+    WorkerMessage,
+    WorkerPool,
+)
 
+log = logging.getLogger("latentgraph.worker")
 READY_WAIT = 30.0
 
 
@@ -53,6 +65,7 @@ class Batches:
         self.idle: set[int] = set()
         self.ready: set[int] = set()  # workers that said Ready at least once
         self.hand_out_at = float("inf")  # monotonic time from which jobs are handed out
+        self.warned = WarnedOnce(log)  # the workers' warnings (a full disk cache), each once
         pool.start(lambda worker, message: self.inbox.put((worker, message)))
 
     def run(self, jobs: list[Job], on_message: Callable[[str, str], None] | None = None,
@@ -115,6 +128,8 @@ class Batches:
                 del self.running[worker]
                 self._finish(message, worker)
             self.idle.add(worker)
+        elif isinstance(message, Warned):
+            self.warned(message)
         elif isinstance(message, Died):
             self.idle.discard(worker)
             if job is not None:

@@ -66,6 +66,7 @@ from .workers import (
     Ready,
     RunMessages,
     SentImage,
+    Warned,
     WorkerPool,
     WorkerSetup,
     model_keys,
@@ -386,9 +387,10 @@ class JobRunner:
         from latentgraph.graph.cache import Cache
         from latentgraph.graph.scheduler import Scheduler
 
-        # A disk store that cannot be written (full) is said once in the log, by this worker.
+        # A disk store that cannot be written (full) is told the server once by this worker;
+        # the server logs it once, however many workers tell it (`WarnedOnce`).
         cache = Cache(spec.cache_memory_bytes, spec.disk_store, spec.cache_disk_bytes,
-                      on_disk_error=log.warning)  # fmt: skip
+                      on_disk_error=lambda text: self.outbox.put(Warned(text)))  # fmt: skip
         self.scheduler = Scheduler(registry=self.registry, cache=cache, settings=spec.settings)
         # torch, diffusers and transformers leave 440,000 objects for the collector: each full
         # pass walked them for 0.22 s, with the GIL held, in the middle of a run (measured).

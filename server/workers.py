@@ -11,6 +11,7 @@ picklable data.
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,7 +144,28 @@ class Died:
     reason: str
 
 
-WorkerMessage = Ready | RunMessages | Done | Freed | Died
+@dataclass(frozen=True)
+class Warned:
+    """A warning about the worker's machine, not a run (the disk cache it cannot write): for
+    the server's log, where it is said once however many workers find it (`WarnedOnce`)."""
+
+    text: str
+
+
+WorkerMessage = Ready | RunMessages | Done | Freed | Died | Warned
+
+
+class WarnedOnce:
+    """The workers' warnings as a server (or a pool's batch) logs them: each text once, not
+    once per worker (`serve --workers 2` on a full cache disk said it twice)."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log, self._said = log, set[str]()
+
+    def __call__(self, warned: Warned) -> None:
+        if warned.text not in self._said:
+            self._said.add(warned.text)
+            self._log.warning("%s", warned.text)
 
 
 @dataclass(frozen=True)

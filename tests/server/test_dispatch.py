@@ -20,6 +20,7 @@ from latentgraph.server.workers import (
     Done,
     Ready,
     RunMessages,
+    Warned,
     WorkerInfo,
     WorkerPool,
     model_keys,
@@ -334,3 +335,19 @@ def test_a_client_number_leaves_room_for_the_numbers_after_it(make, tmp_path):
     given, _ = state._check_and_add({"prompt": _prompt("A"), "number": MAX_NUMBER})
     after, _ = state._check_and_add({"prompt": _prompt("A")})
     assert given.number == MAX_NUMBER and after.number == MAX_NUMBER + 1 < 2**53 - 1
+
+
+def test_a_warning_every_worker_sends_is_logged_once(make, caplog):
+    """`serve --workers 2` on a full cache disk logged the disk cache's warning once per
+    worker: each worker tells the server (`Warned`), which logs a text once."""
+    import logging
+
+    dispatcher, pool, _ = make(["A", "B"])
+    dispatcher.start()
+    text = "the disk cache at /c cannot be written (No space left on device); ..."
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        for worker in (0, 1, 0):
+            pool.deliver(worker, Warned(text))
+        pool.deliver(1, Warned("another"))
+    said = [r.getMessage() for r in caplog.records if r.name == "latentgraph.server"]
+    assert said == [text, "another"]

@@ -62,17 +62,18 @@ def test_every_worker_spec_carries_the_disk_store_and_no_cache_carries_none(tmp_
     assert worker_specs(off, Settings())[0].disk_store is None
 
 
-def test_a_worker_keeps_to_its_specs_bounds_and_logs_a_full_disk_once(tmp_path, caplog):
+def test_a_worker_keeps_to_its_specs_bounds_and_tells_a_full_disk_once(tmp_path, caplog):
     """The worker's cache is made from its spec (`serve --cache-memory-mb/--cache-disk-mb`),
-    and a disk store it cannot write is said once in the server's log, with the folder and
-    the reason, however many entries fail."""
+    and a disk store it cannot write is told the server once (`Warned`), with the folder and
+    the reason, however many entries fail: the server logs it once for all its workers
+    (test_dispatch), where each worker logged it itself, once per worker."""
     import gc
     import logging
     import multiprocessing
 
     from latentgraph.graph.context import Settings
     from latentgraph.server.worker_process import JobRunner, WorkerSpec
-    from latentgraph.server.workers import WorkerSetup
+    from latentgraph.server.workers import Warned, WorkerSetup
 
     from .plugin.toy_nodes import toy_registry
 
@@ -81,18 +82,22 @@ def test_a_worker_keeps_to_its_specs_bounds_and_logs_a_full_disk_once(tmp_path, 
                       cache_memory_bytes=5 << 20, cache_disk_bytes=7 << 20, preload=False)  # fmt: skip
     try:
         cache = JobRunner(WorkerSetup(registry=toy_registry), spec, theirs).scheduler.cache
+        assert (cache.memory.max_bytes, cache.disk.max_bytes) == (5 << 20, 7 << 20)
+
+        def full(key, values, ui):
+            raise OSError(28, "No space left on device")
+
+        cache.disk.put = full
+        with caplog.at_level(logging.WARNING, logger="latentgraph.worker"):
+            for i in range(3):
+                cache.put(f"{i:02x}" + "0" * 62, ([i],), None)
+        sent = []
+        while ours.poll(1):
+            sent += [m for m in ours.recv() if isinstance(m, Warned)]
     finally:
         ours.close()
         gc.unfreeze()  # the runner froze the session's objects
-    assert (cache.memory.max_bytes, cache.disk.max_bytes) == (5 << 20, 7 << 20)
-
-    def full(key, values, ui):
-        raise OSError(28, "No space left on device")
-
-    cache.disk.put = full
-    with caplog.at_level(logging.WARNING, logger="latentgraph.worker"):
-        for i in range(3):
-            cache.put(f"{i:02x}" + "0" * 62, ([i],), None)
-    said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
-    assert said == [f"the disk cache at {tmp_path / 'store'} cannot be written (No space left on "
-                    "device); results are kept in memory only, not for later runs (said once)"]  # fmt: skip
+    assert sent == [Warned(f"the disk cache at {tmp_path / 'store'} cannot be written (No space "
+                           "left on device); results are kept in memory only, not for later "
+                           "runs (said once)")]  # fmt: skip
+    assert not [r for r in caplog.records if "cannot be written" in r.getMessage()]
