@@ -337,6 +337,9 @@ class OutputFiles:
     # kept, each missing one written again under its own name (`write`).
     earlier: list[dict[str, Any]] = field(default_factory=list)
     wanted: str | None = None  # the earlier name the file being written goes to, if free
+    # The prefix the node received (a literal, or a link's value), kept in records with their
+    # contents: what `files_unchanged` expands now to tell whether they are still its names.
+    prefix: str | None = None
 
     def number(self, filename: str) -> int | None:
         """The counter in `filename` when it is one of these numbered files, else None."""
@@ -359,7 +362,8 @@ class OutputFiles:
         contents: dict[str, Any] = {}
 
         def place(tmp: Path) -> Path:
-            contents.update(file_contents(tmp) if self.record_contents else {})
+            if self.record_contents:
+                contents.update(file_contents(tmp), filename_prefix=self.prefix)
             while True:  # link refuses to overwrite: two writers never clobber a file
                 final = self.final()
                 try:
@@ -399,7 +403,8 @@ def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
         raise input_error(ctx, input_name, f"{quoted(expanded)} would write outside the output "
                                            f"directory ({root})")  # fmt: skip
     folder, name, subfolder = place
-    files = OutputFiles(folder, name, subfolder, kind, suffix, 0, record_contents, root.resolve())
+    files = OutputFiles(folder, name, subfolder, kind, suffix, 0, record_contents, root.resolve(),
+                        prefix=prefix)  # fmt: skip
     there = folder.iterdir() if folder.is_dir() else ()  # else the first write makes it
     files.counter = max([n for p in there if (n := files.number(p.name)) is not None],
                         default=0) + 1  # fmt: skip
@@ -459,17 +464,19 @@ def output_folder(literals: dict[str, Any], settings: Settings) -> str:
 def files_unchanged(ui: dict[str, Any] | None, literals: dict[str, Any],
                     settings: Settings) -> bool:  # fmt: skip
     """Whether the files a cached save node reports (all its ui's file records: images,
-    checkpoints, ...) are the ones it would save now: named as its `filename_prefix` expands
-    now (a %date% or %hour% prefix names another folder or file as time passes; a linked
-    prefix is not known here) and still holding what it saved in this run's output folder
-    (size, then sha256). A deleted file, another expansion, a run into another output
-    folder, or another run's file saved since under the same name, makes the node save again
-    (`OutputFiles.write`: only the files missing) rather than report it as saved. Every
-    node writing into the output folder declares it, with `output_folder`."""
+    checkpoints, ...) are the ones it would save now: named as the `filename_prefix` it
+    received, which each record keeps (a literal or a link's value alike), expands now (a
+    %date% or %hour% prefix names another folder or file as time passes) and still holding
+    what it saved in this run's output folder (size, then sha256). A deleted file, another
+    expansion, a run into another output folder, or another run's file saved since under
+    the same name, makes the node save again (`OutputFiles.write`: only the files missing)
+    rather than report it as saved. Every node writing into the output folder declares it,
+    with `output_folder`."""
     root, records = Path(settings.output_dir), file_records(ui)
-    prefix = literals.get("filename_prefix")
-    if isinstance(prefix, str) and not _named_now(prefix, records, root):
-        return False
+    for record in records:
+        prefix = record.get("filename_prefix")
+        if isinstance(prefix, str) and not _named_now(prefix, [record], root):
+            return False
     return all(_record_holds(r, root) for r in records)
 
 

@@ -121,7 +121,8 @@ def test_save_checkpoint_writes_a_checkpoint_load_model_reads_back(make_ctx, two
     data = path.read_bytes()  # size and sha256 too: a cached save checks its file holds them
     assert record == {"filename": "merged_00001_.safetensors", "subfolder": "checkpoints",
                       "type": "output", "size": len(data),
-                      "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+                      "sha256": hashlib.sha256(data).hexdigest(),
+                      "filename_prefix": "checkpoints/merged"}  # fmt: skip
     with safe_open(str(path), framework="pt") as fh:
         assert json.loads(fh.metadata()["prompt"]) == ctx.extra["prompt"]
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left

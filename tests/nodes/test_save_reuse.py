@@ -58,7 +58,8 @@ def test_records_carry_the_files_size_and_sha256(tmp_path):
     [record] = result.ui["2"]["images"]
     data = (tmp_path / "out" / record["filename"]).read_bytes()
     assert record == {"filename": "t_00001_.png", "subfolder": "", "type": "output",
-                      "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+                      "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                      "filename_prefix": "t"}  # fmt: skip
 
 
 def test_same_size_other_contents_is_saved_again(tmp_path):
@@ -127,8 +128,12 @@ def batch_prompt(prefix: str = "t") -> dict:
     }  # fmt: skip
 
 
-def batch_run(sched: Scheduler, prefix: str = "t"):
-    result = sched.run(graph_from_prompt(batch_prompt(prefix), default_registry))
+def batch_run(sched: Scheduler, prefix: str = "t", linked: bool = False):
+    prompt = batch_prompt(prefix)
+    if linked:
+        prompt["7"] = {"class_type": "PrimitiveString", "inputs": {"value": prefix}}
+        prompt["6"]["inputs"]["filename_prefix"] = ["7", 0]
+    result = sched.run(graph_from_prompt(prompt, default_registry))
     assert result.ok, result.failures
     return result, result.ui["6"]["images"]
 
@@ -164,9 +169,13 @@ def test_a_missing_files_name_now_holding_another_file_gets_a_new_number(tmp_pat
     assert (out / "t_00002_.png").read_bytes() == b"another run's image"  # left as it was
 
 
-def test_a_cached_save_whose_prefix_expands_otherwise_now_saves_anew(tmp_path, monkeypatch):
+@pytest.mark.parametrize("linked", [False, True], ids=["literal", "linked"])
+def test_a_cached_save_whose_prefix_expands_otherwise_now_saves_anew(tmp_path, monkeypatch,
+                                                                      linked):  # fmt: skip
     """The tester's case: a re-run the next day said `kept output/d/<yesterday>/...` and saved
-    nothing in today's folder. The expanded name is part of what "unchanged" means."""
+    nothing in today's folder. The expanded name is part of what "unchanged" means, for a
+    prefix a link brings (a PrimitiveString) as for one written in: the check reads the prefix
+    the node received, which its records keep, not the literals (a linked one was skipped)."""
     import time
 
     from latentgraph.nodes import images
@@ -177,16 +186,16 @@ def test_a_cached_save_whose_prefix_expands_otherwise_now_saves_anew(tmp_path, m
     sched = Scheduler(default_registry, settings=Settings(output_dir=out, input_dir=tmp_path,
                                                           temp_dir=tmp_path))  # fmt: skip
     prefix = "d/%date:yyyy-MM-dd%/%width%x%height%_%second%"
-    _, first = batch_run(sched, prefix)
+    _, first = batch_run(sched, prefix, linked)
     assert {r["subfolder"] for r in first} == {"d/2026-03-07"}
     assert first[0]["filename"] == "8x8_58_00001_.png"
-    assert batch_run(sched, prefix)[0].cached == ["6"]  # the same second: unchanged
+    assert batch_run(sched, prefix, linked)[0].cached == ["6"]  # the same second: unchanged
     now[0] = time.struct_time((2026, 3, 8, 9, 0, 58, 6, 67, 0))  # the next day
-    again, today = batch_run(sched, prefix)
+    again, today = batch_run(sched, prefix, linked)
     assert again.executed == ["6"] and not any(r.get("kept") for r in today)
     assert {r["subfolder"] for r in today} == {"d/2026-03-08"}
     assert [r["filename"] for r in today] == [f"8x8_58_0000{i}_.png" for i in (1, 2, 3)]
     assert len(list((out / "d/2026-03-07").iterdir())) == 3  # yesterday's left as they were
-    assert batch_run(sched, prefix)[0].cached == ["6"]
+    assert batch_run(sched, prefix, linked)[0].cached == ["6"]
     now[0] = time.struct_time((2026, 3, 8, 9, 0, 59, 6, 67, 0))  # %second% expands otherwise
-    assert batch_run(sched, prefix)[0].executed == ["6"]
+    assert batch_run(sched, prefix, linked)[0].executed == ["6"]
