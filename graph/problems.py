@@ -8,6 +8,7 @@ server can answer POST /prompt in the protocol's shape without translating.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -108,17 +109,36 @@ def refusing_node(node_type: str, node_id: str, input_name: str | None) -> str:
     return f"{where} input {input_name!r}" if input_name else where
 
 
+# A backslash that would read as one of the escapes `printable` writes for a character (repr's:
+# `\n`, `\t`, `\r`, `\xhh`, `\uhhhh`, `\Uhhhhhhhh`). A doubled backslash is no such escape:
+# `\\server\share` stays as typed, and a text shown escaped always holds one of these.
+_READS_AS_ESCAPE = re.compile(r"\\(?:[nrt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+
+
 def printable(text: str) -> str:
-    """`text` as the user wrote it, for messages: only what cannot be printed (control and
-    format characters: a newline, U+202E turning the rest of the line around) escaped as repr
-    escapes it; a backslash stays one, CJK and accents as typed."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    r"""`text` as the user wrote it, for messages: CJK, accents and a backslash as typed
+    (`C:\models\sd15.safetensors`), unless it needs an escape to be read right: a character
+    that cannot be printed (control and format characters: a newline, U+202E turning the rest
+    of the line around) or a backslash that would read as an escape (`\u202e` typed, or
+    `SD1.5\nsfw.safetensors`). Such a text is shown `escaped`, every backslash doubled, so the
+    typed `\u202e` (`\\u202e`) and the character (`\u202e`) differ: a message's text holding
+    one of the escapes is escaped, one holding none is as typed."""
+    if text.isprintable() and not _READS_AS_ESCAPE.search(text):
+        return text
+    return escaped(text)
+
+
+def escaped(text: str) -> str:
+    r"""`text` as repr writes it inside its quotes: every backslash doubled, what cannot be
+    printed escaped; CJK and accents as typed. `printable`'s form for a text needing any
+    escape."""
+    return "".join("\\\\" if c == "\\" else c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def quoted(text: str) -> str:
     """`text` in quotes as the user wrote it, for messages: a backslash stays one (repr doubled
-    it, so `SD1.5\\foo` read as a value nobody sent); only what cannot be printed is escaped
-    (`printable`)."""
+    it, so `SD1.5\\foo` read as a value nobody sent) unless the text needs escapes to be read
+    right (`printable`)."""
     shown = printable(text)
     quote = '"' if "'" in shown and '"' not in shown else "'"
     return f"{quote}{shown}{quote}"

@@ -222,6 +222,33 @@ def test_a_given_value_is_echoed_with_what_cannot_be_printed_escaped(cli, tmp_pa
         assert code == 2 and f"{flag} a.value={shown}" in err and "\u202e" not in err, err
 
 
+@pytest.mark.parametrize("flag", ["--set", "--sweep"])
+def test_a_typed_escape_is_echoed_apart_from_the_character(cli, tmp_path, flag):
+    r"""`--set x=\u202e` typed (a backslash, u, 2, 0, 2, e) was echoed as `\u202e`, as the
+    U+202E character is: a text that needs escapes to be read right is shown with every
+    backslash doubled (`problems.printable`); a backslash reading as no escape stays one."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    said = "node 'a' input 'value': expected an integer (INT), got"
+    for value, shown in [("\\u202e", "\\\\u202e"), ("\u202e", "\\u202e"),
+                         ("a\\tb", "a\\\\tb"), ("a\tb", "a\\tb"),
+                         ("C:\\models\\sd", "C:\\models\\sd")]:  # fmt: skip
+        code, _, err = cli("run", str(path), flag, f"x={value}")
+        assert code == 2
+        assert f"error: {flag} x={shown} ($x at {path}:8:12): {said} '{shown}'" in err, err
+
+
+def test_a_set_value_with_a_byte_that_is_not_utf8_is_echoed_apart_from_a_typed_escape(
+    cli, tmp_path
+):
+    r"""A byte that is no UTF-8 is echoed as the shell shows it (`\xff`); the same text typed
+    beside it (`\xff`: a backslash, x, f, f) is shown `\\xff`, as `printable` shows it."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, _, err = cli("validate", str(path), "--set", "label=\\xff\udcff")
+    assert code == 2
+    said = "latentgraph: error: --set label=\\\\xff\\xff: the value is not UTF-8 text (byte 0xff)"
+    assert said in err.splitlines(), err
+
+
 def test_a_set_value_every_swept_run_refuses_is_said_once(cli, tmp_path):
     path = write(tmp_path, "named.yaml", NAMED)
     code, _, err = cli("run", str(path), "--sweep", "label=a,b,c", "--set", "x=seven")

@@ -76,13 +76,17 @@ def test_a_windows_lora_name_runs(models, tmp_path, capsys):
 
 
 def test_a_refused_name_is_shown_as_sent_and_names_the_folders_searched(models, registry):
-    """A value not listed is quoted as the user wrote it (one backslash, not repr's two)."""
+    """A value not listed is quoted as the user wrote it (one backslash, not repr's two),
+    unless a backslash would read as an escape (`\\n`): then every backslash is doubled, so
+    it is not read as a newline (`problems.printable`)."""
     settings = Settings(models_dirs=[models])
-    with pytest.raises(PromptRejected) as caught:
-        check_prompt(lora_prompt("SD1.5\\nope.safetensors", LORA), registry, settings)
-    [error] = caught.value.body["node_errors"]["1"]["errors"]
-    assert error["message"].startswith("'SD1.5\\nope.safetensors' is not one of: ")
-    assert "\\\\" not in error["message"]
+    for name, shown in [("SD1.5\\gone.safetensors", "'SD1.5\\gone.safetensors'"),
+                        ("SD1.5\\nope.safetensors", "'SD1.5\\\\nope.safetensors'")]:  # fmt: skip
+        with pytest.raises(PromptRejected) as caught:
+            check_prompt(lora_prompt(name, LORA), registry, settings)
+        [error] = caught.value.body["node_errors"]["1"]["errors"]
+        assert error["message"].startswith(f"{shown} is not one of: "), error["message"]
+        assert error["message"].count("\\") == shown.count("\\")
 
 
 def test_a_broken_link_is_not_listed_and_naming_it_says_it_is_one(models, tmp_path):
