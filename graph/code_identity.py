@@ -10,6 +10,13 @@ for what the digest cannot see: code outside that package, or a model the node d
 
 The digest is taken once per package per process, when its first node is declared: the files
 then on disk are the ones being imported.
+
+A function whose own file is not among the files read (a notebook cell, `python -c`, `exec`,
+a module imported from a zip or compiled without its source) is also digested from its code
+object: what the function does (its bytecode, constants and names, nested code included) and
+the same module's functions and plain values it names, never its file name or line numbers,
+which a notebook changes each time a cell runs. Helpers elsewhere it reaches otherwise (an
+attribute of an imported module) are not seen: `version` covers them.
 """
 
 from __future__ import annotations
@@ -18,21 +25,34 @@ import hashlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import CodeType, FunctionType
 from typing import Any
 
 # A package bigger than this is hashed up to it (a plugin kept inside a large repository):
 # the files read first still change the digest when they change.
 MAX_BYTES = 64 << 20
 _SKIPPED_DIRS = frozenset({"__pycache__", "node_modules"})
-_digests: dict[tuple[str, ...], str] = {}
+# Global values a function names that go into its code-object digest by their repr.
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+_digests: dict[tuple[str, ...], tuple[str, frozenset[Path]]] = {}
 
 
 def code_digest(fn: Callable[..., Any]) -> str:
-    """The digest of the source files `fn` is declared in; "" when they cannot be found (a
-    function made in an interactive session or by `exec`)."""
+    """The digest of the source files `fn` is declared in; when its own file is not among them,
+    that digest together with its code object's (`function_digest`)."""
+    files_digest, read = _module_files(fn)
+    code = getattr(fn, "__code__", None)
+    if files_digest and isinstance(code, CodeType) and Path(code.co_filename) in read:
+        return files_digest
+    return hashlib.sha256(f"{files_digest}\0{function_digest(fn)}".encode()).hexdigest()
+
+
+def _module_files(fn: Callable[..., Any]) -> tuple[str, frozenset[Path]]:
+    """The files digest of the package (or file) `fn`'s module is in, and the files it read;
+    ("", nothing) when the module has no files."""
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     if module is None:
-        return ""
+        return "", frozenset()
     package = module.__name__ if hasattr(module, "__path__") else module.__package__ or ""
     holder = sys.modules.get(package) if package else None
     if holder is not None and getattr(holder, "__path__", None):
@@ -40,16 +60,18 @@ def code_digest(fn: Callable[..., Any]) -> str:
     elif getattr(module, "__file__", None):
         roots = (str(module.__file__),)
     else:
-        return ""
+        return "", frozenset()
     if roots not in _digests:
         _digests[roots] = _files_digest(roots)
     return _digests[roots]
 
 
-def _files_digest(roots: tuple[str, ...]) -> str:
-    """sha256 over each Python source file's path (relative to its root) and bytes, in order."""
+def _files_digest(roots: tuple[str, ...]) -> tuple[str, frozenset[Path]]:
+    """sha256 over each Python file's path (relative to its root) and bytes, in order; the files
+    read."""
     h = hashlib.sha256(b"code\0")
     budget = MAX_BYTES
+    read: set[Path] = set()
     for root in roots:
         base = Path(root)
         files = [base] if base.is_file() else sorted(_sources(base))
@@ -58,17 +80,64 @@ def _files_digest(roots: tuple[str, ...]) -> str:
                 data = file.read_bytes()[: max(budget, 0)]
             except OSError:
                 continue
+            read.add(file)
             budget -= len(data)
             name = file.name if file == base else file.relative_to(base).as_posix()
             h.update(f"{name}\0{len(data)}\0".encode())
             h.update(data)
             if budget <= 0:
-                return h.hexdigest()
-    return h.hexdigest()
+                return h.hexdigest(), frozenset(read)
+    return h.hexdigest(), frozenset(read)
 
 
 def _sources(folder: Path):
-    for path in folder.rglob("*.py"):
+    """The package's Python files: sources, and the .pyc of a package shipped without them."""
+    for path in (*folder.rglob("*.py"), *folder.rglob("*.pyc")):
         parts = path.relative_to(folder).parts
         if not any(p in _SKIPPED_DIRS or p.startswith(".") for p in parts[:-1]):
             yield path
+
+
+def function_digest(fn: Callable[..., Any]) -> str:
+    """A digest of what `fn`'s code does, the same in every process running this Python: its
+    code object and, by name, the functions and plain values of its own module it uses."""
+    return hashlib.sha256(_function_text(fn, set()).encode()).hexdigest()
+
+
+def _function_text(fn: Any, seen: set[int]) -> str:
+    seen.add(id(fn))
+    code = getattr(fn, "__code__", None)
+    if not isinstance(code, CodeType):
+        return f"object {type(fn).__qualname__}"  # a callable object: its type only
+    names: set[str] = set()
+    parts = [_code_text(code, names)]
+    scope = getattr(fn, "__globals__", {})
+    for name in sorted(names):
+        value = scope.get(name)
+        if isinstance(value, _PLAIN):
+            parts.append(f"global {name}={value!r}")
+        elif isinstance(value, FunctionType) and value.__module__ == fn.__module__:
+            if id(value) not in seen:
+                parts.append(f"global {name}:{_function_text(value, seen)}")
+    return "\0".join(parts)
+
+
+def _code_text(code: CodeType, names: set[str]) -> str:
+    """`code` and the code nested in it as text, without file name or line numbers; the
+    global names they use added to `names`."""
+    names.update(code.co_names)
+    consts = ",".join(_constant_text(c, names) for c in code.co_consts)
+    shape = (code.co_argcount, code.co_kwonlyargcount, code.co_flags)
+    table = code.co_exceptiontable.hex() if sys.version_info >= (3, 11) else ""
+    fields = (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)
+    return f"code({code.co_code.hex()};{table};{fields};{shape};{consts})"
+
+
+def _constant_text(const: Any, names: set[str]) -> str:
+    if isinstance(const, CodeType):
+        return _code_text(const, names)
+    if isinstance(const, tuple):
+        return f"tuple({','.join(_constant_text(c, names) for c in const)})"
+    if isinstance(const, frozenset):  # its order follows string hashes, which differ per process
+        return f"frozenset({','.join(sorted(_constant_text(c, names) for c in const))})"
+    return f"{type(const).__name__}:{const!r}"

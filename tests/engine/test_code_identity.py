@@ -4,10 +4,15 @@ results (each run here is a new process, as a user's runs are)."""
 
 from __future__ import annotations
 
+import compileall
+import importlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 from latentgraph.graph import code_identity
 from latentgraph.graph.code_identity import code_digest
@@ -104,7 +109,122 @@ def test_a_single_module_digest_is_its_own_file(tmp_path, monkeypatch):
     assert code_digest(_declared_in(tmp_path, monkeypatch, edited, "lgsingle")) != first
 
 
-def test_code_without_source_files_has_no_digest():
-    namespace: dict = {"__name__": "lg_made_by_exec"}
-    exec("def f(ctx):\n    return 1\n", namespace)
-    assert code_digest(namespace["f"]) == ""
+def _made_by_exec(source: str, filename: str = "<cell 1>", **names) -> object:
+    """The function `f` that `source` declares, compiled as a notebook cell is (no file)."""
+    namespace: dict = {"__name__": "lg_made_by_exec", **names}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["f"]
+
+
+def test_code_without_source_files_is_digested_from_what_it_does():
+    source = "def f(ctx, x):\n    return helper(x) * 5 + SHIFT\n"
+    helper = _made_by_exec("def f(x):\n    return x + 1\n")
+    first = code_digest(_made_by_exec(source, helper=helper, SHIFT=1))
+    assert first != ""
+    # a notebook runs a cell under a new file name, the function at another line: same code
+    moved = "\n\n# a comment\n" + source
+    assert code_digest(_made_by_exec(moved, "<cell 7>", helper=helper, SHIFT=1)) == first
+    edits = [
+        (source.replace("5", "6"), helper, 1),  # a constant
+        (source.replace("*", "+"), helper, 1),  # an operation
+        (source, _made_by_exec("def f(x):\n    return x + 2\n"), 1),  # the helper it calls
+        (source, helper, 2),  # a plain value it names
+    ]
+    for edited, edited_helper, shift in edits:
+        assert code_digest(_made_by_exec(edited, helper=edited_helper, SHIFT=shift)) != first
+
+
+def test_a_code_digest_is_the_same_in_every_process(tmp_path):
+    """A set constant's order follows string hashes, which change per process."""
+    script = textwrap.dedent("""\
+        from latentgraph.graph.code_identity import code_digest
+        namespace = {"__name__": "lg_made_by_exec"}
+        exec("def f(ctx, x):\\n    return x in {'a', 'b', 'c', 'd', 'e'}\\n", namespace)
+        print(code_digest(namespace["f"]))
+        """)
+    digests = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(digests) == 1
+
+
+def _python_c_run(tmp_path, factor: int) -> tuple[int, list[str]]:
+    """A node declared in `python -c` (no source file) run in a new process: its value, and
+    the nodes served from the cache."""
+    script = textwrap.dedent(f"""\
+        import json, latentgraph
+        from latentgraph.graph import INT, Int, Output, node
+        @node("LgCellScale", inputs=[Int("a", 0)], outputs=[Output("v", INT)])
+        def scale(ctx, a):
+            return a * {factor}
+        cache = latentgraph.Cache(disk_dir={str(tmp_path / "cache")!r})
+        r = latentgraph.run({{"nodes": {{"s": {{"type": "LgCellScale", "a": 3}}}}}},
+                            targets=["s"], cache=cache)
+        print(json.dumps([r.output("s"), r.cached]))
+        """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    value, cached = json.loads(out.stdout.splitlines()[-1])
+    return value, cached
+
+
+def test_a_node_declared_without_a_file_runs_its_edited_code_in_the_next_process(tmp_path):
+    assert _python_c_run(tmp_path, 5) == (15, [])
+    assert _python_c_run(tmp_path, 5) == (15, ["s"])  # unchanged: served from disk
+    assert _python_c_run(tmp_path, 6) == (18, [])
+
+
+PACKAGE = {"lgpacked/__init__.py": "", "lgpacked/helpers.py": "X = 1\n",
+           "lgpacked/nodes.py": "def f(ctx):\n    return 1\n"}  # fmt: skip
+
+
+def _imported_from(entry: str, monkeypatch) -> object:
+    """`lgpacked.nodes.f` imported from the sys.path entry `entry` (a folder or a zip), put
+    first."""
+    monkeypatch.syspath_prepend(entry)
+    monkeypatch.setattr(code_identity, "_digests", {})  # a new process's memo
+    for name in [m for m in sys.modules if m.split(".")[0] == "lgpacked"]:
+        monkeypatch.delitem(sys.modules, name)
+    importlib.invalidate_caches()
+    return importlib.import_module("lgpacked.nodes").f
+
+
+def test_a_package_imported_from_a_zip_is_digested_from_its_code(tmp_path, monkeypatch):
+    def zipped(name: str, files: dict[str, str]) -> str:
+        path = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            for file, text in files.items():
+                archive.writestr(file, text)
+        return str(path)
+
+    first = code_digest(_imported_from(zipped("one", PACKAGE), monkeypatch))
+    assert code_digest(_imported_from(zipped("same", PACKAGE), monkeypatch)) == first
+    edited = {**PACKAGE, "lgpacked/nodes.py": "def f(ctx):\n    return 2\n"}
+    assert code_digest(_imported_from(zipped("edited", edited), monkeypatch)) != first
+
+
+def test_a_package_shipped_without_sources_is_digested_from_its_compiled_files(
+    tmp_path, monkeypatch
+):
+    root = tmp_path / "compiled"
+
+    def compiled(files: dict[str, str]) -> str:
+        """`files` compiled into `root` (mod.pyc beside where mod.py was), the sources gone."""
+        shutil.rmtree(root, ignore_errors=True)
+        for file, text in files.items():
+            (root / file).parent.mkdir(parents=True, exist_ok=True)
+            (root / file).write_text(text)
+            os.utime(root / file, (0, 0))  # the .pyc records its source's time
+        assert compileall.compile_dir(root, legacy=True, quiet=1)
+        for source in root.rglob("*.py"):
+            source.unlink()
+        return str(root)
+
+    first = code_digest(_imported_from(compiled(PACKAGE), monkeypatch))
+    assert code_digest(_imported_from(compiled(PACKAGE), monkeypatch)) == first
+    for name in ("lgpacked/nodes.py", "lgpacked/helpers.py"):  # its own code, or a helper
+        edited = {**PACKAGE, name: PACKAGE[name].replace("1", "2")}
+        assert code_digest(_imported_from(compiled(edited), monkeypatch)) != first
