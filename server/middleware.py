@@ -6,14 +6,19 @@ Written as plain ASGI middleware so they cover the websocket and the static edit
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import cookie_parser
 
+from latentgraph.graph.problems import printable
+
 from .config import server_limit_label
 from .errors import ApiError, error_response
 from .hosts import HostGuard, host_refusal
+
+log = logging.getLogger("latentgraph.server")
 
 COOKIE = "latentgraph_token"
 TOKEN_PARAMETER = "token"  # ?token=TOKEN (its decoded name: also %74oken=)
@@ -70,9 +75,9 @@ class GuardMiddleware:
         if scope["type"] == "http":
             length = headers.get("content-length")
             if length and length.isdigit() and int(length) > self.max_body:
-                await _deny(scope, send, 413, _too_large(self.max_body), "too_large")
+                await _deny(scope, send, 413, _too_large(scope, self.max_body), "too_large")
                 return
-            receive = self._limited(receive)
+            receive = self._limited(scope, receive)
         if set_cookie:
             send = self._with_cookie(send)
         await self.app(scope, receive, send)
@@ -90,7 +95,7 @@ class GuardMiddleware:
         cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE)
         return (cookie is not None and _same(cookie, self.token)), False
 
-    def _limited(self, receive):
+    def _limited(self, scope, receive):
         seen = 0
         limit = self.max_body
 
@@ -100,7 +105,7 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise ApiError(413, _too_large(limit), "too_large")
+                    raise ApiError(413, _too_large(scope, limit), "too_large")
             return message
 
         return wrapped
@@ -148,6 +153,14 @@ def _cross_origin(headers: dict[str, str], scope) -> bool:
     return theirs != ("https" if https else "http", ours[1], ours[2])
 
 
-def _too_large(limit: int) -> str:
-    """The refusal of a body over `limit` bytes, naming the flag that sets it."""
-    return f"request body larger than {limit} bytes ({server_limit_label('max_body_bytes')})"
+def _too_large(scope, limit: int) -> str:
+    """The refusal of a body over `limit` bytes, naming the flag that sets it; logged as a
+    refused prompt is (`prompts.log_refusal`: what, TYPE, the reason), with the request and
+    its client (it left only uvicorn's access line: a prompt refused for its size said
+    nothing of why)."""
+    message = f"request body larger than {limit} bytes ({server_limit_label('max_body_bytes')})"
+    client = scope.get("client")
+    log.warning("%s %s%s refused (too_large): %s", scope.get("method", "POST"),
+                printable(scope.get("path", "")), f" from {client[0]}:{client[1]}" if client else "",
+                message)  # fmt: skip
+    return message

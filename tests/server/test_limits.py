@@ -69,6 +69,29 @@ def test_body_at_the_limit_is_read_and_one_byte_more_is_413(limited, chunked):
         f"request body larger than {BODY} bytes (the server's --max-body-mb)"  # fmt: skip
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_over_the_limit_is_logged_with_why(limited, chunked):
+    """A POST /prompt body over --max-body-mb left only uvicorn's access line in the log,
+    while other refused prompts are logged with why: logged as they are, with the request,
+    its client and the flag that raises the limit."""
+    said = (f" refused (too_large): request body larger than {BODY} bytes (the server's "
+            "--max-body-mb)\n")  # fmt: skip
+
+    def logged() -> list[str]:
+        lines = [e["m"] for e in limited.http.get("/internal/logs/raw").json()["entries"]]
+        return [m for m in lines if m.endswith(said)]
+
+    before = len(logged())
+    body = body_of_size(BODY + 1)
+    content = iter([body[: len(body) // 2], body[len(body) // 2 :]]) if chunked else body
+    over = limited.http.post("/prompt", content=content,
+                             headers={"content-type": "application/json"})  # fmt: skip
+    assert over.status_code == 413
+    lines = logged()
+    assert len(lines) == before + 1, lines
+    assert lines[-1].startswith("WARNING latentgraph.server: POST /prompt from 127.0.0.1:")
+
+
 def png_of_size(size: int) -> bytes:
     """A valid PNG padded (a private ancillary chunk) to exactly `size` bytes."""
     import struct
