@@ -102,13 +102,15 @@ def at_least(minimum: int, kind: type = int, *, at_most: int | None = None):
                 else f"{noun} of at least {minimum}")  # fmt: skip
 
     def read(text: str):
+        from latentgraph.graph.problems import quoted
+
         try:
             value = kind(text)
         except ValueError:
             value = None
         if value is None or not math.isfinite(value) or value < minimum or (
                 at_most is not None and value > at_most):  # fmt: skip
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {quoted(text)}")
         return value
 
     return read
@@ -132,6 +134,8 @@ def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
 def _pixels(text: str) -> int:
     """`--max-pixels`: a pixel count (16777216) or WIDTHxHEIGHT (4096x4096, their product),
     at least 1 (the limit is on width x height: `Settings.max_image_pixels`)."""
+    from latentgraph.graph.problems import quoted
+
     parts = text.lower().split("x")
     try:
         sides = [int(part) for part in parts] if len(parts) <= 2 else []
@@ -139,7 +143,7 @@ def _pixels(text: str) -> int:
         sides = []
     if not sides or min(sides) < 1:
         raise argparse.ArgumentTypeError("expected a pixel count or WIDTHxHEIGHT (e.g. 1024x1024) "
-                                         f"of at least 1, got {text!r}")  # fmt: skip
+                                         f"of at least 1, got {quoted(text)}")  # fmt: skip
     return math.prod(sides)
 
 
@@ -224,12 +228,13 @@ def read_options(items: list[str]) -> dict[str, Any]:
     naming `--option`. This is the one reading: the Settings of `run` (and of `serve`'s
     server, through `ServerConfig.options`) keep the values as read (`ParsedOptions`)."""
     from latentgraph.graph.context import parse_options
+    from latentgraph.graph.problems import quoted
 
     options = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise UserError(f"--option {item!r}: expected NAME=VALUE")
+            raise UserError(f"--option {quoted(item)}: expected NAME=VALUE")
         options[name.strip()] = value.strip()
     try:
         return parse_options(options, "--option")
@@ -346,7 +351,9 @@ def check_ray_args(args: argparse.Namespace) -> None:
     An empty --ray (`--ray ""`, an unset variable in a script) is refused: it used to run in
     this process, no Ray and no word of it."""
     if args.ray is not None and not args.ray.strip():
-        raise UserError(f"--ray {args.ray!r}: expected local (a Ray runtime started here) or "
+        from latentgraph.graph.problems import quoted
+
+        raise UserError(f"--ray {quoted(args.ray)}: expected local (a Ray runtime started here) or "
                         "a cluster's ADDRESS (HOST:PORT or ray://HOST:PORT)")  # fmt: skip
     for dest, flag, default in RAY_ACTOR_FLAGS:
         if getattr(args, dest) is None:

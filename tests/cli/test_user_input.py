@@ -546,3 +546,20 @@ def test_a_value_holding_bytes_that_are_not_utf8_is_a_usage_error_naming_its_fla
     said = f"latentgraph: error: {flag} label=a\\xff: the value is not UTF-8 text (byte 0xff)"
     assert said in err.splitlines(), err
     assert "surrogates" not in err and not (tmp_path / "output").exists()
+
+
+def test_a_refused_flag_value_is_quoted_as_typed(cli, tmp_path, capsys):
+    r"""The flags' own refusals showed the value by repr (`'C:\\x'`, a value nobody typed), not
+    by the rule every other message quotes a value with (`problems.quoted`): one backslash."""
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, _, err = cli("run", str(path), "--option", "a\\b")
+    assert code == 2 and "latentgraph: error: --option 'a\\b': expected NAME=VALUE" in err, err
+    code, _, err = cli("run", str(path), "--ray", " \t")
+    assert code == 2 and "latentgraph: error: --ray ' \\t': expected local" in err, err
+    for flag, said in [("--max-steps", "an integer of at least 1"),
+                       ("--max-pixels", "a pixel count or WIDTHxHEIGHT (e.g. 1024x1024) of at "
+                                        "least 1")]:  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            cli("run", str(path), flag, "C:\\x")
+        assert exc.value.code == 2
+        assert f"argument {flag}: expected {said}, got 'C:\\x'\n" in capsys.readouterr().err
