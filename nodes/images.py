@@ -280,7 +280,10 @@ def prefix_problem(prefix: str) -> str | None:
     code point, too long for a file name, a %...% no save node expands, characters
     file names cannot hold)."""
     text = prefix.replace("\\", "/").strip()
-    if not text or text.endswith("/") or text.split("/")[-1] == ".":
+    # Its folders as the run names them: a %date:FORMAT%'s tokens are digits, its other
+    # characters stay, so a `/` or `..` in one is a folder (`%date:..%/x` is `../x`).
+    dated = _DATE.sub(lambda m: _DATE_TOKEN.sub("0", m.group(1)), text).strip()
+    if not dated or dated.endswith("/") or dated.split("/")[-1] == ".":
         return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
     unseen = _unseen_character(text)
     if unseen is not None:  # a name showing other than it is: reversed, empty, cut by a newline
@@ -291,11 +294,9 @@ def prefix_problem(prefix: str) -> str | None:
                 "characters (bidi overrides, zero-width characters)")  # fmt: skip
     if len(text.encode("utf-8", "replace")) > MAX_PREFIX_CHARS:
         return f"the prefix is longer than {MAX_PREFIX_CHARS} bytes; file names are limited"
-    if text.startswith("/") or re.match(r"^[A-Za-z]:/", text) or ".." in text.split("/"):
+    if dated.startswith("/") or re.match(r"^[A-Za-z]:/", dated) or ".." in dated.split("/"):
         return f"{quoted(prefix)} would write outside the output directory"
-    text = _DATE.sub(
-        lambda m: _DATE_TOKEN.sub("0", m.group(1)), text
-    )  # its literal characters stay
+    text = dated
     unknown = [m.group(0) for m in _PERCENT_NAME.finditer(text)
                if m.group(1) not in PREFIX_VARIABLES]  # fmt: skip
     if unknown:
@@ -310,9 +311,29 @@ def prefix_problem(prefix: str) -> str | None:
 
 
 def check_prefix(literals: dict, settings: Settings) -> list[tuple[str | None, str]]:
+    """The save nodes' `check`: their `filename_prefix` refused at validation as the run
+    refuses it (`prefix_place`, under the run's output folder: a folder in it linked out)."""
     prefix = literals.get("filename_prefix")
-    problem = prefix_problem(prefix) if isinstance(prefix, str) else None
-    return [("filename_prefix", problem)] if problem else []
+    if not isinstance(prefix, str):
+        return []
+    place = prefix_place(prefix, Path(settings.output_dir))
+    return [("filename_prefix", place)] if isinstance(place, str) else []
+
+
+def prefix_place(prefix: str, root: Path,
+                 size: tuple[int, int] = (0, 0)) -> tuple[Path, str, str] | str:  # fmt: skip
+    """Where files named by `prefix` go under `root` (`_place`: folder, name, subfolder), its
+    variables expanded (`size` the first image's width and height), or why they cannot:
+    `prefix_problem`, or the expanded prefix leaving `root` (through a folder linked out of
+    it). The one rule validation (`check_prefix`) and the save nodes (`output_files`) ask."""
+    problem = prefix_problem(prefix)
+    if problem:
+        return problem
+    expanded = expand_prefix(prefix, *size).replace("\\", "/").strip()
+    place = _place(expanded, root)
+    if place is None:
+        return f"{quoted(expanded)} would write outside the output directory ({root})"
+    return place
 
 
 @dataclass
@@ -394,14 +415,9 @@ def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
     """The checked place under `root` for files named by `prefix` (input `input_name`; its
     variables expanded, `size` the first image's width and height), numbered after the ones
     already there."""
-    problem = prefix_problem(prefix)
-    if problem:
-        raise input_error(ctx, input_name, problem)
-    expanded = expand_prefix(prefix, *size).replace("\\", "/").strip()
-    place = _place(expanded, root)
-    if place is None:
-        raise input_error(ctx, input_name, f"{quoted(expanded)} would write outside the output "
-                                           f"directory ({root})")  # fmt: skip
+    place = prefix_place(prefix, root, size)
+    if isinstance(place, str):
+        raise input_error(ctx, input_name, place)
     folder, name, subfolder = place
     files = OutputFiles(folder, name, subfolder, kind, suffix, 0, record_contents, root.resolve(),
                         prefix=prefix)  # fmt: skip

@@ -68,6 +68,12 @@ def within(folder: Path, name: str) -> Path | None:
     return inside(folder, name)
 
 
+def readable(folder: Path, name: str) -> bool:
+    """Whether the run reads the file `name` of `folder` (`within`: not linked out of it)."""
+    link = os.path.islink(folder / name)  # only a link can lead out: the others not resolved
+    return not link or ((path := within(folder, name)) is not None and path.is_file())
+
+
 def canonical(value: Any, settings: Settings) -> Any:
     """LoadImage's value in its cache key (`Input.canonical`): for a value naming an existing
     file inside the input, output or temp folder, [folder kind, its POSIX name inside that
@@ -148,7 +154,8 @@ def refusal_hint(value: Any, settings: Settings) -> str:
 
 def image_names(settings: Settings) -> list[str]:
     """The LoadImage dropdown: image files in the input folder (POSIX names, sorted), and
-    example.png."""
+    example.png. A link to a file outside the folder is left out (`readable`: the run
+    refuses it), as /internal/files/input leaves it out; linked folders are not entered."""
     base = Path(settings.input_dir)
     names: list[str] = []
     if base.is_dir():
@@ -156,7 +163,8 @@ def image_names(settings: Settings) -> list[str]:
             dirs[:] = sorted(d for d in dirs if not hidden(d))
             rel = Path(top).relative_to(base)
             names += [(rel / f).as_posix() for f in files
-                      if f.lower().endswith(IMAGE_SUFFIXES) and not hidden(f)]  # fmt: skip
+                      if f.lower().endswith(IMAGE_SUFFIXES) and not hidden(f)
+                      and readable(base, (rel / f).as_posix())]  # fmt: skip
             if len(names) > _MAX_FILES:
                 break
     if EXAMPLE not in names:

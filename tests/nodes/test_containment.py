@@ -49,3 +49,54 @@ def test_save_image_refuses_links_out_of_the_output_folder(make_ctx, folders, pr
     with pytest.raises(NodeInputError, match="outside the output"):
         images.save_image(ctx, torch.zeros(1, 8, 8, 3), prefix)
     assert sorted(p.name for p in (folders / "output_evil").iterdir()) == ["secret.png"]
+
+
+def _validation_errors(folders, prompt: dict) -> list[tuple[str | None, str | None, str]]:
+    import latentgraph.nodes  # noqa: F401 - registers the node types the prompt uses
+    from latentgraph.graph import Settings
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.validate import validate
+
+    settings = Settings(output_dir=folders / "output", input_dir=folders / "input",
+                        temp_dir=folders / "temp")  # fmt: skip
+    found = validate(graph_from_prompt(prompt), settings=settings)
+    return [(p.node_id, p.input_name, p.message) for p in found if p.severity == "error"]
+
+
+@pytest.mark.parametrize("prefix", ["evil/x", "etc/x", "evil/../../output_evil/x"])
+def test_validation_refuses_a_prefix_through_a_link_out_of_the_output_folder(folders, prefix):
+    """Validation resolves the prefix's folder as the run does (`images.prefix_place`): it said
+    ok to `evil/x` and only the run refused it."""
+    [(node_id, input_name, message)] = _validation_errors(folders, {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "real.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
+    })  # fmt: skip
+    assert (node_id, input_name) == ("2", "filename_prefix")
+    assert "would write outside the output directory" in message
+
+
+def test_validation_takes_a_prefix_through_a_link_inside(folders):
+    (folders / "output" / "inner").symlink_to(folders / "output" / "sub", target_is_directory=True)
+    assert _validation_errors(folders, {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "alias.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                    "filename_prefix": "inner/x"}},
+    }) == []  # fmt: skip
+
+
+def test_load_images_list_and_validation_leave_out_links_out_of_the_input_folder(folders):
+    """The dropdown (/object_info) listed leak.png, a link out of the input folder, and
+    validation took it; the run refused it ("outside its folder"), and /internal/files/input
+    leaves it out."""
+    from latentgraph.graph import Settings
+    from latentgraph.nodes import input_files
+
+    (folders / "input" / "gone.png").symlink_to(folders / "nowhere.png")  # a broken link
+    names = input_files.image_names(Settings(input_dir=folders / "input"))
+    assert names == ["alias.png", "example.png", "real.png"]
+    [(node_id, input_name, message)] = _validation_errors(folders, {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "leak.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}},
+    })  # fmt: skip
+    assert (node_id, input_name) == ("1", "image")
+    assert message.startswith("'leak.png' is not one of: 'alias.png', 'example.png', 'real.png'")

@@ -12,6 +12,7 @@ import torch
 
 import latentgraph.nodes  # noqa: F401 - registers the node types these prompts use
 from latentgraph.graph.comfy_api import graph_from_prompt
+from latentgraph.graph.problems import quoted
 from latentgraph.graph.validate import validate
 from latentgraph.nodes import images
 from latentgraph.nodes.values import NodeInputError
@@ -62,6 +63,28 @@ def test_the_editors_date_format_is_expanded(make_ctx, tmp_path, monkeypatch):
                                  prefix).ui["images"]  # fmt: skip
     assert record["subfolder"] == "2026-03-07"
     assert record["filename"] == "fox_26.3.7_090504_9-5-4_00001_.png"
+
+
+@pytest.mark.parametrize("prefix", ["%date:..%/escaped", "%date:../..%/x",
+                                    "x/%date:..%/%date:..%/y", "%date:/tmp%/x"])  # fmt: skip
+def test_a_date_format_leaving_the_output_folder_is_refused_at_validation(make_ctx, tmp_path,
+                                                                          prefix):  # fmt: skip
+    """A %date:FORMAT%'s characters other than its tokens stay: `%date:..%/escaped` is
+    `../escaped` when the run names the file. Validation said ok and only the run refused it."""
+    assert problems(prefix) == [f"{quoted(prefix)} would write outside the output directory"]
+    ctx = make_ctx("SaveImage", output_dir=tmp_path / "a" / "b" / "output")
+    with pytest.raises(NodeInputError, match="would write outside the output directory"):
+        images.save_image(ctx, torch.zeros(1, 8, 8, 3), prefix)
+    assert not list(tmp_path.rglob("*.png"))
+
+
+@pytest.mark.parametrize("prefix", ["%date:%", "%date:.%", "a/%date:/%", "%date: %"])
+def test_a_date_format_leaving_no_file_name_is_refused_at_validation(make_ctx, prefix):
+    """`%date:%` expands to no name at all: the run failed with a ValueError (exit 1)."""
+    expected = "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
+    assert problems(prefix) == [expected]
+    with pytest.raises(NodeInputError, match="expected a file name prefix"):
+        images.save_image(make_ctx("SaveImage"), torch.zeros(1, 8, 8, 3), prefix)
 
 
 def test_a_date_format_with_characters_file_names_cannot_hold_is_refused():

@@ -613,6 +613,32 @@ CASES: list[Req] = [
     Req("sd-prefix-nul", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="a\x00b"))),
     Req("sd-prefix-newline", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="a\nb"))),
     Req("sd-prefix-300", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="x" * 300))),
+    # ... and ones validation said ok to: the run refused them (test_server_corpus.py makes the
+    # links: output/ldir and input/link2.png lead out of their folders).
+    *[
+        Req(
+            f"sd-prefix-{name}", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix=prefix))
+        )
+        for name, prefix in (
+            ("date-dotdot", "%date:..%/escaped"),
+            ("date-dotdot-2", "%date:../..%/x"),
+            ("dates-dotdot", "x/%date:..%/%date:..%/y"),
+            ("linked-out", "ldir/pwn7"),
+        )
+    ],  # fmt: skip
+    Req(
+        "sd-load-image-linked-out",
+        "POST",
+        P,
+        400,
+        FAILED,
+        json=body(
+            {
+                "1": {"class_type": "LoadImage", "inputs": {"image": "link2.png"}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}},
+            }
+        ),
+    ),  # fmt: skip
     # Origins that do not parse, or name another scheme.
     *[
         Req(

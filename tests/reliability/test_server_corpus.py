@@ -8,7 +8,7 @@ import pytest
 from ..server.conftest import RunningServer, free_port
 from ..server.plugin.toy_nodes import register
 from .conftest import new_files, partial, snapshot
-from .corpus_server import CASES, Req, png
+from .corpus_server import CASES, Req, png, sd
 
 SERVER_LIMITS = dict(max_body_bytes=1_000_000, max_upload_bytes=200_000, max_steps=50,
                      max_batch=4, max_image_pixels=512 * 512, max_string_chars=1000,
@@ -41,6 +41,11 @@ def corpus_server(tmp_path_factory):
     running = RunningServer(config, WorkerSetup(registry=full_registry)).start()
     (config.input_dir / "seed.png").write_bytes(png())
     (config.input_dir / "big.png").write_bytes(png(600, 600))  # over the 512x512 limit
+    outside = root / "outside"  # links out of the output and input folders
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(png())
+    (config.output_dir / "ldir").symlink_to(outside, target_is_directory=True)
+    (config.input_dir / "link2.png").symlink_to(outside / "secret.png")
     yield running, root
     running.stop()
 
@@ -95,3 +100,24 @@ def test_corpus_base_prompts_are_accepted(corpus_server):
     for prompt in (toy(), SD):
         checked, _graph = check_prompt(prompt, state.registry, state.settings)
         assert checked.outputs
+
+
+@pytest.mark.parametrize("prompt, node, name", [
+    (sd("10", filename_prefix="%date:..%/escaped"), "10", "filename_prefix"),
+    (sd("10", filename_prefix="ldir/pwn7"), "10", "filename_prefix"),
+    ({"1": {"class_type": "LoadImage", "inputs": {"image": "link2.png"}},
+      "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}, "1", "image"),
+])  # fmt: skip
+def test_paths_the_run_refuses_are_refused_by_node_and_input(corpus_server, prompt, node, name):
+    """A prefix whose %date:..% makes `../escaped`, one through a folder linked out of the
+    output folder, an input file linked out of the input folder: POST /prompt answered 200 and
+    the run failed (execution_error); the 400 names the node and its input. /object_info does
+    not offer link2.png (/internal/files/input leaves it out too)."""
+    server, _ = corpus_server
+    r = server.http.post("/prompt", json={"prompt": prompt})
+    assert r.status_code == 400, r.text
+    [error] = r.json()["node_errors"][node]["errors"]
+    assert error["extra_info"]["input_name"] == name, error
+    listed = server.http.get("/object_info/LoadImage").json()
+    assert "link2.png" not in listed["LoadImage"]["input"]["required"]["image"][0]
+    assert "link2.png" not in server.http.get("/internal/files/input").json()
