@@ -16,6 +16,7 @@ or fails its CRC is a miss and is deleted.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -78,6 +79,21 @@ def codec_for(value: Any) -> Codec | None:
         except Exception:  # a broken `handles` must not break a run
             continue
     return None
+
+
+def handed_out(value: Any) -> Any:
+    """`value` as given to a caller outside the engine: a copy of what a codec can write to disk
+    (a tensor, a latent, JSON data; in a list, tuple or dict too), so changing it in place
+    leaves what the cache holds, and later runs are served, as it was. Memory-only values
+    (loaded models, handles) are the shared objects themselves: too big to copy, read-only."""
+    codec = codec_for(value)
+    if codec is not None:
+        return copy.deepcopy(value) if codec.encode is not None else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(handed_out(v) for v in value)
+    if isinstance(value, dict):
+        return {k: handed_out(v) for k, v in value.items()}
+    return value
 
 
 def codec_named(name: str) -> Codec | None:

@@ -22,12 +22,12 @@ import math
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .cache import Cache, content_key, default_cache, node_key, value_digest
+from .cache import Cache, content_key, default_cache, handed_out, node_key, value_digest
 from .context import Cancelled, CancelToken, Context, Settings
 from .declare import REQUIRED, NodeResult, NodeType, Registry, default_registry
 from .events import (
@@ -59,13 +59,40 @@ class NodeOutcome(Enum):
     INTERRUPTED = "interrupted"
 
 
+class Outputs(Mapping[str, tuple]):
+    """`RunResult.outputs`: node id -> its output values. The engine's values are the cache's
+    own, so each read hands out copies (`cache.handed_out`): changing one in place does not
+    change what later runs are served. Copied when read, not when the run ends: an output never
+    read costs nothing, and the engine's node-to-node values are never copied."""
+
+    def __init__(self, held: dict[str, tuple] | None = None) -> None:
+        self._held = dict(held or {})
+
+    def __getitem__(self, node_id: str) -> tuple:
+        return tuple(handed_out(v) for v in self._held[node_id])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._held)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __repr__(self) -> str:
+        return f"Outputs({ {nid: [describe(v) for v in vs] for nid, vs in self._held.items()} })"
+
+    def value(self, node_id: str, index: int = 0) -> Any:
+        """One output of `node_id` (a copy, as every read), the others left uncopied."""
+        return handed_out(self._held[node_id][index])
+
+
 @dataclass
 class RunResult:
     """What one run produced.
 
     `status`: "success", "failed" (a node raised: the nodes that do not depend on it ran; no
     exception reaches the caller) or "interrupted". `outputs`: node id -> its output values, for
-    the targets (by default the output nodes) and the nodes named in `keep` only. `ui`: what
+    the targets (by default the output nodes) and the nodes named in `keep` only, each read a
+    copy of the cache's (`Outputs`). `ui`: what
     output nodes show (saved files, preview text). `executed` / `cached` / `skipped`: node ids
     run, served from the cache, not run because something they need failed. `failures`: one
     `NodeFailed` per failed node (message, exception type, traceback). `warnings`: what nodes
@@ -74,7 +101,7 @@ class RunResult:
 
     run_id: str
     status: RunStatus
-    outputs: dict[str, tuple] = field(default_factory=dict)
+    outputs: Outputs = field(default_factory=Outputs)
     ui: dict[str, dict] = field(default_factory=dict)
     executed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
@@ -89,8 +116,8 @@ class RunResult:
         return self.status == "success"
 
     def output(self, node_id: str, index: int = 0) -> Any:
-        """One output value of a target node (first output by default)."""
-        return self.outputs[node_id][index]
+        """One output value of a target node (first output by default): a copy (`Outputs`)."""
+        return self.outputs.value(node_id, index)
 
 
 @dataclass
@@ -606,11 +633,11 @@ class _Run:
 
     def finish(self, start: float) -> RunResult:
         result, interrupted = self.result, self.interrupted
-        for nid in self.planned.targets + self.keep:
-            if nid in self.values:
-                result.outputs[nid] = self.values[nid]
-                if self.uis.get(nid) is not None:
-                    result.ui[nid] = self.uis[nid]  # type: ignore[assignment]
+        shown = [nid for nid in self.planned.targets + self.keep if nid in self.values]
+        result.outputs = Outputs({nid: self.values[nid] for nid in shown})
+        for nid in shown:
+            if self.uis.get(nid) is not None:
+                result.ui[nid] = self.uis[nid]  # type: ignore[assignment]
         if interrupted is not None:
             result.status = "interrupted"
             result.interrupted_node = interrupted

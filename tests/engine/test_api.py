@@ -336,3 +336,34 @@ def test_a_workflow_given_as_json_text_names_what_is_accepted():
                                      "not a file's path: pass the dict it holds (json.loads(text))")  # fmt: skip
     assert str(err.value).endswith("(accepted: a workflow file's path, a dict holding what such "
                                    "a file holds, a Workflow or a Graph)")  # fmt: skip
+
+
+def test_changing_an_output_in_place_leaves_what_later_runs_are_served(toys):
+    """`r.output(...)` was the cache's own object: zeroing a returned image in place made the
+    next run serve zeros. Data is handed out as copies; a memory-only value (a model) is the
+    shared object, too big to copy."""
+    import torch
+
+    from latentgraph.graph import ANY, IMAGE, Output, node
+    from latentgraph.nodes import codecs
+
+    codecs.register()
+    model = object()
+
+    @node("Outs", outputs=[Output("image", IMAGE), Output("table", ANY), Output("model", ANY)],
+          registry=toys.registry)  # fmt: skip
+    def outs(ctx):
+        return torch.ones(1, 2, 2, 3), {"rows": [[1, 2]]}, model
+
+    graph = {"nodes": {"o": {"type": "Outs"}}}
+    cache = Cache()
+    r = api.run(graph, targets=["o"], registry=toys.registry, cache=cache)
+    r.output("o").mul_(0)
+    r.outputs["o"][0].mul_(0)
+    r.output("o", 1)["rows"][0].append(3)
+    assert r.output("o", 2) is model
+    again = api.run(graph, targets=["o"], registry=toys.registry, cache=cache)
+    assert again.cached == ["o"]
+    image, table, same = again.outputs["o"]
+    assert torch.equal(image, torch.ones(1, 2, 2, 3))
+    assert table == {"rows": [[1, 2]]} and same is model

@@ -75,7 +75,8 @@ def returning(toys, socket_type: str, value, *, name: str = "Returns", **kw) -> 
 def test_values_of_the_declared_type_pass(toys, socket_type, value):
     returning(toys, socket_type, value)
     r = toys.scheduler().run(build({"n": ("Returns", {})}), targets=["n"])
-    assert r.status == "success" and r.output("n") is value
+    out = r.output("n")  # data comes out as a copy (tests/engine/test_api.py), the rest as is
+    assert r.status == "success" and type(out) is type(value) and repr(out) == repr(value)
 
 
 @pytest.mark.parametrize(("socket_type", "value", "shown", "want"), REFUSED)
