@@ -290,18 +290,23 @@ def _sweep(items: list[str]) -> tuple[str, list[str]]:
     holding a comma is quoted ("a cat, sitting"), the quotes are not part of it. Each value is
     typed by what it sets, as `--set` values are. One --sweep per run: a second is refused,
     not silently preferred."""
+    from latentgraph.graph.problems import quoted
+
     if len(items) > 1:
         raise UserError(f"--sweep given {len(items)} times ({', '.join(items)}): a run sweeps "
                         "one param; run once per value of the other")  # fmt: skip
-    name, sep, values_text = command_line_text(items[0], "--sweep").partition("=")
+    text = command_line_text(items[0], "--sweep")
+    name, sep, values_text = text.partition("=")
     name = name.strip()
     if not sep or not name or not values_text:
-        raise UserError(f"--sweep {items[0]!r}: expected NAME=V1,V2,...")
+        raise UserError(f"--sweep {quoted(text)}: expected NAME=V1,V2,...")
     try:
         (values,) = csv.reader([values_text], strict=True)
     except csv.Error as exc:
-        raise UserError(f"--sweep {name}: cannot read the values ({exc}); write V1,V2,... "
-                        'with "..." around a value holding a comma or a quote') from None  # fmt: skip
+        # csv's own words for a line break ask about a file's newline mode
+        why = "a line break outside quotes" if {"\n", "\r"} & set(values_text) else exc
+        raise UserError(f"--sweep {name}: cannot read the values ({why}); write V1,V2,... "
+                        'with "..." around a value holding a comma, a quote or a line break') from None  # fmt: skip
     return name, values
 
 

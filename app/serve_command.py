@@ -49,12 +49,13 @@ class _ComfyListen(argparse.Action):
 def _allowed_host(text: str) -> str:
     """An argparse type: `--allow-host NAME` as `server.hosts.allowed_host` reads it, the rule
     a request's Host is read by; refused when no Host could ever match it."""
+    from latentgraph.graph.problems import quoted
     from latentgraph.server.hosts import allowed_host
 
     name = allowed_host(text)
     if name is None:
         raise argparse.ArgumentTypeError(
-            f"expected a host name or IP address without a port (e.g. studio.lan), got {text!r}"
+            f"expected a host name or IP address without a port (e.g. studio.lan), got {quoted(text)}"
         )
     return name
 

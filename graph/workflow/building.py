@@ -12,7 +12,7 @@ from typing import Any
 from ..comfy_api import graph_from_prompt, prompt_body
 from ..declare import Input, NodeType, Registry, registry_or_default
 from ..model import Graph, Link, Location, Node
-from ..problems import Problem, WorkflowError, did_you_mean, printable
+from ..problems import Problem, WorkflowError, did_you_mean, printable, quoted
 from .positions import Positions, Refused, parse_yaml, plain_scalar
 from .reading import parse_json, read_text
 
@@ -91,7 +91,7 @@ def parse_override(assignment: str, flag: str = "override") -> tuple[str, str]:
             [
                 Problem(
                     "invalid_value",
-                    f"{flag} {assignment!r}: expected NAME=VALUE with NAME a param "
+                    f"{flag} {quoted(assignment)}: expected NAME=VALUE with NAME a param "
                     f"({PARAM_NAME_WORDS}) or, for ComfyUI workflows, <node id>.<input>",
                 )
             ]
@@ -113,7 +113,7 @@ def unknown_override(
         if name in params:
             return None
         known = ", ".join(sorted(params)) or "none"
-        return (f"{flag} {name}: the workflow has no param {name!r}"
+        return (f"{flag} {name}: the workflow has no param {quoted(name)}"
                 f"{did_you_mean(name, list(params))} (params: {known})")  # fmt: skip
     node_id, _, input_name = name.rpartition(".")
     if node_id in node_ids and input_name:
@@ -125,8 +125,8 @@ def unknown_override(
                 f"<node id>.<input> {listed}")  # fmt: skip
     if node_id not in node_ids:
         hint = did_you_mean(node_id, ids)
-        return f"{flag} {name}: the workflow has no node {node_id!r}{hint} {listed}"
-    return f"{flag} {name}: no input named after node {node_id!r}; write <node id>.<input>"
+        return f"{flag} {name}: the workflow has no node {quoted(node_id)}{hint} {listed}"
+    return f"{flag} {name}: no input named after node {quoted(node_id)}; write <node id>.<input>"
 
 
 def override_value(value: Any, takes_text: bool) -> Any:
@@ -267,7 +267,7 @@ def _top_level(
     version = value.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION or isinstance(version, bool):
         message = (
-            f"'version' must be the number {FORMAT_VERSION}, not the text {version!r}"
+            f"'version' must be the number {FORMAT_VERSION}, not the text {quoted(version)}"
             if isinstance(version, str) and version.strip() == str(FORMAT_VERSION)
             else f"unsupported workflow version {version!r}; this latentgraph reads version "
             f"{FORMAT_VERSION}"
@@ -506,10 +506,10 @@ def _resolve_link(
         if len(names) == 1:
             return Link(target, 0)
         message = (
-            f"node {target!r} ({target_type.name}) has outputs {', '.join(names)}: "
+            f"node {quoted(target)} ({target_type.name}) has outputs {', '.join(names)}: "
             f"write {target}.<output>"
             if names
-            else f"node {target!r} ({target_type.name}) has no outputs"
+            else f"node {quoted(target)} ({target_type.name}) has no outputs"
         )
         problems.append(Problem("bad_linked_input", message, node_id, input_name, where))
         return None

@@ -154,6 +154,9 @@ def test_sweep_values_may_hold_commas_when_quoted(cli, tmp_path):
     (["lable=1,2"], "--sweep lable: the workflow has no param 'lable'; did you mean 'label'?"),
     (['label="a'], "--sweep label: cannot read the values"),
     (["x="], "--sweep 'x=': expected NAME=V1,V2,..."),
+    # repr doubled the backslash of a name typed with one; csv's words asked about a file
+    ([r"C:\x"], r"--sweep 'C:\x': expected NAME=V1,V2,..."),
+    (["label=a\nb,c"], "--sweep label: cannot read the values (a line break outside quotes)"),
 ])  # fmt: skip
 def test_bad_sweeps_are_refused_naming_sweep_before_anything_runs(cli, tmp_path, sweeps, message):
     path = write(tmp_path, "named.yaml", NAMED)

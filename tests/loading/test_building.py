@@ -213,11 +213,15 @@ def test_json_or_yaml_by_name_then_content(registry):
     ]  # fmt: skip
 
 
-def test_a_bad_override_says_what_is_expected_naming_its_flag():
+@pytest.mark.parametrize(("given", "shown"), [
+    ("bad name=1", "'bad name=1'"),
+    ("C:\\x", "'C:\\x'"),  # as typed: repr doubled the backslash
+])  # fmt: skip
+def test_a_bad_override_says_what_is_expected_naming_its_flag(given, shown):
     with pytest.raises(WorkflowError) as info:
-        parse_override("bad name=1", "--set")
+        parse_override(given, "--set")
     assert str(info.value) == (
-        "--set 'bad name=1': expected NAME=VALUE with NAME a param (ASCII "
+        f"--set {shown}: expected NAME=VALUE with NAME a param (ASCII "
         "letters, digits and '_') or, for ComfyUI workflows, <node id>.<input>"
     )
 
