@@ -26,7 +26,7 @@ def test_batch_becomes_one_animated_webp(make_ctx, tmp_path):
     (record,) = result.ui["images"]
     path = tmp_path / "output" / "clips" / "fade_00001_.webp"
     assert record == {"filename": "fade_00001_.webp", "subfolder": "clips", "type": "output",
-                      **images.file_contents(path)}  # fmt: skip
+                      "filename_prefix": "clips/fade", **images.file_contents(path)}  # fmt: skip
     with Image.open(path) as img:
         assert img.format == "WEBP" and img.n_frames == 3 and img.is_animated
         decoded = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(img)]
