@@ -22,7 +22,7 @@ import math
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -48,6 +48,16 @@ from .socket_checks import TESTS, expected, not_none
 from .validate import cycle_problems, output_nodes
 
 PROGRESS_INTERVAL = 0.05  # seconds between two NodeProgress events of one node
+
+
+class _CallbackRaised(BaseException):
+    """The caller's `on_event` raised while a node reported progress or a warning: carried
+    through the node's code (a BaseException, which no `except Exception` there takes for the
+    node's failure) to `Scheduler.run`, which raises `error` itself to its caller."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class NodeOutcome(Enum):
@@ -331,17 +341,20 @@ class Scheduler:
         self,
         graph: Graph,
         *,
-        targets: list[str] | None = None,
+        targets: str | list[str] | None = None,
         on_event: Callable[[Event], None] | None = None,
         cancel: CancelToken | None = None,
         run_id: str | None = None,
         extra: dict | None = None,
-        keep: list[str] | None = None,
+        keep: str | list[str] | None = None,
         validate: bool = True,
     ) -> RunResult:
         """Run what `targets` (default: the output nodes) need. Raises WorkflowError on a
-        graph that cannot run; node failures are reported in the result, not raised."""
+        graph that cannot run; node failures are reported in the result, not raised.
+        `targets` and `keep` are node ids, a list or one id as a str. What `on_event` raises
+        leaves here as raised, whichever event it was given (the caller's bug, no node's)."""
         start = time.perf_counter()
+        targets, keep = node_ids(targets), node_ids(keep)
         problems = self._validate(graph, targets) if validate else []
         run = _Run(
             self,
@@ -354,8 +367,21 @@ class Scheduler:
         run.plan(targets, list(keep or []), problems)
         run.keys()
         run.decide()
-        run.execute()
-        return run.finish(start)
+        try:
+            run.execute()
+        except _CallbackRaised as raised:
+            error = raised.error
+        else:
+            return run.finish(start)
+        raise error  # outside the except: not "during handling of" our carrier
+
+
+def node_ids(ids: str | Iterable[str] | None) -> list[str] | None:
+    """`targets` or `keep` as a list: one node id given as a str is that node ("decode"),
+    not its letters."""
+    if ids is None:
+        return None
+    return [ids] if isinstance(ids, str) else list(ids)
 
 
 def _summary(nt: NodeType, vals: tuple) -> list[str]:
@@ -589,15 +615,24 @@ class _Run:
                 if value >= total or now - last[0] >= PROGRESS_INTERVAL:
                     last[0] = now
                     image = preview() if preview is not None else None  # built only when sent
-                    emit(NodeProgress(run_id, node_id=nid, value=value, max=total, preview=image))
+                    callback(NodeProgress(run_id, node_id=nid, value=value, max=total,
+                                          preview=image))  # fmt: skip
         else:
             progress = None  # type: ignore[assignment]
+
+        def callback(event: Event) -> None:
+            """`on_event` called from inside the node's code: what it raises is the caller's,
+            raised out of `Scheduler.run` as its other events' is, not the node's failure."""
+            try:
+                emit(event)  # type: ignore[misc]
+            except Exception as exc:
+                raise _CallbackRaised(exc) from None
 
         def warn(message: str) -> None:
             w = NodeWarning(run_id, node_id=nid, message=message)
             result.warnings.append(w)
             if emit:
-                emit(w)
+                callback(w)
 
         return Context(nid, nt.name, self.settings, self.cancel, emit_progress=progress,
                        emit_warning=warn, extra=self.extra,

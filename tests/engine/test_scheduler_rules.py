@@ -526,3 +526,31 @@ def test_a_plugins_input_error_is_named_as_a_validation_problem_is():
         ("n", "NeedsFile node 'n' input 'x': no file number 3", True),
         ("m", "NamesItself node 'm' input 'x': 3 is odd", True),
     ]
+
+
+@pytest.mark.parametrize("kind", ["run_started", "nodes_cached", "node_started", "node_progress",
+                                  "node_warning", "node_finished", "run_finished"])  # fmt: skip
+def test_an_on_event_callback_that_raises_raises_out_of_run_never_a_node_failure(toys, kind):
+    """The caller's callback is the caller's bug: whichever event it raises on (progress and
+    warnings are sent from inside a node's code), the exception leaves `run` as it was raised,
+    not recorded as the failure of the node that was running."""
+
+    class CallbackBug(Exception):
+        pass
+
+    def on_event(event):
+        if event.kind == kind:
+            raise CallbackBug(kind)
+
+    g = build({"a": ("Const", {}), "s": ("Steps", {"x": "@a", "n": 2}), "o": ("Echo", {"x": "@s"})})
+    with pytest.raises(CallbackBug, match=kind) as raised:
+        toys.scheduler().run(g, on_event=on_event)
+    assert raised.value.__context__ is None  # raised as the callback raised it, nothing around
+
+
+def test_targets_and_keep_take_one_node_id_as_a_str(toys):
+    g = build({"a": ("Const", {"value": 2}), "b": ("Inc", {"by": 5, "x": "@a"})})
+    r = toys.scheduler().run(g, targets="b", keep="a")  # not the nodes 'b' and 'a' by letter
+    assert r.outputs == {"b": (7,), "a": (2,)}
+    long_names = build({"decode": ("Const", {"value": 1}), "save": ("Echo", {"x": "@decode"})})
+    assert toys.scheduler().run(long_names, keep="decode").outputs == {"save": (1,), "decode": (1,)}
