@@ -35,7 +35,7 @@ from latentgraph.graph.cache import Cache, default_cache
 from latentgraph.graph.context import CancelToken, Settings
 from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import Event
-from latentgraph.graph.formats import load_file, load_text, reload
+from latentgraph.graph.formats import embedded, load_file, load_text, reload
 from latentgraph.graph.model import Graph, Location
 from latentgraph.graph.problems import Problem, WorkflowError
 from latentgraph.graph.scheduler import RunResult, Scheduler
@@ -132,22 +132,21 @@ def plugin_registry(registry: Registry | None,
 
 def with_params(
     workflow_or_path: Any, params: dict, registry: Registry | None = None
-) -> tuple[Graph, dict | None]:
-    """A runnable Graph (and its effective params) from a path or a dict (`load`), a
-    Workflow or a Graph."""
+) -> Workflow | Graph:
+    """What to run with `params`: the Workflow from a path or a dict (`load`), a Workflow
+    (read again when given params), or a Graph as it is."""
     if isinstance(workflow_or_path, Graph):
         if params:
             raise TypeError("params need a workflow (a path or a loaded Workflow), not a Graph")
-        return workflow_or_path, None
+        return workflow_or_path
     if isinstance(workflow_or_path, (str, PathLike, dict)):
-        wf = load(workflow_or_path, params=params, registry=registry)
-        return wf.graph, wf.params
+        return load(workflow_or_path, params=params, registry=registry)
     if not isinstance(workflow_or_path, Workflow):
         raise TypeError(f"expected {ACCEPTED}, got {type(workflow_or_path).__name__}")
     wf = workflow_or_path
     if params:  # params are substituted at load time: read the same document again
         wf = reload(wf, params, registry if registry is not None else node_registry(), GIVEN_AS)
-    return wf.graph, wf.params
+    return wf
 
 
 def sweep_workflows(
@@ -231,16 +230,18 @@ def run(
     on_event: Callable[[Event], None] | None = None,
     registry: Registry | None = None,
     scheduler: Scheduler | None = None,
-    targets: list[str] | None = None,
-    keep: list[str] | None = None,
+    targets: str | list[str] | None = None,
+    keep: str | list[str] | None = None,
     cancel: CancelToken | None = None,
     extra: dict | None = None,
     nodes_dirs: Iterable[str | PathLike] | None = None,
     **more_params: Any,
 ) -> RunResult:
     """Load (if needed: a path or a dict, as `load` reads them) and run a workflow; node code
-    sees the params as ctx.extra["params"]. `targets`, `keep`, `cancel` and `extra` go to
-    `Scheduler.run`; `nodes_dirs` are plugin folders to load first (`--nodes-dir`).
+    sees the params as ctx.extra["params"], and its saved files carry the workflow as the
+    CLI's do (`formats.embedded`). `targets`, `keep` (node ids: a list, or one as a str),
+    `on_event`, `cancel` and `extra` go to `Scheduler.run`; `nodes_dirs` are plugin folders to
+    load first (`--nodes-dir`). docs/python.md describes them all.
 
     Returns a `RunResult`: a node that fails does not raise, the result's `status` is
     "failed" and `failures` says why. A workflow that cannot run (unreadable, unknown node
@@ -249,11 +250,14 @@ def run(
     scheduler = _scheduler(registry, cache, settings, scheduler)
     _check_settings(scheduler.settings)
     params = {**(params or {}), **more_params}
-    graph, effective = with_params(workflow_or_path, params, registry)
-    if effective:
-        extra = {"params": dict(effective), **(extra or {})}
-    return scheduler.run(graph, on_event=on_event, extra=extra, targets=targets, keep=keep,
-                         cancel=cancel)  # fmt: skip
+    runnable = with_params(workflow_or_path, params, registry)
+    # what its saved files carry (as `latentgraph run` embeds it): load() reads them back
+    documents = embedded(runnable)
+    if isinstance(runnable, Workflow) and runnable.params:
+        documents["params"] = dict(runnable.params)
+    graph = runnable if isinstance(runnable, Graph) else runnable.graph
+    return scheduler.run(graph, on_event=on_event, extra={**documents, **(extra or {})},
+                         targets=targets, keep=keep, cancel=cancel)  # fmt: skip
 
 
 def _check_settings(settings: Settings) -> None:

@@ -54,14 +54,14 @@ def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: S
     """One run as a worker job: the graph checked here (problems point into the file; the
     worker converts the prompt without checking it again), with the prompt and workflow a
     local run would embed in its PNGs."""
-    from latentgraph.graph.comfy_api import prompt_from_graph
+    from latentgraph.graph.formats import embedded
     from latentgraph.graph.validate import validate
 
     problems = validate(workflow.graph, registry, settings)
     if any(p.severity == "error" for p in problems):
         raise WorkflowError(problems)
-    extra = workflow.extra
-    prompt = extra.get("prompt") or prompt_from_graph(workflow.graph, registry)
+    extra = embedded(workflow)
+    prompt = extra["prompt"]
     pnginfo = {"workflow": extra.get("workflow"), "latentgraph": extra.get("latentgraph")}
     return Job(f"run-{index}", json.dumps(prompt), {"extra_pnginfo": pnginfo}, None, False,
                checked=True)  # fmt: skip

@@ -124,8 +124,8 @@ def _settings(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from latentgraph.graph.cache import Cache, disk_store_dir
-    from latentgraph.graph.comfy_api import prompt_from_graph
     from latentgraph.graph.context import CancelToken
+    from latentgraph.graph.formats import embedded
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.scheduler import Scheduler
 
@@ -149,8 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for label, workflow in _workflows(args, overrides, registry, settings):
             if label and not (args.json or args.quiet):
                 print(label, file=sys.stderr, flush=True)
-            extra = dict(workflow.extra)
-            extra.setdefault("prompt", prompt_from_graph(workflow.graph, registry))
+            extra = embedded(workflow)  # what its saved files carry, to reload them
             renderer = _renderer(args, settings, workflow.graph)
             try:
                 result = scheduler.run(workflow.graph, on_event=stop.watch(renderer),

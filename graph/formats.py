@@ -202,6 +202,19 @@ def _read_ours(data: Any, source: str, text: str | None, registry: Registry,
     return workflow
 
 
+def embedded(workflow: Workflow | Graph) -> dict[str, Any]:
+    """The documents a run's saved files carry (its `ctx.extra`; SaveImage's PNG text chunks):
+    the workflow's own (`Workflow.extra`: our document with the run's params, the editor
+    workflow), with the API prompt built from the graph when it has none (ours); a Graph given
+    as it is carries that prompt only. `latentgraph run`, `run --ray` and `latentgraph.run`
+    all embed these, so what any of them saves reloads."""
+    if isinstance(workflow, Graph):
+        return {"prompt": prompt_from_graph(workflow)}
+    extra = dict(workflow.extra)
+    extra.setdefault("prompt", prompt_from_graph(workflow.graph))
+    return extra
+
+
 def _is_api(data: Any) -> bool:
     return isinstance(data, dict) and prompt_body(data) is not None
 

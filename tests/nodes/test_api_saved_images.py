@@ -1,0 +1,66 @@
+"""Images saved through the Python API carry the documents `latentgraph run` embeds, so
+`latentgraph.load(png)` reads back what ran, with the params given from Python."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+import latentgraph
+from latentgraph.graph.cache import Cache
+from latentgraph.graph.comfy_api import graph_from_prompt
+
+WORKFLOW = """\
+version: 1
+params:
+  width: 4
+  color: 255
+nodes:
+  blank: {type: EmptyImage, width: $width, height: 3, color: $color}
+  save: {type: SaveImage, images: blank, filename_prefix: blank}
+"""
+
+PROMPT = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 6, "height": 3, "color": 0}},
+    "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "p"}},
+}
+
+
+def _saved(result: latentgraph.RunResult, folder) -> str:
+    assert result.status == "success", result.failures
+    [record] = result.ui["save" if "save" in result.ui else "2"]["images"]
+    return str(folder / record["subfolder"] / record["filename"])
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return latentgraph.Settings(output_dir=tmp_path / "out", input_dir=tmp_path)
+
+
+def test_a_file_run_from_python_saves_what_reloads_with_its_params(tmp_path, settings):
+    path = tmp_path / "blank.yaml"
+    path.write_text(WORKFLOW)
+    png = _saved(latentgraph.run(path, width=5, settings=settings, cache=Cache()),
+                 settings.output_dir)  # fmt: skip
+    assert set(Image.open(png).text) == {"prompt", "latentgraph"}  # as `latentgraph run` saves
+    again = latentgraph.load(png)
+    assert again.format == "yaml" and again.params == {"width": 5, "color": 255}
+    assert again.graph.nodes["blank"].inputs["width"] == 5
+
+
+def test_a_loaded_workflow_swept_from_python_saves_each_value(tmp_path, settings):
+    path = tmp_path / "blank.yaml"
+    path.write_text(WORKFLOW)
+    results = latentgraph.sweep(latentgraph.load(path), "color", [1, 2], settings=settings,
+                                cache=Cache())  # fmt: skip
+    pngs = [_saved(r, settings.output_dir) for r in results]
+    assert [latentgraph.load(p).params["color"] for p in pngs] == [1, 2]
+
+
+def test_a_dict_or_a_graph_run_from_python_saves_its_prompt(settings):
+    for workflow in (PROMPT, graph_from_prompt(PROMPT)):
+        png = _saved(latentgraph.run(workflow, settings=settings, cache=Cache()),
+                     settings.output_dir)  # fmt: skip
+        assert "prompt" in Image.open(png).text
+        again = latentgraph.load(png)
+        assert again.format == "api" and again.graph.nodes["1"].inputs["width"] == 6
