@@ -9,21 +9,30 @@ This package is the composition root (the repo's app/ folder): the `latentgraph`
 (`wiring.py`). It stays light: importing any `latentgraph.*` module imports this one first,
 so `run`, `load`, `sweep`, `Settings` (a run's folders, device, dtype, options and limits),
 `Cache` (where results are kept, and how much) and `RunResult` (what `run` returns) are
-fetched from `latentgraph.api` on first use (PEP 562).
+fetched from `latentgraph.api` on first use (PEP 562), and what a caller of `run` catches or
+passes it from the engine: `WorkflowError` (a workflow that cannot run), `CancelToken`
+(`cancel=`) and the events `on_event=` receives (docs/python.md).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-__all__ = ["Cache", "RunResult", "Settings", "load", "run", "sweep"]
+_FACADE = ["Cache", "RunResult", "Settings", "load", "run", "sweep"]
+_EVENTS = ["Event", "NodeFailed", "NodeFinished", "NodeProgress", "NodeStarted", "NodeWarning",
+           "NodesCached", "RunFinished", "RunStarted"]  # fmt: skip
+# each name's module, imported when the name is first asked for
+_HOME = {**dict.fromkeys(_FACADE, "latentgraph.api"),
+         **dict.fromkeys(_EVENTS, "latentgraph.graph.events"),
+         "CancelToken": "latentgraph.graph.context",
+         "WorkflowError": "latentgraph.graph.problems"}  # fmt: skip
+__all__ = sorted(_HOME)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from . import api
-
-        return getattr(api, name)
+    if name in _HOME:
+        return getattr(import_module(_HOME[name]), name)
     raise AttributeError(f"module 'latentgraph' has no attribute {name!r}")
 
 

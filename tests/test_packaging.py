@@ -107,3 +107,22 @@ def test_latentgraph_exposes_the_facade_lazily():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_latentgraph_exposes_what_a_caller_of_run_catches_and_passes_lazily():
+    """`except latentgraph.WorkflowError`, `cancel=latentgraph.CancelToken()` and the events
+    `on_event=` receives (README, docs/python.md), none imported by `import latentgraph`."""
+    script = (
+        "import sys, latentgraph\n"
+        "assert [m for m in sys.modules if m.startswith('latentgraph.')] == []\n"
+        "from latentgraph.graph import context, events, problems\n"
+        "assert latentgraph.WorkflowError is problems.WorkflowError\n"
+        "assert latentgraph.CancelToken is context.CancelToken\n"
+        "names = ['Event', 'RunStarted', 'NodesCached', 'NodeStarted', 'NodeProgress',\n"
+        "         'NodeWarning', 'NodeFinished', 'NodeFailed', 'RunFinished']\n"
+        "assert [getattr(latentgraph, n) for n in names] == [getattr(events, n) for n in names]\n"
+        "assert set(names) | {'WorkflowError', 'CancelToken', 'run'} <= set(dir(latentgraph))\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
