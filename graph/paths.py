@@ -120,6 +120,17 @@ def models_folder_dirs(
     return list(dict.fromkeys(found))
 
 
+def inside(base: Path, name: str | Path) -> Path | None:
+    """`base / name` resolved, links followed, or None when that leaves `base` (`..`, an
+    absolute name elsewhere, a link out of it): the one rule for the files the run reads and
+    writes and the ones the server lists."""
+    base_resolved = base.resolve()
+    target = (base_resolved / name).resolve()
+    if target != base_resolved and base_resolved not in target.parents:
+        return None
+    return target
+
+
 def hidden(name: str) -> bool:
     """Whether the folder lists leave out a file or folder `name`: one starting with "."
     (the partial writes of uploads and saves, `.upload-*`, `.saving-*`, and what the system

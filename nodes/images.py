@@ -34,11 +34,11 @@ from latentgraph.graph import (
 )
 from latentgraph.graph.context import limit_label
 from latentgraph.graph.files import file_records, file_sha256, remove_folders, write_new
+from latentgraph.graph.paths import inside
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
 
 from . import input_files, temp_folder
-from .input_files import inside
 from .numbered_files import COUNTER, number_in, numbered_name
 from .values import input_error
 

@@ -19,22 +19,13 @@ from typing import Any
 
 from latentgraph.graph import Settings
 from latentgraph.graph.files import file_sha256, write_file
-from latentgraph.graph.paths import hidden, listed_spelling, split_annotation
+from latentgraph.graph.paths import hidden, inside, listed_spelling, split_annotation
 from latentgraph.graph.problems import quoted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 EXAMPLE = "example.png"
 EXAMPLE_SIZE = (128, 128)  # a multiple of 8: SD's VAE factor, so VAEEncode needs no crop
 _MAX_FILES = 10_000
-
-
-def inside(base: Path, name: str) -> Path | None:
-    """`base / name` resolved, or None if it would leave `base` (`..`, absolute names)."""
-    base_resolved = base.resolve()
-    target = (base_resolved / name).resolve()
-    if target != base_resolved and base_resolved not in target.parents:
-        return None
-    return target
 
 
 def located(image: str, settings: Settings) -> tuple[Path, str]:

@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from latentgraph.graph.files import write_new
-from latentgraph.graph.paths import hidden, split_annotation
+from latentgraph.graph.paths import hidden, inside, split_annotation
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
 
@@ -342,13 +342,12 @@ async def upload_mask(request: Request) -> JSONResponse:
 def _visible_files(folder: Path) -> list[str]:
     """The file names directly in `folder`, newest first (ComfyUI's order), without hidden
     files (our uploads' temporary files among them) or links to anything outside it."""
-    root = folder.resolve()
     found = []
     with os.scandir(folder) as entries:
         for entry in entries:
             if hidden(entry.name) or not entry.is_file():
                 continue
-            if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(root):
+            if entry.is_symlink() and inside(folder, entry.name) is None:
                 continue
             found.append((-entry.stat().st_mtime, entry.name))
     return [name for _, name in sorted(found)]

@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from latentgraph.graph.files import write_atomic
+from latentgraph.graph.paths import inside
 
 from .errors import ApiError, read_json
 from .filetypes import served_as
@@ -114,7 +115,7 @@ def _listing(folder: Path, root: Path, recurse: bool) -> list[Path]:
             dirs.clear()
         for name in names:
             path = Path(top) / name
-            if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+            if path.is_symlink() and inside(root, path) is None:
                 continue
             if path.is_file():
                 found.append(path)
