@@ -225,7 +225,7 @@ def write_folder(dest: Path, fill: Callable[[Path], None]) -> Path:
     try:
         if os.path.lexists(dest) and not dest.is_dir():
             raise FileWriteError(dest, f"{dest} is a file, not a folder")
-        tmp = _new_sibling(dest)
+        tmp = new_sibling(dest)
         fill(tmp)
         old = _sibling_name(dest) if dest.is_dir() else None
         if old is not None:
@@ -249,8 +249,10 @@ def write_folder(dest: Path, fill: Callable[[Path], None]) -> Path:
         raise failed from exc
 
 
-def _new_sibling(dest: Path) -> Path:
-    """A new, empty, uniquely named hidden folder beside `dest`, made as `mkdir` makes one."""
+def new_sibling(dest: Path) -> Path:
+    """A new, empty, uniquely named hidden folder beside `dest`, made as `mkdir` makes one
+    (with the user's umask, never `tempfile.mkdtemp`'s 0700, which would hide a folder renamed
+    into a shared place from the other users who read it)."""
     while True:
         path = _sibling_name(dest)
         try:
@@ -258,6 +260,18 @@ def _new_sibling(dest: Path) -> Path:
             return path
         except FileExistsError:
             continue
+
+
+def umask_modes(folder: Path) -> None:
+    """Give every file under `folder` the mode the umask gives a new file, as `folder`'s own
+    mode (made by `mkdir`: 0777 through the umask) tells it without setting the umask: some
+    writers (safetensors) make their files 0600 whatever the umask."""
+    mode = stat.S_IMODE(os.stat(folder).st_mode) & 0o666
+    for parent, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, mode)
 
 
 def _sibling_name(dest: Path) -> Path:

@@ -16,12 +16,18 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from latentgraph.graph import paths
-from latentgraph.graph.files import make_folders, remove_folders, write_error, write_file
+from latentgraph.graph.files import (
+    make_folders,
+    new_sibling,
+    remove_folders,
+    umask_modes,
+    write_error,
+    write_file,
+)
 
 NAME = "tiny-sd"
 BUILD_VERSION = 2  # bump when the recipe changes so old cached builds are rebuilt
@@ -127,7 +133,9 @@ def build_folder(dest: Path, write: Callable[[Path], None]) -> Path:
 
     Atomic: `write` fills a temp folder that is then renamed, so a build that dies half-way
     leaves only a temp folder, never a half-written model; if another process finishes first,
-    its folder is kept. A build the machine refuses (a full cache disk, a read-only one) is a
+    its folder is kept. With the user's umask, as the rest of the cache (`new_sibling`,
+    `umask_modes`: neither mkdtemp's 0700 folder nor safetensors' 0600 weights), so others
+    sharing the cache folder can read it. A build the machine refuses (a full cache disk, a read-only one) is a
     `FileWriteError` naming `dest` and saying why in words, and leaves nothing: neither the
     temp folder nor the folders made for it."""
     if (dest / "model_index.json").is_file():
@@ -135,9 +143,10 @@ def build_folder(dest: Path, write: Callable[[Path], None]) -> Path:
     made: list[Path] = []
     try:
         made = make_folders(dest.parent)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+        tmp = new_sibling(dest)
         try:
             write(tmp)
+            umask_modes(tmp)
             try:
                 os.replace(tmp, dest)
             except OSError:
