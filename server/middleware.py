@@ -1,10 +1,12 @@
-"""Guards in front of every route: Host check, token auth, cross-origin refusal, body size.
+"""Guards in front of every route: Host check, token auth, refusal of other sites' requests,
+body size; and no answer may be framed by another page.
 
 Written as plain ASGI middleware so they cover the websocket and the static editor too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 from typing import Any
@@ -20,9 +22,15 @@ from .hosts import HostGuard, host_refusal
 
 log = logging.getLogger("latentgraph.server")
 
-COOKIE = "latentgraph_token"
+COOKIE = "latentgraph_auth"  # the editor's cookie, named per port: `cookie_name`
 TOKEN_PARAMETER = "token"  # ?token=TOKEN (its decoded name: also %74oken=)
 _STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+_OTHER_SITES = {"cross-site", "same-site"}  # Sec-Fetch-Site: another port of this host is same-site
+# On every HTTP answer: no page of another origin may frame one (clickjacking: a framed
+# editor's own requests are same-origin, so no Origin check refuses the clicks it is tricked
+# into). The editor frames none of its own pages.
+_NOT_FRAMED = [(b"x-frame-options", b"DENY"),
+               (b"content-security-policy", b"frame-ancestors 'none'")]  # fmt: skip
 
 
 def _headers(scope) -> dict[str, str]:
@@ -34,6 +42,7 @@ async def _deny(scope, send, status: int, message: str, type_: str) -> None:
         await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
         return
     body = error_response(status, message, type_).body  # every error body is built one way
+    # (`send` adds _NOT_FRAMED: the guard wraps it before any refusal)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})  # fmt: skip
@@ -46,12 +55,15 @@ class GuardMiddleware:
         self.app = app
         self.max_body = max_body_bytes
         self.token = auth_token
+        self.cookie = cookie_value(auth_token) if auth_token else None
         self.hosts = hosts
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        if scope["type"] == "http":
+            send = _adding(send, _NOT_FRAMED)
         headers = _headers(scope)
         host = headers.get("host")
         if not self.hosts.allows(host):  # (a request without Host is allowed: not a browser)
@@ -66,11 +78,9 @@ class GuardMiddleware:
                             "(Authorization: Bearer TOKEN or ?token=TOKEN)", "unauthorized")  # fmt: skip
                 return
             set_cookie = from_query and scope["type"] == "http"
-        method = scope.get("method", "GET")
-        if (scope["type"] == "websocket" or method in _STATE_CHANGING) and _cross_origin(
-            headers, scope
-        ):
-            await _deny(scope, send, 403, "cross-origin request refused", "forbidden")
+        refused = _from_another_site(headers, scope)
+        if refused is not None:
+            await _deny(scope, send, 403, refused, "forbidden")
             return
         if scope["type"] == "http":
             length = headers.get("content-length")
@@ -79,7 +89,9 @@ class GuardMiddleware:
                 return
             receive = self._limited(scope, receive)
         if set_cookie:
-            send = self._with_cookie(send)
+            assert self.cookie is not None
+            cookie = f"{cookie_name(scope)}={self.cookie}; Path=/; HttpOnly; SameSite=Strict"
+            send = _adding(send, [(b"set-cookie", cookie.encode())])
         await self.app(scope, receive, send)
 
     def _authorized(self, scope, headers: dict[str, str]) -> tuple[bool, bool]:
@@ -91,9 +103,11 @@ class GuardMiddleware:
         if any(_same(t, self.token) for t in query.get(TOKEN_PARAMETER, [])):
             return True, True
         # Leniently, as browsers do: cookies are shared by every port of a host, so another
-        # local app's cookie that http.cookies rejects must not hide ours.
-        cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE)
-        return (cookie is not None and _same(cookie, self.token)), False
+        # local app's cookie that http.cookies rejects must not hide ours. The cookie holds
+        # `cookie_value`, never the token, and is the only place that value is accepted.
+        assert self.cookie is not None
+        cookie = cookie_parser(headers.get("cookie", "")).get(cookie_name(scope))
+        return (cookie is not None and _same(cookie, self.cookie)), False
 
     def _limited(self, scope, receive):
         seen = 0
@@ -110,16 +124,34 @@ class GuardMiddleware:
 
         return wrapped
 
-    def _with_cookie(self, send):
-        value = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()
 
-        async def wrapped(message) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = [*message.get("headers", []), (b"set-cookie", value)]
-            await send(message)
+def _adding(send, headers: list[tuple[bytes, bytes]]):
+    """`send`, adding `headers` to the response's start."""
 
-        return wrapped
+    async def wrapped(message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", []), *headers]
+        await send(message)
+
+    return wrapped
+
+
+def cookie_name(scope) -> str:
+    """The editor's cookie on the port this request came to (`latentgraph_auth_8188`): a
+    browser sends a host's cookies to every port of it, so servers on two ports of one host
+    shared one cookie and each `?token=` overwrote the other's."""
+    server = scope.get("server")  # ASGI: [host, port], port None on a unix socket
+    port = server[1] if server else None
+    return COOKIE if port is None else f"{COOKIE}_{port}"
+
+
+def cookie_value(token: str) -> str:
+    """What the editor's cookie holds: HMAC-SHA256 of a fixed text under the token, not the
+    token. Every service on this host's other ports is sent the cookie; from it they do not
+    learn the token (for `submit --auth-token`, a Bearer header or `?token=`). Replayed as the
+    cookie it still authenticates: docs/reliability.md says what that leaves open."""
+    return hmac.new(token.encode(), b"latentgraph cookie", hashlib.sha256).hexdigest()
 
 
 def _same(a: str, b: str) -> bool:
@@ -136,6 +168,27 @@ def _endpoint(url: str, default_port: int) -> tuple[str, str, int] | None:
     if not parts.hostname:
         return None
     return parts.scheme, parts.hostname, port or default_port
+
+
+def _from_another_site(headers: dict[str, str], scope) -> str | None:
+    """Why the guard refuses a request a page of another origin made, or None. The one rule:
+    - a state-changing request or a websocket whose Origin is not ours (`_cross_origin`);
+    - any other request a browser says came from another site (Sec-Fetch-Site `cross-site`,
+      or `same-site`: another port of this host), except a GET navigation (a link to the
+      editor). Another site's `<img src=.../view?...>` learned which outputs exist and their
+      sizes, and had previews encoded. A browser's requests from our own pages
+      (`same-origin`), typed addresses (`none`) and clients that send no Sec-Fetch-Site
+      (scripts, curl, `submit`) pass."""
+    method = scope.get("method", "GET")
+    if (scope["type"] == "websocket" or method in _STATE_CHANGING) and _cross_origin(
+        headers, scope
+    ):
+        return "cross-origin request refused"
+    site = headers.get("sec-fetch-site", "").strip().lower()
+    navigation = method == "GET" and headers.get("sec-fetch-mode", "").strip().lower() == "navigate"
+    if site in _OTHER_SITES and not navigation:
+        return f"request from another site refused (Sec-Fetch-Site: {site})"
+    return None
 
 
 def _cross_origin(headers: dict[str, str], scope) -> bool:

@@ -1,6 +1,7 @@
 """Safe defaults: loopback bind, serve refuses an open host without a token, the token guards
-every route (HTTP, /api, /ws, the editor's static files), cross-origin state changes refused,
-model loading never unpickles, plugin code only from configured folders."""
+every route (HTTP, /api, /ws, the editor's static files), cross-origin state changes and other
+sites' requests refused, no answer framed, model loading never unpickles, plugin code only from
+configured folders."""
 
 from __future__ import annotations
 
@@ -238,6 +239,43 @@ def test_same_origin_and_no_origin_allowed(guarded):
     assert guarded.post("/interrupt", json={}, headers=auth).status_code == 200
     same = {**auth, "Origin": "http://127.0.0.1:8188"}
     assert guarded.post("/interrupt", json={}, headers=same).status_code == 200
+
+
+NOT_FRAMED = {"x-frame-options": "DENY", "content-security-policy": "frame-ancestors 'none'"}
+
+
+@pytest.mark.parametrize("path", ["/", "/index.html", "/app.js", "/view?filename=x.png",
+                                  "/system_stats", "/openapi.json"])  # fmt: skip
+def test_no_page_of_another_origin_may_frame_the_editor(guarded, path):
+    """Clickjacking: a page framing the editor got the user to click Run, Clear or Delete (the
+    framed editor's own requests are same-origin). Every answer, a refusal's too, forbids it."""
+    for auth in ({"Authorization": f"Bearer {TOKEN}"}, {}):
+        r = guarded.get(path, headers=auth)
+        assert r.status_code == (200 if auth else 401), r.text
+        assert {k: r.headers.get(k) for k in NOT_FRAMED} == NOT_FRAMED
+
+
+def test_another_sites_page_cannot_load_outputs_but_may_link_to_the_editor(local):
+    """`<img src=http://127.0.0.1:8188/view?filename=...>` on any web page told it which
+    outputs exist and their sizes, and had the server encode previews at will. A browser says
+    where a request comes from (Sec-Fetch-Site): from another site, or another port of this
+    host (same-site), only a navigation (a link to the editor) is answered."""
+    (local.config.output_dir / "seen.png").write_bytes(b"png")
+    view = "/view?filename=seen.png&type=output&preview=webp;90"
+    image = {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+    for site in ("cross-site", "same-site"):
+        r = local.get(view, headers={**image, "Sec-Fetch-Site": site})
+        assert r.status_code == 403 and r.json()["error"] == {
+            "type": "forbidden", "message": f"request from another site refused "
+            f"(Sec-Fetch-Site: {site})", "details": "", "extra_info": {}}  # fmt: skip
+        page = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+        assert local.get("/", headers=page).status_code == 200
+    for site in ("same-origin", "none"):  # the editor's own <img>; a typed address
+        r = local.get(
+            "/view?filename=seen.png&type=output", headers={**image, "Sec-Fetch-Site": site}
+        )
+        assert r.status_code == 200 and r.content == b"png"
+    assert local.get("/view?filename=seen.png&type=output").status_code == 200  # scripts, curl
 
 
 def test_cross_origin_websocket_refused(guarded):

@@ -7,6 +7,8 @@ screenshot in artifacts/editor.png.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,68 @@ def test_fresh_editor_has_no_console_errors_and_runs_a_template(editor_server):
         shown = queue_and_wait_for_image(page, "txt2img")
         assert shown["width"] == 128  # the template's own size
     assert errors == []
+
+
+_ELSEWHERE = """<!doctype html><html><body>
+<iframe id="framed" src="{url}/" width="800" height="600"></iframe>
+<img id="output" src="{url}/view?filename=example.png&type=input&preview=webp;90">
+<a id="link" href="{url}/">the editor</a></body></html>"""
+
+
+@contextmanager
+def page_elsewhere(html: str) -> Iterator[int]:
+    """An HTTP server on another port of this host answering every GET with `html`; its port."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = html.encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1"])  # cross-site; same-site
+def test_another_site_can_neither_frame_the_editor_nor_load_its_files(editor_server, name):
+    """A page on another port of this host, in real Chromium, by another name (localhost:
+    cross-site) or the editor's (127.0.0.1: same-site, not same-origin): the editor it frames
+    is not shown (clickjacking: the framed editor's own requests are same-origin), its <img>
+    of /view does not load (which files exist, their sizes, previews encoded at will), and
+    its link to the editor opens the editor."""
+    from playwright.sync_api import sync_playwright
+
+    from ..editor_page import ARGS, CHROMIUM
+
+    with (
+        page_elsewhere(_ELSEWHERE.format(url=editor_server.url)) as port,
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://{name}:{port}/", wait_until="load")  # the frame and image too
+            framed = next(f for f in page.frames if f is not page.main_frame)
+            assert not framed.url.startswith(editor_server.url), framed.url  # blocked
+            assert page.evaluate("() => document.getElementById('output').naturalWidth") == 0
+            page.click("#link")
+            page.wait_for_function("window.app && window.app.graph", timeout=60_000)
+            assert page.url.startswith(editor_server.url)
+        finally:
+            browser.close()

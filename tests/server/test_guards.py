@@ -33,10 +33,21 @@ def test_token_required_everywhere(guarded):
 
 
 def test_query_token_sets_a_cookie_for_the_editor(guarded):
+    """The cookie is named for the server's port and holds no token: every service on another
+    port of this host is sent it, and must not learn the token from it."""
     r = guarded.get("/api/users?token=s3cret")
-    assert r.status_code == 200 and "latentgraph_token" in r.headers["set-cookie"]
+    assert r.status_code == 200
+    name, value = r.headers["set-cookie"].split(";")[0].split("=", 1)
+    assert name == "latentgraph_auth_8188" and len(value) == 64 and "s3cret" not in value
     assert guarded.get("/api/users").status_code == 200  # the client kept the cookie
     guarded.cookies.clear()
+    # what the cookie holds is no token anywhere else
+    assert (
+        guarded.get("/api/users", headers={"Authorization": f"Bearer {value}"}).status_code == 401
+    )
+    assert guarded.get("/api/users", params={"token": value}).status_code == 401
+    raw = guarded.get("/api/users", headers={"cookie": "latentgraph_auth_8188=s3cret"})
+    assert raw.status_code == 401  # the token itself is no cookie
 
 
 def test_cross_origin_post_refused(guarded):

@@ -13,9 +13,15 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from latentgraph.server.hosts import HostGuard
-from latentgraph.server.middleware import GuardMiddleware
+from latentgraph.server.middleware import GuardMiddleware, cookie_value
 
 TOKEN = "s3cret-token"
+# What the editor's cookie holds (HMAC-SHA256 of "latentgraph cookie" under the token), and
+# its name on the test client's port (80: http://testserver)
+COOKIE_VALUE = "a954f25e11dc403ad818e9cfaef873811e10c0d33453e639eb9f88bd24b25035"
+OURS = "latentgraph_auth_80"
+NOT_FRAMED = [(b"x-frame-options", b"DENY"),
+              (b"content-security-policy", b"frame-ancestors 'none'")]  # fmt: skip
 
 
 def guarded(token: str | None = None, scheme: str = "http") -> TestClient:
@@ -76,16 +82,23 @@ def test_state_changing_requests_must_come_from_the_same_site(scheme, origin, ho
         ({"params": {"token": TOKEN}}, True, True),
         ({"params": {"a": "1", "token": TOKEN}}, True, True),
         ({"params": {"token": "wrong"}}, False, False),
-        ({"headers": {"cookie": f"latentgraph_token={TOKEN}"}}, True, False),
-        ({"headers": {"cookie": f"other=1; latentgraph_token={TOKEN}"}}, True, False),
-        ({"headers": {"cookie": 'latentgraph_token="unterminated'}}, False, False),
-        ({"headers": {"cookie": f"latentgraph_tokenx={TOKEN}"}}, False, False),
+        ({"headers": {"cookie": f"{OURS}={COOKIE_VALUE}"}}, True, False),
+        ({"headers": {"cookie": f"other=1; {OURS}={COOKIE_VALUE}"}}, True, False),
+        ({"headers": {"cookie": f'{OURS}="unterminated'}}, False, False),
+        ({"headers": {"cookie": f"{OURS}x={COOKIE_VALUE}"}}, False, False),
         # another local app's cookies (shared by every port of the host) that http.cookies
         # rejects whole: ours is still read
-        ({"headers": {"cookie": f"other app=1; latentgraph_token={TOKEN}"}}, True, False),
-        ({"headers": {"cookie": f"flag; x=1;; latentgraph_token={TOKEN}"}}, True, False),
-        ({"headers": {"cookie": "latentgraph_token=; other=1"}}, False, False),
+        ({"headers": {"cookie": f"other app=1; {OURS}={COOKIE_VALUE}"}}, True, False),
+        ({"headers": {"cookie": f"flag; x=1;; {OURS}={COOKIE_VALUE}"}}, True, False),
+        ({"headers": {"cookie": f"{OURS}=; other=1"}}, False, False),
         ({}, False, False),
+        # the cookie holds the derived value, never the token; and it is named for its port
+        ({"headers": {"cookie": f"{OURS}={TOKEN}"}}, False, False),
+        ({"headers": {"cookie": f"latentgraph_token={TOKEN}"}}, False, False),  # the old cookie
+        ({"headers": {"cookie": f"latentgraph_auth_8188={COOKIE_VALUE}"}}, False, False),
+        # the derived value is no token anywhere but in the cookie
+        ({"headers": {"authorization": f"Bearer {COOKIE_VALUE}"}}, False, False),
+        ({"params": {"token": COOKIE_VALUE}}, False, False),
     ],
 )  # fmt: skip
 def test_token_from_header_query_or_cookie(how, ok, sets_cookie):
@@ -97,9 +110,36 @@ def test_token_from_header_query_or_cookie(how, ok, sets_cookie):
     cookies = r.headers.get_list("set-cookie")
     assert r.headers["x-app"] == "kept"  # the app's own headers survive the cookie
     if sets_cookie:
-        assert cookies == [f"latentgraph_token={TOKEN}; Path=/; HttpOnly; SameSite=Strict"]
+        assert cookies == [f"{OURS}={COOKIE_VALUE}; Path=/; HttpOnly; SameSite=Strict"]
+        assert TOKEN not in cookies[0]
     else:
         assert cookies == []
+
+
+def test_the_cookie_holds_an_hmac_of_the_token():
+    import hashlib
+    import hmac
+
+    assert cookie_value(TOKEN) == COOKIE_VALUE == hmac.new(
+        TOKEN.encode(), b"latentgraph cookie", hashlib.sha256).hexdigest()  # fmt: skip
+
+
+def test_servers_on_two_ports_of_one_host_keep_their_own_cookies():
+    """Browsers send a host's cookies to every port of it: each server names its cookie for
+    its port, so opening one with ?token= no longer overwrites the other's (and one token's
+    cookie is not read by the other)."""
+    first, second = guarded(TOKEN), guarded("an0ther-token")
+    r1 = first.get("http://testserver:8188/", params={"token": TOKEN})
+    r2 = second.get("http://testserver:8189/", params={"token": "an0ther-token"})
+    assert r1.headers["set-cookie"].startswith(f"latentgraph_auth_8188={COOKIE_VALUE};")
+    assert r2.headers["set-cookie"].startswith(
+        f"latentgraph_auth_8189={cookie_value('an0ther-token')};")  # fmt: skip
+    both = {"cookie": f"latentgraph_auth_8188={COOKIE_VALUE}; "
+                      f"latentgraph_auth_8189={cookie_value('an0ther-token')}"}  # fmt: skip
+    assert first.get("http://testserver:8188/", headers=both).status_code == 200
+    assert second.get("http://testserver:8189/", headers=both).status_code == 200
+    mine_elsewhere = {"cookie": f"latentgraph_auth_8189={COOKIE_VALUE}"}
+    assert first.get("http://testserver:8188/", headers=mine_elsewhere).status_code == 401
 
 
 def test_no_token_configured_lets_everyone_read_and_sets_no_cookie():
@@ -240,15 +280,20 @@ def test_header_names_the_guard_sends_are_lower_case_as_asgi_requires():
     assert start["status"] == 401 and start["headers"] == [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body["body"])).encode()),
+        *NOT_FRAMED,
     ]
 
     async def bare(scope, receive, send):  # ASGI lets a response start without headers
         await send({"type": "http.response.start", "status": 200})
 
-    cookie = f"latentgraph_token={TOKEN}; Path=/; HttpOnly; SameSite=Strict".encode()
-    sent = call(http([(b"host", b"127.0.0.1")], query=f"token={TOKEN}".encode()), app=bare)
+    cookie = f"latentgraph_auth_8188={COOKIE_VALUE}; Path=/; HttpOnly; SameSite=Strict".encode()
+    scope = http([(b"host", b"127.0.0.1")], query=f"token={TOKEN}".encode())
+    sent = call(scope | {"server": ("127.0.0.1", 8188)}, app=bare)
     assert sent == [{"type": "http.response.start", "status": 200,
-                     "headers": [(b"set-cookie", cookie)]}]  # fmt: skip
+                     "headers": [(b"set-cookie", cookie), *NOT_FRAMED]}]  # fmt: skip
+    # a unix socket has no port (ASGI: [path, None]): the cookie is named without one
+    sent = call(scope | {"server": ("/run/lg.sock", None)}, app=bare)
+    assert sent[0]["headers"][0] == (b"set-cookie", cookie.replace(b"_auth_8188=", b"_auth="))
 
 
 def test_a_refused_host_names_what_to_allow():
@@ -299,3 +344,60 @@ def test_an_origin_without_a_host_is_cross_origin(origin):
     assert start["status"] == 403
     assert json.loads(body["body"])["error"]["type"] == "forbidden"
     assert call(http([], method="POST"), token=None) == [{"type": "app.called"}]
+
+
+def test_no_answer_may_be_framed_by_another_page():
+    """Clickjacking: a page framing the editor gets the user to click Run or Delete, and the
+    framed editor's requests are same-origin. Every HTTP answer, the app's and each refusal,
+    forbids framing (X-Frame-Options for old browsers, CSP frame-ancestors)."""
+    client = guarded(TOKEN)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    answers = [client.get("/", headers=auth), client.get("/"),
+               client.get("/", headers={"host": "evil.example"}),
+               client.post("/", headers={**auth, "origin": "http://evil.example"}),
+               client.post("/", headers=auth, content=b"x" * 1001)]  # fmt: skip
+    assert [r.status_code for r in answers] == [200, 401, 403, 403, 413]
+    for r in answers:
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert answers[0].headers["x-app"] == "kept"
+
+
+@pytest.mark.parametrize(
+    "method, site, mode, allowed",
+    [
+        ("GET", None, None, True),  # scripts, curl, `submit`: no Sec-Fetch-Site
+        ("GET", "same-origin", "cors", True),  # the editor's own requests
+        ("GET", "same-origin", "no-cors", True),
+        ("GET", "none", "navigate", True),  # a typed address, a bookmark
+        ("GET", "cross-site", "navigate", True),  # a link to the editor from another site
+        ("GET", "same-site", "navigate", True),
+        ("GET", "cross-site", "no-cors", False),  # <img src=.../view?...> on another site
+        ("GET", "same-site", "no-cors", False),  # another port of this host
+        ("GET", "cross-site", "cors", False),  # fetch() from another site
+        ("GET", "Cross-Site", "no-cors", False),
+        ("HEAD", "cross-site", "navigate", False),  # navigations are GETs
+        ("POST", "cross-site", "navigate", False),  # a form another site posts
+        ("POST", "same-origin", "cors", True),
+    ],
+)  # fmt: skip
+def test_requests_another_sites_pages_make_are_refused(method, site, mode, allowed):
+    """Another site's page could load `/view?filename=...` as an image: which outputs exist,
+    their sizes, previews encoded at will. A request a browser marks as from another site is
+    refused on every route, but a navigation to the editor is not."""
+    headers = {"sec-fetch-site": site} if site else {}
+    headers |= {"sec-fetch-mode": mode} if mode else {}
+    r = guarded().request(method, "/", headers=headers)
+    assert r.status_code == (200 if allowed else 403), r.text
+    if not allowed and method != "HEAD":  # (a HEAD answer has no body)
+        assert refusal(r, 403, "forbidden") == \
+            f"request from another site refused (Sec-Fetch-Site: {site.lower()})"  # fmt: skip
+
+
+@pytest.mark.parametrize("site", [b"cross-site", b"same-site"])
+def test_a_websocket_from_another_site_is_refused_whatever_its_origin_says(site):
+    scope = {"type": "websocket", "scheme": "ws", "path": "/ws",
+             "headers": [(b"host", b"127.0.0.1:8188"), (b"origin", b"http://127.0.0.1:8188"),
+                         (b"sec-fetch-site", site), (b"sec-fetch-mode", b"websocket")]}  # fmt: skip
+    sent = call(scope, token=None)
+    assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
