@@ -63,7 +63,8 @@ def _allowed_host(text: str) -> str:
 def add_serve_parser(sub) -> None:
     """The `serve` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("serve", help="start the ComfyUI-compatible server and editor")
-    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only, "
+                   "but every account on it (on a shared machine, give --auth-token)")  # fmt: skip
     p.add_argument("--listen", action=_ComfyListen)
     p.add_argument("--port", type=at_least(0, at_most=65535), default=8188,
                    help="default 8188; 0: a free port (the log says which)")  # fmt: skip

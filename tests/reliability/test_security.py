@@ -51,6 +51,18 @@ def test_default_bind_is_loopback():
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
 
 
+def test_the_default_bind_is_not_said_to_keep_other_accounts_out():
+    """127.0.0.1 keeps other machines out; every account on this one can still reach it."""
+    from latentgraph.cli import build_parser
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    shown = " ".join(out.getvalue().split())
+    said = "--host HOST default 127.0.0.1: this machine only, but every account on it (on a shared"
+    assert f"{said} machine, give --auth-token)" in shown
+
+
 def serve_cli(monkeypatch, argv: list[str], token_env: str | None = None) -> tuple[int, str, list]:
     import latentgraph.server.run as run
     import latentgraph.wiring as wiring
