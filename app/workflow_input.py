@@ -4,6 +4,7 @@ printed: as text on stderr, as JSON (`validate --json`), or as `run --json`'s re
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,17 +16,52 @@ if TYPE_CHECKING:
     from latentgraph.graph.workflow import Workflow
 
 
-def read_workflow(path_text: str, overrides: dict[str, Any], registry: Registry) -> Workflow:
-    """Load any supported workflow format (the one table in graph/formats.py)."""
-    from latentgraph.graph.formats import load_file
+STDIN = "-"  # the workflow argument naming standard input: `latentgraph run - < wf.yaml`
 
-    return load_file(workflow_file(path_text), overrides, registry)
+
+def read_workflow(path_text: str, overrides: dict[str, Any], registry: Registry) -> Workflow:
+    """Load any supported workflow format (the one table in graph/formats.py): from a file, or
+    from a pipe (`-` for stdin, `/dev/stdin`, a shell's `<(...)`) read as a request's text is:
+    the same size limit and UTF-8 rule, its format from its content, its places named by the
+    path (`<stdin>` for `-`)."""
+    from latentgraph.graph.formats import load_file, load_text
+    from latentgraph.graph.workflow import read_source
+
+    piped = _piped(path_text)
+    if piped is None:
+        return load_file(workflow_file(path_text), overrides, registry)
+    name, data = piped
+    return load_text(read_source(name, data), name, overrides, registry)
+
+
+def _piped(path_text: str) -> tuple[str, bytes] | None:
+    """The name and bytes of a workflow given as `-` (stdin) or as a pipe or device path, or
+    None for any other path (a file, or what `workflow_file` refuses). At most one byte over
+    the size limit is read: `read_source` refuses more, as it refuses a file that size."""
+    from latentgraph.graph.workflow import MAX_BYTES
+
+    if path_text == STDIN:
+        return "<stdin>", sys.stdin.buffer.read(MAX_BYTES + 1)
+    try:
+        if not _is_pipe(Path(path_text)):
+            return None
+        with open(path_text, "rb") as stream:
+            return path_text, stream.read(MAX_BYTES + 1)
+    except OSError:
+        return None  # as a file that cannot be read: `workflow_file` and the reader word it
+
+
+def _is_pipe(path: Path) -> bool:
+    """A FIFO or a character device (a terminal, /dev/null): read as a stream, not a file."""
+    mode = path.stat().st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def workflow_file(path_text: str) -> Path:
     """The workflow file the user named, or a WorkflowError saying why it cannot be one (a
     problem at that path, as an unreadable file's: `run --json` readers get their
-    `workflow_invalid` line for it too)."""
+    `workflow_invalid` line for it too). `convert` and `submit` take a file only: a pipe or
+    `-` is refused as one, not as a file that is not there."""
     from latentgraph.graph.files import os_error_words
     from latentgraph.graph.model import Location
     from latentgraph.graph.problems import Problem, WorkflowError
@@ -34,10 +70,18 @@ def workflow_file(path_text: str) -> Path:
     try:
         if path.is_dir():
             reason = "is a folder; name a workflow file in it"
-        elif not path.is_file():
-            reason = "no such file"
-        else:
+        elif path.is_file():
             return path
+        elif path_text == STDIN:
+            reason = ("stands for stdin, which only `run` and `validate` read a workflow from; "
+                      "name a workflow file")  # fmt: skip
+        elif path.exists() and _is_pipe(path):
+            reason = ("is a pipe or device, not a file: this command reads a workflow file "
+                      "(`run` and `validate` also read one from a pipe)")  # fmt: skip
+        elif path.exists():
+            reason = "is not a regular file"
+        else:
+            reason = "no such file"
     except OSError as exc:  # a name too long, a folder on the way not to be searched
         reason = os_error_words(exc, reading=True)
     raise WorkflowError([Problem("invalid_value", reason, location=Location(str(path)))])

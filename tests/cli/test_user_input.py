@@ -566,3 +566,74 @@ def test_a_refused_flag_value_is_quoted_as_typed(cli, tmp_path, capsys):
             cli("run", str(path), flag, "C:\\x")
         assert exc.value.code == 2
         assert f"argument {flag}: expected {said}, got 'C:\\x'\n" in capsys.readouterr().err
+
+
+# --- a workflow read from a pipe ----------------------------------------------------------
+
+
+def stdin_of(monkeypatch, data: bytes) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def test_run_reads_the_workflow_from_stdin_as_dash(cli, tmp_path, monkeypatch):
+    """`latentgraph run - < wf.yaml` was "-: no such file"; its format is read from its
+    content (no suffix to go by), and its problems are placed in `<stdin>`."""
+    stdin_of(monkeypatch, GOOD.replace("x: 2", "x: 5").encode())
+    code, _, err = cli("run", "-", "-q")
+    assert code == 0, err
+    assert (tmp_path / "output" / "total.txt").read_text() == "8"
+    stdin_of(monkeypatch, json.dumps({"version": 1, "nodes": {"a": {"type": "Nope"}}}).encode())
+    code, _, err = cli("validate", "-")
+    assert code == 2 and "error: <stdin>:1:" in err and "'Nope'" in err, err
+    stdin_of(monkeypatch, b"#" * (5 * 1024 * 1024 + 1))
+    code, _, err = cli("validate", "-")
+    assert code == 2 and "error: <stdin>: the workflow is larger than 5 MB" in err, err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_validate_and_run_read_a_pipe_named_by_its_path(cli, tmp_path):
+    """`cat wf.yaml | latentgraph run /dev/stdin` and `validate <(cat wf.yaml)` name a pipe:
+    it was "no such file"; it is read as its text, its places named by its path."""
+    import threading
+
+    pipe = tmp_path / "fd63"
+    os.mkfifo(pipe)
+
+    def feed(text: str) -> threading.Thread:
+        def write_it() -> None:
+            with open(pipe, "w") as stream:
+                stream.write(text)
+
+        thread = threading.Thread(target=write_it, daemon=True)
+        thread.start()
+        return thread
+
+    def done(feeding: threading.Thread) -> None:
+        """The writer let go, whether the command read the pipe or not (it waits for a
+        reader to open it)."""
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        feeding.join()
+        os.close(reader)
+
+    feeding = feed(GOOD)
+    code, out, err = cli("validate", str(pipe))
+    done(feeding)
+    assert code == 0 and "ok (4 nodes)" in out, err
+    feeding = feed(GOOD.replace("value: 3", "value: 5000"))
+    code, _, err = cli("run", str(pipe), "-q")
+    done(feeding)
+    assert code == 2 and f"error: {pipe}:10:" in err and "no such file" not in err, err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_convert_and_submit_say_a_pipe_is_no_file_not_that_it_is_missing(cli, tmp_path):
+    pipe = tmp_path / "fd63"
+    os.mkfifo(pipe)
+    code, _, err = cli("convert", str(pipe), "out.json")
+    assert code == 2 and f"error: {pipe}: is a pipe or device, not a file" in err, err
+    code, _, err = cli("convert", "-", "out.json")
+    assert code == 2 and "error: -: stands for stdin, which only `run` and `validate`" in err
+    code, _, err = cli("submit", str(pipe), "--server", "http://127.0.0.1:9")
+    assert code == 2 and f"error: {pipe}: is a pipe or device, not a file" in err, err
