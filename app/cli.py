@@ -21,7 +21,15 @@ import warnings
 from typing import Any
 
 from . import cache_command, run_command, serve_command, tool_commands
-from .exits import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from .exits import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    StdoutClosed,
+    UserError,
+)
 from .workflow_input import refuse_run
 
 
@@ -63,6 +71,16 @@ COMMANDS = {
 }
 
 
+# What a command whose product is its work, not its text, left when its stdout closed midway
+# (`StdoutClosed`); `run` says more (its node, what it saved). The others print text only.
+STOPPED_WORK = {
+    "run": "the run stopped before finishing; what had finished is cached",
+    "submit": "it stopped watching: the prompt goes on on the server, but its files were not "
+    "downloaded",
+    "tiny-model": "it stopped before finishing; the files it had written are whole",
+}
+
+
 def _show_warning(python_show: Any, message: Warning | str, category: type[Warning],
                   filename: str, lineno: int, file: Any = None,
                   line: str | None = None) -> None:  # fmt: skip
@@ -92,13 +110,21 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
             code = COMMANDS[args.command](args)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        try:
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+        except BrokenPipeError:  # the work was done: only its printed text was cut short
+            _drop_stdout()
         return code
-    except BrokenPipeError:
-        # The reader went away (`latentgraph schema | head`): stop quietly, and keep Python's
-        # final flush of the dead stdout from printing an error at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+    except (BrokenPipeError, StdoutClosed) as e:
+        # The reader went away midway. `latentgraph schema | head` had what it wanted: stop
+        # quietly. A command whose product is its work did not finish it: exit 1, saying so.
+        _drop_stdout()
+        if args.command not in STOPPED_WORK:
+            return EXIT_OK
+        stopped = e.stopped if isinstance(e, StdoutClosed) else STOPPED_WORK[args.command]
+        print(f"latentgraph: error: stdout was closed (its reader went away) before "
+              f"{args.command} finished: {stopped}", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
     except UserError as e:
         print(f"latentgraph: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -139,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _drop_stdout() -> None:
+    """stdout onto /dev/null once its reader has gone: what it still holds is dropped, and
+    Python's flush at exit does not fail again ("Exception ignored ... BrokenPipeError")."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _disk_full(exc: OSError) -> int:
     """A write the disk refused for space (stdout sent to a full disk, `> /dev/full`, or a file
     no command wrapped in a `FileWriteError`): the work failed, exit 1 as README's table says,
@@ -150,7 +182,7 @@ def _disk_full(exc: OSError) -> int:
     try:
         sys.stdout.flush()
     except OSError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
     return EXIT_FAILED
 
 

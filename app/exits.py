@@ -3,7 +3,8 @@ user can fix (`cli.main` prints it as one line and exits 2).
 
 Exit codes, in short (README.md, "Exit codes", lists every case that gives each):
     0   success
-    1   the run failed: a node raised (what was computed stays cached)
+    1   the run failed: a node raised (what was computed stays cached); also a command whose
+        product is its work (`run`, `submit`, `tiny-model`) stopped because its stdout closed
     2   user error: bad arguments or flags, an invalid workflow, a folder or device that
         cannot be used, a run that failed only because a node refused its input
     3   `submit`: could not reach the server, or its queue is full (try again later)
@@ -21,3 +22,15 @@ EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
 
 class UserError(Exception):
     """A problem the user can fix; printed as one clear message, exit code 2."""
+
+
+class StdoutClosed(Exception):
+    """stdout's reader went away (`run --json | head -1`) before a command whose product is
+    its work (a run's files), not the text it prints, had finished: the command stops there,
+    and `cli.main` says so on stderr with `stopped` (what became of the work) and exits 1, so a
+    script does not take the abandoned run for a success. A command printing text
+    (`schema | head`) just stops: its reader had what it wanted."""
+
+    def __init__(self, stopped: str) -> None:
+        super().__init__(stopped)
+        self.stopped = stopped

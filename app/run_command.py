@@ -27,7 +27,7 @@ from .arguments import (
     read_options,
     require_ray,
 )
-from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StdoutClosed, UserError
 from .stopping import StopNow, Stopper
 from .workflow_input import print_problems, read_workflow, refuse_run
 
@@ -161,6 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 break
     except WorkflowError as e:
         return refuse_run(e.problems, args.json)
+    except BrokenPipeError:  # --json's reader went away: the run stops (exit 1, cli.main)
+        raise StdoutClosed(stop.stdout_closed()) from None
     except StopNow:
         print(stop.stopped_line(), file=sys.stderr)
         return stop.code()

@@ -1,5 +1,6 @@
 """How `latentgraph run` stops on Ctrl-C or SIGTERM: the first signal at the current node's
-next step, a second at once (`StopNow`), a third by ending the process."""
+next step, a second at once (`StopNow`), a third by ending the process; and what it says when
+its stdout closed midway (`Stopper.stdout_closed`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .exits import EXIT_INTERRUPTED, EXIT_TERMINATED
@@ -36,6 +38,7 @@ class Stopper:
         self.cached = cached
         self.signals: list[int] = []
         self.running: tuple[str, str] | None = None  # (node id, node type)
+        self.saved: list[str] = []  # the output files the run's nodes saved, as they report
         self.renderer: Renderer | None = None
 
     def __call__(self, signum: int, _frame) -> None:
@@ -74,6 +77,7 @@ class Stopper:
 
     def watch(self, renderer: Renderer) -> Callable[[Event], None]:
         from latentgraph.graph.events import NodeFailed, NodeFinished, NodeStarted
+        from latentgraph.graph.files import file_records
 
         self.renderer = renderer
 
@@ -82,6 +86,10 @@ class Stopper:
                 self.running = (event.node_id, event.node_type)
             elif isinstance(event, (NodeFinished, NodeFailed)):
                 self.running = None
+            if isinstance(event, NodeFinished) and not event.cached:
+                self.saved += [str(Path(r.get("subfolder") or "", r["filename"]))
+                               for r in file_records(event.ui)
+                               if r.get("type") == "output" and r.get("filename")]  # fmt: skip
             renderer(event)
 
         return on_event
@@ -92,6 +100,15 @@ class Stopper:
 
     def code(self) -> int:
         return EXIT_TERMINATED if self.terminated else EXIT_INTERRUPTED
+
+    def stdout_closed(self) -> str:
+        """What became of a run whose stdout closed midway (`StdoutClosed`; the run is given
+        up there): "the run stopped at node 'sample' (KSampler) before finishing; it had saved
+        a.png; what had finished is cached"."""
+        where = f" at node {self.running[0]!r} ({self.running[1]})" if self.running else ""
+        saved = f"; it had saved {', '.join(self.saved)}" if self.saved else ""
+        cached = "; what had finished is cached" if self.cached else ""
+        return f"the run stopped{where} before finishing{saved}{cached}"
 
     def stopped_line(self) -> str:
         """What a second signal did: "latentgraph: interrupted again (Ctrl-C): did not wait

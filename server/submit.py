@@ -350,8 +350,10 @@ def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvent
     """Feed this prompt's websocket messages to `events`, which draws them, until the run is
     over (the final `executing`); other prompts' messages and binary previews are skipped.
     Ctrl-C interrupts the prompt on the server too (exit 130); a connection lost mid-run is
-    exit 3. The renderer is closed either way."""
+    exit 3. The renderer is closed either way. A closed stdout (`--json | head`) is raised as
+    the BrokenPipeError it is, which `cli.main` words (exit 1), not as a lost connection."""
     render = events.render
+    closed: BrokenPipeError | None = None
     try:
         while True:
             message = socket.recv()
@@ -361,7 +363,11 @@ def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvent
             data = msg.get("data") or {}
             if data.get("prompt_id") != events.pid:
                 continue
-            if events.handle(msg.get("type", ""), data):
+            try:
+                if events.handle(msg.get("type", ""), data):
+                    break
+            except BrokenPipeError as exc:  # stdout's reader went away, not the server
+                closed = exc
                 break
     except KeyboardInterrupt:
         http.request("POST", "/interrupt", {"prompt_id": events.pid})
@@ -373,6 +379,8 @@ def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvent
         say.fail(f"lost the connection to the server: {exc}")
         raise _Stop(EXIT_UNREACHABLE) from None
     render.close()
+    if closed is not None:
+        raise closed
 
 
 def _exit_code(events: PromptEvents) -> int:

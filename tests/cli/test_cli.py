@@ -507,3 +507,72 @@ def test_two_ctrl_c_from_the_terminal_end_the_command_at_once(tmp_path):
         "stop; what had finished is cached")  # fmt: skip
     assert (tmp_path / "output" / "total.txt").read_text() == "5"
     assert not (tmp_path / "output" / "after.txt").exists()
+
+
+WAITER = """
+import time
+from pathlib import Path
+
+from latentgraph.graph import Output, Socket, node
+
+
+@node("CliWaiter", inputs=[Socket("a", "CLI_INT")], outputs=[Output("value", "CLI_INT")])
+def waiter(ctx, a):
+    while not (Path(ctx.settings.output_dir).parent / "go").exists():  # the test says when
+        time.sleep(0.01)
+    return a
+"""
+
+
+def test_run_json_whose_reader_goes_away_stops_and_exits_1_saying_so(tmp_path):
+    """`run --json | head -1` exited 0 (the broken pipe taken as `schema | head`'s), the run
+    abandoned and nothing after it saved: a script took it for a success. It stops, exit 1,
+    one line saying why and what became of the run; no "Exception ignored" at exit."""
+    import subprocess
+    import sys
+
+    from .conftest import PLUGIN
+
+    plugin = tmp_path / "waiter"
+    plugin.mkdir()
+    (plugin / "waiter.py").write_text(WAITER)
+    path = write(tmp_path, "wait.yaml", GOOD + "  wait: {type: CliWaiter, a: sum}\n"
+                 "  after: {type: CliWrite, value: wait, name: after}\n")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "latentgraph.cli", "run", str(path), "--json", "--nodes-dir",
+         str(PLUGIN), "--nodes-dir", str(plugin), "--cache-dir", str(tmp_path / "cache")],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:  # until the waiting node has started
+            if '"node_started"' in line and '"wait"' in line:
+                break
+        proc.stdout.close()  # as `head -1` exits
+        (tmp_path / "go").touch()
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert code == 1, err
+    assert err.rstrip().splitlines()[-1] == (
+        "latentgraph: error: stdout was closed (its reader went away) before run finished: "
+        "the run stopped before finishing; what had finished is cached")  # fmt: skip
+    assert "Exception ignored" not in err and "Traceback" not in err
+    assert not (tmp_path / "output" / "after.txt").exists()
+
+
+def test_schema_whose_reader_goes_away_still_exits_0(tmp_path):
+    """`latentgraph schema | head`: the text was the product, the reader had what it wanted."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "latentgraph.cli", "schema"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        proc.stdout.readline()
+        proc.stdout.close()
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode()
+    assert code == 0 and err == "", err
