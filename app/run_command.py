@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .arguments import (
     add_cache_bound_args,
@@ -146,9 +147,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     status, failures = "success", []
     try:
-        for label, workflow in _workflows(args, overrides, registry, settings):
-            if label and not (args.json or args.quiet):
-                print(label, file=sys.stderr, flush=True)
+        for swept, workflow in _workflows(args, overrides, registry, settings):
+            if swept and args.json:  # which value the run's event lines that follow are for
+                print(json.dumps(swept.event()), flush=True)
+            elif swept and not args.quiet:
+                print(swept.label(), file=sys.stderr, flush=True)
             extra = embedded(workflow)  # what its saved files carry, to reload them
             renderer = _renderer(args, settings, workflow.graph)
             try:
@@ -218,8 +221,8 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
 
     def show(index: int, result: RayRunResult) -> None:
         """One run's lines, printed as it ends (not once the whole sweep has)."""
-        (label, workflow), done = runs[index], result.finished.done
-        name = label or "run"
+        (swept, workflow), done = runs[index], result.finished.done
+        name = swept.label() if swept else "run"
         if not result.finished.started:
             print(f"{name}: not started (Ctrl-C)", file=sys.stderr, flush=True)
             return
@@ -251,19 +254,38 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     return next((code for code in codes if code != EXIT_OK), EXIT_OK)
 
 
+class Swept(NamedTuple):
+    """Which value of `--sweep NAME=V1,V2,...` a run is for: the value as typed, `index` of
+    `of` (from 1)."""
+
+    name: str
+    value: str
+    index: int
+    of: int
+
+    def label(self) -> str:
+        """The line printed before its run: "sweep 2/3: seed=11"."""
+        return f"sweep {self.index}/{self.of}: {self.name}={self.value}"
+
+    def event(self) -> dict[str, Any]:
+        """`run --json`'s line before its run's events: {"event": "sweep", "name": "seed",
+        "value": "11", "index": 2, "of": 3}."""
+        return {"event": "sweep", **self._asdict()}
+
+
 def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Registry,
-               settings) -> list[tuple[str, Workflow]]:  # fmt: skip
+               settings) -> list[tuple[Swept | None, Workflow]]:  # fmt: skip
     """The workflow to run, or one per value of `--sweep NAME=V1,V2,...`, every one read and
     validated before the first runs: a bad value is refused with the others' problems before
     any image is made (it used to stop the sweep after the values before it had run). Each
-    with the label printed before its run: "sweep 2/3: seed=11" ("" for a single run)."""
+    with the value it is for (`Swept`; None for a single run)."""
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.validate import validate
 
     from .api import sweep_workflows
 
     if not args.sweep:
-        return [("", read_workflow(args.workflow, overrides, registry))]
+        return [(None, read_workflow(args.workflow, overrides, registry))]
     name, values = _sweep(args.sweep)
     if name in overrides:
         raise UserError(f"--sweep {args.sweep[0]} and --set {name}={overrides[name]} both set "
@@ -280,7 +302,7 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
             continue
         problems += [p for p in validate(workflow.graph, registry, settings)
                      if p.severity == "error"]  # fmt: skip
-        workflows.append((f"sweep {i}/{len(values)}: {name}={value}", workflow))
+        workflows.append((Swept(name, value, i, len(values)), workflow))
     if problems:  # a --set value's problem is every value's: said once
         raise WorkflowError(list({str(p): p for p in problems}.values()))
     return workflows

@@ -637,3 +637,20 @@ def test_convert_and_submit_say_a_pipe_is_no_file_not_that_it_is_missing(cli, tm
     assert code == 2 and "error: -: stands for stdin, which only `run` and `validate`" in err
     code, _, err = cli("submit", str(pipe), "--server", "http://127.0.0.1:9")
     assert code == 2 and f"error: {pipe}: is a pipe or device, not a file" in err, err
+
+
+def test_run_json_says_which_sweep_value_each_run_is_for(cli, tmp_path):
+    """`run --sweep seed=201,202 --json` never said which run was which value: text mode's
+    "sweep 1/2: seed=201" line is for people, on stderr. A `sweep` event line now comes
+    before each run's events; the value as typed."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, out, err = cli("run", str(path), "--json", "--sweep", 'x=10,"11"')
+    assert code == 0, err
+    lines = [(e["event"], e.get("value"), e.get("index"), e.get("of")) for e in events(out)
+             if e["event"] in ("sweep", "run_started", "run_finished")]  # fmt: skip
+    assert lines == [("sweep", "10", 1, 2), ("run_started", None, None, None),
+                     ("run_finished", None, None, None), ("sweep", "11", 2, 2),
+                     ("run_started", None, None, None), ("run_finished", None, None, None)]  # fmt: skip
+    assert {e["name"] for e in events(out) if e["event"] == "sweep"} == {"x"}
+    code, out, _ = cli("run", str(path), "--json", "--set", "x=3")
+    assert code == 0 and "sweep" not in {e["event"] for e in events(out)}  # a single run
