@@ -109,20 +109,21 @@ def refusing_node(node_type: str, node_id: str, input_name: str | None) -> str:
     return f"{where} input {input_name!r}" if input_name else where
 
 
-# A backslash that would read as one of the escapes `printable` writes for a character (repr's:
-# `\n`, `\t`, `\r`, `\xhh`, `\uhhhh`, `\Uhhhhhhhh`). A doubled backslash is no such escape:
-# `\\server\share` stays as typed, and a text shown escaped always holds one of these.
-_READS_AS_ESCAPE = re.compile(r"\\(?:[nrt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+# A backslash that would read as one of the code-point escapes `printable` writes for a
+# character (repr's `\xhh`, `\uhhhh`, `\Uhhhhhhhh`: how a hidden character such as U+202E is
+# shown). Not `\n`, `\t` or `\r`: Windows folders often start with n, t or r (`SDXL\realvis`),
+# and doubling their backslash would show a name nobody typed; a typed `\t` and a real tab
+# still read alike. A doubled backslash is no escape: `\\server\share` stays as typed.
+_READS_AS_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
 
 
 def printable(text: str) -> str:
     r"""`text` as the user wrote it, for messages: CJK, accents and a backslash as typed
     (`C:\models\sd15.safetensors`), unless it needs an escape to be read right: a character
     that cannot be printed (control and format characters: a newline, U+202E turning the rest
-    of the line around) or a backslash that would read as an escape (`\u202e` typed, or
-    `SD1.5\nsfw.safetensors`). Such a text is shown `escaped`, every backslash doubled, so the
-    typed `\u202e` (`\\u202e`) and the character (`\u202e`) differ: a message's text holding
-    one of the escapes is escaped, one holding none is as typed."""
+    of the line around) or a backslash that would read as a code-point escape (`\u202e`
+    typed). Such a text is shown `escaped`, every backslash doubled, so the typed `\u202e`
+    (`\\u202e`) and the character (`\u202e`) differ."""
     if text.isprintable() and not _READS_AS_ESCAPE.search(text):
         return text
     return escaped(text)

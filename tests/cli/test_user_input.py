@@ -229,11 +229,12 @@ def test_a_given_value_is_echoed_with_what_cannot_be_printed_escaped(cli, tmp_pa
 def test_a_typed_escape_is_echoed_apart_from_the_character(cli, tmp_path, flag):
     r"""`--set x=\u202e` typed (a backslash, u, 2, 0, 2, e) was echoed as `\u202e`, as the
     U+202E character is: a text that needs escapes to be read right is shown with every
-    backslash doubled (`problems.printable`); a backslash reading as no escape stays one."""
+    backslash doubled (`problems.printable`); a backslash reading as no code-point escape
+    stays one (a typed `\t` too: Windows folders start with t)."""
     path = write(tmp_path, "named.yaml", NAMED)
     said = "node 'a' input 'value': expected an integer (INT), got"
     for value, shown in [("\\u202e", "\\\\u202e"), ("\u202e", "\\u202e"),
-                         ("a\\tb", "a\\\\tb"), ("a\tb", "a\\tb"),
+                         ("a\\tb", "a\\tb"), ("a\\x41", "a\\\\x41"),
                          ("C:\\models\\sd", "C:\\models\\sd")]:  # fmt: skip
         code, _, err = cli("run", str(path), flag, f"x={value}")
         assert code == 2

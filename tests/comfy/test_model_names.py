@@ -76,12 +76,13 @@ def test_a_windows_lora_name_runs(models, tmp_path, capsys):
 
 
 def test_a_refused_name_is_shown_as_sent_and_names_the_folders_searched(models, registry):
-    """A value not listed is quoted as the user wrote it (one backslash, not repr's two),
-    unless a backslash would read as an escape (`\\n`): then every backslash is doubled, so
-    it is not read as a newline (`problems.printable`)."""
+    """A value not listed is quoted as the user wrote it (one backslash, not repr's two), a
+    folder starting in n too, unless a backslash would read as a code-point escape (`\\u00e9`):
+    then every backslash is doubled, so it is not read as the character (`problems.printable`)."""
     settings = Settings(models_dirs=[models])
     for name, shown in [("SD1.5\\gone.safetensors", "'SD1.5\\gone.safetensors'"),
-                        ("SD1.5\\nope.safetensors", "'SD1.5\\\\nope.safetensors'")]:  # fmt: skip
+                        ("SD1.5\\nope.safetensors", "'SD1.5\\nope.safetensors'"),
+                        ("SD1.5\\u00e9.safetensors", "'SD1.5\\\\u00e9.safetensors'")]:  # fmt: skip
         with pytest.raises(PromptRejected) as caught:
             check_prompt(lora_prompt(name, LORA), registry, settings)
         [error] = caught.value.body["node_errors"]["1"]["errors"]
