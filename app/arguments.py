@@ -23,11 +23,16 @@ def add_workflow_args(p: argparse.ArgumentParser) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
         help="override a workflow param (repeatable)",
     )  # fmt: skip
+    add_nodes_dir_arg(p)
+    add_models_args(p)
+
+
+def add_nodes_dir_arg(p: argparse.ArgumentParser) -> None:
+    """`--nodes-dir`, the same flag with the same help on every command that loads nodes."""
     p.add_argument(
         "--nodes-dir", action="append", default=[], type=Path, metavar="DIR",
         help="also load node plugins from the .py files in DIR (repeatable)",
     )  # fmt: skip
-    add_models_args(p)
 
 
 class _Once(argparse.Action):
@@ -84,7 +89,8 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
     (docs/gpu.md lists the options)."""
     p.add_argument("--device", default="auto", type=_device_arg,
                    help="auto, cpu, cuda, cuda:N or mps")  # fmt: skip
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="the models' number format; auto: fp16 on CUDA, fp32 elsewhere")  # fmt: skip
     p.add_argument(
         "--option", dest="options", action="append", default=[], metavar="NAME=VALUE",
         help="runtime option for the diffusion nodes, e.g. attention_slicing=true, "

@@ -14,6 +14,7 @@ from .arguments import (
     add_device_args,
     add_limit_args,
     add_models_args,
+    add_nodes_dir_arg,
     add_ray_args,
     at_least,
     cache_bounds,
@@ -84,7 +85,7 @@ def add_serve_parser(sub) -> None:
                    help=f"previews, removed at the next start when latentgraph made the "
                    f"folder (default: ./temp, {where})")  # fmt: skip
     add_models_args(p)
-    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+    add_nodes_dir_arg(p)
     add_device_args(p)
     p.add_argument(
         "--workers", type=at_least(1), metavar="N",

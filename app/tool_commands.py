@@ -8,7 +8,14 @@ import argparse
 import json
 from pathlib import Path
 
-from .arguments import add_models_args, check_file, check_folders, load_nodes, models_dirs
+from .arguments import (
+    add_models_args,
+    add_nodes_dir_arg,
+    check_file,
+    check_folders,
+    load_nodes,
+    models_dirs,
+)
 from .exits import EXIT_OK, UserError
 from .workflow_input import workflow_file
 
@@ -23,14 +30,14 @@ def add_nodes_parser(sub) -> None:
     shown_as.add_argument(
         "--markdown", action="store_true", help="print the node reference (docs/nodes.md)"
     )
-    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+    add_nodes_dir_arg(p)
     add_models_args(p)  # the dropdowns list these folders' files, as the server's /object_info
 
 
 def add_schema_parser(sub) -> None:
     """The `schema` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("schema", help="print the JSON Schema of the workflow format")
-    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+    add_nodes_dir_arg(p)
 
 
 def add_convert_parser(sub) -> None:
@@ -39,7 +46,7 @@ def add_convert_parser(sub) -> None:
     p.add_argument("source", help="latentgraph YAML/JSON, ComfyUI API or editor JSON, or a PNG")
     p.add_argument("dest", help="file to write ('-' for stdout)")
     p.add_argument("--to", choices=["yaml", "api", "editor"], help="default: from dest suffix")
-    p.add_argument("--nodes-dir", action="append", default=[], type=Path, metavar="DIR")
+    add_nodes_dir_arg(p)
 
 
 def add_tiny_model_parser(sub) -> None:

@@ -117,6 +117,15 @@ def _subparser(name: str):
     return commands.choices[name]
 
 
+def test_every_commands_help_describes_every_option():
+    """`--nodes-dir` had no help on `nodes`, `schema`, `convert` and `serve` (four copies of
+    the flag, one with help), nor `--dtype` on `run` and `serve`."""
+    [commands] = [a for a in build_parser()._actions if a.dest == "command"]
+    undocumented = [(name, a.option_strings) for name, command in commands.choices.items()
+                    for a in command._actions if a.option_strings and not a.help]  # fmt: skip
+    assert undocumented == []
+
+
 def test_submit_help_describes_every_option_and_the_server_default():
     submit = _subparser("submit")
     undocumented = [a.option_strings or a.dest for a in submit._actions if not a.help]
