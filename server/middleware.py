@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import logging
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 
 from starlette.requests import cookie_parser
 
@@ -23,6 +23,11 @@ from .hosts import HostGuard, host_refusal
 log = logging.getLogger("latentgraph.server")
 
 COOKIE = "latentgraph_auth"  # the editor's cookie, named per port: `cookie_name`
+# The cookie latentgraph set before `cookie_name`: the raw token, sent to every port of the host.
+# Never read; expired on every answer to a request that still carries it.
+OLD_COOKIE = "latentgraph_token"
+_EXPIRE_OLD_COOKIE = (b"set-cookie",
+                      f"{OLD_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict".encode())  # fmt: skip
 TOKEN_PARAMETER = "token"  # ?token=TOKEN (its decoded name: also %74oken=)
 _STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 _OTHER_SITES = {"cross-site", "same-site"}  # Sec-Fetch-Site: another port of this host is same-site
@@ -62,9 +67,13 @@ class GuardMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "http":
-            send = _adding(send, _NOT_FRAMED)
         headers = _headers(scope)
+        # Leniently, as browsers do: cookies are shared by every port of a host, so another
+        # local app's cookie that http.cookies rejects must not hide ours.
+        cookies = cookie_parser(headers.get("cookie", ""))
+        old_cookie = OLD_COOKIE in cookies
+        if scope["type"] == "http":
+            send = _adding(send, [*_NOT_FRAMED, *([_EXPIRE_OLD_COOKIE] if old_cookie else [])])
         host = headers.get("host")
         if not self.hosts.allows(host):  # (a request without Host is allowed: not a browser)
             assert host is not None
@@ -72,10 +81,9 @@ class GuardMiddleware:
             return
         set_cookie = False
         if self.token:
-            ok, from_query = self._authorized(scope, headers)
+            ok, from_query = self._authorized(scope, headers, cookies)
             if not ok:
-                await _deny(scope, send, 401, "a valid token is required "
-                            "(Authorization: Bearer TOKEN or ?token=TOKEN)", "unauthorized")  # fmt: skip
+                await _deny(scope, send, 401, _unauthorized(old_cookie), "unauthorized")
                 return
             set_cookie = from_query and scope["type"] == "http"
         refused = _from_another_site(headers, scope)
@@ -92,9 +100,13 @@ class GuardMiddleware:
             assert self.cookie is not None
             cookie = f"{cookie_name(scope)}={self.cookie}; Path=/; HttpOnly; SameSite=Strict"
             send = _adding(send, [(b"set-cookie", cookie.encode())])
+            if _navigation(scope, headers):
+                await _redirect(send, _without_token(scope))
+                return
         await self.app(scope, receive, send)
 
-    def _authorized(self, scope, headers: dict[str, str]) -> tuple[bool, bool]:
+    def _authorized(self, scope, headers: dict[str, str],
+                    cookies: dict[str, str]) -> tuple[bool, bool]:  # fmt: skip
         assert self.token is not None
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer ") and _same(auth[7:].strip(), self.token):
@@ -102,11 +114,10 @@ class GuardMiddleware:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if any(_same(t, self.token) for t in query.get(TOKEN_PARAMETER, [])):
             return True, True
-        # Leniently, as browsers do: cookies are shared by every port of a host, so another
-        # local app's cookie that http.cookies rejects must not hide ours. The cookie holds
-        # `cookie_value`, never the token, and is the only place that value is accepted.
+        # The cookie holds `cookie_value`, never the token, and is the only place that value
+        # is accepted.
         assert self.cookie is not None
-        cookie = cookie_parser(headers.get("cookie", "")).get(cookie_name(scope))
+        cookie = cookies.get(cookie_name(scope))
         return (cookie is not None and _same(cookie, self.cookie)), False
 
     def _limited(self, scope, receive):
@@ -123,6 +134,50 @@ class GuardMiddleware:
             return message
 
         return wrapped
+
+
+def _unauthorized(old_cookie: bool) -> str:
+    """The refusal of a request without a valid token; one that carries only the cookie an
+    earlier latentgraph set (the token itself, no longer read) is told why its editor, which
+    worked before the upgrade, is refused now."""
+    message = "a valid token is required (Authorization: Bearer TOKEN or ?token=TOKEN)"
+    if old_cookie:
+        message += ("; the login cookie of an earlier latentgraph is no longer accepted: "
+                    "open the editor with ?token=TOKEN once more")  # fmt: skip
+    return message
+
+
+def _navigation(scope, headers: dict[str, str]) -> bool:
+    """A browser's GET navigation (a link, a typed address): `Sec-Fetch-Mode: navigate`, or,
+    from a browser that sends no Sec-Fetch-Mode (plain http under a name not loopback), an
+    `Accept` naming text/html. API clients (`*/*`, application/json) make none."""
+    if scope["type"] != "http" or scope.get("method", "GET") != "GET":
+        return False
+    mode = headers.get("sec-fetch-mode")
+    if mode is not None:
+        return mode.strip().lower() == "navigate"
+    return "text/html" in headers.get("accept", "").lower()
+
+
+def _without_token(scope) -> str:
+    """This request's address without its `?token=` (by its decoded name, as `parse_qs` reads
+    it), relative to the request (`./NAME?QUERY`, so a proxy's path prefix is kept), its other
+    parameters as they came."""
+    raw = scope.get("raw_path") or quote(scope.get("path", "/")).encode()
+    last = raw.split(b"?", 1)[0].decode("latin-1").rsplit("/", 1)[-1]
+    query = scope.get("query_string", b"").decode("latin-1")
+    kept = [p for p in query.split("&")
+            if p and unquote_plus(p.split("=", 1)[0]) != TOKEN_PARAMETER]  # fmt: skip
+    return f"./{last}" + (f"?{'&'.join(kept)}" if kept else "")
+
+
+async def _redirect(send, location: str) -> None:
+    """303 to `location` (what `send` adds, the cookie, goes with it): the browser asks again
+    without the token, which leaves the address bar and its history."""
+    await send({"type": "http.response.start", "status": 303,
+                "headers": [(b"location", location.encode("latin-1")),
+                            (b"cache-control", b"no-store"), (b"content-length", b"0")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _adding(send, headers: list[tuple[bytes, bytes]]):
@@ -185,8 +240,7 @@ def _from_another_site(headers: dict[str, str], scope) -> str | None:
     ):
         return "cross-origin request refused"
     site = headers.get("sec-fetch-site", "").strip().lower()
-    navigation = method == "GET" and headers.get("sec-fetch-mode", "").strip().lower() == "navigate"
-    if site in _OTHER_SITES and not navigation:
+    if site in _OTHER_SITES and not _navigation(scope, headers):
         return f"request from another site refused (Sec-Fetch-Site: {site})"
     return None
 

@@ -50,6 +50,38 @@ def test_query_token_sets_a_cookie_for_the_editor(guarded):
     assert raw.status_code == 401  # the token itself is no cookie
 
 
+def test_a_browser_opening_an_address_with_the_token_is_sent_where_it_is_not_shown(guarded):
+    """A navigation that authenticated by `?token=` is redirected to its address without the
+    token (the address bar and the history kept it); an API client's `?token=` on the same
+    route is answered as before."""
+    guarded.cookies.clear()
+    api = guarded.get("/history?max_items=1&token=s3cret")
+    assert api.status_code == 200 and isinstance(api.json(), dict)
+    guarded.cookies.clear()
+    navigate = {"sec-fetch-mode": "navigate", "sec-fetch-site": "none", "accept": "text/html"}
+    r = guarded.get("/history?max_items=1&token=s3cret", headers=navigate, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "./history?max_items=1"
+    assert r.headers["set-cookie"].startswith("latentgraph_auth_8188=")
+    followed = guarded.get("/history?max_items=1&token=s3cret", headers=navigate)
+    assert followed.status_code == 200 and isinstance(followed.json(), dict)
+    assert str(followed.url) == "http://127.0.0.1:8188/history?max_items=1"
+    guarded.cookies.clear()
+
+
+def test_the_old_cookie_is_expired_and_its_refusal_says_why(guarded):
+    """The cookie latentgraph set before (`latentgraph_token`, the token itself) is expired
+    on every answer, and an editor sending only it is told to open `?token=` once more."""
+    guarded.cookies.clear()
+    expire = "latentgraph_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"
+    old = {"cookie": "latentgraph_token=s3cret"}
+    refused = guarded.get("/prompt", headers=old)
+    assert refused.status_code == 401 and refused.headers.get_list("set-cookie") == [expire]
+    assert "the login cookie of an earlier latentgraph is no longer accepted" in \
+        refused.json()["error"]["message"]  # fmt: skip
+    ok = guarded.get("/prompt", headers={**old, "authorization": "Bearer s3cret"})
+    assert ok.status_code == 200 and ok.headers.get_list("set-cookie") == [expire]
+
+
 def test_cross_origin_post_refused(guarded):
     auth = {"Authorization": "Bearer s3cret"}
     evil = guarded.post("/interrupt", json={}, headers={**auth, "Origin": "http://evil.example"})

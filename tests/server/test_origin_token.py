@@ -401,3 +401,95 @@ def test_a_websocket_from_another_site_is_refused_whatever_its_origin_says(site)
                          (b"sec-fetch-site", site), (b"sec-fetch-mode", b"websocket")]}  # fmt: skip
     sent = call(scope, token=None)
     assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
+
+
+OLD = f"latentgraph_token={TOKEN}"  # the cookie latentgraph set before `cookie_name`: the token
+EXPIRE_OLD = "latentgraph_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"
+
+
+@pytest.mark.parametrize(
+    "token, how, status",
+    [
+        (TOKEN, {"headers": {"authorization": f"Bearer {TOKEN}"}}, 200),
+        (TOKEN, {"headers": {"cookie": f"{OURS}={COOKIE_VALUE}"}}, 200),
+        (TOKEN, {"params": {"token": TOKEN}}, 200),  # ours set, the old one expired
+        (TOKEN, {}, 401),
+        (TOKEN, {"headers": {"host": "evil.example"}}, 403),
+        (None, {}, 200),  # a server without a token expires it too: it holds a token
+    ],
+)  # fmt: skip
+def test_the_old_cookie_is_expired_on_every_answer(token, how, status):
+    """`latentgraph_token` held the raw token, and browsers send it to every port of the
+    host: whatever the answer, a request still carrying it is told to drop it."""
+    how = {**how, "headers": {**how.get("headers", {}), "cookie": "; ".join(
+        c for c in (OLD, how.get("headers", {}).get("cookie")) if c)}}  # fmt: skip
+    r = guarded(token).get("/", **how)
+    assert r.status_code == status, r.text
+    cookies = r.headers.get_list("set-cookie")
+    assert sorted(cookies) == [*([f"{OURS}={COOKIE_VALUE}; Path=/; HttpOnly; SameSite=Strict"]
+                                 if "params" in how else []), EXPIRE_OLD]  # fmt: skip
+    # without it, nothing is expired
+    assert guarded(token).get("/", headers={"authorization": f"Bearer {TOKEN}"}).headers.get_list(
+        "set-cookie") == []  # fmt: skip
+
+
+def test_a_refusal_of_the_old_cookie_says_it_is_no_longer_accepted():
+    """The editor opened before the upgrade sends only the old cookie: its 401 says why."""
+    message = refusal(guarded(TOKEN).get("/", headers={"cookie": OLD}), 401, "unauthorized")
+    assert message == ("a valid token is required (Authorization: Bearer TOKEN or ?token=TOKEN)"
+                       "; the login cookie of an earlier latentgraph is no longer accepted: "
+                       "open the editor with ?token=TOKEN once more")  # fmt: skip
+    assert "no longer" not in refusal(guarded(TOKEN).get("/"), 401, "unauthorized")
+
+
+NAVIGATE = {"sec-fetch-mode": "navigate", "sec-fetch-site": "none",
+            "accept": "text/html,application/xhtml+xml,*/*;q=0.8"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "address, location",
+    [
+        ("/?token=T", "./"),
+        ("/?a=1&token=T&b=x%20y+z", "./?a=1&b=x%20y+z"),  # the others as they came
+        ("/?token=T&template=default", "./?template=default"),
+        ("/?%74oken=T&token=wrong", "./"),  # by its decoded name, every one
+        ("/sub/page?token=T", "./page"),  # relative: a proxy's path prefix is kept
+        ("/sub/?token=T&x", "./?x"),
+        ("/a:b?token=T", "./a:b"),  # never read as a scheme
+    ],
+)  # fmt: skip
+def test_a_navigation_with_the_token_is_sent_to_its_address_without_it(address, location):
+    """`/?token=...` stayed in the address bar and the history: a browser navigation that
+    authenticated by `?token=` is answered 303 to the same address without it, the cookie
+    set on that answer, so the next request needs no token in the address."""
+    client = guarded(TOKEN)
+    r = client.get(address.replace("=T", f"={TOKEN}"), headers=NAVIGATE, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == location
+    assert r.headers.get_list("set-cookie") == [
+        f"{OURS}={COOKIE_VALUE}; Path=/; HttpOnly; SameSite=Strict"]  # fmt: skip
+    assert r.headers["x-frame-options"] == "DENY" and r.content == b""
+    followed = client.get(f"/?a=1&token={TOKEN}", headers=NAVIGATE)  # by the cookie
+    assert followed.status_code == 200 and followed.text == "ok"
+    assert str(followed.url) == "http://testserver/?a=1" and len(followed.history) == 1
+
+
+@pytest.mark.parametrize(
+    "method, headers, redirected",
+    [
+        ("GET", {"accept": "text/html"}, True),  # a browser that sends no Sec-Fetch-Mode
+        ("GET", {"sec-fetch-mode": "navigate", "accept": "*/*"}, True),
+        ("GET", {}, False),  # API clients: their answer, as before (httpx: Accept */*)
+        ("GET", {"accept": "application/json"}, False),
+        ("GET", {"sec-fetch-mode": "cors", "accept": "text/html"}, False),  # a page's fetch()
+        ("HEAD", NAVIGATE, False),
+        ("POST", NAVIGATE, False),  # a form: its body would be lost
+    ],
+)  # fmt: skip
+def test_only_a_browsers_get_navigation_is_redirected(method, headers, redirected):
+    r = guarded(TOKEN).request(method, "/", params={"token": TOKEN}, headers=headers,
+                               follow_redirects=False)  # fmt: skip
+    assert r.status_code == (303 if redirected else 200), r.text
+    assert r.headers.get_list("set-cookie") == [
+        f"{OURS}={COOKIE_VALUE}; Path=/; HttpOnly; SameSite=Strict"]  # fmt: skip
+    if not redirected:
+        assert r.headers["x-app"] == "kept"
