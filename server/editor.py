@@ -66,8 +66,9 @@ def first_visit(request: Request) -> bool:
 def _page(folder: Path):
     async def page(request: Request) -> Response:
         """The editor's page; a first visit asking for nothing else in the address (a
-        `?token=` is read by the middleware, which sets its cookie on this answer too) is
-        sent to the classic default graph (relative, so a proxy's path prefix is kept)."""
+        `?token=` is read by the middleware, which sets its cookie on this answer too; a
+        browser's was already taken out of the address by its redirect) is sent to the
+        classic default graph (relative, so a proxy's path prefix is kept)."""
         from .api_templates import DEFAULT_TEMPLATE
 
         if set(request.query_params) <= {"token"} and first_visit(request):

@@ -38,19 +38,23 @@ def require_browser() -> None:
     unprepared(f"browser test needs {' and '.join(missing)}")
 
 
-def start_editor_server(data_dir, *, first_visit: bool = False):
+def start_editor_server(data_dir, *, first_visit: bool = False, auth_token: str | None = None):
     """The real server with the built-in nodes and the pinned editor, on a free port, with
     the editor's first-visit tour marked done (it would cover the canvas), unless
-    `first_visit`: the user's settings empty, as before the editor was ever opened."""
+    `first_visit`: the user's settings empty, as before the editor was ever opened. With
+    `auth_token`, its `http` client sends it."""
     from latentgraph.server.config import ServerConfig
     from latentgraph.wiring import prepare_server, worker_setup
 
     from .server.conftest import RunningServer, free_port
 
     require_browser()
-    config = ServerConfig(data_dir=data_dir, port=free_port(), disk_cache=False)
+    config = ServerConfig(data_dir=data_dir, port=free_port(), disk_cache=False,
+                          auth_token=auth_token)  # fmt: skip
     prepare_server(config)  # example.png in the input folder
     running = RunningServer(config, worker_setup()).start()
+    if auth_token is not None:
+        running.http.headers["authorization"] = f"Bearer {auth_token}"
     if not first_visit:
         running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
     return running

@@ -58,6 +58,58 @@ def test_editor_runs_a_graph_and_shows_the_image(editor_server):
     assert not [e for e in errors if "latentgraph" in e.lower()], errors
 
 
+def test_the_editor_opened_with_its_token_shows_no_token_and_drops_the_old_cookie(
+    tmp_path_factory, cache_dir
+):
+    """`/?token=` once: the editor loads in Chromium, its address without the token (the
+    guard's redirect, then a first visit's to the classic default graph, in turn: no loop,
+    neither lost), the
+    port's cookie set and the cookie an earlier latentgraph set (the token itself) expired.
+    A returning user's `/?token=` ends at `/`."""
+    from playwright.sync_api import sync_playwright
+
+    from ..editor_page import ARGS, CHROMIUM
+
+    token = "a-browser-test-token"
+    running = start_editor_server(tmp_path_factory.mktemp("token"), first_visit=True,
+                                  auth_token=token)  # fmt: skip
+    port = running.config.port
+    errors: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                context = browser.new_context()
+                context.add_cookies([{"name": "latentgraph_token", "value": token,
+                                      "url": running.url + "/"}])  # fmt: skip
+                page = context.new_page()
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                chain: list[tuple[int, str]] = []  # the navigation's answers, in turn
+                page.on("response", lambda r: chain.append((r.status, r.url[len(running.url):]))
+                        if r.request.is_navigation_request() else None)  # fmt: skip
+                page.goto(f"{running.url}/?token={token}", wait_until="domcontentloaded")
+                page.wait_for_function("window.app && window.app.graph && "
+                                       "window.app.graph._nodes.length > 0",
+                                       timeout=60_000)  # fmt: skip
+                assert chain == [(303, f"/?token={token}"), (307, "/"),
+                                 (200, "/?template=default")]  # fmt: skip
+                assert token not in page.url  # (the editor then drops ?template= itself)
+                types = page.evaluate("() => window.app.graph._nodes.map(n => n.type)")
+                assert "KSampler" in types and "SaveImage" in types  # the classic graph
+                assert {c["name"] for c in context.cookies()} == {f"latentgraph_auth_{port}"}
+                running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
+                chain.clear()
+                page.goto(f"{running.url}/?token={token}", wait_until="domcontentloaded")
+                page.wait_for_function("window.app && window.app.graph", timeout=60_000)
+                assert chain == [(303, f"/?token={token}"), (200, "/")]
+                assert page.url == f"{running.url}/"
+            finally:
+                browser.close()
+    finally:
+        running.stop()
+    assert not [e for e in errors if "latentgraph" in e.lower()], errors
+
+
 def test_fresh_editor_has_no_console_errors_and_runs_a_template(editor_server):
     """A new user's first visit: nothing fails on load (the run button's template code broke
     on a 404 body from /api/workflow_templates), the Templates dialog lists workflows/ and
