@@ -274,6 +274,57 @@ def umask_modes(folder: Path) -> None:
                 os.chmod(path, mode)
 
 
+def widen_to_umask(folder: Path) -> None:
+    """Give `folder`, the folders and the files in it at least the modes the umask gives new
+    ones, when `folder` is the user's own and its mode narrower than that: a built-in model's
+    folder an earlier latentgraph built (a 0700 folder of 0600 weights, before its builds
+    followed the umask, `umask_modes`) stayed unreadable to the others sharing the cache.
+    Another user's folder or file is left as it is, and so is one whose mode cannot be set
+    (the folder is read all the same); modes are only widened, never narrowed."""
+    mask = _umask()
+    if mask is None:
+        return
+    try:
+        owned = os.stat(folder)
+        if owned.st_uid != os.getuid() or _has(owned.st_mode, 0o777 & ~mask):
+            return
+    except OSError:
+        return
+    for parent, _dirs, files in os.walk(folder):
+        _widen(parent, 0o777 & ~mask)
+        for name in files:
+            _widen(os.path.join(parent, name), 0o666 & ~mask)
+
+
+def _umask() -> int | None:
+    """The process's umask, read without setting it (`os.umask` sets it for every thread: a
+    file another one made meanwhile would get the value set): Linux's /proc/self/status; None
+    where there is none."""
+    try:
+        with open("/proc/self/status", encoding="latin-1") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _has(mode: int, want: int) -> bool:
+    return stat.S_IMODE(mode) & want == want
+
+
+def _widen(path: str, want: int) -> None:
+    """`path`'s mode with the bits of `want` it lacks added, if it is the user's own (a link
+    is left: chmod would change its target)."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISLNK(st.st_mode) and st.st_uid == os.getuid() and not _has(st.st_mode, want):
+            os.chmod(path, stat.S_IMODE(st.st_mode) | want)
+    except OSError:
+        pass
+
+
 def _sibling_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}-{secrets.token_hex(8)}.tmp")
 

@@ -25,6 +25,7 @@ from latentgraph.graph.files import (
     new_sibling,
     remove_folders,
     umask_modes,
+    widen_to_umask,
     write_error,
     write_file,
 )
@@ -137,8 +138,11 @@ def build_folder(dest: Path, write: Callable[[Path], None]) -> Path:
     `umask_modes`: neither mkdtemp's 0700 folder nor safetensors' 0600 weights), so others
     sharing the cache folder can read it. A build the machine refuses (a full cache disk, a read-only one) is a
     `FileWriteError` naming `dest` and saying why in words, and leaves nothing: neither the
-    temp folder nor the folders made for it."""
+    temp folder nor the folders made for it. A folder built before builds followed the umask
+    (0700, 0600 weights) is widened to its modes when reused, if it is the user's own
+    (`widen_to_umask`)."""
     if (dest / "model_index.json").is_file():
+        widen_to_umask(dest)
         return dest
     made: list[Path] = []
     try:
