@@ -109,12 +109,13 @@ def refusing_node(node_type: str, node_id: str, input_name: str | None) -> str:
     return f"{where} input {input_name!r}" if input_name else where
 
 
-# A backslash that would read as one of the code-point escapes `printable` writes for a
-# character (repr's `\xhh`, `\uhhhh`, `\Uhhhhhhhh`: how a hidden character such as U+202E is
-# shown). Not `\n`, `\t` or `\r`: Windows folders often start with n, t or r (`SDXL\realvis`),
-# and doubling their backslash would show a name nobody typed; a typed `\t` and a real tab
-# still read alike. A doubled backslash is no escape: `\\server\share` stays as typed.
-_READS_AS_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+# A backslash that would read as one of the code-point escapes `escaped` writes for a
+# character (`\uhhhh`, `\Uhhhhhhhh`: how a hidden character such as U+202E is shown). Not
+# `\n`, `\t` or `\r`, nor `\xhh` (`escaped` writes none): Windows folders often start with n,
+# t, r or x64 (`SDXL\realvis`, `C:\tools\x64`), and doubling their backslash would show a name
+# nobody typed; a typed `\t` and a real tab still read alike. A doubled backslash is no escape:
+# `\\server\share` stays as typed.
+_READS_AS_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
 
 
 def printable(text: str) -> str:
@@ -130,10 +131,17 @@ def printable(text: str) -> str:
 
 
 def escaped(text: str) -> str:
-    r"""`text` as repr writes it inside its quotes: every backslash doubled, what cannot be
-    printed escaped; CJK and accents as typed. `printable`'s form for a text needing any
-    escape."""
-    return "".join("\\\\" if c == "\\" else c if c.isprintable() else repr(c)[1:-1] for c in text)
+    r"""`text` with every backslash doubled and what cannot be printed escaped: a newline, tab
+    and carriage return as `\n`, `\t`, `\r`, any other character by its code point (`\u202e`,
+    `\u001b`: never repr's `\x1b`, which a typed Windows folder `\x64` would read as); CJK and
+    accents as typed. `printable`'s form for a text needing any escape."""
+    return "".join("\\\\" if c == "\\" else c if c.isprintable() else _code_point(c) for c in text)
+
+
+def _code_point(c: str) -> str:
+    if c in "\n\t\r":
+        return repr(c)[1:-1]
+    return f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
 
 
 def quoted(text: str) -> str:

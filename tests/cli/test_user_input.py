@@ -230,11 +230,13 @@ def test_a_typed_escape_is_echoed_apart_from_the_character(cli, tmp_path, flag):
     r"""`--set x=\u202e` typed (a backslash, u, 2, 0, 2, e) was echoed as `\u202e`, as the
     U+202E character is: a text that needs escapes to be read right is shown with every
     backslash doubled (`problems.printable`); a backslash reading as no code-point escape
-    stays one (a typed `\t` too: Windows folders start with t)."""
+    stays one (a typed `\t` or `\x64` too: Windows folders start so). A character that cannot
+    be printed is shown by its code point (`\u001b`), never as repr's `\x1b`."""
     path = write(tmp_path, "named.yaml", NAMED)
     said = "node 'a' input 'value': expected an integer (INT), got"
     for value, shown in [("\\u202e", "\\\\u202e"), ("\u202e", "\\u202e"),
-                         ("a\\tb", "a\\tb"), ("a\\x41", "a\\\\x41"),
+                         ("a\\tb", "a\\tb"), ("C:\\tools\\x64", "C:\\tools\\x64"),
+                         ("a\x1b", "a\\u001b"), ("\\u001b", "\\\\u001b"),
                          ("C:\\models\\sd", "C:\\models\\sd")]:  # fmt: skip
         code, _, err = cli("run", str(path), flag, f"x={value}")
         assert code == 2
