@@ -89,6 +89,9 @@ _MARKS = (
 _WIDE = (("utf-32-le", "UTF-32"), ("utf-32-be", "UTF-32"),
          ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"))  # fmt: skip
 _HEAD = 4  # characters: the first ones, which a workflow starts in ASCII
+# Each ASCII character UTF-16/32 bytes read so hold is a NUL in them: a UTF-8 file's stray NUL
+# or two are not so many, a workflow's `nodes:` and a node's `type:` alone are more.
+_ASCII_LEAST = 8
 
 
 def _ascii_head(data: bytes, width: int) -> bool:
@@ -102,27 +105,28 @@ def _ascii_head(data: bytes, width: int) -> bool:
     )
 
 
-def _wide_encoding(data: bytes, utf8: bool) -> str | None:
+def _wide_encoding(data: bytes) -> str | None:
     """The wide encoding the bytes are in ("UTF-16", "UTF-32"), or None: behind its byte order
-    mark; without one, by the NULs beside each of its first characters (which may even decode
-    as UTF-8: ASCII with NULs); or, bytes that are not UTF-8 (`utf8` False), when they hold a
-    NUL and read in that encoding hold none, a tenth or more of the characters ASCII (a
-    workflow's keys and punctuation are, whatever language its text is in). Only the first
-    bytes are looked at when the file is UTF-8: a UTF-8 read pays nothing for it."""
+    mark; without one, by the NULs beside each of its first characters; or, when the bytes hold
+    a NUL, when they read in that encoding with no NUL and a tenth or more of the characters,
+    and at least `_ASCII_LEAST` of them, ASCII (a workflow's keys and punctuation are, whatever
+    language its text is in). Such bytes may even decode as UTF-8 (ASCII with NULs, or CJK whose
+    every byte is below 0x80: 大 is 0x59 0x27). A UTF-8 file pays only for a search for a NUL."""
     for mark, name in _MARKS:
         if data.startswith(mark):
             return name
     for name, width in (("UTF-32", 4), ("UTF-16", 2)):
         if _ascii_head(data, width):
             return name
-    if utf8 or b"\0" not in data:
+    if b"\0" not in data:
         return None
     for codec, name in _WIDE:
         try:
             text = data.decode(codec)
         except UnicodeDecodeError:
             continue
-        if "\0" not in text and len(text.encode("ascii", "ignore")) * 10 >= len(text):
+        ascii_count = len(text.encode("ascii", "ignore"))
+        if "\0" not in text and ascii_count >= max(len(text) / 10, _ASCII_LEAST):
             return name
     return None
 
@@ -134,7 +138,7 @@ def _decoded(data: bytes, name: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        _refuse_wide(data, name, utf8=False)
+        _refuse_wide(data, name)
         raise Refused(
             Problem(
                 "syntax",
@@ -142,12 +146,12 @@ def _decoded(data: bytes, name: str) -> str:
                 location=Location.at_offset(name, data, exc.start),
             )
         ) from None
-    _refuse_wide(data, name, utf8=True)
+    _refuse_wide(data, name)
     return text
 
 
-def _refuse_wide(data: bytes, name: str, utf8: bool) -> None:
-    wide = _wide_encoding(data, utf8)
+def _refuse_wide(data: bytes, name: str) -> None:
+    wide = _wide_encoding(data)
     if wide:
         raise Refused(Problem("syntax", f"the file is {wide}; save it as UTF-8",
                               location=Location.at_offset(name, data, 0)))  # fmt: skip

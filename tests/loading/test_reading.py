@@ -191,6 +191,26 @@ def test_a_utf16_file_without_its_mark_starting_in_cjk_is_named_as_one(tmp_path,
         ("the file is UTF-16; save it as UTF-8", 1, 1)]  # fmt: skip
 
 
+@pytest.mark.parametrize(("codec", "head", "wide"), [
+    ("utf-16-le", "# 大山の絵\n", "UTF-16"), ("utf-16-be", "# 一中上下\n", "UTF-16"),
+    ("utf-32-le", "一丁\n", "UTF-32"),
+])  # fmt: skip
+def test_a_wide_file_without_its_mark_that_is_valid_utf8_is_named(tmp_path, codec, head, wide):
+    """CJK whose every byte is below 0x80 (大 is 0x59 0x27) makes the whole file valid UTF-8
+    holding NULs: it was read and refused as "character U+0000 is not allowed", the wide
+    encodings looked for only in bytes that are not UTF-8."""
+    text = head + "version: 1\nnodes:\n  p: {type: TextEncode, text: 山}\n"
+    data = text.encode(codec)
+    data.decode("utf-8")  # the case: UTF-8 too
+    path = tmp_path / "w.yaml"
+    path.write_bytes(data)
+    for given in (None, data):
+        with pytest.raises(WorkflowError) as info:
+            read_source(path, given)
+        assert [(p.message, p.location.line, p.location.column) for p in info.value.problems] == [
+            (f"the file is {wide}; save it as UTF-8", 1, 1)]  # fmt: skip
+
+
 @pytest.mark.parametrize("data", [
     b"version: 1\n\x00", b"version: 1\nnodes: {}  # \xe9\n\x00", b"\x00\x00\x00\x00",
 ])  # fmt: skip
