@@ -43,7 +43,7 @@ from .events import (
     RunStatus,
 )
 from .model import Graph, Link
-from .problems import InputError, Problem, WorkflowError, refusing_node
+from .problems import InputError, Problem, WorkflowError, quoted, refusing_node
 from .socket_checks import TESTS, expected, not_none
 from .validate import cycle_problems, output_nodes
 
@@ -245,9 +245,9 @@ def plan_run(graph: Graph, registry: Registry, targets: list[str] | None, keep: 
             raise WorkflowError(
                 [Problem("prompt_no_outputs", "the workflow has no output node to run")]
             )
-    for t in list(targets) + list(keep):
-        if t not in graph.nodes:
-            problems.append(Problem("invalid_value", f"no node {t!r} to run", node_id=t))
+    for ids, what in ((targets, "run"), (keep, "keep")):
+        problems += [Problem("invalid_value", f"no node {quoted(t)} to {what}", node_id=t)
+                     for t in ids if t not in graph.nodes]  # fmt: skip
     if problems:
         raise WorkflowError(problems)
 
@@ -354,7 +354,7 @@ class Scheduler:
         `targets` and `keep` are node ids, a list or one id as a str. What `on_event` raises
         leaves here as raised, whichever event it was given (the caller's bug, no node's)."""
         start = time.perf_counter()
-        targets, keep = node_ids(targets), node_ids(keep)
+        targets, keep = node_ids(targets, "targets"), node_ids(keep, "keep")
         problems = self._validate(graph, targets) if validate else []
         run = _Run(
             self,
@@ -376,12 +376,16 @@ class Scheduler:
         raise error  # outside the except: not "during handling of" our carrier
 
 
-def node_ids(ids: str | Iterable[str] | None) -> list[str] | None:
-    """`targets` or `keep` as a list: one node id given as a str is that node ("decode"),
-    not its letters."""
+def node_ids(ids: str | Iterable[str] | None, keyword: str) -> list[str] | None:
+    """`targets` or `keep` (named by `keyword`) as a list: one node id given as a str is that
+    node ("decode"), not its letters. Anything else but a list of str is the caller's bug,
+    refused naming the keyword (`keep=5` said "'int' object is not iterable")."""
     if ids is None:
         return None
-    return [ids] if isinstance(ids, str) else list(ids)
+    found = [ids] if isinstance(ids, str) else list(ids) if isinstance(ids, Iterable) else None
+    if found is None or not all(isinstance(i, str) for i in found):
+        raise TypeError(f"{keyword}= takes a node id or a list of node ids, not {ids!r}")
+    return found
 
 
 def _summary(nt: NodeType, vals: tuple) -> list[str]:

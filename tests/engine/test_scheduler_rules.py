@@ -181,7 +181,7 @@ def test_targets_and_keep_must_exist(toys):
     problems = problems_of(toys, g, targets=["zz"], keep=["yy"])
     assert [(p.code, p.node_id, p.message) for p in problems] == [
         ("invalid_value", "zz", "no node 'zz' to run"),
-        ("invalid_value", "yy", "no node 'yy' to run"),
+        ("invalid_value", "yy", "no node 'yy' to keep"),  # (said "to run")
     ]
     assert toys.scheduler().run(g, targets=["a"], keep=["a"]).outputs == {"a": (0,)}
 
@@ -554,3 +554,14 @@ def test_targets_and_keep_take_one_node_id_as_a_str(toys):
     assert r.outputs == {"b": (7,), "a": (2,)}
     long_names = build({"decode": ("Const", {"value": 1}), "save": ("Echo", {"x": "@decode"})})
     assert toys.scheduler().run(long_names, keep="decode").outputs == {"save": (1,), "decode": (1,)}
+
+
+@pytest.mark.parametrize(("given", "keyword"), [
+    ({"keep": 5}, "keep"), ({"targets": 5}, "targets"), ({"keep": ["a", 5]}, "keep"),
+])  # fmt: skip
+def test_targets_and_keep_of_another_type_are_refused_naming_the_keyword(toys, given, keyword):
+    """`keep=5` raised "'int' object is not iterable", naming neither keep nor a node id."""
+    g = build({"a": ("Const", {"value": 2}), "o": ("Out", {"x": "@a"})})
+    with pytest.raises(TypeError) as caught:
+        toys.scheduler().run(g, **given)
+    assert str(caught.value).startswith(f"{keyword}= takes a node id or a list of node ids, not ")
