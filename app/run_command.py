@@ -264,8 +264,11 @@ class Swept(NamedTuple):
     of: int
 
     def label(self) -> str:
-        """The line printed before its run: "sweep 2/3: seed=11"."""
-        return f"sweep {self.index}/{self.of}: {self.name}={self.value}"
+        """The line printed before its run: "sweep 2/3: seed=11" (a line break in the value
+        shown `\\n`, not breaking the line)."""
+        from latentgraph.graph.problems import printable
+
+        return f"sweep {self.index}/{self.of}: {self.name}={printable(self.value)}"
 
     def event(self) -> dict[str, Any]:
         """`run --json`'s line before its run's events: {"event": "sweep", "name": "seed",

@@ -190,6 +190,15 @@ def test_each_sweep_run_is_labelled_with_its_value(cli, tmp_path):
     assert "sweep 1/2" not in out + err  # --json: the events alone
 
 
+def test_a_swept_value_with_a_line_break_is_labelled_on_one_line(cli, tmp_path):
+    """`--sweep 'label="a<newline>b",c'` printed "sweep 1/2: label=a", then "b" alone."""
+    path = write(tmp_path, "named.yaml", NAMED)
+    code, _, err = cli("run", str(path), "--sweep", 'label="a\nb",c')
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("sweep ")] == [
+        "sweep 1/2: label=a\\nb", "sweep 2/2: label=c"]  # fmt: skip
+
+
 def test_a_bad_value_given_on_the_command_line_is_placed_at_its_flag(cli, tmp_path):
     """It pointed at the file's line (`value: $x`), which is right: now the flag that gave the
     value is named, with the line using it, the node and the input kept."""
