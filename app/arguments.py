@@ -31,7 +31,7 @@ def add_nodes_dir_arg(p: argparse.ArgumentParser) -> None:
     """`--nodes-dir`, the same flag with the same help on every command that loads nodes."""
     p.add_argument(
         "--nodes-dir", action="append", default=[], type=Path, metavar="DIR",
-        help="also load node plugins from the .py files in DIR (repeatable)",
+        help="also load node plugins from DIR: its .py files and package folders (repeatable)",
     )  # fmt: skip
 
 
