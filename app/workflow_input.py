@@ -31,7 +31,23 @@ def read_workflow(path_text: str, overrides: dict[str, Any], registry: Registry)
     if piped is None:
         return load_file(workflow_file(path_text), overrides, registry)
     name, data = piped
+    _refuse_image(name, data)
     return load_text(read_source(name, data), name, overrides, registry)
+
+
+def _refuse_image(name: str, data: bytes) -> None:
+    """An image piped in (`validate - < x.png`), named as one: a pipe is read as a workflow's
+    text, and its bytes were refused as "not UTF-8 text (byte 0x89 at offset 0)". An image's
+    workflow is read from its file."""
+    from latentgraph.graph.formats import image_signature
+    from latentgraph.graph.model import Location
+    from latentgraph.graph.problems import Problem, WorkflowError
+
+    image = image_signature(data)
+    if image:
+        reason = (f"is a {image} image: stdin or a pipe is read as a workflow's text; give "
+                  "the image's path to read the workflow in it")  # fmt: skip
+        raise WorkflowError([Problem("invalid_value", reason, location=Location(name))])
 
 
 def _piped(path_text: str) -> tuple[str, bytes] | None:

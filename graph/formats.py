@@ -324,6 +324,19 @@ def webp_text(path: Path) -> dict[str, str]:
     return entries
 
 
+def image_signature(head: bytes) -> str | None:
+    """The image format ("PNG", "WEBP", "JPEG") bytes begin with the signature of (12 are
+    enough), None otherwise: read without Pillow, so a broken image is still one, and bytes
+    with no file (a pipe's) are named too."""
+    if head[:8] == PNG_SIGNATURE:
+        return "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    return None
+
+
 def _image_format(path: Path) -> str | None:
     """The file's image format ("PNG", "JPEG", ... of IMAGE_FORMATS), None for anything else;
     whatever size its header claims (Pillow's decompression-bomb error was a crash)."""
@@ -332,11 +345,9 @@ def _image_format(path: Path) -> str | None:
             head = fh.read(12)
     except OSError:
         return None  # the text reader reports it
-    # read without Pillow: a broken PNG or WEBP is still one
-    if head[:8] == PNG_SIGNATURE:
-        return "PNG"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
+    signed = image_signature(head)
+    if signed:
+        return signed
     from PIL import UnidentifiedImageError
 
     from .pictures import open_image

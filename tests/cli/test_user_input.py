@@ -604,6 +604,22 @@ def test_run_reads_the_workflow_from_stdin_as_dash(cli, tmp_path, monkeypatch):
     assert code == 2 and "error: <stdin>: the workflow is larger than 5 MB" in err, err
 
 
+@pytest.mark.parametrize(("image", "head"), [
+    ("PNG", b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"), ("WEBP", b"RIFF\x10\x00\x00\x00WEBPVP8 "),
+    ("JPEG", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"),
+])  # fmt: skip
+def test_an_image_piped_in_is_named_as_one(cli, monkeypatch, image, head):
+    """`latentgraph validate - < x.png` said "<stdin>:1:1: the file is not UTF-8 text (byte
+    0x89 at offset 0)": a pipe is read as text; an image's workflow is read from its file,
+    which the message now says, before the size limit (an image is often larger)."""
+    for data in (head, head + bytes(5 * 1024 * 1024)):
+        stdin_of(monkeypatch, data)
+        code, _, err = cli("validate", "-")
+        said = (f"error: <stdin>: is a {image} image: stdin or a pipe is read as a workflow's "
+                "text; give the image's path to read the workflow in it\n")  # fmt: skip
+        assert code == 2 and said in err, err
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
 def test_validate_and_run_read_a_pipe_named_by_its_path(cli, tmp_path):
     """`cat wf.yaml | latentgraph run /dev/stdin` and `validate <(cat wf.yaml)` name a pipe:
