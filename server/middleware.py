@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import logging
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
@@ -83,7 +84,11 @@ class GuardMiddleware:
         if self.token:
             ok, from_query = self._authorized(scope, headers, cookies)
             if not ok:
-                await _deny(scope, send, 401, _unauthorized(old_cookie), "unauthorized")
+                if _navigation(scope, headers):
+                    await _token_page(send, _unauthorized(old_cookie),
+                                      reload=_site(headers) in _OTHER_SITES)  # fmt: skip
+                else:
+                    await _deny(scope, send, 401, _unauthorized(old_cookie), "unauthorized")
                 return
             set_cookie = from_query and scope["type"] == "http"
         refused = _from_another_site(headers, scope)
@@ -145,6 +150,38 @@ def _unauthorized(old_cookie: bool) -> str:
         message += ("; the login cookie of an earlier latentgraph is no longer accepted: "
                     "open the editor with ?token=TOKEN once more")  # fmt: skip
     return message
+
+
+_TOKEN_PAGE = """<!doctype html><html><head><meta charset="utf-8">{reload}
+<title>latentgraph: token required</title></head><body>
+<h1>This latentgraph server needs its token</h1>
+<p>Open it with <code>?token=TOKEN</code> at the end of its address (<code>/?token=TOKEN</code>),
+TOKEN being the token <code>latentgraph serve --auth-token</code> (or
+<code>LATENTGRAPH_AUTH_TOKEN</code>) was given. This browser then keeps a cookie, and opens the
+editor without it. If it has opened the editor with its token before, reload this page.</p>
+<p><small>{message}</small></p>
+</body></html>"""
+
+
+async def _token_page(send, message: str, *, reload: bool) -> None:
+    """A browser's refused navigation is answered 401 with a page a person reads, not JSON.
+    From another site's page (`reload`), the cookie may well be set but unsent: browsers send
+    no SameSite=Strict cookie on a navigation another site began. The page then reloads itself
+    once: that navigation is our own page's (`same-origin`), so the cookie goes with it and a
+    logged-in user lands in the editor; one without it gets this page again, without the
+    reload (a meta refresh: the CSP we send names frames only)."""
+    refresh = '<meta http-equiv="refresh" content="0">' if reload else ""
+    body = _TOKEN_PAGE.format(reload=refresh, message=html.escape(message)).encode()
+    await send({"type": "http.response.start", "status": 401,
+                "headers": [(b"content-type", b"text/html; charset=utf-8"),
+                            (b"cache-control", b"no-store"),
+                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def _site(headers: dict[str, str]) -> str:
+    """Where a browser says a request comes from (Sec-Fetch-Site, lowercased; "" when none)."""
+    return headers.get("sec-fetch-site", "").strip().lower()
 
 
 def _navigation(scope, headers: dict[str, str]) -> bool:
@@ -239,7 +276,7 @@ def _from_another_site(headers: dict[str, str], scope) -> str | None:
         headers, scope
     ):
         return "cross-origin request refused"
-    site = headers.get("sec-fetch-site", "").strip().lower()
+    site = _site(headers)
     if site in _OTHER_SITES and not _navigation(scope, headers):
         return f"request from another site refused (Sec-Fetch-Site: {site})"
     return None

@@ -196,3 +196,50 @@ def test_another_site_can_neither_frame_the_editor_nor_load_its_files(editor_ser
             assert page.url.startswith(editor_server.url)
         finally:
             browser.close()
+
+
+def test_a_link_on_another_site_opens_the_editor_of_a_server_with_a_token(tmp_path_factory,
+                                                                          cache_dir):  # fmt: skip
+    """The cookie `?token=` sets is SameSite=Strict, so a link on another site's page (here
+    localhost, another port) arrives without it: the guard answers a page, not JSON, which
+    reloads itself once; that reload is our own page's, the cookie goes with it, and a user
+    who opened the editor with its token lands in it. A browser without the cookie sees the
+    page, and its reload's answer reloads no more."""
+    from playwright.sync_api import sync_playwright
+
+    from ..editor_page import ARGS, CHROMIUM
+
+    token = "a-link-test-token"
+    running = start_editor_server(tmp_path_factory.mktemp("link"), auth_token=token)
+    try:
+        with (
+            page_elsewhere(f'<a id="link" href="{running.url}/">the editor</a>') as port,
+            sync_playwright() as pw,
+        ):
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                for logged_in in (True, False):
+                    page = browser.new_context().new_page()
+                    if logged_in:
+                        page.goto(f"{running.url}/?token={token}", wait_until="domcontentloaded")
+                    chain: list[tuple[int, str]] = []  # the link's navigations' answers
+                    page.on("response", lambda r, chain=chain: chain.append(
+                        (r.status, r.url[len(running.url):]))
+                        if r.request.is_navigation_request() and r.url.startswith(running.url)
+                        else None)  # fmt: skip
+                    page.goto(f"http://localhost:{port}/", wait_until="load")
+                    page.click("#link")
+                    if logged_in:
+                        page.wait_for_function("window.app && window.app.graph", timeout=60_000)
+                        assert chain == [(401, "/"), (200, "/")]
+                    else:
+                        page.wait_for_function("document.title.includes('token required') && "
+                                               "!document.querySelector('meta[http-equiv]')",
+                                               timeout=60_000)  # fmt: skip
+                        assert chain == [(401, "/"), (401, "/")]
+                        assert "?token=TOKEN" in page.inner_text("body")
+                    page.context.close()
+            finally:
+                browser.close()
+    finally:
+        running.stop()

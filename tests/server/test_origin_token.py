@@ -493,3 +493,48 @@ def test_only_a_browsers_get_navigation_is_redirected(method, headers, redirecte
         f"{OURS}={COOKIE_VALUE}; Path=/; HttpOnly; SameSite=Strict"]  # fmt: skip
     if not redirected:
         assert r.headers["x-app"] == "kept"
+
+
+@pytest.mark.parametrize(
+    "site, reloads",
+    [
+        ("cross-site", True),  # a link on another site's page: the Strict cookie was not sent
+        ("same-site", True),  # another port of this host
+        ("same-origin", False),  # that reload, or our own page's link: the cookie was sent
+        ("none", False),  # a typed address, a bookmark
+        (None, False),  # a browser that sends no Sec-Fetch-Site (Accept: text/html)
+    ],
+)  # fmt: skip
+def test_a_refused_navigation_gets_a_page_that_reloads_once_when_another_site_began_it(
+    site, reloads
+):
+    """A browser's navigation without a valid token is answered 401 with an HTML page saying
+    how to open the server with its token; if another site's page began it (its SameSite=Strict
+    cookie withheld), the page reloads itself, a same-origin navigation that carries it."""
+    headers = {"accept": "text/html,*/*;q=0.8"} | ({"sec-fetch-site": site,
+                                                    "sec-fetch-mode": "navigate"} if site else {})  # fmt: skip
+    r = guarded(TOKEN).get("/", headers={**headers, "cookie": OLD})
+    assert r.status_code == 401 and r.headers["content-type"] == "text/html; charset=utf-8"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["x-frame-options"] == "DENY"  # a refusal as any other
+    assert r.headers.get_list("set-cookie") == [EXPIRE_OLD]
+    assert "<code>?token=TOKEN</code>" in r.text and "latentgraph serve --auth-token" in r.text
+    assert "no longer accepted" in r.text  # the refusal's own words too
+    assert ('<meta http-equiv="refresh" content="0">' in r.text) is reloads
+    assert TOKEN not in r.text and COOKIE_VALUE not in r.text
+
+
+@pytest.mark.parametrize(
+    "method, headers",
+    [
+        ("GET", {}),  # httpx, curl, `submit`
+        ("GET", {"accept": "application/json", "sec-fetch-site": "cross-site"}),
+        ("GET", {"sec-fetch-mode": "cors", "sec-fetch-site": "same-origin"}),  # the editor's fetch
+        ("GET", {"sec-fetch-mode": "no-cors", "sec-fetch-site": "cross-site"}),  # another's <img>
+        ("POST", NAVIGATE),  # a form
+    ],
+)  # fmt: skip
+def test_a_refused_api_request_keeps_its_json_answer(method, headers):
+    r = guarded(TOKEN).request(method, "/", headers=headers)
+    assert r.headers["content-type"] == "application/json"
+    assert refusal(r, 401, "unauthorized").startswith("a valid token is required")
