@@ -3,11 +3,13 @@
 The editor's built-in default graph (frontend 1.58.1: a Z-Image Turbo graph, `defaultGraph`
 in its workflowStore bundle) is one no latentgraph install can run, and no setting or server
 answer chooses another. What the frontend does offer is opening a template named in the page
-address (`?template=NAME`, fetched from /templates/NAME.json). So a first visit (the user's
-settings do not yet hold `Comfy.TutorialCompleted`, which the editor sets on its first load)
-is sent to `?template=default`: ComfyUI's classic default graph on the built-in tiny model
-(api_templates.CLASSIC_DEFAULT). Later visits restore what the user had open, as the editor
-does."""
+address (`?template=NAME`, fetched from /templates/NAME.json). So a first visit is sent to
+`?template=default`: ComfyUI's classic default graph on the built-in tiny model
+(api_templates.CLASSIC_DEFAULT). First for the user (their settings do not yet hold
+`Comfy.TutorialCompleted`, which the editor sets on its first load) or for the browser (it
+lacks the `latentgraph_visited_PORT` cookie that redirect sets): the settings are the data
+dir's, one for every browser, and a second browser with nothing to restore got the Z-Image
+graph. Later visits restore what the user had open, as the editor does."""
 
 from __future__ import annotations
 
@@ -19,8 +21,15 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .middleware import cookie_name
+
 PACKAGE = "comfyui_frontend_package"
 PINNED = "comfyui-frontend-package==1.58.1"
+# Set by the first visit's redirect: this browser has been sent to the classic graph. Lax, not
+# Strict: it grants nothing, and a link on another site's page must carry it too, or each such
+# link opened the classic graph in one more tab.
+VISITED = "latentgraph_visited"
+_VISITED_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie (Chromium's cap)
 
 _MISSING = f"""<!doctype html><html><head><title>latentgraph</title></head><body>
 <h1>latentgraph server</h1>
@@ -56,10 +65,13 @@ async def _user_css(request: Request) -> Response:
 
 
 def first_visit(request: Request) -> bool:
-    """The editor has never been opened for this user: their settings (none, or the server's
-    defaults) lack `Comfy.TutorialCompleted`, which the editor writes on its first load."""
+    """The editor has never been opened for this user (their settings, none or the server's
+    defaults, lack `Comfy.TutorialCompleted`, which the editor writes on its first load) or
+    in this browser (it sends no `VISITED` cookie for this port)."""
     from .api_user import load_settings
 
+    if cookie_name(request.scope, VISITED) not in request.cookies:
+        return True
     return "Comfy.TutorialCompleted" not in load_settings(request)
 
 
@@ -72,7 +84,10 @@ def _page(folder: Path):
         from .api_templates import DEFAULT_TEMPLATE
 
         if set(request.query_params) <= {"token"} and first_visit(request):
-            return RedirectResponse(f"?template={DEFAULT_TEMPLATE}", status_code=307)
+            response = RedirectResponse(f"?template={DEFAULT_TEMPLATE}", status_code=307)
+            response.set_cookie(cookie_name(request.scope, VISITED), "1", path="/",
+                                max_age=_VISITED_MAX_AGE, httponly=True, samesite="lax")  # fmt: skip
+            return response
         return FileResponse(folder / "index.html")
 
     return page

@@ -229,13 +229,13 @@ def _adding(send, headers: list[tuple[bytes, bytes]]):
     return wrapped
 
 
-def cookie_name(scope) -> str:
-    """The editor's cookie on the port this request came to (`latentgraph_auth_8188`): a
+def cookie_name(scope, prefix: str = COOKIE) -> str:
+    """A cookie of ours on the port this request came to (`latentgraph_auth_8188`): a
     browser sends a host's cookies to every port of it, so servers on two ports of one host
     shared one cookie and each `?token=` overwrote the other's."""
     server = scope.get("server")  # ASGI: [host, port], port None on a unix socket
     port = server[1] if server else None
-    return COOKIE if port is None else f"{COOKIE}_{port}"
+    return prefix if port is None else f"{prefix}_{port}"
 
 
 def cookie_value(token: str) -> str:

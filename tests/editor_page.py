@@ -61,12 +61,18 @@ def start_editor_server(data_dir, *, first_visit: bool = False, auth_token: str 
 
 
 @contextmanager
-def editor(url: str, errors: list[str]) -> Iterator:
-    """Open the editor at `url` in headless Chromium and wait until its app is up. Page
+def editor(url: str, errors: list[str], *, new_browser: bool = False) -> Iterator:
+    """Open the editor at `url` in headless Chromium and wait until its app is up: in a
+    browser that has opened it before (its `latentgraph_visited_PORT` cookie set), unless
+    `new_browser`, which is sent to the classic default graph as a first visit is. Page
     errors and console errors are appended to `errors`, except failed requests to other
     hosts (the editor asks comfy.org and huggingface.co for news and model sizes; this
     machine blocks them). Yields the page."""
+    from urllib.parse import urlsplit
+
     from playwright.sync_api import sync_playwright
+
+    from latentgraph.server.editor import VISITED
 
     def console(message) -> None:
         where = (message.location or {}).get("url") or ""
@@ -77,6 +83,9 @@ def editor(url: str, errors: list[str]) -> Iterator:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
+            if not new_browser:
+                page.context.add_cookies([{"name": f"{VISITED}_{urlsplit(url).port}",
+                                           "value": "1", "url": url + "/"}])  # fmt: skip
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", console)
             page.goto(url + "/", wait_until="domcontentloaded")

@@ -100,7 +100,7 @@ def test_a_first_visit_shows_comfyuis_classic_graph_and_run_makes_its_image(
     running = start_editor_server(tmp_path_factory.mktemp("first-visit"), first_visit=True)
     errors: list[str] = []
     try:
-        with editor(running.url, errors) as page:
+        with editor(running.url, errors, new_browser=True) as page:
             page.wait_for_function("window.app.graph._nodes.length > 0", timeout=60_000)
             types = page.evaluate("() => window.app.graph._nodes.map(n => n.type).sort()")
             assert types == sorted(CLASSIC_TYPES)
@@ -118,3 +118,27 @@ def test_a_first_visit_shows_comfyuis_classic_graph_and_run_makes_its_image(
     finally:
         running.stop()
     assert not [e for e in errors if "latentgraph" in e.lower()], errors
+
+
+def test_each_new_browser_first_sees_the_classic_graph(editor_server):
+    """The settings `Comfy.TutorialCompleted` is in are the data dir's, one for every browser:
+    a second browser (a colleague's, a private window, cleared site data) with nothing to
+    restore got the frontend's Z-Image graph, which cannot run. Each new browser is sent to
+    the classic graph once (its `latentgraph_visited_PORT` cookie), then restores its own."""
+    settings = editor_server.http.get("/api/settings").json()
+    assert settings["Comfy.TutorialCompleted"] is True  # the user has opened the editor
+    for _ in range(2):  # two new browsers
+        errors: list[str] = []
+        with editor(editor_server.url, errors, new_browser=True) as page:
+            chain: list[tuple[int, str]] = []
+            page.on("response", lambda r, chain=chain: chain.append(
+                (r.status, r.url[len(editor_server.url):]))
+                if r.request.is_navigation_request() else None)  # fmt: skip
+            # (the editor opens its own default first, then the template in a tab of its own)
+            page.wait_for_function("types => JSON.stringify(window.app.graph._nodes.map("
+                                   "n => n.type).sort()) === JSON.stringify(types)",
+                                   arg=sorted(CLASSIC_TYPES), timeout=60_000)  # fmt: skip
+            page.goto(editor_server.url + "/", wait_until="domcontentloaded")  # a later visit
+            page.wait_for_function("window.app && window.app.graph", timeout=60_000)
+            assert chain == [(200, "/")]  # not sent to the template again
+        assert not [e for e in errors if "latentgraph" in e.lower()], errors

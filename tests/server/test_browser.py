@@ -96,7 +96,8 @@ def test_the_editor_opened_with_its_token_shows_no_token_and_drops_the_old_cooki
                 assert token not in page.url  # (the editor then drops ?template= itself)
                 types = page.evaluate("() => window.app.graph._nodes.map(n => n.type)")
                 assert "KSampler" in types and "SaveImage" in types  # the classic graph
-                assert {c["name"] for c in context.cookies()} == {f"latentgraph_auth_{port}"}
+                assert {c["name"] for c in context.cookies()} == {f"latentgraph_auth_{port}",
+                                                                  f"latentgraph_visited_{port}"}  # fmt: skip
                 running.http.post("/api/settings", json={"Comfy.TutorialCompleted": True})
                 chain.clear()
                 page.goto(f"{running.url}/?token={token}", wait_until="domcontentloaded")

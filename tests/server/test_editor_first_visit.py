@@ -1,5 +1,5 @@
 """The editor's first screen: a first visit (no `Comfy.TutorialCompleted` in the user's
-settings) is sent to `?template=default`, ComfyUI's classic default graph on the built-in
+settings, or a browser without the `latentgraph_visited_PORT` cookie) is sent to `?template=default`, ComfyUI's classic default graph on the built-in
 tiny model, instead of the frontend's built-in Z-Image graph that latentgraph cannot run; a
 user who has opened the editor before gets the page as it is. The routes read only the
 config and the registry, so they are mounted alone (test_browser_classic.py opens the page)."""
@@ -55,17 +55,41 @@ def test_a_first_visit_opens_the_classic_default_graph(client):
     assert str(page.url).endswith("/?template=default")
     # the address's token (its cookie is set on the answer) does not keep the first visit
     # from the classic graph; the redirect leaves it out of the address
+    client.cookies.clear()
     with_token = client.get("/?token=abc", follow_redirects=False)
     assert with_token.status_code == 307 and with_token.headers["location"] == "?template=default"
 
 
+VISITED = "latentgraph_visited_8188=1; HttpOnly; Max-Age=34560000; Path=/; SameSite=lax"
+
+
 def test_a_returning_user_gets_the_page_and_what_they_had_open(client):
+    assert client.get("/", follow_redirects=False).status_code == 307  # this browser's first
     assert client.post("/settings", json={"Comfy.TutorialCompleted": True}).status_code == 200
     page = client.get("/", follow_redirects=False)
     assert page.status_code == 200 and "<html" in page.text.lower()
     # their setting wins even when false (the editor then shows its templates, as ComfyUI's)
     client.post("/settings", json={"Comfy.TutorialCompleted": False})
     assert client.get("/", follow_redirects=False).status_code == 200
+
+
+def test_each_new_browser_is_sent_to_the_classic_graph_once(client):
+    """`Comfy.TutorialCompleted` is in the data dir's settings, one for every browser: a
+    second browser (a colleague's, a private window, cleared site data) is sent to the
+    classic graph too, by the cookie the redirect sets (per port, as the token's)."""
+    assert client.post("/settings", json={"Comfy.TutorialCompleted": True}).status_code == 200
+    for _ in range(2):  # two browsers
+        client.cookies.clear()
+        first = client.get("/", follow_redirects=False)
+        assert first.status_code == 307 and first.headers["location"] == "?template=default"
+        assert first.headers.get_list("set-cookie") == [VISITED]
+        again = client.get("/", follow_redirects=False)
+        assert again.status_code == 200 and "set-cookie" not in again.headers
+    # the cookie of a server on another port of this host is not this one's
+    client.cookies.clear()
+    other = client.get("/", headers={"cookie": "latentgraph_visited_8189=1"},
+                       follow_redirects=False)  # fmt: skip
+    assert other.status_code == 307
 
 
 def test_an_address_with_its_own_request_is_not_redirected(client):
