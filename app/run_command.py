@@ -30,7 +30,7 @@ from .arguments import (
 )
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StdoutClosed, UserError
 from .stopping import StopNow, Stopper
-from .workflow_input import print_problems, read_workflow, refuse_run
+from .workflow_input import print_problems, read_workflow, refuse_run, workflow_name
 
 if TYPE_CHECKING:
     from latentgraph.graph.console import Renderer
@@ -97,9 +97,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     errors = [p for p in problems if p.severity == "error"]
     if not args.json:
         if errors:
-            print(f"{args.workflow}: {len(errors)} error(s)", file=sys.stderr)
+            print(f"{workflow_name(args.workflow)}: {len(errors)} error(s)", file=sys.stderr)
         else:
-            print(f"{args.workflow}: ok ({len(graph)} nodes)")
+            print(f"{workflow_name(args.workflow)}: ok ({len(graph)} nodes)")
     return EXIT_USAGE if errors else EXIT_OK
 
 

@@ -17,6 +17,15 @@ if TYPE_CHECKING:
 
 
 STDIN = "-"  # the workflow argument naming standard input: `latentgraph run - < wf.yaml`
+STDIN_NAME = "<stdin>"  # how messages name it
+
+
+def workflow_name(path_text: str) -> str:
+    """The workflow argument as messages name it: `<stdin>` for `-`, a path with what cannot
+    be printed escaped (`graph.problems.printable`)."""
+    from latentgraph.graph.problems import printable
+
+    return STDIN_NAME if path_text == STDIN else printable(path_text)
 
 
 def read_workflow(path_text: str, overrides: dict[str, Any], registry: Registry) -> Workflow:
@@ -57,7 +66,7 @@ def _piped(path_text: str) -> tuple[str, bytes] | None:
     from latentgraph.graph.workflow import MAX_BYTES
 
     if path_text == STDIN:
-        return "<stdin>", sys.stdin.buffer.read(MAX_BYTES + 1)
+        return STDIN_NAME, sys.stdin.buffer.read(MAX_BYTES + 1)
     try:
         if not _is_pipe(Path(path_text)):
             return None

@@ -39,7 +39,7 @@ class Problem:
     def __str__(self) -> str:
         parts = []
         if self.location is not None:
-            parts.append(f"{self.location}: ")
+            parts.append(f"{unprintables_escaped(str(self.location))}: ")
         where = self.location if isinstance(self.location, EditorLocation) else EditorLocation()
         if self.node_id is not None:
             node_type = (self.node_type or where.node_type) if where.title else None
@@ -136,6 +136,14 @@ def escaped(text: str) -> str:
     `\u001b`: never repr's `\x1b`, which a typed Windows folder `\x64` would read as); CJK and
     accents as typed. `printable`'s form for a text needing any escape."""
     return "".join("\\\\" if c == "\\" else c if c.isprintable() else _code_point(c) for c in text)
+
+
+def unprintables_escaped(text: str) -> str:
+    """`text` with only what cannot be printed escaped (`\\u001b`), backslashes left as they
+    are: for a text that may hold both a raw name (a workflow file named with ESC, which
+    would drive the terminal) and parts already shown `printable` (a `--set` location)."""
+    return text if text.isprintable() else "".join(
+        c if c.isprintable() else _code_point(c) for c in text)  # fmt: skip
 
 
 def _code_point(c: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from latentgraph.graph import Settings
 from latentgraph.graph.files import file_sha256, write_file
 from latentgraph.graph.paths import hidden, inside, listed_spelling, split_annotation
-from latentgraph.graph.problems import quoted
+from latentgraph.graph.problems import printable, quoted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 EXAMPLE = "example.png"
@@ -139,7 +139,7 @@ def refusal_hint(value: Any, settings: Settings) -> str:
     return (
         f"or a saved image as {quoted(name + ' [output]')} (or [temp]), or the path of an image in "
         f"the output folder ({output.absolute()}) or the temp folder, from the working "
-        f"folder or absolute: {shown}"
+        f"folder or absolute: {printable(shown)}"
     )
 
 

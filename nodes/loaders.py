@@ -39,7 +39,7 @@ from latentgraph.graph import (
 )
 from latentgraph.graph.files import FileWriteError
 from latentgraph.graph.paths import KindFolder, ModelsDir
-from latentgraph.graph.problems import quoted
+from latentgraph.graph.problems import printable, quoted
 
 from . import model_sampling, runtime
 from .model_manager import manager, module_bytes
@@ -235,7 +235,7 @@ def find_source(text: str, models_dirs: list[ModelsDir] | None = None,
             return Source("single_file", str(p.resolve()), _stat_identity(p))
     if HUB_ID.match(text) and not text.lower().endswith(".safetensors"):
         return Source("hub", text, f"hub:{text}")
-    looked = ", ".join(str(p) for p in _candidates(text, models_dirs or []))
+    looked = ", ".join(printable(str(p)) for p in _candidates(text, models_dirs or []))
     looked += f"; for a name in {where_looked(folders, models_dirs)}"
     raise ValueError(f"model file not found: {quoted(text)} (looked at: {looked})")
 

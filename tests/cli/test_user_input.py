@@ -682,3 +682,30 @@ def test_run_json_says_which_sweep_value_each_run_is_for(cli, tmp_path):
     assert {e["name"] for e in events(out) if e["event"] == "sweep"} == {"x"}
     code, out, _ = cli("run", str(path), "--json", "--set", "x=3")
     assert code == 0 and "sweep" not in {e["event"] for e in events(out)}  # a single run
+
+
+def test_names_the_user_gave_are_printed_with_control_characters_escaped(cli, tmp_path,
+                                                                        monkeypatch):  # fmt: skip
+    """A workflow file, a model or an image named with ESC (or U+202E) went to the terminal
+    raw in the parts of a message that were not quoted: the file before `: ok`, `: no such
+    file` and `: N error(s)`, a model's "looked at" list, LoadImage's hint. An escape
+    sequence could drive the terminal."""
+    from latentgraph.graph import Settings
+    from latentgraph.nodes.input_files import refusal_hint
+    from latentgraph.nodes.loaders import find_source
+
+    path = write(tmp_path, "wf\x1bx.yaml", GOOD)
+    code, out, err = cli("validate", str(path))
+    assert code == 0 and out.endswith("wf\\u001bx.yaml: ok (4 nodes)\n"), out + err
+    code, _, err = cli("validate", str(tmp_path / "nope\u202e.yaml"))
+    assert code == 2 and "nope\\u202e.yaml: no such file" in err
+    assert "\x1b" not in out + err and "\u202e" not in err
+    stdin_of(monkeypatch, b'{"version": 1, "nodes": {"a": {"type": "Nope"}}}')
+    code, _, err = cli("validate", "-")  # one name for stdin, in the count line too
+    assert code == 2 and err.endswith("<stdin>: 1 error(s)\n"), err
+    with pytest.raises(ValueError) as caught:
+        find_source("a\x1bb.safetensors", [])
+    assert "\x1b" not in str(caught.value) and "(looked at: a\\u001bb.safetensors" in str(
+        caught.value)  # fmt: skip
+    hint = refusal_hint("in\x1bx.png", Settings(output_dir=str(tmp_path / "out")))
+    assert "\x1b" not in hint and hint.endswith("in\\u001bx.png")
