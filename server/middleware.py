@@ -82,13 +82,13 @@ class GuardMiddleware:
             return
         set_cookie = False
         if self.token:
-            ok, from_query = self._authorized(scope, headers, cookies)
+            ok, from_query, given = self._authorized(scope, headers, cookies)
             if not ok:
+                why = _unauthorized(old_cookie, given)
                 if _navigation(scope, headers):
-                    await _token_page(send, _unauthorized(old_cookie),
-                                      reload=_site(headers) in _OTHER_SITES)  # fmt: skip
+                    await _token_page(send, why, reload=_site(headers) in _OTHER_SITES)
                 else:
-                    await _deny(scope, send, 401, _unauthorized(old_cookie), "unauthorized")
+                    await _deny(scope, send, 401, why, "unauthorized")
                 return
             set_cookie = from_query and scope["type"] == "http"
         refused = _from_another_site(headers, scope)
@@ -111,19 +111,23 @@ class GuardMiddleware:
         await self.app(scope, receive, send)
 
     def _authorized(self, scope, headers: dict[str, str],
-                    cookies: dict[str, str]) -> tuple[bool, bool]:  # fmt: skip
+                    cookies: dict[str, str]) -> tuple[bool, bool, bool]:  # fmt: skip
+        """(authorized, by `?token=`, whether a token was given in the request itself: a
+        Bearer header or `?token=`)."""
         assert self.token is not None
         auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer ") and _same(auth[7:].strip(), self.token):
-            return True, False
+        bearer = auth.lower().startswith("bearer ")
+        if bearer and _same(auth[7:].strip(), self.token):
+            return True, False, True
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if any(_same(t, self.token) for t in query.get(TOKEN_PARAMETER, [])):
-            return True, True
+            return True, True, True
         # The cookie holds `cookie_value`, never the token, and is the only place that value
         # is accepted.
         assert self.cookie is not None
         cookie = cookies.get(cookie_name(scope))
-        return (cookie is not None and _same(cookie, self.cookie)), False
+        given = bearer or TOKEN_PARAMETER in query
+        return (cookie is not None and _same(cookie, self.cookie)), False, given
 
     def _limited(self, scope, receive):
         seen = 0
@@ -141,11 +145,14 @@ class GuardMiddleware:
         return wrapped
 
 
-def _unauthorized(old_cookie: bool) -> str:
-    """The refusal of a request without a valid token; one that carries only the cookie an
-    earlier latentgraph set (the token itself, no longer read) is told why its editor, which
+def _unauthorized(old_cookie: bool, given: bool) -> str:
+    """The refusal of a request without a valid token; one that gave a token (`?token=`, a
+    Bearer header) is told that one is not this server's, and one that carries only the cookie
+    an earlier latentgraph set (the token itself, no longer read) is told why its editor, which
     worked before the upgrade, is refused now."""
     message = "a valid token is required (Authorization: Bearer TOKEN or ?token=TOKEN)"
+    if given:
+        message += "; the token given is not this server's"
     if old_cookie:
         message += ("; the login cookie of an earlier latentgraph is no longer accepted: "
                     "open the editor with ?token=TOKEN once more")  # fmt: skip

@@ -442,6 +442,15 @@ def test_a_refusal_of_the_old_cookie_says_it_is_no_longer_accepted():
     assert "no longer" not in refusal(guarded(TOKEN).get("/"), 401, "unauthorized")
 
 
+@pytest.mark.parametrize("given", [{"params": {"token": "wrong"}},
+                                   {"headers": {"authorization": "Bearer wrong"}}])  # fmt: skip
+def test_a_refusal_of_a_wrong_token_says_the_token_given_is_not_this_servers(given):
+    """`/?token=WRONG` was told only to open the editor with ?token=TOKEN: what it had done."""
+    message = refusal(guarded(TOKEN).get("/history", **given), 401, "unauthorized")
+    assert message.endswith("; the token given is not this server's")
+    assert "given" not in refusal(guarded(TOKEN).get("/history"), 401, "unauthorized")
+
+
 NAVIGATE = {"sec-fetch-mode": "navigate", "sec-fetch-site": "none",
             "accept": "text/html,application/xhtml+xml,*/*;q=0.8"}  # fmt: skip
 
