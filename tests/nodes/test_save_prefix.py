@@ -144,7 +144,7 @@ def test_a_refused_prefix_is_shown_with_one_backslash():
     ("\u200b", "'\\u200b'", "a format character, U+200B"),  # looks like no name
     ("fox\ufeff", "'fox\\ufeff'", "a format character, U+FEFF"),
     ("fox\nbar", "'fox\\nbar'", "a control character, U+000A"),
-    ("a\x85b", "'a\\x85b'", "a control character, U+0085"),  # C1
+    ("a\x85b", "'a\\u0085b'", "a control character, U+0085"),  # C1
     ("\u200dfox", "'\\u200dfox'", "a format character, U+200D"),  # a joiner joins nothing
     ("fox\u200c/x", "'fox\\u200c/x'", "a format character, U+200C"),  # at a folder's end
 ])  # fmt: skip
