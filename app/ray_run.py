@@ -63,8 +63,14 @@ def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: S
     extra = embedded(workflow)
     prompt = extra["prompt"]
     pnginfo = {"workflow": extra.get("workflow"), "latentgraph": extra.get("latentgraph")}
-    return Job(f"run-{index}", json.dumps(prompt), {"extra_pnginfo": pnginfo}, None, False,
+    return Job(prompt_id(index), json.dumps(prompt), {"extra_pnginfo": pnginfo}, None, False,
                checked=True)  # fmt: skip
+
+
+def prompt_id(index: int) -> str:
+    """The prompt id of the run at `index` (from 0) among the workflows: its messages carry it,
+    so `run --ray --json` readers match runs to sweep values by it."""
+    return f"run-{index}"
 
 
 @dataclass

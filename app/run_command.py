@@ -202,7 +202,8 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                 overrides: dict[str, Any]) -> int:  # fmt: skip
     """`run --ray`: the runs (one, or the sweep's) on Ray actors, as many at once as there are
     actors; with --json each run's messages as the server sends them (the websocket protocol,
-    one JSON object per line), else each run as it ends (in the order the runs end): a line
+    one JSON object per line), a sweep's `sweep` lines first (each with its run's
+    `prompt_id`), else each run as it ends (in the order the runs end): a line
     naming its actor, status and files, then what an in-process run shows (its nodes, error,
     summary). The exit code is the first run's (in sweep order) that did not succeed, by
     `run_exit_code`, as an in-process sweep stops at that run. After Ctrl-C: each run's line says whether it finished (its files)
@@ -210,7 +211,7 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     from latentgraph.graph.files import FileWriteError, file_records
     from latentgraph.server.ray_workers import RayUnavailable
 
-    from .ray_run import RayRun, RayRunResult, run_on_ray
+    from .ray_run import RayRun, RayRunResult, prompt_id, run_on_ray
 
     require_ray()
     plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
@@ -238,6 +239,10 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
         finally:
             renderer.close()
 
+    if args.json:  # the runs' messages interleave: each sweep value named with its prompt id
+        for i, (swept, _) in enumerate(runs):
+            if swept is not None:
+                print(json.dumps({**swept.event(), "prompt_id": prompt_id(i)}), flush=True)
     try:
         results = run_on_ray(plan, [workflow for _, workflow in runs], registry,
                              on_message=(lambda _run, text: print(text, flush=True))

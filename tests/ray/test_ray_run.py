@@ -244,6 +244,25 @@ def test_each_sweep_run_is_shown_as_it_ends_not_once_the_sweep_has(ray_runtime, 
     assert "sweep 2/2: seed=42 on latentgraph-" in capsys.readouterr().err
 
 
+def test_a_json_sweep_names_each_value_with_the_prompt_id_its_messages_carry(ray_runtime,
+                                                                            tiny_folder, tmp_path,
+                                                                            capsys):  # fmt: skip
+    """`run --ray --json --sweep` printed the runs' messages, interleaved, with nothing saying
+    which value a prompt id was for: the images could be matched to values only by order."""
+    assert main(["run", TXT2IMG, "--sweep", "seed=41,42", "--set", "steps=1", "--set",
+                 "width=64", "--set", "height=64", "--output-dir", str(tmp_path), "--json",
+                 "--ray", "local", "--ray-workers", "1"]) == 0  # fmt: skip
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    sweeps = [line for line in lines if line.get("event") == "sweep"]
+    assert sweeps == [
+        {"event": "sweep", "name": "seed", "value": "41", "index": 1, "of": 2, "prompt_id": "run-0"},
+        {"event": "sweep", "name": "seed", "value": "42", "index": 2, "of": 2, "prompt_id": "run-1"},
+    ]  # fmt: skip
+    saved = {line["data"]["prompt_id"]: line["data"]["output"]["images"][0]["filename"]
+             for line in lines if line.get("type") == "executed"}  # fmt: skip
+    assert sorted(saved) == ["run-0", "run-1"]  # every run's messages carry an id named above
+
+
 @pytest.mark.parametrize("value", ["", " "])
 def test_an_empty_ray_value_is_a_usage_error(value, tmp_path, capsys):
     """`--ray ""` ran in this process, no Ray and no word of it."""
