@@ -135,10 +135,10 @@ def _decoded(data: bytes, name: str) -> str:
     """A workflow's bytes as text: UTF-8 (a BOM allowed), else refused at the first byte that
     is not; a UTF-16 or UTF-32 file (UTF-16 may even decode as UTF-8, a NUL every other byte)
     named as one."""
+    _refuse_wide(data, name)
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        _refuse_wide(data, name)
         raise Refused(
             Problem(
                 "syntax",
@@ -146,8 +146,6 @@ def _decoded(data: bytes, name: str) -> str:
                 location=Location.at_offset(name, data, exc.start),
             )
         ) from None
-    _refuse_wide(data, name)
-    return text
 
 
 def _refuse_wide(data: bytes, name: str) -> None:
