@@ -52,13 +52,20 @@ class Stopper:
             print(self.stopped_line(), file=sys.stderr, flush=True)
             os._exit(self.code())
 
+    def _running(self) -> str | None:
+        """The node running, as messages name one (`node 'sample' (KSampler)`), or None."""
+        from latentgraph.graph.problems import node_name
+
+        return node_name(*self.running) if self.running else None
+
     def stopping_line(self) -> str:
         """What the first signal does, said at once (a node loading a model for seconds
         checks no step: the run seemed deaf): "latentgraph: Ctrl-C: stopping after node 'model'
         (LoadModel) finishes or reaches its next step; press Ctrl-C again to stop now"."""
         term = self.signals[-1] == signal.SIGTERM
-        what = (f"after node {self.running[0]!r} ({self.running[1]}) finishes or reaches its "
-                "next step" if self.running else "before the next node")  # fmt: skip
+        running = self._running()
+        what = (f"after {running} finishes or reaches its next step" if running
+                else "before the next node")  # fmt: skip
         name, again = (
             ("SIGTERM", "send SIGTERM again") if term else ("Ctrl-C", "press Ctrl-C again")
         )
@@ -105,7 +112,8 @@ class Stopper:
         """What became of a run whose stdout closed midway (`StdoutClosed`; the run is given
         up there): "the run stopped at node 'sample' (KSampler) before finishing; it had saved
         a.png; what had finished is cached"."""
-        where = f" at node {self.running[0]!r} ({self.running[1]})" if self.running else ""
+        running = self._running()
+        where = f" at {running}" if running else ""
         saved = f"; it had saved {', '.join(self.saved)}" if self.saved else ""
         cached = "; what had finished is cached" if self.cached else ""
         return f"the run stopped{where} before finishing{saved}{cached}"
@@ -115,7 +123,6 @@ class Stopper:
         for node 'n' (Sleeper) to stop; what had finished is cached" (under --no-cache, up
         to "to stop")."""
         name = "SIGTERM" if self.signals[-1] == signal.SIGTERM else "Ctrl-C"
-        what = (f"node {self.running[0]!r} ({self.running[1]})" if self.running
-                else "the run")  # fmt: skip
+        what = self._running() or "the run"
         line = f"latentgraph: interrupted again ({name}): did not wait for {what} to stop"
         return line + ("; what had finished is cached" if self.cached else "")
