@@ -466,22 +466,21 @@ def sleeper(ctx, a):
 """
 
 
-def test_two_ctrl_c_from_the_terminal_end_the_command_at_once(tmp_path):
-    """The tester's case, as a terminal sends it to the process: Ctrl-C while a node sleeps
-    30 s, again a second later: exit 130 came 28 s later. Now at once, with one line."""
+def _run_until_started(tmp_path, node_type: str, plugin_source: str):
+    """`run --json` in its own process of the test workflow with a node `slow` of
+    `node_type` (declared by `plugin_source`) and a node `after` writing after it, returned
+    once `slow` has started (its `node_started` line read)."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
     from .conftest import PLUGIN
 
-    plugin = tmp_path / "sleeper"
+    plugin = tmp_path / "plugin"
     plugin.mkdir()
-    (plugin / "sleeper.py").write_text(SLEEPER)
-    path = write(tmp_path, "sleep.yaml", GOOD + "  nap: {type: CliSleeper, a: sum}\n"
-                 "  after: {type: CliWrite, value: nap, name: after}\n")  # fmt: skip
+    (plugin / "slow.py").write_text(plugin_source)
+    path = write(tmp_path, "slow.yaml", GOOD + f"  slow: {{type: {node_type}, a: sum}}\n"
+                 "  after: {type: CliWrite, value: slow, name: after}\n")  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "latentgraph.cli", "run", str(path), "--json", "--nodes-dir",
          str(PLUGIN), "--nodes-dir", str(plugin), "--cache-dir", str(tmp_path / "cache")],
@@ -489,9 +488,23 @@ def test_two_ctrl_c_from_the_terminal_end_the_command_at_once(tmp_path):
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:
-        for line in proc.stdout:  # until the sleeping node has started
-            if '"node_started"' in line and '"nap"' in line:
-                break
+        for line in proc.stdout:
+            if '"node_started"' in line and '"slow"' in line:
+                return proc
+        raise AssertionError(f"the slow node never started: {proc.stderr.read()}")
+    except BaseException:
+        proc.kill()
+        raise
+
+
+def test_two_ctrl_c_from_the_terminal_end_the_command_at_once(tmp_path):
+    """The tester's case, as a terminal sends it to the process: Ctrl-C while a node sleeps
+    30 s, again a second later: exit 130 came 28 s later. Now at once, with one line."""
+    import signal
+    import time
+
+    proc = _run_until_started(tmp_path, "CliSleeper", SLEEPER)
+    try:
         proc.send_signal(signal.SIGINT)
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
@@ -503,7 +516,7 @@ def test_two_ctrl_c_from_the_terminal_end_the_command_at_once(tmp_path):
     err = proc.stderr.read()
     assert code == 130, err
     assert err.rstrip().splitlines()[-1] == (
-        "latentgraph: interrupted again (Ctrl-C): did not wait for node 'nap' (CliSleeper) to "
+        "latentgraph: interrupted again (Ctrl-C): did not wait for node 'slow' (CliSleeper) to "
         "stop; what had finished is cached")  # fmt: skip
     assert (tmp_path / "output" / "total.txt").read_text() == "5"
     assert not (tmp_path / "output" / "after.txt").exists()
@@ -528,25 +541,8 @@ def test_run_json_whose_reader_goes_away_stops_and_exits_1_saying_so(tmp_path):
     """`run --json | head -1` exited 0 (the broken pipe taken as `schema | head`'s), the run
     abandoned and nothing after it saved: a script took it for a success. It stops, exit 1,
     one line saying why and what became of the run; no "Exception ignored" at exit."""
-    import subprocess
-    import sys
-
-    from .conftest import PLUGIN
-
-    plugin = tmp_path / "waiter"
-    plugin.mkdir()
-    (plugin / "waiter.py").write_text(WAITER)
-    path = write(tmp_path, "wait.yaml", GOOD + "  wait: {type: CliWaiter, a: sum}\n"
-                 "  after: {type: CliWrite, value: wait, name: after}\n")  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "latentgraph.cli", "run", str(path), "--json", "--nodes-dir",
-         str(PLUGIN), "--nodes-dir", str(plugin), "--cache-dir", str(tmp_path / "cache")],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _run_until_started(tmp_path, "CliWaiter", WAITER)
     try:
-        for line in proc.stdout:  # until the waiting node has started
-            if '"node_started"' in line and '"wait"' in line:
-                break
         proc.stdout.close()  # as `head -1` exits
         (tmp_path / "go").touch()
         code = proc.wait(timeout=60)
