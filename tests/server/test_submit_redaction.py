@@ -10,6 +10,16 @@ from latentgraph.server import submit as remote
 TOKEN = "s3cr3t tok/én"
 
 
+def submitted(tmp_path, monkeypatch, capsys, connect, server: str, **options) -> tuple[int, str]:
+    """`submit` of a small workflow to `server`, its websocket opened by `connect` (which
+    fails): (exit code, what it printed on stderr)."""
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("nodes: {}\n")
+    monkeypatch.setattr("websockets.sync.client.connect", connect)
+    code = remote.submit(workflow, server, **options)
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("spelling", [
     TOKEN,
     "s3cr3t%20tok%2F%C3%A9n",  # as a URL's path carries it
@@ -19,15 +29,12 @@ def test_an_unreachable_servers_error_never_shows_the_token(tmp_path, monkeypatc
                                                            spelling):  # fmt: skip
     """The error text quoted the token percent-encoded (`_hidden` replaced the raw token
     only), where the server's log redacted it."""
-    workflow = tmp_path / "w.yaml"
-    workflow.write_text("nodes: {}\n")
 
     def refuse(url, **kwargs):
         raise OSError(f"cannot open ws://127.0.0.1:9/{spelling}/ws: connection refused")
 
-    monkeypatch.setattr("websockets.sync.client.connect", refuse)
-    code = remote.submit(workflow, "http://127.0.0.1:9", auth_token=TOKEN)
-    err = capsys.readouterr().err
+    code, err = submitted(tmp_path, monkeypatch, capsys, refuse, "http://127.0.0.1:9",
+                          auth_token=TOKEN)  # fmt: skip
     assert code == remote.EXIT_UNREACHABLE
     assert err == ("latentgraph: error: cannot reach the server at http://127.0.0.1:9: cannot open "
                    "ws://127.0.0.1:9/<redacted>/ws: connection refused\n")  # fmt: skip
@@ -36,16 +43,13 @@ def test_an_unreachable_servers_error_never_shows_the_token(tmp_path, monkeypatc
 def test_the_token_is_hidden_wherever_the_server_url_holds_it(tmp_path, monkeypatch, capsys):
     """`--server 'http://h/?token=abc&x=TOKEN#TOKEN' --auth-token TOKEN` printed TOKEN twice:
     only the `token` parameter was hidden, not the token in use where else the URL holds it."""
-    workflow = tmp_path / "w.yaml"
-    workflow.write_text("nodes: {}\n")
 
     def refuse(url, **kwargs):
         raise OSError("connection refused")
 
-    monkeypatch.setattr("websockets.sync.client.connect", refuse)
-    code = remote.submit(workflow, "http://127.0.0.1:9/?token=abc&x=s3cr3t%20tok%2F%C3%A9n#"
-                         + TOKEN, auth_token=TOKEN)  # fmt: skip
-    err = capsys.readouterr().err
+    code, err = submitted(tmp_path, monkeypatch, capsys, refuse,
+                          "http://127.0.0.1:9/?token=abc&x=s3cr3t%20tok%2F%C3%A9n#" + TOKEN,
+                          auth_token=TOKEN)  # fmt: skip
     assert code == remote.EXIT_UNREACHABLE
     assert err == ("latentgraph: error: cannot reach the server at http://127.0.0.1:9/?token=<redacted>&"
                    "x=<redacted>#<redacted>: connection refused\n")  # fmt: skip
@@ -62,16 +66,11 @@ def test_a_refused_handshake_is_a_usage_error_that_hides_the_urls_credentials(tm
     from websockets.exceptions import InvalidStatus
     from websockets.http11 import Response
 
-    workflow = tmp_path / "w.yaml"
-    workflow.write_text("nodes: {}\n")
-
     def refuse(url, **kwargs):
         assert "u:sekrit123@" in url  # the credentials are used, only never printed
         raise InvalidStatus(Response(403, "Forbidden", Headers(), b""))
 
-    monkeypatch.setattr("websockets.sync.client.connect", refuse)
-    code = remote.submit(workflow, "http://u:sekrit123@127.0.0.1:9/")
-    err = capsys.readouterr().err
+    code, err = submitted(tmp_path, monkeypatch, capsys, refuse, "http://u:sekrit123@127.0.0.1:9/")
     assert code == remote.EXIT_USAGE, err
     assert err == ("latentgraph: error: the server at http://<redacted>@127.0.0.1:9/ refused "
                    "the request: HTTP 403\n")  # fmt: skip
@@ -79,15 +78,12 @@ def test_a_refused_handshake_is_a_usage_error_that_hides_the_urls_credentials(tm
 
 def test_an_unreachable_servers_error_hides_the_urls_credentials(tmp_path, monkeypatch, capsys):
     """An exception quoting the URL with its user:password@ (no token in use)."""
-    workflow = tmp_path / "w.yaml"
-    workflow.write_text("nodes: {}\n")
 
     def unreachable(url, **kwargs):
         raise OSError(f"cannot open {url}: connection refused")
 
-    monkeypatch.setattr("websockets.sync.client.connect", unreachable)
-    code = remote.submit(workflow, "http://u:sekrit123@127.0.0.1:9")
-    err = capsys.readouterr().err
+    code, err = submitted(tmp_path, monkeypatch, capsys, unreachable,
+                          "http://u:sekrit123@127.0.0.1:9")  # fmt: skip
     assert code == remote.EXIT_UNREACHABLE
     assert "sekrit123" not in err and err.startswith(
         "latentgraph: error: cannot reach the server at http://<redacted>@127.0.0.1:9: "
@@ -99,15 +95,12 @@ def test_an_unreachable_servers_error_keeps_the_colon_after_a_hidden_token(tmp_p
                                                                             monkeypatch, capsys):  # fmt: skip
     """The server URL, its token hidden once, was hidden again within the whole line, and the
     second pass took the `:` after `<redacted>` as part of the token's value."""
-    workflow = tmp_path / "w.yaml"
-    workflow.write_text("nodes: {}\n")
 
     def refuse(url, **kwargs):
         raise OSError("connection refused")
 
-    monkeypatch.setattr("websockets.sync.client.connect", refuse)
-    code = remote.submit(workflow, "http://127.0.0.1:9/?token=abc", auth_token=None)
-    err = capsys.readouterr().err
+    code, err = submitted(tmp_path, monkeypatch, capsys, refuse, "http://127.0.0.1:9/?token=abc",
+                          auth_token=None)  # fmt: skip
     assert code == remote.EXIT_UNREACHABLE
     assert err == ("latentgraph: error: cannot reach the server at "
                    "http://127.0.0.1:9/?token=<redacted>: connection refused\n")  # fmt: skip
