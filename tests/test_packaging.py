@@ -94,6 +94,12 @@ def test_importing_latentgraph_or_its_engine_imports_neither_nodes_nor_server():
         assert out.stdout.strip() == "", f"{imports!r} imported {out.stdout.strip()}"
 
 
+def _prints_ok(script: str) -> None:
+    """Run `script` in a fresh interpreter (nothing imported yet): it must end printing ok."""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
 def test_latentgraph_exposes_the_facade_lazily():
     script = (
         "import sys, latentgraph\n"
@@ -105,8 +111,7 @@ def test_latentgraph_exposes_the_facade_lazily():
         "assert latentgraph.Settings is Settings  # run(settings=...) needs it (docs/gpu.md)\n"
         "try:\n    latentgraph.nope\nexcept AttributeError:\n    print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    _prints_ok(script)
 
 
 def test_latentgraph_exposes_what_a_caller_of_run_catches_and_passes_lazily():
@@ -124,5 +129,4 @@ def test_latentgraph_exposes_what_a_caller_of_run_catches_and_passes_lazily():
         "assert set(names) | {'WorkflowError', 'CancelToken', 'run'} <= set(dir(latentgraph))\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    _prints_ok(script)
