@@ -83,6 +83,14 @@ def sd(node: str, **inputs: Any) -> dict:
     return prompt
 
 
+def load_image(image: str) -> dict:
+    """LoadImage of `image` -> SaveImage."""
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}},
+    }
+
+
 P, INV, FAILED = "/prompt", "invalid_prompt", "prompt_outputs_failed_validation"
 
 CASES: list[Req] = [
@@ -278,12 +286,7 @@ CASES: list[Req] = [
         P,
         400,
         FAILED,
-        json=body(
-            {
-                "1": {"class_type": "LoadImage", "inputs": {"image": "../../server.sqlite3"}},
-                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}},
-            }
-        ),
+        json=body(load_image("../../server.sqlite3")),
     ),  # fmt: skip
     Req(
         "sd-sampler-unknown", "POST", P, 400, FAILED, json=body(sd("7", sampler_name="rm -rf"))
@@ -632,12 +635,7 @@ CASES: list[Req] = [
         P,
         400,
         FAILED,
-        json=body(
-            {
-                "1": {"class_type": "LoadImage", "inputs": {"image": "link2.png"}},
-                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}},
-            }
-        ),
+        json=body(load_image("link2.png")),
     ),  # fmt: skip
     # Origins that do not parse, or name another scheme.
     *[
