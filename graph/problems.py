@@ -135,7 +135,7 @@ def escaped(text: str) -> str:
     and carriage return as `\n`, `\t`, `\r`, any other character by its code point (`\u202e`,
     `\u001b`: never repr's `\x1b`, which a typed Windows folder `\x64` would read as); CJK and
     accents as typed. `printable`'s form for a text needing any escape."""
-    return "".join("\\\\" if c == "\\" else c if c.isprintable() else _code_point(c) for c in text)
+    return unprintables_escaped(text.replace("\\", "\\\\"))
 
 
 def unprintables_escaped(text: str) -> str:
