@@ -88,18 +88,26 @@ class RayRunResult:
 
 
 class _RunEvents:
-    """One run's messages as engine events, from its first message on (the run's time too)."""
+    """One run's messages as engine events, from its first message on (the run's time too),
+    each also handed to `on_event` as it is rebuilt."""
 
-    def __init__(self, prompt_id: str, prompt: dict) -> None:
+    def __init__(self, prompt_id: str, prompt: dict,
+                 on_event: Callable[[Event], None] | None = None) -> None:  # fmt: skip
         self.prompt_id, self.prompt = prompt_id, prompt
         self.events: list[Event] = []
         self.reader: PromptEvents | None = None
+        self.on_event = on_event
 
     def _read(self) -> PromptEvents:
         """The run's reader, made at its first message (its clock starts then)."""
         if self.reader is None:
-            self.reader = PromptEvents(self.prompt_id, self.prompt, self.events.append)
+            self.reader = PromptEvents(self.prompt_id, self.prompt, self._event)
         return self.reader
+
+    def _event(self, event: Event) -> None:
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
 
     def message(self, text: str) -> None:
         message = json.loads(text)
@@ -115,13 +123,17 @@ class _RunEvents:
 def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
                on_message: Callable[[str, str], None] | None = None,
                on_result: Callable[[int, RayRunResult], None] | None = None,
+               on_event: Callable[[Event], None] | None = None,
                ) -> list[RayRunResult]:  # fmt: skip
     """Run every workflow on the actors, as many at once as there are actors; each run's
-    websocket messages (JSON texts) reach `on_message`, and each run's result reaches
-    `on_result(index, result)` as the run ends (`index`: its place among `workflows`). How
-    each run ended, in their order; after a Ctrl-C, how each stood."""
+    websocket messages (JSON texts) reach `on_message`, after the engine events rebuilt from
+    them reach `on_event` (so it knows the node a message that cannot be printed was about),
+    and each run's result reaches `on_result(index, result)` as the run ends (`index`: its
+    place among `workflows`). How each run ended, in their order; after a Ctrl-C, how each
+    stood. What a callback raises stops the runs (the actors are killed) and is raised here."""
     jobs = [workflow_job(i, wf, registry, plan.settings) for i, wf in enumerate(workflows)]
-    runs = {job.prompt_id: _RunEvents(job.prompt_id, json.loads(job.prompt_json)) for job in jobs}
+    runs = {job.prompt_id: _RunEvents(job.prompt_id, json.loads(job.prompt_json), on_event)
+            for job in jobs}  # fmt: skip
     index = {job.prompt_id: i for i, job in enumerate(jobs)}
     results: dict[str, RayRunResult] = {}
 

@@ -207,7 +207,10 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     naming its actor, status and files, then what an in-process run shows (its nodes, error,
     summary). The exit code is the first run's (in sweep order) that did not succeed, by
     `run_exit_code`, as an in-process sweep stops at that run. After Ctrl-C: each run's line says whether it finished (its files)
-    or was interrupted (the node, in its summary) or never started; exit code 130."""
+    or was interrupted (the node, in its summary) or never started; exit code 130. A --json
+    reader that goes away stops the runs as it stops an in-process run (`StdoutClosed`, said
+    by the same `Stopper`, from the runs' events)."""
+    from latentgraph.graph.context import CancelToken
     from latentgraph.graph.files import FileWriteError, file_records
     from latentgraph.server.ray_workers import RayUnavailable
 
@@ -219,6 +222,9 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                   nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
                   gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
     runs = _workflows(args, overrides, registry, settings)
+    # Ctrl-C is the batch's (pool_batch): this Stopper only follows the runs' events, for
+    # what a closed stdout stopped
+    stop = Stopper(CancelToken(), cached=not args.no_cache)
 
     def show(index: int, result: RayRunResult) -> None:
         """One run's lines, printed as it ends (not once the whole sweep has)."""
@@ -239,17 +245,19 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
         finally:
             renderer.close()
 
-    if args.json:  # the runs' messages interleave: each sweep value named with its prompt id
-        for i, (swept, _) in enumerate(runs):
-            if swept is not None:
-                print(json.dumps({**swept.event(), "prompt_id": prompt_id(i)}), flush=True)
     try:
+        if args.json:  # the runs' messages interleave: each sweep value named with its prompt id
+            for i, (swept, _) in enumerate(runs):
+                if swept is not None:
+                    print(json.dumps({**swept.event(), "prompt_id": prompt_id(i)}), flush=True)
         results = run_on_ray(plan, [workflow for _, workflow in runs], registry,
                              on_message=(lambda _run, text: print(text, flush=True))
                              if args.json else None,
-                             on_result=None if args.json else show)  # fmt: skip
+                             on_result=None if args.json else show, on_event=stop.seen)  # fmt: skip
     except (RayUnavailable, FileWriteError) as exc:  # the cluster, or a shared folder's disk
         raise UserError(str(exc)) from None  # refusing the pool's start-up marker: before any run
+    except BrokenPipeError:  # --json's reader went away: the runs stop (exit 1, cli.main)
+        raise StdoutClosed(stop.stdout_closed()) from None
     codes = [run_exit_code(r.finished.done.status, r.failures) for r in results]
     if any(not r.finished.started or r.finished.done.status == "interrupted" for r in results):
         finished = sum(r.finished.done.status != "interrupted" for r in results)

@@ -37,7 +37,8 @@ class Stopper:
         self.cancel = cancel
         self.cached = cached
         self.signals: list[int] = []
-        self.running: tuple[str, str] | None = None  # (node id, node type)
+        # the node each run is at: run id -> (node id, node type) (`run --ray` runs several)
+        self.running: dict[str, tuple[str, str]] = {}
         self.saved: list[str] = []  # the output files the run's nodes saved, as they report
         self.renderer: Renderer | None = None
 
@@ -53,10 +54,11 @@ class Stopper:
             os._exit(self.code())
 
     def _running(self) -> str | None:
-        """The node running, as messages name one (`node 'sample' (KSampler)`), or None."""
+        """The node running, as messages name one (`node 'sample' (KSampler)`; several runs'
+        nodes joined by ", "), or None."""
         from latentgraph.graph.problems import node_name
 
-        return node_name(*self.running) if self.running else None
+        return ", ".join(node_name(*node) for node in self.running.values()) or None
 
     def stopping_line(self) -> str:
         """What the first signal does, said at once (a node loading a model for seconds
@@ -83,23 +85,32 @@ class Stopper:
             pass
 
     def watch(self, renderer: Renderer) -> Callable[[Event], None]:
-        from latentgraph.graph.events import NodeFailed, NodeFinished, NodeStarted
-        from latentgraph.graph.files import file_records
-
+        """`renderer`, each event `seen` first."""
         self.renderer = renderer
 
         def on_event(event: Event) -> None:
-            if isinstance(event, NodeStarted):
-                self.running = (event.node_id, event.node_type)
-            elif isinstance(event, (NodeFinished, NodeFailed)):
-                self.running = None
-            if isinstance(event, NodeFinished) and not event.cached:
-                self.saved += [str(Path(r.get("subfolder") or "", r["filename"]))
-                               for r in file_records(event.ui)
-                               if r.get("type") == "output" and r.get("filename")]  # fmt: skip
+            self.seen(event)
             renderer(event)
 
         return on_event
+
+    def seen(self, event: Event) -> None:
+        """Which node each run is at, and the files its nodes saved, from its events (what
+        the lines above say); `run --ray` hands its runs' rebuilt events here."""
+        from latentgraph.graph.events import NodeFailed, NodeFinished, NodeStarted, RunFinished
+        from latentgraph.graph.files import file_records
+
+        if isinstance(event, NodeStarted):
+            self.running[event.run_id] = (event.node_id, event.node_type)
+        elif isinstance(event, RunFinished) or (
+            isinstance(event, (NodeFinished, NodeFailed))
+            and self.running.get(event.run_id, ("",))[0] == event.node_id
+        ):  # (a cached output node's files, reported meanwhile, leave the running one be)
+            self.running.pop(event.run_id, None)
+        if isinstance(event, NodeFinished) and not event.cached:
+            self.saved += [str(Path(r.get("subfolder") or "", r["filename"]))
+                           for r in file_records(event.ui)
+                           if r.get("type") == "output" and r.get("filename")]  # fmt: skip
 
     @property
     def terminated(self) -> bool:

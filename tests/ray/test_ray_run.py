@@ -271,3 +271,60 @@ def test_an_empty_ray_value_is_a_usage_error(value, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--ray {value!r}: expected local" in err and "ADDRESS" in err, err
     assert not out.exists()
+
+
+TICKER = """
+import itertools
+import time
+from pathlib import Path
+
+from latentgraph.graph import Int, Output, Socket, node
+
+
+@node("RayTicker", inputs=[Int("n", 0)], outputs=[Output("value", "INT")])
+def ticker(ctx, n):
+    for step in itertools.count():  # reports progress until its actor is killed
+        ctx.progress(step % 100, 100)
+        time.sleep(0.05)
+
+
+@node("RayAfter", inputs=[Socket("value", "INT")], outputs=[], output_node=True)
+def after(ctx, value):
+    (Path(ctx.settings.output_dir) / "after.txt").write_text(str(value))
+"""
+
+
+def test_a_ray_run_whose_json_reader_goes_away_stops_as_a_local_run_does(ray_runtime, tmp_path):
+    """`run --ray --json | head -1` said only "the run stopped before finishing" (a broken pipe
+    `cli.main` took for any command's): it now stops as `run --json | head -1` does, through
+    the same rule, naming the node the run was at (from the run's events), exit 1, one line;
+    the actor is stopped, so nothing after that node is saved. The CLI joins this session's
+    Ray runtime (no second runtime to start)."""
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "ticker.py").write_text(TICKER)
+    (tmp_path / "tick.yaml").write_text("version: 1\nnodes:\n  tick: {type: RayTicker}\n"
+                                        "  after: {type: RayAfter, value: tick}\n")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "latentgraph.cli", "run", "tick.yaml", "--json", "--nodes-dir",
+         str(plugin), "--cache-dir", str(tmp_path / "cache"), "--ray",
+         ray_runtime.get_runtime_context().gcs_address, "--ray-workers", "1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:  # until the ticking node has started
+            if json.loads(line) == {"type": "executing", "data": {
+                    "node": "tick", "display_node": "tick", "prompt_id": "run-0"}}:  # fmt: skip
+                break
+        proc.stdout.close()  # as `head -1` exits
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert code == 1, err
+    assert err.rstrip().splitlines()[-1] == (
+        "latentgraph: error: stdout was closed (its reader went away) before run finished: "
+        "the run stopped at node 'tick' (RayTicker) before finishing; what had finished is "
+        "cached")  # fmt: skip
+    assert "Exception ignored" not in err and "Traceback" not in err
+    assert not (tmp_path / "output" / "after.txt").exists()
