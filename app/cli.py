@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
-import os
 import sys
 import warnings
 from typing import Any
@@ -29,6 +28,8 @@ from .exits import (
     EXIT_USAGE,
     StdoutClosed,
     UserError,
+    drop_stdout,
+    verdict_text,
 )
 from .workflow_input import refuse_run
 
@@ -110,15 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
             code = COMMANDS[args.command](args)
-        try:
-            sys.stdout.flush()  # a closed pipe shows here, not at exit
-        except BrokenPipeError:  # the work was done: only its printed text was cut short
-            _drop_stdout()
+        with verdict_text():  # the work was done: a closed pipe shows here, not at exit
+            sys.stdout.flush()
         return code
     except (BrokenPipeError, StdoutClosed) as e:
         # The reader went away midway. `latentgraph schema | head` had what it wanted: stop
         # quietly. A command whose product is its work did not finish it: exit 1, saying so.
-        _drop_stdout()
+        drop_stdout()
         if args.command not in STOPPED_WORK:
             return EXIT_OK
         stopped = e.stopped if isinstance(e, StdoutClosed) else STOPPED_WORK[args.command]
@@ -165,12 +164,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _drop_stdout() -> None:
-    """stdout onto /dev/null once its reader has gone: what it still holds is dropped, and
-    Python's flush at exit does not fail again ("Exception ignored ... BrokenPipeError")."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
 def _disk_full(exc: OSError) -> int:
     """A write the disk refused for space (stdout sent to a full disk, `> /dev/full`, or a file
     no command wrapped in a `FileWriteError`): the work failed, exit 1 as README's table says,
@@ -182,7 +175,7 @@ def _disk_full(exc: OSError) -> int:
     try:
         sys.stdout.flush()
     except OSError:
-        _drop_stdout()
+        drop_stdout()
     return EXIT_FAILED
 
 

@@ -16,6 +16,11 @@ User errors never print a Python traceback; `--debug` shows it for bug reports, 
 error line of a node that crashed in `run` (a plugin's bug: its author's clue).
 """
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
 
@@ -34,3 +39,21 @@ class StdoutClosed(Exception):
     def __init__(self, stopped: str) -> None:
         super().__init__(stopped)
         self.stopped = stopped
+
+
+@contextlib.contextmanager
+def verdict_text() -> Iterator[None]:
+    """Printing what a command has already decided (`validate`'s problems, `run --json`'s
+    `workflow_invalid` line, any command's text at its final flush): stdout's reader leaving
+    (`validate --json | head -1`) cuts the text short, not the verdict, so the command's exit
+    code stands (an invalid workflow's 2 became 0, or 1). What stdout still holds is dropped."""
+    try:
+        yield
+    except BrokenPipeError:
+        drop_stdout()
+
+
+def drop_stdout() -> None:
+    """stdout onto /dev/null once its reader has gone: what it still holds is dropped, and
+    Python's flush at exit does not fail again ("Exception ignored ... BrokenPipeError")."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

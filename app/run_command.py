@@ -28,7 +28,15 @@ from .arguments import (
     read_options,
     require_ray,
 )
-from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StdoutClosed, UserError
+from .exits import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    StdoutClosed,
+    UserError,
+    verdict_text,
+)
 from .stopping import StopNow, Stopper
 from .workflow_input import print_problems, read_workflow, refuse_run, workflow_name
 
@@ -93,13 +101,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         problems = validate(graph, registry, settings)
     except WorkflowError as e:
         problems = e.problems
-    print_problems(problems, args.json)
     errors = [p for p in problems if p.severity == "error"]
-    if not args.json:
-        if errors:
-            print(f"{workflow_name(args.workflow)}: {len(errors)} error(s)", file=sys.stderr)
-        else:
-            print(f"{workflow_name(args.workflow)}: ok ({len(graph)} nodes)")
+    with verdict_text():  # a reader gone (`--json | head -1`) leaves the exit code 0 or 2
+        print_problems(problems, args.json)
+        if not args.json:
+            if errors:
+                print(f"{workflow_name(args.workflow)}: {len(errors)} error(s)", file=sys.stderr)
+            else:
+                print(f"{workflow_name(args.workflow)}: ok ({len(graph)} nodes)")
     return EXIT_USAGE if errors else EXIT_OK
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .exits import EXIT_USAGE
+from .exits import EXIT_USAGE, verdict_text
 
 if TYPE_CHECKING:
     from latentgraph.graph.declare import Registry
@@ -141,5 +141,6 @@ def refuse_run(problems, json_lines: bool) -> int:
     `workflow_invalid` event line on stdout (they read no other line then)."""
     print_problems(problems, as_json=False)
     if json_lines:
-        print(json.dumps({"event": "workflow_invalid", "problems": _problem_rows(problems)}))
+        with verdict_text():  # a reader gone (`| head -1`) leaves the exit code 2
+            print(json.dumps({"event": "workflow_invalid", "problems": _problem_rows(problems)}))
     return EXIT_USAGE

@@ -572,3 +572,34 @@ def test_schema_whose_reader_goes_away_still_exits_0(tmp_path):
         proc.kill()
     err = proc.stderr.read().decode()
     assert code == 0 and err == "", err
+
+
+@pytest.mark.parametrize("command", [
+    ["validate", "--json"],
+    ["run", "--json"],
+    ["run", "--json", "--ray", "local", "--ray-workers", "1"],  # refused before Ray starts
+])  # fmt: skip
+def test_an_invalid_workflow_keeps_exit_2_when_the_json_reader_goes_away(tmp_path, command):
+    """The verdict is reached before its text is printed: problems filling more than a pipe
+    holds, whose reader left (`validate --json | head -1`), made `validate` exit 0, `run
+    --json` exit 1 saying the run stopped (it never started) and `run --ray --json` exit 1
+    with a traceback. Each keeps README's 2 for an invalid workflow."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "bad.yaml", "version: 1\nnodes:\n" + "".join(
+        f"  n{i}: {{type: NoSuchNode{i}}}\n" for i in range(1000)))  # fmt: skip
+    with open(tmp_path / "stderr", "w+") as stderr:  # a file: 1,000 lines would fill a pipe
+        proc = subprocess.Popen([sys.executable, "-m", "latentgraph.cli", command[0],
+                                 str(path), *command[1:]], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=stderr)  # fmt: skip
+        try:
+            proc.stdout.read(1)  # more than a pipe holds is on its way: it meets a reader gone
+            proc.stdout.close()
+            code = proc.wait(timeout=120)
+        finally:
+            proc.kill()
+    err = (tmp_path / "stderr").read_text()
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+    assert "stdout was closed" not in err, err[-2000:]
