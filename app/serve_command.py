@@ -242,15 +242,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:  # on Ray the devices are the cluster's
         flag = "--devices" if args.devices else "--device"
         check_devices(flag, args.devices or [args.device], isolated=True)
+
+    def prepare() -> Any:  # once the port is bound: a port taken leaves no folder made
+        failures: list = []
+        registry = prepare_server(config, errors=failures)
+        print_plugin_failures(failures)
+        return registry
+
     # Refusals at start (a cluster nobody answers at, a port taken, a folder whose disk refuses
     # example.png or the Ray pool's marker) are usage errors, before any worker starts.
     try:
         if args.ray:  # before a folder or the database is made, so a refusal leaves none
             reach_cluster(args.ray)  # ("local" has no port: left to Ray, as connect does)
-        failures: list = []
-        registry = prepare_server(config, errors=failures)
-        print_plugin_failures(failures)
-        serve(config, registry=registry, workers=worker_setup(config.nodes_dirs))
+        serve(config, prepare=prepare, workers=worker_setup(config.nodes_dirs))
     except (RayUnavailable, CannotListen, FileWriteError) as exc:
         raise UserError(str(exc)) from None
     return EXIT_OK

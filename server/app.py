@@ -174,8 +174,8 @@ def create_app(
     them once); by default `workers.registry()`, else the global registry with the config's
     plugin packs. A registry a worker cannot rebuild (no `workers.registry`) is refused.
     `pool` replaces the local worker processes (another executor behind the same interface).
-    `lock`: the queue database's lock, when the caller took it (`serve`, before it binds its
-    port); the store takes it otherwise (`StoreInUse`: another server uses this data folder)
+    `lock`: the queue database's lock, when the caller took it (`serve`: an existing data
+    folder's before it binds its port); the store takes it otherwise (`StoreInUse`: another server uses this data folder)
     and holds it until the app stops."""
     setup = workers or WorkerSetup()
     handed_in = registry is not None

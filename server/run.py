@@ -231,23 +231,29 @@ def serve(
     registry: Any = None,
     workers: WorkerSetup | None = None,
     log_level: str = "info",
+    prepare: Callable[[], Any] | None = None,
 ) -> None:
     """Start the server and block until it is stopped (Ctrl-C / SIGTERM). `registry` and
-    `workers` as for `create_app`. The data folder's queue database is locked first:
-    `StoreInUse` (another server uses this data folder) is raised before the port is bound.
-    Then the port is bound: `CannotListen` (a port in use, an address not on this machine) is
-    raised before the app is made or any worker starts."""
+    `workers` as for `create_app`; `prepare`, when given, makes the registry once the port is
+    bound (`latentgraph serve`'s: plugins, example.png, the temp folder's previews).
+
+    A refusal at start leaves nothing behind: an existing data folder's queue database is
+    locked first (`StoreInUse`: another server uses this data folder, said before the port is
+    bound); then the port is bound (`CannotListen`: a port in use, an address not on this
+    machine), before `prepare`, before a new data folder is made, before the app is made or any
+    worker starts."""
     from .app import create_app
     from .store import DatabaseLock
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    lock = DatabaseLock(config.db_path)  # held until the store closes, when the server stops
+    lock = DatabaseLock(config.db_path) if config.data_dir.is_dir() else None
+    sockets: list[socket.socket] = []
     try:
         sockets = listen(config.host, config.port)
-    except BaseException:
-        lock.release()
-        raise
-    try:
+        if prepare is not None:
+            registry = prepare()
+        if lock is None:  # a new data folder, made only now that the port is ours
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            lock = DatabaseLock(config.db_path)  # held until the store closes
         logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                             format=LOG_FORMAT)  # fmt: skip
         app = create_app(config, registry=registry, workers=workers, lock=lock)
@@ -260,4 +266,5 @@ def serve(
     finally:
         for sock in sockets:
             sock.close()
-        lock.release()  # the store released it, unless the app was never made or started
+        if lock is not None:  # the store released it, unless the app was never made or started
+            lock.release()

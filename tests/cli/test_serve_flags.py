@@ -203,6 +203,22 @@ def test_a_port_in_use_is_refused_before_the_app_or_a_worker_starts(tmp_path, mo
     assert "Traceback" not in err and "startup" not in err
 
 
+def test_a_port_in_use_leaves_no_folder_made(tmp_path, monkeypatch, capsys):
+    """Was: the new --data-dir with its lock file, ./input with example.png and ./temp made,
+    then the port refused."""
+    from latentgraph.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    other, port = busy_port()
+    try:
+        code = main(["serve", "--port", str(port), "--data-dir", "new/data", "--device", "cpu"])
+    finally:
+        other.close()
+    err = capsys.readouterr().err
+    assert code == 2 and f"latentgraph: error: port {port} on 127.0.0.1 is in use" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- 3. devices ---------------------------------------------------------------------------
 
 
