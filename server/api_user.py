@@ -1,12 +1,14 @@
 """The editor's per-user storage: /users, /settings and /userdata (saved workflows).
 
 One local user ("default"); files live under `<data dir>/users/default/` and no path may leave
-that folder.
+that folder. The server reads only the settings file there (`comfy.settings.json`); the other
+files (saved workflows, user.css) are the editor's, stored and served as they are.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,11 @@ from .filetypes import served_as
 from .jsontext import load_stored
 from .safepath import safe_join
 from .state import get_state
+from .store import corrupt_copy_path
 
 SETTINGS_FILE = "comfy.settings.json"
+
+log = logging.getLogger("latentgraph.server")
 
 
 async def get_users(request: Request) -> JSONResponse:
@@ -41,12 +46,36 @@ def _settings_path(request: Request) -> Path:
 
 
 def load_settings(request: Request) -> dict[str, Any]:
+    """The user's settings, {} when there are none. A file that is no JSON object (truncated,
+    junk, a list) is moved aside first: the next save would otherwise replace the only copy."""
     path = _settings_path(request)
-    try:  # load_stored: lone surrogates an older version stored become "?"
-        data = load_stored(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:
+        raw = path.read_bytes()
+    except OSError:  # none saved yet (or unreadable: left as it is)
         return {}
-    return data if isinstance(data, dict) else {}
+    try:  # load_stored: lone surrogates an older version stored become "?"
+        data = load_stored(raw.decode("utf-8-sig"))  # a BOM an editor added is no damage
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
+        _set_aside(path, str(exc))
+        return {}
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        _set_aside(path, f"it holds {kind.get(type(data), 'a number')}, not an object")
+        return {}
+    return data
+
+
+def _set_aside(path: Path, why: str) -> None:
+    """Keep a settings file that cannot be read beside it, as the store keeps its database."""
+    copy = corrupt_copy_path(path)
+    try:
+        os.replace(path, copy)
+    except OSError as exc:  # the save that follows fails the same way: the file stays
+        log.warning("the editor's settings file %s cannot be read (%s) nor moved aside (%s); "
+                    "the editor starts from its default settings", path, why, exc)  # fmt: skip
+        return
+    log.warning("the editor's settings file %s cannot be read (%s); it was moved to %s and "
+                "the editor starts from its default settings", path, why, copy)  # fmt: skip
 
 
 def _save_settings(request: Request, settings: dict[str, Any]) -> None:

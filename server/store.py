@@ -340,6 +340,16 @@ def _record(row: sqlite3.Row) -> PromptRecord:
     )
 
 
+def corrupt_copy_path(path: Path) -> Path:
+    """Where a file that cannot be read (the queue database, the editor's settings) is kept for
+    inspection, beside it: `<name>.corrupt-<time>`, with `~1`, `~2`, ... when that is taken."""
+    first = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    backup, n = first, 1
+    while backup.exists():
+        backup, n = first.with_name(f"{first.name}~{n}"), n + 1
+    return backup
+
+
 class Store:
     """Queue + history persistence. All methods are thread-safe."""
 
@@ -439,11 +449,7 @@ class Store:
     def _set_aside(self, exc: Exception) -> Path:
         """Move a corrupt database (and its WAL files) aside, keeping it for inspection."""
         main = Path(self.path)
-        backup = main.with_name(f"{main.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        n = 1
-        while backup.exists():
-            backup = backup.with_name(f"{backup.name.split('~')[0]}~{n}")
-            n += 1
+        backup = corrupt_copy_path(main)
         for suffix in ("", "-wal", "-shm"):
             part = Path(self.path + suffix)
             if part.exists():
