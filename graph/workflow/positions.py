@@ -18,7 +18,7 @@ from yaml.events import AliasEvent
 from yaml.nodes import ScalarNode, SequenceNode
 
 from ..model import Location
-from ..problems import Problem
+from ..problems import Problem, unprintables_escaped
 
 MAX_DEPTH = 64  # nesting levels; also keeps the recursive composer far from Python's limit
 
@@ -141,10 +141,7 @@ def parse_yaml(text: str, source: str,
     except Refused:
         raise
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = _loc(source, mark) if mark is not None else Location(source)
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
-        raise Refused(Problem("syntax", f"YAML syntax error: {message}", location=where)) from None
+        raise Refused(_syntax_problem(exc, source)) from None
     except yaml.reader.ReaderError as exc:
         raise Refused(
             Problem(
@@ -161,6 +158,61 @@ def parse_yaml(text: str, source: str,
     if root is None:
         return None, doc, True
     return _convert(root, (), doc), doc, False
+
+
+# PyYAML's errors a hand-written file most often meets, by the start of their context and of
+# their problem text (the first that matches), and what to do: the one table of YAML hints.
+_HINTS = (
+    ("while scanning a quoted scalar", "found unexpected",
+     "the quote opened there is never closed: end the value with the same quote"),
+    ("while parsing a flow mapping", "expected ','",
+     "the '{' opened there is not closed: end it with '}' and separate its entries with ','"),
+    ("while parsing a flow sequence", "expected ','",
+     "the '[' opened there is not closed: end it with ']' and separate its items with ','"),
+    ("", "found character '\\t'", "YAML forbids tabs for indentation: indent with spaces"),
+    ("", "found character", "a value starting with @, ` or % must be quoted"),
+    ("", "mapping values are not allowed here",
+     "a value with ': ' inside must be quoted (text: \"a photo: a cat\"), or this line is "
+     "indented deeper than the line before it"),
+    ("while scanning a simple key", "could not find expected ':'",
+     "the line started there has no ': ' after its key"),
+    ("", "expected <block end>, but found '<scalar>'",
+     "text follows where the line should end: a quoted value ends at its closing quote "
+     "(inside '...' write '' for ', inside \"...\" write \\\" for \"), and each line of a "
+     "mapping is 'key: value'"),
+    ("", "expected <block end>",
+     "this line's indentation matches no key above it: the keys of one mapping start in the "
+     "same column"),
+)  # fmt: skip
+
+
+def _yaml_hint(context: str, problem: str) -> str | None:
+    """What to do about PyYAML's error (`_HINTS`), or None for one it has no hint for."""
+    for context_start, problem_start, hint in _HINTS:
+        if context.startswith(context_start) and problem.startswith(problem_start):
+            return hint
+    return None
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, source: str) -> Problem:
+    """PyYAML's error at the place of its problem, with the place its context started when
+    that is elsewhere (the quote, the `{` or the mapping it was reading: `FILE:L:C: a quoted
+    scalar started here`), and a hint for the common mistakes (`_yaml_hint`)."""
+    context, problem = exc.context or "", exc.problem or ""
+    mark = exc.problem_mark or exc.context_mark
+    where = _loc(source, mark) if mark is not None else Location(source)
+    began = exc.context_mark
+    if context and exc.problem_mark and began and (began.line, began.column) != (
+            exc.problem_mark.line, exc.problem_mark.column):  # fmt: skip
+        what = context.removeprefix("while scanning ").removeprefix("while parsing ")
+        place = unprintables_escaped(str(_loc(source, began)))
+        message = f"{problem}; {place}: {what} started here"
+    else:
+        message = " ".join(p for p in (context, problem) if p) or str(exc)
+    hint = _yaml_hint(context, problem)
+    if hint:
+        message += f"; {hint}"
+    return Problem("syntax", f"YAML syntax error: {message}", location=where)
 
 
 def _convert(node: Any, path: tuple, doc: Positions) -> Any:

@@ -68,6 +68,20 @@ def test_missing_file_and_yaml_syntax_error_exit_2_without_traceback(cli, tmp_pa
     assert code == 2 and "broken.yaml:" in err and "Traceback" not in err
 
 
+def test_an_unclosed_quote_is_one_error_line_naming_where_it_opened(cli, tmp_path):
+    path = write(tmp_path, "q.yaml", 'nodes:\n  a:\n    type: "CliAdd\n    inputs: {}\n')
+    code, out, err = cli("validate", str(path))
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[0] == (
+        f"error: {path}:5:1: YAML syntax error: found unexpected end of stream; {path}:3:11: a "
+        "quoted scalar started here; the quote opened there is never closed: end the value with "
+        "the same quote"
+    )
+    code, out, _ = cli("validate", str(path), "--json")
+    (problem,) = json.loads(out)
+    assert code == 2 and f"{path}:3:11: a quoted scalar started here" in problem["message"]
+
+
 def test_run_writes_output_and_second_run_is_cached(cli, tmp_path):
     path = write(tmp_path, "good.yaml", GOOD)
     code, out, err = cli("run", str(path), "--json")

@@ -127,12 +127,39 @@ def test_depth_at_the_limit_is_read_and_one_more_refused():
 
 
 @pytest.mark.parametrize(("text", "message", "line", "column"), [
-    ("a: {b: 1\nc: 2", "while parsing a flow mapping expected ',' or '}', but got ':'", 2, 2),
-    ("a: b: c", "mapping values are not allowed here", 1, 5),
-    ("a: \"x", "while scanning a quoted scalar found unexpected end of stream", 1, 6),
+    ("a: {b: 1\nc: 2", "expected ',' or '}', but got ':'; w.yaml:1:4: a flow mapping started "
+     "here; the '{' opened there is not closed: end it with '}' and separate its entries with "
+     "','", 2, 2),
+    ("a: [1, 2\n", "expected ',' or ']', but got '<stream end>'; w.yaml:1:4: a flow sequence "
+     "started here; the '[' opened there is not closed: end it with ']' and separate its items "
+     "with ','", 2, 1),
+    ("a: \"x", "found unexpected end of stream; w.yaml:1:4: a quoted scalar started here; the "
+     "quote opened there is never closed: end the value with the same quote", 1, 6),
+    ("a:\n  b: 'x\n  c: 1\n", "found unexpected end of stream; w.yaml:2:6: a quoted scalar "
+     "started here; the quote opened there is never closed: end the value with the same quote",
+     4, 1),
+    ("a:\n\tb: 1\n", "while scanning for the next token found character '\\t' that cannot "
+     "start any token; YAML forbids tabs for indentation: indent with spaces", 2, 1),
+    ("a: b: c", "mapping values are not allowed here; a value with ': ' inside must be quoted "
+     "(text: \"a photo: a cat\"), or this line is indented deeper than the line before it",
+     1, 5),
+    ("a:\n    b: 1\n  c: 2\n", "expected <block end>, but found '<block mapping start>'; "
+     "w.yaml:1:1: a block mapping started here; this line's indentation matches no key above "
+     "it: the keys of one mapping start in the same column", 3, 3),
+    ("a: 'it's'\n", "expected <block end>, but found '<scalar>'; w.yaml:1:1: a block mapping "
+     "started here; text follows where the line should end: a quoted value ends at its closing "
+     "quote (inside '...' write '' for ', inside \"...\" write \\\" for \"), and each line of a "
+     "mapping is 'key: value'", 1, 8),
+    ("a: @x\n", "while scanning for the next token found character '@' that cannot start any "
+     "token; a value starting with @, ` or % must be quoted", 1, 4),
+    ("a: &\n", "expected alphabetic or numeric character, but found '\\n'; w.yaml:1:4: an "
+     "anchor started here", 1, 5),
 ])  # fmt: skip
-def test_a_yaml_syntax_error_says_what_and_where_the_problem_is(text, message, line, column):
-    """The place of the problem itself (not of its context), and both parts of the text."""
+def test_a_yaml_syntax_error_names_the_problem_where_its_context_started_and_what_to_do(
+    text, message, line, column
+):
+    """The place of the problem itself, then (when elsewhere) the place its context started:
+    the quote, the `{` or `[`, the mapping; and a hint for the common mistakes."""
     assert refused(text) == ("syntax", f"YAML syntax error: {message}", ("w.yaml", line, column))
 
 
