@@ -128,12 +128,14 @@ def _problem_rows(problems) -> list[dict[str, Any]]:
 
 
 def print_problems(problems, as_json: bool) -> None:
+    """Problems as JSON (`validate --json`), or one line each on stderr (`problem_line`)."""
+    from latentgraph.graph.problems import problem_line
+
     if as_json:
         print(json.dumps(_problem_rows(problems), indent=2))
         return
     for p in problems:
-        label = "error" if p.severity == "error" else "warning"
-        print(f"{label}: {p}", file=sys.stderr)
+        print(problem_line(p), file=sys.stderr)
 
 
 def refuse_run(problems, json_lines: bool) -> int:

@@ -25,8 +25,8 @@ from .events import (
     RunStarted,
 )
 from .files import FileWriteError, file_records
-from .model import Graph
-from .problems import EditorLocation, node_name
+from .model import Graph, Location
+from .problems import EditorLocation, Problem, node_name, problem_line
 
 # How a node's `FileWriteError` is named in its NodeFailed event (`exception_type`).
 _WRITE_FAILED = f"{FileWriteError.__module__}.{FileWriteError.__qualname__}"
@@ -118,7 +118,10 @@ class RichProgress:
                 )
             self.progress.update(task, completed=event.value, total=event.max)
         elif isinstance(event, NodeWarning):
-            self._print(f"[yellow]warning[/yellow] {escape(f'{event.node_id}: {event.message}')}")
+            warning = Problem("node_warning", f"{self._node_name(event.node_id)}: {event.message}",
+                              location=self._place(event.node_id), severity="warning")  # fmt: skip
+            if not self.quiet:
+                self._say(warning)
         elif isinstance(event, NodeFinished):
             task = self._node_tasks.pop(event.node_id, None)
             if task is not None:
@@ -132,11 +135,7 @@ class RichProgress:
                 )
             self._show_ui(event.node_id, event.ui or {}, event.cached)
         elif isinstance(event, NodeFailed):
-            self.console.print(
-                "[red]error[/red]" + escape(self._failure(event)),
-                highlight=False,
-                soft_wrap=True,  # never break a path or message mid-word in logs
-            )
+            self._say(self._failure(event))
             if self._debug and event.traceback:  # a crash's (a user error has none)
                 self.console.print(escape("".join(event.traceback).rstrip()), highlight=False,
                                    soft_wrap=True)  # fmt: skip
@@ -169,19 +168,34 @@ class RichProgress:
         """A line said now, above the progress bars (quiet or not): what Ctrl-C will do."""
         self.console.print(text, highlight=False, soft_wrap=True, markup=False)
 
-    def _failure(self, event: NodeFailed) -> str:
-        """A user error as validation shows a problem (where, then the message naming the node
-        and input); a crash with its exception class, a bug's first clue; a file the machine
-        would not let it write (a full disk) with what it says, no class: no code is at fault."""
-        if not event.user_error:
-            shown = "" if event.exception_type == _WRITE_FAILED else f"{event.exception_type}: "
-            return f" in {self._node_name(event.node_id, event.node_type)}: " \
-                   f"{shown}{event.message}"  # fmt: skip
-        node = self._graph.nodes.get(event.node_id) if self._graph is not None else None
-        location = None
-        if node is not None:
-            location = node.input_locations.get(event.input_name or "") or node.location
-        return f": {location}: {event.message}" if location else f": {event.message}"
+    def _failure(self, event: NodeFailed) -> Problem:
+        """A node's failure as a problem, placed at the node (a user error at the input it
+        refused, the place validation names): a user error's message names the node and input
+        itself; a crash is named with its node and exception class, a bug's first clue; a file
+        the machine would not let it write (a full disk) with what it says, no class: no code
+        is at fault."""
+        if event.user_error:
+            return Problem("node_failed", event.message,
+                           location=self._place(event.node_id, event.input_name))  # fmt: skip
+        shown = "" if event.exception_type == _WRITE_FAILED else f"{event.exception_type}: "
+        message = f"{self._node_name(event.node_id, event.node_type)}: {shown}{event.message}"
+        return Problem("node_failed", message, location=self._place(event.node_id))
+
+    def _place(self, node_id: str, input_name: str | None = None) -> Location | None:
+        """Where a node (or its input) was written, when the run's graph is at hand."""
+        node = self._graph.nodes.get(node_id) if self._graph is not None else None
+        if node is None:
+            return None
+        return node.input_locations.get(input_name or "") or node.location
+
+    def _say(self, problem: Problem) -> None:
+        """A problem's line (`problem_line`: `error: PLACE: ...`, as validation prints one),
+        its label coloured; never broken mid-word (a path in a log), nothing highlighted."""
+        line = problem_line(problem)
+        label, rest = line.split(":", 1)
+        colour = "red" if label == "error" else "yellow"
+        self.console.print(f"[{colour}]{label}[/{colour}]:" + escape(rest), highlight=False,
+                           soft_wrap=True)  # fmt: skip
 
     def _show_ui(self, node_id: str, ui: dict[str, Any], cached: bool) -> None:
         """What an output node produced: the files it saved or previewed, of every kind

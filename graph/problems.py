@@ -54,6 +54,14 @@ class Problem:
         return "".join(parts)
 
 
+def problem_line(problem: Problem) -> str:
+    """A problem as the one line a command prints for it, as a compiler does: `error: PLACE:
+    ...` or `warning: PLACE: ...` (README). Validation's problems and what a run says of a
+    node (a warning, a failure) alike, so one format is read for both."""
+    label = "error" if problem.severity == "error" else "warning"
+    return f"{label}: {problem}"
+
+
 def node_name(node_id: str, node_type: str | None = None, title: str | None = None) -> str:
     """How messages name a node: `node '5'`, with its type `node '5' (EmptyLatentImage)`, and
     with the title the user gave it in the editor (what the editor shows on it)

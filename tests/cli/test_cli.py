@@ -160,12 +160,14 @@ def test_debug_shows_a_failed_nodes_traceback_after_its_error(cli, tmp_path):
                        str(tmp_path / "cache"))  # fmt: skip
     assert code == 1
     lines = err.splitlines()
-    at = lines.index("error in node 'broken' (CliFail): RuntimeError: refusing 2")
+    said = "node 'broken' (CliFail): RuntimeError: refusing 2"
+    at = next(i for i, line in enumerate(lines) if line.endswith(f": {said}"))
+    assert lines[at].startswith(f"error: {path}:")  # at the node's place, as problems are
     assert lines[at + 1] == "Traceback (most recent call last):"
     assert 'raise RuntimeError(f"refusing {a}")' in err and "cli_toys.py" in err
     code, _, err = cli("run", str(path))
     assert code == 1
-    assert "error in node 'broken' (CliFail): RuntimeError: refusing 2" in err
+    assert said in err
     assert "Traceback" not in err
 
 
@@ -248,13 +250,13 @@ def my_add(ctx, a, b):
 
 BAD_CASES = [
     ("n: {type: WrongType}\n  add: {type: MyAdd, a: {from: n.v}}\n  p: {type: PreviewAny, source: add}",
-     "error in node 'n' (WrongType): TypeError: returned 'not an int' "
+     "node 'n' (WrongType): TypeError: returned 'not an int' "
      "(str) for output 'v', declared INT (an int)"),
     ("n: {type: RetNone}\n  p: {type: PreviewAny, source: n}",
-     "error in node 'n' (RetNone): TypeError: returned None for output 'y', "
+     "node 'n' (RetNone): TypeError: returned None for output 'y', "
      "declared INT (an int)"),
     ("n: {type: WrongImage}\n  s: {type: SaveImage, images: n}",
-     "error in node 'n' (WrongImage): TypeError: returned list[1] (list) "
+     "node 'n' (WrongImage): TypeError: returned list[1] (list) "
      "for output 'image', declared IMAGE (a torch.Tensor [B, H, W, C])"),
 ]  # fmt: skip
 
@@ -271,7 +273,7 @@ def test_a_plugin_node_returning_the_wrong_type_is_the_failure_not_what_it_feeds
             code, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
             assert code == 1, err
             lines = [line for line in err.splitlines() if line and "warning" not in line]
-            assert lines[0] == error
+            assert lines[0] == f"error: {path}:3:3: {error}"
             assert lines[1].startswith("failed: 0 ran, 0 cached, 1 failed, ")  # the rest skipped
 
 

@@ -41,7 +41,7 @@ def test_a_disk_full_after_two_saves_names_what_was_not_and_leaves_none(cli, tmp
         code, stdout, stderr = cli("run", str(path))
     said = f"cannot write {out / 't_00003_.png'}: the disk is full (No space left on device)"
     assert code == 1
-    assert f"error in node 'save' (SaveImage): {said}" in stdout + stderr
+    assert f"error: {path}:" in stderr and f": node 'save' (SaveImage): {said}" in stderr
     assert "Traceback" not in stdout + stderr and "Errno" not in stdout + stderr
     assert list(out.iterdir()) == []
 

@@ -157,7 +157,7 @@ def test_square_brackets_in_messages_are_printed_not_read_as_rich_markup():
                         message="pip install 'latentgraph[upscale]'"))  # fmt: skip
     progress.close()
     text = out.getvalue()
-    assert "w[1]: try [bold] things" in text
+    assert "node 'w[1]': try [bold] things" in text
     assert "n[2] (T)" in text and "IMAGE: Tensor[1, 3]" in text
     assert "pip install 'latentgraph[upscale]'" in text
 

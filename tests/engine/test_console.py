@@ -141,7 +141,7 @@ def test_warnings_failures_and_ui_lines(tmp_path):
     assert not progress.progress.live.is_started
     lines = out.getvalue().splitlines()
     assert lines == [
-        "warning w: clipped",
+        "warning: node 'w': clipped",
         "done s (Save) 0.00s ",
         f"saved {tmp_path / 'out' / 'sub' / 'a.png'}",
         f"preview {tmp_path / 'tmp' / 'b.png'}",
@@ -150,7 +150,7 @@ def test_warnings_failures_and_ui_lines(tmp_path):
         "s: hello",
         "s: 42",
         f"kept {tmp_path / 'out' / 'e.png'}",  # a cached node's files: an earlier run's
-        "error in node 'x' (Load): FileNotFoundError: no such file " + "/very/long/path/" * 30,
+        "error: node 'x' (Load): FileNotFoundError: no such file " + "/very/long/path/" * 30,
     ]
 
 
@@ -214,7 +214,7 @@ def test_quiet_prints_only_failures():
     progress(NodeFinished("r", node_id="s", node_type="Save", ui={"text": ["hi"]}))
     progress(NodeFailed("r", node_id="x", node_type="Load", exception_type="E", message="m"))
     progress(RunFinished("r", status="failed"))
-    assert out.getvalue() == "error in node 'x' (Load): E: m\n"
+    assert out.getvalue() == "error: node 'x' (Load): E: m\n"
 
 
 def test_close_before_a_run_and_twice_is_harmless():
@@ -272,7 +272,7 @@ def test_failures_are_printed_without_rich_highlighting():
                         message="file /a/b.png has 3 'frames'"))  # fmt: skip
     plain = Console(file=io.StringIO(), width=300, color_system="standard", force_terminal=True)
     with plain.capture() as capture:
-        plain.print("[red]error[/red] in node '7' (Load): E: file /a/b.png has 3 'frames'",
+        plain.print("[red]error[/red]: node '7' (Load): E: file /a/b.png has 3 'frames'",
                     highlight=False)  # fmt: skip
     assert out.getvalue() == capture.get()
 
@@ -312,7 +312,7 @@ def test_debug_prints_a_crashed_nodes_traceback_after_its_error_line():
         progress.console = Console(file=out, width=40, color_system=None)
         progress(crash)
         progress(refused)
-        expected = ["error in node 'n' (Raiser): RuntimeError: boom with x=3"]
+        expected = ["error: node 'n' (Raiser): RuntimeError: boom with x=3"]
         if debug:  # as written, markup-like text kept
             expected += ["Traceback (most recent call last):", '  File "rt/raiser.py", line 9, '
                          "in raiser", "    raise [x]", "RuntimeError: boom with x=3"]  # fmt: skip
@@ -337,5 +337,32 @@ def test_a_node_the_user_titled_in_an_editor_file_is_named_with_its_title():
     progress(RunFinished("r", status="interrupted", executed=[], cached=[], failed=["7"],
                          skipped=[], interrupted=["7", "8"], seconds=0.5))  # fmt: skip
     text = out.getvalue()
-    assert "error in node '7' \"My photo\" (Load): E: m" in text
+    assert "error: wf.json: node '7' \"My photo\" (Load): E: m" in text
     assert "2 interrupted (node '7' \"My photo\" (Load), node '8' (Save))" in text
+
+
+def test_a_runs_warnings_and_failures_are_lines_as_validation_prints_problems():
+    """A run said `warning encode: ...` and `error in node ...`, where validation says
+    `warning: PLACE: ...` and `error: PLACE: ...` (README): one format (`problem_line`), the
+    place the node's (a refused input's), the node named with its type."""
+    from latentgraph.graph import Graph, Node
+    from latentgraph.graph.model import Location
+
+    graph = Graph()
+    node = Node("encode", "VAEEncode", location=Location("wf.yaml", 25, 3))
+    node.input_locations["pixels"] = Location("wf.yaml", 27, 13)
+    graph.add(node)
+    progress = RichProgress(graph=graph)
+    out = io.StringIO()
+    progress.console = Console(file=out, width=300, color_system=None)
+    progress(NodeWarning("r", node_id="encode", message="cropped to 96x96"))
+    progress(NodeFailed("r", node_id="encode", node_type="VAEEncode", exception_type="E",
+                        message="m"))  # fmt: skip
+    progress(NodeFailed("r", node_id="encode", node_type="VAEEncode", input_name="pixels",
+                        message="VAEEncode node 'encode' input 'pixels': too small",
+                        user_error=True))  # fmt: skip
+    assert out.getvalue().splitlines() == [
+        "warning: wf.yaml:25:3: node 'encode' (VAEEncode): cropped to 96x96",
+        "error: wf.yaml:25:3: node 'encode' (VAEEncode): E: m",
+        "error: wf.yaml:27:13: VAEEncode node 'encode' input 'pixels': too small",
+    ]
