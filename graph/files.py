@@ -88,6 +88,12 @@ class FileWriteError(OSError):
         return FileWriteError(self.path, self.reason, self, saved, total)
 
 
+# How a run's failure names a `FileWriteError` (`NodeFailed.exception_type`, an execution_error's):
+# the machine refused a file, no code is at fault, so neither the CLI nor the server's log shows
+# its class or traceback.
+WRITE_FAILED = f"{FileWriteError.__module__}.{FileWriteError.__qualname__}"
+
+
 def os_error_words(exc: OSError, reading: bool = False) -> str:
     """Why a file could not be written (or, `reading`, read), in words a user acts on, with the
     OS's text: the one wording of an `OSError` (opening a workflow file asks it too), never a

@@ -39,6 +39,7 @@ from typing import Any
 
 from latentgraph.graph import Registry
 from latentgraph.graph.events import RunFinished, RunStatus
+from latentgraph.graph.files import WRITE_FAILED
 
 from . import store as st
 from .hub import Hub
@@ -603,11 +604,12 @@ def _log_failure(prompt_id: str, data: dict[str, Any], error: str | None) -> Non
     """A failed run's line in the server's log (the editor's Logs panel): the node that
     failed, from the run's `execution_error` `data`, and why (`error`, the server's own
     reason, or the message's); a crash's traceback after it, as ComfyUI's console shows it (a
-    user error, `InputError`, has none)."""
+    user error, `InputError`, has none, nor has a file the disk refused: `WRITE_FAILED`)."""
     node, node_type = data.get("node_id"), data.get("node_type")
     where = f" at node {node} ({node_type})" if node is not None else ""
     why = error or data.get("exception_message") or "no reason given"
-    crash = "" if data.get("user_error") else "".join(data.get("traceback") or []).rstrip()
+    bug = not data.get("user_error") and data.get("exception_type") != WRITE_FAILED
+    crash = "".join(data.get("traceback") or []).rstrip() if bug else ""
     log.error("prompt %s failed%s: %s%s", prompt_id, where, why, f"\n{crash}" if crash else "")
 
 

@@ -129,3 +129,50 @@ def test_a_user_errors_log_line_has_no_traceback(caplog):
         _log_failure("p1", error, None)
     assert [r.getMessage() for r in caplog.records] == [
         "prompt p1 failed at node 3 (LoadImage): no such file"]  # fmt: skip
+
+
+def test_a_failure_at_no_node_names_no_node_in_its_log_line(caplog):
+    """A worker that died before any node started: its `execution_error` says node_id "" (the
+    editor's job list requires a string), and its line names no node."""
+    from latentgraph.server.dispatch import _log_failure
+    from latentgraph.server.messages import RunError, execution_error
+
+    data = execution_error("p1", RunError("signal 9", "WorkerDied"), node_type="", executed=[])
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        _log_failure("p1", data, None)
+    assert [r.getMessage() for r in caplog.records] == ["prompt p1 failed: signal 9"]
+
+
+def test_a_full_disks_log_line_has_no_traceback(tmp_path, monkeypatch, caplog):
+    """A file the disk refused (`FileWriteError`: a full disk) is no bug: its line is one line
+    naming the file, as `run` prints it (docs/reliability.md); a crash's keeps its traceback."""
+    import errno
+    from pathlib import Path
+
+    from latentgraph.graph import Graph, Registry, Settings, node
+    from latentgraph.graph.files import write_atomic
+    from latentgraph.graph.model import Node
+    from latentgraph.graph.scheduler import Scheduler
+    from latentgraph.server.dispatch import _log_failure
+    from latentgraph.server.messages import execution_error
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    registry = Registry()
+
+    @node("Keep", output_node=True, registry=registry)
+    def keep(ctx):
+        write_atomic(tmp_path / "kept.png", b"png")
+
+    graph = Graph()
+    graph.add(Node("9", "Keep", {}))
+    monkeypatch.setattr(Path, "write_bytes", full)
+    [failed] = Scheduler(registry, settings=Settings()).run(graph).failures
+    assert failed.traceback  # the run's event keeps it (`--debug`, `--json`): the log does not
+    data = execution_error("p1", failed, node_type="Keep", executed=[])
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        _log_failure("p1", data, None)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"prompt p1 failed at node 9 (Keep): cannot write {tmp_path / 'kept.png'}: the disk is "
+        "full (No space left on device)"]  # fmt: skip
