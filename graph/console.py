@@ -24,12 +24,9 @@ from .events import (
     RunFinished,
     RunStarted,
 )
-from .files import FileWriteError, file_records
+from .files import WRITE_FAILED, file_records
 from .model import Graph, Location
 from .problems import EditorLocation, Problem, node_name, problem_line
-
-# How a node's `FileWriteError` is named in its NodeFailed event (`exception_type`).
-_WRITE_FAILED = f"{FileWriteError.__module__}.{FileWriteError.__qualname__}"
 
 
 class Renderer(Protocol):
@@ -177,7 +174,7 @@ class RichProgress:
         if event.user_error:
             return Problem("node_failed", event.message,
                            location=self._place(event.node_id, event.input_name))  # fmt: skip
-        shown = "" if event.exception_type == _WRITE_FAILED else f"{event.exception_type}: "
+        shown = "" if event.exception_type == WRITE_FAILED else f"{event.exception_type}: "
         message = f"{self._node_name(event.node_id, event.node_type)}: {shown}{event.message}"
         return Problem("node_failed", message, location=self._place(event.node_id))
 
