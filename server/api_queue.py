@@ -15,6 +15,7 @@ from latentgraph.graph.problems import quoted
 from . import store as st
 from .errors import ApiError, read_json
 from .jsontext import encode_json, object_text
+from .messages import RunError, execution_error
 from .prompts import PromptRejected
 from .state import get_state
 
@@ -193,9 +194,19 @@ def job_entry(record: st.PromptRecord) -> dict[str, Any]:
         "workflow_id": workflow.get("id") if isinstance(workflow, dict) else None,
     }
     if record.status == st.ERROR:
-        err = next((m[1] for m in record.messages if m[0] == "execution_error"), None)
-        job["execution_error"] = err or {"exception_message": record.error or ""}
+        job["execution_error"] = job_error(record)
     return job
+
+
+def job_error(record: st.PromptRecord) -> dict[str, Any]:
+    """A failed prompt's `execution_error` as /jobs gives it: its history's, every field
+    `execution_error` writes present and not null (the editor refuses the whole list over
+    one entry whose `node_id` or `traceback` is missing or null, as a shutdown's were written
+    before), else one saying the prompt's error."""
+    made = execution_error(record.id, RunError(record.error or "", ""), node_type="",
+                           executed=[])  # fmt: skip
+    kept = next((m[1] for m in record.messages if m[0] == "execution_error"), {})
+    return {**made, **{k: v for k, v in kept.items() if v is not None}}
 
 
 def full_job_json(record: st.PromptRecord) -> str:

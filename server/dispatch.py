@@ -606,7 +606,7 @@ def _log_failure(prompt_id: str, data: dict[str, Any], error: str | None) -> Non
     reason, or the message's); a crash's traceback after it, as ComfyUI's console shows it (a
     user error, `InputError`, has none, nor has a file the disk refused: `WRITE_FAILED`)."""
     node, node_type = data.get("node_id"), data.get("node_type")
-    where = f" at node {node} ({node_type})" if node is not None else ""
+    where = f" at node {node} ({node_type})" if node else ""  # "": no node was running
     why = error or data.get("exception_message") or "no reason given"
     bug = not data.get("user_error") and data.get("exception_type") != WRITE_FAILED
     crash = "".join(data.get("traceback") or []).rstrip() if bug else ""

@@ -145,8 +145,8 @@ class ProgressStates:
 class RunError:
     """A failure that is no node's `NodeFailed` event (a prompt that does not convert, a
     crash outside the engine, a worker that died, a shutdown), with the fields an
-    `execution_error` reads of either: `node_id` None when no node was running, `node_type`
-    None for the prompt's class_type of `node_id`."""
+    `execution_error` reads of either: `node_id` None when no node was running (the message
+    says ""), `node_type` None for the prompt's class_type of `node_id`."""
 
     message: str
     exception_type: str
@@ -328,8 +328,9 @@ def execution_error(prompt_id: str, failure: ev.NodeFailed | RunError, *, node_t
     `user_error`: the node refused the user's value (`NodeFailed.user_error`), no crash, so a
     client (`latentgraph submit`, `run --ray`) can say so and exit as `run` does, and
     `input_name`, the input it refused, so the client can place the error where that value was
-    written (a `--set`); ComfyUI's clients ignore fields they do not know."""
-    return {"prompt_id": prompt_id, "node_id": failure.node_id, "node_type": node_type,
+    written (a `--set`); ComfyUI's clients ignore fields they do not know. `node_id` is a
+    string, "" when no node was running: the editor refuses /api/jobs whole over a null one."""
+    return {"prompt_id": prompt_id, "node_id": failure.node_id or "", "node_type": node_type,
             "executed": list(executed), "exception_message": failure.message,
             "exception_type": failure.exception_type, "traceback": list(failure.traceback),
             "current_inputs": dict(failure.inputs), "current_outputs": {},

@@ -435,7 +435,7 @@ def test_a_crash_leaves_running_prompts_failed_by_recover_and_pending_ones_queue
         assert kind == "execution_error"
         assert before <= data["timestamp"] <= st.now_ms()
         assert data.keys() == _failed_run_error().keys()  # a failed run's fields, all of them
-        assert data == {"prompt_id": pid, "node_id": None, "node_type": "", "executed": [],
+        assert data == {"prompt_id": pid, "node_id": "", "node_type": "", "executed": [],
                         "exception_message": "interrupted by shutdown",
                         "exception_type": "Shutdown", "traceback": [], "current_inputs": {},
                         "current_outputs": {}, "timestamp": data["timestamp"],
@@ -458,6 +458,81 @@ def test_recover_given_ids_ends_only_those(tmp_path):
     assert store.recover(ids=["r2", "gone"]) == ["r2"]
     assert _ids(store.running()) == ["r1"] and _ids(store.pending()) == ["p1"]
     assert _row(store.path, "r2")["status"] == st.ERROR
+    store.close()
+
+
+def _editor_accepts(job: dict) -> None:
+    """`job`'s `execution_error` has the types the editor's Zod schema for an /api/jobs item
+    requires (comfyui-frontend-package 1.58.1: node_id, node_type, exception_message and
+    exception_type strings, traceback a list of strings; executed, when given, a list of
+    strings; prompt_id a string, timestamp a number): one that has not makes it refuse the
+    whole list, the Job Queue's history and the Assets "Generated" tab empty."""
+    error = job["execution_error"]
+    for name in ("node_id", "node_type", "exception_message", "exception_type", "prompt_id"):
+        assert isinstance(error[name], str), (name, error)
+    for name in ("traceback", "executed"):
+        assert isinstance(error[name], list), (name, error)
+        assert all(isinstance(item, str) for item in error[name]), (name, error)
+    assert isinstance(error["timestamp"], int) and not isinstance(error["timestamp"], bool)
+    assert isinstance(error["current_inputs"], dict) and isinstance(error["current_outputs"], dict)
+    assert isinstance(job["id"], str) and isinstance(job["create_time"], int)
+
+
+def test_a_prompt_a_crash_left_running_is_an_error_the_editors_job_list_takes(tmp_path):
+    """A restart after a crash wrote the prompt it found running with node_id null: the editor
+    refused /api/jobs whole until that entry was deleted. The node is not known then ("")."""
+    from latentgraph.server.api_queue import job_entry
+
+    store = Store(tmp_path / "db.sqlite3")
+    _add(store, "r")
+    assert store.mark_running("r")
+    again = _reopen(store)
+    assert again.recover() == ["r"]
+    job = job_entry(again.get("r"))
+    _editor_accepts(job)
+    assert (job["execution_error"]["node_id"], job["execution_error"]["node_type"]) == ("", "")
+    kept = json.loads(_row(again.path, "r")["messages"])[1][1]
+    assert kept["node_id"] == ""  # as /history and the next start read it
+    again.close()
+
+
+def test_an_error_entry_written_with_null_fields_is_one_the_editors_job_list_takes(tmp_path):
+    """Entries already in a database: a shutdown's written with node_id null, and
+    a failed prompt whose history holds no `execution_error`, show in /api/jobs with every field
+    the editor requires."""
+    from latentgraph.server.api_queue import job_entry
+
+    store = Store(tmp_path / "db.sqlite3")
+    old = {"prompt_id": "old", "node_id": None, "node_type": "", "executed": [],
+           "exception_message": "interrupted by shutdown", "exception_type": "Shutdown",
+           "traceback": [], "current_inputs": {}, "current_outputs": {}, "timestamp": 5}  # fmt: skip
+    _add(store, "old")
+    _run(store, "old", st.ERROR, messages=[["execution_error", old]],
+         error="interrupted by shutdown")  # fmt: skip
+    _add(store, "bare")
+    _run(store, "bare", st.ERROR, error="it failed")
+    shown = job_entry(store.get("old"))["execution_error"]
+    assert shown == {**old, "node_id": "", "user_error": False, "input_name": None}
+    bare = job_entry(store.get("bare"))
+    _editor_accepts(bare)
+    assert bare["execution_error"]["exception_message"] == "it failed"
+    store.close()
+
+
+def test_a_failure_no_node_had_names_no_node_as_a_string(tmp_path):
+    """A worker that died before any node started, a crash outside the engine: the run's
+    `execution_error` had node_id null, which the editor's job list refuses."""
+    from latentgraph.server.api_queue import job_entry
+    from latentgraph.server.messages import RunError, RunTranslator
+
+    sent: list = []
+    translator = RunTranslator("p", {}, lambda type_, data: sent.append([type_, data]))
+    translator.error(RunError("worker process died: signal 9", "WorkerDied"))
+    store = Store(tmp_path / "db.sqlite3")
+    _add(store, "p")
+    _run(store, "p", st.ERROR, messages=sent, error="worker process died: signal 9")
+    _editor_accepts(job_entry(store.get("p")))
+    assert next(data for type_, data in sent if type_ == "execution_error")["node_id"] == ""
     store.close()
 
 
