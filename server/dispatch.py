@@ -168,13 +168,13 @@ class Dispatcher:
 
     def _record_shutdown(self) -> None:
         """The prompts still running once the workers are stopped end as an orderly shutdown's
-        errors, written now (the database is right without a restart); queued prompts stay
-        pending, to run after the next start."""
+        errors, each naming the node it was running, written now (the database is right
+        without a restart); queued prompts stay pending, to run after the next start."""
         with self._state:
             runs = list(self._running.values())
             for run in runs:
                 self._forget(run)
-        ended = self.store.recover(ids=[run.record.id for run in runs])
+        ended = self.store.recover(nodes={run.record.id: run.node for run in runs})
         if ended:
             log.warning("recorded %d running prompt(s) as interrupted by shutdown", len(ended))
 

@@ -41,6 +41,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,7 +54,7 @@ except ImportError:  # Windows (not a target): the database is then not locked
 
 from .config import MAX_HISTORY, server_limit_label
 from .jsontext import encode_json, load_stored, stored_json, stored_text
-from .messages import RunError, execution_error
+from .messages import PromptText, PromptTypes, RunError, execution_error
 
 PENDING = "pending"
 RUNNING = "running"
@@ -754,16 +755,19 @@ class Store:
             return n
 
     def recover(self, message: str = "interrupted by shutdown",
-                ids: list[str] | None = None) -> list[str]:  # fmt: skip
+                nodes: Mapping[str, str | None] | None = None) -> list[str]:  # fmt: skip
         """Prompts left running become errors, their history the messages a failed run's has
-        (which nodes ran is not known here): at start, every one a dead process left; at an
-        orderly shutdown, those `ids` its workers were running (`Dispatcher.stop`). Returns
-        their ids."""
-        running = [r for r in self.running() if ids is None or r.id in ids]
+        (which nodes ran is not known here): at start, every one a dead process left (the node
+        it was running not known either); at an orderly shutdown, those its workers were
+        running (`Dispatcher.stop`), `nodes` each one's id -> the node running then (None:
+        none yet), which the error names as a node's failure does. Returns their ids."""
+        running = [r for r in self.running() if nodes is None or r.id in nodes]
         for record in running:
             start = {"prompt_id": record.id, "timestamp": record.started_ms or now_ms()}
-            error = execution_error(record.id, RunError(message, "Shutdown"), node_type="",
-                                    executed=[])  # fmt: skip
+            node = (nodes or {}).get(record.id)
+            node_type = PromptTypes(PromptText(record.prompt_json)).get(node, "") if node else ""
+            error = execution_error(record.id, RunError(message, "Shutdown", node),
+                                    node_type=node_type, executed=[])  # fmt: skip
             messages = [["execution_start", start], ["execution_error", error]]
             self.finish(record.id, ERROR, messages=messages, error=message)
         return [record.id for record in running]

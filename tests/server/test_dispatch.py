@@ -277,6 +277,21 @@ def test_a_workers_message_is_handled_on_the_thread_that_delivers_it(make):
     assert store.get(pid).status == "success"  # recorded before deliver returned
 
 
+def test_a_shutdown_mid_run_records_the_error_at_the_node_that_was_running(make):
+    """The shutdown's error named no node (node_id null, which the editor's job list refuses
+    whole): the dispatcher knows the node the worker was in, and the error names it."""
+    dispatcher, pool, store = make([""])
+    dispatcher.start()
+    [pid] = _queue(store, "A")
+    assert pool.next_job() == (0, pid)
+    pool.deliver(0, RunMessages(pid, [_executing(pid, "1"), _executing(pid, "2")], node="2"))
+    dispatcher.stop()
+    record = store.get(pid)
+    error = next(data for type_, data in record.messages if type_ == "execution_error")
+    assert (record.status, error["exception_type"]) == ("error", "Shutdown")
+    assert (error["node_id"], error["node_type"]) == ("2", "Use")
+
+
 def _state(dispatcher: Dispatcher, store: Store, tmp_path):
     from latentgraph.graph.context import Settings
     from latentgraph.server.config import ServerConfig
