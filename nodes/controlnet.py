@@ -16,11 +16,13 @@ rule as an entry's own timestep range, `guidance.in_percent_range`), and a stren
 adds nothing at all: the result is bit for bit the one without the control.
 
 The image is resized to the latent's size in pixels (`hint_scale` per cell, nearest-exact
-with a centre crop, as ComfyUI does) unless it has that size already.
+with a centre crop, as ComfyUI does) unless it has that size already; a T2I-Adapter's to that
+size rounded up to a multiple of its pixel unshuffle (`hint_size`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -133,6 +135,19 @@ class UNetCall:
     chunks: Sequence[tuple[Control, ...]]
 
 
+def hint_size(model: ControlModel, h: int, w: int) -> tuple[int, int]:
+    """The control image's size in pixels for a latent of `h` x `w` cells: `hint_scale`
+    pixels per cell, a T2I-Adapter's rounded up to a multiple of its pixel unshuffle
+    (diffusers' `downscale_factor`: 16 in SDXL's layout), as ComfyUI scales its hint. Its
+    later halvings round up as the UNet's do, so its features have the UNet's sizes at any
+    latent size, not only at multiples of the unshuffle."""
+    size = (h * model.hint_scale, w * model.hint_scale)
+    if model.kind != "t2i_adapter":
+        return size
+    step = model.model.downscale_factor
+    return (math.ceil(size[0] / step) * step, math.ceil(size[1] / step) * step)
+
+
 class ControlResiduals:
     """The controls' inputs to the UNet through one sampling run (T2I-Adapter features and
     resized images are kept for the run: the image does not change between steps)."""
@@ -175,7 +190,7 @@ class ControlResiduals:
 
         n = len(call.chunks)
         batch, _, h, w = call.sample.shape
-        size = (h * control.model.hint_scale, w * control.model.hint_scale)
+        size = hint_size(control.model, h, w)
         key = (id(control), batch // n, chunks, size)
         if key not in self._hints:
             image = control.image[..., :3].movedim(-1, 1).float()

@@ -179,6 +179,23 @@ def test_adapter_features_are_added_inside_the_down_blocks(handles):
     assert "down_block_additional_residuals" not in kwargs
 
 
+def test_an_adapter_steers_a_latent_of_any_size(make_ctx, tiny, handles):
+    """72 pixels (9 latent cells) is no multiple of the tiny adapter's 16x pixel unshuffle: its
+    image is scaled to 80 (as ComfyUI's), and its features have the UNet's sizes (halved
+    rounding up, as the UNet's), a side of 17 cells or of 9 alike."""
+    handle = handles["builtin:tiny-t2i-adapter"]
+    out, _ = generate(make_ctx, tiny, [(handle, control_image(), 1.0, 0.0, 1.0)], steps=2,
+                      size=72)  # fmt: skip
+    assert out.shape == (1, 72, 72, 3)
+    assert out.tobytes() != generate(make_ctx, tiny, steps=2, size=72)[0].tobytes()
+    adapter = controlnet.Control(handle, control_image(), 0.5)
+    call = _call([(adapter,), (adapter,)], size=17)
+    call.sample = call.sample[..., :9]
+    kwargs = controlnet.ControlResiduals(1000).kwargs(call)
+    shapes = [tuple(f.shape) for f in kwargs["down_intrablock_additional_residuals"]]
+    assert shapes == [(2, 32, 9, 5), (2, 64, 9, 5)]
+
+
 def test_an_image_of_another_size_is_fitted_to_the_latent(make_ctx, tiny, handles):
     handle = handles["builtin:tiny-controlnet"]
     wide = torch.rand(1, 40, 96, 3, generator=torch.Generator().manual_seed(3))
