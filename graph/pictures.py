@@ -9,6 +9,10 @@ inside `Image.open` before the caller sees the size: it warns on stderr above th
 `max_image_pixels`, --max-pixels, always set, is mostly lower, but may be set higher). Here
 Pillow's check is off only while `Image.open` reads the header, our limit is checked right
 after, and Pillow's bound is back in force for everything else (other frames, other callers).
+
+Also the one rule for a name a PNG text chunk may have (`text_key_problem`): SaveImage writes
+each of a prompt's `extra_pnginfo` entries under its key, and POST /prompt refuses a key that
+cannot be one before the prompt is queued.
 """
 
 from __future__ import annotations
@@ -52,3 +56,23 @@ def open_image(source: str | Path | IO[bytes], max_pixels: int,
         if img.width * img.height > max_pixels:
             raise ImageTooLarge(img.width, img.height, max_pixels)
         yield img
+
+
+# A PNG text chunk's keyword (the PNG specification, 11.3.4): 1 to 79 Latin-1 characters, each
+# printable (a space, or 33-126, 161-255), no space at either end, none doubled.
+PNG_KEY_MAX_CHARS = 79
+
+
+def text_key_problem(key: str) -> str | None:
+    """Why `key` cannot name a PNG text chunk, or None. Pillow writes some such keys anyway
+    (a longer one, one holding NUL, which readers cut there) and raises for others (`日本`)."""
+    if not 0 < len(key) <= PNG_KEY_MAX_CHARS:
+        return f"a PNG text chunk's name has 1 to {PNG_KEY_MAX_CHARS} characters, not {len(key)}"
+    if any(not (c == " " or "!" <= c <= "~" or "\xa1" <= c <= "\xff") for c in key):
+        return (
+            "a PNG text chunk's name holds printable Latin-1 characters only (letters, "
+            "digits, punctuation, spaces)"
+        )
+    if key != key.strip(" ") or "  " in key:
+        return "a PNG text chunk's name has no space at either end and no two spaces together"
+    return None

@@ -35,7 +35,7 @@ from latentgraph.graph import (
 from latentgraph.graph.context import limit_label
 from latentgraph.graph.files import file_records, file_sha256, remove_folders, write_new
 from latentgraph.graph.paths import inside
-from latentgraph.graph.pictures import ImageTooLarge, open_image
+from latentgraph.graph.pictures import ImageTooLarge, open_image, text_key_problem
 from latentgraph.graph.problems import quoted
 
 from . import input_files, temp_folder
@@ -192,20 +192,32 @@ def read_input_image(ctx, image: str) -> Any:
 
 
 # The run's documents a saved PNG carries as text chunks, from `ctx.extra`: the ComfyUI
-# prompt and editor workflow (as ComfyUI writes them), and our own document. SaveImage
-# declares them (`embeds`), so a run of another document saves a PNG carrying it.
+# prompt and editor workflow (as ComfyUI writes them), and our own document; `pnginfo`, the
+# other entries of a prompt's extra_pnginfo, each a chunk of its key, its value as JSON (as
+# ComfyUI writes every entry). SaveImage declares them (`embeds`), so a run of another
+# document saves a PNG carrying it.
 PNG_TEXT_KEYS = ("prompt", "workflow", "latentgraph")
+PNG_OTHER_CHUNKS = "pnginfo"
 
 
 def _png_info(ctx) -> Any:
+    """The text chunks: the prompt, the workflow, the other extra_pnginfo entries in their
+    order (one naming a chunk of `PNG_TEXT_KEYS` not again: the run's own is written), our
+    document. A key no chunk can have (`text_key_problem`, which POST /prompt refuses) is
+    left out."""
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
-    for key in PNG_TEXT_KEYS:
-        value = ctx.extra.get(key)
-        if value is not None:
-            text = value if key == "latentgraph" and isinstance(value, str) else json.dumps(value)
-            info.add_text(key, text)
+    extra = ctx.extra
+    for key in ("prompt", "workflow"):
+        if extra.get(key) is not None:
+            info.add_text(key, json.dumps(extra[key]))
+    for key, value in (extra.get(PNG_OTHER_CHUNKS) or {}).items():
+        if key not in PNG_TEXT_KEYS and text_key_problem(key) is None:
+            info.add_text(key, json.dumps(value))
+    ours = extra.get("latentgraph")
+    if ours is not None:
+        info.add_text("latentgraph", ours if isinstance(ours, str) else json.dumps(ours))
     return info
 
 
@@ -543,7 +555,7 @@ def _file_holds(path: Path, record: dict[str, Any]) -> bool:
     check=check_prefix,
     identity=output_folder,
     reuse=files_unchanged,
-    embeds=PNG_TEXT_KEYS,
+    embeds=(*PNG_TEXT_KEYS, PNG_OTHER_CHUNKS),
 )  # fmt: skip
 def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
     """Save PNGs to the output directory (counter file names; the workflow embedded)."""

@@ -17,7 +17,8 @@ from typing import Any
 from latentgraph.graph import Registry
 from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.object_info import input_config
-from latentgraph.graph.problems import Problem, WorkflowError
+from latentgraph.graph.pictures import text_key_problem
+from latentgraph.graph.problems import Problem, WorkflowError, quoted
 
 from .config import server_limit_label
 from .errors import ApiError
@@ -351,6 +352,23 @@ def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
                     {"input_name": name, **input_config_info(
                         "value_too_long", class_type, name, registry, settings)}
                     if name else {})]}}))  # fmt: skip
+
+
+def check_extra_pnginfo(extra_data: dict[str, Any]) -> None:
+    """A 400 for an `extra_pnginfo` SaveImage cannot write: not an object, or a key no PNG
+    text chunk can have (`text_key_problem`). ComfyUI's SaveImage writes each entry as a chunk
+    of its key, and failed at run time on such a key; here the client hears it when it posts."""
+    pnginfo = extra_data.get("extra_pnginfo")
+    if pnginfo is None:
+        return
+    if not isinstance(pnginfo, dict):
+        raise ApiError(400, "extra_data.extra_pnginfo must be an object of PNG text chunk "
+                       "name -> value", "invalid_prompt")  # fmt: skip
+    for key in pnginfo:
+        problem = text_key_problem(key)
+        if problem is not None:
+            raise ApiError(400, f"extra_data.extra_pnginfo key {quoted(key)}: {problem}",
+                           "invalid_prompt")  # fmt: skip
 
 
 def no_prompt() -> PromptRejected:

@@ -22,7 +22,13 @@ from .dispatch import EDITOR_GRACE, Dispatcher
 from .errors import ApiError
 from .hub import Hub
 from .prompt_body import body_not_an_object, node_chars_limit, read_prompt_body
-from .prompts import PromptRejected, check_prompt, check_string_lengths, log_refusal
+from .prompts import (
+    PromptRejected,
+    check_extra_pnginfo,
+    check_prompt,
+    check_string_lengths,
+    log_refusal,
+)
 from .workers import model_keys
 
 # A run's messages pass between threads of this process (the submit thread, the dispatcher, the
@@ -110,6 +116,7 @@ class ServerState:
         extra = body.get("extra_data") or {}
         if not isinstance(extra, dict):
             raise ApiError(400, "extra_data must be an object", "invalid_prompt")
+        check_extra_pnginfo(extra)
         client_id = body.get("client_id")
         if client_id is not None and not isinstance(client_id, str):
             raise ApiError(400, "client_id must be a string", "invalid_prompt")

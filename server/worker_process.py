@@ -506,8 +506,12 @@ class JobRunner:
             note=functools.partial(outbox.note, pid),
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
+        # SaveImage's text chunks: the workflow, our document, and any other entry an API
+        # client sent (None without one: the cache key of a run without is as it was)
+        others = {k: v for k, v in pnginfo.items() if k not in ("workflow", "latentgraph")}
         extra = {"prompt": prompt, "workflow": pnginfo.get("workflow"),
-                 "latentgraph": pnginfo.get("latentgraph"), "prompt_id": pid,
+                 "latentgraph": pnginfo.get("latentgraph"), "pnginfo": others or None,
+                 "prompt_id": pid,
                  "previews": job.previews,
                  "send_image": functools.partial(outbox.image, pid)}  # fmt: skip
         status: RunStatus = "failed"

@@ -193,3 +193,24 @@ def test_a_place_in_an_images_workflow_says_the_lines_are_the_embedded_texts(tmp
     assert f"error: {path} (embedded workflow):{line}:3: --set noise.seed: the workflow has " in err
     code, out, err = run_cli(capsys, "validate", path, "--set", "seed=7")  # and it still runs
     assert code == 0 and "ok (8 nodes)" in out, err
+
+
+@pytest.mark.parametrize(
+    ("key", "allowed"),
+    [("workflow", True), ("my app", True), ("é" * 79, True), ("x" * 80, False), ("", False),
+     ("日本", False), ("a\x00b", False), (" a", False), ("a  b", False), ("\x7f", False)],
+)  # fmt: skip
+def test_a_png_text_chunk_name_is_one_a_png_reader_gives_back(tmp_path, key, allowed):
+    """The one rule for an extra_pnginfo key SaveImage writes (POST /prompt refuses the
+    others): a key it allows comes back from the PNG as it was; Pillow raised for `日本`,
+    wrote the others it refuses, cut at NUL or past the 79 the PNG specification allows."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from latentgraph.graph.pictures import text_key_problem
+
+    assert (text_key_problem(key) is None) == allowed
+    if allowed:
+        info = PngInfo()
+        info.add_text(key, "1")
+        Image.new("RGB", (2, 2)).save(tmp_path / "a.png", pnginfo=info)
+        assert Image.open(tmp_path / "a.png").text == {key: "1"}

@@ -29,11 +29,14 @@ def real_server(tmp_path_factory, one_thread):
     running.stop()
 
 
-def run_prompt(server: RunningServer, prompt: dict, workflow: dict | None = None) -> dict:
-    """POST /prompt as the editor does, wait for the end of the run, return its history."""
+def run_prompt(server: RunningServer, prompt: dict, workflow: dict | None = None, *,
+               pnginfo: dict | None = None) -> dict:  # fmt: skip
+    """POST /prompt as the editor does (or with an API client's `pnginfo` as extra_pnginfo),
+    wait for the end of the run, return its history."""
     client = WsClient(server)
     try:
-        extra = {"extra_pnginfo": {"workflow": workflow}} if workflow else {}
+        pnginfo = pnginfo or ({"workflow": workflow} if workflow else None)
+        extra = {"extra_pnginfo": pnginfo} if pnginfo else {}
         r = server.post_prompt(prompt, client.client_id, extra_data=extra)
         assert r.status_code == 200, r.text
         pid = r.json()["prompt_id"]
@@ -100,6 +103,25 @@ def test_uploaded_image_is_listed_and_runs_through_load_image(real_server):
     assert r.status_code == 400
     [err] = r.json()["node_errors"]["1"]["errors"]
     assert err["type"] == "value_not_in_list" and err["extra_info"]["input_name"] == "image"
+
+
+def test_every_extra_pnginfo_entry_is_a_text_chunk_of_the_saved_png(real_server):
+    """ComfyUI's SaveImage writes each extra_pnginfo entry as a chunk of its key (JSON), beside
+    the prompt; only `workflow` was written, and an API client's own entries were lost."""
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }
+    workflow = {"nodes": [], "links": [], "version": 0.4}
+    mine = {"job": 7, "tags": ["fox", "é"], "none": None}
+    pnginfo = {"workflow": workflow, "my_app": mine, "prompt": "not the prompt", "n": None}
+    [record] = run_prompt(real_server, prompt, pnginfo=pnginfo)["outputs"]["2"]["images"]
+    text = view(real_server, record).text
+    assert json.loads(text["workflow"]) == workflow and json.loads(text["my_app"]) == mine
+    assert text["n"] == "null"  # as ComfyUI writes it
+    assert json.loads(text["prompt"]) == prompt  # the run's own: an entry does not replace it
+    refused = real_server.post_prompt(prompt, extra_data={"extra_pnginfo": {"日本": 1}})
+    assert refused.status_code == 400 and "'日本'" in refused.json()["error"]["message"]
 
 
 def test_unknown_node_types_are_refused_naming_them(real_server, classic_api):
