@@ -62,6 +62,12 @@ def problem_line(problem: Problem) -> str:
     return f"{label}: {problem}"
 
 
+def with_article(word: str) -> str:
+    """`word` after "a" or "an", for a message naming a type ("an IMAGE output", "a LATENT
+    output"): "an" before a vowel letter, as the socket type names are read (`UPSCALE_MODEL`)."""
+    return f"{'an' if word[:1].lower() in ('a', 'e', 'i', 'o', 'u') else 'a'} {word}"
+
+
 def node_name(node_id: str, node_type: str | None = None, title: str | None = None) -> str:
     """How messages name a node: `node '5'`, with its type `node '5' (EmptyLatentImage)`, and
     with the title the user gave it in the editor (what the editor shows on it)

@@ -25,6 +25,7 @@ from .declare import (
     Registry,
     registry_or_default,
 )
+from .problems import with_article
 from .workflow import PARAM_NAME
 
 SCHEMA_ID = "https://latentgraph.invalid/schema/workflow.json"
@@ -75,7 +76,8 @@ def _input_schema(decl: Input) -> dict[str, Any]:
     if decl.kind == "socket":
         return {
             "anyOf": [_LINK_TEXT, _LINK],
-            "description": f"{description}; a link from a {decl.type} output: node.output",
+            "description": f"{description}; a link from {with_article(decl.type)} output: "
+            "node.output",
         }
     options = [_literal(decl), _PARAM_REF, _LINK]
     if decl.default is None or decl.optional:  # `validate` takes null as "not given" here

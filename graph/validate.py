@@ -5,7 +5,8 @@ literal types and ranges, choices, string length, link targets and types, litera
 where the input allows only one; then the node type's own `check` hook; then run limits from
 `Settings` (on the inputs that declare one, `Input.limit`); then the graph:
 self-links, cycles (each named), no output node, and unused nodes (a warning; a node of
-unknown type may be an output node, so it and what feeds it are not called unused).
+unknown type may be an output node, so it and what feeds it are not called unused; nor are
+nodes while a link reaches no node: what it would have connected is unknown).
 
 Everything is iterative and linear in the size of the graph (cycles are found with Kahn's
 algorithm and named by walking parents), so a 100,000-node chain validates quickly and never
@@ -35,7 +36,7 @@ from .declare import (
 )
 from .model import Graph, Link, Location, Node
 from .paths import listed_spelling
-from .problems import Problem, WorkflowError, did_you_mean, quoted
+from .problems import Problem, WorkflowError, did_you_mean, quoted, with_article
 
 MAX_CHOICES_SHOWN = 20
 # A link to a missing node gets a "did you mean" among the node ids only in a graph of at most
@@ -249,7 +250,7 @@ def _check_literal(
     if not decl.accepts_literal:
         report(
             "bad_linked_input",
-            f"takes a link from a {decl.type} output, not a literal "
+            f"takes a link from {with_article(decl.type)} output, not a literal "
             f"({_show(value)}); {_link_advice(graph, value)}",
             value,
         )
@@ -519,6 +520,10 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
     # link only for a declared input), so with one in the graph no node is said to feed none.
     outputs: list[str] = []
     unknown = False
+    # A link that reaches no node (one to a missing node, a literal or nothing where a link
+    # must be) leaves what it was meant to connect unconnected: "feeds no output node" said of
+    # every node above it is the one error again, so it is not said.
+    broken = any(_breaks_a_link(graph, registry, p) for p in problems)
     for node in nodes.values():
         for value in node.inputs.values():
             if type(value) is Link and value.node in nodes and value.node != node.id:
@@ -566,7 +571,7 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
                 needed.add(parent)
                 stack.append(parent)
     for node in nodes.values():
-        if node.id not in needed and not unknown:
+        if node.id not in needed and not unknown and not broken:
             problems.append(
                 _problem(
                     graph,
@@ -576,6 +581,21 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
                     severity="warning",
                 )
             )
+
+
+def _breaks_a_link(graph: Graph, registry: Registry, problem: Problem) -> bool:
+    """Whether an error is a link that reaches no node: a link to a node that does not exist,
+    or a socket input (a link only) given a literal or nothing, or an input its node's type
+    does not have (a link input's name misspelled: `image: decode`)."""
+    node = graph.nodes.get(problem.node_id or "")
+    if problem.severity != "error" or problem.input_name is None or node is None:
+        return False
+    value = node.inputs.get(problem.input_name)
+    if isinstance(value, Link):
+        return value.node not in graph.nodes
+    node_type = registry.get(node.type)
+    decl = node_type.input(problem.input_name) if node_type is not None else None
+    return decl is None or not decl.accepts_literal
 
 
 def _file_only(graph: Graph) -> Location:

@@ -430,6 +430,42 @@ def test_what_feeds_an_unknown_node_in_our_yaml_is_not_said_to_feed_nothing(regi
         ("show", "unknown_node_type")]  # fmt: skip
 
 
+@pytest.mark.parametrize("inputs", [{"value": Link("cc", 0)}, {"value": 5}, {},
+                                    {"valeu": "c"}])  # fmt: skip
+def test_a_link_that_reaches_no_node_is_one_error_not_every_node_above_it_unused(registry,
+                                                                                  inputs):  # fmt: skip
+    """SaveImage's `images` linking to a missing node (or given a literal, nothing, or under a
+    misspelled name) was followed by 'feeds no output node' for every node above it: the one
+    error again, once per node. Those are not said; once the link is fixed, a node that still
+    feeds nothing is."""
+    g = Graph(source="g.yaml")
+    g.add(Node("c", "Const", {}))
+    g.add(Node("o", "ShowNumber", inputs))
+    assert {p.severity for p in validate(g, registry)} == {"error"}
+    g.nodes["o"].inputs = {"value": Link("c", 0)}
+    g.add(Node("lone", "Const", {}))
+    assert [(p.node_id, p.code) for p in validate(g, registry)] == [("lone", "unused_node")]
+
+
+def test_a_literal_for_a_link_names_the_socket_type_with_its_article(registry):
+    """'takes a link from a IMAGE output': "an" before a vowel (`with_article`)."""
+    from latentgraph.graph.problems import with_article
+
+    assert [with_article(t) for t in ("IMAGE", "INT", "UPSCALE_MODEL", "LATENT", "")] == [
+        "an IMAGE", "an INT", "an UPSCALE_MODEL", "a LATENT", "a "]  # fmt: skip
+    g = Graph(source="g.yaml")
+    g.add(Node("o", "ShowNumber", {"value": 5}))
+    [p] = validate(g, registry)
+    assert p.message.startswith("takes a link from a NUMBER output, not a literal (5)")
+    reg = Registry()
+    node("ShowImage", inputs=[Socket("images", "IMAGE")], output_node=True,
+         registry=reg)(lambda ctx, images: ())  # fmt: skip
+    g = Graph(source="g.yaml")
+    g.add(Node("s", "ShowImage", {"images": [4, 0]}))
+    [p] = validate(g, reg)
+    assert p.message.startswith("takes a link from an IMAGE output, not a literal (a list)")
+
+
 def _cycles(graph: Graph, registry) -> list[str]:
     return [p.message for p in validate(graph, registry) if p.code == "cycle"]
 
