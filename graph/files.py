@@ -20,18 +20,25 @@ words ("the disk is full"), never the temp file's name nor a bare `[Errno 28]`, 
 `SafetensorError` text a Rust writer gives (`write_error`, the one rule, which whatever writes
 a whole folder, the built-in models' builds, asks too). Folders it had to make for that file
 are removed again when the write fails: a failed write leaves nothing.
+
+A process killed while it writes (`kill -9`, a power cut) runs no `finally`: its temp file
+stays. Saves and uploads, which write into the user's folders, name theirs with
+`PARTIAL_PREFIXES` and remove the ones an hour old from the folder they write into
+(`remove_stale_partials`); the server never serves a name starting with "." (`paths.hidden`).
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import re
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +55,49 @@ def create_temp(folder: Path, prefix: str = ".tmp-", suffix: str = ".tmp") -> tu
             return os.open(path, _FLAGS, 0o666), path
         except FileExistsError:
             continue
+
+
+# The temp files saves (SaveImage, PreviewImage, ...) and uploads write beside their final
+# names in the output, input and temp folders (`create_temp`'s prefix: 16 hex digits follow).
+SAVING_PREFIX = ".saving-"
+UPLOAD_PREFIX = ".upload-"
+PARTIAL_PREFIXES = (SAVING_PREFIX, UPLOAD_PREFIX)
+_PARTIAL = re.compile("(?:" + "|".join(map(re.escape, PARTIAL_PREFIXES)) + ")[0-9a-f]{16}")
+# How long after its last write such a file is taken for one a killed process left. A live
+# writer's is younger: Pillow writes as it encodes, and safetensors renames its own file over
+# ours when done; an hour leaves room for the slowest disk and for clocks apart on a share.
+STALE_PARTIAL_SECONDS = 3600
+_log = logging.getLogger("latentgraph.files")
+
+
+def remove_stale_partials(folder: Path, names: Iterable[str] | None = None) -> list[str]:
+    """Remove from `folder` the temp files of saves and uploads (`PARTIAL_PREFIXES`) last
+    written more than `STALE_PARTIAL_SECONDS` ago: left by a process killed while it wrote,
+    they would stay forever. `names`: the folder's entries, when the caller listed it already.
+    Returns the names removed, logged in one line; a file that cannot be removed is left."""
+    folder = Path(folder)
+    if names is None:
+        try:
+            names = os.listdir(folder)
+        except OSError:  # missing, or unreadable: the write itself says so
+            return []
+    removed = []
+    before = time.time() - STALE_PARTIAL_SECONDS
+    for name in names:
+        if not _PARTIAL.match(name):
+            continue
+        path = folder / name
+        try:
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < before:
+                os.unlink(path)
+                removed.append(name)
+        except OSError:  # gone meanwhile (another cleaner), or not ours to remove
+            continue
+    if removed:
+        _log.warning("removed %d partial file(s) a killed save or upload left in %s: %s",
+                     len(removed), folder, ", ".join(sorted(removed)))  # fmt: skip
+    return removed
 
 
 # The reasons a write fails that a user can act on, in words (the OS's own text follows).

@@ -33,7 +33,14 @@ from latentgraph.graph import (
     node,
 )
 from latentgraph.graph.context import limit_label
-from latentgraph.graph.files import file_records, file_sha256, remove_folders, write_new
+from latentgraph.graph.files import (
+    SAVING_PREFIX,
+    file_records,
+    file_sha256,
+    remove_folders,
+    remove_stale_partials,
+    write_new,
+)
 from latentgraph.graph.paths import inside
 from latentgraph.graph.pictures import ImageTooLarge, open_image, text_key_problem
 from latentgraph.graph.problems import quoted
@@ -408,7 +415,7 @@ class OutputFiles:
                     self.wanted = None  # its earlier name holds another file: a new number
 
         names = {self.root: f"the {self.kind} folder"} if self.root is not None else None
-        final = write_new(self.folder, save, place, prefix=".saving-", suffix=self.suffix,
+        final = write_new(self.folder, save, place, prefix=SAVING_PREFIX, suffix=self.suffix,
                           target=self.final, names=names)  # fmt: skip
         if self.wanted is None:
             self.counter += 1
@@ -426,15 +433,17 @@ def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
                  size: tuple[int, int] = (0, 0)) -> OutputFiles:  # fmt: skip
     """The checked place under `root` for files named by `prefix` (input `input_name`; its
     variables expanded, `size` the first image's width and height), numbered after the ones
-    already there."""
+    already there. The partial files a killed save left there are removed once stale
+    (`remove_stale_partials`): this folder is where they are."""
     place = prefix_place(prefix, root, size)
     if isinstance(place, str):
         raise input_error(ctx, input_name, place)
     folder, name, subfolder = place
     files = OutputFiles(folder, name, subfolder, kind, suffix, 0, record_contents, root.resolve(),
                         prefix=prefix)  # fmt: skip
-    there = folder.iterdir() if folder.is_dir() else ()  # else the first write makes it
-    files.counter = max([n for p in there if (n := files.number(p.name)) is not None],
+    there = os.listdir(folder) if folder.is_dir() else []  # else the first write makes it
+    remove_stale_partials(folder, there)
+    files.counter = max([n for name in there if (n := files.number(name)) is not None],
                         default=0) + 1  # fmt: skip
     files.earlier = [r for r in file_records(ctx.earlier_ui)
                      if r.get("type") == kind and r.get("subfolder") == subfolder

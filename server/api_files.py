@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from latentgraph.graph.files import write_new
+from latentgraph.graph.files import UPLOAD_PREFIX, remove_stale_partials, write_new
 from latentgraph.graph.paths import hidden, inside, split_annotation
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
@@ -183,7 +183,8 @@ def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
                 os.replace(tmp, target)
         return target.name
 
-    return write_new(folder, lambda tmp: tmp.write_bytes(data), place, prefix=".upload-",
+    remove_stale_partials(folder)  # a killed upload's, as a save removes a killed save's
+    return write_new(folder, lambda tmp: tmp.write_bytes(data), place, prefix=UPLOAD_PREFIX,
                      target=lambda: folder / name)  # fmt: skip
 
 

@@ -483,6 +483,20 @@ def test_upload_over_the_body_limit_is_the_guards_413(client, config):
     assert b'{"error":{"type":"too_large",' in r.content and b'{"error":{"type":' in other.content
 
 
+def test_an_upload_removes_the_stale_partial_files_a_killed_upload_left(client, config):
+    """An upload killed while it wrote (kill -9) left its `.upload-*` file for good: the next
+    upload into that folder removes one older than `STALE_PARTIAL_SECONDS`; a younger one may
+    be another upload's at work, and stays."""
+    from latentgraph.graph.files import STALE_PARTIAL_SECONDS
+
+    killed, live = ".upload-0123456789abcdef.png", ".upload-fedcba9876543210.png"
+    for name, age in ((killed, STALE_PARTIAL_SECONDS + 60), (live, STALE_PARTIAL_SECONDS - 60)):
+        (config.input_dir / name).write_bytes(b"half")
+        os.utime(config.input_dir / name, (time.time() - age, time.time() - age))
+    assert _upload(client).status_code == 200
+    assert sorted(os.listdir(config.input_dir)) == [live, "up.png"]
+
+
 def test_a_failed_write_leaves_no_temporary_file(client, config, monkeypatch):
     def fail(src, dst):
         raise OSError(28, "No space left on device")
