@@ -147,6 +147,7 @@ class Dispatcher:
         self.frees = 0  # POST /free requests the workers have carried out
         self._warned = WarnedOnce(log)  # the workers' warnings, each said once in the log
         self._store_retry_at = 0.0  # monotonic time before which nothing starts (full disk)
+        self._store_refused = False  # a prompt could not be marked running: said once, till one is
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="latentgraph-dispatch",
                                         daemon=True)  # fmt: skip
@@ -543,11 +544,16 @@ class Dispatcher:
             try:
                 if not self.store.mark_running(record.id):
                     continue  # deleted between the read and now
-            except st.StoreWriteError as exc:
-                log.error("prompt %s cannot start: %s; retrying in %s s", record.id, exc,
-                          STORE_RETRY_SECONDS)  # fmt: skip
+            except st.StoreWriteError as exc:  # said once, not at every retry
+                if not self._store_refused:
+                    log.error("prompt %s cannot start: %s; no prompt starts until the database "
+                              "can be written again", record.id, exc.strerror)  # fmt: skip
+                self._store_refused = True
                 self._store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
                 return
+            if self._store_refused:
+                log.warning("the queue database can be written again: prompt %s starts", record.id)
+                self._store_refused = False
             idle.remove(worker)
             for passed in waiting:
                 self._passed[passed] = self._passed.get(passed, 0) + 1

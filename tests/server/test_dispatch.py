@@ -366,3 +366,36 @@ def test_a_warning_every_worker_sends_is_logged_once(make, caplog):
         pool.deliver(1, Warned("another"))
     said = [r.getMessage() for r in caplog.records if r.name == "latentgraph.server"]
     assert said == [text, "another"]
+
+
+def test_a_full_disk_that_stops_prompts_starting_is_logged_once_and_its_end_once(make, caplog,
+                                                                                 monkeypatch):  # fmt: skip
+    """The database's disk full: no prompt can be marked running. The log said "cannot start
+    ...; retrying in 2.0 s" at every retry, forever; now once when it starts failing and once
+    when a prompt starts again."""
+    import errno
+    import logging
+
+    from latentgraph.server import dispatch
+    from latentgraph.server.store import StoreWriteError
+
+    monkeypatch.setattr(dispatch, "STORE_RETRY_SECONDS", 0.01)
+    dispatcher, pool, store = make([""])
+    mark_running, tries = store.mark_running, []
+
+    def full(prompt_id):  # refuses five times, then the disk has room
+        if len(tries) < 5:
+            tries.append(prompt_id)
+            raise StoreWriteError(errno.ENOSPC, "the queue database q cannot be written (full)")
+        return mark_running(prompt_id)
+
+    monkeypatch.setattr(store, "mark_running", full)
+    [pid] = _queue(store, "A")
+    with caplog.at_level(logging.INFO, logger="latentgraph.server"):
+        dispatcher.start()
+        assert pool.next_job() == (0, pid)  # after five refusals
+    said = [r.getMessage() for r in caplog.records if r.name == "latentgraph.server"]
+    assert len(tries) == 5 and said == [
+        f"prompt {pid} cannot start: the queue database q cannot be written (full); no prompt "
+        "starts until the database can be written again",
+        f"the queue database can be written again: prompt {pid} starts"]  # fmt: skip
