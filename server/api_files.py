@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from latentgraph.graph.files import UPLOAD_PREFIX, remove_stale_partials, write_new
+from latentgraph.graph.files import SAVING_PREFIX, UPLOAD_PREFIX, remove_stale_partials, write_new
 from latentgraph.graph.paths import hidden, inside, split_annotation
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
@@ -143,6 +143,7 @@ async def view(request: Request) -> Response:
     name, kind = _annotated(filename, q.get("type") or "output", "filename")
     folder = safe_folder(_folder(request, kind), q.get("subfolder", ""), what="subfolder")
     path = safe_join(folder, name, what="filename")
+    _refuse_hidden(name, q.get("subfolder", ""), _NOT_SERVED)
     if not path.is_file():
         raise ApiError(404, f"no file {quoted(name)} in {kind}", "not_found")
     if q.get("preview") or channel != "rgba":
@@ -225,7 +226,7 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     name = safe_filename(upload.filename or "", "image file name")
     target_dir = safe_folder(folder, subfolder, what="subfolder")
     safe_join(target_dir, name, what="image file name")
-    _check_listed(name, subfolder)
+    _refuse_hidden(name, subfolder, _NOT_LISTED, fixes=_NOT_LISTED_FIXES, what="image file name")
     make = combine(request, form, name) if combine is not None else None
     data = await upload.read(config.max_upload_bytes + 1)
     if len(data) > config.max_upload_bytes:
@@ -239,17 +240,35 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     return JSONResponse({"name": stored, "subfolder": subfolder, "type": kind})
 
 
-def _check_listed(name: str, subfolder: str) -> None:
-    """Refuse (400) an upload the folder lists would leave out (`paths.hidden`: a name or a
-    folder starting with "."): the editor puts the name it is answered into LoadImage's widget,
-    and the run was then refused, the name being none of LoadImage's files."""
-    why = "LoadImage's list and the editor's file tabs leave it out, so it could not be chosen"
-    if hidden(name):
-        raise ApiError(400, f"image file name {quoted(name)} starts with '.': {why}; give it a "
-                       "name without the leading '.'", "invalid_filename")  # fmt: skip
-    if any(hidden(part) for part in PurePosixPath(subfolder.replace("\\", "/")).parts):
-        raise ApiError(400, f"subfolder {quoted(subfolder)} has a folder starting with '.': "
-                       f"{why}; give one without", "invalid_path")  # fmt: skip
+# Why a name starting with "." is refused (`_refuse_hidden`). An upload: the editor puts the
+# name it is answered into LoadImage's widget, and the run was then refused, the name being
+# none of LoadImage's files. /view and original_ref: such a file is a save's or an upload's
+# partial write (served, /view answered a killed save's half PNG with 200) or the system's.
+_NOT_LISTED = "LoadImage's list and the editor's file tabs leave it out, so it could not be chosen"
+_NOT_LISTED_FIXES = ("; give it a name without the leading '.'", "; give one without")
+_NOT_SERVED = (f"files and folders starting with '.' are not served (a save's or an upload's "
+              f"partial file, {SAVING_PREFIX}*, {UPLOAD_PREFIX}*, or one the system keeps)")  # fmt: skip
+
+
+def _refuse_hidden(name: str, subfolder: str, why: str, fixes: tuple[str, str] = ("", ""),
+                   what: str = "filename", folder_what: str = "subfolder") -> None:  # fmt: skip
+    """Refuse (400) a file by a name the folder lists leave out (`paths.hidden`): `name` (a
+    relative path) or `subfolder` with a name starting with "."; the message says `why`, then
+    the name's or the subfolder's `fixes`. The one rule /upload/image, /upload/mask's
+    original_ref and /view refuse such a name by."""
+    parts = _parts(name)
+    if any(hidden(part) for part in parts):
+        how = "starts with" if len(parts) == 1 else "has a name starting with"
+        raise ApiError(400, f"{what} {quoted(name)} {how} '.': {why}{fixes[0]}",
+                       "invalid_filename")  # fmt: skip
+    if any(hidden(part) for part in _parts(subfolder)):
+        raise ApiError(400, f"{folder_what} {quoted(subfolder)} has a folder starting with '.': "
+                       f"{why}{fixes[1]}", "invalid_path")  # fmt: skip
+
+
+def _parts(value: str) -> tuple[str, ...]:
+    """The names in a client's relative path, `\\` read as `/` (as `safepath` reads it)."""
+    return PurePosixPath(value.replace("\\", "/")).parts
 
 
 async def upload_image(request: Request) -> JSONResponse:
@@ -285,6 +304,8 @@ def _original_ref(request: Request, form: FormData) -> Path:
     folder = _folder(request, kind, what="original_ref type")
     folder = safe_folder(folder, fields["subfolder"], what="original_ref subfolder")
     path = safe_join(folder, name, what="original_ref filename")
+    _refuse_hidden(name, fields["subfolder"], _NOT_SERVED, what="original_ref filename",
+                   folder_what="original_ref subfolder")  # fmt: skip
     if not path.is_file():
         shown = "/".join(p for p in (fields["subfolder"], name) if p)
         raise ApiError(400, f"original_ref names no file: {quoted(shown)} is not in {kind}",

@@ -612,6 +612,40 @@ def test_view_names_the_subfolder_when_it_is_the_subfolder_that_is_refused(clien
     assert _error(r, 400)["message"].startswith("filename '../secret.txt' ")
 
 
+NOT_SERVED = ("files and folders starting with '.' are not served (a save's or an upload's "
+              "partial file, .saving-*, .upload-*, or one the system keeps)")  # fmt: skip
+
+
+@pytest.mark.parametrize("kind, subfolder, filename, refused", [
+    ("output", "", ".saving-x.png", "filename '.saving-x.png' starts with '.'"),
+    ("input", "", ".upload-0123456789abcdef.png",
+     "filename '.upload-0123456789abcdef.png' starts with '.'"),
+    ("temp", "", ".latentgraph-temp", "filename '.latentgraph-temp' starts with '.'"),
+    ("output", "", "run/.saving-x.png", "filename 'run/.saving-x.png' has a name starting with '.'"),
+    ("output", "run", ".saving-x.png", "filename '.saving-x.png' starts with '.'"),
+    ("output", ".thumbs", "a.png", "subfolder '.thumbs' has a folder starting with '.'"),
+])  # fmt: skip
+def test_view_refuses_a_partial_write_and_any_name_starting_with_a_dot(client, config, kind,
+                                                                       subfolder, filename,
+                                                                       refused):  # fmt: skip
+    """A save killed while it wrote (kill -9) left output/.saving-x.png, half a PNG, and /view
+    served it with 200: a name starting with "." (`paths.hidden`, what the folder lists leave
+    out) is a partial write or the system's, refused as a traversal is, with a 400 saying so."""
+    path = config.dir_for(kind) / subfolder / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_png())
+    for params in ({}, {"preview": "webp;50"}, {"channel": "a"}):
+        r = client.get("/view", params={"filename": filename, "subfolder": subfolder,
+                                        "type": kind, **params})  # fmt: skip
+        error = _error(r, 400)
+        assert error["message"] == f"{refused}: {NOT_SERVED}"
+        assert error["type"] == ("invalid_path" if refused.startswith("subfolder") else
+                                 "invalid_filename")  # fmt: skip
+    annotated = client.get("/view", params={"filename": f"{filename} [{kind}]",
+                                            "subfolder": subfolder})  # fmt: skip
+    assert _error(annotated, 400)["message"] == f"{refused}: {NOT_SERVED}"
+
+
 def test_an_unexpected_os_error_answers_500_without_the_servers_paths(client, config, monkeypatch):
     def fail(src, dst):
         raise FileExistsError(17, "File exists", str(dst))
@@ -871,6 +905,23 @@ def test_upload_mask_refusals_name_original_ref(client, config):
         "image file name 'mask.jpg': a mask is stored as PNG, so the name must end in .png")  # fmt: skip
     assert refused(ref, mask=b"not an image")["type"] == "invalid_image"
     assert sorted(p.name for p in config.input_dir.iterdir()) == ["notes.txt", "photo.png"]
+
+
+def test_upload_mask_original_ref_naming_a_partial_write_is_refused(client, config):
+    """original_ref reads its image and stores it with the mask: naming a killed save's
+    output/.saving-x.png (or a folder starting with ".") is refused as /view refuses it."""
+    (config.output_dir / ".saving-x.png").write_bytes(_png())
+    (config.output_dir / ".run").mkdir()
+    (config.output_dir / ".run" / "o.png").write_bytes(_png())
+    for ref, type_, message in (
+        ({"filename": ".saving-x.png"}, "invalid_filename",
+         "original_ref filename '.saving-x.png' starts with '.'"),
+        ({"filename": "o.png", "subfolder": ".run"}, "invalid_path",
+         "original_ref subfolder '.run' has a folder starting with '.'"),
+    ):  # fmt: skip
+        error = _error(_upload_mask(client, ref), 400)
+        assert error["type"] == type_ and error["message"] == f"{message}: {NOT_SERVED}"
+    assert list(config.input_dir.iterdir()) == []
 
 
 def test_upload_mask_original_ref_filename_annotation_names_its_folder(client, config):
