@@ -121,11 +121,13 @@ def annotated_file(value: str, settings: Settings) -> bool:
 
 
 def refusal_hint(value: Any, settings: Settings) -> str:
-    """What LoadImage takes besides the input folder's files, for a value it refused: named
-    with the run's real output folder, and a path to `value`'s file there written as this
-    process would read it (from the working folder), since `output/x.png` is a path, not a
-    folder name: with `--output-dir /tmp/v/output` it is `/tmp/v/output/x.png` (or its path
-    from where the command runs), and `x.png [output]` names it anywhere."""
+    """What LoadImage takes, for a value it refused: the input folder's images, that folder
+    named (the list alone did not say where a name was looked for, nor how to look in
+    another: `--input-dir`); and a saved image, named with the run's real output folder and a
+    path to `value`'s file there written as this process would read it (from the working
+    folder), since `output/x.png` is a path, not a folder name: with `--output-dir
+    /tmp/v/output` it is `/tmp/v/output/x.png` (or its path from where the command runs), and
+    `x.png [output]` names it anywhere."""
     try:
         name = Path(split_annotation(value)[0]).name if isinstance(value, str) else ""
     except ValueError:  # a bad annotation
@@ -137,7 +139,9 @@ def refusal_hint(value: Any, settings: Settings) -> str:
     except ValueError:  # another drive (Windows): no relative path
         shown = str((output / name).absolute())
     return (
-        f"or a saved image as {quoted(name + ' [output]')} (or [temp]), or the path of an image in "
+        f"the images in the input folder ({Path(settings.input_dir).absolute()}; --input-dir "
+        f"names another), or a saved image as {quoted(name + ' [output]')} (or [temp]), or the "
+        "path of an image in "
         f"the output folder ({output.absolute()}) or the temp folder, from the working "
         f"folder or absolute: {printable(shown)}"
     )

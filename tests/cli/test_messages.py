@@ -84,6 +84,18 @@ def test_mistyped_param_gets_did_you_mean(cli, tmp_path):
     assert code == 2 and "did you mean 'seed'?" in err
 
 
+def test_a_missing_loadimage_file_names_the_input_folder_searched_and_its_flag(cli, tmp_path):
+    """A LoadImage file not there named the output folder (a saved image's other spellings)
+    but not the input folder the name was looked for in, nor `--input-dir`."""
+    (tmp_path / "pics").mkdir()
+    path = write(tmp_path, "w.yaml", "version: 1\nnodes:\n  load: {type: LoadImage, image: "
+                 "cat.png}\n  show: {type: PreviewImage, images: load.IMAGE}\n")  # fmt: skip
+    code, _, err = cli("validate", str(path), "--input-dir", "pics")
+    assert code == 2
+    assert ("'cat.png' is not one of: 'example.png' (the images in the input folder "
+            f"({tmp_path / 'pics'}; --input-dir names another), or a saved image as") in err  # fmt: skip
+
+
 def test_dpmpp_sde_prints_no_torchsde_warning(torch_1thread, cache_dir, tmp_path):
     import json
 

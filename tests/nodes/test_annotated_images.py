@@ -127,7 +127,8 @@ def test_the_refusal_names_the_real_output_folder_and_a_path_that_works(
     g.add(Node("show", "PreviewAny", {"source": Link("load", 0)}))
     [problem] = [p for p in validate(g, default_registry, settings) if p.node_id == "load"]
     assert problem.message.endswith(
-        "(or a saved image as 'pic.png [output]' (or [temp]), or the path of an image in the "
+        "; --input-dir names another), or a saved image as 'pic.png [output]' (or [temp]), or the "
+        "path of an image in the "
         f"output folder ({tmp_path / 'output'}) or the temp folder, from the working folder or "
         f"absolute: {os.path.join('..', 'output', 'pic.png')})"
     )
