@@ -179,8 +179,8 @@ class ServerState:
         return self._limiter
 
 
-# The largest |number| a client may give. The store numbers later prompts from the highest
-# (and front-of-queue ones down from the lowest), so a client's number must leave room below
+# The largest |number| a client may give. The store numbers later prompts above the highest
+# |number| given (a front-of-queue one: the negative of that), so a client's must leave room below
 # 2**53: every number stays a safe integer in JavaScript (the editor tells them apart).
 MAX_NUMBER = 2**40
 

@@ -459,7 +459,7 @@ def _params(
                                     location=at("params") if declared else Location(name)))  # fmt: skip
             continue
         typed = override_value(override, isinstance(params[key], str))
-        if typed != params[key]:
+        if typed != params[key] or type(typed) is not type(params[key]):  # 128.0 is not 128
             given[key] = shown_value(given_as, override)
         params[key] = typed
     return params, given

@@ -75,3 +75,22 @@ def test_a_value_is_placed_at_the_flag_exactly_when_the_given_param_is_put_in(
     assert wf.graph["f"].inputs["template"] == value
     placed = str(wf.graph.where("f", "template"))
     assert placed == (f"--set n=7 ($n at {line})" if uses_n else line)
+
+
+@pytest.mark.parametrize(("given", "placed"), [("3.0", True), ("3", False), ("true", True)])
+def test_a_given_value_equal_to_the_default_but_of_another_type_is_placed_at_the_flag(
+    registry, given, placed
+):
+    """`--set n=3.0` with the default 3: 3.0 == 3, so it was taken for the file's own value and
+    its refusal ('expected an integer (INT), got 3.0') blamed the file's line, not the flag.
+    The same value as written in the file (`--set n=3`) changes nothing, and is not named."""
+    from latentgraph.graph.problems import WorkflowError
+
+    line = str(load_workflow("w.yaml", text=TEXT, registry=registry).graph.where("c", "value"))
+    try:
+        wf = load_workflow("w.yaml", text=TEXT, registry=registry, overrides={"n": given})
+        where = str(wf.graph.where("c", "value"))
+    except WorkflowError as exc:
+        [problem] = exc.problems
+        where = str(problem.location)
+    assert where == (f"--set n={given} ($n at {line})" if placed else line)

@@ -88,6 +88,33 @@ def test_queue_and_history_management(server, ws):
     assert server.http.get(f"/history/{pending[1]}").json() == {}
 
 
+def test_front_prompts_take_distinct_negative_numbers_and_run_first(server, ws):
+    """As ComfyUI numbers them: a front prompt takes the negative of the counter, so the latest
+    runs first and no number repeats. Was one below the lowest queued: with prompt 5 running,
+    4, neither negative nor unused (a finished prompt had it)."""
+    client = ws()
+    for i in range(2):  # numbers a finished prompt holds
+        done = server.post_prompt(chain(60 + i, prefix="done"), client.client_id).json()
+        client.until_done(done["prompt_id"])
+    blocker = server.post_prompt(chain(1, slow_steps=200, delay=0.01, prefix="blk2"),
+                                 client.client_id).json()  # fmt: skip
+    client.until("execution_start", blocker["prompt_id"])
+    back = server.post_prompt(chain(70, prefix="back"), client.client_id).json()
+    first = server.post_prompt(chain(71, prefix="f1"), client.client_id, front=True).json()
+    second = server.post_prompt(chain(72, prefix="f2"), client.client_id, front=True).json()
+    assert 0 > first["number"] > second["number"]
+    assert -first["number"] > blocker["number"] >= 2  # from the one counter: none repeats
+    pending = server.http.get("/queue").json()["queue_pending"]
+    assert [(item[0], item[1]) for item in pending] == [
+        (second["number"], second["prompt_id"]), (first["number"], first["prompt_id"]),
+        (back["number"], back["prompt_id"])]  # fmt: skip
+    after = server.post_prompt(chain(73, prefix="after"), client.client_id).json()
+    assert after["number"] > -second["number"]
+    server.http.post("/queue", json={"clear": True})
+    server.http.post("/interrupt", json={})
+    client.until_done(blocker["prompt_id"])
+
+
 def test_free(server):
     assert server.http.post("/free", json={"unload_models": True, "free_memory": True}).json() == {}
 

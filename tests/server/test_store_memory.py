@@ -90,7 +90,7 @@ def test_numbers_follow_the_queue_and_items_encode_once(tmp_path):
     a = store.add(st.PromptRecord(id="a", number=None, prompt_json='{"1": {}}'))
     b = store.add(st.PromptRecord(id="b", number=None, prompt_json='{"1": {}}'))
     c = store.add(st.PromptRecord(id="c", number=None, prompt_json='{"1": {}}'), front=True)
-    assert (a.number, b.number, c.number) == (0, 1, -1)
+    assert (a.number, b.number, c.number) == (0, 1, -2)
     assert [r.id for r in store.pending()] == ["c", "a", "b"]
     assert store.exists("a") and not store.exists("z")
     import json
