@@ -368,7 +368,7 @@ class Store:
     _recent_all: bool  # _recent holds every finished prompt
     _queued_bytes: int
     _recent_bytes: int
-    _max_number: int  # the highest number given so far, -1 for none
+    _max_number: int  # the highest |number| given so far, -1 for none: the next is one above
     _finished: int  # finished prompts stored (under _lock)
 
     def __init__(self, path: Path | str, *, history_bytes: int = RECENT_HISTORY_BYTES,
@@ -476,7 +476,7 @@ class Store:
             recent = self._decode(db.execute(
                 "SELECT * FROM prompts WHERE status IN (?, ?, ?) ORDER BY finished_ms DESC,"
                 " seq DESC LIMIT ?", (*FINISHED, RECENT_HISTORY + 1)), aside=True)  # fmt: skip
-            high = db.execute("SELECT MAX(number) FROM prompts").fetchone()[0]
+            high = db.execute("SELECT MAX(ABS(number)) FROM prompts").fetchone()[0]
             self._finished = self._count_finished()
         with self._mem:
             self._queued = {r.id: r for r in queued}
@@ -587,11 +587,12 @@ class Store:
         """Insert a pending prompt. Without an explicit number it goes to the back (or front).
         Raises QueueTooLarge when the queue in memory would exceed `max_queued_bytes`.
 
-        A front prompt is numbered one below the lowest number queued or running, the
-        running ones too: numbers never repeat in /queue (one below the pending ones only gave
-        a second front prompt the running prompt's number), and the latest front prompt runs
-        first, as in ComfyUI (whose front prompts count down from its counter's negative).
-        With nothing queued it is -1."""
+        Numbers count up, each prompt taking the next, as ComfyUI's counter does; a front
+        prompt without a number of its own takes the negative of its (ComfyUI's rule). The
+        counter is above every |number| given, a client's own too, so a front prompt runs
+        before every other queued, the latest first, and no number is given twice (one below
+        the lowest queued was 4 with 5 running: not negative, a finished prompt's number).
+        The first prompt at the front is -1."""
         texts = [record.prompt_json, json.dumps(record.extra_data),
                  json.dumps(record.outputs),
                  json.dumps(record.targets) if record.targets is not None else None]  # fmt: skip
@@ -601,12 +602,9 @@ class Store:
                 raise QueueTooLarge(f"the queue holds {self._queued_bytes:,} bytes of prompts; "
                                     f"this one ({record.size:,} bytes) would take it over "
                                     f"{max_queued_bytes:,}")  # fmt: skip
-            if front:
-                with self._mem:
-                    low = min((r.number for r in self._queued.values()), default=0)
-                record.number = low - 1
-            elif record.number is None:
-                record.number = self._max_number + 1
+            if record.number is None:
+                following = self._max_number + 1
+                record.number = -max(following, 1) if front else following
             record.created_ms = record.created_ms or now_ms()
             cur = self._write(
                 "INSERT INTO prompts (id, number, client_id, prompt, extra_data, outputs, targets,"
@@ -618,7 +616,7 @@ class Store:
             with self._mem:
                 self._queued[record.id] = record
                 self._queued_bytes += record.size
-                self._max_number = max(self._max_number, record.number)
+                self._max_number = max(self._max_number, abs(record.number))
             return record
 
     def exists(self, prompt_id: str) -> bool:

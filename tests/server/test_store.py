@@ -403,8 +403,8 @@ def test_queue_and_history_read_back_after_a_restart(tmp_path):
     # The same bytes are counted in memory as before the restart.
     assert again.memory_bytes() == bytes_before
     assert again.get("done").size == before["done"].size
-    # Numbering goes on after the highest number stored.
-    assert _add(again, "next").number == before["queued"].number + 1
+    # Numbering goes on after the highest number stored, a front prompt's (-2) too.
+    assert _add(again, "next").number == -before["front"].number + 1 == 3
     again.close()
 
 
@@ -639,9 +639,15 @@ def test_numbers_front_and_run_order(store):
     assert [store.get(p).number for p in "abcde"] == [0, 10, 11, -3, 12]
     assert _ids(store.pending()) == ["d", "a", "b", "c", "e"]
     assert store.mark_running("d")
-    # Front goes before the lowest number queued, the running prompt's too.
-    assert _add(store, "f", front=True).number == -4
-    assert _add(store, "g", front=True).number == -5
+    # Front takes the counter's negative, as ComfyUI's does; the counter goes on after it.
+    assert _add(store, "f", front=True).number == -13
+    assert _add(store, "g", front=True).number == -14
+    assert _add(store, "i", number=-20).number == -20
+    assert _add(store, "j", front=True).number == -21  # below a client's own too
+    assert _add(store, "k", number=5, front=True).number == 5  # a number of its own, as ComfyUI
+    _add(store, "g2")
+    assert store.get("g2").number == 22
+    assert store.delete_pending(["i", "j", "k", "g2"]) == 4
     assert store.next_pending().id == "g"
     assert _ids(store.pending()) == ["g", "f", "a", "b", "c", "e"]
     # Equal numbers run in the order they came.
@@ -655,7 +661,8 @@ def test_front_of_an_empty_queue_is_minus_one(store):
 
 def test_a_front_prompt_never_takes_the_number_of_one_queued_or_running(tmp_path):
     """Was: with A (0) running and B (1) queued, two front prompts got 0 and -1: /queue
-    listed running [0], pending [-1, 0, 1]. Also after a restart, numbers read back."""
+    listed running [0], pending [-1, 0, 1]. Also after a restart, numbers read back: the
+    counter goes on after the front prompts' numbers too."""
     store = Store(tmp_path / "db.sqlite3")
     _add(store, "A")
     assert store.mark_running("A")
@@ -666,11 +673,11 @@ def test_a_front_prompt_never_takes_the_number_of_one_queued_or_running(tmp_path
     def numbers(store: Store) -> list[tuple[str, int]]:
         return [(r.id, r.number) for r in store.running() + store.pending()]
 
-    assert numbers(store) == [("A", 0), ("front2", -2), ("front", -1), ("B", 1)]
+    assert numbers(store) == [("A", 0), ("front2", -3), ("front", -2), ("B", 1)]
     store = _reopen(store)  # A is still running as the database has it
     _add(store, "front3", front=True)
     shown = numbers(store)
-    assert shown == [("A", 0), ("front3", -3), ("front2", -2), ("front", -1), ("B", 1)]
+    assert shown == [("A", 0), ("front3", -4), ("front2", -3), ("front", -2), ("B", 1)]
     store.recover()  # as a start does: A ended
     _add(store, "front4", front=True)
     assert [r.id for r in store.pending()] == ["front4", "front3", "front2", "front", "B"]
