@@ -29,7 +29,7 @@ from latentgraph.graph.paths import (
     models_roots,
     weight_files,
 )
-from latentgraph.graph.problems import quoted
+from latentgraph.graph.problems import did_you_mean, quoted
 
 from .runtime import model_identity
 
@@ -259,10 +259,21 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
     if Path(name).expanduser().exists():  # a path, to somewhere else
         raise ModelNotFound(f"{folder} model {quoted(name)} is not inside the models folders' "
                             f"{folder}/ ({looked}): a name inside one of them is expected")  # fmt: skip
-    missing = f"{folder} model {quoted(name)} not found (looked in {looked})"
+    hint = listed_hint(posix.as_posix(), list_files(folder, dirs))
+    missing = f"{folder} model {quoted(name)} not found{hint} (looked in {looked})"
     if len(posix.parts) > 1:  # maybe meant as a path from the working directory
         missing += f", and as a path, {Path(name).absolute()} does not exist"
     raise ModelNotFound(missing)
+
+
+def listed_hint(name: str, listed: list[str]) -> str:
+    """The hint for a model name not among a folder's `listed` files: the file that is the
+    name and an extension (`tiny-lora` typed, `tiny-lora.safetensors` listed: a name written
+    by hand leaves the extension out, the dropdowns show it), else a "did you mean"."""
+    named = [c for c in listed if PurePosixPath(c).with_suffix("").as_posix() == name]
+    if named and name not in listed:
+        return f"; did you mean {' or '.join(quoted(c) for c in named)}, with its extension?"
+    return did_you_mean(name, listed)
 
 
 OTHER_MODELS_FOLDER = "pass --models-dir DIR to look in another models folder"

@@ -103,3 +103,16 @@ def test_a_name_not_found_says_a_relative_path_works_too(addons, capsys, workflo
                             "models", "--set", f"{param}=nowhere.safetensors")  # fmt: skip
     assert code == 2 and "Traceback" not in err
     assert f"or give a path to {kind} (absolute, or from the working directory)" in err, err
+
+
+def test_a_lora_named_without_its_extension_is_pointed_at_the_file(addons, capsys):
+    """`--set lora=tiny-lora-kohya` (no .safetensors) said only 'not found': the file with
+    the extension is named; a misspelled name gets a "did you mean" among the listed files."""
+    validate = ["validate", str(WORKFLOWS / "lora.yaml"), "--models-dir", "models"]
+    code, err = latentgraph(capsys, *validate, "--set", "lora=tiny-lora-kohya")
+    assert code == 2
+    assert "loras model 'tiny-lora-kohya' not found; did you mean " \
+        "'tiny-lora-kohya.safetensors', with its extension? (looked in " in err  # fmt: skip
+    code, err = latentgraph(capsys, *validate, "--set", "lora=tiny-lora-koya.safetensors")
+    assert code == 2
+    assert "not found; did you mean 'tiny-lora-kohya.safetensors' or " in err
