@@ -945,12 +945,12 @@ def _editor_ids(graph: Graph) -> dict[str, int]:
 
 
 def _editor_inputs(
-    node: Node, node_type: NodeType | None
+    node: Node, node_type: NodeType | None, seed_control: str = "fixed"
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """A node's editor `inputs` entries (unlinked yet) and its `widgets_values`: its sockets,
-    then its widgets' values in the editor's order (a seed's control value and the upload
-    button's after theirs), a linked widget also an input entry; a type that is not installed
-    keeps an entry per link, so nothing is silently lost."""
+    then its widgets' values in the editor's order (a seed's control value, `seed_control`,
+    and the upload button's after theirs), a linked widget also an input entry; a type that is
+    not installed keeps an entry per link, so nothing is silently lost."""
     inputs: list[dict[str, Any]] = []
     values: list[Any] = []
     widgets = widget_inputs(node_type) if node_type else []
@@ -962,7 +962,7 @@ def _editor_inputs(
     for n, inp in enumerate(widgets[: _widgets_written(widgets, node)]):
         values.append(_editor_value(inp, node.inputs.get(inp.name)))
         if inp.seed:
-            values.append("fixed")
+            values.append(seed_control)
         if n == upload:
             values.append("image")
         if isinstance(node.inputs.get(inp.name), Link):
@@ -1007,15 +1007,22 @@ class _EditorLinks:
         ]  # fmt: skip
 
 
-def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[str, Any]:
+def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
+                      seed_control: str = "fixed") -> dict[str, Any]:  # fmt: skip
     """An editor-format workflow (schema 0.4) for `graph`, laid out in columns by dependency
     depth, opened at scale 1 with every node in view.
+
+    `seed_control` is what the editor does to each seed after queueing (`SEED_CONTROL_VALUES`):
+    `fixed` by default, so a converted document runs what the file ran, run after run;
+    `randomize` is the editor's own default for a new node, and ComfyUI's default graph's.
 
     Numeric node ids are kept; other ids get the next free integers, in graph order, after the
     highest numeric one. The original id is kept in the node's properties (and as its title
     when it has none) so converting back restores it. Links are numbered from 1 in the order
     their targets are written.
     """
+    if seed_control not in SEED_CONTROL_VALUES:
+        raise ValueError(f"seed_control {seed_control!r}: one of {sorted(SEED_CONTROL_VALUES)}")
     registry = registry or default_registry
     ids = _editor_ids(graph)
     depth = _depths(graph)
@@ -1024,7 +1031,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None) -> dict[st
     column_y: dict[int, float] = {}
     nodes: list[dict[str, Any]] = []
     for node in sorted(graph, key=lambda n: depth[n.id]):
-        inputs, values = _editor_inputs(node, registry.get(node.type))
+        inputs, values = _editor_inputs(node, registry.get(node.type), seed_control)
         links.connect(node, inputs)
         rows = max(sum("widget" not in i for i in inputs), len(slots[node.id]))
         height = 30 + 22 * rows + 26 * len(values)

@@ -108,9 +108,14 @@ def _graph(path: Path | None, registry: Any) -> Any:
 
 
 def editor_workflow(path: Path | None, registry: Any) -> dict[str, Any]:
+    """The template as the editor opens it. The classic default graph's seed is `randomize`d
+    after each queueing, as ComfyUI's default graph's is (a new seed per press of Run); an
+    example keeps its seed (`fixed`, as `latentgraph convert --to editor` writes it): its seed
+    is part of the example, and it makes what `latentgraph run` of the file makes."""
     from latentgraph.graph.comfy_editor import editor_from_graph
 
-    return editor_from_graph(_graph(path, registry), registry)
+    seed_control = "randomize" if path is None else "fixed"
+    return editor_from_graph(_graph(path, registry), registry, seed_control=seed_control)
 
 
 def thumbnail(path: Path | None, registry: Any) -> bytes:

@@ -115,6 +115,19 @@ def test_the_default_template_is_comfyuis_classic_graph_with_types_we_serve(clie
     assert client.get("/templates/default-1.png").headers["content-type"] == "image/png"
 
 
+def test_the_default_templates_seed_is_randomized_as_comfyuis_examples_keep_theirs(client):
+    """ComfyUI's default graph (and the editor, for a new node) randomizes the KSampler's seed
+    after each run; ours said `fixed`, so a second Run made nothing new. An example keeps its
+    seed, as `latentgraph convert --to editor` writes it."""
+    workflow = client.get("/templates/default.json").json()
+    [sampler] = [n for n in workflow["nodes"] if n["type"] == "KSampler"]
+    assert sampler["widgets_values"][:3] == [156680208700286, "randomize", 20]  # ComfyUI's
+    example = client.get("/templates/txt2img.json").json()  # workflows/txt2img.yaml
+    controls = [v for n in example["nodes"] for v in n["widgets_values"]
+                if v in ("fixed", "randomize")]  # fmt: skip
+    assert controls and set(controls) == {"fixed"}
+
+
 def test_the_default_template_needs_no_examples_folder(config, client):
     config.templates_dir = None  # an installed wheel has no workflows/ folder
     [category] = client.get("/templates/index.json").json()
