@@ -590,11 +590,12 @@ class _Substitution:
         if key in self.params:
             return True
         known = ", ".join(sorted(self.params)) or "none declared"
+        hint = did_you_mean(key, list(self.params))  # a name, as the params are listed
         self.problems.append(
             Problem(
                 "unknown_param",
-                f"${key} is not a param of this workflow (params: {known}); write $$ for a "
-                "literal dollar",
+                f"${key} is not a param of this workflow{hint} (params: {known}); write $$ "
+                "for a literal dollar",
                 self.node_id,
                 self.input_name,
                 self.where,

@@ -280,3 +280,11 @@ def test_a_param_written_where_a_link_goes_is_named_as_a_param(registry):
         ("bad_linked_input", "o", "value", (5, 32), "$src is a param, and a param cannot feed a "
          "link input: write the link itself here (<node>.<output>)"),
     ]  # fmt: skip
+
+
+def test_a_misspelled_param_reference_gets_a_did_you_mean(registry):
+    """`seed: $sed` listed the params but did not say which was meant, as `--set sed=1` does."""
+    text = "params: {seed: 1, steps: 2}\nnodes:\n  c: {type: Const, value: $sed}\n" + OUT[19:]
+    [(code, *_, message)] = problems(text, registry)
+    assert (code, message) == ("unknown_param", "$sed is not a param of this workflow; did you "
+                               "mean 'seed'? (params: seed, steps); write $$ for a literal dollar")  # fmt: skip
