@@ -293,7 +293,8 @@ def _check_literal(
         _check_choice(graph, node, decl, value, problems, settings)
         return
     if expected is not None:
-        report("invalid_input_type", f"expected {expected} ({kind}), got {_show(value)}", value)
+        report("invalid_input_type", f"expected {expected} ({kind}), got {_show(value)}"
+               f"{_widget_link_hint(graph, value)}", value)  # fmt: skip
         return
     if kind in (INT, FLOAT):
         if decl.min is not None and value < decl.min:
@@ -323,10 +324,32 @@ def _link_advice(graph: Graph, value: Any) -> str:
     prompt's ["<node id>", <output index>], whose node id must be a string ([4, 2] is a
     literal list there, as in ComfyUI)."""
     if graph.dialect != "comfy":
-        return "write node.output"
+        written = _written_link(graph, value)
+        return f"write {written}" if isinstance(value, list) and written else "write node.output"
     if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
         return f'a link\'s node id is a string: write ["{value[0]}", {value[1]}]'
     return 'write a link as ["<node id>", <output index>]'
+
+
+def _written_link(graph: Graph, value: Any) -> str | None:
+    """The link `value` looks written as, in our format's spelling (`node.output`), or None: a
+    text naming a node of the graph (`sampler.steps`, `decode`: read as they would be as a
+    link), or ComfyUI's `[node, index]` naming one (`decode.0`)."""
+    if isinstance(value, list) and len(value) == 2 and type(value[1]) is int:
+        node_id = str(value[0])
+        return f"{node_id}.{value[1]}" if node_id in graph.nodes else None
+    if not isinstance(value, str):
+        return None
+    if value in graph.nodes or value.rpartition(".")[0] in graph.nodes:
+        return value
+    return None
+
+
+def _widget_link_hint(graph: Graph, value: Any) -> str:
+    """For a widget input's refused literal written as a link (`steps: count.value`, a plain
+    string there being a literal): how our format links a widget, `{from: count.value}`."""
+    written = _written_link(graph, value) if graph.dialect != "comfy" else None
+    return f"; to link it, write {{from: {written}}}" if written else ""
 
 
 def _missing_message(decl: Input, settings: Settings | None) -> str:
@@ -375,6 +398,7 @@ def _check_choice(
     if len(choices) > MAX_CHOICES_SHOWN:
         shown += f", ... ({len(choices)} in all)"
     hint = _choice_hint(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+    hint += _widget_link_hint(graph, value)
     if decl.choices_hint:
         hint += f" ({decl.hint_for(value, settings)})"
     problems.append(
