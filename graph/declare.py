@@ -104,6 +104,9 @@ class Input:
     max_length: int | None = None  # for STRING: refuse longer literals at validation
     limit: str | tuple[str, ...] | None = None
     canonical: Callable[[Any, Settings], Any] | None = None
+    # The models folder kind (`checkpoints`, `loras`, ...) whose files this dropdown lists:
+    # the server's /models/<kind> answers what such dropdowns list (built-in models too).
+    models_folder: str = ""
 
     @property
     def limit_names(self) -> tuple[str, ...]:
@@ -423,10 +426,11 @@ def Choice(name: str, choices: Sequence[str] | Callable[[Settings], Sequence[str
            image_upload: bool = False, kind: str = "widget",
            also_accepts: Callable[[str, Settings], bool] | None = None,
            hint: str | Callable[[Any, Settings], str] = "",
-           canonical: Callable[[Any, Settings], Any] | None = None) -> Input:  # fmt: skip
+           canonical: Callable[[Any, Settings], Any] | None = None,
+           models_folder: str = "") -> Input:  # fmt: skip
     return Input(name, COMBO, default, kind=kind, choices=choices, description=description,
                  optional=optional, image_upload=image_upload, also_accepts=also_accepts,
-                 choices_hint=hint, canonical=canonical)  # fmt: skip
+                 choices_hint=hint, canonical=canonical, models_folder=models_folder)  # fmt: skip
 
 
 def Socket(name: str, type: str, *, description: str = "", optional: bool = False) -> Input:

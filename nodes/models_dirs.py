@@ -78,7 +78,7 @@ def model_choice(name: str, folder: str, choices: Callable[[Settings], Sequence[
     a listed name written with backslashes (`model_name`) or in another Unicode form
     (`listed_spelling`: `é` typed, decomposed on disk) is accepted, and keyed as the listed
     one, which `resolve` reads too; a name not listed is refused naming where the choices come
-    from (`folder_hint`)."""
+    from (`folder_hint`). The server's /models/<folder> lists what it lists (`models_folder`)."""
 
     def listed(value: str, settings: Settings) -> str | None:
         return listed_spelling(model_name(value), choices(settings))
@@ -90,7 +90,7 @@ def model_choice(name: str, folder: str, choices: Callable[[Settings], Sequence[
 
     return Choice(name, choices, hint=folder_hint(folder), description=description,
                   also_accepts=lambda value, settings: listed(value, settings) is not None,
-                  canonical=key)  # fmt: skip
+                  canonical=key, models_folder=folder)  # fmt: skip
 
 
 class ModelNotFound(ValueError):

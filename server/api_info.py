@@ -157,8 +157,15 @@ def _folder_files(request: Request, kind: str | None = None) -> list[dict[str, A
 
 
 def _file_names(request: Request, kind: str | None = None) -> list[str]:
-    """The file names of one models folder, each once, as its dropdown names them."""
-    return sorted({f["name"] for f in _folder_files(request, kind)}, key=str.lower)
+    """The names of one models folder, each once: what the dropdowns of its files list
+    (`Input.models_folder`; /object_info's lists, the built-in models first: ComfyUI's
+    /models/<folder> is the list its loaders' dropdowns show), then any other file of it."""
+    kind = kind or request.path_params["folder"]
+    state = get_state(request)
+    files = sorted({f["name"] for f in _folder_files(request, kind)}, key=str.lower)
+    listed = [name for node_type in state.registry for inp in node_type.inputs
+              if inp.models_folder == kind for name in inp.choice_list(state.settings)]  # fmt: skip
+    return list(dict.fromkeys([*listed, *files]))
 
 
 async def models_in(request: Request) -> JSONResponse:
@@ -171,7 +178,8 @@ async def model_folder_names(request: Request) -> JSONResponse:
 
 
 async def model_file_names(request: Request) -> JSONResponse:
-    """/models/{folder}: the file names in one models folder, as its dropdown names them."""
+    """/models/{folder}: the names one models folder's dropdowns list (its files and the
+    built-in models)."""
     return JSONResponse(await run_in_threadpool(_file_names, request))
 
 

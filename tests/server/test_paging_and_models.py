@@ -4,12 +4,14 @@ alone over a real store and config (no worker processes)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from latentgraph.graph import Registry, Settings
 from latentgraph.server import api_info, api_queue
 from latentgraph.server import store as st
 from latentgraph.server.config import ServerConfig
@@ -33,19 +35,28 @@ def config(tmp_path) -> ServerConfig:
     return config
 
 
-@pytest.fixture
-def client(config):
+def _client(config: ServerConfig, registry: Registry, folders: dict) -> Iterator[TestClient]:
+    """The routes over a store of five finished prompts, `registry`'s nodes (whose dropdowns
+    /models/{folder} lists too) and the models folder kinds `folders`."""
     store = st.Store(config.data_dir / "db.sqlite3")
     for i in range(5):
         store.add(st.PromptRecord(id=f"p{i}", number=None, prompt_json="{}"))
         store.finish(f"p{i}", st.SUCCESS)
     app = Starlette(routes=api_queue.routes + api_info.routes,
                     exception_handlers=exception_handlers)  # fmt: skip
-    app.state.lg = SimpleNamespace(config=config, store=store)  # what get_state reads
-    app.state.model_folders = FOLDERS  # what create_app takes from WorkerSetup.model_folders
+    settings = Settings(models_dirs=config.models_dirs)  # the list itself: a test changes it
+    app.state.lg = SimpleNamespace(config=config, store=store, registry=registry,
+                                   settings=settings)  # what get_state reads  # fmt: skip
+    app.state.model_folders = folders  # what create_app takes from WorkerSetup.model_folders
     with TestClient(app, base_url="http://127.0.0.1:8188", raise_server_exceptions=False) as c:
         yield c
     store.close()
+
+
+@pytest.fixture
+def client(config):
+    """No nodes: /models/{folder} lists the folder's files."""
+    yield from _client(config, Registry(), FOLDERS)
 
 
 @pytest.mark.parametrize(
@@ -252,3 +263,25 @@ def test_a_sent_job_id_or_status_with_a_backslash_is_shown_with_one(client):
     assert r.status_code == 404 and r.json()["error"]["message"] == "no job 'sub\\job'"
     r = client.get("/jobs?status=done%5Cx")
     assert r.status_code == 400 and "unknown job status 'done\\x';" in r.json()["error"]["message"]
+
+
+def test_a_models_folder_lists_what_object_info_lists_for_its_dropdowns(config):
+    """/models/checkpoints answered [] while CheckpointLoaderSimple's dropdown (object_info)
+    listed the built-in models: ComfyUI's /models/{folder} is the list its loaders show."""
+    import latentgraph.nodes  # noqa: F401 - registers the nodes
+    from latentgraph.graph import default_registry
+    from latentgraph.graph.object_info import object_info
+    from latentgraph.nodes.models_dirs import FOLDERS as NODE_FOLDERS
+
+    info = object_info(default_registry, Settings(models_dirs=config.models_dirs))
+    dropdowns = {"checkpoints": ("CheckpointLoaderSimple", "ckpt_name"),
+                 "loras": ("LoraLoader", "lora_name"), "vae": ("VAELoader", "vae_name"),
+                 "controlnet": ("ControlNetLoader", "control_net_name"),
+                 "upscale_models": ("UpscaleModelLoader", "model_name")}  # fmt: skip
+    for client in _client(config, default_registry, dict(NODE_FOLDERS)):
+        for kind, (node, name) in dropdowns.items():
+            listed = info[node]["input"]["required"][name][0]
+            assert client.get(f"/models/{kind}").json() == listed, kind
+        checkpoints = client.get("/models/checkpoints").json()
+        assert checkpoints[0] == "builtin:tiny-sd" and "sd15/b.safetensors" in checkpoints
+        assert client.get("/models/diffusers").json() == []  # no dropdown: its files
