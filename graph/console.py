@@ -175,6 +175,8 @@ class RichProgress:
             return Problem("node_failed", event.message,
                            location=self._place(event.node_id, event.input_name))  # fmt: skip
         shown = "" if event.exception_type == WRITE_FAILED else f"{event.exception_type}: "
+        if not event.node_id:  # the server's failure outside any node: a worker died first
+            return Problem("node_failed", f"{shown}{event.message}")
         message = f"{self._node_name(event.node_id, event.node_type)}: {shown}{event.message}"
         return Problem("node_failed", message, location=self._place(event.node_id))
 

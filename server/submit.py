@@ -102,7 +102,7 @@ class PromptEvents:
                                             cached=True, ui=self.ui[node]))  # fmt: skip
         elif kind == "execution_error":
             self.running = None
-            node = str(data.get("node_id"))
+            node = str(data.get("node_id") or "")  # "" (or an old server's null): no node
             failure = ev.NodeFailed(pid, node_id=node, node_type=str(data.get("node_type") or ""),
                                     message=str(data.get("exception_message", "")),
                                     exception_type=str(data.get("exception_type", "")),
@@ -111,7 +111,7 @@ class PromptEvents:
                                     input_name=str(data.get("input_name") or "") or None)  # fmt: skip
             self.failures.append(failure)
             self.render(failure)
-            self._end("failed", failed=[node])
+            self._end("failed", failed=[node] if node else [])
         elif kind == "execution_interrupted":
             self.running = None
             node = data.get("node_id")

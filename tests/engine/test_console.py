@@ -366,3 +366,24 @@ def test_a_runs_warnings_and_failures_are_lines_as_validation_prints_problems():
         "error: wf.yaml:25:3: node 'encode' (VAEEncode): E: m",
         "error: wf.yaml:27:13: VAEEncode node 'encode' input 'pixels': too small",
     ]
+
+
+def test_a_servers_failure_at_no_node_is_named_without_a_node():
+    """A server's `execution_error` outside any node (a worker died before its first node, a
+    shutdown): its `node_id` is "" (null from an older server), and `submit` said
+    "node '' (): ..." / "node 'None'", and counted a failed node named ''."""
+    from latentgraph.server.submit import PromptEvents
+
+    progress = RichProgress(on_server=True)
+    out = io.StringIO()
+    progress.console = Console(file=out, width=300, color_system=None)
+    for node_id in ("", None):
+        events = PromptEvents("p", {"1": {"class_type": "SaveImage"}}, progress)
+        events.handle("execution_start", {"prompt_id": "p"})
+        events.handle("execution_error", {"prompt_id": "p", "node_id": node_id, "node_type": "",
+                                          "exception_type": "WorkerDied",
+                                          "exception_message": "the worker process ended"})  # fmt: skip
+        assert [f.node_id for f in events.failures] == [""]
+    failures = [line for line in out.getvalue().splitlines() if line.startswith("error")]
+    assert failures == ["error: WorkerDied: the worker process ended"] * 2, out.getvalue()
+    assert "0 ran, 0 cached, 0 failed" in out.getvalue()
