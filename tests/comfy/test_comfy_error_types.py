@@ -31,10 +31,13 @@ EDITOR_KNOWS = {
 
 def _codes_in_source() -> set[str]:
     """Every problem code the package's code gives: the code argument of each Problem(...),
-    validate's _problem(...)/report(...) and formats' _error(...) call."""
+    validate's _problem(...)/report(...) and formats' _error(...) call. Not the terminal
+    renderer's (graph/console.py): its problems are a run's failures and warnings as lines,
+    which a server sends as execution_error and node_warning messages, never as node_errors."""
     codes = {"value_too_long"}  # server/prompts.py's own, for an over-long string
+    renderer = ROOT / "graph" / "console.py"
     for folder in ("app", "graph", "nodes", "server"):
-        for path in (ROOT / folder).rglob("*.py"):
+        for path in set((ROOT / folder).rglob("*.py")) - {renderer}:
             for call in ast.walk(ast.parse(path.read_text())):
                 if not isinstance(call, ast.Call):
                     continue
