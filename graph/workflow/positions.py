@@ -180,6 +180,13 @@ _HINTS = (
      "text follows where the line should end: a quoted value ends at its closing quote "
      "(inside '...' write '' for ', inside \"...\" write \\\" for \"), and each line of a "
      "mapping is 'key: value'"),
+    ("", "expected <block end>, but found ']'",
+     "a closing ']' with no '[' open before it: remove it"),
+    ("", "expected <block end>, but found '}'",
+     "a closing '}' with no '{' open before it: remove it"),
+    ("", "expected <block end>, but found '-'",
+     "a list item ('- ...') cannot sit at a key's column inside a mapping: indent it under "
+     "the key whose value the list is ('key:' then '  - item'), or write it as 'key: value'"),
     ("", "expected <block end>",
      "this line's indentation matches no key above it: the keys of one mapping start in the "
      "same column"),

@@ -146,6 +146,14 @@ def test_depth_at_the_limit_is_read_and_one_more_refused():
     ("a:\n    b: 1\n  c: 2\n", "expected <block end>, but found '<block mapping start>'; "
      "w.yaml:1:1: a block mapping started here; this line's indentation matches no key above "
      "it: the keys of one mapping start in the same column", 3, 3),
+    ("p: [1, 2]]\n", "expected <block end>, but found ']'; w.yaml:1:1: a block mapping "
+     "started here; a closing ']' with no '[' open before it: remove it", 1, 10),
+    ("p: {a: 1}}\n", "expected <block end>, but found '}'; w.yaml:1:1: a block mapping "
+     "started here; a closing '}' with no '{' open before it: remove it", 1, 10),
+    ("a:\n  b: 1\n  - x\n", "expected <block end>, but found '-'; w.yaml:2:3: a block mapping "
+     "started here; a list item ('- ...') cannot sit at a key's column inside a mapping: "
+     "indent it under the key whose value the list is ('key:' then '  - item'), or write it "
+     "as 'key: value'", 3, 3),
     ("a: 'it's'\n", "expected <block end>, but found '<scalar>'; w.yaml:1:1: a block mapping "
      "started here; text follows where the line should end: a quoted value ends at its closing "
      "quote (inside '...' write '' for ', inside \"...\" write \\\" for \"), and each line of a "
