@@ -264,6 +264,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from latentgraph.server import submit as remote
     from latentgraph.server.run import RedactToken
 
+    from .wiring import node_registry
+
     bad_url = remote.server_url_problem(args.server)
     if bad_url:  # a usage error, not an unreachable server; shown as submit shows the URL
         raise UserError(f"--server {RedactToken().redact(args.server)}: {bad_url}")
@@ -279,4 +281,5 @@ def cmd_submit(args: argparse.Namespace) -> int:
         token_source=source,
         as_json=args.json,
         quiet=args.quiet,
-    )
+        registry=node_registry(errors=[]),  # the workflow read here too, to place a failure:
+    )  # the installed nodes; a pack failing to load is the server's to say (its own nodes)

@@ -58,8 +58,14 @@ def problem_line(problem: Problem) -> str:
     """A problem as the one line a command prints for it, as a compiler does: `error: PLACE:
     ...` or `warning: PLACE: ...` (README). Validation's problems and what a run says of a
     node (a warning, a failure) alike, so one format is read for both."""
-    label = "error" if problem.severity == "error" else "warning"
-    return f"{label}: {problem}"
+    return labelled(problem.severity, str(problem))
+
+
+def labelled(severity: str, text: str) -> str:
+    """A problem's text (`str(problem)`) as `problem_line` prints it, from its severity: also a
+    problem a server sent as its `severity` and `text` (`submit`), printed as `run` prints it."""
+    label = "error" if severity == "error" else "warning"
+    return f"{label}: {text}"
 
 
 def with_article(word: str) -> str:

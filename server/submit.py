@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -20,14 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from latentgraph.graph import events as ev
 from latentgraph.graph.files import file_records, write_atomic
-from latentgraph.graph.formats import workflow_text
-from latentgraph.graph.problems import WorkflowError
+from latentgraph.graph.formats import load_text, workflow_text
+from latentgraph.graph.problems import WorkflowError, labelled, problem_line
 
 from .middleware import TOKEN_PARAMETER
 from .run import RedactToken
 
 if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
+
+    from latentgraph.graph.declare import Registry
+    from latentgraph.graph.model import Graph
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -323,27 +327,28 @@ def _queue(say: _Say, http: _Http, body: dict[str, Any]) -> dict[str, Any]:
         raise _Stop(EXIT_UNREACHABLE)
     if status != 200:
         problems = answer.get("problems") or []
-        for p in problems:
-            say.err(p.get("text") or p.get("message", ""))
+        for p in problems:  # as `run` prints a workflow's problems: `error: PLACE: ...`
+            say.err(labelled(p.get("severity") or "error", p.get("text") or p.get("message", "")))
         for nid, entry in (answer.get("node_errors") or {}).items():
             for e in entry.get("errors", []):
-                say.err(f"node {nid!r}: {e.get('message')}")
+                say.err(labelled("error", f"node {nid!r}: {e.get('message')}"))
         if not problems and not answer.get("node_errors"):
             say.err(answer.get("error", {}).get("message", f"HTTP {status}"))
         raise _Stop(EXIT_USAGE if status in (400, 413) else EXIT_FAILED)
     return answer
 
 
-def _renderer(as_json: bool, quiet: bool) -> Any:
+def _renderer(as_json: bool, quiet: bool, graph: Graph | None) -> Any:
     """What draws the run, as `latentgraph run` draws one: JSON lines, or rich progress bars
-    naming the files as the server names them."""
+    naming the files as the server names them, and placing a node's failure where `graph` (the
+    workflow as read here, None when it could not be) wrote the node or the input it refused."""
     if as_json:
         from latentgraph.graph.console import JsonLines
 
         return JsonLines()
     from latentgraph.graph.console import RichProgress
 
-    return RichProgress(quiet=quiet, on_server=True)
+    return RichProgress(quiet=quiet, on_server=True, graph=graph)
 
 
 def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvents) -> None:
@@ -393,6 +398,20 @@ def _exit_code(events: PromptEvents) -> int:
     )
 
 
+def _local_graph(text: str, source: str, overrides: dict[str, Any],
+                 registry: Registry | None) -> Graph | None:  # fmt: skip
+    """The workflow as the server reads it (the name it is sent under, the same `--set`s), read
+    here only to place a node's failure as `run` places it (`--set steps=1000 ($steps at
+    FILE:46:12)`); None when it cannot be read here: the server says why, and its doubts are
+    the server's to say, not printed twice."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return load_text(text, source, overrides, registry).graph
+        except WorkflowError:
+            return None
+
+
 def submit(
     path: Path | str,
     server_url: str,
@@ -404,10 +423,12 @@ def submit(
     as_json: bool = False,
     quiet: bool = False,
     client_id: str | None = None,
+    registry: Registry | None = None,
 ) -> int:
     """Queue `path` on the server at `server_url`; returns a `latentgraph` exit code.
     `auth_token` came from `token_source` (messages name it: --auth-token,
-    LATENTGRAPH_AUTH_TOKEN or `URL_TOKEN`); messages never show it."""
+    LATENTGRAPH_AUTH_TOKEN or `URL_TOKEN`); messages never show it. `registry` reads the
+    workflow here too (`_local_graph`), for the places of the run's failures."""
     hidden = RedactToken(auth_token).redact
     say = _Say(hidden, hidden(server_url), auth_token, token_source)
     path = Path(path)
@@ -420,8 +441,9 @@ def submit(
         text = workflow_text(path)
     except WorkflowError as exc:
         for problem in exc.problems:
-            say.err(f"error: {problem}")
+            say.err(problem_line(problem))
         return EXIT_USAGE
+    graph = _local_graph(text, str(path), overrides or {}, registry)
     output_dir = Path(output_dir)
     client_id = client_id or uuid.uuid4().hex
     http = _Http(server_url, auth_token)
@@ -431,7 +453,7 @@ def submit(
         with _connect(say, http, _ws_url(server_url, client_id, auth_token)) as socket:
             answer = _queue(say, http, body)
             events = PromptEvents(answer["prompt_id"], answer.get("prompt") or {},
-                                  _renderer(as_json, quiet))  # fmt: skip
+                                  _renderer(as_json, quiet, graph))  # fmt: skip
             _watch(socket, http, say, events)
     except _Stop as stop:
         return stop.code

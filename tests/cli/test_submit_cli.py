@@ -198,7 +198,7 @@ def test_submit_of_a_run_a_node_refused_exits_as_run_does(plain_server, cli, tmp
     (tmp_path / "wf.yaml").write_text(REFUSED)
     code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=3")
     assert code == 2, err
-    assert "error: Even node 'e' input 'value': 3 is odd" in err
+    assert "error: --set v=3 ($v at wf.yaml:7:12): Even node 'e' input 'value': 3 is odd" in err
     assert "NodeInputError" not in err and "latentgraph." not in err and "Traceback" not in err
     code, out, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=5",
                          "--json")  # fmt: skip
@@ -288,3 +288,31 @@ def test_a_server_that_is_no_url_is_refused_without_its_credentials(cli, tmp_pat
     assert code == 2, err
     assert "sekrit123" not in err
     assert "latentgraph: error: --server ftp://<redacted>@127.0.0.1:9/: expected" in err
+
+
+def test_submit_prints_the_servers_refusal_of_a_workflow_as_run_prints_its_problems(
+        plain_server, cli, tmp_path):  # fmt: skip
+    """A workflow the server refuses (a --set naming no param, a YAML syntax error): each
+    problem one `error: PLACE: ...` line, as `run` prints it (it was the bare `PLACE: ...`)."""
+    (tmp_path / "wf.yaml").write_text(REFUSED)
+    code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "w=1")
+    assert code == 2, err
+    assert err.splitlines() == [
+        "error: wf.yaml:3:3: --set w: the workflow has no param 'w' (params: v)"
+    ]
+    (tmp_path / "bad.yaml").write_text(REFUSED.replace("    value: $v", "    value: [$v"))
+    code, _, err = cli("submit", "bad.yaml", "--server", plain_server.url)
+    assert code == 2, err
+    [line] = err.splitlines()
+    assert line.startswith("error: bad.yaml:8:4: YAML syntax error: expected ',' or ']'"), err
+
+
+def test_submit_places_a_nodes_refusal_of_its_input_as_run_does(plain_server, cli, tmp_path):
+    """A node refusing an input a --set gave: the line names the --set and where the param is
+    used, as `run` does (it was the node's message without a place)."""
+    (tmp_path / "wf.yaml").write_text(REFUSED)
+    code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=3")
+    assert code == 2, err
+    assert "error: --set v=3 ($v at wf.yaml:7:12): Even node 'e' input 'value': 3 is odd" in (
+        err.splitlines()
+    ), err
