@@ -4,7 +4,10 @@ The scheduler checks each returned value here before it is cached or passed on, 
 that returns None or a value of the wrong kind fails itself, instead of the node it feeds (or
 silently, through an ANY input). Only what is cheap and certain is checked: None for any type
 but ANY, the widget types exactly, and for IMAGE / MASK / LATENT that the value is the torch
-tensor (or holds it) every built-in node makes. Other types are not checked.
+tensor (or holds it) every built-in node makes; an IMAGE's layout and dtype too (channels
+last, 3 or 4 of them, floating point), as a channels-first or uint8 tensor passes every other
+test and is saved as a sliver of pixels or refused by the next node as its input. Its values'
+range is not checked (reading every value, on the GPU a wait). Other types are not checked.
 
 A table beside the socket types of `declare` (which stays free of these rules), and free of
 torch: a tensor can only be one if torch is imported already, so it is never imported here.
@@ -34,8 +37,18 @@ def _number(value: Any) -> bool:
     )
 
 
+# The channel counts an IMAGE's last dimension may have: RGB, or RGBA (JoinImageWithAlpha's);
+# the built-in nodes taking an image (VAEEncode...) accept these.
+IMAGE_CHANNELS = (3, 4)
+
+
 def _image(value: Any) -> bool:
-    return _tensor(value) and value.dim() == 4
+    return (
+        _tensor(value)
+        and value.dim() == 4
+        and value.shape[-1] in IMAGE_CHANNELS
+        and value.is_floating_point()
+    )
 
 
 def _latent(value: Any) -> bool:
@@ -55,7 +68,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     FLOAT: (_number, "a float or an int"),
     STRING: (lambda v: isinstance(v, str), "a str"),
     BOOLEAN: (lambda v: type(v) is bool, "a bool"),
-    IMAGE: (_image, "a torch.Tensor [B, H, W, C]"),
+    IMAGE: (_image, "a float torch.Tensor [B, H, W, C], C 3 or 4, in 0..1"),
     MASK: (_tensor, "a torch.Tensor"),
     LATENT: (_latent, "a Latent: its .samples a torch.Tensor [B, C, h, w]"),
 }

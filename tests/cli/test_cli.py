@@ -242,6 +242,20 @@ def wrong_image(ctx):
     return [[0.0, 0.0, 0.0]]
 
 
+@node("ChannelsFirst", outputs=[Output("image", IMAGE)])
+def channels_first(ctx):
+    import torch
+
+    return torch.rand(1, 3, 16, 16)
+
+
+@node("Uint8Image", outputs=[Output("image", IMAGE)])
+def uint8_image(ctx):
+    import torch
+
+    return torch.zeros(1, 16, 16, 3, dtype=torch.uint8)
+
+
 @node("MyAdd", inputs=[Int("a", 0, min=0, max=100), Int("b", 1)], outputs=[Output("v", INT)])
 def my_add(ctx, a, b):
     return a + b
@@ -257,7 +271,14 @@ BAD_CASES = [
      "declared INT (an int)"),
     ("n: {type: WrongImage}\n  s: {type: SaveImage, images: n}",
      "node 'n' (WrongImage): TypeError: returned list[1] (list) "
-     "for output 'image', declared IMAGE (a torch.Tensor [B, H, W, C])"),
+     "for output 'image', declared IMAGE (a float torch.Tensor [B, H, W, C], C 3 or 4, in 0..1)"),
+    # channels first, and uint8: SaveImage saved a 16x3 picture, or VAEEncode was blamed
+    ("n: {type: ChannelsFirst}\n  s: {type: SaveImage, images: n}",
+     "node 'n' (ChannelsFirst): TypeError: returned Tensor[1, 3, 16, 16] torch.float32 (Tensor) "
+     "for output 'image', declared IMAGE (a float torch.Tensor [B, H, W, C], C 3 or 4, in 0..1)"),
+    ("n: {type: Uint8Image}\n  s: {type: SaveImage, images: n}",
+     "node 'n' (Uint8Image): TypeError: returned Tensor[1, 16, 16, 3] torch.uint8 (Tensor) "
+     "for output 'image', declared IMAGE (a float torch.Tensor [B, H, W, C], C 3 or 4, in 0..1)"),
 ]  # fmt: skip
 
 
