@@ -13,10 +13,13 @@ commands that need them, so `--help` and `validate` start instantly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
+import logging
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from . import cache_command, run_command, serve_command, tool_commands
@@ -96,6 +99,34 @@ def _show_warning(python_show: Any, message: Warning | str, category: type[Warni
         python_show(message, category, filename, lineno, file, line)
 
 
+class _LogLine(logging.Handler):
+    """A record of latentgraph's own loggers (`latentgraph.*`: e.g. the partial files a killed
+    save left, removed) as the CLI's line for it, `latentgraph: warning: ...`, on the
+    sys.stderr of the moment, as the CLI's printed warnings are."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"latentgraph: {record.levelname.lower()}: {record.getMessage()}",
+                  file=sys.stderr)  # fmt: skip
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _log_lines(command: str) -> Iterator[None]:
+    """latentgraph's log records as the CLI's lines (`_LogLine`) while `command` runs; not for
+    `serve`, whose log (server/run.py) has its own form: a time to read each line by."""
+    if command == "serve":
+        yield
+        return
+    logger, handler = logging.getLogger("latentgraph"), _LogLine(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     from latentgraph.graph.files import FileWriteError
     from latentgraph.graph.problems import WorkflowError
@@ -110,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
-            code = COMMANDS[args.command](args)
+            with _log_lines(args.command):
+                code = COMMANDS[args.command](args)
         with verdict_text():  # the work was done: a closed pipe shows here, not at exit
             sys.stdout.flush()
         return code

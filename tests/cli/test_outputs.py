@@ -217,3 +217,19 @@ def test_a_moved_node_in_an_editor_file_saves_a_png_carrying_the_new_workflow(cl
     assert json.loads(chunks["prompt"]) == json.loads(
         _png_text(tmp_path / "output" / "moved_00001_.png")["prompt"]
     )
+
+
+def test_removed_partial_files_are_the_clis_own_warning_line(cli, tmp_path):
+    """The line a save logs (`latentgraph.files`) when it removes a killed save's partial file
+    is printed as the CLI's other warnings are: `latentgraph: warning: ...`, not bare."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    partial = out_dir / ".saving-0123456789abcdef.png"
+    partial.write_bytes(b"half a png")
+    two_hours_ago = partial.stat().st_mtime - 7200
+    os.utime(partial, (two_hours_ago, two_hours_ago))
+    code, _, err = cli("run", str(write(tmp_path, "save.yaml", SAVE)), "--output-dir", str(out_dir))
+    assert code == 0, err
+    assert not partial.exists()
+    assert (f"latentgraph: warning: removed 1 partial file(s) a killed save or upload left in "
+            f"{out_dir}: .saving-0123456789abcdef.png\n") in err  # fmt: skip
