@@ -13,9 +13,11 @@ then on disk are the ones being imported.
 
 A function whose own file is not among the files read (a notebook cell, `python -c`, `exec`,
 a module imported from a zip or compiled without its source) is also digested from its code
-object: what the function does (its bytecode, constants and names, nested code included) and
-the same module's functions and plain values it names, never its file name or line numbers,
-which a notebook changes each time a cell runs. Helpers elsewhere it reaches otherwise (an
+object: what the function does (its bytecode, constants and names, nested code included), its
+parameters' defaults (`__defaults__`, `__kwdefaults__`: not in the code object, and the usual
+way to make an input optional; plain values by repr, others by type alone) and the same
+module's functions and plain values it names, never its file name or line numbers, which a
+notebook changes each time a cell runs. Helpers elsewhere it reaches otherwise (an
 attribute of an imported module) are not seen: `version` covers them.
 """
 
@@ -111,6 +113,10 @@ def _function_text(fn: Any, seen: set[int]) -> str:
         return f"object {type(fn).__qualname__}"  # a callable object: its type only
     names: set[str] = set()
     parts = [_code_text(code, names)]
+    defaults, kwdefaults = fn.__defaults__ or (), fn.__kwdefaults__ or {}
+    if defaults or kwdefaults:
+        given = ",".join(f"{k}={_constant_text(v, names)}" for k, v in sorted(kwdefaults.items()))
+        parts.append(f"defaults {_constant_text(defaults, names)};{given}")
     scope = getattr(fn, "__globals__", {})
     for name in sorted(names):
         value = scope.get(name)
@@ -140,4 +146,8 @@ def _constant_text(const: Any, names: set[str]) -> str:
         return f"tuple({','.join(_constant_text(c, names) for c in const)})"
     if isinstance(const, frozenset):  # its order follows string hashes, which differ per process
         return f"frozenset({','.join(sorted(_constant_text(c, names) for c in const))})"
-    return f"{type(const).__name__}:{const!r}"
+    if isinstance(const, _PLAIN) or const is Ellipsis:
+        return f"{type(const).__name__}:{const!r}"
+    # Only a default is anything else: its type alone (a repr may hold an address, which
+    # differs per process, and the digest must not)
+    return f"object {type(const).__qualname__}"

@@ -134,6 +134,43 @@ def test_code_without_source_files_is_digested_from_what_it_does():
         assert code_digest(_made_by_exec(edited, helper=edited_helper, SHIFT=shift)) != first
 
 
+def test_a_changed_parameter_default_changes_the_digest():
+    """The finding: defaults live on the function, not its code object, so a changed default
+    (the docs' way to make an input optional) was served the old default's cached results."""
+    source = "def f(ctx, x, scale=2, *, shift=(1, 'a')):\n    return x * scale + shift[0]\n"
+    first = code_digest(_made_by_exec(source))
+    assert code_digest(_made_by_exec("\n" + source, "<cell 9>")) == first
+    for edited in (source.replace("scale=2", "scale=3"), source.replace("(1, 'a')", "(2, 'a')"),
+                   source.replace("scale=2", "scale=2.0")):  # fmt: skip
+        assert code_digest(_made_by_exec(edited)) != first
+    # a helper's default too
+    helper = "def f(x, by=1):\n    return x + by\n"
+    caller = "def f(ctx, x):\n    return helper(x)\n"
+    one = code_digest(_made_by_exec(caller, helper=_made_by_exec(helper)))
+    two = code_digest(_made_by_exec(caller, helper=_made_by_exec(helper.replace("1", "2"))))
+    assert one != two
+
+
+def test_an_object_default_is_digested_by_its_type_alone():
+    """Its repr may hold its address, which differs per process."""
+    source = "def f(ctx, x, thing=Thing()):\n    return x\n"
+    thing = type("Thing", (), {})
+    assert code_digest(_made_by_exec(source, Thing=thing)) == code_digest(
+        _made_by_exec(source, Thing=thing)
+    )
+
+
+def test_built_in_nodes_are_keyed_by_their_source_files_alone():
+    """Their keys do not change with the code-object digest's rules: they have files."""
+    import latentgraph.nodes  # noqa: F401 - registers the nodes
+    from latentgraph.graph import default_registry
+
+    built_in = [nt for nt in default_registry if nt.module.startswith("latentgraph.nodes")]
+    assert len(built_in) >= 128
+    for nt in built_in:
+        assert nt.code == code_identity._module_files(nt.fn)[0] != "", nt.name
+
+
 def test_a_code_digest_is_the_same_in_every_process(tmp_path):
     """A set constant's order follows string hashes, which change per process."""
     script = textwrap.dedent("""\
