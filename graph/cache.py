@@ -81,11 +81,16 @@ def codec_for(value: Any) -> Codec | None:
     return None
 
 
+_IMMUTABLE = frozenset({int, float, str, bool, bytes, type(None)})
+
+
 def handed_out(value: Any) -> Any:
     """`value` as given to a caller outside the engine: a copy of what a codec can write to disk
     (a tensor, a latent, JSON data; in a list, tuple or dict too), so changing it in place
     leaves what the cache holds, and later runs are served, as it was. Memory-only values
     (loaded models, handles) are the shared objects themselves: too big to copy, read-only."""
+    if type(value) in _IMMUTABLE:  # the common case, asked of every input a plugin node gets
+        return value
     codec = codec_for(value)
     if codec is not None:
         return copy.deepcopy(value) if codec.encode is not None else value

@@ -316,6 +316,13 @@ class NodeType:
         if problems:
             raise ValueError("; ".join(problems))
 
+    @property
+    def builtin(self) -> bool:
+        """Whether the node ships with latentgraph (declared in the package), not a plugin's:
+        generated docs cover these, and only these are trusted to leave their inputs as given
+        (a plugin's get copies, `cache.handed_out`)."""
+        return self.module.startswith("latentgraph.")
+
     def declaration_problems(self) -> list[str]:
         """What is wrong with the declaration, each naming the node type (and the input):
         an empty name, an input declared twice, each input's own problems (`Input.problems`)."""

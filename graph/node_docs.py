@@ -84,7 +84,7 @@ def builtin_only(registry: Registry) -> Registry:
     """The node types that ship with latentgraph (not plugins): what generated docs cover."""
     only = Registry()
     for node_type in registry:
-        if node_type.module.startswith("latentgraph."):
+        if node_type.builtin:
             only.add(node_type)
     return only
 

@@ -562,6 +562,9 @@ class _Run:
                 kwargs[name] = values[v.node][v.output] if type(v) is Link else v
         except (KeyError, IndexError) as exc:
             return self.fail(nid, nt, exc, {})
+        if not nt.builtin:  # a plugin changing an input in place must not change the cache's
+            for name, v in kwargs.items():
+                kwargs[name] = handed_out(v)
 
         keys, uis, emit, run_id = self.key_of, self.uis, self.emit, self.run_id
         key = keys.get(nid)

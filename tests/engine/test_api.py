@@ -367,3 +367,31 @@ def test_changing_an_output_in_place_leaves_what_later_runs_are_served(toys):
     image, table, same = again.outputs["o"]
     assert torch.equal(image, torch.ones(1, 2, 2, 3))
     assert table == {"rows": [[1, 2]]} and same is model
+
+
+def test_a_plugin_changing_its_input_in_place_leaves_the_upstream_value_as_it_was(toys):
+    """A plugin node zeroing its IMAGE input in place (`image.mul_(0)`) zeroed the value held
+    for the node feeding it: the run's other reader of that image, and later runs served from
+    the cache, got black. A plugin's inputs are copies; built-in nodes get the value itself."""
+    import torch
+
+    import latentgraph.nodes  # noqa: F401 - registers EmptyImage
+    from latentgraph.graph import IMAGE, Output, Socket, default_registry, node
+
+    toys.registry.add(default_registry["EmptyImage"])
+
+    @node("ZeroInPlace", inputs=[Socket("image", IMAGE)], outputs=[Output("image", IMAGE)],
+          registry=toys.registry)  # fmt: skip
+    def zero_in_place(ctx, image):
+        return image.mul_(0)
+
+    assert default_registry["EmptyImage"].builtin and not toys.registry["ZeroInPlace"].builtin
+    graph = {"nodes": {"e": {"type": "EmptyImage", "width": 8, "height": 8, "color": 0xFF0000},
+                       "z": {"type": "ZeroInPlace", "image": "e"}}}  # fmt: skip
+    red = torch.zeros(1, 8, 8, 3)
+    red[..., 0] = 1
+    cache = Cache()
+    r = api.run(graph, targets=["z", "e"], registry=toys.registry, cache=cache)
+    assert r.ok and torch.equal(r.output("e"), red) and not r.output("z").any()
+    again = api.run(graph, targets=["e"], registry=toys.registry, cache=cache)
+    assert again.cached == ["e"] and torch.equal(again.output("e"), red)
