@@ -102,7 +102,12 @@ def _show_warning(python_show: Any, message: Warning | str, category: type[Warni
 class _LogLine(logging.Handler):
     """A record of latentgraph's own loggers (`latentgraph.*`: e.g. the partial files a killed
     save left, removed) as the CLI's line for it, `latentgraph: warning: ...`, on the
-    sys.stderr of the moment, as the CLI's printed warnings are."""
+    sys.stderr of the moment, as the CLI's printed warnings are. Not a server's or its
+    workers' (`latentgraph.server`, `latentgraph.worker`): theirs is the server's log, even
+    when a server runs in the CLI's process (a test's, `submit` to it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(("latentgraph.server", "latentgraph.worker"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
