@@ -227,3 +227,21 @@ class FullDisk:
 
     def __getattr__(self, name: str):
         return getattr(self.db, name)
+
+
+@contextlib.contextmanager
+def user_api(config):
+    """A client of the userdata and settings routes alone (`api_user`), over `config`'s
+    folders: the state they read is only the config (`get_state(request).config`)."""
+    from types import SimpleNamespace
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from latentgraph.server import api_user
+    from latentgraph.server.errors import exception_handlers
+
+    app = Starlette(routes=api_user.routes, exception_handlers=exception_handlers)
+    app.state.lg = SimpleNamespace(config=config)
+    with TestClient(app, base_url="http://127.0.0.1:8188", raise_server_exceptions=False) as c:
+        yield c

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-from types import SimpleNamespace
 
 import pytest
-from starlette.applications import Starlette
-from starlette.testclient import TestClient
 
 from latentgraph.server import api_user
 from latentgraph.server.config import ServerConfig
-from latentgraph.server.errors import exception_handlers
+
+from .conftest import user_api
 
 CORRUPT = {
     "truncated": b'{"Comfy.ColorPalette": "dark", "Comfy.Locale": "e',
@@ -35,9 +33,7 @@ def config(tmp_path) -> ServerConfig:
 
 @pytest.fixture
 def client(config):
-    app = Starlette(routes=api_user.routes, exception_handlers=exception_handlers)
-    app.state.lg = SimpleNamespace(config=config)  # what get_state(request).config reads
-    with TestClient(app, base_url="http://127.0.0.1:8188", raise_server_exceptions=False) as c:
+    with user_api(config) as c:
         yield c
 
 

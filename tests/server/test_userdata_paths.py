@@ -14,6 +14,8 @@ from latentgraph.server import api_user
 from latentgraph.server.config import ServerConfig
 from latentgraph.server.errors import exception_handlers
 
+from .conftest import user_api
+
 
 @pytest.fixture
 def config(tmp_path) -> ServerConfig:
@@ -26,9 +28,7 @@ def config(tmp_path) -> ServerConfig:
 
 @pytest.fixture
 def client(config):
-    app = Starlette(routes=api_user.routes, exception_handlers=exception_handlers)
-    app.state.lg = SimpleNamespace(config=config)  # what get_state(request).config reads
-    with TestClient(app, base_url="http://127.0.0.1:8188", raise_server_exceptions=False) as c:
+    with user_api(config) as c:
         yield c
 
 
