@@ -54,6 +54,11 @@ BOOLEAN = "BOOLEAN"
 COMBO = "COMBO"
 WIDGET_TYPES = frozenset({INT, FLOAT, STRING, BOOLEAN, COMBO})
 
+# The keys a node's mapping in our workflow format holds for the node itself, beside its inputs
+# (`nodes: {n: {type: ..., title: ..., <inputs>}}`): the reader takes them as the node's, so
+# no input may be named so (`Input.problems`).
+RESERVED_NODE_KEYS = ("type", "title")
+
 
 class _Required:
     """Marker for an input without a default."""
@@ -120,12 +125,22 @@ class Input:
         refuses to be built with any (`NodeType`), so a mistake shows when `@node` runs, not
         when a workflow happens to use the default."""
         bounds, kind = self._bounds_problem(), self._default_type_problem()
-        found = [self._limit_problem(), bounds, kind, self._canonical_problem()]
+        found = [self._name_problem(), self._limit_problem(), bounds, kind,
+                 self._canonical_problem()]  # fmt: skip
         if kind is None:  # a default of the right type: is it one this input accepts?
             found.append(self._default_choice_problem())
             if bounds is None:
                 found.append(self._default_range_problem())
         return [problem for problem in found if problem is not None]
+
+    def _name_problem(self) -> str | None:
+        """A name our workflow format keeps for the node itself: no workflow file could set
+        the input, and one converted to YAML would write its value as the node's own."""
+        if self.name in RESERVED_NODE_KEYS:
+            return (f"{self.name!r} is the node's own key in a workflow file (reserved: "
+                    f"{', '.join(RESERVED_NODE_KEYS)}), so no workflow could set this input; "
+                    "rename it")  # fmt: skip
+        return None
 
     def _limit_problem(self) -> str | None:
         unknown = [name for name in self.limit_names if name not in LIMITS]

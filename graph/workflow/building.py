@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..comfy_api import graph_from_prompt, prompt_body
-from ..declare import Input, NodeType, Registry, registry_or_default
+from ..declare import RESERVED_NODE_KEYS, Input, NodeType, Registry, registry_or_default
 from ..model import Graph, Link, Location, Node
 from ..problems import Problem, WorkflowError, did_you_mean, printable, quoted
 from .positions import Positions, Refused, parse_yaml, plain_scalar
@@ -18,7 +18,6 @@ from .reading import parse_json, read_text
 
 FORMAT_VERSION = 1
 TOP_LEVEL_KEYS = ("version", "description", "params", "nodes", "$schema")
-RESERVED_NODE_KEYS = ("type", "title")
 
 # A param's name: the one rule for declaring one (`params:`), setting one (`--set`) and
 # referencing one in a string (`$name`, `${name}`; `$名前` is text), which the schema states too.

@@ -244,6 +244,18 @@ def test_an_input_declared_wrong_is_refused_naming_the_node_type_and_the_input(i
     assert i.problems() == [problem]
 
 
+@pytest.mark.parametrize("i", [String("type", "a"), Socket("title", "LATENT")])
+def test_an_input_named_as_a_key_of_the_node_itself_is_refused(i):
+    """`type` and `title` beside a node's inputs in a workflow file are the node's own: no
+    workflow could set such an input, and `convert --to yaml` wrote it as the node's type."""
+    with pytest.raises(ValueError) as info:
+        node("Named", inputs=[Int("n", 1), i])(lambda ctx, n, **rest: ())
+    problem = (f"{i.name!r} is the node's own key in a workflow file (reserved: type, title), "
+               "so no workflow could set this input; rename it")  # fmt: skip
+    assert str(info.value) == f"node type 'Named' input {i.name!r}: {problem}"
+    assert i.problems() == [problem]
+
+
 @pytest.mark.parametrize("i", [
     Int("x", 100, min=0, max=100), Int("x", 0, min=0, max=100), Int("x"), Int("x", None, optional=True),
     Float("f", 1, min=0, max=1), Float("f", 0.5), Choice("c", ["a", "b"], "b"), Choice("c", []),
