@@ -184,15 +184,25 @@ def _import_file(path: Path, file: Path, resolved: Path) -> ModuleType:
 def _failure(origin: str, exc: BaseException, location: Path | None) -> PluginFailure:
     """`exc` raised while importing the plugin at `location` (its resolved file, or its
     package's folder), with the file:line of its traceback's last frame there: a declaration
-    refused by `@node` points at the line of that `@node`."""
+    refused by `@node` points at the line of that `@node`. A SyntaxError in the plugin's code
+    is placed at the broken file's line (its own filename and lineno: no frame of the
+    traceback is in that file, and a package's is the line importing it)."""
     text = "".join(traceback.format_exception(exc))
-    at = ""
+    message, at = f"{type(exc).__name__}: {exc}", ""
     if location is not None:
         for frame in traceback.extract_tb(exc.__traceback__):
-            file = Path(frame.filename).resolve()
-            if file == location or location in file.parents:
+            if _within(frame.filename, location):
                 at = f"{_shown(frame.filename)}:{frame.lineno}"
-    return PluginFailure(origin, f"{type(exc).__name__}: {exc}", text, at)
+        if isinstance(exc, SyntaxError) and exc.filename and _within(exc.filename, location):
+            message = f"{type(exc).__name__}: {exc.msg}"  # str(exc) adds "(b.py, line 3)"
+            at = f"{_shown(exc.filename)}:{exc.lineno}" if exc.lineno else _shown(exc.filename)
+    return PluginFailure(origin, message, text, at)
+
+
+def _within(filename: str, location: Path) -> bool:
+    """Whether `filename` is the plugin at `location` (its file) or inside it (its folder)."""
+    file = Path(filename).resolve()
+    return file == location or location in file.parents
 
 
 def _shown(filename: str) -> str:

@@ -291,6 +291,24 @@ def test_a_declaration_refused_by_node_points_at_its_line(tmp_path, monkeypatch)
     assert name not in default_registry and name + "P" not in default_registry
 
 
+def test_a_syntax_error_is_placed_at_the_broken_files_line(tmp_path, monkeypatch):
+    """Python's own "(b_syntax.py, line 3)" named no folder, and a package's broken submodule
+    was placed at the __init__.py line importing it: the place is the broken file's path:line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nodes" / "pack").mkdir(parents=True)
+    (tmp_path / "nodes" / "b_syntax.py").write_text("x = 1\n\ndef f(:\n    pass\n")
+    (tmp_path / "nodes" / "pack" / "__init__.py").write_text("from . import broken\n")
+    (tmp_path / "nodes" / "pack" / "broken.py").write_text("a = 1\nb = (\n")
+    failures: list[PluginFailure] = []
+    assert load_plugins([Path("nodes")], entry_points=False, errors=failures) == []
+    assert [str(f) for f in failures] == [
+        "node plugin nodes/b_syntax.py failed to load: SyntaxError: invalid syntax "
+        "(nodes/b_syntax.py:3)",
+        "node plugin nodes/pack failed to load: SyntaxError: '(' was never closed "
+        "(nodes/pack/broken.py:2)",
+    ]
+
+
 def test_a_name_already_registered_is_skipped_and_the_rest_of_the_file_loads(tmp_path):
     """ComfyUI skips the clashing name and loads the rest; this said 'failed to load' and lost
     the nodes after the clash. Who has the name is said: a module, or a plugin's file:line."""
