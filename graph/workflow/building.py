@@ -27,6 +27,7 @@ _WHOLE_PARAM = re.compile(rf"\$(?:({PARAM_NAME})|\{{({PARAM_NAME})\}})")
 _ANY_PARAM = re.compile(rf"\$(?:(\$)|({PARAM_NAME})|\{{({PARAM_NAME})\}})")
 _PARAM_NAME = re.compile(PARAM_NAME)
 _NODE_INPUT = re.compile(rf"[^\s.=]+\.{PARAM_NAME}")
+_NOT_COMFY = ", not [node, output] as in ComfyUI"  # how ComfyUI's prompts link
 
 
 @dataclass
@@ -372,6 +373,12 @@ class _NodeReader:
         where = self.at("nodes", node.id, input_name)
         node.input_locations[input_name] = where  # a link's `$` are not substituted
         decl = node_type.input(input_name) if node_type is not None else None
+        comfy = self._comfy_link(raw_value) if decl is not None else None
+        if comfy is not None and not decl.accepts_literal:  # a literal there is refused anyway
+            link, why = self._ours(*comfy)
+            message = f"a link is written node.output{_NOT_COMFY}: write {link}{why}"
+            self.problems.append(Problem("bad_linked_input", message, node.id, input_name, where))
+            return
         spec = _link_spec(raw_value, decl)
         if spec is None:
             substitution = _Substitution(self.params, self.problems, node.id, input_name, where)
@@ -379,21 +386,39 @@ class _NodeReader:
             node.inputs[input_name] = decl.literal(written) if decl is not None else written
             node.input_locations[input_name] = substitution.placed(self.given, self.given_as)
         elif not isinstance(spec, str):
-            self.problems.append(
-                Problem(
-                    "syntax",
-                    "a link is written {from: node.output}",
-                    node_id=node.id,
-                    input_name=input_name,
-                    location=where,
-                )  # fmt: skip
-            )
+            message = "a link is written {from: node.output}"
+            comfy = self._comfy_link(spec)
+            if comfy is not None:
+                link, why = self._ours(*comfy)
+                message = f"{message}{_NOT_COMFY}: write {{from: {link}}}{why}"
+            self.problems.append(Problem("syntax", message, node.id, input_name, where))
         else:
             link = _resolve_link(
                 spec, self.types, self.registry, node.id, input_name, where, self.problems
             )
             if link is not None:
                 node.inputs[input_name] = link
+
+    def _comfy_link(self, written: Any) -> tuple[str, int] | None:
+        """A link written ComfyUI's way, `[node id, output index]`, naming a node of the
+        workflow (`[model, 1]`, `["5", 0]`): (node id, index); None for anything else."""
+        if not isinstance(written, list) or len(written) != 2:
+            return None
+        target, output = written
+        if type(target) not in (str, int) or type(output) is not int:
+            return None
+        return (str(target), output) if str(target) in self.types else None
+
+    def _ours(self, target: str, output: int) -> tuple[str, str]:
+        """ComfyUI's `[node id, output index]` in our spelling, and why when it links nothing:
+        the output by its name (`model.clip`), or, for an index the node has no output at,
+        `model.<output>` and the outputs it has, with their indices."""
+        target_type = self.registry.get(self.types[target] or "")
+        if target_type is None:  # an unknown type: validation names it; an index is a link
+            return f"{target}.{output}", ""
+        if 0 <= output < len(target_type.outputs):
+            return f"{target}.{target_type.outputs[output].name}", ""
+        return f"{target}.<output>", f" ({_no_output(target, target_type, output)})"
 
 
 def _other_problems(
@@ -516,18 +541,18 @@ def _resolve_link(
     if index is None and output.isdigit() and int(output) < len(names):
         index = int(output)
     if index is None:
-        problems.append(
-            Problem(
-                "bad_linked_input",
-                f"node {target!r} ({target_type.name}) has no output {output!r}; outputs: "
-                f"{', '.join(names) or 'none'}",
-                node_id,
-                input_name,
-                where,
-            )
-        )
+        problems.append(Problem("bad_linked_input", _no_output(target, target_type, output),
+                                node_id, input_name, where))  # fmt: skip
         return None
     return Link(target, index)
+
+
+def _no_output(target: str, target_type: NodeType, output: str | int) -> str:
+    """Why a link to `output` of node `target` links nothing: the outputs the node has, each
+    with its index (a link names an output by either)."""
+    listed = ", ".join(f"{o.name} ({i})" for i, o in enumerate(target_type.outputs))
+    return f"node {target!r} ({target_type.name}) has no output {output!r}; outputs: " + (
+        listed or "none")  # fmt: skip
 
 
 def _text(value: Any) -> str:

@@ -121,7 +121,28 @@ def test_links_to_outputs_that_do_not_exist(registry):
         ("bad_linked_input", "p", "value", (5, 41),
          "node 'o' (Show) has no output 'x'; outputs: none"),
         ("bad_linked_input", "r", "value", (7, 32),
-         "node 'sp' (Split) has no output '2'; outputs: low, high"),
+         "node 'sp' (Split) has no output '2'; outputs: low (0), high (1)"),
+    ]  # fmt: skip
+
+
+COMFY = "a link is written node.output, not [node, output] as in ComfyUI: "
+
+
+def test_a_link_written_as_comfyui_writes_it_is_shown_by_an_output_the_node_has(registry):
+    """ComfyUI's `[sp, 1]` was told to write `sp.1`, and `[sp, 2]` `sp.2`, an output Split
+    does not have: the link is now named by its output's name, and an index out of range gets
+    the outputs the node has, with their indices."""
+    text = ("nodes:\n  c: {type: Const}\n  sp: {type: Split, x: c}\n"
+            "  a: {type: Add, a: [sp, 1], b: [sp, 2]}\n  f: {type: Const, value: {from: [sp, 5]}}\n"
+            "  o: {type: ShowNumber, value: a}\n")  # fmt: skip
+    outputs = "outputs: low (0), high (1))"
+    assert problems(text, registry) == [
+        ("bad_linked_input", "a", "a", (4, 21), COMFY + "write sp.high"),
+        ("bad_linked_input", "a", "b", (4, 33),
+         COMFY + f"write sp.<output> (node 'sp' (Split) has no output 2; {outputs}"),
+        ("syntax", "f", "value", (5, 27), "a link is written {from: node.output}, not [node, "
+         f"output] as in ComfyUI: write {{from: sp.<output>}} (node 'sp' (Split) has no output 5; "
+         f"{outputs}"),
     ]  # fmt: skip
 
 

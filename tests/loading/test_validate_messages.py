@@ -470,15 +470,14 @@ def test_a_literal_for_a_link_names_the_socket_type_with_its_article(registry):
     ("seed: c.value", "expected an integer (INT), got 'c.value'; to link it, write {from: c.value}"),
     ("seed: c", "expected an integer (INT), got 'c'; to link it, write {from: c}"),
     ("seed: [c, 0]", "expected an integer (INT), got a list; to link it, write {from: c.0}"),
-    ("x: [c, 0]", "takes a link from a NUMBER output, not a literal (a list); write c.0"),
     ("seed: nowhere.value", "expected an integer (INT), got 'nowhere.value'"),
     ("x: [nowhere, 0]", "takes a link from a NUMBER output, not a literal (a list); write "
      "node.output"),
 ])  # fmt: skip
 def test_a_link_written_in_another_spelling_is_shown_in_ours(registry, line, said):
     """A widget given `c.value` (a plain string is a literal there) or ComfyUI's `[c, 0]` was
-    refused without the spelling that links it: `{from: c.value}`, `c.0`, for a node the
-    graph has."""
+    refused without the spelling that links it: `{from: c.value}`, `{from: c.0}`, for a node
+    the graph has (a socket input given `[c, 0]` is refused as it is read: test_building)."""
     [p] = scale_with(registry, line)
     assert p.message == said
 
