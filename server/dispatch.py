@@ -169,15 +169,15 @@ class Dispatcher:
 
     def _record_shutdown(self) -> None:
         """The prompts still running once the workers are stopped end as an orderly shutdown's
-        errors, each naming the node it was running, written now (the database is right
-        without a restart); queued prompts stay pending, to run after the next start."""
+        errors, as a dead worker's do (`_end_here`: at the node it was running, after the nodes
+        that finished), written now (the database is right without a restart); queued prompts
+        stay pending, to run after the next start."""
         with self._state:
             runs = list(self._running.values())
             for run in runs:
-                self._forget(run)
-        ended = self.store.recover(nodes={run.record.id: run.node for run in runs})
-        if ended:
-            log.warning("recorded %d running prompt(s) as interrupted by shutdown", len(ended))
+                self._end_here(run, RunError(st.SHUTDOWN, "Shutdown", node_id=run.node))
+        if runs:
+            log.warning("recorded %d running prompt(s) as interrupted by shutdown", len(runs))
 
     def wake(self) -> None:
         self._inbox.put(("wake",))
@@ -453,9 +453,15 @@ class Dispatcher:
                                           interrupted_node=run.node))  # fmt: skip
             self._finish(run, "interrupted", {}, None)
             return
-        translator.start_if_needed()
-        translator.error(RunError(reason, "WorkerDied", node_id=run.node))
-        self._finish(run, "failed", {}, reason)
+        self._end_here(run, RunError(reason, "WorkerDied", node_id=run.node))
+
+    def _end_here(self, run: _Running, failure: RunError) -> None:
+        """End a run its worker will not end (it died, or the server stops) with `failure`,
+        from the server's copy of its translator: its history is what the worker sent, the
+        error listing the nodes it saw finish (`executed`), as the worker's own would."""
+        run.translator.start_if_needed()
+        run.translator.error(failure)
+        self._finish(run, "failed", {}, failure.message)
 
     def _finish(self, run: _Running, status: RunStatus, ui: dict[str, Any],
                 error: str | None) -> None:  # fmt: skip

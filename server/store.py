@@ -41,7 +41,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,7 +53,7 @@ except ImportError:  # Windows (not a target): the database is then not locked
 
 from .config import MAX_HISTORY, server_limit_label
 from .jsontext import encode_json, load_stored, stored_json, stored_text
-from .messages import PromptText, PromptTypes, RunError, execution_error
+from .messages import RunError, execution_error
 
 PENDING = "pending"
 RUNNING = "running"
@@ -62,6 +61,9 @@ SUCCESS = "success"
 ERROR = "error"
 INTERRUPTED = "interrupted"
 FINISHED = (SUCCESS, ERROR, INTERRUPTED)
+# The error of a prompt a shutdown ended: an orderly one (`Dispatcher.stop`), or a dead
+# process's (`Store.recover`).
+SHUTDOWN = "interrupted by shutdown"
 RECENT_HISTORY = 256  # finished prompts kept in memory, newest first
 RECENT_HISTORY_BYTES = 128 * 1024 * 1024  # and at most this much of their encoded JSON
 # The layout `_SCHEMA` creates (`PRAGMA user_version`). 0 is a database from before versions
@@ -761,20 +763,16 @@ class Store:
                 n += gone
             return n
 
-    def recover(self, message: str = "interrupted by shutdown",
-                nodes: Mapping[str, str | None] | None = None) -> list[str]:  # fmt: skip
-        """Prompts left running become errors, their history the messages a failed run's has
-        (which nodes ran is not known here): at start, every one a dead process left (the node
-        it was running not known either); at an orderly shutdown, those its workers were
-        running (`Dispatcher.stop`), `nodes` each one's id -> the node running then (None:
-        none yet), which the error names as a node's failure does. Returns their ids."""
-        running = [r for r in self.running() if nodes is None or r.id in nodes]
+    def recover(self, message: str = SHUTDOWN) -> list[str]:
+        """At start, the prompts a dead process left running become errors, their history the
+        messages a failed run's has: which nodes ran, and the node running, died with that
+        process (`executed` empty, `node_id` ""). An orderly shutdown ends its running prompts
+        itself, from what their runs said (`Dispatcher.stop`). Returns their ids."""
+        running = self.running()
         for record in running:
             start = {"prompt_id": record.id, "timestamp": record.started_ms or now_ms()}
-            node = (nodes or {}).get(record.id)
-            node_type = PromptTypes(PromptText(record.prompt_json)).get(node, "") if node else ""
-            error = execution_error(record.id, RunError(message, "Shutdown", node),
-                                    node_type=node_type, executed=[])  # fmt: skip
+            error = execution_error(record.id, RunError(message, "Shutdown"), node_type="",
+                                    executed=[])  # fmt: skip
             messages = [["execution_start", start], ["execution_error", error]]
             self.finish(record.id, ERROR, messages=messages, error=message)
         return [record.id for record in running]

@@ -292,6 +292,28 @@ def test_a_shutdown_mid_run_records_the_error_at_the_node_that_was_running(make)
     assert (error["node_id"], error["node_type"]) == ("2", "Use")
 
 
+def test_a_shutdown_mid_run_records_the_nodes_that_finished(make):
+    """The shutdown's error said `executed: []` though nodes had finished: it is the run's end
+    as the server's copy of its translator says it, as a dead worker's is, with the nodes the
+    worker said finished and the history it sent."""
+    dispatcher, pool, store = make([""])
+    dispatcher.start()
+    [pid] = _queue(store, "A")
+    assert pool.next_job() == (0, pid)
+    began = {"prompt_id": pid, "timestamp": 1}
+    pool.deliver(0, RunMessages(pid, [_executing(pid, "1")], node="1",
+                                history=[["execution_start", began]]))  # fmt: skip
+    pool.deliver(0, RunMessages(pid, [_executing(pid, "2")], executed=["1"], node="2"))
+    dispatcher.stop()
+    record = store.get(pid)
+    assert [type_ for type_, _ in record.messages] == ["execution_start", "execution_error"]
+    assert record.messages[0][1] == began
+    error = record.messages[1][1]
+    assert (error["executed"], error["node_id"]) == (["1"], "2")
+    assert error["exception_type"] == "Shutdown"
+    assert (record.status, record.error) == ("error", "interrupted by shutdown")
+
+
 def _state(dispatcher: Dispatcher, store: Store, tmp_path):
     from latentgraph.graph.context import Settings
     from latentgraph.server.config import ServerConfig

@@ -13,12 +13,13 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import chain, free_port, server_process, stop_server_process
+from .conftest import WsClient, chain, free_port, server_process, stop_server_process
 
 PLUGIN_DIR = Path(__file__).parent / "plugin"
 LAUNCH = (
@@ -148,13 +149,41 @@ def test_sigterm_records_the_running_prompt_before_any_restart(tmp_path):
     row = _row(Path(config["data_dir"]) / "server.sqlite3", slow)
     assert (row["status"], row["error"]) == ("error", "interrupted by shutdown")
     assert row["finished_ms"] is not None
-    (_, began), (kind, error) = json.loads(row["messages"])
+    messages = json.loads(row["messages"])
+    (_, began), (kind, error) = messages[0], messages[-1]
     assert began["prompt_id"] == slow and kind == "execution_error"
     assert (error["exception_type"], error["exception_message"]) == (
         "Shutdown", "interrupted by shutdown")  # fmt: skip
     for pid in rest:  # queued prompts stay queued, to run after a restart
         assert _row(Path(config["data_dir"]) / "server.sqlite3", pid)["status"] == "pending"
     assert "recorded 1 running prompt(s) as interrupted by shutdown" in log, log[-2000:]
+
+
+def test_sigterm_mid_run_records_the_nodes_that_finished(tmp_path):
+    """A prompt a shutdown ended said `executed: []` in /history though nodes had finished
+    before the one running: its error lists them, as a failed run's does."""
+    config, env = config_and_env(tmp_path)
+    proc, http = start(config, env)
+    try:
+        ws = WsClient(SimpleNamespace(ws_url=f"ws://127.0.0.1:{config['port']}/ws"), "c")
+        slow = post_slow(http)  # Number (1) -> Add (2) -> Slow (3) -> Show (9)
+        while ws.until("executing", slow)["data"]["node"] != "3":
+            pass  # 1 and 2 finished
+        ws.close()
+        proc.terminate()
+        proc.wait(30)
+    finally:
+        http.close()
+        if proc.poll() is None:
+            proc.kill()
+    proc, http = start(config, env)
+    try:
+        kind, error = http.get(f"/history/{slow}").json()[slow]["status"]["messages"][-1]
+        assert (kind, error["exception_type"]) == ("execution_error", "Shutdown")
+        assert (error["node_id"], error["node_type"]) == ("3", "Slow")
+        assert error["executed"] == ["1", "2"]
+    finally:
+        stop_server_process(proc, http)
 
 
 CLI = "import sys\nfrom latentgraph.cli import main\nsys.exit(main(sys.argv[1:]))\n"

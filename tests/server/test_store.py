@@ -453,18 +453,6 @@ def test_a_crash_leaves_running_prompts_failed_by_recover_and_pending_ones_queue
     again.close()
 
 
-def test_recover_given_ids_ends_only_those(tmp_path):
-    """An orderly shutdown ends the prompts its workers were running (`Dispatcher.stop`)."""
-    store = Store(tmp_path / "db.sqlite3")
-    for pid in ("r1", "r2", "p1"):
-        _add(store, pid)
-    assert store.mark_running("r1") and store.mark_running("r2")
-    assert store.recover(nodes={"r2": None, "gone": None}) == ["r2"]
-    assert _ids(store.running()) == ["r1"] and _ids(store.pending()) == ["p1"]
-    assert _row(store.path, "r2")["status"] == st.ERROR
-    store.close()
-
-
 def _editor_accepts(job: dict) -> None:
     """`job`'s `execution_error` has the types the editor's Zod schema for an /api/jobs item
     requires (comfyui-frontend-package 1.58.1: node_id, node_type, exception_message and
@@ -498,25 +486,6 @@ def test_a_prompt_a_crash_left_running_is_an_error_the_editors_job_list_takes(tm
     kept = json.loads(_row(again.path, "r")["messages"])[1][1]
     assert kept["node_id"] == ""  # as /history and the next start read it
     again.close()
-
-
-def test_an_orderly_shutdown_names_the_node_each_prompt_was_running(tmp_path):
-    """`Dispatcher.stop` knows the node each running prompt's worker was in: the error names it
-    and its type, as a node's failure does; a prompt whose worker had started no node names
-    none."""
-    from latentgraph.server.api_queue import job_entry
-
-    store = Store(tmp_path / "db.sqlite3")
-    _add(store, "a", prompt={"1": {"class_type": "Number", "inputs": {}},
-                             "2": {"class_type": "KSampler", "inputs": {}}})  # fmt: skip
-    _add(store, "b")
-    assert store.mark_running("a") and store.mark_running("b")
-    assert store.recover(nodes={"a": "2", "b": None}) == ["a", "b"]
-    for pid, node in (("a", ("2", "KSampler")), ("b", ("", ""))):
-        job = job_entry(store.get(pid))
-        _editor_accepts(job)
-        assert (job["execution_error"]["node_id"], job["execution_error"]["node_type"]) == node
-    store.close()
 
 
 def test_an_error_entry_written_with_null_fields_is_one_the_editors_job_list_takes(tmp_path):
