@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -274,6 +275,26 @@ def test_nodes_dirs_loads_plugin_folders_as_nodes_dir_does(tmp_path):
     assert (r.status, r.ui["2"]) == ("success", {"text": ["10"]})
     results = latentgraph.sweep(prompt, "1.x", [1, 2], nodes_dirs=[plugins], cache=Cache())
     assert [r.ui["2"]["text"] for r in results] == [["2"], ["4"]]
+
+
+def test_a_plugin_failing_to_load_is_warned_at_the_callers_line(tmp_path):
+    """A PluginWarning from `latentgraph.run(..., nodes_dirs=...)` (and `load`, `sweep`)
+    pointed at latentgraph's wiring.py: a notebook showed no line of its own."""
+    import latentgraph
+    from latentgraph.graph.plugins import PluginWarning
+
+    plugins = tmp_path / "broken_nodes"
+    plugins.mkdir()
+    (plugins / "bad.py").write_text("raise RuntimeError('boom')\n")
+    prompt = {"1": {"class_type": "PrimitiveInt", "inputs": {"value": 5}},
+              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert latentgraph.run(prompt, nodes_dirs=[plugins], cache=Cache()).status == "success"
+        latentgraph.load(prompt, nodes_dirs=[plugins])
+        latentgraph.sweep(prompt, "1.value", [1], nodes_dirs=[plugins], cache=Cache())
+    places = [(w.filename, w.category) for w in caught if "bad.py" in str(w.message)]
+    assert places == [(__file__, PluginWarning)] * 3
 
 
 def test_run_result_is_exported_and_a_failing_node_is_a_status_not_an_exception(toys):
