@@ -3,8 +3,8 @@
 Written like SaveImage's PNGs: a checked file name prefix inside the output folder, numbered
 files, each written to a temporary name and linked into place; written again when a cached
 run finds the file gone or changed, or the output folder changed. The workflow travels in the
-file's EXIF as ComfyUI puts it ("prompt:..." in Model, "workflow:..." in Make), so ComfyUI's
-editor can load it back.
+file's EXIF as ComfyUI puts it ("prompt:..." in Model, "workflow:..." in Make, each other
+extra_pnginfo entry "key:..." in the tags below), so ComfyUI's editor can load it back.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from typing import Any
 from latentgraph.graph import IMAGE, Bool, Choice, Float, Int, NodeResult, Socket, String, node
 
 from .images import (
+    PNG_OTHER_CHUNKS,
     PREFIX_VARIABLES_TEXT,
     check_prefix,
     files_unchanged,
+    other_entries,
     output_files,
     output_folder,
     to_uint8,
@@ -28,19 +30,39 @@ METHODS = {"default": 4, "fastest": 0, "slowest": 6}  # pillow's WEBP effort, 0.
 EXIF_MAKE, EXIF_MODEL = 0x010F, 0x0110
 
 
-# The run's documents the WEBP carries in EXIF, as ComfyUI writes them: declared (`embeds`), so
-# a run of another document (a node moved) saves a file carrying it.
+# The run's documents the WEBP carries in EXIF, as ComfyUI writes them, and the prompt's other
+# extra_pnginfo entries: declared (`embeds`), so a run of another document (a node moved, an
+# API client's other entry) saves a file carrying it.
 WEBP_EXIF_KEYS = ("prompt", "workflow")
 
 
-def _exif(extra: dict[str, Any]) -> Any:
+def _entry_tags() -> list[int]:
+    """The EXIF tags the extra_pnginfo entries go in, as ComfyUI's SaveAnimatedWEBP puts them:
+    Make (0x010F) first, then each tag below it; one Pillow writes as a number (0x010A
+    FillOrder, ...) is skipped, where ComfyUI's save failed from a sixth entry on. The editor
+    reads an entry from any text tag, by its `key:` prefix."""
+    from PIL import TiffTags
+
+    return [t for t in range(EXIF_MAKE, 0, -1) if TiffTags.lookup(t).type in (None, TiffTags.ASCII)]
+
+
+def _exif(ctx: Any) -> Any:
+    """The prompt in Model, then the workflow and the other extra_pnginfo entries
+    (`other_entries`), each `key:<json>` in the next entry tag (as ComfyUI writes them: in
+    ASCII, another character a `?`); entries past the last tag left out, with a warning."""
     from PIL import Image
 
+    extra = ctx.extra
     exif = Image.Exif()
     if extra.get("prompt") is not None:
         exif[EXIF_MODEL] = "prompt:" + json.dumps(extra["prompt"])
-    if extra.get("workflow") is not None:
-        exif[EXIF_MAKE] = "workflow:" + json.dumps(extra["workflow"])
+    workflow = [("workflow", extra["workflow"])] if extra.get("workflow") is not None else []
+    entries, tags = workflow + other_entries(extra), _entry_tags()
+    for tag, (key, value) in zip(tags, entries, strict=False):
+        exif[tag] = f"{key}:{json.dumps(value)}"
+    if len(entries) > len(tags):
+        ctx.warn(f"{len(entries) - len(tags)} extra_pnginfo entries left out of the WEBP: its "
+                 f"EXIF has room for {len(tags)}")  # fmt: skip
     return exif
 
 
@@ -62,7 +84,7 @@ def _exif(extra: dict[str, Any]) -> Any:
     check=check_prefix,
     identity=output_folder,
     reuse=files_unchanged,
-    embeds=WEBP_EXIF_KEYS,
+    embeds=(*WEBP_EXIF_KEYS, PNG_OTHER_CHUNKS),
 )  # fmt: skip
 def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float = 6.0,
                        lossless: bool = True, quality: int = 80, method: str = "default"):  # fmt: skip
@@ -70,7 +92,7 @@ def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float
     from PIL import Image
 
     frames = [Image.fromarray(row[..., :3]) for row in to_uint8(images)]
-    exif = _exif(ctx.extra)
+    exif = _exif(ctx)
     root = Path(ctx.settings.output_dir)
     files = output_files(ctx, filename_prefix, root, "output", ".webp", record_contents=True,
                          size=frames[0].size)  # fmt: skip

@@ -202,16 +202,24 @@ def read_input_image(ctx, image: str) -> Any:
 # prompt and editor workflow (as ComfyUI writes them), and our own document; `pnginfo`, the
 # other entries of a prompt's extra_pnginfo, each a chunk of its key, its value as JSON (as
 # ComfyUI writes every entry). SaveImage declares them (`embeds`), so a run of another
-# document saves a PNG carrying it.
+# document saves a PNG carrying it; SaveAnimatedWEBP and SaveCheckpoint write the other
+# entries too (`other_entries`), each as ComfyUI's node writes them into its format.
 PNG_TEXT_KEYS = ("prompt", "workflow", "latentgraph")
 PNG_OTHER_CHUNKS = "pnginfo"
 
 
+def other_entries(extra: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The other extra_pnginfo entries a saved file carries, in their order: one named as a
+    document of the run's own (`PNG_TEXT_KEYS`) left out, the run's is written; so is a key
+    no PNG text chunk can have (`text_key_problem`, which POST /prompt refuses), the one rule
+    for every save's keys."""
+    entries = (extra.get(PNG_OTHER_CHUNKS) or {}).items()
+    return [(k, v) for k, v in entries if k not in PNG_TEXT_KEYS and text_key_problem(k) is None]
+
+
 def _png_info(ctx) -> Any:
     """The text chunks: the prompt, the workflow, the other extra_pnginfo entries in their
-    order (one naming a chunk of `PNG_TEXT_KEYS` not again: the run's own is written), our
-    document. A key no chunk can have (`text_key_problem`, which POST /prompt refuses) is
-    left out."""
+    order (`other_entries`), our document."""
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
@@ -219,9 +227,8 @@ def _png_info(ctx) -> Any:
     for key in ("prompt", "workflow"):
         if extra.get(key) is not None:
             info.add_text(key, json.dumps(extra[key]))
-    for key, value in (extra.get(PNG_OTHER_CHUNKS) or {}).items():
-        if key not in PNG_TEXT_KEYS and text_key_problem(key) is None:
-            info.add_text(key, json.dumps(value))
+    for key, value in other_entries(extra):
+        info.add_text(key, json.dumps(value))
     ours = extra.get("latentgraph")
     if ours is not None:
         info.add_text("latentgraph", ours if isinstance(ours, str) else json.dumps(ours))

@@ -28,7 +28,7 @@ from latentgraph.graph import (
     node,
 )
 
-from .images import check_prefix, files_unchanged, output_files, output_folder
+from .images import check_prefix, files_unchanged, other_entries, output_files, output_folder
 from .model_manager import manager
 from .values import ClipModel, UNetModel, VAEModel, input_error
 
@@ -203,11 +203,15 @@ def checkpoint_state(unet: UNetModel, clip: ClipModel, vae: VAEModel) -> dict[st
 
 
 def _metadata(ctx: Any) -> dict[str, str]:
-    """The workflow that made the checkpoint, as ComfyUI's CheckpointSave records it."""
+    """The workflow that made the checkpoint, as ComfyUI's CheckpointSave records it: the
+    prompt, the workflow and every other extra_pnginfo entry (`other_entries`), each a string
+    of its key, the value as JSON; our document. An entry named `format` leaves ours, `pt`."""
     meta = {"format": "pt"}
     for key in ("prompt", "workflow"):
         if ctx.extra.get(key) is not None:
             meta[key] = json.dumps(ctx.extra[key])
+    for key, value in other_entries(ctx.extra):
+        meta.setdefault(key, json.dumps(value))
     doc = ctx.extra.get("latentgraph")
     if doc is not None:
         meta["latentgraph"] = doc if isinstance(doc, str) else json.dumps(doc)

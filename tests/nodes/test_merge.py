@@ -135,3 +135,26 @@ def test_save_checkpoint_writes_a_checkpoint_load_model_reads_back(make_ctx, two
     assert again.ui["checkpoints"][0]["filename"] == "merged_00002_.safetensors"
     with pytest.raises(ValueError, match="filename_prefix"):
         merge.save_checkpoint(ctx, merged, clip_b, vae, "../outside")
+
+
+def test_every_extra_pnginfo_entry_is_a_string_of_the_checkpoints_metadata(make_ctx, tiny,
+                                                                            tmp_path):  # fmt: skip
+    """ComfyUI's CheckpointSave writes each extra_pnginfo entry as a metadata string of its key
+    (the value as JSON), as SaveImage writes each as a PNG chunk; only `prompt` and `workflow`
+    were written. The run's own documents and our `format` are not replaced by an entry."""
+    import json
+
+    from safetensors import safe_open
+
+    unet, clip, vae, _ = tiny
+    ctx = make_ctx("CheckpointSave")
+    prompt, workflow, mine = {"1": {"class_type": "CheckpointSave"}}, {"nodes": []}, {"job": 7}
+    ctx.extra.update(prompt=prompt, workflow=workflow, latentgraph="nodes: {}\n",
+                     pnginfo={"my_app": mine, "prompt": "not it", "format": "np", "n": None,
+                              "x" * 80: 1})  # fmt: skip
+    merge.save_checkpoint(ctx, unet, clip, vae, "meta")
+    with safe_open(str(tmp_path / "output" / "meta_00001_.safetensors"), framework="pt") as fh:
+        metadata = fh.metadata()
+    assert metadata == {"format": "pt", "prompt": json.dumps(prompt),
+                        "workflow": json.dumps(workflow), "my_app": json.dumps(mine),
+                        "n": "null", "latentgraph": "nodes: {}\n"}  # fmt: skip
