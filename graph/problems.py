@@ -183,9 +183,16 @@ def quoted(text: str) -> str:
 
 def did_you_mean(name: str, candidates: list[str], *, cutoff: float = 0.6) -> str:
     """The "; did you mean 'x'?" hint for a mistyped name ("" when nothing is close: as
-    similar as `cutoff`, difflib's ratio). File names with the same extension are compared
-    without it: '.safetensors' alone made 'v1-5-pruned-emaonly.safetensors' look like
-    'empty.safetensors'."""
+    similar as `cutoff`, difflib's ratio; `closest`)."""
+    close = closest(name, candidates, cutoff=cutoff)
+    return f"; did you mean {' or '.join(quoted(c) for c in close)}?" if close else ""
+
+
+def closest(name: str, candidates: list[str], *, cutoff: float = 0.6) -> list[str]:
+    """The candidates a mistyped name was likely meant as, closest first (at most 3; none when
+    nothing is as similar as `cutoff`, difflib's ratio; else one differing only in case).
+    File names with the same extension are compared without it: '.safetensors' alone made
+    'v1-5-pruned-emaonly.safetensors' look like 'empty.safetensors'."""
     suffix = PurePosixPath(name).suffix
     stems = {c.removesuffix(suffix): c for c in candidates}  # each candidate as it is compared
     stem = name.removesuffix(suffix)
@@ -194,4 +201,4 @@ def did_you_mean(name: str, candidates: list[str], *, cutoff: float = 0.6) -> st
         lowered = {c.lower(): c for c in candidates}
         if name.lower() in lowered:
             close = [lowered[name.lower()]]
-    return f"; did you mean {' or '.join(quoted(c) for c in close)}?" if close else ""
+    return close

@@ -12,7 +12,7 @@ from typing import Any
 from ..comfy_api import graph_from_prompt, prompt_body
 from ..declare import RESERVED_NODE_KEYS, Input, NodeType, Registry, registry_or_default
 from ..model import Graph, Link, Location, Node
-from ..problems import Problem, WorkflowError, did_you_mean, printable, quoted
+from ..problems import Problem, WorkflowError, closest, did_you_mean, printable, quoted
 from .positions import Positions, Refused, parse_yaml, plain_scalar
 from .reading import parse_json, read_text
 
@@ -399,26 +399,35 @@ class _NodeReader:
             if link is not None:
                 node.inputs[input_name] = link
 
-    def _comfy_link(self, written: Any) -> tuple[str, int] | None:
-        """A link written ComfyUI's way, `[node id, output index]`, naming a node of the
-        workflow (`[model, 1]`, `["5", 0]`): (node id, index); None for anything else."""
+    def _comfy_link(self, written: Any) -> tuple[str, int | str] | None:
+        """A link written ComfyUI's way, `[node id, output index]`, or with the output's name
+        (`["model", "clip"]`), naming a node of the workflow: (node id, output); None for
+        anything else."""
         if not isinstance(written, list) or len(written) != 2:
             return None
         target, output = written
-        if type(target) not in (str, int) or type(output) is not int:
+        if type(target) not in (str, int) or type(output) not in (str, int):
             return None
         return (str(target), output) if str(target) in self.types else None
 
-    def _ours(self, target: str, output: int) -> tuple[str, str]:
-        """ComfyUI's `[node id, output index]` in our spelling, and why when it links nothing:
-        the output by its name (`model.clip`), or, for an index the node has no output at,
-        `model.<output>` and the outputs it has, with their indices."""
+    def _ours(self, target: str, output: int | str) -> tuple[str, str]:
+        """ComfyUI's `[node id, output]` in our spelling, and why when it links nothing: the
+        output by its name (`model.clip`); for an index the node has no output at, or a name
+        it has none of, the closest name (`CLIP`: `model.clip`) or `model.<output>`, and the
+        outputs it has, with their indices."""
         target_type = self.registry.get(self.types[target] or "")
         if target_type is None:  # an unknown type: validation names it; an index is a link
             return f"{target}.{output}", ""
-        if 0 <= output < len(target_type.outputs):
-            return f"{target}.{target_type.outputs[output].name}", ""
-        return f"{target}.<output>", f" ({_no_output(target, target_type, output)})"
+        names = [o.name for o in target_type.outputs]
+        if isinstance(output, str):
+            index = _output_at(target_type, output)
+        else:
+            index = output if 0 <= output < len(names) else None
+        if index is not None:
+            return f"{target}.{names[index]}", ""
+        close = closest(output, names) if isinstance(output, str) else []
+        return f"{target}.{close[0] if close else '<output>'}", (
+            f" ({_no_output(target, target_type, output)})")  # fmt: skip
 
 
 def _other_problems(
@@ -537,14 +546,20 @@ def _resolve_link(
         )
         problems.append(Problem("bad_linked_input", message, node_id, input_name, where))
         return None
-    index = target_type.output_index(output)
-    if index is None and output.isdigit() and int(output) < len(names):
-        index = int(output)
+    index = _output_at(target_type, output)
     if index is None:
         problems.append(Problem("bad_linked_input", _no_output(target, target_type, output),
                                 node_id, input_name, where))  # fmt: skip
         return None
     return Link(target, index)
+
+
+def _output_at(target_type: NodeType, output: str) -> int | None:
+    """The index of the output a link names, by its name or its index (`model.1`), or None."""
+    index = target_type.output_index(output)
+    if index is None and output.isdigit() and int(output) < len(target_type.outputs):
+        index = int(output)
+    return index
 
 
 def _no_output(target: str, target_type: NodeType, output: str | int) -> str:

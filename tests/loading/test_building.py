@@ -146,6 +146,22 @@ def test_a_link_written_as_comfyui_writes_it_is_shown_by_an_output_the_node_has(
     ]  # fmt: skip
 
 
+def test_a_comfyui_link_naming_its_output_is_shown_with_that_output(registry):
+    """`[sp, high]` (the output's name where ComfyUI has its index) got only 'write
+    node.output': the link is now written with that name, or the closest one the node has."""
+    text = ("nodes:\n  c: {type: Const}\n  sp: {type: Split, x: c}\n"
+            "  a: {type: Add, a: [sp, high], b: ['sp', HIGH]}\n"
+            "  f: {type: Const, value: {from: [sp, lowe]}}\n  o: {type: ShowNumber, value: a}\n")  # fmt: skip
+    assert problems(text, registry) == [
+        ("bad_linked_input", "a", "a", (4, 21), COMFY + "write sp.high"),
+        ("bad_linked_input", "a", "b", (4, 36), COMFY + "write sp.high (node 'sp' (Split) has no "
+         "output 'HIGH'; outputs: low (0), high (1))"),
+        ("syntax", "f", "value", (5, 27), "a link is written {from: node.output}, not [node, "
+         "output] as in ComfyUI: write {from: sp.low} (node 'sp' (Split) has no output 'lowe'; "
+         "outputs: low (0), high (1))"),
+    ]  # fmt: skip
+
+
 def test_validation_problems_come_after_reading_ones_without_echoes(registry):
     text = ("params: {n: 1}\nnodes:\n  lone: {type: Const}\n  c: {type: Const, value: 5000}\n"
             "  f: {type: Format, template: 'x $nope y', value: c}\n")  # fmt: skip
