@@ -185,8 +185,10 @@ def normalize(node_type: NodeType, result: Any) -> tuple[tuple, dict | None]:
     else:
         values = (result,)
     if len(values) != len(node_type.outputs):
+        # a function that fell off its end (or `return`) returned no value, not one
+        returned = "None (nothing)" if result is None else f"{len(values)} value(s)"
         raise TypeError(
-            f"node type {node_type.name!r} returned {len(values)} value(s) but declares "
+            f"node type {node_type.name!r} returned {returned} but declares "
             f"{len(node_type.outputs)} output(s)"
         )
     return values, ui

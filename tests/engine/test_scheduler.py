@@ -150,6 +150,19 @@ def test_wrong_number_of_returned_values_is_a_node_failure(toys):
     assert r.status == "failed" and "returned 3 value(s) but declares 2" in r.failures[0].message
 
 
+def test_returning_none_for_several_outputs_says_it_returned_nothing(toys):
+    """A function that forgot its `return` was said to have "returned 1 value(s)"."""
+
+    @node("Forgot", outputs=[Output("a", ANY), Output("b", ANY)], registry=toys.registry)
+    def forgot(ctx):
+        pass
+
+    r = toys.scheduler().run(build({"f": ("Forgot", {})}), targets=["f"])
+    assert r.status == "failed"
+    assert r.failures[0].message == (
+        "node type 'Forgot' returned None (nothing) but declares 2 output(s)")  # fmt: skip
+
+
 def test_return_shapes_are_normalized(toys):
     @node("Shapes", outputs=[Output("t", ANY)], registry=toys.registry)
     def shapes(ctx):
