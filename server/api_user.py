@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from latentgraph.graph.files import write_atomic
+from latentgraph.graph.files import os_error_words, write_atomic
 from latentgraph.graph.paths import inside
 
 from .errors import ApiError, read_json
@@ -47,12 +47,16 @@ def _settings_path(request: Request) -> Path:
 
 def load_settings(request: Request) -> dict[str, Any]:
     """The user's settings, {} when there are none. A file that is no JSON object (truncated,
-    junk, a list) is moved aside first: the next save would otherwise replace the only copy."""
+    junk, a list) is moved aside first: the next save would otherwise replace the only copy.
+    One that is there but cannot be read (no permission to, a folder in its place) is refused
+    (`_unreadable`): read as {}, the next save replaced the settings it holds."""
     path = _settings_path(request)
     try:
         raw = path.read_bytes()
-    except OSError:  # none saved yet (or unreadable: left as it is)
+    except FileNotFoundError:  # none saved yet
         return {}
+    except OSError as exc:
+        raise _unreadable(request, path, exc) from None
     try:  # load_stored: lone surrogates an older version stored become "?"
         data = load_stored(raw.decode("utf-8-sig"))  # a BOM an editor added is no damage
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
@@ -63,6 +67,19 @@ def load_settings(request: Request) -> dict[str, Any]:
         _set_aside(path, f"it holds {kind.get(type(data), 'a number')}, not an object")
         return {}
     return data
+
+
+def _unreadable(request: Request, path: Path, exc: OSError) -> ApiError:
+    """A 500 naming the settings file the OS would not let us read, by its place in the data
+    folder (the log has its full path), and why. Every settings route reads the file first,
+    so no save replaces it until it can be read: the user's settings are never lost."""
+    why = os_error_words(exc, reading=True)
+    log.error("the editor's settings file %s cannot be read: %s; no setting is saved until it "
+              "can be", path, why)  # fmt: skip
+    shown = path.relative_to(get_state(request).config.data_dir).as_posix()
+    return ApiError(500, f"the settings file {shown} in the server's data folder cannot be "
+                         f"read: {why}; no setting is saved until it can be, so the settings "
+                         "it holds are kept", "settings_unreadable")  # fmt: skip
 
 
 def _set_aside(path: Path, why: str) -> None:

@@ -5,8 +5,10 @@ The routes read only the config, so they are mounted alone with the real error h
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +78,55 @@ def test_missing_and_readable_settings_files_are_not_moved(client, config, caplo
         (config.user_dir / api_user.SETTINGS_FILE).write_bytes(b'\xef\xbb\xbf{"Comfy.A": 1}')
         assert client.get("/settings").json() == {"Comfy.A": 1}  # a BOM is no damage
     assert caplog.records == [] and _copies(config) == []
+
+
+SAVED = {"Comfy.ColorPalette": "dark", "Comfy.Locale": "fr"}
+UNREADABLE = ("the settings file users/default/comfy.settings.json in the server's data folder "
+              "cannot be read: {why}; no setting is saved until it can be, so the settings it "
+              "holds are kept")  # fmt: skip
+
+
+def _not_permitted(monkeypatch, path: Path) -> None:
+    """Reading `path` fails as a file the server's user may not read (chmod 000 stops no root,
+    and the tests may run as root)."""
+    read_bytes = Path.read_bytes
+
+    def refuse(self: Path) -> bytes:
+        if self == path:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+
+
+@pytest.mark.parametrize("save", ["/settings", "/settings/Comfy.Locale"])
+def test_a_settings_file_that_cannot_be_read_is_refused_not_replaced(client, config, caplog,
+                                                                     monkeypatch, save):  # fmt: skip
+    """It was answered as {} and the next save replaced it with the one setting saved: the
+    user's other settings gone. Now every settings route answers 500 naming it and why, and
+    no save writes over it."""
+    settings = config.user_dir / api_user.SETTINGS_FILE
+    kept = json.dumps(SAVED).encode()
+    settings.write_bytes(kept)
+    _not_permitted(monkeypatch, settings)
+    body = {"Comfy.Locale": "en"} if save == "/settings" else "en"
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        answers = [client.get("/settings"), client.get("/settings/Comfy.Locale"),
+                   client.post(save, json=body)]  # fmt: skip
+    why = "no permission to read it (Permission denied)"
+    for r in answers:
+        assert r.status_code == 500
+        assert r.json()["error"]["type"] == "settings_unreadable"
+        assert r.json()["error"]["message"] == UNREADABLE.format(why=why)
+    assert str(settings) in caplog.records[0].getMessage()  # the log has the full path
+    monkeypatch.undo()  # readable again: every setting is there, no copy made
+    assert settings.read_bytes() == kept and _copies(config) == []
+    assert client.get("/settings").json() == SAVED
+
+
+def test_a_folder_in_place_of_the_settings_file_is_refused(client, config):
+    (config.user_dir / api_user.SETTINGS_FILE).mkdir()
+    r = client.get("/settings")
+    assert r.status_code == 500
+    assert r.json()["error"]["message"] == UNREADABLE.format(why="Is a directory")
+    assert (config.user_dir / api_user.SETTINGS_FILE).is_dir() and _copies(config) == []
