@@ -375,8 +375,8 @@ class _NodeReader:
         decl = node_type.input(input_name) if node_type is not None else None
         comfy = self._comfy_link(raw_value) if decl is not None else None
         if comfy is not None and not decl.accepts_literal:  # a literal there is refused anyway
-            link, why = self._ours(*comfy)
-            message = f"a link is written node.output{_NOT_COMFY}: write {link}{why}"
+            advice = self._advice(node.id, *comfy, spelled_out=False)
+            message = f"a link is written node.output{_NOT_COMFY}{advice}"
             self.problems.append(Problem("bad_linked_input", message, node.id, input_name, where))
             return
         spec = _link_spec(raw_value, decl)
@@ -389,8 +389,7 @@ class _NodeReader:
             message = "a link is written {from: node.output}"
             comfy = self._comfy_link(spec)
             if comfy is not None:
-                link, why = self._ours(*comfy)
-                message = f"{message}{_NOT_COMFY}: write {{from: {link}}}{why}"
+                message += _NOT_COMFY + self._advice(node.id, *comfy, spelled_out=True)
             self.problems.append(Problem("syntax", message, node.id, input_name, where))
         else:
             link = _resolve_link(
@@ -409,6 +408,15 @@ class _NodeReader:
         if type(target) not in (str, int) or type(output) not in (str, int):
             return None
         return (str(target), output) if str(target) in self.types else None
+
+    def _advice(self, node_id: str, target: str, output: int | str, spelled_out: bool) -> str:
+        """What to write instead of ComfyUI's `[target, output]` in an input of node
+        `node_id`: our link (`{from: ...}` when `spelled_out`), never one to `node_id` itself,
+        which would be a cycle."""
+        if target == node_id:
+            return f"; {quoted(target)} is this node, which cannot link to itself (a cycle)"
+        link, why = self._ours(target, output)
+        return f": write {{from: {link}}}{why}" if spelled_out else f": write {link}{why}"
 
     def _ours(self, target: str, output: int | str) -> tuple[str, str]:
         """ComfyUI's `[node id, output]` in our spelling, and why when it links nothing: the

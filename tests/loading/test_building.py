@@ -162,6 +162,18 @@ def test_a_comfyui_link_naming_its_output_is_shown_with_that_output(registry):
     ]  # fmt: skip
 
 
+def test_a_comfyui_link_to_its_own_node_is_never_shown_as_a_link_to_write(registry):
+    """`[a, 0]` in node a's own input was told to 'write a.sum', a link from the node to
+    itself: a cycle, refused next."""
+    text = ("nodes:\n  c: {type: Const}\n  a: {type: Add, a: [a, 0], b: {from: [a, sum]}}\n"
+            "  o: {type: ShowNumber, value: a}\n")  # fmt: skip
+    itself = ", not [node, output] as in ComfyUI; 'a' is this node, which cannot link to itself "
+    assert problems(text, registry) == [
+        ("bad_linked_input", "a", "a", (3, 21), f"a link is written node.output{itself}(a cycle)"),
+        ("syntax", "a", "b", (3, 32), f"a link is written {{from: node.output}}{itself}(a cycle)"),
+    ]  # fmt: skip
+
+
 def test_validation_problems_come_after_reading_ones_without_echoes(registry):
     text = ("params: {n: 1}\nnodes:\n  lone: {type: Const}\n  c: {type: Const, value: 5000}\n"
             "  f: {type: Format, template: 'x $nope y', value: c}\n")  # fmt: skip
