@@ -159,15 +159,19 @@ def _reporter(graph: Graph, node: Node, input_name: str, problems: list[Problem]
 # its editor writes types itself, so one letter off (VAEDecod) is a hand edit, while
 # KSamplerAdvanced -> KSampler or SaveLatent -> SaveImage would be an unrelated suggestion.
 COMFY_TYPO_CUTOFF = 0.9
+# Said after an unknown type of ours that is close to no known one (docs/custom-nodes.md).
+PLUGIN_HINT = "; if a plugin declares it, give its folder with --nodes-dir or install its package"
 
 
 def unknown_type_message(dialect: str, name: str, known: list[str]) -> str:
     """Why a node type is unknown, for a graph of `dialect` (`Graph.dialect`; the server's
     refusal of a prompt says the same). In a ComfyUI workflow it is most likely a ComfyUI core
     or custom node latentgraph lacks: say so rather than suggest an unrelated node, unless the
-    name is one of ours misspelled."""
+    name is one of ours misspelled. Ours without a close name is likely a plugin's node not
+    loaded: say how to load one."""
     if dialect != "comfy":
-        return f"unknown node type {name!r}{did_you_mean(name, known)}"
+        hint = did_you_mean(name, known) or PLUGIN_HINT
+        return f"unknown node type {name!r}{hint}"
     typo = did_you_mean(name, known, cutoff=COMFY_TYPO_CUTOFF)
     if typo:
         return f"unknown node type {name!r}{typo}"

@@ -23,7 +23,7 @@ from latentgraph.graph.declare import (
 )
 from latentgraph.graph.model import Graph, Link, Location, Node
 from latentgraph.graph.problems import WorkflowError
-from latentgraph.graph.validate import check_or_raise, validate
+from latentgraph.graph.validate import PLUGIN_HINT, check_or_raise, validate
 from latentgraph.graph.workflow import load_workflow
 
 # The node `s` starts at line 4; its input written last is on line 7.
@@ -191,6 +191,17 @@ def test_our_yaml_suggests_close_names_for_an_unknown_type(registry):
     g.add(Node("o", "ShowNumber", {"value": Link("7", 0)}))
     [p] = validate(g, registry)
     assert p.message == "unknown node type 'Constant'; did you mean 'Const'?"
+
+
+def test_an_unknown_type_close_to_none_of_ours_says_how_to_load_a_plugin(registry):
+    """A type no known name is close to is likely a plugin's node not loaded: the message
+    said only 'unknown node type', not how to load one. A close name is suggested instead."""
+    g = Graph(source="wf.yaml")
+    g.add(Node("7", "MyPluginNode", {}))
+    g.add(Node("o", "ShowNumber", {"value": Link("7", 0)}))
+    [p] = validate(g, registry)
+    assert p.message == ("unknown node type 'MyPluginNode'; if a plugin declares it, give its "
+                         "folder with --nodes-dir or install its package")  # fmt: skip
 
 
 def _raise(settings):
@@ -408,7 +419,7 @@ def test_a_node_of_unknown_type_may_be_an_output_node(registry):
     g.add(Node("c", "Const", {}))
     g.add(Node("show", "MyShowText", {"text": Link("c", 0)}))
     assert [(p.node_id, p.code, p.message) for p in validate(g, registry)] == [
-        ("show", "unknown_node_type", "unknown node type 'MyShowText'")]  # fmt: skip
+        ("show", "unknown_node_type", f"unknown node type 'MyShowText'{PLUGIN_HINT}")]  # fmt: skip
     g.add(Node("c2", "Const", {}))
     g.add(Node("o", "ShowNumber", {"value": Link("c2", 0)}))
     g.add(Node("lone", "Const", {}))  # the unknown node may take it by a value read as text
