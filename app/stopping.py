@@ -40,10 +40,15 @@ class Stopper:
         # the node each run is at: run id -> (node id, node type) (`run --ray` runs several)
         self.running: dict[str, tuple[str, str]] = {}
         self.saved: list[str] = []  # the output files the run's nodes saved, as they report
+        # the node(s) running when a second signal came, named by `stopped_line` (the run
+        # given up still reports its end, after which none is running)
+        self.abandoned: str | None = None
         self.renderer: Renderer | None = None
 
     def __call__(self, signum: int, _frame) -> None:
         self.signals.append(signum)
+        if len(self.signals) > 1:
+            self.abandoned = self._running()
         if len(self.signals) == 1:
             self.cancel.cancel()
             self.say(self.stopping_line())
@@ -134,6 +139,6 @@ class Stopper:
         for node 'n' (Sleeper) to stop; what had finished is cached" (under --no-cache, up
         to "to stop")."""
         name = "SIGTERM" if self.signals[-1] == signal.SIGTERM else "Ctrl-C"
-        what = self._running() or "the run"
+        what = self.abandoned or "the run"
         line = f"latentgraph: interrupted again ({name}): did not wait for {what} to stop"
         return line + ("; what had finished is cached" if self.cached else "")

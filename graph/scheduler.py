@@ -366,13 +366,18 @@ class Scheduler:
             cancel=cancel if cancel is not None else CancelToken(),
             extra=extra if extra is not None else {},
         )
-        run.plan(targets, list(keep or []), problems)
-        run.keys()
-        run.decide()
         try:
+            run.plan(targets, list(keep or []), problems)
+            run.keys()
+            run.decide()
             run.execute()
         except _CallbackRaised as raised:
             error = raised.error
+        except Exception:
+            raise
+        except BaseException:  # no node's failure: the caller stopping the run at once
+            run.give_up(start)
+            raise
         else:
             return run.finish(start)
         raise error  # outside the except: not "during handling of" our carrier
@@ -427,6 +432,8 @@ class _Run:
         self.to_run: list[str] = []  # in dependency order
         self.remaining: dict[str, int] = {}  # node id -> consumers still to run
         self.interrupted: str | None = None
+        self.announced = False  # RunStarted sent: its events must end with RunFinished
+        self.at: str | None = None  # the node whose NodeStarted was sent last
         self.uncached: set[str] = set()  # results not to cache: a NaN one, and what uses it
         self.refused: dict[str, dict | None] = {}  # node id -> the cached ui `reuse` refused
 
@@ -438,6 +445,7 @@ class _Run:
         self.retain = set(self.planned.targets) | set(keep)
         emit = self.emit
         if emit:
+            self.announced = True
             emit(RunStarted(self.run_id, nodes=list(self.planned.order)))
         for p in warnings:
             w = NodeWarning(self.run_id, node_id=p.node_id or "", message=str(p))
@@ -616,6 +624,7 @@ class _Run:
         """The Context a node function receives: settings, cancellation, progress, warnings."""
         emit, run_id, result = self.emit, self.run_id, self.result
         if emit:
+            self.at = nid
             emit(NodeStarted(run_id, node_id=nid, node_type=nt.name))
             last = [-math.inf]  # the first step is always sent
 
@@ -675,14 +684,33 @@ class _Run:
 
     # --- the result --------------------------------------------------------------------
 
-    def finish(self, start: float) -> RunResult:
+    def give_up(self, start: float) -> None:
+        """The run left at once by what is no node's failure (`run`'s second Ctrl-C, a
+        KeyboardInterrupt): its events still end with RunFinished, status interrupted, at the
+        node it was in (the nodes after it skipped), so their reader (`run --json`'s) learns
+        how it ended. What `on_event` raises here is dropped: the exception leaving the run is
+        the one that stopped it."""
+        if not self.announced:
+            return
+        result = self.result
+        done = {*result.executed, *result.cached, *result.skipped,
+                *(f.node_id for f in result.failures)}  # fmt: skip
+        left = [nid for nid in self.to_run if nid not in done]
+        self.interrupted = left[0] if left else None
+        result.skipped.extend(left[1:] if left and left[0] == self.at else left)
+        try:
+            self.finish(start, given_up=True)
+        except Exception:  # noqa: BLE001 - e.g. the renderer's stdout closed meanwhile
+            pass
+
+    def finish(self, start: float, given_up: bool = False) -> RunResult:
         result, interrupted = self.result, self.interrupted
         shown = [nid for nid in self.planned.targets + self.keep if nid in self.values]
         result.outputs = Outputs({nid: self.values[nid] for nid in shown})
         for nid in shown:
             if self.uis.get(nid) is not None:
                 result.ui[nid] = self.uis[nid]  # type: ignore[assignment]
-        if interrupted is not None:
+        if interrupted is not None or given_up:
             result.status = "interrupted"
             result.interrupted_node = interrupted
         elif result.failures:

@@ -559,6 +559,37 @@ def test_two_ctrl_c_from_the_terminal_end_the_command_at_once(tmp_path):
     assert not (tmp_path / "output" / "after.txt").exists()
 
 
+def _wait_for_stderr(proc, text: str) -> None:
+    """Read `proc`'s stderr up to the line holding `text` (what the test waits for)."""
+    for line in proc.stderr:
+        if text in line:
+            return
+    raise AssertionError(f"no stderr line with {text!r}")
+
+
+def test_run_json_ends_with_run_finished_after_a_second_ctrl_c(tmp_path):
+    """A second Ctrl-C ended `run --json` with no `run_finished` line: a program reading the
+    lines never learned how the run ended. Its last line says: interrupted, at the node that
+    was running, the nodes after it skipped."""
+    import signal
+
+    proc = _run_until_started(tmp_path, "CliSleeper", SLEEPER)
+    try:
+        proc.send_signal(signal.SIGINT)
+        _wait_for_stderr(proc, "press Ctrl-C again to stop now")  # the first one was taken
+        proc.send_signal(signal.SIGINT)
+        out = proc.stdout.read()
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert code == 130, proc.stderr.read()
+    finished = (events(out) or [{"event": "no line after node_started"}])[-1]
+    assert finished["event"] == "run_finished" and finished["status"] == "interrupted"
+    assert (finished["interrupted"], finished["interrupted_node"], finished["skipped"]) == (
+        ["slow"], "slow", ["after"])  # fmt: skip
+    assert sorted(finished["executed"]) == ["a", "b", "out", "sum"]
+
+
 WAITER = """
 import time
 from pathlib import Path

@@ -288,6 +288,26 @@ def test_cancelled_raised_without_token_is_an_interrupt(toys):
     assert r.status == "interrupted" and r.interrupted_node == "q"
 
 
+def test_a_run_left_at_once_still_ends_its_events_with_run_finished(toys):
+    """`run`'s second Ctrl-C (or a KeyboardInterrupt) raised out of the node running ended
+    the events without RunFinished: `run --json`'s reader never learned how the run ended. It
+    is sent, status interrupted at that node, and the exception still leaves the run."""
+
+    @node("Gone", inputs=[Socket("x", ANY)], outputs=[Output("v", ANY)], registry=toys.registry)
+    def gone(ctx, x):
+        raise KeyboardInterrupt  # as the CLI's StopNow is raised into whatever the node does
+
+    g = build({"a": ("Const", {}), "g": ("Gone", {"x": "@a"}), "b": ("Inc", {"x": "@g"}),
+               "o": ("Out", {"x": "@b"})})  # fmt: skip
+    events = []
+    with pytest.raises(KeyboardInterrupt):
+        toys.scheduler().run(g, on_event=events.append)
+    finished = events[-1]
+    assert finished.kind == "run_finished" and finished.status == "interrupted"
+    assert (finished.executed, finished.interrupted, finished.skipped) == (["a"], ["g"], ["b", "o"])
+    assert finished.interrupted_node == "g"
+
+
 def test_nondeterministic_node_always_runs_but_same_output_hits_downstream(toys):
     s = toys.scheduler()
     g = build({"r": ("Rand", {}), "b": ("Inc", {"x": "@r"}), "o": ("Echo", {"x": "@b"})})
