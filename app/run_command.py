@@ -181,13 +181,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if status in ("interrupted", "success") and stop.signals:
-        # A signal during the last node (a long save in C code: no step checks it) does not
-        # stop the run, but the caller asked to stop: its exit code says so, as after any stop.
-        late = " (the run had reached its last node and finished it)" if status == "success" else ""
-        print(f"latentgraph: interrupted by {'SIGTERM' if stop.terminated else 'Ctrl-C'}{late}",
-              file=sys.stderr)  # fmt: skip
+    # The run's status decides its exit code (`run_exit_code`, as `--ray`'s): a signal that
+    # came once nothing was left to stop (the last node, a save in C code checking no step,
+    # finished) stopped nothing: every output was made, the run succeeded, exit 0.
+    if status == "interrupted":  # only a signal interrupts a run here: the code says which
+        print(f"latentgraph: interrupted by {stop.name()}", file=sys.stderr)
         return stop.code()
+    if stop.signals and status == "success":
+        print(f"latentgraph: note: {stop.name()} came during the last node, which finished: "
+              "the run succeeded, nothing was stopped", file=sys.stderr)  # fmt: skip
     return run_exit_code(status, failures)
 
 

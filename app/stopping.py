@@ -121,6 +121,10 @@ class Stopper:
     def terminated(self) -> bool:
         return signal.SIGTERM in self.signals
 
+    def name(self) -> str:
+        """The signals' name in messages: "SIGTERM" once one came, else "Ctrl-C"."""
+        return "SIGTERM" if self.terminated else "Ctrl-C"
+
     def code(self) -> int:
         return EXIT_TERMINATED if self.terminated else EXIT_INTERRUPTED
 
