@@ -218,7 +218,8 @@ def _check_link(
     if source is None:
         hint = ""
         if isinstance(link.node, str) and len(graph.nodes) <= MAX_ID_HINT_NODES:
-            hint = did_you_mean(link.node, list(graph.nodes))
+            others = [n for n in graph.nodes if n != node.id]  # itself: a cycle, never meant
+            hint = did_you_mean(link.node, others)
         report(
             "bad_linked_input",
             f"links to node {link.node!r}, which does not exist{hint}",

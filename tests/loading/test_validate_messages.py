@@ -109,6 +109,8 @@ def test_text_at_its_max_length_is_accepted_and_a_long_one_received_cut(registry
         ("x: s", "links the node to itself (a cycle)", ["s", 0]),
         ("x: nowhere", "links to node 'nowhere', which does not exist", ["nowhere", 0]),
         ("x: cc", "links to node 'cc', which does not exist; did you mean 'c'?", ["cc", 0]),
+        # in node s, whose own id is the closest: a link to itself is never suggested
+        ("x: ss", "links to node 'ss', which does not exist", ["ss", 0]),
     ],
 )  # fmt: skip
 def test_link_problems_in_full(registry, line, message, received):
