@@ -102,8 +102,8 @@ class RunResult:
     `status`: "success", "failed" (a node raised: the nodes that do not depend on it ran; no
     exception reaches the caller) or "interrupted". `outputs`: node id -> its output values, for
     the targets (by default the output nodes) and the nodes named in `keep` only, each read a
-    copy of the cache's (`Outputs`). `ui`: what
-    output nodes show (saved files, preview text). `executed` / `cached` / `skipped`: node ids
+    copy of the cache's (`Outputs`). `ui`: what output nodes show (saved files, preview text),
+    a copy too: changing it changes no later run's. `executed` / `cached` / `skipped`: node ids
     run, served from the cache, not run because something they need failed. `failures`: one
     `NodeFailed` per failed node (message, exception type, traceback). `warnings`: what nodes
     warned about.
@@ -707,9 +707,9 @@ class _Run:
         result, interrupted = self.result, self.interrupted
         shown = [nid for nid in self.planned.targets + self.keep if nid in self.values]
         result.outputs = Outputs({nid: self.values[nid] for nid in shown})
-        for nid in shown:
+        for nid in shown:  # copies: a caller changing one leaves the cache's as it was
             if self.uis.get(nid) is not None:
-                result.ui[nid] = self.uis[nid]  # type: ignore[assignment]
+                result.ui[nid] = handed_out(self.uis[nid])
         if interrupted is not None or given_up:
             result.status = "interrupted"
             result.interrupted_node = interrupted

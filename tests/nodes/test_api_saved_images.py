@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -64,3 +66,23 @@ def test_a_dict_or_a_graph_run_from_python_saves_its_prompt(settings):
         assert "prompt" in Image.open(png).text
         again = latentgraph.load(png)
         assert again.format == "api" and again.graph.nodes["1"].inputs["width"] == 6
+
+
+def test_changing_a_results_ui_leaves_what_later_runs_report_and_save(tmp_path, settings):
+    """`result.ui` was the cache's own dict: clearing its image records made the next run
+    report success with no images, a key added showed in later runs, and a record's filename
+    changed made the next run save the image again as a new file."""
+    path = tmp_path / "blank.yaml"
+    path.write_text(WORKFLOW)
+    cache = Cache()
+    first = latentgraph.run(path, settings=settings, cache=cache)
+    png = _saved(first, settings.output_dir)
+    first.ui["save"]["images"][0]["filename"] = "elsewhere.png"
+    first.ui["save"]["mine"] = True
+    again = latentgraph.run(path, settings=settings, cache=cache)
+    assert again.cached == ["save"] and _saved(again, settings.output_dir) == png
+    assert "mine" not in again.ui["save"]
+    again.ui["save"]["images"].clear()
+    third = latentgraph.run(path, settings=settings, cache=cache)
+    assert third.cached == ["save"] and _saved(third, settings.output_dir) == png
+    assert sorted(p.name for p in settings.output_dir.rglob("*.png")) == [Path(png).name]
