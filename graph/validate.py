@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .context import Settings
@@ -36,7 +38,7 @@ from .declare import (
 )
 from .model import Graph, Link, Location, Node
 from .paths import listed_spelling
-from .problems import Problem, WorkflowError, did_you_mean, quoted, with_article
+from .problems import Problem, WorkflowError, closest, did_you_mean, quoted, with_article
 
 MAX_CHOICES_SHOWN = 20
 # A link to a missing node gets a "did you mean" among the node ids only in a graph of at most
@@ -212,14 +214,14 @@ def _check_link(
 ) -> None:
     report = _reporter(graph, node, decl.name, problems)
     if link.node == node.id:
-        report("cycle", "links the node to itself (a cycle)", _received(link))
+        message = self_link_message(_Types(graph), registry, node.id, link.output)
+        report("cycle", message, _received(link))
         return
     source = graph.nodes.get(link.node)
     if source is None:
         hint = ""
         if isinstance(link.node, str) and len(graph.nodes) <= MAX_ID_HINT_NODES:
-            others = [n for n in graph.nodes if n != node.id]  # itself: a cycle, never meant
-            hint = did_you_mean(link.node, others)
+            hint = did_you_mean(link.node, _others(_Types(graph), node.id))
         report(
             "bad_linked_input",
             f"links to node {link.node!r}, which does not exist{hint}",
@@ -355,6 +357,125 @@ def _widget_link_hint(graph: Graph, value: Any) -> str:
     string there being a literal): how our format links a widget, `{from: count.value}`."""
     written = _written_link(graph, value) if graph.dialect != "comfy" else None
     return f"; to link it, write {{from: {written}}}" if written else ""
+
+
+# --- links written as ComfyUI writes them, or to the node holding them -------------------
+
+
+class _Types(Mapping[str, str]):
+    """A graph's node types by node id, as the link hints read a workflow (nothing copied)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    def __getitem__(self, node_id: str) -> str:
+        return self.graph.nodes[node_id].type
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.graph.nodes)
+
+    def __len__(self) -> int:
+        return len(self.graph.nodes)
+
+
+@dataclass(frozen=True)
+class LinkAdvice:
+    """What to tell of ComfyUI's `[node, output]` written in our format: the link to write in
+    our spelling (`model.clip`), with `why` when it is not the output written (`model.<output>`
+    and the outputs the node has); or no link (`link` None) and why none is."""
+
+    link: str | None
+    why: str = ""
+
+    def text(self, lead: str, spelled_out: bool) -> str:
+        """The advice after a refusal: `lead` + "write model.clip" (`{from: model.clip}` when
+        `spelled_out`) and why in parentheses; or "; " + why no link is."""
+        if self.link is None:
+            return f"; {self.why}"
+        shown = f"{{from: {self.link}}}" if spelled_out else self.link
+        return f"{lead}write {shown}" + (f" ({self.why})" if self.why else "")
+
+
+def comfy_link_advice(
+    types: Mapping[str, str | None], registry: Registry, holder: str, written: Any
+) -> LinkAdvice | None:
+    """ComfyUI's `[node id, output]` (an index or a name), written in an input of node `holder`
+    of a workflow whose node types are `types`, as a link of ours; None when `written` is no
+    such list or names no node nor nearly one. The one rule the loader's refusal of a socket
+    input given one and validation's refusal of a widget's follow: the output by its name, a
+    node nearly named suggested (never `holder`), a link to `holder` itself called a cycle."""
+    if not isinstance(written, list) or len(written) != 2:
+        return None
+    target, output = written
+    if type(target) not in (str, int) or type(output) not in (str, int):
+        return None
+    target = str(target)
+    if target == holder:
+        return LinkAdvice(None, f"{quoted(target)} is this node, which cannot link to itself "
+                          f"(a cycle){_elsewhere(types, registry, holder, output)}")  # fmt: skip
+    if target not in types:
+        hint = (
+            did_you_mean(target, _others(types, holder)) if len(types) <= MAX_ID_HINT_NODES else ""
+        )
+        return LinkAdvice(None, f"there is no node {quoted(target)}{hint}") if hint else None
+    target_type = registry.get(types[target] or "")
+    if target_type is None:  # an unknown type: validation names it; an index is a link
+        return LinkAdvice(f"{target}.{output}")
+    index = output_at(target_type, str(output))
+    names = [o.name for o in target_type.outputs]
+    if index is not None:
+        return LinkAdvice(f"{target}.{names[index]}")
+    close = closest(output, names) if isinstance(output, str) else []
+    name = close[0] if close else "<output>"
+    return LinkAdvice(f"{target}.{name}", no_output_message(target, target_type, output))
+
+
+def self_link_message(
+    types: Mapping[str, str | None], registry: Registry, holder: str, output: int | str | None
+) -> str:
+    """A link from node `holder` to its own `output`, a cycle: said so, with the other nodes'
+    outputs of that name (`model.clip`, for `model2.clip` written in model2)."""
+    return f"links the node to itself (a cycle){_elsewhere(types, registry, holder, output)}"
+
+
+def _elsewhere(
+    types: Mapping[str, str | None], registry: Registry, holder: str, output: int | str | None
+) -> str:
+    """ "; did you mean 'model.clip'?": the other nodes' outputs named as `holder`'s `output`
+    (an index or a name), closest id first: a link to `holder` itself, a cycle, was meant
+    from one of them."""
+    own = registry.get(types.get(holder) or "")
+    index = output_at(own, str(output)) if own is not None and output is not None else None
+    name = own.outputs[index].name if index is not None else output
+    if not isinstance(name, str) or len(types) > MAX_ID_HINT_NODES:
+        return ""
+    links = []
+    for node_id in _others(types, holder):
+        node_type = registry.get(types[node_id] or "")
+        if node_type is not None and node_type.output_index(name) is not None:
+            links.append(f"{node_id}.{name}")
+    return did_you_mean(f"{holder}.{name}", links, cutoff=0)
+
+
+def _others(types: Mapping[str, str | None], holder: str) -> list[str]:
+    """The node ids a link in node `holder` may be meant to: all but `holder` (a cycle)."""
+    return [node_id for node_id in types if node_id != holder]
+
+
+def output_at(node_type: NodeType, output: str) -> int | None:
+    """The index of the output a link names, by its name or its index (`model.1`), or None."""
+    index = node_type.output_index(output)
+    if index is None and output.isdigit() and int(output) < len(node_type.outputs):
+        index = int(output)
+    return index
+
+
+def no_output_message(target: str, target_type: NodeType, output: str | int) -> str:
+    """Why a link to `output` of node `target` links nothing: the outputs the node has, each
+    with its index (a link names an output by either)."""
+    listed = ", ".join(f"{o.name} ({i})" for i, o in enumerate(target_type.outputs))
+    return f"node {target!r} ({target_type.name}) has no output {output!r}; outputs: " + (
+        listed or "none")  # fmt: skip
 
 
 def _missing_message(decl: Input, settings: Settings | None) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 from ..comfy_api import graph_from_prompt, prompt_body
 from ..declare import RESERVED_NODE_KEYS, Input, NodeType, Registry, registry_or_default
 from ..model import Graph, Link, Location, Node
-from ..problems import Problem, WorkflowError, closest, did_you_mean, printable, quoted
+from ..problems import Problem, WorkflowError, did_you_mean, printable, quoted
+from ..validate import comfy_link_advice, no_output_message, output_at, self_link_message
 from .positions import Positions, Refused, parse_yaml, plain_scalar
 from .reading import parse_json, read_text
 
@@ -373,10 +374,11 @@ class _NodeReader:
         where = self.at("nodes", node.id, input_name)
         node.input_locations[input_name] = where  # a link's `$` are not substituted
         decl = node_type.input(input_name) if node_type is not None else None
-        comfy = self._comfy_link(raw_value) if decl is not None else None
-        if comfy is not None and not decl.accepts_literal:  # a literal there is refused anyway
-            advice = self._advice(node.id, *comfy, spelled_out=False)
-            message = f"a link is written node.output{_NOT_COMFY}{advice}"
+        comfy = None
+        if decl is not None and not decl.accepts_literal:  # a literal there is refused anyway
+            comfy = comfy_link_advice(self.types, self.registry, node.id, raw_value)
+        if comfy is not None:
+            message = f"a link is written node.output{_NOT_COMFY}{comfy.text(': ', False)}"
             self.problems.append(Problem("bad_linked_input", message, node.id, input_name, where))
             return
         spec = _link_spec(raw_value, decl)
@@ -387,9 +389,9 @@ class _NodeReader:
             node.input_locations[input_name] = substitution.placed(self.given, self.given_as)
         elif not isinstance(spec, str):
             message = "a link is written {from: node.output}"
-            comfy = self._comfy_link(spec)
+            comfy = comfy_link_advice(self.types, self.registry, node.id, spec)
             if comfy is not None:
-                message += _NOT_COMFY + self._advice(node.id, *comfy, spelled_out=True)
+                message += _NOT_COMFY + comfy.text(": ", spelled_out=True)
             self.problems.append(Problem("syntax", message, node.id, input_name, where))
         else:
             link = _resolve_link(
@@ -397,45 +399,6 @@ class _NodeReader:
             )
             if link is not None:
                 node.inputs[input_name] = link
-
-    def _comfy_link(self, written: Any) -> tuple[str, int | str] | None:
-        """A link written ComfyUI's way, `[node id, output index]`, or with the output's name
-        (`["model", "clip"]`), naming a node of the workflow: (node id, output); None for
-        anything else."""
-        if not isinstance(written, list) or len(written) != 2:
-            return None
-        target, output = written
-        if type(target) not in (str, int) or type(output) not in (str, int):
-            return None
-        return (str(target), output) if str(target) in self.types else None
-
-    def _advice(self, node_id: str, target: str, output: int | str, spelled_out: bool) -> str:
-        """What to write instead of ComfyUI's `[target, output]` in an input of node
-        `node_id`: our link (`{from: ...}` when `spelled_out`), never one to `node_id` itself,
-        which would be a cycle."""
-        if target == node_id:
-            return f"; {quoted(target)} is this node, which cannot link to itself (a cycle)"
-        link, why = self._ours(target, output)
-        return f": write {{from: {link}}}{why}" if spelled_out else f": write {link}{why}"
-
-    def _ours(self, target: str, output: int | str) -> tuple[str, str]:
-        """ComfyUI's `[node id, output]` in our spelling, and why when it links nothing: the
-        output by its name (`model.clip`); for an index the node has no output at, or a name
-        it has none of, the closest name (`CLIP`: `model.clip`) or `model.<output>`, and the
-        outputs it has, with their indices."""
-        target_type = self.registry.get(self.types[target] or "")
-        if target_type is None:  # an unknown type: validation names it; an index is a link
-            return f"{target}.{output}", ""
-        names = [o.name for o in target_type.outputs]
-        if isinstance(output, str):
-            index = _output_at(target_type, output)
-        else:
-            index = output if 0 <= output < len(names) else None
-        if index is not None:
-            return f"{target}.{names[index]}", ""
-        close = closest(output, names) if isinstance(output, str) else []
-        return f"{target}.{close[0] if close else '<output>'}", (
-            f" ({_no_output(target, target_type, output)})")  # fmt: skip
 
 
 def _other_problems(
@@ -542,10 +505,19 @@ def _resolve_link(
     target_type = registry.get(types[target] or "")
     if target_type is None:
         return Link(target, int(output) if output and output.isdigit() else 0)
-    names = [o.name for o in target_type.outputs]
-    if output is None:
-        if len(names) == 1:
-            return Link(target, 0)
+    if output is None and len(target_type.outputs) == 1:
+        return Link(target, 0)
+    index = output_at(target_type, output) if output is not None else None
+    if index is not None:
+        return Link(target, index)
+    if target == node_id:  # a link to the node holding it: no output of its is meant
+        message = self_link_message(types, registry, node_id, output)
+        problems.append(Problem("cycle", message, node_id, input_name, where))
+    elif output is not None:
+        message = no_output_message(target, target_type, output)
+        problems.append(Problem("bad_linked_input", message, node_id, input_name, where))
+    else:
+        names = [o.name for o in target_type.outputs]
         message = (
             f"node {quoted(target)} ({target_type.name}) has outputs {', '.join(names)}: "
             f"write {target}.<output>"
@@ -553,29 +525,7 @@ def _resolve_link(
             else f"node {quoted(target)} ({target_type.name}) has no outputs"
         )
         problems.append(Problem("bad_linked_input", message, node_id, input_name, where))
-        return None
-    index = _output_at(target_type, output)
-    if index is None:
-        problems.append(Problem("bad_linked_input", _no_output(target, target_type, output),
-                                node_id, input_name, where))  # fmt: skip
-        return None
-    return Link(target, index)
-
-
-def _output_at(target_type: NodeType, output: str) -> int | None:
-    """The index of the output a link names, by its name or its index (`model.1`), or None."""
-    index = target_type.output_index(output)
-    if index is None and output.isdigit() and int(output) < len(target_type.outputs):
-        index = int(output)
-    return index
-
-
-def _no_output(target: str, target_type: NodeType, output: str | int) -> str:
-    """Why a link to `output` of node `target` links nothing: the outputs the node has, each
-    with its index (a link names an output by either)."""
-    listed = ", ".join(f"{o.name} ({i})" for i, o in enumerate(target_type.outputs))
-    return f"node {target!r} ({target_type.name}) has no output {output!r}; outputs: " + (
-        listed or "none")  # fmt: skip
+    return None
 
 
 def _text(value: Any) -> str:

@@ -174,6 +174,26 @@ def test_a_comfyui_link_to_its_own_node_is_never_shown_as_a_link_to_write(regist
     ]  # fmt: skip
 
 
+def test_a_link_to_a_node_nearly_named_or_to_its_own_node_names_the_one_meant(registry):
+    """ComfyUI's `[cc, 0]`, naming no node, got only 'write node.output' (`cc.value` got a did
+    you mean), never the node holding it (`[ad, 0]` in node d); `a.value` in node a, which has
+    no output value, was told a's outputs: it is a link to itself, a cycle, meant from another
+    node's output of that name, as `[e, value]` in node e."""
+    text = ("nodes:\n  c: {type: Const}\n  a: {type: Add, a: [cc, 0], b: a.value}\n"
+            "  d: {type: Add, a: {from: [ad, 0]}}\n  e: {type: Add, a: [e, value]}\n"
+            "  o: {type: ShowNumber, value: a}\n")  # fmt: skip
+    assert problems(text, registry) == [
+        ("bad_linked_input", "a", "a", (3, 21), "a link is written node.output, not [node, "
+         "output] as in ComfyUI; there is no node 'cc'; did you mean 'c'?"),
+        ("cycle", "a", "b", (3, 33), "links the node to itself (a cycle); did you mean 'c.value'?"),
+        ("syntax", "d", "a", (4, 21), "a link is written {from: node.output}, not [node, output] "
+         "as in ComfyUI; there is no node 'ad'; did you mean 'a'?"),
+        ("bad_linked_input", "e", "a", (5, 21), "a link is written node.output, not [node, "
+         "output] as in ComfyUI; 'e' is this node, which cannot link to itself (a cycle); did "
+         "you mean 'c.value'?"),
+    ]  # fmt: skip
+
+
 def test_validation_problems_come_after_reading_ones_without_echoes(registry):
     text = ("params: {n: 1}\nnodes:\n  lone: {type: Const}\n  c: {type: Const, value: 5000}\n"
             "  f: {type: Format, template: 'x $nope y', value: c}\n")  # fmt: skip

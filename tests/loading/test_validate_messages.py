@@ -120,6 +120,21 @@ def test_link_problems_in_full(registry, line, message, received):
     assert full(p) == (code, "s", "x", 7, "Scale", received, message)
 
 
+def test_a_link_to_its_own_node_suggests_another_nodes_output_of_that_name(registry):
+    """A link from node a to its own output `sum` (a cycle) was meant from another node's
+    `sum`: it is suggested, the closest id first; none when no other node has one."""
+    g = Graph()
+    g.add(Node("c", "Const", {}))
+    g.add(Node("a", "Add", {"a": Link("c", 0), "b": Link("a", 0)}))
+    g.add(Node("a2", "Add", {"a": Link("c", 0)}))
+    g.add(Node("o", "ShowNumber", {"value": Link("a", 0)}))
+    g.add(Node("s", "Scale", {"x": Link("s", 0)}))
+    assert [(p.node_id, p.message) for p in validate(g, registry) if p.code == "cycle"] == [
+        ("a", "links the node to itself (a cycle); did you mean 'a2.sum'?"),
+        ("s", "links the node to itself (a cycle)"),
+    ]  # fmt: skip
+
+
 def test_a_link_one_past_the_last_output(registry):
     g = Graph()
     g.add(Node("c", "Const", {}))
