@@ -194,8 +194,10 @@ def node_key(
     parent_keys: dict[str, str],
     settings: Settings,
     extra: dict | None = None,
+    code: str | None = None,
 ) -> str:
-    """sha256 over type, version, the digest of its code (`NodeType.code`), canonical
+    """sha256 over type, version, the digest of its code (`code`: the run's digest of
+    `NodeType.code`, taken once per run per type; by default taken here), canonical
     literals (canonical JSON of `NodeType.key_literals`: an input declaring `canonical` in
     the form its hook gives, so every spelling of one file is one key), the identity hook
     (given the literals as written; it reads files from the folders `settings` name), the
@@ -205,7 +207,9 @@ def node_key(
     Parts are joined with NUL, which canonical JSON never contains unescaped.
     """
     keyed = _CANON.encode(node_type.key_literals(literals, settings)) if literals else "{}"
-    parts = [node_type.name, str(node_type.version), node_type.code, keyed]
+    if code is None:
+        code = node_type.code.digest()
+    parts = [node_type.name, str(node_type.version), code, keyed]
     if node_type.identity is not None:
         parts.append("\x01identity=" + str(node_type.identity(literals, settings)))
     if node_type.embeds:

@@ -8,17 +8,20 @@ So a node's key also holds the digest of its code: the files of the package it i
 module outside any package (a single-file plugin in a `--nodes-dir` folder). `version` stays
 for what the digest cannot see: code outside that package, or a model the node downloads.
 
-The digest is taken once per package per process, when its first node is declared: the files
-then on disk are the ones being imported.
+The files digest is taken once per package per process, when its first node is declared: the
+files then on disk are the ones being imported (edit them, restart the process).
 
 A function whose own file is not among the files read (a notebook cell, `python -c`, `exec`,
 a module imported from a zip or compiled without its source) is also digested from its code
 object: what the function does (its bytecode, constants and names, nested code included), its
 parameters' defaults (`__defaults__`, `__kwdefaults__`: not in the code object, and the usual
-way to make an input optional; plain values by repr, others by type alone) and the same
-module's functions and plain values it names, never its file name or line numbers, which a
-notebook changes each time a cell runs. Helpers elsewhere it reaches otherwise (an
-attribute of an imported module) are not seen: `version` covers them.
+way to make an input optional; plain values by repr, others by type alone), the same module's
+functions and plain values it names and its closure's cells holding them (a node made by a
+factory: `make(2)`, `make(3)`), never its file name or line numbers, which a notebook changes
+each time a cell runs. Helpers elsewhere it reaches otherwise (an attribute of an imported
+module) are not seen: `version` covers them. Those globals and cells change within a process
+(a later cell sets `SCALE = 3`, redefines a helper), so that digest is taken again by each run
+computing keys (`Code.digest`, once per run per node type), not only at declaration.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, FunctionType
 from typing import Any
@@ -39,14 +43,35 @@ _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 _digests: dict[tuple[str, ...], tuple[str, frozenset[Path]]] = {}
 
 
-def code_digest(fn: Callable[..., Any]) -> str:
-    """The digest of the source files `fn` is declared in; when its own file is not among them,
-    that digest together with its code object's (`function_digest`)."""
+@dataclass(frozen=True)
+class Code:
+    """A node function's code as its cache key sees it, taken when the node is declared."""
+
+    files: str = ""  # the files digest of its package (or file), taken at declaration
+    # The function, when its own file is not among those files: digested from its code
+    # object each time `digest` is asked (its globals and closure change within a process)
+    fn: Callable[..., Any] | None = None
+
+    def digest(self) -> str:
+        """The digest as it is now: the files digest alone, or with `function_digest`."""
+        if self.fn is None:
+            return self.files
+        return hashlib.sha256(f"{self.files}\0{function_digest(self.fn)}".encode()).hexdigest()
+
+
+def code_of(fn: Callable[..., Any]) -> Code:
+    """`fn`'s `Code`: the files digest of the package it is declared in, and `fn` itself when
+    its own file is not among those files (then digested from its code object)."""
     files_digest, read = _module_files(fn)
     code = getattr(fn, "__code__", None)
     if files_digest and isinstance(code, CodeType) and Path(code.co_filename) in read:
-        return files_digest
-    return hashlib.sha256(f"{files_digest}\0{function_digest(fn)}".encode()).hexdigest()
+        return Code(files_digest)
+    return Code(files_digest, fn)
+
+
+def code_digest(fn: Callable[..., Any]) -> str:
+    """The digest of `fn`'s code as it is now (`code_of(fn).digest()`)."""
+    return code_of(fn).digest()
 
 
 def _module_files(fn: Callable[..., Any]) -> tuple[str, frozenset[Path]]:
@@ -102,7 +127,8 @@ def _sources(folder: Path):
 
 def function_digest(fn: Callable[..., Any]) -> str:
     """A digest of what `fn`'s code does, the same in every process running this Python: its
-    code object and, by name, the functions and plain values of its own module it uses."""
+    code object and, by name, the functions and plain values of its own module it uses, and
+    its closure's cells holding such values."""
     return hashlib.sha256(_function_text(fn, set()).encode()).hexdigest()
 
 
@@ -119,13 +145,25 @@ def _function_text(fn: Any, seen: set[int]) -> str:
         parts.append(f"defaults {_constant_text(defaults, names)};{given}")
     scope = getattr(fn, "__globals__", {})
     for name in sorted(names):
-        value = scope.get(name)
-        if isinstance(value, _PLAIN):
-            parts.append(f"global {name}={value!r}")
-        elif isinstance(value, FunctionType) and value.__module__ == fn.__module__:
-            if id(value) not in seen:
-                parts.append(f"global {name}:{_function_text(value, seen)}")
-    return "\0".join(parts)
+        parts.append(_reached_text(f"global {name}", scope.get(name), fn, seen))
+    for name, cell in zip(code.co_freevars, fn.__closure__ or (), strict=False):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not yet set
+            value = None
+        parts.append(_reached_text(f"cell {name}", value, fn, seen))
+    return "\0".join(p for p in parts if p)
+
+
+def _reached_text(label: str, value: Any, fn: Any, seen: set[int]) -> str:
+    """A value `fn` reaches by a global name or a closure cell, as text: a plain value by its
+    repr, a function of `fn`'s own module by its code (once); anything else not seen ("")."""
+    if isinstance(value, _PLAIN):
+        return f"{label}={value!r}"
+    if isinstance(value, FunctionType) and value.__module__ == fn.__module__:
+        if id(value) not in seen:
+            return f"{label}:{_function_text(value, seen)}"
+    return ""
 
 
 def _code_text(code: CodeType, names: set[str]) -> str:

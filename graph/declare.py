@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .code_identity import code_digest
+from .code_identity import Code, code_of
 from .context import LIMITS, Settings, limit_label
 
 # Socket types. Names match ComfyUI's where the meaning matches, so editor colours and
@@ -309,9 +309,10 @@ class NodeType:
     # inputs and the run's settings. Returns (input name or None, message) pairs.
     check: Callable[[dict[str, Any], Settings], list[tuple[str | None, str]]] | None = None
     module: str = ""
-    # The digest of the source files the node is declared in (`code_identity`), part of its
-    # cache key: results of code that has since changed are not served.
-    code: str = ""
+    # Its code as the cache key sees it (`code_identity.Code`): the digest of the source files
+    # it is declared in, or of its function's code object, taken again by each run (`digest`).
+    # Part of its cache key: results of code that has since changed are not served.
+    code: Code = Code()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -579,7 +580,7 @@ def node(
                 reuse=reuse,
                 embeds=tuple(embeds),
                 module=fn.__module__,
-                code=code_digest(fn),
+                code=code_of(fn),
             )
         except ValueError as exc:  # the declaration's own problems, said with the signature's
             problems.insert(0, str(exc))

@@ -436,6 +436,9 @@ class _Run:
         self.at: str | None = None  # the node whose NodeStarted was sent last
         self.uncached: set[str] = set()  # results not to cache: a NaN one, and what uses it
         self.refused: dict[str, dict | None] = {}  # node id -> the cached ui `reuse` refused
+        # node type name -> its code digest, taken once per run: a notebook's node is keyed by
+        # the globals and closure its code reads now (`code_identity.Code.digest`)
+        self.codes: dict[str, str] = {}
 
     # --- 1. plan -----------------------------------------------------------------------
 
@@ -474,7 +477,10 @@ class _Run:
                 links[name] = f"{pk}:{v.output}"  # link_key, inlined: hot path
             else:
                 literals[name] = v
-        return node_key(nt, literals, links, self.settings, self.extra)
+        code = self.codes.get(nt.name)
+        if code is None:
+            code = self.codes[nt.name] = nt.code.digest()
+        return node_key(nt, literals, links, self.settings, self.extra, code)
 
     def usable_hit(self, nid: str, key: str, nt: NodeType) -> tuple[tuple, dict | None] | None:
         """The cached (values, ui) under `key`, unless the node's `reuse` hook refuses it for

@@ -52,7 +52,9 @@ def test_a_node_type_without_a_hook_is_keyed_by_its_literals_as_written():
                   outputs=(Output("v", INT),))  # fmt: skip
     literals = {"a": 3, "b": "./x.png"}
     assert nt.key_literals(literals, SETTINGS) is literals
-    expected = hashlib.sha256("\0".join(["T", "1", nt.code, _CANON.encode(literals)]).encode())
+    expected = hashlib.sha256(
+        "\0".join(["T", "1", nt.code.digest(), _CANON.encode(literals)]).encode()
+    )
     assert node_key(nt, literals, {}, SETTINGS) == expected.hexdigest()
 
 

@@ -15,7 +15,11 @@ import textwrap
 import zipfile
 
 from latentgraph.graph import code_identity
-from latentgraph.graph.code_identity import code_digest
+from latentgraph.graph.cache import Cache
+from latentgraph.graph.code_identity import Code, code_digest
+from latentgraph.graph.declare import Registry
+from latentgraph.graph.model import Graph, Link, Node
+from latentgraph.graph.scheduler import Scheduler
 
 WORKFLOW = """\
 version: 1
@@ -168,7 +172,7 @@ def test_built_in_nodes_are_keyed_by_their_source_files_alone():
     built_in = [nt for nt in default_registry if nt.module.startswith("latentgraph.nodes")]
     assert len(built_in) >= 128
     for nt in built_in:
-        assert nt.code == code_identity._module_files(nt.fn)[0] != "", nt.name
+        assert nt.code == Code(code_identity._module_files(nt.fn)[0]) != Code(), nt.name
 
 
 def test_a_code_digest_is_the_same_in_every_process(tmp_path):
@@ -265,3 +269,83 @@ def test_a_package_shipped_without_sources_is_digested_from_its_compiled_files(
     for name in ("lgpacked/nodes.py", "lgpacked/helpers.py"):  # its own code, or a helper
         edited = {**PACKAGE, name: PACKAGE[name].replace("1", "2")}
         assert code_digest(_imported_from(compiled(edited), monkeypatch)) != first
+
+
+CELL = """\
+from latentgraph.graph import INT, Int, Output, Socket, node
+
+SCALE = 2
+
+def helper(x):
+    return x + 1
+
+@node("LgCellStart", inputs=[Int("a", 0)], outputs=[Output("v", INT)], registry=registry)
+def start(ctx, a):
+    return a
+
+@node("LgCellScaled", inputs=[Socket("x", INT)], outputs=[Output("v", INT)], registry=registry)
+def scaled(ctx, x):
+    return helper(x) * SCALE
+"""
+
+
+def _cell_graph() -> Graph:
+    return Graph({"a": Node("a", "LgCellStart", {"a": 3}),
+                  "s": Node("s", "LgCellScaled", {"x": Link("a", 0)})})  # fmt: skip
+
+
+def test_a_notebook_node_runs_again_after_a_later_cell_changes_what_it_names(tmp_path):
+    """The finding: the digest of the module globals a notebook node names was taken when it was
+    declared, so `SCALE = 3` or a redefined helper in a later cell was served the result
+    computed before (memory and disk cache alike)."""
+    notebook: dict = {"__name__": "lg_notebook", "registry": Registry()}  # no file: a notebook
+    exec(compile(CELL, "<cell 1>", "exec"), notebook)
+    scheduler = Scheduler(notebook["registry"], Cache(disk_dir=tmp_path / "cache"))
+
+    def run() -> tuple[int, list[str]]:
+        result = scheduler.run(_cell_graph(), targets="s")
+        return result.output("s"), result.executed
+
+    assert run() == (8, ["a", "s"])
+    assert run() == (8, [])  # unchanged: served from the cache
+    exec(compile("SCALE = 3\n", "<cell 2>", "exec"), notebook)
+    assert run() == (12, ["s"])
+    exec(compile("def helper(x):\n    return x + 2\n", "<cell 3>", "exec"), notebook)
+    assert run() == (15, ["s"])
+    exec(compile("SCALE = 2\ndef helper(x):\n    return x + 1\n", "<cell 4>", "exec"), notebook)
+    assert run() == (8, [])  # the code as it was first: its results again
+    scheduler.cache.memory.discard(lambda value: True)  # a new process: the disk cache alone
+    notebook["SCALE"] = 5
+    assert run() == (20, ["s"])
+
+
+FACTORY = """\
+from latentgraph.graph import INT, Int, Output, node
+
+def make(k, registry):
+    @node("LgMadeScale", inputs=[Int("a", 0)], outputs=[Output("v", INT)], registry=registry)
+    def scale(ctx, a):
+        return a * k
+
+    return scale
+"""
+
+
+def test_a_node_made_by_a_factory_is_keyed_by_the_values_it_closes_over(tmp_path):
+    """The finding: `make(2)` and `make(3)` have one code object; the value of `k` is in the
+    closure's cell, which the digest did not read, so k=3 was served k=2's results."""
+    cache = Cache(disk_dir=tmp_path / "cache")
+    graph = Graph({"s": Node("s", "LgMadeScale", {"a": 5})})
+    made: dict = {"__name__": "lg_factory"}
+    exec(compile(FACTORY, "<cell 1>", "exec"), made)
+
+    def run(k) -> tuple[int, list[str]]:
+        registry = Registry()  # declared anew, as a new process or a re-run cell does
+        made["make"](k, registry)
+        result = Scheduler(registry, cache).run(graph, targets="s")
+        return result.output("s"), result.executed
+
+    assert run(2) == (10, ["s"])
+    assert run(3) == (15, ["s"])
+    assert run(2) == (10, [])
+    assert code_digest(made["make"](2, Registry())) != code_digest(made["make"](3, Registry()))
