@@ -24,8 +24,9 @@ what changed.
 from __future__ import annotations
 
 import json
+import numbers
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
@@ -37,7 +38,7 @@ from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import Event
 from latentgraph.graph.formats import embedded, load_file, load_text, reload
 from latentgraph.graph.model import Graph, Location
-from latentgraph.graph.problems import Problem, WorkflowError
+from latentgraph.graph.problems import Problem, WorkflowError, with_article
 from latentgraph.graph.scheduler import RunResult, Scheduler
 from latentgraph.graph.workflow import Workflow, given_by, unknown_override
 
@@ -76,7 +77,8 @@ def load(
     `nodes_dirs`: plugin folders to load first, as `latentgraph --nodes-dir` does."""
     registry = plugin_registry(registry, nodes_dirs)
     registry = registry if registry is not None else node_registry()
-    params = {**(params or {}), **more_params}
+    source = DICT_SOURCE if isinstance(path, dict) else str(path)
+    params = data_params({**(params or {}), **more_params}, GIVEN_AS, source)
     if isinstance(path, dict):
         try:
             text = json.dumps(path)
@@ -145,14 +147,60 @@ def with_params(
         raise TypeError(f"expected {ACCEPTED}, got {type(workflow_or_path).__name__}")
     wf = workflow_or_path
     if params:  # params are substituted at load time: read the same document again
+        params = data_params(params, GIVEN_AS, wf.graph.source)
         wf = reload(wf, params, registry if registry is not None else node_registry(), GIVEN_AS)
     return wf
+
+
+# what a value given for a param may be, named when given something else
+DATA = "a number, a bool, text, None, or a list or dict of them (what a workflow file holds)"
+
+
+def data_value(value: Any) -> Any:
+    """`value`, given from Python for a param, as the JSON data a workflow file holds: NumPy's
+    numbers and text (`np.int64(7)`, `np.float32(0.5)`: any `numbers.Real`; `np.bool_`,
+    `np.str_`) as Python's, in a list, tuple or dict too, so they are saved and keyed as the
+    values they are (numpy itself is not imported). Raises TypeError naming what else it is (a
+    tensor, an object)."""
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, str):  # NumPy's str_ too
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):
+        return bool(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(data_value(v) for v in value)
+    if isinstance(value, dict):
+        if not all(type(k) is str for k in value):
+            raise TypeError("a dict with a key that is no text")
+        return {k: data_value(v) for k, v in value.items()}
+    raise TypeError(with_article(type(value).__name__))
+
+
+def data_params(params: dict, given_as: str, source: str) -> dict:
+    """`params` given from Python, each value as `data_value` makes it; a value that is no
+    such data is a WorkflowError naming the param, what it takes and what it was given
+    (`given_as`: `param`, or `sweep` for a swept value), every such param at once."""
+    data, problems = {}, []
+    for name, value in params.items():
+        try:
+            data[name] = data_value(value)
+        except TypeError as exc:
+            problems.append(Problem("invalid_value", f"{given_as} {name}: expected {DATA}, "
+                                    f"got {exc}", location=Location(source)))  # fmt: skip
+    if problems:
+        raise WorkflowError(problems)
+    return data
 
 
 def sweep_workflows(
     workflow_or_path: Any,
     name: str,
-    values: list,
+    values: Iterable,
     *,
     params: dict | None = None,
     registry: Registry | None = None,
@@ -174,6 +222,9 @@ def sweep_workflows(
         raise WorkflowError([Problem("unknown_param", unknown,
                                      location=Location(base.graph.source))])  # fmt: skip
     registry = registry if registry is not None else node_registry()
+    source = base.graph.source
+    params = data_params(params, given_as[0], source)
+    values = [data_params({name: v}, given_as[1], source)[name] for v in values]  # before any run
     for value in values:
         yield _swept(base, name, value, params, registry, given_as)
 
@@ -273,12 +324,19 @@ def _check_settings(settings: Settings) -> None:
         raise ValueError(f"settings.device: {problem}")
 
 
-def sweep(workflow_or_path: Any, name: str, values: list, **kw: Any) -> list[RunResult]:
+def sweep(workflow_or_path: Any, name: str, values: Iterable, **kw: Any) -> list[RunResult]:
     """One run per value of param `name`, sharing one scheduler and cache, so everything that
     does not depend on the swept param is computed once. Other keywords are as for `run`.
-    `values` is a list of at least one value (a str or an empty list is a ValueError)."""
-    if isinstance(values, (str, bytes)) or not values:
-        raise ValueError(f"sweep {name!r}: expected a list of at least one value, got {values!r}")
+    `values`: at least one value, in a list or any iterable (a tuple, a range, a NumPy array;
+    a str, a dict or an empty one is a ValueError, what is no iterable a TypeError)."""
+    expected = f"sweep {name!r}: expected a list of at least one value (or another iterable)"
+    if isinstance(values, (str, bytes, Mapping)):
+        raise ValueError(f"{expected}, got {values!r}")
+    if not isinstance(values, Iterable):
+        raise TypeError(f"{expected}, got {with_article(type(values).__name__)}")
+    values = list(values)  # never truth-tested: a NumPy array's truth is ambiguous
+    if not values:
+        raise ValueError(f"{expected}, got none")
     params = {k: kw.pop(k) for k in list(kw) if k not in _RUN_OPTIONS}
     params.update(kw.pop("params", None) or {})
     registry = plugin_registry(kw.pop("registry", None), kw.pop("nodes_dirs", None))

@@ -416,3 +416,63 @@ def test_a_plugin_changing_its_input_in_place_leaves_the_upstream_value_as_it_wa
     assert r.ok and torch.equal(r.output("e"), red) and not r.output("z").any()
     again = api.run(graph, targets=["e"], registry=toys.registry, cache=cache)
     assert again.cached == ["e"] and torch.equal(again.output("e"), red)
+
+
+def test_numpy_values_are_taken_as_the_python_values_they_are(toys, workflow):
+    """`run(wf, seed=np.int64(7))` raised "Object of type int64 is not JSON serializable"
+    (saving the run's documents), and `sweep(wf, "seed", np.arange(2))` numpy's "truth value
+    of an array is ambiguous". Params take NumPy's numbers as Python's; a sweep any iterable."""
+    import numpy as np
+
+    from latentgraph.graph import INT, Int, Output, node
+
+    seen = []
+
+    @node("SeenParams", inputs=[Int("x", 0)], outputs=[Output("v", INT)], output_node=True,
+          registry=toys.registry)  # fmt: skip
+    def seen_params(ctx, x):
+        seen.append(ctx.extra["params"])
+        return x
+
+    kw = {"registry": toys.registry, "cache": Cache()}
+    r = api.run(workflow, seed=np.int64(7), params={"base": np.int32(0)}, **kw)
+    assert r.ok and r.outputs["out"] == (17,) and type(r.output("out")) is int
+    path = workflow.parent / "flags.yaml"
+    path.write_text("version: 1\nparams: {f: 0.5, b: false, t: x}\n"
+                    "nodes:\n  p: {type: SeenParams, x: 1}\n")  # fmt: skip
+    assert api.run(path, f=np.float32(0.25), b=np.bool_(True), t=np.str_("y"), **kw).ok
+    assert seen == [{"f": 0.25, "b": True, "t": "y"}]
+    assert [type(v) for v in seen[0].values()] == [float, bool, str]
+    prompt = {"1": {"class_type": "Const", "inputs": {"value": 4}},
+              "2": {"class_type": "Echo", "inputs": {"x": ["1", 0]}}}  # fmt: skip
+    assert api.run(prompt, params={"1.value": np.int64(9)}, **kw).outputs["2"] == (9,)
+    for values in (np.arange(1, 3), range(1, 3), (1, 2), iter([1, 2])):
+        results = api.sweep(workflow, "seed", values, base=np.int16(0), **kw)
+        assert [r.outputs["out"] for r in results] == [(11,), (12,)]
+    loaded = api.load(workflow, registry=toys.registry)
+    results = api.sweep(loaded, "seed", np.array([3]), **kw)
+    assert [r.outputs["out"] for r in results] == [(18,)]
+
+
+def test_a_param_value_that_is_no_workflow_data_is_refused_naming_the_param(toys, workflow):
+    """A tensor or another object given for a param raised json's TypeError from the dumping
+    of the run's documents; it is a WorkflowError naming the param and what a param takes."""
+    import torch
+
+    from latentgraph.graph.problems import WorkflowError
+
+    kw = {"registry": toys.registry, "cache": Cache()}
+    taken = "expected a number, a bool, text, None, or a list or dict of them"
+    with pytest.raises(WorkflowError) as refused:
+        api.run(workflow, seed=torch.tensor(7), base=[object()], **kw)
+    assert [p.message for p in refused.value.problems] == [
+        f"param seed: {taken} (what a workflow file holds), got a Tensor",
+        f"param base: {taken} (what a workflow file holds), got an object"]  # fmt: skip
+    with pytest.raises(WorkflowError, match=f"sweep seed: {taken} .*, got an object"):
+        api.sweep(workflow, "seed", [1, object()], **kw)
+    assert not toys.calls  # refused before any run
+    loaded = api.load(workflow, registry=toys.registry)
+    with pytest.raises(WorkflowError, match=f"param seed: {taken} .*, got a Tensor"):
+        api.run(loaded, seed=torch.tensor(1), **kw)
+    with pytest.raises(TypeError, match="sweep 'seed': expected a list of .*, got an int"):
+        api.sweep(workflow, "seed", 5, **kw)
