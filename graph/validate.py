@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +74,13 @@ def validate(
     settings: Settings | None = None,
     *,
     run_settings: bool = True,
+    targets: Collection[str] = (),
 ) -> list[Problem]:
     """Every problem in `graph`, errors and warnings. Never raises for a bad graph.
+
+    `targets`: the nodes a run was told to run besides the output nodes (`Scheduler.run`'s
+    `targets` and `keep`): they and what feeds them run, so none is said to feed no output
+    node.
 
     `run_settings=False` leaves out what only the run's settings can judge (a dropdown whose
     list comes from its folders, the nodes' `check` hooks, the limits): a workflow loader,
@@ -106,7 +111,7 @@ def validate(
             elif isinstance(value, Link):
                 _check_link(graph, registry, node, decl, value, problems)
             elif run_settings or not _judged_by_settings(decl, value):
-                _check_literal(graph, node, decl, value, problems, settings)
+                _check_literal(graph, registry, node, decl, value, problems, settings)
         for decl in node_type.inputs:
             if decl.required and decl.name not in node.inputs:
                 problems.append(
@@ -125,7 +130,7 @@ def validate(
         if node_type.limits:
             _check_limits(graph, node, node_type, settings, problems, first_problem)
 
-    _check_structure(graph, registry, problems)
+    _check_structure(graph, registry, problems, targets)
     return problems
 
 
@@ -214,7 +219,7 @@ def _check_link(
 ) -> None:
     report = _reporter(graph, node, decl.name, problems)
     if link.node == node.id:
-        message = self_link_message(_Types(graph), registry, node.id, link.output)
+        message = self_link_message(_Types(graph), registry, node.id, link.output, decl.type)
         report("cycle", message, _received(link))
         return
     source = graph.nodes.get(link.node)
@@ -242,7 +247,7 @@ def _check_link(
         )
         return
     out_type = outputs[link.output].type
-    if out_type != decl.type and out_type != ANY and decl.type != ANY:
+    if not fits(out_type, decl.type):
         report(
             "return_type_mismatch",
             f"expects {decl.type} but {link.node}.{outputs[link.output].name} is {out_type}",
@@ -251,14 +256,15 @@ def _check_link(
 
 
 def _check_literal(
-    graph: Graph, node: Node, decl: Input, value: Any, problems: list[Problem], settings: Settings
-) -> None:
+    graph: Graph, registry: Registry, node: Node, decl: Input, value: Any,
+    problems: list[Problem], settings: Settings,
+) -> None:  # fmt: skip
     report = _reporter(graph, node, decl.name, problems)
     if not decl.accepts_literal:
         report(
             "bad_linked_input",
             f"takes a link from {with_article(decl.type)} output, not a literal "
-            f"({_show(value)}); {_link_advice(graph, value)}",
+            f"({_show(value)}){_link_advice(graph, registry, node, decl, value)}",
             value,
         )
         return
@@ -297,11 +303,11 @@ def _check_literal(
         if type(value) is not bool:
             expected = "true or false"
     elif kind == COMBO or decl.choices is not None:
-        _check_choice(graph, node, decl, value, problems, settings)
+        _check_choice(graph, registry, node, decl, value, problems, settings)
         return
     if expected is not None:
         report("invalid_input_type", f"expected {expected} ({kind}), got {_show(value)}"
-               f"{_widget_link_hint(graph, value)}", value)  # fmt: skip
+               f"{_widget_link_hint(graph, registry, node, decl, value)}", value)  # fmt: skip
         return
     if kind in (INT, FLOAT):
         if decl.min is not None and value < decl.min:
@@ -326,37 +332,33 @@ def _judged_by_settings(decl: Input, value: Any) -> bool:
     return callable(decl.choices) or (decl.also_accepts is not None and value not in decl.choices)
 
 
-def _link_advice(graph: Graph, value: Any) -> str:
-    """How to write a link in the graph's own form: our YAML's node.output, or a ComfyUI
-    prompt's ["<node id>", <output index>], whose node id must be a string ([4, 2] is a
-    literal list there, as in ComfyUI)."""
+def _link_advice(graph: Graph, registry: Registry, node: Node, decl: Input, value: Any) -> str:
+    """How to write a link in the graph's own form: our YAML's node.output (ComfyUI's
+    `[node, output]` there as `comfy_link_advice` tells it), or a ComfyUI prompt's
+    ["<node id>", <output index>], whose node id must be a string ([4, 2] is a literal list
+    there, as in ComfyUI)."""
     if graph.dialect != "comfy":
-        written = _written_link(graph, value)
-        return f"write {written}" if isinstance(value, list) and written else "write node.output"
+        advice = comfy_link_advice(_Types(graph), registry, node.id, value, decl.type)
+        return advice.text("; ", spelled_out=False) if advice else "; write node.output"
     if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
-        return f'a link\'s node id is a string: write ["{value[0]}", {value[1]}]'
-    return 'write a link as ["<node id>", <output index>]'
+        return f'; a link\'s node id is a string: write ["{value[0]}", {value[1]}]'
+    return '; write a link as ["<node id>", <output index>]'
 
 
-def _written_link(graph: Graph, value: Any) -> str | None:
-    """The link `value` looks written as, in our format's spelling (`node.output`), or None: a
-    text naming a node of the graph (`sampler.steps`, `decode`: read as they would be as a
-    link), or ComfyUI's `[node, index]` naming one (`decode.0`)."""
-    if isinstance(value, list) and len(value) == 2 and type(value[1]) is int:
-        node_id = str(value[0])
-        return f"{node_id}.{value[1]}" if node_id in graph.nodes else None
-    if not isinstance(value, str):
-        return None
-    if value in graph.nodes or value.rpartition(".")[0] in graph.nodes:
-        return value
-    return None
-
-
-def _widget_link_hint(graph: Graph, value: Any) -> str:
-    """For a widget input's refused literal written as a link (`steps: count.value`, a plain
-    string there being a literal): how our format links a widget, `{from: count.value}`."""
-    written = _written_link(graph, value) if graph.dialect != "comfy" else None
-    return f"; to link it, write {{from: {written}}}" if written else ""
+def _widget_link_hint(graph: Graph, registry: Registry, node: Node, decl: Input, value: Any) -> str:
+    """For a widget input's refused literal written as a link, how our format links a
+    widget: `{from: count.value}` for `steps: count.value` (a plain string there being a
+    literal, a text naming a node of the graph is read as a link would be), and for ComfyUI's
+    `[count, 0]` what `comfy_link_advice` tells. A list naming no node, nor nearly one, may be
+    a value: nothing is said of it."""
+    if graph.dialect == "comfy":
+        return ""
+    advice = comfy_link_advice(_Types(graph), registry, node.id, value, decl.type)
+    if advice is not None:
+        return advice.text("; to link it, ", spelled_out=True)
+    if isinstance(value, str) and (value in graph or value.rpartition(".")[0] in graph):
+        return f"; to link it, write {{from: {value}}}"
+    return ""
 
 
 # --- links written as ComfyUI writes them, or to the node holding them -------------------
@@ -397,13 +399,14 @@ class LinkAdvice:
 
 
 def comfy_link_advice(
-    types: Mapping[str, str | None], registry: Registry, holder: str, written: Any
+    types: Mapping[str, str | None], registry: Registry, holder: str, written: Any, takes: str
 ) -> LinkAdvice | None:
     """ComfyUI's `[node id, output]` (an index or a name), written in an input of node `holder`
-    of a workflow whose node types are `types`, as a link of ours; None when `written` is no
-    such list or names no node nor nearly one. The one rule the loader's refusal of a socket
-    input given one and validation's refusal of a widget's follow: the output by its name, a
-    node nearly named suggested (never `holder`), a link to `holder` itself called a cycle."""
+    taking `takes` (a type) of a workflow whose node types are `types`, as a link of ours;
+    None when `written` is no such list or names no node nor nearly one. The one rule the
+    loader's refusal of a socket input given one and validation's refusal of a widget's
+    follow: the output by its name, only one of a type `takes` fits (`fits`); a node nearly
+    named suggested (never `holder`); a link to `holder` itself called a cycle."""
     if not isinstance(written, list) or len(written) != 2:
         return None
     target, output = written
@@ -412,7 +415,7 @@ def comfy_link_advice(
     target = str(target)
     if target == holder:
         return LinkAdvice(None, f"{quoted(target)} is this node, which cannot link to itself "
-                          f"(a cycle){_elsewhere(types, registry, holder, output)}")  # fmt: skip
+                          f"(a cycle){_elsewhere(types, registry, holder, output, takes)}")  # fmt: skip
     if target not in types:
         hint = (
             did_you_mean(target, _others(types, holder)) if len(types) <= MAX_ID_HINT_NODES else ""
@@ -422,28 +425,45 @@ def comfy_link_advice(
     if target_type is None:  # an unknown type: validation names it; an index is a link
         return LinkAdvice(f"{target}.{output}")
     index = output_at(target_type, str(output))
-    names = [o.name for o in target_type.outputs]
     if index is not None:
-        return LinkAdvice(f"{target}.{names[index]}")
-    close = closest(output, names) if isinstance(output, str) else []
-    name = close[0] if close else "<output>"
+        out = target_type.outputs[index]
+        if fits(out.type, takes):
+            return LinkAdvice(f"{target}.{out.name}")
+        return LinkAdvice(None, f"{target}.{out.name} is {with_article(out.type)} output; this "
+                          f"input takes {with_article(takes)} one")  # fmt: skip
+    fitting = [o.name for o in target_type.outputs if fits(o.type, takes)]
+    if not fitting:
+        return LinkAdvice(None, f"node {quoted(target)} ({target_type.name}) has no {takes} "
+                          "output, which this input takes")  # fmt: skip
+    close = closest(output, fitting) if isinstance(output, str) else []
+    name = close[0] if close else fitting[0] if len(fitting) == 1 else "<output>"
     return LinkAdvice(f"{target}.{name}", no_output_message(target, target_type, output))
 
 
+def fits(out_type: str, in_type: str) -> bool:
+    """Whether an output of `out_type` may feed an input of `in_type`: the same type, or ANY
+    on either side."""
+    return out_type == in_type or ANY in (out_type, in_type)
+
+
 def self_link_message(
-    types: Mapping[str, str | None], registry: Registry, holder: str, output: int | str | None
-) -> str:
-    """A link from node `holder` to its own `output`, a cycle: said so, with the other nodes'
-    outputs of that name (`model.clip`, for `model2.clip` written in model2)."""
-    return f"links the node to itself (a cycle){_elsewhere(types, registry, holder, output)}"
+    types: Mapping[str, str | None], registry: Registry, holder: str, output: int | str | None,
+    takes: str,
+) -> str:  # fmt: skip
+    """A link from node `holder` to its own `output`, in an input taking `takes`, a cycle: said
+    so, with the other nodes' outputs of that name (`model.clip`, for `model2.clip` written in
+    model2)."""
+    hint = _elsewhere(types, registry, holder, output, takes)
+    return f"links the node to itself (a cycle){hint}"
 
 
 def _elsewhere(
-    types: Mapping[str, str | None], registry: Registry, holder: str, output: int | str | None
-) -> str:
-    """ "; did you mean 'model.clip'?": the other nodes' outputs named as `holder`'s `output`
-    (an index or a name), closest id first: a link to `holder` itself, a cycle, was meant
-    from one of them."""
+    types: Mapping[str, str | None], registry: Registry, holder: str, output: int | str | None,
+    takes: str,
+) -> str:  # fmt: skip
+    """The "; did you mean 'model.clip'?" of a link to `holder` itself, a cycle, meant from
+    another node: the other nodes' outputs named as `holder`'s `output` (an index or a name)
+    whose type `takes` fits, closest id first."""
     own = registry.get(types.get(holder) or "")
     index = output_at(own, str(output)) if own is not None and output is not None else None
     name = own.outputs[index].name if index is not None else output
@@ -452,7 +472,8 @@ def _elsewhere(
     links = []
     for node_id in _others(types, holder):
         node_type = registry.get(types[node_id] or "")
-        if node_type is not None and node_type.output_index(name) is not None:
+        index = node_type.output_index(name) if node_type is not None else None
+        if index is not None and fits(node_type.outputs[index].type, takes):
             links.append(f"{node_id}.{name}")
     return did_you_mean(f"{holder}.{name}", links, cutoff=0)
 
@@ -495,8 +516,9 @@ def _missing_message(decl: Input, settings: Settings | None) -> str:
 
 
 def _check_choice(
-    graph: Graph, node: Node, decl: Input, value: Any, problems: list[Problem], settings: Settings
-) -> None:
+    graph: Graph, registry: Registry, node: Node, decl: Input, value: Any,
+    problems: list[Problem], settings: Settings,
+) -> None:  # fmt: skip
     try:
         choices = decl.choice_list(settings)
     except Exception as exc:  # a file picker whose folder vanished: say so, don't crash
@@ -524,7 +546,7 @@ def _check_choice(
     if len(choices) > MAX_CHOICES_SHOWN:
         shown += f", ... ({len(choices)} in all)"
     hint = _choice_hint(value, [str(c) for c in choices]) if isinstance(value, str) else ""
-    hint += _widget_link_hint(graph, value)
+    hint += _widget_link_hint(graph, registry, node, decl, value)
     if decl.choices_hint:
         hint += f" ({decl.hint_for(value, settings)})"
     problems.append(
@@ -659,7 +681,8 @@ def _over_limit_not_max(node_type: NodeType, mine: list[Problem],
 # --- the graph as a whole ----------------------------------------------------------------
 
 
-def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) -> None:
+def _check_structure(graph: Graph, registry: Registry, problems: list[Problem],
+                     targets: Collection[str] = ()) -> None:  # fmt: skip
     nodes = graph.nodes
     parents: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
@@ -713,8 +736,9 @@ def _check_structure(graph: Graph, registry: Registry, problems: list[Problem]) 
                 )
             )
         return
-    needed = set(outputs)
-    stack = list(outputs)
+    roots = [*outputs, *(t for t in targets if t in nodes)]  # a target runs, as an output
+    needed = set(roots)
+    stack = list(roots)
     while stack:
         for parent in parents[stack.pop()]:
             if parent not in needed:

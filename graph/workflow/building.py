@@ -376,7 +376,7 @@ class _NodeReader:
         decl = node_type.input(input_name) if node_type is not None else None
         comfy = None
         if decl is not None and not decl.accepts_literal:  # a literal there is refused anyway
-            comfy = comfy_link_advice(self.types, self.registry, node.id, raw_value)
+            comfy = comfy_link_advice(self.types, self.registry, node.id, raw_value, decl.type)
         if comfy is not None:
             message = f"a link is written node.output{_NOT_COMFY}{comfy.text(': ', False)}"
             self.problems.append(Problem("bad_linked_input", message, node.id, input_name, where))
@@ -389,13 +389,13 @@ class _NodeReader:
             node.input_locations[input_name] = substitution.placed(self.given, self.given_as)
         elif not isinstance(spec, str):
             message = "a link is written {from: node.output}"
-            comfy = comfy_link_advice(self.types, self.registry, node.id, spec)
+            comfy = comfy_link_advice(self.types, self.registry, node.id, spec, decl.type)
             if comfy is not None:
                 message += _NOT_COMFY + comfy.text(": ", spelled_out=True)
             self.problems.append(Problem("syntax", message, node.id, input_name, where))
         else:
             link = _resolve_link(
-                spec, self.types, self.registry, node.id, input_name, where, self.problems
+                spec, self.types, self.registry, node.id, decl, where, self.problems
             )
             if link is not None:
                 node.inputs[input_name] = link
@@ -487,10 +487,13 @@ def _resolve_link(
     types: dict[str, str | None],
     registry: Registry,
     node_id: str,
-    input_name: str,
+    decl: Input,
     where: Location,
     problems: list[Problem],
 ) -> Link | None:
+    """The link `spec` (`node.output`, `node`) written in input `decl` of node `node_id`, or
+    None with the problem said."""
+    input_name = decl.name
     if spec not in types and _WHOLE_PARAM.fullmatch(spec):
         problems.append(Problem(
             "bad_linked_input", f"{spec} is a param, and a param cannot feed a link input: write "
@@ -511,7 +514,7 @@ def _resolve_link(
     if index is not None:
         return Link(target, index)
     if target == node_id:  # a link to the node holding it: no output of its is meant
-        message = self_link_message(types, registry, node_id, output)
+        message = self_link_message(types, registry, node_id, output, decl.type)
         problems.append(Problem("cycle", message, node_id, input_name, where))
     elif output is not None:
         message = no_output_message(target, target_type, output)

@@ -133,14 +133,14 @@ def test_a_link_written_as_comfyui_writes_it_is_shown_by_an_output_the_node_has(
     does not have: the link is now named by its output's name, and an index out of range gets
     the outputs the node has, with their indices."""
     text = ("nodes:\n  c: {type: Const}\n  sp: {type: Split, x: c}\n"
-            "  a: {type: Add, a: [sp, 1], b: [sp, 2]}\n  f: {type: Const, value: {from: [sp, 5]}}\n"
+            "  a: {type: Add, a: [sp, 1], b: [sp, 2]}\n  f: {type: Add, a: {from: [sp, 5]}}\n"
             "  o: {type: ShowNumber, value: a}\n")  # fmt: skip
     outputs = "outputs: low (0), high (1))"
     assert problems(text, registry) == [
         ("bad_linked_input", "a", "a", (4, 21), COMFY + "write sp.high"),
         ("bad_linked_input", "a", "b", (4, 33),
          COMFY + f"write sp.<output> (node 'sp' (Split) has no output 2; {outputs}"),
-        ("syntax", "f", "value", (5, 27), "a link is written {from: node.output}, not [node, "
+        ("syntax", "f", "a", (5, 21), "a link is written {from: node.output}, not [node, "
          f"output] as in ComfyUI: write {{from: sp.<output>}} (node 'sp' (Split) has no output 5; "
          f"{outputs}"),
     ]  # fmt: skip
@@ -151,12 +151,12 @@ def test_a_comfyui_link_naming_its_output_is_shown_with_that_output(registry):
     node.output': the link is now written with that name, or the closest one the node has."""
     text = ("nodes:\n  c: {type: Const}\n  sp: {type: Split, x: c}\n"
             "  a: {type: Add, a: [sp, high], b: ['sp', HIGH]}\n"
-            "  f: {type: Const, value: {from: [sp, lowe]}}\n  o: {type: ShowNumber, value: a}\n")  # fmt: skip
+            "  f: {type: Add, a: {from: [sp, lowe]}}\n  o: {type: ShowNumber, value: a}\n")  # fmt: skip
     assert problems(text, registry) == [
         ("bad_linked_input", "a", "a", (4, 21), COMFY + "write sp.high"),
         ("bad_linked_input", "a", "b", (4, 36), COMFY + "write sp.high (node 'sp' (Split) has no "
          "output 'HIGH'; outputs: low (0), high (1))"),
-        ("syntax", "f", "value", (5, 27), "a link is written {from: node.output}, not [node, "
+        ("syntax", "f", "a", (5, 21), "a link is written {from: node.output}, not [node, "
          "output] as in ComfyUI: write {from: sp.low} (node 'sp' (Split) has no output 'lowe'; "
          "outputs: low (0), high (1))"),
     ]  # fmt: skip
@@ -191,6 +191,23 @@ def test_a_link_to_a_node_nearly_named_or_to_its_own_node_names_the_one_meant(re
         ("bad_linked_input", "e", "a", (5, 21), "a link is written node.output, not [node, "
          "output] as in ComfyUI; 'e' is this node, which cannot link to itself (a cycle); did "
          "you mean 'c.value'?"),
+    ]  # fmt: skip
+
+
+def test_a_comfyui_link_from_an_output_of_another_type_is_not_shown_as_one_to_write(registry):
+    """`[f, 0]` in a NUMBER input, f's output a TEXT, was told to 'write f.text', refused next
+    as a TEXT for a NUMBER: the types are said instead. An index the node has no output at is
+    shown as its one output the input takes (`[c, 9]`: c.value), if it has one."""
+    text = ("nodes:\n  c: {type: Const}\n  f: {type: Format, template: x, value: c}\n"
+            "  a: {type: Add, a: [f, 0], b: [c, 9]}\n  g: {type: Add, a: {from: [f, 2]}}\n"
+            "  o: {type: ShowNumber, value: a}\n")  # fmt: skip
+    assert problems(text, registry) == [
+        ("bad_linked_input", "a", "a", (4, 21), "a link is written node.output, not [node, "
+         "output] as in ComfyUI; f.text is a TEXT output; this input takes a NUMBER one"),
+        ("bad_linked_input", "a", "b", (4, 32), COMFY + "write c.value (node 'c' (Const) has no "
+         "output 9; outputs: value (0))"),
+        ("syntax", "g", "a", (5, 21), "a link is written {from: node.output}, not [node, output] "
+         "as in ComfyUI; node 'f' (Format) has no NUMBER output, which this input takes"),
     ]  # fmt: skip
 
 

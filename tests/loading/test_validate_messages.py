@@ -497,17 +497,64 @@ def test_a_literal_for_a_link_names_the_socket_type_with_its_article(registry):
 @pytest.mark.parametrize(("line", "said"), [
     ("seed: c.value", "expected an integer (INT), got 'c.value'; to link it, write {from: c.value}"),
     ("seed: c", "expected an integer (INT), got 'c'; to link it, write {from: c}"),
-    ("seed: [c, 0]", "expected an integer (INT), got a list; to link it, write {from: c.0}"),
+    # c's output is a NUMBER: not linked in an INT input (test_a_widget_given_comfyuis_list...)
+    ("seed: [c, 0]", "expected an integer (INT), got a list; c.value is a NUMBER output; this "
+     "input takes an INT one"),
     ("seed: nowhere.value", "expected an integer (INT), got 'nowhere.value'"),
     ("x: [nowhere, 0]", "takes a link from a NUMBER output, not a literal (a list); write "
      "node.output"),
 ])  # fmt: skip
 def test_a_link_written_in_another_spelling_is_shown_in_ours(registry, line, said):
     """A widget given `c.value` (a plain string is a literal there) or ComfyUI's `[c, 0]` was
-    refused without the spelling that links it: `{from: c.value}`, `{from: c.0}`, for a node
-    the graph has (a socket input given `[c, 0]` is refused as it is read: test_building)."""
+    refused without the spelling that links it: `{from: c.value}`, `{from: c}`, for a node the
+    graph has (a socket input given `[c, 0]` is refused as it is read: test_building)."""
     [p] = scale_with(registry, line)
     assert p.message == said
+
+
+def test_a_widget_given_comfyuis_list_is_told_the_link_meant_as_a_socket_input_is():
+    """ComfyUI's `[node, output]` in a widget was shown as `{from: node.index}` whatever it
+    named: a link to the node itself (`[noise2, 0]`), an output the node lacks (`count.7`), one
+    of a type the input does not take (`model.1`, a CLIP for a STRING); a name (`[txt,
+    STRING]`) or a misspelled node (`[cont, 0]`) got nothing. They are now told as a socket
+    input's are; a list naming no node, nor nearly one, may be a value: nothing is said."""
+    reg = Registry()
+    node("LoadModel", outputs=[Output("unet", "MODEL"), Output("clip", "CLIP")],
+         registry=reg)(lambda ctx: (None, None))  # fmt: skip
+    node("PrimitiveInt", inputs=[Int("value", 0)], outputs=[Output("INT", "INT")],
+         registry=reg)(lambda ctx, value: value)  # fmt: skip
+    node("PrimitiveString", inputs=[String("value", "")], outputs=[Output("STRING", "STRING")],
+         registry=reg)(lambda ctx, value: value)  # fmt: skip
+    node("TextEncode", inputs=[Socket("clip", "CLIP"), String("text", "")],
+         outputs=[Output("conditioning", "CONDITIONING")], registry=reg)(lambda ctx, clip, text: 0)  # fmt: skip
+    node("LatentNoise", inputs=[Int("width", 64), Int("height", 64)],
+         outputs=[Output("latent", "LATENT")], registry=reg)(lambda ctx, width, height: 0)  # fmt: skip
+    node("Show", inputs=[Socket("value", "LATENT")], output_node=True,
+         registry=reg)(lambda ctx, value: ())  # fmt: skip
+    text = (
+        "nodes:\n  model: {type: LoadModel}\n  count: {type: PrimitiveInt, value: 64}\n"
+        "  txt: {type: PrimitiveString, value: hi}\n"
+        "  a: {type: TextEncode, clip: model.clip, text: [model, 1]}\n"
+        "  b: {type: TextEncode, clip: model.clip, text: ['txt', 'STRING']}\n"
+        "  noise: {type: LatentNoise, width: [count, 7], height: [cont, 0]}\n"
+        "  noise2: {type: LatentNoise, width: [noise2, 0], height: [512, 512]}\n"
+        "  show: {type: Show, value: noise}\n"
+    )
+    graph = load_workflow("w.yaml", text=text, registry=reg).graph
+    list_for = "got a list; "
+    assert [(p.node_id, p.input_name, p.message) for p in validate(graph, reg)
+            if p.severity == "error"] == [
+        ("a", "text", f"expected text (STRING), {list_for}model.clip is a CLIP output; this "
+         "input takes a STRING one"),
+        ("b", "text", f"expected text (STRING), {list_for}to link it, write {{from: txt.STRING}}"),
+        ("noise", "width", f"expected an integer (INT), {list_for}to link it, write {{from: "
+         "count.INT} (node 'count' (PrimitiveInt) has no output 7; outputs: INT (0))"),
+        ("noise", "height", f"expected an integer (INT), {list_for}there is no node 'cont'; did "
+         "you mean 'count'?"),
+        ("noise2", "width", f"expected an integer (INT), {list_for}'noise2' is this node, which "
+         "cannot link to itself (a cycle)"),
+        ("noise2", "height", "expected an integer (INT), got a list"),
+    ]  # fmt: skip
 
 
 def _cycles(graph: Graph, registry) -> list[str]:
