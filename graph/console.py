@@ -95,11 +95,14 @@ class RichProgress:
         self._graph = graph
         self._where = " on the server:" if on_server else ""
         self._debug = debug
+        # the node that ran last, (id, type): a stop between two nodes came after it
+        self._ended: tuple[str, str] | None = None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.progress.start()
             self._started = True
+            self._ended = None
             self._run_task = self.progress.add_task("run", total=len(event.nodes))
         elif isinstance(event, NodesCached):
             if event.nodes:
@@ -124,6 +127,7 @@ class RichProgress:
             if task is not None:
                 self.progress.remove_task(task)
             if not event.cached:
+                self._ended = (event.node_id, event.node_type)
                 self.progress.advance(self._run_task)
                 detail = "; ".join(event.summary)
                 self._print(
@@ -132,6 +136,7 @@ class RichProgress:
                 )
             self._show_ui(event.node_id, event.ui or {}, event.cached)
         elif isinstance(event, NodeFailed):
+            self._ended = (event.node_id, event.node_type) if event.node_id else self._ended
             self._say(self._failure(event))
             if self._debug and event.traceback:  # a crash's (a user error has none)
                 self.console.print(escape("".join(event.traceback).rstrip()), highlight=False,
@@ -144,8 +149,19 @@ class RichProgress:
             self._print(
                 f"[{colour}]{event.status}[/{colour}]: {len(event.executed)} ran, "
                 f"{len(event.cached)} cached, {len(event.failed)} failed, {stopped}"
-                f"{len(event.skipped)} skipped in {event.seconds:.2f}s"
+                f"{len(event.skipped)} skipped in {event.seconds:.2f}s{self._stopped_at(event)}"
             )
+
+    def _stopped_at(self, event: RunFinished) -> str:
+        """Where a run interrupted between two nodes stopped, no node cut short (the one running
+        when Ctrl-C came checks no step and finished first): "; stopped after node 'slow'
+        (Sleeper)", or "; stopped before any node ran"; "" otherwise (the summary names the
+        node interrupted)."""
+        if event.status != "interrupted" or event.interrupted:
+            return ""
+        if self._ended is None:
+            return "; stopped before any node ran"
+        return f"; stopped after {escape(self._node_name(*self._ended))}"
 
     def _named(self, node_ids: list[str]) -> str:
         """Nodes as "node 'model' (LoadModel)", their types when the run's graph is at hand:

@@ -116,9 +116,10 @@ class RunFinished(Event):
     executed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    # The node the interrupt stopped while it ran (none when the run was stopped between two
-    # nodes: `interrupted_node` is then the next one, among `skipped`). With the lists above
-    # and `skipped`, every node of the run is in exactly one list.
+    # The node the interrupt cut short while it ran, also `interrupted_node` (none, and None,
+    # when the run stopped between two nodes: the node running when the stop came, checking no
+    # step, finished first; the nodes not started are in `skipped`). With the lists above and
+    # `skipped`, every node of the run is in exactly one list.
     interrupted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0

@@ -106,7 +106,10 @@ class RunResult:
     a copy too: changing it changes no later run's. `executed` / `cached` / `skipped`: node ids
     run, served from the cache, not run because something they need failed. `failures`: one
     `NodeFailed` per failed node (message, exception type, traceback). `warnings`: what nodes
-    warned about.
+    warned about. An interrupted run's `skipped` also holds the nodes it did not start;
+    `interrupted_node` is the node the stop cut short while it ran, None when the run stopped
+    between two nodes (the node running when the stop came, checking no step, finished first:
+    it is in `executed`, and no node was cut short).
     """
 
     run_id: str
@@ -431,7 +434,8 @@ class _Run:
         self.uis: dict[str, dict | None] = {}
         self.to_run: list[str] = []  # in dependency order
         self.remaining: dict[str, int] = {}  # node id -> consumers still to run
-        self.interrupted: str | None = None
+        self.stopped = False  # a cancel or `give_up` ended it: its status is interrupted
+        self.interrupted: str | None = None  # the node the stop cut short, if one was
         self.announced = False  # RunStarted sent: its events must end with RunFinished
         self.at: str | None = None  # the node whose NodeStarted was sent last
         self.uncached: set[str] = set()  # results not to cache: a NaN one, and what uses it
@@ -548,8 +552,8 @@ class _Run:
         bad: set[str] = set()  # failed or skipped: their dependants are skipped
         order, cancel, execute_node = self.to_run, self.cancel, self.execute_node
         for i, nid in enumerate(order):
-            if cancel.cancelled:
-                self.interrupted = nid
+            if cancel.cancelled:  # between two nodes: none was cut short
+                self.stopped = True
                 skipped.extend(order[i:])
                 break
             if any(p in bad for p in parents[nid]):
@@ -558,7 +562,7 @@ class _Run:
             else:
                 outcome = execute_node(nid, types[nid])
                 if outcome is NodeOutcome.INTERRUPTED:
-                    self.interrupted = nid
+                    self.stopped, self.interrupted = True, nid
                     skipped.extend(order[i + 1 :])
                     break
                 if outcome is NodeOutcome.FAILED:
@@ -692,38 +696,40 @@ class _Run:
 
     def give_up(self, start: float) -> None:
         """The run left at once by what is no node's failure (`run`'s second Ctrl-C, a
-        KeyboardInterrupt): its events still end with RunFinished, status interrupted, at the
-        node it was in (the nodes after it skipped), so their reader (`run --json`'s) learns
-        how it ended. What `on_event` raises here is dropped: the exception leaving the run is
-        the one that stopped it."""
+        KeyboardInterrupt): its events still end with RunFinished, status interrupted, the
+        node it cut short the one that had started and not ended (none when it came between
+        two nodes, as `execute`'s stop between nodes), the nodes not started skipped, so their
+        reader (`run --json`'s) learns how it ended. What `on_event` raises here is dropped:
+        the exception leaving the run is the one that stopped it."""
         if not self.announced:
             return
         result = self.result
         done = {*result.executed, *result.cached, *result.skipped,
                 *(f.node_id for f in result.failures)}  # fmt: skip
         left = [nid for nid in self.to_run if nid not in done]
-        self.interrupted = left[0] if left else None
-        result.skipped.extend(left[1:] if left and left[0] == self.at else left)
+        self.stopped = True
+        self.interrupted = left[0] if left and left[0] == self.at else None
+        result.skipped.extend(left[1:] if self.interrupted else left)
         try:
-            self.finish(start, given_up=True)
+            self.finish(start)
         except Exception:  # noqa: BLE001 - e.g. the renderer's stdout closed meanwhile
             pass
 
-    def finish(self, start: float, given_up: bool = False) -> RunResult:
+    def finish(self, start: float) -> RunResult:
         result, interrupted = self.result, self.interrupted
         shown = [nid for nid in self.planned.targets + self.keep if nid in self.values]
         result.outputs = Outputs({nid: self.values[nid] for nid in shown})
         for nid in shown:  # copies: a caller changing one leaves the cache's as it was
             if self.uis.get(nid) is not None:
                 result.ui[nid] = handed_out(self.uis[nid])
-        if interrupted is not None or given_up:
+        if self.stopped:
             result.status = "interrupted"
             result.interrupted_node = interrupted
         elif result.failures:
             result.status = "failed"
         result.seconds = time.perf_counter() - start
         if self.emit:
-            stopped = [] if interrupted is None or interrupted in result.skipped else [interrupted]
+            stopped = [] if interrupted is None else [interrupted]
             self.emit(RunFinished(self.run_id, status=result.status,
                                   executed=list(result.executed), cached=list(result.cached),
                                   failed=[f.node_id for f in result.failures],

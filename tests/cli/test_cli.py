@@ -388,6 +388,28 @@ def test_a_signal_during_the_last_node_which_finishes_leaves_a_success(cli, tmp_
     assert events(out)[-1]["event"] == "run_finished" and events(out)[-1]["status"] == "success"
 
 
+def test_a_sweeps_run_stopped_before_any_node_names_no_node_interrupted(cli, tmp_path):
+    """Ctrl-C during the last node of a sweep's first run, which finishes: the next run stops
+    before its first node, and was reported `"interrupted_node": "a"`, a node that never
+    started (skipped). None was: null, every node it was to run skipped, and its summary says
+    it stopped before any node ran."""
+    plugin = tmp_path / "late"
+    plugin.mkdir()
+    (plugin / "late.py").write_text(LATE_SIGNAL.replace("signal.SIGTERM", "signal.SIGINT"))
+    path = write(tmp_path, "late.yaml", GOOD + "  last: {type: CliLateSignal, a: sum}\n")
+    args = ("run", str(path), "--nodes-dir", str(plugin), "--no-cache", "--sweep", "x=2,4")
+    code, out, err = cli(*args, "--json")
+    assert code == 130, err
+    first, second = [e for e in events(out) if e["event"] == "run_finished"]
+    assert first["status"] == "success" and second["status"] == "interrupted"
+    assert (second["executed"], second["cached"], second["interrupted"]) == ([], ["b"], [])
+    assert second["interrupted_node"] is None and second["skipped"] == ["a", "sum", "out", "last"]
+    code, _, err = cli(*args)
+    assert code == 130, err
+    assert "interrupted: 0 ran, 1 cached, 0 failed, 4 skipped in " in err
+    assert "s; stopped before any node ran\nlatentgraph: interrupted by Ctrl-C\n" in err
+
+
 def test_sigterm_stops_a_run_as_ctrl_c_does_with_its_own_exit_code(cli, tmp_path):
     """SIGTERM (a service manager, `docker stop`) ended the process at once with no word, exit
     143: now the run stops at the node's next step, as after Ctrl-C, and says so; the exit code
@@ -508,11 +530,13 @@ def sleeper(ctx, a):
 """
 
 
-def _run_until_started(tmp_path, node_type: str, plugin_source: str, after: bool = True):
+def _run_until_started(tmp_path, node_type: str, plugin_source: str, after: bool = True,
+                       json: bool = True):  # fmt: skip
     """`run --json` in its own process of the test workflow with a node `slow` of
     `node_type` (declared by `plugin_source`) and a node `after` writing after it (none when
     not `after`: `slow` an output node, the last to run), returned once `slow` has started
-    (its `node_started` line read)."""
+    (its `node_started` line read). Without `json`, the text output: `slow` has started once
+    its warning line is read (its node must warn as it starts)."""
     import os
     import subprocess
     import sys
@@ -525,14 +549,17 @@ def _run_until_started(tmp_path, node_type: str, plugin_source: str, after: bool
     path = write(tmp_path, "slow.yaml", GOOD + f"  slow: {{type: {node_type}, a: sum}}\n"
                  + ("  after: {type: CliWrite, value: slow, name: after}\n" if after else ""))  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "latentgraph.cli", "run", str(path), "--json", "--nodes-dir",
-         str(PLUGIN), "--nodes-dir", str(plugin), "--cache-dir", str(tmp_path / "cache")],
+        [sys.executable, "-m", "latentgraph.cli", "run", str(path), *(["--json"] if json else []),
+         "--nodes-dir", str(PLUGIN), "--nodes-dir", str(plugin), "--cache-dir",
+         str(tmp_path / "cache")],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    lines, started = ((proc.stdout, ('"node_started"', '"slow"')) if json
+                      else (proc.stderr, ("warning: ", "node 'slow'")))  # fmt: skip
     try:
-        for line in proc.stdout:
-            if '"node_started"' in line and '"slow"' in line:
+        for line in lines:
+            if all(text in line for text in started):
                 return proc
         raise AssertionError(f"the slow node never started: {proc.stderr.read()}")
     except BaseException:
@@ -635,6 +662,42 @@ def test_ctrl_c_during_the_last_node_which_finishes_exits_0(tmp_path):
     assert err.rstrip().splitlines()[-1] == (
         "latentgraph: note: Ctrl-C came during the last node, which finished: the run "
         "succeeded, nothing was stopped")  # fmt: skip
+
+
+@pytest.mark.parametrize("json", [True, False])
+def test_ctrl_c_during_a_node_which_finishes_stops_before_the_next_naming_none_interrupted(
+        tmp_path, json):  # fmt: skip
+    """Ctrl-C while a node that checks no step runs (a plugin's sleep, a big VAEDecode), which
+    finishes, a node still after it: the run stops before that one (exit 130), but run_finished
+    named as interrupted the node after it, which never started (`"interrupted_node": "after"`,
+    skipped), and the text summary named no node. No node was cut short: `interrupted_node`
+    is null, the node that finished among `executed`, the one after it skipped, and the
+    summary says where it stopped."""
+    import signal
+
+    waiter = WAITER.replace("    while", '    ctx.warn("waiting for go")\n    while')
+    proc = _run_until_started(tmp_path, "CliWaiter", waiter, json=json)
+    try:
+        proc.send_signal(signal.SIGINT)
+        _wait_for_stderr(proc, "press Ctrl-C again to stop now")  # taken while `slow` runs
+        (tmp_path / "go").touch()
+        out = proc.stdout.read()
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert code == 130, err
+    assert err.rstrip().splitlines()[-1] == "latentgraph: interrupted by Ctrl-C"
+    assert not (tmp_path / "output" / "after.txt").exists()
+    if json:
+        finished = events(out)[-1]
+        assert finished["event"] == "run_finished" and finished["status"] == "interrupted"
+        assert (finished["interrupted"], finished["interrupted_node"], finished["skipped"]) == (
+            [], None, ["after"])  # fmt: skip
+        assert sorted(finished["executed"]) == ["a", "b", "out", "slow", "sum"]
+    else:
+        assert "interrupted: 5 ran, 0 cached, 0 failed, 1 skipped in " in err
+        assert "s; stopped after node 'slow' (CliWaiter)\n" in err
 
 
 def test_run_json_whose_reader_goes_away_stops_and_exits_1_saying_so(tmp_path):

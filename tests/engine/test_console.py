@@ -387,3 +387,25 @@ def test_a_servers_failure_at_no_node_is_named_without_a_node():
     failures = [line for line in out.getvalue().splitlines() if line.startswith("error")]
     assert failures == ["error: WorkerDied: the worker process ended"] * 2, out.getvalue()
     assert "0 ran, 0 cached, 0 failed" in out.getvalue()
+
+
+def test_a_run_stopped_between_two_nodes_says_after_which_it_stopped():
+    """A run interrupted once a node that checks no step had finished, before the next one,
+    named no node: its summary says where it stopped (no node was cut short), or that it
+    stopped before any node ran (a sweep's next run after a Ctrl-C)."""
+    progress, out = _progress()
+    progress(RunStarted("r", nodes=["a", "slow", "save"]))
+    progress(NodesCached("r", nodes=["a"]))
+    progress(NodeStarted("r", node_id="slow", node_type="Sleeper"))
+    progress(NodeFinished("r", node_id="slow", node_type="Sleeper", seconds=4.0))
+    progress(RunFinished("r", status="interrupted", executed=["slow"], cached=["a"],
+                         skipped=["save"], seconds=4.5))  # fmt: skip
+    assert out.getvalue().rstrip().splitlines()[-1] == (
+        "interrupted: 1 ran, 1 cached, 0 failed, 1 skipped in 4.50s; stopped after node "
+        "'slow' (Sleeper)")  # fmt: skip
+    progress, out = _progress()
+    progress(RunStarted("r2", nodes=["a", "save"]))
+    progress(RunFinished("r2", status="interrupted", cached=["a"], skipped=["save"]))
+    assert out.getvalue().rstrip().splitlines()[-1] == (
+        "interrupted: 0 ran, 1 cached, 0 failed, 1 skipped in 0.00s; stopped before any node ran"
+    )

@@ -272,8 +272,12 @@ def test_cancel_between_nodes(toys):
     )
     events = []
     r = toys.scheduler().run(g, cancel=cancel, on_event=events.append)
-    assert r.status == "interrupted" and r.executed == ["a", "c"] and r.interrupted_node == "b"
-    assert events[-1].interrupted == [] and events[-1].skipped == ["b", "o"]  # b never started
+    # c finished, b never started: no node was cut short (interrupted_node named b)
+    assert r.status == "interrupted" and r.executed == ["a", "c"] and r.interrupted_node is None
+    assert r.skipped == ["b", "o"]
+    finished = events[-1]
+    assert (finished.interrupted, finished.interrupted_node, finished.skipped) == (
+        [], None, ["b", "o"])  # fmt: skip
     cancel.reset()
     toys.calls.clear()
     assert toys.scheduler().run(g).status == "success"
@@ -306,6 +310,26 @@ def test_a_run_left_at_once_still_ends_its_events_with_run_finished(toys):
     assert finished.kind == "run_finished" and finished.status == "interrupted"
     assert (finished.executed, finished.interrupted, finished.skipped) == (["a"], ["g"], ["b", "o"])
     assert finished.interrupted_node == "g"
+
+
+def test_a_run_left_at_once_between_two_nodes_cut_no_node_short(toys):
+    """A second Ctrl-C that comes once a node has finished, before the next starts (here from
+    `on_event`, as `run`'s signal handler raises into whatever runs), named the next node as
+    interrupted, a node that never started: no node was cut short, the rest are skipped."""
+
+    def on_event(event):
+        events.append(event)
+        if event.kind == "node_finished" and event.node_id == "a":
+            raise KeyboardInterrupt
+
+    g = build({"a": ("Const", {}), "b": ("Inc", {"x": "@a"}), "o": ("Out", {"x": "@b"})})
+    events = []
+    with pytest.raises(KeyboardInterrupt):
+        toys.scheduler().run(g, on_event=on_event)
+    finished = events[-1]
+    assert finished.kind == "run_finished" and finished.status == "interrupted"
+    assert (finished.executed, finished.interrupted, finished.skipped) == (["a"], [], ["b", "o"])
+    assert finished.interrupted_node is None
 
 
 def test_nondeterministic_node_always_runs_but_same_output_hits_downstream(toys):
