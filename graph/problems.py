@@ -172,6 +172,17 @@ def _code_point(c: str) -> str:
     return f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
 
 
+def error_line(exc: BaseException) -> str:
+    """A library's error as one line, for our messages (README: each problem is one line): its
+    type and the first non-empty line of its text, a trailing colon (which introduces the
+    lines left out) dropped; only its type when it has no text. The rest is advice written
+    for that library's users ("Please check your internet connection") or detail (a list of
+    tensors): what our message says instead."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    first = unprintables_escaped(first.rstrip(":").rstrip())
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def quoted(text: str) -> str:
     """`text` in quotes as the user wrote it, for messages: a backslash stays one (repr doubled
     it, so `SD1.5\\foo` read as a value nobody sent) unless the text needs escapes to be read

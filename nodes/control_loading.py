@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import Settings
+from latentgraph.graph.problems import error_line
 
 from . import models_dirs, runtime
 from .model_manager import manager, module_bytes
@@ -96,7 +97,9 @@ def read_tensors(path: Path) -> dict[str, Any]:
     try:
         return load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        raise ControlLoadError(f"{path}: not a readable .safetensors file ({exc})") from None
+        raise ControlLoadError(
+            f"{path}: not a readable .safetensors file ({error_line(exc)})"
+        ) from None
 
 
 def kind_of(state: dict[str, Any], config: dict[str, Any] | None, path: Path) -> str:

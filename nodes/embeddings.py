@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from latentgraph.graph.paths import WEIGHT_SUFFIXES
-from latentgraph.graph.problems import did_you_mean, quoted
+from latentgraph.graph.problems import did_you_mean, error_line, quoted
 
 from . import models_dirs
 
@@ -120,7 +120,7 @@ def load_embedding(name: str, width: int, dirs: Sequence[Path | str] | None = No
         tensors = load_file(str(path))
     except (OSError, SafetensorError) as exc:
         raise EmbeddingError(f"embedding {quoted(name)} ({path}) is not a readable .safetensors "
-                             f"file: {exc}") from None  # fmt: skip
+                             f"file: {error_line(exc)}") from None  # fmt: skip
     vectors = _pick(tensors, name, part)
     if vectors.ndim == 1:
         vectors = vectors.unsqueeze(0)

@@ -39,7 +39,7 @@ from latentgraph.graph import (
 )
 from latentgraph.graph.files import FileWriteError
 from latentgraph.graph.paths import KindFolder, ModelsDir
-from latentgraph.graph.problems import printable, quoted
+from latentgraph.graph.problems import error_line, printable, quoted
 
 from . import model_sampling, runtime
 from .model_manager import manager, module_bytes
@@ -334,7 +334,8 @@ def checkpoint_shapes(path: str) -> dict[str, list[int]]:
         raise ValueError(f"could not load {quoted(str(path))}: {exc.strerror or exc}") from None
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise ValueError(
-            f"could not load {quoted(str(path))}: not a valid .safetensors file (truncated or corrupt?): {exc}"
+            f"could not load {quoted(str(path))}: not a valid .safetensors file (truncated or "
+            f"corrupt?): {error_line(exc)}"
         ) from None
 
 
@@ -538,7 +539,7 @@ def _download(ctx: Any, repo_id: str) -> str:
 
         return snapshot_download(repo_id, allow_patterns=["*.json", "*.txt", "*.safetensors"])
     except Exception as exc:  # noqa: BLE001 - any network/hub failure means the same to the user
-        raise input_error(ctx, "source", f"{hint} ({type(exc).__name__}: {exc})") from exc
+        raise input_error(ctx, "source", f"{hint} ({error_line(exc)})") from exc
 
 
 def single_file_config(ctx: Any, path: str, config: str) -> str:
@@ -589,7 +590,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
             raise
         except Exception as exc:  # noqa: BLE001 - safetensors/diffusers raise many kinds
             raise input_error(
-                ctx, "source", f"could not load {quoted(source_text)}: {type(exc).__name__}: {exc}"
+                ctx, "source", f"could not load {quoted(source_text)}: {error_line(exc)}"
             ) from exc
         _apply_options(bundle, ctx.settings)
         return bundle
@@ -883,7 +884,7 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
             raise input_error(
                 ctx,
                 "source",
-                f"could not load {what} from {quoted(source)}: {type(exc).__name__}: {exc}",
+                f"could not load {what} from {quoted(source)}: {error_line(exc)}",
             ) from exc
         if isinstance(value, tuple):  # (tokenizer, text encoder, tokenizer_2, text encoder_2)
             return tuple(v if i % 2 == 0 or v is None else place(ctx.settings, v, device)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import CLIP, MODEL, Float, Output, Settings, Socket, String, node
+from latentgraph.graph.problems import error_line
 
 from . import models_dirs
 from .model_manager import manager
@@ -95,11 +96,15 @@ def read_lora(
     try:
         raw = load_file(str(path))
     except (OSError, SafetensorError) as exc:
-        raise LoraError(f"{shown or path}: not a readable .safetensors file: {exc}") from None
+        raise LoraError(
+            f"{shown or path}: not a readable .safetensors file: {error_line(exc)}"
+        ) from None
     try:
         state, alphas = StableDiffusionPipeline.lora_state_dict(raw, unet_config=unet_config)
     except Exception as exc:  # noqa: BLE001 - diffusers' converters raise many kinds
-        raise LoraError(f"{shown or path}: not a LoRA diffusers can read: {exc}") from None
+        raise LoraError(
+            f"{shown or path}: not a LoRA diffusers can read: {error_line(exc)}"
+        ) from None
     return state, alphas
 
 
@@ -149,8 +154,7 @@ def misfit(exc: Exception) -> str:
     other error by its first line."""
     found = _OTHER_SHAPE.findall(str(exc))
     if not found:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        return f"{type(exc).__name__}: {lines[0].rstrip(':') if lines else ''}".rstrip(": ")
+        return error_line(exc)
     name, file_shape, model_shape = found[0]
     name = re.sub(rf"\.{ADAPTER}\.(\w+)$", r" \1", name)
     count = f"{len(found)} tensors have other shapes" if len(found) > 1 else \

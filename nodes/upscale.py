@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from latentgraph.graph import IMAGE, Int, Output, Settings, Socket, node
+from latentgraph.graph.problems import error_line
 
 from . import models_dirs
 from .canvas import check_canvas
@@ -43,14 +44,14 @@ def import_spandrel() -> Any:
         import spandrel
     except ImportError as exc:
         raise UpscalerUnavailable(
-            f"upscale models need spandrel: pip install '{EXTRA}' ({exc})"
+            f"upscale models need spandrel: pip install '{EXTRA}' ({error_line(exc)})"
         ) from None
     except (
         RuntimeError
     ) as exc:  # torchvision built for another torch: "operator ... does not exist"
         raise UpscalerUnavailable(
             f"spandrel is installed but cannot be imported: its torchvision does not match "
-            f"this torch ({exc}); install the torchvision build made for your torch"
+            f"this torch ({error_line(exc)}); install the torchvision build made for your torch"
         ) from None
     return spandrel
 

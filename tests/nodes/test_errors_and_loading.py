@@ -40,6 +40,39 @@ def test_offline_hub_id(make_ctx, monkeypatch):
         loaders.load_model(make_ctx("LoadModel", node_id="model"), "someone/some-model")
 
 
+def test_an_unreachable_hub_is_one_line_with_the_librarys_first(make_ctx, monkeypatch):
+    """README: each problem is one line. huggingface_hub's error goes on for lines of advice
+    of its own; the message keeps ours and its type and first line only."""
+    import huggingface_hub
+
+    def unreachable(*args, **kwargs):
+        raise huggingface_hub.errors.LocalEntryNotFoundError(
+            "Got: ConnectError: [Errno -2] Name or service not known\nAn error happened while "
+            "trying to locate the files on the Hub. Please check your internet connection."
+        )
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    with pytest.raises(NodeInputError) as caught:
+        loaders.load_model(make_ctx("LoadModel", node_id="model"), "someone/some-model")
+    message = str(caught.value)
+    assert "\n" not in message and "Please check" not in message
+    assert message.endswith("(LocalEntryNotFoundError: Got: ConnectError: [Errno -2] Name or "
+                            "service not known)")  # fmt: skip
+    assert "hub id 'someone/some-model' could not be fetched" in message
+
+
+def test_a_librarys_error_as_one_line():
+    from latentgraph.graph.problems import error_line
+
+    assert error_line(RuntimeError("Error(s) in loading:\n\tsize mismatch")) == (
+        "RuntimeError: Error(s) in loading"
+    )
+    assert error_line(OSError("\n  first\r\nsecond")) == "OSError: first"
+    assert error_line(ValueError()) == "ValueError"
+    assert error_line(ValueError("a \x1b[31m b")) == "ValueError: a \\u001b[31m b"
+
+
 def test_width_not_a_multiple_of_the_scale_factor(make_ctx, tiny):
     ctx = make_ctx("LatentNoise", node_id="noise")
     with pytest.raises(NodeInputError, match=r"'noise' input 'width'.*multiple.*8"):
