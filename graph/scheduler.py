@@ -329,13 +329,16 @@ class Scheduler:
             entry = self._defaults[id(nt)] = (nt, defaults)
         return entry[1]
 
-    def _validate(self, graph: Graph, targets: list[str] | None) -> list[Problem]:
+    def _validate(self, graph: Graph, targets: list[str] | None,
+                  keep: list[str] | None) -> list[Problem]:  # fmt: skip
         """Every problem at once (graph.validate); raises on errors, returns the warnings.
 
-        With explicit targets the graph needs no output node of its own."""
+        With explicit targets the graph needs no output node of its own; a target or a kept
+        node runs, so it is not warned to feed no output node."""
         from .validate import validate
 
-        problems = validate(graph, self.registry, self.settings)
+        problems = validate(graph, self.registry, self.settings,
+                            targets=[*(targets or []), *(keep or [])])  # fmt: skip
         if targets is not None:
             problems = [p for p in problems if p.code != "prompt_no_outputs"]
         if any(p.severity == "error" for p in problems):
@@ -360,7 +363,7 @@ class Scheduler:
         leaves here as raised, whichever event it was given (the caller's bug, no node's)."""
         start = time.perf_counter()
         targets, keep = node_ids(targets, "targets"), node_ids(keep, "keep")
-        problems = self._validate(graph, targets) if validate else []
+        problems = self._validate(graph, targets, keep) if validate else []
         run = _Run(
             self,
             graph,

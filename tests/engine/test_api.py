@@ -476,3 +476,16 @@ def test_a_param_value_that_is_no_workflow_data_is_refused_naming_the_param(toys
         api.run(loaded, seed=torch.tensor(1), **kw)
     with pytest.raises(TypeError, match="sweep 'seed': expected a list of .*, got an int"):
         api.sweep(workflow, "seed", 5, **kw)
+
+
+def test_a_target_or_kept_node_is_not_warned_to_feed_no_output_node(toys):
+    """`targets=["n", "o"]`, `targets="n"` or `keep="n"` ran node 'n' while warning "the node
+    feeds no output node, so it will not run" about it: the nodes told to run count as outputs."""
+    g = build({"n": ("Const", {"value": 3}), "m": ("Const", {"value": 4}),
+               "o": ("Echo", {"x": "@m"})})  # fmt: skip
+    unused = "the node feeds no output node, so it will not run"
+    for told in ({"targets": ["n", "o"]}, {"targets": "n"}, {"keep": "n"}):
+        r = api.run(g, registry=toys.registry, cache=Cache(), **told)
+        assert r.ok and "n" in r.executed and r.warnings == [], told
+    r = api.run(g, registry=toys.registry, cache=Cache())
+    assert r.executed == ["m", "o"] and [w.message for w in r.warnings] == [f"node 'n': {unused}"]
