@@ -117,6 +117,8 @@ class PromptEvents:
             self.render(failure)
             self._end("failed", failed=[node] if node else [])
         elif kind == "execution_interrupted":
+            if self.running in (data.get("executed") or ()):  # stopped after it, not in it
+                self._finish_running()
             self.running = None
             node = data.get("node_id")
             self._end("interrupted", interrupted=[str(node)] if node is not None else [])

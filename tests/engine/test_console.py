@@ -389,6 +389,23 @@ def test_a_servers_failure_at_no_node_is_named_without_a_node():
     assert "0 ran, 0 cached, 0 failed" in out.getvalue()
 
 
+def test_submit_counts_the_node_a_stop_between_two_nodes_came_after_as_ran():
+    """A server's `execution_interrupted` between two nodes names no node; its `executed`
+    lists the node that ran last, which `submit` had counted as skipped."""
+    from latentgraph.server.submit import PromptEvents
+
+    progress, out = _progress()
+    prompt = {"1": {"class_type": "Slow"}, "2": {"class_type": "SaveImage"}}
+    events = PromptEvents("p", prompt, progress)
+    events.handle("execution_start", {"prompt_id": "p"})
+    events.handle("executing", {"node": "1", "prompt_id": "p"})
+    events.handle("execution_interrupted", {"prompt_id": "p", "node_id": None, "node_type": None,
+                                            "executed": ["1"]})  # fmt: skip
+    assert events.executed == ["1"]
+    assert out.getvalue().rstrip().splitlines()[-1].startswith(
+        "interrupted: 1 ran, 0 cached, 0 failed, 1 skipped")  # fmt: skip
+
+
 def test_a_run_stopped_between_two_nodes_says_after_which_it_stopped():
     """A run interrupted once a node that checks no step had finished, before the next one,
     named no node: its summary says where it stopped (no node was cut short), or that it
