@@ -59,6 +59,14 @@ MAX_RESTARTS = -1
 CONNECT_SECONDS = 10.0
 
 
+# `--ray auto` where Ray finds no cluster: none started on this machine (`ray start`, a running
+# runtime) and no RAY_ADDRESS.
+NO_CLUSTER_HERE = ("cannot reach the Ray cluster at auto: no Ray cluster runs on this machine "
+                   "(auto joins the one `ray start` started here, or the one RAY_ADDRESS names): "
+                   "start its head node (`ray start --head`), give its ADDRESS, or give --ray "
+                   "local")  # fmt: skip
+
+
 class RayUnavailable(RuntimeError):
     """Ray cannot be used: not installed (the message names the extra), or the cluster
     cannot give what was asked."""
@@ -83,7 +91,12 @@ def connect(address: str, num_cpus: int) -> bool:
     (a test session's runtime) is reused. A cluster that does not answer is RayUnavailable
     (`reach_cluster`), never a wait without end."""
     ray = import_ray()
-    if address != "local":
+    if address == "auto" and os.environ.get("RAY_ADDRESS"):  # Ray joins it, as `ray` commands do
+        try:
+            reach_cluster(os.environ["RAY_ADDRESS"])
+        except RayUnavailable as exc:
+            raise RayUnavailable(f"--ray auto joins the cluster RAY_ADDRESS names: {exc}") from None
+    elif address != "local":
         reach_cluster(address)
     if ray.is_initialized():
         return False
@@ -95,6 +108,8 @@ def connect(address: str, num_cpus: int) -> bool:
     try:
         ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
     except ConnectionError as exc:  # "auto" with no cluster running here, a Ray Client refusal
+        if address == "auto":  # Ray's text names a flag of its own commands, not ours
+            raise RayUnavailable(NO_CLUSTER_HERE) from None
         raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from None
     return True
 

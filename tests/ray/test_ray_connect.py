@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import socket
 import subprocess
 import sys
@@ -34,17 +35,70 @@ def test_an_unreachable_cluster_is_a_usage_error_not_a_hang(command, tmp_path):
     assert not list(tmp_path.glob("out/**/*.png"))  # nothing ran
 
 
-def _refused(command: list[str], address: str, tmp_path) -> str:
-    """`command` with `--ray address`, run as a user runs it: exit 2 without a traceback or
-    Ray's connect retries; its stderr."""
+def _refused(command: list[str], address: str, tmp_path, ray_address: str | None = None) -> str:
+    """`command` with `--ray address`, run as a user runs it (with `ray_address` as its
+    RAY_ADDRESS, none by default): exit 2 without a traceback or Ray's connect retries; its
+    stderr."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    if ray_address is not None:
+        env["RAY_ADDRESS"] = ray_address
     out = subprocess.run([sys.executable, "-m", "latentgraph.cli", *command, "--ray", address,
                           "--output-dir", str(tmp_path / "out"), *(
                               ["--data-dir", str(tmp_path / "data")] if command[0] == "serve"
                               else [])],
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and "Failed to connect to GCS" not in out.stderr
     return out.stderr
+
+
+def _ray_nodes_here() -> list[int]:
+    """The pids of the Ray nodes running on this machine (their raylet), which `--ray auto`
+    would join."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "raylet" or any(
+                Path(part).name == "raylet" for part in proc.info["cmdline"] or []):  # fmt: skip
+            found.append(proc.pid)
+    return found
+
+
+@pytest.mark.parametrize("command", [
+    ["serve", "--port", "0", "--ray-workers", "1"],
+    ["run", TXT2IMG, "--ray-workers", "1"],
+])  # fmt: skip
+def test_ray_auto_with_no_cluster_here_says_how_to_start_one(command, tmp_path, monkeypatch):
+    """Ray's own refusal told the user to set an `--address` flag latentgraph has not. Run
+    before this package's runtime starts (`ray_runtime`), which `auto` would join; Ray's
+    record of the last `ray start` is looked for in a folder of the test's own (RAY_TMPDIR),
+    which stays empty: nothing was started."""
+    if _ray_nodes_here():
+        pytest.skip("a Ray node runs on this machine: --ray auto would join it")
+    ray_tmp = tmp_path / "ray_tmp"
+    ray_tmp.mkdir()
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    error = _refused(command, "auto", tmp_path)
+    assert error == ("latentgraph: error: cannot reach the Ray cluster at auto: no Ray cluster "
+                     "runs on this machine (auto joins the one `ray start` started here, or the "
+                     "one RAY_ADDRESS names): start its head node (`ray start --head`), give its "
+                     "ADDRESS, or give --ray local\n")  # fmt: skip
+    assert list(ray_tmp.iterdir()) == [] and not _ray_nodes_here()
+
+
+@pytest.mark.parametrize("command", [
+    ["serve", "--port", "0", "--ray-workers", "1"],
+    ["run", TXT2IMG, "--ray-workers", "1"],
+])  # fmt: skip
+def test_ray_auto_with_an_unreachable_ray_address_is_a_usage_error_not_a_hang(command, tmp_path):
+    """`--ray auto` joins the cluster RAY_ADDRESS names when it is set (as Ray's own commands
+    do): one nobody answers at is refused at once, as `--ray ADDRESS` is (Ray retried for
+    ever)."""
+    address = f"127.0.0.1:{_closed_port()}"
+    error = _refused(command, "auto", tmp_path, ray_address=address)
+    assert error.startswith("latentgraph: error: --ray auto joins the cluster RAY_ADDRESS names: "
+                            f"cannot reach the Ray cluster at {address} (connection refused)")  # fmt: skip
 
 
 @pytest.fixture
