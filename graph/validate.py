@@ -166,7 +166,9 @@ def _reporter(graph: Graph, node: Node, input_name: str, problems: list[Problem]
 # its editor writes types itself, so one letter off (VAEDecod) is a hand edit, while
 # KSamplerAdvanced -> KSampler or SaveLatent -> SaveImage would be an unrelated suggestion.
 COMFY_TYPO_CUTOFF = 0.9
-# Said after an unknown type of ours that is close to no known one (docs/custom-nodes.md).
+# Said after an unknown type close to no known one (docs/custom-nodes.md): a plugin's node,
+# or a ComfyUI custom node ported to one, not loaded. `--nodes-dir` is every command's flag
+# that reads a workflow, `serve`'s too, so POST /prompt's refusal says the same.
 PLUGIN_HINT = "; if a plugin declares it, give its folder with --nodes-dir or install its package"
 
 
@@ -174,8 +176,8 @@ def unknown_type_message(dialect: str, name: str, known: list[str]) -> str:
     """Why a node type is unknown, for a graph of `dialect` (`Graph.dialect`; the server's
     refusal of a prompt says the same). In a ComfyUI workflow it is most likely a ComfyUI core
     or custom node latentgraph lacks: say so rather than suggest an unrelated node, unless the
-    name is one of ours misspelled. Ours without a close name is likely a plugin's node not
-    loaded: say how to load one."""
+    name is one of ours misspelled. Either without a close name may be a plugin's node not
+    loaded (a custom node ported is one): say how to load one."""
     if dialect != "comfy":
         hint = did_you_mean(name, known) or PLUGIN_HINT
         return f"unknown node type {name!r}{hint}"
@@ -183,7 +185,7 @@ def unknown_type_message(dialect: str, name: str, known: list[str]) -> str:
     if typo:
         return f"unknown node type {name!r}{typo}"
     return (f"unknown node type {name!r}: a ComfyUI core or custom node latentgraph does not "
-            f"have (docs/comfy-compat.md lists the ones it has)")  # fmt: skip
+            f"have (docs/comfy-compat.md lists the ones it has){PLUGIN_HINT}")  # fmt: skip
 
 
 def _unknown_input(graph: Graph, node: Node, node_type: NodeType, name: str, value: Any) -> Problem:

@@ -88,7 +88,8 @@ def test_an_unknown_class_type_is_worded_as_latentgraph_validate_words_it(t2i, r
     assert error["message"] == problem.message
     assert error["message"] == (
         "unknown node type 'SaveLatent': a ComfyUI core or custom node latentgraph does not have "
-        "(docs/comfy-compat.md lists the ones it has)"
+        "(docs/comfy-compat.md lists the ones it has); if a plugin declares it, give its folder "
+        "with --nodes-dir or install its package"  # serve's flag too: the server's answer
     )
 
 

@@ -89,7 +89,8 @@ def test_unknown_node_types_are_refused_node_by_node(tmp_path, classic_api):
         ("unknown_node_type", "8", "MysteryDecode"), ("unknown_node_type", "9", "MysteryDecode")]  # fmt: skip
     assert problems[0].message == (  # as `latentgraph validate` and the server say it
         "unknown node type 'MysteryDecode': a ComfyUI core or custom node latentgraph does not have "
-        "(docs/comfy-compat.md lists the ones it has)")  # fmt: skip
+        "(docs/comfy-compat.md lists the ones it has); if a plugin declares it, give its folder "
+        "with --nodes-dir or install its package")  # fmt: skip
     assert not (tmp_path / "out.yaml").exists()
 
 

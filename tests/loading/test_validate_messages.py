@@ -192,13 +192,15 @@ def test_unknown_types_in_full(registry):
 )  # fmt: skip
 def test_a_missing_comfy_node_is_named_as_such(registry, name, message):
     """In a ComfyUI graph (types written by its editor) an unknown type is a node latentgraph
-    lacks; only one of ours misspelled by hand (a letter off, another case) is suggested."""
+    lacks; only one of ours misspelled by hand (a letter off, another case) is suggested. A
+    custom node may have been ported to a plugin not loaded: how to load one is said, as in
+    our YAML (it was not)."""
     g = Graph(source="api.json", dialect="comfy")
     g.add(Node("7", name, {}))
     g.add(Node("o", "ShowNumber", {"value": Link("7", 0)}))
     [p] = validate(g, registry)
     lacking = (f"unknown node type {name!r}: a ComfyUI core or custom node latentgraph does "
-               f"not have (docs/comfy-compat.md lists the ones it has)")  # fmt: skip
+               f"not have (docs/comfy-compat.md lists the ones it has){PLUGIN_HINT}")  # fmt: skip
     assert p.message == (message or lacking)
 
 
