@@ -78,7 +78,7 @@ def load(
     registry = plugin_registry(registry, nodes_dirs)
     registry = registry if registry is not None else node_registry()
     source = DICT_SOURCE if isinstance(path, dict) else str(path)
-    params = data_params({**(params or {}), **more_params}, GIVEN_AS, source)
+    params = data_params(merged_params(params, more_params), GIVEN_AS, source)
     if isinstance(path, dict):
         try:
             text = json.dumps(path)
@@ -297,10 +297,12 @@ def run(
     Returns a `RunResult`: a node that fails does not raise, the result's `status` is
     "failed" and `failures` says why. A workflow that cannot run (unreadable, unknown node
     types, bad values) raises `WorkflowError` before any node runs."""
+    check_options(settings=settings, cache=cache, on_event=on_event, registry=registry,
+                  cancel=cancel, extra=extra)  # fmt: skip
     registry = plugin_registry(registry, nodes_dirs)
     scheduler = _scheduler(registry, cache, settings, scheduler)
     _check_settings(scheduler.settings)
-    params = {**(params or {}), **more_params}
+    params = merged_params(params, more_params)
     runnable = with_params(workflow_or_path, params, registry)
     # what its saved files carry (as `latentgraph run` embeds it): load() reads them back
     documents = embedded(runnable)
@@ -309,6 +311,57 @@ def run(
     graph = runnable if isinstance(runnable, Graph) else runnable.graph
     return scheduler.run(graph, on_event=on_event, extra={**documents, **(extra or {})},
                          targets=targets, keep=keep, cancel=cancel)  # fmt: skip
+
+
+# what each option of `run` takes (None: its default), named when given something else
+OPTION_TYPES: dict[str, tuple[type | None, str]] = {
+    "settings": (Settings, "a latentgraph.Settings"),
+    "cache": (Cache, "a latentgraph.Cache"),
+    "registry": (Registry, "a latentgraph.graph.Registry"),
+    "cancel": (CancelToken, "a latentgraph.CancelToken"),
+    "extra": (dict, "a dict"),
+    "on_event": (None, "a function, called with each event"),  # None: any callable
+}
+
+
+def check_options(**options: Any) -> None:
+    """Refuse an option of `run` or `sweep` of the wrong type, naming the keyword and what it
+    takes, before any work: deep in the engine `cancel=True` was an AttributeError ('bool'
+    object has no attribute 'cancelled'), `settings={...}` another."""
+    for name, value in options.items():
+        kind, expected = OPTION_TYPES[name]
+        if value is None or (callable(value) if kind is None else isinstance(value, kind)):
+            continue
+        hint = ""
+        if name == "settings" and isinstance(value, dict):
+            hint = "; make one of the dict: settings=latentgraph.Settings(**settings)"
+        raise TypeError(f"{name}= takes {expected}, not {_shown(value)}{hint}")
+
+
+def merged_params(params: Any, more_params: dict) -> dict:
+    """The params given as `params=` and as keywords, a param given both ways refused: one of
+    them silently won."""
+    if params is None:
+        return dict(more_params)
+    if not isinstance(params, dict):
+        raise TypeError(f"params= takes a dict of param name to value, not {_shown(params)}")
+    both = [name for name in params if name in more_params]
+    if both:
+        raise TypeError(f"param {both[0]!r} is given twice, in params= and as the keyword "
+                        f"{both[0]}=: give it once")  # fmt: skip
+    return {**params, **more_params}
+
+
+def _shown(value: Any) -> str:
+    """A value given in the wrong place, for messages: a short scalar as written, else its
+    type ("a dict")."""
+    if (
+        value is None
+        or type(value) in (bool, int, float)
+        or (isinstance(value, str) and len(value) <= 60)
+    ):
+        return repr(value)
+    return with_article(type(value).__name__)
 
 
 def _check_settings(settings: Settings) -> None:
@@ -337,8 +390,12 @@ def sweep(workflow_or_path: Any, name: str, values: Iterable, **kw: Any) -> list
     values = list(values)  # never truth-tested: a NumPy array's truth is ambiguous
     if not values:
         raise ValueError(f"{expected}, got none")
-    params = {k: kw.pop(k) for k in list(kw) if k not in _RUN_OPTIONS}
-    params.update(kw.pop("params", None) or {})
+    check_options(**{k: kw[k] for k in OPTION_TYPES if k in kw})
+    more = {k: kw.pop(k) for k in list(kw) if k not in _RUN_OPTIONS}
+    params = merged_params(kw.pop("params", None), more)
+    if name in params:
+        raise TypeError(f"sweep {name!r}: param {name!r} is given too ({name}="
+                        f"{_shown(params[name])}), and the sweep sets it: give it once")  # fmt: skip
     registry = plugin_registry(kw.pop("registry", None), kw.pop("nodes_dirs", None))
     scheduler = _scheduler(
         registry, kw.pop("cache", None), kw.pop("settings", None), kw.pop("scheduler", None)

@@ -22,7 +22,7 @@ import math
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -75,11 +75,38 @@ class Outputs(Mapping[str, tuple]):
     change what later runs are served. Copied when read, not when the run ends: an output never
     read costs nothing, and the engine's node-to-node values are never copied."""
 
-    def __init__(self, held: dict[str, tuple] | None = None) -> None:
+    def __init__(self, held: dict[str, tuple] | None = None, ran: Collection[str] = (),
+                 nodes: Collection[str] = ()) -> None:  # fmt: skip
         self._held = dict(held or {})
+        self._ran, self._nodes = ran, nodes  # what ran; the graph's node ids: `missing`
 
     def __getitem__(self, node_id: str) -> tuple:
-        return tuple(handed_out(v) for v in self._held[node_id])
+        return tuple(handed_out(v) for v in self._values(node_id))
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._held
+
+    def get(self, node_id: str, default: Any = None) -> Any:
+        return self[node_id] if node_id in self._held else default
+
+    def _values(self, node_id: str) -> tuple:
+        try:
+            return self._held[node_id]
+        except KeyError:
+            raise KeyError(self.missing(node_id)) from None
+
+    def missing(self, node_id: str) -> str:
+        """Why `node_id` has no outputs here: it ran but was not kept (say how to keep it), it
+        did not run, or there is no such node (the KeyError a read raises says it)."""
+        if node_id in self._ran:
+            return (f"node {node_id!r} ran, but its outputs were not kept: a result holds the "
+                    f"targets' (by default the output nodes') and keep's; run with "
+                    f"keep=[{node_id!r}] to keep them")  # fmt: skip
+        if node_id in self._nodes:
+            return (f"node {node_id!r} did not run: it failed or was skipped (result.failures, "
+                    f"result.skipped), or no target needs it (keep=[{node_id!r}] runs it)")  # fmt: skip
+        held = ", ".join(map(repr, self._held)) or "none"
+        return f"the workflow has no node {node_id!r} (outputs held: {held})"
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._held)
@@ -92,7 +119,10 @@ class Outputs(Mapping[str, tuple]):
 
     def value(self, node_id: str, index: int = 0) -> Any:
         """One output of `node_id` (a copy, as every read), the others left uncopied."""
-        return handed_out(self._held[node_id][index])
+        values = self._values(node_id)
+        if not -len(values) <= index < len(values):
+            raise IndexError(f"node {node_id!r} has {len(values)} output(s), no output {index}")
+        return handed_out(values[index])
 
 
 @dataclass
@@ -721,7 +751,8 @@ class _Run:
     def finish(self, start: float) -> RunResult:
         result, interrupted = self.result, self.interrupted
         shown = [nid for nid in self.planned.targets + self.keep if nid in self.values]
-        result.outputs = Outputs({nid: self.values[nid] for nid in shown})
+        result.outputs = Outputs({nid: self.values[nid] for nid in shown},
+                                 ran={*result.executed, *result.cached}, nodes=self.graph.nodes)  # fmt: skip
         for nid in shown:  # copies: a caller changing one leaves the cache's as it was
             if self.uis.get(nid) is not None:
                 result.ui[nid] = handed_out(self.uis[nid])

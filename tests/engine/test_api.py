@@ -489,3 +489,54 @@ def test_a_target_or_kept_node_is_not_warned_to_feed_no_output_node(toys):
         assert r.ok and "n" in r.executed and r.warnings == [], told
     r = api.run(g, registry=toys.registry, cache=Cache())
     assert r.executed == ["m", "o"] and [w.message for w in r.warnings] == [f"node 'n': {unused}"]
+
+
+def test_an_option_of_the_wrong_type_is_refused_naming_the_keyword(toys, workflow):
+    """`cancel=True`, `on_event=5`, `settings={...}` failed deep in the engine ('bool' object
+    has no attribute 'cancelled'); a param given in params= and as a keyword: the keyword
+    silently won."""
+    kw = {"registry": toys.registry, "cache": Cache()}
+    for given, said in [({"cancel": True}, "cancel= takes a latentgraph.CancelToken, not True"),
+                        ({"on_event": 5}, "on_event= takes a function, called with each event, "
+                                          "not 5"),
+                        ({"settings": {"output_dir": "x"}}, "settings= takes a latentgraph."
+                         "Settings, not a dict; make one of the dict: settings=latentgraph."
+                         "Settings(**settings)"),
+                        ({"cache": {}}, "cache= takes a latentgraph.Cache, not a dict"),
+                        ({"extra": 5}, "extra= takes a dict, not 5"),
+                        ({"params": [1]}, "params= takes a dict of param name to value, not a "
+                                          "list"),
+                        ({"params": {"seed": 1}, "seed": 2}, "param 'seed' is given twice, in "
+                         "params= and as the keyword seed=: give it once")]:  # fmt: skip
+        with pytest.raises(TypeError) as refused:
+            api.run(workflow, **{**kw, **given})
+        assert str(refused.value) == said
+        with pytest.raises(TypeError) as refused:
+            api.sweep(workflow, "base", [1], **{**kw, **given})
+        assert str(refused.value) == said
+    with pytest.raises(TypeError, match="param 'seed' is given twice"):
+        api.load(workflow, params={"seed": 1}, seed=2, registry=toys.registry)
+    with pytest.raises(TypeError, match=r"sweep 'seed': param 'seed' is given too \(seed=2\), "
+                                        "and the sweep sets it"):  # fmt: skip
+        api.sweep(workflow, "seed", [1], seed=2, **kw)
+    assert not toys.calls
+
+
+def test_reading_the_outputs_of_a_node_not_kept_says_to_keep_it(toys, workflow):
+    """`r.output("s")` of a node that ran but was not kept raised a bare KeyError: 's'."""
+    r = api.run(workflow, registry=toys.registry, cache=Cache())
+    for read in (lambda: r.output("s"), lambda: r.outputs["s"]):
+        with pytest.raises(KeyError, match=r"node 's' ran, but its outputs were not kept: .*"
+                                           r"run with keep=\['s'\] to keep them"):  # fmt: skip
+            read()
+    with pytest.raises(KeyError, match=r"the workflow has no node 'nope' \(outputs held: 'out'\)"):
+        r.output("nope")
+    g = build({"a": ("Const", {"value": 2}), "o": ("Echo", {"x": "@a"}),
+               "u": ("Const", {"value": 3})})  # fmt: skip
+    r = api.run(g, registry=toys.registry, cache=Cache())
+    with pytest.raises(KeyError, match=r"node 'u' did not run: .*keep=\['u'\] runs it"):
+        r.output("u")
+    with pytest.raises(IndexError, match="node 'o' has 1 output"):
+        r.output("o", 1)
+    assert "s" not in r.outputs and r.outputs.get("s") is None and r.output("o") == 2
+    assert api.run(workflow, keep="s", registry=toys.registry, cache=Cache()).output("s") == 1
