@@ -465,12 +465,19 @@ def Socket(name: str, type: str, *, description: str = "", optional: bool = Fals
 
 class NameClash(ValueError):
     """A node type added under a name the registry already holds (`held`, who registered it
-    is its `module`)."""
+    is its `module`). Declared again by the same module (a notebook cell run again: both are
+    `__main__`'s), it says how to declare it again: a node type name is declared once per
+    process (docs/custom-nodes.md)."""
 
     def __init__(self, held: NodeType, new: NodeType) -> None:
         self.held, self.new = held, new
         by = f" by {held.module}" if held.module else ""
-        super().__init__(f"node type {new.name!r} is already registered{by}")
+        again = ""
+        if held.module and held.module == new.module:
+            again = ("; a node type name is declared once per process: to declare it again "
+                     "(a notebook cell run again), restart the kernel (a new process), or give "
+                     "it a new name")  # fmt: skip
+        super().__init__(f"node type {new.name!r} is already registered{by}{again}")
 
 
 class Registry:

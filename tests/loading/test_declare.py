@@ -148,6 +148,20 @@ def test_a_clash_names_the_module_holding_the_name():
     assert str(info.value) == "node type 'N' is already registered by some.pack"
 
 
+def test_a_node_declared_again_by_its_own_module_says_to_restart_or_rename():
+    """Running a notebook cell declaring a node again said only "already registered by
+    __main__": what to do is restart the kernel (docs/custom-nodes.md) or rename it."""
+    reg = Registry()
+    reg.add(NodeType("Brighten", lambda ctx: None, inputs=(), outputs=(), module="__main__"))
+    with pytest.raises(NameClash) as info:
+        reg.add(NodeType("Brighten", lambda ctx: None, inputs=(), outputs=(), module="__main__"))
+    assert str(info.value) == (
+        "node type 'Brighten' is already registered by __main__; a node type name is declared "
+        "once per process: to declare it again (a notebook cell run again), restart the kernel "
+        "(a new process), or give it a new name"
+    )
+
+
 def test_clashes_are_reported_and_skipped_only_inside_clashes_reported():
     reg, reported = Registry(), []
     first = reg.add(NodeType("N", lambda ctx: None, inputs=(), outputs=()))
