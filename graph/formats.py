@@ -41,7 +41,7 @@ from .workflow import (
     text_with_params,
     unknown_override,
 )
-from .workflow.building import shown_value
+from .workflow.building import given_name, shown_value
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The largest image (PNG or WEBP) read for its workflow.
@@ -69,7 +69,7 @@ class OverrideLocation(GivenLocation, EditorLocation):
     comes from node '30' "Seed prim" (PrimitiveNode))")."""
 
     def __str__(self) -> str:
-        return f"{self.flag} {self.param}={self.value}"
+        return f"{given_name(self.flag, self.param)}={self.value}"
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,10 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
         fed = [] if node_id in graph.nodes else _primitive_targets(graph, node_id)
         if fed and name != "value":
             inputs = ", ".join(f"{n}.{i}" for n, i in fed)
-            problems.append(Problem("unknown_param", f"{given_as} {key}: "
+            problems.append(Problem("unknown_param", f"{given_name(given_as, key)}: "
                 f"{node_name(node_id, 'PrimitiveNode')} is folded into the inputs it feeds "
-                f"({inputs}): set its value, all of them, with {given_as} {node_id}.value=...",
+                f"({inputs}): set its value, all of them, with "
+                f"{given_name(given_as, node_id + '.value')}=...",
                 location=Location(source)))  # fmt: skip
             continue
         unknown = None if fed else unknown_override(given_as, key, None, graph.nodes)

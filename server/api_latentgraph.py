@@ -15,7 +15,8 @@ from starlette.routing import Route
 
 from latentgraph.graph.model import Graph
 from latentgraph.graph.problems import Problem, WorkflowError, quoted
-from latentgraph.graph.workflow import read_source
+from latentgraph.graph.workflow import GivenLocation, given_by, read_source
+from latentgraph.graph.workflow.building import shown_value
 
 from .errors import ApiError, parse_json
 from .jsontext import unsendable
@@ -25,6 +26,12 @@ from .prompts import PromptRejected
 from .state import get_state
 
 log = logging.getLogger("latentgraph.server")
+
+# How a request's params are named in messages, as it gave them (`given_name`): the URL's
+# `?set=seed=abc` as `set=seed=abc`, the JSON body's `{"params": {"seed": "abc"}}` as
+# `params.seed='abc'`; a client fronting a command line names its own (`given_as`: submit's
+# `--set`).
+QUERY_GIVEN, BODY_GIVEN = "set=", "params."
 
 
 def problem_json(p) -> dict[str, Any]:
@@ -60,13 +67,39 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def _to_prompt(state, source: str, text: str, overrides: dict[str, Any]):
-    """Any workflow document (ours, ComfyUI API or editor format) as (prompt, extra_data)."""
+def _given_as(body: dict[str, Any]) -> str:
+    """How the JSON body's params are named in messages: as it gave them (`params.seed`), or
+    as its `given_as` says they were given to the client (`--set`: `latentgraph submit`)."""
+    given_as = body.get("given_as", BODY_GIVEN)
+    named = isinstance(given_as, str) and given_as.isprintable() and 0 < len(given_as) <= 32
+    if not named or not given_as.strip():
+        raise ApiError(400, "given_as must be a short line of text naming how the params were "
+                       "given (for example --set)", "invalid_param")  # fmt: skip
+    return given_as
+
+
+def _from_query(problems: list[Problem], query: dict[str, str]) -> list[Problem]:
+    """`problems`, a param the URL's query gave (`query`: those the JSON body's params left)
+    named as the query gave it, where a problem is at its value: the body's are named by the
+    body (`params.seed='abc'`), the query's `set=steps=abc`."""
+
+    def named(location):
+        if not isinstance(location, GivenLocation) or location.param not in query:
+            return location
+        value = shown_value(QUERY_GIVEN, query[location.param])
+        return given_by(QUERY_GIVEN, location.param, location, value)
+
+    return [replace(p, location=named(p.location)) for p in problems]
+
+
+def _to_prompt(state, source: str, text: str, overrides: dict[str, Any], given_as: str):
+    """Any workflow document (ours, ComfyUI API or editor format) as (prompt, extra_data);
+    the params in `overrides` named in messages as `given_as` says (`given_name`)."""
     from latentgraph.graph.comfy_api import prompt_from_graph
     from latentgraph.graph.formats import load_text
     from latentgraph.graph.validate import validate
 
-    loaded = load_text(text, source, overrides, state.registry)
+    loaded = load_text(text, source, overrides, state.registry, given_as)
     graph, extra = loaded.graph, loaded.extra
     problems = [p for p in validate(graph, state.registry, state.settings)
                 if p.severity == "error"]  # fmt: skip
@@ -94,7 +127,9 @@ async def run_workflow(request: Request) -> JSONResponse:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
     q = request.query_params
-    overrides: dict[str, Any] = _parse_overrides(q.getlist("set"))
+    query = _parse_overrides(q.getlist("set"))
+    overrides: dict[str, Any] = dict(query)
+    given_as, from_query = QUERY_GIVEN, {}  # from_query: the query's, when the body names its own
     client_id, prompt_id, source = (
         q.get("client_id"),
         q.get("prompt_id"),
@@ -115,6 +150,8 @@ async def run_workflow(request: Request) -> JSONResponse:
         if not isinstance(params, dict):
             raise ApiError(400, "params must be an object of name -> value", "invalid_param")
         overrides.update(params)
+        given_as = _given_as(body)
+        from_query = {name: v for name, v in query.items() if name not in params}
         client_id = body.get("client_id", client_id)
         prompt_id = body.get("prompt_id", prompt_id)
         source = str(body.get("name") or source)
@@ -123,9 +160,10 @@ async def run_workflow(request: Request) -> JSONResponse:
     if not text.strip():
         raise ApiError(400, "the workflow is empty", "invalid_workflow")
     try:
-        prompt, extra_data = await run_in_threadpool(_to_prompt, state, source, text, overrides)
+        prompt, extra_data = await run_in_threadpool(_to_prompt, state, source, text, overrides,
+                                                     given_as)  # fmt: skip
     except WorkflowError as exc:
-        return _refused(exc)
+        return _refused(WorkflowError(_from_query(exc.problems, from_query)))
     found = unsendable({"params": overrides, "workflow": prompt})
     if found is not None:  # YAML escapes can make lone surrogates; JSON bodies are checked
         raise ApiError(400, f"the workflow has {found[1]} at {found[0]}", "invalid_workflow")

@@ -110,8 +110,8 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/latentgraph/run": {"post": {
             "summary": "Queue a latentgraph workflow (YAML or JSON) with param overrides",
-            "description": "JSON body {workflow, params, client_id, prompt_id, name}, or the "
-                           "workflow text itself (YAML) with ?set=name=value&client_id=.",
+            "description": "JSON body {workflow, params, client_id, prompt_id, name, given_as}, "
+                           "or the workflow text itself (YAML) with ?set=name=value&client_id=.",
             "parameters": [
                 {"name": "set", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}},
                 {"name": "client_id", "in": "query", "schema": {"type": "string"}},
@@ -120,7 +120,8 @@ def document() -> dict[str, Any]:
                 "application/json": {"schema": {"type": "object", "required": ["workflow"],
                     "properties": {"workflow": {"type": ["string", "object"]},
                                    "params": {"type": "object"}, "client_id": {"type": "string"},
-                                   "prompt_id": {"type": "string"}, "name": {"type": "string"}}}},
+                                   "prompt_id": {"type": "string"}, "name": {"type": "string"},
+                                   "given_as": {"type": "string"}}}},
                 "application/yaml": {"schema": {"type": "string"}},
             }},
             "responses": _answers(_QUEUED, 400, 413, 429),

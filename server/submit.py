@@ -449,8 +449,9 @@ def submit(
     output_dir = Path(output_dir)
     client_id = client_id or uuid.uuid4().hex
     http = _Http(server_url, auth_token)
+    # the params are the command line's --set: the server names them so, as `run` does
     body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
-            "name": str(path)}  # fmt: skip
+            "name": str(path), "given_as": "--set"}  # fmt: skip
     try:
         with _connect(say, http, _ws_url(server_url, client_id, auth_token)) as socket:
             answer = _queue(say, http, body)

@@ -48,33 +48,46 @@ class GivenLocation(Location):
     """Where a value given for a param, not written in the file, is used: the `$param` at
     file:line:column, shown with what gave it, so a bad value names how it was given and the
     line using it ("--set seed=abc ($seed at my.yaml:22:11)", from Python "param seed='abc'
-    ($seed at my.yaml:22:11)"); the line alone blamed the file. `flag`: how the loader's
-    caller gave it (`given_as`: --set, or `param` from Python; a sweep names its own,
-    `given_by`); `value` as that caller wrote it (`shown_value`)."""
+    ($seed at my.yaml:22:11)", from a server's request "params.seed='abc' ..."); the line
+    alone blamed the file. `flag`: how the loader's caller gave it (`given_as`, named by
+    `given_name`; a sweep names its own, `given_by`); `value` as that caller wrote it
+    (`shown_value`)."""
 
     param: str = ""
     value: str = ""
     flag: str = "--set"
 
     def __str__(self) -> str:
-        return f"{self.flag} {self.param}={self.value} (${self.param} at {super().__str__()})"
+        given = given_name(self.flag, self.param)
+        return f"{given}={self.value} (${self.param} at {super().__str__()})"
 
 
-def given_by(flag: str, param: str, location: Location | None) -> Location | None:
+def given_name(given_as: str, name: str) -> str:
+    """How messages name param `name` as its giver gave it: `given_as` a flag or a word, then
+    the name (`--set seed`, from Python `param seed`), or the prefix it was written after,
+    ending in `.` or `=` (a server's request: `params.seed` in its JSON body, `set=seed` in
+    its URL's query)."""
+    return f"{given_as}{name}" if given_as.endswith((".", "=")) else f"{given_as} {name}"
+
+
+def given_by(flag: str, param: str, location: Location | None,
+             value: str | None = None) -> Location | None:  # fmt: skip
     """`location`, when it is where param `param`'s given value is used, as given by `flag`
-    (`--sweep`); any other location as it is."""
+    (`--sweep`), with `value` as that giver wrote it (`shown_value`) when it wrote it
+    otherwise; any other location as it is."""
     if isinstance(location, GivenLocation) and location.param == param:
-        return replace(location, flag=flag)
+        return replace(location, flag=flag, value=location.value if value is None else value)
     return location
 
 
 def shown_value(given_as: str, value: Any) -> str:
-    """A given param's value as whoever gave it wrote it, for messages: on the command line
-    (`given_as` a flag, `--set`, `--sweep`) the text after `NAME=`; from Python (`param`,
-    `sweep`) the value's repr, so `param a='abc'` and `param a=500` differ as they did. What
-    cannot be printed is escaped either way (`printable`, as `quoted` does): a U+202E typed
-    in a value turned the rest of the error line around."""
-    if given_as.startswith("-"):
+    """A given param's value as whoever gave it wrote it, for messages: as text (`given_as` a
+    flag, `--set`, `--sweep`, or a URL query's `set=`) the text after `NAME=`; as a value
+    (from Python, `param`, `sweep`, or a JSON body's `params.`) its repr, so `param a='abc'`
+    and `param a=500` differ as they did. What cannot be printed is escaped either way
+    (`printable`, as `quoted` does): a U+202E typed in a value turned the rest of the error
+    line around."""
+    if given_as.startswith("-") or given_as.endswith("="):
         return printable(value if isinstance(value, str) else _text(value))
     return repr(value)
 
@@ -104,17 +117,19 @@ def unknown_override(
     flag: str, name: str, params: Collection[str] | None, node_ids: Collection[str] = ()
 ) -> str | None:
     """Why `flag NAME=...` names nothing the workflow has, or None: the one rule for the names
-    `--set` and `--sweep` take (`flag` is the one the user wrote, named in the message).
+    `--set` and `--sweep` take (`flag` is the one the user wrote, named in the message as
+    `given_name` names it).
 
     Our format (`params`: its declared names): NAME is a param. The ComfyUI formats (`params`
     None, they have none): NAME is `<node id>.<input>` of one of `node_ids`, the id up to the
     last dot (ids may hold dots)."""
     name = str(name)
+    given = given_name(flag, name)
     if params is not None:
         if name in params:
             return None
         known = ", ".join(sorted(params)) or "none"
-        return (f"{flag} {name}: the workflow has no param {quoted(name)}"
+        return (f"{given}: the workflow has no param {quoted(name)}"
                 f"{did_you_mean(name, list(params))} (params: {known})")  # fmt: skip
     node_id, _, input_name = name.rpartition(".")
     if node_id in node_ids and input_name:
@@ -122,12 +137,12 @@ def unknown_override(
     ids = list(node_ids)
     listed = f"(node ids: {', '.join(ids[:20])})"
     if not node_id:
-        return (f"{flag} {name}: ComfyUI workflows have no params; name an input as "
+        return (f"{given}: ComfyUI workflows have no params; name an input as "
                 f"<node id>.<input> {listed}")  # fmt: skip
     if node_id not in node_ids:
         hint = did_you_mean(node_id, ids)
-        return f"{flag} {name}: the workflow has no node {quoted(node_id)}{hint} {listed}"
-    return f"{flag} {name}: no input named after node {quoted(node_id)}; write <node id>.<input>"
+        return f"{given}: the workflow has no node {quoted(node_id)}{hint} {listed}"
+    return f"{given}: no input named after node {quoted(node_id)}; write <node id>.<input>"
 
 
 def override_value(value: Any, takes_text: bool) -> Any:

@@ -139,3 +139,32 @@ def test_submit_summary_counts_every_node_of_an_interrupted_or_failed_run():
         assert (summary.interrupted, summary.failed) == (expected["interrupted"],
                                                          expected["failed"])  # fmt: skip
         assert summary.skipped == ["d"]
+
+
+def test_a_bad_param_is_named_as_the_request_gave_it(server):
+    """A web client gave no `--set`: the refusal said "--set v=abc ($v at <request>:...)"
+    for a JSON body's params. It names the param as the request gave it: the JSON body's
+    `params.v='abc'`, the URL's `set=v=abc` (also beside a JSON body whose params leave it),
+    or as the client says it was given (`given_as`: `latentgraph submit`'s `--set`)."""
+
+    def refusal(query=None, **body):
+        r = server.http.post("/latentgraph/run", params=query, json=body) if body else \
+            server.http.post("/latentgraph/run", params=query, content=WORKFLOW,
+                             headers={"content-type": "application/yaml"})  # fmt: skip
+        assert r.status_code == 400, r.text
+        return [p["text"] for p in r.json()["problems"]]
+
+    [json_body] = refusal(workflow=WORKFLOW, params={"v": "abc"})
+    assert json_body.startswith("params.v='abc' ($v at <request>:7:12): node 'n' input 'value': ")
+    [query] = refusal({"set": "v=abc"})
+    assert query.startswith("set=v=abc ($v at <request>:7:12): node 'n' input 'value': ")
+    [both] = refusal({"set": "v=abc"}, workflow=WORKFLOW, params={})
+    assert both == query
+    [flag] = refusal(workflow=WORKFLOW, params={"v": "abc"}, given_as="--set")
+    assert flag.startswith("--set v=abc ($v at <request>:7:12): ")
+    [unknown] = refusal(workflow=WORKFLOW, params={"w": 1})
+    assert unknown == "<request>:3:3: params.w: the workflow has no param 'w' (params: v)"
+    [unknown] = refusal({"set": "w=1"})
+    assert unknown.startswith("<request>:3:3: set=w: the workflow has no param 'w'")
+    r = server.http.post("/latentgraph/run", json={"workflow": WORKFLOW, "given_as": "\n"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_param"
