@@ -111,7 +111,8 @@ def test_dpmpp_sde_prints_no_torchsde_warning(torch_1thread, cache_dir, tmp_path
 
 def _documented_commands() -> list[str]:
     """`latentgraph ...` commands in backticks in the docs, and in the example workflows'
-    comments, without placeholders (FILE, [optional], <value>)."""
+    comments, without placeholders (FILE, [optional], <value>), each up to a shell redirection
+    or pipe (`latentgraph schema > workflows/schema.json`: the command is `schema`)."""
     found = []
     for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         found += re.findall(r"`latentgraph ([^`]+)`", doc.read_text())
@@ -119,6 +120,7 @@ def _documented_commands() -> list[str]:
         for line in wf.read_text().splitlines():
             if line.startswith("#"):
                 found += [m.rstrip(".") for m in re.findall(r"latentgraph ([^`,;]+)", line)]
+    found = [re.split(r"\s(?:\d?>|\|)", c)[0] for c in found]
     return [c.strip() for c in found if not re.search(r"[\[<]|\b[A-Z]{3,}\b", c)]
 
 
