@@ -75,7 +75,7 @@ def _device_arg(text: str) -> str:
 
     try:
         return check_device(text)
-    except ValueError as exc:  # argparse names the option: "argument --device: ..."
+    except ValueError as exc:  # the parser names the option: "--device: device 'gpu' ..."
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -101,8 +101,8 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
 
 def at_least(minimum: int, kind: type = int, *, at_most: int | None = None):
     """An argparse type: a number of `kind` (int or float, finite) no smaller than `minimum`
-    (nor larger than `at_most`). A refusal says what was expected, and argparse names the
-    flag: "argument --max-queue: expected an integer of at least 1, got '0'"."""
+    (nor larger than `at_most`). A refusal says what was expected, and the parser names the
+    flag (cli.py): "--max-queue: expected an integer of at least 1, got '0'"."""
     noun = "an integer" if kind is int else "a number"
     expected = (f"{noun} from {minimum} to {at_most}" if at_most is not None
                 else f"{noun} of at least {minimum}")  # fmt: skip

@@ -20,7 +20,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from . import cache_command, run_command, serve_command, tool_commands
 from .exits import (
@@ -37,8 +37,31 @@ from .exits import (
 from .workflow_input import refuse_run
 
 
+class _Parser(argparse.ArgumentParser):
+    """The parser of `latentgraph` and of each command (argparse makes the commands' of the
+    same class): every refusal is the CLI's one line, `latentgraph: error: ...`, exit 2, as
+    README promises, not argparse's usage block and `latentgraph run: error: ...`. A flag's
+    value refused by its type or choices is named as a refusal after parsing names it:
+    `--device: device 'cuda0' is not one of ...` as `--device: device 'cuda': ...`. The usage
+    is for `--help`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("exit_on_error", False)  # its ArgumentError reaches parse_known_args
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        try:
+            return super().parse_known_args(args, namespace)
+        except argparse.ArgumentError as err:
+            named = f"{err.argument_name}: " if err.argument_name else ""
+            self.error(f"{named}{err.message}")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"latentgraph: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="latentgraph",
         description="Run diffusion node graphs from YAML/JSON workflows, headless or as a server.",
         epilog="exit codes: 0 ok, 1 run failed, 2 invalid input or usage, 3 server unreachable or its queue full, "

@@ -93,11 +93,12 @@ def test_a_cache_bound_below_one_mib_is_a_usage_error_naming_the_flag(cli, tmp_p
         cli(command, *args, "--cache-disk-mb", value)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
-    assert f"argument --cache-disk-mb: expected an integer of at least 1, got '{value}'" in err
+    assert err == ("latentgraph: error: --cache-disk-mb: expected an integer of at least 1, "
+                   f"got '{value}'\n")  # fmt: skip
     if command == "run":
         with pytest.raises(SystemExit):
             cli(command, *args, "--cache-memory-mb", value)
-        assert "argument --cache-memory-mb: expected an integer of at least 1" in \
+        assert "latentgraph: error: --cache-memory-mb: expected an integer of at least 1" in \
             capsys.readouterr().err  # fmt: skip
 
 

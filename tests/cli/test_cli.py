@@ -186,7 +186,7 @@ def test_nodes_json_and_markdown_together_is_a_usage_error(cli, capsys):
         cli("nodes", "--json", "--markdown")
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert "argument --markdown: not allowed with argument --json" in err
+    assert "latentgraph: error: --markdown: not allowed with argument --json\n" in err
 
 
 def test_schema_is_json_with_node_types(cli):

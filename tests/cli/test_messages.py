@@ -136,6 +136,39 @@ def test_readme_names_every_kind_of_message_the_program_prints():
     assert [kind for kind in sorted(printed) if f"`{kind}...`" not in readme] == []
 
 
+WORKFLOW = str(ROOT / "workflows" / "txt2img.yaml")
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["run", WORKFLOW, "--device", "cuda0"],
+     "--device: device 'cuda0' is not one of auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps"),
+    (["run", WORKFLOW, "--dtype", "fp8"],
+     "--dtype: invalid choice: 'fp8' (choose from 'auto', 'fp32', 'fp16', 'bf16')"),
+    (["validate", WORKFLOW, "--max-steps", "0"],
+     "--max-steps: expected an integer of at least 1, got '0'"),
+    (["serve", "--devices", "cuda:0,gpu"],
+     "--devices: device 'gpu' is not one of auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps"),
+    (["convert", WORKFLOW, "out.json", "--to", "png"],
+     "--to: invalid choice: 'png' (choose from 'yaml', 'api', 'editor')"),
+    (["cache", "wipe"], "action: invalid choice: 'wipe' (choose from 'info', 'clear')"),
+    (["nodes", "--json", "--markdown"], "--markdown: not allowed with argument --json"),
+    (["submit", WORKFLOW, "--ray", "local"], "unrecognized arguments: --ray local"),
+    (["tiny-model", "--addons"], "--addons: expected one argument"),
+    (["run"], "the following arguments are required: workflow"),
+    (["rn", WORKFLOW], "COMMAND: invalid choice: 'rn' (choose from 'run', 'validate', 'nodes', "
+                       "'schema', 'convert', 'serve', 'submit', 'cache', 'tiny-model')"),
+])  # fmt: skip
+def test_a_command_line_argparse_refuses_is_one_error_line_as_every_refusal(argv, line, capsys):
+    """README: a refused flag is exit 2 and one `latentgraph: error:` line. `--device cuda`
+    on a machine without CUDA was (`--device: device 'cuda': ...`), but `--device cuda0` and
+    `--dtype fp8`, refused by argparse, printed its usage block, then `latentgraph run: error:
+    argument --device: ...`: every command's parser refuses in the one form now."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f"latentgraph: error: {line}\n"
+
+
 @pytest.mark.parametrize("command", sorted(set(_documented_commands())))
 def test_documented_commands_exist(command):
     argv = shlex.split(command)

@@ -87,11 +87,11 @@ def test_models_dir_given_twice_is_refused(home, capsys, serve):  # noqa: F811
         (home / folder / "checkpoints").mkdir(parents=True)
     code, err = validate(capsys, "--models-dir", "a", "--models-dir", "b")
     assert code == 2
-    assert ("latentgraph validate: error: --models-dir given twice; use --extra-models-dir for "
+    assert ("latentgraph: error: --models-dir given twice; use --extra-models-dir for "
             "more models folders") in err  # fmt: skip
     code, err, config = serve("--models-dir", "a", "--models-dir", "b")
     assert code == 2 and config is None
-    assert "latentgraph serve: error: --models-dir given twice; use --extra-models-dir" in err
+    assert "latentgraph: error: --models-dir given twice; use --extra-models-dir" in err
     assert validate(capsys, "--models-dir", "a", "--extra-models-dir", "b")[0] == 2  # not found
 
 

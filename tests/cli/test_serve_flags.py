@@ -56,7 +56,7 @@ def refused(serve, *args: str) -> str:
 @pytest.mark.parametrize("value", ["0", "-1", "two"])
 def test_worker_counts_below_one_are_refused(serve, flag, value):
     err = refused(serve, flag, value)
-    assert f"latentgraph serve: error: argument {flag}: expected an integer of at least 1, " \
+    assert f"latentgraph: error: {flag}: expected an integer of at least 1, " \
            f"got '{value}'" in err  # fmt: skip
 
 
@@ -72,7 +72,7 @@ def test_worker_counts_are_taken(serve):
 @pytest.mark.parametrize("value", ["99999", "65536", "-1", "http"])
 def test_a_port_outside_the_tcp_range_is_refused(serve, value):
     err = refused(serve, "--port", value)
-    assert f"argument --port: expected an integer from 0 to 65535, got '{value}'" in err
+    assert f"latentgraph: error: --port: expected an integer from 0 to 65535, got '{value}'" in err
 
 
 def test_listen_on_port_zero_takes_a_free_port_and_listens_at_once():
@@ -236,7 +236,7 @@ def test_a_device_this_machine_lacks_is_refused_as_run_refuses_it(serve, monkeyp
 
 def test_devices_are_names_the_device_flag_takes(serve):
     err = refused(serve, "--devices", "cuda:0,gpu")
-    assert "latentgraph serve: error: argument --devices: device 'gpu' is not one of" in err
+    assert "latentgraph: error: --devices: device 'gpu' is not one of" in err
 
 
 def test_the_device_check_of_serve_leaves_torch_out_of_the_server_process(tmp_path):
@@ -270,8 +270,8 @@ def test_max_pixels_takes_a_count_or_width_x_height(serve, value, pixels):
 @pytest.mark.parametrize("value", ["0", "0x256", "256x", "axb", "-5", "2x3x4"])
 def test_max_pixels_refuses_what_is_no_size(serve, value):
     err = refused(serve, "--max-pixels", value)
-    assert f"argument --max-pixels: expected a pixel count or WIDTHxHEIGHT (e.g. 1024x1024) of " \
-           f"at least 1, got '{value}'" in err  # fmt: skip
+    assert f"latentgraph: error: --max-pixels: expected a pixel count or WIDTHxHEIGHT " \
+           f"(e.g. 1024x1024) of at least 1, got '{value}'" in err  # fmt: skip
 
 
 def test_run_takes_max_pixels_as_serve_does(cli, tmp_path):
@@ -310,7 +310,7 @@ def test_max_pixels_help_says_both_forms(capsys):
 ])  # fmt: skip
 def test_limits_that_would_refuse_everything_are_refused(serve, flag, value, expected):
     err = refused(serve, flag, value)
-    assert f"latentgraph serve: error: argument {flag}: expected {expected}, got '{value}'" in err
+    assert f"latentgraph: error: {flag}: expected {expected}, got '{value}'" in err
 
 
 def test_the_smallest_sensible_limits_are_taken(serve):
@@ -327,7 +327,7 @@ def test_run_refuses_the_limits_serve_refuses(cli, tmp_path, flag, capsys):
     with pytest.raises(SystemExit) as exc:
         cli("run", str(path), flag, "0")
     assert exc.value.code == 2
-    assert f"latentgraph run: error: argument {flag}: expected an integer of at least 1, got " \
+    assert f"latentgraph: error: {flag}: expected an integer of at least 1, got " \
            "'0'" in capsys.readouterr().err  # fmt: skip
 
 
@@ -445,7 +445,7 @@ def test_comfyui_listen_names_host_and_binds_nothing(serve, args):
     """ComfyUI's `--listen` was `unrecognized arguments: --listen`: now refused naming
     latentgraph's flag (and the token an open host needs), never taken as --host 0.0.0.0."""
     err = refused(serve, *args)
-    assert "latentgraph serve: error: argument --listen: is ComfyUI's flag; latentgraph's is " \
+    assert "latentgraph: error: --listen: is ComfyUI's flag; latentgraph's is " \
            "--host ADDRESS" in err and "--auth-token TOKEN" in err  # fmt: skip
 
 
@@ -483,7 +483,7 @@ def test_an_allow_host_no_host_header_could_match_is_refused(serve, value, shown
     """`--allow-host 'localhost#x'` started, and a request naming it was refused as malformed:
     the flag is read by the rule a request's Host is read by (server.hosts.host_name)."""
     err = refused(serve, "--allow-host", value)
-    assert (f"argument --allow-host: expected a host name or IP address without a port "
+    assert (f"latentgraph: error: --allow-host: expected a host name or IP address without a port "
             f"(e.g. studio.lan), got {shown}") in err  # fmt: skip
 
 
@@ -501,7 +501,7 @@ def test_an_allow_host_name_is_taken_as_a_host_header_reads_it(serve):
 @pytest.mark.parametrize("value", ["0", "-1", "2.5", "big"])
 def test_a_cache_bound_below_one_mib_is_refused_naming_the_flag(serve, flag, value):
     err = refused(serve, flag, value)
-    assert f"argument {flag}: expected an integer of at least 1, got '{value}'" in err
+    assert f"latentgraph: error: {flag}: expected an integer of at least 1, got '{value}'" in err
 
 
 def test_the_cache_bounds_reach_every_worker_spec(serve, tmp_path):
@@ -532,7 +532,7 @@ def test_max_history_is_the_bound_the_store_keeps(serve):
     assert code == 0 and config.max_history == 5, err
     assert serve()[2].max_history == MAX_HISTORY == 10_000  # as ComfyUI's
     err = refused(serve, "--max-history", "0")
-    assert "argument --max-history: expected an integer of at least 1, got '0'" in err
+    assert "latentgraph: error: --max-history: expected an integer of at least 1, got '0'" in err
 
 
 def test_a_database_a_newer_latentgraph_wrote_stops_the_start(tmp_path, monkeypatch, capsys):

@@ -577,7 +577,8 @@ def test_a_refused_flag_value_is_quoted_as_typed(cli, tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             cli("run", str(path), flag, "C:\\x")
         assert exc.value.code == 2
-        assert f"argument {flag}: expected {said}, got 'C:\\x'\n" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert err == f"latentgraph: error: {flag}: expected {said}, got 'C:\\x'\n"
 
 
 # --- a workflow read from a pipe ----------------------------------------------------------

@@ -98,7 +98,7 @@ def test_cli_names_the_option_and_the_accepted_values(command, capsys, monkeypat
         main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "argument --device" in err and "'gpu'" in err and "cuda:N" in err
+    assert "latentgraph: error: --device: " in err and "'gpu'" in err and "cuda:N" in err
     assert "Traceback" not in err
 
 
