@@ -145,7 +145,11 @@ def toys() -> Toys:
 
 @pytest.fixture(autouse=True)
 def _restore_codecs():
-    """Codecs registered by a test must not leak into other tests of the session."""
+    """Codecs registered by a test must not leak into other tests of the session. The built-in
+    codecs are registered first (importing `latentgraph.nodes.codecs`, which imports no torch):
+    registered by the first test importing the nodes, they were dropped after it, and a later
+    test, whose import was then a no-op, ran without them (its tensors never copied)."""
+    import latentgraph.nodes.codecs  # noqa: F401
     from latentgraph.graph import cache
 
     saved, saved_names = list(cache._codecs), dict(cache._codecs_by_name)
