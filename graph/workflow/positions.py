@@ -16,6 +16,12 @@ from typing import Any
 import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import ScalarNode, SequenceNode
+from yaml.tokens import (
+    FlowMappingEndToken,
+    FlowMappingStartToken,
+    FlowSequenceEndToken,
+    FlowSequenceStartToken,
+)
 
 from ..model import Location
 from ..problems import Problem, unprintables_escaped
@@ -141,7 +147,7 @@ def parse_yaml(text: str, source: str,
     except Refused:
         raise
     except yaml.MarkedYAMLError as exc:
-        raise Refused(_syntax_problem(exc, source)) from None
+        raise Refused(_syntax_problem(exc, source, text)) from None
     except yaml.reader.ReaderError as exc:
         raise Refused(
             Problem(
@@ -193,18 +199,64 @@ _HINTS = (
 )  # fmt: skip
 
 
-def _yaml_hint(context: str, problem: str) -> str | None:
-    """What to do about PyYAML's error (`_HINTS`), or None for one it has no hint for."""
-    for context_start, problem_start, hint in _HINTS:
+# The same "expected ','" inside a '{...}' or '[...]' that is closed after all (`_closed`):
+# not an unclosed bracket but an entry running on, by the token the parser got instead.
+_RUN_ON_HINTS = (
+    ("while parsing a flow mapping", "expected ',' or '}', but got ':'",
+     "a value with ': ' inside must be quoted, inside '{...}' too (text: \"a photo: a cat\"), "
+     "or a ',' is missing before the next key"),
+    ("while parsing a flow sequence", "expected ',' or ']', but got ':'",
+     "an item with ': ' inside must be quoted, inside '[...]' too (\"a photo: a cat\"), or a "
+     "',' is missing before the next item"),
+    ("while parsing a flow mapping", "expected ','",
+     "an entry runs on where ',' or '}' should come: separate the entries with ',' (a quoted "
+     "value ends at its closing quote)"),
+    ("while parsing a flow sequence", "expected ','",
+     "an item runs on where ',' or ']' should come: separate the items with ',' (a quoted "
+     "value ends at its closing quote)"),
+)  # fmt: skip
+
+
+def _yaml_hint(context: str, problem: str, closed: bool = False) -> str | None:
+    """What to do about PyYAML's error (`_HINTS`; for a '{' or '[' that is `closed`,
+    `_RUN_ON_HINTS` first), or None for one it has no hint for."""
+    for context_start, problem_start, hint in (_RUN_ON_HINTS if closed else ()) + _HINTS:
         if context.startswith(context_start) and problem.startswith(problem_start):
             return hint
     return None
 
 
-def _syntax_problem(exc: yaml.MarkedYAMLError, source: str) -> Problem:
+def _closed(text: str, opened: Any) -> bool:
+    """Whether the '{' or '[' at `opened` (a mark) is closed later in `text`, as PyYAML's
+    scanner, which reads on where its parser stopped, pairs the brackets (a '}' closes no
+    '['). The parser says "expected ','" alike for one never closed and for an entry running
+    on inside a closed one (`{text: a: b}`); each needs its own hint."""
+    pairs = {
+        FlowMappingEndToken: FlowMappingStartToken,
+        FlowSequenceEndToken: FlowSequenceStartToken,
+    }
+    open_ones: list[type] = []
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index < opened.index:
+                continue
+            if type(token) in pairs.values():
+                open_ones.append(type(token))
+            elif type(token) in pairs:
+                if not open_ones or open_ones.pop() is not pairs[type(token)]:
+                    return False
+                if not open_ones:
+                    return True
+    except yaml.YAMLError:  # the scanner stopped before the bracket was closed
+        return False
+    return False
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, source: str, text: str) -> Problem:
     """PyYAML's error at the place of its problem, with the place its context started when
     that is elsewhere (the quote, the `{` or the mapping it was reading: `FILE:L:C: a quoted
-    scalar started here`), and a hint for the common mistakes (`_yaml_hint`)."""
+    scalar started here`), and a hint for the common mistakes (`_yaml_hint`; for a '{' or '['
+    whose entry runs on, whether it is `_closed`)."""
     context, problem = exc.context or "", exc.problem or ""
     mark = exc.problem_mark or exc.context_mark
     where = _loc(source, mark) if mark is not None else Location(source)
@@ -216,7 +268,9 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, source: str) -> Problem:
         message = f"{problem}; {place}: {what} started here"
     else:
         message = " ".join(p for p in (context, problem) if p) or str(exc)
-    hint = _yaml_hint(context, problem)
+    flow = context.startswith(("while parsing a flow mapping", "while parsing a flow sequence"))
+    closed = flow and began is not None and _closed(text, began)
+    hint = _yaml_hint(context, problem, closed)
     if hint:
         message += f"; {hint}"
     return Problem("syntax", f"YAML syntax error: {message}", location=where)

@@ -130,6 +130,24 @@ def test_depth_at_the_limit_is_read_and_one_more_refused():
     ("a: {b: 1\nc: 2", "expected ',' or '}', but got ':'; w.yaml:1:4: a flow mapping started "
      "here; the '{' opened there is not closed: end it with '}' and separate its entries with "
      "','", 2, 2),
+    # the '{' is closed: an unquoted ': ' in a value (it said the '{' was not closed)
+    ("p: {type: TextEncode, clip: model.clip, text: a: b}\n", "expected ',' or '}', but got "
+     "':'; w.yaml:1:4: a flow mapping started here; a value with ': ' inside must be quoted, "
+     "inside '{...}' too (text: \"a photo: a cat\"), or a ',' is missing before the next key",
+     1, 48),
+    ("p: {a: b\n  c: d}\n", "expected ',' or '}', but got ':'; w.yaml:1:4: a flow mapping "
+     "started here; a value with ': ' inside must be quoted, inside '{...}' too (text: \"a "
+     "photo: a cat\"), or a ',' is missing before the next key", 2, 4),
+    ("p: [a: b: c]\n", "expected ',' or ']', but got ':'; w.yaml:1:4: a flow sequence started "
+     "here; an item with ': ' inside must be quoted, inside '[...]' too (\"a photo: a cat\"), "
+     "or a ',' is missing before the next item", 1, 9),
+    ("p: {a: 'x' y}\n", "expected ',' or '}', but got '<scalar>'; w.yaml:1:4: a flow mapping "
+     "started here; an entry runs on where ',' or '}' should come: separate the entries with "
+     "',' (a quoted value ends at its closing quote)", 1, 12),
+    # a '}' closes no '[': that one is not closed
+    ("p: {a: [1, 2}\n", "expected ',' or ']', but got '}'; w.yaml:1:8: a flow sequence started "
+     "here; the '[' opened there is not closed: end it with ']' and separate its items with "
+     "','", 1, 13),
     ("a: [1, 2\n", "expected ',' or ']', but got '<stream end>'; w.yaml:1:4: a flow sequence "
      "started here; the '[' opened there is not closed: end it with ']' and separate its items "
      "with ','", 2, 1),
