@@ -102,8 +102,10 @@ def connect(address: str, num_cpus: int) -> bool:
         return False
     if address == "local":
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=num_cpus, include_dashboard=False, namespace=NAMESPACE,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, configure_logging=False)  # fmt: skip
+        # address="local", not None: Ray would join the cluster RAY_ADDRESS names instead
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                 namespace=NAMESPACE, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                 configure_logging=False)  # fmt: skip
         return True
     try:
         ray.init(address=address, namespace=NAMESPACE, configure_logging=False)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -99,6 +101,24 @@ def test_ray_auto_with_an_unreachable_ray_address_is_a_usage_error_not_a_hang(co
     error = _refused(command, "auto", tmp_path, ray_address=address)
     assert error.startswith("latentgraph: error: --ray auto joins the cluster RAY_ADDRESS names: "
                             f"cannot reach the Ray cluster at {address} (connection refused)")  # fmt: skip
+
+
+def test_ray_local_starts_its_runtime_here_whatever_ray_address_says(tmp_path):
+    """`--ray local` is a runtime started here: with RAY_ADDRESS set (a shell that once
+    joined a cluster), Ray joined that address instead and refused the local runtime's CPUs,
+    "When connecting to an existing cluster, num_cpus and num_gpus must not be provided"."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="lgray", dir="/tmp"))  # short: Ray's socket paths
+    env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{_closed_port()}", "RAY_TMPDIR": str(ray_tmp)}
+    try:
+        out = subprocess.run([sys.executable, "-m", "latentgraph.cli", "run", TXT2IMG, "--ray",
+                              "local", "--ray-workers", "1", "--output-dir", str(tmp_path / "out"),
+                              "--cache-dir", str(tmp_path / "cache")],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                             env=env)  # fmt: skip
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    assert len(list(tmp_path.glob("out/*.png"))) == 1
 
 
 @pytest.fixture
