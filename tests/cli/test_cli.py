@@ -638,23 +638,30 @@ def waiter(ctx, a):
 """
 
 
-def test_ctrl_c_during_the_last_node_which_finishes_exits_0(tmp_path):
-    """Ctrl-C while the last node runs, which finishes all the same (it checks no step):
-    the run made every output, its run_finished said success, yet it exited 130 saying
-    "interrupted". It exits 0, as its status says, with a note that nothing was stopped."""
+def _ctrl_c_then_go(proc, tmp_path) -> tuple[int, str, str]:
+    """Ctrl-C while the waiter node runs, then let it finish (`go`): the exit code, stdout and
+    the rest of stderr."""
     import signal
 
-    waiter = WAITER.replace('"CliWaiter",', '"CliLastWaiter", output_node=True,')
-    proc = _run_until_started(tmp_path, "CliLastWaiter", waiter, after=False)
     try:
         proc.send_signal(signal.SIGINT)
-        _wait_for_stderr(proc, "press Ctrl-C again to stop now")  # taken while `slow` runs
+        _wait_for_stderr(proc, "press Ctrl-C again to stop now")  # taken while it runs
         (tmp_path / "go").touch()
         out = proc.stdout.read()
         code = proc.wait(timeout=60)
     finally:
         proc.kill()
-    err = proc.stderr.read()
+    return code, out, proc.stderr.read()
+
+
+def test_ctrl_c_during_the_last_node_which_finishes_exits_0(tmp_path):
+    """Ctrl-C while the last node runs, which finishes all the same (it checks no step):
+    the run made every output, its run_finished said success, yet it exited 130 saying
+    "interrupted". It exits 0, as its status says, with a note that nothing was stopped."""
+
+    waiter = WAITER.replace('"CliWaiter",', '"CliLastWaiter", output_node=True,')
+    proc = _run_until_started(tmp_path, "CliLastWaiter", waiter, after=False)
+    code, out, err = _ctrl_c_then_go(proc, tmp_path)
     assert code == 0, err
     finished = events(out)[-1]
     assert finished["event"] == "run_finished" and finished["status"] == "success"
@@ -673,19 +680,10 @@ def test_ctrl_c_during_a_node_which_finishes_stops_before_the_next_naming_none_i
     skipped), and the text summary named no node. No node was cut short: `interrupted_node`
     is null, the node that finished among `executed`, the one after it skipped, and the
     summary says where it stopped."""
-    import signal
 
     waiter = WAITER.replace("    while", '    ctx.warn("waiting for go")\n    while')
     proc = _run_until_started(tmp_path, "CliWaiter", waiter, json=json)
-    try:
-        proc.send_signal(signal.SIGINT)
-        _wait_for_stderr(proc, "press Ctrl-C again to stop now")  # taken while `slow` runs
-        (tmp_path / "go").touch()
-        out = proc.stdout.read()
-        code = proc.wait(timeout=60)
-    finally:
-        proc.kill()
-    err = proc.stderr.read()
+    code, out, err = _ctrl_c_then_go(proc, tmp_path)
     assert code == 130, err
     assert err.rstrip().splitlines()[-1] == "latentgraph: interrupted by Ctrl-C"
     assert not (tmp_path / "output" / "after.txt").exists()
