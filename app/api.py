@@ -40,7 +40,7 @@ from latentgraph.graph.formats import embedded, load_file, load_text, reload
 from latentgraph.graph.model import Graph, Location
 from latentgraph.graph.problems import Problem, WorkflowError, with_article
 from latentgraph.graph.scheduler import RunResult, Scheduler
-from latentgraph.graph.workflow import Workflow, given_by, unknown_override
+from latentgraph.graph.workflow import Workflow, given_by, given_name, unknown_override
 
 from .wiring import node_registry
 
@@ -190,7 +190,7 @@ def data_params(params: dict, given_as: str, source: str) -> dict:
         try:
             data[name] = data_value(value)
         except TypeError as exc:
-            problems.append(Problem("invalid_value", f"{given_as} {name}: expected {DATA}, "
+            problems.append(Problem("invalid_value", f"{given_name(given_as, name)}: expected {DATA}, "
                                     f"got {exc}", location=Location(source)))  # fmt: skip
     if problems:
         raise WorkflowError(problems)

@@ -26,6 +26,7 @@ from .building import (
     GivenLocation,
     Workflow,
     given_by,
+    given_name,
     load_workflow,
     override_value,
     parse_override,
@@ -37,6 +38,6 @@ from .reading import MAX_BYTES, read_source
 
 __all__ = [
     "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "PARAM_NAME", "GivenLocation", "Workflow", "dump_document",
-    "dump_workflow", "given_by", "graph_to_document", "load_workflow", "override_value", "parse_override", "read_source", "text_with_params",
+    "dump_workflow", "given_by", "given_name", "graph_to_document", "load_workflow", "override_value", "parse_override", "read_source", "text_with_params",
     "unknown_override",
 ]  # fmt: skip
