@@ -75,7 +75,13 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--data-dir", type=Path,
                    help="the queue and history, the editor's settings and saved workflows, "
                    "nothing else: outputs, inputs and temp files go to --output-dir, --input-dir "
-                   "and --temp-dir (default: the user data folder, or $LATENTGRAPH_DATA_DIR)")  # fmt: skip
+                   "and --temp-dir, the settings and workflows to --user-dir when given "
+                   "(default: the user data folder, or $LATENTGRAPH_DATA_DIR)")  # fmt: skip
+    p.add_argument("--user-dir", type=Path, metavar="DIR",
+                   help="the editor's saved workflows and settings, laid out as ComfyUI's user "
+                   "folder (DIR/default/workflows, DIR/default/comfy.settings.json): "
+                   "--user-dir ~/ComfyUI/user uses a ComfyUI install's in place (default: "
+                   "users/ in --data-dir)")  # fmt: skip
     where = "relative to the working folder, not in --data-dir"
     p.add_argument("--output-dir", type=Path, default=Path("output"),
                    help=f"saved images (default: ./output, {where})")  # fmt: skip
@@ -167,6 +173,24 @@ def _auth_token(
     return os.environ.get(TOKEN_VARIABLE) or None, TOKEN_VARIABLE
 
 
+def _refuse_comfy_user_folder(data: Path, users: Path | None) -> None:
+    """`--data-dir` naming a ComfyUI user folder (its default user's saved workflows or
+    settings in it), not also given as `--user-dir`: a usage error saying which flag takes it.
+    Served as a data folder, its workflows were not shown and the queue database and a users/
+    folder were made in the ComfyUI install."""
+    from latentgraph.server.api_user import SETTINGS_FILE
+    from latentgraph.server.config import DEFAULT_USER
+
+    if users is not None and users.resolve() == data.resolve():
+        return
+    for name in (f"{DEFAULT_USER}/workflows", f"{DEFAULT_USER}/{SETTINGS_FILE}"):
+        if (data / name).exists():
+            raise UserError(f"--data-dir {data}: a ComfyUI user folder (it holds {name}); to "
+                            f"show and save its workflows and settings in place, give it as "
+                            f"--user-dir {data}, and --data-dir (the queue database) another "
+                            "folder or none")  # fmt: skip
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.graph.paths import data_dir
     from latentgraph.server.config import ServerConfig, auth_token_rule
@@ -178,7 +202,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_ray_args(args)
     check_folders([("--data-dir", args.data_dir or data_dir()), ("--output-dir", args.output_dir),
                     ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)]
+                  + ([("--user-dir", args.user_dir)] if args.user_dir else [])
                   + ([("--cache-dir", args.cache_dir)] if args.cache_dir else []))  # fmt: skip
+    if args.data_dir:
+        _refuse_comfy_user_folder(args.data_dir, args.user_dir)
     check_nodes_dirs(args.nodes_dir)
     loopback = is_loopback_bind(args.host)
     unusable = None if loopback else address_problem(args.host)  # a loopback one resolved
@@ -197,6 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         auth_token=token,
         data_dir=args.data_dir or data_dir(),
+        users_dir=args.user_dir,
         output_dir=args.output_dir,
         input_dir=args.input_dir,
         temp_dir=args.temp_dir,

@@ -135,9 +135,9 @@ def hidden(name: str) -> bool:
     """Whether the folder lists leave out a file or folder `name`: one starting with "."
     (the partial writes of uploads and saves, `.upload-*`, `.saving-*`, and what the system
     keeps there), as a shell's listing does. The one rule LoadImage's dropdown, the editor's
-    file tabs and the models folders list by, /upload/image refuses a name by (a file stored
-    under it could not be chosen afterwards), and /view serves none by (half a killed save's
-    PNG, `graph.files.remove_stale_partials`)."""
+    file tabs, the /userdata listings and the models folders list by, /upload/image refuses a
+    name by (a file stored under it could not be chosen afterwards), and /view serves none by
+    (half a killed save's PNG, `graph.files.remove_stale_partials`)."""
     return name.startswith(".")
 
 

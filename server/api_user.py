@@ -1,8 +1,11 @@
 """The editor's per-user storage: /users, /settings and /userdata (saved workflows).
 
-One local user ("default"); files live under `<data dir>/users/default/` and no path may leave
-that folder. The server reads only the settings file there (`comfy.settings.json`); the other
-files (saved workflows, user.css) are the editor's, stored and served as they are.
+One local user ("default"); files live in `ServerConfig.user_dir`, `<users dir>/default/` (the
+users folder `<data dir>/users`, or `serve --user-dir`: a ComfyUI user/ folder, read and written
+in place; a ComfyUI --multi-user user's folder beside it is not served), and no path may leave
+that folder; listings leave out hidden names (`paths.hidden`). The server reads only the
+settings file there (`comfy.settings.json`); the other files (saved workflows, user.css) are
+the editor's, stored and served as they are.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from latentgraph.graph.files import os_error_words, write_atomic
-from latentgraph.graph.paths import inside
+from latentgraph.graph.paths import hidden, inside
 
 from .errors import ApiError, read_json
 from .filetypes import served_as
@@ -71,13 +74,17 @@ def load_settings(request: Request) -> dict[str, Any]:
 
 def _unreadable(request: Request, path: Path, exc: OSError) -> ApiError:
     """A 500 naming the settings file the OS would not let us read, by its place in the data
-    folder (the log has its full path), and why. Every settings route reads the file first,
-    so no save replaces it until it can be read: the user's settings are never lost."""
+    folder or the --user-dir folder (the log has its full path), and why. Every settings route
+    reads the file first, so no save replaces it until it can be read: the user's settings are
+    never lost."""
     why = os_error_words(exc, reading=True)
     log.error("the editor's settings file %s cannot be read: %s; no setting is saved until it "
               "can be", path, why)  # fmt: skip
-    shown = path.relative_to(get_state(request).config.data_dir).as_posix()
-    return ApiError(500, f"the settings file {shown} in the server's data folder cannot be "
+    config = get_state(request).config
+    base, place = ((config.data_dir, "data folder") if path.is_relative_to(config.data_dir)
+                   else (config.users_dir, "--user-dir folder"))  # fmt: skip
+    shown = path.relative_to(base).as_posix()
+    return ApiError(500, f"the settings file {shown} in the server's {place} cannot be "
                          f"read: {why}; no setting is saved until it can be, so the settings "
                          "it holds are kept", "settings_unreadable")  # fmt: skip
 
@@ -143,7 +150,7 @@ async def list_userdata(request: Request) -> JSONResponse:
     recurse = q.get("recurse", "").lower() == "true"
     full = q.get("full_info", "").lower() == "true"
     split = q.get("split", "").lower() == "true"
-    files = sorted(p for p in _listing(folder, root, recurse) if not p.name.startswith(".tmp-"))
+    files = sorted(_listing(folder, root, recurse))
     if full:
         return JSONResponse([_info(p, folder) for p in files])
     rel = [p.relative_to(folder).as_posix() for p in files]
@@ -154,12 +161,13 @@ async def list_userdata(request: Request) -> JSONResponse:
 
 def _listing(folder: Path, root: Path, recurse: bool) -> list[Path]:
     """Files in `folder` (and below, if `recurse`) that stay inside `root`: symbolic links are
-    listed only when they point inside it, and linked folders are not entered."""
+    listed only when they point inside it, and linked folders are not entered. Hidden names
+    are left out, folders not entered (`paths.hidden`, as ComfyUI's listing skips them): a
+    save's partial file, a ComfyUI workflows folder's `.git/` or `.DS_Store`."""
     found: list[Path] = []
     for top, dirs, names in os.walk(folder):  # followlinks=False: linked folders not entered
-        if not recurse:
-            dirs.clear()
-        for name in names:
+        dirs[:] = [] if not recurse else [d for d in dirs if not hidden(d)]
+        for name in (n for n in names if not hidden(n)):
             path = Path(top) / name
             if path.is_symlink() and inside(root, path) is None:
                 continue

@@ -77,6 +77,10 @@ def server_limit_label(limit: str) -> str:
     return f"the server's {SERVER_LIMIT_FLAGS[limit]}"
 
 
+# The one local user's folder name in the users folder, as ComfyUI names it without --multi-user.
+DEFAULT_USER = "default"
+
+
 @dataclass
 class ServerConfig:
     """Everything `serve` needs. Directories default to folders under `data_dir`."""
@@ -87,6 +91,10 @@ class ServerConfig:
     output_dir: Path | None = None
     input_dir: Path | None = None
     temp_dir: Path | None = None
+    # The folder holding each user's folder (`serve --user-dir`), laid out as ComfyUI's user/
+    # folder (what its --user-directory names): `default/workflows/`, `default/comfy.settings.json`.
+    # None: `<data_dir>/users`.
+    users_dir: Path | None = None
     models_dirs: list[Path | paths.KindFolder] = field(default_factory=list)
     nodes_dirs: list[Path] = field(default_factory=list)
     previews: bool = False  # send binary preview frames even when the prompt did not ask
@@ -166,6 +174,9 @@ class ServerConfig:
             Path(self.input_dir).resolve() if self.input_dir else self.data_dir / "input"
         )
         self.temp_dir = Path(self.temp_dir).resolve() if self.temp_dir else self.data_dir / "temp"
+        self.users_dir = (
+            Path(self.users_dir).resolve() if self.users_dir else self.data_dir / "users"
+        )
         self.models_dirs = [
             p if isinstance(p, paths.KindFolder) else Path(p) for p in self.models_dirs
         ]
@@ -186,7 +197,9 @@ class ServerConfig:
 
     @property
     def user_dir(self) -> Path:
-        return self.data_dir / "users" / "default"
+        """The one local user's folder: saved workflows, settings, user.css (ComfyUI's
+        single-user name, so a ComfyUI user folder given as `--user-dir` is read in place)."""
+        return self.users_dir / DEFAULT_USER
 
     def dir_for(self, kind: str) -> Path | None:
         """The folder behind a /view or /upload `type` (output, input, temp)."""

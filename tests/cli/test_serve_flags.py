@@ -346,7 +346,7 @@ def test_max_queue_help_says_the_running_prompt_counts(capsys):
 
 
 @pytest.mark.parametrize("flag", ["--data-dir", "--output-dir", "--input-dir", "--temp-dir",
-                                  "--models-dir", "--cache-dir"])  # fmt: skip
+                                  "--user-dir", "--models-dir", "--cache-dir"])  # fmt: skip
 def test_a_file_named_as_a_folder_is_refused_saying_what_was_expected(serve, tmp_path, flag):
     afile = write(tmp_path, "afile", "x")
     err = refused(serve, flag, str(afile))
@@ -362,6 +362,37 @@ def test_cache_dir_is_the_folder_the_workers_are_given(serve, tmp_path, args, st
     code, err, config = serve(*args)
     assert code == 0, err
     assert config.disk_store == (None if store is None else (tmp_path / store).resolve())
+
+
+def test_user_dir_is_the_users_folder_and_the_database_stays_in_the_data_dir(serve, tmp_path):
+    """`--user-dir DIR` is ComfyUI's user folder: the default user's files in DIR/default;
+    without it, users/ in --data-dir as before."""
+    code, err, config = serve("--user-dir", "ComfyUI/user")
+    assert code == 0, err
+    assert config.user_dir == (tmp_path / "ComfyUI" / "user" / "default").resolve()
+    assert config.db_path == (tmp_path / "data" / "server.sqlite3").resolve()
+    code, err, config = serve()
+    assert code == 0, err
+    assert config.user_dir == (tmp_path / "data" / "users" / "default").resolve()
+
+
+@pytest.mark.parametrize(("made", "held"), [("default/workflows/a.json", "default/workflows"),
+                                            ("default/comfy.settings.json",) * 2])  # fmt: skip
+def test_a_comfy_user_folder_given_as_data_dir_is_refused_naming_user_dir(serve, tmp_path, made,
+                                                                           held):  # fmt: skip
+    """Served as a data folder, a ComfyUI user folder's workflows were not listed and the
+    queue database and users/ were made in the ComfyUI install: refused before anything is
+    made, naming the flag that takes it; given as both, it is what the user asked for."""
+    (tmp_path / "ComfyUI" / "user" / made).parent.mkdir(parents=True)
+    write(tmp_path, f"ComfyUI/user/{made}", "{}")
+    err = refused(serve, "--data-dir", "ComfyUI/user")
+    assert (f"latentgraph: error: --data-dir ComfyUI/user: a ComfyUI user folder (it holds "
+            f"{held}); to show and save its workflows and settings in place, give it as "
+            "--user-dir ComfyUI/user, and --data-dir (the queue database) another folder or "
+            "none") in err  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "ComfyUI" / "user").iterdir()) == ["default"]
+    code, err, _ = serve("--data-dir", "ComfyUI/user", "--user-dir", "ComfyUI/user")
+    assert code == 0, err
 
 
 def test_a_folder_under_a_file_is_refused_naming_the_file(serve, tmp_path):
