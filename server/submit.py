@@ -183,25 +183,27 @@ def _ws_url(server_url: str, client_id: str, token: str | None) -> str:
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, urllib.parse.urlencode(query), ""))
 
 
-def _refusal(server_url: str, token: str | None, source: str, status: int,
-             raw: bytes) -> str | None:  # fmt: skip
+def _refusal(server_url: str, token: str | None, source: str, status: int, raw: bytes,
+             hidden: Callable[[str], str]) -> str | None:  # fmt: skip
     """What to say when the server answered but refused the request for who sent it, not what:
     a token it requires, missing or wrong (HTTP 401; the token named by `source`, where it came
-    from), or a Host or Origin it does not accept (403, with its reason). A usage error, not an
-    unreachable server; None for other answers. `server_url` as `submit` shows it (its token hidden)."""
+    from), or a Host or Origin it does not accept (403, with its reason, `hidden` here). A usage
+    error, not an unreachable server; None for other answers. `server_url` as `submit` shows it
+    (its token hidden). The line is printed as it is (`_Say.refuse`): its advice's placeholder,
+    `?token=TOKEN`, is a query's token to the redaction rule, which printed `?token=<redacted>`."""
     if status == 401:
         if token:
             return (f"the server at {server_url} refused the token from {source}: give the one "
                     "the server was started with")  # fmt: skip
-        return (f"the server at {server_url} requires a token: give it with --auth-token TOKEN, "
-                "in the environment variable LATENTGRAPH_AUTH_TOKEN or in the --server URL "
+        return (f"the server at {server_url} requires a token: give it in the environment "
+                "variable LATENTGRAPH_AUTH_TOKEN, with --auth-token TOKEN or in the --server URL "
                 "(?token=TOKEN, as the editor's address)")  # fmt: skip
     if status == 403:
         try:
             reason = json.loads(raw)["error"]["message"]
         except (ValueError, KeyError, TypeError):
             reason = "HTTP 403"
-        return f"the server at {server_url} refused the request: {reason}"
+        return f"the server at {server_url} refused the request: {hidden(str(reason))}"
     return None
 
 
@@ -238,7 +240,12 @@ class _Say:
 
     def refusal(self, status: int, raw: bytes) -> str | None:
         """`_refusal` for this server and token: why it refused who sent a request, or None."""
-        return _refusal(self.shown, self.token, self.token_source, status, raw)
+        return _refusal(self.shown, self.token, self.token_source, status, raw, self.hidden)
+
+    def refuse(self, refusal: str) -> None:
+        """`fail` for a line `refusal` made: the server's words in it hidden there already, its
+        advice (`?token=TOKEN`) printed as written."""
+        print(f"latentgraph: error: {refusal}", file=sys.stderr)
 
 
 class _Stop(Exception):
@@ -299,7 +306,7 @@ def _connect(say: _Say, http: _Http, ws_url: str) -> ClientConnection:
                            exc.response.body or b"")  # the HTTP request failed: the bare status
         )  # fmt: skip
         if refused:
-            say.fail(refused)
+            say.refuse(refused)
             raise _Stop(EXIT_USAGE) from None
         say.fail(f"cannot reach the server at {say.shown}: {exc}")
         raise _Stop(EXIT_UNREACHABLE) from None
@@ -322,7 +329,7 @@ def _queue(say: _Say, http: _Http, body: dict[str, Any]) -> dict[str, Any]:
         raise _Stop(EXIT_FAILED) from None
     refused = say.refusal(status, raw)
     if refused:
-        say.fail(refused)
+        say.refuse(refused)
         raise _Stop(EXIT_USAGE)
     if status == 429:  # no run, and not the workflow's fault: the server is busy
         say.fail(_queue_full(say.shown, answer))

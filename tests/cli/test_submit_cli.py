@@ -58,6 +58,8 @@ def test_submit_without_the_token_or_a_wrong_one_says_how_to_give_it(token_serve
     assert code == 2, err
     assert f"the server at {token_server.url} requires a token" in err
     assert "--auth-token TOKEN" in err and "LATENTGRAPH_AUTH_TOKEN" in err
+    # the advice's placeholder as written: the redaction rule hid it as a query's token
+    assert "(?token=TOKEN, as the editor's address)" in err and "<redacted>" not in err, err
     assert "cannot reach" not in err and "Traceback" not in err
 
     code, _, err = cli("submit", "wf.yaml", "--server", token_server.url, "-q",
