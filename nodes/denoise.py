@@ -11,6 +11,7 @@ schedule is cut like diffusers' img2img pipeline, so denoise 0 returns the input
 from __future__ import annotations
 
 import inspect
+import math
 import weakref
 from dataclasses import dataclass, replace
 from functools import partial
@@ -35,7 +36,13 @@ from .latents import make_noise
 from .model_sampling import node_spec
 from .schedulers import build_scheduler, refuse_steps, sampler_label
 from .seeds import brownian_seeds, image_seeds, seed_input, step_generators
-from .step_window import ALL_STEPS, WINDOW_INPUTS, StepWindow, finish_at_zero_noise
+from .step_window import (
+    ALL_STEPS,
+    WINDOW_INPUTS,
+    StepWindow,
+    finish_at_zero_noise,
+    strength_steps,
+)
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, enforce_limits, input_error
 
 
@@ -124,6 +131,24 @@ def refuse_nonfinite_input(ctx: Any, input_name: str, samples: Any) -> None:
                       "fp16, try --dtype fp32 or bf16)")  # fmt: skip
 
 
+def no_step_warning(steps: int, denoise: float, max_steps: int) -> str | None:
+    """Why `denoise` above 0 runs no step of a `steps` schedule (`strength_steps` rounds
+    steps x denoise down to 0: a hires-fix pass at 0.05 of 12 steps), with the least steps
+    (within `max_steps`) and the least denoise (in the input's 0.01 steps) that run one; None
+    when a step runs, or denoise is 0 (which returns the input, as documented)."""
+    if denoise <= 0.0 or strength_steps(steps, denoise) > 0:
+        return None
+    least_steps = math.ceil(1 / denoise)
+    while strength_steps(least_steps, denoise) == 0:
+        least_steps += 1
+    least_denoise = math.ceil(100 / steps) / 100
+    while strength_steps(steps, least_denoise) == 0:
+        least_denoise = round(least_denoise + 0.01, 2)
+    raise_steps = f"steps to at least {least_steps} or " if least_steps <= max_steps else ""
+    return (f"denoise {denoise:g} x {steps} steps rounds to 0 steps: the latent is returned "
+            f"unchanged (raise {raise_steps}denoise to at least {least_denoise:g})")  # fmt: skip
+
+
 GUIDANCE_RULE = ("classifier-free guidance scale; as in diffusers' pipelines, 1 or less "
                  "follows the positive alone (the negative is not used)")  # fmt: skip
 
@@ -145,7 +170,9 @@ GUIDANCE_RULE = ("classifier-free guidance scale; as in diffusers' pipelines, 1 
             min=0.0,
             max=1.0,
             step=0.01,
-            description="strength for img2img: 1 repaints fully, 0 returns the input",
+            description="strength for img2img: the last steps x denoise steps of the schedule "
+            "run, rounded down (below one step, none: a warning says so); 1 repaints fully, 0 "
+            "returns the input",
         ),  # fmt: skip
         seed_input(description="noise for img2img and stochastic schedulers"),
         *WINDOW_INPUTS,
@@ -226,7 +253,7 @@ class DenoiseJob:
     def bounds(self) -> tuple[int, int]:
         """(first step, step to stop before) of the schedule: img2img and the window cut it."""
         steps = self.steps
-        skipped = 0 if self.latent.is_noise else steps - min(int(steps * self.denoise), steps)
+        skipped = 0 if self.latent.is_noise else steps - strength_steps(steps, self.denoise)
         return self.window.bounds(steps, skipped)
 
     def start_noise(self) -> Any:
@@ -260,6 +287,8 @@ class DenoiseJob:
         if is_noise and denoise < 1.0:
             self.ctx.warn("denoise < 1 has no effect on pure noise from LatentNoise; "
                           "use VAEEncode for img2img")  # fmt: skip
+        elif warning := no_step_warning(steps, denoise, self.ctx.settings.limit("max_steps")):
+            self.ctx.warn(warning)
         begin, end = self.bounds()
         order = sched.order
         early = window.stops_early(steps)  # (PNDM has more timesteps than steps: no cut)

@@ -57,6 +57,13 @@ def tail_of_longer_schedule(steps: int, denoise: float) -> tuple[int, int]:
     return total, total - steps
 
 
+def strength_steps(steps: int, denoise: float) -> int:
+    """diffusers' img2img `strength` (UNetDenoise's `denoise`): the last int(steps x denoise)
+    steps of a `steps` schedule run, so a product below 1 runs none (diffusers refuses it:
+    "the number of pipeline steps is 0"; UNetDenoise warns, `denoise.no_step_warning`)."""
+    return min(int(steps * denoise), steps)
+
+
 def finish_at_zero_noise(sched: Any, end_step: int) -> bool:
     """Make the schedule end after step `end_step`, at the noise level a full run ends at
     (zero; the model's lowest level for schedulers that stop there: DEIS, UniPC bh1), so a run

@@ -72,6 +72,33 @@ def test_denoise_below_1_on_pure_noise_warns_and_changes_nothing(make_ctx, tiny)
     assert warnings == [] and steps == [1, 2]
 
 
+def test_img2img_denoise_rounding_to_no_step_warns_with_what_runs_one(make_ctx, tiny):
+    """diffusers' strength rule runs int(steps x denoise) steps: a hires-fix pass at denoise
+    0.05 of 12 steps runs none, and says so (diffusers refuses it); denoise 0 stays silent."""
+    import torch
+
+    from latentgraph.nodes import vae
+
+    unet, cond, v, sp = _setup(make_ctx, tiny)
+    encoded = vae.vae_encode(make_ctx("VAEEncode"), pixels=torch.rand(1, 32, 32, 3), vae=v)
+
+    def run(steps, strength, **settings):
+        ctx = make_ctx("UNetDenoise", **settings)
+        out = denoise.unet_denoise(ctx, unet, sp, cond, cond, encoded, steps, 7.5, strength, 0)
+        return out.samples, ctx.rec.warnings, ctx.rec.progress
+
+    samples, warnings, progress = run(12, 0.05)
+    assert torch.equal(samples, encoded.samples) and progress == []
+    assert warnings == ["denoise 0.05 x 12 steps rounds to 0 steps: the latent is returned "
+                        "unchanged (raise steps to at least 20 or denoise to at least 0.09)"]  # fmt: skip
+    # the least it names runs one step
+    assert len(run(20, 0.05)[2]) == 1 and len(run(12, 0.09)[2]) == 1
+    assert run(12, 0.0)[1] == []  # denoise 0: the input, as documented
+    _, warnings, _ = run(3, 0.001, max_steps=500)  # 1000 steps would be over the limit
+    assert warnings == ["denoise 0.001 x 3 steps rounds to 0 steps: the latent is returned "
+                        "unchanged (raise denoise to at least 0.34)"]  # fmt: skip
+
+
 def test_stopping_early_at_zero_noise_needs_a_sigma_scheduler(make_ctx, tiny):
 
     from latentgraph.nodes.values import NodeInputError
