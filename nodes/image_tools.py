@@ -131,6 +131,38 @@ def image_batch(ctx, image1, image2):
 
 
 @node(
+    "RepeatImageBatch",
+    display_name="RepeatImageBatch",
+    category="image/batch",
+    inputs=[Socket("image", IMAGE),
+            Int("amount", 1, min=1, max=4096, limit="max_batch",
+                description="how many times the whole batch is repeated")],
+    outputs=[Output("IMAGE", IMAGE)],
+)  # fmt: skip
+def repeat_image_batch(ctx, image, amount: int = 1):
+    """The batch repeated `amount` times (images 0..n-1, then 0..n-1 again, ...); the batch
+    made answers to the batch limits, as ImageBatch's does."""
+    h, w = image.shape[1:3]
+    check_canvas(ctx, "amount", w, h, image.shape[0] * amount)
+    return image.repeat((amount, 1, 1, 1))
+
+
+@node(
+    "ImageFromBatch",
+    display_name="ImageFromBatch",
+    category="image/batch",
+    inputs=[Socket("image", IMAGE), Int("batch_index", 0, min=0, max=4095),
+            Int("length", 1, min=1, max=4096)],
+    outputs=[Output("IMAGE", IMAGE)],
+)  # fmt: skip
+def image_from_batch(ctx, image, batch_index: int = 0, length: int = 1):
+    """Images batch_index .. batch_index + length - 1 of a batch (the last one if past the
+    end), as LatentFromBatch picks rows."""
+    start = min(batch_index, image.shape[0] - 1)
+    return image[start : start + length].clone()
+
+
+@node(
     "EmptyImage",
     display_name="Empty Image",
     category="image",

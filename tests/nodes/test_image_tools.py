@@ -71,6 +71,53 @@ def test_invert_batch_empty(make_ctx):
         it.empty_image(make_ctx(max_batch=4), 5, 3, 5, 0)
 
 
+def test_repeat_image_batch_repeats_the_whole_batch(make_ctx):
+    """ComfyUI's RepeatImageBatch: images 0..n-1, then 0..n-1 again (not each image n times)."""
+    image = torch.stack([torch.full((4, 6, 3), 0.1), torch.full((4, 6, 3), 0.9)])
+    out = it.repeat_image_batch(make_ctx(), image, 3)
+    assert out.shape == (6, 4, 6, 3)
+    assert [round(v, 1) for v in out[:, 0, 0, 0].tolist()] == [0.1, 0.9] * 3
+    assert it.repeat_image_batch(make_ctx(), image, 1).equal(image)
+
+
+def test_repeat_image_batch_answers_to_the_batch_limits(make_ctx):
+    """The batch made (input batch x amount) is bounded as ImageBatch's: max_batch, and
+    max_batch_pixels counting width x height x images; an amount over max_batch alone is
+    refused before any run (its declared limit)."""
+    from latentgraph.graph import Settings
+
+    two = torch.rand(2, 4, 6, 3)
+    with pytest.raises(NodeInputError, match=r"input 'amount'.*batch of 6.*limit of 4"):
+        it.repeat_image_batch(make_ctx(max_batch=4), two, 3)
+    it.repeat_image_batch(make_ctx(max_batch_pixels=4 * 6 * 4), two, 2)
+    with pytest.raises(NodeInputError, match=r"input 'amount'.*6x4x6, 144 pixels"):
+        it.repeat_image_batch(make_ctx(max_batch_pixels=4 * 6 * 4), two, 3)
+    node_type = it.repeat_image_batch.node_type
+    assert node_type.limit_problems({"amount": 65}, Settings()) == [
+        ("amount", "amount 65 is over the limit of 64 (Settings.max_batch)")]  # fmt: skip
+
+
+def test_batch_nodes_have_comfyuis_inputs():
+    """A ComfyUI workflow's widgets_values map onto these by ComfyUI's order and ranges
+    (comfy_extras/nodes_images.py)."""
+
+    def widgets(fn):
+        return [(i.name, i.default, i.min, i.max) for i in fn.node_type.inputs[1:]]
+
+    assert widgets(it.repeat_image_batch) == [("amount", 1, 1, 4096)]
+    assert widgets(it.image_from_batch) == [("batch_index", 0, 0, 4095), ("length", 1, 1, 4096)]
+    for fn in (it.repeat_image_batch, it.image_from_batch):
+        assert fn.node_type.inputs[0].name == "image" and fn.node_type.category == "image/batch"
+
+
+def test_image_from_batch_picks_images_as_latent_from_batch_picks_rows(make_ctx):
+    image = torch.arange(5).float()[:, None, None, None].expand(5, 2, 2, 3) / 10
+    picked = it.image_from_batch(make_ctx(), image, 1, 3)
+    assert picked.equal(image[1:4]) and picked.data_ptr() != image.data_ptr()
+    assert it.image_from_batch(make_ctx(), image, 40, 2).equal(image[4:])  # past the end
+    assert it.image_from_batch(make_ctx(), image, 3, 9).equal(image[3:])
+
+
 def test_composite_masked_lands_where_the_mask_says(make_ctx):
     dest, src = torch.zeros(1, 6, 6, 3), torch.ones(1, 2, 4, 3)
     out = it.image_composite_masked(make_ctx(), dest, src, 1, 2, False, None)
