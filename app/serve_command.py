@@ -43,8 +43,9 @@ class _ComfyListen(argparse.Action):
     def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
         raise argparse.ArgumentError(self, "is ComfyUI's flag; latentgraph's is --host ADDRESS "
                                      "(default 127.0.0.1; --host 0.0.0.0 for every interface, "
-                                     "which needs --auth-token TOKEN of at least 16 characters, "
-                                     "or --insecure)")  # fmt: skip
+                                     "which needs a token of at least 16 characters, "
+                                     "$LATENTGRAPH_AUTH_TOKEN or --auth-token TOKEN, or "
+                                     "--insecure)")  # fmt: skip
 
 
 def _allowed_host(text: str) -> str:
@@ -61,17 +62,25 @@ def _allowed_host(text: str) -> str:
     return name
 
 
+# Why the token belongs in $LATENTGRAPH_AUTH_TOKEN, not on a command line: `ps -o args= -p PID`
+# shows any process's arguments to every account, its environment (/proc/PID/environ) only to
+# its owner.
+COMMAND_LINE_SHOWN = "every account on this machine can read a command line (ps)"
+
+
 def add_serve_parser(sub) -> None:
     """The `serve` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("serve", help="start the ComfyUI-compatible server and editor")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only, "
-                   "but every account on it (on a shared machine, give --auth-token)")  # fmt: skip
+                   "but every account on it (on a shared machine, set "
+                   "$LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
     p.add_argument("--listen", action=_ComfyListen)
     p.add_argument("--port", type=at_least(0, at_most=65535), default=8188,
                    help="default 8188; 0: a free port (the log says which)")  # fmt: skip
     p.add_argument("--auth-token", metavar="TOKEN", help="require this token of every client (Authorization: "
                    "Bearer TOKEN, or ?token=TOKEN once in the editor's address; at least 16 "
-                   "characters on a non-loopback --host; default: $LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
+                   "characters on a non-loopback --host; default: $LATENTGRAPH_AUTH_TOKEN). "
+                   f"Prefer the variable: {COMMAND_LINE_SHOWN}")  # fmt: skip
     p.add_argument("--data-dir", type=Path,
                    help="the queue and history, the editor's settings and saved workflows, "
                    "nothing else: outputs, inputs and temp files go to --output-dir, --input-dir "
@@ -151,7 +160,8 @@ def add_submit_parser(sub) -> None:
     p.add_argument("--output-dir", type=Path, default=Path("output"),
                    help="where to download the files the run saved (default: ./output)")  # fmt: skip
     p.add_argument("--auth-token", metavar="TOKEN", help="the token the server was started "
-                   "with (default: the --server URL's ?token=, else $LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
+                   "with (default: the --server URL's ?token=, else $LATENTGRAPH_AUTH_TOKEN). "
+                   f"Prefer the variable: {COMMAND_LINE_SHOWN}, the --server URL too")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -218,6 +228,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError(refusal)
     if warning:
         print(f"latentgraph: WARNING: {warning}", file=sys.stderr)
+    if source == "--auth-token":  # loopback too: then other accounts are all the token keeps out
+        print(f"latentgraph: WARNING: --auth-token: {COMMAND_LINE_SHOWN}, the token in it too; set "
+              f"{TOKEN_VARIABLE} instead", file=sys.stderr)  # fmt: skip
     memory_bytes, disk_bytes = cache_bounds(args)
     config = ServerConfig(
         host=args.host,

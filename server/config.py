@@ -43,7 +43,7 @@ def auth_token_rule(
     if not token:
         if not insecure:
             return (f"--host {host} would let anyone who can reach this machine run workflows "
-                    "and read outputs; give --auth-token TOKEN (or LATENTGRAPH_AUTH_TOKEN), or "
+                    "and read outputs; set LATENTGRAPH_AUTH_TOKEN (or give --auth-token TOKEN), or "
                     "--insecure if this network is trusted"), None  # fmt: skip
         return None, f"listening on {host} with no --auth-token (--insecure): {anyone}"
     if len(token) < MIN_TOKEN_CHARS:

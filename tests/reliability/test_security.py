@@ -60,7 +60,7 @@ def test_the_default_bind_is_not_said_to_keep_other_accounts_out():
         build_parser().parse_args(["serve", "--help"])
     shown = " ".join(out.getvalue().split())
     said = "--host HOST default 127.0.0.1: this machine only, but every account on it (on a shared"
-    assert f"{said} machine, give --auth-token)" in shown
+    assert f"{said} machine, set $LATENTGRAPH_AUTH_TOKEN)" in shown
 
 
 def serve_cli(monkeypatch, argv: list[str], token_env: str | None = None) -> tuple[int, str, list]:
@@ -78,6 +78,15 @@ def serve_cli(monkeypatch, argv: list[str], token_env: str | None = None) -> tup
     with contextlib.redirect_stderr(err):
         code = main(["serve", *argv])
     return code, err.getvalue(), started
+
+
+# What `serve --auth-token TOKEN` says at start: every account reads a process's arguments.
+COMMAND_LINE = ("latentgraph: WARNING: --auth-token: every account on this machine can read a "
+                "command line (ps), the token in it too; set LATENTGRAPH_AUTH_TOKEN instead")  # fmt: skip
+
+
+def warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "WARNING" in line]
 
 
 def test_open_host_without_token_is_refused(monkeypatch, tmp_path):
@@ -111,7 +120,7 @@ def test_open_host_with_token_and_limits(monkeypatch, tmp_path):
         "--host", "0.0.0.0", "--auth-token", "abcdefghijklmnop", "--data-dir", str(tmp_path),
         "--max-steps", "30", "--max-batch", "2", "--max-pixels", "65536", "--max-queue", "5",
         "--max-body-mb", "3"])  # fmt: skip
-    assert code == 0 and "WARNING" not in err
+    assert code == 0 and warnings(err) == [COMMAND_LINE], err
     config = started[0]
     assert (config.auth_token, config.max_steps, config.max_batch, config.max_image_pixels,
             config.max_queue, config.max_body_bytes) == ("abcdefghijklmnop", 30, 2, 65536, 5,
@@ -150,7 +159,8 @@ def test_an_empty_token_given_is_refused_an_empty_variable_is_none(monkeypatch, 
     if host == "127.0.0.1":
         assert code == 0 and started[0].auth_token is None, err
     else:
-        assert code == 2 and not started and "give --auth-token TOKEN" in err, err
+        assert code == 2 and not started, err
+        assert "set LATENTGRAPH_AUTH_TOKEN (or give --auth-token TOKEN)" in err, err
 
 
 def test_token_refusals_name_the_variable_the_token_came_from(monkeypatch, tmp_path):
@@ -189,11 +199,34 @@ def test_a_short_token_on_an_open_host_is_refused(monkeypatch, tmp_path):
     assert code == 0 and started[0].auth_token == "abc"
     assert "WARNING: listening on 0.0.0.0 with a token of 3 characters (--insecure)" in err
     code, err, started = serve_cli(monkeypatch, argv[:-1] + ["a" * 15 + "b"])
-    assert code == 0 and "WARNING" not in err
+    assert code == 0 and warnings(err) == [COMMAND_LINE], err
     code, err, started = serve_cli(
         monkeypatch, ["--data-dir", str(tmp_path), "--auth-token", "abc"]
     )
-    assert code == 0 and started[0].auth_token == "abc" and "WARNING" not in err
+    assert code == 0 and started[0].auth_token == "abc" and warnings(err) == [COMMAND_LINE]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+def test_a_token_on_the_command_line_is_said_to_be_readable_by_every_account(monkeypatch,
+                                                                            tmp_path, host):  # fmt: skip
+    """`ps -o args= -p PID`, run by any account, showed `--auth-token teamtoken-...`: serve
+    starts and says so, on loopback too (there other accounts are all a token keeps out). The
+    same token in LATENTGRAPH_AUTH_TOKEN (a process's environment is its owner's) starts
+    without a word; the help of serve and submit says to prefer the variable."""
+    from latentgraph.cli import build_parser
+
+    argv = ["--host", host, "--data-dir", str(tmp_path)]
+    code, err, started = serve_cli(monkeypatch, [*argv, "--auth-token", "t" * 20])
+    assert code == 0 and started[0].auth_token == "t" * 20 and warnings(err) == [COMMAND_LINE]
+    code, err, started = serve_cli(monkeypatch, argv, token_env="t" * 20)
+    assert code == 0 and started[0].auth_token == "t" * 20 and warnings(err) == [], err
+    for command in ("serve", "submit"):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        shown = " ".join(out.getvalue().split())
+        assert "Prefer the variable: every account on this machine can read a command line " \
+               "(ps)" in shown, shown  # fmt: skip
 
 
 PATHS = ["/prompt", "/api/prompt", "/queue", "/api/queue", "/history", "/api/history/x",
