@@ -42,7 +42,7 @@ from latentgraph.graph.events import RunFinished, RunStatus
 from latentgraph.graph.files import WRITE_FAILED
 
 from . import store as st
-from .hub import Hub
+from .hub import Client, Hub
 from .messages import (
     JPEG,
     NODE_WARNING,
@@ -392,7 +392,7 @@ class Dispatcher:
         self._to_client(run.record.id, functools.partial(self._forward, run.record, batch))
 
     def _forward(self, record: st.PromptRecord, batch: RunMessages) -> None:
-        sid = record.client_id
+        sid = _audience(record)
         texts: list[tuple[str, str]] = []
         for type_, payload in batch.messages:
             if isinstance(payload, Preview):
@@ -409,8 +409,8 @@ class Dispatcher:
 
     def _send(self, record: st.PromptRecord, type_: str, data: dict[str, Any]) -> None:
         """One message to the prompt's client (encoded now: withheld, it stays as it is now)."""
-        text = encode_message(type_, data)
-        self._to_client(record.id, lambda: self.hub.send_encoded(record.client_id, [(type_, text)]))
+        sid, text = _audience(record), encode_message(type_, data)
+        self._to_client(record.id, lambda: self.hub.send_encoded(sid, [(type_, text)]))
 
     def _to_client(self, prompt_id: str, send: Callable[[], None]) -> None:
         """Make one of a prompt's sends, after what is withheld of it: now unless it is held."""
@@ -581,17 +581,29 @@ class Dispatcher:
 
     def _preview(self, record: st.PromptRecord, data: bytes, node_id: str,
                  image_format: int = JPEG, type_: str = "preview") -> None:  # fmt: skip
-        """A node's image, framed for the prompt's client (none without a client id, as for
-        every run message): a preview (JPEG, droppable) or a SaveImageWebsocket "image"."""
-        client = self.hub.clients.get(record.client_id or "")
-        if client is None or not isinstance(data, bytes):
+        """A node's image, for whoever gets the prompt's messages (`_audience`), each client's
+        frame as it asked for it: a preview (JPEG, droppable) or a SaveImageWebsocket "image"."""
+        if not isinstance(data, bytes):
             return
-        meta = None
-        if client.wants_preview_metadata:
-            meta = {"node_id": node_id, "prompt_id": record.id, "display_node_id": node_id,
-                    "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
-        frame = preview_frame(data, image_format=image_format, metadata=meta)
-        self.hub.send_bytes(record.client_id, frame, type_)
+        meta = {"node_id": node_id, "prompt_id": record.id, "display_node_id": node_id,
+                "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
+        frame = functools.partial(_framed, data, image_format, meta)
+        self.hub.send_bytes(_audience(record), frame, type_)
+
+
+def _audience(record: st.PromptRecord) -> str | None:
+    """Who gets a prompt's run messages, previews and sent images, as the hub addresses them:
+    the websocket of the client_id it was queued with, or every open socket (None) for a
+    prompt queued without one, as ComfyUI sends them (its send with no sid broadcasts)."""
+    return record.client_id
+
+
+def _framed(data: bytes, image_format: int, meta: dict[str, Any], client: Client) -> bytes:
+    """A node's image as one client takes it: with the metadata header (naming the node and the
+    prompt) when it announced `supports_preview_metadata` (the editor), else ComfyUI's
+    classic frame."""
+    return preview_frame(data, image_format=image_format,
+                         metadata=meta if client.wants_preview_metadata else None)  # fmt: skip
 
 
 def _errors_shown(batch: RunMessages, folders: Mapping[str, str], prompt_json: str) -> RunMessages:

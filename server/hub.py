@@ -4,7 +4,9 @@ reading is never dropped, and one that stops reading is closed with a reason.
 Any thread calls `send`/`send_encoded`/`send_bytes`/`broadcast`. The message is encoded on that
 thread (or arrives encoded: a worker's run messages) and appended to one inbox; the event loop,
 woken once per batch rather than once per message, moves the batch into the clients' outboxes,
-in order. Each client's `pump` task writes its outbox to its socket.
+in order. Each client's `pump` task writes its outbox to its socket. A message is for one sid,
+or for every open socket (sid None: ComfyUI's send with no sid, e.g. the run messages of a
+prompt queued without a client_id); either way each client's bounds below apply to it.
 
 A client that falls behind (unsent backlog above a quarter of `max_bytes`) loses the messages a
 later one supersedes (progress, progress_state, previews). It is closed only when it truly
@@ -67,6 +69,12 @@ class Client:
         return bool(self.flags.get("supports_preview_metadata"))
 
 
+# A binary frame made for the client it goes to (a node's image, with the header that client
+# asked for: `Client.wants_preview_metadata`), on the event loop as it is put in its outbox.
+FrameFor = Callable[[Client], bytes]
+Payload = str | bytes | FrameFor  # a message as the inbox holds it
+
+
 class Hub:
     """All connected websocket clients: `sockets` every open one, `clients` the one that gets
     each sid's messages (its newest)."""
@@ -79,7 +87,7 @@ class Hub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         # (sid or None for everyone, [(type, payload), ...])
-        self._inbox: deque[tuple[str | None, list[tuple[str, str | bytes]]]] = deque()
+        self._inbox: deque[tuple[str | None, list[tuple[str, Payload]]]] = deque()
         self._draining = False  # a `_drain` is scheduled on the loop
         self._status: str | None = None  # latest status not yet sent (event loop only)
         self._status_timer: asyncio.TimerHandle | None = None
@@ -145,21 +153,22 @@ class Hub:
     # --- sending (any thread) ----------------------------------------------------------
 
     def send(self, sid: str | None, type_: str, data: dict[str, Any]) -> None:
-        """Queue a JSON message for one client (ignored if it is not connected)."""
-        if sid is not None:
-            self._post(sid, [(type_, encode_message(type_, data))])
+        """Queue a JSON message for client `sid` (ignored if it is not connected), or for every
+        open socket when `sid` is None."""
+        self._post(sid, [(type_, encode_message(type_, data))])
 
     def send_encoded(self, sid: str | None, messages: list[tuple[str, str]]) -> None:
-        """Queue messages already encoded as JSON text, (type, text) each, for one client."""
-        if sid is not None and messages:
+        """Queue messages already encoded as JSON text, (type, text) each, as `send` does."""
+        if messages:
             self._post(sid, messages)
 
-    def send_bytes(self, sid: str | None, payload: bytes, type_: str = "preview") -> None:
-        """Queue a binary frame for one client: a "preview" (droppable) or an "image"."""
-        if sid is not None:
-            self._post(sid, [(type_, payload)])
+    def send_bytes(self, sid: str | None, frame: bytes | FrameFor, type_: str = "preview") -> None:
+        """Queue a binary frame as `send` does: a "preview" (droppable) or an "image"; the
+        frame itself, or how to frame it for each client that gets it (`FrameFor`)."""
+        self._post(sid, [(type_, frame)])
 
     def broadcast(self, type_: str, data: dict[str, Any]) -> None:
+        """A message for every open socket (`status` coalesced: `STATUS_INTERVAL`)."""
         self._post(None, [(type_, encode_message(type_, data))])
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
@@ -170,7 +179,7 @@ class Hub:
         if self.loop is not None:
             self.loop.call_later(delay, fn)
 
-    def _post(self, sid: str | None, messages: list[tuple[str, str | bytes]]) -> None:
+    def _post(self, sid: str | None, messages: list[tuple[str, Payload]]) -> None:
         self._inbox.append((sid, messages))
         if not self._draining:  # one wake-up per batch; `_drain` resets the flag first
             self._draining = True
@@ -232,16 +241,18 @@ class Hub:
             self._deliver_all("status", payload)
             self._status_timer = self._arm_status_timer()
 
-    def _deliver_all(self, type_: str, payload: str | bytes) -> None:
+    def _deliver_all(self, type_: str, payload: Payload) -> None:
         for client in list(self.sockets):
             self._put(client, type_, payload)
 
-    def _put(self, client: Client, type_: str, payload: str | bytes) -> None:
+    def _put(self, client: Client, type_: str, payload: Payload) -> None:
         if client.closed:
             return
         if type_ in DROPPABLE and client.backlog > self.max_bytes // 4:
             client.dropped += 1
             return
+        if callable(payload):
+            payload = payload(client)
         if client.backlog + len(payload) > self.max_bytes:
             self._drop(client, f"this client is too slow: {client.backlog // 2**20} MB of "
                                "messages are waiting to be sent to it")  # fmt: skip

@@ -126,16 +126,17 @@ def server(tmp_path_factory, toy_workers):
 
 
 class WsClient:
-    """A websockets (sync) client that records every message."""
+    """A websockets (sync) client that records every message; `anonymous`: opened without a
+    clientId, as a ComfyUI script may open it (`client_id` None: the server names it)."""
 
-    def __init__(self, server: RunningServer, client_id: str | None = None) -> None:
+    def __init__(self, server: RunningServer, client_id: str | None = None, *,
+                 anonymous: bool = False) -> None:  # fmt: skip
         from websockets.sync.client import connect
 
-        self.client_id = client_id or uuid.uuid4().hex
+        self.client_id = None if anonymous else client_id or uuid.uuid4().hex
+        query = "" if anonymous else f"?clientId={self.client_id}"
         self._open = contextlib.ExitStack()  # websockets 17.1+: a connection is a context
-        self.ws = self._open.enter_context(
-            connect(f"{server.ws_url}?clientId={self.client_id}", open_timeout=10)
-        )
+        self.ws = self._open.enter_context(connect(f"{server.ws_url}{query}", open_timeout=10))
         self.messages: list[dict] = []
         self.binary: list[bytes] = []
         first = self.recv(10)

@@ -154,6 +154,39 @@ def test_sent_images_are_never_dropped_for_a_slow_client_and_count_in_its_byte_b
     assert sock.closed[0] == 1008 and "too slow" in sock.closed[1]
 
 
+def test_messages_for_every_socket_keep_each_clients_bounds_and_framing():
+    """A prompt queued without a client_id reaches every socket (sid None), as ComfyUI sends
+    it: each client keeps its own bound (one behind loses progress, not the others), a frame
+    is made for each as it asked, and only `status` is coalesced."""
+
+    async def scenario() -> tuple[hub_mod.Client, hub_mod.Client]:
+        hub = hub_mod.Hub(max_bytes=64 * 1024, stall_seconds=60)
+        hub.bind(asyncio.get_running_loop())
+        behind, keeping_up = hub.connect(FakeSocket(), "a"), hub.connect(FakeSocket(), "b")
+        keeping_up.flags["supports_preview_metadata"] = True
+        behind.outbox.append("x" * 20_000)  # 20 KB unsent: past a quarter of 64 KB
+        behind.backlog = 20_000
+        hub.send_encoded(None, [("progress", '{"type": "progress"}'),
+                                ("executing", '{"type": "executing"}')])  # fmt: skip
+        hub.send_bytes(None, lambda c: b"meta" if c.wants_preview_metadata else b"plain", "image")
+        hub.broadcast("status", _status(1))
+        hub.broadcast("status", _status(2))  # held: coalesced with what follows
+        await _until(lambda: not hub._inbox)
+        return behind, keeping_up
+
+    behind, keeping_up = asyncio.run(scenario())
+    assert list(behind.outbox)[1:] == ['{"type": "executing"}', b"plain", _encoded_status(1)]
+    assert behind.dropped == 1
+    assert list(keeping_up.outbox) == ['{"type": "progress"}', '{"type": "executing"}', b"meta",
+                                       _encoded_status(1)]  # fmt: skip
+
+
+def _encoded_status(n: int) -> str:
+    from latentgraph.server.messages import encode_message
+
+    return encode_message("status", _status(n))
+
+
 def test_progress_states_are_coalesced_bounded_and_flushed_at_the_end():
     from latentgraph.server.messages import ProgressStates
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 
-from .conftest import chain
+from .conftest import WsClient, chain
 
 
 def types(messages):
@@ -155,6 +156,35 @@ def test_two_clients_get_only_their_own_messages(server, ws):
         assert not [
             m for m in client.messages if m["data"].get("prompt_id") == other[client.client_id]
         ]
+
+
+def test_a_prompt_without_a_client_id_reaches_every_socket(server):
+    """A ComfyUI script opens its websocket without a clientId, queues without a client_id and
+    waits for `executing` null: ComfyUI sends such a prompt's messages to every socket (its
+    send with no sid). Ours sent them to none (only `status`), so the script waited forever.
+    Its previews go to every socket too, each framed as that client asked."""
+    plain, editor = WsClient(server, anonymous=True), WsClient(server, anonymous=True)
+    try:
+        editor.send("feature_flags", {"supports_preview_metadata": True})
+        while editor.recv()["type"] != "feature_flags":  # a status may come first
+            pass
+        prompt = chain(21)
+        prompt["3"] = {"class_type": "Glimpse", "inputs": {"x": ["2", 0]}}
+        prompt["9"]["inputs"]["x"] = ["3", 0]
+        answer = server.http.post("/prompt", json={"prompt": prompt,
+                                                   "extra_data": {"preview_method": "auto"}})  # fmt: skip
+        pid = answer.json()["prompt_id"]
+        for client in (plain, editor):
+            msgs = run_messages(client.until_done(pid), pid)
+            assert types(msgs)[0] == "execution_start" and "execution_success" in types(msgs)
+            executing = [m["data"]["node"] for m in msgs if m["type"] == "executing"]
+            assert executing == ["1", "2", "3", "9", None]
+        [(plain_kind, _)] = [struct.unpack(">II", frame[:8]) for frame in plain.binary]
+        [(editor_kind, _)] = [struct.unpack(">II", frame[:8]) for frame in editor.binary]
+        assert (plain_kind, editor_kind) == (1, 4)  # ComfyUI's preview; with its metadata
+    finally:
+        plain.close()
+        editor.close()
 
 
 def test_queue_prompt_over_the_websocket(server, ws):
