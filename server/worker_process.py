@@ -179,8 +179,9 @@ class Outbox:
     A prompt's websocket messages arrive here encoded (the server forwards them as they are)
     and leave in batches (`BATCH_SECONDS`, `BATCH_MESSAGES`): one pipe message, one wake-up of
     the server for hundreds of nodes. A progress step waiting to be sent is replaced by a later
-    step of the same node (keeping the latest preview), so a slow reader never slows the denoise
-    loop. Other messages (`Done`, `Ready`) leave at once, after what was put before them.
+    step of the same node (keeping the latest preview) while its batch is young, or while a
+    send under way holds it back, so a slow reader never slows the denoise loop; a step a batch
+    later sends the one before it first, without waiting (`_due_step_waiting`). Other messages (`Done`, `Ready`) leave at once, after what was put before them.
     Each pipe message is a list: what was put since the last one, in order. They and a batch
     found due when a message is put leave from the putting thread (`BATCH_MESSAGES`); the
     sender thread sends a run's start and what comes due while the run is quiet (a long
@@ -208,6 +209,8 @@ class Outbox:
     def message(self, prompt_id: str, type_: str, data: dict[str, Any]) -> None:
         """A websocket message of the running prompt."""
         text = encode_message(type_, data)
+        if type_ == "progress" and self._due_step_waiting(prompt_id, data["node"]):
+            self._send(wait=False)  # the step before leaves; this one begins the next batch
         with self._lock:
             # The sender is woken when its state changes (a batch begins, becomes urgent or
             # full), not for every message: it re-reads that state before it waits again.
@@ -215,9 +218,9 @@ class Outbox:
             batch = self._batch(prompt_id)
             if type_ == "progress":
                 node = data["node"]
-                if batch.progress_of == node:  # supersedes the unsent step before it
-                    batch.messages[-1] = (type_, text)
-                    return
+                if batch.progress_of == node:  # supersedes the unsent step before it: put
+                    batch.messages[-1] = (type_, text)  # less than a batch ago, or held
+                    return  # back by a send under way (`_due_step_waiting`)
                 batch.progress_of = node
             else:
                 batch.progress_of = None
@@ -235,6 +238,18 @@ class Outbox:
             due = not self._urgent and self._batch_due_in() <= 0
         if due:
             self._send(wait=False)
+
+    def _due_step_waiting(self, prompt_id: str, node: str) -> bool:
+        """Whether a progress step of `node` would replace that node's unsent step in a batch
+        already due (`BATCH_SECONDS` old, or urgent). Steps closer together than a batch are
+        coalesced; one a batch later is not: the step before it is sent first. The sender
+        thread may not have had its turn (the run holds the GIL, the CPU is busy): replacing
+        that step then lost steps of a client that keeps up (14 of 20 arrived)."""
+        with self._lock:
+            last = self._items[-1] if self._items else None
+            return (type(last) is _Batch and last.prompt_id == prompt_id
+                    and last.progress_of == node
+                    and (self._urgent or self._batch_due_in() <= 0))  # fmt: skip
 
     def preview(self, prompt_id: str, jpeg: bytes, node_id: str) -> None:
         """A preview image of the step just put: it goes before that step's message, so a

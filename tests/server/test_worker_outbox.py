@@ -1,12 +1,13 @@
 """A worker's outbox: a prompt's websocket messages leave encoded, in order, in batches (one pipe
 message for many); a message that starts a run leaves at once with what came before it, and a
-run's last message with the Done after it; progress waiting behind a slow pipe is coalesced to
-the latest step of the same node, keeping the latest preview."""
+run's last message with the Done after it; progress waiting behind a slow pipe, or less than a
+batch old, is coalesced to the latest step of the same node, keeping the latest preview."""
 
 from __future__ import annotations
 
 import json
 import threading
+from types import SimpleNamespace
 
 from latentgraph.server import worker_process
 from latentgraph.server.worker_process import Outbox
@@ -197,6 +198,30 @@ def test_unsent_progress_is_coalesced_in_order():
         ("executing", "c", None),
         ("progress", "a", 4),  # never merged across another message
     ]
+
+
+def test_a_step_a_batch_after_the_one_before_sends_that_one_first(monkeypatch):
+    """A client that keeps up got 14 of 20 progress values: a step replaced the unsent one
+    before it however long that one had waited, and the sender thread may not get its turn in
+    time while torch is busy. Now steps closer together than a batch (`BATCH_SECONDS`) are
+    coalesced, and a step a batch later sends the one before it first, from the run's thread.
+    The sender thread's clock stands still here, as if it never got its turn."""
+    now = [1000.0]
+    run = threading.current_thread()
+    clock = lambda: now[0] if threading.current_thread() is run else 0.0  # noqa: E731
+    monkeypatch.setattr(worker_process, "time", SimpleNamespace(monotonic=clock))
+    pipe = SlowPipe(hold=False)
+    outbox = Outbox(pipe)
+    for step in range(1, 22):
+        now[0] += 2 * worker_process.BATCH_SECONDS
+        progress(outbox, "k", step)
+    progress(outbox, "k", 22)  # within the batch step 21 began: 21 and 22 are coalesced
+    progress(outbox, "k", 23)
+    outbox.put(Done("p", "success", {}, None))
+    assert pipe.wait_for(lambda sent: sent and isinstance(sent[-1], Done))
+    steps = decoded([m for m in pipe.sent if isinstance(m, RunMessages)])
+    assert steps == [("progress", "k", step) for step in [*range(1, 21), 23]]
+    assert set(pipe.senders) == {run.name}  # none waited for the sender thread
 
 
 def test_sent_images_are_never_coalesced_and_keep_their_place():
