@@ -95,7 +95,7 @@ class NodeFailed(Event):
     message: str = ""
     exception_type: str = ""
     traceback: list[str] = field(default_factory=list)  # none for a user error
-    inputs: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)  # as reported (`scheduler.reported`)
     # A node refused the user's value (`problems.InputError`): the user's to fix, not a bug.
     user_error: bool = False
     input_name: str | None = None  # the refused input, when the node named it

@@ -48,6 +48,9 @@ from .socket_checks import TESTS, expected, not_none
 from .validate import cycle_problems, output_nodes
 
 PROGRESS_INTERVAL = 0.05  # seconds between two NodeProgress events of one node
+# The longest text a node's failure reports as it is (`reported`): a linked input's text may be
+# a file's contents, and the failure crosses the pipe, the history and every websocket.
+REPORTED_TEXT_CHARS = 10_000
 
 
 class _CallbackRaised(BaseException):
@@ -201,6 +204,19 @@ def describe(value: Any) -> str:
     if isinstance(size, tuple) and isinstance(mode, str):  # PIL images
         return f"{type(value).__name__}{list(size)} {mode}"
     return type(value).__name__
+
+
+def reported(value: Any) -> Any:
+    """An input's value as a node's failure reports it (`NodeFailed.inputs`, the server's
+    `execution_error` `current_inputs`): a JSON value as it is (None, a bool, a number, a text),
+    as ComfyUI reports it; anything else, or a value JSON would not carry as it is (NaN, an
+    int past 128 bits, a text past `REPORTED_TEXT_CHARS`), as `describe` says it."""
+    kind = type(value)
+    if (value is None or kind is bool or (kind is int and value.bit_length() <= 128)
+            or (kind is float and math.isfinite(value))
+            or (kind is str and len(value) <= REPORTED_TEXT_CHARS)):  # fmt: skip
+        return value
+    return describe(value)
 
 
 def normalize(node_type: NodeType, result: Any) -> tuple[tuple, dict | None]:
@@ -715,7 +731,7 @@ class _Run:
             if type(exc).__module__ != "builtins"
             else type(exc).__qualname__,
             traceback=lines,
-            inputs={k: describe(v) for k, v in kwargs.items()},
+            inputs={k: reported(v) for k, v in kwargs.items()},
             user_error=user_error,
             input_name=exc.input_name if isinstance(exc, InputError) else None,
         )

@@ -329,11 +329,14 @@ def execution_error(prompt_id: str, failure: ev.NodeFailed | RunError, *, node_t
     client (`latentgraph submit`, `run --ray`) can say so and exit as `run` does, and
     `input_name`, the input it refused, so the client can place the error where that value was
     written (a `--set`); ComfyUI's clients ignore fields they do not know. `node_id` is a
-    string, "" when no node was running: the editor refuses /api/jobs whole over a null one."""
+    string, "" when no node was running: the editor refuses /api/jobs whole over a null one.
+    `current_inputs` is ComfyUI's shape: per input name a list of its values (ComfyUI runs a
+    node once per item of a list input; ours run once), each as the failure reports it."""
     return {"prompt_id": prompt_id, "node_id": failure.node_id or "", "node_type": node_type,
             "executed": list(executed), "exception_message": failure.message,
             "exception_type": failure.exception_type, "traceback": list(failure.traceback),
-            "current_inputs": dict(failure.inputs), "current_outputs": {},
+            "current_inputs": {name: [value] for name, value in failure.inputs.items()},
+            "current_outputs": {},
             "timestamp": now_ms(), "user_error": failure.user_error,
             "input_name": failure.input_name}  # fmt: skip
 

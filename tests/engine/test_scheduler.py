@@ -129,7 +129,7 @@ def test_failure_skips_dependants_and_independent_branch_finishes(toys):
     assert set(r.skipped) == {"after", "out1"} and "out2" in r.executed
     (f,) = r.failures
     assert (f.node_id, f.node_type, f.exception_type) == ("c", "Fail", "ValueError")
-    assert f.message == "told to fail on 11" and f.inputs == {"x": "11", "fail": "True"}
+    assert f.message == "told to fail on 11" and f.inputs == {"x": 11, "fail": True}
     assert any("told to fail" in line for line in f.traceback)
     finished = events[-1]
     assert finished.kind == "run_finished" and finished.status == "failed"

@@ -28,7 +28,13 @@ from latentgraph.graph import (
 )
 from latentgraph.graph.cache import Cache
 from latentgraph.graph.model import Graph, Link, Location, Node
-from latentgraph.graph.scheduler import Scheduler, describe, normalize
+from latentgraph.graph.scheduler import (
+    REPORTED_TEXT_CHARS,
+    Scheduler,
+    describe,
+    normalize,
+    reported,
+)
 
 from .conftest import build
 
@@ -85,6 +91,19 @@ def test_describe_each_kind_of_value():
     assert describe(Image.new("RGB", (64, 32))) == "Image[64, 32] RGB"
     assert describe(Sized()) == "Sized"
     assert describe(object()) == "object"
+
+
+def test_a_failures_inputs_keep_json_values_as_they_are_and_describe_the_rest():
+    """ComfyUI's execution_error reports an input's number, text, bool or null as it is: ours
+    were repr strings ("'dpmpp_2m'", "500")."""
+    kept = [None, True, 500, 2**128 - 1, 0.5, "dpmpp_2m", "a" * REPORTED_TEXT_CHARS]
+    assert [reported(v) for v in kept] == kept
+    assert [reported(v) for v in (float("nan"), 2**128, "a" * (REPORTED_TEXT_CHARS + 1))] == [
+        "nan", "int (129 bits)", "'" + "a" * 55 + "...'"
+    ]  # fmt: skip
+    assert [reported(v) for v in ([1], np.float32(1), Image.new("L", (2, 2)))] == [
+        "list[1]", "float32[] float32", "Image[2, 2] L"
+    ]  # fmt: skip
 
 
 def one_output(*outputs: str) -> NodeType:
@@ -359,8 +378,8 @@ def test_failure_details(toys):
     assert builtin.traceback[-1] == "KeyError\n" and mine.run_id == r.run_id
     assert mine.message == "ToldToFail"  # no text: the type's name
     assert mine.exception_type == f"{__name__}.ToldToFail"
-    assert builtin.exception_type == "KeyError" and builtin.inputs == {"n": "0"}
-    assert mine.inputs == {"n": "3"} and mine.node_type == "Raise"
+    assert builtin.exception_type == "KeyError" and builtin.inputs == {"n": 0}
+    assert mine.inputs == {"n": 3} and mine.node_type == "Raise"
     assert all(e.__traceback__ is None for e in raised)  # its frames (inputs) are let go
 
 

@@ -91,8 +91,9 @@ def test_node_error_then_next_prompt_runs(server, ws):
     assert err["exception_type"] == "ValueError" and "toy failure" in err["exception_message"]
     assert isinstance(err["traceback"], list) and err["traceback"]
     assert set(err["executed"]) >= {"1", "2"} and "4" not in err["executed"]
-    for key in ("current_inputs", "current_outputs", "timestamp", "prompt_id"):
+    for key in ("current_outputs", "timestamp", "prompt_id"):
         assert key in err
+    assert err["current_inputs"] == {"x": [10], "why": ["toy failure"]}  # ComfyUI's shape
     assert types(msgs)[-1] == "executing"
     hist = server.http.get(f"/history/{pid}").json()[pid]
     assert hist["status"]["status_str"] == "error" and hist["status"]["completed"] is False
