@@ -118,8 +118,11 @@ class RichProgress:
                 )
             self.progress.update(task, completed=event.value, total=event.max)
         elif isinstance(event, NodeWarning):
-            warning = Problem("node_warning", f"{self._node_name(event.node_id)}: {event.message}",
-                              location=self._place(event.node_id), severity="warning")  # fmt: skip
+            about = f" input {event.input_name!r}" if event.input_name else ""
+            warning = Problem("node_warning",
+                              f"{self._node_name(event.node_id)}{about}: {event.message}",
+                              location=self._place(event.node_id, event.input_name),
+                              severity="warning")  # fmt: skip
             if not self.quiet:
                 self._say(warning)
         elif isinstance(event, NodeFinished):

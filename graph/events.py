@@ -66,8 +66,13 @@ class NodeProgress(Event):
 
 @dataclass
 class NodeWarning(Event):
+    """What a node's code said (`Context.warn`), or a validation warning about the node (the
+    unused node, the input it ignores: `input_name`). `message` names neither the node nor its
+    place: whoever shows it does (the CLI at the node's place, as `problem_line` prints)."""
+
     node_id: str = ""
     message: str = ""
+    input_name: str | None = None  # the input a validation warning is about
     kind = "node_warning"
 
 

@@ -504,7 +504,8 @@ class _Run:
             self.announced = True
             emit(RunStarted(self.run_id, nodes=list(self.planned.order)))
         for p in warnings:
-            w = NodeWarning(self.run_id, node_id=p.node_id or "", message=str(p))
+            w = NodeWarning(self.run_id, node_id=p.node_id or "", message=p.message,
+                            input_name=p.input_name)  # fmt: skip
             self.result.warnings.append(w)
             if emit:
                 emit(w)

@@ -222,3 +222,34 @@ def test_an_image_without_a_workflow_is_named_as_such(cli, tmp_path, name, fmt):
         assert f"{name}: a {fmt} image with no workflow in it (" in err
         assert "latentgraph and ComfyUI save theirs in PNG text chunks and WEBP EXIF)" in err
         assert "UTF-8" not in err and "Traceback" not in err
+
+
+def test_a_validation_warning_in_a_run_names_its_place_and_node_once(cli, tmp_path):
+    """`run` printed the place and the node twice (`wf.yaml:4:3: node 'lone' (CliNumber):
+    wf.yaml:4:3: node 'lone': ...`), and --json's message held them; now the line is
+    validate's, with the node's type, and the JSON message is the problem's alone."""
+    import json
+
+    path = write(tmp_path, "wf.yaml", """version: 1
+nodes:
+  pic: {type: CliImage, shade: 9}
+  lone: {type: CliNumber, value: 1}
+  look: {type: PreviewImage, images: pic}
+""")  # fmt: skip
+    api = write(tmp_path, "api.json", json.dumps({
+        "1": {"class_type": "CliImage", "inputs": {"shade": 9, "upload": "image"}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+    }))  # fmt: skip
+    unused = "the node feeds no output node, so it will not run"
+    ignored = "CliImage has no input 'upload': it is ignored"
+    code, _, err = cli("run", str(path))
+    assert code == 0, err
+    assert f"warning: {path}:4:3: node 'lone' (CliNumber): {unused}\n" in err
+    code, _, err = cli("run", str(api))
+    assert code == 0, err
+    assert f"warning: {api}: node '1' (CliImage) input 'upload': {ignored}\n" in err
+    code, out, err = cli("run", str(api), "--json")
+    assert code == 0, err
+    [warning] = [e for e in map(json.loads, out.splitlines()) if e["event"] == "node_warning"]
+    assert (warning["node_id"], warning["input_name"], warning["message"]) == (
+        "1", "upload", ignored)  # fmt: skip

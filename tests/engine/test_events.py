@@ -26,7 +26,7 @@ from latentgraph.graph.events import (
     (NodeProgress("r", timestamp=1, node_id="k", value=2, max=5, preview=object()),
      {"event": "node_progress", "node_id": "k", "value": 2, "max": 5}),
     (NodeWarning("r", timestamp=1, message="careful"),
-     {"event": "node_warning", "node_id": "", "message": "careful"}),
+     {"event": "node_warning", "node_id": "", "message": "careful", "input_name": None}),
     (NodeFinished("r", timestamp=1),
      {"event": "node_finished", "node_id": "", "node_type": "", "cached": False, "seconds": 0.0,
       "summary": [], "ui": None}),
