@@ -17,8 +17,15 @@ if TYPE_CHECKING:
     from latentgraph.graph.paths import KindFolder
 
 
-def add_workflow_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("workflow", help="workflow file: latentgraph YAML/JSON, ComfyUI JSON, or a PNG")
+def add_workflow_args(p: argparse.ArgumentParser, *, several: bool = False) -> None:
+    """The workflow argument (`several`: one or more, `validate`'s) and the flags reading it."""
+    if several:
+        p.add_argument("workflow", nargs="+", metavar="FILE",
+                       help="workflow files: latentgraph YAML/JSON, ComfyUI JSON, or a PNG "
+                            "(`-`: stdin, at most once)")  # fmt: skip
+    else:
+        p.add_argument("workflow",
+                       help="workflow file: latentgraph YAML/JSON, ComfyUI JSON, or a PNG")  # fmt: skip
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
         help="override a workflow param (repeatable)",

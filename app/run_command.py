@@ -38,10 +38,19 @@ from .exits import (
     verdict_text,
 )
 from .stopping import StopNow, Stopper
-from .workflow_input import print_problems, read_workflow, refuse_run, workflow_name
+from .workflow_input import (
+    CheckedFile,
+    print_files_json,
+    print_problems,
+    read_workflow,
+    refuse_run,
+    refuse_stdin_twice,
+    workflow_name,
+)
 
 if TYPE_CHECKING:
     from latentgraph.graph.console import Renderer
+    from latentgraph.graph.context import Settings
     from latentgraph.graph.declare import Registry
     from latentgraph.graph.events import NodeFailed, RunStatus
     from latentgraph.graph.workflow import Workflow
@@ -77,18 +86,20 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def add_validate_parser(sub) -> None:
     """The `validate` subcommand, on `build_parser`'s subparsers."""
-    p = sub.add_parser("validate", help="check a workflow without running it (exit 0 or 2)")
-    add_workflow_args(p)
-    p.add_argument("--json", action="store_true", help="print problems as JSON")
+    p = sub.add_parser("validate", help="check workflows without running them (exit 0 or 2)")
+    add_workflow_args(p, several=True)
+    p.add_argument("--json", action="store_true",
+                   help="print problems as JSON (several files: one object per file)")  # fmt: skip
     p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
     add_limit_args(p)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Check each workflow named, printing each one's problems as it is checked (`--json`:
+    one document at the end); the exit code is the worst: 2 when any has an error."""
     from latentgraph.graph.context import LIMIT_FLAGS, Settings
-    from latentgraph.graph.problems import WorkflowError
-    from latentgraph.graph.validate import validate
 
+    refuse_stdin_twice(args.workflow)
     registry = load_nodes(args.nodes_dir)
     # dropdowns are checked against the folders a run with these options reads
     settings = Settings(input_dir=args.input_dir, models_dirs=models_dirs(args),
@@ -96,20 +107,50 @@ def cmd_validate(args: argparse.Namespace) -> int:
                         max_image_pixels=args.max_pixels, max_batch_pixels=args.max_batch_pixels,
                         limit_labels=LIMIT_FLAGS)  # fmt: skip
     overrides = parse_assignments(args.overrides, "--set")
+    several = len(args.workflow) > 1
+    files = []
+    for path_text in args.workflow:
+        files.append(_checked(path_text, overrides, registry, settings))
+        if not args.json:
+            with verdict_text():  # a reader gone leaves the exit code 0 or 2
+                _print_checked(files[-1])
+    bad = sum(1 for f in files if f.errors)
+    with verdict_text():  # a reader gone (`--json | head -1`) leaves the exit code 0 or 2
+        if args.json and several:
+            print_files_json(files)
+        elif args.json:
+            print_problems(files[0].problems, as_json=True)
+        elif several and bad:
+            print(f"{len(files)} workflows: {bad} with errors", file=sys.stderr)
+        elif several:
+            print(f"{len(files)} workflows: ok")
+    return EXIT_USAGE if bad else EXIT_OK
+
+
+def _checked(path_text: str, overrides: dict[str, Any], registry: Registry,
+             settings: Settings) -> CheckedFile:  # fmt: skip
+    """One workflow read and validated: every problem found, none raised."""
+    from latentgraph.graph.problems import WorkflowError
+    from latentgraph.graph.validate import validate
+
+    nodes = None
     try:
-        graph = read_workflow(args.workflow, overrides, registry).graph
+        graph = read_workflow(path_text, overrides, registry).graph
+        nodes = len(graph)
         problems = validate(graph, registry, settings)
     except WorkflowError as e:
         problems = e.problems
-    errors = [p for p in problems if p.severity == "error"]
-    with verdict_text():  # a reader gone (`--json | head -1`) leaves the exit code 0 or 2
-        print_problems(problems, args.json)
-        if not args.json:
-            if errors:
-                print(f"{workflow_name(args.workflow)}: {len(errors)} error(s)", file=sys.stderr)
-            else:
-                print(f"{workflow_name(args.workflow)}: ok ({len(graph)} nodes)")
-    return EXIT_USAGE if errors else EXIT_OK
+    return CheckedFile(workflow_name(path_text), nodes, problems)
+
+
+def _print_checked(checked: CheckedFile) -> None:
+    """A file's problems on stderr (each placed in its file), then its verdict: `NAME: N
+    error(s)` (stderr) or `NAME: ok (N nodes)` (stdout)."""
+    print_problems(checked.problems, as_json=False)
+    if checked.errors:
+        print(f"{checked.name}: {checked.errors} error(s)", file=sys.stderr)
+    else:
+        print(f"{checked.name}: ok ({checked.nodes} nodes)")
 
 
 def _settings(args: argparse.Namespace):

@@ -7,12 +7,13 @@ import json
 import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .exits import EXIT_USAGE, verdict_text
+from .exits import EXIT_USAGE, UserError, verdict_text
 
 if TYPE_CHECKING:
     from latentgraph.graph.declare import Registry
+    from latentgraph.graph.problems import Problem
     from latentgraph.graph.workflow import Workflow
 
 
@@ -26,6 +27,15 @@ def workflow_name(path_text: str) -> str:
     from latentgraph.graph.problems import printable
 
     return STDIN_NAME if path_text == STDIN else printable(path_text)
+
+
+def refuse_stdin_twice(paths: list[str]) -> None:
+    """Several workflows (`validate a.json - b.yaml`) read stdin for one of them at most: a
+    second `-` would find it empty, and be refused as an empty workflow rather than as what
+    it is."""
+    if paths.count(STDIN) > 1:
+        raise UserError(f"'-' (stdin) given {paths.count(STDIN)} times: stdin holds one "
+                        "workflow; name the others by their files")  # fmt: skip
 
 
 def read_workflow(path_text: str, overrides: dict[str, Any], registry: Registry) -> Workflow:
@@ -136,6 +146,27 @@ def print_problems(problems, as_json: bool) -> None:
         return
     for p in problems:
         print(problem_line(p), file=sys.stderr)
+
+
+class CheckedFile(NamedTuple):
+    """One of the workflows `validate` checked: its name as messages give it, its node count
+    (None: it did not load) and its problems."""
+
+    name: str
+    nodes: int | None
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> int:
+        return sum(p.severity == "error" for p in self.problems)
+
+
+def print_files_json(files: list[CheckedFile]) -> None:
+    """Several workflows' `validate --json`: a list, one object per file in the order given,
+    `{"file", "ok", "nodes", "problems"}` (`ok`: no errors, `nodes` null when the file did
+    not load, `problems` as one file's `--json` lists them)."""
+    print(json.dumps([{"file": f.name, "ok": not f.errors, "nodes": f.nodes,
+                       "problems": _problem_rows(f.problems)} for f in files], indent=2))  # fmt: skip
 
 
 def refuse_run(problems, json_lines: bool) -> int:

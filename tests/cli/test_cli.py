@@ -60,6 +60,41 @@ def test_validate_json_output(cli, tmp_path):
     assert "CliAdd" in problem["message"]  # did you mean
 
 
+def test_validate_checks_several_files_each_named_and_exits_with_the_worst(cli, tmp_path):
+    """`validate workflows/*.json`: every file checked, each problem line and verdict naming
+    its file, a last line counting them; exit 2 when any has an error, 0 when none has."""
+    good = write(tmp_path, "good.yaml", GOOD)
+    bad = write(tmp_path, "bad.yaml", GOOD.replace("CliAdd", "CliAd"))
+    missing = tmp_path / "nope.yaml"
+    code, out, err = cli("validate", str(good), str(bad), str(missing))
+    assert code == 2 and "Traceback" not in err, err
+    assert f"{good}: ok (4 nodes)" in out
+    assert f"error: {bad}:" in err and "'CliAd'" in err and f"{bad}: 1 error(s)" in err
+    assert f"error: {missing}: no such file" in err and f"{missing}: 1 error(s)" in err
+    assert err.splitlines()[-1] == "3 workflows: 2 with errors"
+    code, out, err = cli("validate", str(bad), str(good))  # the worst, not the last
+    assert code == 2 and out.splitlines()[-1] == f"{good}: ok (4 nodes)", err
+    code, out, err = cli("validate", str(good), str(good))
+    assert code == 0 and out.splitlines()[-1] == "2 workflows: ok", err
+
+
+def test_validate_json_of_several_files_is_one_object_per_file(cli, tmp_path):
+    """Several files: a list of {file, ok, nodes, problems} in the order given (one file's
+    --json stays the list of its problems: test_validate_json_output)."""
+    good = write(tmp_path, "good.yaml", GOOD)
+    bad = write(tmp_path, "bad.yaml", GOOD.replace("CliAdd", "CliAd"))
+    code, out, _ = cli("validate", str(bad), str(good), str(tmp_path / "nope.yaml"), "--json")
+    assert code == 2
+    first, second, third = json.loads(out)
+    assert (first["file"], first["ok"], first["nodes"]) == (str(bad), False, 4)
+    assert [p["code"] for p in first["problems"]] == ["unknown_node_type"]
+    assert second == {"file": str(good), "ok": True, "nodes": 4, "problems": []}
+    assert (third["ok"], third["nodes"]) == (False, None)
+    assert third["problems"][0]["message"] == "no such file"
+    code, out, _ = cli("validate", str(good), str(good), "--json")
+    assert code == 0 and [f["ok"] for f in json.loads(out)] == [True, True]
+
+
 def test_missing_file_and_yaml_syntax_error_exit_2_without_traceback(cli, tmp_path):
     code, _, err = cli("validate", str(tmp_path / "nope.yaml"))
     assert code == 2 and "no such file" in err and "Traceback" not in err

@@ -605,6 +605,21 @@ def test_run_reads_the_workflow_from_stdin_as_dash(cli, tmp_path, monkeypatch):
     assert code == 2 and "error: <stdin>: the workflow is larger than 5 MB" in err, err
 
 
+def test_validate_reads_stdin_once_among_several_files(cli, tmp_path, monkeypatch):
+    """`-` may be one of the files; given twice it is refused before anything is read (the
+    second would find stdin empty)."""
+    good = write(tmp_path, "good.yaml", GOOD)
+    stdin_of(monkeypatch, GOOD.replace("CliAdd", "CliAd").encode())
+    code, out, err = cli("validate", str(good), "-")
+    assert code == 2 and f"{good}: ok (4 nodes)" in out and "error: <stdin>:" in err, err
+    assert "<stdin>: 1 error(s)" in err
+    stdin_of(monkeypatch, GOOD.encode())
+    code, out, err = cli("validate", "-", str(good), "-")
+    assert code == 2 and out == "", out
+    assert err.strip() == ("latentgraph: error: '-' (stdin) given 2 times: stdin holds one "
+                           "workflow; name the others by their files")  # fmt: skip
+
+
 @pytest.mark.parametrize(("image", "head"), [
     ("PNG", b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"), ("WEBP", b"RIFF\x10\x00\x00\x00WEBPVP8 "),
     ("JPEG", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"),
