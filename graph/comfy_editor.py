@@ -63,9 +63,13 @@ def is_editor_workflow(data: Any) -> bool:
 
 
 def widget_inputs(node_type: NodeType) -> list[Input]:
-    """The inputs that are editor widgets, in `widgets_values` order."""
+    """The inputs that are editor widgets, in `widgets_values` order: ComfyUI's (required,
+    then optional), then latentgraph's extras on a node of ComfyUI's name (`Input.comfy_extra`,
+    widgets only to files this program wrote). A file ComfyUI saved ends before them; one our
+    served editor saved before they became sockets, or `editor_from_graph` wrote with one set,
+    holds their values after ComfyUI's, where they are read."""
     widgets = [i for i in node_type.inputs if i.accepts_literal and i.type in WIDGET_TYPES]
-    return [i for i in widgets if not i.optional] + [i for i in widgets if i.optional]
+    return sorted(widgets, key=lambda i: (i.comfy_extra, i.optional))
 
 
 def _upload_slot(widgets: list[Input]) -> int | None:
@@ -905,7 +909,8 @@ def _widgets_written(widgets: list[Input], node: Node) -> int:
     required or given. Optional widgets left unset at the end (latentgraph's own, such as
     VAEDecode's `tiled` and `sliced`, which ComfyUI's node of that name does not have) are
     left out, so ComfyUI's editor reads the widget list of its own node; reading the file
-    back leaves them unset too."""
+    back leaves them unset too. An extra given a value is written after ComfyUI's widgets,
+    which the editor ignores (it has no widget there) and this reader reads back."""
     count = len(widgets)
     while count and (last := widgets[count - 1]).optional and node.inputs.get(last.name) is None:
         count -= 1
@@ -965,9 +970,9 @@ def _editor_inputs(
             values.append(seed_control)
         if n == upload:
             values.append("image")
-        if isinstance(node.inputs.get(inp.name), Link):
-            inputs.append({"name": inp.name, "type": inp.type, "widget": {"name": inp.name},
-                           "link": None})  # fmt: skip
+        if isinstance(node.inputs.get(inp.name), Link):  # an extra is a socket in the editor
+            widget = {} if inp.comfy_extra else {"widget": {"name": inp.name}}
+            inputs.append({"name": inp.name, "type": inp.type, **widget, "link": None})
     if node_type is None:  # unknown type: keep its links so nothing is silently lost
         for name, _ in node.links():
             inputs.append({"name": name, "type": "*", "link": None})

@@ -10,7 +10,9 @@ Before subgraphs, the editor could merge selected nodes into one node of type `w
 
 An instance shows, in inner-node order: as inputs, the socket inputs no inner link feeds;
 as widgets, every widget of every inner node (a seed widget followed by its control value)
-except those converted to inputs, which become inputs of the instance after its sockets;
+except those converted to inputs, which become inputs of the instance after its sockets
+(ComfyUI's widgets: latentgraph's extras on a node of ComfyUI's name, `Input.comfy_extra`,
+take none of the values, and keep their defaults);
 as outputs, the outputs that are not only used inside (or that `config` makes visible).
 `expand_group_nodes` rewrites each instance into plain editor nodes with ids
 `<instance id>:<index>` (as ComfyUI numbers them) and rewires the links, so the rest of the
@@ -107,6 +109,8 @@ class _Group:
             saved = map_widgets(node_type, own)[0] if converted else {}
             mine: list[Any] = []
             for inp in widget_inputs(node_type):
+                if inp.comfy_extra:  # ComfyUI's node has no such widget: the group's list
+                    break  # holds none (extras come last), the next values are the next node's
                 if inp.name in converted:  # an input of the instance: no value there, but
                     mine.append(saved.get(inp.name))  # the inner list keeps its place
                     continue

@@ -112,6 +112,12 @@ class Input:
     # The models folder kind (`checkpoints`, `loras`, ...) whose files this dropdown lists:
     # the server's /models/<kind> answers what such dropdowns list (built-in models too).
     models_folder: str = ""
+    # latentgraph's own input on a node that has ComfyUI's name (VAEDecode's `tiled`): ComfyUI's
+    # node has no such widget, so files ComfyUI saves hold no value for it and its editor's
+    # group nodes list none. ComfyUI's files are read by ComfyUI's widget list (the extras
+    # after it), /object_info offers it as an input socket, not a widget (`forceInput`);
+    # a workflow file or an API prompt sets it by name. It must be optional.
+    comfy_extra: bool = False
 
     @property
     def limit_names(self) -> tuple[str, ...]:
@@ -126,7 +132,7 @@ class Input:
         when a workflow happens to use the default."""
         bounds, kind = self._bounds_problem(), self._default_type_problem()
         found = [self._name_problem(), self._limit_problem(), bounds, kind,
-                 self._canonical_problem()]  # fmt: skip
+                 self._canonical_problem(), self._comfy_extra_problem()]  # fmt: skip
         if kind is None:  # a default of the right type: is it one this input accepts?
             found.append(self._default_choice_problem())
             if bounds is None:
@@ -152,6 +158,12 @@ class Input:
         if self.canonical is not None and not callable(self.canonical):
             return (f"canonical {self.canonical!r} is not callable; expected a function "
                     "(value, settings) -> the value its cache key holds")  # fmt: skip
+        return None
+
+    def _comfy_extra_problem(self) -> str | None:
+        """A file saved by ComfyUI has no value for an extra: it must do without one."""
+        if self.comfy_extra and not self.optional:
+            return "comfy_extra needs optional=True: files ComfyUI saves hold no value for it"
         return None
 
     def _bounds_problem(self) -> str | None:
@@ -418,9 +430,11 @@ class NodeType:
 
 def Int(name: str, default: Any = REQUIRED, *, min: float = -(2**63), max: float = 2**63 - 1,
         step: float = 1, seed: bool = False, kind: str = "widget", description: str = "",
-        optional: bool = False, limit: str | tuple[str, ...] | None = None) -> Input:  # fmt: skip
+        optional: bool = False, limit: str | tuple[str, ...] | None = None,
+        comfy_extra: bool = False) -> Input:  # fmt: skip
     return Input(name, INT, default, kind=kind, min=min, max=max, step=step, seed=seed,
-                 description=description, optional=optional, limit=limit)  # fmt: skip
+                 description=description, optional=optional, limit=limit,
+                 comfy_extra=comfy_extra)  # fmt: skip
 
 
 def Float(name: str, default: Any = REQUIRED, *, min: float = -math.inf, max: float = math.inf,
@@ -440,8 +454,9 @@ def String(name: str, default: Any = REQUIRED, *, multiline: bool = False, kind:
 
 
 def Bool(name: str, default: Any = REQUIRED, *, kind: str = "widget", description: str = "",
-         optional: bool = False) -> Input:  # fmt: skip
-    return Input(name, BOOLEAN, default, kind=kind, description=description, optional=optional)
+         optional: bool = False, comfy_extra: bool = False) -> Input:  # fmt: skip
+    return Input(name, BOOLEAN, default, kind=kind, description=description, optional=optional,
+                 comfy_extra=comfy_extra)  # fmt: skip
 
 
 def Choice(name: str, choices: Sequence[str] | Callable[[Settings], Sequence[str]],

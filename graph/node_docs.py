@@ -27,6 +27,8 @@ def _constraints(i: Input, dynamic: bool, settings: Settings | None) -> str:
         parts.append("multiline")
     if i.seed:
         parts.append("seed")
+    if i.comfy_extra:
+        parts.append("not in ComfyUI's node: an input socket in the editor")
     return "; ".join(parts)
 
 

@@ -2,6 +2,9 @@
 
 Each input is `[TYPE, options]`; a dropdown puts its choice list in the type slot. Widget
 order is declaration order, which fixes the order of `widgets_values` in saved editor graphs.
+An input ComfyUI's node of the same name lacks (`Input.comfy_extra`) is sent with
+`forceInput`: the editor makes it an input socket, not a widget, so the editor's widget lists
+(the `widgets_values` it saves, a group node's values it converts to a subgraph) are ComfyUI's.
 JSON cannot carry infinity, so unbounded FLOAT ranges are sent as +-FLOAT_LIMIT.
 """
 
@@ -46,6 +49,8 @@ def _input_entry(decl: Input, settings: Settings | None, node_type: NodeType) ->
         return [decl.type, options]
     if has_default:
         options["default"] = decl.default
+    if decl.comfy_extra:  # a socket, not a widget: the editor's widget list stays ComfyUI's
+        options["forceInput"] = True
     if decl.type == COMBO or decl.choices is not None:
         try:
             choices = decl.choice_list(settings)

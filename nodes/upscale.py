@@ -9,7 +9,8 @@ instead of failing later. docs/upscaling.md says what was verified where.
 
 Running is ours: the image is cut into overlapping tiles (bounded memory for large images),
 each tile upscaled alone, and the results blended with ramps across the overlaps, reporting
-progress per tile and stopping between tiles when the run is cancelled.
+progress per tile and stopping between tiles when the run is cancelled. The tiling's inputs,
+`tile_size` and `overlap`, are latentgraph's (`comfy_extra`: ComfyUI's node has neither).
 """
 
 from __future__ import annotations
@@ -184,9 +185,9 @@ def upscale_tiled(ctx: Any, run: Callable[[Any], Any], image: Any, scale: int,
     display_name="Upscale Image (using Model)",
     category="image/upscaling",
     inputs=[Socket("upscale_model", UPSCALE_MODEL), Socket("image", IMAGE),
-            Int("tile_size", 512, min=32, max=4096, optional=True,
+            Int("tile_size", 512, min=32, max=4096, optional=True, comfy_extra=True,
                 description="tile side in pixels (smaller: less memory)"),
-            Int("overlap", 32, min=0, max=512, optional=True,
+            Int("overlap", 32, min=0, max=512, optional=True, comfy_extra=True,
                 description="pixels shared by neighbouring tiles, blended")],
     outputs=[Output("IMAGE", IMAGE)],
 )  # fmt: skip

@@ -2,8 +2,9 @@
 
 IMAGE is float32 [B, H, W, C] in 0..1 on the CPU. Tiled decoding (large images in bounded
 memory) and sliced decoding (one image at a time) are per-node inputs, defaulting to the run's
-`vae_tiling` / `vae_slicing` options; they never switch modes on the shared VAE module. They
-come after ComfyUI's inputs, so widgets saved by ComfyUI's editor still map.
+`vae_tiling` / `vae_slicing` options; they never switch modes on the shared VAE module.
+ComfyUI's VAEDecode has neither (`comfy_extra`): its files hold no values for them, and the
+editor shows them as input sockets.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ def decode(ctx, vae: VAEModel, samples, tiled: bool = False, sliced: bool = Fals
     inputs=[
         Socket("samples", LATENT),
         Socket("vae", VAE),
-        Bool("tiled", False, optional=True,
+        Bool("tiled", False, optional=True, comfy_extra=True,
              description="decode in overlapping tiles (large images in bounded memory)"),
-        Bool("sliced", False, optional=True, description="decode one image of the batch at a time"),
+        Bool("sliced", False, optional=True, comfy_extra=True,
+             description="decode one image of the batch at a time"),
     ],
     outputs=[Output("IMAGE", IMAGE)],
 )  # fmt: skip

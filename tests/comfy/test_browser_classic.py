@@ -4,6 +4,7 @@ artifacts/comfy-classic.png."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -89,6 +90,26 @@ def test_the_editor_applies_dynamic_prompts_to_clip_text_encode(editor_server):
     assert sent.split() == ["a", "cat", "in", "red", "light"], sent
     assert prompt["7"]["inputs"]["text"] == "blurry, watermark"  # nothing to change there
     assert errors == []
+
+
+def test_a_comfyui_group_node_converted_by_the_editor_queues_comfyuis_values(editor_server):
+    """The editor turns a ComfyUI group node into a subgraph with our /object_info: VAEDecode's
+    `tiled`/`sliced` were widgets there, took SaveImage's prefix, and POST /prompt refused
+    `"tiled": "my_prefix"`. As sockets (`forceInput`) they take none of the group's values."""
+    from .test_comfy_groups import DECODE_SAVE_GROUP
+
+    graph = copy.deepcopy(DECODE_SAVE_GROUP)
+    for n, node in enumerate(graph["nodes"] + graph["extra"]["groupNodes"]["DecodeSave"]["nodes"]):
+        node.update(pos=[100 + 300 * n, 100], size=[250, 100])  # the editor places them
+    errors: list[str] = []
+    with editor_with_graph(editor_server.url, graph, errors) as page:
+        prompt = page.evaluate("async () => (await window.app.graphToPrompt()).output")
+    by_type = {node["class_type"]: node["inputs"] for node in prompt.values()}
+    assert by_type["SaveImage"]["filename_prefix"] == "my_prefix", prompt
+    assert set(by_type["VAEDecode"]) == {"samples", "vae"}, prompt
+    answer = editor_server.http.post("/prompt", json={"prompt": prompt})
+    assert answer.status_code == 200, answer.text
+    assert not [e for e in errors if "latentgraph" in e.lower()], errors
 
 
 def test_a_first_visit_shows_comfyuis_classic_graph_and_run_makes_its_image(

@@ -166,3 +166,31 @@ def test_yaml_to_editor_writes_comfyuis_widgets_for_its_node_types(tmp_path, cap
     [decode] = [n for n in doc["nodes"] if n["type"] == "VAEDecode"]
     assert decode["widgets_values"] == values
     assert load_file(out).graph["decode"].inputs == load_file(source).graph["decode"].inputs
+
+
+def test_an_extra_is_a_socket_of_the_editor_file_and_its_values_after_comfyuis_are_read(
+        tmp_path, capsys):  # fmt: skip
+    """VAEDecode's `tiled` linked is written as the editor has it (a socket, no widget
+    behind it); a file our served editor saved while `tiled`/`sliced` were widgets holds their
+    values after ComfyUI's (none for VAEDecode), and they are still read."""
+    from latentgraph.graph import default_registry
+    from latentgraph.graph.comfy_editor import graph_from_editor
+
+    from .conftest import run_cli
+
+    source = tmp_path / "wf.yaml"
+    source.write_text(YAML_WITH_DECODE.replace("  save:", "  flag: {type: PrimitiveBoolean, "
+                                               "value: true}\n  save:")
+                      % ", tiled: {from: flag.BOOLEAN}")  # fmt: skip
+    out = tmp_path / "wf.json"
+    code, _, err = run_cli(capsys, "convert", source, out, "--to", "editor")
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    [decode] = [n for n in doc["nodes"] if n["type"] == "VAEDecode"]
+    assert decode["inputs"][2] == {"name": "tiled", "type": "BOOLEAN", "link": 3}
+    assert load_file(out).graph["decode"].inputs == load_file(source).graph["decode"].inputs
+    del decode["inputs"][2]
+    decode["widgets_values"] = [True, True]
+    graph = graph_from_editor(doc, default_registry)
+    decoded = graph["decode"].inputs
+    assert (decoded["tiled"], decoded["sliced"]) == (True, True)

@@ -376,3 +376,64 @@ def test_the_expanded_nodes_share_nothing_with_the_document(classic_editor):
     by_id(out)["11:1"]["inputs"][0]["link"] = 99
     by_id(out)["10:0"]["widgets_values"].append("x")
     assert data == before
+
+
+# A group saved by ComfyUI: VAEDecode (no widgets in ComfyUI) then SaveImage, whose prefix is
+# the instance's only widget value.
+DECODE_SAVE_GROUP = {
+    "nodes": [
+        {"id": 1, "type": "CheckpointLoaderSimple", "mode": 0, "inputs": [],
+         "outputs": [{"name": "MODEL", "type": "MODEL", "links": []},
+                     {"name": "CLIP", "type": "CLIP", "links": []},
+                     {"name": "VAE", "type": "VAE", "links": [2]}],
+         "widgets_values": ["builtin:tiny-sd"]},
+        {"id": 2, "type": "EmptyLatentImage", "mode": 0, "inputs": [],
+         "outputs": [{"name": "LATENT", "type": "LATENT", "links": [1]}],
+         "widgets_values": [64, 64, 1]},
+        {"id": 3, "type": "workflow>DecodeSave", "mode": 0,
+         "inputs": [{"name": "samples", "type": "LATENT", "link": 1},
+                    {"name": "vae", "type": "VAE", "link": 2}],
+         "outputs": [], "widgets_values": ["my_prefix"]},
+    ],
+    "links": [[1, 2, 0, 3, 0, "LATENT"], [2, 1, 2, 3, 1, "VAE"]],
+    "extra": {"groupNodes": {"DecodeSave": {
+        "nodes": [
+            {"type": "VAEDecode", "index": 0,
+             "inputs": [{"name": "samples", "type": "LATENT", "link": None},
+                        {"name": "vae", "type": "VAE", "link": None}],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": []}]},
+            {"type": "SaveImage", "index": 1,
+             "inputs": [{"name": "images", "type": "IMAGE", "link": None}],
+             "outputs": [], "widgets_values": ["ComfyUI"]},
+        ],
+        "links": [[0, 0, 1, 0, 9, "IMAGE"]], "external": []}}},
+    "version": 0.4,
+}  # fmt: skip
+
+
+def test_a_groups_values_skip_latentgraphs_extra_inputs():
+    """VAEDecode's `tiled` and `sliced` are latentgraph's (ComfyUI's node has no widgets): a
+    group's values are ComfyUI's widgets in order, so the prefix is SaveImage's, as in ComfyUI
+    (it was read as `tiled` and refused)."""
+    import latentgraph.nodes  # noqa: F401 - registers the nodes
+    from latentgraph.graph import default_registry
+
+    graph = graph_from_editor(DECODE_SAVE_GROUP, default_registry)
+    assert graph["3:0"].inputs == {"samples": Link("2", 0), "vae": Link("1", 2)}
+    assert graph["3:1"].inputs == {"images": Link("3:0", 0), "filename_prefix": "my_prefix"}
+
+
+def test_a_group_with_an_extra_validates_and_converts_from_the_cli(tmp_path, capsys):
+    import json
+
+    from .conftest import run_cli
+
+    source = tmp_path / "grp.json"
+    source.write_text(json.dumps(DECODE_SAVE_GROUP))
+    code, _, err = run_cli(capsys, "validate", source)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "convert", source, tmp_path / "api.json", "--to", "api")
+    assert code == 0, err
+    prompt = json.loads((tmp_path / "api.json").read_text())
+    assert prompt["3:1"]["inputs"]["filename_prefix"] == "my_prefix"
+    assert prompt["3:0"]["inputs"] == {"samples": ["2", 0], "vae": ["1", 2]}

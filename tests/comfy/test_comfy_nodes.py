@@ -56,6 +56,23 @@ def test_classic_nodes_match_comfyui_signatures():
     ]
 
 
+def test_object_info_offers_latentgraphs_extras_as_sockets_not_widgets():
+    """ComfyUI's VAEDecode and ImageUpscaleWithModel have no widgets: ours' extra inputs go to
+    the editor with `forceInput`, so its widget list (and the widgets_values it saves and
+    splits out of a group node) is ComfyUI's. ImageScaleToTotalPixels' resolution_steps is
+    ComfyUI's own widget (its newer node has it), so it stays one."""
+    for name, extras in (("VAEDecode", ["tiled", "sliced"]),
+                         ("ImageUpscaleWithModel", ["tile_size", "overlap"])):  # fmt: skip
+        optional = info(name)["input"]["optional"]
+        assert [k for k, (_, opts) in optional.items() if opts.get("forceInput")] == extras
+    assert info("VAEDecode")["input"]["optional"]["tiled"] == ["BOOLEAN", {
+        "default": False, "forceInput": True,
+        "tooltip": "decode in overlapping tiles (large images in bounded memory)"}]  # fmt: skip
+    steps = info("ImageScaleToTotalPixels")["input"]["optional"]["resolution_steps"]
+    assert "forceInput" not in steps[1]
+    assert [w.name for w in widget_inputs(default_registry["VAEDecode"])] == ["tiled", "sliced"]
+
+
 def test_install_replaces_same_named_nodes():
     reg = Registry()
     from latentgraph.graph import node

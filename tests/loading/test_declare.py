@@ -70,12 +70,13 @@ def test_helpers_pass_every_option_on():
                                              "description": "d", "optional": True,
                                              "image_upload": True}  # fmt: skip
     assert Choice("c", ["a", "b"], "b").default == "b"
-    assert fields(Bool("b", True, kind="socket", description="d", optional=True)) == {
-        "kind": "socket", "description": "d", "optional": True}  # fmt: skip
+    assert fields(Bool("b", True, kind="socket", description="d", optional=True,
+                       comfy_extra=True)) == {
+        "kind": "socket", "description": "d", "optional": True, "comfy_extra": True}  # fmt: skip
     assert fields(Int("i", 3, min=1, max=9, step=2, seed=True, kind="socket", description="d",
-                      optional=True, limit="max_steps")) == {
+                      optional=True, limit="max_steps", comfy_extra=True)) == {
         "kind": "socket", "min": 1, "max": 9, "step": 2, "seed": True, "description": "d",
-        "optional": True, "limit": "max_steps"}  # fmt: skip
+        "optional": True, "limit": "max_steps", "comfy_extra": True}  # fmt: skip
     assert fields(Socket("k", "X", description="d", optional=True)) == {
         "kind": "socket", "description": "d", "optional": True}  # fmt: skip
 
@@ -250,6 +251,8 @@ def _declare(*inputs: Input) -> NodeType:
     (Float("f", False), "default False is not a number (FLOAT)"),
     (String("s", 3), "default 3 is not text (STRING)"),
     (Bool("b", 1), "default 1 is not true or false (BOOLEAN)"),
+    (Bool("b", False, comfy_extra=True),
+     "comfy_extra needs optional=True: files ComfyUI saves hold no value for it"),
 ])  # fmt: skip
 def test_an_input_declared_wrong_is_refused_naming_the_node_type_and_the_input(i, problem):
     with pytest.raises(ValueError) as info:
@@ -275,6 +278,7 @@ def test_an_input_named_as_a_key_of_the_node_itself_is_refused(i):
     Float("f", 1, min=0, max=1), Float("f", 0.5), Choice("c", ["a", "b"], "b"), Choice("c", []),
     Choice("c", lambda settings: [], "anything"), String("s", ""), Bool("b", False),
     Int("n", 3, kind="socket"), Socket("k", "LATENT"), Input("x", "CUSTOM", object()),
+    Bool("b", False, optional=True, comfy_extra=True),
 ])  # fmt: skip
 def test_an_input_declared_right_is_accepted(i):
     assert i.problems() == [] and _declare(i).inputs == (i,)
