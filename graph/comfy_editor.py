@@ -24,6 +24,7 @@ from .comfy_groups import expand_group_nodes, group_name
 from .declare import (
     BOOLEAN,
     FLOAT,
+    IMAGE,
     INT,
     REQUIRED,
     WIDGET_TYPES,
@@ -869,6 +870,20 @@ def _rename(graph: Graph, names: dict[str, str]) -> Graph:
 _COLUMN_WIDTH = 380
 _NODE_WIDTH = 320
 _ROW_GAP = 40
+# Room under the widgets for the picture the editor draws inside a node that shows one: as
+# ComfyUI opens LoadImage (315 x 314, about 190 px of it the picture), so it is drawn within
+# the node and not over the one below.
+_PREVIEW_HEIGHT = 200
+
+
+def _shows_image(node_type: NodeType | None) -> bool:
+    """Whether the editor draws a picture in the node: the one an upload widget picked
+    (LoadImage, LoadImageMask), or the images an output node was given (SaveImage,
+    PreviewImage, SaveAnimatedWEBP)."""
+    if node_type is None:
+        return False
+    takes_images = any(i.type == IMAGE for i in node_type.inputs)
+    return any(i.image_upload for i in node_type.inputs) or (node_type.output_node and takes_images)
 
 
 def _depths(graph: Graph) -> dict[str, int]:
@@ -1040,6 +1055,8 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
         links.connect(node, inputs)
         rows = max(sum("widget" not in i for i in inputs), len(slots[node.id]))
         height = 30 + 22 * rows + 26 * len(values)
+        if _shows_image(registry.get(node.type)):
+            height += _PREVIEW_HEIGHT
         col = depth[node.id]
         y = column_y.get(col, 50.0)
         column_y[col] = y + height + _ROW_GAP

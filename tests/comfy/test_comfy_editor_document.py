@@ -31,6 +31,8 @@ from . import toy_nodes
 TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT
 SLOT_HEIGHT = 20  # LiteGraph.NODE_SLOT_HEIGHT
 WIDGET_HEIGHT = 20 + 4  # LiteGraph.NODE_WIDGET_HEIGHT and the spacing under each widget
+# ComfyUI opens LoadImage 315 x 314: about 190 px under its widgets for the picture it shows
+PICTURE_HEIGHT = 190
 
 
 REG = toy_nodes.shapes
@@ -351,6 +353,49 @@ def test_the_layout_puts_columns_by_depth_without_overlaps():
             assert next_y - (y + h) >= TITLE_HEIGHT  # the next title bar clears this node
 
 
+def rectangles_overlap(a: dict, b: dict) -> bool:
+    """Whether two nodes' rectangles, title bar (drawn above `pos`) included, overlap."""
+    (ax, ay), (aw, ah) = a["pos"], a["size"]
+    (bx, by), (bw, bh) = b["pos"], b["size"]
+    return (ax < bx + bw and bx < ax + aw
+            and ay - TITLE_HEIGHT < by + bh and by - TITLE_HEIGHT < ay + ah)  # fmt: skip
+
+
+def test_nodes_showing_a_picture_have_room_for_it_and_overlap_nothing():
+    """LoadImage was converted 320 x 126, its slots and widgets alone: the editor then drew
+    the picture it loaded over the node below. A node showing a picture (an upload widget's,
+    an output node's images) gets about ComfyUI's room for it, and the column is spaced so."""
+    import latentgraph.nodes  # noqa: F401 - registers the built-in nodes
+    from latentgraph.graph import default_registry
+
+    g = Graph()
+    g.add(Node("1", "LoadImage", {"image": "example.png"}))
+    g.add(Node("2", "LoadImageMask", {"image": "example.png", "channel": "alpha"}))
+    g.add(Node("3", "ImageInvert", {"image": Link("1", 0)}))
+    g.add(Node("4", "ImageInvert", {"image": Link("1", 0)}))
+    g.add(Node("5", "PreviewImage", {"images": Link("3", 0)}))
+    g.add(Node("6", "SaveImage", {"images": Link("3", 0), "filename_prefix": "x"}))
+    g.add(Node("7", "SaveImage", {"images": Link("4", 0), "filename_prefix": "y"}))
+    g.add(Node("8", "MaskToImage", {"mask": Link("2", 0)}))
+    doc = editor_from_graph(g, default_registry)
+    check_document(doc)
+    nodes = {n["type"]: n for n in doc["nodes"]}
+    load = nodes["LoadImage"]
+    assert load["size"][0] >= 315 and load["size"][1] >= 2 * SLOT_HEIGHT + 2 * WIDGET_HEIGHT + (
+        PICTURE_HEIGHT)  # fmt: skip
+    for type_ in ("LoadImageMask", "PreviewImage", "SaveImage"):
+        n = nodes[type_]
+        rows = max(sum("widget" not in i for i in n["inputs"]), len(n["outputs"]))
+        needed = rows * SLOT_HEIGHT + len(n["widgets_values"]) * WIDGET_HEIGHT
+        assert n["size"][1] >= needed + PICTURE_HEIGHT, type_
+    plain = nodes["ImageInvert"]  # shows no picture: no room for one
+    assert plain["size"][1] < SLOT_HEIGHT + PICTURE_HEIGHT
+    every = doc["nodes"]
+    for k, a in enumerate(every):
+        for b in every[k + 1 :]:
+            assert not rectangles_overlap(a, b), (a["type"], a["pos"], b["type"], b["pos"])
+
+
 @pytest.mark.parametrize("linked_widgets", [False, True])
 def test_each_node_is_tall_enough_for_its_slots_and_widgets(linked_widgets):
     g = txt2img()
@@ -365,6 +410,8 @@ def test_each_node_is_tall_enough_for_its_slots_and_widgets(linked_widgets):
     for n in doc["nodes"]:
         rows = max(sum("widget" not in i for i in n["inputs"]), len(n["outputs"]))
         needed = rows * SLOT_HEIGHT + len(n["widgets_values"]) * WIDGET_HEIGHT
+        if n["type"] in ("SaveImage", "UploadWithOptions"):  # and its picture under them
+            needed += PICTURE_HEIGHT
         # and no taller than that with a title bar's height or two to spare
         assert needed <= n["size"][1] <= needed + 2 * TITLE_HEIGHT
     assert by_id(doc, 4)["size"][1] >= 3 * SLOT_HEIGHT + WIDGET_HEIGHT  # three outputs
