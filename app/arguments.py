@@ -285,11 +285,17 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
     """The run's models folders (`Settings.models_dirs`) from `--models-dir`,
     `--extra-models-dir` and `--extra-model-paths` files (their `is_default` sections first,
     the others last). A folder that is none, or a file that cannot be read, is a usage error
-    naming the flag; a root holding no kind folder (given, or in `$LATENTGRAPH_MODELS_DIRS`),
-    and the kinds a file names that no node reads, are a warning on stderr (`root_warning`),
-    once each."""
+    naming the flag; a root holding no kind folder (given, or in `$LATENTGRAPH_MODELS_DIRS`)
+    is a warning on stderr (`root_warning`), once each, as are a file's folders that are none
+    (once per kind for every file: `folder_warnings`); the kinds a file names that no node reads
+    are a note."""
     from latentgraph.graph.paths import MODELS_DIRS_ENV, env_models_roots
-    from latentgraph.nodes.extra_model_paths import ModelPathsError, read_model_paths
+    from latentgraph.nodes.extra_model_paths import (
+        ModelPathsError,
+        Unfound,
+        folder_warnings,
+        read_model_paths,
+    )
     from latentgraph.nodes.models_dirs import root_warning
 
     named = [("--models-dir", args.models_dir)] if getattr(args, "models_dir", None) else []
@@ -303,6 +309,8 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
             print(f"latentgraph: warning: {flag} {warning}", file=sys.stderr)
     first: list[KindFolder] = []
     last: list[KindFolder] = []
+    unfound: list[Unfound] = []
+    notes: list[str] = []
     for file in getattr(args, "extra_model_paths", []) or []:
         try:
             found = read_model_paths(file)
@@ -310,11 +318,13 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
             raise UserError(f"--extra-model-paths {exc}") from None
         first += found.first
         last += found.others
-        for warning in found.warnings:
-            print(f"latentgraph: warning: --extra-model-paths {warning}", file=sys.stderr)
+        unfound += found.unfound
         if found.ignored:
-            print(f"latentgraph: note: --extra-model-paths {file}: ignored (no node here reads "
-                  f"them): {', '.join(found.ignored)}", file=sys.stderr)  # fmt: skip
+            notes.append(f"{file}: ignored (no node here reads them): {', '.join(found.ignored)}")
+    for warning in folder_warnings(unfound):
+        print(f"latentgraph: warning: --extra-model-paths {warning}", file=sys.stderr)
+    for note in notes:
+        print(f"latentgraph: note: --extra-model-paths {note}", file=sys.stderr)
     return [*first, *(d for _, d in named), *last]
 
 

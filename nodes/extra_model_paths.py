@@ -5,11 +5,13 @@ The file holds sections, each a mapping with an optional `base_path` (`~` and `$
 relative one is read from the file's folder), an optional `is_default` (its folders are
 searched before the others, as ComfyUI makes them its first), and model kinds (`checkpoints`,
 `loras`, `clip`, ...) each naming one folder or several (one per line, or a list), relative to
-`base_path`. Each becomes a `graph.paths.KindFolder`. Kinds no node here reads are ignored and
-named once (`ModelPaths.ignored`); a kind's folder that is a file (or under one) or missing is
-warned about (`ModelPaths.warnings`). It is composed as workflows are (`parse_yaml`: no tags run, no
-aliases), so a problem names file:line:column; `is_default` takes what ComfyUI's YAML 1.1
-reader takes as a boolean (`yes`, `on`, ...).
+`base_path`. Each becomes a `graph.paths.KindFolder`.
+Kinds no node here reads (`gligen`, `hypernetworks`, `clip_vision`, ...: none of the models
+folders' `FOLDERS`) are ignored and named once (`ModelPaths.ignored`); a read kind's folder that
+is a file (or under one) or missing is warned about, once per kind (`folder_warnings`: the
+stock file names three upscale_models folders, most installs lack some). It is composed as
+workflows are (`parse_yaml`: no tags run, no aliases), so a problem names file:line:column;
+`is_default` takes what ComfyUI's YAML 1.1 reader takes as a boolean (`yes`, `on`, ...).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from latentgraph.graph.paths import KindFolder
 from latentgraph.graph.problems import quoted
 
-from .models_dirs import KIND_NAMES
+from .models_dirs import KIND_NAMES, kind_of
 
 _SPECIAL = ("base_path", "is_default")
 
@@ -35,12 +37,43 @@ class ModelPathsError(ValueError):
 @dataclass
 class ModelPaths:
     """What a file gives: the kind folders of `is_default` sections (searched first), the
-    others', and the kinds ignored (`section.kind`)."""
+    others', the kinds ignored (`section.kind`) and the read kinds' folders that are none."""
 
     first: list[KindFolder] = field(default_factory=list)
     others: list[KindFolder] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # a kind's folder that is none, at file:line
+    unfound: list[Unfound] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """This file's warnings, one per kind (`folder_warnings`)."""
+        return folder_warnings(self.unfound)
+
+
+class Unfound(NamedTuple):
+    """A kind's folder that is none, so its models are not found: `what` it is (`missing`,
+    `a file, not a folder`, ...), named by the entry `at` (`file:line:col: a111.loras`)."""
+
+    kind: str  # a `FOLDERS` key: clip's folders are text_encoders'
+    at: str
+    folder: Path
+    what: str
+
+
+def folder_warnings(unfound: list[Unfound]) -> list[str]:
+    """One warning per kind for the folders `unfound` (of one file, or of every file a
+    command reads), each entry once with its folders ("a111.upscale_models: .../ESRGAN,
+    .../SwinIR are missing"): ComfyUI's stock file names folders most installs lack some of,
+    which warned a dozen lines before each command."""
+    by_kind: dict[str, dict[tuple[str, str], list[Path]]] = {}
+    for kind, at, folder, what in dict.fromkeys(unfound):
+        by_kind.setdefault(kind, {}).setdefault((at, what), []).append(folder)
+    warnings = []
+    for entries in by_kind.values():
+        each = [f"{at}: {', '.join(map(str, folders))} {'is' if len(folders) == 1 else 'are'} {what}"
+                for (at, what), folders in entries.items()]  # fmt: skip
+        warnings.append(f"{'; '.join(each)}: no models are found there")
+    return warnings
 
 
 def read_model_paths(path: Path) -> ModelPaths:
@@ -92,9 +125,11 @@ def read_model_paths(path: Path) -> ModelPaths:
                 continue
             for n, folder in enumerate(folders):
                 at = where(section, kind, n) if isinstance(value, list) else where(section, kind)
-                found.warnings += _not_a_folder(base / folder, f"{at}: {section}.{kind}")
+                what = _not_a_folder(base / folder)
+                if what:
+                    found.unfound.append(Unfound(kind_of(kind), f"{at}: {section}.{kind}",
+                                                 base / folder, what))  # fmt: skip
             into += [KindFolder(kind, base / folder) for folder in folders]
-    found.warnings = list(dict.fromkeys(found.warnings))
     return found
 
 
@@ -117,21 +152,19 @@ def _shown(value: Any) -> str:
     return quoted(value) if isinstance(value, str) else repr(value)
 
 
-def _not_a_folder(folder: Path, where: str) -> list[str]:
-    """The warning for a kind's folder that is none (its models are not found): a file (or
-    another non-folder) in its place or above it (a base_path that is a file, the `models` of
-    `models/loras`), or nothing there (missing)."""
+def _not_a_folder(folder: Path) -> str:
+    """What a kind's folder that is none is (its models are not found): a file (or another
+    non-folder) in its place or above it (a base_path that is a file, the `models` of
+    `models/loras`), or nothing there (missing); "" for a folder."""
     if folder.is_dir():
-        return []
+        return ""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if existing.is_dir():
-        what = "missing"
-    else:
-        kind = "a file, not a folder" if existing.is_file() else "not a folder"
-        what = kind if existing == folder else f"under {existing}, {kind}"
-    return [f"{where}: {folder} is {what}: no models are found there"]
+        return "missing"
+    kind = "a file, not a folder" if existing.is_file() else "not a folder"
+    return kind if existing == folder else f"under {existing}, {kind}"
 
 
 def _base_path(value: Any, file: Path, where: str) -> Path:

@@ -38,21 +38,20 @@ BUILTIN_CHECKPOINT = "builtin:tiny-sd"
 BUILTIN_CHECKPOINTS = (BUILTIN_CHECKPOINT, "builtin:tiny-sdxl", "builtin:tiny-sdxl-refiner",
                        "builtin:tiny-sd2-v", "builtin:tiny-sd-inpaint")  # fmt: skip
 
-# folder kind -> sub-folder names searched under each root (ComfyUI's names, plus old aliases)
+# folder kind -> sub-folder names searched under each root (ComfyUI's names, plus old aliases):
+# the kinds some node reads (the loaders' dropdowns and folders, LoadLoRA, LoadControlNet,
+# `embedding:NAME`), which GET /models lists. ComfyUI's others (diffusion_models/unet,
+# clip_vision, hypernetworks, configs, vae_approx, gligen, ...) hold nothing a node here reads:
+# an extra_model_paths.yaml naming them is told they are ignored, not warned about each run.
 FOLDERS: dict[str, tuple[str, ...]] = {
     "checkpoints": ("checkpoints", "Stable-diffusion"),
     "vae": ("vae", "VAE"),
     "loras": ("loras", "Lora"),
     "embeddings": ("embeddings",),
     "text_encoders": ("text_encoders", "clip"),
-    "diffusion_models": ("diffusion_models", "unet"),
-    "clip_vision": ("clip_vision",),
     "controlnet": ("controlnet", "t2i_adapter", "ControlNet"),  # ControlNet/: A1111's
     "upscale_models": ("upscale_models",),
-    "hypernetworks": ("hypernetworks",),
-    "vae_approx": ("vae_approx",),
     "diffusers": ("diffusers",),
-    "configs": ("configs",),
 }
 # every sub-folder name of a kind: what a models root holds, and a kind an
 # extra_model_paths.yaml may name
@@ -63,6 +62,12 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pt2")
 def is_pickled(name: str) -> bool:
     """True for a weights file name whose format is a pickle (can run code when loaded)."""
     return PurePosixPath(model_name(name.strip())).suffix.lower() in PICKLE_SUFFIXES
+
+
+def kind_of(name: str) -> str:
+    """The kind (a `FOLDERS` key) a sub-folder name of `KIND_NAMES` is one of (`clip`:
+    text_encoders)."""
+    return next(kind for kind, names in FOLDERS.items() if name in names)
 
 
 def model_name(value: Any) -> Any:

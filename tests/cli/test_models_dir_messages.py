@@ -135,9 +135,8 @@ def test_an_extra_model_paths_file_is_read_as_comfyui_reads_it(home, capsys):  #
         f"latentgraph: warning: --extra-model-paths paths.yaml:3:8: other.vae: {home / 'a' / 'vae'} "
         "is missing: no models are found there",
         f"latentgraph: warning: --extra-model-paths paths.yaml:9:7: main.loras: "
-        f"{home / 'a' / 'notes.txt'} is a file, not a folder: no models are found there",
-        f"latentgraph: warning: --extra-model-paths paths.yaml:10:7: main.loras: "
-        f"{home / 'a' / 'gone'} is missing: no models are found there",
+        f"{home / 'a' / 'notes.txt'} is a file, not a folder; paths.yaml:10:7: main.loras: "
+        f"{home / 'a' / 'gone'} is missing: no models are found there",  # one line per kind
     ]
 
 
@@ -180,3 +179,43 @@ def test_nodes_lists_the_dropdowns_of_the_models_folders_given(home, capsys):  #
     assert "sub/t2.safetensors" in capsys.readouterr().out
     assert main(["nodes", "describe", "CheckpointLoaderSimple"]) == 0
     assert "sub/t2.safetensors" not in capsys.readouterr().out
+
+
+def test_an_extra_model_paths_file_warns_once_per_kind_a_node_reads(home, capsys):  # noqa: F811
+    """ComfyUI's stock file names kinds no node here reads (hypernetworks, clip_vision,
+    configs, diffusion_models) and three upscale_models folders most installs lack some of:
+    every command printed a dozen warnings. A kind no node reads is ignored with the note
+    gligen gets; a read kind's missing folders are one warning."""
+    from latentgraph.cli import main
+    from latentgraph.nodes.models_dirs import FOLDERS
+
+    put(home / "sdwebui" / "models" / "Stable-diffusion" / "sd15.safetensors")
+    (home / "paths.yaml").write_text(
+        "a111:\n"
+        "    base_path: sdwebui/\n"
+        "    checkpoints: models/Stable-diffusion\n"
+        "    configs: models/Stable-diffusion\n"
+        "    upscale_models: |\n"
+        "        models/ESRGAN\n"
+        "        models/RealESRGAN\n"
+        "        models/SwinIR\n"
+        "    hypernetworks: models/hypernetworks\n"
+        "comfyui:\n"
+        "    base_path: comfy/\n"
+        "    clip_vision: models/clip_vision/\n"
+        "    diffusion_models: |\n"
+        "        models/diffusion_models\n"
+        "        models/unet\n"
+        "    gligen: models/gligen\n"
+    )
+    assert main(["nodes", "describe", "VAELoader", "--extra-model-paths", "paths.yaml"]) == 0
+    models = home / "sdwebui" / "models"
+    assert capsys.readouterr().err.splitlines() == [
+        "latentgraph: warning: --extra-model-paths paths.yaml:5:21: a111.upscale_models: "
+        f"{models / 'ESRGAN'}, {models / 'RealESRGAN'}, {models / 'SwinIR'} are missing: no "
+        "models are found there",
+        "latentgraph: note: --extra-model-paths paths.yaml: ignored (no node here reads them): "
+        "a111.configs, a111.hypernetworks, comfyui.clip_vision, comfyui.diffusion_models, "
+        "comfyui.gligen",
+    ]
+    assert not {"configs", "hypernetworks", "clip_vision", "diffusion_models"} & set(FOLDERS)

@@ -285,3 +285,22 @@ def test_a_models_folder_lists_what_object_info_lists_for_its_dropdowns(config):
         checkpoints = client.get("/models/checkpoints").json()
         assert checkpoints[0] == "builtin:tiny-sd" and "sd15/b.safetensors" in checkpoints
         assert client.get("/models/diffusers").json() == []  # no dropdown: its files
+
+
+def test_the_folders_listed_are_the_kinds_a_node_reads():
+    """/models listed hypernetworks, clip_vision, configs, diffusion_models, vae_approx, which
+    no node reads (and an extra_model_paths.yaml's missing folder of theirs was warned about
+    on every command): the kinds are the ones the model dropdowns, the loaders' folders,
+    LoadLoRA (loras, a dropdown's kind too) and `embedding:NAME` read."""
+    from latentgraph.nodes import loaders
+    from latentgraph.nodes.models_dirs import FOLDERS
+    from latentgraph.wiring import node_registry
+
+    dropdowns = {i.models_folder for t in node_registry() for i in t.inputs}
+    read = (
+        (dropdowns - {""})
+        | set(loaders.MODEL_FOLDERS)
+        | {"embeddings"}
+        | {folder for folders in loaders.COMPONENT_FOLDERS.values() for folder in folders}
+    )
+    assert set(FOLDERS) == read
