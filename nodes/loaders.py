@@ -236,7 +236,7 @@ def find_source(text: str, models_dirs: list[ModelsDir] | None = None,
     if HUB_ID.match(text) and not text.lower().endswith(".safetensors"):
         return Source("hub", text, f"hub:{text}")
     looked = ", ".join(printable(str(p)) for p in _candidates(text, models_dirs or []))
-    looked += f"; for a name in {where_looked(folders, models_dirs)}"
+    looked += f"; for a name, {where_looked(folders, models_dirs)}"
     raise ValueError(f"model file not found: {quoted(text)} (looked at: {looked})")
 
 

@@ -126,9 +126,8 @@ def folder_hint(folder: str) -> Callable[[Any, Settings], str]:
     def hint(value: Any, settings: Settings) -> str:
         broken = broken_link(folder, value, settings.models_dirs) if isinstance(value, str) else ""
         return (f"{broken}the choices are the .safetensors files in {folder}/ of the models "
-                f"folders, looked in {where_looked((folder,), settings.models_dirs)}; pickled "
-                "files (.ckpt, .pt, .pth, .bin) are never listed, for safety: convert them to "
-                ".safetensors")  # fmt: skip
+                f"folders; {where_looked((folder,), settings.models_dirs)}; pickled files (.ckpt, "
+                ".pt, .pth, .bin) are never listed, for safety: convert them to .safetensors")  # fmt: skip
 
     return hint
 
@@ -265,7 +264,7 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
         raise ModelNotFound(f"{folder} model {quoted(name)} is not inside the models folders' "
                             f"{folder}/ ({looked}): a name inside one of them is expected")  # fmt: skip
     hint = listed_hint(posix.as_posix(), list_files(folder, dirs))
-    missing = f"{folder} model {quoted(name)} not found{hint} (looked in {looked})"
+    missing = f"{folder} model {quoted(name)} not found{hint} ({looked})"
     if len(posix.parts) > 1:  # maybe meant as a path from the working directory
         missing += f", and as a path, {Path(name).absolute()} does not exist"
     raise ModelNotFound(missing)
@@ -281,21 +280,25 @@ def listed_hint(name: str, listed: list[str]) -> str:
     return did_you_mean(name, listed)
 
 
-OTHER_MODELS_FOLDER = "pass --models-dir DIR to look in another models folder"
+# how a ComfyUI install's folders are read where they are: its extra_model_paths.yaml
+MODEL_PATHS_FILE = "or --extra-model-paths FILE to read ComfyUI's extra_model_paths.yaml"
+OTHER_MODELS_FOLDER = f"pass --models-dir DIR to look in another models folder ({MODEL_PATHS_FILE})"
 # with a models folder given, a second --models-dir is refused: another is added as an extra
-EXTRA_MODELS_FOLDER = "pass --extra-models-dir DIR to look in another models folder too"
+EXTRA_MODELS_FOLDER = (f"pass --extra-models-dir DIR to look in another models folder too "
+                       f"({MODEL_PATHS_FILE})")  # fmt: skip
 
 
 def where_looked(folders: Sequence[str], dirs: Sequence[Path | str] | None) -> str:
-    """Where a name of the models `folders` (kinds) was looked for, and how to look elsewhere:
-    a not-found message says both, since the default models folder is in the user data
-    folder, not ./models (`graph.paths.models_roots`). With folders given (`dirs`), the flag
-    that adds one more (a second --models-dir is refused)."""
+    """Where a name of the models `folders` (kinds) was looked for ("looked in DIR, ...", or
+    that no models folder has such a folder, naming the models folders), and how to look
+    elsewhere: a not-found message says both, since the default models folder is in the user
+    data folder, not ./models (`graph.paths.models_roots`). With folders given (`dirs`), the
+    flag that adds one more (a second --models-dir is refused)."""
     bases = [base for folder in folders for base in folder_paths(folder, dirs)]
     kinds = " or ".join(f"{folder}/" for folder in folders)
-    where = ", ".join(str(b) for b in bases) or (
-        f"no {kinds} folder under " + ", ".join(str(r) for r in models_roots(dirs))
-    )
+    where = f"looked in {', '.join(str(b) for b in bases)}" if bases else (
+        f"no models folder has a {kinds} folder (models folders: "
+        f"{', '.join(str(r) for r in models_roots(dirs))})")  # fmt: skip
     return f"{where}; {EXTRA_MODELS_FOLDER if dirs else OTHER_MODELS_FOLDER}"
 
 

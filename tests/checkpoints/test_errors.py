@@ -131,7 +131,7 @@ def test_validate_refuses_a_missing_model_file_as_the_run_does(tiny_file, tmp_pa
     code, err = validate("nope.safetensors")
     assert code == 2
     assert "input 'source': model file not found: 'nope.safetensors' (looked at: " \
-        f"nope.safetensors, {root}/nope.safetensors; for a name in {root}/checkpoints" in err  # fmt: skip
+        f"nope.safetensors, {root}/nope.safetensors; for a name, looked in {root}/checkpoints" in err  # fmt: skip
     for fine in ("builtin:tiny-sd", "org/some-model", str(tiny_file), tiny_file.name):
         assert validate(fine) == (0, ""), fine
 

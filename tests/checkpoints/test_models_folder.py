@@ -124,7 +124,7 @@ def test_load_model_finds_names_in_checkpoints_and_keeps_paths_working(tiny_file
     assert (folder.kind, folder.location) == ("folder", str((root / "diffusers" / "tiny-folder")
                                                              .resolve()))  # fmt: skip
     with pytest.raises(ValueError, match=r"model file not found: 'nope.safetensors' \(looked at: "
-                       r"nope.safetensors, .*; for a name in .*checkpoints"):  # fmt: skip
+                       r"nope.safetensors, .*; for a name, looked in .*checkpoints"):  # fmt: skip
         loaders.find_source("nope.safetensors", [root])
     # the dropdown of LoadVAE's own folder: vae/ (a VAE file there by its name)
     (root / "vae").mkdir()

@@ -58,10 +58,11 @@ def test_a_relative_path_to_a_missing_file_says_it_does_not_exist(addons, capsys
     validate = ["validate", str(WORKFLOWS / "lora.yaml")]
     code, err = latentgraph(capsys, *validate, "--set", "lora=models/loras/gone.safetensors")
     assert code == 2 and "Traceback" not in err
-    assert f"input 'lora': loras model 'models/loras/gone.safetensors' not found (looked in " \
-        f"no loras/ folder under {addons / 'data' / 'models'}; pass --models-dir DIR to look " \
-        f"in another models folder), and as a path, {addons}/models/loras/gone.safetensors " \
-        "does not exist" in err  # fmt: skip
+    assert f"input 'lora': loras model 'models/loras/gone.safetensors' not found (no " \
+        f"models folder has a loras/ folder (models folders: {addons / 'data' / 'models'}); " \
+        "pass --models-dir DIR to look in another models folder (or --extra-model-paths FILE " \
+        "to read ComfyUI's extra_model_paths.yaml)), and as a path, " \
+        f"{addons}/models/loras/gone.safetensors does not exist" in err  # fmt: skip
     code, err = latentgraph(capsys, *validate, "--set", "lora=../gone.safetensors")
     assert code == 2
     assert f"input 'lora': {addons}/../gone.safetensors does not exist (expected a " \
@@ -74,22 +75,26 @@ def test_a_relative_path_to_a_missing_file_says_it_does_not_exist(addons, capsys
 
 def test_a_name_not_found_says_how_to_point_at_a_models_folder(addons, capsys):
     """After `tiny-model --addons models`, `--set lora=tiny-lora-kohya.safetensors` said only
-    'looked in no loras/ folder under ~/.local/share/latentgraph/models'."""
+    'looked in no loras/ folder under ~/.local/share/latentgraph/models' (now: no models
+    folder has a loras/ folder, naming them, and the flags that add one)."""
     default = addons / "data" / "models"
     lora = "lora=tiny-lora-kohya.safetensors"
     validate = ["validate", str(WORKFLOWS / "lora.yaml"), "--set", lora]
     code, err = latentgraph(capsys, *validate)
     assert code == 2
-    assert "input 'lora': loras model 'tiny-lora-kohya.safetensors' not found (looked in no " \
-        f"loras/ folder under {default}; pass --models-dir DIR to look in another models " \
-        "folder)" in err  # fmt: skip
+    assert "input 'lora': loras model 'tiny-lora-kohya.safetensors' not found (no models " \
+        f"folder has a loras/ folder (models folders: {default}); pass --models-dir DIR to " \
+        "look in another models folder (or --extra-model-paths FILE to read ComfyUI's " \
+        "extra_model_paths.yaml))" in err  # fmt: skip
     assert latentgraph(capsys, *validate, "--models-dir", "models") == (0, "")
     code, err = latentgraph(capsys, "validate", str(WORKFLOWS / "txt2img.yaml"),
                             "--set", "model=sd15.safetensors")  # fmt: skip
     assert code == 2
     assert "input 'source': model file not found: 'sd15.safetensors' (looked at: " \
-        f"sd15.safetensors; for a name in no checkpoints/ or diffusers/ folder under {default}; " \
-        "pass --models-dir DIR to look in another models folder)" in err  # fmt: skip
+        "sd15.safetensors; for a name, no models folder has a checkpoints/ or diffusers/ " \
+        f"folder (models folders: {default}); pass --models-dir DIR to look in another " \
+        "models folder (or --extra-model-paths FILE to read ComfyUI's " \
+        "extra_model_paths.yaml))" in err  # fmt: skip
 
 
 @pytest.mark.parametrize(("workflow", "param", "kind"), [

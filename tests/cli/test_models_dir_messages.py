@@ -75,10 +75,10 @@ def test_the_advice_names_the_flag_that_can_still_be_given(home, capsys):  # noq
     ("use --extra-models-dir")."""
     put(home / "models" / "checkpoints" / "other.safetensors")
     code, err = validate_file(capsys, "wf.json")
-    assert code == 2 and "pass --models-dir DIR to look in another models folder;" in err
+    assert code == 2 and "pass --models-dir DIR to look in another models folder (" in err
     code, err = validate_file(capsys, "wf.json", "--models-dir", "models")
     assert code == 2 and "--models-dir DIR" not in err
-    assert "pass --extra-models-dir DIR to look in another models folder too;" in err
+    assert "pass --extra-models-dir DIR to look in another models folder too (" in err
     # the advice taken works
     put(home / "more" / "checkpoints" / "sd15.safetensors")
     assert validate_file(
@@ -179,6 +179,18 @@ def test_nodes_lists_the_dropdowns_of_the_models_folders_given(home, capsys):  #
     assert "sub/t2.safetensors" in capsys.readouterr().out
     assert main(["nodes", "describe", "CheckpointLoaderSimple"]) == 0
     assert "sub/t2.safetensors" not in capsys.readouterr().out
+
+
+def test_no_checkpoints_folder_is_said_plainly_naming_the_flags(home, capsys):  # noqa: F811
+    """It said "looked in no checkpoints/ folder under DIR", and never named the flag a
+    ComfyUI user has the answer for, --extra-model-paths."""
+    code, err = validate_file(capsys, "wf.json")
+    assert code == 2 and "looked in no" not in err
+    assert (
+        "no models folder has a checkpoints/ folder (models folders: "
+        f"{home / 'data' / 'models'}); pass --models-dir DIR to look in another models folder "
+        "(or --extra-model-paths FILE to read ComfyUI's extra_model_paths.yaml)"
+    ) in err
 
 
 def test_an_extra_model_paths_file_warns_once_per_kind_a_node_reads(home, capsys):  # noqa: F811

@@ -262,12 +262,13 @@ def test_a_checkpoint_not_in_any_models_folder_says_where_the_choices_come_from(
     [error] = body["node_errors"]["4"]["errors"]
     assert error["type"] == "value_not_in_list"
     assert (
-        "(the choices are the .safetensors files in checkpoints/ of the models folders, "
-        "looked in " in error["message"]
+        "(the choices are the .safetensors files in checkpoints/ of the models folders; "
+        in error["message"]
     )
     assert error["message"].endswith(
-        "pass --models-dir DIR to look in another models folder; pickled files (.ckpt, "
-        ".pt, .pth, .bin) are never listed, for safety: convert them to .safetensors)"
+        "pass --models-dir DIR to look in another models folder (or --extra-model-paths FILE "
+        "to read ComfyUI's extra_model_paths.yaml); pickled files (.ckpt, .pt, .pth, .bin) "
+        "are never listed, for safety: convert them to .safetensors)"
     )
 
 
@@ -296,7 +297,7 @@ def test_a_model_refusal_names_the_folders_searched_for_the_run_and_a_broken_lin
         assert error["type"] == "value_not_in_list"
         assert (
             f"({broken}the choices are the .safetensors files in checkpoints/ of the "
-            f"models folders, {looked}pass --extra-models-dir DIR" in error["message"]
+            f"models folders; {looked}pass --extra-models-dir DIR" in error["message"]
         )
 
 
@@ -322,8 +323,9 @@ def test_an_empty_models_folder_is_an_empty_dropdown_and_a_name_in_it_says_where
     assert error["extra_info"]["input_config"] == declared
     assert error["message"] == (
         "'sd-vae.safetensors' is not one of: (no choices) (the choices are the .safetensors "
-        f"files in vae/ of the models folders, looked in {Path('models', 'vae')}; pass "
-        "--extra-models-dir DIR to look in another models folder too; pickled files (.ckpt, .pt, .pth, "
+        f"files in vae/ of the models folders; looked in {Path('models', 'vae')}; pass "
+        "--extra-models-dir DIR to look in another models folder too (or --extra-model-paths "
+        "FILE to read ComfyUI's extra_model_paths.yaml); pickled files (.ckpt, .pt, .pth, "
         ".bin) are never listed, for safety: convert them to .safetensors)"
     )
 
@@ -347,7 +349,7 @@ def test_an_empty_dropdown_left_out_by_the_editor_says_its_list_is_empty_and_why
     assert error["extra_info"]["input_name"] == "vae_name"
     assert error["message"].startswith(
         "this required COMBO input is missing: give it a value; its list of choices "
-        "is empty (the choices are the .safetensors files in vae/ of the models folders, "
+        "is empty (the choices are the .safetensors files in vae/ of the models folders; "
         f"looked in {Path('models', 'vae')}; "
     )
     (tmp_path / "models" / "vae" / "sd-vae.safetensors").write_bytes(b"0")
