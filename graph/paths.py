@@ -15,7 +15,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
@@ -64,10 +64,14 @@ class KindFolder:
     """A folder holding one kind of model itself, not a models root with kind sub-folders:
     a ComfyUI `extra_model_paths.yaml` entry (`loras: /data/my-loras`). `kind` is one of the
     sub-folder names of that kind (`checkpoints`, `clip`, ...); it may stand in a run's
-    `Settings.models_dirs` among the roots, searched in its place in their order."""
+    `Settings.models_dirs` among the roots, searched in its place in their order. `entry`
+    names the file's entry that gave it (`a111.checkpoints`: section and kind, as the CLI's
+    warnings name it), the name a web client is shown it by (`server.messages.user_folders`),
+    since its path is the server's; it plays no part in which folder it is (equality)."""
 
     kind: str
     path: Path
+    entry: str = field(default="", compare=False)
 
 
 MODELS_DIRS_ENV = "LATENTGRAPH_MODELS_DIRS"
@@ -78,7 +82,7 @@ def resolved_models_dir(entry: Path | str | KindFolder) -> ModelsDir:
     """A models root or kind folder as an absolute, resolved path (a Ray actor's working
     folder is not the server's), its kind kept."""
     if isinstance(entry, KindFolder):
-        return KindFolder(entry.kind, entry.path.resolve())
+        return KindFolder(entry.kind, entry.path.resolve(), entry.entry)
     return Path(entry).resolve()
 
 

@@ -5,7 +5,7 @@ The file holds sections, each a mapping with an optional `base_path` (`~` and `$
 relative one is read from the file's folder), an optional `is_default` (its folders are
 searched before the others, as ComfyUI makes them its first), and model kinds (`checkpoints`,
 `loras`, `clip`, ...) each naming one folder or several (one per line, or a list), relative to
-`base_path`. Each becomes a `graph.paths.KindFolder`.
+`base_path`. Each becomes a `graph.paths.KindFolder`, named by its entry (`a111.checkpoints`).
 Kinds no node here reads (`gligen`, `hypernetworks`, `clip_vision`, ...: none of the models
 folders' `FOLDERS`) are ignored and named once (`ModelPaths.ignored`); a read kind's folder that
 is a file (or under one) or missing is warned about, once per kind (`folder_warnings`: the
@@ -129,7 +129,7 @@ def read_model_paths(path: Path) -> ModelPaths:
                 if what:
                     found.unfound.append(Unfound(kind_of(kind), f"{at}: {section}.{kind}",
                                                  base / folder, what))  # fmt: skip
-            into += [KindFolder(kind, base / folder) for folder in folders]
+            into += [KindFolder(kind, base / folder, f"{section}.{kind}") for folder in folders]
     return found
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from latentgraph.graph import events as ev
 from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.events import now_ms
-from latentgraph.graph.paths import KindFolder
+from latentgraph.graph.paths import KindFolder, models_roots
 
 # The messages that end a run, and with the start and cache report, those history keeps.
 TERMINAL_TYPES = frozenset({"execution_success", "execution_error", "execution_interrupted"})
@@ -407,15 +407,28 @@ _NODE_STATE_KEYS = ["value", "max", "state", "node_id", "prompt_id", "display_no
 
 def user_folders(settings: Any) -> dict[str, str]:
     """The server's folders as a web client knows them (their name, "input", "models", ...),
-    by their absolute path: what `shown_paths` replaces."""
+    by their absolute path: what `shown_paths` replaces. Every models root searched is
+    "models" (`graph.paths.models_roots`: the settings', the environment's, the data
+    folder's), a folder an extra_model_paths.yaml names its entry (`a111.checkpoints`, as
+    the CLI's warnings name it; one given otherwise "models/<kind>"); a name two folders would
+    share is the second's with "-2" (and so on: "models-2", "a111.loras-2"), so "looked in"
+    never names two folders alike. (A name ends in a word character: `_ABSOLUTE_PATH` reads
+    "/x" after a bracket as a path of its own.)"""
+    kind_folders = [d for d in settings.models_dirs if isinstance(d, KindFolder)]
     named = [("input", settings.input_dir), ("output", settings.output_dir),
              ("temp", settings.temp_dir),
-             *((f"models/{d.kind}", d.path) if isinstance(d, KindFolder) else ("models", d)
-               for d in settings.models_dirs)]  # fmt: skip
+             *(("models", root) for root in models_roots(settings.models_dirs)),
+             *((d.entry or f"models/{d.kind}", d.path) for d in kind_folders)]  # fmt: skip
     folders: dict[str, str] = {}
+    taken: dict[str, int] = {}
     for name, folder in named:
-        for spelling in {str(Path(folder).absolute()), str(Path(folder).resolve())}:
-            folders.setdefault(spelling, name)
+        spellings = [str(Path(folder).absolute()), str(Path(folder).resolve())]
+        shown = next((folders[s] for s in spellings if s in folders), None)  # named already
+        if shown is None:
+            taken[name] = taken.get(name, 0) + 1
+            shown = name if taken[name] == 1 else f"{name}-{taken[name]}"
+        for spelling in spellings:
+            folders.setdefault(spelling, shown)
     return folders
 
 

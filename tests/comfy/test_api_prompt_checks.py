@@ -284,10 +284,11 @@ def test_a_model_refusal_names_the_folders_searched_for_the_run_and_a_broken_lin
         (tmp_path / root / "checkpoints").mkdir(parents=True)
     (tmp_path / "b" / "checkpoints" / "gone.safetensors").symlink_to(tmp_path / "nowhere")
     settings = Settings(models_dirs=[tmp_path / "a", tmp_path / "b"])
-    # as a web client knows the server's folders (server.messages.shown_paths)
-    looked = f"looked in {Path('models', 'checkpoints')}, {Path('models', 'checkpoints')}; "
+    # as a web client knows the server's folders (server.messages.shown_paths): two roots
+    # are two names, never "models/checkpoints, models/checkpoints"
+    looked = f"looked in {Path('models', 'checkpoints')}, {Path('models-2', 'checkpoints')}; "
     for name, broken in (("sd15.safetensors", ""), ("gone.safetensors", (
-            f"'gone.safetensors' ({Path('models', 'checkpoints', 'gone.safetensors')}) is a "
+            f"'gone.safetensors' ({Path('models-2', 'checkpoints', 'gone.safetensors')}) is a "
             "link to a missing file, nowhere; "))):  # fmt: skip
         prompt = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": name}},
                   "9": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}}  # fmt: skip

@@ -1,7 +1,7 @@
 """What a ComfyUI user bringing a models folder or an extra_model_paths.yaml is told when a
 model dropdown refuses a name (POST /prompt's `node_errors`, as a web client is shown the
-server's folders): that no models folder has the kind's folder, with the flags that add
-one."""
+server's folders): which folders were searched, named apart; that no models folder has the
+kind's folder, with the flags that add one."""
 
 from __future__ import annotations
 
@@ -49,7 +49,35 @@ def test_no_checkpoints_folder_is_said_plainly_with_the_flags_that_add_one(regis
     assert "looked in no" not in message
     assert (
         "(the choices are the .safetensors files in checkpoints/ of the models folders; no "
-        "models folder has a checkpoints/ folder (models folders: models, models); pass "
+        "models folder has a checkpoints/ folder (models folders: models, models-2); pass "
         "--extra-models-dir DIR to look in another models folder too (or --extra-model-paths "
         "FILE to read ComfyUI's extra_model_paths.yaml); pickled files"
     ) in message
+
+
+def test_the_folders_of_an_extra_model_paths_file_are_named_by_their_entries(registry, data):
+    """An a111 section and a comfyui one both naming checkpoints were shown to the client as
+    "looked in models/checkpoints, models/checkpoints"; a web client is not shown the server's
+    paths, so each is named by its entry, as the CLI's warnings name it, and an entry naming
+    several folders names them apart."""
+    from latentgraph.nodes.extra_model_paths import read_model_paths
+
+    for folder in ("sdwebui/models/Stable-diffusion", "sdwebui/models/Lora",
+                   "sdwebui/models/LyCORIS", "comfy/models/checkpoints"):  # fmt: skip
+        (data / folder).mkdir(parents=True)
+    (data / "extra_model_paths.yaml").write_text(
+        "a111:\n  base_path: sdwebui/\n  checkpoints: models/Stable-diffusion\n"
+        "  loras: |\n    models/Lora\n    models/LyCORIS\n"
+        "comfyui:\n  base_path: comfy/\n  checkpoints: models/checkpoints/\n"
+    )
+    found = read_model_paths(data / "extra_model_paths.yaml")
+    settings = Settings(models_dirs=[*found.first, *found.others])
+    message = refused(
+        registry, settings, "CheckpointLoaderSimple", {"ckpt_name": "nope.safetensors"}
+    )
+    assert "; looked in a111.checkpoints, comfyui.checkpoints; " in message, message
+    message = refused(registry, settings, "LoraLoader", {
+        "model": ["3", 0], "clip": ["3", 1], "lora_name": "nope.safetensors",
+        "strength_model": 1.0, "strength_clip": 1.0})  # fmt: skip
+    assert "; looked in a111.loras, a111.loras-2; " in message, message
+    assert str(data) not in message
