@@ -121,15 +121,34 @@ def folder_hint(folder: str) -> Callable[[Any, Settings], str]:
     """Where a dropdown of `folder`'s files finds them, for the run's settings: named when a
     value is not listed (`Input.choices_hint`), since a file the user has is most often in no
     models folder yet. The folders searched are named as a not-found error names them
-    (`where_looked`), and a name that is a link to a missing file says so (`broken_link`)."""
+    (`where_looked`), and a name that is a link to a missing file says so (`broken_link`); a
+    pickled file that is there is refused as such (`pickle_refusal`), as LoadLoRA and
+    `embedding:NAME` refuse one."""
 
     def hint(value: Any, settings: Settings) -> str:
+        if isinstance(value, str) and pickled_file(folder, value, settings.models_dirs):
+            return pickle_refusal(value)
         broken = broken_link(folder, value, settings.models_dirs) if isinstance(value, str) else ""
         return (f"{broken}the choices are the .safetensors files in {folder}/ of the models "
                 f"folders; {where_looked((folder,), settings.models_dirs)}; pickled files (.ckpt, "
                 ".pt, .pth, .bin) are never listed, for safety: convert them to .safetensors")  # fmt: skip
 
     return hint
+
+
+def pickled_file(folder: str, name: str, dirs: Sequence[Path | str] | None) -> Path | None:
+    """The file a pickled `name` (`is_pickled`) names in a `folder` directory, else None: a
+    dropdown refusing a name it does not list says that is why."""
+    if not is_pickled(name):
+        return None
+    try:
+        posix = safe_name(name)
+    except ModelNotFound:
+        return None
+    for base in folder_paths(folder, dirs):
+        if base.joinpath(*posix.parts).is_file():
+            return base.joinpath(*posix.parts)
+    return None
 
 
 def broken_link(folder: str, name: str, dirs: Sequence[Path | str] | None) -> str:
@@ -161,8 +180,8 @@ def safe_name(name: str) -> PurePosixPath:
 
 
 def pickle_refusal(name: str) -> str:
-    """Why LoadLoRA, LoadControlNet and `embedding:NAME` refuse a pickled weights file
-    (`is_pickled`)."""
+    """Why a pickled weights file (`is_pickled`) is refused: by LoadLoRA, LoadControlNet,
+    `embedding:NAME`, `resolve` and a model dropdown naming one in its folder (`folder_hint`)."""
     return (f"{quoted(name)} is a pickle-based file, which can run code when loaded; it is "
             "refused: convert it to .safetensors (or use its .safetensors version)")  # fmt: skip
 
@@ -244,10 +263,7 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
     bases = folder_paths(folder, dirs)
     posix = safe_name(_name_inside(name, bases) or name)
     if is_pickled(name):
-        raise ModelNotFound(
-            f"{name}: pickled weights ({posix.suffix}) are not loaded, for safety; "
-            "convert the file to .safetensors"
-        )
+        raise ModelNotFound(pickle_refusal(name))
     hidden = any(part.startswith(".") for part in posix.parts)
     for base in bases:
         candidate = base.joinpath(*posix.parts)

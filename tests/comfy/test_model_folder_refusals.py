@@ -1,7 +1,7 @@
 """What a ComfyUI user bringing a models folder or an extra_model_paths.yaml is told when a
 model dropdown refuses a name (POST /prompt's `node_errors`, as a web client is shown the
 server's folders): which folders were searched, named apart; that no models folder has the
-kind's folder, with the flags that add one."""
+kind's folder, with the flags that add one; and a pickled file that is there, refused as such."""
 
 from __future__ import annotations
 
@@ -81,3 +81,27 @@ def test_the_folders_of_an_extra_model_paths_file_are_named_by_their_entries(reg
         "strength_model": 1.0, "strength_clip": 1.0})  # fmt: skip
     assert "; looked in a111.loras, a111.loras-2; " in message, message
     assert str(data) not in message
+
+
+@pytest.mark.parametrize(("class_type", "input_name", "kind", "name"), [
+    ("VAELoader", "vae_name", "vae", "x.ckpt"),
+    ("UpscaleModelLoader", "model_name", "upscale_models", "4x-UltraSharp.pth"),
+    ("ControlNetLoader", "control_net_name", "controlnet", "sub/canny.pt"),
+])  # fmt: skip
+def test_a_pickled_file_in_the_folder_is_refused_as_a_pickle(
+    registry, data, class_type, input_name, kind, name
+):
+    """A pickled file that is in the folder got only the generic "is not one of: ... pickled
+    files are never listed": it is named as the pickle it is, as `embedding:NAME` names one;
+    one that is not there is still told where the choices come from."""
+    (data / "models" / kind / name).parent.mkdir(parents=True)
+    (data / "models" / kind / name).write_bytes(b"not unpickled")
+    settings = Settings(models_dirs=[data / "models"])
+    message = refused(registry, settings, class_type, {input_name: name})
+    assert message.endswith(
+        f"('{name}' is a pickle-based file, which can run code when loaded; it is refused: "
+        "convert it to .safetensors (or use its .safetensors version))"
+    ), message
+    other = name.replace(".", "-other.")
+    message = refused(registry, settings, class_type, {input_name: other})
+    assert f"the choices are the .safetensors files in {kind}/ of the models folders" in message

@@ -73,7 +73,7 @@ def test_resolve_refuses_paths_outside(tree, name):
 def test_resolve_refuses_pickles_and_missing_names(tree):
     tmp, main, extra = tree
     dirs = [main, extra]
-    with pytest.raises(md.ModelNotFound, match="pickled"):
+    with pytest.raises(md.ModelNotFound, match="pickle-based file"):
         md.resolve("checkpoints", "old.ckpt", dirs)
     with pytest.raises(md.ModelNotFound, match="looked in"):
         md.resolve("checkpoints", "nope.safetensors", dirs)

@@ -40,7 +40,7 @@ def test_every_pickle_suffix_is_refused_by_the_loader_and_the_models_folder(suff
     assert models_dirs.is_pickled(name)
     [(input_name, message)] = loaders.check_source({"source": name}, Settings())
     assert input_name == "source" and "pickle" in message
-    with pytest.raises(models_dirs.ModelNotFound, match="pickled"):
+    with pytest.raises(models_dirs.ModelNotFound, match="pickle-based file"):
         models_dirs.resolve("checkpoints", name, [tmp_path])
 
 
