@@ -99,3 +99,54 @@ def test_a_t2i_adapter_of_another_layout_or_width_is_refused(make_ctx, cache_dir
         "(control_net of ApplyControlNet node 'steer') does not fit this model's unet: "
         f"{said}; is it a T2I-Adapter {FAMILY_HINT}"
     )
+
+
+# Real T2I-Adapters' configs (diffusers' layout, as TencentARC's SD 1.5 and SDXL adapters
+# ship them): both give four features of 320, 640, 1280 and 1280 channels; SD 1.5's halve
+# the size from the second feature on (`full_adapter`, one feature per down block), SDXL's
+# keep it for two features and halve once (`full_adapter_xl`, SDXL's first down block has
+# no cross-attention and two halvings in all). Widths alone do not tell the families apart.
+REAL_ADAPTERS = {
+    "sd15": {"in_channels": 3, "channels": [320, 640, 1280, 1280], "num_res_blocks": 2,
+             "downscale_factor": 8, "adapter_type": "full_adapter"},
+    "sdxl": {"in_channels": 3, "channels": [320, 640, 1280, 1280], "num_res_blocks": 2,
+             "downscale_factor": 16, "adapter_type": "full_adapter_xl"},
+}  # fmt: skip
+
+
+def _real_size(family: str, adapter_family: str) -> tuple:
+    """The UNet of a real `family` (its shipped config) and a real adapter made for
+    `adapter_family`, built on the meta device: their configs are real, no weights made."""
+    import torch
+    from diffusers import T2IAdapter, UNet2DConditionModel
+
+    config = UNet2DConditionModel.load_config(Path(controlnet.__file__).parent / "configs"
+                                              / family / "unet")  # fmt: skip
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(config)
+        adapter = T2IAdapter(**REAL_ADAPTERS[adapter_family])
+    name = f"t2iadapter-{adapter_family}.safetensors"
+    return unet, controlnet.Control(ControlModel(adapter, "t2i_adapter", "k", "cpu", 8, name), None)
+
+
+@pytest.mark.parametrize(("family", "adapter_family", "said"), [
+    ("sd15", "sd15", None),
+    ("sdxl", "sdxl", None),
+    ("sd2", "sd15", None),  # SD 2's down blocks are SD 1.5's: its features fit
+    ("sdxl", "sd15", "its layout full_adapter, for a UNet whose first down block has "
+                     "cross-attention"),
+    ("sd15", "sdxl", "its layout full_adapter_xl, for a UNet whose first down block lacks "
+                     "cross-attention"),
+])  # fmt: skip
+def test_a_real_t2i_adapter_is_refused_on_a_real_model_of_another_family(family,
+                                                                         adapter_family, said):  # fmt: skip
+    """The built-in tiny adapter fits both tiny UNets, whose down blocks are alike (the tiny
+    SD's first has no cross-attention, as SDXL's), so it runs on builtin:tiny-sdxl; a real SD
+    1.5 adapter on a real SDXL UNet, whose widths fit, is refused by its layout."""
+    unet, control = _real_size(family, adapter_family)
+    misfit = controlnet.control_misfit(control, unet)
+    if said is None:
+        assert misfit is None
+    else:
+        assert misfit == (f"T2I-Adapter t2iadapter-{adapter_family}.safetensors does not fit "
+                          f"this model's unet: {said}; is it a T2I-Adapter {FAMILY_HINT}")  # fmt: skip
