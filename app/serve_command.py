@@ -85,7 +85,8 @@ def add_serve_parser(sub) -> None:
                    help="the queue and history, the editor's settings and saved workflows, "
                    "nothing else: outputs, inputs and temp files go to --output-dir, --input-dir "
                    "and --temp-dir, the settings and workflows to --user-dir when given "
-                   "(default: the user data folder, or $LATENTGRAPH_DATA_DIR)")  # fmt: skip
+                   "(default: the user data folder, or $LATENTGRAPH_DATA_DIR); made private "
+                   "(0700) when it does not exist")  # fmt: skip
     p.add_argument("--user-dir", type=Path, metavar="DIR",
                    help="the editor's saved workflows and settings, laid out as ComfyUI's user "
                    "folder (DIR/default/workflows, DIR/default/comfy.settings.json): "

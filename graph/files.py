@@ -174,11 +174,15 @@ def write_error(path: Path, exc: BaseException) -> FileWriteError | None:
     return FileWriteError(path, os_error_words(exc), exc)
 
 
-def make_folders(folder: Path, names: Mapping[Path, str] | None = None) -> list[Path]:
+def make_folders(
+    folder: Path, names: Mapping[Path, str] | None = None, *, mode: int = 0o777
+) -> list[Path]:
     """Make `folder` and its missing parents; return the ones made, outermost first. A file
     (anything but a folder) in the way is a `FileWriteError` naming it, as `names` calls it
     when it is one of those folders, the path in brackets so a folder named like its label reads
-    plainly ("the output folder (output) is a file, not a folder")."""
+    plainly ("the output folder (output) is a file, not a folder"). `folder` itself is made
+    with `mode` (under the umask, as `mkdir`'s), its parents as the umask says: 0o700 for a
+    folder no other account may read (the server's data folder); never for one users share."""
     folder = Path(folder)
     missing, existing = [], folder
     while not existing.is_dir():
@@ -193,7 +197,7 @@ def make_folders(folder: Path, names: Mapping[Path, str] | None = None) -> list[
     made = []
     for path in reversed(missing):
         try:
-            path.mkdir()
+            path.mkdir(mode=mode if path == folder else 0o777)
         except FileExistsError:  # made meanwhile by another writer: theirs, not ours
             continue
         except OSError as exc:

@@ -80,6 +80,11 @@ def server_limit_label(limit: str) -> str:
 # The one local user's folder name in the users folder, as ComfyUI names it without --multi-user.
 DEFAULT_USER = "default"
 
+# The data folder when latentgraph makes it: its owner's alone. It holds every prompt (the
+# queue database) and the saved workflows, which the token (HTTP only) does not guard; made
+# 0755 under umask 022, every account on the machine read them.
+DATA_DIR_MODE = 0o700
+
 
 @dataclass
 class ServerConfig:
@@ -205,6 +210,15 @@ class ServerConfig:
         """The folder behind a /view or /upload `type` (output, input, temp)."""
         return {"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir}.get(kind)
 
+    def make_data_dir(self) -> list[Path]:
+        """Make the data folder, private (`DATA_DIR_MODE`), and its missing parents as the
+        umask says; return the folders made (`graph.files.make_folders`). One that exists is
+        left as its owner made it (a team's shared one stays so)."""
+        from latentgraph.graph.files import make_folders
+
+        return make_folders(self.data_dir, mode=DATA_DIR_MODE)
+
     def ensure_dirs(self) -> None:
-        for d in (self.data_dir, self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
+        self.make_data_dir()
+        for d in (self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
             d.mkdir(parents=True, exist_ok=True)

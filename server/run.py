@@ -252,7 +252,7 @@ def serve(
         if prepare is not None:
             registry = prepare()
         if lock is None:  # a new data folder, made only now that the port is ours
-            config.data_dir.mkdir(parents=True, exist_ok=True)
+            config.make_data_dir()  # private: every prompt is kept in it
             lock = DatabaseLock(config.db_path)  # held until the store closes
         logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                             format=LOG_FORMAT)  # fmt: skip

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import pickle
+import stat
 import sys
 
 import pytest
@@ -227,6 +229,56 @@ def test_a_token_on_the_command_line_is_said_to_be_readable_by_every_account(mon
         shown = " ".join(out.getvalue().split())
         assert "Prefer the variable: every account on this machine can read a command line " \
                "(ps)" in shown, shown  # fmt: skip
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_data_folder_latentgraph_makes_is_private_one_that_exists_is_left(tmp_path):
+    """Every prompt (server.sqlite3) and the saved workflows (users/default/workflows/) were
+    readable by every account: the data folder was made 0755 under umask 022, and the token
+    guards HTTP only. Made now, it is 0700 (its parents made as the umask says); one that
+    exists keeps its mode, as its owner made it."""
+    from latentgraph.server.config import ServerConfig
+
+    new = tmp_path / "parent" / "data"
+    team = tmp_path / "team"
+    team.mkdir()
+    team.chmod(0o755)
+    with umask(0o022):
+        ServerConfig(data_dir=new).ensure_dirs()  # as create_app makes its folders
+        ServerConfig(data_dir=team).ensure_dirs()
+    assert (mode(new), mode(new.parent), mode(team)) == (0o700, 0o755, 0o755)
+    assert mode(new / "users" / "default") == 0o755  # inside it: private by its folder
+
+
+def test_serve_makes_a_new_data_folder_private(tmp_path, monkeypatch):
+    """`latentgraph serve --data-dir NEW` makes NEW itself once its port is bound (then the
+    queue database's lock file in it): 0700 from the start, before the app is made."""
+    import latentgraph.server.app as app_module
+    from latentgraph.server.config import ServerConfig
+    from latentgraph.server.run import serve
+
+    class Made(Exception):
+        pass
+
+    def create_app(config, **kw):
+        raise Made(mode(config.data_dir), sorted(p.name for p in config.data_dir.iterdir()))
+
+    monkeypatch.setattr(app_module, "create_app", create_app)
+    with umask(0o022), pytest.raises(Made) as made:
+        serve(ServerConfig(data_dir=tmp_path / "new", port=0))
+    assert made.value.args == (0o700, ["server.sqlite3.lock"])
 
 
 PATHS = ["/prompt", "/api/prompt", "/queue", "/api/queue", "/history", "/api/history/x",
