@@ -124,8 +124,9 @@ class InputError(ValueError):
 
 
 def refusing_node(node_type: str, node_id: str, input_name: str | None) -> str:
-    """How a node's refusal of its input names them: `KSampler node '3' input 'steps'`."""
-    where = f"{node_type} node {node_id!r}"
+    """How a node's refusal of its input names them, as validation's problems do (`node_name`):
+    `node '3' (KSampler) input 'steps'`."""
+    where = node_name(node_id, node_type)
     return f"{where} input {input_name!r}" if input_name else where
 
 

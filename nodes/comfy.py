@@ -192,9 +192,12 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
         latent = replace(latent, samples=make_noise(tuple(samples.shape[1:]), seeds),
                          seeds=seeds, is_noise=True)  # a noise mask is kept  # fmt: skip
     leftover = window.pop("return_with_leftover_noise", False)
+    # the sampler and scheduler as the user named them, for messages (not ours: 'dpm++2m')
+    chosen = f"sampler {quoted(sampler_name)} (scheduler {quoted(scheduler)})"
     job = DenoiseJob(ctx, model, spec, positive, negative, latent, steps=steps, guidance=cfg,
                      seed=seed, window=StepWindow(**window, leftover_noise=leftover),
-                     comfy_cfg=True, asked=asked, latent_input="latent_image")  # fmt: skip
+                     comfy_cfg=True, asked=asked, latent_input="latent_image",
+                     sampler=chosen)  # fmt: skip
     return denoise_latent(job)
 
 

@@ -39,6 +39,7 @@ from latentgraph.graph import (
     node,
 )
 from latentgraph.graph.cache import Codec, register_codec
+from latentgraph.graph.problems import node_name
 
 from .control_loading import ControlLoadError, control_identity, load_control
 from .models_dirs import missing_problems
@@ -73,7 +74,7 @@ _CONTROLNET_FIT = (("cross_attention_dim", "cross-attention width"),
 
 def applier(ctx: Any) -> str:
     """A Control's `applied_by`: the applying node as messages name it."""
-    return f"{ctx.node_type} node {ctx.node_id!r}"
+    return node_name(ctx.node_id, ctx.node_type)
 
 
 def _plain(value: Any) -> Any:

@@ -28,6 +28,7 @@ from latentgraph.graph import (
     Socket,
     node,
 )
+from latentgraph.graph.problems import quoted
 
 from . import runtime
 from .guidance import Guidance
@@ -236,6 +237,9 @@ class DenoiseJob:
     # (KSampler's steps / denoise), for the step-limit message
     asked: tuple[int, float] | None = None
     latent_input: str = "latent"  # the caller's name for the latent input, for messages
+    # the sampler as the user chose it, for messages (KSampler's `sampler 'dpmpp_2m'
+    # (scheduler 'normal')`); empty: the SCHEDULER input's (`scheduler 'dpm++2m'`)
+    sampler: str = ""
     device: Any = None  # torch.device, set by `denoise_latent`
 
     @property
@@ -323,8 +327,8 @@ class DenoiseJob:
 
         ctx = self.ctx
         sched = build_scheduler(self.spec, self.seed)
-        refuse_steps(ctx, sched, self.spec.name or type(sched).__name__,
-                     *(self.asked or (self.steps, 1.0)))  # fmt: skip
+        sampler = self.sampler or f"scheduler {quoted(self.spec.name or type(sched).__name__)}"
+        refuse_steps(ctx, sched, sampler, *(self.asked or (self.steps, 1.0)))
         samples = self.latent.samples
         batch = samples.shape[0]
         guidance = self.predictor(sched)  # checks the conditioning before any step runs

@@ -110,9 +110,10 @@ def makes_steps(sched: Any, steps: int) -> bool:
     return len(set(levels.tolist())) >= steps
 
 
-def steps_problem(sched: Any, name: str, steps: int) -> str | None:
-    """Why scheduler `name` (a fresh instance) cannot run `steps` steps (`makes_steps`), with
-    the most it can; None when it can."""
+def steps_problem(sched: Any, sampler: str, steps: int) -> str | None:
+    """Why `sched` (a fresh instance) cannot run `steps` steps (`makes_steps`), with the most
+    it can; None when it can. `sampler`: what the user chose, as they named it (`scheduler
+    'dpm++2m'`; KSampler's `sampler 'dpmpp_2m' (scheduler 'normal')`)."""
     import copy
 
     if makes_steps(copy.deepcopy(sched), steps):
@@ -126,26 +127,27 @@ def steps_problem(sched: Any, name: str, steps: int) -> str | None:
             if spacing == "leading" and "original_inference_steps" not in sched.config
             else "")  # fmt: skip
     return (
-        f"scheduler {quoted(name)} makes at most {good} distinct steps from this model's "
+        f"{sampler} makes at most {good} distinct steps from this model's "
         f"{sched.config.num_train_timesteps} training timesteps"
         f"{f' with {quoted(spacing)} timestep spacing' if spacing else ''}; got {steps}{hint}"
     )
 
 
-def refuse_steps(ctx: Any, sched: Any, name: str, steps: int, denoise: float = 1.0) -> None:
-    """Refuse a schedule `sched` cannot make (`steps_problem`): before any step, since past
-    that diffusers' schedule fails at the last step. `steps` and `denoise` are what the user
-    set: ComfyUI's denoise below 1 (KSampler) makes a schedule of steps / denoise steps, and
-    the message says so, on `denoise` when `steps` alone would fit, else on `steps`."""
+def refuse_steps(ctx: Any, sched: Any, sampler: str, steps: int, denoise: float = 1.0) -> None:
+    """Refuse a schedule `sched` (`sampler` to the user) cannot make (`steps_problem`): before
+    any step, since past that diffusers' schedule fails at the last step. `steps` and `denoise`
+    are what the user set: ComfyUI's denoise below 1 (KSampler) makes a schedule of steps /
+    denoise steps, and the message says so, on `denoise` when `steps` alone would fit, else on
+    `steps`."""
     from .step_window import tail_of_longer_schedule
 
     total, _ = tail_of_longer_schedule(steps, denoise)
-    problem = steps_problem(sched, name, total)
+    problem = steps_problem(sched, sampler, total)
     if not problem:
         return
     if total == steps:
         raise input_error(ctx, "steps", problem)
-    steps_fit = steps_problem(sched, name, steps) is None
+    steps_fit = steps_problem(sched, sampler, steps) is None
     raise input_error(ctx, "denoise" if steps_fit else "steps", (
         f"steps {steps} with denoise {denoise} makes a schedule of {total} steps "
         f"(steps / denoise); {problem}; {'raise denoise or lower' if steps_fit else 'lower'} "

@@ -43,7 +43,7 @@ def model_sigmas(ctx, spec: SchedulerSpec, steps: int, denoise: float) -> Any:
         return torch.zeros(0)
     total, first = tail_of_longer_schedule(steps, denoise)
     sched = _euler(spec)
-    refuse_steps(ctx, sched, "euler", total)
+    refuse_steps(ctx, sched, "scheduler 'euler'", total)
     sched.set_timesteps(total)
     return sched.sigmas[first:].float().cpu()
 

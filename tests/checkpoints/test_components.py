@@ -66,7 +66,9 @@ def test_swapped_vae_decodes_with_its_own_weights(builtin, tiny_file, tmp_path):
 
 
 def test_vae_of_the_wrong_architecture_is_a_located_error(vae_files):
-    with pytest.raises(NodeInputError, match=r"LoadVAE node 'n1' input 'source': could not load"):
+    with pytest.raises(
+        NodeInputError, match=r"node 'n1' \(LoadVAE\) input 'source': could not load"
+    ):
         loaders.load_vae(context("LoadVAE"), str(vae_files["original"]), "sd15")
 
 
@@ -106,7 +108,7 @@ def test_load_text_encoder_gives_the_same_conditioning(builtin, clip_files, kind
 
 
 def test_text_encoder_of_the_wrong_architecture(clip_files):
-    with pytest.raises(NodeInputError, match=r"LoadTextEncoder node 'n1' input 'source': .*"
+    with pytest.raises(NodeInputError, match=r"node 'n1' \(LoadTextEncoder\) input 'source': .*"
                        r"width 32, but config 'sd15' describes width 768"):  # fmt: skip
         loaders.load_text_encoder(context("LoadTextEncoder"), str(clip_files["file"]), "sd15")
 

@@ -31,7 +31,9 @@ def test_pickle_checkpoints_are_refused_unopened(tmp_path, suffix):
     bad.write_bytes(pickle.dumps(Payload(str(marker))))
     for loader, node_type in ((loaders.load_model, "LoadModel"), (loaders.load_vae, "LoadVAE"),
                               (loaders.load_text_encoder, "LoadTextEncoder")):  # fmt: skip
-        with pytest.raises(NodeInputError, match=rf"{node_type} node 'n1' input 'source'.*pickle"):
+        with pytest.raises(
+            NodeInputError, match=rf"node 'n1' \({node_type}\) input 'source'.*pickle"
+        ):
             loader(context(node_type), str(bad))
     assert not marker.exists()
 
@@ -55,7 +57,7 @@ def test_truncated_checkpoint_names_node_input_and_file(tiny_file, tmp_path, cut
         with pytest.raises(NodeInputError) as info:
             loaders.load_model(context("LoadModel", "model"), str(bad), config)
         message = str(info.value)
-        assert message.startswith("LoadModel node 'model' input 'source': could not load")
+        assert message.startswith("node 'model' (LoadModel) input 'source': could not load")
         assert str(bad) in message
         assert "not a valid .safetensors" in message
     assert not any(str(bad.resolve()) in k for k in manager().keys())
@@ -69,7 +71,7 @@ def test_unknown_architecture_is_a_located_error(tmp_path, torch_1thread):
     save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(64, 4, 3, 3),
                "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
                torch.zeros(64, 2048)}, str(odd))  # fmt: skip
-    with pytest.raises(NodeInputError, match=r"LoadModel node 'n1' input 'source': .*odd.safe"
+    with pytest.raises(NodeInputError, match=r"node 'n1' \(LoadModel\) input 'source': .*odd.safe"
                        r"tensors: unknown architecture .*64.*2048.*Set config"):  # fmt: skip
         loaders.load_model(context("LoadModel"), str(odd))
 
@@ -193,10 +195,10 @@ def test_a_lora_loaded_as_a_checkpoint_names_the_lora_loader_of_the_workflows_di
     (tmp_path / "checkpoints").mkdir(exist_ok=True)
     shutil.copy(tmp_path / "loras" / "tiny-lora-kohya.safetensors",
                 tmp_path / "checkpoints" / "style.safetensors")  # fmt: skip
-    with pytest.raises(NodeInputError, match=r"LoadModel node 'n1' input 'source': .*it looks like "
+    with pytest.raises(NodeInputError, match=r"node 'n1' \(LoadModel\) input 'source': .*it looks like "
                        r"a LoRA \(lora_\* tensors\): load it with LoadLoRA$"):  # fmt: skip
         loaders.load_model(context("LoadModel"), str(tmp_path / "checkpoints/style.safetensors"))
-    with pytest.raises(NodeInputError, match=r"CheckpointLoaderSimple node 'n1' input 'ckpt_name':"
+    with pytest.raises(NodeInputError, match=r"node 'n1' \(CheckpointLoaderSimple\) input 'ckpt_name':"
                        r" .*it looks like a LoRA \(lora_\* tensors\): load it with LoraLoader$"):  # fmt: skip
         checkpoint_loader(context("CheckpointLoaderSimple", models_dirs=[tmp_path]),
                           "style.safetensors")  # fmt: skip

@@ -200,7 +200,7 @@ def test_submit_of_a_run_a_node_refused_exits_as_run_does(plain_server, cli, tmp
     (tmp_path / "wf.yaml").write_text(REFUSED)
     code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=3")
     assert code == 2, err
-    assert "error: --set v=3 ($v at wf.yaml:7:12): Even node 'e' input 'value': 3 is odd" in err
+    assert "error: --set v=3 ($v at wf.yaml:7:12): node 'e' (Even) input 'value': 3 is odd" in err
     assert "NodeInputError" not in err and "latentgraph." not in err and "Traceback" not in err
     code, out, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=5",
                          "--json")  # fmt: skip
@@ -315,6 +315,6 @@ def test_submit_places_a_nodes_refusal_of_its_input_as_run_does(plain_server, cl
     (tmp_path / "wf.yaml").write_text(REFUSED)
     code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=3")
     assert code == 2, err
-    assert "error: --set v=3 ($v at wf.yaml:7:12): Even node 'e' input 'value': 3 is odd" in (
+    assert "error: --set v=3 ($v at wf.yaml:7:12): node 'e' (Even) input 'value': 3 is odd" in (
         err.splitlines()
     ), err

@@ -317,7 +317,7 @@ def test_a_node_refusing_its_input_is_shown_like_a_validation_problem(cli, tmp_p
     path = write(tmp_path, "odd.yaml", ODD)
     code, out, err = cli("run", str(path), "-q", "--set", "x=3", *REFUSING)
     assert code == 2
-    assert f"error: --set x=3 ($x at {path}:7:12): CliEven node 'a' input 'value': 3 is odd" \
+    assert f"error: --set x=3 ($x at {path}:7:12): node 'a' (CliEven) input 'value': 3 is odd" \
         in err  # fmt: skip
     assert "InputError" not in err and "Traceback" not in err
 

@@ -37,18 +37,20 @@ def _failure(result) -> tuple[str | None, str]:
 def test_a_schedule_past_the_schedulers_most_names_steps_and_denoise(settings):
     """steps 500 at denoise 0.5 is a 1000-step schedule; dpmpp_2m makes at most 999: the
     message says so and names `denoise` (steps 500 alone fits); steps 1000 alone names steps,
-    and steps 1000 at denoise 0.5 steps too (it does not fit alone either)."""
+    and steps 1000 at denoise 0.5 steps too (it does not fit alone either). The node is named
+    as validation names one, the sampler as the user named it (not our 'dpm++2m')."""
     result = ks.run(ks.prompt(ks.ksampler(1, "dpmpp_2m", steps=500, denoise=0.5)), settings)
     name, message = _failure(result)
     assert name == "denoise"
-    assert (
-        "steps 500 with denoise 0.5 makes a schedule of 1000 steps (steps / denoise); "
-        "scheduler 'dpm++2m' makes at most 999 distinct steps"
-    ) in message
+    assert message.startswith(
+        "node '5' (KSampler) input 'denoise': steps 500 with denoise 0.5 makes a schedule of "
+        "1000 steps (steps / denoise); sampler 'dpmpp_2m' (scheduler 'normal') makes at most "
+        "999 distinct steps"
+    )
     assert message.endswith("raise denoise or lower steps")
     name, message = _failure(ks.run(ks.prompt(ks.ksampler(1, "dpmpp_2m", steps=1000)), settings))
     assert name == "steps" and "denoise" not in message
-    assert "scheduler 'dpm++2m' makes at most 999 distinct steps" in message
+    assert "sampler 'dpmpp_2m' (scheduler 'normal') makes at most 999 distinct steps" in message
     result = ks.run(ks.prompt(ks.ksampler(1, "lcm", steps=51, denoise=0.5)), settings)
     name, message = _failure(result)
     assert name == "steps" and "steps 51 with denoise 0.5 makes a schedule of 102" in message

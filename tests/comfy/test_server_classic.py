@@ -293,8 +293,8 @@ def test_a_controlnet_for_another_model_family_is_a_node_error_naming_it(real_se
         client.close()
     assert (error["node_id"], error["node_type"]) == ("3", "KSampler")
     assert error["exception_message"].startswith(
-        "KSampler node '3' input 'positive': ControlNet builtin:tiny-controlnet (control_net of "
-        "ControlNetApplyAdvanced node '12') does not fit this model's unet: its cross-attention "
+        "node '3' (KSampler) input 'positive': ControlNet builtin:tiny-controlnet (control_net of "
+        "node '12' (ControlNetApplyAdvanced)) does not fit this model's unet: its cross-attention "
         "width 32, the UNet's 96;"
     )
     assert error["exception_message"].endswith("(SDXL vs SD 1.5)?")

@@ -29,8 +29,8 @@ def test_an_sd_controlnet_on_an_sdxl_model_is_refused_before_sampling(tmp_path, 
     assert code == 2
     assert "Traceback" not in err and "mat1 and mat2" not in err
     assert (
-        "UNetDenoise node 'denoise' input 'positive': ControlNet builtin:tiny-controlnet "
-        "(control_net of ApplyControlNet node 'control') does not fit this model's unet: its "
+        "node 'denoise' (UNetDenoise) input 'positive': ControlNet builtin:tiny-controlnet "
+        "(control_net of node 'control' (ApplyControlNet)) does not fit this model's unet: its "
         "cross-attention width 32, the UNet's 96; its added inputs none, the UNet's text_time; "
         "is it a ControlNet for another model family (SDXL vs SD 1.5)?"
     ) in " ".join(err.split())
@@ -62,12 +62,12 @@ def test_an_sdxl_controlnet_on_an_sd_model_is_refused_naming_its_loader_name(mak
 
     net = ControlNetModel.from_unet(_unet("sdxl"), load_weights_from_unet=False)
     handle = ControlModel(net, "controlnet", "k", "cpu", name="sdxl-canny.safetensors")
-    control = controlnet.Control(handle, None, applied_by="ControlNetApplyAdvanced node '18'")
+    control = controlnet.Control(handle, None, applied_by="node '18' (ControlNetApplyAdvanced)")
     with pytest.raises(ValueError) as info:
         _guidance(make_ctx, _unet("sd"), control)
     assert str(info.value) == (
-        "KSampler node 'n1' input 'positive': ControlNet sdxl-canny.safetensors (control_net "
-        "of ControlNetApplyAdvanced node '18') does not fit this model's unet: its "
+        "node 'n1' (KSampler) input 'positive': ControlNet sdxl-canny.safetensors (control_net "
+        "of node '18' (ControlNetApplyAdvanced)) does not fit this model's unet: its "
         "cross-attention width 96, the UNet's 32; its added inputs text_time, the UNet's none;"
         f" is it a ControlNet {FAMILY_HINT}"
     )
@@ -91,12 +91,12 @@ def test_a_t2i_adapter_of_another_layout_or_width_is_refused(make_ctx, cache_dir
         assert controlnet.control_misfit(controlnet.Control(fits, None), _unet(family)) is None
     adapter = T2IAdapter(**{**ADAPTER_CONFIG, **config})
     handle = ControlModel(adapter, "t2i_adapter", "k", "cpu", 8, "depth-adapter.safetensors")
-    control = controlnet.Control(handle, None, applied_by="ApplyControlNet node 'steer'")
+    control = controlnet.Control(handle, None, applied_by="node 'steer' (ApplyControlNet)")
     with pytest.raises(ValueError) as info:
         _guidance(make_ctx, _unet("sd"), control)
     assert str(info.value) == (
-        "KSampler node 'n1' input 'positive': T2I-Adapter depth-adapter.safetensors "
-        "(control_net of ApplyControlNet node 'steer') does not fit this model's unet: "
+        "node 'n1' (KSampler) input 'positive': T2I-Adapter depth-adapter.safetensors "
+        "(control_net of node 'steer' (ApplyControlNet)) does not fit this model's unet: "
         f"{said}; is it a T2I-Adapter {FAMILY_HINT}"
     )
 

@@ -31,7 +31,7 @@ def test_every_controlnet_layout_loads_the_same_weights(make_ctx, control_root, 
 
 
 def test_difference_controlnet_needs_its_model_and_adds_it_back(make_ctx, control_root, tiny):
-    with pytest.raises(NodeInputError, match=r"LoadControlNet node 'n1' input 'control_net'.*"
+    with pytest.raises(NodeInputError, match=r"node 'n1' \(LoadControlNet\) input 'control_net'.*"
                        r"tiny-controlnet-diff.safetensors.*difference"):  # fmt: skip
         _load(make_ctx, control_root, "tiny-controlnet-diff.safetensors")
     handle = _load(make_ctx, control_root, "tiny-controlnet-diff.safetensors", tiny[0])

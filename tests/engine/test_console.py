@@ -359,12 +359,12 @@ def test_a_runs_warnings_and_failures_are_lines_as_validation_prints_problems():
     progress(NodeFailed("r", node_id="encode", node_type="VAEEncode", exception_type="E",
                         message="m"))  # fmt: skip
     progress(NodeFailed("r", node_id="encode", node_type="VAEEncode", input_name="pixels",
-                        message="VAEEncode node 'encode' input 'pixels': too small",
+                        message="node 'encode' (VAEEncode) input 'pixels': too small",
                         user_error=True))  # fmt: skip
     assert out.getvalue().splitlines() == [
         "warning: wf.yaml:25:3: node 'encode' (VAEEncode): cropped to 96x96",
         "error: wf.yaml:25:3: node 'encode' (VAEEncode): E: m",
-        "error: wf.yaml:27:13: VAEEncode node 'encode' input 'pixels': too small",
+        "error: wf.yaml:27:13: node 'encode' (VAEEncode) input 'pixels': too small",
     ]
 
 

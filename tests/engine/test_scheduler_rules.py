@@ -537,15 +537,15 @@ def test_a_plugins_input_error_is_named_as_a_validation_problem_is():
     @node("NamesItself", inputs=[Int("x", 3)], outputs=[Output("v", INT)], output_node=True,
           registry=reg)  # fmt: skip
     def names_itself(ctx, x):
-        raise InputError(f"NamesItself node {ctx.node_id!r} input 'x': {x} is odd", "x")
+        raise InputError(f"node {ctx.node_id!r} (NamesItself) input 'x': {x} is odd", "x")
 
     g = Graph()
     g.add(Node("n", "NeedsFile", {}))
     g.add(Node("m", "NamesItself", {}))
     result = Scheduler(reg, Cache()).run(g)
     assert [(f.node_id, f.message, f.user_error) for f in result.failures] == [
-        ("n", "NeedsFile node 'n' input 'x': no file number 3", True),
-        ("m", "NamesItself node 'm' input 'x': 3 is odd", True),
+        ("n", "node 'n' (NeedsFile) input 'x': no file number 3", True),
+        ("m", "node 'm' (NamesItself) input 'x': 3 is odd", True),
     ]
 
 

@@ -287,7 +287,9 @@ def test_every_scheduler_runs_1000_steps_or_the_most_it_says_it_can(tiny, name):
     import re
 
     spec = schedulers.scheduler_select(None, tiny[3], name)
-    problem = schedulers.steps_problem(schedulers.build_scheduler(spec, 0), name, 1000)
+    problem = schedulers.steps_problem(
+        schedulers.build_scheduler(spec, 0), f"scheduler '{name}'", 1000
+    )
     most = 1000
     if problem:
         assert re.match(rf"scheduler '{re.escape(name)}' makes at most \d+ distinct steps from "

@@ -13,7 +13,9 @@ from latentgraph.nodes.values import NodeInputError
 
 def test_missing_model_file(make_ctx, cache_dir, tmp_path):
     ctx = make_ctx("LoadModel", node_id="model")
-    with pytest.raises(NodeInputError, match=r"LoadModel node 'model' input 'source'.*not found"):
+    with pytest.raises(
+        NodeInputError, match=r"node 'model' \(LoadModel\) input 'source'.*not found"
+    ):
         loaders.load_model(ctx, str(tmp_path / "nope.safetensors"))
 
 
@@ -27,7 +29,7 @@ def test_pickle_checkpoint_refused(make_ctx, tmp_path):
 def test_corrupt_checkpoint(make_ctx, tiny_folder, tmp_path):
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
-    with pytest.raises(NodeInputError, match=r"LoadModel node 'model' input 'source'"):
+    with pytest.raises(NodeInputError, match=r"node 'model' \(LoadModel\) input 'source'"):
         loaders.load_model(make_ctx("LoadModel", node_id="model"), str(bad), "builtin:tiny-sd")
     with pytest.raises(NodeInputError, match=r"could not load"):
         loaders.load_model(make_ctx("LoadModel", node_id="model"), str(bad), "auto")
@@ -75,7 +77,7 @@ def test_a_librarys_error_as_one_line():
 
 def test_width_not_a_multiple_of_the_scale_factor(make_ctx, tiny):
     ctx = make_ctx("LatentNoise", node_id="noise")
-    with pytest.raises(NodeInputError, match=r"'noise' input 'width'.*multiple.*8"):
+    with pytest.raises(NodeInputError, match=r"'noise' \(LatentNoise\) input 'width'.*multiple.*8"):
         latents.latent_noise(ctx, 33, 32, 1, 0, vae=tiny[2])
     with pytest.raises(NodeInputError, match=r"'height'.*multiple of .* 8"):
         latents.latent_noise(ctx, 64, 60, 1, 0)
@@ -88,9 +90,11 @@ def test_wrong_sized_image_for_vae_encode(make_ctx, tiny):
     out = vae.vae_encode(ctx, pixels=torch.rand(1, 31, 32, 3), vae=tiny[2])
     assert tuple(out.samples.shape[-2:]) == (3, 4)  # cropped to 24x32, as ComfyUI does
     assert "cropped to 32x24" in ctx.rec.warnings[0]
-    with pytest.raises(NodeInputError, match=r"'encode' input 'pixels'.*at least"):
+    with pytest.raises(NodeInputError, match=r"'encode' \(VAEEncode\) input 'pixels'.*at least"):
         vae.vae_encode(ctx, pixels=torch.rand(1, 1, 32, 3), vae=tiny[2])
-    with pytest.raises(NodeInputError, match=r"'encode' input 'pixels'.*\[B, H, W, 3\]"):
+    with pytest.raises(
+        NodeInputError, match=r"'encode' \(VAEEncode\) input 'pixels'.*\[B, H, W, 3\]"
+    ):
         vae.vae_encode(ctx, pixels=torch.rand(32, 32, 3), vae=tiny[2])
 
 
@@ -141,7 +145,9 @@ def test_save_image_prefix_cannot_escape(make_ctx, prefix):
     import torch
 
     ctx = make_ctx("SaveImage", node_id="save")
-    with pytest.raises(NodeInputError, match=r"'save' input 'filename_prefix'.*outside"):
+    with pytest.raises(
+        NodeInputError, match=r"'save' \(SaveImage\) input 'filename_prefix'.*outside"
+    ):
         images.save_image(ctx, torch.rand(1, 4, 4, 3), prefix)
 
 
@@ -183,5 +189,5 @@ def test_a_comfy_loaders_file_error_names_its_own_input(make_ctx, tmp_path):
         with pytest.raises(NodeInputError) as caught:
             load(ctx, "broken.safetensors")
         assert caught.value.input_name == name
-        assert str(caught.value).startswith(f"Loader node '4' input '{name}': ")
+        assert str(caught.value).startswith(f"node '4' (Loader) input '{name}': ")
         assert "'source'" not in str(caught.value)

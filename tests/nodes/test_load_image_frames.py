@@ -73,7 +73,7 @@ def test_an_animation_longer_than_max_batch_is_refused_naming_the_limit(make_ctx
     ctx = make_ctx("LoadImage", node_id="pic")
     Path(ctx.settings.input_dir).mkdir(parents=True)
     gif(Path(ctx.settings.input_dir) / "long.gif", 500, (16, 16))
-    with pytest.raises(NodeInputError, match=r"LoadImage node 'pic' input 'image': 'long.gif' "
+    with pytest.raises(NodeInputError, match=r"node 'pic' \(LoadImage\) input 'image': 'long.gif' "
                        r"has 500 frames, over the limit of 64 images in a batch \(Settings\.max_batch\)"):  # fmt: skip
         images.load_image(ctx, "long.gif")
     small = make_ctx("LoadImage", max_batch=500, input_dir=ctx.settings.input_dir)

@@ -133,7 +133,7 @@ def test_lora_for_another_architecture_is_refused_naming_the_file(make_ctx, tiny
     bad = {k: (torch.zeros(v.shape[0], 768) if k.endswith("lora_down.weight") else v)
            for k, v in lora_tensors("kohya").items() if k.startswith("lora_unet_")}  # fmt: skip
     path = save_atomic(bad, tmp_path / "loras" / "sd15-style.safetensors")
-    with pytest.raises(ValueError, match=r"LoadLoRA node 'n1' input 'lora'.*sd15-style"):
+    with pytest.raises(ValueError, match=r"node 'n1' \(LoadLoRA\) input 'lora'.*sd15-style"):
         lora.load_lora(make_ctx("LoadLoRA", models_dirs=[tmp_path]), tiny[0], tiny[1],
                        "sd15-style.safetensors", 1.0, 0.0)  # fmt: skip
     assert path.is_file()
@@ -186,7 +186,7 @@ def test_corrupt_or_foreign_file_is_an_error_naming_it(make_ctx, tiny, tmp_path)
     ctx = make_ctx("LoadLoRA", models_dirs=[tmp_path])
     for name, message in (("cut.safetensors", "not a readable .safetensors"),
                           ("checkpoint.safetensors", "checkpoint.safetensors")):  # fmt: skip
-        with pytest.raises(ValueError, match=f"LoadLoRA node 'n1' input 'lora'.*{message}"):
+        with pytest.raises(ValueError, match=rf"node 'n1' \(LoadLoRA\) input 'lora'.*{message}"):
             lora.load_lora(ctx, tiny[0], tiny[1], name, 1.0, 1.0)
 
 

@@ -98,7 +98,7 @@ def test_models_of_different_architectures_are_refused(make_ctx, two):
 
     other = UNet2DConditionModel(**{**UNET_CONFIG, "block_out_channels": [32, 32]})
     handle = UNetModel(other, "other-architecture", "cpu", "fp32")
-    with pytest.raises(ValueError, match="MergeModels node 'n1': the two models differ"):
+    with pytest.raises(ValueError, match=r"node 'n1' \(MergeModels\): the two models differ"):
         merge.merge_models(make_ctx("MergeModels"), two[0], handle, 0.5)
 
 

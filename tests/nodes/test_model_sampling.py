@@ -116,7 +116,9 @@ def test_zsnr_rescales_the_betas_as_diffusers_does(make_ctx, tiny, tiny_folder):
 def test_zsnr_with_a_scheduler_that_cannot_do_it_is_refused_naming_the_input(make_ctx, tiny):
     unet, clip, v, spec = tiny
     z_unet = model_sampling.set_model_sampling(make_ctx(), unet, "eps", True)
-    with pytest.raises(ValueError, match=r"UNetDenoise node 'n1' input 'scheduler'.*'heun'.*zsnr"):
+    with pytest.raises(
+        ValueError, match=r"node 'n1' \(UNetDenoise\) input 'scheduler'.*'heun'.*zsnr"
+    ):
         generate(make_ctx, z_unet, clip, v, spec, "heun")
 
 

@@ -133,7 +133,7 @@ def test_embedding_of_another_width_is_refused(make_ctx, tiny, addons):
     from latentgraph.nodes.tiny_addons import save_atomic
 
     save_atomic({"emb_params": torch.zeros(1, 768)}, addons / "embeddings" / "sd15.safetensors")
-    with pytest.raises(ValueError, match=r"TextEncode node 'n1' input 'text'.*width 768.*32"):
+    with pytest.raises(ValueError, match=r"node 'n1' \(TextEncode\) input 'text'.*width 768.*32"):
         encoded(make_ctx, tiny[1], "embedding:sd15", models_dirs=[addons])
 
 

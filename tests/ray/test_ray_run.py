@@ -162,7 +162,7 @@ def test_a_node_refusing_its_input_exits_and_reads_as_in_process(ray_runtime, ti
     on_ray = capsys.readouterr().err.splitlines()
     for lines in (local, on_ray):
         [error] = [line for line in lines if line.startswith("error: ")]
-        assert "node 'denoise' input 'steps'" in error and "got 1000" in error, lines
+        assert "node 'denoise' (UNetDenoise) input 'steps'" in error and "got 1000" in error, lines
         assert error.startswith("error: --set steps=1000 ($steps at "), lines
         [summary] = [line for line in lines if line.startswith("failed: ")]
         assert re.fullmatch(r"failed: \d ran, \d cached, 1 failed, 2 skipped in [\d.]+s",

@@ -40,7 +40,7 @@ def test_load_image_refuses_any_header_over_the_limit_with_our_message(tmp_path,
                                                                        capsys, side):  # fmt: skip
     code, _out, err, caught = _run_load_image(tmp_path, monkeypatch, capsys, side)
     assert code == 2, err
-    assert (f"LoadImage node 'picture' input 'image': 'big.png' is {side}x{side} = "
+    assert (f"node 'picture' (LoadImage) input 'image': 'big.png' is {side}x{side} = "
             f"{side * side:,} pixels, over the limit of {OUR_LIMIT:,} "
             "(--max-pixels)") in err  # fmt: skip
     assert "DecompressionBomb" not in err and "Traceback" not in err

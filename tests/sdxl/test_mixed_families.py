@@ -50,7 +50,7 @@ def test_an_sd_unet_given_sdxl_conditioning_exits_2_naming_the_input_and_both_wi
     code = main(["run", "mix.yaml", "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert f"UNetDenoise node 'dn' input 'negative': {SD_GETS_SDXL}" in err
+    assert f"node 'dn' (UNetDenoise) input 'negative': {SD_GETS_SDXL}" in err
     assert "Traceback" not in err and "mat1 and mat2" not in err
 
 

@@ -107,7 +107,7 @@ def test_clip_merge_blends_both_sdxl_encoders(make_ctx, sdxl):
 
 
 def test_merging_an_sdxl_clip_with_an_sd_clip_is_refused(make_ctx, sdxl, tiny):
-    with pytest.raises(ValueError, match=r"MergeTextEncoders node 'n1'.*only the first has a "
+    with pytest.raises(ValueError, match=r"node 'n1' \(MergeTextEncoders\).*only the first has a "
                                          r"text_encoder_2"):  # fmt: skip
         merge.merge_text_encoders(make_ctx("MergeTextEncoders"), sdxl[1], tiny[1], 0.5)
 

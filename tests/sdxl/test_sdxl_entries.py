@@ -76,7 +76,7 @@ def test_conditioning_without_a_pooled_embedding_is_refused_naming_its_input(mak
     unet, clip = sdxl[0].unet, sdxl[1]
     cat = text.text_encode(make_ctx("TextEncode"), clip, "a cat")
     sd_like = Conditioning.of(torch.zeros(1, 77, cat.single.embeds.shape[-1]), [""])
-    with pytest.raises(NodeInputError, match="UNetDenoise node 'n1' input 'negative': this "
+    with pytest.raises(NodeInputError, match=r"node 'n1' \(UNetDenoise\) input 'negative': this "
                        "SDXL model needs conditioning from an SDXL text encoder"):  # fmt: skip
         Guidance(make_ctx("UNetDenoise"), unet, torch.device("cpu"), cat, sd_like, 5.0,
                  (1, 4, 16, 16))  # fmt: skip

@@ -8,5 +8,5 @@ from latentgraph.graph.problems import InputError
 @node("CliEven", inputs=[IntInput("value", 0)], outputs=[Output("value", "CLI_INT")])
 def even(ctx, value):
     if value % 2:
-        raise InputError(f"CliEven node {ctx.node_id!r} input 'value': {value} is odd", "value")
+        raise InputError(f"{value} is odd", "value")  # the engine names the node and input
     return value
