@@ -13,7 +13,7 @@ from latentgraph.graph import CONDITIONING, MASK, Choice, Float, Int, Output, So
 
 from . import conditioning as cn
 from .comfy import MAX_RESOLUTION, comfy_registry
-from .values import Area, Conditioning
+from .values import Conditioning
 
 OUT = [Output("CONDITIONING", CONDITIONING)]
 COMFY_SCALE = 8  # ComfyUI's unit for areas given in pixels
@@ -73,7 +73,8 @@ def conditioning_zero_out(ctx, conditioning: Conditioning):
 def conditioning_set_area(ctx, conditioning: Conditioning, width: int, height: int, x: int,
                           y: int, strength: float):  # fmt: skip
     """An area in pixels, stored as ComfyUI does in units of 8 (see ConditioningArea)."""
-    return cn.with_area(conditioning, cn.pixel_area(width, height, x, y, COMFY_SCALE), strength)
+    area = cn.pixel_area(ctx, width, height, x, y, COMFY_SCALE)
+    return cn.with_area(conditioning, area, strength)
 
 
 @_comfy("ConditioningSetAreaPercentage", "Conditioning (Set Area with Percentage)",
@@ -82,7 +83,7 @@ def conditioning_set_area(ctx, conditioning: Conditioning, width: int, height: i
 def conditioning_set_area_percentage(ctx, conditioning: Conditioning, width: float,
                                      height: float, x: float, y: float, strength: float):  # fmt: skip
     """An area in fractions of the image (see ConditioningAreaFraction)."""
-    return cn.with_area(conditioning, Area(height, width, y, x, fractions=True), strength)
+    return cn.with_area(conditioning, cn.fraction_area(ctx, width, height, x, y), strength)
 
 
 @_comfy("ConditioningSetAreaStrength", "ConditioningSetAreaStrength",

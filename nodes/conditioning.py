@@ -102,9 +102,20 @@ def with_area(cond: Conditioning, area: Area, strength: float) -> Conditioning:
     return cond.map(lambda e: replace(e, area=area, strength=strength, mask_bounds=False))
 
 
-def pixel_area(width: int, height: int, x: int, y: int, scale: int) -> Area:
-    """An area given in pixels, in latent cells at `scale` pixels per cell (rounded down)."""
-    return Area(height // scale, width // scale, y // scale, x // scale)
+def pixel_area(ctx: Any, width: int, height: int, x: int, y: int, scale: int) -> Area:
+    """An area given in pixels, in latent cells at `scale` pixels per cell (rounded down); the
+    pixels and the node setting them kept for messages (`Area.given`)."""
+    return Area(height // scale, width // scale, y // scale, x // scale,
+                given=f"x={x}, y={y}, width={width}, height={height}", scale=scale,
+                set_by=(ctx.node_id, ctx.node_type))  # fmt: skip
+
+
+def fraction_area(ctx: Any, width: float, height: float, x: float, y: float) -> Area:
+    """An area given in fractions of the image's size (resolved when sampling); the fractions
+    and the node setting them kept for messages (`Area.given`)."""
+    given = f"x={x:g}, y={y:g}, width={width:g}, height={height:g} (fractions)"
+    return Area(height, width, y, x, fractions=True, given=given,
+                set_by=(ctx.node_id, ctx.node_type))  # fmt: skip
 
 
 def with_strength(cond: Conditioning, strength: float) -> Conditioning:
@@ -179,7 +190,7 @@ def conditioning_area(ctx, conditioning: Conditioning, width: int = 64, height: 
     if width < scale or height < scale:
         raise input_error(ctx, "width" if width < scale else "height",
                           f"smaller than one latent cell ({scale} pixels)")  # fmt: skip
-    return with_area(conditioning, pixel_area(width, height, x, y, scale), strength)
+    return with_area(conditioning, pixel_area(ctx, width, height, x, y, scale), strength)
 
 
 def _fraction(name: str, default: float, description: str = "") -> Any:
@@ -199,7 +210,7 @@ def conditioning_area_fraction(ctx, conditioning: Conditioning, width: float = 1
                                strength: float = 1.0):  # fmt: skip
     """Make each entry act on a rectangle given as fractions of the image's size (resolved
     against the latent when sampling, so it fits any size)."""
-    return with_area(conditioning, Area(height, width, y, x, fractions=True), strength)
+    return with_area(conditioning, fraction_area(ctx, width, height, x, y), strength)
 
 
 @node("ConditioningStrength", category="conditioning",

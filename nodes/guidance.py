@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from latentgraph.graph.problems import node_name
+
 from .controlnet import ControlResiduals, UNetCall, control_misfit
 from .inpaint_sampling import concat_channels, is_inpainting_unet, with_concat
 from .sdxl import added_inputs
@@ -69,6 +71,39 @@ def area_region(area: Area, latent_hw: tuple[int, int]) -> Region:
     height, width, top, left = box
     top, left = min(top, h), min(left, w)
     return Region(top, left, min(height, h - top), min(width, w - left))
+
+
+def outside_problem(ctx: Any, area: Area, latent_hw: tuple[int, int]) -> str:
+    """Why an area gives no region of the latent (`area_region`): in the units and with the
+    node the user set it with (`Area.given`, `area_setter`), and what to do."""
+    h, w = latent_hw
+    given = area.given or (f"x={area.x:g}, y={area.y:g}, width={area.width:g}, "
+                           f"height={area.height:g} (cells)")  # fmt: skip
+    setter = area_setter(ctx, area)
+    the_area = f"the area {given}{f' of {setter}' if setter else ''}"
+    if area.fractions:
+        return f"{the_area} starts outside the image: give it x and y below 1"
+    if area.scale:  # given in pixels
+        width, height = w * area.scale, h * area.scale
+        image, fix = f"the {width}x{height} image", f"x below {width} and y below {height}"
+    else:
+        image, fix = f"the latent ({w}x{h} cells)", f"x below {w} and y below {h}"
+    return f"{the_area} starts outside {image}: give it {fix}, or sample a larger image"
+
+
+def area_setter(ctx: Any, area: Area) -> str:
+    """The node that set `area`, as messages name it: by its id unless the run's prompt
+    (ctx.extra["prompt"]) has no such node of that type (the area came from the cache, set by
+    a node of another workflow with the same inputs), then by its type; "" when unknown."""
+    node_id, node_type = area.set_by
+    if not node_type:
+        return ""
+    prompt = ctx.extra.get("prompt") if ctx is not None else None
+    if isinstance(prompt, dict):
+        entry = prompt.get(node_id)
+        if not (isinstance(entry, dict) and entry.get("class_type") == node_type):
+            return f"a {node_type} node"
+    return node_name(node_id, node_type)
 
 
 def mask_bounds(mask: Any, latent_hw: tuple[int, int]) -> Region:
@@ -288,8 +323,7 @@ class Guidance:
         if entry.area is not None and region is None:
             region = area_region(entry.area, hw)
             if region.height <= 0 or region.width <= 0:
-                raise input_error(self.ctx, side, f"an area ({entry.area}) outside the "
-                                  f"latent ({hw[0]}x{hw[1]} cells)")  # fmt: skip
+                raise input_error(self.ctx, side, outside_problem(self.ctx, entry.area, hw))
         return Term(side, entry, region, mask)
 
     def _ready(self, term: Term, hw: tuple[int, int]) -> Term:

@@ -193,13 +193,20 @@ class Area:
     Areas given in pixels become cells when they are set, at the VAE's scale (pixels per latent
     cell, 8 for the SD family), rounded down: ComfyUI's nodes store pixels // 8 (its unit of
     8 pixels), and so do our ComfyUI adapters; our native node takes the scale from a linked
-    VAE, else 8, as LatentNoise does."""
+    VAE, else 8, as LatentNoise does.
+
+    `given`, `scale` and `set_by` are for messages only (no part of what the area is): the
+    numbers as the user wrote them, the pixels per cell they were read at (0: fractions, or
+    cells) and the node that set them, (id, type)."""
 
     height: float
     width: float
     y: float = 0
     x: float = 0
     fractions: bool = False
+    given: str = field(default="", compare=False)
+    scale: int = field(default=0, compare=False)
+    set_by: tuple[str, str] = field(default=("", ""), compare=False)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,9 @@ def test_areas_in_pixels_become_latent_cells(make_ctx, tiny):
     assert native.area == Area(8, 12, 25, 2) and native.strength == 1.5
     comfy = cc.conditioning_set_area(make_ctx(), cond(), 100, 64, 20, 200, 1.5).single
     assert comfy.area == native.area  # ComfyUI's unit of 8 pixels
-    assert cn.pixel_area(64, 32, 16, 8, scale=2) == Area(16, 32, 4, 8)  # a VAE scaling by 2
+    assert cn.pixel_area(make_ctx(), 64, 32, 16, 8, scale=2) == Area(
+        16, 32, 4, 8
+    )  # a VAE scaling by 2
     fraction = cc.conditioning_set_area_percentage(make_ctx(), cond(), 0.5, 0.25, 0.1, 0.2, 1.0)
     assert fraction.single.area == Area(0.25, 0.5, 0.2, 0.1, fractions=True)
     with pytest.raises(ValueError, match="'width'.*one latent cell"):

@@ -139,6 +139,48 @@ def test_an_area_outside_the_latent_is_a_clear_error(make_ctx):
                  const(0), 7.5, (1, 4, 32, 32))  # fmt: skip
 
 
+def test_an_area_outside_the_image_is_named_as_set_with_its_node_and_what_to_do(make_ctx):
+    """It said "an area (Area(height=8, width=4, y=0, x=8, fractions=False)) outside the
+    latent (8x8 cells)": an internal object, in cells, naming only the sampler's input."""
+    import torch
+
+    from latentgraph.nodes import comfy_conditioning as cc
+
+    def refusal(conditioning, prompt=None) -> str:
+        ctx = make_ctx("UNetDenoise", node_id="den")
+        if prompt is not None:
+            ctx.extra["prompt"] = prompt  # the run's, as the CLI and the server give it
+        with pytest.raises(NodeInputError) as err:
+            Guidance(ctx, ConstantUNet(), torch.device("cpu"), conditioning, const(0), 7.5,
+                     (1, 4, 8, 8))  # a 64x64 image  # fmt: skip
+        return str(err.value)
+
+    ours = cn.conditioning_area(make_ctx("ConditioningArea", node_id="area"), const(1),
+                                width=32, height=64, x=64, y=0)  # fmt: skip
+    assert refusal(ours) == (
+        "node 'den' (UNetDenoise) input 'positive': the area x=64, y=0, width=32, height=64 of "
+        "node 'area' (ConditioningArea) starts outside the 64x64 image: give it x below 64 and "
+        "y below 64, or sample a larger image"
+    )
+    said = "the area x=64, y=0, width=32, height=64 of node 'area' (ConditioningArea) starts"
+    assert said in refusal(ours, {"area": {"class_type": "ConditioningArea", "inputs": {}}})
+    # an area from the cache, set by another workflow's node: named by its type alone
+    assert "the area x=64, y=0, width=32, height=64 of a ConditioningArea node starts" in (
+        refusal(ours, {"zone": {"class_type": "ConditioningArea", "inputs": {}}})
+    )
+    comfy = cc.conditioning_set_area(make_ctx("ConditioningSetArea", node_id="7"), const(1),
+                                     64, 64, 0, 72, 1.0)  # fmt: skip
+    assert "the area x=0, y=72, width=64, height=64 of node '7' (ConditioningSetArea) starts " \
+        "outside the 64x64 image" in refusal(comfy)  # fmt: skip
+    fraction = cc.conditioning_set_area_percentage(
+        make_ctx("ConditioningSetAreaPercentage", node_id="8"), const(1), 0.5, 0.5, 1.0, 0.0, 1.0
+    )
+    assert refusal(fraction).endswith(
+        "the area x=1, y=0, width=0.5, height=0.5 (fractions) of node '8' "
+        "(ConditioningSetAreaPercentage) starts outside the image: give it x and y below 1"
+    )
+
+
 # --- on the tiny model -----------------------------------------------------------------------
 
 
@@ -502,6 +544,6 @@ def test_an_area_of_one_cell_acts_and_one_cut_to_zero_width_is_refused(make_ctx)
     assert torch.allclose(out[0, 0, 0, 0], torch.tensor((1 + 5 * w) / (1 + w)))
     assert torch.equal(out[0, 0, 1:, 1:], torch.ones(7, 7))
     past_right = cn.with_area(const(1), Area(4, 4, 0, 16), 1.0)
-    with pytest.raises(NodeInputError, match="'positive'.*outside the latent \\(8x16 cells\\)"):
+    with pytest.raises(NodeInputError, match="'positive'.*outside the latent \\(16x8 cells\\)"):
         Guidance(make_ctx("UNetDenoise"), ConstantUNet(), torch.device("cpu"), past_right,
                  const(0), 7.5, (1, 4, 8, 16))  # fmt: skip
