@@ -18,7 +18,12 @@ from latentgraph.graph import (
 
 from . import models_dirs
 from .comfy import _node
-from .control_loading import ControlLoadError, control_names, load_control
+from .control_loading import (
+    ControlLoadError,
+    DifferenceWithoutModel,
+    control_names,
+    load_control,
+)
 from .controlnet import (
     CONTROL_NET,
     PERCENT_INPUTS,
@@ -44,6 +49,10 @@ def _identity(inputs: dict[str, Any], settings: Settings) -> str:
 def _load(ctx: Any, name: str, model: UNetModel | None) -> ControlModel:
     try:
         return load_control(ctx.settings, name, model)
+    except DifferenceWithoutModel as exc:  # ControlNetLoader's: it takes no model
+        raise input_error(ctx, "control_net_name", f"{exc}: load it with DiffControlNetLoader "
+                          "(the editor's 'Load ControlNet Model (diff)'), which takes that "
+                          "model") from None  # fmt: skip
     except (ControlLoadError, models_dirs.ModelNotFound) as exc:
         raise input_error(ctx, "control_net_name", str(exc)) from None
 

@@ -45,6 +45,12 @@ class ControlLoadError(ValueError):
     """A control model that cannot be found or read; the message names the file."""
 
 
+class DifferenceWithoutModel(ControlLoadError):
+    """A difference ControlNet (stored minus its base model) loaded with no model to add it
+    to; the message names the file, and each loader adds how to give it the model (its own
+    input, or ComfyUI's DiffControlNetLoader)."""
+
+
 def control_names(settings: Settings) -> list[str]:
     """The dropdown: the built-in tiny control models, then every file in controlnet/."""
     return [*BUILTIN_CONTROLS, *models_dirs.list_files(FOLDER, settings.models_dirs)]
@@ -223,8 +229,8 @@ def read_control(path: Path, unet: UNetModel | None) -> tuple[Any, str, int]:
         state = convert_controlnet_checkpoint(state, config)
     if difference:
         if unet is None:
-            raise ControlLoadError(f"{weights}: a difference ControlNet (stored minus its base "
-                                   "model): connect the model it applies to")  # fmt: skip
+            raise DifferenceWithoutModel(f"{weights}: a difference ControlNet (stored minus "
+                                         "its base model) needs the model it applies to")  # fmt: skip
         state = _add_base(state, unet.unet)
     net = _load_exact(ControlNetModel.from_config(config), state, weights)
     return net, kind, 2 ** (len(net.config.conditioning_embedding_out_channels) - 1)

@@ -41,7 +41,12 @@ from latentgraph.graph import (
 from latentgraph.graph.cache import Codec, register_codec
 from latentgraph.graph.problems import node_name
 
-from .control_loading import ControlLoadError, control_identity, load_control
+from .control_loading import (
+    ControlLoadError,
+    DifferenceWithoutModel,
+    control_identity,
+    load_control,
+)
 from .models_dirs import missing_problems
 from .values import Conditioning, ControlModel, UNetModel, input_error
 
@@ -313,6 +318,8 @@ def load_control_net(ctx, control_net: str, unet: UNetModel | None = None):
     """Load a ControlNet or T2I-Adapter (once per process; shared by every node using it)."""
     try:
         return load_control(ctx.settings, control_net, unet)
+    except DifferenceWithoutModel as exc:
+        raise input_error(ctx, "control_net", f"{exc}: connect that model to unet") from None
     except ControlLoadError as exc:
         raise input_error(ctx, "control_net", str(exc)) from None
 

@@ -45,6 +45,27 @@ def test_difference_controlnet_needs_its_model_and_adds_it_back(make_ctx, contro
                               expected["conv_in.weight"], atol=1e-3)  # fmt: skip
 
 
+def test_a_difference_controlnet_without_its_model_says_how_each_loader_takes_one(
+    make_ctx, control_root
+):
+    """ControlNetLoader has no model input: it said "connect the model it applies to"; a
+    ComfyUI user is pointed to DiffControlNetLoader, ours to its own unet input."""
+    from latentgraph.nodes import comfy_controlnet
+
+    ctx = make_ctx("ControlNetLoader", models_dirs=[control_root])
+    with pytest.raises(NodeInputError) as comfy:
+        comfy_controlnet.control_net_loader(ctx, "tiny-controlnet-diff.safetensors")
+    assert str(comfy.value).startswith("node 'n1' (ControlNetLoader) input 'control_net_name': ")
+    assert str(comfy.value).endswith(
+        "tiny-controlnet-diff.safetensors: a difference ControlNet (stored minus its base model) "
+        "needs the model it applies to: load it with DiffControlNetLoader (the editor's 'Load "
+        "ControlNet Model (diff)'), which takes that model"
+    )
+    with pytest.raises(NodeInputError) as ours:
+        _load(make_ctx, control_root, "tiny-controlnet-diff.safetensors")
+    assert str(ours.value).endswith("needs the model it applies to: connect that model to unet")
+
+
 def test_t2i_adapter_loads_from_its_single_file(make_ctx, control_root):
     handle = _load(make_ctx, control_root, "tiny-t2i-adapter.safetensors")
     assert handle.kind == "t2i_adapter" and handle.hint_scale == 8
