@@ -275,6 +275,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from latentgraph.graph.files import FileWriteError
     from latentgraph.server.ray_workers import RayUnavailable, reach_cluster
     from latentgraph.server.run import CannotListen
+    from latentgraph.server.store import StoreOpenError
 
     if args.ray:
         if args.workers or args.devices:
@@ -297,7 +298,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.ray:  # before a folder or the database is made, so a refusal leaves none
             reach_cluster(args.ray)  # ("local" has no port: left to Ray, as connect does)
         serve(config, prepare=prepare, workers=worker_setup(config.nodes_dirs))
-    except (RayUnavailable, CannotListen, FileWriteError) as exc:
+    except (RayUnavailable, CannotListen, FileWriteError, StoreOpenError) as exc:
         raise UserError(str(exc)) from None
     return EXIT_OK
 

@@ -9,13 +9,16 @@ import re
 import socket
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from .config import ServerConfig
 from .hosts import is_loopback_bind, no_such_address
 from .middleware import TOKEN_PARAMETER
 from .workers import WorkerSetup
+
+if TYPE_CHECKING:
+    from .store import DatabaseLock
 
 # What stands where a token was.
 REDACTED = "<redacted>"
@@ -225,6 +228,22 @@ def _server_class(on_signal: Callable[[], None]) -> Any:
     return Server
 
 
+def _new_data_folder(config: ServerConfig) -> DatabaseLock:
+    """Make `config.data_dir` (and its missing parents) and lock its queue database; a lock
+    refused (a full disk: its pid cannot be written) removes the folders made, so the refusal
+    leaves nothing behind."""
+    from latentgraph.graph.files import remove_folders
+
+    from .store import DatabaseLock
+
+    made = config.make_data_dir()  # private: every prompt is kept in it
+    try:
+        return DatabaseLock(config.db_path)
+    except BaseException:
+        remove_folders(made)
+        raise
+
+
 def serve(
     config: ServerConfig,
     *,
@@ -252,8 +271,7 @@ def serve(
         if prepare is not None:
             registry = prepare()
         if lock is None:  # a new data folder, made only now that the port is ours
-            config.make_data_dir()  # private: every prompt is kept in it
-            lock = DatabaseLock(config.db_path)  # held until the store closes
+            lock = _new_data_folder(config)  # held until the store closes
         logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                             format=LOG_FORMAT)  # fmt: skip
         app = create_app(config, registry=registry, workers=workers, lock=lock)

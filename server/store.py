@@ -51,6 +51,8 @@ try:
 except ImportError:  # Windows (not a target): the database is then not locked
     fcntl = None  # type: ignore[assignment]
 
+from latentgraph.graph.files import os_error_words
+
 from .config import MAX_HISTORY, server_limit_label
 from .jsontext import encode_json, load_stored, stored_json, stored_text
 from .messages import RunError, execution_error
@@ -200,18 +202,19 @@ class DatabaseLock:
     message). The OS drops it when the process ends however it ends (SIGKILL too), so a
     restart after a crash opens the database and `Store.recover` marks what the dead process
     left running. Raises `StoreInUse` when another process holds it, `StoreOpenError` when the
-    lock file cannot be made."""
+    lock file cannot be made or its pid written (a full disk: the file made is removed, so a
+    refused start leaves none behind)."""
 
     def __init__(self, database: Path | str) -> None:
         self.path = f"{database}.lock"
         self._fd: int | None = None
         if fcntl is None:
             return
+        made = not os.path.lexists(self.path)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StoreOpenError(f"the queue database {database} cannot be opened (its lock "
-                                 f"file {self.path}: {exc.strerror})") from None  # fmt: skip
+            raise self._refusal(database, "opened", exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -221,9 +224,22 @@ class DatabaseLock:
             raise StoreInUse(f"the queue database {database} cannot be opened (another "
                              f"latentgraph server{pid} is using it: stop that server first, "
                              "or give this one another --data-dir)") from None  # fmt: skip
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            if made:  # ours, empty, locked by us: nobody else holds it
+                os.unlink(self.path)
+            os.close(fd)
+            raise self._refusal(database, "written", exc) from None
         self._fd = fd
+
+    def _refusal(self, database: Path | str, done: str, exc: OSError) -> StoreOpenError:
+        """The lock file could not be `done` ("opened", "written"), said in words (a full disk
+        was the CLI's "cannot write the output", exit 1): "the queue database D cannot be
+        opened: its lock file D.lock cannot be written: the disk is full (...)"."""
+        return StoreOpenError(f"the queue database {database} cannot be opened: its lock file "
+                              f"{self.path} cannot be {done}: {os_error_words(exc)}")  # fmt: skip
 
     def release(self) -> None:
         """Let another process open the database (again: nothing)."""
