@@ -32,6 +32,7 @@ from .exits import (
     StdoutClosed,
     UserError,
     drop_stdout,
+    end_process,
     verdict_text,
 )
 from .workflow_input import refuse_run
@@ -65,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="latentgraph",
         description="Run diffusion node graphs from YAML/JSON workflows, headless or as a server.",
         epilog="exit codes: 0 ok, 1 run failed, 2 invalid input or usage, 3 server unreachable or its queue full, "
-        "70 internal error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)",
+        "70 internal error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM) (these two as a "
+        "shell shows them: the process ends by that signal)",
     )
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks of internal errors and of nodes that crash")  # fmt: skip
@@ -239,5 +241,12 @@ def _disk_full(exc: OSError) -> int:
     return EXIT_FAILED
 
 
+def entry() -> NoReturn:
+    """The `latentgraph` command (console script, `python -m latentgraph.cli`): `main`, its
+    exit code the process's end (`exits.end_process`: a stop by Ctrl-C or SIGTERM ends by that
+    signal). `main` itself only returns the code, for callers in this process."""
+    end_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -12,17 +12,28 @@ Exit codes, in short (README.md, "Exit codes", lists every case that gives each)
     130 interrupted (Ctrl-C)
     143 terminated (SIGTERM), stopped as Ctrl-C stops a run
 
+130 and 143 are what a shell shows: a command a signal stopped (`run`, `serve`, `submit`), its
+orderly stop done, ends the process by that same signal (`end_process`), so a service manager
+sees the stop it asked for (systemd counts a death by SIGTERM or SIGINT as a clean stop, an exit
+status 143 as a failure) and a parent process a death by the signal (Popen: -2, -15).
+
 User errors never print a Python traceback; `--debug` shows it for bug reports, and after the
 error line of a node that crashed in `run` (a plugin's bug: its author's clue).
 """
 
+import atexit
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
+# The exit code of a command stopped by each signal (the shell's 128 + its number); the process
+# then ends by the signal itself (`end_process`).
+SIGNAL_EXITS = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 
 class UserError(Exception):
@@ -57,3 +68,23 @@ def drop_stdout() -> None:
     """stdout onto /dev/null once its reader has gone: what it still holds is dropped, and
     Python's flush at exit does not fail again ("Exception ignored ... BrokenPipeError")."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def end_process(code: int, *, at_once: bool = False) -> NoReturn:
+    """End the `latentgraph` process with `code`: the console script's last step (`cli.entry`).
+    A code a signal's stop gives (`SIGNAL_EXITS`: 130, 143) ends it by that signal instead,
+    with the signal's default action, once Python's exit handlers ran and stdout and stderr
+    were flushed (`at_once`: neither, as `os._exit`): the shell still shows 130 or 143, and
+    systemd sees a signal stop, a clean one, where an exit status 143 was a failed service."""
+    stop = next((sig for sig, exit_code in SIGNAL_EXITS.items() if exit_code == code), None)
+    if stop is not None:
+        if not at_once:
+            atexit._run_exitfuncs()  # what Python's own exit would run (Ray's shutdown)
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
+                    stream.flush()
+        signal.signal(stop, signal.SIG_DFL)
+        signal.raise_signal(stop)  # ends the process here, unless the signal is blocked
+    if at_once:
+        os._exit(code)
+    sys.exit(code)

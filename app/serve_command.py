@@ -29,7 +29,7 @@ from .arguments import (
     read_options,
     require_ray,
 )
-from .exits import EXIT_OK, UserError
+from .exits import EXIT_OK, SIGNAL_EXITS, UserError
 from .workflow_input import workflow_file
 
 
@@ -297,10 +297,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         if args.ray:  # before a folder or the database is made, so a refusal leaves none
             reach_cluster(args.ray)  # ("local" has no port: left to Ray, as connect does)
-        serve(config, prepare=prepare, workers=worker_setup(config.nodes_dirs))
+        stopped_by = serve(config, prepare=prepare, workers=worker_setup(config.nodes_dirs))
     except (RayUnavailable, CannotListen, FileWriteError, StoreOpenError) as exc:
         raise UserError(str(exc)) from None
-    return EXIT_OK
+    return SIGNAL_EXITS.get(stopped_by, EXIT_OK)  # the process then ends by that signal
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -4,14 +4,13 @@ its stdout closed midway (`Stopper.stdout_closed`)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .exits import EXIT_INTERRUPTED, EXIT_TERMINATED
+from .exits import EXIT_INTERRUPTED, EXIT_TERMINATED, end_process
 
 if TYPE_CHECKING:
     from latentgraph.graph.console import Renderer
@@ -56,7 +55,7 @@ class Stopper:
             raise StopNow
         else:
             print(self.stopped_line(), file=sys.stderr, flush=True)
-            os._exit(self.code())
+            end_process(self.code(), at_once=True)
 
     def _running(self) -> str | None:
         """The node running, as messages name one (`node 'sample' (KSampler)`; several runs'

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import re
+import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
@@ -208,13 +211,35 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> str:
 def _server_class(on_signal: Callable[[], None]) -> Any:
     """uvicorn's Server, saying where it listens once started: handed sockets, uvicorn does
     not (it expects a process manager to have said it). `on_signal` runs as soon as SIGTERM
-    or Ctrl-C arrives, before uvicorn's graceful shutdown."""
+    or Ctrl-C arrives, before uvicorn's graceful shutdown; the signals that came are kept
+    (`signals`), not raised again once it is done, as uvicorn does: a SIGTERM then ended the
+    process before `serve` returned, and a Ctrl-C became a KeyboardInterrupt, or nothing at all
+    where the shell ignores SIGINT (a job started with `&`: exit 0). `serve` returns the stop
+    signal; the command ends by it (`latentgraph.exits.end_process`)."""
     import uvicorn
+    from uvicorn.server import HANDLED_SIGNALS
 
     class Server(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.signals: list[int] = []
+
         def handle_exit(self, sig: int, frame: Any) -> None:
+            self.signals.append(sig)
             on_signal()
             super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield  # signals reach the main thread's handlers only
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
@@ -251,10 +276,12 @@ def serve(
     workers: WorkerSetup | None = None,
     log_level: str = "info",
     prepare: Callable[[], Any] | None = None,
-) -> None:
-    """Start the server and block until it is stopped (Ctrl-C / SIGTERM). `registry` and
-    `workers` as for `create_app`; `prepare`, when given, makes the registry once the port is
-    bound (`latentgraph serve`'s: plugins, example.png, the temp folder's previews).
+) -> int | None:
+    """Start the server and block until it is stopped (Ctrl-C / SIGTERM); return the signal
+    that stopped it (SIGTERM once one came, else SIGINT), after the orderly shutdown (the
+    prompt running ended, the workers stopped, the store closed). `registry` and `workers` as
+    for `create_app`; `prepare`, when given, makes the registry once the port is bound
+    (`latentgraph serve`'s: plugins, example.png, the temp folder's previews).
 
     A refusal at start leaves nothing behind: an existing data folder's queue database is
     locked first (`StoreInUse`: another server uses this data folder, said before the port is
@@ -280,7 +307,10 @@ def serve(
                 "listening on %s without --auth-token: anyone who can reach this port can run "
                 "workflows and read outputs", config.host)  # fmt: skip
         server_class = _server_class(on_signal=app.state.lg.dispatcher.shutting_down)
-        server_class(uvicorn_config(app, config, log_level)).run(sockets=sockets)
+        server = server_class(uvicorn_config(app, config, log_level))
+        server.run(sockets=sockets)
+        came = server.signals
+        return signal.SIGTERM if signal.SIGTERM in came else came[0] if came else None
     finally:
         for sock in sockets:
             sock.close()
