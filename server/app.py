@@ -96,6 +96,26 @@ def _open_store(config: ServerConfig, lock: DatabaseLock | None) -> Store:
     return store
 
 
+def _log_start(config: ServerConfig, store: Store, pool: WorkerPool) -> None:
+    """What an operator reads at start, beside uvicorn's "running on": the workers and their
+    devices, the folders, whether a token is asked (never the token), the prompts waiting from
+    before a restart (restored from the queue database: they run now)."""
+    devices = [worker.device for worker in pool.workers()]
+    one, many = (
+        ("Ray actor", "Ray actors") if config.ray else ("worker process", "worker processes")
+    )
+    shown = ", ".join("auto (no CUDA GPU seen: MPS, else the CPU)" if device == "auto" else
+                      device for device in devices)  # fmt: skip
+    log.info("%d %s on %s", len(devices), one if len(devices) == 1 else many, shown)
+    log.info("folders: data %s (the queue database), users %s, output %s, input %s, temp %s",
+             config.data_dir, config.users_dir, config.output_dir, config.input_dir,
+             config.temp_dir)  # fmt: skip
+    cache = config.disk_store
+    log.info("disk cache: %s", cache if cache is not None else "none (--no-cache)")
+    log.info("auth token: %s", "required" if config.auth_token else "not required")
+    log.info("%d pending prompt(s) restored from the queue database", len(store.pending()))
+
+
 def _worker_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings,
                  pool: WorkerPool | None) -> WorkerPool:  # fmt: skip
     """Where prompts run: the pool handed in, else Ray actors when the config asks for Ray,
@@ -187,6 +207,7 @@ def create_app(
     store = _open_store(config, lock)
     hub = Hub(config.client_backlog_bytes, config.client_stall_seconds)
     pool = _worker_pool(config, setup, settings, pool)
+    _log_start(config, store, pool)
     previews = config.previews or settings.option("previews")
     dispatcher = Dispatcher(store, hub, registry, pool, previews=previews,
                             interrupt_grace=config.interrupt_grace_seconds,

@@ -1,5 +1,5 @@
 """`latentgraph serve` as an operator runs it (the console script's entry, a real process):
-how it ends on Ctrl-C and SIGTERM."""
+what its log says at start, how it ends on Ctrl-C and SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import free_port, server_process
+from .test_dispatch import RecordingPool
 
 PLUGIN_DIR = Path(__file__).parent / "plugin"
 ENTRY = "from latentgraph.cli import entry\nentry()\n"  # what the `latentgraph` script runs
@@ -83,3 +84,21 @@ def test_ctrl_c_and_sigterm_end_serve_by_that_signal_after_its_orderly_shutdown(
     assert code == -sig, log[-3000:]
     assert "Finished server process" in log and "Traceback" not in log, log[-3000:]
     assert "latentgraph: interrupted" not in log
+
+
+def test_the_start_summary_says_a_token_is_required_and_never_shows_it(tmp_path, caplog):
+    from latentgraph.server.app import create_app
+    from latentgraph.server.config import ServerConfig
+
+    token = "a-token-nobody-may-read-in-the-log"
+    config = ServerConfig(data_dir=tmp_path / "data", auth_token=token, disk_cache=False,
+                          load_nodes=False, editor=False)  # fmt: skip
+    with caplog.at_level("INFO", logger="latentgraph.server"):
+        app = create_app(config, pool=RecordingPool([frozenset(), frozenset()]))
+    app.state.lg.store.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "latentgraph.server"]
+    assert "2 worker processes on cpu, cpu" in said
+    assert "auth token: required" in said
+    assert "disk cache: none (--no-cache)" in said
+    assert "0 pending prompt(s) restored from the queue database" in said
+    assert not any(token in line for line in said)
