@@ -4,10 +4,12 @@ user can fix (`cli.main` prints it as one line and exits 2).
 Exit codes, in short (README.md, "Exit codes", lists every case that gives each):
     0   success
     1   the run failed: a node raised (what was computed stays cached); also a command whose
-        product is its work (`run`, `submit`, `tiny-model`) stopped because its stdout closed
+        product is its work (`run`, `submit`, `tiny-model`) stopped because its stdout closed,
+        and `submit` that lost the server after it queued the workflow (naming the prompt)
     2   user error: bad arguments or flags, an invalid workflow, a folder or device that
         cannot be used, a run that failed only because a node refused its input
-    3   `submit`: could not reach the server, or its queue is full (try again later)
+    3   `submit`: could not reach the server, or its queue is full (try again later): the
+        workflow was not queued
     70  internal error (a bug: please report it with the output of `--debug`)
     130 interrupted (Ctrl-C)
     143 terminated (SIGTERM), stopped as Ctrl-C stops a run

@@ -69,6 +69,7 @@ class PromptEvents:
         self.cached: list[str] = []
         self.failures: list[ev.NodeFailed] = []
         self.status: str | None = None
+        self.began = False  # the server said it started the run (`execution_start`)
         self.created = time.monotonic()  # the run's time is measured from queueing
 
     def _finish_running(self) -> None:
@@ -83,6 +84,7 @@ class PromptEvents:
         """Feed one message; True when the prompt is over (final `executing`)."""
         pid = self.pid
         if kind == "execution_start":
+            self.began = True
             self.render(ev.RunStarted(pid, nodes=list(self.types)))
         elif kind == "execution_cached":
             self.cached = list(data.get("nodes", []))
@@ -364,8 +366,9 @@ def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvent
     """Feed this prompt's websocket messages to `events`, which draws them, until the run is
     over (the final `executing`); other prompts' messages and binary previews are skipped.
     Ctrl-C interrupts the prompt on the server too (exit 130); a connection lost mid-run is
-    exit 3. The renderer is closed either way. A closed stdout (`--json | head`) is raised as
-    the BrokenPipeError it is, which `cli.main` words (exit 1), not as a lost connection."""
+    exit 1, as a closed stdout's (`_lost`: not 3, the workflow was queued). The renderer is
+    closed either way. A closed stdout (`--json | head`) is raised as the BrokenPipeError it
+    is, which `cli.main` words (exit 1), not as a lost connection."""
     render = events.render
     closed: BrokenPipeError | None = None
     try:
@@ -390,11 +393,36 @@ def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvent
         raise _Stop(EXIT_INTERRUPTED) from None
     except Exception as exc:  # noqa: BLE001 - connection lost mid-run
         render.close()
-        say.fail(f"lost the connection to the server: {exc}")
-        raise _Stop(EXIT_UNREACHABLE) from None
+        say.fail(_lost(say, http, events, exc))
+        raise _Stop(EXIT_FAILED) from None
     render.close()
     if closed is not None:
         raise closed
+
+
+# The close codes of a server that is stopping: going away, service restart (uvicorn's, at
+# SIGTERM or Ctrl-C).
+_SERVER_STOPPING = (1001, 1012)
+
+
+def _lost(say: _Say, http: _Http, events: PromptEvents, exc: Exception) -> str:
+    """Why `submit` stopped watching a prompt the server had queued (it printed "lost the
+    connection to the server" and exited 3, "not queued", with no prompt id): the server
+    stopping (a close saying so) or the connection lost, the prompt named with its history's
+    address. A running prompt a stop ended is in that history (interrupted by shutdown); a
+    queued one waits in the queue database, and runs when the server starts again."""
+    from websockets.exceptions import ConnectionClosed
+
+    history = say.hidden(f"{http.base}/history/{urllib.parse.quote(events.pid)}")
+    state = "running" if events.began else "queued"
+    closed = exc.rcvd if isinstance(exc, ConnectionClosed) else None
+    if closed is None or closed.code not in _SERVER_STOPPING:
+        return (f"lost the connection to the server at {say.shown} while prompt {events.pid} "
+                f"was {state} ({exc}); it may go on there: {history}")  # fmt: skip
+    after = ("how it ended is in the server's history" if events.began else
+             "it stays queued there, and runs when the server starts again")  # fmt: skip
+    return (f"the server at {say.shown} stopped ({exc}) while prompt {events.pid} was {state}; "
+            f"{after}: {history}")  # fmt: skip
 
 
 def _exit_code(events: PromptEvents) -> int:

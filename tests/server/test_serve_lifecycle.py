@@ -1,17 +1,21 @@
 """`latentgraph serve` as an operator runs it (the console script's entry, a real process):
-what its log says at start, how it ends on Ctrl-C and SIGTERM."""
+what its log says at start, how it ends on Ctrl-C and SIGTERM, and what `submit` says when
+the server stops under a prompt it queued."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, server_process
+from .conftest import chain, free_port, server_process
 from .test_dispatch import RecordingPool
 
 PLUGIN_DIR = Path(__file__).parent / "plugin"
@@ -84,6 +88,72 @@ def test_ctrl_c_and_sigterm_end_serve_by_that_signal_after_its_orderly_shutdown(
     assert code == -sig, log[-3000:]
     assert "Finished server process" in log and "Traceback" not in log, log[-3000:]
     assert "latentgraph: interrupted" not in log
+
+
+def _wait_queue(http, running: int, pending: int) -> list[str]:
+    """Until the server runs `running` prompts with `pending` waiting: their ids, in order."""
+    deadline = time.monotonic() + 60
+    while True:
+        queue = http.get("/queue").json()
+        ids = [item[1] for item in queue["queue_running"] + queue["queue_pending"]]
+        if (len(queue["queue_running"]), len(queue["queue_pending"])) == (running, pending):
+            return ids
+        assert time.monotonic() < deadline, queue
+        time.sleep(0.05)
+
+
+def test_submit_says_the_prompt_it_queued_when_the_server_stops_under_it(tmp_path):
+    """`submit` while the server was stopped mid-run said "lost the connection to the server:
+    received 1012 (service restart)..." and exited 3, which says the workflow was not queued:
+    it was, and no prompt id was printed. Now it names the prompt, whether it was running or
+    queued and where its history is, and exits 1, as a submit that stopped watching does.
+    The restarted server's log says how many pending prompts it restored, and its workers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    (tmp_path / "slow.json").write_text(json.dumps(chain(1, slow_steps=900, delay=0.05)))
+    (tmp_path / "quick.json").write_text(json.dumps(chain(2)))
+    proc, http, log = _serve(tmp_path, port)
+    submits = []
+    try:
+        for name, (running, pending) in (("slow.json", (1, 0)), ("quick.json", (1, 1))):
+            submits.append(subprocess.Popen(
+                [sys.executable, "-c", ENTRY, "submit", name, "--server", url, "-q"],
+                cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True))  # fmt: skip
+            slow, *queued = _wait_queue(http, running, pending)
+        time.sleep(0.5)  # well inside the slow node
+        http.close()
+        _, log = _stopped(proc, log, signal.SIGTERM)
+        ends = [(p.wait(60), p.stderr.read()) for p in submits]
+    finally:
+        for p in submits:
+            p.kill()
+    assert ends[0][0] == 1 and ends[1][0] == 1, (ends, log[-3000:])
+    stopped = f"latentgraph: error: the server at {url} stopped (received 1012 (service restart)"
+    assert ends[0][1].startswith(stopped), ends[0][1]
+    assert ends[0][1].endswith(
+        f") while prompt {slow} was running; how it ended is in the server's history: "
+        f"{url}/history/{slow}\n"), ends[0][1]  # fmt: skip
+    assert ends[1][1].startswith(stopped), ends[1][1]
+    assert ends[1][1].endswith(
+        f") while prompt {queued[0]} was queued; it stays queued there, and runs when the "
+        f"server starts again: {url}/history/{queued[0]}\n"), ends[1][1]  # fmt: skip
+
+    proc, http, log = _serve(tmp_path, port)  # as it said: the queued one runs, the other ended
+    try:
+        deadline = time.monotonic() + 60
+        while queued[0] not in (history := http.get("/history").json()):
+            assert time.monotonic() < deadline, history
+            time.sleep(0.1)
+        assert history[queued[0]]["status"]["status_str"] == "success"
+        assert "interrupted by shutdown" in json.dumps(history[slow]["status"]["messages"])
+        http.close()
+    finally:
+        _, log = _stopped(proc, log, signal.SIGTERM)
+    assert "INFO latentgraph.server: 1 worker process on cpu\n" in log, log[-3000:]
+    assert "INFO latentgraph.server: 1 pending prompt(s) restored from the queue database\n" in log
+    assert f"folders: data {tmp_path / 'data'} (the queue database)" in log
+    assert "INFO latentgraph.server: auth token: not required\n" in log
 
 
 def test_the_start_summary_says_a_token_is_required_and_never_shows_it(tmp_path, caplog):
