@@ -132,10 +132,21 @@ class _Raw:
 
 @dataclass(frozen=True)
 class _Muted:
-    """Marks a link whose source is muted: the target loses that input. `node` is the muted
-    node, for the messages about what muting it dropped."""
+    """Marks a link whose source is muted, or bypassed with no linked input of the output's
+    type to pass on (`passes`: that type, "" for any): the target loses that input, as in
+    ComfyUI. `node` is that node, for the messages about what it dropped."""
 
     node: str
+    bypassed: bool = False
+    passes: str = ""
+
+    @property
+    def state(self) -> str:
+        """Why the node gives nothing: "muted", or its bypass passing nothing on."""
+        if not self.bypassed:
+            return "muted"
+        kind = f"{self.passes} " if self.passes else ""
+        return f"bypassed with no linked {kind}input to pass on"
 
 
 def _parse_link(link: Any) -> tuple[Any, Any, Any, Any, Any] | None:
@@ -427,6 +438,9 @@ class _Resolver:
                 return _Muted(raw.id)
             elif raw.mode == MODE_BYPASSED:
                 origin = self._bypass(raw, slot)
+                if origin is None:  # nothing to pass on: as muted, named as bypassed
+                    kind = _output_type(raw, slot)
+                    return _Muted(raw.id, True, "" if kind in (None, "*") else kind)
             elif raw.type == "Reroute":
                 origin = raw.in_links.get(0)
             elif raw.type == "PrimitiveNode":
@@ -442,13 +456,8 @@ class _Resolver:
     @staticmethod
     def _bypass(raw: _Raw, slot: int) -> tuple[str, int] | None:
         """A bypassed node passes on the input of the output's type (same slot first)."""
-        outputs = raw.data.get("outputs") or []
         inputs = raw.data.get("inputs") or []
-        want = (
-            outputs[slot].get("type")
-            if slot < len(outputs) and isinstance(outputs[slot], Mapping)
-            else None
-        )
+        want = _output_type(raw, slot)
         candidates = [slot] + [i for i in range(len(inputs)) if i != slot]
         for i in candidates:
             if i >= len(inputs) or i not in raw.in_links or not isinstance(inputs[i], Mapping):
@@ -456,6 +465,14 @@ class _Resolver:
             if want is None or inputs[i].get("type") in (want, "*") or want == "*":
                 return raw.in_links[i]
         return None
+
+
+def _output_type(raw: _Raw, slot: int) -> str | None:
+    """The type of a node's output `slot` as the file saved it, or None."""
+    outputs = raw.data.get("outputs") or []
+    entry = outputs[slot] if slot < len(outputs) else None
+    kind = entry.get("type") if isinstance(entry, Mapping) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _fits(inp: Input, value: Any) -> bool:
@@ -521,8 +538,9 @@ def graph_from_editor(data: Mapping[str, Any], registry: Registry | None = None,
     """Convert an editor-format workflow into a runnable `Graph`.
 
     Unknown node types are kept (with their links) so validation reports them by name. A
-    node that loses a required input because its source is muted is dropped too, and so on
-    downstream: muting a node mutes what needs it. When that leaves no output node, the
+    node that loses a required input because its source is muted (or bypassed with no linked
+    input of the output's type to pass on) is dropped too, and so on downstream: muting a node
+    mutes what needs it. When that leaves no output node, the
     refusal names the muted nodes the outputs needed (`_muted_outputs`); when other outputs
     are left to run, a `WorkflowWarning` names each output dropped and the muted node it needs.
 
@@ -797,7 +815,7 @@ def _dropped_outputs(dropped: Mapping[str, _Dropped], named: Callable[[str], str
         node_type = registry.get(why.type)
         if node_type is None or not node_type.output_node:
             continue
-        reason = f"{named(nid)} needs {named(why.muted.node)}, which is muted"
+        reason = f"{named(nid)} needs {named(why.muted.node)}, which is {why.muted.state}"
         if why.taker == nid:
             reason += f" (its input '{why.input}')"
         else:

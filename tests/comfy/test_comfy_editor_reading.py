@@ -301,21 +301,23 @@ def test_a_bypassed_node_without_saved_outputs_passes_its_first_linked_input():
     assert load(data)["6"].inputs["a"] == Link("1", 1)
 
 
-def test_a_bypassed_nodes_output_with_no_input_of_its_type_leads_nowhere():
+def test_a_bypassed_nodes_output_with_no_input_of_its_type_gives_nothing_as_muting_does():
+    """Blend's required input is lost to the bypass: Blend goes, as it would for a muted
+    source (it stayed, its input missing, with no word of the bypass)."""
     data = bypassed([inp("x", "MASK", 1)], [out("IMAGE")], [[1, 1, 1, 5, 0, "MASK"]])
-    assert "a" not in load(data)["6"].inputs
+    assert "6" not in load(data)
     # the second output of a node with one input
     data = bypassed([inp("x", "MASK", 1)], [out("IMAGE"), out("LATENT")],
                     [[1, 1, 1, 5, 0, "MASK"]])  # fmt: skip
     data["links"][-1] = [99, 5, 1, 6, 0, "LATENT"]
-    assert "a" not in load(data)["6"].inputs
+    assert "6" not in load(data)
 
 
 def test_a_link_past_a_bypassed_nodes_saved_inputs_is_passed_over():
     data = bypassed([inp("x", "MASK", 1)], [out("IMAGE"), out("LATENT")],
                     [[1, 1, 1, 5, 0, "MASK"], [2, 1, 0, 5, 1, "IMAGE"]])  # fmt: skip
     data["links"][-1] = [99, 5, 1, 6, 0, "LATENT"]
-    assert "a" not in load(data)["6"].inputs
+    assert "6" not in load(data)
 
 
 def test_an_input_that_leads_nowhere_does_not_stop_the_next_ones():
@@ -557,6 +559,42 @@ def test_muting_every_output_away_names_the_muted_node_they_need():
     )
     [problem] = problems(txt2img(n9={"mode": 4}))
     assert problem.message.endswith(": node '9' (SaveImage) is bypassed")
+
+
+def test_a_bypassed_node_with_nothing_to_pass_on_is_named_as_what_the_output_needs():
+    """VAEDecode bypassed (IMAGE out, LATENT and VAE in) then SaveImage: validation said
+    "node '9' input 'images': this required IMAGE input is missing", though the file links
+    it. Named as a muted node is, and with a muted one too, both are."""
+    decode_bypassed = {"mode": 4, "outputs": [out("IMAGE", [9])]}
+    [problem] = problems(txt2img(n8=decode_bypassed))
+    assert str(problem) == (
+        "wf.json: the workflow has no output node left to run: node '9' (SaveImage) needs node "
+        "'8' (VAEDecode), which is bypassed with no linked IMAGE input to pass on (its input "
+        "'images')"
+    )
+    # one output needs a muted node, the other a bypassed one: both said
+    data = txt2img(n7={"mode": 2})
+    data["nodes"] += [
+        n(11, "VAEDecode", mode=4, inputs=[inp("samples", "LATENT", 10), inp("vae", "VAE", 11)],
+          outputs=[out("IMAGE", [12])]),
+        n(12, "SaveImage", widgets=["dog"], inputs=[inp("images", "IMAGE", 12)]),
+    ]  # fmt: skip
+    data["links"] += [[10, 5, 0, 11, 0, "LATENT"], [11, 4, 2, 11, 1, "VAE"],
+                      [12, 11, 0, 12, 0, "IMAGE"]]  # fmt: skip
+    [problem] = problems(data)
+    assert problem.code == "prompt_no_outputs"
+    assert "node '9' (SaveImage) needs node '7' (CLIPTextEncode), which is muted" in str(problem)
+    assert ("node '12' (SaveImage) needs node '11' (VAEDecode), which is bypassed with no "
+            "linked IMAGE input to pass on (its input 'images')") in str(problem)  # fmt: skip
+    # with an output left to run, the one the bypass stops is left out with a warning
+    data = txt2img()
+    data["nodes"] += [n(11, "VAEDecode", mode=4, inputs=[inp("samples", "LATENT", 10)],
+                        outputs=[out("IMAGE", [12])]),
+                      n(12, "SaveImage", widgets=["dog"], inputs=[inp("images", "IMAGE", 12)])]  # fmt: skip
+    data["links"] += [[10, 5, 0, 11, 0, "LATENT"], [12, 11, 0, 12, 0, "IMAGE"]]
+    with pytest.warns(WorkflowWarning, match=r"node '12' \(SaveImage\) needs node '11' "
+                      r"\(VAEDecode\), which is bypassed with no linked IMAGE input"):  # fmt: skip
+        assert "12" not in load(data)
 
 
 def test_a_muted_node_with_other_problems_reports_them_all():
