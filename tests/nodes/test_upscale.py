@@ -123,7 +123,7 @@ def test_loader_lists_safetensors_only(make_ctx, models_root):
 
 def test_loader_refuses_pickles_and_missing_files_by_input(make_ctx, models_root):
     ctx = make_ctx("UpscaleModelLoader", models_dirs=[models_root])
-    with pytest.raises(NodeInputError, match="input 'model_name'.*pickled"):
+    with pytest.raises(NodeInputError, match="input 'model_name'.*pickle-based file"):
         upscale.upscale_model_loader(ctx, "old.pth")
     with pytest.raises(NodeInputError, match="input 'model_name'.*not found"):
         upscale.upscale_model_loader(ctx, "nope.safetensors")
