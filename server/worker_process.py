@@ -181,7 +181,8 @@ class Outbox:
     the server for hundreds of nodes. A progress step waiting to be sent is replaced by a later
     step of the same node (keeping the latest preview) while its batch is young, or while a
     send under way holds it back, so a slow reader never slows the denoise loop; a step a batch
-    later sends the one before it first, without waiting (`_due_step_waiting`). Other messages (`Done`, `Ready`) leave at once, after what was put before them.
+    later sends the one before it first, without waiting (`_due_step_waiting`). Other messages
+    (`Done`, `Ready`) leave at once, after what was put before them.
     Each pipe message is a list: what was put since the last one, in order. They and a batch
     found due when a message is put leave from the putting thread (`BATCH_MESSAGES`); the
     sender thread sends a run's start and what comes due while the run is quiet (a long
@@ -244,7 +245,7 @@ class Outbox:
         already due (`BATCH_SECONDS` old, or urgent). Steps closer together than a batch are
         coalesced; one a batch later is not: the step before it is sent first. The sender
         thread may not have had its turn (the run holds the GIL, the CPU is busy): replacing
-        that step then lost steps of a client that keeps up (14 of 20 arrived)."""
+        that step then lost a step a client keeping up should get."""
         with self._lock:
             last = self._items[-1] if self._items else None
             return (type(last) is _Batch and last.prompt_id == prompt_id
