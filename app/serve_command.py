@@ -228,9 +228,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if refusal:
         raise UserError(refusal)
     if warning:
-        print(f"latentgraph: WARNING: {warning}", file=sys.stderr)
+        print(f"latentgraph: warning: {warning}", file=sys.stderr)
     if source == "--auth-token":  # loopback too: then other accounts are all the token keeps out
-        print(f"latentgraph: WARNING: --auth-token: {COMMAND_LINE_SHOWN}, the token in it too; set "
+        print(f"latentgraph: warning: --auth-token: {COMMAND_LINE_SHOWN}, the token in it too; set "
               f"{TOKEN_VARIABLE} instead", file=sys.stderr)  # fmt: skip
     memory_bytes, disk_bytes = cache_bounds(args)
     config = ServerConfig(

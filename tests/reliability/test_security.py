@@ -83,12 +83,12 @@ def serve_cli(monkeypatch, argv: list[str], token_env: str | None = None) -> tup
 
 
 # What `serve --auth-token TOKEN` says at start: every account reads a process's arguments.
-COMMAND_LINE = ("latentgraph: WARNING: --auth-token: every account on this machine can read a "
+COMMAND_LINE = ("latentgraph: warning: --auth-token: every account on this machine can read a "
                 "command line (ps), the token in it too; set LATENTGRAPH_AUTH_TOKEN instead")  # fmt: skip
 
 
 def warnings(err: str) -> list[str]:
-    return [line for line in err.splitlines() if "WARNING" in line]
+    return [line for line in err.splitlines() if line.startswith("latentgraph: warning: ")]
 
 
 def test_open_host_without_token_is_refused(monkeypatch, tmp_path):
@@ -114,7 +114,7 @@ def test_open_host_with_insecure_warns(monkeypatch, tmp_path):
         monkeypatch, ["--host", "0.0.0.0", "--insecure", "--data-dir", str(tmp_path)]
     )
     assert code == 0 and started[0].host == "0.0.0.0" and started[0].auth_token is None
-    assert "WARNING" in err and "anyone" in err
+    assert "latentgraph: warning: " in err and "anyone" in err
 
 
 def test_open_host_with_token_and_limits(monkeypatch, tmp_path):
@@ -199,7 +199,7 @@ def test_a_short_token_on_an_open_host_is_refused(monkeypatch, tmp_path):
            "--host 0.0.0.0; give one of at least 16" in err and "--insecure" in err  # fmt: skip
     code, err, started = serve_cli(monkeypatch, [*argv, "--insecure"])
     assert code == 0 and started[0].auth_token == "abc"
-    assert "WARNING: listening on 0.0.0.0 with a token of 3 characters (--insecure)" in err
+    assert "latentgraph: warning: listening on 0.0.0.0 with a token of 3 characters (--insecure)" in err
     code, err, started = serve_cli(monkeypatch, argv[:-1] + ["a" * 15 + "b"])
     assert code == 0 and warnings(err) == [COMMAND_LINE], err
     code, err, started = serve_cli(
