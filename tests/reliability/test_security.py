@@ -199,7 +199,10 @@ def test_a_short_token_on_an_open_host_is_refused(monkeypatch, tmp_path):
            "--host 0.0.0.0; give one of at least 16" in err and "--insecure" in err  # fmt: skip
     code, err, started = serve_cli(monkeypatch, [*argv, "--insecure"])
     assert code == 0 and started[0].auth_token == "abc"
-    assert "latentgraph: warning: listening on 0.0.0.0 with a token of 3 characters (--insecure)" in err
+    assert (
+        "latentgraph: warning: listening on 0.0.0.0 with a token of 3 characters (--insecure)"
+        in err
+    )
     code, err, started = serve_cli(monkeypatch, argv[:-1] + ["a" * 15 + "b"])
     assert code == 0 and warnings(err) == [COMMAND_LINE], err
     code, err, started = serve_cli(
