@@ -186,20 +186,31 @@ def _auth_token(
 
 def _refuse_comfy_user_folder(data: Path, users: Path | None) -> None:
     """`--data-dir` naming a ComfyUI user folder (its default user's saved workflows or
-    settings in it), not also given as `--user-dir`: a usage error saying which flag takes it.
-    Served as a data folder, its workflows were not shown and the queue database and a users/
-    folder were made in the ComfyUI install."""
+    settings in it), the install holding one (`~/ComfyUI`: user/default/...) or its default
+    user's folder (`~/ComfyUI/user/default`): a usage error naming the folder `--user-dir`
+    takes, unless that is the `--user-dir` given (then the database there is what the user
+    asked for). Served as a data folder, its workflows were not shown and the queue database
+    and a users/ folder were made in the ComfyUI install."""
     from latentgraph.server.api_user import SETTINGS_FILE
     from latentgraph.server.config import DEFAULT_USER
 
-    if users is not None and users.resolve() == data.resolve():
-        return
-    for name in (f"{DEFAULT_USER}/workflows", f"{DEFAULT_USER}/{SETTINGS_FILE}"):
-        if (data / name).exists():
-            raise UserError(f"--data-dir {data}: a ComfyUI user folder (it holds {name}); to "
-                            f"show and save its workflows and settings in place, give it as "
-                            f"--user-dir {data}, and --data-dir (the queue database) another "
-                            "folder or none")  # fmt: skip
+    # (the user folder, what --data-dir then is, what is given as --user-dir)
+    layouts = [(data, "a ComfyUI user folder", "it"),
+               (data / "user", "a ComfyUI install", "its user folder")]  # fmt: skip
+    if data.name == DEFAULT_USER:
+        layouts.append((data.parent, "a ComfyUI user folder's default user", "the user folder "
+                        "holding it"))  # fmt: skip
+    for folder, what, whose in layouts:
+        for name in (f"{DEFAULT_USER}/workflows", f"{DEFAULT_USER}/{SETTINGS_FILE}"):
+            held = folder / name
+            if held.exists():
+                if users is not None and users.resolve() == folder.resolve():
+                    return
+                raise UserError(f"--data-dir {data}: {what} (it holds "
+                                f"{held.relative_to(data).as_posix()}); to show and save its "
+                                f"workflows and settings in place, give {whose} as --user-dir "
+                                f"{folder}, and --data-dir (the queue database) another folder "
+                                "or none")  # fmt: skip
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

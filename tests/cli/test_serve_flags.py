@@ -395,6 +395,39 @@ def test_a_comfy_user_folder_given_as_data_dir_is_refused_naming_user_dir(serve,
     assert code == 0, err
 
 
+@pytest.mark.parametrize(("given", "what", "held", "whose", "user_dir"), [
+    ("ComfyUI", "a ComfyUI install", "user/default/workflows", "its user folder", "ComfyUI/user"),
+    ("ComfyUI/user/default", "a ComfyUI user folder's default user", "workflows",
+     "the user folder holding it", "ComfyUI/user"),
+])  # fmt: skip
+def test_a_comfy_install_or_its_default_user_given_as_data_dir_is_refused_naming_user_dir(
+    serve, tmp_path, given, what, held, whose, user_dir
+):
+    """The two mistakes as likely as the user folder itself (`--data-dir ~/ComfyUI`, `--data-dir
+    ~/ComfyUI/user/default`) made the database and users/ in the install too: refused, naming
+    the folder --user-dir takes; with that --user-dir given, the database there is asked for."""
+    (tmp_path / "ComfyUI/user/default/workflows").mkdir(parents=True)
+    err = refused(serve, "--data-dir", given)
+    assert (f"latentgraph: error: --data-dir {given}: {what} (it holds {held}); to show and "
+            f"save its workflows and settings in place, give {whose} as --user-dir {user_dir}, "
+            "and --data-dir (the queue database) another folder or none") in err  # fmt: skip
+    assert [p.name for p in (tmp_path / given).iterdir()] == [held.split("/")[0]]  # none made
+    code, err, _ = serve("--data-dir", given, "--user-dir", user_dir)
+    assert code == 0, err
+
+
+def test_a_folder_holding_workflows_is_a_comfy_users_only_when_named_default(serve, tmp_path):
+    """A user's own folder holding a workflows/ folder is no ComfyUI user's: only one named
+    `default` (the user ComfyUI serves) is taken for it."""
+    (tmp_path / "mine" / "workflows").mkdir(parents=True)
+    code, err, _ = serve("--data-dir", "mine")
+    assert code == 0, err
+    (tmp_path / "ComfyUI/user/default").mkdir(parents=True)
+    write(tmp_path, "ComfyUI/user/default/comfy.settings.json", "{}")
+    err = refused(serve, "--data-dir", "ComfyUI/user/default")
+    assert "(it holds comfy.settings.json)" in err and "--user-dir ComfyUI/user," in err
+
+
 def test_a_folder_under_a_file_is_refused_naming_the_file(serve, tmp_path):
     afile = write(tmp_path, "afile", "x")
     err = refused(serve, "--temp-dir", "afile/temp")
