@@ -23,6 +23,7 @@ from typing import Any
 from latentgraph.graph import Choice, Input, Settings
 from latentgraph.graph.paths import (
     WEIGHT_SUFFIXES,
+    KindFolder,
     listed_file,
     listed_spelling,
     models_folder_dirs,
@@ -298,10 +299,9 @@ def listed_hint(name: str, listed: list[str]) -> str:
 
 # how a ComfyUI install's folders are read where they are: its extra_model_paths.yaml
 MODEL_PATHS_FILE = "or --extra-model-paths FILE to read ComfyUI's extra_model_paths.yaml"
-OTHER_MODELS_FOLDER = f"pass --models-dir DIR to look in another models folder ({MODEL_PATHS_FILE})"
+OTHER_MODELS_FOLDER = "pass --models-dir DIR to look in another models folder"
 # with a models folder given, a second --models-dir is refused: another is added as an extra
-EXTRA_MODELS_FOLDER = (f"pass --extra-models-dir DIR to look in another models folder too "
-                       f"({MODEL_PATHS_FILE})")  # fmt: skip
+EXTRA_MODELS_FOLDER = "pass --extra-models-dir DIR to look in another models folder too"
 
 
 def where_looked(folders: Sequence[str], dirs: Sequence[Path | str] | None) -> str:
@@ -309,13 +309,17 @@ def where_looked(folders: Sequence[str], dirs: Sequence[Path | str] | None) -> s
     that no models folder has such a folder, naming the models folders), and how to look
     elsewhere: a not-found message says both, since the default models folder is in the user
     data folder, not ./models (`graph.paths.models_roots`). With folders given (`dirs`), the
-    flag that adds one more (a second --models-dir is refused)."""
+    flag that adds one more (a second --models-dir is refused); --extra-model-paths only when
+    no such file gave them (its folders are the `KindFolder`s)."""
     bases = [base for folder in folders for base in folder_paths(folder, dirs)]
     kinds = " or ".join(f"{folder}/" for folder in folders)
     where = f"looked in {', '.join(str(b) for b in bases)}" if bases else (
         f"no models folder has a {kinds} folder (models folders: "
         f"{', '.join(str(r) for r in models_roots(dirs))})")  # fmt: skip
-    return f"{where}; {EXTRA_MODELS_FOLDER if dirs else OTHER_MODELS_FOLDER}"
+    how = EXTRA_MODELS_FOLDER if dirs else OTHER_MODELS_FOLDER
+    if not any(isinstance(d, KindFolder) for d in dirs or ()):
+        how += f" ({MODEL_PATHS_FILE})"
+    return f"{where}; {how}"
 
 
 def root_warning(root: Path) -> str | None:

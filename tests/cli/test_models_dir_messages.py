@@ -86,6 +86,20 @@ def test_the_advice_names_the_flag_that_can_still_be_given(home, capsys):  # noq
     ) == (0, "")
 
 
+def test_the_advice_leaves_out_extra_model_paths_once_one_is_given(home, capsys):  # noqa: F811
+    """With --extra-model-paths given, a model not found still advised "(or --extra-model-paths
+    FILE to read ComfyUI's extra_model_paths.yaml)", the flag just given."""
+    put(home / "sdwebui" / "checkpoints" / "other.safetensors")
+    (home / "paths.yaml").write_text(
+        "a111:\n    base_path: sdwebui/\n    checkpoints: checkpoints\n"
+    )
+    code, err = validate_file(capsys, "wf.json", "--extra-model-paths", "paths.yaml")
+    assert code == 2
+    assert (f"looked in {home / 'sdwebui' / 'checkpoints'}; pass --extra-models-dir DIR to look "
+            "in another models folder too; pickled files") in err  # fmt: skip
+    assert "--extra-model-paths FILE" not in err
+
+
 def test_an_environment_root_holding_no_kind_folder_is_warned_about(home, capsys, monkeypatch):  # noqa: F811
     """`LATENTGRAPH_MODELS_DIRS=/tmp/x` (a root without kind folders) was taken silently, while
     the same folder given by a flag was warned about."""
