@@ -287,7 +287,8 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
     the others last). A folder that is none, or a file that cannot be read, is a usage error
     naming the flag; a root holding no kind folder (given, or in `$LATENTGRAPH_MODELS_DIRS`)
     is a warning on stderr (`root_warning`), once each, as are a file's folders that are none
-    (once per kind for every file: `folder_warnings`); the kinds a file names that no node reads
+    (a base_path that does not exist once, others once per kind for every file:
+    `folder_warnings`); the kinds a file names that no node reads
     are a note."""
     from latentgraph.graph.paths import MODELS_DIRS_ENV, env_models_roots
     from latentgraph.nodes.extra_model_paths import (
@@ -310,6 +311,7 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
     first: list[KindFolder] = []
     last: list[KindFolder] = []
     unfound: list[Unfound] = []
+    no_base: list[str] = []
     notes: list[str] = []
     for file in getattr(args, "extra_model_paths", []) or []:
         try:
@@ -318,10 +320,11 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
             raise UserError(f"--extra-model-paths {exc}") from None
         first += found.first
         last += found.others
+        no_base += found.no_base
         unfound += found.unfound
         if found.ignored:
             notes.append(f"{file}: ignored (no node here reads them): {', '.join(found.ignored)}")
-    for warning in folder_warnings(unfound):
+    for warning in [*dict.fromkeys(no_base), *folder_warnings(unfound)]:  # each file once
         print(f"latentgraph: warning: --extra-model-paths {warning}", file=sys.stderr)
     for note in notes:
         print(f"latentgraph: note: --extra-model-paths {note}", file=sys.stderr)

@@ -9,7 +9,9 @@ searched before the others, as ComfyUI makes them its first), and model kinds (`
 Kinds no node here reads (`gligen`, `hypernetworks`, `clip_vision`, ...: none of the models
 folders' `FOLDERS`) are ignored and named once (`ModelPaths.ignored`); a read kind's folder that
 is a file (or under one) or missing is warned about, once per kind (`folder_warnings`: the
-stock file names three upscale_models folders, most installs lack some). It is composed as
+stock file names three upscale_models folders, most installs lack some); a section's base_path
+that does not exist is said once for the section, not for each of its kinds (the stock file's
+`base_path: path/to/stable-diffusion-webui/` gave six lines). It is composed as
 workflows are (`parse_yaml`: no tags run, no aliases), so a problem names file:line:column;
 `is_default` takes what ComfyUI's YAML 1.1 reader takes as a boolean (`yes`, `on`, ...).
 """
@@ -37,17 +39,20 @@ class ModelPathsError(ValueError):
 @dataclass
 class ModelPaths:
     """What a file gives: the kind folders of `is_default` sections (searched first), the
-    others', the kinds ignored (`section.kind`) and the read kinds' folders that are none."""
+    others', the kinds ignored (`section.kind`), the sections whose base_path does not exist
+    (their warnings, `no_base`) and the other read kinds' folders that are none."""
 
     first: list[KindFolder] = field(default_factory=list)
     others: list[KindFolder] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    no_base: list[str] = field(default_factory=list)
     unfound: list[Unfound] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
-        """This file's warnings, one per kind (`folder_warnings`)."""
-        return folder_warnings(self.unfound)
+        """This file's warnings: one per section whose base_path does not exist, then one per
+        kind (`folder_warnings`)."""
+        return [*self.no_base, *folder_warnings(self.unfound)]
 
 
 class Unfound(NamedTuple):
@@ -116,6 +121,8 @@ def read_model_paths(path: Path) -> ModelPaths:
                                   "expected true or false (or yes, no, on, off), got "
                                   f"{_shown(conf['is_default'])}")  # fmt: skip
         into = found.first if default else found.others
+        no_base = "base_path" in conf and _not_a_folder(base) == "missing"
+        read = False  # a kind a node reads: a missing base_path is then said
         for kind, value in conf.items():
             if kind in _SPECIAL:
                 continue
@@ -123,13 +130,17 @@ def read_model_paths(path: Path) -> ModelPaths:
             if kind not in KIND_NAMES:
                 found.ignored.append(f"{section}.{kind}")
                 continue
-            for n, folder in enumerate(folders):
+            read = True
+            for n, folder in enumerate([] if no_base else folders):  # no_base: said once
                 at = where(section, kind, n) if isinstance(value, list) else where(section, kind)
                 what = _not_a_folder(base / folder)
                 if what:
                     found.unfound.append(Unfound(kind_of(kind), f"{at}: {section}.{kind}",
                                                  base / folder, what))  # fmt: skip
             into += [KindFolder(kind, base / folder, f"{section}.{kind}") for folder in folders]
+        if no_base and read:
+            found.no_base.append(f"{section}: base_path {conf['base_path'].strip()} does not "
+                                 f"exist ({where(section, 'base_path')})")  # fmt: skip
     return found
 
 

@@ -245,3 +245,43 @@ def test_an_extra_model_paths_file_warns_once_per_kind_a_node_reads(home, capsys
         "comfyui.gligen",
     ]
     assert not {"configs", "hypernetworks", "clip_vision", "diffusion_models"} & set(FOLDERS)
+
+
+def test_a_base_path_that_does_not_exist_is_said_once_for_its_section(home, capsys):  # noqa: F811
+    """ComfyUI's stock file's a111 section (`base_path: path/to/stable-diffusion-webui/`, a
+    placeholder) gave one "is missing" warning per kind, six lines, each a folder under it."""
+    from latentgraph.cli import main
+
+    (home / "paths.yaml").write_text(
+        "a111:\n"
+        "    base_path: path/to/stable-diffusion-webui/\n"
+        "\n"
+        "    checkpoints: models/Stable-diffusion\n"
+        "    configs: models/Stable-diffusion\n"
+        "    vae: models/VAE\n"
+        "    loras: |\n"
+        "         models/Lora\n"
+        "         models/LyCORIS\n"
+        "    upscale_models: |\n"
+        "                  models/ESRGAN\n"
+        "                  models/RealESRGAN\n"
+        "                  models/SwinIR\n"
+        "    embeddings: embeddings\n"
+        "    hypernetworks: models/hypernetworks\n"
+        "    controlnet: models/ControlNet\n"
+        "only_ignored:\n"
+        "    base_path: nowhere/\n"
+        "    gligen: models/gligen\n"
+        "here:\n"
+        "    base_path: .\n"
+        "    vae: vae\n"
+    )
+    assert main(["nodes", "describe", "VAELoader", "--extra-model-paths", "paths.yaml"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "latentgraph: warning: --extra-model-paths a111: base_path "
+        "path/to/stable-diffusion-webui/ does not exist (paths.yaml:2:16)",
+        f"latentgraph: warning: --extra-model-paths paths.yaml:22:10: here.vae: {home / 'vae'} "
+        "is missing: no models are found there",
+        "latentgraph: note: --extra-model-paths paths.yaml: ignored (no node here reads them): "
+        "a111.configs, a111.hypernetworks, only_ignored.gligen",
+    ]
