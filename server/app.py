@@ -98,14 +98,15 @@ def _open_store(config: ServerConfig, lock: DatabaseLock | None) -> Store:
 
 def _log_start(config: ServerConfig, store: Store, pool: WorkerPool) -> None:
     """What an operator reads at start, beside uvicorn's "running on": the workers and their
-    devices, the folders, whether a token is asked (never the token), the prompts waiting from
+    devices (a worker on "auto" says which when it is ready: `Dispatcher`), the folders, whether a token is asked (never the token), the prompts waiting from
     before a restart (restored from the queue database: they run now)."""
     devices = [worker.device for worker in pool.workers()]
     one, many = (
         ("Ray actor", "Ray actors") if config.ray else ("worker process", "worker processes")
     )
-    shown = ", ".join("auto (no CUDA GPU seen: MPS, else the CPU)" if device == "auto" else
-                      device for device in devices)  # fmt: skip
+    shown = ", ".join(devices)
+    if "auto" in devices:  # resolved in the worker (this process never imports torch)
+        shown += " (the device each finds is logged when it is ready)"
     log.info("%d %s on %s", len(devices), one if len(devices) == 1 else many, shown)
     log.info("folders: data %s (the queue database), users %s, output %s, input %s, temp %s",
              config.data_dir, config.users_dir, config.output_dir, config.input_dir,

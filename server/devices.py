@@ -35,7 +35,8 @@ def _kilobytes(field: re.Pattern[bytes], meminfo: bytes) -> int:
 
 
 def worker_devices(device: str) -> tuple[Device, ...]:
-    """The device a worker set to `device` ("auto", "cpu", "cuda:1", "mps") runs on. A GPU is
+    """The device a worker set to `device` ("auto", "cpu", "cuda:1", "mps") runs on ("auto":
+    CUDA, else MPS, else the CPU, as `nodes.runtime.device_name` resolves it). A GPU is
     described only when the worker has imported torch (a worker of pure-Python nodes never
     does); the CPU and MPS count the machine's RAM, as ComfyUI reports them."""
     torch = sys.modules.get("torch")
@@ -49,5 +50,8 @@ def worker_devices(device: str) -> tuple[Device, ...]:
         name = f"cuda:{index} {torch.cuda.get_device_name(index)}"
         return (Device(name, "cuda", index, total, free, reserved, reserved - active),)
     total, free = memory()
-    kind = "mps" if device == "mps" else "cpu"
+    mps = device == "mps" or (
+        device == "auto" and torch is not None and torch.backends.mps.is_available()
+    )  # as nodes.runtime resolves it
+    kind = "mps" if mps else "cpu"
     return (Device(kind, kind, None, total, free, total, free),)

@@ -358,6 +358,10 @@ class Dispatcher:
             if run is not None and run.worker == worker_id:
                 self._relay(run, message)
         elif isinstance(message, Ready):
+            if message.pid != worker.pid:  # a new process: started, or replacing one that died
+                on = ", ".join(device.name for device in message.devices)
+                log.info("worker %d (pid %d) is ready%s", worker_id, message.pid,
+                         f" on {on}" if on else "")  # fmt: skip
             worker.ready, worker.pid, worker.resident = True, message.pid, message.resident
             worker.devices = message.devices
         elif isinstance(message, Done):

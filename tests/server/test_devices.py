@@ -19,8 +19,9 @@ from .test_dispatch import RecordingPool, _registry
 GiB = 2**30
 
 
-def fake_torch(cuda: bool) -> SimpleNamespace:
-    """The few torch.cuda calls a worker's device report makes, on a pretend 2-GPU machine."""
+def fake_torch(cuda: bool, mps: bool = False) -> SimpleNamespace:
+    """The few torch calls a worker's device report makes, on a pretend 2-GPU machine (or an
+    Apple one, `mps`)."""
     return SimpleNamespace(cuda=SimpleNamespace(
         is_available=lambda: cuda,
         current_device=lambda: 0,
@@ -28,7 +29,7 @@ def fake_torch(cuda: bool) -> SimpleNamespace:
         memory_stats=lambda i: {"reserved_bytes.all.current": 2 * GiB,
                                 "active_bytes.all.current": GiB // 2},
         get_device_name=lambda i: f"Pretend GPU {i}",
-    ))  # fmt: skip
+    ), backends=SimpleNamespace(mps=SimpleNamespace(is_available=lambda: mps)))  # fmt: skip
 
 
 def test_a_cuda_worker_reports_its_gpu_memory_as_comfyui_names_it(monkeypatch):
@@ -49,6 +50,49 @@ def test_a_cpu_worker_reports_the_machine_ram(monkeypatch):
     assert 0 < cpu.vram_free <= total
     monkeypatch.delitem(sys.modules, "torch")  # a worker of pure-Python nodes: no torch
     assert worker_devices("cuda:0")[0].type == "cpu"
+
+
+def test_an_auto_worker_reports_the_device_the_runtime_picks(monkeypatch):
+    """ "auto" is CUDA, else MPS, else the CPU (`nodes.runtime.device_name`); a worker on an
+    Apple GPU reported the CPU."""
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(cuda=False, mps=True))
+    assert [d.name for d in worker_devices("auto")] == ["mps"]
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(cuda=False))
+    assert [d.name for d in worker_devices("auto")] == ["cpu"]
+
+
+def test_each_worker_process_says_the_device_it_runs_on_once_ready(tmp_path, caplog):
+    """The start log said `1 worker process on auto (no CUDA GPU seen: MPS, else the CPU)`:
+    which one only the worker knows (this process never imports torch). Each process says it
+    when it is first ready (a Ready after a free says nothing), a replacement again."""
+    from latentgraph.server.app import _log_start
+    from latentgraph.server.workers import WorkerInfo
+
+    class AutoPool(RecordingPool):
+        def workers(self) -> list[WorkerInfo]:
+            return [WorkerInfo(0, "w0", "auto", None)]
+
+    cpu = Device("cpu", "cpu", None, 16, 8, 16, 8)
+    pool = AutoPool([])
+    config = SimpleNamespace(ray=False, data_dir="d", users_dir="u", output_dir="o",
+                             input_dir="i", temp_dir="t", disk_store=None, auth_token=None)  # fmt: skip
+    dispatcher = Dispatcher(Store(tmp_path / "db.sqlite3"), Hub(), _registry(), pool)
+    with caplog.at_level("INFO", logger="latentgraph.server"):
+        _log_start(config, dispatcher.store, pool)  # type: ignore[arg-type]
+        dispatcher.start()
+        try:
+            for pid in (2000, 2000, 2001):  # started, ready after a free, replaced
+                pool.deliver(0, Ready(pid, frozenset(), (cpu,)))
+            deadline = time.monotonic() + 10
+            while dispatcher.worker_pids() != [2001] and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            dispatcher.stop()
+            dispatcher.store.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "latentgraph.server"]
+    assert said[0] == "1 worker process on auto (the device each finds is logged when it is ready)"
+    assert [line for line in said if "is ready" in line] == [
+        "worker 0 (pid 2000) is ready on cpu", "worker 0 (pid 2001) is ready on cpu"]  # fmt: skip
 
 
 def test_the_dispatcher_lists_each_reported_device_once(tmp_path):
