@@ -217,11 +217,8 @@ def sweep_workflows(
     if not isinstance(base, Workflow):
         raise TypeError(f"a sweep needs a workflow (a path, a dict or a loaded Workflow), not a "
                         f"{type(base).__name__}")  # fmt: skip
-    unknown = unknown_sweep(base, name, given_as[1])
-    if unknown:
-        raise WorkflowError([Problem("unknown_param", unknown,
-                                     location=Location(base.graph.source))])  # fmt: skip
     registry = registry if registry is not None else node_registry()
+    refuse_unknown_sweep(base, name, given_as[1], registry)
     source = base.graph.source
     params = data_params(params, given_as[0], source)
     values = [data_params({name: v}, given_as[1], source)[name] for v in values]  # before any run
@@ -234,6 +231,18 @@ def unknown_sweep(workflow: Workflow, name: str, swept_as: str) -> str | None:
     rule, `unknown_override`), a param of ours or `<node id>.<input>` of a ComfyUI file."""
     params = workflow.params if workflow.format == "yaml" else None
     return unknown_override(swept_as, name, params, workflow.graph.nodes)
+
+
+def refuse_unknown_sweep(workflow: Workflow, name: str, swept_as: str,
+                         registry: Registry) -> None:  # fmt: skip
+    """A swept name that is no param (`unknown_sweep`) refused as the loader refuses it given to
+    `--set`: its `unknown_param` problem, placed where the loader places it (our format: the
+    file's `params:`), so `--sweep sed=...` reads as `--set sed=...` does."""
+    unknown = unknown_sweep(workflow, name, swept_as)
+    if unknown:
+        reload(workflow, {name: None}, registry, swept_as)  # raises the loader's problem
+        raise WorkflowError([Problem("unknown_param", unknown,
+                                     location=Location(workflow.graph.source))])  # fmt: skip
 
 
 def _swept(base: Workflow, name: str, value: Any, params: dict, registry: Registry,

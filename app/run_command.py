@@ -350,7 +350,7 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.validate import validate
 
-    from .api import sweep_workflows
+    from .api import refuse_unknown_sweep, sweep_workflows
 
     if not args.sweep:
         return [(None, read_workflow(args.workflow, overrides, registry))]
@@ -359,7 +359,7 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
         raise UserError(f"--sweep {args.sweep[0]} and --set {name}={overrides[name]} both set "
                         f"{name!r}: give one of them")  # fmt: skip
     base = read_workflow(args.workflow, overrides, registry)
-    _check_sweep_name(base, name)
+    refuse_unknown_sweep(base, name, "--sweep", registry)  # as --set's: a workflow_invalid
     workflows, problems = [], []
     for i, value in enumerate(values, 1):
         try:
@@ -399,16 +399,6 @@ def _sweep(items: list[str]) -> tuple[str, list[str]]:
         raise UserError(f"--sweep {name}: cannot read the values ({why}); write V1,V2,... "
                         'with "..." around a value holding a comma, a quote or a line break') from None  # fmt: skip
     return name, values
-
-
-def _check_sweep_name(workflow: Workflow, name: str) -> None:
-    """The swept name is what `--set` takes (`unknown_sweep`), else a usage error before any
-    value is read."""
-    from .api import unknown_sweep
-
-    unknown = unknown_sweep(workflow, name, "--sweep")
-    if unknown:
-        raise UserError(unknown)
 
 
 def _renderer(args: argparse.Namespace, settings, graph) -> Renderer:

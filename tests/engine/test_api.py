@@ -215,7 +215,7 @@ def test_errors_about_values_given_from_python_do_not_name_cli_flags(toys, workf
     assert refusal(lambda: api.sweep(workflow, "seed", [1, "abc"], **kw)).startswith(
         f"sweep seed='abc' ($seed at {workflow}:8:27): ")  # fmt: skip
     assert refusal(lambda: api.sweep(workflow, "sed", [1], **kw)) == (
-        f"{workflow}: sweep sed: the workflow has no param 'sed'; did you mean 'seed'? "
+        f"{workflow}:3:3: sweep sed: the workflow has no param 'sed'; did you mean 'seed'? "
         "(params: base, seed)")  # fmt: skip
 
 
