@@ -98,8 +98,9 @@ def _open_store(config: ServerConfig, lock: DatabaseLock | None) -> Store:
 
 def _log_start(config: ServerConfig, store: Store, pool: WorkerPool) -> None:
     """What an operator reads at start, beside uvicorn's "running on": the workers and their
-    devices (a worker on "auto" says which when it is ready: `Dispatcher`), the folders, whether a token is asked (never the token), the prompts waiting from
-    before a restart (restored from the queue database: they run now)."""
+    devices (a worker on "auto" says which when it is ready: `Dispatcher`), the folders,
+    whether a token is asked (never the token), the prompts waiting from before a restart
+    (restored from the queue database: they run now)."""
     devices = [worker.device for worker in pool.workers()]
     one, many = (
         ("Ray actor", "Ray actors") if config.ray else ("worker process", "worker processes")

@@ -12,7 +12,7 @@ from latentgraph.server.devices import memory, worker_devices
 from latentgraph.server.dispatch import Dispatcher
 from latentgraph.server.hub import Hub
 from latentgraph.server.store import Store
-from latentgraph.server.workers import Device, Done, Ready
+from latentgraph.server.workers import Device, Died, Done, Ready
 
 from .test_dispatch import RecordingPool, _registry
 
@@ -81,8 +81,10 @@ def test_each_worker_process_says_the_device_it_runs_on_once_ready(tmp_path, cap
         _log_start(config, dispatcher.store, pool)  # type: ignore[arg-type]
         dispatcher.start()
         try:
-            for pid in (2000, 2000, 2001):  # started, ready after a free, replaced
-                pool.deliver(0, Ready(pid, frozenset(), (cpu,)))
+            pool.deliver(0, Ready(2000, frozenset(), (cpu,)))  # started
+            pool.deliver(0, Ready(2000, frozenset(), (cpu,)))  # ready again after a free
+            pool.deliver(0, Died("worker process died: signal 9"))
+            pool.deliver(0, Ready(2001, frozenset(), (cpu,)))  # its replacement
             deadline = time.monotonic() + 10
             while dispatcher.worker_pids() != [2001] and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -91,7 +93,7 @@ def test_each_worker_process_says_the_device_it_runs_on_once_ready(tmp_path, cap
             dispatcher.store.close()
     said = [r.getMessage() for r in caplog.records if r.name == "latentgraph.server"]
     assert said[0] == "1 worker process on auto (the device each finds is logged when it is ready)"
-    assert [line for line in said if "is ready" in line] == [
+    assert [line for line in said if line.startswith("worker ")] == [
         "worker 0 (pid 2000) is ready on cpu", "worker 0 (pid 2001) is ready on cpu"]  # fmt: skip
 
 

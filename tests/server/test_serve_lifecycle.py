@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -151,6 +152,7 @@ def test_submit_says_the_prompt_it_queued_when_the_server_stops_under_it(tmp_pat
     finally:
         _, log = _stopped(proc, log, signal.SIGTERM)
     assert "INFO latentgraph.server: 1 worker process on cpu\n" in log, log[-3000:]
+    assert re.search(r"INFO latentgraph.server: worker 0 \(pid \d+\) is ready on cpu\n", log)
     assert "INFO latentgraph.server: 1 pending prompt(s) restored from the queue database\n" in log
     assert f"folders: data {tmp_path / 'data'} (the queue database)" in log
     assert "INFO latentgraph.server: auth token: not required\n" in log
