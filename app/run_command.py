@@ -197,7 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     status, failures = "success", []
     try:
-        for swept, workflow in _workflows(args, overrides, registry, settings):
+        runs = _workflows(args, overrides, registry, settings)
+        for i, (swept, workflow) in enumerate(runs):
             if swept and args.json:  # which value the run's event lines that follow are for
                 print(json.dumps(swept.event()), flush=True)
             elif swept and not args.quiet:
@@ -211,6 +212,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 renderer.close()
             if result.status != "success":
                 status, failures = result.status, result.failures
+                if swept and status == "failed" and runs[i + 1 :]:  # the rest will not run
+                    _say_sweep_stopped(args, swept, [s.value for s, _ in runs[i + 1 :] if s])
                 break
     except WorkflowError as e:
         return refuse_run(e.problems, args.json)
@@ -232,6 +235,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"latentgraph: note: {stop.name()} came during the last node, which finished: "
               "the run succeeded, nothing was stopped", file=sys.stderr)  # fmt: skip
     return run_exit_code(status, failures)
+
+
+def _say_sweep_stopped(args: argparse.Namespace, swept: Swept, not_run: list[str]) -> None:
+    """A sweep stops at its first failed run: said, so a script reading the output knows the
+    values after it never ran (`--json`: a `sweep_stopped` line after that run's
+    `run_finished`, `not_run` the values as typed; else a line on stderr)."""
+    if args.json:
+        print(json.dumps({"event": "sweep_stopped", "name": swept.name, "index": swept.index,
+                          "of": swept.of, "not_run": not_run}), flush=True)  # fmt: skip
+    else:
+        print(f"latentgraph: error: sweep stopped after run {swept.index} of {swept.of} failed: "
+              f"{len(not_run)} not run", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _warn(message: str) -> None:

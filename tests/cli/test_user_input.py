@@ -327,6 +327,26 @@ def test_a_node_refusing_its_input_is_shown_like_a_validation_problem(cli, tmp_p
     assert "InputError" not in err and "Traceback" not in err
 
 
+def test_a_sweep_stopped_by_a_failed_run_says_which_values_did_not_run(cli, tmp_path):
+    """A sweep stops at its first failed run; the values after it were skipped with nothing
+    saying so, in the text or in the JSON stream."""
+    path = write(tmp_path, "odd.yaml", ODD)
+    code, _, err = cli("run", str(path), "-q", "--sweep", "x=4,3,6,8", *REFUSING)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "latentgraph: error: sweep stopped after run 2 of 4 failed: 2 not run")  # fmt: skip
+    assert (tmp_path / "output" / "total.txt").read_text() == "7"  # 4 ran, 6 and 8 did not
+    code, out, _ = cli("run", str(path), "--json", "--sweep", "x=4,3,6,8", *REFUSING)
+    assert code == 2
+    *_, finished, stopped = events(out)
+    assert finished["event"] == "run_finished" and finished["status"] == "failed"
+    assert stopped == {"event": "sweep_stopped", "name": "x", "index": 2, "of": 4,
+                       "not_run": ["6", "8"]}  # fmt: skip
+    code, out, err = cli("run", str(path), "--json", "--sweep", "x=4,3", *REFUSING)
+    assert code == 2 and events(out)[-1]["event"] == "run_finished"  # the last: none skipped
+    assert "sweep stopped" not in err
+
+
 def test_a_user_error_in_json_has_no_traceback_and_a_crash_keeps_its_own(cli, tmp_path):
     path = write(tmp_path, "odd.yaml", ODD)
     code, out, _ = cli("run", str(path), "--json", "--set", "x=3", *REFUSING)
