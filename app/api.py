@@ -381,6 +381,10 @@ def _check_settings(settings: Settings) -> None:
     problem = folder_problem(settings.output_dir)
     if problem:
         raise ValueError(f"settings.output_dir {settings.output_dir}: {problem}")
+    for field, folder in (("input_dir", settings.input_dir), ("temp_dir", settings.temp_dir)):
+        problem = folder_problem(folder, written=False)  # only LoadImage's, PreviewImage's
+        if problem:
+            raise ValueError(f"settings.{field} {folder}: {problem}")
     problem = device_problem(settings)
     if problem:
         raise ValueError(f"settings.device: {problem}")

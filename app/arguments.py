@@ -331,14 +331,16 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
     return [*first, *(d for _, d in named), *last]
 
 
-def check_folders(named: list[tuple[str, Path]], *, create: bool = True) -> None:
-    """Each (flag, folder) a folder, or one the command may make (`create`): else a usage
-    error (exit 2) naming the flag, before anything runs (app/preflight.py, one rule for run
-    and serve): "--data-dir /tmp/x/afile: a file is there; expected a folder"."""
+def check_folders(named: list[tuple[str, Path]], *, create: bool = True,
+                  written: bool = True) -> None:  # fmt: skip
+    """Each (flag, folder) a folder, or one the command may make (`create`; `written`: that it
+    can write in, `folder_problem`): else a usage error (exit 2) naming the flag, before
+    anything runs (app/preflight.py, one rule for run and serve): "--data-dir /tmp/x/afile: a
+    file is there; expected a folder"."""
     from .preflight import folder_problem
 
     for flag, folder in named:
-        problem = folder_problem(folder, create=create)
+        problem = folder_problem(folder, create=create, written=written)
         if problem:
             raise UserError(f"{flag} {folder}: {problem}")
 

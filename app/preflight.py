@@ -17,20 +17,23 @@ from latentgraph.graph.context import Settings
 from latentgraph.graph.files import os_error_words
 
 
-def folder_problem(folder: Path, *, create: bool = True) -> str | None:
+def folder_problem(folder: Path, *, create: bool = True, written: bool = True) -> str | None:
     """Why `folder`, named by a flag, cannot be the folder it names, or None; the one rule for
     every folder flag of `run` and `serve`. `create`: it may be made (an output, data or temp
     folder): it is a folder, or its nearest existing parent is a folder we may write in (a
     folder made there and removed at once); nothing is left behind, so a run refused later
-    leaves no trace. Else (a models folder, only read) it must be a folder already. A name
-    the OS refuses to look up (too long) is said in `os_error_words`' words."""
+    leaves no trace. Else (a models folder, only read) it must be a folder already. `written`
+    False (`run`'s input and temp folders, used only by the nodes reading or writing there,
+    LoadImage, PreviewImage): it may be missing and is not written to here, but a file where
+    it or a folder above it should be is refused, as it would fail those nodes at the end. A
+    name the OS refuses to look up (too long) is said in `os_error_words`' words."""
     try:
-        return _folder_problem(Path(folder).absolute(), create)
+        return _folder_problem(Path(folder).absolute(), create, written)
     except OSError as exc:
         return os_error_words(exc)
 
 
-def _folder_problem(path: Path, create: bool) -> str | None:
+def _folder_problem(path: Path, create: bool, written: bool = True) -> str | None:
     existing = path
     while not existing.exists():
         existing = existing.parent
@@ -41,6 +44,8 @@ def _folder_problem(path: Path, create: bool) -> str | None:
         return f"{there}; expected a folder"
     if not create:
         return None if existing == path else "no such folder"
+    if not written:
+        return None
     try:  # asked by doing: root passes `os.access` everywhere, /proc refuses every mkdir
         os.rmdir(tempfile.mkdtemp(prefix=".latentgraph-check-", dir=existing))
     except OSError as exc:

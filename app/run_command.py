@@ -186,6 +186,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = parse_assignments(args.overrides, "--set")
     check_folders([("--output-dir", args.output_dir)]
                    + ([("--cache-dir", args.cache_dir)] if args.cache_dir else []))  # fmt: skip
+    # used only by a workflow's LoadImage or PreviewImage: not written to here, but a file
+    # there failed those nodes after the whole graph had run
+    check_folders([("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)],
+                  written=False)  # fmt: skip
     if args.ray:
         return _run_on_ray(args, registry, settings, overrides)
     check_devices("--device", [settings.device])

@@ -377,6 +377,23 @@ def test_an_output_dir_that_is_a_file_is_refused_before_anything_runs(cli, tmp_p
     )
 
 
+@pytest.mark.parametrize("flag", ["--temp-dir", "--input-dir"])
+def test_a_temp_or_input_dir_that_is_a_file_is_refused_before_anything_runs(cli, tmp_path, flag):
+    """As --output-dir is: the whole graph ran, then PreviewImage (LoadImage) failed on it.
+    Missing, they are fine: a workflow using neither never makes them."""
+    path = write(tmp_path, "good.yaml", GOOD)
+    write(tmp_path, "afile", "x")
+    for folder, said in [("afile", "a file is there; expected a folder"),
+                         ("afile/sub", f"{tmp_path / 'afile'} is a file; expected a folder")]:  # fmt: skip
+        code, out, err = cli("run", str(path), "--json", flag, folder)
+        assert code == 2 and out == ""
+        assert err.splitlines() == [f"latentgraph: error: {flag} {folder}: {said}"]
+        assert not (tmp_path / "output").exists()
+    code, _, err = cli("run", str(path), "-q", flag, "new/folder")
+    assert code == 0, err
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize(("folder", "said"), [
     ("afile", "--cache-dir afile: a file is there; expected a folder"),
     pytest.param("/proc/nope", "--cache-dir /proc/nope: cannot write in /proc",

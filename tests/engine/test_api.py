@@ -136,7 +136,7 @@ def test_a_param_named_scheduler_given_as_a_keyword_says_how_to_set_it(toys, wor
             call()
 
 
-def test_an_output_folder_or_device_the_run_cannot_use_is_refused_before_it_runs(
+def test_a_folder_or_device_the_run_cannot_use_is_refused_before_it_runs(
     toys, workflow, tmp_path
 ):  # fmt: skip
     """As `latentgraph run` does (app/preflight.py): found at SaveImage instead, they cost the
@@ -145,11 +145,19 @@ def test_an_output_folder_or_device_the_run_cannot_use_is_refused_before_it_runs
 
     (tmp_path / "afile").write_text("x")
     ran = []
-    for settings, message in [(Settings(output_dir=tmp_path / "afile"),
-                               "a file is there; expected a folder"),
-                              (Settings(output_dir=tmp_path / "afile" / "sub"),
-                               f"{tmp_path / 'afile'} is a file; expected a folder")]:  # fmt: skip
-        with pytest.raises(ValueError, match=f"settings.output_dir .*: {message}"):
+    out = tmp_path / "out"
+    for settings, field, message in [
+        (Settings(output_dir=tmp_path / "afile"), "output_dir",
+         "a file is there; expected a folder"),
+        (Settings(output_dir=tmp_path / "afile" / "sub"), "output_dir",
+         f"{tmp_path / 'afile'} is a file; expected a folder"),
+        # found at PreviewImage, LoadImage: the run's end, or its last node's
+        (Settings(output_dir=out, temp_dir=tmp_path / "afile"), "temp_dir",
+         "a file is there; expected a folder"),
+        (Settings(output_dir=out, input_dir=tmp_path / "afile" / "in"), "input_dir",
+         f"{tmp_path / 'afile'} is a file; expected a folder"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"settings.{field} .*: {message}"):
             api.run(workflow, registry=toys.registry, cache=Cache(), settings=settings,
                     on_event=ran.append)  # fmt: skip
     assert ran == []  # not one event: nothing ran
