@@ -65,6 +65,9 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     from latentgraph.graph.node_docs import describe, listing, markdown
     from latentgraph.graph.object_info import node_info, object_info
 
+    if args.action == "list" and args.name is not None:  # was silently ignored
+        raise UserError(f"unrecognized arguments: {args.name} (nodes list takes none; "
+                        "nodes describe NAME describes one)")  # fmt: skip
     registry = load_nodes(args.nodes_dir)
     settings = Settings(models_dirs=models_dirs(args))
     if args.action == "describe":

@@ -216,6 +216,14 @@ def test_nodes_list_and_describe(cli):
     assert code == 2 and "did you mean 'CliNumber'" in err
 
 
+def test_nodes_list_refuses_an_argument_it_does_not_take(cli):
+    """`nodes list extra` listed every node, exit 0, ignoring `extra`."""
+    code, out, err = cli("nodes", "list", "extra")
+    assert code == 2 and out == ""
+    assert err.splitlines() == ["latentgraph: error: unrecognized arguments: extra (nodes list "
+                                "takes none; nodes describe NAME describes one)"]  # fmt: skip
+
+
 def test_nodes_json_and_markdown_together_is_a_usage_error(cli, capsys):
     """One output format at a time: both flags printed JSON, silently ignoring --markdown."""
     with pytest.raises(SystemExit) as exit_:
