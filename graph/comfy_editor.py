@@ -929,6 +929,17 @@ def _depths(graph: Graph) -> dict[str, int]:
     return depth
 
 
+def _socket_rows(node_type: NodeType | None, inputs: list[dict[str, Any]]) -> int:
+    """The input rows the editor draws: each socket written (a linked widget is drawn by its
+    widget, no row of its own), and latentgraph's extras on a node of ComfyUI's name
+    (`Input.comfy_extra`: sockets there, /object_info's `forceInput`), which are written only
+    when linked (VAEDecode's `tiled` and `sliced`: four rows, not two)."""
+    drawn = {entry["name"] for entry in inputs if "widget" not in entry}
+    if node_type is not None:
+        drawn |= {inp.name for inp in node_type.inputs if inp.comfy_extra}
+    return len(drawn)
+
+
 def _editor_value(inp: Input, value: Any) -> Any:
     """A widget's saved value: a linked or unset widget keeps its declared default (null when
     it has none), as the editor saves a widget converted to an input."""
@@ -1071,7 +1082,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
     for node in sorted(graph, key=lambda n: depth[n.id]):
         inputs, values = _editor_inputs(node, registry.get(node.type), seed_control)
         links.connect(node, inputs)
-        rows = max(sum("widget" not in i for i in inputs), len(slots[node.id]))
+        rows = max(_socket_rows(registry.get(node.type), inputs), len(slots[node.id]))
         height = 30 + 22 * rows + 26 * len(values)
         if _shows_image(registry.get(node.type)):
             height += _PREVIEW_HEIGHT

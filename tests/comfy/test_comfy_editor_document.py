@@ -353,6 +353,22 @@ def test_the_layout_puts_columns_by_depth_without_overlaps():
             assert next_y - (y + h) >= TITLE_HEIGHT  # the next title bar clears this node
 
 
+def test_latentgraphs_extra_sockets_have_rows_on_a_comfyui_node():
+    """VAEDecode's `tiled` and `sliced` (`comfy_extra`) are sockets in the editor even when
+    unlinked, so not written: it draws four rows, 86 px; it was laid out 74 px tall for two,
+    and the node under it overlapped its last row."""
+    import latentgraph.nodes  # noqa: F401 - registers the built-in nodes
+    from latentgraph.graph import default_registry
+
+    g = Graph()
+    g.add(Node("1", "EmptyLatentImage", {"width": 64, "height": 64, "batch_size": 1}))
+    g.add(Node("2", "CheckpointLoaderSimple", {"ckpt_name": "builtin:tiny-sd"}))
+    g.add(Node("3", "VAEDecode", {"samples": Link("1", 0), "vae": Link("2", 2)}))
+    decode = by_type(editor_from_graph(g, default_registry), "VAEDecode")
+    assert [i["name"] for i in decode["inputs"]] == ["samples", "vae"]
+    assert decode["size"][1] >= 4 * SLOT_HEIGHT
+
+
 def rectangles_overlap(a: dict, b: dict) -> bool:
     """Whether two nodes' rectangles, title bar (drawn above `pos`) included, overlap."""
     (ax, ay), (aw, ah) = a["pos"], a["size"]
