@@ -31,8 +31,10 @@ from .exits import (
     EXIT_USAGE,
     StdoutClosed,
     UserError,
+    diagnostics_stderr,
     drop_stdout,
     end_process,
+    fill_closed_fds,
     verdict_text,
 )
 from .workflow_input import refuse_run
@@ -110,6 +112,22 @@ STOPPED_WORK = {
 }
 
 
+# When a command's product is the text it prints on stdout (given its flags): started with stdout
+# closed (`>&-`), it refuses before any work, exit 1, as one whose reader went away midway
+# (`StdoutClosed`); the others run, their lines for people on stdout lost (`fill_closed_fds`).
+PRINTS = {
+    "run": lambda args: args.json,
+    "validate": lambda args: args.json,
+    "submit": lambda args: args.json,
+    "nodes": lambda args: True,
+    "schema": lambda args: True,
+    "convert": lambda args: args.dest == "-",
+    "cache": lambda args: args.action == "info",
+    "serve": lambda args: False,  # its log is on stderr
+    "tiny-model": lambda args: False,  # its product is files; the lines naming them are lost
+}
+
+
 def _show_warning(python_show: Any, message: Warning | str, category: type[Warning],
                   filename: str, lineno: int, file: Any = None,
                   line: str | None = None) -> None:  # fmt: skip
@@ -158,6 +176,14 @@ def _log_lines(command: str) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command `argv` names, run; its exit code. stderr is diagnostics throughout: a line
+    it cannot take is lost, not the command (`diagnostics_stderr`)."""
+    stdout_closed = fill_closed_fds()
+    with diagnostics_stderr():
+        return _main(argv, stdout_closed)
+
+
+def _main(argv: list[str] | None, stdout_closed: bool) -> int:
     from latentgraph.graph.files import FileWriteError
     from latentgraph.graph.problems import WorkflowError
 
@@ -168,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if stdout_closed and PRINTS[args.command](args):
+        print(f"latentgraph: error: stdout was closed before {args.command} started, and "
+              f"{args.command} prints its output there: nothing was done", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
     try:
         with warnings.catch_warnings():
             warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)

@@ -5,6 +5,7 @@ Exit codes, in short (README.md, "Exit codes", lists every case that gives each)
     0   success
     1   the run failed: a node raised (what was computed stays cached); also a command whose
         product is its work (`run`, `submit`, `tiny-model`) stopped because its stdout closed,
+        one whose product is its stdout started with it closed (`schema >&-`: nothing done),
         and `submit` that lost the server after it queued the workflow (naming the prompt)
     2   user error: bad arguments or flags, an invalid workflow, a folder or device that
         cannot be used, a run that failed only because a node refused its input
@@ -25,11 +26,13 @@ error line of a node that crashed in `run` (a plugin's bug: its author's clue).
 
 import atexit
 import contextlib
+import errno
+import io
 import os
 import signal
 import sys
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
@@ -69,7 +72,94 @@ def verdict_text() -> Iterator[None]:
 def drop_stdout() -> None:
     """stdout onto /dev/null once its reader has gone: what it still holds is dropped, and
     Python's flush at exit does not fail again ("Exception ignored ... BrokenPipeError")."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    devnull_onto(sys.stdout.fileno())
+
+
+def devnull_onto(fd: int, flags: int = os.O_WRONLY) -> None:
+    """/dev/null opened as `fd` (what was there closed), no other descriptor left open."""
+    null = os.open(os.devnull, flags)
+    if null != fd:
+        os.dup2(null, fd)
+        os.close(null)
+
+
+def fill_closed_fds() -> bool:
+    """Started with stdin, stdout or stderr closed (`latentgraph run wf.yaml >&-`, as some
+    daemons and CI steps start commands): each such descriptor opened onto /dev/null, so the
+    next file opened (a saved image, the cache's) cannot land on fd 1 or 2 and take the
+    command's text, and `sys.stdout` is a stream again (Python made it None). True when stdout
+    was closed: its lines for people are lost, and a command whose product is stdout refuses
+    before any work (`cli.main`). Ascending order: each `os.open` takes the lowest free fd."""
+    stdout_closed = sys.stdout is None
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull_onto(fd, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+            stdout_closed = stdout_closed or fd == 1
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - the process's own, kept open
+    return stdout_closed
+
+
+class Diagnostics(io.TextIOBase):
+    """stderr as the CLI writes to it (`diagnostics_stderr`): its lines are diagnostics, so one
+    the machine refuses (`2>/dev/full`: ENOSPC, EIO, a read-only log) is lost, not the run;
+    stderr is then dropped onto /dev/null (what the stream still holds too, so Python's flush
+    at exit does not fail: exit 120). A reader gone (EPIPE: `2>&1 | head -1`) still raises
+    BrokenPipeError: the command stops as a closed stdout stops it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        with self._lossy():
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lossy():
+            self.stream.flush()
+
+    @contextlib.contextmanager
+    def _lossy(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise
+            with contextlib.suppress(Exception):  # a stream with no fd: only this line lost
+                devnull_onto(self.stream.fileno())
+                self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.stream.errors
+
+
+@contextlib.contextmanager
+def diagnostics_stderr() -> Iterator[None]:
+    """`sys.stderr` as `Diagnostics` while a command runs: a line it cannot write is lost, the
+    command goes on, its exit code says how it went."""
+    stderr = sys.stderr
+    sys.stderr = Diagnostics(stderr)
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
 
 
 def end_process(code: int, *, at_once: bool = False) -> NoReturn:
