@@ -8,7 +8,8 @@ constructs are resolved here: seed-control values, muted (mode 2) and bypassed (
 Reroute, PrimitiveNode, notes, subgraphs (expanded inline as `<instance id>:<inner id>`) and
 old group nodes (comfy_groups.py).
 
-Going back, `editor_from_graph` lays nodes out in columns by topological depth.
+Going back, `editor_from_graph` lays nodes out in columns by topological depth, or in the
+columns its caller gives.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -929,6 +930,18 @@ def _depths(graph: Graph) -> dict[str, int]:
     return depth
 
 
+def _laid_out(graph: Graph, columns: Sequence[Sequence[str]] | None) -> list[tuple[Node, int]]:
+    """Each node with its column, in the order the columns are filled top to bottom: by
+    dependency depth (graph order within a column), or as `columns` lists them."""
+    if columns is None:
+        depth = _depths(graph)
+        return [(node, depth[node.id]) for node in sorted(graph, key=lambda n: depth[n.id])]
+    listed = [nid for ids in columns for nid in ids]
+    if sorted(listed) != sorted(node.id for node in graph):
+        raise ValueError(f"columns {columns!r} must list each node of the graph once")
+    return [(graph[nid], col) for col, ids in enumerate(columns) for nid in ids]
+
+
 def _socket_rows(node_type: NodeType | None, inputs: list[dict[str, Any]]) -> int:
     """The input rows the editor draws: each socket written (a linked widget is drawn by its
     widget, no row of its own), and latentgraph's extras on a node of ComfyUI's name
@@ -1057,9 +1070,12 @@ class _EditorLinks:
 
 
 def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
-                      seed_control: str = "fixed") -> dict[str, Any]:  # fmt: skip
+                      seed_control: str = "fixed",
+                      columns: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:  # fmt: skip
     """An editor-format workflow (schema 0.4) for `graph`, laid out in columns by dependency
-    depth, opened at scale 1 with every node in view.
+    depth, opened at scale 1 with every node in view. `columns` (each column's node ids, top
+    to bottom, every node in one) arranges a graph whose layout someone chose: a template
+    the editor fits into its window (server/api_templates.py).
 
     `seed_control` is what the editor does to each seed after queueing (`SEED_CONTROL_VALUES`):
     `fixed` by default, so a converted document runs what the file ran, run after run;
@@ -1074,19 +1090,17 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
         raise ValueError(f"seed_control {seed_control!r}: one of {sorted(SEED_CONTROL_VALUES)}")
     registry = registry or default_registry
     ids = _editor_ids(graph)
-    depth = _depths(graph)
     slots = _output_slots(graph, registry)
     links = _EditorLinks(ids, slots)
     column_y: dict[int, float] = {}
     nodes: list[dict[str, Any]] = []
-    for node in sorted(graph, key=lambda n: depth[n.id]):
+    for node, col in _laid_out(graph, columns):
         inputs, values = _editor_inputs(node, registry.get(node.type), seed_control)
         links.connect(node, inputs)
         rows = max(_socket_rows(registry.get(node.type), inputs), len(slots[node.id]))
         height = 30 + 22 * rows + 26 * len(values)
         if _shows_image(registry.get(node.type)):
             height += _PREVIEW_HEIGHT
-        col = depth[node.id]
         y = column_y.get(col, 50.0)
         column_y[col] = y + height + _ROW_GAP
         entry: dict[str, Any] = {

@@ -54,6 +54,12 @@ CLASSIC_DEFAULT: dict[str, dict[str, Any]] = {
     "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
     "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
 }  # fmt: skip
+# Its layout, as ComfyUI's: the loader; the two text encoders and the empty latent stacked;
+# the KSampler; VAE Decode over Save Image (ComfyUI puts those two side by side in narrower
+# nodes). Five columns by depth were 1,840 px across: the editor, which fits a
+# template into its window, opened it in a 1400x900 window below its low-quality zoom, every
+# node an untitled grey box; four are 1,460 px, opened at 71%.
+CLASSIC_COLUMNS = (("4",), ("6", "7", "5"), ("3",), ("8", "9"))
 
 
 def _workflows(folder: Path | None) -> dict[str, Path]:
@@ -115,7 +121,9 @@ def editor_workflow(path: Path | None, registry: Any) -> dict[str, Any]:
     from latentgraph.graph.comfy_editor import editor_from_graph
 
     seed_control = "randomize" if path is None else "fixed"
-    return editor_from_graph(_graph(path, registry), registry, seed_control=seed_control)
+    columns = CLASSIC_COLUMNS if path is None else None
+    return editor_from_graph(_graph(path, registry), registry, seed_control=seed_control,
+                             columns=columns)  # fmt: skip
 
 
 def thumbnail(path: Path | None, registry: Any) -> bytes:

@@ -6,6 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 CHROMIUM = "/usr/bin/chromium"
+WINDOW = (1400, 900)  # the page's viewport: a laptop's browser window, the canvas filling it
+# Below this scale the editor draws nodes as untitled boxes without widgets: its threshold is
+# LiteGraph.Canvas.MinFontSizeForLOD (8 px) / NODE_TEXT_SIZE (14 px) = 0.57 at one device
+# pixel per CSS pixel, which replaced the LowQualityRenderingZoomThreshold of 0.6.
+LOW_QUALITY_SCALE = 0.6
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 
@@ -82,7 +87,7 @@ def editor(url: str, errors: list[str], *, new_browser: bool = False) -> Iterato
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = browser.new_page(viewport={"width": WINDOW[0], "height": WINDOW[1]})
             if not new_browser:
                 page.context.add_cookies([{"name": f"{VISITED}_{urlsplit(url).port}",
                                            "value": "1", "url": url + "/"}])  # fmt: skip

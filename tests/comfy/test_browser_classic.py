@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ..editor_page import (
+    LOW_QUALITY_SCALE,
     editor,
     editor_with_graph,
     queue_and_wait_for_image,
@@ -34,6 +35,16 @@ _RECORD_PROGRESS = """() => {
                 window.__progressSeen[n.id] = Math.max(window.__progressSeen[n.id] ?? 0, n.progress);
     }, 5);
 }"""
+
+# The canvas's scale, whether it draws nodes in low quality, and each node's rectangle (title
+# bar included) at the size the editor gave it.
+_VIEW = """() => ({scale: window.app.canvas.ds.scale, lowQuality: window.app.canvas.low_quality,
+                 rects: window.app.graph._nodes.map(n => Array.from(n.boundingRect))})"""
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    """Whether two rectangles [x, y, width, height] overlap (sharing an edge is not)."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +138,16 @@ def test_a_first_visit_shows_comfyuis_classic_graph_and_run_makes_its_image(
             assert types == sorted(CLASSIC_TYPES)
             assert set(types) <= set(running.http.get("/object_info").json())
             assert page.evaluate("() => window.app.graph._nodes.every(n => !n.has_errors)")
+            # the editor fits the template into its 1400x900 window once it is drawn (its
+            # pending camera): above the scale it draws untitled grey boxes at (it was 56%),
+            # no node over another at the sizes the editor gave them
+            page.wait_for_function("() => window.app.pendingCamera === undefined",
+                                   timeout=60_000)  # fmt: skip
+            view = page.evaluate(_VIEW)
+            assert view["scale"] >= LOW_QUALITY_SCALE and not view["lowQuality"], view
+            rects = view["rects"]
+            assert not [(a, b) for k, a in enumerate(rects) for b in rects[k + 1 :]
+                        if _overlap(a, b)], rects  # fmt: skip
             page.get_by_role("button", name="Run", exact=True).click()
             shown = wait_for_image(page, "ComfyUI_", timeout_ms=300_000)
             assert shown["width"] == 512  # ComfyUI's classic 512x512

@@ -353,6 +353,22 @@ def test_the_layout_puts_columns_by_depth_without_overlaps():
             assert next_y - (y + h) >= TITLE_HEIGHT  # the next title bar clears this node
 
 
+def test_columns_given_are_stacked_as_listed_without_overlaps():
+    """A template's own arrangement (the classic default graph's, server/api_templates.py):
+    each column's nodes top to bottom as listed, spaced by the same rule."""
+    doc = editor_from_graph(txt2img(), REG, columns=[["4"], ["6", "7", "5"], ["3"], ["8", "9"]])
+    check_document(doc)
+    x = {n["id"]: n["pos"][0] for n in doc["nodes"]}
+    y = {n["id"]: n["pos"][1] for n in doc["nodes"]}
+    assert x[4] < x[6] == x[7] == x[5] < x[3] < x[8] == x[9]
+    assert y[6] < y[7] < y[5] and y[8] < y[9] and y[4] == y[6] == y[3] == y[8]
+    for k, a in enumerate(doc["nodes"]):
+        for b in doc["nodes"][k + 1 :]:
+            assert not rectangles_overlap(a, b), (a["type"], b["type"])
+    with pytest.raises(ValueError, match="each node of the graph once"):
+        editor_from_graph(txt2img(), REG, columns=[["4"], ["6", "7", "5"], ["3"], ["8"]])
+
+
 def test_latentgraphs_extra_sockets_have_rows_on_a_comfyui_node():
     """VAEDecode's `tiled` and `sliced` (`comfy_extra`) are sockets in the editor even when
     unlinked, so not written: it draws four rows, 86 px; it was laid out 74 px tall for two,

@@ -16,8 +16,23 @@ from latentgraph.server import api_info, api_templates, api_user, editor
 from latentgraph.server.config import ServerConfig
 from latentgraph.server.errors import exception_handlers
 
+from ..comfy.test_comfy_editor_document import TITLE_HEIGHT, rectangles_overlap
+from ..editor_page import LOW_QUALITY_SCALE, WINDOW
+
 CLASSIC_TYPES = {"CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler",
                  "VAEDecode", "SaveImage"}  # fmt: skip
+
+
+def fitted_scale(workflow: dict, canvas: tuple[int, int]) -> float:
+    """The scale the editor opens a template at (its `fitView`): the nodes' bounds, title
+    bars included, padded 10 px a side (`createBounds`), fitted into 75% of the canvas, each
+    side taken as at least 300 px (`DragAndScale.fitToBounds`, zoom 0.75)."""
+    left = min(n["pos"][0] for n in workflow["nodes"])
+    top = min(n["pos"][1] - TITLE_HEIGHT for n in workflow["nodes"])
+    right = max(n["pos"][0] + n["size"][0] for n in workflow["nodes"])
+    bottom = max(n["pos"][1] + n["size"][1] for n in workflow["nodes"])
+    width, height = right - left + 20, bottom - top + 20
+    return min(0.75 * canvas[0] / max(width, 300), 0.75 * canvas[1] / max(height, 300))
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +128,19 @@ def test_the_default_template_is_comfyuis_classic_graph_with_types_we_serve(clie
     assert graph["5"].inputs == {"width": 512, "height": 512, "batch_size": 1}
     assert graph["9"].inputs["filename_prefix"] == "ComfyUI"
     assert client.get("/templates/default-1.png").headers["content-type"] == "image/png"
+
+
+def test_the_default_template_opens_readable_in_a_laptops_window_without_overlaps(client):
+    """The editor fits a template into its window on opening. The classic graph was laid out
+    in five columns by depth, 1,840 px across: a 1400x900 window opened it at 56%, below the
+    low-quality threshold, every node an untitled grey box. It is laid out as ComfyUI's
+    default graph is (the encoders and the empty latent stacked, VAE Decode over Save Image)."""
+    workflow = client.get("/templates/default.json").json()
+    assert fitted_scale(workflow, WINDOW) >= LOW_QUALITY_SCALE
+    nodes = workflow["nodes"]
+    for k, a in enumerate(nodes):
+        for b in nodes[k + 1 :]:
+            assert not rectangles_overlap(a, b), (a["type"], a["pos"], b["type"], b["pos"])
 
 
 def test_the_default_templates_seed_is_randomized_as_comfyuis_examples_keep_theirs(client):
