@@ -41,7 +41,7 @@ from .workflow import (
     text_with_params,
     unknown_override,
 )
-from .workflow.building import given_name, shown_value
+from .workflow.building import _other_problems, given_name, shown_value
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The largest image (PNG or WEBP) read for its workflow.
@@ -90,7 +90,9 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
     """`node.input=value` overrides for ComfyUI formats, which have no params; each value
     typed by the input it sets (`override_value`). An editor PrimitiveNode is folded into the
     inputs it feeds: `<its id>.value` sets each of them, as editing it in the editor does.
-    Returns the overrides as the `node.input` keys they set."""
+    Returns the overrides as the `node.input` keys they set. One naming nothing the file has
+    is refused with the graph's other problems, the other overrides applied (`--set nonode.x`
+    hid `--set 3.steps=abc`), as our format's loader reports an unknown param."""
     problems = []
     plan: list[tuple[str, Any, list[tuple[str, str]]]] = []  # key, value, inputs it sets
     for key, value in overrides.items():
@@ -109,8 +111,6 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
             problems.append(Problem("unknown_param", unknown, location=Location(source)))
             continue
         plan.append((str(key), value, fed or [(node_id, name)]))
-    if problems:
-        raise WorkflowError(problems)
     applied: dict[str, Any] = {}
     for key, value, inputs in plan:
         for node_id, name in inputs:
@@ -121,6 +121,8 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
             node.input_locations[name] = _override_place(node.location,
                 node.input_locations.get(name), key, given_as, value, source)  # fmt: skip
             applied[f"{node_id}.{name}"] = value
+    if problems:
+        raise WorkflowError(problems + _other_problems(graph, registry, problems, set()))
     return applied
 
 

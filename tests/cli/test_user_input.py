@@ -445,6 +445,23 @@ def test_set_on_an_api_file_naming_no_node_says_so_with_did_you_mean(cli, tmp_pa
         in err and "have no params" not in err  # fmt: skip
 
 
+def test_set_on_an_api_file_naming_no_node_hides_no_other_set_problem(cli, tmp_path):
+    """Every problem at once: the unknown node was the only one reported, the bad input name
+    and value of the other two --set flags said only once it was fixed."""
+    path = write(tmp_path, "api.json", json.dumps(API))
+    sets = ["--set", "out.nope=1", "--set", "nonode.x=1", "--set", "a.value=abc"]
+    code, out, err = cli("validate", str(path), "--json", *sets)
+    assert code == 2
+    assert sorted((p["code"], p["node"], p["input"]) for p in json.loads(out)) == [
+        ("invalid_input_type", "a", "value"), ("unknown_input", "out", "nope"),
+        ("unknown_param", None, None)]  # fmt: skip
+    code, out, err = cli("run", str(path), "-q", *sets)
+    assert code == 2 and not (tmp_path / "output").exists()
+    assert "--set nonode.x: the workflow has no node 'nonode'" in err
+    assert "error: --set out.nope=1: node 'out' input 'nope': " in err
+    assert "error: --set a.value=abc: node 'a' input 'value': expected an integer" in err
+
+
 @pytest.mark.parametrize("command", ["validate", "run", "convert"])
 def test_a_folder_named_as_the_workflow_is_called_a_folder(cli, tmp_path, command):
     (tmp_path / "flows").mkdir()
