@@ -14,7 +14,7 @@ from latentgraph.graph.context import BATCH_LIMITS, SIZE_LIMITS
 
 from .canvas import check_canvas
 from .compositing import RESIZE_SOURCE, SOURCE_MASK, paste
-from .resize import CROPS, METHODS, center_crop, match_batch, resize
+from .resize import CROPS, METHODS, batch_window, center_crop, match_batch, resize
 from .values import enforce_limits
 
 MAX_SIZE = 16384
@@ -158,8 +158,7 @@ def repeat_image_batch(ctx, image, amount: int = 1):
 def image_from_batch(ctx, image, batch_index: int = 0, length: int = 1):
     """Images batch_index .. batch_index + length - 1 of a batch (the last one if past the
     end), as LatentFromBatch picks rows."""
-    start = min(batch_index, image.shape[0] - 1)
-    return image[start : start + length].clone()
+    return image[batch_window(image.shape[0], batch_index, length)].clone()
 
 
 @node(

@@ -17,7 +17,7 @@ from latentgraph.graph import LATENT, Choice, Float, Int, Output, Socket, node
 
 from .canvas import check_canvas
 from .compositing import RESIZE_SOURCE, SOURCE_MASK, edge_ramp, paste
-from .resize import center_crop, match_batch, resize
+from .resize import batch_window, center_crop, match_batch, resize
 from .values import Latent, input_error
 
 LATENT_SCALE = 8
@@ -148,11 +148,9 @@ def repeat_latent_batch(ctx, samples: Latent, amount: int = 1):
 )  # fmt: skip
 def latent_from_batch(ctx, samples: Latent, batch_index: int = 0, length: int = 1):
     """Rows batch_index .. batch_index + length - 1 of a batch (the last row if past the end)."""
-    x = samples.samples
-    start = min(batch_index, x.shape[0] - 1)
-    stop = min(start + length, x.shape[0])
-    seeds = samples.seeds[start:stop] if samples.seeds is not None else None
-    return replace(samples, samples=x[start:stop].clone(), seeds=seeds)
+    rows = batch_window(samples.samples.shape[0], batch_index, length)
+    seeds = samples.seeds[rows] if samples.seeds is not None else None
+    return replace(samples, samples=samples.samples[rows].clone(), seeds=seeds)
 
 
 @node(

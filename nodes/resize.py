@@ -60,6 +60,13 @@ def _lanczos(x: Any, height: int, width: int) -> Any:
     return torch.from_numpy(out).to(x.dtype)
 
 
+def batch_window(count: int, batch_index: int, length: int) -> slice:
+    """Rows `batch_index` .. `batch_index + length - 1` of a batch of `count`, as ComfyUI's
+    *FromBatch nodes pick them: from the last row when `batch_index` is past the end."""
+    start = min(batch_index, count - 1)
+    return slice(start, min(start + length, count))
+
+
 def match_batch(x: Any, size: int) -> Any:
     """`x` with `size` rows: repeated (cycling) when it has fewer, cut when it has more."""
     n = x.shape[0]
