@@ -751,10 +751,10 @@ def _rest_of_graph(graph: Graph, registry: Registry, problems: list[Problem], un
                    names: Mapping[str, str]) -> list[Problem]:  # fmt: skip
     """The validation errors of the graph read around `problems` (the nodes `unread` left
     out), without echoes of them: what a file without those problems would be told."""
-    from .workflow.building import _other_problems
+    from .workflow.building import other_problems
 
     left_out = {names.get(nid, nid) for nid in unread}
-    rest = _other_problems(graph, registry, problems, set(graph.nodes) | left_out)
+    rest = other_problems(graph, registry, problems, set(graph.nodes) | left_out)
     if any(p.code == "prompt_no_outputs" for p in problems):  # said with its cause already
         rest = [p for p in rest if p.code != "prompt_no_outputs"]
     return rest

@@ -41,7 +41,7 @@ from .workflow import (
     text_with_params,
     unknown_override,
 )
-from .workflow.building import _other_problems, given_name, shown_value
+from .workflow.building import given_name, other_problems, shown_value
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The largest image (PNG or WEBP) read for its workflow.
@@ -122,7 +122,7 @@ def _apply_overrides(graph: Graph, overrides: dict[str, Any], source: str,
                 node.input_locations.get(name), key, given_as, value, source)  # fmt: skip
             applied[f"{node_id}.{name}"] = value
     if problems:
-        raise WorkflowError(problems + _other_problems(graph, registry, problems, set()))
+        raise WorkflowError(problems + other_problems(graph, registry, problems, set()))
     return applied
 
 

@@ -262,7 +262,7 @@ def _build(
         if node is not None:
             graph.add(node)
     if problems:
-        raise WorkflowError(problems + _other_problems(graph, registry, problems, set(nodes)))
+        raise WorkflowError(problems + other_problems(graph, registry, problems, set(nodes)))
     return Workflow(graph=graph, params=params, description=description, raw=value)
 
 
@@ -416,7 +416,7 @@ class _NodeReader:
                 node.inputs[input_name] = link
 
 
-def _other_problems(
+def other_problems(
     graph: Graph, registry: Registry, problems: list[Problem], written: set[str]
 ) -> list[Problem]:
     """Validation errors of the rest of the graph, minus echoes of the reading problems; only
