@@ -10,8 +10,14 @@ Disk entry layout (one file per node, all its outputs together):
     b"LGC1" | u32 header length | header JSON | blob 0 | blob 1 | ...
 
 with header {"codecs": [name per output], "sizes": [bytes per blob], "crc": crc32 of the ui
-(canonical JSON) and the blobs, "ui": ui dict or null}. A file that does not parse, is short,
-or fails its CRC is a miss and is deleted.
+(canonical JSON), the warnings (when there are any) and the blobs, "ui": ui dict or null,
+"warnings": [[origin key or null, message], ...], only when there are any}. A file that does not
+parse, is short, or fails its CRC is a miss and is deleted. An entry written before warnings
+were kept has none, and its CRC is the same as then.
+
+An entry keeps, beside its values and ui, the warnings behind them (`Said`): what the node and
+the nodes it was computed from said when they ran (`Context.warn`), so a run served from the
+cache says them again (the scheduler's `_Run.replay`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from .declare import NodeType
 from .files import write_file
 
 _MAGIC = b"LGC1"
+# The warnings behind a cached entry: (the cache key of the node that said it, or None when
+# that node had none, its message), in the order said, each once.
+Said = tuple[tuple[str | None, str], ...]
 # The file in a disk store's folder recording the bound it was last written with (JSON
 # {"max_bytes": N or null}), so `latentgraph cache` can show the limit the store keeps to.
 LIMIT_FILE = "limit.json"
@@ -233,12 +242,12 @@ def content_key(digests: list[str]) -> str:
 
 
 class MemoryCache:
-    """LRU of (values, ui) by key, bounded by the summed byte size of the values."""
+    """LRU of (values, ui, warnings) by key, bounded by the summed byte size of the values."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._items: OrderedDict[str, tuple[tuple, dict | None, int]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[tuple, dict | None, Said, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.evictions = 0
         _memory_caches.add(self)
@@ -246,18 +255,18 @@ class MemoryCache:
     def discard(self, holds: Callable[[Any], bool]) -> int:
         """Drop the entries with a value for which `holds(value)` is true; how many."""
         with self._lock:
-            gone = [k for k, (values, _, _) in self._items.items() if any(map(holds, values))]
+            gone = [k for k, (values, *_) in self._items.items() if any(map(holds, values))]
             for k in gone:
-                self.bytes -= self._items.pop(k)[2]
+                self.bytes -= self._items.pop(k)[3]
         return len(gone)
 
-    def get(self, key: str) -> tuple[tuple, dict | None] | None:
+    def get(self, key: str) -> tuple[tuple, dict | None, Said] | None:
         with self._lock:
             item = self._items.get(key)
             if item is None:
                 return None
             self._items.move_to_end(key)
-            return item[0], item[1]
+            return item[0], item[1], item[2]
 
     def __contains__(self, key: str) -> bool:
         return key in self._items
@@ -265,7 +274,8 @@ class MemoryCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, key: str, values: tuple, ui: dict | None, size: int | None = None) -> bool:
+    def put(self, key: str, values: tuple, ui: dict | None, said: Said = (),
+            size: int | None = None) -> bool:  # fmt: skip
         """Store unless the entry alone exceeds the bound; evict least recently used to fit."""
         if size is None:
             size = sum(value_size(v) for v in values)
@@ -274,11 +284,11 @@ class MemoryCache:
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
-                self.bytes -= old[2]
-            self._items[key] = (values, ui, size)
+                self.bytes -= old[3]
+            self._items[key] = (values, ui, said, size)
             self.bytes += size
             while self.bytes > self.max_bytes and self._items:
-                _, (_, _, s) = self._items.popitem(last=False)
+                _, (_, _, _, s) = self._items.popitem(last=False)
                 self.bytes -= s
                 self.evictions += 1
         return True
@@ -353,20 +363,20 @@ class DiskCache:
             return None
         return codecs
 
-    def put(self, key: str, values: tuple, ui: dict | None) -> bool:
+    def put(self, key: str, values: tuple, ui: dict | None, said: Said = ()) -> bool:
         codecs = self.encodable(values, ui)
         if codecs is None:
             return False
         blobs = [c.encode(v) for c, v in zip(codecs, values, strict=True)]  # type: ignore[misc]
-        crc = _checksum(ui, blobs)
-        header = json.dumps(
-            {
-                "codecs": [c.name for c in codecs],
-                "sizes": [len(b) for b in blobs],
-                "crc": crc,
-                "ui": ui,
-            }  # fmt: skip
-        ).encode()
+        fields: dict[str, Any] = {
+            "codecs": [c.name for c in codecs],
+            "sizes": [len(b) for b in blobs],
+            "crc": _checksum(ui, said, blobs),
+            "ui": ui,
+        }
+        if said:
+            fields["warnings"] = [list(w) for w in said]
+        header = json.dumps(fields).encode()
 
         def save(tmp: Path) -> None:
             with open(tmp, "wb") as f:
@@ -382,7 +392,7 @@ class DiskCache:
         self._account(written)
         return True
 
-    def get(self, key: str) -> tuple[tuple, dict | None] | None:
+    def get(self, key: str) -> tuple[tuple, dict | None, Said] | None:
         path = self.path(key)
         try:
             data = path.read_bytes()
@@ -402,7 +412,7 @@ class DiskCache:
         return result
 
     @staticmethod
-    def _parse(data: bytes) -> tuple[tuple, dict | None] | None:
+    def _parse(data: bytes) -> tuple[tuple, dict | None, Said] | None:
         if len(data) < 8 or data[:4] != _MAGIC:
             return None
         n = int.from_bytes(data[4:8], "big")
@@ -411,7 +421,8 @@ class DiskCache:
         sizes = header["sizes"]
         if len(data) != pos + sum(sizes) or len(sizes) != len(header["codecs"]):
             return None
-        if _checksum(header["ui"], [data[pos:]]) != header["crc"]:
+        said = tuple((origin, message) for origin, message in header.get("warnings", ()))
+        if _checksum(header["ui"], said, [data[pos:]]) != header["crc"]:
             return None
         values = []
         for name, size in zip(header["codecs"], sizes, strict=True):
@@ -420,7 +431,7 @@ class DiskCache:
                 return None
             values.append(codec.decode(data[pos : pos + size]))
             pos += size
-        return tuple(values), header["ui"]
+        return tuple(values), header["ui"], said
 
     def _remove(self, path: Path) -> None:
         try:
@@ -503,9 +514,12 @@ def _is_key(name: str) -> bool:
     return bool(name) and all(c in "0123456789abcdef" for c in name)
 
 
-def _checksum(ui: dict | None, blobs: list[bytes]) -> int:
-    """CRC32 of the ui (canonical JSON: it lives in the header) followed by the blobs."""
+def _checksum(ui: dict | None, said: Said, blobs: list[bytes]) -> int:
+    """CRC32 of the ui (canonical JSON: it lives in the header), the warnings (when there are
+    any: an entry without is checked as before they were kept) and the blobs."""
     crc = zlib.crc32(_json_dumps(ui).encode())
+    if said:
+        crc = zlib.crc32(_json_dumps([list(w) for w in said]).encode(), crc)
     for b in blobs:
         crc = zlib.crc32(b, crc)
     return crc
@@ -554,8 +568,8 @@ class Cache:
         with self._stats_lock:
             self.stats[name] += 1
 
-    def get(self, key: str) -> tuple[tuple, dict | None] | None:
-        """(values, ui) for `key`, from memory or disk (promoted to memory), or None."""
+    def get(self, key: str) -> tuple[tuple, dict | None, Said] | None:
+        """(values, ui, warnings) for `key`, from memory or disk (promoted to memory), or None."""
         found = self.memory.get(key)
         if found is not None:
             self._count("hits")
@@ -565,17 +579,18 @@ class Cache:
             if found is not None:
                 self._count("hits")
                 self._count("disk_hits")
-                self.memory.put(key, found[0], found[1])
+                self.memory.put(key, *found)
                 return found
         self._count("misses")
         return None
 
-    def put(self, key: str, values: tuple, ui: dict | None) -> None:
+    def put(self, key: str, values: tuple, ui: dict | None, said: Said = ()) -> None:
+        """Store a node's values and ui with the warnings behind them (`Said`)."""
         self._count("puts")
-        self.memory.put(key, values, ui)
+        self.memory.put(key, values, ui, said)
         if self.disk is not None:
             try:
-                self.disk.put(key, values, ui)
+                self.disk.put(key, values, ui, said)
             except Exception as exc:  # a full disk or a codec bug must not fail the run
                 self._disk_failed(exc)
 

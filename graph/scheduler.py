@@ -13,6 +13,10 @@ One run, in phases, none of them recursive (a 100,000-deep chain runs):
    dependants; cancellation is checked between nodes and inside nodes via the Context. What a
    node returns is checked against its outputs' declared types (`socket_checks`) before it is
    cached or passed on: a None or a str for an INT is that node's failure.
+
+A node served from the cache says again what was said computing its values (`replay`): its
+cache entry keeps its own warnings and those of the nodes its values were computed from, each
+with the key of the node that said it, so a second run of a workflow warns as the first did.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .cache import Cache, content_key, default_cache, handed_out, node_key, value_digest
+from .cache import Cache, Said, content_key, default_cache, handed_out, node_key, value_digest
 from .context import Cancelled, CancelToken, Context, Settings
 from .declare import REQUIRED, NodeResult, NodeType, Registry, default_registry
 from .events import (
@@ -489,6 +493,10 @@ class _Run:
         self.at: str | None = None  # the node whose NodeStarted was sent last
         self.uncached: set[str] = set()  # results not to cache: a NaN one, and what uses it
         self.refused: dict[str, dict | None] = {}  # node id -> the cached ui `reuse` refused
+        self.own: dict[str, list[str]] = {}  # node id -> what its code said this run
+        self.said: dict[str, Said] = {}  # node id -> the warnings behind its values (if any)
+        self.heard: set[tuple[str, str]] = set()  # (node id, message) said this run
+        self.node_at: dict[str, str] = {}  # cache key -> node id (`speaker`)
         # node type name -> its code digest, taken once per run: a notebook's node is keyed by
         # the globals and closure its code reads now (`code_identity.Code.digest`)
         self.codes: dict[str, str] = {}
@@ -536,8 +544,9 @@ class _Run:
             code = self.codes[nt.name] = nt.code.digest()
         return node_key(nt, literals, links, self.settings, self.extra, code)
 
-    def usable_hit(self, nid: str, key: str, nt: NodeType) -> tuple[tuple, dict | None] | None:
-        """The cached (values, ui) under `key`, unless the node's `reuse` hook refuses it for
+    def usable_hit(self, nid: str, key: str,
+                   nt: NodeType) -> tuple[tuple, dict | None, Said] | None:  # fmt: skip
+        """The cached (values, ui, warnings) under `key`, unless the node's `reuse` hook refuses it for
         this run (SaveImage: its files no longer hold what it saved, or its prefix names
         other files now); a refused ui is handed to the node's run (`Context.earlier_ui`)."""
         hit = self.cache.get(key)
@@ -567,7 +576,9 @@ class _Run:
             if key is not None:
                 hit = self.usable_hit(nid, key, types[nid])
                 if hit is not None:
-                    values[nid], uis[nid] = hit
+                    values[nid], uis[nid], said = hit
+                    if said:
+                        self.said[nid] = said
                     cached.append(nid)
                     continue
             to_run.add(nid)
@@ -576,11 +587,12 @@ class _Run:
         self.result.cached = cached
         if self.emit:
             self.emit(NodesCached(self.run_id, nodes=list(cached)))
-            for nid in cached:
-                if types[nid].output_node:
-                    self.emit(NodeFinished(self.run_id, node_id=nid, node_type=types[nid].name,
-                                           cached=True, summary=_summary(types[nid], values[nid]),
-                                           ui=uis[nid]))  # fmt: skip
+        for nid in cached:
+            self.replay(nid)
+            if self.emit and types[nid].output_node:
+                self.emit(NodeFinished(self.run_id, node_id=nid, node_type=types[nid].name,
+                                       cached=True, summary=_summary(types[nid], values[nid]),
+                                       ui=uis[nid]))  # fmt: skip
 
         # Every node needed here is retained or a parent of a node to run: its value is held
         # until the last of those has run.
@@ -642,8 +654,11 @@ class _Run:
             key = keys[nid] = self.node_key(node.inputs, nt)
             hit = self.usable_hit(nid, key, nt) if key is not None else None
             if hit is not None:
-                values[nid], uis[nid] = hit
+                values[nid], uis[nid], said = hit
+                if said:
+                    self.said[nid] = said
                 self.result.cached.append(nid)
+                self.replay(nid)
                 if emit:
                     emit(NodeFinished(run_id, node_id=nid, node_type=nt.name, cached=True,
                                       summary=_summary(nt, hit[0]), ui=hit[1]))  # fmt: skip
@@ -666,12 +681,13 @@ class _Run:
             self.uncached.add(nid)
         elif nt.deterministic:
             if key is not None:
-                self.cache.put(key, vals, ui)
+                self.cache.put(key, vals, ui, self.behind(nid))
         else:
             digests = [value_digest(v) for v in vals]
             if all(d is not None for d in digests):
                 keys[nid] = content_key(digests)  # type: ignore[arg-type]
             # else its key stays None: what uses it runs again each time and is never stored
+            self.behind(nid)
         values[nid] = vals
         uis[nid] = ui
         self.result.executed.append(nid)
@@ -709,12 +725,53 @@ class _Run:
         def warn(message: str) -> None:
             w = NodeWarning(run_id, node_id=nid, message=message)
             result.warnings.append(w)
+            self.own.setdefault(nid, []).append(message)
+            self.heard.add((nid, message))
             if emit:
                 callback(w)
 
         return Context(nid, nt.name, self.settings, self.cancel, emit_progress=progress,
                        emit_warning=warn, extra=self.extra,
                        earlier_ui=self.refused.pop(nid, None))  # fmt: skip
+
+    # --- warnings behind cached values -------------------------------------------------
+
+    def behind(self, nid: str) -> Said:
+        """The warnings behind the values `nid` just computed, kept with them in the cache: its
+        inputs' (in input order), then its own (under its key), each once."""
+        said: dict[tuple[str | None, str], None] = {}
+        for v in self.graph.nodes[nid].inputs.values():
+            if type(v) is Link:
+                said.update(dict.fromkeys(self.said.get(v.node, ())))
+        origin = self.key_of.get(nid)
+        said.update(dict.fromkeys((origin, m) for m in self.own.pop(nid, ())))
+        if said:
+            self.said[nid] = tuple(said)
+        return tuple(said)
+
+    def replay(self, nid: str) -> None:
+        """Say again, as `NodeWarning` events and in the result, the warnings behind the values
+        `nid` was served from the cache: each at the node that said it (`speaker`), once per
+        run (a warning said this run is not said again)."""
+        for origin, message in self.said.get(nid, ()):
+            speaker = self.speaker(origin) or nid
+            if (speaker, message) in self.heard:
+                continue
+            self.heard.add((speaker, message))
+            w = NodeWarning(self.run_id, node_id=speaker, message=message)
+            self.result.warnings.append(w)
+            if self.emit:
+                self.emit(w)
+
+    def speaker(self, origin: str | None) -> str | None:
+        """The node of this run whose cache key is `origin` (the first in order), or None."""
+        if origin is None:
+            return None
+        if origin not in self.node_at:  # keys found since (below a non-deterministic node)
+            for n, k in self.key_of.items():
+                if k is not None:
+                    self.node_at.setdefault(k, n)
+        return self.node_at.get(origin)
 
     def fail(self, nid: str, nt: NodeType, exc: Exception, kwargs: dict) -> NodeOutcome:
         user_error = isinstance(exc, InputError)

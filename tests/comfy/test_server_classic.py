@@ -249,7 +249,8 @@ def test_example_workflows_are_the_editors_templates(real_server):
 
 def test_a_node_warning_is_in_the_server_log_and_the_prompts_history(real_server, classic_api):
     """ComfyUI has no message for a node's warning: it is logged with the prompt and node
-    (the editor's Logs panel shows it) and kept in the prompt's history status messages."""
+    (the editor's Logs panel shows it) and kept in the prompt's history status messages. The
+    same prompt again, served from the cache, says it again."""
     buf = io.BytesIO()
     Image.new("RGB", (150, 130), (90, 120, 200)).save(buf, format="PNG")
     up = real_server.http.post("/upload/image", files={"image": ("odd.png", buf.getvalue())})
@@ -259,15 +260,18 @@ def test_a_node_warning_is_in_the_server_log_and_the_prompts_history(real_server
     prompt["11"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0], "vae": ["4", 2]}}
     prompt["3"]["inputs"].update(latent_image=["11", 0], denoise=0.5, steps=2)
     prompt["9"]["inputs"]["filename_prefix"] = "odd"
-    history = run_prompt(real_server, prompt)
     said = "image is 150x130, not a multiple of the VAE's scale factor 8: cropped to 144x128"
-    [warning] = [d for t, d in history["status"]["messages"] if t == "node_warning"]
-    assert (warning["node_id"], warning["node_type"]) == ("11", "VAEEncode")
-    assert said in warning["message"]
-    pid = warning["prompt_id"]
-    lines = [e["m"] for e in real_server.http.get("/internal/logs/raw").json()["entries"]]
-    assert any(m.startswith(f"WARNING latentgraph.server: prompt {pid}: warning 11 (VAEEncode): ")
-               and said in m for m in lines), lines  # fmt: skip
+    for cached in ([], ["10", "11", "3", "8", "9"]):
+        history = run_prompt(real_server, prompt)
+        messages = history["status"]["messages"]
+        [warning] = [d for t, d in messages if t == "node_warning"]
+        assert (warning["node_id"], warning["node_type"]) == ("11", "VAEEncode")
+        assert said in warning["message"]
+        assert {*cached} <= {*next(d["nodes"] for t, d in messages if t == "execution_cached")}
+        pid = warning["prompt_id"]
+        lines = [e["m"] for e in real_server.http.get("/internal/logs/raw").json()["entries"]]
+        assert any(m.startswith(f"WARNING latentgraph.server: prompt {pid}: warning 11 "
+                                "(VAEEncode): ") and said in m for m in lines), lines  # fmt: skip
 
 
 def test_a_controlnet_for_another_model_family_is_a_node_error_naming_it(real_server, classic_api):

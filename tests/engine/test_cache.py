@@ -59,7 +59,7 @@ def test_memory_lru_evicts_least_recently_used_by_bytes():
     m.put("a", ("A",), None, size=100)
     m.put("b", ("B",), None, size=100)
     m.put("c", ("C",), None, size=100)
-    assert m.get("a") == (("A",), None)  # a is now most recent; b is the oldest
+    assert m.get("a") == (("A",), None, ())  # a is now most recent; b is the oldest
     m.put("d", ("D",), None, size=100)
     assert m.get("b") is None
     assert [m.get(k) is not None for k in "acd"] == [True, True, True]
@@ -91,10 +91,10 @@ def test_later_codec_registration_wins():
 
 def test_disk_roundtrip_and_second_instance_hits(tmp_path):
     key = "ab" + "0" * 62
-    Cache(disk_dir=tmp_path).put(key, (1, "two", [3.5, None]), {"images": [{"filename": "x"}]})
+    Cache(disk_dir=tmp_path).put(key, (1, "two", [3.5, None]), {"images": [{"filename": "x"}]}, ())
     assert (tmp_path / "ab" / key).is_file()
     other = Cache(disk_dir=tmp_path)
-    assert other.get(key) == ((1, "two", [3.5, None]), {"images": [{"filename": "x"}]})
+    assert other.get(key) == ((1, "two", [3.5, None]), {"images": [{"filename": "x"}]}, ())
     assert other.stats == {"hits": 1, "misses": 0, "disk_hits": 1, "puts": 0, "disk_errors": 0}
     assert other.get(key) is not None and other.stats["disk_hits"] == 1  # now from memory
 
@@ -177,7 +177,7 @@ def test_cache_is_safe_from_several_threads(tmp_path):
             for i in range(200):
                 k = f"{t:02x}{i % 50:062x}"  # this thread's own keys, each rewritten 4 times
                 c.put(k, ([t, i],), None)
-                assert c.get(k) == (([t, i],), None)
+                assert c.get(k) == (([t, i],), None, ())
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -187,11 +187,11 @@ def test_cache_is_safe_from_several_threads(tmp_path):
     for t in threads:
         t.join()
     assert errors == []
-    assert c.memory.bytes == sum(s for _, _, s in c.memory._items.values())
+    assert c.memory.bytes == sum(s for *_, s in c.memory._items.values())
     assert c.memory.bytes <= 5_000 and c.memory.evictions > 0
     for t in range(4):  # the last write of every key, most of them evicted to disk by now
         assert [c.get(f"{t:02x}{j:062x}") for j in range(50)] == [
-            (([t, 150 + j],), None) for j in range(50)
+            (([t, 150 + j],), None, ()) for j in range(50)
         ]
     assert c.stats["disk_hits"] > 0
 
@@ -204,7 +204,7 @@ def test_a_failing_codec_does_not_fail_the_put(tmp_path):
                          encode=boom, decode=lambda b: frozenset()))  # fmt: skip
     c = Cache(disk_dir=tmp_path)
     c.put("aa" + "4" * 62, (frozenset({1}),), None)
-    assert c.get("aa" + "4" * 62) == ((frozenset({1}),), None) and c.stats["disk_errors"] == 1
+    assert c.get("aa" + "4" * 62) == ((frozenset({1}),), None, ()) and c.stats["disk_errors"] == 1
     assert not any(p.is_file() for p in tmp_path.rglob("*"))  # no temp file left behind
 
 
@@ -226,13 +226,13 @@ def test_a_disk_that_cannot_be_written_is_told_once_naming_the_folder_and_reason
     told: list[str] = []
     c = Cache(disk_dir=tmp_path / "store", on_disk_error=told.append)
 
-    def full(key, values, ui):
+    def full(key, values, ui, said):
         raise OSError(28, "No space left on device")
 
     c.disk.put = full
     for i in range(5):
         c.put(f"{i:02x}" + "5" * 62, ([i],), None)
-    assert c.stats["disk_errors"] == 5 and c.get("03" + "5" * 62) == (([3],), None)
+    assert c.stats["disk_errors"] == 5 and c.get("03" + "5" * 62) == (([3],), None, ())
     assert told == [f"the disk cache at {tmp_path / 'store'} cannot be written (No space left "
                     "on device); results are kept in memory only, not for later runs (said "
                     "once)"]  # fmt: skip

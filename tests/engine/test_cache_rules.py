@@ -45,8 +45,8 @@ def test_a_registered_codec_decodes_from_disk_in_a_fresh_cache(tmp_path):
     register_codec(bytes_codec())
     Cache(disk_dir=tmp_path).put(KEY, (b"\x00\x01",), {"k": [1]})
     fresh = Cache(disk_dir=tmp_path)
-    assert fresh.get(KEY) == ((b"\x00\x01",), {"k": [1]}) and fresh.stats["disk_hits"] == 1
-    assert fresh.get(KEY) == ((b"\x00\x01",), {"k": [1]})  # promoted to memory with its ui
+    assert fresh.get(KEY) == ((b"\x00\x01",), {"k": [1]}, ()) and fresh.stats["disk_hits"] == 1
+    assert fresh.get(KEY) == ((b"\x00\x01",), {"k": [1]}, ())  # promoted to memory with its ui
     assert fresh.stats["disk_hits"] == 1
 
 
@@ -97,7 +97,7 @@ def test_memory_lru_accounting():
     assert m.put("a", ("A",), None, size=100) is True  # exactly the bound: kept
     assert "a" in m and "b" not in m and m.bytes == 100
     assert m.put("a", ("A2",), {"u": 1}, size=40) is True  # rewriting a key replaces its size
-    assert len(m) == 1 and m.bytes == 40 and m.get("a") == (("A2",), {"u": 1})
+    assert len(m) == 1 and m.bytes == 40 and m.get("a") == (("A2",), {"u": 1}, ())
     m.put("b", ("B",), None, size=60)  # a + b = 100: fits
     m.put("c", ("C",), None, size=60)  # evicts a (still 120), then b
     assert m.evictions == 2 and m.bytes == 60
@@ -198,7 +198,7 @@ def test_disk_put_says_what_it_stored(tmp_path):
     assert store.put(KEY, (bytearray(b"x"),), None) is False
     assert store.put(KEY, (1,), {"not json": object()}) is False
     assert list(tmp_path.rglob("*")) == []
-    assert store.put(KEY, (1,), {"ok": [1]}) is True and store.get(KEY) == ((1,), {"ok": [1]})
+    assert store.put(KEY, (1,), {"ok": [1]}) is True and store.get(KEY) == ((1,), {"ok": [1]}, ())
 
 
 def test_a_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
@@ -216,4 +216,4 @@ def test_a_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
 def test_memory_keeps_the_ui_without_a_disk():
     cache = Cache()
     cache.put(KEY, (1,), {"images": ["a.png"]})
-    assert cache.get(KEY) == ((1,), {"images": ["a.png"]})
+    assert cache.get(KEY) == ((1,), {"images": ["a.png"]}, ())

@@ -99,4 +99,4 @@ def test_a_reader_never_sees_a_partial_or_missing_entry_during_rewrites(tmp_path
         reader.join()
     assert len(seen) > 10
     assert set(seen) <= {"b2000000", "s10"}, {s for s in seen if s not in ("b2000000", "s10")}
-    assert writer_store.get(key) == ((small,), None)  # the last write, whole
+    assert writer_store.get(key) == ((small,), None, ())  # the last write, whole

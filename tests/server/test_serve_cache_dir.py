@@ -84,7 +84,7 @@ def test_a_worker_keeps_to_its_specs_bounds_and_tells_a_full_disk_once(tmp_path,
         cache = JobRunner(WorkerSetup(registry=toy_registry), spec, theirs).scheduler.cache
         assert (cache.memory.max_bytes, cache.disk.max_bytes) == (5 << 20, 7 << 20)
 
-        def full(key, values, ui):
+        def full(key, values, ui, said):
             raise OSError(28, "No space left on device")
 
         cache.disk.put = full
