@@ -127,8 +127,18 @@ def test_interrupt_mid_run_stops_within_a_step(server, ws):
                      if m["type"] == "progress" and m["data"]["prompt_id"] == pid]  # fmt: skip
     assert last_progress[-1] < 500
     hist = server.http.get(f"/history/{pid}").json()[pid]
-    assert hist["status"]["status_str"] == "error"
+    assert hist["status"]["status_str"] == "error" and hist["status"]["completed"] is False
+    end = hist["status"]["messages"][-1]
+    assert end[0] == "execution_interrupted"
+    assert {"prompt_id", "node_id", "node_type", "executed", "timestamp"} <= set(end[1])
     assert server.http.get(f"/jobs/{pid}").json()["status"] == "cancelled"
+    # What the editor's job list reads, as ComfyUI's /api/jobs gives an interrupted prompt:
+    # among the finished ones, cancelled, with its end time and no execution_error (the
+    # editor 1.58 draws a cancelled job as "Failed", as it does against ComfyUI's server).
+    finished = server.http.get("/api/jobs", params={"status": "completed,failed,cancelled"})
+    job = next(j for j in finished.json()["jobs"] if j["id"] == pid)
+    assert job["status"] == "cancelled" and "execution_error" not in job
+    assert job["execution_end_time"] >= job["execution_start_time"]
 
 
 def test_two_clients_get_only_their_own_messages(server, ws):
