@@ -25,7 +25,7 @@ from . import (
     editor,
 )
 from .collector import freeze_start_up_objects
-from .config import ServerConfig
+from .config import ServerConfig, remove_made
 from .dispatch import Dispatcher
 from .errors import exception_handlers
 from .hosts import HostGuard
@@ -198,15 +198,20 @@ def create_app(
     `pool` replaces the local worker processes (another executor behind the same interface).
     `lock`: the queue database's lock, when the caller took it (`serve`: an existing data
     folder's before it binds its port); the store takes it otherwise (`StoreInUse`: another server uses this data folder)
-    and holds it until the app stops."""
+    and holds it until the app stops. A store that cannot be opened (a full disk) removes the
+    folders made here, as the store removes its files and the lock file it made."""
     setup = workers or WorkerSetup()
     handed_in = registry is not None
     registry = _server_registry(registry, setup)
-    config.ensure_dirs()
-    if not handed_in:
-        _load_nodes(config, registry)
-    settings = _settings(config)
-    store = _open_store(config, lock)
+    made = config.ensure_dirs()
+    try:
+        if not handed_in:
+            _load_nodes(config, registry)
+        settings = _settings(config)
+        store = _open_store(config, lock)
+    except BaseException:  # a refused start leaves no folder it made (empty)
+        remove_made(made)
+        raise
     hub = Hub(config.client_backlog_bytes, config.client_stall_seconds)
     pool = _worker_pool(config, setup, settings, pool)
     _log_start(config, store, pool)

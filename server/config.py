@@ -218,7 +218,26 @@ class ServerConfig:
 
         return make_folders(self.data_dir, mode=DATA_DIR_MODE)
 
-    def ensure_dirs(self) -> None:
-        self.make_data_dir()
-        for d in (self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
-            d.mkdir(parents=True, exist_ok=True)
+    def ensure_dirs(self) -> list[list[Path]]:
+        """Make the data folder and the server's other folders; return the folders made, for
+        each of them (`graph.files.make_folders`), so a start that fails removes them again
+        (`remove_made`; one that cannot be made removes those made before it)."""
+        from latentgraph.graph.files import make_folders
+
+        made = [self.make_data_dir()]
+        try:
+            for folder in (self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
+                made.append(make_folders(folder))
+        except BaseException:
+            remove_made(made)
+            raise
+        return made
+
+
+def remove_made(made: list[list[Path]]) -> None:
+    """Remove the folders `ServerConfig.ensure_dirs` made, those still empty, the data folder
+    last (it may hold the others)."""
+    from latentgraph.graph.files import remove_folders
+
+    for folders in reversed(made):
+        remove_folders(folders)

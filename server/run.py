@@ -12,16 +12,14 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 from urllib.parse import unquote_plus
 
 from .config import ServerConfig
 from .hosts import is_loopback_bind, no_such_address
 from .middleware import TOKEN_PARAMETER
 from .workers import WorkerSetup
-
-if TYPE_CHECKING:
-    from .store import DatabaseLock
 
 # What stands where a token was.
 REDACTED = "<redacted>"
@@ -253,22 +251,6 @@ def _server_class(on_signal: Callable[[], None]) -> Any:
     return Server
 
 
-def _new_data_folder(config: ServerConfig) -> DatabaseLock:
-    """Make `config.data_dir` (and its missing parents) and lock its queue database; a lock
-    refused (a full disk: its pid cannot be written) removes the folders made, so the refusal
-    leaves nothing behind."""
-    from latentgraph.graph.files import remove_folders
-
-    from .store import DatabaseLock
-
-    made = config.make_data_dir()  # private: every prompt is kept in it
-    try:
-        return DatabaseLock(config.db_path)
-    except BaseException:
-        remove_folders(made)
-        raise
-
-
 def serve(
     config: ServerConfig,
     *,
@@ -287,18 +269,25 @@ def serve(
     locked first (`StoreInUse`: another server uses this data folder, said before the port is
     bound); then the port is bound (`CannotListen`: a port in use, an address not on this
     machine), before `prepare`, before a new data folder is made, before the app is made or any
-    worker starts."""
+    worker starts. A start refused later (a full disk: the lock's pid or the queue database
+    cannot be written) removes the data folder it made, and the lock file it made
+    (`DatabaseLock.abandon`), as the app removes its folders and the store its files."""
+    from latentgraph.graph.files import remove_folders
+
     from .app import create_app
     from .store import DatabaseLock
 
     lock = DatabaseLock(config.db_path) if config.data_dir.is_dir() else None
     sockets: list[socket.socket] = []
+    made: list[Path] = []  # a new data folder and its parents
+    app = None  # made: the start went through
     try:
         sockets = listen(config.host, config.port)
         if prepare is not None:
             registry = prepare()
         if lock is None:  # a new data folder, made only now that the port is ours
-            lock = _new_data_folder(config)  # held until the store closes
+            made = config.make_data_dir()  # private: every prompt is kept in it
+            lock = DatabaseLock(config.db_path)  # held until the store closes
         logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                             format=LOG_FORMAT)  # fmt: skip
         app = create_app(config, registry=registry, workers=workers, lock=lock)
@@ -314,5 +303,9 @@ def serve(
     finally:
         for sock in sockets:
             sock.close()
-        if lock is not None:  # the store released it, unless the app was never made or started
+        if app is None:  # a refused start: the lock file it made gone, then its folders
+            if lock is not None:
+                lock.abandon()
+            remove_folders(made)
+        elif lock is not None:  # the store released it, unless the app was never started
             lock.release()

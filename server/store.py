@@ -41,7 +41,7 @@ import os
 import sqlite3
 import threading
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,14 @@ class StoreInUse(StoreOpenError):
     """Another process (another server on the same data folder) has the database open."""
 
 
+def _database_files(path: str) -> list[str]:
+    """The files SQLite keeps a database in (none for one in memory): the database, its WAL
+    and shared-memory index, its rollback journal."""
+    if path in ("", ":memory:"):
+        return []
+    return [path + suffix for suffix in ("", "-wal", "-shm", "-journal")]
+
+
 class DatabaseLock:
     """An exclusive lock on a queue database, held from its opening to its closing: `flock` on
     `<database>.lock` beside it, in which the holder writes its pid (for the refusal's
@@ -203,14 +211,14 @@ class DatabaseLock:
     restart after a crash opens the database and `Store.recover` marks what the dead process
     left running. Raises `StoreInUse` when another process holds it, `StoreOpenError` when the
     lock file cannot be made or its pid written (a full disk: the file made is removed, so a
-    refused start leaves none behind)."""
+    refused start leaves none behind, as `abandon` removes it for a start refused later)."""
 
     def __init__(self, database: Path | str) -> None:
         self.path = f"{database}.lock"
         self._fd: int | None = None
         if fcntl is None:
             return
-        made = not os.path.lexists(self.path)
+        self._made = not os.path.lexists(self.path)  # by this lock: `abandon` removes it
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -224,15 +232,13 @@ class DatabaseLock:
             raise StoreInUse(f"the queue database {database} cannot be opened (another "
                              f"latentgraph server{pid} is using it: stop that server first, "
                              "or give this one another --data-dir)") from None  # fmt: skip
+        self._fd = fd
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except OSError as exc:
-            if made:  # ours, empty, locked by us: nobody else holds it
-                os.unlink(self.path)
-            os.close(fd)
+            self.abandon()
             raise self._refusal(database, "written", exc) from None
-        self._fd = fd
 
     def _refusal(self, database: Path | str, done: str, exc: OSError) -> StoreOpenError:
         """The lock file could not be `done` ("opened", "written"), said in words (a full disk
@@ -240,6 +246,14 @@ class DatabaseLock:
         opened: its lock file D.lock cannot be written: the disk is full (...)"."""
         return StoreOpenError(f"the queue database {database} cannot be opened: its lock file "
                               f"{self.path} cannot be {done}: {os_error_words(exc)}")  # fmt: skip
+
+    def abandon(self) -> None:
+        """Release the lock for a start that failed, its file removed when this lock made it
+        (unlinked while still held: no other server has it), so the refusal leaves none behind;
+        a file that was there before stays. Released already: nothing."""
+        if self._fd is not None and self._made:
+            os.unlink(self.path)
+        self.release()
 
     def release(self) -> None:
         """Let another process open the database (again: nothing)."""
@@ -392,8 +406,10 @@ class Store:
     def __init__(self, path: Path | str, *, history_bytes: int = RECENT_HISTORY_BYTES,
                  max_history: int = MAX_HISTORY, lock: DatabaseLock | None = None) -> None:  # fmt: skip
         """`lock`: the database's lock, taken already (`serve` takes it before it binds its
-        port); the store takes it otherwise, and releases it when closed. `max_history`:
-        finished prompts kept, the oldest deleted beyond it (at start too)."""
+        port); the store takes it otherwise, and releases it when closed. A database it cannot
+        open is left as it was, or removed when this opening made it (a full disk), the lock
+        then abandoned (`DatabaseLock.abandon`). `max_history`: finished prompts kept, the
+        oldest deleted beyond it (at start too)."""
         self.path = str(path)
         self.history_bytes = history_bytes
         self.max_history = max_history
@@ -406,11 +422,20 @@ class Store:
         self._held = lock
         if lock is None and self.path not in ("", ":memory:"):
             self._held = DatabaseLock(self.path)  # StoreInUse: another server has it open
+        made = [file for file in _database_files(self.path) if not os.path.lexists(file)]
         try:
             self._db = self._first_open()
-            self._load_memory()
-        except BaseException:
-            self._release()
+            try:
+                self._load_memory()
+            except BaseException:
+                self._db.close()
+                raise
+        except BaseException:  # a refused start leaves no file it made (a full disk: empty)
+            for file in made:
+                with suppress(FileNotFoundError):
+                    os.unlink(file)
+            if self._held is not None:
+                self._held.abandon()
             raise
         self._bound_history()
 

@@ -254,7 +254,8 @@ def test_a_database_that_cannot_be_opened_is_left_where_it_is(tmp_path, caplog):
     )
     assert isinstance(raised.value, OSError)  # the CLI prints it as an error, no traceback
     assert (path / "kept").read_text() == "x"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite3", "db.sqlite3.lock"]
+    # the lock file this opening made is gone with it (a refused start leaves nothing)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite3"]
     assert caplog.records == []
 
 
@@ -346,7 +347,7 @@ def test_a_version_0_database_of_another_layout_is_refused_and_left_as_it_is(tmp
         "extra); give it another --data-dir"
     )
     assert path.read_bytes() == data and _pragma(path, "user_version") == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite3", "db.sqlite3.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite3"]  # its lock file gone
 
 
 def test_a_database_a_newer_latentgraph_wrote_is_refused_and_left_as_it_is(tmp_path, caplog):
