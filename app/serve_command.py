@@ -33,19 +33,18 @@ from .exits import EXIT_OK, SIGNAL_EXITS, UserError
 from .workflow_input import workflow_file
 
 
-class _ComfyListen(argparse.Action):
-    """`serve --listen [IP]`, ComfyUI's flag: refused naming latentgraph's (`--host`), never
-    taken as one (ComfyUI's bare `--listen` binds every interface, which needs a token here)."""
+class _Refused(argparse.Action):
+    """A flag this command does not take but a user may well give (another program's, or one
+    another command takes): refused with why and what does its work (`why`), never taken, not
+    in --help. `serve --listen [IP]`, ComfyUI's flag (its bare `--listen` binds every
+    interface, which needs a token here); `submit --nodes-dir DIR` (the server's decides)."""
 
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+    def __init__(self, option_strings: list[str], dest: str, why: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kwargs)
+        self.why = why
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
-        raise argparse.ArgumentError(self, "is ComfyUI's flag; latentgraph's is --host ADDRESS "
-                                     "(default 127.0.0.1; --host 0.0.0.0 for every interface, "
-                                     "which needs a token of at least 16 characters, "
-                                     "$LATENTGRAPH_AUTH_TOKEN or --auth-token TOKEN, or "
-                                     "--insecure)")  # fmt: skip
+        raise argparse.ArgumentError(self, self.why)
 
 
 def _allowed_host(text: str) -> str:
@@ -74,7 +73,10 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only, "
                    "but every account on it (on a shared machine, set "
                    "$LATENTGRAPH_AUTH_TOKEN)")  # fmt: skip
-    p.add_argument("--listen", action=_ComfyListen)
+    p.add_argument("--listen", action=_Refused, why="is ComfyUI's flag; latentgraph's is --host "
+                   "ADDRESS (default 127.0.0.1; --host 0.0.0.0 for every interface, which needs "
+                   "a token of at least 16 characters, $LATENTGRAPH_AUTH_TOKEN or --auth-token "
+                   "TOKEN, or --insecure)")  # fmt: skip
     p.add_argument("--port", type=at_least(0, at_most=65535), default=8188,
                    help="default 8188; 0: a free port (the log says which)")  # fmt: skip
     p.add_argument("--auth-token", metavar="TOKEN", help="require this token of every client (Authorization: "
@@ -165,6 +167,8 @@ def add_submit_parser(sub) -> None:
                    f"Prefer the variable: {COMMAND_LINE_SHOWN}, the --server URL too")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument("--nodes-dir", action=_Refused, why="is serve's flag, not submit's: the "
+                   "server's own --nodes-dir decides which nodes exist")  # fmt: skip
 
 
 TOKEN_VARIABLE = "LATENTGRAPH_AUTH_TOKEN"

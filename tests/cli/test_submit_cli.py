@@ -249,6 +249,21 @@ def test_submit_refuses_a_server_that_is_no_url_as_a_usage_error(cli, tmp_path, 
     assert submit(tmp_path / "wf.yaml", url, quiet=True) == 2
 
 
+@pytest.mark.parametrize("args", [["--nodes-dir", "pack", "wf.yaml"], ["wf.yaml", "--nodes-dir"],
+                                  ["--nodes-dir=pack", "wf.yaml"]])  # fmt: skip
+def test_submit_refuses_nodes_dir_saying_the_servers_decides(cli, tmp_path, capsys, args):
+    """`submit --nodes-dir pack wf.yaml` was argparse's "unrecognized arguments: --nodes-dir
+    wf.yaml" (pack taken for the workflow): the server's own --nodes-dir decides which nodes
+    exist, said as serve's --listen is refused; no server is asked."""
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    with pytest.raises(SystemExit) as exit_:  # argparse's refusals
+        cli("submit", "--server", "http://127.0.0.1:1", *args)
+    out, err = capsys.readouterr()
+    assert (exit_.value.code, out) == (2, "")
+    assert err == ("latentgraph: error: --nodes-dir: is serve's flag, not submit's: the server's "
+                   "own --nodes-dir decides which nodes exist\n")  # fmt: skip
+
+
 def test_submit_of_a_png_sends_the_workflow_it_holds(plain_server, cli, tmp_path):
     """run reads a PNG's workflow; submit said the PNG 'is not UTF-8 text at byte 0x89'. It
     now sends the chunk run would read (ours here, with its params), and a PNG with none is
