@@ -19,6 +19,7 @@ This module must stay light: it never imports torch.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,9 @@ from typing import Any
 
 from .code_identity import Code, code_of
 from .context import LIMITS, Settings, limit_label
+from .problems import with_article
+
+_log = logging.getLogger("latentgraph.declare")
 
 # Socket types. Names match ComfyUI's where the meaning matches, so editor colours and
 # ComfyUI workflows line up.
@@ -131,7 +135,8 @@ class Input:
         refuses to be built with any (`NodeType`), so a mistake shows when `@node` runs, not
         when a workflow happens to use the default."""
         bounds, kind = self._bounds_problem(), self._default_type_problem()
-        found = [self._name_problem(), self._limit_problem(), bounds, kind,
+        found = [socket_type_problem(self.type), self._name_problem(), self._limit_problem(),
+                 bounds, kind,
                  self._canonical_problem(), self._comfy_extra_problem()]  # fmt: skip
         if kind is None:  # a default of the right type: is it one this input accepts?
             found.append(self._default_choice_problem())
@@ -178,7 +183,7 @@ class Input:
 
     def _default_type_problem(self) -> str | None:
         """A widget's default is a value of its type: a bool is not an INT, an int is a FLOAT."""
-        expected = _DEFAULT_TYPES.get(self.type)
+        expected = _DEFAULT_TYPES.get(self.type) if isinstance(self.type, str) else None
         if not self._has_default() or expected is None or expected[0](self.default):
             return None
         return f"default {self.default!r} is not {expected[1]} ({self.type})"
@@ -235,6 +240,15 @@ class Input:
             return list(self.choices(settings if settings is not None else Settings()))
         return list(self.choices)
 
+    def choices_or_failure(self, settings: Settings | None = None) -> tuple[list[str], str]:
+        """The choices (`choice_list`) and "", or, when the choices function raises (a file
+        picker whose folder is gone), none and why, worded once for every reader: validation
+        refuses a value with it, `NodeType.shown_choices` warns with it."""
+        try:
+            return self.choice_list(settings), ""
+        except Exception as exc:  # noqa: BLE001 - a plugin's function: anything may fail
+            return [], f"could not list the choices: {exc}"
+
     def hint_for(self, value: Any, settings: Settings) -> str:
         """`choices_hint` for a refused `value` (None: no value given) under `settings`."""
         if callable(self.choices_hint):
@@ -268,6 +282,25 @@ def number_text(value: float) -> str:
     return repr(value)
 
 
+# The Python types a declaration may give where a socket type's name belongs, and that name.
+_PYTHON_TYPE_NAMES: dict[type, str] = {str: STRING, int: INT, float: FLOAT, bool: BOOLEAN}
+_TYPE_NAME_ADVICE = "give a socket type's name (STRING, IMAGE, ..., or your own: 'MY_THING')"
+
+
+def socket_type_problem(socket_type: Any) -> str | None:
+    """What is wrong with the type an input or output declares, said after "input 'x': " or
+    "output 'y': ". A socket type is a name: a Python class or a number there cannot be sent
+    to the editor (/object_info is JSON: one plugin's `Output("t", str)` made it answer 500)
+    nor matched against the type of a link."""
+    if isinstance(socket_type, str):
+        return None if socket_type.strip() else f"an empty socket type: {_TYPE_NAME_ADVICE}"
+    if isinstance(socket_type, type):
+        meant = _PYTHON_TYPE_NAMES.get(socket_type)
+        advice = f"use {meant}" if meant else _TYPE_NAME_ADVICE
+        return f"type {socket_type.__name__} is a Python type, not a socket type: {advice}"
+    return f"type {socket_type!r} is not a socket type: {_TYPE_NAME_ADVICE}"
+
+
 @dataclass(frozen=True)
 class Output:
     """One named output of a node type."""
@@ -276,6 +309,12 @@ class Output:
     type: str
     description: str = ""
     is_list: bool = False
+
+    def problems(self) -> list[str]:
+        """What is wrong with this declaration, each said after "output 'y': " (`NodeType`
+        refuses to be built with any)."""
+        found = [socket_type_problem(self.type)]
+        return [problem for problem in found if problem is not None]
 
 
 @dataclass
@@ -352,8 +391,9 @@ class NodeType:
         return self.module.startswith("latentgraph.")
 
     def declaration_problems(self) -> list[str]:
-        """What is wrong with the declaration, each naming the node type (and the input):
-        an empty name, an input declared twice, each input's own problems (`Input.problems`)."""
+        """What is wrong with the declaration, each naming the node type (and the input or
+        output): an empty name, an input or output declared twice, each input's and output's
+        own problems (`Input.problems`, `Output.problems`)."""
         label = f"node type {self.name!r}"
         found = []
         if not isinstance(self.name, str) or not self.name.strip():
@@ -365,10 +405,36 @@ class NodeType:
                 found.append(f"{label} input {i.name!r}: declared twice (input names are unique)")
             seen.add(i.name)
             found += [f"{label} input {i.name!r}: {problem}" for problem in i.problems()]
+        outputs: set[str] = set()
+        for o in self.outputs:
+            if o.name in outputs:
+                found.append(f"{label} output {o.name!r}: declared twice (output names are "
+                             "unique)")  # fmt: skip
+            outputs.add(o.name)
+            found += [f"{label} output {o.name!r}: {problem}" for problem in o.problems()]
         return found
 
     def input(self, name: str) -> Input | None:
         return self._by_name.get(name)
+
+    def shown_choices(self, decl: Input, settings: Settings | None = None) -> list[str]:
+        """The choices of input `decl` as a listing shows them (`nodes describe`, `nodes
+        --json`, /object_info): a choices function that raises is an empty list and a warning
+        naming the node type, the input and where it is declared (it stopped `describe` with
+        the bare OSError, and `nodes --json` showed the empty list without a word)."""
+        choices, failure = decl.choices_or_failure(settings)
+        if failure:
+            at = f" ({self.declared_at})" if self.declared_at else ""
+            _log.warning("node type %r input %r%s: %s; its list is shown empty",
+                         self.name, decl.name, at, failure)  # fmt: skip
+        return choices
+
+    @property
+    def declared_at(self) -> str:
+        """The file:line of its `@node` (a decorated function's code starts at its first
+        decorator); empty for a callable without code."""
+        code = getattr(self.fn, "__code__", None)  # the plugin's callable: a function or not
+        return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
 
     def key_literals(self, literals: dict[str, Any], settings: Settings) -> dict[str, Any]:
         """The literals as the cache key holds them: each input declaring `canonical` in its
@@ -501,6 +567,7 @@ class Registry:
     def __init__(self) -> None:
         self._types: dict[str, NodeType] = {}
         self._on_clash: Callable[[NameClash], None] | None = None
+        self._on_refusal: Callable[[ValueError], None] | None = None
 
     def add(self, node_type: NodeType, *, replace: bool = False) -> NodeType:
         """Register `node_type`; a name already held raises `NameClash`, or, inside
@@ -525,6 +592,27 @@ class Registry:
             yield
         finally:
             self._on_clash = before
+
+    def refuse(self, error: ValueError) -> None:
+        """A declaration `@node` refuses (`error` names every problem of it): raised, or,
+        inside `refusals_reported`, handed to the report and the code declaring it goes on,
+        so a plugin's later declarations are checked too (and said all at once)."""
+        if self._on_refusal is None:
+            raise error
+        self._on_refusal(error)
+
+    @contextmanager
+    def refusals_reported(self, report: Callable[[ValueError], None]) -> Iterator[None]:
+        """While inside, a refused declaration is handed to `report` instead of raised."""
+        before, self._on_refusal = self._on_refusal, report
+        try:
+            yield
+        finally:
+            self._on_refusal = before
+
+    def remove(self, name: str) -> None:
+        """Forget node type `name` (a plugin that failed to load: none of its nodes stay)."""
+        self._types.pop(name, None)
 
     def get(self, name: str) -> NodeType | None:
         return self._types.get(name)
@@ -584,6 +672,11 @@ def node(
     """
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        target = registry or default_registry
+        shape = _list_problems(name, inputs, outputs)
+        if shape:  # nothing else can be read of lists that are none
+            target.refuse(ValueError("; ".join(shape)))
+            return fn
         problems = _signature_problems(name, fn, inputs)
         try:
             node_type = NodeType(
@@ -607,12 +700,41 @@ def node(
         except ValueError as exc:  # the declaration's own problems, said with the signature's
             problems.insert(0, str(exc))
         if problems:
-            raise ValueError("; ".join(problems))
-        (registry or default_registry).add(node_type)
+            target.refuse(ValueError("; ".join(problems)))
+            return fn
+        target.add(node_type)
         fn.node_type = node_type  # type: ignore[attr-defined]
         return fn
 
     return wrap
+
+
+# What each list of a declaration holds, named as its problems name it.
+_DECLARED_LISTS = {"inputs": (Input, "String(...), Int(...), Socket(...), ..."),
+                   "outputs": (Output, "Output(name, TYPE), ...")}  # fmt: skip
+
+
+def _list_problems(name: str, inputs: Any, outputs: Any) -> list[str]:
+    """`inputs` and `outputs` are lists (or tuples) of declarations: one declaration given
+    bare (`inputs=String("s", "a")`) was a TypeError naming no node type."""
+    label, found = f"node type {name!r}", []
+    for what, given in (("inputs", inputs), ("outputs", outputs)):
+        kind, examples = _DECLARED_LISTS[what]
+        if not isinstance(given, list | tuple):
+            found.append(f"{label}: {what} must be a list ([{examples}]), not "
+                         f"{_shown_item(given)}")  # fmt: skip
+            continue
+        found += [f"{label}: {what}[{n}] is {_shown_item(item)}, not "
+                  f"{with_article(kind.__name__)} declaration ({examples})"
+                  for n, item in enumerate(given) if not isinstance(item, kind)]  # fmt: skip
+    return found
+
+
+def _shown_item(item: Any) -> str:
+    """What a declaration's list held instead, short: an input or output by its name."""
+    if isinstance(item, Input | Output):
+        return f"{with_article(type(item).__name__)} ({item.name!r})"
+    return f"{type(item).__name__} {item!r}"
 
 
 def _signature_problems(name: str, fn: Callable[..., Any], inputs: Sequence[Input]) -> list[str]:

@@ -13,7 +13,7 @@ from .context import Settings
 from .declare import REQUIRED, Input, NodeType, Registry, number_text
 
 
-def _constraints(i: Input, dynamic: bool, settings: Settings | None) -> str:
+def _constraints(node_type: NodeType, i: Input, dynamic: bool, settings: Settings | None) -> str:
     parts = []
     if i.min is not None and not math.isinf(i.min) and i.min > -(2**62):
         parts.append(f"min {number_text(i.min)}")
@@ -21,7 +21,7 @@ def _constraints(i: Input, dynamic: bool, settings: Settings | None) -> str:
         parts.append(f"max {number_text(i.max)}")
     if callable(i.choices) and not dynamic:
         parts.append("one of the files found at run time")
-    elif choices := i.choice_list(settings):
+    elif choices := node_type.shown_choices(i, settings):
         parts.append(f"one of: {', '.join(choices)}")
     if i.multiline:
         parts.append("multiline")
@@ -32,13 +32,13 @@ def _constraints(i: Input, dynamic: bool, settings: Settings | None) -> str:
     return "; ".join(parts)
 
 
-def _input_line(i: Input, dynamic: bool, settings: Settings | None) -> str:
+def _input_line(node_type: NodeType, i: Input, dynamic: bool, settings: Settings | None) -> str:
     how = "value or link" if i.accepts_literal else "link"
     if i.default is REQUIRED:
         default = "required" if not i.optional else "optional"
     else:
         default = f"default {i.default!r}"
-    extra = _constraints(i, dynamic, settings)
+    extra = _constraints(node_type, i, dynamic, settings)
     line = f"  {i.name}: {i.type} ({how}, {default}{'; ' + extra if extra else ''})"
     if i.description:
         line += f"\n      {i.description}"
@@ -61,7 +61,8 @@ def describe(node_type: NodeType, dynamic: bool = True, settings: Settings | Non
     if node_type.description:
         lines += ["", node_type.description]
     lines += ["", "inputs:"]
-    lines += [_input_line(i, dynamic, settings) for i in node_type.inputs] or ["  (none)"]
+    lines += [_input_line(node_type, i, dynamic, settings)
+              for i in node_type.inputs] or ["  (none)"]  # fmt: skip
     lines += ["", "outputs:"]
     lines += [f"  {o.name}: {o.type}" + (f"  {o.description}" if o.description else "")
               for o in node_type.outputs] or ["  (none)"]  # fmt: skip

@@ -52,10 +52,7 @@ def _input_entry(decl: Input, settings: Settings | None, node_type: NodeType) ->
     if decl.comfy_extra:  # a socket, not a widget: the editor's widget list stays ComfyUI's
         options["forceInput"] = True
     if decl.type == COMBO or decl.choices is not None:
-        try:
-            choices = decl.choice_list(settings)
-        except Exception:  # a file picker whose folder is missing: an empty dropdown
-            choices = []
+        choices = node_type.shown_choices(decl, settings)  # a folder missing: an empty one
         if not has_default and choices:
             options["default"] = choices[0]
         if decl.image_upload:

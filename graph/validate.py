@@ -508,11 +508,7 @@ def _missing_message(decl: Input, settings: Settings | None) -> str:
     how = "a value" if decl.accepts_literal else "a link"
     message = f"this required {decl.type} input is missing: give it {how}"
     if decl.choices_hint and settings is not None:
-        try:
-            empty = not decl.choice_list(settings)
-        except Exception:  # noqa: BLE001 - a folder that vanished: its list is empty too
-            empty = True
-        if empty:
+        if not decl.choices_or_failure(settings)[0]:  # a folder that vanished: empty too
             message += f"; its list of choices is empty ({decl.hint_for(None, settings)})"
     return message
 
@@ -521,19 +517,9 @@ def _check_choice(
     graph: Graph, registry: Registry, node: Node, decl: Input, value: Any,
     problems: list[Problem], settings: Settings,
 ) -> None:  # fmt: skip
-    try:
-        choices = decl.choice_list(settings)
-    except Exception as exc:  # a file picker whose folder vanished: say so, don't crash
-        problems.append(
-            _problem(
-                graph,
-                node,
-                "value_not_in_list",
-                f"could not list the choices: {exc}",
-                decl.name,
-                value,
-            )
-        )
+    choices, failure = decl.choices_or_failure(settings)
+    if failure:  # a file picker whose folder vanished: say so, don't crash
+        problems.append(_problem(graph, node, "value_not_in_list", failure, decl.name, value))
         return
     if value in choices and isinstance(value, str | int | float):
         return

@@ -164,7 +164,8 @@ def _file_names(request: Request, kind: str | None = None) -> list[str]:
     state = get_state(request)
     files = sorted({f["name"] for f in _folder_files(request, kind)}, key=str.lower)
     listed = [name for node_type in state.registry for inp in node_type.inputs
-              if inp.models_folder == kind for name in inp.choice_list(state.settings)]  # fmt: skip
+              if inp.models_folder == kind
+              for name in node_type.shown_choices(inp, state.settings)]  # fmt: skip
     return list(dict.fromkeys([*listed, *files]))
 
 

@@ -405,3 +405,74 @@ def test_every_builtin_node_passes_its_declaration_checks():
     assert [(t.name, t.declaration_problems() + _signature_problems(t.name, t.fn, t.inputs))
             for t in builtin if t.declaration_problems() or
             _signature_problems(t.name, t.fn, t.inputs)] == []  # fmt: skip
+
+
+# --- socket types, outputs and the lists themselves ------------------------------------------
+
+_ADVICE = "give a socket type's name (STRING, IMAGE, ..., or your own: 'MY_THING')"
+
+
+@pytest.mark.parametrize("inputs, outputs, problem", [
+    ([], [Output("t", str)],
+     "output 't': type str is a Python type, not a socket type: use STRING"),
+    ([Socket("x", str)], [], "input 'x': type str is a Python type, not a socket type: use STRING"),
+    ([Socket("x", float)], [], "input 'x': type float is a Python type, not a socket type: use FLOAT"),
+    ([Socket("x", dict)], [], f"input 'x': type dict is a Python type, not a socket type: {_ADVICE}"),
+    ([Socket("x", 42)], [], f"input 'x': type 42 is not a socket type: {_ADVICE}"),
+    ([], [Output("t", " ")], f"output 't': an empty socket type: {_ADVICE}"),
+])  # fmt: skip
+def test_a_socket_type_that_is_no_name_is_refused(inputs, outputs, problem):
+    """`Output("t", str)` was accepted: `nodes describe` showed `<class 'str'>`, `nodes --json`
+    crashed and the server's /object_info answered 500 (the editor never loaded)."""
+    with pytest.raises(ValueError) as info:
+        NodeType("N", lambda ctx, **inputs: (), tuple(inputs), tuple(outputs))
+    assert str(info.value) == f"node type 'N' {problem}"
+
+
+def test_an_output_declared_twice_is_refused():
+    with pytest.raises(ValueError) as info:
+        NodeType("N", lambda ctx: (), (), (Output("t", STRING), Output("t", STRING)))
+    assert str(info.value) == "node type 'N' output 't': declared twice (output names are unique)"
+
+
+@pytest.mark.parametrize("inputs, outputs, problem", [
+    (String("s", "a"), [], "inputs must be a list ([String(...), Int(...), Socket(...), ...]), "
+     "not an Input ('s')"),
+    ([String("s", "a"), "t"], [], "inputs[1] is str 't', not an Input declaration "
+     "(String(...), Int(...), Socket(...), ...)"),
+    ([], Output("t", STRING), "outputs must be a list ([Output(name, TYPE), ...]), not an Output ('t')"),
+    ([], [String("s")], "outputs[0] is an Input ('s'), not an Output declaration (Output(name, TYPE), ...)"),
+])  # fmt: skip
+def test_inputs_and_outputs_are_lists_of_declarations(inputs, outputs, problem):
+    """`inputs=String("s", "a")` was `TypeError: 'Input' object is not iterable`, naming no
+    node type."""
+    reg = Registry()
+    with pytest.raises(ValueError) as info:
+        node("K", inputs=inputs, outputs=outputs, registry=reg)(lambda ctx, s="a", t="": ())
+    assert str(info.value) == f"node type 'K': {problem}" and "K" not in reg
+
+
+def test_a_choices_function_that_fails_is_an_empty_list_and_a_warning_naming_its_input(caplog):
+    """`nodes describe` stopped with the bare OSError (no node, input or file named) and
+    `nodes --json` and /object_info showed an empty list without a word: each lists none and
+    warns in the words validation refuses a value with."""
+    from latentgraph.graph.node_docs import describe
+    from latentgraph.graph.object_info import node_info
+
+    def files(settings):
+        raise FileNotFoundError(2, "No such file or directory", "/nonexistent/folder")
+
+    def bad_choices(ctx, f=None):
+        return ()
+
+    node_type = NodeType("M_BadChoices", bad_choices, (Choice("f", files, None),), ())
+    said = ("node type 'M_BadChoices' input 'f' (" + node_type.declared_at + "): could not list "
+            "the choices: [Errno 2] No such file or directory: '/nonexistent/folder'; its list "
+            "is shown empty")  # fmt: skip
+    assert node_type.declared_at == f"{__file__}:{bad_choices.__code__.co_firstlineno}"
+    with caplog.at_level("WARNING", logger="latentgraph.declare"):
+        assert node_info(node_type, Settings())["input"]["required"]["f"] == [[], {}]
+        assert "  f: COMBO (value or link, default None)" in describe(
+            node_type, settings=Settings()
+        )
+    assert [r.getMessage() for r in caplog.records] == [said, said]

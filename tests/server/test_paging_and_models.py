@@ -304,3 +304,25 @@ def test_the_folders_listed_are_the_kinds_a_node_reads():
         | {folder for folders in loaders.COMPONENT_FOLDERS.values() for folder in folders}
     )
     assert set(FOLDERS) == read
+
+
+def test_a_dropdown_whose_choices_fail_answers_an_empty_list_not_500(config):
+    """A plugin's choices function that raises (its folder gone) made /models/loras answer
+    500: its dropdown lists nothing there, as in /object_info, and the folder's files are
+    listed."""
+    from latentgraph.graph import Choice, node
+
+    def gone(settings):
+        raise FileNotFoundError(2, "No such file or directory", "/nonexistent/folder")
+
+    registry = Registry()
+
+    @node("M_GoneChoices", inputs=[Choice("f", gone, None, models_folder="loras")],
+          registry=registry)  # fmt: skip
+    def gone_choices(ctx, f=None):
+        return ()
+
+    for client in _client(config, registry, FOLDERS):
+        assert client.get("/models/loras").json() == ["x.safetensors", "y.sft"]
+        info = client.get("/object_info").json()
+        assert info["M_GoneChoices"]["input"]["required"]["f"] == [[], {}]
