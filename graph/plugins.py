@@ -19,11 +19,11 @@ import importlib.util
 import sys
 import traceback
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .declare import NameClash, NodeType, Registry, default_registry
 
@@ -130,12 +130,11 @@ def _from_entry_points(failures: list[PluginFailure]) -> list[str]:
     loaded = []
     for entry in installed_entry_points():
         origin = f"{entry.name} = {entry.value}"
-        try:
-            entry.load()
-        except (Exception, SystemExit) as exc:
-            failures.append(_failure(origin, exc, _module_location(entry.module)))
-            continue
-        loaded.append(entry.value)
+        where = functools.partial(_module_location, entry.module)
+        if _load_whole(origin, where, entry.load, failures)[0]:
+            loaded.append(entry.value)
+        else:  # its module may have imported, its declarations refused: imported again
+            _forget_module(entry.module)  # next time, it says so again
     return loaded
 
 
@@ -159,16 +158,55 @@ def _from_folder(folder: Path, failures: list[PluginFailure]) -> list[str]:
             continue
         _given_paths[path.resolve()] = path
         declared = len(default_registry)
-        try:
-            module = _import_file(path, file, resolved)
-        except (Exception, SystemExit) as exc:  # a plugin must not take the host down
-            failures.append(_failure(str(path), exc, path.resolve()))
+        module_name = _module_name(path, resolved)
+        load = functools.partial(_import_file, module_name, file)
+        whole, module = _load_whole(str(path), path.resolve, load, failures)
+        if not whole:
+            _forget_module(module_name)
             continue
+        _loaded_files.add(resolved)
         if len(default_registry) == declared and hasattr(module, "NODE_CLASS_MAPPINGS"):
             failures.append(PluginFailure(str(path), COMFY_CUSTOM_NODE))
             continue
         loaded.append(str(path))
     return loaded
+
+
+def _load_whole(
+    origin: str, location: Callable[[], Path | None], load: Callable[[], Any],
+    failures: list[PluginFailure],
+) -> tuple[bool, Any]:  # fmt: skip
+    """Import one plugin (`load`), whole or not at all: its node types stay registered only
+    when the import finished and none of its `@node` declarations was refused (a file that
+    "failed to load" had its nodes above the bad one listed and usable). A refused
+    declaration does not stop the import, so every one of the file's is said at once, in one
+    failure, each at its file:line (then what stopped the import, if anything did).
+    `location` is where the plugin's code is (`_failure`), looked up only for a failure.
+    Whether it loaded whole, and what `load` returned."""
+    before = set(default_registry.names())
+    refused: list[tuple[BaseException, list[traceback.FrameSummary]]] = []
+    stopped, loaded = None, None
+    try:
+        with default_registry.refusals_reported(
+                lambda error: refused.append((error, traceback.extract_stack()))):  # fmt: skip
+            loaded = load()
+    except (Exception, SystemExit) as exc:  # a plugin must not take the host down
+        stopped = exc
+    if stopped is None and not refused:
+        return True, loaded
+    for name in set(default_registry.names()) - before:
+        default_registry.remove(name)
+    where = location()
+    said = [_failure(origin, error, where, frames) for error, frames in refused]
+    if stopped is not None:
+        said.append(_failure(origin, stopped, where))
+    if len(said) == 1:
+        failures.append(said[0])
+    else:
+        failures.append(PluginFailure(origin, "; ".join(
+            f"{one.message} ({one.at})" if one.at else one.message for one in said),
+            "".join(one.traceback for one in said)))  # fmt: skip
+    return False, None
 
 
 # A `--nodes-dir` file declaring ComfyUI node classes and none of ours: it imports cleanly and
@@ -179,10 +217,15 @@ COMFY_CUSTOM_NODE = (
 )
 
 
-def _import_file(path: Path, file: Path, resolved: Path) -> ModuleType:
+def _module_name(path: Path, resolved: Path) -> str:
+    """The module name a plugin file is imported as: its name and its place, never a name
+    of the user's own modules."""
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)
-    module_name = f"{FILE_MODULE_PREFIX}{stem}_{digest}"
+    return f"{FILE_MODULE_PREFIX}{stem}_{digest}"
+
+
+def _import_file(module_name: str, file: Path) -> ModuleType:
     # an `__init__.py` is imported as a package (its folder searched for submodules)
     spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
@@ -192,22 +235,34 @@ def _import_file(path: Path, file: Path, resolved: Path) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        sys.modules.pop(module_name, None)
+        _forget_module(module_name)
         raise
-    _loaded_files.add(resolved)
     return module
 
 
-def _failure(origin: str, exc: BaseException, location: Path | None) -> PluginFailure:
+def _forget_module(module_name: str) -> None:
+    """Drop a plugin that failed to load from `sys.modules`, with the modules of its package
+    that did import: loaded again, its files run again and declare their nodes again."""
+    for name in [n for n in sys.modules if n == module_name or n.startswith(module_name + ".")]:
+        del sys.modules[name]
+
+
+def _failure(
+    origin: str, exc: BaseException, location: Path | None,
+    frames: list[traceback.FrameSummary] | None = None,
+) -> PluginFailure:  # fmt: skip
     """`exc` raised while importing the plugin at `location` (its resolved file, or its
     package's folder), with the file:line of its traceback's last frame there: a declaration
-    refused by `@node` points at the line of that `@node`. A SyntaxError in the plugin's code
+    refused by `@node` points at the line of that `@node` (a refusal reported, not raised,
+    has the `frames` of the stack refusing it instead). A SyntaxError in the plugin's code
     is placed at the broken file's line (its own filename and lineno: no frame of the
     traceback is in that file, and a package's is the line importing it)."""
-    text = "".join(traceback.format_exception(exc))
+    text = "".join(traceback.format_exception(exc)) if frames is None else ""
     message, at = f"{type(exc).__name__}: {exc}", ""
+    if frames is None:
+        frames = traceback.extract_tb(exc.__traceback__)
     if location is not None:
-        for frame in traceback.extract_tb(exc.__traceback__):
+        for frame in frames:
             if _within(frame.filename, location):
                 at = f"{_shown(frame.filename)}:{frame.lineno}"
         if isinstance(exc, SyntaxError) and exc.filename and _within(exc.filename, location):

@@ -408,3 +408,40 @@ def test_a_file_declaring_our_nodes_beside_comfyui_mappings_loads(tmp_path):
         str(tmp_path / "both.py")
     ]
     assert failures == [] and name in target
+
+
+def test_a_file_that_fails_to_load_registers_none_of_its_nodes(tmp_path, monkeypatch):
+    """Whole or not at all: the nodes declared above a refused one (or above the line the
+    import stopped at) were listed and usable although the file "failed to load"; and every
+    refused declaration of the file is said at once, each at its line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nodes").mkdir()
+    good, bad, worse, late = (_unique(n) for n in ("Good", "Bad", "Worse", "Late"))
+    (tmp_path / "nodes" / "refused.py").write_text(
+        "from latentgraph.graph import Int, node\n"
+        f"@node({good!r}, inputs=[Int('n', 1)])\ndef good(ctx, n):\n    return ()\n"
+        f"@node({bad!r}, inputs=[Int('n', 1.5)])\ndef bad(ctx, n):\n    return ()\n"
+        f"@node({worse!r}, inputs=[Int('n', 2.5)])\ndef worse(ctx, n):\n    return ()\n")  # fmt: skip
+    (tmp_path / "nodes" / "stopped.py").write_text(
+        "from latentgraph.graph import node\n"
+        f"@node({late!r}, output_node=True)\ndef late(ctx):\n    return ()\n"
+        "raise RuntimeError('boom')\n")  # fmt: skip
+    failures: list[PluginFailure] = []
+    target = Registry()
+    assert load_plugins([Path("nodes")], entry_points=False, registry=target,
+                        errors=failures) == []  # fmt: skip
+    assert [str(f) for f in failures] == [
+        f"node plugin nodes/refused.py failed to load: ValueError: node type {bad!r} input 'n': "
+        "default 1.5 is not an integer (INT) (nodes/refused.py:5); ValueError: node type "
+        f"{worse!r} input 'n': default 2.5 is not an integer (INT) (nodes/refused.py:8)",
+        "node plugin nodes/stopped.py failed to load: RuntimeError: boom (nodes/stopped.py:5)",
+    ]
+    for name in (good, bad, worse, late):
+        assert name not in default_registry and name not in target
+    fixed = tmp_path / "nodes" / "stopped.py"  # fixed, loaded again: its nodes are declared
+    fixed.write_text(fixed.read_text().replace("raise RuntimeError('boom')\n", ""))
+    (tmp_path / "nodes" / "refused.py").unlink()
+    assert load_plugins([Path("nodes")], entry_points=False, registry=target) == [
+        "nodes/stopped.py"
+    ]
+    assert late in target
