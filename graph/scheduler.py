@@ -242,9 +242,21 @@ def normalize(node_type: NodeType, result: Any) -> tuple[tuple, dict | None]:
         returned = "None (nothing)" if result is None else f"{len(values)} value(s)"
         raise TypeError(
             f"node type {node_type.name!r} returned {returned} but declares "
-            f"{len(node_type.outputs)} output(s)"
+            f"{len(node_type.outputs)} output(s){_count_hint(node_type, result)}"
         )
     return values, ui
+
+
+def _count_hint(node_type: NodeType, result: Any) -> str:
+    """What was probably meant by a result of the wrong length: a list holding one value per
+    output is one value (a list output's), and a dict from a node without outputs is what an
+    output node shows (docs/custom-nodes.md, What a node returns)."""
+    count = len(node_type.outputs)
+    if isinstance(result, list) and count > 1 and len(result) == count:
+        return "; return a tuple, not a list (a list is one value: a list output's)"
+    if isinstance(result, dict) and not count:
+        return "; to show something, return NodeResult(ui={...})"
+    return ""
 
 
 def check_outputs(node_type: NodeType, values: tuple) -> None:

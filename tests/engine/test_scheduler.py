@@ -150,6 +150,26 @@ def test_wrong_number_of_returned_values_is_a_node_failure(toys):
     assert r.status == "failed" and "returned 3 value(s) but declares 2" in r.failures[0].message
 
 
+def test_a_list_for_several_outputs_or_a_dict_for_none_says_what_was_meant(toys):
+    """`return [1, 2]` for two outputs said only "returned 1 value(s)"."""
+
+    @node("Listed", outputs=[Output("a", ANY), Output("b", ANY)], registry=toys.registry)
+    def listed(ctx):
+        return [1, 2]
+
+    @node("Shown", output_node=True, registry=toys.registry)
+    def shown(ctx):
+        return {"text": ["hi"]}
+
+    r = toys.scheduler().run(build({"l": ("Listed", {}), "s": ("Shown", {})}), targets=["l", "s"])
+    assert sorted(f.message for f in r.failures) == [
+        "node type 'Listed' returned 1 value(s) but declares 2 output(s); return a "
+        "tuple, not a list (a list is one value: a list output's)",
+        "node type 'Shown' returned 1 value(s) but declares 0 output(s); to show "
+        "something, return NodeResult(ui={...})",
+    ]
+
+
 def test_returning_none_for_several_outputs_says_it_returned_nothing(toys):
     """A function that forgot its `return` was said to have "returned 1 value(s)"."""
 
