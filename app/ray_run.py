@@ -13,6 +13,7 @@ code from it, as an in-process run does.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from latentgraph.graph.events import Event, NodeFailed, RunFinished
 from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.workflow import Workflow
 from latentgraph.server.config import ServerConfig
+from latentgraph.server.messages import NODE_ERROR_MESSAGES
 from latentgraph.server.pool_batch import Finished, run_batch
 from latentgraph.server.ray_workers import ray_pool
 from latentgraph.server.submit import PromptEvents
@@ -63,8 +65,9 @@ def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: S
     extra = embedded(workflow)
     prompt = extra["prompt"]
     pnginfo = {"workflow": extra.get("workflow"), "latentgraph": extra.get("latentgraph")}
-    return Job(prompt_id(index), json.dumps(prompt), {"extra_pnginfo": pnginfo}, None, False,
-               checked=True)  # fmt: skip
+    return Job(prompt_id(index), json.dumps(prompt),
+               {"extra_pnginfo": pnginfo, NODE_ERROR_MESSAGES: True},  # every failure told
+               None, False, checked=True)  # fmt: skip
 
 
 def prompt_id(index: int) -> str:
@@ -158,12 +161,17 @@ def run_on_ray(plan: RayRun, workflows: Iterable[Workflow], registry: Registry,
                           cache_disk_bytes=plan.cache_bounds[1],
                           nodes_dirs=list(plan.nodes_dirs), ray_cpus_per_actor=plan.cpus_per_actor,
                           ray_gpus_per_actor=plan.gpus_per_actor)  # fmt: skip
-    pool = ray_pool(config, worker_setup(plan.nodes_dirs), plan.settings)
+    pool = ray_pool(config, worker_setup(plan.nodes_dirs), plan.settings, announce=_say)
     try:
         run_batch(pool, jobs, message, finished)
     finally:
         pool.stop()
     return [results[job.prompt_id] for job in jobs]
+
+
+def _say(text: str) -> None:
+    """A line on stderr while the actors start (they take seconds to be placed and checked)."""
+    print(f"latentgraph: {text}", file=sys.stderr, flush=True)
 
 
 def _ended(events: list[Event]) -> bool:

@@ -17,10 +17,12 @@ A prompt starts as soon as it is queued, but its client hears of it only once it
 /prompt answer is sent (`hold`, `release`): until then its messages are withheld, in order.
 
 Dispatch: in queue order, each prompt goes to the idle worker already holding its models
-(`model_keys`); if none does but a busy one does, the prompt may wait for it while later
-prompts pass, at most `MAX_PASSES` times (the fairness bound). Interrupt: the worker is asked
-to cancel; if the prompt has not ended `interrupt_grace` seconds later, the worker is killed
-(and replaced) and the prompt ends interrupted.
+(`model_keys`); if none does but a busy one does that no earlier prompt waits for, the
+prompt waits for that one while at most `MAX_PASSES` later prompts start before it (the
+fairness bound). One prompt waits per busy worker: the others take an idle worker, which
+loads their models (after a worker restart, the fresh one holds nothing). Interrupt: the
+worker is asked to cancel; if the prompt has not ended `interrupt_grace` seconds later, the
+worker is killed (and replaced) and the prompt ends interrupted.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from . import store as st
 from .hub import Client, Hub
 from .messages import (
     JPEG,
+    NODE_ERROR,
     NODE_WARNING,
     PNG,
     PromptText,
@@ -63,6 +66,7 @@ from .workers import (
     Done,
     Freed,
     Job,
+    Lost,
     Preview,
     Ready,
     RunMessages,
@@ -82,7 +86,8 @@ _STATUS = {"success": st.SUCCESS, "interrupted": st.INTERRUPTED}
 HOLD_SECONDS = 2.0
 # How long after its answer an editor hears of its prompt: time for the page to handle it.
 EDITOR_GRACE = 0.25
-# How many later prompts may start before one waiting for the worker holding its models.
+# How many later prompts may start before one waiting for the worker holding its models (no
+# more than one prompt waits for each busy worker: `Dispatcher._worker_for`).
 MAX_PASSES = 3
 # How far down the queue dispatch looks for a prompt suiting an idle worker.
 WINDOW = 32
@@ -149,6 +154,10 @@ class Dispatcher:
         self._store_retry_at = 0.0  # monotonic time before which nothing starts (full disk)
         self._store_refused = False  # a prompt could not be marked running: said once, till one is
         self._stop = threading.Event()
+        # The pool lost every worker for good (`Lost`): why, and who stops the server then
+        # (`serve` sets it: as a signal does, in order).
+        self.lost: str | None = None
+        self.on_lost: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._loop, name="latentgraph-dispatch",
                                         daemon=True)  # fmt: skip
 
@@ -352,6 +361,9 @@ class Dispatcher:
                     self.pool.kill(run.worker)
 
     def _on_message(self, worker_id: int, message: WorkerMessage) -> None:
+        if isinstance(message, Lost):
+            self._on_lost(message.reason)
+            return
         worker = self._workers[worker_id]
         if isinstance(message, RunMessages):
             run = self._running.get(message.prompt_id)
@@ -389,8 +401,9 @@ class Dispatcher:
             if type_ == NODE_WARNING:
                 log.warning("prompt %s: warning %s (%s): %s", run.record.id, data["node_id"],
                             data["node_type"], data["message"])  # fmt: skip
-        if self.folders and any(t == "execution_error" for t, _ in batch.history):
-            run.error_as_sent = next(d for t, d in batch.history if t == "execution_error")
+        if self.folders and any(t in _ERRORS for t, _ in batch.history):
+            run.error_as_sent = next((d for t, d in batch.history if t == "execution_error"),
+                                     run.error_as_sent)  # fmt: skip
             batch = _errors_shown(batch, self.folders, run.record.prompt_json)
         run.translator.relayed(batch.history, batch.executed)
         self._to_client(run.record.id, functools.partial(self._forward, run.record, batch))
@@ -459,6 +472,22 @@ class Dispatcher:
             return
         self._end_here(run, RunError(reason, "WorkerDied", node_id=run.node))
 
+    def _on_lost(self, reason: str) -> None:
+        """No worker comes back (a Ray cluster stopped): the prompts running go back to the
+        queue, not failed (the nodes they finished are disk-cache hits when they run again),
+        nothing starts any more, and the server is asked to stop (`on_lost`). One line says
+        why and that the prompts are kept for the next start."""
+        running = list(self._running.values())
+        for run in running:
+            self._forget(run)
+            self.store.requeue(run.record.id)
+        self._workers = [_Worker() for _ in self._workers]  # none ready: nothing is sent
+        self.lost = reason
+        log.error("%s: the server stops; its %d prompt(s) queued or running are kept, to run "
+                  "at its next start", reason, len(self.store.pending()))  # fmt: skip
+        if self.on_lost is not None:
+            self.on_lost()
+
     def _end_here(self, run: _Running, failure: RunError) -> None:
         """End a run its worker will not end (it died, or the server stops) with `failure`,
         from the server's copy of its translator: its history is what the worker sent, the
@@ -519,19 +548,25 @@ class Dispatcher:
     def _idle(self) -> list[int]:
         return [i for i, w in enumerate(self._workers) if w.ready and w.prompt is None]
 
-    def _busy(self) -> list[_Worker]:
-        return [w for w in self._workers if w.prompt is not None]
+    def _busy(self) -> list[int]:
+        return [i for i, w in enumerate(self._workers) if w.prompt is not None]
 
     def _worker_for(self, prompt_id: str, keys: frozenset[str], idle: list[int],
-                    busy: list[_Worker]) -> int | None:  # fmt: skip
+                    busy: list[int]) -> int | None:  # fmt: skip
         """The idle worker to start a prompt on: the one holding most of its models; None
-        when none does but a busy one does (it waits for that one, `MAX_PASSES` times)."""
+        when none does but a busy one in `busy` (those no earlier prompt waits for) does: it
+        waits for that one, taken out of `busy`, until `MAX_PASSES` later prompts passed it.
+        Without that limit of one waiting prompt per busy worker, prompts all wanting the
+        model of the one busy worker would wait for it one by one, none passing another, while
+        an idle worker (a restarted one, holding nothing) got no work."""
         worker = max(idle, key=lambda i: len(self._workers[i].resident & keys))
         if self._workers[worker].resident & keys:
             return worker
-        if (keys and self._passed.get(prompt_id, 0) < MAX_PASSES
-                and any(w.resident & keys for w in busy)):  # fmt: skip
-            return None  # its models' worker will be free soon
+        if keys and self._passed.get(prompt_id, 0) < MAX_PASSES:
+            holder = next((i for i in busy if self._workers[i].resident & keys), None)
+            if holder is not None:
+                busy.remove(holder)
+                return None  # its models' worker will be free soon
         # a worker holding nothing (or the least) keeps the others' models loaded
         return min(idle, key=lambda i: len(self._workers[i].resident))
 
@@ -542,7 +577,7 @@ class Dispatcher:
         if not self.store.flush():  # the disk is still full: start nothing until it is not
             self._store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
             return
-        busy = self._busy()
+        busy = self._busy()  # those no prompt waits for yet (`_worker_for` takes them out)
         waiting: list[str] = []
         for record in self.store.pending()[:WINDOW]:
             if not idle:
@@ -610,15 +645,23 @@ def _framed(data: bytes, image_format: int, meta: dict[str, Any], client: Client
                          metadata=meta if client.wants_preview_metadata else None)  # fmt: skip
 
 
+# The messages and history entries saying a failure, as web clients see them (`_errors_shown`).
+_ERRORS = frozenset({"execution_error", NODE_ERROR})
+
+
 def _errors_shown(batch: RunMessages, folders: Mapping[str, str], prompt_json: str) -> RunMessages:
-    """`batch` with its `execution_error` as web clients see it (`messages.shown_error`): in
-    the message sent and in the history kept, the failed node's values as the client sent
-    them. Only a run's failure is decoded here (and its prompt, for that node's inputs); every
-    other message is forwarded as the worker encoded it."""
-    history = [[t, shown_error(d, folders, sent_to(PromptText(prompt_json), d.get("node_id")))
-                if t == "execution_error" else d] for t, d in batch.history]  # fmt: skip
-    errors = iter(d for t, d in history if t == "execution_error")
-    messages = [(t, encode_message(t, next(errors)) if t == "execution_error" else text)
+    """`batch` with its failures (`execution_error`, each node's `node_error`) as web clients
+    see them (`messages.shown_error`): in the messages sent and in the history kept, the failed
+    node's values as the client sent them. Only failures are decoded here (and the prompt, for
+    the failed nodes' inputs); every other message is forwarded as the worker encoded it. (A
+    `node_error` is a history entry even when no message: the two may leave in two batches.)"""
+    prompt = PromptText(prompt_json)
+
+    def shown(data: dict[str, Any]) -> dict[str, Any]:
+        return shown_error(data, folders, sent_to(prompt, data.get("node_id")))
+
+    history = [[t, shown(d) if t in _ERRORS else d] for t, d in batch.history]
+    messages = [(t, encode_message(t, shown(json.loads(text)["data"])) if t in _ERRORS else text)
                 for t, text in batch.messages]  # fmt: skip
     return dataclasses.replace(batch, history=history, messages=messages)
 

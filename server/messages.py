@@ -2,8 +2,9 @@
 
 One `RunTranslator` per prompt. It turns each `graph.events` event into zero or more
 (type, data) messages in the protocol's order, and keeps the entries history stores: the
-subset ComfyUI stores (`execution_start`, `execution_cached`, and the terminal message) and a
-node's warning (`node_warning`), which has no message since ComfyUI has none.
+subset ComfyUI stores (`execution_start`, `execution_cached`, and the terminal message), a
+node's warning (`node_warning`), which has no message since ComfyUI has none, and each node's
+failure (`node_error`: ComfyUI's one `execution_error` names the first).
 
 Traffic stays linear in the number of nodes: per-node messages (`executing`, `executed`,
 `progress`) are small, and the one message whose size grows with the run, `progress_state`,
@@ -42,6 +43,14 @@ HISTORY_TYPES = TERMINAL_TYPES | {"execution_start", "execution_cached"}
 # A node's warning (the CLI prints it): no websocket message, as ComfyUI has none (its nodes
 # print such things to its console). Kept in history's status messages; the server logs it.
 NODE_WARNING = "node_warning"
+# A node's failure, each of them: the engine runs on past a failed node (what does not depend on
+# it still runs), and ComfyUI's one `execution_error`, the run's end, names only the first.
+# History keeps one entry per failed node (an `execution_error`'s fields, `executed` the nodes
+# that ran before it); it is sent as a message only for a prompt asking for it in its
+# extra_data (`NODE_ERROR_MESSAGES`: POST /latentgraph/run's, `latentgraph submit`'s), not to
+# ComfyUI's editor, which logs every message type it does not know as an error.
+NODE_ERROR = "node_error"
+NODE_ERROR_MESSAGES = "node_error_messages"
 
 # A binary frame's header: its event type, then (type 1) the image's format, as ComfyUI numbers
 # them: previews are JPEG, SaveImageWebsocket's full-size images PNG.
@@ -171,10 +180,13 @@ class RunTranslator:
         targets: list[str] | None = None,
         schedule: Schedule | None = None,
         note: Callable[[str, dict[str, Any]], None] | None = None,
+        node_errors: bool = False,
     ) -> None:
-        """`note`: where a history entry that is no message goes too (a worker's outbox)."""
+        """`note`: where a history entry that is no message goes too (a worker's outbox);
+        `node_errors`: each node's failure is sent as a `node_error` message too."""
         self.prompt_id = prompt_id
         self._note = note
+        self._node_errors = node_errors
         self.node_types = node_types  # node id -> class_type, for error messages
         self._send = send
         self._send_preview = send_preview
@@ -290,6 +302,13 @@ class RunTranslator:
             self.failure = event
         value, top = self._progress.get(event.node_id, (0, 1))
         self._states.set(event.node_id, "error", value, top)
+        data = execution_error(self.prompt_id, event, executed=self.executed,
+                               node_type=event.node_type or self.node_types.get(event.node_id, ""))  # fmt: skip
+        self.history.append([NODE_ERROR, data])
+        if self._note is not None:
+            self._note(NODE_ERROR, data)
+        if self._node_errors:
+            self._send(NODE_ERROR, data)
 
     def finish(self, event: ev.RunFinished) -> None:
         """Send the terminal message (success, error or interrupted)."""

@@ -24,6 +24,7 @@ from latentgraph.graph.files import file_records, write_atomic
 from latentgraph.graph.formats import load_text, workflow_text
 from latentgraph.graph.problems import WorkflowError, labelled, problem_line
 
+from .messages import NODE_ERROR
 from .middleware import TOKEN_PARAMETER
 from .run import RedactToken
 
@@ -106,18 +107,16 @@ class PromptEvents:
             if node != self.running:  # a cached output node reports its files too
                 self.render(ev.NodeFinished(pid, node_id=node, node_type=self.types.get(node, ""),
                                             cached=True, ui=self.ui[node]))  # fmt: skip
-        elif kind == "execution_error":
+        elif kind == NODE_ERROR:  # a node failed; the run goes on with what does not need it
+            self._failed(data)
+        elif kind == "execution_error":  # the run's end, naming its first failure
+            if self.running in (data.get("executed") or ()):  # it ran before the run ended
+                self._finish_running()
+            failed = {f.node_id for f in self.failures if f.node_id}
+            if str(data.get("node_id") or "") not in failed:  # not told by a `node_error`
+                self._failed(data)
             self.running = None
-            node = str(data.get("node_id") or "")  # "" (or an old server's null): no node
-            failure = ev.NodeFailed(pid, node_id=node, node_type=str(data.get("node_type") or ""),
-                                    message=str(data.get("exception_message", "")),
-                                    exception_type=str(data.get("exception_type", "")),
-                                    traceback=list(data.get("traceback") or []),
-                                    user_error=bool(data.get("user_error")),
-                                    input_name=str(data.get("input_name") or "") or None)  # fmt: skip
-            self.failures.append(failure)
-            self.render(failure)
-            self._end("failed", failed=[node] if node else [])
+            self._end("failed")
         elif kind == "execution_interrupted":
             if self.running in (data.get("executed") or ()):  # stopped after it, not in it
                 self._finish_running()
@@ -129,15 +128,33 @@ class PromptEvents:
             self._end("success")
         return False
 
-    def _end(self, status: str, failed: list[str] | None = None,
-             interrupted: list[str] | None = None) -> None:  # fmt: skip
+    def _failed(self, data: dict[str, Any]) -> None:
+        """A failure as the server said it (an `execution_error`'s fields): drawn as `run`
+        draws a node's failure; a node failing is no node that ran."""
+        node = str(data.get("node_id") or "")  # "" (or an old server's null): no node
+        if node and node == self.running:
+            self.running = None
+        failure = ev.NodeFailed(self.pid, node_id=node,
+                                node_type=str(data.get("node_type") or ""),
+                                message=str(data.get("exception_message", "")),
+                                exception_type=str(data.get("exception_type", "")),
+                                traceback=list(data.get("traceback") or []),
+                                user_error=bool(data.get("user_error")),
+                                input_name=str(data.get("input_name") or "") or None)  # fmt: skip
+        self.failures.append(failure)
+        self.render(failure)
+
+    def _end(self, status: str, interrupted: list[str] | None = None) -> None:
         """The run's end, every node in one list as a local run's summary has them: a run that
-        failed or was interrupted skipped the nodes that neither ran nor came from cache."""
+        failed or was interrupted skipped the nodes that neither ran, failed nor came from
+        cache."""
         self.status = status
-        failed, interrupted = failed or [], interrupted or []
-        accounted = {*self.executed, *self.cached, *failed, *interrupted}
+        failed = list(dict.fromkeys(f.node_id for f in self.failures if f.node_id))
+        interrupted = interrupted or []
+        executed = [n for n in self.executed if n not in failed]  # a server that told no
+        accounted = {*executed, *self.cached, *failed, *interrupted}  # failure till the end
         skipped = [n for n in self.types if n not in accounted] if status != "success" else []
-        self.render(ev.RunFinished(self.pid, status=status, executed=list(self.executed),
+        self.render(ev.RunFinished(self.pid, status=status, executed=executed,
                                    cached=list(self.cached), failed=failed,
                                    interrupted=interrupted, skipped=skipped,
                                    seconds=time.monotonic() - self.created))  # fmt: skip

@@ -50,6 +50,7 @@ from .collector import freeze_start_up_objects
 from .devices import worker_devices
 from .messages import (
     HISTORY_TYPES,
+    NODE_ERROR_MESSAGES,
     TERMINAL_TYPES,
     PromptParents,
     PromptTypes,
@@ -520,6 +521,7 @@ class JobRunner:
             send_preview=functools.partial(outbox.preview, pid),
             parents=PromptParents(prompt), targets=job.targets, schedule=self.timers.schedule,
             note=functools.partial(outbox.note, pid),
+            node_errors=bool(job.extra_data.get(NODE_ERROR_MESSAGES)),
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         # SaveImage's text chunks: the workflow, our document, and any other entry an API
