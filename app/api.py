@@ -390,9 +390,11 @@ def _check_settings(settings: Settings) -> None:
         raise ValueError(f"settings.device: {problem}")
 
 
-def sweep(workflow_or_path: Any, name: str, values: Iterable, **kw: Any) -> list[RunResult]:
+def sweep(workflow_or_path: Any, name: str, values: Iterable, **kw: Any) -> SweepResults:
     """One run per value of param `name`, sharing one scheduler and cache, so everything that
     does not depend on the swept param is computed once. Other keywords are as for `run`.
+    Stops at the first run that fails (or is interrupted), as `latentgraph run --sweep` does:
+    the values after it are not run, and the result's `not_run` names them.
     `values`: at least one value, in a list or any iterable (a tuple, a range, a NumPy array;
     a str, a dict or an empty one is a ValueError, what is no iterable a TypeError)."""
     expected = f"sweep {name!r}: expected a list of at least one value (or another iterable)"
@@ -413,8 +415,36 @@ def sweep(workflow_or_path: Any, name: str, values: Iterable, **kw: Any) -> list
     scheduler = _scheduler(
         registry, kw.pop("cache", None), kw.pop("settings", None), kw.pop("scheduler", None)
     )
-    workflows = sweep_workflows(workflow_or_path, name, values, params=params, registry=registry)
-    return [run(wf, registry=registry, scheduler=scheduler, **kw) for wf in workflows]
+    # every value read before the first run: a bad one is refused before any image is made
+    workflows = list(sweep_workflows(workflow_or_path, name, values, params=params,
+                                     registry=registry))  # fmt: skip
+    results, _ = runs_in_turn(
+        workflows, lambda wf: run(wf, registry=registry, scheduler=scheduler, **kw)
+    )
+    return SweepResults(results, values[len(results) :])
+
+
+class SweepResults(list):
+    """What `sweep` returns: the runs' `RunResult`s in the order of the values, and
+    `not_run`, the values (as given) after a run that did not succeed, which the sweep stopped
+    at (`runs_in_turn`); empty when every value ran."""
+
+    def __init__(self, results: Iterable[RunResult], not_run: Iterable[Any] = ()) -> None:
+        super().__init__(results)
+        self.not_run = list(not_run)
+
+
+def runs_in_turn(runs: list, run_one: Callable[[Any], RunResult]) -> tuple[list[RunResult], list]:
+    """Each of `runs` run in turn by `run_one`, stopping at the first that does not succeed:
+    the one rule for a sweep's runs, `latentgraph run --sweep`'s and `sweep`'s (README: a
+    sweep stops at its first run that fails; one interrupted stops it too). Returns the
+    results and the runs after the one it stopped at, not run."""
+    results: list[RunResult] = []
+    for i, item in enumerate(runs):
+        results.append(run_one(item))
+        if results[-1].status != "success":
+            return results, runs[i + 1 :]
+    return results, []
 
 
 _RUN_OPTIONS = frozenset({"params", "settings", "cache", "on_event", "registry", "scheduler",

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from latentgraph.graph.context import Settings
     from latentgraph.graph.declare import Registry
     from latentgraph.graph.events import NodeFailed, RunStatus
+    from latentgraph.graph.scheduler import RunResult
     from latentgraph.graph.workflow import Workflow
 
 
@@ -180,6 +181,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from latentgraph.graph.problems import WorkflowError
     from latentgraph.graph.scheduler import Scheduler
 
+    from .api import runs_in_turn
+
     check_ray_args(args)
     registry = load_nodes(args.nodes_dir)
     settings = _settings(args)
@@ -199,26 +202,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     scheduler = Scheduler(registry, cache=cache, settings=settings)
     stop = Stopper(CancelToken(), cached=not args.no_cache)  # Ctrl-C or SIGTERM: stop at a step
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    status, failures = "success", []
+
+    def run_one(run: tuple[Swept | None, Workflow]) -> RunResult:
+        swept, workflow = run
+        if swept and args.json:  # which value the run's event lines that follow are for
+            print(json.dumps(swept.event()), flush=True)
+        elif swept and not args.quiet:
+            print(swept.label(), file=sys.stderr, flush=True)
+        extra = embedded(workflow)  # what its saved files carry, to reload them
+        renderer = _renderer(args, settings, workflow.graph)
+        try:
+            return scheduler.run(workflow.graph, on_event=stop.watch(renderer),
+                                 cancel=stop.cancel, extra=extra)  # fmt: skip
+        finally:
+            renderer.close()
+
     try:
         runs = _workflows(args, overrides, registry, settings)
-        for i, (swept, workflow) in enumerate(runs):
-            if swept and args.json:  # which value the run's event lines that follow are for
-                print(json.dumps(swept.event()), flush=True)
-            elif swept and not args.quiet:
-                print(swept.label(), file=sys.stderr, flush=True)
-            extra = embedded(workflow)  # what its saved files carry, to reload them
-            renderer = _renderer(args, settings, workflow.graph)
-            try:
-                result = scheduler.run(workflow.graph, on_event=stop.watch(renderer),
-                                       cancel=stop.cancel, extra=extra)  # fmt: skip
-            finally:
-                renderer.close()
-            if result.status != "success":
-                status, failures = result.status, result.failures
-                if swept and status == "failed" and runs[i + 1 :]:  # the rest will not run
-                    _say_sweep_stopped(args, swept, [s.value for s, _ in runs[i + 1 :] if s])
-                break
+        results, not_run = runs_in_turn(runs, run_one)  # a sweep's stop rule: the API's
+        status, failures = results[-1].status, results[-1].failures
+        if status == "failed" and not_run:  # said: the rest did not run
+            swept = runs[len(results) - 1][0]
+            assert swept is not None  # only a sweep has runs after the first
+            _say_sweep_stopped(args, swept, [s.value for s, _ in not_run if s])
     except WorkflowError as e:
         return refuse_run(e.problems, args.json)
     except BrokenPipeError:  # --json's reader went away: the run stops (exit 1, cli.main)
@@ -302,7 +308,8 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
         (swept, workflow), done = runs[index], result.finished.done
         name = swept.label() if swept else "run"
         if not result.finished.started:
-            print(f"{name}: not started (Ctrl-C)", file=sys.stderr, flush=True)
+            why = "Ctrl-C" if done.status == "interrupted" else done.error  # or a lost cluster
+            print(f"{name}: not started ({why})", file=sys.stderr, flush=True)
             return
         if not args.quiet:
             files = [f["filename"] for out in done.ui.values() for f in file_records(out)]

@@ -549,3 +549,17 @@ def test_reading_the_outputs_of_a_node_not_kept_says_to_keep_it(toys, workflow):
         r.output("o", 1)
     assert "s" not in r.outputs and r.outputs.get("s") is None and r.output("o") == 2
     assert api.run(workflow, keep="s", registry=toys.registry, cache=Cache()).output("s") == 1
+
+
+def test_a_sweep_stops_at_its_first_failed_run_and_names_the_values_not_run(toys, tmp_path):
+    """`sweep` went on after a run failed (['failed', 'failed', 'failed']) while `latentgraph
+    run --sweep` stops there; both now run through one loop (`api.runs_in_turn`)."""
+    path = tmp_path / "boom.yaml"
+    path.write_text("version: 1\nparams: {x: 1, fail: true}\nnodes:\n"
+                    "  a: {type: Const, value: $x}\n  f: {type: Fail, x: a, fail: $fail}\n"
+                    "  out: {type: Echo, x: f}\n")  # fmt: skip
+    results = api.sweep(path, "x", [1, 2, 3], registry=toys.registry, cache=Cache())
+    assert [r.status for r in results] == ["failed"] and results.not_run == [2, 3]
+    assert toys.calls["a"] == 1  # the values after the failed run never ran
+    results = api.sweep(path, "x", [1, 2], fail=False, registry=toys.registry, cache=Cache())
+    assert [r.outputs["out"] for r in results] == [(1,), (2,)] and results.not_run == []
