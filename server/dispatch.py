@@ -17,10 +17,12 @@ A prompt starts as soon as it is queued, but its client hears of it only once it
 /prompt answer is sent (`hold`, `release`): until then its messages are withheld, in order.
 
 Dispatch: in queue order, each prompt goes to the idle worker already holding its models
-(`model_keys`); if none does but a busy one does, the prompt may wait for it while later
-prompts pass, at most `MAX_PASSES` times (the fairness bound). Interrupt: the worker is asked
-to cancel; if the prompt has not ended `interrupt_grace` seconds later, the worker is killed
-(and replaced) and the prompt ends interrupted.
+(`model_keys`); if none does but a busy one does that no earlier prompt waits for, the
+prompt waits for that one while at most `MAX_PASSES` later prompts start before it (the
+fairness bound). One prompt waits per busy worker: the others take an idle worker, which
+loads their models (after a worker restart, the fresh one holds nothing). Interrupt: the
+worker is asked to cancel; if the prompt has not ended `interrupt_grace` seconds later, the
+worker is killed (and replaced) and the prompt ends interrupted.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ _STATUS = {"success": st.SUCCESS, "interrupted": st.INTERRUPTED}
 HOLD_SECONDS = 2.0
 # How long after its answer an editor hears of its prompt: time for the page to handle it.
 EDITOR_GRACE = 0.25
-# How many later prompts may start before one waiting for the worker holding its models.
+# How many later prompts may start before one waiting for the worker holding its models (no
+# more than one prompt waits for each busy worker: `Dispatcher._worker_for`).
 MAX_PASSES = 3
 # How far down the queue dispatch looks for a prompt suiting an idle worker.
 WINDOW = 32
@@ -521,19 +524,25 @@ class Dispatcher:
     def _idle(self) -> list[int]:
         return [i for i, w in enumerate(self._workers) if w.ready and w.prompt is None]
 
-    def _busy(self) -> list[_Worker]:
-        return [w for w in self._workers if w.prompt is not None]
+    def _busy(self) -> list[int]:
+        return [i for i, w in enumerate(self._workers) if w.prompt is not None]
 
     def _worker_for(self, prompt_id: str, keys: frozenset[str], idle: list[int],
-                    busy: list[_Worker]) -> int | None:  # fmt: skip
+                    busy: list[int]) -> int | None:  # fmt: skip
         """The idle worker to start a prompt on: the one holding most of its models; None
-        when none does but a busy one does (it waits for that one, `MAX_PASSES` times)."""
+        when none does but a busy one in `busy` (those no earlier prompt waits for) does: it
+        waits for that one, taken out of `busy`, until `MAX_PASSES` later prompts passed it.
+        Without that limit of one waiting prompt per busy worker, prompts all wanting the
+        model of the one busy worker would wait for it one by one, none passing another, while
+        an idle worker (a restarted one, holding nothing) got no work."""
         worker = max(idle, key=lambda i: len(self._workers[i].resident & keys))
         if self._workers[worker].resident & keys:
             return worker
-        if (keys and self._passed.get(prompt_id, 0) < MAX_PASSES
-                and any(w.resident & keys for w in busy)):  # fmt: skip
-            return None  # its models' worker will be free soon
+        if keys and self._passed.get(prompt_id, 0) < MAX_PASSES:
+            holder = next((i for i in busy if self._workers[i].resident & keys), None)
+            if holder is not None:
+                busy.remove(holder)
+                return None  # its models' worker will be free soon
         # a worker holding nothing (or the least) keeps the others' models loaded
         return min(idle, key=lambda i: len(self._workers[i].resident))
 
@@ -544,7 +553,7 @@ class Dispatcher:
         if not self.store.flush():  # the disk is still full: start nothing until it is not
             self._store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
             return
-        busy = self._busy()
+        busy = self._busy()  # those no prompt waits for yet (`_worker_for` takes them out)
         waiting: list[str] = []
         for record in self.store.pending()[:WINDOW]:
             if not idle:

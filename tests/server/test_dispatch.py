@@ -184,6 +184,25 @@ def test_a_prompt_waits_for_its_models_worker_at_most_max_passes_times(make):
     assert ran == [*others[:MAX_PASSES], waiting]
 
 
+def test_a_restarted_worker_takes_a_prompt_while_the_busy_one_has_one_waiting(make):
+    """After a worker restart the fresh worker holds nothing, and every queued prompt wants the
+    model the other, busy, worker holds: only the first waits for that worker (nothing else
+    passes it), the next starts on the fresh one at once, which loads the model."""
+    dispatcher, pool, store = make(["A", "A"])
+    dispatcher.start()
+    _queue(store, "A", "A")
+    dispatcher.wake()
+    jobs = dict([pool.next_job(), pool.next_job()])
+    pool.finish(1, jobs[1])
+    pool.deliver(1, Died("worker process died: signal 9"))  # killed while idle ...
+    pool.deliver(1, Ready(2001, frozenset()))  # ... and replaced by a fresh process
+    waiting, second, *_ = _queue(store, *["A"] * (MAX_PASSES + 2))
+    dispatcher.wake()
+    assert pool.next_job() == (1, second)  # without waiting for worker 0 to finish
+    pool.finish(0, jobs[0])
+    assert pool.next_job() == (0, waiting)  # the first waited for its model's worker
+
+
 def test_without_models_any_idle_worker_takes_the_next_prompt(make):
     dispatcher, pool, store = make(["", ""])
     ids = _queue(store, "A", "A", "A")
