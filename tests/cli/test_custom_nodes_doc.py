@@ -70,3 +70,33 @@ def test_the_entry_point_example_names_our_group():
     groups = tomllib.loads(toml)["project"]["entry-points"]
     assert list(groups) == [ENTRY_POINT_GROUP]
     assert groups[ENTRY_POINT_GROUP] == {"my_nodes": "my_nodes.colors"}
+
+
+def test_the_models_folder_dropdown_the_doc_gives_answers_as_the_built_in_loaders_do(tmp_path):
+    """The doc's `model_choice(...)` and `resolve(...)`, put in a plugin: a LoRA not there is
+    refused with the loaders' advice, and one there is read back as its file."""
+    declared = re.search(r"`latentgraph\.nodes\.models_dirs\.(model_choice\(.*?\))`", DOC).group(1)
+    resolved = re.search(r"`(resolve\(.*?\))`", DOC).group(1)
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "lora_path.py").write_text(
+        "from latentgraph.graph import STRING, Output, node\n"
+        "from latentgraph.nodes.models_dirs import list_files, model_choice, resolve\n\n\n"
+        f'@node("LoraPath", inputs=[{declared}], outputs=[Output("path", STRING)])\n'
+        f"def lora_path(ctx, lora):\n    return (str({resolved}),)\n"
+    )  # fmt: skip
+    (tmp_path / "models" / "loras").mkdir(parents=True)
+    (tmp_path / "models" / "loras" / "mine.safetensors").write_bytes(b"x")
+    for name in ("nothere.safetensors", "mine.safetensors"):
+        (tmp_path / "w.yaml").write_text(
+            f"version: 1\nnodes:\n  p: {{type: LoraPath, lora: {name}}}\n"
+            "  show: {type: PreviewAny, source: p.path}\n"
+        )  # fmt: skip
+        out = _latentgraph(tmp_path, "run", "--nodes-dir", "pack", "--models-dir", "models",
+                           "--cache-dir", "cache", "w.yaml")  # fmt: skip
+        if name == "nothere.safetensors":
+            assert out.returncode == 2
+            assert "'nothere.safetensors' is not one of: 'mine.safetensors'" in out.stderr
+            assert "pickled files (.ckpt, .pt, .pth, .bin) are never listed" in out.stderr
+        else:
+            assert out.returncode == 0, out.stderr
+            assert "show: models/loras/mine.safetensors" in out.stdout + out.stderr
