@@ -9,7 +9,8 @@ This package is the composition root (the repo's app/ folder): the `latentgraph`
 (`wiring.py`). It stays light: importing any `latentgraph.*` module imports this one first,
 so `run`, `load`, `sweep`, `Settings` (a run's folders, device, dtype, options and limits),
 `Cache` (where results are kept, and how much) and `RunResult` (what `run` returns) are
-fetched from `latentgraph.api` on first use (PEP 562), and what a caller of `run` catches or
+fetched from `latentgraph.api` on first use (PEP 562), with `free` (the memory runs hold, loaded
+models first, given back), and what a caller of `run` catches or
 passes it from the engine: `WorkflowError` (a workflow that cannot run), `CancelToken`
 (`cancel=`) and the events `on_event=` receives (docs/python.md).
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_FACADE = ["Cache", "RunResult", "Settings", "load", "run", "sweep"]
+_FACADE = ["Cache", "RunResult", "Settings", "free", "load", "run", "sweep"]
 _EVENTS = ["Event", "NodeFailed", "NodeFinished", "NodeProgress", "NodeStarted", "NodeWarning",
            "NodesCached", "RunFinished", "RunStarted"]  # fmt: skip
 # each name's module, imported when the name is first asked for

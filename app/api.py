@@ -60,6 +60,21 @@ def shared_cache() -> Cache:
         return _shared
 
 
+def free(cache: Cache | None = None) -> None:
+    """Give back the memory runs in this process hold, as the server's POST /free does (the
+    same function, `cache.release_memory`): every loaded model unloaded (they are held
+    process-wide, between runs) and the memory tier of the process-wide cache emptied, and of
+    `cache` too when given (a `Cache` passed to `run`); the disk store is kept. The next run
+    loads what it needs again."""
+    from latentgraph.graph.cache import release_memory
+    from latentgraph.nodes import free_models
+
+    check_options(cache=cache)
+    with _shared_lock:
+        caches = [c for c in (_shared, cache) if c is not None]
+    release_memory(free_models, caches)
+
+
 DICT_SOURCE = "<workflow dict>"  # where a problem in a workflow given as a dict is placed
 
 

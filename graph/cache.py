@@ -23,6 +23,8 @@ cache says them again (the scheduler's `_Run.replay`).
 from __future__ import annotations
 
 import copy
+import ctypes
+import gc
 import hashlib
 import json
 import logging
@@ -32,7 +34,7 @@ import threading
 import weakref
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -606,7 +608,25 @@ class Cache:
                                 "results are kept in memory only, not for later runs (said once)")  # fmt: skip
 
     def clear_memory(self) -> None:
+        """Empty the memory tier. A loaded model stays loaded (the model manager holds it):
+        `release_memory` unloads them too."""
         self.memory.clear()
+
+
+def release_memory(free_models: Callable[[], None] | None, caches: Iterable[Cache] = ()) -> None:
+    """What POST /free does in a server worker and `latentgraph.free()` in a script: every
+    model unloaded (`free_models`, the nodes' model manager's, handed in: graph/ imports no
+    nodes), the memory tier of `caches` emptied, then the garbage collected and the heap's
+    free pages given back to the OS, so the process's memory use drops."""
+    if free_models is not None:
+        free_models()
+    for cache in caches:
+        cache.clear_memory()
+    gc.collect()
+    try:  # glibc keeps freed heap pages until told
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
 
 
 def disk_store_dir(given: Path | None = None) -> Path:

@@ -10,10 +10,8 @@ the server goes away (its end of the pipe closes) the worker exits.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
-import gc
 import heapq
 import itertools
 import json
@@ -33,7 +31,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
+from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES, release_memory
 from latentgraph.graph.context import CancelToken, Settings
 from latentgraph.graph.events import (
     Event,
@@ -602,13 +600,11 @@ class JobRunner:
 
     def free(self, unload_models: bool, free_memory: bool) -> None:
         try:
-            if (unload_models or free_memory) and self.setup.free_models is not None:
-                self.setup.free_models()
+            unload = (unload_models or free_memory) and self.setup.free_models is not None
+            release_memory(self.setup.free_models if unload else None,
+                           [self.scheduler.cache] if free_memory else [])  # fmt: skip
+            if unload:
                 self.loaded.clear()
-            if free_memory:
-                self.scheduler.cache.clear_memory()
-            gc.collect()
-            _return_memory_to_os()
         except Exception:  # noqa: BLE001 - a failed free must not stop the worker
             log.exception("freeing memory failed")
 
@@ -621,14 +617,6 @@ def _preview_bytes(image: Any) -> bytes | None:
     except Exception:  # noqa: BLE001 - a bad preview never fails the run
         log.debug("preview encoding failed", exc_info=True)
         return None
-
-
-def _return_memory_to_os() -> None:
-    """glibc keeps freed heap pages; give them back so the RSS drops after a free."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
 
 
 def _out_of_memory(failure: NodeFailed | None, error: str | None) -> bool:

@@ -563,3 +563,25 @@ def test_a_sweep_stops_at_its_first_failed_run_and_names_the_values_not_run(toys
     assert toys.calls["a"] == 1  # the values after the failed run never ran
     results = api.sweep(path, "x", [1, 2], fail=False, registry=toys.registry, cache=Cache())
     assert [r.outputs["out"] for r in results] == [(1,), (2,)] and results.not_run == []
+
+
+def test_free_unloads_the_models_and_empties_the_shared_caches_memory(toys, workflow,
+                                                                      monkeypatch):  # fmt: skip
+    """Loaded models are held process-wide and `Cache.clear_memory()` left them; the only
+    release was latentgraph.nodes.model_manager.free_models(). `latentgraph.free()` does what
+    the server's POST /free does (`cache.release_memory`)."""
+    import latentgraph
+    from latentgraph.nodes.model_manager import manager
+
+    monkeypatch.setattr(api, "_shared", Cache())
+    mine = Cache()
+    api.run(workflow, registry=toys.registry)  # into the process-wide cache
+    api.run(workflow, registry=toys.registry, cache=mine)
+    manager().get("test-free-model", lambda: object())
+    assert "test-free-model" in manager().keys() and api.shared_cache().memory.bytes > 0
+    latentgraph.free(mine)
+    assert "test-free-model" not in manager().keys()
+    assert api.shared_cache().memory.bytes == 0 and mine.memory.bytes == 0
+    toys.calls.clear()
+    assert api.run(workflow, registry=toys.registry).outputs["out"] == (16,)
+    assert toys.calls["out"] == 1  # computed again: nothing was left in memory
