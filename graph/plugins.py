@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "latentgraph.nodes"
 FILE_MODULE_PREFIX = "latentgraph_plugin_"  # the module names of plugins imported from files
-_loaded_files: set[Path] = set()  # resolved files imported, so reloading is a no-op
+# resolved files imported, so reloading is a no-op -> their sources as they were then
+# (`_sources`): an edit since is said (`EditedPlugin`), not silently ignored
+_loaded_files: dict[Path, tuple] = {}
 # each folder plugin (its file, or its package's folder), resolved -> as the user gave it
 _given_paths: dict[Path, Path] = {}
 
@@ -64,6 +66,19 @@ class SkippedNode(PluginFailure):
 
     def __str__(self) -> str:
         return f"node plugin {self.origin}: {self.message}; this declaration is skipped"
+
+
+@dataclass
+class EditedPlugin(PluginFailure):
+    """A folder plugin whose source changed since this process imported it: a module is
+    imported once per process, so the code imported first stays the one that runs (a
+    notebook's `latentgraph.run(..., nodes_dirs=[...])` after an edit ran the old code
+    without a word)."""
+
+    def __str__(self) -> str:
+        return (f"node plugin {self.origin} changed since this process imported it: its node "
+                "types still run the code imported first; restart Python (in a notebook, its "
+                "kernel) to load the edit")  # fmt: skip
 
 
 def load_plugins(
@@ -154,8 +169,11 @@ def _from_folder(folder: Path, failures: list[PluginFailure]) -> list[str]:
             continue
         resolved = file.resolve()
         if resolved in _loaded_files:
+            if _sources(file) != _loaded_files[resolved]:
+                failures.append(EditedPlugin(str(path), "edited"))
             loaded.append(str(path))
             continue
+        sources = _sources(file)  # as imported: an edit made later is told
         _given_paths[path.resolve()] = path
         declared = len(default_registry)
         module_name = _module_name(path, resolved)
@@ -164,7 +182,7 @@ def _from_folder(folder: Path, failures: list[PluginFailure]) -> list[str]:
         if not whole:
             _forget_module(module_name)
             continue
-        _loaded_files.add(resolved)
+        _loaded_files[resolved] = sources
         if len(default_registry) == declared and hasattr(module, "NODE_CLASS_MAPPINGS"):
             failures.append(PluginFailure(str(path), COMFY_CUSTOM_NODE))
             continue
@@ -207,6 +225,20 @@ def _load_whole(
             f"{one.message} ({one.at})" if one.at else one.message for one in said),
             "".join(one.traceback for one in said)))  # fmt: skip
     return False, None
+
+
+def _sources(file: Path) -> tuple:
+    """What a folder plugin's code is, to tell an edit: each of its `.py` files (a package's
+    every one) by modification time and size."""
+    files = sorted(file.parent.rglob("*.py")) if file.name == "__init__.py" else [file]
+    found = []
+    for one in files:
+        try:
+            stat = one.stat()
+        except OSError:  # removed meanwhile
+            continue
+        found.append((str(one), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
 
 
 # A `--nodes-dir` file declaring ComfyUI node classes and none of ours: it imports cleanly and

@@ -285,6 +285,34 @@ def test_nodes_dirs_loads_plugin_folders_as_nodes_dir_does(tmp_path):
     assert [r.ui["2"]["text"] for r in results] == [["2"], ["4"]]
 
 
+def test_a_plugin_edited_after_it_was_imported_is_warned_not_run_silently(tmp_path):
+    """A plugin folder stays imported for the whole process (docs/python.md): an edit to its
+    file was never picked up by a later `run(..., nodes_dirs=...)`, which ran the old code
+    without a word."""
+    import os
+
+    import latentgraph
+    from latentgraph.graph.plugins import PluginWarning
+
+    plugins = tmp_path / "edited_nodes"
+    plugins.mkdir()
+    plugin = plugins / "thrice.py"
+    plugin.write_text(PLUGIN.replace("ApiDirTwice", "ApiDirEdited"))
+    prompt = {"1": {"class_type": "ApiDirEdited", "inputs": {"x": 5}},
+              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        latentgraph.run(prompt, nodes_dirs=[plugins], cache=Cache())
+        latentgraph.run(prompt, nodes_dirs=[plugins], cache=Cache())  # unchanged: no word
+        assert not [w for w in caught if "thrice.py" in str(w.message)]
+        plugin.write_text(plugin.read_text().replace("2 * x", "3 * x"))
+        os.utime(plugin, ns=(1, 1))  # a new mtime, however coarse the file system's clock
+        r = latentgraph.run(prompt, nodes_dirs=[plugins], cache=Cache())
+    assert r.ui["2"] == {"text": ["10"]}  # the code imported first
+    [said] = [w for w in caught if "thrice.py" in str(w.message)]
+    assert said.category is PluginWarning and "restart Python" in str(said.message)
+
+
 def test_a_plugin_failing_to_load_is_warned_at_the_callers_line(tmp_path):
     """A PluginWarning from `latentgraph.run(..., nodes_dirs=...)` (and `load`, `sweep`)
     pointed at latentgraph's wiring.py: a notebook showed no line of its own."""
