@@ -893,6 +893,28 @@ _ROW_GAP = 40
 # ComfyUI opens LoadImage (315 x 314, about 190 px of it the picture), so it is drawn within
 # the node and not over the one below.
 _PREVIEW_HEIGHT = 200
+# The window a written document is opened in: a laptop's browser, the canvas filling it.
+EDITOR_WINDOW = (1400, 900)
+_TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT: drawn above a node's `pos`
+
+
+def fitted_view(nodes: Sequence[Mapping[str, Any]],
+                window: tuple[int, int] = EDITOR_WINDOW) -> dict[str, Any]:  # fmt: skip
+    """The view (`extra.ds`) the editor's fitView gives `nodes` in `window`: their bounds,
+    title bars included, padded 10 px a side (litegraph's `createBounds`), fitted into 75% of
+    the window, each side taken as at least 300 px, and centred (`DragAndScale.fitToBounds`).
+    A template is fitted so when the editor opens it; a converted file opens at the view it
+    carries, so it carries this one rather than scale 1 at the origin, where the top bar and
+    the sidebar cover its first nodes and the window cuts off its last."""
+    if not nodes:
+        return {"scale": 1.0, "offset": [0, 0]}
+    left = min(n["pos"][0] for n in nodes) - 10
+    top = min(n["pos"][1] - _TITLE_HEIGHT for n in nodes) - 10
+    width = max(n["pos"][0] + n["size"][0] for n in nodes) + 10 - left
+    height = max(n["pos"][1] + n["size"][1] for n in nodes) + 10 - top
+    scale = min(0.75 * window[0] / max(width, 300), 0.75 * window[1] / max(height, 300), 10.0)
+    offset = [window[0] / 2 / scale - left - width / 2, window[1] / 2 / scale - top - height / 2]
+    return {"scale": round(scale, 4), "offset": [round(x, 1) for x in offset]}
 
 
 def _shows_image(node_type: NodeType | None) -> bool:
@@ -1073,9 +1095,9 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
                       seed_control: str = "fixed",
                       columns: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:  # fmt: skip
     """An editor-format workflow (schema 0.4) for `graph`, laid out in columns by dependency
-    depth, opened at scale 1 with every node in view. `columns` (each column's node ids, top
-    to bottom, every node in one) arranges a graph whose layout someone chose: a template
-    the editor fits into its window (server/api_templates.py).
+    depth, opened with every node in view in a 1400x900 window (`fitted_view`). `columns`
+    (each column's node ids, top to bottom, every node in one) arranges a graph whose layout
+    someone chose: a template the editor fits into its window (server/api_templates.py).
 
     `seed_control` is what the editor does to each seed after queueing (`SEED_CONTROL_VALUES`):
     `fixed` by default, so a converted document runs what the file ran, run after run;
@@ -1134,7 +1156,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
         "links": links.rows,
         "groups": [],
         "config": {},
-        "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}},
+        "extra": {"ds": fitted_view(nodes)},
         "version": 0.4,
     }
 

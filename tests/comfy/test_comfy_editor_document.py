@@ -24,7 +24,12 @@ from latentgraph.graph import (
     Link,
     Node,
 )
-from latentgraph.graph.comfy_editor import editor_from_graph, graph_from_editor
+from latentgraph.graph.comfy_editor import (
+    EDITOR_WINDOW,
+    editor_from_graph,
+    fitted_view,
+    graph_from_editor,
+)
 
 from . import toy_nodes
 
@@ -83,7 +88,7 @@ def check_document(doc: dict) -> None:
     assert uuid.UUID(doc["id"]).version == 4
     assert doc["revision"] == 0 and doc["version"] == 0.4  # links as arrays: schema 0.4
     assert doc["groups"] == [] and doc["config"] == {}
-    assert doc["extra"] == {"ds": {"scale": 1.0, "offset": [0, 0]}}
+    assert doc["extra"] == {"ds": fitted_view(doc["nodes"])}
     node_ids = [n["id"] for n in doc["nodes"]]
     link_ids = [lk[0] for lk in doc["links"]]
     assert len(set(node_ids)) == len(node_ids) and len(set(link_ids)) == len(link_ids)
@@ -340,8 +345,7 @@ def test_the_layout_puts_columns_by_depth_without_overlaps():
     # sources, then what they feed, left to right; the latent pulled next to its sampler
     assert x[4] < x[6] == x[7] == x[5] < x[3] < x[8] < x[9]
     assert x[40] == x[4] == min(x.values())
-    # in view when opened (scale 1, offset 0): the first column at the left edge, every
-    # title bar below the top
+    # the first column at the left edge, every title bar below the top
     assert 0 <= min(x.values()) < nodes[0]["size"][0]
     assert all(n["pos"][1] >= TITLE_HEIGHT for n in nodes)
     columns = sorted(set(x.values()))
@@ -351,6 +355,34 @@ def test_the_layout_puts_columns_by_depth_without_overlaps():
         stack = sorted((n["pos"][1], n["size"][1]) for n in nodes if n["pos"][0] == col)
         for (y, h), (next_y, _) in zip(stack, stack[1:], strict=False):
             assert next_y - (y + h) >= TITLE_HEIGHT  # the next title bar clears this node
+
+
+def on_screen(node: dict, ds: dict) -> tuple[float, float, float, float]:
+    """Where the editor draws `node`, its title bar included, at view `ds` (left, top, right,
+    bottom in window pixels: `DragAndScale.convertOffsetToCanvas`)."""
+    (x, y), (w, h), s = node["pos"], node["size"], ds["scale"]
+    dx, dy = ds["offset"]
+    return (x + dx) * s, (y - TITLE_HEIGHT + dy) * s, (x + w + dx) * s, (y + h + dy) * s
+
+
+def test_a_written_document_opens_with_every_node_in_a_laptops_window():
+    """`convert --to editor` wrote scale 1 at the origin: in a 1400x900 window the first
+    column's titles sat under the editor's top bar and sidebar, and a SaveImage at x=1570 was
+    off-screen. The document carries the view the editor's fitView gives a template (one rule,
+    `fitted_view`): every node inside the window, clear of the bars, centred."""
+    g = txt2img()
+    g.add(Node("40", "LoadImage", {"image": "a.png"}))
+    doc = editor_from_graph(g, REG)
+    assert max(n["pos"][0] for n in doc["nodes"]) > EDITOR_WINDOW[0]  # wider than the window
+    ds = doc["extra"]["ds"]
+    rects = [on_screen(n, ds) for n in doc["nodes"]]
+    left, top = min(r[0] for r in rects), min(r[1] for r in rects)
+    right, bottom = max(r[2] for r in rects), max(r[3] for r in rects)
+    assert left >= 100 and top >= 80  # clear of the sidebar and the top bar
+    assert right <= EDITOR_WINDOW[0] - 100 and bottom <= EDITOR_WINDOW[1] - 80
+    assert abs((left + right) / 2 - EDITOR_WINDOW[0] / 2) < 15
+    assert abs((top + bottom) / 2 - EDITOR_WINDOW[1] / 2) < 15
+    assert fitted_view([]) == {"scale": 1.0, "offset": [0, 0]}
 
 
 def test_columns_given_are_stacked_as_listed_without_overlaps():

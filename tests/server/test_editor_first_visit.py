@@ -12,11 +12,12 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from latentgraph.graph.comfy_editor import fitted_view
 from latentgraph.server import api_info, api_templates, api_user, editor
 from latentgraph.server.config import ServerConfig
 from latentgraph.server.errors import exception_handlers
 
-from ..comfy.test_comfy_editor_document import TITLE_HEIGHT, rectangles_overlap
+from ..comfy.test_comfy_editor_document import rectangles_overlap
 from ..editor_page import LOW_QUALITY_SCALE, WINDOW
 
 CLASSIC_TYPES = {"CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler",
@@ -24,15 +25,9 @@ CLASSIC_TYPES = {"CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage",
 
 
 def fitted_scale(workflow: dict, canvas: tuple[int, int]) -> float:
-    """The scale the editor opens a template at (its `fitView`): the nodes' bounds, title
-    bars included, padded 10 px a side (`createBounds`), fitted into 75% of the canvas, each
-    side taken as at least 300 px (`DragAndScale.fitToBounds`, zoom 0.75)."""
-    left = min(n["pos"][0] for n in workflow["nodes"])
-    top = min(n["pos"][1] - TITLE_HEIGHT for n in workflow["nodes"])
-    right = max(n["pos"][0] + n["size"][0] for n in workflow["nodes"])
-    bottom = max(n["pos"][1] + n["size"][1] for n in workflow["nodes"])
-    width, height = right - left + 20, bottom - top + 20
-    return min(0.75 * canvas[0] / max(width, 300), 0.75 * canvas[1] / max(height, 300))
+    """The scale the editor opens a template at (its `fitView`), the rule a written document's
+    view follows too."""
+    return fitted_view(workflow["nodes"], canvas)["scale"]
 
 
 @pytest.fixture(scope="module")
