@@ -138,6 +138,11 @@ class ServerConfig:
     # write has waited this long for it to read (see server/hub.py).
     client_backlog_bytes: int = 64 * 2**20
     client_stall_seconds: float = 15.0
+    # An HTTP connection is closed when its request's headers are not all there this long after
+    # it opened (or, kept alive, after the request's first byte), or when a body the app waits
+    # for gets no byte for `body_stall_seconds` (server/http_protocol.py).
+    header_timeout_seconds: float = 10.0
+    body_stall_seconds: float = 30.0
     # After an interrupt, how long a worker has to end its prompt before it is killed (and its
     # loaded models with it): longer than a slow denoise step, so only a node that never
     # checks for cancellation is killed (ComfyUI never kills; it waits for the next check).

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 
 from .jsontext import may_hold_surrogates, unsendable
 
@@ -138,5 +138,12 @@ async def _crash(request: Request, exc: Exception) -> JSONResponse:
                           "internal_error")  # fmt: skip
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client gone before its body was all read (it left, or it stalled and was dropped:
+    `http_protocol.py`) is no server error: each one logged a traceback, "Exception in ASGI
+    application". Nothing reaches it; uvicorn drops what is sent to a gone client."""
+    return Response(status_code=400)
+
+
 exception_handlers = {ApiError: _api_error, HTTPException: _http_error, OSError: _os_error,
-                      Exception: _crash}  # fmt: skip
+                      ClientDisconnect: _client_gone, Exception: _crash}  # fmt: skip

@@ -142,13 +142,17 @@ def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
 
     HTTP is parsed by httptools and the event loop is uvloop's where it exists (not on
     Windows): with the pure-Python h11 parser and asyncio's loop a 100-node run through the
-    server took 0.03-0.6 ms longer, alternated side by side (docs/benchmarks.md).
+    server took 0.03-0.6 ms longer, alternated side by side (docs/benchmarks.md). uvicorn's
+    httptools protocol with deadlines for a request's headers and body (`http_protocol.py`):
+    idle connections no longer pile up until no descriptor is left.
 
     uvicorn's log lines look as latentgraph's own do (`log_config`)."""
+    from .http_protocol import deadline_protocol
     from .ws_protocol import TurnBufferedWebSockets
 
+    http = deadline_protocol(config.header_timeout_seconds, config.body_stall_seconds)
     return {"ws": TurnBufferedWebSockets, "ws_per_message_deflate": False,
-            "ws_max_size": config.max_body_bytes, "http": "httptools",
+            "ws_max_size": config.max_body_bytes, "http": http,
             "loop": "asyncio" if sys.platform == "win32" else "uvloop",
             "log_config": log_config()}  # fmt: skip
 

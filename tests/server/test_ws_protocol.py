@@ -83,12 +83,16 @@ def test_abort_drops_what_is_held():
 
 def test_the_server_runs_on_uvloop_with_the_httptools_parser(server):
     """What `uvicorn_options` chooses is what serves: uvloop's loop (the hub is bound to the
-    serving loop at start-up) and httptools' parser, not asyncio's and h11's."""
+    serving loop at start-up) and httptools' parser, not asyncio's and h11's (uvicorn's
+    protocol for it, with our deadlines: `http_protocol.py`)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from latentgraph.server.http_protocol import DeadlineHttpProtocol
 
     assert server.http.get("/queue").status_code == 200
     assert type(server.app.state.lg.hub.loop).__module__.startswith("uvloop")
-    assert server.server.config.http_protocol_class is HttpToolsProtocol
+    assert issubclass(server.server.config.http_protocol_class, DeadlineHttpProtocol)
+    assert issubclass(DeadlineHttpProtocol, HttpToolsProtocol)
 
 
 def test_the_hub_writes_a_burst_through_the_protocols_send_texts(server, ws):
