@@ -99,7 +99,9 @@ class NodeFailed(Event):
     node_type: str = ""
     message: str = ""
     exception_type: str = ""
-    traceback: list[str] = field(default_factory=list)  # none for a user error
+    # traceback.format_exception's lines, as --json carries them ("".join: the text printed);
+    # none for a user error
+    traceback: list[str] = field(default_factory=list)
     inputs: dict[str, Any] = field(default_factory=dict)  # as reported (`scheduler.reported`)
     # A node refused the user's value (`problems.InputError`): the user's to fix, not a bug.
     user_error: bool = False

@@ -613,3 +613,22 @@ def test_free_unloads_the_models_and_empties_the_shared_caches_memory(toys, work
     toys.calls.clear()
     assert api.run(workflow, registry=toys.registry).outputs["out"] == (16,)
     assert toys.calls["out"] == 1  # computed again: nothing was left in memory
+
+
+def test_a_failures_traceback_is_its_lines_as_documented(toys):
+    """`print(f.traceback)` printed a list's repr: the field is format_exception's lines (the
+    `--json` wire shape), and docs/python.md says so and how to print it."""
+    from pathlib import Path
+
+    failing = {"1": {"class_type": "Const", "inputs": {"value": 1}},
+               "2": {"class_type": "Fail", "inputs": {"x": ["1", 0]}},
+               "3": {"class_type": "Echo", "inputs": {"x": ["2", 0]}}}  # fmt: skip
+    [failure] = api.run(failing, registry=toys.registry, cache=Cache()).failures
+    text = "".join(failure.traceback)
+    assert text.startswith("Traceback (most recent call last):\n")
+    assert text.endswith("ValueError: told to fail on 1\n")
+    assert all(line.endswith("\n") for line in failure.traceback)
+    assert failure.to_json()["traceback"] == failure.traceback  # the wire shape
+    doc = (Path(__file__).parents[2] / "docs" / "python.md").read_text()
+    assert "`traceback` (a list of lines, as `traceback.format_exception` gives them" in doc
+    assert 'print("".join(event.traceback))' in doc
