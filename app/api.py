@@ -40,7 +40,13 @@ from latentgraph.graph.formats import embedded, load_file, load_text, reload
 from latentgraph.graph.model import Graph, Location
 from latentgraph.graph.problems import Problem, WorkflowError, with_article
 from latentgraph.graph.scheduler import RunResult, Scheduler
-from latentgraph.graph.workflow import Workflow, given_by, given_name, unknown_override
+from latentgraph.graph.workflow import (
+    DATA_SOURCE,
+    Workflow,
+    given_by,
+    given_name,
+    unknown_override,
+)
 
 from .wiring import node_registry
 
@@ -75,7 +81,9 @@ def free(cache: Cache | None = None) -> None:
     release_memory(free_models, caches)
 
 
-DICT_SOURCE = "<workflow dict>"  # where a problem in a workflow given as a dict is placed
+# where a problem in a workflow given as a dict is placed: by key path (`<workflow dict>
+# nodes.decode.samples`)
+DICT_SOURCE = DATA_SOURCE
 
 
 def load(

@@ -33,11 +33,11 @@ from .building import (
     unknown_override,
 )
 from .dumping import dump_document, dump_workflow, graph_to_document, text_with_params
-from .positions import MAX_DEPTH
+from .positions import DATA_SOURCE, MAX_DEPTH
 from .reading import MAX_BYTES, read_source
 
 __all__ = [
-    "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "PARAM_NAME", "GivenLocation", "Workflow", "dump_document",
+    "DATA_SOURCE", "FORMAT_VERSION", "MAX_BYTES", "MAX_DEPTH", "PARAM_NAME", "GivenLocation", "Workflow", "dump_document",
     "dump_workflow", "given_by", "given_name", "graph_to_document", "load_workflow", "override_value", "parse_override", "read_source", "text_with_params",
     "unknown_override",
 ]  # fmt: skip

@@ -14,7 +14,7 @@ from ..declare import RESERVED_NODE_KEYS, Input, NodeType, Registry, registry_or
 from ..model import Graph, Link, Location, Node
 from ..problems import Problem, WorkflowError, did_you_mean, printable, quoted
 from ..validate import comfy_link_advice, no_output_message, output_at, self_link_message
-from .positions import Positions, Refused, parse_yaml, plain_scalar
+from .positions import DATA_SOURCE, Positions, Refused, parse_yaml, plain_scalar
 from .reading import parse_json, read_text
 
 FORMAT_VERSION = 1
@@ -197,6 +197,8 @@ def load_workflow(
             value, doc, empty = parse_json(content, name) if content.strip() else (None, None, True)
         else:
             value, doc, empty = parse_yaml(content, name)
+        if doc is not None and name == DATA_SOURCE:  # a dict's text: placed by key paths
+            doc.by_path()
     except Refused as refused:
         raise WorkflowError([refused.problem]) from None
     if empty or value is None:

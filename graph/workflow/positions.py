@@ -26,6 +26,10 @@ from yaml.tokens import (
 from ..model import Location
 from ..problems import Problem, unprintables_escaped
 
+# The source of a document given as data (a dict from Python, written out as JSON to be read):
+# its places are key paths (`<workflow dict> nodes.decode.samples`, `Positions.by_path`), as a
+# line:column would point into text its giver never saw.
+DATA_SOURCE = "<workflow dict>"
 MAX_DEPTH = 64  # nesting levels; also keeps the recursive composer far from Python's limit
 
 # YAML 1.2 core schema for plain scalars: `yes`, `on`, `010` and `1:20` stay what they look like.
@@ -133,6 +137,18 @@ class Positions:
         self.at: dict[tuple, Location] = {}
         self.key_at: dict[tuple, Location] = {}
         self.problems: list[Problem] = []
+
+    def by_path(self) -> None:
+        """Every place as its key path instead of its line:column (a `DATA_SOURCE`'s)."""
+        self.at = {path: Location(key_path(self.source, path)) for path in self.at}
+        self.key_at = {path: Location(key_path(self.source, path)) for path in self.key_at}
+
+
+def key_path(source: str, path: tuple) -> str:
+    """`source` and the keys leading to a value: `<workflow dict> nodes.decode.samples`, a
+    list's item by its index (`nodes.n.values[2]`)."""
+    keys = "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path)
+    return f"{source} {keys.lstrip('.')}" if keys else source
 
 
 def parse_yaml(text: str, source: str,

@@ -632,3 +632,21 @@ def test_a_failures_traceback_is_its_lines_as_documented(toys):
     doc = (Path(__file__).parents[2] / "docs" / "python.md").read_text()
     assert "`traceback` (a list of lines, as `traceback.format_exception` gives them" in doc
     assert 'print("".join(event.traceback))' in doc
+
+
+def test_a_problem_in_a_workflow_given_as_a_dict_is_placed_by_its_key_path():
+    """It was placed at `<workflow dict>:1:994`, an offset into JSON text the caller never saw."""
+    import latentgraph
+    from latentgraph.graph.problems import WorkflowError
+
+    ours = {"version": 1, "params": {"n": 1},
+            "nodes": {"n": {"type": "PrimitiveInt", "value": "$n"},
+                      "p": {"type": "PreviewAny", "source": "nope"}}}  # fmt: skip
+    with pytest.raises(WorkflowError) as refused:
+        latentgraph.run(ours, n="x", cache=Cache())
+    assert str(refused.value).splitlines() == [
+        "param n='x' ($n at <workflow dict> nodes.n.value): node 'n' input 'value': expected an "
+        "integer (INT), got 'x'",
+        "<workflow dict> nodes.p.source: node 'p' input 'source': links to node 'nope', which "
+        "does not exist",
+    ]
