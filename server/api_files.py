@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path, PurePosixPath
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -24,6 +23,7 @@ from latentgraph.graph.paths import hidden, inside, split_annotation
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
 
+from .collector import in_thread
 from .config import server_limit_label
 from .errors import ApiError
 from .filetypes import served_as
@@ -148,7 +148,7 @@ async def view(request: Request) -> Response:
         raise ApiError(404, f"no file {quoted(name)} in {kind}", "not_found")
     if q.get("preview") or channel != "rgba":
         limit = get_state(request).config.max_image_pixels
-        data, mime = await run_in_threadpool(_reencode, path, q.get("preview", ""), channel, limit)
+        data, mime = await in_thread(_reencode, path, q.get("preview", ""), channel, limit)
         headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
         return Response(data, media_type=mime, headers=headers)
     mime, headers = served_as(path.name)
@@ -232,11 +232,11 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     if len(data) > config.max_upload_bytes:
         raise ApiError(413, f"the image is larger than {config.max_upload_bytes} bytes "
                        f"({server_limit_label('max_upload_bytes')})", "too_large")  # fmt: skip
-    await run_in_threadpool(_check_image, data, config.max_image_pixels)
+    await in_thread(_check_image, data, config.max_image_pixels)
     if make is not None:
-        data = await run_in_threadpool(make, data)
+        data = await in_thread(make, data)
     overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
-    stored = await run_in_threadpool(_store_upload, target_dir, name, data, overwrite)
+    stored = await in_thread(_store_upload, target_dir, name, data, overwrite)
     return JSONResponse({"name": stored, "subfolder": subfolder, "type": kind})
 
 
@@ -380,7 +380,7 @@ async def list_files(request: Request) -> JSONResponse:
     folder = _folder(request, request.path_params["directory_type"])
     if not folder.is_dir():
         return JSONResponse([])
-    return JSONResponse(await run_in_threadpool(_visible_files, folder))
+    return JSONResponse(await in_thread(_visible_files, folder))
 
 
 routes = [

@@ -16,7 +16,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -29,6 +28,7 @@ from latentgraph.graph.paths import (
 )
 from latentgraph.graph.problems import quoted
 
+from .collector import in_thread
 from .devices import memory
 from .errors import ApiError, read_json
 from .safepath import clean_relative
@@ -55,7 +55,7 @@ async def object_info(request: Request) -> JSONResponse:
     from latentgraph.graph.object_info import object_info as build
 
     state = get_state(request)
-    return JSONResponse(await run_in_threadpool(build, state.registry, state.settings))
+    return JSONResponse(await in_thread(build, state.registry, state.settings))
 
 
 async def object_info_one(request: Request) -> JSONResponse:
@@ -66,7 +66,7 @@ async def object_info_one(request: Request) -> JSONResponse:
     registry = state.registry
     if registry.get(name) is None:
         raise ApiError(404, f"unknown node class {quoted(name)}", "not_found")
-    info = await run_in_threadpool(build, registry, state.settings)
+    info = await in_thread(build, registry, state.settings)
     return JSONResponse({name: info[name]} if name in info else {})
 
 
@@ -170,7 +170,7 @@ def _file_names(request: Request, kind: str | None = None) -> list[str]:
 
 
 async def models_in(request: Request) -> JSONResponse:
-    return JSONResponse(await run_in_threadpool(_folder_files, request))
+    return JSONResponse(await in_thread(_folder_files, request))
 
 
 async def model_folder_names(request: Request) -> JSONResponse:
@@ -181,7 +181,7 @@ async def model_folder_names(request: Request) -> JSONResponse:
 async def model_file_names(request: Request) -> JSONResponse:
     """/models/{folder}: the names one models folder's dropdowns list (its files and the
     built-in models)."""
-    return JSONResponse(await run_in_threadpool(_file_names, request))
+    return JSONResponse(await in_thread(_file_names, request))
 
 
 async def embeddings(request: Request) -> JSONResponse:
@@ -190,7 +190,7 @@ async def embeddings(request: Request) -> JSONResponse:
     nodes read no embeddings folder."""
     if "embeddings" not in request.app.state.model_folders:
         return JSONResponse([])
-    names = await run_in_threadpool(_file_names, request, "embeddings")
+    names = await in_thread(_file_names, request, "embeddings")
     return JSONResponse([os.path.splitext(name)[0] for name in names])
 
 
@@ -218,7 +218,7 @@ def _safetensors_metadata(request: Request) -> dict[str, Any]:
 
 async def view_metadata(request: Request) -> JSONResponse:
     """/view_metadata/{folder}?filename=: the model card the editor's Model Library shows."""
-    return JSONResponse(await run_in_threadpool(_safetensors_metadata, request))
+    return JSONResponse(await in_thread(_safetensors_metadata, request))
 
 
 class RecentLogs(logging.Handler):

@@ -8,7 +8,6 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -18,6 +17,7 @@ from latentgraph.graph.problems import Problem, WorkflowError, quoted
 from latentgraph.graph.workflow import GivenLocation, given_by, read_source
 from latentgraph.graph.workflow.building import shown_value
 
+from .collector import in_thread
 from .errors import ApiError, parse_json
 from .jsontext import unsendable
 from .messages import NODE_ERROR_MESSAGES, sent_to, shown_paths, user_folders
@@ -162,8 +162,7 @@ async def run_workflow(request: Request) -> JSONResponse:
     if not text.strip():
         raise ApiError(400, "the workflow is empty", "invalid_workflow")
     try:
-        prompt, extra_data = await run_in_threadpool(_to_prompt, state, source, text, overrides,
-                                                     given_as)  # fmt: skip
+        prompt, extra_data = await in_thread(_to_prompt, state, source, text, overrides, given_as)
     except WorkflowError as exc:
         return _refused(WorkflowError(_from_query(exc.problems, from_query)))
     found = unsendable({"params": overrides, "workflow": prompt})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -13,6 +12,7 @@ from starlette.routing import Route
 from latentgraph.graph.problems import quoted
 
 from . import store as st
+from .collector import in_thread
 from .errors import ApiError, read_json
 from .jsontext import encode_json, object_text
 from .messages import RunError, execution_error
@@ -95,9 +95,9 @@ async def _deleted(request: Request, delete: Callable[[list[str] | None], int]) 
         raise ApiError(400, "expected an object with 'clear' or 'delete'")
     n = 0
     if body.get("clear"):
-        n += await run_in_threadpool(delete, None)
+        n += await in_thread(delete, None)
     if "delete" in body:
-        n += await run_in_threadpool(delete, _ids(body))
+        n += await in_thread(delete, _ids(body))
     return n
 
 
@@ -156,7 +156,7 @@ async def get_history(request: Request) -> Response:
     offset = _int_param(request, "offset", -1, lo=-_MAX_PAGE_INT)
     rows = store.recent_history(max_items, offset)
     if rows is None:  # older than memory holds: read SQLite off the event loop
-        rows = await run_in_threadpool(store.history, max_items, offset)
+        rows = await in_thread(store.history, max_items, offset)
     return _history_answer(rows)
 
 
@@ -231,7 +231,7 @@ async def get_jobs(request: Request) -> JSONResponse:
     limit = min(limit, 1000)
     offset = _int_param(request, "offset", 0) or 0
     newest_first = request.query_params.get("sort_order", "desc").lower() != "asc"
-    rows, total = await run_in_threadpool(
+    rows, total = await in_thread(
         store.jobs, [_JOB_TO_ROW[s] for s in wanted] or None, limit, offset, newest_first
     )
     return JSONResponse({
@@ -261,7 +261,7 @@ async def cancel_job(request: Request) -> JSONResponse:
     job_id = request.path_params["job_id"]
     if state.store.get(job_id) is None:
         raise ApiError(404, f"no job {quoted(job_id)}", "not_found")
-    cancelled = await run_in_threadpool(_cancel, state, job_id)
+    cancelled = await in_thread(_cancel, state, job_id)
     state.hub.broadcast("status", state.dispatcher.status())
     return JSONResponse({"cancelled": cancelled})
 
@@ -272,7 +272,7 @@ async def cancel_jobs(request: Request) -> JSONResponse:
     ids = body.get("job_ids") if isinstance(body, dict) else None
     if not isinstance(ids, list):
         raise ApiError(400, 'expected {"job_ids": [ids]}')
-    cancelled = [str(i) for i in ids if await run_in_threadpool(_cancel, state, str(i))]
+    cancelled = [str(i) for i in ids if await in_thread(_cancel, state, str(i))]
     state.hub.broadcast("status", state.dispatcher.status())
     return JSONResponse({"cancelled": cancelled})
 

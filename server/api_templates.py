@@ -24,11 +24,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .collector import in_thread
 from .errors import ApiError
 from .state import get_state
 
@@ -158,17 +158,16 @@ async def template_file(request: Request) -> Response:
     state = get_state(request)
     file = request.path_params["file"]
     if _INDEX.fullmatch(file):
-        return JSONResponse(await run_in_threadpool(index, state.config.templates_dir,
-                                                    state.registry))  # fmt: skip
+        return JSONResponse(await in_thread(index, state.config.templates_dir, state.registry))
     if file == "index_logo.json":
         return JSONResponse({})
     stem, dot, suffix = file.rpartition(".")
     if dot and suffix == "json" and _NAME.fullmatch(stem):
         path = _template(request, stem)
-        return JSONResponse(await run_in_threadpool(editor_workflow, path, state.registry))
+        return JSONResponse(await in_thread(editor_workflow, path, state.registry))
     if dot and suffix == "png" and stem.endswith("-1") and _NAME.fullmatch(stem):
         path = _template(request, stem[: -len("-1")])
-        return Response(await run_in_threadpool(thumbnail, path, state.registry),
+        return Response(await in_thread(thumbnail, path, state.registry),
                         media_type="image/png")  # fmt: skip
     raise ApiError(404, f"no template file {file!r}", "not_found")
 

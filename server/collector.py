@@ -6,13 +6,23 @@ collector on, each full collection walks all of them again, a third or more of t
 those steps (docs/benchmarks.md). Nothing built there needs cycles collected early, so the
 collector pauses for them and resumes after. Several threads may overlap: the collector
 resumes when the last one leaves, and only if it was on when the first one came.
+
+Every call the server makes on a worker thread goes through `in_thread`, which leaves no cycle
+behind when the call raises.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+import traceback
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+
+T = TypeVar("T")
 
 
 class CollectorPause:
@@ -48,3 +58,20 @@ def freeze_start_up_objects() -> None:
     start-up heap takes to walk; frozen, it walks only what requests and runs have made."""
     gc.collect()
     gc.freeze()
+
+
+async def in_thread(func: Callable[..., T], *args: Any,
+                    limiter: anyio.CapacityLimiter | None = None) -> T:  # fmt: skip
+    """`func(*args)` on one of anyio's worker threads (as Starlette's `run_in_threadpool`), on
+    `limiter`'s (by default anyio's 40). What it raises leaves with its traceback's frames
+    cleared: anyio keeps the exception in a future that a frame of the exception's own
+    traceback holds, a cycle only the collector's rare full passes free, and the frames'
+    locals are the request's data (a refused workflow's text, its graph: each refusal of a
+    15 MB prompt left 390 MB). Starlette's exception handlers break it by dropping the
+    traceback, but a route catching the exception itself (a refusal answered with its
+    problems) kept it. Cleared, it is freed as the refusal is answered."""
+    try:
+        return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
+    except BaseException as exc:
+        traceback.clear_frames(exc.__traceback__)  # all but this running one
+        raise

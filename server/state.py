@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from starlette.requests import Request
 from latentgraph.graph import Registry, Settings
 
 from . import store as st
-from .collector import collector_paused
+from .collector import collector_paused, in_thread
 from .config import ServerConfig, server_limit_label
 from .dispatch import EDITOR_GRACE, Dispatcher
 from .errors import ApiError
@@ -82,17 +81,10 @@ class ServerState:
         return answer, record.client_id
 
     async def _in_submit_thread(self, check: Callable[[Any], _Queued], body: Any) -> _Queued:
-        """`check(body)` on the submit thread, with the collector paused. What it raises leaves
-        with its frames cleared: anyio keeps the exception in a future that a frame of the
-        exception's own traceback holds, a cycle only the collector's rare full passes free,
-        and the frames' locals are the body, the parsed prompt and its graph (each refusal of a
-        15 MB body left 390 MB). Cleared, they are freed as the refusal is answered."""
-        try:
-            return await anyio.to_thread.run_sync(_collector_paused, check, body,
-                                                  limiter=self.submit_limiter())  # fmt: skip
-        except BaseException as exc:
-            traceback.clear_frames(exc.__traceback__)  # all but this running one
-            raise
+        """`check(body)` on the submit thread, with the collector paused; a refusal leaves
+        nothing behind (`in_thread`: its frames held the body, the parsed prompt and its
+        graph)."""
+        return await in_thread(_collector_paused, check, body, limiter=self.submit_limiter())
 
     def release(self, prompt_id: str, client_id: str | None) -> None:
         """Let a queued prompt's messages go out: its answer has been sent (see

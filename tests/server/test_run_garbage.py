@@ -110,3 +110,17 @@ def test_a_refused_prompt_leaves_nothing_for_the_collector(toy_app, collector_of
     assert _live_nodes() == before
     assert toy_app.post("/prompt", json={"prompt": chain(1)}).status_code == 200
     assert _live_nodes() == before  # an accepted prompt's graph is gone with its answer too
+
+
+def test_a_refused_workflow_leaves_nothing_for_the_collector(toy_app, collector_off):
+    """POST /latentgraph/run answers a workflow validation refuses with its problems, caught
+    from the thread that loaded and checked it: that exception's traceback held the text, the
+    loaded graph and its problems in the same cycle (`collector.in_thread` clears it)."""
+    body, before = {"workflow": _bad_link(500)}, _live_nodes()
+    for _ in range(3):
+        answer = toy_app.post("/latentgraph/run", json=body)
+        assert answer.status_code == 400 and answer.json()["problems"]
+    assert _live_nodes() == before
+    answer = toy_app.post("/latentgraph/run", json={"workflow": chain(1)})
+    assert answer.status_code == 200
+    assert _live_nodes() == before  # an accepted workflow's graph is gone with its answer too
