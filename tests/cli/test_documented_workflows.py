@@ -39,3 +39,19 @@ def test_a_documented_workflow_validates(cli, tmp_path, name, text):
     value = json.loads(text) if name.endswith(".json") else parse_yaml(text, name)[0]
     schema = json.loads((ROOT / "workflows" / "schema.json").read_text())
     assert [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(value)] == []
+
+
+@pytest.mark.parametrize(("flag", "shown"), [
+    ("--sweep", r"`(error: my\.yaml:\d+:\d+: --sweep sed: [^`]*?); \.\.\.`"),
+    ("--set", r"`(error: --set seed=abc \(\$seed at my\.yaml:\d+:\d+\)[^`]*)`"),
+])  # fmt: skip
+def test_the_readmes_messages_about_my_yaml_are_what_it_prints(cli, tmp_path, flag, shown):
+    """The README quotes `run my.yaml`'s refusals of its own my.yaml; the sweep's said line 4,
+    but the file's three comment lines put its params at line 6."""
+    write(tmp_path, "my.yaml", dict(BLOCKS)["README.md#1.yaml"])
+    readme = " ".join((ROOT / "README.md").read_text().split())  # its lines joined
+    quoted = re.search(shown, readme)
+    assert quoted, shown
+    value = "sed=1,2" if flag == "--sweep" else "seed=abc"
+    code, _, err = cli("run", "my.yaml", flag, value, plugin=False)
+    assert code == 2 and err.startswith(quoted.group(1)), err
