@@ -222,10 +222,25 @@ def _is_api(data: Any) -> bool:
     return isinstance(data, dict) and prompt_body(data) is not None
 
 
+def _is_json_schema(data: Any) -> bool:
+    """A JSON Schema document (workflows/schema.json, `latentgraph schema`'s output): a
+    top-level `$schema` with no `nodes` beside it (our workflows may name their schema with
+    `$schema`, but they hold nodes). `validate workflows/*.json` read ours as a workflow and
+    printed eight errors, `unknown top-level key '$id'`..."""
+    return isinstance(data, dict) and "$schema" in data and "nodes" not in data
+
+
+def _refuse_json_schema(data: Any, source: str, text: str | None, registry: Registry,
+                        overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
+    raise _error(source, "this is a JSON Schema (the workflow format's description), not a "
+                 "workflow")  # fmt: skip
+
+
 OURS = Reader("yaml", lambda data: True, _read_ours)  # last: its loader reports what is wrong
 READERS: tuple[Reader, ...] = (
     Reader("editor", is_editor_workflow, _read_editor),
     Reader("api", _is_api, _read_api),
+    Reader("json-schema", _is_json_schema, _refuse_json_schema),
     OURS,
 )
 
@@ -235,7 +250,8 @@ def _reader(data: Any) -> Reader:
 
 
 def detect(data: Any) -> str:
-    """ "api", "editor" or "yaml" (latentgraph's own document) for a parsed document."""
+    """ "api", "editor" or "yaml" (latentgraph's own document) for a parsed document
+    ("json-schema": a JSON Schema, which no reader reads)."""
     return _reader(data).name
 
 

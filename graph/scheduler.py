@@ -83,9 +83,10 @@ class Outputs(Mapping[str, tuple]):
     read costs nothing, and the engine's node-to-node values are never copied."""
 
     def __init__(self, held: dict[str, tuple] | None = None, ran: Collection[str] = (),
-                 nodes: Collection[str] = ()) -> None:  # fmt: skip
+                 nodes: Collection[str] = (), unneeded: Collection[str] = ()) -> None:  # fmt: skip
         self._held = dict(held or {})
         self._ran, self._nodes = ran, nodes  # what ran; the graph's node ids: `missing`
+        self._unneeded = unneeded  # what a target needs, not run: what it feeds was cached
 
     def __getitem__(self, node_id: str) -> tuple:
         return tuple(handed_out(v) for v in self._values(node_id))
@@ -104,11 +105,16 @@ class Outputs(Mapping[str, tuple]):
 
     def missing(self, node_id: str) -> str:
         """Why `node_id` has no outputs here: it ran but was not kept (say how to keep it), it
-        did not run, or there is no such node (the KeyError a read raises says it)."""
+        was not needed as what it feeds came from the cache, it did not run, or there is no
+        such node (the KeyError a read raises says it)."""
         if node_id in self._ran:
             return (f"node {node_id!r} ran, but its outputs were not kept: a result holds the "
                     f"targets' (by default the output nodes') and keep's; run with "
                     f"keep=[{node_id!r}] to keep them")  # fmt: skip
+        if node_id in self._unneeded:
+            return (f"node {node_id!r} was not needed: the nodes it feeds were served from the "
+                    f"cache, so its outputs were not kept; run with keep=[{node_id!r}] to keep "
+                    "them (from the cache too, when it holds them)")  # fmt: skip
         if node_id in self._nodes:
             return (f"node {node_id!r} did not run: it failed or was skipped (result.failures, "
                     f"result.skipped), or no target needs it (keep=[{node_id!r}] runs it)")  # fmt: skip
@@ -837,8 +843,12 @@ class _Run:
     def finish(self, start: float) -> RunResult:
         result, interrupted = self.result, self.interrupted
         shown = [nid for nid in self.planned.targets + self.keep if nid in self.values]
-        result.outputs = Outputs({nid: self.values[nid] for nid in shown},
-                                 ran={*result.executed, *result.cached}, nodes=self.graph.nodes)  # fmt: skip
+        ran = {*result.executed, *result.cached}
+        gone = {*result.skipped, *(f.node_id for f in result.failures), interrupted}
+        result.outputs = Outputs({nid: self.values[nid] for nid in shown}, ran=ran,
+                                 nodes=self.graph.nodes, unneeded={
+                                     nid for nid in self.planned.order
+                                     if nid not in ran and nid not in gone})  # fmt: skip
         for nid in shown:  # copies: a caller changing one leaves the cache's as it was
             if self.uis.get(nid) is not None:
                 result.ui[nid] = handed_out(self.uis[nid])

@@ -19,6 +19,12 @@ MODEL_OPTIONS = ("attention_slicing", "sdpa", "channels_last", "compile", "cpu_o
                  "vae_fp32", "tf32")  # fmt: skip
 
 
+# What a device this machine lacks is told to use instead, naming no flag: the message reaches
+# `--device` (run, serve), `--devices` and `Settings(device=...)` from Python alike, each
+# naming itself before it.
+OTHER_DEVICES = "use device 'cpu' or 'auto'"
+
+
 def device_name(settings: Settings) -> str:
     """The run's torch device, normalized: "cuda" is the current CUDA device by index
     ("cuda:0"), so "cuda" and "cuda:0" share one model manager entry."""
@@ -33,7 +39,7 @@ def device_name(settings: Settings) -> str:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise RuntimeError(f"device {name!r}: this torch sees no CUDA GPU (a CPU build, or "
-                               "no driver); use --device cpu or auto")  # fmt: skip
+                               f"no driver); {OTHER_DEVICES}")  # fmt: skip
         index = int(name.partition(":")[2] or torch.cuda.current_device())
         if index >= torch.cuda.device_count():
             raise RuntimeError(f"device {name!r}: only {torch.cuda.device_count()} CUDA "
@@ -41,8 +47,7 @@ def device_name(settings: Settings) -> str:
         return f"cuda:{index}"
     if name == "mps":
         if not torch.backends.mps.is_available():
-            raise RuntimeError("device 'mps': this torch sees no Apple GPU (MPS); use --device "
-                               "cpu or auto")  # fmt: skip
+            raise RuntimeError(f"device 'mps': this torch sees no Apple GPU (MPS); {OTHER_DEVICES}")
     return name
 
 

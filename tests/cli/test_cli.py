@@ -79,6 +79,27 @@ def test_validate_checks_several_files_each_named_and_exits_with_the_worst(cli, 
     assert code == 0 and out.splitlines()[-1] == "2 workflows: ok", err
 
 
+def test_a_json_schema_is_named_as_one_not_read_as_a_workflow(cli, tmp_path):
+    """`validate workflows/*.json` on a fresh clone matched only workflows/schema.json, and
+    read it as a workflow: eight errors (`unknown top-level key '$id'`...). validate, run and
+    convert say what it is in one line; a workflow naming its schema with `$schema` still
+    reads."""
+    schema = write(tmp_path, "schema.json", json.dumps({
+        "$schema": "http://json-schema.org/draft-07/schema#", "$id": "x", "type": "object",
+        "properties": {}, "definitions": {}}))  # fmt: skip
+    said = (f"error: {schema}: this is a JSON Schema (the workflow format's description), "
+            "not a workflow")  # fmt: skip
+    out_file = str(tmp_path / "out.yaml")
+    for args in (("validate",), ("run",), ("convert", out_file, "--to", "yaml")):
+        code, _, err = cli(args[0], str(schema), *args[1:])
+        assert code == 2 and err.splitlines()[0] == said, (args, err)
+        assert "top-level key" not in err and "'nodes'" not in err, err
+    nodes = {"a": {"type": "CliNumber", "value": 2},
+             "out": {"type": "CliWrite", "value": "a", "name": "n"}}  # fmt: skip
+    named = write(tmp_path, "named.json", json.dumps({"$schema": "schema.json", "nodes": nodes}))
+    assert cli("validate", str(named))[:2] == (0, f"{named}: ok (2 nodes)\n")
+
+
 def test_validate_json_of_several_files_is_one_object_per_file(cli, tmp_path):
     """Several files: a list of {file, ok, nodes, problems} in the order given (one file's
     --json stays the list of its problems: test_validate_json_output)."""

@@ -650,3 +650,35 @@ def test_a_problem_in_a_workflow_given_as_a_dict_is_placed_by_its_key_path():
         "<workflow dict> nodes.p.source: node 'p' input 'source': links to node 'nope', which "
         "does not exist",
     ]
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_a_device_this_machine_lacks_is_refused_naming_no_cli_flag(toys, workflow, device):
+    """`Settings(device="mps")` on a CPU machine said `...; use --device cpu or auto`, a flag
+    in a Python error (the CLI names its flag before the same words)."""
+    import torch
+
+    from latentgraph.graph import Settings
+
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError) as refused:
+        api.run(workflow, registry=toys.registry, cache=Cache(), settings=Settings(device=device))
+    assert str(refused.value).startswith(f"settings.device: device {device!r}: this torch sees no")
+    assert str(refused.value).endswith("use device 'cpu' or 'auto'")
+    assert "--" not in str(refused.value)
+
+
+def test_reading_a_node_a_cached_run_did_not_need_says_so(toys, workflow):
+    """On a run served from the cache, `r.outputs["c"]` said `node 'c' did not run: it failed
+    or was skipped ..., or no target needs it`: the target needs it, but what it feeds came
+    from the cache."""
+    cache = Cache()
+    api.run(workflow, registry=toys.registry, cache=cache)
+    r = api.run(workflow, registry=toys.registry, cache=cache)
+    assert r.cached == ["out"]
+    with pytest.raises(KeyError, match=r"node 'c' was not needed: the nodes it feeds were served "
+                                       r"from the cache, so its outputs were not kept; run with "
+                                       r"keep=\['c'\] to keep them"):  # fmt: skip
+        r.outputs["c"]
+    assert api.run(workflow, registry=toys.registry, cache=cache, keep="c").output("c") == 16
