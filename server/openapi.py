@@ -34,7 +34,11 @@ _PROBLEM = {
         "message": {"type": "string"},
         "node_id": {"type": ["string", "null"]},
         "input_name": {"type": ["string", "null"]},
-        "location": {"type": ["string", "null"], "description": "file:line:column"},
+        "location": {
+            "type": ["string", "null"],
+            "description": "the place the error line names: file:line:column, a param's value "
+            "as given, `params.seed='abc' ($seed at <request>:34:11)`",
+        },
         "severity": {"type": "string", "enum": ["error", "warning"]},
         "text": {"type": "string"},
     },

@@ -168,3 +168,21 @@ def test_a_bad_param_is_named_as_the_request_gave_it(server):
     assert unknown.startswith("<request>:3:3: set=w: the workflow has no param 'w'")
     r = server.http.post("/latentgraph/run", json={"workflow": WORKFLOW, "given_as": "\n"})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_param"
+
+
+def test_a_params_problem_is_placed_as_the_request_gave_it_as_documented(server):
+    """A problem's `location` is the place its error line names (`validate --json`'s is
+    `--set seed=abc ($seed at wf.yaml:7:12)`, and `latentgraph submit` prints the server's
+    as it is): for a param's value, the param as the request gave it and the `$` using it.
+    docs/comfy-compat.md said `<request>:34:11` alone."""
+    from pathlib import Path
+
+    r = server.http.post("/latentgraph/run", json={"workflow": WORKFLOW, "params": {"v": "abc"}})
+    assert r.status_code == 400, r.text
+    (problem,) = r.json()["problems"]
+    assert problem["location"] == "params.v='abc' ($v at <request>:7:12)"
+    assert problem["node_id"] == "n" and "'abc'" in problem["message"]
+    doc = Path(__file__).resolve().parents[2] / "docs" / "comfy-compat.md"
+    said = " ".join(doc.read_text().split())
+    assert "`location` (the place the CLI's error line names: `<request>:34:11`, " in said
+    assert "a param's value `params.seed='abc' ($seed at <request>:34:11)`" in said
