@@ -132,10 +132,11 @@ class RichProgress:
             if not event.cached:
                 self._ended = (event.node_id, event.node_type)
                 self.progress.advance(self._run_task)
-                detail = "; ".join(event.summary)
+                # its outputs (none: the line ends at its time, a save's too)
+                detail = f" {'; '.join(event.summary)}" if event.summary else ""
                 self._print(
                     "[green]done[/green] "
-                    + escape(f"{event.node_id} ({event.node_type}) {event.seconds:.2f}s {detail}")
+                    + escape(f"{event.node_id} ({event.node_type}) {event.seconds:.2f}s{detail}")
                 )
             self._show_ui(event.node_id, event.ui or {}, event.cached)
         elif isinstance(event, NodeFailed):

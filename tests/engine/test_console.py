@@ -93,7 +93,7 @@ def test_progress_bars_follow_the_run():
         "cached: a",
         "cached: x, y",
         "done b (Denoise) 1.23s LATENT: 1x4x8x8; x",
-        "done d (T) 0.00s ",
+        "done d (T) 0.00s",
         "success: 2 ran, 4 cached, 0 failed, 0 skipped in 2.50s",
     ]
 
@@ -142,7 +142,7 @@ def test_warnings_failures_and_ui_lines(tmp_path):
     lines = out.getvalue().splitlines()
     assert lines == [
         "warning: node 'w': clipped",
-        "done s (Save) 0.00s ",
+        "done s (Save) 0.00s",
         f"saved {tmp_path / 'out' / 'sub' / 'a.png'}",
         f"preview {tmp_path / 'tmp' / 'b.png'}",
         f"saved {Path('input') / 'c.png'}",
@@ -170,10 +170,10 @@ def test_every_file_a_node_saved_is_named_whatever_its_ui_kind():
     progress(NodeFinished("r", node_id="w", node_type="SaveAnimatedWEBP", ui=webp))
     path = Path("o1") / "checkpoints" / "merged_00001_.safetensors"
     assert out.getvalue().splitlines() == [
-        "done checkpoint (SaveCheckpoint) 0.03s ",
+        "done checkpoint (SaveCheckpoint) 0.03s",
         f"saved {path}",
         f"kept {path}",  # cached: its file is there (nothing written), named too
-        "done w (SaveAnimatedWEBP) 0.00s ",
+        "done w (SaveAnimatedWEBP) 0.00s",
         f"saved {Path('o1') / 'a.webp'}",
         f"preview {Path('temp') / 'g.gif'}",
     ]
@@ -290,7 +290,7 @@ def test_a_long_done_line_is_never_broken_at_the_console_width():
     assert out.getvalue().splitlines() == [
         "done m (LoadModel) 8.73s unet: UNetModel; clip: ClipModel; vae: VAEModel; "
         "scheduler: SchedulerSpec",
-        "done s (SaveImage) 0.10s ",
+        "done s (SaveImage) 0.10s",
         f"saved output/{'a' * 60}.png",
     ]
 
