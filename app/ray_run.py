@@ -24,7 +24,7 @@ from latentgraph.graph.events import Event, NodeFailed, RunFinished
 from latentgraph.graph.problems import WorkflowError
 from latentgraph.graph.workflow import Workflow
 from latentgraph.server.config import ServerConfig
-from latentgraph.server.messages import NODE_ERROR_MESSAGES
+from latentgraph.server.messages import LATENTGRAPH_MESSAGES
 from latentgraph.server.pool_batch import Finished, run_batch
 from latentgraph.server.ray_workers import ray_pool
 from latentgraph.server.submit import PromptEvents
@@ -65,7 +65,7 @@ def workflow_job(index: int, workflow: Workflow, registry: Registry, settings: S
     prompt = extra["prompt"]
     pnginfo = {"workflow": extra.get("workflow"), "latentgraph": extra.get("latentgraph")}
     return Job(prompt_id(index), json.dumps(prompt),
-               {"extra_pnginfo": pnginfo, NODE_ERROR_MESSAGES: True},  # every failure told
+               {"extra_pnginfo": pnginfo, LATENTGRAPH_MESSAGES: True},  # told as `run` tells
                None, False, checked=True)  # fmt: skip
 
 

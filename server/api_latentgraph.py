@@ -20,7 +20,7 @@ from latentgraph.graph.workflow.building import shown_value
 from .collector import in_thread
 from .errors import ApiError, parse_json
 from .jsontext import unsendable
-from .messages import NODE_ERROR_MESSAGES, sent_to, shown_paths, user_folders
+from .messages import LATENTGRAPH_MESSAGES, sent_to, shown_paths, user_folders
 from .openapi import document
 from .prompts import PromptRejected
 from .state import get_state
@@ -106,9 +106,9 @@ def _to_prompt(state, source: str, text: str, overrides: dict[str, Any], given_a
     if problems:  # refuse here, where problems still carry file:line locations
         log.warning("workflow refused: %s", WorkflowError(problems))  # the full paths
         raise WorkflowError(shown_problems(problems, graph, user_folders(state.settings)))
-    # each node's failure as a message too: this route's client (`latentgraph submit`) prints
-    # every one as `run` does, where ComfyUI's one `execution_error` names the first
-    extra_data: dict[str, Any] = {"params": overrides, NODE_ERROR_MESSAGES: True}
+    # latentgraph's own messages too (each node's failure, warnings, outputs): this route's
+    # client (`latentgraph submit`) prints the run as `run` does
+    extra_data: dict[str, Any] = {"params": overrides, LATENTGRAPH_MESSAGES: True}
     # An editor graph, or our own document with its params: kept so saved PNGs reload as such.
     kept = {k: extra[k] for k in ("workflow", "latentgraph") if k in extra}
     if kept:

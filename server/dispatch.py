@@ -385,7 +385,8 @@ class Dispatcher:
 
     def _relay(self, run: _Running, batch: RunMessages) -> None:
         """Forward a worker's encoded messages to the prompt's client, previews and sent images
-        framed for it; log the nodes' warnings, which are no message (`messages.NODE_WARNING`)."""
+        framed for it; log the nodes' warnings and each node's failure as it fails (ComfyUI's
+        one `execution_error` names only the first), with the server's own paths."""
         run.began = True
         if batch.node is not None:
             run.node = batch.node
@@ -393,6 +394,8 @@ class Dispatcher:
             if type_ == NODE_WARNING:
                 log.warning("prompt %s: warning %s (%s): %s", run.record.id, data["node_id"],
                             data["node_type"], data["message"])  # fmt: skip
+            elif type_ == NODE_ERROR:
+                _log_failure(run.record.id, data, None)
         if self.folders and any(t in _ERRORS for t, _ in batch.history):
             run.error_as_sent = next((d for t, d in batch.history if t == "execution_error"),
                                      run.error_as_sent)  # fmt: skip
@@ -477,8 +480,9 @@ class Dispatcher:
         record, translator = run.record, run.translator
         if not translator.finished:
             translator.finish(RunFinished(record.id, status=status))
-        if status == "failed":  # the log keeps the server's own paths
-            _log_failure(record.id, run.error_as_sent or _last_error(translator.history), error)
+        ended = run.error_as_sent or _last_error(translator.history)
+        if status == "failed" and not _logged(translator.history, ended):
+            _log_failure(record.id, ended, error)  # the log keeps the server's own paths
         if status == "failed" and error is None and translator.failure is not None:
             error = translator.failure.message
         try:
@@ -645,6 +649,15 @@ def _errors_shown(batch: RunMessages, folders: Mapping[str, str], prompt_json: s
 def _last_error(history: list[list[Any]]) -> dict[str, Any]:
     """The run's last `execution_error`, as history holds it ({} when it has none)."""
     return next((d for t, d in reversed(history) if t == "execution_error"), {})
+
+
+def _logged(history: list[list[Any]], ended: dict[str, Any]) -> bool:
+    """Whether the run's failure (its `execution_error`, `ended`) is a node's whose `node_error`
+    was logged as it failed (`_relay`): no second line for it. A failure at no node (a
+    workflow refused, a worker that died, the server stopping) has none."""
+    said = (ended.get("node_id"), ended.get("exception_type"))
+    return bool(said[0]) and any(t == NODE_ERROR and (d.get("node_id"), d.get("exception_type"))
+                                 == said for t, d in history)  # fmt: skip
 
 
 def _log_failure(prompt_id: str, data: dict[str, Any], error: str | None) -> None:

@@ -4,7 +4,9 @@ One `RunTranslator` per prompt. It turns each `graph.events` event into zero or 
 (type, data) messages in the protocol's order, and keeps the entries history stores: the
 subset ComfyUI stores (`execution_start`, `execution_cached`, and the terminal message), a
 node's warning (`node_warning`), which has no message since ComfyUI has none, and each node's
-failure (`node_error`: ComfyUI's one `execution_error` names the first).
+failure (`node_error`: ComfyUI's one `execution_error` names the first). A prompt asking for
+latentgraph's own messages (`LATENTGRAPH_MESSAGES`) is also sent those two, and each node's
+outputs as `latentgraph run` describes them (`node_finished`).
 
 Traffic stays linear in the number of nodes: per-node messages (`executing`, `executed`,
 `progress`) are small, and the one message whose size grows with the run, `progress_state`,
@@ -40,17 +42,22 @@ from latentgraph.graph.paths import KindFolder, models_roots
 # The messages that end a run, and with the start and cache report, those history keeps.
 TERMINAL_TYPES = frozenset({"execution_success", "execution_error", "execution_interrupted"})
 HISTORY_TYPES = TERMINAL_TYPES | {"execution_start", "execution_cached"}
-# A node's warning (the CLI prints it): no websocket message, as ComfyUI has none (its nodes
+# A prompt whose extra_data holds this key, true, is sent latentgraph's own messages below
+# (POST /latentgraph/run's, so `latentgraph submit`'s, and `run --ray`'s): what `latentgraph
+# run` prints and ComfyUI has no message for. Not the editor's prompts: it logs every message
+# type it does not know as an error.
+LATENTGRAPH_MESSAGES = "latentgraph_messages"
+# A node's warning (the CLI prints it): no ComfyUI message, as ComfyUI has none (its nodes
 # print such things to its console). Kept in history's status messages; the server logs it.
 NODE_WARNING = "node_warning"
 # A node's failure, each of them: the engine runs on past a failed node (what does not depend on
 # it still runs), and ComfyUI's one `execution_error`, the run's end, names only the first.
 # History keeps one entry per failed node (an `execution_error`'s fields, `executed` the nodes
-# that ran before it); it is sent as a message only for a prompt asking for it in its
-# extra_data (`NODE_ERROR_MESSAGES`: POST /latentgraph/run's, `latentgraph submit`'s), not to
-# ComfyUI's editor, which logs every message type it does not know as an error.
+# that ran before it).
 NODE_ERROR = "node_error"
-NODE_ERROR_MESSAGES = "node_error_messages"
+# A node that ran (no cache hit) finished: its time and its outputs described as `latentgraph
+# run` prints them (`NodeFinished.summary`, the scheduler's). A message only, never in history.
+NODE_FINISHED = "node_finished"
 
 # A binary frame's header: its event type, then (type 1) the image's format, as ComfyUI numbers
 # them: previews are JPEG, SaveImageWebsocket's full-size images PNG.
@@ -180,13 +187,13 @@ class RunTranslator:
         targets: list[str] | None = None,
         schedule: Schedule | None = None,
         note: Callable[[str, dict[str, Any]], None] | None = None,
-        node_errors: bool = False,
+        own_messages: bool = False,
     ) -> None:
         """`note`: where a history entry that is no message goes too (a worker's outbox);
-        `node_errors`: each node's failure is sent as a `node_error` message too."""
+        `own_messages`: latentgraph's own messages are sent too (`LATENTGRAPH_MESSAGES`)."""
         self.prompt_id = prompt_id
         self._note = note
-        self._node_errors = node_errors
+        self._own_messages = own_messages
         self.node_types = node_types  # node id -> class_type, for error messages
         self._send = send
         self._send_preview = send_preview
@@ -288,14 +295,20 @@ class RunTranslator:
             self.ui[node_id] = event.ui
             self._send("executed", {"node": node_id, "display_node": node_id,
                                     "output": event.ui, "prompt_id": self.prompt_id})  # fmt: skip
+        if self._own_messages and not event.cached:  # after its files: its `done` line
+            self._send(NODE_FINISHED, {"prompt_id": self.prompt_id, "node_id": node_id,
+                                       "node_type": event.node_type, "seconds": event.seconds,
+                                       "summary": list(event.summary)})  # fmt: skip
 
     def _node_warning(self, event: ev.NodeWarning) -> None:
         data = {"prompt_id": self.prompt_id, "node_id": event.node_id,
                 "node_type": self.node_types.get(event.node_id, ""), "message": event.message,
-                "timestamp": event.timestamp}  # fmt: skip
+                "input_name": event.input_name, "timestamp": event.timestamp}  # fmt: skip
         self.history.append([NODE_WARNING, data])
         if self._note is not None:
             self._note(NODE_WARNING, data)
+        if self._own_messages:
+            self._send(NODE_WARNING, data)
 
     def _node_failed(self, event: ev.NodeFailed) -> None:
         if self.failure is None:
@@ -307,7 +320,7 @@ class RunTranslator:
         self.history.append([NODE_ERROR, data])
         if self._note is not None:
             self._note(NODE_ERROR, data)
-        if self._node_errors:
+        if self._own_messages:
             self._send(NODE_ERROR, data)
 
     def finish(self, event: ev.RunFinished) -> None:

@@ -24,7 +24,7 @@ from latentgraph.graph.files import file_records, write_atomic
 from latentgraph.graph.formats import load_text, workflow_text
 from latentgraph.graph.problems import WorkflowError, labelled, problem_line
 
-from .messages import NODE_ERROR
+from .messages import NODE_ERROR, NODE_FINISHED, NODE_WARNING
 from .middleware import TOKEN_PARAMETER
 from .run import RedactToken
 
@@ -73,12 +73,17 @@ class PromptEvents:
         self.began = False  # the server said it started the run (`execution_start`)
         self.created = time.monotonic()  # the run's time is measured from queueing
 
-    def _finish_running(self) -> None:
+    def _finish_running(
+        self, seconds: float | None = None, summary: list[str] | None = None
+    ) -> None:
+        """The running node ran: its time and outputs as the server's `node_finished` told
+        them, else (a server that sends none) its time as seen from here and no outputs."""
         nid, self.running = self.running, None
         if nid is not None:
             self.executed.append(nid)
+            took = time.monotonic() - self.started.get(nid, 0) if seconds is None else seconds
             self.render(ev.NodeFinished(self.pid, node_id=nid, node_type=self.types.get(nid, ""),
-                                        seconds=time.monotonic() - self.started.get(nid, 0),
+                                        seconds=took, summary=summary or [],
                                         ui=self.ui.get(nid)))  # fmt: skip
 
     def handle(self, kind: str, data: dict[str, Any]) -> bool:
@@ -107,6 +112,14 @@ class PromptEvents:
             if node != self.running:  # a cached output node reports its files too
                 self.render(ev.NodeFinished(pid, node_id=node, node_type=self.types.get(node, ""),
                                             cached=True, ui=self.ui[node]))  # fmt: skip
+        elif kind == NODE_FINISHED:  # the node that ran, as the engine described its outputs
+            if str(data.get("node_id")) == self.running:
+                self._finish_running(float(data.get("seconds") or 0.0),
+                                     [str(line) for line in data.get("summary") or ()])  # fmt: skip
+        elif kind == NODE_WARNING:  # what a node said (`ctx.warn`), at its place as `run` says it
+            self.render(ev.NodeWarning(pid, node_id=str(data.get("node_id") or ""),
+                                       message=str(data.get("message", "")),
+                                       input_name=data.get("input_name") or None))  # fmt: skip
         elif kind == NODE_ERROR:  # a node failed; the run goes on with what does not need it
             self._failed(data)
         elif kind == "execution_error":  # the run's end, naming its first failure

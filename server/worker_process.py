@@ -48,7 +48,7 @@ from .collector import freeze_start_up_objects
 from .devices import worker_devices
 from .messages import (
     HISTORY_TYPES,
-    NODE_ERROR_MESSAGES,
+    LATENTGRAPH_MESSAGES,
     TERMINAL_TYPES,
     PromptParents,
     PromptTypes,
@@ -519,7 +519,7 @@ class JobRunner:
             send_preview=functools.partial(outbox.preview, pid),
             parents=PromptParents(prompt), targets=job.targets, schedule=self.timers.schedule,
             note=functools.partial(outbox.note, pid),
-            node_errors=bool(job.extra_data.get(NODE_ERROR_MESSAGES)),
+            own_messages=bool(job.extra_data.get(LATENTGRAPH_MESSAGES)),
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         # SaveImage's text chunks: the workflow, our document, and any other entry an API

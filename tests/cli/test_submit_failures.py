@@ -1,6 +1,7 @@
-"""`latentgraph submit` of a run where nodes fail prints what `latentgraph run` prints for the
-same workflow: the engine runs on past a failed node, and the server tells the client of each
-failure as it happens (`node_error`), not only of the first one at the run's end."""
+"""`latentgraph submit` of a run prints what `latentgraph run` prints for the same workflow: the
+engine runs on past a failed node, and the server tells the client of each failure as it
+happens (`node_error`), not only of the first one at the run's end; of each node that ran, its
+outputs as `run` describes them (`node_finished`); and each node's warning (`node_warning`)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,15 @@ nodes:
   clk: {type: TP_Clock}
   show3: {type: TP_Show, text: {from: clk.t}}
 """
+# A run that succeeds with a node's warning (`ctx.warn`), and outputs to describe.
+WARN = """\
+version: 1
+nodes:
+  rd: {type: TP_Round, value: 2.4}
+  show: {type: TP_Show, text: "r", value: {from: rd.v}}
+  clk: {type: TP_Clock}
+  show3: {type: TP_Show, text: {from: clk.t}}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +56,10 @@ def pack_server(tmp_path_factory):
 
 
 def _lines(err: str) -> list[str]:
-    """The run's lines, less what differs between two runs: times, the clock's tick, and the
-    outputs' summary a local run adds to its 'done' lines."""
-    err = re.sub(r" in \d+\.\d+s$", "", err, flags=re.M)
-    err = re.sub(r"tick \d+", "tick N", err)
-    return [re.sub(r"^(done \S+ \(\w+\)) .*", r"\1", line) for line in err.splitlines()]
+    """The run's lines, less what differs between two runs: times and the clock's tick. (A
+    'done' line keeps its outputs' summary: `done rd (TP_Round) 0.00s v: 2.0`.)"""
+    err = re.sub(r"\b\d+\.\d+s\b", "T", err)
+    return re.sub(r"tick \d+", "tick N", err).splitlines()
 
 
 def _story(out: str) -> list[tuple]:
@@ -64,6 +73,11 @@ def _story(out: str) -> list[tuple]:
         elif kind == "node_failed":
             told.append((kind, event["node_id"], event["message"], event["exception_type"],
                          event["user_error"], event["input_name"]))  # fmt: skip
+        elif kind == "node_finished":
+            summary = [re.sub(r"tick \d+", "tick N", line) for line in event["summary"]]
+            told.append((kind, event["node_id"], event["cached"], summary, event["ui"]))
+        elif kind == "node_warning":
+            told.append((kind, event["node_id"], event["message"], event["input_name"]))
         else:
             told.append((kind, event.get("node_id"), event.get("nodes")))
     return told
@@ -88,10 +102,36 @@ def test_submit_of_a_failing_run_prints_what_run_prints(pack_server, cli, tmp_pa
     assert _story(sent[1]) == _story(ran[1])
 
 
+def test_submit_prints_outputs_and_warnings_as_run_does(pack_server, cli, tmp_path):
+    """A run that succeeds, side by side, text and --json: each 'done' line with its outputs'
+    summary (submit printed none, and a trailing space), the node's warning at its place
+    (submit printed none: the server kept it in history only), no line ending in a space (a
+    node with no outputs, a save's, had one in every mode)."""
+    (tmp_path / "wf.yaml").write_text(WARN)
+    pack = ("--nodes-dir", str(PACK))
+    ran = cli("run", "wf.yaml", *pack, plugin=False)
+    sent = cli("submit", "wf.yaml", "--server", pack_server.url)
+    assert ran[0] == sent[0] == 0, (ran, sent)
+    assert _lines(sent[2]) == _lines(ran[2]), sent[2]
+    assert "warning: wf.yaml:" in sent[2] and "2.4 rounded to 2" in sent[2], sent[2]
+    assert "(TP_Round) " in sent[2] and "s v: 2.0" in sent[2], sent[2]
+    for err in (ran[2], sent[2]):
+        assert not [line for line in err.splitlines() if line.endswith(" ")], err
+
+    (tmp_path / "wf.yaml").write_text(WARN.replace("2.4", "2.6"))  # no cache hit: all run
+    ran = cli("run", "wf.yaml", "--json", *pack, plugin=False)
+    sent = cli("submit", "wf.yaml", "--server", pack_server.url, "--json")
+    assert ran[0] == sent[0] == 0, (ran, sent)
+    assert _story(sent[1]) == _story(ran[1])
+    assert ("node_warning", "rd", "2.6 rounded to 3", None) in _story(sent[1])
+    assert ("node_finished", "rd", False, ["v: 3.0"], None) in _story(sent[1])
+
+
 def test_the_history_keeps_every_nodes_failure(pack_server, cli, tmp_path):
     """Each failed node's `node_error` in the prompt's status messages, and ComfyUI's one
     `execution_error` (the first failure) ending them; the nodes that ran are its `executed`
-    and their outputs are kept."""
+    and their outputs are kept. The server's log (the editor's Logs panel) has a line for each
+    failed node too, not only for the first."""
     (tmp_path / "wf.yaml").write_text(TWO)
     code, out, _ = cli("submit", "wf.yaml", "--server", pack_server.url, "--json")
     assert code == 1
@@ -106,3 +146,8 @@ def test_the_history_keeps_every_nodes_failure(pack_server, cli, tmp_path):
     assert messages[-1][0] == "execution_error"
     assert (end["node_id"], end["executed"]) == ("rf", ["clk", "show3"])
     assert list(entry["outputs"]) == ["show3"]
+    lines = [e["m"] for e in pack_server.http.get("/internal/logs/raw").json()["entries"]]
+    said = [m.splitlines()[0] for m in lines if f" prompt {prompt_id} failed" in m]
+    head = f"ERROR latentgraph.server: prompt {prompt_id} failed at node"
+    assert said == [f"{head} rf (TP_Refuse): node 'rf' (TP_Refuse) input 'n': -1 is negative",
+                    f"{head} cr (TP_Crash): division by zero"], lines  # fmt: skip

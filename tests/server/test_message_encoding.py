@@ -162,3 +162,39 @@ def test_execution_error_says_whether_the_node_refused_the_users_value(user_erro
     tr.finish(ev.RunFinished("p", status="failed"))
     [(kind, data)] = [(t, d) for t, d in sent if t == "execution_error"]
     assert data["user_error"] is user_error and data["exception_message"] == "no such file"
+
+
+@pytest.mark.parametrize("own", [False, True], ids=["comfyui-client", "latentgraph-client"])
+def test_latentgraph_messages_go_only_to_a_prompt_asking_for_them(own):
+    """A prompt with `latentgraph_messages` in its extra_data (`submit`'s, `run --ray`'s) is
+    also sent what `latentgraph run` prints and ComfyUI has no message for: each node's outputs
+    described (`node_finished`, after its `executed`), its warning and its failure. Any other
+    prompt (the editor's, which logs a message type it does not know as an error) gets only
+    ComfyUI's messages, as they were; history keeps the warning and the failure either way."""
+    from latentgraph.graph import events as ev
+    from latentgraph.server.messages import RunTranslator
+
+    sent: list[tuple[str, dict]] = []
+    tr = RunTranslator("p", {"a": "X", "b": "Y"}, send=lambda t, d: sent.append((t, d)),
+                       own_messages=own)  # fmt: skip
+    tr.handle(ev.RunStarted("p", nodes=["a", "b"]))
+    tr.handle(ev.NodeStarted("p", node_id="a", node_type="X"))
+    tr.handle(ev.NodeWarning("p", node_id="a", message="cropped"))
+    tr.handle(ev.NodeFinished("p", node_id="a", node_type="X", seconds=1.5,
+                              summary=["latent: Latent"], ui={"text": ["hi"]}))  # fmt: skip
+    tr.handle(ev.NodeStarted("p", node_id="b", node_type="Y"))
+    tr.handle(ev.NodeFailed("p", node_id="b", node_type="Y", message="no",
+                            exception_type="ValueError"))  # fmt: skip
+    tr.finish(ev.RunFinished("p", status="failed"))
+    kinds = [t for t, _ in sent if t != "progress_state"]
+    comfy = ["execution_start", "executing", "executed", "executing", "execution_error"]
+    if not own:
+        assert kinds == comfy
+    else:
+        assert kinds == ["execution_start", "executing", "node_warning", "executed",
+                         "node_finished", "executing", "node_error", "execution_error"]  # fmt: skip
+        done = next(d for t, d in sent if t == "node_finished")
+        assert done == {"prompt_id": "p", "node_id": "a", "node_type": "X", "seconds": 1.5,
+                        "summary": ["latent: Latent"]}  # fmt: skip
+    assert [t for t, _ in tr.history] == ["execution_start", "node_warning", "node_error",
+                                          "execution_error"]  # fmt: skip

@@ -1,4 +1,5 @@
-"""Nodes that fail on demand beside ones that do not, for `submit` against `run` (--nodes-dir)."""
+"""Nodes that fail on demand beside ones that do not, and one that warns, for `submit` against
+`run` (--nodes-dir)."""
 
 import itertools
 
@@ -29,3 +30,10 @@ def clock(ctx):
 @node("TP_Show", inputs=[String("text", ""), Float("value", 0.0)], outputs=[], output_node=True)
 def show(ctx, text, value):
     return NodeResult(values=(), ui={"text": [f"{text} {value}"]})
+
+
+@node("TP_Round", inputs=[Float("value", 0.0)], outputs=[Output("v", "FLOAT")])
+def round_(ctx, value):
+    if value != round(value):
+        ctx.warn(f"{value} rounded to {round(value)}")  # a warning, as a crop to 8 pixels says
+    return float(round(value))
