@@ -10,7 +10,8 @@ Exit codes, in short (README.md, "Exit codes", lists every case that gives each)
     2   user error: bad arguments or flags, an invalid workflow, a folder or device that
         cannot be used, a run that failed only because a node refused its input
     3   `submit`: could not reach the server, or its queue is full (try again later): the
-        workflow was not queued
+        workflow was not queued; `serve --ray`: its Ray cluster stopped answering (it stopped
+        in order, its prompts kept for the next start)
     70  internal error (a bug: please report it with the output of `--debug`)
     130 interrupted (Ctrl-C)
     143 terminated (SIGTERM), stopped as Ctrl-C stops a run

@@ -29,7 +29,7 @@ from .arguments import (
     read_options,
     require_ray,
 )
-from .exits import EXIT_OK, SIGNAL_EXITS, UserError
+from .exits import EXIT_OK, EXIT_UNREACHABLE, SIGNAL_EXITS, UserError
 from .workflow_input import workflow_file
 
 
@@ -289,7 +289,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     from latentgraph.graph.files import FileWriteError
     from latentgraph.server.ray_workers import RayUnavailable, reach_cluster
-    from latentgraph.server.run import CannotListen
+    from latentgraph.server.run import CannotListen, WorkersLost
     from latentgraph.server.store import StoreOpenError
 
     if args.ray:
@@ -315,6 +315,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stopped_by = serve(config, prepare=prepare, workers=worker_setup(config.nodes_dirs))
     except (RayUnavailable, CannotListen, FileWriteError, StoreOpenError) as exc:
         raise UserError(str(exc)) from None
+    except WorkersLost as exc:  # stopped in order (the log said so): try again later
+        print(f"latentgraph: error: {exc}; the prompts are kept for the next start",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_UNREACHABLE
     return SIGNAL_EXITS.get(stopped_by, EXIT_OK)  # the process then ends by that signal
 
 

@@ -66,6 +66,7 @@ from .workers import (
     Done,
     Freed,
     Job,
+    Lost,
     Preview,
     Ready,
     RunMessages,
@@ -153,6 +154,10 @@ class Dispatcher:
         self._store_retry_at = 0.0  # monotonic time before which nothing starts (full disk)
         self._store_refused = False  # a prompt could not be marked running: said once, till one is
         self._stop = threading.Event()
+        # The pool lost every worker for good (`Lost`): why, and who stops the server then
+        # (`serve` sets it: as a signal does, in order).
+        self.lost: str | None = None
+        self.on_lost: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._loop, name="latentgraph-dispatch",
                                         daemon=True)  # fmt: skip
 
@@ -356,6 +361,9 @@ class Dispatcher:
                     self.pool.kill(run.worker)
 
     def _on_message(self, worker_id: int, message: WorkerMessage) -> None:
+        if isinstance(message, Lost):
+            self._on_lost(message.reason)
+            return
         worker = self._workers[worker_id]
         if isinstance(message, RunMessages):
             run = self._running.get(message.prompt_id)
@@ -466,6 +474,22 @@ class Dispatcher:
             self._finish(run, "interrupted", {}, None)
             return
         self._end_here(run, RunError(reason, "WorkerDied", node_id=run.node))
+
+    def _on_lost(self, reason: str) -> None:
+        """No worker comes back (a Ray cluster stopped): the prompts running go back to the
+        queue, not failed (the nodes they finished are disk-cache hits when they run again),
+        nothing starts any more, and the server is asked to stop (`on_lost`). One line says
+        why and that the prompts are kept for the next start."""
+        running = list(self._running.values())
+        for run in running:
+            self._forget(run)
+            self.store.requeue(run.record.id)
+        self._workers = [_Worker() for _ in self._workers]  # none ready: nothing is sent
+        self.lost = reason
+        log.error("%s: the server stops; its %d prompt(s) queued or running are kept, to run "
+                  "at its next start", reason, len(self.store.pending()))  # fmt: skip
+        if self.on_lost is not None:
+            self.on_lost()
 
     def _end_here(self, run: _Running, failure: RunError) -> None:
         """End a run its worker will not end (it died, or the server stops) with `failure`,

@@ -7,7 +7,8 @@ takes the next job; the websocket messages of the job a worker runs (JSON texts,
 server would send them) reach `on_message`, and each job's end reaches `on_finished` as it
 ends (so a sweep can show each run then, not all of them once the last ends); a job
 whose worker dies goes back to the front, `pool.redispatch_after_death` times (its nodes
-already computed are disk-cache hits), then fails with the death's reason. Ctrl-C ends the
+already computed are disk-cache hits), then fails with the death's reason; a pool that lost every worker (`Lost`: a Ray cluster
+gone) fails every job left with its reason. Ctrl-C ends the
 batch: what finished is kept, the jobs running are "interrupted", those not handed out yet
 "interrupted" and not `started`.
 """
@@ -25,6 +26,7 @@ from .workers import (
     Died,
     Done,
     Job,
+    Lost,
     Ready,
     RunMessages,
     Warned,
@@ -130,6 +132,14 @@ class Batches:
             self.idle.add(worker)
         elif isinstance(message, Warned):
             self.warned(message)
+        elif isinstance(message, Lost):  # no worker comes back: every job left fails
+            self.idle.clear()
+            for at, running in list(self.running.items()):
+                del self.running[at]
+                self._finish(Done(running.prompt_id, "failed", {}, message.reason), at)
+            while self.pending:
+                done = Done(self.pending.popleft().prompt_id, "failed", {}, message.reason)
+                self._ended(Finished(done, "", started=False))
         elif isinstance(message, Died):
             self.idle.discard(worker)
             if job is not None:

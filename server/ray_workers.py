@@ -39,7 +39,7 @@ from latentgraph.graph.files import FileWriteError, write_atomic
 
 from .config import ServerConfig
 from .worker_process import JobRunner, RunnerPool, WorkerSpec
-from .workers import Died, Ready, WorkerInfo, WorkerMessage, WorkerSetup
+from .workers import Died, Lost, Ready, WorkerInfo, WorkerMessage, WorkerSetup
 
 log = logging.getLogger("latentgraph.server")
 
@@ -57,6 +57,13 @@ MAX_RESTARTS = -1
 # GCS port, and its gRPC server's first frame) before giving up: Ray's own connect retries forever (Ray 2.60: "Failed to connect to
 # GCS at address ..." every 5 s), and its reconnect timeout ends the process without a word.
 CONNECT_SECONDS = 10.0
+# While the pool runs, it asks every HEALTH_SECONDS whether the cluster's GCS still answers
+# (`reach_cluster`, with that timeout); one that has not answered for LOST_SECONDS is a lost
+# cluster (`ray stop` on its head, its machine gone), and the server stops in order. Ray's own
+# core ends the process without a word 60 s after it lost the GCS (Ray 2.60:
+# `gcs_rpc_server_reconnect_timeout_s`, "Failed to connect to GCS within 60 seconds").
+HEALTH_SECONDS = 2.0
+LOST_SECONDS = 10.0
 
 
 # `--ray auto` where Ray finds no cluster: none started on this machine (`ray start`, a running
@@ -288,11 +295,16 @@ class RayWorkerPool(RunnerPool):
     redispatch_after_death = 2
 
     def __init__(self, setup: WorkerSetup, specs: list[WorkerSpec], shape: ActorShape, *,
-                 owns_runtime: bool = False, shared_folders: tuple[Path, ...] = ()) -> None:  # fmt: skip
+                 owns_runtime: bool = False, shared_folders: tuple[Path, ...] = (),
+                 cluster: str | None = None) -> None:  # fmt: skip
+        """`cluster`: the address whose answer says the cluster is there (`cluster_address`;
+        None: not watched)."""
         self._ray = import_ray()
         self.setup = setup
         self.shape = shape
         self._owns_runtime = owns_runtime
+        self.cluster = cluster
+        self.lost = False  # the cluster stopped answering: no actor comes back
         pool_id = uuid.uuid4().hex[:6]
         self._actors = [_Actor(f"latentgraph-{pool_id}-worker-{s.index}", s) for s in specs]
         # The one setting read from the environment (never the server's own: its auth token):
@@ -303,6 +315,8 @@ class RayWorkerPool(RunnerPool):
         self._stopping = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, name="latentgraph-ray",
                                         daemon=True)  # fmt: skip
+        self._watcher = threading.Thread(target=self._watch, name="latentgraph-ray-health",
+                                         daemon=True)  # fmt: skip
         groups = {"commands": 1, "events": 1}  # one thread each: in order, never blocking
         self._remote = self._ray.remote(concurrency_groups=groups)(WorkerActor)
         for i in range(len(self._actors)):
@@ -355,6 +369,8 @@ class RayWorkerPool(RunnerPool):
     def start(self, deliver: Callable[[int, WorkerMessage], None]) -> None:
         self._deliver = deliver
         self._reader.start()
+        if self.cluster is not None:
+            self._watcher.start()
 
     def workers(self) -> list[WorkerInfo]:
         return [WorkerInfo(i, a.name, a.spec.settings.device, a.incarnation or None)
@@ -373,14 +389,15 @@ class RayWorkerPool(RunnerPool):
         """The actors are killed (a prompt still running is then failed: `Dispatcher.stop`); a
         local runtime this pool started is shut down."""
         self._stopping.set()
-        for actor in self._actors:
+        for actor in self._actors if not self.lost else ():  # lost: gone with their cluster
             if actor.handle is not None:
                 try:
                     self._ray.kill(actor.handle, no_restart=True)
                 except Exception:  # noqa: BLE001 - already gone
                     pass
-        if self._reader.is_alive():
-            self._reader.join(timeout)
+        for thread in (self._reader, self._watcher):
+            if thread.is_alive():
+                thread.join(timeout)
         if self._owns_runtime:
             self._ray.shutdown()
 
@@ -389,7 +406,7 @@ class RayWorkerPool(RunnerPool):
     def _read_loop(self) -> None:
         ray = self._ray
         polls = {self._poll(i): i for i in range(len(self._actors))}
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self.lost:  # lost: nothing more comes
             done, _ = ray.wait(list(polls), num_returns=1, timeout=POLL_SECONDS)
             for ref in done:
                 i = polls.pop(ref)
@@ -407,7 +424,7 @@ class RayWorkerPool(RunnerPool):
             messages = ray.get(ref)
         except ray.exceptions.ActorDiedError as exc:  # Ray gave up on it: make a new one
             self._died(i, exc)
-            if not self._stopping.is_set():
+            if not self._stopping.is_set() and self._cluster_answers():
                 log.warning("Ray will not restart %s; creating it again", actor.name)
                 self._create(i)
             return
@@ -429,8 +446,48 @@ class RayWorkerPool(RunnerPool):
             return  # one death, one report
         actor.dead, actor.incarnation = True, 0
         reason = f"Ray worker {actor.name} died ({type(exc).__name__})"
-        log.warning("%s; Ray restarts it", reason)
+        if self._cluster_answers():
+            log.warning("%s; Ray restarts it", reason)
+        else:  # no promise: the cluster itself may be gone (`_watch` decides)
+            log.warning("%s, and the Ray cluster at %s does not answer", reason, self.cluster)
         self._deliver(i, Died(reason))
+
+    # --- the cluster's health --------------------------------------------------------------
+
+    def _cluster_answers(self) -> bool:
+        """Whether the cluster's GCS answers now (always, when it is not watched)."""
+        if self.cluster is None:
+            return True
+        if self.lost:
+            return False
+        try:
+            reach_cluster(self.cluster, timeout=HEALTH_SECONDS)
+        except RayUnavailable:
+            return False
+        return True
+
+    def _watch(self) -> None:
+        """Every HEALTH_SECONDS, whether the cluster answers; one silent for LOST_SECONDS is
+        lost: said once (`Lost`), before Ray's core ends this process, so the server stops in
+        order. Its actors are not made again nor killed: they went with it."""
+        answered = time.monotonic()
+        while not self._stopping.wait(HEALTH_SECONDS):
+            if self._cluster_answers():
+                answered = time.monotonic()
+            elif time.monotonic() - answered >= LOST_SECONDS:
+                self.lost = True
+                self._deliver(0, Lost(f"the Ray cluster at {self.cluster} stopped answering "
+                                      f"(for {LOST_SECONDS:g} s)"))  # fmt: skip
+                return
+
+
+def cluster_address(address: str) -> str:
+    """Where the joined cluster answers, for the pool to watch (`RayWorkerPool._watch`): Ray
+    Client's server for a ray:// address (the GCS address it would give is the cluster's
+    inside view), else the GCS this process is connected to."""
+    if address.startswith("ray://"):
+        return address
+    return import_ray().get_runtime_context().gcs_address
 
 
 def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> RayWorkerPool:
@@ -455,7 +512,8 @@ def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> Ra
         shared = [settings.output_dir, settings.input_dir, settings.temp_dir]
         if config.disk_store is not None:
             shared.append(config.disk_store)
-        return RayWorkerPool(setup, specs, shape, owns_runtime=owns, shared_folders=tuple(shared))
+        return RayWorkerPool(setup, specs, shape, owns_runtime=owns, shared_folders=tuple(shared),
+                             cluster=cluster_address(config.ray))  # fmt: skip
     except BaseException:
         if owns:
             import_ray().shutdown()

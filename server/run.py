@@ -162,6 +162,12 @@ class CannotListen(Exception):
     not have): found before the app is made or any worker starts."""
 
 
+class WorkersLost(Exception):
+    """The server stopped in order because its pool lost every worker for good (`Lost`: a Ray
+    cluster stopped answering); `serve` raises it after the orderly shutdown, the prompts kept
+    in the queue database for the next start."""
+
+
 BACKLOG = 2048  # uvicorn's default
 
 
@@ -265,9 +271,11 @@ def serve(
 ) -> int | None:
     """Start the server and block until it is stopped (Ctrl-C / SIGTERM); return the signal
     that stopped it (SIGTERM once one came, else SIGINT), after the orderly shutdown (the
-    prompt running ended, the workers stopped, the store closed). `registry` and `workers` as
-    for `create_app`; `prepare`, when given, makes the registry once the port is bound
-    (`latentgraph serve`'s: plugins, example.png, the temp folder's previews).
+    prompt running ended, the workers stopped, the store closed). A pool that lost every
+    worker for good (a Ray cluster gone) stops it the same way, then `WorkersLost`.
+    `registry` and `workers` as for `create_app`; `prepare`, when given, makes the registry
+    once the port is bound (`latentgraph serve`'s: plugins, example.png, the temp folder's
+    previews).
 
     A refusal at start leaves nothing behind: an existing data folder's queue database is
     locked first (`StoreInUse`: another server uses this data folder, said before the port is
@@ -301,7 +309,15 @@ def serve(
                 "workflows and read outputs", config.host)  # fmt: skip
         server_class = _server_class(on_signal=app.state.lg.dispatcher.shutting_down)
         server = server_class(uvicorn_config(app, config, log_level))
+        dispatcher = app.state.lg.dispatcher
+
+        def stop_for_lost_workers() -> None:  # from a pool thread: uvicorn's loop polls it
+            server.should_exit = True
+
+        dispatcher.on_lost = stop_for_lost_workers
         server.run(sockets=sockets)
+        if dispatcher.lost is not None:
+            raise WorkersLost(dispatcher.lost)
         came = server.signals
         return signal.SIGTERM if signal.SIGTERM in came else came[0] if came else None
     finally:

@@ -152,7 +152,16 @@ class Warned:
     text: str
 
 
-WorkerMessage = Ready | RunMessages | Done | Freed | Died | Warned
+@dataclass(frozen=True)
+class Lost:
+    """Every worker is gone for good and the pool cannot replace them (a Ray pool's cluster
+    stopped answering): the server stops in order, its queued and running prompts kept for
+    its next start. Said once, for the whole pool (delivered as worker 0's)."""
+
+    reason: str
+
+
+WorkerMessage = Ready | RunMessages | Done | Freed | Died | Warned | Lost
 
 
 class WarnedOnce:
@@ -183,7 +192,8 @@ class WorkerPool(ABC):
 
     `start(deliver)` starts them; every message from worker `i` reaches `deliver(i, message)`
     in the order the worker sent it (from a pool thread). A worker that dies is reported as
-    `Died` and replaced; the replacement sends `Ready`. A prompt whose worker died goes back
+    `Died` and replaced; the replacement sends `Ready`; a pool that can replace none any
+    more says `Lost`. A prompt whose worker died goes back
     to the queue `redispatch_after_death` times (0: it fails, unless it had not begun)."""
 
     redispatch_after_death: int = 0
