@@ -288,7 +288,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allow_hosts=list(args.allow_host),
     )
     from latentgraph.graph.files import FileWriteError
-    from latentgraph.server.ray_workers import RayUnavailable, reach_cluster
+    from latentgraph.server.ray_workers import RayUnavailable, reach
     from latentgraph.server.run import CannotListen, WorkersLost
     from latentgraph.server.store import StoreOpenError
 
@@ -311,7 +311,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # example.png or the Ray pool's marker) are usage errors, before any worker starts.
     try:
         if args.ray:  # before a folder or the database is made, so a refusal leaves none
-            reach_cluster(args.ray)  # ("local" has no port: left to Ray, as connect does)
+            reach(args.ray)  # the rule `connect` asks too ("auto" as Ray finds it)
         stopped_by = serve(config, prepare=prepare, workers=worker_setup(config.nodes_dirs))
     except (RayUnavailable, CannotListen, FileWriteError, StoreOpenError) as exc:
         raise UserError(str(exc)) from None

@@ -98,13 +98,7 @@ def connect(address: str, num_cpus: int) -> bool:
     (a test session's runtime) is reused. A cluster that does not answer is RayUnavailable
     (`reach_cluster`), never a wait without end."""
     ray = import_ray()
-    if address == "auto" and os.environ.get("RAY_ADDRESS"):  # Ray joins it, as `ray` commands do
-        try:
-            reach_cluster(os.environ["RAY_ADDRESS"])
-        except RayUnavailable as exc:
-            raise RayUnavailable(f"--ray auto joins the cluster RAY_ADDRESS names: {exc}") from None
-    elif address != "local":
-        reach_cluster(address)
+    reach(address)
     if ray.is_initialized():
         return False
     if address == "local":
@@ -121,6 +115,39 @@ def connect(address: str, num_cpus: int) -> bool:
             raise RayUnavailable(NO_CLUSTER_HERE) from None
         raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from None
     return True
+
+
+def reach(address: str) -> None:
+    """The one check of `--ray ADDRESS` before anything is made or started (`serve` asks it
+    before its folders and database, `connect` before `ray.init`): the cluster it names
+    answers (`reach_cluster`), else RayUnavailable. "auto" is the cluster Ray's `ray.init`
+    would join: the one RAY_ADDRESS names, else the one running on this machine, found as Ray
+    finds it (none: `NO_CLUSTER_HERE`). "local" is a runtime started here: nothing to reach."""
+    if address == "local":
+        return
+    if address != "auto":
+        reach_cluster(address)
+        return
+    if os.environ.get("RAY_ADDRESS"):  # Ray joins it, as `ray` commands do
+        try:
+            reach_cluster(os.environ["RAY_ADDRESS"])
+        except RayUnavailable as exc:
+            raise RayUnavailable(f"--ray auto joins the cluster RAY_ADDRESS names: {exc}") from None
+        return
+    import_ray()
+    from ray._private.services import canonicalize_bootstrap_address  # what ray.init asks
+
+    try:
+        found = canonicalize_bootstrap_address("auto")
+    except ConnectionError:  # Ray's text names a flag of its own commands, not ours
+        raise RayUnavailable(NO_CLUSTER_HERE) from None
+    if found is not None:
+        try:
+            reach_cluster(found)
+        except RayUnavailable as exc:  # a `ray start` record left by a cluster since stopped
+            raise RayUnavailable(
+                f"--ray auto joins the cluster started on this machine: {exc}"
+            ) from None
 
 
 def reach_cluster(address: str, timeout: float | None = None) -> None:

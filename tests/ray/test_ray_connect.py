@@ -87,6 +87,9 @@ def test_ray_auto_with_no_cluster_here_says_how_to_start_one(command, tmp_path, 
                      "one RAY_ADDRESS names): start its head node (`ray start --head`), give its "
                      "ADDRESS, or give --ray local\n")  # fmt: skip
     assert list(ray_tmp.iterdir()) == [] and not _ray_nodes_here()
+    # asked before anything is made, as for an ADDRESS: serve made its data folder's database,
+    # input/example.png, output/ and temp/ first
+    assert [p.name for p in tmp_path.iterdir()] == ["ray_tmp"]
 
 
 @pytest.mark.parametrize("command", [
@@ -101,6 +104,7 @@ def test_ray_auto_with_an_unreachable_ray_address_is_a_usage_error_not_a_hang(co
     error = _refused(command, "auto", tmp_path, ray_address=address)
     assert error.startswith("latentgraph: error: --ray auto joins the cluster RAY_ADDRESS names: "
                             f"cannot reach the Ray cluster at {address} (connection refused)")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # asked before anything is made
 
 
 def test_ray_local_starts_its_runtime_here_whatever_ray_address_says(tmp_path):
