@@ -517,9 +517,12 @@ def cluster_address(address: str) -> str:
     return import_ray().get_runtime_context().gcs_address
 
 
-def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> RayWorkerPool:
+def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings,
+             announce: Callable[[str], None] = log.info) -> RayWorkerPool:  # fmt: skip
     """The pool `latentgraph serve --ray ...` runs on: connect (or start the local runtime),
-    size the actors, check the shared folders."""
+    size the actors, check the shared folders. `announce` is told, once the actors' count is
+    known, that they are starting (the seconds until they are placed and checked say nothing
+    otherwise)."""
     local_cpus = math.ceil((config.ray_workers or 1) * config.ray_cpus_per_actor)
     owns = connect(config.ray, num_cpus=max(1, local_cpus))
     try:
@@ -539,6 +542,8 @@ def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings) -> Ra
         shared = [settings.output_dir, settings.input_dir, settings.temp_dir]
         if config.disk_store is not None:
             shared.append(config.disk_store)
+        announce(f"starting {shape.count} Ray worker(s) ({shape.num_cpus:g} CPU, "
+                 f"{shape.num_gpus:g} GPU each)...")  # fmt: skip
         return RayWorkerPool(setup, specs, shape, owns_runtime=owns, shared_folders=tuple(shared),
                              cluster=cluster_address(config.ray))  # fmt: skip
     except BaseException:

@@ -44,7 +44,9 @@ def test_a_pool_whose_cluster_stops_answering_says_lost_once_naming_it(ray_runti
                         temp_dir=tmp_path / "temp")  # fmt: skip
     for folder in (settings.output_dir, settings.input_dir, settings.temp_dir):
         folder.mkdir()
-    pool = ray_workers.ray_pool(config, WorkerSetup(), settings)
+    said: list[str] = []
+    pool = ray_workers.ray_pool(config, WorkerSetup(), settings, announce=said.append)
+    assert said == ["starting 1 Ray worker(s) (1 CPU, 0 GPU each)..."]
     assert pool.cluster == ray_runtime.get_runtime_context().gcs_address  # what it watches
     gone = f"127.0.0.1:{_closed_port()}"
     pool.cluster = gone  # the seam: the GCS it asks no longer answers

@@ -121,8 +121,11 @@ def test_the_run_line_names_every_file_saved_not_only_images(ray_runtime, tiny_f
     merge = str(ROOT / "workflows" / "merge.yaml")
     assert main(["run", merge, "--set", "steps=2", "--output-dir", str(tmp_path), "--ray",
                  "local", "--ray-workers", "1"]) == 0  # fmt: skip
-    [line] = [line for line in capsys.readouterr().err.splitlines() if " on latentgraph-" in line]
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if " on latentgraph-" in line]
     assert ": success" in line and "merged_00001_.safetensors" in line and ".png" in line, line
+    # said while the actors start (seconds without a word before the run's line)
+    assert err.startswith("latentgraph: starting 1 Ray worker(s) (1 CPU, 0 GPU each)...\n"), err
     assert (tmp_path / "checkpoints" / "merged_00001_.safetensors").is_file()
 
 
