@@ -233,7 +233,7 @@ def _is_json_schema(data: Any) -> bool:
 def _refuse_json_schema(data: Any, source: str, text: str | None, registry: Registry,
                         overrides: dict[str, Any], given_as: str) -> Workflow:  # fmt: skip
     raise _error(source, "this is a JSON Schema (the workflow format's description), not a "
-                 "workflow")  # fmt: skip
+                 "workflow", code="syntax")  # fmt: skip
 
 
 OURS = Reader("yaml", lambda data: True, _read_ours)  # last: its loader reports what is wrong
