@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from latentgraph.graph.context import Settings
     from latentgraph.graph.declare import Registry
     from latentgraph.graph.events import NodeFailed, RunStatus
+    from latentgraph.graph.problems import Problem
     from latentgraph.graph.scheduler import RunResult
     from latentgraph.graph.workflow import Workflow
 
@@ -397,9 +398,26 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
         problems += [p for p in validate(workflow.graph, registry, settings)
                      if p.severity == "error"]  # fmt: skip
         workflows.append((Swept(name, value, i, len(values)), workflow))
-    if problems:  # a --set value's problem is every value's: said once
-        raise WorkflowError(list({str(p): p for p in problems}.values()))
+    if problems:
+        raise WorkflowError(_said_once(problems, name))
     return workflows
+
+
+def _said_once(problems: list[Problem], name: str) -> list[Problem]:
+    """A sweep's problems, each said once: a `--set` value's is every value's, and so is one
+    about the swept name itself, an input its node lacks (`--sweep noise.sed=1,2` said
+    `LatentNoise has no input 'sed'` once per value), said at `--sweep noise.sed`."""
+    from dataclasses import replace
+
+    from latentgraph.graph.model import Location
+    from latentgraph.graph.workflow.building import given_name
+
+    said: dict[Any, Problem] = {}
+    for p in problems:
+        if p.code == "unknown_input" and f"{p.node_id}.{p.input_name}" == name:
+            p = replace(p, location=Location(given_name("--sweep", name)))
+        said.setdefault(str(p), p)
+    return list(said.values())
 
 
 def _sweep(items: list[str]) -> tuple[str, list[str]]:

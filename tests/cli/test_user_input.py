@@ -289,6 +289,17 @@ def test_sweep_of_an_api_file_is_by_node_input(cli, tmp_path):
            "out)" in err  # fmt: skip
 
 
+def test_a_swept_input_its_node_lacks_is_said_once_not_once_per_value(cli, tmp_path):
+    """`--sweep out.nme=p,q` (an input node 'out' lacks) said the same problem once per value,
+    `--sweep out.nme=p: ...` then `--sweep out.nme=q: ...`: it is about the name, said once."""
+    path = write(tmp_path, "api.json", json.dumps(API))
+    code, _, err = cli("run", str(path), "--sweep", "out.nme=p,q,r")
+    assert code == 2 and not (tmp_path / "output").exists()
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: --sweep out.nme: node 'out' input 'nme': "), err
+
+
 @pytest.mark.parametrize(("file", "name"), [
     ("named.yaml", "nope"), ("named.yaml", "lable"), ("named.yaml", "out.name"),
     ("api.json", "ot.name"), ("api.json", "name"), ("api.json", "9.value"),
