@@ -24,7 +24,8 @@ def add_nodes_parser(sub) -> None:
     """The `nodes` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("nodes", help="list node types, or `nodes describe NAME`")
     p.add_argument("action", nargs="?", choices=["list", "describe"], default="list")
-    p.add_argument("name", nargs="?", help="node type name (for describe)")
+    # every word after the action, so extra ones are refused in one message, all of them named
+    p.add_argument("name", nargs="*", help="node type name (for describe)")
     shown_as = p.add_mutually_exclusive_group()
     shown_as.add_argument("--json", action="store_true", help="print /object_info-style JSON")
     shown_as.add_argument(
@@ -65,20 +66,25 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     from latentgraph.graph.node_docs import describe, listing, markdown
     from latentgraph.graph.object_info import node_info, object_info
 
-    if args.action == "list" and args.name is not None:  # was silently ignored
-        raise UserError(f"unrecognized arguments: {args.name} (nodes list takes none; "
+    names = args.name
+    if args.action == "list" and names:  # was silently ignored; a second word lost the first
+        raise UserError(f"unrecognized arguments: {' '.join(names)} (nodes list takes none; "
                         "nodes describe NAME describes one)")  # fmt: skip
+    if len(names) > 1:
+        raise UserError(f"unrecognized arguments: {' '.join(names[1:])} (nodes describe takes "
+                        "one NAME)")  # fmt: skip
+    name = names[0] if names else None
     registry = load_nodes(args.nodes_dir)
     settings = Settings(models_dirs=models_dirs(args))
     if args.action == "describe":
-        if not args.name:
+        if not name:
             raise UserError("nodes describe: give a node type name")
-        node_type = registry.get(args.name)
+        node_type = registry.get(name)
         if node_type is None:
             from latentgraph.graph.problems import did_you_mean
 
-            hint = did_you_mean(args.name, registry.names())
-            raise UserError(f"unknown node type {args.name!r}{hint}")
+            hint = did_you_mean(name, registry.names())
+            raise UserError(f"unknown node type {name!r}{hint}")
         if args.json:
             print(json.dumps(node_info(node_type, settings), indent=2))
         else:

@@ -237,12 +237,19 @@ def test_nodes_list_and_describe(cli):
     assert code == 2 and "did you mean 'CliNumber'" in err
 
 
-def test_nodes_list_refuses_an_argument_it_does_not_take(cli):
-    """`nodes list extra` listed every node, exit 0, ignoring `extra`."""
-    code, out, err = cli("nodes", "list", "extra")
+@pytest.mark.parametrize("extra", [["extra"], ["extra", "more"], ["a", "b", "c"]])
+def test_nodes_list_refuses_an_argument_it_does_not_take(cli, extra):
+    """`nodes list extra` listed every node, exit 0, ignoring `extra`; `nodes list extra more`
+    said `unrecognized arguments: more`, dropping `extra` and the hint: one message for any
+    number of them."""
+    code, out, err = cli("nodes", "list", *extra)
     assert code == 2 and out == ""
-    assert err.splitlines() == ["latentgraph: error: unrecognized arguments: extra (nodes list "
-                                "takes none; nodes describe NAME describes one)"]  # fmt: skip
+    assert err.splitlines() == [f"latentgraph: error: unrecognized arguments: {' '.join(extra)} "
+                                "(nodes list takes none; nodes describe NAME describes one)"]  # fmt: skip
+    code, out, err = cli("nodes", "describe", "CliNumber", *extra)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"latentgraph: error: unrecognized arguments: {' '.join(extra)} "
+                                "(nodes describe takes one NAME)"]  # fmt: skip
 
 
 def test_nodes_json_and_markdown_together_is_a_usage_error(cli, capsys):
