@@ -193,8 +193,10 @@ class LoadResult:
         }  # fmt: skip
 
 
-async def poll(base: str, stop: asyncio.Event, server_pid: int | str = "self") -> list[list[float]]:
-    """Every 50 ms until `stop`: [time.monotonic(), /queue ms, /history?max_items=64 ms, RSS]."""
+async def poll(base: str, stop: asyncio.Event, server_pid: int | str = "self",
+               ready: Any = None) -> list[list[float]]:  # fmt: skip
+    """Every 50 ms until `stop`: [time.monotonic(), /queue ms, /history?max_items=64 ms, RSS];
+    `ready()` called once the first poll is answered."""
     import httpx
 
     samples: list[list[float]] = []
@@ -209,6 +211,8 @@ async def poll(base: str, stop: asyncio.Event, server_pid: int | str = "self") -
             assert r.status_code == 200
             history_ms = (time.perf_counter() - t) * 1000
             samples.append([start, queue_ms, history_ms, rss_mb(server_pid)])
+            if ready is not None and len(samples) == 1:
+                ready()
             await asyncio.sleep(0.05)
     return samples
 
@@ -302,6 +306,9 @@ def drive_in_children(base: str, ws_base: str, clients: int, prompts: int,
     poller = subprocess.Popen([*me, "--poll", base, str(os.getpid())], cwd=ROOT,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
+        # the clients start once the poller polls: a quick run (30 toy prompts) used to end
+        # while the poller was still starting, and its rows said "yes" of 0 polls
+        assert poller.stdout is not None and poller.stdout.readline() == "polling\n"
         args = [*me, "--drive", base, ws_base, str(clients), str(prompts), kind]
         out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     finally:
@@ -316,7 +323,7 @@ async def _poll_until_stdin_closes(base: str, server_pid: int) -> list[list[floa
     loop = asyncio.get_running_loop()
     threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)),
                      daemon=True).start()  # fmt: skip
-    return await poll(base, stop, server_pid)
+    return await poll(base, stop, server_pid, ready=lambda: print("polling", flush=True))
 
 
 def load(quick: bool, separate: bool = True) -> dict[str, Any]:
@@ -380,10 +387,7 @@ def rows(load_row: dict[str, Any], soak_row: dict[str, Any]) -> list[dict[str, A
 
     lr, sr = load_row, soak_row
     case = f"{lr['clients']} clients x {lr['prompts']} prompts ({lr['case']})"
-    out = [
-        row("load", f"delivery, {case}", f"{lr['complete']}/{lr['prompts']}", "complete",
-            "0 lost, 0 misrouted", lr["ok"], f"lost {lr['lost']}, misrouted {lr['misrouted']}, "
-            f"failed {lr['failed']}, {lr['seconds']:.0f} s"),
+    polled = [
         row("load", "GET /queue p99 under load", round(lr["queue_ms_p99"], 1), "ms", "< 100 ms",
             lr["queue_ms_p99"] < LATENCY_BOUND_MS, f"p50 {lr['queue_ms_p50']:.1f}, max "
             f"{lr['queue_ms_max']:.0f}; {lr['polls_over_100ms']} of {lr['polls']} polls >= 100"),
@@ -392,6 +396,15 @@ def rows(load_row: dict[str, Any], soak_row: dict[str, Any]) -> list[dict[str, A
             f"max {lr['history_ms_max']:.0f}"),
         row("load", "RSS max under load", round(lr["rss_mb_max"]), "MB", "", None,
             f"start {lr['rss_mb_start']:.0f} MB, server process; clients: {lr['clients_process']}"),
+    ]  # fmt: skip
+    if not lr["polls"]:  # a 0 of 0 polls is no measurement, and meets no bound
+        polled = [unmeasured(r, f"no samples: no poll fell within the {lr['seconds']:.2f} s run")
+                  for r in polled]  # fmt: skip
+    out = [
+        row("load", f"delivery, {case}", f"{lr['complete']}/{lr['prompts']}", "complete",
+            "0 lost, 0 misrouted", lr["ok"], f"lost {lr['lost']}, misrouted {lr['misrouted']}, "
+            f"failed {lr['failed']}, {lr['seconds']:.0f} s"),
+        *polled,
         row("load", f"soak RSS growth, {sr['prompts']} prompts", round(sr["rss_growth_mb"], 2),
             "MB", f"< {SOAK_RSS_BOUND_MB:.0f} MB", sr["ok"],
             f"{sr['history']} in history, {sr['seconds']:.1f} s"),
@@ -399,6 +412,11 @@ def rows(load_row: dict[str, Any], soak_row: dict[str, Any]) -> list[dict[str, A
     out[0]["detail"] = lr
     out[-1]["detail"] = sr
     return out
+
+
+def unmeasured(measured: dict[str, Any], why: str) -> dict[str, Any]:
+    """A row that took no samples, saying so: no value, met "n/a", never "yes"."""
+    return {**measured, "value": None, "met": "n/a", "note": why}
 
 
 def run(quick: bool) -> list[dict[str, Any]]:

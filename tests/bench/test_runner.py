@@ -4,6 +4,7 @@ helpers the suites rely on measure what they claim. No timing is asserted."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -144,3 +145,54 @@ def test_paired_alternates_two_servers_and_reports_cpu_per_run(tmp_path):
     finally:
         server.terminate()
         server.wait(15)
+
+
+def test_load_rows_with_no_polls_say_they_measured_nothing():
+    """`--only load --quick` printed `GET /queue p99 under load 0 ms < 100 ms yes ... 0 of 0
+    polls` and `RSS max under load 0 MB`: a row with no samples says so, never "yes"."""
+    from bench.load import LoadResult, rows
+
+    load_row = LoadResult(10, 30, seconds=0.04, complete=30).row("toy")
+    load_row["clients_process"] = "child"
+    soak_row = {"prompts": 200, "rss_growth_mb": 0.5, "ok": True, "history": 200, "seconds": 1.0}
+    by_name = {r["name"]: r for r in rows(load_row, soak_row)}
+    for name in ("GET /queue p99 under load", "GET /history p99 under load",
+                 "RSS max under load"):  # fmt: skip
+        assert by_name[name]["met"] == "n/a" and by_name[name]["value"] is None, by_name[name]
+        assert by_name[name]["note"].startswith("no samples")
+    assert by_name["delivery, 10 clients x 30 prompts (toy)"]["met"] == "yes"
+
+
+def test_the_load_poller_says_when_it_polls_so_the_clients_start_after(tmp_path):
+    """The quick load run's clients could finish before the poller process had started: 0
+    polls. The poller prints `polling` once its first poll is answered; the bench waits for it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        poller = subprocess.Popen([sys.executable, "-m", "bench.load", "--poll", base, str(os.getpid())],
+                                  cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)  # fmt: skip
+        first: list[str] = []  # read aside: the old poller printed nothing until stdin closed
+        reading = threading.Thread(target=lambda: first.append(poller.stdout.readline()))
+        reading.start()
+        reading.join(60)  # a guard against a hang, not a measurement
+        out, _ = poller.communicate("", timeout=60)
+        reading.join()
+        assert first[:1] == ["polling\n"], (first, out)
+        assert len(json.loads(out.strip().splitlines()[-1])) >= 1
+    finally:
+        server.shutdown()
