@@ -181,7 +181,7 @@ def test_documented_commands_exist(command):
     if args.command == "nodes" and args.action == "describe":
         from latentgraph.wiring import node_registry
 
-        assert args.name in node_registry(), command
+        assert args.name and all(n in node_registry() for n in args.name), command
 
 
 def test_square_brackets_in_messages_are_printed_not_read_as_rich_markup():
