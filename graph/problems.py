@@ -42,7 +42,11 @@ class Problem:
             parts.append(f"{unprintables_escaped(str(self.location))}: ")
         where = self.location if isinstance(self.location, EditorLocation) else EditorLocation()
         if self.node_id is not None:
-            node_type = (self.node_type or where.node_type) if where.title else None
+            # with its type when the problem is the node's own (`node 'extra' (TextEncode): the
+            # node feeds no output node`, as a run's lines name it) or the user titled it
+            node_type = self.node_type or where.node_type
+            if self.input_name is not None and not where.title:
+                node_type = None
             parts.append(node_name(self.node_id, node_type, where.title))
             if self.input_name is not None:
                 parts.append(f" input {self.input_name!r}")

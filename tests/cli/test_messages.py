@@ -245,6 +245,8 @@ nodes:
     code, _, err = cli("run", str(path))
     assert code == 0, err
     assert f"warning: {path}:4:3: node 'lone' (CliNumber): {unused}\n" in err
+    code, out, err = cli("validate", str(path))  # validate said `node 'lone': ...`
+    assert code == 0 and f"warning: {path}:4:3: node 'lone' (CliNumber): {unused}\n" in err
     code, _, err = cli("run", str(api))
     assert code == 0, err
     assert f"warning: {api}: node '1' (CliImage) input 'upload': {ignored}\n" in err

@@ -166,11 +166,12 @@ def test_validate_lists_every_problem_of_an_editor_file_at_once(tmp_path, capsys
     wf = _classic_editor_with(tmp_path, six_mistakes)
     code, _, err = run_cli(capsys, "validate", wf)
     assert code == 2
-    for said in (f"{wf}: node '6': widgets_values[0] = 123 does not fit widget 'text'",
+    for said in (f"{wf}: node '6' (CLIPTextEncode): widgets_values[0] = 123 does not fit "
+                 "widget 'text'",
                  f"{wf}: node '5' input 'height': 0 is below the minimum 16",
                  f"{wf}: node '3' input 'sampler_name': 'eulerx'",
                  f"{wf}: node '3' input 'model': expects MODEL",
-                 f"{wf}: node '8': unknown node type 'VAEDecodeX'"):  # fmt: skip
+                 f"{wf}: node '8' (VAEDecodeX): unknown node type 'VAEDecodeX'"):  # fmt: skip
         assert said in err
     # a model name is judged by the run's models folders (--models-dir ...), which the
     # reader does not know: once the file reads, validate names it
