@@ -373,6 +373,17 @@ def execution_error(prompt_id: str, failure: ev.NodeFailed | RunError, *, node_t
             "input_name": failure.input_name}  # fmt: skip
 
 
+def reported_inputs(current_inputs: Any) -> dict[str, Any]:
+    """A failed node's inputs as its `NodeFailed.inputs` reported them, read back from an
+    `execution_error`'s (or `node_error`'s) `current_inputs` (`latentgraph submit`, `run
+    --ray`): each input's one value out of the list `execution_error` puts it in; a list of
+    another length (ComfyUI's list run) as it is, and no inputs for anything but a dict."""
+    if not isinstance(current_inputs, dict):
+        return {}
+    return {str(name): values[0] if isinstance(values, list) and len(values) == 1 else values
+            for name, values in current_inputs.items()}  # fmt: skip
+
+
 # The events a translator turns into messages or history entries, each by its method. The
 # per-node ones send through `_send` directly: history keeps none of them but a warning.
 _HANDLERS: dict[type, Callable[[RunTranslator, Any], None]] = {

@@ -24,7 +24,7 @@ from latentgraph.graph.files import file_records, write_atomic
 from latentgraph.graph.formats import load_text, workflow_text
 from latentgraph.graph.problems import WorkflowError, labelled, problem_line
 
-from .messages import NODE_ERROR, NODE_FINISHED, NODE_WARNING
+from .messages import NODE_ERROR, NODE_FINISHED, NODE_WARNING, reported_inputs
 from .middleware import TOKEN_PARAMETER
 from .run import RedactToken
 
@@ -152,6 +152,7 @@ class PromptEvents:
                                 message=str(data.get("exception_message", "")),
                                 exception_type=str(data.get("exception_type", "")),
                                 traceback=list(data.get("traceback") or []),
+                                inputs=reported_inputs(data.get("current_inputs")),
                                 user_error=bool(data.get("user_error")),
                                 input_name=str(data.get("input_name") or "") or None)  # fmt: skip
         self.failures.append(failure)

@@ -72,7 +72,7 @@ def _story(out: str) -> list[tuple]:
                          event["failed"], event["skipped"]))  # fmt: skip
         elif kind == "node_failed":
             told.append((kind, event["node_id"], event["message"], event["exception_type"],
-                         event["user_error"], event["input_name"]))  # fmt: skip
+                         event["user_error"], event["input_name"], event["inputs"]))  # fmt: skip
         elif kind == "node_finished":
             summary = [re.sub(r"tick \d+", "tick N", line) for line in event["summary"]]
             told.append((kind, event["node_id"], event["cached"], summary, event["ui"]))
@@ -87,7 +87,8 @@ def _story(out: str) -> list[tuple]:
 def test_submit_of_a_failing_run_prints_what_run_prints(pack_server, cli, tmp_path, workflow):
     """Side by side, text and --json: the failed node is no 'done', the nodes beside it that
     ran are counted and show their output, every failure is told (the second one was lost,
-    its node 'skipped'), the same counts and exit code."""
+    its node 'skipped') with the node's inputs (submit's were {}), the same counts and exit
+    code."""
     (tmp_path / "wf.yaml").write_text(workflow)
     pack = ("--nodes-dir", str(PACK))
     ran = cli("run", "wf.yaml", *pack, plugin=False)
@@ -100,6 +101,8 @@ def test_submit_of_a_failing_run_prints_what_run_prints(pack_server, cli, tmp_pa
     sent = cli("submit", "wf.yaml", "--server", pack_server.url, "--json")
     assert ran[0] == sent[0] == 1, (ran, sent)
     assert _story(sent[1]) == _story(ran[1])
+    crash = next(e for e in _story(sent[1]) if e[:2] == ("node_failed", "cr"))
+    assert crash[-1] == {"n": 0}, crash
 
 
 def test_submit_prints_outputs_and_warnings_as_run_does(pack_server, cli, tmp_path):
