@@ -917,6 +917,35 @@ def fitted_view(nodes: Sequence[Mapping[str, Any]],
     return {"scale": round(scale, 4), "offset": [round(x, 1) for x in offset]}
 
 
+# Below this scale the editor draws nodes as untitled boxes without widgets (its node text
+# would be under 8 px: LiteGraph's MinFontSizeForLOD over NODE_TEXT_SIZE, 8 / 14 = 0.57).
+READABLE_SCALE = 0.6
+# What covers the canvas's top-left corner: the sidebar's width, the top and run bars' height.
+_COVERED = (56, 82)
+
+
+def opened_view(nodes: Sequence[Mapping[str, Any]],
+                window: tuple[int, int] = EDITOR_WINDOW) -> dict[str, Any]:  # fmt: skip
+    """The view a written document opens at: the editor's fit (`fitted_view`) when that is
+    readable, else `READABLE_SCALE`, centred, or with the graph's top-left corner just clear
+    of the bars when it is too big for that (the rest a pan away). A graph fitted below it (8 columns of txt2img: 56%) opened as
+    untitled grey boxes, which said less than a part of it drawn whole."""
+    view = fitted_view(nodes, window)
+    if not nodes or view["scale"] >= READABLE_SCALE:
+        return view
+    low = [min(n["pos"][0] for n in nodes), min(n["pos"][1] - _TITLE_HEIGHT for n in nodes)]
+    high = [
+        max(n["pos"][0] + n["size"][0] for n in nodes),
+        max(n["pos"][1] + n["size"][1] for n in nodes),
+    ]
+    offset = [  # centred, unless that puts the corner under the bars (a graph wider than them)
+        max(window[k] / 2 / READABLE_SCALE - (low[k] + high[k]) / 2,
+            (_COVERED[k] + 20) / READABLE_SCALE - low[k])
+        for k in (0, 1)
+    ]  # fmt: skip
+    return {"scale": READABLE_SCALE, "offset": [round(x, 1) for x in offset]}
+
+
 def _shows_image(node_type: NodeType | None) -> bool:
     """Whether the editor draws a picture in the node: the one an upload widget picked
     (LoadImage, LoadImageMask), or the images an output node was given (SaveImage,
@@ -1095,7 +1124,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
                       seed_control: str = "fixed",
                       columns: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:  # fmt: skip
     """An editor-format workflow (schema 0.4) for `graph`, laid out in columns by dependency
-    depth, opened with every node in view in a 1400x900 window (`fitted_view`). `columns`
+    depth, opened in a 1400x900 window with every node in view, or readable (`opened_view`). `columns`
     (each column's node ids, top to bottom, every node in one) arranges a graph whose layout
     someone chose: a template the editor fits into its window (server/api_templates.py).
 
@@ -1156,7 +1185,7 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
         "links": links.rows,
         "groups": [],
         "config": {},
-        "extra": {"ds": fitted_view(nodes)},
+        "extra": {"ds": opened_view(nodes)},
         "version": 0.4,
     }
 

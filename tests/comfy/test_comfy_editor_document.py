@@ -29,6 +29,7 @@ from latentgraph.graph.comfy_editor import (
     editor_from_graph,
     fitted_view,
     graph_from_editor,
+    opened_view,
 )
 
 from . import toy_nodes
@@ -88,7 +89,7 @@ def check_document(doc: dict) -> None:
     assert uuid.UUID(doc["id"]).version == 4
     assert doc["revision"] == 0 and doc["version"] == 0.4  # links as arrays: schema 0.4
     assert doc["groups"] == [] and doc["config"] == {}
-    assert doc["extra"] == {"ds": fitted_view(doc["nodes"])}
+    assert doc["extra"] == {"ds": opened_view(doc["nodes"])}
     node_ids = [n["id"] for n in doc["nodes"]]
     link_ids = [lk[0] for lk in doc["links"]]
     assert len(set(node_ids)) == len(node_ids) and len(set(link_ids)) == len(link_ids)
@@ -368,13 +369,15 @@ def on_screen(node: dict, ds: dict) -> tuple[float, float, float, float]:
 def test_a_written_document_opens_with_every_node_in_a_laptops_window():
     """`convert --to editor` wrote scale 1 at the origin: in a 1400x900 window the first
     column's titles sat under the editor's top bar and sidebar, and a SaveImage at x=1570 was
-    off-screen. The document carries the view the editor's fitView gives a template (one rule,
-    `fitted_view`): every node inside the window, clear of the bars, centred."""
+    off-screen. Then it carried the editor's own fit, 56% for txt2img, where the editor draws
+    untitled grey boxes. Now every node is inside the window, clear of the bars, centred, at a
+    scale the editor draws text at."""
     g = txt2img()
     g.add(Node("40", "LoadImage", {"image": "a.png"}))
     doc = editor_from_graph(g, REG)
     assert max(n["pos"][0] for n in doc["nodes"]) > EDITOR_WINDOW[0]  # wider than the window
     ds = doc["extra"]["ds"]
+    assert ds["scale"] >= 0.6 > fitted_view(doc["nodes"])["scale"]  # the editor's fit: unreadable
     rects = [on_screen(n, ds) for n in doc["nodes"]]
     left, top = min(r[0] for r in rects), min(r[1] for r in rects)
     right, bottom = max(r[2] for r in rects), max(r[3] for r in rects)
@@ -382,7 +385,27 @@ def test_a_written_document_opens_with_every_node_in_a_laptops_window():
     assert right <= EDITOR_WINDOW[0] - 100 and bottom <= EDITOR_WINDOW[1] - 80
     assert abs((left + right) / 2 - EDITOR_WINDOW[0] / 2) < 15
     assert abs((top + bottom) / 2 - EDITOR_WINDOW[1] / 2) < 15
-    assert fitted_view([]) == {"scale": 1.0, "offset": [0, 0]}
+    assert opened_view([]) == {"scale": 1.0, "offset": [0, 0]}
+
+
+def test_a_graph_too_big_to_read_whole_opens_readable_at_its_corner():
+    """A long chain fitted whole would be specks: it opens at the readable scale with its
+    first node just clear of the sidebar, the rest a pan to the right."""
+    g = Graph()
+    g.add(Node("1", "EmptyLatentImage", {"width": 64, "height": 64, "batch_size": 1}))
+    for k in range(2, 21):
+        g.add(Node(str(k), "LatentUpscale", {"samples": Link(str(k - 1), 0),
+                                             "upscale_method": "nearest-exact", "width": 64,
+                                             "height": 64, "crop": "disabled"}))  # fmt: skip
+    doc = editor_from_graph(g, REG)
+    ds = doc["extra"]["ds"]
+    assert fitted_view(doc["nodes"])["scale"] < 0.3 and ds["scale"] == 0.6
+    first = on_screen(next(n for n in doc["nodes"] if n["id"] == 1), ds)
+    assert 56 < first[0] < 120  # its left edge just clear of the sidebar
+    rects = [on_screen(n, ds) for n in doc["nodes"]]
+    top, bottom = min(r[1] for r in rects), max(r[3] for r in rects)
+    assert top > 82 and abs((top + bottom) / 2 - EDITOR_WINDOW[1] / 2) < 15  # one row: centred
+    assert max(on_screen(n, ds)[2] for n in doc["nodes"]) > EDITOR_WINDOW[0]  # a pan away
 
 
 def test_columns_given_are_stacked_as_listed_without_overlaps():
