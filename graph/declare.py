@@ -28,6 +28,7 @@ from typing import Any
 
 from .code_identity import Code, code_of
 from .context import LIMITS, Settings, limit_label
+from .plugin_files import shown_file
 from .problems import with_article
 
 _log = logging.getLogger("latentgraph.declare")
@@ -432,9 +433,10 @@ class NodeType:
     @property
     def declared_at(self) -> str:
         """The file:line of its `@node` (a decorated function's code starts at its first
-        decorator); empty for a callable without code."""
+        decorator), a folder plugin's file as the user named it (`shown_file`: nodes/a.py:6,
+        as the plugin loader's warnings name it); empty for a callable without code."""
         code = getattr(self.fn, "__code__", None)  # the plugin's callable: a function or not
-        return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+        return f"{shown_file(code.co_filename)}:{code.co_firstlineno}" if code else ""
 
     def key_literals(self, literals: dict[str, Any], settings: Settings) -> dict[str, Any]:
         """The literals as the cache key holds them: each input declaring `canonical` in its

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .declare import NameClash, NodeType, Registry, default_registry
+from .plugin_files import remember_given, shown_file
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -35,8 +36,6 @@ FILE_MODULE_PREFIX = "latentgraph_plugin_"  # the module names of plugins import
 # resolved files imported, so reloading is a no-op -> their sources as they were then
 # (`_sources`): an edit since is said (`EditedPlugin`), not silently ignored
 _loaded_files: dict[Path, tuple] = {}
-# each folder plugin (its file, or its package's folder), resolved -> as the user gave it
-_given_paths: dict[Path, Path] = {}
 
 
 class PluginWarning(UserWarning):
@@ -174,7 +173,7 @@ def _from_folder(folder: Path, failures: list[PluginFailure]) -> list[str]:
             loaded.append(str(path))
             continue
         sources = _sources(file)  # as imported: an edit made later is told
-        _given_paths[path.resolve()] = path
+        remember_given(path)
         declared = len(default_registry)
         module_name = _module_name(path, resolved)
         load = functools.partial(_import_file, module_name, file)
@@ -296,10 +295,10 @@ def _failure(
     if location is not None:
         for frame in frames:
             if _within(frame.filename, location):
-                at = f"{_shown(frame.filename)}:{frame.lineno}"
+                at = f"{shown_file(frame.filename)}:{frame.lineno}"
         if isinstance(exc, SyntaxError) and exc.filename and _within(exc.filename, location):
             message = f"{type(exc).__name__}: {exc.msg}"  # str(exc) adds "(b.py, line 3)"
-            at = f"{_shown(exc.filename)}:{exc.lineno}" if exc.lineno else _shown(exc.filename)
+            at = shown_file(exc.filename) + (f":{exc.lineno}" if exc.lineno else "")
     return PluginFailure(origin, message, text, at)
 
 
@@ -307,18 +306,6 @@ def _within(filename: str, location: Path) -> bool:
     """Whether `filename` is the plugin at `location` (its file) or inside it (its folder)."""
     file = Path(filename).resolve()
     return file == location or location in file.parents
-
-
-def _shown(filename: str) -> str:
-    """A plugin's source file as the user named its plugin (`--nodes-dir nodes` gives
-    nodes/a.py; Python's code objects hold absolute paths)."""
-    file = Path(filename).resolve()
-    for location, given in _given_paths.items():
-        if file == location:
-            return str(given)
-        if location in file.parents:
-            return str(given / file.relative_to(location))
-    return filename
 
 
 def _module_location(module: str) -> Path | None:
@@ -339,19 +326,12 @@ def _skipped(clash: NameClash) -> SkippedNode:
     said at the skipped declaration's file:line."""
     new = clash.new
     message = f"node type {new.name!r} is already registered by {_declared_by(clash.held)}"
-    return SkippedNode(_declared_at(new) or new.module, message)
+    return SkippedNode(new.declared_at or new.module, message)
 
 
 def _declared_by(node_type: NodeType) -> str:
     """Who declared `node_type`, as a user knows it: a plugin file as its file:line, any other
     module by its name (latentgraph.nodes.comfy)."""
     if node_type.module.startswith(FILE_MODULE_PREFIX):
-        return _declared_at(node_type) or node_type.module
+        return node_type.declared_at or node_type.module
     return node_type.module or "another declaration"
-
-
-def _declared_at(node_type: NodeType) -> str:
-    """The file:line of the `@node` of `node_type` (a decorated function's code starts at its
-    first decorator); empty for a callable without code."""
-    code = getattr(node_type.fn, "__code__", None)
-    return f"{_shown(code.co_filename)}:{code.co_firstlineno}" if code is not None else ""

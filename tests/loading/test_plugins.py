@@ -445,3 +445,29 @@ def test_a_file_that_fails_to_load_registers_none_of_its_nodes(tmp_path, monkeyp
         "nodes/stopped.py"
     ]
     assert late in target
+
+
+def test_a_plugins_failing_choices_are_placed_at_its_file_as_given(tmp_path, monkeypatch, caplog):
+    """`nodes describe` of a plugin Choice whose choices function raises named the file by its
+    absolute path, where the plugin's load warnings name it as --nodes-dir gave it."""
+    from latentgraph.graph import Settings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p2").mkdir()
+    name = _unique("PickOne")
+    (tmp_path / "p2" / "ch.py").write_text(
+        "from latentgraph.graph import Choice, node\n"
+        "def boom(settings):\n    raise RuntimeError('kaboom')\n"
+        f"@node({name!r}, inputs=[Choice('c', boom, None)], output_node=True)\n"  # line 4
+        "def pick(ctx, c=None):\n    return ()\n")  # fmt: skip
+    target, failures = Registry(), []
+    load_plugins([Path("p2")], entry_points=False, registry=target, errors=failures)
+    assert failures == []
+    node_type = target[name]
+    assert node_type.declared_at == "p2/ch.py:4"
+    with caplog.at_level("WARNING", logger="latentgraph.declare"):
+        assert node_type.shown_choices(node_type.input("c"), Settings()) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"node type {name!r} input 'c' (p2/ch.py:4): could not list the choices: kaboom; "
+        "its list is shown empty"
+    ]
