@@ -224,14 +224,12 @@ def command_line_text(item: str, flag: str) -> str:
         return item
     from latentgraph.graph.problems import escaped
 
-    def byte(c: str) -> bool:  # a byte surrogateescape kept, shown as the shell would show it
-        return "\udc80" <= c <= "\udcff"
-
-    # Escaped as `printable` shows a text holding what cannot be printed: a typed `\xff`
-    # (`\\xff`) is not the byte (`\xff`).
-    shown = "".join(f"\\x{ord(c) - 0xDC00:02x}" if byte(c) else escaped(c) for c in item)
+    # Escaped as `printable` shows a text holding what cannot be printed: a byte surrogateescape
+    # kept as the shell shows it (`\xff`), a typed `\xff` with its backslash doubled (`\\xff`).
+    shown = escaped(item)
     part = "value" if 0 <= item.find("=") < item.index(bad) else "name"
-    what = f"byte 0x{ord(bad) - 0xDC00:02x}" if byte(bad) else f"U+{ord(bad):04X}"
+    byte = "\udc80" <= bad <= "\udcff"
+    what = f"byte 0x{ord(bad) - 0xDC00:02x}" if byte else f"U+{ord(bad):04X}"
     raise UserError(f"{flag} {shown}: the {part} is not UTF-8 text ({what})")
 
 

@@ -157,9 +157,10 @@ def printable(text: str) -> str:
 
 def escaped(text: str) -> str:
     r"""`text` with every backslash doubled and what cannot be printed escaped: a newline, tab
-    and carriage return as `\n`, `\t`, `\r`, any other character by its code point (`\u202e`,
-    `\u001b`: never repr's `\x1b`, which a typed Windows folder `\x64` would read as); CJK and
-    accents as typed. `printable`'s form for a text needing any escape."""
+    and carriage return as `\n`, `\t`, `\r`, a byte that is not UTF-8 as the shell shows it
+    (`\xe9`: `_code_point`), any other character by its code point (`\u202e`, `\u001b`: never
+    repr's `\x1b`, which a typed Windows folder `\x64` would read as); CJK and accents as typed.
+    `printable`'s form for a text needing any escape."""
     return unprintables_escaped(text.replace("\\", "\\\\"))
 
 
@@ -172,8 +173,14 @@ def unprintables_escaped(text: str) -> str:
 
 
 def _code_point(c: str) -> str:
+    """How `c`, a character that cannot be printed, is shown. A byte Python kept from a file
+    or argument name that is not UTF-8 (`surrogateescape`: a Latin-1 `é` is U+DCE9) as the
+    shell shows that name, `caf\\xe9.yaml`, not `caf\\udce9.yaml`: such a byte is 0x80-0xff,
+    so a Windows folder typed `\\x64` never reads as one."""
     if c in "\n\t\r":
         return repr(c)[1:-1]
+    if "\udc80" <= c <= "\udcff":
+        return f"\\x{ord(c) - 0xDC00:02x}"
     return f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
 
 

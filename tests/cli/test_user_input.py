@@ -795,3 +795,15 @@ def test_names_the_user_gave_are_printed_with_control_characters_escaped(cli, tm
         caught.value)  # fmt: skip
     hint = refusal_hint("in\x1bx.png", Settings(output_dir=str(tmp_path / "out")))
     assert "\x1b" not in hint and hint.endswith("in\\u001bx.png")
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_as_the_shell_shows_it(cli, tmp_path):
+    r"""A workflow file from a Latin-1 zip (`caf\xe9.yaml` on disk) was printed with Python's
+    surrogate escape, `caf\udce9.yaml: ok`: its bytes are shown as the shell shows them, in
+    the `ok` line and in a problem's place alike (`graph.problems.printable`)."""
+    path = write(tmp_path, os.fsdecode(b"caf\xe9 latin1.yaml"), GOOD)
+    shown = str(tmp_path / "caf\\xe9 latin1.yaml")
+    code, out, err = cli("validate", str(path))
+    assert code == 0 and out == f"{shown}: ok (4 nodes)\n", out + err
+    code, _, err = cli("validate", str(path), "--set", "x=abc")
+    assert code == 2 and f"($x at {shown}:7:12)" in err and "udce9" not in err, err
