@@ -11,6 +11,7 @@ kind's directories under them and the weight files in one.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import unicodedata
@@ -29,6 +30,9 @@ _MAX_DEPTH = 8  # sub-folders deeper than this are not searched
 # ("clipspace/mask-1.png [input]", "ComfyUI_00001_.png [output]"): `split_annotation`.
 FILE_FOLDERS = ("input", "output", "temp")
 _ANNOTATION = re.compile(r"(.+) \[([A-Za-z_]+)\]", re.DOTALL)
+_log = logging.getLogger("latentgraph.paths")
+# (folder, its names that are not UTF-8) already warned about: each said once per process
+_warned_undecodable: set[tuple[str, tuple[str, ...]]] = set()
 
 
 def cache_dir() -> Path:
@@ -138,17 +142,59 @@ def inside(base: Path, name: str | Path) -> Path | None:
 def hidden(name: str) -> bool:
     """Whether the folder lists leave out a file or folder `name`: one starting with "."
     (the partial writes of uploads and saves, `.upload-*`, `.saving-*`, and what the system
-    keeps there), as a shell's listing does. The one rule LoadImage's dropdown, the editor's
-    file tabs, the /userdata listings and the models folders list by, /upload/image refuses a
+    keeps there), as a shell's listing does. The rule LoadImage's dropdown, the editor's file
+    tabs, the /userdata listings and the models folders list by (`listed_names`), /upload/image refuses a
     name by (a file stored under it could not be chosen afterwards), and /view serves none by
     (half a killed save's PNG, `graph.files.remove_stale_partials`)."""
     return name.startswith(".")
 
 
+def listed_names(folder: Path | str, names: Iterable[str]) -> list[str]:
+    """The `names` found directly in `folder` (its files and sub-folders, in one call) that a
+    folder listing shows: not `hidden`, and UTF-8. A name that is not (a Latin-1 zip unpacked on Linux:
+    `l\\xe9.safetensors`) reaches Python as lone surrogates (`surrogateescape`), which no JSON
+    answer can encode (every listing holding it was a 500) and no JSON or YAML value can name,
+    so it could never be chosen: it is left out, with one warning per folder saying to rename
+    it. The one rule every folder list applies (the models folders, LoadImage's dropdown, the
+    editor's file tabs, the /userdata listings), for the CLI's choices and the server's alike."""
+    shown: list[str] = []
+    undecodable: list[str] = []
+    for name in names:
+        if not hidden(name):
+            (shown if _utf8(name) else undecodable).append(name)
+    if undecodable:
+        _warn_undecodable(str(folder), sorted(undecodable))
+    return shown
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _warn_undecodable(folder: str, names: list[str]) -> None:
+    from .problems import printable, quoted
+
+    said = (folder, tuple(names))
+    if said in _warned_undecodable:
+        return
+    _warned_undecodable.add(said)
+    _log.warning(
+        "%s: a name that is not UTF-8 is left out of its listing (no workflow or "
+        "request can name it): %s; rename it to UTF-8 (a Latin-1 name: convmv -f "
+        "latin1 -t utf-8)",
+        printable(folder),
+        ", ".join(quoted(n) for n in names),
+    )
+
+
 def weight_files(base: Path) -> list[str]:
     """The weight files (`WEIGHT_SUFFIXES`) under one models folder directory `base`, as sorted
     POSIX names relative to it, the names a dropdown shows and the server's model routes
-    answer: hidden files and folders are skipped, symlinks to files and folders followed (each
+    answer: hidden and non-UTF-8 files and folders are skipped (`listed_names`), symlinks to files and folders followed (each
     real folder once, so a link loop ends) at most `_MAX_DEPTH` deep, and a link to nothing
     left out (it could not be loaded)."""
     names: list[str] = []
@@ -160,11 +206,12 @@ def weight_files(base: Path) -> list[str]:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not hidden(d))
-        for f in files:
-            if f.lower().endswith(WEIGHT_SUFFIXES) and not hidden(f):
-                if os.path.exists(os.path.join(top, f)):  # a broken link is no model
-                    names.append((rel / f).as_posix())
+        weights = [f for f in files if f.lower().endswith(WEIGHT_SUFFIXES)]
+        shown = set(listed_names(top, [*dirs, *weights]))
+        dirs[:] = sorted(d for d in dirs if d in shown)
+        for f in weights:
+            if f in shown and os.path.exists(os.path.join(top, f)):  # a broken link is no model
+                names.append((rel / f).as_posix())
     return sorted(names)
 
 

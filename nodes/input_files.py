@@ -19,7 +19,7 @@ from typing import Any
 
 from latentgraph.graph import Settings
 from latentgraph.graph.files import file_sha256, write_file
-from latentgraph.graph.paths import hidden, inside, listed_spelling, split_annotation
+from latentgraph.graph.paths import inside, listed_names, listed_spelling, split_annotation
 from latentgraph.graph.problems import printable, quoted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -155,11 +155,12 @@ def image_names(settings: Settings) -> list[str]:
     names: list[str] = []
     if base.is_dir():
         for top, dirs, files in os.walk(base):
-            dirs[:] = sorted(d for d in dirs if not hidden(d))
+            images = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
+            shown = set(listed_names(top, [*dirs, *images]))
+            dirs[:] = sorted(d for d in dirs if d in shown)
             rel = Path(top).relative_to(base)
-            names += [(rel / f).as_posix() for f in files
-                      if f.lower().endswith(IMAGE_SUFFIXES) and not hidden(f)
-                      and readable(base, (rel / f).as_posix())]  # fmt: skip
+            names += [(rel / f).as_posix() for f in images
+                      if f in shown and readable(base, (rel / f).as_posix())]  # fmt: skip
             if len(names) > _MAX_FILES:
                 break
     if EXAMPLE not in names:

@@ -19,7 +19,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from latentgraph.graph.files import SAVING_PREFIX, UPLOAD_PREFIX, remove_stale_partials, write_new
-from latentgraph.graph.paths import hidden, inside, split_annotation
+from latentgraph.graph.paths import hidden, inside, listed_names, split_annotation
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
 
@@ -363,15 +363,18 @@ async def upload_mask(request: Request) -> JSONResponse:
 
 def _visible_files(folder: Path) -> list[str]:
     """The file names directly in `folder`, newest first (ComfyUI's order), without hidden
-    files (our uploads' temporary files among them) or links to anything outside it."""
+    files (our uploads' temporary files among them), non-UTF-8 names (`listed_names`) or links
+    to anything outside it."""
     found = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if hidden(entry.name) or not entry.is_file():
-                continue
-            if entry.is_symlink() and inside(folder, entry.name) is None:
-                continue
-            found.append((-entry.stat().st_mtime, entry.name))
+    with os.scandir(folder) as scanned:
+        entries = list(scanned)
+    shown = set(listed_names(folder, [entry.name for entry in entries]))
+    for entry in entries:
+        if entry.name not in shown or not entry.is_file():
+            continue
+        if entry.is_symlink() and inside(folder, entry.name) is None:
+            continue
+        found.append((-entry.stat().st_mtime, entry.name))
     return [name for _, name in sorted(found)]
 
 

@@ -3,7 +3,7 @@
 One local user ("default"); files live in `ServerConfig.user_dir`, `<users dir>/default/` (the
 users folder `<data dir>/users`, or `serve --user-dir`: a ComfyUI user/ folder, read and written
 in place; a ComfyUI --multi-user user's folder beside it is not served), and no path may leave
-that folder; listings leave out hidden names (`paths.hidden`). The server reads only the
+that folder; listings leave out hidden and non-UTF-8 names (`paths.listed_names`). The server reads only the
 settings file there (`comfy.settings.json`); the other files (saved workflows, user.css) are
 the editor's, stored and served as they are.
 """
@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from latentgraph.graph.files import os_error_words, write_atomic
-from latentgraph.graph.paths import hidden, inside
+from latentgraph.graph.paths import inside, listed_names
 
 from .errors import ApiError, read_json
 from .filetypes import served_as
@@ -162,12 +162,14 @@ async def list_userdata(request: Request) -> JSONResponse:
 def _listing(folder: Path, root: Path, recurse: bool) -> list[Path]:
     """Files in `folder` (and below, if `recurse`) that stay inside `root`: symbolic links are
     listed only when they point inside it, and linked folders are not entered. Hidden names
-    are left out, folders not entered (`paths.hidden`, as ComfyUI's listing skips them): a
-    save's partial file, a ComfyUI workflows folder's `.git/` or `.DS_Store`."""
+    are left out, folders not entered (`paths.listed_names`, as ComfyUI's listing skips them):
+    a save's partial file, a ComfyUI workflows folder's `.git/` or `.DS_Store`; so are names
+    that are not UTF-8, which no JSON answer can hold."""
     found: list[Path] = []
     for top, dirs, names in os.walk(folder):  # followlinks=False: linked folders not entered
-        dirs[:] = [] if not recurse else [d for d in dirs if not hidden(d)]
-        for name in (n for n in names if not hidden(n)):
+        shown = set(listed_names(top, [*dirs, *names] if recurse else names))
+        dirs[:] = [d for d in dirs if recurse and d in shown]
+        for name in (n for n in names if n in shown):
             path = Path(top) / name
             if path.is_symlink() and inside(root, path) is None:
                 continue
