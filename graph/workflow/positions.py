@@ -233,10 +233,23 @@ _RUN_ON_HINTS = (
 )  # fmt: skip
 
 
-def _yaml_hint(context: str, problem: str, closed: bool = False) -> str | None:
+# The same tab, past its line's indentation (`_past_indentation`): between a key's ':' and its
+# value (`prompt:<tab>"x"`), or before a comment. YAML 1.2 allows a tab there, as separation
+# space; PyYAML's scanner does not, and "indent with spaces" named no indentation.
+_SPACING_TAB_HINTS = (
+    ("", "found character '\\t'",
+     "a tab after ':' or before a comment: PyYAML, which reads the file, does not take a tab "
+     "there, though YAML 1.2 allows it: use a space"),
+)  # fmt: skip
+
+
+def _yaml_hint(context: str, problem: str, closed: bool = False,
+               spacing_tab: bool = False) -> str | None:  # fmt: skip
     """What to do about PyYAML's error (`_HINTS`; for a '{' or '[' that is `closed`,
-    `_RUN_ON_HINTS` first), or None for one it has no hint for."""
-    for context_start, problem_start, hint in (_RUN_ON_HINTS if closed else ()) + _HINTS:
+    `_RUN_ON_HINTS` first, for a tab past the indentation `_SPACING_TAB_HINTS`), or None for
+    one it has no hint for."""
+    first = (_RUN_ON_HINTS if closed else ()) + (_SPACING_TAB_HINTS if spacing_tab else ())
+    for context_start, problem_start, hint in first + _HINTS:
         if context.startswith(context_start) and problem.startswith(problem_start):
             return hint
     return None
@@ -268,11 +281,17 @@ def _closed(text: str, opened: Any) -> bool:
     return False
 
 
+def _past_indentation(text: str, mark: Any) -> bool:
+    """Whether the character at `mark` comes after something other than spaces and tabs on
+    its line: not part of the line's indentation."""
+    return bool(text[mark.index - mark.column : mark.index].strip(" \t"))
+
+
 def _syntax_problem(exc: yaml.MarkedYAMLError, source: str, text: str) -> Problem:
     """PyYAML's error at the place of its problem, with the place its context started when
     that is elsewhere (the quote, the `{` or the mapping it was reading: `FILE:L:C: a quoted
     scalar started here`), and a hint for the common mistakes (`_yaml_hint`; for a '{' or '['
-    whose entry runs on, whether it is `_closed`)."""
+    whose entry runs on, whether it is `_closed`; for a tab, whether it is `_past_indentation`)."""
     context, problem = exc.context or "", exc.problem or ""
     mark = exc.problem_mark or exc.context_mark
     where = _loc(source, mark) if mark is not None else Location(source)
@@ -286,7 +305,8 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, source: str, text: str) -> Proble
         message = " ".join(p for p in (context, problem) if p) or str(exc)
     flow = context.startswith(("while parsing a flow mapping", "while parsing a flow sequence"))
     closed = flow and began is not None and _closed(text, began)
-    hint = _yaml_hint(context, problem, closed)
+    spacing = exc.problem_mark is not None and _past_indentation(text, exc.problem_mark)
+    hint = _yaml_hint(context, problem, closed, spacing)
     if hint:
         message += f"; {hint}"
     return Problem("syntax", f"YAML syntax error: {message}", location=where)

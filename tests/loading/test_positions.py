@@ -158,6 +158,15 @@ def test_depth_at_the_limit_is_read_and_one_more_refused():
      4, 1),
     ("a:\n\tb: 1\n", "while scanning for the next token found character '\\t' that cannot "
      "start any token; YAML forbids tabs for indentation: indent with spaces", 2, 1),
+    ("a:\n  \t- x\n", "while scanning for the next token found character '\\t' that cannot "
+     "start any token; YAML forbids tabs for indentation: indent with spaces", 2, 3),
+    # a tab past the indentation is no indentation: after ':' or before a comment
+    ("p:\n  prompt:\t\"x\"\n", "while scanning for the next token found character '\\t' "
+     "that cannot start any token; a tab after ':' or before a comment: PyYAML, which reads "
+     "the file, does not take a tab there, though YAML 1.2 allows it: use a space", 2, 10),
+    ("p: 'x'\t# c\n", "while scanning for the next token found character '\\t' that cannot "
+     "start any token; a tab after ':' or before a comment: PyYAML, which reads the file, does "
+     "not take a tab there, though YAML 1.2 allows it: use a space", 1, 7),
     ("a: b: c", "mapping values are not allowed here; a value with ': ' inside must be quoted "
      "(text: \"a photo: a cat\"), or this line is indented deeper than the line before it",
      1, 5),
