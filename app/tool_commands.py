@@ -29,15 +29,27 @@ def add_nodes_parser(sub) -> None:
     shown_as = p.add_mutually_exclusive_group()
     shown_as.add_argument("--json", action="store_true", help="print /object_info-style JSON")
     shown_as.add_argument(
-        "--markdown", action="store_true", help="print the node reference (docs/nodes.md)"
-    )
+        "--markdown", action="store_true",
+        help="print the node reference, docs/nodes.md: the built-in nodes only, no plugin",
+    )  # fmt: skip
     add_nodes_dir_arg(p)
     add_models_args(p)  # the dropdowns list these folders' files, as the server's /object_info
 
 
 def add_schema_parser(sub) -> None:
     """The `schema` subcommand, on `build_parser`'s subparsers."""
-    p = sub.add_parser("schema", help="print the JSON Schema of the workflow format")
+    p = sub.add_parser(
+        "schema", help="print the JSON Schema of the workflow format",
+        description="Print the JSON Schema of the workflow format for every node type installed "
+                    "(plugin packs and --nodes-dir folders too), for your editor to check your "
+                    "workflows with. --builtin prints the shipped workflows/schema.json: the "
+                    "built-in nodes only, as nodes --markdown writes docs/nodes.md.",
+    )  # fmt: skip
+    p.add_argument(
+        "--builtin", action="store_true",
+        help="the built-in node types only, no plugin: the shipped workflows/schema.json "
+             "(docs/contributing.md)",
+    )  # fmt: skip
     add_nodes_dir_arg(p)
 
 
@@ -100,9 +112,14 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from latentgraph.graph.node_docs import builtin_only
     from latentgraph.graph.schema import workflow_schema
 
+    if args.builtin and args.nodes_dir:
+        raise UserError("--builtin leaves every plugin out: give it or --nodes-dir, not both")
     registry = load_nodes(args.nodes_dir)
+    if args.builtin:  # the shipped file, whatever this machine has installed besides
+        registry = builtin_only(registry)
     print(json.dumps(workflow_schema(registry), indent=2))
     return EXIT_OK
 

@@ -84,7 +84,9 @@ def listing(registry: Registry) -> str:
 
 
 def builtin_only(registry: Registry) -> Registry:
-    """The node types that ship with latentgraph (not plugins): what generated docs cover."""
+    """The node types that ship with latentgraph (not plugins): what the shipped generated files
+    cover, whatever else is installed where they are made: docs/nodes.md (`nodes --markdown`)
+    and workflows/schema.json (`schema --builtin`)."""
     only = Registry()
     for node_type in registry:
         if node_type.builtin:

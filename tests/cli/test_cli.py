@@ -268,6 +268,13 @@ def test_schema_is_json_with_node_types(cli):
     assert "UNetDenoise" in json.dumps(schema)
 
 
+def test_schema_builtin_with_nodes_dir_is_a_user_error(cli, tmp_path):
+    """--builtin is the shipped file: a folder of plugins given with it would be left out."""
+    code, out, err = cli("schema", "--builtin", "--nodes-dir", str(tmp_path), plugin=False)
+    assert (code, out) == (2, "")
+    assert "latentgraph: error: --builtin leaves every plugin out: give it or --nodes-dir" in err
+
+
 @pytest.mark.parametrize("command", [["run", "x.yaml"], ["validate", "x.yaml"], ["nodes"],
                                      ["schema"], ["convert", "x.yaml", "-"]])  # fmt: skip
 def test_bad_nodes_dir_is_a_user_error(cli, tmp_path, command):
