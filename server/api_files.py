@@ -19,7 +19,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from latentgraph.graph.files import SAVING_PREFIX, UPLOAD_PREFIX, remove_stale_partials, write_new
-from latentgraph.graph.paths import hidden, inside, listed_names, split_annotation
+from latentgraph.graph.paths import (
+    hidden,
+    inside,
+    listed_names,
+    listed_spelling,
+    split_annotation,
+)
 from latentgraph.graph.pictures import ImageTooLarge, open_image
 from latentgraph.graph.problems import quoted
 
@@ -144,6 +150,8 @@ async def view(request: Request) -> Response:
     folder = safe_folder(_folder(request, kind), q.get("subfolder", ""), what="subfolder")
     path = safe_join(folder, name, what="filename")
     _refuse_hidden(name, q.get("subfolder", ""), _NOT_SERVED)
+    if not path.is_file():  # the name in another Unicode form, as LoadImage reads it
+        path = safe_join(folder, _listed_name(folder, name), what="filename")
     if not path.is_file():
         raise ApiError(404, f"no file {quoted(name)} in {kind}", "not_found")
     if q.get("preview") or channel != "rgba":
@@ -153,6 +161,21 @@ async def view(request: Request) -> Response:
         return Response(data, media_type=mime, headers=headers)
     mime, headers = served_as(path.name)
     return FileResponse(path, media_type=mime, headers={"Cache-Control": "no-cache", **headers})
+
+
+def _listed_name(folder: Path, name: str) -> str:
+    """`name` as `folder` holds it (`paths.listed_spelling`: `é` sent composed, the file named
+    decomposed, copied from a Mac), so one name to the editor's dropdown is one file here:
+    what /view serves, what an upload clashes with. As given when no file there is so spelled."""
+    if name.isascii():  # only itself
+        return name
+    head, _, last = name.rpartition("/")
+    try:
+        there = os.listdir(folder / head)
+    except OSError:  # no such folder (yet)
+        return name
+    spelled = listed_spelling(last, there) or last
+    return f"{head}/{spelled}" if head else spelled
 
 
 def _check_image(data: bytes, max_pixels: int) -> None:
@@ -179,7 +202,8 @@ def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
 
     def place(tmp: Path) -> str:
         with _PLACING:
-            target = folder / name if overwrite else _free_target(folder, name, data)
+            target = folder / _listed_name(folder, name) if overwrite else _free_target(
+                folder, name, data)  # fmt: skip
             if overwrite or not target.is_file():  # else the same bytes are already there
                 os.replace(tmp, target)
         return target.name
@@ -190,13 +214,14 @@ def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
 
 
 def _free_target(folder: Path, name: str, data: bytes) -> Path:
-    """`name`, or `name (n).ext` for the first n that is free or already holds `data`."""
-    target = folder / name
+    """`name`, or `name (n).ext` for the first n that is free or already holds `data`; each
+    as the folder spells it (`_listed_name`: a composed `é` is the decomposed file there)."""
+    target = folder / _listed_name(folder, name)
     n = 1
     while target.exists():
         if target.is_file() and target.read_bytes() == data:
             return target
-        target = folder / numbered_name(name, n)
+        target = folder / _listed_name(folder, numbered_name(name, n))
         n += 1
     return target
 

@@ -297,6 +297,32 @@ def test_upload_keeps_a_different_file_and_numbers_the_new_one(client, config):
     assert sorted(p.name for p in folder.iterdir()) == ["up (1).png", "up (2).png", "up.png"]
 
 
+NFC, NFD = "caf\u00e9 nfd.png", "cafe\u0301 nfd.png"  # one name to a person, two on disk
+
+
+@pytest.mark.parametrize(("overwrite", "stored"), [("", "caf\u00e9 nfd (1).png"), ("true", NFD)])
+def test_an_upload_named_as_a_file_in_another_unicode_form_is_that_name(client, config,
+                                                                       overwrite, stored):  # fmt: skip
+    """`café nfd.png` sent composed (NFC) beside the file stored decomposed (NFD, from a Mac)
+    was written as a second file the dropdown listed beside the first, looking the same: it
+    is that file's name (`paths.listed_spelling`), numbered as for a same-form clash, or
+    written over it with overwrite, and the same bytes again are that file."""
+    (config.input_dir / NFD).write_bytes(_png(size=(4, 4)))
+    r = _upload(client, name=NFC, overwrite=overwrite)
+    assert r.status_code == 200 and r.json()["name"] == stored, r.text
+    assert sorted(p.name for p in config.input_dir.iterdir()) == sorted({NFD, stored})
+    assert (config.input_dir / stored).read_bytes() == _png()
+    again = _upload(client, name=NFC, data=(config.input_dir / NFD).read_bytes())
+    assert again.json()["name"] == NFD
+
+
+def test_view_serves_an_input_file_by_its_name_in_another_unicode_form(client, config):
+    """/view?filename=<NFC> answered 404 for the file stored NFD, which LoadImage reads."""
+    (config.input_dir / NFD).write_bytes(_png())
+    r = client.get("/view", params={"filename": NFC, "type": "input"})
+    assert r.status_code == 200 and r.content == _png(), r.text
+
+
 def test_upload_beside_a_folder_of_the_same_name(client, config):
     (config.input_dir / "up.png").mkdir()
     assert _upload(client).json()["name"] == "up (1).png"
