@@ -104,8 +104,19 @@ UPSCALE_METHODS = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "ar
 
 
 def install(registry: Registry | None = None) -> list[str]:
-    """Add the ComfyUI nodes to `registry`; returns the names of the nodes they replaced."""
+    """Add the ComfyUI nodes to `registry`; returns the names of the nodes they replaced.
+    An adapter named like one of our built-in nodes is refused (ValueError naming both), so
+    `import latentgraph.nodes` fails rather than lose ours without a word: a ComfyUI name is
+    declared once, as our node or as an adapter (docs/contributing.md). No replacement of a
+    built-in is intended: VAEDecode, VAEEncode, LoadImage, SaveImage, PreviewImage and the tools
+    are ours under ComfyUI's names, with no adapter."""
     registry = registry if registry is not None else default_registry
+    shadowed = [f"{t.name!r} ({t.module}) would replace the built-in one in {held.module}"
+                for t in comfy_registry
+                if (held := registry.get(t.name)) is not None and held is not t and held.builtin]  # fmt: skip
+    if shadowed:
+        raise ValueError(f"ComfyUI adapter {'; '.join(shadowed)}: declare a ComfyUI name once, "
+                         "as our node or as an adapter in nodes/comfy*.py, never both")  # fmt: skip
     replaced = [t.name for t in comfy_registry if t.name in registry]
     for node_type in comfy_registry:
         registry.add(node_type, replace=True)

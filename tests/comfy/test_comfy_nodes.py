@@ -97,6 +97,34 @@ def test_one_node_per_name_and_comfy_nodes_in_the_default_registry():
     assert default_registry["SaveImage"].module == "latentgraph.nodes.images"
 
 
+def test_an_adapter_named_like_a_built_in_node_is_refused(monkeypatch):
+    """An adapter in nodes/comfy*.py under the name of one of our built-in nodes replaced ours
+    without a word (install()'s replaced list was ignored); now `import latentgraph.nodes`
+    fails naming both. Planted: an adapter named VAEDecode, over the real built-in nodes."""
+    from latentgraph.graph import node
+
+    planted = Registry()
+    for t in comfy.comfy_registry:
+        planted.add(t)
+    node("VAEDecode", registry=planted)(lambda ctx: None)
+    monkeypatch.setattr(comfy, "comfy_registry", planted)
+    ours = Registry()
+    for t in default_registry:
+        if t.name not in planted:
+            ours.add(t)
+    ours.add(default_registry["VAEDecode"])
+    with pytest.raises(ValueError) as refused:
+        comfy.install(ours)
+    assert str(refused.value) == (
+        f"ComfyUI adapter 'VAEDecode' ({__name__}) would replace the built-in one in "
+        "latentgraph.nodes.vae: declare a ComfyUI name once, as our node or as an adapter in "
+        "nodes/comfy*.py, never both"
+    )
+    assert ours["VAEDecode"] is default_registry["VAEDecode"]
+    planted.remove("VAEDecode")
+    assert comfy.install(ours) == [] and ours["KSampler"] is planted["KSampler"]  # no clash: in
+
+
 def test_sigma_shape_table_matches_diffusers():
     import diffusers
 
