@@ -1,5 +1,6 @@
-"""Image tools, with ComfyUI's names and inputs: resize, invert, batch, blank images,
-composite, crop, blend, size, and padding for outpainting.
+"""Image tools: resize, invert, batch, blank images, composite, crop, blend, size, and padding
+for outpainting, each under ComfyUI's name with its inputs. A tool ComfyUI has none of goes here
+too, under a name ComfyUI does not use (docs/contributing.md).
 
 IMAGE is float32 [B, H, W, C] in 0..1 (C is 3, or 4 with alpha); results stay in 0..1.
 """
