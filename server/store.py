@@ -26,6 +26,13 @@ stored (ComfyUI keeps 10,000), the oldest finished ones are deleted; queued and 
 never are. Space that deletes free is given back to the filesystem once it is a good part of
 the file (`_give_back_space`), and the WAL truncated.
 
+The prompt counter (`add`) goes on after a restart even when every prompt was deleted: the
+highest |number| given is kept in the one-row table `prompt_counter`, raised by a trigger in
+each insert's own transaction (a crash cannot lose it, and POST /prompt makes no second call).
+Opening a database raises it to the largest number stored (written only then: a start on a
+full disk still opens), which starts it in a database from before it was kept; an older latentgraph, which knows no such table, still raises it (the
+trigger is the database's), so it changes no layout version.
+
 The database records its layout's version (`PRAGMA user_version`, `SCHEMA_VERSION`): one
 written by a newer latentgraph is refused (`StoreTooNew`), not read or changed; one written
 before versions were recorded (0) is read when its table is this layout, and stamped.
@@ -111,6 +118,18 @@ CREATE TABLE IF NOT EXISTS prompts (
 CREATE INDEX IF NOT EXISTS prompts_status ON prompts (status, number, seq);
 CREATE INDEX IF NOT EXISTS prompts_finished ON prompts (finished_ms, seq);
 CREATE TABLE IF NOT EXISTS corrupt_prompts AS SELECT * FROM prompts WHERE 0;
+CREATE TABLE IF NOT EXISTS prompt_counter (
+    only INTEGER PRIMARY KEY CHECK (only = 0),
+    high INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO prompt_counter VALUES (0, -1);
+UPDATE prompt_counter SET high = (SELECT MAX(ABS(number)) FROM prompts)
+    WHERE high < (SELECT MAX(ABS(number)) FROM prompts);
+CREATE TRIGGER IF NOT EXISTS prompt_counter_follows AFTER INSERT ON prompts
+    WHEN ABS(NEW.number) > (SELECT high FROM prompt_counter)
+BEGIN
+    UPDATE prompt_counter SET high = ABS(NEW.number);
+END;
 """
 
 # The oldest finished prompts, by the index on (finished_ms, seq): `+status` keeps SQLite from
@@ -400,7 +419,7 @@ class Store:
     _recent_all: bool  # _recent holds every finished prompt
     _queued_bytes: int
     _recent_bytes: int
-    _max_number: int  # the highest |number| given so far, -1 for none: the next is one above
+    _max_number: int  # the highest |number| given (`prompt_counter`), -1 for none
     _finished: int  # finished prompts stored (under _lock)
 
     def __init__(self, path: Path | str, *, history_bytes: int = RECENT_HISTORY_BYTES,
@@ -519,7 +538,7 @@ class Store:
             recent = self._decode(db.execute(
                 "SELECT * FROM prompts WHERE status IN (?, ?, ?) ORDER BY finished_ms DESC,"
                 " seq DESC LIMIT ?", (*FINISHED, RECENT_HISTORY + 1)), aside=True)  # fmt: skip
-            high = db.execute("SELECT MAX(ABS(number)) FROM prompts").fetchone()[0]
+            (high,) = db.execute("SELECT high FROM prompt_counter").fetchone()
             self._finished = self._count_finished()
         with self._mem:
             self._queued = {r.id: r for r in queued}
@@ -535,7 +554,7 @@ class Store:
             # Oldest first, as `_remember` keeps it.
             self._recent = {r.id: r for r in reversed(kept)}
             self._recent_bytes, self._recent_all = size, len(kept) == len(recent)
-            self._max_number = high if high is not None else -1
+            self._max_number = high
 
     def _decode(self, rows, *, aside: bool = False) -> list[PromptRecord]:
         """Records of `rows`, skipping corrupt ones (moved to `corrupt_prompts` if `aside`).

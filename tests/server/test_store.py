@@ -409,6 +409,45 @@ def test_queue_and_history_read_back_after_a_restart(tmp_path):
     again.close()
 
 
+def test_numbers_go_on_after_every_prompt_is_deleted_and_a_restart(tmp_path):
+    """Was: POST /history {"clear": true} with an empty queue, then a restart, and numbering
+    began at 0 again, a front prompt's -1 too (the counter was the largest number stored)."""
+    store = Store(tmp_path / "db.sqlite3")
+    _add(store, "a")
+    _add(store, "front", front=True)
+    _add(store, "b")
+    _run(store, "front")
+    assert store.delete_pending() == 2 and store.delete_history() == 1
+    again = _reopen(store)
+    assert _add(again, "next").number == 3
+    assert _add(again, "front2", front=True).number == -4
+    again.close()
+
+
+def test_the_counter_starts_at_the_largest_number_a_database_before_it_stored(tmp_path):
+    """A database from before the counter was kept (no table `prompt_counter`) starts it at
+    its largest |number|; an older latentgraph's inserts into it, which know no counter, still
+    raise it (the trigger is the database's)."""
+    path = tmp_path / "db.sqlite3"
+    counter = st._SCHEMA.index("CREATE TABLE IF NOT EXISTS prompt_counter")
+    _old_database(path, st._SCHEMA[:counter])  # "done" and "queued", both number 0
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA user_version=1")
+        db.execute("UPDATE prompts SET number = -7 WHERE id = 'queued'")
+    store = Store(path)
+    assert store.delete_pending() == 1 and store.delete_history() == 1
+    store = _reopen(store)
+    assert _add(store, "next").number == 8
+    store.close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:  # an older latentgraph
+        db.execute("INSERT INTO prompts (id, number, prompt, extra_data, outputs, status,"
+                   " created_ms) VALUES ('old', 20, '{}', '{}', '[]', 'pending', 1)")  # fmt: skip
+        db.execute("DELETE FROM prompts")
+    store = Store(path)
+    assert _add(store, "later", front=True).number == -21
+    store.close()
+
+
 def test_memory_sizes_are_the_stored_json(store):
     r = _add(store, "a", prompt={"1": {"t": "x" * 10}}, outputs=["1"], targets=["1"])
     stored = sum(len(_row(store.path, "a")[c]) for c in st._JSON_COLUMNS)
