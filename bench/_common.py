@@ -8,6 +8,7 @@ does not skew the ratios; wall time is used only across processes (start-up, sec
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import statistics
@@ -29,6 +30,24 @@ def row(suite: str, name: str, value: Any, unit: str = "", target: str = "",
     flag = "-" if met is None else ("yes" if met else "no")
     return {"suite": suite, "name": name, "value": value, "unit": unit, "target": target,
             "met": flag, "note": note}  # fmt: skip
+
+
+def suite_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The parser every `python -m bench.NAME` starts from, so --help prints its usage (the
+    module's docstring) and an argument it does not know is refused, not ignored."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a fast check")
+    return parser
+
+
+def suite_main(module: str, doc: str | None, run: Callable[[bool], list[dict]],
+               argv: list[str] | None = None) -> None:  # fmt: skip
+    """`python -m bench.NAME [--quick]`: that one suite's rows as the runner's table."""
+    args = suite_parser(module, doc).parse_args(argv)
+    from bench.__main__ import table
+
+    print(table(run(args.quick)))
 
 
 def skipped(suite: str, name: str, reason: str, target: str = "") -> dict:

@@ -13,7 +13,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from ._common import WORKFLOWS, isolate_cache_dir, latentgraph_cmd, one_thread, row, run_child
+from ._common import (
+    WORKFLOWS,
+    isolate_cache_dir,
+    latentgraph_cmd,
+    one_thread,
+    row,
+    run_child,
+    suite_main,
+)
 
 SUITE = "cache"
 SEED_DOWNSTREAM = {"noise", "denoise", "decode", "save"}
@@ -140,3 +148,7 @@ def run(quick: bool) -> list[dict]:
     one_thread()
     size, steps = (64, 10) if quick else (128, 20)
     return _in_process(size, steps) + _two_processes(64, 10, quick)
+
+
+if __name__ == "__main__":
+    suite_main("bench.cache", __doc__, run)

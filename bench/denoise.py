@@ -9,9 +9,7 @@ stay within 2% of the bare loop: ratio < 1.02.
 
 from __future__ import annotations
 
-import sys
-
-from ._common import interleaved, isolate_cache_dir, median, row
+from ._common import interleaved, isolate_cache_dir, median, row, suite_main
 
 SUITE = "denoise"
 
@@ -147,6 +145,4 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from bench.__main__ import table
-
-    print(table(run(quick="--quick" in sys.argv)))
+    suite_main("bench.denoise", __doc__, run)

@@ -9,10 +9,9 @@ cProfile of the 10,000-node cases.
 from __future__ import annotations
 
 import random
-import sys
 import time
 
-from bench._common import row
+from bench._common import row, suite_parser
 from latentgraph.graph import INT, Int, Output, Registry, Socket, node
 from latentgraph.graph.cache import Cache
 from latentgraph.graph.model import Graph, Link, Node
@@ -162,9 +161,13 @@ def profile(n: int) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--profile":
-        profile(int(sys.argv[2]))
+    parser = suite_parser("bench.engine", __doc__)
+    parser.add_argument("--profile", type=int, metavar="N",
+                        help="cProfile validating and running each shape at N nodes, not the suite")  # fmt: skip
+    args = parser.parse_args()
+    if args.profile is not None:
+        profile(args.profile)
     else:
         from bench.__main__ import table
 
-        print(table(run("--quick" in sys.argv)))
+        print(table(run(args.quick)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._common import has_cuda, interleaved, isolate_cache_dir, median, row, skipped
+from ._common import has_cuda, interleaved, isolate_cache_dir, median, row, skipped, suite_main
 
 SUITE = "gpu"
 PROMPT = "a photograph of an astronaut riding a horse"
@@ -111,3 +111,7 @@ def _pipeline(dtype: str, options: dict[str, Any], size: int, steps: int):
              generator=generator, output_type="pil")  # fmt: skip
 
     return go
+
+
+if __name__ == "__main__":
+    suite_main("bench.gpu", __doc__, run)

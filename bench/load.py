@@ -435,6 +435,7 @@ if __name__ == "__main__":
         print(json.dumps(asdict(res)))
     elif sys.argv[1:2] == ["--poll"]:  # the poller of `load`, in its own process
         print(json.dumps(asyncio.run(_poll_until_stdin_closes(sys.argv[2], int(sys.argv[3])))))
-    else:
-        for r in run(quick="--quick" in sys.argv):
-            print(json.dumps(r, indent=1, default=str))
+    else:  # the suite; the two modes above are its own child processes
+        from bench._common import suite_main
+
+        suite_main("bench.load", __doc__, run)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from ._common import interleaved, isolate_cache_dir, median, one_thread, row
+from ._common import interleaved, isolate_cache_dir, median, one_thread, row, suite_main
 
 SUITE = "lora"
 LORA = "builtin:tiny-lora"
@@ -73,3 +73,7 @@ def run(quick: bool = False) -> list[dict]:
             "% of model", note=f"{extra / 2**10:.0f} KiB new of {whole / 2**20:.1f} MiB: only "
             "the fused layers; other weights are shared"),
     ]  # fmt: skip
+
+
+if __name__ == "__main__":
+    suite_main("bench.lora", __doc__, run)

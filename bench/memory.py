@@ -19,6 +19,7 @@ from ._common import (
     row,
     rss_mb,
     run_child,
+    suite_main,
 )
 
 SUITE = "memory"
@@ -188,3 +189,7 @@ def run(quick: bool) -> list[dict]:
     rows += _grouping(settings)
     rows += _cycles(5 if quick else CYCLES)
     return rows
+
+
+if __name__ == "__main__":
+    suite_main("bench.memory", __doc__, run)

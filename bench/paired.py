@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import time
 import uuid
@@ -98,14 +99,27 @@ async def cpu(shape: str, n: int, runs: int, port: int) -> None:
           f"CPU in all {sum(used.values()) / runs * 1e3:.2f}")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.paired")
+def refuse_closed_ports(ports: list[int]) -> None:
+    """One line for a port nothing listens on, and how to start what should, not the
+    connection's traceback from the first run."""
+    for port in ports:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except OSError as exc:
+            raise SystemExit(f"no server on port {port} ({exc.strerror or exc}): start one with "
+                             f"`python -m bench.server --serve {port} DATA_DIR`") from None  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.paired", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("shape", choices=sorted(SHAPES))
     parser.add_argument("size", type=int)
     parser.add_argument("ports", type=int, nargs="+")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--cpu", action="store_true", help="CPU per run of one server")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    refuse_closed_ports(args.ports)
     if args.cpu:
         for port in args.ports:
             asyncio.run(cpu(args.shape, args.size, args.runs, port))

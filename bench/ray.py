@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import tempfile
 import time
 import uuid
@@ -24,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from ._common import WORKFLOWS, isolate_cache_dir, median, row, skipped
+from ._common import WORKFLOWS, isolate_cache_dir, median, row, skipped, suite_main
 from .workers import _wait_done, _wait_ready, recovery
 
 SUITE = "ray"
@@ -190,6 +189,4 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    from bench.__main__ import table
-
-    print(table(run(quick="--quick" in sys.argv)))
+    suite_main("bench.ray", __doc__, run)

@@ -10,9 +10,7 @@ embeddings and size numbers, progress). Target: the node within 2% of the pipeli
 
 from __future__ import annotations
 
-import sys
-
-from ._common import interleaved, isolate_cache_dir, median, row
+from ._common import interleaved, isolate_cache_dir, median, row, suite_main
 from .denoise import model_free
 
 SUITE = "sdxl"
@@ -74,6 +72,4 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from bench.__main__ import table
-
-    print(table(run(quick="--quick" in sys.argv)))
+    suite_main("bench.sdxl", __doc__, run)

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import http.client
@@ -31,7 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench._common import ROOT
+from bench._common import ROOT, suite_parser
 from bench._common import row as _row
 
 CLIENTS = 50
@@ -523,7 +522,7 @@ def _graph_rows(d: dict) -> list[dict]:
     per_node = d["bytes"] / nodes
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(d["messages"].items()))
     rows = [
-        {**_row("server", f"{name}: server / engine time", round(ratio, 2), "x",
+        {**_row("server", f"{name}: server / engine time", ratio, "x",
                 f"<= {TARGET_RATIO:g}", ratio <= TARGET_RATIO,
                 f"server {d['seconds']:.3f} s (POST answered in {d['post_seconds'] * 1000:.0f} "
                 f"ms), engine {d['engine_seconds']:.3f} s; CPU: server process "
@@ -552,22 +551,24 @@ def _graph_rows(d: dict) -> list[dict]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--serve"]:
-        serve_graphs(int(sys.argv[2]), sys.argv[3])
+    parser = suite_parser("bench.server", __doc__)
+    parser.add_argument("--graphs", action="store_true", help="only the graph cases")
+    parser.add_argument("--sizes", help="graph sizes, comma-separated (e.g. 100,1000)")
+    parser.add_argument("--shapes", help="chain, fan or both (comma-separated)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help=f"runs per size, best kept (default {SMALL_REPEATS} up to 1,000 nodes, else 1)",
+    )
+    parser.add_argument("--serve", nargs=2, metavar=("PORT", "DATA_DIR"),
+                        help="only serve the graph cases' nodes on PORT until stopped (the server "
+                        "bench.paired drives)")  # fmt: skip
+    args = parser.parse_args()
+    if args.serve:
+        serve_graphs(int(args.serve[0]), args.serve[1])
     else:
         from bench.__main__ import table
 
-        parser = argparse.ArgumentParser(prog="python -m bench.server")
-        parser.add_argument("--quick", action="store_true")
-        parser.add_argument("--graphs", action="store_true", help="only the graph cases")
-        parser.add_argument("--sizes", help="graph sizes, comma-separated (e.g. 100,1000)")
-        parser.add_argument("--shapes", help="chain, fan or both (comma-separated)")
-        parser.add_argument(
-            "--repeats",
-            type=int,
-            help=f"runs per size, best kept (default {SMALL_REPEATS} up to 1,000 nodes, else 1)",
-        )
-        args = parser.parse_args()
         sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else None
         shapes = args.shapes.split(",") if args.shapes else None
         if args.graphs or sizes or shapes:

@@ -7,7 +7,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ._common import WORKFLOWS, isolate_cache_dir, latentgraph_cmd, median, row, run_child
+from ._common import (
+    WORKFLOWS,
+    isolate_cache_dir,
+    latentgraph_cmd,
+    median,
+    row,
+    run_child,
+    suite_main,
+)
 
 SUITE = "startup"
 
@@ -51,3 +59,7 @@ def run(quick: bool) -> list[dict]:
                     "s", note=f"fresh process, tiny model already built; {len(images)} PNG "
                     "written; includes importing torch+diffusers"))  # fmt: skip
     return rows
+
+
+if __name__ == "__main__":
+    suite_main("bench.startup", __doc__, run)

@@ -22,6 +22,7 @@ from ._common import (
     reset_peak_rss,
     row,
     skipped,
+    suite_main,
     trim_heap,
 )
 
@@ -240,3 +241,7 @@ def _compile(base: Variant, size: int, steps: int, repeats: int) -> list[dict]:
     return [row(SUITE, "torch.compile UNet", round(r, 3), "x time",
                 note=f"{o / steps * 1000:.1f} vs {b / steps * 1000:.1f} ms/step after "
                 f"{compile_s:.0f} s (wall) compiling, cold inductor cache")]  # fmt: skip
+
+
+if __name__ == "__main__":
+    suite_main("bench.techniques", __doc__, run)

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ._common import WORKFLOWS, isolate_cache_dir, one_thread, row
+from ._common import WORKFLOWS, isolate_cache_dir, one_thread, row, suite_main
 
 SUITE = "throughput"
 N = 8
@@ -71,3 +71,7 @@ def run(quick: bool) -> list[dict]:
         row(SUITE, f"sweep of {N} seeds", ipm(t_sweep), "img/min",
             note=f"{case}; {t_sweep:.2f} s CPU; prompts encoded once"),
     ]  # fmt: skip
+
+
+if __name__ == "__main__":
+    suite_main("bench.throughput", __doc__, run)

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from ._common import isolate_cache_dir, latentgraph_cmd, median, row, run_child
+from ._common import isolate_cache_dir, latentgraph_cmd, median, row, run_child, suite_parser
 
 SUITE = "workers"
 
@@ -193,7 +193,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
 if __name__ == "__main__":
     from bench.__main__ import table
 
-    if "--start" in sys.argv:  # serve start alone
-        print(table(start_rows(1 if "--quick" in sys.argv else 3)))
-    else:
-        print(table(run(quick="--quick" in sys.argv)))
+    parser = suite_parser("bench.workers", __doc__)
+    parser.add_argument("--start", action="store_true", help="only serve start, not the suite")
+    args = parser.parse_args()
+    print(table(start_rows(1 if args.quick else 3) if args.start else run(args.quick)))

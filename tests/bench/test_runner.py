@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,11 +40,53 @@ def test_quick_cheap_suites_print_one_table_and_write_json(tmp_path):
     assert {r["nodes"] for r in engine} == {10, 100, 1000, 10_000}
 
 
-def test_a_failing_suite_is_a_row_and_a_nonzero_exit(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "nonexistent"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert proc.returncode == 1
-    assert "nonexistent" in proc.stdout and "error" in proc.stdout.splitlines()[0]
+def test_a_failing_suite_is_a_row_and_a_nonzero_exit(monkeypatch, capsys):
+    import bench.__main__ as runner
+
+    def broken(name):
+        raise ImportError(f"no {name} today")
+
+    monkeypatch.setattr(runner.importlib, "import_module", broken)
+    assert runner.main(["--quick", "--only", "engine"]) == 1
+    out = capsys.readouterr().out
+    assert "error" in out.splitlines()[0] and "no bench.engine today" in out
+
+
+def test_an_unknown_suite_is_refused_up_front_naming_the_known_ones(capsys):
+    """`--only nonsense` put a ModuleNotFoundError traceback into the table."""
+    from bench.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--only", "nonsense"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nonsense'" in err and "'denoise'" in err and "Traceback" not in err
+    assert "'paired'" not in err  # a helper, no suite: it has no run()
+
+
+def test_the_help_lists_the_suites(capsys):
+    from bench.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "cache, denoise, engine" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("value", "target", "met", "text"),
+    [(1.0195, "< 1.02", "yes", "1.0195"), (2.998, "<= 3", "yes", "2.998"),
+     (3.0204, "<= 3", "no", "3.02"), (3.004, "<= 3", "no", "3.004"), (1.0205, "< 1.02", "no", "1.0205"),
+     (0.7812, "< 2", "yes", "0.781"), (1.23456, "", "-", "1.23"), (12345.6, "< 20000", "yes", "12346")],
+)  # fmt: skip
+def test_a_shown_value_agrees_with_its_verdict(value, target, met, text):
+    """`1.02 x < 1.02 yes` and `3 x <= 3 yes` beside `3.02 no`: 3 significant digits, more
+    where fewer would read as the other verdict."""
+    from bench.__main__ import markdown, table
+
+    row = {"suite": "s", "name": "n", "value": value, "unit": "x", "target": target, "met": met,
+           "note": ""}  # fmt: skip
+    assert table([row]).splitlines()[2].split()[2] == text
+    assert markdown([row]).splitlines()[2].split(" | ")[2] == text
 
 
 def test_table_keeps_standard_columns_only():
