@@ -68,13 +68,18 @@ def serve_start(repeats: int, bytecode: bool = False) -> tuple[float, float]:
 
 
 def _wait_ready(srv: Any, count: int, timeout: float = 180) -> list[int]:
+    """The workers' pids once all `count` are ready. A tiny-model worker imports torch and
+    diffusers first: seconds on a quiet machine, a minute or more on 2 busy cores (slow, not
+    hung); past `timeout` the suite stops saying how many were ready."""
     deadline = time.monotonic() + timeout
     while True:
         pids = srv.app.state.lg.dispatcher.worker_pids()
         if len(pids) == count and all(pids):
             return pids
         if time.monotonic() > deadline:
-            raise RuntimeError("workers never became ready")
+            ready = sum(1 for pid in pids if pid)
+            raise RuntimeError(f"{ready} of {count} worker(s) ready after {timeout:g} s (each "
+                               "imports torch before it is ready; is the machine busy?)")  # fmt: skip
         time.sleep(0.05)
 
 

@@ -240,3 +240,18 @@ def test_the_load_poller_says_when_it_polls_so_the_clients_start_after(tmp_path)
         assert len(json.loads(out.strip().splitlines()[-1])) >= 1
     finally:
         server.shutdown()
+
+
+def test_workers_wait_says_how_many_were_ready_when_it_gives_up():
+    """`bench.workers` waiting on workers still importing torch said only "never became ready"."""
+    from types import SimpleNamespace
+
+    from bench.workers import _wait_ready
+
+    dispatcher = SimpleNamespace(worker_pids=lambda: [4321, 0])
+    srv = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(lg=SimpleNamespace(
+        dispatcher=dispatcher))))  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"^1 of 2 worker\(s\) ready after 0.1 s \(each imports"):
+        _wait_ready(srv, 2, timeout=0.1)
+    dispatcher.worker_pids = lambda: [4321, 4322]
+    assert _wait_ready(srv, 2, timeout=0.1) == [4321, 4322]
