@@ -36,6 +36,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
     _deadline: asyncio.TimerHandle | None = None
     _in_headers = False  # the headers' deadline runs (set once per request, not per byte)
     _in_body = False  # a body the app may be waiting for: its stall deadline runs
+    _was_apps_turn = False  # the last stall check found the app's turn (not the client's)
 
     def _set_deadline(self, seconds: float, expired: Callable[[], None]) -> None:
         self._clear_deadline()
@@ -74,7 +75,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._clear_deadline()
         if not (self.parser.should_upgrade() and self._should_upgrade()):  # a websocket: untimed
-            self._in_body = True
+            self._in_body, self._was_apps_turn = True, False
             self._set_deadline(self.body_stall_seconds, self._body_stalled)
         super().on_headers_complete()
 
@@ -92,7 +93,12 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 
     def _body_stalled(self) -> None:
         self._deadline = None
-        if self.flow.read_paused or self.cycle.waiting_for_100_continue:  # the app's turn
+        apps_turn = self.flow.read_paused or self.cycle.waiting_for_100_continue
+        if apps_turn or self._was_apps_turn:
+            # The client's time starts when the app's turn ends: a turn that ended just before
+            # this check (the app asked for the body, `100 Continue` sent a moment ago) gives
+            # the client one more whole period, not what was left of this one.
+            self._was_apps_turn = apps_turn
             self._set_deadline(self.body_stall_seconds, self._body_stalled)
         elif not self.transport.is_closing():
             self.transport.close()
