@@ -233,6 +233,15 @@ class RunTranslator:
             stack.extend(p for p in self._parents.get(nid, ()) if p in plan)
         return [n for n in self._plan if n not in run]
 
+    def _keep_own(self, type_: str, data: dict[str, Any]) -> None:
+        """An entry ComfyUI has no message for (`node_warning`, `node_error`): kept in history,
+        handed to `note`, and sent only to a prompt asking for latentgraph's own messages."""
+        self.history.append([type_, data])
+        if self._note is not None:
+            self._note(type_, data)
+        if self._own_messages:
+            self._send(type_, data)
+
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         if type_ in HISTORY_TYPES:
             self.history.append([type_, data])
@@ -304,11 +313,7 @@ class RunTranslator:
         data = {"prompt_id": self.prompt_id, "node_id": event.node_id,
                 "node_type": self.node_types.get(event.node_id, ""), "message": event.message,
                 "input_name": event.input_name, "timestamp": event.timestamp}  # fmt: skip
-        self.history.append([NODE_WARNING, data])
-        if self._note is not None:
-            self._note(NODE_WARNING, data)
-        if self._own_messages:
-            self._send(NODE_WARNING, data)
+        self._keep_own(NODE_WARNING, data)
 
     def _node_failed(self, event: ev.NodeFailed) -> None:
         if self.failure is None:
@@ -317,11 +322,7 @@ class RunTranslator:
         self._states.set(event.node_id, "error", value, top)
         data = execution_error(self.prompt_id, event, executed=self.executed,
                                node_type=event.node_type or self.node_types.get(event.node_id, ""))  # fmt: skip
-        self.history.append([NODE_ERROR, data])
-        if self._note is not None:
-            self._note(NODE_ERROR, data)
-        if self._own_messages:
-            self._send(NODE_ERROR, data)
+        self._keep_own(NODE_ERROR, data)
 
     def finish(self, event: ev.RunFinished) -> None:
         """Send the terminal message (success, error or interrupted)."""
