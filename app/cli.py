@@ -54,13 +54,39 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         try:
-            return super().parse_known_args(args, namespace)
+            return self._parse(args, namespace)
         except argparse.ArgumentError as err:
             named = f"{err.argument_name}: " if err.argument_name else ""
             self.error(f"{named}{err.message}")
 
+    def _parse(self, args: Any, namespace: Any) -> Any:
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"latentgraph: error: {message}\n")
+
+
+class _CommandParser(_Parser):
+    """A command's parser: its words and flags in any order. argparse alone fills positionals
+    only from the words before the first flag when one is optional or takes several (`nodes
+    describe --json VShow` refused `VShow`, `validate a.yaml --json b.yaml` refused `b.yaml`):
+    the flags are read first, then every word left over, wherever it stood. A command line
+    with `--` (the words after it are no flags: `validate -- -odd.yaml`) is read as argparse
+    reads it, where the user placed the words: Python 3.11's intermixed parse drops a `--`
+    that comes before every word."""
+
+    _parsing = False
+
+    def _parse(self, args: Any, namespace: Any) -> Any:
+        if args is None:
+            args = sys.argv[1:]
+        if self._parsing or "--" in args:  # the intermixed parse's own passes come back here
+            return super()._parse(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks of internal errors and of nodes that crash")  # fmt: skip
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for add_parser in (
         run_command.add_run_parser,
         run_command.add_validate_parser,

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from .conftest import write
+from .conftest import PLUGIN, write
 
 GOOD = """\
 version: 1
@@ -250,6 +250,65 @@ def test_nodes_list_refuses_an_argument_it_does_not_take(cli, extra):
     assert code == 2 and out == ""
     assert err.splitlines() == [f"latentgraph: error: unrecognized arguments: {' '.join(extra)} "
                                 "(nodes describe takes one NAME)"]  # fmt: skip
+
+
+def _orders(*units: tuple[str, ...], words: int) -> list[list[str]]:
+    """Every order of `units` (a word, or a flag with its value) keeping the first `words`
+    units, the command's words, in the order given: the command lines a user may type."""
+    from itertools import permutations
+
+    lines = []
+    for order in permutations(units):
+        placed = [unit for unit in order if unit in units[:words]]
+        if placed == list(units[:words]):
+            lines.append([arg for unit in order for arg in unit])
+    return lines
+
+
+NODES_DIR = ("--nodes-dir", str(PLUGIN))
+
+
+@pytest.mark.parametrize("argv", _orders(("describe",), ("CliNumber",), ("--json",), NODES_DIR,
+                                         words=2))  # fmt: skip
+def test_nodes_describe_takes_its_words_and_flags_in_any_order(cli, argv):
+    """`nodes describe --json VShow` and `nodes describe --nodes-dir p1 VShow` said
+    `unrecognized arguments: VShow`, the valid name taken for an extra: argparse placed no
+    word after a flag once the optional action had been filled."""
+    code, out, err = cli("nodes", *argv, plugin=False)
+    assert (code, err) == (0, ""), argv
+    assert json.loads(out)["name"] == "CliNumber"
+
+
+LIST_HINT = "(nodes list takes none; nodes describe NAME describes one)"
+
+
+@pytest.mark.parametrize(("words", "hint"), [
+    (("list", "extra", "more"), f"extra more {LIST_HINT}"),
+    (("describe", "CliNumber", "extra", "more"), "extra more (nodes describe takes one NAME)"),
+])  # fmt: skip
+def test_nodes_refuses_extra_words_with_its_hint_in_any_order(cli, words, hint):
+    """`nodes list --json extra more` and `nodes describe VShow --json VAdd` lost the hint
+    (argparse's bare `unrecognized arguments`): every order gets the one message."""
+    for argv in _orders(*[(w,) for w in words], ("--json",), NODES_DIR, words=len(words)):
+        code, out, err = cli("nodes", *argv, plugin=False)
+        assert (code, out) == (2, ""), argv
+        assert err.splitlines() == [f"latentgraph: error: unrecognized arguments: {hint}"], argv
+
+
+def test_validate_takes_files_after_a_flag_and_after_dashdash(cli, tmp_path):
+    """`validate a.yaml --json b.yaml` refused `b.yaml`; `--` still marks the words after it
+    as files, however they begin (Python 3.11's parse of words and flags in any order drops
+    a `--` before every word)."""
+    good = write(tmp_path, "good.yaml", GOOD)
+    write(tmp_path, "-odd.yaml", GOOD)  # the fixture runs in tmp_path
+    code, out, err = cli("validate", str(good), "--json", str(good), *NODES_DIR, plugin=False)
+    assert (code, err) == (0, "") and [f["ok"] for f in json.loads(out)] == [True, True]
+    code, out, err = cli("validate", *NODES_DIR, "--", "-odd.yaml", plugin=False)
+    assert (code, out, err) == (0, "-odd.yaml: ok (4 nodes)\n", "")
+    code, out, err = cli("validate", "--json", *NODES_DIR, "--", "-odd.yaml", str(good),
+                         plugin=False)  # fmt: skip
+    assert (code, err) == (0, "") and [f["file"] for f in json.loads(out)] == ["-odd.yaml",
+                                                                             str(good)]  # fmt: skip
 
 
 def test_nodes_json_and_markdown_together_is_a_usage_error(cli, capsys):
