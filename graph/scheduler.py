@@ -514,7 +514,7 @@ class _Run:
         self.own: dict[str, list[str]] = {}  # node id -> what its code said this run
         self.said: dict[str, Said] = {}  # node id -> the warnings behind its values (if any)
         self.heard: set[tuple[str, str]] = set()  # (node id, message) said this run
-        self.node_at: dict[str, str] = {}  # cache key -> node id (`speaker`)
+        self.node_at: dict[str, list[str]] = {}  # cache key -> its node ids (`speakers`)
         # node type name -> its code digest, taken once per run: a notebook's node is keyed by
         # the globals and closure its code reads now (`code_identity.Code.digest`)
         self.codes: dict[str, str] = {}
@@ -670,6 +670,7 @@ class _Run:
         key = keys.get(nid)
         if nt.deterministic and key is None:  # downstream of a non-deterministic node
             key = keys[nid] = self.node_key(node.inputs, nt)
+            self.node_at.clear()  # `speakers` reads the keys again, this one too
             hit = self.usable_hit(nid, key, nt) if key is not None else None
             if hit is not None:
                 values[nid], uis[nid], said = hit
@@ -704,6 +705,7 @@ class _Run:
             digests = [value_digest(v) for v in vals]
             if all(d is not None for d in digests):
                 keys[nid] = content_key(digests)  # type: ignore[arg-type]
+                self.node_at.clear()  # `speakers` reads the keys again, this one too
             # else its key stays None: what uses it runs again each time and is never stored
             self.behind(nid)
         values[nid] = vals
@@ -769,27 +771,44 @@ class _Run:
 
     def replay(self, nid: str) -> None:
         """Say again, as `NodeWarning` events and in the result, the warnings behind the values
-        `nid` was served from the cache: each at the node that said it (`speaker`), once per
-        run (a warning said this run is not said again)."""
+        `nid` was served from the cache: each at every node that said it (`speakers`), once
+        per run (a warning said this run is not said again)."""
         for origin, message in self.said.get(nid, ()):
-            speaker = self.speaker(origin) or nid
-            if (speaker, message) in self.heard:
-                continue
-            self.heard.add((speaker, message))
-            w = NodeWarning(self.run_id, node_id=speaker, message=message)
-            self.result.warnings.append(w)
-            if self.emit:
-                self.emit(w)
+            for speaker in self.speakers(nid, origin):
+                if (speaker, message) in self.heard:
+                    continue
+                self.heard.add((speaker, message))
+                w = NodeWarning(self.run_id, node_id=speaker, message=message)
+                self.result.warnings.append(w)
+                if self.emit:
+                    self.emit(w)
 
-    def speaker(self, origin: str | None) -> str | None:
-        """The node of this run whose cache key is `origin` (the first in order), or None."""
+    def speakers(self, nid: str, origin: str | None) -> list[str]:
+        """The nodes that said, computing `nid`'s values, a warning kept under the cache key
+        `origin`: those of this run with that key among `nid` and the nodes its values come
+        from, in order (two identical nodes share a key and each said it, each on its own
+        path); `nid` itself when none is known."""
         if origin is None:
-            return None
-        if origin not in self.node_at:  # keys found since (below a non-deterministic node)
+            return [nid]
+        if not self.node_at:  # first asked, or a key was found since (`execute_node` clears it)
             for n, k in self.key_of.items():
                 if k is not None:
-                    self.node_at.setdefault(k, n)
-        return self.node_at.get(origin)
+                    self.node_at.setdefault(k, []).append(n)
+        found = self.node_at.get(origin, [])
+        if len(found) > 1:  # only then is a walk upstream needed to tell them apart
+            upstream = self.upstream(nid)
+            found = [n for n in found if n in upstream]
+        return found or [nid]
+
+    def upstream(self, nid: str) -> set[str]:
+        """`nid` and every node its values are computed from."""
+        parents, seen, todo = self.planned.parents, {nid}, [nid]
+        while todo:
+            for p in parents[todo.pop()]:
+                if p not in seen:
+                    seen.add(p)
+                    todo.append(p)
+        return seen
 
     def fail(self, nid: str, nt: NodeType, exc: Exception, kwargs: dict) -> NodeOutcome:
         user_error = isinstance(exc, InputError)

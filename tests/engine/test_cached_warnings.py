@@ -3,6 +3,8 @@ the cache: a second run of a workflow warns as the first did (the run's events a
 
 from __future__ import annotations
 
+import pytest
+
 from latentgraph.graph.cache import Cache
 from latentgraph.graph.events import NodeWarning
 from latentgraph.graph.model import Link, Node
@@ -75,3 +77,26 @@ def test_latentgraph_run_twice_warns_both_times(toys, tmp_path):
         said = [(e.node_id, e.message) for e in events if isinstance(e, NodeWarning)]
         assert said == [(w.node_id, w.message) for w in result.warnings] == [("s", "careful")]
     assert result.cached == ["out"]
+
+
+APART = {"c": ("Const", {"value": 2}), "s": ("Steps", {"x": "@c", "n": 2}),
+         "t": ("Steps", {"x": "@c", "n": 2}), "e": ("Echo", {"x": "@s"}),
+         "f": ("Echo", {"x": "@t"})}  # fmt: skip
+JOINED = {"c": ("Const", {"value": 2}), "s": ("Steps", {"x": "@c", "n": 2}),
+          "t": ("Steps", {"x": "@c", "n": 2}), "sum": ("Add", {"a": "@s", "b": "@t"}),
+          "e": ("Echo", {"x": "@sum"})}  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", [APART, JOINED, {**APART, "c": ("Rand", {})}],
+                         ids=["apart", "joined", "below-random"])  # fmt: skip
+def test_two_identical_nodes_each_say_their_warning_again_from_the_cache(toys, spec):
+    """Two nodes with the same inputs share a cache key: the second run said the warning of
+    only the first (found by its key), dropping the other's. Each says its own again, as the
+    fresh run did: each on its own path, on a path they share, and below a non-deterministic
+    node (their keys found as the run goes)."""
+    toys.random_values[:] = [5, 5]
+    graph, cache = build(spec), Cache()
+    first, _ = _warnings(toys, graph, cache)
+    again, result = _warnings(toys, graph, cache)
+    assert first == again == [("s", "careful"), ("t", "careful")]
+    assert "s" not in result.executed and "t" not in result.executed
