@@ -258,5 +258,6 @@ def load_control(settings: Settings, name: str, unet: UNetModel | None = None) -
             module = module.to(torch_dtype)
         return ControlModel(place(settings, module, device), kind, key, device, scale)
 
-    handle = manager().get(key, load, device, size=lambda handle: module_bytes(handle.model))
+    where = runtime.home_device(settings, device)  # offloaded: counted against RAM
+    handle = manager().get(key, load, where, size=lambda handle: module_bytes(handle.model))
     return replace(handle, name=name)

@@ -124,6 +124,19 @@ def control_misfit(control: Control, unet: Any) -> str | None:
     )
 
 
+def control_modules(*conds: Conditioning) -> list[Any]:
+    """The control models (ControlNet, T2I-Adapter modules) the entries of `conds` apply, each
+    once: a sampling run uses them beside the UNet, so it holds them in runtime.in_use with it
+    (under `cpu_offload`, on the GPU for the run and back on the CPU after)."""
+    found: list[Any] = []
+    for cond in conds:
+        for entry in cond.entries:
+            for control in entry.controls:
+                if not any(control.model.model is m for m in found):
+                    found.append(control.model.model)
+    return found
+
+
 def with_control(cond: Conditioning, control: Control) -> Conditioning:
     """`cond` with `control` added to each of its entries (a new value: values are cached)."""
     return cond.map(lambda entry: replace(entry, controls=(*entry.controls, control)))

@@ -20,6 +20,7 @@ from latentgraph.graph.declare import GUIDER, NOISE, SAMPLER, SIGMAS
 
 from . import runtime
 from .comfy import model_scheduler_config
+from .controlnet import control_modules
 from .denoise import refuse_nonfinite_input
 from .inpaint_sampling import NoiseMask
 from .latents import make_noise
@@ -154,7 +155,7 @@ def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, si
     model = guider.unet.unet
     name = runtime.device_name(ctx.settings)
     runtime.apply_tf32(ctx.settings, name)
-    with runtime.in_use(ctx.settings, name, model):
+    with runtime.in_use(ctx.settings, name, model, *control_modules(*guider.conds)):
         run = CustomSampling(ctx, guider, spec, sigmas, latent_image, noise, torch.device(name))
         out, denoised = run.run()
     runtime.check_finite(ctx, out, "the denoised latents", model.dtype,

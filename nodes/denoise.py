@@ -31,6 +31,7 @@ from latentgraph.graph import (
 from latentgraph.graph.problems import quoted
 
 from . import runtime
+from .controlnet import control_modules
 from .guidance import Guidance
 from .inpaint_sampling import NoiseMask, from_latent
 from .latents import make_noise
@@ -206,7 +207,7 @@ def denoise_latent(job: DenoiseJob) -> Latent:
     model = job.model
     name = runtime.device_name(ctx.settings)
     runtime.apply_tf32(ctx.settings, name)
-    with runtime.in_use(ctx.settings, name, model):
+    with runtime.in_use(ctx.settings, name, model, *control_modules(job.positive, job.negative)):
         out = replace(job, spec=scheduler, device=torch.device(name)).run()
     runtime.check_finite(ctx, out.samples, "the denoised latents", model.dtype,
                          f"the sampler, {sampler_label(scheduler)}, or the model made them; try "

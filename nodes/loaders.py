@@ -902,7 +902,7 @@ def _managed(ctx: Any, key: str, load: Any, device: str, size: Any, weights: Any
     headroom = ctx.settings.option("vram_headroom_gb")
     if headroom is not None:
         mgr.vram_headroom = int(headroom * 2**30)
-    where = "cpu" if runtime.offloads(ctx.settings, device) else device
+    where = runtime.home_device(ctx.settings, device)
     location = weights.location if isinstance(weights, Source) else weights
     return mgr.get(key, load, device=where, size=size, expect=weights_bytes(location))
 
@@ -920,7 +920,8 @@ def weights_bytes(location: str) -> int:
 
 def place(settings: Any, module: Any, device: str) -> Any:
     """A module frozen for inference, on `device`; with `cpu_offload` (on a GPU), kept on the
-    CPU with accelerate's hook moving it to `device` for each use (see runtime.in_use)."""
+    CPU with accelerate's hook moving it to `device` for each use. The hook never moves it
+    back: its users wrap each use in runtime.in_use, which does."""
     module = module.eval().requires_grad_(False)
     if not runtime.offloads(settings, device):
         return module.to(device)

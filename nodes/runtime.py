@@ -93,11 +93,18 @@ def offloads(settings: Settings, device: str) -> bool:
     return settings.option("cpu_offload") and device != "cpu"
 
 
+def home_device(settings: Settings, device: str) -> str:
+    """Where a model for `device` lives between uses, and so whose memory budget it counts
+    against: the CPU when `cpu_offload` keeps it there, else `device`."""
+    return "cpu" if offloads(settings, device) else device
+
+
 @contextmanager
 def in_use(settings: Settings, device: str, *modules: Any) -> Iterator[None]:
     """Around one use of modules that `cpu_offload` keeps on the CPU: on the GPU for the use,
     back on the CPU after, so the next module has the room. accelerate's hook (loaders.place)
-    moves a module on any forward call too; this also covers entry points that are not
+    moves a module on any forward call too, but never back: every use of an offloaded module
+    must be inside this (else it stays on the GPU); it also covers entry points that are not
     forward calls (the VAE's tiled_decode)."""
     offload = offloads(settings, device)
     if offload:
