@@ -182,6 +182,8 @@ def parse_yaml(text: str, source: str,
     return _convert(root, (), doc), doc, False
 
 
+_TAB = "found character '\\t'"  # PyYAML's problem for a tab (`_spacing_tab_hint`)
+
 # PyYAML's errors a hand-written file most often meets, by the start of their context and of
 # their problem text (the first that matches), and what to do: the one table of YAML hints.
 _HINTS = (
@@ -191,7 +193,7 @@ _HINTS = (
      "the '{' opened there is not closed: end it with '}' and separate its entries with ','"),
     ("while parsing a flow sequence", "expected ','",
      "the '[' opened there is not closed: end it with ']' and separate its items with ','"),
-    ("", "found character '\\t'", "YAML forbids tabs for indentation: indent with spaces"),
+    ("", _TAB, "YAML forbids tabs for indentation: indent with spaces"),
     ("", "found character", "a value starting with @, ` or % must be quoted"),
     ("", "mapping values are not allowed here",
      "a value with ': ' inside must be quoted (text: \"a photo: a cat\"), or this line is "
@@ -233,26 +235,46 @@ _RUN_ON_HINTS = (
 )  # fmt: skip
 
 
-# The same tab, past its line's indentation (`_past_indentation`): between a key's ':' and its
-# value (`prompt:<tab>"x"`), or before a comment. YAML 1.2 allows a tab there, as separation
-# space; PyYAML's scanner does not, and "indent with spaces" named no indentation.
-_SPACING_TAB_HINTS = (
-    ("", "found character '\\t'",
-     "a tab after ':' or before a comment: PyYAML, which reads the file, does not take a tab "
-     "there, though YAML 1.2 allows it: use a space"),
-)  # fmt: skip
-
-
-def _yaml_hint(context: str, problem: str, closed: bool = False,
-               spacing_tab: bool = False) -> str | None:  # fmt: skip
+def _yaml_hint(context: str, problem: str, closed: bool = False) -> str | None:
     """What to do about PyYAML's error (`_HINTS`; for a '{' or '[' that is `closed`,
-    `_RUN_ON_HINTS` first, for a tab past the indentation `_SPACING_TAB_HINTS`), or None for
-    one it has no hint for."""
-    first = (_RUN_ON_HINTS if closed else ()) + (_SPACING_TAB_HINTS if spacing_tab else ())
+    `_RUN_ON_HINTS` first), or None for one it has no hint for."""
+    first = _RUN_ON_HINTS if closed else ()
     for context_start, problem_start, hint in first + _HINTS:
         if context.startswith(context_start) and problem.startswith(problem_start):
             return hint
     return None
+
+
+def _spacing_tab_hint(text: str, mark: Any) -> str | None:
+    """What to do about the tab at `mark` when it is past its line's indentation, named by
+    where it stands (None in the indentation: `_HINTS` says "indent with spaces"). YAML 1.2
+    takes a tab as separation space, and inside a plain value; PyYAML's scanner takes none
+    past the indentation, and each place has its own fix: a tab inside a value is part of
+    it, kept by quoting it, where a space would change the value."""
+    start = mark.index - mark.column
+    before = text[start : mark.index].rstrip(" \t")
+    if not before:
+        return None
+    end = text.find("\n", mark.index)
+    rest = text[mark.index : len(text) if end < 0 else end].strip(" \t\r")
+    if not rest:
+        where, fix = "at the end of a line", "remove it"
+    elif rest.startswith("#"):
+        where, fix = "before a comment", "use a space"
+    elif before.endswith((":", ",", "[", "{")):
+        where, fix = f"after {before[-1]!r}", "use a space"
+    elif before.split()[-1] == "-":
+        where, fix = "after a list item's '-'", "use a space"
+    elif rest[0] in ":,]}":
+        where, fix = f"before {rest[0]!r}", "remove it"
+    elif before.endswith(("'", '"')):
+        where, fix = "after a quoted value", "remove it"
+    else:
+        where = "inside an unquoted value"
+        fix = ('quote the value to keep the tab ("a\\tb": inside double quotes \\t is a '
+               "tab), or use a space")  # fmt: skip
+    return (f"a tab {where}: PyYAML, which reads the file, does not take a tab there, "
+            f"though YAML 1.2 allows it: {fix}")  # fmt: skip
 
 
 def _closed(text: str, opened: Any) -> bool:
@@ -281,17 +303,12 @@ def _closed(text: str, opened: Any) -> bool:
     return False
 
 
-def _past_indentation(text: str, mark: Any) -> bool:
-    """Whether the character at `mark` comes after something other than spaces and tabs on
-    its line: not part of the line's indentation."""
-    return bool(text[mark.index - mark.column : mark.index].strip(" \t"))
-
-
 def _syntax_problem(exc: yaml.MarkedYAMLError, source: str, text: str) -> Problem:
     """PyYAML's error at the place of its problem, with the place its context started when
     that is elsewhere (the quote, the `{` or the mapping it was reading: `FILE:L:C: a quoted
     scalar started here`), and a hint for the common mistakes (`_yaml_hint`; for a '{' or '['
-    whose entry runs on, whether it is `_closed`; for a tab, whether it is `_past_indentation`)."""
+    whose entry runs on, whether it is `_closed`; for a tab past the indentation, where it
+    stands: `_spacing_tab_hint`)."""
     context, problem = exc.context or "", exc.problem or ""
     mark = exc.problem_mark or exc.context_mark
     where = _loc(source, mark) if mark is not None else Location(source)
@@ -305,8 +322,10 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, source: str, text: str) -> Proble
         message = " ".join(p for p in (context, problem) if p) or str(exc)
     flow = context.startswith(("while parsing a flow mapping", "while parsing a flow sequence"))
     closed = flow and began is not None and _closed(text, began)
-    spacing = exc.problem_mark is not None and _past_indentation(text, exc.problem_mark)
-    hint = _yaml_hint(context, problem, closed, spacing)
+    hint = None
+    if problem.startswith(_TAB) and exc.problem_mark is not None:
+        hint = _spacing_tab_hint(text, exc.problem_mark)
+    hint = hint or _yaml_hint(context, problem, closed)
     if hint:
         message += f"; {hint}"
     return Problem("syntax", f"YAML syntax error: {message}", location=where)

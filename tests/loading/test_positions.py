@@ -126,6 +126,14 @@ def test_depth_at_the_limit_is_read_and_one_more_refused():
     parse_yaml("[" + ", ".join(["[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)] * 3) + "]", "w")
 
 
+# A tab past the indentation: PyYAML's error and, per place, the hint's parts
+TAB = "while scanning for the next token found character '\\t' that cannot start any token; a tab "
+NOT_TAKEN = (": PyYAML, which reads the file, does not take a tab there, though YAML 1.2 "
+             "allows it: ")  # fmt: skip
+QUOTE_IT = ('quote the value to keep the tab ("a\\tb": inside double quotes \\t is a tab), '
+            "or use a space")  # fmt: skip
+
+
 @pytest.mark.parametrize(("text", "message", "line", "column"), [
     ("a: {b: 1\nc: 2", "expected ',' or '}', but got ':'; w.yaml:1:4: a flow mapping started "
      "here; the '{' opened there is not closed: end it with '}' and separate its entries with "
@@ -160,13 +168,22 @@ def test_depth_at_the_limit_is_read_and_one_more_refused():
      "start any token; YAML forbids tabs for indentation: indent with spaces", 2, 1),
     ("a:\n  \t- x\n", "while scanning for the next token found character '\\t' that cannot "
      "start any token; YAML forbids tabs for indentation: indent with spaces", 2, 3),
-    # a tab past the indentation is no indentation: after ':' or before a comment
-    ("p:\n  prompt:\t\"x\"\n", "while scanning for the next token found character '\\t' "
-     "that cannot start any token; a tab after ':' or before a comment: PyYAML, which reads "
-     "the file, does not take a tab there, though YAML 1.2 allows it: use a space", 2, 10),
-    ("p: 'x'\t# c\n", "while scanning for the next token found character '\\t' that cannot "
-     "start any token; a tab after ':' or before a comment: PyYAML, which reads the file, does "
-     "not take a tab there, though YAML 1.2 allows it: use a space", 1, 7),
+    # a tab past the indentation is no indentation: named by where it stands, with its fix
+    ("p:\n  prompt:\t\"x\"\n", f"{TAB}after ':'{NOT_TAKEN}use a space", 2, 10),
+    ("p: 'x'\t# c\n", f"{TAB}before a comment{NOT_TAKEN}use a space", 1, 7),
+    ("p: {a: 1,\tb: 2}\n", f"{TAB}after ','{NOT_TAKEN}use a space", 1, 10),
+    ("p: [\ta]\n", f"{TAB}after '['{NOT_TAKEN}use a space", 1, 5),
+    ("p:\n  -\tx\n", f"{TAB}after a list item's '-'{NOT_TAKEN}use a space", 2, 4),
+    ("p: x\t\n", f"{TAB}at the end of a line{NOT_TAKEN}remove it", 1, 5),
+    ("p: x \t \r\n", f"{TAB}at the end of a line{NOT_TAKEN}remove it", 1, 6),
+    ("p: {a: 1\t}\n", f"{TAB}before '}}'{NOT_TAKEN}remove it", 1, 9),
+    ("p\t: 1\n", f"{TAB}before ':'{NOT_TAKEN}remove it", 1, 2),
+    ("p: 'a'\tb\n", f"{TAB}after a quoted value{NOT_TAKEN}remove it", 1, 7),
+    # inside a value (a prompt pasted from a spreadsheet) the tab is part of it: a space would
+    # change the value
+    ("p:\n  q: a\tb\n", f"{TAB}inside an unquoted value{NOT_TAKEN}{QUOTE_IT}", 2, 7),
+    ("p: {q: a b\tc}\n", f"{TAB}inside an unquoted value{NOT_TAKEN}{QUOTE_IT}", 1, 11),
+    ("p:\n  - a\tb\n", f"{TAB}inside an unquoted value{NOT_TAKEN}{QUOTE_IT}", 2, 6),
     ("a: b: c", "mapping values are not allowed here; a value with ': ' inside must be quoted "
      "(text: \"a photo: a cat\"), or this line is indented deeper than the line before it",
      1, 5),
