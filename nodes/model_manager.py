@@ -9,8 +9,8 @@ from `torch.cuda.mem_get_info` minus a headroom left for activations (`vram_head
 made BEFORE a load (from the caller's estimate, and until the GPU really has that much free),
 so the old and the new model are never resident together; after the load, the real size is
 checked again. Unloading (eviction, `free()`) also drops the handles that output caches hold
-(`graph.cache.forget_values`), collects them, and only then empties torch's CUDA cache: else
-the weights would stay alive, referenced by a cached loader output.
+(`graph.cache.forget_values`), collects them, and only then empties torch's CUDA or MPS cache
+(`empty_cache`): else the weights would stay alive, referenced by a cached loader output.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class ModelManager:
 
     @staticmethod
     def _release(keys: list[str]) -> None:
-        """Drop cached handles of `keys`, collect, then give CUDA's cached blocks back."""
+        """Drop cached handles of `keys`, collect, then give the GPU's cached blocks back."""
         from latentgraph.graph.cache import forget_values
 
         from .values import holds_model
@@ -132,9 +132,22 @@ class ModelManager:
         gone = set(keys)
         forget_values(lambda v: holds_model(v, gone))
         gc.collect()
-        torch = sys.modules.get("torch")
-        if torch is not None and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        empty_cache()
+
+
+def empty_cache() -> None:
+    """Give the device memory torch's caching allocator keeps for reuse back to the system:
+    CUDA's, or on a Mac MPS's (unified memory, which other apps then get). Until then freed
+    weights stay reserved by this process. Every GPU kind this torch has is emptied, since
+    offloaded models (counted against RAM) ran there too; a CPU-only build has none, and
+    without torch imported nothing was ever cached."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if torch.backends.mps.is_available():
+        torch.mps.empty_cache()
 
 
 _manager = ModelManager()

@@ -149,6 +149,22 @@ def test_cpu_offload_places_every_module_on_the_cpu_with_a_gpu_hook(fake_cuda, f
     assert fresh_manager.used("ram") > 0 and fresh_manager.used("cuda:0") == 0
 
 
+@pytest.mark.parametrize("kind", ["cuda", "mps", "cpu"])
+def test_unloading_empties_the_cache_of_the_gpu_this_torch_has(kind, monkeypatch, fresh_manager):
+    """On a Mac the freed weights go back to the system (MPS's cache), as on CUDA; a CPU-only
+    torch empties nothing (and does not fail)."""
+    import torch
+
+    emptied: list[str] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: kind == "cuda")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: kind == "mps")
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append("cuda"))
+    monkeypatch.setattr(torch.mps, "empty_cache", lambda: emptied.append("mps"))
+    fresh_manager.get("m", lambda: "M", device="mps" if kind == "mps" else "cpu")
+    fresh_manager.free()
+    assert emptied == ([] if kind == "cpu" else [kind])
+
+
 def test_in_use_moves_offloaded_modules_for_the_use_only(fake_cuda, monkeypatch):
     from latentgraph.nodes import runtime
 
