@@ -58,8 +58,27 @@ class GivenLocation(Location):
     flag: str = "--set"
 
     def __str__(self) -> str:
-        given = given_name(self.flag, self.param)
-        return f"{given}={self.value} (${self.param} at {super().__str__()})"
+        return _param_placed(f"{given_name(self.flag, self.param)}={self.value}", self.param, self)
+
+
+@dataclass(frozen=True)
+class DefaultLocation(Location):
+    """Where param `param`'s default, the value `params:` declares for it at `declared`, is
+    used: shown as a given value is (`GivenLocation`), its declaration in the flag's place
+    ("my.yaml:4:9: param seed's default ($seed at my.yaml:9:75)"), so a default the input
+    refuses names the param and the line writing it, not only the `$seed` using it."""
+
+    param: str = ""
+    declared: Location = field(default_factory=Location)
+
+    def __str__(self) -> str:
+        return _param_placed(f"{self.declared}: param {self.param}'s default", self.param, self)
+
+
+def _param_placed(giver: str, param: str, where: Location) -> str:
+    """The one rule for a param's value placed in a message: what gave it, then the `$param`
+    using it at `where`'s file:line:column."""
+    return f"{giver} (${param} at {Location.__str__(where)})"
 
 
 def given_name(given_as: str, name: str) -> str:
@@ -254,10 +273,11 @@ def _build(
 
     description = _top_level(value, doc, at, name, problems)
     params, given = _params(value, overrides, problems, at, doc, name, given_as)
+    defaults = {key: at("params", key) for key in params if key not in overrides}
     nodes = _node_entries(value, at, problems)
     types = {node_id: body.get("type") if isinstance(body, dict) else None
              for node_id, body in nodes.items()}  # fmt: skip
-    reader = _NodeReader(doc, at, registry, params, given, given_as, types, problems)
+    reader = _NodeReader(doc, at, registry, params, given, given_as, defaults, types, problems)
     graph = Graph(source=name)
     for node_id, body in nodes.items():
         node = reader.node(node_id, body)
@@ -348,7 +368,8 @@ def _entry_problem(node_id: str, body: Any, where: Location) -> Problem | None:
 class _NodeReader:
     """Reading the `nodes` entries into `Node`s, with what every entry needs in one place:
     the document's positions, the params (`given`: those given a value, and `given_as` how,
-    to place their problems), each node id's type name (links are resolved against them) and
+    `defaults`: where the others' defaults are declared, to place their problems), each node
+    id's type name (links are resolved against them) and
     the problems found so far, which it adds to."""
 
     doc: Positions
@@ -357,6 +378,7 @@ class _NodeReader:
     params: dict[str, Any]
     given: dict[str, str]
     given_as: str
+    defaults: dict[str, Location]
     types: dict[str, str | None]
     problems: list[Problem]
 
@@ -403,7 +425,9 @@ class _NodeReader:
             substitution = _Substitution(self.params, self.problems, node.id, input_name, where)
             written = substitution.value(raw_value)
             node.inputs[input_name] = decl.literal(written) if decl is not None else written
-            node.input_locations[input_name] = substitution.placed(self.given, self.given_as)
+            node.input_locations[input_name] = substitution.placed(
+                self.given, self.given_as, self.defaults
+            )
         elif not isinstance(spec, str):
             message = "a link is written {from: node.output}"
             comfy = comfy_link_advice(self.types, self.registry, node.id, spec, decl.type)
@@ -582,15 +606,22 @@ class _Substitution:
             return self._param(key) if self._known(key) else raw
         return _ANY_PARAM.sub(self._in_text, raw)
 
-    def placed(self, given: dict[str, str], given_as: str = "--set") -> Location:
+    def placed(self, given: dict[str, str], given_as: str = "--set",
+               defaults: dict[str, Location] | None = None) -> Location:  # fmt: skip
         """`where`, or where the first param put in that was given its value (by `--set`, a
-        sweep, a Python caller: `given_as`) is used, naming it (`GivenLocation`)."""
+        sweep, a Python caller: `given_as`) is used, naming it (`GivenLocation`); else where
+        the first one put in whose value is its declared default (`defaults`: where each is
+        declared) is used, naming that declaration (`DefaultLocation`)."""
+        where = self.where
         for param in self.used:
             if param in given:
-                where = self.where
                 return GivenLocation(where.file, where.line, where.column, param, given[param],
                                      given_as)  # fmt: skip
-        return self.where
+        for param in self.used:
+            if param in (defaults or {}):
+                return DefaultLocation(where.file, where.line, where.column, param,
+                                       defaults[param])  # fmt: skip
+        return where
 
     def _in_text(self, match: re.Match) -> str:
         if match.group(1):

@@ -209,10 +209,11 @@ def test_a_bad_value_given_on_the_command_line_is_placed_at_its_flag(cli, tmp_pa
     code, out, err = cli("run", str(path), "--sweep", "x=5,seven,6", "--set", "label=y")
     assert code == 2
     assert f"error: --sweep x=seven ($x at {path}:8:12): {said}" in err.splitlines()
-    bad = NAMED.replace("x: 2", "x: two")  # the file's own value: its line, as before
+    bad = NAMED.replace("x: 2", "x: two")  # the file's own value: its declaration, as a flag
     code, _, err = cli("run", write(tmp_path, "bad.yaml", bad).as_posix(), "--set", "label=y")
-    assert f"error: {tmp_path / 'bad.yaml'}:8:12: node 'a' input 'value': expected an integer " \
-           "(INT), got 'two'" in err.splitlines()  # fmt: skip
+    file = tmp_path / "bad.yaml"
+    assert f"error: {file}:3:6: param x's default ($x at {file}:8:12): node 'a' input 'value': " \
+           "expected an integer (INT), got 'two'" in err.splitlines()  # fmt: skip
 
 
 @pytest.mark.parametrize("flag", ["--set", "--sweep"])

@@ -71,7 +71,7 @@ def test_a_value_is_placed_at_the_flag_exactly_when_the_given_param_is_put_in(
     place when, and only when, the 7 went in."""
     text = f"params: {{n: 3}}\nnodes:\n  f: {{type: Format, template: {written}}}\n"
     wf = load_workflow("w.yaml", text=text, registry=registry, overrides={"n": "7"})
-    line = str(load_workflow("w.yaml", text=text, registry=registry).graph.where("f", "template"))
+    line = _use(load_workflow("w.yaml", text=text, registry=registry).graph.where("f", "template"))
     assert wf.graph["f"].inputs["template"] == value
     placed = str(wf.graph.where("f", "template"))
     assert placed == (f"--set n=7 ($n at {line})" if uses_n else line)
@@ -86,7 +86,7 @@ def test_a_given_value_equal_to_the_default_but_of_another_type_is_placed_at_the
     The same value as written in the file (`--set n=3`) changes nothing, and is not named."""
     from latentgraph.graph.problems import WorkflowError
 
-    line = str(load_workflow("w.yaml", text=TEXT, registry=registry).graph.where("c", "value"))
+    line = _use(load_workflow("w.yaml", text=TEXT, registry=registry).graph.where("c", "value"))
     try:
         wf = load_workflow("w.yaml", text=TEXT, registry=registry, overrides={"n": given})
         where = str(wf.graph.where("c", "value"))
@@ -94,3 +94,24 @@ def test_a_given_value_equal_to_the_default_but_of_another_type_is_placed_at_the
         [problem] = exc.problems
         where = str(problem.location)
     assert where == (f"--set n={given} ($n at {line})" if placed else line)
+
+
+def _use(where) -> str:
+    """The file:line:column of a value's place, without what gave its params' values."""
+    return f"{where.file}:{where.line}:{where.column}"
+
+
+@pytest.mark.parametrize("default", ["one", "[1, 2]"])
+def test_a_default_the_input_refuses_names_the_param_and_its_declaration(registry, default):
+    """`params: {n: one}` used as `value: $n` of an INT input: the refusal named only the
+    `$n` line, so the author had to work out that 'one' came from the params block. It is
+    placed as a `--set` value is: the declaration's file:line:column in the flag's place."""
+    from latentgraph.graph.validate import validate
+
+    text = TEXT.replace("n: 3", f"n: {default}")
+    wf = load_workflow("w.yaml", text=text, registry=registry)
+    said = [str(p) for p in validate(wf.graph, registry) if p.input_name == "value"]
+    assert said and all(
+        s.startswith("w.yaml:1:13: param n's default ($n at w.yaml:3:27): node 'c' input 'value'")
+        for s in said
+    ), said
