@@ -154,7 +154,6 @@ def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, si
     refuse_nonfinite_input(ctx, "latent_image", latent_image.samples)
     model = guider.unet.unet
     name = runtime.device_name(ctx.settings)
-    runtime.apply_tf32(ctx.settings, name)
     with runtime.in_use(ctx.settings, name, model, *control_modules(*guider.conds)):
         run = CustomSampling(ctx, guider, spec, sigmas, latent_image, noise, torch.device(name))
         out, denoised = run.run()

@@ -206,7 +206,6 @@ def denoise_latent(job: DenoiseJob) -> Latent:
     scheduler = node_spec(ctx, job.spec, job.unet, "scheduler")  # the model's sampling
     model = job.model
     name = runtime.device_name(ctx.settings)
-    runtime.apply_tf32(ctx.settings, name)
     with runtime.in_use(ctx.settings, name, model, *control_modules(job.positive, job.negative)):
         out = replace(job, spec=scheduler, device=torch.device(name)).run()
     runtime.check_finite(ctx, out.samples, "the denoised latents", model.dtype,

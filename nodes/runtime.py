@@ -27,7 +27,16 @@ OTHER_DEVICES = "use device 'cpu' or 'auto'"
 
 def device_name(settings: Settings) -> str:
     """The run's torch device, normalized: "cuda" is the current CUDA device by index
-    ("cuda:0"), so "cuda" and "cuda:0" share one model manager entry."""
+    ("cuda:0"), so "cuda" and "cuda:0" share one model manager entry. Every node computing on
+    the device asks for it, and so do the loaders' cache keys, which a run makes before any
+    node runs: so this is where the run's precision policy is put in force (`apply_tf32`),
+    the same for every node, the first VAEEncode of a process as the last."""
+    name = _normalized_device(settings)
+    apply_tf32(settings, name)
+    return name
+
+
+def _normalized_device(settings: Settings) -> str:
     import torch
 
     name = settings.device
@@ -78,7 +87,8 @@ def model_identity(settings: Settings) -> str:
 
 def apply_tf32(settings: Settings, device: str) -> None:
     """TF32 matmuls/convolutions for fp32 on CUDA when the `tf32` option is on (off by default:
-    ~10 bits of mantissa, faster on Ampere and later, results differ from strict fp32)."""
+    ~10 bits of mantissa, faster on Ampere and later, results differ from strict fp32). Set
+    both ways: torch's own default lets cuDNN convolutions use TF32."""
     if not device.startswith("cuda"):
         return
     import torch

@@ -106,6 +106,40 @@ def test_tf32_option_for_fp32_on_cuda(fake_cuda, tf32_flags):
     assert not tf32_flags.cuda.matmul.allow_tf32  # only fp32 runs use TF32
 
 
+@pytest.mark.parametrize("tf32", [False, True])
+def test_the_tf32_policy_is_in_force_before_the_first_node_runs(tf32, fake_cuda, tf32_flags,
+                                                                fresh_manager, tiny_folder,
+                                                                monkeypatch):  # fmt: skip
+    """A fresh CUDA worker whose first run only encodes an image (img2img's VAEEncode) runs it
+    under the run's policy, as later runs after a denoise do: torch's default (cuDNN in TF32)
+    would otherwise hold until a sampler set it, and the first result is the one cached."""
+    from latentgraph.graph.events import NodeStarted
+    from latentgraph.graph.model import Graph, Link, Node
+    from latentgraph.nodes import loaders
+
+    place = loaders.place  # the weights stay on the CPU: "cuda:0" is fake_cuda's
+    monkeypatch.setattr(loaders, "place", lambda settings, module, device:
+                        place(settings, module, "cpu"))  # fmt: skip
+    tf32_flags.cuda.matmul.allow_tf32, tf32_flags.cudnn.allow_tf32 = False, True  # a fresh torch
+    g = Graph()
+    g.add(Node("m", "LoadModel", {"source": "builtin:tiny-sd"}))
+    g.add(Node("img", "EmptyImage", {"width": 64, "height": 64}))
+    g.add(Node("enc", "VAEEncode", {"pixels": Link("img", 0), "vae": Link("m", 2)}))
+    seen: dict[str, tuple[bool, bool]] = {}
+
+    def flags_at_start(event) -> None:
+        if isinstance(event, NodeStarted):
+            seen[event.node_id] = (tf32_flags.cuda.matmul.allow_tf32,
+                                   tf32_flags.cudnn.allow_tf32)  # fmt: skip
+
+    node_registry()
+    settings = Settings(device="cuda", dtype="fp32", options={"tf32": tf32})
+    scheduler = Scheduler(default_registry, Cache(), settings)
+    result = scheduler.run(g, targets=["enc"], on_event=flags_at_start)
+    assert result.ok, result.failures
+    assert seen == dict.fromkeys(["m", "img", "enc"], (tf32, tf32))
+
+
 def test_compile_warms_up_once_per_shape_before_the_first_step(tiny_folder, fresh_manager):
     from latentgraph.nodes import denoise, latents, loaders, text
 
