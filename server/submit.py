@@ -206,14 +206,13 @@ def _base(server_url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def _ws_url(server_url: str, client_id: str, token: str | None) -> str:
+def _ws_url(server_url: str, client_id: str) -> str:
+    """The websocket's address: no token in it (`_connect` sends it in a header)."""
     parts = urllib.parse.urlsplit(server_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
-    query = {"clientId": client_id}
-    if token:
-        query["token"] = token
+    query = urllib.parse.urlencode({"clientId": client_id})
     path = parts.path.rstrip("/") + "/ws"
-    return urllib.parse.urlunsplit((scheme, parts.netloc, path, urllib.parse.urlencode(query), ""))
+    return urllib.parse.urlunsplit((scheme, parts.netloc, path, query, ""))
 
 
 def _refusal(server_url: str, token: str | None, source: str, status: int, raw: bytes,
@@ -290,9 +289,9 @@ class _Stop(Exception):
 
 
 def _handshake_refusal(http: _Http, say: _Say) -> str | None:
-    """Why the websocket handshake was refused. Its answer carries no reason (a missing token is
-    a bare HTTP 403 there): the same guards answer an HTTP request with their status and
-    message, so one is asked (None: the server let it through, the refusal was something else)."""
+    """Why the websocket handshake was refused, asked of an HTTP request: the same guards answer
+    it with their status and message (None: the server let it through, the refusal was
+    something else). A server before 2026-12 refused a websocket with a bare 403 and no body."""
     try:
         status, raw = http.request("GET", "/features")
     except (urllib.error.URLError, OSError):
@@ -326,12 +325,15 @@ def _download(http: _Http, prompt_id: str, output_dir: Path, err) -> list[Path]:
 def _connect(say: _Say, http: _Http, ws_url: str) -> ClientConnection:
     """The websocket, opened before the workflow is queued so that none of its run's messages
     is missed. A server that refuses this client is a usage error (exit 2), told with the
-    reason its guards give; any other failure to connect means an unreachable server (exit 3)."""
+    reason its guards give; any other failure to connect means an unreachable server (exit 3).
+    The token goes in the Authorization header, as every HTTP request's does: in the address
+    (`/ws?token=`) a reverse proxy's access log kept it in clear."""
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
+    auth = {"Authorization": f"Bearer {http.token}"} if http.token else None
     try:
-        return connect(ws_url, open_timeout=10, max_size=2**26)
+        return connect(ws_url, open_timeout=10, max_size=2**26, additional_headers=auth)
     except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable,
         refused = isinstance(exc, InvalidStatus) and (  # unless the server refused this client
             _handshake_refusal(http, say)
@@ -519,7 +521,7 @@ def submit(
     body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
             "name": str(path), "given_as": "--set"}  # fmt: skip
     try:
-        with _connect(say, http, _ws_url(server_url, client_id, auth_token)) as socket:
+        with _connect(say, http, _ws_url(server_url, client_id)) as socket:
             answer = _queue(say, http, body)
             events = PromptEvents(answer["prompt_id"], answer.get("prompt") or {},
                                   _renderer(as_json, quiet, graph))  # fmt: skip

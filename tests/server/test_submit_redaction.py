@@ -76,6 +76,24 @@ def test_a_refused_handshake_is_a_usage_error_that_hides_the_urls_credentials(tm
                    "the request: HTTP 403\n")  # fmt: skip
 
 
+def test_the_websocket_carries_the_token_in_a_header_not_its_address(tmp_path, monkeypatch,
+                                                                     capsys):  # fmt: skip
+    """`submit` opened `/ws?clientId=...&token=TOKEN`: the server's log hid it, but a reverse
+    proxy's access log kept it in clear on every run. It goes as every HTTP request's does."""
+    opened: list = []
+
+    def refuse(url, **kwargs):
+        opened.append((url, kwargs.get("additional_headers")))
+        raise OSError("connection refused")
+
+    submitted(tmp_path, monkeypatch, capsys, refuse, "http://127.0.0.1:9/comfy", auth_token=TOKEN)
+    ((url, headers),) = opened
+    assert url.startswith("ws://127.0.0.1:9/comfy/ws?clientId=") and "token" not in url
+    assert headers == {"Authorization": f"Bearer {TOKEN}"}
+    submitted(tmp_path, monkeypatch, capsys, refuse, "http://127.0.0.1:9")  # no token: no header
+    assert opened[1][1] is None
+
+
 def test_an_unreachable_servers_error_hides_the_urls_credentials(tmp_path, monkeypatch, capsys):
     """An exception quoting the URL with its user:password@ (no token in use)."""
 
