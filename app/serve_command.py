@@ -61,6 +61,29 @@ def _allowed_host(text: str) -> str:
     return name
 
 
+def _proxy_addresses(text: str) -> list[str]:
+    """An argparse type: `--forwarded-allow-ips LIST`, the addresses uvicorn believes a
+    proxy's X-Forwarded-* headers from: IP addresses and networks separated by commas, or `*`
+    (every client). uvicorn takes any other entry as a name no client address ever equals, so
+    a typo (`10.0.0.1/8`, `proxy.lan`) trusted nobody, silently: refused here."""
+    import ipaddress
+
+    from latentgraph.graph.problems import quoted
+
+    entries = [entry.strip() for entry in text.split(",")]
+    if entries == ["*"]:
+        return entries
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry)  # an address is a network of one
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                "expected IP addresses or networks separated by commas (e.g. "
+                f"127.0.0.1,10.0.0.0/8), or * for every client; got {quoted(entry)}"
+            ) from None
+    return entries
+
+
 # Why the token belongs in $LATENTGRAPH_AUTH_TOKEN, not on a command line: `ps -o args= -p PID`
 # shows any process's arguments to every account, its environment (/proc/PID/environ) only to
 # its owner.
@@ -147,6 +170,11 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME", type=_allowed_host,
                    help="also answer requests for this Host name (localhost, loopback addresses "
                    "and --host are always answered; others are refused against DNS rebinding)")  # fmt: skip
+    p.add_argument("--forwarded-allow-ips", metavar="LIST", type=_proxy_addresses,
+                   help="the reverse proxy's addresses or networks, separated by commas, whose "
+                   "X-Forwarded-For and X-Forwarded-Proto are believed; * believes every client "
+                   "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1: a proxy on this machine; "
+                   'docs/reliability.md, "Behind a reverse proxy")')  # fmt: skip
 
 
 def add_submit_parser(sub) -> None:
@@ -286,6 +314,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_string_chars=args.max_string_chars,
         max_extra_data_bytes=args.max_extra_data_mb * 2**20,
         allow_hosts=list(args.allow_host),
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
     from latentgraph.graph.files import FileWriteError
     from latentgraph.server.ray_workers import RayUnavailable, reach

@@ -106,6 +106,10 @@ class ServerConfig:
     auth_token: str | None = None
     # Host names answered besides localhost, loopback addresses and `host` (`--allow-host`).
     allow_hosts: list[str] = field(default_factory=list)
+    # The addresses (or networks, or "*") whose X-Forwarded-For and X-Forwarded-Proto uvicorn
+    # believes: a reverse proxy's (`--forwarded-allow-ips`). None: uvicorn's default,
+    # $FORWARDED_ALLOW_IPS or else 127.0.0.1 and ::1 (a proxy on this machine).
+    forwarded_allow_ips: list[str] | None = None
     max_body_bytes: int = 64 * 1024 * 1024
     max_upload_bytes: int = 64 * 1024 * 1024
     max_queue: int = 1000

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 
 from starlette.requests import cookie_parser
 
-from latentgraph.graph.problems import printable
+from latentgraph.graph.problems import printable, quoted
 
 from .config import server_limit_label
 from .errors import ApiError, error_response
@@ -44,14 +44,25 @@ def _headers(scope) -> dict[str, str]:
 
 
 async def _deny(scope, send, status: int, message: str, type_: str) -> None:
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
-        return
+    """Refuse the request with `status` and the JSON error every answer has. A websocket is
+    refused the same way, before its handshake, where the server offers ASGI's denial response
+    (`websocket.http.response`: uvicorn's websocket implementations, Starlette's test client):
+    a close before accepting became a bare 403 without a body, which told a client (the
+    editor, a ComfyUI script, a reverse proxy's log) nothing of why. Elsewhere it is closed
+    with 1008 and the message as the reason (a close frame holds at most 123 bytes)."""
     body = error_response(status, message, type_).body  # every error body is built one way
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]  # fmt: skip
+    if scope["type"] == "websocket":
+        if "websocket.http.response" not in (scope.get("extensions") or {}):
+            await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+            return
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": [*headers, *_NOT_FRAMED]})  # fmt: skip
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
     # (`send` adds _NOT_FRAMED: the guard wraps it before any refusal)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -93,6 +104,7 @@ class GuardMiddleware:
             set_cookie = from_query and scope["type"] == "http"
         refused = _from_another_site(headers, scope)
         if refused is not None:
+            _log_refusal(scope, "forbidden", refused)
             await _deny(scope, send, 403, refused, "forbidden")
             return
         if scope["type"] == "http":
@@ -257,16 +269,11 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _endpoint(url: str, default_port: int) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of an origin or `//host:port`; None if malformed."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname:
-        return None
-    return parts.scheme, parts.hostname, port or default_port
+# The schemes of a page that can be this server's (its editor, or a proxy's https in front).
+_PAGE_SCHEMES = {"http": 80, "https": 443}
+# Where the refusal of another origin's request sends an operator behind a reverse proxy.
+_PROXY_ADVICE = ('behind a reverse proxy, pass on the Host the browser sent (nginx: '
+                 'proxy_set_header Host $host;): docs/reliability.md, "Behind a reverse proxy"')  # fmt: skip
 
 
 def _from_another_site(headers: dict[str, str], scope) -> str | None:
@@ -279,29 +286,61 @@ def _from_another_site(headers: dict[str, str], scope) -> str | None:
       (`same-origin`), typed addresses (`none`) and clients that send no Sec-Fetch-Site
       (scripts, curl, `submit`) pass."""
     method = scope.get("method", "GET")
-    if (scope["type"] == "websocket" or method in _STATE_CHANGING) and _cross_origin(
-        headers, scope
-    ):
-        return "cross-origin request refused"
+    if scope["type"] == "websocket" or method in _STATE_CHANGING:
+        refused = _cross_origin(headers)
+        if refused is not None:
+            return refused
     site = _site(headers)
     if site in _OTHER_SITES and not _navigation(scope, headers):
         return f"request from another site refused (Sec-Fetch-Site: {site})"
     return None
 
 
-def _cross_origin(headers: dict[str, str], scope) -> bool:
-    """True when an Origin header is present and does not name this request's own scheme, host
-    and port. Malformed origins and "null" (sandboxed frames, file://) count as cross-origin."""
+def _cross_origin(headers: dict[str, str]) -> str | None:
+    """Why a request's Origin is not this server, or None (no Origin: not a browser's page).
+    The refusal names the Origin and the Host compared, and what a reverse proxy must pass."""
     origin = headers.get("origin")
     if not origin:
+        return None
+    host = headers.get("host")
+    if host is None:
+        return f"cross-origin request refused: Origin {quoted(origin)} came without a Host header"
+    if _same_origin(origin, host):
+        return None
+    return (f"cross-origin request refused: Origin {quoted(origin)} is not this server's Host "
+            f"{quoted(host)}; {_PROXY_ADVICE}")  # fmt: skip
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    """Whether a page at `origin` is this server as the request's `Host` header names it: the
+    same host name, and the same port when Host names one (an Origin without a port has its
+    scheme's, 80 or 443). ComfyUI's rule for the proxies its users run: a Host without a port
+    (nginx's `proxy_set_header Host $host`, or a server on port 80 or 443) is matched by
+    name alone, and the scheme is not compared (a TLS proxy that sends no X-Forwarded-Proto
+    passes an https page's requests on as http; one port of one host serves one of them).
+    A page of another host, or of another port where Host names one, is refused; so are
+    Origins of other schemes (`null`, `ftp://`) and malformed ones."""
+    try:
+        page = urlsplit(origin)
+        ours = urlsplit("//" + host)
+        page_port, our_port = page.port, ours.port
+    except ValueError:
         return False
-    https = scope.get("scheme") in ("https", "wss")
-    default = 443 if https else 80
-    ours = _endpoint("//" + headers.get("host", ""), default)
-    theirs = _endpoint(origin, default)
-    if ours is None or theirs is None:
-        return True
-    return theirs != ("https" if https else "http", ours[1], ours[2])
+    if page.scheme not in _PAGE_SCHEMES or not page.hostname or not ours.hostname:
+        return False
+    if page.hostname.rstrip(".") != ours.hostname.rstrip("."):
+        return False
+    return our_port is None or (page_port or _PAGE_SCHEMES[page.scheme]) == our_port
+
+
+def _log_refusal(scope, type_: str, message: str) -> None:
+    """A guard's refusal in the server's log, once per request, with the request and its
+    client: `POST /prompt from 127.0.0.1:50412 refused (forbidden): ...` (uvicorn's own line
+    says only `403`, and a websocket's 403 says nothing of why to whoever opened it)."""
+    what = scope.get("method", "POST") if scope["type"] == "http" else "WebSocket"
+    client = scope.get("client")
+    log.warning("%s %s%s refused (%s): %s", what, printable(scope.get("path", "")),
+                f" from {client[0]}:{client[1]}" if client else "", type_, message)  # fmt: skip
 
 
 def _too_large(scope, limit: int) -> str:

@@ -146,7 +146,9 @@ def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
     httptools protocol with deadlines for a request's headers and body (`http_protocol.py`):
     idle connections no longer pile up until no descriptor is left.
 
-    uvicorn's log lines look as latentgraph's own do (`log_config`)."""
+    uvicorn's log lines look as latentgraph's own do (`log_config`). It believes a reverse
+    proxy's X-Forwarded-For and X-Forwarded-Proto from the addresses `serve
+    --forwarded-allow-ips` names (None: uvicorn's default, $FORWARDED_ALLOW_IPS or loopback)."""
     from .http_protocol import deadline_protocol
     from .ws_protocol import TurnBufferedWebSockets
 
@@ -154,6 +156,7 @@ def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
     return {"ws": TurnBufferedWebSockets, "ws_per_message_deflate": False,
             "ws_max_size": config.max_body_bytes, "http": http,
             "loop": "asyncio" if sys.platform == "win32" else "uvloop",
+            "forwarded_allow_ips": config.forwarded_allow_ips,
             "log_config": log_config()}  # fmt: skip
 
 

@@ -558,6 +558,29 @@ def test_an_allow_host_name_is_taken_as_a_host_header_reads_it(serve):
     assert config.allow_hosts == ["studio.lan", "box_1.local", "2001:db8::5", "2001:db8::6"]
 
 
+@pytest.mark.parametrize(("value", "taken"), [
+    ("127.0.0.2", ["127.0.0.2"]), ("10.0.0.0/8, ::1", ["10.0.0.0/8", "::1"]), ("*", ["*"]),
+])  # fmt: skip
+def test_forwarded_allow_ips_are_the_proxy_addresses_uvicorn_believes(serve, value, taken):
+    from latentgraph.server.run import uvicorn_options
+
+    code, err, config = serve("--forwarded-allow-ips", value)
+    assert code == 0, err
+    assert config.forwarded_allow_ips == taken
+    assert uvicorn_options(config)["forwarded_allow_ips"] == taken
+    code, err, config = serve()  # not given: uvicorn's default ($FORWARDED_ALLOW_IPS, loopback)
+    assert code == 0 and config.forwarded_allow_ips is None
+
+
+@pytest.mark.parametrize("value", ["proxy.lan", "10.0.0.1/8", "127.0.0.1,", "*,10.0.0.1"])
+def test_a_forwarded_allow_ip_no_client_address_could_match_is_refused(serve, value):
+    """uvicorn reads any entry that is no address or network as a name, which no client
+    address equals: `10.0.0.1/8` (host bits set) or a host name trusted nobody, silently."""
+    err = refused(serve, "--forwarded-allow-ips", value)
+    assert "latentgraph: error: --forwarded-allow-ips: expected IP addresses or networks " \
+           "separated by commas (e.g. 127.0.0.1,10.0.0.0/8), or * for every client; got '" in err  # fmt: skip
+
+
 # --- the cache's bounds ----------------------------------------------------------------------
 
 

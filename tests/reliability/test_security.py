@@ -13,8 +13,7 @@ import stat
 import sys
 
 import pytest
-from starlette.testclient import TestClient
-from starlette.websockets import WebSocketDisconnect
+from starlette.testclient import TestClient, WebSocketDenialResponse
 
 from ..server.plugin.toy_nodes import toy_registry
 
@@ -312,8 +311,13 @@ def test_static_editor_served_with_token(guarded):
 @pytest.mark.parametrize("url", ["/ws", "/api/ws", "/ws?token=wrong", "/ws?clientId=a&token="])
 def test_websocket_needs_the_token(guarded, url):
     guarded.cookies.clear()
-    with pytest.raises(WebSocketDisconnect), guarded.websocket_connect(WS + url) as ws:
+    with (
+        pytest.raises(WebSocketDenialResponse) as refused,
+        guarded.websocket_connect(WS + url) as ws,
+    ):
         ws.receive_json()
+    assert refused.value.status_code == 401
+    assert refused.value.json()["error"]["type"] == "unauthorized"
 
 
 def test_websocket_with_token(guarded):
@@ -380,12 +384,16 @@ def test_another_sites_page_cannot_load_outputs_but_may_link_to_the_editor(local
 
 def test_cross_origin_websocket_refused(guarded):
     with (
-        pytest.raises(WebSocketDisconnect),
+        pytest.raises(WebSocketDenialResponse) as refused,
         guarded.websocket_connect(
             f"{WS}/ws?token={TOKEN}", headers={"Origin": "http://evil.example"}
         ) as ws,
     ):
         ws.receive_json()
+    assert refused.value.status_code == 403
+    assert refused.value.json()["error"]["message"].startswith(
+        "cross-origin request refused: Origin 'http://evil.example' is not this server's Host "
+        "'127.0.0.1:8188'")  # fmt: skip
 
 
 # --- issue 11: DNS rebinding, Origin parsing, loopback, log redaction, user files ---------
@@ -416,15 +424,25 @@ REBOUND = {"Host": "evil.example:8188", "Origin": "http://evil.example:8188"}
 def test_dns_rebinding_host_refused(local, method, path):
     """A page whose name was rebound to 127.0.0.1 sends its own name as Host and a matching
     Origin: nothing is answered, nothing is written."""
-    r = local.request(method, path, json={"prompt": {}}, headers=REBOUND)
-    assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden_host", r.text
-    assert "--allow-host evil.example" in r.json()["error"]["message"]
+    for host in ("evil.example:8188", "evil.example"):  # a Host without a port too
+        r = local.request(method, path, json={"prompt": {}}, headers={**REBOUND, "Host": host})
+        assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden_host", r.text
+        assert "--allow-host evil.example" in r.json()["error"]["message"]
     assert not (local.config.user_dir / "w.json").exists()
 
 
-def test_dns_rebinding_websocket_refused(local):
-    with pytest.raises(WebSocketDisconnect), local.websocket_connect("/ws", headers=REBOUND) as ws:
+@pytest.mark.parametrize("host", ["evil.example:8188", "evil.example"])
+def test_dns_rebinding_websocket_refused(local, host):
+    """Refused by its Host, before the Origin is compared: a Host without a port (matched to
+    the Origin by name alone) lets no rebound page through."""
+    headers = {**REBOUND, "Host": host}
+    with (
+        pytest.raises(WebSocketDenialResponse) as refused,
+        local.websocket_connect("/ws", headers=headers) as ws,
+    ):
         ws.receive_json()
+    assert refused.value.status_code == 403
+    assert refused.value.json()["error"]["type"] == "forbidden_host"
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8188", "localhost:8188", "LOCALHOST", "[::1]:8188",
@@ -490,15 +508,16 @@ def test_allow_host_option(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("origin", ["http://x:99999", "http://x:abc", "http://[::1",
                                     "http://127.0.0.1:8188:1", "http://", "127.0.0.1:8188",
-                                    "https://127.0.0.1:8188", "ws://127.0.0.1:8188",
-                                    "ftp://127.0.0.1:8188"])  # fmt: skip
+                                    "ws://127.0.0.1:8188", "ftp://127.0.0.1:8188",
+                                    "https://127.0.0.1:8189", "https://127.0.0.1"])  # fmt: skip
 def test_malformed_or_other_scheme_origin_refused(local, origin):
-    """Malformed origins were a 500; an origin with another scheme (https page, same host and
-    port) passed."""
+    """Malformed origins were a 500. A page is http or https: other schemes are refused; an
+    https page passes only where its host and port are this request's (a TLS proxy in front
+    that sends no X-Forwarded-Proto: the scheme alone refuses nothing)."""
     r = local.post("/interrupt", json={}, headers={"Origin": origin})
     assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden", r.text
-    assert local.post("/interrupt", json={}, headers={"Origin": "http://127.0.0.1:8188"}
-                      ).status_code == 200  # fmt: skip
+    for ours in ("http://127.0.0.1:8188", "https://127.0.0.1:8188"):
+        assert local.post("/interrupt", json={}, headers={"Origin": ours}).status_code == 200
 
 
 @pytest.mark.parametrize("host", ["127.lan", "127.0.0.1.nip.example", "127.zero.example"])

@@ -4,13 +4,13 @@ and how a token is accepted (header, query with a cookie set, cookie)."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.testclient import TestClient
-from starlette.websockets import WebSocketDisconnect
+from starlette.testclient import TestClient, WebSocketDenialResponse
 
 from latentgraph.server.hosts import HostGuard
 from latentgraph.server.middleware import GuardMiddleware, cookie_value
@@ -20,6 +20,10 @@ TOKEN = "s3cret-token"
 # its name on the test client's port (80: http://testserver)
 COOKIE_VALUE = "a954f25e11dc403ad818e9cfaef873811e10c0d33453e639eb9f88bd24b25035"
 OURS = "latentgraph_auth_80"
+# The refusal of a page of another origin (`{origin}`, `{host}`: the headers compared).
+CROSS_ORIGIN = ("cross-origin request refused: Origin '{origin}' is not this server's Host "
+                "'{host}'; behind a reverse proxy, pass on the Host the browser sent (nginx: "
+                'proxy_set_header Host $host;): docs/reliability.md, "Behind a reverse proxy"')  # fmt: skip
 NOT_FRAMED = [(b"x-frame-options", b"DENY"),
               (b"content-security-policy", b"frame-ancestors 'none'")]  # fmt: skip
 
@@ -51,14 +55,30 @@ def guarded(token: str | None = None, scheme: str = "http") -> TestClient:
         ("http", "http://localhost:80", "localhost", True),
         ("https", "https://site.example", "site.example:443", True),
         ("https", "https://site.example:443", "site.example", True),
-        ("http", "https://site.example", "site.example", False),  # not this request's scheme
-        ("https", "http://site.example", "site.example", False),
+        # the scheme alone refuses nothing: a TLS proxy without X-Forwarded-Proto
+        ("http", "https://site.example", "site.example", True),
+        ("https", "http://site.example", "site.example", True),
+        ("http", "https://site.example:18463", "site.example:18463", True),
+        ("http", "https://site.example", "site.example:443", True),
+        ("http", "http://site.example", "site.example:443", False),  # port 80's page
+        ("http", "ftp://site.example", "site.example", False),  # pages are http or https
+        # a proxy passing Host without its port (nginx's `Host $host`): names alone compared
+        ("http", "http://site.example:18462", "site.example", True),
+        ("http", "http://127.0.0.1:18462", "127.0.0.1", True),
+        ("http", "http://evil.example:18462", "site.example", False),  # another host still not
+        ("http", "https://evil.example", "site.example", False),
+        ("http", "http://site.example.evil.example", "site.example", False),
+        ("http", "null", "site.example", False),
+        # Host with its port: a page on another port of this host is refused
+        ("http", "http://site.example:18462", "site.example:18463", False),
+        ("http", "http://site.example", "site.example:8188", False),
         ("http", "http://Site.EXAMPLE:8188", "site.example:8188", True),  # names ignore case
         ("http", "http://site.example:8188", "SITE.example:8188", True),
         ("http", "http://[::1]:8188", "[::1]:8188", True),  # IPv6: colons in [] are no port
         ("http", "http://[::1]", "[::1]", True),
         ("http", "http://[::1]", "[::1]:80", True),
-        ("http", "http://[::1]:8188", "[::1]", False),
+        ("http", "http://[::1]:8188", "[::1]", True),
+        ("http", "http://[::1]:8188", "[::1]:8189", False),
         ("http", "http://127.0.0.1:notaport", "127.0.0.1", False),  # malformed: refused
     ],
 )  # fmt: skip
@@ -192,22 +212,62 @@ def test_each_refusal_is_json_and_says_why():
     assert refusal(client.get("/"), 401, "unauthorized") == (
         "a valid token is required (Authorization: Bearer TOKEN or ?token=TOKEN)")  # fmt: skip
     cross = client.post("/", headers={**auth, "origin": "http://evil.example"})
-    assert refusal(cross, 403, "forbidden") == "cross-origin request refused"
+    assert refusal(cross, 403, "forbidden") == CROSS_ORIGIN.format(
+        origin="http://evil.example", host="testserver")  # fmt: skip
     big = client.post("/", headers=auth, content=b"x" * 1001)
     assert refusal(big, 413, "too_large") == \
         "request body larger than 1000 bytes (the server's --max-body-mb)"  # fmt: skip
     assert client.post("/", headers=auth, content=b"x" * 1000).status_code == 200
 
 
-def test_a_refused_websocket_is_closed_with_policy_violation():
+def test_a_refused_websocket_is_answered_with_its_status_and_why():
+    """A websocket refused before its handshake was closed (uvicorn then answers a bare 403
+    with no body: the editor, a ComfyUI script or a proxy's log learned nothing of why). Where
+    the server offers ASGI's denial response (uvicorn does, as the test client), the refusal
+    is the HTTP answer any request gets: its status and JSON error."""
     client = guarded(TOKEN)
     with client.websocket_connect("/ws", headers={"authorization": f"Bearer {TOKEN}"}) as ws:
         assert ws.receive_text() == "hello"
-    for headers in ({}, {"authorization": f"Bearer {TOKEN}", "origin": "http://evil.example"}):
-        with pytest.raises(WebSocketDisconnect) as closed:
+    cases = [({}, 401, "unauthorized", "a valid token is required (Authorization: Bearer TOKEN "
+              "or ?token=TOKEN)"),
+             ({"authorization": f"Bearer {TOKEN}", "origin": "http://evil.example"}, 403,
+              "forbidden", CROSS_ORIGIN.format(origin="http://evil.example", host="testserver"))]  # fmt: skip
+    for headers, status, type_, message in cases:
+        with pytest.raises(WebSocketDenialResponse) as refused:
             with client.websocket_connect("/ws", headers=headers) as ws:
                 ws.receive_text()
-        assert closed.value.code == 1008 and closed.value.reason
+        assert refusal(refused.value, status, type_) == message
+        assert [
+            (k, refused.value.headers[k.decode()].encode()) for k, _ in NOT_FRAMED
+        ] == NOT_FRAMED
+
+
+def test_a_websocket_refused_where_no_denial_response_is_offered_is_closed_with_why():
+    """Without ASGI's `websocket.http.response` extension the refusal is a close frame: 1008
+    (policy violation), the message its reason."""
+    scope = {"type": "websocket", "scheme": "ws", "path": "/ws", "extensions": {},
+             "headers": [(b"host", b"127.0.0.1:8188"), (b"origin", b"http://evil.example")]}  # fmt: skip
+    (closed,) = call(scope, token=None)
+    assert closed == {"type": "websocket.close", "code": 1008,
+                      "reason": CROSS_ORIGIN.format(origin="http://evil.example",
+                                                    host="127.0.0.1:8188")[:120]}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["http", "websocket"])
+def test_a_cross_origin_refusal_is_logged_once_naming_the_origin_and_host(kind, caplog):
+    """The log said only `"POST /prompt HTTP/1.1" 403` or `connection rejected (403
+    Forbidden)`: an operator behind a proxy could not tell which Origin and Host were
+    compared, nor what to change."""
+    headers = [(b"host", b"127.0.0.1:18461"), (b"origin", b"http://studio.test:18462")]
+    scope = http(headers, method="POST") | {"type": kind, "client": ("10.0.0.7", 50412),
+                                            "extensions": {"websocket.http.response": {}}}  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        sent = call(scope, token=None)
+    message = CROSS_ORIGIN.format(origin="http://studio.test:18462", host="127.0.0.1:18461")
+    assert guard_refusal(sent, "http") == message
+    what = "POST" if kind == "http" else "WebSocket"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{what} / from 10.0.0.7:50412 refused (forbidden): {message}"]  # fmt: skip
 
 
 async def app_called(scope, receive, send):
@@ -233,8 +293,8 @@ def call(scope: dict, token: str | None = TOKEN, app=app_called) -> list[dict]:
 
 
 @pytest.mark.parametrize(("origin", "allowed"), [
-    (b"https://127.0.0.1:8188", True), (b"http://127.0.0.1:8188", False),
-    (b"https://127.0.0.1:443", False),
+    (b"https://127.0.0.1:8188", True), (b"http://127.0.0.1:8188", True),  # the same host and port
+    (b"https://127.0.0.1:443", False), (b"https://127.0.0.1", False),
 ])  # fmt: skip
 def test_a_secure_websocket_is_same_origin_with_its_https_page(origin, allowed):
     scope = {"type": "websocket", "scheme": "wss", "path": "/ws",
@@ -305,10 +365,10 @@ def test_a_refused_host_names_what_to_allow():
 
 
 def guard_refusal(sent: list[dict], kind: str) -> str:
-    """The guard's refusal message from what it sent: an HTTP 403's JSON error, or a
-    websocket's 1008 close reason."""
+    """The guard's refusal message from what it sent: a 403's JSON error (an HTTP answer, or a
+    websocket's denial response), or a websocket's 1008 close reason."""
     if kind == "http":
-        assert sent[0]["status"] == 403
+        assert sent[0]["status"] == 403 and sent[0]["type"].endswith("http.response.start")
         return json.loads(sent[1]["body"])["error"]["message"]
     assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
     return sent[0]["reason"]
