@@ -52,8 +52,9 @@ def preview_image(latents: Any) -> Any:
     """A cheap RGB look at the first latent: three channels, each stretched to 0..255.
     Built on the device; only the small uint8 image is copied to the host. On CUDA the copy
     is queued and then waited for at once (the stream synchronized, the step that made the
-    latents included), so its bytes are complete before PIL reads them; a preview is built
-    only when one is sent (lazily, `Context.progress`), not every step."""
+    latents included), so its bytes are complete before PIL reads them; elsewhere (MPS) it is
+    a blocking copy, as a non-blocking one there may still be arriving when PIL reads it. A
+    preview is built only when one is sent (lazily, `Context.progress`), not every step."""
     import torch
     from PIL import Image
 
@@ -61,9 +62,11 @@ def preview_image(latents: Any) -> Any:
     lo = x.amin(dim=(1, 2), keepdim=True)
     hi = x.amax(dim=(1, 2), keepdim=True)
     x = ((x - lo) / (hi - lo + 1e-6) * 255).round().to(torch.uint8).permute(1, 2, 0)
-    host = x.to("cpu", non_blocking=True)
     if x.is_cuda:
+        host = x.to("cpu", non_blocking=True)
         torch.cuda.current_stream(x.device).synchronize()
+    else:
+        host = x.cpu()
     return Image.fromarray(host.numpy(), "RGB")
 
 

@@ -65,6 +65,54 @@ def test_previews_are_built_only_for_the_progress_that_is_sent(tiny_folder, coun
     assert sent[0].preview.size == (w, h)  # small: latent-sized, the first image only
 
 
+@pytest.mark.parametrize("kind", ["cuda", "mps"])
+def test_a_preview_is_read_only_once_its_copy_to_the_host_arrived(kind, monkeypatch):
+    """A non-blocking device-to-host copy must be waited for before PIL reads it: on CUDA
+    the stream is synchronized; on MPS, whose copies are queued too, the copy blocks (or its
+    device kind is synchronized). The latents pose as a `kind` tensor (no GPU here)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    from latentgraph.nodes import denoise
+
+    class OnKind(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            if func == torch.Tensor.device.__get__:
+                return torch.device(kind, 0)
+            if func == torch.Tensor.is_cuda.__get__:
+                return kind == "cuda"
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    steps: list[tuple[str, bool]] = []  # ("copy", non_blocking) and ("sync", device kind)
+
+    class RecordCopies(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            home = func is torch.Tensor.to and torch._C._nn._parse_to(*args[1:], **kwargs)[0] \
+                == torch.device("cpu")  # fmt: skip
+            if func is torch.Tensor.cpu or home:
+                steps.append(("copy", bool(kwargs.get("non_blocking"))))
+                return out.as_subclass(torch.Tensor)
+            return out
+
+    class Stream:
+        def synchronize(self) -> None:
+            steps.append(("sync", "cuda"))
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: steps.append(("sync", "mps")))
+    latents = torch.randn(1, 4, 8, 8).as_subclass(OnKind)
+    with RecordCopies():
+        image = denoise.preview_image(latents)
+    assert image.size == (8, 8)
+    copies = [(what, how) for what, how in steps if what == "copy"]
+    assert len(copies) == 1  # only the small uint8 image
+    if copies == [("copy", True)]:
+        assert steps[-1] == ("sync", kind)  # waited for, on the device that copies
+
+
 def test_stochastic_step_noise_is_drawn_on_the_run_device(monkeypatch):
     import torch
 
