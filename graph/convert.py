@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from .comfy_api import prompt_from_graph
@@ -17,11 +18,12 @@ from .declare import Registry, registry_or_default
 from .files import write_atomic
 from .formats import load_file
 from .model import Graph
-from .problems import Problem, WorkflowError
+from .problems import Problem, WorkflowError, WorkflowWarning, printable
 from .validate import unknown_type_message
-from .workflow import dump_document, dump_workflow
+from .workflow import Workflow, dump_document, dump_workflow
 
 FORMATS = ("api", "editor", "yaml")
+COMFY_FORMATS = {"api": "ComfyUI's API format", "editor": "ComfyUI's editor format"}
 # How a caller names the target format, for the message asking for one: the Python keyword
 # (`convert(..., to="api")`); the CLI passes its flag's wording, "--to {}".
 PYTHON_WORDING = "to={!r}"
@@ -77,6 +79,26 @@ def _ours_as_yaml(text: str) -> str:
     return dump_document(document)
 
 
+def params_written_in(workflow: Workflow, fmt: str, source: str | Path) -> str | None:
+    """Why converting `workflow` (read from `source`) to `fmt` loses its params, or None: the
+    ComfyUI formats have none, so each `$param` is written in as its current value and a
+    round trip back to YAML has no `params:` for `--set` and `--sweep` to set. Names them and
+    how to keep them."""
+    if fmt not in COMFY_FORMATS or workflow.format != "yaml" or not workflow.params:
+        return None
+    *first, last = (printable(name) for name in workflow.params)
+    which = (f"the current values of {', '.join(first)} and {last} are" if first
+             else f"the current value of {last} is")  # fmt: skip
+    return (f"{printable(str(source))}: {COMFY_FORMATS[fmt]} has no params, so {which} written "
+            "in where used; convert to YAML (.yaml) to keep params")  # fmt: skip
+
+
+def _warn_params_written_in(workflow: Workflow, fmt: str, source: str | Path) -> None:
+    why = params_written_in(workflow, fmt, source)
+    if why is not None:  # the CLI prints it as its own warning line (`WorkflowWarning`)
+        warnings.warn(why, WorkflowWarning, stacklevel=3)
+
+
 def render(graph: Graph, to: str, registry: Registry | None = None) -> str:
     """The text of `graph` in format `to`."""
     registry = registry_or_default(registry)
@@ -99,6 +121,8 @@ def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
     workflow = load_file(Path(src_path), registry=registry)
     graph, extra = workflow.graph, workflow.extra
     _refuse_unknown(graph, registry)
+    if fmt in COMFY_FORMATS:
+        _warn_params_written_in(workflow, fmt, src_path)
     if fmt == "editor" and "workflow" in extra:  # an editor document is copied as it is
         text = _json_text(extra["workflow"])
     elif fmt == "yaml" and "latentgraph" in extra:  # our document, with its params

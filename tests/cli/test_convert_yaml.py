@@ -52,3 +52,24 @@ def test_our_yaml_is_copied_as_written(cli, tmp_path):
     src = write(tmp_path, "t.yaml", text)
     assert cli("convert", str(src), "out.yaml")[0] == 0
     assert (tmp_path / "out.yaml").read_text() == text
+
+
+@pytest.mark.parametrize("to", ["api", "editor"])
+def test_converting_to_comfyui_says_the_params_are_written_in(cli, tmp_path, to):
+    """ComfyUI's formats have no params: converting to them wrote each `$param`'s value in
+    and said nothing, so the YAML converted back had no params for `--set` to set."""
+    src = write(tmp_path, "t.yaml", yaml.safe_dump(OURS_JSON, sort_keys=False))
+    code, _, err = cli("convert", str(src), "out.json", "--to", to)
+    assert code == 0, err
+    name = {"api": "API", "editor": "editor"}[to]
+    assert err.splitlines() == [
+        f"latentgraph: warning: {src}: ComfyUI's {name} format has no params, so the current "
+        "values of shade and prefix are written in where used; convert to YAML (.yaml) to keep "
+        "params"
+    ]
+    no_params = {key: value for key, value in OURS_JSON.items() if key != "params"}
+    no_params["nodes"] = {"pic": {"type": "EmptyImage", "width": 8, "height": 8}}
+    plain = write(tmp_path, "plain.yaml", yaml.safe_dump(no_params))
+    for args in ([str(plain), "p.json", "--to", to], [str(src), "back.yaml"]):
+        code, _, err = cli("convert", *args)
+        assert (code, err) == (0, "")
