@@ -16,27 +16,78 @@ counted, and keeps accepting), so this subclass adds two timers:
 Not timed: an upgraded websocket (its own protocol, with pings), the answer (a long run's GET,
 a big download), a body the app is not reading yet (uvicorn paused reading it, or the client
 waits for its `100 Continue`): there the server is the one waiting. A client past a deadline
-is disconnected without an answer, as uvicorn's keep-alive timeout does."""
+is disconnected without an answer, as uvicorn's keep-alive timeout does.
+
+An answer sent before its request's body was all read (413 from a Content-Length over
+`--max-body-mb`, or a chunked body cut at the limit; 401, 403) ends the connection with a
+lingering close. uvicorn closed the socket at once when the request said `Connection: close` (as
+urllib's do, and nginx's, which speaks HTTP/1.0 to its upstream), with the body unread: the
+kernel then resets the connection, so a client still sending got "Connection reset by peer"
+instead of the answer, and nginx "502 Bad Gateway". Now the answer is sent, the sending side shut
+(the client sees the answer end), and what the client still sends is read and thrown away until
+it stops for `linger_idle_seconds`, for at most `linger_seconds` and `linger_bytes`, then the
+socket is closed. Nothing read is kept, and the event loop only counts bytes meanwhile. A
+kept-alive request answered early is closed so too: uvicorn parsed the rest of its body for as
+long as the client sent it, and then held the connection with no deadline at all.
+
+What of uvicorn (0.55) this relies on. Its request cycle closes the connection once an answer
+is sent when keep-alive is off (`RequestResponseCycle.send`), through the transport the
+protocol was given in `connection_made`: that is `_CloseAsked`, whose `close` asks us first, and
+uvicorn treats one whose `is_closing()` is true as closed (the asyncio transport contract; the
+websocket protocol an upgrade hands the connection to gets it too, where both are the
+socket's). `on_response_complete`, the callback the cycle calls after an answer, where a
+kept-alive one would go on. And the per-connection state the deadlines read:
+`cycle.response_complete`, `cycle.waiting_for_100_continue`, `flow` (its `FlowControl`),
+`timeout_keep_alive_task`."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
+class _CloseAsked:
+    """The transport uvicorn is given: the socket's, except that closing it is the protocol's
+    decision (`DeadlineHttpProtocol.close_asked`), and it reads as closing while the protocol
+    lingers, so uvicorn writes nothing more and arms no keep-alive timer."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: DeadlineHttpProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self.write = transport.write  # the hot path: not through __getattr__
+
+    def close(self) -> None:
+        self._protocol.close_asked()
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class DeadlineHttpProtocol(HttpToolsProtocol):
     """uvicorn's `HttpToolsProtocol`, closing a connection whose request headers are late or
-    whose body stalls. Give uvicorn `deadline_protocol(...)`, which sets the two times."""
+    whose body stalls, and lingering before closing one whose answer came before its body was
+    read. Give uvicorn `deadline_protocol(...)`, which sets the times."""
 
     header_seconds: float = 10.0
     body_stall_seconds: float = 30.0
+    linger_idle_seconds: float = 2.0
+    linger_seconds: float = 30.0
+    linger_bytes: int = 1 << 30
 
     _deadline: asyncio.TimerHandle | None = None
     _in_headers = False  # the headers' deadline runs (set once per request, not per byte)
     _in_body = False  # a body the app may be waiting for: its stall deadline runs
     _was_apps_turn = False  # the last stall check found the app's turn (not the client's)
+    _socket: asyncio.Transport  # the socket's own transport (uvicorn has `_CloseAsked`)
+    lingering = False  # answered early: what the client sends is read and thrown away
+    _linger_end = 0.0  # the loop's time the lingering ends at the latest
+    _linger_left = 0  # bytes still read before the close
 
     def _set_deadline(self, seconds: float, expired: Callable[[], None]) -> None:
         self._clear_deadline()
@@ -53,7 +104,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self._set_deadline(self.header_seconds, self._headers_late)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._socket = transport
+        super().connection_made(cast(asyncio.Transport, _CloseAsked(transport, self)))
         self._expect_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -61,6 +113,13 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:  # thrown away unparsed: no request is read after an early answer
+            self._linger_left -= len(data)
+            if self._linger_left < 0:
+                self._socket.close()
+            else:
+                self._linger_deadline()
+            return
         if self.timeout_keep_alive_task is not None:  # idle after an answer: a request begins
             self._expect_headers()
         elif self._in_body:
@@ -84,6 +143,37 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._clear_deadline()
         super().on_message_complete()
 
+    def close_asked(self) -> None:
+        """uvicorn (or a deadline here) closes the connection: at once, unless the answer came
+        before the body, which the client may still be sending; then after lingering."""
+        if not self._lingered():
+            self._socket.close()
+
+    def on_response_complete(self) -> None:
+        # uvicorn keeps a kept-alive connection answered early: closed after lingering too.
+        self._lingered()
+        super().on_response_complete()  # (returns early when lingering: "closing")
+
+    def _lingered(self) -> bool:
+        """Start lingering if the answer is sent whole while its request's body is still
+        coming (and the socket open); whether it did."""
+        early = self._in_body and self.cycle is not None and self.cycle.response_complete
+        if not early or self._socket.is_closing():
+            return False
+        self.lingering, self._in_body = True, False
+        self._linger_end = self.loop.time() + self.linger_seconds
+        self._linger_left = self.linger_bytes
+        if self._socket.can_write_eof():  # not over TLS
+            self._socket.write_eof()  # once the answer is out: the client may stop sending
+        self.flow.resume_reading()  # uvicorn paused reading a body it held for the app
+        self._linger_deadline()
+        return True
+
+    def _linger_deadline(self) -> None:
+        """Closed once the client stops sending for `linger_idle_seconds`, or lingering ends."""
+        left = self._linger_end - self.loop.time()
+        self._set_deadline(min(self.linger_idle_seconds, left), self._socket.close)
+
     def _headers_late(self) -> None:
         self._deadline = None
         if self.cycle is not None and not self.cycle.response_complete:
@@ -105,8 +195,16 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 
 
 def deadline_protocol(
-    header_seconds: float, body_stall_seconds: float
+    header_seconds: float,
+    body_stall_seconds: float,
+    *,
+    linger_idle_seconds: float = DeadlineHttpProtocol.linger_idle_seconds,
+    linger_seconds: float = DeadlineHttpProtocol.linger_seconds,
+    linger_bytes: int = DeadlineHttpProtocol.linger_bytes,
 ) -> type[DeadlineHttpProtocol]:
-    """`DeadlineHttpProtocol` with these deadlines, for `uvicorn.Config(http=...)`."""
+    """`DeadlineHttpProtocol` with these deadlines and bounds of its lingering close, for
+    `uvicorn.Config(http=...)`."""
     return type("DeadlineHttpProtocol", (DeadlineHttpProtocol,),
-                {"header_seconds": header_seconds, "body_stall_seconds": body_stall_seconds})  # fmt: skip
+                {"header_seconds": header_seconds, "body_stall_seconds": body_stall_seconds,
+                 "linger_idle_seconds": linger_idle_seconds, "linger_seconds": linger_seconds,
+                 "linger_bytes": linger_bytes})  # fmt: skip

@@ -3,9 +3,13 @@ one byte (prompt, step) more is refused with the documented status."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
+import socket
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -90,6 +94,63 @@ def test_a_body_over_the_limit_is_logged_with_why(limited, chunked):
     lines = logged()
     assert len(lines) == before + 1, lines
     assert lines[-1].startswith("WARNING latentgraph.server: POST /prompt from 127.0.0.1:")
+
+
+# More than the sockets of both ends buffer: a client sends it whole only if the server reads it.
+HUGE = 20_000_000
+
+
+def sent_whole_then_read(port: int, head: bytes, parts) -> tuple[int, bytes]:
+    """The answer's status and body, to a client that sends its whole request before reading
+    any answer, as urllib, requests and a proxy passing a buffered body on do."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        sock.sendall(head)
+        for part in parts:
+            sock.sendall(part)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, answer.read()
+    finally:
+        sock.close()
+
+
+def assert_too_large(body: bytes) -> None:
+    error = json.loads(body)["error"]
+    assert error["type"] == "too_large"
+    assert error["message"] == f"request body larger than {BODY} bytes (the server's --max-body-mb)"
+
+
+@pytest.mark.parametrize(("chunked", "close"), [(False, True), (False, False), (True, True)],
+                         ids=["content-length", "content-length-kept-alive", "chunked"])  # fmt: skip
+def test_a_body_over_the_limit_sent_whole_before_reading_gets_its_413(limited, chunked, close):
+    """The 413 is answered before the body is read (from Content-Length, or where a chunked
+    body passes the limit); the connection closed at once with the body unread made the
+    kernel reset it, and a client still sending got "Connection reset by peer" (nginx: 502)
+    instead of the answer. The server reads the rest and throws it away, then closes."""
+    head = b"POST /prompt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    if close:
+        head += b"Connection: close\r\n"
+    piece = b"x" * 1_000_000
+    if chunked:
+        head += b"Transfer-Encoding: chunked\r\n\r\n"
+        parts = [*[b"%x\r\n%s\r\n" % (len(piece), piece)] * (HUGE // len(piece)), b"0\r\n\r\n"]
+    else:
+        head += b"Content-Length: %d\r\n\r\n" % HUGE
+        parts = [piece] * (HUGE // len(piece))
+    status, body = sent_whole_then_read(limited.config.port, head, parts)
+    assert status == 413
+    assert_too_large(body)
+
+
+def test_urllib_posting_a_body_over_the_limit_gets_the_413(limited):
+    """urllib sends `Connection: close` and the whole body before reading."""
+    request = urllib.request.Request(limited.url + "/prompt", data=b"x" * HUGE,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 413
+    assert_too_large(refused.value.read())
 
 
 def png_of_size(size: int) -> bytes:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import uvicorn
 
 from .conftest import RunningServer, WsClient, chain, free_port
 
@@ -147,11 +148,17 @@ def test_a_body_sent_slowly_but_steadily_is_read(strict):
 
 
 async def slow_app(scope, receive, send) -> None:
-    """/slow answers after 4 deadlines; /late-read reads its body only then."""
+    """/slow answers after 4 deadlines; /late-read reads its body only then; /early answers
+    413 at once, its body unread."""
     if scope["type"] == "lifespan":
         while (message := await receive())["type"] != "lifespan.shutdown":
             await send({"type": message["type"] + ".complete"})
         await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["path"] == "/early":
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-length", b"0")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b""})
         return
     await asyncio.sleep(4 * DEADLINE)
     size = 0
@@ -166,29 +173,32 @@ async def slow_app(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": text})
 
 
-@pytest.fixture(scope="module")
-def small_server() -> Iterator[int]:
-    import uvicorn
+LINGER_SECONDS = 4 * DEADLINE  # the small server's bounds of its lingering close
+LINGER_BYTES = 1_000_000
 
+
+@pytest.fixture(scope="module")
+def small_server() -> Iterator[uvicorn.Server]:
     from latentgraph.server.http_protocol import deadline_protocol
 
     port = free_port()
+    http = deadline_protocol(DEADLINE, DEADLINE, linger_idle_seconds=DEADLINE,
+                             linger_seconds=LINGER_SECONDS, linger_bytes=LINGER_BYTES)  # fmt: skip
     server = uvicorn.Server(uvicorn.Config(slow_app, host="127.0.0.1", port=port,
-                                           log_level="warning",
-                                           http=deadline_protocol(DEADLINE, DEADLINE)))  # fmt: skip
+                                           log_level="warning", http=http))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
-    yield port
+    yield server
     server.should_exit = True
     thread.join(15)
 
 
 def test_an_answer_that_takes_long_is_not_cut(small_server):
-    with connect(small_server) as sock:
+    with connect(small_server.config.port) as sock:
         sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert answer(sock).endswith(b"read 0")
 
@@ -198,10 +208,73 @@ def test_a_body_the_app_reads_late_is_not_dropped(small_server, expect):
     """More than uvicorn buffers (it stops reading) or waiting for `100 Continue`: the client
     waits for the server, which reads the body 4 deadlines later."""
     body = b"x" * 300_000
-    with connect(small_server) as sock:
+    with connect(small_server.config.port) as sock:
         sock.sendall(b"POST /late-read HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s"
                      b"Content-Length: %d\r\n\r\n" % (expect, len(body)))  # fmt: skip
         if expect:
             assert sock.recv(65536).startswith(b"HTTP/1.1 100")
         sock.sendall(body)
         assert answer(sock).endswith(b"read %d" % len(body))
+
+
+# An answer sent before the body was read: what the client sends on is read and thrown away (a
+# client still sending got a reset instead of the answer), within bounds. The server's FIN comes
+# with the answer: the client sees its close only when a byte it sends is refused.
+EARLY = b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+
+
+def sent_until_closed(sock: socket.socket, chunk: bytes, pause: float) -> int | None:
+    """How much of `chunk`, sent again and again `pause` seconds apart, the client sent
+    before the server closed; None if it did not close within `BOUND`."""
+    sent = 0
+    deadline = time.monotonic() + BOUND
+    try:
+        while time.monotonic() < deadline:
+            sent += sock.send(chunk)
+            time.sleep(pause)
+    except (ConnectionResetError, BrokenPipeError):
+        return sent
+    except TimeoutError:  # the server stopped reading and did not close
+        pass
+    return None
+
+
+def answered_early(port: int, length: int = 10**12) -> socket.socket:
+    """A connection whose request (its body `length` bytes long) is answered 413 before any
+    of its body is sent, then 1000 bytes of it sent."""
+    sock = connect(port)
+    sock.sendall(EARLY % length)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 413")
+    sock.sendall(b"x" * 1000)
+    return sock
+
+
+def test_a_client_sending_on_after_an_early_answer_is_closed_after_the_time_bound(small_server):
+    """Never silent for as long as the idle bound, never near the byte bound: closed once
+    `linger_seconds` are over. Other connections are served meanwhile."""
+    with answered_early(small_server.config.port) as sock:
+        with answered_early(small_server.config.port):
+            pass
+        assert sent_until_closed(sock, b"x", 0.1) is not None
+
+
+@pytest.mark.parametrize("length", [10**12, 1000], ids=["stopped-midway", "ended"])
+def test_a_client_silent_after_an_early_answer_is_closed(small_server, length):
+    """A body that ended after its answer left a kept-alive connection no deadline at all:
+    held for good, as the idle connections `http_protocol.py` closes were."""
+    connections = small_server.server_state.connections
+    with answered_early(small_server.config.port, length):
+        assert connections
+        deadline = time.monotonic() + BOUND
+        while connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not connections
+
+
+def test_a_client_sending_fast_after_an_early_answer_is_closed_after_the_byte_bound(small_server):
+    """What the server reads and throws away is bounded, not only its time: within
+    `LINGER_SECONDS` a loopback client sends far more than `LINGER_BYTES` (plus what the
+    sockets buffer)."""
+    with answered_early(small_server.config.port) as sock:
+        sent = sent_until_closed(sock, b"x" * 65536, 0)
+    assert sent is not None and sent < 100 * LINGER_BYTES
