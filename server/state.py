@@ -124,8 +124,7 @@ class ServerState:
         client_id = body.get("client_id")
         if client_id is not None and not isinstance(client_id, str):
             raise ApiError(400, "client_id must be a string", "invalid_prompt")
-        prompt_id = body.get("prompt_id") or str(uuid.uuid4())
-        _check_prompt_id(prompt_id)
+        prompt_id = _prompt_id(body)
         number = body.get("number")
         if number is not None and (not isinstance(number, (int, float))
                                    or isinstance(number, bool) or abs(number) > MAX_NUMBER):  # fmt: skip
@@ -193,17 +192,28 @@ MAX_NUMBER = 2**40
 MAX_PROMPT_ID_CHARS = 200
 
 
-def _check_prompt_id(prompt_id: Any) -> None:
-    """A client's prompt_id must be one /history/{id} and /api/jobs/{id} can name: a path
-    segment, so no "/" (such a prompt ran but stayed 404 there forever)."""
-    if not isinstance(prompt_id, str):
-        raise ApiError(400, "prompt_id must be a string", "invalid_prompt")
+def _prompt_id(body: dict[str, Any]) -> str:
+    """The body's prompt_id, or a new one when it gives none (absent, null or ""). A number
+    is taken as its text (12345 is "12345"), as ComfyUI's str() takes it: clients send their
+    integer job ids. true, false, a list or an object name no prompt: refused, where ComfyUI
+    would make "True" of one. A client's prompt_id must be one /history/{id} and
+    /api/jobs/{id} can name: a path segment, so no "/" (such a prompt ran but stayed 404
+    there forever)."""
+    given = body.get("prompt_id")
+    if given is None or given == "":
+        return str(uuid.uuid4())
+    if isinstance(given, bool) or not isinstance(given, (str, int, float)):
+        shown = {dict: "an object", list: "a list"}.get(type(given)) or json.dumps(given)
+        raise ApiError(400, f"prompt_id must be a string or a number, got {shown}",
+                       "invalid_prompt")  # fmt: skip
+    prompt_id = given if isinstance(given, str) else str(given)
     if len(prompt_id) > MAX_PROMPT_ID_CHARS:
         raise ApiError(400, f"prompt_id is {len(prompt_id):,} characters long; at most "
                        f"{MAX_PROMPT_ID_CHARS} are allowed", "invalid_prompt")  # fmt: skip
     if "/" in prompt_id:
         raise ApiError(400, f"prompt_id {prompt_id[:40]!r} contains '/', which /history/{{id}} "
                        "and /api/jobs/{id} cannot name", "invalid_prompt")  # fmt: skip
+    return prompt_id
 
 
 def _collector_paused(check: Callable[[Any], _Queued], body: Any) -> _Queued:

@@ -209,9 +209,32 @@ def test_userdata_traversal(server, path):
 @pytest.mark.parametrize(
     ("prompt_id", "says"),
     [("slash/id-1", "contains '/'"), ("x" * 300, "300 characters long; at most 200"),
-     (7, "must be a string")],
+     pytest.param(10**300, "301 characters long; at most 200", id="a-301-digit-number"),
+     (True, "must be a string or a number, got true"),
+     (False, "must be a string or a number, got false"),
+     (["x"], "must be a string or a number, got a list"),
+     ({"id": 7}, "must be a string or a number, got an object")],
 )  # fmt: skip
 def test_a_prompt_id_history_cannot_name_is_refused_saying_why(server, prompt_id, says):
     r = server.post_prompt(chain(1), prompt_id=prompt_id)
     body = assert_json_error(r, 400, "invalid_prompt")
     assert says in body["error"]["message"]
+
+
+@pytest.mark.parametrize(("sent", "taken"), [(7351, "7351"), (0, "0"), (-12, "-12"),
+                                             (73.5, "73.5"), (7352.0, "7352.0")])  # fmt: skip
+def test_a_numeric_prompt_id_is_taken_as_its_text(server, sent, taken):
+    """ComfyUI queues `str(prompt_id)`: a client sending its integer job ids worked there and
+    got 400 "prompt_id must be a string" here. /history/{id} and /api/jobs/{id} name it."""
+    r = server.post_prompt(chain(1), prompt_id=sent)
+    assert r.status_code == 200, r.text
+    assert r.json()["prompt_id"] == taken
+    assert server.http.get(f"/api/jobs/{taken}").json()["id"] == taken
+
+
+@pytest.mark.parametrize("sent", [None, ""])
+def test_a_null_or_empty_prompt_id_gets_a_new_one(server, sent):
+    """JSON null is no id, as an absent one (ComfyUI would queue the text "None")."""
+    first, second = (server.post_prompt(chain(1), prompt_id=sent) for _ in range(2))
+    ids = [r.json()["prompt_id"] for r in (first, second)]
+    assert ids[0] != ids[1] and all(len(i) == 36 for i in ids)
