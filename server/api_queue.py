@@ -16,7 +16,7 @@ from .collector import in_thread
 from .errors import ApiError, read_json
 from .jsontext import encode_json, object_text
 from .messages import RunError, execution_error
-from .prompts import PromptRejected
+from .prompts import PromptRejected, error_body
 from .state import get_state
 
 
@@ -30,6 +30,9 @@ async def post_prompt(request: Request) -> JSONResponse:
         answer, client_id = await state.enqueue_text(await request.body())
     except PromptRejected as exc:
         return JSONResponse(exc.body, status_code=400)
+    except ApiError as exc:  # ComfyUI's refusal shape, `node_errors` too: clients read it
+        body = error_body(exc.type, exc.message, **exc.extra)
+        return JSONResponse(body, status_code=exc.status)
     # the run's messages go out only once this answer is on its way (Dispatcher.hold)
     return JSONResponse(answer, background=state.release_task(answer["prompt_id"], client_id))
 

@@ -130,8 +130,10 @@ class ServerState:
                                    or isinstance(number, bool) or abs(number) > MAX_NUMBER):  # fmt: skip
             raise ApiError(400, f"number must be a number between -{MAX_NUMBER} and "
                            f"{MAX_NUMBER}", "invalid_prompt")  # fmt: skip
-        if self.store.exists(prompt_id):
-            raise ApiError(400, f"prompt_id {prompt_id!r} is already used", "invalid_prompt")
+        try:  # before the check, the hold and the conversion ahead, which name the prompt by id
+            self.store.check_id_free(prompt_id)
+        except st.PromptIdInUse as exc:
+            raise ApiError(400, str(exc), "invalid_prompt") from None
         limit = self.config.max_extra_data_bytes
         if extra and len(json.dumps(extra)) > limit:
             raise ApiError(413, f"extra_data is larger than {limit:,} bytes "
@@ -164,6 +166,8 @@ class ServerState:
             self.dispatcher.refused(prompt_id)
             if isinstance(exc, st.QueueTooLarge):
                 raise ApiError(429, str(exc), "queue_full") from None
+            if isinstance(exc, st.PromptIdInUse):
+                raise ApiError(400, str(exc), "invalid_prompt") from None
             raise
         self.dispatcher.dispatch()  # from this thread: the run starts while the answer is written
         return record, checked.node_errors

@@ -59,6 +59,7 @@ except ImportError:  # Windows (not a target): the database is then not locked
     fcntl = None  # type: ignore[assignment]
 
 from latentgraph.graph.files import os_error_words
+from latentgraph.graph.problems import quoted
 
 from .config import MAX_HISTORY, server_limit_label
 from .jsontext import encode_json, load_stored, stored_json, stored_text
@@ -142,6 +143,10 @@ _JSON_COLUMNS = ("prompt", "extra_data", "outputs", "targets", "ui", "messages")
 # A queued row's ui and messages hold the schema's defaults until the prompt ends.
 _EMPTY_ENDS = len("{}") + len("[]")
 
+
+# A queued prompt's row (`Store.add`).
+_NEW_ROW = ("(id, number, client_id, prompt, extra_data, outputs, targets, status, created_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")  # fmt: skip
 
 _FINISH = (
     "UPDATE prompts SET status = ?, finished_ms = ?, ui = ?, messages = ?, error = ? WHERE id = ?"
@@ -284,6 +289,15 @@ class DatabaseLock:
 
 class QueueTooLarge(ValueError):
     """Queuing a prompt would take the in-memory queue over its byte limit."""
+
+
+class PromptIdInUse(ValueError):
+    """A prompt_id a queued or running prompt has (`Store.check_id_free`)."""
+
+    def __init__(self, prompt_id: str) -> None:
+        super().__init__(f"prompt_id {quoted(prompt_id[:40])} is the id of a prompt queued or "
+                         "running; it can be used again once that prompt has finished (its "
+                         "history entry is then replaced)")  # fmt: skip
 
 
 def now_ms() -> int:
@@ -654,7 +668,11 @@ class Store:
         counter is above every |number| given, a client's own too, so a front prompt runs
         before every other queued, the latest first, and no number is given twice (one below
         the lowest queued was 4 with 5 running: not negative, a finished prompt's number).
-        The first prompt at the front is -1."""
+        The first prompt at the front is -1.
+
+        The id of a finished prompt is taken again, as ComfyUI takes it: that prompt's history
+        entry is replaced (`_replace_finished`). A queued or running prompt's id raises
+        PromptIdInUse (`check_id_free`)."""
         texts = [record.prompt_json, json.dumps(record.extra_data),
                  json.dumps(record.outputs),
                  json.dumps(record.targets) if record.targets is not None else None]  # fmt: skip
@@ -668,11 +686,12 @@ class Store:
                 following = self._max_number + 1
                 record.number = -max(following, 1) if front else following
             record.created_ms = record.created_ms or now_ms()
-            cur = self._write(
-                "INSERT INTO prompts (id, number, client_id, prompt, extra_data, outputs, targets,"
-                " status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.id, record.number, record.client_id, *texts, PENDING, record.created_ms),
-            )
+            self.check_id_free(record.id)
+            row = (record.id, record.number, record.client_id, *texts, PENDING, record.created_ms)
+            try:
+                cur = self._write(f"INSERT INTO prompts {_NEW_ROW}", row)
+            except sqlite3.IntegrityError:  # the id is stored: a finished prompt's
+                cur = self._replace_finished(record.id, row)
             record.seq = cur.lastrowid or 0
             record.status = PENDING
             with self._mem:
@@ -680,6 +699,32 @@ class Store:
                 self._queued_bytes += record.size
                 self._max_number = max(self._max_number, abs(record.number))
             return record
+
+    def check_id_free(self, prompt_id: str) -> None:
+        """Raise PromptIdInUse when a queued or running prompt has `prompt_id`: two prompts of
+        one id in the queue could not be told apart (/queue deletes, /interrupt, the run's
+        messages). A finished prompt's id is free: `add` replaces its history entry."""
+        with self._mem:
+            queued = prompt_id in self._queued
+        if queued:
+            raise PromptIdInUse(prompt_id)
+
+    def _replace_finished(self, prompt_id: str, row: tuple) -> sqlite3.Cursor:
+        """Store `row`, a new prompt taking the id of a finished one, in place of that one's
+        row, in one statement (a failed write leaves the old entry). Its end not written yet
+        (`finish` on a full disk) is dropped with it: `flush` would write it over the new
+        row. The caller holds `_lock` and has checked the id is no queued prompt's."""
+        found = self._db.execute("SELECT status FROM prompts WHERE id = ?", (prompt_id,))
+        (status,) = found.fetchone() or (None,)
+        if status not in FINISHED and prompt_id not in self._unsaved:
+            raise PromptIdInUse(prompt_id)  # (its row says it runs: the queue in memory lost it)
+        cur = self._write(f"INSERT OR REPLACE INTO prompts {_NEW_ROW}", row)
+        self._finished -= status in FINISHED
+        self._unsaved.pop(prompt_id, None)
+        with self._mem:
+            old = self._recent.pop(prompt_id, None)
+            self._recent_bytes -= old.size if old is not None else 0
+        return cur
 
     def exists(self, prompt_id: str) -> bool:
         with self._mem:

@@ -37,6 +37,21 @@ def test_malformed_and_missing_prompt(server):
                       "invalid_prompt")  # fmt: skip
 
 
+def test_every_refusal_of_post_prompt_has_comfyuis_body(server):
+    """ComfyUI's clients read `node_errors` beside `error` on a refused prompt (comfyapi's
+    `result.get('node_errors', result['error'])`, strict parsers `result["node_errors"]`): the
+    refusals made before the prompt is checked had no `node_errors`."""
+    for r in (server.http.post("/prompt", content=b"{not json"),
+              server.http.post("/prompt", json=[1, 2]),
+              server.post_prompt(chain(1), extra_data=[1]),
+              server.post_prompt(chain(1), client_id=7),
+              server.post_prompt(chain(1), prompt_id="a/b"),
+              server.post_prompt(chain(1), number="first")):  # fmt: skip
+        body = assert_json_error(r, 400)
+        assert set(body) == {"error", "node_errors"} and body["node_errors"] == {}, body
+        assert set(body["error"]) == {"type", "message", "details", "extra_info"}, body
+
+
 def test_unknown_class(server):
     r = server.post_prompt({"1": {"class_type": "NoSuchNode", "inputs": {}}})
     body = assert_json_error(r, 400, "missing_node_type")  # ComfyUI's type, the editor's too

@@ -243,3 +243,45 @@ def test_status_on_connect_has_sid_and_broadcasts(server, ws):
             ):
                 break
         assert all(m["type"] == "status" for m in seen)
+
+
+def test_a_finished_prompts_id_given_again_runs_and_replaces_its_history(server, ws):
+    """ComfyUI queues a prompt under an id used before (a client retrying a job under its own
+    key), the new history entry replacing the old; ours refused it with a 400."""
+    client = ws()
+    first = server.post_prompt(chain(31, prefix="again"), client.client_id, prompt_id="job-31")
+    assert first.json()["prompt_id"] == "job-31"
+    client.until_done("job-31")
+    second = server.post_prompt(chain(32, prefix="again"), client.client_id, prompt_id="job-31")
+    assert second.status_code == 200, second.text
+    assert second.json()["prompt_id"] == "job-31"
+    assert "execution_success" in types(run_messages(client.until_done("job-31"), "job-31"))
+    entry = server.http.get("/history/job-31").json()["job-31"]
+    assert entry["prompt"][2]["1"]["inputs"]["value"] == 32
+    assert entry["outputs"]["9"]["images"][0]["filename"] == "again_64.png"
+    jobs = server.http.get("/api/jobs", params={"limit": 1000}).json()["jobs"]
+    assert [job["id"] for job in jobs].count("job-31") == 1
+
+
+def test_the_id_of_a_prompt_still_queued_or_running_is_refused_in_comfyuis_shape(server, ws):
+    """Two prompts of one id in the queue could not be told apart (/queue deletes, /interrupt,
+    their messages): the second is refused, with the `node_errors` ComfyUI's refusals carry
+    (ours had none: a client reading it raised KeyError). The first runs on untouched."""
+    client = ws()
+    busy = server.post_prompt(chain(33, slow_steps=400, delay=0.05), client.client_id,
+                              prompt_id="job-33")  # fmt: skip
+    assert busy.status_code == 200, busy.text
+    client.until("progress", "job-33")  # running
+    again = server.post_prompt(chain(34), client.client_id, prompt_id="job-33")
+    assert again.status_code == 400
+    body = again.json()
+    assert body == {"error": {"type": "invalid_prompt", "message": body["error"]["message"],
+                              "details": "", "extra_info": {}}, "node_errors": {}}  # fmt: skip
+    assert body["error"]["message"].startswith(
+        "prompt_id 'job-33' is the id of a prompt queued or running; it can be used again once "
+        "that prompt has finished")  # fmt: skip
+    assert server.http.post("/interrupt", json={"prompt_id": "job-33"}).json()["interrupted"]
+    msgs = run_messages(client.until_done("job-33"), "job-33")
+    assert "execution_interrupted" in types(msgs)
+    assert server.http.get("/history/job-33").json()["job-33"]["prompt"][2]["1"]["inputs"] == {
+        "value": 33}  # fmt: skip

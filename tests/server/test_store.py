@@ -975,6 +975,48 @@ def test_an_unwritten_end_of_a_prompt_not_in_memory(store, monkeypatch):
     assert not store.finish("unknown", st.ERROR)
 
 
+def test_a_finished_prompts_id_is_taken_again_its_history_entry_replaced(store):
+    """ComfyUI queues a prompt under an id used before, the new entry replacing the old (a
+    client retrying a job under its own key). A queued or running prompt's id stays its own."""
+    _add(store, "a", prompt={"1": {"v": "old"}})
+    _run(store, "a")
+    _add(store, "b")
+    with pytest.raises(st.PromptIdInUse, match="'b' is the id of a prompt queued or running"):
+        _add(store, "b")
+    store.mark_running("b")
+    with pytest.raises(st.PromptIdInUse):
+        store.check_id_free("b")
+    store.check_id_free("a")
+    new = _add(store, "a", prompt={"1": {"v": "new"}})
+    assert new.status == st.PENDING and _ids(store.pending()) == ["a"]
+    assert store.history() == [] and store.memory_bytes()[1] == 0 and store._finished == 0
+    assert json.loads(_row(store.path, "a")["prompt"]) == {"1": {"v": "new"}}
+    _run(store, "a")
+    assert _ids(store.history()) == ["a"] and store._finished == 1
+    assert json.loads(store.get("a").prompt_json) == {"1": {"v": "new"}}
+    again = _reopen(store)
+    assert _ids(again.history()) == ["a"] and again.get("a").seq == new.seq
+    assert _ids(again.running()) == ["b"]
+    again.close()
+
+
+def test_an_id_taken_again_drops_the_old_prompts_unwritten_end(store, monkeypatch):
+    """A finished prompt whose end the full disk refused (`finish`) still has its row marked
+    running: taking its id again must not let `flush` write that old end over the new row."""
+    _add(store, "a")
+    store.mark_running("a")
+    disk = _full_disk(store, monkeypatch, OSError(errno.ENOSPC, "full"))
+    disk.full = True
+    assert not store.finish("a", st.SUCCESS)
+    with pytest.raises(StoreWriteError):
+        _add(store, "a")  # still full: the old entry stays
+    assert store.get("a").status == st.SUCCESS
+    disk.full = False
+    _add(store, "a", prompt={"1": {"v": "again"}})
+    assert store.flush() and _row(store.path, "a")["status"] == st.PENDING
+    assert _ids(store.pending()) == ["a"] and store.history() == []
+
+
 # --- history ------------------------------------------------------------------------------
 
 
