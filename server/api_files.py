@@ -147,11 +147,11 @@ async def view(request: Request) -> Response:
         raise ApiError(400, "the 'filename' query parameter is required")
     channel = _channel(q.get("channel"))
     name, kind = _annotated(filename, q.get("type") or "output", "filename")
-    folder = safe_folder(_folder(request, kind), q.get("subfolder", ""), what="subfolder")
-    path = safe_join(folder, name, what="filename")
-    _refuse_hidden(name, q.get("subfolder", ""), _NOT_SERVED)
-    if not path.is_file():  # the name in another Unicode form, as LoadImage reads it
-        path = safe_join(folder, _listed_name(folder, name), what="filename")
+    base, subfolder = _folder(request, kind), q.get("subfolder", "")
+    path = safe_join(safe_folder(base, subfolder, what="subfolder"), name, what="filename")
+    _refuse_hidden(name, subfolder, _NOT_SERVED)
+    if not path.is_file():  # a name in another Unicode form, as LoadImage reads it
+        path = _stored_file(base, subfolder, name, "subfolder", "filename")
     if not path.is_file():
         raise ApiError(404, f"no file {quoted(name)} in {kind}", "not_found")
     if q.get("preview") or channel != "rgba":
@@ -164,18 +164,34 @@ async def view(request: Request) -> Response:
 
 
 def _listed_name(folder: Path, name: str) -> str:
-    """`name` as `folder` holds it (`paths.listed_spelling`: `é` sent composed, the file named
-    decomposed, copied from a Mac), so one name to the editor's dropdown is one file here:
-    what /view serves, what an upload clashes with. As given when no file there is so spelled."""
+    """`name`, a relative path, as `folder` holds it: each of its folder names and its file
+    name in the form an entry there has (`paths.listed_spelling`: `é` sent composed, the
+    folder or file named decomposed, copied from a Mac), so one name to the editor's dropdown
+    is one file here and one folder: what /view serves, where an upload goes and what it
+    clashes with. A name no entry is so spelled is kept as given, and so is what follows it
+    (a folder not made yet)."""
     if name.isascii():  # only itself
         return name
-    head, _, last = name.rpartition("/")
-    try:
-        there = os.listdir(folder / head)
-    except OSError:  # no such folder (yet)
-        return name
-    spelled = listed_spelling(last, there) or last
-    return f"{head}/{spelled}" if head else spelled
+    spelled: list[str] = []
+    parts = _parts(name)
+    for i, part in enumerate(parts):
+        here = folder.joinpath(*spelled)
+        if not part.isascii() and not os.path.lexists(here / part):
+            try:
+                there = os.listdir(here)
+            except OSError:  # no such folder (yet)
+                return "/".join([*spelled, *parts[i:]])
+            part = listed_spelling(part, there) or part
+        spelled.append(part)
+    return "/".join(spelled)
+
+
+def _stored_file(base: Path, subfolder: str, name: str, folder_what: str, what: str) -> Path:
+    """The file `name` of `subfolder` in `base`, its folder and file names as `base` spells
+    them (`_listed_name`), checked as `safe_folder` and `safe_join` check a client's names
+    (`folder_what`, `what`: the fields they came in)."""
+    folder = safe_folder(base, _listed_name(base, subfolder), what=folder_what)
+    return safe_join(folder, _listed_name(folder, name), what=what)
 
 
 def _check_image(data: bytes, max_pixels: int) -> None:
@@ -249,9 +265,13 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     folder = _folder(request, kind)
     subfolder = str(form.get("subfolder") or "")
     name = safe_filename(upload.filename or "", "image file name")
-    target_dir = safe_folder(folder, subfolder, what="subfolder")
-    safe_join(target_dir, name, what="image file name")
+    safe_join(safe_folder(folder, subfolder, what="subfolder"), name, what="image file name")
     _refuse_hidden(name, subfolder, _NOT_LISTED, fixes=_NOT_LISTED_FIXES, what="image file name")
+    # A folder there in another Unicode form is this one (`dé` typed, `dé` decomposed from a
+    # Mac): no second folder looking the same in LoadImage's list. Answered as it is spelled,
+    # so the editor's widget value is the entry the list shows.
+    subfolder = _listed_name(folder, subfolder)
+    target_dir = safe_folder(folder, subfolder, what="subfolder")
     make = combine(request, form, name) if combine is not None else None
     data = await upload.read(config.max_upload_bytes + 1)
     if len(data) > config.max_upload_bytes:
@@ -326,11 +346,14 @@ def _original_ref(request: Request, form: FormData) -> Path:
         raise ApiError(400, "original_ref needs a 'filename'", "invalid_original_ref")
     name, kind = _annotated(fields["filename"], fields["type"] or "output",
                             "original_ref filename")  # fmt: skip
-    folder = _folder(request, kind, what="original_ref type")
-    folder = safe_folder(folder, fields["subfolder"], what="original_ref subfolder")
+    base = _folder(request, kind, what="original_ref type")
+    folder = safe_folder(base, fields["subfolder"], what="original_ref subfolder")
     path = safe_join(folder, name, what="original_ref filename")
     _refuse_hidden(name, fields["subfolder"], _NOT_SERVED, what="original_ref filename",
                    folder_what="original_ref subfolder")  # fmt: skip
+    if not path.is_file():  # a name in another Unicode form, as /view reads it
+        path = _stored_file(base, fields["subfolder"], name, "original_ref subfolder",
+                            "original_ref filename")  # fmt: skip
     if not path.is_file():
         shown = "/".join(p for p in (fields["subfolder"], name) if p)
         raise ApiError(400, f"original_ref names no file: {quoted(shown)} is not in {kind}",

@@ -323,6 +323,49 @@ def test_view_serves_an_input_file_by_its_name_in_another_unicode_form(client, c
     assert r.status_code == 200 and r.content == _png(), r.text
 
 
+DE_NFC, DE_NFD = "d\u00e9", "de\u0301"  # a subfolder `dé` typed, and made on a Mac
+
+
+@pytest.mark.parametrize(("first", "second"), [(DE_NFD, DE_NFC), (DE_NFC, DE_NFD)])
+def test_an_upload_into_a_subfolder_in_another_unicode_form_goes_into_that_folder(
+        client, config, first, second):  # fmt: skip
+    """Uploading into subfolder `dé` once decomposed and once composed made two folders that
+    look the same, and LoadImage listed `dé/café nfd.png` twice: the subfolder is the folder
+    there in the other form (each of its names, as the file name is), answered as it is
+    spelled there, so the editor's widget value is the entry LoadImage lists."""
+    from latentgraph.graph import Settings
+    from latentgraph.nodes.input_files import image_names
+
+    assert _upload(client, name=NFD, subfolder=first).json() == {
+        "name": NFD, "subfolder": first, "type": "input"}  # fmt: skip
+    again = _upload(client, name=NFC, subfolder=second)
+    assert again.json() == {"name": NFD, "subfolder": first, "type": "input"}, again.text
+    nested = _upload(client, name="n.png", subfolder=f"{second}/sous-{second}")
+    assert nested.json()["subfolder"] == f"{first}/sous-{second}"
+    assert [p.name for p in config.input_dir.iterdir()] == [first]
+    assert sorted(p.name for p in (config.input_dir / first).iterdir()) == sorted(
+        [NFD, f"sous-{second}"])  # fmt: skip
+    listed = image_names(Settings(input_dir=config.input_dir))
+    assert listed == [f"{first}/{NFD}", f"{first}/sous-{second}/n.png", "example.png"]
+
+
+@pytest.mark.parametrize(("subfolder", "filename"), [
+    (f"{DE_NFC}/x", NFC), (f"{DE_NFC}/x", NFD), ("", f"{DE_NFC}/x/{NFC}"),
+    (DE_NFC, f"x/{NFD}"), (f"{DE_NFD}/x", NFC)])  # fmt: skip
+def test_view_serves_a_file_whose_subfolder_is_in_another_unicode_form(client, config,
+                                                                       subfolder, filename):  # fmt: skip
+    """/view found a file by its name in another form only in its own folder: the subfolder
+    (the field, or a path in the filename) was used as typed, a 404 for the folder `dé`
+    stored decomposed. The mask editor's original_ref names its image the same way."""
+    (config.input_dir / DE_NFD / "x").mkdir(parents=True)
+    (config.input_dir / DE_NFD / "x" / NFD).write_bytes(_png_of(_alpha_pattern()))
+    r = client.get("/view", params={"filename": filename, "subfolder": subfolder, "type": "input"})
+    assert r.status_code == 200 and r.content == _png_of(_alpha_pattern()), r.text
+    ref = {"filename": filename, "subfolder": subfolder, "type": "input"}
+    masked = _upload_mask(client, ref, type="input")
+    assert masked.status_code == 200, masked.text
+
+
 def test_upload_beside_a_folder_of_the_same_name(client, config):
     (config.input_dir / "up.png").mkdir()
     assert _upload(client).json()["name"] == "up (1).png"
