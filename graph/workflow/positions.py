@@ -17,6 +17,9 @@ import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import ScalarNode, SequenceNode
 from yaml.tokens import (
+    BlockEndToken,
+    BlockMappingStartToken,
+    BlockSequenceStartToken,
     FlowMappingEndToken,
     FlowMappingStartToken,
     FlowSequenceEndToken,
@@ -183,6 +186,8 @@ def parse_yaml(text: str, source: str,
 
 
 _TAB = "found character '\\t'"  # PyYAML's problem for a tab (`_spacing_tab_hint`)
+# PyYAML's problem for a line between two mappings' key columns (`_block_left`)
+_BETWEEN_COLUMNS = "expected <block end>, but found '<block mapping start>'"
 
 # PyYAML's errors a hand-written file most often meets, by the start of their context and of
 # their problem text (the first that matches), and what to do: the one table of YAML hints.
@@ -303,6 +308,29 @@ def _closed(text: str, opened: Any) -> bool:
     return False
 
 
+def _block_left(text: str, mark: Any) -> Any | None:
+    """The token starting the block mapping or list the line at `mark` left by dedenting (its
+    first key or item), or None: a line indented less than the keys above it, but more than
+    those of the mapping holding them, matches neither, and PyYAML names only the holding one
+    (the first node id, far above), not the deeper one beside the line, which is often the
+    line indented wrong."""
+    starts: list[Any] = []
+    left = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, BlockEndToken):
+                left = starts.pop() if starts else None
+                continue
+            if token.start_mark.index >= mark.index:
+                return left
+            left = None
+            if isinstance(token, BlockMappingStartToken | BlockSequenceStartToken):
+                starts.append(token)
+    except yaml.YAMLError:  # the scanner stopped before the line
+        return None
+    return None
+
+
 def _syntax_problem(exc: yaml.MarkedYAMLError, source: str, text: str) -> Problem:
     """PyYAML's error at the place of its problem, with the place its context started when
     that is elsewhere (the quote, the `{` or the mapping it was reading: `FILE:L:C: a quoted
@@ -318,6 +346,14 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, source: str, text: str) -> Proble
         what = context.removeprefix("while scanning ").removeprefix("while parsing ")
         place = unprintables_escaped(str(_loc(source, began)))
         message = f"{problem}; {place}: {what} started here"
+        between = problem == _BETWEEN_COLUMNS and context == "while parsing a block mapping"
+        left = _block_left(text, exc.problem_mark) if between else None
+        if left is not None:
+            above = unprintables_escaped(str(_loc(source, left.start_mark)))
+            block = ("the list above it has its items" if isinstance(left, BlockSequenceStartToken)
+                     else "the mapping above it has its keys")  # fmt: skip
+            message = (f"{problem}; {above}: {block} in column {left.start_mark.column + 1}, "
+                       f"{place}: the mapping holding it in column {began.column + 1}")  # fmt: skip
     else:
         message = " ".join(p for p in (context, problem) if p) or str(exc)
     flow = context.startswith(("while parsing a flow mapping", "while parsing a flow sequence"))

@@ -187,9 +187,20 @@ QUOTE_IT = ('quote the value to keep the tab ("a\\tb": inside double quotes \\t 
     ("a: b: c", "mapping values are not allowed here; a value with ': ' inside must be quoted "
      "(text: \"a photo: a cat\"), or this line is indented deeper than the line before it",
      1, 5),
+    # a line between two mappings' key columns: both named, the deeper one beside the line (it
+    # named only the holding one: the first node id, far above an over-indented `type:`)
     ("a:\n    b: 1\n  c: 2\n", "expected <block end>, but found '<block mapping start>'; "
-     "w.yaml:1:1: a block mapping started here; this line's indentation matches no key above "
-     "it: the keys of one mapping start in the same column", 3, 3),
+     "w.yaml:2:5: the mapping above it has its keys in column 5, w.yaml:1:1: the mapping "
+     "holding it in column 1; this line's indentation matches no key above it: the keys of one "
+     "mapping start in the same column", 3, 3),
+    ("nodes:\n  m: {type: X}\n  d:\n      type: X\n    u: 1\n", "expected <block end>, but "
+     "found '<block mapping start>'; w.yaml:4:7: the mapping above it has its keys in column "
+     "7, w.yaml:2:3: the mapping holding it in column 3; this line's indentation matches no "
+     "key above it: the keys of one mapping start in the same column", 5, 5),
+    ("a:\n  - 1\n b: 2\n", "expected <block end>, but found '<block mapping start>'; "
+     "w.yaml:2:3: the list above it has its items in column 3, w.yaml:1:1: the mapping holding "
+     "it in column 1; this line's indentation matches no key above it: the keys of one mapping "
+     "start in the same column", 3, 2),
     ("p: [1, 2]]\n", "expected <block end>, but found ']'; w.yaml:1:1: a block mapping "
      "started here; a closing ']' with no '[' open before it: remove it", 1, 10),
     ("p: {a: 1}}\n", "expected <block end>, but found '}'; w.yaml:1:1: a block mapping "
