@@ -114,6 +114,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
     Option("vae_slicing", _bool, False),
     Option("vae_fp32", _auto_or_bool, "auto"),
     Option("vram_headroom_gb", _gigabytes, None),  # None: the model manager's own (1 GB)
+    Option("ram_budget_gb", _gigabytes, None),  # None: from the machine's RAM (model manager)
     Option("previews", _bool, False),
 ]}  # fmt: skip
 

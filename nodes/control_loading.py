@@ -33,7 +33,7 @@ from latentgraph.graph import Settings
 from latentgraph.graph.problems import error_line
 
 from . import models_dirs, runtime
-from .model_manager import manager, module_bytes
+from .model_manager import budgeted, module_bytes
 from .tiny_control import BUILD_VERSION, BUILTIN_CONTROLS, builtin_control
 from .values import ControlModel, UNetModel
 
@@ -259,5 +259,6 @@ def load_control(settings: Settings, name: str, unet: UNetModel | None = None) -
         return ControlModel(place(settings, module, device), kind, key, device, scale)
 
     where = runtime.home_device(settings, device)  # offloaded: counted against RAM
-    handle = manager().get(key, load, where, size=lambda handle: module_bytes(handle.model))
+    mgr = budgeted(settings)
+    handle = mgr.get(key, load, where, size=lambda handle: module_bytes(handle.model))
     return replace(handle, name=name)

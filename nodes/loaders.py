@@ -42,7 +42,7 @@ from latentgraph.graph.paths import KindFolder, ModelsDir
 from latentgraph.graph.problems import error_line, printable, quoted
 
 from . import model_sampling, runtime
-from .model_manager import manager, module_bytes
+from .model_manager import budgeted, module_bytes
 from .models_dirs import (
     BUILTIN_CHECKPOINTS,
     ModelNotFound,
@@ -898,10 +898,7 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
 def _managed(ctx: Any, key: str, load: Any, device: str, size: Any, weights: Any) -> Any:
     """`load()` through the model manager: counted against the GPU's budget, or the RAM's when
     offloaded; room for the weights' file size is made before loading."""
-    mgr = manager()
-    headroom = ctx.settings.option("vram_headroom_gb")
-    if headroom is not None:
-        mgr.vram_headroom = int(headroom * 2**30)
+    mgr = budgeted(ctx.settings)
     where = runtime.home_device(ctx.settings, device)
     location = weights.location if isinstance(weights, Source) else weights
     return mgr.get(key, load, device=where, size=size, expect=weights_bytes(location))

@@ -4,8 +4,9 @@ Models are not node outputs to serialize. Loader nodes ask the manager for a key
 identity + component + `runtime.model_identity`: device, dtype, model-changing options); the
 first ask loads, later asks, from any node or run, get the same objects.
 
-Budgets: one for RAM (CPU and MPS models, and CPU-offloaded ones), one per CUDA device, sized
-from `torch.cuda.mem_get_info` minus a headroom left for activations (`vram_headroom`). Room is
+Budgets: one for RAM (CPU and MPS models, and CPU-offloaded ones), three quarters of the
+machine's RAM unless the `ram_budget_gb` option says, one per CUDA device, sized from
+`torch.cuda.mem_get_info` minus a headroom left for activations (`vram_headroom`). Room is
 made BEFORE a load (from the caller's estimate, and until the GPU really has that much free),
 so the old and the new model are never resident together; after the load, the real size is
 checked again. Unloading (eviction, `free()`) also drops the handles that output caches hold
@@ -16,6 +17,7 @@ checked again. Unloading (eviction, `free()`) also drops the handles that output
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_VRAM_HEADROOM = 1 << 30  # bytes kept free on each GPU for activations, VAE decode...
+RAM_SHARE = 3 / 4  # of the machine's RAM for models; the rest for the system and activations
+UNKNOWN_RAM_BUDGET = 16 << 30  # where the system does not say how much RAM it has (Windows)
 
 
 @dataclass
@@ -44,6 +48,23 @@ def module_bytes(*modules: Any) -> int:
     return total
 
 
+def machine_ram() -> int | None:
+    """Bytes of RAM this machine has (on a Mac also the GPU's: MPS memory is unified), or
+    None where the system does not say (no `os.sysconf` on Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_ram_budget() -> int:
+    """The RAM budget when the `ram_budget_gb` option does not set it: `RAM_SHARE` of the
+    machine's RAM, so an 8 GB Mac evicts a model before it swaps and a 64 GB workstation
+    keeps several."""
+    total = machine_ram()
+    return int(total * RAM_SHARE) if total else UNKNOWN_RAM_BUDGET
+
+
 def pool(device: str) -> str:
     """Which budget a device counts against: "ram" for CPU and MPS (unified memory), else the
     CUDA device itself ("cuda:0", "cuda:1", ...: each GPU has its own)."""
@@ -51,9 +72,9 @@ def pool(device: str) -> str:
 
 
 class ModelManager:
-    def __init__(self, ram_budget: int = 16 * 2**30,
+    def __init__(self, ram_budget: int | None = None,
                  vram_headroom: int = DEFAULT_VRAM_HEADROOM) -> None:  # fmt: skip
-        self.ram_budget = ram_budget
+        self.ram_budget = default_ram_budget() if ram_budget is None else ram_budget
         self.vram_headroom = vram_headroom
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.RLock()
@@ -155,6 +176,18 @@ _manager = ModelManager()
 
 def manager() -> ModelManager:
     """The process-wide model manager."""
+    return _manager
+
+
+def budgeted(settings: Any) -> ModelManager:
+    """The process-wide model manager with the budget options of the run's `settings` in
+    force (`ram_budget_gb`, `vram_headroom_gb`; one not given leaves the manager's own): the
+    loaders ask it before each load."""
+    ram, headroom = settings.option("ram_budget_gb"), settings.option("vram_headroom_gb")
+    if ram is not None:
+        _manager.ram_budget = int(ram * 2**30)
+    if headroom is not None:
+        _manager.vram_headroom = int(headroom * 2**30)
     return _manager
 
 

@@ -122,6 +122,37 @@ def test_headroom_is_an_option(fake_cuda, fresh_manager, tiny_folder):
     assert fresh_manager.budget("cuda:0") == int(7.5 * GIB)
 
 
+def test_the_ram_budget_follows_the_machines_ram(monkeypatch):
+    """Three quarters of the RAM (on a Mac the GPU's too): an 8 GB Mac keeps one 4.3 GB fp32
+    SD 1.5 bundle, not two (it would swap); where the system does not say (Windows), 16 GB."""
+    import os
+
+    from latentgraph.nodes.model_manager import ModelManager
+
+    pages = {"SC_PAGE_SIZE": 16384, "SC_PHYS_PAGES": 8 * GIB // 16384}
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    m = ModelManager()
+    assert m.ram_budget == 6 * GIB
+    bundle = int(4.3 * GIB)
+    m.get("sd15", lambda: "A", device="mps", size=lambda v: bundle, expect=bundle)
+    m.get("other", lambda: "B", device="mps", size=lambda v: bundle, expect=bundle)
+    assert m.keys() == ["other"]
+    monkeypatch.delattr(os, "sysconf")
+    assert ModelManager().ram_budget == 16 * GIB
+
+
+def test_the_ram_budget_is_an_option(fresh_manager, tiny_folder):
+    from latentgraph.graph import CancelToken, Context
+    from latentgraph.nodes import control_loading, loaders
+
+    settings = Settings(device="cpu", options={"ram_budget_gb": "3.5"})
+    loaders.load_model(Context("m", "LoadModel", settings, CancelToken()), "builtin:tiny-sd")
+    assert fresh_manager.ram_budget == int(3.5 * GIB) == fresh_manager.budget("ram")
+    control_loading.load_control(Settings(device="cpu", options={"ram_budget_gb": 2}),
+                                 "builtin:tiny-controlnet")  # fmt: skip
+    assert fresh_manager.ram_budget == 2 * GIB
+
+
 def test_cpu_offload_places_every_module_on_the_cpu_with_a_gpu_hook(fake_cuda, fresh_manager,
                                                                     tiny_folder):  # fmt: skip
     import torch
