@@ -339,15 +339,16 @@ def _node_entries(value: dict, at: Callable[..., Location], problems: list[Probl
     return nodes
 
 
-def _entry_problem(node_id: str, body: Any, where: Location) -> Problem | None:
+def _entry_problem(node_id: str, body: Any, where: Location, hint: str = "") -> Problem | None:
     """Why a node entry is no node (not a mapping, no type name), or None. Such an entry is
-    left out, its inputs unread: validation cannot say more about a node of no type."""
+    left out, its inputs unread: validation cannot say more about a node of no type. `hint`
+    ends the message of an entry that is no mapping (`_NodeReader.slipped`)."""
     if not isinstance(body, dict):
         return Problem(
             "syntax",
-            "the node is empty: give it a 'type' (e.g. 'type: LatentNoise') and its inputs"
-            if body is None
-            else f"a node is a mapping with a 'type' key, not a {_kind(body)}",
+            ("the node is empty: give it a 'type' (e.g. 'type: LatentNoise') and its inputs"
+             if body is None
+             else f"a node is a mapping with a 'type' key, not a {_kind(body)}") + hint,
             node_id=node_id,
             location=where,
         )  # fmt: skip
@@ -381,12 +382,16 @@ class _NodeReader:
     defaults: dict[str, Location]
     types: dict[str, str | None]
     problems: list[Problem]
+    above: str | None = None  # the last entry read that may be a node (a mapping, or empty)
 
     def node(self, node_id: str, body: Any) -> Node | None:
         """One entry as a `Node`: its title and inputs with the params put in; None (a problem
         said) when the entry is no node (`_entry_problem`)."""
         where = self.doc.key_at.get(("nodes", node_id)) or self.at("nodes", node_id)
-        problem = _entry_problem(node_id, body, where)
+        hint = "" if isinstance(body, dict) else self.slipped(node_id)
+        if isinstance(body, dict) or body is None:
+            self.above = node_id
+        problem = _entry_problem(node_id, body, where, hint)
         if problem is not None:
             self.problems.append(problem)
             return None
@@ -403,6 +408,23 @@ class _NodeReader:
             if input_name not in RESERVED_NODE_KEYS:
                 self._input(node, node_type, input_name, raw_value)
         return node
+
+    def slipped(self, key: str) -> str:
+        """The hint for entry `key` when it is no node but reads as a line of the node above
+        it indented too little, at the node ids' column (`  steps: 4` under a node's
+        `    latent: ...`): one of that node's inputs, or its `type` or `title`; "" when not."""
+        above = self.above
+        if above is None:
+            return ""
+        if key in RESERVED_NODE_KEYS:
+            what = f"the {key!r} of node {quoted(above)}"
+        else:
+            node_type = self.registry.get(self.types.get(above) or "")
+            if node_type is None or node_type.input(key) is None:
+                return ""
+            what = f"input {quoted(key)} of node {quoted(above)} ({node_type.name})"
+        fix = f"indent it under {quoted(above)}"
+        return f"; it looks like {what} above, indented as a node id: {fix}"
 
     def _input(
         self, node: Node, node_type: NodeType | None, input_name: str, raw_value: Any

@@ -61,6 +61,25 @@ def test_a_missing_or_null_description_is_empty(registry):
         assert wf.description == ""
 
 
+def test_a_line_of_the_node_above_indented_as_a_node_id_is_named_as_one(registry):
+    """`  factor: 2` under a node's `    x: c` (dedented to the node ids' column) was only 'node
+    'factor': a node is a mapping...': it reads as an input (or the `type`) of the node above
+    indented too little, and says so; a name the node above has no input for gets no hint."""
+    text = ("nodes:\n  c: {type: Const}\n  s:\n    type: Scale\n    x: c\n  factor: 2\n"
+            "  seed:\n  o: {type: Show, value: s}\n  mode: 3\n  e:\n  type: Show\n")  # fmt: skip
+    slipped = "; it looks like {} above, indented as a node id: indent it under {}"
+    mapping = "a node is a mapping with a 'type' key, not a "
+    empty = "the node is empty: give it a 'type' (e.g. 'type: LatentNoise') and its inputs"
+    assert [(p[1], p[3], p[4]) for p in problems(text, registry)] == [
+        ("factor", (6, 3), mapping + "number"
+         + slipped.format("input 'factor' of node 's' (Scale)", "'s'")),
+        ("seed", (7, 3), empty + slipped.format("input 'seed' of node 's' (Scale)", "'s'")),
+        ("mode", (9, 3), mapping + "number"),  # Show has no input 'mode'
+        ("e", (10, 3), empty),
+        ("type", (11, 3), mapping + "string" + slipped.format("the 'type' of node 'e'", "'e'")),
+    ]  # fmt: skip
+
+
 def test_every_broken_node_is_reported_and_the_rest_still_read(registry):
     text = ("nodes:\n  c: 5\n  d: null\n  e: {value: 1}\n  f: {type: 5}\n"
             "  g: {type: Const, value: $nope}\n")  # fmt: skip
