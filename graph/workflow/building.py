@@ -25,7 +25,8 @@ TOP_LEVEL_KEYS = ("version", "description", "params", "nodes", "$schema")
 PARAM_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 PARAM_NAME_WORDS = "ASCII letters, digits and '_'"
 _WHOLE_PARAM = re.compile(rf"\$(?:({PARAM_NAME})|\{{({PARAM_NAME})\}})")
-_ANY_PARAM = re.compile(rf"\$(?:(\$)|({PARAM_NAME})|\{{({PARAM_NAME})\}})")
+# ... and in text, also `$$` (a dollar) and `${name` with no `}` (a reference left open)
+_ANY_PARAM = re.compile(rf"\$(?:(\$)|({PARAM_NAME})|\{{({PARAM_NAME})\}}|\{{({PARAM_NAME}))")
 _PARAM_NAME = re.compile(PARAM_NAME)
 _NODE_INPUT = re.compile(rf"[^\s.=]+\.{PARAM_NAME}")
 _NOT_COMFY = ", not [node, output] as in ComfyUI"  # how ComfyUI's prompts link
@@ -648,8 +649,25 @@ class _Substitution:
     def _in_text(self, match: re.Match) -> str:
         if match.group(1):
             return "$"
+        if match.group(4):
+            self._unclosed(match.group(0))
+            return match.group(0)
         key = match.group(2) or match.group(3)
         return _text(self._param(key)) if self._known(key) else match.group(0)
+
+    def _unclosed(self, opened: str) -> None:
+        """A problem for `${name` with no `}`: a param reference left open (a typo), which
+        was kept as text, refused only where the input wanted no text, as of the wrong type."""
+        self.problems.append(
+            Problem(
+                "syntax",
+                f"{opened} is a param reference missing its '}}': write {opened}}} (or $$ for a "
+                "literal dollar)",
+                self.node_id,
+                self.input_name,
+                self.where,
+            )
+        )
 
     def _param(self, key: str) -> Any:
         self.used.append(key)

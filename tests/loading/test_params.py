@@ -115,3 +115,22 @@ def test_a_default_the_input_refuses_names_the_param_and_its_declaration(registr
         s.startswith("w.yaml:1:13: param n's default ($n at w.yaml:3:27): node 'c' input 'value'")
         for s in said
     ), said
+
+
+@pytest.mark.parametrize(("written", "opened"), [
+    ('"${n"', "${n"), ('"a ${n photo"', "${n"), ('"${f}x${flip"', "${flip"),
+])  # fmt: skip
+def test_a_braced_reference_left_open_is_named_as_one(registry, written, opened):
+    """`"${n"` was kept as text: refused as an integer input's wrong type ('got '${n''), and
+    in text taken as it stands. It is a param reference missing its `}`, said at its place;
+    `$${` is a literal dollar before the brace."""
+    from latentgraph.graph.problems import WorkflowError
+
+    text = TEXT.replace('note: "${none}"', f"note: {written}")
+    with pytest.raises(WorkflowError) as info:
+        load_workflow("w.yaml", text=text, registry=registry)
+    assert [(p.node_id, p.input_name, p.message) for p in info.value.problems] == [
+        ("s", "note", f"{opened} is a param reference missing its '}}': write {opened}}} (or $$ "
+         "for a literal dollar)")]  # fmt: skip
+    escaped = load_workflow("w.yaml", text=TEXT.replace('"${none}"', '"$${n"'), registry=registry)
+    assert escaped.graph["s"].inputs["note"] == "${n"
