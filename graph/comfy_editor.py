@@ -8,8 +8,9 @@ constructs are resolved here: seed-control values, muted (mode 2) and bypassed (
 Reroute, PrimitiveNode, notes, subgraphs (expanded inline as `<instance id>:<inner id>`) and
 old group nodes (comfy_groups.py).
 
-Going back, `editor_from_graph` lays nodes out in columns by topological depth, or in the
-columns its caller gives.
+Going back, `editor_from_graph` lays nodes out in columns by topological depth, in the
+columns its caller gives, or (a template, which the editor fits into its window) flowed into
+as many columns as that window holds at `READABLE_SCALE` (`_readable_layout`).
 """
 
 from __future__ import annotations
@@ -889,6 +890,10 @@ def _rename(graph: Graph, names: dict[str, str]) -> Graph:
 _COLUMN_WIDTH = 380
 _NODE_WIDTH = 320
 _ROW_GAP = 40
+# (node width, column width) of a template too big to be read whole in those columns
+# (scheduler_comparison's 24 nodes): still wider than any node the editor draws (UNetDenoise
+# is 252 px), 30 px between columns for the links.
+_NARROW = (260, 290)
 # Room under the widgets for the picture the editor draws inside a node that shows one: as
 # ComfyUI opens LoadImage (315 x 314, about 190 px of it the picture), so it is drawn within
 # the node and not over the one below.
@@ -896,6 +901,8 @@ _PREVIEW_HEIGHT = 200
 # The window a written document is opened in: a laptop's browser, the canvas filling it.
 EDITOR_WINDOW = (1400, 900)
 _TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT: drawn above a node's `pos`
+_FIT_SHARE = 0.75  # of the window the editor fits a graph into
+_FIT_PADDING = 10  # around the graph's bounds, each side
 
 
 def fitted_view(nodes: Sequence[Mapping[str, Any]],
@@ -908,11 +915,12 @@ def fitted_view(nodes: Sequence[Mapping[str, Any]],
     the sidebar cover its first nodes and the window cuts off its last."""
     if not nodes:
         return {"scale": 1.0, "offset": [0, 0]}
-    left = min(n["pos"][0] for n in nodes) - 10
-    top = min(n["pos"][1] - _TITLE_HEIGHT for n in nodes) - 10
-    width = max(n["pos"][0] + n["size"][0] for n in nodes) + 10 - left
-    height = max(n["pos"][1] + n["size"][1] for n in nodes) + 10 - top
-    scale = min(0.75 * window[0] / max(width, 300), 0.75 * window[1] / max(height, 300), 10.0)
+    left = min(n["pos"][0] for n in nodes) - _FIT_PADDING
+    top = min(n["pos"][1] - _TITLE_HEIGHT for n in nodes) - _FIT_PADDING
+    width = max(n["pos"][0] + n["size"][0] for n in nodes) + _FIT_PADDING - left
+    height = max(n["pos"][1] + n["size"][1] for n in nodes) + _FIT_PADDING - top
+    scale = min(_FIT_SHARE * window[0] / max(width, 300), _FIT_SHARE * window[1] / max(height, 300),
+                10.0)  # fmt: skip
     offset = [window[0] / 2 / scale - left - width / 2, window[1] / 2 / scale - top - height / 2]
     return {"scale": round(scale, 4), "offset": [round(x, 1) for x in offset]}
 
@@ -981,16 +989,95 @@ def _depths(graph: Graph) -> dict[str, int]:
     return depth
 
 
-def _laid_out(graph: Graph, columns: Sequence[Sequence[str]] | None) -> list[tuple[Node, int]]:
-    """Each node with its column, in the order the columns are filled top to bottom: by
-    dependency depth (graph order within a column), or as `columns` lists them."""
-    if columns is None:
-        depth = _depths(graph)
-        return [(node, depth[node.id]) for node in sorted(graph, key=lambda n: depth[n.id])]
+def _depth_columns(graph: Graph) -> list[list[str]]:
+    """The node ids in one column per dependency depth (graph order within a column)."""
+    depth = _depths(graph)
+    columns: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for node in graph:
+        columns[depth[node.id]].append(node.id)
+    return columns
+
+
+def _given_columns(graph: Graph, columns: Sequence[Sequence[str]]) -> list[list[str]]:
     listed = [nid for ids in columns for nid in ids]
     if sorted(listed) != sorted(node.id for node in graph):
         raise ValueError(f"columns {columns!r} must list each node of the graph once")
-    return [(graph[nid], col) for col, ids in enumerate(columns) for nid in ids]
+    return [list(ids) for ids in columns]
+
+
+def _flowed(order: Sequence[str], heights: Mapping[str, float], count: int) -> list[list[str]]:
+    """`order` cut into at most `count` columns, top to bottom and left to right, the tallest
+    of them as short as can be: the shortest column height (a run of nodes, gaps included)
+    that cutting wherever the next node would pass it leaves within `count` columns."""
+
+    def cut(cap: float) -> list[list[str]]:
+        columns: list[list[str]] = []
+        bottom = 0.0
+        for nid in order:
+            if not columns or bottom + _ROW_GAP + heights[nid] > cap:
+                columns.append([])
+                bottom = -_ROW_GAP
+            columns[-1].append(nid)
+            bottom += _ROW_GAP + heights[nid]
+        return columns
+
+    below = [0.0]  # each node's bottom when all are stacked in one column, less a gap
+    for nid in order:
+        below.append(below[-1] + heights[nid] + _ROW_GAP)
+    runs = sorted({below[j] - below[i] - _ROW_GAP
+                   for i in range(len(order)) for j in range(i + 1, len(order) + 1)})  # fmt: skip
+    low, high = 0, len(runs) - 1  # the last, every node in one column, is always within
+    while low < high:
+        mid = (low + high) // 2
+        if len(cut(runs[mid])) <= count:
+            high = mid
+        else:
+            low = mid + 1
+    return cut(runs[high]) if runs else []
+
+
+def _columns_held(node_width: int, column_width: int, window: tuple[int, int]) -> int:
+    """How many columns fit across `window` when the editor fits them there at
+    `READABLE_SCALE` (`fitted_view`'s share of the window, less its padding)."""
+    room = _FIT_SHARE * window[0] / READABLE_SCALE - 2 * _FIT_PADDING
+    return max(1, int((room - node_width) // column_width) + 1)
+
+
+def _readable_layout(graph: Graph, heights: Mapping[str, float],
+                    window: tuple[int, int] = EDITOR_WINDOW,
+                    ) -> tuple[list[list[str]], tuple[int, int]]:  # fmt: skip
+    """The columns and (node width, column width) of a document the editor fits into
+    `window` when it opens it, whatever view it carries (a template): one column per depth
+    put the examples 5 to 8 columns across, opened at 27-56%, every node an untitled grey box.
+    The nodes, in depth order, are flowed into as many columns as the window holds at
+    `READABLE_SCALE`, each as short as that allows, so the fit is at least that when the graph
+    can be: in 320 px columns, else narrower ones (`_NARROW`); the larger of the two fits when
+    neither is readable."""
+    order = [nid for column in _depth_columns(graph) for nid in column]
+    tried: list[tuple[float, list[list[str]], tuple[int, int]]] = []
+    for widths in ((_NODE_WIDTH, _COLUMN_WIDTH), _NARROW):
+        columns = _flowed(order, heights, _columns_held(*widths, window))
+        boxes = [{"pos": pos, "size": [widths[0], heights[nid]]}
+                 for nid, pos in _positions(columns, heights, widths[1]).items()]  # fmt: skip
+        scale = fitted_view(boxes, window)["scale"]
+        if scale >= READABLE_SCALE:
+            return columns, widths
+        tried.append((scale, columns, widths))
+    _, columns, widths = max(tried, key=lambda t: t[0])
+    return columns, widths
+
+
+def _positions(columns: Sequence[Sequence[str]], heights: Mapping[str, float],
+               column_width: int) -> dict[str, list[float]]:  # fmt: skip
+    """Each node's `pos`: its column's left edge, stacked under the one above it, a title
+    bar and some clearance between."""
+    placed: dict[str, list[float]] = {}
+    for col, ids in enumerate(columns):
+        y = 50.0
+        for nid in ids:
+            placed[nid] = [50 + col * column_width, y]
+            y += heights[nid] + _ROW_GAP
+    return placed
 
 
 def _socket_rows(node_type: NodeType | None, inputs: list[dict[str, Any]]) -> int:
@@ -1002,6 +1089,15 @@ def _socket_rows(node_type: NodeType | None, inputs: list[dict[str, Any]]) -> in
     if node_type is not None:
         drawn |= {inp.name for inp in node_type.inputs if inp.comfy_extra}
     return len(drawn)
+
+
+def _node_height(node_type: NodeType | None, inputs: list[dict[str, Any]], values: list[Any],
+                 outputs: list[tuple[str, str]]) -> int:  # fmt: skip
+    """How tall a node is written: its rows (sockets or outputs, whichever are more) and
+    widgets, with some to spare, and room for the picture it shows (`_shows_image`)."""
+    rows = max(_socket_rows(node_type, inputs), len(outputs))
+    height = 30 + 22 * rows + 26 * len(values)
+    return height + _PREVIEW_HEIGHT if _shows_image(node_type) else height
 
 
 def _editor_value(inp: Input, value: Any) -> Any:
@@ -1122,11 +1218,14 @@ class _EditorLinks:
 
 def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
                       seed_control: str = "fixed",
-                      columns: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:  # fmt: skip
+                      columns: Sequence[Sequence[str]] | None = None,
+                      fitted: bool = False) -> dict[str, Any]:  # fmt: skip
     """An editor-format workflow (schema 0.4) for `graph`, laid out in columns by dependency
-    depth, opened in a 1400x900 window with every node in view, or readable (`opened_view`). `columns`
-    (each column's node ids, top to bottom, every node in one) arranges a graph whose layout
-    someone chose: a template the editor fits into its window (server/api_templates.py).
+    depth, opened in a 1400x900 window with every node in view, or readable (`opened_view`).
+    `columns` (each column's node ids, top to bottom, every node in one) arranges a graph
+    whose layout someone chose; `fitted` lays out a graph the editor fits into its window
+    when it opens it (a template, server/api_templates.py) so that fit is readable
+    (`_readable_layout`).
 
     `seed_control` is what the editor does to each seed after queueing (`SEED_CONTROL_VALUES`):
     `fixed` by default, so a converted document runs what the file ran, run after run;
@@ -1143,22 +1242,27 @@ def editor_from_graph(graph: Graph, registry: Registry | None = None, *,
     ids = _editor_ids(graph)
     slots = _output_slots(graph, registry)
     links = _EditorLinks(ids, slots)
-    column_y: dict[int, float] = {}
+    made = {node.id: _editor_inputs(node, registry.get(node.type), seed_control) for node in graph}
+    heights = {node.id: _node_height(registry.get(node.type), *made[node.id], slots[node.id])
+               for node in graph}  # fmt: skip
+    widths = (_NODE_WIDTH, _COLUMN_WIDTH)
+    if columns is not None:
+        laid = _given_columns(graph, columns)
+    elif fitted:
+        laid, widths = _readable_layout(graph, heights)
+    else:
+        laid = _depth_columns(graph)
+    positions = _positions(laid, heights, widths[1])
     nodes: list[dict[str, Any]] = []
-    for node, col in _laid_out(graph, columns):
-        inputs, values = _editor_inputs(node, registry.get(node.type), seed_control)
+    for nid in (nid for column in laid for nid in column):
+        node = graph[nid]
+        inputs, values = made[nid]
         links.connect(node, inputs)
-        rows = max(_socket_rows(registry.get(node.type), inputs), len(slots[node.id]))
-        height = 30 + 22 * rows + 26 * len(values)
-        if _shows_image(registry.get(node.type)):
-            height += _PREVIEW_HEIGHT
-        y = column_y.get(col, 50.0)
-        column_y[col] = y + height + _ROW_GAP
         entry: dict[str, Any] = {
             "id": ids[node.id],
             "type": node.type,
-            "pos": [50 + col * _COLUMN_WIDTH, y],
-            "size": [_NODE_WIDTH, height],
+            "pos": positions[nid],
+            "size": [widths[0], heights[nid]],
             "flags": {},
             "order": len(nodes),
             "mode": MODE_NORMAL,

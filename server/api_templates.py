@@ -117,13 +117,18 @@ def editor_workflow(path: Path | None, registry: Any) -> dict[str, Any]:
     """The template as the editor opens it. The classic default graph's seed is `randomize`d
     after each queueing, as ComfyUI's default graph's is (a new seed per press of Run); an
     example keeps its seed (`fixed`, as `latentgraph convert --to editor` writes it): its seed
-    is part of the example, and it makes what `latentgraph run` of the file makes."""
+    is part of the example, and it makes what `latentgraph run` of the file makes.
+
+    The editor fits a template into its window whatever view it carries: an example is laid
+    out for that fit (`editor_from_graph(fitted=True)`) to be readable, where one column per
+    depth opened at 27-56% in a 1400x900 window, every node an untitled grey box."""
     from latentgraph.graph.comfy_editor import editor_from_graph
 
-    seed_control = "randomize" if path is None else "fixed"
-    columns = CLASSIC_COLUMNS if path is None else None
-    return editor_from_graph(_graph(path, registry), registry, seed_control=seed_control,
-                             columns=columns)  # fmt: skip
+    graph = _graph(path, registry)
+    if path is None:
+        return editor_from_graph(graph, registry, seed_control="randomize",
+                                 columns=CLASSIC_COLUMNS)  # fmt: skip
+    return editor_from_graph(graph, registry, seed_control="fixed", fitted=True)
 
 
 def thumbnail(path: Path | None, registry: Any) -> bytes:

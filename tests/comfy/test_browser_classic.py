@@ -162,6 +162,41 @@ def test_a_first_visit_shows_comfyuis_classic_graph_and_run_makes_its_image(
     assert not [e for e in errors if "latentgraph" in e.lower()], errors
 
 
+# The editor shows template `name` (its tab active, every node of it loaded: `want`, each
+# node's id and type) at the view it fitted it to.
+_TEMPLATE_SHOWN = """([name, want]) => window.app?.extensionManager?.workflow?.activeWorkflow
+    ?.filename === name && window.app.pendingCamera === undefined && JSON.stringify(
+    window.app.graph._nodes.map(n => n.id + ':' + n.type).sort()) === JSON.stringify(want)"""
+
+
+def test_every_template_opens_readable_without_overlaps(editor_server):
+    """The editor fits a template into its window, whatever view the file carries. Laid out
+    one column per depth, the examples opened at 27-56% in a 1400x900 window, every node an
+    untitled grey box without widgets. Each template, opened as its address opens it
+    (`/?template=NAME`, one browser for all), is drawn at 60% or more now, no node over
+    another at the sizes the editor gave them."""
+    [category] = editor_server.http.get("/templates/index.json").json()
+    names = [template["name"] for template in category["templates"]]
+    assert len(names) > 10  # the examples, not only the classic graph
+    views: dict[str, dict] = {}
+    errors: list[str] = []
+    with editor(editor_server.url, errors) as page:
+        for name in names:
+            nodes = editor_server.http.get(f"/templates/{name}.json").json()["nodes"]
+            page.goto(f"{editor_server.url}/?template={name}", wait_until="domcontentloaded")
+            page.wait_for_function(_TEMPLATE_SHOWN, arg=[name, sorted(
+                f"{n['id']}:{n['type']}" for n in nodes)], timeout=60_000)  # fmt: skip
+            views[name] = page.evaluate(_VIEW)
+    unreadable = {name: round(view["scale"], 3) for name, view in views.items()
+                  if view["scale"] < LOW_QUALITY_SCALE or view["lowQuality"]}  # fmt: skip
+    assert not unreadable, unreadable
+    for name, view in views.items():
+        rects = view["rects"]
+        assert not [(a, b) for k, a in enumerate(rects) for b in rects[k + 1 :]
+                    if _overlap(a, b)], name  # fmt: skip
+    assert not [e for e in errors if "latentgraph" in e.lower()], errors
+
+
 def test_each_new_browser_first_sees_the_classic_graph(editor_server):
     """The settings `Comfy.TutorialCompleted` is in are the data dir's, one for every browser:
     a second browser (a colleague's, a private window, cleared site data) with nothing to

@@ -424,6 +424,37 @@ def test_columns_given_are_stacked_as_listed_without_overlaps():
         editor_from_graph(txt2img(), REG, columns=[["4"], ["6", "7", "5"], ["3"], ["8"]])
 
 
+def _chain(length: int) -> Graph:
+    g = Graph()
+    g.add(Node("1", "EmptyLatentImage", {"width": 64, "height": 64, "batch_size": 1}))
+    for k in range(2, length + 1):
+        g.add(Node(str(k), "LatentUpscale", {"samples": Link(str(k - 1), 0),
+                                             "upscale_method": "nearest-exact", "width": 64,
+                                             "height": 64, "crop": "disabled"}))  # fmt: skip
+    return g
+
+
+@pytest.mark.parametrize(("length", "node_width", "columns"), [(20, 320, 4), (24, 260, 6)])
+def test_a_template_is_flowed_into_the_columns_the_editors_fit_reads(length, node_width, columns):
+    """`fitted`: the editor fits a template into its window whatever view the file carries,
+    so the layout itself must read there. One column per depth, a 20-node chain fitted at
+    17%; flowed in depth order, top to bottom then left to right, into the columns a 1400x900
+    window holds at 60% (four of 320 px; six narrower ones for a graph those cannot hold), it
+    fits at 60% or more, and every link still comes from the left or from higher up."""
+    assert fitted_view(editor_from_graph(_chain(length), REG)["nodes"])["scale"] < 0.2
+    doc = editor_from_graph(_chain(length), REG, fitted=True)
+    check_document(doc)
+    nodes = doc["nodes"]
+    assert fitted_view(nodes)["scale"] >= 0.6
+    assert {n["size"][0] for n in nodes} == {node_width}
+    assert len({n["pos"][0] for n in nodes}) == columns
+    for k, a in enumerate(nodes):
+        for b in nodes[k + 1 :]:
+            assert not rectangles_overlap(a, b), (a["pos"], b["pos"])
+    pos = {n["id"]: tuple(n["pos"]) for n in nodes}
+    assert all(pos[origin] < pos[target] for _, origin, _, target, _, _ in doc["links"])
+
+
 def test_latentgraphs_extra_sockets_have_rows_on_a_comfyui_node():
     """VAEDecode's `tiled` and `sliced` (`comfy_extra`) are sockets in the editor even when
     unlinked, so not written: it draws four rows, 86 px; it was laid out 74 px tall for two,

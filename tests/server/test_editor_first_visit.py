@@ -138,6 +138,23 @@ def test_the_default_template_opens_readable_in_a_laptops_window_without_overlap
             assert not rectangles_overlap(a, b), (a["type"], a["pos"], b["type"], b["pos"])
 
 
+def test_every_example_template_opens_readable_in_a_laptops_window_without_overlaps(client):
+    """The example workflows laid out one column per depth were 5 to 8 columns across: the
+    editor, fitting each into a 1400x900 window, opened them at 27-56%, untitled grey boxes.
+    Flowed into the columns that window holds readable, each fits at 60% or more
+    (test_browser_classic.py opens them in the editor)."""
+    [category] = client.get("/templates/index.json").json()
+    names = [template["name"] for template in category["templates"]][1:]  # after the classic
+    assert "scheduler_comparison" in names and "hires_fix" in names
+    for name in names:
+        workflow = client.get(f"/templates/{name}.json").json()
+        assert fitted_scale(workflow, WINDOW) >= LOW_QUALITY_SCALE, name
+        nodes = workflow["nodes"]
+        for k, a in enumerate(nodes):
+            for b in nodes[k + 1 :]:
+                assert not rectangles_overlap(a, b), (name, a["pos"], b["pos"])
+
+
 def test_the_default_templates_seed_is_randomized_as_comfyuis_examples_keep_theirs(client):
     """ComfyUI's default graph (and the editor, for a new node) randomizes the KSampler's seed
     after each run; ours said `fixed`, so a second Run made nothing new. An example keeps its
