@@ -2,8 +2,14 @@
 
 The folder is the one `run` writes (`graph.cache.disk_store_dir`): `--cache-dir DIR` (the
 entries directly in DIR), else `outputs` in $LATENTGRAPH_CACHE_DIR or the user cache folder.
-Clearing removes the cached outputs only: the built tiny models beside them in the cache root
-stay (rebuilding them takes seconds), and so does any other file in the folder.
+Clearing removes the cached outputs, and any other file in the folder stays.
+
+Beside them, in the cache folder's `models/` whatever `--cache-dir` says, are the built-in
+models, built on first use (`nodes.builtin_builds`): both commands list them, each with its size
+and whether this version uses it, and `clear` removes the ones an earlier version built, which
+this one never reads (an upgrade that changed a recipe builds anew beside the old build). This
+version's builds stay (rebuilding them takes seconds, but a running server may be reading
+them), and so do a newer version's and another user's.
 
 The limit shown is `--cache-disk-mb` when given, else the one the store was last written with
 (`run` and `serve` record it: `DiskCache.recorded_limit`), else the default (10 GiB).
@@ -12,6 +18,7 @@ The limit shown is `--cache-disk-mb` when given, else the one the store was last
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .arguments import at_least
@@ -21,8 +28,12 @@ def add_parser(sub) -> None:
     """The `cache` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("cache", help="show the disk cache's folder and size, or `cache clear`")
     p.add_argument("action", nargs="?", choices=["info", "clear"], default="info",
-                   help="info (default): folder, entries, size and limit; clear: remove the "
-                   "cached outputs (not the built tiny models)")  # fmt: skip
+                   help="info (default): folder, entries, size and limit, and the built-in "
+                   "models in the cache folder's models/; clear: remove the cached outputs and "
+                   "the built-in models only an earlier version used (a recipe version, -vN, "
+                   "below the one this version builds; this version's, a newer version's and "
+                   "another user's are kept; an earlier latentgraph sharing the folder builds "
+                   "its own again when it next needs it)")  # fmt: skip
     p.add_argument("--cache-dir", type=Path,
                    help="the folder `run --cache-dir` was given (default: the user cache "
                    "folder's outputs/, or $LATENTGRAPH_CACHE_DIR/outputs)")  # fmt: skip
@@ -59,14 +70,68 @@ def cmd_cache(args: argparse.Namespace) -> int:
     limit = _limit_text(store, args.cache_disk_mb)
     if args.action == "clear":
         count, size = store.clear()
-        print(f"cleared {folder}: removed {count} cached output(s), {size_text(size)} "
-              "(built models are kept)")  # fmt: skip
-        return 0
+        print(f"cleared {folder}: removed {count} cached output(s), {size_text(size)}")
+        return _clear_builds()
     count, size = store.usage()
     print(f"folder:  {folder}{'' if folder.is_dir() else ' (not made yet)'}")
     print(f"entries: {count}")
     print(f"size:    {size_text(size)} of {limit}")
+    _show_builds()
     return 0
+
+
+def _show_builds() -> None:
+    """The built-in models' folder and each build in it: name, size, whether this version
+    uses it (and if not, whether `cache clear` removes it)."""
+    from latentgraph.graph.paths import built_models_dir
+    from latentgraph.nodes.builtin_builds import found_builds
+
+    builds = found_builds()
+    print(f"models:  {built_models_dir()} (the built-in models{'' if builds else ': none built'})")
+    width = max((len(b.path.name) for b in builds), default=0)
+    for build in builds:
+        print(f"  {build.path.name:<{width}}  {size_text(build.size):>9}  {_build_state(build)}")
+
+
+def _build_state(build) -> str:
+    """What a build is to this version, in the words `cache` shows."""
+    if build.used:
+        return "used by this version"
+    if not build.earlier:
+        return "a newer version's: kept"
+    if not build.own:
+        return "an earlier version's, another user's: kept"
+    return "an earlier version's, not used by this one: `cache clear` removes it"
+
+
+def _clear_builds() -> int:
+    """Remove the earlier versions' builds this user owns, each said; 1 when one could not be
+    removed (said on stderr, why in words), else 0."""
+    from latentgraph.graph.files import os_error_words
+    from latentgraph.graph.paths import built_models_dir
+    from latentgraph.nodes.builtin_builds import found_builds, remove_build
+
+    code, used, kept = 0, 0, []
+    for build in found_builds():
+        if build.used:
+            used += 1
+            continue
+        if not (build.earlier and build.own):
+            kept.append(f"{build.path.name} ({_build_state(build).removesuffix(': kept')})")
+            continue
+        try:
+            remove_build(build)
+        except OSError as exc:
+            print(f"latentgraph: error: cannot remove {build.path}: {os_error_words(exc)}",
+                  file=sys.stderr)  # fmt: skip
+            code = 1
+            continue
+        print(f"removed {build.path} ({size_text(build.size)}): a built-in model an earlier "
+              "version built, which this one does not use")  # fmt: skip
+    if used or kept:
+        uses = [f"the {used} built-in model(s) this version uses"] if used else []
+        print(f"kept in {built_models_dir()}: {', '.join(uses + kept)}")
+    return code
 
 
 def _limit_text(store, given_mb: int | None) -> str:

@@ -1,6 +1,6 @@
 """Where latentgraph keeps its files, per user, overridable by environment variables.
 
-LATENTGRAPH_CACHE_DIR   output cache and the built-in tiny model (default: user cache dir)
+LATENTGRAPH_CACHE_DIR   output cache and the built-in tiny models (default: user cache dir)
 LATENTGRAPH_DATA_DIR    server database, user settings and saved workflows (default: user data dir)
 LATENTGRAPH_MODELS_DIRS more models roots, searched after the ones given (os.pathsep between)
 
@@ -38,6 +38,35 @@ _warned_undecodable: set[tuple[str, tuple[str, ...]]] = set()
 def cache_dir() -> Path:
     env = os.environ.get("LATENTGRAPH_CACHE_DIR")
     return Path(env) if env else Path(platformdirs.user_cache_dir("latentgraph"))
+
+
+# A built-in model's build in `built_models_dir`: its name, its recipe's version, and ".safetensors"
+# for a single file (`tiny-sd-v2`, `tiny-lora-v1.safetensors`).
+_BUILT_MODEL = re.compile(
+    r"(?P<stem>[a-z0-9-]+)-v(?P<version>[1-9][0-9]{0,5})(?P<suffix>\.safetensors)?"
+)
+
+
+def built_models_dir() -> Path:
+    """Where the built-in models are built on first use: `models` in the cache folder."""
+    return cache_dir() / "models"
+
+
+def built_model(stem: str, version: int, suffix: str = "") -> Path:
+    """The path a built-in model's build has in `built_models_dir`: `STEM-vVERSION` (a folder),
+    `STEM-vVERSION.safetensors` (a file, `suffix`). Every builder names its build so, and the
+    version is its recipe's, so a changed recipe builds anew beside the old build, which
+    `built_model_parts` tells apart from any other file there."""
+    return built_models_dir() / f"{stem}-v{version}{suffix}"
+
+
+def built_model_parts(name: str) -> tuple[str, int, str] | None:
+    """(stem, version, suffix) of a name `built_model` gives, None for any other name: how
+    `latentgraph cache` finds the builds other versions left (nodes/builtin_builds.py)."""
+    found = _BUILT_MODEL.fullmatch(name)
+    if found is None:
+        return None
+    return found["stem"], int(found["version"]), found["suffix"] or ""
 
 
 def data_dir() -> Path:

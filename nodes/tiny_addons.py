@@ -125,13 +125,17 @@ def save_atomic(tensors: dict[str, Any], out: Path, metadata: dict[str, str] | N
     return write_file(out, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
 
+def builtin_lora_path(name: str) -> Path:
+    """Where the file behind a `builtin:` LoRA name is built, built or not."""
+    if name not in BUILTIN_LORAS:
+        raise ValueError(f"unknown built-in LoRA {name!r}; known: {', '.join(BUILTIN_LORAS)}")
+    return paths.built_model(name.split(":", 1)[1], BUILD_VERSION, ".safetensors")
+
+
 def builtin_lora(name: str) -> Path:
     """The file behind a `builtin:` LoRA name, written into the cache dir on first use."""
-    recipe = BUILTIN_LORAS.get(name)
-    if recipe is None:
-        raise ValueError(f"unknown built-in LoRA {name!r}; known: {', '.join(BUILTIN_LORAS)}")
-    layout, model = recipe
-    path = paths.cache_dir() / "models" / f"{name.split(':', 1)[1]}-v{BUILD_VERSION}.safetensors"
+    path = builtin_lora_path(name)
+    layout, model = BUILTIN_LORAS[name]
     if not path.is_file():
         save_atomic(lora_tensors(layout, model=model), path, {"format": "pt"})
     return path

@@ -117,13 +117,19 @@ def difference_file_tensors(net: Any, unet: Any) -> dict[str, Any]:
     return out
 
 
-def builtin_control(name: str) -> Path:
-    """The file behind a `builtin:` control name, written into the cache dir on first use."""
+def builtin_control_path(name: str) -> Path:
+    """Where the file behind a `builtin:` control name is built, built or not."""
     stem = BUILTIN_CONTROLS.get(name)
     if stem is None:
         raise ValueError(f"unknown built-in control model {name!r}; known: "
                          f"{', '.join(BUILTIN_CONTROLS)}")  # fmt: skip
-    path = paths.cache_dir() / "models" / f"{stem}-v{BUILD_VERSION}.safetensors"
+    return paths.built_model(stem, BUILD_VERSION, ".safetensors")
+
+
+def builtin_control(name: str) -> Path:
+    """The file behind a `builtin:` control name, written into the cache dir on first use."""
+    path = builtin_control_path(name)
+    stem = BUILTIN_CONTROLS[name]
     if not path.is_file():
         model = tiny_controlnet() if stem == "tiny-controlnet" else tiny_adapter()
         save_atomic(model.state_dict(), path, {"format": "pt"})

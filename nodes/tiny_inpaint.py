@@ -27,7 +27,7 @@ MODEL_INDEX_INPAINT = {**MODEL_INDEX, "_class_name": "StableDiffusionInpaintPipe
 
 
 def default_path() -> Path:
-    return paths.cache_dir() / "models" / f"{NAME}-v{BUILD_VERSION}"
+    return paths.built_model(NAME, BUILD_VERSION)
 
 
 def ensure_tiny_inpaint(path: Path | None = None) -> Path:

@@ -102,7 +102,7 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def default_path() -> Path:
-    return paths.cache_dir() / "models" / f"{NAME}-v{BUILD_VERSION}"
+    return paths.built_model(NAME, BUILD_VERSION)
 
 
 def write_model(folder: Path, unet_config: dict | None = None,

@@ -34,7 +34,7 @@ SD2_SCHEDULER_CONFIG = {**SCHEDULER_CONFIG, "prediction_type": "v_prediction"}
 
 
 def default_path() -> Path:
-    return paths.cache_dir() / "models" / f"{NAME}-v{BUILD_VERSION}"
+    return paths.built_model(NAME, BUILD_VERSION)
 
 
 def _build(folder: Path) -> None:

@@ -91,7 +91,7 @@ REFINER_MODEL_INDEX = {
 
 def default_path(refiner: bool = False) -> Path:
     name = "tiny-sdxl-refiner" if refiner else "tiny-sdxl"
-    return paths.cache_dir() / "models" / f"{name}-v{BUILD_VERSION}"
+    return paths.built_model(name, BUILD_VERSION)
 
 
 def _build(folder: Path, refiner: bool) -> None:

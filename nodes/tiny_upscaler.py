@@ -29,11 +29,16 @@ def tiny_esrgan_tensors(spandrel: Any, seed: int = 0) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def builtin_upscaler_file() -> Path:
+    """Where the file behind `builtin:tiny-esrgan` is built, built or not."""
+    return paths.built_model("tiny-esrgan", BUILD_VERSION, ".safetensors")
+
+
 def builtin_upscaler_path(spandrel: Any) -> Path:
     """The file behind `builtin:tiny-esrgan`, written into the cache dir on first use."""
     from .tiny_addons import save_atomic
 
-    path = paths.cache_dir() / "models" / f"tiny-esrgan-v{BUILD_VERSION}.safetensors"
+    path = builtin_upscaler_file()
     if not path.is_file():
         save_atomic(tiny_esrgan_tensors(spandrel), path)
     return path

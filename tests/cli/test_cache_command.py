@@ -1,6 +1,8 @@
-"""`latentgraph cache` shows the disk cache `run` writes, and `cache clear` empties it of cached
-outputs only: the built tiny models beside them stay."""
+"""`latentgraph cache` shows the disk cache `run` writes and the built-in models built beside it,
+and `cache clear` empties it of cached outputs and of the built-in models only an earlier
+version used: this version's builds, a newer one's and any other file stay."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,139 @@ def test_a_disk_cache_that_cannot_be_written_is_warned_about_once(cli, tmp_path)
     assert warnings == [f"latentgraph: warning: the disk cache at {store} cannot be written "
                         "(Not a directory); results are kept in memory only, not for later runs "
                         "(said once)"], err  # fmt: skip
+
+
+def _folder_build(path: Path, weights: bytes = b"w" * 3000) -> Path:
+    """A built-in model's folder as a build leaves it: its weights, model_index.json."""
+    (path / "unet").mkdir(parents=True)
+    (path / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(weights)
+    (path / "model_index.json").write_text("{}")
+    return path
+
+
+@pytest.fixture
+def old_builds(tmp_path, monkeypatch):
+    """A cache folder holding an earlier version's builds of tiny-sd (a folder) and of the tiny
+    LoRA (a file, its recipe taken as one version newer here), this version's and a newer
+    version's tiny-sd, and things named like builds that are none."""
+    from latentgraph.graph import paths
+    from latentgraph.nodes import loaders, tiny_addons, tiny_sd2
+
+    monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(tmp_path / "root"))
+    monkeypatch.setattr(tiny_addons, "BUILD_VERSION", tiny_addons.BUILD_VERSION + 1)
+    monkeypatch.setattr(tiny_sd2, "BUILD_VERSION", tiny_sd2.BUILD_VERSION + 2)
+    current = loaders.builtin_path(loaders.BUILTIN_TINY)  # tiny-sd-v2: its version, not ours
+    stem, version, _ = paths.built_model_parts(current.name)
+    assert version >= 2
+    models = paths.built_models_dir()
+    lora = paths.built_model("tiny-lora", tiny_addons.BUILD_VERSION - 1, ".safetensors")
+    models.mkdir(parents=True)
+    lora.write_bytes(b"lora" * 100)
+    sd2_old = tiny_sd2.BUILD_VERSION - 2  # below this version's: only no build of ours
+    linked = _folder_build(tmp_path / "elsewhere" / "model")
+    not_builds = [
+        _folder_build(models / "my-model-v1"),  # no built-in model's name
+        paths.built_model("tiny-sd2-v", sd2_old),  # no model_index.json: not a whole build
+        paths.built_model(stem, version - 1, ".safetensors"),  # a file named as a folder build
+        models / f".{stem}-v{version - 1}-0123456789abcdef.tmp",  # a build under way
+        tmp_path / "root" / "configs" / f"{stem}-v{version - 1}",  # not in models/
+    ]
+    (not_builds[1] / "unet").mkdir(parents=True)
+    not_builds[2].write_bytes(b"mine")
+    _folder_build(not_builds[3])
+    _folder_build(not_builds[4])
+    link = paths.built_model("tiny-sd2-v", sd2_old + 1)  # a link: the user's, not a build
+    link.symlink_to(linked, target_is_directory=True)
+    return {"old": _folder_build(paths.built_model(stem, version - 1)), "lora": lora,
+            "current": _folder_build(current), "newer": _folder_build(paths.built_model(
+                stem, version + 1)), "not builds": [*not_builds, link, linked]}  # fmt: skip
+
+
+def _listed(out: str) -> dict[str, str]:
+    """`cache`'s models lines: name -> what it says of it."""
+    rows = out.split("(the built-in models)\n", 1)[1].splitlines()
+    return {row.split()[0]: row.split("  ")[-1].strip() for row in rows}
+
+
+def test_cache_lists_the_built_models_and_clear_removes_the_ones_earlier_versions_built(
+    cli, old_builds
+):
+    """After an upgrade that changed tiny-sd's recipe, its earlier build stayed for good,
+    unlisted: `cache` lists each build with its size and what it is to this version, and
+    `cache clear` removes the earlier versions' builds, saying so, and nothing else."""
+    old, lora, current, newer = (old_builds[k] for k in ("old", "lora", "current", "newer"))
+    code, out, err = cli("cache")
+    assert code == 0, err
+    assert f"models:  {current.parent} (the built-in models)\n" in out
+    removes = "an earlier version's, not used by this one: `cache clear` removes it"
+    assert _listed(out) == {old.name: removes, lora.name: removes,
+                            current.name: "used by this version",
+                            newer.name: "a newer version's: kept"}  # fmt: skip
+    assert f"  {old.name}  " in out and "2.9 KiB" in out  # its size: 3000 + 2 bytes
+    code, out, err = cli("cache", "clear")
+    assert (code, err) == (0, "")
+    assert f"removed {old} (2.9 KiB): a built-in model an earlier version built" in out
+    assert f"removed {lora} (400 B): a built-in model an earlier version built" in out
+    assert out.endswith(f"kept in {current.parent}: the 1 built-in model(s) this version uses, "
+                        f"{newer.name} (a newer version's)\n")  # fmt: skip
+    assert not os.path.lexists(old) and not os.path.lexists(lora)
+    assert (current / "model_index.json").is_file() and (newer / "model_index.json").is_file()
+    for path in old_builds["not builds"]:
+        assert os.path.lexists(path), path
+    assert sorted(p.name for p in current.parent.iterdir() if p.name.startswith(".")) == [
+        old_builds["not builds"][3].name
+    ]  # nothing left aside
+    assert set(_listed(cli("cache")[1])) == {current.name, newer.name}
+
+
+def test_cache_clear_keeps_another_users_earlier_build(cli, old_builds, monkeypatch):
+    """A shared cache folder: another account's earlier build may still be read by it."""
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(old_builds["old"]).st_uid + 1)
+    out = cli("cache")[1]
+    assert _listed(out)[old_builds["old"].name] == "an earlier version's, another user's: kept"
+    code, out, err = cli("cache", "clear")
+    assert (code, err) == (0, "") and "removed" not in out.replace("removed 0 cached", "")
+    assert (old_builds["old"] / "model_index.json").is_file() and old_builds["lora"].is_file()
+
+
+def test_cache_clear_that_cannot_remove_a_build_says_so_and_puts_it_back(cli, old_builds,
+                                                                         monkeypatch):  # fmt: skip
+    """A folder is renamed aside, then deleted: one that cannot be deleted goes back under its
+    name (listed, tried again next time), the failure one line on stderr, exit 1."""
+    import shutil
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(shutil, "rmtree", refuse)
+    old = old_builds["old"]
+    code, out, err = cli("cache", "clear")
+    assert code == 1 and "Traceback" not in err
+    assert err == (f"latentgraph: error: cannot remove {old}: no permission to write in the "
+                   "folder (Permission denied)\n")  # fmt: skip
+    assert (old / "model_index.json").is_file() and not old_builds["lora"].exists()
+    assert old.name in _listed(cli("cache")[1])
+
+
+def test_the_builds_cache_lists_are_the_ones_the_loaders_use(cli, tmp_path, monkeypatch):
+    """`builtin_builds.used_builds` asks each builder where it builds: with every one of them
+    made, each built-in name loads from one of those paths (nothing built), and `cache`
+    lists them all as used."""
+    from latentgraph.nodes import builtin_builds, loaders, tiny_addons, tiny_control
+    from latentgraph.nodes.tiny_upscaler import builtin_upscaler_path
+
+    monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(tmp_path / "root"))
+    used = builtin_builds.used_builds()
+    for path in used:
+        if path.suffix:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"weights")
+        else:
+            _folder_build(path)
+    loaded = [*map(loaders.builtin_folder, loaders.BUILTINS),
+              *map(tiny_addons.builtin_lora, tiny_addons.BUILTIN_LORAS),
+              *map(tiny_control.builtin_control, tiny_control.BUILTIN_CONTROLS),
+              builtin_upscaler_path(None)]  # fmt: skip
+    assert sorted(loaded) == sorted(used)
+    listed = _listed(cli("cache")[1])
+    assert listed == {path.name: "used by this version" for path in used}
