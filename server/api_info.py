@@ -59,13 +59,16 @@ async def object_info(request: Request) -> JSONResponse:
 
 
 async def object_info_one(request: Request) -> JSONResponse:
+    """/object_info/{class}: `{class: info}`, or `{}` for a class no node pack declares (a
+    200, as ComfyUI answers it: clients ask "is this node installed?" with `name in answer`,
+    and a 404 made them raise instead of answering no)."""
     from latentgraph.graph.object_info import object_info as build
 
     name = request.path_params["node_class"]
     state = get_state(request)
     registry = state.registry
     if registry.get(name) is None:
-        raise ApiError(404, f"unknown node class {quoted(name)}", "not_found")
+        return JSONResponse({})
     info = await in_thread(build, registry, state.settings)
     return JSONResponse({name: info[name]} if name in info else {})
 
@@ -271,6 +274,14 @@ async def logs_raw(request: Request) -> JSONResponse:
                          "size": {"cols": size.columns, "rows": size.lines}})  # fmt: skip
 
 
+async def logs_text(request: Request) -> JSONResponse:
+    """/internal/logs: the kept lines as one text, each `TIME - LINE`, as a JSON string
+    (ComfyUI's answer): the editor's error report attaches it, and without the route every
+    error dialog came with a second one, "Failed to fetch server logs"."""
+    entries = request.app.state.logs.entries()
+    return JSONResponse("".join(f"{entry['t']} - {entry['m']}" for entry in entries))
+
+
 async def logs_subscribe(request: Request) -> JSONResponse:
     """/internal/logs/subscribe: accepted, but no lines are streamed over the websocket: the
     panel shows the lines kept when it opened (docs/comfy-compat.md)."""
@@ -296,6 +307,7 @@ routes = [
     Route("/models/{folder}", model_file_names, methods=["GET"]),
     Route("/view_metadata/{folder}", view_metadata, methods=["GET"]),
     Route("/internal/folder_paths", folder_paths, methods=["GET"]),
+    Route("/internal/logs", logs_text, methods=["GET"]),
     Route("/internal/logs/raw", logs_raw, methods=["GET"]),
     Route("/internal/logs/subscribe", logs_subscribe, methods=["PATCH"]),
 ]

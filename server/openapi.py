@@ -72,7 +72,7 @@ _PROMPT_BODY = {
             },
         },
         "client_id": {"type": "string"},
-        "prompt_id": {"type": "string"},
+        "prompt_id": {"type": ["string", "number"]},  # a number is taken as its text
         "number": {"type": "integer"},
         "front": {"type": "boolean"},
         "partial_execution_targets": {"type": "array", "items": {"type": "string"}},
@@ -194,6 +194,7 @@ def document() -> dict[str, Any]:
             {"name": "folder", "in": "path", "required": True,
              "schema": {"type": "string"}}], "responses": _answers()}},
         "/global_subgraphs": _get("Shared subgraphs (none)"),
+        "/internal/logs": _get("The server's recent log lines as one text (a JSON string)"),
         "/internal/logs/raw": _get("The server's recent log lines (entries, size)"),
         "/internal/logs/subscribe": {"patch": {
             "summary": "Accepted; no log lines are streamed",

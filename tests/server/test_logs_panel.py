@@ -59,6 +59,22 @@ def test_raw_logs_with_nothing_logged(client):
     assert client.get("/internal/logs/raw").json()["entries"] == []
 
 
+def test_the_error_reports_logs_are_the_kept_lines_as_one_text(client, logs):
+    """GET /internal/logs, which the editor's error dialog fetches for its report, was a 404:
+    every error dialog came with a second, "Failed to fetch server logs". It answers as
+    ComfyUI's does, a JSON string: the kept lines joined, each `TIME - LINE`."""
+    assert client.get("/internal/logs").json() == ""
+    logger = _logger(logs)
+    for i in range(4):
+        logger.info("line %d", i)
+    text = client.get("/internal/logs").json()
+    entries = client.get("/internal/logs/raw").json()["entries"]
+    assert text == "".join(f"{e['t']} - {e['m']}" for e in entries)
+    assert [line.split(" - ", 1)[1] for line in text.splitlines()] == [
+        f"INFO latentgraph.test_logs_panel: line {i}" for i in (1, 2, 3)
+    ]
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_subscribe_is_accepted(client, enabled):
     r = client.patch("/internal/logs/subscribe", json={"clientId": "c1", "enabled": enabled})
@@ -82,6 +98,11 @@ def test_the_running_server_keeps_its_log_lines(server):
         assert "WARNING latentgraph.server: a line for the logs panel\n" in [
             e["m"] for e in entries
         ]
+    for path in ("/internal/logs", "/api/internal/logs"):
+        assert (
+            " - WARNING latentgraph.server: a line for the logs panel\n"
+            in server.http.get(path).json()
+        )
     r = server.http.patch("/api/internal/logs/subscribe", json={"clientId": "c", "enabled": True})
     assert r.status_code == 200
 

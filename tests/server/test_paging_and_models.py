@@ -243,15 +243,10 @@ def test_the_model_routes_search_the_roots_the_dropdowns_search(client, tmp_path
 
 
 def test_a_sent_name_with_a_backslash_is_shown_with_one(client):
-    """/models/{folder} and /object_info/{class} quote the name as sent (`graph.problems.quoted`),
-    not doubled by repr."""
-    from latentgraph.graph import Registry
-
+    """/models/{folder} quotes the name as sent (`graph.problems.quoted`), not doubled by
+    repr."""
     r = client.get("/models/SD1.5%5Cfoo")
     assert r.status_code == 404 and r.json()["error"]["message"] == "no model folder 'SD1.5\\foo'"
-    client.app.state.lg.registry = Registry()  # what object_info_one looks the class up in
-    r = client.get("/object_info/My%5CNode")
-    assert r.status_code == 404 and r.json()["error"]["message"] == "unknown node class 'My\\Node'"
 
 
 def test_a_sent_job_id_or_status_with_a_backslash_is_shown_with_one(client):
