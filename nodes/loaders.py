@@ -96,6 +96,20 @@ def builtin_version(name: str) -> int:
     return tiny_model.BUILD_VERSION if name == BUILTIN_TINY else tiny_sdxl.BUILD_VERSION
 
 
+def builtin_path(name: str) -> Path:
+    """Where a built-in model's folder is built in the cache, built or not (its recipe version
+    in its name: `graph.paths.built_model`)."""
+    from . import tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
+
+    if name == BUILTIN_TINY:
+        return tiny_model.default_path()
+    if name == BUILTIN_SD2_V:
+        return tiny_sd2.default_path()
+    if name == BUILTIN_INPAINT:
+        return tiny_inpaint.default_path()
+    return tiny_sdxl.default_path(refiner=name == BUILTIN_SDXL_REFINER)
+
+
 def builtin_folder(name: str) -> Path:
     """The folder of a built-in model, built on first use."""
     from . import tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
