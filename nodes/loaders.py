@@ -31,6 +31,7 @@ from latentgraph.graph import (
     SCHEDULER,
     VAE,
     Choice,
+    Input,
     Output,
     Settings,
     String,
@@ -65,12 +66,48 @@ from .values import (
 BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER, BUILTIN_SD2_V, BUILTIN_INPAINT = BUILTINS = (
     BUILTIN_CHECKPOINTS
 )
-TINY_PRESET = "tiny-sd"
-TINY_INPAINT_PRESET = "tiny-sd-inpaint"
-TINY_SDXL_PRESETS = ("tiny-sdxl", "tiny-sdxl-refiner")
+
+
+def builtin_preset(name: str) -> str:
+    """The config preset describing built-in model `name`: its name without `builtin:`
+    (`tiny-sd` for builtin:tiny-sd), the one spelling every config input lists, so LoadModel,
+    LoadVAE and LoadTextEncoder take the same word; the model's own name is read as it too
+    (`config_preset`)."""
+    return name.removeprefix("builtin:")
+
+
+# the built-in models' config presets (builtin:tiny-sd2-v has none)
+TINY_PRESET, TINY_SDXL_PRESET, TINY_SDXL_REFINER_PRESET, TINY_INPAINT_PRESET = (
+    builtin_preset(name) for name in (BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER,
+                                      BUILTIN_INPAINT)
+)  # fmt: skip
+TINY_SDXL_PRESETS = (TINY_SDXL_PRESET, TINY_SDXL_REFINER_PRESET)
 CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", "sdxl-refiner", "sd15-inpaint",
-                  "sd2-inpaint", TINY_PRESET, BUILTIN_TINY, *TINY_SDXL_PRESETS,
-                  TINY_INPAINT_PRESET)  # fmt: skip
+                  "sd2-inpaint", TINY_PRESET, *TINY_SDXL_PRESETS, TINY_INPAINT_PRESET)  # fmt: skip
+# the presets LoadVAE's and LoadTextEncoder's `config` list (`_config_choice`)
+VAE_CONFIGS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", TINY_PRESET, TINY_SDXL_PRESET)
+TEXT_ENCODER_CONFIGS = ("auto", "sd15", "sd2", "sd2-base", TINY_PRESET)
+
+
+def config_preset(config: str) -> str:
+    """The preset a `config` value names: a built-in model's name (`builtin:tiny-sd`) as its
+    preset (`builtin_preset`), any other value as written."""
+    if config in BUILTINS and builtin_preset(config) in CONFIG_PRESETS:
+        return builtin_preset(config)
+    return config
+
+
+def _config_choice(presets: tuple[str, ...], description: str) -> Input:
+    """A component loader's `config` input: `presets`, each also taken as its built-in
+    model's name (`config: builtin:tiny-sd`, as LoadModel's config takes it)."""
+
+    def builtin_name(value: str, settings: Settings) -> bool:
+        return value != config_preset(value) and config_preset(value) in presets
+
+    return Choice("config", list(presets), "auto", description=description,
+                  also_accepts=builtin_name)  # fmt: skip
+
+
 PREDICTIONS = ("auto", "eps", "v_prediction")  # LoadModel's `prediction` input
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CONFIGS = Path(__file__).parent / "configs"
@@ -284,7 +321,8 @@ def config_folder(preset: str) -> Path:
     CLIP vocabulary; the tiny model's is generated from its recipe. Built once into the cache
     dir (atomically), under a name that changes when the shipped files change.
     """
-    if preset in (BUILTIN_TINY, TINY_PRESET):
+    preset = config_preset(preset)
+    if preset == TINY_PRESET:
         from .tiny_model import BUILD_VERSION, write_config_folder
 
         return _build_config_folder(f"{TINY_PRESET}-v{BUILD_VERSION}", write_config_folder)
@@ -296,7 +334,7 @@ def config_folder(preset: str) -> Path:
     if preset in TINY_SDXL_PRESETS:
         from . import tiny_sdxl
 
-        refiner = preset == "tiny-sdxl-refiner"
+        refiner = preset == TINY_SDXL_REFINER_PRESET
         return _build_config_folder(f"{preset}-v{tiny_sdxl.BUILD_VERSION}",
                                     lambda tmp: tiny_sdxl.write_config_folder(tmp, refiner))  # fmt: skip
     src = CONFIGS / preset
@@ -571,7 +609,7 @@ def single_file_config(ctx: Any, path: str, config: str) -> str:
         if preset == "sd2" and not model_sampling.sd2_is_v_model(path):
             preset = "sd2-base"  # same shapes as the 768-v model; eps
         return str(config_folder(preset))
-    if config in CONFIG_PRESETS:
+    if config_preset(config) in CONFIG_PRESETS:
         return str(config_folder(config))
     folder = Path(config).expanduser()
     if not (folder / "model_index.json").is_file() or not (folder / "unet").is_dir():
@@ -727,7 +765,7 @@ _VAE_PREFIXES = ("first_stage_model.", "vae.", "")
 _CLIP_PREFIXES = ("cond_stage_model.transformer.", "text_encoder.", "")
 # width of the first layer -> preset whose configs describe the component
 _VAE_WIDTHS = {128: "sd15", 32: TINY_PRESET}
-_SDXL_VAE_WIDTHS = {128: "sdxl", 32: "tiny-sdxl"}
+_SDXL_VAE_WIDTHS = {128: "sdxl", 32: TINY_SDXL_PRESET}
 SDXL_ARCHITECTURE = "stable-diffusion-xl"  # the SAI model spec's architecture ids for SDXL
 _CLIP_WIDTHS = {768: "sd15", 1024: "sd2", 32: TINY_PRESET}
 
@@ -756,7 +794,7 @@ def _component_preset(ctx: Any, config: str, width: int, widths: dict[int, str],
 
 
 def _config_dir(ctx: Any, config: str) -> str:
-    if config in CONFIG_PRESETS:
+    if config_preset(config) in CONFIG_PRESETS:
         return str(config_folder(config))
     folder = Path(config).expanduser()
     if not (folder / "model_index.json").is_file():
@@ -842,13 +880,11 @@ def _single_file_vae(ctx: Any, path: str, config: str, torch_dtype: Any) -> Any:
         String("source", description="a diffusers model or VAE folder, or a VAE .safetensors "
                "(original or diffusers layout; a full checkpoint's VAE too): a path, or a name "
                "in the models folders' vae/"),
-        Choice(
-            "config",
-            ["auto", "sd15", "sd2", "sd2-base", "sdxl", BUILTIN_TINY, "tiny-sdxl"],
-            "auto",
-            description="architecture and latent scaling factor of a single-file VAE (auto: a "
-            "full checkpoint's own; a VAE alone by its model spec metadata, else SD's 0.18215: "
-            "set sdxl for an SDXL VAE file, 0.13025)",
+        _config_choice(
+            VAE_CONFIGS,
+            "architecture and latent scaling factor of a single-file VAE (auto: a full "
+            "checkpoint's own; a VAE alone by its model spec metadata, else SD's 0.18215: set "
+            "sdxl for an SDXL VAE file, 0.13025)",
         ),
     ],
     outputs=[Output("vae", VAE)],
@@ -878,6 +914,7 @@ def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
     model folder's `kind` subfolder), load it once per process through the model manager in
     the run's device and dtype, and name the node and input in any error.
     Returns (loaded value, manager key, device)."""
+    config = config_preset(config)  # one manager key for both spellings
     location, sub, identity = _component_folder(ctx, source, kind, COMPONENT_FOLDERS[kind])
     device = runtime.device_name(ctx.settings)
     dtype = runtime.dtype_name(ctx.settings, device)
@@ -992,12 +1029,8 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
         String("source", description="a diffusers model folder (text_encoder + tokenizer; "
                "SDXL: both encoders), or a CLIP text encoder .safetensors in transformers' "
                "layout: a path, or a name in the models folders' text_encoders/"),
-        Choice(
-            "config",
-            ["auto", "sd15", "sd2", "sd2-base", BUILTIN_TINY],
-            "auto",
-            description="architecture and tokenizer of a single-file text encoder",
-        ),
+        _config_choice(TEXT_ENCODER_CONFIGS,
+                       "architecture and tokenizer of a single-file text encoder"),
     ],
     outputs=[Output("clip", CLIP)],
     identity=identity_in(TEXT_ENCODER_FOLDERS),

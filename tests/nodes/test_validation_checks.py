@@ -38,3 +38,21 @@ def test_pickle_sources_are_refused_by_every_loader(node_type, source):
     found = [p for p in validate(graph) if p.code != "prompt_no_outputs" and p.severity == "error"]
     assert [(p.node_id, p.input_name) for p in found] == [("1", "source")]
     assert "pickle" in found[0].message
+
+
+@pytest.mark.parametrize(("node_type", "config"), [
+    ("LoadVAE", "tiny-sd"), ("LoadVAE", "tiny-sdxl"), ("LoadTextEncoder", "tiny-sd"),
+    ("LoadVAE", "builtin:tiny-sd"), ("LoadVAE", "builtin:tiny-sdxl"),
+    ("LoadTextEncoder", "builtin:tiny-sd"), ("LoadModel", "tiny-sd"),
+])  # fmt: skip
+def test_a_builtin_models_config_is_spelled_alike_by_every_loader(node_type, config):
+    """LoadModel took `config: tiny-sd`, LoadVAE refused it (its list said 'builtin:tiny-sd'
+    beside 'tiny-sdxl'). Every loader lists a built-in model's preset by one rule, its name
+    without `builtin:`, and takes the model's own name for it too."""
+    from latentgraph.graph import default_registry
+
+    inputs = {"source": "x.safetensors", "config": config}
+    graph = graph_from_prompt({"1": {"class_type": node_type, "inputs": inputs}})
+    assert [p.message for p in validate(graph) if p.input_name == "config"] == []
+    choices = default_registry.get(node_type).input("config").choices or []
+    assert not [c for c in choices if c.startswith("builtin:")]
