@@ -106,12 +106,27 @@ def _save_settings(request: Request, settings: dict[str, Any]) -> None:
     write_atomic(_settings_path(request), json.dumps(settings, indent=2).encode())
 
 
+# What the editor reads for a setting the user has not set, where its own default does not
+# suit latentgraph. Its release check (`Comfy.Notification.ShowVersionUpdates`, on in the
+# editor) asked api.comfy.org on every page load, sending the ComfyUI version /system_stats
+# reports (`api_info.COMFYUI_VERSION`): a request to a third party the user never asked for
+# (a console error offline), for notices of ComfyUI releases that do not apply to
+# latentgraph. Only the answers carry these: a user who turns the check on in the editor's
+# settings saves that choice, which wins, and the settings file holds only what was saved.
+SETTING_DEFAULTS: dict[str, Any] = {"Comfy.Notification.ShowVersionUpdates": False}
+
+
+def editor_settings(request: Request) -> dict[str, Any]:
+    """The settings the editor reads: the user's, over `SETTING_DEFAULTS`."""
+    return {**SETTING_DEFAULTS, **load_settings(request)}
+
+
 async def get_settings(request: Request) -> JSONResponse:
-    return JSONResponse(load_settings(request))
+    return JSONResponse(editor_settings(request))
 
 
 async def get_setting(request: Request) -> JSONResponse:
-    return JSONResponse(load_settings(request).get(request.path_params["id"]))
+    return JSONResponse(editor_settings(request).get(request.path_params["id"]))
 
 
 async def post_settings(request: Request) -> JSONResponse:

@@ -66,13 +66,15 @@ def start_editor_server(data_dir, *, first_visit: bool = False, auth_token: str 
 
 
 @contextmanager
-def editor(url: str, errors: list[str], *, new_browser: bool = False) -> Iterator:
+def editor(url: str, errors: list[str], *, new_browser: bool = False,
+           requests: list[str] | None = None) -> Iterator:  # fmt: skip
     """Open the editor at `url` in headless Chromium and wait until its app is up: in a
     browser that has opened it before (its `latentgraph_visited_PORT` cookie set), unless
     `new_browser`, which is sent to the classic default graph as a first visit is. Page
     errors and console errors are appended to `errors`, except failed requests to other
-    hosts (the editor asks comfy.org and huggingface.co for news and model sizes; this
-    machine blocks them). Yields the page."""
+    hosts (the editor asks huggingface.co for the sizes of the models its own default graph
+    names; this machine blocks it). The URL of every request the page makes, from its first,
+    is appended to `requests` when given. Yields the page."""
     from urllib.parse import urlsplit
 
     from playwright.sync_api import sync_playwright
@@ -93,6 +95,8 @@ def editor(url: str, errors: list[str], *, new_browser: bool = False) -> Iterato
                                            "value": "1", "url": url + "/"}])  # fmt: skip
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", console)
+            if requests is not None:
+                page.on("request", lambda request: requests.append(request.url))
             page.goto(url + "/", wait_until="domcontentloaded")
             page.wait_for_function("window.app && window.app.graph && window.app.canvas",
                                    timeout=60_000)  # fmt: skip

@@ -382,6 +382,7 @@ def test_bad_data_already_stored_is_answered(tmp_path, toy_workers):
     restart. They are now refused at the door; what is stored reads back with "?"."""
     from starlette.testclient import TestClient
 
+    from latentgraph.server import api_user
     from latentgraph.server.app import create_app
     from latentgraph.server.config import ServerConfig
     from latentgraph.server.store import SUCCESS, PromptRecord, Store
@@ -406,7 +407,8 @@ def test_bad_data_already_stored_is_answered(tmp_path, toy_workers):
             assert r.status_code == 200, (path, r.text[:300])
         assert client.get("/history/done").json()["done"]["prompt"][2]["9"]["inputs"][
             "prefix"] == "a?b"  # fmt: skip
-        assert client.get("/settings").json() == {"Comfy.Name": "x?", "?": 2}
+        assert client.get("/settings").json() == {**api_user.SETTING_DEFAULTS,
+                                                  "Comfy.Name": "x?", "?": 2}  # fmt: skip
 
 
 def test_load_image_checks_pixels_before_decoding(tmp_path, monkeypatch):

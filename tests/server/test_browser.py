@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -244,3 +245,24 @@ def test_a_link_on_another_site_opens_the_editor_of_a_server_with_a_token(tmp_pa
                 browser.close()
     finally:
         running.stop()
+
+
+# What the editor asks for once it is idle after start-up (its model folders), which it reaches
+# only after its release check has sent its request, if it sends one.
+_AFTER_START_UP = "/api/experiment/models"
+
+
+def test_the_editor_asks_comfy_org_nothing_on_load(editor_server):
+    """The editor's release check (`Comfy.Notification.ShowVersionUpdates`, on by its own
+    default) sent GET https://api.comfy.org/releases?current_version=0.38.1 on every page
+    load: the server answers that setting off for a user who has not set it, so no request
+    leaves for comfy.org (test_user_settings.py: a user's choice wins)."""
+    requests: list[str] = []
+    errors: list[str] = []
+    with editor(editor_server.url, errors, requests=requests) as page:
+        if not any(_AFTER_START_UP in url for url in requests):
+            page.wait_for_event("request", lambda r: _AFTER_START_UP in r.url, timeout=60_000)
+        setting = page.evaluate("() => window.app.extensionManager.setting.get("
+                                "'Comfy.Notification.ShowVersionUpdates')")  # fmt: skip
+    assert not [url for url in requests if urlsplit(url).hostname == "api.comfy.org"], requests
+    assert setting is False  # the editor read the server's answer for it

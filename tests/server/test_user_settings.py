@@ -1,7 +1,8 @@
 """The editor's settings file (`users/default/comfy.settings.json`) when it cannot be read: it
 used to be read as {} and replaced by the next save, the user's settings gone with no copy and
 no log line. Now it is moved aside, named in one warning, and the editor carries on from {}.
-The routes read only the config, so they are mounted alone with the real error handlers."""
+The routes read only the config, so they are mounted alone with the real error handlers.
+Also what the routes answer for a setting the user has not set (`api_user.SETTING_DEFAULTS`)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_a_corrupt_settings_file_is_kept_aside_and_named_in_the_log(client, conf
     settings.write_bytes(CORRUPT[damage])
     with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
         r = client.get("/settings")
-    assert (r.status_code, r.json()) == (200, {})
+    assert (r.status_code, r.json()) == (200, api_user.SETTING_DEFAULTS)
     [copy] = _copies(config)
     assert copy.read_bytes() == CORRUPT[damage]
     [said] = [rec.getMessage() for rec in caplog.records]
@@ -74,9 +75,10 @@ def test_a_second_corrupt_file_is_kept_beside_the_first(client, config):
 
 def test_missing_and_readable_settings_files_are_not_moved(client, config, caplog):
     with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
-        assert client.get("/settings").json() == {}
+        assert client.get("/settings").json() == api_user.SETTING_DEFAULTS
         (config.user_dir / api_user.SETTINGS_FILE).write_bytes(b'\xef\xbb\xbf{"Comfy.A": 1}')
-        assert client.get("/settings").json() == {"Comfy.A": 1}  # a BOM is no damage
+        with_bom = client.get("/settings").json()  # a BOM is no damage
+        assert with_bom == {**api_user.SETTING_DEFAULTS, "Comfy.A": 1}
     assert caplog.records == [] and _copies(config) == []
 
 
@@ -121,7 +123,7 @@ def test_a_settings_file_that_cannot_be_read_is_refused_not_replaced(client, con
     assert str(settings) in caplog.records[0].getMessage()  # the log has the full path
     monkeypatch.undo()  # readable again: every setting is there, no copy made
     assert settings.read_bytes() == kept and _copies(config) == []
-    assert client.get("/settings").json() == SAVED
+    assert client.get("/settings").json() == {**api_user.SETTING_DEFAULTS, **SAVED}
 
 
 def test_a_folder_in_place_of_the_settings_file_is_refused(client, config):
@@ -130,3 +132,23 @@ def test_a_folder_in_place_of_the_settings_file_is_refused(client, config):
     assert r.status_code == 500
     assert r.json()["error"]["message"] == UNREADABLE.format(why="Is a directory")
     assert (config.user_dir / api_user.SETTINGS_FILE).is_dir() and _copies(config) == []
+
+
+RELEASE_CHECK = "Comfy.Notification.ShowVersionUpdates"
+
+
+def test_the_editors_release_check_is_off_until_the_user_turns_it_on(client, config):
+    """The editor's check for ComfyUI releases (on by its own default) asked api.comfy.org on
+    every page load, sending the ComfyUI version latentgraph reports. A user who has not set
+    it reads it off; a user's choice, saved by the editor, wins; the settings file holds only
+    what was saved (test_browser.py: no request to api.comfy.org on load)."""
+    assert client.get("/settings").json() == {RELEASE_CHECK: False}
+    assert client.get(f"/settings/{RELEASE_CHECK}").json() is False
+    assert client.post("/settings", json={"Comfy.Locale": "fr"}).status_code == 200
+    settings = config.user_dir / api_user.SETTINGS_FILE
+    assert json.loads(settings.read_bytes()) == {"Comfy.Locale": "fr"}
+    assert client.post(f"/settings/{RELEASE_CHECK}", json=True).status_code == 200
+    assert client.get("/settings").json() == {"Comfy.Locale": "fr", RELEASE_CHECK: True}
+    assert client.get(f"/settings/{RELEASE_CHECK}").json() is True
+    assert client.post("/settings", json={RELEASE_CHECK: False}).status_code == 200
+    assert json.loads(settings.read_bytes()) == {"Comfy.Locale": "fr", RELEASE_CHECK: False}
