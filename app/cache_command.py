@@ -7,7 +7,8 @@ Clearing removes the cached outputs, and any other file in the folder stays.
 Beside them, in the cache folder's `models/` whatever `--cache-dir` says, are the built-in
 models, built on first use (`nodes.builtin_builds`): both commands list them, each with its size
 and whether this version uses it, and `clear` removes the ones an earlier version built, which
-this one never reads (an upgrade that changed a recipe builds anew beside the old build). This
+this one never reads (an upgrade that changed a recipe builds anew beside the old build), and
+finishes removing one an interrupted `cache clear` left renamed aside (listed as such). This
 version's builds stay (rebuilding them takes seconds, but a running server may be reading
 them), and so do a newer version's and another user's.
 
@@ -33,7 +34,8 @@ def add_parser(sub) -> None:
                    "the built-in models only an earlier version used (a recipe version, -vN, "
                    "below the one this version builds; this version's, a newer version's and "
                    "another user's are kept; an earlier latentgraph sharing the folder builds "
-                   "its own again when it next needs it)")  # fmt: skip
+                   "its own again when it next needs it), and what an interrupted clear left "
+                   "of one")  # fmt: skip
     p.add_argument("--cache-dir", type=Path,
                    help="the folder `run --cache-dir` was given (default: the user cache "
                    "folder's outputs/, or $LATENTGRAPH_CACHE_DIR/outputs)")  # fmt: skip
@@ -93,8 +95,15 @@ def _show_builds() -> None:
         print(f"  {build.path.name:<{width}}  {size_text(build.size):>9}  {_build_state(build)}")
 
 
+# a build `remove_build` renamed aside and did not finish deleting (`Build.left_aside`)
+_LEFT_ASIDE = "left by an interrupted `cache clear`"
+
+
 def _build_state(build) -> str:
     """What a build is to this version, in the words `cache` shows."""
+    if build.left_aside:
+        return (f"{_LEFT_ASIDE}, another user's: kept" if not build.own
+                else f"{_LEFT_ASIDE}: `cache clear` removes it")  # fmt: skip
     if build.used:
         return "used by this version"
     if not build.earlier:
@@ -105,8 +114,9 @@ def _build_state(build) -> str:
 
 
 def _clear_builds() -> int:
-    """Remove the earlier versions' builds this user owns, each said; 1 when one could not be
-    removed (said on stderr, why in words), else 0."""
+    """Remove the earlier versions' builds this user owns, and the folders an interrupted
+    clear left aside, each said; 1 when one could not be removed (said on stderr, why in
+    words), else 0."""
     from latentgraph.graph.files import os_error_words
     from latentgraph.graph.paths import built_models_dir
     from latentgraph.nodes.builtin_builds import found_builds, remove_build
@@ -116,7 +126,7 @@ def _clear_builds() -> int:
         if build.used:
             used += 1
             continue
-        if not (build.earlier and build.own):
+        if not build.removable:
             kept.append(f"{build.path.name} ({_build_state(build).removesuffix(': kept')})")
             continue
         try:
@@ -126,8 +136,12 @@ def _clear_builds() -> int:
                   file=sys.stderr)  # fmt: skip
             code = 1
             continue
-        print(f"removed {build.path} ({size_text(build.size)}): a built-in model an earlier "
-              "version built, which this one does not use")  # fmt: skip
+        why = (
+            _LEFT_ASIDE
+            if build.left_aside
+            else "a built-in model an earlier version built, which this one does not use"
+        )
+        print(f"removed {build.path} ({size_text(build.size)}): {why}")
     if used or kept:
         uses = [f"the {used} built-in model(s) this version uses"] if used else []
         print(f"kept in {built_models_dir()}: {', '.join(uses + kept)}")

@@ -13,12 +13,15 @@ user's own file, a build half done) is not a build and is left alone.
 Only an earlier version's build is removed (its VERSION below the one this version builds):
 a newer one is a newer latentgraph's sharing the cache folder, which still reads it. An earlier
 latentgraph still running on the same folder builds its model again when it next loads it: a
-folder is renamed aside before it is deleted, so it sees the whole folder or none.
+folder is renamed aside before it is deleted (`_aside_name`), so it sees the whole folder or
+none. A removal stopped there (a killed `cache clear`) leaves that hidden folder: it is found as
+well (`Build.left_aside`), by that name only, and the next `cache clear` finishes it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -27,27 +30,65 @@ from pathlib import Path
 
 from latentgraph.graph import paths
 
+_TOKEN_BYTES = 8  # the random part of `_aside_name`: 16 hex digits
+
+
+def _aside_name(name: str, token: str) -> str:
+    """The hidden name `remove_build` gives folder build `name` before deleting it, `token`
+    (random hex) keeping two removals apart; `_ASIDE` reads exactly these names back."""
+    return f".{name}-{token}.removing"
+
+
+def _aside_pattern() -> re.Pattern[str]:
+    """`_aside_name`'s names as a pattern: its own text around the name and the token, so the
+    names it makes and the names recognised are one rule."""
+    head, rest = _aside_name("\0", "\1").split("\0")
+    middle, tail = rest.split("\1")
+    return re.compile(f"{re.escape(head)}(?P<name>.+){re.escape(middle)}"
+                      f"(?P<token>[0-9a-f]{{{2 * _TOKEN_BYTES}}}){re.escape(tail)}")  # fmt: skip
+
+
+_ASIDE = _aside_pattern()
+
 
 @dataclass(frozen=True)
 class Build:
     """One built-in model's build found in the cache: its recipe `version`, the one this
     version builds under its stem (`used_version`), its bytes, and whether it is the user's
-    own (another user's, in a shared cache folder, is never removed)."""
+    own (another user's, in a shared cache folder, is never removed). `left_aside`: a folder
+    `remove_build` renamed aside and was stopped before deleting it (`path` is the hidden
+    name, `_aside_name`), which nothing reads whatever its version."""
 
     path: Path
     version: int
     used_version: int
     size: int
     own: bool
+    left_aside: bool = False
+
+    @property
+    def name(self) -> str:
+        """The build's name (`paths.built_model`), also for one left aside under another."""
+        if self.left_aside:
+            found = _ASIDE.fullmatch(self.path.name)
+            assert found is not None, self.path
+            return found["name"]
+        return self.path.name
 
     @property
     def used(self) -> bool:
-        return self.version == self.used_version
+        return not self.left_aside and self.version == self.used_version
 
     @property
     def earlier(self) -> bool:
-        """An earlier version's build, which this one never reads: `remove_build` takes it."""
+        """An earlier version's build, which this one never reads."""
         return self.version < self.used_version
+
+    @property
+    def removable(self) -> bool:
+        """What `remove_build` takes: the user's own earlier version's build, or what an
+        interrupted removal left aside."""
+        return self.own and (self.earlier or self.left_aside)
 
 
 def used_builds() -> list[Path]:
@@ -79,36 +120,59 @@ def found_builds() -> list[Build]:
         return []
     found: list[Build] = []
     for entry in entries:
-        parts = paths.built_model_parts(entry.name)
+        aside = _aside_of(entry.name)
+        parts = paths.built_model_parts(entry.name if aside is None else aside)
         if parts is None or (parts[0], parts[2]) not in used:
             continue
         stem, version, suffix = parts
+        path = Path(entry.path)
         try:
-            own = _is_build(Path(entry.path), file=bool(suffix))
+            own = _is_build(path, file=bool(suffix)) if aside is None else _is_aside(path)
         except OSError:  # removed meanwhile, or unreadable: not one to list
             continue
         if own is not None:
-            path = Path(entry.path)
-            found.append(Build(path, version, used[stem, suffix], _size(path), own))
-    return sorted(found, key=lambda b: paths.built_model_parts(b.path.name))
+            found.append(Build(path, version, used[stem, suffix], _size(path), own,
+                               left_aside=aside is not None))  # fmt: skip
+    return sorted(found, key=lambda b: (paths.built_model_parts(b.name), b.left_aside, b.path))
 
 
 def remove_build(build: Build) -> None:
-    """Remove an earlier version's build (`Build.earlier`, the user's own): a file unlinked, a
-    folder renamed aside (a reader sees it whole or gone) and deleted there; one that cannot
-    be deleted is put back under its name, to be listed and tried again. Raises the OSError."""
-    if not (build.earlier and build.own):
+    """Remove an earlier version's build or a left-aside one (`Build.removable`): a file
+    unlinked, a folder renamed aside (a reader sees it whole or gone) and deleted there; one
+    that cannot be deleted is put back under its name, to be listed and tried again (one
+    already aside stays there, listed as such). Raises the OSError."""
+    if not build.removable:
         raise ValueError(f"{build.path} is not an earlier version's build of the user's own")
+    if build.left_aside:
+        shutil.rmtree(build.path)
+        return
     if not build.path.is_dir() or build.path.is_symlink():
         build.path.unlink()
         return
-    aside = build.path.with_name(f".{build.path.name}-{secrets.token_hex(8)}.removing")
+    aside = build.path.with_name(_aside_name(build.path.name, secrets.token_hex(_TOKEN_BYTES)))
     os.rename(build.path, aside)
     try:
         shutil.rmtree(aside)
     except OSError:
         os.rename(aside, build.path)
         raise
+
+
+def _aside_of(name: str) -> str | None:
+    """The folder build's name an entry named `name` held before `remove_build` renamed it
+    aside (`_aside_name`), None for any other name (a build's, the user's own hidden ones)."""
+    found = _ASIDE.fullmatch(name)
+    if found is None:
+        return None
+    parts = paths.built_model_parts(found["name"])
+    return found["name"] if parts is not None and not parts[2] else None
+
+
+def _is_aside(path: Path) -> bool | None:
+    """Whether `path`, named as a folder left aside, is one (a real folder: it may have lost
+    its `model_index.json` already): None when it is not, else whether it is the user's own."""
+    st = os.lstat(path)
+    return _own(st) if stat.S_ISDIR(st.st_mode) else None
 
 
 def _is_build(path: Path, file: bool) -> bool | None:
@@ -121,6 +185,11 @@ def _is_build(path: Path, file: bool) -> bool | None:
             return None
     elif not stat.S_ISDIR(st.st_mode) or not _regular(path / "model_index.json"):
         return None
+    return _own(st)
+
+
+def _own(st: os.stat_result) -> bool:
+    """Whether the entry `st` describes is the user's own (another user's is never removed)."""
     return not hasattr(os, "getuid") or st.st_uid == os.getuid()
 
 

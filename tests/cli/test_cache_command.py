@@ -254,3 +254,66 @@ def test_the_builds_cache_lists_are_the_ones_the_loaders_use(cli, tmp_path, monk
     assert sorted(loaded) == sorted(used)
     listed = _listed(cli("cache")[1])
     assert listed == {path.name: "used by this version" for path in used}
+
+
+def test_a_build_an_interrupted_clear_left_aside_is_listed_and_cleared(cli, old_builds,
+                                                                       monkeypatch):  # fmt: skip
+    """`cache clear` renames a folder build aside, hidden, then deletes it: killed in between
+    (SIGTERM, SIGKILL), it left `.tiny-sd-v1-<hex>.removing`, which no later `cache` listed nor
+    `cache clear` removed. Such a folder is listed as what it is and removed by the next clear;
+    a hidden folder not named exactly so, or a link named so, is the user's and stays."""
+    import shutil
+
+    from latentgraph.nodes import builtin_builds
+
+    old = old_builds["old"]
+    models = old.parent
+    linked = _folder_build(models.parent / "mine")
+    lookalikes = [models / name for name in (
+        f".{old.name}-0123456789ABCDEF.removing",  # not the hex `secrets.token_hex` writes
+        f".{old.name}-0123456789abcde.removing",  # one digit short
+        f".{old.name}-0123456789abcdef.removing.bak",
+        f".{old.name}.removing",
+        f"{old.name}-0123456789abcdef.removing",  # not hidden
+        ".my-model-v1-0123456789abcdef.removing",  # no built-in model's name
+        f".{old_builds['lora'].name}-0123456789abcdef.removing",  # a file build is never aside
+    )]  # fmt: skip
+    for path in lookalikes:
+        _folder_build(path)
+    link = models / f".{old.name}-fedcba9876543210.removing"
+    link.symlink_to(linked, target_is_directory=True)
+
+    def killed(path, *args, **kwargs):  # stopped part-way through deleting the folder
+        (Path(path) / "model_index.json").unlink()
+        raise KeyboardInterrupt
+
+    build = next(b for b in builtin_builds.found_builds() if b.path == old)
+    with monkeypatch.context() as patched:
+        patched.setattr(shutil, "rmtree", killed)
+        with pytest.raises(KeyboardInterrupt):
+            builtin_builds.remove_build(build)
+    assert not os.path.lexists(old)
+    (aside,) = set(models.glob(f".{old.name}-*.removing")) - {*lookalikes, link}
+    left = "left by an interrupted `cache clear`"
+    code, out, err = cli("cache")
+    assert code == 0, err
+    assert _listed(out)[aside.name] == f"{left}: `cache clear` removes it"
+    assert not {p.name for p in [*lookalikes, link]} & set(_listed(out))
+    code, out, err = cli("cache", "clear")
+    assert (code, err) == (0, "")
+    assert f"removed {aside} (2.9 KiB): {left}\n" in out  # 3000 bytes of weights
+    assert not os.path.lexists(aside)
+    for path in [*lookalikes, link, linked / "model_index.json", *old_builds["not builds"]]:
+        assert os.path.lexists(path), path
+    assert aside.name not in _listed(cli("cache")[1])
+
+
+def test_another_users_build_left_aside_is_listed_and_kept(cli, old_builds, monkeypatch):
+    aside = old_builds["old"].with_name(f".{old_builds['old'].name}-0123456789abcdef.removing")
+    old_builds["old"].rename(aside)
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(aside).st_uid + 1)
+    left = "left by an interrupted `cache clear`"
+    assert _listed(cli("cache")[1])[aside.name] == f"{left}, another user's: kept"
+    code, out, err = cli("cache", "clear")
+    assert (code, err) == (0, "") and f"{aside.name} ({left}, another user's)" in out
+    assert (aside / "model_index.json").is_file()
