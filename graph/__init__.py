@@ -19,6 +19,7 @@ from .declare import (
     SCHEDULER,
     STRING,
     VAE,
+    Aliases,
     Bool,
     Choice,
     Float,
@@ -38,8 +39,8 @@ from .problems import InputError, Problem, WorkflowError
 
 __all__ = [
     "ANY", "BOOLEAN", "CLIP", "COMBO", "CONDITIONING", "FLOAT", "IMAGE", "INT", "LATENT",
-    "MASK", "MODEL", "SCHEDULER", "STRING", "VAE", "Bool", "Cancelled", "CancelToken", "Choice",
-    "Context", "Float", "Graph", "Input", "InputError", "Int", "Link", "Location", "Node",
-    "NodeResult", "NodeType", "Output", "Problem", "Registry", "Settings", "Socket", "String",
-    "WorkflowError", "default_registry", "node",
+    "MASK", "MODEL", "SCHEDULER", "STRING", "VAE", "Aliases", "Bool", "Cancelled", "CancelToken",
+    "Choice", "Context", "Float", "Graph", "Input", "InputError", "Int", "Link", "Location",
+    "Node", "NodeResult", "NodeType", "Output", "Problem", "Registry", "Settings", "Socket",
+    "String", "WorkflowError", "default_registry", "node",
 ]  # fmt: skip

@@ -76,6 +76,20 @@ REQUIRED: Any = _Required()
 
 
 @dataclass(frozen=True)
+class Aliases:
+    """An `also_accepts` of fixed words: other spellings a list of choices takes beside its
+    own (an earlier version's value, still read: LoadVAE's `config: builtin:tiny-sd` for
+    `tiny-sd`). A dropdown lists the choices only (`nodes`, /object_info, docs/nodes.md);
+    the workflow schema, which cannot call a function, names these too, so an editor checking
+    a file against it takes what `latentgraph validate` takes."""
+
+    names: tuple[str, ...]
+
+    def __call__(self, value: str, settings: Settings) -> bool:
+        return value in self.names
+
+
+@dataclass(frozen=True)
 class Input:
     """One named input of a node type.
 
@@ -84,10 +98,11 @@ class Input:
     `choices` is a list, or a callable taking the run's `Settings` and returning one (file
     pickers list the files of the configured folders at call time); `also_accepts(value,
     settings)` takes a text value the list does not hold (LoadImage's 'name [output]', which
-    ComfyUI's editor writes and does not list); `choices_hint` says where the choices come
-    from, named when a value is not among them (a models folder's files): a text, or a
-    function `(value, settings)` of the value refused (None when none was given) and the run's
-    settings, since where a file picker looked is the run's folders (`hint_for`). `limit` names the
+    ComfyUI's editor writes and does not list; `Aliases`: a few fixed words, which the schema
+    names too); `choices_hint` says where the choices come from, named when a value is not
+    among them (a models folder's files): a text, or a function `(value, settings)` of the
+    value refused (None when none was given) and the run's settings, since where a file picker
+    looked is the run's folders (`hint_for`). `limit` names the
     `Settings` limit (or a tuple of limits) that bounds the value (see `context.LIMITS`):
     validation enforces it.
     """

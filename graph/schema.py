@@ -20,6 +20,7 @@ from .declare import (
     INT,
     REQUIRED,
     STRING,
+    Aliases,
     Input,
     NodeType,
     Registry,
@@ -66,8 +67,9 @@ def _literal(decl: Input) -> dict[str, Any]:
     if decl.type == COMBO or decl.choices is not None:
         if callable(decl.choices):  # listed at run time (e.g. files): any text here
             schema["type"] = "string"
-        else:
-            schema["enum"] = decl.choice_list()
+        else:  # with the other spellings validation takes, which no dropdown lists
+            aliases = decl.also_accepts if isinstance(decl.also_accepts, Aliases) else None
+            schema["enum"] = [*decl.choice_list(), *(aliases.names if aliases else ())]
     return schema
 
 

@@ -30,6 +30,7 @@ from latentgraph.graph import (
     MODEL,
     SCHEDULER,
     VAE,
+    Aliases,
     Choice,
     Input,
     Output,
@@ -99,13 +100,12 @@ def config_preset(config: str) -> str:
 
 def _config_choice(presets: tuple[str, ...], description: str) -> Input:
     """A component loader's `config` input: `presets`, each also taken as its built-in
-    model's name (`config: builtin:tiny-sd`, as LoadModel's config takes it)."""
-
-    def builtin_name(value: str, settings: Settings) -> bool:
-        return value != config_preset(value) and config_preset(value) in presets
-
+    model's name (`config: builtin:tiny-sd`, as LoadModel's config takes it), a spelling no
+    dropdown lists and the workflow schema names (`Aliases`)."""
+    builtin_names = tuple(name for name in BUILTINS
+                          if name != config_preset(name) and config_preset(name) in presets)  # fmt: skip
     return Choice("config", list(presets), "auto", description=description,
-                  also_accepts=builtin_name)  # fmt: skip
+                  also_accepts=Aliases(builtin_names))  # fmt: skip
 
 
 PREDICTIONS = ("auto", "eps", "v_prediction")  # LoadModel's `prediction` input

@@ -136,3 +136,38 @@ def test_an_int_written_4_point_0_is_refused_by_validate_and_typed_integer_in_th
     schema = json.loads((ROOT / "workflows" / "schema.json").read_text())
     steps = schema["definitions"]["UNetDenoise"]["properties"]["steps"]["anyOf"][0]
     assert steps["type"] == "integer"
+
+
+def _aliased_choices() -> list[tuple[str, str, str]]:
+    """(node type, input, value) for every value a built-in input with `Aliases` takes: its
+    choices and its other spellings."""
+    from latentgraph.graph.declare import Aliases, default_registry
+    from latentgraph.wiring import node_registry
+
+    node_registry()
+    return [(node_type.name, decl.name, value)
+            for node_type in default_registry if node_type.builtin
+            for decl in node_type.inputs if isinstance(decl.also_accepts, Aliases)
+            for value in [*decl.choice_list(), *decl.also_accepts.names]]  # fmt: skip
+
+
+def test_aliased_choices_include_the_old_builtin_config_spelling():
+    """The test below is not empty: LoadVAE and LoadTextEncoder take `builtin:tiny-sd`."""
+    found = _aliased_choices()
+    assert ("LoadVAE", "config", "builtin:tiny-sd") in found
+    assert ("LoadTextEncoder", "config", "builtin:tiny-sd") in found
+
+
+@pytest.mark.parametrize(("node_type", "name", "value"), _aliased_choices())
+def test_every_value_a_choice_with_aliases_takes_the_schema_takes(node_type, name, value):
+    """workflows/schema.json listed only LoadVAE's new `config: tiny-sd`, so an editor flagged
+    an old workflow's `builtin:tiny-sd`, which `validate` still takes: each value validation
+    takes for such an input is valid under the schema for that input."""
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.validate import validate
+
+    graph = graph_from_prompt({"1": {"class_type": node_type, "inputs": {name: value}}})
+    assert [p.message for p in validate(graph) if p.input_name == name] == []
+    schema = json.loads((ROOT / "workflows" / "schema.json").read_text())
+    entry = schema["definitions"][node_type]["properties"][name]
+    assert [e.message for e in jsonschema.Draft7Validator(entry).iter_errors(value)] == []

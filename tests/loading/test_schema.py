@@ -48,3 +48,19 @@ def test_only_json_defaults_are_carried():
     assert "default" not in properties["folder"]  # not a JSON value
     assert properties["extra"]["default"] is None
     assert properties["text"]["default"] == "hi"
+
+
+def test_a_choices_aliases_are_in_its_enum_but_in_no_dropdown():
+    """An `Aliases` (old spellings validation still takes) is a function the schema cannot
+    call: it names its words in the enum beside the choices, which a dropdown lists alone."""
+    from latentgraph.graph.declare import Aliases, Choice
+    from latentgraph.graph.object_info import input_config
+
+    decl = Choice("config", ["auto", "tiny-sd"], "auto", also_accepts=Aliases(("builtin:tiny-sd",)))
+    properties, validator = validator_for(decl)
+    assert properties["config"]["anyOf"][0]["enum"] == ["auto", "tiny-sd", "builtin:tiny-sd"]
+    assert not flagged(validator, config="builtin:tiny-sd")
+    assert flagged(validator, config="builtin:tiny-sdxl")
+    box = NodeType("Box", fn=lambda ctx, **kw: None, inputs=(decl,), outputs=())
+    assert input_config(box, "config")[0] == ["auto", "tiny-sd"]  # /object_info's dropdown
+    assert box.shown_choices(decl) == ["auto", "tiny-sd"]  # `nodes`, docs/nodes.md
