@@ -52,15 +52,26 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("exit_on_error", False)  # its ArgumentError reaches parse_known_args
         super().__init__(*args, **kwargs)
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        try:
+            return super().parse_args(args, namespace)
+        except argparse.ArgumentError as err:  # Python 3.13's `unrecognized arguments`
+            self._refuse(err)
+
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         try:
             return self._parse(args, namespace)
         except argparse.ArgumentError as err:
-            named = f"{err.argument_name}: " if err.argument_name else ""
-            self.error(f"{named}{err.message}")
+            self._refuse(err)
 
     def _parse(self, args: Any, namespace: Any) -> Any:
         return super().parse_known_args(args, namespace)
+
+    def _refuse(self, err: argparse.ArgumentError) -> NoReturn:
+        """An ArgumentError, which exit_on_error=False lets argparse raise (and Python 3.13
+        raises from parse_args too, for the words no argument took), as the one line."""
+        named = f"{err.argument_name}: " if err.argument_name else ""
+        self.error(f"{named}{err.message}")
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"latentgraph: error: {message}\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 import subprocess
@@ -167,6 +168,37 @@ def test_a_command_line_argparse_refuses_is_one_error_line_as_every_refusal(argv
         main(argv)
     assert exit_.value.code == 2
     assert capsys.readouterr().err == f"latentgraph: error: {line}\n"
+
+
+def _parse_args_of_python_3_13(self, args=None, namespace=None):
+    """ArgumentParser.parse_args as Python 3.13's argparse has it: with exit_on_error=False
+    (every parser of the CLI's), the words no argument took are raised, ArgumentError(None,
+    "unrecognized arguments: ..."), where 3.10 to 3.12 hand them to `error`."""
+    namespace, extras = self.parse_known_args(args, namespace)
+    if extras:
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        if self.exit_on_error:
+            self.error(message)
+        raise argparse.ArgumentError(None, message)
+    return namespace
+
+
+@pytest.mark.parametrize(("argv", "extras"), [
+    (["run", WORKFLOW, "extra"], "extra"),
+    (["schema", "extra"], "extra"),
+    (["cache", "clear", "extra"], "extra"),
+    (["validate", WORKFLOW, "--bogus"], "--bogus"),
+    (["submit", WORKFLOW, "--ray", "local"], "--ray local"),
+])  # fmt: skip
+def test_unrecognized_arguments_are_one_error_line_on_python_3_13_too(argv, extras, capsys,
+                                                                      monkeypatch):  # fmt: skip
+    """On Python 3.13 every `unrecognized arguments` was an uncaught ArgumentError, a
+    traceback and exit 1: its parse_args raises it (this test gives any Python 3.13's)."""
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", _parse_args_of_python_3_13)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f"latentgraph: error: unrecognized arguments: {extras}\n"
 
 
 @pytest.mark.parametrize("command", sorted(set(_documented_commands())))
