@@ -71,6 +71,11 @@ class OverrideLocation(GivenLocation, EditorLocation):
     def __str__(self) -> str:
         return f"{given_name(self.flag, self.param)}={self.value}"
 
+    def written(self) -> Location:
+        """Itself: the override names the input it sets (`--set 3.steps`), so a problem
+        with that input is the override's too (`Location.written`)."""
+        return self
+
 
 @dataclass(frozen=True)
 class Reader:

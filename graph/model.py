@@ -24,6 +24,14 @@ class Location:
             return f"{self.file}:{self.line}:{self.column}"
         return self.file
 
+    def written(self) -> Location:
+        """Where the thing itself is written, without what gave the value there: an input's
+        place when this is where a param's value is used, named with what gave it (the
+        workflow loader's `GivenLocation`, `DefaultLocation`). A problem with the input
+        itself (its name, its link) is placed here; only one with its value blames the
+        value's giver."""
+        return self
+
     @classmethod
     def at_offset(cls, file: str, text: str | bytes, offset: int) -> Location:
         """The line and column of `offset` in `text` (characters, or bytes before decoding)."""

@@ -139,25 +139,35 @@ def validate(
 
 def _problem(
     graph: Graph, node: Node, code: str, message: str, input_name: str | None = None,
-    received: Any = None, severity: str = "error",
+    received: Any = None, severity: str = "error", *, of_value: bool = False,
 ) -> Problem:  # fmt: skip
+    """A problem at the node, or at its input `input_name`: where the input is written, or,
+    `of_value` (the input refusing its value: type, range, choices, check, limits), where
+    the value came from (`Graph.where`: a `--set`, a param's default). A typo in the input's
+    name using `$seed` was placed at seed's default, as if the default were refused."""
+    where = graph.where(node.id, input_name)
+    if where is not None and not of_value:
+        where = where.written()
     return Problem(
         code,
         message,
         node.id,
         input_name,
-        graph.where(node.id, input_name),
+        where,
         severity=severity,
         received=received,
         node_type=node.type,
     )
 
 
-def _reporter(graph: Graph, node: Node, input_name: str, problems: list[Problem]) -> Any:
-    """A function that records one problem about this node input."""
+def _reporter(graph: Graph, node: Node, input_name: str, problems: list[Problem],
+              of_value: bool = False) -> Any:  # fmt: skip
+    """A function that records one problem about this node input (`of_value`: `_problem`)."""
 
     def report(code: str, message: str, received: Any = None) -> None:
-        problems.append(_problem(graph, node, code, message, input_name, received))
+        problems.append(
+            _problem(graph, node, code, message, input_name, received, of_value=of_value)
+        )
 
     return report
 
@@ -261,7 +271,7 @@ def _check_literal(
     graph: Graph, registry: Registry, node: Node, decl: Input, value: Any,
     problems: list[Problem], settings: Settings,
 ) -> None:  # fmt: skip
-    report = _reporter(graph, node, decl.name, problems)
+    report = _reporter(graph, node, decl.name, problems, of_value=True)
     if not decl.accepts_literal:
         report(
             "bad_linked_input",
@@ -519,7 +529,8 @@ def _check_choice(
 ) -> None:  # fmt: skip
     choices, failure = decl.choices_or_failure(settings)
     if failure:  # a file picker whose folder vanished: say so, don't crash
-        problems.append(_problem(graph, node, "value_not_in_list", failure, decl.name, value))
+        problems.append(_problem(graph, node, "value_not_in_list", failure, decl.name, value,
+                                 of_value=True))  # fmt: skip
         return
     if value in choices and isinstance(value, str | int | float):
         return
@@ -545,6 +556,7 @@ def _check_choice(
             f"{_show(value)} is not one of: {shown or '(no choices)'}{hint}",
             decl.name,
             value,
+            of_value=True,
         )
     )
 
@@ -608,6 +620,7 @@ def _run_check(
                 message,
                 input_name,
                 node.inputs.get(input_name) if input_name else None,
+                of_value=True,
             )
         )
 
@@ -647,7 +660,9 @@ def _check_limits(
     for name, message in found:  # an input once: the first limit it breaks
         first.setdefault(name, message)
     for name, message in first.items():
-        problems.append(_problem(graph, node, "limit_exceeded", message, name, inputs.get(name)))
+        problems.append(
+            _problem(graph, node, "limit_exceeded", message, name, inputs.get(name), of_value=True)
+        )
 
 
 def _over_limit_not_max(node_type: NodeType, mine: list[Problem],

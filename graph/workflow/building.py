@@ -61,6 +61,11 @@ class GivenLocation(Location):
     def __str__(self) -> str:
         return _param_placed(f"{given_name(self.flag, self.param)}={self.value}", self.param, self)
 
+    def written(self) -> Location:
+        """The `$param`'s place alone: a problem with the input, not its value, is the
+        file's (`Location.written`)."""
+        return _use_site(self)
+
 
 @dataclass(frozen=True)
 class DefaultLocation(Location):
@@ -75,11 +80,21 @@ class DefaultLocation(Location):
     def __str__(self) -> str:
         return _param_placed(f"{self.declared}: param {self.param}'s default", self.param, self)
 
+    def written(self) -> Location:
+        """The `$param`'s place alone: an input name's typo using the param is not its
+        default's fault (`Location.written`)."""
+        return _use_site(self)
+
 
 def _param_placed(giver: str, param: str, where: Location) -> str:
     """The one rule for a param's value placed in a message: what gave it, then the `$param`
     using it at `where`'s file:line:column."""
     return f"{giver} (${param} at {Location.__str__(where)})"
+
+
+def _use_site(where: Location) -> Location:
+    """The file:line:column of a `$param` placed with what gave its value, as written."""
+    return Location(where.file, where.line, where.column)
 
 
 def given_name(given_as: str, name: str) -> str:

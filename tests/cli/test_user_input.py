@@ -216,6 +216,20 @@ def test_a_bad_value_given_on_the_command_line_is_placed_at_its_flag(cli, tmp_pa
            "expected an integer (INT), got 'two'" in err.splitlines()  # fmt: skip
 
 
+@pytest.mark.parametrize("given", [[], ["--set", "x=7"]])
+def test_an_input_name_typo_using_a_param_is_said_at_its_line(cli, tmp_path, given):
+    """`valeu: $x` was said at x's default ('FILE:3:6: param x's default ($x at FILE:8:12)'),
+    the line an editor or CI annotation jumps to; its name is wrong, not the value: the
+    input's own line, in text and in --json, given a value or not."""
+    path = write(tmp_path, "typo.yaml", NAMED.replace("value: $x", "valeu: $x"))
+    said = "node 'a' input 'valeu': CliNumber has no input 'valeu'; did you mean 'value'?"
+    code, _, err = cli("validate", str(path), *given)
+    assert code == 2 and f"error: {path}:8:12: {said}" in err.splitlines(), err
+    code, out, _ = cli("validate", "--json", str(path), *given)
+    assert code == 2
+    assert [p["location"] for p in json.loads(out)] == [f"{path}:8:12"]
+
+
 @pytest.mark.parametrize("flag", ["--set", "--sweep"])
 def test_a_given_value_is_echoed_with_what_cannot_be_printed_escaped(cli, tmp_path, flag):
     """`--set x=a<U+202E>b`'s echo held the raw U+202E, which turned the rest of the error

@@ -134,3 +134,77 @@ def test_a_braced_reference_left_open_is_named_as_one(registry, written, opened)
          "for a literal dollar)")]  # fmt: skip
     escaped = load_workflow("w.yaml", text=TEXT.replace('"${none}"', '"$${n"'), registry=registry)
     assert escaped.graph["s"].inputs["note"] == "${n"
+
+
+PARAM_USED = """\
+params: {n: 3}
+nodes:
+  c: {type: Const, value: $n}
+  o: {type: ShowNumber, value: c}
+"""
+
+
+def _errors(text: str, registry, overrides=None) -> list[str]:
+    """The errors loading and validating `text` (as w.yaml) says, each with its place."""
+    from latentgraph.graph.context import Settings
+    from latentgraph.graph.problems import WorkflowError
+    from latentgraph.graph.validate import validate
+
+    try:
+        wf = load_workflow("w.yaml", text=text, registry=registry, overrides=overrides or {})
+    except WorkflowError as exc:
+        return [str(p) for p in exc.problems if p.severity == "error"]
+    return [str(p) for p in validate(wf.graph, registry, Settings()) if p.severity == "error"]
+
+
+@pytest.mark.parametrize("overrides", [{}, {"n": "7"}])
+def test_an_input_name_typo_using_a_param_is_placed_at_the_input_not_the_param(registry, overrides):
+    """`valeu: $n`: the input's name is wrong, not n's value. It was placed at n's default
+    ('w.yaml:1:13: param n's default ($n at w.yaml:3:27): ...'), where editors and CI jump,
+    blaming line 1; with `--set n=7` at the flag ('--set n=7 ($n at ...)'). Whatever gave
+    the value, the typo is the input's line."""
+    text = PARAM_USED.replace("value: $n", "valeu: $n")
+    assert _errors(text, registry, overrides) == [
+        "w.yaml:3:27: node 'c' input 'valeu': Const has no input 'valeu'; did you mean 'value'?"
+    ]
+
+
+@pytest.mark.parametrize("overrides", [{}, {"n": "7"}])
+def test_a_param_feeding_a_socket_input_is_placed_at_the_input(registry, overrides):
+    """A socket input takes a link: `$n` there is said at the input's line, the param's
+    default (or flag) blameless."""
+    text = PARAM_USED.replace("ShowNumber, value: c", "ShowNumber, value: $n")
+    assert _errors(text, registry, overrides) == [
+        "w.yaml:4:32: node 'o' input 'value': $n is a param, and a param cannot feed a link "
+        "input: write the link itself here (<node>.<output>)"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("default", "said"), [
+    ("5000", "5000 is above the maximum 1000"),
+    ("[1]", "expected an integer (INT), got a list"),
+])  # fmt: skip
+def test_a_default_refused_is_placed_at_its_declaration_and_a_set_value_at_its_flag(
+    registry, default, said
+):
+    """The value's own refusal is the default's, at its declaration; a `--set` value's, at
+    the flag, as before: only the input's other problems stay at its line."""
+    text = PARAM_USED.replace("n: 3", f"n: {default}")
+    assert _errors(text, registry) == [
+        f"w.yaml:1:13: param n's default ($n at w.yaml:3:27): node 'c' input 'value': {said}"
+    ]
+    assert _errors(text, registry, {"n": "-5000"}) == [
+        "--set n=-5000 ($n at w.yaml:3:27): node 'c' input 'value': -5000 is below the minimum -1000"
+    ]
+
+
+@pytest.mark.parametrize(("use", "said"), [
+    ("Scale, x: c, mode: $m", "w.yaml:1:13: param m's default ($m at w.yaml:4:32): node 's' "
+     "input 'mode': 'slo' is not one of: 'fast', 'slow', 'exact'; did you mean 'slow'?"),
+    ("Range, low: $lo", "w.yaml:1:22: param lo's default ($lo at w.yaml:4:25): node 's' "
+     "input 'low': low must not be above high"),
+])  # fmt: skip
+def test_a_default_refused_by_a_choice_or_a_check_is_placed_at_its_declaration(registry, use, said):
+    """A dropdown's refusal and a node's `check` are the value's too: the default's."""
+    text = (f"params: {{m: slo, lo: 20}}\nnodes:\n  c: {{type: Const}}\n  s: {{type: {use}}}\n"
+            "  o: {type: Show, value: s}\n")  # fmt: skip
+    assert _errors(text, registry) == [said]
