@@ -27,16 +27,21 @@ instead of the answer, and nginx "502 Bad Gateway". Now the answer is sent, the 
 (the client sees the answer end), and what the client still sends is read and thrown away until
 it stops for `linger_idle_seconds`, for at most `linger_seconds` and `linger_bytes`, then the
 socket is closed. Nothing read is kept, and the event loop only counts bytes meanwhile. A
-kept-alive request answered early is closed so too: uvicorn parsed the rest of its body for as
-long as the client sent it, and then held the connection with no deadline at all.
+request whose body is chunked or over `keep_alive_discard_bytes` is answered with `Connection:
+close` while its body is still coming (so a client never sends another request on a connection
+about to close), and closed after lingering so. A kept-alive request with a smaller body stays
+open when answered early, as HTTP/1.1 has it: the client may send its next request once its
+body is sent (httpx does, and a small body often arrives just after the answer: closing there
+cut the next request). uvicorn parses the rest of the body and drops it; then the connection
+is idle and the next request's headers are owed within `header_seconds` (uvicorn arms no
+keep-alive timer there: such a connection was held with no deadline at all).
 
 What of uvicorn (0.55) this relies on. Its request cycle closes the connection once an answer
 is sent when keep-alive is off (`RequestResponseCycle.send`), through the transport the
 protocol was given in `connection_made`: that is `_CloseAsked`, whose `close` asks us first, and
 uvicorn treats one whose `is_closing()` is true as closed (the asyncio transport contract; the
 websocket protocol an upgrade hands the connection to gets it too, where both are the
-socket's). `on_response_complete`, the callback the cycle calls after an answer, where a
-kept-alive one would go on. And the per-connection state the deadlines read:
+socket's). And the per-connection state the deadlines read:
 `cycle.response_complete`, `cycle.waiting_for_100_continue`, `flow` (its `FlowControl`),
 `timeout_keep_alive_task`."""
 
@@ -79,6 +84,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
     linger_idle_seconds: float = 2.0
     linger_seconds: float = 30.0
     linger_bytes: int = 1 << 30
+    keep_alive_discard_bytes: int = 1 << 20
 
     _deadline: asyncio.TimerHandle | None = None
     _in_headers = False  # the headers' deadline runs (set once per request, not per byte)
@@ -88,6 +94,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
     lingering = False  # answered early: what the client sends is read and thrown away
     _linger_end = 0.0  # the loop's time the lingering ends at the latest
     _linger_left = 0  # bytes still read before the close
+    _body_left: int | None = None  # of the request's Content-Length, not yet received
+    _keep_alive_after_body: bool | None = None  # the request's keep-alive, while its body comes
 
     def _set_deadline(self, seconds: float, expired: Callable[[], None]) -> None:
         self._clear_deadline()
@@ -120,8 +128,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             else:
                 self._linger_deadline()
             return
-        if self.timeout_keep_alive_task is not None:  # idle after an answer: a request begins
-            self._expect_headers()
+        if self.timeout_keep_alive_task is not None and not self._in_body:
+            self._expect_headers()  # idle after an answer: a request begins
         elif self._in_body:
             self._set_deadline(self.body_stall_seconds, self._body_stalled)
         super().data_received(data)
@@ -135,24 +143,42 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._clear_deadline()
         if not (self.parser.should_upgrade() and self._should_upgrade()):  # a websocket: untimed
             self._in_body, self._was_apps_turn = True, False
+            self._body_left = _content_length(self.headers)
             self._set_deadline(self.body_stall_seconds, self._body_stalled)
         super().on_headers_complete()
+        left = self._body_left
+        if self._in_body and (left is None or left > self.keep_alive_discard_bytes):
+            # Answered before this body is read, the connection closes (after lingering), and
+            # the answer must say so: `Connection: close`, or the client sends its next request
+            # on it. Kept alive again once the body is all read before the answer starts.
+            self._keep_alive_after_body = self.cycle.keep_alive
+            self.cycle.keep_alive = False
+
+    def on_body(self, body: bytes) -> None:
+        if self._body_left is not None:
+            self._body_left -= len(body)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._in_body = False
         self._clear_deadline()
+        if self._keep_alive_after_body is not None:
+            if not self.cycle.response_started:
+                self.cycle.keep_alive = self._keep_alive_after_body
+            self._keep_alive_after_body = None
         super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete:
+            # A kept-alive request answered before its body was all read: uvicorn dropped its
+            # keep-alive timer when the rest came and arms none now. The connection is idle:
+            # the next request's headers are owed as on a new connection.
+            self._in_headers = False
+            self._expect_headers()
 
     def close_asked(self) -> None:
         """uvicorn (or a deadline here) closes the connection: at once, unless the answer came
         before the body, which the client may still be sending; then after lingering."""
         if not self._lingered():
             self._socket.close()
-
-    def on_response_complete(self) -> None:
-        # uvicorn keeps a kept-alive connection answered early: closed after lingering too.
-        self._lingered()
-        super().on_response_complete()  # (returns early when lingering: "closing")
 
     def _lingered(self) -> bool:
         """Start lingering if the answer is sent whole while its request's body is still
@@ -192,6 +218,18 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self._set_deadline(self.body_stall_seconds, self._body_stalled)
         elif not self.transport.is_closing():
             self.transport.close()
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The body's length its headers declare (0: none); None for a chunked (or unparsable)
+    one."""
+    length: int | None = 0
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length":
+            length = int(value) if value.isdigit() else None
+    return length
 
 
 def deadline_protocol(

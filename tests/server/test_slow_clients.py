@@ -271,6 +271,40 @@ def test_a_client_silent_after_an_early_answer_is_closed(small_server, length):
         assert not connections
 
 
+def answer_to(sock: socket.socket) -> bytes:
+    """One whole answer of `/early` (its headers; it has no body)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        assert chunk, answer  # closed before its answer
+        answer += chunk
+    return answer
+
+
+def test_a_small_body_sent_after_an_early_answer_leaves_the_connection_to_the_next_request(
+    small_server,
+):
+    """A kept-alive request answered before its small body arrived (httpx sends the body after
+    the headers: the server's corpus test saw it) is read to its end and the connection kept:
+    closing it after lingering cut the client's next request, sent on it as HTTP/1.1 allows."""
+    with connect(small_server.config.port) as sock:
+        sock.sendall(EARLY % 2)
+        first = answer_to(sock)
+        assert first.startswith(b"HTTP/1.1 413") and b"connection: close" not in first.lower()
+        sock.sendall(b"{}" + EARLY % 0)
+        assert answer_to(sock).startswith(b"HTTP/1.1 413")
+
+
+def test_an_answer_before_a_large_or_chunked_body_says_it_closes(small_server):
+    """Such a connection is closed after lingering: its answer says so, or the client would
+    send its next request on it."""
+    chunked = b"POST /early HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for request in (EARLY % 10**12, chunked):
+        with connect(small_server.config.port) as sock:
+            sock.sendall(request)
+            assert b"connection: close" in answer_to(sock).lower(), request
+
+
 def test_a_client_sending_fast_after_an_early_answer_is_closed_after_the_byte_bound(small_server):
     """What the server reads and throws away is bounded, not only its time: within
     `LINGER_SECONDS` a loopback client sends far more than `LINGER_BYTES` (plus what the
