@@ -77,27 +77,89 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"latentgraph: error: {message}\n")
 
 
+class _AfterDashes(str):
+    """A word given after `--` that begins with `-`, as argparse is given it: behind a NUL, so
+    that argparse reads a word, not a flag (no command line can hold a NUL, so no word the
+    user types looks like one); shown, in argparse's messages, as the user typed it (`cache --
+    -x`: `invalid choice: '-x'`)."""
+
+    word: str
+
+    def __new__(cls, word: str) -> _AfterDashes:
+        marked = super().__new__(cls, "\0" + word)
+        marked.word = word
+        return marked
+
+    def __str__(self) -> str:
+        return self.word
+
+    def __repr__(self) -> str:
+        return repr(self.word)
+
+
+# What argparse is given for the `--` itself: a flag of the command's parser that no user can
+# type, that takes no value and does nothing; it ends the flag before it, which takes no word
+# after `--` as its value (`--set -- x`: `--set: expected one argument`, as argparse says).
+_DASHES = "-\0"
+
+
+class _Dashes(argparse.Action):
+    """`--`'s stand-in (`_DASHES`): no setting."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, argparse.SUPPRESS, nargs=0, default=argparse.SUPPRESS,
+                         help=argparse.SUPPRESS)  # fmt: skip
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        pass
+
+
 class _CommandParser(_Parser):
     """A command's parser: its words and flags in any order. argparse alone fills positionals
     only from the words before the first flag when one is optional or takes several (`nodes
     describe --json VShow` refused `VShow`, `validate a.yaml --json b.yaml` refused `b.yaml`):
-    the flags are read first, then every word left over, wherever it stood. A command line
-    with `--` (the words after it are no flags: `validate -- -odd.yaml`) is read as argparse
-    reads it, where the user placed the words: Python 3.11's intermixed parse drops a `--`
-    that comes before every word."""
+    the flags are read first, then every word left over, wherever it stood. The words after a
+    `--` are words, however they begin (`validate --json -- -odd.yaml`), after the others.
+    argparse's own parse of words and flags in any order mishandles a `--` (Python 3.11's
+    drops one that comes before every word, then reads `-odd.yaml` as a flag), so it is never
+    given one: `_mark_dashes`."""
 
     _parsing = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(_DASHES, action=_Dashes)
 
     def _parse(self, args: Any, namespace: Any) -> Any:
         if args is None:
             args = sys.argv[1:]
-        if self._parsing or "--" in args:  # the intermixed parse's own passes come back here
+        if self._parsing:  # the intermixed parse's own passes, on Pythons where they come back
             return super()._parse(args, namespace)
         self._parsing = True
         try:
-            return self.parse_known_intermixed_args(args, namespace)
+            namespace, extras = self.parse_known_intermixed_args(_mark_dashes(args), namespace)
         finally:
             self._parsing = False
+        for name, value in vars(namespace).items():
+            setattr(namespace, name, _unmark(value))
+        return namespace, _unmark(extras)
+
+
+def _mark_dashes(args: list[str]) -> list[str]:
+    """`args` as a command's parser is given them: the first `--` as `_DASHES`, each word after
+    it that begins with `-` as `_AfterDashes` (the other words after it are words already)."""
+    if "--" not in args:
+        return list(args)
+    at = args.index("--")
+    after = [_AfterDashes(arg) if arg.startswith("-") else arg for arg in args[at + 1 :]]
+    return [*args[:at], _DASHES, *after]
+
+
+def _unmark(value: Any) -> Any:
+    """A parsed value (a word, or a list of them) as the user gave it: `_mark_dashes` undone."""
+    if isinstance(value, list):
+        return [_unmark(item) for item in value]
+    return value.word if isinstance(value, _AfterDashes) else value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -311,6 +311,43 @@ def test_validate_takes_files_after_a_flag_and_after_dashdash(cli, tmp_path):
                                                                              str(good)]  # fmt: skip
 
 
+@pytest.mark.parametrize("argv", [
+    *(line + ["--", "CliNumber"] for line in _orders(("describe",), ("--json",), NODES_DIR,
+                                                      words=1)),
+    *(line + ["--", "describe", "CliNumber"] for line in _orders(("--json",), NODES_DIR,
+                                                                 words=0)),
+])  # fmt: skip
+def test_nodes_describe_takes_its_words_after_dashdash_wherever_its_flags_stand(cli, argv):
+    """`nodes describe --nodes-dir p1 -- VShow` said `unrecognized arguments: -- VShow`: a
+    `--` anywhere brought back argparse's rule, the words before the first flag or none."""
+    code, out, err = cli("nodes", *argv, plugin=False)
+    assert (code, err) == (0, ""), argv
+    assert json.loads(out)["name"] == "CliNumber"
+
+
+def test_the_words_after_dashdash_are_words_however_they_begin_after_the_others(cli, tmp_path):
+    """`validate a.yaml --json b.yaml -- -odd.yaml` said `unrecognized arguments: b.yaml --
+    -odd.yaml`, and `--json` after `--` was read as the flag: a file's name now, as every
+    word after `--`."""
+    good = write(tmp_path, "good.yaml", GOOD)
+    write(tmp_path, "-odd.yaml", GOOD)  # the fixture runs in tmp_path
+    write(tmp_path, "--json", GOOD)
+    code, out, err = cli("validate", str(good), "--json", "good.yaml", *NODES_DIR, "--",
+                         "-odd.yaml", plugin=False)  # fmt: skip
+    assert (code, err) == (0, "")
+    assert [f["file"] for f in json.loads(out)] == [str(good), "good.yaml", "-odd.yaml"]
+    code, out, err = cli("validate", *NODES_DIR, "--", "good.yaml", "--json", plugin=False)
+    assert (code, err) == (0, "") and out.splitlines()[:2] == ["good.yaml: ok (4 nodes)",
+                                                               "--json: ok (4 nodes)"]  # fmt: skip
+
+
+def test_a_trailing_dashdash_is_no_word(cli, tmp_path):
+    """`run wf.yaml --set x=5 --` said `unrecognized arguments: --`."""
+    path = write(tmp_path, "good.yaml", GOOD)
+    code, out, err = cli("validate", str(path), *NODES_DIR, "--set", "x=5", "--", plugin=False)
+    assert (code, out, err) == (0, f"{path}: ok (4 nodes)\n", "")
+
+
 def test_nodes_json_and_markdown_together_is_a_usage_error(cli, capsys):
     """One output format at a time: both flags printed JSON, silently ignoring --markdown."""
     with pytest.raises(SystemExit) as exit_:

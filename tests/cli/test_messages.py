@@ -152,9 +152,11 @@ WORKFLOW = str(ROOT / "workflows" / "txt2img.yaml")
     (["convert", WORKFLOW, "out.json", "--to", "png"],
      "--to: invalid choice: 'png' (choose from 'yaml', 'api', 'editor')"),
     (["cache", "wipe"], "action: invalid choice: 'wipe' (choose from 'info', 'clear')"),
+    (["cache", "--", "-x"], "action: invalid choice: '-x' (choose from 'info', 'clear')"),
     (["nodes", "--json", "--markdown"], "--markdown: not allowed with argument --json"),
     (["submit", WORKFLOW, "--ray", "local"], "unrecognized arguments: --ray local"),
     (["tiny-model", "--addons"], "--addons: expected one argument"),
+    (["run", WORKFLOW, "--set", "--", "x=1"], "--set: expected one argument"),
     (["run"], "the following arguments are required: workflow"),
     (["rn", WORKFLOW], "COMMAND: invalid choice: 'rn' (choose from 'run', 'validate', 'nodes', "
                        "'schema', 'convert', 'serve', 'submit', 'cache', 'tiny-model')"),
