@@ -74,6 +74,9 @@ def parse_json(raw: bytes | str, what: str = "the request body",
         value = json.loads(raw)  # again, to say where
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"{what} is not valid JSON: {exc}", "invalid_json") from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        reason = str(exc).split(";")[0]  # (not its advice to the programmer)
+        raise ApiError(400, f"{what} is not acceptable JSON: {reason}", "invalid_json") from None
     except RecursionError:
         raise ApiError(400, f"{what} is nested too deeply", "invalid_json") from None
     found = unsendable(value)

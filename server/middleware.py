@@ -89,6 +89,7 @@ class GuardMiddleware:
         host = headers.get("host")
         if not self.hosts.allows(host):  # (a request without Host is allowed: not a browser)
             assert host is not None
+            _log_refusal(scope, "forbidden_host", host_refusal(host))
             await _deny(scope, send, 403, host_refusal(host), "forbidden_host")
             return
         set_cookie = False
@@ -349,8 +350,5 @@ def _too_large(scope, limit: int) -> str:
     its client (it left only uvicorn's access line: a prompt refused for its size said
     nothing of why)."""
     message = f"request body larger than {limit} bytes ({server_limit_label('max_body_bytes')})"
-    client = scope.get("client")
-    log.warning("%s %s%s refused (too_large): %s", scope.get("method", "POST"),
-                printable(scope.get("path", "")), f" from {client[0]}:{client[1]}" if client else "",
-                message)  # fmt: skip
+    _log_refusal(scope, "too_large", message)
     return message

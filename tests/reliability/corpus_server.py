@@ -98,6 +98,17 @@ CASES: list[Req] = [
     Req("prompt-not-json", "POST", P, 400, "invalid_json", content=b"{nope"),
     Req("prompt-empty-body", "POST", P, 400, "invalid_json", content=b""),
     Req("prompt-binary-body", "POST", P, 400, "invalid_json", content=b"\xff\xfe\x00\x01"),
+    # an integer past Python's 4,300-digit conversion limit: a ValueError, not a JSON error
+    Req(
+        "prompt-huge-integer",
+        "POST",
+        P,
+        400,
+        "invalid_json",
+        message="4300 digits",
+        content=b'{"prompt": {"1": {"class_type": "T", "inputs": {"a": ' + b"9" * 5000 + b"}}}}",
+    ),
+    Req("settings-huge-integer", "POST", "/settings/x", 400, "invalid_json", content=b"9" * 5000),
     Req("prompt-body-list", "POST", "/api/prompt", 400, INV, json=[1, 2]),
     Req("prompt-missing", "POST", P, 400, "no_prompt", json={"client_id": "x"}),
     Req("prompt-empty-object", "POST", P, 400, "no_prompt", json=body({})),

@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
-from latentgraph.server.hosts import HostGuard
+from latentgraph.server.hosts import HostGuard, host_refusal
 from latentgraph.server.middleware import GuardMiddleware, cookie_value
 
 TOKEN = "s3cret-token"
@@ -268,6 +268,18 @@ def test_a_cross_origin_refusal_is_logged_once_naming_the_origin_and_host(kind, 
     what = "POST" if kind == "http" else "WebSocket"
     assert [r.getMessage() for r in caplog.records] == [
         f"{what} / from 10.0.0.7:50412 refused (forbidden): {message}"]  # fmt: skip
+
+
+def test_a_refused_host_is_logged_naming_it_and_the_flag(caplog):
+    """A server reached by a name it was not started with (a reverse proxy, a LAN name, a
+    rebinding attack) said only `403` in its log: the admin who forgot `--allow-host` could
+    not tell why."""
+    scope = http([(b"host", b"studio.test:18461")]) | {"client": ("10.0.0.7", 50412)}
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        call(scope, token=None)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"GET / from 10.0.0.7:50412 refused (forbidden_host): {host_refusal('studio.test:18461')}"
+    ]
 
 
 async def app_called(scope, receive, send):
