@@ -274,7 +274,7 @@ def _same(a: str, b: str) -> bool:
 _PAGE_SCHEMES = {"http": 80, "https": 443}
 # Where the refusal of another origin's request sends an operator behind a reverse proxy.
 _PROXY_ADVICE = ('behind a reverse proxy, pass on the Host the browser sent (nginx: '
-                 'proxy_set_header Host $host;): docs/reliability.md, "Behind a reverse proxy"')  # fmt: skip
+                 'proxy_set_header Host $http_host;): docs/reliability.md, "Behind a reverse proxy"')  # fmt: skip
 
 
 def _from_another_site(headers: dict[str, str], scope) -> str | None:

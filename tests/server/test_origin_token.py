@@ -23,7 +23,7 @@ OURS = "latentgraph_auth_80"
 # The refusal of a page of another origin (`{origin}`, `{host}`: the headers compared).
 CROSS_ORIGIN = ("cross-origin request refused: Origin '{origin}' is not this server's Host "
                 "'{host}'; behind a reverse proxy, pass on the Host the browser sent (nginx: "
-                'proxy_set_header Host $host;): docs/reliability.md, "Behind a reverse proxy"')  # fmt: skip
+                'proxy_set_header Host $http_host;): docs/reliability.md, "Behind a reverse proxy"')  # fmt: skip
 NOT_FRAMED = [(b"x-frame-options", b"DENY"),
               (b"content-security-policy", b"frame-ancestors 'none'")]  # fmt: skip
 

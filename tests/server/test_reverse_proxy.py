@@ -50,7 +50,7 @@ def test_the_proxies_comfyui_users_run_are_answered_other_pages_are_not(proxied,
     assert refused_as(r) == (
         f"cross-origin request refused: Origin '{origin}' is not this server's Host '{host}'; "
         "behind a reverse proxy, pass on the Host the browser sent (nginx: proxy_set_header "
-        'Host $host;): docs/reliability.md, "Behind a reverse proxy"')  # fmt: skip
+        'Host $http_host;): docs/reliability.md, "Behind a reverse proxy"')  # fmt: skip
 
 
 def test_a_rebound_page_is_refused_by_its_host_without_a_port_too(proxied):
