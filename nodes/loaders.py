@@ -13,6 +13,7 @@ Everything goes through the model manager, so the same weights load once per pro
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -122,42 +123,50 @@ class Source:
     identity: str
 
 
-def builtin_version(name: str) -> int:
-    """The recipe version of a built-in model (part of its identity)."""
+@dataclass(frozen=True)
+class BuiltinRecipe:
+    """How a built-in model is made: its recipe's `version` (part of its identity and of its
+    build's name), where it is built (`path`, built or not) and `build`, which builds it on
+    first use and returns that folder."""
+
+    version: int
+    path: Callable[[], Path]
+    build: Callable[[], Path]
+
+
+def builtin_recipe(name: str) -> BuiltinRecipe:
+    """The recipe of built-in model `name`: the one place that knows which module builds it."""
     from . import tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
 
+    if name == BUILTIN_TINY:
+        return BuiltinRecipe(tiny_model.BUILD_VERSION, tiny_model.default_path,
+                             tiny_model.ensure_tiny_sd)  # fmt: skip
     if name == BUILTIN_SD2_V:
-        return tiny_sd2.BUILD_VERSION
+        return BuiltinRecipe(tiny_sd2.BUILD_VERSION, tiny_sd2.default_path,
+                             tiny_sd2.ensure_tiny_sd2)  # fmt: skip
     if name == BUILTIN_INPAINT:
-        return tiny_inpaint.BUILD_VERSION
-    return tiny_model.BUILD_VERSION if name == BUILTIN_TINY else tiny_sdxl.BUILD_VERSION
+        return BuiltinRecipe(tiny_inpaint.BUILD_VERSION, tiny_inpaint.default_path,
+                             tiny_inpaint.ensure_tiny_inpaint)  # fmt: skip
+    refiner = name == BUILTIN_SDXL_REFINER
+    return BuiltinRecipe(tiny_sdxl.BUILD_VERSION,
+                         functools.partial(tiny_sdxl.default_path, refiner=refiner),
+                         functools.partial(tiny_sdxl.ensure_tiny_sdxl, refiner=refiner))  # fmt: skip
+
+
+def builtin_version(name: str) -> int:
+    """The recipe version of a built-in model (part of its identity)."""
+    return builtin_recipe(name).version
 
 
 def builtin_path(name: str) -> Path:
     """Where a built-in model's folder is built in the cache, built or not (its recipe version
     in its name: `graph.paths.built_model`)."""
-    from . import tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
-
-    if name == BUILTIN_TINY:
-        return tiny_model.default_path()
-    if name == BUILTIN_SD2_V:
-        return tiny_sd2.default_path()
-    if name == BUILTIN_INPAINT:
-        return tiny_inpaint.default_path()
-    return tiny_sdxl.default_path(refiner=name == BUILTIN_SDXL_REFINER)
+    return builtin_recipe(name).path()
 
 
 def builtin_folder(name: str) -> Path:
     """The folder of a built-in model, built on first use."""
-    from . import tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
-
-    if name == BUILTIN_TINY:
-        return tiny_model.ensure_tiny_sd()
-    if name == BUILTIN_SD2_V:
-        return tiny_sd2.ensure_tiny_sd2()
-    if name == BUILTIN_INPAINT:
-        return tiny_inpaint.ensure_tiny_inpaint()
-    return tiny_sdxl.ensure_tiny_sdxl(refiner=name == BUILTIN_SDXL_REFINER)
+    return builtin_recipe(name).build()
 
 
 EMPTY_SOURCE = ("the source is empty; expected a built-in model (builtin:tiny-sd, ...), a "
