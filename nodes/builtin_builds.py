@@ -35,20 +35,12 @@ _TOKEN_BYTES = 8  # the random part of `_aside_name`: 16 hex digits
 
 def _aside_name(name: str, token: str) -> str:
     """The hidden name `remove_build` gives folder build `name` before deleting it, `token`
-    (random hex) keeping two removals apart; `_ASIDE` reads exactly these names back."""
+    (random hex) keeping two removals apart; `_ASIDE`, beside it, reads exactly these names
+    back."""
     return f".{name}-{token}.removing"
 
 
-def _aside_pattern() -> re.Pattern[str]:
-    """`_aside_name`'s names as a pattern: its own text around the name and the token, so the
-    names it makes and the names recognised are one rule."""
-    head, rest = _aside_name("\0", "\1").split("\0")
-    middle, tail = rest.split("\1")
-    return re.compile(f"{re.escape(head)}(?P<name>.+){re.escape(middle)}"
-                      f"(?P<token>[0-9a-f]{{{2 * _TOKEN_BYTES}}}){re.escape(tail)}")  # fmt: skip
-
-
-_ASIDE = _aside_pattern()
+_ASIDE = re.compile(rf"\.(?P<name>.+)-(?P<token>[0-9a-f]{{{2 * _TOKEN_BYTES}}})\.removing")
 
 
 @dataclass(frozen=True)
