@@ -45,7 +45,17 @@ class Workflow:
 
 
 @dataclass(frozen=True)
-class GivenLocation(Location):
+class _ParamValueLocation(Location):
+    """Where a param's value is used, shown with what gave that value (the subclasses)."""
+
+    def written(self) -> Location:
+        """The `$param`'s place alone: a problem with the input, not its value (a typo in the
+        input's name), is the file's, not the value giver's (`Location.written`)."""
+        return Location(self.file, self.line, self.column)
+
+
+@dataclass(frozen=True)
+class GivenLocation(_ParamValueLocation):
     """Where a value given for a param, not written in the file, is used: the `$param` at
     file:line:column, shown with what gave it, so a bad value names how it was given and the
     line using it ("--set seed=abc ($seed at my.yaml:22:11)", from Python "param seed='abc'
@@ -61,14 +71,9 @@ class GivenLocation(Location):
     def __str__(self) -> str:
         return _param_placed(f"{given_name(self.flag, self.param)}={self.value}", self.param, self)
 
-    def written(self) -> Location:
-        """The `$param`'s place alone: a problem with the input, not its value, is the
-        file's (`Location.written`)."""
-        return _use_site(self)
-
 
 @dataclass(frozen=True)
-class DefaultLocation(Location):
+class DefaultLocation(_ParamValueLocation):
     """Where param `param`'s default, the value `params:` declares for it at `declared`, is
     used: shown as a given value is (`GivenLocation`), its declaration in the flag's place
     ("my.yaml:4:9: param seed's default ($seed at my.yaml:9:75)"), so a default the input
@@ -80,21 +85,11 @@ class DefaultLocation(Location):
     def __str__(self) -> str:
         return _param_placed(f"{self.declared}: param {self.param}'s default", self.param, self)
 
-    def written(self) -> Location:
-        """The `$param`'s place alone: an input name's typo using the param is not its
-        default's fault (`Location.written`)."""
-        return _use_site(self)
-
 
 def _param_placed(giver: str, param: str, where: Location) -> str:
     """The one rule for a param's value placed in a message: what gave it, then the `$param`
     using it at `where`'s file:line:column."""
     return f"{giver} (${param} at {Location.__str__(where)})"
-
-
-def _use_site(where: Location) -> Location:
-    """The file:line:column of a `$param` placed with what gave its value, as written."""
-    return Location(where.file, where.line, where.column)
 
 
 def given_name(given_as: str, name: str) -> str:
