@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 
 from latentgraph.graph import Registry, Settings
+from latentgraph.graph.problems import quoted
 
 from . import store as st
 from .collector import collector_paused, in_thread
@@ -195,14 +197,16 @@ MAX_NUMBER = 2**40
 # The longest prompt_id a client may choose.
 MAX_PROMPT_ID_CHARS = 200
 
+# What a client's prompt_id must be to name its prompt in a URL path (`_unnameable`).
+PROMPT_ID_EXPECTED = "expected text with no '/' and no control character, other than '.' or '..'"
+
 
 def _prompt_id(body: dict[str, Any]) -> str:
     """The body's prompt_id, or a new one when it gives none (absent, null or ""). A number
     is taken as its text (12345 is "12345"), as ComfyUI's str() takes it: clients send their
     integer job ids. true, false, a list or an object name no prompt: refused, where ComfyUI
-    would make "True" of one. A client's prompt_id must be one /history/{id} and
-    /api/jobs/{id} can name: a path segment, so no "/" (such a prompt ran but stayed 404
-    there forever)."""
+    would make "True" of one. A client's id must be one /history/{id} and /api/jobs/{id} can
+    name (`_unnameable`)."""
     given = body.get("prompt_id")
     if given is None or given == "":
         return str(uuid.uuid4())
@@ -214,10 +218,28 @@ def _prompt_id(body: dict[str, Any]) -> str:
     if len(prompt_id) > MAX_PROMPT_ID_CHARS:
         raise ApiError(400, f"prompt_id is {len(prompt_id):,} characters long; at most "
                        f"{MAX_PROMPT_ID_CHARS} are allowed", "invalid_prompt")  # fmt: skip
-    if "/" in prompt_id:
-        raise ApiError(400, f"prompt_id {prompt_id[:40]!r} contains '/', which /history/{{id}} "
-                       "and /api/jobs/{id} cannot name", "invalid_prompt")  # fmt: skip
+    why = _unnameable(prompt_id)
+    if why:
+        raise ApiError(400, f"prompt_id {quoted(prompt_id[:40])} {why}, which /history/{{id}} "
+                       f"and /api/jobs/{{id}} cannot name; {PROMPT_ID_EXPECTED}",
+                       "invalid_prompt")  # fmt: skip
     return prompt_id
+
+
+def _unnameable(prompt_id: str) -> str | None:
+    """Why a URL path segment cannot carry `prompt_id` back to this server, or None when one
+    can. A '/' splits the segment; a control character is not one (the /api mount's path
+    matches no newline: such a prompt ran, /history/{id} named it and /api/jobs/{id} stayed
+    404 for good; an id's newline would also write lines of its own into the log); '.' and
+    '..' are resolved away by clients before the request is sent."""
+    if "/" in prompt_id:
+        return "contains '/'"
+    control = next((c for c in prompt_id if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        return f"contains U+{ord(control):04X}, a control character"
+    if prompt_id in (".", ".."):
+        return "is a dot segment (clients resolve it away)"
+    return None
 
 
 def _collector_paused(check: Callable[[Any], _Queued], body: Any) -> _Queued:

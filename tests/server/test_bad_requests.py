@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import urllib.parse
 
 import pytest
 
@@ -224,6 +225,12 @@ def test_userdata_traversal(server, path):
 @pytest.mark.parametrize(
     ("prompt_id", "says"),
     [("slash/id-1", "contains '/'"), ("x" * 300, "300 characters long; at most 200"),
+     ("line\nbreak", "'line\\nbreak' contains U+000A, a control character"),
+     ("tab\tid", "contains U+0009, a control character"),
+     ("nul\x00id", "contains U+0000, a control character"),
+     ("del\x7f", "contains U+007F, a control character"),
+     ("next-line\x85", "contains U+0085, a control character"),
+     (".", "is a dot segment"), ("..", "is a dot segment"),
      pytest.param(10**300, "301 characters long; at most 200", id="a-301-digit-number"),
      (True, "must be a string or a number, got true"),
      (False, "must be a string or a number, got false"),
@@ -231,9 +238,24 @@ def test_userdata_traversal(server, path):
      ({"id": 7}, "must be a string or a number, got an object")],
 )  # fmt: skip
 def test_a_prompt_id_history_cannot_name_is_refused_saying_why(server, prompt_id, says):
+    """A prompt_id that cannot come back as one URL path segment is refused: one with a newline
+    ran, /history/{id} named it, and /api/jobs/{id} answered 404 for good (the /api mount
+    matches no newline)."""
     r = server.post_prompt(chain(1), prompt_id=prompt_id)
     body = assert_json_error(r, 400, "invalid_prompt")
     assert says in body["error"]["message"]
+    assert "\n" not in body["error"]["message"]
+
+
+@pytest.mark.parametrize("prompt_id", ["a b?c#d%e\\f&g", "ünïcode-€", "...", ".hidden"])
+def test_a_prompt_id_with_any_other_text_is_named_by_api_jobs(server, prompt_id):
+    """Every rule above refuses only what a path segment cannot carry: these are taken, and
+    /api/jobs/{id} (quoted as a path segment) names them."""
+    r = server.post_prompt(chain(1), prompt_id=prompt_id)
+    assert r.status_code == 200, r.text
+    segment = urllib.parse.quote(prompt_id, safe="")
+    assert server.http.get(f"/api/jobs/{segment}").json()["id"] == prompt_id
+    assert server.http.get(f"/jobs/{segment}").json()["id"] == prompt_id
 
 
 @pytest.mark.parametrize(("sent", "taken"), [(7351, "7351"), (0, "0"), (-12, "-12"),
