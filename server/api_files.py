@@ -18,7 +18,15 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from latentgraph.graph.files import SAVING_PREFIX, UPLOAD_PREFIX, remove_stale_partials, write_new
+from latentgraph.graph.files import (
+    SAVING_PREFIX,
+    UPLOAD_PREFIX,
+    FileWriteError,
+    make_folders,
+    remove_folders,
+    remove_stale_partials,
+    write_new,
+)
 from latentgraph.graph.paths import (
     hidden,
     inside,
@@ -209,12 +217,40 @@ def _check_image(data: bytes, max_pixels: int) -> None:
 
 # Choosing a free name and renaming onto it are one step for every upload of this process:
 # two uploads of one name at once would otherwise both find it free and one would be lost.
+# Spelling a subfolder and making it are another (`_upload_folder`).
 _PLACING = threading.Lock()
 
 
-def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
-    """Write atomically; keep an existing different file and rename this one `name (n).ext`.
-    The bytes are written beside the target first, outside the lock."""
+def _upload_folder(base: Path, subfolder: str, name: str) -> tuple[str, Path, list[Path]]:
+    """`subfolder` of `base` as `base` spells it (`_listed_name`), made when missing, in one
+    step under `_PLACING`: two uploads at once into a new `dé`, one composed and one
+    decomposed, each found no folder so spelled and made its own. Returns the spelling, the
+    folder (checked as `safe_folder` checks it: the entry found may be a link out) and the
+    folders made, for the caller to remove if its write fails (`files.remove_folders`)."""
+    with _PLACING:
+        subfolder = _listed_name(base, subfolder)
+        folder = safe_folder(base, subfolder, what="subfolder")
+        try:
+            return subfolder, folder, make_folders(folder)
+        except FileWriteError as exc:  # named as `write_new` names it: the file it was for
+            raise FileWriteError(folder / name, exc.reason, exc) from exc
+
+
+def _store_upload(base: Path, subfolder: str, name: str, data: bytes,
+                  overwrite: bool) -> tuple[str, str]:  # fmt: skip
+    """Write `name` into `subfolder` of `base` atomically; keep an existing different file and
+    rename this one `name (n).ext`. Returns the subfolder and the name stored, as the folders
+    spell them. The bytes are written beside the target first, outside the lock."""
+    subfolder, folder, made = _upload_folder(base, subfolder, name)
+    try:
+        return subfolder, _write_upload(folder, name, data, overwrite)
+    except BaseException:
+        remove_folders(made)  # those still empty: another upload's file keeps its folder
+        raise
+
+
+def _write_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
+    """`_store_upload`'s write into `folder`, which exists: the name stored."""
 
     def place(tmp: Path) -> str:
         with _PLACING:
@@ -267,11 +303,6 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     name = safe_filename(upload.filename or "", "image file name")
     safe_join(safe_folder(folder, subfolder, what="subfolder"), name, what="image file name")
     _refuse_hidden(name, subfolder, _NOT_LISTED, fixes=_NOT_LISTED_FIXES, what="image file name")
-    # A folder there in another Unicode form is this one (`dé` typed, `dé` decomposed from a
-    # Mac): no second folder looking the same in LoadImage's list. Answered as it is spelled,
-    # so the editor's widget value is the entry the list shows.
-    subfolder = _listed_name(folder, subfolder)
-    target_dir = safe_folder(folder, subfolder, what="subfolder")
     make = combine(request, form, name) if combine is not None else None
     data = await upload.read(config.max_upload_bytes + 1)
     if len(data) > config.max_upload_bytes:
@@ -281,7 +312,10 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     if make is not None:
         data = await in_thread(make, data)
     overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
-    stored = await in_thread(_store_upload, target_dir, name, data, overwrite)
+    # A folder there in another Unicode form is this one (`dé` typed, `dé` decomposed from a
+    # Mac): no second folder looking the same in LoadImage's list. Answered as it is spelled,
+    # so the editor's widget value is the entry the list shows.
+    subfolder, stored = await in_thread(_store_upload, folder, subfolder, name, data, overwrite)
     return JSONResponse({"name": stored, "subfolder": subfolder, "type": kind})
 
 

@@ -349,6 +349,62 @@ def test_an_upload_into_a_subfolder_in_another_unicode_form_goes_into_that_folde
     assert listed == [f"{first}/{NFD}", f"{first}/sous-{second}/n.png", "example.png"]
 
 
+def test_two_uploads_at_once_into_a_new_subfolder_in_two_unicode_forms_make_one_folder(
+        client, config, monkeypatch):  # fmt: skip
+    """Two uploads at once into a subfolder `dé` not made yet, one composed and one decomposed:
+    each spelled the folder before the other had made it, so each made its own (the folder was
+    made before the naming lock). The interleaving that did it is forced: the first upload
+    makes its folder only once the second has spelled its own, or waits for the lock to."""
+    import pathlib
+    import threading
+
+    first_spelled, second_arrived = threading.Event(), threading.Event()
+    real_listed_name, real_mkdir = api_files._listed_name, pathlib.Path.mkdir
+
+    def listed_name(folder: pathlib.Path, name: str) -> str:
+        spelled = real_listed_name(folder, name)
+        {DE_NFC: first_spelled, DE_NFD: second_arrived}.get(name, threading.Event()).set()
+        return spelled
+
+    class WatchedLock:
+        """The naming lock, saying when an upload has to wait for it."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        def __enter__(self) -> None:
+            if not self.lock.acquire(blocking=False):
+                second_arrived.set()
+                self.lock.acquire()
+
+        def __exit__(self, *exc) -> None:
+            self.lock.release()
+
+    def mkdir(self: pathlib.Path, *args, **kwargs) -> None:
+        if self == config.input_dir / DE_NFC:
+            assert second_arrived.wait(60), "the second upload never came to name its folder"
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(api_files, "_listed_name", listed_name)
+    monkeypatch.setattr(api_files, "_PLACING", WatchedLock())
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    answers = {}
+
+    def upload(name: str, subfolder: str) -> None:
+        answers[name] = _upload(client, name=name, subfolder=subfolder)
+
+    first = threading.Thread(target=upload, args=("a.png", DE_NFC))
+    first.start()
+    assert first_spelled.wait(60), "the first upload never spelled its folder"
+    upload("b.png", DE_NFD)
+    first.join()
+    assert sorted(ascii(p.name) for p in config.input_dir.iterdir()) == [ascii(DE_NFC)]  # one
+    assert sorted(p.name for p in (config.input_dir / DE_NFC).iterdir()) == ["a.png", "b.png"]
+    assert [(r.status_code, r.json()) for r in (answers["a.png"], answers["b.png"])] == [
+        (200, {"name": "a.png", "subfolder": DE_NFC, "type": "input"}),
+        (200, {"name": "b.png", "subfolder": DE_NFC, "type": "input"})]  # fmt: skip
+
+
 @pytest.mark.parametrize(("subfolder", "filename"), [
     (f"{DE_NFC}/x", NFC), (f"{DE_NFC}/x", NFD), ("", f"{DE_NFC}/x/{NFC}"),
     (DE_NFC, f"x/{NFD}"), (f"{DE_NFD}/x", NFC)])  # fmt: skip
@@ -596,7 +652,8 @@ def test_concurrent_uploads_of_one_name_each_keep_their_own_file(config, monkeyp
 
     def upload(i: int) -> None:
         start.wait()
-        names[i] = api_files._store_upload(folder, "image.png", images[i], False)
+        _, names[i] = api_files._store_upload(config.input_dir, "race2", "image.png", images[i],
+                                              False)  # fmt: skip
 
     threads = [threading.Thread(target=upload, args=(i,)) for i in range(len(images))]
     for t in threads:
