@@ -7,7 +7,9 @@ from a `.py` file / package folder in a directory given with `--nodes-dir`. Code
 imported from those places. A plugin that fails to import is reported (naming its file) and
 skipped; the other plugins and the built-in nodes keep working. A node type declared under a
 name already registered is skipped with a warning naming who has it, and the rest of its plugin
-loads (as in ComfyUI).
+loads (as in ComfyUI). The built-in nodes load first and keep their names: a plugin reusing one
+(a pack porting ComfyUI's SaveImage or KSampler) is the one skipped, whatever order the
+installed distributions are found in.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def load_plugins(
     target = registry if registry is not None else default_registry
     before = set(default_registry.names())
     failures: list[PluginFailure] = []
-    with default_registry.clashes_reported(lambda clash: failures.append(_skipped(clash))):
+    with default_registry.clashes_reported(functools.partial(_on_clash, failures)):
         loaded = _from_entry_points(failures) if entry_points else []
         for folder in dirs:
             loaded += _from_folder(Path(folder), failures)
@@ -140,9 +142,17 @@ def installed_entry_points() -> tuple[EntryPoint, ...]:
     return tuple(entry_points(group=ENTRY_POINT_GROUP))
 
 
+def _load_order(entries: Iterable[EntryPoint]) -> list[EntryPoint]:
+    """latentgraph's own packs (the built-in nodes) first, then the others as installed: they
+    were loaded in the order distributions are found on sys.path, so a pack found first took
+    SaveImage from the built-in node, and the warning named latentgraph's file as the one
+    skipped."""
+    return sorted(entries, key=lambda entry: not _is_ours(entry.module))
+
+
 def _from_entry_points(failures: list[PluginFailure]) -> list[str]:
     loaded = []
-    for entry in installed_entry_points():
+    for entry in _load_order(installed_entry_points()):
         origin = f"{entry.name} = {entry.value}"
         where = functools.partial(_module_location, entry.module)
         if _load_whole(origin, where, entry.load, failures)[0]:
@@ -319,6 +329,18 @@ def _module_location(module: str) -> Path | None:
         return None
     origin = Path(spec.origin)
     return (origin.parent if spec.submodule_search_locations else origin).resolve()
+
+
+def _on_clash(failures: list[PluginFailure], clash: NameClash) -> None:
+    """A node type declared under a name already registered: the later declaration is
+    skipped, said at its file:line. But a built-in node's name is its own: a plugin's type
+    declared before the built-in nodes were loaded (a notebook's cell, a module imported
+    first) gives way to the built-in one, and is the one said skipped (ComfyUI's adapters
+    replaced it without a word, SaveImage's declaration was skipped naming our file)."""
+    if clash.new.builtin and not clash.held.builtin:
+        default_registry.add(clash.new, replace=True)
+        clash = NameClash(clash.new, clash.held)
+    failures.append(_skipped(clash))
 
 
 def _skipped(clash: NameClash) -> SkippedNode:

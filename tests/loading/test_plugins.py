@@ -471,3 +471,51 @@ def test_a_plugins_failing_choices_are_placed_at_its_file_as_given(tmp_path, mon
         f"node type {name!r} input 'c' (p2/ch.py:4): could not list the choices: kaboom; "
         "its list is shown empty"
     ]
+
+
+def test_an_installed_pack_never_takes_a_built_in_nodes_name(tmp_path):
+    """A pip-installed pack found before latentgraph's own distribution (here: on PYTHONPATH)
+    was loaded first: its SaveImage took the name, the built-in one was skipped with a warning
+    naming latentgraph's nodes/images.py, and ComfyUI's KSampler adapter replaced the pack's
+    without a word. The built-in nodes load first and keep their names, also from a
+    declaration made before they were loaded (a notebook's, here a script's); each plugin
+    declaration is said skipped at its own file:line. A new process: the built-in nodes are
+    loaded once per process."""
+    import json
+    import os
+    import subprocess
+
+    pack = tmp_path / "lg_clash_pack.py"
+    pack.write_text("from latentgraph.graph import node\n"
+                    "@node('SaveImage', output_node=True)\ndef save(ctx):\n    return ()\n"  # 2
+                    "@node('KSampler', output_node=True)\ndef sample(ctx):\n    return ()\n"  # 5
+                    "@node('LgClashOwn', output_node=True)\ndef own(ctx):\n    return ()\n")  # fmt: skip
+    dist = tmp_path / "lg_clash_pack-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lg-clash-pack\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[latentgraph.nodes]\nclash = lg_clash_pack\n")
+    script = tmp_path / "notebook.py"
+    script.write_text("import json\nfrom latentgraph.graph import node\n"
+                      "from latentgraph.wiring import node_registry\n"
+                      "@node('PreviewImage', output_node=True)\ndef mine(ctx):\n    return ()\n"  # 4
+                      "errors = []\nregistry = node_registry(errors=errors)\n"
+                      "print(json.dumps({n: registry[n].module for n in "
+                      "('SaveImage', 'KSampler', 'PreviewImage', 'LgClashOwn')}))\n"
+                      "for e in errors:\n    print(e)\n")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    first, *said = done.stdout.splitlines()
+    assert json.loads(first) == {
+        "SaveImage": "latentgraph.nodes.images", "KSampler": "latentgraph.nodes.comfy",
+        "PreviewImage": "latentgraph.nodes.images", "LgClashOwn": "lg_clash_pack"}  # fmt: skip
+    skipped = "; this declaration is skipped"
+    assert said == [
+        f"node plugin {script}:4: node type 'PreviewImage' is already registered by "
+        f"latentgraph.nodes.images{skipped}",
+        f"node plugin {pack}:2: node type 'SaveImage' is already registered by "
+        f"latentgraph.nodes.images{skipped}",
+        f"node plugin {pack}:5: node type 'KSampler' is already registered by "
+        f"latentgraph.nodes.comfy{skipped}",
+    ]
