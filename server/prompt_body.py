@@ -17,8 +17,9 @@ errors read exactly as `parse_json`'s do. But a walked body that cannot be a pro
 where that shows, unparsed, in the words the later check would use: a body that is no object,
 a "prompt" that is no object, a node that is no object (`{"prompt": [0, 0, ...]}` of 60 MB
 took 7 s and 240 MB to parse before its refusal; a node holding 60 MB of `[], ` 15 s and
-1.5 GB). A node's JSON is read within `node_chars_limit` characters (one string at the
-server's --max-string-chars, escaped, and room for the rest no real node needs): a longer
+1.5 GB), unless that value is nested too deeply in its first 64 KiB: a whole parse says that
+first (`_unless_too_deep`). A node's JSON is read within `node_chars_limit` characters (one
+string at the server's --max-string-chars, escaped, and room for the rest no real node needs): a longer
 node is refused naming it, after reading at most about twice that. Walking costs about what parsing and encoding again
 would: 0.27 s against 0.16 + 0.17 s for a 100,000-node chain (measured side by side).
 """
@@ -30,6 +31,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from latentgraph.graph.problems import node_name
 
 from .config import server_limit_label
 from .errors import STRICT_DECODER, ApiError, json_body, parse_json
@@ -55,6 +58,13 @@ _FIRST_WINDOW = 2048
 # Room in a node for all but its longest string: ComfyUI's largest nodes (a KSampler, a
 # template's note) are a few kB.
 _NODE_ROOM = 1024 * 1024
+# How much of a value that is no object `_unless_too_deep` decodes, for its depth alone: the
+# decoder refuses 1,000 levels (Python's recursion limit), which a value nested from its start
+# reaches within a few kB; decoding 64 KiB holds the GIL about 15 ms (a node's whole limit,
+# 2.2 MB, took 0.55 s: what reading node by node is for). Without the strict hooks, whose
+# refusal of a NaN would have `parse_json` parse the whole body to say where.
+_DEPTH_WINDOW = 64 * 1024
+_PLAIN_DECODER = json.JSONDecoder()
 
 
 def node_chars_limit(max_string_chars: int) -> int:
@@ -104,14 +114,14 @@ def _read_body(text: str, max_node_chars: int) -> tuple[Any, str | None]:
     walked = len(text) > WHOLE_PARSE_CHARS
     if not text.startswith("{", start):
         if walked:
-            raise body_not_an_object()
+            raise _unless_too_deep(body_not_an_object(), text, start)
         raise _Unwalkable  # refused later (not an object): nothing to walk
     prompt_text: str | None = None
     decode, first_window = STRICT_DECODER.raw_decode, min(_FIRST_WINDOW, max_node_chars)
 
     def node(text: str, i: int, key: str) -> tuple[Any, int]:
         if not text.startswith("{", i):
-            raise no_class_type(key)
+            raise _unless_too_deep(no_class_type(key), text, i)
         end = i + first_window
         if end < len(text):  # the common case, inline: a node within its first window
             try:
@@ -130,7 +140,7 @@ def _read_body(text: str, max_node_chars: int) -> tuple[Any, str | None]:
     def member(text: str, i: int, key: str) -> tuple[Any, int]:
         nonlocal prompt_text
         if walked and key == "prompt" and not text.startswith("{", i):
-            raise no_prompt()
+            raise _unless_too_deep(no_prompt(), text, i)
         if key != "prompt" or not text.startswith("{", i):
             if key == "prompt":
                 prompt_text = None  # a later "prompt" replaces an earlier one
@@ -143,6 +153,19 @@ def _read_body(text: str, max_node_chars: int) -> tuple[Any, str | None]:
     if _SPACE.match(text, end).end() != len(text):
         raise _Unwalkable  # more after the object
     return body, prompt_text
+
+
+def _unless_too_deep(refusal: Exception, text: str, i: int) -> Exception:
+    """`refusal`, of the value at text[i] that is no object, unless that value is nested too
+    deeply for the json module's decoder within its first `_DEPTH_WINDOW` characters: then
+    the decoder's RecursionError, which `parse_json` answers as it answers a body parsed
+    whole (a `{"prompt": [[[...]]]}` of 150,000 levels said "No prompt provided", one of
+    100,000, parsed whole, "nested too deeply")."""
+    try:
+        _PLAIN_DECODER.raw_decode(text[i : i + _DEPTH_WINDOW])
+    except ValueError:  # cut short at the slice's end, or malformed: the refusal stands
+        pass
+    return refusal
 
 
 def _value(text: str, i: int, key: str) -> tuple[Any, int]:
@@ -166,7 +189,7 @@ def _bounded(text: str, i: int, key: str, limit: int) -> tuple[Any, int]:
             if exc.pos < window - 8 and not exc.msg.startswith("Unterminated string"):
                 raise
         if window == limit:
-            raise ApiError(413, f"node {key[:64]} is more than {limit:,} characters of JSON; a "
+            raise ApiError(413, f"{node_name(key[:64])} is more than {limit:,} characters of JSON; a "
                            f"node's JSON is at most that (its strings at most "
                            f"{server_limit_label('max_string_chars')})", "too_large", node_id=key[:64], limit=limit)  # fmt: skip
         window *= 2

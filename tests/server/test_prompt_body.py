@@ -179,6 +179,31 @@ def test_a_walked_body_that_cannot_be_a_prompt_is_refused_unparsed(text, status,
         assert got.value.body["error"]["type"] == error_type
 
 
+def _deep(depth: int, inner: str = "") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+@pytest.mark.parametrize("text", [
+    _deep(5000),
+    '{"prompt": ' + _deep(5000) + "}",
+    '{"prompt": ' + _deep(150_000) + "}",  # walked however read: 300 kB
+    '{"prompt": {"1": ' + _deep(5000) + "}}",
+    '{"prompt": ' + "[0, " * 5000 + "0" + "]" * 5000 + ', "client_id": "c"}',
+    '{"prompt": ' + "[\n  " * 5000 + "]" * 5000 + "}",
+], ids=["body", "prompt", "prompt-150000", "node", "prompt-with-items", "prompt-indented"])  # fmt: skip
+def test_a_value_nested_too_deeply_is_refused_as_such_however_read(text, read_prompt_body):
+    """`{"prompt": [[[...]]]}` of 150,000 levels and more said "No prompt provided" (walked:
+    refused as no object before anything decoded it), up to 100,000 "nested too deeply" (its
+    body parsed whole): the depth is said first, as a whole parse says it."""
+    with pytest.raises(ApiError) as whole:
+        json_body(text.encode())
+    with pytest.raises(ApiError) as got:
+        read_prompt_body(text.encode())
+    said = (got.value.status, got.value.type, got.value.message)
+    assert said == (whole.value.status, whole.value.type, whole.value.message) == (
+        400, "invalid_json", "the request body is nested too deeply")  # fmt: skip
+
+
 @pytest.mark.parametrize("value", ['"' + "a" * 5000 + '"', "[" + "[]," * 2000 + "[]]"])
 def test_a_node_longer_than_the_limit_is_refused_naming_it(value):
     """One node holding 60 MB of `[], ` took 15 s and 1.5 GB to parse: a node is read within
@@ -192,6 +217,6 @@ def test_a_node_longer_than_the_limit_is_refused_naming_it(value):
             prompt_body.read_prompt_body(_walked(text), max_node_chars=1000)
     assert (got.value.status, got.value.type, got.value.extra) == (
         413, "too_large", {"node_id": "big", "limit": 1000})  # fmt: skip
-    assert got.value.message.startswith("node big is more than 1,000 characters of JSON")
+    assert got.value.message.startswith("node 'big' is more than 1,000 characters of JSON")
     assert all(len(call.args[0]) <= 1000 for call in decode.call_args_list
                if len(call.args) == 1)  # fmt: skip
