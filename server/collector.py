@@ -1,5 +1,6 @@
-"""The server process and Python's cyclic garbage collector: paused while a large prompt is
-parsed and checked, and kept off the objects of start-up.
+"""The server's processes and Python's cyclic garbage collector: paused while a large prompt
+is parsed and checked, and kept off the objects of start-up; and their GIL switch interval
+(`GIL_SWITCH_SECONDS`).
 
 Parsing and checking a 100,000-node prompt allocates millions of small objects; with the
 collector on, each full collection walks all of them again, a third or more of the time of
@@ -23,6 +24,16 @@ from typing import Any, TypeVar
 import anyio
 
 T = TypeVar("T")
+
+# How long a busy thread may keep the GIL while another waits (CPython's switch interval, 5 ms
+# by default), in the server process and in each worker, both set at start. The server's
+# threads hand a run's messages on (the submit thread, the dispatcher, the worker pool's
+# reader, the event loop), and each hop at a run's end could wait that long: at 1 ms,
+# 1,000-node runs through the server took 5-15% less time, alternated side by side; no change
+# measured at 10,000 and more. A worker's run held the GIL while its sender waited: at 5 ms, a
+# whole 100-node run's messages left after it ended, and the server and the client relayed and
+# read them one after the other instead of meanwhile (docs/benchmarks.md).
+GIL_SWITCH_SECONDS = 0.001
 
 
 class CollectorPause:

@@ -18,7 +18,7 @@ from latentgraph.graph import Registry, Settings
 from latentgraph.graph.problems import quoted
 
 from . import store as st
-from .collector import collector_paused, in_thread
+from .collector import GIL_SWITCH_SECONDS, collector_paused, in_thread
 from .config import ServerConfig, server_limit_label
 from .dispatch import EDITOR_GRACE, Dispatcher
 from .errors import ApiError
@@ -32,14 +32,6 @@ from .prompts import (
     log_refusal,
 )
 from .workers import model_keys
-
-# A run's messages pass between threads of this process (the submit thread, the dispatcher, the
-# worker pool's reader, the event loop). CPython lets a busy thread keep the GIL for the switch
-# interval (5 ms by default) before a waiting one runs, so each hop at a run's end could wait
-# that long while the event loop writes frames. At 1 ms, 1,000-node runs through the server
-# took 5-15% less time, alternated side by side; no change measured at 10,000 and more
-# (docs/benchmarks.md).
-GIL_SWITCH_SECONDS = 0.001
 
 # A queued prompt's record and the node_errors of its outputs that will not run.
 _Queued = tuple[st.PromptRecord, dict[str, Any]]

@@ -67,8 +67,8 @@ def test_a_worker_freezes_what_its_set_up_made_out_of_the_collectors_walks():
 
 def test_the_submit_limiter_and_the_switch_interval_are_set_before_the_first_request(tmp_path):
     from latentgraph.server import app as app_mod
+    from latentgraph.server.collector import GIL_SWITCH_SECONDS
     from latentgraph.server.config import ServerConfig
-    from latentgraph.server.state import GIL_SWITCH_SECONDS
 
     sys.setswitchinterval(0.005)
     config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False)
