@@ -25,7 +25,7 @@ from pathlib import Path
 from .arguments import at_least
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `cache` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("cache", help="show the disk cache's folder and size, or `cache clear`")
     p.add_argument("action", nargs="?", choices=["info", "clear"], default="info",

@@ -20,7 +20,7 @@ from .exits import EXIT_OK, UserError
 from .workflow_input import workflow_file
 
 
-def add_nodes_parser(sub) -> None:
+def add_nodes_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `nodes` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("nodes", help="list node types, or `nodes describe NAME`")
     p.add_argument("action", nargs="?", choices=["list", "describe"], default="list")
@@ -36,7 +36,7 @@ def add_nodes_parser(sub) -> None:
     add_models_args(p)  # the dropdowns list these folders' files, as the server's /object_info
 
 
-def add_schema_parser(sub) -> None:
+def add_schema_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `schema` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser(
         "schema", help="print the JSON Schema of the workflow format",
@@ -53,7 +53,7 @@ def add_schema_parser(sub) -> None:
     add_nodes_dir_arg(p)
 
 
-def add_convert_parser(sub) -> None:
+def add_convert_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `convert` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("convert", help="convert between latentgraph YAML and ComfyUI JSON formats")
     p.add_argument("source", help="latentgraph YAML/JSON, ComfyUI API or editor JSON, or a PNG")
@@ -62,7 +62,7 @@ def add_convert_parser(sub) -> None:
     add_nodes_dir_arg(p)
 
 
-def add_tiny_model_parser(sub) -> None:
+def add_tiny_model_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `tiny-model` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("tiny-model", help="build the built-in tiny model; optionally export it")
     p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")

@@ -34,7 +34,7 @@ log = logging.getLogger("latentgraph.server")
 QUERY_GIVEN, BODY_GIVEN = "set=", "params."
 
 
-def problem_json(p) -> dict[str, Any]:
+def problem_json(p: Problem) -> dict[str, Any]:
     return {
         "code": p.code,
         "message": p.message,

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 
 from starlette.requests import cookie_parser
+from starlette.types import Scope
 
 from latentgraph.graph.problems import printable, quoted
 
@@ -249,7 +250,7 @@ def _adding(send, headers: list[tuple[bytes, bytes]]):
     return wrapped
 
 
-def cookie_name(scope, prefix: str = COOKIE) -> str:
+def cookie_name(scope: Scope, prefix: str = COOKIE) -> str:
     """A cookie of ours on the port this request came to (`latentgraph_auth_8188`): a
     browser sends a host's cookies to every port of it, so servers on two ports of one host
     shared one cookie and each `?token=` overwrote the other's."""
