@@ -20,6 +20,7 @@ from latentgraph.graph.cache import Codec, register_codec
 from .values import (
     MODEL_HANDLES,
     Area,
+    ClipModel,
     CondEntry,
     Conditioning,
     InpaintImage,
@@ -128,9 +129,14 @@ def _dec_spec(data: bytes) -> SchedulerSpec:
 
 
 def _handle_digest(v: Any) -> str:
-    """A handle's manager key; a UNet's sampling too (same weights, sampled another way)."""
-    sampling = v.sampling if isinstance(v, UNetModel) else None
-    return hashlib.sha256(f"{type(v).__name__}|{v.key}|{sampling}".encode()).hexdigest()
+    """A handle's manager key, and what makes handles on the same weights differ: a UNet's
+    sampling and scheduler config, a CLIP's stop-at-layer."""
+    if isinstance(v, UNetModel):
+        config = json.dumps(v.scheduler_config, sort_keys=True, default=str)
+        variant = f"{v.sampling}|{config}"
+    else:
+        variant = str(v.stop_at_layer) if isinstance(v, ClipModel) else ""
+    return hashlib.sha256(f"{type(v).__name__}|{v.key}|{variant}".encode()).hexdigest()
 
 
 def register() -> None:

@@ -46,6 +46,7 @@ from latentgraph.graph.problems import quoted
 
 from . import models_dirs
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
+from .model_sampling import model_scheduler_config
 from .seeds import image_seeds, seed_input
 from .step_window import tail_of_longer_schedule
 from .text import embedding_identity, embedding_problems
@@ -147,18 +148,7 @@ def _check_sampler(inputs: dict[str, Any], settings: Settings) -> list[tuple[str
     return [("scheduler", message)] if message else []
 
 
-def model_scheduler_config(model: Any) -> dict[str, Any]:
-    """The noise schedule a MODEL samples with: its checkpoint's scheduler config (samplers
-    add the model's sampling: nodes/model_sampling.py)."""
-    config = getattr(model, "scheduler_config", None)
-    if config is None:  # a MODEL from LoadModel: Stable Diffusion's schedule
-        from .tiny_model import SCHEDULER_CONFIG
-
-        config = SCHEDULER_CONFIG
-    return dict(config)
-
-
-def sampler_spec(model: Any, sampler_name: str, scheduler: str) -> SchedulerSpec:
+def sampler_spec(model: UNetModel, sampler_name: str, scheduler: str) -> SchedulerSpec:
     """The SchedulerSpec latentgraph's UNetDenoise runs, for a ComfyUI sampler + scheduler."""
     from .schedulers import SCHEDULERS
 
@@ -306,14 +296,6 @@ def ksampler_advanced(ctx, model, add_noise, noise_seed, steps, cfg, sampler_nam
 # --- loaders ---------------------------------------------------------------------------------
 
 
-class ComfyModel(UNetModel):
-    """MODEL that remembers its checkpoint's scheduler config, as ComfyUI's MODEL does."""
-
-    def __init__(self, base: UNetModel, scheduler_config: dict[str, Any]) -> None:
-        super().__init__(base.unet, base.key, base.device, base.dtype, base.sampling)
-        self.scheduler_config = scheduler_config
-
-
 def _checkpoint_source(ctx, name: str) -> str:
     if name in models_dirs.BUILTIN_CHECKPOINTS:
         return name
@@ -337,7 +319,7 @@ def checkpoint_loader(ctx, ckpt_name: str):
 
     with input_called(ctx, "source", "ckpt_name"):
         unet, clip, vae, scheduler = load_model(ctx, _checkpoint_source(ctx, ckpt_name), "auto")
-    return ComfyModel(unet, dict(scheduler.config)), clip, vae
+    return replace(unet, scheduler_config=dict(scheduler.config)), clip, vae  # as ComfyUI's MODEL
 
 
 @_node(
@@ -361,15 +343,6 @@ def vae_loader(ctx, vae_name: str):
 # --- conditioning ----------------------------------------------------------------------------
 
 
-class ComfyClip(ClipModel):
-    """CLIP with ComfyUI's "stop at layer" (CLIP skip): -1 is the last layer."""
-
-    def __init__(self, base: ClipModel, stop_at_layer: int) -> None:
-        super().__init__(base.tokenizer, base.text_encoder, base.key, base.device,
-                         base.tokenizer_2, base.text_encoder_2)  # fmt: skip
-        self.stop_at_layer = stop_at_layer
-
-
 @_node(
     "CLIPTextEncode", "CLIP Text Encode (Prompt)", "conditioning",
     inputs=[String("text", multiline=True, dynamic_prompts=True), Socket("clip", CLIP)],
@@ -381,13 +354,13 @@ def clip_text_encode(ctx, text: str, clip: ClipModel):
     """Encode one prompt (weights, escapes and embeddings as in TextEncode)."""
     from .text import encode
 
-    layer = getattr(clip, "stop_at_layer", -1)
-    if clip.is_sdxl:  # both encoders, penultimate layer unless CLIPSetLastLayer said otherwise
+    # CLIPSetLastLayer's layer, else the model's own: SDXL's penultimate (both encoders), SD's last
+    layer = clip.stop_at_layer
+    if clip.is_sdxl:
         from .sdxl import PENULTIMATE, encode_sdxl
 
-        return encode_sdxl(ctx, clip, [text], layer=layer if isinstance(clip, ComfyClip)
-                           else PENULTIMATE)  # fmt: skip
-    return Conditioning.of(encode(ctx, clip, [text], layer), [text])
+        return encode_sdxl(ctx, clip, [text], layer=PENULTIMATE if layer is None else layer)
+    return Conditioning.of(encode(ctx, clip, [text], -1 if layer is None else layer), [text])
 
 
 @_node(
@@ -400,7 +373,7 @@ def clip_set_last_layer(ctx, clip: ClipModel, stop_at_clip_layer: int = -1):
     layers = (clip.text_encoder_2 if clip.is_sdxl else clip.text_encoder).config.num_hidden_layers
     if -stop_at_clip_layer > layers:
         raise input_error(ctx, "stop_at_clip_layer", f"the text encoder has only {layers} layers")
-    return ComfyClip(clip, stop_at_clip_layer)
+    return replace(clip, stop_at_layer=stop_at_clip_layer)
 
 
 # --- latents ---------------------------------------------------------------------------------

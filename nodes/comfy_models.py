@@ -1,8 +1,8 @@
 """ComfyUI's LoRA, model-merging, checkpoint-saving and model-sampling nodes, as thin adapters
 over nodes/lora.py, nodes/merge.py and nodes/model_sampling.py (registered with the other ComfyUI nodes in nodes/comfy.py).
 
-Results keep what the inputs carried for ComfyUI: a MODEL's scheduler config, a CLIP's
-"stop at layer".
+What ComfyUI's MODEL and CLIP carry (a checkpoint's scheduler config, CLIPSetLastLayer's
+"stop at layer") are fields of our handles (nodes/values.py), which those nodes keep.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from latentgraph.graph import (
 )
 
 from . import models_dirs
-from .comfy import ComfyClip, ComfyModel, _node
+from .comfy import _node
 from .images import check_prefix, files_unchanged, output_folder
 from .lora import LoraUse, apply_lora, lora_identity, strength
 from .merge import (
@@ -47,18 +47,6 @@ def lora_names(settings: Settings) -> list[str]:
     return [*BUILTIN_LORAS, *models_dirs.list_files("loras", settings.models_dirs)]
 
 
-def _like_model(source: UNetModel, result: UNetModel) -> UNetModel:
-    if isinstance(source, ComfyModel) and result is not source:
-        return ComfyModel(result, source.scheduler_config)
-    return result
-
-
-def _like_clip(source: ClipModel, result: ClipModel) -> ClipModel:
-    if isinstance(source, ComfyClip) and result is not source:
-        return ComfyClip(result, source.stop_at_layer)
-    return result
-
-
 def _lora_identity(inputs: dict[str, Any], settings: Settings) -> str:
     return lora_identity(str(inputs.get("lora_name", "")), settings.models_dirs)
 
@@ -78,8 +66,7 @@ def lora_loader(ctx, model: UNetModel, clip: ClipModel, lora_name: str,
                 strength_model: float = 1.0, strength_clip: float = 1.0):  # fmt: skip
     """Apply a LoRA from loras/ to the model and the text encoders (SDXL: both)."""
     use = LoraUse(lora_name, strength_model, strength_clip, "lora_name")
-    unet, te = apply_lora(ctx, model, clip, use)
-    return _like_model(model, unet), _like_clip(clip, te)
+    return apply_lora(ctx, model, clip, use)
 
 
 @_node(
@@ -92,7 +79,7 @@ def lora_loader(ctx, model: UNetModel, clip: ClipModel, lora_name: str,
 def lora_loader_model_only(ctx, model: UNetModel, lora_name: str, strength_model: float = 1.0):
     """Apply a LoRA from loras/ to the model only."""
     unet, _ = apply_lora(ctx, model, None, LoraUse(lora_name, strength_model, 0.0, "lora_name"))
-    return _like_model(model, unet)
+    return unet
 
 
 @_node(
@@ -102,7 +89,7 @@ def lora_loader_model_only(ctx, model: UNetModel, lora_name: str, strength_model
 )  # fmt: skip
 def model_merge_simple(ctx, model1: UNetModel, model2: UNetModel, ratio: float = 1.0):
     """model1 * ratio + model2 * (1 - ratio)."""
-    return _like_model(model1, merge_models(ctx, model1, model2, ratio))
+    return merge_models(ctx, model1, model2, ratio)
 
 
 @_node(
@@ -114,7 +101,7 @@ def model_merge_simple(ctx, model1: UNetModel, model2: UNetModel, ratio: float =
 def model_merge_blocks(ctx, model1: UNetModel, model2: UNetModel, input: float = 1.0,
                        middle: float = 1.0, out: float = 1.0):  # fmt: skip
     """Merge with a ratio per block group (input, middle, out)."""
-    return _like_model(model1, merge_model_blocks(ctx, model1, model2, input, middle, out))
+    return merge_model_blocks(ctx, model1, model2, input, middle, out)
 
 
 @_node(
@@ -124,7 +111,7 @@ def model_merge_blocks(ctx, model1: UNetModel, model2: UNetModel, input: float =
 )  # fmt: skip
 def model_merge_add(ctx, model1: UNetModel, model2: UNetModel):
     """model1 + model2."""
-    return _like_model(model1, add_models(ctx, model1, model2))
+    return add_models(ctx, model1, model2)
 
 
 @_node(
@@ -135,7 +122,7 @@ def model_merge_add(ctx, model1: UNetModel, model2: UNetModel):
 )  # fmt: skip
 def model_merge_subtract(ctx, model1: UNetModel, model2: UNetModel, multiplier: float = 1.0):
     """model1 - multiplier * model2."""
-    return _like_model(model1, subtract_models(ctx, model1, model2, multiplier))
+    return subtract_models(ctx, model1, model2, multiplier)
 
 
 @_node(
@@ -145,7 +132,7 @@ def model_merge_subtract(ctx, model1: UNetModel, model2: UNetModel, multiplier: 
 )  # fmt: skip
 def clip_merge_simple(ctx, clip1: ClipModel, clip2: ClipModel, ratio: float = 1.0):
     """clip1 * ratio + clip2 * (1 - ratio)."""
-    return _like_clip(clip1, merge_text_encoders(ctx, clip1, clip2, ratio))
+    return merge_text_encoders(ctx, clip1, clip2, ratio)
 
 
 @_node(
@@ -172,4 +159,4 @@ def checkpoint_save(ctx, model: UNetModel, clip: ClipModel, vae: Any,
 )  # fmt: skip
 def model_sampling_discrete(ctx, model: UNetModel, sampling: str = "eps", zsnr: bool = False):
     """Sample the model as eps, v_prediction or lcm, optionally with zero-terminal-SNR betas."""
-    return _like_model(model, set_model_sampling(ctx, model, sampling, zsnr))
+    return set_model_sampling(ctx, model, sampling, zsnr)

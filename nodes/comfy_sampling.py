@@ -26,11 +26,11 @@ from latentgraph.graph import (
 )
 from latentgraph.graph.declare import SAMPLER, SIGMAS
 
-from .comfy import SAMPLERS, _node, model_scheduler_config, sampler_spec
+from .comfy import SAMPLERS, _node, sampler_spec
 from .comfy import SIGMAS as SCHEDULER_NAMES
 from .custom_sampler import Noise, Sampler, sampler_custom_advanced, sigma_problem
 from .guiders import CFG, cfg_guider
-from .model_sampling import for_model
+from .model_sampling import for_model, model_scheduler_config
 from .seeds import seed_input
 from .sigmas import TURBO_STEPS, model_sigmas, turbo_sigmas
 from .values import Conditioning, Latent, SchedulerSpec, UNetModel, input_error

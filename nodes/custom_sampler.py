@@ -19,12 +19,11 @@ from latentgraph.graph import LATENT, SCHEDULER, Choice, Output, Socket, node
 from latentgraph.graph.declare import GUIDER, NOISE, SAMPLER, SIGMAS
 
 from . import runtime
-from .comfy import model_scheduler_config
 from .controlnet import control_modules
 from .denoise import refuse_nonfinite_input
 from .inpaint_sampling import NoiseMask
 from .latents import make_noise
-from .model_sampling import node_spec
+from .model_sampling import model_scheduler_config, node_spec
 from .schedulers import SCHEDULERS, build_scheduler, sampler_label
 from .seeds import image_seeds, seed_input
 from .values import Latent, SchedulerSpec, UNetModel, input_error

@@ -17,7 +17,7 @@ base's other weights alive while it is held, even if the base entry itself is ev
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +231,7 @@ def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None,
     if use.strength_model != 0:
         key, module = patcher.patched("unet", unet.key, unet.unet, use.strength_model,
                                       unet.device)  # fmt: skip
-        out_unet = UNetModel(module, key, unet.device, unet.dtype, unet.sampling)
+        out_unet = replace(unet, unet=module, key=key)
     if clip is not None and use.strength_clip != 0:
         out_clip = _patched_clip(patcher, clip, use.strength_clip)
     return out_unet, out_clip
@@ -245,8 +245,7 @@ def _patched_clip(patcher: _Patcher, clip: ClipModel, strength: float) -> ClipMo
             key, module = patcher.patched(what, clip.key, module, strength, clip.device)
             keys.append(key)
         encoders.append(module)
-    return ClipModel(clip.tokenizer, encoders[0], keys[0], clip.device, clip.tokenizer_2,
-                     encoders[1])  # fmt: skip
+    return replace(clip, text_encoder=encoders[0], text_encoder_2=encoders[1], key=keys[0])
 
 
 def _identity(inputs: dict[str, Any], settings: Settings) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +78,14 @@ def _blended(ctx: Any, a: Any, b: Any, blend: Blend) -> Any:
 
 
 def merge_unets(ctx: Any, a: UNetModel, b: UNetModel, blend: Blend) -> UNetModel:
-    """The merged UNet, computed once per process (see module docstring)."""
+    """The merged UNet, computed once per process (see module docstring); sampled as `a` is,
+    with `a`'s schedule (ComfyUI keeps model1's)."""
     from .model_manager import module_bytes
 
     key = blend.key("unet", a.key, b.key)
     module = manager().get(key, lambda: _blended(ctx, a.unet, b.unet, blend), device=a.device,
                            size=module_bytes)  # fmt: skip
-    return UNetModel(module, key, a.device, a.dtype, a.sampling)
+    return replace(a, unet=module, key=key)
 
 
 def merge_clips(ctx: Any, a: ClipModel, b: ClipModel, blend: Blend) -> ClipModel:
@@ -107,7 +108,7 @@ def merge_clips(ctx: Any, a: ClipModel, b: ClipModel, blend: Blend) -> ClipModel
         encoders.append(manager().get(key, lambda m=mine, t=theirs: _blended(ctx, m, t, blend),
                                       device=a.device, size=module_bytes))  # fmt: skip
         keys.append(key)
-    return ClipModel(a.tokenizer, encoders[0], keys[0], a.device, a.tokenizer_2, encoders[1])
+    return replace(a, text_encoder=encoders[0], text_encoder_2=encoders[1], key=keys[0])
 
 
 def ratio(name: str, description: str) -> Any:

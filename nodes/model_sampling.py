@@ -13,7 +13,8 @@ ModelSamplingDiscrete).
 be sampled with; every sampler calls it (UNetDenoise, KSampler through it; a custom sampler
 through `node_spec`, which names the node input in its errors). `sampled_config(config,
 unet.sampling)` is the part about the config alone (prediction type, zsnr betas): what sigma
-nodes building noise levels from a MODEL's scheduler config apply.
+nodes building noise levels from a MODEL's scheduler config apply; `model_scheduler_config`
+is that config, the one a MODEL carries from its checkpoint.
 """
 
 from __future__ import annotations
@@ -132,9 +133,20 @@ def node_spec(ctx: Any, spec: SchedulerSpec, unet: UNetModel, input_name: str) -
     return out
 
 
+def model_scheduler_config(unet: UNetModel) -> dict[str, Any]:
+    """The noise schedule a MODEL is sampled with where no SCHEDULER is given (KSampler,
+    BasicScheduler, a custom sampler's guider): its checkpoint's scheduler config, Stable
+    Diffusion's for a handle made without one. Samplers add its sampling (`for_model`)."""
+    if unet.scheduler_config is not None:
+        return dict(unet.scheduler_config)
+    from .tiny_model import SCHEDULER_CONFIG
+
+    return dict(SCHEDULER_CONFIG)
+
+
 def with_sampling(unet: UNetModel, sampling: ModelSampling) -> UNetModel:
-    """The same UNet (same weights, same manager key) sampled another way."""
-    return UNetModel(unet.unet, unet.key, unet.device, unet.dtype, sampling)
+    """The same UNet (same weights, same manager key, same schedule) sampled another way."""
+    return replace(unet, sampling=sampling)
 
 
 @node(

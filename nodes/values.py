@@ -74,19 +74,27 @@ class ModelSampling:
 class UNetModel:
     """MODEL: the denoising UNet, shared through the model manager (LoRA and merge nodes make
     new manager entries; nothing changes a shared one). `sampling` says how every sampler
-    must use it (None: as the scheduler config given says)."""
+    must use it (None: as the scheduler config given says); `scheduler_config` is its
+    checkpoint's noise schedule for samplers given only the MODEL (KSampler, BasicScheduler),
+    set by CheckpointLoaderSimple as ComfyUI's MODEL carries it (None: Stable Diffusion's, as
+    for LoadModel's, whose SCHEDULER output carries the schedule). A node deriving a MODEL
+    makes it with `dataclasses.replace`, so every field it does not change is kept."""
 
     unet: Any
     key: str
     device: str
     dtype: str
     sampling: ModelSampling | None = None
+    scheduler_config: dict[str, Any] | None = None
 
 
 @dataclass(eq=False)
 class ClipModel:
     """CLIP: tokenizer + text encoder. SDXL has a second pair (`tokenizer_2`, `text_encoder_2`,
-    the one with the pooled projection); its refiner has only that second pair."""
+    the one with the pooled projection); its refiner has only that second pair.
+    `stop_at_layer` is the encoder layer CLIPTextEncode reads (CLIPSetLastLayer's CLIP skip:
+    -1 the last, -2 the one before; None: the model's own, the last for SD, the penultimate
+    for SDXL). Derived CLIPs are made with `dataclasses.replace`, keeping every other field."""
 
     tokenizer: Any
     text_encoder: Any
@@ -94,6 +102,7 @@ class ClipModel:
     device: str
     tokenizer_2: Any = None
     text_encoder_2: Any = None
+    stop_at_layer: int | None = None
 
     @property
     def is_sdxl(self) -> bool:

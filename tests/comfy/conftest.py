@@ -3,7 +3,12 @@ from pathlib import Path
 
 import pytest
 
+from latentgraph.nodes.values import UNetModel
+
 DATA = Path(__file__).parent / "data"
+# A MODEL with no weights and no scheduler config: sampled with Stable Diffusion's schedule,
+# for tests of the schedulers KSampler builds (`comfy.sampler_spec`).
+BARE_MODEL = UNetModel(None, "no-weights", "cpu", "fp32")
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

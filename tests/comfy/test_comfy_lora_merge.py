@@ -131,3 +131,56 @@ def test_editor_format_round_trip_keeps_widget_values(env, name):
         (back.nodes[i].type, back.nodes[i].inputs) == (graph.nodes[i].type, graph.nodes[i].inputs)
         for i in ours
     )
+
+
+# Nodes that derive a MODEL from CheckpointLoaderSimple's ("1"), ComfyUI's and ours: each
+# must keep the checkpoint's scheduler config for KSampler, whoever declared the node.
+DERIVED_MODEL = {
+    "ModelSamplingDiscrete": {"model": ["1", 0], "sampling": "eps", "zsnr": False},
+    "SetModelSampling": {"unet": ["1", 0], "sampling": "eps", "zsnr": False},
+    "LoraLoader": {"model": ["1", 0], "clip": ["1", 1], "lora_name": "builtin:tiny-sdxl-lora",
+                   "strength_model": 0.5, "strength_clip": 0.5},
+    "LoadLoRA": {"unet": ["1", 0], "clip": ["1", 1], "lora": "builtin:tiny-sdxl-lora",
+                 "strength_model": 0.5, "strength_clip": 0.5},
+    "ModelMergeSimple": {"model1": ["1", 0], "model2": ["1", 0], "ratio": 0.5},
+    "MergeModels": {"unet_a": ["1", 0], "unet_b": ["1", 0], "ratio": 0.5},
+}  # fmt: skip
+
+
+def _sdxl_ksampler_prompt(model: list) -> dict:
+    """builtin:tiny-sdxl through CheckpointLoaderSimple, sampled by KSampler from `model`."""
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "builtin:tiny-sdxl"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a fox"}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "5": {"class_type": "EmptyLatentImage",
+              "inputs": {"width": 32, "height": 32, "batch_size": 1}},
+        "6": {"class_type": "KSampler",
+              "inputs": {"model": model, "seed": 1, "steps": 2, "cfg": 5.0,
+                         "sampler_name": "euler", "scheduler": "normal", "positive": ["3", 0],
+                         "negative": ["4", 0], "latent_image": ["5", 0], "denoise": 1.0}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
+        "8": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("derived", list(DERIVED_MODEL))
+def test_a_derived_model_is_sampled_with_the_checkpoints_scheduler_config(env, monkeypatch,
+                                                                          derived):  # fmt: skip
+    """tiny-sdxl's scheduler config (Euler, leading timesteps) is not the tiny SD one that a
+    MODEL without a config falls back to: KSampler after any node deriving a MODEL builds its
+    scheduler from the checkpoint's config, as it does from the loader's MODEL itself."""
+    from latentgraph.nodes import denoise
+    from latentgraph.nodes.tiny_model import SCHEDULER_CONFIG
+
+    used: list[dict] = []
+    build = denoise.build_scheduler
+    monkeypatch.setattr(denoise, "build_scheduler",
+                        lambda spec, seed=None: used.append(spec.config) or build(spec, seed))  # fmt: skip
+    run(_sdxl_ksampler_prompt(["1", 0]), env)
+    prompt = _sdxl_ksampler_prompt(["2", 0])
+    prompt["2"] = {"class_type": derived, "inputs": DERIVED_MODEL[derived]}
+    run(prompt, env)
+    own, after = used[0], used[-1]
+    assert own["timestep_spacing"] == "leading" and "timestep_spacing" not in SCHEDULER_CONFIG
+    assert after == own

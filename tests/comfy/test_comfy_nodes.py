@@ -7,6 +7,8 @@ from latentgraph.graph.comfy_editor import widget_inputs
 from latentgraph.graph.object_info import node_info
 from latentgraph.nodes import comfy
 
+from .conftest import BARE_MODEL
+
 
 def info(name):
     return node_info(default_registry[name])
@@ -147,7 +149,7 @@ def test_every_supported_pair_builds_a_scheduler():
         if comfy.sampler_problem(sampler, sched):
             assert sched in comfy.SIGMA_SHAPES and sampler in ("ddim", "euler_ancestral")
             continue
-        s = build_scheduler(comfy.sampler_spec(object(), sampler, sched), seed=1)
+        s = build_scheduler(comfy.sampler_spec(BARE_MODEL, sampler, sched), seed=1)
         s.set_timesteps(4)
         assert len(s.timesteps) >= 4
         if sched == "karras":

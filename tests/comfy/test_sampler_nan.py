@@ -13,6 +13,8 @@ from latentgraph.graph.scheduler import Scheduler
 from latentgraph.nodes import comfy, runtime, step_window
 from latentgraph.nodes.schedulers import build_scheduler
 
+from .conftest import BARE_MODEL
+
 # the samplers whose early stop at zero noise runs (KSamplerAdvanced refuses the others)
 CLEAN_EARLY = [s for s in comfy.SAMPLERS if s not in comfy.WITHOUT_SIGMAS]
 
@@ -139,7 +141,7 @@ def test_early_stop_lands_on_zero_noise(sampler, end):
 
     torch.manual_seed(0)
     noise = torch.randn(1, 4, 8, 8)
-    sched = build_scheduler(comfy.sampler_spec(object(), sampler, "normal"), seed=1)
+    sched = build_scheduler(comfy.sampler_spec(BARE_MODEL, sampler, "normal"), seed=1)
     sched.set_timesteps(4)
     assert step_window.finish_at_zero_noise(sched, end)
     x = noise * sched.init_noise_sigma
@@ -148,7 +150,7 @@ def test_early_stop_lands_on_zero_noise(sampler, end):
     for t in sched.timesteps:
         x = sched.step(noise, t, x, return_dict=False, **kwargs)[0]
     if sampler == "dpmpp_2m":  # VP space: starting at N with eps N leaves 3% of a clean latent
-        full = build_scheduler(comfy.sampler_spec(object(), sampler, "normal"))
+        full = build_scheduler(comfy.sampler_spec(BARE_MODEL, sampler, "normal"))
         full.set_timesteps(4)
         y = noise * full.init_noise_sigma
         for t in full.timesteps:

@@ -157,22 +157,38 @@ def test_bad_lora_names_are_refused_at_validation(name, message):
 
 
 def test_comfy_lora_loader_keeps_scheduler_config_and_clip_skip(make_ctx):
-    from latentgraph.nodes.comfy import (
-        ComfyClip,
-        ComfyModel,
-        checkpoint_loader,
-        clip_set_last_layer,
-    )
+    from latentgraph.nodes.comfy import checkpoint_loader, clip_set_last_layer
     from latentgraph.nodes.comfy_models import lora_loader, lora_loader_model_only
 
     model, clip, _ = checkpoint_loader(make_ctx("CheckpointLoaderSimple"), "builtin:tiny-sd")
     skip = clip_set_last_layer(make_ctx("CLIPSetLastLayer"), clip, -2)
     m2, c2 = lora_loader(make_ctx("LoraLoader"), model, skip, "builtin:tiny-lora", 0.5, 0.5)
-    assert isinstance(m2, ComfyModel) and m2.scheduler_config == model.scheduler_config
-    assert isinstance(c2, ComfyClip) and c2.stop_at_layer == -2
+    assert m2.scheduler_config == model.scheduler_config is not None
+    assert c2.stop_at_layer == -2
     assert m2.unet is not model.unet and c2.text_encoder is not clip.text_encoder
     m3 = lora_loader_model_only(make_ctx("LoraLoaderModelOnly"), model, "builtin:tiny-lora", 0.5)
     assert m3.unet is m2.unet  # same LoRA and strength: the same patched copy
+
+
+def test_clip_skip_survives_our_lora_and_text_encoder_merge(make_ctx, tiny):
+    """CLIPSetLastLayer's layer is the CLIP's own field: our LoadLoRA and MergeTextEncoders
+    keep it, so CLIPTextEncode after them reads the layer asked for, not the last."""
+    import torch
+
+    from latentgraph.nodes import lora, merge
+    from latentgraph.nodes.comfy import clip_set_last_layer, clip_text_encode
+
+    unet, clip, _, _ = tiny
+    skip = clip_set_last_layer(make_ctx("CLIPSetLastLayer"), clip, -2)
+    _, patched = lora.load_lora(make_ctx("LoadLoRA"), unet, skip, "builtin:tiny-lora", 0, 0.5)
+    assert patched.stop_at_layer == -2 and patched.text_encoder is not clip.text_encoder
+    same = merge.merge_text_encoders(make_ctx("MergeTextEncoders"), skip, clip, 1.0)
+
+    def encoded(c):
+        return clip_text_encode(make_ctx("CLIPTextEncode"), "a fox", c).entries[0].embeds
+
+    assert torch.equal(encoded(same), encoded(skip))  # ratio 1: the same weights, layer -2
+    assert not torch.equal(encoded(same), encoded(clip))
 
 
 def test_corrupt_or_foreign_file_is_an_error_naming_it(make_ctx, tiny, tmp_path):

@@ -183,7 +183,8 @@ def test_single_file_markers_are_detected(make_ctx, tiny, tmp_path, markers, exp
     model, _, _ = comfy.checkpoint_loader(make_ctx("CheckpointLoaderSimple",
                                                    models_dirs=[tmp_path]), "m.safetensors")  # fmt: skip
     assert model.sampling == expected
-    assert model.scheduler_config["prediction_type"] == expected.prediction_type
+    used = model_sampling.for_model(comfy.sampler_spec(model, "euler", "normal"), model)
+    assert used.config["prediction_type"] == expected.prediction_type
 
 
 @pytest.mark.parametrize(("spread", "preset"), [(0.2, "sd2"), (0.01, "sd2-base")])
@@ -219,7 +220,7 @@ def test_comfy_model_sampling_discrete_keeps_the_checkpoints_schedule(make_ctx):
     model, _, _ = comfy.checkpoint_loader(make_ctx("CheckpointLoaderSimple"), "builtin:tiny-sd")
     out = comfy_models.model_sampling_discrete(make_ctx("ModelSamplingDiscrete"), model,
                                                "v_prediction", True)  # fmt: skip
-    assert isinstance(out, comfy.ComfyModel) and out.scheduler_config == model.scheduler_config
+    assert out.scheduler_config == model.scheduler_config is not None
     assert out.sampling == ModelSampling("v_prediction", True)
     spec = comfy.sampler_spec(out, "euler", "normal")
     assert model_sampling.for_model(spec, out).config["prediction_type"] == "v_prediction"

@@ -74,8 +74,9 @@ def test_a_split_schedule_is_the_whole_run_with_its_history_dropped(name):
     import torch
 
     from latentgraph.nodes.comfy import sampler_spec
+    from latentgraph.nodes.values import UNetModel
 
-    spec = sampler_spec(object(), name, "normal")
+    spec = sampler_spec(UNetModel(None, "no-weights", "cpu", "fp32"), name, "normal")  # SD's
 
     def fresh(begin: int):
         sched = schedulers.build_scheduler(spec)
