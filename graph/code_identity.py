@@ -12,16 +12,18 @@ The files digest is taken once per package per process, when its first node is d
 files then on disk are the ones being imported (edit them, restart the process).
 
 A function whose own file is not among the files read (a notebook cell, `python -c`, `exec`,
-a module imported from a zip or compiled without its source) is also digested from its code
-object: what the function does (its bytecode, constants and names, nested code included), its
-parameters' defaults (`__defaults__`, `__kwdefaults__`: not in the code object, and the usual
-way to make an input optional; plain values by repr, others by type alone), the same module's
-functions and plain values it names and its closure's cells holding them (a node made by a
-factory: `make(2)`, `make(3)`), never its file name or line numbers, which a notebook changes
-each time a cell runs. Helpers elsewhere it reaches otherwise (an attribute of an imported
-module) are not seen: `version` covers them. Those globals and cells change within a process
-(a later cell sets `SCALE = 3`, redefines a helper), so that digest is taken again by each run
-computing keys (`Code.digest`, once per run per node type), not only at declaration.
+a module imported from a zip or compiled without its source), or that a script declares (the
+module `__main__`: `python my.py`, whose loop or prompt changes the globals the node reads), is
+also digested from its code object: what the function does (its bytecode, constants and
+names, nested code included), its parameters' defaults (`__defaults__`, `__kwdefaults__`: not
+in the code object, and the usual way to make an input optional; plain values by repr, others
+by type alone), the same module's functions and plain values it names and its closure's cells
+holding them (a node made by a factory: `make(2)`, `make(3)`), never its file name or line
+numbers, which a notebook changes each time a cell runs. Helpers elsewhere it reaches
+otherwise (an attribute of an imported module) are not seen: `version` covers them. Those
+globals and cells change within a process (a later cell sets `SCALE = 3`, redefines a helper),
+so that digest is taken again by each run computing keys (`Code.digest`, once per run per node
+type), not only at declaration.
 """
 
 from __future__ import annotations
@@ -61,12 +63,22 @@ class Code:
 
 def code_of(fn: Callable[..., Any]) -> Code:
     """`fn`'s `Code`: the files digest of the package it is declared in, and `fn` itself when
-    its own file is not among those files (then digested from its code object)."""
+    its own file is not among those files, or when it is a script's (then digested from its
+    code object too)."""
     files_digest, read = _module_files(fn)
     code = getattr(fn, "__code__", None)
-    if files_digest and isinstance(code, CodeType) and Path(code.co_filename) in read:
+    in_files = isinstance(code, CodeType) and Path(code.co_filename) in read
+    if files_digest and in_files and not _in_script(fn):
         return Code(files_digest)
     return Code(files_digest, fn)
+
+
+def _in_script(fn: Callable[..., Any]) -> bool:
+    """Whether `fn` is declared in the script Python was started with (`python my.py`,
+    `python -i my.py`, `%run my.py`: the module `__main__`), whose globals the script itself
+    changes as it runs (`for SCALE in (0.5, 0.25): run(...)`), or a prompt after it does: its
+    file, read once, was served the first value's results for every later one."""
+    return getattr(fn, "__module__", None) == "__main__"
 
 
 def code_digest(fn: Callable[..., Any]) -> str:

@@ -349,3 +349,39 @@ def test_a_node_made_by_a_factory_is_keyed_by_the_values_it_closes_over(tmp_path
     assert run(3) == (15, ["s"])
     assert run(2) == (10, [])
     assert code_digest(made["make"](2, Registry())) != code_digest(made["make"](3, Registry()))
+
+
+SCRIPT = """\
+from latentgraph.graph import INT, Int, Output, Registry, node
+from latentgraph.graph.cache import Cache
+from latentgraph.graph.model import Graph, Node
+from latentgraph.graph.scheduler import Scheduler
+
+registry = Registry()
+SCALE = 2
+
+
+@node("LgScriptScale", inputs=[Int("a", 0)], outputs=[Output("v", INT)], registry=registry)
+def scale(ctx, a):
+    return a * SCALE
+
+
+scheduler = Scheduler(registry, Cache())
+graph = Graph({"s": Node("s", "LgScriptScale", {"a": 5})})
+seen = []
+for SCALE in (2, 3, 2):
+    result = scheduler.run(graph, targets="s")
+    seen.append((result.output("s"), result.executed))
+"""
+
+
+def test_a_node_a_script_declares_runs_again_after_the_script_changes_what_it_names(tmp_path):
+    """The finding: a node declared in the script Python runs (`python my.py`, the module
+    `__main__`) was keyed by its file alone, read once, so the script's loop setting `SCALE`
+    was served the first value's result for every later one."""
+    import runpy
+
+    script = tmp_path / "lg_script.py"
+    script.write_text(SCRIPT)
+    ran = runpy.run_path(str(script), run_name="__main__")  # as `python lg_script.py` runs it
+    assert ran["seen"] == [(10, ["s"]), (15, ["s"]), (10, [])]
