@@ -18,7 +18,27 @@ passes it from the engine: `WorkflowError` (a workflow that cannot run), `Cancel
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what __getattr__ below hands out, for type checkers and editors (py.typed)
+    from .api import free as free
+    from .api import load as load
+    from .api import run as run
+    from .api import sweep as sweep
+    from .graph.cache import Cache as Cache
+    from .graph.context import CancelToken as CancelToken
+    from .graph.context import Settings as Settings
+    from .graph.events import Event as Event
+    from .graph.events import NodeFailed as NodeFailed
+    from .graph.events import NodeFinished as NodeFinished
+    from .graph.events import NodeProgress as NodeProgress
+    from .graph.events import NodesCached as NodesCached
+    from .graph.events import NodeStarted as NodeStarted
+    from .graph.events import NodeWarning as NodeWarning
+    from .graph.events import RunFinished as RunFinished
+    from .graph.events import RunStarted as RunStarted
+    from .graph.problems import WorkflowError as WorkflowError
+    from .graph.scheduler import RunResult as RunResult
 
 _FACADE = ["Cache", "RunResult", "Settings", "free", "load", "run", "sweep"]
 _EVENTS = ["Event", "NodeFailed", "NodeFinished", "NodeProgress", "NodeStarted", "NodeWarning",

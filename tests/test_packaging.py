@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CODE_FOLDERS = {
@@ -28,16 +32,23 @@ def _source_modules() -> set[str]:
     return modules
 
 
-def test_wheel_contains_and_imports_every_module(tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> tuple[list[str], Path]:
+    """The wheel built from the repo: its file names, and the folder it is unpacked into."""
+    folder = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
-         "-q", "-w", str(tmp_path)],
+         "-q", "-w", str(folder)],
         check=True,
     )  # fmt: skip
-    (wheel,) = tmp_path.glob("latentgraph-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        names = zf.namelist()
-        zf.extractall(tmp_path / "site")
+    (built,) = folder.glob("latentgraph-*.whl")
+    with zipfile.ZipFile(built) as zf:
+        zf.extractall(folder / "site")
+        return zf.namelist(), folder / "site"
+
+
+def test_wheel_contains_and_imports_every_module(wheel, tmp_path):
+    names, site = wheel
     in_wheel = {n[: -len(".py")] for n in names if n.endswith(".py")}
     missing = _source_modules() - in_wheel
     assert not missing, f"modules missing from the wheel: {sorted(missing)}"
@@ -45,7 +56,7 @@ def test_wheel_contains_and_imports_every_module(tmp_path):
     modules = sorted(m.replace("/", ".").removesuffix(".__init__") for m in in_wheel)
     script = (
         "import importlib, json, sys\n"
-        f"sys.path.insert(0, {str(tmp_path / 'site')!r})\n"
+        f"sys.path.insert(0, {str(site)!r})\n"
         "files = {}\n"
         f"for name in {modules!r}:\n"
         "    files[name] = importlib.import_module(name).__file__\n"
@@ -56,7 +67,41 @@ def test_wheel_contains_and_imports_every_module(tmp_path):
     )
     files = json.loads(out.stdout)
     for name, file in files.items():
-        assert file.startswith(str(tmp_path / "site")), f"{name} imported from {file}"
+        assert file.startswith(str(site)), f"{name} imported from {file}"
+
+
+TYPED_USE = """\
+import latentgraph
+
+result = latentgraph.run("wf.yaml", cancel=True)
+reveal_type(result.status)
+latentgraph.Settings(output_dirr="renders")
+"""
+
+
+def test_a_type_checker_sees_the_api_as_installed(wheel, tmp_path):
+    """Without `py.typed` in the wheel mypy skipped the installed package (import-untyped), and
+    with it every `latentgraph.X` was `Any` (handed out by a module `__getattr__`): `cancel=True`
+    and `Settings(output_dirr=...)` passed. The wheel is installed in a venv of its own (no
+    torch: its imports are left unresolved), as a user's environment holds it."""
+    names, site = wheel
+    assert "latentgraph/py.typed" in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (packages,) = venv.glob("lib/python3*/site-packages")
+    shutil.copytree(site / "latentgraph", packages / "latentgraph")
+    (tmp_path / "use.py").write_text(TYPED_USE)
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--python-executable", str(venv / "bin" / "python"),
+         "--ignore-missing-imports", "--follow-imports=silent", "--no-error-summary",
+         "--cache-dir", str(tmp_path / "mypy-cache"), "use.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    said = out.stdout
+    assert 'use.py:3: error: Argument "cancel" to "run" has incompatible type "bool"' in said, said
+    assert "use.py:4: note: Revealed type is \"Literal['success'] | Literal['failed'] | " \
+           "Literal['interrupted']\"" in said, said  # fmt: skip
+    assert 'use.py:5: error: Unexpected keyword argument "output_dirr" for "Settings"' in said, said
 
 
 def _heavy_modules_after(imports: str) -> list[str]:
@@ -130,3 +175,24 @@ def test_latentgraph_exposes_what_a_caller_of_run_catches_and_passes_lazily():
         "print('ok')\n"
     )
     _prints_ok(script)
+
+
+def test_a_type_checker_is_shown_every_name_latentgraph_hands_out():
+    """The names `latentgraph.__getattr__` hands out are imported under TYPE_CHECKING too, each
+    the object it hands out: a name added to one and not the other is `Any` to a checker."""
+    import ast
+
+    import latentgraph
+
+    tree = ast.parse((REPO / "app" / "__init__.py").read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If)
+                 and ast.unparse(n.test) == "TYPE_CHECKING")  # fmt: skip
+    typed = {}
+    for imp in block.body:
+        assert isinstance(imp, ast.ImportFrom)
+        for alias in imp.names:
+            assert alias.asname == alias.name  # `X as X`: exported, under mypy --strict too
+            typed[alias.name] = f"latentgraph.{imp.module}"
+    assert sorted(typed) == latentgraph.__all__
+    for name, module in typed.items():
+        assert getattr(importlib.import_module(module), name) is getattr(latentgraph, name), name
