@@ -311,3 +311,11 @@ class Latent:
     seeds: list[int] | None = None
     is_noise: bool = False
     noise_mask: Any = None
+
+    def __repr__(self) -> str:
+        """Its tensors by shape and type (`keep="denoise"` in a REPL printed every number of
+        them: dozens of lines)."""
+        from latentgraph.graph.scheduler import describe
+
+        return (f"Latent(samples={describe(self.samples)}, seeds={self.seeds!r}, "
+                f"is_noise={self.is_noise!r}, noise_mask={describe(self.noise_mask)})")  # fmt: skip

@@ -59,3 +59,17 @@ def test_a_size_off_the_scale_factor_suggests_the_multiple_below_else_the_factor
         latent_noise(ctx, 60, 64)
     with pytest.raises(NodeInputError, match=r"input 'height': 8 is not .* factor 16 \(try 16\)"):
         latent_noise(ctx, 32, 8, vae=vae_of(5, 4))
+
+
+def test_a_latent_is_shown_by_its_shapes_not_its_numbers():
+    """`keep="denoise"` in a REPL printed the whole tensor, dozens of lines."""
+    import torch
+
+    from latentgraph.nodes.values import Latent
+
+    latent = Latent(torch.zeros(2, 4, 64, 64), seeds=[7, 8], noise_mask=torch.ones(2, 512, 512))
+    assert repr(latent) == ("Latent(samples=Tensor[2, 4, 64, 64] torch.float32, seeds=[7, 8], "
+                            "is_noise=False, noise_mask=Tensor[2, 512, 512] torch.float32)")  # fmt: skip
+    assert repr(Latent(torch.zeros(1, 4, 8, 8))).endswith(
+        "seeds=None, is_noise=False, noise_mask=None)"
+    )
