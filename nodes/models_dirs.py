@@ -323,12 +323,16 @@ def where_looked(folders: Sequence[str], dirs: Sequence[Path | str] | None) -> s
 
 
 def root_warning(root: Path) -> str | None:
-    """Why `root`, given as a models root, may be the wrong folder: it holds none of the kind
+    """Why `root`, given as a models root, may be the wrong folder: it is no folder (a typo in
+    `$LATENTGRAPH_MODELS_DIRS`, whose folders no flag checks), or it holds none of the kind
     folders (`KIND_NAMES`), so every model named is "not one of" its choices. Says what
     was looked for and, when it is clear, the folder meant: `<root>/models` (an install's
     root given) or the parent (a kind folder given). None when a kind folder is there. Not an
     error: a new, empty root is legitimate."""
-    if not root.is_dir() or any((root / name).is_dir() for name in KIND_NAMES):
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        return f"{root} {what}: no models are found there"
+    if any((root / name).is_dir() for name in KIND_NAMES):
         return None
     message = (f"{root} has none of the models folders' kind folders ("
                f"{', '.join(f'{n}/' for n in list(FOLDERS)[:4])}, ...)")  # fmt: skip

@@ -122,6 +122,19 @@ def test_an_environment_root_holding_no_kind_folder_is_warned_about(home, capsys
     assert err.count("empty has none") == 1 and "--extra-models-dir empty has none" in err
 
 
+def test_an_environment_root_that_does_not_exist_is_warned_about(home, capsys, monkeypatch):  # noqa: F811
+    """A `$LATENTGRAPH_MODELS_DIRS` entry with a typo (no such folder) was ignored without a
+    word, and every dropdown was empty; the same folder given by a flag is a usage error."""
+    put(home / "models" / "checkpoints" / "sd15.safetensors")
+    monkeypatch.setenv("LATENTGRAPH_MODELS_DIRS", f"models{os.pathsep}modles")
+    code, err = validate_file(capsys, "wf.json")
+    assert code == 0
+    assert err == (
+        "latentgraph: warning: $LATENTGRAPH_MODELS_DIRS: modles does not exist: no models are "
+        "found there\n"
+    )
+
+
 def test_an_extra_model_paths_file_is_read_as_comfyui_reads_it(home, capsys):  # noqa: F811
     """ComfyUI reads the file with PyYAML's safe_load, where `is_default: yes` is true (it was
     refused); a kind naming a file or a missing folder was taken silently."""
