@@ -30,23 +30,31 @@ class EmbeddingError(ValueError):
 
 def embedding_path(name: str, dirs: Sequence[Path | str] | None = None) -> Path:
     """The file for `embedding:NAME`: NAME with one of `WEIGHT_SUFFIXES` (the files the
-    embeddings/ listing shows), or NAME + each of them in turn. Raises EmbeddingError."""
+    embeddings/ listing shows), or NAME + each of them in turn. Raises EmbeddingError: what
+    is wrong with the name, or that no file has it, with one suggestion spelled as a prompt
+    names it (`neg/easynegative`) and where it was looked for (`models_dirs.where_looked`)."""
     given = name.lower().endswith(WEIGHT_SUFFIXES)
     file_names = [name] if given else [name + suffix for suffix in WEIGHT_SUFFIXES]
-    problem = ""
+    problem = None
     for file_name in file_names:
         try:
             return models_dirs.resolve("embeddings", file_name, dirs)
-        except models_dirs.ModelNotFound as exc:
-            problem = problem or str(exc)
+        except models_dirs.NotListed:
+            continue
+        except models_dirs.ModelNotFound as exc:  # a path, a link to nothing, ...
+            problem = problem or exc
+    if problem is not None:
+        raise EmbeddingError(f"embedding {quoted(name)}: {problem}")
     pickled = _pickled_file(name, dirs)
     if pickled is not None:
         raise EmbeddingError(f"embedding {quoted(name)}: {models_dirs.pickle_refusal(pickled)}")
-    nor = "; nor " + ", ".join(quoted(n) for n in file_names[1:]) if len(file_names) > 1 else ""
     listed = [PurePosixPath(n).with_suffix("").as_posix()
               for n in models_dirs.list_files("embeddings", dirs)]  # fmt: skip
-    raise EmbeddingError(f"embedding {quoted(name)} not found: {problem}{nor}"
-                         f"{_listed_hint(models_dirs.model_name(name), listed)}")  # fmt: skip
+    typed = models_dirs.model_name(name)
+    hint = _listed_hint(str(PurePosixPath(typed).with_suffix("")) if given else typed, listed)
+    raise EmbeddingError(f"embedding {quoted(name)} not found: no "
+                         f"{' or '.join(quoted(n) for n in file_names)}{hint} "
+                         f"({models_dirs.where_looked(('embeddings',), dirs)})")  # fmt: skip
 
 
 def _listed_hint(name: str, listed: list[str]) -> str:

@@ -103,6 +103,12 @@ class ModelNotFound(ValueError):
     """A model name that is not a file listed under the configured models folders."""
 
 
+class NotListed(ModelNotFound):
+    """`resolve`'s plain "not found": a name no listed file (nor, where taken, model folder)
+    of its folder has, and no path either; a caller trying several names for one
+    (`embedding:NAME`: NAME.safetensors, then NAME.sft) says it once for all of them."""
+
+
 def folder_paths(folder: str, dirs: Sequence[Path | str] | None = None) -> list[Path]:
     """Every existing directory searched for `folder` (for /experiment/models)."""
     if folder not in FOLDERS:
@@ -284,7 +290,7 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
     missing = f"{folder} model {quoted(name)} not found{hint} ({looked})"
     if len(posix.parts) > 1:  # maybe meant as a path from the working directory
         missing += f", and as a path, {Path(name).absolute()} does not exist"
-    raise ModelNotFound(missing)
+    raise NotListed(missing)
 
 
 def listed_hint(name: str, listed: list[str]) -> str:
@@ -308,16 +314,24 @@ def where_looked(folders: Sequence[str], dirs: Sequence[Path | str] | None) -> s
     """Where a name of the models `folders` (kinds) was looked for ("looked in DIR, ...", or
     that no models folder has such a folder, naming the models folders), and how to look
     elsewhere: a not-found message says both, since the default models folder is in the user
-    data folder, not ./models (`graph.paths.models_roots`). With folders given (`dirs`), the
-    flag that adds one more (a second --models-dir is refused); --extra-model-paths only when
-    no such file gave them (its folders are the `KindFolder`s)."""
+    data folder, not ./models (`graph.paths.models_roots`). With a models root given (in
+    `dirs`), the flag that adds one more (a second --models-dir is refused); with the kind's
+    folders from an extra_model_paths.yaml (the `KindFolder`s), the file's entries that gave
+    the ones looked in (`comfyui.embeddings`), where another is added; --extra-model-paths
+    only when no such file was given."""
     bases = [base for folder in folders for base in folder_paths(folder, dirs)]
     kinds = " or ".join(f"{folder}/" for folder in folders)
     where = f"looked in {', '.join(str(b) for b in bases)}" if bases else (
         f"no models folder has a {kinds} folder (models folders: "
         f"{', '.join(str(r) for r in models_roots(dirs))})")  # fmt: skip
-    how = EXTRA_MODELS_FOLDER if dirs else OTHER_MODELS_FOLDER
-    if not any(isinstance(d, KindFolder) for d in dirs or ()):
+    files = [d for d in dirs or () if isinstance(d, KindFolder)]
+    roots_given = len(files) < len(dirs or ())
+    how = EXTRA_MODELS_FOLDER if roots_given else OTHER_MODELS_FOLDER
+    entries = dict.fromkeys(d.entry for d in files if d.entry and d.path.is_dir()
+                            and any(d.kind in FOLDERS[f] for f in folders))  # fmt: skip
+    if entries:
+        how += f", or add one to {', '.join(entries)} in the --extra-model-paths file"
+    elif not files:
         how += f" ({MODEL_PATHS_FILE})"
     return f"{where}; {how}"
 

@@ -88,15 +88,18 @@ def test_the_advice_names_the_flag_that_can_still_be_given(home, capsys):  # noq
 
 def test_the_advice_leaves_out_extra_model_paths_once_one_is_given(home, capsys):  # noqa: F811
     """With --extra-model-paths given, a model not found still advised "(or --extra-model-paths
-    FILE to read ComfyUI's extra_model_paths.yaml)", the flag just given."""
+    FILE to read ComfyUI's extra_model_paths.yaml)", the flag just given; it names the file's
+    entry the folder came from instead, and --models-dir, which none gave ("--extra-models-dir
+    DIR to look in another models folder too" named a flag as if given)."""
     put(home / "sdwebui" / "checkpoints" / "other.safetensors")
     (home / "paths.yaml").write_text(
         "a111:\n    base_path: sdwebui/\n    checkpoints: checkpoints\n"
     )
     code, err = validate_file(capsys, "wf.json", "--extra-model-paths", "paths.yaml")
     assert code == 2
-    assert (f"looked in {home / 'sdwebui' / 'checkpoints'}; pass --extra-models-dir DIR to look "
-            "in another models folder too; pickled files") in err  # fmt: skip
+    assert (f"looked in {home / 'sdwebui' / 'checkpoints'}; pass --models-dir DIR to look in "
+            "another models folder, or add one to a111.checkpoints in the --extra-model-paths "
+            "file; pickled files") in err  # fmt: skip
     assert "--extra-model-paths FILE" not in err
 
 

@@ -112,6 +112,34 @@ def test_a_mistyped_embedding_gets_a_did_you_mean(models):
     assert "did you mean" not in str(caught.value)
 
 
+def test_a_mistyped_embedding_is_suggested_once_as_a_prompt_names_it(models, tmp_path):
+    """It said "did you mean" twice, in two spellings ('neg/x.safetensors' mid-sentence, then
+    'neg/x'), and advised --extra-models-dir for folders an extra_model_paths.yaml gave: one
+    suggestion, as typed after `embedding:`, and advice naming the file's entry."""
+    from latentgraph.graph.paths import KindFolder
+
+    (models / "embeddings" / "neg").mkdir()
+    os.rename(models / "embeddings" / "tiny-embedding.safetensors",
+              models / "embeddings" / "neg" / "easynegative.safetensors")  # fmt: skip
+    folder = KindFolder("embeddings", models / "embeddings", "comfyui.embeddings")
+    for typed in ("easynegativ", "easynegativ.safetensors"):
+        with pytest.raises(embeddings.EmbeddingError) as caught:
+            embeddings.embedding_path(typed, [folder])
+        message = str(caught.value)
+        assert message.count("did you mean") == 1, message
+        assert "did you mean 'neg/easynegative'?" in message, message
+        assert "--extra-models-dir" not in message, message
+        assert "comfyui.embeddings" in message, message
+    with pytest.raises(embeddings.EmbeddingError) as caught:
+        embeddings.embedding_path("easynegativ", [models])
+    assert str(caught.value) == (
+        "embedding 'easynegativ' not found: no 'easynegativ.safetensors' or 'easynegativ.sft'"
+        f"; did you mean 'neg/easynegative'? (looked in {models / 'embeddings'}; pass "
+        "--extra-models-dir DIR to look in another models folder too (or --extra-model-paths "
+        "FILE to read ComfyUI's extra_model_paths.yaml))"
+    )
+
+
 def test_an_embedding_refusal_shows_a_windows_name_with_one_backslash(models):
     """EmbeddingError quotes NAME as it was written (`graph.problems.quoted`): repr doubled the
     backslash of `SD1.5\\foo`, a name nobody wrote."""
@@ -161,5 +189,7 @@ def test_an_embedding_named_with_a_space_is_named_when_its_first_word_is_not_fou
     shutil.copy(folder / "tiny-embedding.safetensors", folder / "emb space.safetensors")
     with pytest.raises(embeddings.EmbeddingError) as caught:
         embeddings.embedding_path("emb", [models])
-    assert str(caught.value).endswith("; 'emb space' is listed, but an embedding's name in a "
-                                      "prompt ends at a space: rename the file without spaces")  # fmt: skip
+    assert (
+        "; 'emb space' is listed, but an embedding's name in a prompt ends at a space: "
+        "rename the file without spaces (looked in "
+    ) in str(caught.value)
