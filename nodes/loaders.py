@@ -22,9 +22,9 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from latentgraph.graph import (
     CLIP,
@@ -659,7 +659,7 @@ def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundl
     def size(b: Bundle) -> int:
         return module_bytes(b.unet, b.vae, b.text_encoder, b.text_encoder_2)
 
-    return _managed(ctx, key, load, device, size, source), key
+    return _managed(ctx, key, load, device, size, source.location), key
 
 
 def check_source(literals: dict, settings: Settings | None,
@@ -753,20 +753,98 @@ def load_model(ctx, source: str, config: str = "auto", prediction: str = "auto")
     )
 
 
-def _component_folder(ctx: Any, source_text: str, subfolder: str,
-                      folders: tuple[str, ...]) -> tuple[str, str | None, str]:  # fmt: skip
-    try:
-        source = find_source(source_text, ctx.settings.models_dirs, folders)
-    except ValueError as exc:
-        raise input_error(ctx, "source", str(exc)) from None
-    if source.kind == "builtin":
-        return str(builtin_folder(source.location)), subfolder, source.identity
-    if source.kind == "hub":
-        return _download(ctx, source.location), subfolder, source.identity
-    if source.kind == "folder":
-        sub = subfolder if (Path(source.location) / subfolder).is_dir() else None
-        return source.location, sub, source.identity
-    return source.location, None, source.identity
+_Loaded = TypeVar("_Loaded")
+
+
+@dataclass(frozen=True)
+class _Component:
+    """One load of LoadVAE or LoadTextEncoder: the node's context, its `source` as given, the
+    weights found for it (`location`, a file or a folder, and `sub`, the folder's subfolder
+    holding the component, None to read the folder itself), its model manager `key`, and the
+    run's device and dtype."""
+
+    ctx: Any
+    source: str
+    location: str
+    sub: str | None
+    key: str
+    device: str
+    dtype: str
+
+    @classmethod
+    def find(cls, ctx: Any, source: str, config: str, kind: str) -> _Component:
+        """The `kind` of component ("vae", "text_encoder": a model folder's subfolder holding
+        it) that `source` names, found as `find_source` finds it in the models folders'
+        `COMPONENT_FOLDERS[kind]`; its manager key has one spelling of a `config` preset."""
+        try:
+            found = find_source(source, ctx.settings.models_dirs, COMPONENT_FOLDERS[kind])
+        except ValueError as exc:
+            raise input_error(ctx, "source", str(exc)) from None
+        location, sub = found.location, None
+        if found.kind == "builtin":
+            location, sub = str(builtin_folder(found.location)), kind
+        elif found.kind == "hub":
+            location, sub = _download(ctx, found.location), kind
+        elif found.kind == "folder" and (Path(found.location) / kind).is_dir():
+            sub = kind
+        key = "|".join([kind, found.identity, config_preset(config),
+                        runtime.model_identity(ctx.settings)])  # fmt: skip
+        device = runtime.device_name(ctx.settings)
+        dtype = runtime.dtype_name(ctx.settings, device)
+        return cls(ctx, source, location, sub, key, device, dtype)
+
+    def read(self, what: str, from_file: Callable[[str, Any], _Loaded],
+             from_folder: Callable[[str, str | None, Any], _Loaded]) -> _Loaded:  # fmt: skip
+        """The component read from its file (`from_file(path, torch dtype)`) or folder
+        (`from_folder(folder, sub, torch dtype)`) in the run's dtype, not yet placed on its
+        device; a library's failure is the node's `source` error, naming `what` ("a VAE")."""
+        from .quiet import quiet_libraries
+
+        quiet_libraries()  # LoadModel may not run in this process (its outputs cached)
+        torch_dtype = runtime.torch_dtype(self.dtype)
+        try:
+            if Path(self.location).is_file():  # a single file `find_source` took (its suffix)
+                return from_file(self.location, torch_dtype)
+            return from_folder(self.location, self.sub, torch_dtype)
+        except (NodeInputError, FileWriteError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors/diffusers/transformers raise many kinds
+            raise input_error(
+                self.ctx, "source", f"could not load {what} from {quoted(self.source)}: "
+                f"{error_line(exc)}",
+            ) from exc  # fmt: skip
+
+    def place(self, module: Any) -> Any:
+        """A module of the component on the run's device (`place`)."""
+        return place(self.ctx.settings, module, self.device)
+
+    def managed(self, load: Callable[[], _Loaded], size: Callable[[_Loaded], int]) -> _Loaded:
+        """`load()` once per process under the component's key (`_managed`)."""
+        return _managed(self.ctx, self.key, load, self.device, size, self.location)
+
+
+@dataclass(frozen=True)
+class ClipParts:
+    """A text encoder as read (LoadTextEncoder): the tokenizer and its encoder, and SDXL's
+    second pair; the first pair is None for SDXL's refiner, the second for SD."""
+
+    tokenizer: Any
+    text_encoder: Any
+    tokenizer_2: Any = None
+    text_encoder_2: Any = None
+
+    def placed(self, place: Callable[[Any], Any]) -> ClipParts:
+        """The parts with each encoder put where `place` puts a module (a tokenizer is none)."""
+        return replace(self, text_encoder=_placed(place, self.text_encoder),
+                       text_encoder_2=_placed(place, self.text_encoder_2))  # fmt: skip
+
+    def size(self) -> int:
+        """The encoders' bytes (`module_bytes`), for the model manager's budget."""
+        return module_bytes(self.text_encoder, self.text_encoder_2)
+
+
+def _placed(place: Callable[[Any], Any], module: Any) -> Any:
+    return None if module is None else place(module)
 
 
 # Prefixes a component's tensors may carry inside a single file (full checkpoints, ComfyUI).
@@ -912,55 +990,22 @@ def load_vae(ctx, source: str, config: str = "auto"):
         return AutoencoderKL.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype,
                                              use_safetensors=True)  # fmt: skip
 
-    vae, key, device = _load_component(ctx, source, config, "vae", "a VAE", from_file,
-                                       from_folder, module_bytes)  # fmt: skip
-    return VAEModel(vae, key, device)
+    component = _Component.find(ctx, source, config, "vae")
+
+    def load() -> Any:
+        vae = component.read("a VAE", from_file, from_folder)
+        return component.place(upcast_vae(ctx.settings, vae, component.dtype))
+
+    return VAEModel(component.managed(load, module_bytes), component.key, component.device)
 
 
-def _load_component(ctx: Any, source: str, config: str, kind: str, what: str,
-                    from_file: Any, from_folder: Any, size: Any) -> tuple[Any, str, str]:  # fmt: skip
-    """What LoadVAE and LoadTextEncoder share: find the source (one .safetensors file, or a
-    model folder's `kind` subfolder), load it once per process through the model manager in
-    the run's device and dtype, and name the node and input in any error.
-    Returns (loaded value, manager key, device)."""
-    config = config_preset(config)  # one manager key for both spellings
-    location, sub, identity = _component_folder(ctx, source, kind, COMPONENT_FOLDERS[kind])
-    device = runtime.device_name(ctx.settings)
-    dtype = runtime.dtype_name(ctx.settings, device)
-
-    def load():
-        from .quiet import quiet_libraries
-
-        quiet_libraries()  # LoadModel may not run in this process (its outputs cached)
-        torch_dtype = runtime.torch_dtype(dtype)
-        try:
-            if Path(location).is_file():  # a single file `find_source` took (its suffix)
-                value = from_file(location, torch_dtype)
-            else:
-                value = from_folder(location, sub, torch_dtype)
-        except (NodeInputError, FileWriteError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - safetensors/diffusers/transformers raise many kinds
-            raise input_error(
-                ctx,
-                "source",
-                f"could not load {what} from {quoted(source)}: {error_line(exc)}",
-            ) from exc
-        if isinstance(value, tuple):  # (tokenizer, text encoder, tokenizer_2, text encoder_2)
-            return tuple(v if i % 2 == 0 or v is None else place(ctx.settings, v, device)
-                         for i, v in enumerate(value))  # fmt: skip
-        return place(ctx.settings, upcast_vae(ctx.settings, value, dtype), device)
-
-    key = f"{kind}|{identity}|{config}|{runtime.model_identity(ctx.settings)}"
-    return _managed(ctx, key, load, device, size, location), key, device
-
-
-def _managed(ctx: Any, key: str, load: Any, device: str, size: Any, weights: Any) -> Any:
+def _managed(ctx: Any, key: str, load: Callable[[], Any], device: str,
+             size: Callable[[Any], int], location: str) -> Any:  # fmt: skip
     """`load()` through the model manager: counted against the GPU's budget, or the RAM's when
-    offloaded; room for the weights' file size is made before loading."""
+    offloaded; room for the size of the weights at `location` (`weights_bytes`) is made
+    before loading."""
     mgr = budgeted(ctx.settings)
     where = runtime.home_device(ctx.settings, device)
-    location = weights.location if isinstance(weights, Source) else weights
     return mgr.get(key, load, device=where, size=size, expect=weights_bytes(location))
 
 
@@ -1000,7 +1045,7 @@ def upcast_vae(settings: Any, vae: Any, dtype: str) -> Any:
     return vae.float() if wanted else vae
 
 
-def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tuple[Any, Any]:
+def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> ClipParts:
     """A CLIP text encoder from one .safetensors file in transformers' layout (alone, as
     ComfyUI's text_encoders/ files are, or inside an SD 1.x checkpoint), plus the tokenizer of
     the matching preset."""
@@ -1028,7 +1073,8 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
     own = set(model.state_dict())
     state = {(k if k in own else k.removeprefix("text_model.")): v for k, v in state.items()}
     _load_strict(ctx, model, state, path)
-    return CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer"), model.to(torch_dtype)
+    tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
+    return ClipParts(tokenizer, model.to(torch_dtype))
 
 
 @node(
@@ -1048,21 +1094,25 @@ def _single_file_clip(ctx: Any, path: str, config: str, torch_dtype: Any) -> tup
 def load_text_encoder(ctx, source: str, config: str = "auto"):
     """Load a CLIP tokenizer + text encoder on their own (an SDXL model's: both pairs)."""
 
-    def from_file(path: str, torch_dtype: Any) -> tuple[Any, ...]:
-        return (*_single_file_clip(ctx, path, config, torch_dtype), None, None)
+    def from_file(path: str, torch_dtype: Any) -> ClipParts:
+        return _single_file_clip(ctx, path, config, torch_dtype)
 
-    def from_folder(folder: str, sub: str | None, torch_dtype: Any) -> tuple[Any, ...]:
+    def from_folder(folder: str, sub: str | None, torch_dtype: Any) -> ClipParts:
         from transformers import CLIPTextModel, CLIPTokenizer
 
         if is_sdxl_folder(folder):
-            return load_sdxl_text_encoders(folder, torch_dtype)
+            tok, te, tok_2, te_2 = load_sdxl_text_encoders(folder, torch_dtype)
+            return ClipParts(tok, te, tok_2, te_2)
         te = CLIPTextModel.from_pretrained(folder, subfolder=sub, torch_dtype=torch_dtype,
                                            use_safetensors=True)  # fmt: skip
         tok = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer" if sub else None)
-        return tok, te, None, None
+        return ClipParts(tok, te)
 
-    (tok, te, tok_2, te_2), key, device = _load_component(
-        ctx, source, config, "text_encoder", "a text encoder", from_file, from_folder,
-        lambda v: module_bytes(v[1], v[3]),
-    )  # fmt: skip
-    return ClipModel(tok, te, key, device, tok_2, te_2)
+    component = _Component.find(ctx, source, config, "text_encoder")
+
+    def load() -> ClipParts:
+        return component.read("a text encoder", from_file, from_folder).placed(component.place)
+
+    parts = component.managed(load, ClipParts.size)
+    return ClipModel(parts.tokenizer, parts.text_encoder, component.key, component.device,
+                     tokenizer_2=parts.tokenizer_2, text_encoder_2=parts.text_encoder_2)  # fmt: skip

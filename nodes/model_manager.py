@@ -38,10 +38,11 @@ class Entry:
 
 
 def module_bytes(*modules: Any) -> int:
-    """Parameter + buffer bytes of torch modules (None entries ignored)."""
+    """Parameter + buffer bytes of torch modules (None entries, a model's missing part such
+    as SD's second text encoder, ignored)."""
     total = 0
     for m in modules:
-        if m is None or not hasattr(m, "parameters"):
+        if m is None:
             continue
         for t in list(m.parameters()) + list(m.buffers()):
             total += t.numel() * t.element_size()
