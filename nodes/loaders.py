@@ -44,7 +44,7 @@ from latentgraph.graph.files import FileWriteError
 from latentgraph.graph.paths import KindFolder, ModelsDir
 from latentgraph.graph.problems import error_line, printable, quoted
 
-from . import model_sampling, runtime
+from . import model_sampling, runtime, tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
 from .model_manager import budgeted, module_bytes
 from .models_dirs import (
     BUILTIN_CHECKPOINTS,
@@ -70,6 +70,48 @@ BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER, BUILTIN_SD2_V, BUILTIN_INPAINT
 )
 
 
+@dataclass(frozen=True)
+class BuiltinRecipe:
+    """How a built-in model is made: its recipe's `version` (part of its identity and of its
+    build's name), where it is built (`path`, built or not), `build`, which builds it on
+    first use and returns that folder, and `write_config`, which writes its configs without
+    weights into a folder (its config preset's: the `config=` folder a single file of it is
+    read with, `config_folder`); None for a model with no preset."""
+
+    version: int
+    path: Callable[[], Path]
+    build: Callable[[], Path]
+    write_config: Callable[[Path], None] | None
+
+
+# every built-in model's recipe, by its name (`BUILTINS`): the one place that knows which
+# module builds it (builtin:tiny-sd2-v has no config preset)
+RECIPES: dict[str, BuiltinRecipe] = {
+    BUILTIN_TINY: BuiltinRecipe(tiny_model.BUILD_VERSION, tiny_model.default_path,
+                                tiny_model.ensure_tiny_sd, tiny_model.write_config_folder),
+    BUILTIN_SDXL: BuiltinRecipe(tiny_sdxl.BUILD_VERSION, tiny_sdxl.default_path,
+                                tiny_sdxl.ensure_tiny_sdxl, tiny_sdxl.write_config_folder),
+    BUILTIN_SDXL_REFINER: BuiltinRecipe(
+        tiny_sdxl.BUILD_VERSION, functools.partial(tiny_sdxl.default_path, refiner=True),
+        tiny_sdxl.ensure_tiny_sdxl_refiner,
+        functools.partial(tiny_sdxl.write_config_folder, refiner=True)),
+    BUILTIN_SD2_V: BuiltinRecipe(tiny_sd2.BUILD_VERSION, tiny_sd2.default_path,
+                                 tiny_sd2.ensure_tiny_sd2, None),
+    BUILTIN_INPAINT: BuiltinRecipe(tiny_inpaint.BUILD_VERSION, tiny_inpaint.default_path,
+                                   tiny_inpaint.ensure_tiny_inpaint,
+                                   tiny_inpaint.write_config_folder),
+}  # fmt: skip
+
+
+def builtin_recipe(name: str) -> BuiltinRecipe:
+    """The recipe of built-in model `name` (`RECIPES`); a ValueError naming the built-in
+    models for any other name, never another model's recipe."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(_unknown_builtin(name)) from None
+
+
 def builtin_preset(name: str) -> str:
     """The config preset describing built-in model `name`: its name without `builtin:`
     (`tiny-sd` for builtin:tiny-sd), the one spelling every config input lists, so LoadModel,
@@ -78,14 +120,14 @@ def builtin_preset(name: str) -> str:
     return name.removeprefix("builtin:")
 
 
-# the built-in models' config presets (builtin:tiny-sd2-v has none)
-TINY_PRESET, TINY_SDXL_PRESET, TINY_SDXL_REFINER_PRESET, TINY_INPAINT_PRESET = (
-    builtin_preset(name) for name in (BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER,
-                                      BUILTIN_INPAINT)
-)  # fmt: skip
-TINY_SDXL_PRESETS = (TINY_SDXL_PRESET, TINY_SDXL_REFINER_PRESET)
+# the built-in models' config presets, each with the recipe writing its configs
+PRESET_RECIPES = {builtin_preset(name): recipe for name, recipe in RECIPES.items()
+                  if recipe.write_config is not None}  # fmt: skip
+TINY_PRESET, TINY_SDXL_PRESET, TINY_INPAINT_PRESET = (
+    builtin_preset(name) for name in (BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_INPAINT)
+)
 CONFIG_PRESETS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", "sdxl-refiner", "sd15-inpaint",
-                  "sd2-inpaint", TINY_PRESET, *TINY_SDXL_PRESETS, TINY_INPAINT_PRESET)  # fmt: skip
+                  "sd2-inpaint", *PRESET_RECIPES)  # fmt: skip
 # the presets LoadVAE's and LoadTextEncoder's `config` list (`_config_choice`)
 VAE_CONFIGS = ("auto", "sd15", "sd2", "sd2-base", "sdxl", TINY_PRESET, TINY_SDXL_PRESET)
 TEXT_ENCODER_CONFIGS = ("auto", "sd15", "sd2", "sd2-base", TINY_PRESET)
@@ -123,36 +165,6 @@ class Source:
     identity: str
 
 
-@dataclass(frozen=True)
-class BuiltinRecipe:
-    """How a built-in model is made: its recipe's `version` (part of its identity and of its
-    build's name), where it is built (`path`, built or not) and `build`, which builds it on
-    first use and returns that folder."""
-
-    version: int
-    path: Callable[[], Path]
-    build: Callable[[], Path]
-
-
-def builtin_recipe(name: str) -> BuiltinRecipe:
-    """The recipe of built-in model `name`: the one place that knows which module builds it."""
-    from . import tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
-
-    if name == BUILTIN_TINY:
-        return BuiltinRecipe(tiny_model.BUILD_VERSION, tiny_model.default_path,
-                             tiny_model.ensure_tiny_sd)  # fmt: skip
-    if name == BUILTIN_SD2_V:
-        return BuiltinRecipe(tiny_sd2.BUILD_VERSION, tiny_sd2.default_path,
-                             tiny_sd2.ensure_tiny_sd2)  # fmt: skip
-    if name == BUILTIN_INPAINT:
-        return BuiltinRecipe(tiny_inpaint.BUILD_VERSION, tiny_inpaint.default_path,
-                             tiny_inpaint.ensure_tiny_inpaint)  # fmt: skip
-    refiner = name == BUILTIN_SDXL_REFINER
-    return BuiltinRecipe(tiny_sdxl.BUILD_VERSION,
-                         functools.partial(tiny_sdxl.default_path, refiner=refiner),
-                         functools.partial(tiny_sdxl.ensure_tiny_sdxl, refiner=refiner))  # fmt: skip
-
-
 def builtin_version(name: str) -> int:
     """The recipe version of a built-in model (part of its identity)."""
     return builtin_recipe(name).version
@@ -174,7 +186,7 @@ EMPTY_SOURCE = ("the source is empty; expected a built-in model (builtin:tiny-sd
 
 
 def _unknown_builtin(text: str) -> str:
-    return f"unknown built-in model {quoted(text)}; the built-in ones are {', '.join(BUILTINS)}"
+    return f"unknown built-in model {quoted(text)}; the built-in ones are {', '.join(RECIPES)}"
 
 
 def _pickle_refusal(text: str) -> str:
@@ -273,10 +285,8 @@ def find_source(text: str, models_dirs: list[ModelsDir] | None = None,
     text = text.strip()
     if not text:
         raise ValueError(EMPTY_SOURCE)
-    if text in BUILTINS:
-        return Source("builtin", text, f"{text}-v{builtin_version(text)}")
     if text.startswith("builtin:"):
-        raise ValueError(_unknown_builtin(text))
+        return Source("builtin", text, f"{text}-v{builtin_version(text)}")
     if is_pickled(text):
         raise ValueError(_pickle_refusal(text) + " (or use a diffusers folder)")
     for p in _places(text, folders, models_dirs):
@@ -327,25 +337,14 @@ def config_folder(preset: str) -> Path:
     """A configs-only model folder (no weights) for `from_single_file(config=...)`.
 
     Shipped presets are copied from nodes/configs/ with the tokenizer files written from the
-    CLIP vocabulary; the tiny model's is generated from its recipe. Built once into the cache
-    dir (atomically), under a name that changes when the shipped files change.
+    CLIP vocabulary; a built-in model's is written by its recipe (`PRESET_RECIPES`). Built
+    once into the cache dir (atomically), under a name that changes when the shipped files
+    (or the recipe's version) change.
     """
     preset = config_preset(preset)
-    if preset == TINY_PRESET:
-        from .tiny_model import BUILD_VERSION, write_config_folder
-
-        return _build_config_folder(f"{TINY_PRESET}-v{BUILD_VERSION}", write_config_folder)
-    if preset == TINY_INPAINT_PRESET:
-        from . import tiny_inpaint
-
-        return _build_config_folder(f"{preset}-v{tiny_inpaint.BUILD_VERSION}",
-                                    tiny_inpaint.write_config_folder)  # fmt: skip
-    if preset in TINY_SDXL_PRESETS:
-        from . import tiny_sdxl
-
-        refiner = preset == TINY_SDXL_REFINER_PRESET
-        return _build_config_folder(f"{preset}-v{tiny_sdxl.BUILD_VERSION}",
-                                    lambda tmp: tiny_sdxl.write_config_folder(tmp, refiner))  # fmt: skip
+    recipe = PRESET_RECIPES.get(preset)
+    if recipe is not None:
+        return _build_config_folder(f"{preset}-v{recipe.version}", recipe.write_config)
     src = CONFIGS / preset
     if preset not in CONFIG_PRESETS or not (src / "model_index.json").is_file():
         raise ValueError(

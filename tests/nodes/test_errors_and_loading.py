@@ -36,6 +36,17 @@ def test_corrupt_checkpoint(make_ctx, tiny_folder, tmp_path):
     assert not any(k.startswith(str(bad.resolve())) for k in manager().keys())
 
 
+def test_a_builtin_model_without_a_recipe_is_refused_not_built_as_another():
+    """A built-in name with no recipe of its own (a sixth added to the dropdown's list and
+    forgotten here) was built, and keyed, as builtin:tiny-sdxl."""
+    from latentgraph.nodes.models_dirs import BUILTIN_CHECKPOINTS
+
+    for ask in (loaders.builtin_path, loaders.builtin_folder, loaders.builtin_version):
+        with pytest.raises(ValueError, match=r"^unknown built-in model 'builtin:tiny-new'; "):
+            ask("builtin:tiny-new")
+    assert list(loaders.RECIPES) == list(BUILTIN_CHECKPOINTS)
+
+
 def test_offline_hub_id(make_ctx, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(NodeInputError, match=r"'model'.*hub id.*local"):
