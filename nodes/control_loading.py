@@ -72,16 +72,16 @@ def control_path(name: str, dirs: list[Path] | None = None) -> Path:
 
 
 def control_identity(name: str, dirs: list[Path] | None = None) -> str:
-    """Cheap (no torch, nothing built): the built-in's recipe version, or the files' path,
-    size and mtime; `missing:<why>` when the name does not resolve."""
+    """Cheap (no torch, nothing built): the built-in's recipe version, or the file's (a
+    folder's: every file under it) path, size and mtime (`models_dirs.file_identity`);
+    `missing:<why>` when the name does not resolve."""
     if name in BUILTIN_CONTROLS:
         return f"{name}-v{BUILD_VERSION}"
     try:
         path = control_path(name, dirs)
     except ControlLoadError as exc:
-        return f"{models_dirs.MISSING}{exc}"
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    return "|".join(models_dirs.file_identity(f) for f in files)
+        return models_dirs.missing_identity(exc)
+    return models_dirs.file_identity(path)
 
 
 def _own_config(path: Path) -> tuple[Path, dict[str, Any] | None]:

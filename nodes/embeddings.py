@@ -89,7 +89,7 @@ def file_identity(name: str, dirs: Sequence[Path | str] | None = None) -> str:
     try:
         path = embedding_path(name, dirs)
     except EmbeddingError as exc:
-        return f"missing:{exc}"
+        return models_dirs.missing_identity(exc)
     return models_dirs.file_identity(path)
 
 

@@ -49,6 +49,7 @@ from .model_manager import budgeted, module_bytes
 from .models_dirs import (
     BUILTIN_CHECKPOINTS,
     ModelNotFound,
+    file_identity,
     is_model_folder,
     is_pickled,
     resolve,
@@ -209,15 +210,6 @@ def pickled_weights(folder: Path) -> str | None:
     return None
 
 
-def _stat_identity(path: Path) -> str:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    parts = [str(path.resolve())]
-    for f in files:
-        st = f.stat()
-        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
-
-
 def _candidates(text: str, models_dirs: list[ModelsDir]) -> list[Path]:
     """`text` as a path: from the current folder, or under each models root given. A kind
     folder (`--extra-model-paths`) is no root: `resolve` looks in it for a name."""
@@ -299,10 +291,10 @@ def find_source(text: str, models_dirs: list[ModelsDir] | None = None,
                 raise ValueError(f"{quoted(str(p))}: {pickled} is a pickle; latentgraph loads only "
                                  ".safetensors (save the model with safe_serialization=True, "
                                  "or convert that file)")  # fmt: skip
-            return Source("folder", str(p.resolve()), _stat_identity(p))
+            return Source("folder", str(p.resolve()), file_identity(p))
         if p.is_file():
             _check_suffix(p)
-            return Source("single_file", str(p.resolve()), _stat_identity(p))
+            return Source("single_file", str(p.resolve()), file_identity(p))
     if HUB_ID.match(text) and not text.lower().endswith(".safetensors"):
         return Source("hub", text, f"hub:{text}")
     looked = ", ".join(printable(str(p)) for p in _candidates(text, models_dirs or []))

@@ -72,7 +72,7 @@ def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
     try:
         path = lora_path(name, dirs)
     except LoraError as exc:
-        return f"{models_dirs.MISSING}{exc}"
+        return models_dirs.missing_identity(exc)
     return models_dirs.file_identity(path)
 
 

@@ -360,12 +360,23 @@ def root_warning(root: Path) -> str | None:
 
 
 def file_identity(path: Path) -> str:
-    """Resolved path, size and mtime: changes whenever the file is replaced (for cache keys)."""
+    """Resolved path, size and mtime of a file, or of every file under a folder (a diffusers
+    model's, at any depth): changes whenever one is replaced, added or removed. The one file
+    identity for cache keys and the model manager's keys."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return "|".join([f"{path.resolve()}/", *map(file_identity, files)])
     st = path.stat()
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
 MISSING = "missing:"  # how an identity hook's answer starts when the name does not resolve
+
+
+def missing_identity(why: object) -> str:
+    """An identity hook's answer for a name that does not resolve, saying `why`: what
+    `missing_problems` reads back."""
+    return f"{MISSING}{why}"
 
 
 def missing_problems(input_name: str, identity: str) -> list[tuple[str | None, str]]:

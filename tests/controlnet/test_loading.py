@@ -148,3 +148,16 @@ def test_a_diffusers_folder_in_controlnet_is_named_and_checked_like_a_file(contr
     (control_root / "controlnet" / "empty").mkdir(exist_ok=True)
     [(_, message)] = controlnet._check({"control_net": "empty"}, settings)
     assert "controlnet model 'empty' not found" in message
+
+
+def test_an_edit_in_a_control_folders_subfolder_changes_its_identity(tmp_path):
+    """A diffusers ControlNet folder is keyed by every file under it (`file_identity`, the one
+    rule): a file changed in a subfolder kept its cache key (only the top level was read)."""
+    folder = tmp_path / "controlnet" / "mine"
+    (folder / "extra").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"w")
+    (folder / "extra" / "part.json").write_text("{}")
+    before = control_loading.control_identity("mine", [tmp_path])
+    (folder / "extra" / "part.json").write_text('{"changed": true}')
+    assert control_loading.control_identity("mine", [tmp_path]) != before
