@@ -9,7 +9,8 @@ skipped; the other plugins and the built-in nodes keep working. A node type decl
 name already registered is skipped with a warning naming who has it, and the rest of its plugin
 loads (as in ComfyUI). The built-in nodes load first and keep their names: a plugin reusing one
 (a pack porting ComfyUI's SaveImage or KSampler) is the one skipped, whatever order the
-installed distributions are found in.
+installed distributions are found in. One thread loads at a time (`_loading`): a plugin is
+imported once, by whichever comes first, and the others find it loaded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterable
@@ -38,6 +40,13 @@ FILE_MODULE_PREFIX = "latentgraph_plugin_"  # the module names of plugins import
 # resolved files imported, so reloading is a no-op -> their sources as they were then
 # (`_sources`): an edit since is said (`EditedPlugin`), not silently ignored
 _loaded_files: dict[Path, tuple] = {}
+# Held by the thread loading plugins, the whole load: two threads loading one folder at once
+# both imported its files, the second's nodes clashed with the first's, and its failed load
+# removed them all (`_load_whole` removes what the registry gained since it began), the file
+# marked loaded: unknown node types for the rest of the process. What a load reads, which
+# files are loaded and what the registry gained, is the whole registry's, so the lock is too.
+# Re-entrant: a plugin's import may load plugins.
+_loading = threading.RLock()
 
 
 class PluginWarning(UserWarning):
@@ -96,16 +105,17 @@ def load_plugins(
     given.
     """
     target = registry if registry is not None else default_registry
-    before = set(default_registry.names())
     failures: list[PluginFailure] = []
-    with default_registry.clashes_reported(functools.partial(_on_clash, failures)):
-        loaded = _from_entry_points(failures) if entry_points else []
-        for folder in dirs:
-            loaded += _from_folder(Path(folder), failures)
-    if target is not default_registry:
-        for name in default_registry.names():
-            if name not in before and name not in target:
-                target.add(default_registry[name])
+    with _loading:
+        before = set(default_registry.names())
+        with default_registry.clashes_reported(functools.partial(_on_clash, failures)):
+            loaded = _from_entry_points(failures) if entry_points else []
+            for folder in dirs:
+                loaded += _from_folder(Path(folder), failures)
+        if target is not default_registry:
+            for name in default_registry.names():
+                if name not in before and name not in target:
+                    target.add(default_registry[name])
     if errors is not None:
         errors.extend(failures)
     else:

@@ -519,3 +519,93 @@ def test_an_installed_pack_never_takes_a_built_in_nodes_name(tmp_path):
         f"node plugin {pack}:5: node type 'KSampler' is already registered by "
         f"latentgraph.nodes.comfy{skipped}",
     ]
+
+
+RACING_PLUGIN = """\
+import threading
+
+import lg_plugin_gate
+from latentgraph.graph import node
+
+lg_plugin_gate.importing(threading.current_thread().name)
+
+
+@node({name!r}, output_node=True)
+def f(ctx):
+    return ()
+"""
+
+
+class _Gate:
+    """Where each of two threads loading one plugin folder is: `reached[thread]` is set when
+    it asks for the loading lock or imports the plugin's file, `importing[thread]` only for
+    the latter, whose import then waits for `go[thread]` (the test's turn order)."""
+
+    def __init__(self, threads: tuple[str, ...]) -> None:
+        import threading
+
+        self.reached = {t: threading.Event() for t in threads}
+        self.importing_now = {t: threading.Event() for t in threads}
+        self.go = {t: threading.Event() for t in threads}
+
+    def importing(self, thread: str) -> None:
+        self.reached[thread].set()
+        self.importing_now[thread].set()
+        assert self.go[thread].wait(30)
+
+
+class _AskedLock:
+    """The loading lock, saying in `gate` which thread asks for it (before it waits)."""
+
+    def __init__(self, gate: _Gate) -> None:
+        import threading
+
+        self.gate, self.lock = gate, threading.RLock()
+
+    def __enter__(self) -> None:
+        import threading
+
+        self.gate.reached[threading.current_thread().name].set()
+        self.lock.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.lock.release()
+
+
+def test_two_threads_loading_one_folder_at_once_both_get_its_nodes(tmp_path, monkeypatch):
+    """Two threads making a process's first `latentgraph.run(..., nodes_dirs=[...])` at
+    once: both imported the file, the second's node clashed with the first's (said as a
+    notebook cell run again) and its failed load removed the first's node too, while the file
+    was marked loaded: its node type was unknown for the rest of the process. The turns are
+    forced: the first thread is inside the plugin's import when the second asks to load."""
+    import threading
+
+    name = _unique("Racing")
+    folder = tmp_path / "nodes"
+    folder.mkdir()
+    (folder / "racing.py").write_text(RACING_PLUGIN.format(name=name))
+    gate = _Gate(("first", "second"))
+    monkeypatch.setitem(sys.modules, "lg_plugin_gate", gate)
+    monkeypatch.setattr(plugins, "_loading", _AskedLock(gate), raising=False)
+    failures: dict[str, list] = {"first": [], "second": []}
+    loaded: dict[str, list] = {}
+
+    def load(thread: str) -> None:
+        loaded[thread] = load_plugins([folder], entry_points=False, errors=failures[thread])
+
+    threads = {t: threading.Thread(target=load, args=(t,), name=t) for t in gate.go}
+    try:
+        threads["first"].start()
+        assert gate.importing_now["first"].wait(30)
+        threads["second"].start()
+        assert gate.reached["second"].wait(30)  # asks for the lock, or imports the file too
+        gate.go["first"].set()
+        threads["first"].join(30)
+    finally:
+        for event in gate.go.values():
+            event.set()
+        for thread in threads.values():
+            thread.join(30)
+    assert failures == {"first": [], "second": []}
+    assert loaded == {"first": [str(folder / "racing.py")], "second": [str(folder / "racing.py")]}
+    assert name in default_registry  # for good: the file is not imported again
