@@ -26,6 +26,7 @@ from typing import Any
 
 from latentgraph.graph.problems import node_name
 
+from .compositing import as_masks, resize_masks
 from .controlnet import ControlResiduals, UNetCall, control_misfit
 from .inpaint_sampling import concat_channels, is_inpainting_unet, with_concat
 from .sdxl import added_inputs
@@ -310,11 +311,7 @@ class Guidance:
                 raise input_error(self.ctx, side, problem)
         mask, region = None, None
         if entry.mask is not None:
-            mask = entry.mask.to(self.device, torch.float32)
-            mask = mask[None] if mask.ndim == 2 else mask
-            if tuple(mask.shape[-2:]) != hw:
-                mask = torch.nn.functional.interpolate(mask[:, None], size=hw, mode="bilinear",
-                                                       align_corners=False)[:, 0]  # fmt: skip
+            mask = resize_masks(as_masks(entry.mask.to(self.device, torch.float32)), *hw)
             if mask.shape[0] not in (1, self.latent_shape[0]):
                 raise input_error(self.ctx, side, f"a mask of {mask.shape[0]} images for a "
                                   f"batch of {self.latent_shape[0]} latents")  # fmt: skip

@@ -66,6 +66,19 @@ def test_strength_and_mask_weigh_each_cell(make_ctx):
     assert torch.allclose(out[..., :, 16:], torch.ones(1, 4, 32, 16))
 
 
+def test_a_plugins_mask_with_a_channel_axis_weighs_as_the_same_mask_without():
+    import torch
+
+    mask = torch.zeros(1, 64, 64)
+    mask[:, :, :32] = 1.0
+    plain = cn.combine(const(1), cn.with_mask(mask, const(3), 1.0, False))
+    # a plugin's node building the entry itself, its MASK [B, 1, H, W] as some ComfyUI packs
+    channel = plain.map(lambda e: e if e.mask is None else replace(e, mask=mask[:, None]))
+    expected, _ = predict(plain, const(0))
+    out, _ = predict(channel, const(0))
+    assert torch.equal(out, expected)
+
+
 def test_area_weights_fade_at_inner_edges_and_cover_only_their_cells():
     import torch
 
