@@ -15,7 +15,16 @@ from latentgraph.graph.context import BATCH_LIMITS, SIZE_LIMITS
 
 from .canvas import check_canvas
 from .compositing import RESIZE_SOURCE, SOURCE_MASK, paste
-from .resize import CROPS, METHODS, batch_window, center_crop, match_batch, resize
+from .resize import (
+    CROPS,
+    METHODS,
+    batch_window,
+    center_crop,
+    match_batch,
+    resize,
+    scaled_size,
+    target_size,
+)
 from .values import enforce_limits
 
 MAX_SIZE = 16384
@@ -63,12 +72,10 @@ def _channels(image: Any, count: int) -> Any:
 def image_scale(ctx, image, upscale_method: str, width: int = 512, height: int = 512,
                 crop: str = "disabled"):  # fmt: skip
     """Resize images to width x height (0 keeps the aspect ratio from the other side)."""
-    h, w = image.shape[1:3]
-    if width == 0 and height == 0:
+    size = target_size(*image.shape[1:3], height, width)
+    if size is None:
         return image
-    new_w = width or max(1, round(w * height / h))
-    new_h = height or max(1, round(h * width / w))
-    return resize_images(ctx, "width", image, new_h, new_w, upscale_method, crop)
+    return resize_images(ctx, "width", image, *size, upscale_method, crop)
 
 
 @node(
@@ -81,9 +88,8 @@ def image_scale(ctx, image, upscale_method: str, width: int = 512, height: int =
 )  # fmt: skip
 def image_scale_by(ctx, image, upscale_method: str, scale_by: float = 1.0):
     """Resize images by a factor."""
-    h, w = image.shape[1:3]
-    new_h, new_w = max(1, round(h * scale_by)), max(1, round(w * scale_by))
-    return resize_images(ctx, "scale_by", image, new_h, new_w, upscale_method)
+    size = scaled_size(*image.shape[1:3], scale_by)
+    return resize_images(ctx, "scale_by", image, *size, upscale_method)
 
 
 @node(

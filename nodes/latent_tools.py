@@ -17,7 +17,7 @@ from latentgraph.graph import LATENT, Choice, Float, Int, Output, Socket, node
 
 from .canvas import check_canvas
 from .compositing import RESIZE_SOURCE, SOURCE_MASK, edge_ramp, paste
-from .resize import batch_window, center_crop, match_batch, resize
+from .resize import batch_window, center_crop, match_batch, resize, scaled_size
 from .values import Latent, input_error
 
 LATENT_SCALE = 8
@@ -57,8 +57,7 @@ def _joined_seeds(a: Latent, b: Latent) -> list[int] | None:
 )  # fmt: skip
 def latent_upscale_by(ctx, samples: Latent, upscale_method: str, scale_by: float = 1.5):
     """Resize latents by a factor (hires fix: upscale, then denoise again part way)."""
-    h, w = samples.samples.shape[-2:]
-    height, width = max(1, round(h * scale_by)), max(1, round(w * scale_by))
+    height, width = scaled_size(*samples.samples.shape[-2:], scale_by)
     return resized(ctx, "scale_by", samples, height, width, upscale_method)
 
 

@@ -28,6 +28,21 @@ def center_crop(x: Any, height: int, width: int) -> Any:
     return x
 
 
+def target_size(h: int, w: int, height: int, width: int) -> tuple[int, int] | None:
+    """The height x width a resize to `height` x `width` makes of an h x w input: a side given
+    as 0 follows the other side by the input's aspect ratio (rounded, at least 1); None when
+    both are 0 (the input is kept). Only the ratio h : w is used, so latents give their cells
+    and get pixels, as ComfyUI's LatentUpscale computes before it divides by 8."""
+    if width == 0 and height == 0:
+        return None
+    return height or max(1, round(h * width / w)), width or max(1, round(w * height / h))
+
+
+def scaled_size(h: int, w: int, by: float) -> tuple[int, int]:
+    """h x w scaled by the factor `by`, each side rounded and at least 1."""
+    return max(1, round(h * by)), max(1, round(w * by))
+
+
 def resize(x: Any, height: int, width: int, method: str, crop: str = "disabled") -> Any:
     """`x` [B, C, H, W] resized to height x width with `method` (one of METHODS)."""
     import torch
