@@ -32,6 +32,7 @@ import io
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from typing import NoReturn, TextIO
 
@@ -168,16 +169,37 @@ def end_process(code: int, *, at_once: bool = False) -> NoReturn:
     A code a signal's stop gives (`SIGNAL_EXITS`: 130, 143) ends it by that signal instead,
     with the signal's default action, once Python's exit handlers ran and stdout and stderr
     were flushed (`at_once`: neither, as `os._exit`): the shell still shows 130 or 143, and
-    systemd sees a signal stop, a clean one, where an exit status 143 was a failed service."""
+    systemd sees a signal stop, a clean one, where an exit status 143 was a failed service.
+    Any other code ends it once the threads it waits for ended, its exit handlers ran and
+    stdout and stderr were flushed, without Python's finalization (a second or two of module
+    teardown once torch is loaded, in which a Ctrl-C or SIGTERM turned a decided exit code
+    into a death by that signal: `keep_verdict`)."""
     stop = next((sig for sig, exit_code in SIGNAL_EXITS.items() if exit_code == code), None)
+    if stop is None and not at_once:
+        keep_verdict(code)
+        threading._shutdown()  # type: ignore[attr-defined] - what Python's own exit waits for
+    if not at_once:
+        atexit._run_exitfuncs()  # what Python's own exit would run (Ray's shutdown)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
+                stream.flush()
     if stop is not None:
-        if not at_once:
-            atexit._run_exitfuncs()  # what Python's own exit would run (Ray's shutdown)
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
-                    stream.flush()
         signal.signal(stop, signal.SIG_DFL)
         signal.raise_signal(stop)  # ends the process here, unless the signal is blocked
-    if at_once:
+    os._exit(code)
+
+
+def keep_verdict(code: int) -> None:
+    """The command has decided `code` and the process ends (`end_process`): a Ctrl-C or
+    SIGTERM then stops nothing, it ends the process at once with `code`, stdout and stderr
+    flushed, not by the signal (README: a run's status decides its exit code; a finished run
+    was read as 130 or 143, "interrupted")."""
+
+    def end_now(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
+                stream.flush()
         os._exit(code)
-    sys.exit(code)
+
+    for sig in SIGNAL_EXITS:
+        signal.signal(sig, end_now)

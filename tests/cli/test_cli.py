@@ -852,6 +852,42 @@ def test_ctrl_c_during_the_last_node_which_finishes_exits_0(tmp_path):
         "succeeded, nothing was stopped")  # fmt: skip
 
 
+# A command's process whose teardown takes its time (torch's modules: a second or two), saying
+# when it has begun: an exit handler, which runs once the command has decided its exit code.
+SLOW_TEARDOWN = """\
+import atexit, time
+from latentgraph.cli import entry
+
+def teardown():
+    print("tearing down", flush=True)
+    time.sleep(60)
+
+atexit.register(teardown)
+entry()
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_once_the_command_decided_leaves_its_exit_code(tmp_path, sig):
+    """A Ctrl-C or SIGTERM in the second or two after a run finished (its `run_finished`
+    said success, its image saved) ended the process by that signal: 130 or 143, a completed
+    render recorded as stopped. The code the command decided stands (here `validate`'s 2),
+    and the process ends at once."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_TEARDOWN, "validate", "nope.yaml"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline() == "tearing down\n"
+        proc.send_signal(sig)
+        code = proc.wait(60)
+    finally:
+        proc.kill()
+    assert code == 2, proc.stderr.read()
+
+
 @pytest.mark.parametrize("json", [True, False])
 def test_ctrl_c_during_a_node_which_finishes_stops_before_the_next_naming_none_interrupted(
         tmp_path, json):  # fmt: skip
