@@ -14,15 +14,24 @@ them), and so do a newer version's and another user's.
 
 The limit shown is `--cache-disk-mb` when given, else the one the store was last written with
 (`run` and `serve` record it: `DiskCache.recorded_limit`), else the default (10 GiB).
+
+`--json` says the same as one JSON object on stdout, sizes in exact bytes (`info_json`,
+`clear_json`), for scripts that check or trim the cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .arguments import at_least
+
+if TYPE_CHECKING:
+    from latentgraph.nodes.builtin_builds import Build
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,6 +51,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--cache-disk-mb", type=at_least(1), metavar="MB",
                    help="the limit to report, as given to `run`/`serve --cache-disk-mb` "
                    "(default: the one the store was last written with, else 10240)")  # fmt: skip
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object on stdout, sizes in bytes: info's folder, entries, "
+                   "bytes, limit and models; clear's removed entries and bytes and the models "
+                   "removed, kept and not removed")  # fmt: skip
 
 
 def size_text(n: int) -> str:
@@ -60,6 +73,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     """Print the store's folder, entries, size and limit; with `clear`, empty it first.
     A `--cache-dir` naming a file is a usage error, as `run` refuses it."""
     from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DiskCache, disk_store_dir
+    from latentgraph.graph.paths import built_models_dir
+    from latentgraph.nodes.builtin_builds import found_builds
 
     from .exits import UserError
     from .preflight import folder_problem
@@ -69,96 +84,163 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if problem and args.cache_dir is not None:
         raise UserError(f"--cache-dir {args.cache_dir}: {problem}")
     store = DiskCache(folder, DEFAULT_DISK_BYTES)
-    limit = _limit_text(store, args.cache_disk_mb)
+    limit, limit_from = _limit(store, args.cache_disk_mb)
     if args.action == "clear":
         count, size = store.clear()
-        print(f"cleared {folder}: removed {count} cached output(s), {size_text(size)}")
-        return _clear_builds()
+        cleared = _clear_builds()
+        if args.json:
+            print(json.dumps(clear_json(folder, count, size, cleared), indent=2))
+        else:
+            print(f"cleared {folder}: removed {count} cached output(s), {size_text(size)}")
+            _show_cleared(cleared)
+        return 1 if cleared.failed else 0
     count, size = store.usage()
+    builds = found_builds()
+    if args.json:
+        print(json.dumps(info_json(folder, count, size, (limit, limit_from), builds), indent=2))
+        return 0
     print(f"folder:  {folder}{'' if folder.is_dir() else ' (not made yet)'}")
     print(f"entries: {count}")
-    print(f"size:    {size_text(size)} of {limit}")
-    _show_builds()
-    return 0
-
-
-def _show_builds() -> None:
-    """The built-in models' folder and each build in it: name, size, whether this version
-    uses it (and if not, whether `cache clear` removes it)."""
-    from latentgraph.graph.paths import built_models_dir
-    from latentgraph.nodes.builtin_builds import found_builds
-
-    builds = found_builds()
+    print(f"size:    {size_text(size)} of {_limit_text(limit, limit_from)}")
     print(f"models:  {built_models_dir()} (the built-in models{'' if builds else ': none built'})")
     width = max((len(b.path.name) for b in builds), default=0)
     for build in builds:
-        print(f"  {build.path.name:<{width}}  {size_text(build.size):>9}  {_build_state(build)}")
+        print(f"  {build.path.name:<{width}}  {size_text(build.size):>9}  {_build_text(build)}")
+    return 0
+
+
+def info_json(folder: Path, count: int, size: int, limit: tuple[int | None, str],
+              builds: list[Build]) -> dict[str, Any]:  # fmt: skip
+    """`cache --json`: the store's `folder` (`made`: whether it exists yet), its `entries`
+    and their `bytes`, its `limit` (`bytes`, null for none; `from`: `--cache-disk-mb`,
+    `last_written` or `default`), and the built-in models' folder with each build in it
+    (`_build_json`)."""
+    from latentgraph.graph.paths import built_models_dir
+
+    return {"folder": str(folder), "made": folder.is_dir(), "entries": count, "bytes": size,
+            "limit": {"bytes": limit[0], "from": limit[1]},
+            "models_folder": str(built_models_dir()),
+            "models": [_build_json(b) for b in builds]}  # fmt: skip
+
+
+def clear_json(folder: Path, count: int, size: int, cleared: Cleared) -> dict[str, Any]:
+    """`cache clear --json`: the store's `folder`, the `removed_entries` and their
+    `removed_bytes`, and the built-in models' builds `models_removed`, `models_kept` and
+    `models_not_removed` (each with its `error`), as `_build_json` gives a build."""
+    return {"folder": str(folder), "removed_entries": count, "removed_bytes": size,
+            "models_removed": [_build_json(b) for b in cleared.removed],
+            "models_kept": [_build_json(b) for b in cleared.kept],
+            "models_not_removed": [{**_build_json(b), "error": why}
+                                   for b, why in cleared.failed]}  # fmt: skip
+
+
+def _build_json(build: Build) -> dict[str, Any]:
+    """A build as `--json` gives it: its `name`, `path`, `bytes` and `state` (`_STATES`'
+    keys), and whether `cache clear` removes it (`clear_removes`)."""
+    return {"name": build.name, "path": str(build.path), "bytes": build.size,
+            "state": _state(build), "clear_removes": build.removable}  # fmt: skip
 
 
 # a build `remove_build` renamed aside and did not finish deleting (`Build.left_aside`)
 _LEFT_ASIDE = "left by an interrupted `cache clear`"
 
+# What a build is to this version (`_state`), and the words `cache` shows for it.
+_STATES = {
+    "left_aside": f"{_LEFT_ASIDE}: `cache clear` removes it",
+    "left_aside_other_user": f"{_LEFT_ASIDE}, another user's: kept",
+    "used": "used by this version",
+    "newer": "a newer version's: kept",
+    "earlier_other_user": "an earlier version's, another user's: kept",
+    "earlier": "an earlier version's, not used by this one: `cache clear` removes it",
+}
 
-def _build_state(build) -> str:
-    """What a build is to this version, in the words `cache` shows."""
+
+def _state(build: Build) -> str:
+    """What a build is to this version: one of `_STATES`' keys."""
     if build.left_aside:
-        return (f"{_LEFT_ASIDE}, another user's: kept" if not build.own
-                else f"{_LEFT_ASIDE}: `cache clear` removes it")  # fmt: skip
+        return "left_aside" if build.own else "left_aside_other_user"
     if build.used:
-        return "used by this version"
+        return "used"
     if not build.earlier:
-        return "a newer version's: kept"
-    if not build.own:
-        return "an earlier version's, another user's: kept"
-    return "an earlier version's, not used by this one: `cache clear` removes it"
+        return "newer"
+    return "earlier" if build.own else "earlier_other_user"
 
 
-def _clear_builds() -> int:
+def _build_text(build: Build) -> str:
+    """What a build is to this version, in the words `cache` shows."""
+    return _STATES[_state(build)]
+
+
+@dataclass
+class Cleared:
+    """What `_clear_builds` did with the builds: removed, kept (this version's, a newer one's,
+    another user's) and failed to remove (with why, in words)."""
+
+    removed: list[Build] = field(default_factory=list)
+    kept: list[Build] = field(default_factory=list)
+    failed: list[tuple[Build, str]] = field(default_factory=list)
+
+
+def _clear_builds() -> Cleared:
     """Remove the earlier versions' builds this user owns, and the folders an interrupted
-    clear left aside, each said; 1 when one could not be removed (said on stderr, why in
-    words), else 0."""
+    clear left aside; one that could not be removed said on stderr (why in words)."""
     from latentgraph.graph.files import os_error_words
-    from latentgraph.graph.paths import built_models_dir
     from latentgraph.nodes.builtin_builds import found_builds, remove_build
 
-    code, used, kept = 0, 0, []
+    cleared = Cleared()
     for build in found_builds():
-        if build.used:
-            used += 1
-            continue
         if not build.removable:
-            kept.append(f"{build.path.name} ({_build_state(build).removesuffix(': kept')})")
+            cleared.kept.append(build)
             continue
         try:
             remove_build(build)
         except OSError as exc:
-            print(f"latentgraph: error: cannot remove {build.path}: {os_error_words(exc)}",
-                  file=sys.stderr)  # fmt: skip
-            code = 1
+            why = os_error_words(exc)
+            print(f"latentgraph: error: cannot remove {build.path}: {why}", file=sys.stderr)
+            cleared.failed.append((build, why))
             continue
+        cleared.removed.append(build)
+    return cleared
+
+
+def _show_cleared(cleared: Cleared) -> None:
+    """`cache clear`'s lines for the builds: each removed, with why, then those kept."""
+    from latentgraph.graph.paths import built_models_dir
+
+    for build in cleared.removed:
         why = (
             _LEFT_ASIDE
             if build.left_aside
             else "a built-in model an earlier version built, which this one does not use"
         )
         print(f"removed {build.path} ({size_text(build.size)}): {why}")
+    used = sum(b.used for b in cleared.kept)
+    kept = [f"{b.path.name} ({_build_text(b).removesuffix(': kept')})"
+            for b in cleared.kept if not b.used]  # fmt: skip
     if used or kept:
         uses = [f"the {used} built-in model(s) this version uses"] if used else []
         print(f"kept in {built_models_dir()}: {', '.join(uses + kept)}")
-    return code
 
 
-def _limit_text(store, given_mb: int | None) -> str:
-    """The limit `cache` shows and where it comes from: `--cache-disk-mb`, the store's record
-    of the bound it was last written with, or the default."""
+def _limit(store, given_mb: int | None) -> tuple[int | None, str]:
+    """The limit `cache` shows, in bytes (None: no limit), and where it comes from:
+    `--cache-disk-mb`, the store's record of the bound it was last written with
+    (`last_written`), or the `default`."""
     from latentgraph.graph.cache import DEFAULT_DISK_BYTES
 
-    past = "past it the least recently used entries go"
     if given_mb is not None:
-        return f"{size_text(given_mb << 20)} (--cache-disk-mb; {past})"
+        return given_mb << 20, "--cache-disk-mb"
     found, bound = store.recorded_limit()
-    if found and bound is None:
-        return "no limit (as last written)"
     if found:
-        return f"{size_text(bound)} (as last written; {past})"
-    return f"{size_text(DEFAULT_DISK_BYTES)} (the default; {past})"
+        return bound, "last_written"
+    return DEFAULT_DISK_BYTES, "default"
+
+
+def _limit_text(limit: int | None, limit_from: str) -> str:
+    """The limit as `cache` shows it, with where it comes from (`_limit`)."""
+    past = "past it the least recently used entries go"
+    if limit is None:
+        return "no limit (as last written)"
+    said = {"--cache-disk-mb": "--cache-disk-mb", "last_written": "as last written",
+            "default": "the default"}[limit_from]  # fmt: skip
+    return f"{size_text(limit)} ({said}; {past})"

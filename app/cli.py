@@ -221,7 +221,7 @@ PRINTS = {
     "nodes": lambda args: True,
     "schema": lambda args: True,
     "convert": lambda args: args.dest == "-",
-    "cache": lambda args: args.action == "info",
+    "cache": lambda args: args.action == "info" or args.json,
     "serve": lambda args: False,  # its log is on stderr
     "tiny-model": lambda args: False,  # its product is files; the lines naming them are lost
 }

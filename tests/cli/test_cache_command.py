@@ -317,3 +317,53 @@ def test_another_users_build_left_aside_is_listed_and_kept(cli, old_builds, monk
     code, out, err = cli("cache", "clear")
     assert (code, err) == (0, "") and f"{aside.name} ({left}, another user's)" in out
     assert (aside / "model_index.json").is_file()
+
+
+def test_cache_json_gives_the_store_and_its_limit_in_exact_bytes(cli, tmp_path):
+    """`cache --json` was `unrecognized arguments`: a CI job checking or trimming the cache
+    parsed `size: 422.8 KiB of 10 GiB (...)`. One JSON object now, sizes in bytes, the
+    limit's source named; `cache clear --json` what it removed, in the same units."""
+    import json
+
+    path = write(tmp_path, "good.yaml", GOOD)
+    assert cli("run", str(path), "-q")[0] == 0  # the cli fixture adds --cache-dir cache
+    store = tmp_path / "cache"
+    made = entries(store)
+    size = sum(p.stat().st_size for p in made)
+    code, out, err = cli("cache", "--json", "--cache-dir", str(store))
+    assert code == 0, err
+    info = json.loads(out)
+    assert {k: info[k] for k in ("folder", "made", "entries", "bytes", "limit")} == {
+        "folder": str(store), "made": True, "entries": len(made), "bytes": size,
+        "limit": {"bytes": 10 << 30, "from": "last_written"}}  # fmt: skip
+    assert isinstance(info["models"], list) and info["models_folder"]
+    limit = json.loads(cli("cache", "--json", "--cache-dir", str(store),
+                           "--cache-disk-mb", "3")[1])["limit"]  # fmt: skip
+    assert limit == {"bytes": 3 << 20, "from": "--cache-disk-mb"}
+    code, out, err = cli("cache", "clear", "--json", "--cache-dir", str(store))
+    assert code == 0, err
+    cleared = json.loads(out)
+    assert (cleared["folder"], cleared["removed_entries"], cleared["removed_bytes"]) == (
+        str(store), len(made), size)  # fmt: skip
+    assert cleared["models_not_removed"] == [] and entries(store) == []
+
+
+def test_cache_json_lists_each_build_and_what_clear_did_with_it(cli, old_builds):
+    """The builds as `cache` lists them, each with its exact size, its state as a key, and
+    whether `cache clear` removes it; `clear --json` says which it removed and kept."""
+    import json
+
+    old, lora, current, newer = (old_builds[k] for k in ("old", "lora", "current", "newer"))
+    code, out, err = cli("cache", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["models_folder"] == str(current.parent)
+    listed = {m["name"]: (m["state"], m["clear_removes"]) for m in info["models"]}
+    assert listed == {old.name: ("earlier", True), lora.name: ("earlier", True),
+                      current.name: ("used", False), newer.name: ("newer", False)}  # fmt: skip
+    assert {m["name"]: m["bytes"] for m in info["models"]}[lora.name] == 400
+    code, out, err = cli("cache", "clear", "--json")
+    assert (code, err) == (0, "")
+    cleared = json.loads(out)
+    assert sorted(m["path"] for m in cleared["models_removed"]) == sorted([str(old), str(lora)])
+    assert sorted(m["name"] for m in cleared["models_kept"]) == sorted([current.name, newer.name])
