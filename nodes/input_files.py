@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import Settings
+from latentgraph.graph import Choice, Input, Settings
 from latentgraph.graph.files import file_sha256, write_file
 from latentgraph.graph.paths import inside, listed_names, listed_spelling, split_annotation
 from latentgraph.graph.problems import printable, quoted
@@ -177,6 +177,18 @@ def identity(inputs: dict[str, Any], settings: Settings) -> str:
     if path is None or not path.is_file():
         return name
     return content_sha256(path)
+
+
+def image_choice() -> Input:
+    """The `image` input of every node reading a picture LoadImage's way (LoadImage,
+    LoadImageMask), declared once: they read a value alike (`located`), so they list, accept,
+    key (`canonical`) and refuse (`refusal_hint`) it alike, and say so alike."""
+    return Choice("image", image_names, image_upload=True, also_accepts=annotated_file,
+                  canonical=canonical, hint=refusal_hint,
+                  description="an image file in the input folder (example.png is built in), "
+                              "or 'name [output]' / '[temp]' / '[input]' naming its folder, "
+                              "or the path (from the working folder, or absolute) of a file "
+                              "in one of them (output/x.png with the default output folder)")  # fmt: skip
 
 
 # sha256 of the files hashed in this process, by path, with the stat fields that say the file

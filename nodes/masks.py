@@ -40,13 +40,7 @@ def mask_from_channel(picture: Any, channel: str) -> Any:
     "LoadImageMask",
     display_name="Load Image (as Mask)",
     category="mask",
-    inputs=[Choice("image", input_files.image_names, image_upload=True,
-                   also_accepts=input_files.annotated_file, canonical=input_files.canonical,
-                   hint=input_files.refusal_hint,
-                   description="an image file in the input folder, or 'name [output]' / "
-                               "'[temp]' / '[input]' naming its folder, or the path (from the "
-                               "working folder, or absolute) of a file in one of them "
-                               "(output/x.png with the default output folder)"),
+    inputs=[input_files.image_choice(),
             Choice("channel", ["alpha", "red", "green", "blue"], "alpha",
                    description="alpha gives 1 where the picture is transparent")],
     outputs=[Output("MASK", MASK)],

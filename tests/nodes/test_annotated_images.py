@@ -138,3 +138,11 @@ def test_the_refusal_names_the_real_output_folder_and_a_path_that_works(
     assert (
         "or the path (from the working folder, or absolute) of a file in one of them" in description
     )
+
+
+def test_load_image_mask_declares_load_images_image_input():
+    """One declaration (`input_files.image_choice`): a hook or word added to one reaches both,
+    so the two nodes reading one file list, key and describe it alike."""
+    declared = default_registry["LoadImageMask"].input("image")
+    assert declared == default_registry["LoadImage"].input("image")
+    assert "example.png is built in" in declared.description
