@@ -28,6 +28,7 @@ from latentgraph.graph.paths import (
 )
 from latentgraph.graph.problems import quoted
 
+from . import editor
 from .collector import in_thread
 from .devices import memory
 from .errors import ApiError, read_json
@@ -109,8 +110,9 @@ async def features(request: Request) -> JSONResponse:
                          "max_upload_size": config.max_upload_bytes})  # fmt: skip
 
 
-async def empty_list(request: Request) -> JSONResponse:
-    return JSONResponse([])
+async def extensions(request: Request) -> JSONResponse:
+    """The editor extensions the editor imports at start-up (`editor.extensions`)."""
+    return JSONResponse(editor.extensions(get_state(request).config.editor))
 
 
 async def empty_object(request: Request) -> JSONResponse:
@@ -297,7 +299,7 @@ routes = [
     Route("/object_info/{node_class}", object_info_one, methods=["GET"]),
     Route("/system_stats", system_stats, methods=["GET"]),
     Route("/features", features, methods=["GET"]),
-    Route("/extensions", empty_list, methods=["GET"]),
+    Route("/extensions", extensions, methods=["GET"]),
     Route("/embeddings", embeddings, methods=["GET"]),
     Route("/i18n", empty_object, methods=["GET"]),
     Route("/global_subgraphs", empty_object, methods=["GET"]),

@@ -31,6 +31,13 @@ PINNED = "comfyui-frontend-package==1.58.1"
 VISITED = "latentgraph_visited"
 _VISITED_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie (Chromium's cap)
 
+# Our own editor extensions (server/web/, ui_text.js: a node's ui text shown on the node),
+# served under the path ComfyUI gives a custom node pack's scripts and listed by GET
+# /extensions, whose paths the editor imports at start-up (it skips `extensions/core`, its own).
+WEB_DIR = Path(__file__).with_name("web")
+EXTENSIONS_PATH = "/extensions/latentgraph"
+_EXTENSIONS = ("ui_text.js",)
+
 _MISSING = f"""<!doctype html><html><head><title>latentgraph</title></head><body>
 <h1>latentgraph server</h1>
 <p>The API is running. The node editor is not installed; install it with</p>
@@ -49,6 +56,14 @@ def static_dir() -> Path | None:
         if (candidate / "index.html").is_file():
             return candidate
     return None
+
+
+def extensions(enabled: bool = True) -> list[str]:
+    """GET /extensions: the paths of our editor extensions, where the editor is served (none
+    without it: nothing would load them)."""
+    if not enabled or static_dir() is None:
+        return []
+    return [f"{EXTENSIONS_PATH}/{name}" for name in _EXTENSIONS]
 
 
 async def _missing(request: Request) -> HTMLResponse:
@@ -99,4 +114,6 @@ def routes(enabled: bool = True) -> list[BaseRoute]:
         return [Route("/", _missing, methods=["GET"])]
     return [Route("/", _page(folder), methods=["GET", "HEAD"]),
             Route("/user.css", _user_css, methods=["GET"]),
+            # as the editor's own files are served (the guards cover both alike)
+            Mount(EXTENSIONS_PATH, app=StaticFiles(directory=WEB_DIR), name="extensions"),
             Mount("/", app=StaticFiles(directory=folder, html=True), name="editor")]  # fmt: skip

@@ -70,6 +70,16 @@ def test_wheel_contains_and_imports_every_module(wheel, tmp_path):
         assert file.startswith(str(site)), f"{name} imported from {file}"
 
 
+def test_the_wheel_carries_the_editor_extensions(wheel):
+    """The server serves its editor extensions from the installed package (server/web/): a
+    wheel without them listed a script in GET /extensions that answered 404."""
+    from latentgraph.server.editor import WEB_DIR
+
+    names, _ = wheel
+    shipped = {p.name for p in WEB_DIR.glob("*.js")}
+    assert shipped and {f"latentgraph/server/web/{name}" for name in shipped} <= set(names)
+
+
 TYPED_USE = """\
 import latentgraph
 
