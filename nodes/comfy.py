@@ -120,7 +120,7 @@ def install(registry: Registry | None = None) -> list[str]:
                          "as our node or as an adapter in nodes/comfy*.py, never both")  # fmt: skip
     replaced = [t.name for t in comfy_registry if t.name in registry]
     for node_type in comfy_registry:
-        registry.add(node_type, replace=True)
+        registry.add(node_type)  # a name a plugin took: NameClash, or said (plugins._on_clash)
     return replaced
 
 

@@ -75,15 +75,36 @@ def test_object_info_offers_latentgraphs_extras_as_sockets_not_widgets():
     assert [w.name for w in widget_inputs(default_registry["VAEDecode"])] == ["tiled", "sliced"]
 
 
-def test_install_replaces_same_named_nodes():
-    reg = Registry()
-    from latentgraph.graph import node
+def test_an_adapter_never_replaces_a_plugins_node_without_a_word(tmp_path):
+    """install() replaced a KSampler declared before the built-in nodes loaded (a notebook's,
+    a module imported first) without a word (`replace=True`; the replaced names it returns
+    were ignored). Outside plugin loading the clash is raised; plugin loading, where the
+    built-in nodes keep their names, says the plugin's declaration is skipped, at its line (a
+    new process: the built-in nodes load once per process)."""
+    import subprocess
+    import sys
 
+    from latentgraph.graph import node
+    from latentgraph.graph.declare import NameClash
+
+    reg = Registry()
     node("KSampler", registry=reg)(lambda ctx: None)
-    replaced = comfy.install(reg)
-    assert replaced == ["KSampler"]
-    assert reg["KSampler"] is comfy.comfy_registry["KSampler"]
-    assert "CheckpointLoaderSimple" in reg and "PreviewAny" in reg
+    with pytest.raises(NameClash, match=f"'KSampler' is already registered by {__name__}$"):
+        comfy.install(reg)
+    script = tmp_path / "notebook.py"
+    script.write_text("from latentgraph.graph import node\n"
+                      "from latentgraph.wiring import node_registry\n"
+                      "@node('KSampler', output_node=True)\ndef mine(ctx):\n    return ()\n"  # 3
+                      "errors = []\nprint(node_registry(errors=errors)['KSampler'].module)\n"
+                      "for e in errors:\n    print(e)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "latentgraph.nodes.comfy",
+        f"node plugin {script}:3: node type 'KSampler' is already registered by "
+        "latentgraph.nodes.comfy; this declaration is skipped",
+    ]
 
 
 def test_one_node_per_name_and_comfy_nodes_in_the_default_registry():
