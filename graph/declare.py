@@ -225,7 +225,25 @@ class Input:
 
     @property
     def required(self) -> bool:
-        return self.default is REQUIRED and not self.optional
+        """A workflow must give it: not optional, and no default. A dropdown whose choices a
+        function lists at run time (a folder's files) has none when it declares None: None is
+        none of its choices, and its node was handed None, which it could not open."""
+        if self.optional:
+            return False
+        return self.default is REQUIRED or (self.default is None and callable(self.choices))
+
+    @property
+    def takes_null(self) -> bool:
+        """Whether null is a value of it, "not given" (the function gets None): an optional
+        input's, or one declaring None as its default that is not `required`."""
+        return self.optional or (self.default is None and not self.required)
+
+    @property
+    def default_checked_at_run(self) -> bool:
+        """Its default is one of choices listed at run time, which its declaration cannot
+        check (`_default_choice_problem`): validation checks it when a workflow leaves the
+        input out, as a value written for it."""
+        return self._has_default() and callable(self.choices)
 
     @property
     def accepts_literal(self) -> bool:

@@ -82,7 +82,7 @@ def _input_schema(decl: Input) -> dict[str, Any]:
             "node.output",
         }
     options = [_literal(decl), _PARAM_REF, _LINK]
-    if decl.default is None or decl.optional:  # `validate` takes null as "not given" here
+    if decl.takes_null:  # `validate` takes null as "not given" here
         options.append({"type": "null"})
     schema = {"anyOf": options, "description": description}
     if decl.default is not REQUIRED and _json_safe(decl.default):

@@ -123,6 +123,8 @@ def validate(
                         decl.name,
                     )
                 )
+            elif run_settings and decl.default_checked_at_run and decl.name not in node.inputs:
+                _check_default(graph, registry, node, decl, problems, settings)
         if not run_settings:
             continue
         if node_type.check is not None:
@@ -280,7 +282,7 @@ def _check_literal(
             value,
         )
         return
-    if value is None and (decl.default is None or decl.optional):
+    if value is None and decl.takes_null:
         return
     kind = decl.type
     expected = None
@@ -334,6 +336,20 @@ def _check_literal(
                 f"{_num(value)} is above the maximum {_num(decl.max)}",
                 value,
             )
+
+
+def _check_default(
+    graph: Graph, registry: Registry, node: Node, decl: Input, problems: list[Problem],
+    settings: Settings,
+) -> None:  # fmt: skip
+    """The default of an input the workflow leaves out, judged as a value written for it: a
+    dropdown's default among choices listed at run time was never checked, and its node got a
+    file that was not there."""
+    found: list[Problem] = []
+    _check_literal(graph, registry, node, decl, decl.default, found, settings)
+    for problem in found:
+        problem.message = f"left out, and its default is refused: {problem.message}"
+    problems += found
 
 
 def _judged_by_settings(decl: Input, value: Any) -> bool:

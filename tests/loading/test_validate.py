@@ -253,3 +253,33 @@ def test_validate_names_no_diffusion_input():
     source = inspect.getsource(module)
     named = re.findall(r"""["'](steps|batch_size|batch|width|height)["']""", source)
     assert named == []
+
+
+def test_a_dropdown_listed_at_run_time_judges_its_default_when_left_out(registry):
+    """A Choice whose choices a function lists (a folder's files) never had its default
+    checked when a workflow left the input out: 'missing.txt' reached the node, and a None
+    default crashed it (`PosixPath / None`). The default is judged as a value written for it,
+    and None is no default there: the input must be given (or declared optional)."""
+    from latentgraph.graph import Choice, node
+
+    def files(settings):
+        return ["a.txt", "b.txt"]
+
+    for name, default, optional in (("PickFile", "missing.txt", False),
+                                    ("PickNone", None, False), ("PickMaybe", None, True)):  # fmt: skip
+        node(name, inputs=[Choice("lut", files, default, optional=optional)],
+             output_node=True, registry=registry)(lambda ctx, lut=None: ())  # fmt: skip
+
+    p = only(check(registry, "  p: {type: PickFile}\n"), "value_not_in_list")
+    assert str(p) == ("v.yaml:4:3: node 'p' input 'lut': left out, and its default is "
+                      "refused: 'missing.txt' is not one of: 'a.txt', 'b.txt'")  # fmt: skip
+    assert errors(check(registry, "  p: {type: PickFile, lut: b.txt}\n")) == []
+    p = only(check(registry, "  p: {type: PickNone}\n"), "required_input_missing")
+    assert (p.node_id, p.input_name) == ("p", "lut")
+    p = only(check(registry, "  p: {type: PickNone, lut: null}\n"), "value_not_in_list")
+    assert "null is not one of: 'a.txt', 'b.txt'" in p.message
+    maybe = "  p: {type: PickMaybe}\n  q: {type: PickMaybe, lut: null}\n"
+    assert errors(check(registry, maybe)) == []
+    # a loader (no run settings) leaves what only the run's folders can judge to the run
+    wf = load_workflow("v.yaml", text=HEAD + "  p: {type: PickFile}\n", registry=registry)
+    assert errors(validate(wf.graph, registry, run_settings=False)) == []

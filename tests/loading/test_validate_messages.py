@@ -245,7 +245,7 @@ def toys() -> Registry:
         Input("pick", "CUSTOM", "a", choices=["a", "b"]), Input("empty", COMBO, "x"),
         Choice("twenty", [f"c{i}" for i in range(20)], "c0"),
         Choice("many", [f"c{i}" for i in range(21)], "c0"),
-        Choice("nums", ["1", "2"], "1"), Choice("broken", _raise, "x"),
+        Choice("nums", ["1", "2"], "1"), Choice("broken", _raise, optional=True),
         Choice("by_settings", lambda s: [f"steps{s.max_steps}"], "steps1000"),
         Choice("accented", ["example.png", "e\u0301.png"], "example.png"),  # é decomposed
     ], output_node=True, registry=reg)  # fmt: skip
