@@ -42,6 +42,7 @@ from typing import Any
 from latentgraph.graph import Registry
 from latentgraph.graph.events import RunFinished, RunStatus
 from latentgraph.graph.files import WRITE_FAILED
+from latentgraph.graph.problems import node_name
 
 from . import store as st
 from .hub import Client, Hub
@@ -103,7 +104,7 @@ class _Running:
     worker: int
     translator: RunTranslator  # the server's copy: ends the run itself if the worker dies
     node: str | None = None  # the node running now
-    began: bool = False  # the worker has reported on it (it received the job)
+    began: bool = False  # the worker has reported on it, or died in one of its nodes
     interrupted_at: float | None = None  # monotonic time of the cancel request
     killed: bool = False
     # the worker's execution_error as it came, for the server's log: the message and history
@@ -387,7 +388,7 @@ class Dispatcher:
             worker.resident = message.resident
             self.frees += 1
         elif isinstance(message, Died):
-            self._on_death(worker_id, message.reason)
+            self._on_death(worker_id, message.reason, message.node)
         elif isinstance(message, Warned):
             self._warned(message)
 
@@ -448,13 +449,21 @@ class Dispatcher:
             for send in self._withheld.pop(prompt_id):
                 send()
 
-    def _on_death(self, worker_id: int, reason: str) -> None:
+    def _on_death(self, worker_id: int, reason: str, node: str | None = None) -> None:
+        """A worker died (`node`: the node it was running then, when its pool can tell). Its
+        prompt fails at the node it was running; one it had not started a node of (killed
+        just then, not by the prompt) goes back to the queue once, and as often as the pool
+        retries (`_redispatches`)."""
         worker = self._workers[worker_id]
         prompt_id = worker.prompt
         self._workers[worker_id] = _Worker()  # not ready until its replacement says so
         run = self._running.get(prompt_id) if prompt_id else None
         if run is None:
             return
+        if node is not None and node in run.translator.node_types:
+            # a node's code ended the process before a batch told of it (`RunningNode`): the
+            # prompt had begun, and the death is that node's
+            run.node, run.began = node, True
         record = run.record
         deaths = self._deaths.get(record.id, 0)
         if run.interrupted_at is None and deaths < _redispatches(self.pool, run.began):
@@ -464,8 +473,10 @@ class Dispatcher:
             self._deaths[record.id] = deaths + 1
             self._forget(run)
             if self.store.requeue(record.id):
-                log.warning("prompt %s goes back to the queue: its worker died (%s)",
-                            record.id, reason)  # fmt: skip
+                types = run.translator.node_types
+                at = f" at {node_name(run.node, types.get(run.node))}" if run.node else ""
+                log.warning("prompt %s goes back to the queue: its worker died%s (%s)",
+                            record.id, at, reason)  # fmt: skip
                 return
         translator = run.translator
         if run.interrupted_at is not None:
@@ -699,5 +710,6 @@ def _log_failure(prompt_id: str, data: dict[str, Any], error: str | None) -> Non
 
 def _redispatches(pool: WorkerPool, began: bool) -> int:
     """How many worker deaths a prompt goes back to the queue after: once if its worker died
-    before it began, and as often as the pool retries (`redispatch_after_death`)."""
+    before it began (no message of it relayed, none of its nodes started: the death was not
+    its doing), and as often as the pool retries (`redispatch_after_death`)."""
     return max(pool.redispatch_after_death, 0 if began else 1)

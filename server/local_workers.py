@@ -1,7 +1,8 @@
 """The local `WorkerPool`: one process per worker on this machine ('spawn', so no state of the
 server is inherited), each with its own pipe. One reader thread waits on every pipe and every
 process sentinel, so messages reach the dispatcher in the order each worker sent them and a
-death (any signal, any exit) is seen the moment it happens; the dead worker is replaced.
+death (any signal, any exit) is seen the moment it happens, with the node the worker was
+running (`RunningNode`, memory the two share); the dead worker is replaced.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from latentgraph.graph.context import Settings
 
 from .config import ServerConfig
-from .worker_process import STOP, RunnerPool, WorkerSpec, worker_main
+from .worker_process import STOP, RunnerPool, RunningNode, WorkerSpec, worker_main
 from .workers import Died, Ready, WorkerInfo, WorkerMessage, WorkerSetup
 
 log = logging.getLogger("latentgraph.server")
@@ -37,6 +38,7 @@ class _Slot:
     conn: Connection | None = None
     send_lock: Any = None
     early_deaths: int = 0  # deaths in a row before saying Ready (a broken setup)
+    running: RunningNode | None = None  # the node its process runs, read when it dies
 
 
 def visible_gpus() -> list[str]:
@@ -98,12 +100,14 @@ class LocalWorkerPool(RunnerPool):
     def _spawn(self, i: int) -> None:
         slot = self._slots[i]
         ours, theirs = _spawn.Pipe(duplex=True)
-        process = _spawn.Process(target=worker_main, args=(self.setup, slot.spec, theirs),
+        running = RunningNode()
+        process = _spawn.Process(target=worker_main,
+                                 args=(self.setup, slot.spec, theirs, running),
                                  name=f"latentgraph-worker-{i}", daemon=True)  # fmt: skip
         process.start()
         theirs.close()
         with self._lock:
-            slot.process, slot.conn = process, ours
+            slot.process, slot.conn, slot.running = process, ours, running
         self._wake_w.send(None)  # the reader waits on the new pipe from now on
 
     def workers(self) -> list[WorkerInfo]:
@@ -184,8 +188,8 @@ class LocalWorkerPool(RunnerPool):
     def _replace(self, i: int) -> None:
         slot = self._slots[i]
         with self._lock:
-            process, conn = slot.process, slot.conn
-            slot.process, slot.conn = None, None
+            process, conn, running = slot.process, slot.conn, slot.running
+            slot.process, slot.conn, slot.running = None, None, None
         if conn is not None:
             self._receive(i, conn)  # what it sent before dying comes first
             conn.close()
@@ -193,7 +197,7 @@ class LocalWorkerPool(RunnerPool):
         if self._stopped_with_the_server(process.exitcode):
             return  # not a crash: the prompt it ran ends as the server's shutdown records it
         reason = death_reason(process.exitcode)
-        self._deliver(i, Died(reason))
+        self._deliver(i, Died(reason, running.node() if running is not None else None))
         # One that dies while starting (a plugin that fails to load, no memory) is retried
         # with a growing delay, so a broken setup does not spin.
         delay = min(30.0, 0.5 * 2**slot.early_deaths) if slot.early_deaths else 0.0

@@ -16,6 +16,7 @@ import heapq
 import itertools
 import json
 import logging
+import multiprocessing
 import os
 import queue
 import signal
@@ -38,13 +39,14 @@ from latentgraph.graph.events import (
     NodeFailed,
     NodeFinished,
     NodeProgress,
+    NodeStarted,
     RunFinished,
     RunStatus,
 )
 from latentgraph.graph.model import Graph
 from latentgraph.graph.problems import WorkflowError
 
-from .collector import freeze_start_up_objects
+from .collector import GIL_SWITCH_SECONDS, freeze_start_up_objects
 from .devices import worker_devices
 from .messages import (
     HISTORY_TYPES,
@@ -129,15 +131,59 @@ class RunnerPool(WorkerPool):
         self._send(worker_id, (FREE, unload_models, free_memory))
 
 
-def worker_main(setup: WorkerSetup, spec: WorkerSpec, conn: Connection) -> None:
-    """The worker process: set up, say Ready, then run what the server sends."""
+def worker_main(setup: WorkerSetup, spec: WorkerSpec, conn: Connection,
+                running: RunningNode | None = None) -> None:  # fmt: skip
+    """The worker process: set up, say Ready, then run what the server sends (`running`:
+    where it writes the node it starts, for the server to read if it dies)."""
     # Ctrl-C is the server's to handle. SIGTERM is not ignored: multiprocessing stops its
     # daemon children with it when a process exits; a SIGTERM the whole process group got is
     # told from a crash by the pool (`LocalWorkerPool.shutting_down`).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING,
                         format=f"%(asctime)s %(levelname)s worker-{spec.index}: %(message)s")  # fmt: skip
-    JobRunner(setup, spec, conn).serve()
+    JobRunner(setup, spec, conn, running).serve()
+
+
+class RunningNode:
+    """The node a local worker process is running, in memory it shares with the server, which
+    reads it once the process is dead (`LocalWorkerPool`). A node that ends its process at
+    once (os._exit, a crash in native code) dies before the batch announcing it leaves (the
+    sender thread had no turn: `Outbox`): its prompt failed naming no node, and, looking not
+    begun, went back to the queue to kill a second worker. Written as each node starts, a
+    copy of a few bytes (no system call; the batches are sent as before); an id longer than
+    `SIZE` - 1 bytes is not kept (the node the batches last named is told then)."""
+
+    SIZE = 256  # a length byte, then the node id in UTF-8
+
+    def __init__(self) -> None:
+        self._memory = multiprocessing.RawArray("B", self.SIZE)  # zeros: no node
+        self._view = memoryview(self._memory).cast("B")  # ctypes' "<B" takes no slices
+
+    def __getstate__(self) -> Any:  # handed to the worker process as it is spawned
+        return self._memory
+
+    def __setstate__(self, memory: Any) -> None:
+        self._memory, self._view = memory, memoryview(memory).cast("B")
+
+    def started(self, node_id: str) -> None:
+        """Node `node_id` starts. Two writes, the length last (a process killed between them
+        leaves bytes of two ids: the server takes only an id of the prompt's)."""
+        data = node_id.encode()
+        view = self._view
+        try:
+            view[1 : 1 + len(data)] = data
+            view[0] = len(data)
+        except ValueError:  # too long to keep
+            view[0] = 0
+
+    def ended(self) -> None:
+        """No node runs: the run ended (a death from now on is no node's of it)."""
+        self._view[0] = 0
+
+    def node(self) -> str | None:
+        """The node last started (None: none runs, or it is not known)."""
+        size = self._view[0]
+        return bytes(self._view[1 : 1 + size]).decode(errors="replace") if size else None
 
 
 # A running prompt's messages leave in one pipe message per this many seconds ...
@@ -384,10 +430,12 @@ class _Converted:
 
 
 class JobRunner:
-    def __init__(self, setup: WorkerSetup, spec: WorkerSpec, conn: Connection) -> None:
+    def __init__(self, setup: WorkerSetup, spec: WorkerSpec, conn: Connection,
+                 running: RunningNode | None = None) -> None:  # fmt: skip
         self.setup = setup
         self.spec = spec
         self.conn = conn
+        self.running = running  # where the node starting is written (a local worker's)
         self.outbox = Outbox(conn)
         self.timers = Timers()
         self.jobs: queue.Queue[tuple] = queue.Queue()
@@ -533,11 +581,14 @@ class JobRunner:
         status: RunStatus = "failed"
         ui: dict[str, Any] = {}
         error: str | None = None
+        running = self.running
 
         def on_event(event: Event) -> None:
             if type(event) is NodeFinished:
                 if not event.cached:
                     outbox.executed(pid, event.node_id)
+            elif type(event) is NodeStarted and running is not None:
+                running.started(event.node_id)  # before its code runs, which may end us
             elif isinstance(event, NodeProgress) and event.preview is not None:
                 jpeg = _preview_bytes(event.preview) if job.previews else None
                 event = dataclasses.replace(event, preview=jpeg)
@@ -568,6 +619,8 @@ class JobRunner:
         finally:
             with self.lock:
                 self.current, self.cancel = None, None
+            if running is not None:
+                running.ended()
         if not translator.finished:  # the engine ended without its RunFinished
             translator.finish(RunFinished(pid, status=status))
         failure = translator.failure

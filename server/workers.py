@@ -139,9 +139,11 @@ class Freed:
 
 @dataclass(frozen=True)
 class Died:
-    """The worker process is gone (and is being replaced): `reason` says how."""
+    """The worker process is gone (and is being replaced): `reason` says how; `node`, the
+    node it was running then, when the pool can tell (a local worker's `RunningNode`)."""
 
     reason: str
+    node: str | None = None
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,27 @@ def test_a_prompt_whose_worker_died_before_starting_it_is_queued_again_once(make
     assert record.error == "worker process died: signal 9"
 
 
+def test_a_worker_dying_in_a_node_no_batch_told_of_fails_its_prompt_there_at_once(make):
+    """A node that ends its worker process (os._exit) dies before the batch announcing it
+    leaves: the error named no node, and the prompt, looking not begun, went back to the queue
+    to kill a second worker. The pool tells the node it was running (`RunningNode`): the
+    prompt fails there, and no other worker gets it."""
+    dispatcher, pool, store = make(["", ""])
+    [pid] = _queue(store, "A")
+    dispatcher.start()
+    worker, _ = pool.next_job()
+    pool.deliver(worker, Died("worker process died: exit code 9", node="2"))
+    deadline = time.monotonic() + 10
+    while (record := store.get(pid)).status != "error":
+        assert time.monotonic() < deadline, record.status
+        time.sleep(0.01)
+    assert record.error == "worker process died: exit code 9"
+    [error] = [d for t, d in record.messages if t == "execution_error"]
+    assert (error["node_id"], error["node_type"]) == ("2", "Use")
+    assert error["exception_type"] == "WorkerDied"
+    assert pool.jobs.empty()  # not sent to the other worker
+
+
 def _executing(pid: str, node: str) -> tuple[str, str]:
     text = json.dumps({"type": "executing", "data": {"node": node, "prompt_id": pid}})
     return ("executing", text)

@@ -89,6 +89,36 @@ def test_a_worker_killed_mid_run_fails_its_prompt_and_is_replaced(one_worker):
         client.close()
 
 
+def test_a_node_ending_its_worker_is_named_and_its_prompt_kills_no_second_worker(one_worker):
+    """A node calling os._exit ended its worker before the batch announcing it left: the
+    error said node_id "" and node_type "", and the prompt, looking not begun, ran again and
+    ended a second worker. The worker writes each node it starts where the server reads it
+    after the death (`RunningNode`)."""
+    client = WsClient(one_worker)
+    try:
+        [old_pid] = _ready_pids(one_worker, 1)
+        prompt = chain(4)
+        prompt["3"] = {"class_type": "Exit", "inputs": {"x": ["2", 0], "code": 9}}
+        prompt["9"]["inputs"]["x"] = ["3", 0]
+        prompt_id = one_worker.post_prompt(prompt, client.client_id).json()["prompt_id"]
+        messages = client.until_done(prompt_id, timeout=60)
+        [error] = [m["data"] for m in messages if m["type"] == "execution_error"]
+        assert error["exception_message"] == "worker process died: exit code 9"
+        assert (error["node_id"], error["node_type"]) == ("3", "Exit")
+        entry = one_worker.http.get(f"/history/{prompt_id}").json()[prompt_id]
+        [kept] = [d for t, d in entry["status"]["messages"] if t == "execution_error"]
+        assert (kept["node_id"], kept["node_type"]) == ("3", "Exit")
+        # one death: the worker replacing the one the node ended ran nothing and lives on
+        [new_pid] = _ready_pids(one_worker, 1)
+        assert new_pid != old_pid
+        after = one_worker.post_prompt(chain(5, prefix="after"), client.client_id).json()
+        assert any(m["type"] == "execution_success"
+                   for m in client.until_done(after["prompt_id"], timeout=60))  # fmt: skip
+        assert _ready_pids(one_worker, 1) == [new_pid]
+    finally:
+        client.close()
+
+
 def test_a_worker_alone_terminated_mid_run_is_a_crash_reported_after_the_grace(one_worker):
     """SIGTERM to the worker only (the server was not told to stop): a crash, as SIGKILL is,
     once `SIGTERM_GRACE_SECONDS` passed without the server's own stop signal."""

@@ -52,6 +52,13 @@ def register(registry: Registry | None = None) -> Registry | None:
             ctx.progress(i + 1, steps)
         return x
 
+    @node("Exit", inputs=[Socket("x", NUM), Int("code", 9, min=0, max=255)],
+          outputs=[Output("n", NUM)], category="toy", registry=registry)  # fmt: skip
+    def exit_(ctx, x, code):
+        """Ends its worker process at once, as a crash in native code does: nothing after it
+        runs, no message it would send leaves."""
+        os._exit(code)
+
     @node("Block", inputs=[Socket("x", NUM), Float("seconds", 60, min=0, max=600)],
           outputs=[Output("n", NUM)], category="toy", registry=registry)  # fmt: skip
     def block(ctx, x, seconds):
