@@ -13,16 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from latentgraph.graph import IMAGE, Bool, Choice, Float, Int, NodeResult, Socket, String, node
+from latentgraph.graph import IMAGE, Bool, Choice, Float, Int, NodeResult, Socket, node
 
 from .images import (
     PNG_OTHER_CHUNKS,
-    PREFIX_VARIABLES_TEXT,
-    check_prefix,
-    files_unchanged,
+    SAVES,
+    filename_prefix_input,
     other_entries,
     output_files,
-    output_folder,
     to_uint8,
 )
 
@@ -71,20 +69,15 @@ def _exif(ctx: Any) -> Any:
     display_name="Save Animated WEBP",
     category="image/animation",
     inputs=[Socket("images", IMAGE, description="the frames, in batch order"),
-            String("filename_prefix", "ComfyUI",
-                   description="file name start, may include a subfolder: 'clips/fox'; "
-                               f"{PREFIX_VARIABLES_TEXT} are replaced"),
+            filename_prefix_input("ComfyUI"),
             Float("fps", 6.0, min=0.01, max=1000.0, step=0.01),
             Bool("lossless", True),
             Int("quality", 80, min=0, max=100, description="with lossless: effort, else quality"),
             Choice("method", list(METHODS), "default",
                    description="compression effort: slower is smaller")],
     outputs=[],
-    output_node=True,
-    check=check_prefix,
-    identity=output_folder,
-    reuse=files_unchanged,
     embeds=(*WEBP_EXIF_KEYS, PNG_OTHER_CHUNKS),
+    **SAVES,
 )  # fmt: skip
 def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float = 6.0,
                        lossless: bool = True, quality: int = 80, method: str = "default"):  # fmt: skip

@@ -19,12 +19,11 @@ from latentgraph.graph import (
     Output,
     Settings,
     Socket,
-    String,
 )
 
 from . import models_dirs
 from .comfy import _node
-from .images import check_prefix, files_unchanged, output_folder
+from .images import SAVES, filename_prefix_input
 from .lora import LoraUse, apply_lora, lora_identity, strength
 from .merge import (
     add_models,
@@ -138,12 +137,9 @@ def clip_merge_simple(ctx, clip1: ClipModel, clip2: ClipModel, ratio: float = 1.
 @_node(
     "CheckpointSave", "Save Checkpoint", CATEGORY,
     inputs=[Socket("model", MODEL), Socket("clip", CLIP), Socket("vae", VAE),
-            String("filename_prefix", "checkpoints/ComfyUI")],
+            filename_prefix_input("checkpoints/ComfyUI")],
     outputs=[],
-    output_node=True,
-    check=check_prefix,
-    identity=output_folder,
-    reuse=files_unchanged,
+    **SAVES,
 )  # fmt: skip
 def checkpoint_save(ctx, model: UNetModel, clip: ClipModel, vae: Any,
                     filename_prefix: str = "checkpoints/ComfyUI"):  # fmt: skip

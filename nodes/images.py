@@ -23,7 +23,7 @@ from typing import Any
 from latentgraph.graph import (
     IMAGE,
     MASK,
-    Choice,
+    Input,
     Int,
     NodeResult,
     Output,
@@ -102,13 +102,7 @@ def _mask(img: Any) -> Any:
     "LoadImage",
     display_name="Load Image",
     category="image",
-    inputs=[Choice("image", input_files.image_names, image_upload=True,
-                   also_accepts=input_files.annotated_file, canonical=input_files.canonical,
-                   hint=input_files.refusal_hint,
-                   description="an image file in the input folder (example.png is built in), "
-                               "or 'name [output]' / '[temp]' / '[input]' naming its folder, "
-                               "or the path (from the working folder, or absolute) of a file "
-                               "in one of them (output/x.png with the default output folder)")],
+    inputs=[input_files.image_choice()],
     outputs=[Output("IMAGE", IMAGE), Output("MASK", MASK)],
     identity=input_files.identity,
 )  # fmt: skip
@@ -558,20 +552,31 @@ def _file_holds(path: Path, record: dict[str, Any]) -> bool:
         return False
 
 
+# The save rule, which every node writing files into the output folder declares
+# (`@node(..., **SAVES)`): its `filename_prefix` refused at validation as the run refuses it,
+# its output folder part of its cache key, and a cached result reused only while its files
+# still hold what it saved. A saver missing one is served stale: files reported as saved that
+# are gone, or that are in another output folder.
+SAVES: dict[str, Any] = {"output_node": True, "check": check_prefix, "identity": output_folder,
+                         "reuse": files_unchanged}  # fmt: skip
+
+
+def filename_prefix_input(default: str) -> Input:
+    """A save node's `filename_prefix` input (the one `SAVES` checks and `output_files`
+    expands), declared and described alike on every save node."""
+    return String("filename_prefix", default,
+                  description="file name start inside the output folder, may include a "
+                              f"subfolder: 'portraits/fox'; {PREFIX_VARIABLES_TEXT} are replaced")  # fmt: skip
+
+
 @node(
     "SaveImage",
     display_name="Save Image",
     category="image",
-    inputs=[Socket("images", IMAGE),
-            String("filename_prefix", "ComfyUI",
-                   description="file name start, may include a subfolder: 'portraits/fox'; "
-                               f"{PREFIX_VARIABLES_TEXT} are replaced")],
+    inputs=[Socket("images", IMAGE), filename_prefix_input("ComfyUI")],
     outputs=[],
-    output_node=True,
-    check=check_prefix,
-    identity=output_folder,
-    reuse=files_unchanged,
     embeds=(*PNG_TEXT_KEYS, PNG_OTHER_CHUNKS),
+    **SAVES,
 )  # fmt: skip
 def save_image(ctx, images, filename_prefix: str = "ComfyUI"):
     """Save PNGs to the output directory (counter file names; the workflow embedded)."""

@@ -24,11 +24,10 @@ from latentgraph.graph import (
     NodeResult,
     Output,
     Socket,
-    String,
     node,
 )
 
-from .images import check_prefix, files_unchanged, other_entries, output_files, output_folder
+from .images import SAVES, filename_prefix_input, other_entries, output_files
 from .model_manager import manager
 from .values import ClipModel, UNetModel, VAEModel, input_error
 
@@ -223,13 +222,9 @@ def _metadata(ctx: Any) -> dict[str, str]:
     "SaveCheckpoint",
     category="model_merging",
     inputs=[Socket("unet", MODEL), Socket("clip", CLIP), Socket("vae", VAE),
-            String("filename_prefix", "checkpoints/latentgraph",
-                   description="file name start inside the output folder")],
+            filename_prefix_input("checkpoints/latentgraph")],
     outputs=[],
-    output_node=True,
-    check=check_prefix,
-    identity=output_folder,
-    reuse=files_unchanged,
+    **SAVES,
 )  # fmt: skip
 def save_checkpoint(ctx, unet: UNetModel, clip: ClipModel, vae: VAEModel,
                     filename_prefix: str = "checkpoints/latentgraph"):  # fmt: skip

@@ -199,3 +199,25 @@ def test_a_cached_save_whose_prefix_expands_otherwise_now_saves_anew(tmp_path, m
     assert batch_run(sched, prefix, linked)[0].cached == ["6"]
     now[0] = time.struct_time((2026, 3, 8, 9, 0, 59, 6, 67, 0))  # %second% expands otherwise
     assert batch_run(sched, prefix, linked)[0].executed == ["6"]
+
+
+def test_every_built_in_node_saving_files_declares_the_save_rule():
+    """A node with a `filename_prefix` writes files into the output folder: it declares
+    images.SAVES whole (a saver without `reuse` or `identity` is served stale: files reported
+    as saved that are gone, or in another output folder), and its prefix input is the shared
+    one."""
+    from latentgraph.nodes import images
+
+    savers = [t for t in default_registry if t.builtin and t.input("filename_prefix")]
+    assert {"SaveImage", "SaveAnimatedWEBP", "SaveCheckpoint", "CheckpointSave"} <= {
+        t.name for t in savers
+    }
+    rule = {"output_node": True, "check": images.check_prefix,
+            "identity": images.output_folder, "reuse": images.files_unchanged}  # fmt: skip
+    assert images.SAVES == rule
+    for t in savers:
+        declared = {"output_node": t.output_node, "check": t.check, "identity": t.identity,
+                    "reuse": t.reuse}  # fmt: skip
+        assert declared == rule, t.name
+        prefix = t.input("filename_prefix")
+        assert prefix == images.filename_prefix_input(prefix.default), t.name
