@@ -407,12 +407,12 @@ def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height
                    crop: str = "disabled"):  # fmt: skip
     """Resize latents to width x height pixels (0 keeps the aspect ratio from the other)."""
     from .latent_tools import LATENT_SCALE, resized
+    from .resize import target_size
 
-    h, w = samples.samples.shape[-2:]
-    if width == 0 and height == 0:
+    size = target_size(*samples.samples.shape[-2:], height, width)  # in pixels, as ComfyUI's
+    if size is None:
         return samples
-    lw = width // LATENT_SCALE if width else max(1, round(w * (height // LATENT_SCALE) / h))
-    lh = height // LATENT_SCALE if height else max(1, round(h * (width // LATENT_SCALE) / w))
+    lh, lw = (side // LATENT_SCALE for side in size)
     return resized(ctx, "width", samples, lh, lw, UPSCALE_METHODS[upscale_method], crop)
 
 

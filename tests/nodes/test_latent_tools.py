@@ -45,6 +45,15 @@ def test_comfy_latent_upscale_uses_pixels_over_8(make_ctx):
     assert centre.samples[0, 0, 0].tolist() == [2, 3, 4, 5]  # the middle 4 columns
 
 
+def test_comfy_latent_upscale_follows_the_ratio_in_pixels_then_floors_to_cells(make_ctx):
+    # ComfyUI's LatentUpscale: 6x5 cells to height 64 px makes the width 5 * 64 / 6 = 53 px,
+    # 6 cells (53 // 8). Following the ratio in cells (8 cells tall: 5 * 8 / 6) rounds to 7.
+    out = comfy.latent_upscale(make_ctx(), _latent(h=6, w=5), "bilinear", 0, 64, "disabled")
+    assert out.samples.shape == (1, 4, 8, 6)
+    out = comfy.latent_upscale(make_ctx(), _latent(h=5, w=6), "bilinear", 64, 0, "disabled")
+    assert out.samples.shape == (1, 4, 6, 8)
+
+
 def test_composite_pastes_at_pixel_position_over_8(make_ctx):
     to, src = _latent(fill=0.0, seeds=[9]), _latent(h=2, w=3, fill=1.0)
     out = lt.latent_composite(make_ctx(), to, src, 16, 8, 0)
