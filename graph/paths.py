@@ -26,6 +26,9 @@ import platformdirs
 # Pickles (.ckpt, .pt, .bin, ...) could run code when loaded and are never listed.
 WEIGHT_SUFFIXES = (".safetensors", ".sft")
 _MAX_DEPTH = 8  # sub-folders deeper than this are not searched
+# folders a models folder's walk reaches again through links (an alias, `SD1.5 -> sd15`), on
+# top of each folder once: links to links could otherwise multiply the paths to walk
+_MAX_REVISITS = 1000
 # The folders a file name's annotation may name, as ComfyUI's editor and clients write them
 # ("clipspace/mask-1.png [input]", "ComfyUI_00001_.png [output]"): `split_annotation`.
 FILE_FOLDERS = ("input", "output", "temp")
@@ -33,6 +36,8 @@ _ANNOTATION = re.compile(r"(.+) \[([A-Za-z_]+)\]", re.DOTALL)
 _log = logging.getLogger("latentgraph.paths")
 # (folder, its names that are not UTF-8) already warned about: each said once per process
 _warned_undecodable: set[tuple[str, tuple[str, ...]]] = set()
+# models folders whose walk stopped at `_MAX_REVISITS`: each said once per process
+_warned_revisits: set[str] = set()
 
 
 def cache_dir() -> Path:
@@ -58,6 +63,14 @@ def built_model(stem: str, version: int, suffix: str = "") -> Path:
     version is its recipe's, so a changed recipe builds anew beside the old build, which
     `built_model_parts` tells apart from any other file there."""
     return built_models_dir() / f"{stem}-v{version}{suffix}"
+
+
+def builtin_identity(name: str, version: int) -> str:
+    """A built-in model's identity in cache keys (`builtin:tiny-lora-v1`): its name and its
+    recipe's version, which names its build too (`built_model`), so a changed recipe keys
+    anew. Cheap: nothing is built to know it. The one spelling every built-in uses (the
+    checkpoints, LoRAs, control models, the upscaler)."""
+    return f"{name}-v{version}"
 
 
 def built_model_parts(name: str) -> tuple[str, int, str] | None:
@@ -223,25 +236,57 @@ def _warn_undecodable(folder: str, names: list[str]) -> None:
 def weight_files(base: Path) -> list[str]:
     """The weight files (`WEIGHT_SUFFIXES`) under one models folder directory `base`, as sorted
     POSIX names relative to it, the names a dropdown shows and the server's model routes
-    answer: hidden and non-UTF-8 files and folders are skipped (`listed_names`), symlinks to files and folders followed (each
-    real folder once, so a link loop ends) at most `_MAX_DEPTH` deep, and a link to nothing
-    left out (it could not be loaded)."""
+    answer: hidden and non-UTF-8 files and folders are skipped (`listed_names`), symlinks to
+    files and folders followed, at most `_MAX_DEPTH` deep, and a link to nothing left out (it
+    could not be loaded). A folder reached by two paths (a link kept as an alias of a folder
+    beside it, `SD1.5 -> sd15`) is listed under both, as ComfyUI lists it, so a workflow may
+    name either; only a link into the folder's own ancestors (a loop) is not followed, and
+    past `_MAX_REVISITS` folders reached again the ones reached after are left out (their
+    files stay listed under the folder's first path), with a warning, so links to links
+    cannot make the walk endless."""
     names: list[str] = []
     seen: set[str] = set()
+    ancestors: dict[str, tuple[str, ...]] = {str(base): ()}  # each folder's ancestors' realpaths
+    revisits = 0
     for top, dirs, files in os.walk(base, followlinks=True):
         rel = Path(top).relative_to(base)
         real = os.path.realpath(top)
-        if real in seen or len(rel.parts) > _MAX_DEPTH:
+        above = ancestors.pop(top)
+        if real in above or len(rel.parts) > _MAX_DEPTH:
             dirs[:] = []
             continue
+        if real in seen:
+            revisits += 1
+            if revisits > _MAX_REVISITS:
+                _warn_revisits(str(base))
+                dirs[:] = []
+                continue
         seen.add(real)
         weights = [f for f in files if f.lower().endswith(WEIGHT_SUFFIXES)]
         shown = set(listed_names(top, [*dirs, *weights]))
-        dirs[:] = sorted(d for d in dirs if d in shown)
+        # a folder's own sub-folders before its links: past the bound, a folder's files are
+        # listed under its own name rather than an alias's
+        dirs[:] = sorted((d for d in dirs if d in shown),
+                         key=lambda d: (os.path.islink(os.path.join(top, d)), d))  # fmt: skip
+        ancestors.update((os.path.join(top, d), (*above, real)) for d in dirs)
         for f in weights:
             if f in shown and os.path.exists(os.path.join(top, f)):  # a broken link is no model
                 names.append((rel / f).as_posix())
     return sorted(names)
+
+
+def _warn_revisits(folder: str) -> None:
+    from .problems import printable
+
+    if folder in _warned_revisits:
+        return
+    _warned_revisits.add(folder)
+    _log.warning(
+        "%s: more than %d folders reached again through links (links to links?); the ones "
+        "reached after are not listed again (their files are, under their first path)",
+        printable(folder),
+        _MAX_REVISITS,
+    )
 
 
 def listed_spelling(name: str, listed: Iterable[str]) -> str | None:

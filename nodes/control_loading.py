@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import Settings
+from latentgraph.graph.paths import builtin_identity
 from latentgraph.graph.problems import error_line
 
 from . import models_dirs, runtime
@@ -76,7 +77,7 @@ def control_identity(name: str, dirs: list[Path] | None = None) -> str:
     folder's: every file under it) path, size and mtime (`models_dirs.file_identity`);
     `missing:<why>` when the name does not resolve."""
     if name in BUILTIN_CONTROLS:
-        return f"{name}-v{BUILD_VERSION}"
+        return builtin_identity(name, BUILD_VERSION)
     try:
         path = control_path(name, dirs)
     except ControlLoadError as exc:

@@ -41,7 +41,7 @@ from latentgraph.graph import (
     paths,
 )
 from latentgraph.graph.files import FileWriteError
-from latentgraph.graph.paths import KindFolder, ModelsDir
+from latentgraph.graph.paths import KindFolder, ModelsDir, builtin_identity
 from latentgraph.graph.problems import error_line, printable, quoted
 
 from . import model_sampling, runtime, tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
@@ -278,7 +278,7 @@ def find_source(text: str, models_dirs: list[ModelsDir] | None = None,
     if not text:
         raise ValueError(EMPTY_SOURCE)
     if text.startswith("builtin:"):
-        return Source("builtin", text, f"{text}-v{builtin_version(text)}")
+        return Source("builtin", text, builtin_identity(text, builtin_version(text)))
     if is_pickled(text):
         raise ValueError(_pickle_refusal(text) + " (or use a diffusers folder)")
     for p in _places(text, folders, models_dirs):

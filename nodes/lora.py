@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from latentgraph.graph import CLIP, MODEL, Float, Output, Settings, Socket, String, node
+from latentgraph.graph.paths import builtin_identity
 from latentgraph.graph.problems import error_line
 
 from . import models_dirs
@@ -68,7 +69,7 @@ def lora_identity(name: str, dirs: list[Path] | None = None) -> str:
     from .tiny_addons import BUILD_VERSION, BUILTIN_LORAS
 
     if name in BUILTIN_LORAS:
-        return f"{name}-v{BUILD_VERSION}"
+        return builtin_identity(name, BUILD_VERSION)
     try:
         path = lora_path(name, dirs)
     except LoraError as exc:

@@ -45,4 +45,5 @@ def builtin_upscaler_path(spandrel: Any) -> Path:
 
 
 def builtin_identity() -> str:
-    return f"{BUILTIN_UPSCALER}-v{BUILD_VERSION}"
+    """`builtin:tiny-esrgan`'s identity in cache keys (`paths.builtin_identity`)."""
+    return paths.builtin_identity(BUILTIN_UPSCALER, BUILD_VERSION)

@@ -91,6 +91,48 @@ def test_symlinked_folder_is_followed_without_loops(tree):
     assert md.resolve("checkpoints", "linked/c.safetensors", dirs).is_file()
 
 
+def test_an_alias_link_lists_both_names_and_a_loop_still_ends(tree):
+    """`vae/Alias -> sub`, a link kept so old workflows' names resolve, hid sub/ (each real
+    folder was walked once, under whichever name sorted first: `sub_link` hid the link
+    instead), so a workflow naming the other was refused. Every name is listed and resolves,
+    as ComfyUI lists them; a link into its own ancestors (`up -> ..`) still ends the walk."""
+    tmp, main, extra = tree
+    sub = main / "vae" / "sub"
+    sub.mkdir()
+    (sub / "k.safetensors").write_bytes(b"x")
+    os.symlink("sub", main / "vae" / "Alias")  # sorts before sub
+    os.symlink("sub", main / "vae" / "sub_link")  # sorts after it
+    os.symlink("..", sub / "up")  # back to vae/: a loop
+    names = md.list_files("vae", [main])
+    assert names == ["Alias/k.safetensors", "sub/k.safetensors", "sub_link/k.safetensors",
+                     "v.safetensors"]  # fmt: skip
+    for name in names:
+        assert md.resolve("vae", name, [main]).is_file()
+
+
+def test_folders_reached_again_through_links_are_walked_a_bounded_number_of_times(
+    tree, monkeypatch, caplog
+):
+    """Links are followed to every folder they reach, so links to links could make a listing
+    walk the same folders without end (two links per level, 2^depth paths): past
+    `_MAX_REVISITS` folders reached again the rest is left out, with one warning."""
+    from latentgraph.graph import paths
+
+    tmp, main, extra = tree
+    monkeypatch.setattr(paths, "_MAX_REVISITS", 5)
+    level = main / "loras"
+    for depth in range(4):
+        (level / "deeper").mkdir(parents=True)
+        (level / f"l{depth}.safetensors").write_bytes(b"x")
+        os.symlink("deeper", level / "again")
+        level = level / "deeper"
+    with caplog.at_level("WARNING", logger="latentgraph.paths"):
+        names = md.list_files("loras", [main])
+    assert "l0.safetensors" in names and "deeper/l1.safetensors" in names
+    assert len(names) < 2 + 4 + 8 + 16  # every path to every level: 30
+    assert caplog.text.count("reached again through links") == 1, caplog.text
+
+
 def test_experiment_models_shape(tree):
     tmp, main, extra = tree
     dirs = [main, extra]
