@@ -45,6 +45,7 @@ from latentgraph.graph.context import BATCH_LIMITS, SIZE_LIMITS, limit_label
 from latentgraph.graph.problems import quoted
 
 from . import models_dirs
+from .custom_sampler import sigma_problem
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .model_sampling import model_scheduler_config
 from .seeds import image_seeds, seed_input
@@ -83,19 +84,27 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "uni_pc": ("unipc", {"solver_type": "bh1", "solver_order": 3}),  # ComfyUI's order
     "uni_pc_bh2": ("unipc", {"solver_type": "bh2", "solver_order": 3}),
 }
-# ComfyUI scheduler -> diffusers options. Sigma shapes need a scheduler that has the option.
+# ComfyUI's sigma shapes run from the model's highest noise level to its lowest (timesteps
+# T - 1 to 0). diffusers' Euler-family schedulers take the shape's range from the spaced
+# timesteps instead, so with a checkpoint's "leading" spacing (SDXL's) Karras started at
+# timestep 951 of 1000 (20 steps), lower with fewer steps: "linspace" spans exactly T - 1..0.
+_WHOLE_RANGE = {"timestep_spacing": "linspace"}
+# ComfyUI scheduler -> diffusers options. A sigma shape runs on a scheduler that has the option,
+# or is made by diffusers' Euler and given as a table to a sampler that runs one
+# (`sampler_problem`; nodes/custom_sampler.py `set_steps`).
 SIGMAS: dict[str, dict[str, Any]] = {
     "normal": {"timestep_spacing": "linspace"},
-    "karras": {"use_karras_sigmas": True},
-    "exponential": {"use_exponential_sigmas": True},
+    "karras": {"use_karras_sigmas": True, **_WHOLE_RANGE},
+    "exponential": {"use_exponential_sigmas": True, **_WHOLE_RANGE},
     "sgm_uniform": {"timestep_spacing": "trailing"},
     "simple": {"timestep_spacing": "trailing"},
     "ddim_uniform": {"timestep_spacing": "leading"},
-    "beta": {"use_beta_sigmas": True},
+    "beta": {"use_beta_sigmas": True, **_WHOLE_RANGE},
 }
 SIGMA_SHAPES = frozenset({"karras", "exponential", "beta"})
 # latentgraph scheduler names whose diffusers class takes use_karras/exponential/beta_sigmas
-# (checked against diffusers' signatures by tests/comfy).
+# (checked against diffusers' signatures by tests/comfy); the others run a shape only as a
+# table (custom_sampler.sigma_problem says which can).
 WITH_SIGMA_SHAPES = frozenset(
     {"lms", "euler", "heun", "dpm++2m", "dpm++2m_sde", "dpm++sde", "dpm2", "dpm2_a", "unipc",
      "deis"}
@@ -131,15 +140,25 @@ def _node(name: str, display_name: str, category: str, **kw: Any):
 # --- samplers --------------------------------------------------------------------------------
 
 
+def runs_sigma_shapes(ours: str) -> bool:
+    """Whether latentgraph sampler `ours` runs ComfyUI's sigma shapes: its diffusers class has
+    the option, or it runs a given noise schedule (SamplerCustomAdvanced's rule,
+    `sigma_problem`), which diffusers' Euler makes in that shape."""
+    return ours in WITH_SIGMA_SHAPES or sigma_problem(ours) is None
+
+
 def sampler_problem(sampler_name: Any, scheduler: Any) -> str | None:
     """Why this sampler/scheduler pair cannot run here, or None when it can."""
     if sampler_name not in SAMPLERS or scheduler not in SIGMAS:
         return None  # the dropdown check reports unknown values with the supported list
     ours = SAMPLERS[sampler_name][0]
-    if scheduler in SIGMA_SHAPES and ours not in WITH_SIGMA_SHAPES:
+    if scheduler in SIGMA_SHAPES and not runs_sigma_shapes(ours):
         usable = [s for s in SIGMAS if s not in SIGMA_SHAPES]
+        unable = [name for name, (lg, _) in SAMPLERS.items() if not runs_sigma_shapes(lg)]
         return (f"scheduler {quoted(scheduler)} has no diffusers equivalent with sampler "
-                f"{quoted(sampler_name)}; with {quoted(sampler_name)} use one of: {', '.join(usable)}")  # fmt: skip
+                f"{quoted(sampler_name)} (no {scheduler} sigmas, no given noise schedule); with "
+                f"{quoted(sampler_name)} use one of: {', '.join(usable)}; or with "
+                f"{quoted(scheduler)} any sampler but {', '.join(unable)}")  # fmt: skip
     return None
 
 

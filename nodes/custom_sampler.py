@@ -5,8 +5,9 @@ noise prediction per step, nodes/guiders.py), SAMPLER (the update rule: a diffus
 by name) and SIGMAS (the noise levels to step through, nodes/sigmas.py). The scheduler is
 given the noise levels with diffusers' own `set_timesteps(sigmas=...)` where it has it
 (`set_schedule`); samplers whose diffusers scheduler cannot take them are refused
-(`sigma_problem`). The starting noise is LatentNoise's (`make_noise`, image i from seed + i),
-so a seed means the same image as with UNetDenoise and KSampler.
+(`sigma_problem`). KSampler hands such a sampler its sigma shapes the same way (`set_steps`).
+The starting noise is LatentNoise's (`make_noise`, image i from seed + i), so a seed means
+the same image as with UNetDenoise and KSampler.
 """
 
 from __future__ import annotations
@@ -58,6 +59,26 @@ def set_schedule(sched: Any, spec: SchedulerSpec, sigmas: Any, device: Any) -> N
     euler.set_timesteps(sigmas=levels, device=device)
     sched.set_timesteps(len(levels) - 1, device=device)
     sched.sigmas, sched.timesteps = euler.sigmas, euler.timesteps
+
+
+# diffusers' options for a sigma shape (ComfyUI's karras, exponential, beta schedulers)
+SHAPE_OPTIONS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+
+
+def set_steps(sched: Any, spec: SchedulerSpec, steps: int, device: Any = None) -> None:
+    """Give scheduler `sched` (built from `spec`) a schedule of `steps` steps. A sigma shape
+    `spec` asks for (KSampler's karras, ...) that the scheduler's diffusers class has no option
+    for (euler_a) is made once by diffusers' Euler scheduler, from the same config and options,
+    and handed to it as a table (`set_schedule`), when it runs one (`sigma_problem`); else
+    diffusers sets its own schedule."""
+    lacking = any(spec.overrides.get(o) and not sched.config.get(o) for o in SHAPE_OPTIONS)
+    if not lacking or sigma_problem(spec.name) is not None:
+        sched.set_timesteps(steps, device=device)
+        return
+    euler = build_scheduler(SchedulerSpec(spec.config, "euler", SCHEDULERS["euler"][0],
+                                          spec.overrides))  # fmt: skip
+    euler.set_timesteps(steps)
+    set_schedule(sched, spec, euler.sigmas, device)
 
 
 @dataclass(frozen=True)

@@ -328,6 +328,8 @@ class DenoiseJob:
     def run(self) -> Latent:
         import torch
 
+        from .custom_sampler import set_steps  # (it imports this module)
+
         ctx = self.ctx
         sched = build_scheduler(self.spec, self.seed)
         sampler = self.sampler or f"scheduler {quoted(self.spec.name or type(sched).__name__)}"
@@ -335,7 +337,7 @@ class DenoiseJob:
         samples = self.latent.samples
         batch = samples.shape[0]
         guidance = self.predictor(sched)  # checks the conditioning before any step runs
-        sched.set_timesteps(self.steps, device=self.device)
+        set_steps(sched, self.spec, self.steps, self.device)  # a sigma shape as a table too
         # The seeds the images were made from (their starting noise's, LatentNoise's), kept
         # on the output; not the per-step noise's below.
         seeds = self.latent.seeds or image_seeds(self.seed, batch)
