@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import numbers
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
@@ -36,10 +36,11 @@ from latentgraph.graph.cache import Cache, default_cache
 from latentgraph.graph.context import CancelToken, Settings
 from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import Event
+from latentgraph.graph.files import file_records, record_path
 from latentgraph.graph.formats import embedded, load_file, load_text, reload
 from latentgraph.graph.model import Graph, Location
-from latentgraph.graph.problems import Problem, WorkflowError, with_article
-from latentgraph.graph.scheduler import RunResult, Scheduler
+from latentgraph.graph.problems import Problem, WorkflowError, closest, with_article
+from latentgraph.graph.scheduler import RunResult, Scheduler, node_ids, run_problems
 from latentgraph.graph.workflow import (
     DATA_SOURCE,
     Workflow,
@@ -249,19 +250,69 @@ def sweep_workflows(
         yield _swept(base, name, value, params, registry, given_as)
 
 
-def unknown_sweep(workflow: Workflow, name: str, swept_as: str) -> str | None:
-    """Why `name` cannot be swept, or None: it is what a param override takes (the loader's
-    rule, `unknown_override`), a param of ours or `<node id>.<input>` of a ComfyUI file."""
+def checked_sweep(
+    workflow_or_path: Any,
+    name: str,
+    values: list,
+    *,
+    params: dict | None = None,
+    registry: Registry,
+    settings: Settings,
+    given_as: tuple[str, str] = (GIVEN_AS, SWEPT_AS),
+    targets: list[str] | None = None,
+    keep: list[str] | None = None,
+) -> list[Workflow]:
+    """The workflow once per value (`sweep_workflows`), every one read and checked as its run
+    will check it (`run_problems`, with the runs' `settings`, `targets` and `keep`) before the
+    first runs: `latentgraph run --sweep`'s and `sweep`'s rule. A bad value is refused with the
+    other values' problems before any image is made (checked as each run came, a choice or a
+    limit only the settings judge stopped the sweep after the values before it had run, and
+    `sweep` lost their results). Raises WorkflowError, each problem said once (`said_once`)."""
+    if isinstance(workflow_or_path, (str, PathLike, dict)):  # read once, not once per value
+        workflow_or_path = load(workflow_or_path, params=params, registry=registry)
+    workflows, problems = [], []
+    for value in values:
+        try:
+            [workflow] = sweep_workflows(workflow_or_path, name, [value], params=params,
+                                         registry=registry, given_as=given_as)  # fmt: skip
+        except WorkflowError as exc:
+            problems += exc.problems
+            continue
+        problems += [p for p in run_problems(workflow.graph, registry, settings, targets, keep)
+                     if p.severity == "error"]  # fmt: skip
+        workflows.append(workflow)
+    if problems:
+        raise WorkflowError(said_once(problems, name, given_as[1]))
+    return workflows
+
+
+def said_once(problems: list[Problem], name: str, swept_as: str) -> list[Problem]:
+    """A sweep's problems, each said once: a given param's is every value's, and so is one
+    about the swept name itself, an input its node lacks (`--sweep noise.sed=1,2` said
+    `LatentNoise has no input 'sed'` once per value), said at `--sweep noise.sed` (`swept_as`:
+    how the caller named the swept values)."""
+    said: dict[str, Problem] = {}
+    for p in problems:
+        if p.code == "unknown_input" and f"{p.node_id}.{p.input_name}" == name:
+            p = replace(p, location=Location(given_name(swept_as, name)))
+        said.setdefault(str(p), p)
+    return list(said.values())
+
+
+def unknown_param(workflow: Workflow, name: str, given_as: str) -> str | None:
+    """Why `name` can be neither set nor swept, or None: it is what a param override takes
+    (the loader's rule, `unknown_override`), a param of ours or `<node id>.<input>` of a
+    ComfyUI file."""
     params = workflow.params if workflow.format == "yaml" else None
-    return unknown_override(swept_as, name, params, workflow.graph.nodes)
+    return unknown_override(given_as, name, params, workflow.graph.nodes)
 
 
 def refuse_unknown_sweep(workflow: Workflow, name: str, swept_as: str,
                          registry: Registry) -> None:  # fmt: skip
-    """A swept name that is no param (`unknown_sweep`) refused as the loader refuses it given to
+    """A swept name that is no param (`unknown_param`) refused as the loader refuses it given to
     `--set`: its `unknown_param` problem, placed where the loader places it (our format: the
     file's `params:`), so `--sweep sed=...` reads as `--set sed=...` does."""
-    unknown = unknown_sweep(workflow, name, swept_as)
+    unknown = unknown_param(workflow, name, swept_as)
     if unknown:
         reload(workflow, {name: None}, registry, swept_as)  # raises the loader's problem
         raise WorkflowError([Problem("unknown_param", unknown,
@@ -288,20 +339,29 @@ def _swept(base: Workflow, name: str, value: Any, params: dict, registry: Regist
     return workflow
 
 
-def _scheduler(registry: Registry | None, cache: Cache | None, settings: Settings | None,
-               given: Any = None) -> Scheduler:  # fmt: skip
+def _scheduler(given: Any, registry: Registry | None, cache: Cache | None,
+               settings: Settings | None,
+               nodes_dirs: Iterable[str | PathLike] | None) -> Scheduler:  # fmt: skip
     """The `scheduler=` given, or one on the shared cache; without a registry, the installed
-    node packs (they read their folders from `settings`). A workflow param is often named
+    node packs and `nodes_dirs`' plugins (`plugin_registry`; they read their folders from
+    `settings`). A Scheduler runs with its own registry, cache and settings: one of them given
+    beside it is refused (it was silently ignored). A workflow param is often named
     `scheduler` (the sampler's): given as a keyword, it lands here and is named as such."""
-    if given is not None:
-        if not isinstance(given, Scheduler):
-            raise TypeError(f"scheduler= takes the engine Scheduler to run with, not {given!r}; "
-                            f"to set the workflow's param 'scheduler', pass "
-                            f"params={{'scheduler': {given!r}}}")  # fmt: skip
-        return given
-    if registry is None:
-        registry = node_registry()
-    return Scheduler(registry, cache if cache is not None else shared_cache(), settings=settings)
+    if given is not None and not isinstance(given, Scheduler):
+        raise TypeError(f"scheduler= takes the engine Scheduler to run with, not {given!r}; "
+                        f"to set the workflow's param 'scheduler', pass "
+                        f"params={{'scheduler': {given!r}}}")  # fmt: skip
+    plugins = plugin_registry(registry, nodes_dirs)
+    if given is None:
+        registry = plugins if plugins is not None else node_registry()
+        cache = cache if cache is not None else shared_cache()
+        return Scheduler(registry, cache, settings=settings)
+    for option, value in (("settings", settings), ("cache", cache), ("registry", registry)):
+        if value is not None:
+            raise TypeError(f"scheduler= and {option}= are both given: the Scheduler runs with "
+                            f"its own {option} (scheduler.{option}), and {option}= would be "
+                            f"ignored; give one of them")  # fmt: skip
+    return given
 
 
 def run(
@@ -331,18 +391,55 @@ def run(
     types, bad values) raises `WorkflowError` before any node runs."""
     check_options(settings=settings, cache=cache, on_event=on_event, registry=registry,
                   cancel=cancel, extra=extra)  # fmt: skip
-    registry = plugin_registry(registry, nodes_dirs)
-    scheduler = _scheduler(registry, cache, settings, scheduler)
+    scheduler = _scheduler(scheduler, registry, cache, settings, nodes_dirs)
     _check_settings(scheduler.settings)
-    params = merged_params(params, more_params)
-    runnable = with_params(workflow_or_path, params, registry)
+    runnable = keyword_params(workflow_or_path, merged_params(params, more_params), more_params,
+                              scheduler.registry)  # fmt: skip
     # what its saved files carry (as `latentgraph run` embeds it): load() reads them back
     documents = embedded(runnable)
     if isinstance(runnable, Workflow) and runnable.params:
         documents["params"] = dict(runnable.params)
     graph = runnable if isinstance(runnable, Graph) else runnable.graph
-    return scheduler.run(graph, on_event=on_event, extra={**documents, **(extra or {})},
-                         targets=targets, keep=keep, cancel=cancel)  # fmt: skip
+    result = scheduler.run(graph, on_event=on_event, extra={**documents, **(extra or {})},
+                           targets=targets, keep=keep, cancel=cancel)  # fmt: skip
+    _add_paths(result, scheduler.settings)
+    return result
+
+
+def _add_paths(result: RunResult, settings: Settings) -> None:
+    """Each file record in `result.ui` (the run's copy) given its file's full `path`, a str:
+    the record names it by `filename`, `subfolder` and the folder of its `type`, which only
+    `settings` knows (`record_path`, as `latentgraph run` prints it)."""
+    folders = {"output": settings.output_dir, "temp": settings.temp_dir,
+               "input": settings.input_dir}  # fmt: skip
+    for ui in result.ui.values():
+        for record in file_records(ui):
+            record["path"] = str(record_path(record, folders).absolute())
+
+
+def keyword_params(workflow_or_path: Any, params: dict, keywords: Collection[str],
+                   registry: Registry) -> Workflow | Graph:  # fmt: skip
+    """What to run with `params` (`with_params`), a keyword (of `keywords`, the ones given as
+    keywords, not in `params=`) that is no param of the workflow and looks like an option of
+    `run` refused first, as the typo it is: `on_evnt=print` was said to be a param of the
+    wrong type, `kep="decode"` a param the workflow lacks, with no word of `on_event=`."""
+    options = sorted(_RUN_OPTIONS)
+    suspects = {k: params[k] for k in keywords if closest(k, options, cutoff=OPTION_TYPO)}
+    if not suspects:
+        return with_params(workflow_or_path, params, registry)
+    rest = {k: v for k, v in params.items() if k not in suspects}
+    runnable = with_params(workflow_or_path, rest, registry)  # read to learn its params
+    for name in suspects:
+        if isinstance(runnable, Graph) or unknown_param(runnable, name, GIVEN_AS):
+            option = closest(name, options, cutoff=OPTION_TYPO)[0]
+            raise TypeError(f"{name}= is no option of run and no param of the workflow; "
+                            f"did you mean {option}=?")  # fmt: skip
+    return with_params(runnable, suspects, registry)  # params after all: read with them
+
+
+# how alike a keyword and an option's name are for the keyword to be said to be its typo
+# (difflib's ratio): on_evnt/on_event 0.93, kep/keep 0.86, setting/settings 0.93
+OPTION_TYPO = 0.75
 
 
 # what each option of `run` takes (None: its default), named when given something else
@@ -434,16 +531,17 @@ def sweep(workflow_or_path: Any, name: str, values: Iterable, **kw: Any) -> Swee
     if name in params:
         raise TypeError(f"sweep {name!r}: param {name!r} is given too ({name}="
                         f"{_shown(params[name])}), and the sweep sets it: give it once")  # fmt: skip
-    registry = plugin_registry(kw.pop("registry", None), kw.pop("nodes_dirs", None))
-    scheduler = _scheduler(
-        registry, kw.pop("cache", None), kw.pop("settings", None), kw.pop("scheduler", None)
-    )
-    # every value read before the first run: a bad one is refused before any image is made
-    workflows = list(sweep_workflows(workflow_or_path, name, values, params=params,
-                                     registry=registry))  # fmt: skip
-    results, _ = runs_in_turn(
-        workflows, lambda wf: run(wf, registry=registry, scheduler=scheduler, **kw)
-    )
+    scheduler = _scheduler(kw.pop("scheduler", None), kw.pop("registry", None),
+                           kw.pop("cache", None), kw.pop("settings", None),
+                           kw.pop("nodes_dirs", None))  # fmt: skip
+    base = keyword_params(workflow_or_path, params, more, scheduler.registry)
+    # every value read and checked before the first run: a bad one is refused before any
+    # image is made
+    workflows = checked_sweep(base, name, values, params=params, registry=scheduler.registry,
+                              settings=scheduler.settings,
+                              targets=node_ids(kw.get("targets"), "targets"),
+                              keep=node_ids(kw.get("keep"), "keep"))  # fmt: skip
+    results, _ = runs_in_turn(workflows, lambda wf: run(wf, scheduler=scheduler, **kw))
     return SweepResults(results, values[len(results) :])
 
 

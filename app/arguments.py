@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .exits import UserError
 
@@ -160,20 +161,59 @@ def _pixels(text: str) -> int:
     return math.prod(sides)
 
 
+def _pixels_text(pixels: int) -> str:
+    """A pixel count as `--max-pixels` takes it and --help shows it: WxH when square
+    (4096x4096), else the count."""
+    side = math.isqrt(pixels)
+    return f"{side}x{side}" if side * side == pixels else str(pixels)
+
+
+class _LimitArg(NamedTuple):
+    """How a run limit's flag reads its value, what --help says of it ({default}: the limit's
+    default as the flag is written), and its metavar."""
+
+    read: Callable[[str], int]
+    help: str
+    metavar: str | None = None
+
+
+# Each run limit's flag (`graph.context.LIMIT_FLAGS`): its name, the field it sets and its
+# default are the limit's (`Settings`); here only how it reads and what --help says.
+_LIMIT_ARGS: dict[str, _LimitArg] = {
+    "max_steps": _LimitArg(at_least(1), "steps per sampler (default {default})"),
+    "max_batch": _LimitArg(at_least(1), "images per batch (default {default})"),
+    "max_image_pixels": _LimitArg(_pixels, "pixels per image: a count or WxH (default {default})",
+                                  "PIXELS"),
+    "max_batch_pixels": _LimitArg(
+        _pixels, "pixels of a whole batch, width x height x images (an animation's frames "
+        "too): a count or WxH (default {default}, 200 MB of float32 RGB: SDXL 1024x1024 x 16, "
+        "2048x2048 x 4 or one 4096x4096 image pass, 4096x4096 x 64 does not)", "PIXELS"),
+    "max_string_chars": _LimitArg(at_least(1), "characters of a text a node returns, and "
+                                  "(serve) of any string in a prompt (default {default})"),
+}  # fmt: skip
+
+
 def add_limit_args(p: argparse.ArgumentParser) -> None:
-    """The run limits `run`, `validate` and `serve` share (`Settings`; messages name these
-    flags): a workflow `run --max-steps 5000` takes passes `validate --max-steps 5000`."""
-    p.add_argument("--max-steps", type=at_least(1), default=1000,
-                   help="steps per sampler (default 1000)")  # fmt: skip
-    p.add_argument("--max-batch", type=at_least(1), default=64,
-                   help="images per batch (default 64)")  # fmt: skip
-    p.add_argument("--max-pixels", type=_pixels, default=4096 * 4096, metavar="PIXELS",
-                   help="pixels per image: a count or WxH (default 4096x4096)")  # fmt: skip
-    p.add_argument("--max-batch-pixels", type=_pixels, default=4096 * 4096, metavar="PIXELS",
-                   help="pixels of a whole batch, width x height x images (an animation's "
-                   "frames too): a count or WxH (default 4096x4096, 200 MB of float32 RGB: "
-                   "SDXL 1024x1024 x 16, 2048x2048 x 4 or one 4096x4096 image pass, "
-                   "4096x4096 x 64 does not)")  # fmt: skip
+    """The run limits `run`, `validate` and `serve` share, one flag per limit
+    (`graph.context.LIMIT_FLAGS`, which messages name), each setting the `Settings` field of
+    its limit (read back by `limit_values`) with that field's default: a workflow `run
+    --max-steps 5000` takes passes `validate --max-steps 5000`."""
+    from latentgraph.graph.context import LIMIT_FLAGS, limit_defaults
+
+    defaults = limit_defaults()
+    for limit, flag in LIMIT_FLAGS.items():
+        arg = _LIMIT_ARGS[limit]
+        shown = _pixels_text(defaults[limit]) if arg.read is _pixels else str(defaults[limit])
+        p.add_argument(flag, dest=limit, type=arg.read, default=defaults[limit],
+                       metavar=arg.metavar, help=arg.help.format(default=shown))  # fmt: skip
+
+
+def limit_values(args: argparse.Namespace) -> dict[str, int]:
+    """The run limits as their flags set them (`add_limit_args`), by `Settings` field: the one
+    copy from flags to fields, for `Settings(**limit_values(args))` and `ServerConfig`'s."""
+    from latentgraph.graph.context import LIMITS
+
+    return {limit: vars(args)[limit] for limit in LIMITS}
 
 
 def add_cache_bound_args(p: argparse.ArgumentParser) -> None:
@@ -297,8 +337,8 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
     )
     from latentgraph.nodes.models_dirs import root_warning
 
-    named = [("--models-dir", args.models_dir)] if getattr(args, "models_dir", None) else []
-    named += [("--extra-models-dir", d) for d in getattr(args, "extra_models_dir", []) or []]
+    named = [("--models-dir", args.models_dir)] if args.models_dir else []
+    named += [("--extra-models-dir", d) for d in args.extra_models_dir]
     check_folders(named, create=False)
     given = {folder for _, folder in named}
     env = [(f"${MODELS_DIRS_ENV}:", d) for d in env_models_roots() if d not in given]
@@ -311,7 +351,7 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
     unfound: list[Unfound] = []
     no_base: list[str] = []
     notes: list[str] = []
-    for file in getattr(args, "extra_model_paths", []) or []:
+    for file in args.extra_model_paths:
         try:
             found = read_model_paths(file)
         except ModelPathsError as exc:
@@ -329,18 +369,41 @@ def models_dirs(args: argparse.Namespace) -> list[Path | KindFolder]:
     return [*first, *(d for _, d in named), *last]
 
 
+# The folders `run`, `validate`, `serve` and `submit` use in the working folder when their flag
+# is not given (its default), and what each is: a refusal names one so, not as a flag the user
+# may not have typed (`folder_named`).
+DEFAULT_FOLDERS = {"--output-dir": ("output", "output folder"),
+                   "--input-dir": ("input", "input folder"),
+                   "--temp-dir": ("temp", "temp folder")}  # fmt: skip
+
+
+def default_folder(flag: str) -> Path:
+    """The folder `flag` names when it is not given (`DEFAULT_FOLDERS`: its argparse default)."""
+    return Path(DEFAULT_FOLDERS[flag][0])
+
+
+def folder_named(flag: str, folder: Path) -> str:
+    """How a refusal names the folder `flag` gave: `--output-dir out`; its default, as what it
+    is and how to choose another: `the output folder ./output (the default; --output-dir DIR
+    chooses another)`."""
+    known = DEFAULT_FOLDERS.get(flag)
+    if known is None or Path(folder) != default_folder(flag):
+        return f"{flag} {folder}"
+    return f"the {known[1]} ./{known[0]} (the default; {flag} DIR chooses another)"
+
+
 def check_folders(named: list[tuple[str, Path]], *, create: bool = True,
                   written: bool = True) -> None:  # fmt: skip
     """Each (flag, folder) a folder, or one the command may make (`create`; `written`: that it
-    can write in, `folder_problem`): else a usage error (exit 2) naming the flag, before
-    anything runs (app/preflight.py, one rule for run and serve): "--data-dir /tmp/x/afile: a
-    file is there; expected a folder"."""
+    can write in, `folder_problem`): else a usage error (exit 2) naming the flag (`folder_named`:
+    a default as such), before anything runs (app/preflight.py, one rule for run and serve):
+    "--data-dir /tmp/x/afile: a file is there; expected a folder"."""
     from .preflight import folder_problem
 
     for flag, folder in named:
         problem = folder_problem(folder, create=create, written=written)
         if problem:
-            raise UserError(f"{flag} {folder}: {problem}")
+            raise UserError(f"{folder_named(flag, folder)}: {problem}")
 
 
 def check_file(name: str, path: Path) -> None:

@@ -22,6 +22,8 @@ from .arguments import (
     check_folders,
     check_ray_args,
     command_line_text,
+    default_folder,
+    limit_values,
     load_nodes,
     models_dirs,
     parse_assignments,
@@ -53,12 +55,11 @@ if TYPE_CHECKING:
     from latentgraph.graph.context import Settings
     from latentgraph.graph.declare import Registry
     from latentgraph.graph.events import NodeFailed, RunStatus
-    from latentgraph.graph.problems import Problem
     from latentgraph.graph.scheduler import RunResult
     from latentgraph.graph.workflow import Workflow
 
 
-def add_run_parser(sub) -> None:
+def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `run` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("run", help="run a workflow and save its outputs")
     add_workflow_args(p)
@@ -66,9 +67,11 @@ def add_run_parser(sub) -> None:
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output-dir", type=Path, default=Path("output"), help="default: ./output")
-    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
-    p.add_argument("--temp-dir", type=Path, default=Path("temp"),
+    p.add_argument("--output-dir", type=Path, default=default_folder("--output-dir"),
+                   help="default: ./output")  # fmt: skip
+    p.add_argument("--input-dir", type=Path, default=default_folder("--input-dir"),
+                   help="default: ./input")  # fmt: skip
+    p.add_argument("--temp-dir", type=Path, default=default_folder("--temp-dir"),
                    help="previews (default: ./temp, as serve's)")  # fmt: skip
     add_device_args(p)
     add_limit_args(p)
@@ -86,13 +89,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     add_ray_args(p, "runs (a sweep's spread over the actors)")
 
 
-def add_validate_parser(sub) -> None:
+def add_validate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `validate` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("validate", help="check workflows without running them (exit 0 or 2)")
     add_workflow_args(p, several=True)
     p.add_argument("--json", action="store_true",
                    help="print problems as JSON (several files: one object per file)")  # fmt: skip
-    p.add_argument("--input-dir", type=Path, default=Path("input"), help="default: ./input")
+    p.add_argument("--input-dir", type=Path, default=default_folder("--input-dir"),
+                   help="default: ./input")  # fmt: skip
     add_limit_args(p)
 
 
@@ -105,9 +109,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     registry = load_nodes(args.nodes_dir)
     # dropdowns are checked against the folders a run with these options reads
     settings = Settings(input_dir=args.input_dir, models_dirs=models_dirs(args),
-                        max_steps=args.max_steps, max_batch=args.max_batch,
-                        max_image_pixels=args.max_pixels, max_batch_pixels=args.max_batch_pixels,
-                        limit_labels=LIMIT_FLAGS)  # fmt: skip
+                        **limit_values(args), limit_labels=LIMIT_FLAGS)  # fmt: skip
     overrides = parse_assignments(args.overrides, "--set")
     several = len(args.workflow) > 1
     files = []
@@ -167,10 +169,7 @@ def _settings(args: argparse.Namespace):
         device=args.device,
         dtype=args.dtype,
         options=options,
-        max_steps=args.max_steps,
-        max_batch=args.max_batch,
-        max_image_pixels=args.max_pixels,
-        max_batch_pixels=args.max_batch_pixels,
+        **limit_values(args),
         limit_labels=LIMIT_FLAGS,  # messages name the flags, not the Settings fields
     )
 
@@ -371,13 +370,10 @@ class Swept(NamedTuple):
 def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Registry,
                settings) -> list[tuple[Swept | None, Workflow]]:  # fmt: skip
     """The workflow to run, or one per value of `--sweep NAME=V1,V2,...`, every one read and
-    validated before the first runs: a bad value is refused with the others' problems before
-    any image is made (it used to stop the sweep after the values before it had run). Each
-    with the value it is for (`Swept`; None for a single run)."""
-    from latentgraph.graph.problems import WorkflowError
-    from latentgraph.graph.validate import validate
-
-    from .api import refuse_unknown_sweep, sweep_workflows
+    validated before the first runs (`api.checked_sweep`, `sweep`'s rule too): a bad value is
+    refused with the others' problems before any image is made. Each with the value it is for
+    (`Swept`; None for a single run)."""
+    from .api import checked_sweep, refuse_unknown_sweep
 
     if not args.sweep:
         return [(None, read_workflow(args.workflow, overrides, registry))]
@@ -387,37 +383,10 @@ def _workflows(args: argparse.Namespace, overrides: dict[str, Any], registry: Re
                         f"{name!r}: give one of them")  # fmt: skip
     base = read_workflow(args.workflow, overrides, registry)
     refuse_unknown_sweep(base, name, "--sweep", registry)  # as --set's: a workflow_invalid
-    workflows, problems = [], []
-    for i, value in enumerate(values, 1):
-        try:
-            [workflow] = sweep_workflows(base, name, [value], params=overrides, registry=registry,
-                                         given_as=("--set", "--sweep"))  # fmt: skip
-        except WorkflowError as exc:
-            problems += exc.problems
-            continue
-        problems += [p for p in validate(workflow.graph, registry, settings)
-                     if p.severity == "error"]  # fmt: skip
-        workflows.append((Swept(name, value, i, len(values)), workflow))
-    if problems:
-        raise WorkflowError(_said_once(problems, name))
-    return workflows
-
-
-def _said_once(problems: list[Problem], name: str) -> list[Problem]:
-    """A sweep's problems, each said once: a `--set` value's is every value's, and so is one
-    about the swept name itself, an input its node lacks (`--sweep noise.sed=1,2` said
-    `LatentNoise has no input 'sed'` once per value), said at `--sweep noise.sed`."""
-    from dataclasses import replace
-
-    from latentgraph.graph.model import Location
-    from latentgraph.graph.workflow.building import given_name
-
-    said: dict[Any, Problem] = {}
-    for p in problems:
-        if p.code == "unknown_input" and f"{p.node_id}.{p.input_name}" == name:
-            p = replace(p, location=Location(given_name("--sweep", name)))
-        said.setdefault(str(p), p)
-    return list(said.values())
+    workflows = checked_sweep(base, name, values, params=overrides, registry=registry,
+                              settings=settings, given_as=("--set", "--sweep"))  # fmt: skip
+    return [(Swept(name, value, i, len(values)), workflow)
+            for i, (value, workflow) in enumerate(zip(values, workflows, strict=True), 1)]  # fmt: skip
 
 
 def _sweep(items: list[str]) -> tuple[str, list[str]]:
@@ -448,8 +417,8 @@ def _sweep(items: list[str]) -> tuple[str, list[str]]:
 def _renderer(args: argparse.Namespace, settings, graph) -> Renderer:
     from latentgraph.graph.console import JsonLines, RichProgress
 
-    if args.json:
-        return JsonLines()
+    if args.json:  # what it says of a node on stderr too, placed in `graph`
+        return JsonLines(graph=graph, quiet=args.quiet)
     return RichProgress(quiet=args.quiet, dirs={"output": settings.output_dir,
                                                 "temp": settings.temp_dir}, graph=graph,
                         debug=args.debug)  # fmt: skip

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .arguments import (
     add_cache_bound_args,
@@ -22,7 +22,9 @@ from .arguments import (
     check_folders,
     check_nodes_dirs,
     check_ray_args,
+    default_folder,
     devices_arg,
+    limit_values,
     models_dirs,
     parse_assignments,
     print_plugin_failures,
@@ -30,7 +32,10 @@ from .arguments import (
     require_ray,
 )
 from .exits import EXIT_OK, EXIT_UNREACHABLE, SIGNAL_EXITS, UserError
-from .workflow_input import workflow_file
+from .workflow_input import refuse_run, workflow_file
+
+if TYPE_CHECKING:  # the server's modules are imported by the command that starts it
+    from latentgraph.server.api_info import RecentLogs
 
 
 class _Refused(argparse.Action):
@@ -90,7 +95,7 @@ def _proxy_addresses(text: str) -> list[str]:
 COMMAND_LINE_SHOWN = "every account on this machine can read a command line (ps)"
 
 
-def add_serve_parser(sub) -> None:
+def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `serve` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("serve", help="start the ComfyUI-compatible server and editor")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only, "
@@ -118,11 +123,11 @@ def add_serve_parser(sub) -> None:
                    "--user-dir ~/ComfyUI/user uses a ComfyUI install's in place (default: "
                    "users/ in --data-dir)")  # fmt: skip
     where = "relative to the working folder, not in --data-dir"
-    p.add_argument("--output-dir", type=Path, default=Path("output"),
+    p.add_argument("--output-dir", type=Path, default=default_folder("--output-dir"),
                    help=f"saved images (default: ./output, {where})")  # fmt: skip
-    p.add_argument("--input-dir", type=Path, default=Path("input"),
+    p.add_argument("--input-dir", type=Path, default=default_folder("--input-dir"),
                    help=f"uploads and LoadImage's files (default: ./input, {where})")  # fmt: skip
-    p.add_argument("--temp-dir", type=Path, default=Path("temp"),
+    p.add_argument("--temp-dir", type=Path, default=default_folder("--temp-dir"),
                    help=f"previews, removed at the next start when latentgraph made the "
                    f"folder (default: ./temp, {where})")  # fmt: skip
     add_models_args(p)
@@ -162,8 +167,6 @@ def add_serve_parser(sub) -> None:
     add_limit_args(p)
     p.add_argument("--max-body-mb", type=at_least(1), default=64,
                    help="request and upload size (default 64 MB)")  # fmt: skip
-    p.add_argument("--max-string-chars", type=at_least(1), default=100_000,
-                   help="longest string in a prompt (default 100000)")  # fmt: skip
     p.add_argument("--max-extra-data-mb", type=at_least(0), default=8,
                    help="a prompt's extra_data, e.g. the editor's workflow; 0: none accepted "
                    "(default 8 MB)")  # fmt: skip
@@ -177,7 +180,7 @@ def add_serve_parser(sub) -> None:
                    'docs/reliability.md, "Behind a reverse proxy")')  # fmt: skip
 
 
-def add_submit_parser(sub) -> None:
+def add_submit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `submit` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("submit", help="queue a workflow on a running server and show progress")
     p.add_argument("workflow", help="workflow file: latentgraph YAML/JSON or ComfyUI JSON "
@@ -188,7 +191,7 @@ def add_submit_parser(sub) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
         help="override a workflow param (repeatable)",
     )  # fmt: skip
-    p.add_argument("--output-dir", type=Path, default=Path("output"),
+    p.add_argument("--output-dir", type=Path, default=default_folder("--output-dir"),
                    help="where to download the files the run saved (default: ./output)")  # fmt: skip
     p.add_argument("--auth-token", metavar="TOKEN", help="the token the server was started "
                    "with (default: the --server URL's ?token=, else $LATENTGRAPH_AUTH_TOKEN). "
@@ -305,13 +308,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_history=args.max_history,
         interrupt_grace_seconds=args.interrupt_grace,
         max_prompt_nodes=args.max_prompt_nodes,
-        max_steps=args.max_steps,
-        max_batch=args.max_batch,
-        max_image_pixels=args.max_pixels,
-        max_batch_pixels=args.max_batch_pixels,
+        **limit_values(args),
         max_body_bytes=args.max_body_mb * 2**20,
         max_upload_bytes=args.max_body_mb * 2**20,
-        max_string_chars=args.max_string_chars,
         max_extra_data_bytes=args.max_extra_data_mb * 2**20,
         allow_hosts=list(args.allow_host),
         forwarded_allow_ips=args.forwarded_allow_ips,
@@ -330,10 +329,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flag = "--devices" if args.devices else "--device"
         check_devices(flag, args.devices or [args.device], isolated=True)
 
-    def prepare() -> Any:  # once the port is bound: a port taken leaves no folder made
+    def prepare(logs: RecentLogs) -> Any:
+        """Once the port is bound (a port taken leaves no folder made); a plugin that failed
+        to load said on stderr and in the editor's Logs panel."""
         failures: list = []
         registry = prepare_server(config, errors=failures)
         print_plugin_failures(failures)
+        for failure in failures:
+            logs.keep_printed(str(failure))
         return registry
 
     # Refusals at start (a cluster nobody answers at, a port taken, a folder whose disk refuses
@@ -352,6 +355,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from latentgraph.graph.problems import WorkflowError
     from latentgraph.server import submit as remote
     from latentgraph.server.run import RedactToken
 
@@ -361,7 +365,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if bad_url:  # a usage error, not an unreachable server; shown as submit shows the URL
         raise UserError(f"--server {RedactToken().redact(args.server)}: {bad_url}")
     token, source = _auth_token(args.auth_token, remote.url_token(args.server), remote.URL_TOKEN)
-    workflow = workflow_file(args.workflow)  # as `run` names a file that is not there
+    try:
+        workflow = workflow_file(args.workflow)  # as `run` names a file that is not there
+    except WorkflowError as exc:  # and refuses it: `--json` readers get `workflow_invalid`
+        return refuse_run(exc.problems, args.json)
     check_folders([("--output-dir", args.output_dir)])  # before the run, not at its download
     return remote.submit(
         workflow,

@@ -122,22 +122,14 @@ def workflow_file(path_text: str) -> Path:
     raise WorkflowError([Problem("invalid_value", reason, location=Location(str(path)))])
 
 
-def _problem_rows(problems) -> list[dict[str, Any]]:
+def _problem_rows(problems: list[Problem]) -> list[dict[str, Any]]:
     """Problems as JSON objects (`validate --json`, and `run --json`'s refusal line)."""
-    return [
-        {
-            "severity": p.severity,
-            "code": p.code,
-            "message": p.message,
-            "node": p.node_id,
-            "input": p.input_name,
-            "location": str(p.location) if p.location else None,
-        }
-        for p in problems
-    ]
+    from latentgraph.graph.problems import problem_row
+
+    return [problem_row(p) for p in problems]
 
 
-def print_problems(problems, as_json: bool) -> None:
+def print_problems(problems: list[Problem], as_json: bool) -> None:
     """Problems as JSON (`validate --json`), or one line each on stderr (`problem_line`)."""
     from latentgraph.graph.problems import problem_line
 
@@ -169,7 +161,7 @@ def print_files_json(files: list[CheckedFile]) -> None:
                        "problems": _problem_rows(f.problems)} for f in files], indent=2))  # fmt: skip
 
 
-def refuse_run(problems, json_lines: bool) -> int:
+def refuse_run(problems: list[Problem], json_lines: bool) -> int:
     """A workflow `run` will not start: its problems on stderr and, for `--json` readers, one
     `workflow_invalid` event line on stdout (they read no other line then)."""
     print_problems(problems, as_json=False)

@@ -24,9 +24,9 @@ from .events import (
     RunFinished,
     RunStarted,
 )
-from .files import WRITE_FAILED, file_records
+from .files import WRITE_FAILED, file_records, record_path
 from .model import Graph, Location
-from .problems import EditorLocation, Problem, node_name, problem_line
+from .problems import EditorLocation, Problem, node_name, printable, problem_line
 
 
 class Renderer(Protocol):
@@ -40,15 +40,72 @@ class Renderer(Protocol):
     def close(self) -> None: ...
 
 
-class JsonLines:
-    """Prints every event as one JSON object per line (for scripts: `--json`)."""
+class NodeLines:
+    """What a run says of a node, its warning or its failure, as the problem whose line
+    (`problem_line`: `error: PLACE: ...`) both renderers print on stderr (README: one rule,
+    with `--json` too), placed where `graph` (the run's, when at hand) wrote the node or the
+    input it is about, and the node named as problems name it."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, graph: Graph | None = None) -> None:
+        self._graph = graph
+
+    def node_name(self, node_id: str, node_type: str | None = None) -> str:
+        """A node as problems name it (`node_name`): with its type, and the title the user gave
+        it in an editor file, when the run's graph is at hand."""
+        node = self._graph.nodes.get(node_id) if self._graph is not None else None
+        where = node.location if node is not None else None
+        title = where.title if isinstance(where, EditorLocation) else None
+        return node_name(node_id, node_type or (node.type if node is not None else None), title)
+
+    def place(self, node_id: str, input_name: str | None = None) -> Location | None:
+        """Where a node (or its input) was written, when the run's graph is at hand."""
+        node = self._graph.nodes.get(node_id) if self._graph is not None else None
+        if node is None:
+            return None
+        return node.input_locations.get(input_name or "") or node.location
+
+    def warning(self, event: NodeWarning) -> Problem:
+        """A node's warning, at the node (or the input it is about)."""
+        about = f" input {event.input_name!r}" if event.input_name else ""
+        return Problem("node_warning", f"{self.node_name(event.node_id)}{about}: {event.message}",
+                       location=self.place(event.node_id, event.input_name),
+                       severity="warning")  # fmt: skip
+
+    def failure(self, event: NodeFailed) -> Problem:
+        """A node's failure as a problem, placed at the node (a user error at the input it
+        refused, the place validation names): a user error's message names the node and input
+        itself; a crash is named with its node and exception class, a bug's first clue; a file
+        the machine would not let it write (a full disk) with what it says, no class: no code
+        is at fault."""
+        if event.user_error:
+            return Problem("node_failed", event.message,
+                           location=self.place(event.node_id, event.input_name))  # fmt: skip
+        shown = "" if event.exception_type == WRITE_FAILED else f"{event.exception_type}: "
+        if not event.node_id:  # the server's failure outside any node: a worker died first
+            return Problem("node_failed", f"{shown}{event.message}")
+        message = f"{self.node_name(event.node_id, event.node_type)}: {shown}{event.message}"
+        return Problem("node_failed", message, location=self.place(event.node_id))
+
+
+class JsonLines:
+    """Prints every event as one JSON object per line (for scripts: `--json`), and what the
+    run says of a node (its warning, unless `quiet`, its failure) as its line on stderr too,
+    as the text renderer does (`NodeLines`): a log keeping stderr has the reason a run failed
+    in words, as it has a refused workflow's."""
+
+    def __init__(self, stream: TextIO | None = None, graph: Graph | None = None,
+                 quiet: bool = False) -> None:  # fmt: skip
         self.stream = stream or sys.stdout
+        self._lines = NodeLines(graph)
+        self._quiet = quiet
 
     def __call__(self, event: Event) -> None:
         self.stream.write(json.dumps(event.to_json(), default=str) + "\n")
         self.stream.flush()
+        if isinstance(event, NodeFailed):
+            self.note(problem_line(self._lines.failure(event)))
+        elif isinstance(event, NodeWarning) and not self._quiet:
+            self.note(problem_line(self._lines.warning(event)))
 
     def note(self, text: str) -> None:
         """A line for people, on stderr: stdout holds only the JSON lines."""
@@ -92,7 +149,7 @@ class RichProgress:
         self._node_tasks: dict[str, Any] = {}
         self._started = False
         self._dirs = dirs or {}
-        self._graph = graph
+        self._lines = NodeLines(graph)
         self._where = " on the server:" if on_server else ""
         self._debug = debug
         # the node that ran last, (id, type): a stop between two nodes came after it
@@ -106,25 +163,21 @@ class RichProgress:
             self._run_task = self.progress.add_task("run", total=len(event.nodes))
         elif isinstance(event, NodesCached):
             if event.nodes:
-                self._print(f"[dim]cached: {escape(', '.join(event.nodes))}[/dim]")
+                self._print(f"[dim]cached: {escape(', '.join(map(printable, event.nodes)))}[/dim]")
             self.progress.advance(self._run_task, len(event.nodes))
         elif isinstance(event, NodeStarted):
-            self.progress.update(self._run_task, description=f"{event.node_id} ({event.node_type})")
+            self.progress.update(self._run_task, description=escape(
+                f"{printable(event.node_id)} ({printable(event.node_type)})"))  # fmt: skip
         elif isinstance(event, NodeProgress):
             task = self._node_tasks.get(event.node_id)
             if task is None:
                 task = self._node_tasks[event.node_id] = self.progress.add_task(
-                    f"  {event.node_id}"
+                    f"  {escape(printable(event.node_id))}"
                 )
             self.progress.update(task, completed=event.value, total=event.max)
         elif isinstance(event, NodeWarning):
-            about = f" input {event.input_name!r}" if event.input_name else ""
-            warning = Problem("node_warning",
-                              f"{self._node_name(event.node_id)}{about}: {event.message}",
-                              location=self._place(event.node_id, event.input_name),
-                              severity="warning")  # fmt: skip
             if not self.quiet:
-                self._say(warning)
+                self._say(self._lines.warning(event))
         elif isinstance(event, NodeFinished):
             task = self._node_tasks.pop(event.node_id, None)
             if task is not None:
@@ -136,12 +189,15 @@ class RichProgress:
                 detail = f" {'; '.join(event.summary)}" if event.summary else ""
                 self._print(
                     "[green]done[/green] "
-                    + escape(f"{event.node_id} ({event.node_type}) {event.seconds:.2f}s{detail}")
+                    + escape(
+                        f"{printable(event.node_id)} ({printable(event.node_type)}) "
+                        f"{event.seconds:.2f}s{detail}"
+                    )
                 )
             self._show_ui(event.node_id, event.ui or {}, event.cached)
         elif isinstance(event, NodeFailed):
             self._ended = (event.node_id, event.node_type) if event.node_id else self._ended
-            self._say(self._failure(event))
+            self._say(self._lines.failure(event))
             if self._debug and event.traceback:  # a crash's (a user error has none)
                 self.console.print(escape("".join(event.traceback).rstrip()), highlight=False,
                                    soft_wrap=True)  # fmt: skip
@@ -165,47 +221,17 @@ class RichProgress:
             return ""
         if self._ended is None:
             return "; stopped before any node ran"
-        return f"; stopped after {escape(self._node_name(*self._ended))}"
+        return f"; stopped after {escape(self._lines.node_name(*self._ended))}"
 
     def _named(self, node_ids: list[str]) -> str:
         """Nodes as "node 'model' (LoadModel)", their types when the run's graph is at hand:
         the summary names what an interrupt stopped, in a log too (the progress bar that
         showed it running is gone by then, and never drawn off a terminal)."""
-        return ", ".join(self._node_name(n) for n in node_ids)
-
-    def _node_name(self, node_id: str, node_type: str | None = None) -> str:
-        """A node as problems name it (`node_name`): with its type, and the title the user gave
-        it in an editor file, when the run's graph is at hand."""
-        node = self._graph.nodes.get(node_id) if self._graph is not None else None
-        where = node.location if node is not None else None
-        title = where.title if isinstance(where, EditorLocation) else None
-        return node_name(node_id, node_type or (node.type if node is not None else None), title)
+        return ", ".join(self._lines.node_name(n) for n in node_ids)
 
     def note(self, text: str) -> None:
         """A line said now, above the progress bars (quiet or not): what Ctrl-C will do."""
         self.console.print(text, highlight=False, soft_wrap=True, markup=False)
-
-    def _failure(self, event: NodeFailed) -> Problem:
-        """A node's failure as a problem, placed at the node (a user error at the input it
-        refused, the place validation names): a user error's message names the node and input
-        itself; a crash is named with its node and exception class, a bug's first clue; a file
-        the machine would not let it write (a full disk) with what it says, no class: no code
-        is at fault."""
-        if event.user_error:
-            return Problem("node_failed", event.message,
-                           location=self._place(event.node_id, event.input_name))  # fmt: skip
-        shown = "" if event.exception_type == WRITE_FAILED else f"{event.exception_type}: "
-        if not event.node_id:  # the server's failure outside any node: a worker died first
-            return Problem("node_failed", f"{shown}{event.message}")
-        message = f"{self._node_name(event.node_id, event.node_type)}: {shown}{event.message}"
-        return Problem("node_failed", message, location=self._place(event.node_id))
-
-    def _place(self, node_id: str, input_name: str | None = None) -> Location | None:
-        """Where a node (or its input) was written, when the run's graph is at hand."""
-        node = self._graph.nodes.get(node_id) if self._graph is not None else None
-        if node is None:
-            return None
-        return node.input_locations.get(input_name or "") or node.location
 
     def _say(self, problem: Problem) -> None:
         """A problem's line (`problem_line`: `error: PLACE: ...`, as validation prints one),
@@ -225,10 +251,10 @@ class RichProgress:
         for record in file_records(ui):
             kept = cached or record.get("kept") is True
             verb = "preview" if record.get("type") == "temp" else "kept" if kept else "saved"
-            path = escape(_file_path(record, self._dirs))
+            path = escape(str(record_path(record, self._dirs)))
             self._print(f"[bold]{verb}[/bold]{self._where} {path}")
         for text in ui.get("text", []):
-            self._print(f"[bold]{escape(node_id)}[/bold]: {escape(str(text))}")
+            self._print(f"[bold]{escape(printable(node_id))}[/bold]: {escape(str(text))}")
 
     def _print(self, text: str) -> None:
         """One line per message, never broken at the console's width ("done m (LoadModel)
@@ -241,9 +267,3 @@ class RichProgress:
         if self._started:
             self.progress.stop()
             self._started = False
-
-
-def _file_path(record: dict[str, Any], dirs: dict[str, Path]) -> str:
-    kind = record.get("type", "output")
-    base = dirs.get(kind, Path(kind))
-    return str(base.joinpath(record.get("subfolder") or "", record.get("filename", "")))

@@ -13,7 +13,7 @@ import operator
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,11 @@ class Settings:
     # nodes' working copies). 4096x4096 lets normal use through (SDXL 1024x1024 x 16,
     # 2048x2048 x 4, one 4096x4096 image, 512x512 x 64) while 4096x4096 x 64 (10 GB) is refused.
     max_batch_pixels: int = 4096 * 4096
+    # The longest text a node may return (a STRING output), checked as each node returns
+    # (`socket_checks.SIZES`): twelve StringConcatenate nodes, each joining the one before
+    # with itself, made 200 million characters of a 99,000-character literal, which the server
+    # kept in its history. The server bounds every string a prompt holds by it too.
+    max_string_chars: int = 100_000
     # How messages name each limit (limit -> label): the Settings field by default
     # (`Settings.max_steps`); the CLI and the server pass their flags (`LIMIT_FLAGS`).
     limit_labels: dict[str, str] = field(default_factory=dict)
@@ -247,17 +252,28 @@ def limit_value(label: str, value: Any) -> int:
 # product of their values (width and height by max_image_pixels).
 # An input may be bounded by several (batch_size by max_batch and max_batch_pixels).
 LIMITS: dict[str, str] = {"max_image_pixels": "pixels", "max_batch": "images",
-                          "max_batch_pixels": "pixels", "max_steps": "steps"}  # fmt: skip
-# The command-line flag setting each limit (the same for `run` and `serve`): the CLI and the
-# server name them in messages (`Settings.limit_labels`).
-LIMIT_FLAGS: dict[str, str] = {"max_image_pixels": "--max-pixels", "max_batch": "--max-batch",
+                          "max_batch_pixels": "pixels", "max_steps": "steps",
+                          "max_string_chars": "characters"}  # fmt: skip
+# The command-line flag setting each limit (the same for `run`, `validate` and `serve`, in the
+# order their --help lists them): the CLI makes its flags from this (`app/arguments.py`
+# `add_limit_args`, `limit_values`), and the CLI and the server name them in messages
+# (`Settings.limit_labels`).
+LIMIT_FLAGS: dict[str, str] = {"max_steps": "--max-steps", "max_batch": "--max-batch",
+                               "max_image_pixels": "--max-pixels",
                                "max_batch_pixels": "--max-batch-pixels",
-                               "max_steps": "--max-steps"}  # fmt: skip
+                               "max_string_chars": "--max-string-chars"}  # fmt: skip
 
 # What bounds an image's width and height, and its batch size, where a node makes a batch
 # (EmptyLatentImage): each picture's pixels, the batch's images, and the batch's pixels.
 SIZE_LIMITS = ("max_image_pixels", "max_batch_pixels")
 BATCH_LIMITS = ("max_batch", "max_batch_pixels")
+
+
+def limit_defaults() -> dict[str, int]:
+    """Each run limit's default (limit -> value), as its `Settings` field declares it: the one
+    place the numbers are written, which the CLI's flags and `ServerConfig` take theirs from."""
+    declared = {f.name: f.default for f in fields(Settings)}
+    return {name: declared[name] for name in LIMITS}
 
 
 def limit_label(settings: Settings, limit: str) -> str:

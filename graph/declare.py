@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -596,13 +597,22 @@ class NameClash(ValueError):
         super().__init__(f"node type {new.name!r} is already registered{by}{again}")
 
 
+class _Reports(threading.local):
+    """Where a registry hands a clash or a refused declaration instead of raising it, for the
+    thread declaring (`clashes_reported`, `refusals_reported`): each thread's own. One for the
+    process took a clash of a thread that was loading no plugin into the loading thread's
+    failures, and the loading thread's exit put back, for all, the report it had found."""
+
+    clash: Callable[[NameClash], None] | None = None
+    refusal: Callable[[ValueError], None] | None = None
+
+
 class Registry:
     """Node types by name. The default registry is filled by `@node` at import time."""
 
     def __init__(self) -> None:
         self._types: dict[str, NodeType] = {}
-        self._on_clash: Callable[[NameClash], None] | None = None
-        self._on_refusal: Callable[[ValueError], None] | None = None
+        self._reports = _Reports()
 
     def add(self, node_type: NodeType, *, replace: bool = False) -> NodeType:
         """Register `node_type`; a name already held raises `NameClash`, or, inside
@@ -610,9 +620,10 @@ class Registry:
         held = self._types.get(node_type.name)
         if held is not None and not replace:
             clash = NameClash(held, node_type)
-            if self._on_clash is None:
+            report = self._reports.clash
+            if report is None:
                 raise clash
-            self._on_clash(clash)
+            report(clash)
             return held
         self._types[node_type.name] = node_type
         return node_type
@@ -621,29 +632,32 @@ class Registry:
     def clashes_reported(self, report: Callable[[NameClash], None]) -> Iterator[None]:
         """While inside, a name already held is handed to `report` instead of raised: the
         first declaration wins and the code declaring the second goes on (plugin loading:
-        as in ComfyUI, a plugin's clashing node is skipped and its other nodes load)."""
-        before, self._on_clash = self._on_clash, report
+        as in ComfyUI, a plugin's clashing node is skipped and its other nodes load). In this
+        thread only: another thread's clash is raised as always."""
+        before, self._reports.clash = self._reports.clash, report
         try:
             yield
         finally:
-            self._on_clash = before
+            self._reports.clash = before
 
     def refuse(self, error: ValueError) -> None:
         """A declaration `@node` refuses (`error` names every problem of it): raised, or,
         inside `refusals_reported`, handed to the report and the code declaring it goes on,
         so a plugin's later declarations are checked too (and said all at once)."""
-        if self._on_refusal is None:
+        report = self._reports.refusal
+        if report is None:
             raise error
-        self._on_refusal(error)
+        report(error)
 
     @contextmanager
     def refusals_reported(self, report: Callable[[ValueError], None]) -> Iterator[None]:
-        """While inside, a refused declaration is handed to `report` instead of raised."""
-        before, self._on_refusal = self._on_refusal, report
+        """While inside, a refused declaration is handed to `report` instead of raised (in this
+        thread only)."""
+        before, self._reports.refusal = self._reports.refusal, report
         try:
             yield
         finally:
-            self._on_refusal = before
+            self._reports.refusal = before
 
     def remove(self, name: str) -> None:
         """Forget node type `name` (a plugin that failed to load: none of its nodes stay)."""

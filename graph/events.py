@@ -25,9 +25,16 @@ class Event:
     kind = "event"
 
     def to_json(self) -> dict[str, Any]:
+        """The event as the dict `run --json` prints on its line (`JsonLines`: that line is
+        `json.dumps(event.to_json(), default=str)`), `event` first; a preview left out."""
         data = {"event": self.kind}
-        data.update({k: v for k, v in asdict(self).items() if k != "preview"})
+        data.update({JSON_KEYS.get(k, k): v for k, v in asdict(self).items() if k != "preview"})
         return data
+
+
+# The fields a JSON line names otherwise: an input is `input` there, as a problem's is in
+# `workflow_invalid` and `validate --json` (`problems.problem_row`).
+JSON_KEYS = {"input_name": "input"}
 
 
 @dataclass
@@ -71,6 +78,7 @@ class NodeWarning(Event):
     place: whoever shows it does (the CLI at the node's place, as `problem_line` prints)."""
 
     node_id: str = ""
+    node_type: str = ""
     message: str = ""
     input_name: str | None = None  # the input a validation warning is about
     kind = "node_warning"

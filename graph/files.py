@@ -411,3 +411,13 @@ def file_records(ui: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [record for values in (ui or {}).values() if isinstance(values, list)
             for record in values
             if isinstance(record, dict) and ("filename" in record or "subfolder" in record)]  # fmt: skip
+
+
+def record_path(record: Mapping[str, Any], folders: Mapping[str, Path]) -> Path:
+    """Where a file record's file is: its `filename` in its `subfolder` of the folder of its
+    `type` (`folders`: "output", "temp", ... to the run's folders; a type not among them is
+    taken as a folder of that name). The record names no folder of the machine (the server
+    sends it to web clients as it is): whoever shows the file asks here."""
+    kind = record.get("type", "output")
+    base = folders.get(kind, Path(kind))
+    return Path(base, record.get("subfolder") or "", record.get("filename", ""))

@@ -191,6 +191,41 @@ def hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+# The zero-width joiners shape Persian and Indic words and emoji sequences: a name may hold
+# them between two characters of one folder or file name, never at either end of one.
+_JOINERS = "\u200c\u200d"
+
+
+def unseen_character(text: str) -> str | None:
+    """The first character of `text`, a file name or a relative path of them (`/` between),
+    that would hide what the name is wherever it is shown, or None: a control character (a
+    newline cuts a listing's line in two and forges the next, ESC drives the terminal), or an
+    invisible Unicode format character (category Cf: a bidi override shows `a<U+202E>gnp.exe`
+    as `aexe.png`, a zero-width space alone looks like no name), but for a zero-width
+    (non-)joiner inside a name. The one rule for a name a user will see as a file's: a save
+    node's filename_prefix (`nodes/images.prefix_problem`), an upload's name and subfolder
+    (`server/safepath.py`)."""
+    for segment in text.split("/"):
+        for i, c in enumerate(segment):
+            category = unicodedata.category(c)
+            inside = 0 < i < len(segment) - 1
+            if category == "Cc" or (category == "Cf" and not (c in _JOINERS and inside)):
+                return c
+    return None
+
+
+def unseen_problem(text: str) -> str | None:
+    """What is wrong with `text` by `unseen_character`, said after the name (which the caller
+    names as its user knows it), the character by its code point; None when nothing is."""
+    unseen = unseen_character(text)
+    if unseen is None:
+        return None
+    what = "a control character" if unicodedata.category(unseen) == "Cc" else "a format character"
+    return (f"contains {what}, U+{ord(unseen):04X}; file names cannot hold control characters "
+            "(NUL, newline, ...) nor invisible Unicode format characters (bidi overrides, "
+            "zero-width characters)")  # fmt: skip
+
+
 def listed_names(folder: Path | str, names: Iterable[str]) -> list[str]:
     """The `names` found directly in `folder` (its files and sub-folders, in one call) that a
     folder listing shows: not `hidden`, and UTF-8. A name that is not (a Latin-1 zip unpacked on Linux:

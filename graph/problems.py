@@ -65,6 +65,20 @@ def problem_line(problem: Problem) -> str:
     return labelled(problem.severity, str(problem))
 
 
+def problem_row(problem: Problem) -> dict[str, Any]:
+    """A problem as the CLI's JSON gives it (`validate --json`, the `workflow_invalid` line of
+    `run --json` and `submit --json`): `severity`, `code`, `message`, `node`, `input`,
+    `location` (the place its line names, as text)."""
+    return {
+        "severity": problem.severity,
+        "code": problem.code,
+        "message": problem.message,
+        "node": problem.node_id,
+        "input": problem.input_name,
+        "location": str(problem.location) if problem.location else None,
+    }
+
+
 def labelled(severity: str, text: str) -> str:
     """A problem's text (`str(problem)`) as `problem_line` prints it, from its severity: also a
     problem a server sent as its `severity` and `text` (`submit`), printed as `run` prints it."""
@@ -81,11 +95,13 @@ def with_article(word: str) -> str:
 def node_name(node_id: str, node_type: str | None = None, title: str | None = None) -> str:
     """How messages name a node: `node '5'`, with its type `node '5' (EmptyLatentImage)`, and
     with the title the user gave it in the editor (what the editor shows on it)
-    `node '5' "Portrait size" (EmptyLatentImage)`."""
-    name = f"node {node_id!r}"
+    `node '5' "Portrait size" (EmptyLatentImage)`. All three come from a workflow file or a
+    client: each is shown `printable` (the id `quoted`), so a newline or an escape sequence in
+    one cannot begin a forged line in a log or drive the terminal printing it."""
+    name = f"node {quoted(node_id)}"
     if title:
-        name += f' "{title}"'
-    return f"{name} ({node_type})" if node_type else name
+        name += f' "{printable(title)}"'
+    return f"{name} ({printable(node_type)})" if node_type else name
 
 
 @dataclass(frozen=True)

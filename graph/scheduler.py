@@ -48,7 +48,7 @@ from .events import (
 )
 from .model import Graph, Link
 from .problems import InputError, Problem, WorkflowError, quoted, refusing_node
-from .socket_checks import TESTS, expected, not_none
+from .socket_checks import SIZES, TESTS, expected, not_none
 from .validate import cycle_problems, output_nodes
 
 PROGRESS_INTERVAL = 0.05  # seconds between two NodeProgress events of one node
@@ -265,11 +265,13 @@ def _count_hint(node_type: NodeType, result: Any) -> str:
     return ""
 
 
-def check_outputs(node_type: NodeType, values: tuple) -> None:
+def check_outputs(node_type: NodeType, values: tuple, settings: Settings) -> None:
     """Refuse a returned value that its output's declared type rules out (`socket_checks`:
-    None but for ANY, a str for an INT, a list for an IMAGE...). Raises TypeError: the failure
-    is the producing node's, before its values are cached or passed on (its error line names
-    the node: the message does not again)."""
+    None but for ANY, a str for an INT, a list for an IMAGE...), or that is over the run's
+    limits for its type (`socket_checks.SIZES`: a STRING longer than max_string_chars). Raises
+    TypeError (the node's bug), or InputError (a size the user's values led to: no traceback):
+    the failure is the producing node's, before its values are cached or passed on (its error
+    line names the node: the message does not again)."""
     for out, value in zip(node_type.outputs, values, strict=False):  # as long: normalize
         if not TESTS.get(out.type, not_none)(value):
             shown = "None" if value is None else f"{describe(value)} ({type(value).__name__})"
@@ -278,6 +280,10 @@ def check_outputs(node_type: NodeType, values: tuple) -> None:
                 f"returned {shown} for output "
                 f"{out.name!r}, declared {out.type}" + (f" ({want})" if want else "")
             )
+        size = SIZES.get(out.type)
+        too_large = size(value, settings) if size is not None else None
+        if too_large is not None:
+            raise InputError(f"output {out.name!r} {too_large}")
 
 
 def _topological(position: dict[str, int], parents: dict[str, list[str]]) -> list[str]:
@@ -399,16 +405,8 @@ class Scheduler:
 
     def _validate(self, graph: Graph, targets: list[str] | None,
                   keep: list[str] | None) -> list[Problem]:  # fmt: skip
-        """Every problem at once (graph.validate); raises on errors, returns the warnings.
-
-        With explicit targets the graph needs no output node of its own; a target or a kept
-        node runs, so it is not warned to feed no output node."""
-        from .validate import validate
-
-        problems = validate(graph, self.registry, self.settings,
-                            targets=[*(targets or []), *(keep or [])])  # fmt: skip
-        if targets is not None:
-            problems = [p for p in problems if p.code != "prompt_no_outputs"]
+        """Every problem at once (`run_problems`); raises on errors, returns the warnings."""
+        problems = run_problems(graph, self.registry, self.settings, targets, keep)
         if any(p.severity == "error" for p in problems):
             raise WorkflowError(problems)
         return problems
@@ -455,6 +453,23 @@ class Scheduler:
         else:
             return run.finish(start)
         raise error  # outside the except: not "during handling of" our carrier
+
+
+def run_problems(graph: Graph, registry: Registry, settings: Settings,
+                 targets: list[str] | None = None,
+                 keep: list[str] | None = None) -> list[Problem]:  # fmt: skip
+    """Every problem a run of `graph` with `targets` and `keep` (node ids, as `Scheduler.run`
+    takes them) is checked for before its first node, errors and warnings (graph.validate):
+    the one check, which a sweep makes for every value's graph before its first run too.
+
+    With explicit targets the graph needs no output node of its own; a target or a kept
+    node runs, so it is not warned to feed no output node."""
+    from .validate import validate
+
+    problems = validate(graph, registry, settings, targets=[*(targets or []), *(keep or [])])
+    if targets is not None:
+        problems = [p for p in problems if p.code != "prompt_no_outputs"]
+    return problems
 
 
 def node_ids(ids: str | Iterable[str] | None, keyword: str) -> list[str] | None:
@@ -530,7 +545,8 @@ class _Run:
             self.announced = True
             emit(RunStarted(self.run_id, nodes=list(self.planned.order)))
         for p in warnings:
-            w = NodeWarning(self.run_id, node_id=p.node_id or "", message=p.message,
+            w = NodeWarning(self.run_id, node_id=p.node_id or "",
+                            node_type=self.type_of(p.node_id), message=p.message,
                             input_name=p.input_name)  # fmt: skip
             self.result.warnings.append(w)
             if emit:
@@ -687,7 +703,7 @@ class _Run:
         started = time.perf_counter()
         try:
             vals, ui = normalize(nt, nt.fn(ctx, **kwargs))
-            check_outputs(nt, vals)
+            check_outputs(nt, vals, self.settings)
         except Cancelled:
             return NodeOutcome.INTERRUPTED
         except Exception as exc:
@@ -743,7 +759,7 @@ class _Run:
                 raise _CallbackRaised(exc) from None
 
         def warn(message: str) -> None:
-            w = NodeWarning(run_id, node_id=nid, message=message)
+            w = NodeWarning(run_id, node_id=nid, node_type=nt.name, message=message)
             result.warnings.append(w)
             self.own.setdefault(nid, []).append(message)
             self.heard.add((nid, message))
@@ -778,10 +794,16 @@ class _Run:
                 if (speaker, message) in self.heard:
                     continue
                 self.heard.add((speaker, message))
-                w = NodeWarning(self.run_id, node_id=speaker, message=message)
+                w = NodeWarning(self.run_id, node_id=speaker, node_type=self.type_of(speaker),
+                                message=message)  # fmt: skip
                 self.result.warnings.append(w)
                 if self.emit:
                     self.emit(w)
+
+    def type_of(self, nid: str | None) -> str:
+        """The type of the node `nid` (events carry it), "" for none (a warning about no node)."""
+        node = self.graph.nodes.get(nid) if nid is not None else None
+        return node.type if node is not None else ""
 
     def speakers(self, nid: str, origin: str | None) -> list[str]:
         """The nodes that said, computing `nid`'s values, a warning kept under the cache key

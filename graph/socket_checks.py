@@ -9,6 +9,10 @@ last, 3 or 4 of them, floating point), as a channels-first or uint8 tensor passe
 test and is saved as a sliver of pixels or refused by the next node as its input. Its values'
 range is not checked (reading every value, on the GPU a wait). Other types are not checked.
 
+A value's size is bounded where the run's limits bound it (`SIZES`): a STRING longer than
+`Settings.max_string_chars` fails the node returning it, as a picture over the pixel limits
+fails the node making it, so a text cannot double its way to gigabytes, node by node.
+
 A table beside the socket types of `declare` (which stays free of these rules), and free of
 torch: a tensor can only be one if torch is imported already, so it is never imported here.
 """
@@ -19,6 +23,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .context import Settings, limit_label
 from .declare import ANY, BOOLEAN, FLOAT, IMAGE, INT, LATENT, MASK, STRING
 
 
@@ -81,3 +86,17 @@ def expected(socket_type: str) -> str:
     """What an output of `socket_type` must be, in words ("" when only None is refused)."""
     check = CHECKS.get(socket_type)
     return check[1] if check is not None else ""
+
+
+def _string_size(value: str, settings: Settings) -> str | None:
+    limit = settings.max_string_chars
+    if len(value) <= limit:
+        return None
+    return (f"is a text of {len(value)} characters, more than the limit of {limit} "
+            f"({limit_label(settings, 'max_string_chars')})")  # fmt: skip
+
+
+# socket type -> what makes a value of it (one that passed its test) too large for the run's
+# limits, said after "output 'x' " (None: within them). The scheduler asks each output of a
+# type listed here, after its test: `SIZES.get(type)`.
+SIZES: dict[str, Callable[[Any, Settings], str | None]] = {STRING: _string_size}

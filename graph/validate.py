@@ -192,12 +192,12 @@ def unknown_type_message(dialect: str, name: str, known: list[str]) -> str:
     loaded (a custom node ported is one): say how to load one."""
     if dialect != "comfy":
         hint = did_you_mean(name, known) or PLUGIN_HINT
-        return f"unknown node type {name!r}{hint}"
+        return f"unknown node type {quoted(name)}{hint}"
     typo = did_you_mean(name, known, cutoff=COMFY_TYPO_CUTOFF)
     if typo:
-        return f"unknown node type {name!r}{typo}"
-    return (f"unknown node type {name!r}: a ComfyUI core or custom node latentgraph does not "
-            f"have (docs/comfy-compat.md lists the ones it has){PLUGIN_HINT}")  # fmt: skip
+        return f"unknown node type {quoted(name)}{typo}"
+    return (f"unknown node type {quoted(name)}: a ComfyUI core or custom node latentgraph "
+            f"does not have (docs/comfy-compat.md lists the ones it has){PLUGIN_HINT}")  # fmt: skip
 
 
 def _unknown_input(graph: Graph, node: Node, node_type: NodeType, name: str, value: Any) -> Problem:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +40,18 @@ from latentgraph.graph.files import (
     remove_stale_partials,
     write_new,
 )
-from latentgraph.graph.paths import inside
+from latentgraph.graph.numbered_files import (
+    COUNTER,
+    link_numbered,
+    next_number,
+    number_in,
+    numbered_name,
+)
+from latentgraph.graph.paths import inside, unseen_problem
 from latentgraph.graph.pictures import ImageTooLarge, open_image, text_key_problem
 from latentgraph.graph.problems import quoted
 
 from . import input_files, temp_folder
-from .numbered_files import COUNTER, number_in, numbered_name
 from .values import input_error
 
 
@@ -276,23 +281,6 @@ def expand_prefix(prefix: str, width: int | str = 0, height: int | str = 0) -> s
     return _PERCENT_NAME.sub(lambda m: values.get(m.group(1), m.group(0)), prefix)
 
 
-# The zero-width joiners shape Persian and Indic words and emoji sequences: a name may hold
-# them between two characters of one folder or file name, never at either end of one.
-_JOINERS = "\u200c\u200d"
-
-
-def _unseen_character(text: str) -> str | None:
-    """The first control or format character `text` holds where it would hide what the name
-    is (see `prefix_problem`), or None."""
-    for segment in text.split("/"):
-        for i, c in enumerate(segment):
-            category = unicodedata.category(c)
-            inside = 0 < i < len(segment) - 1
-            if category == "Cc" or (category == "Cf" and not (c in _JOINERS and inside)):
-                return c
-    return None
-
-
 def prefix_problem(prefix: str) -> str | None:
     """Why a file name prefix is unusable (empty, a folder, absolute, leaving the folder,
     control characters or Unicode format characters (category Cf: a bidi override shows
@@ -305,13 +293,9 @@ def prefix_problem(prefix: str) -> str | None:
     dated = _DATE.sub(lambda m: _DATE_TOKEN.sub("0", m.group(1)), text).strip()
     if not dated or dated.endswith("/") or dated.split("/")[-1] == ".":
         return "expected a file name prefix, e.g. 'astronaut' or 'portraits/astronaut'"
-    unseen = _unseen_character(text)
+    unseen = unseen_problem(text)
     if unseen is not None:  # a name showing other than it is: reversed, empty, cut by a newline
-        cc = unicodedata.category(unseen) == "Cc"
-        what = "a control character" if cc else "a format character"
-        return (f"{quoted(prefix[:40])} contains {what}, U+{ord(unseen):04X}; file names cannot "
-                "hold control characters (NUL, newline, ...) nor invisible Unicode format "
-                "characters (bidi overrides, zero-width characters)")  # fmt: skip
+        return f"{quoted(prefix[:40])} {unseen}"
     if len(text.encode("utf-8", "replace")) > MAX_PREFIX_CHARS:
         return f"the prefix is longer than {MAX_PREFIX_CHARS} bytes; file names are limited"
     if dated.startswith("/") or re.match(r"^[A-Za-z]:/", dated) or ".." in dated.split("/"):
@@ -405,15 +389,14 @@ class OutputFiles:
         def place(tmp: Path) -> Path:
             if self.record_contents:
                 contents.update(file_contents(tmp), filename_prefix=self.prefix)
-            while True:  # link refuses to overwrite: two writers never clobber a file
-                final = self.final()
+            if self.wanted is not None:  # a link refuses to overwrite: no file is clobbered
                 try:
-                    os.link(tmp, final)
-                    return final
+                    os.link(tmp, self.final())
+                    return self.final()
                 except FileExistsError:
-                    if self.wanted is None:
-                        self.counter += 1
                     self.wanted = None  # its earlier name holds another file: a new number
+            self.counter = link_numbered(tmp, self.folder, self.name, self.suffix, self.counter)
+            return self.final()
 
         names = {self.root: f"the {self.kind} folder"} if self.root is not None else None
         final = write_new(self.folder, save, place, prefix=SAVING_PREFIX, suffix=self.suffix,
@@ -444,8 +427,7 @@ def output_files(ctx, prefix: str, root: Path, kind: str, suffix: str,
                         prefix=prefix)  # fmt: skip
     there = os.listdir(folder) if folder.is_dir() else []  # else the first write makes it
     remove_stale_partials(folder, there)
-    files.counter = max([n for name in there if (n := files.number(name)) is not None],
-                        default=0) + 1  # fmt: skip
+    files.counter = next_number(there, name, suffix)
     files.earlier = [r for r in file_records(ctx.earlier_ui)
                      if r.get("type") == kind and r.get("subfolder") == subfolder
                      and files.number(str(r.get("filename"))) is not None]  # fmt: skip

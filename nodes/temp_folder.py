@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .numbered_files import number_in
+from latentgraph.graph.numbered_files import number_in
 
 PREVIEW_PREFIX = "preview"  # PreviewImage's files: preview_00001_.png, ... (`OutputFiles`)
 MARKER = ".latentgraph-temp"

@@ -41,7 +41,7 @@ from .collector import in_thread
 from .config import server_limit_label
 from .errors import ApiError
 from .filetypes import served_as
-from .safepath import numbered_name, safe_filename, safe_folder, safe_join
+from .safepath import numbered_name, safe_filename, safe_folder, safe_join, shown_name
 from .state import get_state
 
 _FORMATS = {"webp": ("WEBP", "image/webp"), "jpeg": ("JPEG", "image/jpeg"),
@@ -301,6 +301,7 @@ async def _upload(request: Request, combine: _Combine | None = None) -> JSONResp
     folder = _folder(request, kind)
     subfolder = str(form.get("subfolder") or "")
     name = safe_filename(upload.filename or "", "image file name")
+    shown_name(subfolder, "subfolder", "invalid_path")
     safe_join(safe_folder(folder, subfolder, what="subfolder"), name, what="image file name")
     _refuse_hidden(name, subfolder, _NOT_LISTED, fixes=_NOT_LISTED_FIXES, what="image file name")
     make = combine(request, form, name) if combine is not None else None

@@ -229,7 +229,9 @@ async def view_metadata(request: Request) -> JSONResponse:
 class RecentLogs(logging.Handler):
     """The last `keep` log records (each cut to `max_chars`) as ComfyUI's log entries
     ({"t": ISO time, "m": the line}): what the Logs panel shows when it opens. The app attaches
-    one while it runs (app.py), where the server's lines are printed (`attach`)."""
+    one while it runs (app.py), where the server's lines are printed (`attach`); `serve`
+    attaches it from the start of its start-up, so the panel holds what was said before the
+    app ran too (the folders, whether a token is asked, a plugin that failed to load)."""
 
     def __init__(self, keep: int = 300, max_chars: int = 4000) -> None:
         super().__init__()
@@ -252,11 +254,17 @@ class RecentLogs(logging.Handler):
         with self._guard:
             return list(self._entries)
 
+    def keep_printed(self, line: str, level: int = logging.WARNING) -> None:
+        """Keep a line the server printed on stderr instead of logging it (`latentgraph
+        serve`'s plugin failures, in the CLI's form there), as a line of latentgraph.server."""
+        self.handle(logging.LogRecord("latentgraph.server", level, __file__, 0, line, None, None))
+
     def attach(self) -> None:
         """Keep what the server prints: the root logger's records (latentgraph's, at the
         levels the console shows) and those of each logger printing with its own handlers
         instead of passing them to the root, as uvicorn's do (its start-up and request
-        lines), so configure uvicorn first."""
+        lines), so configure uvicorn first, or attach again after (a logger holds a handler
+        once)."""
         own = [v for v in logging.root.manager.loggerDict.values()
                if isinstance(v, logging.Logger) and not v.propagate and v.handlers]  # fmt: skip
         self._attached = [logging.getLogger(), *own]

@@ -1,4 +1,5 @@
-"""The /ws endpoint: status on connect, feature flags, queueing by message, run messages out."""
+"""The /ws endpoint: status on connect (and the node running now, to a client reconnecting
+during its run), feature flags, queueing by message, run messages out."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     status = state.dispatcher.status()
     status["sid"] = client.sid
     state.hub.reply(client, "status", status)
+    for prompt_id, node in state.dispatcher.running_nodes(client.sid):  # a reconnect mid-run
+        state.hub.reply(client, "executing", {"node": node, "display_node": node,
+                                              "prompt_id": prompt_id})  # fmt: skip
     pump = state.hub.start_pump(client)
     try:
         while True:

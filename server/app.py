@@ -78,9 +78,7 @@ def _settings(config: ServerConfig) -> Settings:
     return Settings(output_dir=config.output_dir, input_dir=config.input_dir,
                     temp_dir=config.temp_dir, models_dirs=list(config.models_dirs),
                     device=config.device, dtype=config.dtype, options=config.options,
-                    max_image_pixels=config.max_image_pixels, max_batch=config.max_batch,
-                    max_steps=config.max_steps, max_batch_pixels=config.max_batch_pixels,
-                    limit_labels=LIMIT_FLAGS)  # fmt: skip
+                    **config.limits, limit_labels=LIMIT_FLAGS)  # fmt: skip
 
 
 def _open_store(config: ServerConfig, lock: DatabaseLock | None) -> Store:
@@ -186,6 +184,7 @@ def create_app(
     workers: WorkerSetup | None = None,
     pool: WorkerPool | None = None,
     lock: DatabaseLock | None = None,
+    logs: api_info.RecentLogs | None = None,
 ) -> Starlette:
     """Build the ASGI app. The server process never imports torch: prompts run in worker
     processes, which build their own registry and reach the nodes' model functions through
@@ -199,7 +198,9 @@ def create_app(
     `lock`: the queue database's lock, when the caller took it (`serve`: an existing data
     folder's before it binds its port); the store takes it otherwise (`StoreInUse`: another server uses this data folder)
     and holds it until the app stops. A store that cannot be opened (a full disk) removes the
-    folders made here, as the store removes its files and the lock file it made."""
+    folders made here, as the store removes its files and the lock file it made. `logs`: the
+    Logs panel's lines, when the caller keeps them from before the app is made (`serve`: its
+    start-up lines); a new one otherwise, attached while the app runs."""
     setup = workers or WorkerSetup()
     handed_in = registry is not None
     registry = _server_registry(registry, setup)
@@ -220,7 +221,7 @@ def create_app(
                             interrupt_grace=config.interrupt_grace_seconds,
                             folders=user_folders(settings))  # fmt: skip
     state = ServerState(config, registry, settings, store, hub, dispatcher)
-    logs = api_info.RecentLogs()
+    logs = logs if logs is not None else api_info.RecentLogs()
     app = Starlette(
         routes=_routes(config),
         exception_handlers=exception_handlers,

@@ -8,6 +8,7 @@ from typing import Any
 
 from latentgraph.graph import paths
 from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
+from latentgraph.graph.context import LIMITS, limit_defaults
 
 # The example workflows beside the code in a source checkout (also an editable install).
 EXAMPLES = Path(__file__).resolve().parents[1] / "workflows"
@@ -77,6 +78,9 @@ def server_limit_label(limit: str) -> str:
     return f"the server's {SERVER_LIMIT_FLAGS[limit]}"
 
 
+# The run limits' defaults, Settings' own (the one place they are written).
+_LIMIT_DEFAULTS = limit_defaults()
+
 # The one local user's folder name in the users folder, as ComfyUI names it without --multi-user.
 DEFAULT_USER = "default"
 
@@ -114,9 +118,10 @@ class ServerConfig:
     max_upload_bytes: int = 64 * 1024 * 1024
     max_queue: int = 1000
     # Checked at POST /prompt before any work: the longest string in a prompt (a 50 MB text
-    # tied the text encoder up for minutes) and the encoded size of `extra_data` (the editor's
+    # tied the text encoder up for minutes; a run limit too, `Settings.max_string_chars`: the
+    # longest text a node returns) and the encoded size of `extra_data` (the editor's
     # workflow; kept with the prompt in the queue and history).
-    max_string_chars: int = 100_000
+    max_string_chars: int = _LIMIT_DEFAULTS["max_string_chars"]
     max_extra_data_bytes: int = 8 * 1024 * 1024
     # Memory the in-memory queue and recent history may hold (their encoded JSON): a POST that
     # would take the queue over answers 429; history keeps fewer entries.
@@ -125,11 +130,12 @@ class ServerConfig:
     # Finished prompts kept in the database: when a prompt ends with more stored, the oldest
     # are deleted (`Store.max_history`).
     max_history: int = MAX_HISTORY
-    # Run limits, checked when a prompt is queued (before any model work): see Settings.
-    max_image_pixels: int = 4096 * 4096
-    max_batch: int = 64
-    max_steps: int = 1000
-    max_batch_pixels: int = 4096 * 4096
+    # Run limits (`graph.context.LIMITS`), checked when a prompt is queued (before any model
+    # work): the Settings fields, with their defaults; `limits` hands them to the Settings.
+    max_image_pixels: int = _LIMIT_DEFAULTS["max_image_pixels"]
+    max_batch: int = _LIMIT_DEFAULTS["max_batch"]
+    max_steps: int = _LIMIT_DEFAULTS["max_steps"]
+    max_batch_pixels: int = _LIMIT_DEFAULTS["max_batch_pixels"]
     disk_cache: bool = True
     # The disk cache's folder (`serve --cache-dir`), its entries directly in it; None: the
     # default store (`graph.cache.disk_store_dir`, as `run` and `cache` resolve it).
@@ -204,6 +210,11 @@ class ServerConfig:
         from latentgraph.graph.cache import disk_store_dir
 
         return disk_store_dir(self.cache_dir).resolve() if self.disk_cache else None
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """The run limits (limit -> value) as the server's `Settings` take them."""
+        return {limit: getattr(self, limit) for limit in LIMITS}
 
     @property
     def db_path(self) -> Path:

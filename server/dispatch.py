@@ -286,6 +286,17 @@ class Dispatcher:
     def status(self) -> dict[str, Any]:
         return {"status": {"exec_info": {"queue_remaining": self.store.count_queued()}}}
 
+    def running_nodes(self, client_id: str) -> list[tuple[str, str]]:
+        """(prompt id, node id) of each of `client_id`'s running prompts that has begun a node:
+        a socket reconnecting with that id is told which node runs now, as ComfyUI tells it, so
+        a reloaded editor marks it again before the node's next message (a model load or a VAE
+        decode sends none till it ends). A prompt whose messages are withheld (`hold`) is left
+        out: its client has not heard of it yet."""
+        with self._state:
+            return [(run.record.id, run.node) for run in self._running.values()
+                    if run.node is not None and run.record.client_id == client_id
+                    and run.record.id not in self._withheld]  # fmt: skip
+
     def worker_pids(self) -> list[int | None]:
         """The process ids of the workers, as last reported ready (None while starting)."""
         return [w.pid if w.ready else None for w in self._workers]
@@ -401,8 +412,8 @@ class Dispatcher:
             run.node = batch.node
         for type_, data in batch.history:
             if type_ == NODE_WARNING:
-                log.warning("prompt %s: warning %s (%s): %s", run.record.id, data["node_id"],
-                            data["node_type"], data["message"])  # fmt: skip
+                log.warning("prompt %s: warning from %s: %s", run.record.id,
+                            node_name(data["node_id"], data["node_type"]), data["message"])  # fmt: skip
             elif type_ == NODE_ERROR:
                 _log_failure(run.record.id, data, None)
         if self.folders and any(t in _ERRORS for t, _ in batch.history):
@@ -701,7 +712,7 @@ def _log_failure(prompt_id: str, data: dict[str, Any], error: str | None) -> Non
     reason, or the message's); a crash's traceback after it, as ComfyUI's console shows it (a
     user error, `InputError`, has none, nor has a file the disk refused: `WRITE_FAILED`)."""
     node, node_type = data.get("node_id"), data.get("node_type")
-    where = f" at node {node} ({node_type})" if node else ""  # "": no node was running
+    where = f" at {node_name(node, node_type)}" if node else ""  # "": no node was running
     why = error or data.get("exception_message") or "no reason given"
     bug = not data.get("user_error") and data.get("exception_type") != WRITE_FAILED
     crash = "".join(data.get("traceback") or []).rstrip() if bug else ""

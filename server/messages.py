@@ -67,6 +67,20 @@ JPEG = 1
 PNG = 2
 _MEDIA_TYPES = {JPEG: "image/jpeg", PNG: "image/png"}  # in a type 4 frame's JSON header
 
+# Room in one node's `executed` output for all but its text (`ui_chars_limit`): a batch's file
+# records, a few kB.
+_UI_ROOM = 1024 * 1024
+
+
+def ui_chars_limit(max_string_chars: int) -> int:
+    """The most characters of JSON one node's `executed` output (its ui) may take, sent to the
+    prompt's clients and kept in the history: the longest text a node may return (the run's
+    `max_string_chars`), each character escaped as a surrogate pair (12 characters), and
+    `_UI_ROOM` for the rest. PreviewAny shows any text a node may return; a plugin's node
+    showing 200 MB made a 200 MB history entry every later /history answered."""
+    return 12 * max_string_chars + _UI_ROOM
+
+
 # `progress_state` goes out at most this often per run (and once more at its end) ...
 PROGRESS_STATE_INTERVAL = 0.1
 # ... carrying at most this many nodes: the most recently changed ones.
@@ -188,10 +202,15 @@ class RunTranslator:
         schedule: Schedule | None = None,
         note: Callable[[str, dict[str, Any]], None] | None = None,
         own_messages: bool = False,
+        ui_limit: int | None = None,
     ) -> None:
         """`note`: where a history entry that is no message goes too (a worker's outbox);
-        `own_messages`: latentgraph's own messages are sent too (`LATENTGRAPH_MESSAGES`)."""
+        `own_messages`: latentgraph's own messages are sent too (`LATENTGRAPH_MESSAGES`);
+        `ui_limit`: the most characters of JSON a node's `executed` output may take
+        (`ui_chars_limit`), a larger one neither sent nor kept (`kept_ui`), its node warned."""
         self.prompt_id = prompt_id
+        self._ui_limit = ui_limit
+        self.withheld: set[str] = set()  # the nodes whose output was over `ui_limit`
         self._note = note
         self._own_messages = own_messages
         self.node_types = node_types  # node id -> class_type, for error messages
@@ -300,7 +319,7 @@ class RunTranslator:
             self.executed.append(node_id)
             top = self._progress.pop(node_id, (0, 1))[1]
             self._states.set(node_id, "finished", top, top)
-        if event.ui:
+        if event.ui and self._ui_fits(event):
             self.ui[node_id] = event.ui
             self._send("executed", {"node": node_id, "display_node": node_id,
                                     "output": event.ui, "prompt_id": self.prompt_id})  # fmt: skip
@@ -308,6 +327,27 @@ class RunTranslator:
             self._send(NODE_FINISHED, {"prompt_id": self.prompt_id, "node_id": node_id,
                                        "node_type": event.node_type, "seconds": event.seconds,
                                        "summary": list(event.summary)})  # fmt: skip
+
+    def _ui_fits(self, event: ev.NodeFinished) -> bool:
+        """Whether the node's ui is within `ui_limit` as JSON; one that is not is withheld,
+        said as the node's warning (in the history, the server's log, `submit`'s output)."""
+        if self._ui_limit is None:
+            return True
+        size = len(_ENCODER.encode(event.ui))
+        if size <= self._ui_limit:
+            return True
+        self.withheld.add(event.node_id)
+        self._node_warning(ev.NodeWarning(
+            event.run_id, node_id=event.node_id, message=(
+                f"its output for the editor is {size} characters of JSON, more than the "
+                f"limit of {self._ui_limit} (from --max-string-chars): not sent, nor kept in "
+                "the history")))  # fmt: skip
+        return False
+
+    def kept_ui(self, ui: dict[str, Any]) -> dict[str, Any]:
+        """A run's outputs by node (`RunResult.ui`) as the history keeps them: without those
+        withheld (`withheld`), as they were not sent."""
+        return {nid: out for nid, out in ui.items() if nid not in self.withheld}
 
     def _node_warning(self, event: ev.NodeWarning) -> None:
         data = {"prompt_id": self.prompt_id, "node_id": event.node_id,

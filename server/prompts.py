@@ -14,11 +14,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from latentgraph.graph import Registry
+from latentgraph.graph import Registry, Settings
 from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.object_info import input_config
 from latentgraph.graph.pictures import text_key_problem
-from latentgraph.graph.problems import Problem, WorkflowError, quoted
+from latentgraph.graph.problems import Problem, WorkflowError, node_name, quoted
 
 from .config import server_limit_label
 from .errors import ApiError
@@ -144,7 +144,15 @@ class CheckedPrompt:
     node_errors: dict[str, Any] = field(default_factory=dict)
 
 
-def error_body(type_: str, message: str, details: str = "", node_errors=None, **extra) -> dict:
+def error_body(
+    type_: str,
+    message: str,
+    details: str = "",
+    node_errors: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A refused prompt's answer as ComfyUI shapes it: the error (`extra` its extra_info) and
+    the node_errors, empty when none."""
     return {
         "error": {"type": type_, "message": message, "details": details, "extra_info": extra},
         "node_errors": node_errors or {},
@@ -207,7 +215,7 @@ def reject(
         return PromptRejected(
             error_body(
                 "invalid_prompt",
-                f"Cannot execute because node {top.node_id} ({class_type}): {top.message}",
+                f"Cannot execute because {node_name(top.node_id, class_type)}: {top.message}",
                 f"Node ID '#{top.node_id}'",
             )
         )
@@ -346,9 +354,9 @@ def check_string_lengths(prompt: Any, max_chars: int, text: str | None = None,
         needing = _dependent_outputs(prompt, _output_ids(prompt, registry)).get(str(nid), [])
         raise PromptRejected(error_body(
             "prompt_outputs_failed_validation", "Prompt outputs failed validation",
-            f"node {node} ({class_type}): {message}", node_errors={node: {
+            f"{node_name(node, class_type)}: {message}", node_errors={node: {
                 "class_type": class_type, "dependent_outputs": needing, "errors": [comfy_error(
-                    "value_too_long", message, f"node {node}: {message}",
+                    "value_too_long", message, f"{node_name(node)}: {message}",
                     {"input_name": name, **input_config_info(
                         "value_too_long", class_type, name, registry, settings)}
                     if name else {})]}}))  # fmt: skip
@@ -379,11 +387,11 @@ def no_prompt() -> PromptRejected:
 
 def no_class_type(nid: str) -> PromptRejected:
     """The refusal of a prompt whose node `nid` is no object with a class_type."""
-    return PromptRejected(error_body("invalid_prompt", f"Cannot execute because node {nid} has "
-                                     "no class_type", f"Node ID '#{nid}'"))  # fmt: skip
+    return PromptRejected(error_body("invalid_prompt", f"Cannot execute because {node_name(nid)} "
+                                     "has no class_type", f"Node ID '#{nid}'"))  # fmt: skip
 
 
-def check_prompt(prompt: Any, registry: Registry, settings,
+def check_prompt(prompt: Any, registry: Registry, settings: Settings,
                  targets: Any = None) -> tuple[CheckedPrompt, Any]:  # fmt: skip
     """Convert and validate an API-format prompt as ComfyUI does: an unknown node type anywhere
     refuses it; otherwise each output node (or target) is checked with what it needs, a node
@@ -473,7 +481,7 @@ def _refuse_unknown_types(prompt: dict[str, Any], registry: Registry) -> None:
         title = unknown[first]  # as ComfyUI names an untitled node
     raise PromptRejected(error_body(
         "missing_node_type",
-        f"Cannot execute because node {', '.join(names)} does not exist.",
+        f"Cannot execute because node {', '.join(map(quoted, names))} does not exist.",
         f"Node ID '#{first}'", node_errors={nid: {
             "class_type": t, "dependent_outputs": deps.get(nid, []), "errors": [comfy_error(
                 "unknown_node_type", messages[t], f"Node ID '#{nid}': {messages[t]}", {})]}

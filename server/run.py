@@ -13,13 +13,16 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from .config import ServerConfig
 from .hosts import is_loopback_bind, no_such_address
 from .middleware import TOKEN_PARAMETER
 from .workers import WorkerSetup
+
+if TYPE_CHECKING:  # the app's modules are imported when it starts
+    from .api_info import RecentLogs
 
 # What stands where a token was.
 REDACTED = "<redacted>"
@@ -270,7 +273,7 @@ def serve(
     registry: Any = None,
     workers: WorkerSetup | None = None,
     log_level: str = "info",
-    prepare: Callable[[], Any] | None = None,
+    prepare: Callable[[RecentLogs], Any] | None = None,
 ) -> int | None:
     """Start the server and block until it is stopped (Ctrl-C / SIGTERM); return the signal
     that stopped it (SIGTERM once one came, else SIGINT), after the orderly shutdown (the
@@ -278,7 +281,9 @@ def serve(
     worker for good (a Ray cluster gone) stops it the same way, then `WorkersLost`.
     `registry` and `workers` as for `create_app`; `prepare`, when given, makes the registry
     once the port is bound (`latentgraph serve`'s: plugins, example.png, the temp folder's
-    previews).
+    previews), given the Logs panel's lines to keep there what it prints
+    (`RecentLogs.keep_printed`). The panel holds the server's lines from then on: the start-up
+    lines printed before the app runs as well.
 
     A refusal at start leaves nothing behind: an existing data folder's queue database is
     locked first (`StoreInUse`: another server uses this data folder, said before the port is
@@ -289,6 +294,7 @@ def serve(
     (`DatabaseLock.abandon`), as the app removes its folders and the store its files."""
     from latentgraph.graph.files import remove_folders
 
+    from .api_info import RecentLogs
     from .app import create_app
     from .store import DatabaseLock
 
@@ -296,22 +302,26 @@ def serve(
     sockets: list[socket.socket] = []
     made: list[Path] = []  # a new data folder and its parents
     app = None  # made: the start went through
+    logs = RecentLogs()
     try:
         sockets = listen(config.host, config.port)
+        # (before the panel is attached: basicConfig sets up a root logger with no handler only)
+        logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
+                            format=LOG_FORMAT)  # fmt: skip
+        logs.attach()
         if prepare is not None:
-            registry = prepare()
+            registry = prepare(logs)
         if lock is None:  # a new data folder, made only now that the port is ours
             made = config.make_data_dir()  # private: every prompt is kept in it
             lock = DatabaseLock(config.db_path)  # held until the store closes
-        logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
-                            format=LOG_FORMAT)  # fmt: skip
-        app = create_app(config, registry=registry, workers=workers, lock=lock)
+        app = create_app(config, registry=registry, workers=workers, lock=lock, logs=logs)
         if not is_loopback_bind(config.host) and not config.auth_token:
             logging.getLogger("latentgraph.server").warning(
                 "listening on %s without --auth-token: anyone who can reach this port can run "
                 "workflows and read outputs", config.host)  # fmt: skip
         server_class = _server_class(on_signal=app.state.lg.dispatcher.shutting_down)
         server = server_class(uvicorn_config(app, config, log_level))
+        logs.attach()  # uvicorn's loggers, configured now: its start-up lines
         dispatcher = app.state.lg.dispatcher
 
         def stop_for_lost_workers() -> None:  # from a pool thread: uvicorn's loop polls it
@@ -324,6 +334,7 @@ def serve(
         came = server.signals
         return signal.SIGTERM if signal.SIGTERM in came else came[0] if came else None
     finally:
+        logs.detach()
         for sock in sockets:
             sock.close()
         if app is None:  # a refused start: the lock file it made gone, then its folders

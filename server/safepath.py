@@ -1,12 +1,14 @@
 """Joining user-supplied names onto a base folder without ever leaving it, within the sizes a
 filesystem takes: every route that touches a file by a client's name goes through here, so a
-name the disk would refuse is a 400 naming the field, never an OSError (and its path) later."""
+name the disk would refuse is a 400 naming the field, never an OSError (and its path) later.
+A name a file or folder is made under must also show as it is (`shown_name`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path, PurePosixPath
 
+from latentgraph.graph.paths import unseen_problem
 from latentgraph.graph.problems import quoted
 
 from .errors import ApiError
@@ -83,12 +85,24 @@ def safe_folder(base: Path, value: str, what: str = "subfolder") -> Path:
 
 
 def safe_filename(value: str, what: str = "filename") -> str:
-    """A bare file name (no folders) of at most `MAX_NAME_BYTES`, or a 400."""
+    """A bare file name (no folders) of at most `MAX_NAME_BYTES`, shown as it is (`shown_name`),
+    or a 400: the name a file a client sends is stored under."""
     name = (value or "").strip()
     if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
         raise ApiError(400, f"{what} {_shown(value)} must be a plain file name", "invalid_filename")
     _check_name(name, what, name)
+    shown_name(name, what, "invalid_filename")
     return name
+
+
+def shown_name(value: str, what: str, error_type: str) -> None:
+    """Refuse (400 `error_type`) a name, or a relative path of them, for a file or folder to be
+    made that would not show as it is (`graph.paths.unseen_character`: a newline, ESC, a bidi
+    override), naming the character: LoadImage's list, the editor's and `ls` show it. What
+    the save nodes' filename_prefix refuses too (`nodes/images.prefix_problem`)."""
+    problem = unseen_problem(value.replace("\\", "/"))
+    if problem is not None:
+        raise ApiError(400, f"{what} {_shown(value)} {problem}", error_type)
 
 
 def numbered_name(name: str, n: int) -> str:

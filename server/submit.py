@@ -7,6 +7,7 @@ The websocket messages are turned back into engine events, so the same renderers
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -20,9 +21,16 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from latentgraph.graph import events as ev
-from latentgraph.graph.files import file_records, write_atomic
+from latentgraph.graph.files import SAVING_PREFIX, file_records, write_new
 from latentgraph.graph.formats import load_text, workflow_text
-from latentgraph.graph.problems import WorkflowError, labelled, problem_line
+from latentgraph.graph.numbered_files import (
+    link_numbered,
+    name_and_suffix,
+    next_number,
+    number_in,
+    numbered_name,
+)
+from latentgraph.graph.problems import WorkflowError, labelled, problem_line, problem_row
 
 from .messages import NODE_ERROR, NODE_FINISHED, NODE_WARNING, reported_inputs
 from .middleware import TOKEN_PARAMETER
@@ -117,8 +125,10 @@ class PromptEvents:
                 self._finish_running(float(data.get("seconds") or 0.0),
                                      [str(line) for line in data.get("summary") or ()])  # fmt: skip
         elif kind == NODE_WARNING:  # what a node said (`ctx.warn`), at its place as `run` says it
-            self.render(ev.NodeWarning(pid, node_id=str(data.get("node_id") or ""),
-                                       message=str(data.get("message", "")),
+            node = str(data.get("node_id") or "")
+            self.render(ev.NodeWarning(pid, node_id=node, message=str(data.get("message", "")),
+                                       node_type=str(data.get("node_type") or "")
+                                       or self.types.get(node, ""),
                                        input_name=data.get("input_name") or None))  # fmt: skip
         elif kind == NODE_ERROR:  # a node failed; the run goes on with what does not need it
             self._failed(data)
@@ -251,41 +261,69 @@ def _queue_full(server_url: str, answer: Any) -> str:
     )
 
 
-@dataclass(frozen=True)
-class _Say:
-    """How `submit` speaks to the user, one place for every step: each line on stderr, hidden
-    first (an exception's text may quote the websocket's address, the token percent-encoded in
-    it, the --server URL its credentials (user:password@): the rule the server's log uses, every
-    spelling of the token); the server named as `shown`, the token by where it came from."""
-
-    hidden: Callable[[str], str]
-    shown: str  # the --server URL as messages show it
-    token: str | None
-    token_source: str  # --auth-token, LATENTGRAPH_AUTH_TOKEN or `URL_TOKEN`
-
-    def err(self, text: str) -> None:
-        print(self.hidden(text), file=sys.stderr)
-
-    def fail(self, text: str) -> None:
-        """A line saying why submit stops, prefixed as the CLI's other errors."""
-        self.err(f"latentgraph: error: {text}")
-
-    def refusal(self, status: int, raw: bytes) -> str | None:
-        """`_refusal` for this server and token: why it refused who sent a request, or None."""
-        return _refusal(self.shown, self.token, self.token_source, status, raw, self.hidden)
-
-    def refuse(self, refusal: str) -> None:
-        """`fail` for a line `refusal` made: the server's words in it hidden there already, its
-        advice (`?token=TOKEN`) printed as written."""
-        print(f"latentgraph: error: {refusal}", file=sys.stderr)
-
-
 class _Stop(Exception):
     """Ends `submit` early: the step that raises it has printed why; `code` is the exit code."""
 
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+@dataclass(frozen=True)
+class _Say:
+    """How `submit` speaks to the user, one place for every step: each line on stderr, hidden
+    first (an exception's text may quote the websocket's address, the token percent-encoded in
+    it, the --server URL its credentials (user:password@): the rule the server's log uses, every
+    spelling of the token); the server named as `shown`, the token by where it came from. With
+    `as_json` (`submit --json`) what ends it is a JSON line on stdout too, as `run --json`
+    says it: a refused workflow's `workflow_invalid`, any other stop before the run's end a
+    `submit_stopped` (`stop`), so the stream always ends with a line a script can key on."""
+
+    hidden: Callable[[str], str]
+    shown: str  # the --server URL as messages show it
+    token: str | None
+    token_source: str  # --auth-token, LATENTGRAPH_AUTH_TOKEN or `URL_TOKEN`
+    as_json: bool = False
+
+    def err(self, text: str) -> None:
+        print(self.hidden(text), file=sys.stderr)
+
+    def line(self, event: dict[str, Any], hide: bool = True) -> None:
+        """One JSON line on stdout (`--json`), its text hidden as the lines on stderr are
+        (`hide` False: hidden already, as `stop`'s `refusal`)."""
+        text = json.dumps(event)
+        print(self.hidden(text) if hide else text, flush=True)
+
+    def stop(self, reason: str, text: str, code: int, events: PromptEvents | None = None,
+             history: str | None = None, *, refusal: bool = False,
+             label: str = "error: ") -> _Stop:  # fmt: skip
+        """Say why submit stops before the run's end, prefixed as the CLI's other errors
+        (`label`; `refusal`: a line `_refusal` made, the server's words in it hidden there
+        already, its advice, `?token=TOKEN`, printed as written), and with `--json` its `submit_stopped`
+        line: `reason` (unreachable, refused, queue_full, server_error, lost, interrupted),
+        the message, the prompt (None: not queued) and its history's address. Returns the
+        `_Stop` to raise, ending submit with `code`."""
+        line = f"latentgraph: {label}{text}"
+        print(line if refusal else self.hidden(line), file=sys.stderr)
+        if self.as_json:
+            self.line({"event": "submit_stopped", "reason": reason, "message": text,
+                       "prompt_id": events.pid if events is not None else None,
+                       "history": history}, hide=not refusal)  # fmt: skip
+        return _Stop(code)
+
+    def invalid(self, lines: list[str], rows: list[dict[str, Any]]) -> _Stop:
+        """A workflow refused before it ran (here, or by the server): each problem's line on
+        stderr, as `run` prints them, and with `--json` the `workflow_invalid` line `run
+        --json` gives, `rows` as `problem_row` makes them. Returns the `_Stop` (exit 2)."""
+        for text in lines:
+            self.err(text)
+        if self.as_json:
+            self.line({"event": "workflow_invalid", "problems": rows})
+        return _Stop(EXIT_USAGE)
+
+    def refusal(self, status: int, raw: bytes) -> str | None:
+        """`_refusal` for this server and token: why it refused who sent a request, or None."""
+        return _refusal(self.shown, self.token, self.token_source, status, raw, self.hidden)
 
 
 def _handshake_refusal(http: _Http, say: _Say) -> str | None:
@@ -299,27 +337,79 @@ def _handshake_refusal(http: _Http, say: _Say) -> str | None:
     return say.refusal(status, raw)
 
 
-def _download(http: _Http, prompt_id: str, output_dir: Path, err) -> list[Path]:
+def _download(http: _Http, events: PromptEvents, output_dir: Path, say: _Say,
+              quiet: bool) -> None:  # fmt: skip
+    """Fetch every file the run saved into `output_dir` (`_keep`: never over a file there),
+    each said as its local name (and the server's, when they differ): a line on stderr, or
+    with `--json` a `downloaded` line."""
+    prompt_id = events.pid
     status, raw = http.request("GET", f"/history/{urllib.parse.quote(prompt_id)}")
     entry = json.loads(raw).get(prompt_id, {}) if status == 200 else {}
-    saved: list[Path] = []
     for out in (entry.get("outputs") or {}).values():
         for record in file_records(out if isinstance(out, dict) else None):  # any kind of file
             name, sub = str(record.get("filename", "")), str(record.get("subfolder") or "")
             rel = PurePosixPath(sub, name)
             if not name or rel.is_absolute() or ".." in rel.parts:
-                err(f"skipping unsafe output name {sub!r}/{name!r}")
+                say.err(f"skipping unsafe output name {sub!r}/{name!r}")
                 continue
-            query = urllib.parse.urlencode({"filename": name, "subfolder": sub,
-                                            "type": record.get("type", "output")})  # fmt: skip
+            kind = str(record.get("type", "output"))
+            query = urllib.parse.urlencode({"filename": name, "subfolder": sub, "type": kind})
             code, data = http.request("GET", f"/view?{query}")
             if code != 200:
-                err(f"could not download {rel}: HTTP {code}")
+                say.err(f"could not download {rel}: HTTP {code}")
                 continue
-            target = output_dir.joinpath(*rel.parts)
-            write_atomic(target, data)
-            saved.append(target)
-    return saved
+            target, kept = _keep(data, output_dir.joinpath(*rel.parts))
+            if say.as_json:
+                say.line({"event": "downloaded", "run_id": prompt_id, "path": str(target),
+                          "filename": name, "subfolder": sub, "type": kind, "kept": kept})  # fmt: skip
+            elif not quiet:
+                on_server = PurePosixPath(kind, rel)  # as the run's "saved on the server:" line
+                notes = ["already downloaded"] if kept else []
+                notes += [f"on the server: {on_server}"] if target.name != name else []
+                said = f" ({'; '.join(notes)})" if notes else ""
+                say.err(f"{'kept' if kept else 'downloaded'} {target}{said}")
+
+
+def _keep(data: bytes, target: Path) -> tuple[Path, bool]:
+    """Where a downloaded file's `data` is kept, and whether it was there already: at `target`
+    (the server's name) when that is free; else under the next free number of its name, as a
+    save node numbers its files (`link_numbered`): the file there, the user's or a local run's
+    (`--output-dir` defaults to `run`'s ./output), is never replaced. A file holding these very
+    bytes under either name (a cached run's, downloaded before) is that one: nothing written."""
+    name, suffix = name_and_suffix(target.name)
+    same = _holding(data, target, name, suffix)
+    if same is not None:
+        return same, True
+
+    def place(tmp: Path) -> Path:
+        try:
+            os.link(tmp, target)
+            return target
+        except FileExistsError:
+            counter = next_number(os.listdir(target.parent), name, suffix)
+            counter = link_numbered(tmp, target.parent, name, suffix, counter)
+            return target.parent / numbered_name(name, counter, suffix)
+
+    placed = write_new(target.parent, lambda tmp: tmp.write_bytes(data), place,
+                       prefix=SAVING_PREFIX, suffix=suffix, target=lambda: target)  # fmt: skip
+    return placed, False
+
+
+def _holding(data: bytes, target: Path, name: str, suffix: str) -> Path | None:
+    """The file at `target`, or among the numbered files of its name beside it, that holds
+    `data` (its size compared first), or None."""
+    try:
+        there = sorted(os.listdir(target.parent))
+    except OSError:  # no folder yet (the download makes it), or none to read
+        return None
+    for filename in [target.name, *(f for f in there if number_in(f, name, suffix) is not None)]:
+        path = target.parent / filename
+        try:
+            if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+                return path
+        except OSError:  # unreadable: not the same file, and not replaced either
+            continue
+    return None
 
 
 def _connect(say: _Say, http: _Http, ws_url: str) -> ClientConnection:
@@ -341,10 +431,9 @@ def _connect(say: _Say, http: _Http, ws_url: str) -> ClientConnection:
                            exc.response.body or b"")  # the HTTP request failed: the bare status
         )  # fmt: skip
         if refused:
-            say.refuse(refused)
-            raise _Stop(EXIT_USAGE) from None
-        say.fail(f"cannot reach the server at {say.shown}: {exc}")
-        raise _Stop(EXIT_UNREACHABLE) from None
+            raise say.stop("refused", refused, EXIT_USAGE, refusal=True) from None
+        raise say.stop("unreachable", f"cannot reach the server at {say.shown}: {exc}",
+                       EXIT_UNREACHABLE) from None  # fmt: skip
 
 
 def _queue(say: _Say, http: _Http, body: dict[str, Any]) -> dict[str, Any]:
@@ -355,31 +444,55 @@ def _queue(say: _Say, http: _Http, body: dict[str, Any]) -> dict[str, Any]:
     try:
         status, raw = http.request("POST", "/latentgraph/run", body)
     except (urllib.error.URLError, OSError) as exc:
-        say.fail(f"cannot reach the server at {say.shown}: {exc}")
-        raise _Stop(EXIT_UNREACHABLE) from None
+        raise say.stop("unreachable", f"cannot reach the server at {say.shown}: {exc}",
+                       EXIT_UNREACHABLE) from None  # fmt: skip
     try:
         answer = json.loads(raw)
     except ValueError:
-        say.fail(f"the server answered HTTP {status} with something that is not JSON")
-        raise _Stop(EXIT_FAILED) from None
+        raise say.stop("server_error", f"the server answered HTTP {status} with something "
+                       "that is not JSON", EXIT_FAILED) from None  # fmt: skip
     refused = say.refusal(status, raw)
     if refused:
-        say.refuse(refused)
-        raise _Stop(EXIT_USAGE)
+        raise say.stop("refused", refused, EXIT_USAGE, refusal=True)
     if status == 429:  # no run, and not the workflow's fault: the server is busy
-        say.fail(_queue_full(say.shown, answer))
-        raise _Stop(EXIT_UNREACHABLE)
+        raise say.stop("queue_full", _queue_full(say.shown, answer), EXIT_UNREACHABLE)
+    if status in (400, 413):
+        raise say.invalid(*_sent_problems(answer, status))
     if status != 200:
-        problems = answer.get("problems") or []
-        for p in problems:  # as `run` prints a workflow's problems: `error: PLACE: ...`
-            say.err(labelled(p.get("severity") or "error", p.get("text") or p.get("message", "")))
-        for nid, entry in (answer.get("node_errors") or {}).items():
-            for e in entry.get("errors", []):
-                say.err(labelled("error", f"node {nid!r}: {e.get('message')}"))
-        if not problems and not answer.get("node_errors"):
-            say.err(answer.get("error", {}).get("message", f"HTTP {status}"))
-        raise _Stop(EXIT_USAGE if status in (400, 413) else EXIT_FAILED)
+        error = answer.get("error") if isinstance(answer, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        raise say.stop("server_error", f"the server at {say.shown} answered HTTP {status}"
+                       + (f": {message}" if message else ""), EXIT_FAILED)  # fmt: skip
     return answer
+
+
+def _sent_problems(answer: Any, status: int) -> tuple[list[str], list[dict[str, Any]]]:
+    """The workflow's problems as the server sent them (HTTP 400, 413): each one's line, as
+    `run` prints a problem (`error: PLACE: ...`, the server's text), and its row as `run
+    --json` gives one (`problem_row`'s keys, from the server's: `node_id`, `input_name`); a
+    ComfyUI-style `node_errors` entry and a bare error message alike."""
+    lines: list[str] = []
+    rows: list[dict[str, Any]] = []
+    answer = answer if isinstance(answer, dict) else {}
+    for p in answer.get("problems") or []:
+        severity = p.get("severity") or "error"
+        lines.append(labelled(severity, p.get("text") or p.get("message", "")))
+        rows.append({"severity": severity, "code": p.get("code"), "message": p.get("message"),
+                     "node": p.get("node_id"), "input": p.get("input_name"),
+                     "location": p.get("location")})  # fmt: skip
+    for nid, entry in (answer.get("node_errors") or {}).items():
+        for e in entry.get("errors", []):
+            lines.append(labelled("error", f"node {nid!r}: {e.get('message')}"))
+            rows.append({"severity": "error", "code": e.get("type"), "message": e.get("message"),
+                         "node": nid, "input": (e.get("extra_info") or {}).get("input_name"),
+                         "location": None})  # fmt: skip
+    if not lines:
+        error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+        message = error.get("message") or f"HTTP {status}"
+        lines.append(labelled("error", message))
+        rows.append({"severity": "error", "code": error.get("type"), "message": message,
+                     "node": None, "input": None, "location": None})  # fmt: skip
+    return lines, rows
 
 
 def _renderer(as_json: bool, quiet: bool, graph: Graph | None) -> Any:
@@ -389,7 +502,7 @@ def _renderer(as_json: bool, quiet: bool, graph: Graph | None) -> Any:
     if as_json:
         from latentgraph.graph.console import JsonLines
 
-        return JsonLines()
+        return JsonLines(graph=graph, quiet=quiet)
     from latentgraph.graph.console import RichProgress
 
     return RichProgress(quiet=quiet, on_server=True, graph=graph)
@@ -422,12 +535,13 @@ def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvent
     except KeyboardInterrupt:
         http.request("POST", "/interrupt", {"prompt_id": events.pid})
         render.close()
-        say.err("interrupted")
-        raise _Stop(EXIT_INTERRUPTED) from None
+        raise say.stop("interrupted", f"interrupted; the server was asked to stop prompt "
+                       f"{events.pid}", EXIT_INTERRUPTED, events, _history(say, http, events),
+                       label="") from None  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - connection lost mid-run
         render.close()
-        say.fail(_lost(say, http, events, exc))
-        raise _Stop(EXIT_FAILED) from None
+        raise say.stop("lost", _lost(say, http, events, exc), EXIT_FAILED, events,
+                       _history(say, http, events)) from None  # fmt: skip
     render.close()
     if closed is not None:
         raise closed
@@ -446,7 +560,7 @@ def _lost(say: _Say, http: _Http, events: PromptEvents, exc: Exception) -> str:
     queued one waits in the queue database, and runs when the server starts again."""
     from websockets.exceptions import ConnectionClosed
 
-    history = say.hidden(f"{http.base}/history/{urllib.parse.quote(events.pid)}")
+    history = _history(say, http, events)
     state = "running" if events.began else "queued"
     closed = exc.rcvd if isinstance(exc, ConnectionClosed) else None
     if closed is None or closed.code not in _SERVER_STOPPING:
@@ -456,6 +570,11 @@ def _lost(say: _Say, http: _Http, events: PromptEvents, exc: Exception) -> str:
              "it stays queued there, and runs when the server starts again")  # fmt: skip
     return (f"the server at {say.shown} stopped ({exc}) while prompt {events.pid} was {state}; "
             f"{after}: {history}")  # fmt: skip
+
+
+def _history(say: _Say, http: _Http, events: PromptEvents) -> str:
+    """The address of the prompt's history entry, as messages show it (no token)."""
+    return say.hidden(f"{http.base}/history/{urllib.parse.quote(events.pid)}")
 
 
 def _exit_code(events: PromptEvents) -> int:
@@ -500,19 +619,18 @@ def submit(
     LATENTGRAPH_AUTH_TOKEN or `URL_TOKEN`); messages never show it. `registry` reads the
     workflow here too (`_local_graph`), for the places of the run's failures."""
     hidden = RedactToken(auth_token).redact
-    say = _Say(hidden, hidden(server_url), auth_token, token_source)
+    say = _Say(hidden, hidden(server_url), auth_token, token_source, as_json)
     path = Path(path)
     bad_url = server_url_problem(server_url)
-    if bad_url:
-        say.fail(f"--server {say.shown}: {bad_url}")
+    if bad_url:  # a flag refused, as `run --json` refuses one: no JSON line
+        say.err(f"latentgraph: error: --server {say.shown}: {bad_url}")
         return EXIT_USAGE
     server_url = _base(server_url)  # a query (the editor's ?token=) is no part of any request
     try:  # as `run` reads it: a PNG's workflow chunk; the size limit, UTF-8 with line:column
         text = workflow_text(path)
     except WorkflowError as exc:
-        for problem in exc.problems:
-            say.err(problem_line(problem))
-        return EXIT_USAGE
+        return say.invalid([problem_line(p) for p in exc.problems],
+                           [problem_row(p) for p in exc.problems]).code  # fmt: skip
     graph = _local_graph(text, str(path), overrides or {}, registry)
     output_dir = Path(output_dir)
     client_id = client_id or uuid.uuid4().hex
@@ -528,8 +646,5 @@ def submit(
             _watch(socket, http, say, events)
     except _Stop as stop:
         return stop.code
-    saved = _download(http, events.pid, output_dir, say.err)
-    if not quiet and not as_json:
-        for target in saved:
-            say.err(f"downloaded {target}")
+    _download(http, events, output_dir, say, quiet)
     return _exit_code(events)

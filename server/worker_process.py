@@ -57,6 +57,7 @@ from .messages import (
     RunError,
     RunTranslator,
     encode_message,
+    ui_chars_limit,
 )
 from .workers import (
     Device,
@@ -196,10 +197,6 @@ BATCH_SECONDS = 0.002
 # pickling and again after the write. Waking the sender, a 201-node fan sent 252 of its 305
 # messages after its run ended (docs/benchmarks.md, sixth pass).
 BATCH_MESSAGES = 1000
-# How long a run's Python code may hold the GIL while the sender waits for it. CPython's 5 ms
-# is longer than a whole 100-node run: its messages all left after it ended, and the server
-# and the client then relayed and read them one after the other instead of meanwhile.
-GIL_SWITCH_SECONDS = 0.001
 
 
 @dataclass
@@ -568,6 +565,7 @@ class JobRunner:
             parents=PromptParents(prompt), targets=job.targets, schedule=self.timers.schedule,
             note=functools.partial(outbox.note, pid),
             own_messages=bool(job.extra_data.get(LATENTGRAPH_MESSAGES)),
+            ui_limit=ui_chars_limit(self.scheduler.settings.max_string_chars),
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         # SaveImage's text chunks: the workflow, our document, and any other entry an API
@@ -603,7 +601,7 @@ class JobRunner:
             self.loaded |= model_keys(prompt, self.registry)
             result = self.scheduler.run(graph, targets=targets, on_event=on_event, cancel=token,
                                         run_id=pid, extra=extra, validate=False)  # fmt: skip
-            status, ui = result.status, dict(result.ui or {})
+            status, ui = result.status, translator.kept_ui(result.ui or {})
         except WorkflowError as exc:
             first = exc.errors[0] if exc.errors else None
             error = str(exc)

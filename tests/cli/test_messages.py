@@ -245,6 +245,48 @@ def test_square_brackets_in_messages_are_printed_not_read_as_rich_markup():
     assert "pip install 'latentgraph[upscale]'" in text
 
 
+# A shared workflow file's node id and type holding a newline and escape sequences (a title
+# change, a screen clear): printed raw, they forged a `success` line and drove the terminal.
+FORGING_TYPE = "Nope\x1b[2J\nsuccess: 8 ran"
+FORGING_ID = "a\x1b]0;TITLE\x07\x1b[31mRED\nFAKE: success"
+
+
+def test_a_node_id_and_type_from_a_file_are_printed_escaped_on_one_line(cli, tmp_path):
+    """`latentgraph validate esc.json` printed `error: esc.json: node '1' (Nope^[[2J` and then
+    a line `success: 8 ran): ...`: the type in parentheses was printed as it came."""
+    import json
+
+    api = write(tmp_path, "esc.json", json.dumps({"1": {"class_type": FORGING_TYPE,
+                                                        "inputs": {}}}))  # fmt: skip
+    ours = write(tmp_path, "esc.yaml", "version: 1\nnodes:\n  " + json.dumps(FORGING_ID)
+                 + ":\n    type: " + json.dumps(FORGING_TYPE) + "\n")  # fmt: skip
+    for path in (api, ours):
+        code, out, err = cli("validate", str(path))
+        assert code == 2 and out == "", err
+        first, verdict = err.splitlines()  # the error, one line, then the file's verdict
+        assert "\x1b" not in err and "\x07" not in err
+        assert "(Nope\\u001b[2J\\nsuccess: 8 ran): unknown node type 'Nope\\u001b[2J" in first
+        assert verdict == f"{path}: 1 error(s)"
+    assert "node 'a\\u001b]0;TITLE\\u0007\\u001b[31mRED\\nFAKE: success' (" in first
+
+
+def test_a_run_prints_a_node_id_from_its_file_escaped(cli, tmp_path):
+    """`done a^[[31mRED` then a line `FAKE (PrimitiveString) ...`: the id of a node that ran,
+    as the file wrote it, in `done`, the progress and a preview's line."""
+    import json
+
+    path = write(tmp_path, "esc.yaml", "version: 1\nnodes:\n  " + json.dumps(FORGING_ID)
+                 + ": {type: PrimitiveString, value: hello}\n  show: {type: PreviewAny, "
+                 "source: " + json.dumps(FORGING_ID + ".STRING") + "}\n")  # fmt: skip
+    code, out, err = cli("run", str(path))
+    assert code == 0, err
+    assert "\x1b" not in err and "\x07" not in err
+    shown = "a\\u001b]0;TITLE\\u0007\\u001b[31mRED\\nFAKE: success"
+    assert f"done {shown} (PrimitiveString) " in err
+    assert [line for line in err.splitlines() if "FAKE" in line] == [
+        line for line in err.splitlines() if shown in line]  # fmt: skip
+
+
 @pytest.mark.parametrize("name, fmt", [("photo.jpg", "JPEG"), ("plain.png", "PNG"),
                                        ("photo.webp", "WEBP")])  # fmt: skip
 def test_an_image_without_a_workflow_is_named_as_such(cli, tmp_path, name, fmt):
@@ -289,5 +331,5 @@ nodes:
     code, out, err = cli("run", str(api), "--json")
     assert code == 0, err
     [warning] = [e for e in map(json.loads, out.splitlines()) if e["event"] == "node_warning"]
-    assert (warning["node_id"], warning["input_name"], warning["message"]) == (
-        "1", "upload", ignored)  # fmt: skip
+    assert (warning["node_id"], warning["node_type"], warning["input"], warning["message"]) == (
+        "1", "CliImage", "upload", ignored)  # as node_failed and the problems name them  # fmt: skip

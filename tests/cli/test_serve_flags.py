@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from latentgraph.graph.context import LIMIT_FLAGS
+
 from .conftest import write
 from .test_cli import GOOD
 
@@ -329,6 +331,74 @@ def test_run_refuses_the_limits_serve_refuses(cli, tmp_path, flag, capsys):
     assert exc.value.code == 2
     assert f"latentgraph: error: {flag}: expected an integer of at least 1, got " \
            "'0'" in capsys.readouterr().err  # fmt: skip
+
+
+BOUNDED = """\
+version: 1
+nodes:
+  bounded:
+    type: CliBounded
+    {limit}: {value}
+"""
+
+
+@pytest.mark.parametrize(("limit", "flag"), list(LIMIT_FLAGS.items()))
+def test_each_run_limit_flag_is_honoured_by_validate_run_and_serve(cli, serve, tmp_path, limit,
+                                                                   flag):  # fmt: skip
+    """Each run limit's flag (`LIMIT_FLAGS`), set low, refuses a workflow over it in every
+    command taking it, naming the flag, and passes one at it: each command once copied the
+    flags into its limits by hand, and a copy missing one would pass what the others refuse.
+    The limit is low, but above the prompt's own strings (--max-string-chars bounds them)."""
+    from starlette.testclient import TestClient
+
+    from latentgraph.arguments import load_nodes
+    from latentgraph.server.app import create_app
+    from latentgraph.wiring import worker_setup
+
+    from ..server.test_dispatch import RecordingPool
+    from .conftest import PLUGIN
+
+    low = 50
+    said = f"over the limit of {low} ({flag})"
+    for command in ("validate", "run"):
+        over = write(tmp_path, "over.yaml", BOUNDED.format(limit=limit, value=low + 1))
+        code, _, err = cli(command, str(over), flag, str(low))
+        assert code == 2 and said in err, (command, err)
+        at = write(tmp_path, "at.yaml", BOUNDED.format(limit=limit, value=low))
+        code, _, err = cli(command, str(at), flag, str(low))
+        assert code == 0, (command, err)
+    code, err, config = serve(flag, str(low), "--nodes-dir", str(PLUGIN))
+    assert code == 0, err
+    app = create_app(config, registry=load_nodes([PLUGIN]), workers=worker_setup([PLUGIN]),
+                     pool=RecordingPool([frozenset()]))  # fmt: skip
+
+    def prompt(value: int) -> dict:
+        inputs = {name: 1 for name in LIMIT_FLAGS} | {limit: value}
+        return {"prompt": {"1": {"class_type": "CliBounded", "inputs": inputs}}}
+
+    with TestClient(app, base_url="http://127.0.0.1:8188") as client:
+        over = client.post("/prompt", json=prompt(low + 1))
+        at = client.post("/prompt", json=prompt(low))
+    assert over.status_code == 400
+    errors = over.json()["node_errors"]["1"]["errors"]
+    assert [e["extra_info"]["input_name"] for e in errors] == [limit], over.text
+    assert said in errors[0]["details"], over.text
+    assert at.status_code == 200, at.text
+
+
+def test_without_their_flags_the_limits_are_the_settings_defaults(serve):
+    """A limit left out is Settings' default in every command (and in a ServerConfig made in
+    Python): the defaults are written once, on the Settings fields."""
+    from latentgraph.arguments import limit_values
+    from latentgraph.cli import build_parser
+    from latentgraph.graph.context import limit_defaults
+    from latentgraph.server.config import ServerConfig
+
+    for command in ("run", "validate"):
+        assert limit_values(build_parser().parse_args([command, "w.yaml"])) == limit_defaults()
+    code, err, config = serve()
+    assert code == 0, err
+    assert config.limits == ServerConfig().limits == limit_defaults()
 
 
 def test_max_queue_help_says_the_running_prompt_counts(capsys):

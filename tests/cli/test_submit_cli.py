@@ -333,3 +333,96 @@ def test_submit_places_a_nodes_refusal_of_its_input_as_run_does(plain_server, cl
     assert "error: --set v=3 ($v at wf.yaml:7:12): node 'e' (Even) input 'value': 3 is odd" in (
         err.splitlines()
     ), err
+
+
+def test_submit_never_replaces_a_local_file_it_downloads_over(plain_server, cli, tmp_path):
+    """The server numbers its files by its own folder, so its name may be one a local run (the
+    same ./output) or the user holds: the download replaced that file, silently. It now takes
+    the next free number of that name, as SaveImage numbers (past the highest there), and says
+    the server's name beside it; a file holding the very bytes, downloaded before, is kept."""
+    (tmp_path / "wf.yaml").write_text(REFUSED.replace("prefix: even", "prefix: x_00004"))
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    (dl / "x_00004_6.png").write_text("my precious file")
+    (dl / "x_00007_6.png").write_text("a later one")
+    code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=6",
+                       "--output-dir", "dl")  # fmt: skip
+    assert code == 0, err
+    assert (dl / "x_00004_6.png").read_text() == "my precious file"
+    assert (dl / "x_00007_6.png").read_text() == "a later one"
+    assert (dl / "x_00008_6.png").read_bytes().startswith(b"\x89PNG")
+    assert "downloaded dl/x_00008_6.png (on the server: output/x_00004_6.png)" in err, err
+
+    code, out, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=6",
+                         "--output-dir", "dl", "--json")  # fmt: skip
+    assert code == 0, err  # the run again, cached: the very bytes are there already, no copy
+    [kept] = [e for e in map(json.loads, out.splitlines()) if e["event"] == "downloaded"]
+    assert (kept["path"], kept["kept"]) == ("dl/x_00008_6.png", True)
+    assert (kept["filename"], kept["subfolder"], kept["type"]) == ("x_00004_6.png", "", "output")
+    code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=6",
+                       "--output-dir", "dl")  # fmt: skip
+    assert "kept dl/x_00008_6.png (already downloaded; on the server: output/x_00004_6.png)" \
+        in err, err  # fmt: skip
+    assert sorted(p.name for p in dl.iterdir()) == ["x_00004_6.png", "x_00007_6.png",
+                                                    "x_00008_6.png"]  # fmt: skip
+
+    (tmp_path / "plain.yaml").write_text(REFUSED)  # a name with no number: numbered after it
+    (dl / "even_2.png").write_text("mine")
+    code, out, err = cli("submit", "plain.yaml", "--server", plain_server.url, "--set", "v=2",
+                         "--output-dir", "dl", "--json")  # fmt: skip
+    assert code == 0, err
+    [got] = [e for e in map(json.loads, out.splitlines()) if e["event"] == "downloaded"]
+    assert (got["path"], got["filename"], got["kept"]) == ("dl/even_2_00001_.png", "even_2.png",
+                                                           False)  # fmt: skip
+    assert (dl / "even_2.png").read_text() == "mine"
+
+
+def test_submit_json_says_every_refusal_and_stop_on_stdout_as_run_json_does(plain_server, cli,
+                                                                            tmp_path):  # fmt: skip
+    """`submit --json` printed nothing on stdout when the workflow was refused (here or by the
+    server) or the server could not be reached: a script got the same shapes as from `run
+    --json` only on success. A refused workflow is now `run --json`'s `workflow_invalid` line
+    (node, input and place of each problem), with its lines on stderr still; a stop before the
+    run's end a `submit_stopped` line with the reason, stderr's message and the exit code's."""
+    (tmp_path / "wf.yaml").write_text(REFUSED)
+    code, out, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--json",
+                         "--set", "v=abc")  # fmt: skip
+    assert code == 2, err
+    [line] = map(json.loads, out.splitlines())
+    [problem] = line["problems"]
+    assert (line["event"], problem["node"], problem["input"], problem["location"]) == (
+        "workflow_invalid", "e", "value", "--set v=abc ($v at wf.yaml:7:12)"), line  # fmt: skip
+    assert err.splitlines() == [f"error: {problem['location']}: node 'e' input 'value': "
+                                f"{problem['message']}"]  # fmt: skip
+    _, run_out, _ = cli("run", "wf.yaml", "--json", "--set", "v=abc")  # the same shape
+    assert json.loads(run_out)["problems"][0].keys() == problem.keys()
+
+    (tmp_path / "badutf.yaml").write_bytes(b"version: 1\nnodes:\n  a:\n    type: x\xff\n")
+    for refused in ("nope.yaml", "badutf.yaml"):  # refused here: the file, or reading it
+        code, out, err = cli("submit", refused, "--server", plain_server.url, "--json")
+        assert code == 2, err
+        [line] = map(json.loads, out.splitlines())
+        assert line["event"] == "workflow_invalid" and line["problems"][0]["location"], line
+
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    code, out, err = cli("submit", "wf.yaml", "--server", unreachable, "--json")
+    assert code == 3, err
+    [line] = map(json.loads, out.splitlines())
+    assert (line["event"], line["reason"], line["prompt_id"], line["history"]) == (
+        "submit_stopped", "unreachable", None, None)  # fmt: skip
+    assert err == f"latentgraph: error: {line['message']}\n"
+    assert line["message"].startswith(f"cannot reach the server at {unreachable}: ")
+
+
+def test_submit_json_says_a_refused_token_as_a_stop_with_its_advice(token_server, cli, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    """A server refusing who sent the workflow (no token): a `submit_stopped` line, reason
+    `refused`, the advice as stderr prints it (its `?token=TOKEN` placeholder not redacted)."""
+    monkeypatch.delenv("LATENTGRAPH_AUTH_TOKEN", raising=False)
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    code, out, err = cli("submit", "wf.yaml", "--server", token_server.url, "--json")
+    assert code == 2, err
+    [line] = map(json.loads, out.splitlines())
+    assert (line["event"], line["reason"], line["prompt_id"]) == ("submit_stopped", "refused", None)
+    assert err == f"latentgraph: error: {line['message']}\n"
+    assert "(?token=TOKEN, as the editor's address)" in line["message"]

@@ -72,12 +72,13 @@ def _story(out: str) -> list[tuple]:
                          event["failed"], event["skipped"]))  # fmt: skip
         elif kind == "node_failed":
             told.append((kind, event["node_id"], event["message"], event["exception_type"],
-                         event["user_error"], event["input_name"], event["inputs"]))  # fmt: skip
+                         event["user_error"], event["input"], event["inputs"]))  # fmt: skip
         elif kind == "node_finished":
             summary = [re.sub(r"tick \d+", "tick N", line) for line in event["summary"]]
             told.append((kind, event["node_id"], event["cached"], summary, event["ui"]))
         elif kind == "node_warning":
-            told.append((kind, event["node_id"], event["message"], event["input_name"]))
+            told.append((kind, event["node_id"], event["node_type"], event["message"],
+                         event["input"]))  # fmt: skip
         else:
             told.append((kind, event.get("node_id"), event.get("nodes")))
     return told
@@ -126,7 +127,7 @@ def test_submit_prints_outputs_and_warnings_as_run_does(pack_server, cli, tmp_pa
     sent = cli("submit", "wf.yaml", "--server", pack_server.url, "--json")
     assert ran[0] == sent[0] == 0, (ran, sent)
     assert _story(sent[1]) == _story(ran[1])
-    assert ("node_warning", "rd", "2.6 rounded to 3", None) in _story(sent[1])
+    assert ("node_warning", "rd", "TP_Round", "2.6 rounded to 3", None) in _story(sent[1])
     assert ("node_finished", "rd", False, ["v: 3.0"], None) in _story(sent[1])
 
 
@@ -152,5 +153,5 @@ def test_the_history_keeps_every_nodes_failure(pack_server, cli, tmp_path):
     lines = [e["m"] for e in pack_server.http.get("/internal/logs/raw").json()["entries"]]
     said = [m.splitlines()[0] for m in lines if f" prompt {prompt_id} failed" in m]
     head = f"ERROR latentgraph.server: prompt {prompt_id} failed at node"
-    assert said == [f"{head} rf (TP_Refuse): node 'rf' (TP_Refuse) input 'n': -1 is negative",
-                    f"{head} cr (TP_Crash): division by zero"], lines  # fmt: skip
+    assert said == [f"{head} 'rf' (TP_Refuse): node 'rf' (TP_Refuse) input 'n': -1 is negative",
+                    f"{head} 'cr' (TP_Crash): division by zero"], lines  # fmt: skip

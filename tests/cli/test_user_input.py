@@ -373,12 +373,28 @@ def test_a_sweep_stopped_by_a_failed_run_says_which_values_did_not_run(cli, tmp_
     assert "sweep stopped" not in err
 
 
+def test_json_says_a_nodes_failure_on_stderr_too_as_text_mode_and_a_refusal_do(cli, tmp_path):
+    """With `--json` a node's failure was on stdout only, while a refused workflow is on both:
+    a CI log keeping stderr had no reason for a failed run (exit 1 or 2). Its line is on stderr
+    as in text mode, placed alike, the JSON on stdout unchanged."""
+    odd = write(tmp_path, "odd.yaml", ODD)
+    crash = write(tmp_path, "crash.yaml", GOOD + "  boom:\n    type: CliFail\n    a: a\n"
+                  "  out2:\n    type: CliWrite\n    value: boom\n")  # fmt: skip
+    for wf, args in ((odd, ["--set", "x=3", *REFUSING]), (crash, [])):
+        code, _, text_err = cli("run", str(wf), "-q", *args)
+        errors = [line for line in text_err.splitlines() if line.startswith("error: ")]
+        assert code in (1, 2) and len(errors) == 1, text_err
+        json_code, out, err = cli("run", str(wf), "--json", *args)
+        assert json_code == code and errors[0] in err.splitlines(), err
+        assert all(json.loads(line) for line in out.splitlines())  # stdout: JSON lines only
+
+
 def test_a_user_error_in_json_has_no_traceback_and_a_crash_keeps_its_own(cli, tmp_path):
     path = write(tmp_path, "odd.yaml", ODD)
     code, out, _ = cli("run", str(path), "--json", "--set", "x=3", *REFUSING)
     (failed,) = [e for e in events(out) if e["event"] == "node_failed"]
     assert code == 2
-    assert (failed["user_error"], failed["input_name"], failed["traceback"]) == (
+    assert (failed["user_error"], failed["input"], failed["traceback"]) == (
         True, "value", [])  # fmt: skip
     crash = GOOD + "  boom:\n    type: CliFail\n    a: a\n  out2:\n    type: CliWrite\n" \
                    "    value: boom\n"  # fmt: skip
@@ -401,6 +417,23 @@ def test_an_output_dir_that_is_a_file_is_refused_before_anything_runs(cli, tmp_p
         f"latentgraph: error: --output-dir afile/sub: {tmp_path / 'afile'} is a file; expected a "
         "folder" in err
     )
+
+
+@pytest.mark.parametrize("command", ["run", "submit"])
+def test_the_default_output_folder_refused_is_named_as_the_default_not_as_a_flag(cli, tmp_path,
+                                                                                 command):  # fmt: skip
+    """A working folder where ./output cannot be (read-only, or a file there) was refused as
+    `--output-dir output: ...`, a flag the user never typed: it is named as the default
+    folder, with the flag choosing another; a folder the flag gave is still named by it."""
+    path = write(tmp_path, "good.yaml", GOOD)
+    write(tmp_path, "output", "x")
+    server = ["--server", "http://127.0.0.1:9"] if command == "submit" else []
+    code, _, err = cli(command, str(path), *server)
+    assert code == 2, err
+    assert err == ("latentgraph: error: the output folder ./output (the default; --output-dir "
+                   "DIR chooses another): a file is there; expected a folder\n")  # fmt: skip
+    code, _, err = cli(command, str(path), *server, "--output-dir", str(tmp_path / "output"))
+    assert code == 2 and f"error: --output-dir {tmp_path / 'output'}: a file is" in err, err
 
 
 @pytest.mark.parametrize("flag", ["--temp-dir", "--input-dir"])

@@ -270,8 +270,8 @@ def test_a_node_warning_is_in_the_server_log_and_the_prompts_history(real_server
         assert {*cached} <= {*next(d["nodes"] for t, d in messages if t == "execution_cached")}
         pid = warning["prompt_id"]
         lines = [e["m"] for e in real_server.http.get("/internal/logs/raw").json()["entries"]]
-        assert any(m.startswith(f"WARNING latentgraph.server: prompt {pid}: warning 11 "
-                                "(VAEEncode): ") and said in m for m in lines), lines  # fmt: skip
+        assert any(m.startswith(f"WARNING latentgraph.server: prompt {pid}: warning from node "
+                                "'11' (VAEEncode): ") and said in m for m in lines), lines  # fmt: skip
 
 
 def test_a_controlnet_for_another_model_family_is_a_node_error_naming_it(real_server, classic_api):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -682,3 +683,116 @@ def test_reading_a_node_a_cached_run_did_not_need_says_so(toys, workflow):
                                        r"keep=\['c'\] to keep them"):  # fmt: skip
         r.outputs["c"]
     assert api.run(workflow, registry=toys.registry, cache=cache, keep="c").output("c") == 16
+
+
+CAPPED = "version: 1\nparams: {n: 1}\nnodes:\n  c: {type: Capped, n: $n}\n"
+
+
+def capped_node(toys) -> None:
+    """`Capped`: an input bounded by the run's `max_steps`, which only a run's settings judge
+    (not the loader: a limit, as a dropdown listing a folder)."""
+    from latentgraph.graph import INT, Int, Output, node
+
+    @node("Capped", inputs=[Int("n", 1, limit="max_steps")], outputs=[Output("v", INT)],
+          output_node=True, registry=toys.registry)  # fmt: skip
+    def capped(ctx, n):
+        toys.calls[ctx.node_id] += 1
+        return n
+
+
+def test_a_sweep_checks_every_value_with_the_run_settings_before_the_first_run(toys, tmp_path):
+    """`sweep(wf, "scheduler", ["ddim", "euler", "bogus"])` ran ddim and euler, then raised
+    on bogus (a choice only the run's settings judge): their results were lost. Every value is
+    checked as its run will be (`checked_sweep`, `run --sweep`'s rule) before the first."""
+    from latentgraph.graph import Settings
+    from latentgraph.graph.problems import WorkflowError
+
+    capped_node(toys)
+    path = tmp_path / "capped.yaml"
+    path.write_text(CAPPED)
+    ran = []
+    with pytest.raises(WorkflowError) as refused:
+        api.sweep(path, "n", [1, 2, 99, 98], registry=toys.registry, cache=Cache(),
+                  settings=Settings(max_steps=10), on_event=ran.append)  # fmt: skip
+    assert ran == [] and not toys.calls  # not one run
+    said = str(refused.value)
+    assert "sweep n=99 ($n at" in said and "sweep n=98 ($n at" in said, said  # every bad value
+    assert "Settings.max_steps" in said or "max_steps" in said, said
+    results = api.sweep(path, "n", [1, 2], registry=toys.registry, cache=Cache(),
+                        settings=Settings(max_steps=10), targets="c")  # fmt: skip
+    assert [r.outputs["c"] for r in results] == [(1,), (2,)]
+
+
+def test_scheduler_given_beside_settings_cache_or_registry_is_refused(toys, workflow):
+    """`run(wf, scheduler=s, settings=Settings(output_dir=B))` saved into the scheduler's
+    folder: settings= was silently ignored (cache= and registry= too)."""
+    from latentgraph.graph import Settings
+
+    scheduler = toys.scheduler()
+    for option, value in (("settings", Settings()), ("cache", Cache()),
+                          ("registry", toys.registry)):  # fmt: skip
+        said = rf"scheduler= and {option}= are both given: .* give one of them"
+        with pytest.raises(TypeError, match=said):
+            api.run(workflow, scheduler=scheduler, **{option: value})
+        with pytest.raises(TypeError, match=said):
+            api.sweep(workflow, "seed", [1], scheduler=scheduler, **{option: value})
+    assert api.run(workflow, scheduler=scheduler).outputs["out"] == (16,)  # its registry
+    assert [r.outputs["out"] for r in api.sweep(workflow, "seed", [2], scheduler=scheduler)] \
+        == [(17,)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("keyword", "value", "option"), [
+    ("on_evnt", print, "on_event"), ("kep", "out", "keep"), ("setting", None, "settings"),
+    ("targts", ["out"], "targets"),
+])  # fmt: skip
+def test_a_mistyped_option_is_said_to_be_one(toys, workflow, keyword, value, option):
+    """`run(wf, on_evnt=print)` said `param on_evnt: expected a number, ... got a function`,
+    `kep="decode"` only that the workflow has no param 'kep': neither named `on_event=`."""
+    from latentgraph.graph import Settings
+
+    value = Settings() if option == "settings" else value
+    said = f"{keyword}= is no option of run and no param of the workflow; did you mean {option}=?"
+    kw = {"registry": toys.registry, "cache": Cache()}
+    for call in (lambda: api.run(workflow, **{keyword: value}, **kw),
+                 lambda: api.run(api.load(workflow, registry=toys.registry), **{keyword: value}, **kw),
+                 lambda: api.sweep(workflow, "seed", [1], **{keyword: value}, **kw),
+                 lambda: api.run(build({"o": ("Const", {})}), **{keyword: value}, **kw)):  # fmt: skip
+        with pytest.raises(TypeError) as refused:
+            call()
+        assert str(refused.value) == said
+
+
+def test_a_param_named_like_an_option_is_a_param(toys, tmp_path):
+    """A keyword that looks like an option's typo but is a param of the workflow is the
+    param: only a name the workflow lacks is said to be a typo."""
+    path = tmp_path / "kep.yaml"
+    path.write_text("version: 1\nparams: {kep: 1, seed: 2}\nnodes:\n"
+                    "  a: {type: Const, value: $kep}\n  o: {type: Add, a: a, b: {from: s}}\n"
+                    "  s: {type: Const, value: $seed}\n  out: {type: Echo, x: o}\n")  # fmt: skip
+    kw = {"registry": toys.registry, "cache": Cache()}
+    assert api.run(path, kep=5, seed=1, **kw).outputs["out"] == (6,)
+    assert [r.outputs["out"] for r in api.sweep(path, "seed", [1, 2], kep=7, **kw)] == [(8,), (9,)]
+
+
+def test_a_saved_file_record_carries_its_full_path(toys, tmp_path):
+    """`result.ui` records name a file by `filename`, `subfolder` and `type`: the path was
+    the caller's to rebuild from the settings' folders. The run's copy carries it."""
+    from latentgraph.graph import INT, NodeResult, Settings, Socket, node
+
+    @node("Saver", inputs=[Socket("x", INT)], outputs=[], output_node=True,
+          registry=toys.registry)  # fmt: skip
+    def saver(ctx, x):
+        return NodeResult(ui={"images": [
+            {"filename": f"{x}.png", "subfolder": "sub", "type": "output"},
+            {"filename": "p.png", "subfolder": "", "type": "temp"}], "text": ["x"]})  # fmt: skip
+
+    settings = Settings(output_dir=tmp_path / "out", temp_dir="tmp")
+    g = build({"a": ("Const", {"value": 3}), "s": ("Saver", {"x": "@a"})})
+    cache = Cache()
+    paths = [str(tmp_path / "out" / "sub" / "3.png"), str(Path("tmp", "p.png").absolute())]
+    for _ in ("run", "served from the cache"):
+        result = api.run(g, registry=toys.registry, cache=cache, settings=settings)
+        assert [r["path"] for r in result.ui["s"]["images"]] == paths
+    # the records the cache holds (a server sends them to web clients) name no folder
+    records = toys.scheduler(cache, settings=settings).run(g).ui["s"]["images"]
+    assert not any("path" in r for r in records)

@@ -52,7 +52,8 @@ def test_dtypes():
 
 
 def test_settings_defaults_and_limits():
-    """The defaults docs/reliability.md gives (4096x4096 pixels, 64 images, 1000 steps)."""
+    """The defaults docs/reliability.md gives (4096x4096 pixels, 64 images, 1000 steps,
+    100,000 characters)."""
     settings = Settings()
     assert (settings.output_dir, settings.input_dir, settings.temp_dir) == (
         Path("output"), Path("input"), Path("temp"))  # fmt: skip
@@ -60,11 +61,13 @@ def test_settings_defaults_and_limits():
         [], "auto", "auto", {})  # fmt: skip
     assert {name: settings.limit(name) for name in LIMITS} == {
         "max_image_pixels": 4096 * 4096, "max_batch": 64, "max_batch_pixels": 4096 * 4096,
-        "max_steps": 1000}  # fmt: skip
-    mine = Settings(max_image_pixels=10, max_batch=2, max_batch_pixels=20, max_steps=3)
-    assert [mine.limit(name) for name in LIMITS] == [10, 2, 20, 3]
+        "max_steps": 1000, "max_string_chars": 100_000}  # fmt: skip
+    mine = Settings(max_image_pixels=10, max_batch=2, max_batch_pixels=20, max_steps=3,
+                    max_string_chars=4)  # fmt: skip
+    assert [mine.limit(name) for name in LIMITS] == [10, 2, 20, 3, 4]
     assert LIMITS == {"max_image_pixels": "pixels", "max_batch": "images",
-                      "max_batch_pixels": "pixels", "max_steps": "steps"}  # fmt: skip
+                      "max_batch_pixels": "pixels", "max_steps": "steps",
+                      "max_string_chars": "characters"}  # fmt: skip
     with pytest.raises(KeyError):
         mine.limit("max_seconds")
 

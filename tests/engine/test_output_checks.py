@@ -136,3 +136,28 @@ def test_a_none_for_an_any_output_passes_on(toys):
     g = build({"n": ("Returns", {}), "e": ("Echo", {"x": "@n"})})
     r = toys.scheduler().run(g)
     assert r.ok and r.ui["e"] == {"value": ["None"]}
+
+
+def test_a_text_longer_than_the_run_limit_fails_the_node_that_returned_it(toys):
+    """Twelve StringConcatenate nodes, each joining the one before with itself, made 200
+    million characters of a 99,000-character literal: each text a node returns is bounded by
+    the run's max_string_chars, as a picture is by the pixel limits. A user error (no
+    traceback), naming the output and the limit as its setter knows it; not cached."""
+    from latentgraph.graph import Settings
+    from latentgraph.graph.context import LIMIT_FLAGS
+
+    returning(toys, STRING, "x" * 11)
+    cache = Cache()
+    r = toys.scheduler(cache, settings=Settings(max_string_chars=10)).run(
+        build({"n": ("Returns", {})}), targets=["n"])  # fmt: skip
+    (f,) = r.failures
+    assert (f.node_id, f.user_error, f.traceback) == ("n", True, [])
+    assert f.message == ("node 'n' (Returns): output 'v' is a text of 11 characters, more than "
+                         "the limit of 10 (Settings.max_string_chars)")  # fmt: skip
+    assert r.outputs == {} and cache.stats["puts"] == 0
+    settings = Settings(max_string_chars=10, limit_labels=LIMIT_FLAGS)  # as the CLI's, the server's
+    (f,) = toys.scheduler(settings=settings).run(build({"n": ("Returns", {})}),
+                                                 targets=["n"]).failures  # fmt: skip
+    assert f.message.endswith("more than the limit of 10 (--max-string-chars)")
+    at_limit = toys.scheduler(settings=Settings(max_string_chars=11))
+    assert at_limit.run(build({"n": ("Returns", {})}), targets=["n"]).output("n") == "x" * 11

@@ -112,7 +112,8 @@ def test_an_unknown_limit_lists_the_known_ones():
     with pytest.raises(ValueError) as info:
         NodeType("N", lambda ctx, steps: (), (Int("steps", 1, limit="max_stepz"),), ())
     assert str(info.value) == ("node type 'N' input 'steps': unknown limit 'max_stepz'; known: "
-                               "max_image_pixels, max_batch, max_batch_pixels, max_steps")  # fmt: skip
+                               "max_image_pixels, max_batch, max_batch_pixels, max_steps, "
+                                   "max_string_chars")  # fmt: skip
 
 
 def test_node_type_names_and_output_indexes():
@@ -476,3 +477,32 @@ def test_a_choices_function_that_fails_is_an_empty_list_and_a_warning_naming_its
             node_type, settings=Settings()
         )
     assert [r.getMessage() for r in caplog.records] == [said, said]
+
+
+def test_clashes_reported_in_one_thread_are_raised_in_another():
+    """`clashes_reported` swapped one report for the whole process: a clash in a thread that
+    was not loading plugins went into the loading thread's failures, and the loading thread's
+    exit put back the report another thread had set (its clash then raised)."""
+    import threading
+
+    reg, reported = Registry(), []
+    first = reg.add(NodeType("N", lambda ctx: None, inputs=(), outputs=()))
+    second = NodeType("N", lambda ctx: None, inputs=(), outputs=())
+    inside, done = threading.Event(), threading.Event()
+
+    def reporting() -> None:
+        with reg.clashes_reported(reported.append):
+            inside.set()
+            assert done.wait(30)
+            reg.add(second)  # this thread's clash: reported
+
+    thread = threading.Thread(target=reporting)
+    thread.start()
+    try:
+        assert inside.wait(30)
+        with pytest.raises(NameClash):  # not this thread's report: raised here
+            reg.add(second)
+    finally:
+        done.set()
+        thread.join(30)
+    assert [(c.held, c.new) for c in reported] == [(first, second)]

@@ -31,7 +31,9 @@ PROMPT = {
 def _saved(result: latentgraph.RunResult, folder) -> str:
     assert result.status == "success", result.failures
     [record] = result.ui["save" if "save" in result.ui else "2"]["images"]
-    return str(folder / record["subfolder"] / record["filename"])
+    path = str(folder / record["subfolder"] / record["filename"])
+    assert record["path"] == path  # the full path, the caller's to rebuild no more
+    return path
 
 
 @pytest.fixture

@@ -497,6 +497,48 @@ def test_upload_refuses_a_name_the_folder_lists_would_hide(client, config, name,
     assert list(config.input_dir.iterdir()) == []
 
 
+def _raw_upload(client, route: str, filename: str, subfolder: str = ""):
+    """A multipart upload written by hand: the file name's characters as they are (a client
+    library escapes some)."""
+    field = (f'--b\r\nContent-Disposition: form-data; name="subfolder"\r\n\r\n{subfolder}\r\n'
+             if subfolder else "")  # fmt: skip
+    body = (field + f'--b\r\nContent-Disposition: form-data; name="image"; filename="{filename}"'
+            "\r\nContent-Type: image/png\r\n\r\n").encode() + _png() + b"\r\n--b--\r\n"  # fmt: skip
+    return client.post(route, content=body,
+                       headers={"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+
+
+@pytest.mark.parametrize("route", ["/upload/image", "/upload/mask"])
+@pytest.mark.parametrize(("name", "subfolder", "said"), [
+    ("inj\nINFO latentgraph.server: FAKE LINE.png", "", "a control character, U+000A"),
+    ("esc\x1b[31mred.png", "", "a control character, U+001B"),
+    ("tab\tx.png", "", "a control character, U+0009"),
+    ("bidi\u202egnp.exe", "", "a format character, U+202E"),
+    ("up.png", "a\nb", "a control character, U+000A"),
+    ("up.png", "ok/\u202ecod", "a format character, U+202E"),
+])  # fmt: skip
+def test_upload_refuses_a_name_that_would_not_show_as_it_is(client, config, route, name,
+                                                             subfolder, said):  # fmt: skip
+    """All were stored: `ls` of input/ showed `inj` and a forged log line as two names, LoadImage's
+    list an `.exe` reading `bidiexe.png`. Refused as the save nodes' filename_prefix is, one
+    rule (`paths.unseen_character`), naming the character."""
+    error = _error(_raw_upload(client, route, name, subfolder), 400)
+    what, value = ("subfolder", subfolder) if subfolder else ("image file name", name)
+    assert error["type"] == ("invalid_path" if subfolder else "invalid_filename")
+    assert error["message"] == (f"{what} {quoted(value)} contains {said}; file names cannot hold "
+                                "control characters (NUL, newline, ...) nor invisible Unicode "
+                                "format characters (bidi overrides, zero-width characters)")  # fmt: skip
+    assert error["message"].isprintable()
+    assert list(config.input_dir.iterdir()) == []
+
+
+def test_upload_keeps_a_zero_width_joiner_inside_a_name(client, config):
+    """The joiners shape Persian and Indic words and emoji: a name may hold them inside, as a
+    filename_prefix may."""
+    name = "\U0001f469\u200d\U0001f4bb.png"  # one emoji, joined
+    assert _raw_upload(client, "/upload/image", name).json()["name"] == name
+
+
 @pytest.mark.parametrize("name", ["up.png", "a..png", "猫 .png", "x.png.", "_.png"])
 def test_an_uploaded_name_is_one_loadimage_and_the_editor_list(client, config, name):
     """What the upload answers, the editor puts into LoadImage's widget: the dropdown and the

@@ -98,9 +98,10 @@ def test_submit_downloads_outputs(server, tmp_path, capsys):
     assert stat.S_IMODE((out / "yml_16.png").stat().st_mode) == 0o644  # the user's umask
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     kinds = [e["event"] for e in lines]
-    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
-    assert lines[-1]["status"] == "success"
-    assert lines[-1]["seconds"] > 0  # measured from queueing, not left at zero
+    assert kinds[0] == "run_started" and kinds[-2:] == ["run_finished", "downloaded"]
+    assert lines[-2]["status"] == "success"
+    assert lines[-2]["seconds"] > 0  # measured from queueing, not left at zero
+    assert (lines[-1]["path"], lines[-1]["kept"]) == (str(out / "yml_16.png"), False)
     assert "node_started" in kinds and "node_finished" in kinds
 
 

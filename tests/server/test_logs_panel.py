@@ -130,9 +130,9 @@ def test_the_panel_holds_the_requests_a_refused_prompt_and_a_failed_run(server):
     assert any(m.startswith("INFO uvicorn.access: 127.0.0.1:") and '"GET /system_stats HTTP/1.1" 200'
                in m for m in lines), lines  # fmt: skip
     assert ("WARNING latentgraph.server: prompt refused (missing_node_type): Cannot execute "
-            "because node NoSuchNode does not exist.\n") in lines  # fmt: skip
+            "because node 'NoSuchNode' does not exist.\n") in lines  # fmt: skip
     [line] = [m for m in lines if m.startswith(f"ERROR latentgraph.server: prompt {failed} ")]
-    assert line.startswith(f"ERROR latentgraph.server: prompt {failed} failed at node 4 (Fail): ")
+    assert line.startswith(f"ERROR latentgraph.server: prompt {failed} failed at node '4' (Fail): ")
     assert "toy failure" in line
     # the crash's traceback follows, as ComfyUI's console prints it
     assert "\nTraceback (most recent call last):\n" in line
@@ -149,7 +149,7 @@ def test_a_user_errors_log_line_has_no_traceback(caplog):
     with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
         _log_failure("p1", error, None)
     assert [r.getMessage() for r in caplog.records] == [
-        "prompt p1 failed at node 3 (LoadImage): no such file"]  # fmt: skip
+        "prompt p1 failed at node '3' (LoadImage): no such file"]  # fmt: skip
 
 
 def test_a_failure_at_no_node_names_no_node_in_its_log_line(caplog):
@@ -195,5 +195,49 @@ def test_a_full_disks_log_line_has_no_traceback(tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
         _log_failure("p1", data, None)
     assert [r.getMessage() for r in caplog.records] == [
-        f"prompt p1 failed at node 9 (Keep): cannot write {tmp_path / 'kept.png'}: the disk is "
+        f"prompt p1 failed at node '9' (Keep): cannot write {tmp_path / 'kept.png'}: the disk is "
         "full (No space left on device)"]  # fmt: skip
+
+
+# A client's node type and node ids holding a newline (a forged log line after it) and escape
+# sequences (a terminal title, a screen clear, a colour): the refusals printed them as sent.
+FORGED = "\n2026-12-03 17:00:00,000 INFO latentgraph.server: worker 0 is ready FORGED"
+ESCAPES = "\x1b]0;pwned-title\x07\x1b[2J\x1b[31mRED"
+
+
+@pytest.mark.parametrize("prompt", [
+    {"1": {"class_type": "Nope" + FORGED, "inputs": {}}},  # missing_node_type
+    {"1": {"class_type": "X" + ESCAPES, "inputs": {}}},
+    {"n" + FORGED: {"inputs": {}}},  # no class_type
+    {"n" + FORGED: {"class_type": "PreviewAny", "inputs": {"source": ["n" + FORGED, 0]}}},
+    {"n" + ESCAPES: {"class_type": "PreviewAny", "inputs": {"source": ["zz", 0]}}},
+])  # fmt: skip
+def test_a_refused_prompts_log_line_shows_the_clients_names_escaped(prompt, caplog):
+    """`prompt refused (missing_node_type): Cannot execute because node Nope` and then the
+    client's own line; ESC sequences reached the operator's terminal: one line now, each name
+    shown as `quoted` shows it."""
+    from latentgraph.graph import Settings
+    from latentgraph.server.prompts import PromptRejected, check_prompt, log_refusal
+    from latentgraph.wiring import node_registry
+
+    with pytest.raises(PromptRejected) as refused:
+        check_prompt(prompt, node_registry(), Settings())
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        log_refusal(refused.value)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.isprintable(), line  # no newline, ESC or BEL
+    assert "\\n2026-12-03" in line or "\\u001b]0;pwned-title\\u0007\\u001b[2J" in line
+
+
+def test_a_failed_runs_log_line_shows_its_node_id_escaped(caplog):
+    """The node id a client gave a node that then failed or warned: `prompt p1 failed at node
+    n` and the client's line after it."""
+    from latentgraph.server.dispatch import _log_failure
+
+    error = {"node_id": "n" + FORGED, "node_type": "LoadImage", "user_error": True,
+             "exception_message": "no such file"}  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        _log_failure("p1", error, None)
+    assert [r.getMessage() for r in caplog.records] == [
+        "prompt p1 failed at node 'n\\n2026-12-03 17:00:00,000 INFO latentgraph.server: worker 0 "
+        "is ready FORGED' (LoadImage): no such file"]  # fmt: skip

@@ -116,16 +116,17 @@ def test_submit_says_the_prompt_it_queued_when_the_server_stops_under_it(tmp_pat
     proc, http, log = _serve(tmp_path, port)
     submits = []
     try:
-        for name, (running, pending) in (("slow.json", (1, 0)), ("quick.json", (1, 1))):
+        for name, (running, pending), shown in (("slow.json", (1, 0), "--json"),
+                                                ("quick.json", (1, 1), "-q")):  # fmt: skip
             submits.append(subprocess.Popen(
-                [sys.executable, "-c", ENTRY, "submit", name, "--server", url, "-q"],
+                [sys.executable, "-c", ENTRY, "submit", name, "--server", url, shown],
                 cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, text=True))  # fmt: skip
             slow, *queued = _wait_queue(http, running, pending)
         time.sleep(0.5)  # well inside the slow node
         http.close()
         _, log = _stopped(proc, log, signal.SIGTERM)
-        ends = [(p.wait(60), p.stderr.read()) for p in submits]
+        ends = [(p.wait(60), p.stderr.read(), p.stdout.read()) for p in submits]
     finally:
         for p in submits:
             p.kill()
@@ -139,6 +140,11 @@ def test_submit_says_the_prompt_it_queued_when_the_server_stops_under_it(tmp_pat
     assert ends[1][1].endswith(
         f") while prompt {queued[0]} was queued; it stays queued there, and runs when the "
         f"server starts again: {url}/history/{queued[0]}\n"), ends[1][1]  # fmt: skip
+    # `--json`: its stream ends with a line saying so (it ended at a `node_progress` line)
+    last = json.loads(ends[0][2].splitlines()[-1])
+    assert (last["event"], last["reason"], last["prompt_id"], last["history"]) == (
+        "submit_stopped", "lost", slow, f"{url}/history/{slow}"), last  # fmt: skip
+    assert ends[0][1] == f"latentgraph: error: {last['message']}\n"
 
     proc, http, log = _serve(tmp_path, port)  # as it said: the queued one runs, the other ended
     try:

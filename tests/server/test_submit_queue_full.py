@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from latentgraph.cli import main
 
 from .conftest import RunningServer, chain, free_port
@@ -42,6 +44,12 @@ def test_submit_to_a_full_queue_says_so_in_one_line_and_exits_3(tmp_path, toy_wo
                        "workflow: the queue is full (2 prompts, the server's --max-queue); try "
                        "again once the queue has room\n")  # fmt: skip
         assert out == ""
+        code = main(["submit", "wf.yaml", "--server", running.url, "--json"])
+        out, err = capsys.readouterr()  # `--json`: a line saying so (stdout was empty)
+        assert code == 3, err
+        assert json.loads(out) == {"event": "submit_stopped", "reason": "queue_full",
+                                   "message": err.removeprefix("latentgraph: error: ").strip(),
+                                   "prompt_id": None, "history": None}  # fmt: skip
         running.http.post("/interrupt", json={})
     finally:
         running.stop()

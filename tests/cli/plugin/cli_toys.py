@@ -4,6 +4,7 @@ from pathlib import Path
 
 from latentgraph.graph import INT, NodeResult, Output, Socket, String, node
 from latentgraph.graph import Int as IntInput
+from latentgraph.graph.context import LIMITS
 
 CLI_INT = "CLI_INT"
 
@@ -51,3 +52,11 @@ def image(ctx, shade):
     import torch
 
     return torch.full((1, 8, 8, 3), shade / 255.0)
+
+
+@node("CliBounded", inputs=[IntInput(name, 1, min=1, limit=name) for name in LIMITS],
+      outputs=[], output_node=True)  # fmt: skip
+def bounded(ctx, **values):
+    """One input bounded by each run limit (`graph.context.LIMITS`), named as the limit: a
+    limit added there is here too, for the test that each limit's flag reaches every command."""
+    return NodeResult(values=(), ui={"text": [str(sorted(values.items()))]})
