@@ -1,4 +1,5 @@
-"""Server settings: one dataclass the CLI fills from flags and the tests fill directly."""
+"""Server settings: one dataclass, `ServerConfig`, that `latentgraph serve` fills from its flags,
+`run --ray` (app/ray_run.py) for the Ray pool its runs go to, and tests and benchmarks directly."""
 
 from __future__ import annotations
 

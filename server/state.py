@@ -1,4 +1,13 @@
-"""The objects every route shares, kept on `app.state.lg`."""
+"""The objects every route shares, kept on `app.state.lg`, and the submit step.
+
+`ServerState.enqueue_text` (POST /prompt's body as it came) and `enqueue` (the websocket's
+`queue_prompt`, POST /latentgraph/run) hand the body in one hop to a submit thread, the cyclic
+collector paused there (`collector.py`). `_check_and_add` checks it (more than
+`max_prompt_nodes` is 413; `prompts.check_prompt` validates it while an idle worker it would
+start on converts it, `Dispatcher.convert_ahead`), stores it held (`Store.add`,
+`Dispatcher.hold`) and dispatches it from that thread; the route releases the hold once its
+answer is sent. The process's GIL switch interval is set at start
+(`collector.GIL_SWITCH_SECONDS`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Every module is reached and mapped: nothing scans nodes/, so a module left out of
 nodes/__init__.py's import list ships none of its nodes, silently; and docs/architecture.md is
-the one map of the code, so a module it does not name is one a reader cannot find."""
+the one map of the code, so a module it does not name is one a reader cannot find, and a module
+it names that is not there (moved, renamed) sends the reader to the wrong place."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("app", "graph", "nodes", "server")
+PACKAGES = ("app", "graph", "nodes", "server", "bench")
 
 # In a fresh process: `import latentgraph.nodes`, then each nodes module it did not import.
 # The modules it leaves out are helpers their users import when needed (the tiny models'
@@ -67,3 +68,20 @@ def test_every_module_is_named_in_the_map(package):
         and not re.search(rf"(?<![\w.]){re.escape(path.name)}\b", section)
     ]
     assert unnamed == [], f"not named in docs/architecture.md's {package}/ map: {unnamed}"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_module_the_map_names_is_there(package):
+    """Each file a row of the package's table names in its first cell (`declare.py`, or a
+    subpackage's as `workflow/` (`building.py`, ...)) exists in that package."""
+    missing = []
+    for row in re.findall(r"^\| (`.*?) \|", _map_section(package), flags=re.M):
+        inside = re.match(r"`(\w+)/` \((.*?)\)", row)  # a subpackage's files, in brackets
+        where = [("", row)]
+        if inside:
+            where = [(inside[1], inside[2]), ("", row[inside.end() :])]
+        for folder, names in where:
+            for name in re.findall(r"`([\w/]+\.\w+)`", names):
+                if not (ROOT / package / folder / name).is_file():
+                    missing.append(f"{package}/{folder}/{name}".replace("//", "/"))
+    assert missing == [], f"docs/architecture.md's {package}/ map names files not there: {missing}"
