@@ -19,7 +19,7 @@ import math
 import sys
 from collections import deque
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .context import Settings
@@ -87,91 +87,460 @@ def validate(
     which has no settings, reports its reading problems with the rest of the graph's, and
     judging model files by the default folders named files that `--models-dir` holds as
     missing."""
-    registry = registry_or_default(registry)
-    settings = settings or Settings()
-    problems: list[Problem] = []
-    type_names: list[str] | None = None
-    nodes = graph.nodes
-
-    for node in nodes.values():
-        first_problem = len(problems)
-        node_type = registry.get(node.type)
-        if node_type is None:
-            if type_names is None:
-                type_names = registry.names()
-            message = unknown_type_message(graph.dialect, node.type, type_names)
-            problems.append(_problem(graph, node, "unknown_node_type", message))
-            continue
-        for name in node.ignored_inputs:
-            problems.append(_ignored_input(graph, node, node_type, name))
-        for name, value in node.inputs.items():
-            decl = node_type.input(name)
-            if decl is None:
-                problems.append(_unknown_input(graph, node, node_type, name, value))
-            elif isinstance(value, Link):
-                _check_link(graph, registry, node, decl, value, problems)
-            elif run_settings or not _judged_by_settings(decl, value):
-                _check_literal(graph, registry, node, decl, value, problems, settings)
-        for decl in node_type.inputs:
-            if decl.required and decl.name not in node.inputs:
-                problems.append(
-                    _problem(
-                        graph,
-                        node,
-                        "required_input_missing",
-                        _missing_message(decl, settings if run_settings else None),
-                        decl.name,
-                    )
-                )
-            elif run_settings and decl.default_checked_at_run and decl.name not in node.inputs:
-                _check_default(graph, registry, node, decl, problems, settings)
-        if not run_settings:
-            continue
-        if node_type.check is not None:
-            _run_check(graph, node, node_type, problems, settings)
-        if node_type.limits:
-            _check_limits(graph, node, node_type, settings, problems, first_problem)
-
-    _check_structure(graph, registry, problems, targets)
-    return problems
+    checks = _Checks(graph, registry_or_default(registry), settings or Settings())
+    for node in graph.nodes.values():
+        checks.check_node(node, run_settings)
+    checks.check_structure(targets)
+    return checks.problems
 
 
-# --- per input ---------------------------------------------------------------------------
+# --- one validation --------------------------------------------------------------------
 
 
-def _problem(
-    graph: Graph, node: Node, code: str, message: str, input_name: str | None = None,
-    received: Any = None, severity: str = "error", *, of_value: bool = False,
-) -> Problem:  # fmt: skip
-    """A problem at the node, or at its input `input_name`: where the input is written, or,
-    `of_value` (the input refusing its value: type, range, choices, check, limits), where
-    the value came from (`Graph.where`: a `--set`, a param's default). A typo in the input's
-    name using `$seed` was placed at seed's default, as if the default were refused."""
+def _located(graph: Graph, node: Node, input_name: str | None, of_value: bool) -> Location | None:
+    """Where a problem at the node, or at its input `input_name`, is placed: where the input
+    is written, or, `of_value` (the input refusing its value: type, range, choices, check,
+    limits), where the value came from (`Graph.where`: a `--set`, a param's default). A typo
+    in the input's name using `$seed` was placed at seed's default, as if the default were
+    refused."""
     where = graph.where(node.id, input_name)
     if where is not None and not of_value:
         where = where.written()
-    return Problem(
-        code,
-        message,
-        node.id,
-        input_name,
-        where,
-        severity=severity,
-        received=received,
-        node_type=node.type,
-    )
+    return where
 
 
-def _reporter(graph: Graph, node: Node, input_name: str, problems: list[Problem],
-              of_value: bool = False) -> Any:  # fmt: skip
-    """A function that records one problem about this node input (`of_value`: `_problem`)."""
+@dataclass
+class _Checks:
+    """One validation: the graph, the registry and settings it is judged by, and the problems
+    found so far, in the order they are found. Every check is a method, so none is handed
+    these (in an order of its own) by the check calling it."""
 
-    def report(code: str, message: str, received: Any = None) -> None:
-        problems.append(
-            _problem(graph, node, code, message, input_name, received, of_value=of_value)
+    graph: Graph
+    registry: Registry
+    settings: Settings
+    problems: list[Problem] = field(default_factory=list)
+    _type_names: list[str] | None = None  # the registry's names, listed at the first unknown
+
+    def check_node(self, node: Node, run_settings: bool) -> None:
+        """Every problem of one node: its type, inputs, defaults left out, then (with
+        `run_settings`) its `check` hook and its inputs' run limits."""
+        first_problem = len(self.problems)
+        node_type = self.registry.get(node.type)
+        if node_type is None:
+            if self._type_names is None:
+                self._type_names = self.registry.names()
+            message = unknown_type_message(self.graph.dialect, node.type, self._type_names)
+            self.problems.append(self.problem(node, "unknown_node_type", message))
+            return
+        for name in node.ignored_inputs:
+            self.problems.append(self.ignored_input(node, node_type, name))
+        for name, value in node.inputs.items():
+            decl = node_type.input(name)
+            if decl is None:
+                self.problems.append(self.unknown_input(node, node_type, name, value))
+            elif isinstance(value, Link):
+                self.check_link(node, decl, value)
+            elif run_settings or not _judged_by_settings(decl, value):
+                self.check_literal(node, decl, value)
+        for decl in node_type.inputs:
+            if decl.required and decl.name not in node.inputs:
+                message = _missing_message(decl, self.settings if run_settings else None)
+                self.problems.append(
+                    self.problem(node, "required_input_missing", message, decl.name)
+                )
+            elif run_settings and decl.default_checked_at_run and decl.name not in node.inputs:
+                self.check_default(node, decl)
+        if not run_settings:
+            return
+        if node_type.check is not None:
+            self.run_check(node, node_type)
+        if node_type.limits:
+            self.check_limits(node, node_type, first_problem)
+
+    # --- per input -----------------------------------------------------------------------
+
+    def problem(
+        self, node: Node, code: str, message: str, input_name: str | None = None,
+        received: Any = None, *, severity: str = "error", of_value: bool = False,
+    ) -> Problem:  # fmt: skip
+        """A problem at the node, or at its input `input_name`, placed by `_located`."""
+        return Problem(
+            code,
+            message,
+            node.id,
+            input_name,
+            _located(self.graph, node, input_name, of_value),
+            severity=severity,
+            received=received,
+            node_type=node.type,
         )
 
-    return report
+    def reporter(self, node: Node, input_name: str, of_value: bool = False) -> Any:
+        """A function that records one problem about this node input (`of_value`: `problem`)."""
+
+        def report(code: str, message: str, received: Any = None) -> None:
+            self.problems.append(
+                self.problem(node, code, message, input_name, received, of_value=of_value)
+            )
+
+        return report
+
+    def unknown_input(self, node: Node, node_type: NodeType, name: str, value: Any) -> Problem:
+        names = [i.name for i in node_type.inputs]
+        hint = did_you_mean(name, names) or f"; its inputs are: {', '.join(names) or 'none'}"
+        return self.problem(
+            node,
+            "unknown_input",
+            f"{node_type.name} has no input {name!r}{hint}",
+            name,
+            _received(value),
+        )
+
+    def ignored_input(self, node: Node, node_type: NodeType, name: str) -> Problem:
+        """A warning for an input an API prompt gave that the type does not declare."""
+        names = [i.name for i in node_type.inputs if i.name not in node.inputs]
+        hint = did_you_mean(name, names)
+        return self.problem(node, "unknown_input",
+                            f"{node_type.name} has no input {name!r}: it is ignored{hint}", name,
+                            severity="warning")  # fmt: skip
+
+    def check_link(self, node: Node, decl: Input, link: Link) -> None:
+        graph, registry = self.graph, self.registry
+        report = self.reporter(node, decl.name)
+        if link.node == node.id:
+            message = self_link_message(_Types(graph), registry, node.id, link.output, decl.type)
+            report("cycle", message, _received(link))
+            return
+        source = graph.nodes.get(link.node)
+        if source is None:
+            hint = ""
+            if isinstance(link.node, str) and len(graph.nodes) <= MAX_ID_HINT_NODES:
+                hint = did_you_mean(link.node, _others(_Types(graph), node.id))
+            report(
+                "bad_linked_input",
+                f"links to node {link.node!r}, which does not exist{hint}",
+                _received(link),
+            )
+            return
+        source_type = registry.get(source.type)
+        if source_type is None:
+            return  # reported on the source node
+        outputs = source_type.outputs
+        if not isinstance(link.output, int) or not 0 <= link.output < len(outputs):
+            report(
+                "bad_linked_input",
+                f"links to output {link.output!r} of node {link.node!r} "
+                f"({source_type.name}), which has {len(outputs)} output(s): "
+                f"{', '.join(o.name for o in outputs) or 'none'}",
+                _received(link),
+            )
+            return
+        out_type = outputs[link.output].type
+        if not fits(out_type, decl.type):
+            report(
+                "return_type_mismatch",
+                f"expects {decl.type} but {link.node}.{outputs[link.output].name} is {out_type}",
+                _received(link),
+            )
+
+    def check_literal(self, node: Node, decl: Input, value: Any) -> None:
+        report = self.reporter(node, decl.name, of_value=True)
+        if not decl.accepts_literal:
+            report(
+                "bad_linked_input",
+                f"takes a link from {with_article(decl.type)} output, not a literal "
+                f"({_show(value)}){self.link_advice(node, decl, value)}",
+                value,
+            )
+            return
+        if value is None and decl.takes_null:
+            return
+        kind = decl.type
+        expected = None
+        if kind == INT:
+            if type(value) is not int:
+                expected = "an integer"
+        elif kind == FLOAT:
+            if type(value) not in (int, float):
+                expected = "a number"
+            elif value != value:
+                report("invalid_input_type", "expected a number, got NaN", value)
+                return
+            elif type(value) is int and abs(value) > sys.float_info.max:  # float() would overflow
+                digits = len(str(abs(value)))
+                report("invalid_input_type", f"expected a number, got an integer of {digits} "
+                       f"digits, too large for {FLOAT}", value)  # fmt: skip
+                return
+            elif math.isinf(value) and (_finite(decl.min) or _finite(decl.max)):
+                report("invalid_input_type", f"expected a finite number, got {value}", value)
+                return
+        elif kind == STRING:
+            if type(value) is not str:
+                expected = "text"
+            elif decl.max_length is not None and len(value) > decl.max_length:
+                report(
+                    "value_bigger_than_max",
+                    f"the text is {len(value)} characters long; "
+                    f"at most {decl.max_length} are allowed",
+                    value[:80],
+                )
+                return
+        elif kind == BOOLEAN:
+            if type(value) is not bool:
+                expected = "true or false"
+        elif kind == COMBO or decl.choices is not None:
+            self.check_choice(node, decl, value)
+            return
+        if expected is not None:
+            report("invalid_input_type", f"expected {expected} ({kind}), got {_show(value)}"
+                   f"{self.widget_link_hint(node, decl, value)}", value)  # fmt: skip
+            return
+        if kind in (INT, FLOAT):
+            if decl.min is not None and value < decl.min:
+                report(
+                    "value_smaller_than_min",
+                    f"{_num(value)} is below the minimum {_num(decl.min)}",
+                    value,
+                )
+            elif decl.max is not None and value > decl.max:
+                report(
+                    "value_bigger_than_max",
+                    f"{_num(value)} is above the maximum {_num(decl.max)}",
+                    value,
+                )
+
+    def check_default(self, node: Node, decl: Input) -> None:
+        """The default of an input the workflow leaves out, judged as a value written for it: a
+        dropdown's default among choices listed at run time was never checked, and its node
+        got a file that was not there."""
+        first = len(self.problems)
+        self.check_literal(node, decl, decl.default)
+        for problem in self.problems[first:]:
+            problem.message = f"left out, and its default is refused: {problem.message}"
+
+    def check_choice(self, node: Node, decl: Input, value: Any) -> None:
+        settings = self.settings
+        choices, failure = decl.choices_or_failure(settings)
+        if failure:  # a file picker whose folder vanished: say so, don't crash
+            self.problems.append(self.problem(node, "value_not_in_list", failure, decl.name,
+                                              value, of_value=True))  # fmt: skip
+            return
+        if value in choices and isinstance(value, str | int | float):
+            return
+        if (
+            isinstance(value, str)
+            and decl.also_accepts is not None
+            and decl.also_accepts(value, settings)
+        ):
+            return
+        shown = ", ".join(quoted(c) if isinstance(c, str) else repr(c)
+                          for c in choices[:MAX_CHOICES_SHOWN])  # fmt: skip
+        if len(choices) > MAX_CHOICES_SHOWN:
+            shown += f", ... ({len(choices)} in all)"
+        hint = _choice_hint(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+        hint += self.widget_link_hint(node, decl, value)
+        if decl.choices_hint:
+            hint += f" ({decl.hint_for(value, settings)})"
+        self.problems.append(
+            self.problem(
+                node,
+                "value_not_in_list",
+                f"{_show(value)} is not one of: {shown or '(no choices)'}{hint}",
+                decl.name,
+                value,
+                of_value=True,
+            )
+        )
+
+    def link_advice(self, node: Node, decl: Input, value: Any) -> str:
+        """How to write a link in the graph's own form: our YAML's node.output (ComfyUI's
+        `[node, output]` there as `comfy_link_advice` tells it), or a ComfyUI prompt's
+        ["<node id>", <output index>], whose node id must be a string ([4, 2] is a literal list
+        there, as in ComfyUI)."""
+        if self.graph.dialect != "comfy":
+            advice = comfy_link_advice(_Types(self.graph), self.registry, node.id, value,
+                                       decl.type)  # fmt: skip
+            return advice.text("; ", spelled_out=False) if advice else "; write node.output"
+        if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+            return f'; a link\'s node id is a string: write ["{value[0]}", {value[1]}]'
+        return '; write a link as ["<node id>", <output index>]'
+
+    def widget_link_hint(self, node: Node, decl: Input, value: Any) -> str:
+        """For a widget input's refused literal written as a link, how our format links a
+        widget: `{from: count.value}` for `steps: count.value` (a plain string there being a
+        literal, a text naming a node of the graph is read as a link would be), and for
+        ComfyUI's `[count, 0]` what `comfy_link_advice` tells. A list naming no node, nor
+        nearly one, may be a value: nothing is said of it."""
+        graph = self.graph
+        if graph.dialect == "comfy":
+            return ""
+        advice = comfy_link_advice(_Types(graph), self.registry, node.id, value, decl.type)
+        if advice is not None:
+            return advice.text("; to link it, ", spelled_out=True)
+        if isinstance(value, str) and (value in graph or value.rpartition(".")[0] in graph):
+            return f"; to link it, write {{from: {value}}}"
+        return ""
+
+    # --- per node, with the run's settings ---------------------------------------------------
+
+    def run_check(self, node: Node, node_type: NodeType) -> None:
+        literals = {
+            i.name: i.default
+            for i in node_type.inputs
+            if i.default is not REQUIRED and i.accepts_literal
+        }
+        literals.update({k: v for k, v in node.inputs.items() if not isinstance(v, Link)})
+        try:
+            found = node_type.check(literals, self.settings) or []
+        except Exception as exc:
+            self.problems.append(
+                self.problem(
+                    node,
+                    "invalid_value",
+                    f"{node_type.name} could not check its inputs: {_exception(exc)}",
+                )
+            )
+            return
+        for input_name, message in found:
+            self.problems.append(
+                self.problem(
+                    node,
+                    "invalid_value",
+                    message,
+                    input_name,
+                    node.inputs.get(input_name) if input_name else None,
+                    of_value=True,
+                )
+            )
+
+    def check_limits(self, node: Node, node_type: NodeType, first_problem: int) -> None:
+        """Run-wide limits on the inputs that declare them, enforced here so a huge request
+        fails before any model work. Inputs sharing a limit are bounded by the product of their
+        values. `first_problem`: the index in `problems` of this node's first.
+
+        An input already reported for this node (out of range, or by the node's own check) is
+        not reported again, except an input above its declared maximum whose run limit is
+        lower still: that is said once, as over the limit (`_over_limit_not_max`). An input
+        that breaks two limits (width 16384 of 16384x16384: --max-pixels and
+        --max-batch-pixels) is said once, over the first.
+        """
+        problems, settings = self.problems, self.settings
+        inputs = node.inputs
+        mine = problems[first_problem:]
+        over_limit = _over_limit_not_max(node_type, mine, settings)
+        reported = {p.input_name for p in mine} - {p.input_name for p in over_limit}
+        values = {**inputs, **dict.fromkeys(reported)}  # a reported input bounds nothing more
+        found = node_type.limit_problems(values, settings)
+        said = {name for name, _ in found}  # the first input of each limit exceeded
+        for problem in over_limit:  # said by its limit's message instead
+            decl = node_type.input(problem.input_name)
+            if any(node_type.limits[limit][0] in said for limit in decl.limit_names):
+                del problems[next(i for i, p in enumerate(problems) if p is problem)]
+        first: dict[str, str] = {}
+        for name, message in found:  # an input once: the first limit it breaks
+            first.setdefault(name, message)
+        for name, message in first.items():
+            value = inputs.get(name)
+            problems.append(
+                self.problem(node, "limit_exceeded", message, name, value, of_value=True)
+            )
+
+    # --- the graph as a whole ------------------------------------------------------------
+
+    def check_structure(self, targets: Collection[str] = ()) -> None:
+        graph, registry, problems = self.graph, self.registry, self.problems
+        nodes = graph.nodes
+        parents: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+        children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+        # The output nodes, and the nodes of unknown type (reported already): one of those may
+        # be an output node, so neither "no output node" nor "feeds no output node" is said
+        # for them or for what feeds them.
+        # What feeds an unknown node cannot always be known (our YAML reads `clip: m.CLIP` as
+        # a link only for a declared input), so with one in the graph no node is said to feed
+        # none.
+        outputs: list[str] = []
+        unknown = False
+        # A link that reaches no node (one to a missing node, a literal or nothing where a
+        # link must be) leaves what it was meant to connect unconnected: "feeds no output
+        # node" said of every node above it is the one error again, so it is not said.
+        broken = any(self.breaks_a_link(p) for p in problems)
+        for node in nodes.values():
+            for value in node.inputs.values():
+                if type(value) is Link and value.node in nodes and value.node != node.id:
+                    parents[node.id].append(value.node)
+                    children[value.node].append(node.id)
+            node_type = registry.get(node.type)
+            if node_type is None or node_type.output_node:
+                outputs.append(node.id)
+                unknown = unknown or node_type is None
+
+        # Kahn's algorithm: the nodes it cannot order (still with an unordered parent) are the
+        # cycles and what hangs below them, found in linear time.
+        indegree = {node_id: len(p) for node_id, p in parents.items()}
+        ready = deque(node_id for node_id, d in indegree.items() if d == 0)
+        while ready:
+            for child in children[ready.popleft()]:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    ready.append(child)
+        stuck = {n for n, d in indegree.items() if d > 0}
+        if stuck:
+            problems.extend(cycle_problems(graph, stuck, parents))
+
+        if not outputs:
+            if nodes:
+                problems.append(
+                    Problem(
+                        "prompt_no_outputs",
+                        "the workflow has no output node (e.g. SaveImage), so nothing would run",
+                        location=_file_only(graph),
+                    )
+                )
+            else:
+                problems.append(
+                    Problem(
+                        "prompt_no_outputs",
+                        "the workflow has no nodes",
+                        location=_file_only(graph),
+                    )
+                )
+            return
+        roots = [*outputs, *(t for t in targets if t in nodes)]  # a target runs, as an output
+        needed = set(roots)
+        stack = list(roots)
+        while stack:
+            for parent in parents[stack.pop()]:
+                if parent not in needed:
+                    needed.add(parent)
+                    stack.append(parent)
+        for node in nodes.values():
+            if node.id not in needed and not unknown and not broken:
+                problems.append(
+                    self.problem(
+                        node,
+                        "unused_node",
+                        "the node feeds no output node, so it will not run",
+                        severity="warning",
+                    )
+                )
+
+    def breaks_a_link(self, problem: Problem) -> bool:
+        """Whether an error is a link that reaches no node: a link to a node that does not
+        exist, or a socket input (a link only) given a literal or nothing, or an input its
+        node's type does not have (a link input's name misspelled: `image: decode`)."""
+        nodes = self.graph.nodes
+        node = nodes.get(problem.node_id or "")
+        if problem.severity != "error" or problem.input_name is None or node is None:
+            return False
+        value = node.inputs.get(problem.input_name)
+        if isinstance(value, Link):
+            return value.node not in nodes
+        node_type = self.registry.get(node.type)
+        decl = node_type.input(problem.input_name) if node_type is not None else None
+        return decl is None or not decl.accepts_literal
+
+
+# --- what the checks say ------------------------------------------------------------------
 
 
 # How alike a ComfyUI file's unknown type and one of ours must be to be taken for a typo:
@@ -200,156 +569,10 @@ def unknown_type_message(dialect: str, name: str, known: list[str]) -> str:
             f"does not have (docs/comfy-compat.md lists the ones it has){PLUGIN_HINT}")  # fmt: skip
 
 
-def _unknown_input(graph: Graph, node: Node, node_type: NodeType, name: str, value: Any) -> Problem:
-    names = [i.name for i in node_type.inputs]
-    hint = did_you_mean(name, names) or f"; its inputs are: {', '.join(names) or 'none'}"
-    return _problem(
-        graph,
-        node,
-        "unknown_input",
-        f"{node_type.name} has no input {name!r}{hint}",
-        name,
-        _received(value),
-    )
-
-
-def _ignored_input(graph: Graph, node: Node, node_type: NodeType, name: str) -> Problem:
-    """A warning for an input an API prompt gave that the type does not declare."""
-    names = [i.name for i in node_type.inputs if i.name not in node.inputs]
-    hint = did_you_mean(name, names)
-    return _problem(graph, node, "unknown_input",
-                    f"{node_type.name} has no input {name!r}: it is ignored{hint}", name,
-                    severity="warning")  # fmt: skip
-
-
 def _received(value: Any) -> Any:
     if isinstance(value, Link):
         return [value.node, value.output]
     return value
-
-
-def _check_link(
-    graph: Graph, registry: Registry, node: Node, decl: Input, link: Link, problems: list[Problem]
-) -> None:
-    report = _reporter(graph, node, decl.name, problems)
-    if link.node == node.id:
-        message = self_link_message(_Types(graph), registry, node.id, link.output, decl.type)
-        report("cycle", message, _received(link))
-        return
-    source = graph.nodes.get(link.node)
-    if source is None:
-        hint = ""
-        if isinstance(link.node, str) and len(graph.nodes) <= MAX_ID_HINT_NODES:
-            hint = did_you_mean(link.node, _others(_Types(graph), node.id))
-        report(
-            "bad_linked_input",
-            f"links to node {link.node!r}, which does not exist{hint}",
-            _received(link),
-        )
-        return
-    source_type = registry.get(source.type)
-    if source_type is None:
-        return  # reported on the source node
-    outputs = source_type.outputs
-    if not isinstance(link.output, int) or not 0 <= link.output < len(outputs):
-        report(
-            "bad_linked_input",
-            f"links to output {link.output!r} of node {link.node!r} "
-            f"({source_type.name}), which has {len(outputs)} output(s): "
-            f"{', '.join(o.name for o in outputs) or 'none'}",
-            _received(link),
-        )
-        return
-    out_type = outputs[link.output].type
-    if not fits(out_type, decl.type):
-        report(
-            "return_type_mismatch",
-            f"expects {decl.type} but {link.node}.{outputs[link.output].name} is {out_type}",
-            _received(link),
-        )
-
-
-def _check_literal(
-    graph: Graph, registry: Registry, node: Node, decl: Input, value: Any,
-    problems: list[Problem], settings: Settings,
-) -> None:  # fmt: skip
-    report = _reporter(graph, node, decl.name, problems, of_value=True)
-    if not decl.accepts_literal:
-        report(
-            "bad_linked_input",
-            f"takes a link from {with_article(decl.type)} output, not a literal "
-            f"({_show(value)}){_link_advice(graph, registry, node, decl, value)}",
-            value,
-        )
-        return
-    if value is None and decl.takes_null:
-        return
-    kind = decl.type
-    expected = None
-    if kind == INT:
-        if type(value) is not int:
-            expected = "an integer"
-    elif kind == FLOAT:
-        if type(value) not in (int, float):
-            expected = "a number"
-        elif value != value:
-            report("invalid_input_type", "expected a number, got NaN", value)
-            return
-        elif type(value) is int and abs(value) > sys.float_info.max:  # float() would overflow
-            digits = len(str(abs(value)))
-            report("invalid_input_type", f"expected a number, got an integer of {digits} digits, "
-                   f"too large for {FLOAT}", value)  # fmt: skip
-            return
-        elif math.isinf(value) and (_finite(decl.min) or _finite(decl.max)):
-            report("invalid_input_type", f"expected a finite number, got {value}", value)
-            return
-    elif kind == STRING:
-        if type(value) is not str:
-            expected = "text"
-        elif decl.max_length is not None and len(value) > decl.max_length:
-            report(
-                "value_bigger_than_max",
-                f"the text is {len(value)} characters long; at most {decl.max_length} are allowed",
-                value[:80],
-            )
-            return
-    elif kind == BOOLEAN:
-        if type(value) is not bool:
-            expected = "true or false"
-    elif kind == COMBO or decl.choices is not None:
-        _check_choice(graph, registry, node, decl, value, problems, settings)
-        return
-    if expected is not None:
-        report("invalid_input_type", f"expected {expected} ({kind}), got {_show(value)}"
-               f"{_widget_link_hint(graph, registry, node, decl, value)}", value)  # fmt: skip
-        return
-    if kind in (INT, FLOAT):
-        if decl.min is not None and value < decl.min:
-            report(
-                "value_smaller_than_min",
-                f"{_num(value)} is below the minimum {_num(decl.min)}",
-                value,
-            )
-        elif decl.max is not None and value > decl.max:
-            report(
-                "value_bigger_than_max",
-                f"{_num(value)} is above the maximum {_num(decl.max)}",
-                value,
-            )
-
-
-def _check_default(
-    graph: Graph, registry: Registry, node: Node, decl: Input, problems: list[Problem],
-    settings: Settings,
-) -> None:  # fmt: skip
-    """The default of an input the workflow leaves out, judged as a value written for it: a
-    dropdown's default among choices listed at run time was never checked, and its node got a
-    file that was not there."""
-    found: list[Problem] = []
-    _check_literal(graph, registry, node, decl, decl.default, found, settings)
-    for problem in found:
-        problem.message = f"left out, and its default is refused: {problem.message}"
-    problems += found
 
 
 def _judged_by_settings(decl: Input, value: Any) -> bool:
@@ -360,33 +583,108 @@ def _judged_by_settings(decl: Input, value: Any) -> bool:
     return callable(decl.choices) or (decl.also_accepts is not None and value not in decl.choices)
 
 
-def _link_advice(graph: Graph, registry: Registry, node: Node, decl: Input, value: Any) -> str:
-    """How to write a link in the graph's own form: our YAML's node.output (ComfyUI's
-    `[node, output]` there as `comfy_link_advice` tells it), or a ComfyUI prompt's
-    ["<node id>", <output index>], whose node id must be a string ([4, 2] is a literal list
-    there, as in ComfyUI)."""
-    if graph.dialect != "comfy":
-        advice = comfy_link_advice(_Types(graph), registry, node.id, value, decl.type)
-        return advice.text("; ", spelled_out=False) if advice else "; write node.output"
-    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
-        return f'; a link\'s node id is a string: write ["{value[0]}", {value[1]}]'
-    return '; write a link as ["<node id>", <output index>]'
+def _missing_message(decl: Input, settings: Settings | None) -> str:
+    """A required input left out. A dropdown with nothing to choose from is left out by the
+    editor (it has no value to send), so the message then says why the list is empty (when
+    the run's `settings`, which say where the list comes from, are known)."""
+    how = "a value" if decl.accepts_literal else "a link"
+    message = f"this required {decl.type} input is missing: give it {how}"
+    if decl.choices_hint and settings is not None:
+        if not decl.choices_or_failure(settings)[0]:  # a folder that vanished: empty too
+            message += f"; its list of choices is empty ({decl.hint_for(None, settings)})"
+    return message
 
 
-def _widget_link_hint(graph: Graph, registry: Registry, node: Node, decl: Input, value: Any) -> str:
-    """For a widget input's refused literal written as a link, how our format links a
-    widget: `{from: count.value}` for `steps: count.value` (a plain string there being a
-    literal, a text naming a node of the graph is read as a link would be), and for ComfyUI's
-    `[count, 0]` what `comfy_link_advice` tells. A list naming no node, nor nearly one, may be
-    a value: nothing is said of it."""
-    if graph.dialect == "comfy":
-        return ""
-    advice = comfy_link_advice(_Types(graph), registry, node.id, value, decl.type)
-    if advice is not None:
-        return advice.text("; to link it, ", spelled_out=True)
-    if isinstance(value, str) and (value in graph or value.rpartition(".")[0] in graph):
-        return f"; to link it, write {{from: {value}}}"
-    return ""
+def _choice_hint(value: str, choices: list[str]) -> str:
+    """A listed choice `value` is in another Unicode form (`é` composed, the list's decomposed)
+    is named as such: "is not one of: 'é.png'" read as impossible. Otherwise a "did you mean"."""
+    spelled = listed_spelling(value, choices)
+    if spelled is not None:
+        return f"; it differs from {quoted(spelled)} only in Unicode form (NFC/NFD)"
+    return did_you_mean(value, choices)
+
+
+def _finite(bound: float | None) -> bool:
+    return bound is not None and math.isfinite(bound)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**63 else str(value)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return quoted(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, list | dict):
+        return f"a {type(value).__name__}"
+    return repr(value)
+
+
+def _exception(exc: Exception) -> str:
+    """An exception as Python shows its last line: `KeyError: 'oops'` (its message alone is
+    `'oops'`, which does not say what went wrong)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _over_limit_not_max(node_type: NodeType, mine: list[Problem],
+                        settings: Settings) -> list[Problem]:  # fmt: skip
+    """The `value_bigger_than_max` problems of inputs whose run limit is below their declared
+    maximum (steps 100000 with --max-steps 1000, max 10000): the largest value they take is
+    the limit's (what /object_info shows, `NodeType.largest_allowed`), so the limit's message,
+    naming its flag, says why, not "above the maximum 10000"."""
+    found = []
+    for p in mine:
+        decl = node_type.input(p.input_name) if p.input_name else None
+        if p.code != "value_bigger_than_max" or decl is None or not decl.limit_names:
+            continue
+        if decl.max is not None and node_type.largest_allowed(decl, settings) < decl.max:
+            found.append(p)
+    return found
+
+
+# --- the graph as a whole ----------------------------------------------------------------
+
+
+def _file_only(graph: Graph) -> Location:
+    return Location(graph.source)
+
+
+def cycle_problems(graph: Graph, stuck: set[str], parents: dict[str, list[str]]) -> list[Problem]:
+    """A problem naming the nodes of each cycle among the nodes a topological sort could not
+    order (`stuck`; the scheduler's plan of an unchecked graph reports them by this rule too).
+
+    Every stuck node has a stuck parent, so walking first stuck parents must come back to a
+    node already seen: if it was seen on this walk, the loop between is a cycle. Linear time.
+    """
+    problems: list[Problem] = []
+    first_parent = {n: next(p for p in parents[n] if p in stuck) for n in stuck}
+    done: set[str] = set()
+    for start in graph.nodes:
+        if start not in stuck or start in done:
+            continue
+        walk: dict[str, int] = {}
+        current = start
+        while current not in walk and current not in done:
+            walk[current] = len(walk)
+            current = first_parent[current]
+        done.update(walk)
+        if current not in walk:
+            continue  # led into a cycle found before
+        ring = list(walk)[walk[current] :]
+        ring.reverse()  # follow links downstream: parent -> child, starting where we met it
+        ring = ring[-1:] + ring[:-1]
+        text = " -> ".join([*ring, ring[0]])
+        node = graph.nodes[ring[0]]
+        message = f"the graph has a cycle: {text}; links must not loop back"
+        where = _located(graph, node, None, of_value=False)
+        problems.append(Problem("cycle", message, node.id, None, where, received=ring,
+                                node_type=node.type))  # fmt: skip
+    return problems
 
 
 # --- links written as ComfyUI writes them, or to the node holding them -------------------
@@ -525,302 +823,3 @@ def no_output_message(target: str, target_type: NodeType, output: str | int) -> 
     listed = ", ".join(f"{o.name} ({i})" for i, o in enumerate(target_type.outputs))
     return f"node {target!r} ({target_type.name}) has no output {output!r}; outputs: " + (
         listed or "none")  # fmt: skip
-
-
-def _missing_message(decl: Input, settings: Settings | None) -> str:
-    """A required input left out. A dropdown with nothing to choose from is left out by the
-    editor (it has no value to send), so the message then says why the list is empty (when
-    the run's `settings`, which say where the list comes from, are known)."""
-    how = "a value" if decl.accepts_literal else "a link"
-    message = f"this required {decl.type} input is missing: give it {how}"
-    if decl.choices_hint and settings is not None:
-        if not decl.choices_or_failure(settings)[0]:  # a folder that vanished: empty too
-            message += f"; its list of choices is empty ({decl.hint_for(None, settings)})"
-    return message
-
-
-def _check_choice(
-    graph: Graph, registry: Registry, node: Node, decl: Input, value: Any,
-    problems: list[Problem], settings: Settings,
-) -> None:  # fmt: skip
-    choices, failure = decl.choices_or_failure(settings)
-    if failure:  # a file picker whose folder vanished: say so, don't crash
-        problems.append(_problem(graph, node, "value_not_in_list", failure, decl.name, value,
-                                 of_value=True))  # fmt: skip
-        return
-    if value in choices and isinstance(value, str | int | float):
-        return
-    if (
-        isinstance(value, str)
-        and decl.also_accepts is not None
-        and decl.also_accepts(value, settings)
-    ):
-        return
-    shown = ", ".join(quoted(c) if isinstance(c, str) else repr(c)
-                      for c in choices[:MAX_CHOICES_SHOWN])  # fmt: skip
-    if len(choices) > MAX_CHOICES_SHOWN:
-        shown += f", ... ({len(choices)} in all)"
-    hint = _choice_hint(value, [str(c) for c in choices]) if isinstance(value, str) else ""
-    hint += _widget_link_hint(graph, registry, node, decl, value)
-    if decl.choices_hint:
-        hint += f" ({decl.hint_for(value, settings)})"
-    problems.append(
-        _problem(
-            graph,
-            node,
-            "value_not_in_list",
-            f"{_show(value)} is not one of: {shown or '(no choices)'}{hint}",
-            decl.name,
-            value,
-            of_value=True,
-        )
-    )
-
-
-def _choice_hint(value: str, choices: list[str]) -> str:
-    """A listed choice `value` is in another Unicode form (`é` composed, the list's decomposed)
-    is named as such: "is not one of: 'é.png'" read as impossible. Otherwise a "did you mean"."""
-    spelled = listed_spelling(value, choices)
-    if spelled is not None:
-        return f"; it differs from {quoted(spelled)} only in Unicode form (NFC/NFD)"
-    return did_you_mean(value, choices)
-
-
-def _finite(bound: float | None) -> bool:
-    return bound is not None and math.isfinite(bound)
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and abs(value) < 2**63 else str(value)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return quoted(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, list | dict):
-        return f"a {type(value).__name__}"
-    return repr(value)
-
-
-def _run_check(
-    graph: Graph, node: Node, node_type: NodeType, problems: list[Problem], settings: Settings
-) -> None:
-    literals = {
-        i.name: i.default
-        for i in node_type.inputs
-        if i.default is not REQUIRED and i.accepts_literal
-    }
-    literals.update({k: v for k, v in node.inputs.items() if not isinstance(v, Link)})
-    try:
-        found = node_type.check(literals, settings) or []
-    except Exception as exc:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                "invalid_value",
-                f"{node_type.name} could not check its inputs: {_exception(exc)}",
-            )
-        )
-        return
-    for input_name, message in found:
-        problems.append(
-            _problem(
-                graph,
-                node,
-                "invalid_value",
-                message,
-                input_name,
-                node.inputs.get(input_name) if input_name else None,
-                of_value=True,
-            )
-        )
-
-
-def _exception(exc: Exception) -> str:
-    """An exception as Python shows its last line: `KeyError: 'oops'` (its message alone is
-    `'oops'`, which does not say what went wrong)."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _check_limits(
-    graph: Graph, node: Node, node_type: NodeType, settings: Settings, problems: list[Problem],
-    first_problem: int,
-) -> None:  # fmt: skip
-    """Run-wide limits on the inputs that declare them, enforced here so a huge request fails
-    before any model work. Inputs sharing a limit are bounded by the product of their values.
-
-    An input already reported for this node (out of range, or by the node's own check) is
-    not reported again, except an input above its declared maximum whose run limit is lower
-    still: that is said once, as over the limit (`_over_limit_not_max`). An input that breaks
-    two limits (width 16384 of 16384x16384: --max-pixels and --max-batch-pixels) is said once,
-    over the first.
-    """
-    inputs = node.inputs
-    mine = problems[first_problem:]
-    over_limit = _over_limit_not_max(node_type, mine, settings)
-    reported = {p.input_name for p in mine} - {p.input_name for p in over_limit}
-    values = {**inputs, **dict.fromkeys(reported)}  # a reported input bounds nothing more
-    found = node_type.limit_problems(values, settings)
-    said = {name for name, _ in found}  # the first input of each limit exceeded
-    for problem in over_limit:  # said by its limit's message instead
-        decl = node_type.input(problem.input_name)
-        if any(node_type.limits[limit][0] in said for limit in decl.limit_names):
-            del problems[next(i for i, p in enumerate(problems) if p is problem)]
-    first: dict[str, str] = {}
-    for name, message in found:  # an input once: the first limit it breaks
-        first.setdefault(name, message)
-    for name, message in first.items():
-        problems.append(
-            _problem(graph, node, "limit_exceeded", message, name, inputs.get(name), of_value=True)
-        )
-
-
-def _over_limit_not_max(node_type: NodeType, mine: list[Problem],
-                        settings: Settings) -> list[Problem]:  # fmt: skip
-    """The `value_bigger_than_max` problems of inputs whose run limit is below their declared
-    maximum (steps 100000 with --max-steps 1000, max 10000): the largest value they take is
-    the limit's (what /object_info shows, `NodeType.largest_allowed`), so the limit's message,
-    naming its flag, says why, not "above the maximum 10000"."""
-    found = []
-    for p in mine:
-        decl = node_type.input(p.input_name) if p.input_name else None
-        if p.code != "value_bigger_than_max" or decl is None or not decl.limit_names:
-            continue
-        if decl.max is not None and node_type.largest_allowed(decl, settings) < decl.max:
-            found.append(p)
-    return found
-
-
-# --- the graph as a whole ----------------------------------------------------------------
-
-
-def _check_structure(graph: Graph, registry: Registry, problems: list[Problem],
-                     targets: Collection[str] = ()) -> None:  # fmt: skip
-    nodes = graph.nodes
-    parents: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-    children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-    # The output nodes, and the nodes of unknown type (reported already): one of those may be
-    # an output node, so neither "no output node" nor "feeds no output node" is said for them
-    # or for what feeds them.
-    # What feeds an unknown node cannot always be known (our YAML reads `clip: m.CLIP` as a
-    # link only for a declared input), so with one in the graph no node is said to feed none.
-    outputs: list[str] = []
-    unknown = False
-    # A link that reaches no node (one to a missing node, a literal or nothing where a link
-    # must be) leaves what it was meant to connect unconnected: "feeds no output node" said of
-    # every node above it is the one error again, so it is not said.
-    broken = any(_breaks_a_link(graph, registry, p) for p in problems)
-    for node in nodes.values():
-        for value in node.inputs.values():
-            if type(value) is Link and value.node in nodes and value.node != node.id:
-                parents[node.id].append(value.node)
-                children[value.node].append(node.id)
-        node_type = registry.get(node.type)
-        if node_type is None or node_type.output_node:
-            outputs.append(node.id)
-            unknown = unknown or node_type is None
-
-    # Kahn's algorithm: the nodes it cannot order (still with an unordered parent) are the
-    # cycles and what hangs below them, found in linear time.
-    indegree = {node_id: len(p) for node_id, p in parents.items()}
-    ready = deque(node_id for node_id, d in indegree.items() if d == 0)
-    while ready:
-        for child in children[ready.popleft()]:
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                ready.append(child)
-    stuck = {n for n, d in indegree.items() if d > 0}
-    if stuck:
-        problems.extend(cycle_problems(graph, stuck, parents))
-
-    if not outputs:
-        if nodes:
-            problems.append(
-                Problem(
-                    "prompt_no_outputs",
-                    "the workflow has no output node (e.g. SaveImage), so nothing would run",
-                    location=_file_only(graph),
-                )
-            )
-        else:
-            problems.append(
-                Problem(
-                    "prompt_no_outputs", "the workflow has no nodes", location=_file_only(graph)
-                )
-            )
-        return
-    roots = [*outputs, *(t for t in targets if t in nodes)]  # a target runs, as an output
-    needed = set(roots)
-    stack = list(roots)
-    while stack:
-        for parent in parents[stack.pop()]:
-            if parent not in needed:
-                needed.add(parent)
-                stack.append(parent)
-    for node in nodes.values():
-        if node.id not in needed and not unknown and not broken:
-            problems.append(
-                _problem(
-                    graph,
-                    node,
-                    "unused_node",
-                    "the node feeds no output node, so it will not run",
-                    severity="warning",
-                )
-            )
-
-
-def _breaks_a_link(graph: Graph, registry: Registry, problem: Problem) -> bool:
-    """Whether an error is a link that reaches no node: a link to a node that does not exist,
-    or a socket input (a link only) given a literal or nothing, or an input its node's type
-    does not have (a link input's name misspelled: `image: decode`)."""
-    node = graph.nodes.get(problem.node_id or "")
-    if problem.severity != "error" or problem.input_name is None or node is None:
-        return False
-    value = node.inputs.get(problem.input_name)
-    if isinstance(value, Link):
-        return value.node not in graph.nodes
-    node_type = registry.get(node.type)
-    decl = node_type.input(problem.input_name) if node_type is not None else None
-    return decl is None or not decl.accepts_literal
-
-
-def _file_only(graph: Graph) -> Location:
-    return Location(graph.source)
-
-
-def cycle_problems(graph: Graph, stuck: set[str], parents: dict[str, list[str]]) -> list[Problem]:
-    """A problem naming the nodes of each cycle among the nodes a topological sort could not
-    order (`stuck`; the scheduler's plan of an unchecked graph reports them by this rule too).
-
-    Every stuck node has a stuck parent, so walking first stuck parents must come back to a
-    node already seen: if it was seen on this walk, the loop between is a cycle. Linear time.
-    """
-    problems: list[Problem] = []
-    first_parent = {n: next(p for p in parents[n] if p in stuck) for n in stuck}
-    done: set[str] = set()
-    for start in graph.nodes:
-        if start not in stuck or start in done:
-            continue
-        walk: dict[str, int] = {}
-        current = start
-        while current not in walk and current not in done:
-            walk[current] = len(walk)
-            current = first_parent[current]
-        done.update(walk)
-        if current not in walk:
-            continue  # led into a cycle found before
-        ring = list(walk)[walk[current] :]
-        ring.reverse()  # follow links downstream: parent -> child, starting where we met it
-        ring = ring[-1:] + ring[:-1]
-        text = " -> ".join([*ring, ring[0]])
-        node = graph.nodes[ring[0]]
-        message = f"the graph has a cycle: {text}; links must not loop back"
-        problems.append(_problem(graph, node, "cycle", message, None, ring))
-    return problems
