@@ -128,7 +128,8 @@ class Outputs(Mapping[str, tuple]):
         return len(self._held)
 
     def __repr__(self) -> str:
-        return f"Outputs({ {nid: [describe(v) for v in vs] for nid, vs in self._held.items()} })"
+        held = {nid: [describe_value(v) for v in vs] for nid, vs in self._held.items()}
+        return f"Outputs({held})"
 
     def value(self, node_id: str, index: int = 0) -> Any:
         """One output of `node_id` (a copy, as every read), the others left uncopied."""
@@ -184,16 +185,11 @@ class _Plan:
     targets: list[str]
 
 
-def describe(value: Any) -> str:
-    """One short line about a value: type and shape for arrays, repr for small scalars."""
-    summary = getattr(type(value), "summary", None)
-    if callable(summary):
-        try:
-            text = summary(value)
-            if isinstance(text, str):
-                return text
-        except Exception:
-            pass
+def describe_value(value: Any) -> str:
+    """One short line about a value a node returned or was given (`NodeFinished.summary`, a
+    failure's inputs): type and shape for arrays, repr for small scalars. Read from what
+    arrays and pictures have (`shape`, `dtype`; PIL's `size`, `mode`): a value's type declares
+    no hook of its own here."""
     shape = getattr(value, "shape", None)
     if shape is not None and not callable(shape):
         try:
@@ -220,13 +216,13 @@ def reported(value: Any) -> Any:
     """An input's value as a node's failure reports it (`NodeFailed.inputs`, the server's
     `execution_error` `current_inputs`): a JSON value as it is (None, a bool, a number, a text),
     as ComfyUI reports it; anything else, or a value JSON would not carry as it is (NaN, an
-    int past 128 bits, a text past `REPORTED_TEXT_CHARS`), as `describe` says it."""
+    int past 128 bits, a text past `REPORTED_TEXT_CHARS`), as `describe_value` says it."""
     kind = type(value)
     if (value is None or kind is bool or (kind is int and value.bit_length() <= 128)
             or (kind is float and math.isfinite(value))
             or (kind is str and len(value) <= REPORTED_TEXT_CHARS)):  # fmt: skip
         return value
-    return describe(value)
+    return describe_value(value)
 
 
 def normalize(node_type: NodeType, result: Any) -> tuple[tuple, dict | None]:
@@ -265,7 +261,7 @@ def _count_hint(node_type: NodeType, result: Any) -> str:
     return ""
 
 
-def check_outputs(node_type: NodeType, values: tuple, settings: Settings) -> None:
+def check_returned(node_type: NodeType, values: tuple, settings: Settings) -> None:
     """Refuse a returned value that its output's declared type rules out (`socket_checks`:
     None but for ANY, a str for an INT, a list for an IMAGE...), or that is over the run's
     limits for its type (`socket_checks.SIZES`: a STRING longer than max_string_chars). Raises
@@ -274,7 +270,7 @@ def check_outputs(node_type: NodeType, values: tuple, settings: Settings) -> Non
     line names the node: the message does not again)."""
     for out, value in zip(node_type.outputs, values, strict=False):  # as long: normalize
         if not TESTS.get(out.type, not_none)(value):
-            shown = "None" if value is None else f"{describe(value)} ({type(value).__name__})"
+            shown = "None" if value is None else f"{describe_value(value)} ({type(value).__name__})"
             want = expected(out.type)
             raise TypeError(
                 f"returned {shown} for output "
@@ -485,7 +481,7 @@ def node_ids(ids: str | Iterable[str] | None, keyword: str) -> list[str] | None:
 
 
 def _summary(nt: NodeType, vals: tuple) -> list[str]:
-    return [f"{o.name}: {describe(v)}" for o, v in zip(nt.outputs, vals, strict=False)]
+    return [f"{o.name}: {describe_value(v)}" for o, v in zip(nt.outputs, vals, strict=False)]
 
 
 class _Run:
@@ -703,7 +699,7 @@ class _Run:
         started = time.perf_counter()
         try:
             vals, ui = normalize(nt, nt.fn(ctx, **kwargs))
-            check_outputs(nt, vals, self.settings)
+            check_returned(nt, vals, self.settings)
         except Cancelled:
             return NodeOutcome.INTERRUPTED
         except Exception as exc:

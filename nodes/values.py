@@ -315,7 +315,7 @@ class Latent:
     def __repr__(self) -> str:
         """Its tensors by shape and type (`keep="denoise"` in a REPL printed every number of
         them: dozens of lines)."""
-        from latentgraph.graph.scheduler import describe
+        from latentgraph.graph.scheduler import describe_value
 
-        return (f"Latent(samples={describe(self.samples)}, seeds={self.seeds!r}, "
-                f"is_noise={self.is_noise!r}, noise_mask={describe(self.noise_mask)})")  # fmt: skip
+        return (f"Latent(samples={describe_value(self.samples)}, seeds={self.seeds!r}, "
+                f"is_noise={self.is_noise!r}, noise_mask={describe_value(self.noise_mask)})")  # fmt: skip

@@ -5,13 +5,13 @@ from __future__ import annotations
 from latentgraph.graph import INT, Int, Output, Registry, Socket, node
 from latentgraph.graph.cache import Cache
 from latentgraph.graph.model import Graph, Link, Node
-from latentgraph.graph.scheduler import Scheduler, describe
+from latentgraph.graph.scheduler import Scheduler, describe_value
 
 
 def test_describe_huge_int_is_short_and_does_not_raise():
-    assert describe(7) == "7"
-    assert describe(2**100) == str(2**100)
-    assert describe(10**5000) == f"int ({(10**5000).bit_length()} bits)"  # repr would raise
+    assert describe_value(7) == "7"
+    assert describe_value(2**100) == str(2**100)
+    assert describe_value(10**5000) == f"int ({(10**5000).bit_length()} bits)"  # repr would raise
 
 
 def test_a_node_returning_a_huge_int_finishes_with_events():

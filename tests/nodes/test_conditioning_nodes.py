@@ -145,6 +145,6 @@ def test_comfy_names_keep_comfyuis_inputs_and_output(name):
 
 
 def test_the_engine_can_describe_a_conditioning_of_several_entries():
-    from latentgraph.graph.scheduler import describe
+    from latentgraph.graph.scheduler import describe_value
 
-    assert describe(cn.combine(cond(seed=1), cond(seed=2))) == "Conditioning"
+    assert describe_value(cn.combine(cond(seed=1), cond(seed=2))) == "Conditioning"
