@@ -6,16 +6,19 @@ The websocket messages are turned back into engine events, so the same renderers
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -42,7 +45,52 @@ if TYPE_CHECKING:
     from latentgraph.graph.declare import Registry
     from latentgraph.graph.model import Graph
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+# The exit code of a submit each signal stopped, as `run`'s (the process then ends by it)
+SIGNAL_EXITS = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
+
+
+class _Signalled(BaseException):
+    """Ctrl-C or SIGTERM while `submit` runs (`_stopped_by_signals`), raised into whatever it
+    is doing as Python raises KeyboardInterrupt for Ctrl-C: SIGTERM (`docker stop`, a CI
+    timeout) stops it as Ctrl-C does, the server asked to stop the prompt, where it ended the
+    process silently and left the prompt running. Not an `Exception`, so no step's `except
+    Exception` takes it for a lost connection."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def code(self) -> int:
+        return SIGNAL_EXITS[self.signum]
+
+    def said(self) -> str:
+        """How messages say it, as `run` does: "interrupted", "interrupted by SIGTERM"."""
+        return "interrupted by SIGTERM" if self.signum == signal.SIGTERM else "interrupted"
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM raise `_Signalled` while the block runs (in the main thread only,
+    where Python runs signal handlers; a signal the process ignores, as a shell's `&` job
+    ignores SIGINT, stays ignored); the handlers before are put back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_it(signum: int, _frame: object) -> None:
+        raise _Signalled(signum)
+
+    previous = {sig: signal.getsignal(sig) for sig in SIGNAL_EXITS}
+    for sig, handler in previous.items():
+        if handler != signal.SIG_IGN:
+            signal.signal(sig, raise_it)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class _Http:
@@ -511,7 +559,8 @@ def _renderer(as_json: bool, quiet: bool, graph: Graph | None) -> Any:
 def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvents) -> None:
     """Feed this prompt's websocket messages to `events`, which draws them, until the run is
     over (the final `executing`); other prompts' messages and binary previews are skipped.
-    Ctrl-C interrupts the prompt on the server too (exit 130); a connection lost mid-run is
+    Ctrl-C or SIGTERM (`_Signalled`) interrupts the prompt on the server too (exit 130 or
+    143, the process then ending by that signal); a connection lost mid-run is
     exit 1, as a closed stdout's (`_lost`: not 3, the workflow was queued). The renderer is
     closed either way. A closed stdout (`--json | head`) is raised as the BrokenPipeError it
     is, which `cli.main` words (exit 1), not as a lost connection."""
@@ -532,11 +581,11 @@ def _watch(socket: ClientConnection, http: _Http, say: _Say, events: PromptEvent
             except BrokenPipeError as exc:  # stdout's reader went away, not the server
                 closed = exc
                 break
-    except KeyboardInterrupt:
+    except _Signalled as signalled:
         http.request("POST", "/interrupt", {"prompt_id": events.pid})
         render.close()
-        raise say.stop("interrupted", f"interrupted; the server was asked to stop prompt "
-                       f"{events.pid}", EXIT_INTERRUPTED, events, _history(say, http, events),
+        raise say.stop("interrupted", f"{signalled.said()}; the server was asked to stop prompt "
+                       f"{events.pid}", signalled.code(), events, _history(say, http, events),
                        label="") from None  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - connection lost mid-run
         render.close()
@@ -639,12 +688,16 @@ def submit(
     body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
             "name": str(path), "given_as": "--set"}  # fmt: skip
     try:
-        with _connect(say, http, _ws_url(server_url, client_id)) as socket:
-            answer = _queue(say, http, body)
-            events = PromptEvents(answer["prompt_id"], answer.get("prompt") or {},
-                                  _renderer(as_json, quiet, graph))  # fmt: skip
-            _watch(socket, http, say, events)
+        with _stopped_by_signals():
+            with _connect(say, http, _ws_url(server_url, client_id)) as socket:
+                answer = _queue(say, http, body)
+                events = PromptEvents(answer["prompt_id"], answer.get("prompt") or {},
+                                      _renderer(as_json, quiet, graph))  # fmt: skip
+                _watch(socket, http, say, events)
+            _download(http, events, output_dir, say, quiet)
     except _Stop as stop:
         return stop.code
-    _download(http, events, output_dir, say, quiet)
+    except _Signalled as signalled:  # before the prompt was queued, or while downloading
+        say.err(f"latentgraph: {signalled.said()}")
+        return signalled.code()
     return _exit_code(events)

@@ -4,6 +4,12 @@ lines of a remote run, `submit --help`, and its usage errors in run's words and 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,9 +17,10 @@ import pytest
 
 from latentgraph.cli import build_parser
 
-from ..server.conftest import RunningServer, free_port
+from ..server.conftest import RunningServer, chain, free_port
 from ..server.plugin.toy_nodes import toy_registry
 
+ENTRY = "from latentgraph.cli import entry\nentry()\n"  # what the `latentgraph` script runs
 TOKEN = "s3cret"
 WORKFLOW = """\
 version: 1
@@ -426,3 +433,41 @@ def test_submit_json_says_a_refused_token_as_a_stop_with_its_advice(token_server
     assert (line["event"], line["reason"], line["prompt_id"]) == ("submit_stopped", "refused", None)
     assert err == f"latentgraph: error: {line['message']}\n"
     assert "(?token=TOKEN, as the editor's address)" in line["message"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_submit_stopped_by_ctrl_c_or_sigterm_stops_the_prompt_on_the_server(plain_server,
+                                                                            tmp_path, sig):  # fmt: skip
+    """SIGTERM (`docker stop`, a CI timeout) ended `submit` silently, by the signal's default
+    action: no `submit_stopped` line, no message, and its prompt went on running on the
+    server. Now it stops as Ctrl-C stops it: the server asked to stop the prompt, said on
+    stderr and in `--json`'s last line, and the process ends by that same signal (README)."""
+    (tmp_path / "slow.json").write_text(json.dumps(chain(1, slow_steps=1000, delay=0.1)))
+    env = {k: v for k, v in os.environ.items() if k != "LATENTGRAPH_AUTH_TOKEN"}
+    proc = subprocess.Popen([sys.executable, "-c", ENTRY, "submit", "slow.json", "--server",
+                             plain_server.url, "--json"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    watchdog = threading.Timer(120, proc.kill)  # a submit that never shows progress fails here
+    watchdog.start()
+    try:
+        lines = []
+        while not lines or json.loads(lines[-1])["event"] != "node_progress":  # watching it run
+            lines.append(proc.stdout.readline())
+            assert lines[-1], (lines, proc.stderr.read())
+        proc.send_signal(sig)
+        out, err = proc.communicate()
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    assert proc.returncode == -sig, (out[-2000:], err)
+    last = json.loads(out.splitlines()[-1])
+    pid, url = last["prompt_id"], plain_server.url
+    assert (last["event"], last["reason"], last["history"]) == (
+        "submit_stopped", "interrupted", f"{url}/history/{pid}"), last  # fmt: skip
+    said = "interrupted" if sig == signal.SIGINT else "interrupted by SIGTERM"
+    assert err == f"latentgraph: {said}; the server was asked to stop prompt {pid}\n"
+    deadline = time.monotonic() + 60  # the server stops the prompt at its node's next step
+    while pid not in (history := plain_server.http.get("/history").json()):
+        assert time.monotonic() < deadline, plain_server.http.get("/queue").json()
+        time.sleep(0.05)
+    assert "execution_interrupted" in json.dumps(history[pid]["status"]["messages"])
