@@ -191,27 +191,49 @@ def hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-# The zero-width joiners shape Persian and Indic words and emoji sequences: a name may hold
-# them between two characters of one folder or file name, never at either end of one.
+# The zero-width joiners shape Persian, Arabic and Indic words and emoji sequences: a name may
+# hold one only where it joins two such characters (`_joins`).
 _JOINERS = "\u200c\u200d"
+# What shows as a line break, not as a character: U+2028 and U+2029 (categories Zl, Zp).
+_SEPARATORS = {"Zl": "a line separator", "Zp": "a paragraph separator"}
 
 
 def unseen_character(text: str) -> str | None:
     """The first character of `text`, a file name or a relative path of them (`/` between),
     that would hide what the name is wherever it is shown, or None: a control character (a
-    newline cuts a listing's line in two and forges the next, ESC drives the terminal), or an
-    invisible Unicode format character (category Cf: a bidi override shows `a<U+202E>gnp.exe`
-    as `aexe.png`, a zero-width space alone looks like no name), but for a zero-width
-    (non-)joiner inside a name. The one rule for a name a user will see as a file's: a save
-    node's filename_prefix (`nodes/images.prefix_problem`), an upload's name and subfolder
-    (`server/safepath.py`)."""
+    newline cuts a listing's line in two and forges the next, ESC drives the terminal), a line
+    or paragraph separator (U+2028, U+2029: a line break in some viewers), or an invisible
+    Unicode format character (category Cf: a bidi override shows `a<U+202E>gnp.exe` as
+    `aexe.png`, a zero-width space alone looks like no name), but for a zero-width
+    (non-)joiner that joins two letters or symbols of a script or emoji (`_joins`). The one
+    rule for a name a user will see as a file's: a save node's filename_prefix
+    (`nodes/images.prefix_problem`), an upload's name and subfolder (`server/safepath.py`)."""
     for segment in text.split("/"):
         for i, c in enumerate(segment):
             category = unicodedata.category(c)
-            inside = 0 < i < len(segment) - 1
-            if category == "Cc" or (category == "Cf" and not (c in _JOINERS and inside)):
+            if category in ("Cc", *_SEPARATORS) or (
+                category == "Cf" and not (c in _JOINERS and _joins(segment, i))
+            ):
                 return c
     return None
+
+
+def _joins(segment: str, i: int) -> bool:
+    """Whether the joiner at `segment[i]` stands between two non-ASCII letters or symbols (the
+    one before it counted past its combining marks: a virama, an emoji's variation selector),
+    where it shapes a Persian or Indic word or joins an emoji sequence. Next to an ASCII
+    character, a '.', or at a name's end it joins nothing and hides in the name: `photo<ZWJ>.png`
+    shows as `photo.png`."""
+    before = i - 1
+    while before >= 0 and unicodedata.category(segment[before]).startswith("M"):
+        before -= 1
+    return (before >= 0 and i + 1 < len(segment)
+            and _joinable(segment[before]) and _joinable(segment[i + 1]))  # fmt: skip
+
+
+def _joinable(c: str) -> bool:
+    """A character a zero-width joiner may join: a letter or symbol beyond ASCII."""
+    return not c.isascii() and unicodedata.category(c)[0] in "LS"
 
 
 def unseen_problem(text: str) -> str | None:
@@ -220,7 +242,10 @@ def unseen_problem(text: str) -> str | None:
     unseen = unseen_character(text)
     if unseen is None:
         return None
-    what = "a control character" if unicodedata.category(unseen) == "Cc" else "a format character"
+    category = unicodedata.category(unseen)
+    what = _SEPARATORS.get(category) or (
+        "a control character" if category == "Cc" else "a format character"
+    )
     return (f"contains {what}, U+{ord(unseen):04X}; file names cannot hold control characters "
             "(NUL, newline, ...) nor invisible Unicode format characters (bidi overrides, "
             "zero-width characters)")  # fmt: skip

@@ -309,3 +309,33 @@ def test_a_writers_error_that_carries_no_os_error_is_not_taken_for_one(tmp_path)
     with pytest.raises(ValueError, match="not contiguous"):
         files.write_file(tmp_path / "m.safetensors", save)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", [
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467.png",  # an emoji family
+    "\U0001f3f3\ufe0f\u200d\U0001f308.png",  # a flag after its variation selector
+    "\U0001f469\U0001f3fd\u200d\U0001f4bb.png",  # after a skin tone
+    "夕焼け/猫.png", "café.png", "cafe\u0301.png",  # CJK, NFC and NFD
+    "می\u200cخواهم.png",  # Persian: a non-joiner between two letters
+    "क्\u200dष.png",  # Devanagari: a joiner after a virama
+    "a\u00a0b.png", "猫\u3000犬.png",  # spaces that show as spaces
+])  # fmt: skip
+def test_a_name_keeps_what_shapes_its_script_or_emoji(name):
+    assert paths.unseen_character(name) is None
+
+
+@pytest.mark.parametrize(("name", "unseen"), [
+    ("x\u200dy.png", "\u200d"), ("x\u200cy.png", "\u200c"),  # between ASCII letters
+    ("z\u200d.png", "\u200d"), ("猫\u200d.png", "\u200d"),  # before the extension: 'z.png'
+    ("\u200dfox.png", "\u200d"), ("猫\u200c", "\u200c"), ("ok/猫\u200d/x", "\u200d"),  # ends
+    ("a\u200d猫.png", "\u200d"), ("cafe\u0301\u200dé.png", "\u200d"),  # next to ASCII
+    ("猫\u200d\u200d犬.png", "\u200d"),  # a joiner joining a joiner
+    ("ok/x\u200dz", "\u200d"),  # in a folder's name
+    ("ls\u2028x.png", "\u2028"), ("ps\u2029x.png", "\u2029"),  # a line break in some viewers
+])  # fmt: skip
+def test_a_name_is_refused_for_a_joiner_that_joins_nothing_or_a_line_separator(name, unseen):
+    """A zero-width (non-)joiner was accepted anywhere inside a name, `photo<ZWJ>.png` showing
+    as `photo.png` in LoadImage's list, and U+2028/U+2029 (categories Zl, Zp) were accepted:
+    a joiner now only joins two non-ASCII letters or symbols, and both separators are refused."""
+    assert paths.unseen_character(name) == unseen
+    assert f"U+{ord(unseen):04X}" in paths.unseen_problem(name)

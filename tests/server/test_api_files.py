@@ -516,6 +516,9 @@ def _raw_upload(client, route: str, filename: str, subfolder: str = ""):
     ("bidi\u202egnp.exe", "", "a format character, U+202E"),
     ("up.png", "a\nb", "a control character, U+000A"),
     ("up.png", "ok/\u202ecod", "a format character, U+202E"),
+    ("photo\u200d.png", "", "a format character, U+200D"),  # showed as 'photo.png'
+    ("up.png", "ok/x\u200dz", "a format character, U+200D"),
+    ("ls\u2028x.png", "", "a line separator, U+2028"),
 ])  # fmt: skip
 def test_upload_refuses_a_name_that_would_not_show_as_it_is(client, config, route, name,
                                                              subfolder, said):  # fmt: skip
