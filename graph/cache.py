@@ -42,6 +42,7 @@ from typing import Any
 from .context import Settings, limit_value
 from .declare import NodeType
 from .files import write_file
+from .socket_checks import size_limits
 
 _MAGIC = b"LGC1"
 # The warnings behind a cached entry: (the cache key of the node that said it, or None when
@@ -226,6 +227,9 @@ def node_key(
     if node_type.embeds:
         embedded = {k: (extra or {}).get(k) for k in node_type.embeds}
         parts.append("\x01embeds=" + _CANON.encode(embedded))
+    limits = size_limits(node_type, settings)
+    if limits:
+        parts.append("\x01limits=" + _CANON.encode(limits))
     for name in sorted(parent_keys):
         parts.append(f"{name}={parent_keys[name]}")
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .context import Settings, limit_label
-from .declare import ANY, BOOLEAN, FLOAT, IMAGE, INT, LATENT, MASK, STRING
+from .declare import ANY, BOOLEAN, FLOAT, IMAGE, INT, LATENT, MASK, STRING, NodeType
 
 
 def _tensor(value: Any) -> bool:
@@ -88,8 +88,12 @@ def expected(socket_type: str) -> str:
     return check[1] if check is not None else ""
 
 
+def _string_limit(settings: Settings) -> int:
+    return settings.max_string_chars
+
+
 def _string_size(value: str, settings: Settings) -> str | None:
-    limit = settings.max_string_chars
+    limit = _string_limit(settings)
     if len(value) <= limit:
         return None
     return (f"is a text of {len(value)} characters, more than the limit of {limit} "
@@ -100,3 +104,15 @@ def _string_size(value: str, settings: Settings) -> str | None:
 # limits, said after "output 'x' " (None: within them). The scheduler asks each output of a
 # type listed here, after its test: `SIZES.get(type)`.
 SIZES: dict[str, Callable[[Any, Settings], str | None]] = {STRING: _string_size}
+# socket type -> the run limit SIZES checks its values against (`size_limits`).
+_SIZE_LIMITS: dict[str, Callable[[Settings], int]] = {STRING: _string_limit}
+
+
+def size_limits(node_type: NodeType, settings: Settings) -> list[int]:
+    """The run limits a node's values were checked against (`SIZES`), one per output of a
+    type it lists; part of the node's cache key (`cache.node_key`): a value is checked only
+    as its node returns it, so a text cached under a higher --max-string-chars is no hit
+    under a lower one (it was served, 150 characters past a limit of 100), and what it feeds
+    is keyed apart too. [] for a node with no such output: its key stays as it was."""
+    return [limit(settings) for out in node_type.outputs
+            if (limit := _SIZE_LIMITS.get(out.type)) is not None]  # fmt: skip

@@ -161,3 +161,37 @@ def test_a_text_longer_than_the_run_limit_fails_the_node_that_returned_it(toys):
     assert f.message.endswith("more than the limit of 10 (--max-string-chars)")
     at_limit = toys.scheduler(settings=Settings(max_string_chars=11))
     assert at_limit.run(build({"n": ("Returns", {})}), targets=["n"]).output("n") == "x" * 11
+
+
+def test_a_text_cached_under_a_higher_limit_is_no_hit_under_a_lower_one(toys):
+    """The limit holds for a cached text too: a run at --max-string-chars 100 showed the
+    150-character text an earlier run at the default had cached (the output node showing it a
+    hit, the text's node never asked). The limit is part of the key of a node returning a
+    STRING, so of what it feeds: the node runs and fails as it does uncached, and the entries
+    stay for runs that allow them."""
+    from latentgraph.graph import Settings
+
+    returning(toys, STRING, "x" * 11)
+    cache = Cache()
+    g = build({"n": ("Returns", {}), "o": ("Out", {"x": "@n"})})
+    wide, narrow = Settings(max_string_chars=20), Settings(max_string_chars=10)
+    assert toys.scheduler(cache, settings=wide).run(g).ok
+    r = toys.scheduler(cache, settings=narrow).run(g)
+    (f,) = r.failures
+    assert (f.node_id, f.user_error, r.cached, r.skipped) == ("n", True, [], ["o"])
+    assert f.message == ("node 'n' (Returns): output 'v' is a text of 11 characters, more than "
+                         "the limit of 10 (Settings.max_string_chars)")  # fmt: skip
+    again = toys.scheduler(cache, settings=wide).run(g)
+    assert again.ok and again.cached == ["o"] and toys.calls == {"n": 2, "o": 1}
+
+
+def test_a_limit_for_text_leaves_the_keys_of_nodes_returning_no_text_as_they_were(toys):
+    """Only a node returning a STRING is keyed by --max-string-chars: an INT's entry is a hit
+    whatever the limit."""
+    from latentgraph.graph import Settings
+
+    cache = Cache()
+    g = build({"c": ("Const", {"value": 3})})
+    assert toys.scheduler(cache, settings=Settings(max_string_chars=20)).run(g, targets=["c"]).ok
+    r = toys.scheduler(cache, settings=Settings(max_string_chars=10)).run(g, targets=["c"])
+    assert r.ok and r.cached == ["c"] and toys.calls == {"c": 1}
