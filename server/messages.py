@@ -81,6 +81,21 @@ def ui_chars_limit(max_string_chars: int) -> int:
     return 12 * max_string_chars + _UI_ROOM
 
 
+# How many nodes' outputs at `ui_chars_limit` one prompt's outputs may come to together
+# (`prompt_ui_chars_limit`).
+_PROMPT_UI_NODES = 4
+
+
+def prompt_ui_chars_limit(max_string_chars: int) -> int:
+    """The most characters of JSON all of one prompt's `executed` outputs may take together,
+    sent to its clients and kept in its history: `_PROMPT_UI_NODES` nodes at `ui_chars_limit`
+    (9 MB at the default 100,000). The per-node cap alone let 300 PreviewAny nodes showing one
+    99,000-character text make a 31 MB history entry of a 120 KB prompt (2,000 nodes, 200 MB),
+    each under it. Counted as the JSON kept: a file record is about 70 characters, so a
+    2,000-image batch (140 kB) is far inside it; the text nodes show is what it bounds."""
+    return _PROMPT_UI_NODES * ui_chars_limit(max_string_chars)
+
+
 # `progress_state` goes out at most this often per run (and once more at its end) ...
 PROGRESS_STATE_INTERVAL = 0.1
 # ... carrying at most this many nodes: the most recently changed ones.
@@ -203,14 +218,20 @@ class RunTranslator:
         note: Callable[[str, dict[str, Any]], None] | None = None,
         own_messages: bool = False,
         ui_limit: int | None = None,
+        prompt_ui_limit: int | None = None,
     ) -> None:
         """`note`: where a history entry that is no message goes too (a worker's outbox);
         `own_messages`: latentgraph's own messages are sent too (`LATENTGRAPH_MESSAGES`);
         `ui_limit`: the most characters of JSON a node's `executed` output may take
-        (`ui_chars_limit`), a larger one neither sent nor kept (`kept_ui`), its node warned."""
+        (`ui_chars_limit`), `prompt_ui_limit` all of the prompt's together
+        (`prompt_ui_chars_limit`): an output past either is neither sent nor kept
+        (`kept_ui`), and said as a node's warning."""
         self.prompt_id = prompt_id
         self._ui_limit = ui_limit
-        self.withheld: set[str] = set()  # the nodes whose output was over `ui_limit`
+        self._prompt_ui_limit = prompt_ui_limit
+        self._ui_total = 0  # characters of JSON of the outputs sent so far
+        self.withheld: set[str] = set()  # the nodes whose output was over a limit
+        self._past_total = False  # an output was past `prompt_ui_limit` (its node warned)
         self._note = note
         self._own_messages = own_messages
         self.node_types = node_types  # node id -> class_type, for error messages
@@ -329,20 +350,37 @@ class RunTranslator:
                                        "summary": list(event.summary)})  # fmt: skip
 
     def _ui_fits(self, event: ev.NodeFinished) -> bool:
-        """Whether the node's ui is within `ui_limit` as JSON; one that is not is withheld,
-        said as the node's warning (in the history, the server's log, `submit`'s output)."""
-        if self._ui_limit is None:
+        """Whether the node's ui is within `ui_limit` as JSON, and within what is left of
+        `prompt_ui_limit`; one that is not is withheld, said as the node's warning (in the
+        history, the server's log, `submit`'s output): each node over its own limit, and the
+        first node past the prompt's (one warning per prompt: a warning per node would grow
+        with the prompt again). A later output that still fits is sent."""
+        if self._ui_limit is None and self._prompt_ui_limit is None:
             return True
-        size = len(_ENCODER.encode(event.ui))
-        if size <= self._ui_limit:
-            return True
-        self.withheld.add(event.node_id)
-        self._node_warning(ev.NodeWarning(
-            event.run_id, node_id=event.node_id, message=(
+        size = len(_ENCODER.encode(event.ui))  # ASCII: characters are bytes
+        if self._ui_limit is not None and size > self._ui_limit:
+            self._withhold(event, (
                 f"its output for the editor is {size} characters of JSON, more than the "
                 f"limit of {self._ui_limit} (from --max-string-chars): not sent, nor kept in "
-                "the history")))  # fmt: skip
-        return False
+                "the history"))  # fmt: skip
+            return False
+        total = self._prompt_ui_limit
+        if total is not None and self._ui_total + size > total:
+            if not self._past_total:
+                self._past_total = True
+                self._withhold(event, (
+                    f"its output for the editor ({size} characters of JSON) would bring the "
+                    f"prompt's outputs past the limit of {total} for one prompt (from "
+                    "--max-string-chars): not sent, nor kept in the history, nor any later "
+                    "node's that does not fit"))  # fmt: skip
+            self.withheld.add(event.node_id)
+            return False
+        self._ui_total += size
+        return True
+
+    def _withhold(self, event: ev.NodeFinished, message: str) -> None:
+        self.withheld.add(event.node_id)
+        self._node_warning(ev.NodeWarning(event.run_id, node_id=event.node_id, message=message))
 
     def kept_ui(self, ui: dict[str, Any]) -> dict[str, Any]:
         """A run's outputs by node (`RunResult.ui`) as the history keeps them: without those

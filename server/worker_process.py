@@ -57,6 +57,7 @@ from .messages import (
     RunError,
     RunTranslator,
     encode_message,
+    prompt_ui_chars_limit,
     ui_chars_limit,
 )
 from .workers import (
@@ -566,6 +567,7 @@ class JobRunner:
             note=functools.partial(outbox.note, pid),
             own_messages=bool(job.extra_data.get(LATENTGRAPH_MESSAGES)),
             ui_limit=ui_chars_limit(self.scheduler.settings.max_string_chars),
+            prompt_ui_limit=prompt_ui_chars_limit(self.scheduler.settings.max_string_chars),
         )  # fmt: skip
         pnginfo = job.extra_data.get("extra_pnginfo") or {}
         # SaveImage's text chunks: the workflow, our document, and any other entry an API

@@ -1,8 +1,10 @@
 """What a server's run sends and keeps is bounded: a text a node returns by the run's
-max_string_chars (`serve --max-string-chars`), as it is everywhere, and one node's `executed`
-output (its ui) by `ui_chars_limit` of it. Twelve StringConcatenate nodes made a 200 MB
-history entry of a 99,000-character literal (920 MB server RSS, a 229 MB database); a
-plugin's node showing as much text would have done the same."""
+max_string_chars (`serve --max-string-chars`), as it is everywhere, one node's `executed`
+output (its ui) by `ui_chars_limit` of it, and all of a prompt's together by
+`prompt_ui_chars_limit`. Twelve StringConcatenate nodes made a 200 MB history entry of a
+99,000-character literal (920 MB server RSS, a 229 MB database); a plugin's node showing as
+much text would have done the same; so did 300 PreviewAny nodes showing that one text, each
+under the per-node cap (31 MB of a 120 KB prompt)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import threading
 import pytest
 
 from latentgraph.graph import STRING, Int, NodeResult, Output, Registry, Settings, String, node
+from latentgraph.graph import events as ev
 from latentgraph.graph.context import LIMIT_FLAGS
-from latentgraph.server.messages import ui_chars_limit
+from latentgraph.server.messages import RunTranslator, prompt_ui_chars_limit, ui_chars_limit
 from latentgraph.server.worker_process import JobRunner, WorkerSpec
 from latentgraph.server.workers import Done, Job, RunMessages, WorkerSetup
 
@@ -108,3 +111,46 @@ def test_one_nodes_output_over_the_limit_is_neither_sent_nor_kept(tmp_path, over
         ("1", "Say", f"its output for the editor is {limit + 1} characters of JSON, more than "
                      f"the limit of {limit} (from --max-string-chars): not sent, nor kept in "
                      "the history")]  # fmt: skip
+
+
+def test_a_prompts_outputs_together_are_bounded_too(tmp_path):
+    """Four outputs at the per-node cap fill the prompt's (`prompt_ui_chars_limit`): a fifth
+    output, however small, is neither sent nor kept, and its node is warned."""
+    limit, total = ui_chars_limit(CHARS), prompt_ui_chars_limit(CHARS)
+    assert total == 4 * limit
+    prompt = {str(n): {"class_type": "Say", "inputs": {"chars": limit - 14}} for n in range(1, 5)}
+    prompt["5"] = {"class_type": "Say", "inputs": {"chars": 3}}
+    messages, history, done = _run(tmp_path, prompt)
+    assert done.status == "success"
+    executed = [d["node"] for t, d in messages if t == "executed"]
+    assert executed == ["1", "2", "3", "4"] and sorted(done.ui) == executed
+    assert [(w["node_id"], w["message"]) for t, w in history if t == "node_warning"] == [
+        ("5", f"its output for the editor (17 characters of JSON) would bring the prompt's "
+              f"outputs past the limit of {total} for one prompt (from --max-string-chars): not "
+              "sent, nor kept in the history, nor any later node's that does not fit")]  # fmt: skip
+
+
+def _finished(node_id: str, chars: int) -> ev.NodeFinished:
+    """A node finished showing a text: `chars` + 14 characters of JSON."""
+    return ev.NodeFinished("p", node_id=node_id, node_type="Say", ui={"text": ["x" * chars]})
+
+
+def test_past_the_prompts_limit_one_warning_and_what_still_fits_is_sent():
+    """The prompt's limit counts the JSON sent: once an output would pass it, that node is
+    warned (once per prompt: a warning per node would grow with the prompt again), an output
+    that still fits is sent, and one over its own limit is warned as before. File records are
+    counted as the JSON they are, so 2,000 images' fit in the default limit many times over."""
+    sent: list[tuple[str, dict]] = []
+    tr = RunTranslator("p", {}, send=lambda t, d: sent.append((t, d)), ui_limit=100,
+                       prompt_ui_limit=250)  # fmt: skip
+    for node_id, chars in [("a", 86), ("b", 86), ("c", 86), ("d", 36), ("e", 86), ("f", 87)]:
+        tr.handle(_finished(node_id, chars))
+    assert [d["node"] for t, d in sent if t == "executed"] == ["a", "b", "d"]
+    assert tr.kept_ui({n: {} for n in "abcdef"}) == {"a": {}, "b": {}, "d": {}}
+    warned = [(d["node_id"], d["message"].split(" of JSON")[0])
+              for t, d in tr.history if t == "node_warning"]  # fmt: skip
+    assert warned == [("c", "its output for the editor (100 characters"),
+                      ("f", "its output for the editor is 101 characters")]  # fmt: skip
+    images = {"images": [{"filename": f"ComfyUI_{i:05}_.png", "subfolder": "", "type": "output"}
+                         for i in range(2000)]}  # fmt: skip
+    assert 20 * len(json.dumps(images)) < prompt_ui_chars_limit(100_000)
