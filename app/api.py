@@ -28,6 +28,7 @@ import numbers
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,20 @@ def load(
     """Read a workflow file in any format (our YAML/JSON, ComfyUI API or editor JSON, a PNG
     with a workflow), or such a document given as a dict, with params overriding the file's
     own (ComfyUI: `node.input` keys). The format is told as for a file (`graph.formats`).
-    `nodes_dirs`: plugin folders to load first, as `latentgraph --nodes-dir` does."""
+    `nodes_dirs`: plugin folders to load first, as `latentgraph --nodes-dir` does. A keyword
+    that is no param and looks like an option is refused as `run` refuses it (`keyword_params`:
+    `nodes_dir=`, or `settings=`, which is run's)."""
     registry = plugin_registry(registry, nodes_dirs)
     registry = registry if registry is not None else node_registry()
+    return keyword_params(partial(_read, path, registry=registry),
+                          merged_params(params, more_params), more_params, "load")  # fmt: skip
+
+
+def _read(path: str | PathLike | dict, params: dict, registry: Registry) -> Workflow:
+    """The workflow at `path` (or in the dict) read with `params`: `load`, once its keywords
+    are checked (`keyword_params`)."""
     source = DICT_SOURCE if isinstance(path, dict) else str(path)
-    params = data_params(merged_params(params, more_params), GIVEN_AS, source)
+    params = data_params(params, GIVEN_AS, source)
     if isinstance(path, dict):
         try:
             text = json.dumps(path)
@@ -393,8 +403,8 @@ def run(
                   cancel=cancel, extra=extra)  # fmt: skip
     scheduler = _scheduler(scheduler, registry, cache, settings, nodes_dirs)
     _check_settings(scheduler.settings)
-    runnable = keyword_params(workflow_or_path, merged_params(params, more_params), more_params,
-                              scheduler.registry)  # fmt: skip
+    runnable = keyword_params(partial(with_params, workflow_or_path, registry=scheduler.registry),
+                              merged_params(params, more_params), more_params)  # fmt: skip
     # what its saved files carry (as `latentgraph run` embeds it): load() reads them back
     documents = embedded(runnable)
     if isinstance(runnable, Workflow) and runnable.params:
@@ -417,24 +427,38 @@ def _add_paths(result: RunResult, settings: Settings) -> None:
             record["path"] = str(record_path(record, folders).absolute())
 
 
-def keyword_params(workflow_or_path: Any, params: dict, keywords: Collection[str],
-                   registry: Registry) -> Workflow | Graph:  # fmt: skip
-    """What to run with `params` (`with_params`), a keyword (of `keywords`, the ones given as
-    keywords, not in `params=`) that is no param of the workflow and looks like an option of
-    `run` refused first, as the typo it is: `on_evnt=print` was said to be a param of the
-    wrong type, `kep="decode"` a param the workflow lacks, with no word of `on_event=`."""
+def keyword_params(read: Callable[[dict], Workflow | Graph], params: dict,
+                   keywords: Collection[str], command: str = "run"
+                   ) -> Workflow | Graph:  # fmt: skip
+    """What `read` makes of `params` (`run`'s and `sweep`'s `with_params`, `load`'s reading),
+    a keyword (of `keywords`, the ones given as keywords, not in `params=`) that is no param of
+    the workflow and looks like an option of `run` refused first, as the typo it is
+    (`option_typo`): `on_evnt=print` was said to be a param of the wrong type, `kep="decode"`
+    a param the workflow lacks, with no word of `on_event=`; `load(wf, setings=s)` a param
+    that cannot be a Settings. The one keyword check of `command` (run, sweep, load)."""
     options = sorted(_RUN_OPTIONS)
-    suspects = {k: params[k] for k in keywords if closest(k, options, cutoff=OPTION_TYPO)}
+    suspects = [k for k in keywords if closest(k, options, cutoff=OPTION_TYPO)]
     if not suspects:
-        return with_params(workflow_or_path, params, registry)
-    rest = {k: v for k, v in params.items() if k not in suspects}
-    runnable = with_params(workflow_or_path, rest, registry)  # read to learn its params
+        return read(params)
+    runnable = read({k: v for k, v in params.items() if k not in suspects})  # to learn its params
     for name in suspects:
         if isinstance(runnable, Graph) or unknown_param(runnable, name, GIVEN_AS):
-            option = closest(name, options, cutoff=OPTION_TYPO)[0]
-            raise TypeError(f"{name}= is no option of run and no param of the workflow; "
-                            f"did you mean {option}=?")  # fmt: skip
-    return with_params(runnable, suspects, registry)  # params after all: read with them
+            raise TypeError(option_typo(name, command))
+    return read(params)  # params after all: read with them
+
+
+def option_typo(name: str, command: str) -> str:
+    """What a keyword `name` that is no param and looks like an option of `run` is said to be:
+    the option of `command` it mistypes, or, `load` taking only some of them (`load(wf,
+    settings=s)`), the `run` option it names and that it is run's."""
+    option = closest(name, sorted(_RUN_OPTIONS), cutoff=OPTION_TYPO)[0]
+    said = f"{name}= is no option of {command} and no param of the workflow"
+    if command != "load" or option in _LOAD_OPTIONS:
+        return f"{said}; did you mean {option}=?"
+    return (
+        f"{said}; {option}= is an option of run, which loads and runs the workflow: "
+        f"latentgraph.run(workflow, {option}=...)"
+    )
 
 
 # how alike a keyword and an option's name are for the keyword to be said to be its typo
@@ -534,7 +558,8 @@ def sweep(workflow_or_path: Any, name: str, values: Iterable, **kw: Any) -> Swee
     scheduler = _scheduler(kw.pop("scheduler", None), kw.pop("registry", None),
                            kw.pop("cache", None), kw.pop("settings", None),
                            kw.pop("nodes_dirs", None))  # fmt: skip
-    base = keyword_params(workflow_or_path, params, more, scheduler.registry)
+    base = keyword_params(partial(with_params, workflow_or_path, registry=scheduler.registry),
+                          params, more)  # fmt: skip
     # every value read and checked before the first run: a bad one is refused before any
     # image is made
     workflows = checked_sweep(base, name, values, params=params, registry=scheduler.registry,
@@ -570,3 +595,4 @@ def runs_in_turn(runs: list, run_one: Callable[[Any], RunResult]) -> tuple[list[
 
 _RUN_OPTIONS = frozenset({"params", "settings", "cache", "on_event", "registry", "scheduler",
                           "targets", "keep", "cancel", "extra", "nodes_dirs"})  # fmt: skip
+_LOAD_OPTIONS = frozenset({"params", "registry", "nodes_dirs"})

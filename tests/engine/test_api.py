@@ -762,6 +762,25 @@ def test_a_mistyped_option_is_said_to_be_one(toys, workflow, keyword, value, opt
         assert str(refused.value) == said
 
 
+@pytest.mark.parametrize(("keyword", "said"), [
+    ("nodes_dir", "did you mean nodes_dirs=?"), ("registy", "did you mean registry=?"),
+    ("setings", "settings= is an option of run, which loads and runs the workflow: "
+                "latentgraph.run(workflow, settings=...)"),
+    ("settings", "settings= is an option of run, which loads and runs the workflow: "
+                 "latentgraph.run(workflow, settings=...)"),
+])  # fmt: skip
+def test_load_says_a_mistyped_option_is_one_as_run_does(toys, workflow, keyword, said):
+    """`load(wf, setings=s)` said `param setings: expected a number, ... got a Settings`,
+    `load(wf, nodes_dir=[...])` that the workflow has no param 'nodes_dir': run's keyword check
+    (`keyword_params`) is load's too, naming the option, or the run option load does not take."""
+    from latentgraph.graph import Settings
+
+    with pytest.raises(TypeError) as refused:
+        api.load(workflow, registry=toys.registry, **{keyword: Settings()})
+    assert str(refused.value) == f"{keyword}= is no option of load and no param of the " \
+        f"workflow; {said}"  # fmt: skip
+
+
 def test_a_param_named_like_an_option_is_a_param(toys, tmp_path):
     """A keyword that looks like an option's typo but is a param of the workflow is the
     param: only a name the workflow lacks is said to be a typo."""
