@@ -87,7 +87,8 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
 # ComfyUI's sigma shapes run from the model's highest noise level to its lowest (timesteps
 # T - 1 to 0). diffusers' Euler-family schedulers take the shape's range from the spaced
 # timesteps instead, so with a checkpoint's "leading" spacing (SDXL's) Karras started at
-# timestep 951 of 1000 (20 steps), lower with fewer steps: "linspace" spans exactly T - 1..0.
+# timestep 951 of 1000 (20 steps), lower with fewer steps: "linspace" spans exactly T - 1..0
+# (at 1 step, T - 1: nodes/schedulers.py `spans_from_the_top`).
 _WHOLE_RANGE = {"timestep_spacing": "linspace"}
 # ComfyUI scheduler -> diffusers options. A sigma shape runs on a scheduler that has the option,
 # or is made by diffusers' Euler and given as a table to a sampler that runs one

@@ -25,7 +25,7 @@ from .denoise import refuse_nonfinite_input
 from .inpaint_sampling import NoiseMask
 from .latents import make_noise
 from .model_sampling import model_scheduler_config, node_spec
-from .schedulers import SCHEDULERS, build_scheduler, sampler_label
+from .schedulers import SCHEDULERS, build_scheduler, sampler_label, spans_from_the_top
 from .seeds import image_seeds, seed_input
 from .values import Latent, SchedulerSpec, UNetModel, input_error
 
@@ -66,11 +66,13 @@ SHAPE_OPTIONS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas
 
 
 def set_steps(sched: Any, spec: SchedulerSpec, steps: int, device: Any = None) -> None:
-    """Give scheduler `sched` (built from `spec`) a schedule of `steps` steps. A sigma shape
-    `spec` asks for (KSampler's karras, ...) that the scheduler's diffusers class has no option
-    for (euler_a) is made once by diffusers' Euler scheduler, from the same config and options,
-    and handed to it as a table (`set_schedule`), when it runs one (`sigma_problem`); else
-    diffusers sets its own schedule."""
+    """Give scheduler `sched` (built from `spec`, fresh) a schedule of `steps` steps, from the
+    model's highest noise level when its spacing spans the whole range (`spans_from_the_top`).
+    A sigma shape `spec` asks for (KSampler's karras, ...) that the scheduler's diffusers class
+    has no option for (euler_a) is made once by diffusers' Euler scheduler, from the same
+    config and options, and handed to it as a table (`set_schedule`), when it runs one
+    (`sigma_problem`); else diffusers sets its own schedule."""
+    spec = spans_from_the_top(sched, spec, steps)
     lacking = any(spec.overrides.get(o) and not sched.config.get(o) for o in SHAPE_OPTIONS)
     if not lacking or sigma_problem(spec.name) is not None:
         sched.set_timesteps(steps, device=device)

@@ -9,6 +9,7 @@ nodes/model_sampling.py `for_model`, the one rule every sampler calls.
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any
 
 from latentgraph.graph import SCHEDULER, Bool, Choice, Output, Socket, node
@@ -80,6 +81,19 @@ def build_scheduler(spec: SchedulerSpec, seed: int | None = None):
         # diffusers' own option (ComfyUI's uni_pc ends at sigma 0.001 for the same reason).
         config["final_sigmas_type"] = "sigma_min"
     return cls.from_config({k: v for k, v in config.items() if k in accepted})
+
+
+def spans_from_the_top(sched: Any, spec: SchedulerSpec, steps: int) -> SchedulerSpec:
+    """The spec `sched` (built from it, fresh) schedules `steps` steps with. "linspace" spacing
+    spans timesteps T - 1..0, but diffusers' linspace of 1 step is timestep 0 alone, the model's
+    lowest noise level (0.03): a 1-step run would start from an almost clean latent (KSampler's
+    normal, karras, exponential, beta; ComfyUI's 1 step starts at T - 1). At 1 step "trailing"
+    is that timestep T - 1, so it is given to `sched` and to the returned spec; more steps and
+    other spacings are left as they are."""
+    if steps != 1 or sched.config.get("timestep_spacing") != "linspace":
+        return spec
+    sched.register_to_config(timestep_spacing="trailing")  # diffusers' own config setter
+    return replace(spec, overrides={**spec.overrides, "timestep_spacing": "trailing"})
 
 
 def sampler_label(spec: SchedulerSpec) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from latentgraph.graph import SCHEDULER, Float, Int, Output, Settings, Socket, node
 from latentgraph.graph.declare import SIGMAS
 
-from .schedulers import build_scheduler, refuse_steps
+from .schedulers import build_scheduler, refuse_steps, spans_from_the_top
 from .step_window import tail_of_longer_schedule
 from .values import SchedulerSpec, input_error
 
@@ -44,6 +44,7 @@ def model_sigmas(ctx, spec: SchedulerSpec, steps: int, denoise: float) -> Any:
     total, first = tail_of_longer_schedule(steps, denoise)
     sched = _euler(spec)
     refuse_steps(ctx, sched, "scheduler 'euler'", total)
+    spans_from_the_top(sched, spec, total)
     sched.set_timesteps(total)
     return sched.sigmas[first:].float().cpu()
 

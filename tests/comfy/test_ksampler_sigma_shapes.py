@@ -2,7 +2,7 @@
 sampler that can run a given noise schedule (euler_ancestral: the shape made by diffusers'
 Euler, handed over as a table) and span the model's whole noise range, from its highest level
 down, whatever timestep spacing the checkpoint's scheduler config names (tiny-sdxl's and
-SDXL's "leading")."""
+SDXL's "leading"), at 1 step too."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def sigma_range(config: dict) -> tuple[float, float]:
     return float(levels[0]), float(levels[-1])
 
 
-def prompt(ckpt: str, sampler_name: str, scheduler: str) -> dict:
+def prompt(ckpt: str, sampler_name: str, scheduler: str, steps: int = STEPS) -> dict:
     return {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["1", 1]}},
@@ -40,12 +40,12 @@ def prompt(ckpt: str, sampler_name: str, scheduler: str) -> dict:
         "4": {"class_type": "EmptyLatentImage",
               "inputs": {"width": 32, "height": 32, "batch_size": 1}},
         "5": {"class_type": "KSampler",
-              "inputs": {"model": ["1", 0], "seed": 3, "steps": STEPS, "cfg": 5.0,
+              "inputs": {"model": ["1", 0], "seed": 3, "steps": steps, "cfg": 5.0,
                          "sampler_name": sampler_name, "scheduler": scheduler,
                          "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
                          "denoise": 1.0}},
         "6": {"class_type": "BasicScheduler",
-              "inputs": {"model": ["1", 0], "scheduler": scheduler, "steps": STEPS,
+              "inputs": {"model": ["1", 0], "scheduler": scheduler, "steps": steps,
                          "denoise": 1.0}},
     }  # fmt: skip
 
@@ -153,3 +153,56 @@ def test_every_sampler_that_runs_a_shape_starts_it_at_the_models_highest_level()
             set_steps(sched, spec, STEPS)
             first = float(sched.sigmas[0])
             assert first == pytest.approx(high, rel=1e-4), (sampler_name, shape)
+
+
+# ComfyUI's schedulers whose 1-step schedule is [sigma_max, 0]; only ddim_uniform's starts lower
+WHOLE_RANGE = [name for name in comfy.SIGMAS if name != "ddim_uniform"]
+
+
+@pytest.mark.parametrize("config", [SCHEDULER_CONFIG, SDXL_SCHEDULER_CONFIG], ids=["sd", "sdxl"])
+def test_a_one_step_schedule_starts_at_the_models_highest_level(config):
+    """diffusers' "linspace" of 1 step is timestep 0: KSampler's normal, karras, exponential
+    and beta ran their 1 step from the model's lowest level (0.029), not its highest (14.61)."""
+    from latentgraph.nodes.custom_sampler import set_steps
+    from latentgraph.nodes.schedulers import build_scheduler
+
+    model = UNetModel(None, "no-weights", "cpu", "fp32", scheduler_config=config)
+    _, high = sigma_range(config)
+    top = config["num_train_timesteps"] - 1
+    for sampler_name in ("euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2m", "ddim"):
+        for scheduler in WHOLE_RANGE:
+            if comfy.sampler_problem(sampler_name, scheduler):
+                continue
+            spec = comfy.sampler_spec(model, sampler_name, scheduler)
+            sched = build_scheduler(spec, seed=1)
+            set_steps(sched, spec, 1)
+            where = (sampler_name, scheduler)
+            if getattr(sched, "sigmas", None) is None:  # stepping on timesteps: DDIM
+                assert int(sched.timesteps[0]) == top, where
+            else:
+                assert float(sched.sigmas[0]) == pytest.approx(high, rel=1e-4), where
+
+
+@pytest.mark.parametrize("scheduler", WHOLE_RANGE)
+def test_basic_scheduler_of_one_step_is_the_highest_level_then_zero(settings, scheduler):
+    levels = run(prompt("builtin:tiny-sd", "euler", scheduler, steps=1), settings, "6")
+    _, high = sigma_range(SCHEDULER_CONFIG)
+    np.testing.assert_allclose(levels.double().numpy(), [high, 0.0], rtol=1e-4)
+
+
+@pytest.mark.parametrize("sampler_name", ["euler", "euler_ancestral", "dpmpp_2m"])
+def test_a_one_step_ksampler_denoises_from_full_noise_whatever_the_scheduler(settings,
+                                                                             sampler_name):  # fmt: skip
+    """SD-Turbo's recipe (1 step, euler): the starting noise was scaled by 0.029, so the model
+    saw an almost clean latent and left noise (latent std 0.03 where 2 steps give 16). At 1
+    step every whole-range shape is [sigma_max, 0]: the same latent as `simple`, which always
+    started at the top, and of the size a 2-step run gives."""
+    one = {name: run(prompt("builtin:tiny-sd", sampler_name, name, steps=1), settings, "5")
+           for name in WHOLE_RANGE}  # fmt: skip
+    two = run(prompt("builtin:tiny-sd", sampler_name, "normal", steps=2), settings, "5")
+    reference = one["simple"].samples
+    for name, latent in one.items():  # (DPM++ rounds some shapes' first timestep to 998)
+        off = float((latent.samples - reference).norm() / reference.norm())
+        assert off < 0.05, (name, off)
+    ratio = float(reference.std()) / float(two.samples.std())
+    assert 0.5 < ratio < 2, ratio
