@@ -110,6 +110,9 @@ WITH_SIGMA_SHAPES = frozenset(
     {"lms", "euler", "heun", "dpm++2m", "dpm++2m_sde", "dpm++sde", "dpm2", "dpm2_a", "unipc",
      "deis"}
 )  # fmt: skip
+# ComfyUI's LatentUpscale makes each side at least this many pixels (8 cells), in all cases;
+# our own latent tools (nodes/latent_tools.py) keep their own rules
+LATENT_UPSCALE_FLOOR = 64
 UPSCALE_METHODS = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "area": "area",
                    "bicubic": "bicubic"}  # fmt: skip
 
@@ -425,11 +428,13 @@ def empty_latent_image(ctx, width: int, height: int, batch_size: int = 1):
 )  # fmt: skip
 def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height: int,
                    crop: str = "disabled"):  # fmt: skip
-    """Resize latents to width x height pixels (0 keeps the aspect ratio from the other)."""
+    """Resize latents to width x height pixels (0 keeps the aspect ratio from the other; each
+    side at least 64 pixels, 8 cells)."""
     from .latent_tools import LATENT_SCALE, resized
     from .resize import target_size
 
-    size = target_size(*samples.samples.shape[-2:], height, width)  # in pixels, as ComfyUI's
+    # in pixels, as ComfyUI's: each side raised to 64 first (a smaller side given or derived)
+    size = target_size(*samples.samples.shape[-2:], height, width, floor=LATENT_UPSCALE_FLOOR)
     if size is None:
         return samples
     lh, lw = (side // LATENT_SCALE for side in size)

@@ -28,14 +28,17 @@ def center_crop(x: Any, height: int, width: int) -> Any:
     return x
 
 
-def target_size(h: int, w: int, height: int, width: int) -> tuple[int, int] | None:
+def target_size(h: int, w: int, height: int, width: int, floor: int = 1) -> tuple[int, int] | None:
     """The height x width a resize to `height` x `width` makes of an h x w input: a side given
-    as 0 follows the other side by the input's aspect ratio (rounded, at least 1); None when
-    both are 0 (the input is kept). Only the ratio h : w is used, so latents give their cells
-    and get pixels, as ComfyUI's LatentUpscale computes before it divides by 8."""
+    as 0 follows the other side by the input's aspect ratio (rounded); None when both are 0
+    (the input is kept). Each side is at least `floor`, a given side raised to it before the
+    other follows it (ComfyUI's LatentUpscale: 64 pixels; its image nodes: 1). Only the ratio
+    h : w is used, so latents give their cells and get pixels, as ComfyUI's LatentUpscale
+    computes before it divides by 8."""
     if width == 0 and height == 0:
         return None
-    return height or max(1, round(h * width / w)), width or max(1, round(w * height / h))
+    height, width = (max(floor, side) if side else 0 for side in (height, width))
+    return height or max(floor, round(h * width / w)), width or max(floor, round(w * height / h))
 
 
 def scaled_size(h: int, w: int, by: float) -> tuple[int, int]:

@@ -40,18 +40,34 @@ def test_upscale_over_the_pixel_limit_is_refused(make_ctx):
 def test_comfy_latent_upscale_uses_pixels_over_8(make_ctx):
     out = comfy.latent_upscale(make_ctx(), _latent(h=8, w=4), "bilinear", 64, 0, "disabled")
     assert out.samples.shape == (1, 4, 16, 8)  # height from the aspect ratio
-    wide = _ramp(h=4, w=8)
-    centre = comfy.latent_upscale(make_ctx(), wide, "nearest-exact", 32, 32, "center")
-    assert centre.samples[0, 0, 0].tolist() == [2, 3, 4, 5]  # the middle 4 columns
+    wide = _ramp(h=8, w=16)
+    centre = comfy.latent_upscale(make_ctx(), wide, "nearest-exact", 64, 64, "center")
+    assert centre.samples[0, 0, 0].tolist() == list(range(4, 12))  # the middle 8 columns
 
 
 def test_comfy_latent_upscale_follows_the_ratio_in_pixels_then_floors_to_cells(make_ctx):
-    # ComfyUI's LatentUpscale: 6x5 cells to height 64 px makes the width 5 * 64 / 6 = 53 px,
-    # 6 cells (53 // 8). Following the ratio in cells (8 cells tall: 5 * 8 / 6) rounds to 7.
-    out = comfy.latent_upscale(make_ctx(), _latent(h=6, w=5), "bilinear", 0, 64, "disabled")
-    assert out.samples.shape == (1, 4, 8, 6)
-    out = comfy.latent_upscale(make_ctx(), _latent(h=5, w=6), "bilinear", 64, 0, "disabled")
-    assert out.samples.shape == (1, 4, 6, 8)
+    # ComfyUI's LatentUpscale: 6x5 cells to height 104 px makes the width 5 * 104 / 6 = 87 px,
+    # 10 cells (87 // 8). Following the ratio in cells (13 cells tall: 5 * 13 / 6) rounds to 11.
+    out = comfy.latent_upscale(make_ctx(), _latent(h=6, w=5), "bilinear", 0, 104, "disabled")
+    assert out.samples.shape == (1, 4, 13, 10)
+    out = comfy.latent_upscale(make_ctx(), _latent(h=5, w=6), "bilinear", 104, 0, "disabled")
+    assert out.samples.shape == (1, 4, 10, 13)
+
+
+@pytest.mark.parametrize(("width", "height", "cells"), [
+    (96, 0, (8, 12)),  # 96 px wide: 60 px tall by the ratio, raised to 64
+    (0, 8, (8, 12)),  # 8 px tall, raised to 64, before the width follows it: 102 px
+    (48, 48, (8, 8)),
+    (8, 0, (8, 8)),  # was refused: "the result would be 8x0 pixels"
+    (32, 200, (25, 8)),  # only the small side is raised
+])  # fmt: skip
+def test_comfy_latent_upscale_makes_each_side_at_least_64_pixels(make_ctx, width, height, cells):
+    """ComfyUI's LatentUpscale raises each side to 64 pixels (8 cells) before it divides by 8,
+    a given side and one following the ratio alike; ours kept 62 px as 7 cells, 8 px as 1 (a
+    source of 512 x 320 pixels, 40 x 64 cells). Our own latent tools keep their rules."""
+    out = comfy.latent_upscale(make_ctx(), _latent(h=40, w=64), "bilinear", width, height,
+                               "disabled")  # fmt: skip
+    assert tuple(out.samples.shape[-2:]) == cells
 
 
 def test_composite_pastes_at_pixel_position_over_8(make_ctx):
