@@ -442,10 +442,14 @@ def test_submit_stopped_by_ctrl_c_or_sigterm_stops_the_prompt_on_the_server(plai
     action: no `submit_stopped` line, no message, and its prompt went on running on the
     server. Now it stops as Ctrl-C stops it: the server asked to stop the prompt, said on
     stderr and in `--json`'s last line, and the process ends by that same signal (README)."""
-    (tmp_path / "slow.json").write_text(json.dumps(chain(1, slow_steps=1000, delay=0.1)))
+    # a value of its own per case: a case's prompt run to its end is no cache hit for the next
+    (tmp_path / "slow.json").write_text(json.dumps(chain(int(sig), slow_steps=1000, delay=0.1)))
     env = {k: v for k, v in os.environ.items() if k != "LATENTGRAPH_AUTH_TOKEN"}
-    proc = subprocess.Popen([sys.executable, "-c", ENTRY, "submit", "slow.json", "--server",
-                             plain_server.url, "--json"], cwd=tmp_path, env=env,
+    # Ctrl-C as a terminal's foreground job gets it: a suite started in the background (a CI
+    # script run with `&`) hands its children SIGINT ignored, which submit rightly keeps
+    foreground = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    proc = subprocess.Popen([sys.executable, "-c", foreground + ENTRY, "submit", "slow.json",
+                             "--server", plain_server.url, "--json"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     watchdog = threading.Timer(120, proc.kill)  # a submit that never shows progress fails here
     watchdog.start()
