@@ -55,7 +55,10 @@ def server(tmp_path_factory):
 
     config = ServerConfig(data_dir=tmp_path_factory.mktemp("large"), port=free_port(),
                           disk_cache=False, load_nodes=False, editor=False,
-                          client_stall_seconds=STALL_SECONDS)  # fmt: skip
+                          client_stall_seconds=STALL_SECONDS,
+                          # room for the stalled client's 24 MB of outputs: the default's caps on
+                          # a prompt's ui outputs (docs/reliability.md) would keep 22 of its 60
+                          max_string_chars=1_000_000)  # fmt: skip
     running = RunningServer(config, WorkerSetup(registry=_registry)).start()
     yield running
     running.stop()
