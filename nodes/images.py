@@ -390,9 +390,10 @@ class OutputFiles:
             if self.record_contents:
                 contents.update(file_contents(tmp), filename_prefix=self.prefix)
             if self.wanted is not None:  # a link refuses to overwrite: no file is clobbered
+                final = self.final()
                 try:
-                    os.link(tmp, self.final())
-                    return self.final()
+                    os.link(tmp, final)
+                    return final
                 except FileExistsError:
                     self.wanted = None  # its earlier name holds another file: a new number
             self.counter = link_numbered(tmp, self.folder, self.name, self.suffix, self.counter)
