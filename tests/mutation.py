@@ -130,6 +130,7 @@ MODULES: dict[str, list[str]] = {
                               "tests/comfy/test_comfy_editor_document.py",
                               "tests/comfy/test_comfy_editor_reading.py",
                               "tests/comfy/test_comfy_convert.py", "tests/comfy/test_comfy_groups.py"],
+    "graph/editor_layout.py": ["tests/comfy/test_comfy_editor_document.py"],
     # their own unit tests (a tenth of a second); the CLI and server tests that write files
     # run workers or subprocesses
     "graph/files.py": ["tests/engine/test_files_and_paths.py"],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from latentgraph.graph.comfy_editor import fitted_view
+from latentgraph.graph.editor_layout import fitted_view
 
 from ..editor_page import (
     LOW_QUALITY_SCALE,

@@ -24,13 +24,8 @@ from latentgraph.graph import (
     Link,
     Node,
 )
-from latentgraph.graph.comfy_editor import (
-    EDITOR_WINDOW,
-    editor_from_graph,
-    fitted_view,
-    graph_from_editor,
-    opened_view,
-)
+from latentgraph.graph.comfy_editor import editor_from_graph, graph_from_editor
+from latentgraph.graph.editor_layout import EDITOR_WINDOW, fitted_view, opened_view
 
 from . import toy_nodes
 

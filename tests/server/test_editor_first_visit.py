@@ -12,7 +12,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from latentgraph.graph.comfy_editor import fitted_view
+from latentgraph.graph.editor_layout import fitted_view
 from latentgraph.server import api_info, api_templates, api_user, editor
 from latentgraph.server.config import ServerConfig
 from latentgraph.server.errors import exception_handlers
