@@ -61,14 +61,14 @@ def _row(name: str, dtype: str, options: dict[str, Any], size: int, steps: int,
 
 def _ours(dtype: str, options: dict[str, Any], size: int, steps: int):
     from latentgraph.graph import CancelToken, Context, Settings
-    from latentgraph.nodes import denoise, latents, loaders, schedulers, text, vae
+    from latentgraph.nodes import denoise, latents, loaders, model_presets, schedulers, text, vae
 
     settings = Settings(device="cuda", dtype=dtype, options=dict(options))
 
     def ctx(node_type: str) -> Context:
         return Context("bench", node_type, settings, CancelToken())
 
-    unet, clip, vae_model, spec = loaders.load_model(ctx("LoadModel"), loaders.BUILTIN_TINY)
+    unet, clip, vae_model, spec = loaders.load_model(ctx("LoadModel"), model_presets.BUILTIN_TINY)
     sched = schedulers.scheduler_select(ctx("SchedulerSelect"), spec, "dpm++2m")
 
     def go():

@@ -26,14 +26,14 @@ def run(quick: bool = False) -> list[dict]:
     from safetensors.torch import load_file
 
     from latentgraph.graph import CancelToken, Context, Settings
-    from latentgraph.nodes import loaders, lora
+    from latentgraph.nodes import loaders, lora, model_presets
     from latentgraph.nodes.model_copies import new_bytes
     from latentgraph.nodes.model_manager import module_bytes
     from latentgraph.nodes.tiny_model import ensure_tiny_sd
 
     settings = Settings(device="cpu")
     ctx = Context("bench", "LoadLoRA", settings, CancelToken())
-    unet, clip, _, _ = loaders.load_model(ctx, loaders.BUILTIN_TINY)
+    unet, clip, _, _ = loaders.load_model(ctx, model_presets.BUILTIN_TINY)
     path = lora.lora_path(LORA)
     pipe = StableDiffusionPipeline.from_pretrained(ensure_tiny_sd(), safety_checker=None,
                                                    requires_safety_checker=False)  # fmt: skip

@@ -146,7 +146,8 @@ def _model_bytes() -> int:
 
 def _load():
     from latentgraph.graph import CancelToken, Context, Settings
-    from latentgraph.nodes.loaders import BUILTIN_TINY, load_bundle
+    from latentgraph.nodes.loaders import load_bundle
+    from latentgraph.nodes.model_presets import BUILTIN_TINY
 
     ctx = Context("bench", "LoadModel", Settings(device="cpu"), CancelToken())
     return load_bundle(ctx, BUILTIN_TINY)[0]

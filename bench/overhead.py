@@ -22,7 +22,8 @@ SUITE = "overhead"
 
 def _bundle():
     from latentgraph.graph import CancelToken, Context, Settings
-    from latentgraph.nodes.loaders import BUILTIN_TINY, load_bundle
+    from latentgraph.nodes.loaders import load_bundle
+    from latentgraph.nodes.model_presets import BUILTIN_TINY
 
     ctx = Context("bench", "LoadModel", Settings(device="cpu"), CancelToken())
     return load_bundle(ctx, BUILTIN_TINY)[0]

@@ -36,6 +36,7 @@ class Variant:
     def __init__(self, dtype: str = "fp32", **options: Any) -> None:
         from latentgraph.graph import CancelToken, Context, Settings
         from latentgraph.nodes import loaders, text
+        from latentgraph.nodes.model_presets import BUILTIN_TINY
 
         self.settings = Settings(device="cpu", dtype=dtype, options=options)
 
@@ -43,8 +44,9 @@ class Variant:
             return Context("bench", node_type, self.settings, CancelToken())
 
         self.ctx = ctx
-        self.unet, self.clip, self.vae, self.spec = loaders.load_model(ctx("LoadModel"),
-                                                                       loaders.BUILTIN_TINY)  # fmt: skip
+        self.unet, self.clip, self.vae, self.spec = loaders.load_model(
+            ctx("LoadModel"), BUILTIN_TINY
+        )
         self.pos = text.text_encode(ctx("TextEncode"), self.clip, PROMPT)
         self.neg = text.text_encode(ctx("TextEncode"), self.clip, "")
 

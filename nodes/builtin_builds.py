@@ -85,12 +85,12 @@ class Build:
 
 def used_builds() -> list[Path]:
     """The paths this version builds its built-in models at, built or not, each asked of its
-    builder: the checkpoints (`loaders.builtin_path`), the LoRAs, the control models and the
+    builder: the checkpoints (`model_presets.builtin_path`), the LoRAs, the control models and the
     upscaler."""
-    from . import loaders, tiny_addons, tiny_control, tiny_upscaler
+    from . import model_presets, tiny_addons, tiny_control, tiny_upscaler
 
     return [
-        *map(loaders.builtin_path, loaders.BUILTINS),
+        *map(model_presets.builtin_path, model_presets.BUILTINS),
         *map(tiny_addons.builtin_lora_path, tiny_addons.BUILTIN_LORAS),
         *map(tiny_control.builtin_control_path, tiny_control.BUILTIN_CONTROLS),
         tiny_upscaler.builtin_upscaler_file(),

@@ -135,7 +135,7 @@ def kind_of(state: dict[str, Any], config: dict[str, Any] | None, path: Path) ->
 def _unet_config(state: dict[str, Any], path: Path) -> dict[str, Any]:
     """The config of the UNet a single-file ControlNet was copied from, by its width and
     cross-attention size (either tensor layout)."""
-    from .loaders import config_folder, unet_preset
+    from .model_presets import config_folder, unet_preset
 
     width = next((v.shape[0] for k, v in state.items()
                   if k.endswith(("input_blocks.0.0.weight", "conv_in.weight"))

@@ -35,7 +35,7 @@ from latentgraph.graph.problems import did_you_mean, quoted
 from .runtime import model_identity
 
 BUILTIN_CHECKPOINT = "builtin:tiny-sd"
-# every built-in model, offered first in the checkpoint dropdown (nodes/loaders.py builds them)
+# every built-in model, offered first in the checkpoint dropdown (their recipes: nodes/model_presets.py)
 BUILTIN_CHECKPOINTS = (BUILTIN_CHECKPOINT, "builtin:tiny-sdxl", "builtin:tiny-sdxl-refiner",
                        "builtin:tiny-sd2-v", "builtin:tiny-sd-inpaint")  # fmt: skip
 

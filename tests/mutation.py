@@ -63,6 +63,13 @@ MODULES: dict[str, list[str]] = {
                          "tests/nodes/test_errors_and_loading.py",
                          "tests/nodes/test_rules_and_settings.py", "tests/nodes/test_limits.py",
                          "-k", "latents or batch or seed or limit or multiple"],
+    # the presets' own tests (shapes, config folders, recipes) and the single-file VAE and text
+    # encoder of the wrong width, not the loads of whole checkpoints
+    "nodes/model_presets.py": ["tests/checkpoints/test_configs.py", "tests/sdxl/test_single_file.py",
+                               "tests/nodes/test_errors_and_loading.py",
+                               "tests/checkpoints/test_components.py", "-k",
+                               "configs or preset or detect or recognised or recipe"
+                               " or wrong_architecture"],
     "server/middleware.py": ["tests/server/test_origin_token.py", "tests/server/test_guards.py",
                              "tests/server/test_limits.py", "-k",
                              "origin or token or cookie or body or guard"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from latentgraph.nodes import ldm_layout
-from latentgraph.nodes.loaders import config_folder, detect_preset
+from latentgraph.nodes.model_presets import config_folder, detect_preset
 
 # (UNet, VAE, text encoder) parameter counts of the published models
 PARAMS = {
@@ -118,7 +118,7 @@ def test_diffusers_conversion_undoes_ldm_layout(preset):
 
 
 def test_tiny_checkpoint_is_detected(tiny_file):
-    from latentgraph.nodes.loaders import checkpoint_shapes
+    from latentgraph.nodes.model_presets import checkpoint_shapes
 
     assert detect_preset(checkpoint_shapes(str(tiny_file))) == "tiny-sd"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from latentgraph.nodes import loaders
+from latentgraph.nodes import loaders, model_presets
 from latentgraph.nodes.model_manager import manager
 from latentgraph.nodes.values import NodeInputError
 
@@ -202,6 +202,6 @@ def test_a_lora_loaded_as_a_checkpoint_names_the_lora_loader_of_the_workflows_di
                        r" .*it looks like a LoRA \(lora_\* tensors\): load it with LoraLoader$"):  # fmt: skip
         checkpoint_loader(context("CheckpointLoaderSimple", models_dirs=[tmp_path]),
                           "style.safetensors")  # fmt: skip
-    shapes = loaders.checkpoint_shapes(str(tmp_path / "checkpoints" / "style.safetensors"))
+    shapes = model_presets.checkpoint_shapes(str(tmp_path / "checkpoints" / "style.safetensors"))
     with pytest.raises(ValueError, match=r"load it with LoadLoRA, or LoraLoader in ComfyUI$"):
-        loaders.detect_preset(shapes)
+        model_presets.detect_preset(shapes)

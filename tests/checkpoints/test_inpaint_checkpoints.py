@@ -50,7 +50,7 @@ def test_builtin_inpaint_model_has_a_nine_channel_unet(inpaint_folder, tiny_fold
 def test_single_file_inpaint_checkpoint_is_detected_and_loads_the_same_weights(
     inpaint_file, inpaint_folder
 ):
-    from latentgraph.nodes.loaders import checkpoint_shapes, detect_preset
+    from latentgraph.nodes.model_presets import checkpoint_shapes, detect_preset
 
     shapes = checkpoint_shapes(str(inpaint_file))
     assert shapes["model.diffusion_model.input_blocks.0.0.weight"][1] == 9

@@ -134,12 +134,13 @@ def old_builds(tmp_path, monkeypatch):
     LoRA (a file, its recipe taken as one version newer here), this version's and a newer
     version's tiny-sd, and things named like builds that are none."""
     from latentgraph.graph import paths
-    from latentgraph.nodes import loaders, tiny_addons, tiny_sd2
+    from latentgraph.nodes import model_presets, tiny_addons, tiny_sd2
 
     monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(tmp_path / "root"))
     monkeypatch.setattr(tiny_addons, "BUILD_VERSION", tiny_addons.BUILD_VERSION + 1)
     monkeypatch.setattr(tiny_sd2, "BUILD_VERSION", tiny_sd2.BUILD_VERSION + 2)
-    current = loaders.builtin_path(loaders.BUILTIN_TINY)  # tiny-sd-v2: its version, not ours
+    # tiny-sd-v2: its version, not ours
+    current = model_presets.builtin_path(model_presets.BUILTIN_TINY)
     stem, version, _ = paths.built_model_parts(current.name)
     assert version >= 2
     models = paths.built_models_dir()
@@ -236,7 +237,7 @@ def test_the_builds_cache_lists_are_the_ones_the_loaders_use(cli, tmp_path, monk
     """`builtin_builds.used_builds` asks each builder where it builds: with every one of them
     made, each built-in name loads from one of those paths (nothing built), and `cache`
     lists them all as used."""
-    from latentgraph.nodes import builtin_builds, loaders, tiny_addons, tiny_control
+    from latentgraph.nodes import builtin_builds, model_presets, tiny_addons, tiny_control
     from latentgraph.nodes.tiny_upscaler import builtin_upscaler_path
 
     monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(tmp_path / "root"))
@@ -247,7 +248,7 @@ def test_the_builds_cache_lists_are_the_ones_the_loaders_use(cli, tmp_path, monk
             path.write_bytes(b"weights")
         else:
             _folder_build(path)
-    loaded = [*map(loaders.builtin_folder, loaders.BUILTINS),
+    loaded = [*map(model_presets.builtin_folder, model_presets.BUILTINS),
               *map(tiny_addons.builtin_lora, tiny_addons.BUILTIN_LORAS),
               *map(tiny_control.builtin_control, tiny_control.BUILTIN_CONTROLS),
               builtin_upscaler_path(None)]  # fmt: skip

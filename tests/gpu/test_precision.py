@@ -133,7 +133,7 @@ def test_fp16_runs_keep_an_fp32_vae_where_the_model_needs_it(tiny_folder, fresh_
 
 
 def test_sd2_768_preset_upcasts_attention(cache_dir):
-    from latentgraph.nodes.loaders import config_folder
+    from latentgraph.nodes.model_presets import config_folder
 
     def unet_config(preset: str) -> dict:
         return json.loads((config_folder(preset) / "unet" / "config.json").read_text())

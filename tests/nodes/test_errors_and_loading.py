@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from latentgraph.nodes import images, latents, loaders, vae
+from latentgraph.nodes import images, latents, loaders, model_presets, vae
 from latentgraph.nodes.model_manager import manager
 from latentgraph.nodes.values import NodeInputError
 
@@ -41,10 +41,11 @@ def test_a_builtin_model_without_a_recipe_is_refused_not_built_as_another():
     forgotten here) was built, and keyed, as builtin:tiny-sdxl."""
     from latentgraph.nodes.models_dirs import BUILTIN_CHECKPOINTS
 
-    for ask in (loaders.builtin_path, loaders.builtin_folder, loaders.builtin_version):
+    for ask in (model_presets.builtin_path, model_presets.builtin_folder,
+                model_presets.builtin_version):  # fmt: skip
         with pytest.raises(ValueError, match=r"^unknown built-in model 'builtin:tiny-new'; "):
             ask("builtin:tiny-new")
-    assert list(loaders.RECIPES) == list(BUILTIN_CHECKPOINTS)
+    assert list(model_presets.RECIPES) == list(BUILTIN_CHECKPOINTS)
 
 
 def test_offline_hub_id(make_ctx, monkeypatch):

@@ -8,6 +8,7 @@ import pytest
 from latentgraph.graph import CancelToken, Context, Settings
 from latentgraph.nodes import denoise, latents, loaders, model_sampling, schedulers, text, vae
 from latentgraph.nodes.images import to_uint8
+from latentgraph.nodes.model_presets import config_folder
 from latentgraph.nodes.values import ModelSampling
 
 PROMPT = "a photograph of an astronaut riding a horse"
@@ -204,7 +205,7 @@ def test_sd2_768_v_and_512_base_are_told_apart_by_their_weights(make_ctx, tmp_pa
     path = tmp_path / "sd2.safetensors"
     save_file(state, str(path))
     folder = loaders.single_file_config(make_ctx("LoadModel"), str(path), "auto")
-    assert folder == str(loaders.config_folder(preset))
+    assert folder == str(config_folder(preset))
     from diffusers import DDIMScheduler
 
     config = DDIMScheduler.load_config(folder, subfolder="scheduler")

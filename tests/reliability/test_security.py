@@ -751,7 +751,8 @@ def test_a_diffusers_folder_with_pickled_weights_is_refused_unopened(tmp_path, c
 
     from latentgraph.graph import Settings
     from latentgraph.graph.context import CancelToken, Context
-    from latentgraph.nodes.loaders import BUILTIN_TINY, builtin_folder, check_source, load_bundle
+    from latentgraph.nodes.loaders import check_source, load_bundle
+    from latentgraph.nodes.model_presets import BUILTIN_TINY, builtin_folder
     from latentgraph.nodes.values import NodeInputError
 
     folder = tmp_path / "tiny-pickled"

@@ -10,6 +10,7 @@ import pytest
 from latentgraph.graph import CancelToken, Context, Settings
 from latentgraph.nodes import loaders
 from latentgraph.nodes.ldm_layout import SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX
+from latentgraph.nodes.model_presets import checkpoint_shapes, config_folder, detect_preset
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +34,16 @@ def _same(a, b) -> bool:
 
 
 def test_files_use_sdxl_original_layout(files):
-    shapes = loaders.checkpoint_shapes(str(files[0]))
+    shapes = checkpoint_shapes(str(files[0]))
     assert shapes["model.diffusion_model.label_emb.0.0.weight"][1] == 80  # 6 x 8 + pooled 32
     assert SDXL_CLIP_L_PREFIX + "text_model.embeddings.position_embedding.weight" in shapes
     assert shapes[SDXL_CLIP_G_PREFIX + "text_projection"] == [64, 32]  # hidden x projection
     assert shapes[SDXL_CLIP_G_PREFIX + "transformer.resblocks.0.attn.in_proj_weight"] == [192, 64]
-    refiner = loaders.checkpoint_shapes(str(files[1]))
+    refiner = checkpoint_shapes(str(files[1]))
     assert not any(k.startswith(SDXL_CLIP_L_PREFIX) for k in refiner)
     assert "conditioner.embedders.0.model.positional_embedding" in refiner
-    assert loaders.detect_preset(shapes) == "tiny-sdxl"
-    assert loaders.detect_preset(refiner) == "tiny-sdxl-refiner"
+    assert detect_preset(shapes) == "tiny-sdxl"
+    assert detect_preset(refiner) == "tiny-sdxl-refiner"
 
 
 def test_single_files_load_exactly_the_builtin_weights(files, sdxl, refiner):
@@ -65,17 +66,17 @@ def test_real_sdxl_checkpoints_are_recognised_from_their_tensor_names():
             SDXL_CLIP_L_PREFIX + "text_model.embeddings.position_embedding.weight": [77, 768],
             SDXL_CLIP_G_PREFIX + "positional_embedding": [77, 1280]}  # fmt: skip
     refiner = {unet: [384, 4, 3, 3], "conditioner.embedders.0.model.text_projection": [1280, 1280]}
-    assert loaders.detect_preset(base) == "sdxl"
-    assert loaders.detect_preset(refiner) == "sdxl-refiner"
+    assert detect_preset(base) == "sdxl"
+    assert detect_preset(refiner) == "sdxl-refiner"
     with pytest.raises(ValueError, match="unknown SDXL base architecture.*640"):
-        loaders.detect_preset({**base, unet: [640, 4, 3, 3]})
+        detect_preset({**base, unet: [640, 4, 3, 3]})
 
 
 @pytest.mark.parametrize("preset, time_ids", [("sdxl", 6), ("sdxl-refiner", 5)])
 def test_shipped_sdxl_configs_are_consistent_and_load_offline(cache_dir, preset, time_ids):
     from transformers import CLIPTextConfig, CLIPTokenizer
 
-    folder = loaders.config_folder(preset)
+    folder = config_folder(preset)
     unet = json.loads((folder / "unet" / "config.json").read_text())
     g = CLIPTextConfig.from_pretrained(folder, subfolder="text_encoder_2")
     has_l = (folder / "text_encoder").is_dir()
