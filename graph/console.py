@@ -146,6 +146,7 @@ class RichProgress:
             disable=quiet,
         )
         self._run_task: Any = None
+        self._planned: list[str] = []  # the run's nodes, as RunStarted lists them
         self._node_tasks: dict[str, Any] = {}
         self._started = False
         self._dirs = dirs or {}
@@ -160,6 +161,7 @@ class RichProgress:
             self.progress.start()
             self._started = True
             self._ended = None
+            self._planned = list(event.nodes)
             self._run_task = self.progress.add_task("run", total=len(event.nodes))
         elif isinstance(event, NodesCached):
             if event.nodes:
@@ -206,11 +208,23 @@ class RichProgress:
             colour = {"success": "green", "failed": "red"}.get(event.status, "yellow")
             stopped = (f"{len(event.interrupted)} interrupted ({self._named(event.interrupted)}), "
                        if event.interrupted else "")  # fmt: skip
+            unneeded = self._not_needed(event)
+            spared = f"{len(unneeded)} not needed, " if unneeded else ""
             self._print(
                 f"[{colour}]{event.status}[/{colour}]: {len(event.executed)} ran, "
-                f"{len(event.cached)} cached, {len(event.failed)} failed, {stopped}"
+                f"{len(event.cached)} cached, {spared}{len(event.failed)} failed, {stopped}"
                 f"{len(event.skipped)} skipped in {event.seconds:.2f}s{self._stopped_at(event)}"
             )
+
+    def _not_needed(self, event: RunFinished) -> list[str]:
+        """The run's nodes in none of its lists: not needed, as what they feed came from the
+        cache (a cached save's model and prompts are never looked up), or, in a prompt sent to
+        a server, as no output needs them. Counted, so that the summary's counts add up to the
+        run's nodes. A server counts the first kind as cached (ComfyUI's `execution_cached`
+        lists every node that did not run), so `submit` shows them so."""
+        told = {*event.executed, *event.cached, *event.failed, *event.interrupted,
+                *event.skipped}  # fmt: skip
+        return [nid for nid in self._planned if nid not in told]
 
     def _stopped_at(self, event: RunFinished) -> str:
         """Where a run interrupted between two nodes stopped, no node cut short (the one running

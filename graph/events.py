@@ -39,7 +39,9 @@ JSON_KEYS = {"input_name": "input"}
 
 @dataclass
 class RunStarted(Event):
-    """Emitted once; `nodes` are the ids that will be run or served from cache, in order."""
+    """Emitted once; `nodes` are the ids the run's targets depend on, in order: each ends up
+    run, served from the cache, failed, interrupted or skipped (`RunFinished`), or not needed
+    (in none of those: what it feeds was served from the cache)."""
 
     nodes: list[str] = field(default_factory=list)
     kind = "run_started"
@@ -134,7 +136,8 @@ class RunFinished(Event):
     # The node the interrupt cut short while it ran, also `interrupted_node` (none, and None,
     # when the run stopped between two nodes: the node running when the stop came, checking no
     # step, finished first; the nodes not started are in `skipped`). With the lists above and
-    # `skipped`, every node of the run is in exactly one list.
+    # `skipped`, every node of the run is in one list at most: one in none was not needed, as
+    # what it feeds was served from the cache (the summary counts them: `RichProgress`).
     interrupted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0

@@ -1,6 +1,7 @@
 """The `latentgraph` command as a user meets it: exit codes, messages, events, caching."""
 
 import json
+import re
 import signal
 
 import pytest
@@ -156,6 +157,19 @@ def test_run_writes_output_and_second_run_is_cached(cli, tmp_path):
     assert finished["executed"] == []  # unchanged graph: everything, outputs too, from cache
     assert finished["cached"] == ["out"]  # its inputs were not even needed
     assert (tmp_path / "output" / "total.txt").read_text() == "stale"
+
+
+def test_a_cached_second_runs_summary_counts_add_up_to_its_nodes(cli, tmp_path):
+    """The second run's summary said `0 ran, 1 cached, 0 failed, 0 skipped` for 4 nodes: the
+    output node's inputs, not needed once it came from the cache, were in no count."""
+    path = write(tmp_path, "good.yaml", GOOD)
+    assert cli("run", str(path))[0] == 0
+    code, out, err = cli("run", str(path))
+    assert (code, out) == (0, "")  # progress and summary are on stderr (README)
+    summary = err.rstrip().splitlines()[-1]
+    assert summary.startswith("success: 0 ran, 1 cached, 3 not needed, 0 failed, 0 skipped in ")
+    counts = re.findall(r"(\d+) (?:ran|cached|not needed|failed|skipped)", summary)
+    assert sum(map(int, counts)) == 4, summary
 
 
 def test_set_overrides_a_param_and_reruns_only_its_descendants(cli, tmp_path):
@@ -509,8 +523,8 @@ def test_the_summary_after_ctrl_c_counts_the_interrupted_node(cli, tmp_path):
     code, _, err = cli("run", str(path), "--nodes-dir", str(plugin))
     assert code == 130, err
     assert (
-        "interrupted: 1 ran, 2 cached, 0 failed, 1 interrupted (node 'stop' (CliCtrlC)), "
-        "2 skipped in "
+        "interrupted: 1 ran, 2 cached, 2 not needed, 0 failed, 1 interrupted (node 'stop' "
+        "(CliCtrlC)), 2 skipped in "
     ) in err  # named off a terminal too
     # said at once, while the node still ran (before its summary line)
     notice = ("latentgraph: Ctrl-C: stopping after node 'stop' (CliCtrlC) finishes or reaches "

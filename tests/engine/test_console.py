@@ -98,6 +98,18 @@ def test_progress_bars_follow_the_run():
     ]
 
 
+def test_the_summary_counts_the_nodes_a_cached_output_did_not_need():
+    """A second run served its save from the cache and never looked up the save's inputs: the
+    summary counted 1 of the run's 3 nodes (`0 ran, 1 cached, 0 failed, 0 skipped`)."""
+    progress, out = _progress()
+    progress(RunStarted("r", nodes=["model", "decode", "save"]))
+    progress(NodesCached("r", nodes=["save"]))
+    progress(NodeFinished("r", node_id="save", node_type="SaveImage", cached=True))
+    progress(RunFinished("r", status="success", cached=["save"], seconds=0.01))
+    assert out.getvalue().splitlines()[-1] == (
+        "success: 0 ran, 1 cached, 2 not needed, 0 failed, 0 skipped in 0.01s")  # fmt: skip
+
+
 def test_nothing_cached_prints_nothing():
     progress, out = _progress()
     progress(RunStarted("r", nodes=["a"]))
