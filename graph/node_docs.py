@@ -70,16 +70,18 @@ def describe(node_type: NodeType, dynamic: bool = True, settings: Settings | Non
 
 
 def listing(registry: Registry) -> str:
-    """Node types grouped by category, one line each, for `latentgraph nodes`."""
+    """Node types grouped by category, one line each, for `latentgraph nodes`: the names in a
+    column as wide as the longest (a fixed width ran a longer name into its description)."""
     by_category: dict[str, list[NodeType]] = defaultdict(list)
     for node_type in registry:
         by_category[node_type.category].append(node_type)
+    width = max((len(t.name) for t in registry), default=0)
     lines = []
     for category in sorted(by_category):
         lines.append(f"{category}:")
         for t in by_category[category]:
             first = t.description.split("\n")[0] if t.description else t.display_name
-            lines.append(f"  {t.name:<26} {first}")
+            lines.append(f"  {t.name:<{width}}  {first}")
     return "\n".join(lines)
 
 

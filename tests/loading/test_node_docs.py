@@ -113,12 +113,24 @@ def test_listing_groups_by_sorted_category():
         registry.add(t)
     assert listing(registry) == "\n".join([
         "a:",
-        f"  {'Mid':<26} Mid",
+        "  Mid    Mid",
         "b/x:",
-        f"  {'Alpha':<26} First one",
-        f"  {'Zeta':<26} Last letter.",
+        "  Alpha  First one",
+        "  Zeta   Last letter.",
     ])  # fmt: skip
     assert listing(Registry()) == ""
+
+
+def test_listing_lines_up_the_descriptions_past_the_longest_name():
+    """A name longer than the 26 columns the names had ran into its description, one space
+    after it, out of line with the rows above and below (ConditioningSetTimestepRange)."""
+    registry = Registry()
+    for t in (_type("Short", category="c", description="One."),
+              _type("ConditioningSetAreaPercentageLonger", category="c", description="Two.")):  # fmt: skip
+        registry.add(t)
+    rows = listing(registry).splitlines()[1:]
+    assert len({row.index(row.split()[-1]) for row in rows}) == 1, rows  # one column
+    assert all("  " in row.strip() for row in rows), rows  # two spaces after the longest too
 
 
 def test_builtin_only_and_markdown():
