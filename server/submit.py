@@ -398,13 +398,14 @@ def _download(http: _Http, events: PromptEvents, output_dir: Path, say: _Say,
             name, sub = str(record.get("filename", "")), str(record.get("subfolder") or "")
             rel = PurePosixPath(sub, name)
             if not name or rel.is_absolute() or ".." in rel.parts:
-                say.err(f"skipping unsafe output name {sub!r}/{name!r}")
+                say.err(f"latentgraph: warning: not downloading {sub!r}/{name!r}: the server "
+                        "named it outside the output folder")  # fmt: skip
                 continue
             kind = str(record.get("type", "output"))
             query = urllib.parse.urlencode({"filename": name, "subfolder": sub, "type": kind})
             code, data = http.request("GET", f"/view?{query}")
             if code != 200:
-                say.err(f"could not download {rel}: HTTP {code}")
+                say.err(f"latentgraph: warning: could not download {rel}: HTTP {code}")
                 continue
             target, kept = _keep(data, output_dir.joinpath(*rel.parts))
             if say.as_json:

@@ -342,6 +342,25 @@ def test_submit_places_a_nodes_refusal_of_its_input_as_run_does(plain_server, cl
     ), err
 
 
+def test_a_file_submit_could_not_download_is_a_warning_line(plain_server, cli, tmp_path,
+                                                             monkeypatch):  # fmt: skip
+    """README: what a command says on stderr beside a run's report starts with the program's
+    name; `could not download x.png: HTTP 404` did not."""
+    from latentgraph.server import submit
+
+    asked = submit._Http.request
+
+    def gone(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        return (404, b"") if path.startswith("/view?") else asked(self, method, path, body)
+
+    monkeypatch.setattr(submit._Http, "request", gone)
+    (tmp_path / "wf.yaml").write_text(REFUSED)
+    code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=8",
+                       "--output-dir", "dl")  # fmt: skip
+    assert code == 0, err
+    assert "latentgraph: warning: could not download even_8.png: HTTP 404\n" in err, err
+
+
 def test_submit_never_replaces_a_local_file_it_downloads_over(plain_server, cli, tmp_path):
     """The server numbers its files by its own folder, so its name may be one a local run (the
     same ./output) or the user holds: the download replaced that file, silently. It now takes
