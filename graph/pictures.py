@@ -10,6 +10,12 @@ inside `Image.open` before the caller sees the size: it warns on stderr above th
 Pillow's check is off only while `Image.open` reads the header, our limit is checked right
 after, and Pillow's bound is back in force for everything else (other frames, other callers).
 
+How such a picture's pixels are read is one rule for LoadImage and the server's routes (/view's
+channels and previews, /upload/mask), so the mask editor, a stored mask and a run see one
+picture: turned upright by its EXIF orientation (`upright`), and 16-bit grayscale read at full
+precision, 0..65535 (`gray_levels`; `eight_bit` for 8-bit channels, where Pillow's `convert`
+clips it to white).
+
 Also the one rule for a name a PNG text chunk may have (`text_key_problem`): SaveImage writes
 each of a prompt's `extra_pnginfo` entries under its key, and POST /prompt refuses a key that
 cannot be one before the prompt is queued.
@@ -56,6 +62,44 @@ def open_image(source: str | Path | IO[bytes], max_pixels: int,
         if img.width * img.height > max_pixels:
             raise ImageTooLarge(img.width, img.height, max_pixels)
         yield img
+
+
+# Modes Pillow gives 16-bit grayscale pictures (PNG, TIFF, PGM) and 32-bit integer ones: read
+# as 16-bit values, 0..65535 (larger ones clipped), as the picture shows them.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+SIXTEEN_BIT_MAX = 65535.0
+
+
+def upright(frame: Any) -> Any:
+    """`frame` as it is shown: turned by its EXIF orientation (a phone photo stored sideways,
+    its tag saying so), a copy read in full without that tag, so a file saved from it is
+    upright without one. LoadImage reads this picture, and /view and /upload/mask show and
+    mask it: a mask painted on the upright picture fits what the run loads."""
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(frame)
+
+
+def gray_levels(picture: Any) -> Any:
+    """A 16-bit grayscale `picture` (`SIXTEEN_BIT_MODES`) as float32 numpy levels [H, W] in
+    0..1, at full precision: 0..65535 is 0..1, larger (32-bit) values 1, negative ones 0."""
+    import numpy as np
+
+    return np.clip(np.asarray(picture, dtype=np.float32) / SIXTEEN_BIT_MAX, 0.0, 1.0)
+
+
+def eight_bit(picture: Any, mode: str | None = None) -> Any:
+    """`picture` with 8-bit channels, in Pillow's `mode` when given ("RGB", "RGBA"): 16-bit
+    grayscale scaled from its `gray_levels` (Pillow's `convert` clips every value over 255,
+    and a 0..65535 gradient turned white), any other picture converted by Pillow, or left as
+    it is without a `mode`."""
+    if picture.mode in SIXTEEN_BIT_MODES:
+        import numpy as np
+        from PIL import Image
+
+        levels = np.rint(gray_levels(picture) * 255.0).astype(np.uint8)
+        picture = Image.fromarray(levels, "L")
+    return picture.convert(mode) if mode and picture.mode != mode else picture
 
 
 # A PNG text chunk's keyword (the PNG specification, 11.3.4): 1 to 79 Latin-1 characters, each

@@ -48,7 +48,14 @@ from latentgraph.graph.numbered_files import (
     numbered_name,
 )
 from latentgraph.graph.paths import inside, unseen_problem
-from latentgraph.graph.pictures import ImageTooLarge, open_image, text_key_problem
+from latentgraph.graph.pictures import (
+    SIXTEEN_BIT_MODES,
+    ImageTooLarge,
+    gray_levels,
+    open_image,
+    text_key_problem,
+    upright,
+)
 from latentgraph.graph.problems import quoted
 
 from . import input_files, temp_folder
@@ -69,21 +76,19 @@ def row_image(row: Any) -> Any:
     return Image.fromarray(row[..., :3] if row.shape[-1] >= 3 else row[..., 0])
 
 
-# Modes Pillow gives 16-bit grayscale pictures (PNG, TIFF, PGM) and 32-bit integer ones: read
-# as 16-bit values, 0..65535 → 0..1 (larger ones clipped), as the picture shows them.
-SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 # Formats whose further frames are not more pictures: ComfyUI reads only an MPO's (a camera's
 # multi-picture JPEG: previews, a stereo pair) first.
 FIRST_FRAME_ONLY = ("MPO",)
 
 
 def pil_to_tensor(img: Any) -> Any:
-    """A PIL image as IMAGE [1, H, W, 3] floats in 0..1 (16-bit grayscale at full precision)."""
+    """A PIL image as IMAGE [1, H, W, 3] floats in 0..1 (16-bit grayscale at full precision,
+    `pictures.gray_levels`, the levels /view shows the mask editor)."""
     import numpy as np
     import torch
 
     if img.mode in SIXTEEN_BIT_MODES:
-        gray = np.clip(np.asarray(img, dtype=np.float32) / 65535.0, 0.0, 1.0)
+        gray = gray_levels(img)
         return torch.from_numpy(np.ascontiguousarray(np.repeat(gray[..., None], 3, -1)))[None]
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(arr)[None]
@@ -148,7 +153,7 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
     frame of another size is skipped, as ComfyUI's LoadImage does), at most the run's
     max_batch frames and max_batch_pixels pixels in all (refused beyond, so a long or large
     animation never fills memory), else the first."""
-    from PIL import ImageOps, ImageSequence, UnidentifiedImageError
+    from PIL import ImageSequence, UnidentifiedImageError
 
     path = _input_path(ctx, image)
     if path is None:
@@ -161,7 +166,7 @@ def input_frames(ctx, image: str, every: bool = True) -> Iterator[Any]:
             settings = ctx.settings
             size, count, most = None, 0, settings.max_batch
             for frame in frames:
-                picture = ImageOps.exif_transpose(frame)  # a copy of this frame, read in full
+                picture = upright(frame)  # a copy of this frame, read in full
                 size = size or picture.size
                 if picture.size != size:
                     continue

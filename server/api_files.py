@@ -34,7 +34,7 @@ from latentgraph.graph.paths import (
     listed_spelling,
     split_annotation,
 )
-from latentgraph.graph.pictures import ImageTooLarge, open_image
+from latentgraph.graph.pictures import ImageTooLarge, eight_bit, open_image, upright
 from latentgraph.graph.problems import quoted
 
 from .collector import in_thread
@@ -97,17 +97,21 @@ def _channel(value: str | None) -> str:
 
 
 def _channel_image(img, channel: str):
-    """`img` as `channel` shows it: `rgb` without alpha; `a` a black RGBA image whose alpha is
-    `img`'s (opaque for an image without one), as ComfyUI answers `channel=a`."""
+    """`img` as `channel` shows it, upright and in 8-bit channels as LoadImage reads it
+    (`pictures.upright`, `pictures.eight_bit`): `rgb` without alpha; `a` a black RGBA image
+    whose alpha is `img`'s (opaque for an image without one), as ComfyUI answers `channel=a`;
+    `rgba` all of it. The mask editor paints on this picture and /upload/mask stores its mask
+    on the same one."""
     from PIL import Image
 
+    picture = upright(img)
     if channel == "rgb":
-        return img.convert("RGB")
+        return eight_bit(picture, "RGB")
     if channel == "a":
-        alpha_only = Image.new("RGBA", img.size)
-        alpha_only.putalpha(img.convert("RGBA").getchannel("A"))
+        alpha_only = Image.new("RGBA", picture.size)
+        alpha_only.putalpha(eight_bit(picture, "RGBA").getchannel("A"))
         return alpha_only
-    return img.copy()
+    return eight_bit(picture)
 
 
 def _preview_format(spec: str, channel: str) -> tuple[str, str, int]:
@@ -398,13 +402,16 @@ def _original_ref(request: Request, form: FormData) -> Path:
 
 def _masked(original: Path, max_pixels: int, mask: bytes) -> bytes:
     """The image at `original` with the alpha of the `mask` image, as a PNG keeping the
-    original's text chunks (an output's embedded workflow), as ComfyUI stores a mask."""
+    original's text chunks (an output's embedded workflow), as ComfyUI stores a mask. The
+    picture is the one /view shows the mask editor (`_channel_image`: upright, 8-bit), so the
+    mask is of its upright size and the PNG holds upright pixels with no EXIF orientation:
+    LoadImage reads it as it read the original."""
     from PIL.PngImagePlugin import PngInfo
 
     try:
         with _opened(original, max_pixels, "no mask on") as img:
             text = dict(getattr(img, "text", {}))
-            picture = img.convert("RGBA")
+            picture = eight_bit(upright(img), "RGBA")
     except ApiError:
         raise
     except Exception:  # noqa: BLE001 - anything Pillow cannot read is refused

@@ -1166,6 +1166,133 @@ def test_upload_mask_has_the_upload_limits(client, config):
                                                                    "wide.png"]  # fmt: skip
 
 
+# One picture for the mask editor, a stored mask and LoadImage: upright by its EXIF
+# orientation, 16-bit grayscale at full precision (`graph.pictures`).
+EXIF_ORIENTATION = 0x0112
+
+
+def _sideways_jpeg() -> tuple[bytes, Image.Image]:
+    """A phone photo: stored 16x12 with EXIF Orientation 6 (turn 90° clockwise to show it),
+    and the 12x16 picture it shows (its decoded pixels so turned, read here by hand)."""
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    buf = io.BytesIO()
+    _image("RGB").save(buf, format="JPEG", quality=95, exif=exif.tobytes())
+    with Image.open(io.BytesIO(buf.getvalue())) as stored:
+        shown = stored.convert("RGB").transpose(Image.Transpose.ROTATE_270)
+    assert shown.size == (12, 16)
+    return buf.getvalue(), shown
+
+
+def _sixteen_bit_png() -> tuple[bytes, Image.Image]:
+    """A 16-bit grayscale gradient over all of 0..65535 (Pillow's mode I;16), and the 8-bit
+    picture it is: each value x 255 / 65535, rounded (what LoadImage's 0..1 is in 8 bits)."""
+    import numpy as np
+
+    values = np.linspace(0, 65535, 16 * 12).round().astype(np.uint16).reshape(12, 16)
+    buf = io.BytesIO()
+    Image.fromarray(values).save(buf, format="PNG")
+    with Image.open(io.BytesIO(buf.getvalue())) as img:
+        assert img.mode == "I;16"
+    levels = np.rint(values.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    return buf.getvalue(), Image.fromarray(levels, "L").convert("RGB")
+
+
+def _view(client, filename: str, **params) -> Image.Image:
+    r = client.get("/view", params={"filename": filename, "type": "input", **params})
+    assert r.status_code == 200, r.text
+    with Image.open(io.BytesIO(r.content)) as img:
+        assert img.getexif().get(EXIF_ORIENTATION) is None  # shown as it is, nothing to turn
+        return img.copy()
+
+
+def test_view_channels_and_previews_show_an_exif_rotated_photo_upright(client, config):
+    """The mask editor opens channel=rgb and channel=a: they were the stored 16x12 pixels
+    without the EXIF tag, so it showed a phone photo sideways where the node showed it upright
+    (the browser turns the file /view serves as it is)."""
+    data, shown = _sideways_jpeg()
+    (config.input_dir / "phone.jpg").write_bytes(data)
+    rgb = _view(client, "phone.jpg", channel="rgb")
+    assert rgb.size == (12, 16) and rgb.tobytes() == shown.tobytes()
+    alpha = _view(client, "phone.jpg", channel="a")
+    assert alpha.size == (12, 16) and alpha.getchannel("A").getextrema() == (255, 255)
+    preview = _view(client, "phone.jpg", preview="png")
+    assert preview.size == (12, 16) and preview.convert("RGB").tobytes() == shown.tobytes()
+    assert _view(client, "phone.jpg", preview="webp;90").size == (12, 16)
+
+
+def test_view_channel_rgb_and_the_webp_preview_keep_a_16_bit_gradient(client, config):
+    """Pillow's convert("RGB") clips 16-bit values to 255: the mask editor opened on a white
+    picture (99.6 % of it 254-255), and so did the webp preview, where LoadImage reads the
+    gradient at full precision."""
+    import numpy as np
+
+    data, levels = _sixteen_bit_png()
+    (config.input_dir / "deep.png").write_bytes(data)
+    rgb = _view(client, "deep.png", channel="rgb")
+    assert rgb.mode == "RGB" and rgb.tobytes() == levels.tobytes()
+    webp = _view(client, "deep.png", preview="webp;90").convert("RGB")
+    difference = np.abs(np.asarray(webp, dtype=np.int16) - np.asarray(levels, dtype=np.int16))
+    assert difference.mean() < 4, difference.mean()  # lossy, but the gradient (clipped: ~127)
+
+
+def test_upload_mask_on_an_exif_rotated_photo_is_upright_at_its_upright_size(client, config):
+    """The mask is painted on the upright picture /view shows, so it has the upright size:
+    that size was refused (size_mismatch), and a mask of the stored size was put onto the
+    stored pixels without the tag, a PNG LoadImage then read sideways."""
+    data, shown = _sideways_jpeg()
+    (config.input_dir / "phone.jpg").write_bytes(data)
+    ref = {"filename": "phone.jpg", "type": "input"}
+    r = _upload_mask(client, ref, mask=_mask((12, 16)))
+    assert r.status_code == 200, r.text
+    with Image.open(config.input_dir / r.json()["name"]) as stored:
+        assert stored.format == "PNG" and stored.size == (12, 16)
+        assert stored.getexif().get(EXIF_ORIENTATION) is None  # upright pixels, no turn left
+        assert stored.convert("RGB").tobytes() == shown.tobytes()
+        assert stored.getchannel("A").tobytes() == _mask((12, 16)).getchannel("A").tobytes()
+    sideways = _error(_upload_mask(client, ref, name="m2.png", mask=_mask((16, 12))), 400)
+    assert sideways == {"type": "size_mismatch", "details": "", "extra_info": {},
+                        "message": "the mask is 16x12 but original_ref's image is 12x16: they "
+                                   "must be the same size"}  # fmt: skip
+
+
+def test_upload_mask_on_a_16_bit_picture_stores_its_levels(client, config):
+    data, levels = _sixteen_bit_png()
+    (config.input_dir / "deep.png").write_bytes(data)
+    r = _upload_mask(client, {"filename": "deep.png", "type": "input"})
+    assert r.status_code == 200, r.text
+    with Image.open(config.input_dir / r.json()["name"]) as stored:
+        assert stored.convert("RGB").tobytes() == levels.tobytes()  # was almost all white
+
+
+def test_the_mask_editors_picture_its_stored_mask_and_loadimage_agree(client, config):
+    """LoadImage of a phone photo or a 16-bit picture, /view's channel=rgb of it, and LoadImage
+    of the mask stored on it are one picture (LoadImage's 0..1 in 8 bits)."""
+    import numpy as np
+
+    from latentgraph.graph import CancelToken, Context, Settings
+    from latentgraph.nodes.images import load_image
+
+    settings = Settings(input_dir=config.input_dir, output_dir=config.output_dir,
+                        temp_dir=config.temp_dir)  # fmt: skip
+
+    def loaded(name: str) -> np.ndarray:
+        pixels, _ = load_image(Context("1", "LoadImage", settings, CancelToken()), name)
+        return (pixels[0].numpy() * 255).round().astype(np.uint8)
+
+    for name, (data, _) in {"phone.jpg": _sideways_jpeg(), "deep.png": _sixteen_bit_png()}.items():
+        (config.input_dir / name).write_bytes(data)
+        original = loaded(name)
+        assert original.shape == ((16, 12, 3) if name == "phone.jpg" else (12, 16, 3))
+        view = np.asarray(_view(client, name, channel="rgb"))
+        assert np.array_equal(view, original), name
+        mask = _mask((original.shape[1], original.shape[0]))
+        r = _upload_mask(client, {"filename": name, "type": "input"}, name=f"m-{name}.png",
+                         mask=mask)  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert np.array_equal(loaded(r.json()["name"]), original), name
+
+
 def test_refusals_show_a_sent_backslash_as_one(client, config):
     """Values the client sent are quoted as sent (`graph.problems.quoted`): repr doubled a
     Windows-style `sub\\x.png`, a name nobody sent."""
