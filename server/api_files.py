@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from latentgraph.graph.paths import (
     split_annotation,
 )
 from latentgraph.graph.pictures import ImageTooLarge, eight_bit, open_image, upright
-from latentgraph.graph.problems import quoted
+from latentgraph.graph.problems import printable, quoted, unprintables_escaped
 
 from .collector import in_thread
 from .config import server_limit_label
@@ -43,6 +44,8 @@ from .errors import ApiError
 from .filetypes import served_as
 from .safepath import numbered_name, safe_filename, safe_folder, safe_join, shown_name
 from .state import get_state
+
+log = logging.getLogger("latentgraph.server")
 
 _FORMATS = {"webp": ("WEBP", "image/webp"), "jpeg": ("JPEG", "image/jpeg"),
             "jpg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png")}  # fmt: skip
@@ -290,14 +293,41 @@ _Combine = Callable[[Request, FormData, str], Callable[[bytes], bytes]]
 async def _upload(request: Request, combine: _Combine | None = None) -> JSONResponse:
     """Store a multipart form's `image` (or what `combine` makes of it) as /upload/image does:
     its `type` (default input) and `subfolder`, named after the upload, never over a different
-    file unless `overwrite`; answered `{name, subfolder, type}`."""
-    config = get_state(request).config
+    file unless `overwrite`; answered `{name, subfolder, type}`. A refusal is logged
+    (`_log_refusal`)."""
+    form: FormData | None = None
     try:
-        form = await request.form(max_files=1, max_fields=20)
-    except ApiError:
+        try:
+            form = await request.form(max_files=1, max_fields=20)
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - malformed multipart
+            raise ApiError(400, f"expected a multipart form with an 'image' file: {exc}") from None
+        return await _store_form(request, form, combine)
+    except ApiError as exc:
+        _log_refusal(request, form, exc)
         raise
-    except Exception as exc:  # noqa: BLE001 - malformed multipart
-        raise ApiError(400, f"expected a multipart form with an 'image' file: {exc}") from None
+
+
+def _log_refusal(request: Request, form: FormData | None, exc: ApiError) -> None:
+    """The line a refused upload leaves in the server's log, and so in the editor's Logs
+    panel, as a refused prompt's does (`prompts.log_refusal`): `upload refused (TYPE): POST
+    /upload/image 'sub/photo.png' into 'input': MESSAGE`, the file and folder type as the form
+    named them (`quoted`, as the message names what the client gave; nothing before the form
+    is read). The editor's toast says only "Upload failed: Bad Request" (the status line's
+    reason phrase): this line says why."""
+    named = f"POST {printable(request.url.path)}"
+    upload = form.get("image") if form is not None else None
+    if form is not None and isinstance(upload, UploadFile):
+        file = "/".join(str(part) for part in (form.get("subfolder"), upload.filename) if part)
+        named += f" {quoted(file)} into {quoted(str(form.get('type') or 'input'))}"
+    log.warning("upload refused (%s): %s: %s", exc.type, named, unprintables_escaped(exc.message))
+
+
+async def _store_form(request: Request, form: FormData,
+                      combine: _Combine | None) -> JSONResponse:  # fmt: skip
+    """`_upload`'s work once the form is read."""
+    config = get_state(request).config
     upload = form.get("image")
     if not isinstance(upload, UploadFile):
         raise ApiError(400, "the form needs a file field named 'image'")

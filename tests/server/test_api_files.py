@@ -1293,6 +1293,53 @@ def test_the_mask_editors_picture_its_stored_mask_and_loadimage_agree(client, co
         assert np.array_equal(loaded(r.json()["name"]), original), name
 
 
+# A refused upload in the server's log: the editor's toast shows only the status line.
+
+
+@pytest.fixture
+def refusals(caplog):
+    """The log lines of refused uploads, as the server's log and the Logs panel show them."""
+    caplog.set_level(logging.WARNING, logger="latentgraph.server")
+    return lambda: [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+
+
+def test_a_refused_upload_is_logged_naming_the_file_and_why(client, config, refusals):
+    assert _upload(client, name="notes.png", data=b"not an image").status_code == 400
+    config.max_image_pixels = 16 * 12 - 1
+    assert _upload(client, name="big.png", subfolder="sub").status_code == 400
+    assert _upload(client, name=".hidden.png").status_code == 400
+    assert refusals() == [
+        "upload refused (invalid_image): POST /upload/image 'notes.png' into 'input': the "
+        "uploaded file is not an image Pillow can read",
+        "upload refused (image_too_large): POST /upload/image 'sub/big.png' into 'input': "
+        "cannot store a 16x12 image: 192 pixels is over the server's limit of 191 "
+        "(--max-pixels)",
+        "upload refused (invalid_filename): POST /upload/image '.hidden.png' into 'input': "
+        "image file name '.hidden.png' starts with '.': LoadImage's list and the editor's "
+        "file tabs leave it out, so it could not be chosen; give it a name without the "
+        "leading '.'",
+    ]  # fmt: skip
+
+
+def test_a_refused_mask_or_form_is_logged_and_a_sent_name_cannot_forge_a_line(client, config,
+                                                                               refusals):  # fmt: skip
+    (config.input_dir / "photo.png").write_bytes(_png())
+    r = _upload_mask(client, {"filename": "photo.png", "type": "input"}, mask=_mask((12, 16)))
+    assert _error(r, 400)["type"] == "size_mismatch"
+    forged = "x\x1b[2K\u202egnp.png"  # clears the terminal's line, turns the rest around
+    assert _upload(client, name=forged).status_code == 400
+    assert client.post("/upload/image", data={"image": "a.png"}).status_code == 400
+    said = refusals()
+    assert said[0] == ("upload refused (size_mismatch): POST /upload/mask 'clipspace-mask-1.png' "
+                       "into 'input': the mask is 12x16 but original_ref's image is 16x12: they "
+                       "must be the same size")  # fmt: skip
+    assert said[1].isprintable()
+    assert said[1].startswith("upload refused (invalid_filename): POST /upload/image "
+                              "'x\\u001b[2K\\u202egnp.png' into 'input': ")  # fmt: skip
+    assert said[2] == ("upload refused (bad_request): POST /upload/image: the form needs a file "
+                       "field named 'image'")  # fmt: skip
+
+
 def test_refusals_show_a_sent_backslash_as_one(client, config):
     """Values the client sent are quoted as sent (`graph.problems.quoted`): repr doubled a
     Windows-style `sub\\x.png`, a name nobody sent."""
