@@ -2,7 +2,9 @@
 
 The folder is the one `run` writes (`graph.cache.disk_store_dir`): `--cache-dir DIR` (the
 entries directly in DIR), else `outputs` in $LATENTGRAPH_CACHE_DIR or the user cache folder.
-Clearing removes the cached outputs, and any other file in the folder stays.
+Clearing removes the cached outputs and the partial files of writes to them (a killed run's or
+worker's, `DiskCache.clear`), and any other file in the folder stays; `cache` lists the partial
+files there are (a run or server writing to the store removes those over an hour old).
 
 Beside them, in the cache folder's `models/` whatever `--cache-dir` says, are the built-in
 models, built on first use (`nodes.builtin_builds`): both commands list them, each with its size
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .arguments import at_least
 
 if TYPE_CHECKING:
+    from latentgraph.graph.cache import Held
     from latentgraph.nodes.builtin_builds import Build
 
 
@@ -39,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("cache", help="show the disk cache's folder and size, or `cache clear`")
     p.add_argument("action", nargs="?", choices=["info", "clear"], default="info",
                    help="info (default): folder, entries, size and limit, and the built-in "
-                   "models in the cache folder's models/; clear: remove the cached outputs and "
+                   "models in the cache folder's models/; clear: remove the cached outputs "
+                   "(with the temp files of writes to them a killed run left) and "
                    "the built-in models only an earlier version used (a recipe version, -vN, "
                    "below the one this version builds; this version's, a newer version's and "
                    "another user's are kept; an earlier latentgraph sharing the folder builds "
@@ -53,8 +57,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "(default: the one the store was last written with, else 10240)")  # fmt: skip
     p.add_argument("--json", action="store_true",
                    help="one JSON object on stdout, sizes in bytes: info's folder, entries, "
-                   "bytes, limit and models; clear's removed entries and bytes and the models "
-                   "removed, kept and not removed")  # fmt: skip
+                   "bytes, partial files, limit and models; clear's removed entries, bytes and "
+                   "partial files and the models removed, kept and not removed")  # fmt: skip
 
 
 def size_text(n: int) -> str:
@@ -86,22 +90,29 @@ def cmd_cache(args: argparse.Namespace) -> int:
     store = DiskCache(folder, DEFAULT_DISK_BYTES)
     limit, limit_from = _limit(store, args.cache_disk_mb)
     if args.action == "clear":
-        count, size = store.clear()
+        removed = store.clear()
         cleared = _clear_builds()
         if args.json:
-            print(json.dumps(clear_json(folder, count, size, cleared), indent=2))
+            print(json.dumps(clear_json(folder, removed, cleared), indent=2))
         else:
-            print(f"cleared {folder}: removed {count} cached output(s), {size_text(size)}")
+            partials = (f", and {removed.partials} partial file(s) of writes killed or under "
+                        f"way, {size_text(removed.partial_bytes)}" if removed.partials else "")  # fmt: skip
+            print(f"cleared {folder}: removed {removed.entries} cached output(s), "
+                  f"{size_text(removed.bytes)}{partials}")  # fmt: skip
             _show_cleared(cleared)
         return 1 if cleared.failed else 0
-    count, size = store.usage()
+    held = store.usage()
     builds = found_builds()
     if args.json:
-        print(json.dumps(info_json(folder, count, size, (limit, limit_from), builds), indent=2))
+        print(json.dumps(info_json(folder, held, (limit, limit_from), builds), indent=2))
         return 0
     print(f"folder:  {folder}{'' if folder.is_dir() else ' (not made yet)'}")
-    print(f"entries: {count}")
-    print(f"size:    {size_text(size)} of {_limit_text(limit, limit_from)}")
+    print(f"entries: {held.entries}")
+    print(f"size:    {size_text(held.bytes)} of {_limit_text(limit, limit_from)}")
+    if held.partials:
+        print(f"partial: {held.partials} file(s), {size_text(held.partial_bytes)}: writes killed "
+              "or under way (a run writing here removes those over an hour old; `cache clear` "
+              "removes them all)")  # fmt: skip
     print(f"models:  {built_models_dir()} (the built-in models{'' if builds else ': none built'})")
     width = max((len(b.path.name) for b in builds), default=0)
     for build in builds:
@@ -109,25 +120,31 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def info_json(folder: Path, count: int, size: int, limit: tuple[int | None, str],
+def info_json(folder: Path, held: Held, limit: tuple[int | None, str],
               builds: list[Build]) -> dict[str, Any]:  # fmt: skip
     """`cache --json`: the store's `folder` (`made`: whether it exists yet), its `entries`
-    and their `bytes`, its `limit` (`bytes`, null for none; `from`: `--cache-disk-mb`,
+    and their `bytes`, its `partial_files` (of writes killed or under way) and their
+    `partial_bytes`, its `limit` (`bytes`, null for none; `from`: `--cache-disk-mb`,
     `last_written` or `default`), and the built-in models' folder with each build in it
     (`_build_json`)."""
     from latentgraph.graph.paths import built_models_dir
 
-    return {"folder": str(folder), "made": folder.is_dir(), "entries": count, "bytes": size,
+    return {"folder": str(folder), "made": folder.is_dir(), "entries": held.entries,
+            "bytes": held.bytes, "partial_files": held.partials,
+            "partial_bytes": held.partial_bytes,
             "limit": {"bytes": limit[0], "from": limit[1]},
             "models_folder": str(built_models_dir()),
             "models": [_build_json(b) for b in builds]}  # fmt: skip
 
 
-def clear_json(folder: Path, count: int, size: int, cleared: Cleared) -> dict[str, Any]:
+def clear_json(folder: Path, removed: Held, cleared: Cleared) -> dict[str, Any]:
     """`cache clear --json`: the store's `folder`, the `removed_entries` and their
-    `removed_bytes`, and the built-in models' builds `models_removed`, `models_kept` and
-    `models_not_removed` (each with its `error`), as `_build_json` gives a build."""
-    return {"folder": str(folder), "removed_entries": count, "removed_bytes": size,
+    `removed_bytes`, the `removed_partial_files` and their `removed_partial_bytes`, and the
+    built-in models' builds `models_removed`, `models_kept` and `models_not_removed` (each
+    with its `error`), as `_build_json` gives a build."""
+    return {"folder": str(folder), "removed_entries": removed.entries,
+            "removed_bytes": removed.bytes, "removed_partial_files": removed.partials,
+            "removed_partial_bytes": removed.partial_bytes,
             "models_removed": [_build_json(b) for b in cleared.removed],
             "models_kept": [_build_json(b) for b in cleared.kept],
             "models_not_removed": [{**_build_json(b), "error": why}

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import sys
 import threading
 import weakref
@@ -37,11 +38,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .context import Settings, limit_value
 from .declare import NodeType
-from .files import write_file
+from .files import remove_stale_partials, write_file, write_temp_target
 from .socket_checks import size_limits
 
 _MAGIC = b"LGC1"
@@ -318,11 +319,33 @@ def forget_values(holds: Callable[[Any], bool]) -> int:
 # --- disk tier ------------------------------------------------------------------------------
 
 
+# One file of a disk store: (mtime, size, path).
+_Found = tuple[float, int, Path]
+
+
+class Held(NamedTuple):
+    """What a disk store holds (`DiskCache.usage`), or what `DiskCache.clear` removed: its
+    entries and their bytes, and its partial files (the temp file of a write to it, left by a
+    process killed while it wrote, or a live writer's) and theirs."""
+
+    entries: int
+    bytes: int
+    partials: int
+    partial_bytes: int
+
+
 class DiskCache:
     """One file per key under `<dir>/<key[:2]>/<key>`, written atomically, trimmed by mtime.
 
     Safe to share between processes: writes go through a temp file and os.replace, readers
     treat anything unparsable as a miss. `max_bytes` None means unbounded.
+
+    A process killed while it writes (`kill -9`, a worker past its interrupt grace) leaves its
+    temp file (`write_file`'s `.<key>.<16 hex>.tmp`, up to a whole entry). They are the store's
+    partial files (`_scan`): removed once an hour old, by the rule of the output and input
+    folders' (`files.remove_stale_partials`), at an instance's first write and at each trim;
+    `clear` removes them all, `usage` counts them. The bound counts entries only: a younger
+    partial file is a live writer's (soon an entry) or one killed within the hour.
     """
 
     def __init__(self, directory: Path, max_bytes: int | None = None) -> None:
@@ -330,16 +353,23 @@ class DiskCache:
         self.max_bytes = max_bytes
         self._bytes: int | None = None  # estimate, computed on first write
         self._lock = threading.Lock()
-        self._recorded = False  # LIMIT_FILE written by this instance
+        self._written = False  # this instance wrote to the store: `_first_write` was done
 
-    def _record_limit(self) -> None:
-        """Write `LIMIT_FILE` once, at this instance's first write: the store then says the
-        bound it keeps to (`recorded_limit`), whichever command last wrote to it."""
-        if self._recorded:
+    def _first_write(self) -> None:
+        """Once, at this instance's first write: write `LIMIT_FILE` (the store then says the
+        bound it keeps to, `recorded_limit`, whichever command last wrote to it) and remove
+        the partial files killed writes left over an hour ago (`_scan`), bounded or not; the
+        entries' bytes found then start the bound's count (`_account`)."""
+        if self._written:
             return
-        self._recorded = True
+        self._written = True
         text = json.dumps({"max_bytes": self.max_bytes}).encode()
         write_file(self.dir / LIMIT_FILE, lambda tmp: tmp.write_bytes(text))
+        entries, _ = self._scan(sweep=True)
+        if self.max_bytes is not None:
+            with self._lock:
+                if self._bytes is None:
+                    self._bytes = sum(size for _, size, _ in entries)
 
     def recorded_limit(self) -> tuple[bool, int | None]:
         """(found, bound) from `LIMIT_FILE`: the bound the store was last written with (None:
@@ -392,7 +422,7 @@ class DiskCache:
                 for b in blobs:
                     f.write(b)
 
-        self._record_limit()
+        self._first_write()
         write_file(self.path(key), save)
         written = 8 + len(header) + sum(len(b) for b in blobs)
         self._account(written)
@@ -445,34 +475,63 @@ class DiskCache:
         except OSError:
             pass
 
-    def _entries(self) -> list[tuple[float, int, Path]]:
-        """(mtime, size, path) of each entry: a file named by its key in the folder named by
-        the key's first two characters (`path`). Nothing else in the folder is one, so trimming
-        and clearing leave other files alone (a `--cache-dir` given the cache root holds the
-        built tiny models beside the entries)."""
-        out = []
-        if not self.dir.is_dir():
-            return out
-        for sub in self.dir.iterdir():
-            if len(sub.name) != 2 or not _is_key(sub.name) or not sub.is_dir():
+    def _scan(self, sweep: bool = False) -> tuple[list[_Found], list[_Found]]:
+        """(entries, partial files) the store holds. An entry is a file named by its key in
+        the folder named by the key's first two characters (`path`); a partial file is the
+        temp file a write of one (there) or of `LIMIT_FILE` (in the store's folder) left
+        (`_partial_in`). Nothing else is either, so trimming and clearing leave other files
+        alone (a `--cache-dir` given the cache root holds the built tiny models beside the
+        entries). `sweep`: the partial files over an hour old are removed first, and logged
+        (`files.remove_stale_partials`, the one rule for partial files)."""
+        entries: list[_Found] = []
+        partials: list[_Found] = []
+        for folder, prefix in self._folders():
+            try:
+                names = os.listdir(folder)
+            except OSError:  # gone meanwhile (another process's clear)
                 continue
-            for f in sub.iterdir():
-                if not (_is_key(f.name) and f.name.startswith(sub.name)):
-                    continue
+            partial = _partial_in(prefix)
+            gone: set[str] = set()
+            if sweep:
+                gone = set(remove_stale_partials(folder, names, partial=partial,
+                                                 left_by="a killed cache write"))  # fmt: skip
+            for name in names:
+                path = folder / name
                 try:
-                    st = f.stat()
+                    if prefix is not None and _is_entry(name, prefix):
+                        st = path.stat()
+                        entries.append((st.st_mtime, st.st_size, path))
+                    elif name not in gone and partial(name):
+                        st = path.lstat()
+                        if stat.S_ISREG(st.st_mode):
+                            partials.append((st.st_mtime, st.st_size, path))
                 except OSError:
                     continue
-                out.append((st.st_mtime, st.st_size, f))
-        return out
+        return entries, partials
+
+    def _folders(self) -> list[tuple[Path, str | None]]:
+        """The store's folder (prefix None) and each folder named by a key's first two
+        characters (prefix: its name), where `_scan` looks."""
+        if not self.dir.is_dir():
+            return []
+        found: list[tuple[Path, str | None]] = [(self.dir, None)]
+        try:
+            for sub in self.dir.iterdir():
+                if len(sub.name) == 2 and _is_key(sub.name) and sub.is_dir():
+                    found.append((sub, sub.name))
+        except OSError:
+            pass
+        return found
 
     def total_bytes(self) -> int:
-        return self.usage()[1]
+        return self.usage().bytes
 
-    def usage(self) -> tuple[int, int]:
-        """(entries, bytes) the store holds (`latentgraph cache`)."""
-        entries = self._entries()
-        return len(entries), sum(size for _, size, _ in entries)
+    def usage(self) -> Held:
+        """What the store holds (`latentgraph cache`): its entries and partial files, each
+        with their bytes. Nothing is removed."""
+        entries, partials = self._scan()
+        return Held(len(entries), sum(size for _, size, _ in entries),
+                    len(partials), sum(size for _, size, _ in partials))  # fmt: skip
 
     def _account(self, written: int) -> None:
         if self.max_bytes is None:
@@ -486,8 +545,9 @@ class DiskCache:
                 self._bytes = self.trim(self.max_bytes)
 
     def trim(self, max_bytes: int) -> int:
-        """Delete least recently used entries until the store holds at most `max_bytes`."""
-        entries = sorted(self._entries(), key=lambda e: e[0])
+        """Delete least recently used entries until the store holds at most `max_bytes`, and
+        the partial files over an hour old (`_scan`)."""
+        entries = sorted(self._scan(sweep=True)[0], key=lambda e: e[0])
         total = sum(size for _, size, _ in entries)
         for _, size, path in entries:
             if total <= max_bytes:
@@ -496,23 +556,50 @@ class DiskCache:
             total -= size
         return total
 
-    def clear(self) -> tuple[int, int]:
-        """Delete every entry (only entries: `_entries`), the `LIMIT_FILE` record, and each
-        two-hex-digit folder this left empty (one holding another file stays); the (entries,
-        bytes) removed."""
-        removed = [(size, path) for _, size, path in self._entries()]
-        for _, path in removed:
+    def clear(self) -> Held:
+        """Delete every entry and every partial file (only those: `_scan`), the `LIMIT_FILE`
+        record, and each two-hex-digit folder this left empty (one holding another file
+        stays); what was removed.
+
+        A partial file younger than the hour goes too, though it may be a live writer's (a
+        run or server writing to the store now): `cache clear` is asked for to empty the
+        store, and an hour's wait would keep what a just-killed run left (up to a whole entry)
+        while saying the store was emptied. That writer then fails to place its entry, which
+        stays in its process's memory only, as a clear just after it placed it would have
+        left it; its process warns once that the disk cache could not be written."""
+        entries, partials = self._scan()
+        for _, _, path in entries + partials:
             self._remove(path)
         self._remove(self.dir / LIMIT_FILE)
-        self._recorded = False
-        for folder in {path.parent for _, path in removed}:
+        self._written = False
+        for folder in {path.parent for _, _, path in entries + partials} - {self.dir}:
             try:
                 folder.rmdir()  # only an empty folder goes
             except OSError:
                 pass
         with self._lock:
             self._bytes = None
-        return len(removed), sum(size for size, _ in removed)
+        return Held(len(entries), sum(size for _, size, _ in entries),
+                    len(partials), sum(size for _, size, _ in partials))  # fmt: skip
+
+
+def _is_entry(name: str, prefix: str) -> bool:
+    """Whether `name`, in the folder named `prefix`, is an entry's: a key starting so."""
+    return _is_key(name) and name.startswith(prefix)
+
+
+def _partial_in(prefix: str | None) -> Callable[[str], bool]:
+    """Which names in a store's folder (`prefix` None) or in the folder named `prefix` are
+    partial files: the temp file `write_file` writes (`files.write_temp_target`) of
+    `LIMIT_FILE`, or of an entry that folder holds."""
+
+    def partial(name: str) -> bool:
+        target = write_temp_target(name)
+        if target is None:
+            return False
+        return target == LIMIT_FILE if prefix is None else _is_entry(target, prefix)
+
+    return partial
 
 
 def _is_key(name: str) -> bool:

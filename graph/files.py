@@ -25,6 +25,8 @@ A process killed while it writes (`kill -9`, a power cut) runs no `finally`: its
 stays. Saves and uploads, which write into the user's folders, name theirs with
 `PARTIAL_PREFIXES` and remove the ones an hour old from the folder they write into
 (`remove_stale_partials`); the server never serves a name starting with "." (`paths.hidden`).
+The disk cache, which writes through `write_file`, removes its own by the same rule
+(`write_temp_target` names them).
 """
 
 from __future__ import annotations
@@ -67,14 +69,34 @@ _PARTIAL = re.compile("(?:" + "|".join(map(re.escape, PARTIAL_PREFIXES)) + ")[0-
 # writer's is younger: Pillow writes as it encodes, and safetensors renames its own file over
 # ours when done; an hour leaves room for the slowest disk and for clocks apart on a share.
 STALE_PARTIAL_SECONDS = 3600
+# The temp file `write_file` fills before it replaces NAME: `.NAME.<16 hex>.tmp` (its prefix,
+# then `create_temp`'s hex and suffix).
+_WRITE_TEMP = re.compile(r"\.(.+)\.[0-9a-f]{16}\.tmp")
 _log = logging.getLogger("latentgraph.files")
 
 
-def remove_stale_partials(folder: Path, names: Iterable[str] | None = None) -> list[str]:
-    """Remove from `folder` the temp files of saves and uploads (`PARTIAL_PREFIXES`) last
-    written more than `STALE_PARTIAL_SECONDS` ago: left by a process killed while it wrote,
-    they would stay forever. `names`: the folder's entries, when the caller listed it already.
-    Returns the names removed, logged in one line; a file that cannot be removed is left."""
+def _is_save_partial(name: str) -> bool:
+    """Whether `name` is a save's or an upload's temp file (`PARTIAL_PREFIXES`)."""
+    return _PARTIAL.match(name) is not None
+
+
+def write_temp_target(name: str) -> str | None:
+    """The name of the file a `write_file` temp file called `name` was to replace, or None when
+    `name` is not one: how the owner of a folder such files are written into (the disk cache)
+    tells its own partial files from anything else there."""
+    found = _WRITE_TEMP.fullmatch(name)
+    return found.group(1) if found else None
+
+
+def remove_stale_partials(folder: Path, names: Iterable[str] | None = None, *,
+                          partial: Callable[[str], bool] = _is_save_partial,
+                          left_by: str = "a killed save or upload") -> list[str]:  # fmt: skip
+    """Remove from `folder` the partial files last written more than `STALE_PARTIAL_SECONDS`
+    ago: left by a process killed while it wrote, they would stay forever. Partial files are
+    the temp files of saves and uploads (`PARTIAL_PREFIXES`) unless `partial` says which names
+    are (another writer's, the disk cache's), `left_by` naming that writer in the log.
+    `names`: the folder's entries, when the caller listed it already. Returns the names
+    removed, logged in one line; a file that cannot be removed is left."""
     folder = Path(folder)
     if names is None:
         try:
@@ -84,7 +106,7 @@ def remove_stale_partials(folder: Path, names: Iterable[str] | None = None) -> l
     removed = []
     before = time.time() - STALE_PARTIAL_SECONDS
     for name in names:
-        if not _PARTIAL.match(name):
+        if not partial(name):
             continue
         path = folder / name
         try:
@@ -95,8 +117,8 @@ def remove_stale_partials(folder: Path, names: Iterable[str] | None = None) -> l
         except OSError:  # gone meanwhile (another cleaner), or not ours to remove
             continue
     if removed:
-        _log.warning("removed %d partial file(s) a killed save or upload left in %s: %s",
-                     len(removed), folder, ", ".join(sorted(removed)))  # fmt: skip
+        _log.warning("removed %d partial file(s) %s left in %s: %s",
+                     len(removed), left_by, folder, ", ".join(sorted(removed)))  # fmt: skip
     return removed
 
 
@@ -267,6 +289,7 @@ def write_file(path: Path, save: Callable[[Path], None]) -> Path:
         os.replace(tmp, path)
         return path
 
+    # the temp file is `.NAME.<16 hex>.tmp`, as `write_temp_target` reads it
     return write_new(path.parent, save, place, prefix=f".{path.name}.", target=lambda: path)
 
 

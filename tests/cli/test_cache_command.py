@@ -63,6 +63,58 @@ def test_cache_clear_in_the_default_root_keeps_the_built_models(cli, tmp_path, m
     assert list((root / "outputs").iterdir()) == []
 
 
+def test_cache_lists_and_clear_removes_the_temp_files_of_killed_writes(cli, tmp_path,
+                                                                       monkeypatch):  # fmt: skip
+    """`run` killed while it wrote an entry (or the store's `limit.json`) leaves the temp file,
+    up to a whole entry: `cache` counted none, and `cache clear` said it removed everything and
+    left them, and their folder. `cache` lists them now, and `cache clear` removes and counts
+    them, a young one too; the next `run` removes those over an hour old."""
+    import json
+    import time
+
+    from latentgraph.cache_command import size_text
+    from latentgraph.graph.files import STALE_PARTIAL_SECONDS
+
+    monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(tmp_path / "root"))  # its models/ too
+    path = write(tmp_path, "good.yaml", GOOD)
+    store = tmp_path / "cache"
+    key = "bd" + "4" * 62
+    partials = {store / "bd" / f".{key}.0123456789abcdef.tmp": 4 << 20,
+                store / ".limit.json.fedcba9876543210.tmp": 26}  # fmt: skip
+
+    def killed(age: float) -> None:
+        for partial, size in partials.items():
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(b"\0" * size)
+            os.utime(partial, (time.time() - age, time.time() - age))
+
+    assert cli("run", str(path), "-q")[0] == 0
+    made = [p for p in entries(store) if p not in partials]
+    killed(60)
+    size = size_text(sum(p.stat().st_size for p in made))
+    code, out, err = cli("cache", "--cache-dir", str(store))
+    assert code == 0, err
+    assert f"entries: {len(made)}\n" in out
+    assert ("partial: 2 file(s), 4 MiB: writes killed or under way (a run writing here removes "
+            "those over an hour old; `cache clear` removes them all)\n") in out  # fmt: skip
+    info = json.loads(cli("cache", "--json", "--cache-dir", str(store))[1])
+    assert (info["partial_files"], info["partial_bytes"]) == (2, (4 << 20) + 26)
+    code, out, err = cli("cache", "clear", "--cache-dir", str(store))
+    assert code == 0, err
+    assert out.startswith(f"cleared {store}: removed {len(made)} cached output(s), {size}, and 2 "
+                          "partial file(s) of writes killed or under way, 4 MiB\n")  # fmt: skip
+    assert list(store.iterdir()) == []  # nor the folder only a temp file was in
+    killed(60)
+    cleared = json.loads(cli("cache", "clear", "--json", "--cache-dir", str(store))[1])
+    assert (cleared["removed_partial_files"], cleared["removed_partial_bytes"]) == (
+        2, (4 << 20) + 26)  # fmt: skip
+    assert "partial:" not in cli("cache", "--cache-dir", str(store))[1]
+    killed(STALE_PARTIAL_SECONDS + 60)
+    code, _, err = cli("run", str(path), "-q")
+    assert code == 0 and f"removed 1 partial file(s) a killed cache write left in {store}" in err
+    assert not any(p.exists() for p in partials)
+
+
 @pytest.mark.parametrize("action", ["info", "clear"])
 def test_cache_refuses_a_cache_dir_that_is_a_file_as_run_does(cli, tmp_path, action):
     (tmp_path / "afile").write_text("x")

@@ -1,13 +1,17 @@
-"""The disk store over time: silent corruption, its byte budget, and concurrent rewrites."""
+"""The disk store over time: silent corruption, its byte budget, concurrent rewrites, and the
+temp files writes killed mid-way leave."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 
 import pytest
 
-from latentgraph.graph.cache import Cache, DiskCache
+from latentgraph.graph.cache import LIMIT_FILE, Cache, DiskCache
+from latentgraph.graph.files import STALE_PARTIAL_SECONDS
 
 from .conftest import build
 
@@ -100,3 +104,86 @@ def test_a_reader_never_sees_a_partial_or_missing_entry_during_rewrites(tmp_path
     assert len(seen) > 10
     assert set(seen) <= {"b2000000", "s10"}, {s for s in seen if s not in ("b2000000", "s10")}
     assert writer_store.get(key) == ((small,), None, ())  # the last write, whole
+
+
+KEY = "bd" + "8" * 62
+
+
+def aged(path, seconds: float, size: int = 1000) -> None:
+    """A temp file as a write killed `seconds` ago left it (half an entry)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"LGC1" + b"\0" * (size - 4))
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def killed_writes(root) -> dict[str, object]:
+    """The temp files (`write_file`'s `.NAME.<16 hex>.tmp`) writes killed at different times
+    left in a store at `root`, and files named like them that are none of its."""
+    stale, fresh = STALE_PARTIAL_SECONDS + 60, STALE_PARTIAL_SECONDS - 60
+    files = {
+        "stale": [root / "bd" / f".{KEY}.0123456789abcdef.tmp",
+                  root / f".{LIMIT_FILE}.0123456789abcdef.tmp"],
+        "fresh": [root / "bd" / f".{KEY}.fedcba9876543210.tmp"],
+        "not ours": [root / "bd" / ".notes.txt.0123456789abcdef.tmp",  # not an entry's
+                     root / "bd" / f".{'ce' + KEY[2:]}.0123456789abcdef.tmp",  # not this folder's
+                     root / f".{KEY}.0123456789abcdef.tmp",  # not in its key's folder
+                     root / "bd" / f".{KEY}.0123456789abcdef.tmp.bak",
+                     root / "models" / f".{LIMIT_FILE}.0123456789abcdef.tmp"],
+    }  # fmt: skip
+    for path in files["stale"] + files["not ours"]:
+        aged(path, stale)
+    for path in files["fresh"]:
+        aged(path, fresh)
+    return files
+
+
+def test_a_store_written_to_removes_the_partial_files_killed_writes_left_over_an_hour_ago(
+    tmp_path, caplog
+):
+    """`kill -9` while an entry (or the bound's record) is written leaves its temp file, up to
+    a whole entry, which nothing removed: the first write of a store, bounded or not, removes
+    those over an hour old (the output folder's rule); a younger one may be a live writer's."""
+    for bound in (None, 10 << 20):
+        files = killed_writes(tmp_path)
+        store = DiskCache(tmp_path, max_bytes=bound)
+        assert store.usage()[2:] == (3, 3000)  # (partial files, their bytes)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="latentgraph.files"):
+            store.put(f"a{bound is None:d}" + "1" * 62, ([1],), None)
+        assert not any(p.exists() for p in files["stale"])
+        assert all(p.exists() for p in files["fresh"] + files["not ours"])
+        assert store.usage()[2:] == (1, 1000)
+        assert sorted(r.getMessage() for r in caplog.records) == [
+            f"removed 1 partial file(s) a killed cache write left in {tmp_path / 'bd'}: "
+            f"{files['stale'][0].name}",
+            f"removed 1 partial file(s) a killed cache write left in {tmp_path}: "
+            f"{files['stale'][1].name}"]  # fmt: skip
+
+
+def test_trimming_removes_the_stale_partial_files_too(tmp_path):
+    store = DiskCache(tmp_path, max_bytes=10 << 20)
+    store.put("aa" + "1" * 62, ([1],), None)  # its first write is behind it
+    files = killed_writes(tmp_path)
+    store.trim(10 << 20)
+    assert not any(p.exists() for p in files["stale"])
+    assert all(p.exists() for p in files["fresh"] + files["not ours"])
+
+
+def test_clear_removes_every_partial_file_and_says_so(tmp_path):
+    """`cache clear` said it emptied the store and left the temp files (and their folder):
+    it removes them all, younger ones too (asked for, and a just-killed run's is young)."""
+    store = DiskCache(tmp_path)
+    store.put("aa" + "1" * 62, ([1],), None)
+    entry = store.path("aa" + "1" * 62).stat().st_size
+    files = killed_writes(tmp_path)
+    assert store.clear() == (1, entry, 3, 3000)  # entries, bytes, partial files, bytes
+    assert not any(p.exists() for p in files["stale"] + files["fresh"])
+    assert all(p.exists() for p in files["not ours"])
+    assert not (tmp_path / "aa").exists()
+    (tmp_path / "bd" / ".notes.txt.0123456789abcdef.tmp").unlink()
+    (tmp_path / "bd" / f".{'ce' + KEY[2:]}.0123456789abcdef.tmp").unlink()
+    (tmp_path / "bd" / f".{KEY}.0123456789abcdef.tmp.bak").unlink()
+    aged(tmp_path / "bd" / f".{KEY}.0123456789abcdef.tmp", 0)
+    assert store.clear() == (0, 0, 1, 1000)
+    assert not (tmp_path / "bd").exists()  # the folder a partial file alone kept
