@@ -1,5 +1,6 @@
-"""docs/python.md's `on_event` and `cancel` examples show what they describe when a reader
-runs them as written, after README's quick start put the same run in the cache."""
+"""The Python examples of README.md and docs/python.md run as written, after README's quick
+start put the same run in the cache (and its image in output/); `on_event`'s and `cancel`'s
+show what they describe."""
 
 from __future__ import annotations
 
@@ -15,11 +16,22 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICK_START = 'import latentgraph\nlatentgraph.run("workflows/txt2img.yaml")\n'
 
 
+def _blocks(doc: str) -> list[str]:
+    """The python blocks of a document of the repository."""
+    return re.findall(r"^```python\n(.*?)^```$", (ROOT / doc).read_text(), re.S | re.M)
+
+
 def _example(marker: str) -> str:
     """The one python block of docs/python.md holding `marker`."""
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "python.md").read_text(), re.S)
-    [block] = [b for b in blocks if marker in b]
+    [block] = [b for b in _blocks("docs/python.md") if marker in b]
     return block
+
+
+# The examples whose printed lines the tests below check; every other one is run as written.
+CHECKED = ("on_event=show", "cancel=token")
+EXAMPLES = [(f"{doc}#{n}", block) for doc in ("README.md", "docs/python.md")
+            for n, block in enumerate(_blocks(doc), 1)
+            if not any(marker in block for marker in CHECKED)]  # fmt: skip
 
 
 def _run_after_quick_start(example: str, tmp_path: Path) -> str:
@@ -30,6 +42,19 @@ def _run_after_quick_start(example: str, tmp_path: Path) -> str:
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+def test_every_python_example_is_run_by_a_test():
+    assert [name for name, _ in EXAMPLES if name.startswith("README")] == ["README.md#1"]
+    assert len(EXAMPLES) + len(CHECKED) == len(_blocks("README.md") + _blocks("docs/python.md"))
+
+
+@pytest.mark.usefixtures("cache_dir")
+@pytest.mark.parametrize(("name", "example"), EXAMPLES, ids=[name for name, _ in EXAMPLES])
+def test_a_python_example_runs_as_written(tmp_path, name, example):
+    """Only python.md's two examples below were run: README's loaded a ComfyUI_00001_.png no
+    checkout has (its saves are output/txt2img_*) and ran a `prompt` it never made."""
+    _run_after_quick_start(example, tmp_path)
 
 
 @pytest.mark.usefixtures("cache_dir")
