@@ -341,7 +341,8 @@ def test_full_disk_keeps_the_prompts_success_and_the_worker_goes_on(toy_server, 
 
 def test_corrupt_prompt_row_set_aside_at_start(tmp_path, caplog, toy_workers):
     """One row whose JSON is unreadable (the database itself intact) stopped the server from
-    starting ("Expecting value: line 1 column 1", no file named)."""
+    starting ("Expecting value: line 1 column 1", no file named); so did one whose text is not
+    UTF-8 (bit rot: "internal error: OperationalError: Could not decode to UTF-8 column")."""
     from starlette.testclient import TestClient
 
     from latentgraph.server.app import create_app
@@ -351,14 +352,15 @@ def test_corrupt_prompt_row_set_aside_at_start(tmp_path, caplog, toy_workers):
     config = ServerConfig(data_dir=tmp_path, disk_cache=False, load_nodes=False, editor=False)
     config.ensure_dirs()
     store = Store(config.db_path)
-    for pid in ("good-done", "bad-done", "good-queued", "bad-queued"):
+    for pid in ("good-done", "bad-done", "rotten-done", "good-queued", "bad-queued"):
         store.add(
             PromptRecord(id=pid, number=None, prompt_json=json.dumps(chain(1)), outputs=["9"])
         )
-    for pid in ("good-done", "bad-done"):
+    for pid in ("good-done", "bad-done", "rotten-done"):
         store.finish(pid, ERROR, error="old")
     store._exec("UPDATE prompts SET prompt = '' WHERE id = 'bad-queued'")
     store._exec("UPDATE prompts SET messages = '[[\"exec' WHERE id = 'bad-done'")
+    store._exec("UPDATE prompts SET error = CAST(X'6F6BFF' AS TEXT) WHERE id = 'rotten-done'")
     store.close()
     with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
         app = create_app(config, workers=toy_workers)
@@ -367,13 +369,14 @@ def test_corrupt_prompt_row_set_aside_at_start(tmp_path, caplog, toy_workers):
         assert sorted(j["id"] for j in jobs) == ["good-done", "good-queued"]
         assert "good-done" in client.get("/history").json()
         assert client.get("/jobs/bad-done").status_code == 404
+        assert client.get("/jobs/rotten-done").status_code == 404
     notes = [r.getMessage() for r in caplog.records]
-    for pid in ("bad-queued", "bad-done"):
+    for pid in ("bad-queued", "bad-done", "rotten-done"):
         assert any(pid in n and str(config.db_path) in n and "corrupt_prompts" in n
                    for n in notes), notes  # fmt: skip
     with sqlite3.connect(config.db_path) as db:
         kept = dict(db.execute("SELECT id, prompt FROM corrupt_prompts").fetchall())
-    assert sorted(kept) == ["bad-done", "bad-queued"] and kept["bad-queued"] == ""
+    assert sorted(kept) == ["bad-done", "bad-queued", "rotten-done"] and kept["bad-queued"] == ""
 
 
 def test_bad_data_already_stored_is_answered(tmp_path, toy_workers):

@@ -176,6 +176,36 @@ def test_a_database_failing_its_integrity_check_is_set_aside(tmp_path, caplog):
     assert Store(path).backup is None  # the new one opens fine
 
 
+def test_a_damaged_index_is_found_and_the_database_set_aside(tmp_path, caplog):
+    """Bytes flipped in an index page, the page itself well formed: quick_check passed it
+    (it does not compare an index with its table), and lookups by id then missed rows."""
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    for i in range(0, 10, 2):
+        _add(store, f"id-{i}")
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master"
+                             " WHERE name = 'sqlite_autoindex_prompts_1'").fetchone()  # fmt: skip
+        (size,) = db.execute("PRAGMA page_size").fetchone()
+    data = bytearray(path.read_bytes())
+    page = (root - 1) * size
+    for pid, now in ((b"id-4", b"5"), (b"id-6", b"7")):  # in order still: a valid page
+        data[page + data[page : page + size].index(pid) + 3] = now[0]
+    path.write_bytes(bytes(data))
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        store = Store(path)
+    assert store.backup is not None and store.backup.read_bytes() == bytes(data)
+    assert store.pending() == []
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"the queue/history database {path} could not be read (integrity "
+                              "check failed: row 3 missing from index sqlite_autoindex_prompts_1"
+                              " and 1 more problem); it was moved to ")  # fmt: skip
+    store.close()
+
+
 def test_set_aside_moves_the_wal_files_too_and_names_never_collide(tmp_path, monkeypatch):
     """SQLite deletes an unreadable file's -wal and -shm when its connection closes, unless
     another process holds them: stand in for that with an open that leaves them behind."""
@@ -1555,6 +1585,65 @@ def test_a_column_that_is_not_text_is_corrupt_too(tmp_path):
     again = Store(path)
     assert _ids(again.pending()) == ["b"] and again.get("a") is None
     again.close()
+
+
+def _rot(path: Path | str, pid: str, column: str) -> None:
+    """Bit rot in a TEXT value: "ok" and a byte that is no UTF-8, as the tester made it."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute(f"UPDATE prompts SET {column} = CAST(X'6F6BFF' AS TEXT) WHERE id = ?", (pid,))
+
+
+def test_text_that_is_not_utf8_is_set_aside_at_start(tmp_path, caplog):
+    """SQLite raised while fetching such a value, before the row could be judged: the server
+    refused to start ("internal error: OperationalError: Could not decode to UTF-8 column")."""
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    for pid in ("good-done", "rot-done", "good-queued", "rot-queued"):
+        _add(store, pid)
+    for pid in ("good-done", "rot-done"):
+        _run(store, pid)
+    store.close()
+    _rot(path, "rot-done", "error")
+    _rot(path, "rot-queued", "prompt")
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        store = Store(path)
+    assert _ids(store.pending()) == ["good-queued"] and _ids(store.history()) == ["good-done"]
+    notes = sorted(r.getMessage() for r in caplog.records)
+    assert notes == [
+        f"set aside prompt {pid!r} (row {seq}) of the database {path}: its stored text cannot be "
+        f"read (column {column!r} is not UTF-8: byte 0xff at character 2); the row was moved "
+        "to the table corrupt_prompts"
+        for pid, seq, column in (("rot-done", 2, "error"), ("rot-queued", 4, "prompt"))]  # fmt: skip
+    with closing(sqlite3.connect(path)) as db:
+        db.text_factory = bytes
+        kept = dict(db.execute("SELECT id, error FROM corrupt_prompts").fetchall())
+    assert kept == {b"rot-done": b"ok\xff", b"rot-queued": None}  # byte for byte
+    store.close()
+
+
+def test_text_that_turns_undecodable_later_is_skipped_by_every_read(store, caplog):
+    for pid in ("a", "b", "c"):
+        _add(store, pid)
+        _run(store, pid)
+    _add(store, "q")
+    store._recent_all = False  # as if memory held only part of the history
+    store._recent.clear()
+    _rot(store.path, "b", "messages")
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        assert _ids(store.history()) == ["a", "c"]
+        assert _ids(store.history(None, 0)) == ["a", "c"]
+        assert store.get("b") is None and store.get("a").status == st.SUCCESS
+        assert _ids(store.jobs(None, 10, 0)[0]) == ["q", "c", "a"]
+        assert _ids(store.jobs([st.SUCCESS], 10, 0)[0]) == ["c", "a"]
+    notes = {r.getMessage() for r in caplog.records}
+    assert notes == {f"skipped prompt 'b' (row 2) of the database {store.path}: its stored text "
+                     "cannot be read (column 'messages' is not UTF-8: byte 0xff at character "
+                     "2)"}  # fmt: skip
+    caplog.clear()
+    _rot(store.path, "q", "id")  # the id itself: the log shows it escaped
+    with caplog.at_level(logging.ERROR, logger="latentgraph.server"):
+        assert _ids(store.jobs(None, 10, 0)[0]) == ["c", "a"]
+    assert caplog.records[0].getMessage().startswith("skipped prompt 'ok\\udcff' (row 4) ")
 
 
 def test_many_threads_add_and_finish_without_losing_a_prompt(store):
