@@ -20,7 +20,9 @@ opened at all (a folder, no permission) raises `StoreOpenError` and is left wher
 
 One process at a time has a database open: `DatabaseLock` (a lock file next to it) refuses a
 second server on the same data folder with `StoreInUse`, which would otherwise mark the first
-one's running prompt failed and run its queued prompts too.
+one's running prompt failed and run its queued prompts too. A data folder deleted while the
+server runs is seen at the next prompt's start and the database written there again, its lock
+taken again (`_follow_path`).
 
 The history is bounded: when a prompt ends and more than `max_history` finished prompts are
 stored (ComfyUI keeps 10,000), the oldest finished ones are deleted; queued and running ones
@@ -59,10 +61,10 @@ try:
 except ImportError:  # Windows (not a target): the database is then not locked
     fcntl = None  # type: ignore[assignment]
 
-from latentgraph.graph.files import os_error_words
+from latentgraph.graph.files import make_folders, os_error_words
 from latentgraph.graph.problems import quoted
 
-from .config import MAX_HISTORY, server_limit_label
+from .config import DATA_DIR_MODE, MAX_HISTORY, server_limit_label
 from .jsontext import encode_json, load_stored, stored_json, stored_text
 from .messages import RunError, execution_error
 
@@ -229,6 +231,16 @@ def _database_files(path: str) -> list[str]:
     return [path + suffix for suffix in ("", "-wal", "-shm", "-journal")]
 
 
+def _identity(file: str | int) -> tuple[int, int] | None:
+    """(device, inode) of the file at a path, or of an open descriptor; None when there is
+    none."""
+    try:
+        found = os.fstat(file) if isinstance(file, int) else os.stat(file)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class DatabaseLock:
     """An exclusive lock on a queue database, held from its opening to its closing: `flock` on
     `<database>.lock` beside it, in which the holder writes its pid (for the refusal's
@@ -271,6 +283,14 @@ class DatabaseLock:
         opened: its lock file D.lock cannot be written: the disk is full (...)"."""
         return StoreOpenError(f"the queue database {database} cannot be opened: its lock file "
                               f"{self.path} cannot be {done}: {os_error_words(exc)}")  # fmt: skip
+
+    def in_place(self) -> bool:
+        """The lock file this lock holds is still the one at its path (not deleted with its
+        folder): only then does it refuse a second server. Unlocked (released, no fcntl):
+        False."""
+        if self._fd is None:
+            return False
+        return _identity(self.path) == _identity(self._fd)
 
     def abandon(self) -> None:
         """Release the lock for a start that failed, its file removed when this lock made it
@@ -486,6 +506,8 @@ class Store:
         made = [file for file in _database_files(self.path) if not os.path.lexists(file)]
         try:
             self._db = self._first_open()
+            # The file opened, checked at each prompt's start (`_follow_path`); None: not.
+            self._file = _identity(self.path) if _database_files(self.path) else None
             try:
                 self._load_memory()
             except BaseException:
@@ -789,7 +811,63 @@ class Store:
         return len(self._queued)
 
     def mark_running(self, prompt_id: str) -> bool:
+        self._follow_path()
         return self._move(prompt_id, PENDING, RUNNING, now_ms())
+
+    def _follow_path(self) -> None:
+        """At a prompt's start (one stat), see that the database is still the file at its path.
+        When its data folder was deleted while the server ran, the queue and history went on
+        into deleted files, lost when the server stops, and a second server could start on that
+        folder: the database is written there again from the open one (`sqlite3 .backup`), its
+        lock taken again, and the log says so once. To start empty, the server is stopped
+        before the folder is deleted. A file put at the path is not overwritten, and when the
+        copy cannot be made (another server took the folder, a full disk), the log says the
+        history is lost at stop and the path is no longer watched."""
+        if self._file is None or _identity(self.path) == self._file:
+            return
+        with self._lock:
+            try:
+                self._write_again()
+            except (OSError, sqlite3.Error) as exc:
+                self._file = None
+                log.error("the queue database %s was deleted or replaced while the server ran; "
+                          "this server goes on with the copy it has open, whose queue and "
+                          "history are lost when it stops: %s", self.path,
+                          exc if isinstance(exc, StoreOpenError) else
+                          f"it could not be written there again ({exc})")  # fmt: skip
+                return
+            log.warning("the queue database %s was deleted while the server ran (its data "
+                        "folder removed?); it was written there again from the copy this "
+                        "server had open (%d queued, %d finished prompts) and the server goes "
+                        "on with it. To start with an empty queue and history, stop the server "
+                        "first, then delete the data folder", self.path, len(self._queued),
+                        self._finished)  # fmt: skip
+
+    def _write_again(self) -> None:
+        """Write the open database at its path again (`_follow_path`) and go on with it there,
+        its lock taken again; the caller holds `_lock`. A failure leaves the open one in use
+        and nothing this made behind."""
+        if os.path.lexists(self.path):
+            raise StoreOpenError(f"another file is at {self.path} now, left as it is")
+        make_folders(Path(self.path).parent, mode=DATA_DIR_MODE)
+        lock = self._held if self._held is not None and self._held.in_place() else None
+        lock = lock or DatabaseLock(self.path)  # StoreInUse: another server took the folder
+        try:
+            with closing(sqlite3.connect(self.path)) as copy:
+                self._db.backup(copy)
+            db = self._open()
+        except BaseException:
+            for file in _database_files(self.path):
+                with suppress(FileNotFoundError):
+                    os.unlink(file)
+            if lock is not self._held:
+                lock.abandon()
+            raise
+        old, self._db = self._db, db
+        old.close()
+        if lock is not self._held and self._held is not None:
+            self._held.release()
+        self._held, self._file = lock, _identity(self.path)
 
     def requeue(self, prompt_id: str) -> bool:
         """A running prompt back to pending, in its place (its worker died before it began)."""

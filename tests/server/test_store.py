@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -663,6 +664,61 @@ def test_the_lock_goes_with_a_killed_process(tmp_path):
         proc.stdout.close()
     store = Store(path)
     assert store.recover() == ["a"] and store.get("a").error == "interrupted by shutdown"
+    store.close()
+
+
+def test_a_deleted_data_folder_is_written_again_at_the_next_prompt_start(tmp_path, caplog):
+    """`rm -rf` of the data folder while the server ran: the queue and history went on into
+    deleted files, lost at stop, nothing logged, and the lock no longer refused a second
+    server on that folder."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "db.sqlite3"
+    store = Store(path)
+    _add(store, "a")
+    _run(store, "a")
+    shutil.rmtree(folder)
+    _add(store, "b")  # no check here: a prompt's start is where it is made again
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        _run(store, "b")
+        _add(store, "c")
+        assert store.mark_running("c")  # once
+    (note,) = [r.getMessage() for r in caplog.records]
+    assert note == (f"the queue database {path} was deleted while the server ran (its data "
+                    "folder removed?); it was written there again from the copy this server had "
+                    "open (1 queued, 1 finished prompts) and the server goes on with it. To "
+                    "start with an empty queue and history, stop the server first, then delete "
+                    "the data folder")  # fmt: skip
+    assert folder.stat().st_mode & 0o777 == st.DATA_DIR_MODE  # it holds every prompt
+    with pytest.raises(st.StoreInUse):  # the lock taken again
+        Store(path)
+    assert _row(path, "b")["status"] == st.SUCCESS and _row(path, "c")["status"] == st.RUNNING
+    store.close()
+    again = Store(path)
+    assert _ids(again.history()) == ["a", "b"] and _ids(again.running()) == ["c"]
+    again.close()
+
+
+def test_a_data_folder_another_server_took_is_left_to_it(tmp_path, caplog):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "db.sqlite3"
+    store = Store(path)
+    _add(store, "a")
+    shutil.rmtree(folder)
+    folder.mkdir()
+    other = Store(path)
+    _add(other, "theirs")
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        assert store.mark_running("a")
+        _add(store, "b")
+        assert store.mark_running("b")  # said once
+    (note,) = [r.getMessage() for r in caplog.records]
+    assert note == (f"the queue database {path} was deleted or replaced while the server ran; "
+                    "this server goes on with the copy it has open, whose queue and history "
+                    f"are lost when it stops: another file is at {path} now, left as it is")  # fmt: skip
+    assert _ids(other.pending()) == ["theirs"] and _row(path, "a") is None
+    other.close()
     store.close()
 
 
