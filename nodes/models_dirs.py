@@ -54,6 +54,18 @@ FOLDERS: dict[str, tuple[str, ...]] = {
     "upscale_models": ("upscale_models",),
     "diffusers": ("diffusers",),
 }
+# folder kind -> what messages call its models: the words users know, not the folder's name
+# ("LoRA 'x' not found", not "loras model 'x'"); where it looked is said beside it
+KIND_WORDS: dict[str, str] = {
+    "checkpoints": "checkpoint",
+    "vae": "VAE",
+    "loras": "LoRA",
+    "embeddings": "embedding",
+    "text_encoders": "text encoder",
+    "controlnet": "ControlNet or T2I-Adapter",
+    "upscale_models": "upscale model",
+    "diffusers": "diffusers model",
+}
 # every sub-folder name of a kind: what a models root holds, and a kind an
 # extra_model_paths.yaml may name
 KIND_NAMES = tuple(name for names in FOLDERS.values() for name in names)
@@ -280,14 +292,15 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
         if folders and not hidden and is_model_folder(candidate):
             return candidate
     looked = where_looked((folder,), dirs)
+    kind = KIND_WORDS[folder]
     broken = broken_link(folder, name, dirs)
     if broken:
-        raise ModelNotFound(f"{folder} model {broken.removesuffix('; ')}")
+        raise ModelNotFound(f"{kind} {broken.removesuffix('; ')}")
     if Path(name).expanduser().exists():  # a path, to somewhere else
-        raise ModelNotFound(f"{folder} model {quoted(name)} is not inside the models folders' "
+        raise ModelNotFound(f"{kind} {quoted(name)} is not inside the models folders' "
                             f"{folder}/ ({looked}): a name inside one of them is expected")  # fmt: skip
     hint = listed_hint(posix.as_posix(), list_files(folder, dirs))
-    missing = f"{folder} model {quoted(name)} not found{hint} ({looked})"
+    missing = f"{kind} {quoted(name)} not found{hint} ({looked})"
     if len(posix.parts) > 1:  # maybe meant as a path from the working directory
         missing += f", and as a path, {Path(name).absolute()} does not exist"
     raise NotListed(missing)

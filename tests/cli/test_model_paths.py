@@ -58,7 +58,7 @@ def test_a_relative_path_to_a_missing_file_says_it_does_not_exist(addons, capsys
     validate = ["validate", str(WORKFLOWS / "lora.yaml")]
     code, err = latentgraph(capsys, *validate, "--set", "lora=models/loras/gone.safetensors")
     assert code == 2 and "Traceback" not in err
-    assert f"input 'lora': loras model 'models/loras/gone.safetensors' not found (no " \
+    assert f"input 'lora': LoRA 'models/loras/gone.safetensors' not found (no " \
         f"models folder has a loras/ folder (models folders: {addons / 'data' / 'models'}); " \
         "pass --models-dir DIR to look in another models folder (or --extra-model-paths FILE " \
         "to read ComfyUI's extra_model_paths.yaml)), and as a path, " \
@@ -82,7 +82,7 @@ def test_a_name_not_found_says_how_to_point_at_a_models_folder(addons, capsys):
     validate = ["validate", str(WORKFLOWS / "lora.yaml"), "--set", lora]
     code, err = latentgraph(capsys, *validate)
     assert code == 2
-    assert "input 'lora': loras model 'tiny-lora-kohya.safetensors' not found (no models " \
+    assert "input 'lora': LoRA 'tiny-lora-kohya.safetensors' not found (no models " \
         f"folder has a loras/ folder (models folders: {default}); pass --models-dir DIR to " \
         "look in another models folder (or --extra-model-paths FILE to read ComfyUI's " \
         "extra_model_paths.yaml))" in err  # fmt: skip
@@ -116,7 +116,7 @@ def test_a_lora_named_without_its_extension_is_pointed_at_the_file(addons, capsy
     validate = ["validate", str(WORKFLOWS / "lora.yaml"), "--models-dir", "models"]
     code, err = latentgraph(capsys, *validate, "--set", "lora=tiny-lora-kohya")
     assert code == 2
-    assert "loras model 'tiny-lora-kohya' not found; did you mean " \
+    assert "LoRA 'tiny-lora-kohya' not found; did you mean " \
         "'tiny-lora-kohya.safetensors', with its extension? (looked in " in err  # fmt: skip
     code, err = latentgraph(capsys, *validate, "--set", "lora=tiny-lora-koya.safetensors")
     assert code == 2

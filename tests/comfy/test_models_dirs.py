@@ -81,6 +81,18 @@ def test_resolve_refuses_pickles_and_missing_names(tree):
         md.resolve("checkpoints", ".hidden.safetensors", dirs)
 
 
+@pytest.mark.parametrize(("folder", "kind"), [("loras", "LoRA"), ("checkpoints", "checkpoint"),
+                                              ("controlnet", "ControlNet or T2I-Adapter"),
+                                              ("upscale_models", "upscale model")])  # fmt: skip
+def test_a_missing_model_is_named_by_its_kind_in_words_users_know(tree, folder, kind):
+    """It read "loras model 'x' not found": the folder's name where its kind was meant."""
+    tmp, main, extra = tree
+    with pytest.raises(md.ModelNotFound) as caught:
+        md.resolve(folder, "x.safetensors", [main, extra])
+    assert str(caught.value).startswith(f"{kind} 'x.safetensors' not found ("), caught.value
+    assert set(md.KIND_WORDS) == set(md.FOLDERS)  # every kind has its words
+
+
 def test_symlinked_folder_is_followed_without_loops(tree):
     tmp, main, extra = tree
     dirs = [main, extra]

@@ -81,7 +81,7 @@ def test_the_manager_loads_a_control_model_once(make_ctx, control_root):
 
 
 @pytest.mark.parametrize(("name", "message"), [
-    ("missing.safetensors", r"controlnet model 'missing.safetensors' not found"),
+    ("missing.safetensors", r"ControlNet or T2I-Adapter 'missing.safetensors' not found"),
     ("canny.pth", r"pickle-based file.*refused"),
     ("builtin:tiny-nothing", r"unknown built-in control model"),
 ])  # fmt: skip
@@ -147,7 +147,7 @@ def test_a_diffusers_folder_in_controlnet_is_named_and_checked_like_a_file(contr
     assert "tiny-controlnet-diffusers/diffusion_pytorch_model.safetensors" in names
     (control_root / "controlnet" / "empty").mkdir(exist_ok=True)
     [(_, message)] = controlnet._check({"control_net": "empty"}, settings)
-    assert "controlnet model 'empty' not found" in message
+    assert "ControlNet or T2I-Adapter 'empty' not found" in message
 
 
 def test_an_edit_in_a_control_folders_subfolder_changes_its_identity(tmp_path):
