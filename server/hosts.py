@@ -92,10 +92,21 @@ class HostGuard:
         name = host_name(header)
         if name is None:
             return False
-        if name in self.names or name.endswith(".localhost"):
+        if name in self.names or is_loopback_name(name):
             return True
-        address = _address(name)
-        return address is not None and (address.is_loopback or self.any_address)
+        return self.any_address and _address(name) is not None
+
+
+def is_loopback_name(name: str) -> bool:
+    """Whether `name` (a host name or IP address, IPv6 with or without brackets) names this
+    machine by its spelling alone: localhost, a name under .localhost, a loopback address
+    (127.0.0.0/8, ::1). Nothing is resolved. The Host guard accepts these names, and `submit`
+    reaches a server so named directly, never through a proxy (`submit.proxy_for`)."""
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    address = _address(name)
+    return address is not None and address.is_loopback
 
 
 def address_problem(host: str) -> str | None:

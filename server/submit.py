@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -35,6 +36,7 @@ from latentgraph.graph.numbered_files import (
 )
 from latentgraph.graph.problems import WorkflowError, labelled, problem_line, problem_row
 
+from .hosts import is_loopback_name
 from .messages import NODE_ERROR, NODE_FINISHED, NODE_WARNING, reported_inputs
 from .middleware import TOKEN_PARAMETER
 from .run import RedactToken
@@ -93,10 +95,37 @@ def _stopped_by_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def proxy_for(server_url: str) -> str | None:
+    """The proxy `submit` reaches the server at `server_url` through, or None: connect
+    directly. The one rule for its HTTP requests and its websocket alike. A server on this
+    machine (`is_loopback_name`: localhost, 127.0.0.0/8, ::1) is always reached directly:
+    through the environment's proxy, a local server was unreachable whenever the proxy was
+    (the error blaming the server), and each request went through the proxy with the token in
+    its Authorization header. Any other host gets the environment's proxy for its scheme
+    (`http_proxy`/`HTTP_PROXY`, `https_proxy`/`HTTPS_PROXY`, as urllib reads them; a network
+    may need it) unless `no_proxy`/`NO_PROXY` names it. A proxy given without a scheme
+    (`proxy.lan:3128`) is an http:// one, as curl reads it."""
+    parts = urllib.parse.urlsplit(server_url)
+    host = parts.hostname or ""
+    if is_loopback_name(host) or urllib.request.proxy_bypass(parts.netloc.rpartition("@")[2]):
+        return None
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
 class _Http:
-    def __init__(self, base: str, token: str | None) -> None:
+    """The server's HTTP requests, through `proxy` (`proxy_for`'s choice; None: directly), the
+    token in each one's Authorization header."""
+
+    def __init__(self, base: str, token: str | None, proxy: str | None) -> None:
         self.base = base.rstrip("/")
         self.token = token
+        self.proxy = proxy
+        scheme = urllib.parse.urlsplit(self.base).scheme
+        handler = urllib.request.ProxyHandler({scheme: proxy} if proxy else {})
+        self._opener = urllib.request.build_opener(handler)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         data = json.dumps(body).encode() if body is not None else None
@@ -106,7 +135,7 @@ class _Http:
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
+            with self._opener.open(req, timeout=60) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
@@ -472,7 +501,8 @@ def _connect(say: _Say, http: _Http, ws_url: str) -> ClientConnection:
 
     auth = {"Authorization": f"Bearer {http.token}"} if http.token else None
     try:
-        return connect(ws_url, open_timeout=10, max_size=2**26, additional_headers=auth)
+        return connect(ws_url, open_timeout=10, max_size=2**26, additional_headers=auth,
+                       proxy=http.proxy)  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable,
         refused = isinstance(exc, InvalidStatus) and (  # unless the server refused this client
             _handshake_refusal(http, say)
@@ -481,8 +511,7 @@ def _connect(say: _Say, http: _Http, ws_url: str) -> ClientConnection:
         )  # fmt: skip
         if refused:
             raise say.stop("refused", refused, EXIT_USAGE, refusal=True) from None
-        raise say.stop("unreachable", f"cannot reach the server at {say.shown}: {exc}",
-                       EXIT_UNREACHABLE) from None  # fmt: skip
+        raise say.stop("unreachable", _unreachable(say, http, exc), EXIT_UNREACHABLE) from None
 
 
 def _queue(say: _Say, http: _Http, body: dict[str, Any]) -> dict[str, Any]:
@@ -493,8 +522,7 @@ def _queue(say: _Say, http: _Http, body: dict[str, Any]) -> dict[str, Any]:
     try:
         status, raw = http.request("POST", "/latentgraph/run", body)
     except (urllib.error.URLError, OSError) as exc:
-        raise say.stop("unreachable", f"cannot reach the server at {say.shown}: {exc}",
-                       EXIT_UNREACHABLE) from None  # fmt: skip
+        raise say.stop("unreachable", _unreachable(say, http, exc), EXIT_UNREACHABLE) from None
     try:
         answer = json.loads(raw)
     except ValueError:
@@ -513,6 +541,28 @@ def _queue(say: _Say, http: _Http, body: dict[str, Any]) -> dict[str, Any]:
         raise say.stop("server_error", f"the server at {say.shown} answered HTTP {status}"
                        + (f": {message}" if message else ""), EXIT_FAILED)  # fmt: skip
     return answer
+
+
+def _unreachable(say: _Say, http: _Http, exc: Exception) -> str:
+    """Why the server could not be reached, naming what was not: the server, or the proxy on
+    the way (`http.proxy`), by its address (no credentials) and where it was set. A proxy that
+    refused the connection was told as the server refusing it."""
+    if http.proxy is None:
+        return f"cannot reach the server at {say.shown}: {exc}"
+    parts = urllib.parse.urlsplit(http.base)
+    names = (f"{parts.scheme}_proxy", f"{parts.scheme.upper()}_PROXY")  # urllib's order
+    source = next((f"${n}" for n in names if os.environ.get(n)), "the system's proxy settings")
+    proxy = urllib.parse.urlsplit(http.proxy)
+    proxy = f"{proxy.scheme}://{proxy.netloc.rpartition('@')[2]} (from {source})"
+    direct = f"NO_PROXY={parts.hostname} connects to it directly"
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    # refused, no route, no such name, no answer: the connection to the proxy; not TLS with
+    # the server (through the proxy's tunnel), nor the proxy's refusal to connect on
+    unreached = isinstance(reason, OSError) and not isinstance(reason, ssl.SSLError)
+    if unreached and (reason.errno is not None or isinstance(reason, TimeoutError)):
+        return (f"cannot reach the proxy {proxy} on the way to the server at {say.shown}: "
+                f"{reason}; {direct}")  # fmt: skip
+    return f"cannot reach the server at {say.shown} through the proxy {proxy}: {exc}; {direct}"
 
 
 def _sent_problems(answer: Any, status: int) -> tuple[list[str], list[dict[str, Any]]]:
@@ -684,7 +734,7 @@ def submit(
     graph = _local_graph(text, str(path), overrides or {}, registry)
     output_dir = Path(output_dir)
     client_id = client_id or uuid.uuid4().hex
-    http = _Http(server_url, auth_token)
+    http = _Http(server_url, auth_token, proxy_for(server_url))
     # the params are the command line's --set: the server names them so, as `run` does
     body = {"workflow": text, "params": overrides or {}, "client_id": client_id,
             "name": str(path), "given_as": "--set"}  # fmt: skip
