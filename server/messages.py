@@ -554,9 +554,21 @@ def user_folders(settings: Any) -> dict[str, str]:
     return folders
 
 
-# An absolute path standing alone in a message: "/" (or a Windows drive's "C:\\") not inside a
-# word, a URL or a relative path, up to a blank, a quote, a bracket or a separator.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w/\\.:~-])(?:/|[A-Za-z]:\\)[^\s'\"(),;]+")
+# Where an absolute path begins: "/" (or a Windows drive's "C:\\") not inside a word, a URL or
+# a relative path.
+_ROOT = r"(?<![\w/\\.:~-])(?:/|[A-Za-z]:\\)"
+# An absolute path standing alone in a message. Quoted (an OSError's '...', a traceback's
+# "..."), all of it up to the closing quote. Else up to a blank, a quote, a bracket or a
+# separator, and on past blanks while the next word goes on into a folder (it holds a "/" or
+# "\\" and does not begin a path of its own): "/home/jane doe/.cache/x" is one path, where
+# stopping at the blank showed "jane doe/.cache/x", part of the server's layout, as a relative
+# path. Never past ": " (a message's own colon: "cannot write /a/b: /a is a file"). A blank in
+# the file name itself ("/srv/my cat.png") stops it, which leaves "my cat.png" as the name.
+_ABSOLUTE_PATH = re.compile(rf"""
+    (?<=')(?:/|[A-Za-z]:\\)[^'\n]*(?=')
+  | (?<=")(?:/|[A-Za-z]:\\)[^"\n]*(?=")
+  | {_ROOT}[^\s'"(),;]+ (?: (?<!:)\x20+ (?=[^\s'"(),;/\\]+[/\\]) [^\s'"(),;]+ )*
+""", re.VERBOSE)  # fmt: skip
 
 
 def shown_paths(text: str, folders: Mapping[str, str], sent: Iterable[str] = ()) -> str:
@@ -605,7 +617,7 @@ def _rewritten(text: str, folders: Mapping[str, str]) -> str:
     if "/" not in text and "\\" not in text:
         return text
     for path in sorted(folders, key=len, reverse=True):  # a folder inside another first
-        if path in text:
+        if path in text:  # the exact string, blanks and all
             text = re.sub(re.escape(path) + r"(?![\w.-])", lambda _, n=folders[path]: n, text)
     return _ABSOLUTE_PATH.sub(lambda m: PureWindowsPath(m[0]).name if ":" in m[0][:2]
                               else PurePosixPath(m[0]).name or m[0], text)  # fmt: skip

@@ -196,3 +196,33 @@ def test_a_sent_value_is_left_whole_not_where_it_begins_a_longer_path(tmp_path):
     assert shown_paths(text, folders, [sent, "other"]) == (
         f"cannot read {sent!r}: {Path('input', 'a')}/b.png and {sent}"
     )
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    # a path at the end of the message, and followed by ":" (the reporter's LoadModel error)
+    ("cannot write /home/jane doe/.cache/latentgraph/models/tiny-sd-v2: /home/jane doe/.cache "
+     "is a file", "cannot write tiny-sd-v2: .cache is a file"),
+    ("looked in /srv/oddü user/図 models", "looked in 図 models"),
+    ("cannot read /srv/oddü user/図 models/a.png", "cannot read a.png"),
+    # followed by ")", and a blank in the file name itself
+    ("missing (/opt/my models/sd x.safetensors)", "missing (sd x.safetensors)"),
+    # quoted, as an OSError and a traceback quote them: all of it up to the quote
+    ("[Errno 13] Permission denied: '/srv/my data/ü 図/out.png'",
+     "[Errno 13] Permission denied: 'out.png'"),
+    ('File "/home/jane doe/venv/lib/python3.11/site-packages/x y.py", line 5, in f',
+     'File "x y.py", line 5, in f'),
+    # two paths a blank apart stay two paths; a word without "/" after a path is no part of it
+    ("copy /a b/c /d/e f failed", "copy c e f failed"),
+])  # fmt: skip
+def test_a_path_with_blanks_or_unicode_is_named_by_its_file_name_alone(text, shown):
+    """The path stopped at the first blank: "/home/jane doe/.cache/x" was shown as
+    "jane doe/.cache/x", part of the server's layout, read as a relative path."""
+    assert shown_paths(text, {"/srv/lg/input": "input"}) == shown
+
+
+def test_a_folder_with_blanks_is_named_and_a_path_beside_it_by_its_file_name():
+    """The folders the server knows are replaced first, as they are spelled; the path beside
+    one, outside it, showed "my lg/other/x y/z.png"."""
+    folders = {"/srv/my lg/in ü": "input"}
+    text = "cannot read /srv/my lg/in ü/a b/c.png: /srv/my lg/other/x y/z.png is missing"
+    assert shown_paths(text, folders) == "cannot read input/a b/c.png: z.png is missing"
