@@ -34,9 +34,11 @@ from .exits import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     StdoutClosed,
     UserError,
+    end_process,
     verdict_text,
 )
 from .stopping import StopNow, Stopper
@@ -300,21 +302,32 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                   gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
     runs = _workflows(args, overrides, registry, settings)
     # Ctrl-C is the batch's (pool_batch): this Stopper only follows the runs' events, for
-    # what a closed stdout stopped
+    # what a closed stdout stopped, and which signals came
     stop = Stopper(CancelToken(), cached=not args.no_cache)
+
+    def terminate(signum: int, _frame) -> None:
+        """SIGTERM stops the runs as Ctrl-C does (README): the batch's stop is its
+        KeyboardInterrupt; a second SIGTERM ends the process at once."""
+        stop.signals.append(signum)
+        if len(stop.signals) > 1:
+            end_process(EXIT_TERMINATED, at_once=True)
+        raise KeyboardInterrupt
 
     def show(index: int, result: RayRunResult) -> None:
         """One run's lines, printed as it ends (not once the whole sweep has)."""
         (swept, workflow), done = runs[index], result.finished.done
         name = swept.label() if swept else "run"
         if not result.finished.started:
-            why = "Ctrl-C" if done.status == "interrupted" else done.error  # or a lost cluster
+            why = stop.name() if done.status == "interrupted" else done.error  # or a lost cluster
             print(f"{name}: not started ({why})", file=sys.stderr, flush=True)
             return
         if not args.quiet:
             files = [f["filename"] for out in done.ui.values() for f in file_records(out)]
-            print(f"{name} on {result.finished.worker}: {done.status}"
-                  + (f": {done.error}" if done.error and not result.failures else "")
+            stopped = done.status == "interrupted"  # only a signal stops a run here: which
+            print(f"{name} on {result.finished.worker}: "
+                  + (f"interrupted by {stop.name()}" if stopped else done.status)
+                  + (f": {done.error}" if done.error and not result.failures and not stopped
+                     else "")
                   + (f" ({', '.join(files)})" if files else ""), file=sys.stderr, flush=True)  # fmt: skip
         renderer = _renderer(args, settings, workflow.graph)
         try:
@@ -323,6 +336,8 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
         finally:
             renderer.close()
 
+    # set before `ray.init`, which puts it back after installing Ray's own (`ray_workers.connect`)
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         if args.json:  # the runs' messages interleave: each sweep value named with its prompt id
             for i, (swept, _) in enumerate(runs):
@@ -336,12 +351,20 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
         raise UserError(str(exc)) from None  # refusing the pool's start-up marker: before any run
     except BrokenPipeError:  # --json's reader went away: the runs stop (exit 1, cli.main)
         raise StdoutClosed(stop.stdout_closed()) from None
+    except KeyboardInterrupt:  # while the actors started: no run began
+        if not stop.terminated:
+            raise  # cli.main's "latentgraph: interrupted", as before any run
+        print("latentgraph: interrupted by SIGTERM: no run had started", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     codes = [run_exit_code(r.finished.done.status, r.failures) for r in results]
     if any(not r.finished.started or r.finished.done.status == "interrupted" for r in results):
         finished = sum(r.finished.done.status != "interrupted" for r in results)
-        print(f"latentgraph: interrupted (Ctrl-C): {finished} of {len(results)} run(s) had "
+        how = "by SIGTERM" if stop.terminated else "(Ctrl-C)"
+        print(f"latentgraph: interrupted {how}: {finished} of {len(results)} run(s) had "
               "finished", file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
+        return stop.code()
     return next((code for code in codes if code != EXIT_OK), EXIT_OK)
 
 

@@ -18,17 +18,19 @@ starts: each actor reads a marker the server wrote into those folders.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,14 +51,20 @@ NAMESPACE = "latentgraph"
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
 # How long one `receive` call waits for a message before returning empty (the long poll).
 POLL_SECONDS = 0.5
-# How long the cluster may take to place the actors at start (an autoscaler adding nodes).
+# How long the cluster may take to place and start the actors at start (an autoscaler adding
+# nodes), and after how long the start says what it waits for (docs/scale-out.md).
 PLACEMENT_SECONDS = 300.0
+PLACEMENT_NOTICE_SECONDS = 10.0
 # Times Ray restarts one actor (-1: always); the pool makes a new one if it ever gives up.
 MAX_RESTARTS = -1
 # How long joining a cluster waits for its address to answer (a TCP connection to the head's
-# GCS port, and its gRPC server's first frame) before giving up: Ray's own connect retries forever (Ray 2.60: "Failed to connect to
-# GCS at address ..." every 5 s), and its reconnect timeout ends the process without a word.
+# GCS port, and its answer to one GCS call) before giving up: Ray's own connect retries forever
+# (Ray 2.60: "Failed to connect to GCS at address ..." every 5 s), and its reconnect timeout
+# ends the process without a word.
 CONNECT_SECONDS = 10.0
+# The GCS call asked of a HOST:PORT (`_gcs_answer`): every Ray GCS serves it (`ray.init` asks
+# it first); another gRPC or HTTP/2 service answers UNIMPLEMENTED.
+GCS_PROBE_METHOD = "/ray.rpc.NodeInfoGcsService/GetClusterId"
 # While the pool runs, it asks every HEALTH_SECONDS whether the cluster's GCS still answers
 # (`reach_cluster`, with that timeout); one that has not answered for LOST_SECONDS is a lost
 # cluster (`ray stop` on its head, its machine gone), and the server stops in order. Ray's own
@@ -104,17 +112,33 @@ def connect(address: str, num_cpus: int) -> bool:
     if address == "local":
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         # address="local", not None: Ray would join the cluster RAY_ADDRESS names instead
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                 namespace=NAMESPACE, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                 configure_logging=False)  # fmt: skip
+        with _sigterm_kept():
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                     namespace=NAMESPACE, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                     configure_logging=False)  # fmt: skip
         return True
     try:
-        ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
+        with _sigterm_kept():
+            ray.init(address=address, namespace=NAMESPACE, configure_logging=False)
     except ConnectionError as exc:  # "auto" with no cluster running here, a Ray Client refusal
         if address == "auto":  # Ray's text names a flag of its own commands, not ours
             raise RayUnavailable(NO_CLUSTER_HERE) from None
         raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from None
     return True
+
+
+@contextlib.contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """`ray.init` installs Ray's C++ failure-signal handler for SIGTERM too (a "*** SIGTERM
+    received" dump, then exit status 15): the process's own SIGTERM handler (`run --ray`'s stop
+    as after Ctrl-C, `serve`'s orderly shutdown) is put back once Ray has started. Ray keeps
+    its handler for the crash signals (SIGSEGV, SIGABRT)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
 
 
 def reach(address: str) -> None:
@@ -142,19 +166,22 @@ def reach(address: str) -> None:
     except ConnectionError:  # Ray's text names a flag of its own commands, not ours
         raise RayUnavailable(NO_CLUSTER_HERE) from None
     if found is not None:
-        try:
-            reach_cluster(found)
+        try:  # Ray sends this machine's token to this cluster only (`_gcs_answer`)
+            reach_cluster(found, own_token=True)
         except RayUnavailable as exc:  # a `ray start` record left by a cluster since stopped
             raise RayUnavailable(
                 f"--ray auto joins the cluster started on this machine: {exc}"
             ) from None
 
 
-def reach_cluster(address: str, timeout: float | None = None) -> None:
+def reach_cluster(address: str, timeout: float | None = None, *, own_token: bool = False) -> None:
     """Before `ray.init` joins `address` (HOST:PORT or ray://HOST:PORT; "auto" is Ray's to
-    find), its head must accept a connection and answer as a gRPC server (`_answers_grpc`)
-    within `timeout` (`CONNECT_SECONDS`): else RayUnavailable, where Ray would retry for many
-    minutes. An address without a port is left to Ray."""
+    find), its head must accept a connection and answer as a Ray GCS (`_gcs_answer`; behind
+    ray://, as the gRPC server Ray Client's is: `_answers_grpc`) within `timeout`
+    (`CONNECT_SECONDS`): else RayUnavailable, where Ray would retry for many minutes. A GCS
+    refusing the token is RayUnavailable saying what to set (`own_token`: the cluster `auto`
+    found on this machine, which Ray hands this machine's token). An address without a port is
+    left to Ray."""
     target = urllib.parse.urlsplit(address if "://" in address else f"//{address}")
     try:
         host, port = target.hostname, target.port
@@ -165,7 +192,10 @@ def reach_cluster(address: str, timeout: float | None = None) -> None:
     wait = CONNECT_SECONDS if timeout is None else timeout
     try:
         with socket.create_connection((host, port), timeout=wait) as head:
-            if _answers_grpc(head):
+            if target.scheme == "ray":
+                if _answers_grpc(head):
+                    return
+            elif _gcs_answer(host, port, wait, own_token, address):
                 return
     except TimeoutError:
         why = f"no answer within {wait:g} s"
@@ -181,6 +211,71 @@ def reach_cluster(address: str, timeout: float | None = None) -> None:
                          "head node (`ray start --head`) or give --ray local")  # fmt: skip
 
 
+def _gcs_answer(host: str, port: int, wait: float, own_token: bool, address: str) -> bool:
+    """Whether HOST:PORT answers `GCS_PROBE_METHOD` as a Ray GCS does, within `wait` (else
+    TimeoutError), sending the token `ray.init` would send: this machine's when Ray's token
+    authentication is on here (RAY_AUTH_MODE=token), or, with `own_token` and RAY_AUTH_MODE
+    unset, when it has one. A GCS refusing it (Ray 2.60's default token authentication) is
+    RayUnavailable saying what to set; Ray itself retried for 20 s, then said "cannot reach". A
+    head using TLS (`RAY_USE_TLS`) is not asked."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return True
+    grpc = import_grpc()
+    sent = _ray_token(own_token)
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(GCS_PROBE_METHOD, request_serializer=bytes,
+                                   response_deserializer=bytes)  # fmt: skip
+        try:
+            call(b"", timeout=wait, metadata=sent)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise TimeoutError from None
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                raise RayUnavailable(_token_refused(address, bool(sent))) from None
+            return False  # UNIMPLEMENTED (another gRPC service), an HTTP/1 server's answer
+    return True
+
+
+def _ray_token(own_token: bool) -> tuple[tuple[str, str], ...]:
+    """The token header `ray.init` sends to a cluster it joins: this machine's token (from
+    RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) when RAY_AUTH_MODE=token, or when
+    `own_token` (the cluster `auto` found here) and RAY_AUTH_MODE is unset; else none."""
+    from ray._raylet import AuthenticationMode, AuthenticationTokenLoader, get_authentication_mode
+
+    mode = os.environ.get("RAY_AUTH_MODE")
+    wanted = get_authentication_mode() == AuthenticationMode.TOKEN or (own_token and mode is None)
+    loader = AuthenticationTokenLoader.instance()
+    if not wanted or not loader.has_token(ignore_auth_mode=True):
+        return ()
+    return tuple(loader.get_token_for_http_header().items())
+
+
+def _token_refused(address: str, sent: bool) -> str:
+    """What to set when the cluster at `address` refused to be joined without its token."""
+    if sent:
+        return (f"the Ray cluster at {address} refused this machine's Ray token (from "
+                "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token): give the token its "
+                "head uses (`ray get-auth-token` prints it there) in RAY_AUTH_TOKEN")  # fmt: skip
+    return (f"the Ray cluster at {address} asks for its token (Ray's token authentication), "
+            "which Ray sends only to the cluster `--ray auto` finds on this machine: give --ray "
+            "auto for that one, or set RAY_AUTH_MODE=token and the cluster's token in "
+            "RAY_AUTH_TOKEN (`ray get-auth-token` on its head prints it; without RAY_AUTH_TOKEN, "
+            "~/.ray/auth_token is read)")  # fmt: skip
+
+
+def import_grpc() -> Any:
+    """The `grpc` module (grpcio, which the `ray` extra installs with Ray Client), or
+    RayUnavailable naming the extra."""
+    try:
+        import grpc
+    except ImportError as exc:
+        raise RayUnavailable(f"--ray ADDRESS needs grpcio (Ray Client's gRPC), which is not "
+                             f"installed: {RAY_EXTRA}") from exc  # fmt: skip
+    return grpc
+
+
 # What an HTTP/2 client sends first (RFC 9113, 3.4): the preface and an empty SETTINGS frame.
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 _HTTP2_SETTINGS = 4  # the frame type a server's own preface starts with
@@ -188,10 +283,9 @@ _HTTP2_SETTINGS = 4  # the frame type a server's own preface starts with
 
 def _answers_grpc(head: socket.socket) -> bool:
     """Whether the server on `head` answers an HTTP/2 preface with its SETTINGS frame, as
-    every gRPC server does: Ray's head (its GCS, and the Ray Client server behind ray://)
-    speaks gRPC, while an HTTP/1 server (the dashboard's port, a web app) answers with text.
-    A head using TLS (`RAY_USE_TLS`) would answer a plaintext preface with an alert, so it is
-    not asked."""
+    every gRPC server does: the Ray Client server behind ray:// speaks gRPC, while an HTTP/1
+    server (the dashboard's port, a web app) answers with text. A head using TLS
+    (`RAY_USE_TLS`) would answer a plaintext preface with an alert, so it is not asked."""
     if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
         return True
     head.sendall(_HTTP2_PREFACE)
@@ -323,14 +417,16 @@ class RayWorkerPool(RunnerPool):
 
     def __init__(self, setup: WorkerSetup, specs: list[WorkerSpec], shape: ActorShape, *,
                  owns_runtime: bool = False, shared_folders: tuple[Path, ...] = (),
-                 cluster: str | None = None) -> None:  # fmt: skip
+                 cluster: str | None = None,
+                 announce: Callable[[str], None] = log.info) -> None:  # fmt: skip
         """`cluster`: the address whose answer says the cluster is there (`cluster_address`;
-        None: not watched)."""
+        None: not watched). `announce` is told what a slow start waits for."""
         self._ray = import_ray()
         self.setup = setup
         self.shape = shape
         self._owns_runtime = owns_runtime
         self.cluster = cluster
+        self._announce = announce
         self.lost = False  # the cluster stopped answering: no actor comes back
         pool_id = uuid.uuid4().hex[:6]
         self._actors = [_Actor(f"latentgraph-{pool_id}-worker-{s.index}", s) for s in specs]
@@ -369,16 +465,16 @@ class RayWorkerPool(RunnerPool):
             raise
         ray = self._ray
         try:
-            answers = ray.get([a.handle.missing_folders.remote(markers) for a in self._actors],
-                              timeout=PLACEMENT_SECONDS)  # fmt: skip
+            refs = [a.handle.missing_folders.remote(markers) for a in self._actors]
+            if not self._started(refs):
+                free = self._free()  # asked before `stop`, which may end this Ray runtime
+                self.stop()
+                raise RayUnavailable(
+                    f"the Ray cluster did not start {len(self._actors)} actor(s) of "
+                    f"{self._each()} within {PLACEMENT_SECONDS:g} s (it has {free} free): give "
+                    "fewer --ray-workers or add nodes")  # fmt: skip
+            answers = ray.get(refs)
             places = ray.get([a.handle.where.remote() for a in self._actors])
-        except ray.exceptions.GetTimeoutError:
-            self.stop()
-            raise RayUnavailable(
-                f"the Ray cluster did not start {len(self._actors)} actor(s) of {self.shape.num_cpus} "
-                f"CPU and {self.shape.num_gpus} GPU each within {PLACEMENT_SECONDS:.0f} s (it "
-                f"has {ray.available_resources()} free): give fewer --ray-workers or add "
-                "nodes") from None  # fmt: skip
         finally:
             for marker in markers:
                 Path(marker).unlink(missing_ok=True)
@@ -390,6 +486,29 @@ class RayWorkerPool(RunnerPool):
                     f"Ray worker {actor.name} on {host} does not see the server's folder(s) "
                     f"{', '.join(missing)}: every node needs them at the same path (shared "
                     "storage, docs/scale-out.md)")  # fmt: skip
+
+    def _started(self, refs: list[Any]) -> bool:
+        """Whether every actor answered `refs` within PLACEMENT_SECONDS; after
+        PLACEMENT_NOTICE_SECONDS without all of them, one line says what the start waits for."""
+        ray, deadline = self._ray, time.monotonic() + PLACEMENT_SECONDS
+        notice = min(PLACEMENT_NOTICE_SECONDS, PLACEMENT_SECONDS)
+        _, waiting = ray.wait(refs, num_returns=len(refs), timeout=notice)
+        if not waiting:
+            return True
+        self._announce(f"waiting for the Ray cluster to place and start {len(waiting)} of "
+                       f"{len(refs)} actor(s) (each needs {self._each()}; it has "
+                       f"{self._free()} free), up to {PLACEMENT_SECONDS:g} s")  # fmt: skip
+        left = max(0.0, deadline - time.monotonic())
+        _, waiting = ray.wait(refs, num_returns=len(refs), timeout=left)
+        return not waiting
+
+    def _each(self) -> str:
+        return f"{self.shape.num_cpus:g} CPU and {self.shape.num_gpus:g} GPU"
+
+    def _free(self) -> str:
+        """The cluster's free CPUs and GPUs, as messages say them: "0 CPU and 0 GPU"."""
+        free = self._ray.available_resources()
+        return f"{free.get('CPU', 0):g} CPU and {free.get('GPU', 0):g} GPU"
 
     # --- WorkerPool ------------------------------------------------------------------------
 
@@ -517,15 +636,31 @@ def cluster_address(address: str) -> str:
     return import_ray().get_runtime_context().gcs_address
 
 
+def joined_text(address: str) -> str:
+    """Which cluster this process joined (`address`: `cluster_address`'s), for the one line
+    that says so (a machine may run several): "joined the Ray cluster at 192.0.2.2:6379 (2
+    node(s), 16 CPU, 2 GPU)"."""
+    ray = import_ray()
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    total = ray.cluster_resources()
+    return (
+        f"joined the Ray cluster at {address} ({nodes} node(s), {total.get('CPU', 0):g} "
+        f"CPU, {total.get('GPU', 0):g} GPU)"
+    )
+
+
 def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings,
              announce: Callable[[str], None] = log.info) -> RayWorkerPool:  # fmt: skip
     """The pool `latentgraph serve --ray ...` runs on: connect (or start the local runtime),
-    size the actors, check the shared folders. `announce` is told, once the actors' count is
-    known, that they are starting (the seconds until they are placed and checked say nothing
-    otherwise)."""
+    size the actors, check the shared folders. `announce` is told which cluster was joined
+    (not for "local"), once the actors' count is known that they are starting (the seconds
+    until they are placed and checked say nothing otherwise), and what a start slower than
+    PLACEMENT_NOTICE_SECONDS waits for."""
     local_cpus = math.ceil((config.ray_workers or 1) * config.ray_cpus_per_actor)
     owns = connect(config.ray, num_cpus=max(1, local_cpus))
     try:
+        if config.ray != "local":  # which one, of those a machine may run
+            announce(joined_text(cluster_address(config.ray)))
         shape = actor_shape(config)
         device = "cuda" if shape.num_gpus else "cpu"
         threads = max(1, int(shape.num_cpus)) if not shape.num_gpus else None
@@ -545,7 +680,7 @@ def ray_pool(config: ServerConfig, setup: WorkerSetup, settings: Settings,
         announce(f"starting {shape.count} Ray worker(s) ({shape.num_cpus:g} CPU, "
                  f"{shape.num_gpus:g} GPU each)...")  # fmt: skip
         return RayWorkerPool(setup, specs, shape, owns_runtime=owns, shared_folders=tuple(shared),
-                             cluster=cluster_address(config.ray))  # fmt: skip
+                             cluster=cluster_address(config.ray), announce=announce)  # fmt: skip
     except BaseException:
         if owns:
             import_ray().shutdown()

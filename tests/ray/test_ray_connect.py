@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from concurrent import futures
 from pathlib import Path
 
 import pytest
@@ -37,13 +38,18 @@ def test_an_unreachable_cluster_is_a_usage_error_not_a_hang(command, tmp_path):
     assert not list(tmp_path.glob("out/**/*.png"))  # nothing ran
 
 
-def _refused(command: list[str], address: str, tmp_path, ray_address: str | None = None) -> str:
+def _refused(command: list[str], address: str, tmp_path, ray_address: str | None = None,
+             env_changes: dict[str, str | None] | None = None) -> str:  # fmt: skip
     """`command` with `--ray address`, run as a user runs it (with `ray_address` as its
-    RAY_ADDRESS, none by default): exit 2 without a traceback or Ray's connect retries; its
-    stderr."""
+    RAY_ADDRESS, none by default; `env_changes` set, or removed where None): exit 2 without a
+    traceback or Ray's connect retries; its stderr."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     if ray_address is not None:
         env["RAY_ADDRESS"] = ray_address
+    for name, value in (env_changes or {}).items():
+        env.pop(name, None)
+        if value is not None:
+            env[name] = value
     out = subprocess.run([sys.executable, "-m", "latentgraph.cli", *command, "--ray", address,
                           "--output-dir", str(tmp_path / "out"), *(
                               ["--data-dir", str(tmp_path / "data")] if command[0] == "serve"
@@ -180,3 +186,51 @@ def test_serve_refused_for_its_cluster_leaves_no_file_behind(answering, web_serv
     assert f"latentgraph: error: {'' if answering else 'cannot reach the Ray cluster at '}" \
            f"{address}" in out.stderr  # fmt: skip
     assert list(cwd.rglob("*")) == []
+
+
+@pytest.fixture
+def grpc_service():
+    """A gRPC server that is not Ray, on a free local port: it serves no method, so it answers
+    Ray's calls UNIMPLEMENTED, as any other gRPC service does."""
+    import grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+def test_a_grpc_service_that_is_not_ray_is_a_usage_error_not_a_hang(grpc_service, tmp_path):
+    """It passed the check (every gRPC server greets with HTTP/2 SETTINGS), then `ray.init`
+    retried for ever, serve's data folder already made: the head must answer a Ray GCS call
+    now."""
+    error = _refused(["serve", "--port", "0", "--ray-workers", "1"], grpc_service, tmp_path)
+    assert f"latentgraph: error: {grpc_service} answered, but not as a Ray cluster" in error
+    assert list(tmp_path.iterdir()) == []  # asked before anything is made
+
+
+@pytest.mark.parametrize("token", [None, "not-its-token"])
+def test_a_cluster_asking_for_its_token_says_what_to_set(token, ray_runtime, tmp_path):
+    """This package's runtime runs with Ray's token authentication (on by default): joined by
+    its address without a token (RAY_AUTH_MODE unset: Ray sends none to an address it was
+    given), or with another token, Ray printed ~20 lines of C++ warnings for 20 s, then
+    "cannot reach the Ray cluster"."""
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        pytest.skip("this package's Ray runtime runs without token authentication")
+    address = ray_runtime.get_runtime_context().gcs_address
+    tokens = {"RAY_AUTH_MODE": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None}
+    if token is not None:
+        tokens |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    error = _refused(["run", TXT2IMG, "--ray-workers", "1"], address, tmp_path,
+                     env_changes=tokens)  # fmt: skip
+    if token is None:
+        assert error == (
+            f"latentgraph: error: the Ray cluster at {address} asks for its token (Ray's token "
+            "authentication), which Ray sends only to the cluster `--ray auto` finds on this "
+            "machine: give --ray auto for that one, or set RAY_AUTH_MODE=token and the "
+            "cluster's token in RAY_AUTH_TOKEN (`ray get-auth-token` on its head prints it; "
+            "without RAY_AUTH_TOKEN, ~/.ray/auth_token is read)\n")  # fmt: skip
+    else:
+        assert error.startswith(f"latentgraph: error: the Ray cluster at {address} refused this "
+                                "machine's Ray token"), error  # fmt: skip

@@ -7,8 +7,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -286,6 +290,7 @@ from latentgraph.graph import Int, Output, Socket, node
 
 @node("RayTicker", inputs=[Int("n", 0)], outputs=[Output("value", "INT")])
 def ticker(ctx, n):
+    (Path(ctx.settings.output_dir) / f"ticking-{n}").touch()  # for a test to wait on
     for step in itertools.count():  # reports progress until its actor is killed
         ctx.progress(step % 100, 100)
         time.sleep(0.05)
@@ -331,3 +336,85 @@ def test_a_ray_run_whose_json_reader_goes_away_stops_as_a_local_run_does(ray_run
         "cached")  # fmt: skip
     assert "Exception ignored" not in err and "Traceback" not in err
     assert not (tmp_path / "output" / "after.txt").exists()
+
+
+def test_sigterm_stops_a_ray_sweep_as_ctrl_c_does_and_ends_by_it(tmp_path):
+    """README: SIGTERM makes `run` stop as after Ctrl-C, say `latentgraph: interrupted by
+    SIGTERM` and end by the signal. On Ray it was taken by Ray's C++ failure-signal handler
+    (installed by `ray.init`): a "*** SIGTERM received" dump, exit status 15, no run's line.
+    Its own runtime (`--ray local`), as a user runs it: `ray.init` happens in that process."""
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "ticker.py").write_text(TICKER)
+    (tmp_path / "tick.yaml").write_text("version: 1\nparams: {n: 0}\nnodes:\n"
+                                        "  tick: {type: RayTicker, n: $n}\n"
+                                        "  after: {type: RayAfter, value: tick}\n")  # fmt: skip
+    out = tmp_path / "out"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="lgray", dir="/tmp"))  # short: Ray's socket paths
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "latentgraph.cli", "run", "tick.yaml", "--sweep", "n=1,2",
+         "--nodes-dir", str(plugin), "--output-dir", str(out), "--cache-dir",
+         str(tmp_path / "cache"), "--ray", "local", "--ray-workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        # a terminal's defaults: a suite started with & hands its children SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "ticking-1").exists():  # the first run's node is running
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "SIGTERM received" not in err, err
+    assert re.search(r"^sweep 1/2: n=1 on latentgraph-\S+: interrupted by SIGTERM$", err,
+                     re.MULTILINE), err  # fmt: skip
+    assert "sweep 2/2: n=2: not started (SIGTERM)" in err, err
+    assert err.rstrip().splitlines()[-1] == (
+        "latentgraph: interrupted by SIGTERM: 0 of 2 run(s) had finished"), err  # fmt: skip
+
+
+# Runs the CLI with the actors' start bounded at 6 s (300 s in ray_workers), saying what it
+# waits for after 1 s (10 s).
+SHORT_PLACEMENT = """
+import sys
+
+from latentgraph.server import ray_workers
+
+ray_workers.PLACEMENT_SECONDS, ray_workers.PLACEMENT_NOTICE_SECONDS = 6.0, 1.0
+from latentgraph.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_cluster_that_cannot_place_the_actors_says_so_while_waiting_and_then(ray_runtime,
+                                                                               tmp_path):  # fmt: skip
+    """Three 1-CPU actors on this package's 2-CPU runtime, joined by its address (as `ray
+    start`'s cluster is): the start says which cluster it joined, what it waits for, then the
+    error naming what is free. It waited 300 s without a word, then failed with "internal
+    error: RaySystemError ... before ray.init()" (exit 70): the cluster's free resources were
+    asked for after Ray was shut down."""
+    address = ray_runtime.get_runtime_context().gcs_address
+    out = subprocess.run(
+        [sys.executable, "-c", SHORT_PLACEMENT, "run", TXT2IMG, "--output-dir",
+         str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--ray", address,
+         "--ray-workers", "3"],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+    )  # fmt: skip
+    lines = out.stderr.rstrip().splitlines()
+    assert out.returncode == 2, out.stderr
+    assert f"latentgraph: joined the Ray cluster at {address} (1 node(s), 2 CPU, 0 GPU)" in lines
+    assert any(re.fullmatch(
+        r"latentgraph: waiting for the Ray cluster to place and start \d of 3 actor\(s\) \(each "
+        r"needs 1 CPU and 0 GPU; it has [\d.]+ CPU and 0 GPU free\), up to 6 s", line)
+        for line in lines), lines  # fmt: skip
+    assert re.fullmatch(
+        r"latentgraph: error: the Ray cluster did not start 3 actor\(s\) of 1 CPU and 0 GPU "
+        r"within 6 s \(it has [\d.]+ CPU and 0 GPU free\): give fewer --ray-workers or add "
+        r"nodes", lines[-1]), lines  # fmt: skip
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
