@@ -119,6 +119,7 @@ class _Worker:
     prompt: str | None = None
     resident: frozenset[str] = field(default_factory=frozenset)
     devices: tuple[Device, ...] = ()
+    host: str = ""  # where it runs, as its Ready said
 
 
 class Dispatcher:
@@ -147,6 +148,7 @@ class Dispatcher:
         self._prepared: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._running: dict[str, _Running] = {}  # this and what follows: under _state
         self._workers: list[_Worker] = []
+        self._names: list[str] = []  # each worker's name (`WorkerInfo.name`), for the log
         self._passed: dict[str, int] = {}
         self._keys: dict[str, frozenset[str]] = {}
         self._deaths: dict[str, int] = {}  # prompt id -> workers that died under it
@@ -165,7 +167,9 @@ class Dispatcher:
     # --- control (any thread) ----------------------------------------------------------
 
     def start(self) -> None:
-        self._workers = [_Worker() for _ in self.pool.workers()]
+        infos = self.pool.workers()
+        self._workers = [_Worker() for _ in infos]
+        self._names = [info.name for info in infos]
         self.pool.start(self._deliver)
         self._thread.start()
 
@@ -387,7 +391,7 @@ class Dispatcher:
                 log.info("worker %d (pid %d) is ready%s", worker_id, message.pid,
                          f" on {on}" if on else "")  # fmt: skip
             worker.ready, worker.pid, worker.resident = True, message.pid, message.resident
-            worker.devices = message.devices
+            worker.devices, worker.host = message.devices, message.host
         elif isinstance(message, Done):
             worker.prompt, worker.resident = None, message.resident
             if message.devices is not None:
@@ -639,7 +643,10 @@ class Dispatcher:
         with self._lock:
             self._running_ids[record.id] = worker_id
             checked = self._prepared.pop(record.id, None) is not None
-        self._workers[worker_id].prompt = record.id
+        worker = self._workers[worker_id]
+        worker.prompt = record.id
+        log.info("prompt %s starts on worker %d (%s, pid %s on %s)", record.id, worker_id,
+                 self._names[worker_id], worker.pid, worker.host or "?")  # fmt: skip
         job = Job(record.id, record.prompt_json, record.extra_data, record.targets, want_previews,
                   checked)  # fmt: skip
         self.pool.submit(worker_id, job)

@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
@@ -443,6 +444,7 @@ class JobRunner:
         self.cancelled: set[str] = set()  # cancelled before they started
         self.ahead: _Converted | None = None  # the last prompt converted ahead of its job
         self.loaded: set[str] = set()  # model keys of the prompts run since the last free
+        self.host = socket.gethostname()
         self.registry = self._build_registry()
         self._import_model_libraries()
         from latentgraph.graph.cache import Cache
@@ -539,7 +541,7 @@ class JobRunner:
         return json.loads(job.prompt_json), None
 
     def say_ready(self) -> None:
-        self.outbox.put(Ready(os.getpid(), self._resident(), self._devices()))
+        self.outbox.put(Ready(os.getpid(), self._resident(), self._devices(), self.host))
 
     def _devices(self) -> tuple[Device, ...]:
         return worker_devices(self.spec.settings.device)

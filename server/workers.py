@@ -76,11 +76,13 @@ class Device:
 @dataclass(frozen=True)
 class Ready:
     """The worker can take a job (sent when it starts, and after a free: a run ends in `Done`).
-    `resident`: model keys (see `model_keys`) it holds; `devices`: what it runs on, now."""
+    `resident`: model keys (see `model_keys`) it holds; `devices`: what it runs on, now;
+    `host`: the machine it runs on (a Ray actor's may not be the server's)."""
 
     pid: int
     resident: frozenset[str] = frozenset()
     devices: tuple[Device, ...] = ()
+    host: str = ""
 
 
 @dataclass(frozen=True)

@@ -461,4 +461,21 @@ def test_a_full_disk_that_stops_prompts_starting_is_logged_once_and_its_end_once
     assert len(tries) == 5 and said == [
         f"prompt {pid} cannot start: the queue database q cannot be written (full); no prompt "
         "starts until the database can be written again",
-        f"the queue database can be written again: prompt {pid} starts"]  # fmt: skip
+        f"the queue database can be written again: prompt {pid} starts",
+        f"prompt {pid} starts on worker 0 (w0, pid 1000 on ?)"]  # fmt: skip
+
+
+def test_each_prompt_start_names_its_worker_in_the_log(make, caplog):
+    """Which worker ran a prompt was nowhere in the log (a plugin node reporting its pid was
+    how to find out): each start says the worker, its name (a Ray actor's), pid and host."""
+    import logging
+
+    dispatcher, pool, store = make(["A"])
+    dispatcher.start()
+    pool.deliver(0, Ready(4242, pool.resident[0], (), "node-a"))  # a Ray actor, elsewhere
+    with caplog.at_level(logging.INFO, logger="latentgraph.server"):
+        [prompt] = _queue(store, "A")
+        dispatcher.wake()
+        assert pool.next_job() == (0, prompt)
+    said = [r.getMessage() for r in caplog.records if r.name == "latentgraph.server"]
+    assert f"prompt {prompt} starts on worker 0 (w0, pid 4242 on node-a)" in said
