@@ -46,7 +46,7 @@ from .events import (
     RunStarted,
     RunStatus,
 )
-from .model import Graph, Link
+from .model import Graph, Link, Node
 from .problems import InputError, Problem, WorkflowError, quoted, refusing_node
 from .socket_checks import SIZES, TESTS, expected, not_none
 from .validate import cycle_problems, output_nodes
@@ -310,16 +310,31 @@ def _topological(position: dict[str, int], parents: dict[str, list[str]]) -> lis
     return order
 
 
+def unknown_types(graph: Graph, registry: Registry, skip: Collection[str] = ()) -> list[Problem]:
+    """Each node (but those in `skip`) whose type `registry` lacks. A graph holding one never
+    runs, not even unvalidated, whether a target needs it or not (`plan_run`): a server's
+    worker runs unvalidated what the server checked with its own registry, and a plugin's
+    output node the worker's registry lacked was no output node to it: its run said success
+    without it."""
+    return [_unknown_type(node) for node in graph
+            if node.id not in skip and registry.get(node.type) is None]  # fmt: skip
+
+
+def _unknown_type(node: Node) -> Problem:
+    return Problem("unknown_node_type", f"unknown node type {quoted(node.type)}",
+                   node_id=node.id, location=node.location, node_type=node.type)  # fmt: skip
+
+
 def plan_run(graph: Graph, registry: Registry, targets: list[str] | None, keep: list[str]) -> _Plan:
     """What a run needs: the nodes the targets (default: the output nodes) and `keep` depend
-    on, their types and parents, in dependency order. Raises WorkflowError."""
+    on, their types and parents, in dependency order. Raises WorkflowError, naming every node
+    of an unknown type, needed or not (`unknown_types`)."""
     problems: list[Problem] = []
     if targets is None:
         targets = output_nodes(graph, registry)
-        if not targets:
-            raise WorkflowError(
-                [Problem("prompt_no_outputs", "the workflow has no output node to run")]
-            )
+        if not targets:  # an unknown node may be the output
+            raise WorkflowError(unknown_types(graph, registry) or [
+                Problem("prompt_no_outputs", "the workflow has no output node to run")])  # fmt: skip
     for ids, what in ((targets, "run"), (keep, "keep")):
         problems += [Problem("invalid_value", f"no node {quoted(t)} to {what}", node_id=t)
                      for t in ids if t not in graph.nodes]  # fmt: skip
@@ -335,15 +350,7 @@ def plan_run(graph: Graph, registry: Registry, targets: list[str] | None, keep: 
         node = graph.nodes[nid]
         nt = registry.get(node.type)
         if nt is None:
-            problems.append(
-                Problem(
-                    "unknown_node_type",
-                    f"unknown node type {node.type!r}",
-                    node_id=nid,
-                    location=node.location,
-                    node_type=node.type,
-                )  # fmt: skip
-            )
+            problems.append(_unknown_type(node))
         else:
             types[nid] = nt
         ps = []
@@ -367,6 +374,7 @@ def plan_run(graph: Graph, registry: Registry, targets: list[str] | None, keep: 
                 seen.add(v.node)
                 stack.append(v.node)
         parents[nid] = ps
+    problems += unknown_types(graph, registry, skip=seen)
     if problems:
         raise WorkflowError(problems)
 

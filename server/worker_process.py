@@ -45,7 +45,7 @@ from latentgraph.graph.events import (
     RunStatus,
 )
 from latentgraph.graph.model import Graph
-from latentgraph.graph.problems import WorkflowError
+from latentgraph.graph.problems import WorkflowError, quoted
 
 from .collector import GIL_SWITCH_SECONDS, freeze_start_up_objects
 from .devices import worker_devices
@@ -607,6 +607,8 @@ class JobRunner:
                                         run_id=pid, extra=extra, validate=False)  # fmt: skip
             status, ui = result.status, translator.kept_ui(result.ui or {})
         except WorkflowError as exc:
+            if job.checked:
+                exc = self._not_loaded_here(exc)
             first = exc.errors[0] if exc.errors else None
             error = str(exc)
             translator.start_if_needed()
@@ -652,6 +654,39 @@ class JobRunner:
         if not check.good:
             raise WorkflowError(check.errors)
         return graph, check.good
+
+    def _not_loaded_here(self, exc: WorkflowError) -> WorkflowError:
+        """A checked job's node types this worker lacks (the server validated them with its
+        own registry): each named with this worker and why its plugins are not the server's,
+        not as a typo in the prompt. The prompt fails here; another worker is not tried."""
+        lacking = [p for p in exc.errors if p.code == "unknown_node_type"]
+        if not lacking:
+            return exc
+        where = f"worker {self.spec.index} (pid {os.getpid()} on {self.host})"
+        why = self._why_not_loaded({str(p.node_type) for p in lacking})
+        return WorkflowError([dataclasses.replace(
+            p, message=f"node type {quoted(p.node_type)} is not loaded in {where}, though the "
+                       f"server has it: every worker needs the server's node plugins; {why}")
+            for p in lacking])  # fmt: skip
+
+    def _why_not_loaded(self, types: set[str]) -> str:
+        """Why this worker's plugins lack `types`: the plugins failing here, as loading them
+        again says (a folder not there, an import error), else which ones loaded."""
+        from latentgraph.graph.plugins import PluginFailure, load_plugins
+
+        failures: list[PluginFailure] = []
+        load_plugins(self.spec.nodes_dirs, entry_points=self.spec.load_nodes, errors=failures)
+        said = [str(f) for f in failures if type(f) is PluginFailure]
+        if said:
+            return "here, " + "; ".join(said)
+        if all(name in self.registry for name in types):
+            return "its plugin loads here now, not when this worker started: queue it again"
+        if self.spec.nodes_dirs:
+            folders = ", ".join(str(d) for d in self.spec.nodes_dirs)
+            return (f"no plugin of --nodes-dir {folders} here declares it (the same folder, "
+                    "and latentgraph version, as the server's?)")  # fmt: skip
+        return ("no plugin pack installed here declares it (install the server's packs and "
+                "latentgraph version on every machine)")  # fmt: skip
 
     def free(self, unload_models: bool, free_memory: bool) -> None:
         try:

@@ -463,3 +463,18 @@ def test_graphs_that_cannot_run_raise_workflow_errors(toys, spec, code):
         toys.scheduler().run(build(spec), validate=False)
     assert [p.code for p in e.value.problems] == [code]
     assert e.value.problems[0].node_id != "" or code == "prompt_no_outputs"
+
+
+@pytest.mark.parametrize("targets", [None, ["out"]])
+def test_a_node_of_a_type_the_registry_lacks_is_never_left_out_unvalidated(toys, targets):
+    """A server's worker runs what the server validated with its own registry (validate=False):
+    a plugin's output node its registry lacks (its plugin did not load there) was no output
+    node to it, and the run said success without it. Whatever it feeds, it is refused."""
+    spec = {"a": ("Const", {"value": 1}), "out": ("Out", {"x": "@a"}),
+            "who": ("WhoAmI", {"x": "@a"})}  # fmt: skip
+    with pytest.raises(WorkflowError) as e:
+        toys.scheduler().run(build(spec), targets=targets, validate=False)
+    [problem] = e.value.problems
+    assert (problem.code, problem.node_id, problem.node_type) == ("unknown_node_type", "who",
+                                                                  "WhoAmI")  # fmt: skip
+    assert toys.calls == {}  # nothing ran

@@ -1,0 +1,116 @@
+"""A worker whose registry lacks a node type the server validated with (its plugin folder not
+there on that machine, a plugin that fails to import there): the prompt fails at that node,
+naming it, its type, the worker and why, and is not handed to another worker. It ran without
+the node and ended `success`, the node missing from the outputs (a `serve --ray` actor without
+the `--nodes-dir` folder)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import os
+import socket
+
+import pytest
+
+from latentgraph.graph import NodeResult, Registry, Settings, Socket, node
+from latentgraph.server.worker_process import JobRunner, WorkerSpec
+from latentgraph.server.workers import Done, Job, RunMessages, WorkerSetup
+
+from .conftest import RunningServer, WsClient, chain, free_port
+from .plugin.toy_nodes import NUM, toy_registry
+
+
+def with_who() -> dict:
+    """The toy chain and a plugin's output node beside Show (as the report's WhoAmI)."""
+    prompt = chain(3)
+    prompt["who"] = {"class_type": "WhoAmI", "inputs": {"x": ["2", 0]}}
+    return prompt
+
+
+def _add_who(registry: Registry) -> Registry:
+    @node("WhoAmI", inputs=[Socket("x", NUM)], outputs=[], output_node=True, registry=registry)
+    def who(ctx, x):
+        return NodeResult((), ui={"pid": [os.getpid()]})
+
+    return registry
+
+
+def server_only_registry() -> Registry:
+    """The toy nodes, and WhoAmI in the server's process only: a worker process (started by
+    multiprocessing) lacks it, as one whose plugin did not load there."""
+    registry = toy_registry()
+    return _add_who(registry) if multiprocessing.parent_process() is None else registry
+
+
+def run_checked(spec: WorkerSpec, prompt: dict) -> tuple[Done, list]:
+    """Run `prompt` as a job POST /prompt checked, in a JobRunner of the toy nodes: its Done
+    and the websocket messages it sent."""
+    ours, theirs = multiprocessing.Pipe()
+    try:
+        runner = JobRunner(WorkerSetup(registry=toy_registry), spec, theirs)
+        runner.run(Job("p1", json.dumps(prompt), {}, None, False, checked=True))
+        sent: list = []
+        while not any(isinstance(m, Done) for m in sent):
+            sent += ours.recv()
+    finally:
+        ours.close()
+        gc.unfreeze()  # the runner froze the session's objects
+    return next(m for m in sent if isinstance(m, Done)), [
+        (t, json.loads(text)["data"])
+        for m in sent if isinstance(m, RunMessages) for t, text in m.messages
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("plugin", ["missing", "failing"])
+def test_a_checked_job_with_a_type_the_worker_lacks_fails_naming_node_worker_and_why(
+        tmp_path, plugin):  # fmt: skip
+    nodes_dir = tmp_path / "plug"
+    said = f"node plugin {nodes_dir} failed to load: not a directory"
+    if plugin == "failing":
+        nodes_dir.mkdir()
+        (nodes_dir / "whoami.py").write_text("import not_installed_here\n")
+        said = f"node plugin {nodes_dir / 'whoami.py'} failed to load: ModuleNotFoundError"
+    spec = WorkerSpec(3, Settings(output_dir=tmp_path / "out"), nodes_dirs=[nodes_dir],
+                      load_nodes=False, preload=False)  # fmt: skip
+    done, messages = run_checked(spec, with_who())
+    assert done.status == "failed"
+    error = dict(messages)["execution_error"]
+    assert (error["node_id"], error["node_type"]) == ("who", "WhoAmI")
+    worker = f"worker 3 (pid {os.getpid()} on {socket.gethostname()})"
+    assert error["exception_message"].startswith(
+        f"node 'who' (WhoAmI): node type 'WhoAmI' is not loaded in {worker}, though the server "
+        f"has it: every worker needs the server's node plugins; here, {said}")  # fmt: skip
+    assert "\n" not in error["exception_message"]
+    assert "executed" not in dict(messages)  # Show did not run without it either
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from latentgraph.server.config import ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path_factory.mktemp("lacks"), port=free_port(),
+                          workers=2, disk_cache=False, load_nodes=False, editor=False)  # fmt: skip
+    running = RunningServer(config, WorkerSetup(registry=server_only_registry)).start()
+    yield running
+    running.stop()
+
+
+def test_the_client_gets_the_error_at_that_node_and_no_other_worker_runs_it(server):
+    client = WsClient(server)
+    try:
+        r = server.post_prompt(with_who(), client.client_id)
+        assert r.status_code == 200, r.text  # the server has WhoAmI: it validates
+        pid = r.json()["prompt_id"]
+        messages = client.until_done(pid)
+    finally:
+        client.close()
+    types = [m["type"] for m in messages]
+    assert types.count("execution_start") == 1 and "execution_success" not in types
+    error = next(m["data"] for m in messages if m["type"] == "execution_error")
+    assert (error["node_id"], error["node_type"]) == ("who", "WhoAmI")
+    assert "is not loaded in worker " in error["exception_message"]
+    history = server.http.get(f"/history/{pid}").json()[pid]
+    assert history["status"]["status_str"] == "error"
+    assert history["outputs"] == {}
