@@ -382,28 +382,61 @@ def default_folder(flag: str) -> Path:
     return Path(DEFAULT_FOLDERS[flag][0])
 
 
-def folder_named(flag: str, folder: Path) -> str:
-    """How a refusal names the folder `flag` gave: `--output-dir out`; its default, as what it
-    is and how to choose another: `the output folder ./output (the default; --output-dir DIR
-    chooses another)`."""
-    known = DEFAULT_FOLDERS.get(flag)
-    if known is None or Path(folder) != default_folder(flag):
-        return f"{flag} {folder}"
-    return f"the {known[1]} ./{known[0]} (the default; {flag} DIR chooses another)"
+# The user's own folders, named by an environment variable (`graph.paths`), else the
+# platform's default: what each is, and the flag choosing another for the command refused
+# (None: only the variable does; `run --cache-dir` moves the disk store, not the cache folder,
+# which holds the built-in models too). Their source in `check_folders` is `$VARIABLE`.
+USER_FOLDERS = {"$LATENTGRAPH_CACHE_DIR": ("cache folder", None),
+                "$LATENTGRAPH_DATA_DIR": ("data folder", "--data-dir")}  # fmt: skip
+
+
+def folder_named(source: str, folder: Path) -> str:
+    """How a refusal names a folder, by where it came from (`source`), so that the user finds
+    it and knows how to choose another. A flag's: `--output-dir out`; its default, as what it
+    is: `the output folder ./output (the default; --output-dir DIR chooses another)`. A user
+    folder's (`USER_FOLDERS`, `source` its `$VARIABLE`), in the same form: `the cache folder
+    /x (the default; $LATENTGRAPH_CACHE_DIR chooses another)`, or `the cache folder /x (from
+    $LATENTGRAPH_CACHE_DIR; set it to another folder)` when the variable gave it."""
+    if source in USER_FOLDERS:
+        from latentgraph.graph.paths import env_folder
+
+        what, flag = USER_FOLDERS[source]
+        if env_folder(source[1:]) is not None:
+            other = f"{flag} DIR chooses another" if flag else "set it to another folder"
+            return f"the {what} {folder} (from {source}; {other})"
+        choose = f"{flag} DIR or {source}" if flag else source
+        return f"the {what} {folder} (the default; {choose} chooses another)"
+    known = DEFAULT_FOLDERS.get(source)
+    if known is None or Path(folder) != default_folder(source):
+        return f"{source} {folder}"
+    return f"the {known[1]} ./{known[0]} (the default; {source} DIR chooses another)"
+
+
+def cache_folders(given: Path | None) -> list[tuple[str, Path]]:
+    """The cache folders `run`, `serve` and `cache` write, as `check_folders` takes them: the
+    cache folder (`graph.paths.cache_dir`: the built-in models are built in its models/, a
+    single file's configs in configs/; the disk store is its outputs/), named by where it came
+    from, and `--cache-dir` when `given` (the disk store moved there). Checked before any work:
+    a cache folder no one can write failed every run at its LoadModel, with no word of how to
+    choose another."""
+    from latentgraph.graph.paths import CACHE_DIR_ENV, cache_dir
+
+    return [(f"${CACHE_DIR_ENV}", cache_dir())] + ([("--cache-dir", given)] if given else [])
 
 
 def check_folders(named: list[tuple[str, Path]], *, create: bool = True,
                   written: bool = True) -> None:  # fmt: skip
-    """Each (flag, folder) a folder, or one the command may make (`create`; `written`: that it
-    can write in, `folder_problem`): else a usage error (exit 2) naming the flag (`folder_named`:
-    a default as such), before anything runs (app/preflight.py, one rule for run and serve):
-    "--data-dir /tmp/x/afile: a file is there; expected a folder"."""
+    """Each (source, folder) a folder, or one the command may make (`create`; `written`: that
+    it can write in, `folder_problem`): else a usage error (exit 2) naming it by its source, a
+    flag or a user folder's `$VARIABLE` (`folder_named`: a default as such), before anything
+    runs (app/preflight.py, one rule for run and serve): "--data-dir /tmp/x/afile: a file is
+    there; expected a folder"."""
     from .preflight import folder_problem
 
-    for flag, folder in named:
+    for source, folder in named:
         problem = folder_problem(folder, create=create, written=written)
         if problem:
-            raise UserError(f"{folder_named(flag, folder)}: {problem}")
+            raise UserError(f"{folder_named(source, folder)}: {problem}")
 
 
 def check_file(name: str, path: Path) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .arguments import at_least
+from .arguments import at_least, cache_folders, check_folders
 
 if TYPE_CHECKING:
     from latentgraph.graph.cache import Held
@@ -75,7 +75,9 @@ def size_text(n: int) -> str:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """Print the store's folder, entries, size and limit; with `clear`, empty it first.
-    A `--cache-dir` naming a file is a usage error, as `run` refuses it."""
+    A cache folder (or `--cache-dir`) that is a file or cannot be written is a usage error, as
+    `run` refuses it (`cache_folders`), and so is a file where the store's outputs/ would be:
+    "(not made yet)" would name a place that can never be made."""
     from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DiskCache, disk_store_dir
     from latentgraph.graph.paths import built_models_dir
     from latentgraph.nodes.builtin_builds import found_builds
@@ -83,10 +85,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from .exits import UserError
     from .preflight import folder_problem
 
+    check_folders(cache_folders(args.cache_dir))
     folder = disk_store_dir(args.cache_dir)
-    problem = folder_problem(folder, create=True)
-    if problem and args.cache_dir is not None:
-        raise UserError(f"--cache-dir {args.cache_dir}: {problem}")
+    problem = None if args.cache_dir else folder_problem(folder)
+    if problem:
+        raise UserError(f"the disk cache's folder {folder}: {problem}")
     store = DiskCache(folder, DEFAULT_DISK_BYTES)
     limit, limit_from = _limit(store, args.cache_disk_mb)
     if args.action == "clear":

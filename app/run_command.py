@@ -18,6 +18,7 @@ from .arguments import (
     add_ray_args,
     add_workflow_args,
     cache_bounds,
+    cache_folders,
     check_devices,
     check_folders,
     check_ray_args,
@@ -189,8 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = load_nodes(args.nodes_dir)
     settings = _settings(args)
     overrides = parse_assignments(args.overrides, "--set")
-    check_folders([("--output-dir", args.output_dir)]
-                   + ([("--cache-dir", args.cache_dir)] if args.cache_dir else []))  # fmt: skip
+    check_folders([("--output-dir", args.output_dir), *cache_folders(args.cache_dir)])
     # used only by a workflow's LoadImage or PreviewImage: not written to here, but a file
     # there failed those nodes after the whole graph had run
     check_folders([("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)],

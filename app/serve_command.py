@@ -18,6 +18,7 @@ from .arguments import (
     add_ray_args,
     at_least,
     cache_bounds,
+    cache_folders,
     check_devices,
     check_folders,
     check_nodes_dirs,
@@ -249,7 +250,7 @@ def _refuse_comfy_user_folder(data: Path, users: Path | None) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from latentgraph.graph.paths import data_dir
+    from latentgraph.graph.paths import DATA_DIR_ENV, data_dir
     from latentgraph.server.config import ServerConfig, auth_token_rule
     from latentgraph.server.hosts import address_problem, is_loopback_bind
     from latentgraph.server.run import serve
@@ -257,10 +258,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .wiring import prepare_server, worker_setup
 
     check_ray_args(args)
-    check_folders([("--data-dir", args.data_dir or data_dir()), ("--output-dir", args.output_dir),
-                    ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)]
+    data = ("--data-dir", args.data_dir) if args.data_dir else (f"${DATA_DIR_ENV}", data_dir())
+    check_folders([data, ("--output-dir", args.output_dir),
+                   ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)]
                   + ([("--user-dir", args.user_dir)] if args.user_dir else [])
-                  + ([("--cache-dir", args.cache_dir)] if args.cache_dir else []))  # fmt: skip
+                  + cache_folders(args.cache_dir))  # fmt: skip
     if args.data_dir:
         _refuse_comfy_user_folder(args.data_dir, args.user_dir)
     check_nodes_dirs(args.nodes_dir)

@@ -4,6 +4,10 @@ LATENTGRAPH_CACHE_DIR   output cache and the built-in tiny models (default: user
 LATENTGRAPH_DATA_DIR    server database, user settings and saved workflows (default: user data dir)
 LATENTGRAPH_MODELS_DIRS more models roots, searched after the ones given (os.pathsep between)
 
+Their values are read as a user writes a path (`user_path`: `~` expanded, since systemd's
+`Environment=` and `docker -e` pass it as typed); a relative one is from the working folder, as
+a folder flag's is. A blank value is no value: the default.
+
 The models folders' layout is read here, for the nodes (nodes/models_dirs.py: dropdowns and
 `resolve`) and the server's model routes (server/api_info.py) alike: the roots, a folder
 kind's directories under them and the weight files in one.
@@ -40,9 +44,28 @@ _warned_undecodable: set[tuple[str, tuple[str, ...]]] = set()
 _warned_revisits: set[str] = set()
 
 
+CACHE_DIR_ENV = "LATENTGRAPH_CACHE_DIR"
+DATA_DIR_ENV = "LATENTGRAPH_DATA_DIR"
+
+
+def user_path(text: str) -> Path:
+    """A path as a user writes it, `~` (and `~user`) expanded: what a shell would have done
+    for a value it never saw (an environment variable set by systemd or `docker -e`, a models
+    path in a file). The one rule for the environment's folders."""
+    return Path(text).expanduser()
+
+
+def env_folder(variable: str) -> Path | None:
+    """The folder environment variable `variable` names (`user_path`), or None when it is
+    unset or blank (`LATENTGRAPH_CACHE_DIR=` or `" "`: the default, not a folder named " ")."""
+    value = os.environ.get(variable, "")
+    return user_path(value) if value.strip() else None
+
+
 def cache_dir() -> Path:
-    env = os.environ.get("LATENTGRAPH_CACHE_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("latentgraph"))
+    """The cache folder: `$LATENTGRAPH_CACHE_DIR`, else the user cache folder
+    (`~/.cache/latentgraph` on Linux, `$XDG_CACHE_HOME/latentgraph`)."""
+    return env_folder(CACHE_DIR_ENV) or Path(platformdirs.user_cache_dir("latentgraph"))
 
 
 # A built-in model's build in `built_models_dir`: its name, its recipe's version, and ".safetensors"
@@ -83,8 +106,9 @@ def built_model_parts(name: str) -> tuple[str, int, str] | None:
 
 
 def data_dir() -> Path:
-    env = os.environ.get("LATENTGRAPH_DATA_DIR")
-    return Path(env) if env else Path(platformdirs.user_data_dir("latentgraph"))
+    """The user data folder: `$LATENTGRAPH_DATA_DIR`, else the platform's
+    (`~/.local/share/latentgraph` on Linux, `$XDG_DATA_HOME/latentgraph`)."""
+    return env_folder(DATA_DIR_ENV) or Path(platformdirs.user_data_dir("latentgraph"))
 
 
 def split_annotation(value: str) -> tuple[str, str | None]:
@@ -143,9 +167,10 @@ def _models_dirs(dirs: Sequence[Path | str | KindFolder] | None) -> list[ModelsD
 
 
 def env_models_roots() -> list[Path]:
-    """The models roots `$LATENTGRAPH_MODELS_DIRS` names (os.pathsep-separated)."""
+    """The models roots `$LATENTGRAPH_MODELS_DIRS` names (os.pathsep-separated; each a
+    `user_path`, blank ones skipped)."""
     env = os.environ.get(MODELS_DIRS_ENV, "")
-    return [Path(p) for p in env.split(os.pathsep) if p]
+    return [user_path(p) for p in env.split(os.pathsep) if p.strip()]
 
 
 def models_roots(dirs: Sequence[Path | str | KindFolder] | None = None) -> list[Path]:

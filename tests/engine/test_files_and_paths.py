@@ -178,18 +178,34 @@ def test_the_environment_variable_names_the_folder(tmp_path, monkeypatch, functi
     assert function() == tmp_path / "here"
 
 
+@pytest.mark.parametrize("function, variable", [(paths.cache_dir, "LATENTGRAPH_CACHE_DIR"),
+                                                (paths.data_dir, "LATENTGRAPH_DATA_DIR")])  # fmt: skip
+def test_a_tilde_in_the_variable_is_the_home_folder(tmp_path, monkeypatch, function, variable):
+    """systemd's `Environment=` and `docker -e` pass `~/lg` as typed: it made a folder named
+    `~` in the working folder."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(variable, "~/lg")
+    assert function() == tmp_path / "lg"
+
+
+def test_the_models_variable_expands_a_tilde_and_skips_blank_entries(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(paths.MODELS_DIRS_ENV, os.pathsep.join(["~/a", " ", "/b"]))
+    assert paths.env_models_roots() == [tmp_path / "a", Path("/b")]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG folders")
 @pytest.mark.parametrize("function, variable, xdg", [
     (paths.cache_dir, "LATENTGRAPH_CACHE_DIR", "XDG_CACHE_HOME"),
     (paths.data_dir, "LATENTGRAPH_DATA_DIR", "XDG_DATA_HOME"),
 ])  # fmt: skip
-@pytest.mark.parametrize("unset", ["absent", "empty"])
+@pytest.mark.parametrize("unset", ["absent", "empty", "blank"])
 def test_without_it_the_users_folder_for_the_platform(tmp_path, monkeypatch, function, variable,
                                                       xdg, unset):  # fmt: skip
     if unset == "absent":
         monkeypatch.delenv(variable, raising=False)
-    else:
-        monkeypatch.setenv(variable, "")
+    else:  # blank: " " named a folder " " in the working folder
+        monkeypatch.setenv(variable, "" if unset == "empty" else " ")
     monkeypatch.setenv(xdg, str(tmp_path / "xdg"))
     assert function() == tmp_path / "xdg" / "latentgraph"
 
