@@ -34,6 +34,7 @@ from .exits import (
     diagnostics_stderr,
     drop_stdout,
     end_process,
+    escaped_unencodable,
     fill_closed_fds,
     verdict_text,
 )
@@ -162,6 +163,26 @@ def _unmark(value: Any) -> Any:
     return value.word if isinstance(value, _AfterDashes) else value
 
 
+class _Version(argparse.Action):
+    """`--version`: `latentgraph 0.1.0` on stdout, exit 0. The version is the installed
+    distribution's (its metadata: pyproject.toml's, as pip installed it), looked up only when
+    asked, so no other command pays for it."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, argparse.SUPPRESS, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version and exit")  # fmt: skip
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("latentgraph")
+        except PackageNotFoundError:  # imported from a source tree pip did not install
+            number = "(unknown: not installed by pip)"
+        print(f"latentgraph {number}")
+        parser.exit(EXIT_OK)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="latentgraph",
@@ -172,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks of internal errors and of nodes that crash")  # fmt: skip
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for add_parser in (
         run_command.add_run_parser,
@@ -276,9 +298,10 @@ def _log_lines(command: str) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     """The command `argv` names, run; its exit code. stderr is diagnostics throughout: a line
-    it cannot take is lost, not the command (`diagnostics_stderr`)."""
+    it cannot take is lost, not the command (`diagnostics_stderr`); a character neither
+    stream's encoding has is written as an escape (`escaped_unencodable`)."""
     stdout_closed = fill_closed_fds()
-    with diagnostics_stderr():
+    with escaped_unencodable(), diagnostics_stderr():
         return _main(argv, stdout_closed)
 
 
@@ -342,17 +365,24 @@ def _main(argv: list[str] | None, stdout_closed: bool) -> int:
     except ValueError as e:
         if args.debug:
             raise
+        if isinstance(e, UnicodeEncodeError):  # a ValueError, but never the user's input:
+            return _internal_error(e)  # the streams escape what they cannot encode
         print(f"latentgraph: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as e:
         if args.debug:
             raise
-        print(
-            f"latentgraph: internal error: {type(e).__name__}: {e}\n"
-            "(this is a bug; run again with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal_error(e)
+
+
+def _internal_error(exc: Exception) -> int:
+    """A bug: its one line, asking for `--debug`'s traceback; exit 70."""
+    print(
+        f"latentgraph: internal error: {type(exc).__name__}: {exc}\n"
+        "(this is a bug; run again with --debug for the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 def _disk_full(exc: OSError) -> int:

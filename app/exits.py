@@ -164,6 +164,26 @@ def diagnostics_stderr() -> Iterator[None]:
         sys.stderr = stderr
 
 
+@contextlib.contextmanager
+def escaped_unencodable() -> Iterator[None]:
+    """stdout and stderr, while a command runs, writing a character their encoding lacks as a
+    backslash escape (`\\u56f3`), as Python's own stderr does: a stdout that is not UTF-8
+    (`PYTHONIOENCODING=ascii`, a Latin-1 locale) failed `nodes`, `convert ... -` and `cache`
+    midway with the codec's message. The one rule for every command's two streams; each
+    one's own setting is put back after (a caller in this process keeps its streams)."""
+    kept = []
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            kept.append((stream, stream.errors))
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        for stream, errors in kept:
+            with contextlib.suppress(Exception):  # a stream closed meanwhile: nothing to keep
+                stream.reconfigure(errors=errors)
+
+
 def end_process(code: int, *, at_once: bool = False) -> NoReturn:
     """End the `latentgraph` process with `code`: the console script's last step (`cli.entry`).
     A code a signal's stop gives (`SIGNAL_EXITS`: 130, 143) ends it by that signal instead,
