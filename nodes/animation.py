@@ -21,6 +21,7 @@ from .images import (
     filename_prefix_input,
     other_entries,
     output_files,
+    row_image,
     to_uint8,
 )
 
@@ -82,9 +83,8 @@ def _exif(ctx: Any) -> Any:
 def save_animated_webp(ctx, images, filename_prefix: str = "ComfyUI", fps: float = 6.0,
                        lossless: bool = True, quality: int = 80, method: str = "default"):  # fmt: skip
     """Save an image batch as one animated WEBP in the output folder."""
-    from PIL import Image
 
-    frames = [Image.fromarray(row[..., :3]) for row in to_uint8(images)]
+    frames = [row_image(row) for row in to_uint8(images)]
     exif = _exif(ctx)
     root = Path(ctx.settings.output_dir)
     files = output_files(ctx, filename_prefix, root, "output", ".webp", record_contents=True,

@@ -70,10 +70,13 @@ def to_uint8(images: Any) -> Any:
 
 
 def row_image(row: Any) -> Any:
-    """One image of `to_uint8`'s batch as PIL: RGB (a fourth channel dropped) or grayscale."""
+    """One image of `to_uint8`'s batch as the PIL image every saver writes (PNG, animated
+    WEBP, the websocket's PNG): RGBA with a fourth channel (JoinImageWithAlpha's alpha kept,
+    as ComfyUI saves it), RGB with three, else grayscale."""
     from PIL import Image
 
-    return Image.fromarray(row[..., :3] if row.shape[-1] >= 3 else row[..., 0])
+    channels = row.shape[-1]
+    return Image.fromarray(row[..., :4] if channels >= 3 else row[..., 0])
 
 
 # Formats whose further frames are not more pictures: ComfyUI reads only an MPO's (a camera's

@@ -38,6 +38,21 @@ def test_batch_becomes_one_animated_webp(make_ctx, tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["fade_00001_.webp"]
 
 
+def test_an_rgba_batch_keeps_its_alpha_in_every_frame(make_ctx, tmp_path):
+    """JoinImageWithAlpha's RGBA frames are saved with their alpha, as ComfyUI's node saves
+    them; the fourth channel was dropped (opaque frames)."""
+    ctx = make_ctx("SaveAnimatedWEBP")
+    frames = torch.cat([_frames(2), torch.ones(2, 16, 16, 1)], dim=-1)
+    frames[0, :8, ..., 3], frames[1, 8:, ..., 3] = 0.0, 0.5  # a clear top, a half-clear bottom
+    animation.save_animated_webp(ctx, frames, "cut", 4.0, True, 80, "fastest")
+    with Image.open(tmp_path / "output" / "cut_00001_.webp") as img:
+        assert img.mode == "RGBA"
+        alphas = [np.asarray(f.convert("RGBA"))[..., 3] for f in ImageSequence.Iterator(img)]
+    assert len(alphas) == 2
+    for alpha, expected in zip(alphas, images.to_uint8(frames[..., 3]), strict=True):
+        assert np.array_equal(alpha, expected)
+
+
 def test_a_second_save_is_numbered_after_the_first(make_ctx, tmp_path):
     ctx = make_ctx("SaveAnimatedWEBP")
     first = animation.save_animated_webp(ctx, _frames(2), "anim", 6.0, False, 50, "default")

@@ -133,3 +133,35 @@ def test_join_image_with_alpha_makes_the_mask_transparent():
     assert rgba.shape == (1, 4, 4, 4)
     assert rgba[..., :3].equal(image)
     assert rgba[0, 0, 0, 3] == 0 and rgba[0, 3, 3, 3] == 1
+
+
+def test_join_image_with_alpha_is_saved_as_an_rgba_png(tmp_path):
+    """SaveImage and PreviewImage write a 4-channel image as RGBA (ComfyUI's do): its alpha,
+    1 - mask, is what JoinImageWithAlpha makes the file for; it was dropped (an opaque RGB
+    PNG). LoadImage's mask joined back gives the picture's own alpha."""
+    import numpy as np
+    from PIL import Image
+
+    from latentgraph.graph import Settings
+    from latentgraph.graph.comfy_api import graph_from_prompt
+    from latentgraph.graph.scheduler import Scheduler
+
+    name = _rgba_file(tmp_path / "input")
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+        "2": {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["1", 0], "alpha": ["1", 1]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "cut"}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }  # fmt: skip
+    settings = Settings(output_dir=tmp_path / "output", input_dir=tmp_path / "input",
+                        temp_dir=tmp_path / "temp")  # fmt: skip
+    result = Scheduler(default_registry, settings=settings).run(
+        graph_from_prompt(prompt, default_registry))  # fmt: skip
+    assert result.ok, result.failures
+    with Image.open(tmp_path / "input" / name) as img:
+        original = np.asarray(img)
+    preview = next((tmp_path / "temp").rglob("*.png"))
+    for path in (tmp_path / "output" / "cut_00001_.png", preview):
+        with Image.open(path) as img:
+            assert img.mode == "RGBA", path
+            assert np.array_equal(np.asarray(img), original)
