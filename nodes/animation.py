@@ -4,7 +4,9 @@ Written like SaveImage's PNGs: a checked file name prefix inside the output fold
 files, each written to a temporary name and linked into place; written again when a cached
 run finds the file gone or changed, or the output folder changed. The workflow travels in the
 file's EXIF as ComfyUI puts it ("prompt:..." in Model, "workflow:..." in Make, each other
-extra_pnginfo entry "key:..." in the tags below), so ComfyUI's editor can load it back.
+extra_pnginfo entry "key:..." in the tags below), so ComfyUI's editor can load it back; our own
+document with the run's params ("latentgraph:...", below the workflow) as a saved PNG carries
+it, so `latentgraph run clip.webp --set ...` re-runs it.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ METHODS = {"default": 4, "fastest": 0, "slowest": 6}  # pillow's WEBP effort, 0.
 EXIF_MAKE, EXIF_MODEL = 0x010F, 0x0110
 
 
-# The run's documents the WEBP carries in EXIF, as ComfyUI writes them, and the prompt's other
-# extra_pnginfo entries: declared (`embeds`), so a run of another document (a node moved, an
-# API client's other entry) saves a file carrying it.
-WEBP_EXIF_KEYS = ("prompt", "workflow")
+# The run's documents the WEBP carries in EXIF, as ComfyUI writes them, our own document (with
+# the run's params, as a saved PNG carries it), and the prompt's other extra_pnginfo entries:
+# declared (`embeds`), so a run of another document (a node moved, a param set, an API client's
+# other entry) saves a file carrying it.
+WEBP_EXIF_KEYS = ("prompt", "workflow", "latentgraph")
 
 
 def _entry_tags() -> list[int]:
@@ -45,20 +48,40 @@ def _entry_tags() -> list[int]:
     return [t for t in range(EXIF_MAKE, 0, -1) if TiffTags.lookup(t).type in (None, TiffTags.ASCII)]
 
 
+def _ascii_document(ours: Any) -> str:
+    """Our workflow document (`ctx.extra["latentgraph"]`: its text, or its data) as EXIF's
+    ASCII can hold it, so `run clip.webp` reads back what the run read: the text as written
+    when it is ASCII (comments kept), else the same document dumped with its other characters
+    escaped (a `café` prompt would come back `caf?`)."""
+    import yaml
+
+    if not isinstance(ours, str):
+        return json.dumps(ours)
+    if ours.isascii():
+        return ours
+    return yaml.safe_dump(yaml.safe_load(ours), allow_unicode=False, sort_keys=False)
+
+
 def _exif(ctx: Any) -> Any:
-    """The prompt in Model, then the workflow and the other extra_pnginfo entries
-    (`other_entries`), each `key:<json>` in the next entry tag (as ComfyUI writes them: in
-    ASCII, another character a `?`); entries past the last tag left out, with a warning."""
+    """The prompt in Model, then the workflow, our document (`latentgraph:<text>`) and the other
+    extra_pnginfo entries (`other_entries`), each `key:<json>` in the next entry tag (as
+    ComfyUI writes them: in ASCII, another character a `?`); entries past the last tag left
+    out, with a warning."""
     from PIL import Image
 
     extra = ctx.extra
     exif = Image.Exif()
     if extra.get("prompt") is not None:
         exif[EXIF_MODEL] = "prompt:" + json.dumps(extra["prompt"])
-    workflow = [("workflow", extra["workflow"])] if extra.get("workflow") is not None else []
-    entries, tags = workflow + other_entries(extra), _entry_tags()
-    for tag, (key, value) in zip(tags, entries, strict=False):
-        exif[tag] = f"{key}:{json.dumps(value)}"
+    texts = []
+    if extra.get("workflow") is not None:
+        texts.append("workflow:" + json.dumps(extra["workflow"]))
+    if extra.get("latentgraph") is not None:
+        texts.append("latentgraph:" + _ascii_document(extra["latentgraph"]))
+    entries = texts + [f"{key}:{json.dumps(value)}" for key, value in other_entries(extra)]
+    tags = _entry_tags()
+    for tag, entry in zip(tags, entries, strict=False):
+        exif[tag] = entry
     if len(entries) > len(tags):
         ctx.warn(f"{len(entries) - len(tags)} extra_pnginfo entries left out of the WEBP: its "
                  f"EXIF has room for {len(tags)}")  # fmt: skip

@@ -88,3 +88,36 @@ def test_changing_a_results_ui_leaves_what_later_runs_report_and_save(tmp_path, 
     third = latentgraph.run(path, settings=settings, cache=cache)
     assert third.cached == ["save"] and _saved(third, settings.output_dir) == png
     assert sorted(p.name for p in settings.output_dir.rglob("*.png")) == [Path(png).name]
+
+
+CLIP = """\
+version: 1
+# frames of one colour
+params:
+  color: 255
+  name: clip
+nodes:
+  frames: {type: EmptyImage, width: 4, height: 3, batch_size: 2, color: $color}
+  save: {type: SaveAnimatedWEBP, images: frames, filename_prefix: $name, fps: 2.0}
+"""
+
+
+@pytest.mark.parametrize("name", ["clip", "café ☕"])
+def test_an_animated_webp_carries_the_document_and_params_and_runs_again(tmp_path, settings,
+                                                                          name):  # fmt: skip
+    """Its EXIF held the ComfyUI prompt alone: `latentgraph run clip.webp --set color=6` was
+    refused (a ComfyUI workflow has no params), as a frame PNG's is not. Our document goes in
+    as written (ASCII: comments kept) or, with other characters, escaped (EXIF is ASCII)."""
+    path = tmp_path / "clip.yaml"
+    path.write_text(CLIP, encoding="utf-8")
+    webp = _saved(latentgraph.run(path, color=5, name=name, settings=settings, cache=Cache()),
+                  settings.output_dir)  # fmt: skip
+    entries = [v for v in Image.open(webp).getexif().values() if v.startswith("latentgraph:")]
+    assert len(entries) == 1 and entries[0].isascii()
+    assert ("# frames of one colour" in entries[0]) == name.isascii()
+    again = latentgraph.load(webp, color=6)
+    assert again.format == "yaml" and again.params == {"color": 6, "name": name}
+    rerun = _saved(latentgraph.run(again, settings=settings, cache=Cache()), settings.output_dir)
+    assert latentgraph.load(rerun).params == {"color": 6, "name": name}
+    with Image.open(rerun) as img:
+        assert img.convert("RGB").getpixel((0, 0)) == (0, 0, 6)
