@@ -44,6 +44,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+# The most bytes one file or folder name may have: NAME_MAX of the usual filesystems.
+MAX_NAME_BYTES = 255
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 T = TypeVar("T")
 
@@ -70,7 +72,7 @@ _PARTIAL = re.compile("(?:" + "|".join(map(re.escape, PARTIAL_PREFIXES)) + ")[0-
 # ours when done; an hour leaves room for the slowest disk and for clocks apart on a share.
 STALE_PARTIAL_SECONDS = 3600
 # The temp file `write_file` fills before it replaces NAME: `.NAME.<16 hex>.tmp` (its prefix,
-# then `create_temp`'s hex and suffix).
+# then `create_temp`'s hex and suffix), NAME cut to its start when whole it would not fit.
 _WRITE_TEMP = re.compile(r"\.(.+)\.[0-9a-f]{16}\.tmp")
 _log = logging.getLogger("latentgraph.files")
 
@@ -290,7 +292,8 @@ def write_file(path: Path, save: Callable[[Path], None]) -> Path:
         return path
 
     # the temp file is `.NAME.<16 hex>.tmp`, as `write_temp_target` reads it
-    return write_new(path.parent, save, place, prefix=f".{path.name}.", target=lambda: path)
+    prefix = f".{_name_start(path.name, len('...tmp') + 16)}."
+    return write_new(path.parent, save, place, prefix=prefix, target=lambda: path)
 
 
 def write_folder(dest: Path, fill: Callable[[Path], None]) -> Path:
@@ -409,7 +412,17 @@ def _widen(path: str, want: int) -> None:
 
 
 def _sibling_name(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}-{secrets.token_hex(8)}.tmp")
+    name = _name_start(dest.name, len(".-.tmp") + 16)
+    return dest.with_name(f".{name}-{secrets.token_hex(8)}.tmp")
+
+
+def _name_start(name: str, added: int) -> str:
+    """As much of `name` as a temp name that adds `added` bytes to it may hold within
+    `MAX_NAME_BYTES`: a file named up to the limit is written through a temp file too (a
+    254-byte workflow name failed with "File name too long")."""
+    room = MAX_NAME_BYTES - added
+    raw = name.encode("utf-8", "surrogateescape")
+    return name if len(raw) <= room else raw[:room].decode("utf-8", "ignore")
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

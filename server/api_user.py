@@ -27,7 +27,7 @@ from latentgraph.graph.paths import inside, listed_names
 from .errors import ApiError, read_json
 from .filetypes import served_as
 from .jsontext import load_stored
-from .safepath import safe_join
+from .safepath import safe_user_path, shown_name
 from .state import get_state
 from .store import corrupt_copy_path
 
@@ -159,7 +159,7 @@ def _info(path: Path, root: Path) -> dict[str, Any]:
 async def list_userdata(request: Request) -> JSONResponse:
     root = get_state(request).config.user_dir
     q = request.query_params
-    folder = safe_join(root, q.get("dir", ""), what="dir")
+    folder = safe_user_path(root, q.get("dir", ""), what="dir")
     if not folder.is_dir():
         return JSONResponse([])
     recurse = q.get("recurse", "").lower() == "true"
@@ -206,13 +206,27 @@ def _one_path(root: Path, segments: list[str]) -> Path:
     rel = "/".join(segments)
     if not rel:
         raise ApiError(400, "a file path is required after /userdata/", "invalid_path")
-    return safe_join(root, rel, what="userdata path")
+    return safe_user_path(root, rel, what="userdata path")
 
 
-# Files the editor asks for on every page load, answered with their empty form until the user
-# saves one, so a fresh install's console shows no failed requests: the user's stylesheet and
-# the user's node templates (the editor's own fallback when they are missing is the same).
-EDITOR_DEFAULTS = {"user.css": ("", "text/css"), "comfy.templates.json": ("[]", "application/json")}
+def _new_path(root: Path, rel: str) -> Path:
+    """Where a user file saved or moved to `rel` goes (`_one_path`), its names shown as they
+    are (`shown_name`: no tab, newline or bidi override), as an upload's are: the editor's
+    sidebar and `ls` show them."""
+    path = _one_path(root, [rel])
+    shown_name(rel, "userdata path", "invalid_path")
+    return path
+
+
+# Files the editor asks for on every page load (or sidebar load), answered with their empty form
+# until the user saves one, so a fresh install's console shows no failed requests: the user's
+# stylesheet, the user's node templates and the workflows sidebar's bookmarks (the editor's own
+# fallback when they are missing is the same).
+EDITOR_DEFAULTS = {
+    "user.css": ("", "text/css"),
+    "comfy.templates.json": ("[]", "application/json"),
+    "workflows/.index.json": ('{"favorites": []}', "application/json"),
+}
 
 
 async def get_userdata(request: Request) -> Response:
@@ -232,7 +246,7 @@ async def post_userdata(request: Request) -> Response:
     q = request.query_params
     if len(segments) == 3 and segments[1] == "move":
         return await _move(request, root, segments[0], segments[2])
-    path = _one_path(root, segments)
+    path = _new_path(root, "/".join(segments))
     if path == root or path.is_dir():
         raise ApiError(400, "the userdata path names a folder", "invalid_path")
     if path.exists() and q.get("overwrite", "true").lower() == "false":
@@ -245,8 +259,8 @@ async def post_userdata(request: Request) -> Response:
 
 
 async def _move(request: Request, root: Path, src: str, dst: str) -> JSONResponse:
-    source = safe_join(root, src, what="userdata path")
-    target = safe_join(root, dst, what="userdata path")
+    source = safe_user_path(root, src, what="userdata path")
+    target = _new_path(root, dst)
     if not source.is_file():
         raise ApiError(404, f"no user file {src!r}", "not_found")
     if target.exists() and request.query_params.get("overwrite", "").lower() != "true":

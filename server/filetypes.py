@@ -13,8 +13,10 @@ import mimetypes
 # Inline types: media a browser only displays. SVG is an image that can carry script: excluded.
 _INLINE = ("image/", "video/", "audio/")
 _UNSAFE_INLINE = {"image/svg+xml"}
-# Attachments keep a descriptive type when it cannot run (the editor fetches JSON workflows).
-_PLAIN = {"application/json": "application/json"}
+# Attachments keep a descriptive type when it cannot run: the editor fetches JSON workflows,
+# and its page links the user's stylesheet (/userdata/user.css), which a browser applies only
+# when it is served as text/css under `nosniff` (a stylesheet runs no script).
+_PLAIN = {"application/json": "application/json", "text/css": "text/css"}
 
 
 def served_as(name: str) -> tuple[str, dict[str, str]]:

@@ -6,14 +6,15 @@ A name a file or folder is made under must also show as it is (`shown_name`)."""
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path, PurePosixPath
 
-from latentgraph.graph.paths import unseen_problem
+from latentgraph.graph.files import MAX_NAME_BYTES
+from latentgraph.graph.paths import inside, unseen_problem
 from latentgraph.graph.problems import quoted
 
 from .errors import ApiError
 
-MAX_NAME_BYTES = 255  # one file or folder name: NAME_MAX of the usual filesystems
 MAX_DEPTH = 32  # names in a relative path
 MAX_PATH_BYTES = 1024  # a relative path in all, leaving room for the base under PATH_MAX
 
@@ -37,14 +38,31 @@ def _check_name(name: str, what: str, whole: str) -> None:
 
 def clean_relative(value: str, what: str) -> PurePosixPath:
     """A relative path with no `..`, no absolute part, no drive and no NUL, of at most
-    `MAX_DEPTH` names of at most `MAX_NAME_BYTES` each, or a 400."""
+    `MAX_DEPTH` names of at most `MAX_NAME_BYTES` each, or a 400. A `\\` separates folders,
+    as a Windows client writes a subfolder."""
     value = (value or "").replace("\\", "/")
+    return _checked(value, PurePosixPath(value), what)
+
+
+def folded_relative(value: str, what: str) -> PurePosixPath:
+    """A relative path as the editor's user files take one (`/userdata`), checked as
+    `clean_relative` checks it once each `..` is folded into the name before it: the editor's
+    Save As `../x` from a subfolder sends `workflows/sub/../x.json`, which is
+    `workflows/x.json`, as ComfyUI saves it; a `..` above the path's start stays a 400. A `\\`
+    is part of a name, as ComfyUI keeps it on Linux (`a\\b.json`, no folder `a/`)."""
+    value = value or ""
+    folded = posixpath.normpath(value) if value else ""
+    return _checked(value, PurePosixPath("" if folded == "." else folded), what)
+
+
+def _checked(value: str, path: PurePosixPath, what: str) -> PurePosixPath:
+    """`path` (what the client's `value` names) if it is relative, inside its folder and of
+    sizes a filesystem takes, or a 400 quoting `value`."""
     if "\x00" in value:
         raise ApiError(400, f"{what} contains a NUL byte", "invalid_path")
     if _size(value) > MAX_PATH_BYTES:
         raise ApiError(400, f"{what} {_shown(value)} is {_size(value)} bytes long; at most "
                        f"{MAX_PATH_BYTES} are allowed", "name_too_long")  # fmt: skip
-    path = PurePosixPath(value)
     if path.is_absolute() or (value[1:2] == ":") or any(p == ".." for p in path.parts):
         raise ApiError(400, f"{what} {_shown(value)} must be a relative path inside its folder",
                        "invalid_path")  # fmt: skip
@@ -62,10 +80,22 @@ def safe_join(base: Path, *parts: str, what: str = "path") -> Path:
     rel = PurePosixPath()
     for part in parts:
         rel = rel / clean_relative(part, what)
-    root = base.resolve()
-    target = (root / rel).resolve()
-    if target != root and not target.is_relative_to(root):
+    return _contained(base, rel, what)
+
+
+def safe_user_path(base: Path, value: str, what: str) -> Path:
+    """`base / value` for the editor's user files (`folded_relative`), checked as `safe_join`
+    checks a path."""
+    return _contained(base, folded_relative(value, what), what)
+
+
+def _contained(base: Path, rel: PurePosixPath, what: str) -> Path:
+    """`base / rel` resolved, refused (400) if it leaves `base` (`paths.inside`, through a
+    link too) or if a folder on the way there is a file."""
+    target = inside(base, rel)
+    if target is None:
         raise ApiError(400, f"{what} leaves its folder", "invalid_path")
+    root = base.resolve()
     for folder in target.parents:
         if folder == root or not folder.is_relative_to(root):
             break

@@ -355,3 +355,19 @@ def test_a_name_is_refused_for_a_joiner_that_joins_nothing_or_a_line_separator(n
     a joiner now only joins two non-ASCII letters or symbols, and both separators are refused."""
     assert paths.unseen_character(name) == unseen
     assert f"U+{ord(unseen):04X}" in paths.unseen_problem(name)
+
+
+@pytest.mark.parametrize("name", ["a" * 250 + ".json", "é" * 125 + ".json", "x" * 255])
+def test_a_name_of_the_most_bytes_a_filesystem_takes_is_written(tmp_path, name):
+    """The temp file beside it is named from the name's start: `.NAME.<16 hex>.tmp` whole
+    was 22 bytes over the limit for a 234-255 byte name ("File name too long")."""
+    write_atomic(tmp_path / name, b"{}")
+    assert os.listdir(tmp_path) == [name]
+    assert (tmp_path / name).read_bytes() == b"{}"
+
+
+def test_a_folder_of_the_most_bytes_a_filesystem_takes_is_written(tmp_path):
+    dest = tmp_path / ("d" * 255)
+    files.write_folder(dest, lambda tmp: (tmp / "f").write_text("x"))
+    files.write_folder(dest, lambda tmp: (tmp / "g").write_text("y"))  # over an earlier one
+    assert os.listdir(tmp_path) == [dest.name] and os.listdir(dest) == ["g"]

@@ -8,7 +8,7 @@ import pytest
 
 from latentgraph.graph.problems import quoted
 from latentgraph.server.errors import ApiError
-from latentgraph.server.safepath import clean_relative, safe_filename, safe_join
+from latentgraph.server.safepath import clean_relative, folded_relative, safe_filename, safe_join
 
 
 def refusal(fn, *args, **kw) -> ApiError:
@@ -129,3 +129,17 @@ def test_a_refused_name_is_quoted_as_the_client_sent_it():
         "filename 'a\\b.png' must be a plain file name"
     )
     assert "'a\\u0000b'" in refusal(safe_filename, "a\x00b").message  # by its code point
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("workflows/sub/../x.json", "workflows/x.json"), ("a/./b//c", "a/b/c"), ("a/..", "."),
+     ("a\\b.json", "a\\b.json"), ("", "."), ("..a/b..", "..a/b..")],
+)  # fmt: skip
+def test_folded_relative_folds_dots_inside_and_keeps_a_backslash(value, expected):
+    assert folded_relative(value, "userdata path") == PurePosixPath(expected)
+
+
+@pytest.mark.parametrize("value", ["..", "a/../../b", "/etc/x", "C:x", "a\x00b", "../a/b"])
+def test_folded_relative_refuses_what_leaves_its_folder(value):
+    assert refusal(folded_relative, value, "userdata path").type == "invalid_path"
