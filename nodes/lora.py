@@ -103,10 +103,18 @@ def read_lora(
     try:
         state, alphas = StableDiffusionPipeline.lora_state_dict(raw, unet_config=unet_config)
     except Exception as exc:  # noqa: BLE001 - diffusers' converters raise many kinds
+        if is_lycoris(raw):
+            raise LoraError(f"{shown or path}: a LoHa/LoKr (LyCORIS) file: not supported") from None
         raise LoraError(
             f"{shown or path}: not a LoRA diffusers can read: {error_line(exc)}"
         ) from None
     return state, alphas
+
+
+def is_lycoris(raw: dict[str, Any]) -> bool:
+    """LoHa (`*.hada_w1_a`, ...) or LoKr (`*.lokr_w1`, ...) tensors: diffusers' converters
+    fail on them with a message about renaming keys that does not say what the file is."""
+    return any(".hada_" in key or ".lokr_" in key for key in raw)
 
 
 def _has(state: dict[str, Any], prefix: str) -> bool:

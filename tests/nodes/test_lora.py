@@ -285,3 +285,21 @@ def test_an_absolute_lora_path_is_refused_for_what_is_wrong_with_it(tmp_path):
     real = tmp_path / "style.safetensors"
     real.write_bytes(b"")
     assert lora_path(str(real)) == real
+
+
+@pytest.mark.parametrize("kind", ["hada_w1_a", "lokr_w1"])
+def test_loha_and_lokr_files_are_refused_as_what_they_are(make_ctx, tiny, tmp_path, kind):
+    """diffusers' converters fail on them saying keys 'have not been correctly renamed'."""
+    import torch
+
+    from latentgraph.nodes.tiny_addons import save_atomic
+
+    layer = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_k"
+    tensors = {f"{layer}.{kind}": torch.zeros(8, 8), f"{layer}.{kind[:-1]}b": torch.zeros(8, 8),
+               f"{layer}.alpha": torch.tensor(4.0)}  # fmt: skip
+    save_atomic(tensors, tmp_path / "loras" / "lyco.safetensors")
+    with pytest.raises(ValueError) as caught:
+        lora.load_lora(make_ctx("LoadLoRA", models_dirs=[tmp_path]), tiny[0], tiny[1],
+                       "lyco.safetensors", 1.0, 1.0)  # fmt: skip
+    assert str(caught.value) == (f"node 'n1' (LoadLoRA) input 'lora': {tmp_path}/loras/"
+                                 "lyco.safetensors: a LoHa/LoKr (LyCORIS) file: not supported")  # fmt: skip
