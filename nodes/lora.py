@@ -12,6 +12,9 @@ graph gives the base model's images back bit for bit, and a strength change re-r
 nodes downstream of the LoRA. Stacked LoRAs are fused one after another, each on the previous
 copy. A copy is counted in the manager's budget by its own fused layers only; it keeps the
 base's other weights alive while it is held, even if the base entry itself is evicted.
+What a file has that the model cannot take (layers naming no module of it: `unplaced`; a part
+for a text encoder the CLIP lacks, or any on a node without a CLIP: `_Patcher.left_out`) is
+left out with one node warning, not a library log line nor silence.
 """
 
 from __future__ import annotations
@@ -121,6 +124,49 @@ def _has(state: dict[str, Any], prefix: str) -> bool:
     return any(k.startswith(prefix + ".") for k in state)
 
 
+def _layers(state: dict[str, Any], part: str) -> set[str]:
+    """The modules `part`'s LoRA layers patch, named as diffusers' loaders hand them to peft
+    (the converters `load_lora_into_unet` / `load_lora_into_text_encoder` apply first)."""
+    from diffusers.utils import (
+        convert_state_dict_to_diffusers,
+        convert_state_dict_to_peft,
+        convert_unet_state_dict_to_peft,
+    )
+
+    own = {k.removeprefix(f"{part}."): v for k, v in state.items() if k.startswith(f"{part}.")}
+    if part != "unet":
+        own = convert_state_dict_to_peft(convert_state_dict_to_diffusers(own))
+    elif "lora_A" not in next(iter(own), "lora_A"):  # diffusers' test: the first key
+        own = convert_unet_state_dict_to_peft(own)
+    return {key.split(".lora_")[0] for key in own}
+
+
+def unplaced(state: dict[str, Any], part: str, model: Any) -> tuple[list[str], int]:
+    """(`part`'s LoRA layers naming no module of `model`, sorted; how many layers `part` has):
+    a file for a slightly different model, or a converter's typo. peft loads the others and
+    leaves these out with a library log line; a text encoder's may name its modules under
+    `text_model.` (older transformers), as diffusers allows."""
+    modules = {name for name, _ in model.named_modules()}
+    layers = _layers(state, part)
+    missing = [name for name in layers
+               if name not in modules and name.removeprefix("text_model.") not in modules]  # fmt: skip
+    return sorted(missing), len(layers)
+
+
+def unplaced_warning(shown: str, part: str, missing: list[str], total: int) -> str:
+    """One line, as ComfyUI's "lora key not loaded": the file, how many layers, a few names."""
+    names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    cause = "; is it a LoRA for another model?" if len(missing) == total else ""
+    return (f"{shown}: {len(missing)} of {total} {part} LoRA layers not loaded, this model has "
+            f"no such layer: {names}{cause}")  # fmt: skip
+
+
+# What building a LoRA copy found, kept as long as the process (the manager's copies may be):
+# a node served a copy the manager already holds warns as the node that built it did.
+_NOTES: dict[str, tuple[str, ...]] = {}  # manager key -> its warnings
+_PARTS: dict[str, frozenset[str]] = {}  # LoRA file identity -> the parts it has layers for
+
+
 def _fused_unet(base: Any, state: dict, alphas: Any, strength: float) -> Any:
     from diffusers import StableDiffusionPipeline
 
@@ -205,18 +251,36 @@ class _Patcher:
                 self._state = read_lora(self.path, self.unet_config, self.shown)
             except LoraError as exc:
                 raise self.error(str(exc)) from None
-            if not any(_has(self._state[0], part) for part in ("unet", *TEXT_ENCODERS)):
+            parts = frozenset(p for p in ("unet", *TEXT_ENCODERS) if _has(self._state[0], p))
+            if not parts:
                 raise self.error(f"{self.shown}: no UNet or text-encoder LoRA weights found")
+            _PARTS[self.identity] = parts
         return self._state
+
+    def left_out(self, parts: tuple[str, ...], why: str) -> None:
+        """Warn that the file's layers for `parts` (those it has) are not applied, and why:
+        a part the model has no place for would otherwise be dropped without a word."""
+        if self.identity not in _PARTS:
+            self.state()
+        found = [part for part in parts if part in _PARTS[self.identity]]
+        if found:
+            self.ctx.warn(f"{self.shown}: its {' and '.join(found)} LoRA layers were not "
+                          f"applied: {why}")  # fmt: skip
 
     def patched(self, what: str, base_key: str, base: Any, strength: float,
                 device: str) -> tuple[str, Any]:  # fmt: skip
         """(manager key, module with the LoRA fused in at `strength`), built once per process."""
         from .model_copies import new_bytes
 
+        key = f"{base_key}|{what}+lora:{self.identity}@{strength!r}"
+
         def build() -> Any:
             tensors, alphas = self.state()
             if not _has(tensors, what):
+                return base
+            missing, total = unplaced(tensors, what, base)
+            _NOTES[key] = (unplaced_warning(self.shown, what, missing, total),) if missing else ()
+            if len(missing) == total:  # peft refuses a LoRA that patches nothing
                 return base
             try:
                 if what == "unet":
@@ -226,8 +290,10 @@ class _Patcher:
                 raise self.error(f"{self.shown} does not fit this model's {what}: "
                                  f"{misfit(exc)}") from exc  # fmt: skip
 
-        key = f"{base_key}|{what}+lora:{self.identity}@{strength!r}"
-        return key, manager().get(key, build, device=device, size=lambda m: new_bytes(m, base))
+        module = manager().get(key, build, device=device, size=lambda m: new_bytes(m, base))
+        for note in _NOTES.get(key, ()):
+            self.ctx.warn(note)
+        return key, module
 
 
 def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None,
@@ -241,18 +307,24 @@ def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None,
         key, module = patcher.patched("unet", unet.key, unet.unet, use.strength_model,
                                       unet.device)  # fmt: skip
         out_unet = replace(unet, unet=module, key=key)
+        if clip is None:
+            patcher.left_out(TEXT_ENCODERS, "this node takes no CLIP (LoraLoader applies them)")
     if clip is not None and use.strength_clip != 0:
         out_clip = _patched_clip(patcher, clip, use.strength_clip)
     return out_unet, out_clip
 
 
 def _patched_clip(patcher: _Patcher, clip: ClipModel, strength: float) -> ClipModel:
-    """Every text encoder the CLIP has (SDXL: two; its refiner: the second only) patched."""
+    """Every text encoder the CLIP has (SDXL: two; its refiner: the second only) patched; the
+    file's layers for an encoder the CLIP lacks are warned about."""
     keys, encoders = [], []
     for what, module in zip(TEXT_ENCODERS, (clip.text_encoder, clip.text_encoder_2), strict=True):
         if module is not None:
             key, module = patcher.patched(what, clip.key, module, strength, clip.device)
             keys.append(key)
+        else:
+            patcher.left_out((what,), f"this CLIP has no {what}; is it a LoRA for another "
+                             "model family (SDXL vs SD 1.5)?")  # fmt: skip
         encoders.append(module)
     return replace(clip, text_encoder=encoders[0], text_encoder_2=encoders[1], key=keys[0])
 

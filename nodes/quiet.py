@@ -16,6 +16,11 @@ DROPPED = (
     # diffusers logs a failed LoRA load (every tensor of another shape, one line each) and
     # re-raises; LoadLoRA's own error says it in one line (nodes/lora.py `misfit`)
     ("diffusers.loaders.peft", "was unsuccessful with the following error"),
+    # LoRA layers the model has no module for: one line of every key (UNet) or a table (text
+    # encoder); LoadLoRA's warning names the file, counts them and shows a few (nodes/lora.py
+    # `unplaced`)
+    ("diffusers.utils.peft_utils", "Loading adapter weights from state_dict led to"),
+    ("transformers.integrations.peft", "LOAD REPORT"),
     # importing diffusers' pipelines touches CLIPImageProcessor and SiglipImageProcessor, whose
     # PIL fallback is what we want: torchvision (the advice) does not fit the CPU torch build
     # (docs/upscaling.md), and no image processor is used

@@ -287,6 +287,101 @@ def test_an_absolute_lora_path_is_refused_for_what_is_wrong_with_it(tmp_path):
     assert lora_path(str(real)) == real
 
 
+@pytest.fixture
+def library_log():
+    """The messages diffusers' and transformers' loggers hand their handlers (the terminal's
+    among them) while a test runs."""
+    import logging
+
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    for name in ("diffusers", "transformers"):
+        logging.getLogger(name).addHandler(handler)
+    yield logged
+    for name in ("diffusers", "transformers"):
+        logging.getLogger(name).removeHandler(handler)
+
+
+def test_lora_layers_the_model_lacks_are_one_node_warning_not_a_library_log(
+        make_ctx, tiny, tmp_path, library_log):  # fmt: skip
+    """up_blocks renamed (a file for another UNet, a converter's typo): the rest is applied and
+    the node warns once per run, naming the file, the count and a few layers; diffusers' line
+    of every key (and transformers' table for a text encoder) reaches no handler. A file none
+    of whose UNet layers fits is that warning too, the UNet left as it was (peft refused it)."""
+    from latentgraph.nodes.tiny_addons import lora_tensors, save_atomic
+
+    tensors = lora_tensors("kohya")
+    renamed = {k.replace("lora_unet_up_blocks_", "lora_unet_upp_blockz_")
+               .replace("lora_te_text_model_encoder_layers_0_", "lora_te_text_model_encoder_layerz_0_"): t
+               for k, t in tensors.items()}  # fmt: skip
+    save_atomic(renamed, tmp_path / "loras" / "partial.safetensors")
+    nothing = {k: t for k, t in tensors.items() if k.startswith("lora_unet_up_blocks_0_")}
+    nothing = {k.replace("up_blocks_0", "nope_0"): t for k, t in nothing.items()}
+    save_atomic(nothing, tmp_path / "loras" / "nothing.safetensors")
+    unet, clip = tiny[0], tiny[1]
+    for _ in range(2):  # the second is served the copy the first built: it warns the same
+        ctx = make_ctx("LoadLoRA", models_dirs=[tmp_path])
+        u2, c2 = lora.load_lora(ctx, unet, clip, "partial.safetensors", 1.0, 1.0)
+        assert u2.unet is not unet.unet and c2.text_encoder is not clip.text_encoder
+        shown = tmp_path / "loras" / "partial.safetensors"
+        assert ctx.rec.warnings == [
+            f"{shown}: 16 of 32 unet LoRA layers not loaded, this model has no such layer: "
+            "upp.blockz.0.attentions.0.transformer_blocks.0.attn1.to_k, "
+            "upp.blockz.0.attentions.0.transformer_blocks.0.attn1.to_out.0, "
+            "upp.blockz.0.attentions.0.transformer_blocks.0.attn1.to_q and 13 more",
+            f"{shown}: 4 of 20 text_encoder LoRA layers not loaded, this model has no such "
+            "layer: text_model.encoder.layerz.0.self_attn.k_proj, "
+            "text_model.encoder.layerz.0.self_attn.out_proj, "
+            "text_model.encoder.layerz.0.self_attn.q_proj and 1 more",
+        ]
+    ctx = make_ctx("LoadLoRA", models_dirs=[tmp_path])
+    u3, _ = lora.load_lora(ctx, unet, clip, "nothing.safetensors", 1.0, 1.0)
+    assert u3.unet is unet.unet
+    assert ctx.rec.warnings == [f"{tmp_path / 'loras' / 'nothing.safetensors'}: 16 of 16 unet LoRA "
+                                "layers not loaded, this model has no such layer: "
+                                "nope.0.attentions.0.transformer_blocks.0.attn1.to_k, "
+                                "nope.0.attentions.0.transformer_blocks.0.attn1.to_out.0, "
+                                "nope.0.attentions.0.transformer_blocks.0.attn1.to_q and 13 more; "
+                                "is it a LoRA for another model?"]  # fmt: skip
+    assert not [m for m in library_log if "unexpected keys" in m or "LOAD REPORT" in m]
+    for name in ("builtin:tiny-lora", "builtin:tiny-lora-diffusers"):  # every layer fits
+        ctx = make_ctx("LoadLoRA")
+        lora.load_lora(ctx, unet, clip, name, 0.9, 0.9)
+        assert ctx.rec.warnings == []
+
+
+def test_lora_parts_the_model_has_no_place_for_are_warned_unless_their_strength_is_0(
+        make_ctx, tiny, tmp_path):  # fmt: skip
+    """A text-encoder-only LoRA on LoraLoaderModelOnly did nothing without a word, as did an
+    SDXL LoRA's second-encoder layers on SD 1.5's one-encoder CLIP; at strength 0 leaving a
+    part out is what was asked."""
+    from latentgraph.nodes.comfy_models import lora_loader_model_only
+    from latentgraph.nodes.tiny_addons import lora_tensors, save_atomic
+
+    te_only = {k: t for k, t in lora_tensors("kohya").items() if k.startswith("lora_te_")}
+    save_atomic(te_only, tmp_path / "loras" / "te-only.safetensors")
+    unet, clip = tiny[0], tiny[1]
+    ctx = make_ctx("LoraLoaderModelOnly", models_dirs=[tmp_path])
+    assert lora_loader_model_only(ctx, unet, "te-only.safetensors", 1.0).unet is unet.unet
+    assert ctx.rec.warnings == [f"{tmp_path / 'loras' / 'te-only.safetensors'}: its text_encoder "
+                                "LoRA layers were not applied: this node takes no CLIP "
+                                "(LoraLoader applies them)"]  # fmt: skip
+    ctx = make_ctx("LoadLoRA", models_dirs=[tmp_path])
+    lora.load_lora(ctx, unet, clip, "te-only.safetensors", 1.0, 0.0)
+    assert ctx.rec.warnings == []
+
+    ctx = make_ctx("LoadLoRA")
+    u2, c2 = lora.load_lora(ctx, unet, clip, "builtin:tiny-sdxl-lora", 0.0, 1.0)
+    assert u2 is unet and c2.text_encoder is not clip.text_encoder  # its te1 layers fit SD's
+    assert ctx.rec.warnings == ["builtin:tiny-sdxl-lora: its text_encoder_2 LoRA layers were not "
+                                "applied: this CLIP has no text_encoder_2; is it a LoRA for "
+                                "another model family (SDXL vs SD 1.5)?"]  # fmt: skip
+    ctx = make_ctx("LoadLoRA")
+    lora.load_lora(ctx, unet, clip, "builtin:tiny-sdxl-lora", 0.0, 0.0)
+    assert ctx.rec.warnings == []
+
+
 @pytest.mark.parametrize("kind", ["hada_w1_a", "lokr_w1"])
 def test_loha_and_lokr_files_are_refused_as_what_they_are(make_ctx, tiny, tmp_path, kind):
     """diffusers' converters fail on them saying keys 'have not been correctly renamed'."""

@@ -37,7 +37,9 @@ def _lora_pipeline_image(folder, spec, path, strength):
 def test_sdxl_lora_matches_diffusers_on_unet_and_both_text_encoders(make_ctx, sdxl, sdxl_folder,
                                                                     name):  # fmt: skip
     unet, clip, v, spec = sdxl
-    u2, c2 = lora.load_lora(make_ctx("LoadLoRA"), unet, clip, name, 0.8, 0.8)
+    ctx = make_ctx("LoadLoRA")
+    u2, c2 = lora.load_lora(ctx, unet, clip, name, 0.8, 0.8)
+    assert ctx.rec.warnings == []  # every layer has its place (nodes/lora.py `unplaced`)
     assert c2.text_encoder is not clip.text_encoder
     assert c2.text_encoder_2 is not clip.text_encoder_2 and c2.tokenizer_2 is clip.tokenizer_2
     ours, sp = generate(make_ctx, (u2, c2, v, spec), steps=4, size=32)
