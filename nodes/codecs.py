@@ -62,12 +62,13 @@ def _digest(encode):
 
 def _enc_latent(v: Latent) -> bytes:
     return _pack({"samples": v.samples, "noise_mask": v.noise_mask},
-                 {"seeds": v.seeds, "is_noise": v.is_noise})  # fmt: skip
+                 {"seeds": v.seeds, "is_noise": v.is_noise, "batch_index": v.batch_index})  # fmt: skip
 
 
 def _dec_latent(data: bytes) -> Latent:
     t, meta = _unpack(data)
-    return Latent(t["samples"], meta.get("seeds"), bool(meta.get("is_noise")), t.get("noise_mask"))
+    return Latent(t["samples"], meta.get("seeds"), bool(meta.get("is_noise")), t.get("noise_mask"),
+                  meta.get("batch_index"))  # fmt: skip
 
 
 _ENTRY_TENSORS = ("embeds", "pooled", "mask")

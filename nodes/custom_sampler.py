@@ -6,8 +6,8 @@ by name) and SIGMAS (the noise levels to step through, nodes/sigmas.py). The sch
 given the noise levels with diffusers' own `set_timesteps(sigmas=...)` where it has it
 (`set_schedule`); samplers whose diffusers scheduler cannot take them are refused
 (`sigma_problem`). KSampler hands such a sampler its sigma shapes the same way (`set_steps`).
-The starting noise is LatentNoise's (`make_noise`, image i from seed + i), so a seed means
-the same image as with UNetDenoise and KSampler.
+The starting noise is KSampler's (ComfyUI's batch rule, `batch_noise`: one generator, the
+latent's batch positions), so a seed means the same image as with KSampler.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from . import runtime
 from .controlnet import control_modules
 from .denoise import refuse_nonfinite_input
 from .inpaint_sampling import NoiseMask
-from .latents import make_noise
+from .latents import batch_noise
 from .model_sampling import model_scheduler_config, node_spec
 from .schedulers import SCHEDULERS, build_scheduler, sampler_label, spans_from_the_top
-from .seeds import image_seeds, seed_input
+from .seeds import batch_positions, position_step_seeds, seed_input
 from .values import Latent, SchedulerSpec, UNetModel, input_error
 
 # latentgraph sampler names whose diffusers scheduler runs a given list of noise levels:
@@ -85,8 +85,9 @@ def set_steps(sched: Any, spec: SchedulerSpec, steps: int, device: Any = None) -
 
 @dataclass(frozen=True)
 class Noise:
-    """NOISE: the starting noise (image i from seed + i), or none (DisableNoise). The seed
-    also seeds stochastic samplers' per-step noise (image i from seed + i too)."""
+    """NOISE: the starting noise by ComfyUI's batch rule (one generator seeded `seed`, the
+    latent's batch positions: nodes/seeds.py), or none (DisableNoise). The seed also seeds
+    stochastic samplers' per-step noise, per position too (`step_seeds`)."""
 
     seed: int = 0
     enabled: bool = True
@@ -96,7 +97,13 @@ class Noise:
         if not self.enabled:
             return None
         samples = latent.samples
-        return make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, samples.shape[0]))
+        positions = batch_positions(latent.batch_index, samples.shape[0])
+        return batch_noise(tuple(samples.shape[1:]), self.seed, positions)
+
+    def step_seeds(self, latent: Latent) -> list[int]:
+        """Each row's seed for stochastic samplers' per-step noise, by its batch position."""
+        positions = batch_positions(latent.batch_index, latent.samples.shape[0])
+        return position_step_seeds(self.seed, positions)
 
 
 @dataclass(frozen=True)
@@ -182,10 +189,9 @@ def sampler_custom_advanced(ctx, noise: Noise, guider: Any, sampler: Sampler, si
     runtime.check_finite(ctx, out, "the denoised latents", model.dtype,
                          f"the sampler, {sampler_label(spec)}, or the model made them over these "
                          "sigmas; try another sampler (euler is the plainest)")  # fmt: skip
-    seeds = latent_image.seeds or (image_seeds(noise.seed, out.shape[0]) if noise.enabled
-                                   else None)  # fmt: skip
-    return (Latent(out.cpu(), seeds, is_noise=False),
-            Latent(denoised.cpu(), seeds, is_noise=False))  # fmt: skip
+    seeds, positions = latent_image.seeds, latent_image.batch_index  # (no seed per image)
+    return (Latent(out.cpu(), seeds, is_noise=False, batch_index=positions),
+            Latent(denoised.cpu(), seeds, is_noise=False, batch_index=positions))  # fmt: skip
 
 
 @dataclass
@@ -243,8 +249,7 @@ class CustomSampling:
         denoised = latents
         predict = self.guider.predictor(ctx, self.device, tuple(self.latent.samples.shape),
                                         sched.config.num_train_timesteps)  # fmt: skip
-        batch = self.latent.samples.shape[0]
-        kwargs = step_kwargs(sched, self.device, image_seeds(seed, batch))  # image i: seed + i
+        kwargs = step_kwargs(sched, self.device, self.noise.step_seeds(self.latent))
         previews = bool(ctx.extra.get("previews"))
         total = len(sched.timesteps)
         with torch.inference_mode():

@@ -34,10 +34,17 @@ from . import runtime
 from .controlnet import control_modules
 from .guidance import Guidance
 from .inpaint_sampling import NoiseMask, from_latent
-from .latents import make_noise
+from .latents import batch_noise, make_noise
 from .model_sampling import node_spec
 from .schedulers import build_scheduler, refuse_steps, sampler_label
-from .seeds import brownian_seeds, image_seeds, seed_input, step_generators
+from .seeds import (
+    batch_positions,
+    brownian_seeds,
+    image_seeds,
+    position_step_seeds,
+    seed_input,
+    step_generators,
+)
 from .step_window import (
     ALL_STEPS,
     WINDOW_INPUTS,
@@ -236,6 +243,9 @@ class DenoiseJob:
     denoise: float = 1.0
     window: StepWindow = StepWindow()
     comfy_cfg: bool = False  # ComfyUI's cfg rule (nodes/guidance.py `uses_negative`)
+    # ComfyUI's batch noise rule (nodes/seeds.py: one generator, the latent's batch positions)
+    # for KSampler; else ours, image i from seed + i
+    comfy_noise: bool = False
     # the (steps, denoise) the user set when `steps` is the schedule made from them
     # (KSampler's steps / denoise), for the step-limit message
     asked: tuple[int, float] | None = None
@@ -264,11 +274,23 @@ class DenoiseJob:
         return self.window.bounds(steps, skipped)
 
     def start_noise(self) -> Any:
-        """The noise the run starts from: a LatentNoise latent's own, else seeded per image."""
+        """The noise the run starts from: a LatentNoise latent's own, else seeded per image
+        (by `comfy_noise`'s rule)."""
         samples = self.latent.samples
         if self.latent.is_noise:
             return samples
-        return make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, samples.shape[0]))
+        shape, batch = tuple(samples.shape[1:]), samples.shape[0]
+        if self.comfy_noise:
+            return batch_noise(shape, self.seed, batch_positions(self.latent.batch_index, batch))
+        return make_noise(shape, image_seeds(self.seed, batch))
+
+    def step_seeds(self) -> list[int]:
+        """Each image's seed for stochastic samplers' per-step noise (`step_kwargs`): by
+        position under `comfy_noise`, else this node's own seed + i."""
+        batch = self.latent.samples.shape[0]
+        if self.comfy_noise:
+            return position_step_seeds(self.seed, batch_positions(self.latent.batch_index, batch))
+        return image_seeds(self.seed, batch)
 
     def noise_mask(self) -> NoiseMask | None:
         """What the latent's noise mask keeps (nodes/inpaint_sampling.py): the latent (zeros
@@ -339,16 +361,16 @@ class DenoiseJob:
         guidance = self.predictor(sched)  # checks the conditioning before any step runs
         set_steps(sched, self.spec, self.steps, self.device)  # a sigma shape as a table too
         # The seeds the images were made from (their starting noise's, LatentNoise's), kept
-        # on the output; not the per-step noise's below.
-        seeds = self.latent.seeds or image_seeds(self.seed, batch)
+        # on the output; not the per-step noise's below. ComfyUI's rule has no seed per image.
+        seeds = self.latent.seeds or (None if self.comfy_noise else image_seeds(self.seed, batch))
         started = self.start(sched)
         if started is None:  # nothing to run: the input as it is (pure noise stays noise)
             return self.latent
         latents, timesteps = started
-        # Per-step noise, by design: image i from this node's own seed + i (as alone with
-        # that seed), not the latent's seeds: a sampler's noise is its own seed's, as
-        # ComfyUI's KSampler's (docs/comfy-compat.md, Noise; batch_seeds.yaml feeds both).
-        kwargs = step_kwargs(sched, self.device, image_seeds(self.seed, batch))
+        # Per-step noise, by design: from this node's own seed (`step_seeds`), not the
+        # latent's seeds: a sampler's noise is its own seed's, as ComfyUI's KSampler's
+        # (docs/comfy-compat.md, Noise; batch_seeds.yaml feeds both).
+        kwargs = step_kwargs(sched, self.device, self.step_seeds())
         previews = bool(ctx.extra.get("previews"))
         total = len(timesteps)
         steps_run = reported_step(total - 1, total, sched.order)

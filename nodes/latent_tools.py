@@ -5,7 +5,9 @@ Positions and sizes are in pixels, as in ComfyUI, and divided by LATENT_SCALE (8
 Diffusion's VAE, and the tiny model's) to address latent cells. Results are clean latents
 (`is_noise` False) unless the values are only moved around (flip, rotate, crop, batch
 slicing), so pure noise from LatentNoise stays noise through those. Seeds follow the rows
-they belong to.
+they belong to, and so do batch positions (`Latent.batch_index`: which draw of ComfyUI's
+samplers' batch noise a row gets, nodes/seeds.py), as in ComfyUI: a row picked by
+LatentFromBatch is re-made as it was in its batch, and RepeatLatentBatch's copies get new draws.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from latentgraph.graph import LATENT, Choice, Float, Int, Output, Socket, node
 from .canvas import check_canvas
 from .compositing import RESIZE_SOURCE, SOURCE_MASK, edge_ramp, paste
 from .resize import batch_window, center_crop, match_batch, resize, scaled_size
+from .seeds import batch_positions
 from .values import Latent, input_error
 
 LATENT_SCALE = 8
@@ -45,6 +48,25 @@ def _fit(samples: Any, like: Any) -> Any:
 
 def _joined_seeds(a: Latent, b: Latent) -> list[int] | None:
     return a.seeds + b.seeds if a.seeds is not None and b.seeds is not None else None
+
+
+def _joined_positions(a: Latent, b: Latent) -> list[int] | None:
+    """LatentBatch's batch positions: each side's, when either has picked ones; None (one
+    batch, rows 0..B-1: a new draw for each) when neither has."""
+    if a.batch_index is None and b.batch_index is None:
+        return None
+    return (batch_positions(a.batch_index, a.samples.shape[0])
+            + batch_positions(b.batch_index, b.samples.shape[0]))  # fmt: skip
+
+
+def repeated_positions(batch_index: list[int] | None, amount: int) -> list[int] | None:
+    """RepeatLatentBatch's batch positions: copy k of the rows is shifted k times the span of
+    their positions (ComfyUI's rule), so [2] x 3 is [2, 3, 4] and every copy gets new noise;
+    None stays None (rows 0..B*amount-1 is the same shift)."""
+    if batch_index is None:
+        return None
+    span = max(batch_index) - min(batch_index) + 1
+    return [p + k * span for k in range(amount) for p in batch_index]
 
 
 @node(
@@ -134,7 +156,8 @@ def repeat_latent_batch(ctx, samples: Latent, amount: int = 1):
     height, width = x.shape[-2] * LATENT_SCALE, x.shape[-1] * LATENT_SCALE
     check_canvas(ctx, "amount", width, height, x.shape[0] * amount)
     seeds = samples.seeds * amount if samples.seeds is not None else None
-    return replace(samples, samples=x.repeat((amount, 1, 1, 1)), seeds=seeds)
+    return replace(samples, samples=x.repeat((amount, 1, 1, 1)), seeds=seeds,
+                   batch_index=repeated_positions(samples.batch_index, amount))  # fmt: skip
 
 
 @node(
@@ -146,10 +169,14 @@ def repeat_latent_batch(ctx, samples: Latent, amount: int = 1):
     outputs=[Output("LATENT", LATENT)],
 )  # fmt: skip
 def latent_from_batch(ctx, samples: Latent, batch_index: int = 0, length: int = 1):
-    """Rows batch_index .. batch_index + length - 1 of a batch (the last row if past the end)."""
-    rows = batch_window(samples.samples.shape[0], batch_index, length)
+    """Rows batch_index .. batch_index + length - 1 of a batch (the last row if past the end),
+    keeping their batch positions: KSampler re-makes the picked images."""
+    count = samples.samples.shape[0]
+    rows = batch_window(count, batch_index, length)
     seeds = samples.seeds[rows] if samples.seeds is not None else None
-    return replace(samples, samples=samples.samples[rows].clone(), seeds=seeds)
+    positions = batch_positions(samples.batch_index, count)[rows]
+    return replace(samples, samples=samples.samples[rows].clone(), seeds=seeds,
+                   batch_index=positions)  # fmt: skip
 
 
 @node(
@@ -172,7 +199,8 @@ def latent_batch(ctx, samples1: Latent, samples2: Latent):
                                            f"{a.shape[1]}: latents of different models")  # fmt: skip
     out = torch.cat([a, _fit(b, a).to(a.dtype)])
     noise = samples1.is_noise and samples2.is_noise and same_size
-    return replace(samples1, samples=out, seeds=_joined_seeds(samples1, samples2), is_noise=noise)
+    return replace(samples1, samples=out, seeds=_joined_seeds(samples1, samples2), is_noise=noise,
+                   batch_index=_joined_positions(samples1, samples2))  # fmt: skip
 
 
 @node(

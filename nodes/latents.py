@@ -27,6 +27,21 @@ def make_noise(shape: tuple[int, int, int], seeds: list[int]):
     return torch.cat(rows)
 
 
+def batch_noise(shape: tuple[int, int, int], seed: int, positions: list[int]):
+    """Unit Gaussian noise [len(positions), *shape] by ComfyUI's rule (nodes/seeds.py): one CPU
+    generator seeded `seed` draws one [1, *shape] per batch position 0..max(positions), and row
+    i is the draw at positions[i]. Position 0 is `make_noise`'s image for `seed`."""
+    import torch
+
+    g = cpu_generator(seed)
+    wanted, draws = set(positions), {}
+    for p in range(max(positions) + 1):
+        draw = torch.randn((1, *shape), generator=g, dtype=torch.float32)
+        if p in wanted:
+            draws[p] = draw
+    return torch.cat([draws[p] for p in positions])
+
+
 # LatentNoise's sizes: the VAE's scale factor is known only once the model is loaded, so the
 # rule is said here and refused when the node runs (EmptyLatentImage floors instead, as ComfyUI).
 SCALE_MULTIPLE = (
@@ -55,7 +70,8 @@ SCALE_MULTIPLE = (
 )  # fmt: skip
 def latent_noise(ctx, width: int, height: int, batch_size: int = 1, seed: int = 0,
                  vae: VAEModel | None = None):  # fmt: skip
-    """Seeded starting noise for width x height images; image i uses seed + i."""
+    """Seeded starting noise for width x height images; image i uses seed + i (so seeds s and
+    s + 1 share batch_size - 1 images: step a seed sweep by batch_size)."""
     factor = vae.scale_factor if vae is not None else DEFAULT_SCALE
     channels = int(vae.vae.config.latent_channels) if vae is not None else 4
     for name, value in (("width", width), ("height", height)):

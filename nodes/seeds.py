@@ -3,11 +3,20 @@
 A seed is any integer from 0 to 2**64 - 1 (ComfyUI's seed widget goes that far, and torch
 generators take 64-bit seeds). Image i of a batch made from seed s uses seed s + i, for its
 starting noise and for stochastic samplers' per-step noise alike (`step_generators`), so any
-image of a batch can be reproduced alone with batch 1 and that image's seed.
+image of a batch can be reproduced alone with batch 1 and that image's seed: latentgraph's own
+nodes' rule (LatentNoise, UNetDenoise).
+
+ComfyUI's nodes (KSampler, KSamplerAdvanced, RandomNoise) keep ComfyUI's rule instead, so its
+workflows behave as there: a batch's starting noise comes from ONE generator seeded `seed`, one
+draw per batch position (`batch_positions`: the latent's batch index, as LatentFromBatch and
+RepeatLatentBatch set it); consecutive seeds share no image, and a picked position re-makes
+that image (nodes/latents.py `batch_noise`). Their per-step noise is per position too
+(`position_step_seeds`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from latentgraph.graph import Input, Int
@@ -23,6 +32,24 @@ def seed_input(name: str = "seed", description: str = "") -> Input:
 def image_seeds(seed: int, count: int) -> list[int]:
     """The seed of each image of a batch of `count` made from `seed`."""
     return [seed + i for i in range(count)]
+
+
+def batch_positions(batch_index: list[int] | None, count: int) -> list[int]:
+    """The batch positions a latent's `count` rows hold under ComfyUI's rule: its batch index
+    (nodes/values.py Latent), else 0..count-1."""
+    return list(batch_index) if batch_index is not None else list(range(count))
+
+
+def position_step_seeds(seed: int, positions: list[int]) -> list[int]:
+    """ComfyUI's nodes' per-step noise seeds (`step_generators`), one per row: position 0 is
+    `seed` itself (a batch of one as before), another a 64-bit hash of (seed, position), so
+    consecutive seeds share no row's noise and a picked position gets the noise it had."""
+    return [seed if p == 0 else _hashed(seed, p) for p in positions]
+
+
+def _hashed(seed: int, position: int) -> int:
+    digest = hashlib.blake2b(f"{seed}:{position}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 def generator_seed(seed: int) -> int:

@@ -304,13 +304,16 @@ class Latent:
     the samples are clean latents (from VAEEncode or a previous denoise), already multiplied by
     the VAE's scaling factor. `seeds[i]` is the seed image i was made from, when known.
     `noise_mask` (a MASK, [B, H, W], 1 = denoise; nodes/inpaint_sampling.py) limits what a
-    sampler changes: outside it the samples are kept.
+    sampler changes: outside it the samples are kept. `batch_index[i]` is the batch position row
+    i holds for ComfyUI's samplers' noise (nodes/seeds.py `batch_positions`; ComfyUI's
+    batch_index, set by LatentFromBatch and RepeatLatentBatch); None: rows 0..B-1.
     """
 
     samples: Any
     seeds: list[int] | None = None
     is_noise: bool = False
     noise_mask: Any = None
+    batch_index: list[int] | None = None
 
     def __repr__(self) -> str:
         """Its tensors by shape and type (`keep="denoise"` in a REPL printed every number of
@@ -318,4 +321,5 @@ class Latent:
         from latentgraph.graph.scheduler import describe_value
 
         return (f"Latent(samples={describe_value(self.samples)}, seeds={self.seeds!r}, "
-                f"is_noise={self.is_noise!r}, noise_mask={describe_value(self.noise_mask)})")  # fmt: skip
+                f"is_noise={self.is_noise!r}, noise_mask={describe_value(self.noise_mask)}, "
+                f"batch_index={self.batch_index!r})")  # fmt: skip

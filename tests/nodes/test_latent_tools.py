@@ -120,6 +120,42 @@ def test_batch_tools_keep_rows_and_seeds(make_ctx):
     assert joined.samples[:2].equal(src.samples)
 
 
+def test_batch_tools_carry_comfyuis_batch_positions(make_ctx):
+    """KSampler's noise rows follow `batch_index` (nodes/seeds.py): a pick keeps its rows'
+    positions, a repeat shifts each copy by their span, a join keeps both sides'."""
+    src = _latent(b=4)
+    assert lt.repeat_latent_batch(make_ctx(), src, 2).batch_index is None  # rows 0..7
+    pick = lt.latent_from_batch(make_ctx(), src, 2, 1)
+    assert pick.batch_index == [2]
+    assert lt.repeat_latent_batch(make_ctx(), pick, 3).batch_index == [2, 3, 4]
+    pair = lt.latent_from_batch(make_ctx(), lt.latent_from_batch(make_ctx(), src, 1, 3), 1, 2)
+    assert pair.batch_index == [2, 3]
+    assert lt.repeat_latent_batch(make_ctx(), pair, 2).batch_index == [2, 3, 4, 5]
+    assert lt.latent_from_batch(make_ctx(), src, 40, 4).batch_index == [3]
+    assert lt.latent_batch(make_ctx(), pick, src).batch_index == [2, 0, 1, 2, 3]
+    assert lt.latent_batch(make_ctx(), src, src).batch_index is None  # one batch, rows 0..7
+
+
+def test_batch_noise_draws_rows_by_position():
+    """ComfyUI's rule: one generator, one draw per position; position 0 is seed's lone row."""
+    from latentgraph.nodes.latents import batch_noise, make_noise
+
+    whole = batch_noise((4, 2, 2), 7, [0, 1, 2, 3])
+    assert whole[:1].equal(make_noise((4, 2, 2), [7]))
+    assert batch_noise((4, 2, 2), 7, [3, 1]).equal(whole[[3, 1]])
+    later = batch_noise((4, 2, 2), 8, [0, 1, 2, 3])
+    assert not any(whole[i].equal(later[j]) for i in range(4) for j in range(4))
+
+
+def test_a_cached_latent_keeps_its_batch_positions():
+    """The disk cache's codec keeps them: a cached pick is re-made as it was picked."""
+    from latentgraph.graph.cache import codec_for
+
+    value = Latent(torch.zeros(2, 4, 2, 2), None, batch_index=[2, 5])
+    codec = codec_for(value)
+    assert codec.decode(codec.encode(value)).batch_index == [2, 5]
+
+
 def test_batch_limits_and_channel_mismatch(make_ctx):
     with pytest.raises(NodeInputError, match="input 'amount'.*limit of 4"):
         lt.repeat_latent_batch(make_ctx(max_batch=4), _latent(b=2), 3)

@@ -67,9 +67,11 @@ def test_a_latent_is_shown_by_its_shapes_not_its_numbers():
 
     from latentgraph.nodes.values import Latent
 
-    latent = Latent(torch.zeros(2, 4, 64, 64), seeds=[7, 8], noise_mask=torch.ones(2, 512, 512))
+    latent = Latent(torch.zeros(2, 4, 64, 64), seeds=[7, 8], noise_mask=torch.ones(2, 512, 512),
+                    batch_index=[2, 3])  # fmt: skip
     assert repr(latent) == ("Latent(samples=Tensor[2, 4, 64, 64] torch.float32, seeds=[7, 8], "
-                            "is_noise=False, noise_mask=Tensor[2, 512, 512] torch.float32)")  # fmt: skip
+                            "is_noise=False, noise_mask=Tensor[2, 512, 512] torch.float32, "
+                            "batch_index=[2, 3])")  # fmt: skip
     assert repr(Latent(torch.zeros(1, 4, 8, 8))).endswith(
-        "seeds=None, is_noise=False, noise_mask=None)"
+        "seeds=None, is_noise=False, noise_mask=None, batch_index=None)"
     )
