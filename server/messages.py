@@ -559,15 +559,19 @@ def user_folders(settings: Any) -> dict[str, str]:
 _ROOT = r"(?<![\w/\\.:~-])(?:/|[A-Za-z]:\\)"
 # An absolute path standing alone in a message. Quoted (an OSError's '...', a traceback's
 # "..."), all of it up to the closing quote. Else up to a blank, a quote, a bracket or a
-# separator, and on past blanks while the next word goes on into a folder (it holds a "/" or
-# "\\" and does not begin a path of its own): "/home/jane doe/.cache/x" is one path, where
-# stopping at the blank showed "jane doe/.cache/x", part of the server's layout, as a relative
-# path. Never past ": " (a message's own colon: "cannot write /a/b: /a is a file"). A blank in
-# the file name itself ("/srv/my cat.png") stops it, which leaves "my cat.png" as the name.
+# separator, and on past blanks (spaces, tabs) while the words up to the next "/" or "\\" form
+# a folder's name (a run of words, none beginning a path of its own, then "/"):
+# "/home/bob/My Stable Diffusion/models/x" is one path, where stopping at a blank showed
+# "My Stable Diffusion/models/x" (or "jane doe/.cache/x"), part of the server's layout, as a
+# relative path. Never past ": " (a message's own colon: "cannot write /a/b: /a is a file",
+# "cannot read /a/b file: out/c"). A blank in the file name itself ("/srv/my cat.png") stops
+# it, which leaves "my cat.png" as the name.
+_FOLDER_WORD = r"""[^\s'"(),;/\\]+"""
 _ABSOLUTE_PATH = re.compile(rf"""
     (?<=')(?:/|[A-Za-z]:\\)[^'\n]*(?=')
   | (?<=")(?:/|[A-Za-z]:\\)[^"\n]*(?=")
-  | {_ROOT}[^\s'"(),;]+ (?: (?<!:)\x20+ (?=[^\s'"(),;/\\]+[/\\]) [^\s'"(),;]+ )*
+  | {_ROOT}[^\s'"(),;]+
+    (?: (?<!:)[\x20\t]+ (?= (?:{_FOLDER_WORD}(?<!:)[\x20\t]+)* {_FOLDER_WORD}[/\\] ) [^\s'"(),;]+ )*
 """, re.VERBOSE)  # fmt: skip
 
 

@@ -213,6 +213,15 @@ def test_a_sent_value_is_left_whole_not_where_it_begins_a_longer_path(tmp_path):
      'File "x y.py", line 5, in f'),
     # two paths a blank apart stay two paths; a word without "/" after a path is no part of it
     ("copy /a b/c /d/e f failed", "copy c e f failed"),
+    # a folder named with two or more words, or a tab: it showed "My Stable Diffusion/models/x"
+    ("cannot read /home/bob/My Stable Diffusion/models/secret.safetensors",
+     "cannot read secret.safetensors"),
+    ("at /Users/a/Library/CloudStorage/OneDrive - Contoso Ltd/models/x.pt", "at x.pt"),
+    ("/home/jane/a b c/d e/f.txt", "f.txt"),
+    ("cannot read /home/jane\tdoe/x/y", "cannot read y"),
+    ("missing C:\\Users\\Jo Q Public\\My Models\\x.pt", "missing x.pt"),
+    # words up to a ": " are the message's, not a folder's
+    ("cannot read /a/b file: out/c", "cannot read b file: out/c"),
 ])  # fmt: skip
 def test_a_path_with_blanks_or_unicode_is_named_by_its_file_name_alone(text, shown):
     """The path stopped at the first blank: "/home/jane doe/.cache/x" was shown as
