@@ -498,6 +498,8 @@ class Store:
         self._mem = threading.Lock()  # the in-memory queue and recent history
         # Ends of prompts the database could not take (disk full): id -> UPDATE arguments.
         self._unsaved: dict[str, tuple] = {}
+        # Rows a read skipped as unreadable (their seq): left out of /jobs' pages and total.
+        self._unreadable: set[int] = set()
         # Where an unreadable database was moved at start (None when it opened fine).
         self.backup: Path | None = None
         self._held = lock
@@ -640,6 +642,7 @@ class Store:
                 what = "text" if isinstance(exc, _NotText) else "JSON"
                 if not aside:
                     log.error("skipped %s: its stored %s cannot be read (%s)", where, what, exc)
+                    self._unreadable.add(int(row["seq"]))
                     continue
                 try:
                     self._db.execute("INSERT INTO corrupt_prompts SELECT * FROM prompts"
@@ -1165,21 +1168,31 @@ class Store:
     ) -> tuple[list[PromptRecord], int]:
         """Records whose status is in `statuses` (row statuses), paged; also the total count.
         A prompt whose end the database could not take yet (`finish`, a full disk) is as
-        /history shows it (memory), not as its row still says (running)."""
+        /history shows it (memory), not as its row still says (running). Rows found unreadable
+        are out of the pages and the total, the page read again without them, and so is the
+        row after the page: a total counting them, and pages one short, made a client paging
+        by the entries it got ask forever. The total counts the rows not read yet, so it is
+        more than the page's end only while a readable row follows it."""
         order = "DESC" if newest_first else "ASC"
         with self._lock:
             unwritten = self._unwritten()
-            where, args = "", ()
-            if statuses:  # on each row's status, an unwritten end's as memory has it
-                status, args = unwritten.column("status")
-                where = f"WHERE {status} IN ({','.join('?' * len(statuses))})"
-                args = (*args, *statuses)
-            count = self._db.execute(f"SELECT COUNT(*) FROM prompts {where}", args)
-            total = count.fetchone()[0]
-            rows = self._decode(self._db.execute(
-                f"SELECT * FROM prompts {where} ORDER BY created_ms {order}, seq {order}"
-                " LIMIT ? OFFSET ?", (*args, int(limit), int(offset))))  # fmt: skip
-        return unwritten.shown(rows), int(total)
+            while True:
+                known = len(self._unreadable)
+                where, args = [], ()
+                if statuses:  # on each row's status, an unwritten end's as memory has it
+                    status, args = unwritten.column("status")
+                    where.append(f"{status} IN ({','.join('?' * len(statuses))})")
+                    args = (*args, *statuses)
+                if self._unreadable:
+                    where.append(f"seq NOT IN ({','.join(map(str, self._unreadable))})")
+                clause = f"WHERE {' AND '.join(where)}" if where else ""
+                count = self._db.execute(f"SELECT COUNT(*) FROM prompts {clause}", args)
+                total = count.fetchone()[0]
+                rows = self._decode(self._db.execute(
+                    f"SELECT * FROM prompts {clause} ORDER BY created_ms {order}, seq {order}"
+                    " LIMIT ? OFFSET ?", (*args, int(limit) + 1, int(offset))))  # fmt: skip
+                if len(self._unreadable) == known:
+                    return unwritten.shown(rows[: int(limit)]), int(total)
 
     def _unwritten(self) -> _Unwritten:
         """The ends `finish` could not write yet, to lay over rows read; the caller holds
