@@ -75,6 +75,7 @@ def add_tiny_model_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
 def cmd_nodes(args: argparse.Namespace) -> int:
     from latentgraph.graph.context import Settings
+    from latentgraph.graph.files import write_document
     from latentgraph.graph.node_docs import describe, listing, markdown
     from latentgraph.graph.object_info import node_info, object_info
 
@@ -98,20 +99,21 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             hint = did_you_mean(name, registry.names())
             raise UserError(f"unknown node type {name!r}{hint}")
         if args.json:
-            print(json.dumps(node_info(node_type, settings), indent=2))
+            write_document(json.dumps(node_info(node_type, settings), indent=2) + "\n")
         else:
             print(describe(node_type, settings=settings))
         return EXIT_OK
     if args.json:
-        print(json.dumps(object_info(registry, settings), indent=2))
+        write_document(json.dumps(object_info(registry, settings), indent=2) + "\n")
     elif args.markdown:
-        print(markdown(registry))
+        write_document(markdown(registry) + "\n")
     else:
         print(listing(registry))
     return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from latentgraph.graph.files import write_document
     from latentgraph.graph.node_docs import builtin_only
     from latentgraph.graph.schema import workflow_schema
 
@@ -120,7 +122,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     registry = load_nodes(args.nodes_dir)
     if args.builtin:  # the shipped file, whatever this machine has installed besides
         registry = builtin_only(registry)
-    print(json.dumps(workflow_schema(registry), indent=2))
+    write_document(json.dumps(workflow_schema(registry), indent=2) + "\n")
     return EXIT_OK
 
 

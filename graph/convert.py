@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import warnings
 from pathlib import Path
 
 from .comfy_api import prompt_from_graph
 from .comfy_editor import editor_from_graph
 from .declare import Registry, registry_or_default
-from .files import write_atomic
+from .files import write_atomic, write_document
 from .formats import load_file
 from .model import Graph
 from .problems import Problem, WorkflowError, WorkflowWarning, printable
@@ -130,7 +129,7 @@ def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
     else:
         text = render(graph, fmt, registry)
     if str(dst_path) == "-":
-        sys.stdout.write(text)
+        write_document(text)
     else:
         write_atomic(Path(dst_path), text)
     return fmt

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from latentgraph import cli as cli_module
 
@@ -16,10 +17,11 @@ from .conftest import write
 CACHE_ENV = "LATENTGRAPH_CACHE_DIR"
 
 
-def _latentgraph(tmp_path, *args: str, module: str = "latentgraph.cli", **env: str):
+def _latentgraph(tmp_path, *args: str, module: str = "latentgraph.cli", raw: bool = False,
+                 **env: str):  # fmt: skip
     """`python -m MODULE ARGS` in `tmp_path`, its cache there, with `env` added; its output read
-    in the encoding it was told to write (`PYTHONIOENCODING`)."""
-    encoding = env.get("PYTHONIOENCODING", "utf-8")
+    in the encoding it was told to write (`PYTHONIOENCODING`), or as bytes (`raw`)."""
+    encoding = None if raw else env.get("PYTHONIOENCODING", "utf-8")
     env = {**os.environ, CACHE_ENV: str(tmp_path / "cache"), **env}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=env,
                           capture_output=True, encoding=encoding, timeout=300)  # fmt: skip
@@ -41,13 +43,11 @@ nodes:
 
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_every_printing_command_escapes_what_stdout_cannot_encode(tmp_path, encoding):
-    """`nodes`, `nodes describe`, `nodes --markdown`, `convert ... -` and `cache` exited 2 with
+    """`nodes`, `nodes describe` and `cache` (and the documents on stdout, below) exited 2 with
     a bare "'ascii' codec can't encode" on a stdout that is not UTF-8, reported as a usage
     error; `run` and `validate` coped only because their text went to stderr."""
     write(tmp_path, "wf 図.yaml", UNICODE)
-    commands = [["nodes"], ["nodes", "describe", "KSampler"], ["nodes", "--markdown"],
-                ["convert", "wf 図.yaml", "-", "--to", "yaml"],
-                ["convert", "wf 図.yaml", "-", "--to", "api"], ["validate", "wf 図.yaml"]]  # fmt: skip
+    commands = [["nodes"], ["nodes", "describe", "KSampler"], ["validate", "wf 図.yaml"]]
     for args in commands:
         proc = _latentgraph(tmp_path, *args, PYTHONIOENCODING=encoding)
         assert proc.returncode == 0, (args, proc.stderr)
@@ -57,6 +57,37 @@ def test_every_printing_command_escapes_what_stdout_cannot_encode(tmp_path, enco
                         **{CACHE_ENV: str(tmp_path / "c 図")})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert f"folder:  {tmp_path}/c \\u56f3/outputs (not made yet)\n" in proc.stdout
+
+
+CAFE = """
+version: 1
+params:
+  prompt: café ☕
+nodes:
+  text:
+    type: PrimitiveString
+    value: $prompt
+"""
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_document_written_to_stdout_is_its_utf8_bytes_whatever_the_encoding(tmp_path, encoding):
+    """`convert wf.yaml - --to yaml` on an ASCII stdout wrote `prompt: caf\\xe9 \\u2615`, exit 0:
+    a plain YAML scalar, which reads back as another prompt. A document on stdout is data: the
+    bytes the same command writes to a file (`nodes --markdown`'s too, docs/nodes.md)."""
+    write(tmp_path, "wf.yaml", CAFE)
+    proc = _latentgraph(tmp_path, "convert", "wf.yaml", "-", "--to", "yaml", raw=True,
+                        PYTHONIOENCODING=encoding)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(proc.stdout.decode("utf-8"))["params"]["prompt"] == "café ☕"
+    assert _latentgraph(tmp_path, "convert", "wf.yaml", "out.yaml", "--to", "yaml").returncode == 0
+    assert proc.stdout == (tmp_path / "out.yaml").read_bytes()
+    proc = _latentgraph(tmp_path, "convert", "wf.yaml", "-", "--to", "api", raw=True,
+                        PYTHONIOENCODING=encoding)  # fmt: skip
+    assert proc.returncode == 0 and "café ☕" in proc.stdout.decode("utf-8"), proc.stderr
+    proc = _latentgraph(tmp_path, "nodes", "--markdown", raw=True, PYTHONIOENCODING=encoding)
+    assert proc.returncode == 0, proc.stderr
+    assert "\u00d7" in proc.stdout.decode("utf-8") and b"\\xd7" not in proc.stdout
 
 
 def test_an_encoding_error_is_never_a_usage_error(cli, monkeypatch, capsys):
