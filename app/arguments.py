@@ -412,16 +412,24 @@ def folder_named(source: str, folder: Path) -> str:
     return f"the {known[1]} ./{known[0]} (the default; {source} DIR chooses another)"
 
 
-def cache_folders(given: Path | None) -> list[tuple[str, Path]]:
-    """The cache folders `run`, `serve` and `cache` write, as `check_folders` takes them: the
-    cache folder (`graph.paths.cache_dir`: the built-in models are built in its models/, a
-    single file's configs in configs/; the disk store is its outputs/), named by where it came
-    from, and `--cache-dir` when `given` (the disk store moved there). Checked before any work:
-    a cache folder no one can write failed every run at its LoadModel, with no word of how to
-    choose another."""
+def check_cache_folders(given: Path | None, *, listing: bool = False) -> None:
+    """The cache folders of `run`, `serve` and `cache`, checked before any work: the cache
+    folder (`graph.paths.cache_dir`: the built-in models are built in its models/, a single
+    file's configs in configs/; the disk store is its outputs/) by `cache_folder_problem`'s
+    rule, named by where it came from (a missing one no one can make failed every run at its
+    LoadModel, with no word of how to choose another), and `--cache-dir` when `given` (the
+    disk store moved there) by `check_folders`' rule; for the `cache` `listing`, which only
+    reads it, a missing or unwritable one is not refused (a file is)."""
     from latentgraph.graph.paths import CACHE_DIR_ENV, cache_dir
 
-    return [(f"${CACHE_DIR_ENV}", cache_dir())] + ([("--cache-dir", given)] if given else [])
+    from .preflight import cache_folder_problem
+
+    folder = cache_dir()
+    problem = cache_folder_problem(folder)
+    if problem:
+        raise UserError(f"{folder_named(f'${CACHE_DIR_ENV}', folder)}: {problem}")
+    if given:
+        check_folders([("--cache-dir", given)], written=not listing)
 
 
 def check_folders(named: list[tuple[str, Path]], *, create: bool = True,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .arguments import at_least, cache_folders, check_folders
+from .arguments import at_least, check_cache_folders
 
 if TYPE_CHECKING:
     from latentgraph.graph.cache import Held
@@ -75,9 +75,10 @@ def size_text(n: int) -> str:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """Print the store's folder, entries, size and limit; with `clear`, empty it first.
-    A cache folder (or `--cache-dir`) that is a file or cannot be written is a usage error, as
-    `run` refuses it (`cache_folders`), and so is a file where the store's outputs/ would be:
-    "(not made yet)" would name a place that can never be made."""
+    A cache folder (or `--cache-dir`) that is a file, or missing where it can never be made,
+    is a usage error, as `run` refuses it (`check_cache_folders`), and so is a file where the
+    store's outputs/ would be: "(not made yet)" would name a place that can never be made. A
+    folder that is there is listed even when it cannot be written: listing only reads."""
     from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DiskCache, disk_store_dir
     from latentgraph.graph.paths import built_models_dir
     from latentgraph.nodes.builtin_builds import found_builds
@@ -85,9 +86,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from .exits import UserError
     from .preflight import folder_problem
 
-    check_folders(cache_folders(args.cache_dir))
+    check_cache_folders(args.cache_dir, listing=True)
     folder = disk_store_dir(args.cache_dir)
-    problem = None if args.cache_dir else folder_problem(folder)
+    problem = None if args.cache_dir else folder_problem(folder, written=False)
     if problem:
         raise UserError(f"the disk cache's folder {folder}: {problem}")
     store = DiskCache(folder, DEFAULT_DISK_BYTES)

@@ -18,7 +18,7 @@ from .arguments import (
     add_ray_args,
     add_workflow_args,
     cache_bounds,
-    cache_folders,
+    check_cache_folders,
     check_devices,
     check_folders,
     check_ray_args,
@@ -190,7 +190,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = load_nodes(args.nodes_dir)
     settings = _settings(args)
     overrides = parse_assignments(args.overrides, "--set")
-    check_folders([("--output-dir", args.output_dir), *cache_folders(args.cache_dir)])
+    check_folders([("--output-dir", args.output_dir)])
+    check_cache_folders(args.cache_dir)
     # used only by a workflow's LoadImage or PreviewImage: not written to here, but a file
     # there failed those nodes after the whole graph had run
     check_folders([("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)],

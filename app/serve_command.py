@@ -18,7 +18,7 @@ from .arguments import (
     add_ray_args,
     at_least,
     cache_bounds,
-    cache_folders,
+    check_cache_folders,
     check_devices,
     check_folders,
     check_nodes_dirs,
@@ -261,8 +261,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data = ("--data-dir", args.data_dir) if args.data_dir else (f"${DATA_DIR_ENV}", data_dir())
     check_folders([data, ("--output-dir", args.output_dir),
                    ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)]
-                  + ([("--user-dir", args.user_dir)] if args.user_dir else [])
-                  + cache_folders(args.cache_dir))  # fmt: skip
+                  + ([("--user-dir", args.user_dir)] if args.user_dir else []))  # fmt: skip
+    check_cache_folders(args.cache_dir)
     if args.data_dir:
         _refuse_comfy_user_folder(args.data_dir, args.user_dir)
     check_nodes_dirs(args.nodes_dir)

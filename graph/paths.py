@@ -48,18 +48,26 @@ CACHE_DIR_ENV = "LATENTGRAPH_CACHE_DIR"
 DATA_DIR_ENV = "LATENTGRAPH_DATA_DIR"
 
 
-def user_path(text: str) -> Path:
+def user_path(text: str, variable: str) -> Path:
     """A path as a user writes it, `~` (and `~user`) expanded: what a shell would have done
     for a value it never saw (an environment variable set by systemd or `docker -e`, a models
-    path in a file). The one rule for the environment's folders."""
-    return Path(text).expanduser()
+    path in a file). The one rule for the environment's folders. A `~user` of no user here
+    (or a `~` with no home folder known) is the user's error, a `ValueError` naming
+    `variable` and its value (Path's bare RuntimeError read as our bug)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        head = text.split("/")[0].split(os.sep)[0]
+        why = (f"no user {head[1:]!r} on this machine (for {head})" if head != "~"
+               else "no home folder is known for ~ ($HOME is not set)")  # fmt: skip
+        raise ValueError(f"${variable} {text!r}: {why}; give the folder's full path") from None
 
 
 def env_folder(variable: str) -> Path | None:
     """The folder environment variable `variable` names (`user_path`), or None when it is
     unset or blank (`LATENTGRAPH_CACHE_DIR=` or `" "`: the default, not a folder named " ")."""
     value = os.environ.get(variable, "")
-    return user_path(value) if value.strip() else None
+    return user_path(value, variable) if value.strip() else None
 
 
 def cache_dir() -> Path:
@@ -170,7 +178,7 @@ def env_models_roots() -> list[Path]:
     """The models roots `$LATENTGRAPH_MODELS_DIRS` names (os.pathsep-separated; each a
     `user_path`, blank ones skipped)."""
     env = os.environ.get(MODELS_DIRS_ENV, "")
-    return [user_path(p) for p in env.split(os.pathsep) if p.strip()]
+    return [user_path(p, MODELS_DIRS_ENV) for p in env.split(os.pathsep) if p.strip()]
 
 
 def models_roots(dirs: Sequence[Path | str | KindFolder] | None = None) -> list[Path]:

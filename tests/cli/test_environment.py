@@ -5,10 +5,14 @@ named by where it came from."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
-from .conftest import write
+from .conftest import PLUGIN, write
 from .test_cli import GOOD
 
 CACHE_ENV, DATA_ENV = "LATENTGRAPH_CACHE_DIR", "LATENTGRAPH_DATA_DIR"
@@ -129,3 +133,85 @@ def test_a_tilde_in_the_cache_variable_is_the_home_folder(cli, tmp_path, monkeyp
     assert code == 0, err
     assert json.loads(out)["folder"] == str(tmp_path / "home" / "lgc" / "outputs")
     assert not (tmp_path / "~").exists()
+
+
+# --- a cache folder that is there but read-only: used, not refused ------------------------------
+
+
+def _unprivileged(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -m latentgraph ARGS` (`python -c ARGS[1]` when ARGS[0] is "-c") in `tmp_path`
+    with `env` added, unable to write a folder without write permission: as root, with every
+    capability dropped (`setpriv`), else as is."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root, and no setpriv to drop the right to write anywhere")
+        prefix = [setpriv, "--inh-caps=-all", "--bounding-set=-all", "--"]
+    command = list(args) if args[0] == "-c" else ["-m", "latentgraph", *args]
+    return subprocess.run([*prefix, sys.executable, *command], cwd=tmp_path,
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_a_read_only_cache_folder_holding_the_built_models_is_used(tmp_path):
+    """A cache on a read-only mount or image (its models built) was refused by run, run
+    --no-cache, serve and the bare `cache` listing: `cannot write in ...` (exit 2)."""
+    cache = tmp_path / "ro"
+    (cache / "models" / "tiny-sd-v2").mkdir(parents=True)
+    (cache / "models" / "tiny-sd-v2" / "model_index.json").write_text("{}")
+    (cache / "outputs").mkdir()
+    for path in (cache / "models" / "tiny-sd-v2", cache / "models", cache / "outputs", cache):
+        path.chmod(0o555)
+    try:
+        probe = _unprivileged(tmp_path, "-c", f"import os; os.mkdir({str(cache / 'x')!r})")
+        if probe.returncode == 0:
+            pytest.skip("the folder could be written: no way to make one read-only here")
+        write(tmp_path, "good.yaml", GOOD)
+        for extra in ([], ["--no-cache"]):
+            proc = _unprivileged(tmp_path, "run", "good.yaml", "--nodes-dir", str(PLUGIN),
+                                 "--output-dir", "out", *extra, **{CACHE_ENV: str(cache)})  # fmt: skip
+            assert proc.returncode == 0, (extra, proc.stderr)
+        assert "kept in memory only" in _unprivileged(
+            tmp_path, "run", "good.yaml", "--nodes-dir", str(PLUGIN), "--set", "x=5",
+            **{CACHE_ENV: str(cache)}).stderr  # fmt: skip
+        proc = _unprivileged(tmp_path, "cache", **{CACHE_ENV: str(cache)})
+        assert proc.returncode == 0, proc.stderr
+        assert f"models:  {cache / 'models'}" in proc.stdout and "tiny-sd-v2" in proc.stdout
+    finally:
+        for path in (cache, cache / "outputs", cache / "models", cache / "models" / "tiny-sd-v2"):
+            path.chmod(0o755)
+
+
+def test_the_default_cache_folder_under_a_home_that_is_not_there_is_refused(cli, tmp_path,
+                                                                           monkeypatch):  # fmt: skip
+    """A service account's HOME=/nonexistent: the default cache folder can never be made (/proc
+    refuses every mkdir, root's too), so run and the listing refuse it, naming the default."""
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", "/proc/nonexistent")
+    named = ("latentgraph: error: the cache folder /proc/nonexistent/.cache/latentgraph (the "
+             f"default; ${CACHE_ENV} chooses another): cannot write in /proc (")  # fmt: skip
+    for args in (["run", str(write(tmp_path, "good.yaml", GOOD))], ["cache"]):
+        code, _, err = cli(*args)
+        assert code == 2 and err.startswith(named), err
+
+
+# --- ~user of no user in a path variable ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable, args", [
+    (CACHE_ENV, ["cache"]), (CACHE_ENV, ["run", "good.yaml"]),
+    (DATA_ENV, ["serve", "--port", "0"]), ("LATENTGRAPH_MODELS_DIRS", ["run", "good.yaml"])])  # fmt: skip
+def test_a_tilde_user_of_no_user_in_a_path_variable_is_a_usage_error(cli, tmp_path, monkeypatch,
+                                                                     variable, args, no_server):  # fmt: skip
+    """`~nosuchuser/x` was `internal error: RuntimeError: Could not determine home directory`
+    (this is a bug), exit 70."""
+    write(tmp_path, "good.yaml", GOOD)
+    monkeypatch.setenv(variable, "~lg-no-such-user/x")
+    code, _, err = cli(*args)
+    assert code == 2
+    assert err == (f"latentgraph: error: ${variable} '~lg-no-such-user/x': no user "
+                   "'lg-no-such-user' on this machine (for ~lg-no-such-user); give the folder's "
+                   "full path\n")  # fmt: skip

@@ -188,6 +188,18 @@ def test_a_tilde_in_the_variable_is_the_home_folder(tmp_path, monkeypatch, funct
     assert function() == tmp_path / "lg"
 
 
+@pytest.mark.parametrize("function, variable", [(paths.cache_dir, "LATENTGRAPH_CACHE_DIR"),
+                                                (paths.data_dir, "LATENTGRAPH_DATA_DIR"),
+                                                (paths.env_models_roots, paths.MODELS_DIRS_ENV)])  # fmt: skip
+def test_a_tilde_user_of_no_user_is_a_value_error_naming_the_variable(monkeypatch, function,
+                                                                      variable):  # fmt: skip
+    """It was Path.expanduser's bare `RuntimeError: Could not determine home directory`, which
+    the CLI called a bug and `latentgraph.run` raised as is."""
+    monkeypatch.setenv(variable, "~lg-no-such-user/x")
+    with pytest.raises(ValueError, match=rf"^\${variable} '~lg-no-such-user/x': no user "):
+        function()
+
+
 def test_the_models_variable_expands_a_tilde_and_skips_blank_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv(paths.MODELS_DIRS_ENV, os.pathsep.join(["~/a", " ", "/b"]))
