@@ -5,8 +5,9 @@ LATENTGRAPH_DATA_DIR    server database, user settings and saved workflows (defa
 LATENTGRAPH_MODELS_DIRS more models roots, searched after the ones given (os.pathsep between)
 
 Their values are read as a user writes a path (`user_path`: `~` expanded, since systemd's
-`Environment=` and `docker -e` pass it as typed); a relative one is from the working folder, as
-a folder flag's is. A blank value is no value: the default.
+`Environment=` and `docker -e` pass it as typed; the nodes read a path typed in an input so
+too); a relative one is from the working folder, as a folder flag's is. A blank value is no
+value: the default.
 
 The models folders' layout is read here, for the nodes (nodes/models_dirs.py: dropdowns and
 `resolve`) and the server's model routes (server/api_info.py) alike: the roots, a folder
@@ -48,19 +49,27 @@ CACHE_DIR_ENV = "LATENTGRAPH_CACHE_DIR"
 DATA_DIR_ENV = "LATENTGRAPH_DATA_DIR"
 
 
-def user_path(text: str, variable: str) -> Path:
+def user_path(text: str, variable: str | None) -> Path:
     """A path as a user writes it, `~` (and `~user`) expanded: what a shell would have done
-    for a value it never saw (an environment variable set by systemd or `docker -e`, a models
-    path in a file). The one rule for the environment's folders. A `~user` of no user here
-    (or a `~` with no home folder known) is the user's error, a `ValueError` naming
-    `variable` and its value (Path's bare RuntimeError read as our bug)."""
+    for a value it never saw (an environment variable set by systemd or `docker -e`, a model
+    or config path typed in a node input). The one rule for both. A `~user` of no user here
+    (or a `~` with no home folder known) is the user's error, a `ValueError` (Path's bare
+    RuntimeError read as our bug) naming the text by what the caller says it is: the
+    environment variable `variable` (`$LATENTGRAPH_CACHE_DIR '~x/y': ...`), or, with None, a
+    node input's value, quoted alone, since the node error it becomes names the node and
+    input (`node 'model' input 'source': '~x/y': ...`)."""
     try:
         return Path(text).expanduser()
     except RuntimeError:
+        from .problems import quoted
+
         head = text.split("/")[0].split(os.sep)[0]
-        why = (f"no user {head[1:]!r} on this machine (for {head})" if head != "~"
+        why = (f"no user {quoted(head[1:])} on this machine (for {head})" if head != "~"
                else "no home folder is known for ~ ($HOME is not set)")  # fmt: skip
-        raise ValueError(f"${variable} {text!r}: {why}; give the folder's full path") from None
+        if variable is None:
+            raise ValueError(f"{quoted(text)}: {why}; give the full path") from None
+        raise ValueError(f"${variable} {quoted(text)}: {why}; give the folder's full "
+                         "path") from None  # fmt: skip
 
 
 def env_folder(variable: str) -> Path | None:

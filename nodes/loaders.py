@@ -37,7 +37,7 @@ from latentgraph.graph import (
     paths,
 )
 from latentgraph.graph.files import FileWriteError
-from latentgraph.graph.paths import KindFolder, ModelsDir, builtin_identity
+from latentgraph.graph.paths import KindFolder, ModelsDir, builtin_identity, user_path
 from latentgraph.graph.problems import error_line, printable, quoted
 
 from . import model_sampling, runtime
@@ -126,8 +126,9 @@ def pickled_weights(folder: Path) -> str | None:
 
 def _candidates(text: str, models_dirs: list[ModelsDir]) -> list[Path]:
     """`text` as a path: from the current folder, or under each models root given. A kind
-    folder (`--extra-model-paths`) is no root: `resolve` looks in it for a name."""
-    p = Path(text).expanduser()
+    folder (`--extra-model-paths`) is no root: `resolve` looks in it for a name. A `~user`
+    of no user here is a ValueError saying so (`user_path`)."""
+    p = user_path(text, None)
     if p.is_absolute():
         return [p]
     return [p] + [d / p for d in models_dirs if not isinstance(d, KindFolder)]
@@ -360,7 +361,7 @@ def single_file_config(ctx: Any, path: str, config: str) -> str:
         return str(config_folder(preset))
     if config_preset(config) in CONFIG_PRESETS:
         return str(config_folder(config))
-    folder = Path(config).expanduser()
+    folder = typed_config_folder(ctx, config)
     if not (folder / "model_index.json").is_file() or not (folder / "unet").is_dir():
         raise input_error(
             ctx, "config",
@@ -368,6 +369,15 @@ def single_file_config(ctx: Any, path: str, config: str) -> str:
             "folder holding the model's configs (model_index.json, unet/, vae/, ...)",
         )  # fmt: skip
     return str(folder.resolve())
+
+
+def typed_config_folder(ctx: Any, config: str) -> Path:
+    """A `config` input's folder as typed (`user_path`, `~` expanded): a `~user` of no user
+    here is that input's error, as any other config that is no folder."""
+    try:
+        return user_path(config, None)
+    except ValueError as exc:
+        raise input_error(ctx, "config", str(exc)) from None
 
 
 def load_bundle(ctx: Any, source_text: str, config: str = "auto") -> tuple[Bundle, str]:
@@ -616,7 +626,7 @@ def _component_preset(ctx: Any, config: str, detect: Callable[[], str]) -> str:
 def _config_dir(ctx: Any, config: str) -> str:
     if config_preset(config) in CONFIG_PRESETS:
         return str(config_folder(config))
-    folder = Path(config).expanduser()
+    folder = typed_config_folder(ctx, config)
     if not (folder / "model_index.json").is_file():
         raise input_error(
             ctx, "config", f"{quoted(config)} is neither a preset nor a config folder"

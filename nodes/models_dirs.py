@@ -28,6 +28,7 @@ from latentgraph.graph.paths import (
     listed_spelling,
     models_folder_dirs,
     models_roots,
+    user_path,
     weight_files,
 )
 from latentgraph.graph.problems import did_you_mean, quoted
@@ -230,7 +231,7 @@ def absolute_source(name: str, *, folders: bool = False) -> Path | None:
     can be no name (`..`); otherwise it stays a name for `resolve` (so does a folder that is no
     model folder). None when `name` is no path. Raises `ModelNotFound` saying what is wrong
     with the path."""
-    path = Path(name).expanduser()
+    path = typed_path(name)
     if not path.is_absolute():
         try:
             there = bool(name.strip()) and path.exists()
@@ -250,6 +251,15 @@ def absolute_source(name: str, *, folders: bool = False) -> Path | None:
     raise ModelNotFound(f"{path} {problem}")
 
 
+def typed_path(name: str) -> Path:
+    """A model name read as a path (`graph.paths.user_path`, `~` expanded); a `~user` of no
+    user here is a `ModelNotFound` saying so, which the loaders report as the input's error."""
+    try:
+        return user_path(name, None)
+    except ValueError as exc:
+        raise ModelNotFound(str(exc)) from None
+
+
 def is_model_folder(path: Path) -> bool:
     """A diffusers model folder: one holding its config.json (a single model: ControlNet,
     VAE, ...) or model_index.json (a whole pipeline)."""
@@ -261,10 +271,10 @@ def _name_inside(name: str, bases: Sequence[Path]) -> str | None:
     one of `bases`, so `models/loras/x.safetensors` reads as `x.safetensors`; None for a
     name that is no such path."""
     try:
-        path = Path(name).expanduser()
+        path = user_path(name, None)
         if not name or not path.exists():
             return None
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # a `~user` of no user is no such path either
         return None
     for base in bases:
         for inner, outer in ((path.absolute(), base.absolute()), (path.resolve(), base.resolve())):
@@ -296,7 +306,7 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
     broken = broken_link(folder, name, dirs)
     if broken:
         raise ModelNotFound(f"{kind} {broken.removesuffix('; ')}")
-    if Path(name).expanduser().exists():  # a path, to somewhere else
+    if typed_path(name).exists():  # a path, to somewhere else
         raise ModelNotFound(f"{kind} {quoted(name)} is not inside the models folders' "
                             f"{folder}/ ({looked}): a name inside one of them is expected")  # fmt: skip
     hint = listed_hint(posix.as_posix(), list_files(folder, dirs))

@@ -205,3 +205,81 @@ def test_a_lora_loaded_as_a_checkpoint_names_the_lora_loader_of_the_workflows_di
     shapes = model_presets.checkpoint_shapes(str(tmp_path / "checkpoints" / "style.safetensors"))
     with pytest.raises(ValueError, match=r"load it with LoadLoRA, or LoraLoader in ComfyUI$"):
         model_presets.detect_preset(shapes)
+
+
+# --- a `~user` of no user typed as a model or config path -----------------------------------
+
+NO_USER = "~nouser_lg_test"
+NO_USER_SAYS = (f"no user 'nouser_lg_test' on this machine (for {NO_USER}); give the full "
+                "path")  # fmt: skip
+CONFIGURED = """\
+version: 1
+params: {model: builtin:tiny-sd, config: auto}
+nodes:
+  model: {type: LoadModel, source: $model, config: $config}
+  noise: {type: LatentNoise, vae: model.vae, width: 64, height: 64}
+  decode: {type: VAEDecode, samples: noise.latent, vae: model.vae}
+  save: {type: SaveImage, images: decode}
+"""
+
+
+@pytest.mark.parametrize(("workflow", "param", "node", "input_name"), [
+    ("txt2img.yaml", "model", "model", "source"),
+    ("lora.yaml", "lora", "style", "lora"),
+    ("controlnet.yaml", "controlnet", "controlnet", "control_net"),
+])  # fmt: skip
+def test_a_tilde_user_of_no_user_as_a_model_path_is_the_inputs_error(cache_dir, tmp_path,
+                                                                      monkeypatch, capsys,
+                                                                      workflow, param, node,
+                                                                      input_name):  # fmt: skip
+    """Path.expanduser's bare RuntimeError: `run` and `validate` said "LoadModel could not
+    check its inputs: RuntimeError: Could not determine home directory." Now the node's error
+    names its input and the user, as a model file not found is named (exit 2)."""
+    from latentgraph.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    value = f"{NO_USER}/x.safetensors"
+    for command in ("run", "validate"):
+        code = main([command, str(WORKFLOWS / workflow), "--set", f"{param}={value}"])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f"node '{node}' input '{input_name}': '{value}': {NO_USER_SAYS}\n" in err, err
+        assert "RuntimeError" not in err and "Traceback" not in err
+
+
+def test_a_tilde_user_of_no_user_as_the_config_folder_fails_the_run_as_the_inputs_error(
+        tiny_file, tmp_path, monkeypatch, capsys):  # fmt: skip
+    """A single file's `config` is read as a folder only when the node runs: that run failed
+    with "node 'model' (LoadModel): RuntimeError: Could not determine home directory.", exit 1
+    (a bug's failure); now the input's error, exit 2 as for any refused input."""
+    from latentgraph.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wf.yaml").write_text(CONFIGURED)
+    code = main(["run", "wf.yaml", "--set", f"model={tiny_file}", "--set",
+                 f"config={NO_USER}/configs", "--output-dir", "out"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert (f"node 'model' (LoadModel) input 'config': '{NO_USER}/configs': {NO_USER_SAYS}\n"
+            in err), err  # fmt: skip
+    assert "RuntimeError" not in err
+
+
+def test_post_prompt_refuses_a_tilde_user_of_no_user_as_a_missing_model_is_refused():
+    """POST /prompt's check: a 400 whose node_errors name the node and input, as for a model
+    file not found (it was "LoadModel could not check its inputs: RuntimeError: ...")."""
+    from latentgraph.graph import Settings
+    from latentgraph.server.prompts import PromptRejected, check_prompt
+    from latentgraph.wiring import node_registry
+
+    value = f"{NO_USER}/x.safetensors"
+    prompt = {"m": {"class_type": "LoadModel", "inputs": {"source": value}},
+              "p": {"class_type": "PreviewAny", "inputs": {"source": ["m", 0]}}}  # fmt: skip
+    with pytest.raises(PromptRejected) as caught:
+        check_prompt(prompt, node_registry(), Settings())
+    assert caught.value.body["error"]["type"] == "prompt_outputs_failed_validation"
+    [error] = caught.value.body["node_errors"]["m"]["errors"]
+    assert error["extra_info"]["input_name"] == "source"
+    assert error["extra_info"]["received_value"] == value
+    assert error["message"] == f"'{value}': {NO_USER_SAYS}"
+    assert error["details"] == f"node 'm' input 'source': '{value}': {NO_USER_SAYS}"

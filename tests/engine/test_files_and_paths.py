@@ -200,6 +200,15 @@ def test_a_tilde_user_of_no_user_is_a_value_error_naming_the_variable(monkeypatc
         function()
 
 
+def test_a_tilde_user_of_no_user_in_a_node_input_is_a_value_error_quoting_the_value_alone():
+    """A model or config path typed in a node input (variable None): the node error around
+    it names the node and input, so the message quotes the value alone, and no variable."""
+    with pytest.raises(ValueError) as raised:
+        paths.user_path("~lg-no-such-user/x.safetensors", None)
+    assert str(raised.value) == ("'~lg-no-such-user/x.safetensors': no user 'lg-no-such-user' on "
+                                 "this machine (for ~lg-no-such-user); give the full path")  # fmt: skip
+
+
 def test_the_models_variable_expands_a_tilde_and_skips_blank_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv(paths.MODELS_DIRS_ENV, os.pathsep.join(["~/a", " ", "/b"]))
