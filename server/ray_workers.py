@@ -242,11 +242,20 @@ def _ray_token(own_token: bool) -> tuple[tuple[str, str], ...]:
     """The token header `ray.init` sends to a cluster it joins: this machine's token (from
     RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) when RAY_AUTH_MODE=token, or when
     `own_token` (the cluster `auto` found here) and RAY_AUTH_MODE is unset; else none."""
-    from ray._raylet import AuthenticationMode, AuthenticationTokenLoader, get_authentication_mode
+    # Ray's private token API, all of it there from Ray 2.53 (pyproject's floor); a Ray without
+    # token authentication has no token to send, and `ray.init` sends none: neither does this
+    try:
+        from ray._raylet import (
+            AuthenticationMode,
+            AuthenticationTokenLoader,
+            get_authentication_mode,
+        )
 
+        token_mode, loader = AuthenticationMode.TOKEN, AuthenticationTokenLoader.instance()
+    except (ImportError, AttributeError):
+        return ()
     mode = os.environ.get("RAY_AUTH_MODE")
-    wanted = get_authentication_mode() == AuthenticationMode.TOKEN or (own_token and mode is None)
-    loader = AuthenticationTokenLoader.instance()
+    wanted = get_authentication_mode() == token_mode or (own_token and mode is None)
     if not wanted or not loader.has_token(ignore_auth_mode=True):
         return ()
     return tuple(loader.get_token_for_http_header().items())

@@ -39,10 +39,12 @@ def test_an_unreachable_cluster_is_a_usage_error_not_a_hang(command, tmp_path):
 
 
 def _refused(command: list[str], address: str, tmp_path, ray_address: str | None = None,
-             env_changes: dict[str, str | None] | None = None) -> str:  # fmt: skip
+             env_changes: dict[str, str | None] | None = None,
+             script: str | None = None) -> str:  # fmt: skip
     """`command` with `--ray address`, run as a user runs it (with `ray_address` as its
-    RAY_ADDRESS, none by default; `env_changes` set, or removed where None): exit 2 without a
-    traceback or Ray's connect retries; its stderr."""
+    RAY_ADDRESS, none by default; `env_changes` set, or removed where None; by `script`, a
+    Python program taking the CLI's arguments, instead of `python -m latentgraph.cli`): exit 2
+    without a traceback or Ray's connect retries; its stderr."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     if ray_address is not None:
         env["RAY_ADDRESS"] = ray_address
@@ -50,7 +52,8 @@ def _refused(command: list[str], address: str, tmp_path, ray_address: str | None
         env.pop(name, None)
         if value is not None:
             env[name] = value
-    out = subprocess.run([sys.executable, "-m", "latentgraph.cli", *command, "--ray", address,
+    cli = ["-m", "latentgraph.cli"] if script is None else ["-c", script]
+    out = subprocess.run([sys.executable, *cli, *command, "--ray", address,
                           "--output-dir", str(tmp_path / "out"), *(
                               ["--data-dir", str(tmp_path / "data")] if command[0] == "serve"
                               else [])],
@@ -207,6 +210,33 @@ def test_a_grpc_service_that_is_not_ray_is_a_usage_error_not_a_hang(grpc_service
     now."""
     error = _refused(["serve", "--port", "0", "--ray-workers", "1"], grpc_service, tmp_path)
     assert f"latentgraph: error: {grpc_service} answered, but not as a Ray cluster" in error
+    assert list(tmp_path.iterdir()) == []  # asked before anything is made
+
+
+# Runs the CLI with a Ray that has no token authentication: its token API taken away, as Ray
+# before 2.52 lacks it.
+RAY_WITHOUT_TOKENS = """
+import sys
+
+import ray._raylet
+
+for name in ("AuthenticationMode", "AuthenticationTokenLoader", "get_authentication_mode"):
+    delattr(ray._raylet, name)
+from latentgraph.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_ray_without_token_authentication_asks_the_address_sending_no_token(
+    grpc_service, tmp_path
+):
+    """Joining by address imported Ray's token API (Ray 2.52 on) unguarded: with an older Ray,
+    every `--ray HOST:PORT` ended as `internal error: ImportError` (exit 70). Such a Ray sends
+    no token: the address is asked as always, here refused for not answering as Ray."""
+    error = _refused(["serve", "--port", "0", "--ray-workers", "1"], grpc_service, tmp_path,
+                     script=RAY_WITHOUT_TOKENS)  # fmt: skip
+    assert error.startswith(f"latentgraph: error: {grpc_service} answered, but not as a Ray "
+                            "cluster"), error  # fmt: skip
     assert list(tmp_path.iterdir()) == []  # asked before anything is made
 
 
