@@ -39,7 +39,6 @@ from .exits import (
     EXIT_USAGE,
     StdoutClosed,
     UserError,
-    end_process,
     verdict_text,
 )
 from .stopping import StopNow, Stopper
@@ -60,6 +59,8 @@ if TYPE_CHECKING:
     from latentgraph.graph.events import NodeFailed, RunStatus
     from latentgraph.graph.scheduler import RunResult
     from latentgraph.graph.workflow import Workflow
+
+    from .ray_run import RayRunResult
 
 
 def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -283,18 +284,17 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     """`run --ray`: the runs (one, or the sweep's) on Ray actors, as many at once as there are
     actors; with --json each run's messages as the server sends them (the websocket protocol,
     one JSON object per line), a sweep's `sweep` lines first (each with its run's
-    `prompt_id`), else each run as it ends (in the order the runs end): a line
-    naming its actor, status and files, then what an in-process run shows (its nodes, error,
-    summary). The exit code is the first run's (in sweep order) that did not succeed, by
-    `run_exit_code`, as an in-process sweep stops at that run. After Ctrl-C: each run's line says whether it finished (its files)
-    or was interrupted (the node, in its summary) or never started; exit code 130. A --json
-    reader that goes away stops the runs as it stops an in-process run (`StdoutClosed`, said
-    by the same `Stopper`, from the runs' events)."""
+    `prompt_id`), else each run as it ends (`_show_ray_result`). The exit code is the first
+    run's (in sweep order) that did not succeed, by `run_exit_code`, as an in-process sweep
+    stops at that run. After Ctrl-C or SIGTERM: each run's line says whether it finished (its
+    files) or was interrupted (the node, in its summary) or never started; exit code 130 or
+    143. A --json reader that goes away stops the runs as it stops an in-process run
+    (`StdoutClosed`, said by the same `Stopper`, from the runs' events)."""
     from latentgraph.graph.context import CancelToken
-    from latentgraph.graph.files import FileWriteError, file_records
+    from latentgraph.graph.files import FileWriteError
     from latentgraph.server.ray_workers import RayUnavailable
 
-    from .ray_run import RayRun, RayRunResult, prompt_id, run_on_ray
+    from .ray_run import RayRun, prompt_id, run_on_ray
 
     require_ray()
     plan = RayRun(args.ray, args.ray_workers, settings, disk_cache=not args.no_cache,
@@ -302,43 +302,15 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
                   nodes_dirs=tuple(args.nodes_dir), cpus_per_actor=args.ray_cpus_per_actor,
                   gpus_per_actor=args.ray_gpus_per_actor)  # fmt: skip
     runs = _workflows(args, overrides, registry, settings)
-    # Ctrl-C is the batch's (pool_batch): this Stopper only follows the runs' events, for
-    # what a closed stdout stopped, and which signals came
+    # Ctrl-C is the batch's (pool_batch), SIGTERM made the same (`batch_signal`): this Stopper
+    # follows the runs' events, for what a closed stdout stopped, and which signals came
     stop = Stopper(CancelToken(), cached=not args.no_cache)
 
-    def terminate(signum: int, _frame) -> None:
-        """SIGTERM stops the runs as Ctrl-C does (README): the batch's stop is its
-        KeyboardInterrupt; a second SIGTERM ends the process at once."""
-        stop.signals.append(signum)
-        if len(stop.signals) > 1:
-            end_process(EXIT_TERMINATED, at_once=True)
-        raise KeyboardInterrupt
-
     def show(index: int, result: RayRunResult) -> None:
-        """One run's lines, printed as it ends (not once the whole sweep has)."""
-        (swept, workflow), done = runs[index], result.finished.done
-        name = swept.label() if swept else "run"
-        if not result.finished.started:
-            why = stop.name() if done.status == "interrupted" else done.error  # or a lost cluster
-            print(f"{name}: not started ({why})", file=sys.stderr, flush=True)
-            return
-        if not args.quiet:
-            files = [f["filename"] for out in done.ui.values() for f in file_records(out)]
-            stopped = done.status == "interrupted"  # only a signal stops a run here: which
-            print(f"{name} on {result.finished.worker}: "
-                  + (f"interrupted by {stop.name()}" if stopped else done.status)
-                  + (f": {done.error}" if done.error and not result.failures and not stopped
-                     else "")
-                  + (f" ({', '.join(files)})" if files else ""), file=sys.stderr, flush=True)  # fmt: skip
-        renderer = _renderer(args, settings, workflow.graph)
-        try:
-            for event in result.events:
-                renderer(event)
-        finally:
-            renderer.close()
+        _show_ray_result(args, settings, stop, runs[index], result)
 
-    # set before `ray.init`, which puts it back after installing Ray's own (`ray_workers.connect`)
-    previous = signal.signal(signal.SIGTERM, terminate)
+    # set before `ray.init`, which puts it back after installing Ray's own (`_sigterm_kept`)
+    previous = signal.signal(signal.SIGTERM, stop.batch_signal)
     try:
         if args.json:  # the runs' messages interleave: each sweep value named with its prompt id
             for i, (swept, _) in enumerate(runs):
@@ -359,14 +331,41 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
         return EXIT_TERMINATED
     finally:
         signal.signal(signal.SIGTERM, previous)
-    codes = [run_exit_code(r.finished.done.status, r.failures) for r in results]
     if any(not r.finished.started or r.finished.done.status == "interrupted" for r in results):
         finished = sum(r.finished.done.status != "interrupted" for r in results)
-        how = "by SIGTERM" if stop.terminated else "(Ctrl-C)"
-        print(f"latentgraph: interrupted {how}: {finished} of {len(results)} run(s) had "
-              "finished", file=sys.stderr)  # fmt: skip
+        print(stop.interrupted_line(finished, len(results)), file=sys.stderr)
         return stop.code()
+    codes = [run_exit_code(r.finished.done.status, r.failures) for r in results]
     return next((code for code in codes if code != EXIT_OK), EXIT_OK)
+
+
+def _show_ray_result(args: argparse.Namespace, settings, stop: Stopper,
+                     run: tuple[Swept | None, Workflow], result: RayRunResult) -> None:  # fmt: skip
+    """One `run --ray` run's lines on stderr, printed as it ends (not once the whole sweep
+    has): a line naming its actor, status and files (or why it never started), then what an
+    in-process run shows (its nodes, error, summary)."""
+    from latentgraph.graph.files import file_records
+
+    (swept, workflow), done = run, result.finished.done
+    name = swept.label() if swept else "run"
+    if not result.finished.started:
+        why = stop.name() if done.status == "interrupted" else done.error  # or a lost cluster
+        print(f"{name}: not started ({why})", file=sys.stderr, flush=True)
+        return
+    if not args.quiet:
+        files = [f["filename"] for out in done.ui.values() for f in file_records(out)]
+        stopped = done.status == "interrupted"  # only a signal stops a run here: which
+        print(f"{name} on {result.finished.worker}: "
+              + (f"interrupted by {stop.name()}" if stopped else done.status)
+              + (f": {done.error}" if done.error and not result.failures and not stopped
+                 else "")
+              + (f" ({', '.join(files)})" if files else ""), file=sys.stderr, flush=True)  # fmt: skip
+    renderer = _renderer(args, settings, workflow.graph)
+    try:
+        for event in result.events:
+            renderer(event)
+    finally:
+        renderer.close()
 
 
 class Swept(NamedTuple):

@@ -1,6 +1,7 @@
 """How `latentgraph run` stops on Ctrl-C or SIGTERM: the first signal at the current node's
-next step, a second at once (`StopNow`), a third by ending the process; and what it says when
-its stdout closed midway (`Stopper.stdout_closed`)."""
+next step, a second at once (`StopNow`), a third by ending the process; `run --ray`'s batch
+by a KeyboardInterrupt, a second signal ending the process (`Stopper.batch_signal`); and what
+it says when its stdout closed midway (`Stopper.stdout_closed`)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,15 @@ class Stopper:
         else:
             print(self.stopped_line(), file=sys.stderr, flush=True)
             end_process(self.code(), at_once=True)
+
+    def batch_signal(self, signum: int, _frame: object) -> None:
+        """`run --ray`'s SIGTERM handler: the Ray batch stops at a KeyboardInterrupt, as after
+        Ctrl-C (`pool_batch`: its running jobs interrupted, the rest not started); a second
+        signal, should stopping the actors hang, ends the process at once."""
+        self.signals.append(signum)
+        if len(self.signals) > 1:
+            end_process(self.code(), at_once=True)
+        raise KeyboardInterrupt
 
     def _running(self) -> str | None:
         """The node running, as messages name one (`node 'sample' (KSampler)`; several runs'
@@ -136,6 +146,12 @@ class Stopper:
         saved = f"; it had saved {', '.join(self.saved)}" if self.saved else ""
         cached = "; what had finished is cached" if self.cached else ""
         return f"the run stopped{where} before finishing{saved}{cached}"
+
+    def interrupted_line(self, finished: int, total: int) -> str:
+        """How a stopped `run --ray` ended: "latentgraph: interrupted by SIGTERM: 1 of 3
+        run(s) had finished" ("interrupted (Ctrl-C)" when no SIGTERM came)."""
+        how = "by SIGTERM" if self.terminated else "(Ctrl-C)"
+        return f"latentgraph: interrupted {how}: {finished} of {total} run(s) had finished"
 
     def stopped_line(self) -> str:
         """What a second signal did: "latentgraph: interrupted again (Ctrl-C): did not wait
