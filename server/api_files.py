@@ -42,7 +42,7 @@ from .collector import in_thread
 from .config import server_limit_label
 from .errors import ApiError
 from .filetypes import served_as
-from .safepath import numbered_name, safe_filename, safe_folder, safe_join, shown_name
+from .safepath import numbered_name, safe_folder, safe_join, stored_path
 from .state import get_state
 
 log = logging.getLogger("latentgraph.server")
@@ -334,9 +334,7 @@ async def _store_form(request: Request, form: FormData,
     kind = str(form.get("type") or "input")
     folder = _folder(request, kind)
     subfolder = str(form.get("subfolder") or "")
-    name = safe_filename(upload.filename or "", "image file name")
-    shown_name(subfolder, "subfolder", "invalid_path")
-    safe_join(safe_folder(folder, subfolder, what="subfolder"), name, what="image file name")
+    name = stored_path(folder, subfolder, upload.filename or "", "image file name").name
     _refuse_hidden(name, subfolder, _NOT_LISTED, fixes=_NOT_LISTED_FIXES, what="image file name")
     make = combine(request, form, name) if combine is not None else None
     data = await upload.read(config.max_upload_bytes + 1)

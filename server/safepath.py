@@ -125,6 +125,19 @@ def safe_filename(value: str, what: str = "filename") -> str:
     return name
 
 
+def stored_path(folder: Path, subfolder: str, filename: str,
+                what: str = "filename") -> PurePosixPath:  # fmt: skip
+    """Where in `folder` a file someone else named is stored, relative to it: `filename` a
+    plain file name (`safe_filename`), `subfolder` a relative path (`clean_relative`) that
+    shows as it is (`shown_name`), neither leaving `folder` through a link; or a 400. The one
+    rule for an upload's name (`/upload/image`) and for an output `latentgraph submit`
+    downloads by the name the server gave it."""
+    name = safe_filename(filename, what)
+    shown_name(subfolder, "subfolder", "invalid_path")
+    safe_join(safe_folder(folder, subfolder, what="subfolder"), name, what=what)
+    return clean_relative(subfolder, "subfolder") / name
+
+
 def shown_name(value: str, what: str, error_type: str) -> None:
     """Refuse (400 `error_type`) a name, or a relative path of them, for a file or folder to be
     made that would not show as it is (`graph.paths.unseen_character`: a newline, ESC, a bidi

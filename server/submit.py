@@ -34,12 +34,21 @@ from latentgraph.graph.numbered_files import (
     number_in,
     numbered_name,
 )
-from latentgraph.graph.problems import WorkflowError, labelled, problem_line, problem_row
+from latentgraph.graph.problems import (
+    WorkflowError,
+    labelled,
+    printable,
+    problem_line,
+    problem_row,
+    quoted,
+)
 
+from .errors import ApiError
 from .hosts import is_loopback_name
 from .messages import NODE_ERROR, NODE_FINISHED, NODE_WARNING, reported_inputs
 from .middleware import TOKEN_PARAMETER
 from .run import RedactToken
+from .safepath import stored_path
 
 if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
@@ -418,34 +427,38 @@ def _download(http: _Http, events: PromptEvents, output_dir: Path, say: _Say,
               quiet: bool) -> None:  # fmt: skip
     """Fetch every file the run saved into `output_dir` (`_keep`: never over a file there),
     each said as its local name (and the server's, when they differ): a line on stderr, or
-    with `--json` a `downloaded` line."""
+    with `--json` a `downloaded` line. A file the server named as no upload may be named
+    (`stored_path`: `.`, a folder up, NUL, ESC) is a warning line, and the others download."""
     prompt_id = events.pid
     status, raw = http.request("GET", f"/history/{urllib.parse.quote(prompt_id)}")
     entry = json.loads(raw).get(prompt_id, {}) if status == 200 else {}
     for out in (entry.get("outputs") or {}).values():
         for record in file_records(out if isinstance(out, dict) else None):  # any kind of file
             name, sub = str(record.get("filename", "")), str(record.get("subfolder") or "")
-            rel = PurePosixPath(sub, name)
-            if not name or rel.is_absolute() or ".." in rel.parts:
-                say.err(f"latentgraph: warning: not downloading {sub!r}/{name!r}: the server "
-                        "named it outside the output folder")  # fmt: skip
-                continue
             kind = str(record.get("type", "output"))
+            try:  # kept in output_dir as an upload is in its folder: `.`, `..`, NUL, ESC refused
+                rel = stored_path(output_dir, sub, name)
+            except ApiError as exc:
+                named = "/".join(part for part in (sub, name) if part)
+                say.err(f"latentgraph: warning: not downloading {quoted(named)}: the server's "
+                        f"{exc.message}")  # fmt: skip
+                continue
             query = urllib.parse.urlencode({"filename": name, "subfolder": sub, "type": kind})
             code, data = http.request("GET", f"/view?{query}")
             if code != 200:
-                say.err(f"latentgraph: warning: could not download {rel}: HTTP {code}")
+                say.err(f"latentgraph: warning: could not download {printable(str(rel))}: "
+                        f"HTTP {code}")  # fmt: skip
                 continue
             target, kept = _keep(data, output_dir.joinpath(*rel.parts))
             if say.as_json:
                 say.line({"event": "downloaded", "run_id": prompt_id, "path": str(target),
                           "filename": name, "subfolder": sub, "type": kind, "kept": kept})  # fmt: skip
             elif not quiet:
-                on_server = PurePosixPath(kind, rel)  # as the run's "saved on the server:" line
+                on_server = PurePosixPath(kind, sub, name)  # as the run's "saved on the server:"
                 notes = ["already downloaded"] if kept else []
                 notes += [f"on the server: {on_server}"] if target.name != name else []
                 said = f" ({'; '.join(notes)})" if notes else ""
-                say.err(f"{'kept' if kept else 'downloaded'} {target}{said}")
+                say.err(printable(f"{'kept' if kept else 'downloaded'} {target}{said}"))
 
 
 def _keep(data: bytes, target: Path) -> tuple[Path, bool]:

@@ -361,6 +361,67 @@ def test_a_file_submit_could_not_download_is_a_warning_line(plain_server, cli, t
     assert "latentgraph: warning: could not download even_8.png: HTTP 404\n" in err, err
 
 
+def test_submit_downloads_no_file_the_server_named_as_no_upload_may_be_named(plain_server, cli,
+                                                                            tmp_path,
+                                                                            monkeypatch):  # fmt: skip
+    """A server's history names its outputs, and `submit` wrote them by those names: `.` (in
+    the subfolder `.` too) was --output-dir itself, so the server's bytes went beside it, into
+    its parent (`dl_00001_`); a NUL ended submit with a ValueError; ESC drove the terminal. A
+    name is now held to an upload's rule (`safepath.stored_path`): each refused is a warning
+    line, its name escaped, and the run's real output still downloads."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from latentgraph.server import submit
+
+    hostile = [{"filename": ".", "subfolder": ""}, {"filename": ".", "subfolder": "."},
+               {"filename": "n\x00.png", "subfolder": ""},
+               {"filename": "\x1b[31mred.png", "subfolder": ""},
+               {"filename": "ok.png", "subfolder": "\x1b[2J"},
+               {"filename": "up.png", "subfolder": "a/../.."}]  # fmt: skip
+    names = {record["filename"] for record in hostile}
+    asked = submit._Http.request
+
+    def lying(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        if path.startswith("/view?") and parse_qs(urlsplit(path).query)["filename"][0] in names:
+            return 200, b"the server's bytes"
+        code, raw = asked(self, method, path, body)
+        if path.startswith("/history/") and code == 200:
+            history = json.loads(raw)
+            for entry in history.values():
+                entry["outputs"]["evil"] = {"images": [dict(r, type="output") for r in hostile]}
+            raw = json.dumps(history).encode()
+        return code, raw
+
+    monkeypatch.setattr(submit._Http, "request", lying)
+    (tmp_path / "wf.yaml").write_text(REFUSED)
+    code, _, err = cli("submit", "wf.yaml", "--server", plain_server.url, "--set", "v=8",
+                       "--output-dir", "dl")  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dl", "wf.yaml"]  # nothing beside dl
+    assert [p.name for p in (tmp_path / "dl").iterdir()] == ["even_8.png"]
+    assert "downloaded dl/even_8.png\n" in err, err
+    warned = [line for line in err.splitlines() if "not downloading" in line]
+    assert warned == [
+        "latentgraph: warning: not downloading '.': the server's filename '.' must be a plain "
+        "file name",
+        "latentgraph: warning: not downloading './.': the server's filename '.' must be a plain "
+        "file name",
+        "latentgraph: warning: not downloading 'n\\u0000.png': the server's filename "
+        "'n\\u0000.png' must be a plain file name",
+        "latentgraph: warning: not downloading '\\u001b[31mred.png': the server's filename "
+        "'\\u001b[31mred.png' contains a control character, U+001B; file names cannot hold "
+        "control characters (NUL, newline, ...) nor invisible Unicode format characters (bidi "
+        "overrides, zero-width characters)",
+        "latentgraph: warning: not downloading '\\u001b[2J/ok.png': the server's subfolder "
+        "'\\u001b[2J' contains a control character, U+001B; file names cannot hold control "
+        "characters (NUL, newline, ...) nor invisible Unicode format characters (bidi "
+        "overrides, zero-width characters)",
+        "latentgraph: warning: not downloading 'a/../../up.png': the server's subfolder "
+        "'a/../..' must be a relative path inside its folder",
+    ], err
+    assert "\x1b" not in err and "\x00" not in err
+
+
 def test_submit_never_replaces_a_local_file_it_downloads_over(plain_server, cli, tmp_path):
     """The server numbers its files by its own folder, so its name may be one a local run (the
     same ./output) or the user holds: the download replaced that file, silently. It now takes
