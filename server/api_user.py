@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from latentgraph.graph.files import os_error_words, write_atomic
 from latentgraph.graph.paths import inside, listed_names
+from latentgraph.graph.problems import quoted
 
 from .errors import ApiError, read_json
 from .filetypes import served_as
@@ -209,13 +210,29 @@ def _one_path(root: Path, segments: list[str]) -> Path:
     return safe_user_path(root, rel, what="userdata path")
 
 
+# The folders the editor keeps its user files in (its saved workflows, subgraph blueprints,
+# keybinding presets), made by the first save into them: a file of that name made first (a
+# move to `workflows`) stood in their place, and every later save into them was refused.
+EDITOR_FOLDERS = ("workflows", "subgraphs", "keybindings")
+
+
 def _new_path(root: Path, rel: str) -> Path:
     """Where a user file saved or moved to `rel` goes (`_one_path`), its names shown as they
     are (`shown_name`: no tab, newline or bidi override), as an upload's are: the editor's
-    sidebar and `ls` show them."""
+    sidebar and `ls` show them. It must name a file: not the user folder, a folder there or
+    one of the editor's folders (`EDITOR_FOLDERS`), made or not (a 400 naming it; a move onto
+    a folder was a 500)."""
     path = _one_path(root, [rel])
     shown_name(rel, "userdata path", "invalid_path")
-    return path
+    place = path.relative_to(root.resolve()).as_posix()
+    if place in EDITOR_FOLDERS:
+        folder = f"the editor's folder {place!r}"
+    elif path.is_dir():
+        folder = "the user folder itself" if place == "." else "a folder"
+    else:
+        return path
+    raise ApiError(400, f"userdata path {quoted(rel)} names {folder}; a file path is expected",
+                   "invalid_path")  # fmt: skip
 
 
 # Files the editor asks for on every page load (or sidebar load), answered with their empty form
@@ -247,8 +264,6 @@ async def post_userdata(request: Request) -> Response:
     if len(segments) == 3 and segments[1] == "move":
         return await _move(request, root, segments[0], segments[2])
     path = _new_path(root, "/".join(segments))
-    if path == root or path.is_dir():
-        raise ApiError(400, "the userdata path names a folder", "invalid_path")
     if path.exists() and q.get("overwrite", "true").lower() == "false":
         raise ApiError(409, f"user file {'/'.join(segments)!r} already exists", "exists")
     data = await request.body()

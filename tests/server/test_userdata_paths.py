@@ -137,3 +137,42 @@ def test_the_sidebar_bookmarks_are_answered_empty_until_saved(client, config):
     assert client.post("/userdata/workflows%2F.index.json", json=saved).status_code == 200
     assert client.get("/userdata/workflows%2F.index.json").json() == saved
     assert client.get("/userdata", params={"dir": "workflows"}).json() == ["test.json"]
+
+
+@pytest.mark.parametrize("dst, named", [("workflows", "the editor's folder 'workflows'"),
+                                        ("sub", "a folder"), ("%2E", "the user folder itself"),
+                                        ("sub%2F..", "the user folder itself")])  # fmt: skip
+def test_a_move_onto_a_folder_is_a_400_naming_it(client, config, dst, named):
+    """The editor's rename onto a folder (overwrite=true) was a 500 IsADirectoryError, onto
+    the user folder itself (`move/.`) a 500 OSError, each with a traceback in the log."""
+    (config.user_dir / "sub").mkdir()
+    (config.user_dir / "m.json").write_text("1")
+    r = client.post(f"/userdata/m.json/move/{dst}?overwrite=true")
+    assert r.status_code == 400, r.text
+    shown = dst.replace("%2E", ".").replace("%2F", "/")
+    error = r.json()["error"]
+    assert (error["type"], error["message"]) == ("invalid_path", f"userdata path '{shown}' "
+                                                 f"names {named}; a file path is expected")  # fmt: skip
+    assert (config.user_dir / "m.json").read_text() == "1"
+    assert (config.user_dir / "workflows" / "test.json").read_text() == "{}"
+    assert sorted(os.listdir(config.user_dir / "sub")) == []
+
+
+@pytest.mark.parametrize("folder", api_user.EDITOR_FOLDERS)
+def test_no_file_takes_the_place_of_an_editor_folder_not_made_yet(tmp_path, folder):
+    """A move (or a save) to `workflows` before the first workflow was saved made a file of
+    that name, and every later save into `workflows/` was refused as `not_a_folder`."""
+    config = ServerConfig(data_dir=tmp_path / "data")
+    config.ensure_dirs()
+    (config.user_dir / "x.json").write_text("1")
+    with user_api(config) as client:
+        for r in (client.post(f"/userdata/x.json/move/{folder}?overwrite=true"),
+                  client.post(f"/userdata/{folder}", content=b"1")):  # fmt: skip
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["message"] == (f"userdata path '{folder}' names the "
+                                                    f"editor's folder '{folder}'; a file path "
+                                                    "is expected")  # fmt: skip
+        assert not (config.user_dir / folder).exists()
+        saved = client.post(f"/userdata/{folder}%2Fa.json", content=b"{}")
+        assert (saved.status_code, saved.json()) == (200, f"{folder}/a.json")
+    assert (config.user_dir / "x.json").read_text() == "1"
