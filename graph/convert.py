@@ -17,8 +17,8 @@ from .declare import Registry, registry_or_default
 from .files import write_atomic, write_document
 from .formats import load_file
 from .model import Graph
-from .problems import Problem, WorkflowError, WorkflowWarning, printable
-from .validate import unknown_type_message
+from .problems import WorkflowError, WorkflowWarning, printable
+from .validate import unknown_type_problem
 from .workflow import Workflow, dump_document, dump_workflow
 
 FORMATS = ("api", "editor", "yaml")
@@ -59,12 +59,9 @@ def _json_text(value: object) -> str:
 
 
 def _refuse_unknown(graph: Graph, registry: Registry) -> None:
-    unknown = sorted({n.type for n in graph if n.type not in registry})
-    if unknown:
-        known = registry.names()
-        problems = [Problem("unknown_node_type", unknown_type_message(graph.dialect, n.type, known),
-                            node_id=n.id, location=n.location, node_type=n.type)
-                    for n in graph if n.type in unknown]  # fmt: skip
+    problems = [unknown_type_problem(n, registry, graph.dialect) for n in graph
+                if n.type not in registry]  # fmt: skip
+    if problems:
         raise WorkflowError(problems)
 
 

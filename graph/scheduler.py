@@ -46,10 +46,10 @@ from .events import (
     RunStarted,
     RunStatus,
 )
-from .model import Graph, Link, Node
+from .model import Graph, Link
 from .problems import InputError, Problem, WorkflowError, quoted, refusing_node
 from .socket_checks import SIZES, TESTS, expected, not_none
-from .validate import cycle_problems, output_nodes
+from .validate import cycle_problems, output_nodes, unknown_type_problem
 
 PROGRESS_INTERVAL = 0.05  # seconds between two NodeProgress events of one node
 # The longest text a node's failure reports as it is (`reported`): a linked input's text may be
@@ -316,13 +316,8 @@ def unknown_types(graph: Graph, registry: Registry, skip: Collection[str] = ()) 
     worker runs unvalidated what the server checked with its own registry, and a plugin's
     output node the worker's registry lacked was no output node to it: its run said success
     without it."""
-    return [_unknown_type(node) for node in graph
+    return [unknown_type_problem(node, registry, graph.dialect) for node in graph
             if node.id not in skip and registry.get(node.type) is None]  # fmt: skip
-
-
-def _unknown_type(node: Node) -> Problem:
-    return Problem("unknown_node_type", f"unknown node type {quoted(node.type)}",
-                   node_id=node.id, location=node.location, node_type=node.type)  # fmt: skip
 
 
 def plan_run(graph: Graph, registry: Registry, targets: list[str] | None, keep: list[str]) -> _Plan:
@@ -350,7 +345,7 @@ def plan_run(graph: Graph, registry: Registry, targets: list[str] | None, keep: 
         node = graph.nodes[nid]
         nt = registry.get(node.type)
         if nt is None:
-            problems.append(_unknown_type(node))
+            problems.append(unknown_type_problem(node, registry, graph.dialect))
         else:
             types[nid] = nt
         ps = []

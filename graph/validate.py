@@ -119,7 +119,6 @@ class _Checks:
     registry: Registry
     settings: Settings
     problems: list[Problem] = field(default_factory=list)
-    _type_names: list[str] | None = None  # the registry's names, listed at the first unknown
 
     def check_node(self, node: Node, run_settings: bool) -> None:
         """Every problem of one node: its type, inputs, defaults left out, then (with
@@ -127,10 +126,7 @@ class _Checks:
         first_problem = len(self.problems)
         node_type = self.registry.get(node.type)
         if node_type is None:
-            if self._type_names is None:
-                self._type_names = self.registry.names()
-            message = unknown_type_message(self.graph.dialect, node.type, self._type_names)
-            self.problems.append(self.problem(node, "unknown_node_type", message))
+            self.problems.append(unknown_type_problem(node, self.registry, self.graph.dialect))
             return
         for name in node.ignored_inputs:
             self.problems.append(self.ignored_input(node, node_type, name))
@@ -551,6 +547,15 @@ COMFY_TYPO_CUTOFF = 0.9
 # or a ComfyUI custom node ported to one, not loaded. `--nodes-dir` is every command's flag
 # that reads a workflow, `serve`'s too, so POST /prompt's refusal says the same.
 PLUGIN_HINT = "; if a plugin declares it, give its folder with --nodes-dir or install its package"
+
+
+def unknown_type_problem(node: Node, registry: Registry, dialect: str) -> Problem:
+    """The problem of a node whose type `registry` lacks, as validation, the scheduler (an
+    unvalidated run) and convert each refuse it: one wording, hints included
+    (`unknown_type_message`), so no path names it without saying what to do."""
+    message = unknown_type_message(dialect, node.type, registry.names())
+    return Problem("unknown_node_type", message, node_id=node.id, location=node.location,
+                   node_type=node.type)  # fmt: skip
 
 
 def unknown_type_message(dialect: str, name: str, known: list[str]) -> str:
