@@ -38,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from .context import Settings, limit_value
 from .declare import NodeType
@@ -323,10 +323,12 @@ def forget_values(holds: Callable[[Any], bool]) -> int:
 _Found = tuple[float, int, Path]
 
 
-class Held(NamedTuple):
+@dataclass(frozen=True)
+class Held:
     """What a disk store holds (`DiskCache.usage`), or what `DiskCache.clear` removed: its
     entries and their bytes, and its partial files (the temp file of a write to it, left by a
-    process killed while it wrote, or a live writer's) and theirs."""
+    process killed while it wrote, or a live writer's) and theirs. Read by name: `cache` and
+    `cache clear` (app/) print it."""
 
     entries: int
     bytes: int
@@ -529,9 +531,7 @@ class DiskCache:
     def usage(self) -> Held:
         """What the store holds (`latentgraph cache`): its entries and partial files, each
         with their bytes. Nothing is removed."""
-        entries, partials = self._scan()
-        return Held(len(entries), sum(size for _, size, _ in entries),
-                    len(partials), sum(size for _, size, _ in partials))  # fmt: skip
+        return _held(*self._scan())
 
     def _account(self, written: int) -> None:
         if self.max_bytes is None:
@@ -579,8 +579,13 @@ class DiskCache:
                 pass
         with self._lock:
             self._bytes = None
-        return Held(len(entries), sum(size for _, size, _ in entries),
-                    len(partials), sum(size for _, size, _ in partials))  # fmt: skip
+        return _held(entries, partials)
+
+
+def _held(entries: list[_Found], partials: list[_Found]) -> Held:
+    """The `Held` of these entries and partial files (`_scan`'s)."""
+    return Held(entries=len(entries), bytes=sum(size for _, size, _ in entries),
+                partials=len(partials), partial_bytes=sum(size for _, size, _ in partials))  # fmt: skip
 
 
 def _is_entry(name: str, prefix: str) -> bool:

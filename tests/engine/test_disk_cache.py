@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from latentgraph.graph.cache import LIMIT_FILE, Cache, DiskCache
+from latentgraph.graph.cache import LIMIT_FILE, Cache, DiskCache, Held
 from latentgraph.graph.files import STALE_PARTIAL_SECONDS
 
 from .conftest import build
@@ -147,13 +147,13 @@ def test_a_store_written_to_removes_the_partial_files_killed_writes_left_over_an
     for bound in (None, 10 << 20):
         files = killed_writes(tmp_path)
         store = DiskCache(tmp_path, max_bytes=bound)
-        assert store.usage()[2:] == (3, 3000)  # (partial files, their bytes)
+        assert (store.usage().partials, store.usage().partial_bytes) == (3, 3000)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="latentgraph.files"):
             store.put(f"a{bound is None:d}" + "1" * 62, ([1],), None)
         assert not any(p.exists() for p in files["stale"])
         assert all(p.exists() for p in files["fresh"] + files["not ours"])
-        assert store.usage()[2:] == (1, 1000)
+        assert (store.usage().partials, store.usage().partial_bytes) == (1, 1000)
         assert sorted(r.getMessage() for r in caplog.records) == [
             f"removed 1 partial file(s) a killed cache write left in {tmp_path / 'bd'}: "
             f"{files['stale'][0].name}",
@@ -177,7 +177,7 @@ def test_clear_removes_every_partial_file_and_says_so(tmp_path):
     store.put("aa" + "1" * 62, ([1],), None)
     entry = store.path("aa" + "1" * 62).stat().st_size
     files = killed_writes(tmp_path)
-    assert store.clear() == (1, entry, 3, 3000)  # entries, bytes, partial files, bytes
+    assert store.clear() == Held(entries=1, bytes=entry, partials=3, partial_bytes=3000)
     assert not any(p.exists() for p in files["stale"] + files["fresh"])
     assert all(p.exists() for p in files["not ours"])
     assert not (tmp_path / "aa").exists()
@@ -185,5 +185,5 @@ def test_clear_removes_every_partial_file_and_says_so(tmp_path):
     (tmp_path / "bd" / f".{'ce' + KEY[2:]}.0123456789abcdef.tmp").unlink()
     (tmp_path / "bd" / f".{KEY}.0123456789abcdef.tmp.bak").unlink()
     aged(tmp_path / "bd" / f".{KEY}.0123456789abcdef.tmp", 0)
-    assert store.clear() == (0, 0, 1, 1000)
+    assert store.clear() == Held(entries=0, bytes=0, partials=1, partial_bytes=1000)
     assert not (tmp_path / "bd").exists()  # the folder a partial file alone kept
