@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -25,6 +26,8 @@ from latentgraph.graph.files import os_error_words, write_atomic
 from latentgraph.graph.paths import inside, listed_names
 from latentgraph.graph.problems import quoted
 
+from .collector import in_thread
+from .config import ServerConfig
 from .errors import ApiError, read_json
 from .filetypes import served_as
 from .jsontext import load_stored
@@ -45,35 +48,55 @@ async def post_users(request: Request) -> JSONResponse:
     raise ApiError(400, "this server has a single local user", "single_user")
 
 
-def _settings_path(request: Request) -> Path:
-    return get_state(request).config.user_dir / SETTINGS_FILE
+def _settings_path(config: ServerConfig) -> Path:
+    return config.user_dir / SETTINGS_FILE
 
 
-def load_settings(request: Request) -> dict[str, Any]:
+# Held around each read and write of the settings file: they run on worker threads (`in_thread`;
+# on the event loop, a large file stalled every other request), and two saves at once must not
+# each write the settings as they read them, one save's setting lost. Reentrant: a save reads
+# the file under it first.
+_SETTINGS_LOCK = threading.RLock()
+
+
+def load_settings(config: ServerConfig) -> dict[str, Any]:
     """The user's settings, {} when there are none. A file that is no JSON object (truncated,
-    junk, a list) is moved aside first: the next save would otherwise replace the only copy.
-    One that is there but cannot be read (no permission to, a folder in its place) is refused
-    (`_unreadable`): read as {}, the next save replaced the settings it holds."""
-    path = _settings_path(request)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:  # none saved yet
-        return {}
-    except OSError as exc:
-        raise _unreadable(request, path, exc) from None
-    try:  # load_stored: lone surrogates an older version stored become "?"
-        data = load_stored(raw.decode("utf-8-sig"))  # a BOM an editor added is no damage
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
-        _set_aside(path, str(exc))
-        return {}
-    if not isinstance(data, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-        _set_aside(path, f"it holds {kind.get(type(data), 'a number')}, not an object")
-        return {}
-    return data
+    junk, a list) or larger than `max_settings_bytes` (an older version took any size, and
+    every read parsed it all) is moved aside first: the next save would otherwise replace the
+    only copy. One that is there but cannot be read (no permission to, a folder in its place)
+    is refused (`_unreadable`): read as {}, the next save replaced the settings it holds. Reads
+    the disk: call it on a worker thread."""
+    path = _settings_path(config)
+    with _SETTINGS_LOCK:
+        try:
+            size = path.stat().st_size
+            raw = path.read_bytes() if size <= config.max_settings_bytes else None
+        except FileNotFoundError:  # none saved yet
+            return {}
+        except OSError as exc:
+            raise _unreadable(config, path, exc) from None
+        if raw is None:
+            _set_aside(path, f"it is {_over_limit(size, config)}")
+            return {}
+        try:  # load_stored: lone surrogates an older version stored become "?"
+            data = load_stored(raw.decode("utf-8-sig"))  # a BOM an editor added is no damage
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
+            _set_aside(path, str(exc))
+            return {}
+        if not isinstance(data, dict):
+            kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+            _set_aside(path, f"it holds {kind.get(type(data), 'a number')}, not an object")
+            return {}
+        return data
 
 
-def _unreadable(request: Request, path: Path, exc: OSError) -> ApiError:
+def _over_limit(size: int, config: ServerConfig) -> str:
+    """How a refusal names the settings limit: "5,000,000 bytes, more than ..."."""
+    return (f"{size:,} bytes, more than the server's settings limit of "
+            f"{config.max_settings_bytes:,} (ServerConfig.max_settings_bytes)")  # fmt: skip
+
+
+def _unreadable(config: ServerConfig, path: Path, exc: OSError) -> ApiError:
     """A 500 naming the settings file the OS would not let us read, by its place in the data
     folder or the --user-dir folder (the log has its full path), and why. Every settings route
     reads the file first, so no save replaces it until it can be read: the user's settings are
@@ -81,7 +104,6 @@ def _unreadable(request: Request, path: Path, exc: OSError) -> ApiError:
     why = os_error_words(exc, reading=True)
     log.error("the editor's settings file %s cannot be read: %s; no setting is saved until it "
               "can be", path, why)  # fmt: skip
-    config = get_state(request).config
     base, place = ((config.data_dir, "data folder") if path.is_relative_to(config.data_dir)
                    else (config.users_dir, "--user-dir folder"))  # fmt: skip
     shown = path.relative_to(base).as_posix()
@@ -103,8 +125,19 @@ def _set_aside(path: Path, why: str) -> None:
                 "the editor starts from its default settings", path, why, copy)  # fmt: skip
 
 
-def _save_settings(request: Request, settings: dict[str, Any]) -> None:
-    write_atomic(_settings_path(request), json.dumps(settings, indent=2).encode())
+def _save_settings(config: ServerConfig, changes: dict[str, Any]) -> None:
+    """Store the user's settings with `changes` (setting id -> value) made, or refuse (413,
+    nothing written) settings whose file would be larger than `max_settings_bytes`: each POST
+    under the body limit added a value, and a 300 MB file made every page load of the editor
+    wait seconds. On a worker thread: reads and writes the disk."""
+    with _SETTINGS_LOCK:
+        settings = load_settings(config)
+        settings.update(changes)
+        data = json.dumps(settings, indent=2).encode()
+        if len(data) > config.max_settings_bytes:
+            raise ApiError(413, f"the editor's settings would be {_over_limit(len(data), config)}"
+                                "; nothing was saved", "too_large")  # fmt: skip
+        write_atomic(_settings_path(config), data)
 
 
 # What the editor reads for a setting the user has not set, where its own default does not
@@ -117,34 +150,32 @@ def _save_settings(request: Request, settings: dict[str, Any]) -> None:
 SETTING_DEFAULTS: dict[str, Any] = {"Comfy.Notification.ShowVersionUpdates": False}
 
 
-def editor_settings(request: Request) -> dict[str, Any]:
+def editor_settings(config: ServerConfig) -> dict[str, Any]:
     """The settings the editor reads: the user's, over `SETTING_DEFAULTS`."""
-    return {**SETTING_DEFAULTS, **load_settings(request)}
+    return {**SETTING_DEFAULTS, **load_settings(config)}
 
 
 async def get_settings(request: Request) -> JSONResponse:
-    return JSONResponse(editor_settings(request))
+    return JSONResponse(await in_thread(editor_settings, get_state(request).config))
 
 
 async def get_setting(request: Request) -> JSONResponse:
-    return JSONResponse(editor_settings(request).get(request.path_params["id"]))
+    settings = await in_thread(editor_settings, get_state(request).config)
+    return JSONResponse(settings.get(request.path_params["id"]))
 
 
 async def post_settings(request: Request) -> JSONResponse:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "expected an object of setting id -> value")
-    settings = load_settings(request)
-    settings.update(body)
-    _save_settings(request, settings)
+    await in_thread(_save_settings, get_state(request).config, body)
     return JSONResponse({})
 
 
 async def post_setting(request: Request) -> JSONResponse:
     value = await read_json(request, default=None)
-    settings = load_settings(request)
-    settings[request.path_params["id"]] = value
-    _save_settings(request, settings)
+    changes = {request.path_params["id"]: value}
+    await in_thread(_save_settings, get_state(request).config, changes)
     return JSONResponse({})
 
 
@@ -166,7 +197,7 @@ async def list_userdata(request: Request) -> JSONResponse:
     recurse = q.get("recurse", "").lower() == "true"
     full = q.get("full_info", "").lower() == "true"
     split = q.get("split", "").lower() == "true"
-    files = sorted(_listing(folder, root, recurse))
+    files = sorted(await in_thread(_listing, folder, root, recurse))
     if full:
         return JSONResponse([_info(p, folder) for p in files])
     rel = [p.relative_to(folder).as_posix() for p in files]
@@ -267,7 +298,7 @@ async def post_userdata(request: Request) -> Response:
     if path.exists() and q.get("overwrite", "true").lower() == "false":
         raise ApiError(409, f"user file {'/'.join(segments)!r} already exists", "exists")
     data = await request.body()
-    write_atomic(path, data)
+    await in_thread(write_atomic, path, data)  # up to --max-body-mb: off the event loop
     if q.get("full_info", "").lower() == "true":
         return JSONResponse(_info(path, root))
     return JSONResponse(path.relative_to(root).as_posix())
@@ -280,11 +311,15 @@ async def _move(request: Request, root: Path, src: str, dst: str) -> JSONRespons
         raise ApiError(404, f"no user file {src!r}", "not_found")
     if target.exists() and request.query_params.get("overwrite", "").lower() != "true":
         raise ApiError(409, f"user file {dst!r} already exists", "exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
+    await in_thread(_moved, source, target)
     if request.query_params.get("full_info", "").lower() == "true":
         return JSONResponse(_info(target, root))
     return JSONResponse(target.relative_to(root).as_posix())
+
+
+def _moved(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
 
 
 async def delete_userdata(request: Request) -> Response:

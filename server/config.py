@@ -124,6 +124,12 @@ class ServerConfig:
     # workflow; kept with the prompt in the queue and history).
     max_string_chars: int = _LIMIT_DEFAULTS["max_string_chars"]
     max_extra_data_bytes: int = 8 * 1024 * 1024
+    # The editor's settings file as stored (`comfy.settings.json`): a save that would make it
+    # larger answers 413 and writes nothing, and a file found larger is moved aside when read
+    # (server/api_user.py). Each POST /settings under the body limit added a value: 5 of 60 MB
+    # made a 300 MB file that every page load of the editor parsed, 5 s each. The editor's own
+    # settings take a few kilobytes.
+    max_settings_bytes: int = 4 * 1024 * 1024
     # Memory the in-memory queue and recent history may hold (their encoded JSON): a POST that
     # would take the queue over answers 429; history keeps fewer entries.
     max_queue_bytes: int = 512 * 1024 * 1024

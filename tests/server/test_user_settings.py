@@ -6,9 +6,11 @@ Also what the routes answer for a setting the user has not set (`api_user.SETTIN
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,74 @@ def test_the_editors_release_check_is_off_until_the_user_turns_it_on(client, con
     assert client.get(f"/settings/{RELEASE_CHECK}").json() is True
     assert client.post("/settings", json={RELEASE_CHECK: False}).status_code == 200
     assert json.loads(settings.read_bytes()) == {"Comfy.Locale": "fr", RELEASE_CHECK: False}
+
+
+LIMIT = ServerConfig().max_settings_bytes
+OVER = ("the editor's settings would be {size:,} bytes, more than the server's settings limit "
+        f"of {LIMIT:,} (ServerConfig.max_settings_bytes); nothing was saved")  # fmt: skip
+
+
+def test_settings_that_would_pass_the_limit_are_refused_and_nothing_written(client, config):
+    """Each POST under the body limit added a value: five of 60 MB made a 300 MB file that
+    every page load of the editor parsed, on the event loop, 5 s each, every other request
+    waiting. A save that would take the stored file over `max_settings_bytes` is a 413 naming
+    the limit, and the file stays as it was."""
+    settings = config.user_dir / api_user.SETTINGS_FILE
+    third = "x" * (LIMIT // 3)
+    for key in ("a", "b"):
+        assert client.post("/settings", json={key: third}).status_code == 200
+    kept = settings.read_bytes()
+    size = len(json.dumps({"a": third, "b": third, "c": third}, indent=2).encode())
+    answers = [client.post("/settings", json={"c": third}), client.post("/settings/c", json=third)]
+    for r in answers:
+        assert r.status_code == 413, r.text
+        error = r.json()["error"]
+        assert (error["type"], error["message"]) == ("too_large", OVER.format(size=size))
+    assert settings.read_bytes() == kept
+    replaced = client.post("/settings", json={"a": "short", "c": third})  # a smaller value fits
+    assert replaced.status_code == 200
+    assert json.loads(settings.read_bytes()) == {"a": "short", "b": third, "c": third}
+
+
+def test_a_settings_file_over_the_limit_is_kept_aside_not_parsed(client, config, caplog):
+    """A file an older version let grow (or one written through /userdata) is not read on every
+    page load: it is moved aside as a damaged one is, named in one warning with its size."""
+    settings = config.user_dir / api_user.SETTINGS_FILE
+    big = json.dumps({"Comfy.Locale": "fr", "junk": "x" * LIMIT}).encode()
+    settings.write_bytes(big)
+    with caplog.at_level(logging.WARNING, logger="latentgraph.server"):
+        assert client.get("/settings").json() == api_user.SETTING_DEFAULTS
+    [copy] = _copies(config)
+    assert copy.read_bytes() == big and not settings.exists()
+    [said] = [rec.getMessage() for rec in caplog.records]
+    assert f"cannot be read (it is {len(big):,} bytes, more than the server's settings " in said
+
+
+def test_user_files_are_read_and_written_off_the_event_loop(client, config, monkeypatch):
+    """Reading and writing the settings, saving and moving a user file (up to --max-body-mb)
+    ran in the async routes themselves: a 300 MB settings file held every request for 5 s.
+    Each read and replace of a file now runs where no event loop is running."""
+    on_loop: list[str] = []
+
+    def watch(owner, name: str) -> None:
+        real = getattr(owner, name)
+
+        def call(*args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(name)
+            except RuntimeError:  # a worker thread: no loop running there
+                pass
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, call)
+
+    watch(Path, "read_bytes")
+    watch(os, "replace")
+    assert client.post("/settings", json={"Comfy.Locale": "fr"}).status_code == 200
+    assert client.post("/settings/Comfy.A", json=1).status_code == 200
+    assert client.get("/settings").json()["Comfy.Locale"] == "fr"
+    assert client.get("/settings/Comfy.A").json() == 1
+    assert client.post("/userdata/workflows%2Fa.json", content=b"{}").status_code == 200
+    assert client.post("/userdata/workflows%2Fa.json/move/workflows%2Fb.json").status_code == 200
+    assert on_loop == []
