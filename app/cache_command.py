@@ -4,7 +4,9 @@ The folder is the one `run` writes (`graph.cache.disk_store_dir`): `--cache-dir 
 entries directly in DIR), else `outputs` in $LATENTGRAPH_CACHE_DIR or the user cache folder.
 Clearing removes the cached outputs and the partial files of writes to them (a killed run's or
 worker's, `DiskCache.clear`), and any other file in the folder stays; `cache` lists the partial
-files there are (a run or server writing to the store removes those over an hour old).
+files there are (a run or server writing to the store removes those over an hour old). It
+counts the files it removed, and those it could not (a read-only mount) are an error line
+saying how many and why, exit 1, as a build it cannot remove is.
 
 Beside them, in the cache folder's `models/` whatever `--cache-dir` says, are the built-in
 models, built on first use (`nodes.builtin_builds`): both commands list them, each with its size
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .arguments import at_least, check_cache_folders
 
 if TYPE_CHECKING:
-    from latentgraph.graph.cache import Held
+    from latentgraph.graph.cache import Held, StoreCleared
     from latentgraph.nodes.builtin_builds import Build
 
 
@@ -94,17 +96,18 @@ def cmd_cache(args: argparse.Namespace) -> int:
     store = DiskCache(folder, DEFAULT_DISK_BYTES)
     limit, limit_from = _limit(store, args.cache_disk_mb)
     if args.action == "clear":
-        removed = store.clear()
+        emptied = store.clear()
+        if emptied.why is not None:
+            print(f"latentgraph: error: cannot remove {_held_text(emptied.left)} in {folder}: "
+                  f"{emptied.why}", file=sys.stderr)  # fmt: skip
         cleared = _clear_builds()
         if args.json:
-            print(json.dumps(clear_json(folder, removed, cleared), indent=2))
+            print(json.dumps(clear_json(folder, emptied, cleared), indent=2))
         else:
-            partials = (f", and {removed.partials} partial file(s) of writes killed or under "
-                        f"way, {size_text(removed.partial_bytes)}" if removed.partials else "")  # fmt: skip
-            print(f"cleared {folder}: removed {removed.entries} cached output(s), "
-                  f"{size_text(removed.bytes)}{partials}")  # fmt: skip
+            done = "cleared" if emptied.why is None else "could not clear"
+            print(f"{done} {folder}: removed {_held_text(emptied.removed)}")
             _show_cleared(cleared)
-        return 1 if cleared.failed else 0
+        return 1 if cleared.failed or emptied.why is not None else 0
     held = store.usage()
     builds = found_builds()
     if args.json:
@@ -141,18 +144,32 @@ def info_json(folder: Path, held: Held, limit: tuple[int | None, str],
             "models": [_build_json(b) for b in builds]}  # fmt: skip
 
 
-def clear_json(folder: Path, removed: Held, cleared: Cleared) -> dict[str, Any]:
+def clear_json(folder: Path, emptied: StoreCleared, cleared: Cleared) -> dict[str, Any]:
     """`cache clear --json`: the store's `folder`, the `removed_entries` and their
-    `removed_bytes`, the `removed_partial_files` and their `removed_partial_bytes`, and the
-    built-in models' builds `models_removed`, `models_kept` and `models_not_removed` (each
-    with its `error`), as `_build_json` gives a build."""
+    `removed_bytes`, the `removed_partial_files` and their `removed_partial_bytes` (what this
+    clear removed), the same `not_removed_*` it could not remove and why (`not_removed_error`,
+    null when none was left), and the built-in models' builds `models_removed`, `models_kept`
+    and `models_not_removed` (each with its `error`), as `_build_json` gives a build."""
+    removed, left = emptied.removed, emptied.left
     return {"folder": str(folder), "removed_entries": removed.entries,
             "removed_bytes": removed.bytes, "removed_partial_files": removed.partials,
             "removed_partial_bytes": removed.partial_bytes,
+            "not_removed_entries": left.entries, "not_removed_bytes": left.bytes,
+            "not_removed_partial_files": left.partials,
+            "not_removed_partial_bytes": left.partial_bytes,
+            "not_removed_error": emptied.why,
             "models_removed": [_build_json(b) for b in cleared.removed],
             "models_kept": [_build_json(b) for b in cleared.kept],
             "models_not_removed": [{**_build_json(b), "error": why}
                                    for b, why in cleared.failed]}  # fmt: skip
+
+
+def _held_text(held: Held) -> str:
+    """Cached outputs and partial files as `cache clear` names them: "7 cached output(s),
+    222 KiB", then the partial files when there are any."""
+    partials = (f", and {held.partials} partial file(s) of writes killed or under way, "
+                f"{size_text(held.partial_bytes)}" if held.partials else "")  # fmt: skip
+    return f"{held.entries} cached output(s), {size_text(held.bytes)}{partials}"
 
 
 def _build_json(build: Build) -> dict[str, Any]:

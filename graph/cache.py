@@ -42,7 +42,7 @@ from typing import Any
 
 from .context import Settings, limit_value
 from .declare import NodeType
-from .files import remove_stale_partials, write_file, write_temp_target
+from .files import os_error_words, remove_stale_partials, write_file, write_temp_target
 from .socket_checks import size_limits
 
 _MAGIC = b"LGC1"
@@ -336,6 +336,19 @@ class Held:
     partial_bytes: int
 
 
+@dataclass(frozen=True)
+class StoreCleared:
+    """What `DiskCache.clear` did: the entries and partial files this call removed
+    (`removed`), and those it could not (`left`: a read-only mount, a folder the user may not
+    write), with why in words (`why`, the first refusal's, `files.os_error_words`; None when
+    nothing was left). A file another process removed meanwhile (a clear run at the same time)
+    is in neither: this call did not remove it."""
+
+    removed: Held
+    left: Held
+    why: str | None = None
+
+
 class DiskCache:
     """One file per key under `<dir>/<key[:2]>/<key>`, written atomically, trimmed by mtime.
 
@@ -471,11 +484,14 @@ class DiskCache:
             pos += size
         return tuple(values), header["ui"], said
 
-    def _remove(self, path: Path) -> None:
+    def _remove(self, path: Path) -> OSError | None:
+        """Remove one file of the store: None when removed, else the `OSError` that stopped it
+        (a `FileNotFoundError`: another process removed it first)."""
         try:
             path.unlink()
-        except OSError:
-            pass
+        except OSError as exc:
+            return exc
+        return None
 
     def _scan(self, sweep: bool = False) -> tuple[list[_Found], list[_Found]]:
         """(entries, partial files) the store holds. An entry is a file named by its key in
@@ -556,10 +572,13 @@ class DiskCache:
             total -= size
         return total
 
-    def clear(self) -> Held:
+    def clear(self) -> StoreCleared:
         """Delete every entry and every partial file (only those: `_scan`), the `LIMIT_FILE`
         record, and each two-hex-digit folder this left empty (one holding another file
-        stays); what was removed.
+        stays); what this call removed, and what it could not with why (`StoreCleared`): the
+        count is of the files removed, never of those found, so a store that refuses (a
+        read-only mount) is not said to be emptied, and two clears at once do not both count
+        one file.
 
         A partial file younger than the hour goes too, though it may be a live writer's (a
         run or server writing to the store now): `cache clear` is asked for to empty the
@@ -568,8 +587,17 @@ class DiskCache:
         stays in its process's memory only, as a clear just after it placed it would have
         left it; its process warns once that the disk cache could not be written."""
         entries, partials = self._scan()
-        for _, _, path in entries + partials:
-            self._remove(path)
+        removed: tuple[list[_Found], list[_Found]] = ([], [])
+        left: tuple[list[_Found], list[_Found]] = ([], [])
+        why = None
+        for kind, found in enumerate((entries, partials)):
+            for item in found:
+                failed = self._remove(item[2])
+                if failed is None:
+                    removed[kind].append(item)
+                elif not isinstance(failed, FileNotFoundError):
+                    left[kind].append(item)
+                    why = why or os_error_words(failed)
         self._remove(self.dir / LIMIT_FILE)
         self._written = False
         for folder in {path.parent for _, _, path in entries + partials} - {self.dir}:
@@ -579,7 +607,7 @@ class DiskCache:
                 pass
         with self._lock:
             self._bytes = None
-        return _held(entries, partials)
+        return StoreCleared(_held(*removed), _held(*left), why)
 
 
 def _held(entries: list[_Found], partials: list[_Found]) -> Held:

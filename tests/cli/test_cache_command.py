@@ -2,6 +2,7 @@
 and `cache clear` empties it of cached outputs and of the built-in models only an earlier
 version used: this version's builds, a newer one's and any other file stay."""
 
+import errno
 import os
 from pathlib import Path
 
@@ -113,6 +114,53 @@ def test_cache_lists_and_clear_removes_the_temp_files_of_killed_writes(cli, tmp_
     code, _, err = cli("run", str(path), "-q")
     assert code == 0 and f"removed 1 partial file(s) a killed cache write left in {store}" in err
     assert not any(p.exists() for p in partials)
+
+
+@pytest.mark.parametrize("refused, words", [
+    (OSError(errno.EROFS, "Read-only file system"),
+     "the folder is on a read-only file system (Read-only file system)"),
+    (PermissionError(errno.EACCES, "Permission denied"),
+     "no permission to write in the folder (Permission denied)"),
+])  # fmt: skip
+def test_cache_clear_of_a_store_it_cannot_remove_from_says_so(cli, tmp_path, monkeypatch,
+                                                              refused, words):  # fmt: skip
+    """On a read-only cache folder (a read-only mount; a folder the user may not write)
+    `cache clear` said `removed 7 cached output(s), 222 KiB`, exit 0, and removed nothing.
+    It counts what it removed, names what it could not and why on stderr, exit 1 (as for a
+    built-in model it cannot remove); `--json` gives both."""
+    import json
+
+    from latentgraph.cache_command import size_text
+
+    monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(tmp_path / "root"))  # its models/ too
+    path = write(tmp_path, "good.yaml", GOOD)
+    assert cli("run", str(path), "-q")[0] == 0  # the cli fixture adds --cache-dir cache
+    store = tmp_path / "cache"
+    made = entries(store)
+    size = sum(p.stat().st_size for p in made)
+    unlink = os.unlink
+
+    def machine(target, *args, **kwargs):  # the OS refusing, under the store only
+        if Path(target).is_relative_to(store):
+            raise type(refused)(refused.errno, refused.strerror, str(target))
+        return unlink(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", machine)
+    code, out, err = cli("cache", "clear", "--cache-dir", str(store))
+    assert (code, out) == (1, f"could not clear {store}: removed 0 cached output(s), 0 B\n")
+    assert err == (f"latentgraph: error: cannot remove {len(made)} cached output(s), "
+                   f"{size_text(size)} in {store}: {words}\n")  # fmt: skip
+    assert sorted(entries(store)) == sorted(made)
+    code, out, err = cli("cache", "clear", "--json", "--cache-dir", str(store))
+    cleared = json.loads(out)
+    assert code == 1 and (cleared["removed_entries"], cleared["removed_bytes"]) == (0, 0)
+    assert (cleared["not_removed_entries"], cleared["not_removed_bytes"]) == (len(made), size)
+    assert cleared["not_removed_error"] == words
+    monkeypatch.undo()
+    code, out, err = cli("cache", "clear", "--json", "--cache-dir", str(store))
+    cleared = json.loads(out)
+    assert (code, cleared["removed_entries"], cleared["not_removed_entries"]) == (0, len(made), 0)
+    assert cleared["not_removed_error"] is None and entries(store) == []
 
 
 @pytest.mark.parametrize("action", ["info", "clear"])

@@ -177,7 +177,7 @@ def test_clear_removes_every_partial_file_and_says_so(tmp_path):
     store.put("aa" + "1" * 62, ([1],), None)
     entry = store.path("aa" + "1" * 62).stat().st_size
     files = killed_writes(tmp_path)
-    assert store.clear() == Held(entries=1, bytes=entry, partials=3, partial_bytes=3000)
+    assert store.clear().removed == Held(entries=1, bytes=entry, partials=3, partial_bytes=3000)
     assert not any(p.exists() for p in files["stale"] + files["fresh"])
     assert all(p.exists() for p in files["not ours"])
     assert not (tmp_path / "aa").exists()
@@ -185,5 +185,40 @@ def test_clear_removes_every_partial_file_and_says_so(tmp_path):
     (tmp_path / "bd" / f".{'ce' + KEY[2:]}.0123456789abcdef.tmp").unlink()
     (tmp_path / "bd" / f".{KEY}.0123456789abcdef.tmp.bak").unlink()
     aged(tmp_path / "bd" / f".{KEY}.0123456789abcdef.tmp", 0)
-    assert store.clear() == Held(entries=0, bytes=0, partials=1, partial_bytes=1000)
+    assert store.clear().removed == Held(entries=0, bytes=0, partials=1, partial_bytes=1000)
     assert not (tmp_path / "bd").exists()  # the folder a partial file alone kept
+
+
+def test_clear_counts_only_what_it_removed_and_says_why_it_left_the_rest(tmp_path, monkeypatch):
+    """A store that refuses removals (a read-only mount) was said to be emptied: `clear`
+    counted every entry it found, removed or not. It counts those it removed, gives the ones it
+    could not with why in words, and counts none another process removed first (two clears at
+    once each counted every entry)."""
+    import errno
+
+    store = DiskCache(tmp_path)
+    keys = {name: name * 32 for name in ("aa", "bb", "cc")}  # refused, gone meanwhile, removed
+    for key in keys.values():
+        store.put(key, ([key],), None)
+    size = {name: store.path(key).stat().st_size for name, key in keys.items()}
+    aged(tmp_path / "aa" / f".{keys['aa']}.0123456789abcdef.tmp", 0, size=700)
+    unlink = os.unlink
+
+    def machine(path, *args, **kwargs):
+        if os.path.basename(path).startswith(".") or keys["aa"] in str(path):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        if keys["bb"] in str(path):
+            unlink(path)  # another clear's, between this one's listing and its removal
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", machine)
+    cleared = store.clear()
+    assert cleared.removed == Held(entries=1, bytes=size["cc"], partials=0, partial_bytes=0)
+    assert cleared.left == Held(entries=1, bytes=size["aa"], partials=1, partial_bytes=700)
+    assert cleared.why == "the folder is on a read-only file system (Read-only file system)"
+    assert [p.name for p in entry_files(tmp_path)] == [f".{keys['aa']}.0123456789abcdef.tmp",
+                                                        keys["aa"]]  # fmt: skip
+    monkeypatch.undo()
+    again = store.clear()
+    assert again.left == Held(entries=0, bytes=0, partials=0, partial_bytes=0) and again.why is None
+    assert again.removed == Held(entries=1, bytes=size["aa"], partials=1, partial_bytes=700)
