@@ -495,7 +495,7 @@ def check_ray_args(args: argparse.Namespace) -> None:
 
 def require_ray() -> None:
     """--ray without Ray installed: a usage error naming the extra, before any work."""
-    from latentgraph.server.ray_workers import RayUnavailable, import_ray
+    from latentgraph.server.ray_connect import RayUnavailable, import_ray
 
     try:
         import_ray()

@@ -292,7 +292,7 @@ def _run_on_ray(args: argparse.Namespace, registry: Registry, settings,
     (`StdoutClosed`, said by the same `Stopper`, from the runs' events)."""
     from latentgraph.graph.context import CancelToken
     from latentgraph.graph.files import FileWriteError
-    from latentgraph.server.ray_workers import RayUnavailable
+    from latentgraph.server.ray_connect import RayUnavailable
 
     from .ray_run import RayRun, prompt_id, run_on_ray
 

@@ -318,7 +318,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
     from latentgraph.graph.files import FileWriteError
-    from latentgraph.server.ray_workers import RayUnavailable, reach
+    from latentgraph.server.ray_connect import RayUnavailable, reach
     from latentgraph.server.run import CannotListen, WorkersLost
     from latentgraph.server.store import StoreOpenError
 

@@ -147,7 +147,7 @@ def _killed_mid_denoise() -> tuple[float, float, float]:
 
 def run(quick: bool) -> list[dict[str, Any]]:
     try:
-        from latentgraph.server.ray_workers import connect, import_ray
+        from latentgraph.server.ray_connect import connect, import_ray
 
         import_ray()
     except Exception as exc:  # noqa: BLE001 - no extra: the suite is skipped, naming why

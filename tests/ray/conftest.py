@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="package")
 def ray_runtime(cache_dir):
     """The runtime (after `cache_dir`: the actors are handed the session's cache folder)."""
-    from latentgraph.server.ray_workers import connect, import_ray
+    from latentgraph.server.ray_connect import connect, import_ray
 
     started = connect("local", num_cpus=2)
     ray = import_ray()

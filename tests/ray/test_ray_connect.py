@@ -161,14 +161,14 @@ def test_an_address_that_answers_but_not_as_ray_is_a_usage_error_not_a_hang(
 
 def test_a_running_clusters_head_is_reached(ray_runtime):
     """The check passes Ray's own head: its GCS address, as `ray start --head` prints it."""
-    from latentgraph.server.ray_workers import reach_cluster
+    from latentgraph.server.ray_connect import reach_cluster
 
     reach_cluster(ray_runtime.get_runtime_context().gcs_address)  # raises if it is not
 
 
 def test_a_ray_client_address_is_told_the_ray_client_port(web_server):
     """ray://HOST:PORT is Ray Client's server, whose port is 10001, not the GCS's 6379."""
-    from latentgraph.server.ray_workers import RayUnavailable, reach_cluster
+    from latentgraph.server.ray_connect import RayUnavailable, reach_cluster
 
     with pytest.raises(RayUnavailable, match=r"\(the Ray Client server's port, 10001 by default\)"):
         reach_cluster(f"ray://{web_server}")

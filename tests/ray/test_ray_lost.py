@@ -34,6 +34,7 @@ def test_a_pool_whose_cluster_stops_answering_says_lost_once_naming_it(ray_runti
     from latentgraph.graph.context import Settings
     from latentgraph.server import ray_workers
     from latentgraph.server.config import ServerConfig
+    from latentgraph.server.ray_connect import NAMESPACE
     from latentgraph.server.workers import Lost, WorkerSetup
 
     monkeypatch.setattr(ray_workers, "HEALTH_SECONDS", 0.2)
@@ -46,7 +47,7 @@ def test_a_pool_whose_cluster_stops_answering_says_lost_once_naming_it(ray_runti
         folder.mkdir()
     said: list[str] = []
     pool = ray_workers.ray_pool(config, WorkerSetup(), settings, announce=said.append)
-    assert said == ["starting 1 Ray worker(s) (1 CPU, 0 GPU each)..."]
+    assert said == ["starting 1 Ray worker(s) (1 CPU and 0 GPU each)..."]
     assert pool.cluster == ray_runtime.get_runtime_context().gcs_address  # what it watches
     gone = f"127.0.0.1:{_closed_port()}"
     pool.cluster = gone  # the seam: the GCS it asks no longer answers
@@ -65,7 +66,7 @@ def test_a_pool_whose_cluster_stops_answering_says_lost_once_naming_it(ray_runti
     finally:
         pool.stop()
         for worker in pool.workers():  # the runtime is the session's: its actor goes too
-            ray_runtime.kill(ray_runtime.get_actor(worker.name, namespace=ray_workers.NAMESPACE))
+            ray_runtime.kill(ray_runtime.get_actor(worker.name, namespace=NAMESPACE))
 
 
 # `latentgraph serve --ray local` whose pool is `LostPool`: one worker that takes a job and

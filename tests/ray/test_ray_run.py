@@ -111,7 +111,8 @@ def test_an_actor_names_the_shared_folders_it_cannot_see(tmp_path):
 def test_a_cpu_only_cluster_needs_the_actor_count(ray_runtime):
     """Without --ray-workers the actors follow the cluster's GPUs; this one has none."""
     from latentgraph.server.config import ServerConfig
-    from latentgraph.server.ray_workers import RayUnavailable, actor_shape
+    from latentgraph.server.ray_connect import RayUnavailable
+    from latentgraph.server.ray_workers import actor_shape
 
     with pytest.raises(RayUnavailable, match="--ray-workers N"):
         actor_shape(ServerConfig(ray="local"))
@@ -129,7 +130,7 @@ def test_the_run_line_names_every_file_saved_not_only_images(ray_runtime, tiny_f
     [line] = [line for line in err.splitlines() if " on latentgraph-" in line]
     assert ": success" in line and "merged_00001_.safetensors" in line and ".png" in line, line
     # said while the actors start (seconds without a word before the run's line)
-    assert err.startswith("latentgraph: starting 1 Ray worker(s) (1 CPU, 0 GPU each)...\n"), err
+    assert err.startswith("latentgraph: starting 1 Ray worker(s) (1 CPU and 0 GPU each)...\n"), err
     assert (tmp_path / "checkpoints" / "merged_00001_.safetensors").is_file()
 
 
@@ -408,7 +409,7 @@ def test_a_cluster_that_cannot_place_the_actors_says_so_while_waiting_and_then(r
     )  # fmt: skip
     lines = out.stderr.rstrip().splitlines()
     assert out.returncode == 2, out.stderr
-    assert f"latentgraph: joined the Ray cluster at {address} (1 node(s), 2 CPU, 0 GPU)" in lines
+    assert f"latentgraph: joined the Ray cluster at {address} (1 node(s), 2 CPU and 0 GPU)" in lines
     assert any(re.fullmatch(
         r"latentgraph: waiting for the Ray cluster to place and start \d of 3 actor\(s\) \(each "
         r"needs 1 CPU and 0 GPU; it has [\d.]+ CPU and 0 GPU free\), up to 6 s", line)
