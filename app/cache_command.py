@@ -17,7 +17,8 @@ version's builds stay (rebuilding them takes seconds, but a running server may b
 them), and so do a newer version's and another user's.
 
 The limit shown is `--cache-disk-mb` when given, else the one the store was last written with
-(`run` and `serve` record it: `DiskCache.recorded_limit`), else the default (10 GiB).
+(`run` and `serve` record it: `DiskCache.recorded_limit`; a clear keeps the record), else the
+default (10 GiB).
 
 `--json` says the same as one JSON object on stdout, sizes in exact bytes (`info_json`,
 `clear_json`), for scripts that check or trim the cache.

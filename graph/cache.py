@@ -573,12 +573,16 @@ class DiskCache:
         return total
 
     def clear(self) -> StoreCleared:
-        """Delete every entry and every partial file (only those: `_scan`), the `LIMIT_FILE`
-        record, and each two-hex-digit folder this left empty (one holding another file
-        stays); what this call removed, and what it could not with why (`StoreCleared`): the
+        """Delete every entry and every partial file (only those: `_scan`) and each
+        two-hex-digit folder this left empty (one holding another file stays); what this call
+        removed, and what it could not with why (`StoreCleared`): the
         count is of the files removed, never of those found, so a store that refuses (a
         read-only mount) is not said to be emptied, and two clears at once do not both count
         one file.
+
+        The `LIMIT_FILE` record stays: a server or run writing to the store goes on with the
+        bound it recorded, which it writes once only (`_first_write`), and `latentgraph cache`
+        then still reports that bound, not the default.
 
         A partial file younger than the hour goes too, though it may be a live writer's (a
         run or server writing to the store now): `cache clear` is asked for to empty the
@@ -598,8 +602,6 @@ class DiskCache:
                 elif not isinstance(failed, FileNotFoundError):
                     left[kind].append(item)
                     why = why or os_error_words(failed)
-        self._remove(self.dir / LIMIT_FILE)
-        self._written = False
         for folder in {path.parent for _, _, path in entries + partials} - {self.dir}:
             try:
                 folder.rmdir()  # only an empty folder goes

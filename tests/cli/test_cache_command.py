@@ -33,7 +33,8 @@ def test_cache_shows_and_clears_what_run_cache_dir_wrote(cli, tmp_path):
     assert code == 0, err
     assert out.startswith(f"cleared {store}: removed {len(made)} cached output(s), ")
     assert entries(store) == []
-    assert list(store.iterdir()) == []  # nor the entries' empty two-hex-digit folders
+    # nor the entries' empty two-hex-digit folders; the bound's record stays
+    assert list(store.iterdir()) == [store / "limit.json"]
     assert "entries: 0\n" in cli("cache", "info", "--cache-dir", str(store))[1]
 
 
@@ -61,7 +62,7 @@ def test_cache_clear_in_the_default_root_keeps_the_built_models(cli, tmp_path, m
     assert entries(root / "outputs") == []
     assert model.read_bytes() == b"weights" and addon.exists()
     assert (root / "ab" / "notes.txt").exists()
-    assert list((root / "outputs").iterdir()) == []
+    assert list((root / "outputs").iterdir()) == [root / "outputs" / "limit.json"]
 
 
 def test_cache_lists_and_clear_removes_the_temp_files_of_killed_writes(cli, tmp_path,
@@ -104,7 +105,7 @@ def test_cache_lists_and_clear_removes_the_temp_files_of_killed_writes(cli, tmp_
     assert code == 0, err
     assert out.startswith(f"cleared {store}: removed {len(made)} cached output(s), {size}, and 2 "
                           "partial file(s) of writes killed or under way, 4 MiB\n")  # fmt: skip
-    assert list(store.iterdir()) == []  # nor the folder only a temp file was in
+    assert list(store.iterdir()) == [store / "limit.json"]  # nor the folder only a temp file was in
     killed(60)
     cleared = json.loads(cli("cache", "clear", "--json", "--cache-dir", str(store))[1])
     assert (cleared["removed_partial_files"], cleared["removed_partial_bytes"]) == (
@@ -173,7 +174,9 @@ def test_cache_refuses_a_cache_dir_that_is_a_file_as_run_does(cli, tmp_path, act
 
 def test_run_and_cache_take_the_disk_bound_in_mib(cli, tmp_path):
     """`run --cache-disk-mb N` keeps the store to N MiB and records it; `cache` reports the
-    bound the folder was last written with, or the one it is told."""
+    bound the folder was last written with, or the one it is told, also after a `cache clear`
+    (a server still writing with its bound writes the record once only: `cache` said the
+    default)."""
     path = write(tmp_path, "good.yaml", GOOD)
     store = tmp_path / "cache"
     code, _, err = cli("run", str(path), "-q", "--cache-disk-mb", "3", "--cache-memory-mb", "64")
@@ -183,6 +186,9 @@ def test_run_and_cache_take_the_disk_bound_in_mib(cli, tmp_path):
     out = cli("cache", "--cache-dir", str(store), "--cache-disk-mb", "20")[1]
     assert "of 20 MiB (--cache-disk-mb; past it" in out
     cli("cache", "clear", "--cache-dir", str(store))
+    out = cli("cache", "--cache-dir", str(store))[1]
+    assert "entries: 0\n" in out and "of 3 MiB (as last written; past it" in out
+    (store / "limit.json").unlink()
     assert "of 10 GiB (the default; past it" in cli("cache", "--cache-dir", str(store))[1]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from latentgraph.graph import INT, Int, NodeType, Output, Settings
 from latentgraph.graph.cache import (
+    DEFAULT_DISK_BYTES,
     LIMIT_FILE,
     Cache,
     Codec,
@@ -247,4 +248,15 @@ def test_the_store_records_the_bound_it_was_written_with(tmp_path):
     DiskCache(tmp_path, max_bytes=None).put("ac" + "6" * 62, ([1],), None)
     assert DiskCache(tmp_path).recorded_limit() == (True, None)
     store.clear()
-    assert DiskCache(tmp_path).recorded_limit() == (False, None) and list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / LIMIT_FILE]
+
+
+def test_the_bound_recorded_stays_through_a_clear_while_its_writer_goes_on(tmp_path):
+    """`serve --cache-disk-mb 500` records its bound once; `cache clear` (another process)
+    removed the record, and `latentgraph cache` then reported the default 10 GiB while the
+    server went on writing with 500 MiB. The record stays through a clear."""
+    serving = DiskCache(tmp_path, max_bytes=500 << 20)
+    serving.put("ab" + "7" * 62, ([1],), None)
+    DiskCache(tmp_path, max_bytes=DEFAULT_DISK_BYTES).clear()  # `latentgraph cache clear`
+    serving.put("ac" + "7" * 62, ([2],), None)
+    assert DiskCache(tmp_path).recorded_limit() == (True, 500 << 20)
