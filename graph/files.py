@@ -47,15 +47,31 @@ from typing import Any, TypeVar
 
 # The most bytes one file or folder name may have: NAME_MAX of the usual filesystems.
 MAX_NAME_BYTES = 255
+# The most names a relative path a client names a file by may have (an output's or an upload's
+# subfolder, a user file's path): the server refuses a deeper one (`server/safepath.py`), so
+# the save nodes refuse a prefix saving deeper (`nodes/images.prefix_place`), a file the
+# server would not serve.
+MAX_DEPTH = 32
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 T = TypeVar("T")
+# Every temp name is `PREFIX<random hex>SUFFIX` (`_temp_name`): the hex is this many random
+# bytes, twice as many digits, and the suffix, unless a writer names its own, TEMP_SUFFIX. The
+# patterns telling temp files from the rest (`_PARTIAL`, `_WRITE_TEMP`) are built from these.
+TEMP_HEX_BYTES = 8
+TEMP_SUFFIX = ".tmp"
+_TEMP_HEX = f"[0-9a-f]{{{2 * TEMP_HEX_BYTES}}}"
 
 
-def create_temp(folder: Path, prefix: str = ".tmp-", suffix: str = ".tmp") -> tuple[int, Path]:
+def _temp_name(prefix: str, suffix: str = TEMP_SUFFIX) -> str:
+    """A new temp name: `prefix`, the random hex, `suffix`."""
+    return f"{prefix}{secrets.token_hex(TEMP_HEX_BYTES)}{suffix}"
+
+
+def create_temp(folder: Path, prefix: str = ".tmp-", suffix: str = TEMP_SUFFIX) -> tuple[int, Path]:
     """A new, empty, uniquely named file in `folder`, open for writing, with the mode
     `open()` gives: (fd, path)."""
     while True:
-        path = Path(folder) / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        path = Path(folder) / _temp_name(prefix, suffix)
         try:
             return os.open(path, _FLAGS, 0o666), path
         except FileExistsError:
@@ -63,24 +79,34 @@ def create_temp(folder: Path, prefix: str = ".tmp-", suffix: str = ".tmp") -> tu
 
 
 # The temp files saves (SaveImage, PreviewImage, ...) and uploads write beside their final
-# names in the output, input and temp folders (`create_temp`'s prefix: 16 hex digits follow).
+# names in the output, input and temp folders (`create_temp`'s prefix: the hex follows).
 SAVING_PREFIX = ".saving-"
 UPLOAD_PREFIX = ".upload-"
 PARTIAL_PREFIXES = (SAVING_PREFIX, UPLOAD_PREFIX)
-_PARTIAL = re.compile("(?:" + "|".join(map(re.escape, PARTIAL_PREFIXES)) + ")[0-9a-f]{16}")
+_PARTIAL = re.compile("(?:" + "|".join(map(re.escape, PARTIAL_PREFIXES)) + ")" + _TEMP_HEX)
 # How long after its last write such a file is taken for one a killed process left. A live
 # writer's is younger: Pillow writes as it encodes, and safetensors renames its own file over
 # ours when done; an hour leaves room for the slowest disk and for clocks apart on a share.
 STALE_PARTIAL_SECONDS = 3600
-# The temp file `write_file` fills before it replaces NAME: `.NAME.<16 hex>.tmp` (its prefix,
-# then `create_temp`'s hex and suffix), NAME cut to its start when whole it would not fit.
-_WRITE_TEMP = re.compile(r"\.(.+)\.[0-9a-f]{16}\.tmp")
+# The temp file `write_file` fills before it replaces NAME: `.NAME.<hex>.tmp`
+# (`_write_temp_prefix`, then `_temp_name`'s hex and suffix), as `write_temp_target` reads it.
+_WRITE_LEAD, _WRITE_SEP = ".", "."
+_WRITE_TEMP = re.compile(
+    f"{re.escape(_WRITE_LEAD)}(.+){re.escape(_WRITE_SEP)}{_TEMP_HEX}{re.escape(TEMP_SUFFIX)}"
+)
+# The folder `new_sibling` fills before it takes DEST's place: `.DEST-<hex>.tmp`.
+_SIBLING_LEAD, _SIBLING_SEP = ".", "-"
 _log = logging.getLogger("latentgraph.files")
 
 
 def _is_save_partial(name: str) -> bool:
     """Whether `name` is a save's or an upload's temp file (`PARTIAL_PREFIXES`)."""
     return _PARTIAL.match(name) is not None
+
+
+def _write_temp_prefix(name: str) -> str:
+    """The prefix of the temp file `write_file` fills for a file called `name`."""
+    return _named_prefix(name, _WRITE_LEAD, _WRITE_SEP)
 
 
 def write_temp_target(name: str) -> str | None:
@@ -260,7 +286,7 @@ def remove_folders(made: list[Path]) -> None:
 
 
 def write_new(folder: Path, save: Callable[[Path], None], place: Callable[[Path], T],
-              prefix: str = ".tmp-", suffix: str = ".tmp", *, target: Callable[[], Path],
+              prefix: str = ".tmp-", suffix: str = TEMP_SUFFIX, *, target: Callable[[], Path],
               names: Mapping[Path, str] | None = None) -> T:  # fmt: skip
     """Write one file atomically with the permissions `open()` would give it: `save(tmp)`
     fills a new temp file in `folder` (by its path; it may replace the file), then `place(tmp)`
@@ -309,8 +335,7 @@ def write_file(path: Path, save: Callable[[Path], None]) -> Path:
         os.replace(tmp, path)
         return path
 
-    # the temp file is `.NAME.<16 hex>.tmp`, as `write_temp_target` reads it
-    prefix = f".{_name_start(path.name, len('...tmp') + 16)}."
+    prefix = _write_temp_prefix(path.name)
     return write_new(path.parent, save, place, prefix=prefix, target=lambda: path)
 
 
@@ -430,17 +455,18 @@ def _widen(path: str, want: int) -> None:
 
 
 def _sibling_name(dest: Path) -> Path:
-    name = _name_start(dest.name, len(".-.tmp") + 16)
-    return dest.with_name(f".{name}-{secrets.token_hex(8)}.tmp")
+    return dest.with_name(_temp_name(_named_prefix(dest.name, _SIBLING_LEAD, _SIBLING_SEP)))
 
 
-def _name_start(name: str, added: int) -> str:
-    """As much of `name` as a temp name that adds `added` bytes to it may hold within
-    `MAX_NAME_BYTES`: a file named up to the limit is written through a temp file too (a
-    254-byte workflow name failed with "File name too long")."""
+def _named_prefix(name: str, lead: str, sep: str) -> str:
+    """`lead`, `name`, `sep`: the prefix of a temp name (`_temp_name`) standing for `name`, which
+    is cut to its start when the whole temp name would be longer than `MAX_NAME_BYTES`: a file
+    named up to the limit is written through a temp file too."""
+    added = len(lead.encode()) + len(sep.encode()) + 2 * TEMP_HEX_BYTES + len(TEMP_SUFFIX.encode())
     room = MAX_NAME_BYTES - added
     raw = name.encode("utf-8", "surrogateescape")
-    return name if len(raw) <= room else raw[:room].decode("utf-8", "ignore")
+    start = name if len(raw) <= room else raw[:room].decode("utf-8", "ignore")
+    return f"{lead}{start}{sep}"
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

@@ -387,6 +387,20 @@ def test_a_name_of_the_most_bytes_a_filesystem_takes_is_written(tmp_path, name):
     assert (tmp_path / name).read_bytes() == b"{}"
 
 
+@pytest.mark.parametrize("name", ["model.safetensors", "a" * 250 + ".json", "é" * 127 + "x"])
+def test_the_temp_file_write_file_fills_is_read_back_as_its_target(tmp_path, name):
+    """The disk cache removes a killed write's temp file by `write_temp_target`: it must read
+    the name `write_file` gives (the whole name, or its start when cut to fit), never None."""
+    temps = []
+    files.write_file(tmp_path / name, lambda tmp: temps.append(tmp.name) or tmp.write_bytes(b"x"))
+    (temp,) = temps
+    assert len(temp.encode()) <= files.MAX_NAME_BYTES
+    target = files.write_temp_target(temp)
+    assert target is not None and name.startswith(target)
+    assert target == name or len(temp.encode()) > files.MAX_NAME_BYTES - 4  # cut only to fit
+    assert files.write_temp_target(temp + ".bak") is None
+
+
 def test_a_folder_of_the_most_bytes_a_filesystem_takes_is_written(tmp_path):
     dest = tmp_path / ("d" * 255)
     files.write_folder(dest, lambda tmp: (tmp / "f").write_text("x"))
