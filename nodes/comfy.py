@@ -48,7 +48,7 @@ from . import models_dirs
 from .custom_sampler import sigma_problem
 from .images import MASK  # noqa: F401 - ComfyUI's mask socket type, for plugins
 from .model_sampling import model_scheduler_config
-from .seeds import batch_positions, seed_input
+from .seeds import seed_input
 from .step_window import tail_of_longer_schedule
 from .text import embedding_identity, embedding_problems
 from .values import (
@@ -196,7 +196,7 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
     to that step's level by UNetDenoise, as ComfyUI does. `asked`: KSampler's (steps, denoise)
     that made the `steps` schedule."""
     from .denoise import DenoiseJob, denoise_latent
-    from .latents import batch_noise
+    from .latents import comfy_latent_noise
     from .step_window import StepWindow
 
     if sampler_name not in SAMPLERS:
@@ -209,11 +209,11 @@ def _sample(ctx, model, *, seed, steps, cfg, sampler_name, scheduler, positive, 
     if problem:
         raise input_error(ctx, "scheduler", problem)
     spec = sampler_spec(model, sampler_name, scheduler)
-    samples = latent.samples
     from_the_top = window.get("start_step", 0) == 0 and window.get("add_noise", True)
-    if _is_empty(latent) and from_the_top:  # ComfyUI's batch noise rule (nodes/seeds.py)
-        positions = batch_positions(latent.batch_index, samples.shape[0])
-        noise = batch_noise(tuple(samples.shape[1:]), seed, positions)
+    if _is_empty(latent) and from_the_top:
+        # given as pure noise, it starts as the pipelines do (noise x init_noise_sigma), not
+        # added to zeros at the first timestep (smaller for DDIM, DPM++, UniPC)
+        noise = comfy_latent_noise(latent, seed)
         latent = replace(latent, samples=noise, is_noise=True)  # a noise mask, positions kept
     leftover = window.pop("return_with_leftover_noise", False)
     # the sampler and scheduler as the user named them, for messages (not ours: 'dpm++2m')

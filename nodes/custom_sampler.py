@@ -6,8 +6,9 @@ by name) and SIGMAS (the noise levels to step through, nodes/sigmas.py). The sch
 given the noise levels with diffusers' own `set_timesteps(sigmas=...)` where it has it
 (`set_schedule`); samplers whose diffusers scheduler cannot take them are refused
 (`sigma_problem`). KSampler hands such a sampler its sigma shapes the same way (`set_steps`).
-The starting noise is KSampler's (ComfyUI's batch rule, `batch_noise`: one generator, the
-latent's batch positions), so a seed means the same image as with KSampler.
+The starting noise is KSampler's (ComfyUI's batch rule, nodes/latents.py
+`comfy_latent_noise`: one generator, the latent's batch positions), so a seed means the same
+image as with KSampler.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from . import runtime
 from .controlnet import control_modules
 from .denoise import refuse_nonfinite_input
 from .inpaint_sampling import NoiseMask
-from .latents import batch_noise
+from .latents import comfy_latent_noise, comfy_step_seeds
 from .model_sampling import model_scheduler_config, node_spec
 from .schedulers import SCHEDULERS, build_scheduler, sampler_label, spans_from_the_top
-from .seeds import batch_positions, position_step_seeds, seed_input
+from .seeds import seed_input
 from .values import Latent, SchedulerSpec, UNetModel, input_error
 
 # latentgraph sampler names whose diffusers scheduler runs a given list of noise levels:
@@ -96,14 +97,11 @@ class Noise:
         """Unit noise shaped like the latent, or None."""
         if not self.enabled:
             return None
-        samples = latent.samples
-        positions = batch_positions(latent.batch_index, samples.shape[0])
-        return batch_noise(tuple(samples.shape[1:]), self.seed, positions)
+        return comfy_latent_noise(latent, self.seed)
 
     def step_seeds(self, latent: Latent) -> list[int]:
         """Each row's seed for stochastic samplers' per-step noise, by its batch position."""
-        positions = batch_positions(latent.batch_index, latent.samples.shape[0])
-        return position_step_seeds(self.seed, positions)
+        return comfy_step_seeds(latent, self.seed)
 
 
 @dataclass(frozen=True)

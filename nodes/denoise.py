@@ -34,17 +34,10 @@ from . import runtime
 from .controlnet import control_modules
 from .guidance import Guidance
 from .inpaint_sampling import NoiseMask, from_latent
-from .latents import batch_noise, make_noise
+from .latents import comfy_latent_noise, comfy_step_seeds, make_noise
 from .model_sampling import node_spec
 from .schedulers import build_scheduler, refuse_steps, sampler_label
-from .seeds import (
-    batch_positions,
-    brownian_seeds,
-    image_seeds,
-    position_step_seeds,
-    seed_input,
-    step_generators,
-)
+from .seeds import brownian_seeds, image_seeds, seed_input, step_generators
 from .step_window import (
     ALL_STEPS,
     WINDOW_INPUTS,
@@ -279,18 +272,16 @@ class DenoiseJob:
         samples = self.latent.samples
         if self.latent.is_noise:
             return samples
-        shape, batch = tuple(samples.shape[1:]), samples.shape[0]
         if self.comfy_noise:
-            return batch_noise(shape, self.seed, batch_positions(self.latent.batch_index, batch))
-        return make_noise(shape, image_seeds(self.seed, batch))
+            return comfy_latent_noise(self.latent, self.seed)
+        return make_noise(tuple(samples.shape[1:]), image_seeds(self.seed, samples.shape[0]))
 
     def step_seeds(self) -> list[int]:
         """Each image's seed for stochastic samplers' per-step noise (`step_kwargs`): by
         position under `comfy_noise`, else this node's own seed + i."""
-        batch = self.latent.samples.shape[0]
         if self.comfy_noise:
-            return position_step_seeds(self.seed, batch_positions(self.latent.batch_index, batch))
-        return image_seeds(self.seed, batch)
+            return comfy_step_seeds(self.latent, self.seed)
+        return image_seeds(self.seed, self.latent.samples.shape[0])
 
     def noise_mask(self) -> NoiseMask | None:
         """What the latent's noise mask keeps (nodes/inpaint_sampling.py): the latent (zeros

@@ -3,14 +3,19 @@
 Image i of a batch is drawn from its own generator seeded with seed + i (on the CPU, so the
 same seed gives the same noise on any device): any single image of a batch can be reproduced
 alone by running batch 1 with that image's seed.
+
+ComfyUI's nodes' noise (nodes/seeds.py) is made here too, once for KSampler and the custom
+sampler alike (`comfy_latent_noise`, `comfy_step_seeds`), so a seed is one image in both.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from latentgraph.graph import LATENT, VAE, Int, Output, Socket, node
 from latentgraph.graph.context import BATCH_LIMITS, SIZE_LIMITS
 
-from .seeds import cpu_generator, image_seeds, seed_input
+from .seeds import batch_positions, cpu_generator, image_seeds, position_step_seeds, seed_input
 from .values import Latent, VAEModel, enforce_limits, input_error
 
 DEFAULT_SCALE = 8  # Stable Diffusion's VAE; the real factor comes from the VAE when linked
@@ -27,7 +32,7 @@ def make_noise(shape: tuple[int, int, int], seeds: list[int]):
     return torch.cat(rows)
 
 
-def batch_noise(shape: tuple[int, int, int], seed: int, positions: list[int]):
+def batch_noise(shape: tuple[int, int, int], seed: int, positions: list[int]) -> Any:
     """Unit Gaussian noise [len(positions), *shape] by ComfyUI's rule (nodes/seeds.py): one CPU
     generator seeded `seed` draws one [1, *shape] per batch position 0..max(positions), and row
     i is the draw at positions[i]. Position 0 is `make_noise`'s image for `seed`."""
@@ -40,6 +45,23 @@ def batch_noise(shape: tuple[int, int, int], seed: int, positions: list[int]):
         if p in wanted:
             draws[p] = draw
     return torch.cat([draws[p] for p in positions])
+
+
+def comfy_latent_noise(latent: Latent, seed: int) -> Any:
+    """The starting noise ComfyUI's nodes give `latent` for `seed` (KSampler and RandomNoise
+    alike, so both give one image for a seed): `batch_noise` at the latent's batch positions."""
+    samples = latent.samples
+    return batch_noise(tuple(samples.shape[1:]), seed, _positions(latent))
+
+
+def comfy_step_seeds(latent: Latent, seed: int) -> list[int]:
+    """ComfyUI's nodes' per-step noise seeds for `latent`'s rows, one per batch position
+    (`position_step_seeds`): the pair of `comfy_latent_noise`."""
+    return position_step_seeds(seed, _positions(latent))
+
+
+def _positions(latent: Latent) -> list[int]:
+    return batch_positions(latent.batch_index, latent.samples.shape[0])
 
 
 # LatentNoise's sizes: the VAE's scale factor is known only once the model is loaded, so the

@@ -71,3 +71,37 @@ def test_a_picked_image_of_a_custom_sampler_batch_is_re_made_too(settings):
     torch.testing.assert_close(batch[2:3], pick, rtol=0, atol=2e-3)
     after = ks.latent(ks.with_custom_parts(ks.prompt(ks.sampler_custom(11), batch=3)), settings)
     assert all((batch[i] - after[j]).abs().max() > 0.1 for i in range(3) for j in range(3))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_ksampler_and_the_custom_sampler_give_one_batch_for_a_seed_picked_rows_too(settings):
+    """KSampler and SamplerCustom (its RandomNoise) share ComfyUI's rule, starting and
+    per-step noise (euler_ancestral): the same batch of 3 for a seed, and the same rows 1..2
+    picked from it by LatentFromBatch."""
+    import torch
+
+    def both(pick: bool) -> tuple:
+        classic = ks.prompt(ks.ksampler(10, "euler_ancestral"), batch=3)
+        custom = ks.with_custom_parts(ks.prompt(ks.sampler_custom(10), batch=3))
+        return tuple(ks.latent(picked(p, 1, length=2) if pick else p, settings)
+                     for p in (classic, custom))  # fmt: skip
+
+    classic, custom = both(pick=False)
+    torch.testing.assert_close(custom, classic, rtol=0, atol=1e-5)
+    classic_pick, custom_pick = both(pick=True)
+    torch.testing.assert_close(custom_pick, classic_pick, rtol=0, atol=1e-5)
+    torch.testing.assert_close(classic_pick, classic[1:3], rtol=0, atol=2e-3)
+
+
+@pytest.mark.parametrize("sampler_name", ["ddim", "dpmpp_2m", "uni_pc"])
+def test_an_empty_latent_starts_from_pure_noise_whatever_the_sampler(settings, sampler_name):
+    """KSampler on EmptyLatentImage runs as on pure noise (LatentNoise, the same noise at
+    batch 1): the pipeline's start, noise x init_noise_sigma, not the noise added to zeros at
+    the first timestep, which is a smaller start for DDIM, DPM++ and UniPC."""
+    import torch
+
+    empty = ks.prompt(ks.ksampler(10, sampler_name))
+    noise = ks.prompt(ks.ksampler(10, sampler_name))
+    noise["4"] = {"class_type": "LatentNoise",
+                  "inputs": {"width": 64, "height": 64, "batch_size": 1, "seed": 10}}  # fmt: skip
+    assert torch.equal(ks.latent(empty, settings), ks.latent(noise, settings))
