@@ -14,7 +14,9 @@ and whether this version uses it, and `clear` removes the ones an earlier versio
 this one never reads (an upgrade that changed a recipe builds anew beside the old build), and
 finishes removing one an interrupted `cache clear` left renamed aside (listed as such). This
 version's builds stay (rebuilding them takes seconds, but a running server may be reading
-them), and so do a newer version's and another user's.
+them), and so do a newer version's and another user's. What a build killed part way left (its
+temp folder or file, `PartialBuild`) is counted with the builds under way, and `clear` removes
+the user's own last written over an hour ago: no build takes that long.
 
 The limit shown is `--cache-disk-mb` when given, else the one the store was last written with
 (`run` and `serve` record it: `DiskCache.recorded_limit`; a clear keeps the record), else the
@@ -36,8 +38,10 @@ from typing import TYPE_CHECKING, Any
 from .arguments import at_least, check_cache_folders
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from latentgraph.graph.cache import Held, StoreCleared
-    from latentgraph.nodes.builtin_builds import Build
+    from latentgraph.nodes.builtin_builds import Build, PartialBuild
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,8 +54,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "the built-in models only an earlier version used (a recipe version, -vN, "
                    "below the one this version builds; this version's, a newer version's and "
                    "another user's are kept; an earlier latentgraph sharing the folder builds "
-                   "its own again when it next needs it), and what an interrupted clear left "
-                   "of one")  # fmt: skip
+                   "its own again when it next needs it), what an interrupted clear left "
+                   "of one, and what a build killed part way left (its temp folder or file, "
+                   "last written over an hour ago)")  # fmt: skip
     p.add_argument("--cache-dir", type=Path,
                    help="the folder `run --cache-dir` was given (default: the user cache "
                    "folder's outputs/, or $LATENTGRAPH_CACHE_DIR/outputs)")  # fmt: skip
@@ -60,8 +65,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "(default: the one the store was last written with, else 10240)")  # fmt: skip
     p.add_argument("--json", action="store_true",
                    help="one JSON object on stdout, sizes in bytes: info's folder, entries, "
-                   "bytes, partial files, limit and models; clear's removed entries, bytes and "
-                   "partial files and the models removed, kept and not removed")  # fmt: skip
+                   "bytes, partial files, limit, models and partial builds; clear's removed "
+                   "and not removed entries, bytes and partial files, the models removed, "
+                   "kept and not removed, and the partial builds removed and not removed")  # fmt: skip
 
 
 def size_text(n: int) -> str:
@@ -84,7 +90,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     folder that is there is listed even when it cannot be written: listing only reads."""
     from latentgraph.graph.cache import DEFAULT_DISK_BYTES, DiskCache, disk_store_dir
     from latentgraph.graph.paths import built_models_dir
-    from latentgraph.nodes.builtin_builds import found_builds
+    from latentgraph.nodes.builtin_builds import found_builds, found_partial_builds
 
     from .exits import UserError
     from .preflight import folder_problem
@@ -108,11 +114,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
             done = "cleared" if emptied.why is None else "could not clear"
             print(f"{done} {folder}: removed {_held_text(emptied.removed)}")
             _show_cleared(cleared)
-        return 1 if cleared.failed or emptied.why is not None else 0
+        failed = cleared.failed or cleared.partials_failed or emptied.why is not None
+        return 1 if failed else 0
     held = store.usage()
-    builds = found_builds()
+    builds, partials = found_builds(), found_partial_builds()
     if args.json:
-        print(json.dumps(info_json(folder, held, (limit, limit_from), builds), indent=2))
+        limits = (limit, limit_from)
+        print(json.dumps(info_json(folder, held, limits, builds, partials), indent=2))
         return 0
     print(f"folder:  {folder}{'' if folder.is_dir() else ' (not made yet)'}")
     print(f"entries: {held.entries}")
@@ -125,16 +133,21 @@ def cmd_cache(args: argparse.Namespace) -> int:
     width = max((len(b.path.name) for b in builds), default=0)
     for build in builds:
         print(f"  {build.path.name:<{width}}  {size_text(build.size):>9}  {_build_text(build)}")
+    if partials:
+        print(f"partial: {len(partials)} build(s) in models/, "
+              f"{size_text(sum(p.size for p in partials))}: killed part way or under way "
+              "(`cache clear` removes those last written over an hour ago: "
+              f"{sum(p.removable for p in partials)} now)")  # fmt: skip
     return 0
 
 
-def info_json(folder: Path, held: Held, limit: tuple[int | None, str],
-              builds: list[Build]) -> dict[str, Any]:  # fmt: skip
+def info_json(folder: Path, held: Held, limit: tuple[int | None, str], builds: list[Build],
+              partials: list[PartialBuild]) -> dict[str, Any]:  # fmt: skip
     """`cache --json`: the store's `folder` (`made`: whether it exists yet), its `entries`
     and their `bytes`, its `partial_files` (of writes killed or under way) and their
     `partial_bytes`, its `limit` (`bytes`, null for none; `from`: `--cache-disk-mb`,
     `last_written` or `default`), and the built-in models' folder with each build in it
-    (`_build_json`)."""
+    (`_build_json`) and each partial build (`_partial_json`)."""
     from latentgraph.graph.paths import built_models_dir
 
     return {"folder": str(folder), "made": folder.is_dir(), "entries": held.entries,
@@ -142,15 +155,18 @@ def info_json(folder: Path, held: Held, limit: tuple[int | None, str],
             "partial_bytes": held.partial_bytes,
             "limit": {"bytes": limit[0], "from": limit[1]},
             "models_folder": str(built_models_dir()),
-            "models": [_build_json(b) for b in builds]}  # fmt: skip
+            "models": [_build_json(b) for b in builds],
+            "partial_builds": [_partial_json(p) for p in partials]}  # fmt: skip
 
 
 def clear_json(folder: Path, emptied: StoreCleared, cleared: Cleared) -> dict[str, Any]:
     """`cache clear --json`: the store's `folder`, the `removed_entries` and their
     `removed_bytes`, the `removed_partial_files` and their `removed_partial_bytes` (what this
     clear removed), the same `not_removed_*` it could not remove and why (`not_removed_error`,
-    null when none was left), and the built-in models' builds `models_removed`, `models_kept`
-    and `models_not_removed` (each with its `error`), as `_build_json` gives a build."""
+    null when none was left), the built-in models' builds `models_removed`, `models_kept`
+    and `models_not_removed` (each with its `error`), as `_build_json` gives a build, and the
+    partial builds `partial_builds_removed` and `partial_builds_not_removed` (`_partial_json`,
+    with `error`)."""
     removed, left = emptied.removed, emptied.left
     return {"folder": str(folder), "removed_entries": removed.entries,
             "removed_bytes": removed.bytes, "removed_partial_files": removed.partials,
@@ -162,7 +178,10 @@ def clear_json(folder: Path, emptied: StoreCleared, cleared: Cleared) -> dict[st
             "models_removed": [_build_json(b) for b in cleared.removed],
             "models_kept": [_build_json(b) for b in cleared.kept],
             "models_not_removed": [{**_build_json(b), "error": why}
-                                   for b, why in cleared.failed]}  # fmt: skip
+                                   for b, why in cleared.failed],
+            "partial_builds_removed": [_partial_json(p) for p in cleared.partials_removed],
+            "partial_builds_not_removed": [{**_partial_json(p), "error": why}
+                                           for p, why in cleared.partials_failed]}  # fmt: skip
 
 
 def _held_text(held: Held) -> str:
@@ -178,6 +197,14 @@ def _build_json(build: Build) -> dict[str, Any]:
     keys), and whether `cache clear` removes it (`clear_removes`)."""
     return {"name": build.name, "path": str(build.path), "bytes": build.size,
             "state": _state(build), "clear_removes": build.removable}  # fmt: skip
+
+
+def _partial_json(partial: PartialBuild) -> dict[str, Any]:
+    """A partial build as `--json` gives it: the build's `name` it was to take, its `path`,
+    `bytes`, and whether `cache clear` removes it (`clear_removes`: the user's own, last written
+    over an hour ago)."""
+    return {"name": partial.name, "path": str(partial.path), "bytes": partial.size,
+            "clear_removes": partial.removable}  # fmt: skip
 
 
 # a build `remove_build` renamed aside and did not finish deleting (`Build.left_aside`)
@@ -213,33 +240,57 @@ def _build_text(build: Build) -> str:
 @dataclass
 class Cleared:
     """What `_clear_builds` did with the builds: removed, kept (this version's, a newer one's,
-    another user's) and failed to remove (with why, in words)."""
+    another user's) and failed to remove (with why, in words); and with the partial builds
+    killed part way: removed and failed to remove."""
 
     removed: list[Build] = field(default_factory=list)
     kept: list[Build] = field(default_factory=list)
     failed: list[tuple[Build, str]] = field(default_factory=list)
+    partials_removed: list[PartialBuild] = field(default_factory=list)
+    partials_failed: list[tuple[PartialBuild, str]] = field(default_factory=list)
 
 
 def _clear_builds() -> Cleared:
-    """Remove the earlier versions' builds this user owns, and the folders an interrupted
-    clear left aside; one that could not be removed said on stderr (why in words)."""
-    from latentgraph.graph.files import os_error_words
-    from latentgraph.nodes.builtin_builds import found_builds, remove_build
+    """Remove the earlier versions' builds this user owns, the folders an interrupted clear
+    left aside, and the user's partial builds last written over an hour ago; one that could
+    not be removed said on stderr (why in words)."""
+    from latentgraph.nodes.builtin_builds import (
+        found_builds,
+        found_partial_builds,
+        remove_build,
+        remove_partial_build,
+    )
 
     cleared = Cleared()
     for build in found_builds():
         if not build.removable:
             cleared.kept.append(build)
-            continue
-        try:
-            remove_build(build)
-        except OSError as exc:
-            why = os_error_words(exc)
-            print(f"latentgraph: error: cannot remove {build.path}: {why}", file=sys.stderr)
+        elif (why := _removal_failed(build.path, lambda b=build: remove_build(b))) is not None:
             cleared.failed.append((build, why))
+        else:
+            cleared.removed.append(build)
+    for partial in found_partial_builds():
+        if not partial.removable:
             continue
-        cleared.removed.append(build)
+        why = _removal_failed(partial.path, lambda p=partial: remove_partial_build(p))
+        if why is not None:
+            cleared.partials_failed.append((partial, why))
+        else:
+            cleared.partials_removed.append(partial)
     return cleared
+
+
+def _removal_failed(path: Path, remove: Callable[[], None]) -> str | None:
+    """`remove()` (of `path`): None when done, else why not in words, said on stderr."""
+    from latentgraph.graph.files import os_error_words
+
+    try:
+        remove()
+    except OSError as exc:
+        why = os_error_words(exc)
+        print(f"latentgraph: error: cannot remove {path}: {why}", file=sys.stderr)
+        return why
+    return None
 
 
 def _show_cleared(cleared: Cleared) -> None:
@@ -253,6 +304,9 @@ def _show_cleared(cleared: Cleared) -> None:
             else "a built-in model an earlier version built, which this one does not use"
         )
         print(f"removed {build.path} ({size_text(build.size)}): {why}")
+    for partial in cleared.partials_removed:
+        print(f"removed {partial.path} ({size_text(partial.size)}): a build of {partial.name} "
+              "killed part way (last written over an hour ago)")  # fmt: skip
     used = sum(b.used for b in cleared.kept)
     kept = [f"{b.path.name} ({_build_text(b).removesuffix(': kept')})"
             for b in cleared.kept if not b.used]  # fmt: skip

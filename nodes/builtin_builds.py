@@ -10,6 +10,15 @@ with one of those stems and another version, of the same kind (a folder holding 
 `model_index.json` every build writes last, or a plain file): anything else there (a link, the
 user's own file, a build half done) is not a build and is left alone.
 
+A build half done is the temp folder (`files.new_sibling`'s `.NAME-<hex>.tmp`) or file
+(`files.write_file`'s `.NAME.<hex>.tmp`) a build fills before it takes its name: one killed part
+way (a cron job's timeout during its first run) left it, up to a whole model, or a build is under
+way in it now. Builds take no lock (two at once each build, the first to finish is kept), so
+which is which is told by age, as the disk store's and the output folder's partial files are
+(`files.STALE_PARTIAL_SECONDS`): one last written over an hour ago, far longer than a build
+takes, is a killed build's (`PartialBuild.stale`), which `cache clear` removes; a younger one
+is listed and kept.
+
 Only an earlier version's build is removed (its VERSION below the one this version builds):
 a newer one is a newer latentgraph's sharing the cache folder, which still reads it. An earlier
 latentgraph still running on the same folder builds its model again when it next loads it: a
@@ -25,10 +34,17 @@ import re
 import secrets
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from latentgraph.graph import paths
+from latentgraph.graph.files import (
+    STALE_PARTIAL_SECONDS,
+    TEMP_HEX_BYTES,
+    TEMP_SUFFIX,
+    write_temp_target,
+)
 
 _TOKEN_BYTES = 8  # the random part of `_aside_name`: 16 hex digits
 
@@ -41,6 +57,8 @@ def _aside_name(name: str, token: str) -> str:
 
 
 _ASIDE = re.compile(rf"\.(?P<name>.+)-(?P<token>[0-9a-f]{{{2 * _TOKEN_BYTES}}})\.removing")
+# The folder a folder build is filled in before it takes its name (`files.new_sibling`'s).
+_BUILDING = re.compile(rf"\.(?P<name>.+)-[0-9a-f]{{{2 * TEMP_HEX_BYTES}}}{re.escape(TEMP_SUFFIX)}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,30 @@ class Build:
         """What `remove_build` takes: the user's own earlier version's build, or what an
         interrupted removal left aside."""
         return self.own and (self.earlier or self.left_aside)
+
+
+@dataclass(frozen=True)
+class PartialBuild:
+    """What a build killed part way, or one under way, has in the models folder (the module's
+    docstring): `path` (the temp folder or file), the build's `name` it was to take, its bytes,
+    when anything in it was last written (`written`, a timestamp), and whether it is the user's
+    own (another user's is never removed)."""
+
+    path: Path
+    name: str
+    size: int
+    written: float
+    own: bool
+
+    @property
+    def stale(self) -> bool:
+        """Last written over an hour ago: a killed build's, no build under way."""
+        return self.written < time.time() - STALE_PARTIAL_SECONDS
+
+    @property
+    def removable(self) -> bool:
+        """What `remove_partial_build` takes: the user's own stale one."""
+        return self.own and self.stale
 
 
 def used_builds() -> list[Path]:
@@ -126,6 +168,48 @@ def found_builds() -> list[Build]:
             found.append(Build(path, version, used[stem, suffix], _size(path), own,
                                left_aside=aside is not None))  # fmt: skip
     return sorted(found, key=lambda b: (paths.built_model_parts(b.name), b.left_aside, b.path))
+
+
+def found_partial_builds() -> list[PartialBuild]:
+    """The partial builds in `paths.built_models_dir()` (the module's docstring): an entry
+    named as the temp folder of a folder build (a real folder) or the temp file of a file build
+    (a regular file) of one of the built-in models' stems, any version; sorted by path."""
+    stems = set()
+    for path in used_builds():
+        parts = paths.built_model_parts(path.name)
+        assert parts is not None, f"{path.name} is not named as `paths.built_model` names builds"
+        stems.add((parts[0], parts[2]))
+    try:
+        entries = list(os.scandir(paths.built_models_dir()))
+    except OSError:  # none built yet, or not a folder
+        return []
+    found: list[PartialBuild] = []
+    for entry in entries:
+        building = _BUILDING.fullmatch(entry.name)  # a folder build's, else a file build's
+        folder = building is not None
+        name = building["name"] if building is not None else write_temp_target(entry.name)
+        parts = paths.built_model_parts(name) if name is not None else None
+        if parts is None or (parts[0], parts[2]) not in stems or folder == bool(parts[2]):
+            continue
+        try:
+            st = os.lstat(entry.path)
+        except OSError:  # gone meanwhile: its build finished, or a clear removed it
+            continue
+        if (stat.S_ISDIR if folder else stat.S_ISREG)(st.st_mode):
+            size, written = _size_written(Path(entry.path), st)
+            found.append(PartialBuild(Path(entry.path), name, size, written, _own(st)))
+    return sorted(found, key=lambda p: p.path)
+
+
+def remove_partial_build(partial: PartialBuild) -> None:
+    """Remove a stale partial build of the user's own (`PartialBuild.removable`); a folder
+    that cannot be removed whole keeps the rest, listed again. Raises the OSError."""
+    if not partial.removable:
+        raise ValueError(f"{partial.path} is no partial build of the user's own, an hour old")
+    if stat.S_ISDIR(os.lstat(partial.path).st_mode):
+        shutil.rmtree(partial.path)
+    else:
+        partial.path.unlink()
 
 
 def remove_build(build: Build) -> None:
@@ -190,6 +274,24 @@ def _regular(path: Path) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+def _size_written(path: Path, st: os.stat_result) -> tuple[int, float]:
+    """The bytes of the files in `path` (a file: its own), and when it or anything in it was
+    last written: a build under way writes in its subfolders, not in the folder itself."""
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size, st.st_mtime
+    size, written = 0, st.st_mtime
+    for parent, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                found = os.lstat(os.path.join(parent, name))
+            except OSError:
+                continue
+            written = max(written, found.st_mtime)
+            if stat.S_ISREG(found.st_mode):
+                size += found.st_size
+    return size, written
 
 
 def _size(path: Path) -> int:

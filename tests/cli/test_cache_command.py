@@ -275,7 +275,8 @@ def old_builds(tmp_path, monkeypatch):
 
 def _listed(out: str) -> dict[str, str]:
     """`cache`'s models lines: name -> what it says of it."""
-    rows = out.split("(the built-in models)\n", 1)[1].splitlines()
+    rows = [row for row in out.split("(the built-in models)\n", 1)[1].splitlines()
+            if row.startswith("  ")]  # fmt: skip
     return {row.split()[0]: row.split("  ")[-1].strip() for row in rows}
 
 
@@ -474,3 +475,130 @@ def test_cache_json_lists_each_build_and_what_clear_did_with_it(cli, old_builds)
     cleared = json.loads(out)
     assert sorted(m["path"] for m in cleared["models_removed"]) == sorted([str(old), str(lora)])
     assert sorted(m["name"] for m in cleared["models_kept"]) == sorted([current.name, newer.name])
+
+
+def _killed_build(dest: Path, file: bool = False) -> None:
+    """Build `dest` in another process (a folder build as every built-in model's folder is
+    built, `build_folder`; a file build as the LoRAs are, `write_file`), killed (SIGKILL) part
+    way: what a cron job's timeout during a first run leaves."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, signal
+from pathlib import Path
+from latentgraph.graph.files import write_file
+from latentgraph.nodes.tiny_model import build_folder
+
+def killed(folder):
+    (folder / "unet").mkdir()
+    (folder / "unet" / "weights.safetensors").write_bytes(b"w" * 3000)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def killed_file(tmp):
+    tmp.write_bytes(b"l" * 400)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+dest = Path({str(dest)!r})
+if {file!r}:
+    write_file(dest, killed_file)
+else:
+    build_folder(dest, killed)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr
+
+
+def _aged(path: Path, seconds: float) -> None:
+    """`path` and everything in it last written `seconds` ago."""
+    import time
+
+    when = time.time() - seconds
+    for found in [*path.rglob("*"), path] if path.is_dir() else [path]:
+        os.utime(found, (when, when), follow_symlinks=False)
+
+
+def test_a_build_killed_part_way_is_listed_and_cleared_once_an_hour_old(cli, old_builds):
+    """A model build killed part way left `models/.tiny-sd-v2-<hex>.tmp` (14 MB) for good:
+    `cache` did not list it and `cache clear` did not remove it, nor a killed LoRA build's temp
+    file. `cache` counts them, with those under way; `cache clear` removes the user's own last
+    written over an hour ago (builds take no lock: a younger one may be a build under way)."""
+    import json
+
+    from latentgraph.graph import paths
+    from latentgraph.graph.files import STALE_PARTIAL_SECONDS
+
+    current, models = old_builds["current"], old_builds["current"].parent
+    under_way = old_builds["not builds"][3]  # the fixture's `.NAME-<hex>.tmp`, just written
+    _killed_build(current.with_name("tiny-sd-v99"))
+    lora = paths.built_model("tiny-lora", 99, ".safetensors")
+    _killed_build(lora, file=True)
+    killed = sorted(set(models.glob(".*.tmp")) - {under_way})
+    assert [p.name.split(".")[1].split("-")[:2] for p in killed] == [["tiny", "lora"],
+                                                                       ["tiny", "sd"]]  # fmt: skip
+    lookalikes = [models / name for name in (
+        f".{current.name}-0123456789ABCDEF.tmp",  # not the hex a temp name has
+        f".{current.name}-0123456789abcdef.tmp.bak",
+        ".my-model-v1-0123456789abcdef.tmp",  # no built-in model's name
+        f".{lora.name}-0123456789abcdef.tmp",  # a file build is never built in a folder
+    )]  # fmt: skip
+    for path in lookalikes:
+        _folder_build(path)
+    as_file = models / f".{current.name}-fedcba9876543210.tmp"  # named as a folder's: a file
+    as_file.write_bytes(b"mine")
+    for path in [*killed, *lookalikes, as_file]:
+        _aged(path, 60)
+    code, out, err = cli("cache")
+    assert code == 0, err
+    assert ("partial: 3 build(s) in models/, 6.3 KiB: killed part way or under way (`cache "
+            "clear` removes those last written over an hour ago: 0 now)\n") in out  # fmt: skip
+    code, out, err = cli("cache", "clear")
+    assert (code, err) == (0, "") and "killed part way" not in out
+    assert all(p.exists() for p in killed)
+    for path in [*killed, *lookalikes, as_file]:
+        _aged(path, STALE_PARTIAL_SECONDS + 60)
+    info = json.loads(cli("cache", "--json")[1])
+    assert {p["path"]: (p["name"], p["bytes"], p["clear_removes"])
+            for p in info["partial_builds"]} == {
+        str(killed[0]): (lora.name, 400, True), str(killed[1]): ("tiny-sd-v99", 3000, True),
+        str(under_way): (under_way.name[1:-21], 3002, False)}  # fmt: skip
+    assert "over an hour ago: 2 now)\n" in cli("cache")[1]
+    code, out, err = cli("cache", "clear")
+    assert (code, err) == (0, "")
+    assert (f"removed {killed[1]} (2.9 KiB): a build of tiny-sd-v99 killed part way (last "
+            "written over an hour ago)\n") in out  # fmt: skip
+    assert f"removed {killed[0]} (400 B): a build of {lora.name} killed part way" in out
+    assert not any(os.path.lexists(p) for p in killed)
+    assert all(os.path.lexists(p) for p in [under_way, *lookalikes, as_file])
+    assert "partial: 1 build(s) in models/, 2.9 KiB" in cli("cache")[1]
+
+
+def test_a_killed_build_clear_cannot_remove_or_another_users_is_kept(cli, old_builds,
+                                                                      monkeypatch):  # fmt: skip
+    """One `cache clear` cannot remove says so on stderr, exit 1, as a build it cannot remove;
+    another user's, in a shared cache folder, is never removed."""
+    import json
+    import shutil
+
+    from latentgraph.graph.files import STALE_PARTIAL_SECONDS
+
+    current = old_builds["current"]
+    _killed_build(current.with_name("tiny-sd-v99"))
+    (killed,) = set(current.parent.glob(".tiny-sd-v99-*.tmp"))
+    _aged(killed, STALE_PARTIAL_SECONDS + 60)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(shutil, "rmtree", refuse)
+        code, out, err = cli("cache", "clear", "--json")
+    assert code == 1 and err.endswith(f"latentgraph: error: cannot remove {killed}: no "
+                                      "permission to write in the folder (Permission denied)\n")  # fmt: skip
+    assert json.loads(out)["partial_builds_not_removed"] == [
+        {"name": "tiny-sd-v99", "path": str(killed), "bytes": 3000, "clear_removes": True,
+         "error": "no permission to write in the folder (Permission denied)"}]  # fmt: skip
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(killed).st_uid + 1)
+    assert "over an hour ago: 0 now)" in cli("cache")[1]
+    code, out, err = cli("cache", "clear")
+    assert (code, err) == (0, "") and (killed / "unet").is_dir()
