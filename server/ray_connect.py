@@ -1,7 +1,8 @@
 """Joining a Ray cluster (`--ray local|auto|ADDRESS`): the address checked before anything is
 made or started (`reach`: its head answers as a Ray GCS within CONNECT_SECONDS, sent the token
 `ray.init` would send), where Ray's own connect would retry for minutes; `ray.init` itself
-(`connect`); which cluster was joined (`joined_text`). Ray is optional: imported only when asked
+(`connect`), a local runtime's token kept private (`keep_token_private`); which cluster was
+joined (`joined_text`). Ray is optional: imported only when asked
 for (`import_ray`). The pool of actors on the cluster is `ray_workers.py`'s.
 """
 
@@ -14,6 +15,7 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 RAY_EXTRA = "pip install 'latentgraph[ray]'"
@@ -67,11 +69,13 @@ def connect(address: str, num_cpus: int) -> bool:
         return False
     if address == "local":
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        keep_token_private()  # the folder private before Ray writes a token into it
         # address="local", not None: Ray would join the cluster RAY_ADDRESS names instead
         with _sigterm_kept():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                      namespace=NAMESPACE, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                      configure_logging=False)  # fmt: skip
+        keep_token_private()  # the token Ray has just written
         return True
     try:
         with _sigterm_kept():
@@ -81,6 +85,26 @@ def connect(address: str, num_cpus: int) -> bool:
             raise RayUnavailable(NO_CLUSTER_HERE) from None
         raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from None
     return True
+
+
+def keep_token_private() -> None:
+    """The local runtime's processes listen on every interface (Ray 2.60 binds its GCS,
+    raylet and workers to all of them, whatever node IP it is given), guarded by Ray's token
+    alone: whoever reads it can run code as this account. Ray writes it to ~/.ray/auth_token
+    (HOME's) with the umask's modes, 0644 in a 0755 ~/.ray, so the folder is made or set
+    0700, and the file 0600. A token Ray takes from RAY_AUTH_TOKEN or from the file
+    RAY_AUTH_TOKEN_PATH names (Ray reads them first) is the user's to keep; a folder or file
+    this account may not change is left as it is."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return
+    # where Ray 2.60 writes it (authentication_token_setup._get_default_token_path) and reads
+    # it (AuthenticationTokenLoader: $HOME/.ray/auth_token)
+    token = Path.home() / ".ray" / "auth_token"
+    with contextlib.suppress(OSError):  # Ray then fails, or not, as it would have
+        token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path, mode in ((token.parent, 0o700), (token, 0o600)):
+        with contextlib.suppress(OSError):  # not there (Ray has not written it yet), not ours
+            path.chmod(mode)
 
 
 @contextlib.contextmanager

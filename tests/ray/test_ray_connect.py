@@ -264,3 +264,47 @@ def test_a_cluster_asking_for_its_token_says_what_to_set(token, ray_runtime, tmp
     else:
         assert error.startswith(f"latentgraph: error: the Ray cluster at {address} refused this "
                                 "machine's Ray token"), error  # fmt: skip
+
+
+def test_ray_local_keeps_its_token_file_private(tmp_path):
+    """`--ray local`'s processes listen on every interface, guarded by Ray's token alone; Ray
+    2.60 writes it to ~/.ray/auth_token with the umask's modes (0644 in a 0755 ~/.ray), so on
+    a machine with 0755 homes any account could read it and run code as this one. Both are
+    private now: the folder 0700 before Ray writes the token, the file 0600."""
+    home, ray_tmp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="lgray", dir="/tmp"))
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}  # fmt: skip
+    env |= {"HOME": str(home), "RAY_TMPDIR": str(ray_tmp)}  # Ray's token path follows HOME
+    try:
+        out = subprocess.run([sys.executable, "-m", "latentgraph.cli", "run", TXT2IMG, "--ray",
+                              "local", "--ray-workers", "1", "--set", "steps=1", "--output-dir",
+                              str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,
+                             umask=0o022)  # fmt: skip
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    token = home / ".ray" / "auth_token"
+    assert token.read_text().strip()  # Ray made it: the token the runtime ran with
+    assert oct(token.parent.stat().st_mode & 0o777) == "0o700"
+    assert oct(token.stat().st_mode & 0o777) == "0o600"
+
+
+def test_an_existing_token_file_is_made_private(tmp_path, monkeypatch):
+    """A token Ray wrote before (an earlier `--ray local`, `ray start`), in a folder and file
+    left with the umask's modes: Ray reads it and writes nothing, so it is made private before
+    the runtime starts."""
+    from latentgraph.server.ray_connect import keep_token_private
+
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder = tmp_path / ".ray"
+    folder.mkdir(mode=0o755)
+    (folder / "auth_token").write_text("0" * 64)
+    folder.chmod(0o755)
+    (folder / "auth_token").chmod(0o644)
+    keep_token_private()
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert oct((folder / "auth_token").stat().st_mode & 0o777) == "0o600"
