@@ -19,6 +19,7 @@ from . import (  # noqa: F401 - importing registers the node types
     comfy_models,
     comfy_sampling,
     comfy_sdxl,
+    comfy_vae,
     conditioning,
     controlnet,
     custom_sampler,

@@ -5,10 +5,16 @@ memory) and sliced decoding (one image at a time) are per-node inputs, defaultin
 `vae_tiling` / `vae_slicing` options; they never switch modes on the shared VAE module.
 ComfyUI's VAEDecode has neither (`comfy_extra`): its files hold no values for them, and the
 editor shows them as input sockets.
+
+The one tiler is diffusers' (AutoencoderKL's `tiled_decode`, and its tiled encode): tiles of
+the VAE's own size (its config's `sample_size`: 512 pixels for SD 1.5, a quarter overlapping),
+or of a `Tiles` size, for ComfyUI's VAEDecodeTiled and VAEEncodeTiled (nodes/comfy_vae.py).
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Any
 
 from latentgraph.graph import IMAGE, LATENT, VAE, Bool, Output, Socket, node
@@ -17,16 +23,57 @@ from . import runtime
 from .values import Latent, VAEModel, input_error
 
 
-def decode(ctx, vae: VAEModel, samples, tiled: bool = False, sliced: bool = False):
+@dataclass(frozen=True)
+class Tiles:
+    """Tiles of a tiled decode or encode, in pixels: a side and the overlap of neighbours
+    (ComfyUI's `tile_size` and `overlap`)."""
+
+    size: int
+    overlap: int
+
+
+def overlap_factor(cells: int, overlap: int, scale: int) -> float:
+    """The overlap diffusers' tiler is given, a fraction of a tile of `cells` latent cells
+    (`scale` pixels each). It multiplies that fraction by the tile's cells and pixels and
+    rounds each product down, so a fraction such as 6/33 came out a cell short and the tiles
+    no longer met (an image a few pixels off): the fraction of the largest overlap up to
+    `overlap` cells whose every product is whole."""
+    for cut in range(overlap, 0, -1):
+        f = cut / cells
+        if all(int(n * f) == cut * n // cells and int(n * (1 - f)) == n - cut * n // cells
+               for n in (cells, cells * scale)):  # fmt: skip
+            return f
+    return 0.0
+
+
+def tiler(vae: VAEModel, tiles: Tiles | None) -> Any:
+    """The VAE module that tiles: a shallow copy (a new attribute dict; the submodules and
+    weights are the shared module's) with diffusers' `use_tiling` set and, for `tiles`, its
+    tile attributes (whole latent cells, the overlap at most a quarter of the tile; None: the
+    VAE's own), so the shared module never changes under another run."""
+    own = copy.copy(vae.vae)
+    own.use_tiling = True
+    if tiles is not None:
+        f = vae.scale_factor
+        cells = max(1, tiles.size // f)
+        own.tile_latent_min_size, own.tile_sample_min_size = cells, cells * f
+        own.tile_overlap_factor = overlap_factor(cells, min(tiles.overlap // f, cells // 4), f)
+    return own
+
+
+def decode(ctx, vae: VAEModel, samples, tiled: bool = False, sliced: bool = False,
+           tiles: Tiles | None = None):  # fmt: skip
+    """Latents [B, C, h, w] to images; `tiled`: in `tiles` (None: the VAE's own size)."""
     import torch
 
     model = vae.vae
+    tiling = tiler(vae, tiles) if tiled else model
     out = []
     with torch.inference_mode(), runtime.in_use(ctx.settings, vae.device, model):
         z = samples.to(model.device, model.dtype) / vae.scaling_factor
         for part in z.split(1) if sliced else [z]:
-            if tiled and max(part.shape[-2:]) > model.tile_latent_min_size:
-                img = model.tiled_decode(part, return_dict=False)[0]
+            if tiled and max(part.shape[-2:]) > tiling.tile_latent_min_size:
+                img = tiling.tiled_decode(part, return_dict=False)[0]
             else:
                 img = model.decode(part, return_dict=False)[0]
             out.append(img)
@@ -102,15 +149,16 @@ def fit_to_scale(ctx, vae: VAEModel, pixels, input_name: str) -> tuple[Any, tupl
     return pixels[:, box[0], box[1]], box
 
 
-def encode(ctx, vae: VAEModel, pixels) -> Any:
+def encode(ctx, vae: VAEModel, pixels, tiled: bool = False, tiles: Tiles | None = None) -> Any:
     """Latents (the distribution's mean, scaled) of images whose sides are multiples of the
-    VAE's scale factor."""
+    VAE's scale factor; `tiled`: encoded in `tiles` (None: the VAE's own size)."""
     import torch
 
     model = vae.vae
+    encoder = tiler(vae, tiles) if tiled else model  # tiles an image larger than a tile
     with torch.inference_mode(), runtime.in_use(ctx.settings, vae.device, model):
         x = pixels[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
-        dist = model.encode(x).latent_dist
+        dist = encoder.encode(x).latent_dist
     # contiguous: the mean is a view of the encoder's output, whose strides would otherwise
     # reach the UNet (its kernels round differently) and differ from a cached copy's
     return (dist.mode() * vae.scaling_factor).cpu().contiguous()
