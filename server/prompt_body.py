@@ -18,7 +18,9 @@ where that shows, unparsed, in the words the later check would use: a body that 
 a "prompt" that is no object, a node that is no object (`{"prompt": [0, 0, ...]}` of 60 MB
 took 7 s and 240 MB to parse before its refusal; a node holding 60 MB of `[], ` 15 s and
 1.5 GB), unless that value is nested too deeply in its first 64 KiB: a whole parse says that
-first (`_unless_too_deep`). A node's JSON is read within `node_chars_limit` characters (one
+first (`_unless_too_deep`). A short scalar in place of a node is read on: an editor workflow's
+(`last_node_id`) come before its `nodes` list, and the refusal says it is one, as the check
+does. A node's JSON is read within `node_chars_limit` characters (one
 string at the server's --max-string-chars, escaped, and room for the rest no real node needs): a longer
 node is refused naming it, after reading at most about twice that. Walking costs about what parsing and encoding again
 would: 0.27 s against 0.16 + 0.17 s for a 100,000-node chain (measured side by side).
@@ -118,10 +120,17 @@ def _read_body(text: str, max_node_chars: int) -> tuple[Any, str | None]:
         raise _Unwalkable  # refused later (not an object): nothing to walk
     prompt_text: str | None = None
     decode, first_window = STRICT_DECODER.raw_decode, min(_FIRST_WINDOW, max_node_chars)
+    misfits: list[str] = []  # the first member that is no node, which the check would name
 
     def node(text: str, i: int, key: str) -> tuple[Any, int]:
         if not text.startswith("{", i):
-            raise _unless_too_deep(no_class_type(key), text, i)
+            return no_node(text, i, key)
+        value, end = node_object(text, i, key)
+        if not misfits and not isinstance(value.get("class_type"), str):
+            misfits.append(key)
+        return value, end
+
+    def node_object(text: str, i: int, key: str) -> tuple[Any, int]:
         end = i + first_window
         if end < len(text):  # the common case, inline: a node within its first window
             try:
@@ -130,6 +139,19 @@ def _read_body(text: str, max_node_chars: int) -> tuple[Any, str | None]:
             except json.JSONDecodeError:
                 pass  # cut short, or malformed: `_bounded` tells which
         return _bounded(text, i, key, max_node_chars)
+
+    def no_node(text: str, i: int, key: str) -> tuple[Any, int]:
+        """A member that is no object. A short scalar is read on, for the check to refuse:
+        an editor workflow's (`last_node_id`, `id`, `revision`) come before its `nodes` list.
+        Anything else is refused at once, nothing after it decoded, naming the first member
+        that was no node, as the check does; at a `nodes` list, saying that the prompt is an
+        editor workflow (`is_editor_workflow`)."""
+        misfits[:] = misfits or [key]
+        scalar = None if text.startswith("[", i) else _short_scalar(text, i)
+        if scalar is not None:
+            return scalar
+        editor = key == "nodes" and text.startswith("[", i)
+        raise _unless_too_deep(no_class_type(misfits[0], editor), text, i)
 
     def nodes(text: str, i: int, key: str) -> tuple[Any, int]:
         """The prompt object at text[i], node by node (other threads run in between)."""
@@ -166,6 +188,19 @@ def _unless_too_deep(refusal: Exception, text: str, i: int) -> Exception:
     except ValueError:  # cut short at the slice's end, or malformed: the refusal stands
         pass
     return refusal
+
+
+def _short_scalar(text: str, i: int) -> tuple[Any, int] | None:
+    """The value at text[i] and where it ends, if it is whole within `_FIRST_WINDOW`
+    characters (a number, string, true, false or null); else None."""
+    window = text[i : i + _FIRST_WINDOW]
+    try:
+        value, end = STRICT_DECODER.raw_decode(window)
+    except json.JSONDecodeError:
+        return None
+    if end == len(window) and i + end < len(text):
+        return None  # it may go on past the window (a long number)
+    return value, i + end
 
 
 def _value(text: str, i: int, key: str) -> tuple[Any, int]:

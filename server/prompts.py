@@ -16,6 +16,7 @@ from typing import Any
 
 from latentgraph.graph import Registry, Settings
 from latentgraph.graph.comfy_api import is_link
+from latentgraph.graph.comfy_editor import is_editor_workflow
 from latentgraph.graph.object_info import input_config
 from latentgraph.graph.pictures import text_key_problem
 from latentgraph.graph.problems import Problem, WorkflowError, node_name, quoted
@@ -385,10 +386,28 @@ def no_prompt() -> PromptRejected:
                                      "non-empty object of node id -> node"))  # fmt: skip
 
 
-def no_class_type(nid: str) -> PromptRejected:
-    """The refusal of a prompt whose node `nid` is no object with a class_type."""
-    return PromptRejected(error_body("invalid_prompt", f"Cannot execute because {node_name(nid)} "
-                                     "has no class_type", f"Node ID '#{nid}'"))  # fmt: skip
+def no_class_type(nid: str, editor: bool = False) -> PromptRejected:
+    """The refusal of a prompt whose node `nid` is no object with a class_type, as ComfyUI
+    words it. `editor`: the prompt is an editor workflow (`is_editor_workflow`; the member
+    named is its first, `last_node_id` or `id`): the message says so, which format POST /prompt
+    takes, and which route takes this one."""
+    message = f"Cannot execute because {node_name(nid)} has no class_type"
+    if editor:
+        message += (': this is an editor workflow (a "nodes" list); POST /prompt takes the API '
+                    "format (the editor's Export (API)), POST /latentgraph/run takes this one")  # fmt: skip
+    return PromptRejected(error_body("invalid_prompt", message, f"Node ID '#{nid}'"))
+
+
+def check_nodes(prompt: Any) -> None:
+    """Refuse a prompt that is no object of nodes, as ComfyUI does: an empty one or no object
+    (`no_prompt`), or one with a member that is no object with a class_type (`no_class_type`,
+    saying so when the prompt is an editor workflow). `prompt_body` refuses a large body's
+    alike as it reads it."""
+    if not isinstance(prompt, dict) or not prompt:
+        raise no_prompt()
+    for nid, spec in prompt.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("class_type"), str):
+            raise no_class_type(nid, is_editor_workflow(prompt))
 
 
 def check_prompt(prompt: Any, registry: Registry, settings: Settings,
@@ -397,7 +416,10 @@ def check_prompt(prompt: Any, registry: Registry, settings: Settings,
     refuses it; otherwise each output node (or target) is checked with what it needs, a node
     feeding none is not checked, and the prompt runs the outputs that passed. Returns it and
     its Graph, or raises when none passed. Its errors name the server's folders as a web
-    client knows them (`shown_answer`); the server's log keeps the full paths."""
+    client knows them (`shown_answer`); the server's log keeps the full paths. A prompt that
+    is no object of nodes is refused first (`check_nodes`), naming only what the client sent,
+    as the reader of a large body refuses it."""
+    check_nodes(prompt)
     try:
         checked, graph = _check_prompt(prompt, registry, settings, targets)
     except PromptRejected as exc:
@@ -434,11 +456,6 @@ def _check_prompt(
     from latentgraph.graph.comfy_api import check_outputs, graph_from_prompt
     from latentgraph.graph.validate import output_nodes
 
-    if not isinstance(prompt, dict) or not prompt:
-        raise no_prompt()
-    for nid, spec in prompt.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("class_type"), str):
-            raise no_class_type(nid)
     _refuse_unknown_types(prompt, registry)
     try:  # drops `_meta` and the inputs a node type does not declare
         graph = graph_from_prompt(prompt, registry, source="<prompt>")
