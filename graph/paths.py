@@ -228,8 +228,9 @@ def hidden(name: str) -> bool:
     (the partial writes of uploads and saves, `.upload-*`, `.saving-*`, and what the system
     keeps there), as a shell's listing does. The rule LoadImage's dropdown, the editor's file
     tabs, the /userdata listings and the models folders list by (`listed_names`), /upload/image refuses a
-    name by (a file stored under it could not be chosen afterwards), and /view serves none by
-    (half a killed save's PNG, `graph.files.remove_stale_partials`)."""
+    name by (a file stored under it could not be chosen afterwards), /view serves none by
+    (half a killed save's PNG, `graph.files.remove_stale_partials`), and a save node's
+    filename_prefix is refused by (`nodes/images.unserved_problem`: saved, it was not served)."""
     return name.startswith(".")
 
 

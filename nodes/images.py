@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from latentgraph.graph import (
@@ -33,6 +33,7 @@ from latentgraph.graph import (
 )
 from latentgraph.graph.context import limit_label
 from latentgraph.graph.files import (
+    MAX_DEPTH,
     SAVING_PREFIX,
     file_records,
     file_sha256,
@@ -47,7 +48,7 @@ from latentgraph.graph.numbered_files import (
     number_in,
     numbered_name,
 )
-from latentgraph.graph.paths import inside, unseen_problem
+from latentgraph.graph.paths import hidden, inside, unseen_problem
 from latentgraph.graph.pictures import (
     SIXTEEN_BIT_MODES,
     ImageTooLarge,
@@ -337,7 +338,8 @@ def prefix_place(prefix: str, root: Path,
     """Where files named by `prefix` go under `root` (`_place`: folder, name, subfolder), its
     variables expanded (`size` the first image's width and height), or why they cannot:
     `prefix_problem`, or the expanded prefix leaving `root` (through a folder linked out of
-    it). The one rule validation (`check_prefix`) and the save nodes (`output_files`) ask."""
+    it), or the place being one the server does not serve files from (`unserved_problem`).
+    The one rule validation (`check_prefix`) and the save nodes (`output_files`) ask."""
     problem = prefix_problem(prefix)
     if problem:
         return problem
@@ -345,7 +347,26 @@ def prefix_place(prefix: str, root: Path,
     place = _place(expanded, root)
     if place is None:
         return f"{quoted(expanded)} would write outside the output directory ({root})"
-    return place
+    return unserved_problem(prefix, place[2], place[1]) or place
+
+
+def unserved_problem(prefix: str, subfolder: str, name: str) -> str | None:
+    """Why the server would not serve the files `prefix` saves as `subfolder/name_00001_...`
+    (its file records' names), by the rules /view and the uploads keep: a file or folder name
+    starting with '.' (`paths.hidden`), more than `MAX_DEPTH` folders (`server/safepath.py`).
+    Such a run said saved and the editor showed a broken image."""
+    folders = PurePosixPath(subfolder).parts
+    why = ("the server neither serves nor lists files and folders starting with '.'; give a "
+           "name without the leading '.'")  # fmt: skip
+    if hidden(name):
+        return f"{quoted(prefix)}: the file name starts with '.', and {why}"
+    start = next((folder for folder in folders if hidden(folder)), None)
+    if start is not None:
+        return f"{quoted(prefix)}: the folder {quoted(start)} starts with '.', and {why}"
+    if len(folders) > MAX_DEPTH:
+        return (f"{quoted(prefix)} saves {len(folders)} folders deep; the server serves files "
+                f"at most {MAX_DEPTH} folders deep")  # fmt: skip
+    return None
 
 
 @dataclass

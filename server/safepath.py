@@ -9,13 +9,12 @@ import os
 import posixpath
 from pathlib import Path, PurePosixPath
 
-from latentgraph.graph.files import MAX_NAME_BYTES
+from latentgraph.graph.files import MAX_DEPTH, MAX_NAME_BYTES
 from latentgraph.graph.paths import inside, unseen_problem
 from latentgraph.graph.problems import quoted
 
 from .errors import ApiError
 
-MAX_DEPTH = 32  # names in a relative path
 MAX_PATH_BYTES = 1024  # a relative path in all, leaving room for the base under PATH_MAX
 
 

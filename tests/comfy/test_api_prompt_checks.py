@@ -370,3 +370,20 @@ def test_a_prompt_read_from_a_file_places_its_problems_in_it(registry, t2i):
         check_prompt(t2i, registry, Settings())
     [error] = refused.value.body["node_errors"]["5"]["errors"]
     assert error["details"] == "node '5' input 'height': 0 is below the minimum 16"
+
+
+# --- a save node's prefix: only where the server serves its files -----------------------
+
+
+@pytest.mark.parametrize("prefix, said", [(".hidden", "the file name starts with '.'"),
+                                           ("a/" * 40 + "x", "saves 40 folders deep")])  # fmt: skip
+def test_a_prefix_saving_where_view_serves_nothing_is_refused_naming_the_input(t2i, registry,
+                                                                             prefix, said):  # fmt: skip
+    """SaveImage's `.hidden` and a prefix 40 folders deep were queued and saved, and /view
+    refused the files (a name starting with '.', more than 32 levels): a broken image."""
+    t2i["9"]["inputs"]["filename_prefix"] = prefix
+    body = refusal(t2i, registry)
+    assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    [error] = body["node_errors"]["9"]["errors"]
+    assert error["extra_info"]["input_name"] == "filename_prefix"
+    assert said in error["details"]

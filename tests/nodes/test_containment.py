@@ -100,3 +100,17 @@ def test_load_images_list_and_validation_leave_out_links_out_of_the_input_folder
     })  # fmt: skip
     assert (node_id, input_name) == ("1", "image")
     assert message.startswith("'leak.png' is not one of: 'alias.png', 'example.png', 'real.png'")
+
+
+def test_validation_refuses_a_prefix_through_a_link_to_a_hidden_folder(folders):
+    """The files are recorded (and /view asked for them) under the folder the link leads to:
+    `.drafts`, which /view does not serve."""
+    (folders / "output" / "drafts").symlink_to(folders / "output" / ".drafts",
+                                               target_is_directory=True)  # fmt: skip
+    [(node_id, input_name, message)] = _validation_errors(folders, {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "real.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                    "filename_prefix": "drafts/x"}},
+    })  # fmt: skip
+    assert (node_id, input_name) == ("2", "filename_prefix")
+    assert message.startswith("'drafts/x': the folder '.drafts' starts with '.'")

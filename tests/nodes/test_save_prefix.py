@@ -166,3 +166,37 @@ def test_characters_of_cjk_and_accented_prefixes_are_kept(make_ctx, tmp_path):
     """Joiners inside a name shape its letters (a Persian word, an emoji family)."""
     for prefix in ("夕焼け/猫", "café", "e\u0301", "می\u200cخواهم", "\U0001f468\u200d\U0001f469"):
         assert problems(prefix) == [], prefix
+
+
+@pytest.mark.parametrize("prefix, said", [
+    (".hidden", "'.hidden': the file name starts with '.'"),
+    ("portraits/.drafts/fox", "'portraits/.drafts/fox': the folder '.drafts' starts with '.'"),
+    ("%date:.yyyy%/fox", "'%date:.yyyy%/fox': the folder '.2"),  # as the run expands it
+    ("a/" * 33 + "x", f"{quoted('a/' * 33 + 'x')} saves 33 folders deep; the server serves "
+                      "files at most 32 folders deep"),
+])  # fmt: skip
+def test_a_prefix_saving_where_the_server_serves_nothing_is_refused(make_ctx, tmp_path, prefix,
+                                                                   said):  # fmt: skip
+    """/view refuses a name starting with '.' (`paths.hidden`) and a subfolder deeper than
+    `MAX_DEPTH` (`server/safepath.py`): `.hidden` and a prefix 40 folders deep were saved,
+    the run said so, and the editor showed a broken image. Refused at validation (POST
+    /prompt, `latentgraph validate`) and by the run, nothing written."""
+    [message] = problems(prefix)
+    assert message.startswith(said)
+    with pytest.raises(NodeInputError, match=re.escape(said)):
+        images.save_image(make_ctx("SaveImage"), torch.zeros(1, 8, 8, 3), prefix)
+    assert not (tmp_path / "output").exists() or not any((tmp_path / "output").rglob("*"))
+
+
+def test_a_prefix_as_deep_as_the_server_serves_is_saved(make_ctx, tmp_path):
+    """The limit is the server's (`graph.files.MAX_DEPTH`, which `server/safepath.py` refuses
+    a deeper subfolder by), not a second number; a `.` folder is no name and stays allowed."""
+    from latentgraph.graph.files import MAX_DEPTH
+    from latentgraph.server.safepath import clean_relative
+
+    prefix = "./" + "a/" * MAX_DEPTH + "x"
+    assert problems(prefix) == []
+    [record] = images.save_image(make_ctx("SaveImage"), torch.zeros(1, 8, 8, 3),
+                                 prefix).ui["images"]  # fmt: skip
+    assert len(clean_relative(record["subfolder"], "subfolder").parts) == MAX_DEPTH
+    assert (tmp_path / "output" / record["subfolder"] / record["filename"]).is_file()

@@ -453,6 +453,21 @@ CASES: list[CliCase] = [
     _model_case("model-missing", "nowhere/none.safetensors", None, "not found"),
     _model_case("model-folder-not-diffusers", "somefolder", None, "not a diffusers"),
     CliCase(
+        "save-prefix-hidden",
+        swap("    filename_prefix: corpus\n", "    filename_prefix: .hidden\n"),
+        (
+            _at(BASE, "    filename_prefix: corpus\n"),
+            "'save'",
+            "filename_prefix",
+            "starts with '.'",
+        ),
+    ),  # fmt: skip
+    CliCase(
+        "save-prefix-too-deep",
+        swap("    filename_prefix: corpus\n", f"    filename_prefix: {'a/' * 40}x\n"),
+        (_at(BASE, "    filename_prefix: corpus\n"), "'save'", "40 folders deep"),
+    ),  # fmt: skip
+    CliCase(
         "run-save-prefix-traversal",
         swap("    filename_prefix: corpus\n", "    filename_prefix: ../../escape\n"),
         ("'save'", "filename_prefix", "outside"),

@@ -627,6 +627,17 @@ CASES: list[Req] = [
     Req("sd-prefix-nul", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="a\x00b"))),
     Req("sd-prefix-newline", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="a\nb"))),
     Req("sd-prefix-300", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix="x" * 300))),
+    # ... and ones the run saved where /view serves nothing (a name starting with '.', more
+    # folders than a subfolder may have).
+    Req("sd-prefix-hidden", "POST", P, 400, FAILED, json=body(sd("10", filename_prefix=".x"))),
+    Req(
+        "sd-prefix-deep",
+        "POST",
+        P,
+        400,
+        FAILED,
+        json=body(sd("10", filename_prefix="a/" * 40 + "x")),
+    ),
     # ... and ones validation said ok to: the run refused them (test_server_corpus.py makes the
     # links: output/ldir and input/link2.png lead out of their folders).
     *[
