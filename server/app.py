@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from latentgraph.graph.context import LIMIT_FLAGS, Settings
 
@@ -155,13 +156,29 @@ def _routes(config: ServerConfig) -> list[BaseRoute]:
     """Every route, bare and under /api as ComfyUI serves them; the editor last, as its static
     files are mounted at / and would answer every path after them."""
     api = _api_routes()
-    return [
+    routes = [
         *api,
         *api_ws.routes,
         Mount("/api", routes=[*api, *api_ws.routes]),
         *api_templates.static_routes,
         *editor.routes(config.editor),
     ]
+    return _matching_newlines(routes)
+
+
+def _matching_newlines(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """`routes`, a Mount's own too, matching a path that holds a newline (%0A) as they match
+    one holding any other character, so the handler judges the name: Starlette's
+    `{name:path}`, a Mount's rest of the path included, is `.*`, whose `.` stops at a newline.
+    `/userdata/a%0Ab.json` (and any `/api/...` path with a newline) matched no route: a bare
+    404 "Not Found", where a tab got /userdata's 400 naming the character. Only a `path`
+    parameter changes: the literal parts are escaped and the other convertors hold no `.`."""
+    for route in routes:
+        if isinstance(route, (Route, WebSocketRoute, Mount)):
+            route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+        if isinstance(route, Mount):
+            _matching_newlines(route.routes)
+    return routes
 
 
 def _guards(config: ServerConfig) -> list[Middleware]:

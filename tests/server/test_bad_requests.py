@@ -222,6 +222,21 @@ def test_userdata_traversal(server, path):
     assert_json_error(server.http.get("/userdata", params={"dir": "../.."}), 400)
 
 
+@pytest.mark.parametrize("under", ["", "/api"])
+@pytest.mark.parametrize("char, code", [("%0A", "U+000A"), ("%0D", "U+000D"), ("%09", "U+0009")])
+def test_a_userdata_name_with_a_line_break_gets_the_400_naming_it(server, under, char, code):
+    """/userdata/workflows%2Fa%0Ab.json answered a bare 404 "Not Found": Starlette's `path`
+    parameter (and the /api mount's) stopped at the newline, so no route matched, where a tab
+    got the 400 naming the character. Every route now matches it and its handler judges it."""
+    name = f"workflows%2Fa{char}b.json"
+    for r in (server.http.post(f"{under}/userdata/{name}", content=b"{}"),
+              server.http.post(f"{under}/userdata/workflows%2Fx.json/move/{name}")):  # fmt: skip
+        body = assert_json_error(r, 400, "invalid_path")
+        assert f"contains a control character, {code}" in body["error"]["message"]
+    missing = assert_json_error(server.http.get(f"{under}/userdata/{name}"), 404, "not_found")
+    assert missing["error"]["message"].startswith("no user file 'workflows/a")
+
+
 @pytest.mark.parametrize(
     ("prompt_id", "says"),
     [("slash/id-1", "contains '/'"), ("x" * 300, "300 characters long; at most 200"),
