@@ -326,9 +326,9 @@ def png_text(path: Path) -> dict[str, str]:
 def webp_text(path: Path) -> dict[str, str]:
     """The workflow entries of a WEBP's EXIF, as ComfyUI's SaveAnimatedWEBP (and ours) writes
     them: text tags `<key>:<json>` (`prompt:` in 0x0110, `workflow:` in 0x010F, any other
-    extra in the tags below), each read by its prefix as the editor reads them. Pillow reads
-    the EXIF with the header, no frame decoded; the header must claim at most
-    `MAX_PNG_PIXELS`."""
+    extra in the tags below; ours `latentgraph:<text>`, UTF-8), each read by its prefix as the
+    editor reads them. Pillow reads the EXIF with the header, no frame decoded; the header must
+    claim at most `MAX_PNG_PIXELS`."""
     from PIL import UnidentifiedImageError
 
     from .pictures import ImageTooLarge, open_image
@@ -342,10 +342,22 @@ def webp_text(path: Path) -> dict[str, str]:
         raise _error(str(path), f"cannot read the WEBP: {exc}") from None
     entries: dict[str, str] = {}
     for value in exif.values():
-        key, sep, text = value.partition(":") if isinstance(value, str) else ("", "", "")
+        text = _exif_text(value) if isinstance(value, str) else ""
+        key, sep, text = text.partition(":")
         if sep and key in PNG_KEYS:
             entries.setdefault(key, text)
     return entries
+
+
+def _exif_text(value: str) -> str:
+    """An EXIF text tag read as UTF-8, as ComfyUI's editor reads each: our document is written
+    as its UTF-8 bytes (`café`, comments and layout as written), which Pillow reads as Latin-1.
+    ASCII (ComfyUI's entries, a document saved escaped before) reads the same either way; bytes
+    that are not UTF-8 are kept as Pillow read them."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def image_signature(head: bytes) -> str | None:

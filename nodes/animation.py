@@ -48,36 +48,33 @@ def _entry_tags() -> list[int]:
     return [t for t in range(EXIF_MAKE, 0, -1) if TiffTags.lookup(t).type in (None, TiffTags.ASCII)]
 
 
-def _ascii_document(ours: Any) -> str:
-    """Our workflow document (`ctx.extra["latentgraph"]`: its text, or its data) as EXIF's
-    ASCII can hold it, so `run clip.webp` reads back what the run read: the text as written
-    when it is ASCII (comments kept), else the same document dumped with its other characters
-    escaped (a `café` prompt would come back `caf?`)."""
-    import yaml
-
-    if not isinstance(ours, str):
-        return json.dumps(ours)
-    if ours.isascii():
-        return ours
-    return yaml.safe_dump(yaml.safe_load(ours), allow_unicode=False, sort_keys=False)
+def _document_bytes(ours: Any) -> bytes:
+    """Our workflow document (`ctx.extra["latentgraph"]`: its text, or its data as JSON) in
+    UTF-8, as written: comments, layout and a `café ☕` prompt come back from `latentgraph
+    convert clip.webp` as from a PNG. Pillow writes bytes in an ASCII tag as they are (a str
+    it writes in ASCII, another character a `?`); `webp_text` reads them back as UTF-8, as
+    ComfyUI's editor reads every text tag. An ASCII tag, not an UNDEFINED one: an editor
+    before its `typeof` check failed on a non-text tag and loaded no workflow at all."""
+    return (ours if isinstance(ours, str) else json.dumps(ours)).encode("utf-8")
 
 
 def _exif(ctx: Any) -> Any:
     """The prompt in Model, then the workflow, our document (`latentgraph:<text>`) and the other
     extra_pnginfo entries (`other_entries`), each `key:<json>` in the next entry tag (as
     ComfyUI writes them: in ASCII, another character a `?`); entries past the last tag left
-    out, with a warning."""
+    out, with a warning. Ours alone is UTF-8 (`_document_bytes`), in Make or ImageDescription,
+    text (ASCII) tags both: a tag of no known type Pillow would write as a BYTE one."""
     from PIL import Image
 
     extra = ctx.extra
     exif = Image.Exif()
     if extra.get("prompt") is not None:
         exif[EXIF_MODEL] = "prompt:" + json.dumps(extra["prompt"])
-    texts = []
+    texts: list[str | bytes] = []
     if extra.get("workflow") is not None:
         texts.append("workflow:" + json.dumps(extra["workflow"]))
     if extra.get("latentgraph") is not None:
-        texts.append("latentgraph:" + _ascii_document(extra["latentgraph"]))
+        texts.append(b"latentgraph:" + _document_bytes(extra["latentgraph"]))
     entries = texts + [f"{key}:{json.dumps(value)}" for key, value in other_entries(extra)]
     tags = _entry_tags()
     for tag, entry in zip(tags, entries, strict=False):

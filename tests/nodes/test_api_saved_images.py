@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 import latentgraph
 from latentgraph.graph.cache import Cache
 from latentgraph.graph.comfy_api import graph_from_prompt
+from latentgraph.graph.convert import convert
+from latentgraph.graph.formats import webp_text
 
 WORKFLOW = """\
 version: 1
@@ -107,17 +110,57 @@ def test_an_animated_webp_carries_the_document_and_params_and_runs_again(tmp_pat
                                                                           name):  # fmt: skip
     """Its EXIF held the ComfyUI prompt alone: `latentgraph run clip.webp --set color=6` was
     refused (a ComfyUI workflow has no params), as a frame PNG's is not. Our document goes in
-    as written (ASCII: comments kept) or, with other characters, escaped (EXIF is ASCII)."""
+    as written, comments kept, whatever its characters."""
     path = tmp_path / "clip.yaml"
     path.write_text(CLIP, encoding="utf-8")
     webp = _saved(latentgraph.run(path, color=5, name=name, settings=settings, cache=Cache()),
                   settings.output_dir)  # fmt: skip
     entries = [v for v in Image.open(webp).getexif().values() if v.startswith("latentgraph:")]
-    assert len(entries) == 1 and entries[0].isascii()
-    assert ("# frames of one colour" in entries[0]) == name.isascii()
+    assert len(entries) == 1
+    assert "# frames of one colour" in webp_text(Path(webp))["latentgraph"]
     again = latentgraph.load(webp, color=6)
     assert again.format == "yaml" and again.params == {"color": 6, "name": name}
     rerun = _saved(latentgraph.run(again, settings=settings, cache=Cache()), settings.output_dir)
     assert latentgraph.load(rerun).params == {"color": 6, "name": name}
     with Image.open(rerun) as img:
         assert img.convert("RGB").getpixel((0, 0)) == (0, 0, 6)
+
+
+CAFE = """\
+version: 1
+# a café ☕ clip:   saved as frames and as one animation
+params:
+  name: "café ☕"
+nodes:
+  frames: {type: EmptyImage, width: 4, height: 3, batch_size: 2, color: 9}
+  still: {type: SaveImage, images: frames, filename_prefix: still}
+  save:  {type: SaveAnimatedWEBP, images: frames, filename_prefix: $name}
+"""
+
+
+def test_a_webp_gives_back_the_document_as_written_as_its_frame_png_does(tmp_path, settings):
+    """A document with other characters than ASCII went into the EXIF re-dumped escaped:
+    `latentgraph convert clip.webp out.yaml` gave `name: "caf\\xE9 \\u2615"`, block style, no
+    comment, where the frame PNG of the same run gave the file back as written."""
+    path = tmp_path / "clip.yaml"
+    path.write_text(CAFE, encoding="utf-8")
+    result = latentgraph.run(path, settings=settings, cache=Cache())
+    webp = _saved(result, settings.output_dir)
+    png = result.ui["still"]["images"][0]["path"]
+    for image, out in ((png, tmp_path / "from_png.yaml"), (webp, tmp_path / "from_webp.yaml")):
+        convert(image, out)
+        assert out.read_bytes() == CAFE.encode("utf-8"), image
+
+
+def test_a_webp_saved_with_the_document_escaped_still_runs(tmp_path):
+    """A WEBP saved before the document went in as UTF-8 holds it re-dumped, escaped (`café`
+    as `caf\\xE9`) so as to be ASCII: it reads back the same document."""
+    escaped = yaml.safe_dump(yaml.safe_load(CAFE), allow_unicode=False, sort_keys=False)
+    assert escaped.isascii() and "\\xE9" in escaped
+    exif = Image.Exif()
+    exif[0x010F] = "latentgraph:" + escaped
+    webp = tmp_path / "old.webp"
+    Image.new("RGB", (4, 3)).save(webp, format="WEBP", exif=exif)
+    again = latentgraph.load(webp)
+    assert again.format == "yaml" and again.params == {"name": "café ☕"}
+    assert again.graph.nodes["save"].inputs["filename_prefix"] == "café ☕"
