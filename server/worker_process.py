@@ -77,6 +77,9 @@ from .workers import (
 )
 
 if TYPE_CHECKING:
+    from latentgraph.graph.declare import Registry
+    from latentgraph.graph.plugins import PluginFailure
+
     from .config import ServerConfig
 
 log = logging.getLogger("latentgraph.worker")
@@ -445,6 +448,9 @@ class JobRunner:
         self.ahead: _Converted | None = None  # the last prompt converted ahead of its job
         self.loaded: set[str] = set()  # model keys of the prompts run since the last free
         self.host = socket.gethostname()
+        # The plugins that failed to load as this worker started: named when a prompt needs a
+        # node type they would have declared (`_why_not_loaded`), never loaded again to say so.
+        self.plugin_failures: list[PluginFailure] = []
         self.registry = self._build_registry()
         self._import_model_libraries()
         from latentgraph.graph.cache import Cache
@@ -459,14 +465,19 @@ class JobRunner:
         # pass walked them for 0.22 s, with the GIL held, in the middle of a run (measured).
         freeze_start_up_objects()
 
-    def _build_registry(self):
+    def _build_registry(self) -> Registry:
+        """This worker's registry, the plugins failing to load kept in `plugin_failures` (the
+        server's process has said its own failures: a worker does not warn them again)."""
+        if self.setup.plugin_registry is not None:
+            return self.setup.plugin_registry(self.plugin_failures)
         if self.setup.registry is not None:
             return self.setup.registry()
         from latentgraph.graph.declare import default_registry
         from latentgraph.graph.plugins import load_plugins
 
         if self.spec.load_nodes or self.spec.nodes_dirs:
-            load_plugins(self.spec.nodes_dirs, entry_points=self.spec.load_nodes)
+            load_plugins(self.spec.nodes_dirs, entry_points=self.spec.load_nodes,
+                         errors=self.plugin_failures)  # fmt: skip
         return default_registry
 
     def _import_model_libraries(self) -> None:
@@ -663,24 +674,18 @@ class JobRunner:
         if not lacking:
             return exc
         where = f"worker {self.spec.index} (pid {os.getpid()} on {self.host})"
-        why = self._why_not_loaded({str(p.node_type) for p in lacking})
+        why = self._why_not_loaded()
         return WorkflowError([dataclasses.replace(
             p, message=f"node type {quoted(p.node_type)} is not loaded in {where}, though the "
                        f"server has it: every worker needs the server's node plugins; {why}")
             for p in lacking])  # fmt: skip
 
-    def _why_not_loaded(self, types: set[str]) -> str:
-        """Why this worker's plugins lack `types`: the plugins failing here, as loading them
-        again says (a folder not there, an import error), else which ones loaded."""
-        from latentgraph.graph.plugins import PluginFailure, load_plugins
-
-        failures: list[PluginFailure] = []
-        load_plugins(self.spec.nodes_dirs, entry_points=self.spec.load_nodes, errors=failures)
-        said = [str(f) for f in failures if type(f) is PluginFailure]
+    def _why_not_loaded(self) -> str:
+        """Why this worker's plugins lack a node type: the plugins that failed to load as it
+        started (a folder not there, an import error), else which ones it loaded."""
+        said = [str(f) for f in self.plugin_failures if _lost_node_types(f)]
         if said:
             return "here, " + "; ".join(said)
-        if all(name in self.registry for name in types):
-            return "its plugin loads here now, not when this worker started: queue it again"
         if self.spec.nodes_dirs:
             folders = ", ".join(str(d) for d in self.spec.nodes_dirs)
             return (f"no plugin of --nodes-dir {folders} here declares it (the same folder, "
@@ -697,6 +702,16 @@ class JobRunner:
                 self.loaded.clear()
         except Exception:  # noqa: BLE001 - a failed free must not stop the worker
             log.exception("freeing memory failed")
+
+
+def _lost_node_types(failure: PluginFailure) -> bool:
+    """Whether `failure` can be why a node type is missing: a plugin not loaded (a folder not
+    there, an import error, a declaration refused) registered none of its types. A declaration
+    skipped for a name already registered (`SkippedNode`) leaves that name registered, and a
+    plugin edited since it was imported (`EditedPlugin`) keeps its types."""
+    from latentgraph.graph.plugins import EditedPlugin, SkippedNode
+
+    return not isinstance(failure, (SkippedNode, EditedPlugin))
 
 
 def _preview_bytes(image: Any) -> bytes | None:

@@ -11,10 +11,13 @@ import json
 import multiprocessing
 import os
 import socket
+from functools import partial
+from pathlib import Path
 
 import pytest
 
 from latentgraph.graph import NodeResult, Registry, Settings, Socket, node
+from latentgraph.graph.plugins import PluginFailure, load_plugins
 from latentgraph.server.worker_process import JobRunner, WorkerSpec
 from latentgraph.server.workers import Done, Job, RunMessages, WorkerSetup
 
@@ -44,12 +47,25 @@ def server_only_registry() -> Registry:
     return _add_who(registry) if multiprocessing.parent_process() is None else registry
 
 
-def run_checked(spec: WorkerSpec, prompt: dict) -> tuple[Done, list]:
-    """Run `prompt` as a job POST /prompt checked, in a JobRunner of the toy nodes: its Done
-    and the websocket messages it sent."""
+def toys_and_plugins(nodes_dirs: list[Path], errors: list[PluginFailure]) -> Registry:
+    """The toy nodes and the plugins of `nodes_dirs`, as a worker builds its registry
+    (`WorkerSetup.plugin_registry`): the plugins failing to load put in `errors`."""
+    registry = toy_registry()
+    load_plugins(nodes_dirs, entry_points=False, registry=registry, errors=errors)
+    return registry
+
+
+def run_checked(spec: WorkerSpec, prompt: dict, setup: WorkerSetup | None = None
+                ) -> tuple[Done, list]:  # fmt: skip
+    """Run `prompt` as a job POST /prompt checked, in a JobRunner of the toy nodes and the
+    plugins of `spec.nodes_dirs` (or of `setup`): its Done and the websocket messages it
+    sent."""
+    if setup is None:
+        setup = WorkerSetup(registry=toy_registry,
+                            plugin_registry=partial(toys_and_plugins, spec.nodes_dirs))  # fmt: skip
     ours, theirs = multiprocessing.Pipe()
     try:
-        runner = JobRunner(WorkerSetup(registry=toy_registry), spec, theirs)
+        runner = JobRunner(setup, spec, theirs)
         runner.run(Job("p1", json.dumps(prompt), {}, None, False, checked=True))
         sent: list = []
         while not any(isinstance(m, Done) for m in sent):
@@ -84,6 +100,42 @@ def test_a_checked_job_with_a_type_the_worker_lacks_fails_naming_node_worker_and
         f"has it: every worker needs the server's node plugins; here, {said}")  # fmt: skip
     assert "\n" not in error["exception_message"]
     assert "executed" not in dict(messages)  # Show did not run without it either
+
+
+def test_a_plugin_that_failed_as_the_worker_started_is_not_imported_again_to_say_why(tmp_path):
+    """The worker names the failure it kept as it started: it loaded its plugins again into
+    its live registry to word the error, running a failing plugin's code once more for each
+    prompt needing its node."""
+    nodes_dir, imports = tmp_path / "plug", tmp_path / "imports.txt"
+    nodes_dir.mkdir()
+    (nodes_dir / "whoami.py").write_text(f"with open({str(imports)!r}, 'a') as f:\n"
+                                         "    f.write('imported\\n')\n"
+                                         "import not_installed_here\n")  # fmt: skip
+    spec = WorkerSpec(0, Settings(output_dir=tmp_path / "out"), nodes_dirs=[nodes_dir],
+                      load_nodes=False, preload=False)  # fmt: skip
+    done, messages = run_checked(spec, with_who())
+    assert done.status == "failed"
+    said = f"here, node plugin {nodes_dir / 'whoami.py'} failed to load: ModuleNotFoundError"
+    assert said in dict(messages)["execution_error"]["exception_message"]
+    assert imports.read_text() == "imported\n"  # as the worker started, not again
+
+
+def test_a_served_worker_names_the_plugin_failing_in_it(tmp_path):
+    """`serve`'s workers (`wiring.worker_setup`) keep their plugins' failures as they load
+    them, to name when a prompt needs a node type they lack."""
+    from latentgraph.wiring import worker_setup
+
+    nodes_dir = tmp_path / "plug"
+    nodes_dir.mkdir()
+    (nodes_dir / "whoami.py").write_text("raise RuntimeError('no GPU driver here')\n")
+    spec = WorkerSpec(1, Settings(output_dir=tmp_path / "out"), nodes_dirs=[nodes_dir],
+                      preload=False)  # fmt: skip
+    prompt = {"who": {"class_type": "WhoAmI", "inputs": {}}}
+    done, messages = run_checked(spec, prompt, worker_setup([nodes_dir]))
+    assert done.status == "failed"
+    said = (f"the server's node plugins; here, node plugin {nodes_dir / 'whoami.py'} failed to "
+            "load: RuntimeError: no GPU driver here")  # fmt: skip
+    assert said in dict(messages)["execution_error"]["exception_message"]
 
 
 @pytest.fixture(scope="module")
