@@ -114,6 +114,7 @@ class _Running:
 
 @dataclass
 class _Worker:
+    name: str  # its pool's name for it (`WorkerInfo.name`), for the log; kept when replaced
     ready: bool = False
     pid: int | None = None
     prompt: str | None = None
@@ -148,7 +149,6 @@ class Dispatcher:
         self._prepared: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._running: dict[str, _Running] = {}  # this and what follows: under _state
         self._workers: list[_Worker] = []
-        self._names: list[str] = []  # each worker's name (`WorkerInfo.name`), for the log
         self._passed: dict[str, int] = {}
         self._keys: dict[str, frozenset[str]] = {}
         self._deaths: dict[str, int] = {}  # prompt id -> workers that died under it
@@ -168,8 +168,7 @@ class Dispatcher:
 
     def start(self) -> None:
         infos = self.pool.workers()
-        self._workers = [_Worker() for _ in infos]
-        self._names = [info.name for info in infos]
+        self._workers = [_Worker(info.name) for info in infos]
         self.pool.start(self._deliver)
         self._thread.start()
 
@@ -471,7 +470,7 @@ class Dispatcher:
         retries (`_redispatches`)."""
         worker = self._workers[worker_id]
         prompt_id = worker.prompt
-        self._workers[worker_id] = _Worker()  # not ready until its replacement says so
+        self._workers[worker_id] = _Worker(worker.name)  # not ready until its replacement says so
         run = self._running.get(prompt_id) if prompt_id else None
         if run is None:
             return
@@ -510,7 +509,7 @@ class Dispatcher:
         for run in running:
             self._forget(run)
             self.store.requeue(run.record.id)
-        self._workers = [_Worker() for _ in self._workers]  # none ready: nothing is sent
+        self._workers = [_Worker(w.name) for w in self._workers]  # none ready: nothing is sent
         self.lost = reason
         log.error("%s: the server stops; its %d prompt(s) queued or running are kept, to run "
                   "at its next start", reason, len(self.store.pending()))  # fmt: skip
@@ -646,7 +645,7 @@ class Dispatcher:
         worker = self._workers[worker_id]
         worker.prompt = record.id
         log.info("prompt %s starts on worker %d (%s, pid %s on %s)", record.id, worker_id,
-                 self._names[worker_id], worker.pid, worker.host or "?")  # fmt: skip
+                 worker.name, worker.pid, worker.host or "?")  # fmt: skip
         job = Job(record.id, record.prompt_json, record.extra_data, record.targets, want_previews,
                   checked)  # fmt: skip
         self.pool.submit(worker_id, job)
