@@ -447,13 +447,14 @@ def check_folders(named: list[tuple[str, Path]], *, create: bool = True,
             raise UserError(f"{folder_named(source, folder)}: {problem}")
 
 
-def check_file(name: str, path: Path) -> None:
+def check_file(name: str, path: Path, *, replace: bool = True) -> None:
     """A file a command will write (`name`: its argument or flag) can be written there: else a
     usage error (exit 2) naming it, before the work that makes it (app/preflight.py, the folder
-    it goes in held to the folder flags' rule): "dest /tmp: a folder is there; ..."."""
+    it goes in held to the folder flags' rule; `replace` False: a file there is refused too):
+    "dest /tmp: a folder is there; ..."."""
     from .preflight import file_problem
 
-    problem = file_problem(path)
+    problem = file_problem(path, replace=replace)
     if problem:
         raise UserError(f"{name} {path}: {problem}")
 

@@ -68,11 +68,13 @@ def _folder_problem(path: Path, create: bool, written: bool = True) -> str | Non
     return None
 
 
-def file_problem(path: Path) -> str | None:
+def file_problem(path: Path, *, replace: bool = True) -> str | None:
     """Why a command cannot write a file at `path` (named by an argument or flag: convert's
     DEST, tiny-model --single-file), or None; checked before the work that makes it. A folder
-    or a device there is refused (a file is replaced); the folder it goes in is held to
-    `folder_problem`'s rule, as it may be made: "afile is a file; expected a folder"."""
+    or a device there is refused; a file is replaced, unless `replace` is False (tiny-model's
+    checkpoint, which replaced a file of any kind silently: only with its --force); the folder
+    it goes in is held to `folder_problem`'s rule, as it may be made: "afile is a file;
+    expected a folder"."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -82,6 +84,8 @@ def file_problem(path: Path) -> str | None:
         return os_error_words(exc)
     if exists and not path.is_file():  # replaced by the write: /dev/null, a socket...
         return "not a regular file; name the file to write"
+    if not replace and (exists or path.is_symlink()):  # a link to nothing is no place either
+        return "a file is there; give --force to replace it, or name a new file"
     # its nearest existing parent is the folder the write makes its folders in
     return folder_problem(path.parent if exists else path)
 

@@ -65,7 +65,11 @@ def add_convert_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 def add_tiny_model_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `tiny-model` subcommand, on `build_parser`'s subparsers."""
     p = sub.add_parser("tiny-model", help="build the built-in tiny model; optionally export it")
-    p.add_argument("--single-file", type=Path, metavar="PATH", help="also write one .safetensors")
+    p.add_argument("--single-file", type=Path, metavar="PATH",
+                   help="also write one .safetensors (or .sft) checkpoint there; never over "
+                        "a file, unless --force")  # fmt: skip
+    p.add_argument("--force", action="store_true",
+                   help="replace a file at the --single-file PATH")  # fmt: skip
     p.add_argument("--addons", type=Path, metavar="MODELS_DIR",
                    help="also write tiny LoRAs (loras/), embeddings (embeddings/), "
                         "ControlNets and a T2I-Adapter (controlnet/) there; run and serve "
@@ -140,8 +144,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_tiny_model(args: argparse.Namespace) -> int:
     from latentgraph.nodes.tiny_model import ensure_tiny_model, write_single_file
 
+    if args.force and not args.single_file:
+        raise UserError("--force replaces a file at the --single-file PATH: give --single-file")
     if args.single_file:
-        check_file("--single-file", args.single_file)
+        check_file("--single-file", args.single_file, replace=args.force)
+        check_checkpoint_name("--single-file", args.single_file)
     if args.addons:
         check_folders([("--addons", args.addons)])
     folder = ensure_tiny_model()
@@ -152,6 +159,17 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
     if args.addons:
         write_addons(args.addons)
     return EXIT_OK
+
+
+def check_checkpoint_name(name: str, path: Path) -> None:
+    """A checkpoint a command writes is named as the loaders load one (`WEIGHT_SUFFIXES`): else
+    a usage error (exit 2) naming its flag, before any work. `--single-file victim.json` put
+    a checkpoint there, which no models folder lists and LoadModel refuses."""
+    from latentgraph.graph.paths import WEIGHT_SUFFIXES
+
+    if path.suffix.lower() not in WEIGHT_SUFFIXES:
+        raise UserError(f"{name} {path}: a checkpoint's name ends in "
+                        f"{' or '.join(WEIGHT_SUFFIXES)}, the files LoadModel loads")  # fmt: skip
 
 
 def write_addons(root: Path) -> None:

@@ -666,6 +666,40 @@ def test_tiny_model_refuses_destinations_it_cannot_write_before_building(cli, tm
     assert "Errno" not in err
 
 
+def test_tiny_model_writes_its_checkpoint_over_no_file_unless_forced(cli, tmp_path,
+                                                                      tiny_folder):  # fmt: skip
+    """`tiny-model --single-file victim.json` replaced a JSON file with a 14 MB checkpoint,
+    silently, exit 0: a name the loaders do not load is refused, and a file there (a link to
+    nothing too) is kept, the command refused before any work, unless --force."""
+    write(tmp_path, "victim.json", '{"a": 1}')
+    code, out, err = cli("tiny-model", "--single-file", "victim.json", "--force")
+    assert code == 2 and out == ""
+    assert err == ("latentgraph: error: --single-file victim.json: a checkpoint's name ends in "
+                   ".safetensors or .sft, the files LoadModel loads\n")  # fmt: skip
+    write(tmp_path, "mine.safetensors", "my own checkpoint")
+    (tmp_path / "gone.safetensors").symlink_to(tmp_path / "nowhere")
+    for name in ("victim.json", "mine.safetensors", "gone.safetensors"):
+        code, out, err = cli("tiny-model", "--single-file", name)
+        assert code == 2 and out == ""
+        assert err == (f"latentgraph: error: --single-file {name}: a file is there; give "
+                       "--force to replace it, or name a new file\n")  # fmt: skip
+    assert (tmp_path / "victim.json").read_text() == '{"a": 1}'
+    assert (tmp_path / "mine.safetensors").read_text() == "my own checkpoint"
+    assert not (tmp_path / "gone.safetensors").exists()
+    code, out, err = cli("tiny-model", "--force")
+    assert code == 2 and out == "", err
+    assert "--force replaces a file at the --single-file PATH: give --single-file" in err
+
+    code, out, err = cli("tiny-model", "--single-file", "mine.safetensors", "--force")
+    assert code == 0, err
+    assert out == f"built-in model: {tiny_folder}\nsingle-file checkpoint: mine.safetensors\n"
+    assert (tmp_path / "mine.safetensors").stat().st_size > 1_000_000
+    code, out, err = cli("tiny-model", "--single-file", "new.SafeTensors")  # no file there
+    assert code == 0, err
+    size = (tmp_path / "mine.safetensors").stat().st_size  # the checkpoint (metadata in any order)
+    assert (tmp_path / "new.SafeTensors").stat().st_size == size
+
+
 @pytest.mark.parametrize(("command", "flag"), [("validate", "--set"), ("run", "--set"),
                                                 ("run", "--sweep")])  # fmt: skip
 def test_a_value_holding_bytes_that_are_not_utf8_is_a_usage_error_naming_its_flag(
