@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from latentgraph.graph.paths import CACHE_DIR_ENV, DATA_DIR_ENV, cache_dir, env_folder
+
 from .exits import UserError
 
 if TYPE_CHECKING:
@@ -382,29 +384,28 @@ def default_folder(flag: str) -> Path:
     return Path(DEFAULT_FOLDERS[flag][0])
 
 
-# The user's own folders, named by an environment variable (`graph.paths`), else the
+# The user's own folders, by the environment variable naming one (`graph.paths`), else the
 # platform's default: what each is, and the flag choosing another for the command refused
 # (None: only the variable does; `run --cache-dir` moves the disk store, not the cache folder,
-# which holds the built-in models too). Their source in `check_folders` is `$VARIABLE`.
-USER_FOLDERS = {"$LATENTGRAPH_CACHE_DIR": ("cache folder", None),
-                "$LATENTGRAPH_DATA_DIR": ("data folder", "--data-dir")}  # fmt: skip
+# which holds the built-in models too). Their source in `check_folders` is that variable.
+USER_FOLDERS = {CACHE_DIR_ENV: ("cache folder", None),
+                DATA_DIR_ENV: ("data folder", "--data-dir")}  # fmt: skip
 
 
 def folder_named(source: str, folder: Path) -> str:
     """How a refusal names a folder, by where it came from (`source`), so that the user finds
     it and knows how to choose another. A flag's: `--output-dir out`; its default, as what it
     is: `the output folder ./output (the default; --output-dir DIR chooses another)`. A user
-    folder's (`USER_FOLDERS`, `source` its `$VARIABLE`), in the same form: `the cache folder
+    folder's (`source` its variable, a `USER_FOLDERS` key), in the same form: `the cache folder
     /x (the default; $LATENTGRAPH_CACHE_DIR chooses another)`, or `the cache folder /x (from
     $LATENTGRAPH_CACHE_DIR; set it to another folder)` when the variable gave it."""
     if source in USER_FOLDERS:
-        from latentgraph.graph.paths import env_folder
-
         what, flag = USER_FOLDERS[source]
-        if env_folder(source[1:]) is not None:
+        variable = f"${source}"
+        if env_folder(source) is not None:
             other = f"{flag} DIR chooses another" if flag else "set it to another folder"
-            return f"the {what} {folder} (from {source}; {other})"
-        choose = f"{flag} DIR or {source}" if flag else source
+            return f"the {what} {folder} (from {variable}; {other})"
+        choose = f"{flag} DIR or {variable}" if flag else variable
         return f"the {what} {folder} (the default; {choose} chooses another)"
     known = DEFAULT_FOLDERS.get(source)
     if known is None or Path(folder) != default_folder(source):
@@ -420,14 +421,12 @@ def check_cache_folders(given: Path | None, *, listing: bool = False) -> None:
     LoadModel, with no word of how to choose another), and `--cache-dir` when `given` (the
     disk store moved there) by `check_folders`' rule; for the `cache` `listing`, which only
     reads it, a missing or unwritable one is not refused (a file is)."""
-    from latentgraph.graph.paths import CACHE_DIR_ENV, cache_dir
-
     from .preflight import cache_folder_problem
 
     folder = cache_dir()
     problem = cache_folder_problem(folder)
     if problem:
-        raise UserError(f"{folder_named(f'${CACHE_DIR_ENV}', folder)}: {problem}")
+        raise UserError(f"{folder_named(CACHE_DIR_ENV, folder)}: {problem}")
     if given:
         check_folders([("--cache-dir", given)], written=not listing)
 
@@ -436,9 +435,9 @@ def check_folders(named: list[tuple[str, Path]], *, create: bool = True,
                   written: bool = True) -> None:  # fmt: skip
     """Each (source, folder) a folder, or one the command may make (`create`; `written`: that
     it can write in, `folder_problem`): else a usage error (exit 2) naming it by its source, a
-    flag or a user folder's `$VARIABLE` (`folder_named`: a default as such), before anything
-    runs (app/preflight.py, one rule for run and serve): "--data-dir /tmp/x/afile: a file is
-    there; expected a folder"."""
+    flag or a user folder's variable (a `USER_FOLDERS` key; `folder_named`: a default as
+    such), before anything runs (app/preflight.py, one rule for run and serve): "--data-dir
+    /tmp/x/afile: a file is there; expected a folder"."""
     from .preflight import folder_problem
 
     for source, folder in named:

@@ -258,7 +258,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .wiring import prepare_server, worker_setup
 
     check_ray_args(args)
-    data = ("--data-dir", args.data_dir) if args.data_dir else (f"${DATA_DIR_ENV}", data_dir())
+    data = ("--data-dir", args.data_dir) if args.data_dir else (DATA_DIR_ENV, data_dir())
     check_folders([data, ("--output-dir", args.output_dir),
                    ("--input-dir", args.input_dir), ("--temp-dir", args.temp_dir)]
                   + ([("--user-dir", args.user_dir)] if args.user_dir else []))  # fmt: skip
