@@ -573,23 +573,13 @@ class DiskCache:
         return total
 
     def clear(self) -> StoreCleared:
-        """Delete every entry and every partial file (only those: `_scan`) and each
-        two-hex-digit folder this left empty (one holding another file stays); what this call
-        removed, and what it could not with why (`StoreCleared`): the
-        count is of the files removed, never of those found, so a store that refuses (a
-        read-only mount) is not said to be emptied, and two clears at once do not both count
-        one file.
+        """Delete every entry and every partial file (only those: `_scan`), of any age, and
+        each two-hex-digit folder this left empty; return what was removed and what could not
+        be, with why (`StoreCleared`). Counts are of files this call removed, not found, so a
+        read-only store or a concurrent clear is never over-counted.
 
-        The `LIMIT_FILE` record stays: a server or run writing to the store goes on with the
-        bound it recorded, which it writes once only (`_first_write`), and `latentgraph cache`
-        then still reports that bound, not the default.
-
-        A partial file younger than the hour goes too, though it may be a live writer's (a
-        run or server writing to the store now): `cache clear` is asked for to empty the
-        store, and an hour's wait would keep what a just-killed run left (up to a whole entry)
-        while saying the store was emptied. That writer then fails to place its entry, which
-        stays in its process's memory only, as a clear just after it placed it would have
-        left it; its process warns once that the disk cache could not be written."""
+        `LIMIT_FILE` stays: its writers record their bound once (`_first_write`). A live
+        writer whose partial file goes keeps its entry in memory only and warns once."""
         entries, partials = self._scan()
         removed: tuple[list[_Found], list[_Found]] = ([], [])
         left: tuple[list[_Found], list[_Found]] = ([], [])

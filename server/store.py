@@ -406,8 +406,7 @@ def _paging(max_items: int | str | None, offset: int | str) -> tuple[int | None,
 def _read_text(raw: bytes) -> str:
     """A TEXT value as SQLite gives it (the connection's `text_factory`). Bytes that are not
     UTF-8 (bit rot) are kept as lone surrogates (`surrogateescape`) for `_record` to refuse the
-    row: SQLite's own decoding raised while the rows were fetched, before any was seen, so one
-    such value stopped the server's start and every /history or /jobs read that met it."""
+    row, since SQLite's own decoding raises mid-fetch and one bad value would fail the read."""
     return raw.decode("utf-8", "surrogateescape")
 
 
@@ -728,9 +727,8 @@ class Store:
         Numbers count up, each prompt taking the next, as ComfyUI's counter does; a front
         prompt without a number of its own takes the negative of its (ComfyUI's rule). The
         counter is above every |number| given, a client's own too, so a front prompt runs
-        before every other queued, the latest first, and no number is given twice (one below
-        the lowest queued was 4 with 5 running: not negative, a finished prompt's number).
-        The first prompt at the front is -1.
+        before every other queued, the latest first, and no number is given twice. The first
+        prompt at the front is -1.
 
         The id of a finished prompt is taken again, as ComfyUI takes it: that prompt's history
         entry is replaced (`_replace_finished`). A queued or running prompt's id raises
@@ -818,14 +816,12 @@ class Store:
         return self._move(prompt_id, PENDING, RUNNING, now_ms())
 
     def _follow_path(self) -> None:
-        """At a prompt's start (one stat), see that the database is still the file at its path.
-        When its data folder was deleted while the server ran, the queue and history went on
-        into deleted files, lost when the server stops, and a second server could start on that
-        folder: the database is written there again from the open one (`sqlite3 .backup`), its
-        lock taken again, and the log says so once. To start empty, the server is stopped
-        before the folder is deleted. A file put at the path is not overwritten, and when the
-        copy cannot be made (another server took the folder, a full disk), the log says the
-        history is lost at stop and the path is no longer watched."""
+        """At a prompt's start (one stat), check the database is still the file at its path.
+        If its data folder was deleted under the running server, write the open database there
+        again (`sqlite3 .backup`), retake its lock and log it once, so the history survives the
+        stop and no second server starts on that folder. A file put at the path is never
+        overwritten; if the copy fails (folder taken, disk full), log that the history is lost
+        at stop and stop watching the path."""
         if self._file is None or _identity(self.path) == self._file:
             return
         with self._lock:

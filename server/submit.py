@@ -107,13 +107,11 @@ def _stopped_by_signals() -> Iterator[None]:
 def proxy_for(server_url: str) -> str | None:
     """The proxy `submit` reaches the server at `server_url` through, or None: connect
     directly. The one rule for its HTTP requests and its websocket alike. A server on this
-    machine (`is_loopback_name`: localhost, 127.0.0.0/8, ::1) is always reached directly:
-    through the environment's proxy, a local server was unreachable whenever the proxy was
-    (the error blaming the server), and each request went through the proxy with the token in
-    its Authorization header. Any other host gets the environment's proxy for its scheme
-    (`http_proxy`/`HTTP_PROXY`, `https_proxy`/`HTTPS_PROXY`, as urllib reads them; a network
-    may need it) unless `no_proxy`/`NO_PROXY` names it. A proxy given without a scheme
-    (`proxy.lan:3128`) is an http:// one, as curl reads it."""
+    machine (`is_loopback_name`: localhost, 127.0.0.0/8, ::1) is always reached directly, so
+    a down proxy cannot hide it and the token never passes through the proxy. Any other host
+    gets the environment's proxy for its scheme (`http_proxy`/`HTTP_PROXY`,
+    `https_proxy`/`HTTPS_PROXY`, as urllib reads them) unless `no_proxy`/`NO_PROXY` names it.
+    A proxy without a scheme (`proxy.lan:3128`) is http://, as curl reads it."""
     parts = urllib.parse.urlsplit(server_url)
     host = parts.hostname or ""
     if is_loopback_name(host) or urllib.request.proxy_bypass(parts.netloc.rpartition("@")[2]):
@@ -558,8 +556,8 @@ def _queue(say: _Say, http: _Http, body: dict[str, Any]) -> dict[str, Any]:
 
 def _unreachable(say: _Say, http: _Http, exc: Exception) -> str:
     """Why the server could not be reached, naming what was not: the server, or the proxy on
-    the way (`http.proxy`), by its address (no credentials) and where it was set. A proxy that
-    refused the connection was told as the server refusing it."""
+    the way (`http.proxy`), by its address (no credentials) and where it was set, so a
+    refusing proxy is not blamed on the server."""
     if http.proxy is None:
         return f"cannot reach the server at {say.shown}: {exc}"
     parts = urllib.parse.urlsplit(http.base)
