@@ -24,7 +24,7 @@ from latentgraph.graph import paths
 from latentgraph.graph.problems import error_line, quoted
 
 from . import tiny_inpaint, tiny_model, tiny_sd2, tiny_sdxl
-from .models_dirs import BUILTIN_CHECKPOINTS
+from .models_dirs import BUILTIN_CHECKPOINTS, KINDS
 from .sdxl_loading import sdxl_preset
 
 BUILTIN_TINY, BUILTIN_SDXL, BUILTIN_SDXL_REFINER, BUILTIN_SD2_V, BUILTIN_INPAINT = BUILTINS = (
@@ -213,15 +213,13 @@ def unet_preset(width: int, context: int | None) -> str | None:
     return _ARCHITECTURES.get((width, context))
 
 
-# the node loading each kind of file: latentgraph's, and ComfyUI's (None: it has none here)
-LOADERS = {"lora": ("LoadLoRA", "LoraLoader"), "control": ("LoadControlNet", "ControlNetLoader"),
-           "text_encoder": ("LoadTextEncoder", None), "vae": ("LoadVAE", "VAELoader")}  # fmt: skip
-
-
 def loader_name(kind: str, comfy: bool | None = None) -> str:
-    """The node that loads a `kind` of file (`LOADERS`), in the workflow's dialect: ComfyUI's
-    node set (comfy True) or ours (False); both when the dialect is not known (None)."""
-    ours, theirs = LOADERS[kind]
+    """The node that loads a `kind` of file (a `models_dirs.KINDS` key with a loader), in the
+    workflow's dialect: ComfyUI's node set (comfy True) or ours (False); both when the dialect
+    is not known (None)."""
+    ours, theirs = KINDS[kind].loader, KINDS[kind].comfy_loader
+    if ours is None:
+        raise ValueError(f"no node loads a {kind} file alone")
     if theirs is None or comfy is False:
         return ours
     return theirs if comfy else f"{ours}, or {theirs} in ComfyUI"
@@ -233,15 +231,15 @@ def _what_else(shapes: dict[str, list[int]], comfy: bool | None = None) -> str:
     from .control_loading import ControlLoadError, kind_of
 
     if any("lora_" in k for k in shapes):
-        return f"it looks like a LoRA (lora_* tensors): load it with {loader_name('lora', comfy)}"
+        return f"it looks like a LoRA (lora_* tensors): load it with {loader_name('loras', comfy)}"
     try:
         kind = kind_of(shapes, None, Path())
         return f"it looks like a {'ControlNet' if kind == 'controlnet' else 'T2I-Adapter'}: " \
-               f"load it with {loader_name('control', comfy)}"  # fmt: skip
+               f"load it with {loader_name('controlnet', comfy)}"  # fmt: skip
     except ControlLoadError:
         pass
     if any(k.startswith(("text_model.", "cond_stage_model.", "text_encoder")) for k in shapes):
-        return f"it looks like a text encoder: load it with {loader_name('text_encoder', comfy)}"
+        return f"it looks like a text encoder: load it with {loader_name('text_encoders', comfy)}"
     if {"emb_params", "string_to_param", "clip_l", "clip_g"} & set(shapes):
         return ("it looks like a textual-inversion embedding: put it in the models folder's "
                 "embeddings/ and write embedding:NAME in a prompt")  # fmt: skip

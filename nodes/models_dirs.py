@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -40,33 +41,40 @@ BUILTIN_CHECKPOINT = "builtin:tiny-sd"
 BUILTIN_CHECKPOINTS = (BUILTIN_CHECKPOINT, "builtin:tiny-sdxl", "builtin:tiny-sdxl-refiner",
                        "builtin:tiny-sd2-v", "builtin:tiny-sd-inpaint")  # fmt: skip
 
-# folder kind -> sub-folder names searched under each root (ComfyUI's names, plus old aliases):
-# the kinds some node reads (the loaders' dropdowns and folders, LoadLoRA, LoadControlNet,
-# `embedding:NAME`), which GET /models lists. ComfyUI's others (diffusion_models/unet,
-# clip_vision, hypernetworks, configs, vae_approx, gligen, ...) hold nothing a node here reads:
-# an extra_model_paths.yaml naming them is told they are ignored, not warned about each run.
-FOLDERS: dict[str, tuple[str, ...]] = {
-    "checkpoints": ("checkpoints", "Stable-diffusion"),
-    "vae": ("vae", "VAE"),
-    "loras": ("loras", "Lora"),
-    "embeddings": ("embeddings",),
-    "text_encoders": ("text_encoders", "clip"),
-    "controlnet": ("controlnet", "t2i_adapter", "ControlNet"),  # ControlNet/: A1111's
-    "upscale_models": ("upscale_models",),
-    "diffusers": ("diffusers",),
-}
-# folder kind -> what messages call its models: the words users know, not the folder's name
-# ("LoRA 'x' not found", not "loras model 'x'"); where it looked is said beside it
-KIND_WORDS: dict[str, str] = {
-    "checkpoints": "checkpoint",
-    "vae": "VAE",
-    "loras": "LoRA",
-    "embeddings": "embedding",
-    "text_encoders": "text encoder",
-    "controlnet": "ControlNet or T2I-Adapter",
-    "upscale_models": "upscale model",
-    "diffusers": "diffusers model",
-}
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One kind of model file, declared once so its facts cannot drift apart."""
+
+    folders: tuple[str, ...]  # sub-folder names searched under each root (ComfyUI's, aliases)
+    # what messages call its models: the words users know, not the folder's name ("LoRA 'x'
+    # not found", not "loras model 'x'"); where it looked is said beside it
+    words: str
+    # the node a file of it given to the wrong loader is pointed to (`model_presets.loader_name`):
+    # ours, and ComfyUI's; None where there is none
+    loader: str | None = None
+    comfy_loader: str | None = None
+
+
+# folder kind -> its declaration: the kinds some node reads (the loaders' dropdowns and folders,
+# LoadLoRA, LoadControlNet, `embedding:NAME`), which GET /models lists. ComfyUI's others
+# (diffusion_models/unet, clip_vision, hypernetworks, configs, vae_approx, gligen, ...) hold
+# nothing a node here reads: an extra_model_paths.yaml naming them is told they are ignored,
+# not warned about each run.
+KINDS: dict[str, ModelKind] = {
+    "checkpoints": ModelKind(("checkpoints", "Stable-diffusion"), "checkpoint"),
+    "vae": ModelKind(("vae", "VAE"), "VAE", "LoadVAE", "VAELoader"),
+    "loras": ModelKind(("loras", "Lora"), "LoRA", "LoadLoRA", "LoraLoader"),
+    "embeddings": ModelKind(("embeddings",), "embedding"),
+    "text_encoders": ModelKind(("text_encoders", "clip"), "text encoder", "LoadTextEncoder"),
+    "controlnet": ModelKind(("controlnet", "t2i_adapter", "ControlNet"),  # ControlNet/: A1111's
+                            "ControlNet or T2I-Adapter", "LoadControlNet", "ControlNetLoader"),
+    "upscale_models": ModelKind(("upscale_models",), "upscale model"),
+    "diffusers": ModelKind(("diffusers",), "diffusers model"),
+}  # fmt: skip
+# folder kind -> sub-folder names searched under each root (`KINDS`' folders), as the server's
+# model routes take them
+FOLDERS: dict[str, tuple[str, ...]] = {kind: k.folders for kind, k in KINDS.items()}
 # every sub-folder name of a kind: what a models root holds, and a kind an
 # extra_model_paths.yaml may name
 KIND_NAMES = tuple(name for names in FOLDERS.values() for name in names)
@@ -79,7 +87,7 @@ def is_pickled(name: str) -> bool:
 
 
 def kind_of(name: str) -> str:
-    """The kind (a `FOLDERS` key) a sub-folder name of `KIND_NAMES` is one of (`clip`:
+    """The kind (a `KINDS` key) a sub-folder name of `KIND_NAMES` is one of (`clip`:
     text_encoders)."""
     return next(kind for kind, names in FOLDERS.items() if name in names)
 
@@ -302,7 +310,7 @@ def resolve(folder: str, name: str, dirs: Sequence[Path | str] | None = None, *,
         if folders and not hidden and is_model_folder(candidate):
             return candidate
     looked = where_looked((folder,), dirs)
-    kind = KIND_WORDS[folder]
+    kind = KINDS[folder].words
     broken = broken_link(folder, name, dirs)
     if broken:
         raise ModelNotFound(f"{kind} {broken.removesuffix('; ')}")

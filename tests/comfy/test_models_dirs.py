@@ -90,7 +90,20 @@ def test_a_missing_model_is_named_by_its_kind_in_words_users_know(tree, folder, 
     with pytest.raises(md.ModelNotFound) as caught:
         md.resolve(folder, "x.safetensors", [main, extra])
     assert str(caught.value).startswith(f"{kind} 'x.safetensors' not found ("), caught.value
-    assert set(md.KIND_WORDS) == set(md.FOLDERS)  # every kind has its words
+
+
+@pytest.mark.parametrize("kind", [kind for kind, k in md.KINDS.items() if k.loader])
+def test_the_loader_a_kind_points_to_is_a_node_in_each_dialect(kind):
+    """A file given to the wrong loader is pointed to its kind's (`model_presets.loader_name`):
+    a node of that name must exist, ours among ours and ComfyUI's among ComfyUI's."""
+    from latentgraph.graph import default_registry
+    from latentgraph.nodes import comfy
+    from latentgraph.nodes.model_presets import loader_name
+
+    declared = md.KINDS[kind]
+    assert default_registry[loader_name(kind, comfy=False)].name == declared.loader
+    if declared.comfy_loader is not None:
+        assert loader_name(kind, comfy=True) in comfy.comfy_registry.names()
 
 
 def test_symlinked_folder_is_followed_without_loops(tree):
