@@ -126,7 +126,9 @@ def _has(state: dict[str, Any], prefix: str) -> bool:
 
 def _layers(state: dict[str, Any], part: str) -> set[str]:
     """The modules `part`'s LoRA layers patch, named as diffusers' loaders hand them to peft
-    (the converters `load_lora_into_unet` / `load_lora_into_text_encoder` apply first)."""
+    (the converters `load_lora_into_unet` / `load_lora_into_text_encoder` apply first). The
+    load returns nothing of what peft left out (diffusers only logs it), and a LoRA placing
+    nothing must not reach peft at all; tests/nodes/test_lora.py pins this against diffusers."""
     from diffusers.utils import (
         convert_state_dict_to_diffusers,
         convert_state_dict_to_peft,
@@ -161,10 +163,16 @@ def unplaced_warning(shown: str, part: str, missing: list[str], total: int) -> s
             f"no such layer: {names}{cause}")  # fmt: skip
 
 
-# What building a LoRA copy found, kept as long as the process (the manager's copies may be):
-# a node served a copy the manager already holds warns as the node that built it did.
-_NOTES: dict[str, tuple[str, ...]] = {}  # manager key -> its warnings
-_PARTS: dict[str, frozenset[str]] = {}  # LoRA file identity -> the parts it has layers for
+@dataclass(frozen=True)
+class _Copy:
+    """What the model manager holds for one part with a LoRA fused in: the module, and what
+    building it found, kept and evicted with it (a strength sweep leaves no trace of the
+    copies the manager let go): the warnings a node served this copy says as the node that
+    built it did, and the parts the file has layers for (`_Patcher.left_out`)."""
+
+    module: Any
+    notes: tuple[str, ...]
+    parts: frozenset[str]
 
 
 def _fused_unet(base: Any, state: dict, alphas: Any, strength: float) -> Any:
@@ -241,6 +249,7 @@ class _Patcher:
         self.identity = lora_identity(use.name, dirs)
         self.shown = shown_name(use.name, self.path)
         self._state: tuple[dict, Any] | None = None
+        self._parts: frozenset[str] | None = None  # from the file, or a copy built from it
 
     def error(self, message: str) -> Exception:
         return input_error(self.ctx, self.use.input_name, message)
@@ -254,15 +263,20 @@ class _Patcher:
             parts = frozenset(p for p in ("unet", *TEXT_ENCODERS) if _has(self._state[0], p))
             if not parts:
                 raise self.error(f"{self.shown}: no UNet or text-encoder LoRA weights found")
-            _PARTS[self.identity] = parts
+            self._parts = parts
         return self._state
+
+    def parts(self) -> frozenset[str]:
+        """The parts the file has layers for: as a copy built from it found them, else read."""
+        if self._parts is None:
+            self.state()
+        assert self._parts is not None  # state() found them
+        return self._parts
 
     def left_out(self, parts: tuple[str, ...], why: str) -> None:
         """Warn that the file's layers for `parts` (those it has) are not applied, and why:
         a part the model has no place for would otherwise be dropped without a word."""
-        if self.identity not in _PARTS:
-            self.state()
-        found = [part for part in parts if part in _PARTS[self.identity]]
+        found = [part for part in parts if part in self.parts()]
         if found:
             self.ctx.warn(f"{self.shown}: its {' and '.join(found)} LoRA layers were not "
                           f"applied: {why}")  # fmt: skip
@@ -274,26 +288,31 @@ class _Patcher:
 
         key = f"{base_key}|{what}+lora:{self.identity}@{strength!r}"
 
-        def build() -> Any:
+        def build() -> _Copy:
             tensors, alphas = self.state()
             if not _has(tensors, what):
-                return base
+                return _Copy(base, (), self.parts())
             missing, total = unplaced(tensors, what, base)
-            _NOTES[key] = (unplaced_warning(self.shown, what, missing, total),) if missing else ()
+            notes = (unplaced_warning(self.shown, what, missing, total),) if missing else ()
             if len(missing) == total:  # peft refuses a LoRA that patches nothing
-                return base
+                return _Copy(base, notes, self.parts())
             try:
                 if what == "unet":
-                    return _fused_unet(base, tensors, alphas, strength)
-                return _fused_text_encoder(base, tensors, alphas, strength, what)
+                    module = _fused_unet(base, tensors, alphas, strength)
+                else:
+                    module = _fused_text_encoder(base, tensors, alphas, strength, what)
             except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds on a mismatch
                 raise self.error(f"{self.shown} does not fit this model's {what}: "
                                  f"{misfit(exc)}") from exc  # fmt: skip
+            return _Copy(module, notes, self.parts())
 
-        module = manager().get(key, build, device=device, size=lambda m: new_bytes(m, base))
-        for note in _NOTES.get(key, ()):
+        held: _Copy = manager().get(key, build, device=device,
+                                    size=lambda c: new_bytes(c.module, base))  # fmt: skip
+        if self._parts is None:
+            self._parts = held.parts
+        for note in held.notes:
             self.ctx.warn(note)
-        return key, module
+        return key, held.module
 
 
 def apply_lora(ctx: Any, unet: UNetModel, clip: ClipModel | None,

@@ -398,3 +398,84 @@ def test_loha_and_lokr_files_are_refused_as_what_they_are(make_ctx, tiny, tmp_pa
                        "lyco.safetensors", 1.0, 1.0)  # fmt: skip
     assert str(caught.value) == (f"node 'n1' (LoadLoRA) input 'lora': {tmp_path}/loras/"
                                  "lyco.safetensors: a LoHa/LoKr (LyCORIS) file: not supported")  # fmt: skip
+
+
+def _with_bogus_layers(path, alpha: float = 4.0):
+    """The tiny kohya LoRA with two UNet layers no SD model has (their alpha its own, as a
+    LoRA for another model may have), saved at `path`."""
+    import torch
+
+    from latentgraph.nodes.tiny_addons import lora_tensors, save_atomic
+
+    tensors = lora_tensors("kohya")
+    like = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_k"
+    for name in ("lora_unet_bogus_block_one", "lora_unet_bogus_block_two"):
+        for end in (".lora_down.weight", ".lora_up.weight"):
+            tensors[name + end] = tensors[like + end].clone()
+        tensors[name + ".alpha"] = torch.tensor(alpha)
+    save_atomic(tensors, path)
+    return path
+
+
+def test_a_strength_sweep_keeps_only_the_warnings_of_the_copies_the_manager_holds(
+        make_ctx, tiny, tmp_path, monkeypatch):  # fmt: skip
+    """The warnings a LoRA copy's build found were kept in a dict of the process, under the
+    manager's key (the strength in it): a sweep on a long-running server grew it for good,
+    past the copies the manager evicted. They live in the manager's entry now, evicted with
+    the copy; each load still says them once, a copy served or rebuilt alike."""
+    from latentgraph.nodes import model_manager
+
+    mine = model_manager.ModelManager()  # the session's tiny model stays in the shared one
+    monkeypatch.setattr(model_manager, "_manager", mine)
+    _with_bogus_layers(tmp_path / "loras" / "extra.safetensors")
+    unet, clip = tiny[0], tiny[1]
+
+    def load(strength: float) -> tuple[list[str], str]:
+        ctx = make_ctx("LoadLoRA", models_dirs=[tmp_path])
+        out, _ = lora.load_lora(ctx, unet, clip, "extra.safetensors", strength, 0.0)
+        return ctx.rec.warnings, out.key
+
+    said, first = load(0.1)
+    assert said == [f"{tmp_path / 'loras' / 'extra.safetensors'}: 2 of 34 unet LoRA layers not "
+                    "loaded, this model has no such layer: bogus.block.one, bogus.block.two"]  # fmt: skip
+    mine.ram_budget = 2 * mine.used("ram")  # room for two copies
+    keys = [first]
+    for strength in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        again, key = load(strength)
+        assert again == said
+        keys.append(key)
+    assert len(set(keys)) == 8 and first not in mine
+    held = [key for key in keys if key in mine]
+    assert 1 <= len(held) <= 2
+
+    def unexpected():
+        pytest.fail("a held copy was built again")
+
+    assert [mine.get(key, unexpected).notes for key in held] == [tuple(said)] * len(held)
+    assert load(0.8) == (said, keys[-1])  # served the held copy: it says them too
+    loads = mine.loads
+    assert load(0.1) == (said, first) and mine.loads == loads + 1  # built again: said again
+
+
+@pytest.mark.parametrize("layout", ["kohya", "diffusers"])
+def test_the_layers_named_unplaced_are_those_peft_finds_no_module_for(
+        tiny, tmp_path, monkeypatch, library_log, layout):  # fmt: skip
+    """`unplaced` names the UNet layers as diffusers' `load_lora_into_unet` hands them to peft
+    (`_layers` repeats its "is the first key in peft's layout" test and its converter, since
+    diffusers returns nothing of the load): pinned against the installed diffusers by what
+    peft reports unexpected, which diffusers logs (the log LoadLoRA otherwise drops)."""
+    import logging
+
+    from latentgraph.nodes.tiny_addons import lora_tensors, save_atomic
+
+    old, new = ("up_blocks_0", "upp_blockz_0") if layout == "kohya" else ("up_blocks.0", "upp.0")
+    renamed = {k.replace(old, new): t for k, t in lora_tensors(layout).items()}
+    save_atomic(renamed, tmp_path / "renamed.safetensors")
+    state, alphas = lora.read_lora(tmp_path / "renamed.safetensors")
+    missing, total = lora.unplaced(state, "unet", tiny[0].unet)
+    assert len(missing) == 16 and total == 32
+    monkeypatch.setattr(logging.getLogger("diffusers.utils.peft_utils"), "filters", [])
+    lora._fused_unet(tiny[0].unet, state, alphas, 1.0)
+    (line,) = [m for m in library_log if "unexpected keys" in m]
+    keys = line.partition("found in the model: ")[2].rstrip(". ").split(", ")
+    assert sorted({key.split(".lora_")[0] for key in keys}) == missing
