@@ -76,8 +76,8 @@ def code_of(fn: Callable[..., Any]) -> Code:
 def _in_script(fn: Callable[..., Any]) -> bool:
     """Whether `fn` is declared in the script Python was started with (`python my.py`,
     `python -i my.py`, `%run my.py`: the module `__main__`), whose globals the script itself
-    changes as it runs (`for SCALE in (0.5, 0.25): run(...)`), or a prompt after it does: its
-    file, read once, was served the first value's results for every later one."""
+    changes as it runs (`for SCALE in (0.5, 0.25): run(...)`), or a prompt after it does, so
+    its file's text alone cannot identify its code."""
     return getattr(fn, "__module__", None) == "__main__"
 
 

@@ -455,8 +455,8 @@ class NodeType:
     def shown_choices(self, decl: Input, settings: Settings | None = None) -> list[str]:
         """The choices of input `decl` as a listing shows them (`nodes describe`, `nodes
         --json`, /object_info): a choices function that raises is an empty list and a warning
-        naming the node type, the input and where it is declared (it stopped `describe` with
-        the bare OSError, and `nodes --json` showed the empty list without a word)."""
+        naming the node type, the input and where it is declared, so one broken picker
+        neither stops a listing nor empties it unexplained."""
         choices, failure = decl.choices_or_failure(settings)
         if failure:
             at = f" ({self.declared_at})" if self.declared_at else ""
@@ -599,9 +599,8 @@ class NameClash(ValueError):
 
 class _Reports(threading.local):
     """Where a registry hands a clash or a refused declaration instead of raising it, for the
-    thread declaring (`clashes_reported`, `refusals_reported`): each thread's own. One for the
-    process took a clash of a thread that was loading no plugin into the loading thread's
-    failures, and the loading thread's exit put back, for all, the report it had found."""
+    thread declaring (`clashes_reported`, `refusals_reported`): each thread's own, so a
+    thread loading plugins never collects, or resets, another thread's reports."""
 
     clash: Callable[[NameClash], None] | None = None
     refusal: Callable[[ValueError], None] | None = None

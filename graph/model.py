@@ -77,8 +77,7 @@ class Graph:
     dialect: str = "latentgraph"
 
     def add(self, node: Node) -> Node:
-        """Add a node; an id already in the graph is a ValueError (it replaced the first node
-        without a word)."""
+        """Add a node; an id already in the graph is a ValueError, never a silent replace."""
         if node.id in self.nodes:
             raise ValueError(f"node id {node.id!r} is already in the graph")
         self.nodes[node.id] = node

@@ -82,8 +82,8 @@ class SkippedNode(PluginFailure):
 class EditedPlugin(PluginFailure):
     """A folder plugin whose source changed since this process imported it: a module is
     imported once per process, so the code imported first stays the one that runs (a
-    notebook's `latentgraph.run(..., nodes_dirs=[...])` after an edit ran the old code
-    without a word)."""
+    notebook re-running `latentgraph.run(..., nodes_dirs=[...])` after an edit), and the
+    user must be told."""
 
     def __str__(self) -> str:
         return (f"node plugin {self.origin} changed since this process imported it: its node "
@@ -214,10 +214,10 @@ def _load_whole(
     failures: list[PluginFailure],
 ) -> tuple[bool, Any]:  # fmt: skip
     """Import one plugin (`load`), whole or not at all: its node types stay registered only
-    when the import finished and none of its `@node` declarations was refused (a file that
-    "failed to load" had its nodes above the bad one listed and usable). A refused
-    declaration does not stop the import, so every one of the file's is said at once, in one
-    failure, each at its file:line (then what stopped the import, if anything did).
+    when the import finished and none of its `@node` declarations was refused, so a failed
+    plugin leaves no half of its nodes usable. A refused declaration does not stop the
+    import, so all of the file's are reported in one failure, each at its file:line (then
+    what stopped the import, if anything did).
     `location` is where the plugin's code is (`_failure`), looked up only for a failure.
     Whether it loaded whole, and what `load` returned."""
     before = set(default_registry.names())
@@ -343,10 +343,10 @@ def _module_location(module: str) -> Path | None:
 
 def _on_clash(failures: list[PluginFailure], clash: NameClash) -> None:
     """A node type declared under a name already registered: the later declaration is
-    skipped, said at its file:line. But a built-in node's name is its own: a plugin's type
+    skipped, reported at its file:line. A built-in node's name is its own: a plugin's type
     declared before the built-in nodes were loaded (a notebook's cell, a module imported
-    first) gives way to the built-in one, and is the one said skipped (ComfyUI's adapters
-    replaced it without a word, SaveImage's declaration was skipped naming our file)."""
+    first) gives way to the built-in one and is the one reported skipped, whatever the
+    load order."""
     if clash.new.builtin and not clash.held.builtin:
         default_registry.add(clash.new, replace=True)
         clash = NameClash(clash.new, clash.held)

@@ -111,8 +111,8 @@ _SIZE_LIMITS: dict[str, Callable[[Settings], int]] = {STRING: _string_limit}
 def size_limits(node_type: NodeType, settings: Settings) -> list[int]:
     """The run limits a node's values were checked against (`SIZES`), one per output of a
     type it lists; part of the node's cache key (`cache.node_key`): a value is checked only
-    as its node returns it, so a text cached under a higher --max-string-chars is no hit
-    under a lower one (it was served, 150 characters past a limit of 100), and what it feeds
-    is keyed apart too. [] for a node with no such output: its key stays as it was."""
+    as its node returns it, so a text cached under a higher --max-string-chars must be no
+    hit under a lower one, nor what it feeds. [] for a node with no such output, whose key
+    is then unchanged."""
     return [limit(settings) for out in node_type.outputs
             if (limit := _SIZE_LIMITS.get(out.type)) is not None]  # fmt: skip

@@ -83,10 +83,9 @@ def validate(
     node.
 
     `run_settings=False` leaves out what only the run's settings can judge (a dropdown whose
-    list comes from its folders, the nodes' `check` hooks, the limits): a workflow loader,
-    which has no settings, reports its reading problems with the rest of the graph's, and
-    judging model files by the default folders named files that `--models-dir` holds as
-    missing."""
+    list comes from its folders, the nodes' `check` hooks, the limits): a workflow loader
+    reports its reading problems with the rest of the graph's without settings, and must
+    not judge model files by the default folders."""
     checks = _Checks(graph, registry_or_default(registry), settings or Settings())
     for node in graph.nodes.values():
         checks.check_node(node, run_settings)
@@ -100,9 +99,8 @@ def validate(
 def _located(graph: Graph, node: Node, input_name: str | None, of_value: bool) -> Location | None:
     """Where a problem at the node, or at its input `input_name`, is placed: where the input
     is written, or, `of_value` (the input refusing its value: type, range, choices, check,
-    limits), where the value came from (`Graph.where`: a `--set`, a param's default). A typo
-    in the input's name using `$seed` was placed at seed's default, as if the default were
-    refused."""
+    limits), where the value came from (`Graph.where`: a `--set`, a param's default). A
+    problem with the input itself (a typo in its name) stays where it is written."""
     where = graph.where(node.id, input_name)
     if where is not None and not of_value:
         where = where.written()

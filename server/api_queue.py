@@ -204,8 +204,8 @@ def job_entry(record: st.PromptRecord) -> dict[str, Any]:
 def job_error(record: st.PromptRecord) -> dict[str, Any]:
     """A failed prompt's `execution_error` as /jobs gives it: its history's, every field
     `execution_error` writes present and not null (the editor refuses the whole list over
-    one entry whose `node_id` or `traceback` is missing or null, as a shutdown's were written
-    before), else one saying the prompt's error."""
+    one entry whose `node_id` or `traceback` is missing or null, as older rows may hold),
+    else one saying the prompt's error."""
     made = execution_error(record.id, RunError(record.error or "", ""), node_type="",
                            executed=[])  # fmt: skip
     kept = next((m[1] for m in record.messages if m[0] == "execution_error"), {})

@@ -242,8 +242,8 @@ def _one_path(root: Path, segments: list[str]) -> Path:
 
 
 # The folders the editor keeps its user files in (its saved workflows, subgraph blueprints,
-# keybinding presets), made by the first save into them: a file of that name made first (a
-# move to `workflows`) stood in their place, and every later save into them was refused.
+# keybinding presets), made by the first save into them; no file may take one of these names
+# (a move to `workflows`), or every later save into that folder would be refused.
 EDITOR_FOLDERS = ("workflows", "subgraphs", "keybindings")
 
 
@@ -251,8 +251,7 @@ def _new_path(root: Path, rel: str) -> Path:
     """Where a user file saved or moved to `rel` goes (`_one_path`), its names shown as they
     are (`shown_name`: no tab, newline or bidi override), as an upload's are: the editor's
     sidebar and `ls` show them. It must name a file: not the user folder, a folder there or
-    one of the editor's folders (`EDITOR_FOLDERS`), made or not (a 400 naming it; a move onto
-    a folder was a 500)."""
+    one of the editor's folders (`EDITOR_FOLDERS`), made or not (a 400 naming it)."""
     path = _one_path(root, [rel])
     shown_name(rel, "userdata path", "invalid_path")
     place = path.relative_to(root.resolve()).as_posix()

@@ -68,12 +68,11 @@ class RedactToken(logging.Filter):
     and query; the editor is opened with `?token=`; the websocket lines print theirs too), and
     `token`, the server's own, wherever it stands in a line, raw or percent-encoded: a request
     that spells it where the guard does not read it (`?token%3DTOKEN`, `?%E2%28token=TOKEN`,
-    a path) is refused, and its line was logged with the token in clear. A URL's credentials
+    a path) is refused, but its log line must not show the token. A URL's credentials
     (`http://user:password@host`) are hidden too (`submit --server` may be given them).
     Each string argument is redacted in place, so a formatter that unpacks the arguments
-    (uvicorn's AccessFormatter takes five; emptied, each request printed a "Logging error"
-    traceback) gets as many as before; a message without arguments is redacted itself (one
-    with arguments is a format whose `%s` must stay)."""
+    (uvicorn's AccessFormatter takes five) gets as many as before; a message without
+    arguments is redacted itself (one with arguments is a format whose `%s` must stay)."""
 
     def __init__(self, token: str | None = None) -> None:
         super().__init__()
@@ -226,10 +225,9 @@ def _server_class(on_signal: Callable[[], None]) -> Any:
     """uvicorn's Server, saying where it listens once started: handed sockets, uvicorn does
     not (it expects a process manager to have said it). `on_signal` runs as soon as SIGTERM
     or Ctrl-C arrives, before uvicorn's graceful shutdown; the signals that came are kept
-    (`signals`), not raised again once it is done, as uvicorn does: a SIGTERM then ended the
-    process before `serve` returned, and a Ctrl-C became a KeyboardInterrupt, or nothing at all
-    where the shell ignores SIGINT (a job started with `&`: exit 0). `serve` returns the stop
-    signal; the command ends by it (`latentgraph.exits.end_process`)."""
+    (`signals`), not raised again once it is done as uvicorn does, so the orderly shutdown
+    finishes and the exit does not depend on the shell's SIGINT disposition. `serve` returns
+    the stop signal; the command ends by it (`latentgraph.exits.end_process`)."""
     import uvicorn
     from uvicorn.server import HANDLED_SIGNALS
 

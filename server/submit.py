@@ -65,9 +65,9 @@ SIGNAL_EXITS = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED
 class _Signalled(BaseException):
     """Ctrl-C or SIGTERM while `submit` runs (`_stopped_by_signals`), raised into whatever it
     is doing as Python raises KeyboardInterrupt for Ctrl-C: SIGTERM (`docker stop`, a CI
-    timeout) stops it as Ctrl-C does, the server asked to stop the prompt, where it ended the
-    process silently and left the prompt running. Not an `Exception`, so no step's `except
-    Exception` takes it for a lost connection."""
+    timeout) stops it as Ctrl-C does, asking the server to stop the prompt rather than
+    leaving it running. Not an `Exception`, so no step's `except Exception` takes it for a
+    lost connection."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)

@@ -153,11 +153,11 @@ def worker_main(setup: WorkerSetup, spec: WorkerSpec, conn: Connection,
 class RunningNode:
     """The node a local worker process is running, in memory it shares with the server, which
     reads it once the process is dead (`LocalWorkerPool`). A node that ends its process at
-    once (os._exit, a crash in native code) dies before the batch announcing it leaves (the
-    sender thread had no turn: `Outbox`): its prompt failed naming no node, and, looking not
-    begun, went back to the queue to kill a second worker. Written as each node starts, a
-    copy of a few bytes (no system call; the batches are sent as before); an id longer than
-    `SIZE` - 1 bytes is not kept (the node the batches last named is told then)."""
+    once (os._exit, a crash in native code) may die before the batch announcing it leaves
+    (`Outbox`); this lets its prompt fail at that node instead of looking not begun and
+    being requeued onto another worker. Written as each node starts, a copy of a few bytes
+    (no system call); an id longer than `SIZE` - 1 bytes is not kept (the node the batches
+    last named is told then)."""
 
     SIZE = 256  # a length byte, then the node id in UTF-8
 
