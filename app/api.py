@@ -275,9 +275,8 @@ def checked_sweep(
     """The workflow once per value (`sweep_workflows`), every one read and checked as its run
     will check it (`run_problems`, with the runs' `settings`, `targets` and `keep`) before the
     first runs: `latentgraph run --sweep`'s and `sweep`'s rule. A bad value is refused with the
-    other values' problems before any image is made (checked as each run came, a choice or a
-    limit only the settings judge stopped the sweep after the values before it had run, and
-    `sweep` lost their results). Raises WorkflowError, each problem said once (`said_once`)."""
+    other values' problems before any image is made, so a sweep never stops half way over a
+    value it could have refused. Raises WorkflowError, each problem said once (`said_once`)."""
     if isinstance(workflow_or_path, (str, PathLike, dict)):  # read once, not once per value
         workflow_or_path = load(workflow_or_path, params=params, registry=registry)
     workflows, problems = [], []
@@ -298,9 +297,8 @@ def checked_sweep(
 
 def said_once(problems: list[Problem], name: str, swept_as: str) -> list[Problem]:
     """A sweep's problems, each said once: a given param's is every value's, and so is one
-    about the swept name itself, an input its node lacks (`--sweep noise.sed=1,2` said
-    `LatentNoise has no input 'sed'` once per value), said at `--sweep noise.sed` (`swept_as`:
-    how the caller named the swept values)."""
+    about the swept name itself (an input its node lacks, `--sweep noise.sed=1,2`), placed at
+    `--sweep noise.sed` (`swept_as`: how the caller named the swept values)."""
     said: dict[str, Problem] = {}
     for p in problems:
         if p.code == "unknown_input" and f"{p.node_id}.{p.input_name}" == name:
@@ -433,9 +431,8 @@ def keyword_params(read: Callable[[dict], Workflow | Graph], params: dict,
     """What `read` makes of `params` (`run`'s and `sweep`'s `with_params`, `load`'s reading),
     a keyword (of `keywords`, the ones given as keywords, not in `params=`) that is no param of
     the workflow and looks like an option of `run` refused first, as the typo it is
-    (`option_typo`): `on_evnt=print` was said to be a param of the wrong type, `kep="decode"`
-    a param the workflow lacks, with no word of `on_event=`; `load(wf, setings=s)` a param
-    that cannot be a Settings. The one keyword check of `command` (run, sweep, load)."""
+    (`option_typo`: `on_evnt=print`, `kep="decode"`, `load(wf, setings=s)`), not as a bad
+    param. The one keyword check of `command` (run, sweep, load)."""
     options = sorted(_RUN_OPTIONS)
     suspects = [k for k in keywords if closest(k, options, cutoff=OPTION_TYPO)]
     if not suspects:

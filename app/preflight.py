@@ -37,9 +37,9 @@ def cache_folder_problem(folder: Path) -> str | None:
     """Why `folder` cannot be the cache folder, or None. The one rule: it is refused only when
     it is not a folder and cannot be made one (a file there, or a missing folder whose parent
     cannot be written: HOME=/nonexistent). A folder that is there is taken even when it cannot
-    be written (a read-only mount or image holding the built models): what it holds is read,
-    results are kept in memory only, and a built-in model it lacks fails its LoadModel
-    (`cannot write .../models/tiny-sd-v2`): refused up front, the built models were unusable."""
+    be written, so a read-only mount or image holding the built models stays usable: what it
+    holds is read, results are kept in memory only, and only a built-in model it lacks fails
+    (at its LoadModel)."""
     try:
         if Path(folder).is_dir():
             return None
