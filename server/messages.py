@@ -21,11 +21,14 @@ message's JSON text as it goes out (`encode_message`), and images on the websock
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import re
 import struct
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -37,7 +40,7 @@ from typing import Any
 from latentgraph.graph import events as ev
 from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.events import now_ms
-from latentgraph.graph.paths import KindFolder, models_roots
+from latentgraph.graph.paths import KindFolder, cache_dir, data_dir, models_roots
 
 # The messages that end a run, and with the start and cache report, those history keeps.
 TERMINAL_TYPES = frozenset({"execution_success", "execution_error", "execution_interrupted"})
@@ -528,14 +531,16 @@ _NODE_STATE_KEYS = ["value", "max", "state", "node_id", "prompt_id", "display_no
 
 
 def user_folders(settings: Any) -> dict[str, str]:
-    """The server's folders as a web client knows them (their name, "input", "models", ...),
-    by their absolute path: what `shown_paths` replaces. Every models root searched is
-    "models" (`graph.paths.models_roots`: the settings', the environment's, the data
-    folder's), a folder an extra_model_paths.yaml names its entry (`a111.checkpoints`, as
-    the CLI's warnings name it; one given otherwise "models/<kind>"); a name two folders would
-    share is the second's with "-2" (and so on: "models-2", "a111.loras-2"), so "looked in"
-    never names two folders alike. (A name ends in a word character: `_ABSOLUTE_PATH` reads
-    "/x" after a bracket as a path of its own.)"""
+    """The server's folders a message may name, by their absolute path: what `shown_paths`
+    replaces. Those a web client knows map to their name ("input", "models", ...): every
+    models root searched is "models" (`graph.paths.models_roots`: the settings', the
+    environment's, the data folder's), a folder an extra_model_paths.yaml names its entry
+    (`a111.checkpoints`, as the CLI's warnings name it; one given otherwise "models/<kind>");
+    a name two folders would share is the second's with "-2" (and so on: "models-2",
+    "a111.loras-2"), so "looked in" never names two folders alike. The server's own folders
+    no client knows (`_server_folders`: home, cache, data, Python's, temp) map to "": a path
+    in one is shown by its file name, and where it begins is known as spelled, not guessed
+    from its shape ("/home/Jane O'Neil", "C:\\Program Files (x86)")."""
     kind_folders = [d for d in settings.models_dirs if isinstance(d, KindFolder)]
     named = [("input", settings.input_dir), ("output", settings.output_dir),
              ("temp", settings.temp_dir),
@@ -544,35 +549,71 @@ def user_folders(settings: Any) -> dict[str, str]:
     folders: dict[str, str] = {}
     taken: dict[str, int] = {}
     for name, folder in named:
-        spellings = [str(Path(folder).absolute()), str(Path(folder).resolve())]
+        spellings = _spellings(folder)
         shown = next((folders[s] for s in spellings if s in folders), None)  # named already
         if shown is None:
             taken[name] = taken.get(name, 0) + 1
             shown = name if taken[name] == 1 else f"{name}-{taken[name]}"
         for spelling in spellings:
             folders.setdefault(spelling, shown)
+    for folder in _server_folders():
+        for spelling in _spellings(folder):
+            if Path(spelling).parent != Path(spelling):  # never "/" (a service's HOME=/)
+                folders.setdefault(spelling, "")
     return folders
 
 
-# Where an absolute path begins: "/" (or a Windows drive's "C:\\") not inside a word, a URL or
-# a relative path.
-_ROOT = r"(?<![\w/\\.:~-])(?:/|[A-Za-z]:\\)"
-# An absolute path standing alone in a message. Quoted (an OSError's '...', a traceback's
-# "..."), all of it up to the closing quote. Else up to a blank, a quote, a bracket or a
-# separator, and on past blanks (spaces, tabs) while the words up to the next "/" or "\\" form
-# a folder's name (a run of words, none beginning a path of its own, then "/"):
-# "/home/bob/My Stable Diffusion/models/x" is one path, where stopping at a blank showed
-# "My Stable Diffusion/models/x" (or "jane doe/.cache/x"), part of the server's layout, as a
-# relative path. Never past ": " (a message's own colon: "cannot write /a/b: /a is a file",
-# "cannot read /a/b file: out/c"). A blank in the file name itself ("/srv/my cat.png") stops
-# it, which leaves "my cat.png" as the name.
-_FOLDER_WORD = r"""[^\s'"(),;/\\]+"""
-_ABSOLUTE_PATH = re.compile(rf"""
-    (?<=')(?:/|[A-Za-z]:\\)[^'\n]*(?=')
-  | (?<=")(?:/|[A-Za-z]:\\)[^"\n]*(?=")
-  | {_ROOT}[^\s'"(),;]+
-    (?: (?<!:)[\x20\t]+ (?= (?:{_FOLDER_WORD}(?<!:)[\x20\t]+)* {_FOLDER_WORD}[/\\] ) [^\s'"(),;]+ )*
-""", re.VERBOSE)  # fmt: skip
+def _spellings(folder: Path | str) -> list[str]:
+    """How a message may spell `folder`: as given made absolute, and with links resolved."""
+    return [str(Path(folder).absolute()), str(Path(folder).resolve())]
+
+
+def _server_folders() -> list[Path]:
+    """The server's own folders a message may name and no web client knows by a name: the
+    home folder, latentgraph's cache and data folders (the built-in models' builds are in the
+    cache), Python's (a library's file) and the temp folder. One that cannot be known here
+    (no home, a `$LATENTGRAPH_CACHE_DIR` of no user) is left out: the server refused to start
+    on it already, and its paths are then read by their shape."""
+    found = [Path(sys.prefix), Path(sys.base_prefix), Path(tempfile.gettempdir())]
+    for known in (Path.home, cache_dir, data_dir):
+        try:
+            found.append(known())
+        except (RuntimeError, ValueError, OSError):
+            continue
+    return found
+
+
+# How an absolute path no known folder begins is read from its shape in free text. It begins
+# at a root ("/", a drive's "C:\\") not inside a word, a URL or a relative path, nor just
+# after a bracket. Quoted (an OSError's '...', a traceback's "..."), it is all of it up to the
+# closing quote. Else it is folders, each "name/", then a file name: a name is words, a word
+# any run of characters but blanks, quotes, separators, ";" and unpaired brackets ("(1)",
+# "(x86)", "[old]" and "Stable-Diffusion," are words; "(see" is not). A folder's name may be
+# several words a blank apart ("My Stable Diffusion/", "OneDrive - Contoso Ltd/"), the file
+# name is one word ("/srv/my cat.png" shows "my cat.png"). Never past ": " (a message's own
+# colon: "cannot read /a/b file: out/c") nor into "word:/" (a URL). Where the shape cannot
+# tell words of the message from a folder's ("/a/b and c/d"), it reads a folder: a message
+# losing words is better than one showing the server's layout. The server's own folders are
+# known as spelled (`user_folders`), so their names are never read this way.
+_NOT_AFTER = r"(?<![\w/\\.:~)\]-])"
+_ROOT = r"(?:/|[A-Za-z]:\\)"
+_CHAR = r"""[^\s'"/\\;()\[\]]"""
+_WORD = rf"(?:{_CHAR}|\({_CHAR}*\)|\[{_CHAR}*\]|(?<=\w)'(?=\w))+"
+_FOLDER = rf"{_WORD}(?:(?<!:)[\x20\t]+{_WORD})*(?<!:)[/\\]"
+_REST = rf"(?:{_FOLDER})*(?:{_WORD})?"
+
+
+@functools.lru_cache(maxsize=16)
+def _absolute_path(known: tuple[str, ...]) -> re.Pattern[str]:
+    """An absolute path in a message (above), beginning at a root or at one of the `known`
+    folders (longest first), matched as it is spelled, blanks, quotes and brackets and all."""
+    begin = (f"(?:{'|'.join(map(re.escape, known))})(?![\\w.-])" if known
+             else "(?!)")  # fmt: skip
+    return re.compile(rf"""
+        (?<=')(?:{begin}|{_ROOT})[^'\n]*(?=')
+      | (?<=")(?:{begin}|{_ROOT})[^"\n]*(?=")
+      | {_NOT_AFTER}(?: {begin}(?:[/\\]{_REST})? | {_ROOT}{_REST} )
+    """, re.VERBOSE)  # fmt: skip
 
 
 def shown_paths(text: str, folders: Mapping[str, str], sent: Iterable[str] = ()) -> str:
@@ -580,9 +621,10 @@ def shown_paths(text: str, folders: Mapping[str, str], sent: Iterable[str] = ())
     server's paths named as a client knows them: a path in one of its `folders` (absolute
     path -> the name a client knows it by, `user_folders`) by that name ("/srv/lg/input/cat.png
     not found" -> "input/cat.png not found"), any other absolute path (a link's missing
-    target, a library's file) by its file name alone. A value the client `sent` (the node's
-    inputs as the prompt gave them) is left as it is wherever the text quotes it: a message
-    never names a value the client did not send. The server's log keeps the full paths."""
+    target, a library's file, one in a folder named "") by its file name alone. A value the
+    client `sent` (the node's inputs as the prompt gave them) is left as it is wherever the
+    text quotes it: a message never names a value the client did not send. The server's log
+    keeps the full paths."""
     kept = {v for v in sent if v and _rewritten(v, folders) != v}
     pieces, end = [], 0
     for start, stop in _spans_sent(text, kept):
@@ -620,11 +662,18 @@ def _spans_sent(text: str, sent: set[str]) -> list[tuple[int, int]]:
 def _rewritten(text: str, folders: Mapping[str, str]) -> str:
     if "/" not in text and "\\" not in text:
         return text
-    for path in sorted(folders, key=len, reverse=True):  # a folder inside another first
-        if path in text:  # the exact string, blanks and all
+    longest_first = sorted(folders, key=len, reverse=True)  # a folder inside another first
+    for path in longest_first:
+        if folders[path] and path in text:  # the exact string, blanks and all
             text = re.sub(re.escape(path) + r"(?![\w.-])", lambda _, n=folders[path]: n, text)
-    return _ABSOLUTE_PATH.sub(lambda m: PureWindowsPath(m[0]).name if ":" in m[0][:2]
-                              else PurePosixPath(m[0]).name or m[0], text)  # fmt: skip
+    known = tuple(path for path in longest_first if not folders[path])
+    return _absolute_path(known).sub(_file_name, text)
+
+
+def _file_name(path: re.Match[str]) -> str:
+    """An absolute path's file name (the path itself for a root alone)."""
+    text = path[0]
+    return (PureWindowsPath(text).name if ":" in text[:2] else PurePosixPath(text).name) or text
 
 
 def sent_to(prompt: Mapping[str, Any], node_id: Any) -> list[str]:

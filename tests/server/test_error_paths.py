@@ -235,3 +235,53 @@ def test_a_folder_with_blanks_is_named_and_a_path_beside_it_by_its_file_name():
     folders = {"/srv/my lg/in ü": "input"}
     text = "cannot read /srv/my lg/in ü/a b/c.png: /srv/my lg/other/x y/z.png is missing"
     assert shown_paths(text, folders) == "cannot read input/a b/c.png: z.png is missing"
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("cannot read /home/bob/Downloads (1)/models/x.safetensors: bad",
+     "cannot read x.safetensors: bad"),
+    ("from /home/bob/Stable Diffusion (old)/models/x.bin", "from x.bin"),
+    ("cannot read C:\\Program Files (x86)\\SD\\models\\x.safetensors: bad",
+     "cannot read x.safetensors: bad"),
+    ("open /home/bob/Stable-Diffusion, WebUI/x.bin", "open x.bin"),
+    ("at /srv/SD [old]/x.pt", "at x.pt"),
+    # a bracket opening the message's own words is no folder's: the path ends before it
+    ("cannot read /srv/a/x.pt (looked in models/loras)", "cannot read x.pt (looked in models/loras)"),
+])  # fmt: skip
+def test_a_folder_named_with_brackets_or_a_comma_is_hidden(text, shown):
+    """A folder name holding "(1)", "(x86)" or ", " ended the path there, and a new one began
+    after its ")": "Downloads (1)x.safetensors", "Program Files (x86)\\SD\\models\\x...",
+    "Stable-Diffusion, WebUI/x.bin" showed the folders and lost the slash."""
+    assert shown_paths(text, {"/srv/lg/input": "input"}) == shown
+
+
+def test_the_servers_own_folders_are_known_as_spelled(tmp_path, monkeypatch):
+    """The home, cache and data folders were guessed from their shape: a name the shape rule
+    cannot read ("Jane O'Neil", whose quote ended a quoted path, "x; y") showed the rest of the
+    server's layout. They are known as spelled now, a path in one shown by its file name,
+    the client's folders inside them by their names."""
+    home = tmp_path / "Jane O'Neil"
+    cache = tmp_path / "cache; shared"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("LATENTGRAPH_CACHE_DIR", str(cache))
+    from latentgraph.graph import Settings
+
+    folders = user_folders(Settings(input_dir=home / "lg" / "input", models_dirs=[]))
+    assert folders[str(home)] == folders[str(cache)] == ""
+    text = (f"[Errno 2] No such file or directory: '{home}/x y/a.png'; cannot write "
+            f"{cache}/models/tiny-sd-v2: {home}/lg/input/b.png is open")  # fmt: skip
+    assert shown_paths(text, folders) == (
+        "[Errno 2] No such file or directory: 'a.png'; cannot write tiny-sd-v2: "
+        f"{Path('input', 'b.png')} is open"
+    )
+    monkeypatch.setenv("HOME", "/")  # a service's: never every path's beginning
+    assert "/" not in user_folders(Settings(models_dirs=[]))
+
+
+def test_words_after_a_path_in_a_known_folder_are_kept():
+    """Where the server knows the folder, a path's end is not guessed from its shape: the
+    message's words after it stay ("lost ok" when read by shape alone)."""
+    text = "lost /home/x/foo bar/baz and more words here/ok"
+    assert shown_paths(text, {"/home/x/foo bar": "input"}) == (
+        "lost input/baz and more words here/ok"
+    )
