@@ -313,9 +313,8 @@ def _topological(position: dict[str, int], parents: dict[str, list[str]]) -> lis
 def unknown_types(graph: Graph, registry: Registry, skip: Collection[str] = ()) -> list[Problem]:
     """Each node (but those in `skip`) whose type `registry` lacks. A graph holding one never
     runs, not even unvalidated, whether a target needs it or not (`plan_run`): a server's
-    worker runs unvalidated what the server checked with its own registry, and a plugin's
-    output node the worker's registry lacked was no output node to it: its run said success
-    without it."""
+    worker runs unvalidated what the server checked with its own registry, and must not
+    report success without an output node it lacks."""
     return [unknown_type_problem(node, registry, graph.dialect) for node in graph
             if node.id not in skip and registry.get(node.type) is None]  # fmt: skip
 

@@ -2,12 +2,12 @@
 
 uvicorn (0.55) closes a kept-alive connection left idle after a response (`timeout_keep_alive`),
 but never one whose request is not all there: a connection opened and left silent, headers sent
-a byte at a time, a body that stops halfway under a large Content-Length. Each held a file
-descriptor for good, and anyone who can reach the port can open them (no token is read before
-the headers are complete): 1100 idle connections used up a 1024-descriptor limit and the server
-accepted nothing else, its token holders included. uvicorn has no setting for this (its
-`--limit-concurrency` answers 503 to requests once that many connections are open, idle ones
-counted, and keeps accepting), so this subclass adds two timers:
+a byte at a time, a body that stops halfway under a large Content-Length. Each would hold a
+file descriptor for good, and anyone who can reach the port can open them (no token is read
+before the headers are complete), until the server accepts nothing else. uvicorn has no
+setting for this (its `--limit-concurrency` answers 503 to requests once that many
+connections are open, idle ones counted, and keeps accepting), so this subclass adds two
+timers:
 
 - a request's headers must all arrive within `header_seconds` of the connection opening (or,
   on a kept-alive one, of the request's first byte), however steadily they trickle in;
@@ -20,10 +20,8 @@ is disconnected without an answer, as uvicorn's keep-alive timeout does.
 
 An answer sent before its request's body was all read (413 from a Content-Length over
 `--max-body-mb`, or a chunked body cut at the limit; 401, 403) ends the connection with a
-lingering close. uvicorn closed the socket at once when the request said `Connection: close` (as
-urllib's do, and nginx's, which speaks HTTP/1.0 to its upstream), with the body unread: the
-kernel then resets the connection, so a client still sending got "Connection reset by peer"
-instead of the answer, and nginx "502 Bad Gateway". Now the answer is sent, the sending side shut
+lingering close, so a client still sending (urllib, nginx: `Connection: close`) gets the answer,
+not a reset of a socket closed with its body unread: the answer is sent, the sending side shut
 (the client sees the answer end), and what the client still sends is read and thrown away until
 it stops for `linger_idle_seconds`, for at most `linger_seconds` and `linger_bytes`, then the
 socket is closed. Nothing read is kept, and the event loop only counts bytes meanwhile. A
@@ -31,10 +29,9 @@ request whose body is chunked or over `keep_alive_discard_bytes` is answered wit
 close` while its body is still coming (so a client never sends another request on a connection
 about to close), and closed after lingering so. A kept-alive request with a smaller body stays
 open when answered early, as HTTP/1.1 has it: the client may send its next request once its
-body is sent (httpx does, and a small body often arrives just after the answer: closing there
-cut the next request). uvicorn parses the rest of the body and drops it; then the connection
-is idle and the next request's headers are owed within `header_seconds` (uvicorn arms no
-keep-alive timer there: such a connection was held with no deadline at all).
+body is sent (httpx does, and a small body often arrives just after the answer). uvicorn
+parses the rest of the body and drops it; then the connection is idle and the next request's
+headers are owed within `header_seconds` (uvicorn arms no keep-alive timer there).
 
 What of uvicorn (0.55) this relies on. Its request cycle closes the connection once an answer
 is sent when keep-alive is off (`RequestResponseCycle.send`), through the transport the

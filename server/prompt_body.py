@@ -15,15 +15,15 @@ The value is the one `json.loads` gives: members in order, the last of a repeate
 Anything this reader does not expect, malformed JSON included, goes to `json.loads`, so
 errors read exactly as `parse_json`'s do. But a walked body that cannot be a prompt is refused
 where that shows, unparsed, in the words the later check would use: a body that is no object,
-a "prompt" that is no object, a node that is no object (`{"prompt": [0, 0, ...]}` of 60 MB
-took 7 s and 240 MB to parse before its refusal; a node holding 60 MB of `[], ` 15 s and
-1.5 GB), unless that value is nested too deeply in its first 64 KiB: a whole parse says that
-first (`_unless_too_deep`). A short scalar in place of a node is read on: an editor workflow's
-(`last_node_id`) come before its `nodes` list, and the refusal says it is one, as the check
-does. A node's JSON is read within `node_chars_limit` characters (one
-string at the server's --max-string-chars, escaped, and room for the rest no real node needs): a longer
-node is refused naming it, after reading at most about twice that. Walking costs about what parsing and encoding again
-would: 0.27 s against 0.16 + 0.17 s for a 100,000-node chain (measured side by side).
+a "prompt" that is no object, a node that is no object (parsing a 60 MB one whole first costs
+seconds and gigabytes), unless that value is nested too deeply in its first 64 KiB: a whole
+parse says that first (`_unless_too_deep`). A short scalar in place of a node is read on: an
+editor workflow's (`last_node_id`) come before its `nodes` list, and the refusal says it is
+one, as the check does. A node's JSON is read within `node_chars_limit` characters (one
+string at the server's --max-string-chars, escaped, and room for the rest no real node
+needs): a longer node is refused naming it, after reading at most about twice that. Walking
+costs about what parsing and encoding again would: 0.27 s against 0.16 + 0.17 s for a
+100,000-node chain (measured side by side).
 """
 
 from __future__ import annotations
