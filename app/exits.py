@@ -184,6 +184,23 @@ def escaped_unencodable() -> Iterator[None]:
                 stream.reconfigure(errors=errors)
 
 
+def write_document(text: str) -> None:
+    """`text`, a document a command writes to stdout (`convert SRC -`, `schema`, `nodes
+    --markdown`, `nodes --json`: what `> file` keeps), as UTF-8 bytes whatever stdout's
+    encoding: it is data, byte for byte what the same command writes to a file. The escapes
+    of `escaped_unencodable` are for lines people read: on an ASCII stdout they turned `café`
+    into a plain YAML `caf\\xe9`, silently another prompt. A stdout with no byte buffer (a
+    `StringIO` a Python caller put there) takes the text."""
+    stream = sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        stream.write(text)
+        return
+    stream.flush()  # what was printed before comes first
+    buffer.write(text.encode("utf-8", "surrogateescape"))
+    buffer.flush()
+
+
 def end_process(code: int, *, at_once: bool = False) -> NoReturn:
     """End the `latentgraph` process with `code`: the console script's last step (`cli.entry`).
     A code a signal's stop gives (`SIGNAL_EXITS`: 130, 143) ends it by that signal instead,

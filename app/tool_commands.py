@@ -16,7 +16,7 @@ from .arguments import (
     load_nodes,
     models_dirs,
 )
-from .exits import EXIT_OK, UserError
+from .exits import EXIT_OK, UserError, write_document
 from .workflow_input import workflow_file
 
 
@@ -79,7 +79,6 @@ def add_tiny_model_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
 def cmd_nodes(args: argparse.Namespace) -> int:
     from latentgraph.graph.context import Settings
-    from latentgraph.graph.files import write_document
     from latentgraph.graph.node_docs import describe, listing, markdown
     from latentgraph.graph.object_info import node_info, object_info
 
@@ -117,7 +116,6 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from latentgraph.graph.files import write_document
     from latentgraph.graph.node_docs import builtin_only
     from latentgraph.graph.schema import workflow_schema
 
@@ -131,13 +129,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from latentgraph.graph.convert import convert
+    from latentgraph.graph.convert import NO_FILE, convert
 
     registry = load_nodes(args.nodes_dir)
     source = workflow_file(args.source)
-    if args.dest != "-":
+    if args.dest != NO_FILE:
         check_file("dest", Path(args.dest))
-    convert(source, args.dest, to=args.to, registry=registry, wording="--to {}")
+    converted = convert(source, args.dest, to=args.to, registry=registry, wording="--to {}")
+    if args.dest == NO_FILE:  # `convert SRC -`: the document on stdout
+        write_document(converted.text)
     return EXIT_OK
 
 

@@ -1,7 +1,8 @@
 """Conversion between the workflow formats: `latentgraph convert`.
 
 Reads anything `formats.load_file` reads; writes API JSON, editor JSON (with an automatic
-layout) or YAML, atomically.
+layout) or YAML, atomically; or, to `-`, no file: the text is handed back to the caller,
+which puts it where it wants (`latentgraph convert SRC -` on stdout).
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from .comfy_api import prompt_from_graph
 from .comfy_editor import editor_from_graph
 from .declare import Registry, registry_or_default
-from .files import write_atomic, write_document
+from .files import write_atomic
 from .formats import load_file
 from .model import Graph
 from .problems import WorkflowError, WorkflowWarning, printable
@@ -26,6 +28,16 @@ COMFY_FORMATS = {"api": "ComfyUI's API format", "editor": "ComfyUI's editor form
 # How a caller names the target format, for the message asking for one: the Python keyword
 # (`convert(..., to="api")`); the CLI passes its flag's wording, "--to {}".
 PYTHON_WORDING = "to={!r}"
+# The destination that is no file: `convert` writes nothing, its caller has the text.
+NO_FILE = "-"
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What `convert` made: the format written (one of `FORMATS`) and the document's text."""
+
+    format: str
+    text: str
 
 
 def _target(dst: str | Path, to: str | None, wording: str = PYTHON_WORDING) -> str:
@@ -106,8 +118,11 @@ def render(graph: Graph, to: str, registry: Registry | None = None) -> str:
 
 
 def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
-            registry: Registry | None = None, wording: str = PYTHON_WORDING) -> str:  # fmt: skip
-    """Convert a workflow file; `dst_path` "-" writes to stdout. Returns the format written.
+            registry: Registry | None = None,
+            wording: str = PYTHON_WORDING) -> Converted:  # fmt: skip
+    """Convert a workflow file into `dst_path`, written atomically; `dst_path` "-" (`NO_FILE`)
+    writes no file. Returns the format and the text either way: where "-" goes (the CLI's
+    stdout) is the caller's to say, as a library writes to no stream of the process.
 
     An editor workflow converted to editor format is copied unchanged (layout kept), as is our
     YAML converted to YAML (comments kept). `wording` is how the caller names `to` when asking
@@ -125,8 +140,6 @@ def convert(src_path: str | Path, dst_path: str | Path, to: str | None = None,
         text = _ours_as_yaml(extra["latentgraph"])
     else:
         text = render(graph, fmt, registry)
-    if str(dst_path) == "-":
-        write_document(text)
-    else:
+    if str(dst_path) != NO_FILE:
         write_atomic(Path(dst_path), text)
-    return fmt
+    return Converted(fmt, text)

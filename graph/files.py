@@ -39,7 +39,6 @@ import re
 import secrets
 import shutil
 import stat
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -193,23 +192,6 @@ class FileWriteError(OSError):
 # the machine refused a file, no code is at fault, so neither the CLI nor the server's log shows
 # its class or traceback.
 WRITE_FAILED = f"{FileWriteError.__module__}.{FileWriteError.__qualname__}"
-
-
-def write_document(text: str) -> None:
-    """`text`, a document a command writes to stdout (`convert SRC -`, `schema`, `nodes
-    --markdown`, `nodes --json`: what `> file` keeps), as UTF-8 bytes whatever stdout's
-    encoding: it is data, byte for byte what the same command writes to a file. The text
-    encoding's escapes (`app/exits.escaped_unencodable`) are for lines people read: on an
-    ASCII stdout they turned `café` into a plain YAML `caf\\xe9`, silently another prompt. A
-    stdout with no byte buffer (a `StringIO` a Python caller put there) takes the text."""
-    stream = sys.stdout
-    buffer = getattr(stream, "buffer", None)
-    if buffer is None:
-        stream.write(text)
-        return
-    stream.flush()  # what was printed before comes first
-    buffer.write(text.encode("utf-8", "surrogateescape"))
-    buffer.flush()
 
 
 def os_error_words(exc: OSError, reading: bool = False) -> str:

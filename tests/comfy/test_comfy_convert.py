@@ -60,7 +60,7 @@ def test_conversions_are_lossless(tmp_path, files, chain):
     src = editor
     for step, fmt in enumerate(chain):
         dst = tmp_path / f"step{step}.{'yaml' if fmt == 'yaml' else 'json'}"
-        assert convert(src, dst, to=fmt, registry=registry) == fmt
+        assert convert(src, dst, to=fmt, registry=registry).format == fmt
         src = dst
     final = load_file(src, registry=registry).graph
     assert sorted(final.nodes) == sorted(original.nodes)
@@ -84,8 +84,8 @@ def test_editor_to_editor_keeps_the_layout(tmp_path, files, classic_editor):
 
 def test_target_format_from_suffix_or_refused(tmp_path, files):
     editor, _ = files
-    assert convert(editor, tmp_path / "x.yml", registry=registry) == "yaml"
-    assert convert(editor, tmp_path / "x.json", registry=registry) == "api"
+    assert convert(editor, tmp_path / "x.yml", registry=registry).format == "yaml"
+    assert convert(editor, tmp_path / "x.json", registry=registry).format == "api"
     with pytest.raises(ValueError, match="cannot tell"):
         convert(editor, tmp_path / "x.txt", registry=registry)
     assert not (tmp_path / "x.txt").exists()

@@ -1,16 +1,17 @@
 """graph/convert.py: the target format and its refusals, the text written for each format,
-our YAML kept as written, "-" for stdout, and unknown node types refused by node."""
+our YAML kept as written, "-" handed back (no file), and unknown node types refused by node."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from latentgraph.graph import WorkflowError
 from latentgraph.graph.comfy_api import prompt_from_graph
 from latentgraph.graph.comfy_editor import editor_from_graph
-from latentgraph.graph.convert import convert, render
+from latentgraph.graph.convert import Converted, convert, render
 from latentgraph.graph.formats import load_file
 from latentgraph.graph.problems import WorkflowWarning
 
@@ -56,26 +57,31 @@ def test_an_editor_workflow_copied_to_editor_is_indented_json(tmp_path, classic_
     src = tmp_path / "editor.json"
     src.write_text(json.dumps(classic_editor))  # one line
     dst = tmp_path / "copy.json"
-    assert convert(src, dst, to="editor", registry=registry) == "editor"
+    converted = convert(src, dst, to="editor", registry=registry)
     assert dst.read_text() == json.dumps(classic_editor, indent=2) + "\n"
+    assert converted == Converted("editor", dst.read_text())  # what it wrote, handed back too
 
 
 def test_our_yaml_to_yaml_is_kept_as_written_with_params_and_comments(tmp_path):
     src = tmp_path / "ours.yaml"
     src.write_text(OURS)
     dst = tmp_path / "copy.yml"
-    assert convert(src, dst, registry=registry) == "yaml"
+    assert convert(src, dst, registry=registry).format == "yaml"
     assert dst.read_text() == OURS
     # to another format the params are resolved: the graph, not the text
     assert json.loads(render(load_file(src, registry=registry).graph, "api", registry))
 
 
-def test_dash_writes_to_stdout_and_no_file(tmp_path, api_file, capsys, monkeypatch):
+def test_dash_writes_no_file_and_leaves_stdout_to_the_caller(tmp_path, api_file, capsys,
+                                                              monkeypatch):  # fmt: skip
+    """A dst of "-" hands the text back: a library writes to no stream of its caller's process (it
+    wrote to stdout itself); `latentgraph convert SRC -` prints it (tests/cli)."""
     monkeypatch.chdir(tmp_path)
-    assert convert(api_file, "-", to="api", registry=registry) == "api"
+    converted = convert(api_file, "-", to="api", registry=registry)
     graph = load_file(api_file, registry=registry).graph
-    assert capsys.readouterr().out == render(graph, "api", registry)
-    assert not (tmp_path / "-").exists()
+    assert converted == Converted("api", render(graph, "api", registry))
+    assert capsys.readouterr().out == ""
+    assert os.listdir(tmp_path) == ["api.json"]
 
 
 def test_unknown_node_types_are_refused_node_by_node(tmp_path, classic_api):
@@ -116,7 +122,7 @@ def test_json_is_written_as_utf8_text_a_person_can_read(tmp_path):
     for to in ("api", "editor"):
         dst = tmp_path / f"編集 {to}.json"
         with pytest.warns(WorkflowWarning, match="has no params"):
-            assert convert(src, dst, to=to, registry=registry) == to
+            assert convert(src, dst, to=to, registry=registry).format == to
         text = dst.read_bytes().decode("utf-8")
         assert '"猫 🐱 \\ud800"' in text and "\\u732b" not in text
         graph = load_file(dst, registry=registry).graph
