@@ -417,10 +417,9 @@ def check_cache_folders(given: Path | None, *, listing: bool = False) -> None:
     """The cache folders of `run`, `serve` and `cache`, checked before any work: the cache
     folder (`graph.paths.cache_dir`: the built-in models are built in its models/, a single
     file's configs in configs/; the disk store is its outputs/) by `cache_folder_problem`'s
-    rule, named by where it came from (a missing one no one can make failed every run at its
-    LoadModel, with no word of how to choose another), and `--cache-dir` when `given` (the
-    disk store moved there) by `check_folders`' rule; for the `cache` `listing`, which only
-    reads it, a missing or unwritable one is not refused (a file is)."""
+    rule, named by where it came from so the user knows what to change, and `--cache-dir`
+    when `given` (the disk store moved there) by `check_folders`' rule; for the `cache`
+    `listing`, which only reads it, a missing or unwritable one is not refused (a file is)."""
     from .preflight import cache_folder_problem
 
     folder = cache_dir()

@@ -225,8 +225,8 @@ def _refuse_comfy_user_folder(data: Path, users: Path | None) -> None:
     settings in it), the install holding one (`~/ComfyUI`: user/default/...) or its default
     user's folder (`~/ComfyUI/user/default`): a usage error naming the folder `--user-dir`
     takes, unless that is the `--user-dir` given (then the database there is what the user
-    asked for). Served as a data folder, its workflows were not shown and the queue database
-    and a users/ folder were made in the ComfyUI install."""
+    asked for). Served as a data folder, its workflows would not be shown and the queue
+    database and a users/ folder would be made in the ComfyUI install."""
     from latentgraph.server.api_user import SETTINGS_FILE
     from latentgraph.server.config import DEFAULT_USER
 
