@@ -46,8 +46,8 @@ from .workflow.building import given_name, other_problems, shown_value
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The largest image (PNG or WEBP) read for its workflow.
 MAX_PNG_BYTES = 256 * 2**20
-# The most pixels an image read for its workflow may claim (8192 x 8192): a 69-byte PNG
-# claiming 14000 x 14000 was Pillow's DecompressionBombError, a crash, before this bound.
+# The most pixels an image read for its workflow may claim (8192 x 8192), checked before
+# Pillow's own DecompressionBombError can crash the read (a tiny PNG may claim any size).
 MAX_PNG_PIXELS = 8192 * 8192
 # Text chunks (WEBP: EXIF entries) holding a workflow, by priority: ours first, it keeps the
 # params and comments.

@@ -353,9 +353,9 @@ async def _store_form(request: Request, form: FormData,
 
 
 # Why a name starting with "." is refused (`_refuse_hidden`). An upload: the editor puts the
-# name it is answered into LoadImage's widget, and the run was then refused, the name being
-# none of LoadImage's files. /view and original_ref: such a file is a save's or an upload's
-# partial write (served, /view answered a killed save's half PNG with 200) or the system's.
+# name it is answered into LoadImage's widget, and LoadImage lists no such file. /view and
+# original_ref: such a file is a save's or an upload's partial write (a killed save's half
+# PNG must not be served) or the system's.
 _NOT_LISTED = "LoadImage's list and the editor's file tabs leave it out, so it could not be chosen"
 _NOT_LISTED_FIXES = ("; give it a name without the leading '.'", "; give one without")
 _NOT_SERVED = (f"files and folders starting with '.' are not served (a save's or an upload's "

@@ -56,9 +56,8 @@ CLASSIC_DEFAULT: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 # Its layout, as ComfyUI's: the loader; the two text encoders and the empty latent stacked;
 # the KSampler; VAE Decode over Save Image (ComfyUI puts those two side by side in narrower
-# nodes). Five columns by depth were 1,840 px across: the editor, which fits a
-# template into its window, opened it in a 1400x900 window below its low-quality zoom, every
-# node an untitled grey box; four are 1,460 px, opened at 71%.
+# nodes). Four columns (1,460 px) keep it above the editor's low-quality zoom when fitted to
+# a 1400x900 window (71%); five by depth (1,840 px) would show untitled grey boxes.
 CLASSIC_COLUMNS = (("4",), ("6", "7", "5"), ("3",), ("8", "9"))
 
 
