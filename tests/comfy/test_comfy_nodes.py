@@ -1,4 +1,6 @@
 import inspect
+import re
+from pathlib import Path
 
 import pytest
 
@@ -314,3 +316,57 @@ def test_an_unsupported_sampler_or_scheduler_is_shown_with_one_backslash(tmp_pat
     with pytest.raises(NodeInputError) as caught:
         comfy.ksampler(ctx, None, 1, 4, 7.0, "euler", "my\\karras", None, None, None)
     assert "unsupported scheduler 'my\\karras'; one of: normal, " in str(caught.value)
+
+
+# --- docs/comfy-compat.md's node lists ------------------------------------------------------
+
+COMPAT = Path(__file__).resolve().parents[2] / "docs" / "comfy-compat.md"
+NOT_PROVIDED = "### ComfyUI core nodes not provided"
+# A table whose header starts so names ComfyUI nodes in that column
+NODE_COLUMNS = {"node": 0, "ComfyUI node": 0, "group": 1}
+
+
+def _node_tables(text: str) -> list[list[str]]:
+    """The names each table of `text` lists in its node column (cells like `KSampler,
+    KSamplerAdvanced`), one list per table."""
+    tables: list[list[str]] = []
+    column = None
+    for line in text.splitlines():
+        row = line.startswith("|")
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if row else []
+        if not cells:
+            column = None
+        elif column is None:
+            column = NODE_COLUMNS.get(cells[0], -1)
+            tables.append([])
+        elif column >= 0 and not set(cells[0]) <= set("-: "):
+            tables[-1] += [n.strip() for n in cells[column].split(",")]
+    return [names for names in tables if names]
+
+
+def _compat_names() -> tuple[set[str], set[str]]:
+    """(the nodes the page's "Nodes" section lists as provided, those it lists as not)."""
+    text = COMPAT.read_text()
+    nodes = text[text.index("\n## Nodes\n") : text.index("\n## Models folders\n")]
+    assert f"\n{NOT_PROVIDED}\n" in nodes, f"no {NOT_PROVIDED!r} under '## Nodes'"
+    provided, rest = nodes.split(f"\n{NOT_PROVIDED}\n")
+    missing, after = rest.split("\n### ", 1)
+    listed = [n for t in _node_tables(provided + after) for n in t]
+    [lacking] = _node_tables(missing)
+    for name in listed + lacking:
+        assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name), f"not a node name: {name!r}"
+    return set(listed), set(lacking)
+
+
+def test_comfy_compat_lists_what_the_registry_has_and_lacks():
+    """docs/comfy-compat.md said latentgraph ran workflows of "the classic core nodes", and
+    no page said which of ComfyUI's it lacked (unCLIP, GLIGEN, hypernetworks, ...): every node
+    its tables name as provided is registered, every node it lists as not provided is not."""
+    import latentgraph.nodes  # noqa: F401 - registers the nodes
+
+    provided, lacking = _compat_names()
+    names = set(default_registry.names())
+    assert len(provided) > 90 and {"KSampler", "VAEDecodeTiled", "LatentBlend"} <= provided
+    assert sorted(provided - names) == []
+    assert {"unCLIPCheckpointLoader", "GLIGENLoader", "SaveLatent", "FreeU"} <= lacking
+    assert sorted(lacking & names) == []
