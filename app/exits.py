@@ -206,11 +206,10 @@ def end_process(code: int, *, at_once: bool = False) -> NoReturn:
     A code a signal's stop gives (`SIGNAL_EXITS`: 130, 143) ends it by that signal instead,
     with the signal's default action, once Python's exit handlers ran and stdout and stderr
     were flushed (`at_once`: neither, as `os._exit`): the shell still shows 130 or 143, and
-    systemd sees a signal stop, a clean one, where an exit status 143 was a failed service.
-    Any other code ends it once the threads it waits for ended, its exit handlers ran and
-    stdout and stderr were flushed, without Python's finalization (a second or two of module
-    teardown once torch is loaded, in which a Ctrl-C or SIGTERM turned a decided exit code
-    into a death by that signal: `keep_verdict`)."""
+    systemd sees a clean signal stop, not a failed service. Any other code ends it once the
+    threads it waits for ended, its exit handlers ran and stdout and stderr were flushed,
+    without Python's finalization (seconds of module teardown once torch is loaded, during
+    which a signal must not replace the decided code: `keep_verdict`)."""
     stop = next((sig for sig, exit_code in SIGNAL_EXITS.items() if exit_code == code), None)
     if stop is None and not at_once:
         keep_verdict(code)
