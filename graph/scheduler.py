@@ -757,10 +757,12 @@ class _Run:
                 raise _CallbackRaised(exc) from None
 
         def warn(message: str) -> None:
+            self.own.setdefault(nid, []).append(message)  # kept behind its values either way
+            if (nid, message) in self.heard:  # said this run already: from a cached value
+                return  # computed from this node's (`replay`), before this node had to run
+            self.heard.add((nid, message))
             w = NodeWarning(run_id, node_id=nid, node_type=nt.name, message=message)
             result.warnings.append(w)
-            self.own.setdefault(nid, []).append(message)
-            self.heard.add((nid, message))
             if emit:
                 callback(w)
 

@@ -285,6 +285,7 @@ class _Patcher:
                 device: str) -> tuple[str, Any]:  # fmt: skip
         """(manager key, module with the LoRA fused in at `strength`), built once per process."""
         from .model_copies import new_bytes
+        from .quiet import dropped_warnings
 
         key = f"{base_key}|{what}+lora:{self.identity}@{strength!r}"
 
@@ -297,10 +298,11 @@ class _Patcher:
             if len(missing) == total:  # peft refuses a LoRA that patches nothing
                 return _Copy(base, notes, self.parts())
             try:
-                if what == "unet":
-                    module = _fused_unet(base, tensors, alphas, strength)
-                else:
-                    module = _fused_text_encoder(base, tensors, alphas, strength, what)
+                with dropped_warnings():  # peft's about the layers `notes` names
+                    if what == "unet":
+                        module = _fused_unet(base, tensors, alphas, strength)
+                    else:
+                        module = _fused_text_encoder(base, tensors, alphas, strength, what)
             except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds on a mismatch
                 raise self.error(f"{self.shown} does not fit this model's {what}: "
                                  f"{misfit(exc)}") from exc  # fmt: skip

@@ -4,12 +4,18 @@ messages that say nothing to a latentgraph user.
 Their tqdm bars ("Loading weights", "Loading pipeline components") and info messages interleave
 with latentgraph's progress display and JSON lines; our events already report model loading.
 Called once per model load (cheap, idempotent); warnings and errors still get through, except
-the ones `DROPPED` names, each filtered on the logger that raises it (see there why).
+the ones `DROPPED` names, each filtered on the logger that raises it (see there why). Python
+warnings (`warnings.warn`) a library raises where our own message already says it are
+dropped around the call that raises them, `dropped_warnings`: the filter is not left on
+for the process.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # (logger, text of the message): library messages dropped where they are raised, and why
 DROPPED = (
@@ -32,6 +38,26 @@ DROPPED = (
     # errors" (nothing past the limit reaches the model)
     ("transformers.tokenization_utils_base", "Token indices sequence length is longer than"),
 )
+
+
+# (module raising it, category, start of the message): warnings `dropped_warnings` drops, and why
+DROPPED_WARNINGS = (
+    # peft: the kohya alphas (or ranks) of LoRA layers the model has no module for, with the
+    # library's file and line; LoadLoRA's warning names the file and those layers
+    # (nodes/lora.py `unplaced`), and is left out under -q as a node's warning is
+    (r"peft\.", RuntimeWarning,
+     r"The following (alpha|rank)_pattern keys did not match any targeted module"),
+)  # fmt: skip
+
+
+@contextmanager
+def dropped_warnings() -> Iterator[None]:
+    """`DROPPED_WARNINGS` ignored inside the block only (the filters are restored on leaving
+    it); any other warning shows as before."""
+    with warnings.catch_warnings():
+        for module, category, message in DROPPED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category, module=module)
+        yield
 
 
 class _Drop(logging.Filter):

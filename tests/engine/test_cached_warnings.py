@@ -100,3 +100,21 @@ def test_two_identical_nodes_each_say_their_warning_again_from_the_cache(toys, s
     again, result = _warnings(toys, graph, cache)
     assert first == again == [("s", "careful"), ("t", "careful")]
     assert "s" not in result.executed and "t" not in result.executed
+
+
+def test_a_node_that_runs_after_its_warning_was_said_again_from_the_cache_is_not_heard_twice(
+        toys):  # fmt: skip
+    """A LoRA warning was printed twice by `latentgraph run` with another seed: said again at
+    the start for the cached prompts computed from the LoRA's model, then by the LoRA node
+    itself, which ran again since a model is not kept on disk. Said once per run: the
+    first, and still kept with the node's new values."""
+    graph = build({"c": ("Const", {"value": 2}), "s": ("Steps", {"x": "@c", "n": 2}),
+                   "a": ("Inc", {"x": "@s"}), "e": ("Echo", {"x": "@a"})})  # fmt: skip
+    cache = Cache()
+    assert _warnings(toys, graph, cache)[0] == [("s", "careful")]
+    assert cache.memory.discard(lambda v: v == 2) == 2  # s's value (and c's) gone, not e's
+    graph.add(Node("g", "Echo", {"x": Link("s", 0)}))  # needs s: it runs again
+    said, result = _warnings(toys, graph, cache)
+    assert said == [("s", "careful")] and "e" in result.cached and toys.calls["s"] == 2
+    again, result = _warnings(toys, graph, cache)  # g's value, computed this time, says it too
+    assert again == [("s", "careful")] and result.cached == ["e", "g"]

@@ -479,3 +479,36 @@ def test_the_layers_named_unplaced_are_those_peft_finds_no_module_for(
     (line,) = [m for m in library_log if "unexpected keys" in m]
     keys = line.partition("found in the model: ")[2].rstrip(". ").split(", ")
     assert sorted({key.split(".lora_")[0] for key in keys}) == missing
+
+
+def test_latentgraph_run_says_a_lora_s_missing_layers_once_and_no_library_warning(
+        tiny_folder, tmp_path):  # fmt: skip
+    """`latentgraph run lora.yaml --set lora=extra.safetensors` (two layers the model lacks,
+    with their own alpha): peft's RuntimeWarning about the alphas, with its site-packages
+    file and line, reached stderr even under -q, and without -q a run with another seed
+    printed our warning twice (said again for the cached prompts, then by LoadLoRA running
+    again). Now -q prints nothing (README: it leaves out nodes' warnings), and a run one line."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    extra = _with_bogus_layers(tmp_path / "extra.safetensors")
+    workflow = Path(__file__).parents[2] / "workflows" / "lora.yaml"
+    env = {**os.environ, "LATENTGRAPH_DATA_DIR": str(tmp_path / "data")}
+
+    def run(*flags: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "latentgraph.cli", "run", str(workflow),
+                               "--set", f"lora={extra}", "--set", "steps=1", "--set", "width=64",
+                               "--set", "height=64", "--cache-dir", "cache", *flags],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "RuntimeWarning" not in proc.stderr and "site-packages" not in proc.stderr
+        return proc.stderr
+
+    assert run("-q") == ""
+    lines = run("--set", "seed=7").splitlines()
+    assert "cached: positive, negative, sampler" in lines  # the case that said it twice
+    assert [line for line in lines if "warning" in line.lower()] == [
+        f"warning: {workflow}:27:3: node 'style' (LoadLoRA): {extra}: 2 of 34 unet LoRA layers "
+        "not loaded, this model has no such layer: bogus.block.one, bogus.block.two"]  # fmt: skip
