@@ -168,19 +168,32 @@ def test_post_prompt_refuses_a_missing_model_file_with_a_400_naming_the_input():
     """The server checks a prompt with the same validation (server/prompts.py check_prompt):
     POST /prompt's 400 names the node and input, as `latentgraph validate` does."""
     from latentgraph.graph import Settings
+    from latentgraph.server.prompts import check_prompt
+    from latentgraph.wiring import node_registry
+
+    error = _source_refused("/nope/model.safetensors")
+    assert error["message"].startswith("model file not found: '/nope/model.safetensors'")
+    prompt = _load_model_prompt("builtin:tiny-sd")
+    assert check_prompt(prompt, node_registry(), Settings())[0].node_errors == {}
+
+
+def _load_model_prompt(source: str) -> dict:
+    return {"m": {"class_type": "LoadModel", "inputs": {"source": source}},
+            "p": {"class_type": "PreviewAny", "inputs": {"source": ["m", 0]}}}  # fmt: skip
+
+
+def _source_refused(source: str) -> dict:
+    """The node_errors entry POST /prompt's check gives LoadModel's `source` input."""
+    from latentgraph.graph import Settings
     from latentgraph.server.prompts import PromptRejected, check_prompt
     from latentgraph.wiring import node_registry
 
-    prompt = {"m": {"class_type": "LoadModel", "inputs": {"source": "/nope/model.safetensors"}},
-              "p": {"class_type": "PreviewAny", "inputs": {"source": ["m", 0]}}}  # fmt: skip
     with pytest.raises(PromptRejected) as caught:
-        check_prompt(prompt, node_registry(), Settings())
+        check_prompt(_load_model_prompt(source), node_registry(), Settings())
     assert caught.value.body["error"]["type"] == "prompt_outputs_failed_validation"
     [error] = caught.value.body["node_errors"]["m"]["errors"]
     assert error["extra_info"]["input_name"] == "source"
-    assert error["message"].startswith("model file not found: '/nope/model.safetensors'")
-    prompt["m"]["inputs"]["source"] = "builtin:tiny-sd"
-    assert check_prompt(prompt, node_registry(), Settings())[0].node_errors == {}
+    return error
 
 
 def test_a_lora_loaded_as_a_checkpoint_names_the_lora_loader_of_the_workflows_dialect(tmp_path):
@@ -268,18 +281,8 @@ def test_a_tilde_user_of_no_user_as_the_config_folder_fails_the_run_as_the_input
 def test_post_prompt_refuses_a_tilde_user_of_no_user_as_a_missing_model_is_refused():
     """POST /prompt's check: a 400 whose node_errors name the node and input, as for a model
     file not found (it was "LoadModel could not check its inputs: RuntimeError: ...")."""
-    from latentgraph.graph import Settings
-    from latentgraph.server.prompts import PromptRejected, check_prompt
-    from latentgraph.wiring import node_registry
-
     value = f"{NO_USER}/x.safetensors"
-    prompt = {"m": {"class_type": "LoadModel", "inputs": {"source": value}},
-              "p": {"class_type": "PreviewAny", "inputs": {"source": ["m", 0]}}}  # fmt: skip
-    with pytest.raises(PromptRejected) as caught:
-        check_prompt(prompt, node_registry(), Settings())
-    assert caught.value.body["error"]["type"] == "prompt_outputs_failed_validation"
-    [error] = caught.value.body["node_errors"]["m"]["errors"]
-    assert error["extra_info"]["input_name"] == "source"
+    error = _source_refused(value)
     assert error["extra_info"]["received_value"] == value
     assert error["message"] == f"'{value}': {NO_USER_SAYS}"
     assert error["details"] == f"node 'm' input 'source': '{value}': {NO_USER_SAYS}"
