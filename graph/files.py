@@ -93,8 +93,12 @@ _WRITE_LEAD, _WRITE_SEP = ".", "."
 _WRITE_TEMP = re.compile(
     f"{re.escape(_WRITE_LEAD)}(.+){re.escape(_WRITE_SEP)}{_TEMP_HEX}{re.escape(TEMP_SUFFIX)}"
 )
-# The folder `new_sibling` fills before it takes DEST's place: `.DEST-<hex>.tmp`.
+# The folder `new_sibling` fills before it takes DEST's place: `.DEST-<hex>.tmp`
+# (`_sibling_name`), as `sibling_temp_target` reads it.
 _SIBLING_LEAD, _SIBLING_SEP = ".", "-"
+_SIBLING_TEMP = re.compile(
+    f"{re.escape(_SIBLING_LEAD)}(.+){re.escape(_SIBLING_SEP)}{_TEMP_HEX}{re.escape(TEMP_SUFFIX)}"
+)
 _log = logging.getLogger("latentgraph.files")
 
 
@@ -113,6 +117,14 @@ def write_temp_target(name: str) -> str | None:
     `name` is not one: how the owner of a folder such files are written into (the disk cache)
     tells its own partial files from anything else there."""
     found = _WRITE_TEMP.fullmatch(name)
+    return found.group(1) if found else None
+
+
+def sibling_temp_target(name: str) -> str | None:
+    """The name of the folder a `new_sibling` folder called `name` was to become, or None when
+    `name` is not one: how the owner of a folder such folders are filled in (the built-in
+    models' builds) tells a killed build's folder from anything else there."""
+    found = _SIBLING_TEMP.fullmatch(name)
     return found.group(1) if found else None
 
 

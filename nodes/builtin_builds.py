@@ -11,10 +11,11 @@ with one of those stems and another version, of the same kind (a folder holding 
 user's own file, a build half done) is not a build and is left alone.
 
 A build half done is the temp folder (`files.new_sibling`'s `.NAME-<hex>.tmp`) or file
-(`files.write_file`'s `.NAME.<hex>.tmp`) a build fills before it takes its name: one killed part
-way (a cron job's timeout during its first run) left it, up to a whole model, or a build is under
-way in it now. Builds take no lock (two at once each build, the first to finish is kept), so
-which is which is told by age, as the disk store's and the output folder's partial files are
+(`files.write_file`'s `.NAME.<hex>.tmp`) a build fills before it takes its name, NAME read back
+by `files.sibling_temp_target` or `files.write_temp_target`: one killed part way (a cron job's
+timeout during its first run) left it, up to a whole model, or a build is under way in it now.
+Builds take no lock (two at once each build, the first to finish is kept), so which is which is
+told by age, as the disk store's and the output folder's partial files are
 (`files.STALE_PARTIAL_SECONDS`): one last written over an hour ago, far longer than a build
 takes, is a killed build's (`PartialBuild.stale`), which `cache clear` removes; a younger one
 is listed and kept.
@@ -39,12 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from latentgraph.graph import paths
-from latentgraph.graph.files import (
-    STALE_PARTIAL_SECONDS,
-    TEMP_HEX_BYTES,
-    TEMP_SUFFIX,
-    write_temp_target,
-)
+from latentgraph.graph.files import STALE_PARTIAL_SECONDS, sibling_temp_target, write_temp_target
 
 _TOKEN_BYTES = 8  # the random part of `_aside_name`: 16 hex digits
 
@@ -57,8 +53,6 @@ def _aside_name(name: str, token: str) -> str:
 
 
 _ASIDE = re.compile(rf"\.(?P<name>.+)-(?P<token>[0-9a-f]{{{2 * _TOKEN_BYTES}}})\.removing")
-# The folder a folder build is filled in before it takes its name (`files.new_sibling`'s).
-_BUILDING = re.compile(rf"\.(?P<name>.+)-[0-9a-f]{{{2 * TEMP_HEX_BYTES}}}{re.escape(TEMP_SUFFIX)}")
 
 
 @dataclass(frozen=True)
@@ -185,9 +179,9 @@ def found_partial_builds() -> list[PartialBuild]:
         return []
     found: list[PartialBuild] = []
     for entry in entries:
-        building = _BUILDING.fullmatch(entry.name)  # a folder build's, else a file build's
+        building = sibling_temp_target(entry.name)  # a folder build's, else a file build's
         folder = building is not None
-        name = building["name"] if building is not None else write_temp_target(entry.name)
+        name = building if building is not None else write_temp_target(entry.name)
         parts = paths.built_model_parts(name) if name is not None else None
         if parts is None or (parts[0], parts[2]) not in stems or folder == bool(parts[2]):
             continue

@@ -401,6 +401,23 @@ def test_the_temp_file_write_file_fills_is_read_back_as_its_target(tmp_path, nam
     assert files.write_temp_target(temp + ".bak") is None
 
 
+@pytest.mark.parametrize("name", ["tiny-sd-v3", "a" * 250, "é" * 127 + "x"])
+def test_the_folder_new_sibling_makes_is_read_back_as_its_target(tmp_path, name):
+    """`cache clear` finds a killed folder build by `sibling_temp_target`: it must read the
+    name `new_sibling` gives (the whole name, or its start when cut to fit), never None, and
+    not take a `write_file` temp file for one."""
+    temp = files.new_sibling(tmp_path / name).name
+    assert len(temp.encode()) <= files.MAX_NAME_BYTES
+    target = files.sibling_temp_target(temp)
+    assert target is not None and name.startswith(target)
+    assert target == name or len(temp.encode()) > files.MAX_NAME_BYTES - 4  # cut only to fit
+    assert files.sibling_temp_target(temp + ".bak") is None
+    assert files.write_temp_target(temp) is None
+    written = []
+    files.write_file(tmp_path / name, lambda tmp: written.append(tmp.name) or tmp.write_bytes(b""))
+    assert files.sibling_temp_target(written[0]) is None
+
+
 def test_a_folder_of_the_most_bytes_a_filesystem_takes_is_written(tmp_path):
     dest = tmp_path / ("d" * 255)
     files.write_folder(dest, lambda tmp: (tmp / "f").write_text("x"))
