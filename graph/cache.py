@@ -349,6 +349,13 @@ class StoreCleared:
     why: str | None = None
 
 
+class StoreOverBound(OSError):
+    """A bounded store's trim could not remove an entry (a read-only mount, a folder the user
+    may not write), with the OS's error: the store cannot be kept to its bound, so the
+    `DiskCache` writes no more to it (`Cache` keeps results in memory, said once, as for a
+    store it cannot write)."""
+
+
 class DiskCache:
     """One file per key under `<dir>/<key[:2]>/<key>`, written atomically, trimmed by mtime.
 
@@ -361,6 +368,9 @@ class DiskCache:
     folders' (`files.remove_stale_partials`), at an instance's first write and at each trim;
     `clear` removes them all, `usage` counts them. The bound counts entries only: a younger
     partial file is a live writer's (soon an entry) or one killed within the hour.
+
+    A store whose entries cannot be removed cannot be kept to its bound: the first trim that
+    meets one stops there, and every later `put` raises its `StoreOverBound` unwritten.
     """
 
     def __init__(self, directory: Path, max_bytes: int | None = None) -> None:
@@ -369,6 +379,8 @@ class DiskCache:
         self._bytes: int | None = None  # estimate, computed on first write
         self._lock = threading.Lock()
         self._written = False  # this instance wrote to the store: `_first_write` was done
+        # (errno, strerror, path) of the entry a trim could not remove, `_refuse_over_bound`
+        self._over_bound: tuple[int | None, str | None, str] | None = None
 
     def _first_write(self) -> None:
         """Once, at this instance's first write: write `LIMIT_FILE` (the store then says the
@@ -415,6 +427,7 @@ class DiskCache:
         return codecs
 
     def put(self, key: str, values: tuple, ui: dict | None, said: Said = ()) -> bool:
+        self._refuse_over_bound()
         codecs = self.encodable(values, ui)
         if codecs is None:
             return False
@@ -559,17 +572,29 @@ class DiskCache:
                 self._bytes += written
             if self._bytes > self.max_bytes:
                 self._bytes = self.trim(self.max_bytes)
+            self._refuse_over_bound()
+
+    def _refuse_over_bound(self) -> None:
+        """Raise `StoreOverBound` once a trim could not remove an entry (`trim`): a new one each
+        time, as one raised again would keep every earlier raise's traceback."""
+        if self._over_bound is not None:
+            raise StoreOverBound(*self._over_bound)
 
     def trim(self, max_bytes: int) -> int:
         """Delete least recently used entries until the store holds at most `max_bytes`, and
-        the partial files over an hour old (`_scan`)."""
+        the partial files over an hour old (`_scan`); return the bytes its entries hold then.
+        An entry that cannot be removed stops it (the next would fail alike, a read-only
+        store's each): it is counted as held, and recorded for `put` (`StoreOverBound`)."""
         entries = sorted(self._scan(sweep=True)[0], key=lambda e: e[0])
         total = sum(size for _, size, _ in entries)
         for _, size, path in entries:
             if total <= max_bytes:
                 break
-            self._remove(path)
-            total -= size
+            failed = self._remove(path)
+            if failed is not None and not isinstance(failed, FileNotFoundError):
+                self._over_bound = (failed.errno, failed.strerror, str(path))
+                break
+            total -= size  # removed, or by another process first: the store holds it no more
         return total
 
     def clear(self) -> StoreCleared:
@@ -659,10 +684,11 @@ class Cache:
     """Memory LRU in front of an optional disk store. Safe to use from several threads.
 
     The bounds are limits as `Settings`' are (an integer of at least 1, else ValueError;
-    `disk_bytes` None: unbounded). A disk store that cannot be written (a full disk) does not
-    fail the run: the entry stays in memory, `stats["disk_errors"]` counts it, and the first
-    failure is told once to `on_disk_error` (default: this module's logger), naming the folder
-    and the reason: the command or server says it once, not per entry.
+    `disk_bytes` None: unbounded). A disk store that cannot be written (a full disk), or kept to
+    its bound (its entries cannot be removed, `StoreOverBound`), does not fail the run: the
+    entry stays in memory, `stats["disk_errors"]` counts it, and the first failure is told once
+    to `on_disk_error` (default: this module's logger), naming the folder and the reason: the
+    command or server says it once, not per entry.
     """
 
     def __init__(
@@ -719,8 +745,10 @@ class Cache:
         if first:
             reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror
                       else f"{type(exc).__name__}: {exc}")  # fmt: skip
+            what = ("is over its bound and its entries cannot be removed"
+                    if isinstance(exc, StoreOverBound) else "cannot be written")  # fmt: skip
             assert self.disk is not None
-            self._on_disk_error(f"the disk cache at {self.disk.dir} cannot be written ({reason}); "
+            self._on_disk_error(f"the disk cache at {self.disk.dir} {what} ({reason}); "
                                 "results are kept in memory only, not for later runs (said once)")  # fmt: skip
 
     def clear_memory(self) -> None:

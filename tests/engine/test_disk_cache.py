@@ -222,3 +222,40 @@ def test_clear_counts_only_what_it_removed_and_says_why_it_left_the_rest(tmp_pat
     again = store.clear()
     assert again.left == Held(entries=0, bytes=0, partials=0, partial_bytes=0) and again.why is None
     assert again.removed == Held(entries=1, bytes=size["aa"], partials=1, partial_bytes=700)
+
+
+def test_a_bound_the_store_cannot_be_trimmed_to_is_said_once_and_not_written_past(tmp_path,
+                                                                                monkeypatch):  # fmt: skip
+    """On a store whose entries cannot be removed (a read-only mount: `os.unlink` refused) the
+    trim counted each entry it tried as gone, so the cache believed the store under its bound
+    and wrote on past it, silently. It counts only what it removed and stops at the first
+    refusal; the cache keeps the rest in memory and says so once, as for a store it cannot
+    write."""
+    import errno
+
+    probe = DiskCache(tmp_path / "probe")
+    probe.put("00" + "0" * 62, ("x" * 500,), None)
+    entry = probe.total_bytes()
+    store = tmp_path / "store"
+    told: list[str] = []
+    cache = Cache(disk_dir=store, disk_bytes=entry * 2, on_disk_error=told.append)
+    keys = [f"{i:064x}" for i in range(6)]
+    cache.put(keys[0], ("x" * 500,), None)
+    cache.put(keys[1], ("x" * 500,), None)
+    unlink = os.unlink
+
+    def machine(path, *args, **kwargs):  # the OS refusing the entries' removal, only that
+        if os.path.basename(path) in keys:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", machine)
+    assert DiskCache(store, max_bytes=1).trim(0) == 2 * entry  # none removed, none counted
+    for key in keys[2:]:
+        cache.put(key, ("x" * 500,), None)
+    assert told == [f"the disk cache at {store} is over its bound and its entries cannot be "
+                    "removed (Read-only file system); results are kept in memory only, not for "
+                    "later runs (said once)"]  # fmt: skip
+    assert [p.name for p in entry_files(store)] == keys[:3]  # the one whose write found it out
+    assert cache.stats["disk_errors"] == 4
+    assert all(cache.get(key) == (("x" * 500,), None, ()) for key in keys)
