@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latentgraph.graph import Registry, Settings
-from latentgraph.graph.comfy_api import is_link
+from latentgraph.graph.comfy_api import is_link, prompt_body
 from latentgraph.graph.comfy_editor import is_editor_workflow
 from latentgraph.graph.object_info import input_config
 from latentgraph.graph.pictures import text_key_problem
@@ -380,9 +380,19 @@ def check_extra_pnginfo(extra_data: dict[str, Any]) -> None:
                            "invalid_prompt")  # fmt: skip
 
 
-def no_prompt() -> PromptRejected:
-    """The refusal of a body whose 'prompt' is no object of nodes (or an empty one)."""
-    return PromptRejected(error_body("no_prompt", "No prompt provided", "'prompt' must be a "
+def no_prompt(body: dict[str, Any] | None = None) -> PromptRejected:
+    """The refusal of a body whose 'prompt' is no object of nodes (or an empty one), as ComfyUI
+    words it. `body`: the request's, when it has no "prompt" at all: `curl -d @file.json`
+    sends a saved document whole, and one that is an editor workflow or an API prompt is
+    named, with what POST /prompt takes (ComfyUI says "No prompt provided" alone)."""
+    message = "No prompt provided"
+    if body is not None and is_editor_workflow(body):
+        message += f": {_editor_workflow_hint()}"
+    elif body is not None and prompt_body(body) is body:
+        message += (
+            ': POST /prompt takes {"prompt": <API prompt>}; this body is the API prompt itself'
+        )
+    return PromptRejected(error_body("no_prompt", message, "'prompt' must be a "
                                      "non-empty object of node id -> node"))  # fmt: skip
 
 
@@ -393,9 +403,15 @@ def no_class_type(nid: str, editor: bool = False) -> PromptRejected:
     takes, and which route takes this one."""
     message = f"Cannot execute because {node_name(nid)} has no class_type"
     if editor:
-        message += (': this is an editor workflow (a "nodes" list); POST /prompt takes the API '
-                    "format (the editor's Export (API)), POST /latentgraph/run takes this one")  # fmt: skip
+        message += f": {_editor_workflow_hint()}"
     return PromptRejected(error_body("invalid_prompt", message, f"Node ID '#{nid}'"))
+
+
+def _editor_workflow_hint() -> str:
+    """What a refusal of an editor workflow adds, sent as the prompt or as the whole body:
+    what it is, which format POST /prompt takes and which route takes this one."""
+    return ('this is an editor workflow (a "nodes" list); POST /prompt takes the API format '
+            "(the editor's Export (API)), POST /latentgraph/run takes this one")  # fmt: skip
 
 
 def check_nodes(prompt: Any) -> None:
@@ -491,7 +507,8 @@ def _refuse_unknown_types(prompt: dict[str, Any], registry: Registry) -> None:
 
     deps = _dependent_outputs(prompt, _output_ids(prompt, registry))
     first, names, known = next(iter(unknown)), sorted(set(unknown.values())), registry.names()
-    messages = {t: unknown_type_message("comfy", t, known) for t in names}
+    messages = {t: unknown_type_message("comfy", t, known, registry.plugin_failures)
+                for t in names}  # fmt: skip
     meta = prompt[first].get("_meta")
     title = meta.get("title") if isinstance(meta, dict) else None
     if not isinstance(title, str):

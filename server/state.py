@@ -39,6 +39,7 @@ from .prompts import (
     check_prompt,
     check_string_lengths,
     log_refusal,
+    no_prompt,
 )
 from .workers import model_keys
 
@@ -114,6 +115,8 @@ class ServerState:
         `node_errors` of the outputs that will not run."""
         if not isinstance(body, dict):
             raise body_not_an_object()
+        if "prompt" not in body:  # a document sent whole is named (`no_prompt`)
+            raise no_prompt(body)
         prompt = body.get("prompt")
         limit = self.config.max_prompt_nodes
         if isinstance(prompt, dict) and len(prompt) > limit:

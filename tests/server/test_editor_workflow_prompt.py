@@ -1,5 +1,6 @@
-"""An editor workflow POSTed to /prompt, which takes the API format: refused in ComfyUI's
-shape, the message saying what was sent and where it goes, however large the body."""
+"""An editor workflow POSTed to /prompt, which takes the API format, as the prompt or as the
+whole body (as an API prompt sent without its {"prompt": ...}): refused in ComfyUI's shape, the
+message saying what was sent and where it goes, however large the body."""
 
 from __future__ import annotations
 
@@ -54,3 +55,29 @@ def test_an_api_prompt_without_a_class_type_is_refused_as_before(server, size):
     assert r.json()["error"] == {"type": "invalid_prompt", "details": "Node ID '#count'",
                                  "message": "Cannot execute because node 'count' has no "
                                             "class_type", "extra_info": {}}  # fmt: skip
+
+
+NO_PROMPT = "'prompt' must be a non-empty object of node id -> node"
+
+
+@pytest.mark.parametrize("size", ["small", "walked"])
+@pytest.mark.parametrize("sent", ["editor", "api", "other"])
+def test_a_document_posted_as_the_whole_body_is_named(server, sent, size):
+    """`curl -d @workflow.json` sends the document as the body, with no "prompt": it said
+    "No prompt provided" alone. The answer keeps ComfyUI's type and shape, and the message
+    says that an editor workflow is one (as inside "prompt"), or that an API prompt needs
+    its {"prompt": ...}. A body read node by node (over `WHOLE_PARSE_CHARS`) says the same;
+    any other body keeps ComfyUI's words alone."""
+    pad = "x" * (prompt_body.WHOLE_PARSE_CHARS if size == "walked" else 10)
+    body, said = {
+        "editor": (editor_workflow(True, pad), SAID.split(": ", 1)[1]),
+        "api": ({**chain(1), "5": {"class_type": "Number", "inputs": {"note": pad}}},
+                'POST /prompt takes {"prompt": <API prompt>}; this body is the API prompt itself'),
+        "other": ({"client_id": "c", "note": pad}, None),
+    }[sent]  # fmt: skip
+    r = server.http.post("/prompt", json=body)
+    assert r.status_code == 400, r.text
+    message = "No prompt provided" + (f": {said}" if said else "")
+    assert r.json() == {"error": {"type": "no_prompt", "message": message,
+                                  "details": NO_PROMPT, "extra_info": {}},
+                        "node_errors": {}}  # fmt: skip
