@@ -146,9 +146,9 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
 
     if args.force and not args.single_file:
         raise UserError("--force replaces a file at the --single-file PATH: give --single-file")
-    if args.single_file:
-        check_file("--single-file", args.single_file, replace=args.force)
+    if args.single_file:  # the name first: a wrong one is refused whatever is there
         check_checkpoint_name("--single-file", args.single_file)
+        check_file("--single-file", args.single_file, replace=args.force)
     if args.addons:
         check_folders([("--addons", args.addons)])
     folder = ensure_tiny_model()

@@ -657,9 +657,10 @@ def test_tiny_model_refuses_destinations_it_cannot_write_before_building(cli, tm
     assert code == 2 and out == ""  # refused before the built-in model was looked at
     assert f"latentgraph: error: --single-file afile/x.safetensors: {tmp_path / 'afile'} is a " \
            "file; expected a folder" in err  # fmt: skip
-    code, out, err = cli("tiny-model", "--single-file", str(tmp_path))
+    (tmp_path / "dir.safetensors").mkdir()
+    code, out, err = cli("tiny-model", "--single-file", "dir.safetensors")
     assert code == 2 and out == ""
-    assert f"--single-file {tmp_path}: a folder is there; name the file to write" in err
+    assert "--single-file dir.safetensors: a folder is there; name the file to write" in err
     code, out, err = cli("tiny-model", "--addons", "afile")
     assert code == 2 and out == ""
     assert "latentgraph: error: --addons afile: a file is there; expected a folder" in err
@@ -678,7 +679,7 @@ def test_tiny_model_writes_its_checkpoint_over_no_file_unless_forced(cli, tmp_pa
                    ".safetensors or .sft, the files LoadModel loads\n")  # fmt: skip
     write(tmp_path, "mine.safetensors", "my own checkpoint")
     (tmp_path / "gone.safetensors").symlink_to(tmp_path / "nowhere")
-    for name in ("victim.json", "mine.safetensors", "gone.safetensors"):
+    for name in ("mine.safetensors", "gone.safetensors"):
         code, out, err = cli("tiny-model", "--single-file", name)
         assert code == 2 and out == ""
         assert err == (f"latentgraph: error: --single-file {name}: a file is there; give "
@@ -698,6 +699,24 @@ def test_tiny_model_writes_its_checkpoint_over_no_file_unless_forced(cli, tmp_pa
     assert code == 0, err
     size = (tmp_path / "mine.safetensors").stat().st_size  # the checkpoint (metadata in any order)
     assert (tmp_path / "new.SafeTensors").stat().st_size == size
+
+
+@pytest.mark.parametrize("there", ["nothing", "a file", "a folder"])
+def test_tiny_model_refuses_a_checkpoint_name_whatever_is_there(cli, tmp_path, there):
+    """A name the loaders do not load is refused first: `--single-file v2.json` on a file
+    said "give --force", and with --force that the name must end in .safetensors, so the
+    user was sent to --force for nothing. Nothing there is touched."""
+    if there == "a file":
+        write(tmp_path, "v2.json", '{"a": 1}')
+    elif there == "a folder":
+        (tmp_path / "v2.json").mkdir()
+    code, out, err = cli("tiny-model", "--single-file", "v2.json")
+    assert code == 2 and out == ""
+    assert err == ("latentgraph: error: --single-file v2.json: a checkpoint's name ends in "
+                   ".safetensors or .sft, the files LoadModel loads\n")  # fmt: skip
+    if there == "a file":
+        assert (tmp_path / "v2.json").read_text() == '{"a": 1}'
+    assert (tmp_path / "v2.json").exists() == (there != "nothing")
 
 
 @pytest.mark.parametrize(("command", "flag"), [("validate", "--set"), ("run", "--set"),
