@@ -25,12 +25,15 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .code_identity import Code, code_of
 from .context import LIMITS, Settings, limit_label
 from .plugin_files import shown_file
 from .problems import with_article
+
+if TYPE_CHECKING:
+    from .plugins import PluginFailure
 
 _log = logging.getLogger("latentgraph.declare")
 
@@ -612,6 +615,9 @@ class Registry:
     def __init__(self) -> None:
         self._types: dict[str, NodeType] = {}
         self._reports = _Reports()
+        # The plugins that failed as they were last loaded into it (`plugins.load_plugins`):
+        # a node type it lacks may be one of theirs, and every refusal of one says so.
+        self.plugin_failures: tuple[PluginFailure, ...] = ()
 
     def add(self, node_type: NodeType, *, replace: bool = False) -> NodeType:
         """Register `node_type`; a name already held raises `NameClash`, or, inside

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .declare import NameClash, NodeType, Registry, default_registry
 from .plugin_files import remember_given, shown_file
@@ -62,6 +62,9 @@ class PluginFailure:
     message: str
     traceback: str = ""
     at: str = ""  # file:line in the plugin's code where it failed (its traceback's last)
+    # whether the plugin registered none of its node types (a folder not there, an import
+    # error, a declaration refused): an unknown node type may be one of them
+    loses_types: ClassVar[bool] = True
 
     def __str__(self) -> str:
         where = f" ({self.at})" if self.at else ""
@@ -85,6 +88,8 @@ class EditedPlugin(PluginFailure):
     notebook re-running `latentgraph.run(..., nodes_dirs=[...])` after an edit), and the
     user must be told."""
 
+    loses_types: ClassVar[bool] = False  # its node types stay, as first imported
+
     def __str__(self) -> str:
         return (f"node plugin {self.origin} changed since this process imported it: its node "
                 "types still run the code imported first; restart Python (in a notebook, its "
@@ -100,9 +105,11 @@ def load_plugins(
 ) -> list[str]:
     """Import node plugins; return the names of those loaded (module names or file paths).
 
-    Failures go to `errors` when given, else they are emitted as `PluginWarning`s. Node types
-    a plugin registers in the default registry are copied into `registry` when another one is
-    given.
+    Failures go to `errors` when given, else they are emitted as `PluginWarning`s; either way
+    they are kept as the target registry's `plugin_failures`, so a node type it lacks is said
+    to be maybe a failed plugin's wherever that registry is used (`unloaded_plugins`). Node
+    types a plugin registers in the default registry are copied into `registry` when another
+    one is given.
     """
     target = registry if registry is not None else default_registry
     failures: list[PluginFailure] = []
@@ -116,6 +123,7 @@ def load_plugins(
             for name in default_registry.names():
                 if name not in before and name not in target:
                     target.add(default_registry[name])
+        target.plugin_failures = tuple(failures)
     if errors is not None:
         errors.extend(failures)
     else:
@@ -123,6 +131,14 @@ def load_plugins(
         for failure in failures:
             warnings.warn(str(failure), PluginWarning, stacklevel=level)
     return loaded
+
+
+def unloaded_plugins(failures: Iterable[PluginFailure]) -> str:
+    """The plugins of `failures` that registered none of their node types, each as its failure
+    reads ("node plugin FILE failed to load: EXC (FILE:LINE)"), "" when none: why a node type
+    may be missing, in one wording wherever it is said (an unknown type's problem,
+    `validate.unknown_type_message`; a server worker lacking a type the server has)."""
+    return "; ".join(str(failure) for failure in failures if failure.loses_types)
 
 
 def _callers_stacklevel() -> int:

@@ -38,6 +38,7 @@ from .declare import (
 )
 from .model import Graph, Link, Location, Node
 from .paths import listed_spelling
+from .plugins import PluginFailure, unloaded_plugins
 from .problems import Problem, WorkflowError, closest, did_you_mean, quoted, with_article
 
 MAX_CHOICES_SHOWN = 20
@@ -551,25 +552,33 @@ def unknown_type_problem(node: Node, registry: Registry, dialect: str) -> Proble
     """The problem of a node whose type `registry` lacks, as validation, the scheduler (an
     unvalidated run) and convert each refuse it: one wording, hints included
     (`unknown_type_message`), so no path names it without saying what to do."""
-    message = unknown_type_message(dialect, node.type, registry.names())
+    message = unknown_type_message(dialect, node.type, registry.names(),
+                                   registry.plugin_failures)  # fmt: skip
     return Problem("unknown_node_type", message, node_id=node.id, location=node.location,
                    node_type=node.type)  # fmt: skip
 
 
-def unknown_type_message(dialect: str, name: str, known: list[str]) -> str:
+def unknown_type_message(
+    dialect: str, name: str, known: list[str], failures: Collection[PluginFailure] = ()
+) -> str:
     """Why a node type is unknown, for a graph of `dialect` (`Graph.dialect`; the server's
     refusal of a prompt says the same). In a ComfyUI workflow it is most likely a ComfyUI core
     or custom node latentgraph lacks: say so rather than suggest an unrelated node, unless the
-    name is one of ours misspelled. Either without a close name may be a plugin's node not
-    loaded (a custom node ported is one): say how to load one."""
+    name is one of ours misspelled. Either may be a plugin's node not loaded (a custom node
+    ported is one): the plugins that failed to load (`failures`, the registry's) are named,
+    since their import error is otherwise only in a log the user may not see; none failing,
+    say how to load one."""
+    failed = unloaded_plugins(failures)
+    if failed:
+        failed = f"; it may be declared by a plugin that did not load: {failed}"
     if dialect != "comfy":
-        hint = did_you_mean(name, known) or PLUGIN_HINT
-        return f"unknown node type {quoted(name)}{hint}"
+        typo = did_you_mean(name, known)
+        return f"unknown node type {quoted(name)}{typo}{failed or ('' if typo else PLUGIN_HINT)}"
     typo = did_you_mean(name, known, cutoff=COMFY_TYPO_CUTOFF)
     if typo:
-        return f"unknown node type {quoted(name)}{typo}"
+        return f"unknown node type {quoted(name)}{typo}{failed}"
     return (f"unknown node type {quoted(name)}: a ComfyUI core or custom node latentgraph "
-            f"does not have (docs/comfy-compat.md lists the ones it has){PLUGIN_HINT}")  # fmt: skip
+            f"does not have (docs/comfy-compat.md lists the ones it has){failed or PLUGIN_HINT}")  # fmt: skip
 
 
 def _received(value: Any) -> Any:

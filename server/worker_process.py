@@ -683,9 +683,11 @@ class JobRunner:
     def _why_not_loaded(self) -> str:
         """Why this worker's plugins lack a node type: the plugins that failed to load as it
         started (a folder not there, an import error), else which ones it loaded."""
-        said = [str(f) for f in self.plugin_failures if _lost_node_types(f)]
+        from latentgraph.graph.plugins import unloaded_plugins
+
+        said = unloaded_plugins(self.plugin_failures)
         if said:
-            return "here, " + "; ".join(said)
+            return "here, " + said
         if self.spec.nodes_dirs:
             folders = ", ".join(str(d) for d in self.spec.nodes_dirs)
             return (f"no plugin of --nodes-dir {folders} here declares it (the same folder, "
@@ -702,16 +704,6 @@ class JobRunner:
                 self.loaded.clear()
         except Exception:  # noqa: BLE001 - a failed free must not stop the worker
             log.exception("freeing memory failed")
-
-
-def _lost_node_types(failure: PluginFailure) -> bool:
-    """Whether `failure` can be why a node type is missing: a plugin not loaded (a folder not
-    there, an import error, a declaration refused) registered none of its types. A declaration
-    skipped for a name already registered (`SkippedNode`) leaves that name registered, and a
-    plugin edited since it was imported (`EditedPlugin`) keeps its types."""
-    from latentgraph.graph.plugins import EditedPlugin, SkippedNode
-
-    return not isinstance(failure, (SkippedNode, EditedPlugin))
 
 
 def _preview_bytes(image: Any) -> bytes | None:

@@ -412,6 +412,24 @@ def test_a_plugin_that_fails_to_import_is_a_warning_and_the_command_goes_on(cli,
            "exploded" in err  # fmt: skip
 
 
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_type_unknown_beside_a_plugin_that_failed_to_import_names_that_failure(cli, tmp_path,
+                                                                               command):  # fmt: skip
+    """The unknown type's error names the plugin that failed and why, not "give its folder
+    with --nodes-dir" (it was given), as a server worker lacking it says it."""
+    write(tmp_path, "x.yaml", "nodes:\n  a:\n    type: Exploding\n")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    bad = write(plugins, "bad.py", "raise RuntimeError('plugin exploded')\n")
+    code, _, err = cli(command, "x.yaml", "--nodes-dir", str(plugins))
+    assert code == 2, err
+    assert (
+        f"unknown node type 'Exploding'; it may be declared by a plugin that did not load: "
+        f"node plugin {bad} failed to load: RuntimeError: plugin exploded ({bad}:1)"
+    ) in err
+    assert "give its folder with --nodes-dir" not in err
+
+
 BAD_RETURNS = """
 from latentgraph.graph import IMAGE, INT, Int, Output, Socket, node
 

@@ -166,3 +166,38 @@ def test_the_client_gets_the_error_at_that_node_and_no_other_worker_runs_it(serv
     history = server.http.get(f"/history/{pid}").json()[pid]
     assert history["status"]["status_str"] == "error"
     assert history["outputs"] == {}
+
+
+def _served_with_plugins(tmp_path: Path, nodes_dir: Path) -> RunningServer:
+    """A server of the toy nodes and the plugins of `nodes_dir`, loaded by the server's process
+    and by its one worker as `serve --nodes-dir` loads them (`wiring.worker_setup`)."""
+    from latentgraph.server.config import ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path / "data", port=free_port(), workers=1,
+                          disk_cache=False, load_nodes=False, editor=False)  # fmt: skip
+    setup = WorkerSetup(registry=partial(toys_and_plugins, [nodes_dir], []),
+                        plugin_registry=partial(toys_and_plugins, [nodes_dir]))  # fmt: skip
+    return RunningServer(config, setup).start()
+
+
+def test_post_prompt_names_the_servers_plugin_that_failed_to_import(tmp_path):
+    """The server's own plugin failing to import: POST /prompt's refusal of its node type names
+    the failure, as a worker lacking it does. It said "give its folder with --nodes-dir"
+    (the folder was given), the import error only in the server's log."""
+    nodes_dir = tmp_path / "plug"
+    nodes_dir.mkdir()
+    plugin = nodes_dir / "whoami.py"
+    plugin.write_text("import not_installed_here\n")
+    server = _served_with_plugins(tmp_path, nodes_dir)
+    try:
+        r = server.post_prompt({"who": {"class_type": "WhoAmI", "inputs": {}}})
+    finally:
+        server.stop()
+    assert r.status_code == 400 and r.json()["error"]["type"] == "missing_node_type"
+    [error] = r.json()["node_errors"]["who"]["errors"]
+    assert error["message"] == (
+        "unknown node type 'WhoAmI': a ComfyUI core or custom node latentgraph does not have "
+        "(docs/comfy-compat.md lists the ones it has); it may be declared by a plugin that did "
+        "not load: node plugin whoami.py failed to load: ModuleNotFoundError: No module named "
+        "'not_installed_here' (whoami.py:1)"
+    )  # a web client is not shown the server's paths
