@@ -389,6 +389,7 @@ class Dispatcher:
                 on = ", ".join(device.name for device in message.devices)
                 log.info("worker %d (pid %d) is ready%s", worker_id, message.pid,
                          f" on {on}" if on else "")  # fmt: skip
+                self._log_plugin_failures(worker_id, message)
             worker.ready, worker.pid, worker.resident = True, message.pid, message.resident
             worker.devices, worker.host = message.devices, message.host
         elif isinstance(message, Done):
@@ -405,6 +406,17 @@ class Dispatcher:
             self._on_death(worker_id, message.reason, message.node)
         elif isinstance(message, Warned):
             self._warned(message)
+
+    def _log_plugin_failures(self, worker_id: int, ready: Ready) -> None:
+        """A new worker process's plugin failures that the server's own did not have (a
+        plugin importing in the server, not in the worker: another machine's or device's
+        environment), one warning each as it starts: else nobody heard of it until a prompt
+        needed one of its node types. The server's own were said as it started."""
+        said = {str(failure) for failure in self.registry.plugin_failures}
+        where = f"pid {ready.pid} on {ready.host}" if ready.host else f"pid {ready.pid}"
+        for failure in ready.plugin_failures:
+            if failure not in said:
+                log.warning("worker %d (%s): %s", worker_id, where, failure)
 
     def _relay(self, run: _Running, batch: RunMessages) -> None:
         """Forward a worker's encoded messages to the prompt's client, previews and sent images

@@ -466,8 +466,9 @@ class JobRunner:
         freeze_start_up_objects()
 
     def _build_registry(self) -> Registry:
-        """This worker's registry, the plugins failing to load kept in `plugin_failures` (the
-        server's process has said its own failures: a worker does not warn them again)."""
+        """This worker's registry, the plugins failing to load kept in `plugin_failures`: they
+        go with its Ready, and the server logs those its own process did not have (it has said
+        its own failures: a worker does not warn them again)."""
         if self.setup.plugin_registry is not None:
             return self.setup.plugin_registry(self.plugin_failures)
         if self.setup.registry is not None:
@@ -552,7 +553,8 @@ class JobRunner:
         return json.loads(job.prompt_json), None
 
     def say_ready(self) -> None:
-        self.outbox.put(Ready(os.getpid(), self._resident(), self._devices(), self.host))
+        self.outbox.put(Ready(os.getpid(), self._resident(), self._devices(), self.host,
+                              tuple(str(failure) for failure in self.plugin_failures)))  # fmt: skip
 
     def _devices(self) -> tuple[Device, ...]:
         return worker_devices(self.spec.settings.device)

@@ -84,12 +84,15 @@ class Device:
 class Ready:
     """The worker can take a job (sent when it starts, and after a free: a run ends in `Done`).
     `resident`: model keys (see `model_keys`) it holds; `devices`: what it runs on, now;
-    `host`: the machine it runs on (a Ray actor's may not be the server's)."""
+    `host`: the machine it runs on (a Ray actor's may not be the server's);
+    `plugin_failures`: the node plugins that failed as it started, as each failure reads (the
+    server logs those its own process did not have when the worker starts)."""
 
     pid: int
     resident: frozenset[str] = frozenset()
     devices: tuple[Device, ...] = ()
     host: str = ""
+    plugin_failures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

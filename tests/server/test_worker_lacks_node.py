@@ -201,3 +201,42 @@ def test_post_prompt_names_the_servers_plugin_that_failed_to_import(tmp_path):
         "not load: node plugin whoami.py failed to load: ModuleNotFoundError: No module named "
         "'not_installed_here' (whoami.py:1)"
     )  # a web client is not shown the server's paths
+
+
+WORKER_ONLY_FAILURE = """\
+import multiprocessing
+if multiprocessing.parent_process() is not None:  # a worker process, not the server's
+    raise RuntimeError("no GPU driver in this worker")
+"""
+
+
+def test_a_worker_start_logs_each_plugin_failing_there_and_not_in_the_server(tmp_path, caplog):
+    """A plugin importing in the server's process, failing in the worker's (another machine's or
+    device's environment), is a warning in the server's log as that worker starts, naming the
+    worker, the file and the error: it said only "worker 0 ... is ready", and nobody heard of
+    it until a prompt needed its node. A plugin failing in both is the server's own warning,
+    said once at its start (`serve`), not again by each worker."""
+    nodes_dir = tmp_path / "plug"
+    nodes_dir.mkdir()
+    (nodes_dir / "both.py").write_text("import not_installed_here\n")
+    worker_only = nodes_dir / "worker_only.py"
+    worker_only.write_text(WORKER_ONLY_FAILURE)
+    with caplog.at_level("INFO", logger="latentgraph.server"):
+        server = _served_with_plugins(tmp_path, nodes_dir)
+        client = WsClient(server)
+        try:
+            for value in (1, 2):  # a Ready again after a free (before the second): no new warning
+                r = server.post_prompt(chain(value), client.client_id)
+                assert r.status_code == 200, r.text
+                client.until_done(r.json()["prompt_id"])
+                server.http.post("/free", json={"free_memory": True})
+        finally:
+            client.close()
+            server.stop()
+    said = [r.getMessage() for r in caplog.records
+            if r.name == "latentgraph.server" and r.getMessage().startswith("worker 0 ")]  # fmt: skip
+    [ready] = [line for line in said if " is ready" in line]
+    pid = ready.split("pid ")[1].split(")")[0]
+    assert [line for line in said if "plugin" in line] == [
+        f"worker 0 (pid {pid} on {socket.gethostname()}): node plugin {worker_only} failed to "
+        f"load: RuntimeError: no GPU driver in this worker ({worker_only}:3)"]  # fmt: skip
