@@ -44,19 +44,18 @@ def node_registry(
     return default_registry
 
 
-def worker_registry(
-    nodes_dirs: Iterable[Path] = (), errors: list[PluginFailure] | None = None
-) -> Registry:
-    """`node_registry` as each server worker builds it: the same packs and folders the
-    server's process loaded (`prepare_server`) and reported the failures of, so a worker does
-    not warn about them again (`serve --nodes-dir /nonexistent` said it once per worker); it
-    keeps its own in `errors`, to name when a prompt needs a node type it lacks."""
-    return node_registry(nodes_dirs, errors=[] if errors is None else errors)
+def worker_registry(nodes_dirs: Iterable[Path] = ()) -> Registry:
+    """`node_registry` as each server worker builds it (its process's own default registry):
+    the same packs and folders the server's process loaded (`prepare_server`) and reported the
+    failures of, so a worker does not warn about them again (`serve --nodes-dir /nonexistent`
+    said it once per worker); its own are the registry's `plugin_failures`, to name when a
+    prompt needs a node type it lacks."""
+    return node_registry(nodes_dirs, errors=[])
 
 
 def worker_setup(nodes_dirs: Iterable[Path] = ()) -> WorkerSetup:
     """How each server worker process builds the same registry (the entry-point packs and
-    `nodes_dirs`, keeping the plugins failing to load there) and reaches the built-in nodes'
+    `nodes_dirs`, the plugins failing to load there kept on it) and reaches the built-in nodes'
     model functions: unload every model (POST /free, after out of memory) and list the loaded
     ones (model affinity). All are pickled by reference and called inside the worker: the
     server process never imports torch. The models folder kinds the nodes read are handed
@@ -66,8 +65,8 @@ def worker_setup(nodes_dirs: Iterable[Path] = ()) -> WorkerSetup:
     from latentgraph.server.workers import WorkerSetup
 
     build = partial(worker_registry, tuple(Path(d) for d in nodes_dirs))
-    return WorkerSetup(registry=build, plugin_registry=build, free_models=free_models,
-                       resident_models=resident_models, model_folders=dict(FOLDERS))  # fmt: skip
+    return WorkerSetup(registry=build, free_models=free_models, resident_models=resident_models,
+                       model_folders=dict(FOLDERS))  # fmt: skip
 
 
 def prepare_server(config: ServerConfig, *, errors: list[PluginFailure] | None = None) -> Registry:

@@ -448,10 +448,12 @@ class JobRunner:
         self.ahead: _Converted | None = None  # the last prompt converted ahead of its job
         self.loaded: set[str] = set()  # model keys of the prompts run since the last free
         self.host = socket.gethostname()
-        # The plugins that failed to load as this worker started: named when a prompt needs a
-        # node type they would have declared (`_why_not_loaded`), never loaded again to say so.
-        self.plugin_failures: list[PluginFailure] = []
         self.registry = self._build_registry()
+        # The plugins that failed to load as this worker started (its registry's, as built: a
+        # later load into the same registry, `latentgraph.run` in this process, replaces the
+        # registry's and not these): named when a prompt needs a node type they would have
+        # declared (`_why_not_loaded`), never loaded again to say so.
+        self.plugin_failures: tuple[PluginFailure, ...] = self.registry.plugin_failures
         self._import_model_libraries()
         from latentgraph.graph.cache import Cache
         from latentgraph.graph.scheduler import Scheduler
@@ -466,19 +468,17 @@ class JobRunner:
         freeze_start_up_objects()
 
     def _build_registry(self) -> Registry:
-        """This worker's registry, the plugins failing to load kept in `plugin_failures`: they
-        go with its Ready, and the server logs those its own process did not have (it has said
-        its own failures: a worker does not warn them again)."""
-        if self.setup.plugin_registry is not None:
-            return self.setup.plugin_registry(self.plugin_failures)
+        """This worker's registry, the plugins failing to load kept as its `plugin_failures`
+        (`plugins.load_plugins`, here or in the setup's builder): they go with its Ready, and
+        the server logs those its own process did not have (it has said its own failures: a
+        worker does not warn them again)."""
         if self.setup.registry is not None:
             return self.setup.registry()
         from latentgraph.graph.declare import default_registry
         from latentgraph.graph.plugins import load_plugins
 
         if self.spec.load_nodes or self.spec.nodes_dirs:
-            load_plugins(self.spec.nodes_dirs, entry_points=self.spec.load_nodes,
-                         errors=self.plugin_failures)  # fmt: skip
+            load_plugins(self.spec.nodes_dirs, entry_points=self.spec.load_nodes, errors=[])
         return default_registry
 
     def _import_model_libraries(self) -> None:

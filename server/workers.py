@@ -15,14 +15,11 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from latentgraph.graph.comfy_api import is_link
 from latentgraph.graph.declare import Registry
 from latentgraph.graph.events import RunStatus
-
-if TYPE_CHECKING:
-    from latentgraph.graph.plugins import PluginFailure
 
 # Socket types whose values are loaded models: the nodes producing them from literals alone are
 # a prompt's model loaders, the keys of model affinity.
@@ -36,16 +33,15 @@ class WorkerSetup:
     the server never imports the node packs' model code.
 
     `registry` builds the node registry (None: the default registry with the server config's
-    plugin packs); `plugin_registry`, where given, builds that registry in a worker instead,
-    putting the plugins failing to load there in the list it is handed: the worker keeps them,
-    to name when a prompt needs a node type they would have declared. `free_models` unloads
-    every model (POST /free, after out of memory); `resident_models` lists the loaded models'
-    keys (empty: the worker holds no model).
+    plugin packs), the worker's own (a new one, or its process's default registry): the
+    plugins failing to load into it are its `plugin_failures` (`plugins.load_plugins`), which
+    the worker keeps as it starts, to name when a prompt needs a node type they would have
+    declared. `free_models` unloads every model (POST /free, after out of memory);
+    `resident_models` lists the loaded models' keys (empty: the worker holds no model).
     `model_folders`: each models folder kind the nodes read (ComfyUI's model types) with the
     sub-folder names searched for it under each models root, for the server's /models routes."""
 
     registry: Callable[[], Registry] | None = None
-    plugin_registry: Callable[[list[PluginFailure]], Registry] | None = None
     free_models: Callable[[], None] | None = None
     resident_models: Callable[[], list[str]] | None = None
     model_folders: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -11,13 +11,14 @@ import json
 import multiprocessing
 import os
 import socket
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import pytest
 
 from latentgraph.graph import NodeResult, Registry, Settings, Socket, node
-from latentgraph.graph.plugins import PluginFailure, load_plugins
+from latentgraph.graph.plugins import load_plugins
 from latentgraph.server.worker_process import JobRunner, WorkerSpec
 from latentgraph.server.workers import Done, Job, RunMessages, WorkerSetup
 
@@ -47,25 +48,25 @@ def server_only_registry() -> Registry:
     return _add_who(registry) if multiprocessing.parent_process() is None else registry
 
 
-def toys_and_plugins(nodes_dirs: list[Path], errors: list[PluginFailure]) -> Registry:
+def toys_and_plugins(nodes_dirs: list[Path]) -> Registry:
     """The toy nodes and the plugins of `nodes_dirs`, as a worker builds its registry
-    (`WorkerSetup.plugin_registry`): the plugins failing to load put in `errors`."""
+    (`WorkerSetup.registry`): the plugins failing to load kept as its `plugin_failures`."""
     registry = toy_registry()
-    load_plugins(nodes_dirs, entry_points=False, registry=registry, errors=errors)
+    load_plugins(nodes_dirs, entry_points=False, registry=registry, errors=[])
     return registry
 
 
-def run_checked(spec: WorkerSpec, prompt: dict, setup: WorkerSetup | None = None
-                ) -> tuple[Done, list]:  # fmt: skip
+def run_checked(spec: WorkerSpec, prompt: dict, setup: WorkerSetup | None = None,
+                meanwhile: Callable[[], object] = lambda: None) -> tuple[Done, list]:  # fmt: skip
     """Run `prompt` as a job POST /prompt checked, in a JobRunner of the toy nodes and the
-    plugins of `spec.nodes_dirs` (or of `setup`): its Done and the websocket messages it
-    sent."""
+    plugins of `spec.nodes_dirs` (or of `setup`), `meanwhile` called once it has started: its
+    Done and the websocket messages it sent."""
     if setup is None:
-        setup = WorkerSetup(registry=toy_registry,
-                            plugin_registry=partial(toys_and_plugins, spec.nodes_dirs))  # fmt: skip
+        setup = WorkerSetup(registry=partial(toys_and_plugins, spec.nodes_dirs))
     ours, theirs = multiprocessing.Pipe()
     try:
         runner = JobRunner(setup, spec, theirs)
+        meanwhile()
         runner.run(Job("p1", json.dumps(prompt), {}, None, False, checked=True))
         sent: list = []
         while not any(isinstance(m, Done) for m in sent):
@@ -138,6 +139,25 @@ def test_a_served_worker_names_the_plugin_failing_in_it(tmp_path):
     assert said in dict(messages)["execution_error"]["exception_message"]
 
 
+def test_a_later_load_in_the_workers_process_leaves_the_failures_it_started_with(tmp_path):
+    """A served worker's registry is its process's default one: plugins loaded into it again
+    later (`latentgraph.run` in that process) replace the registry's `plugin_failures`, not
+    those the worker kept as it started."""
+    from latentgraph.wiring import node_registry, worker_setup
+
+    nodes_dir = tmp_path / "plug"
+    nodes_dir.mkdir()
+    (nodes_dir / "whoami.py").write_text("raise RuntimeError('no GPU driver here')\n")
+    spec = WorkerSpec(1, Settings(output_dir=tmp_path / "out"), nodes_dirs=[nodes_dir],
+                      preload=False)  # fmt: skip
+    prompt = {"who": {"class_type": "WhoAmI", "inputs": {}}}
+    done, messages = run_checked(spec, prompt, worker_setup([nodes_dir]),
+                                 meanwhile=partial(node_registry, errors=[]))  # fmt: skip
+    assert done.status == "failed"
+    said = f"here, node plugin {nodes_dir / 'whoami.py'} failed to load: RuntimeError"
+    assert said in dict(messages)["execution_error"]["exception_message"]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from latentgraph.server.config import ServerConfig
@@ -175,8 +195,7 @@ def _served_with_plugins(tmp_path: Path, nodes_dir: Path) -> RunningServer:
 
     config = ServerConfig(data_dir=tmp_path / "data", port=free_port(), workers=1,
                           disk_cache=False, load_nodes=False, editor=False)  # fmt: skip
-    setup = WorkerSetup(registry=partial(toys_and_plugins, [nodes_dir], []),
-                        plugin_registry=partial(toys_and_plugins, [nodes_dir]))  # fmt: skip
+    setup = WorkerSetup(registry=partial(toys_and_plugins, [nodes_dir]))
     return RunningServer(config, setup).start()
 
 
