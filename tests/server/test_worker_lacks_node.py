@@ -121,28 +121,12 @@ def test_a_plugin_that_failed_as_the_worker_started_is_not_imported_again_to_say
     assert imports.read_text() == "imported\n"  # as the worker started, not again
 
 
-def test_a_served_worker_names_the_plugin_failing_in_it(tmp_path):
+@pytest.mark.parametrize("later_load", [False, True])
+def test_a_served_worker_names_the_plugin_failing_in_it(tmp_path, later_load):
     """`serve`'s workers (`wiring.worker_setup`) keep their plugins' failures as they load
-    them, to name when a prompt needs a node type they lack."""
-    from latentgraph.wiring import worker_setup
-
-    nodes_dir = tmp_path / "plug"
-    nodes_dir.mkdir()
-    (nodes_dir / "whoami.py").write_text("raise RuntimeError('no GPU driver here')\n")
-    spec = WorkerSpec(1, Settings(output_dir=tmp_path / "out"), nodes_dirs=[nodes_dir],
-                      preload=False)  # fmt: skip
-    prompt = {"who": {"class_type": "WhoAmI", "inputs": {}}}
-    done, messages = run_checked(spec, prompt, worker_setup([nodes_dir]))
-    assert done.status == "failed"
-    said = (f"the server's node plugins; here, node plugin {nodes_dir / 'whoami.py'} failed to "
-            "load: RuntimeError: no GPU driver here")  # fmt: skip
-    assert said in dict(messages)["execution_error"]["exception_message"]
-
-
-def test_a_later_load_in_the_workers_process_leaves_the_failures_it_started_with(tmp_path):
-    """A served worker's registry is its process's default one: plugins loaded into it again
-    later (`latentgraph.run` in that process) replace the registry's `plugin_failures`, not
-    those the worker kept as it started."""
+    them, to name when a prompt needs a node type they lack. Their registry is their process's
+    default one: plugins loaded into it again later (`latentgraph.run` in that process,
+    `later_load`) replace the registry's `plugin_failures`, not those the worker kept."""
     from latentgraph.wiring import node_registry, worker_setup
 
     nodes_dir = tmp_path / "plug"
@@ -151,10 +135,11 @@ def test_a_later_load_in_the_workers_process_leaves_the_failures_it_started_with
     spec = WorkerSpec(1, Settings(output_dir=tmp_path / "out"), nodes_dirs=[nodes_dir],
                       preload=False)  # fmt: skip
     prompt = {"who": {"class_type": "WhoAmI", "inputs": {}}}
-    done, messages = run_checked(spec, prompt, worker_setup([nodes_dir]),
-                                 meanwhile=partial(node_registry, errors=[]))  # fmt: skip
+    meanwhile = partial(node_registry, errors=[]) if later_load else (lambda: None)
+    done, messages = run_checked(spec, prompt, worker_setup([nodes_dir]), meanwhile=meanwhile)
     assert done.status == "failed"
-    said = f"here, node plugin {nodes_dir / 'whoami.py'} failed to load: RuntimeError"
+    said = (f"the server's node plugins; here, node plugin {nodes_dir / 'whoami.py'} failed to "
+            "load: RuntimeError: no GPU driver here")  # fmt: skip
     assert said in dict(messages)["execution_error"]["exception_message"]
 
 
