@@ -77,6 +77,8 @@ class SkippedNode(PluginFailure):
     skipped, the first one kept, and the rest of the plugin loads. `origin` is the file:line
     of the skipped `@node`."""
 
+    loses_types: ClassVar[bool] = False  # the first declaration's node type is registered
+
     def __str__(self) -> str:
         return f"node plugin {self.origin}: {self.message}; this declaration is skipped"
 

@@ -347,6 +347,24 @@ def test_a_name_already_registered_is_skipped_and_the_rest_of_the_file_loads(tmp
         default_registry.add(NodeType(one, lambda ctx: (), (), ()))
 
 
+def test_a_skipped_declaration_is_not_named_as_why_a_type_is_unknown(tmp_path):
+    """A skipped duplicate loses no node type (the first declaration is registered): an unknown
+    type's message named it as a plugin that did not load instead of giving the plugin hint."""
+    from latentgraph.graph.validate import PLUGIN_HINT, unknown_type_message
+
+    shared = _unique("Shared")
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "nodes.py").write_text(_node_source(shared))
+    target, failures = Registry(), []
+    load_plugins([tmp_path / "one", tmp_path / "two"], entry_points=False, registry=target,
+                 errors=failures)  # fmt: skip
+    assert [type(f) for f in failures] == [SkippedNode] and shared in target
+    message = unknown_type_message("latentgraph", _unique("Missing"), target.names(),
+                                   target.plugin_failures)  # fmt: skip
+    assert "skipped" not in message and message.endswith(PLUGIN_HINT)
+
+
 def test_a_clash_in_an_entry_point_pack_is_skipped_too(tmp_path, monkeypatch,
                                                        fresh_entry_points):  # fmt: skip
     first, second = _unique("lg_ep_first_"), _unique("lg_ep_second_")
