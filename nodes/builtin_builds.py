@@ -133,15 +133,21 @@ def used_builds() -> list[Path]:
     ]
 
 
-def found_builds() -> list[Build]:
-    """The builds in `paths.built_models_dir()`, this version's and other versions' (the module's
-    docstring says which entries are builds), sorted by name and version."""
+def _used_versions() -> dict[tuple[str, str], int]:
+    """The (stem, suffix) of each build `used_builds` names, and the version this one builds."""
     used: dict[tuple[str, str], int] = {}
     for path in used_builds():
         parts = paths.built_model_parts(path.name)
         assert parts is not None, f"{path.name} is not named as `paths.built_model` names builds"
         stem, version, suffix = parts
         used[stem, suffix] = version
+    return used
+
+
+def found_builds() -> list[Build]:
+    """The builds in `paths.built_models_dir()`, this version's and other versions' (the module's
+    docstring says which entries are builds), sorted by name and version."""
+    used = _used_versions()
     try:
         entries = list(os.scandir(paths.built_models_dir()))
     except OSError:  # none built yet, or not a folder: nothing of ours is there
@@ -168,11 +174,7 @@ def found_partial_builds() -> list[PartialBuild]:
     """The partial builds in `paths.built_models_dir()` (the module's docstring): an entry
     named as the temp folder of a folder build (a real folder) or the temp file of a file build
     (a regular file) of one of the built-in models' stems, any version; sorted by path."""
-    stems = set()
-    for path in used_builds():
-        parts = paths.built_model_parts(path.name)
-        assert parts is not None, f"{path.name} is not named as `paths.built_model` names builds"
-        stems.add((parts[0], parts[2]))
+    stems = _used_versions()
     try:
         entries = list(os.scandir(paths.built_models_dir()))
     except OSError:  # none built yet, or not a folder
