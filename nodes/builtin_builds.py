@@ -165,7 +165,8 @@ def found_builds() -> list[Build]:
         except OSError:  # removed meanwhile, or unreadable: not one to list
             continue
         if own is not None:
-            found.append(Build(path, version, used[stem, suffix], _size(path), own,
+            size = _size_written(path, os.lstat(path))[0]
+            found.append(Build(path, version, used[stem, suffix], size, own,
                                left_aside=aside is not None))  # fmt: skip
     return sorted(found, key=lambda b: (paths.built_model_parts(b.name), b.left_aside, b.path))
 
@@ -288,17 +289,3 @@ def _size_written(path: Path, st: os.stat_result) -> tuple[int, float]:
             if stat.S_ISREG(found.st_mode):
                 size += found.st_size
     return size, written
-
-
-def _size(path: Path) -> int:
-    """The bytes of a build's files (links not followed)."""
-    if not path.is_dir():
-        return os.lstat(path).st_size
-    total = 0
-    for parent, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(parent, name)).st_size
-            except OSError:
-                continue
-    return total
