@@ -36,6 +36,7 @@ from .prompt_body import body_not_an_object, node_chars_limit, read_prompt_body
 from .prompts import (
     PromptRejected,
     check_extra_pnginfo,
+    check_nodes,
     check_prompt,
     check_string_lengths,
     log_refusal,
@@ -147,7 +148,8 @@ class ServerState:
         check_string_lengths(
             prompt, self.config.max_string_chars, prompt_text, self.registry, self.settings
         )
-        keys = model_keys(prompt, self.registry) if isinstance(prompt, dict) else frozenset()
+        check_nodes(prompt)  # before a worker is asked to convert a prompt that is refused
+        keys = model_keys(prompt, self.registry)
         if prompt_text is not None:  # its worker converts it while it is checked here
             self.dispatcher.convert_ahead(prompt_id, prompt_text, keys)
         checked, _ = check_prompt(prompt, self.registry, self.settings,

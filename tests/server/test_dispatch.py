@@ -385,6 +385,22 @@ def test_a_posted_prompt_is_converted_ahead_by_the_worker_it_starts_on(make, tmp
     assert pool.next_job() == (1, record.id)
 
 
+def test_a_prompt_that_is_no_object_of_nodes_is_refused_before_any_conversion_ahead(make,
+                                                                                   tmp_path):  # fmt: skip
+    """A prompt refused for a member that is no node is refused before an idle worker is
+    asked to convert it, with the answer check_prompt gives."""
+    from latentgraph.server.prompts import PromptRejected
+
+    dispatcher, pool, store = make(["A"])
+    dispatcher.start()
+    state = _state(dispatcher, store, tmp_path)
+    body = {"prompt": {"0": 1, **_prompt("A")}}
+    with pytest.raises(PromptRejected) as refused:
+        state._parse_check_and_add(json.dumps(body).encode())
+    assert "has no class_type" in refused.value.body["error"]["message"]
+    assert pool.converted.empty() and not store.pending()
+
+
 def test_no_conversion_ahead_while_no_worker_is_idle(make, tmp_path):
     dispatcher, pool, store = make(["A"])
     [running] = _queue(store, "A")
