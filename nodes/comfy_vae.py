@@ -62,5 +62,5 @@ def vae_encode_tiled(ctx, pixels, vae: VAEModel, tile_size: int = 512, overlap: 
     Sizes not a multiple of the VAE's scale factor are centre-cropped, with a warning, as by
     VAEEncode."""
     images = fit_to_scale(ctx, vae, pixels, "pixels")[0]
-    return Latent(encode(ctx, vae, images, tiled=True, tiles=Tiles(tile_size, overlap)), None,
+    return Latent(encode(ctx, vae, images, tiles=Tiles(tile_size, overlap)), None,
                   is_noise=False)  # fmt: skip

@@ -149,13 +149,13 @@ def fit_to_scale(ctx, vae: VAEModel, pixels, input_name: str) -> tuple[Any, tupl
     return pixels[:, box[0], box[1]], box
 
 
-def encode(ctx, vae: VAEModel, pixels, tiled: bool = False, tiles: Tiles | None = None) -> Any:
+def encode(ctx, vae: VAEModel, pixels, tiles: Tiles | None = None) -> Any:
     """Latents (the distribution's mean, scaled) of images whose sides are multiples of the
-    VAE's scale factor; `tiled`: encoded in `tiles` (None: the VAE's own size)."""
+    VAE's scale factor; encoded in `tiles` when given (None: whole)."""
     import torch
 
     model = vae.vae
-    encoder = tiler(vae, tiles) if tiled else model  # tiles an image larger than a tile
+    encoder = tiler(vae, tiles) if tiles is not None else model  # tiles an image larger than a tile
     with torch.inference_mode(), runtime.in_use(ctx.settings, vae.device, model):
         x = pixels[..., :3].permute(0, 3, 1, 2).to(model.device, model.dtype) * 2 - 1
         dist = encoder.encode(x).latent_dist
