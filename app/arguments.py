@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from latentgraph.graph.paths import CACHE_DIR_ENV, DATA_DIR_ENV, cache_dir, env_folder
-
 from .exits import UserError
 
 if TYPE_CHECKING:
@@ -388,8 +386,10 @@ def default_folder(flag: str) -> Path:
 # platform's default: what each is, and the flag choosing another for the command refused
 # (None: only the variable does; `run --cache-dir` moves the disk store, not the cache folder,
 # which holds the built-in models too). Their source in `check_folders` is that variable.
-USER_FOLDERS = {CACHE_DIR_ENV: ("cache folder", None),
-                DATA_DIR_ENV: ("data folder", "--data-dir")}  # fmt: skip
+# Keyed by the names `graph.paths` holds as CACHE_DIR_ENV and DATA_DIR_ENV, written out so that
+# every CLI start does not import the graph package (tests/cli/test_environment.py checks them).
+USER_FOLDERS = {"LATENTGRAPH_CACHE_DIR": ("cache folder", None),
+                "LATENTGRAPH_DATA_DIR": ("data folder", "--data-dir")}  # fmt: skip
 
 
 def folder_named(source: str, folder: Path) -> str:
@@ -400,6 +400,8 @@ def folder_named(source: str, folder: Path) -> str:
     /x (the default; $LATENTGRAPH_CACHE_DIR chooses another)`, or `the cache folder /x (from
     $LATENTGRAPH_CACHE_DIR; set it to another folder)` when the variable gave it."""
     if source in USER_FOLDERS:
+        from latentgraph.graph.paths import env_folder
+
         what, flag = USER_FOLDERS[source]
         variable = f"${source}"
         if env_folder(source) is not None:
@@ -420,6 +422,8 @@ def check_cache_folders(given: Path | None, *, listing: bool = False) -> None:
     rule, named by where it came from so the user knows what to change, and `--cache-dir`
     when `given` (the disk store moved there) by `check_folders`' rule; for the `cache`
     `listing`, which only reads it, a missing or unwritable one is not refused (a file is)."""
+    from latentgraph.graph.paths import CACHE_DIR_ENV, cache_dir
+
     from .preflight import cache_folder_problem
 
     folder = cache_dir()

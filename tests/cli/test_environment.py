@@ -107,6 +107,10 @@ def test_serve_names_a_data_folder_by_where_it_came_from(
 ):
     """It said `--data-dir X` when no --data-dir was given: the user searched the command line
     for it in vain."""
+    from latentgraph.arguments import USER_FOLDERS
+    from latentgraph.graph.paths import CACHE_DIR_ENV, DATA_DIR_ENV
+
+    assert set(USER_FOLDERS) == {CACHE_DIR_ENV, DATA_DIR_ENV}  # written out there, not imported
     (tmp_path / "afile").write_text("")
     if origin == "environment":
         monkeypatch.setenv(DATA_ENV, str(tmp_path / "afile"))
