@@ -197,13 +197,20 @@ async def list_userdata(request: Request) -> JSONResponse:
     recurse = q.get("recurse", "").lower() == "true"
     full = q.get("full_info", "").lower() == "true"
     split = q.get("split", "").lower() == "true"
-    files = sorted(await in_thread(_listing, folder, root, recurse))
+    listed = await in_thread(_listed, folder, root, recurse, full)
     if full:
-        return JSONResponse([_info(p, folder) for p in files])
-    rel = [p.relative_to(folder).as_posix() for p in files]
+        return JSONResponse(listed)
+    rel = [p.relative_to(folder).as_posix() for p in listed]
     if split:
         return JSONResponse([[r, *r.split("/")] for r in rel])
     return JSONResponse(rel)
+
+
+def _listed(folder: Path, root: Path, recurse: bool, full: bool) -> list[Any]:
+    """`_listing` sorted, or with `full` each file's `_info`: stat-ing every file is disk work
+    too, so it runs on the same worker thread as the listing, off the event loop."""
+    files = sorted(_listing(folder, root, recurse))
+    return [_info(p, folder) for p in files] if full else files
 
 
 def _listing(folder: Path, root: Path, recurse: bool) -> list[Path]:
