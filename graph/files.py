@@ -87,29 +87,28 @@ _PARTIAL = re.compile("(?:" + "|".join(map(re.escape, PARTIAL_PREFIXES)) + ")" +
 # writer's is younger: Pillow writes as it encodes, and safetensors renames its own file over
 # ours when done; an hour leaves room for the slowest disk and for clocks apart on a share.
 STALE_PARTIAL_SECONDS = 3600
-# The temp file `write_file` fills before it replaces NAME: `.NAME.<hex>.tmp`
-# (`_write_temp_prefix`, then `_temp_name`'s hex and suffix), as `write_temp_target` reads it.
+
+
+def _temp_pattern(lead: str, sep: str) -> re.Pattern[str]:
+    """What `_named_prefix(NAME, lead, sep)` then `_temp_name`'s hex and suffix make, NAME its
+    group: how a temp name is read back as the name it stands for."""
+    return re.compile(f"{re.escape(lead)}(.+){re.escape(sep)}{_TEMP_HEX}{re.escape(TEMP_SUFFIX)}")
+
+
+# The temp file `write_file` fills before it replaces NAME: `.NAME.<hex>.tmp`, as
+# `write_temp_target` reads it.
 _WRITE_LEAD, _WRITE_SEP = ".", "."
-_WRITE_TEMP = re.compile(
-    f"{re.escape(_WRITE_LEAD)}(.+){re.escape(_WRITE_SEP)}{_TEMP_HEX}{re.escape(TEMP_SUFFIX)}"
-)
+_WRITE_TEMP = _temp_pattern(_WRITE_LEAD, _WRITE_SEP)
 # The folder `new_sibling` fills before it takes DEST's place: `.DEST-<hex>.tmp`
 # (`_sibling_name`), as `sibling_temp_target` reads it.
 _SIBLING_LEAD, _SIBLING_SEP = ".", "-"
-_SIBLING_TEMP = re.compile(
-    f"{re.escape(_SIBLING_LEAD)}(.+){re.escape(_SIBLING_SEP)}{_TEMP_HEX}{re.escape(TEMP_SUFFIX)}"
-)
+_SIBLING_TEMP = _temp_pattern(_SIBLING_LEAD, _SIBLING_SEP)
 _log = logging.getLogger("latentgraph.files")
 
 
 def _is_save_partial(name: str) -> bool:
     """Whether `name` is a save's or an upload's temp file (`PARTIAL_PREFIXES`)."""
     return _PARTIAL.match(name) is not None
-
-
-def _write_temp_prefix(name: str) -> str:
-    """The prefix of the temp file `write_file` fills for a file called `name`."""
-    return _named_prefix(name, _WRITE_LEAD, _WRITE_SEP)
 
 
 def write_temp_target(name: str) -> str | None:
@@ -329,7 +328,7 @@ def write_file(path: Path, save: Callable[[Path], None]) -> Path:
         os.replace(tmp, path)
         return path
 
-    prefix = _write_temp_prefix(path.name)
+    prefix = _named_prefix(path.name, _WRITE_LEAD, _WRITE_SEP)
     return write_new(path.parent, save, place, prefix=prefix, target=lambda: path)
 
 
