@@ -80,17 +80,18 @@ async def _user_css(request: Request) -> Response:
     return FileResponse(path) if path.is_file() else Response("", media_type="text/css")
 
 
-def first_visit(request: Request) -> bool:
+async def first_visit(request: Request) -> bool:
     """The editor has never been opened for this user (their settings, none or the server's
     defaults, lack `Comfy.TutorialCompleted`, which the editor writes on its first load) or
-    in this browser (it sends no `VISITED` cookie for this port). Reads the settings file: call
-    it on a worker thread."""
+    in this browser (it sends no `VISITED` cookie for this port). Only reading the settings
+    file, when the cookie is there, runs on a worker thread."""
     from .api_user import load_settings
     from .state import get_state
 
     if cookie_name(request.scope, VISITED) not in request.cookies:
         return True
-    return "Comfy.TutorialCompleted" not in load_settings(get_state(request).config)
+    settings = await in_thread(load_settings, get_state(request).config)
+    return "Comfy.TutorialCompleted" not in settings
 
 
 def _page(folder: Path):
@@ -101,7 +102,7 @@ def _page(folder: Path):
         classic default graph (relative, so a proxy's path prefix is kept)."""
         from .api_templates import DEFAULT_TEMPLATE
 
-        if set(request.query_params) <= {"token"} and await in_thread(first_visit, request):
+        if set(request.query_params) <= {"token"} and await first_visit(request):
             response = RedirectResponse(f"?template={DEFAULT_TEMPLATE}", status_code=307)
             response.set_cookie(cookie_name(request.scope, VISITED), "1", path="/",
                                 max_age=_VISITED_MAX_AGE, httponly=True, samesite="lax")  # fmt: skip
