@@ -33,7 +33,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .arguments import at_least, check_cache_folders
 
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
     from latentgraph.graph.cache import Held, StoreCleared
     from latentgraph.nodes.builtin_builds import Build, PartialBuild
+
+T = TypeVar("T")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -265,14 +267,14 @@ def _clear_builds() -> Cleared:
     for build in found_builds():
         if not build.removable:
             cleared.kept.append(build)
-        elif (why := _removal_failed(build.path, lambda b=build: remove_build(b))) is not None:
+        elif (why := _removal_failed(build.path, remove_build, build)) is not None:
             cleared.failed.append((build, why))
         else:
             cleared.removed.append(build)
     for partial in found_partial_builds():
         if not partial.removable:
             continue
-        why = _removal_failed(partial.path, lambda p=partial: remove_partial_build(p))
+        why = _removal_failed(partial.path, remove_partial_build, partial)
         if why is not None:
             cleared.partials_failed.append((partial, why))
         else:
@@ -280,12 +282,12 @@ def _clear_builds() -> Cleared:
     return cleared
 
 
-def _removal_failed(path: Path, remove: Callable[[], None]) -> str | None:
-    """`remove()` (of `path`): None when done, else why not in words, said on stderr."""
+def _removal_failed(path: Path, remove: Callable[[T], None], item: T) -> str | None:
+    """`remove(item)` (of `path`): None when done, else why not in words, said on stderr."""
     from latentgraph.graph.files import os_error_words
 
     try:
-        remove()
+        remove(item)
     except OSError as exc:
         why = os_error_words(exc)
         print(f"latentgraph: error: cannot remove {path}: {why}", file=sys.stderr)
