@@ -20,6 +20,7 @@ from latentgraph.graph import IMAGE, Bool, Choice, Float, Int, NodeResult, Socke
 from .images import (
     PNG_OTHER_CHUNKS,
     SAVES,
+    document_text,
     filename_prefix_input,
     other_entries,
     output_files,
@@ -48,22 +49,17 @@ def _entry_tags() -> list[int]:
     return [t for t in range(EXIF_MAKE, 0, -1) if TiffTags.lookup(t).type in (None, TiffTags.ASCII)]
 
 
-def _document_bytes(ours: Any) -> bytes:
-    """Our workflow document (`ctx.extra["latentgraph"]`: its text, or its data as JSON) in
-    UTF-8, as written: comments, layout and a `café ☕` prompt come back from `latentgraph
-    convert clip.webp` as from a PNG. Pillow writes bytes in an ASCII tag as they are (a str
-    it writes in ASCII, another character a `?`); `webp_text` reads them back as UTF-8, as
-    ComfyUI's editor reads every text tag. An ASCII tag, not an UNDEFINED one: an editor
-    before its `typeof` check failed on a non-text tag and loaded no workflow at all."""
-    return (ours if isinstance(ours, str) else json.dumps(ours)).encode("utf-8")
-
-
 def _exif(ctx: Any) -> Any:
     """The prompt in Model, then the workflow, our document (`latentgraph:<text>`) and the other
     extra_pnginfo entries (`other_entries`), each `key:<json>` in the next entry tag (as
     ComfyUI writes them: in ASCII, another character a `?`); entries past the last tag left
-    out, with a warning. Ours alone is UTF-8 (`_document_bytes`), in Make or ImageDescription,
-    text (ASCII) tags both: a tag of no known type Pillow would write as a BYTE one."""
+    out, with a warning. Ours alone (`document_text`) is UTF-8, as written: comments, layout
+    and a `café ☕` prompt come back from `latentgraph convert clip.webp` as from a PNG. Pillow
+    writes bytes in an ASCII tag as they are (a str it writes in ASCII, another character a
+    `?`); `webp_text` reads them back as UTF-8, as ComfyUI's editor reads every text tag. It
+    goes in Make or ImageDescription, text (ASCII) tags both: a tag of no known type Pillow
+    would write as a BYTE one, and an editor before its `typeof` check failed on a non-text
+    (UNDEFINED) tag and loaded no workflow at all."""
     from PIL import Image
 
     extra = ctx.extra
@@ -73,8 +69,9 @@ def _exif(ctx: Any) -> Any:
     texts: list[str | bytes] = []
     if extra.get("workflow") is not None:
         texts.append("workflow:" + json.dumps(extra["workflow"]))
-    if extra.get("latentgraph") is not None:
-        texts.append(b"latentgraph:" + _document_bytes(extra["latentgraph"]))
+    ours = document_text(extra)
+    if ours is not None:
+        texts.append(b"latentgraph:" + ours.encode("utf-8"))
     entries = texts + [f"{key}:{json.dumps(value)}" for key, value in other_entries(extra)]
     tags = _entry_tags()
     for tag, entry in zip(tags, entries, strict=False):

@@ -225,6 +225,15 @@ def other_entries(extra: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in entries if k not in PNG_TEXT_KEYS and text_key_problem(k) is None]
 
 
+def document_text(extra: dict[str, Any]) -> str | None:
+    """Our workflow document (`extra["latentgraph"]`) as a saved file carries it: its text as
+    sent, or its data as JSON; None when the run has none. One rule for every save."""
+    ours = extra.get("latentgraph")
+    if ours is None:
+        return None
+    return ours if isinstance(ours, str) else json.dumps(ours)
+
+
 def _png_info(ctx) -> Any:
     """The text chunks: the prompt, the workflow, the other extra_pnginfo entries in their
     order (`other_entries`), our document."""
@@ -237,9 +246,9 @@ def _png_info(ctx) -> Any:
             info.add_text(key, json.dumps(extra[key]))
     for key, value in other_entries(extra):
         info.add_text(key, json.dumps(value))
-    ours = extra.get("latentgraph")
+    ours = document_text(extra)
     if ours is not None:
-        info.add_text("latentgraph", ours if isinstance(ours, str) else json.dumps(ours))
+        info.add_text("latentgraph", ours)
     return info
 
 

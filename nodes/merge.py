@@ -27,7 +27,7 @@ from latentgraph.graph import (
     node,
 )
 
-from .images import SAVES, filename_prefix_input, other_entries, output_files
+from .images import SAVES, document_text, filename_prefix_input, other_entries, output_files
 from .model_manager import manager
 from .values import ClipModel, UNetModel, VAEModel, input_error
 
@@ -212,9 +212,9 @@ def _metadata(ctx: Any) -> dict[str, str]:
             meta[key] = json.dumps(ctx.extra[key])
     for key, value in other_entries(ctx.extra):
         meta.setdefault(key, json.dumps(value))
-    doc = ctx.extra.get("latentgraph")
+    doc = document_text(ctx.extra)
     if doc is not None:
-        meta["latentgraph"] = doc if isinstance(doc, str) else json.dumps(doc)
+        meta["latentgraph"] = doc
     return meta
 
 
