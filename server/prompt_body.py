@@ -120,14 +120,15 @@ def _read_body(text: str, max_node_chars: int) -> tuple[Any, str | None]:
         raise _Unwalkable  # refused later (not an object): nothing to walk
     prompt_text: str | None = None
     decode, first_window = STRICT_DECODER.raw_decode, min(_FIRST_WINDOW, max_node_chars)
-    misfits: list[str] = []  # the first member that is no node, which the check would name
+    first_misfit: str | None = None  # the first member that is no node: the check names it
 
     def node(text: str, i: int, key: str) -> tuple[Any, int]:
+        nonlocal first_misfit
         if not text.startswith("{", i):
             return no_node(text, i, key)
         value, end = node_object(text, i, key)
-        if not misfits and not isinstance(value.get("class_type"), str):
-            misfits.append(key)
+        if first_misfit is None and not isinstance(value.get("class_type"), str):
+            first_misfit = key
         return value, end
 
     def node_object(text: str, i: int, key: str) -> tuple[Any, int]:
@@ -146,12 +147,14 @@ def _read_body(text: str, max_node_chars: int) -> tuple[Any, str | None]:
         Anything else is refused at once, nothing after it decoded, naming the first member
         that was no node, as the check does; at a `nodes` list, saying that the prompt is an
         editor workflow (`is_editor_workflow`)."""
-        misfits[:] = misfits or [key]
+        nonlocal first_misfit
+        if first_misfit is None:
+            first_misfit = key
         scalar = None if text.startswith("[", i) else _short_scalar(text, i)
         if scalar is not None:
             return scalar
         editor = key == "nodes" and text.startswith("[", i)
-        raise _unless_too_deep(no_class_type(misfits[0], editor), text, i)
+        raise _unless_too_deep(no_class_type(first_misfit, editor), text, i)
 
     def nodes(text: str, i: int, key: str) -> tuple[Any, int]:
         """The prompt object at text[i], node by node (other threads run in between)."""
